@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Incremental IMAP response parser.
+ *
+ * The parser never reads a socket: the caller feeds it bytes in any
+ * chunking (one byte at a time works) and it returns each response as soon
+ * as its final CRLF has arrived.  It knows the response grammar (RFC 3501
+ * section 9 and RFC 9051): tagged, untagged and continuation responses;
+ * status responses with an optional [resp-text-code] and free text; data
+ * responses made of atoms, numbers, quoted strings with \" and \\
+ * escapes, NIL, literals ({n}, {n+}, ~{n}) and nested lists.  Fetch item
+ * names such as BODY[HEADER.FIELDS (SUBJECT)]<0> are one atom.
+ *
+ * It enforces hard limits (line length, nesting depth, literal size), and
+ * refuses bad input (NUL bytes outside literals, a bare CR, a literal size
+ * that overflows) with -CPMSYNC_E_PROTOCOL and a message from
+ * imap_parser_error() that names what was wrong.  After an error the
+ * parser accepts no more input until imap_parser_reset(): the connection
+ * is to be dropped.
+ *
+ * Literals the caller wants streamed (message bodies) are handed to the
+ * literal callbacks chunk by chunk and never held whole in memory.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum imap_arg_type {
+	IMAP_ARG_NIL,
+	IMAP_ARG_ATOM,	   /* atoms, numbers, flags (\Seen), BODY[...]<n> */
+	IMAP_ARG_STRING,   /* quoted string, escapes removed */
+	IMAP_ARG_LITERAL,  /* literal kept in memory ({n}, {n+} or ~{n}) */
+	IMAP_ARG_STREAMED, /* literal given to the literal callbacks; size only */
+	IMAP_ARG_LIST,
+};
+
+/*
+ * One parsed argument.  Borrowed from the parser: valid until the next
+ * imap_parser_feed() or imap_parser_reset() call.
+ */
+struct imap_arg {
+	enum imap_arg_type type;
+	bool literal8; /* LITERAL/STREAMED that came as ~{n} */
+	union {
+		/* ATOM, STRING, LITERAL: NUL-terminated; len excludes the
+		 * terminator.  A LITERAL may contain NUL bytes. */
+		struct {
+			const char *str;
+			size_t len;
+		} s;
+		struct {
+			const struct imap_arg *args;
+			size_t count;
+		} list;
+		uint64_t size; /* STREAMED */
+	} u;
+};
+
+enum imap_resp_kind {
+	IMAP_RESP_UNTAGGED,	/* "* ..." */
+	IMAP_RESP_TAGGED,	/* "A1 OK ..." */
+	IMAP_RESP_CONTINUATION, /* "+ ..." */
+};
+
+enum imap_status {
+	IMAP_STATUS_NONE, /* a data response, not a status response */
+	IMAP_STATUS_OK,
+	IMAP_STATUS_NO,
+	IMAP_STATUS_BAD,
+	IMAP_STATUS_BYE,
+	IMAP_STATUS_PREAUTH,
+};
+
+/*
+ * A complete response, borrowed until the next feed/reset.
+ *
+ * Status responses (every tagged one, and untagged OK/NO/BAD/BYE/PREAUTH):
+ *   status is set; code/code_args/code_raw hold the optional
+ *   [resp-text-code] (code is its first word, as sent; code_raw everything
+ *   between the brackets after that word, "" when nothing); text is the
+ *   human-readable rest ("" when absent).
+ * Untagged data responses ("* 23 EXISTS", "* 5 FETCH (...)",
+ *   "* CAPABILITY IMAP4rev1 ...", "* LIST (...) "/" INBOX"):
+ *   status is IMAP_STATUS_NONE; has_number/number hold a leading number;
+ *   name is the response name as sent (EXISTS, FETCH, CAPABILITY, LIST);
+ *   args are the arguments after the name.
+ * Continuations ("+ idling", "+ base64data"): text is everything after
+ *   "+ " ("" when the line is just "+").
+ *
+ * code_args is the code's arguments tokenized like data (atoms, strings,
+ * lists), or NULL with code_nargs 0 when they are free text that does not
+ * tokenize; code_raw always has them as text.
+ */
+struct imap_response {
+	enum imap_resp_kind kind;
+	const char *tag; /* TAGGED only, else NULL */
+	enum imap_status status;
+	const char *code;
+	const char *code_raw;
+	const struct imap_arg *code_args;
+	size_t code_nargs;
+	const char *text;
+	bool has_number;
+	uint32_t number;
+	const char *name;
+	const struct imap_arg *args;
+	size_t nargs;
+};
+
+struct imap_parser_limits {
+	size_t max_line;	       /* bytes of one response, literals excluded */
+	unsigned max_depth;	       /* list nesting */
+	size_t max_literal_inline;     /* one literal kept in memory */
+	size_t max_inline_total;       /* all kept literals of one response */
+	uint64_t max_literal_streamed; /* one streamed literal */
+};
+
+/* 64 KiB line, depth 64, 1 MiB inline literal, 16 MiB inline per response,
+ * 4 GiB streamed literal. */
+extern const struct imap_parser_limits imap_parser_default_limits;
+
+struct imap_parser_callbacks {
+	/*
+	 * A literal of size bytes starts.  number/name describe the response
+	 * it is in so far ("* 12 FETCH": 12 and "FETCH"; 0/NULL when not
+	 * known yet), item is the atom just before the literal inside the
+	 * current list ("BODY[]", "BINARY[1]"), or NULL.  Return true to
+	 * stream it to literal_data, false to keep it in memory (then the
+	 * inline limits apply).  May be NULL: nothing is streamed.
+	 */
+	bool (*literal_begin)(void *userdata, uint32_t number, const char *name,
+			      const char *item, uint64_t size);
+	/* A chunk of a streamed literal.  A negative return aborts the parse
+	 * with that error. */
+	int (*literal_data)(void *userdata, const void *data, size_t len);
+	/* The streamed literal is complete. */
+	void (*literal_end)(void *userdata);
+};
+
+struct imap_parser;
+
+/* limits and callbacks may be NULL (defaults, no streaming); both are
+ * copied.  Returns 0 or -ENOMEM. */
+int imap_parser_new(const struct imap_parser_limits *limits,
+		    const struct imap_parser_callbacks *callbacks,
+		    void *userdata, struct imap_parser **ret_parser);
+struct imap_parser *imap_parser_free(struct imap_parser *parser);
+
+/* Forgets any partial response and a previous error (e.g. after STARTTLS
+ * or on a new connection). */
+void imap_parser_reset(struct imap_parser *parser);
+
+enum {
+	IMAP_PARSE_NEED_MORE = 0, /* all input consumed, response incomplete */
+	IMAP_PARSE_COMPLETE = 1,  /* *ret_resp is a complete response */
+};
+
+/*
+ * Consumes bytes from data.  *ret_consumed is how many were used; on
+ * IMAP_PARSE_COMPLETE the rest belongs to the next response, so the
+ * caller feeds it again.  Returns IMAP_PARSE_NEED_MORE, IMAP_PARSE_COMPLETE
+ * or a negative error: -CPMSYNC_E_PROTOCOL (bad input or limit exceeded,
+ * see imap_parser_error()), -ENOMEM, or the error a literal_data callback
+ * returned.
+ */
+int imap_parser_feed(struct imap_parser *parser, const void *data, size_t len,
+		     size_t *ret_consumed, const struct imap_response **ret_resp);
+
+/* Describes the last error ("literal of 18446744073709551615 bytes
+ * exceeds the limit of ..."), or NULL.  Borrowed. */
+const char *imap_parser_error(const struct imap_parser *parser);
+
+/* Helpers over parsed arguments. */
+static inline bool imap_arg_is_string(const struct imap_arg *a)
+{
+	/* astring/nstring content: atom, quoted or in-memory literal */
+	return a->type == IMAP_ARG_ATOM || a->type == IMAP_ARG_STRING ||
+	       a->type == IMAP_ARG_LITERAL;
+}
+/* Case-insensitive comparison of an ATOM with s. */
+bool imap_arg_atom_equals(const struct imap_arg *a, const char *s);
+/* Parses an ATOM as an unsigned 32-bit (nz if nonzero) or 63-bit number. */
+bool imap_arg_get_u32(const struct imap_arg *a, uint32_t *ret);
+bool imap_arg_get_u64(const struct imap_arg *a, uint64_t *ret);
