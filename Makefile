@@ -76,3 +76,5 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all deps clean check demo install uninstall fuzz check-symbols check-layering
+FORCE:
+.PHONY: FORCE

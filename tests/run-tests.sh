@@ -24,12 +24,16 @@ for t in "$@"; do
 	rc=$?
 	cat "$log"
 	p=0 f=0
-	if line=$(grep -E 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" | tail -n 1); then
+	check_line=$(grep -E 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" | tail -n 1)
+	plain_line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [ -n "$check_line" ]; then
+		line=$check_line
 		n=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
 		fl=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
 		er=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
 		f=$((fl + er)) p=$((n - f))
-	elif line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1); then
+	elif [ -n "$plain_line" ]; then
+		line=$plain_line
 		p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
 		f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
 	elif [ $rc -eq 0 ]; then

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The one list of Debian 12 packages cpmsync needs to build, test and run
+# its demo.  Installs what is missing (apt-get as root, sudo otherwise) and
+# is silent and quick when nothing is.  Called by `make check`, `make demo`
+# and .ci/run.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	make gcc libc6-dev pkg-config
+	libsqlite3-dev libssl-dev libdbus-1-dev libinotifytools0-dev check
+	# fuzzing (make fuzz) and the sanitizer runtime
+	clang libclang-rt-14-dev
+	# tests and demo: a real IMAP server, a private bus, certificates
+	dovecot-imapd dbus openssl procps iproute2
+	# the benchmark's peer (mbsync)
+	isync
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$status" = installed ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "tests/deps.sh: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO=(sudo)
+else
+	echo "tests/deps.sh: need root or sudo to install: ${missing[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# The packages' own services (the system Dovecot) are not needed: the tests
+# run their own from a temporary directory.  Keep postinst from starting them.
+policy=
+if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod 0755 /usr/sbin/policy-rc.d
+	policy=1
+fi
+cleanup() { [ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d; }
+trap cleanup EXIT
+install() {
+	"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+if ! install; then
+	"${SUDO[@]}" apt-get update -q
+	install
+fi

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "testlib.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cpmsync/loop.h>
+
+static int read_line(int fd, char *line, size_t size)
+{
+	size_t n = 0;
+
+	while (n + 1 < size) {
+		char ch;
+		ssize_t r = read(fd, &ch, 1);
+
+		if (r <= 0)
+			return r == 0 ? 0 : -1;
+		if (ch == '\n') {
+			if (n > 0 && line[n - 1] == '\r')
+				n--;
+			line[n] = '\0';
+			return 1;
+		}
+		line[n++] = ch;
+	}
+	line[n] = '\0';
+	return 1;
+}
+
+static int run_script(int fd, const struct script_step *s)
+{
+	static char line[65536];
+
+	for (; s->op != SCRIPT_END; s++) {
+		int r;
+
+		switch (s->op) {
+		case SCRIPT_SEND:
+			if (write(fd, s->arg, strlen(s->arg)) < 0) {
+				fprintf(stderr, "peer: write failed: %s\n",
+					strerror(errno));
+				return 2;
+			}
+			break;
+		case SCRIPT_EXPECT:
+			r = read_line(fd, line, sizeof(line));
+			if (r <= 0) {
+				fprintf(stderr, "peer: expected '%s', got end of stream\n",
+					s->arg);
+				return 3;
+			}
+			if (strncmp(line, s->arg, strlen(s->arg)) != 0) {
+				fprintf(stderr, "peer: expected '%s', got '%s'\n",
+					s->arg, line);
+				return 4;
+			}
+			break;
+		case SCRIPT_CLOSE:
+			close(fd);
+			return 0;
+		case SCRIPT_STALL:
+			while (read(fd, line, sizeof(line)) > 0)
+				;
+			return 0;
+		case SCRIPT_EXPECT_EOF:
+			r = read_line(fd, line, sizeof(line));
+			if (r > 0) {
+				fprintf(stderr, "peer: expected the client to close, got '%s'\n",
+					line);
+				return 5;
+			}
+			return 0;
+		case SCRIPT_SLEEP: {
+			long ms = strtol(s->arg, NULL, 10);
+			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+			nanosleep(&ts, NULL);
+			break;
+		}
+		case SCRIPT_END:
+			break;
+		}
+	}
+	return 0;
+}
+
+int script_peer_start(const struct script_step *script, struct script_peer *ret)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_IGN);
+		close(sv[0]);
+		_exit(run_script(sv[1], script));
+	}
+	close(sv[1]);
+	ret->pid = pid;
+	ret->fd = sv[0];
+	return 0;
+}
+
+int script_peer_wait(struct script_peer *peer)
+{
+	int status;
+
+	if (waitpid(peer->pid, &status, 0) < 0)
+		return -errno;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done,
+			 unsigned timeout_ms)
+{
+	uint64_t end = cpmsync_now_ms() + timeout_ms;
+
+	while (!*done) {
+		uint64_t now = cpmsync_now_ms();
+
+		if (now >= end)
+			break;
+		cpmsync_loop_iterate(loop, (int)(end - now));
+	}
+	return *done;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * A scripted IMAP peer for unit tests: a child process on one end of a
+ * socketpair plays a script of steps (send bytes, expect a line, close,
+ * stall), while the test drives the real client on the other end.  The
+ * child exits 0 when the whole script ran as written; anything else
+ * (a line that did not match, an unexpected line before close) makes it
+ * exit non-zero with the reason on stderr, and script_peer_wait() returns
+ * that status.
+ */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+enum script_op {
+	SCRIPT_END,
+	SCRIPT_SEND,	 /* arg: bytes to send (CRLF not added) */
+	SCRIPT_EXPECT,	 /* arg: the next line must start with this (CRLF stripped) */
+	SCRIPT_CLOSE,	 /* close the connection */
+	SCRIPT_STALL,	 /* read and discard until the peer closes; never answer */
+	SCRIPT_EXPECT_EOF, /* the client must close without sending anything */
+	SCRIPT_SLEEP,	 /* arg: milliseconds, as a decimal string */
+};
+
+struct script_step {
+	enum script_op op;
+	const char *arg;
+};
+
+struct script_peer {
+	pid_t pid;
+	int fd; /* the client's end */
+};
+
+/* Starts the peer; returns 0 or -errno. */
+int script_peer_start(const struct script_step *script, struct script_peer *ret);
+/* Waits for the child; returns its exit status (0 when the script ran). */
+int script_peer_wait(struct script_peer *peer);
+
+/* Runs the loop until *done is true or timeout_ms passed; returns *done. */
+struct cpmsync_loop;
+bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done,
+			 unsigned timeout_ms);
