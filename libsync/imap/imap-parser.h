@@ -92,7 +92,19 @@ enum imap_status {
  *
  * code_args is the code's arguments tokenized like data (atoms, strings,
  * lists), or NULL with code_nargs 0 when they are free text that does not
- * tokenize; code_raw always has them as text.
+ * tokenize; code_raw always has them as text.  A code without arguments
+ * ("[ALERT]") has code_raw "" and a non-NULL code_args with code_nargs 0.
+ * When there is no code, code, code_raw and code_args are NULL.  A '['
+ * without a closing ']' on the line is not a code: it is part of text.
+ *
+ * args is never NULL (an empty array when nargs is 0), and neither is
+ * the args of a LIST.  Fields that do not apply to the kind of response
+ * are NULL / 0.  Continuations keep their text raw: no code is parsed.
+ *
+ * Tolerated beyond the RFC: several spaces between tokens and trailing
+ * spaces, a bare LF as line end, "+" + text without the space, 8-bit
+ * bytes in atoms and quoted strings, and in quoted strings backslash
+ * escapes other than \\ and \" (kept as sent, backslash included).
  */
 struct imap_response {
 	enum imap_resp_kind kind;
@@ -110,6 +122,15 @@ struct imap_response {
 	size_t nargs;
 };
 
+/*
+ * max_line counts every byte of a response except literal payloads and
+ * the final CRLF (the CRLFs after literal sizes count).  A literal larger
+ * than the limit that applies is refused as soon as its size is read,
+ * before anything is allocated or asked: max(max_literal_inline,
+ * max_literal_streamed) when streaming is possible, else
+ * max_literal_inline; a literal that literal_begin declines is then
+ * checked against max_literal_inline and max_inline_total.
+ */
 struct imap_parser_limits {
 	size_t max_line;	       /* bytes of one response, literals excluded */
 	unsigned max_depth;	       /* list nesting */
@@ -136,7 +157,9 @@ struct imap_parser_callbacks {
 	/* A chunk of a streamed literal.  A negative return aborts the parse
 	 * with that error. */
 	int (*literal_data)(void *userdata, const void *data, size_t len);
-	/* The streamed literal is complete. */
+	/* The streamed literal is complete (also for a zero-length one,
+	 * which gets no literal_data call).  Not called when the parse is
+	 * aborted or reset in the middle of the literal. */
 	void (*literal_end)(void *userdata);
 };
 
@@ -164,7 +187,11 @@ enum {
  * caller feeds it again.  Returns IMAP_PARSE_NEED_MORE, IMAP_PARSE_COMPLETE
  * or a negative error: -CPMSYNC_E_PROTOCOL (bad input or limit exceeded,
  * see imap_parser_error()), -ENOMEM, or the error a literal_data callback
- * returned.
+ * returned.  On IMAP_PARSE_NEED_MORE all len bytes were consumed (kept or
+ * streamed) and *ret_resp is set to NULL.  On error the outputs are not
+ * touched, and every later call returns the same error until
+ * imap_parser_reset().  Errors do not depend on how the input is chunked.
+ * The callbacks run from inside this function.
  */
 int imap_parser_feed(struct imap_parser *parser, const void *data, size_t len,
 		     size_t *ret_consumed, const struct imap_response **ret_resp);
@@ -182,6 +209,8 @@ static inline bool imap_arg_is_string(const struct imap_arg *a)
 }
 /* Case-insensitive comparison of an ATOM with s. */
 bool imap_arg_atom_equals(const struct imap_arg *a, const char *s);
-/* Parses an ATOM as an unsigned 32-bit (nz if nonzero) or 63-bit number. */
+/* Parses an ATOM made only of digits (no sign, no spaces; leading zeros
+ * allowed) as a number up to UINT32_MAX, or up to 2^63-1 (RFC 7162
+ * mod-sequence range).  false, with *ret untouched, for anything else. */
 bool imap_arg_get_u32(const struct imap_arg *a, uint32_t *ret);
 bool imap_arg_get_u64(const struct imap_arg *a, uint64_t *ret);
