@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "imap/sasl.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <cpmsync/error.h>
+
+#include "util/base64.h"
+#include "util/buf.h"
+#include "util/macro.h"
+
+#define HASH_LEN SHA256_DIGEST_LENGTH
+#define MAX_MESSAGE 4096
+
+struct sasl_scram {
+	char *user;	/* escaped: , -> =2C, = -> =3D */
+	char *password;
+	char *nonce;
+	char *client_first_bare;
+	unsigned char server_signature[HASH_LEN];
+	bool sent_final;
+	bool verified;
+	char error[160];
+};
+
+int sasl_plain(const char *authzid, const char *user, const char *password,
+	       char **ret_msg, size_t *ret_len)
+{
+	size_t a = authzid ? strlen(authzid) : 0, u = strlen(user),
+	       p = strlen(password);
+	char *msg = malloc(a + u + p + 3);
+
+	if (!msg)
+		return -ENOMEM;
+	memcpy(msg, authzid ? authzid : "", a);
+	msg[a] = '\0';
+	memcpy(msg + a + 1, user, u);
+	msg[a + 1 + u] = '\0';
+	memcpy(msg + a + u + 2, password, p);
+	msg[a + u + p + 2] = '\0';
+	*ret_msg = msg;
+	*ret_len = a + u + p + 2;
+	return 0;
+}
+
+static void set_error(struct sasl_scram *s, const char *msg)
+{
+	snprintf(s->error, sizeof(s->error), "%s", msg);
+}
+
+/* Quotes the server's e= value in the error, printable ASCII only. */
+static void set_server_error(struct sasl_scram *s, const char *what,
+			     const char *v, size_t len)
+{
+	size_t o = (size_t)snprintf(s->error, sizeof(s->error), "%s (e=", what);
+
+	if (o + 2 >= sizeof(s->error))
+		return;
+
+	for (size_t i = 0; i < len && v[i] != ',' && o + 2 < sizeof(s->error);
+	     i++)
+		s->error[o++] = v[i] >= 0x20 && v[i] <= 0x7e ? v[i] : '?';
+	s->error[o++] = ')';
+	s->error[o] = '\0';
+}
+
+static bool has_control(const char *p)
+{
+	for (; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}
+
+struct sasl_scram *sasl_scram_free(struct sasl_scram *s)
+{
+	if (!s)
+		return NULL;
+	free_secret(s->password);
+	free(s->user);
+	free(s->nonce);
+	free(s->client_first_bare);
+	explicit_bzero(s, sizeof(*s));
+	free(s);
+	return NULL;
+}
+
+int sasl_scram_new(const char *user, const char *password,
+		   struct sasl_scram **ret)
+{
+	struct sasl_scram *s;
+	struct buf u = BUF_INIT(1024);
+	int r = 0;
+
+	if (!user || !password || !ret)
+		return -EINVAL;
+	/* SASLprep (RFC 4013) in its minimal form: control characters are
+	 * prohibited; anything else is used unchanged. */
+	if (has_control(user) || has_control(password))
+		return -EINVAL;
+	for (const char *p = user; *p && r >= 0; p++) {
+		if (*p == ',')
+			r = buf_append_str(&u, "=2C");
+		else if (*p == '=')
+			r = buf_append_str(&u, "=3D");
+		else
+			r = buf_append_char(&u, *p);
+	}
+	if (r < 0 || !u.data) {
+		buf_free(&u);
+		return r < 0 ? r : -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		buf_free(&u);
+		return -ENOMEM;
+	}
+	s->user = buf_steal(&u);
+	s->password = strdup(password);
+	if (!s->password) {
+		sasl_scram_free(s);
+		return -ENOMEM;
+	}
+	*ret = s;
+	return 0;
+}
+
+int sasl_scram_set_nonce_for_test(struct sasl_scram *s, const char *nonce)
+{
+	if (!*nonce)
+		return -EINVAL;
+	for (const char *p = nonce; *p; p++)
+		if (*p < 0x21 || *p > 0x7e || *p == ',')
+			return -EINVAL;
+	free(s->nonce);
+	s->nonce = strdup(nonce);
+	return s->nonce ? 0 : -ENOMEM;
+}
+
+int sasl_scram_client_first(struct sasl_scram *s, char **ret_msg)
+{
+	char *msg;
+	int r;
+
+	if (!s->nonce) {
+		unsigned char raw[24];
+
+		if (RAND_bytes(raw, sizeof(raw)) != 1)
+			return -EIO;
+		r = base64_encode(raw, sizeof(raw), &s->nonce);
+		if (r < 0)
+			return r;
+	}
+	free(s->client_first_bare);
+	if (asprintf(&s->client_first_bare, "n=%s,r=%s", s->user, s->nonce) < 0) {
+		s->client_first_bare = NULL;
+		return -ENOMEM;
+	}
+	if (asprintf(&msg, "n,,%s", s->client_first_bare) < 0)
+		return -ENOMEM;
+	*ret_msg = msg;
+	return 0;
+}
+
+/*
+ * Takes the next attribute of a comma-separated message, which must be
+ * "k=value"; advances *pos past it and its comma.
+ */
+static bool next_attr(const char *msg, size_t len, size_t *pos, char k,
+		      const char **ret, size_t *ret_len)
+{
+	size_t i = *pos, j;
+
+	if (len - i < 2 || msg[i] != k || msg[i + 1] != '=')
+		return false;
+	for (j = i + 2; j < len && msg[j] != ','; j++)
+		;
+	*ret = msg + i + 2;
+	*ret_len = j - i - 2;
+	*pos = j < len ? j + 1 : j;
+	return true;
+}
+
+/* Finds "k=" attribute k in a comma-separated message; value up to ','. */
+static bool attr(const char *msg, size_t len, char k, const char **ret,
+		 size_t *ret_len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t j = i;
+
+		while (j < len && msg[j] != ',')
+			j++;
+		if (j - i >= 2 && msg[i] == k && msg[i + 1] == '=') {
+			*ret = msg + i + 2;
+			*ret_len = j - i - 2;
+			return true;
+		}
+		i = j + 1;
+	}
+	return false;
+}
+
+static int hmac(const unsigned char *key, size_t klen, const void *data,
+		size_t dlen, unsigned char out[HASH_LEN])
+{
+	unsigned int n = HASH_LEN;
+
+	return HMAC(EVP_sha256(), key, (int)klen, data, dlen, out, &n) ? 0 : -EIO;
+}
+
+int sasl_scram_client_final(struct sasl_scram *s, const char *server_first,
+			    size_t len, char **ret_msg)
+{
+	unsigned char salted[HASH_LEN], client_key[HASH_LEN],
+		stored_key[HASH_LEN], client_sig[HASH_LEN], proof[HASH_LEN],
+		server_key[HASH_LEN];
+	const char *nonce, *salt64, *iter;
+	size_t nonce_len, salt64_len, iter_len, salt_len = 0;
+	_cleanup_free_ void *salt = NULL;
+	_cleanup_free_ char *without_proof = NULL, *auth_msg = NULL,
+			    *proof64 = NULL;
+	unsigned long iterations = 0;
+	size_t pos = 0;
+	int r = -CPMSYNC_E_PROTOCOL;
+
+	s->error[0] = '\0';
+	if (!s->client_first_bare) {
+		set_error(s, "client-first was not sent");
+		return -EINVAL;
+	}
+	if (len == 0 || len > MAX_MESSAGE || memchr(server_first, '\0', len)) {
+		set_error(s, "malformed server-first message");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	if (len >= 2 && server_first[0] == 'm' && server_first[1] == '=') {
+		set_error(s, "the server requires an unsupported SCRAM extension (m=)");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	if (len >= 2 && server_first[0] == 'e' && server_first[1] == '=') {
+		set_server_error(s, "the server refused the SCRAM exchange",
+				 server_first + 2, len - 2);
+		return -CPMSYNC_E_AUTH;
+	}
+	/* r=nonce,s=salt,i=count[,extensions], in this order (RFC 5802). */
+	if (!next_attr(server_first, len, &pos, 'r', &nonce, &nonce_len) ||
+	    !next_attr(server_first, len, &pos, 's', &salt64, &salt64_len) ||
+	    !next_attr(server_first, len, &pos, 'i', &iter, &iter_len) ||
+	    (pos < len && (len - pos < 2 || server_first[pos + 1] != '=')) ||
+	    (pos == len && server_first[len - 1] == ',')) {
+		set_error(s, "malformed server-first message (expected r=,s=,i=)");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	for (size_t i = 0; i < nonce_len; i++) {
+		if (nonce[i] < 0x21 || nonce[i] > 0x7e) {
+			set_error(s, "the server's nonce has invalid characters");
+			return -CPMSYNC_E_PROTOCOL;
+		}
+	}
+	if (nonce_len <= strlen(s->nonce) ||
+	    memcmp(nonce, s->nonce, strlen(s->nonce)) != 0) {
+		set_error(s, "the server's nonce does not extend ours");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	if (iter_len == 0) {
+		set_error(s, "bad iteration count");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	for (size_t i = 0; i < iter_len; i++) {
+		if (iter[i] < '0' || iter[i] > '9') {
+			set_error(s, "bad iteration count");
+			return -CPMSYNC_E_PROTOCOL;
+		}
+		/* Saturates: anything above the limit is refused below. */
+		if (iterations <= SASL_SCRAM_MAX_ITERATIONS)
+			iterations = iterations * 10 +
+				     (unsigned long)(iter[i] - '0');
+	}
+	if (iterations == 0) {
+		set_error(s, "bad iteration count 0");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	if (iterations > SASL_SCRAM_MAX_ITERATIONS) {
+		snprintf(s->error, sizeof(s->error),
+			 "iteration count %.*s too large (limit %u)",
+			 iter_len > 20 ? 20 : (int)iter_len, iter,
+			 (unsigned)SASL_SCRAM_MAX_ITERATIONS);
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	if (base64_decode(salt64, salt64_len, &salt, &salt_len) < 0 ||
+	    salt_len == 0) {
+		set_error(s, "the salt is not base64");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	if (asprintf(&without_proof, "c=biws,r=%.*s", (int)nonce_len, nonce) < 0) {
+		without_proof = NULL;
+		return -ENOMEM;
+	}
+	if (asprintf(&auth_msg, "%s,%.*s,%s", s->client_first_bare, (int)len,
+		     server_first, without_proof) < 0) {
+		auth_msg = NULL;
+		return -ENOMEM;
+	}
+	r = -EIO;
+	if (PKCS5_PBKDF2_HMAC(s->password, (int)strlen(s->password), salt,
+			      (int)salt_len, (int)iterations, EVP_sha256(),
+			      HASH_LEN, salted) != 1)
+		goto out;
+	if (hmac(salted, HASH_LEN, "Client Key", 10, client_key) < 0 ||
+	    !EVP_Digest(client_key, HASH_LEN, stored_key, NULL, EVP_sha256(), NULL) ||
+	    hmac(stored_key, HASH_LEN, auth_msg, strlen(auth_msg), client_sig) < 0 ||
+	    hmac(salted, HASH_LEN, "Server Key", 10, server_key) < 0 ||
+	    hmac(server_key, HASH_LEN, auth_msg, strlen(auth_msg),
+		 s->server_signature) < 0)
+		goto out;
+	for (size_t i = 0; i < HASH_LEN; i++)
+		proof[i] = client_key[i] ^ client_sig[i];
+	r = base64_encode(proof, HASH_LEN, &proof64);
+	if (r < 0)
+		goto out;
+	if (asprintf(ret_msg, "%s,p=%s", without_proof, proof64) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	s->sent_final = true;
+	r = 0;
+out:
+	OPENSSL_cleanse(salted, sizeof(salted));
+	OPENSSL_cleanse(client_key, sizeof(client_key));
+	OPENSSL_cleanse(stored_key, sizeof(stored_key));
+	OPENSSL_cleanse(client_sig, sizeof(client_sig));
+	OPENSSL_cleanse(proof, sizeof(proof));
+	OPENSSL_cleanse(server_key, sizeof(server_key));
+	if (r < 0 && !s->error[0])
+		set_error(s, "cannot compute the SCRAM proof");
+	return r;
+}
+
+int sasl_scram_verify_server_final(struct sasl_scram *s,
+				   const char *server_final, size_t len)
+{
+	_cleanup_free_ void *sig = NULL;
+	const char *v;
+	size_t vlen, siglen = 0;
+
+	s->error[0] = '\0';
+	if (!s->sent_final) {
+		set_error(s, "server-final before client-final");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	if (len > MAX_MESSAGE) {
+		set_error(s, "malformed server-final message");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	if (len >= 2 && server_final[0] == 'e' && server_final[1] == '=') {
+		set_server_error(s, "the server rejected the proof (wrong password?)",
+				 server_final + 2, len - 2);
+		return -CPMSYNC_E_AUTH;
+	}
+	if (!attr(server_final, len, 'v', &v, &vlen) ||
+	    base64_decode(v, vlen, &sig, &siglen) < 0 || siglen != HASH_LEN ||
+	    CRYPTO_memcmp(sig, s->server_signature, HASH_LEN) != 0) {
+		set_error(s, "server signature mismatch: the server does not know the password (possible impostor)");
+		return -CPMSYNC_E_AUTH;
+	}
+	s->verified = true;
+	return 0;
+}
+
+bool sasl_scram_has_final(const struct sasl_scram *s)
+{
+	return s->sent_final;
+}
+
+bool sasl_scram_verified(const struct sasl_scram *s)
+{
+	return s->verified;
+}
+
+const char *sasl_scram_error(const struct sasl_scram *s)
+{
+	return s->error;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * SASL client mechanisms, as raw messages (the IMAP client adds base64).
+ * Cryptography is OpenSSL's.  Every buffer that held a secret is wiped.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* PLAIN (RFC 4616): "authzid\0user\0password"; *ret_msg malloc'ed, wipe it. */
+int sasl_plain(const char *authzid, const char *user, const char *password,
+	       char **ret_msg, size_t *ret_len);
+
+/*
+ * SCRAM-SHA-256 (RFC 5802, RFC 7677) without channel binding.  Mutual:
+ * sasl_scram_verify_server_final() checks that the server knows the
+ * password too, and login must not be trusted until it succeeded.
+ */
+struct sasl_scram;
+
+/* Copies user and password.  Passwords are used as given (UTF-8);
+ * control characters are refused (-EINVAL), per SASLprep's prohibitions. */
+int sasl_scram_new(const char *user, const char *password,
+		   struct sasl_scram **ret);
+struct sasl_scram *sasl_scram_free(struct sasl_scram *s);
+/* "n,,n=user,r=nonce" (malloc'ed). */
+int sasl_scram_client_first(struct sasl_scram *s, char **ret_msg);
+/* Answers server-first ("r=...,s=...,i=..."): -CPMSYNC_E_PROTOCOL for a bad
+ * message (sasl_scram_error() says why). */
+int sasl_scram_client_final(struct sasl_scram *s, const char *server_first,
+			    size_t len, char **ret_msg);
+/* Checks server-final ("v=..."): 0, or -CPMSYNC_E_AUTH. */
+int sasl_scram_verify_server_final(struct sasl_scram *s,
+				   const char *server_final, size_t len);
+bool sasl_scram_has_final(const struct sasl_scram *s); /* client-final sent */
+bool sasl_scram_verified(const struct sasl_scram *s);
+const char *sasl_scram_error(const struct sasl_scram *s);
+/* Tests only: use this client nonce instead of a random one. */
+int sasl_scram_set_nonce_for_test(struct sasl_scram *s, const char *nonce);
+
+/* Most PBKDF2 iterations we accept from a server (a DoS guard). */
+#define SASL_SCRAM_MAX_ITERATIONS 1000000
