@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * cpmsync.conf: parsing, defaults, validation and passwords.
+ *
+ * Syntax (see agent/cpmsync.conf for an annotated sample):
+ *   - UTF-8 text; an optional UTF-8 byte order mark is skipped.  Lines end
+ *     with LF or CRLF.  A line may be at most CONFIG_MAX_LINE bytes, the file
+ *     at most CONFIG_MAX_SIZE bytes.  NUL bytes, invalid UTF-8 and control
+ *     characters other than TAB are refused.
+ *   - Sections "[general]" and "[account NAME]", NAME matching
+ *     [A-Za-z0-9_-]+ (at most CONFIG_MAX_NAME bytes); at most
+ *     CONFIG_MAX_ACCOUNTS accounts.  Each section may appear once.
+ *   - "key = value"; keys are lower case and case-sensitive, spaces and tabs
+ *     around key and value are dropped.  A key may be set once per section.
+ *     An empty value is an error.
+ *   - "#" starts a comment at the start of a line (after optional blanks)
+ *     or after a space or tab anywhere in a line.  A "#" glued to the
+ *     preceding text (pass#word) is part of the value.  There is no quoting:
+ *     a value cannot contain " #".
+ *   - Path values (database, outbox, password_file, ca_file): a leading "~/"
+ *     (or a lone "~") is replaced by $HOME; a relative path is resolved
+ *     against the directory that holds the configuration file.
+ *     password_command is passed to /bin/sh unchanged.
+ *   - Unknown sections and unknown keys produce warnings, not errors (the
+ *     keys of an unknown section are skipped); a key before the first
+ *     section header, or a known key in the wrong section, is an error.
+ *
+ * Errors are all-or-nothing: a file with any error yields no configuration,
+ * so the daemon can keep the last good one.  Error strings have the form
+ * "FILE:LINE: reason" (or "FILE: reason" for errors about the whole file).
+ *
+ * Ownership: a struct config owns every string and array reachable from
+ * it; free it with config_free().  Pointers into it stay valid until then.
+ * Functions that return a char * through ret_ or as their value hand over
+ * ownership: free it with free().
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cpmsync/account.h>
+
+#define CONFIG_MAX_SIZE		   (1024 * 1024) /* bytes in the file */
+#define CONFIG_MAX_LINE		   4096 /* bytes in one line, without the EOL */
+#define CONFIG_MAX_ACCOUNTS	   256
+#define CONFIG_MAX_NAME		   64 /* bytes in an account name */
+#define CONFIG_MAX_WARNINGS	   64 /* further warnings are summarised */
+#define CONFIG_MAX_SYNC_BODIES	   (4 * 1024 * 1024) /* KiB: 4 GiB */
+#define CONFIG_MAX_PASSWORD	   4096	 /* bytes in the password line */
+#define CONFIG_PASSWORD_TIMEOUT_MS 60000 /* password_command run time */
+#define CONFIG_MAX_COMMAND_OUTPUT  (1024 * 1024) /* bytes it may print */
+
+struct config_account {
+	char *name;
+	char *host;
+	uint16_t port; /* always set: explicit, or 993/143 */
+	enum cpmsync_security security;
+	char *user;
+	char *password_file;	/* absolute path, or NULL */
+	char *password_command; /* shell command, or NULL; exactly one is set */
+	char *ca_file;		/* absolute path, or NULL */
+	char **folders;		/* NULL-terminated, at least one pattern */
+	int64_t sync_bodies;	/* CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB */
+	unsigned line;		/* line of the [account NAME] header */
+
+	/*
+	 * Mutable: the reason the last password lookup made through the
+	 * password_cb installed by config_account_to_settings() failed, or
+	 * NULL.  Replaced by each failure, cleared by each success, freed by
+	 * config_free().  Never contains the password.
+	 */
+	char *password_error;
+};
+
+struct config {
+	char *path;	/* the name given to config_load()/_parse_buffer() */
+	char *database; /* absolute path, default applied */
+	char *outbox;	/* absolute path, default applied */
+	size_t n_accounts;
+	struct config_account *accounts; /* in file order */
+	size_t n_warnings;
+	char **warnings; /* "FILE:LINE: text", not printed by the parser */
+};
+
+/*
+ * The default configuration file: $XDG_CONFIG_HOME/cpmsync/cpmsync.conf, or
+ * $HOME/.config/cpmsync/cpmsync.conf when XDG_CONFIG_HOME is unset, empty or
+ * relative.  Returns a string to free(), or NULL if HOME is needed but unset
+ * or relative.
+ */
+char *config_default_path(void);
+
+/*
+ * Reads and parses the file at path (symbolic links are followed).  On
+ * success returns 0 and stores a new config in *ret.  On failure returns
+ * -errno for a file that cannot be read (-ENOENT, -EACCES, ...), -EFBIG for
+ * a file over CONFIG_MAX_SIZE, or -EINVAL for invalid contents; *ret is left
+ * untouched and, if ret_error is not NULL, *ret_error receives the reason
+ * ("FILE:LINE: reason") to free().  A relative path is made absolute against
+ * the current directory before relative values in it are resolved; messages
+ * name the file as given.
+ */
+int config_load(const char *path, struct config **ret, char **ret_error);
+
+/*
+ * The same on a buffer in memory (which need not be NUL-terminated): name is
+ * used in messages and, for relative paths in values, its directory part
+ * (the current directory if it has none).  Does no file I/O, but reads
+ * $HOME and $XDG_DATA_HOME for "~/" and the defaults.
+ */
+int config_parse_buffer(const char *name, const char *data, size_t len,
+			struct config **ret, char **ret_error);
+
+/* Frees c and everything it owns.  Accepts NULL; returns NULL. */
+struct config *config_free(struct config *c);
+
+/* The account called name, or NULL.  Borrowed from c. */
+const struct config_account *config_find_account(const struct config *c,
+						 const char *name);
+
+/*
+ * Fills *ret for the library (every field; timeouts are 0, the library's
+ * defaults).  The strings and folders are borrowed from a, so a must outlive
+ * every use of *ret.  password_cb fetches the password with
+ * config_account_password(); on failure it returns a negative errno and
+ * records the reason in a->password_error (the only field it changes).
+ */
+void config_account_to_settings(const struct config_account *a,
+				struct cpmsync_account *ret);
+
+/*
+ * Whether two accounts have the same settings (every key, including the
+ * name; the line numbers and password_error are ignored).  For reloads:
+ * an account whose settings differ has to be re-added.
+ */
+bool config_account_equal(const struct config_account *a,
+			  const struct config_account *b);
+
+/*
+ * Fetches the password of a from its password_file or password_command.
+ *
+ * password_file is opened with O_NOFOLLOW (a symbolic link is refused) and
+ * must be a regular file that neither group nor others can access (mode &
+ * 077 == 0).  password_command runs as /bin/sh -c COMMAND with stdin from
+ * /dev/null, stdout captured and stderr inherited; it must exit with status
+ * 0 within CONFIG_PASSWORD_TIMEOUT_MS and print at most
+ * CONFIG_MAX_COMMAND_OUTPUT bytes (it is killed otherwise).  Output that a
+ * background process it started writes after it exited is not waited for.
+ * This call blocks while the command runs (the password_cb too), and reaps
+ * the child with waitpid(): the caller must not set SIGCHLD to SIG_IGN or
+ * reap children with waitpid(-1, ...) concurrently.
+ *
+ * The password is the first line (without CR/LF) of the file or the output;
+ * it must be non-empty, at most CONFIG_MAX_PASSWORD bytes and contain no NUL.
+ *
+ * On success returns 0 and stores the password in *ret_password (wipe it
+ * with explicit_bzero() before free()ing it).  On failure returns a negative
+ * errno and stores a reason to free() in *ret_error if not NULL.  The reason
+ * names the file or says "password_command ..." but never contains the
+ * password or the command's output.  Every internal buffer that held secret
+ * bytes is wiped.
+ */
+int config_account_password(const struct config_account *a, char **ret_password,
+			    char **ret_error);
