@@ -1,10 +1,235 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cpm-syncd: the sync daemon.  This file is glue only: options, the
+ * configuration, and the library's loop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cpmsync/cpmsync.h>
 
-int main(void)
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+struct options {
+	const char *config_path;
+	bool once;
+	bool check;
+	const char *check_account;
+	bool no_dbus;
+	bool verbose;
+};
+
+static void usage(FILE *f)
 {
-	printf("cpm-syncd %s\n", cpmsync_version());
+	fprintf(f,
+		"Usage: cpm-syncd [--config FILE] [--once | --check [ACCOUNT]] [--no-dbus] [-v|--verbose]\n"
+		"\n"
+		"Keeps the accounts of cpmsync.conf in sync with their IMAP message stores.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default $XDG_CONFIG_HOME/cpmsync/cpmsync.conf)\n"
+		"      --once          sync every account once, both ways, then exit\n"
+		"      --check [ACCT]  connect, secure and log in to each account (or ACCT),\n"
+		"                      print the server's capabilities, change nothing\n"
+		"      --no-dbus       do not connect to D-Bus\n"
+		"  -v, --verbose       debug logging (passwords are never logged)\n"
+		"  -h, --help          this text\n"
+		"      --version       print the version\n");
+}
+
+/* Returns 0, or 2 after printing a usage error; 1 for --help/--version. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_ONCE = 256, OPT_CHECK, OPT_NO_DBUS, OPT_VERSION };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "no-dbus", no_argument, NULL, OPT_NO_DBUS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config_path = optarg;
+			break;
+		case OPT_ONCE:
+			o->once = true;
+			break;
+		case OPT_CHECK:
+			o->check = true;
+			/* --check takes an optional separate ACCOUNT word. */
+			if (optind < argc && argv[optind][0] != '-')
+				o->check_account = argv[optind++];
+			break;
+		case OPT_NO_DBUS:
+			o->no_dbus = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("cpm-syncd %s\n", cpmsync_version());
+			return 1;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "cpm-syncd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (o->once && o->check) {
+		fprintf(stderr, "cpm-syncd: --once and --check cannot be combined\n");
+		return 2;
+	}
 	return 0;
+}
+
+static struct config *load_config(const char *path_opt)
+{
+	_cleanup_free_ char *def = NULL;
+	struct config *cfg = NULL;
+	char *err = NULL;
+	const char *path = path_opt;
+	int r;
+
+	if (!path) {
+		def = config_default_path();
+		if (!def) {
+			log_error("cannot find the configuration: HOME is not set");
+			return NULL;
+		}
+		path = def;
+	}
+	r = config_load(path, &cfg, &err);
+	if (r < 0) {
+		if (err)
+			log_error("%s", err);
+		else
+			log_error("%s: %s", path, strerror(-r));
+		free(err);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_warnings; i++)
+		log_warning("%s", cfg->warnings[i]);
+	return cfg;
+}
+
+struct check_state {
+	const struct config_account *account;
+	bool done;
+	bool ok;
+};
+
+static void check_done(int r, const char *capabilities, const char *reason,
+		       void *userdata)
+{
+	struct check_state *st = userdata;
+
+	st->done = true;
+	st->ok = r == 0;
+	if (r == 0) {
+		printf("%s: ok %s\n", st->account->name, capabilities);
+	} else if (r == -CPMSYNC_E_AUTH && st->account->password_error) {
+		/* The password could not even be read: say why. */
+		printf("%s: %s\n", st->account->name,
+		       st->account->password_error);
+	} else {
+		printf("%s: %s\n", st->account->name, reason);
+	}
+	fflush(stdout);
+}
+
+static int run_check(struct config *cfg, const char *only)
+{
+	struct cpmsync_loop *loop = NULL;
+	int failed = 0, checked = 0, r;
+
+	r = cpmsync_loop_new(&loop);
+	if (r < 0) {
+		log_error("cannot create the event loop: %s", cpmsync_strerror(r));
+		return 1;
+	}
+	if (only && !config_find_account(cfg, only)) {
+		printf("%s: no such account in %s\n", only, cfg->path);
+		cpmsync_loop_free(loop);
+		return 1;
+	}
+	for (size_t i = 0; i < cfg->n_accounts; i++) {
+		struct config_account *a = &cfg->accounts[i];
+		struct check_state st = { .account = a };
+		struct cpmsync_account settings;
+
+		if (only && strcmp(a->name, only) != 0)
+			continue;
+		checked++;
+		config_account_to_settings(a, &settings);
+		r = cpmsync_account_check(loop, &settings, check_done, &st, NULL);
+		if (r < 0) {
+			printf("%s: %s\n", a->name, cpmsync_strerror(r));
+			failed++;
+			continue;
+		}
+		while (!st.done) {
+			r = cpmsync_loop_iterate(loop, -1);
+			if (r < 0) {
+				log_error("event loop failed: %s", cpmsync_strerror(r));
+				cpmsync_loop_free(loop);
+				return 1;
+			}
+		}
+		if (!st.ok)
+			failed++;
+	}
+	cpmsync_loop_free(loop);
+	if (checked == 0) {
+		printf("no accounts in %s\n", cfg->path);
+		return 1;
+	}
+	return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct config *cfg;
+	int r;
+
+	r = parse_options(argc, argv, &o);
+	if (r)
+		return r == 1 ? 0 : 2;
+	signal(SIGPIPE, SIG_IGN);
+	agent_log_init(o.verbose);
+
+	cfg = load_config(o.config_path);
+	if (!cfg)
+		return 1;
+	if (o.check) {
+		r = run_check(cfg, o.check_account);
+	} else if (o.once) {
+		log_error("--once: the sync engine is not built yet (issue 3)");
+		r = 1;
+	} else {
+		log_error("the daemon mode is not built yet (issue 4); use --check");
+		r = 1;
+	}
+	config_free(cfg);
+	return r;
 }

@@ -1,0 +1,1803 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "imap/imap-client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+
+#include "imap/imap-quote.h"
+#include "imap/imap-tls.h"
+#include "imap/imap-utf7.h"
+#include "imap/sasl.h"
+#include "util/base64.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define CAT CPMSYNC_LOG_CAT_IMAP
+#define WIRE CPMSYNC_LOG_CAT_IMAP_WIRE
+
+/* Limits of what we build and buffer. */
+#define MAX_COMMAND_BYTES (64u << 20) /* one command with its literals */
+#define MAX_OUT_BYTES (128u << 20)
+#define READ_CHUNK 65536
+/* Literals up to this size may be non-synchronizing under LITERAL-. */
+#define LITERAL_MINUS_MAX 4096
+
+struct imap_cmd {
+	struct imap_client *client;
+	struct imap_cmd *next;
+	int64_t id;
+	unsigned flags;
+	char tag[16];
+	imap_cmd_cb_t cb;
+	void *userdata;
+	imap_cont_cb_t cont_cb;
+	/* The command without tag: text and literals, ending in CRLF. */
+	struct buf wire;
+	/* Offsets in wire after which a synchronizing literal's "+" is
+	 * awaited before the rest is sent. */
+	size_t *sync;
+	size_t n_sync;
+	size_t next_sync; /* index into sync of the next wait */
+	size_t sent;	  /* bytes of wire already queued for output */
+	bool cancelled;
+	bool submitted;
+	bool continued; /* a "+" for its continuation handler arrived */
+};
+
+struct imap_client {
+	struct cpmsync_loop *loop;
+	struct imap_client_callbacks cb;
+	void *userdata;
+
+	/* Settings (copied). */
+	char *name;
+	char *host;
+	char *user;
+	char *ca_file;
+	uint16_t port;
+	enum cpmsync_security security;
+	const struct cpmsync_account *account_for_cb; /* password_cb argument */
+	struct cpmsync_account account; /* our copy, strings above */
+	unsigned connect_timeout_ms;
+	unsigned command_timeout_ms;
+
+	enum imap_client_state state;
+	int fd;
+	bool local_peer; /* loopback or AF_UNIX */
+	struct addrinfo *addrs, *addr_next;
+	struct cpmsync_loop_source *io;
+	struct cpmsync_loop_source *timer;
+	struct imap_tls *tls;
+	uint32_t tls_want;
+	struct imap_parser *parser;
+
+	struct buf out;
+	size_t out_pos;
+
+	struct imap_cmd *queue, *queue_tail; /* not yet sent */
+	struct imap_cmd *inflight;	     /* sent, oldest first */
+	unsigned n_inflight;
+	struct imap_cmd *waiting_cont; /* stopped at a literal */
+	unsigned tag_counter;
+	int64_t id_counter;
+
+	struct imap_caps caps;
+	bool have_caps;
+	unsigned enabled; /* bitmask over enum imap_cap, as far as it fits */
+	struct imap_caps enabled_caps;
+	char delimiter;
+	bool utf8_enabled;
+
+	struct sasl_scram *scram;
+	char *bye_text;
+	char error[512];
+
+	uint64_t bytes_in, bytes_out;
+
+	/* Re-entrancy: callbacks may free the client. */
+	unsigned dispatching;
+	bool free_pending;
+};
+
+static const char *const state_names[IMAP_CLIENT_STATE_MAX] = {
+	[IMAP_CLIENT_DISCONNECTED] = "disconnected",
+	[IMAP_CLIENT_CONNECTING] = "connecting",
+	[IMAP_CLIENT_TLS_HANDSHAKE] = "tls-handshake",
+	[IMAP_CLIENT_GREETING] = "greeting",
+	[IMAP_CLIENT_PREAUTH_CAPABILITY] = "capability",
+	[IMAP_CLIENT_STARTTLS] = "starttls",
+	[IMAP_CLIENT_AUTHENTICATING] = "authenticating",
+	[IMAP_CLIENT_POSTAUTH] = "post-auth",
+	[IMAP_CLIENT_READY] = "ready",
+	[IMAP_CLIENT_LOGOUT] = "logout",
+	[IMAP_CLIENT_CLOSED] = "closed",
+};
+
+const char *imap_client_state_name(enum imap_client_state s)
+{
+	return (unsigned)s < IMAP_CLIENT_STATE_MAX ? state_names[s] : "?";
+}
+
+static void client_set_state(struct imap_client *c, enum imap_client_state s)
+{
+	if (c->state == s)
+		return;
+	log_debug(CAT, "%s: %s -> %s", c->name, imap_client_state_name(c->state),
+		  imap_client_state_name(s));
+	c->state = s;
+}
+
+static void set_error(struct imap_client *c, const char *fmt, ...)
+	ATTR_FORMAT(2, 3);
+static void set_error(struct imap_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+}
+
+static void client_fail(struct imap_client *c, int r, const char *fmt, ...)
+	ATTR_FORMAT(3, 4);
+static void update_io(struct imap_client *c);
+static void pump(struct imap_client *c);
+static void arm_deadline(struct imap_client *c);
+
+/* ------------------------------------------------------------------ */
+/* Commands */
+
+static void cmd_destroy(struct imap_cmd *cmd)
+{
+	if ((cmd->flags & IMAP_CMD_SECRET) && cmd->wire.data)
+		explicit_bzero(cmd->wire.data, cmd->wire.len);
+	buf_free(&cmd->wire);
+	free(cmd->sync);
+	free(cmd);
+}
+
+struct imap_cmd *imap_cmd_free(struct imap_cmd *cmd)
+{
+	if (cmd && !cmd->submitted)
+		cmd_destroy(cmd);
+	return NULL;
+}
+
+int imap_cmd_new(struct imap_client *client, unsigned flags, imap_cmd_cb_t cb,
+		 void *userdata, struct imap_cmd **ret_cmd)
+{
+	struct imap_cmd *cmd;
+
+	if (!client || !ret_cmd)
+		return -EINVAL;
+	cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return -ENOMEM;
+	cmd->client = client;
+	cmd->flags = flags;
+	cmd->cb = cb;
+	cmd->userdata = userdata;
+	buf_init(&cmd->wire, MAX_COMMAND_BYTES);
+	*ret_cmd = cmd;
+	return 0;
+}
+
+int imap_cmd_add(struct imap_cmd *cmd, const char *text)
+{
+	return buf_append_str(&cmd->wire, text);
+}
+
+int imap_cmd_addf(struct imap_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = buf_vprintf(&cmd->wire, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static int cmd_add_sync_point(struct imap_cmd *cmd)
+{
+	size_t *p = realloc(cmd->sync, (cmd->n_sync + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	cmd->sync = p;
+	cmd->sync[cmd->n_sync++] = cmd->wire.len;
+	return 0;
+}
+
+int imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len,
+			 bool literal8)
+{
+	struct imap_client *c = cmd->client;
+	bool nonsync = imap_caps_has(&c->caps, IMAP_CAP_LITERALPLUS) ||
+		       (imap_caps_has(&c->caps, IMAP_CAP_LITERALMINUS) &&
+			len <= LITERAL_MINUS_MAX);
+	int r;
+
+	r = buf_printf(&cmd->wire, "%s{%zu%s}\r\n", literal8 ? "~" : "", len,
+		       nonsync ? "+" : "");
+	if (r < 0)
+		return r;
+	if (!nonsync) {
+		r = cmd_add_sync_point(cmd);
+		if (r < 0)
+			return r;
+	}
+	return buf_append(&cmd->wire, data, len);
+}
+
+int imap_cmd_add_string(struct imap_cmd *cmd, const char *s, size_t len)
+{
+	switch (imap_str_form(s, len, cmd->client->utf8_enabled)) {
+	case IMAP_STR_ATOM:
+		return buf_append(&cmd->wire, s, len);
+	case IMAP_STR_QUOTED:
+		return imap_append_quoted(&cmd->wire, s, len);
+	case IMAP_STR_LITERAL:
+	default:
+		return imap_cmd_add_literal(cmd, s, len, false);
+	}
+}
+
+int imap_cmd_add_mailbox(struct imap_cmd *cmd, const char *name)
+{
+	struct imap_client *c = cmd->client;
+	_cleanup_buf_ struct buf enc = BUF_INIT(4096);
+	int r;
+
+	r = imap_mailbox_from_utf8(name, strlen(name), c->delimiter,
+				   c->utf8_enabled, &enc);
+	if (r < 0)
+		return r;
+	return imap_cmd_add_string(cmd, enc.data ? enc.data : "", enc.len);
+}
+
+void imap_cmd_set_continuation(struct imap_cmd *cmd, imap_cont_cb_t cb)
+{
+	cmd->cont_cb = cb;
+}
+
+int64_t imap_cmd_submit(struct imap_cmd *cmd)
+{
+	struct imap_client *c = cmd->client;
+	int r;
+
+	if (c->state == IMAP_CLIENT_DISCONNECTED ||
+	    c->state == IMAP_CLIENT_CLOSED || c->free_pending) {
+		cmd_destroy(cmd);
+		return -CPMSYNC_E_DISCONNECTED;
+	}
+	r = buf_append(&cmd->wire, "\r\n", 2);
+	if (r < 0) {
+		cmd_destroy(cmd);
+		return r;
+	}
+	cmd->submitted = true;
+	cmd->id = ++c->id_counter;
+	if (c->queue_tail)
+		c->queue_tail->next = cmd;
+	else
+		c->queue = cmd;
+	c->queue_tail = cmd;
+	pump(c);
+	return cmd->id;
+}
+
+int64_t imap_client_simple(struct imap_client *client, unsigned flags,
+			   imap_cmd_cb_t cb, void *userdata, const char *text)
+{
+	struct imap_cmd *cmd;
+	int r;
+
+	r = imap_cmd_new(client, flags, cb, userdata, &cmd);
+	if (r < 0)
+		return r;
+	r = imap_cmd_add(cmd, text);
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		return r;
+	}
+	return imap_cmd_submit(cmd);
+}
+
+/* Calls a command's callback once, unless it was cancelled. */
+static void cmd_complete(struct imap_client *c, struct imap_cmd *cmd, int r,
+			 enum imap_status status,
+			 const struct imap_response *resp, const char *text)
+{
+	struct imap_cmd_result res = {
+		.r = r,
+		.status = status,
+		.resp = resp,
+		.text = text ? text : "",
+	};
+
+	if (!cmd->cancelled && cmd->cb) {
+		c->dispatching++;
+		cmd->cb(c, &res, cmd->userdata);
+		c->dispatching--;
+	}
+	cmd_destroy(cmd);
+}
+
+/* Completes every queued and in-flight command with r. */
+static void fail_all_commands(struct imap_client *c, int r, const char *text)
+{
+	while (c->inflight || c->queue) {
+		struct imap_cmd *cmd;
+
+		if (c->inflight) {
+			cmd = c->inflight;
+			c->inflight = cmd->next;
+			c->n_inflight--;
+		} else {
+			cmd = c->queue;
+			c->queue = cmd->next;
+			if (!c->queue)
+				c->queue_tail = NULL;
+		}
+		cmd->next = NULL;
+		cmd_complete(c, cmd, r, IMAP_STATUS_NONE, NULL, text);
+	}
+	c->waiting_cont = NULL;
+}
+
+struct cancel_ctx {
+	struct imap_client *client;
+	struct imap_cmd *cmd;
+};
+
+static void cancel_deferred(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cancel_ctx *ctx = userdata;
+
+	(void)src;
+	cmd_complete(ctx->client, ctx->cmd, -CPMSYNC_E_CANCELED,
+		     IMAP_STATUS_NONE, NULL, "cancelled");
+	free(ctx);
+}
+
+int imap_client_cancel(struct imap_client *client, int64_t id)
+{
+	struct imap_cmd **p;
+
+	/* Not sent yet: take it out of the queue; its callback runs from
+	 * the loop. */
+	for (p = &client->queue; *p; p = &(*p)->next) {
+		struct imap_cmd *cmd = *p;
+		struct cancel_ctx *ctx;
+		int r;
+
+		if (cmd->id != id)
+			continue;
+		ctx = malloc(sizeof(*ctx));
+		if (!ctx)
+			return -ENOMEM;
+		*p = cmd->next;
+		if (client->queue_tail == cmd) {
+			struct imap_cmd *t = client->queue;
+
+			while (t && t->next)
+				t = t->next;
+			client->queue_tail = t;
+		}
+		cmd->next = NULL;
+		ctx->client = client;
+		ctx->cmd = cmd;
+		r = cpmsync_loop_defer(client->loop, cancel_deferred, ctx, NULL,
+				       NULL);
+		if (r < 0) {
+			free(ctx);
+			cmd_destroy(cmd);
+		}
+		return 0;
+	}
+	/* In flight: report now-from-the-loop, ignore the late answer. */
+	for (struct imap_cmd *cmd = client->inflight; cmd; cmd = cmd->next) {
+		struct imap_cmd_result res = {
+			.r = -CPMSYNC_E_CANCELED,
+			.text = "cancelled",
+		};
+
+		if (cmd->id != id || cmd->cancelled)
+			continue;
+		cmd->cancelled = true;
+		/* We are called by the owner, usually from a loop callback;
+		 * call back now rather than inside a later tagged reply. */
+		if (cmd->cb)
+			cmd->cb(client, &res, cmd->userdata);
+		return 0;
+	}
+	return -CPMSYNC_E_NOT_FOUND;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output */
+
+static void wire_log_out(struct imap_client *c, struct imap_cmd *cmd,
+			 const char *data, size_t len)
+{
+	size_t n = 0;
+
+	if (!log_enabled(CPMSYNC_LOG_DEBUG, WIRE))
+		return;
+	if (cmd && (cmd->flags & IMAP_CMD_SECRET)) {
+		/* The command word, and for AUTHENTICATE the mechanism. */
+		size_t words = strncasecmp(data, "AUTHENTICATE ", 13) == 0 ? 2 : 1;
+
+		while (n < len && data[n] != '\r' && n < 64) {
+			if (data[n] == ' ' && --words == 0)
+				break;
+			n++;
+		}
+		log_debug(WIRE, "%s C: %s %.*s <redacted>", c->name, cmd->tag,
+			  (int)n, data);
+		return;
+	}
+	while (n < len && n < 300 && data[n] != '\r' && data[n] != '\n')
+		n++;
+	log_debug(WIRE, "%s C: %s%s%.*s%s", c->name, cmd ? cmd->tag : "",
+		  cmd ? " " : "", (int)n, data, n < len - 2 ? " ..." : "");
+}
+
+static int out_append(struct imap_client *c, const void *data, size_t len)
+{
+	if (c->out_pos > 0 && c->out_pos == c->out.len) {
+		buf_reset(&c->out);
+		c->out_pos = 0;
+	}
+	return buf_append(&c->out, data, len);
+}
+
+/* Queues the next piece of cmd (up to its next sync point or the end). */
+static int cmd_send_piece(struct imap_client *c, struct imap_cmd *cmd)
+{
+	size_t end = cmd->wire.len;
+	int r;
+
+	if (cmd->next_sync < cmd->n_sync)
+		end = cmd->sync[cmd->next_sync];
+	if (cmd->sent == 0) {
+		wire_log_out(c, cmd, cmd->wire.data, cmd->wire.len);
+		r = out_append(c, cmd->tag, strlen(cmd->tag));
+		if (r >= 0)
+			r = out_append(c, " ", 1);
+		if (r < 0)
+			return r;
+	}
+	r = out_append(c, cmd->wire.data + cmd->sent, end - cmd->sent);
+	if (r < 0)
+		return r;
+	cmd->sent = end;
+	if (cmd->next_sync < cmd->n_sync) {
+		cmd->next_sync++;
+		c->waiting_cont = cmd;
+	}
+	return 0;
+}
+
+static bool inflight_exclusive(const struct imap_client *c)
+{
+	for (struct imap_cmd *cmd = c->inflight; cmd; cmd = cmd->next)
+		if (cmd->flags & IMAP_CMD_EXCLUSIVE)
+			return true;
+	return false;
+}
+
+/* Moves queued commands to the wire as far as the pipelining rules allow. */
+static void pump(struct imap_client *c)
+{
+	bool sent = false;
+
+	if (c->fd < 0 || c->state < IMAP_CLIENT_GREETING ||
+	    c->state == IMAP_CLIENT_GREETING)
+		return;
+	while (c->queue && !c->waiting_cont &&
+	       c->n_inflight < IMAP_MAX_IN_FLIGHT) {
+		struct imap_cmd *cmd = c->queue;
+		struct imap_cmd **tail;
+		int r;
+
+		if (c->state != IMAP_CLIENT_READY &&
+		    !(cmd->flags & IMAP_CMD_PREAUTH))
+			break;
+		if ((cmd->flags & IMAP_CMD_EXCLUSIVE) && c->n_inflight > 0)
+			break;
+		if (inflight_exclusive(c))
+			break;
+		c->queue = cmd->next;
+		if (!c->queue)
+			c->queue_tail = NULL;
+		cmd->next = NULL;
+		for (tail = &c->inflight; *tail; tail = &(*tail)->next)
+			;
+		*tail = cmd;
+		c->n_inflight++;
+		snprintf(cmd->tag, sizeof(cmd->tag), "a%u", ++c->tag_counter);
+		r = cmd_send_piece(c, cmd);
+		if (r < 0) {
+			client_fail(c, r, "cannot queue a command: %s",
+				    cpmsync_strerror(r));
+			return;
+		}
+		sent = true;
+	}
+	if (sent) {
+		arm_deadline(c);
+		update_io(c);
+	}
+}
+
+int imap_client_send_line(struct imap_client *client, const char *line)
+{
+	int r;
+
+	if (client->fd < 0)
+		return -CPMSYNC_E_DISCONNECTED;
+	log_debug(WIRE, "%s C: %s", client->name, line);
+	r = out_append(client, line, strlen(line));
+	if (r >= 0)
+		r = out_append(client, "\r\n", 2);
+	if (r < 0)
+		return r;
+	arm_deadline(client);
+	update_io(client);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Connection */
+
+static void close_connection(struct imap_client *c)
+{
+	c->io = cpmsync_loop_source_remove(c->io);
+	c->tls = imap_tls_free(c->tls);
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	buf_reset(&c->out);
+	c->out_pos = 0;
+	if (c->timer)
+		cpmsync_loop_timer_set(c->timer, 0, 0);
+	c->scram = sasl_scram_free(c->scram);
+}
+
+static void client_fail(struct imap_client *c, int r, const char *fmt, ...)
+{
+	va_list ap;
+	bool was_logout = c->state == IMAP_CLIENT_LOGOUT;
+	char why[sizeof(c->error)];
+
+	if (c->state == IMAP_CLIENT_DISCONNECTED ||
+	    c->state == IMAP_CLIENT_CLOSED)
+		return;
+	/* Format aside first: the arguments may point into c->error. */
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	memcpy(c->error, why, sizeof(c->error));
+	log_debug(CAT, "%s: connection closed: %s", c->name, c->error);
+	close_connection(c);
+	client_set_state(c, was_logout ? IMAP_CLIENT_CLOSED
+				       : IMAP_CLIENT_DISCONNECTED);
+	c->dispatching++;
+	fail_all_commands(c, r, c->error);
+	if (c->cb.state && !c->free_pending)
+		c->cb.state(c, r, c->error, c->userdata);
+	c->dispatching--;
+}
+
+static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct imap_client *c = userdata;
+	unsigned ms = c->state < IMAP_CLIENT_PREAUTH_CAPABILITY
+			      ? c->connect_timeout_ms
+			      : c->command_timeout_ms;
+
+	(void)src;
+	cpmsync_loop_timer_set(c->timer, 0, 0);
+	c->dispatching++;
+	if (c->state == IMAP_CLIENT_CONNECTING)
+		client_fail(c, -ETIMEDOUT, "cannot connect to %s port %u: timed out after %u s",
+			    c->host, c->port, ms / 1000);
+	else if (c->state == IMAP_CLIENT_TLS_HANDSHAKE)
+		client_fail(c, -ETIMEDOUT, "TLS handshake timed out after %u s",
+			    ms / 1000);
+	else if (c->state == IMAP_CLIENT_GREETING)
+		client_fail(c, -ETIMEDOUT, "no greeting from the server within %u s",
+			    ms / 1000);
+	else
+		client_fail(c, -ETIMEDOUT, "the server did not answer within %u s",
+			    ms / 1000);
+	c->dispatching--;
+	if (c->free_pending && c->dispatching == 0)
+		imap_client_free(c);
+}
+
+/* (Re)starts the silence deadline while anything is awaited. */
+static void arm_deadline(struct imap_client *c)
+{
+	uint64_t ms = 0;
+
+	if (!c->timer)
+		return;
+	if (c->state == IMAP_CLIENT_CONNECTING ||
+	    c->state == IMAP_CLIENT_TLS_HANDSHAKE)
+		return; /* armed once by connect */
+	if (c->state == IMAP_CLIENT_GREETING)
+		ms = c->connect_timeout_ms;
+	else if (c->n_inflight > 0) {
+		/* An IDLE that the server accepted waits without limit here;
+		 * the engine watches IDLE silence itself. */
+		bool idling = c->n_inflight == 1 &&
+			      (c->inflight->flags & IMAP_CMD_IDLE) &&
+			      c->inflight->continued;
+
+		if (!idling)
+			ms = c->command_timeout_ms;
+	}
+	cpmsync_loop_timer_set(c->timer, ms, 0);
+}
+
+static void update_io(struct imap_client *c)
+{
+	uint32_t ev = CPMSYNC_LOOP_IN;
+
+	if (!c->io)
+		return;
+	if (c->state == IMAP_CLIENT_CONNECTING)
+		ev = CPMSYNC_LOOP_OUT;
+	else if (c->tls_want)
+		ev = c->tls_want;
+	else if (c->out_pos < c->out.len)
+		ev |= CPMSYNC_LOOP_OUT;
+	cpmsync_loop_modify_fd(c->io, ev);
+}
+
+static void flush_out(struct imap_client *c)
+{
+	while (c->out_pos < c->out.len) {
+		ssize_t n;
+		uint32_t want = 0;
+
+		if (c->tls)
+			n = imap_tls_write(c->tls, c->out.data + c->out_pos,
+					   c->out.len - c->out_pos, &want);
+		else {
+			n = send(c->fd, c->out.data + c->out_pos,
+				 c->out.len - c->out_pos, MSG_NOSIGNAL);
+			if (n < 0)
+				n = errno == EAGAIN || errno == EINTR ? -EAGAIN
+								      : -errno;
+		}
+		if (n == -EAGAIN) {
+			if (c->tls)
+				c->tls_want = want == CPMSYNC_LOOP_IN ? want : 0;
+			break;
+		}
+		if (n < 0) {
+			client_fail(c, -CPMSYNC_E_DISCONNECTED,
+				    "cannot send to %s: %s", c->host,
+				    c->tls ? imap_tls_error(c->tls)
+					   : strerror((int)-n));
+			return;
+		}
+		c->bytes_out += (uint64_t)n;
+		c->out_pos += (size_t)n;
+	}
+	if (c->out_pos == c->out.len) {
+		/* It may have held a password: leave nothing behind. */
+		if (c->out.data)
+			explicit_bzero(c->out.data, c->out.len);
+		buf_reset(&c->out);
+		c->out_pos = 0;
+	} else if (c->out_pos > (1u << 20)) {
+		buf_consume(&c->out, c->out_pos);
+		c->out_pos = 0;
+	}
+}
+
+static void start_tls(struct imap_client *c);
+static void handle_response(struct imap_client *c,
+			    const struct imap_response *resp);
+
+static void read_input(struct imap_client *c)
+{
+	char data[READ_CHUNK];
+
+	for (;;) {
+		ssize_t n;
+		size_t off = 0;
+		uint32_t want = 0;
+
+		if (c->fd < 0 || c->free_pending)
+			return;
+		if (c->tls)
+			n = imap_tls_read(c->tls, data, sizeof(data), &want);
+		else {
+			n = recv(c->fd, data, sizeof(data), 0);
+			if (n < 0)
+				n = errno == EAGAIN || errno == EINTR ? -EAGAIN
+								      : -errno;
+		}
+		if (n == -EAGAIN) {
+			if (c->tls)
+				c->tls_want = want == CPMSYNC_LOOP_OUT ? want : 0;
+			return;
+		}
+		if (n == 0) {
+			if (c->state == IMAP_CLIENT_LOGOUT) {
+				client_fail(c, 0, "logged out");
+			} else if (c->bye_text) {
+				client_fail(c, -CPMSYNC_E_BYE,
+					    "the server closed the session: %s",
+					    c->bye_text);
+			} else {
+				client_fail(c, -CPMSYNC_E_DISCONNECTED,
+					    "the server closed the connection%s",
+					    c->state == IMAP_CLIENT_GREETING
+						    ? " before its greeting"
+						    : "");
+			}
+			return;
+		}
+		if (n < 0) {
+			client_fail(c, n == -CPMSYNC_E_TLS ? -CPMSYNC_E_TLS
+							  : -CPMSYNC_E_DISCONNECTED,
+				    "connection to %s lost: %s", c->host,
+				    c->tls ? imap_tls_error(c->tls)
+					   : strerror((int)-n));
+			return;
+		}
+		c->bytes_in += (uint64_t)n;
+		if (log_enabled(CPMSYNC_LOG_DEBUG, WIRE)) {
+			size_t m = 0;
+
+			while (m < (size_t)n && m < 300 && data[m] != '\r')
+				m++;
+			log_debug(WIRE, "%s S: %.*s%s", c->name, (int)m, data,
+				  m + 2 < (size_t)n ? " ..." : "");
+		}
+		arm_deadline(c);
+		while (off < (size_t)n) {
+			const struct imap_response *resp = NULL;
+			size_t used = 0;
+			int r;
+
+			r = imap_parser_feed(c->parser, data + off,
+					     (size_t)n - off, &used, &resp);
+			off += used;
+			if (r < 0) {
+				client_fail(c, -CPMSYNC_E_PROTOCOL,
+					    "cannot parse the server's response: %s",
+					    imap_parser_error(c->parser)
+						    ? imap_parser_error(c->parser)
+						    : cpmsync_strerror(r));
+				return;
+			}
+			if (r == IMAP_PARSE_NEED_MORE)
+				break;
+			handle_response(c, resp);
+			if (c->fd < 0 || c->free_pending)
+				return;
+			if (c->state == IMAP_CLIENT_TLS_HANDSHAKE) {
+				/* STARTTLS accepted: anything the server sent
+				 * after its OK would be injected plain text. */
+				if (off < (size_t)n) {
+					client_fail(c, -CPMSYNC_E_STARTTLS,
+						    "the server sent data after accepting STARTTLS");
+					return;
+				}
+				start_tls(c);
+				return;
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Login sequence */
+
+static void become_ready(struct imap_client *c);
+static void authenticate(struct imap_client *c);
+static void after_capability(struct imap_client *c);
+
+static int capability_cmd(struct imap_client *c, imap_cmd_cb_t cb)
+{
+	int64_t id = imap_client_simple(c, IMAP_CMD_PREAUTH, cb, NULL,
+					"CAPABILITY");
+
+	return id < 0 ? (int)id : 0;
+}
+
+static void fail_from_result(struct imap_client *c,
+			     const struct imap_cmd_result *res, int r,
+			     const char *what)
+{
+	if (res->r == -CPMSYNC_E_SERVER)
+		client_fail(c, r, "%s: %s", what, res->text);
+	else if (res->r != -CPMSYNC_E_CANCELED)
+		client_fail(c, res->r, "%s", res->text);
+}
+
+static void preauth_capability_done(struct imap_client *client,
+				    const struct imap_cmd_result *res,
+				    void *userdata)
+{
+	(void)userdata;
+	if (res->r < 0) {
+		fail_from_result(client, res, -CPMSYNC_E_SERVER,
+				 "CAPABILITY failed");
+		return;
+	}
+	after_capability(client);
+}
+
+static void starttls_done(struct imap_client *c,
+			  const struct imap_cmd_result *res, void *userdata)
+{
+	(void)userdata;
+	if (res->r < 0) {
+		fail_from_result(c, res, -CPMSYNC_E_STARTTLS,
+				 "the server refused STARTTLS");
+		return;
+	}
+	/* read_input() starts the handshake once this response is done. */
+	imap_caps_clear(&c->caps);
+	c->have_caps = false;
+	client_set_state(c, IMAP_CLIENT_TLS_HANDSHAKE);
+}
+
+/* Called once the capabilities before login are known. */
+static void after_capability(struct imap_client *c)
+{
+	if (c->state == IMAP_CLIENT_POSTAUTH) {
+		become_ready(c);
+		return;
+	}
+	if (!c->tls && c->security == CPMSYNC_SECURITY_STARTTLS) {
+		int64_t id;
+
+		if (!imap_caps_has(&c->caps, IMAP_CAP_STARTTLS)) {
+			client_fail(c, -CPMSYNC_E_STARTTLS,
+				    "the server does not offer STARTTLS (security=starttls refuses to continue without TLS)");
+			return;
+		}
+		client_set_state(c, IMAP_CLIENT_STARTTLS);
+		id = imap_client_simple(c, IMAP_CMD_PREAUTH | IMAP_CMD_EXCLUSIVE,
+					starttls_done, NULL, "STARTTLS");
+		if (id < 0)
+			client_fail(c, (int)id, "cannot send STARTTLS");
+		return;
+	}
+	authenticate(c);
+}
+
+static void greeting(struct imap_client *c, const struct imap_response *resp)
+{
+	if (resp->kind != IMAP_RESP_UNTAGGED ||
+	    (resp->status != IMAP_STATUS_OK &&
+	     resp->status != IMAP_STATUS_PREAUTH &&
+	     resp->status != IMAP_STATUS_BYE)) {
+		client_fail(c, -CPMSYNC_E_PROTOCOL,
+			    "the server's greeting is not an IMAP greeting");
+		return;
+	}
+	if (resp->status == IMAP_STATUS_BYE) {
+		client_fail(c, -CPMSYNC_E_BYE, "the server refused the connection: %s",
+			    resp->text);
+		return;
+	}
+	if (resp->status == IMAP_STATUS_PREAUTH) {
+		/* Already authenticated: with STARTTLS required this is the
+		 * classic stripping attack, so refuse. */
+		if (!c->tls && c->security != CPMSYNC_SECURITY_NONE) {
+			client_fail(c, -CPMSYNC_E_STARTTLS,
+				    "the server sent PREAUTH, so TLS cannot be started (security=starttls)");
+			return;
+		}
+		client_set_state(c, IMAP_CLIENT_POSTAUTH);
+	} else {
+		client_set_state(c, IMAP_CLIENT_PREAUTH_CAPABILITY);
+	}
+	if (c->have_caps) {
+		after_capability(c);
+		return;
+	}
+	if (capability_cmd(c, preauth_capability_done) < 0)
+		client_fail(c, -ENOMEM, "cannot send CAPABILITY");
+}
+
+/* Updates caps from an untagged CAPABILITY or a [CAPABILITY] code. */
+static void track_capabilities(struct imap_client *c,
+			       const struct imap_response *resp)
+{
+	int r = 0;
+	bool got = false;
+
+	if (resp->kind == IMAP_RESP_UNTAGGED && resp->name &&
+	    strcasecmp(resp->name, "CAPABILITY") == 0) {
+		r = imap_caps_parse_response(&c->caps, resp);
+		got = true;
+	} else if (resp->code && strcasecmp(resp->code, "CAPABILITY") == 0) {
+		r = imap_caps_parse_code(&c->caps, resp);
+		got = true;
+	}
+	if (got && r >= 0)
+		c->have_caps = true;
+}
+
+static void postauth_capability_done(struct imap_client *c,
+				     const struct imap_cmd_result *res,
+				     void *userdata)
+{
+	(void)userdata;
+	if (res->r < 0) {
+		fail_from_result(c, res, -CPMSYNC_E_SERVER, "CAPABILITY failed");
+		return;
+	}
+	become_ready(c);
+}
+
+static void login_done(struct imap_client *c, const struct imap_cmd_result *res,
+		       void *userdata)
+{
+	(void)userdata;
+	if (res->r == 0 && c->scram) {
+		/* SCRAM: the server must prove it knows the password too.
+		 * Its final message came in the continuation or in the
+		 * tagged OK's text; sasl already checked a continuation. */
+		if (!sasl_scram_verified(c->scram)) {
+			client_fail(c, -CPMSYNC_E_AUTH,
+				    "the server did not prove it knows the password (SCRAM server signature missing)");
+			return;
+		}
+	}
+	if (res->r < 0 && c->scram && sasl_scram_error(c->scram)[0]) {
+		client_fail(c, -CPMSYNC_E_AUTH, "authentication failed: %s",
+			    sasl_scram_error(c->scram));
+		return;
+	}
+	c->scram = sasl_scram_free(c->scram);
+	if (res->r < 0) {
+		if (res->r == -CPMSYNC_E_SERVER)
+			client_fail(c, -CPMSYNC_E_AUTH,
+				    "authentication failed: %s", res->text);
+		else
+			fail_from_result(c, res, res->r, "authentication");
+		return;
+	}
+	client_set_state(c, IMAP_CLIENT_POSTAUTH);
+	/* Capabilities before login are not authoritative. */
+	if (res->resp && res->resp->code &&
+	    strcasecmp(res->resp->code, "CAPABILITY") == 0) {
+		become_ready(c);
+		return;
+	}
+	imap_caps_clear(&c->caps);
+	c->have_caps = false;
+	if (capability_cmd(c, postauth_capability_done) < 0)
+		client_fail(c, -ENOMEM, "cannot send CAPABILITY");
+}
+
+static int get_password(struct imap_client *c, char **ret)
+{
+	int r;
+
+	if (!c->account.password_cb)
+		return -CPMSYNC_E_CONFIG;
+	r = c->account.password_cb(c->account_for_cb, ret,
+				   c->account.password_userdata);
+	if (r < 0)
+		return r;
+	if (!*ret)
+		return -CPMSYNC_E_CONFIG;
+	return 0;
+}
+
+static int scram_continue(struct imap_client *c, const char *text,
+			  char **ret_line, void *userdata)
+{
+	_cleanup_free_ void *raw = NULL;
+	_cleanup_free_ char *msg = NULL;
+	size_t len = 0;
+	int r;
+
+	(void)userdata;
+	r = base64_decode(text, strlen(text), &raw, &len);
+	if (r < 0) {
+		set_error(c, "the server's SCRAM challenge is not base64");
+		return -CPMSYNC_E_PROTOCOL;
+	}
+	if (!sasl_scram_has_final(c->scram)) {
+		r = sasl_scram_client_final(c->scram, raw, len, &msg);
+		if (r < 0) {
+			set_error(c, "SCRAM: %s", sasl_scram_error(c->scram));
+			/* Abort the exchange the standard way. */
+			*ret_line = strdup("*");
+			return *ret_line ? 0 : -ENOMEM;
+		}
+		r = base64_encode(msg, strlen(msg), ret_line);
+		explicit_bzero(msg, strlen(msg));
+		return r;
+	}
+	r = sasl_scram_verify_server_final(c->scram, raw, len);
+	if (r < 0) {
+		set_error(c, "SCRAM: %s", sasl_scram_error(c->scram));
+		*ret_line = strdup("*");
+		return *ret_line ? 0 : -ENOMEM;
+	}
+	*ret_line = strdup("");
+	return *ret_line ? 0 : -ENOMEM;
+}
+
+static int login_continue_plain(struct imap_client *c, const char *text,
+				char **ret_line, void *userdata)
+{
+	_cleanup_free_ char *password = NULL;
+	_cleanup_free_ char *msg = NULL;
+	size_t len = 0;
+	int r;
+
+	(void)text;
+	(void)userdata;
+	r = get_password(c, &password);
+	if (r < 0)
+		return r;
+	r = sasl_plain(NULL, c->user, password, &msg, &len);
+	explicit_bzero(password, strlen(password));
+	if (r < 0)
+		return r;
+	r = base64_encode(msg, len, ret_line);
+	explicit_bzero(msg, len);
+	return r;
+}
+
+static void authenticate(struct imap_client *c)
+{
+	_cleanup_free_ char *password = NULL;
+	struct imap_cmd *cmd = NULL;
+	int64_t id;
+	int r;
+
+	if (!c->tls && !(c->security == CPMSYNC_SECURITY_NONE && c->local_peer)) {
+		client_fail(c, -CPMSYNC_E_INSECURE,
+			    "refusing to send the password without TLS");
+		return;
+	}
+	client_set_state(c, IMAP_CLIENT_AUTHENTICATING);
+	r = imap_cmd_new(c, IMAP_CMD_PREAUTH | IMAP_CMD_EXCLUSIVE | IMAP_CMD_SECRET,
+			 login_done, NULL, &cmd);
+	if (r < 0)
+		goto fail;
+
+	if (imap_caps_has(&c->caps, IMAP_CAP_AUTH_SCRAM_SHA_256)) {
+		_cleanup_free_ char *first = NULL, *b64 = NULL;
+
+		r = get_password(c, &password);
+		if (r < 0)
+			goto fail_password;
+		r = sasl_scram_new(c->user, password, &c->scram);
+		explicit_bzero(password, strlen(password));
+		if (r < 0)
+			goto fail;
+		r = sasl_scram_client_first(c->scram, &first);
+		if (r < 0)
+			goto fail;
+		imap_cmd_set_continuation(cmd, scram_continue);
+		if (imap_caps_has(&c->caps, IMAP_CAP_SASL_IR)) {
+			r = base64_encode(first, strlen(first), &b64);
+			if (r >= 0)
+				r = imap_cmd_addf(cmd, "AUTHENTICATE SCRAM-SHA-256 %s", b64);
+		} else {
+			/* Without SASL-IR the first "+" asks for client-first:
+			 * queue it as a synchronizing step. */
+			r = base64_encode(first, strlen(first), &b64);
+			if (r >= 0)
+				r = imap_cmd_add(cmd, "AUTHENTICATE SCRAM-SHA-256\r\n");
+			if (r >= 0)
+				r = cmd_add_sync_point(cmd);
+			if (r >= 0)
+				r = buf_append_str(&cmd->wire, b64);
+		}
+	} else if (imap_caps_has(&c->caps, IMAP_CAP_AUTH_PLAIN)) {
+		if (imap_caps_has(&c->caps, IMAP_CAP_SASL_IR)) {
+			_cleanup_free_ char *msg = NULL, *b64 = NULL;
+			size_t len = 0;
+
+			r = get_password(c, &password);
+			if (r < 0)
+				goto fail_password;
+			r = sasl_plain(NULL, c->user, password, &msg, &len);
+			explicit_bzero(password, strlen(password));
+			if (r >= 0)
+				r = base64_encode(msg, len, &b64);
+			if (msg)
+				explicit_bzero(msg, len);
+			if (r >= 0)
+				r = imap_cmd_addf(cmd, "AUTHENTICATE PLAIN %s", b64);
+			if (b64)
+				explicit_bzero(b64, strlen(b64));
+		} else {
+			imap_cmd_set_continuation(cmd, login_continue_plain);
+			r = imap_cmd_add(cmd, "AUTHENTICATE PLAIN");
+		}
+	} else if (!imap_caps_has(&c->caps, IMAP_CAP_LOGINDISABLED)) {
+		r = get_password(c, &password);
+		if (r < 0)
+			goto fail_password;
+		r = imap_cmd_add(cmd, "LOGIN ");
+		if (r >= 0)
+			r = imap_cmd_add_string(cmd, c->user, strlen(c->user));
+		if (r >= 0)
+			r = imap_cmd_add(cmd, " ");
+		if (r >= 0)
+			r = imap_cmd_add_string(cmd, password, strlen(password));
+		explicit_bzero(password, strlen(password));
+	} else {
+		imap_cmd_free(cmd);
+		client_fail(c, -CPMSYNC_E_AUTH,
+			    "the server offers no authentication mechanism we support (SCRAM-SHA-256, PLAIN, LOGIN)");
+		return;
+	}
+	if (r < 0)
+		goto fail;
+	id = imap_cmd_submit(cmd);
+	if (id < 0)
+		client_fail(c, (int)id, "cannot send the login command");
+	return;
+fail_password:
+	imap_cmd_free(cmd);
+	client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s",
+		    cpmsync_strerror(r));
+	return;
+fail:
+	imap_cmd_free(cmd);
+	client_fail(c, r, "cannot start authentication: %s",
+		    c->error[0] ? c->error : cpmsync_strerror(r));
+}
+
+static void enable_done(struct imap_client *c, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	(void)userdata;
+	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
+		fail_from_result(c, res, res->r, "ENABLE");
+		return;
+	}
+	/* A refused ENABLE only means the extensions stay off. */
+	client_set_state(c, IMAP_CLIENT_READY);
+	arm_deadline(c);
+	c->dispatching++;
+	if (c->cb.state)
+		c->cb.state(c, 0, NULL, c->userdata);
+	c->dispatching--;
+	pump(c);
+}
+
+static void become_ready(struct imap_client *c)
+{
+	char what[64] = "";
+	int64_t id;
+
+	client_set_state(c, IMAP_CLIENT_POSTAUTH);
+	if (imap_caps_has(&c->caps, IMAP_CAP_ENABLE)) {
+		if (imap_caps_has(&c->caps, IMAP_CAP_QRESYNC))
+			strcat(what, " QRESYNC");
+		else if (imap_caps_has(&c->caps, IMAP_CAP_CONDSTORE))
+			strcat(what, " CONDSTORE");
+		if (imap_caps_has(&c->caps, IMAP_CAP_UTF8_ACCEPT))
+			strcat(what, " UTF8=ACCEPT");
+	}
+	if (what[0]) {
+		char line[80];
+
+		snprintf(line, sizeof(line), "ENABLE%s", what);
+		id = imap_client_simple(c, IMAP_CMD_PREAUTH, enable_done, NULL,
+					line);
+		if (id < 0)
+			client_fail(c, (int)id, "cannot send ENABLE");
+		return;
+	}
+	{
+		struct imap_cmd_result ok = { .r = 0 };
+
+		enable_done(c, &ok, NULL);
+	}
+}
+
+static void track_enabled(struct imap_client *c, const struct imap_response *resp)
+{
+	if (resp->kind != IMAP_RESP_UNTAGGED || !resp->name ||
+	    strcasecmp(resp->name, "ENABLED") != 0)
+		return;
+	if (imap_caps_parse_response(&c->enabled_caps, resp) < 0)
+		return;
+	if (imap_caps_has(&c->enabled_caps, IMAP_CAP_UTF8_ACCEPT))
+		c->utf8_enabled = true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Responses */
+
+static struct imap_cmd *take_inflight(struct imap_client *c, const char *tag)
+{
+	for (struct imap_cmd **p = &c->inflight; *p; p = &(*p)->next) {
+		struct imap_cmd *cmd = *p;
+
+		if (strcmp(cmd->tag, tag) != 0)
+			continue;
+		*p = cmd->next;
+		cmd->next = NULL;
+		c->n_inflight--;
+		if (c->waiting_cont == cmd)
+			c->waiting_cont = NULL;
+		return cmd;
+	}
+	return NULL;
+}
+
+static void handle_continuation(struct imap_client *c,
+				const struct imap_response *resp)
+{
+	struct imap_cmd *cmd = c->waiting_cont;
+	int r;
+
+	if (cmd) {
+		c->waiting_cont = NULL;
+		r = cmd_send_piece(c, cmd);
+		if (r < 0) {
+			client_fail(c, r, "cannot send a literal: %s",
+				    cpmsync_strerror(r));
+			return;
+		}
+		update_io(c);
+		pump(c);
+		return;
+	}
+	for (cmd = c->inflight; cmd && cmd->next; cmd = cmd->next)
+		;
+	if (cmd && cmd->cont_cb && !cmd->cancelled) {
+		char *line = NULL;
+
+		cmd->continued = true;
+		arm_deadline(c);
+		c->dispatching++;
+		r = cmd->cont_cb(c, resp->text, &line, cmd->userdata);
+		c->dispatching--;
+		if (r < 0) {
+			client_fail(c, r, "%s",
+				    c->error[0] ? c->error : cpmsync_strerror(r));
+			return;
+		}
+		if (line) {
+			if (!(cmd->flags & IMAP_CMD_SECRET))
+				log_debug(WIRE, "%s C: %s", c->name, line);
+			else
+				log_debug(WIRE, "%s C: <redacted>", c->name);
+			r = out_append(c, line, strlen(line));
+			if (r >= 0)
+				r = out_append(c, "\r\n", 2);
+			explicit_bzero(line, strlen(line));
+			free(line);
+			if (r < 0) {
+				client_fail(c, r, "cannot send: %s",
+					    cpmsync_strerror(r));
+				return;
+			}
+			update_io(c);
+		}
+		return;
+	}
+	/* A continuation nobody asked for: hand it to the owner. */
+	if (c->cb.untagged)
+		c->cb.untagged(c, resp, c->userdata);
+}
+
+static void handle_response(struct imap_client *c,
+			    const struct imap_response *resp)
+{
+	track_capabilities(c, resp);
+
+	if (c->state == IMAP_CLIENT_GREETING) {
+		greeting(c, resp);
+		return;
+	}
+	switch (resp->kind) {
+	case IMAP_RESP_CONTINUATION:
+		handle_continuation(c, resp);
+		return;
+	case IMAP_RESP_TAGGED: {
+		struct imap_cmd *cmd = take_inflight(c, resp->tag);
+		int r = 0;
+
+		if (!cmd) {
+			log_debug(CAT, "%s: response for unknown tag '%s', ignoring",
+				  c->name, resp->tag);
+			return;
+		}
+		if (resp->status == IMAP_STATUS_NO ||
+		    resp->status == IMAP_STATUS_BAD)
+			r = -CPMSYNC_E_SERVER;
+		else if (resp->status != IMAP_STATUS_OK)
+			r = -CPMSYNC_E_PROTOCOL;
+		arm_deadline(c);
+		cmd_complete(c, cmd, r, resp->status, resp, resp->text);
+		if (c->fd >= 0 && !c->free_pending) {
+			arm_deadline(c);
+			pump(c);
+		}
+		return;
+	}
+	case IMAP_RESP_UNTAGGED:
+	default:
+		break;
+	}
+	if (resp->status == IMAP_STATUS_BYE) {
+		free(c->bye_text);
+		c->bye_text = strdup(resp->text ? resp->text : "");
+	}
+	track_enabled(c, resp);
+	if (c->cb.untagged) {
+		c->dispatching++;
+		c->cb.untagged(c, resp, c->userdata);
+		c->dispatching--;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Socket set-up */
+
+static void io_cb(struct cpmsync_loop_source *src, int fd, uint32_t events,
+		  void *userdata);
+
+static bool sockaddr_is_local(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_UNIX)
+		return true;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+	return false;
+}
+
+static void start_greeting(struct imap_client *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	c->local_peer = getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0 &&
+			sockaddr_is_local((struct sockaddr *)&ss);
+	if (c->security == CPMSYNC_SECURITY_NONE && !c->local_peer) {
+		client_fail(c, -CPMSYNC_E_INSECURE,
+			    "security=none is only allowed to a loopback host, and %s is not one",
+			    c->host);
+		return;
+	}
+	client_set_state(c, IMAP_CLIENT_GREETING);
+	arm_deadline(c);
+	update_io(c);
+}
+
+static void start_tls(struct imap_client *c)
+{
+	char *err = NULL;
+	int r;
+
+	imap_parser_reset(c->parser);
+	r = imap_tls_new(c->fd, c->host, c->ca_file, &c->tls, &err);
+	if (r < 0) {
+		client_fail(c, r, "%s", err ? err : "cannot start TLS");
+		free(err);
+		return;
+	}
+	client_set_state(c, IMAP_CLIENT_TLS_HANDSHAKE);
+	cpmsync_loop_timer_set(c->timer, c->connect_timeout_ms, 0);
+	c->tls_want = CPMSYNC_LOOP_OUT;
+	update_io(c);
+}
+
+static void continue_handshake(struct imap_client *c)
+{
+	uint32_t want = 0;
+	int r = imap_tls_handshake(c->tls, &want);
+
+	if (r == -EAGAIN) {
+		c->tls_want = want;
+		update_io(c);
+		return;
+	}
+	c->tls_want = 0;
+	if (r < 0) {
+		client_fail(c, r, "%s", imap_tls_error(c->tls));
+		return;
+	}
+	log_debug(CAT, "%s: %s", c->name, imap_tls_description(c->tls));
+	if (c->security == CPMSYNC_SECURITY_TLS) {
+		start_greeting(c);
+		return;
+	}
+	/* After STARTTLS: ask again, the list changes under TLS. */
+	client_set_state(c, IMAP_CLIENT_PREAUTH_CAPABILITY);
+	cpmsync_loop_timer_set(c->timer, 0, 0);
+	if (capability_cmd(c, preauth_capability_done) < 0)
+		client_fail(c, -ENOMEM, "cannot send CAPABILITY");
+}
+
+static int try_next_address(struct imap_client *c);
+
+static void connected(struct imap_client *c)
+{
+	int one = 1, idle = 60, intvl = 20, cnt = 3;
+
+	freeaddrinfo(c->addrs);
+	c->addrs = c->addr_next = NULL;
+	/* Dead peers are noticed even when nothing is awaited. */
+	setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->security == CPMSYNC_SECURITY_TLS) {
+		start_tls(c);
+		return;
+	}
+	cpmsync_loop_timer_set(c->timer, 0, 0);
+	start_greeting(c);
+}
+
+static void io_cb(struct cpmsync_loop_source *src, int fd, uint32_t events,
+		  void *userdata)
+{
+	struct imap_client *c = userdata;
+
+	(void)src;
+	(void)fd;
+	c->dispatching++;
+	if (c->state == IMAP_CLIENT_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err) {
+			set_error(c, "cannot connect to %s port %u: %s", c->host,
+				  c->port, strerror(err));
+			c->io = cpmsync_loop_source_remove(c->io);
+			close(c->fd);
+			c->fd = -1;
+			if (try_next_address(c) < 0) {
+				char why[sizeof(c->error)];
+
+				snprintf(why, sizeof(why), "%s", c->error);
+				client_fail(c, -err, "%s", why);
+			}
+		} else {
+			connected(c);
+		}
+	} else if (c->state == IMAP_CLIENT_TLS_HANDSHAKE && c->tls) {
+		continue_handshake(c);
+	} else {
+		if (events & (CPMSYNC_LOOP_IN | CPMSYNC_LOOP_HUP | CPMSYNC_LOOP_ERR))
+			read_input(c);
+		if (c->fd >= 0 && !c->free_pending &&
+		    c->state != IMAP_CLIENT_TLS_HANDSHAKE) {
+			flush_out(c);
+			if (c->fd >= 0 && !c->free_pending && c->tls &&
+			    imap_tls_pending(c->tls))
+				read_input(c);
+		}
+		if (c->fd >= 0 && !c->free_pending)
+			update_io(c);
+	}
+	c->dispatching--;
+	if (c->free_pending && c->dispatching == 0)
+		imap_client_free(c);
+}
+
+static int try_next_address(struct imap_client *c)
+{
+	while (c->addr_next) {
+		struct addrinfo *ai = c->addr_next;
+		int fd, r;
+
+		c->addr_next = ai->ai_next;
+		fd = socket(ai->ai_family,
+			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
+		    errno != EINPROGRESS) {
+			set_error(c, "cannot connect to %s port %u: %s", c->host,
+				  c->port, strerror(errno));
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		r = cpmsync_loop_add_fd(c->loop, fd, CPMSYNC_LOOP_OUT, io_cb, c,
+					NULL, &c->io);
+		if (r < 0) {
+			close(fd);
+			c->fd = -1;
+			return r;
+		}
+		return 0;
+	}
+	return -ECONNREFUSED;
+}
+
+static int client_begin(struct imap_client *c)
+{
+	int r;
+
+	if (c->state != IMAP_CLIENT_DISCONNECTED &&
+	    c->state != IMAP_CLIENT_CLOSED)
+		return -EBUSY;
+	c->error[0] = '\0';
+	free(c->bye_text);
+	c->bye_text = NULL;
+	imap_caps_clear(&c->caps);
+	imap_caps_clear(&c->enabled_caps);
+	c->have_caps = false;
+	c->utf8_enabled = false;
+	c->tls_want = 0;
+	imap_parser_reset(c->parser);
+	if (!c->timer) {
+		r = cpmsync_loop_add_timer(c->loop, 0, 0, deadline_cb, c, NULL,
+					   &c->timer);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int imap_client_connect(struct imap_client *c)
+{
+	struct addrinfo hints = {
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_ADDRCONFIG,
+	};
+	char port[8];
+	int r;
+
+	r = client_begin(c);
+	if (r < 0)
+		return r;
+	snprintf(port, sizeof(port), "%u", c->port);
+	/* TODO(issue 4): resolve without blocking the loop. */
+	r = getaddrinfo(c->host, port, &hints, &c->addrs);
+	if (r != 0) {
+		set_error(c, "cannot resolve %s: %s", c->host, gai_strerror(r));
+		return -EHOSTUNREACH;
+	}
+	c->addr_next = c->addrs;
+	client_set_state(c, IMAP_CLIENT_CONNECTING);
+	cpmsync_loop_timer_set(c->timer, c->connect_timeout_ms, 0);
+	r = try_next_address(c);
+	if (r < 0) {
+		client_set_state(c, IMAP_CLIENT_DISCONNECTED);
+		cpmsync_loop_timer_set(c->timer, 0, 0);
+		freeaddrinfo(c->addrs);
+		c->addrs = c->addr_next = NULL;
+		return r;
+	}
+	return 0;
+}
+
+int imap_client_connect_fd(struct imap_client *c, int fd)
+{
+	int r, fl;
+
+	r = client_begin(c);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	c->fd = fd;
+	client_set_state(c, IMAP_CLIENT_CONNECTING);
+	r = cpmsync_loop_add_fd(c->loop, fd, CPMSYNC_LOOP_OUT, io_cb, c, NULL,
+				&c->io);
+	if (r < 0) {
+		close(fd);
+		c->fd = -1;
+		client_set_state(c, IMAP_CLIENT_DISCONNECTED);
+		return r;
+	}
+	cpmsync_loop_timer_set(c->timer, c->connect_timeout_ms, 0);
+	return 0;
+}
+
+static void logout_done(struct imap_client *c, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	(void)res;
+	(void)userdata;
+	/* The server closes after its OK; close our side too. */
+	if (c->fd >= 0)
+		client_fail(c, 0, "logged out");
+}
+
+void imap_client_logout(struct imap_client *c)
+{
+	if (c->fd < 0 || c->state == IMAP_CLIENT_LOGOUT)
+		return;
+	if (c->state != IMAP_CLIENT_READY) {
+		client_fail(c, -CPMSYNC_E_CANCELED, "closed before login completed");
+		return;
+	}
+	client_set_state(c, IMAP_CLIENT_LOGOUT);
+	if (imap_client_simple(c, IMAP_CMD_PREAUTH, logout_done, NULL,
+			       "LOGOUT") < 0)
+		client_fail(c, 0, "logged out");
+}
+
+/* ------------------------------------------------------------------ */
+/* Life cycle */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int imap_client_new(struct cpmsync_loop *loop,
+		    const struct cpmsync_account *account,
+		    const struct imap_client_callbacks *callbacks,
+		    void *userdata, struct imap_client **ret_client)
+{
+	struct imap_client *c;
+	int r;
+
+	if (!loop || !account || !account->host || !account->user ||
+	    !ret_client)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->loop = loop;
+	c->fd = -1;
+	c->delimiter = '/';
+	if (callbacks)
+		c->cb = *callbacks;
+	c->userdata = userdata;
+	c->name = strdup(account->name ? account->name : account->host);
+	c->host = strdup(account->host);
+	c->user = strdup(account->user);
+	c->ca_file = dup_or_null(account->ca_file);
+	c->port = cpmsync_account_port(account);
+	c->security = account->security;
+	c->account = *account;
+	c->account_for_cb = account;
+	c->connect_timeout_ms = account->connect_timeout_ms
+					? account->connect_timeout_ms
+					: IMAP_CONNECT_TIMEOUT_MS;
+	c->command_timeout_ms = account->command_timeout_ms
+					? account->command_timeout_ms
+					: IMAP_COMMAND_TIMEOUT_MS;
+	buf_init(&c->out, MAX_OUT_BYTES);
+	imap_caps_init(&c->caps);
+	imap_caps_init(&c->enabled_caps);
+	if (!c->name || !c->host || !c->user ||
+	    (account->ca_file && !c->ca_file)) {
+		imap_client_free(c);
+		return -ENOMEM;
+	}
+	r = imap_parser_new(NULL, callbacks ? &callbacks->literals : NULL,
+			    userdata, &c->parser);
+	if (r < 0) {
+		imap_client_free(c);
+		return r;
+	}
+	c->account.name = c->name;
+	c->account.host = c->host;
+	c->account.user = c->user;
+	c->account.ca_file = c->ca_file;
+	c->account.folders = NULL;
+	*ret_client = c;
+	return 0;
+}
+
+struct imap_client *imap_client_free(struct imap_client *c)
+{
+	if (!c)
+		return NULL;
+	if (c->dispatching > 0) {
+		/* Called from one of our callbacks: finish the current
+		 * dispatch first.  Nothing is called back from now on. */
+		c->free_pending = true;
+		c->cb.state = NULL;
+		c->cb.untagged = NULL;
+		return NULL;
+	}
+	c->free_pending = true;
+	close_connection(c);
+	c->state = IMAP_CLIENT_CLOSED;
+	c->dispatching++;
+	fail_all_commands(c, -CPMSYNC_E_CANCELED, "closed");
+	c->dispatching--;
+	c->timer = cpmsync_loop_source_remove(c->timer);
+	if (c->addrs)
+		freeaddrinfo(c->addrs);
+	imap_parser_free(c->parser);
+	imap_caps_free(&c->caps);
+	imap_caps_free(&c->enabled_caps);
+	buf_free(&c->out);
+	free(c->bye_text);
+	free(c->name);
+	free(c->host);
+	free(c->user);
+	free(c->ca_file);
+	free(c);
+	return NULL;
+}
+
+enum imap_client_state imap_client_get_state(const struct imap_client *c)
+{
+	return c->state;
+}
+
+const struct imap_caps *imap_client_caps(const struct imap_client *c)
+{
+	return &c->caps;
+}
+
+bool imap_client_has(const struct imap_client *c, enum imap_cap cap)
+{
+	return imap_caps_has(&c->caps, cap);
+}
+
+bool imap_client_enabled(const struct imap_client *c, enum imap_cap cap)
+{
+	return imap_caps_has(&c->enabled_caps, cap);
+}
+
+const char *imap_client_error(const struct imap_client *c)
+{
+	return c->error;
+}
+
+void imap_client_traffic(const struct imap_client *c, uint64_t *ret_in,
+			 uint64_t *ret_out)
+{
+	if (ret_in)
+		*ret_in = c->bytes_in;
+	if (ret_out)
+		*ret_out = c->bytes_out;
+}
+
+void imap_client_set_delimiter(struct imap_client *c, char delimiter)
+{
+	c->delimiter = delimiter;
+}
+
+char imap_client_delimiter(const struct imap_client *c)
+{
+	return c->delimiter;
+}

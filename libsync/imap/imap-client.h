@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * One IMAP connection: connect (non-blocking), secure (implicit TLS or
+ * STARTTLS, failing closed), authenticate (SCRAM-SHA-256 with the server's
+ * signature verified, then PLAIN with SASL-IR, then LOGIN), re-read
+ * CAPABILITY and ENABLE QRESYNC/CONDSTORE; then a tagged command queue with
+ * pipelining, per-command callbacks, cancellation and deadlines.
+ *
+ * Everything runs on a cpmsync_loop.  Callbacks are called from the loop,
+ * never from inside the call that queued the work.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cpmsync/account.h>
+#include <cpmsync/loop.h>
+
+#include "imap/imap-parser.h"
+#include "imap/imap-resp.h"
+#include "imap/imap-seqset.h"
+
+struct imap_client;
+
+enum imap_client_state {
+	IMAP_CLIENT_DISCONNECTED,
+	IMAP_CLIENT_CONNECTING,
+	IMAP_CLIENT_TLS_HANDSHAKE,
+	IMAP_CLIENT_GREETING,
+	IMAP_CLIENT_PREAUTH_CAPABILITY,
+	IMAP_CLIENT_STARTTLS,
+	IMAP_CLIENT_AUTHENTICATING,
+	IMAP_CLIENT_POSTAUTH,
+	IMAP_CLIENT_READY,
+	IMAP_CLIENT_LOGOUT,
+	IMAP_CLIENT_CLOSED,
+	IMAP_CLIENT_STATE_MAX
+};
+
+const char *imap_client_state_name(enum imap_client_state s);
+
+/*
+ * The result of a command, borrowed during the callback.  r is 0 for OK,
+ * -CPMSYNC_E_SERVER for NO or BAD (status says which), -CPMSYNC_E_AUTH for
+ * a refused authentication, -CPMSYNC_E_DISCONNECTED or -CPMSYNC_E_BYE when
+ * the connection went away with the command in flight, -ETIMEDOUT when the
+ * server did not answer in time, -CPMSYNC_E_CANCELED when cancelled.
+ * resp is the tagged response (NULL unless the server answered); text is
+ * the server's text or a description of the local failure.
+ */
+struct imap_cmd_result {
+	int r;
+	enum imap_status status;
+	const struct imap_response *resp;
+	const char *text;
+};
+
+typedef void (*imap_cmd_cb_t)(struct imap_client *client,
+			      const struct imap_cmd_result *result,
+			      void *userdata);
+
+/*
+ * Called for every untagged response (and for continuations that no
+ * command consumed).  Borrowed during the call.
+ */
+typedef void (*imap_untagged_cb_t)(struct imap_client *client,
+				   const struct imap_response *resp,
+				   void *userdata);
+
+/*
+ * Connection-level events: the connection became READY (r == 0), or it
+ * failed or closed (r < 0, reason says why; the client is DISCONNECTED and
+ * every queued command has already been completed with an error).
+ */
+typedef void (*imap_state_cb_t)(struct imap_client *client, int r,
+				const char *reason, void *userdata);
+
+struct imap_client_callbacks {
+	imap_state_cb_t state;
+	imap_untagged_cb_t untagged;
+	/* Literals in FETCH responses the caller wants streamed; see
+	 * struct imap_parser_callbacks. */
+	struct imap_parser_callbacks literals;
+};
+
+/* Default timeouts (milliseconds). */
+#define IMAP_CONNECT_TIMEOUT_MS 30000
+#define IMAP_COMMAND_TIMEOUT_MS 60000
+/* Most commands in flight at once. */
+#define IMAP_MAX_IN_FLIGHT 32
+/* Longest command line we build (RFC 7162 section 4 asks for <= 8192). */
+#define IMAP_MAX_COMMAND_LINE 8000
+
+/*
+ * account is copied (strings and all) except password_cb/userdata, which
+ * are kept as given.  callbacks is copied.
+ */
+int imap_client_new(struct cpmsync_loop *loop,
+		    const struct cpmsync_account *account,
+		    const struct imap_client_callbacks *callbacks,
+		    void *userdata, struct imap_client **ret_client);
+/* Closes the connection at once, completing queued commands with
+ * -CPMSYNC_E_CANCELED.  Accepts NULL. */
+struct imap_client *imap_client_free(struct imap_client *client);
+
+/* Starts connecting; state.cb reports READY or the failure. */
+int imap_client_connect(struct imap_client *client);
+/*
+ * Uses an already connected socket instead (tests: a socketpair with a
+ * scripted server).  The fd is taken over.  An AF_UNIX socket counts as
+ * local for security=none.
+ */
+int imap_client_connect_fd(struct imap_client *client, int fd);
+/* Sends LOGOUT (if connected) and closes once it is answered. */
+void imap_client_logout(struct imap_client *client);
+
+enum imap_client_state imap_client_get_state(const struct imap_client *client);
+/* Capabilities as of now (after login once READY). */
+const struct imap_caps *imap_client_caps(const struct imap_client *client);
+bool imap_client_has(const struct imap_client *client, enum imap_cap cap);
+/* Extensions enabled with ENABLE (IMAP_CAP_QRESYNC, IMAP_CAP_CONDSTORE...). */
+bool imap_client_enabled(const struct imap_client *client, enum imap_cap cap);
+/* The last failure's description ("" if none); borrowed. */
+const char *imap_client_error(const struct imap_client *client);
+/* Bytes read and written on the wire so far (after TLS decryption). */
+void imap_client_traffic(const struct imap_client *client, uint64_t *ret_in,
+			 uint64_t *ret_out);
+
+/*
+ * Building a command: create, add parts, submit.  The tag and the final
+ * CRLF are added by the client.  Until submitted the command belongs to
+ * the caller (imap_cmd_free() to drop it); after imap_cmd_submit() it
+ * belongs to the client, and cb is called exactly once.
+ */
+struct imap_cmd;
+
+enum imap_cmd_flags {
+	IMAP_CMD_PREAUTH = 1 << 0, /* may run before READY */
+	IMAP_CMD_EXCLUSIVE = 1 << 1, /* nothing pipelined with it (IDLE, STARTTLS) */
+	IMAP_CMD_SECRET = 1 << 2,  /* never show its arguments in logs; wiped */
+	IMAP_CMD_IDLE = 1 << 3,	   /* no deadline once its "+" arrived */
+};
+
+int imap_cmd_new(struct imap_client *client, unsigned flags, imap_cmd_cb_t cb,
+		 void *userdata, struct imap_cmd **ret_cmd);
+struct imap_cmd *imap_cmd_free(struct imap_cmd *cmd);
+/* Verbatim text (the command name, spaces, parentheses, numbers). */
+int imap_cmd_add(struct imap_cmd *cmd, const char *text);
+int imap_cmd_addf(struct imap_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A string argument, as an atom, a quoted string or a literal, whichever
+ * fits (LITERAL+ / LITERAL- used when offered). */
+int imap_cmd_add_string(struct imap_cmd *cmd, const char *s, size_t len);
+/* A mailbox name in our form (UTF-8, '/' between levels), encoded for this
+ * server (modified UTF-7 unless UTF8=ACCEPT is enabled; its delimiter). */
+int imap_cmd_add_mailbox(struct imap_cmd *cmd, const char *name);
+/* A literal of len bytes (copied), always sent as a literal. */
+int imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len,
+			 bool literal8);
+/*
+ * Sets the handler for "+" continuations that are not literal prompts
+ * (AUTHENTICATE, IDLE).  It returns 0 and a line to send (without CRLF,
+ * malloc'ed, sent then wiped and freed; NULL to send nothing), or a
+ * negative error to abort the connection.
+ */
+typedef int (*imap_cont_cb_t)(struct imap_client *client, const char *text,
+			      char **ret_line, void *userdata);
+void imap_cmd_set_continuation(struct imap_cmd *cmd, imap_cont_cb_t cb);
+/* Queues the command; returns its id (> 0) for imap_client_cancel(). */
+int64_t imap_cmd_submit(struct imap_cmd *cmd);
+
+/*
+ * Cancels a queued or running command: its callback is called (from the
+ * loop) with -CPMSYNC_E_CANCELED, and a late answer is ignored.
+ */
+int imap_client_cancel(struct imap_client *client, int64_t id);
+
+/* Convenience: a command made of verbatim text only. */
+int64_t imap_client_simple(struct imap_client *client, unsigned flags,
+			   imap_cmd_cb_t cb, void *userdata, const char *text);
+
+/*
+ * Sends raw bytes after a continuation of a command that set a
+ * continuation handler (IDLE's DONE).  Returns 0 or -errno.
+ */
+int imap_client_send_line(struct imap_client *client, const char *line);
+
+/* The server's hierarchy delimiter ('/' until LIST tells otherwise). */
+void imap_client_set_delimiter(struct imap_client *client, char delimiter);
+char imap_client_delimiter(const struct imap_client *client);

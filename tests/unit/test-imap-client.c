@@ -1,0 +1,546 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The IMAP client against scripted peers on a socketpair: the failures a
+ * real server will not produce on demand.  The happy paths run against
+ * Dovecot in tests/integration.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/cpmsync.h>
+
+#include "imap/imap-client.h"
+#include "testlib.h"
+
+#define PASSWORD "s3cret-pw"
+
+struct ctx {
+	struct cpmsync_loop *loop;
+	struct imap_client *client;
+	bool state_called;
+	int state_r;
+	char reason[512];
+	bool ready;
+	int n_done;
+	int results[8];
+	char texts[8][256];
+	bool all_done;
+	int want_done;
+	char untagged[512];
+};
+
+static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
+{
+	(void)a;
+	(void)ud;
+	*ret = strdup(PASSWORD);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static void state_cb(struct imap_client *client, int r, const char *reason,
+		     void *userdata)
+{
+	struct ctx *ctx = userdata;
+
+	(void)client;
+	ctx->state_called = true;
+	ctx->state_r = r;
+	if (r == 0 && !reason)
+		ctx->ready = true;
+	snprintf(ctx->reason, sizeof(ctx->reason), "%s", reason ? reason : "");
+}
+
+static void untagged_cb(struct imap_client *client,
+			const struct imap_response *resp, void *userdata)
+{
+	struct ctx *ctx = userdata;
+	size_t n = strlen(ctx->untagged);
+
+	(void)client;
+	snprintf(ctx->untagged + n, sizeof(ctx->untagged) - n, "%s;",
+		 resp->name ? resp->name : resp->text);
+}
+
+static void cmd_cb(struct imap_client *client, const struct imap_cmd_result *res,
+		   void *userdata)
+{
+	struct ctx *ctx = userdata;
+
+	(void)client;
+	if (ctx->n_done < 8) {
+		ctx->results[ctx->n_done] = res->r;
+		snprintf(ctx->texts[ctx->n_done], 256, "%s", res->text);
+	}
+	ctx->n_done++;
+	ctx->all_done = ctx->n_done >= ctx->want_done;
+}
+
+/* Waits for the n-th command callback from now on. */
+static void want_done(struct ctx *ctx, int n)
+{
+	ctx->want_done = n;
+	ctx->all_done = ctx->n_done >= n;
+}
+
+static struct cpmsync_account account(enum cpmsync_security sec)
+{
+	struct cpmsync_account a = {
+		.name = "test",
+		.host = "localhost",
+		.user = "alice",
+		.security = sec,
+		.password_cb = password_cb,
+		.connect_timeout_ms = 2000,
+		.command_timeout_ms = 2000,
+	};
+	return a;
+}
+
+static void ctx_start(struct ctx *ctx, const struct script_step *script,
+		      struct script_peer *peer, enum cpmsync_security sec,
+		      unsigned timeout_ms)
+{
+	struct imap_client_callbacks cb = {
+		.state = state_cb,
+		.untagged = untagged_cb,
+	};
+	struct cpmsync_account a = account(sec);
+
+	memset(ctx, 0, sizeof(*ctx));
+	if (timeout_ms)
+		a.connect_timeout_ms = a.command_timeout_ms = timeout_ms;
+	ck_assert_int_eq(cpmsync_loop_new(&ctx->loop), 0);
+	ck_assert_int_eq(script_peer_start(script, peer), 0);
+	ck_assert_int_eq(imap_client_new(ctx->loop, &a, &cb, ctx, &ctx->client), 0);
+	ck_assert_int_eq(imap_client_connect_fd(ctx->client, peer->fd), 0);
+}
+
+static void ctx_end(struct ctx *ctx, struct script_peer *peer)
+{
+	imap_client_free(ctx->client);
+	cpmsync_loop_free(ctx->loop);
+	ck_assert_int_eq(script_peer_wait(peer), 0);
+}
+
+#define GREETING "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC IDLE] ready\r\n"
+#define LOGIN_OK                                                         \
+	{ SCRIPT_SEND, GREETING },                                       \
+	{ SCRIPT_EXPECT, "a1 LOGIN alice " },                            \
+	{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC IDLE] in\r\n" }, \
+	{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                          \
+	{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" }
+
+START_TEST(test_login_enable_and_pipelining)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 NOOP" },
+		{ SCRIPT_EXPECT, "a4 SELECT INBOX" },
+		{ SCRIPT_EXPECT, "a5 STATUS \"a b\" (UIDNEXT)" },
+		{ SCRIPT_SEND, "* 3 EXISTS\r\na3 OK done\r\na4 NO [NONEXISTENT] no\r\n"
+			       "* STATUS \"a b\" (UIDNEXT 4)\r\na5 OK done\r\n" },
+		{ SCRIPT_EXPECT, "a6 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na6 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+	struct imap_cmd *cmd;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	ck_assert(imap_client_enabled(ctx.client, IMAP_CAP_QRESYNC));
+	ck_assert(imap_client_has(ctx.client, IMAP_CAP_IDLE));
+
+	/* Three commands go out before any answer (pipelining). */
+	want_done(&ctx, 3);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert_int_eq(imap_cmd_new(ctx.client, 0, cmd_cb, &ctx, &cmd), 0);
+	imap_cmd_add(cmd, "SELECT ");
+	imap_cmd_add_mailbox(cmd, "INBOX");
+	ck_assert_int_gt(imap_cmd_submit(cmd), 0);
+	ck_assert_int_eq(imap_cmd_new(ctx.client, 0, cmd_cb, &ctx, &cmd), 0);
+	imap_cmd_add(cmd, "STATUS ");
+	imap_cmd_add_mailbox(cmd, "a b");
+	imap_cmd_add(cmd, " (UIDNEXT)");
+	ck_assert_int_gt(imap_cmd_submit(cmd), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], 0);
+	ck_assert_int_eq(ctx.results[1], -CPMSYNC_E_SERVER);
+	ck_assert_str_eq(ctx.texts[1], "no");
+	ck_assert_int_eq(ctx.results[2], 0);
+	ck_assert_ptr_nonnull(strstr(ctx.untagged, "EXISTS;"));
+	ck_assert_ptr_nonnull(strstr(ctx.untagged, "STATUS;"));
+
+	ctx.state_called = false;
+	imap_client_logout(ctx.client);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	ck_assert_int_eq(ctx.state_r, 0);
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_CLOSED);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_bye_mid_command)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 NOOP" },
+		{ SCRIPT_SEND, "* BYE [UNAVAILABLE] server shutting down\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 1);
+	ctx.state_called = false;
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], -CPMSYNC_E_BYE);
+	ck_assert_ptr_nonnull(strstr(ctx.texts[0], "server shutting down"));
+	ck_assert(ctx.state_called);
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_BYE);
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_DISCONNECTED);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_disconnect_with_commands_in_flight)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 NOOP" },
+		{ SCRIPT_EXPECT, "a4 NOOP" },
+		{ SCRIPT_SEND, "a3 OK done\r\n* 1 FETCH (UID 7 FLAGS (\\Seen" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 3);
+	ctx.state_called = false;
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	/* The first was answered; the second was in flight when the
+	 * connection went, mid-response. */
+	ck_assert_int_eq(ctx.n_done, 2);
+	ck_assert_int_eq(ctx.results[0], 0);
+	ck_assert_int_eq(ctx.results[1], -CPMSYNC_E_DISCONNECTED);
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_DISCONNECTED);
+	/* Nothing can be queued on a dead connection. */
+	ck_assert_int_lt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_server_never_greets)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 300);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	ck_assert_int_eq(ctx.state_r, -ETIMEDOUT);
+	ck_assert_ptr_nonnull(strstr(ctx.reason, "greeting"));
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_server_stops_answering)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 300);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 1);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], -ETIMEDOUT);
+	ck_assert_int_eq(ctx.state_r, -ETIMEDOUT);
+	ck_assert_ptr_nonnull(strstr(ctx.reason, "did not answer"));
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_starttls_missing_fails_closed)
+{
+	/* No STARTTLS in the list: the client must stop before any login. */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n" },
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_STARTTLS, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_STARTTLS);
+	ck_assert_ptr_nonnull(strstr(ctx.reason, "STARTTLS"));
+	imap_client_free(ctx.client);
+	ctx.client = NULL;
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_starttls_dropped_after_capability)
+{
+	/* Greeting without a capability list; CAPABILITY lacks STARTTLS. */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 CAPABILITY" },
+		{ SCRIPT_SEND, "* CAPABILITY IMAP4rev1 LOGIN-REFERRALS\r\na1 OK\r\n" },
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_STARTTLS, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_STARTTLS);
+	imap_client_free(ctx.client);
+	ctx.client = NULL;
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_preauth_refused_with_starttls)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] welcome\r\n" },
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_STARTTLS, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_STARTTLS);
+	ck_assert_ptr_nonnull(strstr(ctx.reason, "PREAUTH"));
+	imap_client_free(ctx.client);
+	ctx.client = NULL;
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_login_refused)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n" },
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_AUTH);
+	ck_assert_ptr_nonnull(strstr(ctx.reason, "Authentication failed."));
+	ck_assert_ptr_null(strstr(ctx.reason, PASSWORD));
+	imap_client_free(ctx.client);
+	ctx.client = NULL;
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_authenticate_plain_without_sasl_ir)
+{
+	/* "\0alice\0s3cret-pw" in base64 */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 AUTHENTICATE PLAIN" },
+		{ SCRIPT_SEND, "+ \r\n" },
+		{ SCRIPT_EXPECT, "AGFsaWNlAHMzY3JldC1wdw==" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 NOOP" },
+		{ SCRIPT_SEND, "a2 OK\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 1);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], 0);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_synchronizing_literal_waits_for_continuation)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 APPEND INBOX {5}" },
+		{ SCRIPT_SEND, "+ go ahead\r\n" },
+		{ SCRIPT_EXPECT, "hello" },
+		{ SCRIPT_SEND, "a2 OK [APPENDUID 1 9] done\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT" },
+		{ SCRIPT_SEND, "a3 NO [TRYCREATE] missing\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+	struct imap_cmd *cmd;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 2);
+	ck_assert_int_eq(imap_cmd_new(ctx.client, 0, cmd_cb, &ctx, &cmd), 0);
+	imap_cmd_add(cmd, "APPEND INBOX ");
+	imap_cmd_add_literal(cmd, "hello", 5, false);
+	ck_assert_int_gt(imap_cmd_submit(cmd), 0);
+	/* Queued behind the literal: must not be sent before "+". */
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "SELECT x"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], 0);
+	ck_assert_int_eq(ctx.results[1], -CPMSYNC_E_SERVER);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+static int idle_cont(struct imap_client *client, const char *text,
+		     char **ret_line, void *userdata)
+{
+	(void)client;
+	(void)text;
+	(void)userdata;
+	*ret_line = NULL;
+	return 0;
+}
+
+START_TEST(test_cancel_queued_and_running)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 IDLE" },
+		{ SCRIPT_SEND, "+ idling\r\n" },
+		{ SCRIPT_EXPECT, "DONE" },
+		{ SCRIPT_SEND, "a3 OK idle done\r\n" },
+		{ SCRIPT_EXPECT, "a4 NOOP" },
+		{ SCRIPT_SEND, "a4 OK\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+	int64_t idle, queued;
+	struct imap_cmd *cmd;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	ck_assert_int_eq(imap_cmd_new(ctx.client, IMAP_CMD_EXCLUSIVE | IMAP_CMD_IDLE,
+				      cmd_cb, &ctx, &cmd), 0);
+	imap_cmd_add(cmd, "IDLE");
+	imap_cmd_set_continuation(cmd, idle_cont);
+	idle = imap_cmd_submit(cmd);
+	ck_assert_int_gt(idle, 0);
+	/* Waits behind the exclusive IDLE; cancelled before it is sent. */
+	queued = imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "CHECK");
+	ck_assert_int_gt(queued, 0);
+	ck_assert_int_eq(imap_client_cancel(ctx.client, queued), 0);
+	ck_assert_int_eq(ctx.n_done, 0); /* reported from the loop */
+	want_done(&ctx, 1);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], -CPMSYNC_E_CANCELED);
+	ck_assert_msg(imap_client_get_state(ctx.client) == IMAP_CLIENT_READY,
+		      "state %d: %s", imap_client_get_state(ctx.client), ctx.reason);
+	ck_assert_int_eq(imap_client_send_line(ctx.client, "DONE"), 0);
+	want_done(&ctx, 2);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[1], 0);
+	want_done(&ctx, 3);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[2], 0);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+START_TEST(test_garbage_from_server)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 CAPABILITY" },
+		{ SCRIPT_SEND, "* CAPABILITY IMAP4rev1 {18446744073709551615}\r\n" },
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_PROTOCOL);
+	ck_assert_ptr_nonnull(strstr(ctx.reason, "literal"));
+	imap_client_free(ctx.client);
+	ctx.client = NULL;
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+static Suite *client_suite(void)
+{
+	Suite *s = suite_create("imap-client");
+	TCase *tc = tcase_create("scripted");
+
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, test_login_enable_and_pipelining);
+	tcase_add_test(tc, test_bye_mid_command);
+	tcase_add_test(tc, test_disconnect_with_commands_in_flight);
+	tcase_add_test(tc, test_server_never_greets);
+	tcase_add_test(tc, test_server_stops_answering);
+	tcase_add_test(tc, test_starttls_missing_fails_closed);
+	tcase_add_test(tc, test_starttls_dropped_after_capability);
+	tcase_add_test(tc, test_preauth_refused_with_starttls);
+	tcase_add_test(tc, test_login_refused);
+	tcase_add_test(tc, test_authenticate_plain_without_sasl_ir);
+	tcase_add_test(tc, test_synchronizing_literal_waits_for_continuation);
+	tcase_add_test(tc, test_cancel_queued_and_running);
+	tcase_add_test(tc, test_garbage_from_server);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(client_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
