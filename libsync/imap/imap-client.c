@@ -1013,6 +1013,14 @@ static int get_password(struct imap_client *c, char **ret)
 	return 0;
 }
 
+/* Cancels the exchange the standard way ("*"); login_done reports why. */
+static int scram_abort(struct imap_client *c, char **ret_line)
+{
+	set_error(c, "SCRAM: %s", sasl_scram_error(c->scram));
+	*ret_line = strdup("*");
+	return *ret_line ? 0 : -ENOMEM;
+}
+
 static int scram_continue(struct imap_client *c, const char *text,
 			  char **ret_line, void *userdata)
 {
@@ -1029,22 +1037,15 @@ static int scram_continue(struct imap_client *c, const char *text,
 	}
 	if (!sasl_scram_has_final(c->scram)) {
 		r = sasl_scram_client_final(c->scram, raw, len, &msg);
-		if (r < 0) {
-			set_error(c, "SCRAM: %s", sasl_scram_error(c->scram));
-			/* Abort the exchange the standard way. */
-			*ret_line = strdup("*");
-			return *ret_line ? 0 : -ENOMEM;
-		}
+		if (r < 0)
+			return scram_abort(c, ret_line);
 		r = base64_encode(msg, strlen(msg), ret_line);
 		explicit_bzero(msg, strlen(msg));
 		return r;
 	}
 	r = sasl_scram_verify_server_final(c->scram, raw, len);
-	if (r < 0) {
-		set_error(c, "SCRAM: %s", sasl_scram_error(c->scram));
-		*ret_line = strdup("*");
-		return *ret_line ? 0 : -ENOMEM;
-	}
+	if (r < 0)
+		return scram_abort(c, ret_line);
 	*ret_line = strdup("");
 	return *ret_line ? 0 : -ENOMEM;
 }

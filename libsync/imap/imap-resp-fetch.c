@@ -4,6 +4,7 @@
  * serializer for argument trees (BODYSTRUCTURE kept as text).
  */
 
+#include "imap/imap-quote.h"
 #include "imap/imap-resp.h"
 
 #include <errno.h>
@@ -432,16 +433,7 @@ static int write_string(struct buf *out, const char *s, size_t len)
 			return r;
 		return buf_append(out, s, len);
 	}
-	r = buf_append_char(out, '"');
-	for (size_t i = 0; r >= 0 && i < len; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			r = buf_append_char(out, '\\');
-		if (r >= 0)
-			r = buf_append_char(out, s[i]);
-	}
-	if (r >= 0)
-		r = buf_append_char(out, '"');
-	return r;
+	return imap_append_quoted(out, s, len);
 }
 
 int imap_arg_write(struct buf *out, const struct imap_arg *a)

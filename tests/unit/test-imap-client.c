@@ -283,88 +283,109 @@ START_TEST(test_server_stops_answering)
 }
 END_TEST
 
-START_TEST(test_starttls_missing_fails_closed)
+/*
+ * Connections that must fail before or at login, each with the error and a
+ * word of the reason; the peer checks that nothing more was sent.
+ */
+static const struct script_step starttls_missing[] = {
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step starttls_dropped[] = {
+	/* No list in the greeting; CAPABILITY lacks STARTTLS. */
+	{ SCRIPT_SEND, "* OK hi\r\n" },
+	{ SCRIPT_EXPECT, "a1 CAPABILITY" },
+	{ SCRIPT_SEND, "* CAPABILITY IMAP4rev1 LOGIN-REFERRALS\r\na1 OK\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step preauth[] = {
+	{ SCRIPT_SEND, "* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] welcome\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step starttls_refused[] = {
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n" },
+	{ SCRIPT_EXPECT, "a1 STARTTLS" },
+	{ SCRIPT_SEND, "a1 NO not now\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step starttls_injection[] = {
+	/* Plain text after the OK would be read as if it came over TLS. */
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n" },
+	{ SCRIPT_EXPECT, "a1 STARTTLS" },
+	{ SCRIPT_SEND, "a1 OK go\r\n* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] x\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step login_refused[] = {
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+	{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+	{ SCRIPT_SEND, "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step no_mechanism[] = {
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=GSSAPI] hi\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step greeting_bye[] = {
+	{ SCRIPT_SEND, "* BYE [UNAVAILABLE] too many connections\r\n" },
+	{ SCRIPT_CLOSE, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step huge_literal[] = {
+	{ SCRIPT_SEND, "* OK hi\r\n" },
+	{ SCRIPT_EXPECT, "a1 CAPABILITY" },
+	{ SCRIPT_SEND, "* CAPABILITY IMAP4rev1 {18446744073709551615}\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+
+static const struct {
+	const char *what;
+	const struct script_step *script;
+	enum cpmsync_security security;
+	int r;
+	const char *reason;
+} failing[] = {
+	{ "STARTTLS not offered", starttls_missing, CPMSYNC_SECURITY_STARTTLS,
+	  -CPMSYNC_E_STARTTLS, "does not offer STARTTLS" },
+	{ "STARTTLS dropped from CAPABILITY", starttls_dropped,
+	  CPMSYNC_SECURITY_STARTTLS, -CPMSYNC_E_STARTTLS, "STARTTLS" },
+	{ "PREAUTH with starttls", preauth, CPMSYNC_SECURITY_STARTTLS,
+	  -CPMSYNC_E_STARTTLS, "PREAUTH" },
+	{ "STARTTLS refused", starttls_refused, CPMSYNC_SECURITY_STARTTLS,
+	  -CPMSYNC_E_STARTTLS, "not now" },
+	{ "data injected after STARTTLS", starttls_injection,
+	  CPMSYNC_SECURITY_STARTTLS, -CPMSYNC_E_STARTTLS, "after accepting STARTTLS" },
+	{ "login refused", login_refused, CPMSYNC_SECURITY_NONE,
+	  -CPMSYNC_E_AUTH, "Authentication failed." },
+	{ "no usable mechanism", no_mechanism, CPMSYNC_SECURITY_NONE,
+	  -CPMSYNC_E_AUTH, "no authentication mechanism" },
+	{ "BYE as greeting", greeting_bye, CPMSYNC_SECURITY_NONE,
+	  -CPMSYNC_E_BYE, "too many connections" },
+	{ "literal of 2^64-1 bytes", huge_literal, CPMSYNC_SECURITY_NONE,
+	  -CPMSYNC_E_PROTOCOL, "literal" },
+};
+
+START_TEST(test_connection_refused_cases)
 {
-	/* No STARTTLS in the list: the client must stop before any login. */
-	static const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n" },
-		{ SCRIPT_EXPECT_EOF, NULL },
-		{ SCRIPT_END, NULL },
-	};
 	struct script_peer peer;
 	struct ctx ctx;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_STARTTLS, 0);
-	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
-	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_STARTTLS);
-	ck_assert_ptr_nonnull(strstr(ctx.reason, "STARTTLS"));
-	imap_client_free(ctx.client);
-	ctx.client = NULL;
-	ctx_end(&ctx, &peer);
-}
-END_TEST
-
-START_TEST(test_starttls_dropped_after_capability)
-{
-	/* Greeting without a capability list; CAPABILITY lacks STARTTLS. */
-	static const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK hi\r\n" },
-		{ SCRIPT_EXPECT, "a1 CAPABILITY" },
-		{ SCRIPT_SEND, "* CAPABILITY IMAP4rev1 LOGIN-REFERRALS\r\na1 OK\r\n" },
-		{ SCRIPT_EXPECT_EOF, NULL },
-		{ SCRIPT_END, NULL },
-	};
-	struct script_peer peer;
-	struct ctx ctx;
-
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_STARTTLS, 0);
-	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
-	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_STARTTLS);
-	imap_client_free(ctx.client);
-	ctx.client = NULL;
-	ctx_end(&ctx, &peer);
-}
-END_TEST
-
-START_TEST(test_preauth_refused_with_starttls)
-{
-	static const struct script_step script[] = {
-		{ SCRIPT_SEND, "* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] welcome\r\n" },
-		{ SCRIPT_EXPECT_EOF, NULL },
-		{ SCRIPT_END, NULL },
-	};
-	struct script_peer peer;
-	struct ctx ctx;
-
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_STARTTLS, 0);
-	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
-	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_STARTTLS);
-	ck_assert_ptr_nonnull(strstr(ctx.reason, "PREAUTH"));
-	imap_client_free(ctx.client);
-	ctx.client = NULL;
-	ctx_end(&ctx, &peer);
-}
-END_TEST
-
-START_TEST(test_login_refused)
-{
-	static const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
-		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
-		{ SCRIPT_SEND, "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n" },
-		{ SCRIPT_EXPECT_EOF, NULL },
-		{ SCRIPT_END, NULL },
-	};
-	struct script_peer peer;
-	struct ctx ctx;
-
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
-	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
-	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_AUTH);
-	ck_assert_ptr_nonnull(strstr(ctx.reason, "Authentication failed."));
+	ctx_start(&ctx, failing[_i].script, &peer, failing[_i].security, 0);
+	ck_assert_msg(test_loop_run_until(ctx.loop, &ctx.state_called, 3000),
+		      "%s: no outcome", failing[_i].what);
+	ck_assert_msg(!ctx.ready, "%s: became ready", failing[_i].what);
+	ck_assert_msg(ctx.state_r == failing[_i].r, "%s: r=%d, want %d (%s)",
+		      failing[_i].what, ctx.state_r, failing[_i].r, ctx.reason);
+	ck_assert_msg(strstr(ctx.reason, failing[_i].reason), "%s: reason '%s'",
+		      failing[_i].what, ctx.reason);
 	ck_assert_ptr_null(strstr(ctx.reason, PASSWORD));
-	imap_client_free(ctx.client);
-	ctx.client = NULL;
 	ctx_end(&ctx, &peer);
 }
 END_TEST
@@ -489,28 +510,6 @@ START_TEST(test_cancel_queued_and_running)
 }
 END_TEST
 
-START_TEST(test_garbage_from_server)
-{
-	static const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK hi\r\n" },
-		{ SCRIPT_EXPECT, "a1 CAPABILITY" },
-		{ SCRIPT_SEND, "* CAPABILITY IMAP4rev1 {18446744073709551615}\r\n" },
-		{ SCRIPT_EXPECT_EOF, NULL },
-		{ SCRIPT_END, NULL },
-	};
-	struct script_peer peer;
-	struct ctx ctx;
-
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
-	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
-	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_PROTOCOL);
-	ck_assert_ptr_nonnull(strstr(ctx.reason, "literal"));
-	imap_client_free(ctx.client);
-	ctx.client = NULL;
-	ctx_end(&ctx, &peer);
-}
-END_TEST
-
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("imap-client");
@@ -522,14 +521,11 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_disconnect_with_commands_in_flight);
 	tcase_add_test(tc, test_server_never_greets);
 	tcase_add_test(tc, test_server_stops_answering);
-	tcase_add_test(tc, test_starttls_missing_fails_closed);
-	tcase_add_test(tc, test_starttls_dropped_after_capability);
-	tcase_add_test(tc, test_preauth_refused_with_starttls);
-	tcase_add_test(tc, test_login_refused);
+	tcase_add_loop_test(tc, test_connection_refused_cases, 0,
+			    sizeof(failing) / sizeof(failing[0]));
 	tcase_add_test(tc, test_authenticate_plain_without_sasl_ir);
 	tcase_add_test(tc, test_synchronizing_literal_waits_for_continuation);
 	tcase_add_test(tc, test_cancel_queued_and_running);
-	tcase_add_test(tc, test_garbage_from_server);
 	suite_add_tcase(s, tc);
 	return s;
 }
