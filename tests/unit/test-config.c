@@ -13,6 +13,7 @@
 
 #include <cpmsync/account.h>
 
+#include "testlib.h"
 #include "config.h"
 
 #define NAME	      "/cfg/dir/cpmsync.conf"
@@ -1294,13 +1295,4 @@ static Suite *config_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TEST_MAIN(config_suite)

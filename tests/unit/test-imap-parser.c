@@ -15,6 +15,7 @@
 
 #include <cpmsync/error.h>
 
+#include "testlib.h"
 #include "imap/imap-parser.h"
 #include "util/buf.h"
 
@@ -1270,13 +1271,4 @@ static Suite *imap_parser_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(imap_parser_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TEST_MAIN(imap_parser_suite)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testlib.h"
 #include "imap/imap-quote.h"
 #include "util/buf.h"
 
@@ -168,13 +169,4 @@ static Suite *quote_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(quote_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TEST_MAIN(quote_suite)

@@ -13,6 +13,7 @@
 
 #include <cpmsync/error.h>
 
+#include "testlib.h"
 #include "imap/imap-parser.h"
 #include "imap/imap-resp.h"
 #include "imap/imap-seqset.h"
@@ -1767,13 +1768,4 @@ static Suite *resp_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(resp_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TEST_MAIN(resp_suite)

@@ -8,6 +8,7 @@
 
 #include <cpmsync/error.h>
 
+#include "testlib.h"
 #include "imap/imap-seqset.h"
 #include "util/buf.h"
 
@@ -505,13 +506,4 @@ static Suite *seqset_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(seqset_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TEST_MAIN(seqset_suite)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "testlib.h"
 #include "imap/imap-utf7.h"
 #include "util/buf.h"
 
@@ -401,13 +402,4 @@ static Suite *utf7_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(utf7_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TEST_MAIN(utf7_suite)

@@ -226,13 +226,4 @@ static Suite *loop_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(loop_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TEST_MAIN(loop_suite)

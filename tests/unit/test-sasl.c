@@ -6,6 +6,7 @@
 
 #include <cpmsync/error.h>
 
+#include "testlib.h"
 #include "imap/sasl.h"
 #include "util/base64.h"
 
@@ -348,13 +349,4 @@ static Suite *sasl_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(sasl_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TEST_MAIN(sasl_suite)

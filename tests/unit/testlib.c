@@ -141,3 +141,14 @@ bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done,
 	}
 	return *done;
 }
+
+int testlib_run_suite(Suite *suite)
+{
+	SRunner *sr = srunner_create(suite);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

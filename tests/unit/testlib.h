@@ -11,6 +11,7 @@
  * that status.
  */
 
+#include <check.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -43,3 +44,11 @@ int script_peer_wait(struct script_peer *peer);
 struct cpmsync_loop;
 bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done,
 			 unsigned timeout_ms);
+
+/* Runs one suite with Check's defaults; the exit status for main(). */
+int testlib_run_suite(Suite *suite);
+#define TEST_MAIN(suite_fn)                               \
+	int main(void)                                    \
+	{                                                 \
+		return testlib_run_suite(suite_fn());     \
+	}
