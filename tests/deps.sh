@@ -11,16 +11,23 @@ PACKAGES=(
 	libsqlite3-dev libssl-dev libdbus-1-dev libinotifytools0-dev check
 	# fuzzing (make fuzz) and the sanitizer runtime
 	clang libclang-rt-14-dev
-	# tests and demo: a real IMAP server, a private bus, certificates
-	dovecot-imapd dbus openssl procps iproute2
+	# tests and demo: a real IMAP server (conflicts with cyrus-imapd: apt
+	# would remove that), a private bus (dbus-daemon, dbus-run-session),
+	# certificates, pgrep, ss
+	dovecot-imapd dbus dbus-daemon openssl procps iproute2
 	# the benchmark's peer (mbsync)
 	isync
 )
 
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "tests/deps.sh: not a Debian system; install the equivalents of: ${PACKAGES[*]}" >&2
+	exit 0
+fi
+# One dpkg-query for all: this runs at every `make check`.
+installed=" $(dpkg-query -W -f='${Package}=${db:Status-Status} ' "${PACKAGES[@]}" 2>/dev/null || true) "
 missing=()
 for p in "${PACKAGES[@]}"; do
-	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-	[ "$status" = installed ] || missing+=("$p")
+	[[ $installed == *" $p=installed "* ]] || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -39,6 +39,7 @@
 #   DOVECOT_EXTRA_CONF=FILE  appended to both generated configs (last wins).
 #   DOVECOT_START_TIMEOUT=seconds (default 20).
 set -euo pipefail
+# shellcheck disable=SC2016 # bash -c '...' scripts get their values as "$1"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DOVECOT_BIN=${DOVECOT_BIN:-/usr/sbin/dovecot}
@@ -206,6 +207,14 @@ stop_instances() {
 		shift
 	done
 	[ $# -gt 0 ] && shift
+	# Masters whose pid file is not where expected (e.g. DOVECOT_EXTRA_CONF
+	# moved base_dir): found by their exact command line.
+	for b in "$DIR/dovecot.conf" "$DIR/dovecot-wronghost.conf"; do
+		for pid in $(pgrep -fx "$DOVECOT_BIN -c $b" 2>/dev/null); do
+			case " ${pids[*]} " in *" $pid "*) continue ;; esac
+			kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+		done
+	done
 	for ((i = 0; i < 100 && ${#pids[@]} > 0; i++)); do
 		alive=
 		for pid in "${pids[@]}"; do
@@ -278,7 +287,8 @@ start_one() { # conf short -> 0 ok, 2 address in use, 1 other failure
 	local out rc=0
 	# Not $(...): the daemonized master keeps inherited pipes open, and a
 	# command substitution would wait for them forever.
-	local so=$DIR/log/$(basename "$1" .conf).start-out
+	local so
+	so=$DIR/log/$(basename "$1" .conf).start-out
 	"$DOVECOT_BIN" -c "$1" >"$so" 2>&1 </dev/null || rc=$?
 	out=$(cat "$so")
 	if [ $rc -ne 0 ]; then
@@ -292,7 +302,7 @@ start_one() { # conf short -> 0 ok, 2 address in use, 1 other failure
 }
 
 cmd_start() {
-	local uid timeout attempt ports rc i ok w
+	local uid timeout attempt rc i ok w
 	[ -x "$DOVECOT_BIN" ] || die "$DOVECOT_BIN not found (run tests/deps.sh)"
 	have openssl || die "openssl not found (run tests/deps.sh)"
 	[[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR must not contain spaces or special characters: $DIR"
@@ -350,7 +360,7 @@ cmd_start() {
 		LOGIN_USER=$INTERNAL_USER
 		MAIL_UID=$uid
 		MAIL_GID=$(id -g)
-		CHROOT_LOGIN= CHROOT_ANVIL= CHROOT_TOKEN=
+		CHROOT_LOGIN='' CHROOT_ANVIL='' CHROOT_TOKEN=""
 	fi
 
 	# base_dir holds unix sockets (sun_path <= 107 bytes): keep it short.
