@@ -78,3 +78,6 @@ clean:
 .PHONY: all deps clean check demo install uninstall fuzz check-symbols check-layering
 FORCE:
 .PHONY: FORCE
+
+# Keep intermediate objects (test and fuzz .o files) between runs.
+.SECONDARY:
