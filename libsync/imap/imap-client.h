@@ -173,8 +173,12 @@ void imap_cmd_set_continuation(struct imap_cmd *cmd, imap_cont_cb_t cb);
 int64_t imap_cmd_submit(struct imap_cmd *cmd);
 
 /*
- * Cancels a queued or running command: its callback is called (from the
- * loop) with -CPMSYNC_E_CANCELED, and a late answer is ignored.
+ * Cancels a queued or running command with -CPMSYNC_E_CANCELED.  A command
+ * not sent yet is dropped and its callback runs from the loop; one already
+ * sent has its callback run before this returns (the server's late answer
+ * is then ignored), so do not cancel from inside that command's own
+ * callback.  Returns 0, or -CPMSYNC_E_NOT_FOUND for an unknown or finished
+ * id.
  */
 int imap_client_cancel(struct imap_client *client, int64_t id);
 
