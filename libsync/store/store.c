@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+
+#include "store/store.h"
+#include "util/macro.h"
+
+#define STORE_CHUNK (64 * 1024)
+
+struct store {
+	sqlite3 *db;
+	bool readonly;
+	bool in_tx;
+	sqlite3_stmt **stmts; /* the statement cache of store_prepare() */
+	size_t n_stmts, alloc_stmts;
+	char error[256];
+};
+
+int store_map_sqlite_error(int sqlite_rc)
+{
+	switch (sqlite_rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -CPMSYNC_E_STORE_BUSY;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -CPMSYNC_E_STORE_CORRUPT;
+	case SQLITE_FULL:
+		return -CPMSYNC_E_STORE_FULL;
+	case SQLITE_IOERR:
+		return -EIO;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CONSTRAINT:
+		if (sqlite_rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+			return -CPMSYNC_E_NOT_FOUND;
+		return -EEXIST;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	default:
+		return -EIO;
+	}
+}
+
+static void set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
+static void set_error(struct store *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->error, sizeof(s->error), fmt, ap);
+	va_end(ap);
+}
+
+int store_fail(struct store *s, int sqlite_rc)
+{
+	set_error(s, "%s (%d)", sqlite3_errmsg(s->db), sqlite_rc);
+	return store_map_sqlite_error(sqlite_rc);
+}
+
+const char *store_error(const struct store *s)
+{
+	if (!s)
+		return "";
+	return s->error;
+}
+
+sqlite3 *store_db(struct store *s)
+{
+	return s->db;
+}
+
+int store_set_busy_timeout(struct store *s, unsigned ms)
+{
+	int rc;
+
+	if (!s || ms > INT32_MAX)
+		return -EINVAL;
+	rc = sqlite3_busy_timeout(s->db, (int)ms);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc);
+	return 0;
+}
+
+int store_exec(struct store *s, const char *sql)
+{
+	int rc;
+
+	if (!s || !sql)
+		return -EINVAL;
+	rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc);
+	return 0;
+}
+
+int64_t store_last_insert_id(const struct store *s)
+{
+	return sqlite3_last_insert_rowid(s->db);
+}
+
+int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s || !sql || !ret)
+		return -EINVAL;
+	for (size_t i = 0; i < s->n_stmts; i++) {
+		if (streq(sqlite3_sql(s->stmts[i]), sql)) {
+			sqlite3_reset(s->stmts[i]);
+			sqlite3_clear_bindings(s->stmts[i]);
+			*ret = s->stmts[i];
+			return 0;
+		}
+	}
+	if (s->n_stmts == s->alloc_stmts) {
+		size_t n = s->alloc_stmts ? s->alloc_stmts * 2 : 16;
+		sqlite3_stmt **p = reallocarray(s->stmts, n, sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		s->stmts = p;
+		s->alloc_stmts = n;
+	}
+	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc);
+	if (!st) {
+		set_error(s, "empty SQL statement");
+		return -EINVAL;
+	}
+	s->stmts[s->n_stmts++] = st;
+	*ret = st;
+	return 0;
+}
+
+int store_step(struct store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	rc = store_fail(s, rc);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* Runs a pragma or query that returns one integer. */
+static int query_int(struct store *s, const char *sql, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s, sql, &st);
+	if (r < 0)
+		return r;
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		set_error(s, "no result from \"%s\"", sql);
+		return -EIO;
+	}
+	*ret = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+bool store_in_transaction(const struct store *s)
+{
+	return s && s->in_tx;
+}
+
+int store_begin(struct store *s)
+{
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	if (s->readonly)
+		return -EROFS;
+	if (s->in_tx)
+		return -EBUSY;
+	r = store_exec(s, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	s->in_tx = true;
+	return 0;
+}
+
+int store_rollback(struct store *s)
+{
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	if (!s->in_tx)
+		return 0;
+	s->in_tx = false;
+	/* SQLite may already have rolled back by itself (FULL, IOERR, NOMEM). */
+	if (sqlite3_get_autocommit(s->db))
+		return 0;
+	rc = sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc);
+	return 0;
+}
+
+int store_commit(struct store *s)
+{
+	int rc, r;
+
+	if (!s)
+		return -EINVAL;
+	if (!s->in_tx)
+		return -EINVAL;
+	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		s->in_tx = false;
+		return 0;
+	}
+	r = store_fail(s, rc);
+	store_rollback(s);
+	return r;
+}
+
+static int migrate(struct store *s, unsigned target)
+{
+	for (unsigned v = 1; v <= target; v++) {
+		char sql[64];
+		int64_t cur;
+		int r;
+
+		r = store_begin(s);
+		if (r < 0)
+			return r;
+		/* Read again under the write lock: another process may have migrated. */
+		r = query_int(s, "PRAGMA user_version", &cur);
+		if (r < 0)
+			goto fail;
+		if (cur >= v) {
+			r = store_commit(s);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (cur != v - 1) {
+			set_error(s, "schema version %lld found while migrating to %u",
+				  (long long)cur, v);
+			r = -CPMSYNC_E_STORE_CORRUPT;
+			goto fail;
+		}
+		r = store_exec(s, store_migration_sql(v));
+		if (r < 0)
+			goto fail;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %u", v);
+		r = store_exec(s, sql);
+		if (r < 0)
+			goto fail;
+		r = store_commit(s);
+		if (r < 0)
+			return r;
+		continue;
+fail:
+		store_rollback(s);
+		return r;
+	}
+	return 0;
+}
+
+static int setup(struct store *s, const char *path, unsigned target)
+{
+	unsigned known = store_schema_version();
+	sqlite3_stmt *st;
+	int64_t version;
+	int r;
+
+	sqlite3_extended_result_codes(s->db, 1);
+	r = store_set_busy_timeout(s, STORE_BUSY_TIMEOUT_MS);
+	if (r < 0)
+		return r;
+
+	if (!s->readonly) {
+		const char *mode;
+
+		r = store_prepare(s, "PRAGMA journal_mode = WAL", &st);
+		if (r < 0)
+			return r;
+		r = store_step(s, st);
+		if (r < 0)
+			return r;
+		mode = r > 0 ? (const char *)sqlite3_column_text(st, 0) : NULL;
+		if (!mode || strcasecmp(mode, "wal") != 0) {
+			set_error(s, "%s: cannot use WAL mode (journal_mode is %s)", path,
+				  mode ? mode : "unknown");
+			sqlite3_reset(st);
+			return -EIO;
+		}
+		sqlite3_reset(st);
+	}
+	r = store_exec(s, "PRAGMA foreign_keys = ON");
+	if (r < 0)
+		return r;
+	if (!s->readonly) {
+		r = store_exec(s, "PRAGMA synchronous = NORMAL");
+		if (r < 0)
+			return r;
+	}
+
+	r = query_int(s, "PRAGMA user_version", &version);
+	if (r < 0)
+		return r;
+	if (version < 0 || version > known) {
+		set_error(s, "%s has schema version %lld; this cpmsync knows up to %u", path,
+			  (long long)version, known);
+		return -CPMSYNC_E_STORE_CORRUPT;
+	}
+	if (s->readonly) {
+		if (version != known) {
+			set_error(s, "%s has schema version %lld; this cpmsync needs %u "
+				  "(start the daemon once to upgrade it)",
+				  path, (long long)version, known);
+			return -CPMSYNC_E_STORE_CORRUPT;
+		}
+		return 0;
+	}
+	return migrate(s, target);
+}
+
+static int open_internal(const char *path, unsigned flags, unsigned target,
+			 struct store **ret, char **ret_error)
+{
+	struct store *s;
+	int oflags, rc, r;
+
+	if (ret_error)
+		*ret_error = NULL;
+	if (!ret)
+		return -EINVAL;
+	*ret = NULL;
+	if (!path || (flags & ~STORE_READONLY) || target > store_schema_version())
+		return -EINVAL;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->readonly = flags & STORE_READONLY;
+	oflags = SQLITE_OPEN_NOMUTEX;
+	oflags |= s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+
+	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		if (!s->db) {
+			free(s);
+			return -ENOMEM;
+		}
+		r = store_fail(s, rc);
+		set_error(s, "%s: %s", path, sqlite3_errmsg(s->db));
+	} else {
+		r = setup(s, path, target);
+	}
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = strdup(s->error);
+		store_close(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+int store_open(const char *path, unsigned flags, struct store **ret, char **ret_error)
+{
+	return open_internal(path, flags, store_schema_version(), ret, ret_error);
+}
+
+int store_open_at_version_for_test(const char *path, unsigned version, struct store **ret,
+				   char **ret_error)
+{
+	return open_internal(path, 0, version, ret, ret_error);
+}
+
+struct store *store_close(struct store *s)
+{
+	sqlite3_stmt *st;
+
+	if (!s)
+		return NULL;
+	store_rollback(s);
+	for (size_t i = 0; i < s->n_stmts; i++)
+		sqlite3_finalize(s->stmts[i]);
+	free(s->stmts);
+	/* Anything still unfinalized (an error path) must not keep the db open. */
+	while ((st = sqlite3_next_stmt(s->db, NULL)))
+		sqlite3_finalize(st);
+	sqlite3_close(s->db);
+	free(s);
+	return NULL;
+}
+
+/* Bodies. */
+
+static int read_full(int fd, void *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = read(fd, (char *)p + done, n - done);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			return -EIO; /* the body is shorter than announced */
+		done += (size_t)k;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = write(fd, (const char *)p + done, n - done);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)k;
+	}
+	return 0;
+}
+
+static int body_write(struct store *s, int64_t message_id, int fd, uint64_t size)
+{
+	_cleanup_free_ char *chunk = NULL;
+	sqlite3_blob *blob = NULL;
+	sqlite3_stmt *st;
+	uint64_t off;
+	int rc, r;
+
+	r = store_prepare(s, "INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, zeroblob(?2))",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (size == 0)
+		return 0;
+
+	chunk = malloc(STORE_CHUNK);
+	if (!chunk)
+		return -ENOMEM;
+	rc = sqlite3_blob_open(s->db, "main", "body", "data", message_id, 1, &blob);
+	if (rc != SQLITE_OK) {
+		r = store_fail(s, rc);
+		sqlite3_blob_close(blob);
+		return r;
+	}
+	for (off = 0; off < size;) {
+		size_t n = size - off < STORE_CHUNK ? (size_t)(size - off) : STORE_CHUNK;
+
+		r = read_full(fd, chunk, n);
+		if (r < 0) {
+			set_error(s, "reading the body of message %lld: %s", (long long)message_id,
+				  strerror(-r));
+			break;
+		}
+		rc = sqlite3_blob_write(blob, chunk, (int)n, (int)off);
+		if (rc != SQLITE_OK) {
+			r = store_fail(s, rc);
+			break;
+		}
+		off += n;
+	}
+	rc = sqlite3_blob_close(blob);
+	if (r == 0 && rc != SQLITE_OK)
+		r = store_fail(s, rc);
+	return r;
+}
+
+int store_body_write_fd(struct store *s, int64_t message_id, int fd, uint64_t size)
+{
+	bool own;
+	int r;
+
+	if (!s || fd < 0)
+		return -EINVAL;
+	if (s->readonly)
+		return -EROFS;
+	if (size > (uint64_t)sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, -1)) {
+		set_error(s, "body of %llu bytes is larger than the store allows",
+			  (unsigned long long)size);
+		return -E2BIG;
+	}
+	own = !s->in_tx;
+	if (own) {
+		r = store_begin(s);
+		if (r < 0)
+			return r;
+	}
+	r = body_write(s, message_id, fd, size);
+	if (!own)
+		return r;
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
+int store_body_read_fd(struct store *s, int64_t message_id, int fd)
+{
+	_cleanup_free_ char *chunk = NULL;
+	sqlite3_blob *blob = NULL;
+	sqlite3_stmt *st;
+	int64_t size;
+	int rc, r;
+
+	if (!s || fd < 0)
+		return -EINVAL;
+	r = store_prepare(s, "SELECT length(data) FROM body WHERE message_id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		set_error(s, "message %lld has no body", (long long)message_id);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	size = sqlite3_column_int64(st, 0); /* NULL data: 0 */
+	sqlite3_reset(st);
+	if (size == 0)
+		return 0;
+
+	chunk = malloc(STORE_CHUNK);
+	if (!chunk)
+		return -ENOMEM;
+	rc = sqlite3_blob_open(s->db, "main", "body", "data", message_id, 0, &blob);
+	if (rc != SQLITE_OK) {
+		r = store_fail(s, rc);
+		sqlite3_blob_close(blob);
+		return r;
+	}
+	/* The open blob pins one snapshot: size cannot change under us. */
+	size = sqlite3_blob_bytes(blob);
+	for (int64_t off = 0; off < size;) {
+		int n = size - off < STORE_CHUNK ? (int)(size - off) : STORE_CHUNK;
+
+		rc = sqlite3_blob_read(blob, chunk, n, (int)off);
+		if (rc != SQLITE_OK) {
+			r = store_fail(s, rc);
+			break;
+		}
+		r = write_full(fd, chunk, (size_t)n);
+		if (r < 0) {
+			set_error(s, "writing the body of message %lld: %s", (long long)message_id,
+				  strerror(-r));
+			break;
+		}
+		off += n;
+	}
+	sqlite3_blob_close(blob);
+	return r;
+}

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The local store: one SQLite database (store.db) in WAL mode, with
+ * foreign keys on.  The daemon owns the one writing connection; other
+ * processes (cpmctl dump, UIs) open it with STORE_READONLY and read while
+ * the daemon writes.
+ *
+ * Every function returns 0 (or a documented non-negative value) on
+ * success, -errno, or -CPMSYNC_E_*.  SQLite result codes are mapped here
+ * (see store_map_sqlite_error()); the text of the last SQLite failure stays
+ * available through store_error().  Nothing here prints or logs.
+ *
+ * Write transactions start with BEGIN IMMEDIATE (store_begin()), so that a
+ * busy database is reported when the transaction starts, after the busy
+ * timeout, never half-way through it.  Transactions do not nest.
+ *
+ * The schema version lives in PRAGMA user_version.  store_open() of a
+ * read-write store applies the numbered migrations in order, each in its
+ * own BEGIN IMMEDIATE transaction which also sets user_version, so an
+ * interrupted upgrade leaves a consistent, older version behind.
+ *
+ * This header names no SQLite type for the rest of the library.  The
+ * prepared-statement helpers at the bottom are for the files under libsync/store/ only
+ * and are declared only where <sqlite3.h> was included first.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/macro.h"
+
+struct store;
+
+enum {
+	STORE_READONLY = 1u << 0, /* no writes, no migrations; never creates the file */
+};
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* The schema version this code creates and understands (the number of migrations). */
+unsigned store_schema_version(void);
+
+/*
+ * Opens (read-write: creating if needed) the database at path and brings
+ * its schema up to store_schema_version().  The parent directory must
+ * exist.  Refuses, with -CPMSYNC_E_STORE_CORRUPT, a file that is not a
+ * database, a schema newer than this code knows and (STORE_READONLY only)
+ * a schema older than it, since a reader cannot migrate.
+ *
+ * On success *ret is the store (close with store_close()).  On failure
+ * *ret is NULL and, if ret_error is not NULL, *ret_error is a message for
+ * humans (free with free(); NULL if even that could not be allocated); on
+ * success *ret_error is NULL.
+ */
+int store_open(const char *path, unsigned flags, struct store **ret, char **ret_error);
+
+/*
+ * Tests only: like store_open() (read-write) but applies the migrations
+ * only up to version, so that tests can build every older schema and then
+ * open it with store_open().  version 0 gives an empty WAL database.
+ */
+int store_open_at_version_for_test(const char *path, unsigned version, struct store **ret,
+				   char **ret_error);
+
+/* Rolls back an open transaction and closes.  NULL is accepted.  Returns NULL. */
+struct store *store_close(struct store *s);
+
+static inline void store_closep(struct store **s)
+{
+	store_close(*s);
+}
+#define _cleanup_store_ _cleanup_(store_closep)
+
+/* Changes how long a locked database is retried (default STORE_BUSY_TIMEOUT_MS). */
+int store_set_busy_timeout(struct store *s, unsigned ms);
+
+/*
+ * The SQLite message of the last failure on s ("" if none).  Valid until
+ * the next call on s.
+ */
+const char *store_error(const struct store *s);
+
+/*
+ * Maps an SQLite result code (primary or extended):
+ *   BUSY, LOCKED          -> -CPMSYNC_E_STORE_BUSY   (retry later)
+ *   CORRUPT, NOTADB       -> -CPMSYNC_E_STORE_CORRUPT
+ *   FULL                  -> -CPMSYNC_E_STORE_FULL
+ *   IOERR_*               -> -EIO
+ *   NOMEM                 -> -ENOMEM
+ *   CONSTRAINT_FOREIGNKEY -> -CPMSYNC_E_NOT_FOUND    (the parent row is missing)
+ *   other CONSTRAINT_*    -> -EEXIST
+ *   TOOBIG                -> -E2BIG
+ *   anything else         -> -EIO
+ * SQLITE_OK, _ROW and _DONE give 0.
+ */
+int store_map_sqlite_error(int sqlite_rc);
+
+/*
+ * Transactions.  store_begin() is BEGIN IMMEDIATE; -EBUSY if a transaction
+ * is already open on s; -EROFS on a STORE_READONLY store;
+ * -CPMSYNC_E_STORE_BUSY if another connection holds the write lock beyond
+ * the busy timeout.  store_commit() without a transaction is -EINVAL; if
+ * COMMIT fails the transaction is rolled back and the mapped error
+ * returned.  store_rollback() without a transaction
+ * is a harmless 0, so that error paths can always call it.
+ */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+int store_rollback(struct store *s);
+bool store_in_transaction(const struct store *s);
+
+/* Runs SQL (one or more statements, no results wanted, nothing bound). */
+int store_exec(struct store *s, const char *sql);
+
+int64_t store_last_insert_id(const struct store *s);
+
+/*
+ * Message bodies, streamed in 64 KiB chunks; no whole body is ever held in
+ * memory.
+ *
+ * store_body_write_fd() stores exactly size bytes read from fd as the body
+ * of message_id, replacing any previous body.  The message must exist
+ * (-CPMSYNC_E_NOT_FOUND otherwise); end of file before size bytes is -EIO;
+ * -EROFS on a STORE_READONLY store.
+ * Inside the caller's transaction it takes part in it (on failure the
+ * caller must roll back); otherwise it runs in its own transaction and
+ * leaves nothing behind on failure.
+ *
+ * store_body_read_fd() writes the body of message_id to fd;
+ * -CPMSYNC_E_NOT_FOUND if there is none.  fd should be blocking.
+ */
+int store_body_write_fd(struct store *s, int64_t message_id, int fd, uint64_t size);
+int store_body_read_fd(struct store *s, int64_t message_id, int fd);
+
+#ifdef SQLITE_VERSION_NUMBER
+/*
+ * For libsync/store/ only.
+ *
+ * store_prepare() returns in *ret a prepared statement for sql, cached on
+ * s: it is reset and its bindings cleared, ready to bind and step.  The
+ * statement belongs to s (do not finalize it); it stays valid until s is
+ * closed.  Do not hold it across another store_prepare() of the same SQL.
+ */
+int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret);
+
+/*
+ * Steps st: 1 for a row, 0 when done (the statement is then reset), or
+ * the mapped error (the statement is reset and the message recorded).
+ */
+int store_step(struct store *s, sqlite3_stmt *st);
+
+/* Records sqlite3_errmsg() for store_error() and returns the mapped rc. */
+int store_fail(struct store *s, int sqlite_rc);
+
+/* The raw connection, for the files under libsync/store/. */
+sqlite3 *store_db(struct store *s);
+
+/* store-schema.c: the SQL of migration version (1..store_schema_version()). */
+const char *store_migration_sql(unsigned version);
+#endif

@@ -1,0 +1,594 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sqlite3.h>
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+
+#include "store/store.h"
+#include "testlib.h"
+
+static char tmpdir[] = "/tmp/test-store-XXXXXX";
+static char dbpath[sizeof(tmpdir) + 32];
+
+static void setup(void)
+{
+	strcpy(tmpdir, "/tmp/test-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void teardown(void)
+{
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct store *open_ok(const char *path, unsigned flags)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+	int r = store_open(path, flags, &s, &err);
+
+	if (r != 0)
+		ck_abort_msg("store_open(%s): %d %s", path, r, err ? err : "(null)");
+	ck_assert_ptr_null(err);
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+static int64_t query_int(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+static char *query_text(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	char *v;
+
+	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	v = strdup(sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_reset(st);
+	ck_assert_ptr_nonnull(v);
+	return v;
+}
+
+#define SCHEMA_SQL                                                                       \
+	"SELECT ifnull(group_concat(type || ' ' || name || ' ' || ifnull(sql, ''), char(10)), '')" \
+	" FROM (SELECT * FROM sqlite_schema ORDER BY type, name)"
+
+static char *schema_dump(struct store *s)
+{
+	return query_text(s, SCHEMA_SQL);
+}
+
+static char *fresh_schema(void)
+{
+	char path[sizeof(dbpath) + 16];
+	struct store *s;
+	char *dump;
+
+	snprintf(path, sizeof(path), "%s/fresh.db", tmpdir);
+	s = open_ok(path, 0);
+	dump = schema_dump(s);
+	store_close(s);
+	return dump;
+}
+
+static void add_account_folder_message(struct store *s)
+{
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a')"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, delimiter)"
+				       " VALUES (10, 1, 'INBOX', '/')"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, flags, message_id)"
+				       " VALUES (100, 10, 7, '\\Seen', '<m@x>')"), 0);
+}
+
+START_TEST(test_open_creates_schema)
+{
+	struct store *s = open_ok(dbpath, 0);
+	char *mode;
+
+	ck_assert_uint_ge(store_schema_version(), 1);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	mode = query_text(s, "PRAGMA journal_mode");
+	ck_assert_str_eq(mode, "wal");
+	free(mode);
+	ck_assert_int_eq(query_int(s, "PRAGMA foreign_keys"), 1);
+	ck_assert_int_eq(query_int(s, "PRAGMA synchronous"), 1); /* NORMAL */
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+				      " AND name IN ('account', 'folder', 'message', 'body', 'journal')"),
+			 5);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+				      " AND name = 'message_folder_message_id'"),
+			 1);
+	ck_assert_str_eq(store_error(s), "");
+	ck_assert_ptr_null(store_close(s));
+	ck_assert_ptr_null(store_close(NULL));
+}
+END_TEST
+
+START_TEST(test_reopen_is_idempotent)
+{
+	struct store *s = open_ok(dbpath, 0);
+	char *before, *after;
+
+	add_account_folder_message(s);
+	before = schema_dump(s);
+	store_close(s);
+
+	for (int i = 0; i < 2; i++) {
+		s = open_ok(dbpath, 0);
+		ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+		ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 1);
+		after = schema_dump(s);
+		ck_assert_str_eq(before, after);
+		free(after);
+		store_close(s);
+	}
+	free(before);
+}
+END_TEST
+
+START_TEST(test_migrate_from_every_older_version)
+{
+	unsigned current = store_schema_version();
+	char *fresh = fresh_schema();
+
+	for (unsigned v = 0; v <= current; v++) {
+		char path[sizeof(dbpath) + 16];
+		struct store *s = NULL;
+		char *err = NULL, *dump;
+
+		snprintf(path, sizeof(path), "%s/v%u.db", tmpdir, v);
+		ck_assert_int_eq(store_open_at_version_for_test(path, v, &s, &err), 0);
+		ck_assert_ptr_null(err);
+		ck_assert_int_eq(query_int(s, "PRAGMA user_version"), v);
+		store_close(s);
+
+		s = open_ok(path, 0);
+		ck_assert_int_eq(query_int(s, "PRAGMA user_version"), current);
+		dump = schema_dump(s);
+		ck_assert_msg(streq(dump, fresh), "from version %u:\n%s\n---\n%s", v, dump, fresh);
+		free(dump);
+		/* The migrated store works: the cascade test's data goes in. */
+		add_account_folder_message(s);
+		store_close(s);
+	}
+	free(fresh);
+
+	/* A version past the known ones cannot be requested. */
+	{
+		struct store *s = NULL;
+
+		ck_assert_int_eq(store_open_at_version_for_test(dbpath, current + 1, &s, NULL), -EINVAL);
+		ck_assert_ptr_null(s);
+	}
+}
+END_TEST
+
+START_TEST(test_newer_version_refused)
+{
+	unsigned current = store_schema_version();
+	struct store *s = open_ok(dbpath, 0);
+	char sql[64], want[64];
+	char *err = NULL;
+
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %u", current + 1);
+	ck_assert_int_eq(store_exec(s, sql), 0);
+	store_close(s);
+
+	s = (struct store *)1;
+	ck_assert_int_eq(store_open(dbpath, 0, &s, &err), -CPMSYNC_E_STORE_CORRUPT);
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_nonnull(err);
+	snprintf(want, sizeof(want), "store.db has schema version %u; this cpmsync knows up to %u",
+		 current + 1, current);
+	ck_assert_msg(strstr(err, want), "message: %s", err);
+	free(err);
+
+	err = NULL;
+	ck_assert_int_eq(store_open(dbpath, STORE_READONLY, &s, &err), -CPMSYNC_E_STORE_CORRUPT);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err, want), "message: %s", err);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_readonly_refuses_old_or_missing)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+
+	/* A reader never creates the file. */
+	ck_assert_int_lt(store_open(dbpath, STORE_READONLY, &s, &err), 0);
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_nonnull(err);
+	free(err);
+	ck_assert_int_eq(access(dbpath, F_OK), -1);
+
+	/* A reader cannot migrate. */
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 0, &s, NULL), 0);
+	store_close(s);
+	ck_assert_int_eq(store_open(dbpath, STORE_READONLY, &s, &err), -CPMSYNC_E_STORE_CORRUPT);
+	ck_assert_ptr_nonnull(strstr(err, "schema version 0"));
+	free(err);
+
+	/* Bad arguments. */
+	ck_assert_int_eq(store_open(NULL, 0, &s, NULL), -EINVAL);
+	ck_assert_int_eq(store_open(dbpath, 0x80, &s, NULL), -EINVAL);
+	ck_assert_int_eq(store_open(dbpath, 0, NULL, NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_foreign_keys_cascade)
+{
+	struct store *s = open_ok(dbpath, 0);
+
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO body (message_id, data) VALUES (100, x'00ff')"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO journal (account_id, op, folder_id, message_id)"
+				       " VALUES (1, 'flag', 10, 100)"), 0);
+	ck_assert_int_gt(query_int(s, "SELECT created FROM journal"), 1600000000);
+	ck_assert_int_eq(query_int(s, "SELECT attempts FROM journal"), 0);
+
+	/* A child without its parent is refused. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (account_id, name) VALUES (99, 'x')"),
+			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_ptr_nonnull(strstr(store_error(s), "FOREIGN KEY"));
+	/* Duplicate (folder, uid). */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (10, 7)"),
+			 -EEXIST);
+	/* Several messages without a UID yet are fine. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id) VALUES (10);"
+				       "INSERT INTO message (folder_id) VALUES (10)"), 0);
+
+	ck_assert_int_eq(store_exec(s, "DELETE FROM account WHERE id = 1"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM folder"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM journal"), 0);
+
+	/* Local ids are never reused. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (name) VALUES ('b');"
+				       "INSERT INTO folder (account_id, name) VALUES (2, 'INBOX');"
+				       "INSERT INTO message (folder_id) VALUES (11)"), 0);
+	ck_assert_int_gt(store_last_insert_id(s), 102);
+	store_close(s);
+}
+END_TEST
+
+static int64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+START_TEST(test_begin_immediate_busy)
+{
+	struct store *a = open_ok(dbpath, 0);
+	struct store *b = open_ok(dbpath, 0);
+	struct timespec t0;
+
+	ck_assert_int_eq(store_begin(a), 0);
+	ck_assert(store_in_transaction(a));
+	ck_assert_int_eq(store_begin(a), -EBUSY); /* no nesting */
+
+	ck_assert_int_eq(store_set_busy_timeout(b, 100), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(store_begin(b), -CPMSYNC_E_STORE_BUSY);
+	ck_assert_int_ge(ms_since(&t0), 90);
+	ck_assert(!store_in_transaction(b));
+	ck_assert_str_ne(store_error(b), "");
+
+	/* Once the writer is done, the other connection gets its turn. */
+	ck_assert_int_eq(store_exec(a, "INSERT INTO account (name) VALUES ('a')"), 0);
+	ck_assert_int_eq(store_commit(a), 0);
+	ck_assert(!store_in_transaction(a));
+	ck_assert_int_eq(store_begin(b), 0);
+	ck_assert_int_eq(query_int(b, "SELECT count(*) FROM account"), 1);
+	ck_assert_int_eq(store_commit(b), 0);
+
+	store_close(b);
+	store_close(a);
+}
+END_TEST
+
+START_TEST(test_rollback_undoes)
+{
+	struct store *s = open_ok(dbpath, 0);
+
+	ck_assert_int_eq(store_commit(s), -EINVAL);
+	ck_assert_int_eq(store_rollback(s), 0);
+
+	ck_assert_int_eq(store_begin(s), 0);
+	add_account_folder_message(s);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 1);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert(!store_in_transaction(s));
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM account"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 0);
+
+	/* A committed transaction survives a reopen; an open one does not. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (name) VALUES ('kept')"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (name) VALUES ('lost')"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (name) VALUES ('kept')"), -EEXIST);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM account"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM account WHERE name = 'kept'"), 1);
+	store_close(s);
+}
+END_TEST
+
+#define BODY_SIZE (1024 * 1024 + 123)
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (unsigned char)(seed >> 16);
+	}
+}
+
+static void body_via_pipe(struct store *s, int64_t id, const unsigned char *data, size_t n,
+			  uint64_t announced, int want)
+{
+	int p[2], status;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		size_t done = 0;
+
+		close(p[0]);
+		while (done < n) {
+			ssize_t k = write(p[1], data + done, n - done);
+
+			if (k <= 0)
+				_exit(1);
+			done += (size_t)k;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	ck_assert_int_eq(store_body_write_fd(s, id, p[0], announced), want);
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	if (want == 0)
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void check_body(struct store *s, int64_t id, const unsigned char *want, size_t n)
+{
+	char path[sizeof(dbpath) + 16];
+	unsigned char *got = malloc(n + 1);
+	ssize_t k;
+	int fd;
+
+	ck_assert_ptr_nonnull(got);
+	snprintf(path, sizeof(path), "%s/body.out", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(store_body_read_fd(s, id, fd), 0);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_END), (off_t)n);
+	k = pread(fd, got, n + 1, 0);
+	ck_assert_int_eq(k, (ssize_t)n);
+	ck_assert(memcmp(got, want, n) == 0);
+	close(fd);
+	unlink(path);
+	free(got);
+}
+
+START_TEST(test_body_roundtrip)
+{
+	struct store *s = open_ok(dbpath, 0);
+	unsigned char *a = malloc(BODY_SIZE), *b = malloc(BODY_SIZE);
+	int fd;
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	fill(a, BODY_SIZE, 1);
+	fill(b, BODY_SIZE, 2);
+	add_account_folder_message(s);
+
+	body_via_pipe(s, 100, a, BODY_SIZE, BODY_SIZE, 0);
+	ck_assert_int_eq(query_int(s, "SELECT length(data) FROM body WHERE message_id = 100"),
+			 BODY_SIZE);
+	check_body(s, 100, a, BODY_SIZE);
+
+	/* Too short: the old body stays. */
+	body_via_pipe(s, 100, b, 1000, BODY_SIZE, -EIO);
+	ck_assert(!store_in_transaction(s));
+	check_body(s, 100, a, BODY_SIZE);
+
+	/* Replace, from a regular file, inside the caller's transaction. */
+	{
+		char path[sizeof(dbpath) + 16];
+
+		snprintf(path, sizeof(path), "%s/body.in", tmpdir);
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, b, BODY_SIZE), BODY_SIZE);
+		ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+		ck_assert_int_eq(store_begin(s), 0);
+		ck_assert_int_eq(store_body_write_fd(s, 100, fd, BODY_SIZE), 0);
+		ck_assert(store_in_transaction(s));
+		ck_assert_int_eq(store_commit(s), 0);
+		close(fd);
+	}
+	check_body(s, 100, b, BODY_SIZE);
+
+	/* Empty body. */
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(store_body_write_fd(s, 100, fd, 0), 0);
+	close(fd);
+	check_body(s, 100, a, 0);
+
+	/* No such message, no body. */
+	body_via_pipe(s, 999, a, 10, 10, -CPMSYNC_E_NOT_FOUND);
+	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	ck_assert_int_eq(store_body_read_fd(s, 999, fd), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(store_body_read_fd(s, 100, -1), -EINVAL);
+	close(fd);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body"), 1);
+
+	free(a);
+	free(b);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_reader_during_write)
+{
+	struct store *w = open_ok(dbpath, 0);
+	struct store *r;
+
+	ck_assert_int_eq(store_exec(w, "INSERT INTO account (name) VALUES ('a')"), 0);
+	r = open_ok(dbpath, STORE_READONLY);
+	ck_assert_int_eq(store_begin(w), 0);
+	ck_assert_int_eq(store_exec(w, "INSERT INTO account (name) VALUES ('b')"), 0);
+	ck_assert_int_eq(query_int(w, "SELECT count(*) FROM account"), 2);
+
+	/* No waiting: WAL readers do not block on the writer. */
+	ck_assert_int_eq(store_set_busy_timeout(r, 0), 0);
+	ck_assert_int_eq(query_int(r, "SELECT count(*) FROM account"), 1);
+	ck_assert_int_eq(store_exec(r, "INSERT INTO account (name) VALUES ('c')"),
+			 store_map_sqlite_error(SQLITE_READONLY));
+	ck_assert_int_eq(store_begin(r), -EROFS);
+	ck_assert_int_eq(store_body_write_fd(r, 1, 0, 0), -EROFS);
+
+	ck_assert_int_eq(store_commit(w), 0);
+	ck_assert_int_eq(query_int(r, "SELECT count(*) FROM account"), 2);
+	store_close(r);
+	store_close(w);
+}
+END_TEST
+
+START_TEST(test_garbage_refused)
+{
+	char junk[8192];
+	struct store *s = NULL;
+	char *err = NULL;
+	int fd;
+
+	memset(junk, 'x', sizeof(junk));
+	memcpy(junk, "this is not an SQLite database", 30);
+	fd = open(dbpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	close(fd);
+
+	ck_assert_int_eq(store_open(dbpath, 0, &s, &err), -CPMSYNC_E_STORE_CORRUPT);
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_ne(err, "");
+	free(err);
+	ck_assert_int_eq(store_open(dbpath, STORE_READONLY, &s, NULL), -CPMSYNC_E_STORE_CORRUPT);
+	ck_assert_ptr_null(s);
+}
+END_TEST
+
+START_TEST(test_error_mapping)
+{
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_OK), 0);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_DONE), 0);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_BUSY), -CPMSYNC_E_STORE_BUSY);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_BUSY_SNAPSHOT), -CPMSYNC_E_STORE_BUSY);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_LOCKED), -CPMSYNC_E_STORE_BUSY);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_CORRUPT), -CPMSYNC_E_STORE_CORRUPT);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_NOTADB), -CPMSYNC_E_STORE_CORRUPT);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_FULL), -CPMSYNC_E_STORE_FULL);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_IOERR_FSYNC), -EIO);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_NOMEM), -ENOMEM);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_CONSTRAINT_UNIQUE), -EEXIST);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_CONSTRAINT_FOREIGNKEY), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_TOOBIG), -E2BIG);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_ERROR), -EIO);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_MISUSE), -EIO);
+}
+END_TEST
+
+START_TEST(test_prepare_cache)
+{
+	struct store *s = open_ok(dbpath, 0);
+	sqlite3_stmt *a, *b;
+
+	ck_assert_int_eq(store_prepare(s, "SELECT ?1 + 1", &a), 0);
+	sqlite3_bind_int(a, 1, 41);
+	ck_assert_int_eq(store_step(s, a), 1);
+	ck_assert_int_eq(sqlite3_column_int(a, 0), 42);
+	/* Same SQL: the same statement, reset, bindings cleared. */
+	ck_assert_int_eq(store_prepare(s, "SELECT ?1 + 1", &b), 0);
+	ck_assert_ptr_eq(a, b);
+	ck_assert_int_eq(store_step(s, b), 1);
+	ck_assert_int_eq(sqlite3_column_type(b, 0), SQLITE_NULL);
+	ck_assert_int_eq(store_step(s, b), 0);
+	/* Errors are mapped and recorded. */
+	ck_assert_int_eq(store_prepare(s, "SELEC nonsense", &a), -EIO);
+	ck_assert_ptr_nonnull(strstr(store_error(s), "syntax error"));
+	ck_assert_int_eq(store_exec(s, "SELECT * FROM no_such_table"), -EIO);
+	ck_assert_ptr_nonnull(strstr(store_error(s), "no_such_table"));
+	store_close(s);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("store");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_open_creates_schema);
+	tcase_add_test(tc, test_reopen_is_idempotent);
+	tcase_add_test(tc, test_migrate_from_every_older_version);
+	tcase_add_test(tc, test_newer_version_refused);
+	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
+	tcase_add_test(tc, test_foreign_keys_cascade);
+	tcase_add_test(tc, test_begin_immediate_busy);
+	tcase_add_test(tc, test_rollback_undoes);
+	tcase_add_test(tc, test_body_roundtrip);
+	tcase_add_test(tc, test_reader_during_write);
+	tcase_add_test(tc, test_garbage_refused);
+	tcase_add_test(tc, test_error_mapping);
+	tcase_add_test(tc, test_prepare_cache);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(store_suite)
