@@ -59,6 +59,7 @@ all:
 
 include libsync/Makefile.inc
 include dbus/Makefile.inc
+include systemd/Makefile.inc
 include agent/Makefile.inc
 include tests/Makefile.inc
 
