@@ -69,7 +69,6 @@ struct imap_client {
 	char *ca_file;
 	uint16_t port;
 	enum cpmsync_security security;
-	const struct cpmsync_account *account_for_cb; /* password_cb argument */
 	struct cpmsync_account account; /* our copy, strings above */
 	unsigned connect_timeout_ms;
 	unsigned command_timeout_ms;
@@ -1004,7 +1003,7 @@ static int get_password(struct imap_client *c, char **ret)
 
 	if (!c->account.password_cb)
 		return -CPMSYNC_E_CONFIG;
-	r = c->account.password_cb(c->account_for_cb, ret,
+	r = c->account.password_cb(&c->account, ret,
 				   c->account.password_userdata);
 	if (r < 0)
 		return r;
@@ -1695,7 +1694,6 @@ int imap_client_new(struct cpmsync_loop *loop,
 	c->port = cpmsync_account_port(account);
 	c->security = account->security;
 	c->account = *account;
-	c->account_for_cb = account;
 	c->connect_timeout_ms = account->connect_timeout_ms
 					? account->connect_timeout_ms
 					: IMAP_CONNECT_TIMEOUT_MS;

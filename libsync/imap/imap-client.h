@@ -95,8 +95,9 @@ struct imap_client_callbacks {
 #define IMAP_MAX_COMMAND_LINE 8000
 
 /*
- * account is copied (strings and all) except password_cb/userdata, which
- * are kept as given.  callbacks is copied.
+ * account is copied (strings and all; password_userdata is kept as given
+ * and must outlive the client).  password_cb receives the client's copy,
+ * not the caller's struct.  callbacks is copied.
  */
 int imap_client_new(struct cpmsync_loop *loop,
 		    const struct cpmsync_account *account,

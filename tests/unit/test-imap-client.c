@@ -34,7 +34,10 @@ struct ctx {
 
 static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 {
-	(void)a;
+	/* The account given at imap_client_new() time was a local that is
+	 * gone by now: the client must pass its own copy. */
+	ck_assert_str_eq(a->user, "alice");
+	ck_assert_str_eq(a->host, "localhost");
 	(void)ud;
 	*ret = strdup(PASSWORD);
 	return *ret ? 0 : -ENOMEM;
