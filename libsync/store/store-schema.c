@@ -86,9 +86,57 @@ static const char migration_1[] =
 	");"
 	"CREATE INDEX journal_account ON journal (account_id);";
 
-/* Adding version 2 is one more entry here. */
+/*
+ * Version 2: what two-way sync needs.
+ *
+ * account.last_sync: Unix time of the last complete sync (0: never).
+ *
+ * folder.server_name: the folder's name on the server as last known
+ *   (UTF-8, '/'), NULL while a local CREATE is still pending.  folder.name
+ *   is the local name; the two differ while a local RENAME is pending.
+ * folder.removed: 1 once deleted locally with the DELETE still pending;
+ *   readers never see such a folder.
+ *
+ * message.server_flags: the flags as last known on the server (the base of
+ *   the three-way flag merge), NULL while the message is not on the server.
+ *   message.flags is the local view; the two differ while a flag change is
+ *   pending.
+ * message.removed: 1 once expunged or moved away locally with the server
+ *   side still pending; readers never see such a message.
+ *
+ * The journal, one row per pending operation, replayed in id order
+ * (folder_id and message_id name local rows, args as below):
+ *   append         folder_id, message_id (uid NULL, body stored)
+ *   flags          folder_id, message_id: push flags vs server_flags
+ *   copy, move     folder_id = destination, message_id = the new local
+ *                  row there; args "src=<source message id>"
+ *   expunge        folder_id, message_id (removed = 1)
+ *   create_folder  folder_id
+ *   rename_folder  folder_id; args = the new name (informative: the
+ *                  engine renames server_name to the current name)
+ *   delete_folder  folder_id (removed = 1)
+ *   set_metadata   folder_id (NULL: server entry); args
+ *                  "<entry>\n<value>" (empty value: remove the entry)
+ * attempts counts replays that may have reached the server; args_sent
+ * records what the engine needs to verify such an attempt after a crash
+ * (the destination's UIDNEXT before an APPEND/COPY/MOVE was sent).
+ */
+static const char migration_2[] =
+	"ALTER TABLE account ADD COLUMN last_sync INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE folder ADD COLUMN server_name TEXT;"
+	"ALTER TABLE folder ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE folder SET server_name = name;"
+	"ALTER TABLE message ADD COLUMN server_flags TEXT;"
+	"ALTER TABLE message ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE message SET server_flags = flags WHERE uid IS NOT NULL;"
+	"ALTER TABLE journal ADD COLUMN args_sent TEXT;"
+	"CREATE INDEX journal_folder ON journal (folder_id);"
+	"CREATE INDEX journal_message ON journal (message_id);";
+
+/* Adding version 3 is one more entry here. */
 static const char *const migrations[] = {
 	migration_1,
+	migration_2,
 };
 
 unsigned store_schema_version(void)

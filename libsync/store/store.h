@@ -160,3 +160,7 @@ sqlite3 *store_db(struct store *s);
 /* store-schema.c: the SQL of migration version (1..store_schema_version()). */
 const char *store_migration_sql(unsigned version);
 #endif
+
+/* The internal store behind a public handle (cpmsync/store.h). */
+struct cpmsync_store;
+struct store *store_from_public(struct cpmsync_store *store);

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef CPMSYNC_OPS_H
+#define CPMSYNC_OPS_H
+
+/*
+ * Local changes.  Each call applies the change to the local store and
+ * journals it, in one transaction: when it returns 0 the change is visible
+ * to readers, survives a crash or restart, and the sync engine will apply
+ * it on the server exactly once when the account is online.  On failure
+ * nothing changed.
+ *
+ * The store must be open read-write (-EROFS otherwise).  Accounts are named
+ * as in the configuration; an account not in the store yet is created.
+ * Folder names are UTF-8 with '/' between levels.  Unknown folders or
+ * messages give -CPMSYNC_E_NOT_FOUND; bad arguments -EINVAL (with
+ * cpmsync_store_error() naming the argument).
+ *
+ * Flags are IMAP flags and keywords ("\\Seen", "$Label"): system flags are
+ * matched case-insensitively and stored in their canonical case; \Recent
+ * cannot be set.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cpmsync/store.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest message Store accepts (bytes). */
+#define CPMSYNC_OP_MAX_MESSAGE_SIZE (64u << 20)
+
+/*
+ * APPEND: stores size bytes read from fd (an RFC 5322 message) in folder
+ * with flags (NULL-terminated, may be NULL) and internal date (Unix time;
+ * 0: now).  The summary (Message-ID, From, To, Subject, Date, the CPM
+ * headers, the type) is read from its header.  *ret_id is the new local id.
+ */
+int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account,
+			const char *folder, int fd, uint64_t size,
+			const char *const *flags, int64_t internaldate,
+			int64_t *ret_id);
+int cpmsync_op_store(struct cpmsync_store *store, const char *account,
+		     const char *folder, const void *data, size_t size,
+		     const char *const *flags, int64_t internaldate,
+		     int64_t *ret_id);
+
+/* Adds and removes flags on messages (ids all in one account). */
+int cpmsync_op_set_flags(struct cpmsync_store *store, const int64_t *ids,
+			 size_t n_ids, const char *const *add,
+			 const char *const *remove);
+/* Delete = add \Deleted. */
+int cpmsync_op_delete(struct cpmsync_store *store, const int64_t *ids,
+		      size_t n_ids);
+/* Removes the folder's visible messages flagged \Deleted. */
+int cpmsync_op_expunge(struct cpmsync_store *store, const char *account,
+		       const char *folder);
+
+/*
+ * Copies / moves messages (of one account) to destination in the same
+ * account; ret_new_ids (n_ids entries, may be NULL) receives the new local
+ * ids in the order of ids.  A moved message disappears from its folder at
+ * once.
+ */
+int cpmsync_op_copy(struct cpmsync_store *store, const int64_t *ids,
+		    size_t n_ids, const char *destination,
+		    int64_t *ret_new_ids);
+int cpmsync_op_move(struct cpmsync_store *store, const int64_t *ids,
+		    size_t n_ids, const char *destination,
+		    int64_t *ret_new_ids);
+
+int cpmsync_op_create_folder(struct cpmsync_store *store, const char *account,
+			     const char *name, int64_t *ret_folder_id);
+int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account,
+			     const char *name, const char *new_name);
+/* Deletes the folder and its messages (not its sub-folders). */
+int cpmsync_op_delete_folder(struct cpmsync_store *store, const char *account,
+			     const char *name);
+
+/* METADATA: folder "" for a server entry; value NULL or "" removes it. */
+int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account,
+			    const char *folder, const char *entry,
+			    const char *value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The public handle (cpmsync/store.h) around the internal struct store.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include <cpmsync/store.h>
+
+#include "store/store.h"
+
+struct cpmsync_store {
+	struct store *s;
+};
+
+int cpmsync_store_open(const char *path, unsigned flags, struct cpmsync_store **ret,
+		       char **ret_error)
+{
+	struct cpmsync_store *cs;
+	int r;
+
+	if (ret_error)
+		*ret_error = NULL;
+	if (!ret || (flags & ~CPMSYNC_STORE_READONLY))
+		return -EINVAL;
+	*ret = NULL;
+	cs = calloc(1, sizeof(*cs));
+	if (!cs)
+		return -ENOMEM;
+	r = store_open(path, (flags & CPMSYNC_STORE_READONLY) ? STORE_READONLY : 0, &cs->s,
+		       ret_error);
+	if (r < 0) {
+		free(cs);
+		return r;
+	}
+	*ret = cs;
+	return 0;
+}
+
+struct cpmsync_store *cpmsync_store_close(struct cpmsync_store *store)
+{
+	if (store) {
+		store_close(store->s);
+		free(store);
+	}
+	return NULL;
+}
+
+const char *cpmsync_store_error(const struct cpmsync_store *store)
+{
+	return store ? store_error(store->s) : "";
+}
+
+struct store *store_from_public(struct cpmsync_store *store)
+{
+	return store ? store->s : NULL;
+}
