@@ -22,7 +22,7 @@ struct store {
 	bool in_tx;
 	sqlite3_stmt **stmts; /* the statement cache of store_prepare() */
 	size_t n_stmts, alloc_stmts;
-	char error[256];
+	char error[512];
 };
 
 int store_map_sqlite_error(int sqlite_rc)
@@ -55,8 +55,7 @@ int store_map_sqlite_error(int sqlite_rc)
 	}
 }
 
-static void set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
-static void set_error(struct store *s, const char *fmt, ...)
+void store_set_error(struct store *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -64,6 +63,7 @@ static void set_error(struct store *s, const char *fmt, ...)
 	vsnprintf(s->error, sizeof(s->error), fmt, ap);
 	va_end(ap);
 }
+#define set_error store_set_error
 
 int store_fail(struct store *s, int sqlite_rc)
 {

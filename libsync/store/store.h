@@ -116,6 +116,9 @@ int store_exec(struct store *s, const char *sql);
 
 int64_t store_last_insert_id(const struct store *s);
 
+/* Sets the text store_error() returns (a sentence naming what was wrong). */
+void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
+
 /*
  * Message bodies, streamed in 64 KiB chunks; no whole body is ever held in
  * memory.
