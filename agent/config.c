@@ -40,6 +40,7 @@ enum key {
 	KEY_CA_FILE,
 	KEY_FOLDERS,
 	KEY_SYNC_BODIES,
+	KEY_TIMEOUT,
 	KEY_MAX
 };
 
@@ -58,6 +59,7 @@ static const struct {
     [KEY_CA_FILE] = {"ca_file", false},
     [KEY_FOLDERS] = {"folders", false},
     [KEY_SYNC_BODIES] = {"sync_bodies", false},
+    [KEY_TIMEOUT] = {"timeout", false},
 };
 
 struct parser {
@@ -440,6 +442,15 @@ static int parse_account_key(struct parser *p, struct config_account *a,
 				    "'none' keeps no bodies)",
 				    value, CONFIG_MAX_SYNC_BODIES);
 		a->sync_bodies = (int64_t)n;
+		return 0;
+	case KEY_TIMEOUT:
+		r = parse_number(value, 1, CONFIG_MAX_TIMEOUT, &n);
+		if (r == -EINVAL)
+			return fail(p, "invalid timeout '%s' (expected seconds)", value);
+		if (r < 0)
+			return fail(p, "timeout %s is out of range (1-%d seconds)", value,
+				    CONFIG_MAX_TIMEOUT);
+		a->timeout = (unsigned)n;
 		return 0;
 	default:
 		return fail(p, "internal error: key '%s'", key_table[k].name);
@@ -882,7 +893,7 @@ bool config_account_equal(const struct config_account *a,
 	       str_eq_null(a->password_command, b->password_command) &&
 	       str_eq_null(a->ca_file, b->ca_file) &&
 	       strv_equal(a->folders, b->folders) &&
-	       a->sync_bodies == b->sync_bodies;
+	       a->sync_bodies == b->sync_bodies && a->timeout == b->timeout;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1270,6 +1281,8 @@ void config_account_to_settings(const struct config_account *a,
 	    .ca_file = a->ca_file,
 	    .folders = (const char *const *)a->folders,
 	    .sync_bodies = a->sync_bodies,
+	    .connect_timeout_ms = a->timeout * 1000u,
+	    .command_timeout_ms = a->timeout * 1000u,
 	    .password_cb = password_cb,
 	    /* password_cb records password_error: see config.h. */
 	    .password_userdata = (void *)a,

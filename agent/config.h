@@ -49,6 +49,7 @@
 #define CONFIG_MAX_NAME		   64 /* bytes in an account name */
 #define CONFIG_MAX_WARNINGS	   64 /* further warnings are summarised */
 #define CONFIG_MAX_SYNC_BODIES	   (4 * 1024 * 1024) /* KiB: 4 GiB */
+#define CONFIG_MAX_TIMEOUT	   3600		     /* seconds */
 #define CONFIG_MAX_PASSWORD	   4096	 /* bytes in the password line */
 #define CONFIG_PASSWORD_TIMEOUT_MS 60000 /* password_command run time */
 #define CONFIG_MAX_COMMAND_OUTPUT  (1024 * 1024) /* bytes it may print */
@@ -64,6 +65,7 @@ struct config_account {
 	char *ca_file;		/* absolute path, or NULL */
 	char **folders;		/* NULL-terminated, at least one pattern */
 	int64_t sync_bodies;	/* CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB */
+	unsigned timeout;	/* seconds for connecting and for each command; 0: default */
 	unsigned line;		/* line of the [account NAME] header */
 
 	/*

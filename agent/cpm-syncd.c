@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include <cpmsync/cpmsync.h>
+#include <cpmsync/store.h>
+#include <cpmsync/sync.h>
 
 #include "config.h"
 #include "log.h"
@@ -206,6 +210,115 @@ static int run_check(struct config *cfg, const char *only)
 	return failed ? 1 : 0;
 }
 
+/* mkdir -p for the database's directory, private to the user. */
+static int make_parent_dirs(const char *path)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+struct once_state {
+	const struct config_account *account;
+	bool done;
+	bool ok;
+};
+
+static void once_done(int r, const char *reason, const struct cpmsync_sync_stats *st,
+		      void *userdata)
+{
+	struct once_state *os = userdata;
+
+	os->done = true;
+	os->ok = r == 0;
+	if (r == -CPMSYNC_E_AUTH && os->account->password_error)
+		log_error("%s: %s", os->account->name, os->account->password_error);
+	else if (r < 0)
+		log_error("%s: %s", os->account->name, reason);
+	log_info("%s: %s: %u folders synced, %u unchanged, %u messages added, %u changed, "
+		 "%u removed, %llu body bytes, %u local changes sent, %u kept; "
+		 "%llu bytes in, %llu bytes out",
+		 os->account->name, r == 0 ? "done" : "failed", st->folders_synced,
+		 st->folders_skipped, st->messages_added, st->messages_changed,
+		 st->messages_removed, (unsigned long long)st->body_bytes, st->ops_replayed,
+		 st->ops_failed, (unsigned long long)st->bytes_in,
+		 (unsigned long long)st->bytes_out);
+}
+
+/* --once: every account, one after the other; 0 if all succeeded. */
+static int run_once(struct config *cfg)
+{
+	struct cpmsync_store *store = NULL;
+	struct cpmsync_loop *loop = NULL;
+	char *err = NULL;
+	int failed = 0, r;
+
+	if (cfg->n_accounts == 0) {
+		log_error("no accounts in %s", cfg->path);
+		return 1;
+	}
+	r = make_parent_dirs(cfg->database);
+	if (r < 0) {
+		log_error("cannot create the directory of %s: %s", cfg->database, strerror(-r));
+		return 1;
+	}
+	r = cpmsync_store_open(cfg->database, 0, &store, &err);
+	if (r < 0) {
+		log_error("cannot open the store: %s", err ? err : cpmsync_strerror(r));
+		free(err);
+		return 1;
+	}
+	r = cpmsync_loop_new(&loop);
+	if (r < 0) {
+		log_error("cannot create the event loop: %s", cpmsync_strerror(r));
+		cpmsync_store_close(store);
+		return 1;
+	}
+	for (size_t i = 0; i < cfg->n_accounts; i++) {
+		struct config_account *a = &cfg->accounts[i];
+		struct once_state os = { .account = a };
+		struct cpmsync_account settings;
+
+		config_account_to_settings(a, &settings);
+		r = cpmsync_sync_once(loop, store, &settings, once_done, &os, NULL);
+		if (r < 0) {
+			log_error("%s: %s", a->name, cpmsync_strerror(r));
+			failed++;
+			continue;
+		}
+		while (!os.done) {
+			r = cpmsync_loop_iterate(loop, -1);
+			if (r < 0) {
+				log_error("event loop failed: %s", cpmsync_strerror(r));
+				failed++;
+				break;
+			}
+		}
+		if (!os.ok)
+			failed++;
+	}
+	cpmsync_loop_free(loop);
+	cpmsync_store_close(store);
+	return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -224,8 +337,7 @@ int main(int argc, char **argv)
 	if (o.check) {
 		r = run_check(cfg, o.check_account);
 	} else if (o.once) {
-		log_error("--once: the sync engine is not built yet (issue 3)");
-		r = 1;
+		r = run_once(cfg);
 	} else {
 		log_error("the daemon mode is not built yet (issue 4); use --check");
 		r = 1;

@@ -1208,7 +1208,7 @@ START_TEST(test_sample_file)
 	    config_parse_buffer(sample, out, strlen(out), &c, &error) == 0,
 	    "%s", error);
 	ck_assert_uint_eq(c->n_accounts, 1);
-	ck_assert_uint_eq(c->n_warnings, 0);
+	ck_assert_msg(c->n_warnings == 0, "%s", c->n_warnings ? c->warnings[0] : "");
 	ck_assert_str_eq(c->accounts[0].name, "work");
 	ck_assert_str_eq(c->accounts[0].host, "imap.example.org");
 	ck_assert_ptr_nonnull(c->accounts[0].password_file);

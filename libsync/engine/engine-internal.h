@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The sync engine's shared state (engine.c: connection, folder list,
+ * server -> local; engine-replay.c: the journal, local -> server).
+ *
+ * The engine is a chain of IMAP commands, each one's callback deciding and
+ * submitting the next; decisions come from plan.c, data goes to the store
+ * through store-sync.h.  One connection, one folder selected at a time.
+ * Untagged responses are interpreted by what the engine is doing
+ * (e->fetch_kind), so a FETCH during SELECT (QRESYNC) updates flags, one
+ * during the new-message fetch inserts messages, and so on.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cpmsync/sync.h>
+
+#include "engine/plan.h"
+#include "imap/imap-client.h"
+#include "imap/imap-seqset.h"
+#include "store/store-sync.h"
+#include "util/buf.h"
+
+/* Rows changed per transaction during a folder sync. */
+#define ENGINE_BATCH_ROWS 2000
+/* Body bytes per transaction. */
+#define ENGINE_BATCH_BYTES (32u << 20)
+/* Body bytes kept in memory before spilling to a temporary file. */
+#define ENGINE_BODY_MEM_MAX (1u << 20)
+/* Most UIDs of one UID FETCH/STORE set before it is split. */
+#define ENGINE_SET_BYTES 4000
+
+enum fetch_kind {
+	FK_NONE,
+	FK_FLAGS,  /* FETCH (UID FLAGS [MODSEQ]): update flags; collect UIDs */
+	FK_NEW,	   /* new messages: summary (+ body) */
+	FK_BODY,   /* bodies of known messages */
+	FK_VERIFY, /* candidates for an interrupted APPEND/COPY: size + date */
+};
+
+/* A streamed literal (BODY[] or BODY[HEADER]) being received. */
+struct body_sink {
+	bool active, complete;
+	uint64_t size;	 /* announced */
+	struct buf mem;	 /* the first ENGINE_BODY_MEM_MAX bytes */
+	int fd;		 /* the whole literal, once it is larger (-1: none) */
+	uint64_t written;
+	int error;
+};
+
+struct remote_folder {
+	char *name;
+	struct plan_remote_folder p; /* p.name points at name */
+	char *special_use;
+	bool subscribed;
+};
+
+/* The folder being synced. */
+struct folder_ctx {
+	int64_t id;
+	char *server_name;
+	uint32_t local_uidvalidity, local_uidnext;
+	uint64_t local_hms;
+	uint32_t local_known;
+	enum plan_mode mode;
+	/* From SELECT. */
+	uint32_t uidvalidity, uidnext, exists;
+	uint64_t hms;
+	bool nomodseq;
+	struct plan_after_select after;
+	/* Progress. */
+	uint32_t new_count;	/* new messages seen (uid >= new_from_uid) */
+	uint32_t max_uid_seen;
+	struct imap_seqset present; /* PLAIN/search: UIDs the server has */
+	struct imap_seqset set;	    /* scratch: bodies wanted, ... */
+	size_t set_pos;
+};
+
+struct cpmsync_sync {
+	struct cpmsync_loop *loop;
+	struct store *store;
+	struct imap_client *client;
+	cpmsync_sync_cb_t cb;
+	void *userdata;
+	struct cpmsync_loop_source *finish_src;
+	bool finished;
+	bool logging_out;
+
+	char *account_name;
+	char **patterns; /* NULL-terminated, or NULL */
+	uint64_t body_limit;
+	int64_t account_id;
+
+	/* Folder list. */
+	struct remote_folder *remote;
+	size_t n_remote, alloc_remote;
+	int64_t *queue; /* folder ids to sync */
+	size_t n_queue, queue_pos;
+	char delimiter;
+
+	/* Folder sync. */
+	struct folder_ctx f;
+	enum fetch_kind fetch_kind;
+	struct body_sink sink;
+	uint32_t batch_rows;
+	uint64_t batch_bytes;
+	int64_t selected_id; /* folder selected now (0: none) */
+	uint64_t selected_hms;
+	uint32_t selected_uidnext;
+
+	/* Replay. */
+	int64_t journal_pos;
+	struct imap_seqset search; /* SEARCH/ESEARCH results */
+	struct imap_resp_code code; /* scratch */
+	uint32_t copyuid_dst;	   /* from an untagged COPYUID (MOVE) */
+	uint32_t verify_uid;	   /* FK_VERIFY match */
+	uint64_t verify_size;
+	int64_t verify_date;
+	void *replay;		   /* engine-replay.c's state */
+
+	int r; /* first failure */
+	char reason[512];
+	uint32_t op_failures;
+	char op_reason[512];
+	struct cpmsync_sync_stats stats;
+};
+
+/* engine.c */
+void engine_fail(struct cpmsync_sync *e, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Stops with e->r (or success) and reports. */
+void engine_finish(struct cpmsync_sync *e);
+/* Commits a batch when it is big enough; forced commits when force. */
+int engine_tx_tick(struct cpmsync_sync *e, bool force);
+int engine_tx_begin(struct cpmsync_sync *e);
+/* SELECTs folder (server name) unless it is selected; cb continues. */
+typedef void (*engine_next_fn)(struct cpmsync_sync *e);
+void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server_name,
+		   engine_next_fn next);
+/* A command that failed the whole run: records and finishes. */
+bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res,
+		       const char *what);
+void engine_logout(struct cpmsync_sync *e);
+
+/* engine-replay.c: replays the journal, then calls engine_logout(). */
+void engine_replay_start(struct cpmsync_sync *e);
+void engine_replay_free(struct cpmsync_sync *e);

@@ -1,0 +1,1243 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The sync engine, local -> server: the journal, replayed in order, each
+ * row deleted in the same transaction that records its result.
+ *
+ * Exactly once: a row whose effect is not idempotent (APPEND, COPY, MOVE)
+ * is marked (attempts + 1, the destination's UIDNEXT) and committed before
+ * its command is sent.  Finding such a mark on the next run means the
+ * command may or may not have reached the server, so the destination is
+ * searched first (Message-ID, size and internal date among the UIDs from
+ * the recorded UIDNEXT on that we do not know yet) and the UID adopted if
+ * the message is there.  Flag changes go as UID STORE (UNCHANGEDSINCE m)
+ * with the full merged set; on [MODIFIED] the server's current flags are
+ * fetched, merged three-way (store-sync.c) and the STORE retried.
+ * Expunges are UID EXPUNGE of exactly the messages removed here.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cpmsync/error.h>
+
+#include "engine/engine-internal.h"
+#include "util/flags.h"
+#include "util/log.h"
+#include "util/macro.h"
+
+#define CAT CPMSYNC_LOG_CAT_ENGINE
+
+/* Flag rows sent together. */
+#define FLAGS_BATCH 256
+/* Rounds of MODIFIED -> fetch -> merge -> STORE before giving up for this run. */
+#define FLAGS_ROUNDS 3
+/* Expunge rows sent together. */
+#define EXPUNGE_BATCH 1000
+/* Candidates looked at when verifying an interrupted APPEND/COPY. */
+#define VERIFY_MAX 64
+
+struct flag_item {
+	struct cpmsync_sync *e;
+	int64_t journal_id, message_id;
+	uint32_t uid;
+	char *flags; /* what we send */
+	int pending; /* commands in flight */
+	bool modified, failed;
+};
+
+struct replay {
+	struct journal_entry j;
+	struct sync_message msg, src;
+	struct sync_folder folder, dst;
+	/* flags */
+	struct flag_item items[FLAGS_BATCH];
+	size_t n_items;
+	int pending, round;
+	/* expunge */
+	int64_t exp_journal[EXPUNGE_BATCH], exp_message[EXPUNGE_BATCH];
+	size_t n_exp;
+	struct imap_seqset exp_uids;
+	/* verify */
+	uint32_t verify_from;
+	engine_next_fn verify_found, verify_missing;
+};
+
+static void replay_next(struct cpmsync_sync *e);
+
+static struct replay *R(struct cpmsync_sync *e)
+{
+	return e->replay;
+}
+
+static void replay_clear(struct replay *rp)
+{
+	journal_entry_free_contents(&rp->j);
+	sync_message_free_contents(&rp->msg);
+	sync_message_free_contents(&rp->src);
+	sync_folder_free_contents(&rp->folder);
+	sync_folder_free_contents(&rp->dst);
+	for (size_t i = 0; i < rp->n_items; i++)
+		free(rp->items[i].flags);
+	rp->n_items = 0;
+	rp->n_exp = 0;
+	imap_seqset_clear(&rp->exp_uids);
+}
+
+void engine_replay_free(struct cpmsync_sync *e)
+{
+	struct replay *rp = e->replay;
+
+	if (!rp)
+		return;
+	replay_clear(rp);
+	imap_seqset_free(&rp->exp_uids);
+	free(rp);
+	e->replay = NULL;
+}
+
+/* The server refused the operation: keep it, go on with the others, and
+ * let the run report failure. */
+static void op_failed(struct cpmsync_sync *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void op_failed(struct cpmsync_sync *e, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s (kept for the next sync)", e->account_name, msg);
+	if (!e->op_failures++)
+		snprintf(e->op_reason, sizeof(e->op_reason), "%s", msg);
+	e->stats.ops_failed++;
+	replay_next(e);
+}
+
+/* Marks the current row done (in the open transaction) and goes on. */
+static void op_done(struct cpmsync_sync *e)
+{
+	int r;
+
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_journal_done(e->store, R(e)->j.id);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	e->stats.ops_replayed++;
+	replay_next(e);
+}
+
+static bool store_failed(struct cpmsync_sync *e, int r)
+{
+	if (r >= 0)
+		return false;
+	engine_fail(e, r, "store: %s", store_error(e->store));
+	return true;
+}
+
+/* A NO/BAD fails the operation, anything else the run. */
+static bool cmd_refused(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what)
+{
+	if (e->finished)
+		return true;
+	if (res->r == 0)
+		return false;
+	if (res->r == -CPMSYNC_E_SERVER) {
+		op_failed(e, "%s refused by the server: %s", what, res->text ? res->text : "");
+		return true;
+	}
+	engine_cmd_failed(e, res, what);
+	return true;
+}
+
+static enum imap_code result_code(struct cpmsync_sync *e, const struct imap_cmd_result *res)
+{
+	if (!res->resp || !res->resp->code || imap_resp_code_parse(res->resp, &e->code) < 0)
+		return IMAP_CODE_NONE;
+	return e->code.code;
+}
+
+static int submit(struct cpmsync_sync *e, struct imap_cmd *cmd, int r)
+{
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		engine_fail(e, r, "out of memory");
+		return r;
+	}
+	imap_cmd_submit(cmd);
+	return 0;
+}
+
+static int load_folder(struct cpmsync_sync *e, int64_t id, struct sync_folder *f)
+{
+	sync_folder_free_contents(f);
+	memset(f, 0, sizeof(*f));
+	return store_sync_folder_get(e->store, id, f);
+}
+
+static int load_message(struct cpmsync_sync *e, int64_t id, struct sync_message *m)
+{
+	sync_message_free_contents(m);
+	memset(m, 0, sizeof(*m));
+	return store_sync_message_get(e->store, id, m);
+}
+
+/* ------------------------------------------------------------------ */
+/* Verifying an interrupted APPEND / COPY / MOVE */
+
+static void verify_fetch_done(struct imap_client *client, const struct imap_cmd_result *res,
+			      void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	e->fetch_kind = FK_NONE;
+	if (cmd_refused(e, res, "UID FETCH (verify)"))
+		return;
+	if (e->verify_uid)
+		R(e)->verify_found(e);
+	else
+		R(e)->verify_missing(e);
+}
+
+static void verify_search_done(struct imap_client *client, const struct imap_cmd_result *res,
+			       void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct imap_seqset cand = IMAP_SEQSET_INIT;
+	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	struct imap_cmd *cmd;
+	size_t n = 0, pos = 0;
+	int r = 0;
+
+	(void)client;
+	if (cmd_refused(e, res, "UID SEARCH (verify)"))
+		return;
+	/* Bounded walk: at most VERIFY_MAX unknown UIDs are looked at. */
+	for (size_t i = e->search.n; r >= 0 && i-- > 0 && n < VERIFY_MAX;) {
+		for (uint32_t u = e->search.r[i].hi; n < VERIFY_MAX; u--) {
+			bool known = false;
+
+			r = store_sync_uid_known(e->store, e->selected_id, u, &known);
+			if (r < 0)
+				break;
+			if (!known) {
+				r = imap_seqset_add(&cand, u);
+				n++;
+			}
+			if (u == e->search.r[i].lo)
+				break;
+		}
+	}
+	if (r < 0) {
+		imap_seqset_free(&cand);
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	if (n == 0) {
+		imap_seqset_free(&cand);
+		R(e)->verify_missing(e);
+		return;
+	}
+	r = imap_seqset_format(&cand, &pos, &set, ENGINE_SET_BYTES);
+	imap_seqset_free(&cand);
+	e->verify_uid = 0;
+	if (r >= 0)
+		r = imap_cmd_new(e->client, 0, verify_fetch_done, e, &cmd);
+	if (r < 0) {
+		buf_free(&set);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	r = imap_cmd_addf(cmd, "UID FETCH %s (UID RFC822.SIZE INTERNALDATE)", set.data);
+	buf_free(&set);
+	e->fetch_kind = FK_VERIFY;
+	submit(e, cmd, r);
+}
+
+static void verify_selected(struct cpmsync_sync *e)
+{
+	const struct sync_message *m = &R(e)->msg;
+	struct imap_cmd *cmd;
+	int r;
+
+	imap_seqset_clear(&e->search);
+	r = imap_cmd_new(e->client, 0, verify_search_done, e, &cmd);
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	r = imap_cmd_addf(cmd, "UID SEARCH UID %u:*", R(e)->verify_from ? R(e)->verify_from : 1);
+	if (r >= 0 && m->message_id && m->message_id[0]) {
+		r = imap_cmd_add(cmd, " HEADER Message-ID ");
+		if (r >= 0)
+			r = imap_cmd_add_string(cmd, m->message_id, strlen(m->message_id));
+	}
+	submit(e, cmd, r);
+}
+
+/* Looks for R(e)->msg (size, date, Message-ID) in folder f from the UIDNEXT
+ * recorded in args_sent; e->verify_uid is the match. */
+static void verify(struct cpmsync_sync *e, const struct sync_folder *f, engine_next_fn found,
+		   engine_next_fn missing)
+{
+	struct replay *rp = R(e);
+	unsigned from = 1;
+
+	if (rp->j.args_sent)
+		sscanf(rp->j.args_sent, "uidnext=%u", &from);
+	rp->verify_from = from;
+	rp->verify_found = found;
+	rp->verify_missing = missing;
+	e->verify_size = rp->msg.size;
+	e->verify_date = rp->msg.internaldate;
+	engine_select(e, f->id, f->server_name, verify_selected);
+}
+
+/* Commits the mark before a non-idempotent command is sent. */
+static int mark_attempt(struct cpmsync_sync *e, const struct sync_folder *dest)
+{
+	char args[64];
+	uint32_t uidnext = dest->uidnext;
+	int r;
+
+	if (e->selected_id == dest->id && e->selected_uidnext > uidnext)
+		uidnext = e->selected_uidnext;
+	snprintf(args, sizeof(args), "uidnext=%u", uidnext ? uidnext : 1);
+	r = engine_tx_tick(e, true);
+	if (r < 0)
+		return r;
+	r = store_journal_attempt(e->store, R(e)->j.id, args);
+	if (r < 0)
+		engine_fail(e, r, "store: %s", store_error(e->store));
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* APPEND */
+
+static void append_send(struct cpmsync_sync *e);
+
+static void adopt_uid(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	int r;
+
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_message_set_uid(e->store, rp->msg.id, e->verify_uid, rp->msg.flags);
+	if (store_failed(e, r))
+		return;
+	log_debug(CAT, "%s: message %lld is already on the server as UID %u", e->account_name,
+		  (long long)rp->msg.id, e->verify_uid);
+	op_done(e);
+}
+
+static void append_lost(struct cpmsync_sync *e)
+{
+	op_failed(e, "message %lld was appended to %s but cannot be found there",
+		  (long long)R(e)->msg.id, R(e)->folder.server_name);
+}
+
+static void append_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+
+	(void)client;
+	if (cmd_refused(e, res, "APPEND"))
+		return;
+	if (result_code(e, res) == IMAP_CODE_APPENDUID && e->code.set.n == 1 &&
+	    e->code.set.r[0].lo == e->code.set.r[0].hi) {
+		e->verify_uid = e->code.set.r[0].lo;
+		adopt_uid(e);
+		return;
+	}
+	/* No UIDPLUS: find it like an interrupted APPEND. */
+	verify(e, &rp->folder, adopt_uid, append_lost);
+}
+
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+				      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+static void append_send(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	_cleanup_free_ void *body = NULL;
+	struct imap_cmd *cmd;
+	time_t t = (time_t)rp->msg.internaldate;
+	struct tm tm;
+	size_t len = 0;
+	int r;
+
+	r = store_sync_body_get(e->store, rp->msg.id, &body, &len);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		op_failed(e, "message %lld has no stored content to append", (long long)rp->msg.id);
+		return;
+	}
+	if (store_failed(e, r) || mark_attempt(e, &rp->folder) < 0)
+		return;
+	gmtime_r(&t, &tm);
+	r = imap_cmd_new(e->client, 0, append_done, e, &cmd);
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	r = imap_cmd_add(cmd, "APPEND ");
+	if (r >= 0)
+		r = imap_cmd_add_mailbox(cmd, rp->folder.server_name);
+	if (r >= 0)
+		r = imap_cmd_addf(cmd, " (%s) \"%02d-%s-%04d %02d:%02d:%02d +0000\" ", rp->msg.flags,
+				  tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+				  tm.tm_min, tm.tm_sec);
+	if (r >= 0)
+		r = imap_cmd_add_literal(cmd, body, len, false);
+	submit(e, cmd, r);
+}
+
+static void op_append(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	int r;
+
+	r = load_message(e, rp->j.message_id, &rp->msg);
+	if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && rp->msg.uid)) {
+		op_done(e);
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	r = load_folder(e, rp->msg.folder_id, &rp->folder);
+	if (store_failed(e, r))
+		return;
+	if (!rp->folder.server_name) {
+		op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
+		return;
+	}
+	if (rp->j.attempts > 0)
+		verify(e, &rp->folder, adopt_uid, append_send);
+	else
+		append_send(e);
+}
+
+/* ------------------------------------------------------------------ */
+/* COPY and MOVE */
+
+static bool is_move(struct cpmsync_sync *e)
+{
+	return streq(R(e)->j.op, "move");
+}
+
+/* The destination row got its UID; a move also removes the source row. */
+static void copy_adopt(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	const char *carried = rp->src.server_flags ? rp->src.server_flags : rp->msg.flags;
+	int r;
+
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_message_set_uid(e->store, rp->msg.id, e->verify_uid, carried);
+	/* COPY carries the source's flags; local changes since go as a flag row. */
+	if (r >= 0 && !streq(carried, rp->msg.flags))
+		r = store_journal_add(e->store, e->account_id, "flags", rp->msg.folder_id,
+				      rp->msg.id, NULL);
+	if (r >= 0 && is_move(e) && rp->src.id)
+		r = store_sync_message_delete(e->store, rp->src.id);
+	if (store_failed(e, r))
+		return;
+	op_done(e);
+}
+
+static void move_cleanup_done(struct imap_client *client, const struct imap_cmd_result *res,
+			      void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	if (cmd_refused(e, res, "UID EXPUNGE (move)"))
+		return;
+	copy_adopt(e);
+}
+
+/* Without MOVE (or after an interrupted one): \Deleted + UID EXPUNGE of the source. */
+static void move_remove_source(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct imap_cmd *cmd;
+	int r;
+
+	if (!imap_client_has(e->client, IMAP_CAP_UIDPLUS)) {
+		op_failed(e, "cannot remove moved message UID %u from %s: the server lacks UIDPLUS",
+			  rp->src.uid, rp->folder.server_name);
+		return;
+	}
+	r = imap_cmd_new(e->client, 0, NULL, NULL, &cmd);
+	if (r >= 0) {
+		r = imap_cmd_addf(cmd, "UID STORE %u +FLAGS.SILENT (\\Deleted)", rp->src.uid);
+		if (submit(e, cmd, r) < 0)
+			return;
+	}
+	r = imap_cmd_new(e->client, 0, move_cleanup_done, e, &cmd);
+	if (r >= 0)
+		r = imap_cmd_addf(cmd, "UID EXPUNGE %u", rp->src.uid);
+	submit(e, cmd, r);
+}
+
+static void copy_lost(struct cpmsync_sync *e)
+{
+	op_failed(e, "message %lld was copied to %s but cannot be found there",
+		  (long long)R(e)->msg.id, R(e)->dst.server_name);
+}
+
+static void copy_done(struct imap_client *client, const struct imap_cmd_result *res,
+		      void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	bool moved = is_move(e) && imap_client_has(e->client, IMAP_CAP_MOVE);
+	uint32_t dst = 0;
+
+	(void)client;
+	if (cmd_refused(e, res, moved ? "UID MOVE" : "UID COPY"))
+		return;
+	if (result_code(e, res) == IMAP_CODE_COPYUID && e->code.set2.n == 1 &&
+	    e->code.set2.r[0].lo == e->code.set2.r[0].hi)
+		dst = e->code.set2.r[0].lo;
+	else if (e->copyuid_dst)
+		dst = e->copyuid_dst;
+	if (!dst) {
+		/* No UIDPLUS: look for it.  (A move without MOVE still has to
+		 * remove the source afterwards.) */
+		verify(e, &rp->dst, is_move(e) && !moved ? move_remove_source : copy_adopt,
+		       copy_lost);
+		return;
+	}
+	e->verify_uid = dst;
+	if (is_move(e) && !moved)
+		move_remove_source(e);
+	else
+		copy_adopt(e);
+}
+
+static void copy_send(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	bool moved = is_move(e) && imap_client_has(e->client, IMAP_CAP_MOVE);
+	struct imap_cmd *cmd;
+	int r;
+
+	e->copyuid_dst = 0;
+	r = imap_cmd_new(e->client, 0, copy_done, e, &cmd);
+	if (r >= 0)
+		r = imap_cmd_addf(cmd, "UID %s %u ", moved ? "MOVE" : "COPY", rp->src.uid);
+	if (r >= 0)
+		r = imap_cmd_add_mailbox(cmd, rp->dst.server_name);
+	submit(e, cmd, r);
+}
+
+static void copy_start(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+
+	if (mark_attempt(e, &rp->dst) < 0)
+		return;
+	engine_select(e, rp->folder.id, rp->folder.server_name, copy_send);
+}
+
+/* After a verified interrupted move: the source may still be there. */
+static void move_verified(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+
+	if (!rp->src.uid) {
+		copy_adopt(e);
+		return;
+	}
+	engine_select(e, rp->folder.id, rp->folder.server_name, move_remove_source);
+}
+
+static void op_copy(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	int64_t src_id = 0;
+	int r;
+
+	/* rp->msg is the destination row, rp->src the source, rp->folder the
+	 * source folder, rp->dst the destination folder. */
+	r = load_message(e, rp->j.message_id, &rp->msg);
+	if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && rp->msg.uid)) {
+		op_done(e);
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	r = load_folder(e, rp->msg.folder_id, &rp->dst);
+	if (store_failed(e, r))
+		return;
+	if (!rp->dst.server_name) {
+		op_failed(e, "folder %s does not exist on the server yet", rp->dst.name);
+		return;
+	}
+	if (rp->j.args)
+		sscanf(rp->j.args, "src=%lld", (long long *)&src_id);
+	r = src_id ? load_message(e, src_id, &rp->src) : -CPMSYNC_E_NOT_FOUND;
+	if (r >= 0)
+		r = load_folder(e, rp->src.folder_id, &rp->folder);
+	if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && (!rp->src.uid || !rp->folder.server_name))) {
+		/* The source is gone (expunged by another client, its folder
+		 * deleted): the copy can still be made from our stored body. */
+		if (rp->msg.has_body) {
+			log_msg(CPMSYNC_LOG_NOTICE, CAT,
+				"%s: source of the %s of message %lld is gone: appending our copy",
+				e->account_name, rp->j.op, (long long)rp->msg.id);
+			sync_folder_free_contents(&rp->folder);
+			rp->folder = rp->dst;
+			memset(&rp->dst, 0, sizeof(rp->dst));
+			if (rp->j.attempts > 0)
+				verify(e, &rp->folder, adopt_uid, append_send);
+			else
+				append_send(e);
+			return;
+		}
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: source of the %s of message %lld is gone and its content was never "
+			"downloaded: dropping the copy",
+			e->account_name, rp->j.op, (long long)rp->msg.id);
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_sync_message_delete(e->store, rp->msg.id);
+		if (!store_failed(e, r))
+			op_done(e);
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	if (rp->j.attempts > 0)
+		verify(e, &rp->dst, is_move(e) ? move_verified : copy_adopt, copy_start);
+	else
+		copy_start(e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Flags */
+
+static void flags_round(struct cpmsync_sync *e);
+
+static void flags_batch_end(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct imap_seqset mod = IMAP_SEQSET_INIT;
+	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	struct imap_cmd *cmd;
+	size_t pos = 0;
+	bool any = false;
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < rp->n_items; i++)
+		if (rp->items[i].modified) {
+			r = imap_seqset_add(&mod, rp->items[i].uid);
+			any = true;
+		}
+	if (r >= 0 && !any) {
+		imap_seqset_free(&mod);
+		/* Everything sent or failed: the rows are done (failed ones
+		 * were counted and stay). */
+		replay_next(e);
+		return;
+	}
+	if (r >= 0 && ++rp->round >= FLAGS_ROUNDS) {
+		imap_seqset_free(&mod);
+		op_failed(e, "flags of %s kept changing on the server during %d attempts",
+			  rp->folder.server_name, FLAGS_ROUNDS);
+		return;
+	}
+	/* Someone else changed them: read theirs (merged by the FETCH
+	 * handler), then send the merge. */
+	if (r >= 0)
+		r = imap_seqset_format(&mod, &pos, &set, ENGINE_SET_BYTES);
+	imap_seqset_free(&mod);
+	if (r >= 0)
+		r = imap_cmd_new(e->client, 0, NULL, NULL, &cmd);
+	if (r < 0) {
+		buf_free(&set);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	r = imap_cmd_addf(cmd, "UID FETCH %s (UID FLAGS MODSEQ)", set.data);
+	buf_free(&set);
+	e->fetch_kind = FK_FLAGS;
+	if (submit(e, cmd, r) < 0)
+		return;
+	/* The FETCH is answered before anything queued after it. */
+	flags_round(e);
+}
+
+static void store_done(struct imap_client *client, const struct imap_cmd_result *res,
+		       void *userdata)
+{
+	struct flag_item *it = userdata;
+	struct cpmsync_sync *e = it->e;
+	struct replay *rp = R(e);
+	int r = 0;
+
+	(void)client;
+	if (e->finished)
+		return;
+	it->pending--;
+	rp->pending--;
+	if (res->r == -CPMSYNC_E_SERVER) {
+		if (!it->failed) {
+			it->failed = true;
+			log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: UID STORE %u refused: %s",
+				e->account_name, it->uid, res->text ? res->text : "");
+			if (!e->op_failures++)
+				snprintf(e->op_reason, sizeof(e->op_reason),
+					 "flag change of UID %u in %s refused by the server: %s",
+					 it->uid, rp->folder.server_name, res->text ? res->text : "");
+			e->stats.ops_failed++;
+		}
+	} else if (engine_cmd_failed(e, res, "UID STORE")) {
+		return;
+	} else if (result_code(e, res) == IMAP_CODE_MODIFIED &&
+		   imap_seqset_contains(&e->code.set, it->uid)) {
+		it->modified = true;
+	} else if (it->pending == 0 && !it->failed && !it->modified) {
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_sync_message_set_server_flags(e->store, it->message_id, it->flags);
+		if (r >= 0)
+			r = store_journal_done(e->store, it->journal_id);
+		if (store_failed(e, r))
+			return;
+		e->stats.ops_replayed++;
+	}
+	if (rp->pending == 0)
+		flags_batch_end(e);
+}
+
+/* Sends (again) every item not done. */
+static void flags_round(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	bool condstore = e->selected_hms != 0;
+
+	rp->pending = 0;
+	for (size_t i = 0; i < rp->n_items; i++) {
+		struct flag_item *it = &rp->items[i];
+		struct sync_message m = { 0 };
+		struct imap_cmd *cmd;
+		int r;
+
+		if (it->failed || (rp->round > 0 && !it->modified))
+			continue;
+		it->modified = false;
+		r = store_sync_message_get(e->store, it->message_id, &m);
+		if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && (!m.uid || (m.server_flags &&
+									streq(m.flags, m.server_flags))))) {
+			/* Gone, not on the server, or nothing left to send. */
+			sync_message_free_contents(&m);
+			r = engine_tx_begin(e);
+			if (r >= 0)
+				r = store_journal_done(e->store, it->journal_id);
+			if (store_failed(e, r))
+				return;
+			it->failed = true; /* i.e. nothing more to do for it */
+			continue;
+		}
+		if (store_failed(e, r))
+			return;
+		it->uid = m.uid;
+		free(it->flags);
+		it->flags = TAKE_PTR(m.flags);
+		r = imap_cmd_new(e->client, 0, store_done, it, &cmd);
+		if (r < 0) {
+			sync_message_free_contents(&m);
+			engine_fail(e, r, "out of memory");
+			return;
+		}
+		if (condstore) {
+			r = imap_cmd_addf(cmd, "UID STORE %u (UNCHANGEDSINCE %llu) FLAGS.SILENT (%s)",
+					  m.uid,
+					  (unsigned long long)(m.modseq ? m.modseq : e->selected_hms),
+					  it->flags);
+			if (submit(e, cmd, r) < 0) {
+				sync_message_free_contents(&m);
+				return;
+			}
+			it->pending++;
+			rp->pending++;
+		} else {
+			/* No CONDSTORE: send the delta, which merges with
+			 * concurrent changes to other flags by itself. */
+			_cleanup_free_ char *add = NULL, *del = NULL;
+
+			r = flags_diff(m.server_flags ? m.server_flags : "", it->flags, &add, &del);
+			if (r >= 0 && !add[0] && !del[0])
+				r = imap_cmd_addf(cmd, "UID STORE %u +FLAGS.SILENT ()", m.uid);
+			else if (r >= 0)
+				r = imap_cmd_addf(cmd, "UID STORE %u %sFLAGS.SILENT (%s)", m.uid,
+						  add[0] ? "+" : "-", add[0] ? add : del);
+			if (submit(e, cmd, r) < 0) {
+				sync_message_free_contents(&m);
+				return;
+			}
+			it->pending++;
+			rp->pending++;
+			if (add[0] && del[0]) {
+				r = imap_cmd_new(e->client, 0, store_done, it, &cmd);
+				if (r >= 0)
+					r = imap_cmd_addf(cmd, "UID STORE %u -FLAGS.SILENT (%s)", m.uid,
+							  del);
+				if (submit(e, cmd, r) < 0) {
+					sync_message_free_contents(&m);
+					return;
+				}
+				it->pending++;
+				rp->pending++;
+			}
+		}
+		sync_message_free_contents(&m);
+	}
+	if (rp->pending == 0)
+		flags_batch_end(e);
+}
+
+static void flags_selected(struct cpmsync_sync *e)
+{
+	R(e)->round = 0;
+	flags_round(e);
+}
+
+/* Collects this and the following flag rows of the same folder. */
+static void op_flags(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct journal_entry next;
+	int r;
+
+	rp->n_items = 0;
+	rp->items[rp->n_items++] = (struct flag_item){ .e = e, .journal_id = rp->j.id, .message_id = rp->j.message_id };
+	while (rp->n_items < FLAGS_BATCH) {
+		r = store_journal_next(e->store, e->account_id, e->journal_pos, &next);
+		if (store_failed(e, r))
+			return;
+		if (r == 0)
+			break;
+		if (!streq(next.op, "flags") || next.folder_id != rp->j.folder_id) {
+			journal_entry_free_contents(&next);
+			break;
+		}
+		e->journal_pos = next.id;
+		rp->items[rp->n_items++] = (struct flag_item){ .e = e, .journal_id = next.id, .message_id = next.message_id };
+		journal_entry_free_contents(&next);
+	}
+	r = load_folder(e, rp->j.folder_id, &rp->folder);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		/* The folder went away with its messages; the rows are moot. */
+		for (size_t i = 0; r != 0 && i < rp->n_items; i++) {
+			r = engine_tx_begin(e);
+			if (r >= 0)
+				r = store_journal_done(e->store, rp->items[i].journal_id);
+			if (store_failed(e, r))
+				return;
+			r = -1;
+		}
+		replay_next(e);
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	if (!rp->folder.server_name) {
+		op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
+		return;
+	}
+	engine_select(e, rp->folder.id, rp->folder.server_name, flags_selected);
+}
+
+/* ------------------------------------------------------------------ */
+/* Expunge */
+
+static void expunge_done(struct imap_client *client, const struct imap_cmd_result *res,
+			 void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	int r = 0;
+
+	(void)client;
+	if (cmd_refused(e, res, "UID EXPUNGE"))
+		return;
+	r = engine_tx_begin(e);
+	for (size_t i = 0; r >= 0 && i < rp->n_exp; i++) {
+		r = store_sync_message_delete(e->store, rp->exp_message[i]);
+		if (r >= 0)
+			r = store_journal_done(e->store, rp->exp_journal[i]);
+	}
+	if (store_failed(e, r))
+		return;
+	e->stats.ops_replayed += (uint32_t)rp->n_exp;
+	replay_next(e);
+}
+
+static void expunge_selected(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	struct imap_cmd *cmd;
+	size_t pos = 0;
+	int r;
+
+	if (imap_seqset_empty(&rp->exp_uids)) {
+		expunge_done(e->client, &(struct imap_cmd_result){ 0 }, e);
+		return;
+	}
+	if (!imap_client_has(e->client, IMAP_CAP_UIDPLUS)) {
+		op_failed(e, "cannot expunge only our messages in %s: the server lacks UIDPLUS",
+			  rp->folder.server_name);
+		return;
+	}
+	/* One set per command pair; a batch is at most EXPUNGE_BATCH UIDs. */
+	while (pos < rp->exp_uids.n) {
+		bool last;
+
+		buf_reset(&set);
+		r = imap_seqset_format(&rp->exp_uids, &pos, &set, ENGINE_SET_BYTES);
+		last = pos >= rp->exp_uids.n;
+		if (r >= 0)
+			r = imap_cmd_new(e->client, 0, NULL, NULL, &cmd);
+		if (r >= 0) {
+			r = imap_cmd_addf(cmd, "UID STORE %s +FLAGS.SILENT (\\Deleted)", set.data);
+			if (submit(e, cmd, r) < 0)
+				goto out;
+		}
+		if (r >= 0)
+			r = imap_cmd_new(e->client, 0, last ? expunge_done : NULL, e, &cmd);
+		if (r >= 0)
+			r = imap_cmd_addf(cmd, "UID EXPUNGE %s", set.data);
+		if (submit(e, cmd, r) < 0)
+			goto out;
+	}
+out:
+	buf_free(&set);
+}
+
+static void op_expunge(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct journal_entry next;
+	int r;
+
+	rp->n_exp = 0;
+	imap_seqset_clear(&rp->exp_uids);
+	rp->exp_journal[rp->n_exp] = rp->j.id;
+	rp->exp_message[rp->n_exp++] = rp->j.message_id;
+	while (rp->n_exp < EXPUNGE_BATCH) {
+		r = store_journal_next(e->store, e->account_id, e->journal_pos, &next);
+		if (store_failed(e, r))
+			return;
+		if (r == 0)
+			break;
+		if (!streq(next.op, "expunge") || next.folder_id != rp->j.folder_id) {
+			journal_entry_free_contents(&next);
+			break;
+		}
+		e->journal_pos = next.id;
+		rp->exp_journal[rp->n_exp] = next.id;
+		rp->exp_message[rp->n_exp++] = next.message_id;
+		journal_entry_free_contents(&next);
+	}
+	for (size_t i = 0; i < rp->n_exp; i++) {
+		struct sync_message m = { 0 };
+
+		r = store_sync_message_get(e->store, rp->exp_message[i], &m);
+		if (r >= 0 && m.uid)
+			r = imap_seqset_add(&rp->exp_uids, m.uid);
+		sync_message_free_contents(&m);
+		if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+	}
+	r = load_folder(e, rp->j.folder_id, &rp->folder);
+	if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && !rp->folder.server_name)) {
+		rp->n_exp = rp->n_exp; /* nothing on the server to remove */
+		imap_seqset_clear(&rp->exp_uids);
+		expunge_done(e->client, &(struct imap_cmd_result){ 0 }, e);
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	engine_select(e, rp->folder.id, rp->folder.server_name, expunge_selected);
+}
+
+/* ------------------------------------------------------------------ */
+/* Folders and metadata */
+
+static void create_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	int r;
+
+	(void)client;
+	if (res->r == -CPMSYNC_E_SERVER && result_code(e, res) == IMAP_CODE_ALREADYEXISTS)
+		; /* made by an earlier, interrupted run (or someone else) */
+	else if (cmd_refused(e, res, "CREATE"))
+		return;
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_folder_set_server_name(e->store, e->account_id, rp->folder.id,
+						      rp->folder.name);
+	if (!store_failed(e, r))
+		op_done(e);
+}
+
+static void rename_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	int r;
+
+	(void)client;
+	if (cmd_refused(e, res, "RENAME"))
+		return;
+	if (e->selected_id == rp->folder.id)
+		e->selected_id = 0; /* be safe: select it again by its new name */
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_folder_set_server_name(e->store, e->account_id, rp->folder.id,
+						      rp->folder.name);
+	if (!store_failed(e, r))
+		op_done(e);
+}
+
+static void delete_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	int r;
+
+	(void)client;
+	if (res->r == -CPMSYNC_E_SERVER && result_code(e, res) == IMAP_CODE_NONEXISTENT)
+		; /* already gone */
+	else if (cmd_refused(e, res, "DELETE"))
+		return;
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_folder_delete(e->store, rp->folder.id);
+	if (store_failed(e, r))
+		return;
+	e->stats.ops_replayed++;
+	/* store_sync_folder_delete removed this row too. */
+	replay_next(e);
+}
+
+static void folder_cmd(struct cpmsync_sync *e, const char *verb, imap_cmd_cb_t cb,
+		       const char *a, const char *b)
+{
+	struct imap_cmd *cmd;
+	int r;
+
+	r = imap_cmd_new(e->client, 0, cb, e, &cmd);
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	r = imap_cmd_addf(cmd, "%s ", verb);
+	if (r >= 0)
+		r = imap_cmd_add_mailbox(cmd, a);
+	if (r >= 0 && b) {
+		r = imap_cmd_add(cmd, " ");
+		if (r >= 0)
+			r = imap_cmd_add_mailbox(cmd, b);
+	}
+	submit(e, cmd, r);
+}
+
+static void op_folder(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	int r;
+
+	r = load_folder(e, rp->j.folder_id, &rp->folder);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		op_done(e);
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	if (streq(rp->j.op, "create_folder")) {
+		if (rp->folder.server_name || rp->folder.removed) {
+			op_done(e);
+			return;
+		}
+		folder_cmd(e, "CREATE", create_done, rp->folder.name, NULL);
+	} else if (streq(rp->j.op, "rename_folder")) {
+		if (rp->folder.removed || !rp->folder.server_name ||
+		    streq(rp->folder.server_name, rp->folder.name)) {
+			op_done(e);
+			return;
+		}
+		folder_cmd(e, "RENAME", rename_done, rp->folder.server_name, rp->folder.name);
+	} else {
+		if (!rp->folder.server_name) {
+			r = engine_tx_begin(e);
+			if (r >= 0)
+				r = store_sync_folder_delete(e->store, rp->folder.id);
+			if (!store_failed(e, r))
+				replay_next(e);
+			return;
+		}
+		if (e->selected_id == rp->folder.id) {
+			/* Never delete the selected folder: UNSELECT (or
+			 * EXAMINE INBOX) first; CLOSE would expunge. */
+			struct imap_cmd *cmd;
+
+			r = imap_cmd_new(e->client, 0, NULL, NULL, &cmd);
+			if (r >= 0)
+				r = imap_cmd_add(cmd, imap_client_has(e->client, IMAP_CAP_UNSELECT)
+							      ? "UNSELECT"
+							      : "EXAMINE INBOX");
+			if (submit(e, cmd, r) < 0)
+				return;
+			e->selected_id = 0;
+		}
+		folder_cmd(e, "DELETE", delete_done, rp->folder.server_name, NULL);
+	}
+}
+
+static void metadata_done(struct imap_client *client, const struct imap_cmd_result *res,
+			  void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	if (cmd_refused(e, res, "SETMETADATA"))
+		return;
+	op_done(e);
+}
+
+static void op_metadata(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	const char *mbox = "", *nl;
+	_cleanup_free_ char *entry = NULL;
+	const char *value;
+	struct imap_cmd *cmd;
+	int r;
+
+	nl = rp->j.args ? strchr(rp->j.args, '\n') : NULL;
+	if (!nl) {
+		op_failed(e, "malformed metadata operation %lld", (long long)rp->j.id);
+		return;
+	}
+	entry = strndup(rp->j.args, (size_t)(nl - rp->j.args));
+	value = nl + 1;
+	if (!entry) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	if (rp->j.folder_id) {
+		r = load_folder(e, rp->j.folder_id, &rp->folder);
+		if (r == -CPMSYNC_E_NOT_FOUND) {
+			op_done(e);
+			return;
+		}
+		if (store_failed(e, r))
+			return;
+		if (!rp->folder.server_name) {
+			op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
+			return;
+		}
+		mbox = rp->folder.server_name;
+	}
+	if (!imap_client_has(e->client, IMAP_CAP_METADATA) &&
+	    !(rp->j.folder_id == 0 && imap_client_has(e->client, IMAP_CAP_METADATA_SERVER))) {
+		op_failed(e, "cannot set %s: the server lacks METADATA", entry);
+		return;
+	}
+	r = imap_cmd_new(e->client, 0, metadata_done, e, &cmd);
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	r = imap_cmd_add(cmd, "SETMETADATA ");
+	if (r >= 0)
+		r = mbox[0] ? imap_cmd_add_mailbox(cmd, mbox) : imap_cmd_add(cmd, "\"\"");
+	if (r >= 0)
+		r = imap_cmd_add(cmd, " (");
+	if (r >= 0)
+		r = imap_cmd_add_string(cmd, entry, strlen(entry));
+	if (r >= 0)
+		r = imap_cmd_add(cmd, " ");
+	if (r >= 0)
+		r = value[0] ? imap_cmd_add_string(cmd, value, strlen(value))
+			     : imap_cmd_add(cmd, "NIL");
+	if (r >= 0)
+		r = imap_cmd_add(cmd, ")");
+	submit(e, cmd, r);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void replay_next(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	int r;
+
+	if (e->finished)
+		return;
+	if (engine_tx_tick(e, true) < 0)
+		return;
+	e->fetch_kind = FK_NONE;
+	replay_clear(rp);
+	r = store_journal_next(e->store, e->account_id, e->journal_pos, &rp->j);
+	if (store_failed(e, r))
+		return;
+	if (r == 0) {
+		engine_logout(e);
+		return;
+	}
+	e->journal_pos = rp->j.id;
+	log_debug(CAT, "%s: replaying %s (row %lld)", e->account_name, rp->j.op, (long long)rp->j.id);
+	if (streq(rp->j.op, "append"))
+		op_append(e);
+	else if (streq(rp->j.op, "copy") || streq(rp->j.op, "move"))
+		op_copy(e);
+	else if (streq(rp->j.op, "flags"))
+		op_flags(e);
+	else if (streq(rp->j.op, "expunge"))
+		op_expunge(e);
+	else if (streq(rp->j.op, "create_folder") || streq(rp->j.op, "rename_folder") ||
+		 streq(rp->j.op, "delete_folder"))
+		op_folder(e);
+	else if (streq(rp->j.op, "set_metadata"))
+		op_metadata(e);
+	else
+		op_failed(e, "unknown journal operation '%s' (row %lld)", rp->j.op,
+			  (long long)rp->j.id);
+}
+
+void engine_replay_start(struct cpmsync_sync *e)
+{
+	struct replay *rp;
+
+	rp = calloc(1, sizeof(*rp));
+	if (!rp) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	imap_seqset_init(&rp->exp_uids);
+	e->replay = rp;
+	e->journal_pos = INT64_MIN;
+	replay_next(e);
+}

@@ -1,0 +1,1409 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The sync engine, server -> local: connect, LIST (with LIST-STATUS when
+ * offered), decide per folder (plan.c), SELECT with QRESYNC / CONDSTORE /
+ * nothing, apply VANISHED, changed flags and new messages in batched
+ * transactions, and commit each folder's UIDVALIDITY, UIDNEXT and
+ * HIGHESTMODSEQ only in the transaction that holds the last of the changes
+ * they cover.  Then engine-replay.c sends the journal.
+ *
+ * Crash safety rests on that ordering: every batch committed before the
+ * folder's state is re-done harmlessly by the next run (upserts by UID,
+ * deletes by UID), because the stored HIGHESTMODSEQ/UIDNEXT still point
+ * before it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+
+#include "engine/engine-internal.h"
+#include "imap/imap-utf7.h"
+#include "store/store.h"
+#include "util/flags.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/msg-summary.h"
+
+#define CAT CPMSYNC_LOG_CAT_ENGINE
+
+static void next_folder(struct cpmsync_sync *e);
+static void folder_fetch_new(struct cpmsync_sync *e);
+static void folder_bodies(struct cpmsync_sync *e);
+static void folder_finish(struct cpmsync_sync *e);
+
+/* ------------------------------------------------------------------ */
+/* Ending */
+
+void engine_fail(struct cpmsync_sync *e, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->r < 0)
+		return; /* keep the first reason */
+	e->r = r < 0 ? r : -EIO;
+	va_start(ap, fmt);
+	vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
+	va_end(ap);
+	log_msg(CPMSYNC_LOG_DEBUG, CAT, "%s: sync failed: %s", e->account_name, e->reason);
+	engine_finish(e);
+}
+
+static void body_sink_reset(struct body_sink *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	buf_reset(&k->mem);
+	*k = (struct body_sink){ .mem = k->mem, .fd = -1 };
+}
+
+static void engine_free(struct cpmsync_sync *e)
+{
+	engine_replay_free(e);
+	imap_client_free(e->client);
+	for (size_t i = 0; i < e->n_remote; i++) {
+		free(e->remote[i].name);
+		free(e->remote[i].special_use);
+	}
+	free(e->remote);
+	free(e->queue);
+	free(e->f.server_name);
+	imap_seqset_free(&e->f.present);
+	imap_seqset_free(&e->f.set);
+	imap_seqset_free(&e->search);
+	imap_resp_code_free(&e->code);
+	body_sink_reset(&e->sink);
+	buf_free(&e->sink.mem);
+	if (e->patterns)
+		for (size_t i = 0; e->patterns[i]; i++)
+			free(e->patterns[i]);
+	free(e->patterns);
+	free(e->account_name);
+	free(e);
+}
+
+static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	const char *reason = NULL;
+	int r = e->r;
+
+	(void)src;
+	e->finish_src = NULL;
+	store_rollback(e->store);
+	if (e->client) {
+		imap_client_traffic(e->client, &e->stats.bytes_in, &e->stats.bytes_out);
+		/* Closing completes what is queued; those callbacks see
+		 * e->finished and do nothing. */
+		e->client = imap_client_free(e->client);
+	}
+	if (r == 0 && e->op_failures) {
+		r = -CPMSYNC_E_SERVER;
+		snprintf(e->reason, sizeof(e->reason), "%s", e->op_reason);
+	}
+	if (r < 0)
+		reason = e->reason[0] ? e->reason : cpmsync_strerror(r);
+	if (e->cb)
+		e->cb(r, reason, &e->stats, e->userdata);
+	engine_free(e);
+}
+
+void engine_finish(struct cpmsync_sync *e)
+{
+	if (e->finished)
+		return;
+	e->finished = true;
+	if (e->client)
+		imap_client_traffic(e->client, &e->stats.bytes_in, &e->stats.bytes_out);
+	if (cpmsync_loop_defer(e->loop, finish_cb, e, NULL, &e->finish_src) < 0)
+		e->r = e->r ? e->r : -ENOMEM; /* finish_cb will not run: nothing we can do */
+}
+
+bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what)
+{
+	if (e->finished)
+		return true;
+	if (res->r == 0)
+		return false;
+	engine_fail(e, res->r, "%s: %s", what, res->text ? res->text : cpmsync_strerror(res->r));
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transactions */
+
+int engine_tx_begin(struct cpmsync_sync *e)
+{
+	int r;
+
+	if (store_in_transaction(e->store))
+		return 0;
+	r = store_begin(e->store);
+	if (r < 0)
+		engine_fail(e, r, "store: %s", store_error(e->store));
+	return r;
+}
+
+int engine_tx_tick(struct cpmsync_sync *e, bool force)
+{
+	int r;
+
+	if (!store_in_transaction(e->store))
+		return 0;
+	if (!force && e->batch_rows < ENGINE_BATCH_ROWS && e->batch_bytes < ENGINE_BATCH_BYTES)
+		return 0;
+	r = store_commit(e->store);
+	e->batch_rows = 0;
+	e->batch_bytes = 0;
+	if (r < 0)
+		engine_fail(e, r, "store: %s", store_error(e->store));
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Streaming literals (bodies) */
+
+static bool lit_begin(void *userdata, uint32_t number, const char *name, const char *item,
+		      uint64_t size)
+{
+	struct cpmsync_sync *e = userdata;
+	struct body_sink *k = &e->sink;
+
+	(void)number;
+	if (e->finished || !name || strcasecmp(name, "FETCH") != 0 || !item)
+		return false;
+	if (e->fetch_kind != FK_NEW && e->fetch_kind != FK_BODY)
+		return false;
+	if (strcasecmp(item, "BODY[]") != 0 && strcasecmp(item, "BODY[HEADER]") != 0)
+		return false;
+	body_sink_reset(k);
+	k->active = true;
+	k->size = size;
+	if (size > ENGINE_BODY_MEM_MAX) {
+		const char *dir = getenv("TMPDIR");
+
+		k->fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (k->fd < 0)
+			k->error = -errno;
+	}
+	return true;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p = (const char *)p + k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int lit_data(void *userdata, const void *data, size_t len)
+{
+	struct cpmsync_sync *e = userdata;
+	struct body_sink *k = &e->sink;
+	int r;
+
+	if (!k->active || k->error)
+		return 0;
+	if (k->mem.len < ENGINE_BODY_MEM_MAX) {
+		size_t room = ENGINE_BODY_MEM_MAX - k->mem.len;
+
+		r = buf_append(&k->mem, data, len < room ? len : room);
+		if (r < 0)
+			k->error = r;
+	}
+	if (k->fd >= 0) {
+		r = write_all(k->fd, data, len);
+		if (r < 0)
+			k->error = r;
+	}
+	k->written += len;
+	return 0;
+}
+
+static void lit_end(void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	if (e->sink.active)
+		e->sink.complete = true;
+}
+
+/* Stores the sink's content as the body of message id. */
+static int sink_store_body(struct cpmsync_sync *e, int64_t id)
+{
+	struct body_sink *k = &e->sink;
+
+	if (k->error)
+		return k->error;
+	e->batch_bytes += k->written;
+	e->stats.body_bytes += k->written;
+	if (k->fd < 0)
+		return store_sync_body_put(e->store, id, k->mem.data, k->mem.len);
+	if (lseek(k->fd, 0, SEEK_SET) < 0)
+		return -errno;
+	return store_sync_body_put_fd(e->store, id, k->fd, k->written);
+}
+
+/* ------------------------------------------------------------------ */
+/* Untagged responses */
+
+static int flags_string(const struct imap_flags *fl, char **ret)
+{
+	const char *v[256];
+	size_t n = 0;
+
+	if (fl->count > ARRAY_SIZE(v))
+		return -CPMSYNC_E_PROTOCOL;
+	for (size_t i = 0; i < fl->count; i++) {
+		const struct imap_arg *a = &fl->args[i];
+
+		/* Flags we cannot represent (not flag_valid) are skipped,
+		 * never fatal: a server may use odd keywords. */
+		if (a->type != IMAP_ARG_ATOM || !flag_valid(a->u.s.str, a->u.s.len))
+			continue;
+		v[n++] = a->u.s.str;
+	}
+	return flags_from_list(v, n, ret);
+}
+
+static void on_fetch_flags(struct cpmsync_sync *e, const struct imap_fetch *f)
+{
+	_cleanup_free_ char *flags = NULL;
+	bool found = false, changed = false;
+	int r;
+
+	if (!(f->present & IMAP_FETCH_UID))
+		return;
+	if (e->fetch_kind == FK_FLAGS && e->f.mode == PLAN_MODE_PLAIN) {
+		r = imap_seqset_add(&e->f.present, f->uid);
+		if (r < 0) {
+			engine_fail(e, r, "too many UIDs in folder %s", e->f.server_name);
+			return;
+		}
+	}
+	if (!(f->present & IMAP_FETCH_FLAGS) || !e->selected_id)
+		return;
+	r = flags_string(&f->flags, &flags);
+	if (r < 0) {
+		engine_fail(e, r, "bad FLAGS from the server for UID %u", f->uid);
+		return;
+	}
+	if (engine_tx_begin(e) < 0)
+		return;
+	r = store_sync_server_flags(e->store, e->selected_id, f->uid, flags,
+				    (f->present & IMAP_FETCH_MODSEQ) ? f->modseq : 0, &found,
+				    &changed, NULL);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	if (changed)
+		e->stats.messages_changed++;
+	e->batch_rows++;
+	engine_tx_tick(e, false);
+}
+
+static void on_fetch_new(struct cpmsync_sync *e, const struct imap_fetch *f)
+{
+	_cleanup_free_ char *flags = NULL;
+	struct msg_summary sum = { 0 };
+	struct sync_new_message m;
+	struct buf bs = BUF_INIT(1u << 20);
+	bool has_body = false, is_new = false, have_sum = false;
+	int64_t id;
+	int r;
+
+	if (!(f->present & IMAP_FETCH_UID) || f->uid < e->f.after.new_from_uid)
+		goto out; /* "n:*" also returns the last message when n > UIDNEXT-1 */
+	if (f->present & IMAP_FETCH_FLAGS) {
+		r = flags_string(&f->flags, &flags);
+		if (r < 0) {
+			engine_fail(e, r, "bad FLAGS from the server for UID %u", f->uid);
+			goto out;
+		}
+	} else {
+		flags = strdup("");
+	}
+	if (e->sink.complete) {
+		r = msg_summary_parse(e->sink.mem.data ? e->sink.mem.data : "", e->sink.mem.len, &sum);
+		if (r < 0) {
+			engine_fail(e, r, "out of memory");
+			goto out;
+		}
+		have_sum = true;
+	}
+	if ((f->present & IMAP_FETCH_BODYSTRUCTURE) && f->bodystructure)
+		(void)imap_arg_write(&bs, f->bodystructure); /* too large: not kept */
+	m = (struct sync_new_message){
+		.uid = f->uid,
+		.flags = flags ? flags : "",
+		.modseq = (f->present & IMAP_FETCH_MODSEQ) ? f->modseq : 0,
+		.internaldate = (f->present & IMAP_FETCH_INTERNALDATE) ? (int64_t)f->internaldate : 0,
+		.size = (f->present & IMAP_FETCH_RFC822_SIZE) ? f->rfc822_size : 0,
+		.summary = have_sum ? &sum : NULL,
+		.bodystructure = bs.len ? bs.data : NULL,
+	};
+	if (engine_tx_begin(e) < 0)
+		goto out;
+	r = store_sync_new_message(e->store, e->selected_id, &m, &id, &has_body, &is_new);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		goto out;
+	}
+	if (e->sink.complete && e->sink.size == m.size && !has_body &&
+	    e->body_limit >= m.size && imap_fetch_find_section(f, "BODY[]")) {
+		r = sink_store_body(e, id);
+		if (r < 0) {
+			engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
+				    r == -EIO || r <= -CPMSYNC_E_NOT_FOUND ? store_error(e->store)
+									 : strerror(-r));
+			goto out;
+		}
+	}
+	if (is_new)
+		e->stats.messages_added++;
+	e->f.new_count++;
+	if (f->uid > e->f.max_uid_seen)
+		e->f.max_uid_seen = f->uid;
+	e->batch_rows++;
+	engine_tx_tick(e, false);
+out:
+	msg_summary_free(&sum);
+	buf_free(&bs);
+}
+
+static void on_fetch_body(struct cpmsync_sync *e, const struct imap_fetch *f)
+{
+	int64_t id;
+	int r;
+
+	if (!(f->present & IMAP_FETCH_UID) || !e->sink.complete ||
+	    !imap_fetch_find_section(f, "BODY[]"))
+		return;
+	r = store_sync_message_id_by_uid(e->store, e->selected_id, f->uid, &id);
+	if (r == -CPMSYNC_E_NOT_FOUND)
+		return; /* expunged locally meanwhile */
+	if (r >= 0)
+		r = engine_tx_begin(e);
+	if (r >= 0)
+		r = sink_store_body(e, id);
+	if (r < 0) {
+		engine_fail(e, r, "storing the body of UID %u: %s", f->uid, store_error(e->store));
+		return;
+	}
+	e->batch_rows++;
+	engine_tx_tick(e, false);
+}
+
+static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
+{
+	struct imap_fetch f;
+	int r;
+
+	r = imap_resp_fetch(resp, &f);
+	if (r < 0) {
+		engine_fail(e, r, "malformed FETCH response from the server");
+		return;
+	}
+	switch (e->fetch_kind) {
+	case FK_NEW:
+		on_fetch_new(e, &f);
+		break;
+	case FK_BODY:
+		on_fetch_body(e, &f);
+		break;
+	case FK_VERIFY:
+		if ((f.present & IMAP_FETCH_UID) && (f.present & IMAP_FETCH_RFC822_SIZE) &&
+		    (f.present & IMAP_FETCH_INTERNALDATE) && !e->verify_uid &&
+		    f.rfc822_size == e->verify_size && (int64_t)f.internaldate == e->verify_date)
+			e->verify_uid = f.uid;
+		break;
+	case FK_FLAGS:
+	case FK_NONE:
+		/* Also unsolicited changes while we do something else: the
+		 * three-way merge makes applying them always right. */
+		on_fetch_flags(e, &f);
+		break;
+	}
+	body_sink_reset(&e->sink);
+}
+
+static int remote_add(struct cpmsync_sync *e, const char *name)
+{
+	struct remote_folder *rf;
+
+	if (e->n_remote == e->alloc_remote) {
+		size_t na = e->alloc_remote ? e->alloc_remote * 2 : 16;
+		struct remote_folder *nv = reallocarray(e->remote, na, sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		e->remote = nv;
+		e->alloc_remote = na;
+	}
+	rf = &e->remote[e->n_remote];
+	*rf = (struct remote_folder){ .name = strdup(name) };
+	if (!rf->name)
+		return -ENOMEM;
+	rf->p.name = rf->name;
+	e->n_remote++;
+	return 0;
+}
+
+static struct remote_folder *remote_find(struct cpmsync_sync *e, const char *name)
+{
+	for (size_t i = 0; i < e->n_remote; i++)
+		if (streq(e->remote[i].name, name))
+			return &e->remote[i];
+	return NULL;
+}
+
+static const char *special_use_name(unsigned attrs)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} map[] = {
+		{ IMAP_MBOX_ALL, "\\All" },	    { IMAP_MBOX_ARCHIVE, "\\Archive" },
+		{ IMAP_MBOX_DRAFTS, "\\Drafts" },   { IMAP_MBOX_FLAGGED, "\\Flagged" },
+		{ IMAP_MBOX_JUNK, "\\Junk" },	    { IMAP_MBOX_SENT, "\\Sent" },
+		{ IMAP_MBOX_TRASH, "\\Trash" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (attrs & map[i].bit)
+			return map[i].name;
+	return NULL;
+}
+
+static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
+{
+	struct buf name = BUF_INIT(4096);
+	struct imap_list l;
+	struct remote_folder *rf;
+	const char *su;
+	int r;
+
+	r = imap_resp_list(resp, &l);
+	if (r < 0 || !l.mailbox.str) {
+		engine_fail(e, r < 0 ? r : -CPMSYNC_E_PROTOCOL, "malformed LIST response");
+		goto out;
+	}
+	if (l.delimiter && !e->delimiter) {
+		e->delimiter = l.delimiter;
+		imap_client_set_delimiter(e->client, l.delimiter);
+	}
+	r = imap_mailbox_to_utf8(l.mailbox.str, l.mailbox.len, l.delimiter ? l.delimiter : '/',
+				 imap_client_enabled(e->client, IMAP_CAP_UTF8_ACCEPT), &name);
+	if (r < 0) {
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: skipping folder with an unreadable name",
+			e->account_name);
+		goto out;
+	}
+	if (!plan_patterns_match((const char *const *)e->patterns, name.data))
+		goto out;
+	if (l.attrs & IMAP_MBOX_NONEXISTENT)
+		goto out;
+	rf = remote_find(e, name.data);
+	if (!rf) {
+		r = remote_add(e, name.data);
+		if (r < 0) {
+			engine_fail(e, r, "out of memory");
+			goto out;
+		}
+		rf = &e->remote[e->n_remote - 1];
+	}
+	rf->p.noselect = l.attrs & IMAP_MBOX_NOSELECT;
+	rf->subscribed = l.attrs & IMAP_MBOX_SUBSCRIBED;
+	su = special_use_name(l.attrs);
+	free(rf->special_use);
+	rf->special_use = su ? strdup(su) : NULL;
+out:
+	buf_free(&name);
+}
+
+static void on_status(struct cpmsync_sync *e, const struct imap_response *resp)
+{
+	struct buf name = BUF_INIT(4096);
+	struct imap_status_data st;
+	struct remote_folder *rf;
+
+	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
+		return;
+	if (imap_mailbox_to_utf8(st.mailbox.str, st.mailbox.len, e->delimiter ? e->delimiter : '/',
+				 imap_client_enabled(e->client, IMAP_CAP_UTF8_ACCEPT), &name) < 0)
+		goto out;
+	rf = remote_find(e, name.data);
+	if (!rf)
+		goto out;
+	if ((st.present & IMAP_STATUS_ITEM_UIDVALIDITY) && (st.present & IMAP_STATUS_ITEM_UIDNEXT) &&
+	    (st.present & IMAP_STATUS_ITEM_MESSAGES)) {
+		rf->p.has_status = true;
+		rf->p.uidvalidity = st.uidvalidity;
+		rf->p.uidnext = st.uidnext;
+		rf->p.messages = st.messages;
+		rf->p.highestmodseq =
+			(st.present & IMAP_STATUS_ITEM_HIGHESTMODSEQ) ? st.highestmodseq : 0;
+	}
+out:
+	buf_free(&name);
+}
+
+static void on_status_code(struct cpmsync_sync *e, const struct imap_response *resp)
+{
+	if (!resp->code || imap_resp_code_parse(resp, &e->code) < 0)
+		return;
+	switch (e->code.code) {
+	case IMAP_CODE_UIDVALIDITY:
+		e->f.uidvalidity = e->code.num;
+		break;
+	case IMAP_CODE_UIDNEXT:
+		e->f.uidnext = e->code.num;
+		break;
+	case IMAP_CODE_HIGHESTMODSEQ:
+		e->f.hms = e->code.num64;
+		break;
+	case IMAP_CODE_NOMODSEQ:
+		e->f.nomodseq = true;
+		break;
+	case IMAP_CODE_COPYUID: {
+		/* MOVE reports it untagged (RFC 6851 4.3); one message at a
+		 * time, so the destination set is one UID. */
+		if (e->code.set2.n == 1 && e->code.set2.r[0].lo == e->code.set2.r[0].hi)
+			e->copyuid_dst = e->code.set2.r[0].lo;
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp)
+{
+	struct imap_vanished v;
+	uint32_t removed = 0;
+	int r;
+
+	if (!e->selected_id)
+		return;
+	imap_vanished_init(&v);
+	r = imap_resp_vanished(resp, &v);
+	if (r < 0) {
+		imap_vanished_free(&v);
+		engine_fail(e, r, "malformed VANISHED response");
+		return;
+	}
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_expunge_uids(e->store, e->selected_id, &v.uids, &removed);
+	imap_vanished_free(&v);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	e->stats.messages_removed += removed;
+	e->batch_rows += removed;
+	engine_tx_tick(e, false);
+}
+
+static void on_search(struct cpmsync_sync *e, const struct imap_response *resp, bool esearch)
+{
+	int r;
+
+	if (esearch) {
+		struct imap_esearch es;
+
+		imap_esearch_init(&es);
+		r = imap_resp_esearch(resp, &es);
+		for (size_t i = 0; r >= 0 && i < es.all.n; i++)
+			r = imap_seqset_add_range(&e->search, es.all.r[i].lo, es.all.r[i].hi);
+		imap_esearch_free(&es);
+	} else {
+		struct imap_search s;
+
+		imap_search_init(&s);
+		r = imap_resp_search(resp, &s);
+		for (size_t i = 0; r >= 0 && i < s.nums.n; i++)
+			r = imap_seqset_add_range(&e->search, s.nums.r[i].lo, s.nums.r[i].hi);
+		imap_search_free(&s);
+	}
+	if (r < 0)
+		engine_fail(e, r, "malformed SEARCH response");
+}
+
+static void untagged_cb(struct imap_client *client, const struct imap_response *resp,
+			void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	uint32_t n;
+
+	(void)client;
+	if (e->finished || resp->kind != IMAP_RESP_UNTAGGED) {
+		body_sink_reset(&e->sink);
+		return;
+	}
+	switch (imap_resp_type(resp)) {
+	case IMAP_RT_FETCH:
+		on_fetch(e, resp);
+		return;
+	case IMAP_RT_LIST:
+		on_list(e, resp);
+		break;
+	case IMAP_RT_STATUS:
+		on_status(e, resp);
+		break;
+	case IMAP_RT_VANISHED:
+		on_vanished(e, resp);
+		break;
+	case IMAP_RT_EXISTS:
+		if (imap_resp_exists(resp, &n) == 0)
+			e->f.exists = n;
+		break;
+	case IMAP_RT_SEARCH:
+		on_search(e, resp, false);
+		break;
+	case IMAP_RT_ESEARCH:
+		on_search(e, resp, true);
+		break;
+	case IMAP_RT_OTHER:
+		if (resp->status == IMAP_STATUS_OK)
+			on_status_code(e, resp);
+		break;
+	default:
+		break;
+	}
+	body_sink_reset(&e->sink);
+}
+
+/* ------------------------------------------------------------------ */
+/* LIST and the folder plan */
+
+static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_folders,
+			    size_t *ret_n, struct plan_local_folder **ret_locals)
+{
+	struct sync_folder *folders = NULL;
+	struct plan_local_folder *locals;
+	size_t n = 0;
+	int r;
+
+	r = store_sync_folders(e->store, e->account_id, &folders, &n);
+	if (r < 0)
+		return r;
+	locals = calloc(n + 1, sizeof(*locals));
+	if (!locals) {
+		sync_folders_free(folders, n);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sync_folder *f = &folders[i];
+		bool rp = false;
+		uint32_t known = 0;
+
+		r = store_sync_rename_pending(e->store, f->id, &rp);
+		if (r >= 0)
+			r = store_sync_count_uids_below(e->store, f->id, UINT32_MAX, &known);
+		if (r < 0) {
+			free(locals);
+			sync_folders_free(folders, n);
+			return r;
+		}
+		locals[i] = (struct plan_local_folder){
+			.id = f->id,
+			.name = f->name,
+			.server_name = f->server_name,
+			.removed = f->removed,
+			.rename_pending = rp,
+			.has_content_ops = f->has_content_ops,
+			.uidvalidity = f->uidvalidity,
+			.uidnext = f->uidnext,
+			.highestmodseq = f->highestmodseq,
+			.known_messages = known,
+		};
+	}
+	*ret_folders = folders;
+	*ret_n = n;
+	*ret_locals = locals;
+	return 0;
+}
+
+static int apply_folder_plan(struct cpmsync_sync *e)
+{
+	_cleanup_free_ struct plan_remote_folder *remotes = NULL;
+	_cleanup_free_ struct plan_local_folder *locals = NULL;
+	_cleanup_free_ struct plan_folder_action *acts = NULL;
+	struct sync_folder *folders = NULL;
+	size_t n_local = 0;
+	bool with_modseq = imap_client_enabled(e->client, IMAP_CAP_CONDSTORE) ||
+			   imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
+	int n, r;
+
+	r = load_plan_locals(e, &folders, &n_local, &locals);
+	if (r < 0)
+		return r;
+	remotes = calloc(e->n_remote + 1, sizeof(*remotes));
+	acts = calloc(e->n_remote + n_local + 1, sizeof(*acts));
+	e->queue = calloc(e->n_remote + n_local + 1, sizeof(*e->queue));
+	if (!remotes || !acts || !e->queue) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < e->n_remote; i++)
+		remotes[i] = e->remote[i].p;
+	n = plan_folders(remotes, e->n_remote, locals, n_local, with_modseq, acts);
+	if (n < 0) {
+		r = n;
+		goto out;
+	}
+	r = store_begin(e->store);
+	if (r < 0)
+		goto out;
+	for (int i = 0; r >= 0 && i < n; i++) {
+		const struct plan_folder_action *a = &acts[i];
+		const struct plan_local_folder *l = &locals[a->local];
+		struct remote_folder *rf = &e->remote[a->remote];
+		int64_t id = 0;
+
+		switch (a->kind) {
+		case PLAN_FOLDER_ADD:
+			r = store_sync_folder_add(e->store, e->account_id, rf->name,
+						  rf->special_use, rf->subscribed, &id);
+			log_debug(CAT, "%s: new folder %s", e->account_name, rf->name);
+			break;
+		case PLAN_FOLDER_RENAMED:
+			r = store_sync_folder_renamed(e->store, e->account_id, l->id, rf->name);
+			id = l->id;
+			log_debug(CAT, "%s: folder %s renamed on the server to %s", e->account_name,
+				  l->server_name, rf->name);
+			break;
+		case PLAN_FOLDER_CONFIRM:
+			r = store_sync_folder_set_server_name(e->store, e->account_id, l->id,
+							      rf->name);
+			id = l->id;
+			break;
+		case PLAN_FOLDER_DELETE:
+			r = store_sync_folder_delete(e->store, l->id);
+			log_debug(CAT, "%s: folder %s gone on the server", e->account_name,
+				  l->server_name);
+			break;
+		case PLAN_FOLDER_RECREATE:
+			r = store_sync_folder_recreate(e->store, e->account_id, l->id);
+			log_msg(CPMSYNC_LOG_NOTICE, CAT,
+				"%s: folder %s was deleted on the server while local changes "
+				"waited for it: creating it again",
+				e->account_name, l->name);
+			break;
+		case PLAN_FOLDER_SYNC:
+			id = l->id;
+			break;
+		case PLAN_FOLDER_UNCHANGED:
+			e->stats.folders_skipped++;
+			break;
+		}
+		if (r >= 0 && (a->kind == PLAN_FOLDER_SYNC || a->kind == PLAN_FOLDER_RENAMED ||
+			       a->kind == PLAN_FOLDER_CONFIRM || a->kind == PLAN_FOLDER_UNCHANGED))
+			r = store_sync_folder_set_special_use(e->store, a->kind == PLAN_FOLDER_UNCHANGED
+									? l->id
+									: id,
+							      rf->special_use, rf->subscribed);
+		if (r >= 0 && id && !rf->p.noselect && a->kind != PLAN_FOLDER_UNCHANGED)
+			e->queue[e->n_queue++] = id;
+	}
+	if (r >= 0)
+		r = store_commit(e->store);
+	else
+		store_rollback(e->store);
+out:
+	sync_folders_free(folders, n_local);
+	return r;
+}
+
+static void list_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	int r;
+
+	(void)client;
+	if (engine_cmd_failed(e, res, "LIST"))
+		return;
+	r = apply_folder_plan(e);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	next_folder(e);
+}
+
+static void start_list(struct cpmsync_sync *e)
+{
+	struct imap_cmd *cmd;
+	bool modseq = imap_client_enabled(e->client, IMAP_CAP_CONDSTORE) ||
+		      imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
+	int r;
+
+	r = imap_cmd_new(e->client, 0, list_done, e, &cmd);
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	/* One LIST for everything; the patterns are applied locally so that
+	 * a folder moving out of (or into) them is noticed. */
+	if (imap_client_has(e->client, IMAP_CAP_LIST_STATUS))
+		r = imap_cmd_addf(cmd, "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (UIDVALIDITY "
+				       "UIDNEXT MESSAGES%s))",
+				  modseq ? " HIGHESTMODSEQ" : "");
+	else
+		r = imap_cmd_add(cmd, "LIST \"\" \"*\"");
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	imap_cmd_submit(cmd);
+}
+
+static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	if (e->finished)
+		return;
+	if (e->logging_out) {
+		engine_finish(e);
+		return;
+	}
+	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
+		log_debug(CAT, "%s: connected", e->account_name);
+		start_list(e);
+		return;
+	}
+	engine_fail(e, r < 0 ? r : -CPMSYNC_E_DISCONNECTED, "%s",
+		    reason ? reason : cpmsync_strerror(r < 0 ? r : -CPMSYNC_E_DISCONNECTED));
+}
+
+/* ------------------------------------------------------------------ */
+/* One folder */
+
+void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server_name,
+		   engine_next_fn next);
+
+struct select_ctx {
+	struct cpmsync_sync *e;
+	engine_next_fn next;
+	int64_t id;
+};
+
+static void select_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct select_ctx *sc = userdata;
+	struct cpmsync_sync *e = sc->e;
+	engine_next_fn next = sc->next;
+	int64_t id = sc->id;
+
+	(void)client;
+	free(sc);
+	e->fetch_kind = FK_NONE;
+	if (engine_cmd_failed(e, res, "SELECT"))
+		return;
+	e->selected_id = id;
+	e->selected_hms = e->f.nomodseq ? 0 : e->f.hms;
+	e->selected_uidnext = e->f.uidnext;
+	next(e);
+}
+
+/* Sends SELECT; with QRESYNC parameters when f->mode says so. */
+static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_name,
+			enum plan_mode mode, engine_next_fn next)
+{
+	struct select_ctx *sc;
+	struct imap_cmd *cmd;
+	bool qresync = imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
+	bool condstore = qresync || imap_client_enabled(e->client, IMAP_CAP_CONDSTORE);
+	int r;
+
+	sc = calloc(1, sizeof(*sc));
+	if (!sc) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	*sc = (struct select_ctx){ e, next, id };
+	/* What the untagged responses of this SELECT will tell. */
+	e->f.uidvalidity = e->f.uidnext = e->f.exists = 0;
+	e->f.hms = 0;
+	e->f.nomodseq = false;
+	r = imap_cmd_new(e->client, 0, select_done, sc, &cmd);
+	if (r < 0) {
+		free(sc);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	r = imap_cmd_add(cmd, "SELECT ");
+	if (r >= 0)
+		r = imap_cmd_add_mailbox(cmd, server_name);
+	if (r >= 0 && mode == PLAN_MODE_QRESYNC) {
+		struct buf known = BUF_INIT(ENGINE_SET_BYTES + 64);
+		size_t pos = 0;
+
+		r = imap_cmd_addf(cmd, " (QRESYNC (%u %llu", e->f.local_uidvalidity,
+				  (unsigned long long)e->f.local_hms);
+		/* known-uids only when it fits: it narrows VANISHED, and the
+		 * server's default (1:UIDNEXT-1) is correct too. */
+		if (r >= 0 && store_sync_known_uids(e->store, id, &e->f.set) >= 0 && e->f.set.n &&
+		    imap_seqset_format(&e->f.set, &pos, &known, ENGINE_SET_BYTES) >= 0 &&
+		    pos >= e->f.set.n)
+			r = imap_cmd_addf(cmd, " %s", known.data);
+		if (r >= 0)
+			r = imap_cmd_add(cmd, "))");
+		buf_free(&known);
+	} else if (r >= 0 && condstore) {
+		r = imap_cmd_add(cmd, " (CONDSTORE)");
+	}
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		free(sc);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	/* FETCH/VANISHED during a QRESYNC SELECT apply to this folder. */
+	e->selected_id = id;
+	e->fetch_kind = FK_FLAGS;
+	e->f.mode = mode;
+	imap_cmd_submit(cmd);
+}
+
+void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server_name,
+		   engine_next_fn next)
+{
+	if (e->selected_id == folder_id) {
+		next(e);
+		return;
+	}
+	e->f.local_uidvalidity = 0;
+	send_select(e, folder_id, server_name, PLAN_MODE_PLAIN, next);
+}
+
+static void folder_after_select(struct cpmsync_sync *e);
+
+static void next_folder(struct cpmsync_sync *e)
+{
+	struct sync_folder sf;
+	uint32_t known = 0, max_uid = 0, rematch = 0;
+	bool qresync, condstore;
+	int r;
+
+	if (e->finished)
+		return;
+	if (engine_tx_tick(e, true) < 0)
+		return;
+	if (e->queue_pos >= e->n_queue) {
+		engine_replay_start(e);
+		return;
+	}
+	r = store_sync_folder_get(e->store, e->queue[e->queue_pos++], &sf);
+	if (r >= 0)
+		r = store_sync_folder_counts(e->store, sf.id, &known, &max_uid, &rematch);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	free(e->f.server_name);
+	imap_seqset_clear(&e->f.present);
+	imap_seqset_clear(&e->f.set);
+	e->f = (struct folder_ctx){
+		.id = sf.id,
+		.server_name = TAKE_PTR(sf.server_name),
+		.local_uidvalidity = sf.uidvalidity,
+		/* Unknown after an interrupted first sync: carry on above
+		 * what we already have instead of fetching it again. */
+		.local_uidnext = sf.uidnext ? sf.uidnext : max_uid + 1,
+		.local_hms = sf.highestmodseq,
+		.local_known = known,
+		.present = e->f.present,
+		.set = e->f.set,
+	};
+	sync_folder_free_contents(&sf);
+	if (!e->f.server_name) {
+		next_folder(e);
+		return;
+	}
+	qresync = imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
+	condstore = imap_client_enabled(e->client, IMAP_CAP_CONDSTORE);
+	e->f.mode = plan_select_mode(qresync, condstore, e->f.local_uidvalidity, e->f.local_hms,
+				     known);
+	/* A re-read after a UIDVALIDITY change was interrupted: finish it
+	 * (only a full read can re-match or drop those rows). */
+	if (rematch)
+		e->f.mode = PLAN_MODE_INITIAL;
+	log_debug(CAT, "%s: syncing %s (%s)", e->account_name, e->f.server_name,
+		  plan_mode_name(e->f.mode));
+	e->stats.folders_synced++;
+	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select);
+}
+
+/* A UID FETCH over a range, with items; fetch_kind says what its FETCHes mean. */
+static void send_fetch(struct cpmsync_sync *e, const char *set, const char *items,
+		       const char *modifiers, enum fetch_kind kind, imap_cmd_cb_t cb)
+{
+	struct imap_cmd *cmd;
+	int r;
+
+	r = imap_cmd_new(e->client, 0, cb, e, &cmd);
+	if (r >= 0)
+		r = imap_cmd_addf(cmd, "UID FETCH %s (%s)%s%s", set, items, modifiers ? " " : "",
+				  modifiers ? modifiers : "");
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	e->fetch_kind = kind;
+	imap_cmd_submit(cmd);
+}
+
+static void expunge_search_done(struct imap_client *client, const struct imap_cmd_result *res,
+				void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	uint32_t removed = 0;
+	int r;
+
+	(void)client;
+	if (engine_cmd_failed(e, res, "UID SEARCH"))
+		return;
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_expunge_missing(e->store, e->f.id, &e->search,
+					       e->f.after.new_from_uid, &removed);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	e->stats.messages_removed += removed;
+	folder_bodies(e);
+}
+
+/* CONDSTORE (and PLAIN after its FLAGS pass): find expunges below the old UIDNEXT. */
+static void folder_expunges(struct cpmsync_sync *e)
+{
+	uint32_t below = e->f.after.new_from_uid, known = 0;
+	struct imap_cmd *cmd;
+	int r;
+
+	if (e->f.mode != PLAN_MODE_CONDSTORE || below <= 1) {
+		folder_bodies(e);
+		return;
+	}
+	r = store_sync_count_uids_below(e->store, e->f.id, below, &known);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	if (!plan_need_expunge_search(e->f.exists, e->f.new_count, known)) {
+		folder_bodies(e);
+		return;
+	}
+	imap_seqset_clear(&e->search);
+	r = imap_cmd_new(e->client, 0, expunge_search_done, e, &cmd);
+	if (r >= 0)
+		r = imap_cmd_addf(cmd, "UID SEARCH %sUID 1:%u",
+				  imap_client_has(e->client, IMAP_CAP_ESEARCH) ? "RETURN (ALL) " : "",
+				  below - 1);
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	e->fetch_kind = FK_NONE;
+	imap_cmd_submit(cmd);
+}
+
+static void fetch_new_done(struct imap_client *client, const struct imap_cmd_result *res,
+			   void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	e->fetch_kind = FK_NONE;
+	if (engine_cmd_failed(e, res, "UID FETCH (new messages)"))
+		return;
+	folder_expunges(e);
+}
+
+static void folder_fetch_new(struct cpmsync_sync *e)
+{
+	char set[32], items[256];
+	bool modseq = e->selected_hms != 0;
+
+	if (!e->f.after.fetch_new) {
+		folder_expunges(e);
+		return;
+	}
+	snprintf(set, sizeof(set), "%u:*", e->f.after.new_from_uid);
+	/* With every body wanted, one pass: the header is read from the
+	 * start of BODY[].  Otherwise the header now, bodies by size later. */
+	snprintf(items, sizeof(items), "UID FLAGS INTERNALDATE RFC822.SIZE%s %s",
+		 modseq ? " MODSEQ" : "",
+		 e->body_limit == UINT64_MAX ? "BODY.PEEK[]" : "BODYSTRUCTURE BODY.PEEK[HEADER]");
+	send_fetch(e, set, items, NULL, FK_NEW, fetch_new_done);
+}
+
+static void flags_pass_done(struct imap_client *client, const struct imap_cmd_result *res,
+			    void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	uint32_t removed = 0;
+	int r;
+
+	(void)client;
+	e->fetch_kind = FK_NONE;
+	if (engine_cmd_failed(e, res, "UID FETCH (flags)"))
+		return;
+	if (e->f.mode == PLAN_MODE_PLAIN) {
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_sync_expunge_missing(e->store, e->f.id, &e->f.present,
+						       e->f.after.new_from_uid, &removed);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+		e->stats.messages_removed += removed;
+	}
+	folder_fetch_new(e);
+}
+
+static void folder_after_select(struct cpmsync_sync *e)
+{
+	char set[32], mod[64];
+	int r;
+
+	plan_after_select(e->f.mode, e->f.local_uidvalidity, e->f.local_uidnext, e->f.uidvalidity,
+			  e->f.uidnext, e->f.nomodseq, &e->f.after);
+	if (e->f.after.uidvalidity_changed) {
+		log_msg(CPMSYNC_LOG_NOTICE, CAT,
+			"%s: UIDVALIDITY of %s changed (%u -> %u): re-reading the folder",
+			e->account_name, e->f.server_name, e->f.local_uidvalidity, e->f.uidvalidity);
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_sync_uidvalidity_reset(e->store, e->f.id);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+	}
+	/* UIDVALIDITY can be recorded at once (HIGHESTMODSEQ and UIDNEXT
+	 * only at the end): an interrupted first sync then resumes. */
+	if (e->f.uidvalidity && e->f.uidvalidity != e->f.local_uidvalidity) {
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_sync_folder_set_state(e->store, e->f.id, e->f.uidvalidity, 0, 0);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+	}
+	e->f.mode = e->f.after.mode;
+	if (e->f.after.new_from_uid <= 1 ||
+	    (e->f.mode != PLAN_MODE_CONDSTORE && e->f.mode != PLAN_MODE_PLAIN)) {
+		folder_fetch_new(e);
+		return;
+	}
+	snprintf(set, sizeof(set), "1:%u", e->f.after.new_from_uid - 1);
+	if (e->f.mode == PLAN_MODE_CONDSTORE) {
+		snprintf(mod, sizeof(mod), "(CHANGEDSINCE %llu)", (unsigned long long)e->f.local_hms);
+		send_fetch(e, set, "UID FLAGS", mod, FK_FLAGS, flags_pass_done);
+	} else {
+		imap_seqset_clear(&e->f.present);
+		send_fetch(e, set, "UID FLAGS", NULL, FK_FLAGS, flags_pass_done);
+	}
+}
+
+static void bodies_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	e->fetch_kind = FK_NONE;
+	if (engine_cmd_failed(e, res, "UID FETCH (bodies)"))
+		return;
+	if (e->f.set_pos < e->f.set.n) {
+		folder_bodies(e);
+		return;
+	}
+	folder_finish(e);
+}
+
+static void folder_bodies(struct cpmsync_sync *e)
+{
+	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	int r;
+
+	if (e->body_limit == 0) {
+		folder_finish(e);
+		return;
+	}
+	if (e->fetch_kind != FK_BODY) {
+		/* First call: which bodies are missing (after a size-limited
+		 * header pass, an interrupted run, or a policy change). */
+		r = store_sync_bodies_wanted(e->store, e->f.id, e->body_limit, &e->f.set);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+		e->f.set_pos = 0;
+		if (e->f.set.n == 0) {
+			folder_finish(e);
+			return;
+		}
+	}
+	r = imap_seqset_format(&e->f.set, &e->f.set_pos, &set, ENGINE_SET_BYTES);
+	if (r < 0) {
+		buf_free(&set);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	send_fetch(e, set.data, "UID BODY.PEEK[]", NULL, FK_BODY, bodies_done);
+	buf_free(&set);
+}
+
+static void folder_finish(struct cpmsync_sync *e)
+{
+	uint32_t uidnext = e->f.uidnext, removed = 0;
+	uint64_t hms = e->f.nomodseq ? 0 : e->f.hms;
+	int r;
+
+	e->fetch_kind = FK_NONE;
+	if (e->f.max_uid_seen >= uidnext)
+		uidnext = e->f.max_uid_seen + 1;
+	r = engine_tx_begin(e);
+	if (r >= 0 && e->f.after.mode == PLAN_MODE_INITIAL) {
+		r = store_sync_drop_unmatched(e->store, e->f.id, &removed);
+		e->stats.messages_removed += removed;
+	}
+	/* The state covering everything above, in the same transaction. */
+	if (r >= 0)
+		r = store_sync_folder_set_state(e->store, e->f.id, e->f.uidvalidity, uidnext, hms);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	if (engine_tx_tick(e, true) < 0)
+		return;
+	next_folder(e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Logout and the public API */
+
+void engine_logout(struct cpmsync_sync *e)
+{
+	int r;
+
+	if (e->finished)
+		return;
+	if (engine_tx_tick(e, true) < 0)
+		return;
+	r = store_sync_set_last_sync(e->store, e->account_id, (int64_t)time(NULL));
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	/* The work is done and committed; state_cb finishes once the
+	 * server answered LOGOUT (or the connection closed). */
+	e->logging_out = true;
+	imap_client_logout(e->client);
+}
+
+int cpmsync_sync_once(struct cpmsync_loop *loop, struct cpmsync_store *store,
+		      const struct cpmsync_account *account, cpmsync_sync_cb_t cb, void *userdata,
+		      struct cpmsync_sync **ret)
+{
+	struct imap_client_callbacks callbacks = {
+		.state = state_cb,
+		.untagged = untagged_cb,
+		.literals = { .literal_begin = lit_begin, .literal_data = lit_data,
+			      .literal_end = lit_end },
+	};
+	struct cpmsync_sync *e;
+	size_t np = 0;
+	int r;
+
+	if (!loop || !store || !account || !account->name || !account->host || !account->user || !cb)
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->loop = loop;
+	e->store = store_from_public(store);
+	e->cb = cb;
+	e->userdata = userdata;
+	e->sink.fd = -1;
+	buf_init(&e->sink.mem, ENGINE_BODY_MEM_MAX + 1);
+	imap_seqset_init(&e->f.present);
+	imap_seqset_init(&e->f.set);
+	imap_seqset_init(&e->search);
+	imap_resp_code_init(&e->code);
+	e->body_limit = plan_body_limit(account->sync_bodies);
+	e->account_name = strdup(account->name);
+	if (!e->account_name) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (account->folders) {
+		while (account->folders[np])
+			np++;
+		e->patterns = calloc(np + 1, sizeof(char *));
+		if (!e->patterns) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < np; i++) {
+			e->patterns[i] = strdup(account->folders[i]);
+			if (!e->patterns[i]) {
+				r = -ENOMEM;
+				goto fail;
+			}
+		}
+	}
+	r = store_sync_account(e->store, account->name, &e->account_id);
+	if (r < 0)
+		goto fail;
+	r = imap_client_new(loop, account, &callbacks, e, &e->client);
+	if (r < 0)
+		goto fail;
+	r = imap_client_connect(e->client);
+	if (r < 0)
+		engine_fail(e, r, "%s",
+			    imap_client_error(e->client)[0] ? imap_client_error(e->client)
+							    : cpmsync_strerror(r));
+	if (ret)
+		*ret = e;
+	return 0;
+fail:
+	engine_free(e);
+	return r;
+}
+
+void cpmsync_sync_cancel(struct cpmsync_sync *sync)
+{
+	if (!sync)
+		return;
+	engine_fail(sync, -CPMSYNC_E_CANCELED, "cancelled");
+}

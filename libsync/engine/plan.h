@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The sync engine's decisions, as pure functions: remote state, local
+ * state, last-synced state and the journal in, actions out.  No I/O, no
+ * store, no clock, so that tests/unit/test-plan.c can run them over
+ * scenario tables.  engine.c executes what they decide.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* -------------------------------------------------------------------- */
+/* Which folders to sync, create, rename, delete locally */
+
+/* A folder as LIST (and LIST-STATUS) reported it. */
+struct plan_remote_folder {
+	const char *name; /* UTF-8, '/' between levels */
+	bool noselect;	  /* \Noselect or \NonExistent: holds no messages */
+	bool has_status;  /* the STATUS fields below are known */
+	uint32_t uidvalidity, uidnext, messages;
+	uint64_t highestmodseq; /* 0: not reported */
+};
+
+/* A local folder (struct sync_folder reduced to what decisions need). */
+struct plan_local_folder {
+	int64_t id;
+	const char *name;	 /* local name */
+	const char *server_name; /* NULL: CREATE pending */
+	bool removed;		 /* DELETE pending */
+	bool rename_pending;	 /* a rename_folder journal row exists */
+	bool has_content_ops;	 /* pending append/copy/move into it */
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	uint32_t known_messages; /* messages with a UID */
+};
+
+enum plan_folder_action_kind {
+	PLAN_FOLDER_ADD,	 /* remote[remote] is new: add it locally */
+	PLAN_FOLDER_RENAMED,	 /* local[local] was renamed on the server to remote[remote] */
+	PLAN_FOLDER_CONFIRM,	 /* local[local]'s pending CREATE/RENAME already reached
+				  * the server as remote[remote]: record server_name */
+	PLAN_FOLDER_DELETE,	 /* local[local] is gone on the server: delete it locally */
+	PLAN_FOLDER_RECREATE,	 /* gone on the server but holds local changes: re-CREATE */
+	PLAN_FOLDER_SYNC,	 /* sync local[local] against remote[remote] */
+	PLAN_FOLDER_UNCHANGED,	 /* as SYNC, but LIST-STATUS shows nothing moved */
+};
+
+struct plan_folder_action {
+	enum plan_folder_action_kind kind;
+	size_t local;  /* index into local[] (not for ADD) */
+	size_t remote; /* index into remote[] (not for DELETE/RECREATE) */
+};
+
+/*
+ * Matches LIST results against local folders.  Folders are matched by
+ * server_name; a remote folder no local one matches is a server-side
+ * rename of an unmatched local folder when both have the same UIDVALIDITY
+ * (Dovecot, Cyrus and most servers keep it across RENAME), so ids and
+ * bodies survive, otherwise it is new.  A local folder whose pending
+ * CREATE or RENAME already happened (a crash after sending it) is matched
+ * by its local name.  Unmatched local folders are deleted, unless local
+ * changes wait to go into them (then re-created: nothing local is lost)
+ * or their CREATE is still pending.  Removed (DELETE pending) folders are
+ * never synced.  Remote \Noselect folders are ignored.
+ *
+ * with_modseq: the session has CONDSTORE/QRESYNC, so an unchanged
+ * (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, MESSAGES) proves nothing changed.
+ *
+ * actions must have room for n_local + n_remote entries; returns the
+ * number written, or -ENOMEM.
+ */
+int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
+		 const struct plan_local_folder *local, size_t n_local, bool with_modseq,
+		 struct plan_folder_action *actions);
+
+/* LIST wildcards: '*' matches anything, '%' anything but '/'.  Exact
+ * otherwise, except that "INBOX" is case-insensitive (RFC 3501 5.1). */
+bool plan_pattern_match(const char *pattern, const char *name);
+/* patterns: NULL-terminated, NULL means "*". */
+bool plan_patterns_match(const char *const *patterns, const char *name);
+
+/* -------------------------------------------------------------------- */
+/* How to resync one folder */
+
+enum plan_mode {
+	PLAN_MODE_QRESYNC,   /* SELECT (QRESYNC (uv modseq known)) */
+	PLAN_MODE_CONDSTORE, /* SELECT (CONDSTORE), FETCH CHANGEDSINCE, UID SEARCH */
+	PLAN_MODE_PLAIN,     /* SELECT, UID FETCH 1:n (FLAGS), compare */
+	PLAN_MODE_INITIAL,   /* nothing known: fetch everything */
+};
+
+const char *plan_mode_name(enum plan_mode m);
+
+/* Before SELECT: from what the session enabled and what we know. */
+enum plan_mode plan_select_mode(bool qresync_enabled, bool condstore_enabled,
+				uint32_t local_uidvalidity, uint64_t local_highestmodseq,
+				uint32_t local_known_messages);
+
+/* The SELECT answered: what to do now. */
+struct plan_after_select {
+	bool uidvalidity_changed; /* forget UIDs, re-read, re-match */
+	enum plan_mode mode;	  /* how to find changed flags and expunges */
+	bool fetch_new;		  /* UID FETCH from_uid:* for new messages */
+	uint32_t new_from_uid;
+};
+
+void plan_after_select(enum plan_mode selected_with, uint32_t local_uidvalidity,
+		       uint32_t local_uidnext, uint32_t server_uidvalidity,
+		       uint32_t server_uidnext, bool server_nomodseq,
+		       struct plan_after_select *ret);
+
+/*
+ * CONDSTORE/PLAIN expunge detection without QRESYNC: after the new
+ * messages are in, the server's count of messages below local_uidnext is
+ * exists - new_count; if it equals what we hold below local_uidnext,
+ * nothing was expunged and the UID SEARCH can be skipped.
+ */
+bool plan_need_expunge_search(uint32_t exists, uint32_t new_count, uint32_t local_known_below);
+
+/* -------------------------------------------------------------------- */
+/* Bodies */
+
+/* sync_bodies (CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB) as the largest body
+ * to keep, in bytes: UINT64_MAX for all, 0 for none. */
+uint64_t plan_body_limit(int64_t sync_bodies);

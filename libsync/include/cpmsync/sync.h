@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef CPMSYNC_SYNC_H
+#define CPMSYNC_SYNC_H
+
+/*
+ * One complete two-way sync of one account: connect, mirror the server's
+ * folders and messages into the store (QRESYNC, else CONDSTORE, else a
+ * UID/FLAGS comparison, per folder), replay the journal of local changes
+ * exactly once, log out.  Everything runs on the caller's loop.
+ *
+ * Safe to interrupt at any point (crash, kill, lost connection): what was
+ * committed is consistent, and the next run resumes from it.
+ */
+
+#include <stdint.h>
+
+#include <cpmsync/account.h>
+#include <cpmsync/loop.h>
+#include <cpmsync/store.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct cpmsync_sync_stats {
+	uint64_t bytes_in, bytes_out;	/* on the wire, after TLS */
+	uint32_t folders_synced;	/* SELECTed and compared */
+	uint32_t folders_skipped;	/* unchanged by LIST-STATUS */
+	uint32_t messages_added, messages_changed, messages_removed;
+	uint64_t body_bytes;		/* bodies downloaded */
+	uint32_t ops_replayed, ops_failed;
+};
+
+/*
+ * r is 0 when everything succeeded; otherwise reason says what failed
+ * (the server's text, the connection error, an operation the server
+ * refused — refused operations stay queued).  stats and reason are
+ * borrowed for the call.
+ */
+typedef void (*cpmsync_sync_cb_t)(int r, const char *reason,
+				  const struct cpmsync_sync_stats *stats,
+				  void *userdata);
+
+struct cpmsync_sync;
+
+/*
+ * Starts the sync; cb is called once, from the loop, after which the
+ * handle is freed.  The store must stay open until then.  *ret (optional)
+ * can be given to cpmsync_sync_cancel() before cb ran.
+ */
+int cpmsync_sync_once(struct cpmsync_loop *loop, struct cpmsync_store *store,
+		      const struct cpmsync_account *account,
+		      cpmsync_sync_cb_t cb, void *userdata,
+		      struct cpmsync_sync **ret);
+/* Stops it: cb runs with -CPMSYNC_E_CANCELED (from the loop). */
+void cpmsync_sync_cancel(struct cpmsync_sync *sync);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

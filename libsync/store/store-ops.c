@@ -1,0 +1,1479 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Local changes (cpmsync/ops.h): each one changes the local rows and adds
+ * the journal rows the sync engine replays on the server, in one
+ * transaction, so that a failure changes nothing.  The journal rows follow
+ * the table in store-schema.c (version 2) exactly.
+ *
+ * A message that never reached the server (uid NULL) is local only: when
+ * it goes away locally, its row and every journal row about it go too
+ * (purge_message()), instead of journaling a server operation that could
+ * not be applied.
+ */
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+
+#include "store/store.h"
+#include "util/flags.h"
+#include "util/macro.h"
+#include "util/msg-summary.h"
+
+#define OPS_CHUNK (64 * 1024)
+#define FOLDER_NAME_MAX 1024
+#define METADATA_ENTRY_MAX 1024
+#define METADATA_VALUE_MAX (64 * 1024)
+#define ACCOUNT_NAME_MAX 256
+
+/* Helpers. */
+
+static int get_store(struct cpmsync_store *store, struct store **ret)
+{
+	*ret = store_from_public(store);
+	return *ret ? 0 : -EINVAL;
+}
+
+/* Runs one statement that returns no row; binds are done by the caller. */
+static int step_done(struct store *s, sqlite3_stmt *st)
+{
+	int r = store_step(s, st);
+
+	if (r > 0) {
+		sqlite3_reset(st);
+		r = 0;
+	}
+	return r;
+}
+
+static bool account_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > ACCOUNT_NAME_MAX)
+		return false;
+	/* As in the configuration: [A-Za-z0-9_-]+. */
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* The account's id; the row is created if missing. */
+static int account_id(struct store *s, const char *name, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (!account_name_valid(name)) {
+		store_set_error(s, "invalid account name \"%s\"", name ? name : "(null)");
+		return -EINVAL;
+	}
+	r = store_prepare(s, "INSERT OR IGNORE INTO account (name) VALUES (?1)", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	r = store_prepare(s, "SELECT id FROM account WHERE name = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		store_set_error(s, "account \"%s\" vanished", name);
+		return -EIO;
+	}
+	*ret = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+static bool is_inbox(const char *name)
+{
+	return strcasecmp(name, "INBOX") == 0;
+}
+
+/* INBOX is case-insensitive in IMAP; the store keeps it as "INBOX". */
+static const char *canonical_folder(const char *name)
+{
+	return is_inbox(name) ? "INBOX" : name;
+}
+
+struct folder_row {
+	int64_t id;
+	bool on_server; /* server_name IS NOT NULL */
+};
+
+/* A visible folder by (account id, name); -CPMSYNC_E_NOT_FOUND. */
+static int find_folder(struct store *s, int64_t account, const char *account_name,
+		       const char *name, struct folder_row *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (!name) {
+		store_set_error(s, "no folder name given");
+		return -EINVAL;
+	}
+	r = store_prepare(s,
+			  "SELECT id, server_name IS NOT NULL FROM folder"
+			  " WHERE account_id = ?1 AND name = ?2 AND removed = 0",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, account);
+	sqlite3_bind_text(st, 2, canonical_folder(name), -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		store_set_error(s, "no folder \"%s\" in account \"%s\"", name,
+				account_name ? account_name : "?");
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	ret->id = sqlite3_column_int64(st, 0);
+	ret->on_server = sqlite3_column_int(st, 1) != 0;
+	sqlite3_reset(st);
+	return 0;
+}
+
+struct message_row {
+	int64_t id;
+	int64_t folder_id;
+	int64_t account_id;
+	bool on_server; /* uid IS NOT NULL */
+	bool has_body;
+};
+
+/* A visible message by id; -CPMSYNC_E_NOT_FOUND. */
+static int find_message(struct store *s, int64_t id, struct message_row *ret, char **ret_flags)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s,
+			  "SELECT m.folder_id, f.account_id, m.uid IS NOT NULL, m.flags,"
+			  " EXISTS (SELECT 1 FROM body b WHERE b.message_id = m.id)"
+			  " FROM message m JOIN folder f ON f.id = m.folder_id"
+			  " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		store_set_error(s, "no message with id %" PRId64, id);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	ret->id = id;
+	ret->folder_id = sqlite3_column_int64(st, 0);
+	ret->account_id = sqlite3_column_int64(st, 1);
+	ret->on_server = sqlite3_column_int(st, 2) != 0;
+	ret->has_body = sqlite3_column_int(st, 4) != 0;
+	if (ret_flags) {
+		const char *f = (const char *)sqlite3_column_text(st, 3);
+
+		*ret_flags = strdup(f ? f : "");
+		if (!*ret_flags) {
+			sqlite3_reset(st);
+			return -ENOMEM;
+		}
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* Adds a journal row; folder_id / message_id 0 and args NULL are NULL. */
+static int journal_add(struct store *s, int64_t account, const char *op, int64_t folder_id,
+		       int64_t message_id, const char *args)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s,
+			  "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5)",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, account);
+	sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
+	if (folder_id)
+		sqlite3_bind_int64(st, 3, folder_id);
+	if (message_id)
+		sqlite3_bind_int64(st, 4, message_id);
+	if (args)
+		sqlite3_bind_text(st, 5, args, -1, SQLITE_STATIC);
+	return step_done(s, st);
+}
+
+/* Runs "sql" with ?1 bound to an integer. */
+static int exec_int(struct store *s, const char *sql, int64_t v)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s, sql, &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, v);
+	return step_done(s, st);
+}
+
+/* Collects the integer column 0 of "sql" (?1 bound to v). */
+static int collect_ids(struct store *s, const char *sql, int64_t v, int64_t **ret, size_t *ret_n)
+{
+	_cleanup_free_ int64_t *ids = NULL;
+	size_t n = 0, alloc = 0;
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s, sql, &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, v);
+	while ((r = store_step(s, st)) > 0) {
+		if (n == alloc) {
+			size_t na = alloc ? alloc * 2 : 16;
+			int64_t *p = reallocarray(ids, na, sizeof(*p));
+
+			if (!p) {
+				sqlite3_reset(st);
+				return -ENOMEM;
+			}
+			ids = p;
+			alloc = na;
+		}
+		ids[n++] = sqlite3_column_int64(st, 0);
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(ids);
+	*ret_n = n;
+	return 0;
+}
+
+/*
+ * Validates a list of flags for adding (allow_recent false: \Recent is
+ * refused, it cannot be set) or removing (\Recent is ignored) and builds
+ * the set.  The error names the bad flag.
+ */
+static int flag_set(struct store *s, const char *const *flags, bool allow_recent, char **ret)
+{
+	size_t n = 0;
+	int r;
+
+	for (; flags && flags[n]; n++) {
+		const char *f = flags[n];
+
+		if (strcasecmp(f, "\\Recent") == 0) {
+			if (allow_recent)
+				continue;
+			store_set_error(s, "flag \\Recent cannot be set");
+			return -EINVAL;
+		}
+		if (!flag_valid(f, strlen(f))) {
+			store_set_error(s, "invalid flag \"%s\"", f);
+			return -EINVAL;
+		}
+	}
+	r = flags_from_list(flags ? flags : (const char *const[]){ NULL }, n, ret);
+	if (r == -EINVAL)
+		store_set_error(s, "invalid flag list");
+	return r;
+}
+
+static int check_ids(struct store *s, const int64_t *ids, size_t n_ids)
+{
+	if (n_ids == 0 || !ids) {
+		store_set_error(s, "no message ids given");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Looks up every id (visible, one account).  Returns the account in
+ * *ret_account.
+ */
+static int check_messages(struct store *s, const int64_t *ids, size_t n_ids,
+			  int64_t *ret_account)
+{
+	int64_t account = 0;
+	int r;
+
+	for (size_t i = 0; i < n_ids; i++) {
+		struct message_row m;
+
+		r = find_message(s, ids[i], &m, NULL);
+		if (r < 0)
+			return r;
+		if (i > 0 && m.account_id != account) {
+			store_set_error(s, "message %" PRId64 " is in another account than message %" PRId64,
+					ids[i], ids[0]);
+			return -EINVAL;
+		}
+		account = m.account_id;
+	}
+	*ret_account = account;
+	return 0;
+}
+
+/*
+ * Removes a message row that exists locally only (uid NULL), or whose
+ * server side goes away anyway (its folder is being deleted), with every
+ * journal row about it:
+ *  - a pending move into it becomes an expunge of the move's source (the
+ *    source, removed = 1, must still go away on the server); a pending
+ *    copy into it, its append, its flags or expunge rows just go;
+ *  - pending copies or moves out of it (rows with args "src=<id>") lose
+ *    their source: the destination row is then appended instead if its body
+ *    is stored (it was copied from the source), otherwise there is nothing
+ *    to send and the destination row goes as well (recursively).
+ */
+static int purge_message(struct store *s, int64_t id, unsigned depth)
+{
+	_cleanup_free_ int64_t *moves = NULL, *orphans = NULL;
+	size_t n_moves = 0, n_orphans = 0;
+	char src[32];
+	int r;
+
+	if (depth > 64) {
+		store_set_error(s, "copies of message %" PRId64 " nested too deeply", id);
+		return -ELOOP;
+	}
+
+	/* Moves into this row: expunge the source instead. */
+	r = collect_ids(s, "SELECT id FROM journal WHERE message_id = ?1 AND op = 'move'", id, &moves,
+			&n_moves);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_moves; i++) {
+		sqlite3_stmt *st;
+
+		/* The source's folder; the row is dropped below if the source
+		 * is gone. */
+		r = store_prepare(s,
+				  "UPDATE journal SET op = 'expunge',"
+				  " message_id = CAST(substr(args, 5) AS INTEGER),"
+				  " folder_id = (SELECT folder_id FROM message"
+				  "  WHERE id = CAST(substr(journal.args, 5) AS INTEGER)),"
+				  " args = NULL, args_sent = NULL, attempts = 0"
+				  " WHERE id = ?1 AND substr(args, 1, 4) = 'src=' AND EXISTS"
+				  " (SELECT 1 FROM message WHERE id = CAST(substr(journal.args, 5) AS INTEGER))",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, moves[i]);
+		r = step_done(s, st);
+		if (r < 0)
+			return r;
+	}
+	r = exec_int(s, "DELETE FROM journal WHERE message_id = ?1", id);
+	if (r < 0)
+		return r;
+	r = exec_int(s, "DELETE FROM message WHERE id = ?1", id);
+	if (r < 0)
+		return r;
+
+	/* Copies and moves out of it. */
+	snprintf(src, sizeof(src), "src=%" PRId64, id);
+	{
+		sqlite3_stmt *st;
+		size_t alloc = 0;
+
+		r = store_prepare(s,
+				  "SELECT message_id FROM journal"
+				  " WHERE op IN ('copy', 'move') AND args = ?1 AND message_id IS NOT NULL",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_text(st, 1, src, -1, SQLITE_STATIC);
+		while ((r = store_step(s, st)) > 0) {
+			if (n_orphans == alloc) {
+				size_t na = alloc ? alloc * 2 : 8;
+				int64_t *p = reallocarray(orphans, na, sizeof(*p));
+
+				if (!p) {
+					sqlite3_reset(st);
+					return -ENOMEM;
+				}
+				orphans = p;
+				alloc = na;
+			}
+			orphans[n_orphans++] = sqlite3_column_int64(st, 0);
+		}
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < n_orphans; i++) {
+		sqlite3_stmt *st;
+		bool body;
+
+		r = store_prepare(s, "SELECT EXISTS (SELECT 1 FROM body WHERE message_id = ?1)", &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, orphans[i]);
+		r = store_step(s, st);
+		if (r < 0)
+			return r;
+		body = r > 0 && sqlite3_column_int(st, 0);
+		sqlite3_reset(st);
+		if (body) {
+			r = store_prepare(s,
+					  "UPDATE journal SET op = 'append', args = NULL,"
+					  " args_sent = NULL, attempts = 0"
+					  " WHERE message_id = ?1 AND op IN ('copy', 'move') AND args = ?2",
+					  &st);
+			if (r < 0)
+				return r;
+			sqlite3_bind_int64(st, 1, orphans[i]);
+			sqlite3_bind_text(st, 2, src, -1, SQLITE_STATIC);
+			r = step_done(s, st);
+		} else {
+			r = purge_message(s, orphans[i], depth + 1);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Store. */
+
+static int read_some(int fd, void *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = read(fd, (char *)p + done, n - done);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			return -EIO; /* shorter than announced */
+		done += (size_t)k;
+	}
+	return 0;
+}
+
+/*
+ * Stores a message whose first head_len bytes are at head and whose
+ * remaining size - head_len bytes (if any) are read from fd.
+ */
+static int store_message(struct store *s, const char *account, const char *folder,
+			 const char *head, size_t head_len, int fd, uint64_t size,
+			 const char *const *flags, int64_t internaldate, int64_t *ret_id)
+{
+	struct msg_summary sum = { .type = "message" };
+	_cleanup_free_ char *set = NULL, *chunk = NULL;
+	sqlite3_blob *blob = NULL;
+	struct folder_row f;
+	sqlite3_stmt *st;
+	int64_t acc, id;
+	uint64_t off;
+	int r, rc;
+
+	r = flag_set(s, flags, false, &set);
+	if (r < 0)
+		return r;
+	if (internaldate == 0)
+		internaldate = time(NULL);
+	r = msg_summary_parse(head, head_len, &sum);
+	if (r < 0)
+		return r;
+
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		goto fail;
+	r = find_folder(s, acc, account, folder, &f);
+	if (r < 0)
+		goto fail;
+	r = store_prepare(s,
+			  "INSERT INTO message (folder_id, uid, flags, internaldate, size, message_id,"
+			  " subject, from_addr, to_addrs, date, conversation_id, contribution_id,"
+			  " imdn_message_id, type, server_flags)"
+			  " VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL)",
+			  &st);
+	if (r < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, f.id);
+	sqlite3_bind_text(st, 2, set, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, internaldate);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
+	sqlite3_bind_text(st, 5, sum.message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, sum.subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, sum.from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, sum.to, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, sum.date);
+	sqlite3_bind_text(st, 10, sum.conversation_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, sum.contribution_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, sum.imdn_message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 13, sum.type, -1, SQLITE_STATIC);
+	r = step_done(s, st);
+	if (r < 0)
+		goto fail;
+	id = store_last_insert_id(s);
+
+	/* The body: the head from memory, the rest streamed from fd. */
+	r = store_prepare(s, "INSERT INTO body (message_id, data) VALUES (?1, zeroblob(?2))", &st);
+	if (r < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	r = step_done(s, st);
+	if (r < 0)
+		goto fail;
+	rc = sqlite3_blob_open(store_db(s), "main", "body", "data", id, 1, &blob);
+	if (rc != SQLITE_OK) {
+		r = store_fail(s, rc);
+		goto fail;
+	}
+	for (off = 0; off < head_len;) {
+		size_t n = head_len - off < OPS_CHUNK ? head_len - off : OPS_CHUNK;
+
+		rc = sqlite3_blob_write(blob, head + off, (int)n, (int)off);
+		if (rc != SQLITE_OK) {
+			r = store_fail(s, rc);
+			goto fail;
+		}
+		off += n;
+	}
+	if (off < size) {
+		chunk = malloc(OPS_CHUNK);
+		if (!chunk) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	while (off < size) {
+		size_t n = size - off < OPS_CHUNK ? (size_t)(size - off) : OPS_CHUNK;
+
+		r = read_some(fd, chunk, n);
+		if (r < 0) {
+			store_set_error(s, "reading the message: %s",
+					r == -EIO ? "end of input before the announced size" : strerror(-r));
+			goto fail;
+		}
+		rc = sqlite3_blob_write(blob, chunk, (int)n, (int)off);
+		if (rc != SQLITE_OK) {
+			r = store_fail(s, rc);
+			goto fail;
+		}
+		off += n;
+	}
+	rc = sqlite3_blob_close(blob);
+	blob = NULL;
+	if (rc != SQLITE_OK) {
+		r = store_fail(s, rc);
+		goto fail;
+	}
+
+	r = journal_add(s, acc, "append", f.id, id, NULL);
+	if (r < 0)
+		goto fail;
+	r = store_commit(s);
+	if (r < 0)
+		goto out;
+	if (ret_id)
+		*ret_id = id;
+	goto out;
+fail:
+	if (blob)
+		sqlite3_blob_close(blob);
+	store_rollback(s);
+out:
+	msg_summary_free(&sum);
+	return r;
+}
+
+static int check_size(struct store *s, uint64_t size)
+{
+	if (size == 0) {
+		store_set_error(s, "empty message");
+		return -EINVAL;
+	}
+	if (size > CPMSYNC_OP_MAX_MESSAGE_SIZE) {
+		store_set_error(s, "message of %" PRIu64 " bytes is larger than the %u allowed", size,
+				CPMSYNC_OP_MAX_MESSAGE_SIZE);
+		return -EFBIG;
+	}
+	return 0;
+}
+
+int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account, const char *folder,
+			int fd, uint64_t size, const char *const *flags, int64_t internaldate,
+			int64_t *ret_id)
+{
+	_cleanup_free_ char *head = NULL;
+	struct store *s;
+	size_t head_len;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	if (fd < 0) {
+		store_set_error(s, "invalid file descriptor");
+		return -EINVAL;
+	}
+	r = check_size(s, size);
+	if (r < 0)
+		return r;
+	/*
+	 * fd may be a pipe: read the part the summary needs into memory
+	 * first, then stream the rest inside the transaction.
+	 */
+	head_len = size < MSG_SUMMARY_MAX_HEADER ? (size_t)size : MSG_SUMMARY_MAX_HEADER;
+	head = malloc(head_len);
+	if (!head)
+		return -ENOMEM;
+	r = read_some(fd, head, head_len);
+	if (r < 0) {
+		store_set_error(s, "reading the message: %s",
+				r == -EIO ? "end of input before the announced size" : strerror(-r));
+		return r;
+	}
+	return store_message(s, account, folder, head, head_len, fd, size, flags, internaldate,
+			     ret_id);
+}
+
+int cpmsync_op_store(struct cpmsync_store *store, const char *account, const char *folder,
+		     const void *data, size_t size, const char *const *flags, int64_t internaldate,
+		     int64_t *ret_id)
+{
+	struct store *s;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = check_size(s, size);
+	if (r < 0)
+		return r;
+	if (!data) {
+		store_set_error(s, "no message data");
+		return -EINVAL;
+	}
+	return store_message(s, account, folder, data, size, -1, size, flags, internaldate,
+			     ret_id);
+}
+
+/* Flags. */
+
+static int set_flags(struct store *s, const int64_t *ids, size_t n_ids, const char *add,
+		     const char *remove)
+{
+	int64_t account = 0;
+	int r;
+
+	for (size_t i = 0; i < n_ids; i++) {
+		_cleanup_free_ char *old = NULL, *new = NULL;
+		struct message_row m;
+		sqlite3_stmt *st;
+
+		r = find_message(s, ids[i], &m, &old);
+		if (r < 0)
+			return r;
+		if (i > 0 && m.account_id != account) {
+			store_set_error(s, "message %" PRId64 " is in another account than message %" PRId64,
+					ids[i], ids[0]);
+			return -EINVAL;
+		}
+		account = m.account_id;
+		r = flags_apply(old, add, remove, &new);
+		if (r < 0)
+			return r;
+		if (streq(old, new))
+			continue;
+		r = store_prepare(s, "UPDATE message SET flags = ?2 WHERE id = ?1", &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, m.id);
+		sqlite3_bind_text(st, 2, new, -1, SQLITE_STATIC);
+		r = step_done(s, st);
+		if (r < 0)
+			return r;
+		/* One pending 'flags' row per message: it pushes whatever the
+		 * flags are when it replays.  A message not on the server
+		 * carries its flags in its append. */
+		if (!m.on_server)
+			continue;
+		r = store_prepare(s,
+				  "INSERT INTO journal (account_id, op, folder_id, message_id)"
+				  " SELECT ?1, 'flags', ?2, ?3 WHERE NOT EXISTS"
+				  " (SELECT 1 FROM journal WHERE message_id = ?3 AND op = 'flags')",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, m.account_id);
+		sqlite3_bind_int64(st, 2, m.folder_id);
+		sqlite3_bind_int64(st, 3, m.id);
+		r = step_done(s, st);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int cpmsync_op_set_flags(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
+			 const char *const *add, const char *const *remove)
+{
+	_cleanup_free_ char *add_set = NULL, *remove_set = NULL;
+	struct store *s;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = check_ids(s, ids, n_ids);
+	if (r < 0)
+		return r;
+	r = flag_set(s, add, false, &add_set);
+	if (r < 0)
+		return r;
+	r = flag_set(s, remove, true, &remove_set);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = set_flags(s, ids, n_ids, add_set, remove_set);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
+int cpmsync_op_delete(struct cpmsync_store *store, const int64_t *ids, size_t n_ids)
+{
+	static const char *const deleted[] = { "\\Deleted", NULL };
+
+	return cpmsync_op_set_flags(store, ids, n_ids, deleted, NULL);
+}
+
+/* Expunge. */
+
+static int expunge(struct store *s, const char *account, const char *folder)
+{
+	_cleanup_free_ int64_t *ids = NULL;
+	struct folder_row f;
+	size_t n;
+	int64_t acc;
+	int r;
+
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	r = find_folder(s, acc, account, folder, &f);
+	if (r < 0)
+		return r;
+	/* flags is a sorted, space-separated set in canonical case. */
+	r = collect_ids(s,
+			"SELECT id FROM message WHERE folder_id = ?1 AND removed = 0"
+			" AND instr(' ' || flags || ' ', ' \\Deleted ') > 0 ORDER BY id",
+			f.id, &ids, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct message_row m;
+
+		r = find_message(s, ids[i], &m, NULL);
+		if (r < 0)
+			return r;
+		if (!m.on_server) {
+			r = purge_message(s, m.id, 0);
+		} else {
+			r = exec_int(s, "UPDATE message SET removed = 1 WHERE id = ?1", m.id);
+			if (r >= 0)
+				r = journal_add(s, acc, "expunge", f.id, m.id, NULL);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int cpmsync_op_expunge(struct cpmsync_store *store, const char *account, const char *folder)
+{
+	struct store *s;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = expunge(s, account, folder);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
+/* Copy and move. */
+
+/* A new row in folder_id with everything of src but the server state. */
+static int copy_row(struct store *s, int64_t src, int64_t folder_id, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
+
+	r = store_prepare(s,
+			  "INSERT INTO message (folder_id, uid, flags, modseq, internaldate, size,"
+			  " message_id, subject, from_addr, to_addrs, date, conversation_id,"
+			  " contribution_id, imdn_message_id, type, bodystructure, server_flags, removed)"
+			  " SELECT ?2, NULL, flags, NULL, internaldate, size,"
+			  " message_id, subject, from_addr, to_addrs, date, conversation_id,"
+			  " contribution_id, imdn_message_id, type, bodystructure, NULL, 0"
+			  " FROM message WHERE id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, src);
+	sqlite3_bind_int64(st, 2, folder_id);
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	id = store_last_insert_id(s);
+	r = store_prepare(s,
+			  "INSERT INTO body (message_id, data)"
+			  " SELECT ?2, data FROM body WHERE message_id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, src);
+	sqlite3_bind_int64(st, 2, id);
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	*ret = id;
+	return 0;
+}
+
+/*
+ * Moving a message that is not on the server yet: nothing to move there.
+ * The new row takes over what would have created the source on the server,
+ * journaled anew at the end (the destination folder may be younger than
+ * the source's journal row): an append if the body is stored, otherwise
+ * the pending copy or move the source came from, with the same source.
+ * The source row goes through purge_message(), so pending copies out of it
+ * are handled as when it is expunged.
+ */
+static int move_local(struct store *s, const struct message_row *m, int64_t account,
+		      int64_t dest, int64_t new_id)
+{
+	_cleanup_free_ char *op = NULL, *args = NULL;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!m->has_body) {
+		const char *o, *a;
+
+		r = store_prepare(s,
+				  "SELECT op, args FROM journal WHERE message_id = ?1"
+				  " AND op IN ('copy', 'move') ORDER BY id DESC LIMIT 1",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, m->id);
+		r = store_step(s, st);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			store_set_error(s, "message %" PRId64 " is neither on the server nor stored locally",
+					m->id);
+			return -EIO;
+		}
+		o = (const char *)sqlite3_column_text(st, 0);
+		a = (const char *)sqlite3_column_text(st, 1);
+		op = strdup(o ? o : "copy");
+		args = strdup(a ? a : "");
+		sqlite3_reset(st);
+		if (!op || !args)
+			return -ENOMEM;
+	}
+	/* Its own rows first, so that purge_message() turns no move into it
+	 * into an expunge: the move is journaled again below. */
+	r = exec_int(s, "DELETE FROM journal WHERE message_id = ?1", m->id);
+	if (r < 0)
+		return r;
+	r = purge_message(s, m->id, 0);
+	if (r < 0)
+		return r;
+	return journal_add(s, account, op ? op : "append", dest, new_id, op ? args : NULL);
+}
+
+static int copy_or_move(struct store *s, const int64_t *ids, size_t n_ids, const char *destination,
+			bool move, int64_t *ret_new_ids)
+{
+	_cleanup_free_ char *account_name = NULL;
+	struct folder_row dest;
+	int64_t account;
+	sqlite3_stmt *st;
+	int r;
+
+	r = check_messages(s, ids, n_ids, &account);
+	if (r < 0)
+		return r;
+	r = store_prepare(s, "SELECT name FROM account WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, account);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	account_name = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	if (!account_name)
+		return -ENOMEM;
+	r = find_folder(s, account, account_name, destination, &dest);
+	if (r < 0)
+		return r;
+
+	for (size_t i = 0; i < n_ids; i++) {
+		struct message_row m;
+		char args[32];
+		int64_t new_id;
+
+		/* Again: an earlier id of the list may have been this one. */
+		r = find_message(s, ids[i], &m, NULL);
+		if (r < 0)
+			return r;
+		if (move && m.folder_id == dest.id) {
+			store_set_error(s, "message %" PRId64 " is already in \"%s\"", m.id, destination);
+			return -EINVAL;
+		}
+		r = copy_row(s, m.id, dest.id, &new_id);
+		if (r < 0)
+			return r;
+		if (move && !m.on_server) {
+			r = move_local(s, &m, account, dest.id, new_id);
+		} else {
+			snprintf(args, sizeof(args), "src=%" PRId64, m.id);
+			r = journal_add(s, account, move ? "move" : "copy", dest.id, new_id, args);
+			if (r >= 0 && move)
+				r = exec_int(s, "UPDATE message SET removed = 1 WHERE id = ?1", m.id);
+		}
+		if (r < 0)
+			return r;
+		if (ret_new_ids)
+			ret_new_ids[i] = new_id;
+	}
+	return 0;
+}
+
+static int op_copy_move(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
+			const char *destination, bool move, int64_t *ret_new_ids)
+{
+	struct store *s;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = check_ids(s, ids, n_ids);
+	if (r < 0)
+		return r;
+	if (!destination) {
+		store_set_error(s, "no destination folder given");
+		return -EINVAL;
+	}
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = copy_or_move(s, ids, n_ids, destination, move, ret_new_ids);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
+int cpmsync_op_copy(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
+		    const char *destination, int64_t *ret_new_ids)
+{
+	return op_copy_move(store, ids, n_ids, destination, false, ret_new_ids);
+}
+
+int cpmsync_op_move(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
+		    const char *destination, int64_t *ret_new_ids)
+{
+	return op_copy_move(store, ids, n_ids, destination, true, ret_new_ids);
+}
+
+/* Folders. */
+
+/* Length of the valid UTF-8 sequence at s, 0 if invalid. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t k;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		k = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		k = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		k = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k;
+}
+
+static int check_folder_name(struct store *s, const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	const unsigned char *u = (const unsigned char *)name;
+
+	if (n == 0) {
+		store_set_error(s, "empty folder name");
+		return -EINVAL;
+	}
+	if (n > FOLDER_NAME_MAX) {
+		store_set_error(s, "folder name longer than %d bytes", FOLDER_NAME_MAX);
+		return -EINVAL;
+	}
+	if (name[0] == '/' || name[n - 1] == '/' || strstr(name, "//")) {
+		store_set_error(s, "invalid folder name \"%s\": empty level", name);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_len(u + i);
+
+		if (k == 0) {
+			store_set_error(s, "folder name is not valid UTF-8");
+			return -EINVAL;
+		}
+		if (u[i] < 0x20 || u[i] == 0x7f) {
+			store_set_error(s, "folder name \"%s\" contains a control character", name);
+			return -EINVAL;
+		}
+		i += k;
+	}
+	return 0;
+}
+
+/* -EEXIST / -EBUSY if any folder of the account has name. */
+static int check_name_free(struct store *s, int64_t account, const char *name)
+{
+	sqlite3_stmt *st;
+	int r, removed;
+
+	if (is_inbox(name)) {
+		store_set_error(s, "folder INBOX already exists");
+		return -EEXIST;
+	}
+	r = store_prepare(s, "SELECT removed FROM folder WHERE account_id = ?1 AND name = ?2", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, account);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	removed = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (removed) {
+		store_set_error(s, "folder \"%s\" is still being deleted: the deletion must reach "
+				"the server first", name);
+		return -EBUSY;
+	}
+	store_set_error(s, "folder \"%s\" already exists", name);
+	return -EEXIST;
+}
+
+static int create_folder(struct store *s, const char *account, const char *name, int64_t *ret)
+{
+	int64_t acc, id;
+	sqlite3_stmt *st;
+	int r;
+
+	r = check_folder_name(s, name);
+	if (r < 0)
+		return r;
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	r = check_name_free(s, acc, name);
+	if (r < 0)
+		return r;
+	r = store_prepare(s,
+			  "INSERT INTO folder (account_id, name, server_name) VALUES (?1, ?2, NULL)",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	id = store_last_insert_id(s);
+	r = journal_add(s, acc, "create_folder", id, 0, NULL);
+	if (r < 0)
+		return r;
+	if (ret)
+		*ret = id;
+	return 0;
+}
+
+int cpmsync_op_create_folder(struct cpmsync_store *store, const char *account, const char *name,
+			     int64_t *ret_folder_id)
+{
+	struct store *s;
+	int64_t id = 0;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = create_folder(s, account, name, &id);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	r = store_commit(s);
+	if (r >= 0 && ret_folder_id)
+		*ret_folder_id = id;
+	return r;
+}
+
+struct renamed {
+	int64_t id;
+	char *new_name;
+};
+
+static int rename_folder(struct store *s, const char *account, const char *name,
+			 const char *new_name)
+{
+	struct renamed *list = NULL;
+	size_t n = 0, alloc = 0, name_len;
+	struct folder_row f;
+	sqlite3_stmt *st;
+	int64_t acc;
+	int r;
+
+	if (!name) {
+		store_set_error(s, "no folder name given");
+		return -EINVAL;
+	}
+	if (is_inbox(name)) {
+		store_set_error(s, "INBOX cannot be renamed");
+		return -EINVAL;
+	}
+	r = check_folder_name(s, new_name);
+	if (r < 0)
+		return r;
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	r = find_folder(s, acc, account, name, &f);
+	if (r < 0)
+		return r;
+	name_len = strlen(name);
+	if (strncmp(new_name, name, name_len) == 0 &&
+	    (new_name[name_len] == '/' || new_name[name_len] == '\0')) {
+		store_set_error(s, "cannot rename \"%s\" to itself or below itself", name);
+		return new_name[name_len] == '\0' ? -EEXIST : -EINVAL;
+	}
+
+	/* The folder and its visible sub-folders, with their new names. */
+	r = store_prepare(s,
+			  "SELECT id, name FROM folder WHERE account_id = ?1 AND removed = 0"
+			  " AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')"
+			  " ORDER BY name",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	while ((r = store_step(s, st)) > 0) {
+		const char *old = (const char *)sqlite3_column_text(st, 1);
+
+		if (n == alloc) {
+			size_t na = alloc ? alloc * 2 : 8;
+			struct renamed *p = reallocarray(list, na, sizeof(*p));
+
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			list = p;
+			alloc = na;
+		}
+		list[n].id = sqlite3_column_int64(st, 0);
+		if (asprintf(&list[n].new_name, "%s%s", new_name, old + name_len) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	sqlite3_reset(st);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (strlen(list[i].new_name) > FOLDER_NAME_MAX) {
+			store_set_error(s, "folder name \"%s\" would be longer than %d bytes",
+					list[i].new_name, FOLDER_NAME_MAX);
+			r = -EINVAL;
+			goto out;
+		}
+		r = check_name_free(s, acc, list[i].new_name);
+		if (r < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		r = store_prepare(s, "UPDATE folder SET name = ?2 WHERE id = ?1", &st);
+		if (r < 0)
+			goto out;
+		sqlite3_bind_int64(st, 1, list[i].id);
+		sqlite3_bind_text(st, 2, list[i].new_name, -1, SQLITE_STATIC);
+		r = step_done(s, st);
+		if (r < 0)
+			goto out;
+	}
+	/* A folder whose CREATE is pending is created under its current
+	 * name: nothing to rename on the server.  Otherwise one RENAME of the
+	 * parent moves its children on the server too. */
+	if (f.on_server)
+		r = journal_add(s, acc, "rename_folder", f.id, 0, new_name);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(list[i].new_name);
+	free(list);
+	return r;
+}
+
+int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account, const char *name,
+			     const char *new_name)
+{
+	struct store *s;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = rename_folder(s, account, name, new_name);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
+/*
+ * Deleting a folder deletes its message rows at once (visible or removed,
+ * with their bodies) through purge_message(): journal rows about them go,
+ * a pending move into the folder becomes an expunge of its source, and a
+ * pending copy or move out of the folder becomes an append of the
+ * destination row when that has the body, or is dropped together with the
+ * destination row when it has none (without a body and without its source
+ * there is nothing left to send; the server deletes the source anyway).
+ */
+static int delete_folder(struct store *s, const char *account, const char *name)
+{
+	_cleanup_free_ int64_t *msgs = NULL;
+	struct folder_row f;
+	sqlite3_stmt *st;
+	size_t n;
+	int64_t acc;
+	int r;
+
+	if (!name) {
+		store_set_error(s, "no folder name given");
+		return -EINVAL;
+	}
+	if (is_inbox(name)) {
+		store_set_error(s, "INBOX cannot be deleted");
+		return -EINVAL;
+	}
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	r = find_folder(s, acc, account, name, &f);
+	if (r < 0)
+		return r;
+	r = store_prepare(s,
+			  "SELECT name FROM folder WHERE account_id = ?1 AND removed = 0"
+			  " AND substr(name, 1, length(?2) + 1) = ?2 || '/' LIMIT 1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		store_set_error(s, "folder \"%s\" has sub-folders (\"%s\"); delete them first", name,
+				(const char *)sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		return -ENOTEMPTY;
+	}
+
+	r = collect_ids(s, "SELECT id FROM message WHERE folder_id = ?1 ORDER BY id", f.id, &msgs, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		/* An earlier purge may have taken this one already (a copy
+		 * inside the folder without a body). */
+		r = purge_message(s, msgs[i], 0);
+		if (r < 0)
+			return r;
+	}
+	r = exec_int(s, "DELETE FROM journal WHERE folder_id = ?1", f.id);
+	if (r < 0)
+		return r;
+	if (!f.on_server)
+		/* Its CREATE never reached the server: forget it entirely. */
+		return exec_int(s, "DELETE FROM folder WHERE id = ?1", f.id);
+	r = exec_int(s, "UPDATE folder SET removed = 1 WHERE id = ?1", f.id);
+	if (r < 0)
+		return r;
+	return journal_add(s, acc, "delete_folder", f.id, 0, NULL);
+}
+
+int cpmsync_op_delete_folder(struct cpmsync_store *store, const char *account, const char *name)
+{
+	struct store *s;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = delete_folder(s, account, name);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
+/* Metadata. */
+
+static int check_entry(struct store *s, const char *entry)
+{
+	size_t n = entry ? strlen(entry) : 0;
+
+	if (!entry || (strncmp(entry, "/private/", 9) != 0 && strncmp(entry, "/shared/", 8) != 0)) {
+		store_set_error(s, "metadata entry \"%s\" must start with /private/ or /shared/",
+				entry ? entry : "");
+		return -EINVAL;
+	}
+	if (n > METADATA_ENTRY_MAX) {
+		store_set_error(s, "metadata entry longer than %d bytes", METADATA_ENTRY_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (entry[i] <= ' ' || entry[i] >= 0x7f) {
+			store_set_error(s, "metadata entry \"%s\" contains a space or a character "
+					"that is not printable ASCII", entry);
+			return -EINVAL;
+		}
+	/* RFC 5464: no "//", no trailing '/', no '*' or '%' in entry names. */
+	if (strstr(entry, "//") || entry[n - 1] == '/' || strpbrk(entry, "*%")) {
+		store_set_error(s, "invalid metadata entry \"%s\"", entry);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_metadata(struct store *s, const char *account, const char *folder,
+			const char *entry, const char *value)
+{
+	_cleanup_free_ char *args = NULL;
+	struct folder_row f = { 0 };
+	int64_t acc;
+	int r;
+
+	r = check_entry(s, entry);
+	if (r < 0)
+		return r;
+	if (!value)
+		value = "";
+	if (strlen(value) > METADATA_VALUE_MAX) {
+		store_set_error(s, "metadata value longer than %d bytes", METADATA_VALUE_MAX);
+		return -EINVAL;
+	}
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	if (folder && folder[0]) {
+		r = find_folder(s, acc, account, folder, &f);
+		if (r < 0)
+			return r;
+	}
+	if (asprintf(&args, "%s\n%s", entry, value) < 0) {
+		args = NULL;
+		return -ENOMEM;
+	}
+	return journal_add(s, acc, "set_metadata", f.id, 0, args);
+}
+
+int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, const char *folder,
+			    const char *entry, const char *value)
+{
+	struct store *s;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = set_metadata(s, account, folder, entry, value);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}

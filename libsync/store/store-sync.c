@@ -1,0 +1,1033 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The sync engine's reads and writes (store-sync.h).  Plain SQL through the
+ * statement cache; the transaction is the caller's.
+ */
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/error.h>
+
+#include "store/store-sync.h"
+#include "util/flags.h"
+#include "util/macro.h"
+
+#define PREP(s, sql, st)                                  \
+	do {                                              \
+		int _r = store_prepare((s), (sql), (st)); \
+		if (_r < 0)                               \
+			return _r;                        \
+	} while (0)
+
+static char *col_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Runs a statement that returns no rows. */
+static int run(struct store *s, sqlite3_stmt *st)
+{
+	int r = store_step(s, st);
+
+	if (r > 0) {
+		sqlite3_reset(st);
+		r = 0;
+	}
+	return r;
+}
+
+int store_sync_account(struct store *s, const char *name, int64_t *ret_account_id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "INSERT OR IGNORE INTO account (name) VALUES (?1)", &st);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	PREP(s, "SELECT id FROM account WHERE name = ?1", &st);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	*ret_account_id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "UPDATE account SET last_sync = ?2 WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_int64(st, 2, when);
+	return run(s, st);
+}
+
+void sync_folder_free_contents(struct sync_folder *f)
+{
+	free(f->name);
+	free(f->server_name);
+	f->name = f->server_name = NULL;
+}
+
+void sync_folders_free(struct sync_folder *f, size_t n)
+{
+	for (size_t i = 0; f && i < n; i++)
+		sync_folder_free_contents(&f[i]);
+	free(f);
+}
+
+int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder **ret,
+		       size_t *ret_n)
+{
+	struct sync_folder *v = NULL;
+	size_t n = 0, alloc = 0;
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "SELECT f.id, f.name, f.server_name, f.removed, f.uidvalidity, f.uidnext,"
+	     " f.highestmodseq,"
+	     " EXISTS (SELECT 1 FROM journal j WHERE j.folder_id = f.id"
+	     "         AND j.op IN ('append', 'copy', 'move'))"
+	     " FROM folder f WHERE f.account_id = ?1 ORDER BY f.id",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	while ((r = store_step(s, st)) > 0) {
+		struct sync_folder *f;
+
+		if (n == alloc) {
+			size_t na = alloc ? alloc * 2 : 16;
+			struct sync_folder *nv = reallocarray(v, na, sizeof(*v));
+
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			v = nv;
+			alloc = na;
+		}
+		f = &v[n];
+		*f = (struct sync_folder){
+			.id = sqlite3_column_int64(st, 0),
+			.name = col_strdup(st, 1),
+			.server_name = col_strdup(st, 2),
+			.removed = sqlite3_column_int(st, 3) != 0,
+			.uidvalidity = (uint32_t)sqlite3_column_int64(st, 4),
+			.uidnext = (uint32_t)sqlite3_column_int64(st, 5),
+			.highestmodseq = (uint64_t)sqlite3_column_int64(st, 6),
+			.has_content_ops = sqlite3_column_int(st, 7) != 0,
+		};
+		n++;
+		if (!f->name || (sqlite3_column_type(st, 2) != SQLITE_NULL && !f->server_name)) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	if (r < 0) {
+		sqlite3_reset(st);
+		sync_folders_free(v, n);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int store_sync_folder_add(struct store *s, int64_t account_id, const char *name,
+			  const char *special_use, bool subscribed, int64_t *ret_id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "INSERT INTO folder (account_id, name, server_name, special_use, subscribed)"
+	     " VALUES (?1, ?2, ?2, ?3, ?4)",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	bind_text_or_null(st, 3, special_use);
+	sqlite3_bind_int(st, 4, subscribed);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	if (ret_id)
+		*ret_id = store_last_insert_id(s);
+	return 0;
+}
+
+/* Renames the column col of folder_id and of the account's folders under it. */
+static int rename_tree(struct store *s, int64_t account_id, int64_t folder_id, const char *col_sql,
+		       const char *children_sql, const char *old, const char *new_name)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (old) {
+		PREP(s, children_sql, &st);
+		sqlite3_bind_int64(st, 1, account_id);
+		sqlite3_bind_text(st, 2, old, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, new_name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, folder_id);
+		r = run(s, st);
+		if (r < 0)
+			return r;
+	}
+	PREP(s, col_sql, &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_text(st, 2, new_name, -1, SQLITE_TRANSIENT);
+	return run(s, st);
+}
+
+static int folder_column(struct store *s, int64_t folder_id, const char *sql, char **ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, sql, &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -CPMSYNC_E_NOT_FOUND;
+	*ret = col_strdup(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int store_sync_folder_renamed(struct store *s, int64_t account_id, int64_t folder_id,
+			      const char *new_name)
+{
+	_cleanup_free_ char *old = NULL;
+	int r;
+
+	r = folder_column(s, folder_id, "SELECT server_name FROM folder WHERE id = ?1", &old);
+	if (r < 0)
+		return r;
+	/* Children: both names follow (?2 old prefix, ?3 new prefix). */
+	return rename_tree(
+		s, account_id, folder_id,
+		"UPDATE folder SET name = ?2, server_name = ?2 WHERE id = ?1",
+		"UPDATE folder SET"
+		" server_name = ?3 || substr(server_name, length(?2) + 1),"
+		" name = CASE WHEN substr(name, 1, length(?2) + 1) = ?2 || '/'"
+		"        THEN ?3 || substr(name, length(?2) + 1) ELSE name END"
+		" WHERE account_id = ?1 AND id != ?4"
+		" AND substr(server_name, 1, length(?2) + 1) = ?2 || '/'",
+		old, new_name);
+}
+
+int store_sync_folder_set_server_name(struct store *s, int64_t account_id, int64_t folder_id,
+				      const char *server_name)
+{
+	_cleanup_free_ char *old = NULL;
+	int r;
+
+	r = folder_column(s, folder_id, "SELECT server_name FROM folder WHERE id = ?1", &old);
+	if (r < 0)
+		return r;
+	return rename_tree(s, account_id, folder_id,
+			   "UPDATE folder SET server_name = ?2 WHERE id = ?1",
+			   "UPDATE folder SET server_name = ?3 || substr(server_name, length(?2) + 1)"
+			   " WHERE account_id = ?1 AND id != ?4"
+			   " AND substr(server_name, 1, length(?2) + 1) = ?2 || '/'",
+			   old, server_name);
+}
+
+int store_sync_folder_set_special_use(struct store *s, int64_t folder_id,
+				      const char *special_use, bool subscribed)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "UPDATE folder SET special_use = ?2, subscribed = ?3 WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	bind_text_or_null(st, 2, special_use);
+	sqlite3_bind_int(st, 3, subscribed);
+	return run(s, st);
+}
+
+int store_sync_folder_delete(struct store *s, int64_t folder_id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "DELETE FROM journal WHERE folder_id = ?1"
+	     " OR message_id IN (SELECT id FROM message WHERE folder_id = ?1)",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	PREP(s, "DELETE FROM folder WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	return run(s, st);
+}
+
+int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	/* Messages that were on the server are gone with it; so are the
+	 * journal rows about them (flags, expunge). */
+	PREP(s,
+	     "DELETE FROM journal WHERE message_id IN"
+	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NOT NULL)"
+	     " OR (folder_id = ?1 AND op IN ('rename_folder', 'delete_folder', 'set_metadata'))",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	PREP(s, "DELETE FROM message WHERE folder_id = ?1 AND uid IS NOT NULL", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	PREP(s,
+	     "UPDATE folder SET server_name = NULL, removed = 0, uidvalidity = NULL,"
+	     " uidnext = NULL, highestmodseq = NULL WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	/* The CREATE must come before the rows that fill the folder. */
+	PREP(s,
+	     "INSERT INTO journal (id, account_id, op, folder_id)"
+	     " VALUES ((SELECT coalesce(min(id), 1) - 1 FROM journal), ?1, 'create_folder', ?2)",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_int64(st, 2, folder_id);
+	return run(s, st);
+}
+
+int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uidvalidity,
+				uint32_t uidnext, uint64_t highestmodseq)
+{
+	sqlite3_stmt *st;
+
+	PREP(s,
+	     "UPDATE folder SET uidvalidity = nullif(?2, 0), uidnext = nullif(?3, 0),"
+	     " highestmodseq = nullif(?4, 0) WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, uidvalidity);
+	sqlite3_bind_int64(st, 3, uidnext);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)highestmodseq);
+	return run(s, st);
+}
+
+int store_sync_known_uids(struct store *s, int64_t folder_id, struct imap_seqset *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	imap_seqset_clear(ret);
+	PREP(s, "SELECT uid FROM message WHERE folder_id = ?1 AND uid IS NOT NULL ORDER BY uid",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	while ((r = store_step(s, st)) > 0) {
+		r = imap_seqset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
+		if (r < 0) {
+			sqlite3_reset(st);
+			return r;
+		}
+	}
+	return r;
+}
+
+int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid, uint32_t *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "SELECT count(*) FROM message WHERE folder_id = ?1 AND uid < ?2", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, uid);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	*ret = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+/*
+ * New server flags for a row: merged with the pending local change, if any
+ * (flags != server_flags), else taken as they are.
+ */
+static int apply_server_flags(struct store *s, int64_t id, const char *local, const char *base,
+			      const char *remote, uint64_t modseq, bool *ret_changed)
+{
+	_cleanup_free_ char *merged = NULL;
+	sqlite3_stmt *st;
+	int r;
+
+	if (base && !streq(local, base)) {
+		r = flags_merge3(base, local, remote, &merged);
+		if (r < 0)
+			return r;
+	} else {
+		merged = strdup(remote);
+		if (!merged)
+			return -ENOMEM;
+	}
+	if (ret_changed)
+		*ret_changed = !streq(merged, local);
+	PREP(s,
+	     "UPDATE message SET flags = ?2, server_flags = ?3,"
+	     " modseq = coalesce(nullif(?4, 0), modseq) WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, merged, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, remote, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)modseq);
+	return run(s, st);
+}
+
+int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, const char *flags,
+			    uint64_t modseq, bool *ret_found, bool *ret_changed,
+			    int64_t *ret_message_id)
+{
+	_cleanup_free_ char *local = NULL, *base = NULL;
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
+
+	if (ret_changed)
+		*ret_changed = false;
+	PREP(s, "SELECT id, flags, server_flags FROM message WHERE folder_id = ?1 AND uid = ?2",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, uid);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	*ret_found = r > 0;
+	if (r == 0)
+		return 0;
+	id = sqlite3_column_int64(st, 0);
+	local = col_strdup(st, 1);
+	base = col_strdup(st, 2);
+	sqlite3_reset(st);
+	if (!local)
+		return -ENOMEM;
+	if (ret_message_id)
+		*ret_message_id = id;
+	if (base && streq(base, flags) && streq(local, flags) && modseq == 0)
+		return 0;
+	return apply_server_flags(s, id, local, base, flags, modseq, ret_changed);
+}
+
+/* Finds a row that lost its UID in a UIDVALIDITY reset and matches m. */
+static int find_rematch(struct store *s, int64_t folder_id, const struct sync_new_message *m,
+			int64_t *ret_id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (!m->summary || !m->summary->message_id[0])
+		return 0;
+	PREP(s,
+	     "SELECT id FROM message WHERE folder_id = ?1 AND uid IS NULL"
+	     " AND server_flags IS NOT NULL AND message_id = ?2 AND size = ?3"
+	     " AND internaldate = ?4 ORDER BY id LIMIT 1",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_text(st, 2, m->summary->message_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->size);
+	sqlite3_bind_int64(st, 4, m->internaldate);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	*ret_id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 1;
+}
+
+static int has_body(struct store *s, int64_t id, bool *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "SELECT 1 FROM body WHERE message_id = ?1", &st);
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	*ret = r > 0;
+	if (r > 0)
+		sqlite3_reset(st);
+	return 0;
+}
+
+int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync_new_message *m,
+			   int64_t *ret_id, bool *ret_has_body, bool *ret_new)
+{
+	const struct msg_summary *sum = m->summary;
+	sqlite3_stmt *st;
+	bool found = false;
+	int64_t id = 0;
+	int r;
+
+	*ret_new = false;
+	r = store_sync_server_flags(s, folder_id, m->uid, m->flags, m->modseq, &found, NULL, &id);
+	if (r < 0)
+		return r;
+	if (!found) {
+		r = find_rematch(s, folder_id, m, &id);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			_cleanup_free_ char *local = NULL, *base = NULL;
+
+			PREP(s, "SELECT flags, server_flags FROM message WHERE id = ?1", &st);
+			sqlite3_bind_int64(st, 1, id);
+			r = store_step(s, st);
+			if (r <= 0)
+				return r < 0 ? r : -EIO;
+			local = col_strdup(st, 0);
+			base = col_strdup(st, 1);
+			sqlite3_reset(st);
+			if (!local || !base)
+				return -ENOMEM;
+			PREP(s, "UPDATE message SET uid = ?2 WHERE id = ?1", &st);
+			sqlite3_bind_int64(st, 1, id);
+			sqlite3_bind_int64(st, 2, m->uid);
+			r = run(s, st);
+			if (r < 0)
+				return r;
+			r = apply_server_flags(s, id, local, base, m->flags, m->modseq, NULL);
+			if (r < 0)
+				return r;
+			found = true;
+		}
+	}
+	if (!found) {
+		PREP(s,
+		     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, internaldate,"
+		     " size, message_id, subject, from_addr, to_addrs, date, conversation_id,"
+		     " contribution_id, imdn_message_id, type, bodystructure)"
+		     " VALUES (?1, ?2, ?3, ?3, nullif(?4, 0), ?5, ?6, ?7, ?8, ?9, ?10, nullif(?11, 0),"
+		     " ?12, ?13, ?14, ?15, ?16)",
+		     &st);
+		sqlite3_bind_int64(st, 1, folder_id);
+		sqlite3_bind_int64(st, 2, m->uid);
+		sqlite3_bind_text(st, 3, m->flags, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)m->modseq);
+		sqlite3_bind_int64(st, 5, m->internaldate);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)m->size);
+		if (sum) {
+			sqlite3_bind_text(st, 7, sum->message_id, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 8, sum->subject, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 9, sum->from, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 10, sum->to, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 11, sum->date);
+			sqlite3_bind_text(st, 12, sum->conversation_id, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 13, sum->contribution_id, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 14, sum->imdn_message_id, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 15, sum->type, -1, SQLITE_STATIC);
+		}
+		bind_text_or_null(st, 16, m->bodystructure);
+		r = run(s, st);
+		if (r < 0)
+			return r;
+		id = store_last_insert_id(s);
+		*ret_new = true;
+		*ret_has_body = false;
+	} else {
+		r = has_body(s, id, ret_has_body);
+		if (r < 0)
+			return r;
+	}
+	*ret_id = id;
+	return 0;
+}
+
+/* Journal rows that lose their meaning when message id is gone. */
+static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo, uint32_t hi)
+{
+	sqlite3_stmt *st;
+
+	PREP(s,
+	     "DELETE FROM journal WHERE op IN ('flags', 'expunge') AND message_id IN"
+	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid BETWEEN ?2 AND ?3)",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, lo);
+	sqlite3_bind_int64(st, 3, hi);
+	return run(s, st);
+}
+
+int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct imap_seqset *uids,
+			    uint32_t *ret_removed)
+{
+	sqlite3_stmt *st;
+	uint32_t removed = 0;
+	int r;
+
+	for (size_t i = 0; i < uids->n; i++) {
+		r = forget_message_ops(s, folder_id, uids->r[i].lo, uids->r[i].hi);
+		if (r < 0)
+			return r;
+		PREP(s, "DELETE FROM message WHERE folder_id = ?1 AND uid BETWEEN ?2 AND ?3", &st);
+		sqlite3_bind_int64(st, 1, folder_id);
+		sqlite3_bind_int64(st, 2, uids->r[i].lo);
+		sqlite3_bind_int64(st, 3, uids->r[i].hi);
+		r = run(s, st);
+		if (r < 0)
+			return r;
+		removed += (uint32_t)sqlite3_changes(store_db(s));
+	}
+	if (ret_removed)
+		*ret_removed = removed;
+	return 0;
+}
+
+int store_sync_expunge_missing(struct store *s, int64_t folder_id,
+			       const struct imap_seqset *present, uint32_t below_uid,
+			       uint32_t *ret_removed)
+{
+	struct imap_seqset gone = IMAP_SEQSET_INIT;
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "SELECT uid FROM message WHERE folder_id = ?1 AND uid < ?2 ORDER BY uid", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, below_uid);
+	while ((r = store_step(s, st)) > 0) {
+		uint32_t uid = (uint32_t)sqlite3_column_int64(st, 0);
+
+		if (!imap_seqset_contains(present, uid)) {
+			r = imap_seqset_add(&gone, uid);
+			if (r < 0) {
+				sqlite3_reset(st);
+				break;
+			}
+		}
+	}
+	if (r >= 0)
+		r = store_sync_expunge_uids(s, folder_id, &gone, ret_removed);
+	imap_seqset_free(&gone);
+	return r;
+}
+
+int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	/* A removed row (local expunge/move pending) cannot be re-matched
+	 * reliably; its operation is dropped with it. */
+	PREP(s,
+	     "DELETE FROM journal WHERE op = 'expunge' AND message_id IN"
+	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NOT NULL AND removed = 1)",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	PREP(s,
+	     "UPDATE message SET uid = NULL, modseq = NULL,"
+	     " server_flags = coalesce(server_flags, flags)"
+	     " WHERE folder_id = ?1 AND uid IS NOT NULL",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	PREP(s, "UPDATE folder SET uidvalidity = NULL, uidnext = NULL, highestmodseq = NULL"
+		" WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	return run(s, st);
+}
+
+int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_removed)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "DELETE FROM journal WHERE op IN ('flags', 'expunge') AND message_id IN"
+	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NULL"
+	     "  AND server_flags IS NOT NULL)",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	PREP(s,
+	     "DELETE FROM message WHERE folder_id = ?1 AND uid IS NULL AND server_flags IS NOT NULL"
+	     " AND id NOT IN (SELECT message_id FROM journal WHERE message_id IS NOT NULL"
+	     "                AND op IN ('append', 'copy', 'move'))",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = run(s, st);
+	if (r < 0)
+		return r;
+	if (ret_removed)
+		*ret_removed = (uint32_t)sqlite3_changes(store_db(s));
+	return 0;
+}
+
+int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint64_t max_size,
+			     struct imap_seqset *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	imap_seqset_clear(ret);
+	PREP(s,
+	     "SELECT m.uid FROM message m WHERE m.folder_id = ?1 AND m.uid IS NOT NULL"
+	     " AND m.size <= ?2 AND NOT EXISTS (SELECT 1 FROM body b WHERE b.message_id = m.id)"
+	     " ORDER BY m.uid",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, max_size > INT64_MAX ? INT64_MAX : (sqlite3_int64)max_size);
+	while ((r = store_step(s, st)) > 0) {
+		r = imap_seqset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
+		if (r < 0) {
+			sqlite3_reset(st);
+			return r;
+		}
+	}
+	return r;
+}
+
+int store_sync_body_put(struct store *s, int64_t message_id, const void *data, size_t len)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, ?2)", &st);
+	sqlite3_bind_int64(st, 1, message_id);
+	sqlite3_bind_blob64(st, 2, len ? data : "", len, SQLITE_STATIC);
+	return run(s, st);
+}
+
+int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd, uint64_t size)
+{
+	return store_body_write_fd(s, message_id, fd, size);
+}
+
+int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid,
+				 int64_t *ret_id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "SELECT id FROM message WHERE folder_id = ?1 AND uid = ?2", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, uid);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -CPMSYNC_E_NOT_FOUND;
+	*ret_id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+void journal_entry_free_contents(struct journal_entry *e)
+{
+	free(e->args);
+	free(e->args_sent);
+	e->args = e->args_sent = NULL;
+}
+
+int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
+		       struct journal_entry *ret)
+{
+	sqlite3_stmt *st;
+	const char *op;
+	int r;
+
+	PREP(s,
+	     "SELECT id, op, folder_id, message_id, args, args_sent, attempts FROM journal"
+	     " WHERE account_id = ?1 AND id > ?2 ORDER BY id LIMIT 1",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_int64(st, 2, after_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	*ret = (struct journal_entry){
+		.id = sqlite3_column_int64(st, 0),
+		.folder_id = sqlite3_column_int64(st, 2),
+		.message_id = sqlite3_column_int64(st, 3),
+		.args = col_strdup(st, 4),
+		.args_sent = col_strdup(st, 5),
+		.attempts = sqlite3_column_int64(st, 6),
+	};
+	op = (const char *)sqlite3_column_text(st, 1);
+	snprintf(ret->op, sizeof(ret->op), "%s", op ? op : "");
+	sqlite3_reset(st);
+	return 1;
+}
+
+int store_journal_done(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "DELETE FROM journal WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, id);
+	return run(s, st);
+}
+
+int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
+{
+	sqlite3_stmt *st;
+
+	PREP(s,
+	     "UPDATE journal SET attempts = attempts + 1, args_sent = coalesce(?2, args_sent)"
+	     " WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	bind_text_or_null(st, 2, args_sent);
+	return run(s, st);
+}
+
+int store_journal_add(struct store *s, int64_t account_id, const char *op, int64_t folder_id,
+		      int64_t message_id, const char *args)
+{
+	sqlite3_stmt *st;
+
+	PREP(s,
+	     "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
+	     " VALUES (?1, ?2, nullif(?3, 0), nullif(?4, 0), ?5)",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, folder_id);
+	sqlite3_bind_int64(st, 4, message_id);
+	bind_text_or_null(st, 5, args);
+	return run(s, st);
+}
+
+int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "SELECT count(*) FROM journal WHERE account_id = ?1", &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	*ret = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+void sync_message_free_contents(struct sync_message *m)
+{
+	free(m->flags);
+	free(m->server_flags);
+	free(m->message_id);
+	m->flags = m->server_flags = m->message_id = NULL;
+}
+
+int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "SELECT m.id, m.folder_id, m.uid, m.flags, m.server_flags, m.modseq, m.internaldate,"
+	     " m.size, m.message_id, m.removed,"
+	     " EXISTS (SELECT 1 FROM body b WHERE b.message_id = m.id)"
+	     " FROM message m WHERE m.id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -CPMSYNC_E_NOT_FOUND;
+	*ret = (struct sync_message){
+		.id = sqlite3_column_int64(st, 0),
+		.folder_id = sqlite3_column_int64(st, 1),
+		.uid = (uint32_t)sqlite3_column_int64(st, 2),
+		.flags = col_strdup(st, 3),
+		.server_flags = col_strdup(st, 4),
+		.modseq = (uint64_t)sqlite3_column_int64(st, 5),
+		.internaldate = sqlite3_column_int64(st, 6),
+		.size = (uint64_t)sqlite3_column_int64(st, 7),
+		.message_id = col_strdup(st, 8),
+		.removed = sqlite3_column_int(st, 9) != 0,
+		.has_body = sqlite3_column_int(st, 10) != 0,
+	};
+	sqlite3_reset(st);
+	if (!ret->flags) {
+		sync_message_free_contents(ret);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const char *server_flags)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "UPDATE message SET uid = ?2, server_flags = ?3 WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, uid);
+	bind_text_or_null(st, 3, server_flags);
+	return run(s, st);
+}
+
+int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "UPDATE message SET server_flags = ?2 WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, id);
+	bind_text_or_null(st, 2, server_flags);
+	return run(s, st);
+}
+
+int store_sync_message_delete(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "DELETE FROM message WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, id);
+	return run(s, st);
+}
+
+int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid, bool *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "SELECT 1 FROM message WHERE folder_id = ?1 AND uid = ?2", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, uid);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	*ret = r > 0;
+	if (r > 0)
+		sqlite3_reset(st);
+	return 0;
+}
+
+int store_sync_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len)
+{
+	sqlite3_stmt *st;
+	const void *p;
+	size_t len;
+	void *copy;
+	int r;
+
+	PREP(s, "SELECT data FROM body WHERE message_id = ?1", &st);
+	sqlite3_bind_int64(st, 1, message_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -CPMSYNC_E_NOT_FOUND;
+	p = sqlite3_column_blob(st, 0);
+	len = (size_t)sqlite3_column_bytes(st, 0);
+	copy = malloc(len ? len : 1);
+	if (!copy) {
+		sqlite3_reset(st);
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(copy, p, len);
+	sqlite3_reset(st);
+	*ret = copy;
+	*ret_len = len;
+	return 0;
+}
+
+int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "SELECT id, name, server_name, removed, uidvalidity, uidnext, highestmodseq"
+	     " FROM folder WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -CPMSYNC_E_NOT_FOUND;
+	*ret = (struct sync_folder){
+		.id = sqlite3_column_int64(st, 0),
+		.name = col_strdup(st, 1),
+		.server_name = col_strdup(st, 2),
+		.removed = sqlite3_column_int(st, 3) != 0,
+		.uidvalidity = (uint32_t)sqlite3_column_int64(st, 4),
+		.uidnext = (uint32_t)sqlite3_column_int64(st, 5),
+		.highestmodseq = (uint64_t)sqlite3_column_int64(st, 6),
+	};
+	sqlite3_reset(st);
+	if (!ret->name) {
+		sync_folder_free_contents(ret);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int store_sync_rename_pending(struct store *s, int64_t folder_id, bool *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "SELECT 1 FROM journal WHERE folder_id = ?1 AND op = 'rename_folder'", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	*ret = r > 0;
+	if (r > 0)
+		sqlite3_reset(st);
+	return 0;
+}
+
+int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_known,
+			     uint32_t *ret_max_uid, uint32_t *ret_rematch)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "SELECT count(uid), coalesce(max(uid), 0),"
+	     " sum(uid IS NULL AND server_flags IS NOT NULL)"
+	     " FROM message WHERE folder_id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	*ret_known = (uint32_t)sqlite3_column_int64(st, 0);
+	*ret_max_uid = (uint32_t)sqlite3_column_int64(st, 1);
+	*ret_rematch = (uint32_t)sqlite3_column_int64(st, 2);
+	sqlite3_reset(st);
+	return 0;
+}

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What the sync engine reads and writes in the store.  Every function works
+ * inside the caller's transaction when one is open (the engine batches many
+ * changes into one BEGIN IMMEDIATE ... COMMIT, and commits a folder's
+ * UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ in the same transaction as the last
+ * changes they cover); outside one, each statement commits by itself.
+ *
+ * Returns 0 or a negative errno / -CPMSYNC_E_* code, with store_error()
+ * describing SQLite failures.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imap/imap-seqset.h"
+#include "store/store.h"
+#include "util/msg-summary.h"
+
+/* The account row for name, created if missing. */
+int store_sync_account(struct store *s, const char *name, int64_t *ret_account_id);
+int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when);
+
+/* A local folder as the engine sees it (removed ones included). */
+struct sync_folder {
+	int64_t id;
+	char *name;	   /* local name */
+	char *server_name; /* NULL: CREATE pending */
+	bool removed;	   /* DELETE pending */
+	uint32_t uidvalidity, uidnext; /* 0: unknown */
+	uint64_t highestmodseq;	       /* 0: unknown */
+	bool has_content_ops;	       /* journal rows that put messages into it */
+};
+
+void sync_folder_free_contents(struct sync_folder *f);
+/* All folders of the account, by id; free with sync_folders_free(). */
+int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder **ret,
+		       size_t *ret_n);
+void sync_folders_free(struct sync_folder *f, size_t n);
+
+/* A folder seen on the server and not known locally. */
+int store_sync_folder_add(struct store *s, int64_t account_id, const char *name,
+			  const char *special_use, bool subscribed, int64_t *ret_id);
+/* A server-side rename: name and server_name become new_name, and those of
+ * its sub-folders ("old/...") follow. */
+int store_sync_folder_renamed(struct store *s, int64_t account_id, int64_t folder_id,
+			      const char *new_name);
+/* Sets server_name (a pending CREATE or RENAME reached the server); local
+ * sub-folders whose server_name was under the old one follow. */
+int store_sync_folder_set_server_name(struct store *s, int64_t account_id, int64_t folder_id,
+				      const char *server_name);
+int store_sync_folder_set_special_use(struct store *s, int64_t folder_id,
+				      const char *special_use, bool subscribed);
+/* The folder is gone on the server: delete it with its messages and journal rows. */
+int store_sync_folder_delete(struct store *s, int64_t folder_id);
+/*
+ * The folder is gone on the server but holds local changes not yet there:
+ * keep it, forget its server state and the messages that were on the
+ * server, and queue its CREATE so that the local changes can follow.
+ */
+int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id);
+int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uidvalidity,
+				uint32_t uidnext, uint64_t highestmodseq);
+
+/* UIDs of the folder's messages known on the server (removed ones too). */
+int store_sync_known_uids(struct store *s, int64_t folder_id, struct imap_seqset *ret);
+/* How many of them are below uid. */
+int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid,
+				uint32_t *ret);
+
+/*
+ * The server says message uid of the folder has flags (a sorted set) and
+ * modseq (0: unknown).  Merged with a pending local change (three-way,
+ * util/flags.h).  *ret_found tells whether the UID is known; *ret_changed
+ * (may be NULL) whether the local view changed.
+ */
+int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid,
+			    const char *flags, uint64_t modseq, bool *ret_found,
+			    bool *ret_changed, int64_t *ret_message_id);
+
+struct sync_new_message {
+	uint32_t uid;
+	const char *flags;
+	uint64_t modseq;
+	int64_t internaldate;
+	uint64_t size;
+	const struct msg_summary *summary;
+	const char *bodystructure; /* may be NULL */
+};
+
+/*
+ * A message the server has and we may not: updates the known row (flags
+ * merged), or re-matches a row that lost its UID in a UIDVALIDITY reset
+ * (same Message-ID, size and internal date: its id and body are kept), or
+ * inserts a new one.  *ret_id is the local id; *ret_has_body whether its
+ * body is stored; *ret_new whether a row was inserted.
+ */
+int store_sync_new_message(struct store *s, int64_t folder_id,
+			   const struct sync_new_message *m, int64_t *ret_id,
+			   bool *ret_has_body, bool *ret_new);
+
+/* Deletes the folder's messages whose UIDs are in uids (expunged on the
+ * server), and the journal rows that only concern them. */
+int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct imap_seqset *uids,
+			    uint32_t *ret_removed);
+/* Deletes the messages with a UID below below_uid that are not in present. */
+int store_sync_expunge_missing(struct store *s, int64_t folder_id,
+			       const struct imap_seqset *present, uint32_t below_uid,
+			       uint32_t *ret_removed);
+
+/* UIDVALIDITY changed: every message of the folder loses its UID (rows that
+ * were on the server keep server_flags, which marks them for re-matching). */
+int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id);
+/* After the re-read: rows that were on the server and matched nothing are
+ * deleted (pending appends stay). */
+int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_removed);
+
+/* UIDs of messages without a stored body whose size is at most max_size
+ * (UINT64_MAX: all). */
+int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint64_t max_size,
+			     struct imap_seqset *ret);
+int store_sync_body_put(struct store *s, int64_t message_id, const void *data, size_t len);
+int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd, uint64_t size);
+int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid,
+				 int64_t *ret_id);
+
+/* --- the journal --- */
+
+struct journal_entry {
+	int64_t id;
+	char op[20];
+	int64_t folder_id;  /* 0: NULL */
+	int64_t message_id; /* 0: NULL */
+	char *args;	    /* may be NULL */
+	char *args_sent;    /* may be NULL */
+	int64_t attempts;
+};
+void journal_entry_free_contents(struct journal_entry *e);
+/* The account's first row with id > after_id: 1 and *ret, or 0 when none. */
+int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
+		       struct journal_entry *ret);
+int store_journal_done(struct store *s, int64_t id);
+/* Records that the operation may reach the server now (committed before
+ * it is sent): attempts + 1 and what to verify it with later. */
+int store_journal_attempt(struct store *s, int64_t id, const char *args_sent);
+int store_journal_add(struct store *s, int64_t account_id, const char *op, int64_t folder_id,
+		      int64_t message_id, const char *args);
+int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret);
+
+/* A message as replay needs it. */
+struct sync_message {
+	int64_t id, folder_id;
+	uint32_t uid; /* 0: none */
+	char *flags;
+	char *server_flags; /* NULL: never on the server */
+	uint64_t modseq;
+	int64_t internaldate;
+	uint64_t size;
+	char *message_id;
+	bool removed;
+	bool has_body;
+};
+void sync_message_free_contents(struct sync_message *m);
+int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret);
+/* The message reached the server as uid with server_flags. */
+int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid,
+			       const char *server_flags);
+int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags);
+int store_sync_message_delete(struct store *s, int64_t id);
+/* Is uid of folder held by some local row? */
+int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid, bool *ret);
+/* Reads a stored body into memory (malloc'ed); -CPMSYNC_E_NOT_FOUND. */
+int store_sync_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len);
+
+/* One folder by id (removed ones too); -CPMSYNC_E_NOT_FOUND. */
+int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder *ret);
+/* Is a rename_folder row pending for the folder? */
+int store_sync_rename_pending(struct store *s, int64_t folder_id, bool *ret);
+
+/* Messages with a UID, the largest UID, and rows waiting to be re-matched
+ * after a UIDVALIDITY change (no UID, but were on the server). */
+int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_known,
+			     uint32_t *ret_max_uid, uint32_t *ret_rematch);

@@ -1,0 +1,998 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The message summary from a header block (see msg-summary.h).
+ *
+ * The input comes from anywhere (a local file, a server, an attacker), so
+ * everything here is bounded: at most MSG_SUMMARY_MAX_HEADER bytes are
+ * looked at, every kept value is cut at MSG_SUMMARY_MAX_FIELD bytes, and
+ * each pass over the input is linear.  Nothing fails on malformed input;
+ * what cannot be read is left empty.
+ *
+ * Every value handed out is valid UTF-8 (D-Bus strings must be): a byte
+ * that does not start a valid UTF-8 sequence is taken as ISO-8859-1, the
+ * usual charset of raw 8-bit header bytes.  NUL bytes are dropped; other
+ * control characters except TAB become a space.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/buf.h"
+#include "util/macro.h"
+#include "util/msg-summary.h"
+
+/* A raw value: a span of the input, folds and all. */
+struct span {
+	const char *p;
+	size_t len;
+	bool found;
+};
+
+enum {
+	F_MESSAGE_ID,
+	F_SUBJECT,
+	F_FROM,
+	F_TO,
+	F_CC,
+	F_DATE,
+	F_CONVERSATION_ID,
+	F_CONTRIBUTION_ID,
+	F_IMDN_MESSAGE_ID,
+	F_CONTENT_TYPE,
+	_F_MAX
+};
+
+static const char *const field_names[_F_MAX] = {
+	[F_MESSAGE_ID] = "Message-ID",
+	[F_SUBJECT] = "Subject",
+	[F_FROM] = "From",
+	[F_TO] = "To",
+	[F_CC] = "Cc",
+	[F_DATE] = "Date",
+	[F_CONVERSATION_ID] = "Conversation-ID",
+	[F_CONTRIBUTION_ID] = "Contribution-ID",
+	[F_IMDN_MESSAGE_ID] = "IMDN-Message-ID",
+	[F_CONTENT_TYPE] = "Content-Type",
+};
+
+static bool is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+size_t msg_header_length(const void *data, size_t len)
+{
+	const char *p = data;
+	size_t i = 0;
+
+	if (!p)
+		return 0;
+	/* Walk line starts; an empty line ("\n" or "\r\n") ends the block. */
+	while (i < len) {
+		if (p[i] == '\n')
+			return i + 1;
+		if (p[i] == '\r' && i + 1 < len && p[i + 1] == '\n')
+			return i + 2;
+		{
+			const char *nl = memchr(p + i, '\n', len - i);
+
+			if (!nl)
+				return 0;
+			i = (size_t)(nl - p) + 1;
+		}
+	}
+	return 0;
+}
+
+/* The end of the line starting at i (the index of its '\n', or len). */
+static size_t line_end(const char *p, size_t len, size_t i)
+{
+	const char *nl = memchr(p + i, '\n', len - i);
+
+	return nl ? (size_t)(nl - p) : len;
+}
+
+/* Is the line starting at i empty ("", "\r")? */
+static bool line_empty(const char *p, size_t len, size_t i)
+{
+	size_t e = line_end(p, len, i);
+
+	return e == i || (e == i + 1 && p[i] == '\r');
+}
+
+/*
+ * Finds the first occurrence of each wanted field.  A line without a colon
+ * (or with a malformed name) is skipped together with its continuation
+ * lines; a continuation line at the very start belongs to nothing.
+ */
+static void find_fields(const char *p, size_t len, struct span *spans)
+{
+	size_t i = 0;
+
+	while (i < len && !line_empty(p, len, i)) {
+		size_t e = line_end(p, len, i), n = i, end;
+		int which = -1;
+
+		if (!is_wsp(p[i])) {
+			/* The field name: printable ASCII up to ':', optionally
+			 * followed by WSP before the colon (obsolete syntax). */
+			while (n < e && p[n] != ':' && (unsigned char)p[n] > 32 &&
+			       (unsigned char)p[n] < 127)
+				n++;
+			size_t name_end = n;
+
+			while (n < e && is_wsp(p[n]))
+				n++;
+			if (n < e && p[n] == ':' && name_end > i) {
+				for (int f = 0; f < _F_MAX; f++)
+					if (strlen(field_names[f]) == name_end - i &&
+					    strncasecmp(field_names[f], p + i, name_end - i) == 0)
+						which = f;
+				n++;
+			}
+		}
+		/* The value runs on through the continuation lines. */
+		end = e;
+		while (end < len) {
+			size_t next = end + 1;
+
+			if (next >= len || !is_wsp(p[next]))
+				break;
+			end = line_end(p, len, next);
+		}
+		if (which >= 0 && !spans[which].found) {
+			spans[which].p = p + n;
+			spans[which].len = end - n;
+			spans[which].found = true;
+		}
+		i = end < len ? end + 1 : len;
+	}
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t k;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		k = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		k = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		k = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < k)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates, beyond U+10FFFF. */
+	if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k;
+}
+
+static int append_latin1(struct buf *b, unsigned char c)
+{
+	char u[2] = { (char)(0xc0 | (c >> 6)), (char)(0x80 | (c & 0x3f)) };
+
+	return c < 0x80 ? buf_append_char(b, (char)c) : buf_append(b, u, 2);
+}
+
+/*
+ * Appends n bytes as valid UTF-8 without control characters (see the top
+ * of the file), stopping once max bytes are reached, at a character
+ * boundary.  Returns 1 if it had to stop there, 0 if all fitted.
+ */
+static int append_clean(struct buf *b, const char *s, size_t n, size_t max)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+	int r = 0;
+
+	while (i < n && r >= 0) {
+		size_t k = utf8_seq(u + i, n - i);
+		size_t need = k ? k : (u[i] < 0x80 ? 1 : 2);
+
+		if (b->len + need > max)
+			return 1;
+		if (u[i] == 0) {
+			i++;
+			continue;
+		}
+		if (k == 1) {
+			char c = (u[i] < 32 && u[i] != '\t') || u[i] == 127 ? ' ' : (char)u[i];
+
+			r = buf_append_char(b, c);
+		} else if (k > 1) {
+			r = buf_append(b, s + i, k);
+		} else {
+			r = append_latin1(b, u[i]);
+			k = 1;
+		}
+		i += k;
+	}
+	return r;
+}
+
+/* Unfolds a raw value: CR and LF removed (a fold keeps its WSP). */
+static int unfold(const struct span *sp, struct buf *b)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < sp->len && r >= 0; i++)
+		if (sp->p[i] != '\r' && sp->p[i] != '\n')
+			r = buf_append_char(b, sp->p[i]);
+	return r;
+}
+
+static void trim(const char **s, size_t *n)
+{
+	while (*n && is_wsp(**s)) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n && is_wsp((*s)[*n - 1]))
+		(*n)--;
+}
+
+/* A plain field: unfolded, trimmed, cleaned, cut. */
+static int plain_value(const struct span *sp, char **ret)
+{
+	_cleanup_buf_ struct buf raw = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
+	struct buf out = BUF_INIT(MSG_SUMMARY_MAX_FIELD + 1);
+	const char *s;
+	size_t n;
+	int r;
+
+	r = unfold(sp, &raw);
+	if (r < 0)
+		return r;
+	s = raw.data ? raw.data : "";
+	n = raw.len;
+	trim(&s, &n);
+	r = append_clean(&out, s, n, MSG_SUMMARY_MAX_FIELD);
+	if (r < 0) {
+		buf_free(&out);
+		return r;
+	}
+	*ret = out.data ? buf_steal(&out) : strdup("");
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* RFC 2047 encoded-words. */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int b64val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * A lenient base64 decoder: padding optional, stops at '=' or at the
+ * first foreign character.  base64_decode() (util/base64.h) is strict
+ * about padding, which real encoded-words do not always get right.
+ */
+static int b64_decode_into(struct buf *b, const char *s, size_t n)
+{
+	uint32_t acc = 0;
+	int bits = 0, r = 0;
+
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		int v = b64val(s[i]);
+
+		if (v < 0)
+			break;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			r = buf_append_char(b, (char)((acc >> bits) & 0xff));
+		}
+	}
+	return r;
+}
+
+static int q_decode_into(struct buf *b, const char *s, size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		if (s[i] == '_') {
+			r = buf_append_char(b, ' ');
+		} else if (s[i] == '=' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+			   hexval(s[i + 2]) >= 0) {
+			r = buf_append_char(b, (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
+			i += 2;
+		} else {
+			r = buf_append_char(b, s[i]);
+		}
+	}
+	return r;
+}
+
+enum charset { CS_OTHER, CS_UTF8, CS_LATIN1 };
+
+static enum charset charset_of(const char *s, size_t n)
+{
+	static const char *const utf8[] = { "utf-8", "utf8", "us-ascii", "ascii" };
+	static const char *const latin1[] = { "iso-8859-1", "iso8859-1", "latin1", "iso_8859-1" };
+	const char *star = memchr(s, '*', n); /* RFC 2231 language suffix */
+
+	if (star)
+		n = (size_t)(star - s);
+	for (size_t i = 0; i < ARRAY_SIZE(utf8); i++)
+		if (strlen(utf8[i]) == n && strncasecmp(utf8[i], s, n) == 0)
+			return CS_UTF8;
+	for (size_t i = 0; i < ARRAY_SIZE(latin1); i++)
+		if (strlen(latin1[i]) == n && strncasecmp(latin1[i], s, n) == 0)
+			return CS_LATIN1;
+	return CS_OTHER;
+}
+
+/*
+ * Parses an encoded-word "=?charset?X?text?=" at s (n bytes).  Returns
+ * its length, 0 if there is none.
+ */
+static size_t encoded_word(const char *s, size_t n, const char **cs, size_t *cs_len,
+			   char *enc, const char **text, size_t *text_len)
+{
+	size_t i = 2, c0, t0;
+
+	if (n < 8 || s[0] != '=' || s[1] != '?')
+		return 0;
+	c0 = i;
+	while (i < n && s[i] != '?' && !is_wsp(s[i]) && (unsigned char)s[i] > 32)
+		i++;
+	if (i == c0 || i + 2 >= n || s[i] != '?')
+		return 0;
+	*cs = s + c0;
+	*cs_len = i - c0;
+	*enc = s[i + 1];
+	if ((*enc != 'B' && *enc != 'b' && *enc != 'Q' && *enc != 'q') || s[i + 2] != '?')
+		return 0;
+	i += 3;
+	t0 = i;
+	while (i + 1 < n && !(s[i] == '?' && s[i + 1] == '=')) {
+		if (is_wsp(s[i]) || (unsigned char)s[i] <= 32)
+			return 0;
+		i++;
+	}
+	if (i + 1 >= n)
+		return 0;
+	*text = s + t0;
+	*text_len = i - t0;
+	return i + 2;
+}
+
+/*
+ * Decodes the encoded-words of a subject.  Words in other charsets stay as
+ * they are.  Whitespace between two decoded words is dropped (RFC 2047
+ * 6.2), so that a text split over several words joins up again, even in
+ * the middle of a UTF-8 sequence.
+ */
+static int decode_2047(const char *s, size_t n, struct buf *out)
+{
+	size_t i = 0, pending_ws = 0;
+	bool after_word = false;
+	int r = 0;
+
+	while (i < n && r >= 0) {
+		const char *cs, *text;
+		size_t cs_len, text_len, k = 0;
+		enum charset c = CS_OTHER;
+		char enc;
+
+		if (s[i] == '=' && i + 1 < n && s[i + 1] == '?') {
+			k = encoded_word(s + i, n - i, &cs, &cs_len, &enc, &text, &text_len);
+			if (k)
+				c = charset_of(cs, cs_len);
+		}
+		if (k && c != CS_OTHER) {
+			_cleanup_buf_ struct buf dec = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
+
+			/* Whitespace between two decoded words disappears. */
+			if (!after_word && pending_ws)
+				r = buf_append(out, s + i - pending_ws, pending_ws);
+			if (r >= 0)
+				r = (enc == 'B' || enc == 'b') ? b64_decode_into(&dec, text, text_len)
+							       : q_decode_into(&dec, text, text_len);
+			for (size_t j = 0; r >= 0 && j < dec.len; j++) {
+				unsigned char ch = (unsigned char)dec.data[j];
+
+				/* ISO-8859-1 to UTF-8 here; UTF-8 is checked
+				 * once the whole subject is joined. */
+				r = c == CS_LATIN1 ? append_latin1(out, ch) : buf_append_char(out, (char)ch);
+			}
+			i += k;
+			pending_ws = 0;
+			after_word = true;
+			continue;
+		}
+		if (is_wsp(s[i])) {
+			pending_ws++;
+			i++;
+			continue;
+		}
+		if (pending_ws)
+			r = buf_append(out, s + i - pending_ws, pending_ws);
+		pending_ws = 0;
+		after_word = false;
+		if (r < 0)
+			break;
+		if (k) {
+			/* An encoded-word in another charset: kept verbatim. */
+			r = buf_append(out, s + i, k);
+			i += k;
+		} else {
+			r = buf_append_char(out, s[i]);
+			i++;
+		}
+	}
+	if (r >= 0 && pending_ws)
+		r = buf_append(out, s + n - pending_ws, pending_ws);
+	return r;
+}
+
+static int subject_value(const struct span *sp, char **ret)
+{
+	_cleanup_buf_ struct buf raw = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
+	_cleanup_buf_ struct buf dec = BUF_INIT(2 * MSG_SUMMARY_MAX_HEADER);
+	struct buf out = BUF_INIT(MSG_SUMMARY_MAX_FIELD + 1);
+	const char *s;
+	size_t n;
+	int r;
+
+	r = unfold(sp, &raw);
+	if (r < 0)
+		return r;
+	s = raw.data ? raw.data : "";
+	n = raw.len;
+	trim(&s, &n);
+	r = decode_2047(s, n, &dec);
+	if (r < 0)
+		return r;
+	s = dec.data ? dec.data : "";
+	n = dec.len;
+	trim(&s, &n);
+	r = append_clean(&out, s, n, MSG_SUMMARY_MAX_FIELD);
+	if (r < 0) {
+		buf_free(&out);
+		return r;
+	}
+	*ret = out.data ? buf_steal(&out) : strdup("");
+	return *ret ? 0 : -ENOMEM;
+}
+
+/*
+ * Splits an address list at top-level commas: commas inside quoted strings,
+ * comments or angle brackets do not count.  Group syntax ("name: a, b;")
+ * is not interpreted, because CPM addresses are URIs such as "tel:+1..."
+ * whose colon would look like a group's.
+ */
+static int split_addresses(const struct span *sp, struct buf *out)
+{
+	_cleanup_buf_ struct buf raw = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
+	size_t start = 0;
+	int depth = 0, r;
+	bool quoted = false, angle = false;
+	const char *s;
+
+	r = unfold(sp, &raw);
+	if (r < 0 || raw.len == 0)
+		return r;
+	s = raw.data;
+	for (size_t i = 0; i <= raw.len && r >= 0; i++) {
+		if (i < raw.len) {
+			char c = s[i];
+
+			if (c == '\\' && (quoted || depth > 0)) {
+				i++;
+				continue;
+			}
+			if (quoted) {
+				quoted = c != '"';
+				continue;
+			}
+			if (c == '"') {
+				quoted = true;
+				continue;
+			}
+			if (c == '(') {
+				depth++;
+				continue;
+			}
+			if (depth > 0) {
+				if (c == ')')
+					depth--;
+				continue;
+			}
+			if (c == '<')
+				angle = true;
+			else if (c == '>')
+				angle = false;
+			if (c != ',' || angle)
+				continue;
+		}
+		/* An item ends here. */
+		{
+			const char *item = s + start;
+			size_t len = (i < raw.len ? i : raw.len) - start;
+
+			trim(&item, &len);
+			if (len) {
+				if (out->len)
+					r = buf_append_char(out, '\n');
+				if (r >= 0)
+					r = buf_append(out, item, len);
+			}
+			start = i + 1;
+		}
+	}
+	return r;
+}
+
+static int to_value(const struct span *to, const struct span *cc, char **ret)
+{
+	_cleanup_buf_ struct buf list = BUF_INIT(4 * MSG_SUMMARY_MAX_HEADER);
+	struct buf out = BUF_INIT(MSG_SUMMARY_MAX_FIELD + 1);
+	int r = 0;
+
+	if (to->found)
+		r = split_addresses(to, &list);
+	if (r >= 0 && cc->found)
+		r = split_addresses(cc, &list);
+	if (r < 0)
+		return r;
+	/* append_clean() turns '\n' into a space, so clean each line on its
+	 * own; stop before the first address that does not fit whole. */
+	for (size_t i = 0; i < list.len && r >= 0;) {
+		const char *nl = memchr(list.data + i, '\n', list.len - i);
+		size_t e = nl ? (size_t)(nl - list.data) : list.len;
+		size_t before = out.len;
+
+		if (out.len) {
+			if (out.len + 2 > MSG_SUMMARY_MAX_FIELD)
+				break;
+			r = buf_append_char(&out, '\n');
+		}
+		if (r >= 0)
+			r = append_clean(&out, list.data + i, e - i, MSG_SUMMARY_MAX_FIELD);
+		/* Only whole addresses, but for a first one too long. */
+		if (r > 0 && before) {
+			out.len = before;
+			if (out.data)
+				out.data[before] = '\0';
+			break;
+		}
+		/* An address of NUL bytes only leaves no empty line behind. */
+		if (r == 0 && out.len == before + (before ? 1 : 0)) {
+			out.len = before;
+			if (out.data)
+				out.data[before] = '\0';
+		}
+		i = e + 1;
+	}
+	if (r < 0) {
+		buf_free(&out);
+		return r;
+	}
+	*ret = out.data ? buf_steal(&out) : strdup("");
+	return *ret ? 0 : -ENOMEM;
+}
+
+/*
+ * The contract's Type from Content-Type.  The rule:
+ *   application/x-cpm-session (the session-info object) and
+ *   application/group-state-object+xml (the group-state object, which
+ *   lives in a session history folder)                  -> "session-history"
+ *   multipart/related with type="application/x-cpm-file-transfer" (CPM
+ *   file transfer history object), or
+ *   application/vnd.gsma.rcs-ft-http+xml                -> "file-transfer"
+ *   anything else, including Message/CPIM chat messages,
+ *   SMS/MMS with Message-Context and IMDN reports       -> "message"
+ * Media types and parameter names are case-insensitive.
+ * "conversation-history" is the type of a Conversation-ID folder as a
+ * whole: no header makes a message one, so it is never produced here.
+ * An RCS file transfer stored as Message/CPIM wrapping
+ * application/vnd.gsma.rcs-ft-http+xml only shows that in its body, which
+ * is not looked at here; it is classified "message".
+ */
+static const char *type_of(const char *ct)
+{
+	const char *p = ct, *e;
+	size_t n;
+
+	while (is_wsp(*p))
+		p++;
+	e = p;
+	while (*e && *e != ';' && !is_wsp(*e) && *e != '(')
+		e++;
+	n = (size_t)(e - p);
+#define IS(s) (n == strlen(s) && strncasecmp(p, s, n) == 0)
+	if (IS("application/x-cpm-session") || IS("application/group-state-object+xml"))
+		return "session-history";
+	if (IS("application/vnd.gsma.rcs-ft-http+xml"))
+		return "file-transfer";
+	if (!IS("multipart/related"))
+		return "message";
+#undef IS
+	/* Look for the type parameter. */
+	p = e;
+	while (*p) {
+		const char *name;
+		size_t name_len, val_len;
+		char vbuf[64];
+		size_t vn = 0;
+
+		p = strchr(p, ';');
+		if (!p)
+			break;
+		p++;
+		while (is_wsp(*p))
+			p++;
+		name = p;
+		while (*p && *p != '=' && *p != ';' && !is_wsp(*p))
+			p++;
+		name_len = (size_t)(p - name);
+		while (is_wsp(*p))
+			p++;
+		if (*p != '=')
+			continue;
+		p++;
+		while (is_wsp(*p))
+			p++;
+		if (*p == '"') {
+			p++;
+			while (*p && *p != '"') {
+				if (*p == '\\' && p[1])
+					p++;
+				if (vn < sizeof(vbuf))
+					vbuf[vn++] = *p;
+				p++;
+			}
+			if (*p == '"')
+				p++;
+		} else {
+			while (*p && *p != ';' && !is_wsp(*p)) {
+				if (vn < sizeof(vbuf))
+					vbuf[vn++] = *p;
+				p++;
+			}
+		}
+		val_len = vn;
+		if (name_len == 4 && strncasecmp(name, "type", 4) == 0) {
+			static const char ft[] = "application/x-cpm-file-transfer";
+
+			if (val_len == strlen(ft) && strncasecmp(vbuf, ft, val_len) == 0)
+				return "file-transfer";
+			return "message";
+		}
+	}
+	return "message";
+}
+
+void msg_summary_free(struct msg_summary *s)
+{
+	if (!s)
+		return;
+	free(s->message_id);
+	free(s->subject);
+	free(s->from);
+	free(s->to);
+	free(s->conversation_id);
+	free(s->contribution_id);
+	free(s->imdn_message_id);
+	*s = (struct msg_summary){ .type = "message" };
+}
+
+int msg_summary_parse(const void *data, size_t len, struct msg_summary *ret)
+{
+	struct span spans[_F_MAX] = { 0 };
+	struct msg_summary s = { .type = "message" };
+	_cleanup_free_ char *date = NULL, *ct = NULL;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	*ret = (struct msg_summary){ .type = "message" };
+	if (!data)
+		len = 0;
+	if (len > MSG_SUMMARY_MAX_HEADER)
+		len = MSG_SUMMARY_MAX_HEADER;
+	if (len)
+		find_fields(data, len, spans);
+
+	r = plain_value(&spans[F_MESSAGE_ID], &s.message_id);
+	if (r >= 0)
+		r = subject_value(&spans[F_SUBJECT], &s.subject);
+	if (r >= 0)
+		r = plain_value(&spans[F_FROM], &s.from);
+	if (r >= 0)
+		r = to_value(&spans[F_TO], &spans[F_CC], &s.to);
+	if (r >= 0)
+		r = plain_value(&spans[F_CONVERSATION_ID], &s.conversation_id);
+	if (r >= 0)
+		r = plain_value(&spans[F_CONTRIBUTION_ID], &s.contribution_id);
+	if (r >= 0)
+		r = plain_value(&spans[F_IMDN_MESSAGE_ID], &s.imdn_message_id);
+	if (r >= 0)
+		r = plain_value(&spans[F_DATE], &date);
+	if (r >= 0)
+		r = plain_value(&spans[F_CONTENT_TYPE], &ct);
+	if (r < 0) {
+		msg_summary_free(&s);
+		return -ENOMEM;
+	}
+	if (msg_parse_date(date, strlen(date), &s.date) < 0)
+		s.date = 0;
+	s.type = type_of(ct);
+	*ret = s;
+	return 0;
+}
+
+/* Dates. */
+
+static const char *const month_names[12] = {
+	"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+};
+static const char *const day_names[7] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool leap(int64_t y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Zone names of RFC 5322 4.3 (minutes east of UTC). */
+static bool named_zone(const char *s, size_t n, int *ret)
+{
+	static const struct {
+		const char *name;
+		int minutes;
+	} zones[] = {
+		{ "UT", 0 },	     { "UTC", 0 },	  { "GMT", 0 },	     { "Z", 0 },
+		{ "EST", -5 * 60 }, { "EDT", -4 * 60 }, { "CST", -6 * 60 }, { "CDT", -5 * 60 },
+		{ "MST", -7 * 60 }, { "MDT", -6 * 60 }, { "PST", -8 * 60 }, { "PDT", -7 * 60 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(zones); i++)
+		if (strlen(zones[i].name) == n && strncasecmp(zones[i].name, s, n) == 0) {
+			*ret = zones[i].minutes;
+			return true;
+		}
+	/* Other military zones are "-0000" (unknown) per RFC 5322 4.3. */
+	if (n == 1 && ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')) && *s != 'j' &&
+	    *s != 'J') {
+		*ret = 0;
+		return true;
+	}
+	return false;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+static bool all_alpha(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+			return false;
+	return true;
+}
+
+static int64_t number(const char *s, size_t n)
+{
+	int64_t v = 0;
+
+	for (size_t i = 0; i < n && v < 100000000; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
+/* Matches a 3-letter name (or a longer one starting with it: "July"). */
+static int name_index(const char *s, size_t n, const char *const *names, size_t count)
+{
+	if (n < 3 || !all_alpha(s, n))
+		return -1;
+	for (size_t i = 0; i < count; i++)
+		if (strncasecmp(names[i], s, 3) == 0)
+			return (int)i;
+	return -1;
+}
+
+#define DATE_MAX_TOKENS 12
+
+int msg_parse_date(const char *s, size_t len, int64_t *ret)
+{
+	char buf[256];
+	struct {
+		const char *p;
+		size_t n;
+	} tok[DATE_MAX_TOKENS];
+	size_t n = 0, nt = 0, t = 0;
+	int depth = 0, zone = 0, month;
+	int64_t day, year, hour, min, sec = 0, days;
+	const char *tp;
+	size_t tn, k;
+
+	if (!s || !ret)
+		return -EINVAL;
+	/* Comments (nested, with quoted-pairs) become spaces; ',' splits too. */
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (n >= sizeof(buf) - 1)
+			return -EINVAL;
+		if (depth > 0 && c == '\\') {
+			i++;
+			continue;
+		}
+		if (c == '(') {
+			depth++;
+			c = ' ';
+		} else if (depth > 0) {
+			if (c == ')')
+				depth--;
+			c = ' ';
+		} else if (c == ',' || c == '\t' || c == '\r' || c == '\n') {
+			c = ' ';
+		}
+		buf[n++] = c;
+	}
+	buf[n] = '\0';
+	for (size_t i = 0; i < n;) {
+		size_t j;
+
+		while (i < n && buf[i] == ' ')
+			i++;
+		if (i >= n)
+			break;
+		j = i;
+		while (j < n && buf[j] != ' ')
+			j++;
+		if (nt == DATE_MAX_TOKENS)
+			return -EINVAL;
+		tok[nt].p = buf + i;
+		tok[nt].n = j - i;
+		nt++;
+		i = j;
+	}
+
+	/* [day-of-week] */
+	if (t < nt && name_index(tok[t].p, tok[t].n, day_names, 7) >= 0)
+		t++;
+	/* day month year */
+	if (t + 3 > nt || !all_digits(tok[t].p, tok[t].n) || tok[t].n > 2)
+		return -EINVAL;
+	day = number(tok[t].p, tok[t].n);
+	month = name_index(tok[t + 1].p, tok[t + 1].n, month_names, 12);
+	if (month < 0 || !all_digits(tok[t + 2].p, tok[t + 2].n) || tok[t + 2].n > 4)
+		return -EINVAL;
+	year = number(tok[t + 2].p, tok[t + 2].n);
+	/* Obsolete years (RFC 5322 4.3): 2 digits, 00-49 -> 20xx, 50-99 ->
+	 * 19xx; 3 digits -> + 1900. */
+	if (tok[t + 2].n == 2)
+		year += year < 50 ? 2000 : 1900;
+	else if (tok[t + 2].n == 3)
+		year += 1900;
+	t += 3;
+
+	/* time: hour ":" minute [":" second], maybe with the zone glued on. */
+	if (t >= nt)
+		return -EINVAL;
+	tp = tok[t].p;
+	tn = tok[t].n;
+	t++;
+	for (k = 0; k < tn && tp[k] >= '0' && tp[k] <= '9'; k++)
+		;
+	if (k == 0 || k > 2 || k >= tn || tp[k] != ':')
+		return -EINVAL;
+	hour = number(tp, k);
+	tp += k + 1;
+	tn -= k + 1;
+	for (k = 0; k < tn && tp[k] >= '0' && tp[k] <= '9'; k++)
+		;
+	if (k == 0 || k > 2)
+		return -EINVAL;
+	min = number(tp, k);
+	tp += k;
+	tn -= k;
+	if (tn && *tp == ':') {
+		tp++;
+		tn--;
+		for (k = 0; k < tn && tp[k] >= '0' && tp[k] <= '9'; k++)
+			;
+		if (k == 0 || k > 2)
+			return -EINVAL;
+		sec = number(tp, k);
+		tp += k;
+		tn -= k;
+	}
+	if (tn == 0 && t < nt) {
+		tp = tok[t].p;
+		tn = tok[t].n;
+		t++;
+	}
+	/* zone: +hhmm / -hhmm, or a name; absent: taken as UTC. */
+	if (tn) {
+		if ((*tp == '+' || *tp == '-') && tn == 5 && all_digits(tp + 1, 4)) {
+			int hh = (int)number(tp + 1, 2), mm = (int)number(tp + 3, 2);
+
+			if (mm > 59)
+				return -EINVAL;
+			zone = (hh * 60 + mm) * (*tp == '-' ? -1 : 1);
+		} else if (!named_zone(tp, tn, &zone)) {
+			return -EINVAL;
+		}
+	}
+	/* Anything after the zone is ignored (some mailers add junk). */
+
+	{
+		static const unsigned mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+		if (day < 1 || day > mdays[month] || (month == 1 && day == 29 && !leap(year)))
+			return -EINVAL;
+	}
+	if (year < 1900 || hour > 23 || min > 59 || sec > 60)
+		return -EINVAL;
+	days = days_from_civil(year, (unsigned)month + 1, (unsigned)day);
+	*ret = days * 86400 + hour * 3600 + min * 60 + sec - (int64_t)zone * 60;
+	return 0;
+}

@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+#include "util/msg-summary.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char sample[] =
+	"Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+	"From: tel:+4911111\r\n"
+	"To: tel:+4922222\r\n"
+	"Message-ID: <0123@example.org>\r\n"
+	"MIME-Version: 1.0\r\n"
+	"Content-Type: Message/CPIM\r\n"
+	"Subject: =?UTF-8?B?SGFsbG8g?=\r\n"
+	" =?UTF-8?B?V2VsdA==?=\r\n"
+	"Conversation-ID: f81d4fae-7dec-11d0-a765-00a0c91e6bf6\r\n"
+	"Contribution-ID: abcdef\r\n"
+	"IMDN-Message-ID: UFoF32HEaXaw\r\n"
+	"Message-Direction: sent\r\n"
+	"\r\n"
+	"From: <sip:anonymous@anonymous.invalid>\r\n"
+	"Subject: not a header of the message\r\n";
+
+static struct msg_summary parse(const char *s)
+{
+	struct msg_summary m;
+
+	ck_assert_int_eq(msg_summary_parse(s, strlen(s), &m), 0);
+	return m;
+}
+
+START_TEST(test_sample)
+{
+	struct msg_summary m = parse(sample);
+
+	ck_assert_str_eq(m.message_id, "<0123@example.org>");
+	ck_assert_str_eq(m.subject, "Hallo Welt");
+	ck_assert_str_eq(m.from, "tel:+4911111");
+	ck_assert_str_eq(m.to, "tel:+4922222");
+	ck_assert_str_eq(m.conversation_id, "f81d4fae-7dec-11d0-a765-00a0c91e6bf6");
+	ck_assert_str_eq(m.contribution_id, "abcdef");
+	ck_assert_str_eq(m.imdn_message_id, "UFoF32HEaXaw");
+	ck_assert_str_eq(m.type, "message");
+	ck_assert_int_eq(m.date, 1057049557);
+	msg_summary_free(&m);
+}
+END_TEST
+
+/* One field of a header in, its value out. */
+struct field_case {
+	const char *in;
+	const char *message_id, *subject, *from, *to;
+};
+
+static const struct field_case field_cases[] = {
+	/* absent: "" */
+	{ "X-Other: 1\r\n\r\n", "", "", "", "" },
+	{ "", "", "", "", "" },
+	/* case-insensitive names, first occurrence wins, trimming */
+	{ "message-id:   <a@b>  \r\nMessage-ID: <c@d>\r\n", "<a@b>", "", "", "" },
+	{ "MESSAGE-ID:<a@b>\n", "<a@b>", "", "", "" },
+	/* obsolete WSP before the colon */
+	{ "Subject  : hi\n", "", "hi", "", "" },
+	/* folding, bare LF, tab folds */
+	{ "Subject: a\r\n b\r\n\tc\r\n", "", "a b\tc", "", "" },
+	{ "Subject: a\n b\n", "", "a b", "", "" },
+	/* lines without a colon and their continuations are skipped */
+	{ "garbage line\n continued\nFrom: x\n", "", "", "x", "" },
+	/* a continuation at the very start belongs to nothing */
+	{ " Subject: no\nFrom: y\n", "", "", "y", "" },
+	/* parsing stops at the empty line */
+	{ "From: a\n\nSubject: body\n", "", "", "a", "" },
+	{ "From: a\r\n\r\nSubject: body\r\n", "", "", "a", "" },
+	/* NUL dropped, control characters to spaces, 8-bit Latin-1 to UTF-8 */
+	{ "Subject: a\x01" "b\n", "", "a b", "", "" },
+	{ "Subject: caf\xe9\n", "", "caf\xc3\xa9", "", "" },
+	{ "Subject: caf\xc3\xa9\n", "", "caf\xc3\xa9", "", "" },
+	/* To and Cc: top-level commas only */
+	{ "To: a@x, b@y\r\nCc: c@z\r\n", "", "", "", "a@x\nb@y\nc@z" },
+	{ "To: \"Doe, John\" <j@x>, (a, comment) k@y\n", "", "", "",
+	  "\"Doe, John\" <j@x>\n(a, comment) k@y" },
+	{ "To: <sip:a@x;p=1,2>, tel:+1\n", "", "", "", "<sip:a@x;p=1,2>\ntel:+1" },
+	{ "To: ,, a ,\n", "", "", "", "a" },
+	{ "To: \"q\\\", r\" <z@z>\n", "", "", "", "\"q\\\", r\" <z@z>" },
+	{ "Cc: only@cc\n", "", "", "", "only@cc" },
+	{ "To: a\n , b\n", "", "", "", "a\nb" },
+	{ "To: a\nTo: b\n", "", "", "", "a" },
+	/* RFC 2047 */
+	{ "Subject: =?iso-8859-1?q?caf=E9?=\n", "", "caf\xc3\xa9", "", "" },
+	{ "Subject: =?US-ASCII?Q?a_b?=\n", "", "a b", "", "" },
+	{ "Subject: =?utf-8?b?w6k?=\n", "", "\xc3\xa9", "", "" }, /* no padding */
+	{ "Subject: =?UTF-8?Q?a?= =?UTF-8?Q?b?=\n", "", "ab", "", "" },
+	{ "Subject: =?UTF-8?Q?a?=  x  =?UTF-8?Q?b?=\n", "", "a  x  b", "", "" },
+	/* a UTF-8 character split over two words */
+	{ "Subject: =?UTF-8?B?w6?= =?UTF-8?Q?=A9?=\n", "", "\xc3\xa9", "", "" },
+	{ "Subject: =?UTF-8?Q?a?=\n =?UTF-8?Q?b?=\n", "", "ab", "", "" },
+	{ "Subject: =?UTF-8*de?Q?a?=\n", "", "a", "", "" },
+	/* other charsets and broken words stay as they are */
+	{ "Subject: =?KOI8-R?B?8NLJ?= x\n", "", "=?KOI8-R?B?8NLJ?= x", "", "" },
+	{ "Subject: =?UTF-8?X?abc?=\n", "", "=?UTF-8?X?abc?=", "", "" },
+	{ "Subject: =?UTF-8?Q?no end\n", "", "=?UTF-8?Q?no end", "", "" },
+	{ "Subject: =?UTF-8?Q?a=ZZ?=\n", "", "a=ZZ", "", "" },
+	{ "Subject: =??Q?a?=\n", "", "=??Q?a?=", "", "" },
+	/* decoded control bytes and invalid UTF-8 are still cleaned */
+	{ "Subject: =?UTF-8?Q?a=0Ab=FF?=\n", "", "a b\xc3\xbf", "", "" },
+	{ "Subject: =?UTF-8?Q?x=00y?=\n", "", "xy", "", "" },
+};
+
+START_TEST(test_fields)
+{
+	const struct field_case *c = &field_cases[_i];
+	struct msg_summary m;
+
+	ck_assert_int_eq(msg_summary_parse(c->in, strlen(c->in), &m), 0);
+	ck_assert_msg(strcmp(m.message_id, c->message_id) == 0, "case %d message-id: \"%s\"", _i,
+		      m.message_id);
+	ck_assert_msg(strcmp(m.subject, c->subject) == 0, "case %d subject: \"%s\"", _i, m.subject);
+	ck_assert_msg(strcmp(m.from, c->from) == 0, "case %d from: \"%s\"", _i, m.from);
+	ck_assert_msg(strcmp(m.to, c->to) == 0, "case %d to: \"%s\"", _i, m.to);
+	msg_summary_free(&m);
+}
+END_TEST
+
+START_TEST(test_nul_bytes)
+{
+	static const char in[] = "Subject: a\0b\r\nFr\0om: x\r\nFrom: y\r\n\r\n";
+	struct msg_summary m;
+
+	ck_assert_int_eq(msg_summary_parse(in, sizeof(in) - 1, &m), 0);
+	ck_assert_str_eq(m.subject, "ab");
+	ck_assert_str_eq(m.from, "y"); /* "Fr\0om" is no From */
+	msg_summary_free(&m);
+	ck_assert_int_eq(msg_summary_parse(NULL, 0, &m), 0);
+	ck_assert_str_eq(m.type, "message");
+	msg_summary_free(&m);
+}
+END_TEST
+
+struct type_case {
+	const char *content_type;
+	const char *type;
+};
+
+static const struct type_case type_cases[] = {
+	{ NULL, "message" },
+	{ "Message/CPIM", "message" },
+	{ "text/plain; charset=utf-8", "message" },
+	{ "Application/X-CPM-Session", "session-history" },
+	{ "application/x-cpm-session ; foo=bar", "session-history" },
+	{ "application/group-state-object+xml", "session-history" },
+	{ "multipart/related; boundary=xyz; type=\"Application/X-CPM-File-Transfer\"",
+	  "file-transfer" },
+	{ "Multipart/Related;\r\n type=application/x-cpm-file-transfer;\r\n boundary=b",
+	  "file-transfer" },
+	{ "multipart/related; TYPE = \"application/x-cpm-file-transfer\"", "file-transfer" },
+	{ "multipart/related; type=\"text/html\"", "message" },
+	{ "multipart/related; boundary=\"type=application/x-cpm-file-transfer\"", "message" },
+	{ "multipart/related", "message" },
+	{ "application/vnd.gsma.rcs-ft-http+xml", "file-transfer" },
+	{ "multipart/mixed; type=\"application/x-cpm-file-transfer\"", "message" },
+	{ "application/x-cpm-sessionX", "message" },
+	{ "", "message" },
+};
+
+START_TEST(test_types)
+{
+	const struct type_case *c = &type_cases[_i];
+	char in[512];
+	struct msg_summary m;
+
+	if (c->content_type)
+		snprintf(in, sizeof(in), "From: a\r\nContent-Type: %s\r\n\r\n", c->content_type);
+	else
+		snprintf(in, sizeof(in), "From: a\r\n\r\n");
+	m = parse(in);
+	ck_assert_msg(strcmp(m.type, c->type) == 0, "case %d: %s", _i, m.type);
+	msg_summary_free(&m);
+}
+END_TEST
+
+START_TEST(test_sms_message_context)
+{
+	struct msg_summary m = parse("From: tel:+33600000001\r\n"
+				     "To: tel:+33600000002\r\n"
+				     "Message-Context: pager-message\r\n"
+				     "Message-Correlator: =?utf-8?b?SGk=?=\r\n"
+				     "Content-Type: Message/CPIM\r\n\r\n");
+
+	ck_assert_str_eq(m.type, "message");
+	ck_assert_str_eq(m.to, "tel:+33600000002");
+	msg_summary_free(&m);
+}
+END_TEST
+
+START_TEST(test_limits)
+{
+	size_t n = MSG_SUMMARY_MAX_HEADER + 1000;
+	char *big = malloc(n + 64);
+	struct msg_summary m;
+
+	ck_assert_ptr_nonnull(big);
+	/* A huge subject of 2-byte characters is cut at a character boundary. */
+	strcpy(big, "Subject: ");
+	for (size_t i = 9; i + 1 < n; i += 2) {
+		big[i] = (char)0xc3;
+		big[i + 1] = (char)0xa9;
+	}
+	big[n] = '\0';
+	ck_assert_int_eq(msg_summary_parse(big, n, &m), 0);
+	ck_assert_uint_le(strlen(m.subject), MSG_SUMMARY_MAX_FIELD);
+	ck_assert_uint_ge(strlen(m.subject), MSG_SUMMARY_MAX_FIELD - 1);
+	ck_assert_int_eq(strlen(m.subject) % 2, 0);
+	msg_summary_free(&m);
+
+	/* A field beyond MSG_SUMMARY_MAX_HEADER is not looked at. */
+	memset(big, 'x', n);
+	memcpy(big, "X-Pad: ", 7);
+	memcpy(big + MSG_SUMMARY_MAX_HEADER - 10, "\nFrom: late\n", 12);
+	ck_assert_int_eq(msg_summary_parse(big, MSG_SUMMARY_MAX_HEADER + 20, &m), 0);
+	ck_assert_str_eq(m.from, "lat");
+	msg_summary_free(&m);
+	memset(big + MSG_SUMMARY_MAX_HEADER - 10, 'x', 12);
+	memcpy(big + MSG_SUMMARY_MAX_HEADER, "\nFrom: late\n", 12);
+	ck_assert_int_eq(msg_summary_parse(big, MSG_SUMMARY_MAX_HEADER + 20, &m), 0);
+	ck_assert_str_eq(m.from, "");
+	msg_summary_free(&m);
+
+	/* Many addresses: the list is cut at a whole line. */
+	strcpy(big, "To: ");
+	for (int i = 0; i < 2000; i++)
+		sprintf(big + strlen(big), "user%d@example.org, ", i);
+	m = parse(big);
+	ck_assert_uint_le(strlen(m.to), MSG_SUMMARY_MAX_FIELD);
+	ck_assert(m.to[strlen(m.to) - 1] == 'g');
+	msg_summary_free(&m);
+	free(big);
+}
+END_TEST
+
+/* Every prefix of the sample, each in its own exact-size allocation so
+ * that ASan sees any read past the end. */
+START_TEST(test_every_prefix)
+{
+	size_t n = sizeof(sample) - 1;
+
+	for (size_t len = 0; len <= n; len++) {
+		char *copy = malloc(len ? len : 1);
+		struct msg_summary m;
+		int64_t t;
+
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, sample, len);
+		ck_assert_int_eq(msg_summary_parse(copy, len, &m), 0);
+		ck_assert_ptr_nonnull(m.subject);
+		msg_summary_free(&m);
+		msg_header_length(copy, len);
+		msg_parse_date(copy, len, &t);
+		free(copy);
+	}
+}
+END_TEST
+
+START_TEST(test_header_length)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+	} cases[] = {
+		{ "", 0 },
+		{ "\r\n", 2 },
+		{ "\n", 1 },
+		{ "A: b\r\n\r\nbody", 8 },
+		{ "A: b\n\nbody", 6 },
+		{ "A: b\n\r\nbody", 7 },
+		{ "A: b\r\n", 0 },
+		{ "A: b\r\n\r", 0 },
+		{ "A: b\r\n c\r\n\r\n", 12 },
+		{ "A: b\r\r\n", 0 },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+		ck_assert_msg(msg_header_length(cases[i].in, strlen(cases[i].in)) == cases[i].len,
+			      "case %zu", i);
+	ck_assert_uint_eq(msg_header_length(NULL, 5), 0);
+}
+END_TEST
+
+struct date_case {
+	const char *in;
+	int r;
+	int64_t t;
+};
+
+static const struct date_case date_cases[] = {
+	{ "Tue, 1 Jul 2003 10:52:37 +0200", 0, 1057049557 },
+	{ "1 Jul 2003 10:52:37 +0200", 0, 1057049557 },
+	{ "Tue,1 Jul 2003 10:52:37 +0200", 0, 1057049557 },
+	{ "  Tue ,  01  jul  2003  08:52:37  +0000  ", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 08:52:37 GMT", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 08:52:37 UT", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 08:52:37 Z", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 03:52:37 EST", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 04:52:37 EDT", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 01:52:37 PDT", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 08:52:37 -0000", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 08:52:37 A", 0, 1057049557 }, /* military: unknown */
+	{ "Tue, 1 Jul 2003 08:52:37", 0, 1057049557 },	  /* no zone: UTC */
+	{ "Tue, 1 Jul 2003 08:52:37+0000", 0, 1057049557 },
+	{ "Tue, 1 Jul 03 10:52:37 +0200", 0, 1057049557 },
+	{ "Tue, 1 Jul 103 10:52:37 +0200", 0, 1057049557 },
+	{ "Thu, 1 Jul 99 00:00:00 +0000", 0, 930787200 },
+	{ "Tue (comment), 1 (more (nested)) Jul 2003 10:52:37 +0200 (CEST)", 0, 1057049557 },
+	{ "Tuesday, 1 July 2003 10:52:37 +0200", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 10:52 +0200", 0, 1057049520 },
+	{ "Thu, 1 Jan 1970 00:00:00 +0000", 0, 0 },
+	{ "Thu, 1 Jan 1970 00:00:00 +0100", 0, -3600 },
+	{ "Sat, 29 Feb 2020 12:00:00 +0000", 0, 1582977600 },
+	{ "Wed, 31 Dec 2098 23:59:60 +0000", 0, 4070908800 },
+	{ "", -EINVAL, 0 },
+	{ "garbage", -EINVAL, 0 },
+	{ "Tue, 1 Jux 2003 10:52:37 +0200", -EINVAL, 0 },
+	{ "Tue, 32 Jul 2003 10:52:37 +0200", -EINVAL, 0 },
+	{ "Fri, 29 Feb 2019 10:52:37 +0200", -EINVAL, 0 },
+	{ "Tue, 1 Jul 2003 24:00:00 +0200", -EINVAL, 0 },
+	{ "Tue, 1 Jul 2003 10:60:00 +0200", -EINVAL, 0 },
+	{ "Tue, 1 Jul 2003 10:52:37 +02", -EINVAL, 0 },
+	{ "Tue, 1 Jul 2003 10:52:37 +0260", -EINVAL, 0 },
+	{ "Tue, 1 Jul 2003 10:52:37 XYZ", -EINVAL, 0 },
+	{ "Tue, 1 Jul 2003", -EINVAL, 0 },
+	{ "Tue, 1 Jul 2003 1052", -EINVAL, 0 },
+	{ "Tue, 1 Jul 20031 10:52:37 +0200", -EINVAL, 0 },
+	{ "Tue, 0 Jul 2003 10:52:37 +0200", -EINVAL, 0 },
+	{ "Tue, 1 Jul 2003 10:52:37 +0200 a b c d e f g h i j k l", -EINVAL, 0 },
+};
+
+START_TEST(test_dates)
+{
+	const struct date_case *c = &date_cases[_i];
+	int64_t t = 12345;
+	int r = msg_parse_date(c->in, strlen(c->in), &t);
+
+	ck_assert_msg(r == c->r, "case %d \"%s\": r=%d", _i, c->in, r);
+	if (r == 0)
+		ck_assert_msg(t == c->t, "case %d \"%s\": %lld", _i, c->in, (long long)t);
+}
+END_TEST
+
+START_TEST(test_date_in_summary)
+{
+	struct msg_summary m = parse("Date: bogus\r\n\r\n");
+
+	ck_assert_int_eq(m.date, 0);
+	msg_summary_free(&m);
+	m = parse("Date: Thu, 1 Jan 1970 00:01:00\r\n +0000\r\n\r\n");
+	ck_assert_int_eq(m.date, 60);
+	msg_summary_free(&m);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("msg-summary");
+	TCase *tc = tcase_create("parse");
+
+	tcase_add_test(tc, test_sample);
+	tcase_add_loop_test(tc, test_fields, 0, (int)ARRAY_LEN(field_cases));
+	tcase_add_test(tc, test_nul_bytes);
+	tcase_add_loop_test(tc, test_types, 0, (int)ARRAY_LEN(type_cases));
+	tcase_add_test(tc, test_sms_message_context);
+	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_every_prefix);
+	tcase_add_test(tc, test_header_length);
+	tcase_add_loop_test(tc, test_dates, 0, (int)ARRAY_LEN(date_cases));
+	tcase_add_test(tc, test_date_in_summary);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(suite)

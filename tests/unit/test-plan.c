@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The engine's decisions (engine/plan.c) and the flag merge
+ * (util/flags.c), over scenario tables: no I/O anywhere.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/account.h>
+
+#include "engine/plan.h"
+#include "testlib.h"
+#include "util/flags.h"
+
+/* ------------------------------------------------------------------ */
+/* Flag sets and the three-way merge */
+
+static const struct {
+	const char *in[6];
+	const char *want; /* NULL: -EINVAL */
+} from_list_cases[] = {
+	{ { NULL }, "" },
+	{ { "\\seen", NULL }, "\\Seen" },
+	{ { "\\Seen", "\\SEEN", "$Work", NULL }, "$Work \\Seen" },
+	{ { "\\Recent", "\\Flagged", NULL }, "\\Flagged" },
+	{ { "b", "a", "B", NULL }, "B a b" },
+	{ { "\\Bogus", NULL }, NULL },
+	{ { "has space", NULL }, NULL },
+	{ { "par(en", NULL }, NULL },
+	{ { "", NULL }, NULL },
+	{ { "\\*", NULL }, NULL },
+};
+
+START_TEST(test_flags_from_list)
+{
+	const char *const *in = from_list_cases[_i].in;
+	size_t n = 0;
+	char *out = NULL;
+	int r;
+
+	while (in[n])
+		n++;
+	r = flags_from_list(in, n, &out);
+	if (!from_list_cases[_i].want) {
+		ck_assert_int_eq(r, -EINVAL);
+		return;
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_str_eq(out, from_list_cases[_i].want);
+	free(out);
+}
+END_TEST
+
+/* base, local, remote -> merged (dsync's rule). */
+static const struct {
+	const char *base, *local, *remote, *want;
+} merge_cases[] = {
+	/* Nothing local: the server wins. */
+	{ "\\Seen", "\\Seen", "\\Flagged \\Seen", "\\Flagged \\Seen" },
+	{ "\\Seen", "\\Seen", "", "" },
+	/* Local add and a remote add of another flag: both. */
+	{ "", "\\Flagged", "\\Seen", "\\Flagged \\Seen" },
+	/* Local remove, remote add of another flag: both. */
+	{ "\\Seen", "", "$Work \\Seen", "$Work" },
+	/* Same change on both sides. */
+	{ "", "\\Seen", "\\Seen", "\\Seen" },
+	/* Local removed what the server also removed. */
+	{ "\\Seen", "", "", "" },
+	/* Local re-adds a flag the server removed meanwhile: local change wins
+	 * only for flags it touched; here local did not touch \Seen. */
+	{ "\\Seen \\Answered", "\\Seen \\Answered \\Flagged", "\\Answered",
+	  "\\Answered \\Flagged" },
+	/* The issue's example: local +\Flagged -\Seen, server +$Work -\Answered. */
+	{ "\\Answered \\Seen", "\\Answered \\Flagged", "$Work \\Seen", "$Work \\Flagged" },
+	/* Keywords are case-sensitive strings here. */
+	{ "", "$label", "$Label", "$Label $label" },
+};
+
+START_TEST(test_flags_merge3)
+{
+	char *out = NULL;
+
+	ck_assert_int_eq(flags_merge3(merge_cases[_i].base, merge_cases[_i].local,
+				      merge_cases[_i].remote, &out),
+			 0);
+	ck_assert_msg(strcmp(out, merge_cases[_i].want) == 0, "case %d: got '%s' want '%s'", _i,
+		      out, merge_cases[_i].want);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_flags_diff_apply)
+{
+	char *add = NULL, *del = NULL, *back = NULL;
+
+	ck_assert_int_eq(flags_diff("$A \\Seen", "$B \\Seen", &add, &del), 0);
+	ck_assert_str_eq(add, "$B");
+	ck_assert_str_eq(del, "$A");
+	ck_assert_int_eq(flags_apply("$A \\Seen", add, del, &back), 0);
+	ck_assert_str_eq(back, "$B \\Seen");
+	ck_assert(flags_has(back, "\\seen"));
+	ck_assert(!flags_has(back, "$A"));
+	ck_assert_uint_eq(flags_count(back), 2);
+	ck_assert_uint_eq(flags_count(""), 0);
+	free(add);
+	free(del);
+	free(back);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* LIST patterns */
+
+static const struct {
+	const char *pattern, *name;
+	bool want;
+} pattern_cases[] = {
+	{ "*", "INBOX", true },
+	{ "*", "a/b/c", true },
+	{ "%", "a", true },
+	{ "%", "a/b", false },
+	{ "a/%", "a/b", true },
+	{ "a/%", "a/b/c", false },
+	{ "a/*", "a/b/c", true },
+	{ "a*", "abc/d", true },
+	{ "INBOX", "inbox", true },
+	{ "inbox/%", "INBOX/x", true },
+	{ "INBOX/x", "INBOX/X", false },
+	{ "Sent", "sent", false },
+	{ "*c", "abc", true },
+	{ "*c", "abd", false },
+	{ "", "", true },
+	{ "a%c", "ab/c", false },
+	{ "a%c", "abbc", true },
+};
+
+START_TEST(test_pattern)
+{
+	ck_assert_msg(plan_pattern_match(pattern_cases[_i].pattern, pattern_cases[_i].name) ==
+			      pattern_cases[_i].want,
+		      "'%s' vs '%s'", pattern_cases[_i].pattern, pattern_cases[_i].name);
+}
+END_TEST
+
+START_TEST(test_patterns)
+{
+	const char *const pats[] = { "INBOX", "Work/*", NULL };
+
+	ck_assert(plan_patterns_match(NULL, "anything"));
+	ck_assert(plan_patterns_match(pats, "INBOX"));
+	ck_assert(plan_patterns_match(pats, "Work/a/b"));
+	ck_assert(!plan_patterns_match(pats, "Work"));
+	ck_assert(!plan_patterns_match(pats, "Sent"));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Folder planning: scenario tables */
+
+#define MAXF 6
+
+struct folder_scenario {
+	const char *what;
+	bool with_modseq;
+	struct plan_remote_folder remote[MAXF];
+	struct plan_local_folder local[MAXF];
+	/* Expected actions, as "KIND:local:remote" strings in output order. */
+	const char *want[MAXF * 2];
+};
+
+#define R(n, ...) { .name = n, __VA_ARGS__ }
+#define L(i, n, sn, ...) { .id = i, .name = n, .server_name = sn, __VA_ARGS__ }
+
+static const struct folder_scenario folder_scenarios[] = {
+	{ "first sync: everything new", true,
+	  { R("INBOX"), R("Sent"), R("Archive/2024") },
+	  { { 0 } },
+	  { "ADD:-:0", "ADD:-:1", "ADD:-:2" } },
+	{ "nothing changed (LIST-STATUS equal): no SELECT", true,
+	  { R("INBOX", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
+	      .highestmodseq = 55) },
+	  { L(1, "INBOX", "INBOX", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
+	      .known_messages = 9) },
+	  { "UNCHANGED:0:0" } },
+	{ "HIGHESTMODSEQ moved: sync", true,
+	  { R("INBOX", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
+	      .highestmodseq = 56) },
+	  { L(1, "INBOX", "INBOX", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
+	      .known_messages = 9) },
+	  { "SYNC:0:0" } },
+	{ "an expunge shows in MESSAGES even if HIGHESTMODSEQ were equal", true,
+	  { R("INBOX", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 8,
+	      .highestmodseq = 55) },
+	  { L(1, "INBOX", "INBOX", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
+	      .known_messages = 9) },
+	  { "SYNC:0:0" } },
+	{ "without CONDSTORE equal STATUS proves nothing (flags)", false,
+	  { R("INBOX", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
+	      .highestmodseq = 55) },
+	  { L(1, "INBOX", "INBOX", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
+	      .known_messages = 9) },
+	  { "SYNC:0:0" } },
+	{ "deleted on the server: deleted locally", true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"), L(2, "Old", "Old", .uidvalidity = 3) },
+	  { "SYNC:0:0", "DELETE:1:-" } },
+	{ "deleted on the server with local appends waiting: re-created", true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"), L(2, "Old", "Old", .has_content_ops = true) },
+	  { "SYNC:0:0", "RECREATE:1:-" } },
+	{ "renamed on the server: same UIDVALIDITY keeps the folder", true,
+	  { R("INBOX"), R("Projects/2025", .has_status = true, .uidvalidity = 42, .uidnext = 5,
+			  .messages = 4) },
+	  { L(1, "INBOX", "INBOX"), L(2, "Projects/2024", "Projects/2024", .uidvalidity = 42) },
+	  { "SYNC:0:0", "RENAMED:1:1" } },
+	{ "renamed and UIDVALIDITY differs: a new folder, the old one deleted", true,
+	  { R("New", .has_status = true, .uidvalidity = 43) },
+	  { L(2, "Old", "Old", .uidvalidity = 42) },
+	  { "ADD:-:0", "DELETE:0:-" } },
+	{ "deleted and re-created with the same name: one folder (UIDVALIDITY seen at SELECT)",
+	  true,
+	  { R("Box", .has_status = true, .uidvalidity = 99, .uidnext = 1) },
+	  { L(2, "Box", "Box", .uidvalidity = 42, .uidnext = 7, .highestmodseq = 3) },
+	  { "SYNC:0:0" } },
+	{ "local CREATE pending: kept, nothing to sync", true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"), L(2, "Mine", NULL) },
+	  { "SYNC:0:0" } },
+	{ "local CREATE that reached the server before a crash: confirmed", true,
+	  { R("INBOX"), R("Mine") },
+	  { L(1, "INBOX", "INBOX"), L(2, "Mine", NULL) },
+	  { "SYNC:0:0", "CONFIRM:1:1" } },
+	{ "local RENAME pending: synced under its server name", true,
+	  { R("Old") },
+	  { L(2, "New", "Old", .rename_pending = true) },
+	  { "SYNC:0:0" } },
+	{ "local RENAME that reached the server before a crash: confirmed", true,
+	  { R("New", .has_status = true, .uidvalidity = 42) },
+	  { L(2, "New", "Old", .rename_pending = true, .uidvalidity = 42) },
+	  { "CONFIRM:0:0" } },
+	{ "local DELETE pending: neither synced nor re-added", true,
+	  { R("INBOX"), R("Gone") },
+	  { L(1, "INBOX", "INBOX"), L(2, "Gone", "Gone", .removed = true) },
+	  { "SYNC:0:0" } },
+	{ "local DELETE that reached the server: row dropped", true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"), L(2, "Gone", "Gone", .removed = true) },
+	  { "SYNC:0:0", "DELETE:1:-" } },
+	{ "\\Noselect parents are not folders", true,
+	  { R("Parent", .noselect = true), R("Parent/Child") },
+	  { { 0 } },
+	  { "ADD:-:1" } },
+	{ "INBOX case-insensitive", true,
+	  { R("INBOX") },
+	  { L(1, "inbox", "Inbox") },
+	  { "SYNC:0:0" } },
+};
+
+static const char *kind_name(enum plan_folder_action_kind k)
+{
+	switch (k) {
+	case PLAN_FOLDER_ADD:
+		return "ADD";
+	case PLAN_FOLDER_RENAMED:
+		return "RENAMED";
+	case PLAN_FOLDER_CONFIRM:
+		return "CONFIRM";
+	case PLAN_FOLDER_DELETE:
+		return "DELETE";
+	case PLAN_FOLDER_RECREATE:
+		return "RECREATE";
+	case PLAN_FOLDER_SYNC:
+		return "SYNC";
+	case PLAN_FOLDER_UNCHANGED:
+		return "UNCHANGED";
+	}
+	return "?";
+}
+
+START_TEST(test_folder_scenarios)
+{
+	const struct folder_scenario *sc = &folder_scenarios[_i];
+	struct plan_folder_action acts[MAXF * 2];
+	size_t nr = 0, nl = 0, nw = 0;
+	int n;
+
+	while (nr < MAXF && sc->remote[nr].name)
+		nr++;
+	while (nl < MAXF && sc->local[nl].name)
+		nl++;
+	while (nw < MAXF * 2 && sc->want[nw])
+		nw++;
+	n = plan_folders(sc->remote, nr, sc->local, nl, sc->with_modseq, acts);
+	ck_assert_int_ge(n, 0);
+	for (int i = 0; i < n || (size_t)i < nw; i++) {
+		char got[64] = "(none)";
+		bool has_local, has_remote;
+
+		if (i < n) {
+			has_local = acts[i].kind != PLAN_FOLDER_ADD;
+			has_remote = acts[i].kind != PLAN_FOLDER_DELETE &&
+				     acts[i].kind != PLAN_FOLDER_RECREATE;
+			snprintf(got, sizeof(got), "%s:%s%s%s", kind_name(acts[i].kind),
+				 has_local ? "" : "-", "", "");
+			if (has_local)
+				snprintf(got + strlen(got), sizeof(got) - strlen(got), "%zu",
+					 acts[i].local);
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), ":");
+			if (has_remote)
+				snprintf(got + strlen(got), sizeof(got) - strlen(got), "%zu",
+					 acts[i].remote);
+			else
+				snprintf(got + strlen(got), sizeof(got) - strlen(got), "-");
+		}
+		ck_assert_msg((size_t)i < nw && strcmp(got, sc->want[i]) == 0,
+			      "%s: action %d is %s, want %s", sc->what, i, got,
+			      (size_t)i < nw ? sc->want[i] : "(none)");
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Per-folder mode: the fallback ladder */
+
+static const struct {
+	const char *what;
+	bool qresync, condstore;
+	uint32_t uv;
+	uint64_t hms;
+	uint32_t known;
+	enum plan_mode want;
+} mode_cases[] = {
+	{ "never synced", true, true, 0, 0, 0, PLAN_MODE_INITIAL },
+	{ "QRESYNC with state", true, true, 5, 100, 10, PLAN_MODE_QRESYNC },
+	{ "QRESYNC but no HIGHESTMODSEQ stored (NOMODSEQ before)", true, true, 5, 0, 10,
+	  PLAN_MODE_PLAIN },
+	{ "CONDSTORE only", false, true, 5, 100, 10, PLAN_MODE_CONDSTORE },
+	{ "neither", false, false, 5, 100, 10, PLAN_MODE_PLAIN },
+	{ "neither, empty folder", false, false, 5, 0, 0, PLAN_MODE_INITIAL },
+};
+
+START_TEST(test_select_mode)
+{
+	ck_assert_msg(plan_select_mode(mode_cases[_i].qresync, mode_cases[_i].condstore,
+				       mode_cases[_i].uv, mode_cases[_i].hms,
+				       mode_cases[_i].known) == mode_cases[_i].want,
+		      "%s", mode_cases[_i].what);
+}
+END_TEST
+
+static const struct {
+	const char *what;
+	enum plan_mode with;
+	uint32_t luv, lnext, suv, snext;
+	bool nomodseq;
+	bool want_changed;
+	enum plan_mode want_mode;
+	bool want_fetch;
+	uint32_t want_from;
+} after_cases[] = {
+	{ "QRESYNC, nothing new", PLAN_MODE_QRESYNC, 5, 10, 5, 10, false, false,
+	  PLAN_MODE_QRESYNC, false, 10 },
+	{ "QRESYNC, new messages", PLAN_MODE_QRESYNC, 5, 10, 5, 12, false, false,
+	  PLAN_MODE_QRESYNC, true, 10 },
+	{ "UIDVALIDITY changed: re-read from 1", PLAN_MODE_QRESYNC, 5, 10, 6, 3, false, true,
+	  PLAN_MODE_INITIAL, true, 1 },
+	{ "NOMODSEQ: plain comparison", PLAN_MODE_CONDSTORE, 5, 10, 5, 10, true, false,
+	  PLAN_MODE_PLAIN, false, 10 },
+	{ "no UIDNEXT from the server: look", PLAN_MODE_PLAIN, 5, 10, 5, 0, false, false,
+	  PLAN_MODE_PLAIN, true, 10 },
+	{ "initial", PLAN_MODE_INITIAL, 0, 0, 5, 10, false, false, PLAN_MODE_INITIAL, true, 1 },
+};
+
+START_TEST(test_after_select)
+{
+	struct plan_after_select a;
+
+	plan_after_select(after_cases[_i].with, after_cases[_i].luv, after_cases[_i].lnext,
+			  after_cases[_i].suv, after_cases[_i].snext, after_cases[_i].nomodseq, &a);
+	ck_assert_msg(a.uidvalidity_changed == after_cases[_i].want_changed, "%s",
+		      after_cases[_i].what);
+	ck_assert_msg(a.mode == after_cases[_i].want_mode, "%s", after_cases[_i].what);
+	ck_assert_msg(a.fetch_new == after_cases[_i].want_fetch, "%s", after_cases[_i].what);
+	ck_assert_msg(a.new_from_uid == after_cases[_i].want_from, "%s", after_cases[_i].what);
+}
+END_TEST
+
+START_TEST(test_expunge_search_and_bodies)
+{
+	/* 10 held below the old UIDNEXT, server has 12 with 2 new: no search. */
+	ck_assert(!plan_need_expunge_search(12, 2, 10));
+	/* one expunged meanwhile */
+	ck_assert(plan_need_expunge_search(11, 2, 10));
+	/* the server contradicts itself */
+	ck_assert(plan_need_expunge_search(1, 2, 0));
+
+	ck_assert_uint_eq(plan_body_limit(CPMSYNC_SYNC_BODIES_ALL), UINT64_MAX);
+	ck_assert_uint_eq(plan_body_limit(CPMSYNC_SYNC_BODIES_NONE), 0);
+	ck_assert_uint_eq(plan_body_limit(64), 65536);
+	ck_assert_uint_eq(plan_body_limit(INT64_MAX), UINT64_MAX);
+}
+END_TEST
+
+static Suite *plan_suite(void)
+{
+	Suite *s = suite_create("plan");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_loop_test(tc, test_flags_from_list, 0, (int)(sizeof(from_list_cases) /
+							       sizeof(from_list_cases[0])));
+	tcase_add_loop_test(tc, test_flags_merge3, 0,
+			    (int)(sizeof(merge_cases) / sizeof(merge_cases[0])));
+	tcase_add_test(tc, test_flags_diff_apply);
+	tcase_add_loop_test(tc, test_pattern, 0,
+			    (int)(sizeof(pattern_cases) / sizeof(pattern_cases[0])));
+	tcase_add_test(tc, test_patterns);
+	tcase_add_loop_test(tc, test_folder_scenarios, 0,
+			    (int)(sizeof(folder_scenarios) / sizeof(folder_scenarios[0])));
+	tcase_add_loop_test(tc, test_select_mode, 0,
+			    (int)(sizeof(mode_cases) / sizeof(mode_cases[0])));
+	tcase_add_loop_test(tc, test_after_select, 0,
+			    (int)(sizeof(after_cases) / sizeof(after_cases[0])));
+	tcase_add_test(tc, test_expunge_search_and_bodies);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(plan_suite)

@@ -1,0 +1,746 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Local operations (cpmsync/ops.h): the rows and journal rows each one
+ * leaves, the special cases of messages and folders not on the server yet,
+ * and that a failure changes nothing.
+ */
+#include <sqlite3.h>
+
+#include <check.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+#include <cpmsync/store.h>
+
+#include "store/store.h"
+#include "testlib.h"
+
+static char tmpdir[] = "/tmp/test-store-ops-XXXXXX";
+static char dbpath[sizeof(tmpdir) + 32];
+static struct cpmsync_store *cs;
+static struct store *s;
+
+static const char msg1[] = "Message-ID: <one@example.org>\r\n"
+			   "From: tel:+491111\r\n"
+			   "To: tel:+492222\r\n"
+			   "Subject: =?UTF-8?Q?gr=C3=BC=C3=9Fe?=\r\n"
+			   "Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+			   "Conversation-ID: conv-1\r\n"
+			   "Contribution-ID: contrib-1\r\n"
+			   "IMDN-Message-ID: imdn-1\r\n"
+			   "Content-Type: Message/CPIM\r\n"
+			   "\r\n"
+			   "hello\r\n";
+
+/*
+ * Account "a": INBOX (id 1) and Archive (id 2) on the server; message 1
+ * in INBOX with uid 5, \Seen and a body.  Account "b": INBOX (id 3) with
+ * message 2 (uid 1).
+ */
+static void setup(void)
+{
+	char *err = NULL;
+
+	strcpy(tmpdir, "/tmp/test-store-ops-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, &err), 0);
+	s = store_from_public(cs);
+	ck_assert_int_eq(store_exec(s,
+		"INSERT INTO account (id, name) VALUES (1, 'a'), (2, 'b');"
+		"INSERT INTO folder (id, account_id, name, delimiter, server_name) VALUES"
+		" (1, 1, 'INBOX', '/', 'INBOX'), (2, 1, 'Archive', '/', 'Archive'),"
+		" (3, 2, 'INBOX', '/', 'INBOX');"
+		"INSERT INTO message (id, folder_id, uid, flags, server_flags, size, message_id, type)"
+		" VALUES (1, 1, 5, '\\Seen', '\\Seen', 5, '<m1@x>', 'message'),"
+		" (2, 3, 1, '', '', 3, '<m2@x>', 'message');"
+		"INSERT INTO body (message_id, data) VALUES (1, CAST('hello' AS BLOB));"), 0);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void teardown(void)
+{
+	cs = cpmsync_store_close(cs);
+	s = NULL;
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int64_t qint(const char *fmt, ...) ATTR_FORMAT(1, 2);
+static int64_t qint(const char *fmt, ...)
+{
+	char sql[1024];
+	sqlite3_stmt *st;
+	va_list ap;
+	int64_t v;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+	ck_assert_msg(store_step(s, st) == 1, "no row: %s", sql);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+/* The text of the first column (NULL -> "(null)"), in a static buffer. */
+static const char *qtext(const char *fmt, ...) ATTR_FORMAT(1, 2);
+static const char *qtext(const char *fmt, ...)
+{
+	static char out[4096];
+	char sql[1024];
+	sqlite3_stmt *st;
+	va_list ap;
+	const char *t;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+	ck_assert_msg(store_step(s, st) == 1, "no row: %s", sql);
+	t = (const char *)sqlite3_column_text(st, 0);
+	snprintf(out, sizeof(out), "%s", t ? t : "(null)");
+	sqlite3_reset(st);
+	return out;
+}
+
+/* The journal as "op folder message args|..." (NULL as "-"). */
+static const char *journal(void)
+{
+	return qtext("SELECT ifnull(group_concat(op || ' ' || ifnull(folder_id, '-') || ' ' ||"
+		     " ifnull(message_id, '-') || ' ' || ifnull(replace(args, char(10), '\\n'), '-'),"
+		     " '|'), '') FROM (SELECT * FROM journal ORDER BY id)");
+}
+
+/* A digest of every row, to check that a failure changed nothing. */
+static char *snapshot(void)
+{
+	char *r = strdup(qtext(
+		"SELECT (SELECT ifnull(group_concat(id || name, ','), '') FROM account) || ';' ||"
+		" (SELECT ifnull(group_concat(id || name || removed || ifnull(server_name, '-'), ','), '')"
+		"  FROM folder) || ';' ||"
+		" (SELECT ifnull(group_concat(id || '/' || folder_id || '/' || ifnull(uid, '-') || '/' ||"
+		"  flags || '/' || removed, ','), '') FROM message) || ';' ||"
+		" (SELECT count(*) FROM body) || ';' ||"
+		" (SELECT ifnull(group_concat(id || op || ifnull(folder_id, '-') ||"
+		"  ifnull(message_id, '-') || ifnull(args, '-'), ','), '') FROM journal)"));
+
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+static int64_t store_ok(const char *folder, const char *data, const char *const *flags)
+{
+	int64_t id = 0;
+	int r = cpmsync_op_store(cs, "a", folder, data, strlen(data), flags, 1000, &id);
+
+	ck_assert_msg(r == 0, "store: %d %s", r, cpmsync_store_error(cs));
+	ck_assert_int_gt(id, 0);
+	return id;
+}
+
+static void expect_err(int r, int want, const char *needle)
+{
+	ck_assert_msg(r == want, "got %d, want %d (%s)", r, want, cpmsync_store_error(cs));
+	if (needle)
+		ck_assert_msg(strstr(cpmsync_store_error(cs), needle), "error \"%s\" lacks \"%s\"",
+			      cpmsync_store_error(cs), needle);
+}
+
+/* Store. */
+
+START_TEST(test_store_row_and_journal)
+{
+	const char *flags[] = { "\\seen", "$Label", "\\Recent", NULL };
+	const char *good[] = { "\\seen", "$Label", NULL };
+	int64_t id;
+
+	expect_err(cpmsync_op_store(cs, "a", "INBOX", msg1, strlen(msg1), flags, 0, &id), -EINVAL,
+		   "\\Recent");
+	id = store_ok("INBOX", msg1, good);
+	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = %ld", (long)id), "$Label \\Seen");
+	ck_assert_int_eq(qint("SELECT uid IS NULL AND server_flags IS NULL AND removed = 0"
+			      " FROM message WHERE id = %ld", (long)id), 1);
+	ck_assert_int_eq(qint("SELECT size FROM message WHERE id = %ld", (long)id), strlen(msg1));
+	ck_assert_int_eq(qint("SELECT internaldate FROM message WHERE id = %ld", (long)id), 1000);
+	ck_assert_str_eq(qtext("SELECT message_id FROM message WHERE id = %ld", (long)id),
+			 "<one@example.org>");
+	ck_assert_str_eq(qtext("SELECT subject FROM message WHERE id = %ld", (long)id), "grüße");
+	ck_assert_str_eq(qtext("SELECT from_addr FROM message WHERE id = %ld", (long)id), "tel:+491111");
+	ck_assert_str_eq(qtext("SELECT to_addrs FROM message WHERE id = %ld", (long)id), "tel:+492222");
+	ck_assert_int_eq(qint("SELECT date FROM message WHERE id = %ld", (long)id), 1057049557);
+	ck_assert_str_eq(qtext("SELECT conversation_id || contribution_id || imdn_message_id || type"
+			       " FROM message WHERE id = %ld", (long)id),
+			 "conv-1contrib-1imdn-1message");
+	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)id),
+			 msg1);
+	ck_assert_int_eq(id, 3);
+	ck_assert_str_eq(journal(), "append 1 3 -");
+}
+END_TEST
+
+START_TEST(test_store_now_and_case_insensitive_inbox)
+{
+	int64_t id = 0;
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "inbox", "X: y\r\n\r\nb", 9, NULL, 0, &id), 0);
+	ck_assert_int_ge(qint("SELECT internaldate FROM message WHERE id = %ld", (long)id),
+			 time(NULL) - 5);
+	ck_assert_int_eq(qint("SELECT folder_id FROM message WHERE id = %ld", (long)id), 1);
+	/* No Message-ID needed; absent fields are "". */
+	ck_assert_str_eq(qtext("SELECT message_id || subject || '.' FROM message WHERE id = %ld",
+			       (long)id), ".");
+}
+END_TEST
+
+START_TEST(test_store_errors_change_nothing)
+{
+	const char *bad[] = { "\\Seen", "bad flag", NULL };
+	char *before = snapshot(), *after;
+	int64_t id;
+
+	expect_err(cpmsync_op_store(cs, "a", "INBOX", "", 0, NULL, 0, &id), -EINVAL, "empty");
+	expect_err(cpmsync_op_store(cs, "a", "INBOX", msg1, strlen(msg1), bad, 0, &id), -EINVAL,
+		   "bad flag");
+	expect_err(cpmsync_op_store(cs, "a", "Nope", msg1, strlen(msg1), NULL, 0, &id),
+		   -CPMSYNC_E_NOT_FOUND, "Nope");
+	/* The account row created on the way is rolled back too. */
+	expect_err(cpmsync_op_store(cs, "newacct", "INBOX", msg1, strlen(msg1), NULL, 0, &id),
+		   -CPMSYNC_E_NOT_FOUND, "INBOX");
+	expect_err(cpmsync_op_store(cs, "bad name", "INBOX", msg1, strlen(msg1), NULL, 0, &id),
+		   -EINVAL, "account");
+	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", 0, (uint64_t)CPMSYNC_OP_MAX_MESSAGE_SIZE + 1,
+				       NULL, 0, &id), -EFBIG, "larger");
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/* Writes n bytes of a message (header + filler) into fd, then closes it. */
+static void write_message(int fd, size_t n)
+{
+	static const char head[] = "Message-ID: <big@x>\nSubject: big\n\n";
+	char buf[4096];
+	size_t done = 0;
+
+	while (done < n) {
+		size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+
+		for (size_t i = 0; i < k; i++)
+			buf[i] = done + i < sizeof(head) - 1 ? head[done + i] : (char)('a' + (done + i) % 26);
+		if (write(fd, buf, k) != (ssize_t)k)
+			_exit(1);
+		done += k;
+	}
+	close(fd);
+}
+
+static pid_t feeder(size_t n, int *ret_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		write_message(p[1], n);
+		_exit(0);
+	}
+	close(p[1]);
+	*ret_fd = p[0];
+	return pid;
+}
+
+START_TEST(test_store_fd_pipe_large)
+{
+	size_t n = 300 * 1024 + 17;
+	char last[2] = { 0, 0 };
+	int64_t id = 0;
+	pid_t pid;
+	int fd, st;
+
+	pid = feeder(n, &fd);
+	ck_assert_int_eq(cpmsync_op_store_fd(cs, "a", "Archive", fd, n, NULL, 0, &id), 0);
+	close(fd);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_int_eq(qint("SELECT length(data) FROM body WHERE message_id = %ld", (long)id), n);
+	ck_assert_str_eq(qtext("SELECT message_id || ' ' || subject FROM message WHERE id = %ld",
+			       (long)id), "<big@x> big");
+	/* The last byte went through the streaming part. */
+	last[0] = (char)('a' + (n - 1) % 26);
+	ck_assert_str_eq(qtext("SELECT CAST(substr(data, %zu, 1) AS TEXT) FROM body"
+			       " WHERE message_id = %ld", n, (long)id), last);
+	ck_assert_str_eq(journal(), "append 2 3 -");
+}
+END_TEST
+
+START_TEST(test_store_fd_short_input)
+{
+	char *before = snapshot(), *after;
+	int64_t id;
+	pid_t pid;
+	int fd;
+
+	/* Announces more than the pipe gives, both within and beyond the head. */
+	pid = feeder(100, &fd);
+	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", fd, 200, NULL, 0, &id), -EIO, "end of input");
+	close(fd);
+	waitpid(pid, NULL, 0);
+	pid = feeder(300 * 1024, &fd);
+	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", fd, 400 * 1024, NULL, 0, &id), -EIO,
+		   "end of input");
+	close(fd);
+	waitpid(pid, NULL, 0);
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/* Flags. */
+
+START_TEST(test_flags_server_message)
+{
+	const char *add[] = { "\\Flagged", "\\answered", NULL }, *rm[] = { "\\Seen", NULL };
+	int64_t ids[] = { 1 };
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 1, add, rm), 0);
+	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = 1"), "\\Answered \\Flagged");
+	ck_assert_str_eq(qtext("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_str_eq(journal(), "flags 1 1 -");
+	/* A second change needs no second row; no change adds nothing. */
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 1, rm, NULL), 0);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 1, rm, NULL), 0);
+	ck_assert_str_eq(journal(), "flags 1 1 -");
+	ck_assert_int_eq(cpmsync_op_delete(cs, ids, 1), 0);
+	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = 1"),
+			 "\\Answered \\Deleted \\Flagged \\Seen");
+	ck_assert_str_eq(journal(), "flags 1 1 -");
+}
+END_TEST
+
+START_TEST(test_flags_unchanged_and_local)
+{
+	const char *seen[] = { "\\Seen", NULL };
+	int64_t ids[2] = { 1, 0 };
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 1, seen, NULL), 0);
+	ck_assert_str_eq(journal(), "");
+	ids[1] = store_ok("INBOX", msg1, NULL);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids + 1, 1, seen, NULL), 0);
+	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = 3"), "\\Seen");
+	ck_assert_str_eq(journal(), "append 1 3 -");
+}
+END_TEST
+
+START_TEST(test_flags_errors_change_nothing)
+{
+	const char *add[] = { "\\Flagged", NULL }, *bad[] = { "\\Bogus", NULL };
+	const char *recent[] = { "\\Recent", NULL };
+	int64_t some_unknown[] = { 1, 99 }, two_accounts[] = { 1, 2 };
+	char *before = snapshot(), *after;
+
+	expect_err(cpmsync_op_set_flags(cs, some_unknown, 2, add, NULL), -CPMSYNC_E_NOT_FOUND, "99");
+	expect_err(cpmsync_op_set_flags(cs, two_accounts, 2, add, NULL), -EINVAL, "another account");
+	expect_err(cpmsync_op_set_flags(cs, two_accounts, 1, bad, NULL), -EINVAL, "\\Bogus");
+	expect_err(cpmsync_op_set_flags(cs, two_accounts, 1, recent, NULL), -EINVAL, "Recent");
+	expect_err(cpmsync_op_set_flags(cs, two_accounts, 0, add, NULL), -EINVAL, "no message");
+	expect_err(cpmsync_op_delete(cs, some_unknown, 2), -CPMSYNC_E_NOT_FOUND, "99");
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/* Expunge. */
+
+START_TEST(test_expunge)
+{
+	int64_t ids[] = { 1, 0 }, local, keep;
+
+	local = store_ok("INBOX", msg1, (const char *[]){ "\\Deleted", NULL });
+	keep = store_ok("INBOX", msg1, NULL);
+	ids[1] = local;
+	ck_assert_int_eq(cpmsync_op_delete(cs, ids, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "INBOX"), 0);
+	/* On the server: hidden, expunge journaled (after its flags row). */
+	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = 1"), 1);
+	/* Local only: gone with its append and body. */
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)local), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM body WHERE message_id = %ld", (long)local), 0);
+	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = %ld", (long)keep), 0);
+	ck_assert_str_eq(journal(), "append 1 4 -|flags 1 1 -|expunge 1 1 -");
+	/* Nothing left to expunge: nothing happens. */
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "INBOX"), 0);
+	ck_assert_str_eq(journal(), "append 1 4 -|flags 1 1 -|expunge 1 1 -");
+	expect_err(cpmsync_op_expunge(cs, "a", "Nope"), -CPMSYNC_E_NOT_FOUND, "Nope");
+}
+END_TEST
+
+START_TEST(test_expunge_move_and_copy_destinations)
+{
+	int64_t src[] = { 1 }, moved, copied;
+
+	ck_assert_int_eq(cpmsync_op_move(cs, src, 1, "Archive", &moved), 0);
+	ck_assert_int_eq(cpmsync_op_delete(cs, &moved, 1), 0);
+	ck_assert_str_eq(journal(), "move 2 3 src=1");
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "Archive"), 0);
+	/* The move became an expunge of its (removed) source. */
+	ck_assert_str_eq(journal(), "expunge 1 1 -");
+	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = 1"), 1);
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)moved), 0);
+
+	src[0] = 2;
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, server_name)"
+				       " VALUES (4, 2, 'Old', 'Old')"), 0);
+	ck_assert_int_eq(cpmsync_op_copy(cs, src, 1, "Old", &copied), 0);
+	ck_assert_int_eq(cpmsync_op_delete(cs, &copied, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "b", "Old"), 0);
+	ck_assert_str_eq(journal(), "expunge 1 1 -");
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)copied), 0);
+}
+END_TEST
+
+/* Copy and move. */
+
+START_TEST(test_copy)
+{
+	int64_t ids[2], new_ids[2];
+
+	ids[0] = 1;
+	ids[1] = store_ok("INBOX", msg1, (const char *[]){ "$X", NULL });
+	ck_assert_int_eq(cpmsync_op_copy(cs, ids, 2, "Archive", new_ids), 0);
+	ck_assert_int_eq(new_ids[0], 4);
+	ck_assert_int_eq(new_ids[1], 5);
+	ck_assert_str_eq(journal(), "append 1 3 -|copy 2 4 src=1|copy 2 5 src=3");
+	ck_assert_str_eq(qtext("SELECT flags || '/' || ifnull(uid, '-') || '/' ||"
+			       " ifnull(server_flags, '-') || '/' || message_id || '/' || size"
+			       " FROM message WHERE id = 4"), "\\Seen/-/-/<m1@x>/5");
+	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 4"), "hello");
+	ck_assert_str_eq(qtext("SELECT subject || type FROM message WHERE id = 5"), "grüßemessage");
+	/* Sources untouched. */
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id IN (1, 3) AND removed = 0"), 2);
+	/* Into the same folder: a duplicate; ret_new_ids may be NULL. */
+	ck_assert_int_eq(cpmsync_op_copy(cs, ids, 1, "INBOX", NULL), 0);
+	ck_assert_int_eq(qint("SELECT folder_id FROM message WHERE id = 6"), 1);
+}
+END_TEST
+
+START_TEST(test_copy_errors_change_nothing)
+{
+	int64_t ids[] = { 1, 42 }, two[] = { 1, 2 }, out[2];
+	char *before = snapshot(), *after;
+
+	expect_err(cpmsync_op_copy(cs, ids, 2, "Archive", out), -CPMSYNC_E_NOT_FOUND, "42");
+	expect_err(cpmsync_op_copy(cs, two, 2, "Archive", out), -EINVAL, "another account");
+	expect_err(cpmsync_op_copy(cs, ids, 1, "Nope", out), -CPMSYNC_E_NOT_FOUND, "Nope");
+	expect_err(cpmsync_op_move(cs, ids, 2, "Archive", out), -CPMSYNC_E_NOT_FOUND, "42");
+	expect_err(cpmsync_op_move(cs, ids, 1, "INBOX", out), -EINVAL, "already");
+	/* The folder of another account does not count. */
+	expect_err(cpmsync_op_copy(cs, two + 1, 1, "Archive", out), -CPMSYNC_E_NOT_FOUND, "Archive");
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+START_TEST(test_move)
+{
+	int64_t ids[] = { 1 }, new_id;
+
+	ck_assert_int_eq(cpmsync_op_move(cs, ids, 1, "Archive", &new_id), 0);
+	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = 1"), 1);
+	ck_assert_int_eq(qint("SELECT folder_id FROM message WHERE id = %ld", (long)new_id), 2);
+	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld",
+			       (long)new_id), "hello");
+	ck_assert_str_eq(journal(), "move 2 3 src=1");
+	/* The moved-away source is no longer visible. */
+	expect_err(cpmsync_op_move(cs, ids, 1, "Archive", &new_id), -CPMSYNC_E_NOT_FOUND, "1");
+}
+END_TEST
+
+START_TEST(test_move_local)
+{
+	int64_t id, new_id, back;
+
+	id = store_ok("INBOX", msg1, NULL);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Later", NULL), 0);
+	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Later", &new_id), 0);
+	/* The source and its append are gone; the new row is appended,
+	 * after the folder's creation. */
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)id), 0);
+	ck_assert_str_eq(journal(), "create_folder 4 - -|append 4 4 -");
+	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld",
+			       (long)new_id), msg1);
+
+	/* A local copy without a body moves as the copy it came from. */
+	ck_assert_int_eq(store_exec(s, "DELETE FROM body WHERE message_id = 1"), 0);
+	id = 1;
+	ck_assert_int_eq(cpmsync_op_copy(cs, &id, 1, "Archive", &new_id), 0);
+	ck_assert_int_eq(cpmsync_op_move(cs, &new_id, 1, "Later", &back), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)new_id), 0);
+	ck_assert_str_eq(journal(), "create_folder 4 - -|append 4 4 -|copy 4 6 src=1");
+}
+END_TEST
+
+/* Folders. */
+
+START_TEST(test_create_folder)
+{
+	int64_t id = 0;
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Work/Projects/ÄÖ", &id), 0);
+	ck_assert_str_eq(qtext("SELECT name || '/' || ifnull(server_name, '-') || '/' || removed"
+			       " FROM folder WHERE id = %ld", (long)id), "Work/Projects/ÄÖ/-/0");
+	ck_assert_str_eq(journal(), "create_folder 4 - -");
+	expect_err(cpmsync_op_create_folder(cs, "a", "Work/Projects/ÄÖ", &id), -EEXIST, "exists");
+	expect_err(cpmsync_op_create_folder(cs, "a", "inbox", &id), -EEXIST, "INBOX");
+	/* A new account is created on the way. */
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "c", "X", &id), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM account WHERE name = 'c'"), 1);
+}
+END_TEST
+
+START_TEST(test_create_folder_invalid_names)
+{
+	static const char *const bad[] = {
+		"", "/x", "x/", "a//b", "a\tb", "a\x7f", "bad\xff", "\xc3", "a\nb",
+	};
+	char *before = snapshot(), *after, longname[1100];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_err(cpmsync_op_create_folder(cs, "a", bad[i], NULL), -EINVAL, NULL);
+	memset(longname, 'x', 1025);
+	longname[1025] = '\0';
+	expect_err(cpmsync_op_create_folder(cs, "a", longname, NULL), -EINVAL, "longer");
+	longname[1024] = '\0';
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", longname, NULL), 0);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM journal; DELETE FROM folder WHERE id > 3"), 0);
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+START_TEST(test_create_folder_pending_delete)
+{
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive"), 0);
+	expect_err(cpmsync_op_create_folder(cs, "a", "Archive", NULL), -EBUSY, "server first");
+}
+END_TEST
+
+START_TEST(test_rename_folder)
+{
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, server_name) VALUES"
+				       " (10, 1, 'Archive/2024', 'Archive/2024'),"
+				       " (11, 1, 'Archive/2024/Q1', 'Archive/2024/Q1'),"
+				       " (12, 1, 'Archives', 'Archives')"), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "Archive", "Old/Archive"), 0);
+	ck_assert_str_eq(qtext("SELECT group_concat(id || '=' || name || ':' || server_name, ' ')"
+			       " FROM (SELECT * FROM folder WHERE account_id = 1 ORDER BY id)"),
+			 "1=INBOX:INBOX 2=Old/Archive:Archive 10=Old/Archive/2024:Archive/2024"
+			 " 11=Old/Archive/2024/Q1:Archive/2024/Q1 12=Archives:Archives");
+	ck_assert_str_eq(journal(), "rename_folder 2 - Old/Archive");
+
+	/* Errors. */
+	expect_err(cpmsync_op_rename_folder(cs, "a", "INBOX", "X"), -EINVAL, "INBOX");
+	expect_err(cpmsync_op_rename_folder(cs, "a", "Archives", "Old/Archive"), -EEXIST, "exists");
+	expect_err(cpmsync_op_rename_folder(cs, "a", "Archives", "Old/Archive/2024/Q1"), -EEXIST,
+		   "exists");
+	expect_err(cpmsync_op_rename_folder(cs, "a", "Archives", "inbox"), -EEXIST, "INBOX");
+	expect_err(cpmsync_op_rename_folder(cs, "a", "Archives", "Archives/sub"), -EINVAL, "below");
+	expect_err(cpmsync_op_rename_folder(cs, "a", "Nope", "X"), -CPMSYNC_E_NOT_FOUND, "Nope");
+	expect_err(cpmsync_op_rename_folder(cs, "a", "Archives", "x//y"), -EINVAL, NULL);
+	/* A child that would collide: nothing renamed. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, server_name) VALUES"
+				       " (13, 1, 'N/2024', 'N/2024')"), 0);
+	expect_err(cpmsync_op_rename_folder(cs, "a", "Old/Archive", "N"), -EEXIST, "N/2024");
+	ck_assert_int_eq(qint("SELECT count(*) FROM folder WHERE name LIKE 'Old/%%'"), 3);
+	ck_assert_str_eq(journal(), "rename_folder 2 - Old/Archive");
+}
+END_TEST
+
+START_TEST(test_rename_folder_local)
+{
+	int64_t id;
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "New", &id), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "New", "Newer"), 0);
+	ck_assert_str_eq(qtext("SELECT name || ifnull(server_name, '-') FROM folder WHERE id = %ld",
+			       (long)id), "Newer-");
+	ck_assert_str_eq(journal(), "create_folder 4 - -");
+}
+END_TEST
+
+START_TEST(test_delete_folder_on_server)
+{
+	int64_t ids[] = { 1 }, a_copy, kept;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, flags, size)"
+				       " VALUES (50, 2, 9, '', 1)"), 0);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, (int64_t[]){ 50 }, 1,
+					      (const char *[]){ "\\Seen", NULL }, NULL), 0);
+	/* A move into Archive, a copy out of it (with body), a copy out
+	 * of it without a body. */
+	ck_assert_int_eq(cpmsync_op_move(cs, ids, 1, "Archive", &a_copy), 0);
+	ck_assert_int_eq(cpmsync_op_copy(cs, &a_copy, 1, "INBOX", &kept), 0);
+	ck_assert_int_eq(cpmsync_op_copy(cs, (int64_t[]){ 50 }, 1, "INBOX", NULL), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "Archive", "/private/comment", "x"), 0);
+	ck_assert_str_eq(journal(), "flags 2 50 -|move 2 51 src=1|copy 1 52 src=51|copy 1 53 src=50|"
+				    "set_metadata 2 - /private/comment\\nx");
+
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive"), 0);
+	ck_assert_int_eq(qint("SELECT removed FROM folder WHERE id = 2"), 1);
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE folder_id = 2"), 0);
+	/* Move in: the source is expunged instead.  Copy out with a body:
+	 * appended.  Copy out without a body: dropped with its row. */
+	ck_assert_str_eq(journal(), "expunge 1 1 -|append 1 52 -|delete_folder 2 - -");
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = 53"), 0);
+	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 52"), "hello");
+	expect_err(cpmsync_op_delete_folder(cs, "a", "Archive"), -CPMSYNC_E_NOT_FOUND, "Archive");
+}
+END_TEST
+
+START_TEST(test_delete_folder_local)
+{
+	int64_t id, f, ids[] = { 1 };
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Tmp", &f), 0);
+	id = store_ok("Tmp", msg1, NULL);
+	ck_assert_int_eq(cpmsync_op_move(cs, ids, 1, "Tmp", NULL), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "Tmp", "/shared/x", "y"), 0);
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Tmp"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM folder WHERE id = %ld", (long)f), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)id), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM body WHERE message_id > 1"), 0);
+	ck_assert_str_eq(journal(), "expunge 1 1 -");
+	/* The name is free again at once. */
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Tmp", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_delete_folder_refused)
+{
+	char *before, *after;
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Archive/Sub", NULL), 0);
+	before = snapshot();
+	expect_err(cpmsync_op_delete_folder(cs, "a", "Archive"), -ENOTEMPTY, "Archive/Sub");
+	expect_err(cpmsync_op_delete_folder(cs, "a", "inbox"), -EINVAL, "INBOX");
+	expect_err(cpmsync_op_delete_folder(cs, "a", "Nope"), -CPMSYNC_E_NOT_FOUND, "Nope");
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive/Sub"), 0);
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive"), 0);
+}
+END_TEST
+
+/* Metadata. */
+
+START_TEST(test_set_metadata)
+{
+	static const char *const bad[] = {
+		"comment", "/private", "/other/x", "/private/a b", "/private/\xc3\xa4", "/private/x/",
+		"/private//x", "/shared/*",
+	};
+	char *before, *after, *big;
+
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "", "/shared/comment", "hello"), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "inbox", "/private/color", NULL), 0);
+	ck_assert_str_eq(journal(), "set_metadata - - /shared/comment\\nhello|"
+				    "set_metadata 1 - /private/color\\n");
+	before = snapshot();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_err(cpmsync_op_set_metadata(cs, "a", "", bad[i], "v"), -EINVAL, NULL);
+	expect_err(cpmsync_op_set_metadata(cs, "a", "Nope", "/private/x", "v"), -CPMSYNC_E_NOT_FOUND,
+		   "Nope");
+	big = malloc(64 * 1024 + 2);
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'v', 64 * 1024 + 1);
+	big[64 * 1024 + 1] = '\0';
+	expect_err(cpmsync_op_set_metadata(cs, "a", "", "/private/x", big), -EINVAL, "value");
+	big[64 * 1024] = '\0';
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "", "/private/x", big), 0);
+	free(big);
+	free(before);
+	free(after);
+}
+END_TEST
+
+START_TEST(test_readonly_store)
+{
+	struct cpmsync_store *ro = NULL;
+	int64_t id;
+
+	ck_assert_int_eq(cpmsync_store_open(dbpath, CPMSYNC_STORE_READONLY, &ro, NULL), 0);
+	ck_assert_int_eq(cpmsync_op_store(ro, "a", "INBOX", msg1, strlen(msg1), NULL, 0, &id), -EROFS);
+	ck_assert_int_eq(cpmsync_op_create_folder(ro, "a", "X", NULL), -EROFS);
+	ck_assert_int_eq(cpmsync_op_delete(ro, (int64_t[]){ 1 }, 1), -EROFS);
+	cpmsync_store_close(ro);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *su = suite_create("store-ops");
+	TCase *tc = tcase_create("ops");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_store_row_and_journal);
+	tcase_add_test(tc, test_store_now_and_case_insensitive_inbox);
+	tcase_add_test(tc, test_store_errors_change_nothing);
+	tcase_add_test(tc, test_store_fd_pipe_large);
+	tcase_add_test(tc, test_store_fd_short_input);
+	tcase_add_test(tc, test_flags_server_message);
+	tcase_add_test(tc, test_flags_unchanged_and_local);
+	tcase_add_test(tc, test_flags_errors_change_nothing);
+	tcase_add_test(tc, test_expunge);
+	tcase_add_test(tc, test_expunge_move_and_copy_destinations);
+	tcase_add_test(tc, test_copy);
+	tcase_add_test(tc, test_copy_errors_change_nothing);
+	tcase_add_test(tc, test_move);
+	tcase_add_test(tc, test_move_local);
+	tcase_add_test(tc, test_create_folder);
+	tcase_add_test(tc, test_create_folder_invalid_names);
+	tcase_add_test(tc, test_create_folder_pending_delete);
+	tcase_add_test(tc, test_rename_folder);
+	tcase_add_test(tc, test_rename_folder_local);
+	tcase_add_test(tc, test_delete_folder_on_server);
+	tcase_add_test(tc, test_delete_folder_local);
+	tcase_add_test(tc, test_delete_folder_refused);
+	tcase_add_test(tc, test_set_metadata);
+	tcase_add_test(tc, test_readonly_store);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+TEST_MAIN(suite)

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The engine's store operations (store/store-sync.c): flag merges with
+ * pending local changes, re-matching after a UIDVALIDITY change, expunges,
+ * folder deletion/re-creation and the journal.
+ */
+#include <sqlite3.h>
+
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/error.h>
+
+#include "store/store-sync.h"
+#include "testlib.h"
+
+static char tmpdir[64];
+static struct store *s;
+static int64_t acc_id, inbox;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	char path[128];
+
+	strcpy(tmpdir, "/tmp/test-store-sync-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(path, sizeof(path), "%s/store.db", tmpdir);
+	ck_assert_int_eq(store_open(path, 0, &s, NULL), 0);
+	ck_assert_int_eq(store_sync_account(s, "a", &acc_id), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "INBOX", NULL, false, &inbox), 0);
+}
+
+static void teardown(void)
+{
+	s = store_close(s);
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int64_t q(const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+static char *qs(const char *sql)
+{
+	sqlite3_stmt *st;
+	char *v;
+
+	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	v = strdup(sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "(null)");
+	sqlite3_reset(st);
+	return v;
+}
+
+static int64_t add_msg(uint32_t uid, const char *flags, const char *mid, uint64_t size, int64_t date)
+{
+	struct msg_summary sum = { .message_id = (char *)mid, .subject = (char *)"",
+				   .from = (char *)"", .to = (char *)"",
+				   .conversation_id = (char *)"", .contribution_id = (char *)"",
+				   .imdn_message_id = (char *)"", .type = "message" };
+	struct sync_new_message m = { .uid = uid, .flags = flags, .modseq = 5, .internaldate = date,
+				      .size = size, .summary = &sum };
+	bool has_body, is_new;
+	int64_t id;
+
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	return id;
+}
+
+START_TEST(test_new_and_update)
+{
+	bool has_body = true, is_new = false;
+	struct sync_new_message m = { .uid = 1, .flags = "\\Seen", .size = 10 };
+	int64_t id, id2;
+
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert(is_new);
+	ck_assert(!has_body);
+	/* The same UID again (an interrupted run re-fetching): an update. */
+	m.flags = "\\Flagged \\Seen";
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id2, &has_body, &is_new), 0);
+	ck_assert(!is_new);
+	ck_assert_int_eq(id, id2);
+	ck_assert_int_eq(q("SELECT count(*) FROM message"), 1);
+	ck_assert_str_eq(qs("SELECT flags FROM message"), "\\Flagged \\Seen");
+	ck_assert_int_eq(store_sync_body_put(s, id, "abc", 3), 0);
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id2, &has_body, &is_new), 0);
+	ck_assert(has_body);
+}
+END_TEST
+
+START_TEST(test_flags_merge_with_pending)
+{
+	int64_t id = add_msg(1, "\\Answered \\Seen", "<a@x>", 10, 100);
+	bool found, changed;
+
+	/* Local: +\Flagged -\Seen (pending). */
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Answered \\Flagged'"), 0);
+	/* Server meanwhile: +$Work -\Answered. */
+	ck_assert_int_eq(store_sync_server_flags(s, inbox, 1, "$Work \\Seen", 9, &found, &changed,
+						 NULL),
+			 0);
+	ck_assert(found);
+	ck_assert(changed);
+	ck_assert_str_eq(qs("SELECT flags FROM message"), "$Work \\Flagged");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message"), "$Work \\Seen");
+	ck_assert_int_eq(q("SELECT modseq FROM message"), 9);
+	/* Without a pending change the server's flags are taken as they are. */
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = server_flags"), 0);
+	ck_assert_int_eq(store_sync_server_flags(s, inbox, 1, "", 10, &found, &changed, NULL), 0);
+	ck_assert_str_eq(qs("SELECT flags FROM message"), "");
+	/* Unknown UID: not found, nothing changes. */
+	ck_assert_int_eq(store_sync_server_flags(s, inbox, 99, "", 10, &found, &changed, NULL), 0);
+	ck_assert(!found);
+	(void)id;
+}
+END_TEST
+
+START_TEST(test_expunges)
+{
+	struct imap_seqset set = IMAP_SEQSET_INIT;
+	uint32_t removed = 0, known = 0, max = 0, rematch = 0;
+
+	for (uint32_t u = 1; u <= 10; u++)
+		add_msg(u, "", "", 1, 1);
+	ck_assert_int_eq(store_journal_add(s, acc_id, "flags", inbox, q("SELECT id FROM message WHERE uid = 3"), NULL), 0);
+	ck_assert_int_eq(imap_seqset_add_range(&set, 2, 4), 0);
+	ck_assert_int_eq(store_sync_expunge_uids(s, inbox, &set, &removed), 0);
+	ck_assert_uint_eq(removed, 3);
+	/* The pending flag change of an expunged message is moot. */
+	ck_assert_int_eq(q("SELECT count(*) FROM journal"), 0);
+	/* Present: 1, 5..8 below 10: 9 goes, 10 is not below. */
+	imap_seqset_clear(&set);
+	ck_assert_int_eq(imap_seqset_add(&set, 1), 0);
+	ck_assert_int_eq(imap_seqset_add_range(&set, 5, 8), 0);
+	ck_assert_int_eq(store_sync_expunge_missing(s, inbox, &set, 10, &removed), 0);
+	ck_assert_uint_eq(removed, 1);
+	ck_assert_int_eq(store_sync_folder_counts(s, inbox, &known, &max, &rematch), 0);
+	ck_assert_uint_eq(known, 6);
+	ck_assert_uint_eq(max, 10);
+	ck_assert_uint_eq(rematch, 0);
+	ck_assert_int_eq(store_sync_known_uids(s, inbox, &set), 0);
+	ck_assert_uint_eq(set.n, 3); /* 1, 5:8, 10 */
+	imap_seqset_free(&set);
+}
+END_TEST
+
+START_TEST(test_uidvalidity_rematch)
+{
+	int64_t a = add_msg(1, "\\Seen", "<a@x>", 100, 1000);
+	int64_t b = add_msg(2, "", "<b@x>", 200, 2000);
+	int64_t pending, id;
+	uint32_t known, max, rematch, removed;
+	bool has_body, is_new;
+	struct msg_summary sum = { .message_id = (char *)"<a@x>", .subject = (char *)"",
+				   .from = (char *)"", .to = (char *)"",
+				   .conversation_id = (char *)"", .contribution_id = (char *)"",
+				   .imdn_message_id = (char *)"", .type = "message" };
+	struct sync_new_message m = { .uid = 7, .flags = "\\Flagged \\Seen", .internaldate = 1000,
+				      .size = 100, .summary = &sum };
+
+	ck_assert_int_eq(store_sync_body_put(s, a, "body", 4), 0);
+	/* A pending append: no UID, no server flags. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) VALUES (1, '')"), 0);
+	pending = store_last_insert_id(s);
+	ck_assert_int_eq(store_journal_add(s, acc_id, "append", inbox, pending, NULL), 0);
+
+	ck_assert_int_eq(store_sync_uidvalidity_reset(s, inbox), 0);
+	ck_assert_int_eq(store_sync_folder_counts(s, inbox, &known, &max, &rematch), 0);
+	ck_assert_uint_eq(known, 0);
+	ck_assert_uint_eq(rematch, 2);
+	/* The server has a's content under a new UID: same id, body kept. */
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert_int_eq(id, a);
+	ck_assert(has_body);
+	ck_assert(!is_new);
+	ck_assert_str_eq(qs("SELECT flags FROM message WHERE uid = 7"), "\\Flagged \\Seen");
+	/* A different size is a different message. */
+	sum.message_id = (char *)"<b@x>";
+	m = (struct sync_new_message){ .uid = 8, .flags = "", .internaldate = 2000, .size = 201,
+				       .summary = &sum };
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert(is_new);
+	ck_assert_int_ne(id, b);
+	/* After the re-read: b (not matched) goes, the pending append stays. */
+	ck_assert_int_eq(store_sync_drop_unmatched(s, inbox, &removed), 0);
+	ck_assert_uint_eq(removed, 1);
+	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE id = 2"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE uid IS NULL"), 1);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE op = 'append'"), 1);
+}
+END_TEST
+
+START_TEST(test_folder_recreate_and_delete)
+{
+	int64_t f, on_server, local_only;
+	struct journal_entry j;
+
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Work", NULL, false, &f), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid, flags, server_flags)"
+				       " VALUES (2, 5, '', '')"),
+			 0);
+	on_server = store_last_insert_id(s);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) VALUES (2, '')"), 0);
+	local_only = store_last_insert_id(s);
+	ck_assert_int_eq(store_journal_add(s, acc_id, "flags", f, on_server, NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, "append", f, local_only, NULL), 0);
+
+	ck_assert_int_eq(store_sync_folder_recreate(s, acc_id, f), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE folder_id = 2"), 1);
+	ck_assert_int_eq(q("SELECT server_name IS NULL FROM folder WHERE id = 2"), 1);
+	/* The CREATE comes first, then the append. */
+	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
+	ck_assert_str_eq(j.op, "create_folder");
+	journal_entry_free_contents(&j);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal"), 2);
+
+	ck_assert_int_eq(store_sync_folder_delete(s, f), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE folder_id = 2"), 0);
+}
+END_TEST
+
+START_TEST(test_renames)
+{
+	int64_t p, c, other;
+
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "P", NULL, false, &p), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "P/c", NULL, false, &c), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Px", NULL, false, &other), 0);
+	ck_assert_int_eq(store_sync_folder_renamed(s, acc_id, p, "Q"), 0);
+	ck_assert_str_eq(qs("SELECT name FROM folder WHERE id = 3"), "Q/c");
+	ck_assert_str_eq(qs("SELECT server_name FROM folder WHERE id = 3"), "Q/c");
+	ck_assert_str_eq(qs("SELECT name FROM folder WHERE id = 4"), "Px");
+	/* A local rename that reached the server: only server names move. */
+	ck_assert_int_eq(store_exec(s, "UPDATE folder SET name = 'R' WHERE id = 2;"
+				       "UPDATE folder SET name = 'R/c' WHERE id = 3"),
+			 0);
+	ck_assert_int_eq(store_sync_folder_set_server_name(s, acc_id, p, "R"), 0);
+	ck_assert_str_eq(qs("SELECT server_name FROM folder WHERE id = 3"), "R/c");
+}
+END_TEST
+
+START_TEST(test_journal)
+{
+	struct journal_entry j;
+	uint32_t n;
+
+	ck_assert_int_eq(store_journal_add(s, acc_id, "append", inbox, 0, NULL), 0);
+	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
+	ck_assert_int_eq(store_journal_attempt(s, j.id, "uidnext=7"), 0);
+	journal_entry_free_contents(&j);
+	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
+	ck_assert_int_eq(j.attempts, 1);
+	ck_assert_str_eq(j.args_sent, "uidnext=7");
+	ck_assert_int_eq(j.message_id, 0);
+	ck_assert_int_eq(store_journal_count(s, acc_id, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(store_journal_done(s, j.id), 0);
+	journal_entry_free_contents(&j);
+	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 0);
+}
+END_TEST
+
+static Suite *store_sync_suite(void)
+{
+	Suite *su = suite_create("store-sync");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_new_and_update);
+	tcase_add_test(tc, test_flags_merge_with_pending);
+	tcase_add_test(tc, test_expunges);
+	tcase_add_test(tc, test_uidvalidity_rematch);
+	tcase_add_test(tc, test_folder_recreate_and_delete);
+	tcase_add_test(tc, test_renames);
+	tcase_add_test(tc, test_journal);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+TEST_MAIN(store_sync_suite)
