@@ -439,22 +439,31 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
 	return apply_server_flags(s, id, local, base, flags, modseq, ret_changed);
 }
 
-/* Finds a row that lost its UID in a UIDVALIDITY reset and matches m. */
+/*
+ * Finds a row without a UID that m is the server's copy of: one that lost
+ * its UID in a UIDVALIDITY reset (server_flags set), or one whose APPEND,
+ * COPY or MOVE may have reached the server before the run that sent it
+ * was interrupted (a journal row with attempts > 0): importing the
+ * server's copy as a new message would duplicate it.  Matched by
+ * Message-ID, size and internal date.
+ */
 static int find_rematch(struct store *s, int64_t folder_id, const struct sync_new_message *m,
 			int64_t *ret_id)
 {
+	const char *mid = m->summary ? m->summary->message_id : "";
 	sqlite3_stmt *st;
 	int r;
 
-	if (!m->summary || !m->summary->message_id[0])
-		return 0;
 	PREP(s,
-	     "SELECT id FROM message WHERE folder_id = ?1 AND uid IS NULL"
-	     " AND server_flags IS NOT NULL AND message_id = ?2 AND size = ?3"
-	     " AND internaldate = ?4 ORDER BY id LIMIT 1",
+	     "SELECT m.id FROM message m WHERE m.folder_id = ?1 AND m.uid IS NULL"
+	     " AND coalesce(m.message_id, '') = ?2 AND m.size = ?3 AND m.internaldate = ?4"
+	     " AND ((m.server_flags IS NOT NULL AND ?2 != '')"
+	     "      OR EXISTS (SELECT 1 FROM journal j WHERE j.message_id = m.id"
+	     "                 AND j.attempts > 0 AND j.op IN ('append', 'copy', 'move')))"
+	     " ORDER BY m.id LIMIT 1",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
-	sqlite3_bind_text(st, 2, m->summary->message_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, mid, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->size);
 	sqlite3_bind_int64(st, 4, m->internaldate);
 	r = store_step(s, st);
@@ -507,9 +516,9 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 			if (r <= 0)
 				return r < 0 ? r : -EIO;
 			local = col_strdup(st, 0);
-			base = col_strdup(st, 1);
+			base = col_strdup(st, 1); /* NULL for an interrupted APPEND */
 			sqlite3_reset(st);
-			if (!local || !base)
+			if (!local)
 				return -ENOMEM;
 			PREP(s, "UPDATE message SET uid = ?2 WHERE id = ?1", &st);
 			sqlite3_bind_int64(st, 1, id);

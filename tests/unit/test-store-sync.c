@@ -60,14 +60,16 @@ static int64_t q(const char *sql)
 	return v;
 }
 
-static char *qs(const char *sql)
+/* The text of the first column of the first row (in a static buffer). */
+static const char *qs(const char *sql)
 {
+	static char v[256];
 	sqlite3_stmt *st;
-	char *v;
 
 	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
 	ck_assert_int_eq(store_step(s, st), 1);
-	v = strdup(sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "(null)");
+	snprintf(v, sizeof(v), "%s",
+		 sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "(null)");
 	sqlite3_reset(st);
 	return v;
 }
@@ -211,6 +213,38 @@ START_TEST(test_uidvalidity_rematch)
 }
 END_TEST
 
+START_TEST(test_interrupted_append_adopted)
+{
+	struct msg_summary sum = { .message_id = (char *)"<once@x>", .subject = (char *)"",
+				   .from = (char *)"", .to = (char *)"",
+				   .conversation_id = (char *)"", .contribution_id = (char *)"",
+				   .imdn_message_id = (char *)"", .type = "message" };
+	struct sync_new_message m = { .uid = 9, .flags = "\\Seen", .internaldate = 50, .size = 80,
+				      .summary = &sum };
+	bool has_body, is_new;
+	int64_t pending, id;
+	struct journal_entry j;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags, message_id, size,"
+				       " internaldate) VALUES (1, '\\Seen', '<once@x>', 80, 50)"),
+			 0);
+	pending = store_last_insert_id(s);
+	ck_assert_int_eq(store_journal_add(s, acc_id, "append", inbox, pending, NULL), 0);
+	/* Not attempted yet: the server's message is someone else's. */
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert(is_new);
+	ck_assert_int_eq(store_sync_message_delete(s, id), 0);
+	/* Attempted (the run was cut after sending it): the same message. */
+	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
+	ck_assert_int_eq(store_journal_attempt(s, j.id, "uidnext=9"), 0);
+	journal_entry_free_contents(&j);
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert(!is_new);
+	ck_assert_int_eq(id, pending);
+	ck_assert_int_eq(q("SELECT uid FROM message WHERE id = 1"), 9);
+}
+END_TEST
+
 START_TEST(test_folder_recreate_and_delete)
 {
 	int64_t f, on_server, local_only;
@@ -292,6 +326,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_flags_merge_with_pending);
 	tcase_add_test(tc, test_expunges);
 	tcase_add_test(tc, test_uidvalidity_rematch);
+	tcase_add_test(tc, test_interrupted_append_adopted);
 	tcase_add_test(tc, test_folder_recreate_and_delete);
 	tcase_add_test(tc, test_renames);
 	tcase_add_test(tc, test_journal);
