@@ -131,7 +131,9 @@ static const char migration_2[] =
 	"UPDATE message SET server_flags = flags WHERE uid IS NOT NULL;"
 	"ALTER TABLE journal ADD COLUMN args_sent TEXT;"
 	"CREATE INDEX journal_folder ON journal (folder_id);"
-	"CREATE INDEX journal_message ON journal (message_id);";
+	"CREATE INDEX journal_message ON journal (message_id);"
+	/* ListMessages pages by id within a folder. */
+	"CREATE INDEX message_folder_id ON message (folder_id, id);";
 
 /* Adding version 3 is one more entry here. */
 static const char *const migrations[] = {

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# cpmctl: `dump` byte for byte against a fixed store (tests/tools/store-fixture),
+# its filters, its errors (missing database, unknown account or folder,
+# write errors), reading beside a writer that holds a write transaction,
+# where the database comes from (--db, --config, the XDG default), and the
+# exit statuses of --help, --version, bad usage and the commands that need
+# the daemon's D-Bus API.  No daemon, no server, no sqlite3 tool.
+set -u
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+B=${B:-build}
+case $B in /*) ;; *) B=$TOP/$B ;; esac
+CPMCTL=$B/cpmctl
+FIXTURE=$B/tests/tools/store-fixture
+WORK=$(mktemp -d)
+HOLD_PID=
+cleanup() {
+	[ -n "$HOLD_PID" ] && kill "$HOLD_PID" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+passed=0 failed=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
+
+for f in "$CPMCTL" "$FIXTURE"; do
+	if [ ! -x "$f" ]; then
+		echo "$f is missing: build with make B=... all tests"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+done
+
+# Keep the user's configuration and data out of it.
+export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_DATA_HOME=$WORK/home/.local/share
+mkdir -p "$HOME"
+
+db=$WORK/store.db
+if ! "$FIXTURE" "$db"; then
+	echo "cannot create the fixture"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+# The whole dump of the fixture: accounts and folders bytewise ("B" < "a"
+# < "ä"; "INBOX" < "archive" < "Éte"), uid 0 (not on the server) first in
+# id order, then uids numerically (9 10 100), \Recent never listed, an
+# absent Message-ID empty, a TAB and a newline in one shown as spaces;
+# removed messages, the removed folder and the empty account absent.
+printf '%s\n' \
+	$'B\tINBOX\t1\t\t<b@x>' \
+	$'a\tArchive/2024\t0\t\t<pending@x>' \
+	$'a\tINBOX\t0\t\t<first-local@x>' \
+	$'a\tINBOX\t0\t\\Draft\t<local2@x>' \
+	$'a\tINBOX\t2\t\t' \
+	$'a\tINBOX\t4\t\thas tab and newline' \
+	$'a\tINBOX\t9\t\\Seen\t<m9@x>' \
+	$'a\tINBOX\t10\t$Label \\Answered \\Seen\t<m10@x>' \
+	$'a\tINBOX\t100\t\\Flagged \\Seen\t<m100@x>' \
+	$'a\tarchive\t1\t\\Seen\t<arch@x>' \
+	$'a\t\xc3\x89te\t5\tSeen\t<ete@x>' \
+	$'\xc3\xa4\tINBOX\t1\t\t<ae@x>' >"$WORK/all.want"
+grep -a $'^a\t' "$WORK/all.want" >"$WORK/a.want"
+grep -a $'^a\tINBOX\t' "$WORK/all.want" >"$WORK/a-inbox.want"
+grep -a $'^a\t\xc3\x89te\t' "$WORK/all.want" >"$WORK/a-ete.want"
+grep -a $'^\xc3\xa4\t' "$WORK/all.want" >"$WORK/ae.want"
+: >"$WORK/empty.want"
+
+# run EXPECTED_EXIT ARGS... : runs cpmctl; stdout in $WORK/out, stderr in $WORK/err, exit in $rc
+run() {
+	local want=$1
+	shift
+	"$CPMCTL" "$@" >"$WORK/out" 2>"$WORK/err"
+	rc=$?
+	[ "$rc" -eq "$want" ]
+}
+
+# dump_is WANT_FILE DESCRIPTION ARGS... : exit 0, stdout byte for byte, stderr empty
+dump_is() {
+	local want=$1 what=$2
+	shift 2
+	if run 0 "$@" && cmp -s "$WORK/out" "$want" && [ ! -s "$WORK/err" ]; then
+		ok "$what"
+	else
+		not_ok "$what (exit $rc)"
+		diff <(od -c "$want") <(od -c "$WORK/out") | head -n 20 | sed 's/^/    /'
+		sed 's/^/    stderr: /' "$WORK/err"
+	fi
+}
+
+# fails_with EXIT PATTERN DESCRIPTION ARGS... : that exit, stderr matches, stdout empty
+fails_with() {
+	local want=$1 pattern=$2 what=$3
+	shift 3
+	if run "$want" "$@" && grep -qE -- "$pattern" "$WORK/err" && [ ! -s "$WORK/out" ]; then
+		ok "$what"
+	else
+		not_ok "$what (exit $rc)"
+		sed 's/^/    stderr: /' "$WORK/err"
+		sed 's/^/    stdout: /' "$WORK/out" | head -n 5
+	fi
+}
+
+dump_is "$WORK/all.want" "dump: every visible message, sorted, exact format" dump --db "$db"
+dump_is "$WORK/all.want" "dump: --db=PATH" dump --db="$db"
+dump_is "$WORK/a.want" "dump ACCOUNT" dump --db "$db" a
+dump_is "$WORK/ae.want" "dump ACCOUNT with a UTF-8 name" dump --db "$db" ä
+dump_is "$WORK/a-inbox.want" "dump ACCOUNT FOLDER" dump --db "$db" a INBOX
+dump_is "$WORK/a-inbox.want" "dump: INBOX in any case" dump --db "$db" a inbox
+dump_is "$WORK/a-ete.want" "dump ACCOUNT FOLDER with a UTF-8 name" dump --db "$db" a Éte
+dump_is "$WORK/empty.want" "dump of an account that has no message: nothing, exit 0" \
+	dump --db "$db" empty
+dump_is "$WORK/empty.want" "dump of an empty folder: nothing, exit 0" dump --db "$db" empty INBOX
+dump_is "$WORK/a.want" "global --config before the command, --db wins" \
+	--config "$WORK/nonexistent.conf" dump --db "$db" a
+
+fails_with 1 "^cpmctl: unknown account 'nope' in '$db'\$" "unknown account: exit 1, named" \
+	dump --db "$db" nope
+fails_with 1 "^cpmctl: unknown account 'A' in " "account names are exact (A is not a)" \
+	dump --db "$db" A
+fails_with 1 "^cpmctl: account 'a' has no folder 'Nope' in '$db'\$" \
+	"unknown folder: exit 1, named" dump --db "$db" a Nope
+fails_with 1 "^cpmctl: account 'a' has no folder 'Zeta' in " "a removed folder is unknown" \
+	dump --db "$db" a Zeta
+
+missing=$WORK/nodir/store.db
+fails_with 1 "^cpmctl: cannot open database '$missing': No such file or directory\$" \
+	"missing database: exit 1, names the file and the reason" dump --db "$missing"
+fails_with 1 "^cpmctl: cannot open database '$WORK/missing.db': No such file or directory\$" \
+	"missing database in an existing directory" dump --db "$WORK/missing.db"
+if [ ! -e "$WORK/missing.db" ]; then
+	ok "a missing database is not created"
+else
+	not_ok "a missing database is not created"
+fi
+printf 'not a database, clearly, not at all, no, not even close to one\n' >"$WORK/garbage.db"
+fails_with 1 "^cpmctl: cannot open database '$WORK/garbage.db': " "not a database: exit 1" \
+	dump --db "$WORK/garbage.db"
+
+# Where the database comes from without --db.
+conf=$WORK/cpmsync.conf
+printf '[general]\ndatabase = %s\n' "$db" >"$conf"
+dump_is "$WORK/a.want" "--config FILE: its [general] database" --config "$conf" dump a
+dump_is "$WORK/a.want" "-c FILE after the command" dump -c "$conf" a
+fails_with 1 "^cpmctl: cannot open database '$XDG_DATA_HOME/cpmsync/store.db': " \
+	"no configuration file: the default \$XDG_DATA_HOME/cpmsync/store.db" dump
+mkdir -p "$XDG_DATA_HOME/cpmsync"
+cp "$db" "$XDG_DATA_HOME/cpmsync/store.db"
+dump_is "$WORK/ae.want" "the default database is read" dump ä
+mkdir -p "$XDG_CONFIG_HOME/cpmsync"
+printf '[general]\ndatabase = %s\n' "$db" >"$XDG_CONFIG_HOME/cpmsync/cpmsync.conf"
+dump_is "$WORK/a-ete.want" "the default configuration file's database" dump a Éte
+printf '[general]\ndatabase =\n' >"$XDG_CONFIG_HOME/cpmsync/cpmsync.conf"
+fails_with 1 "cpmsync.conf:2: " "a bad configuration file: exit 1, file and line" dump
+rm "$XDG_CONFIG_HOME/cpmsync/cpmsync.conf"
+fails_with 1 "^cpmctl: .*nonexistent.conf" "--config of a missing file: exit 1, named" \
+	--config "$WORK/nonexistent.conf" dump
+
+# Reading beside a writer that holds a write transaction (WAL): no
+# waiting for the busy timeout, and nothing uncommitted is seen.
+coproc HOLD { "$FIXTURE" --hold "$db"; }
+line=
+read -r -t 10 line <&"${HOLD[0]}"
+if [ "$line" = holding ]; then
+	start=$(date +%s%N)
+	dump_is "$WORK/all.want" "dump while another connection holds a write transaction" \
+		dump --db "$db"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	if [ "$ms" -lt 3000 ]; then
+		ok "... without waiting for the writer (${ms} ms)"
+	else
+		not_ok "... without waiting for the writer (${ms} ms)"
+	fi
+else
+	not_ok "store-fixture --hold did not start (got '$line')"
+fi
+hold_in=${HOLD[1]}
+exec {hold_in}>&- # end of file on its stdin: it rolls back and exits
+wait "$HOLD_PID" 2>/dev/null
+HOLD_PID=
+dump_is "$WORK/all.want" "the writer's rolled-back row never shows" dump --db "$db"
+
+# Write errors are errors.
+"$CPMCTL" dump --db "$db" >/dev/full 2>"$WORK/err"
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "^cpmctl: cannot write the output: No space left on device" "$WORK/err"; then
+	ok "a full disk (/dev/full): exit 1 with the reason"
+else
+	not_ok "a full disk (/dev/full): exit 1 with the reason (exit $rc: $(cat "$WORK/err"))"
+fi
+# A pipe whose reader is gone: open a FIFO read-write (so that opening it
+# for writing does not block), open its write end, close the reader.
+mkfifo "$WORK/fifo"
+exec {rw}<>"$WORK/fifo"
+exec {wr}>"$WORK/fifo"
+exec {rw}<&-
+"$CPMCTL" dump --db "$db" 1>&"$wr" 2>"$WORK/err"
+rc=$?
+exec {wr}>&-
+if [ "$rc" -eq 1 ] && grep -q "^cpmctl: cannot write the output: Broken pipe" "$WORK/err"; then
+	ok "a closed pipe: exit 1 with the reason (no silent SIGPIPE)"
+else
+	not_ok "a closed pipe: exit 1 with the reason (exit $rc: $(cat "$WORK/err"))"
+fi
+"$CPMCTL" --help >/dev/full 2>"$WORK/err"
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "No space left on device" "$WORK/err"; then
+	ok "--help to a full disk: exit 1"
+else
+	not_ok "--help to a full disk: exit 1 (exit $rc)"
+fi
+
+# Help, version, usage.
+if run 0 --help && grep -q '^Usage: cpmctl' "$WORK/out" && grep -q 'dump \[--db PATH\] \[ACCOUNT \[FOLDER\]\]' "$WORK/out" && [ ! -s "$WORK/err" ]; then
+	ok "--help: usage on stdout, exit 0"
+else
+	not_ok "--help: usage on stdout, exit 0 (exit $rc)"
+fi
+if run 0 -h && grep -q '^Usage: cpmctl' "$WORK/out"; then ok "-h"; else not_ok "-h (exit $rc)"; fi
+if run 0 dump --help && grep -q '^Usage: cpmctl dump' "$WORK/out"; then
+	ok "dump --help: exit 0"
+else
+	not_ok "dump --help: exit 0 (exit $rc)"
+fi
+if run 0 --version && grep -qE '^cpmctl [0-9]+\.[0-9]+\.[0-9]+$' "$WORK/out"; then
+	ok "--version"
+else
+	not_ok "--version (exit $rc: $(cat "$WORK/out"))"
+fi
+fails_with 2 "no command given" "no command: exit 2" 
+fails_with 2 "unknown command 'frobnicate'" "unknown command: exit 2" frobnicate
+fails_with 2 "unexpected argument 'c'" "dump with three arguments: exit 2" dump --db "$db" a b c
+fails_with 2 "^Usage: cpmctl dump" "dump with an unknown option: exit 2" dump --bogus
+fails_with 2 "^Usage: cpmctl dump" "dump --db without its argument: exit 2" dump --db
+fails_with 2 "needs a path" "dump --db '': exit 2" dump --db ""
+fails_with 2 "Usage: cpmctl" "unknown global option: exit 2" --bogus dump
+
+for cmd in status "sync a" "folders a" "list a INBOX" "fetch a INBOX 1" "store a INBOX f" "flag a INBOX 1 +\\Seen"; do
+	# shellcheck disable=SC2086
+	fails_with 1 "^cpmctl: ${cmd%% *} needs the running daemon's D-Bus API, which this build does not have yet\$" \
+		"cpmctl ${cmd%% *}: says it needs the daemon, exit 1" $cmd
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
