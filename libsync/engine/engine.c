@@ -1003,7 +1003,7 @@ static void folder_after_select(struct cpmsync_sync *e);
 static void next_folder(struct cpmsync_sync *e)
 {
 	struct sync_folder sf;
-	uint32_t known = 0, max_uid = 0, rematch = 0;
+	uint32_t max_uid = 0, rematch = 0;
 	bool qresync, condstore;
 	int r;
 
@@ -1017,7 +1017,7 @@ static void next_folder(struct cpmsync_sync *e)
 	}
 	r = store_sync_folder_get(e->store, e->queue[e->queue_pos++], &sf);
 	if (r >= 0)
-		r = store_sync_folder_counts(e->store, sf.id, &known, &max_uid, &rematch);
+		r = store_sync_folder_counts(e->store, sf.id, &max_uid, &rematch);
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return;
@@ -1033,7 +1033,7 @@ static void next_folder(struct cpmsync_sync *e)
 		 * what we already have instead of fetching it again. */
 		.local_uidnext = sf.uidnext ? sf.uidnext : max_uid + 1,
 		.local_hms = sf.highestmodseq,
-		.local_known = known,
+		.local_known = max_uid ? 1 : 0, /* only "any?" matters for the mode */
 		.present = e->f.present,
 		.set = e->f.set,
 	};
@@ -1045,7 +1045,7 @@ static void next_folder(struct cpmsync_sync *e)
 	qresync = imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
 	condstore = imap_client_enabled(e->client, IMAP_CAP_CONDSTORE);
 	e->f.mode = plan_select_mode(qresync, condstore, e->f.local_uidvalidity, e->f.local_hms,
-				     known);
+				     e->f.local_known);
 	/* A re-read after a UIDVALIDITY change was interrupted: finish it
 	 * (only a full read can re-match or drop those rows). */
 	if (rematch)
@@ -1262,7 +1262,14 @@ static void folder_bodies(struct cpmsync_sync *e)
 	if (e->fetch_kind != FK_BODY) {
 		/* First call: which bodies are missing (after a size-limited
 		 * header pass, an interrupted run, or a policy change). */
-		r = store_sync_bodies_wanted(e->store, e->f.id, e->body_limit, &e->f.set);
+		/* After a QRESYNC/CONDSTORE resync only the new messages can
+		 * lack a body (the old ones were complete when HIGHESTMODSEQ
+		 * was committed): no walk over the whole folder. */
+		uint32_t from = (e->f.mode == PLAN_MODE_QRESYNC || e->f.mode == PLAN_MODE_CONDSTORE)
+					? e->f.after.new_from_uid
+					: 1;
+
+		r = store_sync_bodies_wanted(e->store, e->f.id, from, e->body_limit, &e->f.set);
 		if (r < 0) {
 			engine_fail(e, r, "store: %s", store_error(e->store));
 			return;

@@ -699,19 +699,20 @@ int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_
 	return 0;
 }
 
-int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint64_t max_size,
-			     struct imap_seqset *ret)
+int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint32_t min_uid,
+			     uint64_t max_size, struct imap_seqset *ret)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	imap_seqset_clear(ret);
 	PREP(s,
-	     "SELECT m.uid FROM message m WHERE m.folder_id = ?1 AND m.uid IS NOT NULL"
+	     "SELECT m.uid FROM message m WHERE m.folder_id = ?1 AND m.uid >= ?3"
 	     " AND m.size <= ?2 AND NOT EXISTS (SELECT 1 FROM body b WHERE b.message_id = m.id)"
 	     " ORDER BY m.uid",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 3, min_uid);
 	sqlite3_bind_int64(st, 2, max_size > INT64_MAX ? INT64_MAX : (sqlite3_int64)max_size);
 	while ((r = store_step(s, st)) > 0) {
 		r = imap_seqset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
@@ -1019,24 +1020,30 @@ int store_sync_rename_pending(struct store *s, int64_t folder_id, bool *ret)
 	return 0;
 }
 
-int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_known,
-			     uint32_t *ret_max_uid, uint32_t *ret_rematch)
+int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_max_uid,
+			     uint32_t *ret_rematch)
 {
 	sqlite3_stmt *st;
 	int r;
 
+	/* Both answered from the (folder_id, uid) index without walking the
+	 * folder: max() is one seek, and rows without a UID are few. */
+	PREP(s, "SELECT coalesce(max(uid), 0) FROM message WHERE folder_id = ?1", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	*ret_max_uid = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
 	PREP(s,
-	     "SELECT count(uid), coalesce(max(uid), 0),"
-	     " sum(uid IS NULL AND server_flags IS NOT NULL)"
-	     " FROM message WHERE folder_id = ?1",
+	     "SELECT count(*) FROM message WHERE folder_id = ?1 AND uid IS NULL"
+	     " AND server_flags IS NOT NULL",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	r = store_step(s, st);
 	if (r <= 0)
 		return r < 0 ? r : -EIO;
-	*ret_known = (uint32_t)sqlite3_column_int64(st, 0);
-	*ret_max_uid = (uint32_t)sqlite3_column_int64(st, 1);
-	*ret_rematch = (uint32_t)sqlite3_column_int64(st, 2);
+	*ret_rematch = (uint32_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return 0;
 }

@@ -118,10 +118,10 @@ int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id);
  * deleted (pending appends stay). */
 int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_removed);
 
-/* UIDs of messages without a stored body whose size is at most max_size
- * (UINT64_MAX: all). */
-int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint64_t max_size,
-			     struct imap_seqset *ret);
+/* UIDs from min_uid on of messages without a stored body whose size is at
+ * most max_size (UINT64_MAX: all). */
+int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint32_t min_uid,
+			     uint64_t max_size, struct imap_seqset *ret);
 int store_sync_body_put(struct store *s, int64_t message_id, const void *data, size_t len);
 int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd, uint64_t size);
 int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid,
@@ -180,7 +180,7 @@ int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder
 /* Is a rename_folder row pending for the folder? */
 int store_sync_rename_pending(struct store *s, int64_t folder_id, bool *ret);
 
-/* Messages with a UID, the largest UID, and rows waiting to be re-matched
- * after a UIDVALIDITY change (no UID, but were on the server). */
-int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_known,
-			     uint32_t *ret_max_uid, uint32_t *ret_rematch);
+/* The largest UID, and rows waiting to be re-matched after a UIDVALIDITY
+ * change (no UID, but were on the server).  Cheap whatever the size. */
+int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_max_uid,
+			     uint32_t *ret_rematch);

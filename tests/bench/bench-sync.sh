@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Benchmark: cpm-syncd --once against mbsync (isync), side by side, on one
+# big folder of a throwaway Dovecot.  Run on demand (not by make check):
+#
+#   make all tests && tests/bench/bench-sync.sh [N]        (N default 100000)
+#   B=build/other tests/bench/bench-sync.sh 5000           (another build dir)
+#
+# It generates folder Bench with N messages (1-20 KiB each, ~N * 10.5 KiB)
+# for alice and N/10 for bob, puts one imap-proxy in front of Dovecot for
+# each tool (the proxies count the bytes each way), and measures with
+# run-measure (wall time, CPU, peak RSS) each of these steps for both tools:
+#   1 initial    first sync of the whole account (plus cpm-syncd at N/10)
+#   2 nochange   a resync with nothing changed on the server
+#   3 flags1%    after 1% of the messages had a flag change on the server
+#   4 expunge1%  after 1% were expunged and 100 new ones arrived
+# and once the reference: imap-stream, a client that fetches every body and
+# throws it away (after a warm-up run).  Then it prints a table and the
+# benchmark targets with PASS/MISS (informational: the exit status is 0
+# unless a command failed or a tool's copy does not match the server).
+#
+# Both tools sync one way in effect (mbsync: Sync Pull, Expunge Near; cpm-syncd
+# has no local changes to send).  Before each measured run the script waits
+# 1.1 s: mbsync sleeps a second when a Maildir was modified within the current
+# second, which would otherwise count against it.
+#
+# Environment: B (build dir, default build), BENCH_VERBOSE=1 runs cpm-syncd
+# with -v (its log of the IMAP exchange costs time), KEEP=1 keeps the work directory
+# (logs, stores), BENCH_TMP (parent of the work directory, default /tmp; it
+# needs about 3.5 x N x 10.5 KiB of free space).
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+B=${B:-build}
+case $B in /*) ;; *) B=$TOP/$B ;; esac
+SYNCD=$B/cpm-syncd
+TOOLS=$B/tests/tools
+CTL=$TOP/tests/dovecot/dovecot-ctl.sh
+
+N=${1:-100000}
+if ! [[ $N =~ ^[0-9]+$ ]] || [ "$N" -lt 100 ]; then
+	echo "usage: $0 [N >= 100]" >&2
+	exit 2
+fi
+SMALL=$((N / 10))
+K=$((N / 100)) # messages changed in steps 3 and 4
+NEW=100
+CPM_V=()
+[ "${BENCH_VERBOSE:-}" = 1 ] && CPM_V=(-v)
+
+die() { echo "bench-sync: $*" >&2; exit 1; }
+for f in "$SYNCD" "$TOOLS/imap-proxy" "$TOOLS/bench-gen" "$TOOLS/run-measure" "$TOOLS/imap-stream"; do
+	[ -x "$f" ] || die "$f missing: run make B=${B#"$TOP"/} all tests"
+done
+command -v mbsync >/dev/null || die "mbsync missing (apt-get install isync, or tests/deps.sh)"
+command -v sqlite3 >/dev/null || die "sqlite3 missing (apt-get install sqlite3)"
+
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/cpmsync-bench.XXXXXX")
+chmod 0755 "$WORK"
+DC=$WORK/dovecot
+PROXY_PIDS=()
+BROKEN=0
+
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+	local pid
+	for pid in "${PROXY_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${PROXY_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	"$CTL" stop "$DC" >/dev/null 2>&1 || true
+	if [ "${KEEP:-}" = 1 ]; then
+		echo "bench-sync: kept $WORK" >&2
+	else
+		rm -rf -- "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+broken() { echo "bench-sync: BROKEN: $*" >&2; BROKEN=1; }
+
+mkdir -p "$DC"
+"$CTL" start "$DC" >/dev/null || die "cannot start Dovecot"
+# shellcheck disable=SC1091
+. "$DC/env"
+dove() { "$CTL" doveadm "$DC" "$@"; }
+
+# --- test data --------------------------------------------------------------
+
+# gen USER COUNT [bench-gen options]: messages into USER's Bench folder;
+# their total size (LF, CRLF) in WORK/gen.out.
+gen() {
+	local user=$1 count=$2 dir
+	shift 2
+	dir=$DC/home/$user/Maildir/.Bench
+	dove mailbox status -u "$user" messages Bench >/dev/null 2>&1 ||
+		dove mailbox create -u "$user" Bench
+	"$TOOLS/bench-gen" "$@" "$dir" "$count" >"$WORK/gen.out" || die "bench-gen failed"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown -R "$MAIL_UID:$MAIL_GID" "$DC/home/$user/Maildir"
+	fi
+	dove force-resync -u "$user" Bench
+}
+
+log "generating $N messages for $USER1 and $SMALL for $USER2"
+t0=$(date +%s.%N)
+gen "$USER1" "$N"
+read -r GEN_BYTES GEN_WIRE_BYTES <"$WORK/gen.out"
+gen "$USER2" "$SMALL" --seed 3
+t1=$(date +%s.%N)
+log "generated $GEN_BYTES bytes ($GEN_WIRE_BYTES with CRLF) in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+server_count() { dove -f flow mailbox status -u "$1" messages Bench | sed 's/.*messages=//'; }
+[ "$(server_count "$USER1")" = "$N" ] || die "Dovecot sees $(server_count "$USER1") messages, not $N"
+[ "$(server_count "$USER2")" = "$SMALL" ] || die "Dovecot sees $(server_count "$USER2") messages, not $SMALL"
+
+printf '%s\n' "$PASS1" >"$WORK/alice.pw"
+printf '%s\n' "$PASS2" >"$WORK/bob.pw"
+chmod 0600 "$WORK/alice.pw" "$WORK/bob.pw"
+
+# --- proxies ----------------------------------------------------------------
+
+# start_proxy NAME: an imap-proxy in front of IMAP_PORT; its port in WORK/NAME.port.
+start_proxy() {
+	local name=$1 i
+	"$TOOLS/imap-proxy" --listen-port-file "$WORK/$name.port" --to "127.0.0.1:$IMAP_PORT" \
+		--stats "$WORK/$name.stats" >"$WORK/$name.proxy.log" 2>&1 &
+	PROXY_PIDS+=($!)
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$WORK/$name.port" ] && break
+		sleep 0.05
+	done
+	[ -s "$WORK/$name.port" ] || die "imap-proxy $name did not start: $(cat "$WORK/$name.proxy.log")"
+}
+start_proxy cpm
+start_proxy mbsync
+PORT_cpm=$(cat "$WORK/cpm.port")
+PORT_mbsync=$(cat "$WORK/mbsync.port")
+
+# stats NAME: "c2s s2c" (0 0 before the first connection closed)
+stats() {
+	if [ -r "$WORK/$1.stats" ]; then
+		# As strings: mawk prints numbers beyond 2^31 as %.6g.
+		awk '$1 == "client_to_server" { c = $2 } $1 == "server_to_client" { s = $2 }
+			END { print (c == "" ? 0 : c), (s == "" ? 0 : s) }' "$WORK/$1.stats"
+	else
+		echo "0 0"
+	fi
+}
+
+# Waits until the proxy NAME's stats differ from BEFORE and stay the same
+# for 0.3 s (the proxy rewrites them when a connection has closed).
+wait_stats() {
+	local name=$1 before=$2 cur prev i
+	for ((i = 0; i < 100; i++)); do
+		cur=$(stats "$name")
+		[ "$cur" != "$before" ] && break
+		sleep 0.05
+	done
+	prev=
+	while [ "$cur" != "$prev" ]; do
+		prev=$cur
+		sleep 0.3
+		cur=$(stats "$name")
+	done
+	echo "$cur"
+}
+
+# --- configurations ---------------------------------------------------------
+
+cpm_conf() { # file user password_file store
+	cat >"$1" <<-EOF
+		[general]
+		database = $4
+		outbox = $WORK/outbox
+
+		[account bench]
+		host = 127.0.0.1
+		port = $PORT_cpm
+		security = none
+		user = $2
+		password_file = $3
+		folders = *
+		sync_bodies = all
+	EOF
+}
+cpm_conf "$WORK/cpm.conf" "$USER1" "$WORK/alice.pw" "$WORK/cpm-store.db"
+cpm_conf "$WORK/cpm-small.conf" "$USER2" "$WORK/bob.pw" "$WORK/cpm-small-store.db"
+
+mkdir -p "$WORK/mbsync"
+cat >"$WORK/mbsyncrc" <<EOF
+IMAPAccount bench
+Host 127.0.0.1
+Port $PORT_mbsync
+User $USER1
+PassCmd "cat $WORK/alice.pw"
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore bench-far
+Account bench
+
+MaildirStore bench-near
+Path $WORK/mbsync/
+Inbox $WORK/mbsync/INBOX
+SubFolders Verbatim
+
+Channel bench
+Far :bench-far:
+Near :bench-near:
+Patterns *
+Create Near
+Sync Pull
+Expunge Near
+SyncState *
+EOF
+
+# --- measuring --------------------------------------------------------------
+
+RESULTS=$WORK/results # step tool wall cpu rss_kib c2s s2c
+: >"$RESULTS"
+
+# run STEP TOOL PROXY COMMAND...: one measured run through proxy PROXY.
+run() {
+	local step=$1 tool=$2 proxy=$3 before after rc=0 out b_c2s b_s2c a_c2s a_s2c
+	shift 3
+	out=$WORK/${step//\//_}.$tool
+	before=$(stats "$proxy")
+	log "$step: $tool"
+	"$TOOLS/run-measure" "$out.measure" -- "$@" >"$out.log" 2>&1 || rc=$?
+	after=$(wait_stats "$proxy" "$before")
+	if [ "$rc" -ne 0 ]; then
+		broken "$step: $tool exited with status $rc; the end of its output:"
+		tail -n 20 "$out.log" | sed 's/^/    /' >&2
+	fi
+	# Byte counts in shell arithmetic (64 bits), not awk.
+	read -r b_c2s b_s2c <<<"$before"
+	read -r a_c2s a_s2c <<<"$after"
+	awk -v step="$step" -v tool="$tool" -v c2s=$((a_c2s - b_c2s)) -v s2c=$((a_s2c - b_s2c)) '
+		{ m[$1] = $2 }
+		END {
+			printf "%s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"],
+				m["maxrss_kib"], c2s, s2c
+		}' "$out.measure" >>"$RESULTS"
+}
+
+# Runs cpm-syncd then mbsync for STEP.
+run_both() {
+	sleep 1.1
+	run "$1" cpm-syncd cpm "$SYNCD" -c "$WORK/cpm.conf" --once --no-dbus "${CPM_V[@]}"
+	sleep 1.1
+	run "$1" mbsync mbsync mbsync -c "$WORK/mbsyncrc" -a
+}
+
+# The copies must match the server: message count and \Seen count.
+verify() {
+	local step=$1 srv srv_seen cpm cpm_seen mb mb_seen q
+	srv=$(server_count "$USER1")
+	srv_seen=$(dove search -u "$USER1" mailbox Bench seen | wc -l)
+	q="FROM message m JOIN folder f ON f.id = m.folder_id
+		WHERE f.name = 'Bench' AND m.removed = 0"
+	cpm=$(sqlite3 "$WORK/cpm-store.db" "SELECT count(*) $q")
+	cpm_seen=$(sqlite3 "$WORK/cpm-store.db" "SELECT count(*) $q AND ' ' || m.flags || ' ' LIKE '% \\Seen %'")
+	mb=$(find "$WORK/mbsync/Bench/cur" "$WORK/mbsync/Bench/new" -type f ! -name '*:2,*T*' | wc -l)
+	mb_seen=$(find "$WORK/mbsync/Bench/cur" "$WORK/mbsync/Bench/new" -type f -name '*:2,*S*' ! -name '*:2,*T*' | wc -l)
+	echo "$step server $srv $srv_seen cpm-syncd $cpm $cpm_seen mbsync $mb $mb_seen" >>"$WORK/verify"
+	if [ "$cpm" != "$srv" ] || [ "$cpm_seen" != "$srv_seen" ]; then
+		broken "$step: cpm-syncd has $cpm messages ($cpm_seen seen), the server $srv ($srv_seen seen)"
+	fi
+	if [ "$mb" != "$srv" ] || [ "$mb_seen" != "$srv_seen" ]; then
+		broken "$step: mbsync has $mb messages ($mb_seen seen), the server $srv ($srv_seen seen)"
+	fi
+}
+
+# Deterministic random picks: COUNT lines of stdin.
+pick() { shuf -n "$1" --random-source=<(yes cpmsync-bench); }
+join_commas() { paste -sd, -; }
+
+# --- reference: the server streams the bodies to a discarding client --------
+
+log "reference: imap-stream (warm-up, then measured; direct, then through a proxy)"
+"$TOOLS/imap-stream" 127.0.0.1 "$IMAP_PORT" "$USER1" "$WORK/alice.pw" Bench >"$WORK/stream-warmup.out" ||
+	broken "imap-stream warm-up failed"
+"$TOOLS/run-measure" "$WORK/stream.measure" -- \
+	"$TOOLS/imap-stream" 127.0.0.1 "$IMAP_PORT" "$USER1" "$WORK/alice.pw" Bench >"$WORK/stream.out" ||
+	broken "imap-stream failed"
+before=$(stats cpm)
+"$TOOLS/imap-stream" 127.0.0.1 "$PORT_cpm" "$USER1" "$WORK/alice.pw" Bench >"$WORK/stream-proxy.out" ||
+	broken "imap-stream through the proxy failed"
+wait_stats cpm "$before" >/dev/null
+kv() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+STREAM_S=$(kv "$WORK/stream.out" seconds)
+STREAM_FETCH_S=$(kv "$WORK/stream.out" fetch_seconds)
+STREAM_BYTES=$(kv "$WORK/stream.out" bytes_in)
+STREAM_PROXY_S=$(kv "$WORK/stream-proxy.out" seconds)
+awk -v step=0-reference -v tool=imap-stream -v o="$(kv "$WORK/stream.out" bytes_out)" \
+	-v i="$STREAM_BYTES" '{ m[$1] = $2 } END {
+		printf "%s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"], m["maxrss_kib"], o, i }' \
+	"$WORK/stream.measure" >>"$RESULTS"
+[ "$(kv "$WORK/stream.out" messages)" = "$N" ] || broken "imap-stream saw $(kv "$WORK/stream.out" messages) messages, not $N"
+
+# --- the steps ----------------------------------------------------------------
+
+sleep 1.1
+run 1-initial-N/10 cpm-syncd cpm "$SYNCD" -c "$WORK/cpm-small.conf" --once --no-dbus "${CPM_V[@]}"
+run_both 1-initial
+verify 1-initial
+
+run_both 2-nochange
+verify 2-nochange
+
+log "changing flags of $K messages"
+dove search -u "$USER1" mailbox Bench seen | awk '{ print $2 }' >"$WORK/seen"
+dove search -u "$USER1" mailbox Bench unseen | awk '{ print $2 }' >"$WORK/unseen"
+unset_seen=$(pick $((K / 2)) <"$WORK/seen" | join_commas)
+set_seen=$(pick $((K - K / 2)) <"$WORK/unseen" | join_commas)
+[ -n "$unset_seen" ] && dove flags remove -u "$USER1" '\Seen' mailbox Bench uid "$unset_seen"
+[ -n "$set_seen" ] && dove flags add -u "$USER1" '\Seen \Flagged' mailbox Bench uid "$set_seen"
+run_both 3-flags1%
+verify 3-flags1%
+
+log "expunging $K messages, adding $NEW"
+gone=$(dove search -u "$USER1" mailbox Bench all | awk '{ print $2 }' | pick "$K" | join_commas)
+[ -n "$gone" ] && dove expunge -u "$USER1" mailbox Bench uid "$gone"
+gen "$USER1" "$NEW" --seed 2 --first $((N + 1))
+read -r _ NEW_BYTES <"$WORK/gen.out"
+run_both 4-expunge1%+new
+verify 4-expunge1%+new
+
+# --- report -----------------------------------------------------------------
+
+echo
+echo "cpm-syncd benchmark: N=$N messages in Bench ($GEN_BYTES bytes, $GEN_WIRE_BYTES with CRLF), $(nproc) CPUs, $(mbsync --version 2>&1 | head -n 1)"
+echo "reference imap-stream: $STREAM_S s in all, $STREAM_FETCH_S s for the UID FETCH, $STREAM_BYTES bytes;" \
+	"through a proxy $STREAM_PROXY_S s"
+echo
+awk 'BEGIN {
+		printf "%-16s | %-11s | %8s | %8s | %12s | %14s | %14s\n", "step", "tool", "wall s",
+			"CPU s", "peak RSS MiB", "client->server", "server->client"
+		printf "%s\n", "-----------------+-------------+----------+----------+--------------+----------------+---------------"
+	}
+	{ printf "%-16s | %-11s | %8.2f | %8.2f | %12.1f | %14s | %14s\n", $1, $2, $3, $4, $5 / 1024, $6, $7 }' \
+	"$RESULTS"
+echo
+echo "copies checked against the server (messages, \\Seen):"
+awk '{ printf "  %-16s server %s/%s  cpm-syncd %s/%s  mbsync %s/%s\n", $1, $3, $4, $6, $7, $9, $10 }' "$WORK/verify"
+echo
+
+# get STEP TOOL FIELD (3 wall, 4 cpu, 5 rss, 6 c2s, 7 s2c, 8 c2s+s2c)
+get() {
+	awk -v s="$1" -v t="$2" -v f="$3" '$1 == s && $2 == t {
+		if (f == 8) printf "%.0f\n", $6 + $7; else print $f }' "$RESULTS"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
+verdict() { # awk condition over a, b
+	if awk -v a="$2" -v b="$3" "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi
+}
+
+nc_bytes=$(get 2-nochange cpm-syncd 8)
+nc_cpm=$(get 2-nochange cpm-syncd 3)
+nc_mb=$(get 2-nochange mbsync 3)
+fl_bytes=$(get 3-flags1% cpm-syncd 8)
+fl_mb_bytes=$(get 3-flags1% mbsync 8)
+ex_bytes=$(get 4-expunge1%+new cpm-syncd 8)
+in_cpm=$(get 1-initial cpm-syncd 3)
+in_mb=$(get 1-initial mbsync 3)
+rss_cpm=$(get 1-initial cpm-syncd 5)
+rss_small=$(get 1-initial-N/10 cpm-syncd 5)
+rss_mb=$(get 1-initial mbsync 5)
+per_change=$(awk -v a="$fl_bytes" -v b="$nc_bytes" -v k="$K" 'BEGIN { printf "%.1f", (a - b) / k }')
+per_change_mb=$(awk -v a="$fl_mb_bytes" -v k="$K" 'BEGIN { printf "%.1f", a / k }')
+ex_per=$(awk -v a="$ex_bytes" -v b="$nc_bytes" -v nb="$NEW_BYTES" -v k="$((K + NEW))" \
+	'BEGIN { printf "%.1f", (a - b - nb) / k }')
+
+echo "targets:"
+printf '  %-4s no-change resync on the wire: %s bytes (target < 4096)\n' \
+	"$(verdict 'a < 4096' "$nc_bytes" 0)" "$nc_bytes"
+printf '  %-4s no-change resync vs mbsync: %s s vs %s s = %sx faster (target >= 20x)\n' \
+	"$(verdict 'a >= 20 * b' "$nc_mb" "$nc_cpm")" "$nc_cpm" "$nc_mb" "$(ratio "$nc_mb" "$nc_cpm")"
+printf '  %-4s 1%% flag changes: %s bytes = %s bytes per changed message beyond the no-change run (target: in proportion, ~60 from the server; PASS at <= 120); mbsync %s per change\n' \
+	"$(verdict 'a <= 120' "$per_change" 0)" "$fl_bytes" "$per_change" "$per_change_mb"
+printf '  info 1%% expunged + %d new: %s bytes, %s bytes per change beyond the no-change run and the %s new body bytes (CRLF)\n' \
+	"$NEW" "$ex_bytes" "$ex_per" "$NEW_BYTES"
+printf '  %-4s initial sync vs imap-stream: %s s vs %s s = %sx (target <= 4x)\n' \
+	"$(verdict 'a <= 4 * b' "$in_cpm" "$STREAM_S")" "$in_cpm" "$STREAM_S" "$(ratio "$in_cpm" "$STREAM_S")"
+printf '  %-4s initial sync vs mbsync: %s s vs %s s = %sx faster (target ~8x; PASS at >= 8x)\n' \
+	"$(verdict 'a >= 8 * b' "$in_mb" "$in_cpm")" "$in_cpm" "$in_mb" "$(ratio "$in_mb" "$in_cpm")"
+printf '  %-4s initial sync peak RSS: %s KiB vs mbsync %s KiB (target <= mbsync)\n' \
+	"$(verdict 'a <= b' "$rss_cpm" "$rss_mb")" "$rss_cpm" "$rss_mb"
+printf '  %-4s peak RSS not growing with folder size: %s KiB at N=%s, %s KiB at N/10 (PASS at <= 1.25x)\n' \
+	"$(verdict 'a <= 1.25 * b' "$rss_cpm" "$rss_small")" "$rss_cpm" "$N" "$rss_small"
+for step in 1-initial-N/10 1-initial 2-nochange 3-flags1% 4-expunge1%+new; do
+	line=$(grep ': done: ' "$WORK/${step//\//_}.cpm-syncd.log" | tail -n 1 || true)
+	echo "  cpm-syncd $step: ${line#*: bench: }"
+done
+
+if [ "$BROKEN" -ne 0 ]; then
+	echo "bench-sync: something broke (see above)" >&2
+	exit 1
+fi
+exit 0
