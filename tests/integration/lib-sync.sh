@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# Shared functions for the sync integration tests (tests/integration/
+# test-sync-*.sh).  Not a test itself: `make check` runs test-*.sh only.
+# Source it after `set -u`:
+#
+#   . "$(dirname "$0")/lib-sync.sh"
+#   lib_init                      WORK (0755 temp dir), trap cleanup, tools checked
+#   dc_start NAME                 a Dovecot in $WORK/NAME (knobs such as
+#                                 DOVECOT_HIDE_CAPABILITY come from the environment);
+#                                 sources its env; it becomes the current one (DC)
+#   dc_stop NAME                  stops it early (cleanup stops every one anyway)
+#   da ARGS...                    doveadm against the current Dovecot
+#   write_conf FILE DB            a config with one account "a" = $USER1 over TLS
+#   server_dump USER [ACCOUNT]    the server's state in `cpmctl dump` format,
+#                                 read with doveadm only (default account "a")
+#   compare CONF-DB [ACCOUNT]     diffs `cpmctl dump` against server_dump $USER1;
+#                                 prints the diff and returns 1 on mismatch
+#   msg_save USER FOLDER MSGID [SIZE [FLAG...]]   one message saved with doveadm
+#   mut_* / mutate N              random server-side mutations (see below)
+#   ok / not_ok / check NAME CMD...   TAP-like counting; finish prints the
+#                                 "N passed, N failed" line and exits
+#
+# Random choices use $RANDOM in the calling shell only (never in a
+# subshell), so seeding RANDOM reproduces the same sequence of mutations.
+
+# shellcheck disable=SC2016 # $Work, \Seen etc. are IMAP flags, not expansions
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+B=${B:-build}
+case $B in /*) BDIR=$B ;; *) BDIR=$TOP/$B ;; esac
+SYNCD=$BDIR/cpm-syncd
+CPMCTL=$BDIR/cpmctl
+OP=$BDIR/tests/tools/cpmsync-op
+CTL=$TOP/tests/dovecot/dovecot-ctl.sh
+export LC_ALL=C.UTF-8
+
+passed=0 failed=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
+check() { # check NAME COMMAND...
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+finish() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+}
+# bail REASON: a fatal setup problem
+bail() {
+	not_ok "$1"
+	finish
+}
+
+WORK=
+DCS=()
+BG_PIDS=()
+lib_cleanup() {
+	local p d
+	for p in "${BG_PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	for d in "${DCS[@]}"; do
+		"$CTL" stop "$d" >/dev/null 2>&1
+	done
+	[ -n "$WORK" ] && [ -z "${KEEP_WORK:-}" ] && rm -rf "$WORK"
+	[ -n "${KEEP_WORK:-}" ] && echo "# kept $WORK" >&2
+}
+lib_init() {
+	local f
+	WORK=$(mktemp -d /tmp/cpmsync-it.XXXXXX)
+	chmod 0755 "$WORK"
+	trap lib_cleanup EXIT
+	for f in "$SYNCD" "$CPMCTL" "$OP"; do
+		[ -x "$f" ] || bail "missing $f (make all tests)"
+	done
+}
+
+DC=
+dc_start() { # NAME
+	local d=$WORK/$1
+	mkdir -p "$d"
+	chmod 0755 "$d"
+	DCS+=("$d")
+	"$CTL" start "$d" >"$WORK/$1.start.log" 2>&1 || {
+		cat "$WORK/$1.start.log"
+		bail "cannot start dovecot $1"
+	}
+	DC=$d
+	# shellcheck disable=SC1091
+	. "$d/env"
+}
+dc_stop() { # NAME
+	"$CTL" stop "$WORK/$1" >/dev/null 2>&1
+}
+dc_seed() {
+	"$CTL" seed "$DC" >/dev/null
+}
+
+da() { doveadm -c "$DOVECOT_CONF" "$@"; }
+
+write_conf() { # FILE DB
+	local pw=$WORK/alice.pw
+	printf '%s\n' "$PASS1" >"$pw"
+	chmod 0600 "$pw"
+	cat >"$1" <<EOF
+[general]
+database = $2
+outbox = $WORK/outbox
+[account a]
+host = localhost
+port = $IMAPS_PORT
+ca_file = $CA_FILE
+user = $USER1
+password_file = $pw
+EOF
+}
+
+# selectable_folders USER: the names of the user's mailboxes that exist
+# (`mailbox status` skips \Noselect/\NonExistent ones, which `mailbox list`
+# shows, e.g. the parents of A/B/C)
+selectable_folders() {
+	da -f tab mailbox status -u "$1" messages '*' | tail -n +2 | cut -f1
+}
+
+# The server's state in the contract's dump format, read with doveadm only:
+# ACCOUNT TAB FOLDER TAB UID TAB FLAGS TAB MESSAGE-ID, flags without \Recent
+# sorted bytewise, Message-ID trimmed, sorted by folder then uid.  Mailboxes
+# that cannot be selected (\Noselect, \NonExistent) are skipped.
+server_dump() { # USER [ACCOUNT]
+	local user=$1 acct=${2:-a} mb
+	selectable_folders "$user" | while IFS= read -r mb; do
+		# -f tab: a header line, then uid TAB flags TAB value; a folded
+		# header continues on the next line(s) (no leading uid)
+		da -f tab fetch -u "$user" 'uid flags hdr.message-id' mailbox "$mb" |
+			tail -n +2 | MB=$mb ACCT=$acct LC_ALL=C awk -F'\t' '
+			function flush() {
+				if (!have) return
+				gsub(/^[ \t\r\n]+|[ \t\r\n]+$/, "", mid)
+				printf "%s\t%s\t%s\t%s\t%s\n", ENVIRON["ACCT"], ENVIRON["MB"], uid, fl, mid
+				have = 0
+			}
+			/^[0-9]+\t/ {
+				flush()
+				uid = $1
+				n = split($2, f, " ")
+				for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+					if (f[j] < f[i]) { t = f[i]; f[i] = f[j]; f[j] = t }
+				fl = ""
+				for (i = 1; i <= n; i++) if (f[i] != "\\Recent") fl = fl (fl == "" ? "" : " ") f[i]
+				mid = $0; sub(/^[^\t]*\t[^\t]*\t/, "", mid)
+				have = 1
+				next
+			}
+			{ mid = mid "\n" $0 }
+			END { flush() }'
+	done | LC_ALL=C sort -t$'\t' -k2,2 -k3,3n
+}
+
+# compare DB [ACCOUNT]: cpmctl dump == server_dump $USER1
+compare() {
+	local db=$1 acct=${2:-a}
+	server_dump "$USER1" "$acct" >"$WORK/server.dump"
+	"$CPMCTL" dump --db "$db" "$acct" >"$WORK/local.dump" 2>"$WORK/dump.err" || {
+		echo "    cpmctl dump failed: $(head -c 300 "$WORK/dump.err")"
+		return 1
+	}
+	if ! diff -u "$WORK/server.dump" "$WORK/local.dump" >"$WORK/compare.diff"; then
+		echo "    dump differs (--- server, +++ local; $(wc -l <"$WORK/server.dump") vs $(wc -l <"$WORK/local.dump") lines):"
+		tail -n +3 "$WORK/compare.diff" | grep '^[-+]' | head -n 30 | sed 's/^/    /'
+		return 1
+	fi
+}
+
+# sync CONF [LOG]: cpm-syncd --once -v, stderr to LOG; prints the reason on failure
+SYNC_TIMEOUT=${SYNC_TIMEOUT:-120}
+sync_once() {
+	local conf=$1 log=${2:-$WORK/sync.log} rc
+	timeout "$SYNC_TIMEOUT" "$SYNCD" -c "$conf" --once -v 2>"$log"
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "    cpm-syncd --once exited $rc:"
+		grep -v ' [CS]: ' "$log" | tail -n 8 | sed 's/^/    /'
+	fi
+	return $rc
+}
+
+# --- messages ---------------------------------------------------------------
+
+# msg_text MSGID SIZE [SUBJECT]: an RFC 5322 message of about SIZE bytes
+# (MSGID "": without a Message-ID header)
+msg_text() {
+	local mid=$1 size=${2:-300} subj=${3:-test $1} n
+	n=$((size > 200 ? (size - 200) * 3 / 4 : 1))
+	printf 'From: Tester <tester@sync.test>\r\nTo: Alice <alice@sync.test>\r\nSubject: %s\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n' "$subj"
+	[ -n "$mid" ] && printf 'Message-ID: %s\r\n' "$mid"
+	printf 'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n'
+	head -c "$n" /dev/urandom | base64 -w 76 | sed 's/$/\r/'
+}
+
+# msg_save USER FOLDER MSGID [SIZE [FLAG...]]: saves one message with
+# doveadm, then sets its flags (doveadm save cannot).
+msg_save() {
+	local user=$1 folder=$2 mid=$3 size=${4:-300} uid
+	shift 4 2>/dev/null || shift $#
+	msg_text "$mid" "$size" | da save -u "$user" -m "$folder" || return 1
+	if [ $# -gt 0 ] && [ -n "$mid" ]; then
+		uid=$(da search -u "$user" mailbox "$folder" header message-id "$mid" | awk '{print $2}' | tail -n 1)
+		[ -n "$uid" ] && da flags add -u "$user" "$*" mailbox "$folder" uid "$uid"
+	fi
+}
+
+# --- random server-side mutations -------------------------------------------
+# All choices come from $RANDOM in this shell.  MUT_USER is the mailbox owner,
+# MUT_TAG makes Message-IDs unique across rungs/runs.
+
+MUT_USER=${MUT_USER:-alice}
+MUT_TAG=${MUT_TAG:-m}
+MUT_SEQ=0
+MUT_LOG=/dev/null
+# Names for folders the mutations create, rename and delete (never INBOX or
+# the special-use folders).
+MUT_POOL=("Entwürfe" "With Space" "Ärger/Unter Ordner" "Rüben" "Projects/Neu"
+	"x y/z ü" "Notes ✓" "Grüße & Co" "Deep/er/st")
+MUT_FLAGS=('\Seen' '\Flagged' '\Answered' '\Draft' '\Deleted' '$Work' '$Label1' 'kw-x' 'Junk')
+
+rnd() { # rnd N -> R in [0, N)
+	R=$((RANDOM % $1))
+}
+mlog() { echo "$*" >>"$MUT_LOG"; }
+
+# FOLDERS: the user's selectable folders
+load_folders() {
+	mapfile -t FOLDERS < <(selectable_folders "$MUT_USER")
+}
+# UIDS: uids in folder $1
+load_uids() {
+	mapfile -t UIDS < <(da search -u "$MUT_USER" mailbox "$1" all 2>/dev/null | awk '{print $2}')
+}
+pick_folder() { # -> F (any existing folder)
+	load_folders
+	rnd ${#FOLDERS[@]}
+	F=${FOLDERS[$R]}
+}
+# picks up to N random uids from folder F -> PICKED (comma list) or empty
+pick_uids() {
+	local n=$1 i u=()
+	load_uids "$F"
+	PICKED=
+	[ ${#UIDS[@]} -eq 0 ] && return 1
+	for ((i = 0; i < n; i++)); do
+		rnd ${#UIDS[@]}
+		u+=("${UIDS[$R]}")
+	done
+	PICKED=$(IFS=,; echo "${u[*]}")
+}
+random_flags() { # -> FL: 1 or 2 flags
+	local a b
+	rnd ${#MUT_FLAGS[@]}; a=${MUT_FLAGS[$R]}
+	rnd 3
+	if [ $R -eq 0 ]; then
+		rnd ${#MUT_FLAGS[@]}; b=${MUT_FLAGS[$R]}
+		[ "$b" != "$a" ] && a="$a $b"
+	fi
+	FL=$a
+}
+
+mut_save() { # [FOLDER]
+	local size mid fl=()
+	if [ $# -gt 0 ]; then F=$1; else pick_folder; fi
+	MUT_SEQ=$((MUT_SEQ + 1))
+	mid="<$MUT_TAG.$MUT_SEQ.$RANDOM@sync.test>"
+	size=$((200 + RANDOM % 29800))
+	rnd 12
+	[ $R -eq 0 ] && mid=
+	rnd 3
+	if [ $R -eq 0 ]; then random_flags; read -ra fl <<<"$FL"; fi
+	mlog "save '$F' $mid size=$size flags=${fl[*]}"
+	msg_save "$MUT_USER" "$F" "$mid" "$size" "${fl[@]}"
+}
+mut_flags() {
+	local op
+	pick_folder
+	rnd 3
+	pick_uids $((R + 1)) || return 0
+	random_flags
+	rnd 2
+	if [ $R -eq 0 ]; then op=add; else op=remove; fi
+	mlog "flags $op '$FL' '$F' uid $PICKED"
+	da flags "$op" -u "$MUT_USER" "$FL" mailbox "$F" uid "$PICKED"
+}
+mut_replace_flags() {
+	pick_folder
+	pick_uids 1 || return 0
+	random_flags
+	mlog "flags replace '$FL' '$F' uid $PICKED"
+	da flags replace -u "$MUT_USER" "$FL" mailbox "$F" uid "$PICKED"
+}
+mut_expunge() {
+	pick_folder
+	rnd 3
+	pick_uids $((R + 1)) || return 0
+	mlog "expunge '$F' uid $PICKED"
+	da expunge -u "$MUT_USER" mailbox "$F" uid "$PICKED"
+}
+# doveadm copy/move of 1-3 messages to another folder (the same
+# Message-ID then appears in two folders, or moves)
+mut_copy_move() { # copy|move
+	local src
+	pick_folder
+	src=$F
+	rnd 3
+	pick_uids $((R + 1)) || return 0
+	pick_folder
+	[ "$F" = "$src" ] && return 0
+	mlog "$1 '$src' uid $PICKED -> '$F'"
+	da "$1" -u "$MUT_USER" "$F" mailbox "$src" uid "$PICKED"
+}
+# a pool name that does not exist yet -> N (1 if none)
+pool_free() {
+	local i tries
+	load_folders
+	for ((tries = 0; tries < 10; tries++)); do
+		rnd ${#MUT_POOL[@]}
+		N=${MUT_POOL[$R]}
+		for i in "${FOLDERS[@]}"; do [ "$i" = "$N" ] && continue 2; done
+		return 0
+	done
+	return 1
+}
+# a pool name that exists and has no children -> N
+pool_used() {
+	local i c used=()
+	load_folders
+	for i in "${MUT_POOL[@]}"; do
+		for c in "${FOLDERS[@]}"; do
+			[ "$c" = "$i" ] || continue
+			printf '%s\n' "${FOLDERS[@]}" | grep -qF -- "$i/" && continue 2
+			used+=("$i")
+		done
+	done
+	[ ${#used[@]} -eq 0 ] && return 1
+	rnd ${#used[@]}
+	N=${used[$R]}
+}
+mut_create() {
+	local n
+	pool_free || return 0
+	mlog "create '$N'"
+	da mailbox create -u "$MUT_USER" "$N" || return 1
+	rnd 3
+	for ((n = 0; n <= R; n++)); do mut_save "$N"; done
+}
+mut_rename() {
+	local old
+	pool_used || return 0
+	old=$N
+	pool_free || return 0
+	mlog "rename '$old' -> '$N'"
+	da mailbox rename -u "$MUT_USER" "$old" "$N"
+}
+mut_delete() {
+	pool_used || return 0
+	mlog "delete '$N'"
+	da mailbox delete -u "$MUT_USER" "$N"
+}
+# delete a folder and create it again with other messages: a new UIDVALIDITY
+mut_recreate() {
+	local n name
+	pool_used || return 0
+	name=$N
+	mlog "recreate '$name'"
+	da mailbox delete -u "$MUT_USER" "$name" || return 1
+	da mailbox create -u "$MUT_USER" "$name" || return 1
+	rnd 3
+	for ((n = 0; n <= R; n++)); do mut_save "$name"; done
+}
+
+# mutate N: N random mutations, weighted
+mutate() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		rnd 100
+		if [ $R -lt 30 ]; then mut_save
+		elif [ $R -lt 48 ]; then mut_flags
+		elif [ $R -lt 54 ]; then mut_replace_flags
+		elif [ $R -lt 66 ]; then mut_expunge
+		elif [ $R -lt 70 ]; then mut_copy_move copy
+		elif [ $R -lt 75 ]; then mut_copy_move move
+		elif [ $R -lt 83 ]; then mut_create
+		elif [ $R -lt 89 ]; then mut_rename
+		elif [ $R -lt 94 ]; then mut_delete
+		else mut_recreate
+		fi || echo "    (mutation failed: see $MUT_LOG)"
+	done
+}

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Local changes queued through the library's ops API (tests/tools/cpmsync-op)
+# are replayed to a real Dovecot by `cpm-syncd --once`: stores (APPEND),
+# flag changes, delete + expunge, copy, move, folders created, renamed and
+# deleted, metadata; and conflicts with concurrent server-side changes
+# (per-flag merge; a message expunged on the server under a pending flag
+# change).  After each run the store must equal the server (read with
+# doveadm), the server is checked directly, and nothing stays pending.
+# shellcheck disable=SC2016 # $Work, \Seen etc. are IMAP flags, not expansions
+set -u
+# shellcheck source=tests/integration/lib-sync.sh
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+
+dc_start dc
+dc_seed
+da mailbox create -u "$USER1" "Entwürfe" || bail "doveadm mailbox create"
+CONF=$WORK/local.conf
+DB=$WORK/local.db
+write_conf "$CONF" "$DB"
+op() { "$OP" --db "$DB" "$@"; }
+n=0
+
+# sync_check NAME: --once, store equals server, nothing pending
+sync_check() {
+	local what=$1
+	n=$((n + 1))
+	if sync_once "$CONF" "$WORK/sync$n.log"; then
+		ok "$what: cpm-syncd --once succeeds"
+	else
+		not_ok "$what: cpm-syncd --once succeeds"
+	fi
+	check "$what: store equals the server" compare "$DB"
+	local p
+	p=$(op pending a)
+	if [ -z "$p" ]; then
+		ok "$what: nothing pending"
+	else
+		not_ok "$what: nothing pending: $(wc -l <<<"$p") left"
+		printf '%s\n' "$p" | head -n 5 | sed 's/^/    /'
+	fi
+}
+# server_flags FOLDER MSGID: the flags (bytewise sorted, no \Recent) of the
+# message(s) with that Message-ID on the server, one line each
+server_flags() {
+	server_dump "$USER1" | awk -F'\t' -v f="$1" -v m="$2" '$2 == f && $5 == m { print $4 }'
+}
+# server_count FOLDER MSGID: how many messages with that Message-ID
+server_count() {
+	server_dump "$USER1" | awk -F'\t' -v f="$1" -v m="$2" '$2 == f && $5 == m' | wc -l
+}
+# expect WHAT GOT WANT
+expect() {
+	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
+}
+# local_id FOLDER MSGID
+local_id() { op find a "$1" "$2"; }
+
+# conflicts LABEL: flags changed on both sides (per-flag merge), and a
+# pending flag change on a message the server expunged
+conflicts() {
+	local L=$1 T=${1%%:*} cid cuid gid guid
+	[ -n "$L" ] && L="$L: "
+	msg_save "$USER1" INBOX "<conflict$T@sync.test>" 400 '\Seen' '\Answered'
+	sync_check "${L}conflict setup"
+	cid=$(local_id INBOX "<conflict$T@sync.test>")
+	op flags "$cid" -- +'\Flagged' -'\Seen' >/dev/null || not_ok "op flags conflict"
+	cuid=$(da search -u "$USER1" mailbox INBOX header message-id "conflict$T@sync.test" | awk '{print $2}')
+	da flags add -u "$USER1" '$Work' mailbox INBOX uid "$cuid"
+	da flags remove -u "$USER1" '\Answered' mailbox INBOX uid "$cuid"
+	sync_check "${L}flag conflict"
+	expect "${L}per-flag merge: local +\\Flagged -\\Seen and server +\$Work -\\Answered" \
+		"$(server_flags INBOX "<conflict$T@sync.test>")" '$Work \Flagged'
+
+	# a pending flag change on a message the server expunged
+	msg_save "$USER1" Archive "<gone$T@sync.test>" 400
+	sync_check "${L}expunge conflict setup"
+	gid=$(local_id Archive "<gone$T@sync.test>")
+	op flags "$gid" -- +'\Flagged' >/dev/null || not_ok "op flags gone"
+	guid=$(da search -u "$USER1" mailbox Archive header message-id "gone$T@sync.test" | awk '{print $2}')
+	da expunge -u "$USER1" mailbox Archive uid "$guid"
+	sync_check "${L}flag change on a message expunged on the server"
+	expect "${L}the message stays gone" "$(server_count Archive "<gone$T@sync.test>")" 0
+	if local_id Archive "<gone$T@sync.test>" >/dev/null 2>&1; then
+		not_ok "${L}the message is gone locally too"
+	else
+		ok "${L}the message is gone locally too"
+	fi
+}
+
+sync_check "initial sync"
+
+# --- store (APPEND) ---------------------------------------------------------
+msg_text "<local.1@sync.test>" 500 "local one" >"$WORK/m1"
+msg_text "<local.2@sync.test>" 4000 "local two" >"$WORK/m2"
+msg_text "<local.3@sync.test>" 25000 "local drei" >"$WORK/m3"
+id1=$(op store a INBOX "$WORK/m1" '\Seen') || not_ok "store m1"
+id2=$(op store a "Entwürfe" "$WORK/m2" '\Flagged' '$Work') || not_ok "store m2"
+id3=$(op store a Archive "$WORK/m3") || not_ok "store m3"
+"$CPMCTL" dump --db "$DB" a >"$WORK/before.dump"
+expect "stored messages are in the store with uid 0 before the sync" \
+	"$(awk -F'\t' '$3 == 0' "$WORK/before.dump" | cut -f2,4,5 | tr '\t\n' '|;')" \
+	"Archive||<local.3@sync.test>;Entwürfe|\$Work \\Flagged|<local.2@sync.test>;INBOX|\\Seen|<local.1@sync.test>;"
+check "3 changes pending before the sync" test "$(op pending a | wc -l)" -ge 3
+sync_check "store"
+expect "m1 on the server once, \\Seen" "$(server_flags INBOX '<local.1@sync.test>')" '\Seen'
+expect "m2 on the server once in Entwürfe, \$Work \\Flagged" \
+	"$(server_flags "Entwürfe" '<local.2@sync.test>')" '$Work \Flagged'
+expect "m3 on the server once in Archive, no flags" "$(server_count Archive '<local.3@sync.test>')" 1
+da fetch -u "$USER1" text mailbox "Entwürfe" header message-id local.2@sync.test |
+	tail -n +2 | tr -d '\r' >"$WORK/m2.server"
+if tr -d '\r' <"$WORK/m2" | cmp -s - "$WORK/m2.server"; then
+	ok "m2 stored on the server byte for byte"
+else
+	not_ok "m2 stored on the server byte for byte"
+fi
+
+# --- flags ------------------------------------------------------------------
+seed2=$(da -f tab fetch -u "$USER1" 'hdr.message-id' mailbox INBOX uid 2 | tail -n +2)
+sid2=$(local_id INBOX "$seed2")
+op flags "$id1" "$sid2" -- +'\Answered' -'\Seen' +'$Label1' >/dev/null || not_ok "op flags"
+op flags "$id2" -- -'$Work' +kw-local >/dev/null || not_ok "op flags m2"
+sync_check "flags"
+expect "m1: +\\Answered +\$Label1 -\\Seen" "$(server_flags INBOX '<local.1@sync.test>')" '$Label1 \Answered'
+expect "seeded INBOX/2: \\Flagged kept, +\\Answered +\$Label1 -\\Seen" \
+	"$(server_flags INBOX "$seed2")" '$Label1 \Answered \Flagged'
+expect "m2: -\$Work +kw-local" "$(server_flags "Entwürfe" '<local.2@sync.test>')" '\Flagged kw-local'
+
+# --- delete + expunge: only our messages go -----------------------------------
+msg_save "$USER1" INBOX "<other.deleted@sync.test>" 300
+sync_check "a server message arrives"
+op delete "$id1" >/dev/null || not_ok "op delete"
+op expunge a INBOX >/dev/null || not_ok "op expunge"
+# After the local expunge, before the sync: another client marks a message
+# \Deleted.  Our expunge must not take it with it (UID EXPUNGE, not EXPUNGE).
+ouid=$(da search -u "$USER1" mailbox INBOX header message-id other.deleted@sync.test | awk '{print $2}')
+da flags add -u "$USER1" '\Deleted' mailbox INBOX uid "$ouid"
+sync_check "delete + expunge"
+expect "m1 expunged on the server" "$(server_count INBOX '<local.1@sync.test>')" 0
+expect "the other \\Deleted message survives" "$(server_flags INBOX '<other.deleted@sync.test>')" '\Deleted'
+
+# --- copy and move between folders ---------------------------------------------
+op copy INBOX "$id3" >"$WORK/copy.ids" || not_ok "op copy"
+op move Archive "$id2" >"$WORK/move.ids" || not_ok "op move"
+check "copy and move print new ids" test -s "$WORK/copy.ids" -a -s "$WORK/move.ids"
+sync_check "copy + move"
+expect "copy: m3 still in Archive" "$(server_count Archive '<local.3@sync.test>')" 1
+expect "copy: m3 now also in INBOX" "$(server_count INBOX '<local.3@sync.test>')" 1
+expect "move: m2 gone from Entwürfe" "$(server_count "Entwürfe" '<local.2@sync.test>')" 0
+expect "move: m2 in Archive with its flags" "$(server_flags Archive '<local.2@sync.test>')" '\Flagged kw-local'
+
+# --- folders ---------------------------------------------------------------
+op mkdir a "Neu Ordner" >/dev/null || not_ok "op mkdir"
+op mkdir a "Neu Ordner/Kind ü ✓" >/dev/null || not_ok "op mkdir child"
+msg_text "<local.4@sync.test>" 800 "in new folder" >"$WORK/m4"
+op store a "Neu Ordner/Kind ü ✓" "$WORK/m4" '\Draft' >/dev/null || not_ok "store into new folder"
+op mkdir a "Leer" >/dev/null || not_ok "op mkdir Leer"
+sync_check "mkdir"
+selectable_folders "$USER1" >"$WORK/folders"
+check "folders created on the server" grep -qxF "Neu Ordner/Kind ü ✓" "$WORK/folders"
+check "empty folder created on the server" grep -qxF "Leer" "$WORK/folders"
+expect "message stored into the new folder" "$(server_flags "Neu Ordner/Kind ü ✓" '<local.4@sync.test>')" '\Draft'
+op rename a "Projects/cpmsync" "Projekte Ä" >/dev/null || not_ok "op rename"
+op rmdir a "Leer" >/dev/null || not_ok "op rmdir"
+# meanwhile a message arrives on the server in the folder being renamed
+msg_save "$USER1" "Projects/cpmsync" "<arrived@sync.test>" 600
+sync_check "rename + rmdir"
+selectable_folders "$USER1" >"$WORK/folders"
+check "renamed folder exists on the server" grep -qxF "Projekte Ä" "$WORK/folders"
+check "old name is gone on the server" test -z "$(grep -xF "Projects/cpmsync" "$WORK/folders")"
+check "removed folder is gone on the server" test -z "$(grep -xF "Leer" "$WORK/folders")"
+check "renamed folder kept its messages (one arrived meanwhile)" test "$(da search -u "$USER1" mailbox "Projekte Ä" all | wc -l)" -eq 2
+
+# --- copy and move of a message not yet on the server --------------------------
+msg_text "<local.5@sync.test>" 900 "copied before upload" >"$WORK/m5"
+msg_text "<local.6@sync.test>" 900 "moved before upload" >"$WORK/m6"
+id5=$(op store a INBOX "$WORK/m5" '$Work') || not_ok "store m5"
+id6=$(op store a INBOX "$WORK/m6") || not_ok "store m6"
+op copy "Projekte Ä" "$id5" >/dev/null || not_ok "op copy m5"
+op move "Entwürfe" "$id6" >/dev/null || not_ok "op move m6"
+sync_check "copy + move before upload"
+expect "m5 in INBOX" "$(server_flags INBOX '<local.5@sync.test>')" '$Work'
+expect "m5 copied into Projekte Ä" "$(server_flags "Projekte Ä" '<local.5@sync.test>')" '$Work'
+expect "m6 not in INBOX" "$(server_count INBOX '<local.6@sync.test>')" 0
+expect "m6 in Entwürfe once" "$(server_count "Entwürfe" '<local.6@sync.test>')" 1
+
+conflicts ""
+
+# --- metadata ----------------------------------------------------------------
+op metadata a INBOX /private/comment hello >/dev/null || not_ok "op metadata"
+op metadata a "" /private/comment "server wide" >/dev/null || not_ok "op metadata server"
+sync_check "metadata"
+expect "INBOX /private/comment on the server" \
+	"$(da mailbox metadata get -u "$USER1" INBOX /private/comment)" hello
+expect "server /private/comment on the server" \
+	"$(da mailbox metadata get -u "$USER1" -s "" /private/comment 2>&1)" "server wide"
+op metadata a INBOX /private/comment "" >/dev/null || not_ok "op metadata remove"
+sync_check "metadata removed"
+expect "INBOX /private/comment removed on the server" \
+	"$(da mailbox metadata get -u "$USER1" INBOX /private/comment)" ""
+
+# --- the same conflicts on a server without CONDSTORE/QRESYNC ----------------------
+DOVECOT_HIDE_CAPABILITY="QRESYNC CONDSTORE" dc_start plain
+dc_seed
+CONF=$WORK/plain.conf
+DB=$WORK/plain.db
+write_conf "$CONF" "$DB"
+sync_check "plain: initial sync"
+nplain=$n
+conflicts "plain"
+# what was sent to the plain server: no CONDSTORE syntax (UNCHANGEDSINCE)
+if sed -n '/ C: /p' $(seq -f "$WORK/sync%g.log" "$nplain" "$n") | grep -qE 'CONDSTORE|QRESYNC|CHANGEDSINCE'; then
+	not_ok "plain: no CONDSTORE/QRESYNC syntax sent to a server without them"
+else
+	ok "plain: no CONDSTORE/QRESYNC syntax sent to a server without them"
+fi
+
+finish
