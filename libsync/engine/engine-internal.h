@@ -145,6 +145,12 @@ bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res
 		       const char *what);
 void engine_logout(struct cpmsync_sync *e);
 
+/* cpmsync_sync_once() over an already connected socket (tests: a scripted
+ * server on a socketpair); fd is taken over. */
+int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			const struct cpmsync_account *account, int fd, cpmsync_sync_cb_t cb,
+			void *userdata, struct cpmsync_sync **ret);
+
 /* engine-replay.c: replays the journal, then calls engine_logout(). */
 void engine_replay_start(struct cpmsync_sync *e);
 void engine_replay_free(struct cpmsync_sync *e);

@@ -629,6 +629,20 @@ static void op_copy(struct cpmsync_sync *e)
 
 static void flags_round(struct cpmsync_sync *e);
 
+/* The server's current flags are merged in (the FETCH handler): send the
+ * merge, built only now from the updated rows. */
+static void flags_refetch_done(struct imap_client *client, const struct imap_cmd_result *res,
+			       void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	e->fetch_kind = FK_NONE;
+	if (engine_cmd_failed(e, res, "UID FETCH (flags)"))
+		return;
+	flags_round(e);
+}
+
 static void flags_batch_end(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
@@ -663,7 +677,7 @@ static void flags_batch_end(struct cpmsync_sync *e)
 		r = imap_seqset_format(&mod, &pos, &set, ENGINE_SET_BYTES);
 	imap_seqset_free(&mod);
 	if (r >= 0)
-		r = imap_cmd_new(e->client, 0, NULL, NULL, &cmd);
+		r = imap_cmd_new(e->client, 0, flags_refetch_done, e, &cmd);
 	if (r < 0) {
 		buf_free(&set);
 		engine_fail(e, r, "out of memory");
@@ -672,10 +686,7 @@ static void flags_batch_end(struct cpmsync_sync *e)
 	r = imap_cmd_addf(cmd, "UID FETCH %s (UID FLAGS MODSEQ)", set.data);
 	buf_free(&set);
 	e->fetch_kind = FK_FLAGS;
-	if (submit(e, cmd, r) < 0)
-		return;
-	/* The FETCH is answered before anything queued after it. */
-	flags_round(e);
+	submit(e, cmd, r);
 }
 
 static void store_done(struct imap_client *client, const struct imap_cmd_result *res,

@@ -1342,6 +1342,13 @@ int cpmsync_sync_once(struct cpmsync_loop *loop, struct cpmsync_store *store,
 		      const struct cpmsync_account *account, cpmsync_sync_cb_t cb, void *userdata,
 		      struct cpmsync_sync **ret)
 {
+	return engine_sync_once_fd(loop, store, account, -1, cb, userdata, ret);
+}
+
+int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			const struct cpmsync_account *account, int fd, cpmsync_sync_cb_t cb,
+			void *userdata, struct cpmsync_sync **ret)
+{
 	struct imap_client_callbacks callbacks = {
 		.state = state_cb,
 		.untagged = untagged_cb,
@@ -1395,7 +1402,7 @@ int cpmsync_sync_once(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	r = imap_client_new(loop, account, &callbacks, e, &e->client);
 	if (r < 0)
 		goto fail;
-	r = imap_client_connect(e->client);
+	r = fd >= 0 ? imap_client_connect_fd(e->client, fd) : imap_client_connect(e->client);
 	if (r < 0)
 		engine_fail(e, r, "%s",
 			    imap_client_error(e->client)[0] ? imap_client_error(e->client)

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The engine against scripted servers, for what a real Dovecot will not do
+ * on demand: another client changing flags between our SELECT and our
+ * UID STORE (UNCHANGEDSINCE) -> [MODIFIED], and a server refusing one
+ * operation.  Everything else is tested against the real Dovecot
+ * (tests/integration/test-sync-*.sh).
+ */
+#include <sqlite3.h>
+
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/store.h>
+
+#include "engine/engine-internal.h"
+#include "store/store.h"
+#include "testlib.h"
+
+static char tmpdir[64], dbpath[96];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	strcpy(tmpdir, "/tmp/test-engine-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+}
+
+static void teardown(void)
+{
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
+{
+	(void)a;
+	(void)ud;
+	*ret = strdup("secret");
+	return *ret ? 0 : -ENOMEM;
+}
+
+struct result {
+	bool done;
+	int r;
+	char reason[256];
+	struct cpmsync_sync_stats stats;
+};
+
+static void done_cb(int r, const char *reason, const struct cpmsync_sync_stats *stats,
+		    void *userdata)
+{
+	struct result *res = userdata;
+
+	res->done = true;
+	res->r = r;
+	snprintf(res->reason, sizeof(res->reason), "%s", reason ? reason : "");
+	res->stats = *stats;
+}
+
+/* Runs one sync of account "t" against script; returns the result. */
+static struct result run(struct cpmsync_store *store, const struct script_step *script)
+{
+	struct cpmsync_account a = {
+		.name = "t",
+		.host = "localhost",
+		.user = "alice",
+		.security = CPMSYNC_SECURITY_NONE,
+		.sync_bodies = CPMSYNC_SYNC_BODIES_NONE,
+		.password_cb = password_cb,
+		.connect_timeout_ms = 3000,
+		.command_timeout_ms = 3000,
+	};
+	struct cpmsync_loop *loop = NULL;
+	struct script_peer peer;
+	struct result res = { 0 };
+
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(script_peer_start(script, &peer), 0);
+	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, done_cb, &res, NULL), 0);
+	while (!res.done)
+		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
+	cpmsync_loop_free(loop);
+	ck_assert_int_eq(script_peer_wait(&peer), 0);
+	return res;
+}
+
+static struct cpmsync_store *open_store(void)
+{
+	struct cpmsync_store *cs = NULL;
+
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, NULL), 0);
+	return cs;
+}
+
+static void exec(struct cpmsync_store *cs, const char *sql)
+{
+	ck_assert_int_eq(store_exec(store_from_public(cs), sql), 0);
+}
+
+static const char *qs(struct cpmsync_store *cs, const char *sql)
+{
+	static char v[256];
+	sqlite3_stmt *st;
+	struct store *s = store_from_public(cs);
+
+	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	snprintf(v, sizeof(v), "%s",
+		 sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "(null)");
+	sqlite3_reset(st);
+	return v;
+}
+
+/* A synced INBOX (UIDVALIDITY 7, UIDNEXT 2, HIGHESTMODSEQ 100) with UID 1
+ * "\Seen", to which the user added \Flagged locally. */
+static void fixture(struct cpmsync_store *cs)
+{
+	exec(cs, "INSERT INTO account (name) VALUES ('t');"
+		 "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+		 " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 2, 100);"
+		 "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size)"
+		 " VALUES (1, 1, '\\Flagged \\Seen', '\\Seen', 100, 10);"
+		 "INSERT INTO journal (account_id, op, folder_id, message_id)"
+		 " VALUES (1, 'flags', 1, 1);");
+}
+
+#define LOGIN_AND_SELECT                                                                   \
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC] ready\r\n" },  \
+	{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
+	{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC CONDSTORE UIDPLUS METADATA] in\r\n" }, \
+	{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                                            \
+	{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },                          \
+	{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\"" },                                           \
+	{ SCRIPT_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\na3 OK listed\r\n" },        \
+	{ SCRIPT_EXPECT, "a4 SELECT INBOX (QRESYNC (7 100 1))" },                          \
+	{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"     \
+		       "* OK [HIGHESTMODSEQ 100] h\r\na4 OK [READ-WRITE] selected\r\n" }
+
+START_TEST(test_modified_merged_and_retried)
+{
+	/* Between our SELECT and our STORE another client removed \Seen and
+	 * added $Work: the conditional STORE fails, we read their flags,
+	 * merge per flag (our +\Flagged stays, their -\Seen +$Work too) and
+	 * send the merge with the new MODSEQ. */
+	static const struct script_step script[] = {
+		LOGIN_AND_SELECT,
+		{ SCRIPT_EXPECT, "a5 UID STORE 1 (UNCHANGEDSINCE 100) FLAGS.SILENT (\\Flagged \\Seen)" },
+		{ SCRIPT_SEND, "a5 OK [MODIFIED 1] conditional store failed\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1 (UID FLAGS MODSEQ)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ($Work) MODSEQ (105))\r\na6 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a7 UID STORE 1 (UNCHANGEDSINCE 105) FLAGS.SILENT ($Work \\Flagged)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 MODSEQ (106))\r\na7 OK stored\r\n" },
+		{ SCRIPT_EXPECT, "a8 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na8 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct result res;
+
+	fixture(cs);
+	res = run(cs, script);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(qs(cs, "SELECT flags FROM message WHERE id = 1"), "$Work \\Flagged");
+	ck_assert_str_eq(qs(cs, "SELECT server_flags FROM message WHERE id = 1"),
+			 "$Work \\Flagged");
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM journal"), "0");
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_modified_forever_kept)
+{
+	/* A server that keeps answering MODIFIED: after three rounds the
+	 * change is kept for the next run and the run reports failure. */
+	static const struct script_step script[] = {
+		LOGIN_AND_SELECT,
+		{ SCRIPT_EXPECT, "a5 UID STORE 1 (UNCHANGEDSINCE 100)" },
+		{ SCRIPT_SEND, "a5 OK [MODIFIED 1] no\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1 (UID FLAGS MODSEQ)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (101))\r\na6 OK f\r\n" },
+		{ SCRIPT_EXPECT, "a7 UID STORE 1 (UNCHANGEDSINCE 101)" },
+		{ SCRIPT_SEND, "a7 OK [MODIFIED 1] no\r\n" },
+		{ SCRIPT_EXPECT, "a8 UID FETCH 1 (UID FLAGS MODSEQ)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (102))\r\na8 OK f\r\n" },
+		{ SCRIPT_EXPECT, "a9 UID STORE 1 (UNCHANGEDSINCE 102)" },
+		{ SCRIPT_SEND, "a9 OK [MODIFIED 1] no\r\n" },
+		{ SCRIPT_EXPECT, "a10 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na10 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct result res;
+
+	fixture(cs);
+	res = run(cs, script);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_ptr_nonnull(strstr(res.reason, "kept changing"));
+	ck_assert_str_eq(qs(cs, "SELECT flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM journal"), "1");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_refused_operation_kept)
+{
+	/* A NO on one operation keeps it queued, the next one still goes,
+	 * and the run reports the server's text. */
+	static const struct script_step script[] = {
+		LOGIN_AND_SELECT,
+		{ SCRIPT_EXPECT, "a5 UID STORE 1 (UNCHANGEDSINCE 100)" },
+		{ SCRIPT_SEND, "a5 OK stored\r\n" },
+		{ SCRIPT_EXPECT, "a6 CREATE Projects" },
+		{ SCRIPT_SEND, "a6 NO [NOPERM] not allowed here\r\n" },
+		{ SCRIPT_EXPECT, "a7 SETMETADATA INBOX (/private/comment hello)" },
+		{ SCRIPT_SEND, "a7 NO [NOPERM] no metadata for you\r\n" },
+		{ SCRIPT_EXPECT, "a8 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na8 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct result res;
+
+	fixture(cs);
+	exec(cs, "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+		 "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 2);"
+		 "INSERT INTO journal (account_id, op, folder_id, args)"
+		 " VALUES (1, 'set_metadata', 1, '/private/comment' || char(10) || 'hello');");
+	res = run(cs, script);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_ptr_nonnull(strstr(res.reason, "not allowed here"));
+	ck_assert_uint_eq(res.stats.ops_failed, 2);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(op) FROM journal"),
+			 "create_folder,set_metadata");
+	ck_assert_str_eq(qs(cs, "SELECT server_flags FROM message WHERE id = 1"),
+			 "\\Flagged \\Seen");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *tc = tcase_create("scripted");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_modified_merged_and_retried);
+	tcase_add_test(tc, test_modified_forever_kept);
+	tcase_add_test(tc, test_refused_operation_kept);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(engine_suite)
