@@ -52,6 +52,25 @@ step "cpm-syncd --check: connect, verify the certificate, log in with SCRAM-SHA-
 step "The same with -v: the protocol exchange (the password never appears)"
 "$TOP/$B/cpm-syncd" -v --check demo 2>&1 | sed 's/^/  /'
 
+da() { "$TOP"/tests/dovecot/dovecot-ctl.sh doveadm "$DC" "$@"; }
+step "cpm-syncd --once: the first sync mirrors every folder into $WORK/data/store.db"
+"$TOP/$B/cpm-syncd" --once
+step "cpmctl dump: what the store holds (account, folder, UID, flags, Message-ID)"
+"$TOP/$B/cpmctl" dump | sed 's/^/  /'
+
+step "Changes on the server: a new message, a flag, an expunge, a new folder"
+printf 'From: bob@cpmsync.test\r\nSubject: news\r\nMessage-ID: <demo-news@cpmsync.test>\r\n\r\nhi\r\n' |
+	da save -u "$USER1" -m INBOX
+da flags add -u "$USER1" '$Important' mailbox INBOX uid 3
+da expunge -u "$USER1" mailbox Archive uid 1
+da mailbox create -u "$USER1" "Reisen/2026"
+step "cpm-syncd -v --once: QRESYNC brings only the changes (the IMAP commands)"
+"$TOP/$B/cpm-syncd" -v --once 2>&1 | grep -E ' C: |: done' | grep -v redacted | sed 's/^/  /'
+"$TOP/$B/cpmctl" dump | sed 's/^/  /'
+
+step "A no-change run: one LIST-STATUS after login, no folder selected"
+"$TOP/$B/cpm-syncd" -v --once 2>&1 | grep -E ' C: |: done' | grep -v redacted | sed 's/^/  /'
+
 if [ -n "${KEEP:-}" ]; then
-	step "Left running: . $DC/env; XDG_CONFIG_HOME=$WORK/config $TOP/$B/cpm-syncd --check"
+	step "Left running: . $DC/env; XDG_CONFIG_HOME=$WORK/config XDG_DATA_HOME=$WORK/data $TOP/$B/cpm-syncd --once"
 fi
