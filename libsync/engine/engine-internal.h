@@ -117,6 +117,7 @@ struct cpmsync_sync {
 	struct imap_resp_code code; /* scratch */
 	uint32_t copyuid_dst;	   /* from an untagged COPYUID (MOVE) */
 	uint32_t verify_uid;	   /* FK_VERIFY match */
+	char *verify_flags;	   /* its flags on the server; NULL: not read */
 	uint64_t verify_size;
 	int64_t verify_date;
 	void *replay;		   /* engine-replay.c's state */

@@ -253,7 +253,7 @@ static void verify_search_done(struct imap_client *client, const struct imap_cmd
 		engine_fail(e, r, "out of memory");
 		return;
 	}
-	r = imap_cmd_addf(cmd, "UID FETCH %s (UID RFC822.SIZE INTERNALDATE)", set.data);
+	r = imap_cmd_addf(cmd, "UID FETCH %s (UID RFC822.SIZE INTERNALDATE FLAGS)", set.data);
 	buf_free(&set);
 	e->fetch_kind = FK_VERIFY;
 	submit(e, cmd, r);
@@ -291,6 +291,8 @@ static void verify(struct cpmsync_sync *e, const struct sync_folder *f, engine_n
 	if (rp->j.args_sent)
 		sscanf(rp->j.args_sent, "uidnext=%u", &from);
 	rp->verify_from = from;
+	free(e->verify_flags);
+	e->verify_flags = NULL;
 	rp->verify_found = found;
 	rp->verify_missing = missing;
 	e->verify_size = rp->msg.size;
@@ -327,14 +329,34 @@ static void adopt_uid(struct cpmsync_sync *e)
 	struct replay *rp = R(e);
 	int r;
 
+	/* The server's copy has the flags the APPEND carried (read back when
+	 * it was found by search); local changes since then go as a flag row. */
+	const char *carried = e->verify_flags ? e->verify_flags : rp->msg.flags;
+
 	r = engine_tx_begin(e);
 	if (r >= 0)
-		r = store_sync_message_set_uid(e->store, rp->msg.id, e->verify_uid, rp->msg.flags);
+		r = store_sync_message_set_uid(e->store, rp->msg.id, e->verify_uid, carried);
+	if (r >= 0 && !rp->msg.removed && !streq(carried, rp->msg.flags))
+		r = store_journal_add(e->store, e->account_id, "flags", rp->msg.folder_id,
+				      rp->msg.id, NULL);
 	if (store_failed(e, r))
 		return;
 	log_debug(CAT, "%s: message %lld is already on the server as UID %u", e->account_name,
 		  (long long)rp->msg.id, e->verify_uid);
 	op_done(e);
+}
+
+/* A removed row whose APPEND/COPY never reached the server: nothing to do
+ * there; the row (and then its expunge row) just goes. */
+static void drop_removed(struct cpmsync_sync *e)
+{
+	int r;
+
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_message_delete(e->store, R(e)->msg.id);
+	if (!store_failed(e, r))
+		op_done(e);
 }
 
 static void append_lost(struct cpmsync_sync *e)
@@ -355,6 +377,8 @@ static void append_done(struct imap_client *client, const struct imap_cmd_result
 	if (result_code(e, res) == IMAP_CODE_APPENDUID && e->code.set.n == 1 &&
 	    e->code.set.r[0].lo == e->code.set.r[0].hi) {
 		e->verify_uid = e->code.set.r[0].lo;
+		free(e->verify_flags);
+		e->verify_flags = NULL;
 		adopt_uid(e);
 		return;
 	}
@@ -415,6 +439,15 @@ static void op_append(struct cpmsync_sync *e)
 	r = load_folder(e, rp->msg.folder_id, &rp->folder);
 	if (store_failed(e, r))
 		return;
+	if (rp->msg.removed) {
+		/* Expunged locally after an interrupted run sent it: find the
+		 * server's copy for the expunge row that follows, if any. */
+		if (rp->j.attempts > 0 && rp->folder.server_name)
+			verify(e, &rp->folder, adopt_uid, drop_removed);
+		else
+			drop_removed(e);
+		return;
+	}
 	if (!rp->folder.server_name) {
 		op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
 		return;
@@ -437,7 +470,9 @@ static bool is_move(struct cpmsync_sync *e)
 static void copy_adopt(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	const char *carried = rp->src.server_flags ? rp->src.server_flags : rp->msg.flags;
+	const char *carried = e->verify_flags	     ? e->verify_flags
+			      : rp->src.server_flags ? rp->src.server_flags
+						     : rp->msg.flags;
 	int r;
 
 	r = engine_tx_begin(e);
@@ -519,6 +554,8 @@ static void copy_done(struct imap_client *client, const struct imap_cmd_result *
 		return;
 	}
 	e->verify_uid = dst;
+	free(e->verify_flags);
+	e->verify_flags = NULL;
 	if (is_move(e) && !moved)
 		move_remove_source(e);
 	else
@@ -618,6 +655,17 @@ static void op_copy(struct cpmsync_sync *e)
 	}
 	if (store_failed(e, r))
 		return;
+	if (rp->msg.removed && !is_move(e)) {
+		/* A copy expunged locally after an interrupted run sent it:
+		 * find it for the expunge row, or forget it.  (A move is made
+		 * anyway: its source must leave the server; the expunge row
+		 * then removes the moved copy.) */
+		if (rp->j.attempts > 0)
+			verify(e, &rp->dst, copy_adopt, drop_removed);
+		else
+			drop_removed(e);
+		return;
+	}
 	if (rp->j.attempts > 0)
 		verify(e, &rp->dst, is_move(e) ? move_verified : copy_adopt, copy_start);
 	else

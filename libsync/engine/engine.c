@@ -74,6 +74,7 @@ static void engine_free(struct cpmsync_sync *e)
 	}
 	free(e->remote);
 	free(e->queue);
+	free(e->verify_flags);
 	free(e->f.server_name);
 	imap_seqset_free(&e->f.present);
 	imap_seqset_free(&e->f.set);
@@ -431,8 +432,14 @@ static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
 	case FK_VERIFY:
 		if ((f.present & IMAP_FETCH_UID) && (f.present & IMAP_FETCH_RFC822_SIZE) &&
 		    (f.present & IMAP_FETCH_INTERNALDATE) && !e->verify_uid &&
-		    f.rfc822_size == e->verify_size && (int64_t)f.internaldate == e->verify_date)
+		    f.rfc822_size == e->verify_size && (int64_t)f.internaldate == e->verify_date) {
 			e->verify_uid = f.uid;
+			free(e->verify_flags);
+			e->verify_flags = NULL;
+			if ((f.present & IMAP_FETCH_FLAGS) &&
+			    flags_string(&f.flags, &e->verify_flags) < 0)
+				e->verify_flags = NULL;
+		}
 		break;
 	case FK_FLAGS:
 	case FK_NONE:

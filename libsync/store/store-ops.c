@@ -350,7 +350,45 @@ static int check_messages(struct store *s, const int64_t *ids, size_t n_ids,
  *    is stored (it was copied from the source), otherwise there is nothing
  *    to send and the destination row goes as well (recursively).
  */
-static int purge_message(struct store *s, int64_t id, unsigned depth)
+/*
+ * A row whose APPEND, COPY or MOVE a run sent before it was interrupted
+ * (attempts > 0) may exist on the server: forgetting it would leave that
+ * copy behind, to come back with the next sync.  Such a row is hidden
+ * (removed = 1) and its removal queued instead; the engine first finds
+ * the server's copy (then expunges it) or learns there is none.
+ * *ret_kept tells whether that was the case.
+ */
+static int keep_if_attempted(struct store *s, int64_t id, bool *ret_kept)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret_kept = false;
+	r = store_prepare(s,
+			  "SELECT 1 FROM journal WHERE message_id = ?1 AND attempts > 0"
+			  " AND op IN ('append', 'copy', 'move')",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	sqlite3_reset(st);
+	*ret_kept = true;
+	r = exec_int(s, "DELETE FROM journal WHERE message_id = ?1 AND op = 'flags'", id);
+	if (r >= 0)
+		r = exec_int(s, "UPDATE message SET removed = 1 WHERE id = ?1", id);
+	if (r >= 0)
+		r = exec_int(s,
+			     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+			     " SELECT f.account_id, 'expunge', m.folder_id, m.id"
+			     " FROM message m JOIN folder f ON f.id = m.folder_id WHERE m.id = ?1",
+			     id);
+	return r;
+}
+
+static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsigned depth)
 {
 	_cleanup_free_ int64_t *moves = NULL, *orphans = NULL;
 	size_t n_moves = 0, n_orphans = 0;
@@ -360,6 +398,13 @@ static int purge_message(struct store *s, int64_t id, unsigned depth)
 	if (depth > 64) {
 		store_set_error(s, "copies of message %" PRId64 " nested too deeply", id);
 		return -ELOOP;
+	}
+	if (keep_attempted) {
+		bool kept;
+
+		r = keep_if_attempted(s, id, &kept);
+		if (r < 0 || kept)
+			return r;
 	}
 
 	/* Moves into this row: expunge the source instead. */
@@ -450,7 +495,7 @@ static int purge_message(struct store *s, int64_t id, unsigned depth)
 			sqlite3_bind_text(st, 2, src, -1, SQLITE_STATIC);
 			r = step_done(s, st);
 		} else {
-			r = purge_message(s, orphans[i], depth + 1);
+			r = purge_message(s, orphans[i], keep_attempted, depth + 1);
 		}
 		if (r < 0)
 			return r;
@@ -808,7 +853,7 @@ static int expunge(struct store *s, const char *account, const char *folder)
 		if (r < 0)
 			return r;
 		if (!m.on_server) {
-			r = purge_message(s, m.id, 0);
+			r = purge_message(s, m.id, true, 0);
 		} else {
 			r = exec_int(s, "UPDATE message SET removed = 1 WHERE id = ?1", m.id);
 			if (r >= 0)
@@ -884,8 +929,12 @@ static int copy_row(struct store *s, int64_t src, int64_t folder_id, int64_t *re
  * Moving a message that is not on the server yet: nothing to move there.
  * The new row takes over what would have created the source on the server,
  * journaled anew at the end (the destination folder may be younger than
- * the source's journal row): an append if the body is stored, otherwise
- * the pending copy or move the source came from, with the same source.
+ * the source's journal row): the pending move the source came from, with
+ * the same source (that source must still leave the server: moving twice
+ * before a sync is one MOVE); else an append if the body is stored,
+ * otherwise the pending copy the source came from.  If a run already sent
+ * the source's own APPEND/COPY/MOVE (attempts > 0), the source is kept,
+ * hidden, with its removal queued (keep_if_attempted()).
  * The source row goes through purge_message(), so pending copies out of it
  * are handled as when it is expunged.
  */
@@ -896,38 +945,54 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 	sqlite3_stmt *st;
 	int r;
 
-	if (!m->has_body) {
-		const char *o, *a;
+	/* The operation that would have created the source on the server. */
+	r = store_prepare(s,
+			  "SELECT op, args FROM journal WHERE message_id = ?1"
+			  " AND op IN ('copy', 'move') ORDER BY id DESC LIMIT 1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, m->id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		const char *o = (const char *)sqlite3_column_text(st, 0);
+		const char *a = (const char *)sqlite3_column_text(st, 1);
 
-		r = store_prepare(s,
-				  "SELECT op, args FROM journal WHERE message_id = ?1"
-				  " AND op IN ('copy', 'move') ORDER BY id DESC LIMIT 1",
-				  &st);
-		if (r < 0)
-			return r;
-		sqlite3_bind_int64(st, 1, m->id);
-		r = store_step(s, st);
-		if (r < 0)
-			return r;
-		if (r == 0) {
-			store_set_error(s, "message %" PRId64 " is neither on the server nor stored locally",
-					m->id);
-			return -EIO;
+		/* A pending move stays a move (its source must still leave
+		 * the server); a pending copy becomes an append when we have
+		 * the body. */
+		if ((o && streq(o, "move")) || !m->has_body) {
+			op = strdup(o ? o : "copy");
+			args = strdup(a ? a : "");
+			if (!op || !args) {
+				sqlite3_reset(st);
+				return -ENOMEM;
+			}
 		}
-		o = (const char *)sqlite3_column_text(st, 0);
-		a = (const char *)sqlite3_column_text(st, 1);
-		op = strdup(o ? o : "copy");
-		args = strdup(a ? a : "");
 		sqlite3_reset(st);
-		if (!op || !args)
-			return -ENOMEM;
+	} else if (!m->has_body) {
+		store_set_error(s, "message %" PRId64 " is neither on the server nor stored locally",
+				m->id);
+		return -EIO;
+	}
+	{
+		bool kept;
+
+		r = keep_if_attempted(s, m->id, &kept);
+		if (r < 0)
+			return r;
+		if (kept) /* the source's removal is queued; the new row is appended */
+			return journal_add(s, account, op ? op : "append", dest, new_id,
+					   op ? args : NULL);
 	}
 	/* Its own rows first, so that purge_message() turns no move into it
 	 * into an expunge: the move is journaled again below. */
 	r = exec_int(s, "DELETE FROM journal WHERE message_id = ?1", m->id);
 	if (r < 0)
 		return r;
-	r = purge_message(s, m->id, 0);
+	r = purge_message(s, m->id, true, 0);
 	if (r < 0)
 		return r;
 	return journal_add(s, account, op ? op : "append", dest, new_id, op ? args : NULL);
@@ -1361,8 +1426,9 @@ static int delete_folder(struct store *s, const char *account, const char *name)
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		/* An earlier purge may have taken this one already (a copy
-		 * inside the folder without a body). */
-		r = purge_message(s, msgs[i], 0);
+		 * inside the folder without a body).  Attempted appends need
+		 * no removal of their own: the folder's DELETE takes them. */
+		r = purge_message(s, msgs[i], false, 0);
 		if (r < 0)
 			return r;
 	}

@@ -474,6 +474,37 @@ static int find_rematch(struct store *s, int64_t folder_id, const struct sync_ne
 	return 1;
 }
 
+/*
+ * An interrupted APPEND/COPY/MOVE found on the server: the server's flags
+ * are what that command carried; the local ones (changed meanwhile, or
+ * never carried by a COPY) stay and are pushed by a flag row.
+ */
+static int adopt_pending(struct store *s, int64_t folder_id, int64_t id, const char *local,
+			 const struct sync_new_message *m)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "UPDATE message SET server_flags = ?2, modseq = coalesce(nullif(?3, 0), modseq)"
+	     " WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, m->flags, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->modseq);
+	r = run(s, st);
+	if (r < 0 || streq(local, m->flags))
+		return r;
+	PREP(s,
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " SELECT account_id, 'flags', id, ?2 FROM folder WHERE id = ?1"
+	     " AND NOT EXISTS (SELECT 1 FROM journal WHERE message_id = ?2 AND op = 'flags')",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, id);
+	return run(s, st);
+}
+
 static int has_body(struct store *s, int64_t id, bool *ret)
 {
 	sqlite3_stmt *st;
@@ -526,7 +557,10 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 			r = run(s, st);
 			if (r < 0)
 				return r;
-			r = apply_server_flags(s, id, local, base, m->flags, m->modseq, NULL);
+			if (base)
+				r = apply_server_flags(s, id, local, base, m->flags, m->modseq, NULL);
+			else
+				r = adopt_pending(s, folder_id, id, local, m);
 			if (r < 0)
 				return r;
 			found = true;

@@ -507,6 +507,31 @@ START_TEST(test_move_local)
 }
 END_TEST
 
+START_TEST(test_move_twice_and_attempted)
+{
+	int64_t id = 1, mid, last, again;
+
+	/* A server message moved twice before a sync: still one MOVE of the
+	 * original (with a body or not), so that it leaves INBOX. */
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Later", NULL), 0);
+	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Archive", &mid), 0);
+	ck_assert_int_eq(cpmsync_op_move(cs, &mid, 1, "Later", &last), 0);
+	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = 1"), 1);
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)mid), 0);
+	ck_assert_str_eq(journal(), "create_folder 4 - -|move 4 4 src=1");
+
+	/* An append a run already sent (attempts > 0) may be on the server:
+	 * moving or expunging the message keeps it, hidden, with its
+	 * removal queued, never just forgets it. */
+	again = store_ok("INBOX", msg1, NULL);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET attempts = 1 WHERE op = 'append'"), 0);
+	ck_assert_int_eq(cpmsync_op_move(cs, &again, 1, "Archive", &mid), 0);
+	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = %ld", (long)again), 1);
+	ck_assert_str_eq(journal(), "create_folder 4 - -|move 4 4 src=1|append 1 5 -|"
+				    "expunge 1 5 -|append 2 6 -");
+}
+END_TEST
+
 /* Folders. */
 
 START_TEST(test_create_folder)
@@ -729,6 +754,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_copy_errors_change_nothing);
 	tcase_add_test(tc, test_move);
 	tcase_add_test(tc, test_move_local);
+	tcase_add_test(tc, test_move_twice_and_attempted);
 	tcase_add_test(tc, test_create_folder);
 	tcase_add_test(tc, test_create_folder_invalid_names);
 	tcase_add_test(tc, test_create_folder_pending_delete);

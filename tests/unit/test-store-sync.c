@@ -227,8 +227,9 @@ START_TEST(test_interrupted_append_adopted)
 	int64_t pending, id;
 	struct journal_entry j;
 
+	/* The user flagged it after the APPEND (which carried \Seen) was sent. */
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags, message_id, size,"
-				       " internaldate) VALUES (1, '\\Seen', '<once@x>', 80, 50)"),
+				       " internaldate) VALUES (1, '\\Flagged \\Seen', '<once@x>', 80, 50)"),
 			 0);
 	pending = store_last_insert_id(s);
 	ck_assert_int_eq(store_journal_add(s, acc_id, "append", inbox, pending, NULL), 0);
@@ -244,6 +245,10 @@ START_TEST(test_interrupted_append_adopted)
 	ck_assert(!is_new);
 	ck_assert_int_eq(id, pending);
 	ck_assert_int_eq(q("SELECT uid FROM message WHERE id = 1"), 9);
+	/* The local flag stays and is queued; the server's are the base. */
+	ck_assert_str_eq(qs("SELECT flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE op = 'flags' AND message_id = 1"), 1);
 }
 END_TEST
 
