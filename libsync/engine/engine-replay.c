@@ -59,6 +59,8 @@ struct replay {
 	int64_t exp_journal[EXPUNGE_BATCH], exp_message[EXPUNGE_BATCH];
 	size_t n_exp;
 	struct imap_seqset exp_uids;
+	/* replay_next()'s trampoline */
+	bool in_next, again;
 	/* verify */
 	uint32_t verify_from;
 	engine_next_fn verify_found, verify_missing;
@@ -128,6 +130,7 @@ static void op_done(struct cpmsync_sync *e)
 		return;
 	}
 	e->stats.ops_replayed++;
+	e->batch_rows++;
 	replay_next(e);
 }
 
@@ -1248,14 +1251,40 @@ static void op_metadata(struct cpmsync_sync *e)
 
 /* ------------------------------------------------------------------ */
 
+static void replay_step(struct cpmsync_sync *e);
+
+/*
+ * Goes on with the next row.  Many rows finish without any I/O (their
+ * message is gone, or was found during the import): a trampoline instead
+ * of recursion keeps the stack flat however many there are in a row.
+ */
 static void replay_next(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+
+	if (rp->in_next) {
+		rp->again = true;
+		return;
+	}
+	rp->in_next = true;
+	do {
+		rp->again = false;
+		replay_step(e);
+	} while (rp->again && !e->finished);
+	rp->in_next = false;
+}
+
+static void replay_step(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	int r;
 
 	if (e->finished)
 		return;
-	if (engine_tx_tick(e, true) < 0)
+	/* Results are committed in batches: a result lost to a crash only
+	 * makes the row run again, and every row is safe to run again (the
+	 * non-idempotent ones commit their attempt mark before sending). */
+	if (engine_tx_tick(e, false) < 0)
 		return;
 	e->fetch_kind = FK_NONE;
 	replay_clear(rp);

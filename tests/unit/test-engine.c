@@ -254,16 +254,46 @@ START_TEST(test_refused_operation_kept)
 }
 END_TEST
 
+START_TEST(test_many_rows_without_io)
+{
+	/* 50,000 journal rows whose messages are gone finish without a
+	 * command each: the replay must not recurse once per row. */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "a2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na3 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct result res;
+
+	exec(cs, "INSERT INTO account (name) VALUES ('t');"
+		 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)"
+		 " INSERT INTO journal (account_id, op, message_id) SELECT 1, 'append', i FROM n;");
+	res = run(cs, script);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_uint_eq(res.stats.ops_replayed, 50000);
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM journal"), "0");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
 	TCase *tc = tcase_create("scripted");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 20);
+	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_modified_merged_and_retried);
 	tcase_add_test(tc, test_modified_forever_kept);
 	tcase_add_test(tc, test_refused_operation_kept);
+	tcase_add_test(tc, test_many_rows_without_io);
 	suite_add_tcase(s, tc);
 	return s;
 }
