@@ -257,7 +257,11 @@ int store_sync_folder_set_special_use(struct store *s, int64_t folder_id,
 {
 	sqlite3_stmt *st;
 
-	PREP(s, "UPDATE folder SET special_use = ?2, subscribed = ?3 WHERE id = ?1", &st);
+	/* Only when it changed: a no-change sync writes nothing. */
+	PREP(s,
+	     "UPDATE folder SET special_use = ?2, subscribed = ?3 WHERE id = ?1"
+	     " AND (special_use IS NOT ?2 OR subscribed != ?3)",
+	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	bind_text_or_null(st, 2, special_use);
 	sqlite3_bind_int(st, 3, subscribed);

@@ -334,6 +334,7 @@ static int setup(struct store *s, const char *path, unsigned target)
 		r = store_exec(s, "PRAGMA synchronous = NORMAL");
 		if (r < 0)
 			return r;
+
 	}
 
 	r = query_int(s, "PRAGMA user_version", &version);
