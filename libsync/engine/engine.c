@@ -455,6 +455,8 @@ static int remote_add(struct cpmsync_sync *e, const char *name)
 {
 	struct remote_folder *rf;
 
+	if (e->n_remote >= ENGINE_MAX_FOLDERS)
+		return -E2BIG;
 	if (e->n_remote == e->alloc_remote) {
 		size_t na = e->alloc_remote ? e->alloc_remote * 2 : 16;
 		struct remote_folder *nv = reallocarray(e->remote, na, sizeof(*nv));
@@ -531,7 +533,9 @@ static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 	if (!rf) {
 		r = remote_add(e, name.data);
 		if (r < 0) {
-			engine_fail(e, r, "out of memory");
+			engine_fail(e, r, r == -E2BIG ? "the server lists more than %d folders"
+						      : "out of memory",
+				    ENGINE_MAX_FOLDERS);
 			goto out;
 		}
 		rf = &e->remote[e->n_remote - 1];
