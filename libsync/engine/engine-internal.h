@@ -124,6 +124,9 @@ struct cpmsync_sync {
 	uint64_t verify_size;
 	int64_t verify_date;
 	void *replay;		   /* engine-replay.c's state */
+	/* What engine_select() does when the server refuses the SELECT
+	 * (the failure is recorded): skip what needed the folder. */
+	void (*select_refused)(struct cpmsync_sync *e);
 
 	int r; /* first failure */
 	char reason[512];

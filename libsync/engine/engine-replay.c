@@ -1326,6 +1326,8 @@ void engine_replay_start(struct cpmsync_sync *e)
 	}
 	imap_seqset_init(&rp->exp_uids);
 	e->replay = rp;
+	/* A refused SELECT keeps the row for the next run and goes on. */
+	e->select_refused = replay_next;
 	e->journal_pos = INT64_MIN;
 	replay_next(e);
 }

@@ -916,7 +916,9 @@ void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server
 struct select_ctx {
 	struct cpmsync_sync *e;
 	engine_next_fn next;
+	engine_next_fn refused; /* the server said NO: go on without it */
 	int64_t id;
+	char *name;
 };
 
 static void select_done(struct imap_client *client, const struct imap_cmd_result *res,
@@ -924,12 +926,27 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 {
 	struct select_ctx *sc = userdata;
 	struct cpmsync_sync *e = sc->e;
-	engine_next_fn next = sc->next;
+	engine_next_fn next = sc->next, refused = sc->refused;
+	_cleanup_free_ char *name = sc->name;
 	int64_t id = sc->id;
 
 	(void)client;
 	free(sc);
 	e->fetch_kind = FK_NONE;
+	if (!e->finished && res->r == -CPMSYNC_E_SERVER && refused) {
+		/* Deleted since LIST, or no right to read it: the rest of the
+		 * account still syncs; the run reports the failure. */
+		e->selected_id = 0;
+		if (engine_tx_tick(e, true) < 0)
+			return;
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: cannot select %s: %s", e->account_name,
+			name ? name : "?", res->text ? res->text : "");
+		if (!e->op_failures++)
+			snprintf(e->op_reason, sizeof(e->op_reason), "cannot select %s: %s",
+				 name ? name : "?", res->text ? res->text : "");
+		refused(e);
+		return;
+	}
 	if (engine_cmd_failed(e, res, "SELECT"))
 		return;
 	e->selected_id = id;
@@ -940,7 +957,7 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 
 /* Sends SELECT; with QRESYNC parameters when f->mode says so. */
 static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_name,
-			enum plan_mode mode, engine_next_fn next)
+			enum plan_mode mode, engine_next_fn next, engine_next_fn refused)
 {
 	struct select_ctx *sc;
 	struct imap_cmd *cmd;
@@ -953,13 +970,14 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 		engine_fail(e, -ENOMEM, "out of memory");
 		return;
 	}
-	*sc = (struct select_ctx){ e, next, id };
+	*sc = (struct select_ctx){ e, next, refused, id, strdup(server_name) };
 	/* What the untagged responses of this SELECT will tell. */
 	e->f.uidvalidity = e->f.uidnext = e->f.exists = 0;
 	e->f.hms = 0;
 	e->f.nomodseq = false;
 	r = imap_cmd_new(e->client, 0, select_done, sc, &cmd);
 	if (r < 0) {
+		free(sc->name);
 		free(sc);
 		engine_fail(e, r, "out of memory");
 		return;
@@ -987,6 +1005,7 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 	}
 	if (r < 0) {
 		imap_cmd_free(cmd);
+		free(sc->name);
 		free(sc);
 		engine_fail(e, r, "out of memory");
 		return;
@@ -1006,7 +1025,7 @@ void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server
 		return;
 	}
 	e->f.local_uidvalidity = 0;
-	send_select(e, folder_id, server_name, PLAN_MODE_PLAIN, next);
+	send_select(e, folder_id, server_name, PLAN_MODE_PLAIN, next, e->select_refused);
 }
 
 static void folder_after_select(struct cpmsync_sync *e);
@@ -1064,7 +1083,7 @@ static void next_folder(struct cpmsync_sync *e)
 	log_debug(CAT, "%s: syncing %s (%s)", e->account_name, e->f.server_name,
 		  plan_mode_name(e->f.mode));
 	e->stats.folders_synced++;
-	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select);
+	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select, next_folder);
 }
 
 /* A UID FETCH over a range, with items; fetch_kind says what its FETCHes mean. */

@@ -254,6 +254,44 @@ START_TEST(test_refused_operation_kept)
 }
 END_TEST
 
+START_TEST(test_select_refused_others_go_on)
+{
+	/* A folder deleted between LIST and SELECT: the others still sync,
+	 * the run reports which folder failed and why. */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" Gone\r\n* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT Gone" },
+		{ SCRIPT_SEND, "a3 NO [NONEXISTENT] Mailbox doesn't exist: Gone\r\n" },
+		{ SCRIPT_EXPECT, "a4 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a4 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a5 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE "
+				 "BODY.PEEK[HEADER])" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
+			       "RFC822.SIZE 10 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 1) "
+			       "BODY[HEADER] {21}\r\nMessage-ID: <m@x>\r\n\r\n)\r\na5 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a6 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na6 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct result res;
+
+	res = run(cs, script);
+	ck_assert_msg(res.r == -CPMSYNC_E_SERVER, "%d %s", res.r, res.reason);
+	ck_assert_msg(strstr(res.reason, "cannot select Gone: Mailbox doesn't exist"), "%s",
+		      res.reason);
+	ck_assert_str_eq(qs(cs, "SELECT message_id || ' ' || flags FROM message"), "<m@x> \\Seen");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext FROM folder WHERE name = 'INBOX'"), "2");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 START_TEST(test_many_rows_without_io)
 {
 	/* 50,000 journal rows whose messages are gone finish without a
@@ -293,6 +331,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_modified_merged_and_retried);
 	tcase_add_test(tc, test_modified_forever_kept);
 	tcase_add_test(tc, test_refused_operation_kept);
+	tcase_add_test(tc, test_select_refused_others_go_on);
 	tcase_add_test(tc, test_many_rows_without_io);
 	suite_add_tcase(s, tc);
 	return s;
