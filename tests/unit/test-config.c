@@ -150,6 +150,25 @@ static const char full_file[] =
     "password_file = /run/pw\n"				       /* 26 */
     "sync_bodies = all";				       /* 27, no EOL */
 
+START_TEST(test_timeout)
+{
+	struct config *c = parse_ok("[account w]\nhost=h\nuser=u\npassword_file=/p\ntimeout = 7\n"
+				    "[account d]\nhost=h\nuser=u\npassword_file=/p\n");
+	struct cpmsync_account set;
+
+	ck_assert_uint_eq(c->accounts[0].timeout, 7);
+	config_account_to_settings(&c->accounts[0], &set);
+	ck_assert_uint_eq(set.connect_timeout_ms, 7000);
+	ck_assert_uint_eq(set.command_timeout_ms, 7000);
+	/* Unset: 0, the library's defaults. */
+	ck_assert_uint_eq(c->accounts[1].timeout, 0);
+	config_account_to_settings(&c->accounts[1], &set);
+	ck_assert_uint_eq(set.command_timeout_ms, 0);
+	ck_assert(!config_account_equal(&c->accounts[0], &c->accounts[1]));
+	config_free(c);
+}
+END_TEST
+
 START_TEST(test_full_file)
 {
 	struct config *c = parse_ok(full_file);
@@ -482,6 +501,9 @@ static const struct error_case error_cases[] = {
      "invalid sync_bodies '1M' (expected all, none or a size in KiB)"},
     {"[account w]\nsync_bodies=ALL\n", 0, 2, "invalid sync_bodies 'ALL'"},
     {"[account w]\nsync_bodies=-1\n", 0, 2, "invalid sync_bodies '-1'"},
+    {"[account w]\ntimeout=0\n", 0, 2, "timeout 0 is out of range (1-3600 seconds)"},
+    {"[account w]\ntimeout=3601\n", 0, 2, "timeout 3601 is out of range"},
+    {"[account w]\ntimeout=5s\n", 0, 2, "invalid timeout '5s' (expected seconds)"},
     {"[account w]\nfolders=\n", 0, 2, "empty value for 'folders'"},
     {BIN("[general]\n# a\0b\n"), 2, "NUL byte"},
     {BIN("\0"), 1, "NUL byte"},
@@ -1226,6 +1248,7 @@ static Suite *config_suite(void)
 	tc = tcase_create("syntax");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_full_file);
+	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_crlf_bom_no_eol);
 	tcase_add_test(tc, test_empty_file);
 	tcase_add_test(tc, test_paths);
