@@ -67,6 +67,7 @@ struct folder_ctx {
 	char *server_name;
 	uint32_t local_uidvalidity, local_uidnext;
 	uint64_t local_hms;
+	uint64_t local_body_limit;
 	uint32_t local_known;
 	enum plan_mode mode;
 	/* From SELECT. */

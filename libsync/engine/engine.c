@@ -745,6 +745,7 @@ static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_fol
 			.uidnext = f->uidnext,
 			.highestmodseq = f->highestmodseq,
 			.known_messages = known,
+			.bodies_behind = f->body_limit < e->body_limit,
 		};
 	}
 	*ret_folders = folders;
@@ -1063,6 +1064,7 @@ static void next_folder(struct cpmsync_sync *e)
 		 * what we already have instead of fetching it again. */
 		.local_uidnext = sf.uidnext ? sf.uidnext : max_uid + 1,
 		.local_hms = sf.highestmodseq,
+		.local_body_limit = sf.body_limit,
 		.local_known = max_uid ? 1 : 0, /* only "any?" matters for the mode */
 		.present = e->f.present,
 		.set = e->f.set,
@@ -1295,9 +1297,10 @@ static void folder_bodies(struct cpmsync_sync *e)
 		/* After a QRESYNC/CONDSTORE resync only the new messages can
 		 * lack a body (the old ones were complete when HIGHESTMODSEQ
 		 * was committed): no walk over the whole folder. */
-		uint32_t from = (e->f.mode == PLAN_MODE_QRESYNC || e->f.mode == PLAN_MODE_CONDSTORE)
-					? e->f.after.new_from_uid
-					: 1;
+		bool incremental = (e->f.mode == PLAN_MODE_QRESYNC ||
+				    e->f.mode == PLAN_MODE_CONDSTORE) &&
+				   e->f.local_body_limit >= e->body_limit;
+		uint32_t from = incremental ? e->f.after.new_from_uid : 1;
 
 		r = store_sync_bodies_wanted(e->store, e->f.id, from, e->body_limit, &e->f.set);
 		if (r < 0) {
@@ -1337,6 +1340,8 @@ static void folder_finish(struct cpmsync_sync *e)
 	/* The state covering everything above, in the same transaction. */
 	if (r >= 0)
 		r = store_sync_folder_set_state(e->store, e->f.id, e->f.uidvalidity, uidnext, hms);
+	if (r >= 0)
+		r = store_sync_folder_set_body_limit(e->store, e->f.id, e->body_limit);
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return;

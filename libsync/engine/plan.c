@@ -74,7 +74,8 @@ static bool name_eq(const char *a, const char *b)
 static bool status_unchanged(const struct plan_remote_folder *r, const struct plan_local_folder *l,
 			     bool with_modseq)
 {
-	if (!with_modseq || !r->has_status || r->highestmodseq == 0 || l->highestmodseq == 0)
+	if (!with_modseq || !r->has_status || r->highestmodseq == 0 || l->highestmodseq == 0 ||
+	    l->bodies_behind)
 		return false;
 	return r->uidvalidity == l->uidvalidity && r->uidnext == l->uidnext &&
 	       r->highestmodseq == l->highestmodseq && r->messages == l->known_messages;

@@ -35,6 +35,7 @@ struct plan_local_folder {
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
 	uint32_t known_messages; /* messages with a UID */
+	bool bodies_behind;	 /* sync_bodies grew since its bodies were complete */
 };
 
 enum plan_folder_action_kind {

@@ -96,6 +96,9 @@ static const char migration_1[] =
  *   is the local name; the two differ while a local RENAME is pending.
  * folder.removed: 1 once deleted locally with the DELETE still pending;
  *   readers never see such a folder.
+ * folder.body_limit: the largest body (bytes, -1 for all) kept when the
+ *   folder's state was last committed; a larger sync_bodies later makes
+ *   the next sync fetch the bodies it now wants.
  *
  * message.server_flags: the flags as last known on the server (the base of
  *   the three-way flag merge), NULL while the message is not on the server.
@@ -125,6 +128,7 @@ static const char migration_2[] =
 	"ALTER TABLE account ADD COLUMN last_sync INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE folder ADD COLUMN server_name TEXT;"
 	"ALTER TABLE folder ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE folder ADD COLUMN body_limit INTEGER;"
 	"UPDATE folder SET server_name = name;"
 	"ALTER TABLE message ADD COLUMN server_flags TEXT;"
 	"ALTER TABLE message ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;"

@@ -104,7 +104,7 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 
 	PREP(s,
 	     "SELECT f.id, f.name, f.server_name, f.removed, f.uidvalidity, f.uidnext,"
-	     " f.highestmodseq,"
+	     " f.highestmodseq, coalesce(f.body_limit, 0),"
 	     " EXISTS (SELECT 1 FROM journal j WHERE j.folder_id = f.id"
 	     "         AND j.op IN ('append', 'copy', 'move'))"
 	     " FROM folder f WHERE f.account_id = ?1 ORDER BY f.id",
@@ -133,7 +133,8 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 			.uidvalidity = (uint32_t)sqlite3_column_int64(st, 4),
 			.uidnext = (uint32_t)sqlite3_column_int64(st, 5),
 			.highestmodseq = (uint64_t)sqlite3_column_int64(st, 6),
-			.has_content_ops = sqlite3_column_int(st, 7) != 0,
+			.body_limit = (uint64_t)sqlite3_column_int64(st, 7),
+			.has_content_ops = sqlite3_column_int(st, 8) != 0,
 		};
 		n++;
 		if (!f->name || (sqlite3_column_type(st, 2) != SQLITE_NULL && !f->server_name)) {
@@ -1016,8 +1017,8 @@ int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder
 	int r;
 
 	PREP(s,
-	     "SELECT id, name, server_name, removed, uidvalidity, uidnext, highestmodseq"
-	     " FROM folder WHERE id = ?1",
+	     "SELECT id, name, server_name, removed, uidvalidity, uidnext, highestmodseq,"
+	     " coalesce(body_limit, 0) FROM folder WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	r = store_step(s, st);
@@ -1033,6 +1034,7 @@ int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder
 		.uidvalidity = (uint32_t)sqlite3_column_int64(st, 4),
 		.uidnext = (uint32_t)sqlite3_column_int64(st, 5),
 		.highestmodseq = (uint64_t)sqlite3_column_int64(st, 6),
+		.body_limit = (uint64_t)sqlite3_column_int64(st, 7),
 	};
 	sqlite3_reset(st);
 	if (!ret->name) {
@@ -1084,4 +1086,15 @@ int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_m
 	*ret_rematch = (uint32_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return 0;
+}
+
+int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id, uint64_t limit)
+{
+	sqlite3_stmt *st;
+
+	/* UINT64_MAX is stored as -1 (SQLite integers are signed). */
+	PREP(s, "UPDATE folder SET body_limit = ?2 WHERE id = ?1 AND body_limit IS NOT ?2", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	return run(s, st);
 }

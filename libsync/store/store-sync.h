@@ -32,6 +32,7 @@ struct sync_folder {
 	bool removed;	   /* DELETE pending */
 	uint32_t uidvalidity, uidnext; /* 0: unknown */
 	uint64_t highestmodseq;	       /* 0: unknown */
+	uint64_t body_limit;	       /* bodies kept up to (bytes); UINT64_MAX: all */
 	bool has_content_ops;	       /* journal rows that put messages into it */
 };
 
@@ -174,6 +175,9 @@ int store_sync_message_delete(struct store *s, int64_t id);
 int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid, bool *ret);
 /* Reads a stored body into memory (malloc'ed); -CPMSYNC_E_NOT_FOUND. */
 int store_sync_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len);
+
+/* Records the body limit the folder's bodies are complete for. */
+int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id, uint64_t limit);
 
 /* One folder by id (removed ones too); -CPMSYNC_E_NOT_FOUND. */
 int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder *ret);

@@ -199,6 +199,25 @@ sync_check "metadata removed"
 expect "INBOX /private/comment removed on the server" \
 	"$(da mailbox metadata get -u "$USER1" INBOX /private/comment)" ""
 
+# --- sync_bodies: limited, then raised --------------------------------------------
+# A store that keeps bodies up to 1 KiB reads headers first and only the small
+# bodies; raising the limit later fetches the bodies now wanted even though
+# nothing changed on the server (LIST-STATUS alone would skip the folders).
+BCONF=$WORK/bodies.conf
+write_conf "$BCONF" "$WORK/bodies.db"
+printf 'sync_bodies = 1\n' >>"$BCONF"
+check "bodies: sync with sync_bodies = 1" sync_once "$BCONF" "$WORK/bodies1.log"
+check "bodies: headers first (BODY.PEEK[HEADER])" grep -q 'BODY.PEEK\[HEADER\]' "$WORK/bodies1.log"
+sed -i 's/^sync_bodies = 1$/sync_bodies = all/' "$BCONF"
+check "bodies: sync after raising to all" sync_once "$BCONF" "$WORK/bodies2.log"
+check "bodies: the missing bodies are fetched" grep -qE ' C: a[0-9]+ UID FETCH [0-9:,]+ \(UID BODY.PEEK\[\]\)' "$WORK/bodies2.log"
+check "bodies: a third run selects nothing" sync_once "$BCONF" "$WORK/bodies3.log"
+if grep -q ' C: a[0-9]* SELECT' "$WORK/bodies3.log"; then
+	not_ok "bodies: no SELECT once the bodies are complete"
+else
+	ok "bodies: no SELECT once the bodies are complete"
+fi
+
 # --- the same conflicts on a server without CONDSTORE/QRESYNC ----------------------
 DOVECOT_HIDE_CAPABILITY="QRESYNC CONDSTORE" dc_start plain
 dc_seed
