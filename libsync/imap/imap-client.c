@@ -72,6 +72,8 @@ struct imap_client {
 	struct cpmsync_account account; /* our copy, strings above */
 	unsigned connect_timeout_ms;
 	unsigned command_timeout_ms;
+	/* The -v wire log: the last read ended inside a response. */
+	bool wire_mid_response;
 
 	enum imap_client_state state;
 	int fd;
@@ -767,19 +769,23 @@ static void read_input(struct imap_client *c)
 			return;
 		}
 		c->bytes_in += (uint64_t)n;
-		if (log_enabled(CPMSYNC_LOG_DEBUG, WIRE)) {
-			size_t m = 0;
-
-			while (m < (size_t)n && m < 300 && data[m] != '\r')
-				m++;
-			log_debug(WIRE, "%s S: %.*s%s", c->name, (int)m, data,
-				  m + 2 < (size_t)n ? " ..." : "");
-		}
 		arm_deadline(c);
 		while (off < (size_t)n) {
 			const struct imap_response *resp = NULL;
 			size_t used = 0;
 			int r;
+
+			/* The first line of each response, never bytes from the
+			 * middle of one (a literal split across reads). */
+			if (!c->wire_mid_response && log_enabled(CPMSYNC_LOG_DEBUG, WIRE)) {
+				size_t m = 0;
+
+				while (off + m < (size_t)n && m < 300 && data[off + m] != '\r' &&
+				       data[off + m] != '\n')
+					m++;
+				log_debug(WIRE, "%s S: %.*s%s", c->name, (int)m, data + off,
+					  off + m + 2 < (size_t)n ? " ..." : "");
+			}
 
 			r = imap_parser_feed(c->parser, data + off,
 					     (size_t)n - off, &used, &resp);
@@ -792,6 +798,7 @@ static void read_input(struct imap_client *c)
 						    : cpmsync_strerror(r));
 				return;
 			}
+			c->wire_mid_response = r == IMAP_PARSE_NEED_MORE;
 			if (r == IMAP_PARSE_NEED_MORE)
 				break;
 			handle_response(c, resp);
@@ -1410,6 +1417,7 @@ static void start_tls(struct imap_client *c)
 	int r;
 
 	imap_parser_reset(c->parser);
+	c->wire_mid_response = false;
 	r = imap_tls_new(c->fd, c->host, c->ca_file, &c->tls, &err);
 	if (r < 0) {
 		client_fail(c, r, "%s", err ? err : "cannot start TLS");
@@ -1567,6 +1575,7 @@ static int client_begin(struct imap_client *c)
 	c->utf8_enabled = false;
 	c->tls_want = 0;
 	imap_parser_reset(c->parser);
+	c->wire_mid_response = false;
 	if (!c->timer) {
 		r = cpmsync_loop_add_timer(c->loop, 0, 0, deadline_cb, c, NULL,
 					   &c->timer);
