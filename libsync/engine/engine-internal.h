@@ -104,6 +104,7 @@ struct cpmsync_sync {
 	int64_t *queue; /* folder ids to sync */
 	size_t n_queue, queue_pos;
 	char delimiter;
+	unsigned status_pending; /* STATUS commands in flight (no LIST-STATUS) */
 
 	/* Folder sync. */
 	struct folder_ctx f;

@@ -845,20 +845,78 @@ out:
 	return r;
 }
 
-static void list_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
+static void folders_listed(struct cpmsync_sync *e)
 {
-	struct cpmsync_sync *e = userdata;
 	int r;
 
-	(void)client;
-	if (engine_cmd_failed(e, res, "LIST"))
-		return;
 	r = apply_folder_plan(e);
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return;
 	}
 	next_folder(e);
+}
+
+static void status_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	/* A NO (folder gone since LIST) only means no pre-check for it. */
+	if (res->r != -CPMSYNC_E_SERVER && engine_cmd_failed(e, res, "STATUS"))
+		return;
+	if (e->finished || --e->status_pending > 0)
+		return;
+	folders_listed(e);
+}
+
+/*
+ * Without LIST-STATUS but with CONDSTORE: one STATUS per folder, all
+ * pipelined, is still far cheaper than selecting each (RFC 5819 is the
+ * one-command form of the same check).
+ */
+static void status_each(struct cpmsync_sync *e)
+{
+	for (size_t i = 0; i < e->n_remote; i++) {
+		struct imap_cmd *cmd;
+		int r;
+
+		if (e->remote[i].p.noselect)
+			continue;
+		r = imap_cmd_new(e->client, 0, status_done, e, &cmd);
+		if (r >= 0)
+			r = imap_cmd_add(cmd, "STATUS ");
+		if (r >= 0)
+			r = imap_cmd_add_mailbox(cmd, e->remote[i].name);
+		if (r >= 0)
+			r = imap_cmd_add(cmd, " (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)");
+		if (r < 0) {
+			imap_cmd_free(cmd);
+			engine_fail(e, r, "out of memory");
+			return;
+		}
+		e->status_pending++;
+		imap_cmd_submit(cmd);
+	}
+	if (e->status_pending == 0)
+		folders_listed(e);
+}
+
+static void list_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	if (engine_cmd_failed(e, res, "LIST"))
+		return;
+	if (!imap_client_has(e->client, IMAP_CAP_LIST_STATUS) &&
+	    (imap_client_enabled(e->client, IMAP_CAP_CONDSTORE) ||
+	     imap_client_enabled(e->client, IMAP_CAP_QRESYNC))) {
+		status_each(e);
+		return;
+	}
+	folders_listed(e);
 }
 
 static void start_list(struct cpmsync_sync *e)

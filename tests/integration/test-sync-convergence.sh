@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Server-side changes converge into the store on every rung of the resync
-# ladder: QRESYNC, CONDSTORE only (QRESYNC hidden), plain IMAP (both
-# hidden).  Each rung has its own Dovecot and its own fresh store: a seeded
+# ladder: QRESYNC, CONDSTORE only (QRESYNC and LIST-STATUS hidden), plain IMAP
+# (QRESYNC and CONDSTORE hidden).  Each rung has its own Dovecot and store: a seeded
 # initial sync, then rounds of random mutations made with doveadm (new
 # messages, flag changes, expunges, folders created/renamed/deleted/
 # re-created with a new UIDVALIDITY, non-ASCII names), each followed by
@@ -112,8 +112,9 @@ run_rung() { # NAME HIDE SEED
 		;;
 	esac
 
-	# Nothing changed: converged still; on QRESYNC no folder is selected at
-	# all (LIST-STATUS shows nothing changed).
+	# Nothing changed: converged still; with QRESYNC or CONDSTORE no folder
+	# is selected at all (LIST-STATUS, or STATUS per folder, shows nothing
+	# changed).
 	sync_once "$conf" "$WORK/$name.idle.log"
 	rc=$?
 	if [ $rc -eq 0 ] && compare "$db"; then
@@ -121,7 +122,13 @@ run_rung() { # NAME HIDE SEED
 	else
 		not_ok "$name: a run without changes keeps the store equal to the server"
 	fi
-	if [ "$name" = qresync ]; then
+	if [ "$name" = condstore ]; then
+		# without LIST-STATUS: one pipelined STATUS per folder instead
+		check "$name: a run without changes checks each folder with STATUS" \
+			grep -qE 'C: [^ ]+ STATUS .* \(UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ\)' \
+			"$WORK/$name.idle.log"
+	fi
+	if [ "$name" = qresync ] || [ "$name" = condstore ]; then
 		n=$(c_lines "$WORK/$name.idle.log" | grep -cE 'C: [^ ]+ (SELECT|EXAMINE) ')
 		if [ "$n" -eq 0 ]; then
 			ok "$name: a run without changes sends no SELECT"
@@ -134,7 +141,7 @@ run_rung() { # NAME HIDE SEED
 }
 
 run_rung qresync "" "$SEED"
-run_rung condstore "QRESYNC" $((SEED + 1))
+run_rung condstore "QRESYNC LIST-STATUS" $((SEED + 1))
 run_rung plain "QRESYNC CONDSTORE" $((SEED + 2))
 
 finish
