@@ -145,9 +145,12 @@ static void fixture(struct cpmsync_store *cs)
 	{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },                          \
 	{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\"" },                                           \
 	{ SCRIPT_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\na3 OK listed\r\n" },        \
-	{ SCRIPT_EXPECT, "a4 SELECT INBOX (QRESYNC (7 100 1))" },                          \
+	{ SCRIPT_EXPECT, "a4 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" },   \
+	{ SCRIPT_SEND, "* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7 HIGHESTMODSEQ 101)\r\n" \
+		       "a4 OK status\r\n" },                                              \
+	{ SCRIPT_EXPECT, "a5 SELECT INBOX (QRESYNC (7 100 1))" },                          \
 	{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"     \
-		       "* OK [HIGHESTMODSEQ 100] h\r\na4 OK [READ-WRITE] selected\r\n" }
+		       "* OK [HIGHESTMODSEQ 100] h\r\na5 OK [READ-WRITE] selected\r\n" }
 
 START_TEST(test_modified_merged_and_retried)
 {
@@ -157,14 +160,14 @@ START_TEST(test_modified_merged_and_retried)
 	 * send the merge with the new MODSEQ. */
 	static const struct script_step script[] = {
 		LOGIN_AND_SELECT,
-		{ SCRIPT_EXPECT, "a5 UID STORE 1 (UNCHANGEDSINCE 100) FLAGS.SILENT (\\Flagged \\Seen)" },
-		{ SCRIPT_SEND, "a5 OK [MODIFIED 1] conditional store failed\r\n" },
-		{ SCRIPT_EXPECT, "a6 UID FETCH 1 (UID FLAGS MODSEQ)" },
-		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ($Work) MODSEQ (105))\r\na6 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a7 UID STORE 1 (UNCHANGEDSINCE 105) FLAGS.SILENT ($Work \\Flagged)" },
-		{ SCRIPT_SEND, "* 1 FETCH (UID 1 MODSEQ (106))\r\na7 OK stored\r\n" },
-		{ SCRIPT_EXPECT, "a8 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na8 OK bye\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID STORE 1 (UNCHANGEDSINCE 100) FLAGS.SILENT (\\Flagged \\Seen)" },
+		{ SCRIPT_SEND, "a6 OK [MODIFIED 1] conditional store failed\r\n" },
+		{ SCRIPT_EXPECT, "a7 UID FETCH 1 (UID FLAGS MODSEQ)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ($Work) MODSEQ (105))\r\na7 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a8 UID STORE 1 (UNCHANGEDSINCE 105) FLAGS.SILENT ($Work \\Flagged)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 MODSEQ (106))\r\na8 OK stored\r\n" },
+		{ SCRIPT_EXPECT, "a9 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na9 OK bye\r\n" },
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
@@ -189,18 +192,18 @@ START_TEST(test_modified_forever_kept)
 	 * change is kept for the next run and the run reports failure. */
 	static const struct script_step script[] = {
 		LOGIN_AND_SELECT,
-		{ SCRIPT_EXPECT, "a5 UID STORE 1 (UNCHANGEDSINCE 100)" },
-		{ SCRIPT_SEND, "a5 OK [MODIFIED 1] no\r\n" },
-		{ SCRIPT_EXPECT, "a6 UID FETCH 1 (UID FLAGS MODSEQ)" },
-		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (101))\r\na6 OK f\r\n" },
-		{ SCRIPT_EXPECT, "a7 UID STORE 1 (UNCHANGEDSINCE 101)" },
-		{ SCRIPT_SEND, "a7 OK [MODIFIED 1] no\r\n" },
-		{ SCRIPT_EXPECT, "a8 UID FETCH 1 (UID FLAGS MODSEQ)" },
-		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (102))\r\na8 OK f\r\n" },
-		{ SCRIPT_EXPECT, "a9 UID STORE 1 (UNCHANGEDSINCE 102)" },
-		{ SCRIPT_SEND, "a9 OK [MODIFIED 1] no\r\n" },
-		{ SCRIPT_EXPECT, "a10 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na10 OK bye\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID STORE 1 (UNCHANGEDSINCE 100)" },
+		{ SCRIPT_SEND, "a6 OK [MODIFIED 1] no\r\n" },
+		{ SCRIPT_EXPECT, "a7 UID FETCH 1 (UID FLAGS MODSEQ)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (101))\r\na7 OK f\r\n" },
+		{ SCRIPT_EXPECT, "a8 UID STORE 1 (UNCHANGEDSINCE 101)" },
+		{ SCRIPT_SEND, "a8 OK [MODIFIED 1] no\r\n" },
+		{ SCRIPT_EXPECT, "a9 UID FETCH 1 (UID FLAGS MODSEQ)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (102))\r\na9 OK f\r\n" },
+		{ SCRIPT_EXPECT, "a10 UID STORE 1 (UNCHANGEDSINCE 102)" },
+		{ SCRIPT_SEND, "a10 OK [MODIFIED 1] no\r\n" },
+		{ SCRIPT_EXPECT, "a11 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na11 OK bye\r\n" },
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
@@ -223,14 +226,14 @@ START_TEST(test_refused_operation_kept)
 	 * and the run reports the server's text. */
 	static const struct script_step script[] = {
 		LOGIN_AND_SELECT,
-		{ SCRIPT_EXPECT, "a5 UID STORE 1 (UNCHANGEDSINCE 100)" },
-		{ SCRIPT_SEND, "a5 OK stored\r\n" },
-		{ SCRIPT_EXPECT, "a6 CREATE Projects" },
-		{ SCRIPT_SEND, "a6 NO [NOPERM] not allowed here\r\n" },
-		{ SCRIPT_EXPECT, "a7 SETMETADATA INBOX (/private/comment hello)" },
-		{ SCRIPT_SEND, "a7 NO [NOPERM] no metadata for you\r\n" },
-		{ SCRIPT_EXPECT, "a8 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na8 OK bye\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID STORE 1 (UNCHANGEDSINCE 100)" },
+		{ SCRIPT_SEND, "a6 OK stored\r\n" },
+		{ SCRIPT_EXPECT, "a7 CREATE Projects" },
+		{ SCRIPT_SEND, "a7 NO [NOPERM] not allowed here\r\n" },
+		{ SCRIPT_EXPECT, "a8 SETMETADATA INBOX (/private/comment hello)" },
+		{ SCRIPT_SEND, "a8 NO [NOPERM] no metadata for you\r\n" },
+		{ SCRIPT_EXPECT, "a9 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na9 OK bye\r\n" },
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
