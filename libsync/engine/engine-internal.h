@@ -31,8 +31,8 @@
 /* Body bytes kept in memory before spilling to a temporary file. */
 #define ENGINE_BODY_MEM_MAX (1u << 20)
 /* Most folders one account may list (a broken or hostile server could
- * list without end).  plan_folders() matches in O(folders^2). */
-#define ENGINE_MAX_FOLDERS 20000
+ * list without end). */
+#define ENGINE_MAX_FOLDERS 100000
 /* Most UIDs of one UID FETCH/STORE set before it is split. */
 #define ENGINE_SET_BYTES 4000
 

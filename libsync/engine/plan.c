@@ -60,17 +60,6 @@ bool plan_patterns_match(const char *const *patterns, const char *name)
 	return false;
 }
 
-static bool name_eq(const char *a, const char *b)
-{
-	const char *ra, *rb;
-
-	if (!a || !b)
-		return false;
-	if (is_inbox_prefixed(a, &ra) && is_inbox_prefixed(b, &rb))
-		return streq(ra, rb);
-	return streq(a, b);
-}
-
 static bool status_unchanged(const struct plan_remote_folder *r, const struct plan_local_folder *l,
 			     bool with_modseq)
 {
@@ -81,69 +70,155 @@ static bool status_unchanged(const struct plan_remote_folder *r, const struct pl
 	       r->highestmodseq == l->highestmodseq && r->messages == l->known_messages;
 }
 
+/* A folder key for the matching indexes: its name with a first level
+ * "INBOX" in any case folded (RFC 3501 5.1), or its UIDVALIDITY. */
+struct fkey {
+	const char *rest; /* the name after a folded INBOX prefix, or the name */
+	bool inbox;	  /* the name starts with INBOX (any case) */
+	uint32_t uv;
+	size_t idx;	  /* into local[] */
+};
+
+static struct fkey name_key(const char *name, size_t idx)
+{
+	struct fkey k = { .rest = name, .idx = idx };
+	const char *rest;
+
+	if (is_inbox_prefixed(name, &rest)) {
+		k.inbox = true;
+		k.rest = rest;
+	}
+	return k;
+}
+
+static int name_cmp(const struct fkey *a, const struct fkey *b)
+{
+	if (a->inbox != b->inbox)
+		return a->inbox ? 1 : -1;
+	return strcmp(a->rest, b->rest);
+}
+
+static int by_name(const void *x, const void *y)
+{
+	const struct fkey *a = x, *b = y;
+	int c = name_cmp(a, b);
+
+	return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static int uv_cmp(const struct fkey *a, const struct fkey *b)
+{
+	return (a->uv > b->uv) - (a->uv < b->uv);
+}
+
+static int by_uv(const void *x, const void *y)
+{
+	const struct fkey *a = x, *b = y;
+	int c = uv_cmp(a, b);
+
+	return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/*
+ * The first (lowest local index) unmatched entry of the sorted index keys
+ * equal to want, or SIZE_MAX.
+ */
+static size_t lookup(const struct fkey *keys, size_t n, const struct fkey *want,
+		     int (*cmp)(const struct fkey *, const struct fkey *), const bool *lmatched)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) { /* lower bound */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cmp(&keys[mid], want) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < n && cmp(&keys[lo], want) == 0; lo++)
+		if (!lmatched[keys[lo].idx])
+			return keys[lo].idx;
+	return SIZE_MAX;
+}
+
 int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		 const struct plan_local_folder *local, size_t n_local, bool with_modseq,
 		 struct plan_folder_action *actions)
 {
-	/* Match marks; folder counts are modest (thousands at most), and the
-	 * O(n*m) matching is simple to reason about. */
+	/* Sorted indexes of the local folders (by server name, by local name
+	 * for pending CREATE/RENAME, by UIDVALIDITY): O(n log n) for the
+	 * thousands of folders a CPM account with many conversations has. */
 	_cleanup_free_ bool *rmatched = calloc(n_remote + 1, sizeof(bool));
 	_cleanup_free_ bool *lmatched = calloc(n_local + 1, sizeof(bool));
-	size_t n = 0;
+	_cleanup_free_ struct fkey *by_server = calloc(n_local + 1, sizeof(struct fkey));
+	_cleanup_free_ struct fkey *by_local = calloc(n_local + 1, sizeof(struct fkey));
+	_cleanup_free_ struct fkey *by_uidv = calloc(n_local + 1, sizeof(struct fkey));
+	size_t n = 0, ns = 0, nl = 0, nu = 0, j;
 
-	if (!rmatched || !lmatched)
+	if (!rmatched || !lmatched || !by_server || !by_local || !by_uidv)
 		return -ENOMEM;
+	for (j = 0; j < n_local; j++) {
+		const struct plan_local_folder *l = &local[j];
+
+		if (l->server_name)
+			by_server[ns++] = name_key(l->server_name, j);
+		if (!l->removed && (!l->server_name || l->rename_pending))
+			by_local[nl++] = name_key(l->name, j);
+		if (!l->removed && l->server_name && !l->rename_pending)
+			by_uidv[nu++] = (struct fkey){ .uv = l->uidvalidity, .idx = j };
+	}
+	qsort(by_server, ns, sizeof(*by_server), by_name);
+	qsort(by_local, nl, sizeof(*by_local), by_name);
+	qsort(by_uidv, nu, sizeof(*by_uidv), by_uv);
 
 	/* 1. By server name. */
 	for (size_t i = 0; i < n_remote; i++) {
-		for (size_t j = 0; j < n_local; j++) {
-			if (lmatched[j] || !name_eq(local[j].server_name, remote[i].name))
-				continue;
-			rmatched[i] = lmatched[j] = true;
-			if (!local[j].removed && !remote[i].noselect)
-				actions[n++] = (struct plan_folder_action){
-					status_unchanged(&remote[i], &local[j], with_modseq)
-						? PLAN_FOLDER_UNCHANGED
-						: PLAN_FOLDER_SYNC,
-					j, i
-				};
-			break;
-		}
+		struct fkey want = name_key(remote[i].name, 0);
+
+		j = lookup(by_server, ns, &want, name_cmp, lmatched);
+		if (j == SIZE_MAX)
+			continue;
+		rmatched[i] = lmatched[j] = true;
+		if (!local[j].removed && !remote[i].noselect)
+			actions[n++] = (struct plan_folder_action){
+				status_unchanged(&remote[i], &local[j], with_modseq)
+					? PLAN_FOLDER_UNCHANGED
+					: PLAN_FOLDER_SYNC,
+				j, i
+			};
 	}
 	/* 2. A pending CREATE or RENAME that already reached the server. */
 	for (size_t i = 0; i < n_remote; i++) {
+		struct fkey want = name_key(remote[i].name, 0);
+
 		if (rmatched[i])
 			continue;
-		for (size_t j = 0; j < n_local; j++) {
-			if (lmatched[j] || local[j].removed || !name_eq(local[j].name, remote[i].name))
-				continue;
-			if (local[j].server_name && !local[j].rename_pending)
-				continue;
-			rmatched[i] = lmatched[j] = true;
-			actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_CONFIRM, j, i };
-			break;
-		}
+		j = lookup(by_local, nl, &want, name_cmp, lmatched);
+		if (j == SIZE_MAX)
+			continue;
+		rmatched[i] = lmatched[j] = true;
+		actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_CONFIRM, j, i };
 	}
 	/* 3. Server-side renames: same UIDVALIDITY as a local folder that
 	 * disappeared. */
 	for (size_t i = 0; i < n_remote; i++) {
+		struct fkey want = { .uv = remote[i].uidvalidity };
+
 		if (rmatched[i] || remote[i].noselect || !remote[i].has_status ||
 		    !remote[i].uidvalidity)
 			continue;
-		for (size_t j = 0; j < n_local; j++) {
-			if (lmatched[j] || local[j].removed || !local[j].server_name ||
-			    local[j].rename_pending || local[j].uidvalidity != remote[i].uidvalidity)
-				continue;
-			rmatched[i] = lmatched[j] = true;
-			actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_RENAMED, j, i };
-			break;
-		}
+		j = lookup(by_uidv, nu, &want, uv_cmp, lmatched);
+		if (j == SIZE_MAX)
+			continue;
+		rmatched[i] = lmatched[j] = true;
+		actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_RENAMED, j, i };
 	}
 	/* 4. What is left. */
 	for (size_t i = 0; i < n_remote; i++)
 		if (!rmatched[i] && !remote[i].noselect)
 			actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_ADD, 0, i };
-	for (size_t j = 0; j < n_local; j++) {
+	for (j = 0; j < n_local; j++) {
 		if (lmatched[j] || !local[j].server_name)
 			continue; /* matched, or its CREATE is pending */
 		if (local[j].removed)

@@ -328,6 +328,58 @@ START_TEST(test_folder_scenarios)
 }
 END_TEST
 
+START_TEST(test_many_folders)
+{
+	/* 20,000 folders: the matching is by sorted index, not O(n*m).
+	 * Even ones unchanged, every fourth renamed on the server (same
+	 * UIDVALIDITY), the rest gone with a new one in their place. */
+	enum { N = 20000 };
+	struct plan_remote_folder *r = calloc(N, sizeof(*r));
+	struct plan_local_folder *l = calloc(N, sizeof(*l));
+	struct plan_folder_action *acts = calloc(2 * N, sizeof(*acts));
+	char (*rn)[32] = calloc(N, 32), (*ln)[32] = calloc(N, 32);
+	size_t count[PLAN_FOLDER_UNCHANGED + 1] = { 0 };
+	int n;
+
+	ck_assert(r && l && acts && rn && ln);
+	for (size_t i = 0; i < N; i++) {
+		/* locals in reverse order, so that nothing lines up by index */
+		size_t k = N - 1 - i;
+
+		snprintf(ln[k], 32, "conv/%05zu", i);
+		l[k] = (struct plan_local_folder){ .id = (int64_t)k + 1, .name = ln[k],
+						   .server_name = ln[k], .uidvalidity = (uint32_t)i + 1,
+						   .uidnext = 5, .highestmodseq = 9, .known_messages = 4 };
+		if (i % 2 == 0)
+			snprintf(rn[i], 32, "conv/%05zu", i);
+		else if (i % 4 == 1)
+			snprintf(rn[i], 32, "renamed/%05zu", i);
+		else
+			snprintf(rn[i], 32, "new/%05zu", i);
+		r[i] = (struct plan_remote_folder){ .name = rn[i], .has_status = true,
+						    .uidvalidity = (uint32_t)(i % 4 == 3 ? N + i : i + 1),
+						    .uidnext = 5, .messages = 4, .highestmodseq = 9 };
+	}
+	n = plan_folders(r, N, l, N, true, acts);
+	ck_assert_int_ge(n, 0);
+	for (int i = 0; i < n; i++)
+		count[acts[i].kind]++;
+	ck_assert_uint_eq(count[PLAN_FOLDER_UNCHANGED], N / 2);
+	ck_assert_uint_eq(count[PLAN_FOLDER_RENAMED], N / 4);
+	ck_assert_uint_eq(count[PLAN_FOLDER_ADD], N / 4);
+	ck_assert_uint_eq(count[PLAN_FOLDER_DELETE], N / 4);
+	for (int i = 0; i < n; i++)
+		if (acts[i].kind == PLAN_FOLDER_RENAMED)
+			ck_assert_uint_eq(l[acts[i].local].uidvalidity,
+					  r[acts[i].remote].uidvalidity);
+	free(r);
+	free(l);
+	free(acts);
+	free(rn);
+	free(ln);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Per-folder mode: the fallback ladder */
 
@@ -425,6 +477,7 @@ static Suite *plan_suite(void)
 	tcase_add_test(tc, test_patterns);
 	tcase_add_loop_test(tc, test_folder_scenarios, 0,
 			    (int)(sizeof(folder_scenarios) / sizeof(folder_scenarios[0])));
+	tcase_add_test(tc, test_many_folders);
 	tcase_add_loop_test(tc, test_select_mode, 0,
 			    (int)(sizeof(mode_cases) / sizeof(mode_cases[0])));
 	tcase_add_loop_test(tc, test_after_select, 0,
