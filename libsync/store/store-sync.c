@@ -16,11 +16,11 @@
 #include "util/flags.h"
 #include "util/macro.h"
 
-#define PREP(s, sql, st)                                  \
-	do {                                              \
-		int _r = store_prepare((s), (sql), (st)); \
-		if (_r < 0)                               \
-			return _r;                        \
+#define PREP(s, sql, st)                                                       \
+	do {                                                                   \
+		int _r = store_prepare((s), (sql), (st));                      \
+		if (_r < 0)                                                    \
+			return _r;                                             \
 	} while (0)
 
 static char *col_strdup(sqlite3_stmt *st, int i)
@@ -50,7 +50,64 @@ static int run(struct store *s, sqlite3_stmt *st)
 	return r;
 }
 
-int store_sync_account(struct store *s, const char *name, int64_t *ret_account_id)
+/*
+ * Small statements with integer parameters: a is bound to ?1 and b to ?2
+ * when the statement has one.
+ */
+static void bind_ii(sqlite3_stmt *st, int64_t a, int64_t b)
+{
+	sqlite3_bind_int64(st, 1, a);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, b);
+}
+
+/* Runs sql (no rows wanted). */
+static int exec_ii(struct store *s, const char *sql, int64_t a, int64_t b)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, sql, &st);
+	bind_ii(st, a, b);
+	return run(s, st);
+}
+
+/* *ret: whether sql returns a row. */
+static int exists_ii(struct store *s, const char *sql, int64_t a, int64_t b,
+		     bool *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, sql, &st);
+	bind_ii(st, a, b);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	*ret = r > 0;
+	if (r > 0)
+		sqlite3_reset(st);
+	return 0;
+}
+
+/* *ret: the integer in the first column of sql's row. */
+static int count_ii(struct store *s, const char *sql, int64_t a, int64_t b,
+		    uint32_t *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, sql, &st);
+	bind_ii(st, a, b);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	*ret = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int store_sync_account(struct store *s, const char *name,
+		       int64_t *ret_account_id)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -72,12 +129,8 @@ int store_sync_account(struct store *s, const char *name, int64_t *ret_account_i
 
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when)
 {
-	sqlite3_stmt *st;
-
-	PREP(s, "UPDATE account SET last_sync = ?2 WHERE id = ?1", &st);
-	sqlite3_bind_int64(st, 1, account_id);
-	sqlite3_bind_int64(st, 2, when);
-	return run(s, st);
+	return exec_ii(s, "UPDATE account SET last_sync = ?2 WHERE id = ?1",
+		       account_id, when);
 }
 
 void sync_folder_free_contents(struct sync_folder *f)
@@ -94,8 +147,8 @@ void sync_folders_free(struct sync_folder *f, size_t n)
 	free(f);
 }
 
-int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder **ret,
-		       size_t *ret_n)
+int store_sync_folders(struct store *s, int64_t account_id,
+		       struct sync_folder **ret, size_t *ret_n)
 {
 	struct sync_folder *v = NULL;
 	size_t n = 0, alloc = 0;
@@ -103,7 +156,8 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 	int r;
 
 	PREP(s,
-	     "SELECT f.id, f.name, f.server_name, f.removed, f.uidvalidity, f.uidnext,"
+	     "SELECT f.id, f.name, f.server_name, f.removed, f.uidvalidity, "
+	     "f.uidnext,"
 	     " f.highestmodseq, coalesce(f.body_limit, 0),"
 	     " EXISTS (SELECT 1 FROM journal j WHERE j.folder_id = f.id"
 	     "         AND j.op IN ('append', 'copy', 'move'))"
@@ -115,7 +169,8 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 
 		if (n == alloc) {
 			size_t na = alloc ? alloc * 2 : 16;
-			struct sync_folder *nv = reallocarray(v, na, sizeof(*v));
+			struct sync_folder *nv =
+				reallocarray(v, na, sizeof(*v));
 
 			if (!nv) {
 				r = -ENOMEM;
@@ -137,7 +192,8 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 			.has_content_ops = sqlite3_column_int(st, 8) != 0,
 		};
 		n++;
-		if (!f->name || (sqlite3_column_type(st, 2) != SQLITE_NULL && !f->server_name)) {
+		if (!f->name || (sqlite3_column_type(st, 2) != SQLITE_NULL &&
+				 !f->server_name)) {
 			r = -ENOMEM;
 			break;
 		}
@@ -153,13 +209,15 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 }
 
 int store_sync_folder_add(struct store *s, int64_t account_id, const char *name,
-			  const char *special_use, bool subscribed, int64_t *ret_id)
+			  const char *special_use, bool subscribed,
+			  int64_t *ret_id)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	PREP(s,
-	     "INSERT INTO folder (account_id, name, server_name, special_use, subscribed)"
+	     "INSERT INTO folder (account_id, name, server_name, special_use, "
+	     "subscribed)"
 	     " VALUES (?1, ?2, ?2, ?3, ?4)",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
@@ -175,8 +233,9 @@ int store_sync_folder_add(struct store *s, int64_t account_id, const char *name,
 }
 
 /* Renames the column col of folder_id and of the account's folders under it. */
-static int rename_tree(struct store *s, int64_t account_id, int64_t folder_id, const char *col_sql,
-		       const char *children_sql, const char *old, const char *new_name)
+static int rename_tree(struct store *s, int64_t account_id, int64_t folder_id,
+		       const char *col_sql, const char *children_sql,
+		       const char *old, const char *new_name)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -197,7 +256,8 @@ static int rename_tree(struct store *s, int64_t account_id, int64_t folder_id, c
 	return run(s, st);
 }
 
-static int folder_column(struct store *s, int64_t folder_id, const char *sql, char **ret)
+static int folder_column(struct store *s, int64_t folder_id, const char *sql,
+			 char **ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -214,13 +274,14 @@ static int folder_column(struct store *s, int64_t folder_id, const char *sql, ch
 	return 0;
 }
 
-int store_sync_folder_renamed(struct store *s, int64_t account_id, int64_t folder_id,
-			      const char *new_name)
+int store_sync_folder_renamed(struct store *s, int64_t account_id,
+			      int64_t folder_id, const char *new_name)
 {
 	_cleanup_free_ char *old = NULL;
 	int r;
 
-	r = folder_column(s, folder_id, "SELECT server_name FROM folder WHERE id = ?1", &old);
+	r = folder_column(s, folder_id,
+			  "SELECT server_name FROM folder WHERE id = ?1", &old);
 	if (r < 0)
 		return r;
 	/* Children: both names follow (?2 old prefix, ?3 new prefix). */
@@ -236,21 +297,25 @@ int store_sync_folder_renamed(struct store *s, int64_t account_id, int64_t folde
 		old, new_name);
 }
 
-int store_sync_folder_set_server_name(struct store *s, int64_t account_id, int64_t folder_id,
+int store_sync_folder_set_server_name(struct store *s, int64_t account_id,
+				      int64_t folder_id,
 				      const char *server_name)
 {
 	_cleanup_free_ char *old = NULL;
 	int r;
 
-	r = folder_column(s, folder_id, "SELECT server_name FROM folder WHERE id = ?1", &old);
+	r = folder_column(s, folder_id,
+			  "SELECT server_name FROM folder WHERE id = ?1", &old);
 	if (r < 0)
 		return r;
-	return rename_tree(s, account_id, folder_id,
-			   "UPDATE folder SET server_name = ?2 WHERE id = ?1",
-			   "UPDATE folder SET server_name = ?3 || substr(server_name, length(?2) + 1)"
-			   " WHERE account_id = ?1 AND id != ?4"
-			   " AND substr(server_name, 1, length(?2) + 1) = ?2 || '/'",
-			   old, server_name);
+	return rename_tree(
+		s, account_id, folder_id,
+		"UPDATE folder SET server_name = ?2 WHERE id = ?1",
+		"UPDATE folder SET server_name = ?3 || substr(server_name, "
+		"length(?2) + 1)"
+		" WHERE account_id = ?1 AND id != ?4"
+		" AND substr(server_name, 1, length(?2) + 1) = ?2 || '/'",
+		old, server_name);
 }
 
 int store_sync_folder_set_special_use(struct store *s, int64_t folder_id,
@@ -271,68 +336,64 @@ int store_sync_folder_set_special_use(struct store *s, int64_t folder_id,
 
 int store_sync_folder_delete(struct store *s, int64_t folder_id)
 {
-	sqlite3_stmt *st;
 	int r;
 
-	PREP(s,
-	     "DELETE FROM journal WHERE folder_id = ?1"
-	     " OR message_id IN (SELECT id FROM message WHERE folder_id = ?1)",
-	     &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = run(s, st);
+	r = exec_ii(s,
+		    "DELETE FROM journal WHERE folder_id = ?1"
+		    " OR message_id IN (SELECT id FROM message WHERE folder_id "
+		    "= ?1)",
+		    folder_id, 0);
 	if (r < 0)
 		return r;
-	PREP(s, "DELETE FROM folder WHERE id = ?1", &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	return run(s, st);
+	return exec_ii(s, "DELETE FROM folder WHERE id = ?1", folder_id, 0);
 }
 
-int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id)
+int store_sync_folder_recreate(struct store *s, int64_t account_id,
+			       int64_t folder_id)
 {
-	sqlite3_stmt *st;
 	int r;
 
 	/* Messages that were on the server are gone with it; so are the
 	 * journal rows about them (flags, expunge). */
-	PREP(s,
-	     "DELETE FROM journal WHERE message_id IN"
-	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NOT NULL)"
-	     " OR (folder_id = ?1 AND op IN ('rename_folder', 'delete_folder', 'set_metadata'))",
-	     &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = run(s, st);
+	r = exec_ii(s,
+		    "DELETE FROM journal WHERE message_id IN"
+		    " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS "
+		    "NOT NULL)"
+		    " OR (folder_id = ?1 AND op IN ('rename_folder', "
+		    "'delete_folder', 'set_metadata'))",
+		    folder_id, 0);
 	if (r < 0)
 		return r;
-	PREP(s, "DELETE FROM message WHERE folder_id = ?1 AND uid IS NOT NULL", &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = run(s, st);
+	r = exec_ii(
+		s,
+		"DELETE FROM message WHERE folder_id = ?1 AND uid IS NOT NULL",
+		folder_id, 0);
 	if (r < 0)
 		return r;
-	PREP(s,
-	     "UPDATE folder SET server_name = NULL, removed = 0, uidvalidity = NULL,"
-	     " uidnext = NULL, highestmodseq = NULL WHERE id = ?1",
-	     &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = run(s, st);
+	r = exec_ii(s,
+		    "UPDATE folder SET server_name = NULL, removed = 0, "
+		    "uidvalidity = NULL,"
+		    " uidnext = NULL, highestmodseq = NULL WHERE id = ?1",
+		    folder_id, 0);
 	if (r < 0)
 		return r;
 	/* The CREATE must come before the rows that fill the folder. */
-	PREP(s,
-	     "INSERT INTO journal (id, account_id, op, folder_id)"
-	     " VALUES ((SELECT coalesce(min(id), 1) - 1 FROM journal), ?1, 'create_folder', ?2)",
-	     &st);
-	sqlite3_bind_int64(st, 1, account_id);
-	sqlite3_bind_int64(st, 2, folder_id);
-	return run(s, st);
+	return exec_ii(s,
+		       "INSERT INTO journal (id, account_id, op, folder_id)"
+		       " VALUES ((SELECT coalesce(min(id), 1) - 1 FROM "
+		       "journal), ?1, 'create_folder', ?2)",
+		       account_id, folder_id);
 }
 
-int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uidvalidity,
-				uint32_t uidnext, uint64_t highestmodseq)
+int store_sync_folder_set_state(struct store *s, int64_t folder_id,
+				uint32_t uidvalidity, uint32_t uidnext,
+				uint64_t highestmodseq)
 {
 	sqlite3_stmt *st;
 
 	PREP(s,
-	     "UPDATE folder SET uidvalidity = nullif(?2, 0), uidnext = nullif(?3, 0),"
+	     "UPDATE folder SET uidvalidity = nullif(?2, 0), uidnext = "
+	     "nullif(?3, 0),"
 	     " highestmodseq = nullif(?4, 0) WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
@@ -342,13 +403,16 @@ int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uid
 	return run(s, st);
 }
 
-int store_sync_known_uids(struct store *s, int64_t folder_id, struct imap_seqset *ret)
+int store_sync_known_uids(struct store *s, int64_t folder_id,
+			  struct imap_seqset *ret)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	imap_seqset_clear(ret);
-	PREP(s, "SELECT uid FROM message WHERE folder_id = ?1 AND uid IS NOT NULL ORDER BY uid",
+	PREP(s,
+	     "SELECT uid FROM message WHERE folder_id = ?1 AND uid IS NOT NULL "
+	     "ORDER BY uid",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	while ((r = store_step(s, st)) > 0) {
@@ -361,28 +425,22 @@ int store_sync_known_uids(struct store *s, int64_t folder_id, struct imap_seqset
 	return r;
 }
 
-int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid, uint32_t *ret)
+int store_sync_count_uids_below(struct store *s, int64_t folder_id,
+				uint32_t uid, uint32_t *ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	PREP(s, "SELECT count(*) FROM message WHERE folder_id = ?1 AND uid < ?2", &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	sqlite3_bind_int64(st, 2, uid);
-	r = store_step(s, st);
-	if (r <= 0)
-		return r < 0 ? r : -EIO;
-	*ret = (uint32_t)sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return 0;
+	return count_ii(s,
+			"SELECT count(*) FROM message WHERE folder_id = ?1 AND "
+			"uid < ?2",
+			folder_id, uid, ret);
 }
 
 /*
  * New server flags for a row: merged with the pending local change, if any
  * (flags != server_flags), else taken as they are.
  */
-static int apply_server_flags(struct store *s, int64_t id, const char *local, const char *base,
-			      const char *remote, uint64_t modseq, bool *ret_changed)
+static int apply_server_flags(struct store *s, int64_t id, const char *local,
+			      const char *base, const char *remote,
+			      uint64_t modseq, bool *ret_changed)
 {
 	_cleanup_free_ char *merged = NULL;
 	sqlite3_stmt *st;
@@ -410,9 +468,9 @@ static int apply_server_flags(struct store *s, int64_t id, const char *local, co
 	return run(s, st);
 }
 
-int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, const char *flags,
-			    uint64_t modseq, bool *ret_found, bool *ret_changed,
-			    int64_t *ret_message_id)
+int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid,
+			    const char *flags, uint64_t modseq, bool *ret_found,
+			    bool *ret_changed, int64_t *ret_message_id)
 {
 	_cleanup_free_ char *local = NULL, *base = NULL;
 	sqlite3_stmt *st;
@@ -421,7 +479,9 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
 
 	if (ret_changed)
 		*ret_changed = false;
-	PREP(s, "SELECT id, flags, server_flags FROM message WHERE folder_id = ?1 AND uid = ?2",
+	PREP(s,
+	     "SELECT id, flags, server_flags FROM message WHERE folder_id = ?1 "
+	     "AND uid = ?2",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, uid);
@@ -441,7 +501,8 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
 		*ret_message_id = id;
 	if (base && streq(base, flags) && streq(local, flags) && modseq == 0)
 		return 0;
-	return apply_server_flags(s, id, local, base, flags, modseq, ret_changed);
+	return apply_server_flags(s, id, local, base, flags, modseq,
+				  ret_changed);
 }
 
 /*
@@ -452,19 +513,23 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
  * server's copy as a new message would duplicate it.  Matched by
  * Message-ID, size and internal date.
  */
-static int find_rematch(struct store *s, int64_t folder_id, const struct sync_new_message *m,
-			int64_t *ret_id)
+static int find_rematch(struct store *s, int64_t folder_id,
+			const struct sync_new_message *m, int64_t *ret_id)
 {
 	const char *mid = m->summary ? m->summary->message_id : "";
 	sqlite3_stmt *st;
 	int r;
 
 	PREP(s,
-	     "SELECT m.id FROM message m WHERE m.folder_id = ?1 AND m.uid IS NULL"
-	     " AND coalesce(m.message_id, '') = ?2 AND m.size = ?3 AND m.internaldate = ?4"
+	     "SELECT m.id FROM message m WHERE m.folder_id = ?1 AND m.uid IS "
+	     "NULL"
+	     " AND coalesce(m.message_id, '') = ?2 AND m.size = ?3 AND "
+	     "m.internaldate = ?4"
 	     " AND ((m.server_flags IS NOT NULL AND ?2 != '')"
-	     "      OR EXISTS (SELECT 1 FROM journal j WHERE j.message_id = m.id"
-	     "                 AND j.attempts > 0 AND j.op IN ('append', 'copy', 'move')))"
+	     "      OR EXISTS (SELECT 1 FROM journal j WHERE j.message_id = "
+	     "m.id"
+	     "                 AND j.attempts > 0 AND j.op IN ('append', "
+	     "'copy', 'move')))"
 	     " ORDER BY m.id LIMIT 1",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
@@ -484,14 +549,15 @@ static int find_rematch(struct store *s, int64_t folder_id, const struct sync_ne
  * are what that command carried; the local ones (changed meanwhile, or
  * never carried by a COPY) stay and are pushed by a flag row.
  */
-static int adopt_pending(struct store *s, int64_t folder_id, int64_t id, const char *local,
-			 const struct sync_new_message *m)
+static int adopt_pending(struct store *s, int64_t folder_id, int64_t id,
+			 const char *local, const struct sync_new_message *m)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	PREP(s,
-	     "UPDATE message SET server_flags = ?2, modseq = coalesce(nullif(?3, 0), modseq)"
+	     "UPDATE message SET server_flags = ?2, modseq = "
+	     "coalesce(nullif(?3, 0), modseq)"
 	     " WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, id);
@@ -500,34 +566,24 @@ static int adopt_pending(struct store *s, int64_t folder_id, int64_t id, const c
 	r = run(s, st);
 	if (r < 0 || streq(local, m->flags))
 		return r;
-	PREP(s,
-	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
-	     " SELECT account_id, 'flags', id, ?2 FROM folder WHERE id = ?1"
-	     " AND NOT EXISTS (SELECT 1 FROM journal WHERE message_id = ?2 AND op = 'flags')",
-	     &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	sqlite3_bind_int64(st, 2, id);
-	return run(s, st);
+	return exec_ii(
+		s,
+		"INSERT INTO journal (account_id, op, folder_id, message_id)"
+		" SELECT account_id, 'flags', id, ?2 FROM folder WHERE id = ?1"
+		" AND NOT EXISTS (SELECT 1 FROM journal WHERE message_id = ?2 "
+		"AND op = 'flags')",
+		folder_id, id);
 }
 
 static int has_body(struct store *s, int64_t id, bool *ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	PREP(s, "SELECT 1 FROM body WHERE message_id = ?1", &st);
-	sqlite3_bind_int64(st, 1, id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	*ret = r > 0;
-	if (r > 0)
-		sqlite3_reset(st);
-	return 0;
+	return exists_ii(s, "SELECT 1 FROM body WHERE message_id = ?1", id, 0,
+			 ret);
 }
 
-int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync_new_message *m,
-			   int64_t *ret_id, bool *ret_has_body, bool *ret_new)
+int store_sync_new_message(struct store *s, int64_t folder_id,
+			   const struct sync_new_message *m, int64_t *ret_id,
+			   bool *ret_has_body, bool *ret_new)
 {
 	const struct msg_summary *sum = m->summary;
 	sqlite3_stmt *st;
@@ -536,7 +592,8 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 	int r;
 
 	*ret_new = false;
-	r = store_sync_server_flags(s, folder_id, m->uid, m->flags, m->modseq, &found, NULL, &id);
+	r = store_sync_server_flags(s, folder_id, m->uid, m->flags, m->modseq,
+				    &found, NULL, &id);
 	if (r < 0)
 		return r;
 	if (!found) {
@@ -546,24 +603,31 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 		if (r > 0) {
 			_cleanup_free_ char *local = NULL, *base = NULL;
 
-			PREP(s, "SELECT flags, server_flags FROM message WHERE id = ?1", &st);
+			PREP(s,
+			     "SELECT flags, server_flags FROM message WHERE id "
+			     "= ?1",
+			     &st);
 			sqlite3_bind_int64(st, 1, id);
 			r = store_step(s, st);
 			if (r <= 0)
 				return r < 0 ? r : -EIO;
 			local = col_strdup(st, 0);
-			base = col_strdup(st, 1); /* NULL for an interrupted APPEND */
+			base = col_strdup(
+				st, 1); /* NULL for an interrupted APPEND */
 			sqlite3_reset(st);
 			if (!local)
 				return -ENOMEM;
-			PREP(s, "UPDATE message SET uid = ?2 WHERE id = ?1", &st);
+			PREP(s, "UPDATE message SET uid = ?2 WHERE id = ?1",
+			     &st);
 			sqlite3_bind_int64(st, 1, id);
 			sqlite3_bind_int64(st, 2, m->uid);
 			r = run(s, st);
 			if (r < 0)
 				return r;
 			if (base)
-				r = apply_server_flags(s, id, local, base, m->flags, m->modseq, NULL);
+				r = apply_server_flags(s, id, local, base,
+						       m->flags, m->modseq,
+						       NULL);
 			else
 				r = adopt_pending(s, folder_id, id, local, m);
 			if (r < 0)
@@ -573,10 +637,13 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 	}
 	if (!found) {
 		PREP(s,
-		     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, internaldate,"
-		     " size, message_id, subject, from_addr, to_addrs, date, conversation_id,"
+		     "INSERT INTO message (folder_id, uid, flags, "
+		     "server_flags, modseq, internaldate,"
+		     " size, message_id, subject, from_addr, to_addrs, date, "
+		     "conversation_id,"
 		     " contribution_id, imdn_message_id, type, bodystructure)"
-		     " VALUES (?1, ?2, ?3, ?3, nullif(?4, 0), ?5, ?6, ?7, ?8, ?9, ?10, nullif(?11, 0),"
+		     " VALUES (?1, ?2, ?3, ?3, nullif(?4, 0), ?5, ?6, ?7, ?8, "
+		     "?9, ?10, nullif(?11, 0),"
 		     " ?12, ?13, ?14, ?15, ?16)",
 		     &st);
 		sqlite3_bind_int64(st, 1, folder_id);
@@ -586,14 +653,21 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 		sqlite3_bind_int64(st, 5, m->internaldate);
 		sqlite3_bind_int64(st, 6, (sqlite3_int64)m->size);
 		if (sum) {
-			sqlite3_bind_text(st, 7, sum->message_id, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 8, sum->subject, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 9, sum->from, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 10, sum->to, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 7, sum->message_id, -1,
+					  SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 8, sum->subject, -1,
+					  SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 9, sum->from, -1,
+					  SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 10, sum->to, -1,
+					  SQLITE_TRANSIENT);
 			sqlite3_bind_int64(st, 11, sum->date);
-			sqlite3_bind_text(st, 12, sum->conversation_id, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 13, sum->contribution_id, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 14, sum->imdn_message_id, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 12, sum->conversation_id, -1,
+					  SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 13, sum->contribution_id, -1,
+					  SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 14, sum->imdn_message_id, -1,
+					  SQLITE_TRANSIENT);
 			sqlite3_bind_text(st, 15, sum->type, -1, SQLITE_STATIC);
 		}
 		bind_text_or_null(st, 16, m->bodystructure);
@@ -613,13 +687,16 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 }
 
 /* Journal rows that lose their meaning when message id is gone. */
-static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo, uint32_t hi)
+static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo,
+			      uint32_t hi)
 {
 	sqlite3_stmt *st;
 
 	PREP(s,
-	     "DELETE FROM journal WHERE op IN ('flags', 'expunge') AND message_id IN"
-	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid BETWEEN ?2 AND ?3)",
+	     "DELETE FROM journal WHERE op IN ('flags', 'expunge') AND "
+	     "message_id IN"
+	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid BETWEEN ?2 "
+	     "AND ?3)",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, lo);
@@ -627,7 +704,8 @@ static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo, u
 	return run(s, st);
 }
 
-int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct imap_seqset *uids,
+int store_sync_expunge_uids(struct store *s, int64_t folder_id,
+			    const struct imap_seqset *uids,
 			    uint32_t *ret_removed)
 {
 	sqlite3_stmt *st;
@@ -635,10 +713,14 @@ int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct ima
 	int r;
 
 	for (size_t i = 0; i < uids->n; i++) {
-		r = forget_message_ops(s, folder_id, uids->r[i].lo, uids->r[i].hi);
+		r = forget_message_ops(s, folder_id, uids->r[i].lo,
+				       uids->r[i].hi);
 		if (r < 0)
 			return r;
-		PREP(s, "DELETE FROM message WHERE folder_id = ?1 AND uid BETWEEN ?2 AND ?3", &st);
+		PREP(s,
+		     "DELETE FROM message WHERE folder_id = ?1 AND uid BETWEEN "
+		     "?2 AND ?3",
+		     &st);
 		sqlite3_bind_int64(st, 1, folder_id);
 		sqlite3_bind_int64(st, 2, uids->r[i].lo);
 		sqlite3_bind_int64(st, 3, uids->r[i].hi);
@@ -653,14 +735,17 @@ int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct ima
 }
 
 int store_sync_expunge_missing(struct store *s, int64_t folder_id,
-			       const struct imap_seqset *present, uint32_t below_uid,
-			       uint32_t *ret_removed)
+			       const struct imap_seqset *present,
+			       uint32_t below_uid, uint32_t *ret_removed)
 {
 	struct imap_seqset gone = IMAP_SEQSET_INIT;
 	sqlite3_stmt *st;
 	int r;
 
-	PREP(s, "SELECT uid FROM message WHERE folder_id = ?1 AND uid < ?2 ORDER BY uid", &st);
+	PREP(s,
+	     "SELECT uid FROM message WHERE folder_id = ?1 AND uid < ?2 ORDER "
+	     "BY uid",
+	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, below_uid);
 	while ((r = store_step(s, st)) > 0) {
@@ -682,55 +767,52 @@ int store_sync_expunge_missing(struct store *s, int64_t folder_id,
 
 int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id)
 {
-	sqlite3_stmt *st;
 	int r;
 
 	/* A removed row (local expunge/move pending) cannot be re-matched
 	 * reliably; its operation is dropped with it. */
-	PREP(s,
-	     "DELETE FROM journal WHERE op = 'expunge' AND message_id IN"
-	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NOT NULL AND removed = 1)",
-	     &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = run(s, st);
+	r = exec_ii(s,
+		    "DELETE FROM journal WHERE op = 'expunge' AND message_id IN"
+		    " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS "
+		    "NOT NULL AND removed = 1)",
+		    folder_id, 0);
 	if (r < 0)
 		return r;
-	PREP(s,
-	     "UPDATE message SET uid = NULL, modseq = NULL,"
-	     " server_flags = coalesce(server_flags, flags)"
-	     " WHERE folder_id = ?1 AND uid IS NOT NULL",
-	     &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = run(s, st);
+	r = exec_ii(s,
+		    "UPDATE message SET uid = NULL, modseq = NULL,"
+		    " server_flags = coalesce(server_flags, flags)"
+		    " WHERE folder_id = ?1 AND uid IS NOT NULL",
+		    folder_id, 0);
 	if (r < 0)
 		return r;
-	PREP(s, "UPDATE folder SET uidvalidity = NULL, uidnext = NULL, highestmodseq = NULL"
-		" WHERE id = ?1", &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	return run(s, st);
+	return exec_ii(s,
+		       "UPDATE folder SET uidvalidity = NULL, uidnext = NULL, "
+		       "highestmodseq = NULL"
+		       " WHERE id = ?1",
+		       folder_id, 0);
 }
 
-int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_removed)
+int store_sync_drop_unmatched(struct store *s, int64_t folder_id,
+			      uint32_t *ret_removed)
 {
-	sqlite3_stmt *st;
 	int r;
 
-	PREP(s,
-	     "DELETE FROM journal WHERE op IN ('flags', 'expunge') AND message_id IN"
-	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NULL"
-	     "  AND server_flags IS NOT NULL)",
-	     &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = run(s, st);
+	r = exec_ii(
+		s,
+		"DELETE FROM journal WHERE op IN ('flags', 'expunge') AND "
+		"message_id IN"
+		" (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NULL"
+		"  AND server_flags IS NOT NULL)",
+		folder_id, 0);
 	if (r < 0)
 		return r;
-	PREP(s,
-	     "DELETE FROM message WHERE folder_id = ?1 AND uid IS NULL AND server_flags IS NOT NULL"
-	     " AND id NOT IN (SELECT message_id FROM journal WHERE message_id IS NOT NULL"
-	     "                AND op IN ('append', 'copy', 'move'))",
-	     &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = run(s, st);
+	r = exec_ii(s,
+		    "DELETE FROM message WHERE folder_id = ?1 AND uid IS NULL "
+		    "AND server_flags IS NOT NULL"
+		    " AND id NOT IN (SELECT message_id FROM journal WHERE "
+		    "message_id IS NOT NULL"
+		    "                AND op IN ('append', 'copy', 'move'))",
+		    folder_id, 0);
 	if (r < 0)
 		return r;
 	if (ret_removed)
@@ -738,21 +820,26 @@ int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_
 	return 0;
 }
 
-int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint32_t min_uid,
-			     uint64_t max_size, struct imap_seqset *ret)
+int store_sync_bodies_wanted(struct store *s, int64_t folder_id,
+			     uint32_t min_uid, uint64_t max_size,
+			     struct imap_seqset *ret)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	imap_seqset_clear(ret);
 	PREP(s,
-	     "SELECT m.uid FROM message m WHERE m.folder_id = ?1 AND m.uid >= ?3"
-	     " AND m.size <= ?2 AND NOT EXISTS (SELECT 1 FROM body b WHERE b.message_id = m.id)"
+	     "SELECT m.uid FROM message m WHERE m.folder_id = ?1 AND m.uid >= "
+	     "?3"
+	     " AND m.size <= ?2 AND NOT EXISTS (SELECT 1 FROM body b WHERE "
+	     "b.message_id = m.id)"
 	     " ORDER BY m.uid",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 3, min_uid);
-	sqlite3_bind_int64(st, 2, max_size > INT64_MAX ? INT64_MAX : (sqlite3_int64)max_size);
+	sqlite3_bind_int64(st, 2,
+			   max_size > INT64_MAX ? INT64_MAX
+						: (sqlite3_int64)max_size);
 	while ((r = store_step(s, st)) > 0) {
 		r = imap_seqset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
 		if (r < 0) {
@@ -763,28 +850,33 @@ int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint32_t min_ui
 	return r;
 }
 
-int store_sync_body_put(struct store *s, int64_t message_id, const void *data, size_t len)
+int store_sync_body_put(struct store *s, int64_t message_id, const void *data,
+			size_t len)
 {
 	sqlite3_stmt *st;
 
-	PREP(s, "INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, ?2)", &st);
+	PREP(s,
+	     "INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, ?2)",
+	     &st);
 	sqlite3_bind_int64(st, 1, message_id);
 	sqlite3_bind_blob64(st, 2, len ? data : "", len, SQLITE_STATIC);
 	return run(s, st);
 }
 
-int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd, uint64_t size)
+int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd,
+			   uint64_t size)
 {
 	return store_body_write_fd(s, message_id, fd, size);
 }
 
-int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid,
-				 int64_t *ret_id)
+int store_sync_message_id_by_uid(struct store *s, int64_t folder_id,
+				 uint32_t uid, int64_t *ret_id)
 {
 	sqlite3_stmt *st;
 	int r;
 
-	PREP(s, "SELECT id FROM message WHERE folder_id = ?1 AND uid = ?2", &st);
+	PREP(s, "SELECT id FROM message WHERE folder_id = ?1 AND uid = ?2",
+	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, uid);
 	r = store_step(s, st);
@@ -812,7 +904,8 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 	int r;
 
 	PREP(s,
-	     "SELECT id, op, folder_id, message_id, args, args_sent, attempts FROM journal"
+	     "SELECT id, op, folder_id, message_id, args, args_sent, attempts "
+	     "FROM journal"
 	     " WHERE account_id = ?1 AND id > ?2 ORDER BY id LIMIT 1",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
@@ -836,11 +929,7 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 
 int store_journal_done(struct store *s, int64_t id)
 {
-	sqlite3_stmt *st;
-
-	PREP(s, "DELETE FROM journal WHERE id = ?1", &st);
-	sqlite3_bind_int64(st, 1, id);
-	return run(s, st);
+	return exec_ii(s, "DELETE FROM journal WHERE id = ?1", id, 0);
 }
 
 int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
@@ -848,7 +937,8 @@ int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
 	sqlite3_stmt *st;
 
 	PREP(s,
-	     "UPDATE journal SET attempts = attempts + 1, args_sent = coalesce(?2, args_sent)"
+	     "UPDATE journal SET attempts = attempts + 1, args_sent = "
+	     "coalesce(?2, args_sent)"
 	     " WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, id);
@@ -856,8 +946,8 @@ int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
 	return run(s, st);
 }
 
-int store_journal_add(struct store *s, int64_t account_id, const char *op, int64_t folder_id,
-		      int64_t message_id, const char *args)
+int store_journal_add(struct store *s, int64_t account_id, const char *op,
+		      int64_t folder_id, int64_t message_id, const char *args)
 {
 	sqlite3_stmt *st;
 
@@ -875,17 +965,8 @@ int store_journal_add(struct store *s, int64_t account_id, const char *op, int64
 
 int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	PREP(s, "SELECT count(*) FROM journal WHERE account_id = ?1", &st);
-	sqlite3_bind_int64(st, 1, account_id);
-	r = store_step(s, st);
-	if (r <= 0)
-		return r < 0 ? r : -EIO;
-	*ret = (uint32_t)sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return 0;
+	return count_ii(s, "SELECT count(*) FROM journal WHERE account_id = ?1",
+			account_id, 0, ret);
 }
 
 void sync_message_free_contents(struct sync_message *m)
@@ -896,13 +977,15 @@ void sync_message_free_contents(struct sync_message *m)
 	m->flags = m->server_flags = m->message_id = NULL;
 }
 
-int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret)
+int store_sync_message_get(struct store *s, int64_t id,
+			   struct sync_message *ret)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	PREP(s,
-	     "SELECT m.id, m.folder_id, m.uid, m.flags, m.server_flags, m.modseq, m.internaldate,"
+	     "SELECT m.id, m.folder_id, m.uid, m.flags, m.server_flags, "
+	     "m.modseq, m.internaldate,"
 	     " m.size, m.message_id, m.removed,"
 	     " EXISTS (SELECT 1 FROM body b WHERE b.message_id = m.id)"
 	     " FROM message m WHERE m.id = ?1",
@@ -934,18 +1017,21 @@ int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret
 	return 0;
 }
 
-int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const char *server_flags)
+int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid,
+			       const char *server_flags)
 {
 	sqlite3_stmt *st;
 
-	PREP(s, "UPDATE message SET uid = ?2, server_flags = ?3 WHERE id = ?1", &st);
+	PREP(s, "UPDATE message SET uid = ?2, server_flags = ?3 WHERE id = ?1",
+	     &st);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, uid);
 	bind_text_or_null(st, 3, server_flags);
 	return run(s, st);
 }
 
-int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags)
+int store_sync_message_set_server_flags(struct store *s, int64_t id,
+					const char *server_flags)
 {
 	sqlite3_stmt *st;
 
@@ -957,31 +1043,19 @@ int store_sync_message_set_server_flags(struct store *s, int64_t id, const char 
 
 int store_sync_message_delete(struct store *s, int64_t id)
 {
-	sqlite3_stmt *st;
-
-	PREP(s, "DELETE FROM message WHERE id = ?1", &st);
-	sqlite3_bind_int64(st, 1, id);
-	return run(s, st);
+	return exec_ii(s, "DELETE FROM message WHERE id = ?1", id, 0);
 }
 
-int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid, bool *ret)
+int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid,
+			 bool *ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	PREP(s, "SELECT 1 FROM message WHERE folder_id = ?1 AND uid = ?2", &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	sqlite3_bind_int64(st, 2, uid);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	*ret = r > 0;
-	if (r > 0)
-		sqlite3_reset(st);
-	return 0;
+	return exists_ii(
+		s, "SELECT 1 FROM message WHERE folder_id = ?1 AND uid = ?2",
+		folder_id, uid, ret);
 }
 
-int store_sync_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len)
+int store_sync_body_get(struct store *s, int64_t message_id, void **ret,
+			size_t *ret_len)
 {
 	sqlite3_stmt *st;
 	const void *p;
@@ -1011,13 +1085,15 @@ int store_sync_body_get(struct store *s, int64_t message_id, void **ret, size_t 
 	return 0;
 }
 
-int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder *ret)
+int store_sync_folder_get(struct store *s, int64_t folder_id,
+			  struct sync_folder *ret)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	PREP(s,
-	     "SELECT id, name, server_name, removed, uidvalidity, uidnext, highestmodseq,"
+	     "SELECT id, name, server_name, removed, uidvalidity, uidnext, "
+	     "highestmodseq,"
 	     " coalesce(body_limit, 0) FROM folder WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
@@ -1046,29 +1122,23 @@ int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder
 
 int store_sync_rename_pending(struct store *s, int64_t folder_id, bool *ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	PREP(s, "SELECT 1 FROM journal WHERE folder_id = ?1 AND op = 'rename_folder'", &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	*ret = r > 0;
-	if (r > 0)
-		sqlite3_reset(st);
-	return 0;
+	return exists_ii(s,
+			 "SELECT 1 FROM journal WHERE folder_id = ?1 AND op = "
+			 "'rename_folder'",
+			 folder_id, 0, ret);
 }
 
-int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_max_uid,
-			     uint32_t *ret_rematch)
+int store_sync_folder_counts(struct store *s, int64_t folder_id,
+			     uint32_t *ret_max_uid, uint32_t *ret_rematch)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	/* Both answered from the (folder_id, uid) index without walking the
 	 * folder: max() is one seek, and rows without a UID are few. */
-	PREP(s, "SELECT coalesce(max(uid), 0) FROM message WHERE folder_id = ?1", &st);
+	PREP(s,
+	     "SELECT coalesce(max(uid), 0) FROM message WHERE folder_id = ?1",
+	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	r = store_step(s, st);
 	if (r <= 0)
@@ -1088,12 +1158,16 @@ int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_m
 	return 0;
 }
 
-int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id, uint64_t limit)
+int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id,
+				     uint64_t limit)
 {
 	sqlite3_stmt *st;
 
 	/* UINT64_MAX is stored as -1 (SQLite integers are signed). */
-	PREP(s, "UPDATE folder SET body_limit = ?2 WHERE id = ?1 AND body_limit IS NOT ?2", &st);
+	PREP(s,
+	     "UPDATE folder SET body_limit = ?2 WHERE id = ?1 AND body_limit "
+	     "IS NOT ?2",
+	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
 	return run(s, st);
