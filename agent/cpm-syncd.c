@@ -339,7 +339,7 @@ int main(int argc, char **argv)
 	} else if (o.once) {
 		r = run_once(cfg);
 	} else {
-		log_error("the daemon mode is not built yet (issue 4); use --check");
+		log_error("the daemon mode is not built yet (issue 4); use --once or --check");
 		r = 1;
 	}
 	config_free(cfg);

@@ -17,6 +17,8 @@ PACKAGES=(
 	dovecot-imapd dbus dbus-daemon openssl procps iproute2
 	# the benchmark's peer (mbsync)
 	isync
+	# the man pages' lint (make check-man: groff -ww)
+	groff-base
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
