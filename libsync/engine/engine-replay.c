@@ -1041,18 +1041,12 @@ static void op_expunge(struct cpmsync_sync *e)
 /* ------------------------------------------------------------------ */
 /* Folders and metadata */
 
-static void create_done(struct imap_client *client, const struct imap_cmd_result *res,
-			void *userdata)
+/* A CREATE or RENAME made the folder's local name its server name. */
+static void server_name_done(struct cpmsync_sync *e)
 {
-	struct cpmsync_sync *e = userdata;
 	struct replay *rp = R(e);
 	int r;
 
-	(void)client;
-	if (res->r == -CPMSYNC_E_SERVER && result_code(e, res) == IMAP_CODE_ALREADYEXISTS)
-		; /* made by an earlier, interrupted run (or someone else) */
-	else if (cmd_refused(e, res, "CREATE"))
-		return;
 	r = engine_tx_begin(e);
 	if (r >= 0)
 		r = store_sync_folder_set_server_name(e->store, e->account_id, rp->folder.id,
@@ -1061,24 +1055,30 @@ static void create_done(struct imap_client *client, const struct imap_cmd_result
 		op_done(e);
 }
 
+static void create_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	if (res->r == -CPMSYNC_E_SERVER && result_code(e, res) == IMAP_CODE_ALREADYEXISTS)
+		; /* made by an earlier, interrupted run (or someone else) */
+	else if (cmd_refused(e, res, "CREATE"))
+		return;
+	server_name_done(e);
+}
+
 static void rename_done(struct imap_client *client, const struct imap_cmd_result *res,
 			void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
-	struct replay *rp = R(e);
-	int r;
 
 	(void)client;
 	if (cmd_refused(e, res, "RENAME"))
 		return;
-	if (e->selected_id == rp->folder.id)
+	if (e->selected_id == R(e)->folder.id)
 		e->selected_id = 0; /* be safe: select it again by its new name */
-	r = engine_tx_begin(e);
-	if (r >= 0)
-		r = store_sync_folder_set_server_name(e->store, e->account_id, rp->folder.id,
-						      rp->folder.name);
-	if (!store_failed(e, r))
-		op_done(e);
+	server_name_done(e);
 }
 
 static void delete_done(struct imap_client *client, const struct imap_cmd_result *res,

@@ -671,6 +671,17 @@ static int check_size(struct store *s, uint64_t size)
 	return 0;
 }
 
+/* Ends the transaction of a public call: commit after success, roll back
+ * after a failure (which then changed nothing), passing r through. */
+static int end_tx(struct store *s, int r)
+{
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
 int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account, const char *folder,
 			int fd, uint64_t size, const char *const *flags, int64_t internaldate,
 			int64_t *ret_id)
@@ -808,12 +819,7 @@ int cpmsync_op_set_flags(struct cpmsync_store *store, const int64_t *ids, size_t
 	r = store_begin(s);
 	if (r < 0)
 		return r;
-	r = set_flags(s, ids, n_ids, add_set, remove_set);
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s);
+	return end_tx(s, set_flags(s, ids, n_ids, add_set, remove_set));
 }
 
 int cpmsync_op_delete(struct cpmsync_store *store, const int64_t *ids, size_t n_ids)
@@ -876,12 +882,7 @@ int cpmsync_op_expunge(struct cpmsync_store *store, const char *account, const c
 	r = store_begin(s);
 	if (r < 0)
 		return r;
-	r = expunge(s, account, folder);
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s);
+	return end_tx(s, expunge(s, account, folder));
 }
 
 /* Copy and move. */
@@ -1076,12 +1077,7 @@ static int op_copy_move(struct cpmsync_store *store, const int64_t *ids, size_t 
 	r = store_begin(s);
 	if (r < 0)
 		return r;
-	r = copy_or_move(s, ids, n_ids, destination, move, ret_new_ids);
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s);
+	return end_tx(s, copy_or_move(s, ids, n_ids, destination, move, ret_new_ids));
 }
 
 int cpmsync_op_copy(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
@@ -1363,12 +1359,7 @@ int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account, c
 	r = store_begin(s);
 	if (r < 0)
 		return r;
-	r = rename_folder(s, account, name, new_name);
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s);
+	return end_tx(s, rename_folder(s, account, name, new_name));
 }
 
 /*
@@ -1455,12 +1446,7 @@ int cpmsync_op_delete_folder(struct cpmsync_store *store, const char *account, c
 	r = store_begin(s);
 	if (r < 0)
 		return r;
-	r = delete_folder(s, account, name);
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s);
+	return end_tx(s, delete_folder(s, account, name));
 }
 
 /* Metadata. */
@@ -1536,10 +1522,5 @@ int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, co
 	r = store_begin(s);
 	if (r < 0)
 		return r;
-	r = set_metadata(s, account, folder, entry, value);
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s);
+	return end_tx(s, set_metadata(s, account, folder, entry, value));
 }
