@@ -84,6 +84,18 @@ int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account,
 			    const char *folder, const char *entry,
 			    const char *value);
 
+/* ACL (RFC 4314): SETACL identifier rights ("" or NULL rights: DELETEACL). */
+int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account,
+		       const char *folder, const char *identifier,
+		       const char *rights);
+
+/*
+ * Takes back a stored message that is not on the server yet (uid 0)
+ * together with its pending APPEND: for a message the server refused.
+ * -EBUSY when it is on the server or its APPEND may have reached it.
+ */
+int cpmsync_op_discard(struct cpmsync_store *store, int64_t message_id);
+
 #ifdef __cplusplus
 }
 #endif

@@ -131,6 +131,79 @@ int cpmsync_store_dump(struct cpmsync_store *store, const char *account,
 int cpmsync_store_pending_operations(struct cpmsync_store *store,
 				     const char *account, uint32_t *ret_count);
 
+/*
+ * Local search (Folder1.Search offline).  Every criterion is optional
+ * (NULL / 0) and they are ANDed.  Strings match case-insensitively (ASCII)
+ * as substrings: from, to and subject against the summary, text against
+ * the stored header and body (messages without a stored body: the
+ * summary fields only).  since/before compare the internal date (Unix
+ * time: since <= date < before).  flags must all be set, not_flags all
+ * unset (NULL-terminated lists).
+ */
+struct cpmsync_search_criteria {
+	const char *text;
+	const char *from;
+	const char *to;
+	const char *subject;
+	int64_t since;
+	int64_t before;
+	const char *const *flags;
+	const char *const *not_flags;
+	const char *conversation_id;
+};
+
+/* The visible messages of folder_id matching c, in id order; *ret_ids is
+ * malloc()ed (NULL when none). */
+int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
+			 const struct cpmsync_search_criteria *c,
+			 int64_t **ret_ids, size_t *ret_n);
+
+/*
+ * Change tracking, for signals (D-Bus MessagesAdded ...).  Once watched,
+ * every committed change of a visible message or folder, by this handle
+ * (sync engine or ops alike), is recorded in memory; a rolled-back
+ * transaction records nothing.  notify is called right after a commit
+ * that recorded something; it must not call into the store (schedule the
+ * work on the loop instead).  Read-write stores only.
+ */
+enum cpmsync_change_kind {
+	CPMSYNC_CHANGE_MESSAGE_ADDED = 1,   /* became visible in folder_id */
+	CPMSYNC_CHANGE_MESSAGE_CHANGED = 2, /* flags, uid or body */
+	CPMSYNC_CHANGE_MESSAGE_REMOVED = 3, /* left folder_id (expunged, moved, removed) */
+	CPMSYNC_CHANGE_FOLDER_ADDED = 4,    /* message_id is 0 for folder changes */
+	CPMSYNC_CHANGE_FOLDER_CHANGED = 5,  /* name, state, counts changed */
+	CPMSYNC_CHANGE_FOLDER_REMOVED = 6,
+};
+
+struct cpmsync_change {
+	enum cpmsync_change_kind kind;
+	int64_t folder_id;
+	int64_t message_id;
+};
+
+typedef void (*cpmsync_store_notify_fn)(void *userdata);
+int cpmsync_store_watch(struct cpmsync_store *store,
+			cpmsync_store_notify_fn notify, void *userdata);
+/*
+ * Takes (and forgets) up to max recorded changes, oldest first, into ret
+ * (max entries).  Returns how many, 0 when none are left.
+ */
+int cpmsync_store_take_changes(struct cpmsync_store *store,
+			       struct cpmsync_change *ret, size_t max);
+/* The account a folder belongs to (borrowed until the next store call
+ * through the same handle), or NULL. */
+const char *cpmsync_store_folder_account(struct cpmsync_store *store,
+					 int64_t folder_id);
+
+/*
+ * Whether the server refused the pending operation that created message_id
+ * (its APPEND, COPY or MOVE): 1 and the server's text in *ret_reason (to
+ * free()), 0 when it was not refused (still pending, or done: see the
+ * message's uid), -CPMSYNC_E_NOT_FOUND when the message is gone.
+ */
+int cpmsync_store_message_refused(struct cpmsync_store *store,
+				  int64_t message_id, char **ret_reason);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The org.cpmsync session-bus service (contract: org.cpmsync.xml and its
+ * README), on libdbus, attached to the libcpmsync loop.  It exports the
+ * Manager1 object, one Account1 object per session and one Folder1 object
+ * per visible folder, answers reads from the store, makes local changes
+ * through cpmsync/ops.h (then asks the session to sync), forwards what
+ * needs the server to the session's requests, and turns store changes
+ * (cpmsync_store_watch) into MessagesAdded/Changed/Removed,
+ * InterfacesAdded/Removed and PropertiesChanged.
+ *
+ * Only public libcpmsync headers are used here (make check-layering).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cpmsync/loop.h>
+#include <cpmsync/session.h>
+#include <cpmsync/store.h>
+#include <cpmsync/sync.h>
+
+struct cpm_service;
+
+/* Account settings from Manager1.AddAccount, validated by the service
+ * (types; host, user non-empty) before the hook is called. */
+struct cpm_account_settings {
+	const char *host;
+	uint16_t port;		 /* 0: default */
+	const char *security;	 /* "tls" | "starttls" | "none" */
+	const char *user;
+	const char *password;	 /* exactly one of password and password_file */
+	const char *password_file;
+	const char *ca_file;	 /* or NULL */
+	const char *const *folders; /* NULL-terminated, or NULL: "*" */
+	const char *sync_bodies; /* "all" | "none" | KiB, or NULL */
+};
+
+/*
+ * What the daemon does for Manager1 (write the configuration file and
+ * apply it).  Each returns 0, or a negative errno and a malloc()ed reason
+ * in *ret_error (-EINVAL: InvalidArgs; -EEXIST / -CPMSYNC_E_NOT_FOUND:
+ * NotFound/Failed as fits; else Failed).  The new account's session is
+ * given to cpm_service_add_account() by the daemon before add_account
+ * returns.
+ */
+struct cpm_service_hooks {
+	int (*add_account)(void *userdata, const char *name,
+			   const struct cpm_account_settings *settings,
+			   char **ret_error);
+	int (*remove_account)(void *userdata, const char *name, char **ret_error);
+};
+
+/*
+ * Connects to the session bus (or the address given, for tests; NULL: the
+ * session bus) and attaches to loop.  Objects are added before the name
+ * is requested: call cpm_service_start() last.
+ */
+int cpm_service_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
+		    const char *bus_address, const char *version,
+		    const struct cpm_service_hooks *hooks, void *userdata,
+		    struct cpm_service **ret, char **ret_error);
+/* Requests org.cpmsync; fails (with the reason) if another owner has it. */
+int cpm_service_start(struct cpm_service *svc, char **ret_error);
+/* Releases the name, unexports everything. Accepts NULL; returns NULL. */
+struct cpm_service *cpm_service_free(struct cpm_service *svc);
+
+/* Exports /org/cpmsync/<name> and its folders' objects (the session must
+ * outlive the export; remove it first). */
+int cpm_service_add_account(struct cpm_service *svc, struct cpmsync_session *session);
+void cpm_service_remove_account(struct cpm_service *svc, const char *name);
+
+/* Forwarded from the session's callbacks by the daemon. */
+void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session *session);
+void cpm_service_sync_progress(struct cpm_service *svc, struct cpmsync_session *session,
+			       const char *folder, uint32_t done, uint32_t total);
