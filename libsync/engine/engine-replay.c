@@ -150,6 +150,17 @@ static bool cmd_refused(struct cpmsync_sync *e, const struct imap_cmd_result *re
 	if (res->r == 0)
 		return false;
 	if (res->r == -CPMSYNC_E_SERVER) {
+		/* Recorded on the row, so that its owner (the outbox) can
+		 * tell a refusal from a row still waiting. */
+		int r = engine_tx_begin(e);
+
+		if (r >= 0)
+			r = store_journal_refused(e->store, R(e)->j.id, res->text);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return true;
+		}
+		e->batch_rows++;
 		op_failed(e, "%s refused by the server: %s", what, res->text ? res->text : "");
 		return true;
 	}
@@ -1249,6 +1260,72 @@ static void op_metadata(struct cpmsync_sync *e)
 	submit(e, cmd, r);
 }
 
+static void acl_done(struct imap_client *client, const struct imap_cmd_result *res,
+		     void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	if (cmd_refused(e, res, "SETACL"))
+		return;
+	op_done(e);
+}
+
+/* set_acl: SETACL folder identifier rights, or DELETEACL for no rights. */
+static void op_acl(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	_cleanup_free_ char *identifier = NULL;
+	const char *nl, *rights;
+	struct imap_cmd *cmd;
+	int r;
+
+	nl = rp->j.args ? strchr(rp->j.args, '\n') : NULL;
+	if (!nl) {
+		op_failed(e, "malformed ACL operation %lld", (long long)rp->j.id);
+		return;
+	}
+	identifier = strndup(rp->j.args, (size_t)(nl - rp->j.args));
+	rights = nl + 1;
+	if (!identifier) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	r = load_folder(e, rp->j.folder_id, &rp->folder);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		op_done(e);
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	if (!rp->folder.server_name) {
+		op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
+		return;
+	}
+	if (!imap_client_has(e->client, IMAP_CAP_ACL)) {
+		op_failed(e, "cannot change the ACL of %s: the server lacks ACL", rp->folder.name);
+		return;
+	}
+	r = imap_cmd_new(e->client, 0, acl_done, e, &cmd);
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	r = imap_cmd_add(cmd, rights[0] ? "SETACL " : "DELETEACL ");
+	if (r >= 0)
+		r = imap_cmd_add_mailbox(cmd, rp->folder.server_name);
+	if (r >= 0)
+		r = imap_cmd_add(cmd, " ");
+	if (r >= 0)
+		r = imap_cmd_add_string(cmd, identifier, strlen(identifier));
+	if (r >= 0 && rights[0]) {
+		r = imap_cmd_add(cmd, " ");
+		if (r >= 0)
+			r = imap_cmd_add_string(cmd, rights, strlen(rights));
+	}
+	submit(e, cmd, r);
+}
+
 /* ------------------------------------------------------------------ */
 
 static void replay_step(struct cpmsync_sync *e);
@@ -1310,6 +1387,8 @@ static void replay_step(struct cpmsync_sync *e)
 		op_folder(e);
 	else if (streq(rp->j.op, "set_metadata"))
 		op_metadata(e);
+	else if (streq(rp->j.op, "set_acl"))
+		op_acl(e);
 	else
 		op_failed(e, "unknown journal operation '%s' (row %lld)", rp->j.op,
 			  (long long)rp->j.id);

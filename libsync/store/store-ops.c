@@ -1524,3 +1524,121 @@ int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, co
 		return r;
 	return end_tx(s, set_metadata(s, account, folder, entry, value));
 }
+
+/* ------------------------------------------------------------------ */
+/* ACL */
+
+#define ACL_IDENTIFIER_MAX 256
+#define ACL_RIGHTS_MAX 64
+
+static int set_acl(struct store *s, const char *account, const char *folder,
+		   const char *identifier, const char *rights)
+{
+	_cleanup_free_ char *args = NULL;
+	struct folder_row f = { 0 };
+	int64_t acc;
+	size_t n;
+	int r;
+
+	n = identifier ? strlen(identifier) : 0;
+	if (n == 0 || n > ACL_IDENTIFIER_MAX) {
+		store_set_error(s, "identifier: must be 1 to %d bytes", ACL_IDENTIFIER_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)identifier[i] < 0x20 || identifier[i] == 0x7f) {
+			store_set_error(s, "identifier: control character");
+			return -EINVAL;
+		}
+	if (!rights)
+		rights = "";
+	/* RFC 4314: rights are letters and digits, optionally led by +/-. */
+	n = strlen(rights);
+	if (n > ACL_RIGHTS_MAX) {
+		store_set_error(s, "rights: longer than %d characters", ACL_RIGHTS_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = rights[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      (i == 0 && (c == '+' || c == '-')))) {
+			store_set_error(s, "rights: \"%s\" is not an RFC 4314 rights string", rights);
+			return -EINVAL;
+		}
+	}
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	r = find_folder(s, acc, account, folder, &f);
+	if (r < 0)
+		return r;
+	if (asprintf(&args, "%s\n%s", identifier, rights) < 0) {
+		args = NULL;
+		return -ENOMEM;
+	}
+	return journal_add(s, acc, "set_acl", f.id, 0, args);
+}
+
+int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account, const char *folder,
+		       const char *identifier, const char *rights)
+{
+	struct store *s;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	return end_tx(s, set_acl(s, account, folder, identifier, rights));
+}
+
+/* ------------------------------------------------------------------ */
+/* Taking back a refused APPEND */
+
+static int discard(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s,
+			  "SELECT m.uid IS NULL,"
+			  " (SELECT count(*) FROM journal j WHERE j.message_id = m.id"
+			  "  AND j.op IN ('append', 'copy', 'move') AND j.attempts > 0"
+			  "  AND j.refused IS NULL)"
+			  " FROM message m WHERE m.id = ?1 AND m.removed = 0",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		store_set_error(s, "message %" PRId64 " not found", id);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	if (!sqlite3_column_int(st, 0) || sqlite3_column_int(st, 1) > 0) {
+		sqlite3_reset(st);
+		store_set_error(s, "message %" PRId64 " is on the server or may have reached it", id);
+		return -EBUSY;
+	}
+	sqlite3_reset(st);
+	return purge_message(s, id, false, 0);
+}
+
+int cpmsync_op_discard(struct cpmsync_store *store, int64_t message_id)
+{
+	struct store *s;
+	int r;
+
+	r = get_store(store, &s);
+	if (r < 0)
+		return r;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	return end_tx(s, discard(s, message_id));
+}

@@ -120,6 +120,8 @@ static const char migration_1[] =
  *   delete_folder  folder_id (removed = 1)
  *   set_metadata   folder_id (NULL: server entry); args
  *                  "<entry>\n<value>" (empty value: remove the entry)
+ *   set_acl        folder_id; args "<identifier>\n<rights>" (empty
+ *                  rights: DELETEACL)  -- version 3
  * attempts counts replays that may have reached the server; args_sent
  * records what the engine needs to verify such an attempt after a crash
  * (the destination's UIDNEXT before an APPEND/COPY/MOVE was sent).
@@ -139,10 +141,20 @@ static const char migration_2[] =
 	/* ListMessages pages by id within a folder. */
 	"CREATE INDEX message_folder_id ON message (folder_id, id);";
 
-/* Adding version 3 is one more entry here. */
+/*
+ * Version 3: journal.refused: the server's text when it refused the
+ * operation (tagged NO); the row stays queued, and the outbox (or a user)
+ * can take a refused APPEND back (cpmsync_op_discard).  Cleared by the
+ * next attempt.
+ */
+static const char migration_3[] =
+	"ALTER TABLE journal ADD COLUMN refused TEXT;";
+
+/* Adding version 4 is one more entry here. */
 static const char *const migrations[] = {
 	migration_1,
 	migration_2,
+	migration_3,
 };
 
 unsigned store_schema_version(void)

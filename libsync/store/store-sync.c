@@ -360,7 +360,7 @@ int store_sync_folder_recreate(struct store *s, int64_t account_id,
 		    " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS "
 		    "NOT NULL)"
 		    " OR (folder_id = ?1 AND op IN ('rename_folder', "
-		    "'delete_folder', 'set_metadata'))",
+		    "'delete_folder', 'set_metadata', 'set_acl'))",
 		    folder_id, 0);
 	if (r < 0)
 		return r;
@@ -937,8 +937,8 @@ int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
 	sqlite3_stmt *st;
 
 	PREP(s,
-	     "UPDATE journal SET attempts = attempts + 1, args_sent = "
-	     "coalesce(?2, args_sent)"
+	     "UPDATE journal SET attempts = attempts + 1, refused = NULL,"
+	     " args_sent = coalesce(?2, args_sent)"
 	     " WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, id);
@@ -1170,5 +1170,15 @@ int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id,
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	return run(s, st);
+}
+
+int store_journal_refused(struct store *s, int64_t id, const char *text)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "UPDATE journal SET refused = ?2 WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, id);
+	bind_text_or_null(st, 2, text ? text : "");
 	return run(s, st);
 }

@@ -149,6 +149,8 @@ int store_journal_done(struct store *s, int64_t id);
 int store_journal_attempt(struct store *s, int64_t id, const char *args_sent);
 int store_journal_add(struct store *s, int64_t account_id, const char *op, int64_t folder_id,
 		      int64_t message_id, const char *args);
+/* Records the server's refusal text on a journal row (it stays queued). */
+int store_journal_refused(struct store *s, int64_t id, const char *text);
 int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret);
 
 /* A message as replay needs it. */

@@ -23,6 +23,8 @@ struct store {
 	sqlite3_stmt **stmts; /* the statement cache of store_prepare() */
 	size_t n_stmts, alloc_stmts;
 	char error[512];
+	/* store-changes.c's state, freed on close. */
+	void *watch;
 };
 
 int store_map_sqlite_error(int sqlite_rc)
@@ -69,6 +71,16 @@ int store_fail(struct store *s, int sqlite_rc)
 {
 	set_error(s, "%s (%d)", sqlite3_errmsg(s->db), sqlite_rc);
 	return store_map_sqlite_error(sqlite_rc);
+}
+
+bool store_is_readonly(const struct store *s)
+{
+	return s->readonly;
+}
+
+void **store_watch_slot(struct store *s)
+{
+	return &s->watch;
 }
 
 const char *store_error(const struct store *s)
@@ -424,6 +436,7 @@ struct store *store_close(struct store *s)
 	while ((st = sqlite3_next_stmt(s->db, NULL)))
 		sqlite3_finalize(st);
 	sqlite3_close(s->db);
+	free(s->watch);
 	free(s);
 	return NULL;
 }

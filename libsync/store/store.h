@@ -116,6 +116,11 @@ int store_exec(struct store *s, const char *sql);
 
 int64_t store_last_insert_id(const struct store *s);
 
+/* store-changes.c keeps its state here; free()d by store_close(). */
+void **store_watch_slot(struct store *s);
+/* Whether a readonly store. */
+bool store_is_readonly(const struct store *s);
+
 /* Sets the text store_error() returns (a sentence naming what was wrong). */
 void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
 

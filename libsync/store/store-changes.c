@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Change tracking for signals (cpmsync_store_watch): TEMP triggers on the
+ * message, body and folder tables write one row per visible change into a
+ * TEMP table of this connection.  Being a table of the same connection, it
+ * takes part in the writer's transactions for free: a rolled-back batch
+ * leaves nothing behind, a committed one leaves exactly its changes.  The
+ * update hook notices the inserts, the commit hook tells the host.
+ *
+ * Changes are read only outside a transaction: the engine keeps batches
+ * open across loop iterations, and rows of an open batch are not
+ * committed yet.
+ */
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/store.h>
+
+#include "store/store.h"
+#include "util/macro.h"
+
+struct watch {
+	cpmsync_store_notify_fn notify;
+	void *userdata;
+	bool recorded; /* inserts into cpm_change in the open transaction */
+	char account[128];
+};
+
+static const char watch_sql[] =
+	"CREATE TEMP TABLE IF NOT EXISTS cpm_change ("
+	" seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
+	" folder_id INTEGER NOT NULL, message_id INTEGER NOT NULL);"
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_message_insert AFTER INSERT ON main.message"
+	" WHEN NEW.removed = 0 BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (1, NEW.folder_id, NEW.id);"
+	" END;"
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_message_delete AFTER DELETE ON main.message"
+	" WHEN OLD.removed = 0 BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (3, OLD.folder_id, OLD.id);"
+	" END;"
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_message_update AFTER UPDATE ON main.message BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 3, OLD.folder_id, OLD.id WHERE OLD.removed = 0"
+	"   AND (NEW.removed <> 0 OR NEW.folder_id <> OLD.folder_id);"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 1, NEW.folder_id, NEW.id WHERE NEW.removed = 0"
+	"   AND (OLD.removed <> 0 OR NEW.folder_id <> OLD.folder_id);"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 2, NEW.folder_id, NEW.id WHERE NEW.removed = 0 AND OLD.removed = 0"
+	"   AND NEW.folder_id = OLD.folder_id"
+	"   AND (NEW.flags IS NOT OLD.flags OR NEW.uid IS NOT OLD.uid);"
+	" END;"
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_body_insert AFTER INSERT ON main.body BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 2, folder_id, id FROM main.message WHERE id = NEW.message_id AND removed = 0;"
+	" END;"
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_folder_insert AFTER INSERT ON main.folder"
+	" WHEN NEW.removed = 0 BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (4, NEW.id, 0);"
+	" END;"
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_folder_delete AFTER DELETE ON main.folder"
+	" WHEN OLD.removed = 0 BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (6, OLD.id, 0);"
+	" END;"
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_folder_update AFTER UPDATE ON main.folder BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 6, OLD.id, 0 WHERE OLD.removed = 0 AND NEW.removed <> 0;"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 4, NEW.id, 0 WHERE OLD.removed <> 0 AND NEW.removed = 0;"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 5, NEW.id, 0 WHERE OLD.removed = 0 AND NEW.removed = 0"
+	"   AND (NEW.name IS NOT OLD.name OR NEW.uidvalidity IS NOT OLD.uidvalidity"
+	"   OR NEW.highestmodseq IS NOT OLD.highestmodseq OR NEW.uidnext IS NOT OLD.uidnext"
+	"   OR NEW.server_name IS NOT OLD.server_name);"
+	" END;";
+
+static void update_hook(void *userdata, int op, const char *db, const char *table,
+			sqlite3_int64 rowid)
+{
+	struct watch *w = userdata;
+
+	(void)rowid;
+	if (op == SQLITE_INSERT && streq(db, "temp") && streq(table, "cpm_change"))
+		w->recorded = true;
+}
+
+static int commit_hook(void *userdata)
+{
+	struct watch *w = userdata;
+
+	if (w->recorded) {
+		w->recorded = false;
+		if (w->notify)
+			w->notify(w->userdata);
+	}
+	return 0; /* let the commit go on */
+}
+
+static void rollback_hook(void *userdata)
+{
+	struct watch *w = userdata;
+
+	w->recorded = false;
+}
+
+int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn notify,
+			void *userdata)
+{
+	struct store *s = store_from_public(store);
+	void **slot;
+	struct watch *w;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	if (store_is_readonly(s))
+		return -EROFS;
+	slot = store_watch_slot(s);
+	w = *slot;
+	if (!w) {
+		r = store_exec(s, "PRAGMA temp_store = MEMORY");
+		if (r >= 0)
+			r = store_exec(s, watch_sql);
+		if (r < 0)
+			return r;
+		w = calloc(1, sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		*slot = w;
+		sqlite3_update_hook(store_db(s), update_hook, w);
+		sqlite3_commit_hook(store_db(s), commit_hook, w);
+		sqlite3_rollback_hook(store_db(s), rollback_hook, w);
+	}
+	w->notify = notify;
+	w->userdata = userdata;
+	return 0;
+}
+
+int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret,
+			       size_t max)
+{
+	struct store *s = store_from_public(store);
+	sqlite3_stmt *st;
+	int64_t last = 0;
+	size_t n = 0;
+	int r;
+
+	if (!s || !ret || max == 0)
+		return -EINVAL;
+	if (!*store_watch_slot(s) || store_in_transaction(s))
+		return 0;
+	r = store_prepare(s,
+			  "SELECT seq, kind, folder_id, message_id FROM temp.cpm_change"
+			  " ORDER BY seq LIMIT ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(max > INT32_MAX ? INT32_MAX : max));
+	while ((r = store_step(s, st)) > 0) {
+		last = sqlite3_column_int64(st, 0);
+		ret[n].kind = (enum cpmsync_change_kind)sqlite3_column_int(st, 1);
+		ret[n].folder_id = sqlite3_column_int64(st, 2);
+		ret[n].message_id = sqlite3_column_int64(st, 3);
+		n++;
+	}
+	if (r < 0)
+		return r;
+	if (n == 0)
+		return 0;
+	r = store_prepare(s, "DELETE FROM temp.cpm_change WHERE seq <= ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, last);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	return (int)n;
+}
+
+const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t folder_id)
+{
+	struct store *s = store_from_public(store);
+	struct watch *w;
+	sqlite3_stmt *st;
+	static char fallback[128];
+	char *out;
+	int r;
+
+	if (!s)
+		return NULL;
+	w = *store_watch_slot(s);
+	out = w ? w->account : fallback;
+	r = store_prepare(s,
+			  "SELECT a.name FROM folder f JOIN account a ON a.id = f.account_id"
+			  " WHERE f.id = ?1",
+			  &st);
+	if (r < 0)
+		return NULL;
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return NULL;
+	snprintf(out, sizeof(w->account), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	return out;
+}
+
+int cpmsync_store_message_refused(struct cpmsync_store *store, int64_t message_id,
+				  char **ret_reason)
+{
+	struct store *s = store_from_public(store);
+	sqlite3_stmt *st;
+	int r;
+
+	if (!s || !ret_reason)
+		return -EINVAL;
+	*ret_reason = NULL;
+	r = store_prepare(s,
+			  "SELECT (SELECT refused FROM journal j WHERE j.message_id = m.id"
+			  "  AND j.op IN ('append', 'copy', 'move') AND j.refused IS NOT NULL"
+			  "  ORDER BY j.id LIMIT 1)"
+			  " FROM message m WHERE m.id = ?1 AND m.removed = 0",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -CPMSYNC_E_NOT_FOUND;
+	if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	*ret_reason = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	return *ret_reason ? 1 : -ENOMEM;
+}

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Change tracking (cpmsync_store_watch / take_changes): what each kind of
+ * write records, that rolled-back work records nothing and that nothing is
+ * handed out in the middle of a transaction; plus the refusal record and
+ * cpmsync_op_discard, and the ACL operation's journal row.
+ */
+#include <sqlite3.h>
+
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+#include <cpmsync/store.h>
+
+#include "store/store.h"
+#include "store/store-sync.h"
+#include "testlib.h"
+
+static char tmpdir[] = "/tmp/test-store-changes-XXXXXX";
+static char dbpath[sizeof(tmpdir) + 32];
+static struct cpmsync_store *cs;
+static struct store *s;
+static int notified;
+
+static const char msg[] = "Message-ID: <x@example.org>\r\nSubject: hi\r\n\r\nbody\r\n";
+
+static void notify(void *userdata)
+{
+	(void)userdata;
+	notified++;
+}
+
+static void setup(void)
+{
+	char *err = NULL;
+
+	strcpy(tmpdir, "/tmp/test-store-changes-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, &err), 0);
+	s = store_from_public(cs);
+	ck_assert_int_eq(store_exec(s,
+		"INSERT INTO account (id, name) VALUES (1, 'a');"
+		"INSERT INTO folder (id, account_id, name, server_name, delimiter, uidvalidity)"
+		" VALUES (1, 1, 'INBOX', 'INBOX', '/', 7), (2, 1, 'Archive', 'Archive', '/', 8);"), 0);
+	notified = 0;
+	ck_assert_int_eq(cpmsync_store_watch(cs, notify, NULL), 0);
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void teardown(void)
+{
+	cs = cpmsync_store_close(cs);
+	nftw(tmpdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Takes everything; returns how many. */
+static int take(struct cpmsync_change *out, size_t max)
+{
+	return cpmsync_store_take_changes(cs, out, max);
+}
+
+static void expect(const struct cpmsync_change *c, enum cpmsync_change_kind kind, int64_t folder,
+		   int64_t id)
+{
+	ck_assert_int_eq(c->kind, kind);
+	ck_assert_int_eq(c->folder_id, folder);
+	ck_assert_int_eq(c->message_id, id);
+}
+
+START_TEST(test_ops_record_changes)
+{
+	struct cpmsync_change c[16];
+	const char *seen[] = { "\\Seen", NULL };
+	int64_t id, moved;
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, sizeof(msg) - 1, NULL, 0, &id), 0);
+	ck_assert_int_gt(notified, 0);
+	/* The insert of the message, then of its body. */
+	ck_assert_int_eq(take(c, 16), 2);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_ADDED, 1, id);
+	expect(&c[1], CPMSYNC_CHANGE_MESSAGE_CHANGED, 1, id);
+	ck_assert_int_eq(take(c, 16), 0);
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id, 1, seen, NULL), 0);
+	ck_assert_int_eq(take(c, 16), 1);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_CHANGED, 1, id);
+
+	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Archive", &moved), 0);
+	ck_assert_int_ge(take(c, 16), 2);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "New", NULL), 0);
+	ck_assert_int_eq(take(c, 16), 1);
+	ck_assert_int_eq(c[0].kind, CPMSYNC_CHANGE_FOLDER_ADDED);
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "New"), 0);
+	ck_assert_int_eq(take(c, 16), 1);
+	ck_assert_int_eq(c[0].kind, CPMSYNC_CHANGE_FOLDER_REMOVED);
+}
+END_TEST
+
+START_TEST(test_move_is_removed_and_added)
+{
+	struct cpmsync_change c[16];
+	int64_t id, moved;
+	bool left = false, arrived = false;
+	int n;
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, sizeof(msg) - 1, NULL, 0, &id), 0);
+	take(c, 16);
+	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Archive", &moved), 0);
+	n = take(c, 16);
+	for (int i = 0; i < n; i++) {
+		if (c[i].kind == CPMSYNC_CHANGE_MESSAGE_REMOVED && c[i].folder_id == 1 &&
+		    c[i].message_id == id)
+			left = true;
+		if (c[i].kind == CPMSYNC_CHANGE_MESSAGE_ADDED && c[i].folder_id == 2 &&
+		    c[i].message_id == moved)
+			arrived = true;
+	}
+	ck_assert(left);
+	ck_assert(arrived);
+}
+END_TEST
+
+START_TEST(test_rollback_records_nothing)
+{
+	struct cpmsync_change c[4];
+	int64_t id;
+
+	/* An unknown folder fails after nothing; a failed store leaves nothing. */
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "Nope", msg, sizeof(msg) - 1, NULL, 0, &id),
+			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(take(c, 4), 0);
+	/* A transaction rolled back after writing. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (1, 3)"), 0);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(take(c, 4), 0);
+}
+END_TEST
+
+START_TEST(test_nothing_handed_out_inside_a_transaction)
+{
+	struct cpmsync_change c[4];
+
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (1, 3)"), 0);
+	ck_assert_int_eq(take(c, 4), 0);
+	ck_assert_int_eq(notified, 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(notified, 1);
+	ck_assert_int_eq(take(c, 4), 1);
+	ck_assert_int_eq(c[0].kind, CPMSYNC_CHANGE_MESSAGE_ADDED);
+	/* Limited takes hand out the rest later, in order. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (1, 4), (1, 5), (1, 6)"), 0);
+	ck_assert_int_eq(take(c, 2), 2);
+	ck_assert_int_eq(take(c, 2), 1);
+	ck_assert_int_eq(take(c, 2), 0);
+}
+END_TEST
+
+START_TEST(test_server_side_flags_and_expunge)
+{
+	struct cpmsync_change c[8];
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, flags) VALUES (50, 1, 9, '')"), 0);
+	take(c, 8);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Seen' WHERE id = 50"), 0);
+	ck_assert_int_eq(take(c, 8), 1);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_CHANGED, 1, 50);
+	/* Unchanged values record nothing. */
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Seen' WHERE id = 50"), 0);
+	ck_assert_int_eq(take(c, 8), 0);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 50"), 0);
+	ck_assert_int_eq(take(c, 8), 1);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_REMOVED, 1, 50);
+	ck_assert_int_eq(store_exec(s, "UPDATE folder SET highestmodseq = 9 WHERE id = 2"), 0);
+	ck_assert_int_eq(take(c, 8), 1);
+	expect(&c[0], CPMSYNC_CHANGE_FOLDER_CHANGED, 2, 0);
+	ck_assert_str_eq(cpmsync_store_folder_account(cs, 2), "a");
+	ck_assert_ptr_null(cpmsync_store_folder_account(cs, 99));
+}
+END_TEST
+
+START_TEST(test_refused_and_discard)
+{
+	int64_t id, jid;
+	char *reason = NULL;
+	uint32_t n;
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, sizeof(msg) - 1, NULL, 0, &id), 0);
+	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), 0);
+	ck_assert_ptr_null(reason);
+	/* An attempt that may have reached the server cannot be taken back. */
+	jid = store_last_insert_id(s);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET attempts = 1 WHERE op = 'append'"), 0);
+	ck_assert_int_eq(cpmsync_op_discard(cs, id), -EBUSY);
+	/* Refused by the server: reported, and then it can. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET refused = 'NO too big' WHERE op = 'append'"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	(void)jid;
+	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), 1);
+	ck_assert_str_eq(reason, "NO too big");
+	free(reason);
+	ck_assert_int_eq(cpmsync_op_discard(cs, id), 0);
+	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_op_discard(cs, id), -CPMSYNC_E_NOT_FOUND);
+	/* On the server: never. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (60, 1, 9)"), 0);
+	ck_assert_int_eq(cpmsync_op_discard(cs, 60), -EBUSY);
+}
+END_TEST
+
+START_TEST(test_set_acl)
+{
+	uint32_t n;
+
+	ck_assert_int_eq(cpmsync_op_set_acl(cs, "a", "INBOX", "bob", "lrs"), 0);
+	ck_assert_int_eq(cpmsync_op_set_acl(cs, "a", "INBOX", "bob", ""), 0);
+	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(cpmsync_op_set_acl(cs, "a", "INBOX", "bob", "L R"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(cpmsync_store_error(cs), "rights"));
+	ck_assert_int_eq(cpmsync_op_set_acl(cs, "a", "INBOX", "", "lr"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(cpmsync_store_error(cs), "identifier"));
+	ck_assert_int_eq(cpmsync_op_set_acl(cs, "a", "Nope", "bob", "lr"), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);
+	ck_assert_int_eq(n, 2);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *su = suite_create("store-changes");
+	TCase *tc = tcase_create("changes");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_ops_record_changes);
+	tcase_add_test(tc, test_move_is_removed_and_added);
+	tcase_add_test(tc, test_rollback_records_nothing);
+	tcase_add_test(tc, test_nothing_handed_out_inside_a_transaction);
+	tcase_add_test(tc, test_server_side_flags_and_expunge);
+	tcase_add_test(tc, test_refused_and_discard);
+	tcase_add_test(tc, test_set_acl);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+TEST_MAIN(suite)
