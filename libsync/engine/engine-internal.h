@@ -92,6 +92,10 @@ struct cpmsync_sync {
 	struct cpmsync_loop_source *finish_src;
 	bool finished;
 	bool logging_out;
+	/* Running on a caller's connection (engine_sync_on_client()): no
+	 * LOGOUT at the end; a connection still usable goes back there. */
+	struct imap_client **give_back;
+	struct cpmsync_loop_source *start_src;
 
 	char *account_name;
 	char **patterns; /* NULL-terminated, or NULL */
@@ -159,6 +163,20 @@ void engine_logout(struct cpmsync_sync *e);
 int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			const struct cpmsync_account *account, int fd, cpmsync_sync_cb_t cb,
 			void *userdata, struct cpmsync_sync **ret);
+
+/*
+ * cpmsync_sync_once() on an authenticated connection (*clientp, taken
+ * over).  When the run ends with the connection usable (success, or only
+ * operations refused), *clientp is set back to it before cb runs, with
+ * its callbacks cleared for the caller to set; otherwise the connection
+ * is closed and *clientp stays NULL.  clientp must stay valid until cb.
+ */
+int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			  const struct cpmsync_account *account, struct imap_client **clientp,
+			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
+
+/* Its owner goes away: no callback, no connection given back. */
+void engine_detach(struct cpmsync_sync *e);
 
 /* engine-replay.c: replays the journal, then calls engine_logout(). */
 void engine_replay_start(struct cpmsync_sync *e);

@@ -67,6 +67,7 @@ static void body_sink_reset(struct body_sink *k)
 static void engine_free(struct cpmsync_sync *e)
 {
 	engine_replay_free(e);
+	cpmsync_loop_source_remove(e->start_src);
 	imap_client_free(e->client);
 	for (size_t i = 0; i < e->n_remote; i++) {
 		free(e->remote[i].name);
@@ -101,9 +102,16 @@ static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
 	store_rollback(e->store);
 	if (e->client) {
 		imap_client_traffic(e->client, &e->stats.bytes_in, &e->stats.bytes_out);
-		/* Closing completes what is queued; those callbacks see
-		 * e->finished and do nothing. */
-		e->client = imap_client_free(e->client);
+		if (e->give_back && r == 0 && imap_client_get_state(e->client) == IMAP_CLIENT_READY) {
+			/* Nothing is in flight once the run ended well. */
+			imap_client_set_callbacks(e->client, NULL, NULL);
+			*e->give_back = e->client;
+			e->client = NULL;
+		} else {
+			/* Closing completes what is queued; those callbacks
+			 * see e->finished and do nothing. */
+			e->client = imap_client_free(e->client);
+		}
 	}
 	if (r == 0 && e->op_failures) {
 		r = -CPMSYNC_E_SERVER;
@@ -1425,6 +1433,11 @@ void engine_logout(struct cpmsync_sync *e)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return;
 	}
+	if (e->give_back) {
+		/* The connection stays with its owner. */
+		engine_finish(e);
+		return;
+	}
 	/* The work is done and committed; state_cb finishes once the
 	 * server answered LOGOUT (or the connection closed). */
 	e->logging_out = true;
@@ -1438,16 +1451,16 @@ int cpmsync_sync_once(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	return engine_sync_once_fd(loop, store, account, -1, cb, userdata, ret);
 }
 
-int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
-			const struct cpmsync_account *account, int fd, cpmsync_sync_cb_t cb,
-			void *userdata, struct cpmsync_sync **ret)
+static const struct imap_client_callbacks engine_callbacks = {
+	.state = state_cb,
+	.untagged = untagged_cb,
+	.literals = { .literal_begin = lit_begin, .literal_data = lit_data, .literal_end = lit_end },
+};
+
+static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
+		      const struct cpmsync_account *account, cpmsync_sync_cb_t cb, void *userdata,
+		      struct cpmsync_sync **ret)
 {
-	struct imap_client_callbacks callbacks = {
-		.state = state_cb,
-		.untagged = untagged_cb,
-		.literals = { .literal_begin = lit_begin, .literal_data = lit_data,
-			      .literal_end = lit_end },
-	};
 	struct cpmsync_sync *e;
 	size_t np = 0;
 	int r;
@@ -1492,9 +1505,28 @@ int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	r = store_sync_account(e->store, account->name, &e->account_id);
 	if (r < 0)
 		goto fail;
-	r = imap_client_new(loop, account, &callbacks, e, &e->client);
+	*ret = e;
+	return 0;
+fail:
+	engine_free(e);
+	return r;
+}
+
+int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			const struct cpmsync_account *account, int fd, cpmsync_sync_cb_t cb,
+			void *userdata, struct cpmsync_sync **ret)
+{
+	struct cpmsync_sync *e;
+	int r;
+
+	r = engine_new(loop, store, account, cb, userdata, &e);
 	if (r < 0)
-		goto fail;
+		return r;
+	r = imap_client_new(loop, account, &engine_callbacks, e, &e->client);
+	if (r < 0) {
+		engine_free(e);
+		return r;
+	}
 	r = fd >= 0 ? imap_client_connect_fd(e->client, fd) : imap_client_connect(e->client);
 	if (r < 0)
 		engine_fail(e, r, "%s",
@@ -1503,9 +1535,53 @@ int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	if (ret)
 		*ret = e;
 	return 0;
-fail:
-	engine_free(e);
-	return r;
+}
+
+static void start_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)src;
+	e->start_src = NULL;
+	if (e->finished)
+		return;
+	if (imap_client_get_state(e->client) != IMAP_CLIENT_READY) {
+		engine_fail(e, -CPMSYNC_E_DISCONNECTED, "the connection is not usable");
+		return;
+	}
+	start_list(e);
+}
+
+int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			  const struct cpmsync_account *account, struct imap_client **clientp,
+			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret)
+{
+	struct cpmsync_sync *e;
+	int r;
+
+	if (!clientp || !*clientp)
+		return -EINVAL;
+	r = engine_new(loop, store, account, cb, userdata, &e);
+	if (r < 0)
+		return r;
+	r = cpmsync_loop_defer(loop, start_cb, e, NULL, &e->start_src);
+	if (r < 0) {
+		engine_free(e);
+		return r;
+	}
+	e->client = *clientp;
+	*clientp = NULL;
+	e->give_back = clientp;
+	imap_client_set_callbacks(e->client, &engine_callbacks, e);
+	if (ret)
+		*ret = e;
+	return 0;
+}
+
+void engine_detach(struct cpmsync_sync *e)
+{
+	e->cb = NULL;
+	e->give_back = NULL;
 }
 
 void cpmsync_sync_cancel(struct cpmsync_sync *sync)

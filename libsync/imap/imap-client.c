@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -107,6 +108,7 @@ struct imap_client {
 	char error[512];
 
 	uint64_t bytes_in, bytes_out;
+	uint64_t last_read; /* Unix time of the last bytes from the server */
 
 	/* Re-entrancy: callbacks may free the client. */
 	unsigned dispatching;
@@ -769,6 +771,7 @@ static void read_input(struct imap_client *c)
 			return;
 		}
 		c->bytes_in += (uint64_t)n;
+		c->last_read = (uint64_t)time(NULL);
 		arm_deadline(c);
 		while (off < (size_t)n) {
 			const struct imap_response *resp = NULL;
@@ -1789,6 +1792,19 @@ bool imap_client_enabled(const struct imap_client *c, enum imap_cap cap)
 const char *imap_client_error(const struct imap_client *c)
 {
 	return c->error;
+}
+
+uint64_t imap_client_last_activity(const struct imap_client *c)
+{
+	return c->last_read;
+}
+
+void imap_client_set_callbacks(struct imap_client *c, const struct imap_client_callbacks *callbacks,
+			       void *userdata)
+{
+	c->cb = callbacks ? *callbacks : (struct imap_client_callbacks){ 0 };
+	c->userdata = userdata;
+	imap_parser_set_callbacks(c->parser, callbacks ? &callbacks->literals : NULL, userdata);
 }
 
 void imap_client_traffic(const struct imap_client *c, uint64_t *ret_in,

@@ -126,6 +126,13 @@ bool imap_client_has(const struct imap_client *client, enum imap_cap cap);
 bool imap_client_enabled(const struct imap_client *client, enum imap_cap cap);
 /* The last failure's description ("" if none); borrowed. */
 const char *imap_client_error(const struct imap_client *client);
+/* Unix time of the last bytes received from the server (0: none). */
+uint64_t imap_client_last_activity(const struct imap_client *client);
+/* Hands the connection to another owner (between commands: the sync engine
+ * and the session take turns on one connection). */
+void imap_client_set_callbacks(struct imap_client *client,
+			       const struct imap_client_callbacks *callbacks,
+			       void *userdata);
 /* Bytes read and written on the wire so far (after TLS decryption). */
 void imap_client_traffic(const struct imap_client *client, uint64_t *ret_in,
 			 uint64_t *ret_out);

@@ -288,6 +288,13 @@ int imap_parser_new(const struct imap_parser_limits *limits,
 	return 0;
 }
 
+void imap_parser_set_callbacks(struct imap_parser *p, const struct imap_parser_callbacks *callbacks,
+			       void *userdata)
+{
+	p->cb = callbacks ? *callbacks : (struct imap_parser_callbacks){ 0 };
+	p->userdata = userdata;
+}
+
 struct imap_parser *imap_parser_free(struct imap_parser *p)
 {
 	if (!p)

@@ -167,6 +167,10 @@ struct imap_parser;
 
 /* limits and callbacks may be NULL (defaults, no streaming); both are
  * copied.  Returns 0 or -ENOMEM. */
+/* Replaces the callbacks (between responses only). */
+void imap_parser_set_callbacks(struct imap_parser *p,
+			       const struct imap_parser_callbacks *callbacks,
+			       void *userdata);
 int imap_parser_new(const struct imap_parser_limits *limits,
 		    const struct imap_parser_callbacks *callbacks,
 		    void *userdata, struct imap_parser **ret_parser);

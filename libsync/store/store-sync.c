@@ -1182,3 +1182,109 @@ int store_journal_refused(struct store *s, int64_t id, const char *text)
 	bind_text_or_null(st, 2, text ? text : "");
 	return run(s, st);
 }
+
+/* ------------------------------------------------------------------ */
+/* For the session (push): what the store knows, to compare with what a
+ * notification or SELECT says. */
+
+int store_sync_folder_status(struct store *s, int64_t account_id, const char *server_name,
+			     struct store_folder_status *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "SELECT f.id, coalesce(f.uidvalidity, 0), coalesce(f.uidnext, 0),"
+	     " coalesce(f.highestmodseq, 0),"
+	     " (SELECT count(*) FROM message m WHERE m.folder_id = f.id AND m.uid IS NOT NULL)"
+	     " FROM folder f WHERE f.account_id = ?1 AND f.server_name = ?2",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, server_name, -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	ret->id = sqlite3_column_int64(st, 0);
+	ret->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
+	ret->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
+	ret->highestmodseq = (uint64_t)sqlite3_column_int64(st, 3);
+	ret->on_server = (uint32_t)sqlite3_column_int64(st, 4);
+	sqlite3_reset(st);
+	return 1;
+}
+
+int store_sync_folder_server_name(struct store *s, int64_t folder_id, char **ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = NULL;
+	PREP(s, "SELECT server_name FROM folder WHERE id = ?1 AND removed = 0", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		store_set_error(s, "folder %lld not found", (long long)folder_id);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*ret = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	return 0;
+}
+
+int store_sync_message_locate(struct store *s, int64_t message_id, int64_t *ret_folder_id,
+			      uint32_t *ret_uid)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "SELECT folder_id, coalesce(uid, 0) FROM message WHERE id = ?1 AND removed = 0",
+	     &st);
+	sqlite3_bind_int64(st, 1, message_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		store_set_error(s, "message %lld not found", (long long)message_id);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	*ret_folder_id = sqlite3_column_int64(st, 0);
+	*ret_uid = (uint32_t)sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int store_sync_uid_to_id(struct store *s, int64_t folder_id, uint32_t uid, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = 0;
+	PREP(s, "SELECT id FROM message WHERE folder_id = ?1 AND uid = ?2 AND removed = 0", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, uid);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	*ret = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 1;
+}
+
+int store_sync_get_last_sync(struct store *s, int64_t account_id, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = 0;
+	PREP(s, "SELECT last_sync FROM account WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	*ret = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}

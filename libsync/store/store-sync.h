@@ -23,6 +23,7 @@
 /* The account row for name, created if missing. */
 int store_sync_account(struct store *s, const char *name, int64_t *ret_account_id);
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when);
+int store_sync_get_last_sync(struct store *s, int64_t account_id, int64_t *ret);
 
 /* A local folder as the engine sees it (removed ones included). */
 struct sync_folder {
@@ -179,6 +180,21 @@ int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid, bool 
 int store_sync_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len);
 
 /* Records the body limit the folder's bodies are complete for. */
+/* The session's view of a folder by its server name; 1 found, 0 not. */
+struct store_folder_status {
+	int64_t id;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	uint32_t on_server; /* messages with a uid (removed ones too) */
+};
+int store_sync_folder_status(struct store *s, int64_t account_id, const char *server_name,
+			     struct store_folder_status *ret);
+/* *ret: the server name (malloc'ed; NULL while its CREATE is pending). */
+int store_sync_folder_server_name(struct store *s, int64_t folder_id, char **ret);
+int store_sync_message_locate(struct store *s, int64_t message_id, int64_t *ret_folder_id,
+			      uint32_t *ret_uid);
+/* 1 and the id, 0 when no visible message has that uid. */
+int store_sync_uid_to_id(struct store *s, int64_t folder_id, uint32_t uid, int64_t *ret);
 int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id, uint64_t limit);
 
 /* One folder by id (removed ones too); -CPMSYNC_E_NOT_FOUND. */
