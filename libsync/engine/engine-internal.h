@@ -96,6 +96,10 @@ struct cpmsync_sync {
 	 * LOGOUT at the end; a connection still usable goes back there. */
 	struct imap_client **give_back;
 	struct cpmsync_loop_source *start_src;
+	/* Progress (the session's SyncProgress): folder "" for the account
+	 * (folders), else messages of that folder. */
+	void (*progress)(void *userdata, const char *folder, uint32_t done, uint32_t total);
+	void *progress_userdata;
 
 	char *account_name;
 	char **patterns; /* NULL-terminated, or NULL */
@@ -174,6 +178,8 @@ int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			  const struct cpmsync_account *account, struct imap_client **clientp,
 			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
+
+void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, uint32_t total);
 
 /* Its owner goes away: no callback, no connection given back. */
 void engine_detach(struct cpmsync_sync *e);

@@ -145,6 +145,12 @@ bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res
 	return true;
 }
 
+void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, uint32_t total)
+{
+	if (e->progress && !e->finished)
+		e->progress(e->progress_userdata, folder, done, total);
+}
+
 /* ------------------------------------------------------------------ */
 /* Transactions */
 
@@ -171,6 +177,9 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 	r = store_commit(e->store);
 	e->batch_rows = 0;
 	e->batch_bytes = 0;
+	if (r >= 0 && e->fetch_kind == FK_NEW && e->f.server_name)
+		engine_progress(e, e->f.server_name, e->f.new_count,
+				e->f.exists > e->f.new_count ? e->f.exists : e->f.new_count);
 	if (r < 0)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 	return r;
@@ -1151,6 +1160,7 @@ static void next_folder(struct cpmsync_sync *e)
 	log_debug(CAT, "%s: syncing %s (%s)", e->account_name, e->f.server_name,
 		  plan_mode_name(e->f.mode));
 	e->stats.folders_synced++;
+	engine_progress(e, "", (uint32_t)e->queue_pos - 1, (uint32_t)e->n_queue);
 	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select, next_folder);
 }
 
@@ -1414,6 +1424,8 @@ static void folder_finish(struct cpmsync_sync *e)
 	}
 	if (engine_tx_tick(e, true) < 0)
 		return;
+	if (e->f.new_count)
+		engine_progress(e, e->f.server_name, e->f.new_count, e->f.new_count);
 	next_folder(e);
 }
 
@@ -1428,6 +1440,7 @@ void engine_logout(struct cpmsync_sync *e)
 		return;
 	if (engine_tx_tick(e, true) < 0)
 		return;
+	engine_progress(e, "", (uint32_t)e->n_queue, (uint32_t)e->n_queue);
 	r = store_sync_set_last_sync(e->store, e->account_id, (int64_t)time(NULL));
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));

@@ -43,6 +43,7 @@ static void usage(FILE *f)
 	      "  find ACCOUNT FOLDER MESSAGE-ID       prints the id of the visible message with that\n"
 	      "                                       Message-ID header (exit 1 if none)\n"
 	      "  ids ACCOUNT FOLDER                   prints the visible ids, one per line\n"
+	      "  folder ACCOUNT FOLDER                prints the folder's id\n"
 	      "  pending [ACCOUNT]                    prints the journal, one row per line:\n"
 	      "                                       ID TAB ACCOUNT TAB OP TAB FOLDER-ID TAB\n"
 	      "                                       MESSAGE-ID TAB ARGS (newline in ARGS as \\n;\n"
@@ -380,6 +381,7 @@ int main(int argc, char **argv)
 	argc -= optind + 1;
 	argv += optind + 1;
 	readonly = strcmp(cmd, "find") == 0 || strcmp(cmd, "ids") == 0 ||
+		   strcmp(cmd, "folder") == 0 ||
 		   strcmp(cmd, "pending") == 0;
 
 	r = cpmsync_store_open(db, readonly ? CPMSYNC_STORE_READONLY : 0, &store, &error);
@@ -417,6 +419,11 @@ int main(int argc, char **argv)
 		ret = cmd_ids(argc, argv);
 	else if (strcmp(cmd, "pending") == 0)
 		ret = cmd_pending(argc, argv);
+	else if (strcmp(cmd, "folder") == 0) {
+		ret = argc != 2 ? 2 : (r = cpmsync_store_find_folder(store, argv[0], argv[1], &id)) < 0 ? fail(r, cmd) : 0;
+		if (argc == 2 && ret == 0)
+			printf("%" PRId64 "\n", id);
+	}
 	else {
 		fprintf(stderr, "cpmsync-op: unknown command \"%s\"\n", cmd);
 		ret = 2;
