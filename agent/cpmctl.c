@@ -4,21 +4,31 @@
  *
  * `dump` reads the store directly: read-only (it never creates or changes
  * the file), beside a running daemon, in one consistent snapshot.  Every
- * other command of the contract talks to the daemon over D-Bus, which this
- * build does not have yet: they say so and fail instead of pretending.
+ * other command talks to the running cpm-syncd over the session bus
+ * (org.cpmsync, contract org.cpmsync.xml) with blocking libdbus calls.
  *
  * Exit status: 0 done, 1 failed (the reason on stderr), 2 bad usage.
  * Output goes through stdout with every write checked: a dump cut short
  * (a closed pipe, a full disk) is an error, never a silent partial list.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <dbus/dbus.h>
 
 #include <cpmsync/cpmsync.h>
 #include <cpmsync/error.h>
@@ -38,13 +48,17 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: cpmctl [--config FILE] COMMAND [ARGS]\n"
 		"\n"
-		"  status                           accounts, state, pending operations, last sync\n"
-		"  sync [ACCOUNT]                   sync now (progress bar on a terminal)\n"
-		"  folders ACCOUNT                  the account's folders\n"
-		"  list ACCOUNT FOLDER              message summaries\n"
-		"  fetch ACCOUNT FOLDER ID [SECTION]\n"
-		"  store ACCOUNT FOLDER FILE [FLAG...]\n"
-		"  flag ACCOUNT FOLDER ID +FLAG|-FLAG...\n"
+		"  status                           one line per account:\n"
+		"        NAME TAB STATE TAB PUSH TAB PENDING TAB LAST-SYNC TAB ONLINE TAB LAST-ERROR\n"
+		"  sync [--timeout SECONDS] [ACCOUNT]\n"
+		"        sync now and wait until done (default timeout 600, 0: none);\n"
+		"        a progress line on a terminal, then ACCOUNT: ok per account\n"
+		"  folders ACCOUNT                  NAME TAB MESSAGES TAB UNSEEN, sorted by name\n"
+		"  list ACCOUNT FOLDER              ID TAB UID TAB FLAGS TAB DATE TAB FROM TAB SUBJECT\n"
+		"  fetch ACCOUNT FOLDER ID [SECTION]  the message (or part) on stdout\n"
+		"  store ACCOUNT FOLDER FILE|- [FLAG...]  store a message, print its new id\n"
+		"  flag ACCOUNT FOLDER ID +FLAG|-FLAG...  add and remove flags\n"
+		"  online ACCOUNT [on|off]          set (or print) the account's Online switch\n"
 		"  dump [--db PATH] [ACCOUNT [FOLDER]]\n"
 		"        every stored message, one line each, sorted by account and folder\n"
 		"        (bytewise) and uid:  ACCOUNT TAB FOLDER TAB UID TAB FLAGS TAB MESSAGE-ID\n"
@@ -60,7 +74,8 @@ static void usage(FILE *f)
 		"      --version       print the version\n"
 		"\n"
 		"dump reads the store directly (the daemon need not run); the other commands\n"
-		"talk to the running cpm-syncd over D-Bus.\n"
+		"talk to the running cpm-syncd over the session bus.  status never starts\n"
+		"the daemon; the others start it by D-Bus activation when the bus can.\n"
 		"Exit status: 0 done, 1 failed, 2 bad usage.\n");
 }
 
@@ -225,6 +240,1713 @@ static int cmd_dump(int argc, char **argv, const char *config_path)
 	return finish_stdout(r);
 }
 
+/*
+ * ---------------------------------------------------------------------
+ * The D-Bus commands.  Blocking calls on the shared session-bus
+ * connection; accounts and folders are found by their Name property in
+ * one ObjectManager.GetManagedObjects snapshot, so that the escaping of
+ * object paths never matters.
+ * ---------------------------------------------------------------------
+ */
+
+#define BUS_NAME "org.cpmsync"
+#define ROOT_PATH "/org/cpmsync"
+#define IFACE_ACCOUNT "org.cpmsync.Account1"
+#define IFACE_FOLDER "org.cpmsync.Folder1"
+#define IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
+#define IFACE_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
+#define IFACE_DBUS "org.freedesktop.DBus"
+
+/* Every method call but the wait of `sync`; a body fetched from the
+ * server may take a while. */
+#define CALL_TIMEOUT_MS (120 * 1000)
+#define LIST_PAGE 1000u
+#define SYNC_TIMEOUT_DEFAULT 600u
+
+static const char not_running_msg[] =
+	"cpmctl: the cpm-syncd daemon is not running (no owner of " BUS_NAME
+	" on the session bus)\n";
+
+static const char status_usage[] = "Usage: cpmctl status\n";
+static const char sync_usage[] = "Usage: cpmctl sync [--timeout SECONDS] [ACCOUNT]\n";
+static const char folders_usage[] = "Usage: cpmctl folders ACCOUNT\n";
+static const char list_usage[] = "Usage: cpmctl list ACCOUNT FOLDER\n";
+static const char fetch_usage[] = "Usage: cpmctl fetch ACCOUNT FOLDER ID [SECTION]\n";
+static const char store_usage[] = "Usage: cpmctl store ACCOUNT FOLDER FILE|- [FLAG...]\n";
+static const char flag_usage[] = "Usage: cpmctl flag ACCOUNT FOLDER ID +FLAG|-FLAG...\n";
+static const char online_usage[] = "Usage: cpmctl online ACCOUNT [on|off]\n";
+
+static _Noreturn void dbus_oom(void)
+{
+	fputs("cpmctl: out of memory\n", stderr);
+	abort();
+}
+
+static const char *error_short_name(const char *name)
+{
+	const char *dot = name ? strrchr(name, '.') : NULL;
+
+	return dot ? dot + 1 : (name ? name : "Failed");
+}
+
+/* The daemon went away (or never was there) while we talked to it. */
+static bool error_is_no_daemon(const DBusError *e)
+{
+	return dbus_error_has_name(e, DBUS_ERROR_SERVICE_UNKNOWN) ||
+	       dbus_error_has_name(e, DBUS_ERROR_NAME_HAS_NO_OWNER);
+}
+
+/* Prints "cpmctl: [CONTEXT: ]Name: message" for a failed call and frees e. */
+static void report_error(DBusError *e, const char *context)
+{
+	if (error_is_no_daemon(e)) {
+		fputs(not_running_msg, stderr);
+	} else if (dbus_error_has_name(e, DBUS_ERROR_DISCONNECTED)) {
+		fprintf(stderr, "cpmctl: lost the connection to the session bus\n");
+	} else {
+		fprintf(stderr, "cpmctl: %s%s%s: %s\n", context ? context : "",
+			context ? ": " : "", error_short_name(e->name),
+			e->message && *e->message ? e->message : "(no message)");
+	}
+	dbus_error_free(e);
+}
+
+static DBusMessage *new_call(const char *path, const char *iface, const char *method)
+{
+	DBusMessage *m = dbus_message_new_method_call(BUS_NAME, path, iface, method);
+
+	if (!m)
+		dbus_oom();
+	return m;
+}
+
+/*
+ * Sends m (and unrefs it) and waits for the reply.  Returns the reply,
+ * or NULL with *e set.
+ */
+static DBusMessage *call(DBusConnection *conn, DBusMessage *m, int timeout_ms, DBusError *e)
+{
+	DBusMessage *reply;
+
+	reply = dbus_connection_send_with_reply_and_block(conn, m, timeout_ms, e);
+	dbus_message_unref(m);
+	return reply;
+}
+
+/* Checks a reply's signature, printing why when it is not the expected one. */
+static bool reply_has_signature(DBusMessage *reply, const char *sig, const char *method)
+{
+	if (dbus_message_has_signature(reply, sig))
+		return true;
+	fprintf(stderr, "cpmctl: %s: unexpected reply signature '%s' (expected '%s')\n", method,
+		dbus_message_get_signature(reply), sig);
+	return false;
+}
+
+/*
+ * Connects to the session bus and makes sure that the daemon runs.  With
+ * activate, a daemon that does not run is started by D-Bus activation
+ * when the bus knows how (org.cpmsync.service); without, its absence is
+ * an error.  Returns the connection (unref it), or NULL after printing why.
+ */
+static DBusConnection *connect_daemon(bool activate)
+{
+	DBusConnection *conn;
+	DBusError e;
+	dbus_uint32_t started;
+
+	dbus_error_init(&e);
+	conn = dbus_bus_get(DBUS_BUS_SESSION, &e);
+	if (!conn) {
+		fprintf(stderr, "cpmctl: cannot connect to the session bus: %s\n",
+			e.message && *e.message ? e.message : error_short_name(e.name));
+		dbus_error_free(&e);
+		return NULL;
+	}
+	/* A shared connection exits the process when the bus goes away:
+	 * we would rather say so. */
+	dbus_connection_set_exit_on_disconnect(conn, FALSE);
+
+	if (dbus_bus_name_has_owner(conn, BUS_NAME, &e))
+		return conn;
+	if (dbus_error_is_set(&e)) {
+		report_error(&e, "NameHasOwner");
+		dbus_connection_unref(conn);
+		return NULL;
+	}
+	if (!activate) {
+		fputs(not_running_msg, stderr);
+		dbus_connection_unref(conn);
+		return NULL;
+	}
+	if (dbus_bus_start_service_by_name(conn, BUS_NAME, 0, &started, &e))
+		return conn;
+	if (dbus_error_has_name(&e, DBUS_ERROR_SERVICE_UNKNOWN)) {
+		fputs(not_running_msg, stderr);
+		dbus_error_free(&e);
+	} else {
+		report_error(&e, "cannot start the cpm-syncd daemon");
+	}
+	dbus_connection_unref(conn);
+	return NULL;
+}
+
+/* ---- properties in a{sv} dicts ---- */
+
+/*
+ * Finds name in props (an iterator at an a{sv}) and points *ret at the
+ * variant's content when it has the given type.
+ */
+static bool prop_find(const DBusMessageIter *props, const char *name, int type,
+		      DBusMessageIter *ret)
+{
+	DBusMessageIter dict = *props, it, entry;
+	const char *key;
+
+	if (dbus_message_iter_get_arg_type(&dict) != DBUS_TYPE_ARRAY ||
+	    dbus_message_iter_get_element_type(&dict) != DBUS_TYPE_DICT_ENTRY)
+		return false;
+	dbus_message_iter_recurse(&dict, &it);
+	for (; dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&it)) {
+		dbus_message_iter_recurse(&it, &entry);
+		if (dbus_message_iter_get_arg_type(&entry) != DBUS_TYPE_STRING)
+			continue;
+		dbus_message_iter_get_basic(&entry, &key);
+		if (!str_eq(key, name))
+			continue;
+		if (!dbus_message_iter_next(&entry) ||
+		    dbus_message_iter_get_arg_type(&entry) != DBUS_TYPE_VARIANT)
+			return false;
+		dbus_message_iter_recurse(&entry, ret);
+		return dbus_message_iter_get_arg_type(ret) == type;
+	}
+	return false;
+}
+
+static bool prop_has(const DBusMessageIter *props, const char *name)
+{
+	DBusMessageIter dict = *props, it, entry;
+	const char *key;
+
+	if (dbus_message_iter_get_arg_type(&dict) != DBUS_TYPE_ARRAY ||
+	    dbus_message_iter_get_element_type(&dict) != DBUS_TYPE_DICT_ENTRY)
+		return false;
+	dbus_message_iter_recurse(&dict, &it);
+	for (; dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&it)) {
+		dbus_message_iter_recurse(&it, &entry);
+		if (dbus_message_iter_get_arg_type(&entry) != DBUS_TYPE_STRING)
+			continue;
+		dbus_message_iter_get_basic(&entry, &key);
+		if (str_eq(key, name))
+			return true;
+	}
+	return false;
+}
+
+/* A string (s) or object path (o) property, or def. */
+static const char *prop_str(const DBusMessageIter *props, const char *name, const char *def)
+{
+	DBusMessageIter v;
+	const char *s;
+
+	if (!prop_find(props, name, DBUS_TYPE_STRING, &v) &&
+	    !prop_find(props, name, DBUS_TYPE_OBJECT_PATH, &v))
+		return def;
+	dbus_message_iter_get_basic(&v, &s);
+	return s;
+}
+
+static bool prop_u32(const DBusMessageIter *props, const char *name, uint32_t *ret)
+{
+	DBusMessageIter v;
+	dbus_uint32_t u;
+
+	if (!prop_find(props, name, DBUS_TYPE_UINT32, &v))
+		return false;
+	dbus_message_iter_get_basic(&v, &u);
+	*ret = u;
+	return true;
+}
+
+static bool prop_u64(const DBusMessageIter *props, const char *name, uint64_t *ret)
+{
+	DBusMessageIter v;
+	dbus_uint64_t u;
+
+	if (!prop_find(props, name, DBUS_TYPE_UINT64, &v))
+		return false;
+	dbus_message_iter_get_basic(&v, &u);
+	*ret = u;
+	return true;
+}
+
+static bool prop_i64(const DBusMessageIter *props, const char *name, int64_t *ret)
+{
+	DBusMessageIter v;
+	dbus_int64_t x;
+
+	if (!prop_find(props, name, DBUS_TYPE_INT64, &v))
+		return false;
+	dbus_message_iter_get_basic(&v, &x);
+	*ret = x;
+	return true;
+}
+
+static bool prop_bool(const DBusMessageIter *props, const char *name, bool *ret)
+{
+	DBusMessageIter v;
+	dbus_bool_t b;
+
+	if (!prop_find(props, name, DBUS_TYPE_BOOLEAN, &v))
+		return false;
+	dbus_message_iter_get_basic(&v, &b);
+	*ret = b;
+	return true;
+}
+
+/* ---- output helpers ---- */
+
+/* A value as one field: TAB, CR and LF become spaces. */
+static void put_field(const char *s)
+{
+	for (; *s; s++)
+		putchar(*s == '\t' || *s == '\r' || *s == '\n' ? ' ' : *s);
+}
+
+/* "YYYY-MM-DD HH:MM:SS" in local time, or "never" for 0. */
+static void format_local_time(uint64_t t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == 0 || !localtime_r(&tt, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, size, "%s", t ? "?" : "never");
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ", or "" for 0 (no date). */
+static void format_utc_time(int64_t t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (t != 0 && gmtime_r(&tt, &tm))
+		strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ---- the object tree ---- */
+
+struct object {
+	const char *path;
+	bool is_account, is_folder;
+	DBusMessageIter account; /* a{sv} of Account1 */
+	DBusMessageIter folder;	 /* a{sv} of Folder1 */
+	const char *name;	 /* the Name property of either, or "" */
+};
+
+struct objects {
+	DBusMessage *reply; /* owns every string and iterator below */
+	struct object *v;
+	size_t n;
+};
+
+static void objects_free(struct objects *objs)
+{
+	if (objs->reply)
+		dbus_message_unref(objs->reply);
+	free(objs->v);
+	*objs = (struct objects){ 0 };
+}
+
+static int cmp_object_name(const void *a, const void *b)
+{
+	const struct object *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+/* ObjectManager.GetManagedObjects on /org/cpmsync.  Returns 0, or 1 after printing why. */
+static int get_objects(DBusConnection *conn, struct objects *ret)
+{
+	struct objects objs = { 0 };
+	DBusMessageIter top, it, entry, ifaces, iface;
+	const char *path, *name;
+	DBusError e;
+
+	dbus_error_init(&e);
+	objs.reply = call(conn, new_call(ROOT_PATH, IFACE_OBJECT_MANAGER, "GetManagedObjects"),
+			  CALL_TIMEOUT_MS, &e);
+	if (!objs.reply) {
+		report_error(&e, "GetManagedObjects");
+		return 1;
+	}
+	if (!reply_has_signature(objs.reply, "a{oa{sa{sv}}}", "GetManagedObjects")) {
+		objects_free(&objs);
+		return 1;
+	}
+	dbus_message_iter_init(objs.reply, &top);
+	dbus_message_iter_recurse(&top, &it);
+	for (; dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&it)) {
+		struct object o = { 0 };
+
+		dbus_message_iter_recurse(&it, &entry);
+		dbus_message_iter_get_basic(&entry, &path);
+		o.path = path;
+		dbus_message_iter_next(&entry);
+		dbus_message_iter_recurse(&entry, &ifaces);
+		for (; dbus_message_iter_get_arg_type(&ifaces) == DBUS_TYPE_DICT_ENTRY;
+		     dbus_message_iter_next(&ifaces)) {
+			dbus_message_iter_recurse(&ifaces, &iface);
+			dbus_message_iter_get_basic(&iface, &name);
+			dbus_message_iter_next(&iface);
+			if (str_eq(name, IFACE_ACCOUNT)) {
+				o.is_account = true;
+				o.account = iface;
+			} else if (str_eq(name, IFACE_FOLDER)) {
+				o.is_folder = true;
+				o.folder = iface;
+			}
+		}
+		if (!o.is_account && !o.is_folder)
+			continue;
+		o.name = prop_str(o.is_account ? &o.account : &o.folder, "Name", "");
+		objs.v = xreallocarray(objs.v, objs.n + 1, sizeof(*objs.v));
+		objs.v[objs.n++] = o;
+	}
+	*ret = objs;
+	return 0;
+}
+
+/* The account's path element as the daemon makes it: _XX escapes. */
+static char *escape_path_element(const char *name)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *out = xmalloc(strlen(name) * 3 + 1), *p = out;
+
+	for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
+		if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		    (*s >= '0' && *s <= '9') || *s == '_') {
+			*p++ = (char)*s;
+		} else {
+			*p++ = '_';
+			*p++ = hex[*s >> 4];
+			*p++ = hex[*s & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+/* The account object named name (by its Name property; by its path when
+ * the daemon gives no Name), or NULL after printing "unknown account". */
+static struct object *find_account(struct objects *objs, const char *name)
+{
+	_cleanup_free_ char *esc = escape_path_element(name);
+	_cleanup_free_ char *path = xasprintf(ROOT_PATH "/%s", esc);
+
+	for (size_t i = 0; i < objs->n; i++)
+		if (objs->v[i].is_account && str_eq(objs->v[i].name, name))
+			return &objs->v[i];
+	for (size_t i = 0; i < objs->n; i++)
+		if (objs->v[i].is_account && !*objs->v[i].name && str_eq(objs->v[i].path, path))
+			return &objs->v[i];
+	fprintf(stderr, "cpmctl: unknown account '%s'\n", name);
+	return NULL;
+}
+
+/* Account objects sorted bytewise by name; free() the array. */
+static struct object **sorted_accounts(struct objects *objs, size_t *ret_n)
+{
+	struct object **v = xcalloc(objs->n + 1, sizeof(*v));
+	size_t n = 0;
+
+	for (size_t i = 0; i < objs->n; i++)
+		if (objs->v[i].is_account)
+			v[n++] = &objs->v[i];
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_object_name);
+	*ret_n = n;
+	return v;
+}
+
+/*
+ * Account.FindFolder.  Returns the folder's object path (free()), or NULL
+ * after printing why.
+ */
+static char *find_folder(DBusConnection *conn, const struct object *account,
+			 const char *account_name, const char *folder)
+{
+	DBusMessage *m, *reply;
+	const char *path;
+	char *ret;
+	DBusError e;
+
+	dbus_error_init(&e);
+	m = new_call(account->path, IFACE_ACCOUNT, "FindFolder");
+	if (!dbus_message_append_args(m, DBUS_TYPE_STRING, &folder, DBUS_TYPE_INVALID))
+		dbus_oom();
+	reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+	if (!reply) {
+		if (dbus_error_has_name(&e, "org.cpmsync.Error.NotFound")) {
+			fprintf(stderr, "cpmctl: account '%s' has no folder '%s'\n", account_name,
+				folder);
+			dbus_error_free(&e);
+		} else {
+			report_error(&e, "FindFolder");
+		}
+		return NULL;
+	}
+	if (!dbus_message_get_args(reply, &e, DBUS_TYPE_OBJECT_PATH, &path, DBUS_TYPE_INVALID)) {
+		report_error(&e, "FindFolder");
+		dbus_message_unref(reply);
+		return NULL;
+	}
+	ret = xstrdup(path);
+	dbus_message_unref(reply);
+	return ret;
+}
+
+/*
+ * Options of a D-Bus command: only --help (and "--").  Returns -1 to go
+ * on (optind at the first argument), else the exit status.
+ */
+static int parse_no_options(int argc, char **argv, const char *cmd_usage)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			fputs(cmd_usage, stdout);
+			return finish_stdout(0);
+		default:
+			fputs(cmd_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	return -1;
+}
+
+/* Checks the number of arguments after the options. */
+static bool nargs_ok(int n, int min, int max, const char *cmd, const char *cmd_usage)
+{
+	if (n < min)
+		fprintf(stderr, "cpmctl %s: missing argument\n", cmd);
+	else if (max >= 0 && n > max)
+		fprintf(stderr, "cpmctl %s: too many arguments\n", cmd);
+	else
+		return true;
+	fputs(cmd_usage, stderr);
+	return false;
+}
+
+/* A message id: decimal, no sign. */
+static bool parse_id(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		goto bad;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		goto bad;
+	*ret = v;
+	return true;
+bad:
+	fprintf(stderr, "cpmctl: invalid message id '%s'\n", s);
+	return false;
+}
+
+/* ---- status ---- */
+
+static int cmd_status(int argc, char **argv)
+{
+	struct objects objs = { 0 };
+	_cleanup_free_ struct object **acc = NULL;
+	DBusConnection *conn;
+	size_t n;
+	int r;
+
+	r = parse_no_options(argc, argv, status_usage);
+	if (r >= 0)
+		return r;
+	if (!nargs_ok(argc - optind, 0, 0, "status", status_usage))
+		return EXIT_USAGE;
+	conn = connect_daemon(false);
+	if (!conn)
+		return 1;
+	r = get_objects(conn, &objs);
+	if (r)
+		goto out;
+	acc = sorted_accounts(&objs, &n);
+	for (size_t i = 0; i < n; i++) {
+		const DBusMessageIter *p = &acc[i]->account;
+		uint32_t pending = 0;
+		uint64_t last_sync = 0;
+		bool online = false;
+		char when[64];
+
+		prop_u32(p, "PendingOperations", &pending);
+		prop_u64(p, "LastSync", &last_sync);
+		prop_bool(p, "Online", &online);
+		format_local_time(last_sync, when, sizeof(when));
+		put_field(acc[i]->name);
+		putchar('\t');
+		put_field(prop_str(p, "State", "?"));
+		putchar('\t');
+		put_field(prop_str(p, "PushState", "?"));
+		printf("\t%" PRIu32 "\t%s\t%s\t", pending, when, online ? "on" : "off");
+		put_field(prop_str(p, "LastError", ""));
+		putchar('\n');
+	}
+out:
+	objects_free(&objs);
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
+/* ---- folders ---- */
+
+static int cmd_folders(int argc, char **argv)
+{
+	struct objects objs = { 0 };
+	_cleanup_free_ struct object **v = NULL;
+	struct object *account;
+	DBusConnection *conn;
+	size_t n = 0, plen;
+	int r;
+
+	r = parse_no_options(argc, argv, folders_usage);
+	if (r >= 0)
+		return r;
+	if (!nargs_ok(argc - optind, 1, 1, "folders", folders_usage))
+		return EXIT_USAGE;
+	conn = connect_daemon(true);
+	if (!conn)
+		return 1;
+	r = get_objects(conn, &objs);
+	if (r)
+		goto out;
+	account = find_account(&objs, argv[optind]);
+	if (!account) {
+		r = 1;
+		goto out;
+	}
+	plen = strlen(account->path);
+	v = xcalloc(objs.n + 1, sizeof(*v));
+	for (size_t i = 0; i < objs.n; i++) {
+		struct object *o = &objs.v[i];
+		const char *owner;
+
+		if (!o->is_folder)
+			continue;
+		owner = prop_str(&o->folder, "Account", NULL);
+		if (owner ? str_eq(owner, account->path)
+			  : strncmp(o->path, account->path, plen) == 0 && o->path[plen] == '/')
+			v[n++] = o;
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_object_name);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t messages = 0, unseen = 0;
+
+		prop_u32(&v[i]->folder, "Messages", &messages);
+		prop_u32(&v[i]->folder, "Unseen", &unseen);
+		put_field(v[i]->name);
+		printf("\t%" PRIu32 "\t%" PRIu32 "\n", messages, unseen);
+	}
+out:
+	objects_free(&objs);
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
+/*
+ * The folder's object path for ACCOUNT FOLDER (free()), or NULL after
+ * printing why.
+ */
+static char *lookup_folder(DBusConnection *conn, const char *account_name, const char *folder)
+{
+	struct objects objs = { 0 };
+	struct object *account;
+	char *path = NULL;
+
+	if (get_objects(conn, &objs))
+		return NULL;
+	account = find_account(&objs, account_name);
+	if (account)
+		path = find_folder(conn, account, account_name, folder);
+	objects_free(&objs);
+	return path;
+}
+
+/* ---- list ---- */
+
+/* One summary line; returns its Id in *ret_id. */
+static void print_summary(const DBusMessageIter *m, uint64_t *ret_id)
+{
+	DBusMessageIter flags, it;
+	const char **v = NULL;
+	size_t n = 0;
+	uint64_t id = 0;
+	uint32_t uid = 0;
+	int64_t date = 0;
+	char when[64];
+
+	prop_u64(m, "Id", &id);
+	prop_u32(m, "Uid", &uid);
+	prop_i64(m, "Date", &date);
+	if (prop_find(m, "Flags", DBUS_TYPE_ARRAY, &flags) &&
+	    dbus_message_iter_get_element_type(&flags) == DBUS_TYPE_STRING) {
+		dbus_message_iter_recurse(&flags, &it);
+		for (; dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_STRING;
+		     dbus_message_iter_next(&it)) {
+			v = xreallocarray(v, n + 1, sizeof(*v));
+			dbus_message_iter_get_basic(&it, &v[n++]);
+		}
+		if (n > 1)
+			qsort(v, n, sizeof(*v), cmp_str);
+	}
+	format_utc_time(date, when, sizeof(when));
+
+	printf("%" PRIu64 "\t%" PRIu32 "\t", id, uid);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			putchar(' ');
+		put_field(v[i]);
+	}
+	printf("\t%s\t", when);
+	put_field(prop_str(m, "From", ""));
+	putchar('\t');
+	put_field(prop_str(m, "Subject", ""));
+	putchar('\n');
+	free(v);
+	*ret_id = id;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	_cleanup_free_ char *folder = NULL;
+	DBusConnection *conn;
+	uint64_t after = 0;
+	int r = 0;
+
+	r = parse_no_options(argc, argv, list_usage);
+	if (r >= 0)
+		return r;
+	if (!nargs_ok(argc - optind, 2, 2, "list", list_usage))
+		return EXIT_USAGE;
+	conn = connect_daemon(true);
+	if (!conn)
+		return 1;
+	folder = lookup_folder(conn, argv[optind], argv[optind + 1]);
+	if (!folder) {
+		dbus_connection_unref(conn);
+		return 1;
+	}
+	r = 0;
+	for (;;) {
+		DBusMessageIter top, it;
+		DBusMessage *m, *reply;
+		dbus_uint64_t after_arg = after;
+		dbus_uint32_t limit = LIST_PAGE;
+		size_t got = 0;
+		DBusError e;
+
+		dbus_error_init(&e);
+		m = new_call(folder, IFACE_FOLDER, "ListMessages");
+		if (!dbus_message_append_args(m, DBUS_TYPE_UINT64, &after_arg, DBUS_TYPE_UINT32,
+					      &limit, DBUS_TYPE_INVALID))
+			dbus_oom();
+		reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+		if (!reply) {
+			report_error(&e, "ListMessages");
+			r = 1;
+			break;
+		}
+		if (!reply_has_signature(reply, "aa{sv}", "ListMessages")) {
+			dbus_message_unref(reply);
+			r = 1;
+			break;
+		}
+		dbus_message_iter_init(reply, &top);
+		dbus_message_iter_recurse(&top, &it);
+		for (; dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_ARRAY;
+		     dbus_message_iter_next(&it)) {
+			uint64_t id;
+
+			print_summary(&it, &id);
+			if (id > after)
+				after = id;
+			got++;
+		}
+		dbus_message_unref(reply);
+		/* An empty page ends the list (a short one might only be
+		 * the daemon's own cap); an Id that does not advance too. */
+		if (got == 0 || after == after_arg || ferror(stdout))
+			break;
+	}
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
+/* ---- fetch ---- */
+
+/* Writes all of buf to stdout (after what stdio holds).  0, or 1 after printing why. */
+static int write_out(const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	if (fflush(stdout) != 0)
+		return finish_stdout(1);
+	while (len > 0) {
+		ssize_t w = write(STDOUT_FILENO, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			fprintf(stderr, "cpmctl: cannot write the output: %s\n", strerror(errno));
+			return 1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static int copy_fd_to_stdout(int fd)
+{
+	char buf[65536];
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "cpmctl: reading the message from the daemon: %s\n",
+				strerror(errno));
+			return 1;
+		}
+		if (n == 0)
+			return 0;
+		if (write_out(buf, (size_t)n))
+			return 1;
+	}
+}
+
+static int cmd_fetch(int argc, char **argv)
+{
+	_cleanup_free_ char *folder = NULL;
+	const char *section = "";
+	DBusConnection *conn;
+	DBusMessage *m, *reply = NULL;
+	dbus_uint64_t id;
+	uint64_t id64;
+	DBusError e;
+	int r;
+
+	r = parse_no_options(argc, argv, fetch_usage);
+	if (r >= 0)
+		return r;
+	if (!nargs_ok(argc - optind, 3, 4, "fetch", fetch_usage))
+		return EXIT_USAGE;
+	if (!parse_id(argv[optind + 2], &id64)) {
+		fputs(fetch_usage, stderr);
+		return EXIT_USAGE;
+	}
+	id = id64;
+	if (argc - optind > 3)
+		section = argv[optind + 3];
+	conn = connect_daemon(true);
+	if (!conn)
+		return 1;
+	folder = lookup_folder(conn, argv[optind], argv[optind + 1]);
+	if (!folder) {
+		r = 1;
+		goto out;
+	}
+
+	dbus_error_init(&e);
+	if (dbus_connection_can_send_type(conn, DBUS_TYPE_UNIX_FD)) {
+		int fd = -1;
+
+		m = new_call(folder, IFACE_FOLDER, "FetchFd");
+		if (!dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
+					      DBUS_TYPE_INVALID))
+			dbus_oom();
+		reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+		if (reply) {
+			if (!dbus_message_get_args(reply, &e, DBUS_TYPE_UNIX_FD, &fd,
+						   DBUS_TYPE_INVALID)) {
+				report_error(&e, "FetchFd");
+				r = 1;
+				goto out;
+			}
+			r = copy_fd_to_stdout(fd);
+			close(fd);
+			goto out;
+		}
+		if (!dbus_error_has_name(&e, DBUS_ERROR_UNKNOWN_METHOD)) {
+			report_error(&e, "FetchFd");
+			r = 1;
+			goto out;
+		}
+		dbus_error_free(&e);
+	}
+
+	/* No fd passing on this bus (or no FetchFd): the bytes in the reply. */
+	m = new_call(folder, IFACE_FOLDER, "Fetch");
+	if (!dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
+				      DBUS_TYPE_INVALID))
+		dbus_oom();
+	reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+	if (!reply) {
+		report_error(&e, "Fetch");
+		r = 1;
+	} else {
+		const char *data;
+		int len;
+
+		if (!dbus_message_get_args(reply, &e, DBUS_TYPE_ARRAY, DBUS_TYPE_BYTE, &data, &len,
+					   DBUS_TYPE_INVALID)) {
+			report_error(&e, "Fetch");
+			r = 1;
+		} else {
+			r = write_out(data, (size_t)len);
+		}
+	}
+out:
+	if (reply)
+		dbus_message_unref(reply);
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
+/* ---- store ---- */
+
+/* Copies fd (from its current offset) into a new memfd at offset 0.  -errno. */
+static int copy_to_memfd(int fd)
+{
+	_cleanup_close_ int mfd = memfd_create("cpmctl-store", MFD_CLOEXEC);
+	char buf[65536];
+
+	if (mfd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf)), w;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		for (ssize_t off = 0; off < n; off += w) {
+			w = write(mfd, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR) {
+				w = 0;
+				continue;
+			}
+			if (w < 0)
+				return -errno;
+		}
+	}
+	if (lseek(mfd, 0, SEEK_SET) < 0)
+		return -errno;
+	return TAKE_FD(mfd);
+}
+
+/* Reads all of fd (a message: it fits in memory).  -errno. */
+static int read_all(int fd, char **ret, size_t *ret_len)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	for (;;) {
+		ssize_t n;
+
+		if (cap - len < 65536) {
+			cap = cap ? cap * 2 : 65536;
+			buf = xreallocarray(buf, cap, 1);
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int r = -errno;
+
+			free(buf);
+			return r;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+static int cmd_store(int argc, char **argv)
+{
+	_cleanup_free_ char *folder = NULL;
+	_cleanup_close_ int fd = -1;
+	const char *file, *name, *method;
+	char **flags;
+	int nflags, r;
+	dbus_int64_t date = 0;
+	dbus_uint64_t id;
+	DBusConnection *conn;
+	DBusMessage *m, *reply;
+	struct stat st;
+	DBusError e;
+
+	r = parse_no_options(argc, argv, store_usage);
+	if (r >= 0)
+		return r;
+	if (!nargs_ok(argc - optind, 3, -1, "store", store_usage))
+		return EXIT_USAGE;
+	file = argv[optind + 2];
+	flags = argv + optind + 3;
+	nflags = argc - optind - 3;
+	for (int i = 0; i < nflags; i++) {
+		if (!*flags[i]) {
+			fprintf(stderr, "cpmctl store: empty flag\n");
+			fputs(store_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+
+	/* The file first: a missing file needs no daemon. */
+	name = str_eq(file, "-") ? "standard input" : file;
+	if (str_eq(file, "-")) {
+		fd = copy_to_memfd(STDIN_FILENO);
+	} else {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fd = -errno;
+		} else if (fstat(fd, &st) < 0) {
+			int err = errno;
+
+			close(fd);
+			fd = -err;
+		} else if (S_ISDIR(st.st_mode)) {
+			close(fd);
+			fd = -EISDIR;
+		} else if (!S_ISREG(st.st_mode)) {
+			/* A pipe or a device: the daemon wants a file it can
+			 * read from the start and measure. */
+			int mfd = copy_to_memfd(fd);
+
+			close(fd);
+			fd = mfd;
+		}
+	}
+	if (fd < 0) {
+		fprintf(stderr, "cpmctl: cannot read '%s': %s\n", name, strerror(-fd));
+		fd = -1;
+		return 1;
+	}
+
+	conn = connect_daemon(true);
+	if (!conn)
+		return 1;
+	folder = lookup_folder(conn, argv[optind], argv[optind + 1]);
+	if (!folder) {
+		r = 1;
+		goto out;
+	}
+	dbus_error_init(&e);
+	method = "StoreFd";
+	if (dbus_connection_can_send_type(conn, DBUS_TYPE_UNIX_FD)) {
+		m = new_call(folder, IFACE_FOLDER, method);
+		if (!dbus_message_append_args(m, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_ARRAY,
+					      DBUS_TYPE_STRING, &flags, nflags, DBUS_TYPE_INT64,
+					      &date, DBUS_TYPE_INVALID))
+			dbus_oom();
+		reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+	} else {
+		_cleanup_free_ char *data = NULL;
+		size_t len = 0;
+
+		r = read_all(fd, &data, &len);
+		if (r < 0) {
+			fprintf(stderr, "cpmctl: cannot read '%s': %s\n", name, strerror(-r));
+			r = 1;
+			goto out;
+		}
+		if (len > INT32_MAX) {
+			fprintf(stderr, "cpmctl: '%s' is too large to send without fd passing\n",
+				name);
+			r = 1;
+			goto out;
+		}
+		method = "Store";
+		m = new_call(folder, IFACE_FOLDER, method);
+		if (!dbus_message_append_args(m, DBUS_TYPE_ARRAY, DBUS_TYPE_BYTE, &data, (int)len,
+					      DBUS_TYPE_ARRAY, DBUS_TYPE_STRING, &flags, nflags,
+					      DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID))
+			dbus_oom();
+		reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+	}
+	if (!reply) {
+		report_error(&e, method);
+		r = 1;
+		goto out;
+	}
+	if (!dbus_message_get_args(reply, &e, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID)) {
+		report_error(&e, method);
+		r = 1;
+	} else {
+		printf("%" PRIu64 "\n", (uint64_t)id);
+		r = 0;
+	}
+	dbus_message_unref(reply);
+out:
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
+/* ---- flag ---- */
+
+static int cmd_flag(int argc, char **argv)
+{
+	_cleanup_free_ const char **add = NULL, **del = NULL;
+	_cleanup_free_ char *folder = NULL;
+	int nadd = 0, ndel = 0, r;
+	DBusConnection *conn;
+	DBusMessage *m, *reply;
+	dbus_uint64_t id;
+	const dbus_uint64_t *ids = &id;
+	uint64_t id64;
+	DBusError e;
+
+	r = parse_no_options(argc, argv, flag_usage);
+	if (r >= 0)
+		return r;
+	if (!nargs_ok(argc - optind, 4, -1, "flag", flag_usage))
+		return EXIT_USAGE;
+	if (!parse_id(argv[optind + 2], &id64)) {
+		fputs(flag_usage, stderr);
+		return EXIT_USAGE;
+	}
+	id = id64;
+	add = xcalloc((size_t)argc, sizeof(*add));
+	del = xcalloc((size_t)argc, sizeof(*del));
+	for (int i = optind + 3; i < argc; i++) {
+		const char *a = argv[i];
+
+		if ((a[0] != '+' && a[0] != '-') || !a[1]) {
+			fprintf(stderr, "cpmctl flag: '%s' is neither +FLAG nor -FLAG\n", a);
+			fputs(flag_usage, stderr);
+			return EXIT_USAGE;
+		}
+		if (a[0] == '+')
+			add[nadd++] = a + 1;
+		else
+			del[ndel++] = a + 1;
+	}
+
+	conn = connect_daemon(true);
+	if (!conn)
+		return 1;
+	folder = lookup_folder(conn, argv[optind], argv[optind + 1]);
+	if (!folder) {
+		r = 1;
+		goto out;
+	}
+	dbus_error_init(&e);
+	m = new_call(folder, IFACE_FOLDER, "SetFlags");
+	if (!dbus_message_append_args(m, DBUS_TYPE_ARRAY, DBUS_TYPE_UINT64, &ids, 1,
+				      DBUS_TYPE_ARRAY, DBUS_TYPE_STRING, &add, nadd,
+				      DBUS_TYPE_ARRAY, DBUS_TYPE_STRING, &del, ndel,
+				      DBUS_TYPE_INVALID))
+		dbus_oom();
+	reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+	if (!reply) {
+		report_error(&e, "SetFlags");
+		r = 1;
+	} else {
+		dbus_message_unref(reply);
+		r = 0;
+	}
+out:
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
+/* ---- online ---- */
+
+static int cmd_online(int argc, char **argv)
+{
+	struct objects objs = { 0 };
+	DBusMessageIter it, v;
+	struct object *account;
+	DBusConnection *conn;
+	DBusMessage *m, *reply;
+	const char *iface = IFACE_ACCOUNT, *prop = "Online";
+	dbus_bool_t on = FALSE;
+	bool cur = false;
+	DBusError e;
+	int r;
+
+	r = parse_no_options(argc, argv, online_usage);
+	if (r >= 0)
+		return r;
+	if (!nargs_ok(argc - optind, 1, 2, "online", online_usage))
+		return EXIT_USAGE;
+	if (argc - optind == 2) {
+		if (str_eq(argv[optind + 1], "on")) {
+			on = TRUE;
+		} else if (!str_eq(argv[optind + 1], "off")) {
+			fprintf(stderr, "cpmctl online: '%s' is neither on nor off\n",
+				argv[optind + 1]);
+			fputs(online_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	conn = connect_daemon(true);
+	if (!conn)
+		return 1;
+	r = get_objects(conn, &objs);
+	if (r)
+		goto out;
+	account = find_account(&objs, argv[optind]);
+	if (!account) {
+		r = 1;
+		goto out;
+	}
+	if (argc - optind == 1) {
+		if (!prop_bool(&account->account, "Online", &cur)) {
+			fprintf(stderr, "cpmctl: account '%s' has no Online property\n",
+				argv[optind]);
+			r = 1;
+		} else {
+			puts(cur ? "on" : "off");
+		}
+		goto out;
+	}
+	dbus_error_init(&e);
+	m = new_call(account->path, IFACE_PROPERTIES, "Set");
+	dbus_message_iter_init_append(m, &it);
+	if (!dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &iface) ||
+	    !dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &prop) ||
+	    !dbus_message_iter_open_container(&it, DBUS_TYPE_VARIANT, "b", &v) ||
+	    !dbus_message_iter_append_basic(&v, DBUS_TYPE_BOOLEAN, &on) ||
+	    !dbus_message_iter_close_container(&it, &v))
+		dbus_oom();
+	reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+	if (!reply) {
+		report_error(&e, "Set Online");
+		r = 1;
+	} else {
+		dbus_message_unref(reply);
+	}
+out:
+	objects_free(&objs);
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
+/* ---- sync ---- */
+
+enum sync_result {
+	SYNC_RESULT_PENDING,
+	SYNC_RESULT_OK,
+	SYNC_RESULT_FAILED,
+};
+
+struct sync_account {
+	const char *name, *path; /* borrowed from the objects reply */
+	char *state, *last_error, *folder;
+	uint64_t last_sync;
+	uint32_t done, total;
+	bool online;
+	enum sync_result result;
+};
+
+struct sync_run {
+	DBusConnection *conn;
+	struct sync_account *v;
+	size_t n, pending;
+	uint64_t t0;	 /* LastSync at or after this: our sync */
+	bool tty;	 /* progress line on stdout */
+	bool line_drawn; /* the progress line is on the screen */
+	int status;
+};
+
+static void set_str(char **p, const char *s)
+{
+	free(*p);
+	*p = xstrdup(s);
+}
+
+static void sync_apply(struct sync_account *a, const DBusMessageIter *props)
+{
+	const char *s;
+	uint64_t t;
+	bool b;
+
+	s = prop_str(props, "State", NULL);
+	if (s)
+		set_str(&a->state, s);
+	s = prop_str(props, "LastError", NULL);
+	if (s)
+		set_str(&a->last_error, s);
+	if (prop_u64(props, "LastSync", &t))
+		a->last_sync = t;
+	if (prop_bool(props, "Online", &b))
+		a->online = b;
+}
+
+static void progress_clear(struct sync_run *run)
+{
+	if (!run->line_drawn)
+		return;
+	fputs("\r\033[K", stdout);
+	fflush(stdout);
+	run->line_drawn = false;
+}
+
+/* Ends the wait for a: "NAME: ok" on stdout, or the reason on stderr. */
+static void sync_finish(struct sync_run *run, struct sync_account *a, const char *why)
+{
+	if (a->result != SYNC_RESULT_PENDING)
+		return;
+	progress_clear(run);
+	if (!why) {
+		a->result = SYNC_RESULT_OK;
+		printf("%s: ok\n", a->name);
+		fflush(stdout);
+	} else {
+		a->result = SYNC_RESULT_FAILED;
+		fflush(stdout);
+		fprintf(stderr, "cpmctl: %s: %s\n", a->name, why);
+		run->status = 1;
+	}
+	run->pending--;
+}
+
+static void sync_finish_all(struct sync_run *run, const char *why)
+{
+	for (size_t i = 0; i < run->n; i++)
+		sync_finish(run, &run->v[i], why);
+}
+
+/*
+ * Done when State is back at "idle" with a LastSync of our sync; failed
+ * when the news is State "error".  Only news that arrives after Sync
+ * is judged (an "error" left from before says nothing about this sync).
+ */
+static void sync_check(struct sync_run *run, struct sync_account *a, bool state_news)
+{
+	if (a->result != SYNC_RESULT_PENDING)
+		return;
+	if (!a->online)
+		sync_finish(run, a, "the account was set offline (Online is off)");
+	else if (state_news && str_eq(a->state, "error"))
+		sync_finish(run, a, *a->last_error ? a->last_error : "sync failed (no reason given)");
+	else if (str_eq(a->state, "idle") && a->last_sync >= run->t0)
+		sync_finish(run, a, NULL);
+}
+
+static struct sync_account *sync_find(struct sync_run *run, const char *path)
+{
+	for (size_t i = 0; path && i < run->n; i++)
+		if (run->v[i].result == SYNC_RESULT_PENDING && str_eq(run->v[i].path, path))
+			return &run->v[i];
+	return NULL;
+}
+
+/* Properties.GetAll of Account1 after an invalidation. */
+static void sync_refresh(struct sync_run *run, struct sync_account *a)
+{
+	const char *iface = IFACE_ACCOUNT;
+	DBusMessageIter it;
+	DBusMessage *m, *reply;
+	DBusError e;
+
+	dbus_error_init(&e);
+	m = dbus_message_new_method_call(BUS_NAME, a->path, IFACE_PROPERTIES, "GetAll");
+	if (!m || !dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID))
+		dbus_oom();
+	reply = call(run->conn, m, CALL_TIMEOUT_MS, &e);
+	if (!reply) {
+		dbus_error_free(&e);
+		return;
+	}
+	if (dbus_message_has_signature(reply, "a{sv}")) {
+		dbus_message_iter_init(reply, &it);
+		sync_apply(a, &it);
+	}
+	dbus_message_unref(reply);
+}
+
+static void sync_handle(struct sync_run *run, DBusMessage *msg)
+{
+	struct sync_account *a;
+	DBusMessageIter it, sub;
+	const char *s, *s2, *s3;
+
+	if (dbus_message_is_signal(msg, DBUS_INTERFACE_LOCAL, "Disconnected")) {
+		sync_finish_all(run, "lost the connection to the session bus");
+		return;
+	}
+	if (dbus_message_is_signal(msg, IFACE_DBUS, "NameOwnerChanged")) {
+		if (dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &s, DBUS_TYPE_STRING, &s2,
+					  DBUS_TYPE_STRING, &s3, DBUS_TYPE_INVALID) &&
+		    str_eq(s, BUS_NAME) && !*s3)
+			sync_finish_all(run, "the cpm-syncd daemon exited during the sync");
+		return;
+	}
+	if (dbus_message_is_signal(msg, IFACE_OBJECT_MANAGER, "InterfacesRemoved")) {
+		if (!dbus_message_has_signature(msg, "oas"))
+			return;
+		dbus_message_iter_init(msg, &it);
+		dbus_message_iter_get_basic(&it, &s);
+		a = sync_find(run, s);
+		if (!a)
+			return;
+		dbus_message_iter_next(&it);
+		dbus_message_iter_recurse(&it, &sub);
+		for (; dbus_message_iter_get_arg_type(&sub) == DBUS_TYPE_STRING;
+		     dbus_message_iter_next(&sub)) {
+			dbus_message_iter_get_basic(&sub, &s2);
+			if (str_eq(s2, IFACE_ACCOUNT))
+				sync_finish(run, a, "the account was removed during the sync");
+		}
+		return;
+	}
+
+	a = sync_find(run, dbus_message_get_path(msg));
+	if (!a)
+		return;
+	if (dbus_message_is_signal(msg, IFACE_ACCOUNT, "SyncProgress")) {
+		dbus_uint32_t done, total;
+
+		if (dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &s, DBUS_TYPE_UINT32, &done,
+					  DBUS_TYPE_UINT32, &total, DBUS_TYPE_INVALID)) {
+			set_str(&a->folder, s);
+			a->done = done;
+			a->total = total;
+		}
+	} else if (dbus_message_is_signal(msg, IFACE_PROPERTIES, "PropertiesChanged")) {
+		bool news = false, refresh = false;
+
+		if (!dbus_message_has_signature(msg, "sa{sv}as"))
+			return;
+		dbus_message_iter_init(msg, &it);
+		dbus_message_iter_get_basic(&it, &s);
+		if (!str_eq(s, IFACE_ACCOUNT))
+			return;
+		dbus_message_iter_next(&it);
+		sync_apply(a, &it);
+		news = prop_has(&it, "State") || prop_has(&it, "LastError");
+		dbus_message_iter_next(&it);
+		dbus_message_iter_recurse(&it, &sub);
+		for (; dbus_message_iter_get_arg_type(&sub) == DBUS_TYPE_STRING;
+		     dbus_message_iter_next(&sub)) {
+			dbus_message_iter_get_basic(&sub, &s2);
+			if (str_eq(s2, "State") || str_eq(s2, "LastError") ||
+			    str_eq(s2, "LastSync") || str_eq(s2, "Online"))
+				refresh = true;
+		}
+		if (refresh) {
+			sync_refresh(run, a);
+			news = true;
+		}
+		sync_check(run, a, news);
+	}
+}
+
+/* Appends to line (NUL-terminated, size bytes), silently cut at the end. */
+AGENT_ATTR_FORMAT(3, 4)
+static void append(char *line, size_t size, const char *fmt, ...)
+{
+	size_t len = strlen(line);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line + len, size - len, fmt, ap);
+	va_end(ap);
+}
+
+/* On a terminal: one line, rewritten, with every account still running. */
+static void progress_draw(struct sync_run *run)
+{
+	char line[1024] = "";
+	struct winsize ws;
+	size_t cols = 80, len;
+
+	if (!run->tty || run->pending == 0)
+		return;
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		cols = ws.ws_col;
+	for (size_t i = 0; i < run->n; i++) {
+		struct sync_account *a = &run->v[i];
+
+		if (a->result != SYNC_RESULT_PENDING)
+			continue;
+		append(line, sizeof(line), "%s%s: %s", *line ? "   " : "", a->name, a->state);
+		if (a->total) {
+			unsigned pct = a->done >= a->total ? 100
+				       : (unsigned)((uint64_t)a->done * 100 / a->total);
+			char bar[21];
+
+			for (unsigned k = 0; k < 20; k++)
+				bar[k] = k < pct / 5 ? '#' : '-';
+			bar[20] = '\0';
+			append(line, sizeof(line), " [%s] %3u%% %s %" PRIu32 "/%" PRIu32, bar, pct,
+			       a->folder && *a->folder ? a->folder : "all", a->done, a->total);
+		}
+	}
+	/* Cut to the width, not inside a UTF-8 sequence. */
+	len = strlen(line);
+	if (len > cols - 1) {
+		len = cols - 1;
+		while (len > 0 && ((unsigned char)line[len] & 0xc0) == 0x80)
+			len--;
+		line[len] = '\0';
+	}
+	fputs("\r\033[K", stdout);
+	fputs(line, stdout);
+	fflush(stdout);
+	run->line_drawn = true;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int add_match(DBusConnection *conn, const char *rule)
+{
+	DBusError e;
+
+	dbus_error_init(&e);
+	dbus_bus_add_match(conn, rule, &e);
+	if (dbus_error_is_set(&e)) {
+		report_error(&e, "AddMatch");
+		return 1;
+	}
+	return 0;
+}
+
+/* Account1.Sync; NULL, or the reason it failed (free()). */
+static char *sync_start(DBusConnection *conn, const struct sync_account *a)
+{
+	DBusMessage *reply;
+	DBusError e;
+	char *why;
+
+	dbus_error_init(&e);
+	reply = call(conn, new_call(a->path, IFACE_ACCOUNT, "Sync"), CALL_TIMEOUT_MS, &e);
+	if (reply) {
+		dbus_message_unref(reply);
+		return NULL;
+	}
+	if (error_is_no_daemon(&e))
+		why = xstrdup("the cpm-syncd daemon is not running");
+	else
+		why = xasprintf("%s: %s", error_short_name(e.name),
+				e.message && *e.message ? e.message : "(no message)");
+	dbus_error_free(&e);
+	return why;
+}
+
+static int cmd_sync(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const rules[] = {
+		"type='signal',sender='" BUS_NAME "',interface='" IFACE_ACCOUNT
+		"',member='SyncProgress'",
+		"type='signal',sender='" BUS_NAME "',interface='" IFACE_PROPERTIES
+		"',member='PropertiesChanged',arg0='" IFACE_ACCOUNT "'",
+		"type='signal',sender='" BUS_NAME "',interface='" IFACE_OBJECT_MANAGER
+		"',member='InterfacesRemoved'",
+		"type='signal',sender='" IFACE_DBUS "',interface='" IFACE_DBUS
+		"',member='NameOwnerChanged',arg0='" BUS_NAME "'",
+	};
+	struct sync_run run = { .status = 0 };
+	struct objects objs = { 0 };
+	_cleanup_free_ struct object **acc = NULL;
+	unsigned long timeout = SYNC_TIMEOUT_DEFAULT;
+	uint64_t deadline = 0, newest = 0;
+	DBusConnection *conn;
+	DBusMessage *msg;
+	size_t n;
+	char *end;
+	int ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			errno = 0;
+			timeout = strtoul(optarg, &end, 10);
+			if (*optarg < '0' || *optarg > '9' || *end || errno ||
+			    timeout > 365ul * 24 * 3600) {
+				fprintf(stderr, "cpmctl sync: invalid --timeout '%s'\n", optarg);
+				fputs(sync_usage, stderr);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(sync_usage, stdout);
+			return finish_stdout(0);
+		default:
+			fputs(sync_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (!nargs_ok(argc - optind, 0, 1, "sync", sync_usage))
+		return EXIT_USAGE;
+
+	conn = connect_daemon(true);
+	if (!conn)
+		return 1;
+	/* Subscribe first: every change after the snapshot is then seen. */
+	for (size_t i = 0; i < ARRAY_SIZE(rules); i++) {
+		r = add_match(conn, rules[i]);
+		if (r)
+			goto out;
+	}
+	r = get_objects(conn, &objs);
+	if (r)
+		goto out;
+	if (optind < argc) {
+		struct object *o = find_account(&objs, argv[optind]);
+
+		if (!o) {
+			r = 1;
+			goto out;
+		}
+		acc = xcalloc(1, sizeof(*acc));
+		acc[0] = o;
+		n = 1;
+	} else {
+		acc = sorted_accounts(&objs, &n);
+		if (n == 0) {
+			fprintf(stderr, "cpmctl: no account is configured\n");
+			r = 1;
+			goto out;
+		}
+	}
+
+	run.conn = conn;
+	run.tty = isatty(STDOUT_FILENO);
+	run.n = run.pending = n;
+	run.v = xcalloc(n, sizeof(*run.v));
+	for (size_t i = 0; i < n; i++) {
+		struct sync_account *a = &run.v[i];
+
+		a->name = acc[i]->name;
+		a->path = acc[i]->path;
+		a->state = xstrdup("?");
+		a->last_error = xstrdup("");
+		a->online = true;
+		sync_apply(a, &acc[i]->account);
+		if (a->last_sync > newest)
+			newest = a->last_sync;
+	}
+	/* A sync that ended in this very second must not pass for ours:
+	 * start in the next one. */
+	while ((uint64_t)time(NULL) == newest)
+		usleep(50 * 1000);
+	run.t0 = (uint64_t)time(NULL);
+
+	for (size_t i = 0; i < n; i++) {
+		struct sync_account *a = &run.v[i];
+		_cleanup_free_ char *why = NULL;
+
+		if (!a->online) {
+			sync_finish(&run, a, "the account is offline (Online is off; "
+					     "see cpmctl online)");
+			continue;
+		}
+		why = sync_start(conn, a);
+		if (why)
+			sync_finish(&run, a, why);
+	}
+
+	if (timeout)
+		deadline = now_ms() + (uint64_t)timeout * 1000;
+	while (run.pending) {
+		int wait = -1;
+
+		while (run.pending && (msg = dbus_connection_pop_message(conn))) {
+			sync_handle(&run, msg);
+			dbus_message_unref(msg);
+		}
+		if (!run.pending)
+			break;
+		progress_draw(&run);
+		if (timeout) {
+			uint64_t now = now_ms();
+
+			if (now >= deadline) {
+				for (size_t i = 0; i < n; i++) {
+					struct sync_account *a = &run.v[i];
+					_cleanup_free_ char *why = NULL;
+
+					if (a->result != SYNC_RESULT_PENDING)
+						continue;
+					why = xasprintf("not done after %lu seconds (state %s%s%s)",
+							timeout, a->state,
+							*a->last_error ? ": " : "",
+							a->last_error);
+					sync_finish(&run, a, why);
+				}
+				break;
+			}
+			wait = deadline - now > INT32_MAX ? INT32_MAX : (int)(deadline - now);
+		}
+		if (!dbus_connection_read_write(conn, wait)) {
+			/* Messages already read come first (Disconnected among them). */
+			while (run.pending && (msg = dbus_connection_pop_message(conn))) {
+				sync_handle(&run, msg);
+				dbus_message_unref(msg);
+			}
+			sync_finish_all(&run, "lost the connection to the session bus");
+		}
+	}
+	progress_clear(&run);
+	r = run.status;
+out:
+	for (size_t i = 0; i < run.n; i++) {
+		free(run.v[i].state);
+		free(run.v[i].last_error);
+		free(run.v[i].folder);
+	}
+	free(run.v);
+	objects_free(&objs);
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_VERSION = 256 };
@@ -234,8 +1956,13 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const daemon_commands[] = {
-		"status", "sync", "folders", "list", "fetch", "store", "flag",
+	static const struct {
+		const char *name;
+		int (*run)(int argc, char **argv);
+	} commands[] = {
+		{ "status", cmd_status }, { "sync", cmd_sync },	  { "folders", cmd_folders },
+		{ "list", cmd_list },	  { "fetch", cmd_fetch }, { "store", cmd_store },
+		{ "flag", cmd_flag },	  { "online", cmd_online },
 	};
 	const char *config_path = NULL, *cmd;
 	int ch;
@@ -268,15 +1995,9 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	if (str_eq(cmd, "dump"))
 		return cmd_dump(argc - optind, argv + optind, config_path);
-	for (size_t i = 0; i < ARRAY_SIZE(daemon_commands); i++) {
-		if (str_eq(cmd, daemon_commands[i])) {
-			fprintf(stderr,
-				"cpmctl: %s needs the running daemon's D-Bus API, which this build "
-				"does not have yet\n",
-				cmd);
-			return 1;
-		}
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (str_eq(cmd, commands[i].name))
+			return commands[i].run(argc - optind, argv + optind);
 	fprintf(stderr, "cpmctl: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

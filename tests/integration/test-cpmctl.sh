@@ -235,11 +235,28 @@ fails_with 2 "^Usage: cpmctl dump" "dump --db without its argument: exit 2" dump
 fails_with 2 "needs a path" "dump --db '': exit 2" dump --db ""
 fails_with 2 "Usage: cpmctl" "unknown global option: exit 2" --bogus dump
 
-for cmd in status "sync a" "folders a" "list a INBOX" "fetch a INBOX 1" "store a INBOX f" "flag a INBOX 1 +\\Seen"; do
-	# shellcheck disable=SC2086
-	fails_with 1 "^cpmctl: ${cmd%% *} needs the running daemon's D-Bus API, which this build does not have yet\$" \
-		"cpmctl ${cmd%% *}: says it needs the daemon, exit 1" $cmd
-done
+# The D-Bus commands with nobody owning org.cpmsync, on a private bus (never
+# the user's): each says the daemon is not running, exit 1.  Without any
+# session bus: says so.
+printf 'Subject: x\r\n\r\nx\r\n' >"$WORK/f"
+if command -v dbus-daemon >/dev/null; then
+	dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
+		3>"$WORK/bus.addr" 4>"$WORK/bus.pid"
+	BUS_PID=$(cat "$WORK/bus.pid")
+	for cmd in status "sync a" "folders a" "list a INBOX" "fetch a INBOX 1" "store a INBOX $WORK/f" \
+		"flag a INBOX 1 +\\Seen" "online a off"; do
+		# shellcheck disable=SC2086
+		DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr") \
+			fails_with 1 "the cpm-syncd daemon is not running" \
+			"cpmctl ${cmd%% *}: no daemon on the bus, exit 1" $cmd
+	done
+	kill "$BUS_PID"
+else
+	not_ok "dbus-daemon is not installed"
+fi
+# shellcheck disable=SC2086
+DBUS_SESSION_BUS_ADDRESS=unix:path=$WORK/no-such-bus fails_with 1 "cannot connect to the session bus" \
+	"cpmctl status: no session bus, exit 1" status
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
