@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cpmsync_store_search() (cpmsync/store.h): the offline Folder1.Search.
+ *
+ * One SELECT holds every criterion that was given (and only those), so
+ * SQLite filters by flags, dates and summary fields; it walks the folder's
+ * messages through the (folder_id, id) index, already in id order.  The
+ * statement is built per call and finalized, not cached by store_prepare():
+ * the criteria combine (and flag lists vary in length) into too many
+ * variants for the statement cache.  Values are always bound, never
+ * pasted into the SQL.
+ *
+ * Matching:
+ *  - Strings match as substrings, ASCII case-insensitively: lower() on
+ *    both sides (SQLite's lower() folds ASCII only unless SQLite was built
+ *    with ICU) and instr(), which has no wildcards, so '%', '_' and '\'
+ *    in a criterion are plain characters.  An empty string is no
+ *    criterion (it would match everything anyway).  conversation_id too
+ *    is a substring match, like the IMAP SEARCH HEADER that answers it
+ *    online.
+ *  - flags / not_flags: the stored set is space-separated and sorted, with
+ *    system flags in canonical case (util/flags.h), so a flag is an exact
+ *    token test, instr(' ' || flags || ' ', ' \Seen ').  Criteria flags
+ *    are canonicalized the same way (a system flag in any case); keywords
+ *    match exactly, as flags_has() does.  An invalid flag is -EINVAL;
+ *    \Recent is never stored, so requiring it matches nothing and
+ *    excluding it excludes nothing.
+ *  - since <= internaldate < before, each only when not 0.
+ *  - text: the summary fields (subject, from, to, Message-ID) and, when
+ *    the body is stored, the body (the raw message, header included).
+ *    The body is not matched in SQL: lower(CAST(data AS TEXT)) would hold
+ *    up to three copies of a body of up to 64 MiB in memory at once.  It
+ *    is read instead through sqlite3_blob in 64 KiB chunks (like
+ *    store_body_read_fd()), folded to lower case and searched with
+ *    memmem(), keeping the last strlen(text) - 1 bytes across chunks:
+ *    memory stays at one chunk plus the criterion.  The body of a message
+ *    that the other criteria exclude, or whose summary already matches,
+ *    is not read.  Cost: a text search reads every remaining stored body
+ *    of the folder, O(total body bytes) of I/O and CPU; no index helps
+ *    (the store has no full-text index).  Encoded content (base64,
+ *    quoted-printable, RFC 2047 words) is searched as stored, not decoded.
+ *
+ * Consistency: the SELECT and the blob reads run in one read transaction
+ * (a deferred BEGIN, as store-read.c's read_body), so they see one
+ * snapshot while the daemon writes.  Like foreach_message, the statement
+ * LEFT JOINs from the folder, so that an unknown (or removed) folder,
+ * -CPMSYNC_E_NOT_FOUND, is told from one without matches in that same
+ * snapshot.
+ */
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/store.h>
+
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/flags.h"
+#include "util/macro.h"
+
+#define SEARCH_CHUNK (64 * 1024)
+/* Most bound values: one per flag and not_flag, a few for the rest. */
+#define SEARCH_MAX_FLAGS 1024
+/* The SQL grows with the number of flag criteria only. */
+#define SEARCH_SQL_MAX (256 * 1024)
+
+/* A value to bind: text (malloc()ed) or, when text is NULL, an integer. */
+struct param {
+	char *text;
+	int64_t value;
+};
+
+struct params {
+	struct param *v;
+	size_t n, alloc;
+};
+
+static void params_free(struct params *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i].text);
+	free(p->v);
+	*p = (struct params){ 0 };
+}
+
+static void params_freep(struct params *p)
+{
+	params_free(p);
+}
+
+/* Adds a value; returns its parameter number (>= 1) or -ENOMEM.  text
+ * (if any) is taken over, also on failure. */
+static int params_add(struct params *p, char *text, int64_t value)
+{
+	if (p->n == p->alloc) {
+		size_t n = p->alloc ? p->alloc * 2 : 8;
+		struct param *v = reallocarray(p->v, n, sizeof(*v));
+
+		if (!v) {
+			free(text);
+			return -ENOMEM;
+		}
+		p->v = v;
+		p->alloc = n;
+	}
+	p->v[p->n++] = (struct param){ .text = text, .value = value };
+	return (int)p->n;
+}
+
+static int params_add_text(struct params *p, const char *text)
+{
+	char *t = strdup(text);
+
+	return t ? params_add(p, t, 0) : -ENOMEM;
+}
+
+/* " AND instr(lower(m.column), lower(?N)) > 0", for a non-empty value. */
+static int add_substring(struct buf *sql, struct params *p, const char *column,
+			 const char *value)
+{
+	int k;
+
+	if (!value || !*value)
+		return 0;
+	k = params_add_text(p, value);
+	if (k < 0)
+		return k;
+	return buf_printf(sql, " AND instr(lower(m.%s), lower(?%d)) > 0", column, k);
+}
+
+/* One flag: " AND instr(' ' || m.flags || ' ', ?N) > 0" (= 0 for an
+ * excluded one), ?N being " <canonical flag> ". */
+static int add_flag(struct store *s, struct buf *sql, struct params *p, const char *flag,
+		    bool set)
+{
+	_cleanup_free_ char *canon = NULL;
+	char *token;
+	int r, k;
+
+	if (strcasecmp(flag, "\\Recent") == 0)
+		return set ? buf_append_str(sql, " AND 0") : 0;
+	if (!flag_valid(flag, strlen(flag))) {
+		store_set_error(s, "search: invalid flag '%s'", flag);
+		return -EINVAL;
+	}
+	r = flags_from_list(&flag, 1, &canon);
+	if (r < 0)
+		return r;
+	if (asprintf(&token, " %s ", canon) < 0)
+		return -ENOMEM;
+	k = params_add(p, token, 0);
+	if (k < 0)
+		return k;
+	return buf_printf(sql, " AND instr(' ' || m.flags || ' ', ?%d) %s 0", k, set ? ">" : "=");
+}
+
+static int add_flags(struct store *s, struct buf *sql, struct params *p,
+		     const char *const *flags, bool set)
+{
+	int r = 0;
+
+	for (size_t i = 0; flags && flags[i] && r >= 0; i++) {
+		if (p->n >= SEARCH_MAX_FLAGS) {
+			store_set_error(s, "search: more than %d flags", SEARCH_MAX_FLAGS);
+			return -EINVAL;
+		}
+		r = add_flag(s, sql, p, flags[i], set);
+	}
+	return r;
+}
+
+/*
+ * The statement's SQL and values.  Columns: f.id, m.id, whether the
+ * summary matches text (1 without text), whether a body is stored.
+ * typeof() does not load the blob: SQLite reads only its type from the
+ * record header.
+ */
+static int build_sql(struct store *s, const struct cpmsync_search_criteria *c, bool text,
+		     struct buf *sql, struct params *p)
+{
+	int r, k;
+
+	if (text) {
+		k = params_add_text(p, c->text);
+		if (k < 0)
+			return k;
+		r = buf_printf(sql,
+			       "SELECT f.id, m.id,"
+			       " ifnull(instr(lower(m.subject), lower(?%d)) > 0"
+			       " OR instr(lower(m.from_addr), lower(?%d)) > 0"
+			       " OR instr(lower(m.to_addrs), lower(?%d)) > 0"
+			       " OR instr(lower(m.message_id), lower(?%d)) > 0, 0),",
+			       k, k, k, k);
+	} else {
+		r = buf_append_str(sql, "SELECT f.id, m.id, 1,");
+	}
+	if (r >= 0)
+		r = buf_append_str(sql, " typeof(b.data) IN ('blob', 'text') FROM folder f"
+					" LEFT JOIN message m ON m.folder_id = f.id AND m.removed = 0");
+	if (r >= 0)
+		r = add_substring(sql, p, "from_addr", c->from);
+	if (r >= 0)
+		r = add_substring(sql, p, "to_addrs", c->to);
+	if (r >= 0)
+		r = add_substring(sql, p, "subject", c->subject);
+	if (r >= 0)
+		r = add_substring(sql, p, "conversation_id", c->conversation_id);
+	if (r >= 0 && c->since) {
+		k = r = params_add(p, NULL, c->since);
+		if (r >= 0)
+			r = buf_printf(sql, " AND m.internaldate >= ?%d", k);
+	}
+	if (r >= 0 && c->before) {
+		k = r = params_add(p, NULL, c->before);
+		if (r >= 0)
+			r = buf_printf(sql, " AND m.internaldate < ?%d", k);
+	}
+	if (r >= 0)
+		r = add_flags(s, sql, p, c->flags, true);
+	if (r >= 0)
+		r = add_flags(s, sql, p, c->not_flags, false);
+	if (r >= 0) {
+		k = r = params_add(p, NULL, 0); /* the folder id, bound by the caller */
+		if (r >= 0)
+			r = buf_printf(sql,
+				       " LEFT JOIN body b ON b.message_id = m.id"
+				       " WHERE f.id = ?%d AND f.removed = 0 ORDER BY m.id",
+				       k);
+	}
+	if (r == -E2BIG) {
+		store_set_error(s, "search: too many criteria");
+		return -EINVAL;
+	}
+	return r < 0 ? r : 0;
+}
+
+/* ASCII lower case, in place. */
+static void fold(char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] >= 'A' && p[i] <= 'Z')
+			p[i] = (char)(p[i] - 'A' + 'a');
+}
+
+/*
+ * Whether the stored body of message_id contains needle (lower case,
+ * nlen > 0 bytes): 1, 0, or a negative error.  buf holds SEARCH_CHUNK +
+ * nlen - 1 bytes.
+ */
+static int body_contains(struct store *s, int64_t message_id, const char *needle, size_t nlen,
+			 char *buf)
+{
+	sqlite3_blob *blob = NULL;
+	size_t keep = 0;
+	int rc, size, off = 0, r = 0;
+
+	rc = sqlite3_blob_open(store_db(s), "main", "body", "data", message_id, 0, &blob);
+	if (rc != SQLITE_OK) {
+		r = store_fail(s, rc);
+		sqlite3_blob_close(blob);
+		return r;
+	}
+	size = sqlite3_blob_bytes(blob);
+	if ((size_t)size < nlen)
+		off = size; /* cannot contain it: nothing to read */
+	while (off < size) {
+		int n = size - off < SEARCH_CHUNK ? size - off : SEARCH_CHUNK;
+		size_t have, k;
+
+		rc = sqlite3_blob_read(blob, buf + keep, n, off);
+		if (rc != SQLITE_OK) {
+			r = store_fail(s, rc);
+			break;
+		}
+		fold(buf + keep, (size_t)n);
+		have = keep + (size_t)n;
+		if (memmem(buf, have, needle, nlen)) {
+			r = 1;
+			break;
+		}
+		/* A match may straddle chunks: keep the last nlen - 1 bytes. */
+		k = nlen - 1 < have ? nlen - 1 : have;
+		memmove(buf, buf + have - k, k);
+		keep = k;
+		off += n;
+	}
+	sqlite3_blob_close(blob);
+	return r;
+}
+
+/* As store-read.c: a deferred read transaction unless one is open. */
+static int read_begin(struct store *s, bool *own)
+{
+	*own = sqlite3_get_autocommit(store_db(s));
+	return *own ? store_exec(s, "BEGIN") : 0;
+}
+
+static int read_end(struct store *s, bool own, int r)
+{
+	sqlite3 *db = store_db(s);
+	int rc;
+
+	if (!own || sqlite3_get_autocommit(db))
+		return r;
+	rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		if (r == 0)
+			r = store_fail(s, rc);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	return r;
+}
+
+static int push_id(int64_t **ids, size_t *n, size_t *alloc, int64_t id)
+{
+	if (*n == *alloc) {
+		size_t a = *alloc ? *alloc * 2 : 64;
+		int64_t *v = reallocarray(*ids, a, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		*ids = v;
+		*alloc = a;
+	}
+	(*ids)[(*n)++] = id;
+	return 0;
+}
+
+/* Runs the statement inside the read transaction. */
+static int run(struct store *s, sqlite3_stmt *st, const char *needle, int64_t folder_id,
+	       int64_t **ret_ids, size_t *ret_n)
+{
+	_cleanup_free_ int64_t *ids = NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t n = 0, alloc = 0, nlen = needle ? strlen(needle) : 0;
+	bool folder_seen = false;
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id;
+
+		folder_seen = true;
+		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+			continue; /* the folder, without (matching) messages */
+		id = sqlite3_column_int64(st, 1);
+		if (!sqlite3_column_int(st, 2)) {
+			/* text: the summary did not match; the body? */
+			if (!sqlite3_column_int(st, 3))
+				continue;
+			if (!buf) {
+				buf = malloc(SEARCH_CHUNK + nlen);
+				if (!buf)
+					return -ENOMEM;
+			}
+			r = body_contains(s, id, needle, nlen, buf);
+			if (r < 0)
+				return r;
+			if (r == 0)
+				continue;
+		}
+		r = push_id(&ids, &n, &alloc, id);
+		if (r < 0)
+			return r;
+	}
+	if (rc != SQLITE_DONE)
+		return store_fail(s, rc);
+	if (!folder_seen) {
+		store_set_error(s, "no folder with id %lld", (long long)folder_id);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	*ret_ids = n ? TAKE_PTR(ids) : NULL;
+	*ret_n = n;
+	return 0;
+}
+
+int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
+			 const struct cpmsync_search_criteria *c, int64_t **ret_ids, size_t *ret_n)
+{
+	struct store *s = store_from_public(store);
+	_cleanup_buf_ struct buf sql = BUF_INIT(SEARCH_SQL_MAX);
+	_cleanup_(params_freep) struct params p = { 0 };
+	_cleanup_free_ char *needle = NULL;
+	_cleanup_free_ int64_t *ids = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+	bool text, own;
+	int r, rc;
+
+	if (!s || !c || !ret_ids || !ret_n)
+		return -EINVAL;
+	text = c->text && *c->text;
+	r = build_sql(s, c, text, &sql, &p);
+	if (r < 0)
+		return r;
+	if (text) {
+		needle = strdup(c->text);
+		if (!needle)
+			return -ENOMEM;
+		fold(needle, strlen(needle));
+	}
+	p.v[p.n - 1].value = folder_id;
+
+	rc = sqlite3_prepare_v2(store_db(s), sql.data, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc);
+	for (size_t i = 0; i < p.n; i++) {
+		if (p.v[i].text)
+			rc = sqlite3_bind_text(st, (int)i + 1, p.v[i].text, -1, SQLITE_STATIC);
+		else
+			rc = sqlite3_bind_int64(st, (int)i + 1, p.v[i].value);
+		if (rc != SQLITE_OK) {
+			r = store_fail(s, rc);
+			sqlite3_finalize(st);
+			return r;
+		}
+	}
+	r = read_begin(s, &own);
+	if (r < 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	r = run(s, st, needle, folder_id, &ids, &n);
+	/* Finalized before COMMIT, so that no statement holds the snapshot. */
+	sqlite3_finalize(st);
+	r = read_end(s, own, r);
+	if (r < 0)
+		return r;
+	*ret_ids = TAKE_PTR(ids);
+	*ret_n = n;
+	return 0;
+}

@@ -1,0 +1,567 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cpmsync_store_search() (libsync/store/store-search.c) over a temporary
+ * store filled through cpmsync/ops.h with real RFC 5322 messages: each
+ * criterion alone, combinations, visibility, bodies (stored, missing, a
+ * match across the 64 KiB read chunks) and the errors.
+ */
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+#include <cpmsync/store.h>
+
+#include "store/store.h"
+#include "testlib.h"
+
+static char tmpdir[] = "/tmp/test-store-search-XXXXXX";
+static char dbpath[sizeof(tmpdir) + 32];
+static struct cpmsync_store *cs;
+static int64_t work, other, empty;
+/* The visible messages of Work, in id order. */
+static int64_t m[5];
+static int64_t moved_away;
+
+static const char msg_report[] =
+	"Message-ID: <report@example.org>\r\n"
+	"From: Alice <alice@example.org>\r\n"
+	"To: bob@example.org\r\n"
+	"Subject: Quarterly Report\r\n"
+	"Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+	"Conversation-ID: conv-AAA\r\n"
+	"X-Custom: sparkle\r\n"
+	"\r\n"
+	"The numbers are in: 100 percent.\r\n";
+
+static const char msg_lunch[] =
+	"Message-ID: <lunch@example.org>\r\n"
+	"From: bob@example.org\r\n"
+	"To: alice@example.org\r\n"
+	"Cc: carol@example.org\r\n"
+	"Subject: Lunch? 50% off_sale\r\n"
+	"Conversation-ID: conv-BBB\r\n"
+	"\r\n"
+	"Pizza at noon.\r\n";
+
+static const char msg_summary_only[] =
+	"Message-ID: <summary@example.org>\r\n"
+	"From: dave@example.org\r\n"
+	"Subject: Summary only\r\n"
+	"\r\n"
+	"bodyonlyword\r\n";
+
+static const char msg_moved[] =
+	"Message-ID: <moved@example.org>\r\n"
+	"From: alice@example.org\r\n"
+	"Subject: uniquemoved\r\n"
+	"\r\n"
+	"uniquemoved\r\n";
+
+static const char needle[] = "NEEDLE-in-haystack";
+#define XS "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+static void fail_with(int r, const char *what)
+{
+	ck_abort_msg("%s: %d %s", what, r, cpmsync_store_error(cs));
+}
+
+static int64_t store_msg(int64_t folder, const char *data, size_t len,
+			 const char *const *flags, int64_t date)
+{
+	const char *name = folder == work ? "Work" : "Other";
+	int64_t id = 0;
+	int r = cpmsync_op_store(cs, "a", name, data, len, flags, date, &id);
+
+	if (r != 0)
+		fail_with(r, "store");
+	return id;
+}
+
+/* A message of about 200 KiB with the needle across the first 64 KiB
+ * boundary of the stored body and again at its very end. */
+static char *big_message(size_t *ret_len)
+{
+	static const char head[] = "Message-ID: <big@example.org>\r\n"
+				   "From: erin@example.org\r\n"
+				   "To: bob@example.org\r\n"
+				   "Subject: big one\r\n"
+				   "\r\n";
+	size_t len = 200 * 1024, at = 64 * 1024 - 7;
+	char *p = malloc(len);
+
+	ck_assert_ptr_nonnull(p);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (i % 64 == 63) ? '\n' : 'x';
+	memcpy(p, head, sizeof(head) - 1);
+	memcpy(p + at, needle, sizeof(needle) - 1);
+	memcpy(p + len - 6, "ENDTAG", 6);
+	*ret_len = len;
+	return p;
+}
+
+static void setup(void)
+{
+	static const char *const seen[] = { "\\Seen", NULL };
+	static const char *const flagged_work[] = { "\\flagged", "$Work", NULL };
+	static const char *const seen_answered[] = { "\\Seen", "\\Answered", NULL };
+	struct store *s;
+	char *err = NULL, *big, sql[256];
+	size_t big_len;
+	int64_t moved;
+	int r;
+
+	strcpy(tmpdir, "/tmp/test-store-search-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+	r = cpmsync_store_open(dbpath, 0, &cs, &err);
+	if (r != 0)
+		ck_abort_msg("open: %d %s", r, err ? err : "");
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Work", &work), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Other", &other), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Empty", &empty), 0);
+
+	m[0] = store_msg(work, msg_report, strlen(msg_report), seen, 1000);
+	m[1] = store_msg(work, msg_lunch, strlen(msg_lunch), flagged_work, 2000);
+	big = big_message(&big_len);
+	m[2] = store_msg(work, big, big_len, seen_answered, 3000);
+	free(big);
+	moved = store_msg(work, msg_moved, strlen(msg_moved), NULL, 1500);
+	m[3] = store_msg(work, msg_summary_only, strlen(msg_summary_only), NULL, 4000);
+	/* Another folder's message that would match most criteria. */
+	store_msg(other, msg_report, strlen(msg_report), seen, 1000);
+	/* Moved away: no longer visible in Work (its row stays, removed). */
+	r = cpmsync_op_move(cs, &moved, 1, "Other", &moved_away);
+	if (r != 0)
+		fail_with(r, "move");
+
+	s = store_from_public(cs);
+	/* The body of "Summary only" is not stored locally. */
+	snprintf(sql, sizeof(sql), "DELETE FROM body WHERE message_id = %lld", (long long)m[3]);
+	ck_assert_int_eq(store_exec(s, sql), 0);
+	/* A row as a sync might leave it: no summary fields, no date. */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO message (folder_id, uid, flags) VALUES (%lld, 7, '')",
+		 (long long)work);
+	ck_assert_int_eq(store_exec(s, sql), 0);
+	m[4] = store_last_insert_id(s);
+	/* A removed message (expunge pending) in Work. */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO message (folder_id, uid, flags, subject, removed, internaldate)"
+		 " VALUES (%lld, 8, '', 'Quarterly Report', 1, 1000)",
+		 (long long)work);
+	ck_assert_int_eq(store_exec(s, sql), 0);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void teardown(void)
+{
+	cs = cpmsync_store_close(cs);
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The search's ids as "i j k" (indexes into m[], "?" for others). */
+static char *search_in(int64_t folder, const struct cpmsync_search_criteria *c)
+{
+	int64_t *ids = (int64_t *)1;
+	size_t n = 99;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r;
+
+	r = cpmsync_store_search(cs, folder, c, &ids, &n);
+	if (r != 0)
+		fail_with(r, "search");
+	if (n == 0)
+		ck_assert_ptr_null(ids);
+	f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	for (size_t i = 0; i < n; i++) {
+		int idx = -1;
+
+		for (int k = 0; k < 5; k++)
+			if (ids[i] == m[k])
+				idx = k;
+		if (i > 0)
+			ck_assert_int_gt(ids[i], ids[i - 1]);
+		if (idx >= 0)
+			fprintf(f, "%s%d", i ? " " : "", idx);
+		else
+			fprintf(f, "%s?%lld", i ? " " : "", (long long)ids[i]);
+	}
+	fclose(f);
+	free(ids);
+	return text;
+}
+
+#define expect(c, want)                                 \
+	do {                                            \
+		char *got_ = search_in(work, (c));      \
+		ck_assert_str_eq(got_, (want));         \
+		free(got_);                             \
+	} while (0)
+
+START_TEST(test_no_criteria)
+{
+	struct cpmsync_search_criteria c = { 0 };
+
+	/* Every visible message; empty strings and lists are no criteria. */
+	expect(&c, "0 1 2 3 4");
+	c.text = c.from = c.to = c.subject = c.conversation_id = "";
+	{
+		static const char *const none[] = { NULL };
+
+		c.flags = none;
+		c.not_flags = none;
+		expect(&c, "0 1 2 3 4");
+	}
+}
+END_TEST
+
+START_TEST(test_from_to_subject)
+{
+	struct cpmsync_search_criteria c = { 0 };
+
+	c.from = "ALICE";
+	expect(&c, "0"); /* not the message To alice */
+	c.from = "example.org";
+	expect(&c, "0 1 2 3");
+	c.from = "nobody";
+	expect(&c, "");
+
+	c = (struct cpmsync_search_criteria){ .to = "alice" };
+	expect(&c, "1");
+	c.to = "CAROL"; /* Cc counts as To in the summary */
+	expect(&c, "1");
+	c.to = "bob@";
+	expect(&c, "0 2");
+
+	c = (struct cpmsync_search_criteria){ .subject = "report" };
+	expect(&c, "0");
+	/* instr() has no wildcards: '%' and '_' are plain characters. */
+	c.subject = "50%";
+	expect(&c, "1");
+	c.subject = "%";
+	expect(&c, "1");
+	c.subject = "_";
+	expect(&c, "1");
+	c.subject = "f_s";
+	expect(&c, "1");
+	c.subject = "o%o";
+	expect(&c, "");
+	c.subject = "\\";
+	expect(&c, "");
+}
+END_TEST
+
+START_TEST(test_conversation_id)
+{
+	struct cpmsync_search_criteria c = { .conversation_id = "conv-aaa" };
+
+	expect(&c, "0");
+	c.conversation_id = "CONV-";
+	expect(&c, "0 1");
+	c.conversation_id = "conv-CCC";
+	expect(&c, "");
+}
+END_TEST
+
+START_TEST(test_dates)
+{
+	struct cpmsync_search_criteria c = { .since = 2000 };
+
+	expect(&c, "1 2 3");
+	c = (struct cpmsync_search_criteria){ .before = 2000 };
+	expect(&c, "0");
+	c = (struct cpmsync_search_criteria){ .since = 1000, .before = 3000 };
+	expect(&c, "0 1");
+	c = (struct cpmsync_search_criteria){ .since = 1001, .before = 3001 };
+	expect(&c, "1 2");
+	c = (struct cpmsync_search_criteria){ .since = 4001 };
+	expect(&c, "");
+	/* Negative times are times too. */
+	c = (struct cpmsync_search_criteria){ .since = -5 };
+	expect(&c, "0 1 2 3");
+}
+END_TEST
+
+START_TEST(test_flags)
+{
+	static const char *const seen_lc[] = { "\\seen", NULL };
+	static const char *const seen_answered[] = { "\\Seen", "\\ANSWERED", NULL };
+	static const char *const work_kw[] = { "$Work", NULL };
+	static const char *const work_lc[] = { "$work", NULL };
+	static const char *const wor[] = { "$Wor", NULL };
+	static const char *const seen_kw[] = { "Seen", NULL };
+	static const char *const recent[] = { "\\Recent", NULL };
+	static const char *const flagged[] = { "\\Flagged", NULL };
+	struct cpmsync_search_criteria c = { .flags = seen_lc };
+
+	expect(&c, "0 2");
+	c.flags = seen_answered;
+	expect(&c, "2");
+	c.flags = work_kw;
+	expect(&c, "1");
+	/* Keywords match exactly, whole tokens only. */
+	c.flags = work_lc;
+	expect(&c, "");
+	c.flags = wor;
+	expect(&c, "");
+	c.flags = seen_kw;
+	expect(&c, "");
+	c.flags = recent;
+	expect(&c, "");
+
+	c = (struct cpmsync_search_criteria){ .not_flags = seen_lc };
+	expect(&c, "1 3 4");
+	c.not_flags = recent;
+	expect(&c, "0 1 2 3 4");
+	c.not_flags = seen_answered;
+	expect(&c, "1 3 4");
+
+	c = (struct cpmsync_search_criteria){ .flags = seen_lc, .not_flags = seen_answered };
+	expect(&c, "");
+	c = (struct cpmsync_search_criteria){ .flags = seen_lc, .not_flags = flagged };
+	expect(&c, "0 2");
+}
+END_TEST
+
+START_TEST(test_flags_after_set_flags)
+{
+	static const char *const add[] = { "\\Seen", "$Later", NULL };
+	static const char *const remove[] = { "\\Seen", NULL };
+	static const char *const later[] = { "$Later", NULL };
+	static const char *const seen[] = { "\\Seen", NULL };
+	struct cpmsync_search_criteria c = { .flags = later };
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &m[1], 1, add, NULL), 0);
+	expect(&c, "1");
+	c.flags = seen;
+	expect(&c, "0 1 2");
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &m[0], 1, NULL, remove), 0);
+	expect(&c, "1 2");
+}
+END_TEST
+
+START_TEST(test_text)
+{
+	struct cpmsync_search_criteria c = { .text = "pizza" };
+
+	/* The body. */
+	expect(&c, "1");
+	/* A header field not in the summary: the stored header. */
+	c.text = "SPARKLE";
+	expect(&c, "0");
+	/* The summary: subject, from, to, Message-ID. */
+	c.text = "quarterly";
+	expect(&c, "0");
+	c.text = "<lunch@example.org>";
+	expect(&c, "1");
+	c.text = "erin@";
+	expect(&c, "2");
+	/* Without a stored body: the summary only. */
+	c.text = "summary only";
+	expect(&c, "3");
+	c.text = "bodyonlyword";
+	expect(&c, "");
+	/* Across the first 64 KiB chunk of the body, and at its very end. */
+	c.text = "needle-IN-HAYSTACK";
+	expect(&c, "2");
+	c.text = "endtag";
+	expect(&c, "2");
+	/* Before the needle: a line break and 57 'x'. */
+	{
+		char pattern[128];
+
+		snprintf(pattern, sizeof(pattern), "x\n%.57sNEEDLE", XS);
+		c.text = pattern;
+		expect(&c, "2");
+		snprintf(pattern, sizeof(pattern), "x\n%.56sNEEDLE", XS);
+		expect(&c, "");
+		snprintf(pattern, sizeof(pattern), "%.58sNEEDLE", XS);
+		expect(&c, "");
+	}
+	/* Longer than every body: nothing, no crash. */
+	{
+		size_t n = 300 * 1024;
+		char *longtext = malloc(n + 1);
+
+		ck_assert_ptr_nonnull(longtext);
+		memset(longtext, 'x', n);
+		longtext[n] = '\0';
+		c.text = longtext;
+		expect(&c, "");
+		free(longtext);
+	}
+	/* A removed or moved message is not found. */
+	c.text = "uniquemoved";
+	expect(&c, "");
+	{
+		char *got = search_in(other, &c);
+		char want[32];
+
+		snprintf(want, sizeof(want), "?%lld", (long long)moved_away);
+		ck_assert_str_eq(got, want);
+		free(got);
+	}
+}
+END_TEST
+
+START_TEST(test_combinations)
+{
+	static const char *const flagged[] = { "\\Flagged", NULL };
+	static const char *const seen[] = { "\\Seen", NULL };
+	struct cpmsync_search_criteria c = { .from = "bob", .flags = flagged };
+
+	expect(&c, "1");
+	c = (struct cpmsync_search_criteria){ .text = "numbers", .not_flags = seen };
+	expect(&c, "");
+	c = (struct cpmsync_search_criteria){ .text = "example.org", .since = 1500,
+					       .before = 4000 };
+	expect(&c, "1 2");
+	c = (struct cpmsync_search_criteria){ .to = "bob", .subject = "BIG", .text = "needle",
+					       .flags = seen, .since = 3000 };
+	expect(&c, "2");
+	c.before = 3000;
+	expect(&c, "");
+	c = (struct cpmsync_search_criteria){ .from = "alice", .to = "bob",
+					       .conversation_id = "AAA", .subject = "report",
+					       .text = "100 percent" };
+	expect(&c, "0");
+	c.to = "carol";
+	expect(&c, "");
+}
+END_TEST
+
+START_TEST(test_folders_and_errors)
+{
+	static const char *const bad1[] = { "two words", NULL };
+	static const char *const bad2[] = { "\\Bogus", NULL };
+	static const char *const bad3[] = { "", NULL };
+	struct cpmsync_search_criteria c = { 0 };
+	int64_t *ids = (int64_t *)1;
+	size_t n = 77;
+	char *got;
+
+	/* An empty folder: 0 and nothing. */
+	ck_assert_int_eq(cpmsync_store_search(cs, empty, &c, &ids, &n), 0);
+	ck_assert_ptr_null(ids);
+	ck_assert_uint_eq(n, 0);
+
+	/* Errors leave the outputs alone. */
+	ids = (int64_t *)1;
+	n = 77;
+	ck_assert_int_eq(cpmsync_store_search(cs, 424242, &c, &ids, &n), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_ptr_eq(ids, (int64_t *)1);
+	ck_assert_uint_eq(n, 77);
+	ck_assert_ptr_nonnull(strstr(cpmsync_store_error(cs), "424242"));
+	ck_assert_int_eq(cpmsync_store_search(cs, work, NULL, &ids, &n), -EINVAL);
+	ck_assert_int_eq(cpmsync_store_search(NULL, work, &c, &ids, &n), -EINVAL);
+	ck_assert_int_eq(cpmsync_store_search(cs, work, &c, NULL, &n), -EINVAL);
+	ck_assert_int_eq(cpmsync_store_search(cs, work, &c, &ids, NULL), -EINVAL);
+	c.flags = bad1;
+	ck_assert_int_eq(cpmsync_store_search(cs, work, &c, &ids, &n), -EINVAL);
+	c.flags = NULL;
+	c.not_flags = bad2;
+	ck_assert_int_eq(cpmsync_store_search(cs, work, &c, &ids, &n), -EINVAL);
+	c.not_flags = bad3;
+	ck_assert_int_eq(cpmsync_store_search(cs, work, &c, &ids, &n), -EINVAL);
+	ck_assert_ptr_eq(ids, (int64_t *)1);
+	ck_assert_uint_eq(n, 77);
+
+	/* A folder deleted locally is unknown. */
+	c = (struct cpmsync_search_criteria){ 0 };
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Other"), 0);
+	ck_assert_int_eq(cpmsync_store_search(cs, other, &c, &ids, &n), -CPMSYNC_E_NOT_FOUND);
+
+	/* Still consistent afterwards (no statement left running). */
+	got = search_in(work, &c);
+	ck_assert_str_eq(got, "0 1 2 3 4");
+	free(got);
+}
+END_TEST
+
+START_TEST(test_many_flags)
+{
+	const char **flags = calloc(2001, sizeof(*flags));
+	char (*names)[16] = calloc(2000, sizeof(*names));
+	struct cpmsync_search_criteria c = { 0 };
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(flags);
+	ck_assert_ptr_nonnull(names);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(names[i], sizeof(names[i]), "$k%d", i);
+		flags[i] = names[i];
+	}
+	/* Up to the limit: a real answer. */
+	flags[500] = NULL;
+	c.not_flags = flags;
+	ck_assert_int_eq(cpmsync_store_search(cs, work, &c, &ids, &n), 0);
+	ck_assert_uint_eq(n, 5);
+	free(ids);
+	/* Beyond it: refused, not a failure of SQLite. */
+	flags[500] = names[500];
+	ck_assert_int_eq(cpmsync_store_search(cs, work, &c, &ids, &n), -EINVAL);
+	free(flags);
+	free(names);
+}
+END_TEST
+
+/* A second, read-only handle on the same file sees the same. */
+START_TEST(test_readonly)
+{
+	struct cpmsync_store *ro = NULL;
+	struct cpmsync_search_criteria c = { .text = "needle" };
+	int64_t *ids = NULL;
+	size_t n = 0;
+	char *err = NULL;
+
+	ck_assert_int_eq(cpmsync_store_open(dbpath, CPMSYNC_STORE_READONLY, &ro, &err), 0);
+	ck_assert_int_eq(cpmsync_store_search(ro, work, &c, &ids, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(ids[0], m[2]);
+	free(ids);
+	cpmsync_store_close(ro);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("store-search");
+	TCase *tc = tcase_create("search");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_no_criteria);
+	tcase_add_test(tc, test_from_to_subject);
+	tcase_add_test(tc, test_conversation_id);
+	tcase_add_test(tc, test_dates);
+	tcase_add_test(tc, test_flags);
+	tcase_add_test(tc, test_flags_after_set_flags);
+	tcase_add_test(tc, test_text);
+	tcase_add_test(tc, test_combinations);
+	tcase_add_test(tc, test_folders_and_errors);
+	tcase_add_test(tc, test_many_flags);
+	tcase_add_test(tc, test_readonly);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(suite)
