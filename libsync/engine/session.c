@@ -1,0 +1,1939 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The long-lived account (cpmsync/session.h): one connection that the
+ * sync engine and the push wait take turns on.
+ *
+ *   offline --online--> connecting --READY--> syncing --ok--> waiting
+ *      ^                    ^  |                  |             |
+ *      |                    |  +--fail: back-off--+             |
+ *      +----Online=false----+-----------------------------------+
+ *
+ * Waiting ("idle"):
+ *   NOTIFY offered:  NOTIFY SET STATUS (personal (MessageNew MessageExpunge
+ *     FlagChange MailboxName)).  Its STATUS indicator makes the server
+ *     report every folder's state at once; each report, then and later,
+ *     is compared with the store, and a difference schedules a sync.  That
+ *     closes the window between the end of the sync and the start of the
+ *     wait.  NOTIFY NONE before each sync keeps the engine's responses its
+ *     own.
+ *   IDLE only:  SELECT the active folder, compare its UIDVALIDITY/UIDNEXT/
+ *     HIGHESTMODSEQ/EXISTS with the store (the same window), then IDLE;
+ *     any EXISTS/EXPUNGE/FETCH/VANISHED schedules a sync.  The other
+ *     folders are checked by a sync every poll interval (LIST-STATUS makes
+ *     that one command when nothing changed).
+ *   Neither:  a sync every poll interval.
+ * The wait is refreshed every idle_refresh_ms (DONE + IDLE, or a NOOP
+ * under NOTIFY), each under the command deadline, so a silent or
+ * half-open connection is found within idle_refresh + command timeout.
+ *
+ * Requests that need the server (GETMETADATA ...) are queued and run
+ * between syncs, interrupting a wait.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/session.h>
+
+#include "engine/engine-internal.h"
+#include "engine/plan.h"
+#include "imap/imap-client.h"
+#include "imap/imap-utf7.h"
+#include "store/store-sync.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/macro.h"
+
+#define CAT CPMSYNC_LOG_CAT_ENGINE
+
+#define DEFAULT_POLL_MS (300u * 1000)
+#define DEFAULT_REFRESH_MS (240u * 1000)
+#define MAX_REFRESH_MS (25u * 60 * 1000) /* RFC 2177: re-IDLE before 29 min */
+#define DEFAULT_RETRY_MIN_MS 1000u
+#define DEFAULT_RETRY_MAX_MS (300u * 1000)
+#define DEFAULT_DEBOUNCE_MS 20u
+/* Syncs in a row started by the wait's own re-check (not by news). */
+#define MAX_CHECK_SYNCS 2
+#define MAX_ACTIVE 64
+
+enum wait_step {
+	WAIT_NONE,	/* not waiting */
+	WAIT_PREPARING, /* UNSELECT / SELECT / NOTIFY SET in flight */
+	WAIT_IDLING,	/* IDLE running, or NOTIFY set and quiet */
+	WAIT_LEAVING,	/* DONE or NOTIFY NONE sent */
+};
+
+enum req_kind { REQ_METADATA, REQ_ACL, REQ_MYRIGHTS, REQ_FETCH, REQ_SEARCH };
+
+struct request {
+	struct request *next;
+	struct cpmsync_session *s;
+	enum req_kind kind;
+	int64_t folder_id, message_id;
+	uint32_t uid;
+	char *mailbox; /* server name */
+	char **entries;
+	char *section;
+	struct cpmsync_search_criteria crit;
+	char **crit_strings; /* owned copies behind crit */
+	union {
+		cpmsync_pairs_cb_t pairs;
+		cpmsync_string_cb_t string;
+		cpmsync_data_cb_t data;
+		cpmsync_ids_cb_t ids;
+	} cb;
+	void *userdata;
+	/* results */
+	char **pairs;
+	size_t n_pairs, alloc_pairs;
+	char *string;
+	int fd;
+	uint64_t size;
+	bool streaming;
+	int64_t *ids;
+	size_t n_ids, alloc_ids;
+	struct imap_seqset uids;
+};
+
+struct cpmsync_session {
+	struct cpmsync_loop *loop;
+	struct cpmsync_store *pub;
+	struct store *store;
+	struct cpmsync_session_options opt;
+	struct cpmsync_session_callbacks cb;
+	void *userdata;
+
+	/* The account, copied. */
+	struct cpmsync_account account;
+	char *name, *host, *user, *ca_file;
+	char **folders;
+	int64_t account_id;
+
+	bool online;
+	bool auth_stopped;
+	enum cpmsync_session_state state;
+	enum cpmsync_push_state push;
+	char last_error[512];
+	uint64_t last_sync;
+	char **caps;
+
+	struct imap_client *client; /* NULL while lent to the engine */
+	bool connecting;
+	struct cpmsync_sync *sync;
+	bool sync_wanted;
+	unsigned check_syncs;
+	unsigned retry_ms;
+	struct cpmsync_loop_source *retry_timer, *debounce_timer, *poll_timer, *refresh_timer;
+	struct cpmsync_loop_source *kick_src;
+
+	enum wait_step wait;
+	int64_t idle_cmd;
+	bool wait_notify; /* the wait uses NOTIFY */
+	char delimiter;
+	/* SELECT state of the active folder (IDLE mode). */
+	uint32_t sel_uidvalidity, sel_uidnext, sel_exists;
+	uint64_t sel_hms;
+
+	int64_t active[MAX_ACTIVE];
+	size_t n_active;
+	bool active_default; /* INBOX, until set_active changes it */
+
+	struct request *requests, *requests_tail;
+	struct request *running;
+};
+
+static void kick(struct cpmsync_session *s);
+static void schedule_kick(struct cpmsync_session *s);
+static void request_finish(struct request *rq, int r, const char *reason);
+
+static const char *const state_names[] = {
+	[CPMSYNC_SESSION_OFFLINE] = "offline",	 [CPMSYNC_SESSION_CONNECTING] = "connecting",
+	[CPMSYNC_SESSION_SYNCING] = "syncing",	 [CPMSYNC_SESSION_IDLE] = "idle",
+	[CPMSYNC_SESSION_ERROR] = "error",
+};
+
+static const char *const push_names[] = {
+	[CPMSYNC_PUSH_OFF] = "off",
+	[CPMSYNC_PUSH_POLL] = "poll",
+	[CPMSYNC_PUSH_IDLE] = "idle",
+	[CPMSYNC_PUSH_NOTIFY] = "notify",
+};
+
+const char *cpmsync_session_state_name(enum cpmsync_session_state st)
+{
+	return (unsigned)st < ARRAY_SIZE(state_names) ? state_names[st] : NULL;
+}
+
+const char *cpmsync_push_state_name(enum cpmsync_push_state p)
+{
+	return (unsigned)p < ARRAY_SIZE(push_names) ? push_names[p] : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Properties */
+
+static void changed(struct cpmsync_session *s)
+{
+	if (s->cb.changed)
+		s->cb.changed(s, s->userdata);
+}
+
+static void set_state(struct cpmsync_session *s, enum cpmsync_session_state st,
+		      enum cpmsync_push_state push)
+{
+	if (s->state == st && s->push == push)
+		return;
+	log_debug(CAT, "%s: %s, push %s", s->name, state_names[st], push_names[push]);
+	s->state = st;
+	s->push = push;
+	changed(s);
+}
+
+static void set_error(struct cpmsync_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_error(struct cpmsync_session *s, const char *fmt, ...)
+{
+	char buf[sizeof(s->last_error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (streq(buf, s->last_error))
+		return;
+	memcpy(s->last_error, buf, sizeof(buf));
+	changed(s);
+}
+
+static void strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char **strv_copy(const char *const *v)
+{
+	size_t n = 0;
+	char **c;
+
+	while (v && v[n])
+		n++;
+	c = calloc(n + 1, sizeof(char *));
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		c[i] = strdup(v[i]);
+		if (!c[i]) {
+			strv_free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+static void record_caps(struct cpmsync_session *s)
+{
+	const struct imap_caps *caps = imap_client_caps(s->client);
+	_cleanup_free_ char *text = NULL;
+	char **v, *tok, *save = NULL;
+	size_t n = 0;
+
+	if (!caps || !caps->text)
+		return;
+	text = strdup(caps->text);
+	if (!text)
+		return;
+	v = calloc(strlen(text) / 2 + 2, sizeof(char *));
+	if (!v)
+		return;
+	for (tok = strtok_r(text, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+		if (!(v[n] = strdup(tok)))
+			break;
+		else
+			n++;
+	strv_free(s->caps);
+	s->caps = v;
+	changed(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers */
+
+static void timer_set(struct cpmsync_session *s, struct cpmsync_loop_source **src,
+		      uint64_t ms, cpmsync_loop_cb_t cb)
+{
+	if (*src) {
+		cpmsync_loop_timer_set(*src, ms ? ms : 1, 0);
+		return;
+	}
+	if (cpmsync_loop_add_timer(s->loop, ms ? ms : 1, 0, cb, s, NULL, src) < 0)
+		*src = NULL; /* out of memory: the next event kicks again */
+}
+
+static void timer_stop(struct cpmsync_loop_source **src)
+{
+	*src = cpmsync_loop_source_remove(*src);
+}
+
+static void kick_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)src;
+	s->kick_src = NULL;
+	kick(s);
+}
+
+/* kick() from the loop, never from inside a callback of our own callers. */
+static void schedule_kick(struct cpmsync_session *s)
+{
+	if (!s->kick_src)
+		cpmsync_loop_defer(s->loop, kick_cb, s, NULL, &s->kick_src);
+}
+
+static void debounce_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)src;
+	s->debounce_timer = cpmsync_loop_source_remove(s->debounce_timer);
+	s->sync_wanted = true;
+	kick(s);
+}
+
+/* Something changed (or may have): sync soon. */
+static void want_sync(struct cpmsync_session *s, bool from_news)
+{
+	if (from_news)
+		s->check_syncs = 0;
+	if (!s->debounce_timer)
+		timer_set(s, &s->debounce_timer, s->opt.debounce_ms, debounce_cb);
+}
+
+static void poll_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)src;
+	s->poll_timer = cpmsync_loop_source_remove(s->poll_timer);
+	log_debug(CAT, "%s: poll", s->name);
+	want_sync(s, true);
+}
+
+static void retry_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)src;
+	s->retry_timer = cpmsync_loop_source_remove(s->retry_timer);
+	kick(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connection */
+
+static void drop_connection(struct cpmsync_session *s)
+{
+	timer_stop(&s->refresh_timer);
+	timer_stop(&s->poll_timer);
+	s->wait = WAIT_NONE;
+	s->idle_cmd = 0;
+	s->connecting = false;
+	if (s->client)
+		s->client = imap_client_free(s->client);
+}
+
+/* The connection failed or closed: back off and try again. */
+static void connection_lost(struct cpmsync_session *s, int r, const char *reason)
+{
+	unsigned delay;
+
+	drop_connection(s);
+	if (!s->online)
+		return;
+	if (r == -CPMSYNC_E_AUTH) {
+		/* Retrying a refused login only locks the account. */
+		s->auth_stopped = true;
+		set_error(s, "%s", reason ? reason : cpmsync_strerror(r));
+		log_msg(CPMSYNC_LOG_ERR, CAT, "%s: %s; not retrying until the settings change",
+			s->name, s->last_error);
+		set_state(s, CPMSYNC_SESSION_ERROR, CPMSYNC_PUSH_OFF);
+		return;
+	}
+	set_error(s, "%s", reason ? reason : cpmsync_strerror(r));
+	/* Exponential back-off with +-25 % jitter, so that many clients cut
+	 * off together do not come back together. */
+	delay = s->retry_ms;
+	delay = delay - delay / 4 + (unsigned)(random() % (delay / 2 + 1));
+	if (s->retry_ms < s->opt.retry_max_ms / 2)
+		s->retry_ms *= 2;
+	else
+		s->retry_ms = s->opt.retry_max_ms;
+	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s; retrying in %u ms", s->name, s->last_error,
+		delay);
+	timer_set(s, &s->retry_timer, delay, retry_cb);
+	set_state(s, CPMSYNC_SESSION_CONNECTING, CPMSYNC_PUSH_OFF);
+}
+
+static void on_untagged(struct imap_client *client, const struct imap_response *resp,
+			void *userdata);
+
+static void on_state(struct imap_client *client, int r, const char *reason, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
+		s->connecting = false;
+		log_debug(CAT, "%s: connected", s->name);
+		record_caps(s);
+		s->sync_wanted = true;
+		schedule_kick(s);
+		return;
+	}
+	/* Fail whatever request was running on it. */
+	if (s->running) {
+		struct request *rq = s->running;
+
+		s->running = NULL;
+		request_finish(rq, r < 0 ? r : -CPMSYNC_E_DISCONNECTED,
+			       reason ? reason : "the connection was lost");
+	}
+	connection_lost(s, r < 0 ? r : -CPMSYNC_E_DISCONNECTED, reason);
+	schedule_kick(s);
+}
+
+static const struct imap_client_callbacks session_callbacks = {
+	.state = on_state,
+	.untagged = on_untagged,
+};
+
+static void connect_now(struct cpmsync_session *s)
+{
+	int r;
+
+	r = imap_client_new(s->loop, &s->account, &session_callbacks, s, &s->client);
+	if (r >= 0)
+		r = imap_client_connect(s->client);
+	if (r < 0) {
+		const char *why = s->client && imap_client_error(s->client)[0]
+					  ? imap_client_error(s->client)
+					  : cpmsync_strerror(r);
+		char reason[512];
+
+		snprintf(reason, sizeof(reason), "%s", why);
+		connection_lost(s, r, reason);
+		return;
+	}
+	s->connecting = true;
+	set_state(s, CPMSYNC_SESSION_CONNECTING, CPMSYNC_PUSH_OFF);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sync */
+
+static enum cpmsync_push_state push_mode(struct cpmsync_session *s)
+{
+	if (!s->client)
+		return CPMSYNC_PUSH_OFF;
+	if (imap_client_has(s->client, IMAP_CAP_NOTIFY))
+		return CPMSYNC_PUSH_NOTIFY;
+	if (imap_client_has(s->client, IMAP_CAP_IDLE))
+		return CPMSYNC_PUSH_IDLE;
+	return CPMSYNC_PUSH_POLL;
+}
+
+static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats *stats,
+		      void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	s->sync = NULL;
+	if (r == 0) {
+		s->last_sync = (uint64_t)time(NULL);
+		s->retry_ms = s->opt.retry_min_ms;
+		if (s->last_error[0])
+			set_error(s, "%s", "");
+		changed(s);
+	} else if (r != -CPMSYNC_E_CANCELED) {
+		set_error(s, "%s", reason ? reason : cpmsync_strerror(r));
+	}
+	if (s->cb.synced)
+		s->cb.synced(s, r, reason, stats, s->userdata);
+	if (r == -CPMSYNC_E_CANCELED) {
+		/* Offline or reconfigured (a freed session detached first). */
+		schedule_kick(s);
+		return;
+	}
+	if (s->client) {
+		imap_client_set_callbacks(s->client, &session_callbacks, s);
+		if (r == 0 && (stats->messages_added || stats->messages_changed ||
+			       stats->messages_removed || stats->ops_replayed))
+			s->check_syncs = 0;
+	} else if (s->online) {
+		connection_lost(s, r < 0 ? r : -CPMSYNC_E_DISCONNECTED, reason);
+	}
+	schedule_kick(s);
+}
+
+static void sync_progress(void *userdata, const char *folder, uint32_t done, uint32_t total)
+{
+	struct cpmsync_session *s = userdata;
+
+	if (s->cb.progress)
+		s->cb.progress(s, folder, done, total, s->userdata);
+}
+
+static void start_sync(struct cpmsync_session *s)
+{
+	int r;
+
+	s->sync_wanted = false;
+	timer_stop(&s->poll_timer);
+	timer_stop(&s->refresh_timer);
+	set_state(s, CPMSYNC_SESSION_SYNCING, push_mode(s));
+	r = engine_sync_on_client(s->loop, s->pub, &s->account, &s->client, sync_done, s,
+				  &s->sync);
+	if (r < 0) {
+		set_error(s, "cannot start a sync: %s", cpmsync_strerror(r));
+		s->sync = NULL;
+		return;
+	}
+	s->sync->progress = sync_progress;
+	s->sync->progress_userdata = s;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting for news */
+
+/* Whether the store is behind what the server reports for a folder. */
+static bool folder_behind(struct cpmsync_session *s, const char *name, uint32_t uidvalidity,
+			  uint32_t uidnext, uint32_t messages, uint64_t hms, bool have_hms)
+{
+	struct store_folder_status st;
+	int r;
+
+	r = store_sync_folder_status(s->store, s->account_id, name, &st);
+	if (r < 0)
+		return true;
+	if (r == 0) /* a folder we do not have: only if we are to sync it */
+		return plan_patterns_match((const char *const *)s->folders, name);
+	if (st.uidvalidity != uidvalidity)
+		return true;
+	if (have_hms && st.highestmodseq)
+		return st.highestmodseq != hms;
+	return st.uidnext != uidnext || st.on_server != messages;
+}
+
+static void news(struct cpmsync_session *s, const char *what)
+{
+	log_debug(CAT, "%s: server news: %s", s->name, what);
+	if (s->wait != WAIT_NONE || s->state == CPMSYNC_SESSION_IDLE)
+		want_sync(s, true);
+	else
+		s->sync_wanted = true; /* during a request: after it */
+}
+
+static void on_status(struct cpmsync_session *s, const struct imap_response *resp)
+{
+	struct buf name = BUF_INIT(4096);
+	struct imap_status_data st;
+
+	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
+		return;
+	if (imap_mailbox_to_utf8(st.mailbox.str, st.mailbox.len, imap_client_delimiter(s->client),
+				 imap_client_enabled(s->client, IMAP_CAP_UTF8_ACCEPT), &name) < 0)
+		goto out;
+	if (!(st.present & IMAP_STATUS_ITEM_UIDVALIDITY) ||
+	    !(st.present & IMAP_STATUS_ITEM_UIDNEXT) || !(st.present & IMAP_STATUS_ITEM_MESSAGES)) {
+		news(s, name.data);
+		goto out;
+	}
+	if (folder_behind(s, name.data, st.uidvalidity, st.uidnext, st.messages, st.highestmodseq,
+			  st.present & IMAP_STATUS_ITEM_HIGHESTMODSEQ))
+		news(s, name.data);
+out:
+	buf_free(&name);
+}
+
+static void request_untagged(struct cpmsync_session *s, const struct imap_response *resp);
+
+static void on_untagged(struct imap_client *client, const struct imap_response *resp,
+			void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+	struct imap_resp_code code;
+
+	(void)client;
+	if (s->running)
+		request_untagged(s, resp);
+	switch (imap_resp_type(resp)) {
+	case IMAP_RT_STATUS:
+		if (!s->running)
+			on_status(s, resp);
+		break;
+	case IMAP_RT_EXISTS:
+		if (s->wait == WAIT_PREPARING) {
+			s->sel_exists = resp->number;
+			break;
+		}
+		if (s->wait == WAIT_IDLING && resp->number == s->sel_exists)
+			break;
+		news(s, "EXISTS");
+		break;
+	case IMAP_RT_EXPUNGE:
+	case IMAP_RT_VANISHED:
+		if (s->wait != WAIT_PREPARING)
+			news(s, "EXPUNGE");
+		break;
+	case IMAP_RT_FETCH:
+		if (!s->running && s->wait != WAIT_PREPARING)
+			news(s, "FETCH");
+		break;
+	case IMAP_RT_LIST:
+		if (!s->running)
+			news(s, "LIST");
+		break;
+	case IMAP_RT_OTHER:
+		if (s->wait != WAIT_PREPARING || resp->kind != IMAP_RESP_UNTAGGED)
+			break;
+		imap_resp_code_init(&code);
+		if (imap_resp_code_parse(resp, &code) >= 0) {
+			if (code.code == IMAP_CODE_UIDVALIDITY)
+				s->sel_uidvalidity = code.num;
+			else if (code.code == IMAP_CODE_UIDNEXT)
+				s->sel_uidnext = code.num;
+			else if (code.code == IMAP_CODE_HIGHESTMODSEQ)
+				s->sel_hms = code.num64;
+		}
+		imap_resp_code_free(&code);
+		break;
+	default:
+		break;
+	}
+}
+
+static void refresh_cb(struct cpmsync_loop_source *src, void *userdata);
+
+static void wait_failed(struct cpmsync_session *s, const struct imap_cmd_result *res,
+			const char *what)
+{
+	char reason[512];
+
+	snprintf(reason, sizeof(reason), "%s: %s", what,
+		 res->text ? res->text : cpmsync_strerror(res->r));
+	if (res->r == -CPMSYNC_E_SERVER) {
+		/* Refused (not the connection): fall back to polling. */
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s; polling instead", s->name, reason);
+		s->wait = WAIT_IDLING;
+		set_state(s, CPMSYNC_SESSION_IDLE, CPMSYNC_PUSH_POLL);
+		return;
+	}
+	if (res->r == -CPMSYNC_E_CANCELED)
+		return;
+	connection_lost(s, res->r, reason);
+	schedule_kick(s);
+}
+
+static void idle_done(struct imap_client *client, const struct imap_cmd_result *res,
+		      void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)client;
+	s->idle_cmd = 0;
+	if (res->r < 0) {
+		wait_failed(s, res, "IDLE");
+		return;
+	}
+	s->wait = WAIT_NONE;
+	schedule_kick(s);
+}
+
+static int idle_cont(struct imap_client *client, const char *text, char **ret_line,
+		     void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)client;
+	(void)text;
+	*ret_line = NULL;
+	if (s && s->wait == WAIT_PREPARING) {
+		s->wait = WAIT_IDLING;
+		set_state(s, CPMSYNC_SESSION_IDLE, CPMSYNC_PUSH_IDLE);
+		timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
+		/* News that came while entering: leave at once. */
+		if (s->debounce_timer || s->sync_wanted || s->requests)
+			schedule_kick(s);
+	}
+	return 0;
+}
+
+static void start_idle(struct cpmsync_session *s)
+{
+	struct imap_cmd *cmd;
+	int r;
+
+	r = imap_cmd_new(s->client, IMAP_CMD_EXCLUSIVE | IMAP_CMD_IDLE, idle_done, s, &cmd);
+	if (r >= 0)
+		r = imap_cmd_add(cmd, "IDLE");
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		connection_lost(s, r, "out of memory");
+		return;
+	}
+	imap_cmd_set_continuation(cmd, idle_cont);
+	s->idle_cmd = imap_cmd_submit(cmd);
+}
+
+static void select_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+	bool hms = imap_client_enabled(client, IMAP_CAP_CONDSTORE) ||
+		   imap_client_enabled(client, IMAP_CAP_QRESYNC);
+
+	if (res->r < 0) {
+		wait_failed(s, res, "SELECT");
+		return;
+	}
+	/* The window between the sync's last look and IDLE: compare. */
+	if (folder_behind(s, "INBOX", s->sel_uidvalidity, s->sel_uidnext, s->sel_exists,
+			  s->sel_hms, hms && s->sel_hms) &&
+	    s->check_syncs < MAX_CHECK_SYNCS) {
+		s->check_syncs++;
+		s->wait = WAIT_NONE;
+		s->sync_wanted = true;
+		schedule_kick(s);
+		return;
+	}
+	start_idle(s);
+}
+
+static void notify_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)client;
+	if (res->r < 0) {
+		wait_failed(s, res, "NOTIFY");
+		return;
+	}
+	if (s->wait == WAIT_LEAVING) { /* NOTIFY NONE answered */
+		s->wait = WAIT_NONE;
+		schedule_kick(s);
+		return;
+	}
+	/* The STATUS replies (one per folder) came before this and were
+	 * compared; news they carried scheduled a sync. */
+	s->wait = WAIT_IDLING;
+	if (s->debounce_timer && s->check_syncs < MAX_CHECK_SYNCS)
+		s->check_syncs++;
+	else if (s->debounce_timer) /* still different after syncs: wait anyway */
+		timer_stop(&s->debounce_timer);
+	set_state(s, CPMSYNC_SESSION_IDLE, CPMSYNC_PUSH_NOTIFY);
+	timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
+}
+
+static void enter_wait(struct cpmsync_session *s)
+{
+	enum cpmsync_push_state mode = push_mode(s);
+	int64_t id;
+
+	/* Armed once per sync, not per (re-)entered wait. */
+	if (!s->poll_timer)
+		timer_set(s, &s->poll_timer, s->opt.poll_interval_ms, poll_cb);
+	s->wait = WAIT_PREPARING;
+	s->wait_notify = mode == CPMSYNC_PUSH_NOTIFY;
+	if (mode == CPMSYNC_PUSH_NOTIFY) {
+		/* No folder selected: every folder (the active ones too) is
+		 * reported by STATUS, compared the same way. */
+		if (imap_client_has(s->client, IMAP_CAP_UNSELECT))
+			imap_client_simple(s->client, 0, NULL, NULL, "UNSELECT");
+		id = imap_client_simple(s->client, 0, notify_done, s,
+					"NOTIFY SET STATUS (personal (MessageNew MessageExpunge "
+					"FlagChange MailboxName SubscriptionChange))");
+	} else if (mode == CPMSYNC_PUSH_IDLE) {
+		s->sel_uidvalidity = s->sel_uidnext = s->sel_exists = 0;
+		s->sel_hms = 0;
+		id = imap_client_simple(s->client, 0, select_done, s, "SELECT INBOX");
+	} else {
+		s->wait = WAIT_IDLING;
+		set_state(s, CPMSYNC_SESSION_IDLE, CPMSYNC_PUSH_POLL);
+		timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
+		return;
+	}
+	if (id < 0)
+		connection_lost(s, (int)id, "out of memory");
+}
+
+static void noop_done(struct imap_client *client, const struct imap_cmd_result *res,
+		      void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)client;
+	if (res->r < 0) {
+		wait_failed(s, res, "NOOP");
+		return;
+	}
+	if (s->wait == WAIT_IDLING)
+		timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
+}
+
+/* Leaves the wait so that a sync or request can use the connection. */
+static void leave_wait(struct cpmsync_session *s)
+{
+	timer_stop(&s->refresh_timer);
+	if (s->push == CPMSYNC_PUSH_POLL || (!s->wait_notify && !s->idle_cmd)) {
+		s->wait = WAIT_NONE;
+		return;
+	}
+	s->wait = WAIT_LEAVING;
+	if (s->wait_notify) {
+		if (imap_client_simple(s->client, 0, notify_done, s, "NOTIFY NONE") < 0)
+			connection_lost(s, -ENOMEM, "out of memory");
+		return;
+	}
+	if (imap_client_send_line(s->client, "DONE") < 0)
+		connection_lost(s, -EIO, "cannot send DONE");
+}
+
+static void refresh_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)src;
+	s->refresh_timer = cpmsync_loop_source_remove(s->refresh_timer);
+	if (s->wait != WAIT_IDLING || !s->client)
+		return;
+	if (s->idle_cmd) {
+		/* DONE is answered under the command deadline; idle_done
+		 * re-enters the wait. */
+		log_debug(CAT, "%s: refreshing IDLE", s->name);
+		leave_wait(s);
+		return;
+	}
+	if (imap_client_simple(s->client, 0, noop_done, s, "NOOP") < 0)
+		connection_lost(s, -ENOMEM, "out of memory");
+}
+
+/* ------------------------------------------------------------------ */
+/* The scheduler */
+
+static void run_request(struct cpmsync_session *s);
+
+static void kick(struct cpmsync_session *s)
+{
+	if (!s->online) {
+		if (s->sync)
+			cpmsync_sync_cancel(s->sync);
+		drop_connection(s);
+		timer_stop(&s->retry_timer);
+		while (s->requests) {
+			struct request *rq = s->requests;
+
+			s->requests = rq->next;
+			request_finish(rq, -CPMSYNC_E_OFFLINE, "the account is offline");
+		}
+		s->requests_tail = NULL;
+		set_state(s, CPMSYNC_SESSION_OFFLINE, CPMSYNC_PUSH_OFF);
+		return;
+	}
+	if (s->sync || s->connecting || s->running)
+		return;
+	if (!s->client) {
+		if (s->auth_stopped) {
+			set_state(s, CPMSYNC_SESSION_ERROR, CPMSYNC_PUSH_OFF);
+			while (s->requests) {
+				struct request *rq = s->requests;
+
+				s->requests = rq->next;
+				request_finish(rq, -CPMSYNC_E_OFFLINE, s->last_error);
+			}
+			s->requests_tail = NULL;
+			return;
+		}
+		if (s->retry_timer) {
+			/* Waiting to retry: requests cannot wait that long. */
+			while (s->requests) {
+				struct request *rq = s->requests;
+
+				s->requests = rq->next;
+				request_finish(rq, -CPMSYNC_E_OFFLINE, s->last_error);
+			}
+			s->requests_tail = NULL;
+			return;
+		}
+		connect_now(s);
+		return;
+	}
+	switch (s->wait) {
+	case WAIT_PREPARING:
+	case WAIT_LEAVING:
+		return; /* the answer kicks again */
+	case WAIT_IDLING:
+		if (s->requests || s->sync_wanted)
+			leave_wait(s);
+		if (s->wait != WAIT_NONE)
+			return;
+		break;
+	case WAIT_NONE:
+		break;
+	}
+	if (s->requests) {
+		run_request(s);
+		return;
+	}
+	if (s->sync_wanted) {
+		start_sync(s);
+		return;
+	}
+	enter_wait(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests */
+
+static void request_free(struct request *rq)
+{
+	free(rq->mailbox);
+	strv_free(rq->entries);
+	free(rq->section);
+	strv_free(rq->crit_strings);
+	free((void *)rq->crit.flags);
+	free((void *)rq->crit.not_flags);
+	for (size_t i = 0; i < rq->n_pairs; i++)
+		free(rq->pairs[i]);
+	free(rq->pairs);
+	free(rq->string);
+	if (rq->fd >= 0)
+		close(rq->fd);
+	free(rq->ids);
+	imap_seqset_free(&rq->uids);
+	free(rq);
+}
+
+static void request_finish(struct request *rq, int r, const char *reason)
+{
+	switch (rq->kind) {
+	case REQ_METADATA:
+	case REQ_ACL:
+		if (r >= 0) {
+			char **p = realloc(rq->pairs, (rq->n_pairs + 1) * sizeof(char *));
+
+			if (!p) {
+				r = -ENOMEM;
+				reason = "out of memory";
+			} else {
+				rq->pairs = p;
+				p[rq->n_pairs] = NULL;
+			}
+		}
+		rq->cb.pairs(r, r < 0 ? reason : NULL,
+			     r < 0 ? NULL : (const char *const *)rq->pairs, rq->userdata);
+		break;
+	case REQ_MYRIGHTS:
+		rq->cb.string(r, r < 0 ? reason : NULL, r < 0 ? NULL : rq->string ? rq->string : "",
+			      rq->userdata);
+		break;
+	case REQ_FETCH:
+		if (r >= 0 && (rq->fd < 0 || rq->streaming)) {
+			r = -CPMSYNC_E_NOT_FOUND;
+			reason = "the server sent no content for that section";
+		}
+		if (r >= 0 && lseek(rq->fd, 0, SEEK_SET) < 0) {
+			r = -errno;
+			reason = "cannot rewind the temporary file";
+		}
+		if (r >= 0) {
+			int fd = rq->fd;
+
+			rq->fd = -1;
+			rq->cb.data(0, NULL, fd, rq->size, rq->userdata);
+		} else {
+			rq->cb.data(r, reason, -1, 0, rq->userdata);
+		}
+		break;
+	case REQ_SEARCH:
+		rq->cb.ids(r, r < 0 ? reason : NULL, rq->ids, r < 0 ? 0 : rq->n_ids, rq->userdata);
+		break;
+	}
+	request_free(rq);
+}
+
+static int pairs_add(struct request *rq, const char *k, size_t klen, const char *v, size_t vlen)
+{
+	if (rq->n_pairs + 3 > rq->alloc_pairs) {
+		size_t n = rq->alloc_pairs ? rq->alloc_pairs * 2 : 16;
+		char **p = realloc(rq->pairs, n * sizeof(char *));
+
+		if (!p)
+			return -ENOMEM;
+		rq->pairs = p;
+		rq->alloc_pairs = n;
+	}
+	rq->pairs[rq->n_pairs] = strndup(k, klen);
+	if (!rq->pairs[rq->n_pairs])
+		return -ENOMEM;
+	rq->n_pairs++;
+	rq->pairs[rq->n_pairs] = strndup(v, vlen);
+	if (!rq->pairs[rq->n_pairs])
+		return -ENOMEM;
+	rq->n_pairs++;
+	return 0;
+}
+
+static void request_untagged(struct cpmsync_session *s, const struct imap_response *resp)
+{
+	struct request *rq = s->running;
+
+	switch (imap_resp_type(resp)) {
+	case IMAP_RT_METADATA:
+		if (rq->kind == REQ_METADATA) {
+			struct imap_metadata md;
+
+			if (imap_resp_metadata(resp, &md) < 0 || !md.has_values)
+				break;
+			for (size_t i = 0; i < md.count; i++) {
+				struct imap_metadata_entry en;
+
+				if (imap_metadata_get(&md, i, &en) < 0 || !en.value ||
+				    en.value->type == IMAP_ARG_NIL ||
+				    en.value->type == IMAP_ARG_STREAMED)
+					continue;
+				pairs_add(rq, en.name.str, en.name.len, en.value->u.s.str,
+					  en.value->u.s.len);
+			}
+		}
+		break;
+	case IMAP_RT_ACL:
+		if (rq->kind == REQ_ACL) {
+			struct imap_acl acl;
+
+			if (imap_resp_acl(resp, &acl) < 0)
+				break;
+			for (size_t i = 0; i < acl.count; i++) {
+				struct imap_nstr id, rights;
+
+				if (imap_acl_get(&acl, i, &id, &rights) >= 0 && id.str && rights.str)
+					pairs_add(rq, id.str, id.len, rights.str, rights.len);
+			}
+		}
+		break;
+	case IMAP_RT_MYRIGHTS:
+		if (rq->kind == REQ_MYRIGHTS) {
+			struct imap_nstr mbox, rights;
+
+			if (imap_resp_myrights(resp, &mbox, &rights) >= 0 && rights.str) {
+				free(rq->string);
+				rq->string = strndup(rights.str, rights.len);
+			}
+		}
+		break;
+	case IMAP_RT_SEARCH:
+		if (rq->kind == REQ_SEARCH) {
+			struct imap_search se;
+
+			imap_search_init(&se);
+			if (imap_resp_search(resp, &se) >= 0)
+				for (size_t i = 0; i < se.nums.n; i++)
+					imap_seqset_add_range(&rq->uids, se.nums.r[i].lo, se.nums.r[i].hi);
+			imap_search_free(&se);
+		}
+		break;
+	case IMAP_RT_ESEARCH:
+		if (rq->kind == REQ_SEARCH) {
+			struct imap_esearch es;
+
+			imap_esearch_init(&es);
+			if (imap_resp_esearch(resp, &es) >= 0 && (es.present & IMAP_ESEARCH_ALL))
+				for (size_t i = 0; i < es.all.n; i++)
+					imap_seqset_add_range(&rq->uids, es.all.r[i].lo, es.all.r[i].hi);
+			imap_esearch_free(&es);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* Streamed FETCH content of a request: into a temporary file. */
+static bool req_lit_begin(void *userdata, uint32_t number, const char *name, const char *item,
+			  uint64_t size)
+{
+	struct cpmsync_session *s = userdata;
+	struct request *rq = s->running;
+
+	(void)number;
+	if (!rq || rq->kind != REQ_FETCH || !name || strcasecmp(name, "FETCH") != 0 || !item ||
+	    strncasecmp(item, "BODY[", 5) != 0 || rq->fd >= 0)
+		return false;
+	rq->fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (rq->fd < 0)
+		return false;
+	rq->size = size;
+	rq->streaming = true;
+	return true;
+}
+
+static int req_lit_data(void *userdata, const void *data, size_t len)
+{
+	struct cpmsync_session *s = userdata;
+	struct request *rq = s->running;
+	const char *p = data;
+
+	while (rq && len > 0) {
+		ssize_t n = write(rq->fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void req_lit_end(void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	if (s->running)
+		s->running->streaming = false;
+}
+
+static const struct imap_client_callbacks request_callbacks = {
+	.state = on_state,
+	.untagged = on_untagged,
+	.literals = { .literal_begin = req_lit_begin,
+		      .literal_data = req_lit_data,
+		      .literal_end = req_lit_end },
+};
+
+static void request_done(struct imap_client *client, const struct imap_cmd_result *res,
+			 void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+	struct request *rq = s->running;
+	int r = res->r;
+
+	(void)client;
+	if (!rq)
+		return;
+	s->running = NULL;
+	if (s->client)
+		imap_client_set_callbacks(s->client, &session_callbacks, s);
+	if (r == 0 && rq->kind == REQ_SEARCH) {
+		/* UIDs to local ids, then the local-only messages that
+		 * match (they are not on the server to be searched). */
+		_cleanup_free_ int64_t *local = NULL;
+		size_t n_local = 0;
+
+		for (size_t k = 0; r >= 0 && k < rq->uids.n; k++) {
+			for (uint64_t u = rq->uids.r[k].lo; r >= 0 && u <= rq->uids.r[k].hi; u++) {
+				int64_t id;
+
+				r = store_sync_uid_to_id(s->store, rq->folder_id, (uint32_t)u, &id);
+				if (r > 0) {
+					if (rq->n_ids == rq->alloc_ids) {
+						size_t n = rq->alloc_ids ? rq->alloc_ids * 2 : 64;
+						int64_t *p = realloc(rq->ids, n * sizeof(*p));
+
+						if (!p) {
+							r = -ENOMEM;
+							break;
+						}
+						rq->ids = p;
+						rq->alloc_ids = n;
+					}
+					rq->ids[rq->n_ids++] = id;
+				}
+			}
+		}
+		if (r >= 0)
+			r = cpmsync_store_search(s->pub, rq->folder_id, &rq->crit, &local, &n_local);
+		for (size_t i = 0; r >= 0 && i < n_local; i++) {
+			int64_t f;
+			uint32_t uid;
+
+			if (store_sync_message_locate(s->store, local[i], &f, &uid) < 0 || uid)
+				continue;
+			if (rq->n_ids == rq->alloc_ids) {
+				size_t n = rq->alloc_ids ? rq->alloc_ids * 2 : 64;
+				int64_t *p = realloc(rq->ids, n * sizeof(*p));
+
+				if (!p) {
+					r = -ENOMEM;
+					break;
+				}
+				rq->ids = p;
+				rq->alloc_ids = n;
+			}
+			rq->ids[rq->n_ids++] = local[i];
+		}
+		if (r > 0)
+			r = 0;
+		if (rq->n_ids > 1) {
+			/* id order */
+			for (size_t i = 1; i < rq->n_ids; i++)
+				for (size_t j = i; j > 0 && rq->ids[j - 1] > rq->ids[j]; j--) {
+					int64_t t = rq->ids[j];
+
+					rq->ids[j] = rq->ids[j - 1];
+					rq->ids[j - 1] = t;
+				}
+		}
+		request_finish(rq, r, r < 0 ? cpmsync_strerror(r) : NULL);
+	} else {
+		request_finish(rq, r, res->text ? res->text : cpmsync_strerror(r));
+	}
+	if (r != -CPMSYNC_E_SERVER && r < 0 && r != -CPMSYNC_E_NOT_FOUND && r != -ENOMEM &&
+	    s->client && imap_client_get_state(s->client) != IMAP_CLIENT_READY)
+		return; /* on_state handles the lost connection */
+	schedule_kick(s);
+}
+
+static int add_search_key(struct imap_cmd *cmd, const char *key, const char *value)
+{
+	int r = imap_cmd_addf(cmd, " %s ", key);
+
+	if (r >= 0)
+		r = imap_cmd_add_string(cmd, value, strlen(value));
+	return r;
+}
+
+static int build_search(struct imap_cmd *cmd, const struct cpmsync_search_criteria *c)
+{
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	int r = imap_cmd_add(cmd, "UID SEARCH CHARSET UTF-8 ALL");
+
+	if (r >= 0 && c->text && c->text[0])
+		r = add_search_key(cmd, "TEXT", c->text);
+	if (r >= 0 && c->from && c->from[0])
+		r = add_search_key(cmd, "FROM", c->from);
+	if (r >= 0 && c->to && c->to[0])
+		r = add_search_key(cmd, "TO", c->to);
+	if (r >= 0 && c->subject && c->subject[0])
+		r = add_search_key(cmd, "SUBJECT", c->subject);
+	if (r >= 0 && c->conversation_id && c->conversation_id[0]) {
+		r = imap_cmd_add(cmd, " HEADER Conversation-ID ");
+		if (r >= 0)
+			r = imap_cmd_add_string(cmd, c->conversation_id, strlen(c->conversation_id));
+	}
+	/* SINCE/BEFORE have day granularity (internal date, server's zone);
+	 * the exact bounds are applied locally afterwards. */
+	if (r >= 0 && c->since > 0) {
+		time_t t = (time_t)c->since - 86400;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		r = imap_cmd_addf(cmd, " SINCE %d-%s-%d", tm.tm_mday, months[tm.tm_mon],
+				  tm.tm_year + 1900);
+	}
+	if (r >= 0 && c->before > 0) {
+		time_t t = (time_t)c->before + 86400;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		r = imap_cmd_addf(cmd, " BEFORE %d-%s-%d", tm.tm_mday, months[tm.tm_mon],
+				  tm.tm_year + 1900);
+	}
+	for (size_t i = 0; r >= 0 && c->flags && c->flags[i]; i++)
+		r = imap_cmd_addf(cmd, " KEYWORD %s", c->flags[i]);
+	for (size_t i = 0; r >= 0 && c->not_flags && c->not_flags[i]; i++)
+		r = imap_cmd_addf(cmd, " UNKEYWORD %s", c->not_flags[i]);
+	return r;
+}
+
+/* System flags are searched by their own keys, not KEYWORD. */
+static int add_flag_keys(struct imap_cmd *cmd, const char *const *flags, bool not)
+{
+	static const char *const sys[][2] = {
+		{ "\\Seen", "SEEN" },	      { "\\Answered", "ANSWERED" }, { "\\Flagged", "FLAGGED" },
+		{ "\\Deleted", "DELETED" }, { "\\Draft", "DRAFT" },
+	};
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && flags && flags[i]; i++) {
+		const char *key = NULL;
+
+		for (size_t k = 0; k < ARRAY_SIZE(sys); k++)
+			if (strcasecmp(flags[i], sys[k][0]) == 0)
+				key = sys[k][1];
+		if (key)
+			r = imap_cmd_addf(cmd, " %s%s", not ? "UN" : "", key);
+		else
+			r = imap_cmd_addf(cmd, " %sKEYWORD %s", not ? "UN" : "", flags[i]);
+	}
+	return r;
+}
+
+static int submit_examine(struct cpmsync_session *s, const char *mailbox)
+{
+	struct imap_cmd *cmd;
+	int r;
+
+	r = imap_cmd_new(s->client, 0, NULL, NULL, &cmd);
+	if (r < 0)
+		return r;
+	r = imap_cmd_add(cmd, "EXAMINE ");
+	if (r >= 0)
+		r = imap_cmd_add_mailbox(cmd, mailbox);
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		return r;
+	}
+	imap_cmd_submit(cmd);
+	return 0;
+}
+
+static void run_request(struct cpmsync_session *s)
+{
+	struct request *rq = s->requests;
+	struct imap_cmd *cmd = NULL;
+	int r;
+
+	s->requests = rq->next;
+	if (!s->requests)
+		s->requests_tail = NULL;
+	rq->next = NULL;
+	s->running = rq;
+	set_state(s, CPMSYNC_SESSION_SYNCING, push_mode(s));
+	r = imap_cmd_new(s->client, 0, request_done, s, &cmd);
+	if (r < 0)
+		goto fail;
+	switch (rq->kind) {
+	case REQ_METADATA:
+		r = imap_cmd_add(cmd, "GETMETADATA ");
+		if (r >= 0)
+			r = rq->mailbox ? imap_cmd_add_mailbox(cmd, rq->mailbox)
+					: imap_cmd_add(cmd, "\"\"");
+		if (r >= 0)
+			r = imap_cmd_add(cmd, " (");
+		for (size_t i = 0; r >= 0 && rq->entries[i]; i++) {
+			if (i)
+				r = imap_cmd_add(cmd, " ");
+			if (r >= 0)
+				r = imap_cmd_add_string(cmd, rq->entries[i], strlen(rq->entries[i]));
+		}
+		if (r >= 0)
+			r = imap_cmd_add(cmd, ")");
+		break;
+	case REQ_ACL:
+	case REQ_MYRIGHTS:
+		r = imap_cmd_add(cmd, rq->kind == REQ_ACL ? "GETACL " : "MYRIGHTS ");
+		if (r >= 0)
+			r = imap_cmd_add_mailbox(cmd, rq->mailbox);
+		break;
+	case REQ_FETCH:
+		/* SELECT (EXAMINE would do, but a SELECTed folder is what the
+		 * engine expects to find; it re-selects anyway). */
+		/* The EXAMINE's own result is not needed: when it fails
+		 * the FETCH fails too. */
+		r = submit_examine(s, rq->mailbox);
+		if (r >= 0)
+			r = imap_cmd_addf(cmd, "UID FETCH %u (BODY.PEEK[%s])", rq->uid, rq->section);
+		break;
+	case REQ_SEARCH:
+		r = submit_examine(s, rq->mailbox);
+		if (r >= 0) {
+			struct cpmsync_search_criteria c = rq->crit;
+
+			c.flags = c.not_flags = NULL;
+			r = build_search(cmd, &c);
+		}
+		if (r >= 0)
+			r = add_flag_keys(cmd, rq->crit.flags, false);
+		if (r >= 0)
+			r = add_flag_keys(cmd, rq->crit.not_flags, true);
+		break;
+	}
+	if (r < 0)
+		goto fail;
+	imap_client_set_callbacks(s->client, &request_callbacks, s);
+	imap_cmd_submit(cmd);
+	return;
+fail:
+	imap_cmd_free(cmd);
+	s->running = NULL;
+	request_finish(rq, r, cpmsync_strerror(r));
+	schedule_kick(s);
+}
+
+static struct request *request_new(struct cpmsync_session *s, enum req_kind kind, void *userdata)
+{
+	struct request *rq = calloc(1, sizeof(*rq));
+
+	if (!rq)
+		return NULL;
+	rq->s = s;
+	rq->kind = kind;
+	rq->userdata = userdata;
+	rq->fd = -1;
+	imap_seqset_init(&rq->uids);
+	return rq;
+}
+
+static void fail_later_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct request *rq = userdata;
+	int r = rq->n_ids ? (int)rq->uid : 0;
+
+	(void)src;
+	request_finish(rq, r ? r : -CPMSYNC_E_OFFLINE, rq->string ? rq->string : "offline");
+}
+
+/* Queues rq, or fails it from the loop (offline, not supported ...). */
+static int request_submit(struct cpmsync_session *s, struct request *rq, int fail,
+			  const char *why)
+{
+	if (!fail && !s->online) {
+		fail = -CPMSYNC_E_OFFLINE;
+		why = "the account is offline";
+	}
+	if (!fail && (s->auth_stopped || (!s->client && s->retry_timer))) {
+		fail = -CPMSYNC_E_OFFLINE;
+		why = s->last_error[0] ? s->last_error : "not connected";
+	}
+	if (fail) {
+		/* Reported from the loop, as promised. */
+		free(rq->string);
+		rq->string = strdup(why ? why : cpmsync_strerror(fail));
+		rq->uid = (uint32_t)fail;
+		rq->n_ids = 1; /* marks "fail" for fail_later_cb */
+		free(rq->ids);
+		rq->ids = NULL;
+		if (cpmsync_loop_defer(s->loop, fail_later_cb, rq, NULL, NULL) < 0) {
+			request_free(rq);
+			return -ENOMEM;
+		}
+		rq->n_ids = 1;
+		return 0;
+	}
+	if (s->requests_tail)
+		s->requests_tail->next = rq;
+	else
+		s->requests = rq;
+	s->requests_tail = rq;
+	schedule_kick(s);
+	return 0;
+}
+
+static int folder_mailbox(struct cpmsync_session *s, int64_t folder_id, char **ret,
+			  const char **why)
+{
+	int r = store_sync_folder_server_name(s->store, folder_id, ret);
+
+	if (r < 0) {
+		*why = "no such folder";
+		return r;
+	}
+	if (!*ret) {
+		*why = "the folder is not on the server yet";
+		return -CPMSYNC_E_OFFLINE;
+	}
+	return 0;
+}
+
+static bool cap_name(struct cpmsync_session *s, const char *name)
+{
+	return cpmsync_session_has_capability(s, name) || !s->caps || !s->caps[0];
+}
+
+int cpmsync_session_get_metadata(struct cpmsync_session *s, int64_t folder_id,
+				 const char *const *entries, cpmsync_pairs_cb_t cb, void *userdata)
+{
+	struct request *rq;
+	const char *why = NULL;
+	int fail = 0;
+
+	if (!s || !entries || !entries[0] || !cb)
+		return -EINVAL;
+	rq = request_new(s, REQ_METADATA, userdata);
+	if (!rq)
+		return -ENOMEM;
+	rq->cb.pairs = cb;
+	rq->folder_id = folder_id;
+	rq->entries = strv_copy(entries);
+	if (!rq->entries) {
+		request_free(rq);
+		return -ENOMEM;
+	}
+	if (folder_id)
+		fail = folder_mailbox(s, folder_id, &rq->mailbox, &why);
+	if (!fail && !cap_name(s, "METADATA") &&
+	    !(folder_id == 0 && cap_name(s, "METADATA-SERVER"))) {
+		fail = -CPMSYNC_E_NOT_SUPPORTED;
+		why = "METADATA";
+	}
+	return request_submit(s, rq, fail, why);
+}
+
+static int acl_request(struct cpmsync_session *s, enum req_kind kind, int64_t folder_id,
+		       void *userdata, struct request **ret)
+{
+	struct request *rq;
+	const char *why = NULL;
+	int fail;
+
+	rq = request_new(s, kind, userdata);
+	if (!rq)
+		return -ENOMEM;
+	rq->folder_id = folder_id;
+	fail = folder_mailbox(s, folder_id, &rq->mailbox, &why);
+	if (!fail && !cap_name(s, "ACL")) {
+		fail = -CPMSYNC_E_NOT_SUPPORTED;
+		why = "ACL";
+	}
+	*ret = rq;
+	return fail == 0 ? 0 : (rq->string = strdup(why), fail);
+}
+
+int cpmsync_session_get_acl(struct cpmsync_session *s, int64_t folder_id, cpmsync_pairs_cb_t cb,
+			    void *userdata)
+{
+	struct request *rq;
+	int fail;
+
+	if (!s || !cb)
+		return -EINVAL;
+	fail = acl_request(s, REQ_ACL, folder_id, userdata, &rq);
+	if (fail == -ENOMEM)
+		return fail;
+	rq->cb.pairs = cb;
+	return request_submit(s, rq, fail, rq->string);
+}
+
+int cpmsync_session_my_rights(struct cpmsync_session *s, int64_t folder_id,
+			      cpmsync_string_cb_t cb, void *userdata)
+{
+	struct request *rq;
+	int fail;
+
+	if (!s || !cb)
+		return -EINVAL;
+	fail = acl_request(s, REQ_MYRIGHTS, folder_id, userdata, &rq);
+	if (fail == -ENOMEM)
+		return fail;
+	rq->cb.string = cb;
+	return request_submit(s, rq, fail, rq->string);
+}
+
+static bool section_valid(const char *section)
+{
+	size_t n = strlen(section);
+
+	if (n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = section[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      c == '.'))
+			return false;
+	}
+	return true;
+}
+
+int cpmsync_session_fetch(struct cpmsync_session *s, int64_t message_id, const char *section,
+			  cpmsync_data_cb_t cb, void *userdata)
+{
+	struct request *rq;
+	const char *why = NULL;
+	int fail = 0;
+
+	if (!s || !cb || !section || !section_valid(section))
+		return -EINVAL;
+	rq = request_new(s, REQ_FETCH, userdata);
+	if (!rq)
+		return -ENOMEM;
+	rq->cb.data = cb;
+	rq->message_id = message_id;
+	rq->section = strdup(section);
+	if (!rq->section) {
+		request_free(rq);
+		return -ENOMEM;
+	}
+	fail = store_sync_message_locate(s->store, message_id, &rq->folder_id, &rq->uid);
+	if (fail < 0)
+		why = "no such message";
+	else if (rq->uid == 0) {
+		fail = -CPMSYNC_E_OFFLINE;
+		why = "the message is not on the server yet";
+	} else {
+		fail = folder_mailbox(s, rq->folder_id, &rq->mailbox, &why);
+	}
+	return request_submit(s, rq, fail, why);
+}
+
+int cpmsync_session_preview(struct cpmsync_session *s, int64_t message_id, const char *section,
+			    const char *format, uint32_t width, uint32_t height,
+			    cpmsync_data_cb_t cb, void *userdata)
+{
+	struct request *rq;
+
+	(void)message_id;
+	(void)section;
+	(void)format;
+	(void)width;
+	(void)height;
+	if (!s || !cb)
+		return -EINVAL;
+	/* CONVERT (RFC 5259) is not implemented: no server we test against
+	 * offers it, and an untested command is worse than a clear error. */
+	rq = request_new(s, REQ_FETCH, userdata);
+	if (!rq)
+		return -ENOMEM;
+	rq->cb.data = cb;
+	return request_submit(s, rq, -CPMSYNC_E_NOT_SUPPORTED,
+			      cpmsync_session_has_capability(s, "CONVERT")
+				      ? "CONVERT (offered by the server, not implemented here)"
+				      : "CONVERT");
+}
+
+static int crit_copy(struct request *rq, const struct cpmsync_search_criteria *c)
+{
+	const char *src[] = { c->text, c->from, c->to, c->subject, c->conversation_id };
+	const char **dst[] = { &rq->crit.text, &rq->crit.from, &rq->crit.to, &rq->crit.subject,
+			       &rq->crit.conversation_id };
+	size_t nf = 0, nn = 0, k = 0;
+
+	while (c->flags && c->flags[nf])
+		nf++;
+	while (c->not_flags && c->not_flags[nn])
+		nn++;
+	rq->crit_strings = calloc(ARRAY_SIZE(src) + nf + nn + 1, sizeof(char *));
+	rq->crit.flags = calloc(nf + 1, sizeof(char *));
+	rq->crit.not_flags = calloc(nn + 1, sizeof(char *));
+	if (!rq->crit_strings || !rq->crit.flags || !rq->crit.not_flags)
+		return -ENOMEM;
+	for (size_t i = 0; i < ARRAY_SIZE(src); i++) {
+		if (!src[i])
+			continue;
+		rq->crit_strings[k] = strdup(src[i]);
+		if (!rq->crit_strings[k])
+			return -ENOMEM;
+		*dst[i] = rq->crit_strings[k++];
+	}
+	for (size_t i = 0; i < nf; i++) {
+		rq->crit_strings[k] = strdup(c->flags[i]);
+		if (!rq->crit_strings[k])
+			return -ENOMEM;
+		((const char **)rq->crit.flags)[i] = rq->crit_strings[k++];
+	}
+	for (size_t i = 0; i < nn; i++) {
+		rq->crit_strings[k] = strdup(c->not_flags[i]);
+		if (!rq->crit_strings[k])
+			return -ENOMEM;
+		((const char **)rq->crit.not_flags)[i] = rq->crit_strings[k++];
+	}
+	rq->crit.since = c->since;
+	rq->crit.before = c->before;
+	return 0;
+}
+
+int cpmsync_session_search(struct cpmsync_session *s, int64_t folder_id,
+			   const struct cpmsync_search_criteria *criteria, cpmsync_ids_cb_t cb,
+			   void *userdata)
+{
+	struct request *rq;
+	const char *why = NULL;
+	int fail;
+
+	if (!s || !criteria || !cb)
+		return -EINVAL;
+	rq = request_new(s, REQ_SEARCH, userdata);
+	if (!rq)
+		return -ENOMEM;
+	rq->cb.ids = cb;
+	rq->folder_id = folder_id;
+	if (crit_copy(rq, criteria) < 0) {
+		request_free(rq);
+		return -ENOMEM;
+	}
+	fail = folder_mailbox(s, folder_id, &rq->mailbox, &why);
+	return request_submit(s, rq, fail, why);
+}
+
+/* ------------------------------------------------------------------ */
+/* Life */
+
+static void account_clear(struct cpmsync_session *s)
+{
+	free(s->name);
+	free(s->host);
+	free(s->user);
+	free(s->ca_file);
+	strv_free(s->folders);
+	s->name = s->host = s->user = s->ca_file = NULL;
+	s->folders = NULL;
+}
+
+static int account_copy(struct cpmsync_session *s, const struct cpmsync_account *a)
+{
+	account_clear(s);
+	s->account = *a;
+	s->name = strdup(a->name);
+	s->host = strdup(a->host);
+	s->user = strdup(a->user);
+	s->ca_file = a->ca_file ? strdup(a->ca_file) : NULL;
+	s->folders = a->folders ? strv_copy(a->folders) : NULL;
+	if (!s->name || !s->host || !s->user || (a->ca_file && !s->ca_file) ||
+	    (a->folders && !s->folders))
+		return -ENOMEM;
+	s->account.name = s->name;
+	s->account.host = s->host;
+	s->account.user = s->user;
+	s->account.ca_file = s->ca_file;
+	s->account.folders = (const char *const *)s->folders;
+	return 0;
+}
+
+int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			const struct cpmsync_account *account,
+			const struct cpmsync_session_options *options,
+			const struct cpmsync_session_callbacks *callbacks, void *userdata,
+			struct cpmsync_session **ret)
+{
+	struct cpmsync_session *s;
+	int r;
+
+	if (!loop || !store || !account || !account->name || !account->host || !account->user ||
+	    !ret)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->loop = loop;
+	s->pub = store;
+	s->store = store_from_public(store);
+	if (options)
+		s->opt = *options;
+	if (!s->opt.poll_interval_ms)
+		s->opt.poll_interval_ms = DEFAULT_POLL_MS;
+	if (!s->opt.idle_refresh_ms)
+		s->opt.idle_refresh_ms = DEFAULT_REFRESH_MS;
+	if (s->opt.idle_refresh_ms > MAX_REFRESH_MS)
+		s->opt.idle_refresh_ms = MAX_REFRESH_MS;
+	if (!s->opt.retry_min_ms)
+		s->opt.retry_min_ms = DEFAULT_RETRY_MIN_MS;
+	if (!s->opt.retry_max_ms)
+		s->opt.retry_max_ms = DEFAULT_RETRY_MAX_MS;
+	if (s->opt.retry_max_ms < s->opt.retry_min_ms)
+		s->opt.retry_max_ms = s->opt.retry_min_ms;
+	if (!s->opt.debounce_ms)
+		s->opt.debounce_ms = DEFAULT_DEBOUNCE_MS;
+	if (callbacks)
+		s->cb = *callbacks;
+	s->userdata = userdata;
+	s->retry_ms = s->opt.retry_min_ms;
+	s->online = true;
+	s->active_default = true;
+	s->state = CPMSYNC_SESSION_CONNECTING;
+	r = account_copy(s, account);
+	if (r >= 0)
+		r = store_sync_account(s->store, account->name, &s->account_id);
+	if (r < 0) {
+		cpmsync_session_free(s);
+		return r;
+	}
+	schedule_kick(s);
+	*ret = s;
+	return 0;
+}
+
+struct cpmsync_session *cpmsync_session_free(struct cpmsync_session *s)
+{
+	if (!s)
+		return NULL;
+	s->cb = (struct cpmsync_session_callbacks){ 0 };
+	if (s->sync) {
+		/* Its callback would run later, into freed memory. */
+		engine_detach(s->sync);
+		cpmsync_sync_cancel(s->sync);
+		s->sync = NULL;
+	}
+	if (s->running) {
+		request_finish(s->running, -CPMSYNC_E_CANCELED, "cancelled");
+		s->running = NULL;
+	}
+	while (s->requests) {
+		struct request *rq = s->requests;
+
+		s->requests = rq->next;
+		request_finish(rq, -CPMSYNC_E_CANCELED, "cancelled");
+	}
+	drop_connection(s);
+	timer_stop(&s->retry_timer);
+	timer_stop(&s->debounce_timer);
+	timer_stop(&s->kick_src);
+	account_clear(s);
+	strv_free(s->caps);
+	free(s);
+	return NULL;
+}
+
+int cpmsync_session_set_account(struct cpmsync_session *s, const struct cpmsync_account *account)
+{
+	int r;
+
+	if (!s || !account || !account->name || !streq(account->name, s->name) ||
+	    !account->host || !account->user)
+		return -EINVAL;
+	r = account_copy(s, account);
+	if (r < 0)
+		return r;
+	s->auth_stopped = false;
+	s->retry_ms = s->opt.retry_min_ms;
+	timer_stop(&s->retry_timer);
+	if (s->sync)
+		cpmsync_sync_cancel(s->sync);
+	drop_connection(s);
+	set_state(s, CPMSYNC_SESSION_CONNECTING, CPMSYNC_PUSH_OFF);
+	schedule_kick(s);
+	return 0;
+}
+
+void cpmsync_session_set_online(struct cpmsync_session *s, bool online)
+{
+	if (!s || s->online == online)
+		return;
+	s->online = online;
+	log_msg(CPMSYNC_LOG_INFO, CAT, "%s: going %s", s->name, online ? "online" : "offline");
+	if (online) {
+		s->auth_stopped = false;
+		s->retry_ms = s->opt.retry_min_ms;
+		set_state(s, CPMSYNC_SESSION_CONNECTING, CPMSYNC_PUSH_OFF);
+	}
+	changed(s);
+	kick(s);
+}
+
+void cpmsync_session_sync_now(struct cpmsync_session *s)
+{
+	if (!s)
+		return;
+	if (s->auth_stopped) {
+		s->auth_stopped = false;
+		s->retry_ms = s->opt.retry_min_ms;
+	}
+	if (s->retry_timer && !s->client) {
+		timer_stop(&s->retry_timer);
+		schedule_kick(s);
+	}
+	want_sync(s, true);
+}
+
+const char *cpmsync_session_name(const struct cpmsync_session *s)
+{
+	return s ? s->name : NULL;
+}
+
+bool cpmsync_session_get_online(const struct cpmsync_session *s)
+{
+	return s && s->online;
+}
+
+enum cpmsync_session_state cpmsync_session_get_state(const struct cpmsync_session *s)
+{
+	return s ? s->state : CPMSYNC_SESSION_OFFLINE;
+}
+
+enum cpmsync_push_state cpmsync_session_get_push_state(const struct cpmsync_session *s)
+{
+	return s ? s->push : CPMSYNC_PUSH_OFF;
+}
+
+const char *cpmsync_session_get_last_error(const struct cpmsync_session *s)
+{
+	return s ? s->last_error : "";
+}
+
+uint64_t cpmsync_session_get_last_sync(const struct cpmsync_session *s)
+{
+	int64_t t = 0;
+
+	if (!s)
+		return 0;
+	if (s->last_sync)
+		return s->last_sync;
+	/* From an earlier run of the daemon. */
+	if (store_sync_get_last_sync(s->store, s->account_id, &t) < 0)
+		return 0;
+	return t > 0 ? (uint64_t)t : 0;
+}
+
+uint64_t cpmsync_session_get_last_server_activity(const struct cpmsync_session *s)
+{
+	if (!s)
+		return 0;
+	if (s->client)
+		return imap_client_last_activity(s->client);
+	return s->sync ? (uint64_t)time(NULL) : 0;
+}
+
+const char *const *cpmsync_session_get_capabilities(const struct cpmsync_session *s)
+{
+	static const char *const none[] = { NULL };
+
+	return s && s->caps ? (const char *const *)s->caps : none;
+}
+
+bool cpmsync_session_has_capability(const struct cpmsync_session *s, const char *cap)
+{
+	for (size_t i = 0; s && s->caps && s->caps[i]; i++)
+		if (strcasecmp(s->caps[i], cap) == 0)
+			return true;
+	return false;
+}
+
+int cpmsync_session_set_active(struct cpmsync_session *s, int64_t folder_id, bool active)
+{
+	size_t i;
+
+	if (!s || folder_id <= 0)
+		return -EINVAL;
+	for (i = 0; i < s->n_active; i++)
+		if (s->active[i] == folder_id)
+			break;
+	if (active && i == s->n_active) {
+		if (s->n_active == MAX_ACTIVE)
+			return -E2BIG;
+		s->active[s->n_active++] = folder_id;
+	} else if (!active && i < s->n_active) {
+		s->active[i] = s->active[--s->n_active];
+	}
+	s->active_default = false;
+	return 0;
+}
+
+bool cpmsync_session_get_active(const struct cpmsync_session *s, int64_t folder_id)
+{
+	_cleanup_free_ char *name = NULL;
+
+	if (!s)
+		return false;
+	for (size_t i = 0; i < s->n_active; i++)
+		if (s->active[i] == folder_id)
+			return true;
+	if (!s->active_default)
+		return false;
+	if (store_sync_folder_server_name(s->store, folder_id, &name) < 0 || !name)
+		return false;
+	return strcasecmp(name, "INBOX") == 0;
+}

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# The long-lived session (cpmsync/session.h) against a real Dovecot,
+# without D-Bus: tests/tools/session-watch prints state changes and the
+# store's committed changes.  Shown here:
+#   - NOTIFY: a message delivered, flagged or expunged by another client,
+#     in INBOX or another folder, reaches the store without any sync
+#     request; PushState is "notify".
+#   - IDLE without NOTIFY: INBOX through IDLE, other folders by the poll.
+#   - Offline: no network, local changes kept; back online they reach the
+#     server.
+#   - The server stopped and started under a connected session: it comes
+#     back, converges, and push works again.
+#   - A refused login stops retrying (state "error").
+# Every scenario ends with the store compared to the server (cpmctl dump).
+set -u
+# shellcheck disable=SC1091
+. "$(dirname "$0")/lib-sync.sh"
+WATCH=$BDIR/tests/tools/session-watch
+lib_init
+[ -x "$WATCH" ] || bail "missing $WATCH (make all tests)"
+dc_start dc
+DC1=$DC
+WATCH_PID=
+
+stop_watch() {
+	if [ -n "$WATCH_PID" ]; then
+		exec 7>&- 2>/dev/null
+		kill "$WATCH_PID" 2>/dev/null
+		wait "$WATCH_PID" 2>/dev/null
+	fi
+	WATCH_PID=
+}
+trap 'stop_watch; lib_cleanup' EXIT
+
+# start_watch CONF OUT [ARGS...]: session-watch in the background; commands
+# go to fd 7.
+start_watch() {
+	local conf=$1 out=$2
+	shift 2
+	rm -f "$WORK/cmd"
+	mkfifo "$WORK/cmd"
+	SESSION_WATCH_DEBUG=1 "$WATCH" "$conf" "$@" <"$WORK/cmd" >"$out" 2>"$out.log" &
+	WATCH_PID=$!
+	BG_PIDS+=("$WATCH_PID")
+	exec 7>"$WORK/cmd"
+	MARK=0
+}
+# mark OUT: later waits look only at lines after this point
+mark() { MARK=$(wc -l <"$1"); }
+# wait_for OUT REGEX SECONDS: a line after the mark matching REGEX
+wait_for() {
+	local out=$1 re=$2 t=$3 i
+	for i in $(seq $((t * 20))); do
+		tail -n +$((MARK + 1)) "$out" | grep -qE "$re" && return 0
+		sleep 0.05
+	done
+	echo "    no line matching '$re' within ${t}s; got:"
+	tail -n +$((MARK + 1)) "$out" | tail -n 8 | sed 's/^/    /'
+	return 1
+}
+folder_id() { # folder_id DB NAME
+	"$OP" --db "$1" folder a "$2"
+}
+# No "sync" command is ever written in the push checks: changes must come
+# by themselves.
+
+# --- NOTIFY ----------------------------------------------------------------
+write_conf "$WORK/a.conf" "$WORK/a.db"
+for i in 1 2 3; do msg_save "$USER1" INBOX "<seed$i@push.test>"; done
+start_watch "$WORK/a.conf" "$WORK/a.out"
+check "NOTIFY: initial sync, then waiting with push notify" \
+	wait_for "$WORK/a.out" '^state a idle notify$' 15
+check "NOTIFY: initial sync converged" compare "$WORK/a.db"
+INBOX=$(folder_id "$WORK/a.db" INBOX)
+SENT=$(folder_id "$WORK/a.db" Sent)
+
+mark "$WORK/a.out"
+msg_save "$USER1" INBOX "<new1@push.test>"
+check "NOTIFY: a message delivered by another client is added" \
+	wait_for "$WORK/a.out" "^added $INBOX [0-9]+$" 5
+check "NOTIFY: ...and the store matches the server" \
+	wait_for "$WORK/a.out" '^state a idle notify$' 5
+compare "$WORK/a.db" >/dev/null || sleep 0.5
+check "NOTIFY: store == server after the delivery" compare "$WORK/a.db"
+
+mark "$WORK/a.out"
+da flags add -u "$USER1" '\Flagged' mailbox INBOX header message-id '<seed2@push.test>'
+check "NOTIFY: flags changed by another client" \
+	wait_for "$WORK/a.out" "^changed $INBOX [0-9]+$" 5
+
+mark "$WORK/a.out"
+da expunge -u "$USER1" mailbox INBOX header message-id '<seed1@push.test>'
+check "NOTIFY: an expunge by another client" \
+	wait_for "$WORK/a.out" "^removed $INBOX [0-9]+$" 5
+
+mark "$WORK/a.out"
+msg_save "$USER1" Sent "<sent1@push.test>"
+check "NOTIFY: a delivery to another folder (Sent) too" \
+	wait_for "$WORK/a.out" "^added $SENT [0-9]+$" 5
+
+mark "$WORK/a.out"
+da mailbox create -u "$USER1" "Pushed Folder"
+check "NOTIFY: a folder created by another client" \
+	wait_for "$WORK/a.out" "^folder-added [0-9]+$" 5
+sleep 0.3
+check "NOTIFY: store == server" compare "$WORK/a.db"
+
+# --- Offline ---------------------------------------------------------------
+mark "$WORK/a.out"
+echo offline >&7
+check "offline: state offline, push off" wait_for "$WORK/a.out" '^state a offline off$' 5
+msg_text "<offline1@push.test>" 400 >"$WORK/offline1.eml"
+"$OP" --db "$WORK/a.db" store a INBOX "$WORK/offline1.eml" >/dev/null 2>"$WORK/op.err" ||
+	not_ok "offline: cpmsync-op store: $(cat "$WORK/op.err")"
+msg_save "$USER1" INBOX "<while-offline@push.test>"
+sleep 1
+check "offline: nothing reached the server" \
+	test -z "$(da search -u "$USER1" mailbox INBOX header message-id '<offline1@push.test>')"
+check "offline: no connection made (no sync while offline)" \
+	bash -c "! tail -n +$((MARK + 1)) '$WORK/a.out' | grep -q '^synced'"
+mark "$WORK/a.out"
+echo online >&7
+check "online again: the local message was appended" \
+	wait_for "$WORK/a.out" '^synced a 0 .*[1-9][0-9]* sent' 10
+check "online again: the server has it once" \
+	test "$(da search -u "$USER1" mailbox INBOX header message-id '<offline1@push.test>' | wc -l)" -eq 1
+check "online again: store == server" compare "$WORK/a.db"
+
+# --- The server goes away and comes back ------------------------------------
+mark "$WORK/a.out"
+da stop >/dev/null 2>&1
+check "server stopped: the session notices" wait_for "$WORK/a.out" '^state a connecting off$' 10
+sleep 1
+msg_save "$USER1" INBOX "<during-outage@push.test>" 2>/dev/null || true
+dovecot -c "$DOVECOT_CONF" || bail "cannot restart dovecot"
+check "server back: reconnected and waiting again" \
+	wait_for "$WORK/a.out" '^state a idle notify$' 20
+mark "$WORK/a.out"
+msg_save "$USER1" INBOX "<after-restart@push.test>"
+check "server back: push works again" wait_for "$WORK/a.out" "^added $INBOX [0-9]+$" 5
+sleep 0.3
+check "server back: store == server" compare "$WORK/a.db"
+stop_watch
+
+# --- A connection that goes silent (half-open, NAT timeout) ----------------
+# The proxy stops forwarding shortly after the NOTIFY SET is answered: the
+# socket stays open, nothing arrives.  The wait's refresh (NOOP, 1 s here)
+# runs into the command deadline (timeout = 2 s) and the session reconnects.
+PROXY=$BDIR/tests/tools/imap-proxy
+printf '%s\n' "$PASS1" >"$WORK/pw"
+chmod 0600 "$WORK/pw"
+rm -f "$WORK/port"
+"$PROXY" --listen-port-file "$WORK/port" --to "127.0.0.1:$IMAP_PORT" \
+	--fault stall --after-pattern "NOTIFY completed" --after-bytes 60 2>"$WORK/proxy.log" &
+BG_PIDS+=("$!")
+for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+cat >"$WORK/silent.conf" <<EOF
+[general]
+database = $WORK/a.db
+[account a]
+host = 127.0.0.1
+port = $(cat "$WORK/port")
+security = none
+user = $USER1
+password_file = $WORK/pw
+timeout = 2
+EOF
+start_watch "$WORK/silent.conf" "$WORK/s.out" --refresh 1000 --retry 200
+check "silent connection: first waiting with push notify" \
+	wait_for "$WORK/s.out" '^state a idle notify$' 15
+mark "$WORK/s.out"
+t0=$(date +%s%N)
+check "silent connection: noticed (refresh + deadline)" \
+	wait_for "$WORK/s.out" '^state a connecting off$' 8
+check "silent connection: replaced, waiting again" \
+	wait_for "$WORK/s.out" '^state a idle notify$' 10
+t1=$(date +%s%N)
+echo "# silent connection replaced in $(((t1 - t0) / 1000000)) ms"
+mark "$WORK/s.out"
+msg_save "$USER1" INBOX "<after-silence@push.test>"
+check "silent connection: push works on the new one" \
+	wait_for "$WORK/s.out" '^added [0-9]+ [0-9]+$' 5
+stop_watch
+
+# --- IDLE without NOTIFY ----------------------------------------------------
+DOVECOT_HIDE_CAPABILITY="NOTIFY" dc_start idle
+write_conf "$WORK/b.conf" "$WORK/b.db"
+msg_save "$USER1" INBOX "<idle-seed@push.test>"
+start_watch "$WORK/b.conf" "$WORK/b.out" --poll 1500
+check "IDLE: waiting with push idle" wait_for "$WORK/b.out" '^state a idle idle$' 15
+INBOX=$(folder_id "$WORK/b.db" INBOX)
+SENT=$(folder_id "$WORK/b.db" Sent)
+mark "$WORK/b.out"
+msg_save "$USER1" INBOX "<idle-new@push.test>"
+check "IDLE: a delivery to INBOX arrives through IDLE" \
+	wait_for "$WORK/b.out" "^added $INBOX [0-9]+$" 3
+mark "$WORK/b.out"
+msg_save "$USER1" Sent "<idle-sent@push.test>"
+check "IDLE: another folder arrives through the poll" \
+	wait_for "$WORK/b.out" "^added $SENT [0-9]+$" 6
+sleep 0.3
+check "IDLE: store == server" compare "$WORK/b.db"
+stop_watch
+
+# --- Refused login -----------------------------------------------------------
+printf 'wrong\n' >"$WORK/bad.pw"
+chmod 0600 "$WORK/bad.pw"
+sed "s|^password_file = .*|password_file = $WORK/bad.pw|" "$WORK/b.conf" >"$WORK/bad.conf"
+start_watch "$WORK/bad.conf" "$WORK/bad.out" --retry 200
+check "refused login: state error" wait_for "$WORK/bad.out" '^state a error off$' 10
+sleep 1.5
+check "refused login: not retried" \
+	test "$(grep -c -- '-> authenticating' "$WORK/bad.out.log")" -eq 1
+stop_watch
+
+finish
