@@ -55,7 +55,9 @@ struct cpm_service_hooks {
 
 /*
  * Connects to the session bus (or the address given, for tests; NULL: the
- * session bus) and attaches to loop.  Objects are added before the name
+ * session bus) and attaches to loop.  The service takes the store's change
+ * watch (cpmsync_store_watch): one service per store handle.
+ * ListMessages' limit 0 means the default, 1000 (at most 10000).  Objects are added before the name
  * is requested: call cpm_service_start() last.
  */
 int cpm_service_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
@@ -71,6 +73,14 @@ struct cpm_service *cpm_service_free(struct cpm_service *svc);
  * outlive the export; remove it first). */
 int cpm_service_add_account(struct cpm_service *svc, struct cpmsync_session *session);
 void cpm_service_remove_account(struct cpm_service *svc, const char *name);
+/*
+ * Account1.Host and .User (the session does not expose its settings):
+ * the daemon calls this after cpm_service_add_account() and whenever the
+ * account's settings change; PropertiesChanged is emitted for what
+ * changed.  Strings are copied.
+ */
+void cpm_service_set_account_details(struct cpm_service *svc, const char *name,
+				     const char *host, const char *user);
 
 /* Forwarded from the session's callbacks by the daemon. */
 void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session *session);

@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* org.cpmsync.Account1 on /org/cpmsync/<account>. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+
+#include "dbus-util.h"
+#include "service-private.h"
+
+static DBusMessage *folder_path_reply(struct svc_account *a, DBusMessage *msg, int64_t id,
+				      const char *name)
+{
+	struct svc_folder *f = svc_folder_ensure(a->svc, id);
+	DBusMessage *reply;
+
+	if (!f)
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "no folder '%s' in account '%s'", name,
+				 a->name);
+	reply = cpm_reply(msg);
+	if (!dbus_message_append_args(reply, DBUS_TYPE_OBJECT_PATH, &f->path, DBUS_TYPE_INVALID))
+		cpm_oom();
+	return reply;
+}
+
+static DBusMessage *sync_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+
+	(void)bus;
+	cpmsync_session_sync_now(a->session);
+	return cpm_reply(msg);
+}
+
+static DBusMessage *find_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	DBusMessage *reply;
+	const char *name;
+	int64_t id;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+	if ((reply = svc_resolve_folder(a, msg, "name", name, false, &id)))
+		return reply;
+	return folder_path_reply(a, msg, id, name);
+}
+
+static DBusMessage *create_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	DBusMessage *reply;
+	const char *name;
+	int64_t id;
+	char *err;
+	int r;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+	if ((err = cpm_check_name("name", name, false)))
+		return svc_invalid(msg, err);
+	r = cpmsync_op_create_folder(a->svc->store, a->name, name, &id);
+	if (r < 0)
+		return svc_store_error(a->svc, msg, r);
+	reply = folder_path_reply(a, msg, id, name);
+	svc_changed_locally(a);
+	return reply;
+}
+
+static DBusMessage *rename_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	const char *name, *new_name;
+	char *err;
+	int r;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_STRING, &new_name,
+			      DBUS_TYPE_INVALID);
+	if ((err = cpm_check_name("name", name, false)) ||
+	    (err = cpm_check_name("new_name", new_name, false)))
+		return svc_invalid(msg, err);
+	r = cpmsync_op_rename_folder(a->svc->store, a->name, name, new_name);
+	if (r < 0)
+		return svc_store_error(a->svc, msg, r);
+	svc_changed_locally(a);
+	return cpm_reply(msg);
+}
+
+static DBusMessage *delete_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	const char *name;
+	char *err;
+	int r;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+	if ((err = cpm_check_name("name", name, false)))
+		return svc_invalid(msg, err);
+	r = cpmsync_op_delete_folder(a->svc->store, a->name, name);
+	if (r < 0)
+		return svc_store_error(a->svc, msg, r);
+	svc_changed_locally(a);
+	return cpm_reply(msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests that need the server */
+
+static void pairs_cb(int r, const char *reason, const char *const *pairs, void *userdata)
+{
+	struct svc_call *c = userdata;
+	DBusMessageIter it, d, e;
+	DBusMessage *reply;
+
+	if (r < 0) {
+		svc_call_finish(c, cpm_error_from_code(c->msg, r, reason));
+		return;
+	}
+	reply = cpm_reply(c->msg);
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &d))
+		cpm_oom();
+	for (; pairs && pairs[0] && pairs[1]; pairs += 2) {
+		if (!dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, NULL, &e))
+			cpm_oom();
+		cpm_append_string(&e, pairs[0]);
+		cpm_append_string(&e, pairs[1]);
+		if (!dbus_message_iter_close_container(&d, &e))
+			cpm_oom();
+	}
+	if (!dbus_message_iter_close_container(&it, &d))
+		cpm_oom();
+	svc_call_finish(c, reply);
+}
+
+static void string_cb(int r, const char *reason, const char *value, void *userdata)
+{
+	struct svc_call *c = userdata;
+	DBusMessageIter it;
+	DBusMessage *reply;
+
+	if (r < 0) {
+		svc_call_finish(c, cpm_error_from_code(c->msg, r, reason));
+		return;
+	}
+	reply = cpm_reply(c->msg);
+	dbus_message_iter_init_append(reply, &it);
+	cpm_append_string(&it, value ? value : "");
+	svc_call_finish(c, reply);
+}
+
+static DBusMessage *get_metadata(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	const char *folder, **entries = NULL;
+	DBusMessageIter it;
+	DBusMessage *reply;
+	struct svc_call *c;
+	int64_t id;
+	char *err;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	dbus_message_iter_get_basic(&it, &folder);
+	dbus_message_iter_next(&it);
+	if ((reply = svc_resolve_folder(a, msg, "folder", folder, true, &id)))
+		return reply;
+	if ((err = cpm_read_strv(&it, "entries", CPM_MAX_METADATA, false, &entries)))
+		return svc_invalid(msg, err);
+	if (!entries[0]) {
+		free(entries);
+		return cpm_error_invalid_args(msg, "entries: at least one entry is needed");
+	}
+	for (size_t i = 0; entries[i]; i++) {
+		if ((err = cpm_check_metadata_entry("entries", entries[i]))) {
+			free(entries);
+			return svc_invalid(msg, err);
+		}
+	}
+	if (!cpmsync_session_get_online(a->session)) {
+		free(entries);
+		return svc_offline_error(msg, a);
+	}
+	c = svc_call_new(a->svc, msg);
+	c->data = entries;
+	c->free_data = free;
+	reply = svc_request_started(c, cpmsync_session_get_metadata(a->session, id, entries,
+								pairs_cb, c));
+	return reply;
+}
+
+static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	DBusMessageIter it, d, e;
+	DBusMessage *reply;
+	const char *folder;
+	unsigned n = 0;
+	int64_t id;
+	char *err;
+	int r;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	dbus_message_iter_get_basic(&it, &folder);
+	dbus_message_iter_next(&it);
+	if ((reply = svc_resolve_folder(a, msg, "folder", folder, true, &id)))
+		return reply;
+	/* Check everything before changing anything. */
+	dbus_message_iter_recurse(&it, &d);
+	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d)) {
+		const char *key, *value;
+
+		if (++n > CPM_MAX_METADATA)
+			return cpm_error_invalid_args(msg, "values: at most %u entries",
+						      CPM_MAX_METADATA);
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &key);
+		dbus_message_iter_next(&e);
+		dbus_message_iter_get_basic(&e, &value);
+		if ((err = cpm_check_metadata_entry("values", key)))
+			return svc_invalid(msg, err);
+		if (strlen(value) > CPM_MAX_METADATA_VALUE)
+			return cpm_error_invalid_args(msg, "values: value of '%s' longer than %u bytes",
+						      key, CPM_MAX_METADATA_VALUE);
+	}
+	dbus_message_iter_recurse(&it, &d);
+	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d)) {
+		const char *key, *value;
+
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &key);
+		dbus_message_iter_next(&e);
+		dbus_message_iter_get_basic(&e, &value);
+		r = cpmsync_op_set_metadata(a->svc->store, a->name, folder, key, value);
+		if (r < 0) {
+			reply = svc_store_error(a->svc, msg, r);
+			svc_changed_locally(a);
+			return reply;
+		}
+	}
+	svc_changed_locally(a);
+	return cpm_reply(msg);
+}
+
+static DBusMessage *get_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	DBusMessage *reply;
+	const char *folder;
+	struct svc_call *c;
+	int64_t id;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &folder, DBUS_TYPE_INVALID);
+	if ((reply = svc_resolve_folder(a, msg, "folder", folder, false, &id)))
+		return reply;
+	if (!cpmsync_session_get_online(a->session))
+		return svc_offline_error(msg, a);
+	c = svc_call_new(a->svc, msg);
+	return svc_request_started(c, cpmsync_session_get_acl(a->session, id, pairs_cb, c));
+}
+
+static DBusMessage *set_acl_common(struct svc_account *a, DBusMessage *msg, const char *folder,
+				   const char *identifier, const char *rights)
+{
+	DBusMessage *reply;
+	int64_t id;
+	char *err;
+	int r;
+
+	if ((reply = svc_resolve_folder(a, msg, "folder", folder, false, &id)))
+		return reply;
+	if ((err = cpm_check_name("identifier", identifier, false)))
+		return svc_invalid(msg, err);
+	if ((err = cpm_check_rights("rights", rights)))
+		return svc_invalid(msg, err);
+	r = cpmsync_op_set_acl(a->svc->store, a->name, folder, identifier, rights);
+	if (r < 0)
+		return svc_store_error(a->svc, msg, r);
+	svc_changed_locally(a);
+	return cpm_reply(msg);
+}
+
+static DBusMessage *set_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	const char *folder, *identifier, *rights;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &folder, DBUS_TYPE_STRING, &identifier,
+			      DBUS_TYPE_STRING, &rights, DBUS_TYPE_INVALID);
+	return set_acl_common(userdata, msg, folder, identifier, rights);
+}
+
+static DBusMessage *delete_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	const char *folder, *identifier;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &folder, DBUS_TYPE_STRING, &identifier,
+			      DBUS_TYPE_INVALID);
+	return set_acl_common(userdata, msg, folder, identifier, "");
+}
+
+static DBusMessage *my_rights(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	DBusMessage *reply;
+	const char *folder;
+	struct svc_call *c;
+	int64_t id;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &folder, DBUS_TYPE_INVALID);
+	if ((reply = svc_resolve_folder(a, msg, "folder", folder, false, &id)))
+		return reply;
+	if (!cpmsync_session_get_online(a->session))
+		return svc_offline_error(msg, a);
+	c = svc_call_new(a->svc, msg);
+	return svc_request_started(c, cpmsync_session_my_rights(a->session, id, string_cb, c));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Properties */
+
+#define A ((struct svc_account *)userdata)
+
+static void put_s(DBusMessageIter *iter, const char *s)
+{
+	cpm_append_string(iter, s ? s : "");
+}
+
+static void put_basic(DBusMessageIter *iter, int type, const void *v)
+{
+	if (!dbus_message_iter_append_basic(iter, type, v))
+		cpm_oom();
+}
+
+static void get_name(DBusMessageIter *iter, void *userdata)
+{
+	put_s(iter, A->name);
+}
+
+static void get_host(DBusMessageIter *iter, void *userdata)
+{
+	put_s(iter, A->host);
+}
+
+static void get_user(DBusMessageIter *iter, void *userdata)
+{
+	put_s(iter, A->user);
+}
+
+static void get_state(DBusMessageIter *iter, void *userdata)
+{
+	put_s(iter, cpmsync_session_state_name(cpmsync_session_get_state(A->session)));
+}
+
+static void get_last_error(DBusMessageIter *iter, void *userdata)
+{
+	put_s(iter, cpmsync_session_get_last_error(A->session));
+}
+
+static void get_last_sync(DBusMessageIter *iter, void *userdata)
+{
+	dbus_uint64_t t = cpmsync_session_get_last_sync(A->session);
+
+	put_basic(iter, DBUS_TYPE_UINT64, &t);
+}
+
+static void get_caps(DBusMessageIter *iter, void *userdata)
+{
+	const char *const *caps = cpmsync_session_get_capabilities(A->session);
+	DBusMessageIter a;
+
+	if (!dbus_message_iter_open_container(iter, DBUS_TYPE_ARRAY, "s", &a))
+		cpm_oom();
+	for (; caps && *caps; caps++)
+		cpm_append_string(&a, *caps);
+	if (!dbus_message_iter_close_container(iter, &a))
+		cpm_oom();
+}
+
+static void get_pending(DBusMessageIter *iter, void *userdata)
+{
+	dbus_uint32_t n = A->pending;
+
+	cpmsync_store_pending_operations(A->svc->store, A->name, &n);
+	put_basic(iter, DBUS_TYPE_UINT32, &n);
+}
+
+static void get_push_state(DBusMessageIter *iter, void *userdata)
+{
+	put_s(iter, cpmsync_push_state_name(cpmsync_session_get_push_state(A->session)));
+}
+
+static void get_last_activity(DBusMessageIter *iter, void *userdata)
+{
+	dbus_uint64_t t = cpmsync_session_get_last_server_activity(A->session);
+
+	put_basic(iter, DBUS_TYPE_UINT64, &t);
+}
+
+static void get_online(DBusMessageIter *iter, void *userdata)
+{
+	dbus_bool_t b = cpmsync_session_get_online(A->session);
+
+	put_basic(iter, DBUS_TYPE_BOOLEAN, &b);
+}
+
+static DBusMessage *set_online(DBusMessage *msg, DBusMessageIter *value, void *userdata)
+{
+	dbus_bool_t b;
+
+	(void)msg;
+	dbus_message_iter_get_basic(value, &b);
+	cpmsync_session_set_online(A->session, b);
+	/* Emitted from the session's changed callback, or here at once. */
+	cpm_service_account_changed(A->svc, A->session);
+	return NULL;
+}
+
+#undef A
+
+const struct cpm_interface cpm_account_interface = {
+	.name = CPM_IFACE_ACCOUNT,
+	.methods = (const struct cpm_method[]){
+		{ "Sync", NULL, NULL, sync_method },
+		{ "FindFolder", CPM_ARGS({ "name", "s" }), CPM_ARGS({ "folder", "o" }), find_folder },
+		{ "CreateFolder", CPM_ARGS({ "name", "s" }), CPM_ARGS({ "folder", "o" }),
+		  create_folder },
+		{ "RenameFolder", CPM_ARGS({ "name", "s" }, { "new_name", "s" }), NULL,
+		  rename_folder },
+		{ "DeleteFolder", CPM_ARGS({ "name", "s" }), NULL, delete_folder },
+		{ "GetMetadata", CPM_ARGS({ "folder", "s" }, { "entries", "as" }),
+		  CPM_ARGS({ "values", "a{ss}" }), get_metadata },
+		{ "SetMetadata", CPM_ARGS({ "folder", "s" }, { "values", "a{ss}" }), NULL,
+		  set_metadata },
+		{ "GetAcl", CPM_ARGS({ "folder", "s" }), CPM_ARGS({ "acl", "a{ss}" }), get_acl },
+		{ "SetAcl", CPM_ARGS({ "folder", "s" }, { "identifier", "s" }, { "rights", "s" }),
+		  NULL, set_acl },
+		{ "DeleteAcl", CPM_ARGS({ "folder", "s" }, { "identifier", "s" }), NULL,
+		  delete_acl },
+		{ "MyRights", CPM_ARGS({ "folder", "s" }), CPM_ARGS({ "rights", "s" }), my_rights },
+		{ NULL },
+	},
+	.signals = (const struct cpm_signal[]){
+		{ "SyncProgress", CPM_ARGS({ "folder", "s" }, { "done", "u" }, { "total", "u" }) },
+		{ NULL },
+	},
+	.properties = (const struct cpm_property[]){
+		{ "Name", "s", get_name, NULL },
+		{ "Host", "s", get_host, NULL },
+		{ "User", "s", get_user, NULL },
+		{ "State", "s", get_state, NULL },
+		{ "LastError", "s", get_last_error, NULL },
+		{ "LastSync", "t", get_last_sync, NULL },
+		{ "ServerCapabilities", "as", get_caps, NULL },
+		{ "PendingOperations", "u", get_pending, NULL },
+		{ "PushState", "s", get_push_state, NULL },
+		{ "LastServerActivity", "t", get_last_activity, NULL },
+		{ "Online", "b", get_online, set_online },
+		{ NULL },
+	},
+};

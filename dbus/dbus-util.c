@@ -1,0 +1,679 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "dbus-util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/message.h>
+
+/* ------------------------------------------------------------------------ */
+/* Memory */
+
+_Noreturn void cpm_oom(void)
+{
+	fputs("cpm-syncd: out of memory (D-Bus service)\n", stderr);
+	abort();
+}
+
+void *cpm_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		cpm_oom();
+	return p;
+}
+
+void *cpm_calloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		cpm_oom();
+	return p;
+}
+
+void *cpm_realloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		cpm_oom();
+	return p;
+}
+
+char *cpm_strdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+
+	if (!p)
+		cpm_oom();
+	return p;
+}
+
+char *cpm_strndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+
+	if (!p)
+		cpm_oom();
+	return p;
+}
+
+char *cpm_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		cpm_oom();
+	return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Strings */
+
+static void str_grow(struct cpm_str *b, size_t more)
+{
+	size_t need = b->len + more + 1;
+
+	if (need <= b->alloc)
+		return;
+	if (b->alloc < 64)
+		b->alloc = 64;
+	while (b->alloc < need)
+		b->alloc *= 2;
+	b->s = cpm_realloc(b->s, b->alloc);
+}
+
+void cpm_str_addn(struct cpm_str *b, const char *s, size_t n)
+{
+	str_grow(b, n);
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+void cpm_str_add(struct cpm_str *b, const char *s)
+{
+	cpm_str_addn(b, s, strlen(s));
+}
+
+void cpm_str_printf(struct cpm_str *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		cpm_oom();
+	str_grow(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void cpm_str_add_xml(struct cpm_str *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&':
+			cpm_str_add(b, "&amp;");
+			break;
+		case '<':
+			cpm_str_add(b, "&lt;");
+			break;
+		case '>':
+			cpm_str_add(b, "&gt;");
+			break;
+		case '"':
+			cpm_str_add(b, "&quot;");
+			break;
+		default:
+			cpm_str_addn(b, s, 1);
+		}
+	}
+}
+
+char *cpm_str_steal(struct cpm_str *b)
+{
+	char *s = b->s ? b->s : cpm_strdup("");
+
+	b->s = NULL;
+	b->len = b->alloc = 0;
+	return s;
+}
+
+void cpm_str_free(struct cpm_str *b)
+{
+	free(b->s);
+	b->s = NULL;
+	b->len = b->alloc = 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	uint32_t c;
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		c = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		c = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		c = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+const char *cpm_utf8(const char *s, char **tmp)
+{
+	const unsigned char *p;
+	struct cpm_str b = { 0 };
+	size_t n;
+
+	*tmp = NULL;
+	if (!s)
+		return "";
+	if (dbus_validate_utf8(s, NULL))
+		return s;
+	for (p = (const unsigned char *)s; *p; p += n) {
+		n = utf8_seq(p);
+		if (n) {
+			cpm_str_addn(&b, (const char *)p, n);
+		} else {
+			cpm_str_add(&b, "\xef\xbf\xbd");
+			n = 1;
+		}
+	}
+	*tmp = cpm_str_steal(&b);
+	if (!dbus_validate_utf8(*tmp, NULL)) {
+		/* Stricter than us (should not happen): keep ASCII only. */
+		for (char *q = *tmp; *q; q++)
+			if ((unsigned char)*q >= 0x80)
+				*q = '?';
+	}
+	return *tmp;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Errors */
+
+DBusMessage *cpm_reply(DBusMessage *msg)
+{
+	DBusMessage *reply = dbus_message_new_method_return(msg);
+
+	if (!reply)
+		cpm_oom();
+	return reply;
+}
+
+static DBusMessage *error_v(DBusMessage *msg, const char *name, const char *fmt, va_list ap)
+{
+	DBusMessage *reply;
+	char *text, *tmp;
+
+	if (vasprintf(&text, fmt, ap) < 0)
+		cpm_oom();
+	reply = dbus_message_new_error(msg, name, cpm_utf8(text, &tmp));
+	free(tmp);
+	free(text);
+	if (!reply)
+		cpm_oom();
+	return reply;
+}
+
+DBusMessage *cpm_error(DBusMessage *msg, const char *name, const char *fmt, ...)
+{
+	DBusMessage *reply;
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply = error_v(msg, name, fmt, ap);
+	va_end(ap);
+	return reply;
+}
+
+DBusMessage *cpm_error_invalid_args(DBusMessage *msg, const char *fmt, ...)
+{
+	DBusMessage *reply;
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply = error_v(msg, CPM_ERROR_INVALID_ARGS, fmt, ap);
+	va_end(ap);
+	return reply;
+}
+
+const char *cpm_error_name(int r)
+{
+	switch (r) {
+	case -EINVAL:
+		return CPM_ERROR_INVALID_ARGS;
+	case -CPMSYNC_E_NOT_FOUND:
+		return CPM_ERROR_NOT_FOUND;
+	case -CPMSYNC_E_OFFLINE:
+		return CPM_ERROR_OFFLINE;
+	case -CPMSYNC_E_NOT_SUPPORTED:
+		return CPM_ERROR_NOT_SUPPORTED;
+	case -CPMSYNC_E_SERVER:
+		return CPM_ERROR_SERVER;
+	default:
+		return CPM_ERROR_FAILED;
+	}
+}
+
+DBusMessage *cpm_error_from_code(DBusMessage *msg, int r, const char *detail)
+{
+	const char *text = detail && *detail ? detail : cpmsync_strerror(r);
+
+	return cpm_error(msg, cpm_error_name(r), "%s", text ? text : "failed");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Argument checks */
+
+char *cpm_check_name(const char *arg, const char *s, bool allow_empty)
+{
+	size_t len = strlen(s);
+
+	if (!len && !allow_empty)
+		return cpm_asprintf("%s: must not be empty", arg);
+	if (len > CPM_MAX_NAME_LEN)
+		return cpm_asprintf("%s: longer than %u bytes", arg, CPM_MAX_NAME_LEN);
+	if (!dbus_validate_utf8(s, NULL))
+		return cpm_asprintf("%s: not valid UTF-8", arg);
+	return NULL;
+}
+
+/* atom-char of RFC 3501 (excluding the resp-specials ']' too). */
+static bool atom_char(unsigned char c)
+{
+	if (c <= 0x20 || c >= 0x7f)
+		return false;
+	return !strchr("(){%*\"\\]", c);
+}
+
+char *cpm_check_flag(const char *arg, const char *flag)
+{
+	const unsigned char *p = (const unsigned char *)flag;
+	size_t len = strlen(flag);
+
+	if (!len)
+		return cpm_asprintf("%s: empty flag", arg);
+	if (len > CPM_MAX_FLAG_LEN)
+		return cpm_asprintf("%s: flag longer than %u bytes", arg, CPM_MAX_FLAG_LEN);
+	if (*p == '\\')
+		p++;
+	if (!*p)
+		return cpm_asprintf("%s: '\\' is not a flag", arg);
+	for (; *p; p++)
+		if (!atom_char(*p))
+			return cpm_asprintf("%s: flag '%.64s' has a character not allowed in an IMAP flag or keyword",
+					    arg, dbus_validate_utf8(flag, NULL) ? flag : "?");
+	return NULL;
+}
+
+char *cpm_check_section(const char *arg, const char *section)
+{
+	const char *p = section;
+	size_t len = strlen(section);
+	bool part = false;
+
+	if (!len)
+		return NULL;
+	if (len > CPMSYNC_SECTION_MAX_LEN)
+		return cpm_asprintf("%s: longer than %u bytes", arg, CPMSYNC_SECTION_MAX_LEN);
+	/* part numbers: "1", "1.2", each non-zero without leading zeros */
+	while (*p >= '0' && *p <= '9') {
+		if (*p == '0')
+			goto bad;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		part = true;
+		if (*p != '.')
+			break;
+		p++;
+		if (!*p)
+			goto bad;
+	}
+	if (!*p)
+		return NULL;
+	if (!strcasecmp(p, "HEADER") || !strcasecmp(p, "TEXT"))
+		return NULL;
+	if (part && !strcasecmp(p, "MIME"))
+		return NULL;
+bad:
+	return cpm_asprintf("%s: not an IMAP section (\"\", \"HEADER\", \"TEXT\", \"1\", \"1.2\", \"2.MIME\", \"3.HEADER\")",
+			    arg);
+}
+
+char *cpm_check_rights(const char *arg, const char *rights)
+{
+	const char *p = rights;
+
+	if (strlen(rights) > 64)
+		return cpm_asprintf("%s: longer than 64 bytes", arg);
+	if (*p == '+' || *p == '-')
+		p++;
+	for (; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return cpm_asprintf("%s: rights are lower-case letters and digits (RFC 4314)", arg);
+	return NULL;
+}
+
+char *cpm_check_metadata_entry(const char *arg, const char *entry)
+{
+	char *err = cpm_check_name(arg, entry, false);
+
+	if (err)
+		return err;
+	if (strncmp(entry, "/private/", 9) && strncmp(entry, "/shared/", 8))
+		return cpm_asprintf("%s: entry names start with /private/ or /shared/", arg);
+	for (const unsigned char *p = (const unsigned char *)entry; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || *p == '*' || *p == '%')
+			return cpm_asprintf("%s: entry name has a character not allowed (RFC 5464)", arg);
+	if (strstr(entry, "//") || entry[strlen(entry) - 1] == '/')
+		return cpm_asprintf("%s: entry name has an empty component", arg);
+	return NULL;
+}
+
+char *cpm_check_account_name(const char *arg, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (!len)
+		return cpm_asprintf("%s: must not be empty", arg);
+	if (len > 255)
+		return cpm_asprintf("%s: longer than 255 bytes", arg);
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			return cpm_asprintf("%s: account names are [A-Za-z0-9_-]+", arg);
+	return NULL;
+}
+
+char *cpm_read_strv(DBusMessageIter *iter, const char *arg, unsigned max,
+		    bool flags, const char ***ret_strv)
+{
+	DBusMessageIter a;
+	const char **v;
+	unsigned n = 0;
+	char *err;
+
+	if (dbus_message_iter_get_arg_type(iter) != DBUS_TYPE_ARRAY ||
+	    dbus_message_iter_get_element_type(iter) != DBUS_TYPE_STRING)
+		return cpm_asprintf("%s: must be of type as", arg);
+	dbus_message_iter_recurse(iter, &a);
+	while (dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRING) {
+		n++;
+		dbus_message_iter_next(&a);
+	}
+	if (n > max)
+		return cpm_asprintf("%s: at most %u entries", arg, max);
+	v = cpm_calloc(n + 1, sizeof(*v));
+	dbus_message_iter_recurse(iter, &a);
+	for (unsigned i = 0; i < n; i++) {
+		dbus_message_iter_get_basic(&a, &v[i]);
+		err = flags ? cpm_check_flag(arg, v[i]) : cpm_check_name(arg, v[i], false);
+		if (err) {
+			free(v);
+			return err;
+		}
+		dbus_message_iter_next(&a);
+	}
+	*ret_strv = v;
+	return NULL;
+}
+
+char *cpm_read_ids(DBusMessageIter *iter, const char *arg, unsigned max,
+		   const uint64_t **ret_ids, int *ret_n)
+{
+	DBusMessageIter a;
+	const uint64_t *ids = NULL;
+	int n = 0;
+
+	if (dbus_message_iter_get_arg_type(iter) != DBUS_TYPE_ARRAY ||
+	    dbus_message_iter_get_element_type(iter) != DBUS_TYPE_UINT64)
+		return cpm_asprintf("%s: must be of type at", arg);
+	dbus_message_iter_recurse(iter, &a);
+	if (dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_UINT64)
+		dbus_message_iter_get_fixed_array(&a, &ids, &n);
+	if (n < 0 || (unsigned)n > max)
+		return cpm_asprintf("%s: at most %u entries", arg, max);
+	for (int i = 0; i < n; i++)
+		if (ids[i] == 0 || ids[i] > INT64_MAX)
+			return cpm_asprintf("%s: %llu is not a message id", arg,
+					    (unsigned long long)ids[i]);
+	*ret_ids = ids;
+	*ret_n = n;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Object paths */
+
+char *cpm_path_escape(const char *name)
+{
+	static const char hex[] = "0123456789abcdef";
+	struct cpm_str b = { 0 };
+
+	if (!*name)
+		return cpm_strdup("_");
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '_') {
+			cpm_str_addn(&b, (const char *)p, 1);
+		} else {
+			char e[3] = { '_', hex[*p >> 4], hex[*p & 15] };
+
+			cpm_str_addn(&b, e, 3);
+		}
+	}
+	return cpm_str_steal(&b);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+char *cpm_path_unescape(const char *elem)
+{
+	struct cpm_str b = { 0 };
+
+	if (!*elem)
+		return NULL;
+	if (!strcmp(elem, "_"))
+		return cpm_strdup("");
+	for (const char *p = elem; *p; p++) {
+		if (*p == '_' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+			char c = (char)(hexval(p[1]) << 4 | hexval(p[2]));
+
+			if (!c)
+				goto bad;
+			cpm_str_addn(&b, &c, 1);
+			p += 2;
+		} else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			   (*p >= '0' && *p <= '9') || *p == '_') {
+			cpm_str_addn(&b, p, 1);
+		} else {
+			goto bad;
+		}
+	}
+	return cpm_str_steal(&b);
+bad:
+	cpm_str_free(&b);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dicts */
+
+void cpm_append_string(DBusMessageIter *iter, const char *s)
+{
+	char *tmp;
+	const char *v = cpm_utf8(s, &tmp);
+
+	if (!dbus_message_iter_append_basic(iter, DBUS_TYPE_STRING, &v))
+		cpm_oom();
+	free(tmp);
+}
+
+void cpm_append_split(DBusMessageIter *iter, const char *s, char sep)
+{
+	DBusMessageIter a;
+	const char *p, *e;
+	char *piece;
+
+	if (!dbus_message_iter_open_container(iter, DBUS_TYPE_ARRAY, "s", &a))
+		cpm_oom();
+	for (p = s ? s : ""; *p; p = *e ? e + 1 : e) {
+		e = strchr(p, sep);
+		if (!e)
+			e = p + strlen(p);
+		if (e == p)
+			continue;
+		piece = cpm_strndup(p, (size_t)(e - p));
+		cpm_append_string(&a, piece);
+		free(piece);
+	}
+	if (!dbus_message_iter_close_container(iter, &a))
+		cpm_oom();
+}
+
+static const char *type_sig(int type)
+{
+	switch (type) {
+	case DBUS_TYPE_STRING:
+		return "s";
+	case DBUS_TYPE_OBJECT_PATH:
+		return "o";
+	case DBUS_TYPE_BOOLEAN:
+		return "b";
+	case DBUS_TYPE_UINT32:
+		return "u";
+	case DBUS_TYPE_INT64:
+		return "x";
+	case DBUS_TYPE_UINT64:
+		return "t";
+	case DBUS_TYPE_UINT16:
+		return "q";
+	default:
+		abort();
+	}
+}
+
+void cpm_dict_append(DBusMessageIter *dict, const char *key, int type, const void *value)
+{
+	DBusMessageIter e, v;
+
+	if (!dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e) ||
+	    !dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key) ||
+	    !dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, type_sig(type), &v))
+		cpm_oom();
+	if (type == DBUS_TYPE_STRING)
+		cpm_append_string(&v, *(const char *const *)value);
+	else if (!dbus_message_iter_append_basic(&v, type, value))
+		cpm_oom();
+	if (!dbus_message_iter_close_container(&e, &v) ||
+	    !dbus_message_iter_close_container(dict, &e))
+		cpm_oom();
+}
+
+void cpm_dict_append_split(DBusMessageIter *dict, const char *key, const char *s, char sep)
+{
+	DBusMessageIter e, v;
+
+	if (!dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e) ||
+	    !dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key) ||
+	    !dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "as", &v))
+		cpm_oom();
+	cpm_append_split(&v, s, sep);
+	if (!dbus_message_iter_close_container(&e, &v) ||
+	    !dbus_message_iter_close_container(dict, &e))
+		cpm_oom();
+}
+
+static void dict_str(DBusMessageIter *d, const char *key, const char *value)
+{
+	cpm_dict_append(d, key, DBUS_TYPE_STRING, &value);
+}
+
+void cpm_append_summary(DBusMessageIter *array, const struct cpmsync_message_info *m)
+{
+	DBusMessageIter d;
+	dbus_uint64_t id = (dbus_uint64_t)m->id;
+	dbus_uint32_t uid = m->uid;
+	dbus_uint32_t size = m->size > UINT32_MAX ? UINT32_MAX : (dbus_uint32_t)m->size;
+	dbus_int64_t idate = m->internaldate, date = m->date;
+	dbus_bool_t has_body = m->has_body;
+
+	if (!dbus_message_iter_open_container(array, DBUS_TYPE_ARRAY, "{sv}", &d))
+		cpm_oom();
+	cpm_dict_append(&d, "Id", DBUS_TYPE_UINT64, &id);
+	cpm_dict_append(&d, "Uid", DBUS_TYPE_UINT32, &uid);
+	cpm_dict_append_split(&d, "Flags", m->flags, ' ');
+	cpm_dict_append(&d, "InternalDate", DBUS_TYPE_INT64, &idate);
+	cpm_dict_append(&d, "Size", DBUS_TYPE_UINT32, &size);
+	dict_str(&d, "From", m->from);
+	cpm_dict_append_split(&d, "To", m->to, '\n');
+	dict_str(&d, "Subject", m->subject);
+	cpm_dict_append(&d, "Date", DBUS_TYPE_INT64, &date);
+	dict_str(&d, "MessageId", m->message_id);
+	dict_str(&d, "ConversationId", m->conversation_id);
+	dict_str(&d, "ContributionId", m->contribution_id);
+	dict_str(&d, "Type", m->type && *m->type ? m->type : "message");
+	cpm_dict_append(&d, "HasBody", DBUS_TYPE_BOOLEAN, &has_body);
+	if (!dbus_message_iter_close_container(array, &d))
+		cpm_oom();
+}
+
+void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info *m)
+{
+	DBusMessageIter d;
+	dbus_uint64_t id = (dbus_uint64_t)m->id;
+	dbus_uint32_t uid = m->uid;
+	dbus_bool_t has_body = m->has_body;
+
+	if (!dbus_message_iter_open_container(array, DBUS_TYPE_ARRAY, "{sv}", &d))
+		cpm_oom();
+	cpm_dict_append(&d, "Id", DBUS_TYPE_UINT64, &id);
+	cpm_dict_append_split(&d, "Flags", m->flags, ' ');
+	cpm_dict_append(&d, "Uid", DBUS_TYPE_UINT32, &uid);
+	cpm_dict_append(&d, "HasBody", DBUS_TYPE_BOOLEAN, &has_body);
+	if (!dbus_message_iter_close_container(array, &d))
+		cpm_oom();
+}

@@ -1,0 +1,1163 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* org.cpmsync.Folder1 on /org/cpmsync/<account>/folder<N>. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/message.h>
+#include <cpmsync/ops.h>
+
+#include "dbus-util.h"
+#include "folder.h"
+#include "service-private.h"
+
+/* A pipe given to StoreFd must reach EOF within this time. */
+#define PIPE_TIMEOUT_MS (120u * 1000u)
+/* Largest content Fetch/Preview put in a byte array (use FetchFd above). */
+#define MAX_INLINE_CONTENT (CPM_MAX_DBUS_ARRAY - 4096u)
+
+/* ------------------------------------------------------------------------ */
+/* Helpers */
+
+struct msg_brief {
+	bool found;
+	int64_t folder_id;
+	uint32_t uid;
+	bool has_body;
+};
+
+static int brief_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	struct msg_brief *b = userdata;
+
+	b->found = true;
+	b->folder_id = m->folder_id;
+	b->uid = m->uid;
+	b->has_body = m->has_body;
+	return 0;
+}
+
+/* NULL when id is a visible message of f (its brief in *ret), else the
+ * error reply. */
+static DBusMessage *check_message(struct svc_folder *f, DBusMessage *msg, const char *arg,
+				  uint64_t id, struct msg_brief *ret)
+{
+	struct msg_brief b = { 0 };
+	int r;
+
+	if (id == 0 || id > INT64_MAX)
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "%s: no message %" PRIu64 " in this folder",
+				 arg, id);
+	r = cpmsync_store_get_message(f->svc->store, (int64_t)id, brief_cb, &b);
+	if (r < 0 && r != -CPMSYNC_E_NOT_FOUND)
+		return svc_store_error(f->svc, msg, r);
+	if (r < 0 || !b.found || b.folder_id != f->id)
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "%s: no message %" PRIu64 " in this folder",
+				 arg, id);
+	if (ret)
+		*ret = b;
+	return NULL;
+}
+
+static DBusMessage *check_ids(struct svc_folder *f, DBusMessage *msg, const uint64_t *ids, int n)
+{
+	DBusMessage *reply;
+
+	for (int i = 0; i < n; i++)
+		if ((reply = check_message(f, msg, "ids", ids[i], NULL)))
+			return reply;
+	return NULL;
+}
+
+struct name_read {
+	char *name;
+};
+
+static int name_cb(const struct cpmsync_folder_info *fi, void *userdata)
+{
+	struct name_read *nr = userdata;
+
+	nr->name = cpm_strdup(fi->name);
+	return 0;
+}
+
+/* The folder's name as the store has it now (malloc()ed), or NULL and the
+ * error reply in *ret_reply. */
+static char *current_name(struct svc_folder *f, DBusMessage *msg, DBusMessage **ret_reply)
+{
+	struct name_read nr = { 0 };
+	int r = cpmsync_store_get_folder(f->svc->store, f->id, name_cb, &nr);
+
+	if (r >= 0 && nr.name)
+		return nr.name;
+	free(nr.name);
+	if (r == -CPMSYNC_E_NOT_FOUND || r >= 0)
+		*ret_reply = cpm_error(msg, CPM_ERROR_NOT_FOUND, "the folder is gone");
+	else
+		*ret_reply = svc_store_error(f->svc, msg, r);
+	return NULL;
+}
+
+static DBusMessage *reply_id(DBusMessage *msg, int64_t id)
+{
+	DBusMessage *reply = cpm_reply(msg);
+	dbus_uint64_t v = (dbus_uint64_t)id;
+
+	if (!dbus_message_append_args(reply, DBUS_TYPE_UINT64, &v, DBUS_TYPE_INVALID))
+		cpm_oom();
+	return reply;
+}
+
+static DBusMessage *reply_ids(DBusMessage *msg, const int64_t *ids, size_t n)
+{
+	DBusMessage *reply = cpm_reply(msg);
+	const dbus_uint64_t *v = (const dbus_uint64_t *)ids;
+	DBusMessageIter it, a;
+
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "t", &a) ||
+	    (n && !dbus_message_iter_append_fixed_array(&a, DBUS_TYPE_UINT64, &v, (int)n)) ||
+	    !dbus_message_iter_close_container(&it, &a))
+		cpm_oom();
+	return reply;
+}
+
+static DBusMessage *reply_bytes(DBusMessage *msg, const void *data, size_t len)
+{
+	DBusMessage *reply;
+	DBusMessageIter it, a;
+	const unsigned char *p = data;
+
+	if (len > MAX_INLINE_CONTENT)
+		return cpm_error(msg, CPM_ERROR_FAILED,
+				 "content: %zu bytes is too large for a byte array; use FetchFd", len);
+	reply = cpm_reply(msg);
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "y", &a) ||
+	    (len && !dbus_message_iter_append_fixed_array(&a, DBUS_TYPE_BYTE, &p, (int)len)) ||
+	    !dbus_message_iter_close_container(&it, &a))
+		cpm_oom();
+	return reply;
+}
+
+/* Replies with fd (libdbus duplicates it); closes fd. */
+static DBusMessage *reply_fd(DBusMessage *msg, int fd)
+{
+	DBusMessage *reply = cpm_reply(msg);
+	bool ok = dbus_message_append_args(reply, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_INVALID);
+
+	close(fd);
+	if (!ok) {
+		dbus_message_unref(reply);
+		return cpm_error(msg, CPM_ERROR_FAILED, "cannot pass the file descriptor");
+	}
+	return reply;
+}
+
+/* Reads all of fd from offset 0 (at most max bytes) into a malloc()ed buffer. */
+static int read_all(int fd, size_t max, char **ret, size_t *ret_len)
+{
+	size_t len = 0, alloc = 0;
+	char *buf = NULL;
+	ssize_t n;
+
+	for (;;) {
+		if (len == alloc) {
+			if (alloc >= max + 1) {
+				free(buf);
+				return -EFBIG;
+			}
+			alloc = alloc ? 2 * alloc : 65536;
+			if (alloc > max + 1)
+				alloc = max + 1;
+			buf = cpm_realloc(buf, alloc);
+		}
+		n = pread(fd, buf + len, alloc - len, (off_t)len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			n = -errno;
+			free(buf);
+			return (int)n;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > max) {
+		free(buf);
+		return -EFBIG;
+	}
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+static void seal_fd(int fd)
+{
+	/* Best effort: the reader sees an immutable file. */
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reads */
+
+static int list_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	cpm_append_summary(userdata, m);
+	return 0;
+}
+
+static DBusMessage *list_messages(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	dbus_uint64_t after;
+	dbus_uint32_t limit;
+	DBusMessageIter it, a;
+	DBusMessage *reply;
+	int r;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &after, DBUS_TYPE_UINT32, &limit,
+			      DBUS_TYPE_INVALID);
+	if (limit > CPM_MAX_LIST_LIMIT)
+		return cpm_error_invalid_args(msg, "limit: at most %u", CPM_MAX_LIST_LIMIT);
+	if (limit == 0)
+		limit = CPM_DEFAULT_LIST_LIMIT;
+	reply = cpm_reply(msg);
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &a))
+		cpm_oom();
+	r = after > INT64_MAX ? 0 :
+		cpmsync_store_foreach_message(f->svc->store, f->id, (int64_t)after, limit,
+					      list_cb, &a);
+	if (!dbus_message_iter_close_container(&it, &a))
+		cpm_oom();
+	if (r < 0) {
+		dbus_message_unref(reply);
+		return svc_store_error(f->svc, msg, r);
+	}
+	return reply;
+}
+
+static int get_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	struct { DBusMessageIter *it; int64_t folder_id; bool found; } *g = userdata;
+
+	if (m->folder_id != g->folder_id)
+		return 0;
+	cpm_append_summary(g->it, m);
+	g->found = true;
+	return 0;
+}
+
+static DBusMessage *get_message(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	struct { DBusMessageIter *it; int64_t folder_id; bool found; } g;
+	DBusMessageIter it;
+	DBusMessage *reply;
+	dbus_uint64_t id;
+	int r;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID);
+	if (id == 0 || id > INT64_MAX)
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "id: no message %" PRIu64 " in this folder",
+				 (uint64_t)id);
+	reply = cpm_reply(msg);
+	dbus_message_iter_init_append(reply, &it);
+	g.it = &it;
+	g.folder_id = f->id;
+	g.found = false;
+	r = cpmsync_store_get_message(f->svc->store, (int64_t)id, get_cb, &g);
+	if (r < 0 || !g.found) {
+		dbus_message_unref(reply);
+		if (r < 0 && r != -CPMSYNC_E_NOT_FOUND)
+			return svc_store_error(f->svc, msg, r);
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "id: no message %" PRIu64 " in this folder",
+				 (uint64_t)id);
+	}
+	return reply;
+}
+
+/* Search */
+
+void search_state_free(void *p)
+{
+	struct search_state *s = p;
+
+	free(s->flags);
+	free(s->not_flags);
+	free(s);
+}
+
+static const struct {
+	const char *key;
+	const char *type;
+} criteria_keys[] = {
+	{ "Text", "s" },    { "From", "s" },	{ "To", "s" },	   { "Subject", "s" },
+	{ "Since", "x" },   { "Before", "x" }, { "Flags", "as" }, { "NotFlags", "as" },
+	{ "ConversationId", "s" },
+};
+
+char *cpm_parse_search_criteria(DBusMessageIter *iter, struct search_state *s)
+{
+	DBusMessageIter a, e, v;
+	unsigned seen = 0;
+
+	dbus_message_iter_recurse(iter, &a);
+	for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&a)) {
+		const char *key, *str;
+		char *sig, *err;
+		unsigned k;
+		bool ok;
+
+		dbus_message_iter_recurse(&a, &e);
+		dbus_message_iter_get_basic(&e, &key);
+		dbus_message_iter_next(&e);
+		for (k = 0; k < sizeof(criteria_keys) / sizeof(criteria_keys[0]); k++)
+			if (!strcmp(criteria_keys[k].key, key))
+				break;
+		if (k == sizeof(criteria_keys) / sizeof(criteria_keys[0]))
+			return cpm_asprintf("criteria: unknown key '%.64s'", key);
+		if (seen & (1u << k))
+			return cpm_asprintf("criteria: %s given twice", key);
+		seen |= 1u << k;
+		dbus_message_iter_recurse(&e, &v);
+		sig = dbus_message_iter_get_signature(&v);
+		if (!sig)
+			cpm_oom();
+		ok = !strcmp(sig, criteria_keys[k].type);
+		dbus_free(sig);
+		if (!ok)
+			return cpm_asprintf("criteria: %s must be of type %s", key,
+					    criteria_keys[k].type);
+		if (!strcmp(key, "Since") || !strcmp(key, "Before")) {
+			dbus_int64_t t;
+
+			dbus_message_iter_get_basic(&v, &t);
+			if (key[0] == 'S')
+				s->c.since = t;
+			else
+				s->c.before = t;
+			continue;
+		}
+		if (!strcmp(key, "Flags") || !strcmp(key, "NotFlags")) {
+			const char ***dst = key[0] == 'F' ? &s->flags : &s->not_flags;
+
+			err = cpm_read_strv(&v, key[0] == 'F' ? "criteria: Flags" :
+								"criteria: NotFlags",
+					    CPM_MAX_FLAGS, true, dst);
+			if (err)
+				return err;
+			continue;
+		}
+		dbus_message_iter_get_basic(&v, &str);
+		if (strlen(str) > CPM_MAX_NAME_LEN)
+			return cpm_asprintf("criteria: %s longer than %u bytes", key,
+					    CPM_MAX_NAME_LEN);
+		if (!strcmp(key, "Text"))
+			s->c.text = str;
+		else if (!strcmp(key, "From"))
+			s->c.from = str;
+		else if (!strcmp(key, "To"))
+			s->c.to = str;
+		else if (!strcmp(key, "Subject"))
+			s->c.subject = str;
+		else
+			s->c.conversation_id = str;
+	}
+	s->c.flags = s->flags;
+	s->c.not_flags = s->not_flags;
+	return NULL;
+}
+
+static DBusMessage *search_local(struct cpm_service *svc, DBusMessage *msg,
+				 struct search_state *s)
+{
+	int64_t *ids = NULL;
+	DBusMessage *reply;
+	size_t n = 0;
+	int r;
+
+	r = cpmsync_store_search(svc->store, s->folder_id, &s->c, &ids, &n);
+	if (r < 0)
+		return svc_store_error(svc, msg, r);
+	reply = reply_ids(msg, ids, n);
+	free(ids);
+	return reply;
+}
+
+static void search_cb(int r, const char *reason, const int64_t *ids, size_t n, void *userdata)
+{
+	struct svc_call *c = userdata;
+
+	if (r == -CPMSYNC_E_OFFLINE && c->svc) {
+		/* Went offline meanwhile: the local store answers. */
+		svc_call_finish(c, search_local(c->svc, c->msg, c->data));
+		return;
+	}
+	if (r < 0) {
+		svc_call_finish(c, cpm_error_from_code(c->msg, r, reason));
+		return;
+	}
+	svc_call_finish(c, reply_ids(c->msg, ids, n));
+}
+
+static DBusMessage *search(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	struct search_state *s = cpm_calloc(1, sizeof(*s));
+	struct cpmsync_session *session = f->account->session;
+	DBusMessageIter it;
+	DBusMessage *reply;
+	struct svc_call *c;
+	char *err;
+	int r;
+
+	(void)bus;
+	s->folder_id = f->id;
+	dbus_message_iter_init(msg, &it);
+	if ((err = cpm_parse_search_criteria(&it, s))) {
+		search_state_free(s);
+		return svc_invalid(msg, err);
+	}
+	if (!cpmsync_session_get_online(session)) {
+		reply = search_local(f->svc, msg, s);
+		search_state_free(s);
+		return reply;
+	}
+	c = svc_call_new(f->svc, msg);
+	c->data = s;
+	c->free_data = search_state_free;
+	r = cpmsync_session_search(session, f->id, &s->c, search_cb, c);
+	if (r == -CPMSYNC_E_OFFLINE) {
+		reply = search_local(f->svc, msg, s);
+		svc_call_finish(c, NULL);
+		return reply;
+	}
+	return svc_request_started(c, r);
+}
+
+/* Fetch, FetchFd, Preview */
+
+struct fetch_state {
+	bool as_fd;
+};
+
+static void data_cb(int r, const char *reason, int fd, uint64_t size, void *userdata)
+{
+	struct svc_call *c = userdata;
+	struct fetch_state *fs = c->data;
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		svc_call_finish(c, cpm_error_from_code(c->msg, r, reason));
+		return;
+	}
+	if (fs && fs->as_fd) {
+		lseek(fd, 0, SEEK_SET);
+		svc_call_finish(c, reply_fd(c->msg, fd));
+		return;
+	}
+	(void)size;
+	r = read_all(fd, MAX_INLINE_CONTENT, &buf, &len);
+	close(fd);
+	if (r == -EFBIG) {
+		svc_call_finish(c, cpm_error(c->msg, CPM_ERROR_FAILED,
+					     "content: too large for a byte array; use FetchFd"));
+		return;
+	}
+	if (r < 0) {
+		svc_call_finish(c, cpm_error_from_code(c->msg, r, NULL));
+		return;
+	}
+	svc_call_finish(c, reply_bytes(c->msg, buf, len));
+	free(buf);
+}
+
+/*
+ * The stored body's section as a reply.  Returns NULL with *ret_missing
+ * set when the body is not stored after all.
+ */
+static DBusMessage *fetch_local(struct svc_folder *f, DBusMessage *msg, int64_t id,
+				const char *section, bool as_fd, bool *ret_missing)
+{
+	struct stat st;
+	size_t off = 0, len;
+	DBusMessage *reply;
+	char *data = NULL;
+	int fd, r;
+
+	*ret_missing = false;
+	fd = memfd_create("cpmsync-message", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return cpm_error_from_code(msg, -errno, NULL);
+	r = cpmsync_store_read_body(f->svc->store, id, fd);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		close(fd);
+		*ret_missing = true;
+		return NULL;
+	}
+	if (r < 0 || fstat(fd, &st) < 0) {
+		close(fd);
+		return r < 0 ? svc_store_error(f->svc, msg, r) : cpm_error_from_code(msg, -errno, NULL);
+	}
+	len = (size_t)st.st_size;
+	if (!*section && as_fd) {
+		lseek(fd, 0, SEEK_SET);
+		seal_fd(fd);
+		return reply_fd(msg, fd);
+	}
+	if (len) {
+		data = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (data == MAP_FAILED) {
+			r = -errno;
+			close(fd);
+			return cpm_error_from_code(msg, r, NULL);
+		}
+	}
+	if (*section) {
+		r = cpmsync_message_section(data ? data : "", len, section, &off, &len);
+		if (r < 0) {
+			if (data)
+				munmap(data, (size_t)st.st_size);
+			close(fd);
+			if (r == -EINVAL)
+				return cpm_error_invalid_args(msg, "section: '%s' is not a valid section",
+							      section);
+			if (r == -CPMSYNC_E_NOT_FOUND)
+				return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+						 "section: the message has no part '%s'", section);
+			return cpm_error_from_code(msg, r, NULL);
+		}
+	}
+	if (as_fd) {
+		int out = memfd_create("cpmsync-part", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+		r = out < 0 ? -errno : write_all(out, data + off, len);
+		if (r >= 0) {
+			seal_fd(out);
+			reply = reply_fd(msg, out);
+		} else {
+			if (out >= 0)
+				close(out);
+			reply = cpm_error_from_code(msg, r, NULL);
+		}
+	} else {
+		reply = reply_bytes(msg, data ? data + off : "", len);
+	}
+	if (data)
+		munmap(data, (size_t)st.st_size);
+	close(fd);
+	return reply;
+}
+
+static DBusMessage *fetch_common(struct svc_folder *f, DBusMessage *msg, bool as_fd)
+{
+	struct cpmsync_session *session = f->account->session;
+	struct fetch_state *fs;
+	struct msg_brief b;
+	DBusMessage *reply;
+	const char *section;
+	dbus_uint64_t id;
+	struct svc_call *c;
+	bool missing;
+	char *err;
+
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
+			      DBUS_TYPE_INVALID);
+	if ((err = cpm_check_section("section", section)))
+		return svc_invalid(msg, err);
+	if ((reply = check_message(f, msg, "id", id, &b)))
+		return reply;
+	if (as_fd && !dbus_connection_can_send_type(cpm_bus_connection(f->svc->bus),
+						    DBUS_TYPE_UNIX_FD))
+		return cpm_error(msg, CPM_ERROR_FAILED,
+				 "this connection cannot pass file descriptors; use Fetch");
+	if (b.has_body) {
+		reply = fetch_local(f, msg, (int64_t)id, section, as_fd, &missing);
+		if (!missing)
+			return reply;
+	}
+	if (b.uid == 0)
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+				 "id: message %" PRIu64 " has no stored body and is not on the server yet",
+				 (uint64_t)id);
+	if (!cpmsync_session_get_online(session))
+		return svc_offline_error(msg, f->account);
+	c = svc_call_new(f->svc, msg);
+	fs = cpm_calloc(1, sizeof(*fs));
+	fs->as_fd = as_fd;
+	c->data = fs;
+	c->free_data = free;
+	return svc_request_started(c, cpmsync_session_fetch(session, (int64_t)id, section,
+							    data_cb, c));
+}
+
+static DBusMessage *fetch(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	(void)bus;
+	return fetch_common(userdata, msg, false);
+}
+
+static DBusMessage *fetch_fd(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	(void)bus;
+	return fetch_common(userdata, msg, true);
+}
+
+static bool format_ok(const char *s)
+{
+	const char *slash = strchr(s, '/');
+
+	if (!slash || slash == s || !slash[1] || strchr(slash + 1, '/') || strlen(s) > 255)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("!#$&^_.+-/", *s)))
+			return false;
+	return true;
+}
+
+static DBusMessage *preview(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	struct cpmsync_session *session = f->account->session;
+	const char *section, *format;
+	dbus_uint32_t width, height;
+	dbus_uint64_t id;
+	DBusMessage *reply;
+	struct svc_call *c;
+	char *err;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
+			      DBUS_TYPE_STRING, &format, DBUS_TYPE_UINT32, &width,
+			      DBUS_TYPE_UINT32, &height, DBUS_TYPE_INVALID);
+	if ((err = cpm_check_section("section", section)))
+		return svc_invalid(msg, err);
+	if (!format_ok(format))
+		return cpm_error_invalid_args(msg, "format: a media type such as \"image/jpeg\"");
+	if (width < 1 || width > CPM_MAX_PREVIEW_DIM)
+		return cpm_error_invalid_args(msg, "width: 1 to %u", CPM_MAX_PREVIEW_DIM);
+	if (height < 1 || height > CPM_MAX_PREVIEW_DIM)
+		return cpm_error_invalid_args(msg, "height: 1 to %u", CPM_MAX_PREVIEW_DIM);
+	if ((reply = check_message(f, msg, "id", id, NULL)))
+		return reply;
+	if (!cpmsync_session_get_online(session))
+		return svc_offline_error(msg, f->account);
+	c = svc_call_new(f->svc, msg);
+	return svc_request_started(c, cpmsync_session_preview(session, (int64_t)id, section,
+							      format, width, height, data_cb, c));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Changes */
+
+/* Reads the flags (as) and date (x) that follow at it. */
+static char *read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t *ret_date)
+{
+	dbus_int64_t date;
+	char *err;
+
+	if ((err = cpm_read_strv(it, "flags", CPM_MAX_FLAGS, true, ret_flags)))
+		return err;
+	dbus_message_iter_next(it);
+	dbus_message_iter_get_basic(it, &date);
+	if (date < 0) {
+		free(*ret_flags);
+		*ret_flags = NULL;
+		return cpm_strdup("date: must not be negative (0: now)");
+	}
+	*ret_date = date;
+	return NULL;
+}
+
+static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	const unsigned char *data = NULL;
+	const char **flags = NULL;
+	DBusMessageIter it, a;
+	DBusMessage *reply = NULL;
+	int64_t date, id;
+	char *err, *name;
+	int len = 0, r;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	dbus_message_iter_recurse(&it, &a);
+	if (dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_BYTE)
+		dbus_message_iter_get_fixed_array(&a, &data, &len);
+	if (len <= 0)
+		return cpm_error_invalid_args(msg, "content: empty");
+	if ((size_t)len > CPMSYNC_OP_MAX_MESSAGE_SIZE)
+		return cpm_error_invalid_args(msg, "content: larger than %u bytes",
+					      CPMSYNC_OP_MAX_MESSAGE_SIZE);
+	dbus_message_iter_next(&it);
+	if ((err = read_flags_date(&it, &flags, &date)))
+		return svc_invalid(msg, err);
+	name = current_name(f, msg, &reply);
+	if (!name) {
+		free(flags);
+		return reply;
+	}
+	r = cpmsync_op_store(f->svc->store, f->account->name, name, data, (size_t)len, flags,
+			     date, &id);
+	free(name);
+	free(flags);
+	if (r < 0)
+		return svc_store_error(f->svc, msg, r);
+	reply = reply_id(msg, id);
+	svc_changed_locally(f->account);
+	return reply;
+}
+
+/* StoreFd of a pipe: read on the loop into a memfd until EOF. */
+struct pipe_store {
+	struct svc_call *c;
+	int fd, memfd;
+	uint64_t size;
+	int64_t folder_id, date;
+	const char **flags;
+	struct cpmsync_loop_source *src, *timer;
+};
+
+static void pipe_store_free(void *p)
+{
+	struct pipe_store *ps = p;
+
+	cpmsync_loop_source_remove(ps->src);
+	cpmsync_loop_source_remove(ps->timer);
+	if (ps->fd >= 0)
+		close(ps->fd);
+	if (ps->memfd >= 0)
+		close(ps->memfd);
+	free(ps->flags);
+	free(ps);
+}
+
+static DBusMessage *store_from_fd(struct cpm_service *svc, DBusMessage *msg, int64_t folder_id,
+				  int fd, uint64_t size, const char *const *flags, int64_t date)
+{
+	struct svc_folder *f = svc_folder_by_id(svc, folder_id);
+	DBusMessage *reply = NULL;
+	int64_t id;
+	char *name;
+	int r;
+
+	if (!f)
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "the folder is gone");
+	name = current_name(f, msg, &reply);
+	if (!name)
+		return reply;
+	r = cpmsync_op_store_fd(svc->store, f->account->name, name, fd, size, flags, date, &id);
+	free(name);
+	if (r < 0)
+		return svc_store_error(svc, msg, r);
+	reply = reply_id(msg, id);
+	svc_changed_locally(f->account);
+	return reply;
+}
+
+static void pipe_timeout_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct pipe_store *ps = userdata;
+	struct svc_call *c = ps->c;
+
+	(void)src;
+	svc_call_finish(c, cpm_error(c->msg, CPM_ERROR_FAILED,
+				     "content: the pipe was not closed within %u s",
+				     PIPE_TIMEOUT_MS / 1000));
+}
+
+static void pipe_read_cb(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
+{
+	struct pipe_store *ps = userdata;
+	struct svc_call *c = ps->c;
+	char buf[65536];
+	ssize_t n;
+	int r;
+
+	(void)src;
+	(void)events;
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		svc_call_finish(c, cpm_error_from_code(c->msg, -errno, NULL));
+		return;
+	}
+	if (n > 0) {
+		if (ps->size + (uint64_t)n > CPMSYNC_OP_MAX_MESSAGE_SIZE) {
+			svc_call_finish(c, cpm_error_invalid_args(c->msg,
+								  "content: larger than %u bytes",
+								  CPMSYNC_OP_MAX_MESSAGE_SIZE));
+			return;
+		}
+		r = write_all(ps->memfd, buf, (size_t)n);
+		if (r < 0) {
+			svc_call_finish(c, cpm_error_from_code(c->msg, r, NULL));
+			return;
+		}
+		ps->size += (uint64_t)n;
+		return;
+	}
+	/* EOF */
+	if (!c->svc) {
+		svc_call_finish(c, NULL);
+		return;
+	}
+	if (!ps->size) {
+		svc_call_finish(c, cpm_error_invalid_args(c->msg, "content: empty"));
+		return;
+	}
+	lseek(ps->memfd, 0, SEEK_SET);
+	svc_call_finish(c, store_from_fd(c->svc, c->msg, ps->folder_id, ps->memfd, ps->size,
+					 ps->flags, ps->date));
+}
+
+static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	const char **flags = NULL;
+	struct pipe_store *ps;
+	DBusMessageIter it;
+	DBusMessage *reply;
+	struct stat st;
+	int64_t date;
+	char *err;
+	int fd;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	dbus_message_iter_get_basic(&it, &fd); /* a new fd: ours to close */
+	dbus_message_iter_next(&it);
+	if ((err = read_flags_date(&it, &flags, &date))) {
+		close(fd);
+		return svc_invalid(msg, err);
+	}
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		free(flags);
+		return cpm_error_from_code(msg, -errno, NULL);
+	}
+	if (S_ISREG(st.st_mode)) {
+		if (st.st_size <= 0)
+			reply = cpm_error_invalid_args(msg, "content: empty");
+		else if ((uint64_t)st.st_size > CPMSYNC_OP_MAX_MESSAGE_SIZE)
+			reply = cpm_error_invalid_args(msg, "content: larger than %u bytes",
+						       CPMSYNC_OP_MAX_MESSAGE_SIZE);
+		else if (lseek(fd, 0, SEEK_SET) < 0)
+			reply = cpm_error_from_code(msg, -errno, NULL);
+		else
+			reply = store_from_fd(f->svc, msg, f->id, fd, (uint64_t)st.st_size, flags,
+					      date);
+		close(fd);
+		free(flags);
+		return reply;
+	}
+	if (!S_ISFIFO(st.st_mode)) {
+		close(fd);
+		free(flags);
+		return cpm_error_invalid_args(msg, "content: must be a regular file or a pipe");
+	}
+	ps = cpm_calloc(1, sizeof(*ps));
+	ps->fd = fd;
+	ps->flags = flags;
+	ps->date = date;
+	ps->folder_id = f->id;
+	ps->memfd = memfd_create("cpmsync-store", MFD_CLOEXEC);
+	if (ps->memfd < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		reply = cpm_error_from_code(msg, -errno, NULL);
+		pipe_store_free(ps);
+		return reply;
+	}
+	ps->c = svc_call_new(f->svc, msg);
+	ps->c->data = ps;
+	ps->c->free_data = pipe_store_free;
+	if (cpmsync_loop_add_fd(f->svc->loop, fd, CPMSYNC_LOOP_IN, pipe_read_cb, ps, NULL,
+				&ps->src) < 0 ||
+	    cpmsync_loop_add_timer(f->svc->loop, PIPE_TIMEOUT_MS, 0, pipe_timeout_cb, ps, NULL,
+				   &ps->timer) < 0)
+		cpm_oom();
+	return NULL;
+}
+
+static DBusMessage *set_flags(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	const char **add = NULL, **remove = NULL;
+	const uint64_t *ids;
+	DBusMessageIter it;
+	DBusMessage *reply;
+	char *err;
+	int n, r;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	if ((err = cpm_read_ids(&it, "ids", CPM_MAX_IDS, &ids, &n)))
+		return svc_invalid(msg, err);
+	dbus_message_iter_next(&it);
+	if ((err = cpm_read_strv(&it, "add", CPM_MAX_FLAGS, true, &add)))
+		return svc_invalid(msg, err);
+	dbus_message_iter_next(&it);
+	if ((err = cpm_read_strv(&it, "remove", CPM_MAX_FLAGS, true, &remove))) {
+		free(add);
+		return svc_invalid(msg, err);
+	}
+	reply = check_ids(f, msg, ids, n);
+	if (!reply && n && (add[0] || remove[0])) {
+		r = cpmsync_op_set_flags(f->svc->store, (const int64_t *)ids, (size_t)n, add,
+					 remove);
+		if (r < 0) {
+			reply = svc_store_error(f->svc, msg, r);
+		} else {
+			reply = cpm_reply(msg);
+			svc_changed_locally(f->account);
+		}
+	}
+	free(add);
+	free(remove);
+	return reply ? reply : cpm_reply(msg);
+}
+
+static DBusMessage *copy_move(struct svc_folder *f, DBusMessage *msg, bool move)
+{
+	const char *destination;
+	const uint64_t *ids;
+	DBusMessageIter it;
+	DBusMessage *reply;
+	int64_t *new_ids;
+	char *err;
+	int n, r;
+
+	dbus_message_iter_init(msg, &it);
+	if ((err = cpm_read_ids(&it, "ids", CPM_MAX_IDS, &ids, &n)))
+		return svc_invalid(msg, err);
+	dbus_message_iter_next(&it);
+	dbus_message_iter_get_basic(&it, &destination);
+	if ((err = cpm_check_name("destination", destination, false)))
+		return svc_invalid(msg, err);
+	if ((reply = check_ids(f, msg, ids, n)))
+		return reply;
+	if (!n)
+		return reply_ids(msg, NULL, 0);
+	new_ids = cpm_calloc((size_t)n, sizeof(*new_ids));
+	r = (move ? cpmsync_op_move : cpmsync_op_copy)(f->svc->store, (const int64_t *)ids,
+						       (size_t)n, destination, new_ids);
+	if (r < 0) {
+		free(new_ids);
+		return svc_store_error(f->svc, msg, r);
+	}
+	reply = reply_ids(msg, new_ids, (size_t)n);
+	free(new_ids);
+	svc_changed_locally(f->account);
+	return reply;
+}
+
+static DBusMessage *copy(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	(void)bus;
+	return copy_move(userdata, msg, false);
+}
+
+static DBusMessage *move(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	(void)bus;
+	return copy_move(userdata, msg, true);
+}
+
+static DBusMessage *delete_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	const uint64_t *ids;
+	DBusMessageIter it;
+	DBusMessage *reply;
+	char *err;
+	int n, r;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	if ((err = cpm_read_ids(&it, "ids", CPM_MAX_IDS, &ids, &n)))
+		return svc_invalid(msg, err);
+	if ((reply = check_ids(f, msg, ids, n)))
+		return reply;
+	if (!n)
+		return cpm_reply(msg);
+	r = cpmsync_op_delete(f->svc->store, (const int64_t *)ids, (size_t)n);
+	if (r < 0)
+		return svc_store_error(f->svc, msg, r);
+	svc_changed_locally(f->account);
+	return cpm_reply(msg);
+}
+
+static DBusMessage *expunge(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	DBusMessage *reply = NULL;
+	char *name;
+	int r;
+
+	(void)bus;
+	name = current_name(f, msg, &reply);
+	if (!name)
+		return reply;
+	r = cpmsync_op_expunge(f->svc->store, f->account->name, name);
+	free(name);
+	if (r < 0)
+		return svc_store_error(f->svc, msg, r);
+	svc_changed_locally(f->account);
+	return cpm_reply(msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Properties */
+
+#define F ((struct svc_folder *)userdata)
+
+static void put_basic(DBusMessageIter *iter, int type, const void *v)
+{
+	if (!dbus_message_iter_append_basic(iter, type, v))
+		cpm_oom();
+}
+
+static void get_name(DBusMessageIter *iter, void *userdata)
+{
+	cpm_append_string(iter, F->name);
+}
+
+static void get_account(DBusMessageIter *iter, void *userdata)
+{
+	put_basic(iter, DBUS_TYPE_OBJECT_PATH, &F->account->path);
+}
+
+static void get_uidvalidity(DBusMessageIter *iter, void *userdata)
+{
+	dbus_uint32_t v = F->uidvalidity;
+
+	put_basic(iter, DBUS_TYPE_UINT32, &v);
+}
+
+static void get_highestmodseq(DBusMessageIter *iter, void *userdata)
+{
+	dbus_uint64_t v = F->highestmodseq;
+
+	put_basic(iter, DBUS_TYPE_UINT64, &v);
+}
+
+static void get_messages(DBusMessageIter *iter, void *userdata)
+{
+	dbus_uint32_t v = F->messages;
+
+	put_basic(iter, DBUS_TYPE_UINT32, &v);
+}
+
+static void get_unseen(DBusMessageIter *iter, void *userdata)
+{
+	dbus_uint32_t v = F->unseen;
+
+	put_basic(iter, DBUS_TYPE_UINT32, &v);
+}
+
+static void get_active(DBusMessageIter *iter, void *userdata)
+{
+	dbus_bool_t v = cpmsync_session_get_active(F->account->session, F->id);
+
+	put_basic(iter, DBUS_TYPE_BOOLEAN, &v);
+}
+
+static DBusMessage *set_active(DBusMessage *msg, DBusMessageIter *value, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	const char *changed[] = { "Active", NULL };
+	dbus_bool_t b;
+	int r;
+
+	dbus_message_iter_get_basic(value, &b);
+	r = cpmsync_session_set_active(f->account->session, f->id, b);
+	if (r < 0)
+		return cpm_error_from_code(msg, r, NULL);
+	if (f->active != !!b) {
+		f->active = b;
+		cpm_bus_properties_changed(f->svc->bus, f->path, changed);
+	}
+	return NULL;
+}
+
+#undef F
+
+const struct cpm_interface cpm_folder_interface = {
+	.name = CPM_IFACE_FOLDER,
+	.methods = (const struct cpm_method[]){
+		{ "ListMessages", CPM_ARGS({ "after_id", "t" }, { "limit", "u" }),
+		  CPM_ARGS({ "messages", "aa{sv}" }), list_messages },
+		{ "GetMessage", CPM_ARGS({ "id", "t" }), CPM_ARGS({ "message", "a{sv}" }),
+		  get_message },
+		{ "Search", CPM_ARGS({ "criteria", "a{sv}" }), CPM_ARGS({ "ids", "at" }), search },
+		{ "Store", CPM_ARGS({ "content", "ay" }, { "flags", "as" }, { "date", "x" }),
+		  CPM_ARGS({ "id", "t" }), store_method },
+		{ "StoreFd", CPM_ARGS({ "content", "h" }, { "flags", "as" }, { "date", "x" }),
+		  CPM_ARGS({ "id", "t" }), store_fd },
+		{ "Fetch", CPM_ARGS({ "id", "t" }, { "section", "s" }),
+		  CPM_ARGS({ "content", "ay" }), fetch },
+		{ "FetchFd", CPM_ARGS({ "id", "t" }, { "section", "s" }),
+		  CPM_ARGS({ "content", "h" }), fetch_fd },
+		{ "Preview", CPM_ARGS({ "id", "t" }, { "section", "s" }, { "format", "s" },
+				      { "width", "u" }, { "height", "u" }),
+		  CPM_ARGS({ "content", "ay" }), preview },
+		{ "SetFlags", CPM_ARGS({ "ids", "at" }, { "add", "as" }, { "remove", "as" }), NULL,
+		  set_flags },
+		{ "Copy", CPM_ARGS({ "ids", "at" }, { "destination", "s" }),
+		  CPM_ARGS({ "new_ids", "at" }), copy },
+		{ "Move", CPM_ARGS({ "ids", "at" }, { "destination", "s" }),
+		  CPM_ARGS({ "new_ids", "at" }), move },
+		{ "Delete", CPM_ARGS({ "ids", "at" }), NULL, delete_method },
+		{ "Expunge", NULL, NULL, expunge },
+		{ NULL },
+	},
+	.signals = (const struct cpm_signal[]){
+		{ "MessagesAdded", CPM_ARGS({ "messages", "aa{sv}" }) },
+		{ "MessagesChanged", CPM_ARGS({ "messages", "aa{sv}" }) },
+		{ "MessagesRemoved", CPM_ARGS({ "ids", "at" }) },
+		{ NULL },
+	},
+	.properties = (const struct cpm_property[]){
+		{ "Name", "s", get_name, NULL },
+		{ "Account", "o", get_account, NULL },
+		{ "UidValidity", "u", get_uidvalidity, NULL },
+		{ "HighestModseq", "t", get_highestmodseq, NULL },
+		{ "Messages", "u", get_messages, NULL },
+		{ "Unseen", "u", get_unseen, NULL },
+		{ "Active", "b", get_active, set_active },
+		{ NULL },
+	},
+};

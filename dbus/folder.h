@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* Folder1.Search's criteria, parsed apart for tests. */
+
+#include <dbus/dbus.h>
+#include <stdint.h>
+
+#include <cpmsync/store.h>
+
+struct search_state {
+	struct cpmsync_search_criteria c; /* strings borrowed from the message */
+	const char **flags, **not_flags;  /* malloc()ed vectors */
+	int64_t folder_id;
+};
+
+/*
+ * Reads the a{sv} criteria at iter into s (zeroed by the caller).  Returns
+ * NULL, or a malloc()ed sentence naming the key (unknown key, wrong type,
+ * bad flag, too long).  Release s's vectors with search_state_free() (it
+ * frees s itself: allocate s with malloc).
+ */
+char *cpm_parse_search_criteria(DBusMessageIter *iter, struct search_state *s);
+void search_state_free(void *s);

@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* org.cpmsync.Manager1 on /org/cpmsync. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/error.h>
+
+#include "dbus-util.h"
+#include "manager.h"
+#include "service-private.h"
+
+static const struct {
+	const char *key;
+	const char *type;
+} setting_keys[] = {
+	{ "Host", "s" },	 { "Port", "q" },	  { "Security", "s" },
+	{ "User", "s" },	 { "Password", "s" },	  { "PasswordFile", "s" },
+	{ "CaFile", "s" },	 { "Folders", "as" },	  { "SyncBodies", "s" },
+};
+
+void cpm_account_settings_clear(struct cpm_account_settings *s)
+{
+	free((void *)s->folders);
+	memset(s, 0, sizeof(*s));
+}
+
+static bool sync_bodies_ok(const char *s)
+{
+	if (!strcmp(s, "all") || !strcmp(s, "none"))
+		return true;
+	if (!*s || strlen(s) > 9)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpm_account_settings *ret)
+{
+	struct cpm_account_settings s = { 0 };
+	DBusMessageIter a, e, v;
+	unsigned seen = 0;
+	char *err = NULL;
+
+	if (dbus_message_iter_get_arg_type(iter) != DBUS_TYPE_ARRAY ||
+	    dbus_message_iter_get_element_type(iter) != DBUS_TYPE_DICT_ENTRY)
+		return cpm_strdup("settings: must be of type a{sv}");
+	dbus_message_iter_recurse(iter, &a);
+	for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&a)) {
+		const char *key, *str = NULL;
+		char *sig;
+		unsigned k;
+		bool ok;
+
+		dbus_message_iter_recurse(&a, &e);
+		if (dbus_message_iter_get_arg_type(&e) != DBUS_TYPE_STRING) {
+			err = cpm_strdup("settings: keys must be strings");
+			goto fail;
+		}
+		dbus_message_iter_get_basic(&e, &key);
+		dbus_message_iter_next(&e);
+		if (dbus_message_iter_get_arg_type(&e) != DBUS_TYPE_VARIANT) {
+			err = cpm_strdup("settings: values must be variants");
+			goto fail;
+		}
+		for (k = 0; k < sizeof(setting_keys) / sizeof(setting_keys[0]); k++)
+			if (!strcmp(setting_keys[k].key, key))
+				break;
+		if (k == sizeof(setting_keys) / sizeof(setting_keys[0])) {
+			err = cpm_asprintf("settings: unknown key '%.64s'", key);
+			goto fail;
+		}
+		if (seen & (1u << k)) {
+			err = cpm_asprintf("settings: %s given twice", key);
+			goto fail;
+		}
+		seen |= 1u << k;
+		dbus_message_iter_recurse(&e, &v);
+		sig = dbus_message_iter_get_signature(&v);
+		if (!sig)
+			cpm_oom();
+		ok = !strcmp(sig, setting_keys[k].type);
+		dbus_free(sig);
+		if (!ok) {
+			err = cpm_asprintf("settings: %s must be of type %s", key,
+					   setting_keys[k].type);
+			goto fail;
+		}
+		if (!strcmp(key, "Port")) {
+			dbus_uint16_t port;
+
+			dbus_message_iter_get_basic(&v, &port);
+			s.port = port;
+			continue;
+		}
+		if (!strcmp(key, "Folders")) {
+			const char **folders;
+
+			err = cpm_read_strv(&v, "settings: Folders", CPM_MAX_FLAGS, false, &folders);
+			if (err)
+				goto fail;
+			s.folders = folders;
+			continue;
+		}
+		dbus_message_iter_get_basic(&v, &str);
+		if (strlen(str) > 4096) {
+			err = cpm_asprintf("settings: %s longer than 4096 bytes", key);
+			goto fail;
+		}
+		if (!strcmp(key, "Host"))
+			s.host = str;
+		else if (!strcmp(key, "Security"))
+			s.security = str;
+		else if (!strcmp(key, "User"))
+			s.user = str;
+		else if (!strcmp(key, "Password"))
+			s.password = str;
+		else if (!strcmp(key, "PasswordFile"))
+			s.password_file = str;
+		else if (!strcmp(key, "CaFile"))
+			s.ca_file = str;
+		else if (!strcmp(key, "SyncBodies"))
+			s.sync_bodies = str;
+	}
+	if (!s.host || !*s.host) {
+		err = cpm_strdup("settings: Host is required");
+		goto fail;
+	}
+	if (strpbrk(s.host, " \t\r\n/")) {
+		err = cpm_strdup("settings: Host is not a host name");
+		goto fail;
+	}
+	if (!s.user || !*s.user) {
+		err = cpm_strdup("settings: User is required");
+		goto fail;
+	}
+	if (strpbrk(s.user, "\r\n")) {
+		err = cpm_strdup("settings: User must be one line");
+		goto fail;
+	}
+	if (!s.security)
+		s.security = "tls";
+	if (strcmp(s.security, "tls") && strcmp(s.security, "starttls") &&
+	    strcmp(s.security, "none")) {
+		err = cpm_strdup("settings: Security must be \"tls\", \"starttls\" or \"none\"");
+		goto fail;
+	}
+	if (!!s.password == !!s.password_file) {
+		err = cpm_strdup("settings: exactly one of Password and PasswordFile is required");
+		goto fail;
+	}
+	if ((s.password_file && !*s.password_file) || (s.ca_file && !*s.ca_file)) {
+		err = cpm_strdup("settings: file names must not be empty");
+		goto fail;
+	}
+	if (s.password && strpbrk(s.password, "\r\n")) {
+		err = cpm_strdup("settings: Password must be one line");
+		goto fail;
+	}
+	if (s.sync_bodies && !sync_bodies_ok(s.sync_bodies)) {
+		err = cpm_strdup("settings: SyncBodies must be \"all\", \"none\" or a size in KiB");
+		goto fail;
+	}
+	*ret = s;
+	return NULL;
+fail:
+	cpm_account_settings_clear(&s);
+	return err;
+}
+
+static DBusMessage *hook_error(DBusMessage *msg, int r, char *reason)
+{
+	DBusMessage *reply;
+	const char *name;
+
+	if (r == -EINVAL)
+		name = CPM_ERROR_INVALID_ARGS;
+	else if (r == -CPMSYNC_E_NOT_FOUND || r == -ENOENT)
+		name = CPM_ERROR_NOT_FOUND;
+	else
+		name = CPM_ERROR_FAILED;
+	reply = cpm_error(msg, name, "%s", reason && *reason ? reason : cpmsync_strerror(r));
+	free(reason);
+	return reply;
+}
+
+static DBusMessage *add_account(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct cpm_service *svc = userdata;
+	struct cpm_account_settings s;
+	struct svc_account *a;
+	DBusMessageIter it;
+	DBusMessage *reply;
+	const char *name;
+	char *err = NULL;
+	int r;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	dbus_message_iter_get_basic(&it, &name);
+	err = cpm_check_account_name("name", name);
+	if (!err) {
+		dbus_message_iter_next(&it);
+		err = cpm_parse_account_settings(&it, &s);
+	}
+	if (err) {
+		reply = cpm_error_invalid_args(msg, "%s", err);
+		free(err);
+		return reply;
+	}
+	if (svc_account_by_name(svc, name)) {
+		cpm_account_settings_clear(&s);
+		return cpm_error(msg, CPM_ERROR_FAILED, "account '%s' exists", name);
+	}
+	if (!svc->hooks.add_account) {
+		cpm_account_settings_clear(&s);
+		return cpm_error(msg, CPM_ERROR_FAILED, "adding accounts is not possible here");
+	}
+	r = svc->hooks.add_account(svc->userdata, name, &s, &err);
+	cpm_account_settings_clear(&s);
+	if (r < 0)
+		return hook_error(msg, r, err);
+	free(err);
+	a = svc_account_by_name(svc, name);
+	if (!a) {
+		/* The hook did not export it (yet): the path it will have. */
+		char *elem = cpm_path_escape(name), *path;
+
+		path = cpm_asprintf("%s/%s", CPM_ROOT_PATH, elem);
+		free(elem);
+		reply = cpm_reply(msg);
+		if (!dbus_message_append_args(reply, DBUS_TYPE_OBJECT_PATH, &path,
+							DBUS_TYPE_INVALID))
+			cpm_oom();
+		free(path);
+		return reply;
+	}
+	reply = cpm_reply(msg);
+	if (!dbus_message_append_args(reply, DBUS_TYPE_OBJECT_PATH, &a->path,
+						DBUS_TYPE_INVALID))
+		cpm_oom();
+	return reply;
+}
+
+/* The account name of an Account1 path: the exported account with that
+ * path, else the unescaped element. */
+static char *account_name_of_path(struct cpm_service *svc, const char *path)
+{
+	struct svc_account *a = svc_account_by_path(svc, path);
+	size_t n = strlen(CPM_ROOT_PATH);
+
+	if (a)
+		return cpm_strdup(a->name);
+	if (strncmp(path, CPM_ROOT_PATH, n) || path[n] != '/' || strchr(path + n + 1, '/'))
+		return NULL;
+	return cpm_path_unescape(path + n + 1);
+}
+
+static DBusMessage *remove_account(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct cpm_service *svc = userdata;
+	const char *path;
+	char *name, *err = NULL;
+	int r;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_OBJECT_PATH, &path, DBUS_TYPE_INVALID);
+	name = account_name_of_path(svc, path);
+	if (!name || cpm_check_account_name("account", name)) {
+		free(name);
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "account: no account at '%s'", path);
+	}
+	if (!svc->hooks.remove_account) {
+		free(name);
+		return cpm_error(msg, CPM_ERROR_FAILED, "removing accounts is not possible here");
+	}
+	r = svc->hooks.remove_account(svc->userdata, name, &err);
+	if (r < 0) {
+		free(name);
+		return hook_error(msg, r, err);
+	}
+	free(err);
+	/* The daemon normally did this from the hook; make sure. */
+	cpm_service_remove_account(svc, name);
+	free(name);
+	return cpm_reply(msg);
+}
+
+static void get_version(DBusMessageIter *iter, void *userdata)
+{
+	struct cpm_service *svc = userdata;
+
+	cpm_append_string(iter, svc->version);
+}
+
+const struct cpm_interface cpm_manager_interface = {
+	.name = CPM_IFACE_MANAGER,
+	.methods = (const struct cpm_method[]){
+		{ "AddAccount", CPM_ARGS({ "name", "s" }, { "settings", "a{sv}" }),
+		  CPM_ARGS({ "account", "o" }), add_account },
+		{ "RemoveAccount", CPM_ARGS({ "account", "o" }), NULL, remove_account },
+		{ NULL },
+	},
+	.signals = (const struct cpm_signal[]){ { NULL } },
+	.properties = (const struct cpm_property[]){
+		{ "Version", "s", get_version, NULL },
+		{ NULL },
+	},
+};

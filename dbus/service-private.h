@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* What service.c, manager.c, account.c and folder.c share. */
+
+#include <dbus/dbus.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cpmsync/loop.h>
+#include <cpmsync/session.h>
+#include <cpmsync/store.h>
+
+#include "dbus-object.h"
+#include "service.h"
+
+#define CPM_BUS_NAME "org.cpmsync"
+#define CPM_ROOT_PATH "/org/cpmsync"
+#define CPM_IFACE_MANAGER "org.cpmsync.Manager1"
+#define CPM_IFACE_ACCOUNT "org.cpmsync.Account1"
+#define CPM_IFACE_FOLDER "org.cpmsync.Folder1"
+
+/* Changes are drained this long after the store's notify (coalescing). */
+#define CPM_DRAIN_DELAY_MS 20
+/* Changes taken per drain round; more wait for a deferred round. */
+#define CPM_DRAIN_CHUNK 10000
+
+struct svc_account;
+
+struct svc_folder {
+	struct cpm_service *svc;
+	struct svc_account *account;
+	int64_t id;
+	char *path;
+	/* Last values read from the store (and emitted). */
+	char *name;
+	uint32_t uidvalidity, messages, unseen;
+	uint64_t highestmodseq;
+	bool active;
+};
+
+struct svc_account {
+	struct cpm_service *svc;
+	struct cpmsync_session *session;
+	char *name;
+	char *path;
+	char *host, *user; /* cpm_service_set_account_details(); "" until then */
+	/* Last emitted values (cpm_service_account_changed). */
+	const char *state, *push;
+	char *last_error, *caps;
+	uint64_t last_sync, last_activity;
+	uint32_t pending;
+	bool online;
+};
+
+struct svc_call;
+
+struct cpm_service {
+	struct cpmsync_loop *loop;
+	struct cpmsync_store *store;
+	struct cpm_bus *bus;
+	char *version;
+	struct cpm_service_hooks hooks;
+	void *userdata;
+	bool watching;
+
+	struct svc_account **accounts;
+	size_t n_accounts;
+	struct svc_folder **folders; /* sorted by id */
+	size_t n_folders, alloc_folders;
+
+	struct cpmsync_loop_source *drain_timer, *drain_defer;
+	bool drain_armed;
+	struct svc_call *calls; /* asynchronous calls in flight */
+};
+
+extern const struct cpm_interface cpm_manager_interface;
+extern const struct cpm_interface cpm_account_interface;
+extern const struct cpm_interface cpm_folder_interface;
+
+struct svc_account *svc_account_by_name(struct cpm_service *svc, const char *name);
+struct svc_account *svc_account_by_path(struct cpm_service *svc, const char *path);
+struct svc_folder *svc_folder_by_id(struct cpm_service *svc, int64_t id);
+/* The folder's object, exported now if the store has it (and its account
+ * is exported); NULL otherwise. */
+struct svc_folder *svc_folder_ensure(struct cpm_service *svc, int64_t id);
+/* Re-reads the folder; emits PropertiesChanged for what changed.
+ * Removes the object when the folder is gone. */
+void svc_folder_refresh(struct svc_folder *f);
+void svc_folder_remove(struct cpm_service *svc, int64_t id);
+
+/* After a local change (ops.h) committed and its reply is queued:
+ * PendingOperations, then the session replays the journal. */
+void svc_changed_locally(struct svc_account *a);
+
+/* Error reply for a failed ops.h / store call: the store's description. */
+DBusMessage *svc_store_error(struct cpm_service *svc, DBusMessage *msg, int r);
+
+/*
+ * A method call answered later: holds a reference on msg.  If the service
+ * is freed first the call is orphaned and its reply dropped.
+ */
+struct svc_call {
+	struct svc_call *next, *prev;
+	struct cpm_service *svc; /* NULL: orphaned */
+	DBusMessage *msg;
+	void *data; /* the handler's own state, freed with free_data */
+	void (*free_data)(void *data);
+};
+
+struct svc_call *svc_call_new(struct cpm_service *svc, DBusMessage *msg);
+/* Sends reply (if still connected), then frees c. */
+void svc_call_finish(struct svc_call *c, DBusMessage *reply);
+
+/* The folder id for a name of account ("" and allow_empty: 0, the server). */
+DBusMessage *svc_resolve_folder(struct svc_account *a, DBusMessage *msg, const char *arg,
+				const char *name, bool allow_empty, int64_t *ret_id);
+
+/* After a request function returned r: NULL (its callback replies) or,
+ * when it failed at once, the error reply (and c is finished). */
+DBusMessage *svc_request_started(struct svc_call *c, int r);
+DBusMessage *svc_offline_error(DBusMessage *msg, struct svc_account *a);
+/* InvalidArgs with err as its text; frees err. */
+DBusMessage *svc_invalid(DBusMessage *msg, char *err);

@@ -1,0 +1,1046 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dbus/: the interface tables against the contract (tests/data/
+ * org.cpmsync.xml, a copy of shared/contract/org.cpmsync.xml) -- every
+ * method, argument, signal and property with its type, direction and
+ * access, in order -- so code and contract cannot drift; plus the pure
+ * helpers: argument checks, path escaping, settings and criteria parsing,
+ * summary dicts, error mapping, and dispatch (signature checks,
+ * Properties, Introspect, ObjectManager) on an unconnected bus.
+ */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <dbus/dbus.h>
+
+#include <cpmsync/error.h>
+
+#include "dbus-object.h"
+#include "dbus-util.h"
+#include "folder.h"
+#include "manager.h"
+#include "service-private.h"
+#include "testlib.h"
+
+/* A method call as it arrives (with a serial, so that replies can be made). */
+static DBusMessage *new_call(const char *dest, const char *path, const char *iface,
+			     const char *member)
+{
+	DBusMessage *m = dbus_message_new_method_call(dest, path, iface, member);
+
+	ck_assert_ptr_nonnull(m);
+	dbus_message_set_serial(m, 1);
+	return m;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A tiny XML reader: enough for introspection data. */
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc(1, (size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return buf;
+}
+
+/* The contract copy: $CPMSYNC_TEST_DATA, else tests/data found upwards
+ * from the current directory or from the test binary. */
+static char *contract_xml(void)
+{
+	const char *env = getenv("CPMSYNC_TEST_DATA");
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	char *xml;
+	ssize_t n;
+
+	if (env) {
+		snprintf(path, sizeof(path), "%s/org.cpmsync.xml", env);
+		return read_file(path);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 0) {
+			if (!getcwd(dir, sizeof(dir)))
+				continue;
+		} else {
+			n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+			if (n <= 0)
+				continue;
+			dir[n] = '\0';
+		}
+		for (;;) {
+			char *slash;
+
+			snprintf(path, sizeof(path), "%s/tests/data/org.cpmsync.xml", dir);
+			if ((xml = read_file(path)))
+				return xml;
+			slash = strrchr(dir, '/');
+			if (!slash || slash == dir)
+				break;
+			*slash = '\0';
+		}
+	}
+	return NULL;
+}
+
+static char *attr(const char *tag, const char *name)
+{
+	char key[64];
+	const char *p, *e;
+
+	snprintf(key, sizeof(key), " %s=\"", name);
+	p = strstr(tag, key);
+	if (!p) {
+		snprintf(key, sizeof(key), "\t%s=\"", name);
+		p = strstr(tag, key);
+	}
+	if (!p) {
+		snprintf(key, sizeof(key), "\n%s=\"", name);
+		p = strstr(tag, key);
+	}
+	if (!p)
+		return strdup("");
+	p += strlen(key);
+	e = strchr(p, '"');
+	ck_assert_ptr_nonnull(e);
+	return strndup(p, (size_t)(e - p));
+}
+
+/*
+ * One line per element of the org.cpmsync.* interfaces, in order:
+ * "interface N", "method N", "arg N T D", "signal N", "property N T A".
+ * Comments and the DOCTYPE are skipped.
+ */
+static char *flatten(const char *xml)
+{
+	struct cpm_str out = { 0 };
+	bool in_ours = false;
+	const char *p = xml;
+
+	while ((p = strchr(p, '<'))) {
+		const char *e;
+		char *tag, *name;
+		char elem[32];
+
+		if (!strncmp(p, "<!--", 4)) {
+			e = strstr(p, "-->");
+			ck_assert_ptr_nonnull(e);
+			p = e + 3;
+			continue;
+		}
+		if (!strncmp(p, "<!", 2) || !strncmp(p, "<?", 2)) {
+			p = strchr(p, '>');
+			ck_assert_ptr_nonnull(p);
+			continue;
+		}
+		e = strchr(p, '>');
+		ck_assert_ptr_nonnull(e);
+		tag = strndup(p + 1, (size_t)(e - p - 1));
+		p = e + 1;
+		if (tag[0] == '/') {
+			if (!strncmp(tag, "/interface", 10))
+				in_ours = false;
+			free(tag);
+			continue;
+		}
+		sscanf(tag, "%31[a-z]", elem);
+		name = attr(tag, "name");
+		if (!strcmp(elem, "interface")) {
+			in_ours = !strncmp(name, "org.cpmsync.", 12);
+			if (in_ours)
+				cpm_str_printf(&out, "interface %s\n", name);
+		} else if (in_ours && (!strcmp(elem, "method") || !strcmp(elem, "signal"))) {
+			cpm_str_printf(&out, "%s %s\n", elem, name);
+		} else if (in_ours && !strcmp(elem, "arg")) {
+			char *type = attr(tag, "type"), *dir = attr(tag, "direction");
+
+			cpm_str_printf(&out, "arg %s %s %s\n", name, type, dir);
+			free(type);
+			free(dir);
+		} else if (in_ours && !strcmp(elem, "property")) {
+			char *type = attr(tag, "type"), *access = attr(tag, "access");
+
+			cpm_str_printf(&out, "property %s %s %s\n", name, type, access);
+			free(type);
+			free(access);
+		} else if (in_ours && strcmp(elem, "annotation")) {
+			ck_abort_msg("unexpected element <%s>", elem);
+		}
+		free(name);
+		free(tag);
+	}
+	return cpm_str_steal(&out);
+}
+
+static char *generated_xml(void)
+{
+	struct cpm_str b = { 0 };
+
+	cpm_str_add(&b, "<node>\n");
+	cpm_interface_xml(&b, &cpm_manager_interface);
+	cpm_interface_xml(&b, &cpm_account_interface);
+	cpm_interface_xml(&b, &cpm_folder_interface);
+	cpm_str_add(&b, "</node>\n");
+	return cpm_str_steal(&b);
+}
+
+START_TEST(test_tables_match_contract)
+{
+	char *contract = contract_xml(), *gen = generated_xml();
+	char *a, *b;
+
+	ck_assert_msg(contract != NULL, "tests/data/org.cpmsync.xml not found");
+	a = flatten(contract);
+	b = flatten(gen);
+	ck_assert_ptr_nonnull(strstr(a, "interface org.cpmsync.Folder1\n"));
+	ck_assert_str_eq(b, a);
+	free(a);
+	free(b);
+	free(contract);
+	free(gen);
+}
+END_TEST
+
+/* Every object's Introspect has the standard interfaces and its own. */
+START_TEST(test_introspect_objects)
+{
+	struct cpm_bus *bus = cpm_bus_new_unconnected();
+	DBusMessage *m, *r;
+	const char *xml;
+	char *flat;
+	int dummy;
+
+	ck_assert_int_eq(cpm_bus_add_object(bus, "/org/cpmsync", &cpm_manager_interface, &dummy,
+					    CPM_OBJECT_MANAGER), 0);
+	ck_assert_int_eq(cpm_bus_add_object(bus, "/org/cpmsync/a_2db", &cpm_account_interface,
+					    &dummy, 0), 0);
+	ck_assert_int_eq(cpm_bus_add_object(bus, "/org/cpmsync/a_2db", &cpm_account_interface,
+					    &dummy, 0), -EEXIST);
+	ck_assert_int_eq(cpm_bus_add_object(bus, "/org/cpmsync/a_2db/folder7",
+					    &cpm_folder_interface, &dummy, 0), 0);
+
+	m = new_call("org.cpmsync", "/org/cpmsync",
+					 CPM_IFACE_INTROSPECTABLE, "Introspect");
+	r = cpm_bus_handle(bus, m);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
+	ck_assert_ptr_nonnull(strstr(xml, "<interface name=\"org.freedesktop.DBus.Properties\">"));
+	ck_assert_ptr_nonnull(strstr(xml, "<interface name=\"org.freedesktop.DBus.ObjectManager\">"));
+	ck_assert_ptr_nonnull(strstr(xml, "<interface name=\"org.cpmsync.Manager1\">"));
+	ck_assert_ptr_nonnull(strstr(xml, "<node name=\"a_2db\"/>"));
+	ck_assert_ptr_null(strstr(xml, "folder7"));
+	flat = flatten(xml);
+	ck_assert_str_eq(flat, "interface org.cpmsync.Manager1\n"
+			       "method AddAccount\n"
+			       "arg name s in\n"
+			       "arg settings a{sv} in\n"
+			       "arg account o out\n"
+			       "method RemoveAccount\n"
+			       "arg account o in\n"
+			       "property Version s read\n");
+	free(flat);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	/* An intermediate node lists its child. */
+	m = new_call("org.cpmsync", "/org", CPM_IFACE_INTROSPECTABLE,
+					 "Introspect");
+	r = cpm_bus_handle(bus, m);
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
+	ck_assert_ptr_nonnull(strstr(xml, "<node name=\"cpmsync\"/>"));
+	ck_assert_ptr_null(strstr(xml, "org.cpmsync.Manager1"));
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	/* A folder object: ObjectManager only on the root. */
+	m = new_call("org.cpmsync", "/org/cpmsync/a_2db/folder7",
+					 CPM_IFACE_INTROSPECTABLE, "Introspect");
+	r = cpm_bus_handle(bus, m);
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
+	ck_assert_ptr_nonnull(strstr(xml, "org.cpmsync.Folder1"));
+	ck_assert_ptr_null(strstr(xml, "ObjectManager"));
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	/* Unknown object. */
+	m = new_call("org.cpmsync", "/nowhere", CPM_IFACE_INTROSPECTABLE,
+					 "Introspect");
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_error_name(r), DBUS_ERROR_UNKNOWN_OBJECT);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	cpm_bus_remove_object(bus, "/org/cpmsync/a_2db/folder7");
+	ck_assert(!cpm_bus_has_object(bus, "/org/cpmsync/a_2db/folder7"));
+	cpm_bus_free(bus);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch on a test interface */
+
+static int handler_calls;
+static char prop_value[64] = "hello";
+
+static DBusMessage *echo(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	(void)bus;
+	(void)userdata;
+	handler_calls++;
+	return cpm_reply(msg);
+}
+
+static void get_p(DBusMessageIter *iter, void *userdata)
+{
+	(void)userdata;
+	cpm_append_string(iter, prop_value);
+}
+
+static DBusMessage *set_p(DBusMessage *msg, DBusMessageIter *value, void *userdata)
+{
+	const char *s;
+
+	(void)userdata;
+	dbus_message_iter_get_basic(value, &s);
+	if (!*s)
+		return cpm_error_invalid_args(msg, "value: empty");
+	snprintf(prop_value, sizeof(prop_value), "%s", s);
+	return NULL;
+}
+
+static void get_q(DBusMessageIter *iter, void *userdata)
+{
+	dbus_uint32_t v = 42;
+
+	(void)userdata;
+	dbus_message_iter_append_basic(iter, DBUS_TYPE_UINT32, &v);
+}
+
+static const struct cpm_interface test_iface = {
+	.name = "org.example.Test",
+	.methods = (const struct cpm_method[]){
+		{ "Echo", CPM_ARGS({ "a", "s" }, { "b", "at" }), NULL, echo },
+		{ NULL },
+	},
+	.properties = (const struct cpm_property[]){
+		{ "P", "s", get_p, set_p },
+		{ "Q", "u", get_q, NULL },
+		{ NULL },
+	},
+};
+
+static DBusMessage *call(const char *iface, const char *member)
+{
+	return new_call("org.cpmsync", "/t", iface, member);
+}
+
+START_TEST(test_dispatch)
+{
+	struct cpm_bus *bus = cpm_bus_new_unconnected();
+	const char *s = "x", *iface = "org.example.Test", *name;
+	DBusMessageIter it, v;
+	DBusMessage *m, *r;
+	dbus_uint32_t u = 1;
+
+	handler_calls = 0;
+	ck_assert_int_eq(cpm_bus_add_object(bus, "/t", &test_iface, NULL, 0), 0);
+
+	/* Wrong signature: InvalidArgs naming the expected one; no call. */
+	m = call(iface, "Echo");
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &s, DBUS_TYPE_UINT32, &u, DBUS_TYPE_INVALID);
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_error_name(r), CPM_ERROR_INVALID_ARGS);
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID));
+	ck_assert_ptr_nonnull(strstr(name, "'sat'"));
+	ck_assert_int_eq(handler_calls, 0);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	/* Right signature, with or without the interface. */
+	for (int i = 0; i < 2; i++) {
+		DBusMessageIter a;
+
+		m = call(i ? NULL : iface, "Echo");
+		dbus_message_iter_init_append(m, &it);
+		dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &s);
+		dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "t", &a);
+		dbus_message_iter_close_container(&it, &a);
+		r = cpm_bus_handle(bus, m);
+		ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+		dbus_message_unref(m);
+		dbus_message_unref(r);
+	}
+	ck_assert_int_eq(handler_calls, 2);
+
+	m = call(iface, "Nope");
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_error_name(r), DBUS_ERROR_UNKNOWN_METHOD);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	m = call("org.example.Other", "Echo");
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_error_name(r), DBUS_ERROR_UNKNOWN_INTERFACE);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	/* Properties.Get / Set / GetAll */
+	name = "Q";
+	m = call(CPM_IFACE_PROPERTIES, "Get");
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name,
+				 DBUS_TYPE_INVALID);
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_signature(r), "v");
+	dbus_message_iter_init(r, &it);
+	dbus_message_iter_recurse(&it, &v);
+	dbus_message_iter_get_basic(&v, &u);
+	ck_assert_uint_eq(u, 42);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	m = call(CPM_IFACE_PROPERTIES, "Set");
+	dbus_message_iter_init_append(m, &it);
+	dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &iface);
+	dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &name);
+	dbus_message_iter_open_container(&it, DBUS_TYPE_VARIANT, "u", &v);
+	dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &u);
+	dbus_message_iter_close_container(&it, &v);
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_error_name(r), DBUS_ERROR_PROPERTY_READ_ONLY);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	name = "P";
+	m = call(CPM_IFACE_PROPERTIES, "Set");
+	dbus_message_iter_init_append(m, &it);
+	dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &iface);
+	dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &name);
+	dbus_message_iter_open_container(&it, DBUS_TYPE_VARIANT, "u", &v);
+	dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &u);
+	dbus_message_iter_close_container(&it, &v);
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_error_name(r), CPM_ERROR_INVALID_ARGS);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	s = "world";
+	m = call(CPM_IFACE_PROPERTIES, "Set");
+	dbus_message_iter_init_append(m, &it);
+	dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &iface);
+	dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &name);
+	dbus_message_iter_open_container(&it, DBUS_TYPE_VARIANT, "s", &v);
+	dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &s);
+	dbus_message_iter_close_container(&it, &v);
+	r = cpm_bus_handle(bus, m);
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	ck_assert_str_eq(prop_value, "world");
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	m = call(CPM_IFACE_PROPERTIES, "GetAll");
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID);
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_signature(r), "a{sv}");
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	name = "Nope";
+	m = call(CPM_IFACE_PROPERTIES, "Get");
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name,
+				 DBUS_TYPE_INVALID);
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_error_name(r), DBUS_ERROR_UNKNOWN_PROPERTY);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+
+	/* No ObjectManager on a plain object. */
+	m = call(CPM_IFACE_OBJECT_MANAGER, "GetManagedObjects");
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_error_name(r), DBUS_ERROR_UNKNOWN_INTERFACE);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+	cpm_bus_free(bus);
+}
+END_TEST
+
+START_TEST(test_managed_objects)
+{
+	struct cpm_bus *bus = cpm_bus_new_unconnected();
+	DBusMessageIter it, a, e;
+	DBusMessage *m, *r;
+	const char *path;
+	int n = 0;
+
+	ck_assert_int_eq(cpm_bus_add_object(bus, "/r", &test_iface, NULL, CPM_OBJECT_MANAGER), 0);
+	ck_assert_int_eq(cpm_bus_add_object(bus, "/r/b", &test_iface, NULL, 0), 0);
+	ck_assert_int_eq(cpm_bus_add_object(bus, "/r/a/x", &test_iface, NULL, 0), 0);
+	ck_assert_int_eq(cpm_bus_add_object(bus, "/rr", &test_iface, NULL, 0), 0);
+	m = new_call("org.cpmsync", "/r", CPM_IFACE_OBJECT_MANAGER,
+					 "GetManagedObjects");
+	r = cpm_bus_handle(bus, m);
+	ck_assert_str_eq(dbus_message_get_signature(r), "a{oa{sa{sv}}}");
+	dbus_message_iter_init(r, &it);
+	dbus_message_iter_recurse(&it, &a);
+	while (dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_DICT_ENTRY) {
+		dbus_message_iter_recurse(&a, &e);
+		dbus_message_iter_get_basic(&e, &path);
+		ck_assert_str_eq(path, n == 0 ? "/r/a/x" : "/r/b");
+		n++;
+		dbus_message_iter_next(&a);
+	}
+	ck_assert_int_eq(n, 2);
+	dbus_message_unref(m);
+	dbus_message_unref(r);
+	cpm_bus_free(bus);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Helpers */
+
+START_TEST(test_path_escape)
+{
+	static const struct {
+		const char *name, *elem;
+	} cases[] = {
+		{ "work", "work" },
+		{ "my-mail", "my_2dmail" },
+		{ "a_b", "a_b" },
+		{ "A.b c", "A_2eb_20c" },
+		{ "\xc3\xa9", "_c3_a9" },
+		{ "", "_" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *e = cpm_path_escape(cases[i].name), *u, *path;
+
+		ck_assert_str_eq(e, cases[i].elem);
+		path = cpm_asprintf("/org/cpmsync/%s", e);
+		ck_assert(dbus_validate_path(path, NULL));
+		u = cpm_path_unescape(e);
+		ck_assert_ptr_nonnull(u);
+		if (strchr(cases[i].name, '_') == NULL)
+			ck_assert_str_eq(u, cases[i].name);
+		free(u);
+		free(path);
+		free(e);
+	}
+	ck_assert_ptr_null(cpm_path_unescape(""));
+	ck_assert_ptr_null(cpm_path_unescape("a-b"));
+	ck_assert_ptr_null(cpm_path_unescape("_00"));
+}
+END_TEST
+
+START_TEST(test_checks)
+{
+	static const char *good_flags[] = { "\\Seen", "\\Deleted", "$Label1", "Junk", "$MDNSent",
+					    "a.b-c_d" };
+	static const char *bad_flags[] = { "", "\\", "\\\\Seen", "a b", "(x", "x)", "a*", "a%",
+					   "a\"", "a]", "a{", "\xc3\xa9", "a\x01", "\\Seen\\" };
+	char big[300];
+	char *err;
+
+	for (size_t i = 0; i < sizeof(good_flags) / sizeof(good_flags[0]); i++) {
+		err = cpm_check_flag("add", good_flags[i]);
+		ck_assert_msg(!err, "%s: %s", good_flags[i], err);
+	}
+	for (size_t i = 0; i < sizeof(bad_flags) / sizeof(bad_flags[0]); i++) {
+		err = cpm_check_flag("add", bad_flags[i]);
+		ck_assert_msg(err != NULL, "flag '%s' accepted", bad_flags[i]);
+		ck_assert_msg(!strncmp(err, "add: ", 5), "%s", err);
+		free(err);
+	}
+	memset(big, 'a', 257);
+	big[257] = '\0';
+	err = cpm_check_flag("add", big);
+	ck_assert_ptr_nonnull(err);
+	free(err);
+	big[256] = '\0';
+	ck_assert_ptr_null(cpm_check_flag("add", big));
+
+	/* sections */
+	ck_assert_ptr_null(cpm_check_section("section", ""));
+	ck_assert_ptr_null(cpm_check_section("section", "HEADER"));
+	ck_assert_ptr_null(cpm_check_section("section", "text"));
+	ck_assert_ptr_null(cpm_check_section("section", "1"));
+	ck_assert_ptr_null(cpm_check_section("section", "1.2.3"));
+	ck_assert_ptr_null(cpm_check_section("section", "2.MIME"));
+	ck_assert_ptr_null(cpm_check_section("section", "3.HEADER"));
+	ck_assert_ptr_null(cpm_check_section("section", "3.TEXT"));
+	static const char *bad_sections[] = { "MIME", "0", "01", "1.", ".1", "1..2", "1.FOO",
+					      "HEADER.FIELDS (To)", "1 ", "x" };
+	for (size_t i = 0; i < sizeof(bad_sections) / sizeof(bad_sections[0]); i++) {
+		err = cpm_check_section("section", bad_sections[i]);
+		ck_assert_msg(err != NULL, "section '%s' accepted", bad_sections[i]);
+		ck_assert(!strncmp(err, "section: ", 9));
+		free(err);
+	}
+	memset(big, '1', sizeof(big));
+	big[129] = '\0';
+	err = cpm_check_section("section", big);
+	ck_assert_ptr_nonnull(err);
+	free(err);
+
+	/* names */
+	ck_assert_ptr_null(cpm_check_name("name", "INBOX/Sub", false));
+	err = cpm_check_name("name", "", false);
+	ck_assert_str_eq(err, "name: must not be empty");
+	free(err);
+	ck_assert_ptr_null(cpm_check_name("folder", "", true));
+	{
+		char *longname = malloc(1026);
+
+		memset(longname, 'x', 1025);
+		longname[1025] = '\0';
+		err = cpm_check_name("name", longname, false);
+		ck_assert_ptr_nonnull(err);
+		free(err);
+		longname[1024] = '\0';
+		ck_assert_ptr_null(cpm_check_name("name", longname, false));
+		free(longname);
+	}
+
+	/* rights, entries, account names */
+	ck_assert_ptr_null(cpm_check_rights("rights", "lrswipkxtea"));
+	ck_assert_ptr_null(cpm_check_rights("rights", ""));
+	ck_assert_ptr_null(cpm_check_rights("rights", "+w"));
+	err = cpm_check_rights("rights", "LR");
+	ck_assert_ptr_nonnull(err);
+	free(err);
+	ck_assert_ptr_null(cpm_check_metadata_entry("entries", "/private/comment"));
+	ck_assert_ptr_null(cpm_check_metadata_entry("entries", "/shared/vendor/x"));
+	static const char *bad_entries[] = { "comment", "/private/", "/private//x", "/other/x",
+					     "/private/a*", "" };
+	for (size_t i = 0; i < sizeof(bad_entries) / sizeof(bad_entries[0]); i++) {
+		err = cpm_check_metadata_entry("entries", bad_entries[i]);
+		ck_assert_msg(err != NULL, "entry '%s' accepted", bad_entries[i]);
+		free(err);
+	}
+	ck_assert_ptr_null(cpm_check_account_name("name", "work-mail_2"));
+	err = cpm_check_account_name("name", "a b");
+	ck_assert_ptr_nonnull(err);
+	free(err);
+	err = cpm_check_account_name("name", "");
+	ck_assert_ptr_nonnull(err);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_utf8)
+{
+	char *tmp;
+	const char *s;
+
+	s = cpm_utf8("plain \xc3\xa9", &tmp);
+	ck_assert_ptr_null(tmp);
+	ck_assert_str_eq(s, "plain \xc3\xa9");
+	s = cpm_utf8("a\xff" "b\xc3", &tmp);
+	ck_assert_ptr_nonnull(tmp);
+	ck_assert_str_eq(s, "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+	ck_assert(dbus_validate_utf8(s, NULL));
+	free(tmp);
+	s = cpm_utf8("\xed\xa0\x80", &tmp); /* a surrogate */
+	ck_assert(dbus_validate_utf8(s, NULL));
+	free(tmp);
+	s = cpm_utf8(NULL, &tmp);
+	ck_assert_str_eq(s, "");
+}
+END_TEST
+
+START_TEST(test_error_mapping)
+{
+	static const struct {
+		int r;
+		const char *name;
+	} cases[] = {
+		{ -EINVAL, CPM_ERROR_INVALID_ARGS },
+		{ -CPMSYNC_E_NOT_FOUND, CPM_ERROR_NOT_FOUND },
+		{ -CPMSYNC_E_OFFLINE, CPM_ERROR_OFFLINE },
+		{ -CPMSYNC_E_NOT_SUPPORTED, CPM_ERROR_NOT_SUPPORTED },
+		{ -CPMSYNC_E_SERVER, CPM_ERROR_SERVER },
+		{ -CPMSYNC_E_AUTH, CPM_ERROR_FAILED },
+		{ -ENOMEM, CPM_ERROR_FAILED },
+		{ -EIO, CPM_ERROR_FAILED },
+	};
+	DBusMessage *m = new_call("org.cpmsync", "/", "x.y", "Z");
+	DBusMessage *r;
+	const char *text;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_str_eq(cpm_error_name(cases[i].r), cases[i].name);
+	r = cpm_error_from_code(m, -CPMSYNC_E_NOT_SUPPORTED, "METADATA");
+	ck_assert_str_eq(dbus_message_get_error_name(r), CPM_ERROR_NOT_SUPPORTED);
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &text, DBUS_TYPE_INVALID));
+	ck_assert_str_eq(text, "METADATA");
+	dbus_message_unref(r);
+	r = cpm_error_from_code(m, -CPMSYNC_E_SERVER, "NO [NOPERM] \xff bad");
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &text, DBUS_TYPE_INVALID));
+	ck_assert_str_eq(text, "NO [NOPERM] \xef\xbf\xbd bad");
+	dbus_message_unref(r);
+	r = cpm_error_from_code(m, -CPMSYNC_E_OFFLINE, NULL);
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &text, DBUS_TYPE_INVALID));
+	ck_assert(strlen(text) > 0);
+	dbus_message_unref(r);
+	dbus_message_unref(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Settings (AddAccount) and criteria (Search) */
+
+static void dict_s(DBusMessageIter *d, const char *k, const char *v)
+{
+	cpm_dict_append(d, k, DBUS_TYPE_STRING, &v);
+}
+
+/* Builds a message whose single argument is a{sv} from a spec string of
+ * "Key=type:value" items separated by ';' (types s, q, x, u, as with
+ * comma-separated values). */
+static DBusMessage *dict_message(const char *spec)
+{
+	DBusMessage *m = new_call("org.cpmsync", "/", "x.y", "Z");
+	DBusMessageIter it, d;
+	char *copy = strdup(spec), *save = NULL, *item;
+
+	dbus_message_iter_init_append(m, &it);
+	dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &d);
+	for (item = strtok_r(copy, ";", &save); item; item = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(item, '='), *colon;
+
+		ck_assert_ptr_nonnull(eq);
+		*eq = '\0';
+		colon = strchr(eq + 1, ':');
+		ck_assert_ptr_nonnull(colon);
+		*colon = '\0';
+		if (!strcmp(eq + 1, "s")) {
+			dict_s(&d, item, colon + 1);
+		} else if (!strcmp(eq + 1, "q")) {
+			dbus_uint16_t q = (dbus_uint16_t)atoi(colon + 1);
+
+			cpm_dict_append(&d, item, DBUS_TYPE_UINT16, &q);
+		} else if (!strcmp(eq + 1, "u")) {
+			dbus_uint32_t u = (dbus_uint32_t)atoi(colon + 1);
+
+			cpm_dict_append(&d, item, DBUS_TYPE_UINT32, &u);
+		} else if (!strcmp(eq + 1, "x")) {
+			dbus_int64_t x = atoll(colon + 1);
+
+			cpm_dict_append(&d, item, DBUS_TYPE_INT64, &x);
+		} else if (!strcmp(eq + 1, "as")) {
+			cpm_dict_append_split(&d, item, colon + 1, ',');
+		} else {
+			ck_abort_msg("bad spec type %s", eq + 1);
+		}
+	}
+	dbus_message_iter_close_container(&it, &d);
+	free(copy);
+	return m;
+}
+
+static char *parse_settings(const char *spec, struct cpm_account_settings *s)
+{
+	DBusMessage *m = dict_message(spec);
+	DBusMessageIter it;
+	char *err;
+
+	dbus_message_iter_init(m, &it);
+	memset(s, 0, sizeof(*s));
+	err = cpm_parse_account_settings(&it, s);
+	/* strings are borrowed from m: tests read them before unref */
+	if (!err) {
+		static char host[64], sec[16];
+
+		snprintf(host, sizeof(host), "%s", s->host);
+		snprintf(sec, sizeof(sec), "%s", s->security);
+		s->host = host;
+		s->security = sec;
+		s->user = s->password = s->password_file = s->ca_file = s->sync_bodies = NULL;
+	}
+	dbus_message_unref(m);
+	return err;
+}
+
+START_TEST(test_settings)
+{
+	static const struct {
+		const char *spec;
+		const char *error; /* prefix, NULL: accepted */
+	} cases[] = {
+		{ "Host=s:imap.example.org;User=s:alice;Password=s:x", NULL },
+		{ "Host=s:h;Port=q:993;Security=s:starttls;User=s:u;PasswordFile=s:/p;"
+		  "CaFile=s:/ca.pem;Folders=as:INBOX,Archive/*;SyncBodies=s:256", NULL },
+		{ "Host=s:h;User=s:u;Password=s:x;SyncBodies=s:all", NULL },
+		{ "Host=s:h;User=s:u;Password=s:x;Bogus=s:1", "settings: unknown key 'Bogus'" },
+		{ "Host=s:h;User=s:u;Password=s:x;Port=u:993", "settings: Port must be of type q" },
+		{ "Host=s:h;User=s:u;Password=s:x;Folders=s:INBOX", "settings: Folders must be of type as" },
+		{ "User=s:u;Password=s:x", "settings: Host is required" },
+		{ "Host=s:h;Password=s:x", "settings: User is required" },
+		{ "Host=s:h;User=s:u", "settings: exactly one of Password and PasswordFile" },
+		{ "Host=s:h;User=s:u;Password=s:x;PasswordFile=s:/p",
+		  "settings: exactly one of Password and PasswordFile" },
+		{ "Host=s:h;User=s:u;Password=s:x;Security=s:ssl", "settings: Security must be" },
+		{ "Host=s:h;User=s:u;Password=s:x;SyncBodies=s:lots", "settings: SyncBodies must be" },
+		{ "Host=s:h;Host=s:i;User=s:u;Password=s:x", "settings: Host given twice" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cpm_account_settings s;
+		char *err = parse_settings(cases[i].spec, &s);
+
+		if (!cases[i].error) {
+			ck_assert_msg(!err, "%s: %s", cases[i].spec, err);
+			cpm_account_settings_clear(&s);
+		} else {
+			ck_assert_msg(err && !strncmp(err, cases[i].error, strlen(cases[i].error)),
+				      "%s: got '%s'", cases[i].spec, err ? err : "(accepted)");
+			free(err);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_settings_values)
+{
+	DBusMessage *m = dict_message("Host=s:h;Port=q:1143;User=s:u;PasswordFile=s:/p;"
+				      "Folders=as:INBOX,Sent");
+	struct cpm_account_settings s = { 0 };
+	DBusMessageIter it;
+
+	dbus_message_iter_init(m, &it);
+	ck_assert_ptr_null(cpm_parse_account_settings(&it, &s));
+	ck_assert_str_eq(s.host, "h");
+	ck_assert_uint_eq(s.port, 1143);
+	ck_assert_str_eq(s.security, "tls");
+	ck_assert_str_eq(s.password_file, "/p");
+	ck_assert_ptr_null(s.password);
+	ck_assert_ptr_null(s.ca_file);
+	ck_assert_str_eq(s.folders[0], "INBOX");
+	ck_assert_str_eq(s.folders[1], "Sent");
+	ck_assert_ptr_null(s.folders[2]);
+	cpm_account_settings_clear(&s);
+	dbus_message_unref(m);
+}
+END_TEST
+
+START_TEST(test_criteria)
+{
+	static const struct {
+		const char *spec;
+		const char *error;
+	} cases[] = {
+		{ "", NULL },
+		{ "Text=s:hello;From=s:a@b;To=s:c;Subject=s:s;Since=x:100;Before=x:200;"
+		  "Flags=as:\\Seen,$x;NotFlags=as:\\Deleted;ConversationId=s:abc", NULL },
+		{ "Nope=s:x", "criteria: unknown key 'Nope'" },
+		{ "Since=u:5", "criteria: Since must be of type x" },
+		{ "Flags=as:a b", "criteria: Flags: flag" },
+		{ "Text=s:a;Text=s:b", "criteria: Text given twice" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		DBusMessage *m = dict_message(cases[i].spec);
+		struct search_state *s = calloc(1, sizeof(*s));
+		DBusMessageIter it;
+		char *err;
+
+		dbus_message_iter_init(m, &it);
+		err = cpm_parse_search_criteria(&it, s);
+		if (!cases[i].error) {
+			ck_assert_msg(!err, "%s: %s", cases[i].spec, err);
+			if (i == 1) {
+				ck_assert_str_eq(s->c.text, "hello");
+				ck_assert_int_eq(s->c.since, 100);
+				ck_assert_int_eq(s->c.before, 200);
+				ck_assert_str_eq(s->c.flags[1], "$x");
+				ck_assert_ptr_null(s->c.flags[2]);
+				ck_assert_str_eq(s->c.not_flags[0], "\\Deleted");
+				ck_assert_str_eq(s->c.conversation_id, "abc");
+			}
+		} else {
+			ck_assert_msg(err && !strncmp(err, cases[i].error, strlen(cases[i].error)),
+				      "%s: got '%s'", cases[i].spec, err ? err : "(accepted)");
+			free(err);
+		}
+		search_state_free(s);
+		dbus_message_unref(m);
+	}
+}
+END_TEST
+
+START_TEST(test_ids_and_strv_limits)
+{
+	DBusMessage *m = new_call("org.cpmsync", "/", "x.y", "Z");
+	uint64_t *ids = calloc(CPM_MAX_IDS + 1, sizeof(*ids));
+	const dbus_uint64_t *p = ids;
+	const uint64_t *got;
+	const char **strv;
+	DBusMessageIter it, a;
+	char *err;
+	int n;
+
+	for (unsigned i = 0; i <= CPM_MAX_IDS; i++)
+		ids[i] = i + 1;
+	dbus_message_iter_init_append(m, &it);
+	dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "t", &a);
+	dbus_message_iter_append_fixed_array(&a, DBUS_TYPE_UINT64, &p, (int)CPM_MAX_IDS + 1);
+	dbus_message_iter_close_container(&it, &a);
+	dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "t", &a);
+	dbus_message_iter_append_fixed_array(&a, DBUS_TYPE_UINT64, &p, (int)CPM_MAX_IDS);
+	dbus_message_iter_close_container(&it, &a);
+	dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &a);
+	for (unsigned i = 0; i <= CPM_MAX_FLAGS; i++) {
+		const char *f = "\\Seen";
+
+		dbus_message_iter_append_basic(&a, DBUS_TYPE_STRING, &f);
+	}
+	dbus_message_iter_close_container(&it, &a);
+
+	dbus_message_iter_init(m, &it);
+	err = cpm_read_ids(&it, "ids", CPM_MAX_IDS, &got, &n);
+	ck_assert_str_eq(err, "ids: at most 10000 entries");
+	free(err);
+	dbus_message_iter_next(&it);
+	ck_assert_ptr_null(cpm_read_ids(&it, "ids", CPM_MAX_IDS, &got, &n));
+	ck_assert_int_eq(n, (int)CPM_MAX_IDS);
+	ck_assert_uint_eq(got[9999], 10000);
+	dbus_message_iter_next(&it);
+	err = cpm_read_strv(&it, "add", CPM_MAX_FLAGS, true, &strv);
+	ck_assert_str_eq(err, "add: at most 256 entries");
+	free(err);
+	free(ids);
+	dbus_message_unref(m);
+}
+END_TEST
+
+START_TEST(test_summary_dict)
+{
+	struct cpmsync_message_info mi = {
+		.id = 7,
+		.folder_id = 1,
+		.uid = 42,
+		.flags = "$Label \\Seen",
+		.internaldate = 1700000000,
+		.size = 1234,
+		.from = "Alice <a@example.org>",
+		.to = "b@example.org\nc@example.org\n",
+		.subject = "Hi \xff",
+		.date = 1699999999,
+		.message_id = "<x@y>",
+		.conversation_id = "conv",
+		.contribution_id = "contrib",
+		.type = "file-transfer",
+		.has_body = true,
+	};
+	static const char *keys[] = { "Id",	   "Uid",	     "Flags",	       "InternalDate",
+				      "Size",	   "From",	     "To",	       "Subject",
+				      "Date",	   "MessageId",	     "ConversationId", "ContributionId",
+				      "Type",	   "HasBody" };
+	static const char *types[] = { "t", "u", "as", "x", "u", "s", "as",
+				       "s", "x", "s",  "s", "s", "s", "b" };
+	DBusMessage *m = new_call("org.cpmsync", "/", "x.y", "Z");
+	DBusMessageIter it, a, d, e, v, arr;
+	unsigned n = 0;
+
+	dbus_message_iter_init_append(m, &it);
+	dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &a);
+	cpm_append_summary(&a, &mi);
+	cpm_append_change(&a, &mi);
+	dbus_message_iter_close_container(&it, &a);
+	ck_assert_str_eq(dbus_message_get_signature(m), "aa{sv}");
+
+	dbus_message_iter_init(m, &it);
+	dbus_message_iter_recurse(&it, &a);
+	dbus_message_iter_recurse(&a, &d);
+	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d), n++) {
+		const char *key;
+		char *sig;
+
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &key);
+		ck_assert_str_eq(key, keys[n]);
+		dbus_message_iter_next(&e);
+		dbus_message_iter_recurse(&e, &v);
+		sig = dbus_message_iter_get_signature(&v);
+		ck_assert_str_eq(sig, types[n]);
+		dbus_free(sig);
+		if (!strcmp(key, "To")) {
+			const char *s;
+			int k = 0;
+
+			dbus_message_iter_recurse(&v, &arr);
+			for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRING;
+			     dbus_message_iter_next(&arr), k++) {
+				dbus_message_iter_get_basic(&arr, &s);
+				ck_assert_str_eq(s, k ? "c@example.org" : "b@example.org");
+			}
+			ck_assert_int_eq(k, 2);
+		}
+		if (!strcmp(key, "Subject")) {
+			const char *s;
+
+			dbus_message_iter_get_basic(&v, &s);
+			ck_assert_str_eq(s, "Hi \xef\xbf\xbd");
+		}
+	}
+	ck_assert_uint_eq(n, sizeof(keys) / sizeof(keys[0]));
+
+	/* The change dict: Id, Flags, Uid, HasBody. */
+	dbus_message_iter_next(&a);
+	dbus_message_iter_recurse(&a, &d);
+	n = 0;
+	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d), n++) {
+		static const char *ckeys[] = { "Id", "Flags", "Uid", "HasBody" };
+		const char *key;
+
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &key);
+		ck_assert_str_eq(key, ckeys[n]);
+	}
+	ck_assert_uint_eq(n, 4);
+	dbus_message_unref(m);
+}
+END_TEST
+
+static Suite *dbus_introspect_suite(void)
+{
+	Suite *s = suite_create("dbus-introspect");
+	TCase *tc = tcase_create("contract");
+
+	tcase_add_test(tc, test_tables_match_contract);
+	tcase_add_test(tc, test_introspect_objects);
+	tcase_add_test(tc, test_dispatch);
+	tcase_add_test(tc, test_managed_objects);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("helpers");
+	tcase_add_test(tc, test_path_escape);
+	tcase_add_test(tc, test_checks);
+	tcase_add_test(tc, test_utf8);
+	tcase_add_test(tc, test_error_mapping);
+	tcase_add_test(tc, test_settings);
+	tcase_add_test(tc, test_settings_values);
+	tcase_add_test(tc, test_criteria);
+	tcase_add_test(tc, test_ids_and_strv_limits);
+	tcase_add_test(tc, test_summary_dict);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(dbus_introspect_suite)

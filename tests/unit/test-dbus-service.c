@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dbus/: the service over a private dbus-daemon (skipped when there is
+ * none), with a real store and an offline session: objects, reads from
+ * the store, a local change with its MessagesAdded signal, offline
+ * errors, argument limits and the well-known name.  Client and service
+ * share one cpmsync loop (the client through the same libdbus glue).
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <dbus/dbus.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+#include <cpmsync/session.h>
+#include <cpmsync/store.h>
+
+#include "dbus-object.h"
+#include "dbus-util.h"
+#include "service.h"
+#include "testlib.h"
+
+static const char message[] = "Message-ID: <m1@example.org>\r\n"
+			      "From: Alice <a@example.org>\r\n"
+			      "To: b@example.org, c@example.org\r\n"
+			      "Subject: hello\r\n"
+			      "\r\n"
+			      "body text\r\n";
+
+static char tmpdir[64];
+static pid_t daemon_pid;
+static char address[512];
+static struct cpmsync_loop *loop;
+static struct cpmsync_store *store;
+static struct cpmsync_session *session;
+static struct cpm_service *svc;
+static DBusConnection *client;
+static struct cpm_dbus_glue *client_glue;
+static int64_t inbox_id, msg_id;
+static char inbox_path[128];
+static int added_signals;
+
+static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
+{
+	(void)a;
+	(void)ud;
+	*ret = strdup("x");
+	return 0;
+}
+
+static bool start_daemon(void)
+{
+	int p[2];
+	ssize_t n;
+	size_t len = 0;
+
+	if (access("/usr/bin/dbus-daemon", X_OK) < 0 || pipe(p) < 0)
+		return false;
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		char addr[128];
+
+		snprintf(addr, sizeof(addr), "--address=unix:dir=%s", tmpdir);
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(p[1], 1);
+		dup2(null, 2);
+		close(p[0]);
+		execl("/usr/bin/dbus-daemon", "dbus-daemon", "--session", "--nofork",
+		      "--print-address=1", addr, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (len < sizeof(address) - 1 && (n = read(p[0], address + len, 1)) == 1) {
+		if (address[len] == '\n')
+			break;
+		len++;
+	}
+	address[len] = '\0';
+	close(p[0]);
+	return len > 0;
+}
+
+static DBusHandlerResult client_filter(DBusConnection *c, DBusMessage *m, void *ud)
+{
+	(void)c;
+	(void)ud;
+	if (dbus_message_is_signal(m, "org.cpmsync.Folder1", "MessagesAdded"))
+		added_signals++;
+	return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
+}
+
+static void setup(void)
+{
+	struct cpmsync_account account = {
+		.name = "acc-1",
+		.host = "127.0.0.1",
+		.port = 1,
+		.security = CPMSYNC_SECURITY_NONE,
+		.user = "u",
+		.password_cb = password_cb,
+	};
+	char path[128], *err = NULL;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-dbus-service-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	address[0] = '\0';
+	daemon_pid = 0;
+	if (!start_daemon())
+		return;
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	snprintf(path, sizeof(path), "%s/store.db", tmpdir);
+	ck_assert_int_eq(cpmsync_store_open(path, 0, &store, &err), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Work", &inbox_id), 0);
+	ck_assert_int_eq(cpmsync_op_store(store, "acc-1", "Work", message, sizeof(message) - 1,
+					  NULL, 1700000000, &msg_id), 0);
+	ck_assert_int_eq(cpmsync_session_new(loop, store, &account, NULL, NULL, NULL, &session), 0);
+	cpmsync_session_set_online(session, false);
+
+	ck_assert_int_eq(cpm_service_new(loop, store, address, "9.9", NULL, NULL, &svc, &err), 0);
+	ck_assert_int_eq(cpm_service_add_account(svc, session), 0);
+	cpm_service_set_account_details(svc, "acc-1", "127.0.0.1", "u");
+	ck_assert_int_eq(cpm_service_start(svc, &err), 0);
+	snprintf(inbox_path, sizeof(inbox_path), "/org/cpmsync/acc_2d1/folder%lld",
+		 (long long)inbox_id);
+
+	client = dbus_connection_open_private(address, NULL);
+	ck_assert_ptr_nonnull(client);
+	ck_assert(dbus_bus_register(client, NULL));
+	dbus_connection_set_exit_on_disconnect(client, FALSE);
+	dbus_bus_add_match(client, "type='signal',interface='org.cpmsync.Folder1'", NULL);
+	dbus_connection_add_filter(client, client_filter, NULL, NULL);
+	ck_assert_int_eq(cpm_dbus_glue_attach(client, loop, &client_glue), 0);
+	added_signals = 0;
+}
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void teardown(void)
+{
+	if (client) {
+		client_glue = cpm_dbus_glue_detach(client_glue);
+		dbus_connection_close(client);
+		dbus_connection_unref(client);
+		client = NULL;
+	}
+	svc = cpm_service_free(svc);
+	session = cpmsync_session_free(session);
+	/* the session's cancellations run from the loop */
+	if (loop)
+		for (int i = 0; i < 5; i++)
+			cpmsync_loop_iterate(loop, 0);
+	store = cpmsync_store_close(store);
+	loop = cpmsync_loop_free(loop);
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+	}
+	nftw(tmpdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+#define SKIP_WITHOUT_DAEMON()                                     \
+	do {                                                      \
+		if (!address[0]) {                                \
+			fprintf(stderr, "no dbus-daemon: skipped\n"); \
+			return;                                   \
+		}                                                 \
+	} while (0)
+
+static void pending_done(DBusPendingCall *p, void *ud)
+{
+	(void)p;
+	*(bool *)ud = true;
+}
+
+/* Calls and runs the loop until the reply; returns it (to unref). */
+static DBusMessage *call_msg(DBusMessage *m)
+{
+	DBusPendingCall *p = NULL;
+	DBusMessage *reply;
+	bool done = false;
+
+	ck_assert(dbus_connection_send_with_reply(client, m, &p, 5000));
+	ck_assert_ptr_nonnull(p);
+	dbus_pending_call_set_notify(p, pending_done, &done, NULL);
+	if (dbus_pending_call_get_completed(p))
+		done = true;
+	ck_assert(test_loop_run_until(loop, &done, 5000));
+	reply = dbus_pending_call_steal_reply(p);
+	dbus_pending_call_unref(p);
+	dbus_message_unref(m);
+	ck_assert_ptr_nonnull(reply);
+	return reply;
+}
+
+static DBusMessage *new_call(const char *path, const char *iface, const char *member)
+{
+	DBusMessage *m = dbus_message_new_method_call("org.cpmsync", path, iface, member);
+
+	ck_assert_ptr_nonnull(m);
+	return m;
+}
+
+static void assert_error(DBusMessage *r, const char *name, const char *text_prefix)
+{
+	const char *text = "";
+
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_ERROR);
+	ck_assert_str_eq(dbus_message_get_error_name(r), name);
+	dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &text, DBUS_TYPE_INVALID);
+	if (text_prefix)
+		ck_assert_msg(!strncmp(text, text_prefix, strlen(text_prefix)), "error text '%s'",
+			      text);
+	dbus_message_unref(r);
+}
+
+START_TEST(test_objects)
+{
+	DBusMessageIter it, a, e;
+	DBusMessage *r;
+	const char *path;
+	bool account = false, folder = false;
+
+	SKIP_WITHOUT_DAEMON();
+	r = call_msg(new_call("/org/cpmsync", "org.freedesktop.DBus.ObjectManager",
+			      "GetManagedObjects"));
+	ck_assert_str_eq(dbus_message_get_signature(r), "a{oa{sa{sv}}}");
+	dbus_message_iter_init(r, &it);
+	dbus_message_iter_recurse(&it, &a);
+	for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&a)) {
+		dbus_message_iter_recurse(&a, &e);
+		dbus_message_iter_get_basic(&e, &path);
+		if (!strcmp(path, "/org/cpmsync/acc_2d1"))
+			account = true;
+		if (!strcmp(path, inbox_path))
+			folder = true;
+	}
+	ck_assert(account && folder);
+	dbus_message_unref(r);
+
+	/* A property of each kind. */
+	{
+		const char *iface = "org.cpmsync.Account1", *name = "State", *v;
+		DBusMessage *m = new_call("/org/cpmsync/acc_2d1", "org.freedesktop.DBus.Properties",
+					  "Get");
+		DBusMessageIter vi;
+
+		dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name,
+					 DBUS_TYPE_INVALID);
+		r = call_msg(m);
+		dbus_message_iter_init(r, &it);
+		dbus_message_iter_recurse(&it, &vi);
+		dbus_message_iter_get_basic(&vi, &v);
+		ck_assert_str_eq(v, "offline");
+		dbus_message_unref(r);
+	}
+
+	/* FindFolder */
+	{
+		const char *name = "Work", *p;
+		DBusMessage *m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1",
+					  "FindFolder");
+
+		dbus_message_append_args(m, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+		r = call_msg(m);
+		ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_OBJECT_PATH, &p,
+						DBUS_TYPE_INVALID));
+		ck_assert_str_eq(p, inbox_path);
+		dbus_message_unref(r);
+		name = "Nope";
+		m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "FindFolder");
+		dbus_message_append_args(m, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+		assert_error(call_msg(m), "org.cpmsync.Error.NotFound", "name: no folder");
+	}
+}
+END_TEST
+
+START_TEST(test_list_fetch)
+{
+	dbus_uint64_t after = 0, id = (dbus_uint64_t)msg_id;
+	dbus_uint32_t limit = 10001;
+	const char *section = "";
+	const unsigned char *bytes;
+	DBusMessageIter it, a;
+	DBusMessage *m, *r;
+	int n;
+
+	SKIP_WITHOUT_DAEMON();
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "ListMessages");
+	dbus_message_append_args(m, DBUS_TYPE_UINT64, &after, DBUS_TYPE_UINT32, &limit,
+				 DBUS_TYPE_INVALID);
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "limit: at most 10000");
+
+	limit = 0;
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "ListMessages");
+	dbus_message_append_args(m, DBUS_TYPE_UINT64, &after, DBUS_TYPE_UINT32, &limit,
+				 DBUS_TYPE_INVALID);
+	r = call_msg(m);
+	ck_assert_str_eq(dbus_message_get_signature(r), "aa{sv}");
+	dbus_message_iter_init(r, &it);
+	ck_assert_int_eq(dbus_message_iter_get_element_count(&it), 1);
+	dbus_message_unref(r);
+
+	/* Wrong signature */
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "ListMessages");
+	dbus_message_append_args(m, DBUS_TYPE_UINT32, &limit, DBUS_TYPE_INVALID);
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "wrong arguments: expected signature 'tu'");
+
+	/* Fetch the whole message, then the header. */
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "Fetch");
+	dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
+				 DBUS_TYPE_INVALID);
+	r = call_msg(m);
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	dbus_message_iter_init(r, &it);
+	dbus_message_iter_recurse(&it, &a);
+	dbus_message_iter_get_fixed_array(&a, &bytes, &n);
+	ck_assert_int_eq(n, (int)sizeof(message) - 1);
+	ck_assert(!memcmp(bytes, message, (size_t)n));
+	dbus_message_unref(r);
+
+	section = "TEXT";
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "Fetch");
+	dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
+				 DBUS_TYPE_INVALID);
+	r = call_msg(m);
+	dbus_message_iter_init(r, &it);
+	dbus_message_iter_recurse(&it, &a);
+	dbus_message_iter_get_fixed_array(&a, &bytes, &n);
+	ck_assert_int_eq(n, 11);
+	ck_assert(!memcmp(bytes, "body text\r\n", 11));
+	dbus_message_unref(r);
+
+	section = "1.FOO";
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "Fetch");
+	dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
+				 DBUS_TYPE_INVALID);
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "section: ");
+
+	/* FetchFd */
+	section = "";
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "FetchFd");
+	dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
+				 DBUS_TYPE_INVALID);
+	r = call_msg(m);
+	{
+		char buf[256];
+		int fd = -1;
+		ssize_t k;
+
+		ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_INVALID));
+		k = pread(fd, buf, sizeof(buf), 0);
+		ck_assert_int_eq(k, (ssize_t)sizeof(message) - 1);
+		ck_assert(!memcmp(buf, message, (size_t)k));
+		close(fd);
+	}
+	dbus_message_unref(r);
+
+	/* Not in this folder */
+	id = 999999;
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "GetMessage");
+	dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID);
+	assert_error(call_msg(m), "org.cpmsync.Error.NotFound", "id: ");
+}
+END_TEST
+
+START_TEST(test_store_signal)
+{
+	const unsigned char *content = (const unsigned char *)message;
+	const char *flags[] = { "\\Seen" }, *bad[] = { "a b" };
+	const char **fp = flags;
+	dbus_int64_t date = 0;
+	dbus_uint64_t id = 0;
+	DBusMessageIter it, a;
+	DBusMessage *m, *r;
+	bool never = false;
+
+	SKIP_WITHOUT_DAEMON();
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "Store");
+	dbus_message_append_args(m, DBUS_TYPE_ARRAY, DBUS_TYPE_BYTE, &content,
+				 (int)sizeof(message) - 1, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING, &fp,
+				 1, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID);
+	r = call_msg(m);
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID));
+	ck_assert(id > (dbus_uint64_t)msg_id);
+	dbus_message_unref(r);
+	/* The drain runs ~20 ms after the commit. */
+	test_loop_run_until(loop, &never, 300);
+	ck_assert_int_eq(added_signals, 1);
+
+	fp = bad;
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "Store");
+	dbus_message_append_args(m, DBUS_TYPE_ARRAY, DBUS_TYPE_BYTE, &content,
+				 (int)sizeof(message) - 1, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING, &fp,
+				 1, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID);
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "flags: ");
+
+	/* Search offline: the local store answers. */
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "Search");
+	dbus_message_iter_init_append(m, &it);
+	dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &a);
+	cpm_dict_append_split(&a, "Flags", "\\Seen", ' ');
+	dbus_message_iter_close_container(&it, &a);
+	r = call_msg(m);
+	ck_assert_str_eq(dbus_message_get_signature(r), "at");
+	{
+		const dbus_uint64_t *ids;
+		int n;
+
+		dbus_message_iter_init(r, &it);
+		dbus_message_iter_recurse(&it, &a);
+		dbus_message_iter_get_fixed_array(&a, &ids, &n);
+		ck_assert_int_eq(n, 1);
+		ck_assert_uint_eq(ids[0], id);
+	}
+	dbus_message_unref(r);
+}
+END_TEST
+
+START_TEST(test_offline_and_name)
+{
+	const char *folder = "Work";
+	struct cpm_service *other = NULL;
+	char *err = NULL;
+	DBusMessage *m;
+
+	SKIP_WITHOUT_DAEMON();
+	m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "GetAcl");
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &folder, DBUS_TYPE_INVALID);
+	assert_error(call_msg(m), "org.cpmsync.Error.Offline", NULL);
+
+	ck_assert_int_eq(cpm_service_new(loop, store, address, "9.9", NULL, NULL, &other, &err), 0);
+	ck_assert_int_lt(cpm_service_start(other, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err, "already owned"));
+	free(err);
+	/* (this also unhooks the store watch: one service per store) */
+	cpm_service_free(other);
+}
+END_TEST
+
+static Suite *dbus_service_suite(void)
+{
+	Suite *s = suite_create("dbus-service");
+	TCase *tc = tcase_create("service");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_objects);
+	tcase_add_test(tc, test_list_fetch);
+	tcase_add_test(tc, test_store_signal);
+	tcase_add_test(tc, test_offline_and_name);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(dbus_service_suite)
