@@ -1,0 +1,1100 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "outbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+
+#include "log.h"
+#include "util.h"
+
+/*
+ * Raw inotify(7), not libinotifytools: the library's state is
+ * process-global and belongs to config_watch (config-watch.c), and the
+ * outbox needs a loop-pollable, non-blocking fd and its own map from
+ * watch descriptors to directories for its recursive watches.
+ */
+#define DIR_MASK                                                               \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |            \
+	 IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
+
+#define PENDING		".pending"
+#define CLAIMED		".pending/claimed"
+#define FAILED		".failed"
+#define FAILED_NAME_MAX 240 /* bytes of the original name kept in .failed */
+
+struct watch_entry {
+	int wd;
+	char *rel; /* directory below the outbox; "" for the outbox */
+};
+
+struct outbox {
+	struct cpmsync_loop *loop;
+	struct cpmsync_store *store;
+	char *dir;
+	struct outbox_callbacks cb;
+	void *userdata;
+
+	int fd;
+	struct cpmsync_loop_source *io;
+	struct watch_entry *watches;
+	size_t n_watches, alloc_watches;
+
+	/* Files waiting for their folder, already logged at info level. */
+	char **deferred;
+	size_t n_deferred;
+
+	unsigned busy;	    /* inside a scan or event handling */
+	bool rescan_wanted; /* outbox_rescan() was called meanwhile */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Paths and small file helpers */
+
+static char *join(const char *a, const char *b)
+{
+	if (!*a)
+		return xstrdup(b);
+	if (!*b)
+		return xstrdup(a);
+	return xasprintf("%s/%s", a, b);
+}
+
+/* The absolute path of rel (below the outbox). */
+static char *path_of(const struct outbox *o, const char *rel)
+{
+	return join(o->dir, rel);
+}
+
+static unsigned depth_of(const char *rel)
+{
+	unsigned n = *rel ? 1 : 0;
+
+	for (; *rel; rel++)
+		n += *rel == '/';
+	return n;
+}
+
+/* mkdir -p; directories it makes get mode. */
+static int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = xstrdup(path);
+	size_t n = strlen(p);
+
+	for (size_t i = 1; i <= n; i++) {
+		if ((p[i] != '/' && p[i] != '\0') || p[i - 1] == '/')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return -errno;
+		if (i < n)
+			p[i] = '/';
+	}
+	return 0;
+}
+
+/* rename() that never replaces: -EEXIST if to exists. */
+static int rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	/* The file system cannot do it; only we write here. */
+	if (access(to, F_OK) == 0)
+		return -EEXIST;
+	return rename(from, to) < 0 ? -errno : 0;
+}
+
+static void fsync_dir(const char *dir)
+{
+	_cleanup_close_ int fd = -1;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		(void)fsync(fd);
+}
+
+/* The names in a directory (not "." and ".."), or NULL; free_names(). */
+static char **list_dir(const char *path, size_t *ret_n)
+{
+	char **names = NULL;
+	size_t n = 0, alloc = 0;
+	struct dirent *de;
+	DIR *d;
+
+	d = opendir(path);
+	if (!d)
+		return NULL;
+	while ((de = readdir(d))) {
+		if (str_eq(de->d_name, ".") || str_eq(de->d_name, ".."))
+			continue;
+		if (n + 1 >= alloc) {
+			alloc = alloc ? alloc * 2 : 16;
+			names = xreallocarray(names, alloc, sizeof(*names));
+		}
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (!names)
+		names = xcalloc(1, sizeof(*names));
+	names[n] = NULL;
+	*ret_n = n;
+	return names;
+}
+
+static void free_names(char **names)
+{
+	if (!names)
+		return;
+	for (char **p = names; *p; p++)
+		free(*p);
+	free(names);
+}
+
+/*
+ * Splits "ACCOUNT/FOLDER.../NAME".  Returns 0, or 1 when the file is
+ * directly in the outbox, 2 when it is directly in an account directory.
+ */
+static int split_rel(const char *rel, char **ret_account, char **ret_folder,
+		     char **ret_name)
+{
+	const char *first = strchr(rel, '/');
+	const char *last = strrchr(rel, '/');
+
+	if (!first)
+		return 1;
+	if (first == last)
+		return 2;
+	*ret_account = xstrndup(rel, (size_t)(first - rel));
+	*ret_folder = xstrndup(first + 1, (size_t)(last - first - 1));
+	*ret_name = xstrdup(last + 1);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* .failed */
+
+/*
+ * Moves src to .failed/<name> (a free name, see outbox.h) and writes the
+ * .why beside it.  display names the file in the reason and the log.
+ */
+static void move_to_failed(struct outbox *o, const char *src, const char *name,
+			   const char *display, const char *reason)
+{
+	_cleanup_free_ char *failed = path_of(o, FAILED);
+	char base[FAILED_NAME_MAX + 1];
+	size_t n = strlen(name);
+	int r = 0;
+
+	if (n > FAILED_NAME_MAX) {
+		n = FAILED_NAME_MAX;
+		/* Do not cut a UTF-8 sequence. */
+		while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(base, name, n);
+	base[n] = '\0';
+
+	r = mkdir_p(failed, 0700);
+	for (unsigned i = 0; r == 0 && i < 10000; i++) {
+		_cleanup_free_ char *cand = NULL, *why = NULL, *text = NULL;
+		_cleanup_close_ int fd = -1;
+		struct stat st;
+
+		cand = i ? xasprintf("%s/%s.%u", failed, base, i)
+			 : xasprintf("%s/%s", failed, base);
+		why = xasprintf("%s.why", cand);
+		if (lstat(why, &st) == 0)
+			continue;
+		r = rename_noreplace(src, cand);
+		if (r == -EEXIST) {
+			r = 0;
+			continue;
+		}
+		if (r == -ENOENT)
+			return; /* gone meanwhile: nothing to keep */
+		if (r < 0)
+			break;
+		log_warning("outbox: %s: %s; moved to %s", display, reason,
+			    cand);
+		text = xasprintf("%s: %s\n", display, reason);
+		fd = open(why,
+			  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			  0600);
+		if (fd < 0 || write(fd, text, strlen(text)) < 0)
+			log_warning("outbox: cannot write %s: %s", why,
+				    strerror(errno));
+		return;
+	}
+	log_warning("outbox: %s: %s; cannot move it to %s: %s", display, reason,
+		    failed, strerror(r < 0 ? -r : EEXIST));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Waiting for a folder */
+
+static bool deferred_has(const struct outbox *o, const char *rel)
+{
+	for (size_t i = 0; i < o->n_deferred; i++)
+		if (str_eq(o->deferred[i], rel))
+			return true;
+	return false;
+}
+
+static void deferred_add(struct outbox *o, const char *rel)
+{
+	o->deferred = xreallocarray(o->deferred, o->n_deferred + 1,
+				    sizeof(*o->deferred));
+	o->deferred[o->n_deferred++] = xstrdup(rel);
+}
+
+static void deferred_forget(struct outbox *o, const char *rel)
+{
+	for (size_t i = 0; i < o->n_deferred; i++)
+		if (str_eq(o->deferred[i], rel)) {
+			free(o->deferred[i]);
+			o->deferred[i] = o->deferred[--o->n_deferred];
+			return;
+		}
+}
+
+static int find_on_server(const struct cpmsync_folder_info *f, void *userdata)
+{
+	(void)userdata;
+	return f->on_server ? 1 : 0;
+}
+
+/* Has the account ever synced (is any folder of it on the server)? */
+static bool account_synced(struct outbox *o, const char *account)
+{
+	return cpmsync_store_foreach_folder(o->store, account, find_on_server,
+					    NULL) == 1;
+}
+
+static bool account_known(struct outbox *o, const char *account)
+{
+	return !o->cb.account_known ||
+	       o->cb.account_known(o->userdata, account);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checking a file */
+
+/* NULL if st is a file that can be stored, else why not (to free()). */
+static char *check_stat(const struct stat *st)
+{
+	if (S_ISLNK(st->st_mode))
+		return xstrdup("not a regular file (a symbolic link)");
+	if (!S_ISREG(st->st_mode))
+		return xstrdup("not a regular file");
+	if (st->st_size == 0)
+		return xstrdup("empty file (0 bytes): nothing to store");
+	if ((uint64_t)st->st_size > CPMSYNC_OP_MAX_MESSAGE_SIZE)
+		return xasprintf("too large: %" PRIu64 " bytes, the limit is "
+				 "%u bytes",
+				 (uint64_t)st->st_size,
+				 (unsigned)CPMSYNC_OP_MAX_MESSAGE_SIZE);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Finding the stored copy of a claim */
+
+struct candidates {
+	uint64_t size;
+	int64_t *ids;
+	size_t n;
+};
+
+static int collect_candidate(const struct cpmsync_message_info *m,
+			     void *userdata)
+{
+	struct candidates *c = userdata;
+
+	if (m->size != c->size || !m->has_body)
+		return 0;
+	c->ids = xreallocarray(c->ids, c->n + 1, sizeof(*c->ids));
+	c->ids[c->n++] = m->id;
+	return 0;
+}
+
+/* Does message id have exactly the bytes of fd (size bytes)? */
+static bool same_body(struct outbox *o, int64_t id, int fd, uint64_t size)
+{
+	_cleanup_close_ int mfd = -1;
+	char a[65536], b[65536];
+	uint64_t off = 0;
+	struct stat st;
+
+	mfd = memfd_create("cpm-syncd-outbox", MFD_CLOEXEC);
+	if (mfd < 0 || cpmsync_store_read_body(o->store, id, mfd) < 0 ||
+	    fstat(mfd, &st) < 0 || (uint64_t)st.st_size != size)
+		return false;
+	while (off < size) {
+		size_t want = size - off < sizeof(a) ? (size_t)(size - off)
+						     : sizeof(a);
+		ssize_t na = pread(fd, a, want, (off_t)off);
+		ssize_t nb = pread(mfd, b, want, (off_t)off);
+
+		if (na != (ssize_t)want || nb != (ssize_t)want ||
+		    memcmp(a, b, want) != 0)
+			return false;
+		off += want;
+	}
+	return true;
+}
+
+static bool pending_id_exists(const struct outbox *o, int64_t id)
+{
+	_cleanup_free_ char *p = NULL;
+	struct stat st;
+
+	p = xasprintf("%s/" PENDING "/%" PRId64, o->dir, id);
+	return lstat(p, &st) == 0;
+}
+
+/*
+ * The message a claim was stored as before a crash: same size and bytes,
+ * in its folder, not referred to by a .pending/<id>; newest first.  0 if
+ * there is none.
+ */
+static int64_t find_stored_copy(struct outbox *o, const char *account,
+				const char *folder, int fd, uint64_t size)
+{
+	struct candidates c = { .size = size };
+	int64_t folder_id, found = 0;
+
+	if (cpmsync_store_find_folder(o->store, account, folder, &folder_id) <
+	    0)
+		return 0;
+	if (cpmsync_store_foreach_message(o->store, folder_id, 0, 0,
+					  collect_candidate, &c) < 0) {
+		free(c.ids);
+		return 0;
+	}
+	for (size_t i = c.n; i-- > 0 && !found;)
+		if (!pending_id_exists(o, c.ids[i]) &&
+		    same_body(o, c.ids[i], fd, size))
+			found = c.ids[i];
+	free(c.ids);
+	return found;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Storing */
+
+/* Removes empty directories from dir up to (not including) stop. */
+static void prune_dirs(const char *dir, const char *stop)
+{
+	_cleanup_free_ char *p = xstrdup(dir);
+	size_t n = strlen(stop);
+
+	while (strlen(p) > n && strncmp(p, stop, n) == 0 && p[n] == '/') {
+		char *slash;
+
+		if (rmdir(p) < 0)
+			return;
+		slash = strrchr(p, '/');
+		*slash = '\0';
+	}
+}
+
+/* Step 3: the claim at path becomes .pending/<id>/<name>. */
+static void claim_done(struct outbox *o, const char *path, const char *name,
+		       const char *display, int64_t id)
+{
+	_cleanup_free_ char *dir = NULL, *to = NULL, *claimed = NULL;
+	_cleanup_free_ char *parent = NULL;
+	int r;
+
+	dir = xasprintf("%s/" PENDING "/%" PRId64, o->dir, id);
+	r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+	for (unsigned i = 0; r == 0 && i < 100; i++) {
+		free(to);
+		to = i ? xasprintf("%s/%s.%u", dir, name, i)
+		       : xasprintf("%s/%s", dir, name);
+		r = rename_noreplace(path, to);
+		if (r == -EEXIST)
+			r = 0;
+		else
+			break;
+	}
+	if (r < 0) {
+		log_warning("outbox: %s is stored as message %" PRId64
+			    " but cannot be moved to %s: %s; the next scan "
+			    "will match it again",
+			    display, id, dir, strerror(-r));
+		return;
+	}
+	claimed = path_of(o, CLAIMED);
+	parent = xstrndup(path, (size_t)(strrchr(path, '/') - path));
+	prune_dirs(parent, claimed);
+}
+
+/*
+ * Stores the claim .pending/claimed/<rel> (steps 2 and 3), or fails it.
+ * check_copy: it may have been stored before a crash.
+ */
+static void process_claim(struct outbox *o, const char *rel, bool check_copy)
+{
+	_cleanup_free_ char *account = NULL, *folder = NULL, *name = NULL;
+	_cleanup_free_ char *path = NULL, *why = NULL;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	int64_t id = 0;
+	int r;
+
+	path = xasprintf("%s/" CLAIMED "/%s", o->dir, rel);
+	if (split_rel(rel, &account, &folder, &name) != 0) {
+		const char *base = strrchr(rel, '/');
+
+		move_to_failed(o, path, base ? base + 1 : rel, rel,
+			       "is not in a folder of an account");
+		return;
+	}
+	if (!account_known(o, account)) {
+		why = xasprintf("unknown account '%s' (not in the "
+				"configuration)",
+				account);
+		move_to_failed(o, path, name, rel, why);
+		return;
+	}
+	fd = open(path,
+		  O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 && errno == ENOENT)
+		return;
+	if (fd < 0 && errno != ELOOP) {
+		log_warning("outbox: cannot open %s: %s; trying again later",
+			    path, strerror(errno));
+		return;
+	}
+	if (fd < 0 ? lstat(path, &st) < 0 : fstat(fd, &st) < 0) {
+		log_warning("outbox: cannot stat %s: %s", path,
+			    strerror(errno));
+		return;
+	}
+	why = check_stat(&st);
+	if (why) {
+		move_to_failed(o, path, name, rel, why);
+		return;
+	}
+
+	if (check_copy)
+		id = find_stored_copy(o, account, folder, fd,
+				      (uint64_t)st.st_size);
+	if (id > 0) {
+		log_info("outbox: %s was stored as message %" PRId64
+			 " before a restart",
+			 rel, id);
+		claim_done(o, path, name, rel, id);
+		return;
+	}
+
+	r = cpmsync_op_store_fd(o->store, account, folder, fd,
+				(uint64_t)st.st_size, NULL, 0, &id);
+	if (r == -CPMSYNC_E_NOT_FOUND && !account_synced(o, account)) {
+		/* Left in the claim area; the next scan retries. */
+		log_debug("outbox: %s: folder '%s' is not known yet; trying "
+			  "again after a sync",
+			  rel, folder);
+		return;
+	}
+	if (r < 0) {
+		why = r == -CPMSYNC_E_NOT_FOUND
+			      ? xasprintf("no folder '%s' in account '%s'",
+					  folder, account)
+			      : xasprintf("cannot store it in folder '%s' of "
+					  "account '%s': %s (%s)",
+					  folder, account, cpmsync_strerror(r),
+					  cpmsync_store_error(o->store));
+		move_to_failed(o, path, name, rel, why);
+		return;
+	}
+	log_info("outbox: stored %s (%" PRIu64 " bytes) as message %" PRId64
+		 " in folder '%s' of account '%s'",
+		 rel, (uint64_t)st.st_size, id, folder, account);
+	claim_done(o, path, name, rel, id);
+	if (o->cb.stored)
+		o->cb.stored(o->userdata, account);
+}
+
+/* A file appeared at rel in the drop tree. */
+static void handle_drop(struct outbox *o, const char *rel)
+{
+	_cleanup_free_ char *account = NULL, *folder = NULL, *name = NULL;
+	_cleanup_free_ char *path = NULL, *why = NULL, *claim = NULL;
+	_cleanup_free_ char *claim_dir = NULL;
+	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+	struct stat st;
+	int64_t folder_id;
+	int r;
+
+	path = path_of(o, rel);
+	if (lstat(path, &st) < 0 || S_ISDIR(st.st_mode))
+		return; /* gone, or a directory (scanned as such) */
+	r = split_rel(rel, &account, &folder, &name);
+	if (r == 1) {
+		move_to_failed(o, path, base, rel,
+			       "is directly in the outbox; files go into "
+			       "ACCOUNT/FOLDER/ below it");
+		return;
+	}
+	if (r == 2) {
+		why = xasprintf("is not in a folder of account '%.*s'; files "
+				"go into %.*s/FOLDER/",
+				(int)(base - rel - 1), rel,
+				(int)(base - rel - 1), rel);
+		move_to_failed(o, path, base, rel, why);
+		return;
+	}
+	if (!account_known(o, account)) {
+		why = xasprintf("unknown account '%s' (not in the "
+				"configuration)",
+				account);
+		move_to_failed(o, path, name, rel, why);
+		return;
+	}
+	why = check_stat(&st);
+	if (why) {
+		move_to_failed(o, path, name, rel, why);
+		return;
+	}
+	r = cpmsync_store_find_folder(o->store, account, folder, &folder_id);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		if (!account_synced(o, account)) {
+			if (!deferred_has(o, rel)) {
+				log_info("outbox: %s: account '%s' has not "
+					 "synced yet and folder '%s' is not "
+					 "known; leaving it until it is",
+					 rel, account, folder);
+				deferred_add(o, rel);
+			}
+			return;
+		}
+		deferred_forget(o, rel);
+		why = xasprintf("no folder '%s' in account '%s'", folder,
+				account);
+		move_to_failed(o, path, name, rel, why);
+		return;
+	}
+	if (r < 0) {
+		log_warning("outbox: %s: cannot look up folder '%s': %s; "
+			    "trying again later",
+			    rel, folder, cpmsync_strerror(r));
+		return;
+	}
+	deferred_forget(o, rel);
+
+	/* Step 1: claim it, durably. */
+	claim = xasprintf("%s/" CLAIMED "/%s", o->dir, rel);
+	claim_dir = xstrndup(claim, (size_t)(strrchr(claim, '/') - claim));
+	r = mkdir_p(claim_dir, 0700);
+	if (r == 0)
+		r = rename_noreplace(path, claim);
+	if (r == -ENOENT)
+		return;
+	if (r < 0) {
+		log_warning("outbox: %s: cannot move it to %s: %s; trying "
+			    "again later",
+			    rel, claim_dir,
+			    r == -EEXIST ? "a file of that name is still "
+					   "being stored"
+					 : strerror(-r));
+		return;
+	}
+	fsync_dir(claim_dir);
+	process_claim(o, rel, false);
+}
+
+/* ------------------------------------------------------------------------ */
+/* .pending */
+
+struct message_state {
+	uint32_t uid;
+	int64_t folder_id;
+};
+
+static int get_state(const struct cpmsync_message_info *m, void *userdata)
+{
+	struct message_state *s = userdata;
+
+	s->uid = m->uid;
+	s->folder_id = m->folder_id;
+	return 0;
+}
+
+struct folder_names {
+	char *account, *name;
+};
+
+static int get_names(const struct cpmsync_folder_info *f, void *userdata)
+{
+	struct folder_names *n = userdata;
+
+	n->account = xstrdup(f->account);
+	n->name = xstrdup(f->name);
+	return 0;
+}
+
+/* .pending/<id>/: done, refused, gone, or still on its way. */
+static void check_pending_id(struct outbox *o, const char *id_str)
+{
+	_cleanup_free_ char *dir = NULL, *reason = NULL;
+	struct folder_names names = { 0 };
+	struct message_state state = { 0 };
+	char **files;
+	size_t n = 0;
+	int64_t id;
+	int r;
+
+	id = strtoll(id_str, NULL, 10);
+	dir = xasprintf("%s/" PENDING "/%s", o->dir, id_str);
+	files = list_dir(dir, &n);
+	if (!files)
+		return;
+	if (n == 0) {
+		rmdir(dir);
+		free_names(files);
+		return;
+	}
+
+	r = cpmsync_store_get_message(o->store, id, get_state, &state);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		for (size_t i = 0; i < n; i++) {
+			_cleanup_free_ char *p = join(dir, files[i]);
+			_cleanup_free_ char *why = xasprintf(
+				"message %" PRId64
+				" was removed from the local "
+				"store (deleted, moved or expunged) before it "
+				"reached the server",
+				id);
+
+			move_to_failed(o, p, files[i], files[i], why);
+		}
+		rmdir(dir);
+	} else if (r < 0) {
+		log_debug("outbox: cannot look up message %" PRId64 ": %s", id,
+			  cpmsync_strerror(r));
+	} else if (state.uid != 0) {
+		for (size_t i = 0; i < n; i++) {
+			_cleanup_free_ char *p = join(dir, files[i]);
+
+			if (unlink(p) < 0 && errno != ENOENT)
+				log_warning("outbox: cannot delete %s: %s", p,
+					    strerror(errno));
+			else
+				log_info("outbox: %s (message %" PRId64
+					 ") is on the server (uid %" PRIu32
+					 "); deleted the outbox copy",
+					 files[i], id, state.uid);
+		}
+		rmdir(dir);
+	} else if (cpmsync_store_message_refused(o->store, id, &reason) == 1) {
+		cpmsync_store_get_folder(o->store, state.folder_id, get_names,
+					 &names);
+		r = cpmsync_op_discard(o->store, id);
+		if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
+			log_warning("outbox: the server refused message "
+				    "%" PRId64 " (%s) but it cannot be taken "
+				    "back: %s",
+				    id, reason, cpmsync_strerror(r));
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				_cleanup_free_ char *p = join(dir, files[i]);
+				_cleanup_free_ char *display = xasprintf(
+					"%s/%s/%s",
+					names.account ? names.account : "?",
+					names.name ? names.name : "?",
+					files[i]);
+				_cleanup_free_ char *why =
+					xasprintf("the server refused it "
+						  "(message %" PRId64 "): %s",
+						  id, reason);
+
+				move_to_failed(o, p, files[i], display, why);
+			}
+			rmdir(dir);
+		}
+		free(names.account);
+		free(names.name);
+	}
+	free_names(files);
+}
+
+/* Claims below .pending/claimed/<rel>: left by a crash or a deferral. */
+static void scan_claims(struct outbox *o, const char *rel, unsigned depth)
+{
+	_cleanup_free_ char *dir = NULL;
+	char **names;
+	size_t n = 0;
+
+	dir = rel[0] ? xasprintf("%s/" CLAIMED "/%s", o->dir, rel)
+		     : xasprintf("%s/" CLAIMED, o->dir);
+	names = list_dir(dir, &n);
+	if (!names)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *child = join(rel, names[i]);
+		_cleanup_free_ char *p = join(dir, names[i]);
+		struct stat st;
+
+		if (lstat(p, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth < OUTBOX_MAX_DEPTH)
+				scan_claims(o, child, depth + 1);
+			continue;
+		}
+		process_claim(o, child, true);
+	}
+	free_names(names);
+	if (rel[0])
+		rmdir(dir); /* if empty */
+}
+
+static bool is_id(const char *s)
+{
+	if (s[0] < '1' || s[0] > '9' || strlen(s) > 18)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+static void scan_pending(struct outbox *o)
+{
+	_cleanup_free_ char *dir = path_of(o, PENDING);
+	char **names;
+	size_t n = 0;
+
+	scan_claims(o, "", 1);
+	names = list_dir(dir, &n);
+	if (!names)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (is_id(names[i]))
+			check_pending_id(o, names[i]);
+	free_names(names);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Watches and the drop tree */
+
+static struct watch_entry *watch_find(struct outbox *o, int wd)
+{
+	for (size_t i = 0; i < o->n_watches; i++)
+		if (o->watches[i].wd == wd)
+			return &o->watches[i];
+	return NULL;
+}
+
+static void watch_drop_at(struct outbox *o, size_t i, bool rm)
+{
+	if (rm)
+		inotify_rm_watch(o->fd, o->watches[i].wd);
+	free(o->watches[i].rel);
+	o->watches[i] = o->watches[--o->n_watches];
+}
+
+/*
+ * Watches rel; an existing watch on the same inode gets the new name.
+ * Returns 0 or -errno (logged, except for a directory that is gone).
+ */
+static int watch_add(struct outbox *o, const char *rel)
+{
+	_cleanup_free_ char *path = path_of(o, rel);
+	struct watch_entry *e;
+	int wd, r;
+
+	wd = inotify_add_watch(o->fd, path, DIR_MASK);
+	if (wd < 0) {
+		r = -errno;
+		if (r != -ENOENT && r != -ENOTDIR)
+			log_warning("outbox: cannot watch %s: %s%s", path,
+				    strerror(-r),
+				    r == -ENOSPC
+					    ? " (fs.inotify.max_user_watches)"
+					    : "");
+		return r;
+	}
+	/* A directory of that name that was replaced: forget the old one. */
+	for (size_t i = 0; i < o->n_watches;)
+		if (o->watches[i].wd != wd && str_eq(o->watches[i].rel, rel))
+			watch_drop_at(o, i, true);
+		else
+			i++;
+	e = watch_find(o, wd);
+	if (e) {
+		free(e->rel);
+		e->rel = xstrdup(rel);
+		return 0;
+	}
+	if (o->n_watches == o->alloc_watches) {
+		o->alloc_watches = o->alloc_watches ? o->alloc_watches * 2 : 16;
+		o->watches = xreallocarray(o->watches, o->alloc_watches,
+					   sizeof(*o->watches));
+	}
+	o->watches[o->n_watches++] = (struct watch_entry){
+		.wd = wd,
+		.rel = xstrdup(rel),
+	};
+	return 0;
+}
+
+/* rel left the tree: unwatch it and everything below it. */
+static void watch_remove_tree(struct outbox *o, const char *rel)
+{
+	size_t n = strlen(rel);
+
+	for (size_t i = 0; i < o->n_watches;) {
+		const char *r = o->watches[i].rel;
+
+		if (strncmp(r, rel, n) == 0 && (r[n] == '\0' || r[n] == '/'))
+			watch_drop_at(o, i, true);
+		else
+			i++;
+	}
+}
+
+/* Watches rel and takes what is in it, recursively. */
+static void scan_dir(struct outbox *o, const char *rel)
+{
+	_cleanup_free_ char *path = path_of(o, rel);
+	unsigned depth = depth_of(rel);
+	char **names;
+	size_t n = 0;
+
+	if (depth > OUTBOX_MAX_DEPTH) {
+		log_warning("outbox: %s is more than %d levels deep; ignoring "
+			    "it",
+			    path, OUTBOX_MAX_DEPTH);
+		return;
+	}
+	/* Watch first, then list: nothing can slip in between. */
+	watch_add(o, rel);
+	names = list_dir(path, &n);
+	if (!names) {
+		if (errno != ENOENT)
+			log_warning("outbox: cannot read %s: %s", path,
+				    strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *child = NULL, *p = NULL;
+		struct stat st;
+
+		if (names[i][0] == '.')
+			continue;
+		child = join(rel, names[i]);
+		p = join(path, names[i]);
+		if (lstat(p, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			scan_dir(o, child);
+		else
+			handle_drop(o, child);
+	}
+	free_names(names);
+}
+
+static void handle_event(struct outbox *o, const struct inotify_event *ev)
+{
+	_cleanup_free_ char *child = NULL;
+	struct watch_entry *e;
+
+	e = watch_find(o, ev->wd);
+	if (!e)
+		return;
+	if (ev->mask & IN_IGNORED) {
+		watch_drop_at(o, (size_t)(e - o->watches), false);
+		return;
+	}
+	if (ev->len == 0 || ev->name[0] == '.' || ev->name[0] == '\0')
+		return;
+	child = join(e->rel, ev->name);
+	if (ev->mask & IN_ISDIR) {
+		if (ev->mask & IN_MOVED_FROM)
+			watch_remove_tree(o, child);
+		else if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+			scan_dir(o, child);
+		return;
+	}
+	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+		handle_drop(o, child);
+}
+
+static void rescan_now(struct outbox *o)
+{
+	int r;
+
+	o->busy++;
+	/* Forget files that waited for their folder and are gone. */
+	for (size_t i = 0; i < o->n_deferred;) {
+		_cleanup_free_ char *p = path_of(o, o->deferred[i]);
+		struct stat st;
+
+		if (lstat(p, &st) < 0 && errno == ENOENT)
+			deferred_forget(o, o->deferred[i]);
+		else
+			i++;
+	}
+	do {
+		o->rescan_wanted = false;
+		r = mkdir_p(o->dir, 0700);
+		if (r < 0)
+			log_warning("outbox: cannot create %s: %s", o->dir,
+				    strerror(-r));
+		scan_pending(o);
+		scan_dir(o, "");
+	} while (o->rescan_wanted);
+	o->busy--;
+}
+
+static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
+		       void *userdata)
+{
+	struct outbox *o = userdata;
+	char buf[16384]
+		__attribute__((aligned(__alignof__(struct inotify_event))));
+	bool overflow = false;
+
+	(void)src;
+	(void)events;
+	o->busy++;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+
+			if (ev->mask & IN_Q_OVERFLOW)
+				overflow = true;
+			else
+				handle_event(o, ev);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	o->busy--;
+	if (overflow) {
+		log_warning("outbox: inotify queue overflow; scanning %s",
+			    o->dir);
+		o->rescan_wanted = true;
+	}
+	if (o->rescan_wanted && !o->busy)
+		rescan_now(o);
+}
+
+/* ------------------------------------------------------------------------ */
+
+void outbox_rescan(struct outbox *o)
+{
+	if (!o)
+		return;
+	if (o->busy) {
+		o->rescan_wanted = true;
+		return;
+	}
+	rescan_now(o);
+}
+
+int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
+	       const char *dir, const struct outbox_callbacks *cb,
+	       void *userdata, struct outbox **ret, char **ret_error)
+{
+	_cleanup_free_ char *pending = NULL;
+	struct outbox *o;
+	int r;
+
+	if (!loop || !store || !dir || !*dir || !ret) {
+		if (ret_error)
+			*ret_error = xstrdup("outbox_new: bad arguments");
+		return -EINVAL;
+	}
+	o = xcalloc(1, sizeof(*o));
+	o->loop = loop;
+	o->store = store;
+	o->dir = xstrdup(dir);
+	/* "dir/" would give "dir//x" in messages. */
+	for (size_t n = strlen(o->dir); n > 1 && o->dir[n - 1] == '/';)
+		o->dir[--n] = '\0';
+	if (cb)
+		o->cb = *cb;
+	o->userdata = userdata;
+	o->fd = -1;
+
+	pending = path_of(o, PENDING);
+	r = mkdir_p(pending, 0700);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = xasprintf("cannot create outbox %s: %s",
+					       pending, strerror(-r));
+		goto fail;
+	}
+	o->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (o->fd < 0) {
+		r = -errno;
+		if (ret_error)
+			*ret_error = xasprintf(
+				"cannot watch outbox %s: %s%s", o->dir,
+				strerror(-r),
+				r == -EMFILE
+					? " (fs.inotify.max_user_instances)"
+					: "");
+		goto fail;
+	}
+	r = cpmsync_loop_add_fd(loop, o->fd, CPMSYNC_LOOP_IN, on_inotify, o,
+				NULL, &o->io);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = xasprintf("cannot watch outbox %s: %s",
+					       o->dir, strerror(-r));
+		goto fail;
+	}
+	r = watch_add(o, "");
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = xasprintf("cannot watch outbox %s: %s",
+					       o->dir, strerror(-r));
+		goto fail;
+	}
+	rescan_now(o);
+	*ret = o;
+	return 0;
+
+fail:
+	outbox_free(o);
+	return r;
+}
+
+struct outbox *outbox_free(struct outbox *o)
+{
+	if (!o)
+		return NULL;
+	cpmsync_loop_source_remove(o->io);
+	if (o->fd >= 0)
+		close(o->fd);
+	for (size_t i = 0; i < o->n_watches; i++)
+		free(o->watches[i].rel);
+	free(o->watches);
+	for (size_t i = 0; i < o->n_deferred; i++)
+		free(o->deferred[i]);
+	free(o->deferred);
+	free(o->dir);
+	free(o);
+	return NULL;
+}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The outbox drop folder (contract: "Outbox drop folder").
+ *
+ * A regular file whose name does not start with '.' that appears in
+ * <outbox>/<account>/<folder>/ (IN_CLOSE_WRITE or IN_MOVED_TO, or present
+ * when outbox_new() or outbox_rescan() looks) is stored in that folder
+ * with cpmsync_op_store_fd().  The folder is the path below the account
+ * directory, so <outbox>/a/Chats/2024/x stores x in "Chats/2024".  Names
+ * (files and directories) starting with '.' are ignored, so a writer
+ * writes ".x" and renames it to "x" when complete.  A file written in
+ * place is taken at its first close after writing.
+ *
+ * Layout under <outbox> (all created 0700):
+ *
+ *   .pending/claimed/<account>/<folder>/<name>
+ *           a file taken out of the drop folder to be stored ("claimed"),
+ *           or one whose folder does not exist yet (see below)
+ *   .pending/<id>/<name>
+ *           stored as local message <id>; kept until the message is on
+ *           the server (then deleted) or the server refused it (then it
+ *           goes to .failed)
+ *   .failed/<name>, .failed/<name>.why
+ *           a file that cannot be stored, under its original name (".1",
+ *           ".2" ... appended if taken; cut to 240 bytes), and the reason
+ *           ("<account>/<folder>/<name>: reason").  The account and folder
+ *           are in the .why file, not in the name, so that the file can be
+ *           moved back as it is.
+ *
+ * Nothing is lost, and nothing is stored twice, across a crash:
+ *
+ *   1. The file is renamed into .pending/claimed/ (same path below it),
+ *      and that directory is fsync()ed: from now on the claim is durable.
+ *   2. It is stored (one SQLite transaction: the commit point).
+ *   3. .pending/<id>/ is made and the claim renamed into it.
+ *
+ *   A crash before 1 leaves the file where it was: it is taken again.  A
+ *   crash between 1 and 2 leaves a claim that was never stored, one
+ *   between 2 and 3 a claim that was.  The two cannot be told apart by
+ *   name, so every claim found by a scan is first compared with the
+ *   messages of its folder: a message of the same size and the same bytes
+ *   (cpmsync_store_read_body) that no .pending/<id>/ refers to is taken
+ *   as its stored copy (step 3 is redone); only if there is none is it
+ *   stored.  Since the daemon stores and renames in one loop callback,
+ *   the sync engine cannot have sent the APPEND in between; messages
+ *   already on the server are compared too, newest first, in case the
+ *   daemon synced before calling outbox_new().  The only wrong match is
+ *   an identical message stored through another way into the same folder
+ *   in that crash window; it would be counted once instead of twice.
+ *   Claims are compared only when a scan finds them (left by a crash,
+ *   or by a rename that failed after storing), never for a file just
+ *   taken, so dropping the same file twice stores it twice.  While a
+ *   claim is unresolved, a new file dropped under the same path waits in
+ *   the drop folder (logged) until it is.
+ *
+ * A folder that is not in the store: if the account has never synced (no
+ * folder of it is known on the server; INBOX appears with the first
+ * sync), the file is left where it is and tried again by outbox_rescan();
+ * otherwise it fails ("no folder ...").
+ *
+ * Failures (to .failed/ with a .why): a file directly in <outbox>/ or in
+ * <outbox>/<account>/ (no folder), an account the configuration does not
+ * know (account_known() false), not a regular file (symbolic links
+ * included), empty, larger than CPMSYNC_OP_MAX_MESSAGE_SIZE, a store
+ * error, a message refused by the server (the server's text; the message
+ * is taken back with cpmsync_op_discard()), and a message that left the
+ * local store before it reached the server (deleted, moved or expunged
+ * locally: its file is kept, since nothing says it arrived).  Transient
+ * errors (renames, an unreadable directory) leave the file for the next
+ * scan and are logged.
+ *
+ * Every stored and every failed file is logged (agent/log.h).
+ *
+ * Watching: an inotify fd of the outbox's own (not libinotifytools, whose
+ * process-global state belongs to config_watch; the outbox also needs its
+ * own watch-descriptor-to-directory map for the recursive watches) on
+ * <outbox> and every directory below it whose name does not start with
+ * '.'.  A new or moved-in directory is watched and scanned; a queue
+ * overflow causes a full scan.
+ */
+
+#include <stdbool.h>
+
+#include <cpmsync/loop.h>
+#include <cpmsync/store.h>
+
+/* Directory levels below <outbox> that are watched and scanned. */
+#define OUTBOX_MAX_DEPTH 32
+
+struct outbox;
+
+struct outbox_callbacks {
+	/* Is account in the configuration?  NULL: every account is. */
+	bool (*account_known)(void *userdata, const char *account);
+	/* A file was stored in account (a sync may be due).  May be NULL. */
+	void (*stored)(void *userdata, const char *account);
+};
+
+/*
+ * Creates dir (0700, with its parents) if missing, starts watching it and
+ * scans it once (claims left by an earlier run are recovered, files
+ * present are taken) before it returns: call it before the loop lets the
+ * sync engine run, so that recovery sees the messages as they were.  The
+ * callbacks may be called from inside outbox_new(); they must not call
+ * outbox_free().  cb is copied; store and loop must outlive the outbox.
+ * Returns 0 and *ret, or a negative errno and a reason to free() in
+ * *ret_error (if not NULL).
+ */
+int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
+	       const char *dir, const struct outbox_callbacks *cb,
+	       void *userdata, struct outbox **ret, char **ret_error);
+
+/*
+ * Looks at everything again: claims, .pending/<id> files (on the server:
+ * deleted; refused: to .failed), files waiting for their folder, and the
+ * whole drop tree.  Call it when the set of accounts changed and after
+ * every sync.  Safe from inside the callbacks (it is then run when the
+ * current scan ends).
+ */
+void outbox_rescan(struct outbox *o);
+
+/* Stops watching.  Files stay where they are.  Accepts NULL; returns NULL. */
+struct outbox *outbox_free(struct outbox *o);

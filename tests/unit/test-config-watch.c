@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Unit tests for agent/config-watch.c, with a real loop and inotify. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cpmsync/loop.h>
+
+#include "testlib.h"
+#include "config-watch.h"
+
+static char tmpdir[PATH_MAX];
+static char conf[PATH_MAX + 32];
+static struct cpmsync_loop *loop;
+static unsigned calls;
+static uint64_t last_call_ms;
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	strcpy(tmpdir, "/tmp/test-config-watch-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(conf, sizeof(conf), "%s/cpmsync.conf", tmpdir);
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	calls = 0;
+}
+
+static void teardown(void)
+{
+	loop = cpmsync_loop_free(loop);
+	if (chdir("/") < 0)
+		perror("chdir");
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void on_changed(void *userdata)
+{
+	(void)userdata;
+	calls++;
+	last_call_ms = cpmsync_now_ms();
+}
+
+/* Runs the loop for ms milliseconds. */
+static void run_for(unsigned ms)
+{
+	uint64_t end = cpmsync_now_ms() + ms;
+
+	for (;;) {
+		uint64_t now = cpmsync_now_ms();
+
+		if (now >= end)
+			break;
+		cpmsync_loop_iterate(loop, (int)(end - now));
+	}
+}
+
+/* Runs the loop until calls reaches n (at most ms); returns calls. */
+static unsigned run_until_calls(unsigned n, unsigned ms)
+{
+	uint64_t end = cpmsync_now_ms() + ms;
+
+	while (calls < n) {
+		uint64_t now = cpmsync_now_ms();
+
+		if (now >= end)
+			break;
+		cpmsync_loop_iterate(loop, (int)(end - now));
+	}
+	return calls;
+}
+
+static void write_path(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static const char *in_tmp(const char *name)
+{
+	static char p[PATH_MAX + 64];
+
+	snprintf(p, sizeof(p), "%s/%s", tmpdir, name);
+	return p;
+}
+
+START_TEST(test_missing_dir)
+{
+	struct config_watch *w = NULL;
+	char *err = NULL;
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/nope/cpmsync.conf", tmpdir);
+	ck_assert_int_eq(
+		config_watch_new(loop, path, on_changed, NULL, &w, &err),
+		-ENOENT);
+	ck_assert_ptr_null(w);
+	ck_assert_ptr_nonnull(strstr(err, "does not exist"));
+	ck_assert_ptr_nonnull(strstr(err, "/nope"));
+	free(err);
+	/* A file where the directory should be. */
+	write_path(in_tmp("file"), "x");
+	snprintf(path, sizeof(path), "%s/file/cpmsync.conf", tmpdir);
+	ck_assert_int_eq(
+		config_watch_new(loop, path, on_changed, NULL, &w, &err),
+		-ENOTDIR);
+	free(err);
+	ck_assert_int_eq(
+		config_watch_new(loop, "dir/", on_changed, NULL, &w, &err),
+		-EINVAL);
+	free(err);
+	/* Failures leave nothing behind: a watch can still be made. */
+	ck_assert_int_eq(
+		config_watch_new(loop, conf, on_changed, NULL, &w, &err), 0);
+	config_watch_free(w);
+}
+END_TEST
+
+START_TEST(test_write_debounced)
+{
+	struct config_watch *w = NULL;
+	uint64_t written;
+
+	ck_assert_int_eq(
+		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	run_for(50);
+	ck_assert_uint_eq(calls, 0);
+	write_path(conf, "[general]\n");
+	written = cpmsync_now_ms();
+	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
+	ck_assert_uint_ge(last_call_ms - written, CONFIG_WATCH_DEBOUNCE_MS - 5);
+	run_for(300);
+	ck_assert_uint_eq(calls, 1);
+
+	/* A burst of writes: one call. */
+	for (int i = 0; i < 5; i++) {
+		write_path(conf, "[general]\n# again\n");
+		run_for(20);
+	}
+	ck_assert_uint_eq(run_until_calls(2, 2000), 2);
+	run_for(300);
+	ck_assert_uint_eq(calls, 2);
+	config_watch_free(w);
+}
+END_TEST
+
+START_TEST(test_rename_over_and_delete)
+{
+	struct config_watch *w = NULL;
+
+	write_path(conf, "old\n");
+	ck_assert_int_eq(
+		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	write_path(in_tmp(".cpmsync.conf.tmp"), "new\n");
+	run_for(200);
+	ck_assert_uint_eq(calls, 0); /* another name */
+	ck_assert_int_eq(rename(in_tmp(".cpmsync.conf.tmp"), conf), 0);
+	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
+
+	ck_assert_int_eq(unlink(conf), 0);
+	ck_assert_uint_eq(run_until_calls(2, 2000), 2);
+
+	/* Moved away, then back. */
+	write_path(conf, "x\n");
+	ck_assert_uint_eq(run_until_calls(3, 2000), 3);
+	ck_assert_int_eq(rename(conf, in_tmp("elsewhere")), 0);
+	ck_assert_uint_eq(run_until_calls(4, 2000), 4);
+	ck_assert_int_eq(rename(in_tmp("elsewhere"), conf), 0);
+	ck_assert_uint_eq(run_until_calls(5, 2000), 5);
+	config_watch_free(w);
+}
+END_TEST
+
+START_TEST(test_other_files_ignored)
+{
+	struct config_watch *w = NULL;
+
+	ck_assert_int_eq(
+		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	write_path(in_tmp("other.conf"), "x\n");
+	write_path(in_tmp("cpmsync.conf~"), "x\n");
+	ck_assert_int_eq(mkdir(in_tmp("sub"), 0700), 0);
+	write_path(in_tmp("sub/cpmsync.conf"), "x\n");
+	unlink(in_tmp("other.conf"));
+	run_for(400);
+	ck_assert_uint_eq(calls, 0);
+	config_watch_free(w);
+}
+END_TEST
+
+START_TEST(test_one_per_process)
+{
+	struct config_watch *w = NULL, *w2 = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(
+		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(
+		config_watch_new(loop, conf, on_changed, NULL, &w2, &err),
+		-EBUSY);
+	ck_assert_ptr_null(w2);
+	ck_assert_ptr_nonnull(strstr(err, "one"));
+	free(err);
+	ck_assert_ptr_null(config_watch_free(w));
+	ck_assert_ptr_null(config_watch_free(NULL));
+	/* Again, after the first is gone. */
+	ck_assert_int_eq(
+		config_watch_new(loop, conf, on_changed, NULL, &w2, NULL), 0);
+	write_path(conf, "x\n");
+	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
+	config_watch_free(w2);
+}
+END_TEST
+
+START_TEST(test_fd_is_cloexec)
+{
+	struct config_watch *w = NULL;
+	char link[PATH_MAX], path[64];
+	int fd, n = 0;
+
+	ck_assert_int_eq(
+		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	for (fd = 3; fd < 256; fd++) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len < 0)
+			continue;
+		link[len] = '\0';
+		if (strcmp(link, "anon_inode:inotify") != 0)
+			continue;
+		n++;
+		ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	}
+	ck_assert_int_eq(n, 1);
+	config_watch_free(w);
+	/* libinotifytools' fd is closed with the watch. */
+	for (fd = 3, n = 0; fd < 256; fd++) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len > 0 && (link[len] = '\0', 1) &&
+		    strcmp(link, "anon_inode:inotify") == 0)
+			n++;
+	}
+	ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_relative_path)
+{
+	struct config_watch *w = NULL;
+
+	ck_assert_int_eq(chdir(tmpdir), 0);
+	ck_assert_int_eq(config_watch_new(loop, "cpmsync.conf", on_changed,
+					  NULL, &w, NULL),
+			 0);
+	/* The directory was resolved when the watch was made. */
+	ck_assert_int_eq(chdir("/"), 0);
+	write_path(conf, "x\n");
+	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
+	config_watch_free(w);
+}
+END_TEST
+
+START_TEST(test_dir_deleted_and_recreated)
+{
+	struct config_watch *w = NULL;
+	char dir[PATH_MAX + 16], path[PATH_MAX + 64];
+
+	snprintf(dir, sizeof(dir), "%s/cfg", tmpdir);
+	snprintf(path, sizeof(path), "%s/cpmsync.conf", dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	write_path(path, "x\n");
+	ck_assert_int_eq(
+		config_watch_new(loop, path, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+	ck_assert_uint_ge(run_until_calls(1, 2000), 1);
+	run_for(200);
+	calls = 0;
+	/* Re-watched within CONFIG_WATCH_RETRY_MS once it is back. */
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	write_path(path, "y\n");
+	ck_assert_uint_ge(run_until_calls(1, CONFIG_WATCH_RETRY_MS + 2000), 1);
+	run_for(300);
+	calls = 0;
+	write_path(path, "z\n");
+	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
+	config_watch_free(w);
+}
+END_TEST
+
+static struct config_watch *self_freeing;
+
+static void free_in_callback(void *userdata)
+{
+	(void)userdata;
+	calls++;
+	self_freeing = config_watch_free(self_freeing);
+}
+
+START_TEST(test_free_in_callback)
+{
+	ck_assert_int_eq(config_watch_new(loop, conf, free_in_callback, NULL,
+					  &self_freeing, NULL),
+			 0);
+	write_path(conf, "x\n");
+	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
+	ck_assert_ptr_null(self_freeing);
+	write_path(conf, "y\n");
+	run_for(300);
+	ck_assert_uint_eq(calls, 1);
+}
+END_TEST
+
+static Suite *config_watch_suite(void)
+{
+	Suite *s = suite_create("config-watch");
+	TCase *tc = tcase_create("watch");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_missing_dir);
+	tcase_add_test(tc, test_write_debounced);
+	tcase_add_test(tc, test_rename_over_and_delete);
+	tcase_add_test(tc, test_other_files_ignored);
+	tcase_add_test(tc, test_one_per_process);
+	tcase_add_test(tc, test_fd_is_cloexec);
+	tcase_add_test(tc, test_relative_path);
+	tcase_add_test(tc, test_dir_deleted_and_recreated);
+	tcase_add_test(tc, test_free_in_callback);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(config_watch_suite)

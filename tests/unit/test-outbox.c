@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests for agent/outbox.c with a real store and a real loop.  The
+ * store's internal sync functions stand in for the sync engine: they
+ * create folders "seen on the server", give a message its UID, or record
+ * the server's refusal.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/loop.h>
+#include <cpmsync/ops.h>
+#include <cpmsync/store.h>
+
+#include "store/store-sync.h"
+#include "store/store.h"
+#include "testlib.h"
+#include "outbox.h"
+
+static char tmpdir[PATH_MAX];
+static char obx[PATH_MAX + 16];
+static struct cpmsync_loop *loop;
+static struct cpmsync_store *cs;
+static struct store *s;
+static struct outbox *ob;
+static unsigned stored_calls;
+static bool rescan_in_callback;
+
+static const char msg1[] = "Message-ID: <one@example.org>\r\n"
+			   "From: tel:+491111\r\n"
+			   "Subject: one\r\n"
+			   "\r\n"
+			   "hello\r\n";
+static const char msg2[] = "Message-ID: <two@example.org>\r\n"
+			   "Subject: two\r\n"
+			   "\r\n"
+			   "world\r\n";
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int64_t add_folder(const char *account, const char *name)
+{
+	int64_t aid, fid;
+
+	ck_assert_int_eq(store_sync_account(s, account, &aid), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, aid, name, NULL, true, &fid),
+			 0);
+	return fid;
+}
+
+/*
+ * Accounts: "a" (synced: INBOX, Chats, Chats/2024), "fresh" (known,
+ * never synced); anything else is unknown.
+ */
+static void setup(void)
+{
+	char db[PATH_MAX + 16];
+	char *err = NULL;
+
+	strcpy(tmpdir, "/tmp/test-outbox-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(db, sizeof(db), "%s/store.db", tmpdir);
+	snprintf(obx, sizeof(obx), "%s/outbox", tmpdir);
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(cpmsync_store_open(db, 0, &cs, &err), 0);
+	s = store_from_public(cs);
+	add_folder("a", "INBOX");
+	add_folder("a", "Chats");
+	add_folder("a", "Chats/2024");
+	stored_calls = 0;
+	rescan_in_callback = false;
+	ob = NULL;
+}
+
+static void teardown(void)
+{
+	ob = outbox_free(ob);
+	cs = cpmsync_store_close(cs);
+	loop = cpmsync_loop_free(loop);
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static bool known(void *userdata, const char *account)
+{
+	(void)userdata;
+	return strcmp(account, "a") == 0 || strcmp(account, "fresh") == 0;
+}
+
+static void on_stored(void *userdata, const char *account)
+{
+	(void)userdata;
+	ck_assert(known(NULL, account));
+	stored_calls++;
+	if (rescan_in_callback)
+		outbox_rescan(ob);
+}
+
+static const struct outbox_callbacks callbacks = {
+	.account_known = known,
+	.stored = on_stored,
+};
+
+static void start(void)
+{
+	char *err = NULL;
+
+	ck_assert_msg(outbox_new(loop, cs, obx, &callbacks, NULL, &ob, &err) ==
+			      0,
+		      "%s", err ? err : "");
+}
+
+/* outbox/rel, in a static ring. */
+static const char *P(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static const char *P(const char *fmt, ...)
+{
+	static char ring[8][2 * PATH_MAX + 64];
+	static unsigned next;
+	char rel[PATH_MAX];
+	char *p = ring[next++ % 8];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	snprintf(p, sizeof(ring[0]), "%s/%s", obx, rel);
+	return p;
+}
+
+static void mkdirs(const char *path)
+{
+	char buf[2 * PATH_MAX + 64];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *q = buf + 1; *q; q++)
+		if (*q == '/') {
+			*q = '\0';
+			mkdir(buf, 0700);
+			*q = '/';
+		}
+	mkdir(buf, 0700);
+}
+
+/* Writes data to path (creating its directories), in place. */
+static void put(const char *path, const char *data, size_t len)
+{
+	char dir[2 * PATH_MAX + 64];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	mkdirs(dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	if (len)
+		ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+static const char *slurp(const char *path)
+{
+	static char buf[8192];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	ck_assert_msg(fd >= 0, "cannot open %s", path);
+	n = read(fd, buf, sizeof(buf) - 1);
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+	close(fd);
+	return buf;
+}
+
+static int count_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	int64_t *last = userdata;
+
+	last[0]++;
+	last[1] = m->id;
+	return 0;
+}
+
+/* Messages in account/folder; *ret_last_id the last one's id. */
+static int count(const char *account, const char *folder, int64_t *ret_last_id)
+{
+	int64_t fid, acc[2] = { 0, 0 };
+
+	if (cpmsync_store_find_folder(cs, account, folder, &fid) < 0)
+		return -1;
+	ck_assert_int_eq(
+		cpmsync_store_foreach_message(cs, fid, 0, 0, count_cb, acc), 0);
+	if (ret_last_id)
+		*ret_last_id = acc[1];
+	return (int)acc[0];
+}
+
+typedef bool (*cond_fn)(const void *arg);
+
+static bool file_exists(const void *arg)
+{
+	return exists(arg);
+}
+
+static bool file_gone(const void *arg)
+{
+	return !exists(arg);
+}
+
+/* Runs the loop until cond(arg) (at most ms); returns cond(arg). */
+static bool run_until(cond_fn cond, const void *arg, unsigned ms)
+{
+	uint64_t end = cpmsync_now_ms() + ms;
+
+	while (!cond(arg)) {
+		uint64_t now = cpmsync_now_ms();
+
+		if (now >= end)
+			break;
+		cpmsync_loop_iterate(loop,
+				     (int)(end - now < 50 ? end - now : 50));
+	}
+	return cond(arg);
+}
+
+static void run_for(unsigned ms)
+{
+	uint64_t end = cpmsync_now_ms() + ms;
+
+	for (uint64_t now; (now = cpmsync_now_ms()) < end;)
+		cpmsync_loop_iterate(loop, (int)(end - now));
+}
+
+/* ------------------------------------------------------------------------ */
+
+START_TEST(test_startup_pickup)
+{
+	int64_t id;
+
+	put(P("a/INBOX/m1.eml"), msg1, sizeof(msg1) - 1);
+	put(P("a/Chats/2024/m2"), msg2, sizeof(msg2) - 1);
+	start();
+	/* Synchronously, in outbox_new(). */
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert(!exists(P("a/INBOX/m1.eml")));
+	ck_assert(exists(P(".pending/%" PRId64 "/m1.eml", id)));
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/m1.eml", id)), msg1);
+	ck_assert_int_eq(count("a", "Chats/2024", &id), 1);
+	ck_assert(exists(P(".pending/%" PRId64 "/m2", id)));
+	ck_assert_int_eq(count("a", "Chats", NULL), 0);
+	ck_assert_uint_eq(stored_calls, 2);
+	/* The claim area is tidied up. */
+	ck_assert(!exists(P(".pending/claimed/a")));
+}
+END_TEST
+
+START_TEST(test_creates_dir)
+{
+	struct stat st;
+
+	start();
+	ck_assert_int_eq(stat(obx, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0700);
+	ck_assert(exists(P(".pending")));
+}
+END_TEST
+
+START_TEST(test_write_then_rename)
+{
+	start();
+	mkdirs(P("a/INBOX"));
+	put(P("a/INBOX/.part"), msg1, sizeof(msg1) - 1);
+	run_for(300);
+	/* A dot-file is left alone. */
+	ck_assert(exists(P("a/INBOX/.part")));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+	ck_assert_int_eq(rename(P("a/INBOX/.part"), P("a/INBOX/done")), 0);
+	ck_assert(run_until(file_gone, P("a/INBOX/done"), 3000));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 1);
+	ck_assert_uint_eq(stored_calls, 1);
+}
+END_TEST
+
+START_TEST(test_written_in_place_and_new_dirs)
+{
+	int64_t id;
+
+	start();
+	/* Directories made after the start are watched too. */
+	put(P("a/Chats/2024/x"), msg2, sizeof(msg2) - 1);
+	ck_assert(run_until(file_gone, P("a/Chats/2024/x"), 3000));
+	ck_assert_int_eq(count("a", "Chats/2024", &id), 1);
+	ck_assert(exists(P(".pending/%" PRId64 "/x", id)));
+	put(P("a/Chats/y"), msg1, sizeof(msg1) - 1);
+	ck_assert(run_until(file_gone, P("a/Chats/y"), 3000));
+	ck_assert_int_eq(count("a", "Chats", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_dir_moved_in)
+{
+	char staging[PATH_MAX + 32];
+
+	start();
+	snprintf(staging, sizeof(staging), "%s/staging/INBOX/f", tmpdir);
+	put(staging, msg1, sizeof(msg1) - 1);
+	mkdirs(P("a"));
+	run_for(100);
+	snprintf(staging, sizeof(staging), "%s/staging/INBOX", tmpdir);
+	ck_assert_int_eq(rename(staging, P("a/INBOX")), 0);
+	ck_assert(run_until(file_gone, P("a/INBOX/f"), 3000));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 1);
+	/* And it is watched under its new name. */
+	put(P("a/INBOX/g"), msg2, sizeof(msg2) - 1);
+	ck_assert(run_until(file_gone, P("a/INBOX/g"), 3000));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 2);
+}
+END_TEST
+
+START_TEST(test_dot_dirs_ignored)
+{
+	put(P("a/.hidden/INBOX/f"), msg1, sizeof(msg1) - 1);
+	put(P("a/INBOX/.tmp/f"), msg1, sizeof(msg1) - 1);
+	put(P(".other/f"), msg1, sizeof(msg1) - 1);
+	start();
+	put(P("a/.hidden/INBOX/g"), msg1, sizeof(msg1) - 1);
+	run_for(300);
+	ck_assert(exists(P("a/.hidden/INBOX/f")));
+	ck_assert(exists(P("a/.hidden/INBOX/g")));
+	ck_assert(exists(P("a/INBOX/.tmp/f")));
+	ck_assert(exists(P(".other/f")));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+	ck_assert(!exists(P(".failed")));
+}
+END_TEST
+
+/* The .why text of .failed/name. */
+static const char *why_of(const char *name)
+{
+	char p[2 * PATH_MAX + 64];
+
+	snprintf(p, sizeof(p), "%s/.failed/%s.why", obx, name);
+	ck_assert_msg(exists(p), "%s missing", p);
+	return slurp(p);
+}
+
+START_TEST(test_failures)
+{
+	char big[2 * PATH_MAX + 64];
+	int fd;
+
+	put(P("b/INBOX/unknown"), msg1, sizeof(msg1) - 1);
+	put(P("a/INBOX/empty"), "", 0);
+	put(P("a/Nope/nofolder"), msg1, sizeof(msg1) - 1);
+	put(P("rootfile"), msg1, sizeof(msg1) - 1);
+	put(P("a/accountfile"), msg1, sizeof(msg1) - 1);
+	ck_assert_int_eq(symlink("/etc/passwd", P("a/INBOX/link")), 0);
+	snprintf(big, sizeof(big), "%s", P("a/INBOX/big"));
+	fd = open(big, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, CPMSYNC_OP_MAX_MESSAGE_SIZE + 1), 0);
+	close(fd);
+	mkfifo(P("a/INBOX/fifo"), 0600);
+
+	start();
+	ck_assert_uint_eq(stored_calls, 0);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+
+	ck_assert_str_eq(slurp(P(".failed/unknown")), msg1);
+	ck_assert_ptr_nonnull(strstr(why_of("unknown"), "b/INBOX/unknown: "));
+	ck_assert_ptr_nonnull(strstr(why_of("unknown"), "unknown account 'b'"));
+	ck_assert_ptr_nonnull(strstr(why_of("empty"), "empty"));
+	ck_assert_ptr_nonnull(strstr(why_of("nofolder"), "no folder 'Nope'"));
+	ck_assert_ptr_nonnull(strstr(why_of("nofolder"), "account 'a'"));
+	ck_assert_ptr_nonnull(
+		strstr(why_of("rootfile"), "directly in the outbox"));
+	ck_assert_ptr_nonnull(strstr(why_of("accountfile"),
+				     "not in a folder of account 'a'"));
+	ck_assert_ptr_nonnull(strstr(why_of("link"), "symbolic link"));
+	ck_assert_ptr_nonnull(strstr(why_of("big"), "too large"));
+	ck_assert_ptr_nonnull(strstr(why_of("big"), "67108865 bytes"));
+	ck_assert_ptr_nonnull(strstr(why_of("fifo"), "not a regular file"));
+	ck_assert(!exists(P("b/INBOX/unknown")));
+	ck_assert(!exists(P("a/INBOX/link")));
+	ck_assert(exists("/etc/passwd"));
+
+	/* The same name again: a free name beside it. */
+	put(P("b/INBOX/unknown"), msg2, sizeof(msg2) - 1);
+	ck_assert(run_until(file_exists, P(".failed/unknown.1.why"), 3000));
+	ck_assert_str_eq(slurp(P(".failed/unknown.1")), msg2);
+	ck_assert_str_eq(slurp(P(".failed/unknown")), msg1);
+	/* .failed itself is never scanned. */
+	outbox_rescan(ob);
+	ck_assert(exists(P(".failed/unknown")));
+	ck_assert(!exists(P(".failed/unknown.2")));
+}
+END_TEST
+
+START_TEST(test_long_name)
+{
+	char name[256], failed[256];
+
+	memset(name, 'x', 250);
+	name[250] = '\0';
+	put(P("b/INBOX/%s", name), msg1, sizeof(msg1) - 1);
+	start();
+	memset(failed, 'x', 240);
+	failed[240] = '\0';
+	ck_assert(exists(P(".failed/%s", failed)));
+	ck_assert(exists(P(".failed/%s.why", failed)));
+}
+END_TEST
+
+START_TEST(test_account_never_synced)
+{
+	int64_t id;
+
+	put(P("fresh/INBOX/w"), msg1, sizeof(msg1) - 1);
+	start();
+	/* Left in place while the account has no folders. */
+	ck_assert(exists(P("fresh/INBOX/w")));
+	ck_assert(!exists(P(".failed")));
+	outbox_rescan(ob);
+	ck_assert(exists(P("fresh/INBOX/w")));
+	/* The first sync brings INBOX: the next rescan stores it. */
+	add_folder("fresh", "INBOX");
+	outbox_rescan(ob);
+	ck_assert(!exists(P("fresh/INBOX/w")));
+	ck_assert_int_eq(count("fresh", "INBOX", &id), 1);
+	ck_assert(exists(P(".pending/%" PRId64 "/w", id)));
+	/* Now synced: a folder it lacks fails. */
+	put(P("fresh/Missing/v"), msg1, sizeof(msg1) - 1);
+	ck_assert(run_until(file_exists, P(".failed/v.why"), 3000));
+	ck_assert_ptr_nonnull(strstr(why_of("v"), "no folder 'Missing'"));
+}
+END_TEST
+
+START_TEST(test_on_server_removes_file)
+{
+	int64_t id;
+
+	put(P("a/INBOX/m"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert(exists(P(".pending/%" PRId64 "/m", id)));
+	/* Still on its way: kept. */
+	outbox_rescan(ob);
+	ck_assert(exists(P(".pending/%" PRId64 "/m", id)));
+	/* The engine appended it. */
+	ck_assert_int_eq(store_sync_message_set_uid(s, id, 7, ""), 0);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".pending/%" PRId64 "/m", id)));
+	ck_assert(!exists(P(".pending/%" PRId64, id)));
+	ck_assert(!exists(P(".failed")));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_refused_goes_to_failed)
+{
+	int64_t id;
+	uint32_t n;
+
+	put(P("a/Chats/2024/r.msg"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "Chats/2024", &id), 1);
+	ck_assert_int_eq(store_exec(s,
+				    "UPDATE journal SET attempts = 1,"
+				    " refused = 'NO [TOOBIG] message too large'"
+				    " WHERE op = 'append'"),
+			 0);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".pending/%" PRId64, id)));
+	ck_assert_str_eq(slurp(P(".failed/r.msg")), msg1);
+	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "a/Chats/2024/r.msg: "));
+	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "refused"));
+	ck_assert_ptr_nonnull(
+		strstr(why_of("r.msg"), "NO [TOOBIG] message too large"));
+	/* Taken back from the store. */
+	ck_assert_int_eq(count("a", "Chats/2024", NULL), 0);
+	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_removed_locally_goes_to_failed)
+{
+	int64_t id;
+
+	put(P("a/INBOX/gone"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_int_eq(store_sync_message_delete(s, id), 0);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".pending/%" PRId64, id)));
+	ck_assert_str_eq(slurp(P(".failed/gone")), msg1);
+	ck_assert_ptr_nonnull(
+		strstr(why_of("gone"), "removed from the local store"));
+}
+END_TEST
+
+START_TEST(test_crash_after_commit)
+{
+	int64_t id, id2;
+
+	/* Stored, then the daemon died before the claim got its id. */
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg1,
+					  sizeof(msg1) - 1, NULL, 0, &id),
+			 0);
+	put(P(".pending/claimed/a/INBOX/c1"), msg1, sizeof(msg1) - 1);
+	/* Claimed, then it died before storing. */
+	put(P(".pending/claimed/a/INBOX/c2"), msg2, sizeof(msg2) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &id2), 2);
+	ck_assert_int_ne(id2, id);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/c1", id)), msg1);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/c2", id2)), msg2);
+	ck_assert(!exists(P(".pending/claimed/a")));
+	ck_assert_uint_eq(stored_calls, 1);
+}
+END_TEST
+
+START_TEST(test_crash_copy_already_referenced)
+{
+	int64_t id, last;
+
+	/*
+	 * The same bytes are stored once and referenced by .pending: a claim
+	 * with those bytes is a second drop, stored again.
+	 */
+	put(P("a/INBOX/first"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ob = outbox_free(ob);
+	put(P(".pending/claimed/a/INBOX/second"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &last), 2);
+	ck_assert(exists(P(".pending/%" PRId64 "/first", id)));
+	ck_assert(exists(P(".pending/%" PRId64 "/second", last)));
+}
+END_TEST
+
+START_TEST(test_same_file_twice)
+{
+	start();
+	put(P("a/INBOX/dup"), msg1, sizeof(msg1) - 1);
+	ck_assert(run_until(file_gone, P("a/INBOX/dup"), 3000));
+	put(P("a/INBOX/dup"), msg1, sizeof(msg1) - 1);
+	ck_assert(run_until(file_gone, P("a/INBOX/dup"), 3000));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 2);
+}
+END_TEST
+
+START_TEST(test_rescan_from_callback)
+{
+	rescan_in_callback = true;
+	put(P("a/INBOX/1"), msg1, sizeof(msg1) - 1);
+	put(P("a/INBOX/2"), msg2, sizeof(msg2) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", NULL), 2);
+	put(P("a/INBOX/3"), msg2, sizeof(msg2) - 1);
+	ck_assert(run_until(file_gone, P("a/INBOX/3"), 3000));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 3);
+}
+END_TEST
+
+START_TEST(test_outbox_recreated)
+{
+	start();
+	/* Removed under the daemon's feet: a rescan brings it back. */
+	nftw(obx, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	ck_assert(!exists(obx));
+	run_for(100);
+	outbox_rescan(ob);
+	ck_assert(exists(obx));
+	put(P("a/INBOX/back"), msg1, sizeof(msg1) - 1);
+	ck_assert(run_until(file_gone, P("a/INBOX/back"), 3000));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_bad_arguments)
+{
+	char *err = NULL;
+	char path[PATH_MAX + 16];
+
+	ck_assert_int_eq(
+		outbox_new(loop, NULL, obx, &callbacks, NULL, &ob, &err),
+		-EINVAL);
+	free(err);
+	snprintf(path, sizeof(path), "%s/file", tmpdir);
+	put(path, "x", 1);
+	snprintf(path, sizeof(path), "%s/file/outbox", tmpdir);
+	ck_assert_int_lt(
+		outbox_new(loop, cs, path, &callbacks, NULL, &ob, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err, path));
+	free(err);
+	ck_assert_ptr_null(ob);
+}
+END_TEST
+
+static Suite *outbox_suite(void)
+{
+	Suite *su = suite_create("outbox");
+	TCase *tc = tcase_create("outbox");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_startup_pickup);
+	tcase_add_test(tc, test_creates_dir);
+	tcase_add_test(tc, test_write_then_rename);
+	tcase_add_test(tc, test_written_in_place_and_new_dirs);
+	tcase_add_test(tc, test_dir_moved_in);
+	tcase_add_test(tc, test_dot_dirs_ignored);
+	tcase_add_test(tc, test_failures);
+	tcase_add_test(tc, test_long_name);
+	tcase_add_test(tc, test_account_never_synced);
+	tcase_add_test(tc, test_on_server_removes_file);
+	tcase_add_test(tc, test_refused_goes_to_failed);
+	tcase_add_test(tc, test_removed_locally_goes_to_failed);
+	tcase_add_test(tc, test_crash_after_commit);
+	tcase_add_test(tc, test_crash_copy_already_referenced);
+	tcase_add_test(tc, test_same_file_twice);
+	tcase_add_test(tc, test_rescan_from_callback);
+	tcase_add_test(tc, test_outbox_recreated);
+	tcase_add_test(tc, test_bad_arguments);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+TEST_MAIN(outbox_suite)
