@@ -18,6 +18,7 @@
 #include <cpmsync/sync.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "util.h"
 
@@ -339,8 +340,12 @@ int main(int argc, char **argv)
 	} else if (o.once) {
 		r = run_once(cfg);
 	} else {
-		log_error("the daemon mode is not built yet (issue 4); use --once or --check");
-		r = 1;
+		struct daemon_options d = {
+			.config_path = cfg->path,
+			.no_dbus = o.no_dbus,
+		};
+
+		return daemon_run(&d, cfg);
 	}
 	config_free(cfg);
 	return r;

@@ -373,9 +373,9 @@ static int print_reply(DBusMessage *reply)
 		int t = dbus_message_iter_get_arg_type(&it);
 
 		print_value(&it, 0);
-		if (t != 'a' || dbus_message_iter_get_element_type(&it) != 'y')
-			if (t != 'a' || dbus_message_iter_get_element_type(&it) == 'e')
-				printf("\n");
+		/* Raw content (ay, h) and element lists end as they are. */
+		if (t != 'h' && (t != 'a' || dbus_message_iter_get_element_type(&it) == 'e'))
+			printf("\n");
 	} while (dbus_message_iter_next(&it));
 	return 0;
 }
@@ -495,7 +495,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "call") == 0 && argc >= 5) {
 		DBusMessageIter it;
 		const char *sig = argc > 5 ? argv[5] : "";
-		int a = 6;
+		int a = argc > 5 ? 6 : 5;
 
 		m = dbus_message_new_method_call(DEST, argv[2], argv[3], argv[4]);
 		dbus_message_iter_init_append(m, &it);

@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The daemon: wiring only.  Sessions (libcpmsync) do the syncing, the
+ * service (dbus/) the bus, outbox.c the drop folder, config-watch.c the
+ * reloads.  This file keeps the account list in step with the
+ * configuration and routes events between them.
+ *
+ * Start-up order matters: store, sessions, D-Bus objects, outbox, and the
+ * bus name last, so that a client activated by the name finds everything.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
+#include <cpmsync/cpmsync.h>
+#include <cpmsync/session.h>
+#include <cpmsync/store.h>
+
+#include "config-watch.h"
+#include "config-write.h"
+#include "daemon.h"
+#include "log.h"
+#include "outbox.h"
+#include "service.h"
+#include "util.h"
+
+struct daemon;
+
+struct daemon_account {
+	struct daemon *d;
+	const struct config_account *conf; /* in d->cfg */
+	struct cpmsync_session *session;
+	char *password_error;
+};
+
+struct daemon {
+	struct cpmsync_loop *loop;
+	struct cpmsync_store *store;
+	struct config *cfg;
+	char *config_path;
+	struct daemon_account **accounts;
+	size_t n_accounts;
+	struct cpm_service *svc;
+	struct outbox *outbox;
+	struct config_watch *watch;
+	struct cpmsync_loop_source *signal_src;
+	int signal_fd;
+};
+
+static int make_dirs(const char *dir)
+{
+	_cleanup_free_ char *p = strdup(dir);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Accounts */
+
+static int password_cb(const struct cpmsync_account *account, char **ret_password,
+		       void *userdata)
+{
+	struct daemon_account *da = userdata;
+	char *err = NULL;
+	int r;
+
+	(void)account;
+	r = config_account_password(da->conf, ret_password, &err);
+	free(da->password_error);
+	da->password_error = err;
+	if (r < 0)
+		log_error("%s: %s", da->conf->name, err ? err : strerror(-r));
+	return r;
+}
+
+static void settings_of(struct daemon_account *da, struct cpmsync_account *ret)
+{
+	config_account_to_settings(da->conf, ret);
+	ret->password_cb = password_cb;
+	ret->password_userdata = da;
+}
+
+static void session_changed(struct cpmsync_session *s, void *userdata)
+{
+	struct daemon_account *da = userdata;
+
+	if (da->d->svc)
+		cpm_service_account_changed(da->d->svc, s);
+}
+
+static void session_progress(struct cpmsync_session *s, const char *folder, uint32_t done,
+			     uint32_t total, void *userdata)
+{
+	struct daemon_account *da = userdata;
+
+	if (da->d->svc)
+		cpm_service_sync_progress(da->d->svc, s, folder, done, total);
+}
+
+static void session_synced(struct cpmsync_session *s, int r, const char *reason,
+			   const struct cpmsync_sync_stats *st, void *userdata)
+{
+	struct daemon_account *da = userdata;
+
+	if (r < 0 && r != -CPMSYNC_E_CANCELED)
+		log_warning("%s: sync failed: %s", cpmsync_session_name(s), reason);
+	if (r == 0 && (st->messages_added || st->messages_changed || st->messages_removed ||
+		       st->ops_replayed || st->ops_failed))
+		log_info("%s: synced: %u folders synced, %u unchanged, %u messages added, "
+			 "%u changed, %u removed, %u local changes sent, %u kept",
+			 cpmsync_session_name(s), st->folders_synced, st->folders_skipped,
+			 st->messages_added, st->messages_changed, st->messages_removed,
+			 st->ops_replayed, st->ops_failed);
+	else
+		log_debug("%s: sync %s (%llu bytes in, %llu out)", cpmsync_session_name(s),
+			  r == 0 ? "done" : "failed", (unsigned long long)st->bytes_in,
+			  (unsigned long long)st->bytes_out);
+	/* Outbox files become removable (or failed) as their APPENDs land. */
+	if (da->d->outbox && r != -CPMSYNC_E_CANCELED)
+		outbox_rescan(da->d->outbox);
+}
+
+static const struct cpmsync_session_callbacks session_callbacks = {
+	.changed = session_changed,
+	.progress = session_progress,
+	.synced = session_synced,
+};
+
+static struct daemon_account *find_account(struct daemon *d, const char *name)
+{
+	for (size_t i = 0; i < d->n_accounts; i++)
+		if (str_eq(d->accounts[i]->conf->name, name))
+			return d->accounts[i];
+	return NULL;
+}
+
+static int add_account(struct daemon *d, const struct config_account *conf)
+{
+	struct daemon_account *da, **v;
+	struct cpmsync_account settings;
+	int r;
+
+	v = realloc(d->accounts, (d->n_accounts + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	d->accounts = v;
+	da = calloc(1, sizeof(*da));
+	if (!da)
+		return -ENOMEM;
+	da->d = d;
+	da->conf = conf;
+	settings_of(da, &settings);
+	r = cpmsync_session_new(d->loop, d->store, &settings, NULL, &session_callbacks, da,
+				&da->session);
+	if (r < 0) {
+		log_error("%s: cannot start: %s", conf->name, cpmsync_strerror(r));
+		free(da);
+		return r;
+	}
+	d->accounts[d->n_accounts++] = da;
+	if (d->svc) {
+		r = cpm_service_add_account(d->svc, da->session);
+		if (r < 0)
+			log_error("%s: cannot export on D-Bus: %s", conf->name, cpmsync_strerror(r));
+		else
+			cpm_service_set_account_details(d->svc, conf->name, conf->host, conf->user);
+	}
+	log_info("%s: account added (%s@%s)", conf->name, conf->user, conf->host);
+	return 0;
+}
+
+static void remove_account_at(struct daemon *d, size_t i)
+{
+	struct daemon_account *da = d->accounts[i];
+	_cleanup_free_ char *name = strdup(cpmsync_session_name(da->session));
+
+	if (d->svc && name)
+		cpm_service_remove_account(d->svc, name);
+	cpmsync_session_free(da->session);
+	free(da->password_error);
+	free(da);
+	d->accounts[i] = d->accounts[--d->n_accounts];
+	log_info("%s: account removed", name ? name : "?");
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration */
+
+static void outbox_start(struct daemon *d);
+
+/* Applies a new configuration (taken over): accounts added, removed or
+ * changed; the rest untouched. */
+static void apply_config(struct daemon *d, struct config *cfg)
+{
+	struct config *old = d->cfg;
+
+	if (old && !str_eq(old->database, cfg->database))
+		log_warning("%s: database changed to %s; restart cpm-syncd to use it (still using %s)",
+			    cfg->path, cfg->database, old->database);
+	/* Gone from the file. */
+	for (size_t i = d->n_accounts; i-- > 0;)
+		if (!config_find_account(cfg, d->accounts[i]->conf->name))
+			remove_account_at(d, i);
+	/* Kept or changed: repoint at the new configuration. */
+	for (size_t i = 0; i < d->n_accounts; i++) {
+		struct daemon_account *da = d->accounts[i];
+		const struct config_account *now = config_find_account(cfg, da->conf->name);
+		bool same = config_account_equal(da->conf, now);
+
+		da->conf = now;
+		if (!same) {
+			struct cpmsync_account settings;
+
+			settings_of(da, &settings);
+			log_info("%s: settings changed, reconnecting", now->name);
+			cpmsync_session_set_account(da->session, &settings);
+			if (d->svc)
+				cpm_service_set_account_details(d->svc, now->name, now->host, now->user);
+		}
+	}
+	d->cfg = cfg;
+	/* New in the file. */
+	for (size_t i = 0; i < cfg->n_accounts; i++)
+		if (!find_account(d, cfg->accounts[i].name))
+			add_account(d, &cfg->accounts[i]);
+	if (old && !str_eq(old->outbox, cfg->outbox)) {
+		log_info("outbox moved to %s", cfg->outbox);
+		d->outbox = outbox_free(d->outbox);
+		outbox_start(d);
+	} else if (d->outbox) {
+		outbox_rescan(d->outbox);
+	}
+	config_free(old);
+}
+
+static int reload(struct daemon *d)
+{
+	struct config *cfg = NULL;
+	char *err = NULL;
+	int r;
+
+	r = config_load(d->config_path, &cfg, &err);
+	if (r < 0) {
+		log_error("%s; keeping the last good configuration",
+			  err ? err : strerror(-r));
+		free(err);
+		return r;
+	}
+	for (size_t i = 0; i < cfg->n_warnings; i++)
+		log_warning("%s", cfg->warnings[i]);
+	apply_config(d, cfg);
+	return 0;
+}
+
+static void config_changed(void *userdata)
+{
+	struct daemon *d = userdata;
+
+	log_debug("%s changed, reloading", d->config_path);
+	reload(d);
+}
+
+static int hook_add_account(void *userdata, const char *name,
+			    const struct cpm_account_settings *settings, char **ret_error)
+{
+	struct daemon *d = userdata;
+	int r;
+
+	r = config_write_add_account(d->config_path, name, settings, ret_error);
+	if (r < 0)
+		return r;
+	r = reload(d);
+	if (r < 0 || !find_account(d, name)) {
+		if (ret_error && !*ret_error)
+			*ret_error = strdup("the configuration was written but could not be loaded");
+		return r < 0 ? r : -EIO;
+	}
+	return 0;
+}
+
+static int hook_remove_account(void *userdata, const char *name, char **ret_error)
+{
+	struct daemon *d = userdata;
+	int r;
+
+	if (!find_account(d, name)) {
+		if (ret_error)
+			*ret_error = strdup("no such account");
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	r = config_write_remove_account(d->config_path, name, ret_error);
+	if (r < 0)
+		return r;
+	return reload(d);
+}
+
+static const struct cpm_service_hooks service_hooks = {
+	.add_account = hook_add_account,
+	.remove_account = hook_remove_account,
+};
+
+/* ------------------------------------------------------------------ */
+/* Outbox */
+
+static bool outbox_account_known(void *userdata, const char *account)
+{
+	return find_account(userdata, account) != NULL;
+}
+
+static void outbox_stored(void *userdata, const char *account)
+{
+	struct daemon_account *da = find_account(userdata, account);
+
+	if (da)
+		cpmsync_session_sync_now(da->session);
+}
+
+static const struct outbox_callbacks outbox_callbacks = {
+	.account_known = outbox_account_known,
+	.stored = outbox_stored,
+};
+
+static void outbox_start(struct daemon *d)
+{
+	char *err = NULL;
+	int r;
+
+	r = make_dirs(d->cfg->outbox);
+	if (r < 0) {
+		log_error("cannot create the outbox %s: %s", d->cfg->outbox, strerror(-r));
+		return;
+	}
+	if (outbox_new(d->loop, d->store, d->cfg->outbox, &outbox_callbacks, d, &d->outbox, &err) < 0) {
+		log_error("outbox: %s", err ? err : "cannot watch it");
+		free(err);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Signals */
+
+static void signal_cb(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
+{
+	struct daemon *d = userdata;
+	struct signalfd_siginfo si;
+
+	(void)src;
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			log_info("SIGHUP: reloading %s", d->config_path);
+			reload(d);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			log_info("%s: stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			cpmsync_loop_quit(d->loop, 0);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static int setup_signals(struct daemon *d)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return -errno;
+	d->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->signal_fd < 0)
+		return -errno;
+	return cpmsync_loop_add_fd(d->loop, d->signal_fd, CPMSYNC_LOOP_IN, signal_cb, d, NULL,
+				   &d->signal_src);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void daemon_free(struct daemon *d)
+{
+	d->watch = config_watch_free(d->watch);
+	d->outbox = outbox_free(d->outbox);
+	d->svc = cpm_service_free(d->svc);
+	while (d->n_accounts)
+		remove_account_at(d, d->n_accounts - 1);
+	free(d->accounts);
+	cpmsync_loop_source_remove(d->signal_src);
+	if (d->signal_fd >= 0)
+		close(d->signal_fd);
+	cpmsync_loop_free(d->loop);
+	cpmsync_store_close(d->store);
+	config_free(d->cfg);
+	free(d->config_path);
+}
+
+int daemon_run(const struct daemon_options *opt, struct config *cfg)
+{
+	struct daemon d = { .signal_fd = -1 };
+	_cleanup_free_ char *dbdir = NULL;
+	char *err = NULL, *slash;
+	int r, status = 1;
+
+	d.config_path = realpath(cfg->path, NULL);
+	if (!d.config_path)
+		d.config_path = strdup(cfg->path);
+	dbdir = strdup(cfg->database);
+	if (!d.config_path || !dbdir) {
+		config_free(cfg);
+		return 1;
+	}
+	slash = strrchr(dbdir, '/');
+	if (slash && slash != dbdir)
+		*slash = '\0';
+	r = make_dirs(dbdir);
+	if (r < 0) {
+		log_error("cannot create %s: %s", dbdir, strerror(-r));
+		goto out_cfg;
+	}
+	r = cpmsync_store_open(cfg->database, 0, &d.store, &err);
+	if (r < 0) {
+		log_error("cannot open the store: %s", err ? err : cpmsync_strerror(r));
+		free(err);
+		goto out_cfg;
+	}
+	r = cpmsync_loop_new(&d.loop);
+	if (r < 0) {
+		log_error("cannot create the event loop: %s", cpmsync_strerror(r));
+		goto out;
+	}
+	r = setup_signals(&d);
+	if (r < 0) {
+		log_error("cannot set up signal handling: %s", strerror(-r));
+		goto out;
+	}
+	if (!opt->no_dbus) {
+		r = cpm_service_new(d.loop, d.store, opt->bus_address, cpmsync_version(),
+				    &service_hooks, &d, &d.svc, &err);
+		if (r < 0) {
+			log_error("cannot connect to D-Bus: %s", err ? err : cpmsync_strerror(r));
+			free(err);
+			goto out;
+		}
+	}
+	apply_config(&d, cfg);
+	cfg = NULL;
+	outbox_start(&d);
+	if (config_watch_new(d.loop, d.config_path, config_changed, &d, &d.watch, &err) < 0) {
+		log_warning("configuration changes will not be noticed: %s",
+			    err ? err : "cannot watch the file");
+		free(err);
+		err = NULL;
+	}
+	if (d.svc) {
+		r = cpm_service_start(d.svc, &err);
+		if (r < 0) {
+			log_error("%s", err ? err : "cannot own org.cpmsync");
+			free(err);
+			goto out;
+		}
+	}
+	log_info("cpm-syncd %s running: %zu account(s), store %s", cpmsync_version(),
+		 d.n_accounts, d.cfg->database);
+	status = cpmsync_loop_run(d.loop);
+out:
+	config_free(cfg);
+	daemon_free(&d);
+	return status;
+out_cfg:
+	config_free(cfg);
+	free(d.config_path);
+	return 1;
+}

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# The daemon over D-Bus, on a private dbus-daemon, against a real Dovecot:
+# every method of the contract checked against the server state read back
+# with doveadm; signals for server-side changes (push, no Sync call); the
+# contract's errors; offline operation across a daemon restart; the server
+# stopped and started under the daemon; Manager1.AddAccount/RemoveAccount;
+# configuration reload (good and malformed files); the outbox (stored,
+# dot-files ignored, unknown account, a file the server refuses).
+set -u
+# shellcheck disable=SC1091
+. "$(dirname "$0")/lib-sync.sh"
+DBUS=$BDIR/tests/tools/cpmsync-dbus
+lib_init
+[ -x "$DBUS" ] || bail "missing $DBUS (make all tests)"
+command -v dbus-daemon >/dev/null || bail "dbus-daemon is not installed"
+dc_start dc
+
+# --- a private bus, never the user's -----------------------------------------
+BUS_PID=
+DAEMON_PID=
+MON_PID=
+stop_all() {
+	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
+}
+trap 'stop_all; lib_cleanup' EXIT
+dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
+	3>"$WORK/bus.addr" 4>"$WORK/bus.pid" || bail "cannot start dbus-daemon"
+BUS_PID=$(cat "$WORK/bus.pid")
+DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr")
+export DBUS_SESSION_BUS_ADDRESS
+unset DBUS_SYSTEM_BUS_ADDRESS
+export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_DATA_HOME=$WORK/home/.local/share
+mkdir -p "$HOME"
+
+call() { "$DBUS" call "$@"; }
+get() { "$DBUS" get "$@"; }
+A=/org/cpmsync/a
+# prop PATH IFACE NAME
+prop() { get "$1" "$2" "$3"; }
+acct() { prop "$A" org.cpmsync.Account1 "$1"; }
+wait_state() { # wait_state STATE SECONDS
+	local i
+	for i in $(seq $(($2 * 10))); do
+		[ "$(acct State 2>/dev/null)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "    State is '$(acct State 2>&1)', not $1 (LastError: $(acct LastError 2>&1))"
+	return 1
+}
+# eventually SECONDS COMMAND...: retries until it succeeds
+eventually() {
+	local t=$1 i
+	shift
+	for i in $(seq $((t * 10))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	"$@"
+}
+server_has() { # server_has FOLDER MESSAGE-ID
+	[ -n "$(da search -u "$USER1" mailbox "$1" header message-id "$2" 2>/dev/null)" ]
+}
+start_daemon() {
+	"$SYNCD" -c "$CONF" -v 2>>"$WORK/daemon.log" &
+	DAEMON_PID=$!
+	"$DBUS" wait-owner 10 >/dev/null || return 1
+}
+signals_since() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log"; }
+sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }
+saw_signal() { # saw_signal REGEX
+	signals_since | grep -qE "$1"
+}
+
+CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
+mkdir -p "$(dirname "$CONF")"
+write_conf "$CONF" "$WORK/store.db"
+sed -i "s|^outbox = .*|outbox = $WORK/outbox|" "$CONF"
+for i in 1 2 3 4 5; do msg_save "$USER1" INBOX "<seed$i@dbus.test>" 600 '\Seen'; done
+msg_save "$USER1" INBOX "<unseen@dbus.test>" 400
+"$DBUS" monitor >"$WORK/signals.log" 2>&1 &
+MON_PID=$!
+SIGMARK=0
+sleep 0.2
+start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
+check "daemon owns org.cpmsync on the private bus" true
+check "account reaches State idle" wait_state idle 20
+check "store == server after the initial sync" compare "$WORK/store.db"
+
+# --- Manager1, ObjectManager, Introspectable ------------------------------------
+check "Manager1.Version is set" test -n "$(prop /org/cpmsync org.cpmsync.Manager1 Version)"
+call /org/cpmsync org.freedesktop.DBus.ObjectManager GetManagedObjects >"$WORK/objects"
+check "GetManagedObjects lists the account" grep -q "^$A=" "$WORK/objects"
+check "GetManagedObjects lists folder objects" grep -q "^$A/folder[0-9]*=" "$WORK/objects"
+call "$A" org.freedesktop.DBus.Introspectable Introspect >"$WORK/intro"
+check "Introspect of the account names Account1 and Properties" \
+	bash -c "grep -q 'org.cpmsync.Account1' '$WORK/intro' && grep -q 'org.freedesktop.DBus.Properties' '$WORK/intro'"
+
+# --- Account1 properties ----------------------------------------------------------
+check "Name" test "$(acct Name)" = a
+check "Host" test "$(acct Host)" = localhost
+check "User" test "$(acct User)" = "$USER1"
+check "PushState notify (Dovecot offers NOTIFY)" test "$(acct PushState)" = notify
+check "LastSync set" test "$(acct LastSync)" -gt 0
+check "LastServerActivity set" test "$(acct LastServerActivity)" -gt 0
+check "ServerCapabilities lists IMAP4rev1" bash -c "'$DBUS' get $A org.cpmsync.Account1 ServerCapabilities | grep -qx -- '- IMAP4rev1'"
+check "PendingOperations 0" test "$(acct PendingOperations)" = 0
+check "Online true" test "$(acct Online)" = true
+
+# --- folders ------------------------------------------------------------------------
+INBOX=$(call "$A" org.cpmsync.Account1 FindFolder s INBOX)
+check "FindFolder INBOX gives a folder object" bash -c "[[ '$INBOX' == $A/folder* ]]"
+check "FindFolder of an unknown folder: NotFound" \
+	bash -c "'$DBUS' call $A org.cpmsync.Account1 FindFolder s Nope | grep -q 'org.cpmsync.Error.NotFound'"
+F=org.cpmsync.Folder1
+check "Folder Name" test "$(prop "$INBOX" $F Name)" = INBOX
+check "Folder Account" test "$(prop "$INBOX" $F Account)" = "$A"
+check "Folder Messages == server" test "$(prop "$INBOX" $F Messages)" = 6
+check "Folder Unseen" test "$(prop "$INBOX" $F Unseen)" = 1
+check "Folder UidValidity == server" \
+	test "$(prop "$INBOX" $F UidValidity)" = "$(da -f flow mailbox status -u "$USER1" uidvalidity INBOX | sed 's/.*=//')"
+check "Folder Active (INBOX by default)" test "$(prop "$INBOX" $F Active)" = true
+
+# --- reading ----------------------------------------------------------------------------
+call "$INBOX" $F ListMessages tu 0 1000 >"$WORK/list"
+check "ListMessages returns the 6 summaries" test "$(grep -c '^- ' "$WORK/list")" -eq 6
+check "ListMessages summaries carry the contract's keys" \
+	bash -c "for k in Id Uid Flags InternalDate Size From To Subject Date MessageId ConversationId ContributionId Type HasBody; do grep -q \"\$k=\" '$WORK/list' || { echo missing \$k; exit 1; }; done"
+ID1=$(grep -o 'Id=[0-9]*' "$WORK/list" | head -n 1 | cut -d= -f2)
+call "$INBOX" $F ListMessages tu "$ID1" 2 >"$WORK/list2"
+check "ListMessages after_id/limit pages" test "$(grep -c '^- ' "$WORK/list2")" -eq 2
+check "ListMessages limit too large: InvalidArgs naming limit" \
+	bash -c "'$DBUS' call $INBOX $F ListMessages tu 0 100000000 | grep -q 'InvalidArgs.*limit'"
+call "$INBOX" $F GetMessage t "$ID1" >"$WORK/msg1"
+MID1=$(grep -o '^MessageId=.*' "$WORK/msg1" | cut -d= -f2-)
+check "GetMessage gives the message" test -n "$MID1"
+check "GetMessage of an unknown id: NotFound" \
+	bash -c "'$DBUS' call $INBOX $F GetMessage t 999999 | grep -q 'org.cpmsync.Error.NotFound'"
+call "$INBOX" $F Fetch ts "$ID1" "" >"$WORK/fetch.body"
+SRV_SIZE=$(da -f tab fetch -u "$USER1" size.virtual mailbox INBOX header message-id "$MID1" | tail -n 1)
+check "Fetch '' is the whole message (the server's RFC822.SIZE, $SRV_SIZE)" \
+	test "$(wc -c <"$WORK/fetch.body")" -eq "$SRV_SIZE"
+call "$INBOX" $F FetchFd ts "$ID1" "" >"$WORK/fetchfd.body"
+check "FetchFd gives the same bytes" cmp -s "$WORK/fetch.body" "$WORK/fetchfd.body"
+call "$INBOX" $F Fetch ts "$ID1" HEADER >"$WORK/fetch.header"
+check "Fetch HEADER ends at the blank line" \
+	bash -c "tail -c 4 '$WORK/fetch.header' | od -An -c | grep -q '\\\\r  *\\\\n  *\\\\r  *\\\\n' && grep -q 'Message-ID' '$WORK/fetch.header' && ! grep -q 'MIME-Version: 1.0..$' /dev/null"
+check "Fetch with a bad section: InvalidArgs" \
+	bash -c "'$DBUS' call $INBOX $F Fetch ts $ID1 'BODY[' | grep -q InvalidArgs"
+call "$INBOX" $F Search a{sv} "Subject=s:test <unseen@dbus.test>" >"$WORK/search"
+check "Search by Subject finds the one message" test "$(grep -c '^- ' "$WORK/search")" -eq 1
+call "$INBOX" $F Search a{sv} "NotFlags=as:\\Seen" >"$WORK/search2"
+check "Search NotFlags \\Seen finds the unseen one" test "$(grep -c '^- ' "$WORK/search2")" -eq 1
+check "Search with an unknown key: InvalidArgs" \
+	bash -c "'$DBUS' call $INBOX $F Search a{sv} 'Colour=s:red' | grep -q InvalidArgs"
+
+# --- changes -------------------------------------------------------------------------------
+msg_text "<stored@dbus.test>" 500 >"$WORK/stored.eml"
+sigmark
+NEW=$(call "$INBOX" $F Store ayasx "@$WORK/stored.eml" '\Flagged' 0)
+check "Store returns an id" test "$NEW" -gt 0 2>/dev/null
+check "Store: the message reaches the server" eventually 10 server_has INBOX "<stored@dbus.test>"
+check "Store: on the server with its flag" eventually 5 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '<stored@dbus.test>') | grep -q Flagged"
+check "Store: the local message got its UID" eventually 5 bash -c "'$DBUS' call $INBOX $F GetMessage t $NEW | grep -q '^Uid=[1-9]'"
+check "Store: MessagesAdded was emitted" eventually 5 saw_signal "MessagesAdded"
+msg_text "<storedfd@dbus.test>" 70000 >"$WORK/storedfd.eml"
+NEWFD=$(call "$INBOX" $F StoreFd hasx "$WORK/storedfd.eml" "" 0)
+check "StoreFd returns an id" test "$NEWFD" -gt 0 2>/dev/null
+check "StoreFd: the message reaches the server" eventually 10 server_has INBOX "<storedfd@dbus.test>"
+check "Store of an empty message: InvalidArgs" \
+	bash -c "'$DBUS' call $INBOX $F Store ayasx '' '' 0 | grep -q InvalidArgs"
+check "SetFlags with a bad flag: InvalidArgs" \
+	bash -c "'$DBUS' call $INBOX $F SetFlags atasas $ID1 'bad flag' '' | grep -q InvalidArgs"
+check "SetFlags of an unknown id: NotFound" \
+	bash -c "'$DBUS' call $INBOX $F SetFlags atasas 999999 '\\Flagged' '' | grep -q NotFound"
+call "$INBOX" $F SetFlags atasas "$ID1" '$Work,\Answered' '\Seen' >/dev/null
+check "SetFlags reaches the server" eventually 10 bash -c "f=\$(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '$MID1'); [[ \$f == *Answered* && \$f == *Work* && \$f != *Seen* ]]"
+COPY=$(call "$INBOX" $F Copy ats "$ID1" Sent | sed 's/^- //')
+check "Copy returns the new id" test "$COPY" -gt 0 2>/dev/null
+check "Copy reaches the server" eventually 10 server_has Sent "$MID1"
+MID2=$(call "$INBOX" $F GetMessage t "$NEWFD" | grep '^MessageId=' | cut -d= -f2-)
+call "$INBOX" $F Move ats "$NEWFD" Trash >/dev/null
+check "Move reaches the server (in Trash)" eventually 10 server_has Trash "$MID2"
+check "Move reaches the server (gone from INBOX)" eventually 10 bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox INBOX header message-id '$MID2' | grep -q .)"
+call "$INBOX" $F Delete at "$NEW" >/dev/null
+check "Delete sets \\Deleted on the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '<stored@dbus.test>') | grep -q Deleted"
+call "$INBOX" $F Expunge >/dev/null
+check "Expunge removes it on the server" eventually 10 bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox INBOX header message-id '<stored@dbus.test>' | grep -q .)"
+NEWF=$(call "$A" org.cpmsync.Account1 CreateFolder s "Über Ordner")
+check "CreateFolder returns a folder object" bash -c "[[ '$NEWF' == $A/folder* ]]"
+check "CreateFolder reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx 'Über Ordner'"
+call "$A" org.cpmsync.Account1 RenameFolder ss "Über Ordner" "Renamed" >/dev/null
+check "RenameFolder reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx Renamed"
+call "$A" org.cpmsync.Account1 DeleteFolder s Renamed >/dev/null
+check "DeleteFolder reaches the server" eventually 10 bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx Renamed"
+check "DeleteFolder of an unknown folder: NotFound" \
+	bash -c "'$DBUS' call $A org.cpmsync.Account1 DeleteFolder s Nope | grep -q NotFound"
+call "$A" org.cpmsync.Account1 SetMetadata sa{ss} INBOX "/private/comment=hello dbus" >/dev/null
+check "SetMetadata reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox metadata get -u $USER1 INBOX /private/comment) | grep -q 'hello dbus'"
+check "GetMetadata reads it back from the server" \
+	bash -c "'$DBUS' call $A org.cpmsync.Account1 GetMetadata sas INBOX /private/comment | grep -qx '/private/comment=hello dbus'"
+call "$A" org.cpmsync.Account1 SetAcl sss INBOX "$USER2" lr >/dev/null
+check "SetAcl reaches the server" eventually 10 bash -c "'$DBUS' call $A org.cpmsync.Account1 GetAcl s INBOX | grep -q '^user=$USER2=lr\$\|^$USER2=lr\$'"
+check "MyRights answers" bash -c "'$DBUS' call $A org.cpmsync.Account1 MyRights s INBOX | grep -q l"
+call "$A" org.cpmsync.Account1 DeleteAcl ss INBOX "$USER2" >/dev/null
+check "DeleteAcl reaches the server" eventually 10 bash -c "! '$DBUS' call $A org.cpmsync.Account1 GetAcl s INBOX | grep -q '$USER2'"
+check "Preview: NotSupported names CONVERT" \
+	bash -c "'$DBUS' call $INBOX $F Preview tssuu $ID1 1 image/jpeg 160 120 | grep -q 'NotSupported.*CONVERT'"
+check "Sync returns at once" call "$A" org.cpmsync.Account1 Sync
+check "store == server after the changes" eventually 10 compare "$WORK/store.db"
+
+# --- push: server-side changes as signals, no Sync call -----------------------------------
+sigmark
+msg_save "$USER1" INBOX "<pushed@dbus.test>"
+check "push: MessagesAdded for a delivery by another client" eventually 5 saw_signal "$INBOX org.cpmsync.Folder1 MessagesAdded .*pushed@dbus.test"
+sigmark
+da flags add -u "$USER1" '\Flagged' mailbox INBOX header message-id "<pushed@dbus.test>"
+check "push: MessagesChanged for a flag change by another client" eventually 5 saw_signal "$INBOX org.cpmsync.Folder1 MessagesChanged"
+sigmark
+da expunge -u "$USER1" mailbox INBOX header message-id "<pushed@dbus.test>"
+check "push: MessagesRemoved for an expunge by another client" eventually 5 saw_signal "$INBOX org.cpmsync.Folder1 MessagesRemoved"
+check "push: PropertiesChanged for the folder's Messages" saw_signal "$INBOX org.freedesktop.DBus.Properties PropertiesChanged org.cpmsync.Folder1"
+
+# --- offline -------------------------------------------------------------------------------------
+"$DBUS" set "$A" org.cpmsync.Account1 Online b false >/dev/null
+check "Online=false: State offline" wait_state offline 5
+check "Online=false: PushState off" test "$(acct PushState)" = off
+msg_text "<offline@dbus.test>" 400 >"$WORK/offline.eml"
+OFF=$(call "$INBOX" $F Store ayasx "@$WORK/offline.eml" "" 0)
+check "offline: Store accepted" test "$OFF" -gt 0 2>/dev/null
+check "offline: SetFlags accepted" call "$INBOX" $F SetFlags atasas "$ID1" '\Flagged' ''
+MID3=$(call "$INBOX" $F GetMessage t "$COPY" 2>/dev/null | grep '^MessageId=' | cut -d= -f2-)
+SENTF=$(call "$A" org.cpmsync.Account1 FindFolder s Sent)
+MV=$(call "$SENTF" $F ListMessages tu 0 1 | grep -o 'Id=[0-9]*' | head -n 1 | cut -d= -f2)
+MVMID=$(call "$SENTF" $F GetMessage t "$MV" | grep '^MessageId=' | cut -d= -f2-)
+check "offline: Move accepted" bash -c "'$DBUS' call $SENTF $F Move ats $MV Drafts | grep -q '^- [0-9]'"
+check "offline: CreateFolder accepted" bash -c "'$DBUS' call $A org.cpmsync.Account1 CreateFolder s Offline | grep -q folder"
+check "offline: PendingOperations counts them" test "$(acct PendingOperations)" -ge 4
+check "offline: GetMetadata fails with Offline" \
+	bash -c "'$DBUS' call $A org.cpmsync.Account1 GetMetadata sas INBOX /private/comment | grep -q org.cpmsync.Error.Offline"
+sleep 1
+check "offline: nothing reached the server" bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox INBOX header message-id '<offline@dbus.test>' | grep -q .)"
+# A hard stop while offline: the journal survives it.
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+start_daemon || bail "cpm-syncd did not restart"
+check "after a restart: the offline Store reached the server" eventually 15 server_has INBOX "<offline@dbus.test>"
+check "after a restart: the offline Move reached the server" eventually 10 server_has Drafts "$MVMID"
+check "after a restart: the offline CreateFolder reached the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx Offline"
+check "after a restart: PendingOperations 0" eventually 10 test "$(acct PendingOperations)" = 0
+check "after a restart: store == server" eventually 10 compare "$WORK/store.db"
+
+# --- the server stops and starts under the daemon ----------------------------------------------
+da stop >/dev/null 2>&1
+check "server stopped: State leaves idle" eventually 10 bash -c "[ \"\$('$DBUS' get $A org.cpmsync.Account1 State)\" != idle ]"
+check "server stopped: LastError says why" test -n "$(acct LastError)"
+dovecot -c "$DOVECOT_CONF" || bail "cannot restart dovecot"
+check "server back: State idle again" wait_state idle 30
+sigmark
+msg_save "$USER1" INBOX "<after-restart@dbus.test>"
+check "server back: push works" eventually 5 saw_signal "MessagesAdded .*after-restart@dbus.test"
+
+# --- Manager1.AddAccount / RemoveAccount ----------------------------------------------------------
+B2=$(call /org/cpmsync org.cpmsync.Manager1 AddAccount sa{sv} b \
+	"Host=s:localhost,Port=q:$IMAPS_PORT,Security=s:tls,User=s:$USER2,Password=s:$PASS2,CaFile=s:$CA_FILE")
+check "AddAccount returns /org/cpmsync/b" test "$B2" = /org/cpmsync/b
+check "AddAccount wrote the section" grep -q '^\[account b\]' "$CONF"
+check "AddAccount: password file 0600 beside it" \
+	bash -c "f=\$(sed -n 's/^password_file *= *//p' '$CONF' | tail -n 1); [ \"\$(stat -c %a \"\$f\")\" = 600 ]"
+check "AddAccount: the password is not in the config" bash -c "! grep -qF -- '$PASS2' '$CONF'"
+check "AddAccount: the new account syncs" eventually 20 bash -c "[ \"\$('$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State)\" = idle ]"
+check "AddAccount with an unknown key: InvalidArgs naming it" \
+	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount sa{sv} c 'Host=s:x,User=s:y,Password=s:z,Colour=s:red' | grep -q 'InvalidArgs.*Colour'"
+check "AddAccount of an existing name fails" \
+	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount sa{sv} b 'Host=s:x,User=s:y,Password=s:z' | grep -q '^error'"
+call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o /org/cpmsync/b >/dev/null
+check "RemoveAccount drops the section" bash -c "! grep -q '^\[account b\]' '$CONF'"
+check "RemoveAccount unexports the object" eventually 5 bash -c "'$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State | grep -q '^error'"
+
+# --- configuration reload ------------------------------------------------------------------------------
+cp "$CONF" "$WORK/good.conf"
+cat >>"$CONF.new" <"$CONF"
+cat >>"$CONF.new" <<EOF
+[account c]
+host = localhost
+port = $IMAPS_PORT
+ca_file = $CA_FILE
+user = $USER2
+password_file = $WORK/alice.pw
+EOF
+mv "$CONF.new" "$CONF"
+check "reload: an account added to the file appears (rename-over save)" \
+	eventually 10 bash -c "'$DBUS' get /org/cpmsync/c org.cpmsync.Account1 Name | grep -qx c"
+printf '[account d]\nhost = x\nbogus line\n' >>"$CONF"
+sleep 1.5
+check "reload: a malformed file is refused with file:line:reason" \
+	grep -qE "cpmsync.conf:[0-9]+: .*bogus|cpmsync.conf:[0-9]+:" "$WORK/daemon.log"
+check "reload: the last good configuration stays" \
+	bash -c "'$DBUS' get /org/cpmsync/c org.cpmsync.Account1 Name | grep -qx c && '$DBUS' get $A org.cpmsync.Account1 Name | grep -qx a"
+cp "$WORK/good.conf" "$CONF"
+check "reload: an account removed from the file goes away" \
+	eventually 10 bash -c "'$DBUS' get /org/cpmsync/c org.cpmsync.Account1 Name | grep -q '^error'"
+
+# --- outbox ----------------------------------------------------------------------------------------------
+OB=$WORK/outbox
+mkdir -p "$OB/a/INBOX" "$OB/nosuch/INBOX"
+msg_text "<outbox1@dbus.test>" 500 >"$OB/a/INBOX/.partial"
+sleep 1
+check "outbox: a dot-file is left alone" test -e "$OB/a/INBOX/.partial"
+check "outbox: ...and not stored" bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox INBOX header message-id '<outbox1@dbus.test>' | grep -q .)"
+mv "$OB/a/INBOX/.partial" "$OB/a/INBOX/msg1.eml"
+check "outbox: renamed into place, it reaches the server" eventually 10 server_has INBOX "<outbox1@dbus.test>"
+check "outbox: the file is removed once stored" eventually 10 test ! -e "$OB/a/INBOX/msg1.eml"
+check "outbox: exactly once" test "$(da search -u "$USER1" mailbox INBOX header message-id '<outbox1@dbus.test>' | wc -l)" -eq 1
+msg_text "<outbox2@dbus.test>" 300 >"$OB/nosuch/INBOX/.t" && mv "$OB/nosuch/INBOX/.t" "$OB/nosuch/INBOX/lost.eml"
+check "outbox: an unknown account goes to .failed" eventually 5 bash -c "ls '$OB/.failed' | grep -q lost"
+check "outbox: with a .why naming the account" eventually 5 bash -c "cat '$OB'/.failed/*.why | grep -q nosuch"
+# A folder the server refuses to append to (no insert right).
+da mailbox create -u "$USER1" Locked
+da acl set -u "$USER1" Locked "user=$USER1" lrs 2>/dev/null
+eventually 10 bash -c "'$DBUS' call $A org.cpmsync.Account1 FindFolder s Locked | grep -q folder" >/dev/null
+mkdir -p "$OB/a/Locked"
+msg_text "<refused@dbus.test>" 300 >"$OB/a/Locked/.t" && mv "$OB/a/Locked/.t" "$OB/a/Locked/refused.eml"
+check "outbox: a file the server refuses goes to .failed" eventually 15 bash -c "ls '$OB/.failed' | grep -q refused"
+check "outbox: its .why carries the server's text" eventually 5 bash -c "grep -l . '$OB'/.failed/*refused*.why >/dev/null && grep -qi 'permission\|NO\|denied\|refused' '$OB'/.failed/*refused*.why"
+
+# --- the daemon stops cleanly ---------------------------------------------------------------------------
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID"
+check "SIGTERM: exit status 0" test $? -eq 0
+DAEMON_PID=
+check "no password in the log" bash -c "! grep -qF -- '$PASS1' '$WORK/daemon.log' && ! grep -qF -- '$PASS2' '$WORK/daemon.log'"
+finish
