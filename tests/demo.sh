@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a throwaway Dovecot with sample data on 127.0.0.1, an account
-# for it, and cpm-syncd run against it.  Everything lives in one temporary
+# for it, cpm-syncd run against it (--check, --once), then the daemon on a
+# private session bus with cpmctl, and a delivery arriving through push.  Everything lives in one temporary
 # directory, removed (and Dovecot stopped) at the end.  Set KEEP=1 to leave
 # the server running and print how to use it.
 set -euo pipefail
@@ -10,7 +11,11 @@ WORK=$(mktemp -d /tmp/cpmsync-demo.XXXXXX)
 chmod 0755 "$WORK"
 DC=$WORK/dovecot
 mkdir -p "$DC" "$WORK/config/cpmsync" "$WORK/data"
+BUS_PID=
+DAEMON_PID=
 cleanup() {
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
+	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null || true
 	if [ -z "${KEEP:-}" ]; then
 		"$TOP"/tests/dovecot/dovecot-ctl.sh stop "$DC" >/dev/null 2>&1 || true
 		rm -rf "$WORK"
@@ -70,6 +75,60 @@ step "cpm-syncd -v --once: QRESYNC brings only the changes (the IMAP commands)"
 
 step "A no-change run: one LIST-STATUS after login, no folder selected"
 "$TOP/$B/cpm-syncd" -v --once 2>&1 | grep -E ' C: |: done' | grep -v redacted | sed 's/^/  /'
+
+step "The daemon: cpm-syncd on a private session bus (never your own)"
+dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
+	3>"$WORK/bus.addr" 4>"$WORK/bus.pid"
+BUS_PID=$(cat "$WORK/bus.pid")
+DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr")
+export DBUS_SESSION_BUS_ADDRESS
+"$TOP/$B/cpm-syncd" 2>"$WORK/daemon.log" &
+DAEMON_PID=$!
+for _ in $(seq 100); do
+	"$TOP/$B/cpmctl" status >/dev/null 2>&1 && break
+	sleep 0.1
+done
+for _ in $(seq 100); do
+	"$TOP/$B/cpmctl" status 2>/dev/null | grep -q 'idle' && break
+	sleep 0.1
+done
+step "cpmctl status: the account, its state and how pushes arrive"
+"$TOP/$B/cpmctl" status | sed 's/^/  /'
+step "cpmctl folders demo"
+"$TOP/$B/cpmctl" folders demo | sed 's/^/  /'
+step "cpmctl list demo INBOX"
+"$TOP/$B/cpmctl" list demo INBOX | sed 's/^/  /'
+
+step "Push: another client delivers a message to INBOX; nobody asks for a sync"
+"$TOP/$B/tests/tools/cpmsync-dbus" monitor 5 >"$WORK/signals.log" 2>&1 &
+MON=$!
+sleep 0.3
+t0=$(date +%s%N)
+printf 'From: carol@cpmsync.test\r\nSubject: pushed to you\r\nMessage-ID: <demo-push@cpmsync.test>\r\n\r\nhello\r\n' |
+	da save -u "$USER1" -m INBOX
+for _ in $(seq 100); do
+	grep -q 'MessagesAdded.*demo-push' "$WORK/signals.log" && break
+	sleep 0.05
+done
+t1=$(date +%s%N)
+grep -m1 'MessagesAdded' "$WORK/signals.log" | cut -c1-200 | sed 's/^/  signal: /'
+echo "  MessagesAdded arrived $(((t1 - t0) / 1000000)) ms after 'doveadm save' was started (doveadm itself takes most of that)"
+kill "$MON" 2>/dev/null || true
+"$TOP/$B/cpmctl" list demo INBOX | sed 's/^/  /'
+
+step "A local change: flag the new message from cpmctl; the server sees it"
+ID=$("$TOP/$B/cpmctl" list demo INBOX | awk -F'\t' '/pushed to you/ {print $1}')
+"$TOP/$B/cpmctl" flag demo INBOX "$ID" +'\Flagged'
+sleep 0.5
+da fetch -u "$USER1" 'uid flags' mailbox INBOX header message-id '<demo-push@cpmsync.test>' | sed 's/^/  server: /'
+
+step "The daemon's log"
+sed 's/^/  /' "$WORK/daemon.log"
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" || true
+DAEMON_PID=
+kill "$BUS_PID" 2>/dev/null || true
+BUS_PID=
 
 if [ -n "${KEEP:-}" ]; then
 	step "Left running: . $DC/env; XDG_CONFIG_HOME=$WORK/config XDG_DATA_HOME=$WORK/data $TOP/$B/cpm-syncd --once"
