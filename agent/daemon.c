@@ -312,9 +312,20 @@ static int hook_remove_account(void *userdata, const char *name, char **ret_erro
 	return reload(d);
 }
 
+/* Type=dbus: a daemon nobody can reach is of no use; systemd restarts it
+ * (Restart=on-failure) and the store is consistent at any point. */
+static void hook_bus_lost(void *userdata)
+{
+	struct daemon *d = userdata;
+
+	log_error("lost the connection to the session bus; stopping");
+	cpmsync_loop_quit(d->loop, 1);
+}
+
 static const struct cpm_service_hooks service_hooks = {
 	.add_account = hook_add_account,
 	.remove_account = hook_remove_account,
+	.bus_lost = hook_bus_lost,
 };
 
 /* ------------------------------------------------------------------ */

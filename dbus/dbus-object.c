@@ -21,6 +21,9 @@ struct cpm_bus {
 	struct object *objects; /* sorted by path (strcmp) */
 	size_t n_objects, alloc_objects;
 	unsigned n_managers; /* objects with CPM_OBJECT_MANAGER */
+	void (*disconnected)(void *userdata);
+	void *disconnected_userdata;
+	bool filtering;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -705,10 +708,33 @@ int cpm_bus_request_name(struct cpm_bus *bus, const char *name, char **ret_error
 	return 0;
 }
 
+static DBusHandlerResult disconnect_filter(DBusConnection *conn, DBusMessage *m, void *userdata)
+{
+	struct cpm_bus *bus = userdata;
+
+	(void)conn;
+	if (dbus_message_is_signal(m, DBUS_INTERFACE_LOCAL, "Disconnected") && bus->disconnected)
+		bus->disconnected(bus->disconnected_userdata);
+	return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
+}
+
+void cpm_bus_set_disconnected(struct cpm_bus *bus, void (*cb)(void *userdata), void *userdata)
+{
+	bus->disconnected = cb;
+	bus->disconnected_userdata = userdata;
+	if (!bus->filtering && bus->conn) {
+		if (!dbus_connection_add_filter(bus->conn, disconnect_filter, bus, NULL))
+			cpm_oom();
+		bus->filtering = true;
+	}
+}
+
 struct cpm_bus *cpm_bus_free(struct cpm_bus *bus)
 {
 	if (!bus)
 		return NULL;
+	if (bus->conn && bus->filtering)
+		dbus_connection_remove_filter(bus->conn, disconnect_filter, bus);
 	if (bus->conn) {
 		if (bus->registered)
 			dbus_connection_unregister_object_path(bus->conn, "/");

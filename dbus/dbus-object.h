@@ -90,6 +90,8 @@ void cpm_interface_xml(struct cpm_str *b, const struct cpm_interface *iface);
 int cpm_bus_new(struct cpmsync_loop *loop, const char *address,
 		struct cpm_bus **ret, char **ret_error);
 /* Unexports everything, detaches and closes.  Accepts NULL; returns NULL. */
+/* cb runs when the connection to the bus is lost (the bus went away). */
+void cpm_bus_set_disconnected(struct cpm_bus *bus, void (*cb)(void *userdata), void *userdata);
 struct cpm_bus *cpm_bus_free(struct cpm_bus *bus);
 /* A bus with no connection: objects and dispatch only (for tests). */
 struct cpm_bus *cpm_bus_new_unconnected(void);

@@ -575,6 +575,8 @@ int cpm_service_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	r = cpm_bus_new(loop, bus_address, &svc->bus, ret_error);
 	if (r < 0)
 		goto fail;
+	if (svc->hooks.bus_lost)
+		cpm_bus_set_disconnected(svc->bus, svc->hooks.bus_lost, userdata);
 	r = cpm_bus_add_object(svc->bus, CPM_ROOT_PATH, &cpm_manager_interface, svc,
 			       CPM_OBJECT_MANAGER);
 	if (r < 0) {

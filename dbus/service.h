@@ -51,6 +51,8 @@ struct cpm_service_hooks {
 			   const struct cpm_account_settings *settings,
 			   char **ret_error);
 	int (*remove_account)(void *userdata, const char *name, char **ret_error);
+	/* The bus went away (optional): nothing can reach the daemon now. */
+	void (*bus_lost)(void *userdata);
 };
 
 /*

@@ -207,7 +207,9 @@ call "$A" org.cpmsync.Account1 DeleteAcl ss INBOX "$USER2" >/dev/null
 check "DeleteAcl reaches the server" eventually 10 bash -c "! '$DBUS' call $A org.cpmsync.Account1 GetAcl s INBOX | grep -q '$USER2'"
 check "Preview: NotSupported names CONVERT" \
 	bash -c "'$DBUS' call $INBOX $F Preview tssuu $ID1 1 image/jpeg 160 120 | grep -q 'NotSupported.*CONVERT'"
+sigmark
 check "Sync returns at once" call "$A" org.cpmsync.Account1 Sync
+check "Sync: SyncProgress for the account" eventually 5 saw_signal "$A org.cpmsync.Account1 SyncProgress"
 check "store == server after the changes" eventually 10 compare "$WORK/store.db"
 
 # --- push: server-side changes as signals, no Sync call -----------------------------------
@@ -324,6 +326,41 @@ mkdir -p "$OB/a/Locked"
 msg_text "<refused@dbus.test>" 300 >"$OB/a/Locked/.t" && mv "$OB/a/Locked/.t" "$OB/a/Locked/refused.eml"
 check "outbox: a file the server refuses goes to .failed" eventually 15 bash -c "ls '$OB/.failed' | grep -q refused"
 check "outbox: its .why carries the server's text" eventually 5 bash -c "grep -l . '$OB'/.failed/*refused*.why >/dev/null && grep -qi 'permission\|NO\|denied\|refused' '$OB'/.failed/*refused*.why"
+
+# --- D-Bus activation with the installed activation file ---------------------------
+# A second private bus whose service directory holds org.cpmsync.service as
+# `make install` generates it (Exec= pointing at this build): the first
+# cpmctl call starts the daemon.
+mkdir -p "$WORK/services"
+sed "s|@BINDIR@|$BDIR|" "$TOP/systemd/org.cpmsync.service.in" >"$WORK/services/org.cpmsync.service"
+cat >"$WORK/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir=$WORK</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>$WORK/services</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+EOF
+dbus-daemon --config-file="$WORK/bus.conf" --fork --nopidfile --print-address=3 --print-pid=4 \
+	3>"$WORK/bus2.addr" 4>"$WORK/bus2.pid" || bail "cannot start the second dbus-daemon"
+BUS2_PID=$(cat "$WORK/bus2.pid")
+check "activation: nobody owns org.cpmsync yet" \
+	bash -c "DBUS_SESSION_BUS_ADDRESS='$(head -n 1 "$WORK/bus2.addr")' '$DBUS' wait-owner 0.2 | grep -q 'no owner'"
+DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus2.addr") "$CPMCTL" folders a >"$WORK/act.out" 2>"$WORK/act.err"
+check "activation: cpmctl folders started the daemon and got an answer" grep -q '^INBOX' "$WORK/act.out"
+DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus2.addr") "$DBUS" call /org/cpmsync org.freedesktop.DBus.Peer Ping >/dev/null
+ACT_PID=$(pgrep -f "$BDIR/cpm-syncd\$" | head -n 1)
+kill "$BUS2_PID" 2>/dev/null
+check "activation: the daemon stops when its bus goes away" \
+	eventually 5 bash -c "! kill -0 '$ACT_PID' 2>/dev/null"
+pkill -TERM -f "$BDIR/cpm-syncd\$" 2>/dev/null || true
 
 # --- the daemon stops cleanly ---------------------------------------------------------------------------
 kill -TERM "$DAEMON_PID"
