@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Benchmark: push latency of the running cpm-syncd, over D-Bus, against a
+# throwaway Dovecot.  Run on demand (not by make check):
+#
+#   make all tests && tests/bench/bench-push.sh [N]       (N events, default 200)
+#   B=build/other tests/bench/bench-push.sh 500           (another build dir)
+#
+# It starts Dovecot (tests/dovecot/dovecot-ctl.sh), a private session bus
+# (never the user's) and cpm-syncd on it with one account "bench" (alice),
+# waits for the first sync, then measures with tests/tools/push-latency:
+#   added  N times: a server-side APPEND to INBOX by another IMAP client ->
+#          the daemon's Folder1.MessagesAdded signal carrying its Message-ID
+#   flags  N times: Folder1.SetFlags (\Flagged on, off, ...) on one INBOX
+#          message -> the FETCH seen by another client that has INBOX
+#          selected and sends NOOP every 5 ms
+#   flags-idle  the same, min(N, 50) times, with the other client in IDLE
+#          (informational: Dovecot 2.3 sends IDLE and NOTIFY updates 500 ms
+#          after a change, NOTIFY_DELAY_MSECS in its mailbox-watch.c and
+#          mailbox-list-notify-index.c; the daemon learns of the APPENDs of
+#          "added" through the same path, so that floor is in "added" too)
+# Then it drops BIG (default 100000) small messages (~0.5 KiB) into folder
+# Bench (Maildir files, indexed by doveadm force-resync), asks the daemon to
+# sync (Account1.Sync) and waits until Bench holds them all, and measures
+#   list   Folder1.ListMessages(0, 1000) on Bench, 20 times
+#   RSS    the daemon's VmRSS (and VmHWM, its peak) 5 s after that, idle
+# and prints a table and the targets with PASS/MISS (informational: the
+# exit status is 0 unless a step failed or timed out).
+#
+# Targets (from the issue): median <= 100 ms and p99 <= 500 ms (nearest
+# rank) for both added and flags, over at least 200 events.
+#
+# Environment: B (build dir, default build), BIG (messages in Bench, default
+# 100000), BENCH_TLS=1 (the account uses implicit TLS with the test CA
+# instead of security = none), BENCH_SYNC_BODIES (the account's sync_bodies,
+# default all), BENCH_SYNC_TIMEOUT (seconds to wait for the big sync, default
+# 3600), BENCH_VERBOSE=1 (cpm-syncd -v and each latency printed), KEEP=1
+# keeps the work directory (logs, store), BENCH_TMP (parent of the work
+# directory, default /tmp).
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+B=${B:-build}
+case $B in /*) ;; *) B=$TOP/$B ;; esac
+SYNCD=$B/cpm-syncd
+PL=$B/tests/tools/push-latency
+CTL=$TOP/tests/dovecot/dovecot-ctl.sh
+
+N=${1:-200}
+BIG=${BIG:-100000}
+if ! [[ $N =~ ^[0-9]+$ ]] || [ "$N" -lt 1 ] || ! [[ $BIG =~ ^[0-9]+$ ]] || [ "$BIG" -lt 1000 ]; then
+	echo "usage: [BIG=messages >= 1000] $0 [N >= 1]" >&2
+	exit 2
+fi
+LIST_COUNT=1000
+LIST_REPEAT=20
+SYNC_TIMEOUT=${BENCH_SYNC_TIMEOUT:-3600}
+SYNC_BODIES=${BENCH_SYNC_BODIES:-all}
+CPM_V=()
+PL_V=()
+if [ "${BENCH_VERBOSE:-}" = 1 ]; then
+	CPM_V=(-v)
+	PL_V=(-v)
+fi
+
+die() { echo "bench-push: $*" >&2; exit 1; }
+for f in "$SYNCD" "$PL"; do
+	[ -x "$f" ] || die "$f missing: run make B=${B#"$TOP"/} all tests"
+done
+command -v dbus-daemon >/dev/null || die "dbus-daemon missing (apt-get install dbus-daemon)"
+[ "$N" -ge 200 ] || echo "bench-push: note: N=$N; the targets are stated over at least 200 events" >&2
+
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/cpmsync-bench-push.XXXXXX")
+chmod 0755 "$WORK"
+DC=$WORK/dovecot
+BUS_PID=
+SYNCD_PID=
+BROKEN=0
+
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+	local i
+	if [ -n "$SYNCD_PID" ]; then
+		kill -TERM "$SYNCD_PID" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$SYNCD_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$SYNCD_PID" 2>/dev/null || true
+		wait "$SYNCD_PID" 2>/dev/null || true
+	fi
+	[ -n "$BUS_PID" ] && kill -TERM "$BUS_PID" 2>/dev/null
+	"$CTL" stop "$DC" >/dev/null 2>&1 || true
+	if [ "${KEEP:-}" = 1 ]; then
+		echo "bench-push: kept $WORK" >&2
+	else
+		rm -rf -- "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+broken() { echo "bench-push: BROKEN: $*" >&2; BROKEN=1; }
+syncd_alive() {
+	kill -0 "$SYNCD_PID" 2>/dev/null || {
+		broken "cpm-syncd is gone; the end of its log:"
+		tail -n 20 "$WORK/syncd.log" | sed 's/^/    /' >&2
+		exit 1
+	}
+}
+
+# --- Dovecot, bus, daemon -----------------------------------------------------
+
+mkdir -p "$DC"
+"$CTL" start "$DC" >/dev/null || die "cannot start Dovecot"
+# shellcheck disable=SC1091
+. "$DC/env"
+dove() { "$CTL" doveadm "$DC" "$@"; }
+dove mailbox create -u "$USER1" Bench
+
+printf '%s\n' "$PASS1" >"$WORK/alice.pw"
+chmod 0600 "$WORK/alice.pw"
+
+if [ "${BENCH_TLS:-}" = 1 ]; then
+	SECURITY=tls
+	SERVER="host = localhost
+port = $IMAPS_PORT
+security = tls
+ca_file = $CA_FILE"
+else
+	SECURITY=none
+	SERVER="host = 127.0.0.1
+port = $IMAP_PORT
+security = none"
+fi
+cat >"$WORK/cpm.conf" <<EOF
+[general]
+database = $WORK/store.db
+outbox = $WORK/outbox
+
+[account bench]
+$SERVER
+user = $USER1
+password_file = $WORK/alice.pw
+folders = *
+sync_bodies = $SYNC_BODIES
+EOF
+
+dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
+	3>"$WORK/bus.addr" 4>"$WORK/bus.pid" || die "cannot start a private dbus-daemon"
+BUS_PID=$(cat "$WORK/bus.pid")
+DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr")
+export DBUS_SESSION_BUS_ADDRESS
+
+log "starting cpm-syncd (security $SECURITY) on a private bus"
+"$SYNCD" -c "$WORK/cpm.conf" "${CPM_V[@]}" 2>"$WORK/syncd.log" &
+SYNCD_PID=$!
+"$PL" wait --account bench --timeout 60 ||
+	{ syncd_alive; die "cpm-syncd did not reach state idle; the end of its log:
+$(tail -n 20 "$WORK/syncd.log")"; }
+
+# --- latency ------------------------------------------------------------------
+
+IMAP_ARGS=(--imap "127.0.0.1:$IMAP_PORT" --user "$USER1" --password-file "$WORK/alice.pw"
+	--account bench --folder INBOX)
+
+# measure NAME MODE COUNT [ARGS...]: push-latency MODE ...; output in WORK/NAME.out
+measure() {
+	local name=$1 mode=$2 count=$3
+	shift 3
+	log "$name: $count events"
+	if ! "$PL" "$mode" "${IMAP_ARGS[@]}" --count "$count" "$@" "${PL_V[@]}" \
+		>"$WORK/$name.out" 2>"$WORK/$name.err"; then
+		broken "$name: $(tail -n 3 "$WORK/$name.err")"
+		syncd_alive
+	fi
+	[ "${BENCH_VERBOSE:-}" = 1 ] && sed 's/^/    /' "$WORK/$name.out" >&2
+	cat "$WORK/$name.err" >&2
+}
+IDLE_N=$((N < 50 ? N : 50))
+measure added added "$N"
+measure flags flags "$N" --observe noop --poll-ms 5
+measure flags-idle flags "$IDLE_N" --observe idle
+
+# --- a big folder: ListMessages and RSS ---------------------------------------
+
+log "generating $BIG small messages in Bench"
+t0=$(date +%s.%N)
+LC_ALL=C awk -v dir="$DC/home/$USER1/Maildir/.Bench" -v n="$BIG" 'BEGIN {
+	split("alice bob carol dave erin frank grace heidi", names, " ")
+	split("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor", words, " ")
+	system("mkdir -p \"" dir "/cur\" \"" dir "/new\" \"" dir "/tmp\"")
+	for (k = 1; k <= n; k++) {
+		m = k % 1440
+		from = names[1 + k % 8]
+		to = names[1 + int(k / 8) % 8]
+		body = ""
+		for (l = 0; l < 4; l++) {
+			line = ""
+			for (w = 0; w < 10; w++)
+				line = line (w ? " " : "") words[1 + (k * 7 + l * 5 + w * 3) % 12]
+			body = body line "\n"
+		}
+		msg = sprintf("Message-ID: <small-%d@bench.example>\n" \
+			"Date: %02d Jan 2024 %02d:%02d:00 +0000\n" \
+			"From: %s <%s@bench.example>\nTo: %s <%s@bench.example>\n" \
+			"Subject: Small benchmark message %d\n" \
+			"MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n%s",
+			k, 1 + int(k / 1440) % 28, int(m / 60), m % 60, from, from, to, to, k, body)
+		size = length(msg)
+		lines = gsub(/\n/, "\n", msg)
+		f = sprintf("%s/cur/%d.M%dP0.small,S=%d,W=%d:2,", dir, 1704067200 + k * 60, k,
+			size, size + lines)
+		printf "%s", msg > f
+		close(f)
+		total += size
+	}
+	print total > "/dev/stderr"
+}' 2>"$WORK/gen.out" || die "generating the messages failed"
+if [ "$(id -u)" -eq 0 ]; then
+	chown -R "$MAIL_UID:$MAIL_GID" "$DC/home/$USER1/Maildir"
+fi
+dove force-resync -u "$USER1" Bench
+GEN_BYTES=$(cat "$WORK/gen.out")
+server_count=$(dove -f flow mailbox status -u "$USER1" messages Bench | sed 's/.*messages=//')
+[ "$server_count" = "$BIG" ] || die "Dovecot sees $server_count messages in Bench, not $BIG"
+t1=$(date +%s.%N)
+log "generated and indexed $BIG messages ($GEN_BYTES bytes) in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+
+log "waiting for cpm-syncd to sync them (timeout $SYNC_TIMEOUT s)"
+t0=$(date +%s.%N)
+BIG_SYNCED=1
+if ! "$PL" wait --account bench --folder Bench --messages "$BIG" --sync \
+	--timeout "$SYNC_TIMEOUT" 2>"$WORK/wait.err"; then
+	broken "the daemon did not sync Bench: $(tail -n 1 "$WORK/wait.err")"
+	BIG_SYNCED=0
+	syncd_alive
+fi
+t1=$(date +%s.%N)
+SYNC_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+log "synced in $SYNC_S s"
+
+if [ "$BIG_SYNCED" = 1 ]; then
+	log "list: ListMessages(0, $LIST_COUNT) x $LIST_REPEAT"
+	"$PL" list --account bench --folder Bench --count "$LIST_COUNT" --repeat "$LIST_REPEAT" \
+		>"$WORK/list.out" 2>"$WORK/list.err" || broken "list: $(tail -n 3 "$WORK/list.err")"
+	cat "$WORK/list.err" >&2
+fi
+sleep 5
+syncd_alive
+RSS_KIB=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$SYNCD_PID/status")
+HWM_KIB=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$SYNCD_PID/status")
+STORE_BYTES=$(cat "$WORK"/store.db* 2>/dev/null | wc -c) # with -wal and -shm
+
+# --- report -------------------------------------------------------------------
+
+# field FILE KEY: the value of KEY=VALUE on the last line of FILE ("-" if none)
+field() {
+	local v=
+	[ -s "$1" ] && v=$(tail -n 1 "$1" | tr ' ' '\n' | sed -n "s/^$2=//p")
+	echo "${v:--}"
+}
+verdict() { # VALUE LIMIT
+	if [ "$1" = - ]; then
+		echo MISS
+	elif awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; then
+		echo PASS
+	else
+		echo MISS
+	fi
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+echo
+echo "cpm-syncd push benchmark: N=$N events each, security $SECURITY, sync_bodies $SYNC_BODIES," \
+	"$(nproc) CPUs, Dovecot $("${DOVECOT_BIN:-/usr/sbin/dovecot}" --version 2>/dev/null | head -n 1)"
+echo
+printf '%-44s | %5s | %9s | %9s | %9s | %9s\n' measure n "median ms" "p90 ms" "p99 ms" "max ms"
+echo "---------------------------------------------+-------+-----------+-----------+-----------+----------"
+for m in added flags flags-idle; do
+	case $m in
+	added) what="APPEND by another client -> MessagesAdded" ;;
+	flags) what="SetFlags -> FETCH at another client (NOOP)" ;;
+	flags-idle) what="(info) the same, other client in IDLE" ;;
+	esac
+	printf '%-44s | %5s | %9s | %9s | %9s | %9s\n' "$what" "$(field "$WORK/$m.out" n)" \
+		"$(field "$WORK/$m.out" median)" "$(field "$WORK/$m.out" p90)" \
+		"$(field "$WORK/$m.out" p99)" "$(field "$WORK/$m.out" max)"
+done
+echo
+echo "(flags-idle shows Dovecot's own delay of IDLE/NOTIFY updates, 500 ms after a change;" \
+	"the daemon learns of the APPENDs in \"added\" through IDLE/NOTIFY too.)"
+echo
+if [ -s "$WORK/list.out" ]; then
+	echo "ListMessages on Bench ($BIG messages): $(sed 's/^list: //' "$WORK/list.out")"
+else
+	echo "ListMessages on Bench: not measured"
+fi
+echo "sync of $BIG new messages in Bench ($GEN_BYTES bytes): $SYNC_S s (Account1.Sync to all listed)"
+echo "daemon idle with $((BIG + N)) messages stored (store $((STORE_BYTES / 1024)) KiB):" \
+	"VmRSS $RSS_KIB KiB ($(mib "$RSS_KIB") MiB), VmHWM (peak) $HWM_KIB KiB ($(mib "$HWM_KIB") MiB)"
+echo
+echo "targets:"
+for m in added flags; do
+	med=$(field "$WORK/$m.out" median)
+	p99=$(field "$WORK/$m.out" p99)
+	printf '  %-4s %s: median %s ms (target <= 100 ms)\n' "$(verdict "$med" 100)" "$m" "$med"
+	printf '  %-4s %s: p99 %s ms (target <= 500 ms)\n' "$(verdict "$p99" 500)" "$m" "$p99"
+done
+[ "$N" -ge 200 ] || echo "  (N=$N: fewer than the 200 events the targets are stated over)"
+
+if [ "$BROKEN" -ne 0 ]; then
+	echo "bench-push: something broke (see above)" >&2
+	exit 1
+fi
+exit 0
