@@ -142,6 +142,7 @@ struct cpmsync_session {
 	uint32_t sel_uidvalidity, sel_uidnext, sel_exists;
 	uint64_t sel_hms;
 
+	char *idle_folder; /* server name IDLE watches (NULL: INBOX) */
 	int64_t active[MAX_ACTIVE];
 	size_t n_active;
 	bool active_default; /* INBOX, until set_active changes it */
@@ -708,7 +709,7 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 		return;
 	}
 	/* The window between the sync's last look and IDLE: compare. */
-	if (folder_behind(s, "INBOX", s->sel_uidvalidity, s->sel_uidnext, s->sel_exists,
+	if (folder_behind(s, s->idle_folder ? s->idle_folder : "INBOX", s->sel_uidvalidity, s->sel_uidnext, s->sel_exists,
 			  s->sel_hms, hms && s->sel_hms) &&
 	    s->check_syncs < MAX_CHECK_SYNCS) {
 		s->check_syncs++;
@@ -746,6 +747,33 @@ static void notify_done(struct imap_client *client, const struct imap_cmd_result
 	timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
 }
 
+/*
+ * IDLE watches one folder per connection: the first Active folder that is
+ * on the server, else INBOX.  The others are covered by the poll.
+ */
+static int64_t select_idle_folder(struct cpmsync_session *s)
+{
+	struct imap_cmd *cmd;
+	int r;
+
+	free(s->idle_folder);
+	s->idle_folder = NULL;
+	for (size_t i = 0; i < s->n_active && !s->idle_folder; i++)
+		if (store_sync_folder_server_name(s->store, s->active[i], &s->idle_folder) < 0)
+			s->idle_folder = NULL;
+	r = imap_cmd_new(s->client, 0, select_done, s, &cmd);
+	if (r >= 0)
+		r = imap_cmd_add(cmd, "SELECT ");
+	if (r >= 0)
+		r = s->idle_folder ? imap_cmd_add_mailbox(cmd, s->idle_folder)
+				   : imap_cmd_add(cmd, "INBOX");
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		return r;
+	}
+	return imap_cmd_submit(cmd);
+}
+
 static void enter_wait(struct cpmsync_session *s)
 {
 	enum cpmsync_push_state mode = push_mode(s);
@@ -767,7 +795,7 @@ static void enter_wait(struct cpmsync_session *s)
 	} else if (mode == CPMSYNC_PUSH_IDLE) {
 		s->sel_uidvalidity = s->sel_uidnext = s->sel_exists = 0;
 		s->sel_hms = 0;
-		id = imap_client_simple(s->client, 0, select_done, s, "SELECT INBOX");
+		id = select_idle_folder(s);
 	} else {
 		s->wait = WAIT_IDLING;
 		set_state(s, CPMSYNC_SESSION_IDLE, CPMSYNC_PUSH_POLL);
@@ -1784,6 +1812,7 @@ struct cpmsync_session *cpmsync_session_free(struct cpmsync_session *s)
 	timer_stop(&s->kick_src);
 	account_clear(s);
 	strv_free(s->caps);
+	free(s->idle_folder);
 	free(s);
 	return NULL;
 }
@@ -1919,6 +1948,9 @@ int cpmsync_session_set_active(struct cpmsync_session *s, int64_t folder_id, boo
 		s->active[i] = s->active[--s->n_active];
 	}
 	s->active_default = false;
+	/* IDLE follows the Active folders: re-enter the wait. */
+	if (s->wait == WAIT_IDLING && s->idle_cmd)
+		leave_wait(s);
 	return 0;
 }
 

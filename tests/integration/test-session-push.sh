@@ -201,6 +201,16 @@ check "IDLE: another folder arrives through the poll" \
 sleep 0.3
 check "IDLE: store == server" compare "$WORK/b.db"
 stop_watch
+# Folder1.Active: IDLE follows the active folder (the poll is an hour away).
+start_watch "$WORK/b.conf" "$WORK/c.out" --poll 3600000
+check "IDLE: waiting again" wait_for "$WORK/c.out" '^state a idle idle$' 15
+echo "active $SENT" >&7
+sleep 0.5
+mark "$WORK/c.out"
+msg_save "$USER1" Sent "<idle-active@push.test>"
+check "IDLE: a delivery to the Active folder (Sent) arrives through IDLE" \
+	wait_for "$WORK/c.out" "^added $SENT [0-9]+$" 3
+stop_watch
 
 # --- Refused login -----------------------------------------------------------
 printf 'wrong\n' >"$WORK/bad.pw"

@@ -9,7 +9,7 @@
  *   folder-added|folder-changed|folder-removed FOLDER
  *
  * Commands read from stdin, one per line (for tests):
- *   sync | online | offline | quit
+ *   sync | online | offline | quit | active FOLDER-ID
  *
  * Usage: session-watch CONFIG [--seconds N] [--offline]
  *                             [--poll MS] [--refresh MS] [--retry MS]
@@ -127,6 +127,9 @@ static void stdin_cb(struct cpmsync_loop_source *src, int fd, uint32_t events, v
 			else if (strcmp(buf, "offline") == 0)
 				cpmsync_session_set_online(sessions[i], false);
 		}
+		if (strncmp(buf, "active ", 7) == 0)
+			for (size_t i = 0; i < n_sessions; i++)
+				cpmsync_session_set_active(sessions[i], atoll(buf + 7), true);
 		if (strcmp(buf, "quit") == 0)
 			cpmsync_loop_quit(loop, 0);
 		len -= (size_t)(nl + 1 - buf);
