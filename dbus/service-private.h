@@ -21,7 +21,7 @@
 #define CPM_IFACE_FOLDER "org.cpmsync.Folder1"
 
 /* Changes are drained this long after the store's notify (coalescing). */
-#define CPM_DRAIN_DELAY_MS 20
+#define CPM_DRAIN_DELAY_MS 5
 /* Changes taken per drain round; more wait for a deferred round. */
 #define CPM_DRAIN_CHUNK 10000
 

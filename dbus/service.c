@@ -539,7 +539,7 @@ static void store_notify_cb(void *userdata)
 	if (svc->drain_defer)
 		return; /* a chunked drain is under way and will see it */
 	if (svc->drain_timer) {
-		/* Re-arming only when idle keeps the 20 ms from sliding. */
+		/* Re-arming only when idle keeps the delay from sliding. */
 		if (!svc->drain_armed) {
 			cpmsync_loop_timer_set(svc->drain_timer, CPM_DRAIN_DELAY_MS, 0);
 			svc->drain_armed = true;

@@ -59,7 +59,7 @@
 #define MAX_REFRESH_MS (25u * 60 * 1000) /* RFC 2177: re-IDLE before 29 min */
 #define DEFAULT_RETRY_MIN_MS 1000u
 #define DEFAULT_RETRY_MAX_MS (300u * 1000)
-#define DEFAULT_DEBOUNCE_MS 20u
+#define DEFAULT_DEBOUNCE_MS 5u
 /* Syncs in a row started by the wait's own re-check (not by news). */
 #define MAX_CHECK_SYNCS 2
 #define MAX_ACTIVE 64

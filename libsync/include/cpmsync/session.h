@@ -66,7 +66,7 @@ struct cpmsync_session_options {
 				      * (always < 29 min, RFC 2177) */
 	unsigned retry_min_ms;	     /* first back-off: 1 s */
 	unsigned retry_max_ms;	     /* back-off ceiling: 300 s */
-	unsigned debounce_ms;	     /* sync_now()/notifications coalesced: 20 ms */
+	unsigned debounce_ms;	     /* sync_now()/notifications coalesced: 5 ms */
 };
 
 struct cpmsync_session_callbacks {
