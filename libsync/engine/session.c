@@ -1152,6 +1152,63 @@ static const struct imap_client_callbacks request_callbacks = {
 		      .literal_end = req_lit_end },
 };
 
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct search_walk {
+	struct request *rq;
+	const int64_t *local; /* local matches (id order), for messages not on the server */
+	size_t n_local;
+};
+
+static int search_walk_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	struct search_walk *w = userdata;
+	struct request *rq = w->rq;
+	bool match;
+
+	if (m->uid)
+		match = imap_seqset_contains(&rq->uids, m->uid);
+	else
+		match = bsearch(&m->id, w->local, w->n_local, sizeof(int64_t), cmp_id) != NULL;
+	if (!match)
+		return 0;
+	if (rq->n_ids == rq->alloc_ids) {
+		size_t n = rq->alloc_ids ? rq->alloc_ids * 2 : 64;
+		int64_t *p = realloc(rq->ids, n * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		rq->ids = p;
+		rq->alloc_ids = n;
+	}
+	rq->ids[rq->n_ids++] = m->id;
+	return 0;
+}
+
+/*
+ * The server's UIDs become local ids by walking the folder's messages once
+ * (in id order, so the result is sorted), never by looking each UID up: a
+ * server answering "1:4294967295" costs what the folder holds, no more.
+ * Messages not on the server yet match when the local search matches them.
+ */
+static int search_result(struct cpmsync_session *s, struct request *rq)
+{
+	_cleanup_free_ int64_t *local = NULL;
+	struct search_walk w = { .rq = rq };
+	int r;
+
+	r = cpmsync_store_search(s->pub, rq->folder_id, &rq->crit, &local, &w.n_local);
+	if (r < 0)
+		return r;
+	w.local = local;
+	return cpmsync_store_foreach_message(s->pub, rq->folder_id, 0, 0, search_walk_cb, &w);
+}
+
 static void request_done(struct imap_client *client, const struct imap_cmd_result *res,
 			 void *userdata)
 {
@@ -1166,65 +1223,7 @@ static void request_done(struct imap_client *client, const struct imap_cmd_resul
 	if (s->client)
 		imap_client_set_callbacks(s->client, &session_callbacks, s);
 	if (r == 0 && rq->kind == REQ_SEARCH) {
-		/* UIDs to local ids, then the local-only messages that
-		 * match (they are not on the server to be searched). */
-		_cleanup_free_ int64_t *local = NULL;
-		size_t n_local = 0;
-
-		for (size_t k = 0; r >= 0 && k < rq->uids.n; k++) {
-			for (uint64_t u = rq->uids.r[k].lo; r >= 0 && u <= rq->uids.r[k].hi; u++) {
-				int64_t id;
-
-				r = store_sync_uid_to_id(s->store, rq->folder_id, (uint32_t)u, &id);
-				if (r > 0) {
-					if (rq->n_ids == rq->alloc_ids) {
-						size_t n = rq->alloc_ids ? rq->alloc_ids * 2 : 64;
-						int64_t *p = realloc(rq->ids, n * sizeof(*p));
-
-						if (!p) {
-							r = -ENOMEM;
-							break;
-						}
-						rq->ids = p;
-						rq->alloc_ids = n;
-					}
-					rq->ids[rq->n_ids++] = id;
-				}
-			}
-		}
-		if (r >= 0)
-			r = cpmsync_store_search(s->pub, rq->folder_id, &rq->crit, &local, &n_local);
-		for (size_t i = 0; r >= 0 && i < n_local; i++) {
-			int64_t f;
-			uint32_t uid;
-
-			if (store_sync_message_locate(s->store, local[i], &f, &uid) < 0 || uid)
-				continue;
-			if (rq->n_ids == rq->alloc_ids) {
-				size_t n = rq->alloc_ids ? rq->alloc_ids * 2 : 64;
-				int64_t *p = realloc(rq->ids, n * sizeof(*p));
-
-				if (!p) {
-					r = -ENOMEM;
-					break;
-				}
-				rq->ids = p;
-				rq->alloc_ids = n;
-			}
-			rq->ids[rq->n_ids++] = local[i];
-		}
-		if (r > 0)
-			r = 0;
-		if (rq->n_ids > 1) {
-			/* id order */
-			for (size_t i = 1; i < rq->n_ids; i++)
-				for (size_t j = i; j > 0 && rq->ids[j - 1] > rq->ids[j]; j--) {
-					int64_t t = rq->ids[j];
-
-					rq->ids[j] = rq->ids[j - 1];
-					rq->ids[j - 1] = t;
-				}
-		}
+		r = search_result(s, rq);
 		request_finish(rq, r, r < 0 ? cpmsync_strerror(r) : NULL);
 	} else {
 		request_finish(rq, r, res->text ? res->text : cpmsync_strerror(r));
