@@ -1188,49 +1188,76 @@ static void op_folder(struct cpmsync_sync *e)
 	}
 }
 
-static void metadata_done(struct imap_client *client, const struct imap_cmd_result *res,
-			  void *userdata)
+/* SETMETADATA, SETACL, DELETEACL: done, or refused (kept). */
+static void simple_done(struct imap_client *client, const struct imap_cmd_result *res,
+			void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
 	(void)client;
-	if (cmd_refused(e, res, "SETMETADATA"))
+	if (cmd_refused(e, res, streq(R(e)->j.op, "set_acl") ? "SETACL" : "SETMETADATA"))
 		return;
 	op_done(e);
+}
+
+/*
+ * The args of set_metadata and set_acl: "<first>\n<rest>".  Returns false
+ * (the row failed, or the run) when malformed or out of memory.
+ */
+static bool split_args(struct cpmsync_sync *e, char **ret_first, const char **ret_rest)
+{
+	struct replay *rp = R(e);
+	const char *nl = rp->j.args ? strchr(rp->j.args, '\n') : NULL;
+
+	if (!nl) {
+		op_failed(e, "malformed %s operation %lld", rp->j.op, (long long)rp->j.id);
+		return false;
+	}
+	*ret_first = strndup(rp->j.args, (size_t)(nl - rp->j.args));
+	if (!*ret_first) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return false;
+	}
+	*ret_rest = nl + 1;
+	return true;
+}
+
+/*
+ * Loads the row's folder into rp->folder; true when it is on the server.
+ * A folder gone locally finishes the row (nothing left to apply).
+ */
+static bool row_folder_on_server(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	int r = load_folder(e, rp->j.folder_id, &rp->folder);
+
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		op_done(e);
+		return false;
+	}
+	if (store_failed(e, r))
+		return false;
+	if (!rp->folder.server_name) {
+		op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
+		return false;
+	}
+	return true;
 }
 
 static void op_metadata(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	const char *mbox = "", *nl;
+	const char *mbox = "";
 	_cleanup_free_ char *entry = NULL;
 	const char *value;
 	struct imap_cmd *cmd;
 	int r;
 
-	nl = rp->j.args ? strchr(rp->j.args, '\n') : NULL;
-	if (!nl) {
-		op_failed(e, "malformed metadata operation %lld", (long long)rp->j.id);
+	if (!split_args(e, &entry, &value))
 		return;
-	}
-	entry = strndup(rp->j.args, (size_t)(nl - rp->j.args));
-	value = nl + 1;
-	if (!entry) {
-		engine_fail(e, -ENOMEM, "out of memory");
-		return;
-	}
 	if (rp->j.folder_id) {
-		r = load_folder(e, rp->j.folder_id, &rp->folder);
-		if (r == -CPMSYNC_E_NOT_FOUND) {
-			op_done(e);
+		if (!row_folder_on_server(e))
 			return;
-		}
-		if (store_failed(e, r))
-			return;
-		if (!rp->folder.server_name) {
-			op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
-			return;
-		}
 		mbox = rp->folder.server_name;
 	}
 	if (!imap_client_has(e->client, IMAP_CAP_METADATA) &&
@@ -1238,7 +1265,7 @@ static void op_metadata(struct cpmsync_sync *e)
 		op_failed(e, "cannot set %s: the server lacks METADATA", entry);
 		return;
 	}
-	r = imap_cmd_new(e->client, 0, metadata_done, e, &cmd);
+	r = imap_cmd_new(e->client, 0, simple_done, e, &cmd);
 	if (r < 0) {
 		engine_fail(e, r, "out of memory");
 		return;
@@ -1260,53 +1287,22 @@ static void op_metadata(struct cpmsync_sync *e)
 	submit(e, cmd, r);
 }
 
-static void acl_done(struct imap_client *client, const struct imap_cmd_result *res,
-		     void *userdata)
-{
-	struct cpmsync_sync *e = userdata;
-
-	(void)client;
-	if (cmd_refused(e, res, "SETACL"))
-		return;
-	op_done(e);
-}
-
 /* set_acl: SETACL folder identifier rights, or DELETEACL for no rights. */
 static void op_acl(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	_cleanup_free_ char *identifier = NULL;
-	const char *nl, *rights;
+	const char *rights;
 	struct imap_cmd *cmd;
 	int r;
 
-	nl = rp->j.args ? strchr(rp->j.args, '\n') : NULL;
-	if (!nl) {
-		op_failed(e, "malformed ACL operation %lld", (long long)rp->j.id);
+	if (!split_args(e, &identifier, &rights) || !row_folder_on_server(e))
 		return;
-	}
-	identifier = strndup(rp->j.args, (size_t)(nl - rp->j.args));
-	rights = nl + 1;
-	if (!identifier) {
-		engine_fail(e, -ENOMEM, "out of memory");
-		return;
-	}
-	r = load_folder(e, rp->j.folder_id, &rp->folder);
-	if (r == -CPMSYNC_E_NOT_FOUND) {
-		op_done(e);
-		return;
-	}
-	if (store_failed(e, r))
-		return;
-	if (!rp->folder.server_name) {
-		op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
-		return;
-	}
 	if (!imap_client_has(e->client, IMAP_CAP_ACL)) {
 		op_failed(e, "cannot change the ACL of %s: the server lacks ACL", rp->folder.name);
 		return;
 	}
-	r = imap_cmd_new(e->client, 0, acl_done, e, &cmd);
+	r = imap_cmd_new(e->client, 0, simple_done, e, &cmd);
 	if (r < 0) {
 		engine_fail(e, r, "out of memory");
 		return;
