@@ -1478,12 +1478,37 @@ static int check_entry(struct store *s, const char *entry)
 	return 0;
 }
 
-static int set_metadata(struct store *s, const char *account, const char *folder,
-			const char *entry, const char *value)
+/*
+ * Journals op on folder with args "<first>\n<second>": set_metadata and
+ * set_acl.  With server_level, a NULL or "" folder means the account
+ * (METADATA server entries); otherwise the folder must exist.
+ */
+static int journal_pair(struct store *s, const char *account, const char *folder,
+			bool server_level, const char *op, const char *first, const char *second)
 {
 	_cleanup_free_ char *args = NULL;
 	struct folder_row f = { 0 };
 	int64_t acc;
+	int r;
+
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	if (!server_level || (folder && folder[0])) {
+		r = find_folder(s, acc, account, folder, &f);
+		if (r < 0)
+			return r;
+	}
+	if (asprintf(&args, "%s\n%s", first, second) < 0) {
+		args = NULL;
+		return -ENOMEM;
+	}
+	return journal_add(s, acc, op, f.id, 0, args);
+}
+
+static int set_metadata(struct store *s, const char *account, const char *folder,
+			const char *entry, const char *value)
+{
 	int r;
 
 	r = check_entry(s, entry);
@@ -1495,19 +1520,7 @@ static int set_metadata(struct store *s, const char *account, const char *folder
 		store_set_error(s, "metadata value longer than %d bytes", METADATA_VALUE_MAX);
 		return -EINVAL;
 	}
-	r = account_id(s, account, &acc);
-	if (r < 0)
-		return r;
-	if (folder && folder[0]) {
-		r = find_folder(s, acc, account, folder, &f);
-		if (r < 0)
-			return r;
-	}
-	if (asprintf(&args, "%s\n%s", entry, value) < 0) {
-		args = NULL;
-		return -ENOMEM;
-	}
-	return journal_add(s, acc, "set_metadata", f.id, 0, args);
+	return journal_pair(s, account, folder, true, "set_metadata", entry, value);
 }
 
 int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, const char *folder,
@@ -1534,11 +1547,7 @@ int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, co
 static int set_acl(struct store *s, const char *account, const char *folder,
 		   const char *identifier, const char *rights)
 {
-	_cleanup_free_ char *args = NULL;
-	struct folder_row f = { 0 };
-	int64_t acc;
 	size_t n;
-	int r;
 
 	n = identifier ? strlen(identifier) : 0;
 	if (n == 0 || n > ACL_IDENTIFIER_MAX) {
@@ -1567,17 +1576,7 @@ static int set_acl(struct store *s, const char *account, const char *folder,
 			return -EINVAL;
 		}
 	}
-	r = account_id(s, account, &acc);
-	if (r < 0)
-		return r;
-	r = find_folder(s, acc, account, folder, &f);
-	if (r < 0)
-		return r;
-	if (asprintf(&args, "%s\n%s", identifier, rights) < 0) {
-		args = NULL;
-		return -ENOMEM;
-	}
-	return journal_add(s, acc, "set_acl", f.id, 0, args);
+	return journal_pair(s, account, folder, false, "set_acl", identifier, rights);
 }
 
 int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account, const char *folder,
