@@ -860,6 +860,18 @@ static void refresh_cb(struct cpmsync_loop_source *src, void *userdata)
 /* ------------------------------------------------------------------ */
 /* The scheduler */
 
+/* Completes every queued request (not the running one) with r. */
+static void fail_requests(struct cpmsync_session *s, int r, const char *reason)
+{
+	while (s->requests) {
+		struct request *rq = s->requests;
+
+		s->requests = rq->next;
+		request_finish(rq, r, reason);
+	}
+	s->requests_tail = NULL;
+}
+
 static void run_request(struct cpmsync_session *s);
 
 static void kick(struct cpmsync_session *s)
@@ -869,13 +881,7 @@ static void kick(struct cpmsync_session *s)
 			cpmsync_sync_cancel(s->sync);
 		drop_connection(s);
 		timer_stop(&s->retry_timer);
-		while (s->requests) {
-			struct request *rq = s->requests;
-
-			s->requests = rq->next;
-			request_finish(rq, -CPMSYNC_E_OFFLINE, "the account is offline");
-		}
-		s->requests_tail = NULL;
+		fail_requests(s, -CPMSYNC_E_OFFLINE, "the account is offline");
 		set_state(s, CPMSYNC_SESSION_OFFLINE, CPMSYNC_PUSH_OFF);
 		return;
 	}
@@ -884,24 +890,12 @@ static void kick(struct cpmsync_session *s)
 	if (!s->client) {
 		if (s->auth_stopped) {
 			set_state(s, CPMSYNC_SESSION_ERROR, CPMSYNC_PUSH_OFF);
-			while (s->requests) {
-				struct request *rq = s->requests;
-
-				s->requests = rq->next;
-				request_finish(rq, -CPMSYNC_E_OFFLINE, s->last_error);
-			}
-			s->requests_tail = NULL;
+			fail_requests(s, -CPMSYNC_E_OFFLINE, s->last_error);
 			return;
 		}
 		if (s->retry_timer) {
 			/* Waiting to retry: requests cannot wait that long. */
-			while (s->requests) {
-				struct request *rq = s->requests;
-
-				s->requests = rq->next;
-				request_finish(rq, -CPMSYNC_E_OFFLINE, s->last_error);
-			}
-			s->requests_tail = NULL;
+			fail_requests(s, -CPMSYNC_E_OFFLINE, s->last_error);
 			return;
 		}
 		connect_now(s);
@@ -1799,12 +1793,7 @@ struct cpmsync_session *cpmsync_session_free(struct cpmsync_session *s)
 		request_finish(s->running, -CPMSYNC_E_CANCELED, "cancelled");
 		s->running = NULL;
 	}
-	while (s->requests) {
-		struct request *rq = s->requests;
-
-		s->requests = rq->next;
-		request_finish(rq, -CPMSYNC_E_CANCELED, "cancelled");
-	}
+	fail_requests(s, -CPMSYNC_E_CANCELED, "cancelled");
 	drop_connection(s);
 	timer_stop(&s->retry_timer);
 	timer_stop(&s->debounce_timer);
