@@ -63,6 +63,9 @@
 /* Syncs in a row started by the wait's own re-check (not by news). */
 #define MAX_CHECK_SYNCS 2
 #define MAX_ACTIVE 64
+/* Largest section a Fetch request spools to a temporary file; a larger
+ * literal is read and dropped, and the request fails saying so. */
+#define SESSION_FETCH_MAX (1ull << 30)
 
 enum wait_step {
 	WAIT_NONE,	/* not waiting */
@@ -98,6 +101,7 @@ struct request {
 	int fd;
 	uint64_t size;
 	bool streaming;
+	bool too_big; /* the server announced more than SESSION_FETCH_MAX */
 	int64_t *ids;
 	size_t n_ids, alloc_ids;
 	struct imap_seqset uids;
@@ -971,6 +975,10 @@ static void request_finish(struct request *rq, int r, const char *reason)
 			      rq->userdata);
 		break;
 	case REQ_FETCH:
+		if (r >= 0 && rq->too_big) {
+			r = -E2BIG;
+			reason = "the section is larger than 1 GiB";
+		}
 		if (r >= 0 && (rq->fd < 0 || rq->streaming)) {
 			r = -CPMSYNC_E_NOT_FOUND;
 			reason = "the server sent no content for that section";
@@ -1102,11 +1110,17 @@ static bool req_lit_begin(void *userdata, uint32_t number, const char *name, con
 	if (!rq || rq->kind != REQ_FETCH || !name || strcasecmp(name, "FETCH") != 0 || !item ||
 	    strncasecmp(item, "BODY[", 5) != 0 || rq->fd >= 0)
 		return false;
-	rq->fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (rq->fd < 0)
-		return false;
 	rq->size = size;
 	rq->streaming = true;
+	if (size > SESSION_FETCH_MAX) {
+		rq->too_big = true;
+		return true; /* streamed into nothing */
+	}
+	rq->fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (rq->fd < 0) {
+		rq->streaming = false;
+		return false;
+	}
 	return true;
 }
 
@@ -1116,6 +1130,8 @@ static int req_lit_data(void *userdata, const void *data, size_t len)
 	struct request *rq = s->running;
 	const char *p = data;
 
+	if (rq && rq->too_big)
+		return 0;
 	while (rq && len > 0) {
 		ssize_t n = write(rq->fd, p, len);
 
