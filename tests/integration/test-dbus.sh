@@ -263,15 +263,28 @@ sigmark
 msg_save "$USER1" INBOX "<after-restart@dbus.test>"
 check "server back: push works" eventually 5 saw_signal "MessagesAdded .*after-restart@dbus.test"
 
+msg_save "$USER2" INBOX "<bob1@dbus.test>" 3000
 # --- Manager1.AddAccount / RemoveAccount ----------------------------------------------------------
 B2=$(call /org/cpmsync org.cpmsync.Manager1 AddAccount sa{sv} b \
-	"Host=s:localhost,Port=q:$IMAPS_PORT,Security=s:tls,User=s:$USER2,Password=s:$PASS2,CaFile=s:$CA_FILE")
+	"Host=s:localhost,Port=q:$IMAPS_PORT,Security=s:tls,User=s:$USER2,Password=s:$PASS2,CaFile=s:$CA_FILE,SyncBodies=s:none")
 check "AddAccount returns /org/cpmsync/b" test "$B2" = /org/cpmsync/b
 check "AddAccount wrote the section" grep -q '^\[account b\]' "$CONF"
 check "AddAccount: password file 0600 beside it" \
 	bash -c "f=\$(sed -n 's/^password_file *= *//p' '$CONF' | tail -n 1); [ \"\$(stat -c %a \"\$f\")\" = 600 ]"
 check "AddAccount: the password is not in the config" bash -c "! grep -qF -- '$PASS2' '$CONF'"
 check "AddAccount: the new account syncs" eventually 20 bash -c "[ \"\$('$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State)\" = idle ]"
+# sync_bodies = none: bodies stay on the server and Fetch gets them there.
+BIN=$(call /org/cpmsync/b org.cpmsync.Account1 FindFolder s INBOX)
+BID=$(call "$BIN" $F ListMessages tu 0 10 | grep -o 'Id=[0-9]*' | head -n 1 | cut -d= -f2)
+check "sync_bodies none: the body is not stored (HasBody false)" \
+	bash -c "'$DBUS' call $BIN $F GetMessage t $BID | grep -qx 'HasBody=false'"
+call "$BIN" $F Fetch ts "$BID" "" >"$WORK/remote.body"
+BSIZE=$(da -f tab fetch -u "$USER2" size.virtual mailbox INBOX header message-id "<bob1@dbus.test>" | tail -n 1)
+check "Fetch of a body kept on the server: fetched from it ($BSIZE bytes)" \
+	test "$(wc -c <"$WORK/remote.body")" -eq "$BSIZE"
+call "$BIN" $F FetchFd ts "$BID" HEADER >"$WORK/remote.header"
+check "FetchFd HEADER of a body kept on the server" \
+	bash -c "grep -q 'bob1@dbus.test' '$WORK/remote.header' && [ \$(wc -c <'$WORK/remote.header') -lt $BSIZE ]"
 check "AddAccount with an unknown key: InvalidArgs naming it" \
 	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount sa{sv} c 'Host=s:x,User=s:y,Password=s:z,Colour=s:red' | grep -q 'InvalidArgs.*Colour'"
 check "AddAccount of an existing name fails" \
