@@ -45,13 +45,22 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 # The packages' own services (the system Dovecot) are not needed: the tests
 # run their own from a temporary directory.  Keep postinst from starting them.
+# An existing policy-rc.d is left exactly as it is.  The EXIT trap must not
+# change the script's status: its last command's status would become it.
+# DEPS_POLICY_RC_D lets tests/integration/test-deps.sh point elsewhere.
+policy_rc_d=${DEPS_POLICY_RC_D:-/usr/sbin/policy-rc.d}
 policy=
-if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ]; then
-	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-	chmod 0755 /usr/sbin/policy-rc.d
+if [ ! -e "$policy_rc_d" ] && [ "$(id -u)" -eq 0 ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy_rc_d"
+	chmod 0755 "$policy_rc_d"
 	policy=1
 fi
-cleanup() { [ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d; }
+cleanup() {
+	if [ -n "$policy" ]; then
+		rm -f "$policy_rc_d"
+	fi
+	return 0
+}
 trap cleanup EXIT
 install() {
 	"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
