@@ -170,7 +170,7 @@ static int find_message(struct store *s, int64_t id, struct message_row *ret, ch
 
 	r = store_prepare(s,
 			  "SELECT m.folder_id, f.account_id, m.uid IS NOT NULL, m.flags,"
-			  " EXISTS (SELECT 1 FROM body b WHERE b.message_id = m.id)"
+			  " m.has_body"
 			  " FROM message m JOIN folder f ON f.id = m.folder_id"
 			  " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
 			  &st);
@@ -474,7 +474,7 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 		sqlite3_stmt *st;
 		bool body;
 
-		r = store_prepare(s, "SELECT EXISTS (SELECT 1 FROM body WHERE message_id = ?1)", &st);
+		r = store_prepare(s, "SELECT has_body FROM message WHERE id = ?1", &st);
 		if (r < 0)
 			return r;
 		sqlite3_bind_int64(st, 1, orphans[i]);
@@ -533,13 +533,10 @@ static int store_message(struct store *s, const char *account, const char *folde
 			 const char *const *flags, int64_t internaldate, int64_t *ret_id)
 {
 	struct msg_summary sum = { .type = "message" };
-	_cleanup_free_ char *set = NULL, *chunk = NULL;
-	sqlite3_blob *blob = NULL;
+	_cleanup_free_ char *set = NULL;
 	struct folder_row f;
-	sqlite3_stmt *st;
 	int64_t acc, id;
-	uint64_t off;
-	int r, rc;
+	int r;
 
 	r = flag_set(s, flags, false, &set);
 	if (r < 0)
@@ -559,85 +556,20 @@ static int store_message(struct store *s, const char *account, const char *folde
 	r = find_folder(s, acc, account, folder, &f);
 	if (r < 0)
 		goto fail;
-	r = store_prepare(s,
-			  "INSERT INTO message (folder_id, uid, flags, internaldate, size, message_id,"
-			  " subject, from_addr, to_addrs, date, conversation_id, contribution_id,"
-			  " imdn_message_id, type, server_flags)"
-			  " VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL)",
-			  &st);
+	r = store_message_insert(s,
+				 &(struct store_message_row){ .folder_id = f.id,
+							      .flags = set,
+							      .internaldate = internaldate,
+							      .size = size,
+							      .summary = &sum },
+				 &id);
 	if (r < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, f.id);
-	sqlite3_bind_text(st, 2, set, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, internaldate);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
-	sqlite3_bind_text(st, 5, sum.message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, sum.subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, sum.from, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, sum.to, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 9, sum.date);
-	sqlite3_bind_text(st, 10, sum.conversation_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 11, sum.contribution_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 12, sum.imdn_message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 13, sum.type, -1, SQLITE_STATIC);
-	r = step_done(s, st);
-	if (r < 0)
-		goto fail;
-	id = store_last_insert_id(s);
 
 	/* The body: the head from memory, the rest streamed from fd. */
-	r = store_prepare(s, "INSERT INTO body (message_id, data) VALUES (?1, zeroblob(?2))", &st);
+	r = store_body_write(s, id, head, head_len, fd, size);
 	if (r < 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
-	r = step_done(s, st);
-	if (r < 0)
-		goto fail;
-	rc = sqlite3_blob_open(store_db(s), "main", "body", "data", id, 1, &blob);
-	if (rc != SQLITE_OK) {
-		r = store_fail(s, rc);
-		goto fail;
-	}
-	for (off = 0; off < head_len;) {
-		size_t n = head_len - off < OPS_CHUNK ? head_len - off : OPS_CHUNK;
-
-		rc = sqlite3_blob_write(blob, head + off, (int)n, (int)off);
-		if (rc != SQLITE_OK) {
-			r = store_fail(s, rc);
-			goto fail;
-		}
-		off += n;
-	}
-	if (off < size) {
-		chunk = malloc(OPS_CHUNK);
-		if (!chunk) {
-			r = -ENOMEM;
-			goto fail;
-		}
-	}
-	while (off < size) {
-		size_t n = size - off < OPS_CHUNK ? (size_t)(size - off) : OPS_CHUNK;
-
-		r = read_some(fd, chunk, n);
-		if (r < 0) {
-			store_set_error(s, "reading the message: %s",
-					r == -EIO ? "end of input before the announced size" : strerror(-r));
-			goto fail;
-		}
-		rc = sqlite3_blob_write(blob, chunk, (int)n, (int)off);
-		if (rc != SQLITE_OK) {
-			r = store_fail(s, rc);
-			goto fail;
-		}
-		off += n;
-	}
-	rc = sqlite3_blob_close(blob);
-	blob = NULL;
-	if (rc != SQLITE_OK) {
-		r = store_fail(s, rc);
-		goto fail;
-	}
 
 	r = journal_add(s, acc, "append", f.id, id, NULL);
 	if (r < 0)
@@ -649,8 +581,6 @@ static int store_message(struct store *s, const char *account, const char *folde
 		*ret_id = id;
 	goto out;
 fail:
-	if (blob)
-		sqlite3_blob_close(blob);
 	store_rollback(s);
 out:
 	msg_summary_free(&sum);
@@ -890,36 +820,13 @@ int cpmsync_op_expunge(struct cpmsync_store *store, const char *account, const c
 /* A new row in folder_id with everything of src but the server state. */
 static int copy_row(struct store *s, int64_t src, int64_t folder_id, int64_t *ret)
 {
-	sqlite3_stmt *st;
 	int64_t id;
 	int r;
 
-	r = store_prepare(s,
-			  "INSERT INTO message (folder_id, uid, flags, modseq, internaldate, size,"
-			  " message_id, subject, from_addr, to_addrs, date, conversation_id,"
-			  " contribution_id, imdn_message_id, type, bodystructure, server_flags, removed)"
-			  " SELECT ?2, NULL, flags, NULL, internaldate, size,"
-			  " message_id, subject, from_addr, to_addrs, date, conversation_id,"
-			  " contribution_id, imdn_message_id, type, bodystructure, NULL, 0"
-			  " FROM message WHERE id = ?1",
-			  &st);
+	r = store_message_copy(s, src, folder_id, &id);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, src);
-	sqlite3_bind_int64(st, 2, folder_id);
-	r = step_done(s, st);
-	if (r < 0)
-		return r;
-	id = store_last_insert_id(s);
-	r = store_prepare(s,
-			  "INSERT INTO body (message_id, data)"
-			  " SELECT ?2, data FROM body WHERE message_id = ?1",
-			  &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, src);
-	sqlite3_bind_int64(st, 2, id);
-	r = step_done(s, st);
+	r = store_body_copy(s, src, id);
 	if (r < 0)
 		return r;
 	*ret = id;

@@ -241,12 +241,13 @@ int cpmsync_store_find_folder(struct cpmsync_store *store, const char *account, 
 
 /*
  * The columns of a message, in the order message_from_row() reads them;
- * m is the message.  has_body is a primary key lookup in body.
+ * m is the message, sm its summary (SUMMARY_JOIN).
  */
 #define MESSAGE_COLUMNS                                                                       \
-	"m.id, m.folder_id, m.uid, m.flags, m.internaldate, m.size, m.from_addr,"             \
-	" m.to_addrs, m.subject, m.date, m.message_id, m.conversation_id, m.contribution_id," \
-	" m.imdn_message_id, m.type, EXISTS (SELECT 1 FROM body b WHERE b.message_id = m.id)"
+	"m.id, m.folder_id, m.uid, m.flags, m.internaldate, m.size, sm.from_addr,"            \
+	" sm.to_addrs, sm.subject, m.date, m.message_id, m.conversation_id, m.contribution_id," \
+	" m.imdn_message_id, m.type, m.has_body"
+#define SUMMARY_JOIN " LEFT JOIN summary sm ON sm.id = m.id"
 
 static int message_from_row(sqlite3_stmt *st, cpmsync_message_fn fn, void *userdata)
 {
@@ -292,7 +293,7 @@ int cpmsync_store_foreach_message(struct cpmsync_store *store, int64_t folder_id
 	r = store_prepare(s,
 			  "SELECT " MESSAGE_COLUMNS " FROM folder f"
 			  " LEFT JOIN message m ON m.folder_id = f.id AND m.removed = 0 AND m.id > ?2"
-			  " WHERE f.id = ?1 AND f.removed = 0 ORDER BY m.id LIMIT ?3",
+			  SUMMARY_JOIN " WHERE f.id = ?1 AND f.removed = 0 ORDER BY m.id LIMIT ?3",
 			  &st);
 	if (r < 0)
 		return r;
@@ -325,7 +326,7 @@ int cpmsync_store_get_message(struct cpmsync_store *store, int64_t message_id,
 		return -EINVAL;
 	r = store_prepare(s,
 			  "SELECT " MESSAGE_COLUMNS " FROM message m JOIN folder f ON f.id = m.folder_id"
-			  " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
+			  SUMMARY_JOIN " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
 			  &st);
 	if (r < 0)
 		return r;

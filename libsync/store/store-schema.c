@@ -150,11 +150,56 @@ static const char migration_2[] =
 static const char migration_3[] =
 	"ALTER TABLE journal ADD COLUMN refused TEXT;";
 
-/* Adding version 4 is one more entry here. */
+/*
+ * Version 4: bodies in their own database (store-body.c explains why and
+ * how the two commit).  store.c copies the body table into it before this
+ * runs (STORE_VERSION_BODIES).
+ *
+ * message.has_body: 1 when the bodies database holds the message's body
+ *   (set in the transaction after whose body commit it commits).
+ * body_trash: ids whose body is to be deleted from the bodies database,
+ *   filled by the triggers below in the transaction that dropped the row
+ *   or its body, emptied once the bodies are gone.
+ * summary: the long text of a message that never changes (subject, From,
+ *   To, BODYSTRUCTURE), out of the message row so that a change of flags or
+ *   uid rewrites one small record (store-message.c); no row when none of
+ *   it is known.
+ * The database's pages go from 64 KiB to STORE_PAGE_SIZE (store.c repage(),
+ *   after this migration).
+ */
+static const char migration_4[] =
+	"ALTER TABLE message ADD COLUMN has_body INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE message SET has_body = 1 WHERE id IN (SELECT message_id FROM body);"
+	"DROP TABLE body;"
+	"CREATE TABLE body_trash (message_id INTEGER PRIMARY KEY);"
+	"CREATE TABLE summary ("
+	" id INTEGER PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,"
+	" subject TEXT,"
+	" from_addr TEXT,"
+	" to_addrs TEXT,"
+	" bodystructure TEXT"
+	");"
+	"INSERT INTO summary (id, subject, from_addr, to_addrs, bodystructure)"
+	" SELECT id, subject, from_addr, to_addrs, bodystructure FROM message"
+	" WHERE coalesce(subject, from_addr, to_addrs, bodystructure) IS NOT NULL;"
+	"ALTER TABLE message DROP COLUMN subject;"
+	"ALTER TABLE message DROP COLUMN from_addr;"
+	"ALTER TABLE message DROP COLUMN to_addrs;"
+	"ALTER TABLE message DROP COLUMN bodystructure;"
+	"CREATE TRIGGER message_body_gone AFTER DELETE ON message WHEN OLD.has_body BEGIN"
+	" INSERT OR IGNORE INTO body_trash (message_id) VALUES (OLD.id);"
+	" END;"
+	"CREATE TRIGGER message_body_dropped AFTER UPDATE OF has_body ON message"
+	" WHEN OLD.has_body AND NOT NEW.has_body BEGIN"
+	" INSERT OR IGNORE INTO body_trash (message_id) VALUES (OLD.id);"
+	" END;";
+
+/* Adding version 5 is one more entry here. */
 static const char *const migrations[] = {
 	migration_1,
 	migration_2,
 	migration_3,
+	migration_4,
 };
 
 unsigned store_schema_version(void)

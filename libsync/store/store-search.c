@@ -132,7 +132,7 @@ static int add_substring(struct buf *sql, struct params *p, const char *column,
 	k = params_add_text(p, value);
 	if (k < 0)
 		return k;
-	return buf_printf(sql, " AND instr(lower(m.%s), lower(?%d)) > 0", column, k);
+	return buf_printf(sql, " AND instr(lower(%s), lower(?%d)) > 0", column, k);
 }
 
 /* One flag: " AND instr(' ' || m.flags || ' ', ?N) > 0" (= 0 for an
@@ -193,25 +193,26 @@ static int build_sql(struct store *s, const struct cpmsync_search_criteria *c, b
 			return k;
 		r = buf_printf(sql,
 			       "SELECT f.id, m.id,"
-			       " ifnull(instr(lower(m.subject), lower(?%d)) > 0"
-			       " OR instr(lower(m.from_addr), lower(?%d)) > 0"
-			       " OR instr(lower(m.to_addrs), lower(?%d)) > 0"
+			       " ifnull(instr(lower(sm.subject), lower(?%d)) > 0"
+			       " OR instr(lower(sm.from_addr), lower(?%d)) > 0"
+			       " OR instr(lower(sm.to_addrs), lower(?%d)) > 0"
 			       " OR instr(lower(m.message_id), lower(?%d)) > 0, 0),",
 			       k, k, k, k);
 	} else {
 		r = buf_append_str(sql, "SELECT f.id, m.id, 1,");
 	}
 	if (r >= 0)
-		r = buf_append_str(sql, " typeof(b.data) IN ('blob', 'text') FROM folder f"
-					" LEFT JOIN message m ON m.folder_id = f.id AND m.removed = 0");
+		r = buf_append_str(sql, " coalesce(m.has_body, 0) FROM folder f"
+					" LEFT JOIN (message m LEFT JOIN summary sm ON sm.id = m.id)"
+					" ON m.folder_id = f.id AND m.removed = 0");
 	if (r >= 0)
-		r = add_substring(sql, p, "from_addr", c->from);
+		r = add_substring(sql, p, "sm.from_addr", c->from);
 	if (r >= 0)
-		r = add_substring(sql, p, "to_addrs", c->to);
+		r = add_substring(sql, p, "sm.to_addrs", c->to);
 	if (r >= 0)
-		r = add_substring(sql, p, "subject", c->subject);
+		r = add_substring(sql, p, "sm.subject", c->subject);
 	if (r >= 0)
-		r = add_substring(sql, p, "conversation_id", c->conversation_id);
+		r = add_substring(sql, p, "m.conversation_id", c->conversation_id);
 	if (r >= 0 && c->since) {
 		k = r = params_add(p, NULL, c->since);
 		if (r >= 0)
@@ -230,7 +231,6 @@ static int build_sql(struct store *s, const struct cpmsync_search_criteria *c, b
 		k = r = params_add(p, NULL, 0); /* the folder id, bound by the caller */
 		if (r >= 0)
 			r = buf_printf(sql,
-				       " LEFT JOIN body b ON b.message_id = m.id"
 				       " WHERE f.id = ?%d AND f.removed = 0 ORDER BY m.id",
 				       k);
 	}
@@ -261,12 +261,9 @@ static int body_contains(struct store *s, int64_t message_id, const char *needle
 	size_t keep = 0;
 	int rc, size, off = 0, r = 0;
 
-	rc = sqlite3_blob_open(store_db(s), "main", "body", "data", message_id, 0, &blob);
-	if (rc != SQLITE_OK) {
-		r = store_fail(s, rc);
-		sqlite3_blob_close(blob);
+	r = store_body_open(s, message_id, &blob);
+	if (r < 0)
 		return r;
-	}
 	size = sqlite3_blob_bytes(blob);
 	if ((size_t)size < nlen)
 		off = size; /* cannot contain it: nothing to read */

@@ -577,8 +577,7 @@ static int adopt_pending(struct store *s, int64_t folder_id, int64_t id,
 
 static int has_body(struct store *s, int64_t id, bool *ret)
 {
-	return exists_ii(s, "SELECT 1 FROM body WHERE message_id = ?1", id, 0,
-			 ret);
+	return store_body_exists(s, id, ret);
 }
 
 int store_sync_new_message(struct store *s, int64_t folder_id,
@@ -636,45 +635,20 @@ int store_sync_new_message(struct store *s, int64_t folder_id,
 		}
 	}
 	if (!found) {
-		PREP(s,
-		     "INSERT INTO message (folder_id, uid, flags, "
-		     "server_flags, modseq, internaldate,"
-		     " size, message_id, subject, from_addr, to_addrs, date, "
-		     "conversation_id,"
-		     " contribution_id, imdn_message_id, type, bodystructure)"
-		     " VALUES (?1, ?2, ?3, ?3, nullif(?4, 0), ?5, ?6, ?7, ?8, "
-		     "?9, ?10, nullif(?11, 0),"
-		     " ?12, ?13, ?14, ?15, ?16)",
-		     &st);
-		sqlite3_bind_int64(st, 1, folder_id);
-		sqlite3_bind_int64(st, 2, m->uid);
-		sqlite3_bind_text(st, 3, m->flags, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(st, 4, (sqlite3_int64)m->modseq);
-		sqlite3_bind_int64(st, 5, m->internaldate);
-		sqlite3_bind_int64(st, 6, (sqlite3_int64)m->size);
-		if (sum) {
-			sqlite3_bind_text(st, 7, sum->message_id, -1,
-					  SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 8, sum->subject, -1,
-					  SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 9, sum->from, -1,
-					  SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 10, sum->to, -1,
-					  SQLITE_TRANSIENT);
-			sqlite3_bind_int64(st, 11, sum->date);
-			sqlite3_bind_text(st, 12, sum->conversation_id, -1,
-					  SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 13, sum->contribution_id, -1,
-					  SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 14, sum->imdn_message_id, -1,
-					  SQLITE_TRANSIENT);
-			sqlite3_bind_text(st, 15, sum->type, -1, SQLITE_STATIC);
-		}
-		bind_text_or_null(st, 16, m->bodystructure);
-		r = run(s, st);
+		r = store_message_insert(
+			s,
+			&(struct store_message_row){ .folder_id = folder_id,
+						     .uid = m->uid,
+						     .flags = m->flags,
+						     .server_flags = m->flags,
+						     .modseq = m->modseq,
+						     .internaldate = m->internaldate,
+						     .size = m->size,
+						     .summary = sum,
+						     .bodystructure = m->bodystructure },
+			&id);
 		if (r < 0)
 			return r;
-		id = store_last_insert_id(s);
 		*ret_new = true;
 		*ret_has_body = false;
 	} else {
@@ -831,8 +805,7 @@ int store_sync_bodies_wanted(struct store *s, int64_t folder_id,
 	PREP(s,
 	     "SELECT m.uid FROM message m WHERE m.folder_id = ?1 AND m.uid >= "
 	     "?3"
-	     " AND m.size <= ?2 AND NOT EXISTS (SELECT 1 FROM body b WHERE "
-	     "b.message_id = m.id)"
+	     " AND m.size <= ?2 AND m.has_body = 0"
 	     " ORDER BY m.uid",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
@@ -853,14 +826,7 @@ int store_sync_bodies_wanted(struct store *s, int64_t folder_id,
 int store_sync_body_put(struct store *s, int64_t message_id, const void *data,
 			size_t len)
 {
-	sqlite3_stmt *st;
-
-	PREP(s,
-	     "INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, ?2)",
-	     &st);
-	sqlite3_bind_int64(st, 1, message_id);
-	sqlite3_bind_blob64(st, 2, len ? data : "", len, SQLITE_STATIC);
-	return run(s, st);
+	return store_body_put(s, message_id, data, len);
 }
 
 int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd,
@@ -987,7 +953,7 @@ int store_sync_message_get(struct store *s, int64_t id,
 	     "SELECT m.id, m.folder_id, m.uid, m.flags, m.server_flags, "
 	     "m.modseq, m.internaldate,"
 	     " m.size, m.message_id, m.removed,"
-	     " EXISTS (SELECT 1 FROM body b WHERE b.message_id = m.id)"
+	     " m.has_body"
 	     " FROM message m WHERE m.id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, id);
@@ -1057,32 +1023,7 @@ int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid,
 int store_sync_body_get(struct store *s, int64_t message_id, void **ret,
 			size_t *ret_len)
 {
-	sqlite3_stmt *st;
-	const void *p;
-	size_t len;
-	void *copy;
-	int r;
-
-	PREP(s, "SELECT data FROM body WHERE message_id = ?1", &st);
-	sqlite3_bind_int64(st, 1, message_id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return -CPMSYNC_E_NOT_FOUND;
-	p = sqlite3_column_blob(st, 0);
-	len = (size_t)sqlite3_column_bytes(st, 0);
-	copy = malloc(len ? len : 1);
-	if (!copy) {
-		sqlite3_reset(st);
-		return -ENOMEM;
-	}
-	if (len)
-		memcpy(copy, p, len);
-	sqlite3_reset(st);
-	*ret = copy;
-	*ret_len = len;
-	return 0;
+	return store_body_get(s, message_id, ret, ret_len);
 }
 
 int store_sync_folder_get(struct store *s, int64_t folder_id,

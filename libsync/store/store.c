@@ -14,7 +14,8 @@
 #include "store/store.h"
 #include "util/macro.h"
 
-#define STORE_CHUNK (64 * 1024)
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
 
 struct store {
 	sqlite3 *db;
@@ -25,6 +26,9 @@ struct store {
 	char error[512];
 	/* store-changes.c's state, freed on close. */
 	void *watch;
+	/* store-body.c: the bodies database (schema version 4 on). */
+	struct store_bodies *bodies;
+	bool bodies_ready; /* migrated to version 4: body_trash exists */
 };
 
 int store_map_sqlite_error(int sqlite_rc)
@@ -81,6 +85,11 @@ bool store_is_readonly(const struct store *s)
 void **store_watch_slot(struct store *s)
 {
 	return &s->watch;
+}
+
+struct store_bodies **store_bodies_slot(struct store *s)
+{
+	return &s->bodies;
 }
 
 const char *store_error(const struct store *s)
@@ -227,6 +236,7 @@ int store_rollback(struct store *s)
 	if (!s->in_tx)
 		return 0;
 	s->in_tx = false;
+	store_bodies_rollback(s);
 	/* SQLite may already have rolled back by itself (FULL, IOERR, NOMEM). */
 	if (sqlite3_get_autocommit(s->db))
 		return 0;
@@ -244,17 +254,27 @@ int store_commit(struct store *s)
 		return -EINVAL;
 	if (!s->in_tx)
 		return -EINVAL;
+	/* The bodies first: a row that says it has a body commits after it. */
+	r = store_bodies_commit(s);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
 	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
 		s->in_tx = false;
+		/* Bodies of rows that went: best effort, finished at the next open. */
+		if (s->bodies_ready)
+			store_bodies_collect(s, false);
 		return 0;
 	}
 	r = store_fail(s, rc);
 	store_rollback(s);
+	store_bodies_commit_failed(s);
 	return r;
 }
 
-static int migrate(struct store *s, unsigned target)
+static int migrate(struct store *s, const char *path, unsigned target)
 {
 	for (unsigned v = 1; v <= target; v++) {
 		char sql[64];
@@ -280,6 +300,17 @@ static int migrate(struct store *s, unsigned target)
 			r = -CPMSYNC_E_STORE_CORRUPT;
 			goto fail;
 		}
+		if (v == STORE_VERSION_BODIES) {
+			/* The bodies move to their own database first (committed
+			 * there), then this migration drops the old table. */
+			store_rollback(s);
+			r = store_bodies_import(s, path);
+			if (r < 0)
+				return r;
+			r = store_begin(s);
+			if (r < 0)
+				return r;
+		}
 		r = store_exec(s, store_migration_sql(v));
 		if (r < 0)
 			goto fail;
@@ -298,6 +329,51 @@ fail:
 	return 0;
 }
 
+/* Sets the journal mode; -EIO when SQLite keeps another one. */
+static int set_journal_mode(struct store *s, const char *mode)
+{
+	char sql[64];
+	sqlite3_stmt *st;
+	const char *now;
+	int rc, r;
+
+	snprintf(sql, sizeof(sql), "PRAGMA journal_mode = %s", mode);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc);
+	rc = sqlite3_step(st);
+	now = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	r = now && strcasecmp(now, mode) == 0 ? 0 : -EIO;
+	if (r < 0)
+		set_error(s, "cannot set journal_mode %s (it is %s)", mode, now ? now : "unknown");
+	sqlite3_finalize(st);
+	return r;
+}
+
+/*
+ * A store made before version 4 has 64 KiB pages: rebuilt once with
+ * STORE_PAGE_SIZE.  Changing the page size of a WAL database takes leaving
+ * WAL mode, which fails while another connection has it open (a reader):
+ * then it is left for the next open.
+ */
+static int repage(struct store *s)
+{
+	int64_t size;
+	int r;
+
+	r = query_int(s, "PRAGMA page_size", &size);
+	if (r < 0 || size == STORE_PAGE_SIZE)
+		return r;
+	if (set_journal_mode(s, "delete") < 0)
+		return 0;
+	r = store_exec(s, "PRAGMA page_size = " STORE_STR(STORE_PAGE_SIZE) "; VACUUM");
+	if (set_journal_mode(s, "wal") < 0) {
+		set_error(s, "cannot go back to WAL mode after changing the page size");
+		return -EIO;
+	}
+	return r;
+}
+
 static int setup(struct store *s, const char *path, unsigned target)
 {
 	unsigned known = store_schema_version();
@@ -314,14 +390,14 @@ static int setup(struct store *s, const char *path, unsigned target)
 		const char *mode;
 
 		/*
-		 * A new, empty file: 64 KiB pages (only possible before WAL
-		 * is on).  Most of the store is message bodies of a few KiB
-		 * to MiB; with the default 4 KiB pages each body is a chain of
-		 * overflow pages and the WAL is read back at every commit.
-		 * The benchmark measured 4x fewer system calls and a 15%
-		 * faster initial sync.  An existing file keeps its size.
+		 * A new, empty file: small pages (only possible before WAL is
+		 * on; repage() converts an older store).  Bodies live in their
+		 * own database (store-body.c); what is left is message state
+		 * and summaries, and every page a change touches is written
+		 * twice (WAL, then checkpoint), so the page is the unit of
+		 * cost of a flag change or an expunge.
 		 */
-		r = store_exec(s, "PRAGMA page_size = 65536");
+		r = store_exec(s, "PRAGMA page_size = " STORE_STR(STORE_PAGE_SIZE));
 		if (r < 0)
 			return r;
 		r = store_prepare(s, "PRAGMA journal_mode = WAL", &st);
@@ -343,10 +419,12 @@ static int setup(struct store *s, const char *path, unsigned target)
 	if (r < 0)
 		return r;
 	if (!s->readonly) {
-		r = store_exec(s, "PRAGMA synchronous = NORMAL");
+		/* FAST: deleted rows are zeroed where that costs no extra
+		 * write (Debian builds SQLite with secure_delete on, which
+		 * also rewrites every freed overflow page). */
+		r = store_exec(s, "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = FAST");
 		if (r < 0)
 			return r;
-
 	}
 
 	r = query_int(s, "PRAGMA user_version", &version);
@@ -364,9 +442,21 @@ static int setup(struct store *s, const char *path, unsigned target)
 				  path, (long long)version, known);
 			return -CPMSYNC_E_STORE_CORRUPT;
 		}
-		return 0;
+		return store_bodies_open(s, path, true);
 	}
-	return migrate(s, target);
+	if (target >= STORE_VERSION_BODIES) {
+		r = store_bodies_open(s, path, false);
+		if (r < 0)
+			return r;
+	}
+	r = migrate(s, path, target);
+	if (r < 0 || target < STORE_VERSION_BODIES)
+		return r;
+	s->bodies_ready = true;
+	r = store_bodies_collect(s, true);
+	if (r < 0)
+		return r;
+	return repage(s);
 }
 
 static int open_internal(const char *path, unsigned flags, unsigned target,
@@ -436,183 +526,8 @@ struct store *store_close(struct store *s)
 	while ((st = sqlite3_next_stmt(s->db, NULL)))
 		sqlite3_finalize(st);
 	sqlite3_close(s->db);
+	store_bodies_close(s);
 	free(s->watch);
 	free(s);
 	return NULL;
-}
-
-/* Bodies. */
-
-static int read_full(int fd, void *p, size_t n)
-{
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t k = read(fd, (char *)p + done, n - done);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			return -EIO; /* the body is shorter than announced */
-		done += (size_t)k;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *p, size_t n)
-{
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t k = write(fd, (const char *)p + done, n - done);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		done += (size_t)k;
-	}
-	return 0;
-}
-
-static int body_write(struct store *s, int64_t message_id, int fd, uint64_t size)
-{
-	_cleanup_free_ char *chunk = NULL;
-	sqlite3_blob *blob = NULL;
-	sqlite3_stmt *st;
-	uint64_t off;
-	int rc, r;
-
-	r = store_prepare(s, "INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, zeroblob(?2))",
-			  &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, message_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	if (size == 0)
-		return 0;
-
-	chunk = malloc(STORE_CHUNK);
-	if (!chunk)
-		return -ENOMEM;
-	rc = sqlite3_blob_open(s->db, "main", "body", "data", message_id, 1, &blob);
-	if (rc != SQLITE_OK) {
-		r = store_fail(s, rc);
-		sqlite3_blob_close(blob);
-		return r;
-	}
-	for (off = 0; off < size;) {
-		size_t n = size - off < STORE_CHUNK ? (size_t)(size - off) : STORE_CHUNK;
-
-		r = read_full(fd, chunk, n);
-		if (r < 0) {
-			set_error(s, "reading the body of message %lld: %s", (long long)message_id,
-				  strerror(-r));
-			break;
-		}
-		rc = sqlite3_blob_write(blob, chunk, (int)n, (int)off);
-		if (rc != SQLITE_OK) {
-			r = store_fail(s, rc);
-			break;
-		}
-		off += n;
-	}
-	rc = sqlite3_blob_close(blob);
-	if (r == 0 && rc != SQLITE_OK)
-		r = store_fail(s, rc);
-	return r;
-}
-
-int store_body_write_fd(struct store *s, int64_t message_id, int fd, uint64_t size)
-{
-	bool own;
-	int r;
-
-	if (!s || fd < 0)
-		return -EINVAL;
-	if (s->readonly)
-		return -EROFS;
-	if (size > (uint64_t)sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, -1)) {
-		set_error(s, "body of %llu bytes is larger than the store allows",
-			  (unsigned long long)size);
-		return -E2BIG;
-	}
-	own = !s->in_tx;
-	if (own) {
-		r = store_begin(s);
-		if (r < 0)
-			return r;
-	}
-	r = body_write(s, message_id, fd, size);
-	if (!own)
-		return r;
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s);
-}
-
-int store_body_read_fd(struct store *s, int64_t message_id, int fd)
-{
-	_cleanup_free_ char *chunk = NULL;
-	sqlite3_blob *blob = NULL;
-	sqlite3_stmt *st;
-	int64_t size;
-	int rc, r;
-
-	if (!s || fd < 0)
-		return -EINVAL;
-	r = store_prepare(s, "SELECT length(data) FROM body WHERE message_id = ?1", &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, message_id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	if (r == 0) {
-		set_error(s, "message %lld has no body", (long long)message_id);
-		return -CPMSYNC_E_NOT_FOUND;
-	}
-	size = sqlite3_column_int64(st, 0); /* NULL data: 0 */
-	sqlite3_reset(st);
-	if (size == 0)
-		return 0;
-
-	chunk = malloc(STORE_CHUNK);
-	if (!chunk)
-		return -ENOMEM;
-	rc = sqlite3_blob_open(s->db, "main", "body", "data", message_id, 0, &blob);
-	if (rc != SQLITE_OK) {
-		r = store_fail(s, rc);
-		sqlite3_blob_close(blob);
-		return r;
-	}
-	/* The open blob pins one snapshot: size cannot change under us. */
-	size = sqlite3_blob_bytes(blob);
-	for (int64_t off = 0; off < size;) {
-		int n = size - off < STORE_CHUNK ? (int)(size - off) : STORE_CHUNK;
-
-		rc = sqlite3_blob_read(blob, chunk, n, (int)off);
-		if (rc != SQLITE_OK) {
-			r = store_fail(s, rc);
-			break;
-		}
-		r = write_full(fd, chunk, (size_t)n);
-		if (r < 0) {
-			set_error(s, "writing the body of message %lld: %s", (long long)message_id,
-				  strerror(-r));
-			break;
-		}
-		off += n;
-	}
-	sqlite3_blob_close(blob);
-	return r;
 }

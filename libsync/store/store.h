@@ -27,6 +27,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util/macro.h"
@@ -125,22 +126,81 @@ bool store_is_readonly(const struct store *s);
 void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
 
 /*
- * Message bodies, streamed in 64 KiB chunks; no whole body is ever held in
- * memory.
+ * The main database's page size (new stores; older ones are rebuilt once
+ * at open).  Chosen by measurement: see store.c's setup().
+ */
+#define STORE_PAGE_SIZE 1024
+
+/* The schema version that moved bodies into their own database. */
+#define STORE_VERSION_BODIES 4
+
+/*
+ * Message bodies (store-body.c): a second database, <store path>-bodies,
+ * streamed in 64 KiB chunks; no whole body is ever held in memory (except
+ * by store_body_get()).  message.has_body says whether a message has its
+ * body; readers go by it.
  *
- * store_body_write_fd() stores exactly size bytes read from fd as the body
- * of message_id, replacing any previous body.  The message must exist
- * (-CPMSYNC_E_NOT_FOUND otherwise); end of file before size bytes is -EIO;
- * -EROFS on a STORE_READONLY store.
- * Inside the caller's transaction it takes part in it (on failure the
- * caller must roll back); otherwise it runs in its own transaction and
- * leaves nothing behind on failure.
+ * store_body_write() stores exactly size bytes as the body of message_id,
+ * replacing any previous body: the first head_len bytes from head, the
+ * rest read from fd (which may be -1 when head_len == size).  The message
+ * must exist (-CPMSYNC_E_NOT_FOUND otherwise); end of file before size
+ * bytes is -EIO; -EROFS on a STORE_READONLY store.  Inside the caller's
+ * transaction it takes part in it (the body commits, durably, just before
+ * the store does; on failure the caller must roll back); otherwise it runs
+ * in its own transaction and leaves nothing behind on failure.
+ * store_body_write_fd() and store_body_put() are the two usual forms.
+ *
+ * store_body_copy() gives dst a copy of src's body, if src has one (inside
+ * the caller's transaction).
  *
  * store_body_read_fd() writes the body of message_id to fd;
  * -CPMSYNC_E_NOT_FOUND if there is none.  fd should be blocking.
+ * store_body_get() returns it in one malloc()ed buffer (small bodies).
  */
+int store_body_write(struct store *s, int64_t message_id, const void *head, size_t head_len,
+		     int fd, uint64_t size);
 int store_body_write_fd(struct store *s, int64_t message_id, int fd, uint64_t size);
+int store_body_put(struct store *s, int64_t message_id, const void *data, size_t len);
+int store_body_copy(struct store *s, int64_t src, int64_t dst);
+int store_body_exists(struct store *s, int64_t message_id, bool *ret);
 int store_body_read_fd(struct store *s, int64_t message_id, int fd);
+int store_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len);
+
+/*
+ * Message rows (store-message.c).  store_message_insert() adds a message
+ * and its summary row; uid 0 and modseq 0 are stored as NULL (not on the
+ * server yet), server_flags NULL likewise; summary NULL: no summary yet.
+ * store_message_copy() adds a row in folder_id with everything of src but
+ * the server state (uid, modseq, server_flags NULL), body not included.
+ */
+struct msg_summary;
+struct store_message_row {
+	int64_t folder_id;
+	uint32_t uid;
+	const char *flags;
+	const char *server_flags;
+	uint64_t modseq;
+	int64_t internaldate;
+	uint64_t size;
+	const struct msg_summary *summary;
+	const char *bodystructure;
+};
+int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id);
+int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t *ret_id);
+
+/* The bodies database's file name for a store at store_path (free()). */
+char *store_bodies_path(const char *store_path);
+
+/* For store.c: the bodies database's life and its part in transactions. */
+struct store_bodies;
+struct store_bodies **store_bodies_slot(struct store *s);
+int store_bodies_open(struct store *s, const char *store_path, bool readonly);
+void store_bodies_close(struct store *s);
+int store_bodies_commit(struct store *s);
+void store_bodies_rollback(struct store *s);
+void store_bodies_commit_failed(struct store *s);
+int store_bodies_collect(struct store *s, bool at_open);
+int store_bodies_import(struct store *s, const char *store_path);
 
 #ifdef SQLITE_VERSION_NUMBER
 /*
@@ -164,6 +224,13 @@ int store_fail(struct store *s, int sqlite_rc);
 
 /* The raw connection, for the files under libsync/store/. */
 sqlite3 *store_db(struct store *s);
+
+/* An open blob of message_id's body (sqlite3_blob_close() it);
+ * -CPMSYNC_E_NOT_FOUND when the message has none. */
+int store_body_open(struct store *s, int64_t message_id, sqlite3_blob **ret);
+
+/* Tests: the bodies database's connection (NULL before version 4). */
+sqlite3 *store_bodies_db_for_test(struct store *s);
 
 /* store-schema.c: the SQL of migration version (1..store_schema_version()). */
 const char *store_migration_sql(unsigned version);

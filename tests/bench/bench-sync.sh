@@ -15,7 +15,12 @@
 #   3 flags1%    after 1% of the messages had a flag change on the server
 #   4 expunge1%  after 1% were expunged and 100 new ones arrived
 # and once the reference: imap-stream, a client that fetches every body and
-# throws it away (after a warm-up run).  Then it prints a table and the
+# throws it away (after a warm-up run).  For steps 2-4 it also measures the
+# floor: the shortest session any client needs to learn what changed
+# (imap-stream --qresync: connect, LOGIN, ENABLE QRESYNC, SELECT Bench
+# (QRESYNC (uidvalidity modseq-before-the-step)), LOGOUT; the median of 5).
+# Bytes written to disk (written_bytes, from the kernel's I/O accounting:
+# WAL, checkpoints and journals included) are measured for every run.  Then it prints a table and the
 # benchmark targets with PASS/MISS (informational: the exit status is 0
 # unless a command failed or a tool's copy does not match the server).
 #
@@ -33,7 +38,7 @@ set -euo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=${B:-build}
 case $B in /*) ;; *) B=$TOP/$B ;; esac
-SYNCD=$B/cpm-syncd
+SYNCD=${SYNCD:-$B/cpm-syncd} # another cpm-syncd (an older build) to compare
 TOOLS=$B/tests/tools
 CTL=$TOP/tests/dovecot/dovecot-ctl.sh
 
@@ -220,7 +225,7 @@ EOF
 
 # --- measuring --------------------------------------------------------------
 
-RESULTS=$WORK/results # step tool wall cpu rss_kib c2s s2c
+RESULTS=$WORK/results # step tool wall cpu rss_kib c2s s2c written_bytes
 : >"$RESULTS"
 
 # run STEP TOOL PROXY COMMAND...: one measured run through proxy PROXY.
@@ -242,9 +247,25 @@ run() {
 	awk -v step="$step" -v tool="$tool" -v c2s=$((a_c2s - b_c2s)) -v s2c=$((a_s2c - b_s2c)) '
 		{ m[$1] = $2 }
 		END {
-			printf "%s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"],
-				m["maxrss_kib"], c2s, s2c
+			printf "%s %s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"],
+				m["maxrss_kib"], c2s, s2c, m["written_bytes"]
 		}' "$out.measure" >>"$RESULTS"
+}
+
+# The store's view of Bench before a step: "uidvalidity highestmodseq".
+store_modseq() {
+	sqlite3 "$WORK/cpm-store.db" "SELECT uidvalidity || ' ' || highestmodseq FROM folder WHERE name = 'Bench'"
+}
+
+# floor STEP UIDVALIDITY MODSEQ: the median of 5 QRESYNC sessions, as
+# "STEP seconds select_seconds fetches" into WORK/floor.
+floor() {
+	local step=$1 i
+	for i in 1 2 3 4 5; do
+		"$TOOLS/imap-stream" 127.0.0.1 "$IMAP_PORT" "$USER1" "$WORK/alice.pw" Bench \
+			--qresync "$2" "$3" >"$WORK/floor.out" || { broken "$step: imap-stream --qresync failed"; return; }
+		echo "$(kv "$WORK/floor.out" seconds) $(kv "$WORK/floor.out" select_seconds) $(kv "$WORK/floor.out" messages)"
+	done | sort -n | sed -n 3p | { read -r a b c; echo "$step $a $b $c"; } >>"$WORK/floor"
 }
 
 # Runs cpm-syncd then mbsync for STEP.
@@ -298,7 +319,8 @@ STREAM_BYTES=$(kv "$WORK/stream.out" bytes_in)
 STREAM_PROXY_S=$(kv "$WORK/stream-proxy.out" seconds)
 awk -v step=0-reference -v tool=imap-stream -v o="$(kv "$WORK/stream.out" bytes_out)" \
 	-v i="$STREAM_BYTES" '{ m[$1] = $2 } END {
-		printf "%s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"], m["maxrss_kib"], o, i }' \
+		printf "%s %s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"], m["maxrss_kib"], o, i,
+			m["written_bytes"] }' \
 	"$WORK/stream.measure" >>"$RESULTS"
 [ "$(kv "$WORK/stream.out" messages)" = "$N" ] || broken "imap-stream saw $(kv "$WORK/stream.out" messages) messages, not $N"
 
@@ -309,8 +331,10 @@ run 1-initial-N/10 cpm-syncd cpm "$SYNCD" -c "$WORK/cpm-small.conf" --once --no-
 run_both 1-initial
 verify 1-initial
 
+read -r UV MS < <(store_modseq)
 run_both 2-nochange
 verify 2-nochange
+floor 2-nochange "$UV" "$MS"
 
 log "changing flags of $K messages"
 dove search -u "$USER1" mailbox Bench seen | awk '{ print $2 }' >"$WORK/seen"
@@ -319,16 +343,20 @@ unset_seen=$(pick $((K / 2)) <"$WORK/seen" | join_commas)
 set_seen=$(pick $((K - K / 2)) <"$WORK/unseen" | join_commas)
 [ -n "$unset_seen" ] && dove flags remove -u "$USER1" '\Seen' mailbox Bench uid "$unset_seen"
 [ -n "$set_seen" ] && dove flags add -u "$USER1" '\Seen \Flagged' mailbox Bench uid "$set_seen"
+read -r UV MS < <(store_modseq)
 run_both 3-flags1%
 verify 3-flags1%
+floor 3-flags1% "$UV" "$MS"
 
 log "expunging $K messages, adding $NEW"
 gone=$(dove search -u "$USER1" mailbox Bench all | awk '{ print $2 }' | pick "$K" | join_commas)
 [ -n "$gone" ] && dove expunge -u "$USER1" mailbox Bench uid "$gone"
 gen "$USER1" "$NEW" --seed 2 --first $((N + 1))
 read -r _ NEW_BYTES <"$WORK/gen.out"
+read -r UV MS < <(store_modseq)
 run_both 4-expunge1%+new
 verify 4-expunge1%+new
+floor 4-expunge1%+new "$UV" "$MS"
 
 # --- report -----------------------------------------------------------------
 
@@ -338,25 +366,30 @@ echo "reference imap-stream: $STREAM_S s in all, $STREAM_FETCH_S s for the UID F
 	"through a proxy $STREAM_PROXY_S s"
 echo
 awk 'BEGIN {
-		printf "%-16s | %-11s | %8s | %8s | %12s | %14s | %14s\n", "step", "tool", "wall s",
-			"CPU s", "peak RSS MiB", "client->server", "server->client"
-		printf "%s\n", "-----------------+-------------+----------+----------+--------------+----------------+---------------"
+		printf "%-16s | %-11s | %8s | %8s | %12s | %14s | %14s | %14s\n", "step", "tool", "wall s",
+			"CPU s", "peak RSS MiB", "client->server", "server->client", "written bytes"
+		printf "%s\n", "-----------------+-------------+----------+----------+--------------+----------------+----------------+---------------"
 	}
-	{ printf "%-16s | %-11s | %8.2f | %8.2f | %12.1f | %14s | %14s\n", $1, $2, $3, $4, $5 / 1024, $6, $7 }' \
+	{ printf "%-16s | %-11s | %8.3f | %8.2f | %12.1f | %14s | %14s | %14s\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $8 }' \
 	"$RESULTS"
+echo
+echo "floor (imap-stream --qresync, median of 5): step, whole session s, the SELECT alone s, FETCH responses:"
+awk '{ printf "  %-16s %8.4f %8.4f %6s\n", $1, $2, $3, $4 }' "$WORK/floor"
 echo
 echo "copies checked against the server (messages, \\Seen):"
 awk '{ printf "  %-16s server %s/%s  cpm-syncd %s/%s  mbsync %s/%s\n", $1, $3, $4, $6, $7, $9, $10 }' "$WORK/verify"
 echo
 
-# get STEP TOOL FIELD (3 wall, 4 cpu, 5 rss, 6 c2s, 7 s2c, 8 c2s+s2c)
+# get STEP TOOL FIELD (3 wall, 4 cpu, 5 rss, 6 c2s, 7 s2c, 8 c2s+s2c, 9 written)
 get() {
 	awk -v s="$1" -v t="$2" -v f="$3" '$1 == s && $2 == t {
-		if (f == 8) printf "%.0f\n", $6 + $7; else print $f }' "$RESULTS"
+		if (f == 8) printf "%.0f\n", $6 + $7; else if (f == 9) print $8; else print $f }' "$RESULTS"
 }
+# floor_of STEP FIELD (2 session, 3 select)
+floor_of() { awk -v s="$1" -v f="$2" '$1 == s { print $f }' "$WORK/floor"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
-verdict() { # awk condition over a, b
-	if awk -v a="$2" -v b="$3" "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi
+verdict() { # awk condition over a, b (and c)
+	if awk -v a="$2" -v b="$3" -v c="${4:-0}" "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi
 }
 
 nc_bytes=$(get 2-nochange cpm-syncd 8)
@@ -375,7 +408,48 @@ per_change_mb=$(awk -v a="$fl_mb_bytes" -v k="$K" 'BEGIN { printf "%.1f", a / k 
 ex_per=$(awk -v a="$ex_bytes" -v b="$nc_bytes" -v nb="$NEW_BYTES" -v k="$((K + NEW))" \
 	'BEGIN { printf "%.1f", (a - b - nb) / k }')
 
+w_in=$(get 1-initial cpm-syncd 9)
+w_in_mb=$(get 1-initial mbsync 9)
+w_nc=$(get 2-nochange cpm-syncd 9)
+w_fl=$(get 3-flags1% cpm-syncd 9)
+w_ex=$(get 4-expunge1%+new cpm-syncd 9)
+w_fl_mb=$(get 3-flags1% mbsync 9)
+w_ex_mb=$(get 4-expunge1%+new mbsync 9)
+fl_cpm=$(get 3-flags1% cpm-syncd 3)
+fl_mb=$(get 3-flags1% mbsync 3)
+ex_cpm=$(get 4-expunge1%+new cpm-syncd 3)
+ex_mb=$(get 4-expunge1%+new mbsync 3)
+f_nc=$(floor_of 2-nochange 2)
+f_fl=$(floor_of 3-flags1% 2)
+f_ex=$(floor_of 4-expunge1%+new 2)
+# The new bodies' transfer at the reference's streaming rate.
+new_xfer=$(awk -v t="$STREAM_FETCH_S" -v b="$STREAM_BYTES" -v n="$NEW_BYTES" 'BEGIN { printf "%.4f", (b > 0 ? t * n / b : 0) }')
+w_per_flag=$(awk -v a="$w_fl" -v k="$K" 'BEGIN { printf "%.0f", a / k }')
+w_per_ex=$(awk -v a="$w_ex" -v nb="$NEW_BYTES" -v k="$K" 'BEGIN { printf "%.0f", (a - nb) / k }')
+
+echo "side by side (wall s; bytes written to disk):"
+printf '  %-22s %10s %10s %12s %14s %14s\n' step cpm-syncd mbsync floor "cpm written" "mbsync written"
+printf '  %-22s %10s %10s %12s %14s %14s\n' "initial sync" "$in_cpm" "$in_mb" "$STREAM_S" "$w_in" "$w_in_mb"
+printf '  %-22s %10s %10s %12s %14s %14s\n' "no change" "$nc_cpm" "$nc_mb" "$f_nc" "$w_nc" "$(get 2-nochange mbsync 9)"
+printf '  %-22s %10s %10s %12s %14s %14s\n' "1% flags changed" "$fl_cpm" "$fl_mb" "$f_fl" "$w_fl" "$w_fl_mb"
+printf '  %-22s %10s %10s %12s %14s %14s\n' "1% expunged + $NEW new" "$ex_cpm" "$ex_mb" "$f_ex+$new_xfer" "$w_ex" "$w_ex_mb"
+echo
+
 echo "targets:"
+printf '  %-4s initial sync writes %s bytes = %sx the mail (%s bytes) (target <= 1.6x); mbsync %sx\n' \
+	"$(verdict 'a <= 1.6 * b' "$w_in" "$GEN_BYTES")" "$w_in" "$(ratio "$w_in" "$GEN_BYTES")" "$GEN_BYTES" \
+	"$(ratio "$w_in_mb" "$GEN_BYTES")"
+printf '  %-4s no-change run writes %s bytes (target <= 65536)\n' "$(verdict 'a <= 65536' "$w_nc" 0)" "$w_nc"
+printf '  %-4s no-change run: %s s vs the whole-session floor %s s = %sx (target <= 2x)\n' \
+	"$(verdict 'a <= 2 * b' "$nc_cpm" "$f_nc")" "$nc_cpm" "$f_nc" "$(ratio "$nc_cpm" "$f_nc")"
+printf '  %-4s 1%% flags: %s bytes written = %s per changed message (target <= 2048)\n' \
+	"$(verdict 'a <= 2048' "$w_per_flag" 0)" "$w_fl" "$w_per_flag"
+printf '  %-4s 1%% flags: %s s vs the floor %s s = %sx (target <= 3x)\n' \
+	"$(verdict 'a <= 3 * b' "$fl_cpm" "$f_fl")" "$fl_cpm" "$f_fl" "$(ratio "$fl_cpm" "$f_fl")"
+printf '  %-4s 1%% expunged + %s new: %s bytes written, %s per expunged message beyond the %s new bytes (target <= 2048)\n' \
+	"$(verdict 'a <= 2048' "$w_per_ex" 0)" "$NEW" "$w_ex" "$w_per_ex" "$NEW_BYTES"
+printf '  %-4s 1%% expunged + %s new: %s s vs the floor %s s + %s s of new bodies (target <= 3x the floor plus the transfer)\n' \
+	"$(verdict 'a <= 3 * b + c' "$ex_cpm" "$f_ex" "$new_xfer")" "$NEW" "$ex_cpm" "$f_ex" "$new_xfer"
 printf '  %-4s no-change resync on the wire: %s bytes (target < 4096)\n' \
 	"$(verdict 'a < 4096' "$nc_bytes" 0)" "$nc_bytes"
 printf '  %-4s no-change resync vs mbsync: %s s vs %s s = %sx faster (target >= 20x)\n' \

@@ -6,6 +6,12 @@
  * UID FETCH 1:* (BODY.PEEK[]), LOGOUT; literals are skipped without being
  * looked at.  Prints "key value" lines: bytes_in, bytes_out, messages,
  * literal_bytes, seconds (connect to LOGOUT) and fetch_seconds.
+ *
+ * With --qresync UIDVALIDITY MODSEQ it is the floor of a resync instead:
+ * LOGIN, ENABLE QRESYNC, SELECT FOLDER (QRESYNC (UIDVALIDITY MODSEQ)),
+ * LOGOUT -- what the server must do for any client to learn what changed
+ * since MODSEQ.  It prints seconds (the whole session), select_seconds
+ * (the SELECT alone) and messages (the FETCH responses it sent).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -172,11 +178,18 @@ int main(int argc, char **argv)
 {
 	char user[1024], pass[1024], folder[1024], cmd[4096], line[1024];
 	struct sockaddr_in sin;
+	const char *qr_uidvalidity = NULL, *qr_modseq = NULL;
 	double t0, t1, t2;
 	FILE *pf;
 
-	if (argc != 6) {
-		fputs("Usage: imap-stream HOST PORT USER PASSWORD_FILE FOLDER\n"
+	if (argc == 9 && strcmp(argv[6], "--qresync") == 0) {
+		qr_uidvalidity = argv[7];
+		qr_modseq = argv[8];
+		if (strspn(qr_uidvalidity, "0123456789") != strlen(qr_uidvalidity) ||
+		    strspn(qr_modseq, "0123456789") != strlen(qr_modseq))
+			die("--qresync takes two numbers");
+	} else if (argc != 6) {
+		fputs("Usage: imap-stream HOST PORT USER PASSWORD_FILE FOLDER [--qresync UIDVALIDITY MODSEQ]\n"
 		      "  HOST is an IPv4 address (plaintext LOGIN: use loopback).\n",
 		      stderr);
 		return 2;
@@ -210,6 +223,26 @@ int main(int argc, char **argv)
 	explicit_bzero(pass, sizeof(pass));
 	if (!wait_tagged("a"))
 		die("LOGIN failed");
+	if (qr_modseq) {
+		send_all("e ENABLE QRESYNC\r\n", 18);
+		if (!wait_tagged("e"))
+			die("ENABLE QRESYNC failed");
+		snprintf(cmd, sizeof(cmd), "b SELECT %s (QRESYNC (%s %s))\r\n", folder,
+			 qr_uidvalidity, qr_modseq);
+		t1 = now();
+		messages = 0;
+		send_all(cmd, strlen(cmd));
+		if (!wait_tagged("b"))
+			die("SELECT (QRESYNC) failed");
+		t2 = now();
+		send_all("d LOGOUT\r\n", 10);
+		wait_tagged("d");
+		close(fd);
+		printf("bytes_in %" PRIu64 "\nbytes_out %" PRIu64 "\nmessages %" PRIu64
+		       "\nseconds %.4f\nselect_seconds %.4f\n",
+		       bytes_in, bytes_out, messages, now() - t0, t2 - t1);
+		return 0;
+	}
 	snprintf(cmd, sizeof(cmd), "b SELECT %s\r\n", folder);
 	send_all(cmd, strlen(cmd));
 	if (!wait_tagged("b"))

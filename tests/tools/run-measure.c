@@ -7,6 +7,10 @@
  *   user SECONDS          children
  *   sys SECONDS
  *   maxrss_kib N          peak resident set size (ru_maxrss, KiB)
+ *   written_bytes N       bytes the command caused to be written to storage
+ *                         (ru_oublock x 512: Linux's write_bytes of
+ *                         /proc/PID/io, counted when pages are dirtied, so
+ *                         WAL, checkpoints and journals included)
  *   status N              exit status, or 128 + signal number
  * and exits with the command's status.
  */
@@ -78,9 +82,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run-measure: %s: %s\n", argv[1], strerror(errno));
 		return rc ? rc : 1;
 	}
-	fprintf(f, "wall %.3f\ncpu %.3f\nuser %.3f\nsys %.3f\nmaxrss_kib %ld\nstatus %d\n",
+	fprintf(f, "wall %.3f\ncpu %.3f\nuser %.3f\nsys %.3f\nmaxrss_kib %ld\nwritten_bytes %lld\n"
+		"status %d\n",
 		wall, tv(&ru.ru_utime) + tv(&ru.ru_stime), tv(&ru.ru_utime),
-		tv(&ru.ru_stime), ru.ru_maxrss, rc);
+		tv(&ru.ru_stime), ru.ru_maxrss, (long long)ru.ru_oublock * 512, rc);
 	if (fclose(f) != 0) {
 		fprintf(stderr, "run-measure: %s: %s\n", argv[1], strerror(errno));
 		return rc ? rc : 1;

@@ -64,7 +64,8 @@ static void setup(void)
 		"INSERT INTO message (id, folder_id, uid, flags, server_flags, size, message_id, type)"
 		" VALUES (1, 1, 5, '\\Seen', '\\Seen', 5, '<m1@x>', 'message'),"
 		" (2, 3, 1, '', '', 3, '<m2@x>', 'message');"
-		"INSERT INTO body (message_id, data) VALUES (1, CAST('hello' AS BLOB));"), 0);
+		""), 0);
+	ck_assert_int_eq(store_body_put(s, 1, "hello", 5), 0);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -121,6 +122,51 @@ static const char *qtext(const char *fmt, ...)
 	return out;
 }
 
+/* The same two on the bodies database (store-body.c). */
+static sqlite3_stmt *bquery(const char *fmt, va_list ap)
+{
+	char sql[1024];
+	sqlite3_stmt *st;
+
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	ck_assert_int_eq(sqlite3_prepare_v2(store_bodies_db_for_test(s), sql, -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "no row: %s", sql);
+	return st;
+}
+
+static int64_t bqint(const char *fmt, ...) ATTR_FORMAT(1, 2);
+static int64_t bqint(const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	int64_t v;
+
+	va_start(ap, fmt);
+	st = bquery(fmt, ap);
+	va_end(ap);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static const char *bqtext(const char *fmt, ...) ATTR_FORMAT(1, 2);
+static const char *bqtext(const char *fmt, ...)
+{
+	static char out[4096];
+	sqlite3_stmt *st;
+	const char *t;
+	va_list ap;
+
+	va_start(ap, fmt);
+	st = bquery(fmt, ap);
+	va_end(ap);
+	t = (const char *)sqlite3_column_text(st, 0);
+	snprintf(out, sizeof(out), "%s", t ? t : "(null)");
+	sqlite3_finalize(st);
+	return out;
+}
+
 /* The journal as "op folder message args|..." (NULL as "-"). */
 static const char *journal(void)
 {
@@ -138,7 +184,7 @@ static char *snapshot(void)
 		"  FROM folder) || ';' ||"
 		" (SELECT ifnull(group_concat(id || '/' || folder_id || '/' || ifnull(uid, '-') || '/' ||"
 		"  flags || '/' || removed, ','), '') FROM message) || ';' ||"
-		" (SELECT count(*) FROM body) || ';' ||"
+		" (SELECT count(*) FROM message WHERE has_body) || ';' ||"
 		" (SELECT ifnull(group_concat(id || op || ifnull(folder_id, '-') ||"
 		"  ifnull(message_id, '-') || ifnull(args, '-'), ','), '') FROM journal)"));
 
@@ -182,14 +228,14 @@ START_TEST(test_store_row_and_journal)
 	ck_assert_int_eq(qint("SELECT internaldate FROM message WHERE id = %ld", (long)id), 1000);
 	ck_assert_str_eq(qtext("SELECT message_id FROM message WHERE id = %ld", (long)id),
 			 "<one@example.org>");
-	ck_assert_str_eq(qtext("SELECT subject FROM message WHERE id = %ld", (long)id), "grüße");
-	ck_assert_str_eq(qtext("SELECT from_addr FROM message WHERE id = %ld", (long)id), "tel:+491111");
-	ck_assert_str_eq(qtext("SELECT to_addrs FROM message WHERE id = %ld", (long)id), "tel:+492222");
+	ck_assert_str_eq(qtext("SELECT subject FROM summary WHERE id = %ld", (long)id), "grüße");
+	ck_assert_str_eq(qtext("SELECT from_addr FROM summary WHERE id = %ld", (long)id), "tel:+491111");
+	ck_assert_str_eq(qtext("SELECT to_addrs FROM summary WHERE id = %ld", (long)id), "tel:+492222");
 	ck_assert_int_eq(qint("SELECT date FROM message WHERE id = %ld", (long)id), 1057049557);
 	ck_assert_str_eq(qtext("SELECT conversation_id || contribution_id || imdn_message_id || type"
 			       " FROM message WHERE id = %ld", (long)id),
 			 "conv-1contrib-1imdn-1message");
-	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)id),
+	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)id),
 			 msg1);
 	ck_assert_int_eq(id, 3);
 	ck_assert_str_eq(journal(), "append 1 3 -");
@@ -205,7 +251,7 @@ START_TEST(test_store_now_and_case_insensitive_inbox)
 			 time(NULL) - 5);
 	ck_assert_int_eq(qint("SELECT folder_id FROM message WHERE id = %ld", (long)id), 1);
 	/* No Message-ID needed; absent fields are "". */
-	ck_assert_str_eq(qtext("SELECT message_id || subject || '.' FROM message WHERE id = %ld",
+	ck_assert_str_eq(qtext("SELECT message_id || subject || '.' FROM message m JOIN summary USING (id) WHERE id = %ld",
 			       (long)id), ".");
 }
 END_TEST
@@ -284,12 +330,12 @@ START_TEST(test_store_fd_pipe_large)
 	ck_assert_int_eq(cpmsync_op_store_fd(cs, "a", "Archive", fd, n, NULL, 0, &id), 0);
 	close(fd);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_int_eq(qint("SELECT length(data) FROM body WHERE message_id = %ld", (long)id), n);
-	ck_assert_str_eq(qtext("SELECT message_id || ' ' || subject FROM message WHERE id = %ld",
+	ck_assert_int_eq(bqint("SELECT length(data) FROM body WHERE message_id = %ld", (long)id), n);
+	ck_assert_str_eq(qtext("SELECT message_id || ' ' || subject FROM message JOIN summary USING (id) WHERE id = %ld",
 			       (long)id), "<big@x> big");
 	/* The last byte went through the streaming part. */
 	last[0] = (char)('a' + (n - 1) % 26);
-	ck_assert_str_eq(qtext("SELECT CAST(substr(data, %zu, 1) AS TEXT) FROM body"
+	ck_assert_str_eq(bqtext("SELECT CAST(substr(data, %zu, 1) AS TEXT) FROM body"
 			       " WHERE message_id = %ld", n, (long)id), last);
 	ck_assert_str_eq(journal(), "append 2 3 -");
 }
@@ -390,7 +436,7 @@ START_TEST(test_expunge)
 	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = 1"), 1);
 	/* Local only: gone with its append and body. */
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)local), 0);
-	ck_assert_int_eq(qint("SELECT count(*) FROM body WHERE message_id = %ld", (long)local), 0);
+	ck_assert_int_eq(bqint("SELECT count(*) FROM body WHERE message_id = %ld", (long)local), 0);
 	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = %ld", (long)keep), 0);
 	ck_assert_str_eq(journal(), "append 1 4 -|flags 1 1 -|expunge 1 1 -");
 	/* Nothing left to expunge: nothing happens. */
@@ -439,8 +485,8 @@ START_TEST(test_copy)
 	ck_assert_str_eq(qtext("SELECT flags || '/' || ifnull(uid, '-') || '/' ||"
 			       " ifnull(server_flags, '-') || '/' || message_id || '/' || size"
 			       " FROM message WHERE id = 4"), "\\Seen/-/-/<m1@x>/5");
-	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 4"), "hello");
-	ck_assert_str_eq(qtext("SELECT subject || type FROM message WHERE id = 5"), "grüßemessage");
+	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 4"), "hello");
+	ck_assert_str_eq(qtext("SELECT subject || type FROM message JOIN summary USING (id) WHERE id = 5"), "grüßemessage");
 	/* Sources untouched. */
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id IN (1, 3) AND removed = 0"), 2);
 	/* Into the same folder: a duplicate; ret_new_ids may be NULL. */
@@ -475,7 +521,7 @@ START_TEST(test_move)
 	ck_assert_int_eq(cpmsync_op_move(cs, ids, 1, "Archive", &new_id), 0);
 	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = 1"), 1);
 	ck_assert_int_eq(qint("SELECT folder_id FROM message WHERE id = %ld", (long)new_id), 2);
-	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld",
+	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld",
 			       (long)new_id), "hello");
 	ck_assert_str_eq(journal(), "move 2 3 src=1");
 	/* The moved-away source is no longer visible. */
@@ -494,11 +540,11 @@ START_TEST(test_move_local)
 	 * after the folder's creation. */
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)id), 0);
 	ck_assert_str_eq(journal(), "create_folder 4 - -|append 4 4 -");
-	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld",
+	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld",
 			       (long)new_id), msg1);
 
 	/* A local copy without a body moves as the copy it came from. */
-	ck_assert_int_eq(store_exec(s, "DELETE FROM body WHERE message_id = 1"), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 1"), 0);
 	id = 1;
 	ck_assert_int_eq(cpmsync_op_copy(cs, &id, 1, "Archive", &new_id), 0);
 	ck_assert_int_eq(cpmsync_op_move(cs, &new_id, 1, "Later", &back), 0);
@@ -646,7 +692,7 @@ START_TEST(test_delete_folder_on_server)
 	 * appended.  Copy out without a body: dropped with its row. */
 	ck_assert_str_eq(journal(), "expunge 1 1 -|append 1 52 -|delete_folder 2 - -");
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = 53"), 0);
-	ck_assert_str_eq(qtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 52"), "hello");
+	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 52"), "hello");
 	expect_err(cpmsync_op_delete_folder(cs, "a", "Archive"), -CPMSYNC_E_NOT_FOUND, "Archive");
 }
 END_TEST
@@ -662,7 +708,7 @@ START_TEST(test_delete_folder_local)
 	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Tmp"), 0);
 	ck_assert_int_eq(qint("SELECT count(*) FROM folder WHERE id = %ld", (long)f), 0);
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)id), 0);
-	ck_assert_int_eq(qint("SELECT count(*) FROM body WHERE message_id > 1"), 0);
+	ck_assert_int_eq(bqint("SELECT count(*) FROM body WHERE message_id > 1"), 0);
 	ck_assert_str_eq(journal(), "expunge 1 1 -");
 	/* The name is free again at once. */
 	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Tmp", NULL), 0);

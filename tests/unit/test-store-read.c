@@ -82,10 +82,12 @@ static const char fixture_sql[] =
 	" (300, 30, 1, '', '<ae@x>', 0);"
 	/* Every field of message 100 is set. */
 	"INSERT INTO message (id, folder_id, uid, flags, modseq, internaldate, size, message_id,"
-	" subject, from_addr, to_addrs, date, conversation_id, contribution_id, imdn_message_id,"
+	" date, conversation_id, contribution_id, imdn_message_id,"
 	" type, server_flags) VALUES (100, 10, 9, '\\Seen', 3, 1700000000, 1234, '<m9@x>',"
-	" 'Hello', 'alice@x', 'bob@x' || char(10) || 'carol@x', 1700000001, 'conv-1',"
+	" 1700000001, 'conv-1',"
 	" 'contrib-1', 'imdn-1', 'session-history', '\\Seen');"
+	"INSERT INTO summary (id, subject, from_addr, to_addrs) VALUES"
+	" (100, 'Hello', 'alice@x', 'bob@x' || char(10) || 'carol@x');"
 	"INSERT INTO journal (account_id, op, folder_id, message_id) VALUES"
 	" (1, 'append', 10, 98), (1, 'append', 10, 102), (2, 'flags', 20, 200);";
 

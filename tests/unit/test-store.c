@@ -79,6 +79,21 @@ static char *query_text(struct store *s, const char *sql)
 	return v;
 }
 
+/* One integer from the bodies database (store-body.c). */
+static int64_t bquery_int(struct store *s, const char *sql)
+{
+	sqlite3 *db = store_bodies_db_for_test(s);
+	sqlite3_stmt *st;
+	int64_t v;
+
+	ck_assert_ptr_nonnull(db);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
 #define SCHEMA_SQL                                                                       \
 	"SELECT ifnull(group_concat(type || ' ' || name || ' ' || ifnull(sql, ''), char(10)), '')" \
 	" FROM (SELECT * FROM sqlite_schema ORDER BY type, name)"
@@ -122,9 +137,20 @@ START_TEST(test_open_creates_schema)
 	free(mode);
 	ck_assert_int_eq(query_int(s, "PRAGMA foreign_keys"), 1);
 	ck_assert_int_eq(query_int(s, "PRAGMA synchronous"), 1); /* NORMAL */
+	ck_assert_int_eq(query_int(s, "PRAGMA page_size"), STORE_PAGE_SIZE);
+	ck_assert_int_eq(query_int(s, "PRAGMA secure_delete"), 2); /* FAST */
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-				      " AND name IN ('account', 'folder', 'message', 'body', 'journal')"),
+				      " AND name IN ('account', 'folder', 'message', 'body_trash', 'journal')"),
 			 5);
+	/* The bodies: their own database, rollback journal, synced commits. */
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'body'"), 1);
+	ck_assert_int_eq(bquery_int(s, "PRAGMA synchronous"), 2); /* FULL */
+	{
+		char p[sizeof(dbpath) + 16];
+
+		snprintf(p, sizeof(p), "%s-bodies", dbpath);
+		ck_assert_int_eq(access(p, F_OK), 0);
+	}
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
 				      " AND name = 'message_folder_message_id'"),
 			 1);
@@ -252,7 +278,8 @@ START_TEST(test_foreign_keys_cascade)
 	struct store *s = open_ok(dbpath, 0);
 
 	add_account_folder_message(s);
-	ck_assert_int_eq(store_exec(s, "INSERT INTO body (message_id, data) VALUES (100, x'00ff')"), 0);
+	ck_assert_int_eq(store_body_put(s, 100, "\x00\xff", 2), 0);
+	ck_assert_int_eq(query_int(s, "SELECT has_body FROM message WHERE id = 100"), 1);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO journal (account_id, op, folder_id, message_id)"
 				       " VALUES (1, 'flag', 10, 100)"), 0);
 	ck_assert_int_gt(query_int(s, "SELECT created FROM journal"), 1600000000);
@@ -272,7 +299,13 @@ START_TEST(test_foreign_keys_cascade)
 	ck_assert_int_eq(store_exec(s, "DELETE FROM account WHERE id = 1"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM folder"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 0);
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body"), 0);
+	/* The body goes with its row: queued in the same statement, deleted
+	 * from the bodies database after the commit. */
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 1);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
+	ck_assert_int_eq(store_bodies_collect(s, false), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM journal"), 0);
 
 	/* Local ids are never reused. */
@@ -427,7 +460,7 @@ START_TEST(test_body_roundtrip)
 	add_account_folder_message(s);
 
 	body_via_pipe(s, 100, a, BODY_SIZE, BODY_SIZE, 0);
-	ck_assert_int_eq(query_int(s, "SELECT length(data) FROM body WHERE message_id = 100"),
+	ck_assert_int_eq(bquery_int(s, "SELECT length(data) FROM body WHERE message_id = 100"),
 			 BODY_SIZE);
 	check_body(s, 100, a, BODY_SIZE);
 
@@ -465,10 +498,91 @@ START_TEST(test_body_roundtrip)
 	ck_assert_int_eq(store_body_read_fd(s, 999, fd), -CPMSYNC_E_NOT_FOUND);
 	ck_assert_int_eq(store_body_read_fd(s, 100, -1), -EINVAL);
 	close(fd);
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body"), 1);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
 
 	free(a);
 	free(b);
+	store_close(s);
+}
+END_TEST
+
+/*
+ * A version 3 store with 64 KiB pages and its bodies in the body table (as
+ * every store before version 4 was made): the migration moves the bodies
+ * into the bodies database and rebuilds the store with small pages.
+ */
+START_TEST(test_migrate_moves_bodies)
+{
+	struct store *s = NULL;
+	sqlite3 *raw;
+	void *got;
+	size_t len;
+
+	ck_assert_int_eq(sqlite3_open(dbpath, &raw), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(raw, "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 3, &s, NULL), 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA page_size"), 65536);
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (101, 10, 8);"
+				       "INSERT INTO body (message_id, data) VALUES (100, CAST('hello' AS BLOB))"),
+			 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "PRAGMA page_size"), STORE_PAGE_SIZE);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'body'"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT has_body FROM message WHERE id = 100"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT has_body FROM message WHERE id = 101"), 0);
+	ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
+	ck_assert_uint_eq(len, 5);
+	ck_assert(memcmp(got, "hello", 5) == 0);
+	free(got);
+	ck_assert_int_eq(store_body_get(s, 101, &got, &len), -CPMSYNC_E_NOT_FOUND);
+	store_close(s);
+}
+END_TEST
+
+/*
+ * The two commits: a body is on disk before the row that claims it, and a
+ * body no committed row claims is gone after a rollback or at the next open.
+ */
+START_TEST(test_body_commit_order)
+{
+	struct store *s = open_ok(dbpath, 0);
+
+	add_account_folder_message(s);
+
+	/* Rolled back with its row: nothing stays in the bodies database. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (10, 8)"), 0);
+	ck_assert_int_eq(store_body_put(s, store_last_insert_id(s), "x", 1), 0);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+
+	/* A crash between the two COMMITs: the body committed, its row not. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (200, 10, 9)"),
+			 0);
+	ck_assert_int_eq(store_body_put(s, 200, "orphan", 6), 0);
+	ck_assert_int_eq(store_bodies_commit(s), 0);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 200"), 1);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+
+	/* A body dropped (has_body to 0) is deleted after the commit. */
+	ck_assert_int_eq(store_body_put(s, 100, "abc", 3), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 100"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
 	store_close(s);
 }
 END_TEST
@@ -583,6 +697,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_begin_immediate_busy);
 	tcase_add_test(tc, test_rollback_undoes);
 	tcase_add_test(tc, test_body_roundtrip);
+	tcase_add_test(tc, test_migrate_moves_bodies);
+	tcase_add_test(tc, test_body_commit_order);
 	tcase_add_test(tc, test_reader_during_write);
 	tcase_add_test(tc, test_garbage_refused);
 	tcase_add_test(tc, test_error_mapping);

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Message rows: the one place that writes a new message and its summary.
+ *
+ * A message is two rows since schema version 4: message (what changes:
+ * uid, flags, modseq, the short fields the store looks up) and summary (the
+ * long text that never changes: subject, From, To, BODYSTRUCTURE).  SQLite
+ * rewrites a whole record, overflow pages included, when any column of it
+ * changes, and the page is the unit of cost of a change (written to the
+ * WAL, then by the checkpoint); with the summary out, a flag change
+ * rewrites one small page.
+ */
+#include <sqlite3.h>
+
+#include <errno.h>
+
+#include <cpmsync/error.h>
+
+#include "store/store.h"
+#include "util/msg-summary.h"
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int step_done(struct store *s, sqlite3_stmt *st)
+{
+	int r = store_step(s, st);
+
+	if (r > 0) {
+		sqlite3_reset(st);
+		r = 0;
+	}
+	return r;
+}
+
+int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id)
+{
+	const struct msg_summary *sum = m->summary;
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
+
+	r = store_prepare(s,
+			  "INSERT INTO message (folder_id, uid, flags, server_flags, modseq,"
+			  " internaldate, size, message_id, date, conversation_id,"
+			  " contribution_id, imdn_message_id, type)"
+			  " VALUES (?1, nullif(?2, 0), ?3, ?4, nullif(?5, 0), ?6, ?7, ?8,"
+			  " nullif(?9, 0), ?10, ?11, ?12, ?13)",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, m->folder_id);
+	sqlite3_bind_int64(st, 2, m->uid);
+	bind_text_or_null(st, 3, m->flags ? m->flags : "");
+	bind_text_or_null(st, 4, m->server_flags);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)m->modseq);
+	sqlite3_bind_int64(st, 6, m->internaldate);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->size);
+	if (sum) {
+		bind_text_or_null(st, 8, sum->message_id);
+		sqlite3_bind_int64(st, 9, sum->date);
+		bind_text_or_null(st, 10, sum->conversation_id);
+		bind_text_or_null(st, 11, sum->contribution_id);
+		bind_text_or_null(st, 12, sum->imdn_message_id);
+		sqlite3_bind_text(st, 13, sum->type, -1, SQLITE_STATIC);
+	}
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	id = store_last_insert_id(s);
+
+	if (sum || m->bodystructure) {
+		r = store_prepare(s,
+				  "INSERT INTO summary (id, subject, from_addr, to_addrs,"
+				  " bodystructure) VALUES (?1, ?2, ?3, ?4, ?5)",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, id);
+		if (sum) {
+			bind_text_or_null(st, 2, sum->subject);
+			bind_text_or_null(st, 3, sum->from);
+			bind_text_or_null(st, 4, sum->to);
+		}
+		bind_text_or_null(st, 5, m->bodystructure);
+		r = step_done(s, st);
+		if (r < 0)
+			return r;
+	}
+	*ret_id = id;
+	return 0;
+}
+
+int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t *ret_id)
+{
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
+
+	r = store_prepare(s,
+			  "INSERT INTO message (folder_id, uid, flags, modseq, internaldate, size,"
+			  " message_id, date, conversation_id, contribution_id, imdn_message_id,"
+			  " type, server_flags, removed)"
+			  " SELECT ?2, NULL, flags, NULL, internaldate, size,"
+			  " message_id, date, conversation_id, contribution_id, imdn_message_id,"
+			  " type, NULL, 0"
+			  " FROM message WHERE id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, src);
+	sqlite3_bind_int64(st, 2, folder_id);
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(store_db(s)) == 0) {
+		store_set_error(s, "no message with id %lld", (long long)src);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	id = store_last_insert_id(s);
+	r = store_prepare(s,
+			  "INSERT INTO summary (id, subject, from_addr, to_addrs, bodystructure)"
+			  " SELECT ?2, subject, from_addr, to_addrs, bodystructure"
+			  " FROM summary WHERE id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, src);
+	sqlite3_bind_int64(st, 2, id);
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	*ret_id = id;
+	return 0;
+}
