@@ -46,8 +46,11 @@ WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
 
 OPT ?= -O2 -g
 CFLAGS ?= $(OPT)
+# Only the public headers are on every directory's path; libsync/ and tests/
+# add -Ilibsync for the private ones (EXTRA_CFLAGS_<dir> in their Makefile.inc),
+# so an agent/ or dbus/ file that includes "util/..." does not compile.
 ALL_CFLAGS := -std=gnu17 $(WARN) -D_GNU_SOURCE -fPIC \
-	-Ilibsync/include -Ilibsync $(DEP_CFLAGS) $(CFLAGS)
+	-Ilibsync/include $(DEP_CFLAGS) $(CFLAGS)
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SANITIZE)
