@@ -14,8 +14,8 @@ mkdir -p "$DC" "$WORK/config/cpmsync" "$WORK/data"
 BUS_PID=
 DAEMON_PID=
 cleanup() {
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null || true
+	if [ -n "$DAEMON_PID" ]; then kill "$DAEMON_PID" 2>/dev/null || true; fi
+	if [ -n "$BUS_PID" ]; then kill "$BUS_PID" 2>/dev/null || true; fi
 	if [ -z "${KEEP:-}" ]; then
 		"$TOP"/tests/dovecot/dovecot-ctl.sh stop "$DC" >/dev/null 2>&1 || true
 		rm -rf "$WORK"

@@ -338,8 +338,9 @@ cmd_start() {
 	fi
 
 	if [ "$uid" -eq 0 ]; then
-		getent passwd dovecot >/dev/null && getent passwd dovenull >/dev/null ||
+		if ! getent passwd dovecot >/dev/null || ! getent passwd dovenull >/dev/null; then
 			die "users dovecot/dovenull missing (is dovecot-core installed?)"
+		fi
 		INTERNAL_USER=dovecot
 		INTERNAL_GROUP=$(id -gn dovecot)
 		LOGIN_USER=dovenull

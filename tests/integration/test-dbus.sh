@@ -148,9 +148,9 @@ check "Fetch HEADER ends at the blank line" \
 	bash -c "tail -c 4 '$WORK/fetch.header' | od -An -c | grep -q '\\\\r  *\\\\n  *\\\\r  *\\\\n' && grep -q 'Message-ID' '$WORK/fetch.header' && ! grep -q 'MIME-Version: 1.0..$' /dev/null"
 check "Fetch with a bad section: InvalidArgs" \
 	bash -c "'$DBUS' call $INBOX $F Fetch ts $ID1 'BODY[' | grep -q InvalidArgs"
-call "$INBOX" $F Search a{sv} "Subject=s:test <unseen@dbus.test>" >"$WORK/search"
+call "$INBOX" $F Search 'a{sv}' "Subject=s:test <unseen@dbus.test>" >"$WORK/search"
 check "Search by Subject finds the one message" test "$(grep -c '^- ' "$WORK/search")" -eq 1
-call "$INBOX" $F Search a{sv} "NotFlags=as:\\Seen" >"$WORK/search2"
+call "$INBOX" $F Search 'a{sv}' "NotFlags=as:\\Seen" >"$WORK/search2"
 check "Search NotFlags \\Seen finds the unseen one" test "$(grep -c '^- ' "$WORK/search2")" -eq 1
 check "Search with an unknown key: InvalidArgs" \
 	bash -c "'$DBUS' call $INBOX $F Search a{sv} 'Colour=s:red' | grep -q InvalidArgs"
@@ -196,7 +196,7 @@ call "$A" org.cpmsync.Account1 DeleteFolder s Renamed >/dev/null
 check "DeleteFolder reaches the server" eventually 10 bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx Renamed"
 check "DeleteFolder of an unknown folder: NotFound" \
 	bash -c "'$DBUS' call $A org.cpmsync.Account1 DeleteFolder s Nope | grep -q NotFound"
-call "$A" org.cpmsync.Account1 SetMetadata sa{ss} INBOX "/private/comment=hello dbus" >/dev/null
+call "$A" org.cpmsync.Account1 SetMetadata 'sa{ss}' INBOX "/private/comment=hello dbus" >/dev/null
 check "SetMetadata reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox metadata get -u $USER1 INBOX /private/comment) | grep -q 'hello dbus'"
 check "GetMetadata reads it back from the server" \
 	bash -c "'$DBUS' call $A org.cpmsync.Account1 GetMetadata sas INBOX /private/comment | grep -qx '/private/comment=hello dbus'"
@@ -232,7 +232,6 @@ msg_text "<offline@dbus.test>" 400 >"$WORK/offline.eml"
 OFF=$(call "$INBOX" $F Store ayasx "@$WORK/offline.eml" "" 0)
 check "offline: Store accepted" test "$OFF" -gt 0 2>/dev/null
 check "offline: SetFlags accepted" call "$INBOX" $F SetFlags atasas "$ID1" '\Flagged' ''
-MID3=$(call "$INBOX" $F GetMessage t "$COPY" 2>/dev/null | grep '^MessageId=' | cut -d= -f2-)
 SENTF=$(call "$A" org.cpmsync.Account1 FindFolder s Sent)
 MV=$(call "$SENTF" $F ListMessages tu 0 1 | grep -o 'Id=[0-9]*' | head -n 1 | cut -d= -f2)
 MVMID=$(call "$SENTF" $F GetMessage t "$MV" | grep '^MessageId=' | cut -d= -f2-)
@@ -265,7 +264,7 @@ check "server back: push works" eventually 5 saw_signal "MessagesAdded .*after-r
 
 msg_save "$USER2" INBOX "<bob1@dbus.test>" 3000
 # --- Manager1.AddAccount / RemoveAccount ----------------------------------------------------------
-B2=$(call /org/cpmsync org.cpmsync.Manager1 AddAccount sa{sv} b \
+B2=$(call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' b \
 	"Host=s:localhost,Port=q:$IMAPS_PORT,Security=s:tls,User=s:$USER2,Password=s:$PASS2,CaFile=s:$CA_FILE,SyncBodies=s:none")
 check "AddAccount returns /org/cpmsync/b" test "$B2" = /org/cpmsync/b
 check "AddAccount wrote the section" grep -q '^\[account b\]' "$CONF"

@@ -115,7 +115,13 @@ resp_has() { [[ $RESP == *"$1"* ]] || { printf '    %s\n' "$RESP" >&2; return 1;
 caps_of() { sed -n 's/^\* CAPABILITY //p' <<<"$RESP" | tr -d '\r'; }
 
 # --- SCRAM-SHA-256 client in bash + openssl (RFC 5802 / 7677)
-unhex() { printf "$(sed 's/../\\x&/g' <<<"$1")"; }
+unhex() { # hex digits -> the bytes they spell
+	local i esc=
+	for ((i = 0; i < ${#1}; i += 2)); do
+		esc+=\\x${1:i:2}
+	done
+	printf '%b' "$esc"
+}
 hmac() { openssl mac -digest SHA256 -macopt "hexkey:$1" HMAC | tr 'A-F' 'a-f'; }
 xorhex() {
 	local a=$1 b=$2 i out=
@@ -129,7 +135,10 @@ scram_login() { # user password -> true if authenticated and the server proved i
 	cnonce=$(openssl rand -hex 12)
 	cfb="n=$user,r=$cnonce"
 	imap_send "s AUTHENTICATE SCRAM-SHA-256 $(printf 'n,,%s' "$cfb" | base64 -w0)"
-	imap_line && [[ $line == "+ "* ]] || { echo "    no server-first: $line" >&2; return 1; }
+	if ! imap_line || [[ $line != "+ "* ]]; then
+		echo "    no server-first: $line" >&2
+		return 1
+	fi
 	sfirst=$(base64 -d <<<"${line#+ }")
 	r=$(tr ',' '\n' <<<"$sfirst" | sed -n 's/^r=//p')
 	s=$(tr ',' '\n' <<<"$sfirst" | sed -n 's/^s=//p')
@@ -144,13 +153,19 @@ scram_login() { # user password -> true if authenticated and the server proved i
 	csig=$(printf '%s' "$authm" | hmac "$stored")
 	proof=$(unhex "$(xorhex "$ckey" "$csig")" | base64 -w0)
 	imap_send "$(printf 'c=biws,r=%s,p=%s' "$r" "$proof" | base64 -w0)"
-	imap_line && [[ $line == "+ "* ]] || { echo "    no server-final: $line" >&2; return 1; }
+	if ! imap_line || [[ $line != "+ "* ]]; then
+		echo "    no server-final: $line" >&2
+		return 1
+	fi
 	final=$(base64 -d <<<"${line#+ }")
 	skey=$(printf 'Server Key' | hmac "$salted")
 	ssig=$(unhex "$(printf '%s' "$authm" | hmac "$skey")" | base64 -w0)
 	[ "$final" = "v=$ssig" ] || { echo "    bad server signature" >&2; return 1; }
 	imap_send ""
-	imap_line && [[ $line == "s OK"* ]] || { echo "    $line" >&2; return 1; }
+	if ! imap_line || [[ $line != "s OK"* ]]; then
+		echo "    $line" >&2
+		return 1
+	fi
 }
 
 # --- implicit TLS, verified against CA_FILE and the name localhost

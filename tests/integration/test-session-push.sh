@@ -19,7 +19,6 @@ WATCH=$BDIR/tests/tools/session-watch
 lib_init
 [ -x "$WATCH" ] || bail "missing $WATCH (make all tests)"
 dc_start dc
-DC1=$DC
 WATCH_PID=
 
 stop_watch() {

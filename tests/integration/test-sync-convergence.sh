@@ -12,7 +12,7 @@
 # is SEED+i), ROUNDS=n, KEEP_WORK=1 keeps the temp dir with the mutation logs.
 # shellcheck disable=SC2016 # $Work, \Seen etc. are IMAP flags, not expansions
 set -u
-# shellcheck source=tests/integration/lib-sync.sh
+# shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
 

@@ -14,7 +14,7 @@
 # CRASH_SEED=n reproduces the random choices; KEEP_WORK=1 keeps the temp dir.
 # shellcheck disable=SC2016 # $Work, \Seen etc. are IMAP flags, not expansions
 set -u
-# shellcheck source=tests/integration/lib-sync.sh
+# shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
 

@@ -8,7 +8,7 @@
 # doveadm), the server is checked directly, and nothing stays pending.
 # shellcheck disable=SC2016 # $Work, \Seen etc. are IMAP flags, not expansions
 set -u
-# shellcheck source=tests/integration/lib-sync.sh
+# shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
 

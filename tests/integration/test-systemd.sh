@@ -39,9 +39,21 @@ else
 fi
 unit=$root/usr/lib/systemd/user/cpm-syncd.service
 act=$root/usr/share/dbus-1/services/org.cpmsync.service
-[ -f "$unit" ] && ok "unit installed in /usr/lib/systemd/user" || not_ok "unit installed in /usr/lib/systemd/user ($unit)"
-[ -f "$act" ] && ok "activation file installed in /usr/share/dbus-1/services" || not_ok "activation file installed in /usr/share/dbus-1/services ($act)"
-[ -x "$root/usr/bin/cpm-syncd" ] && ok "cpm-syncd installed in /usr/bin" || not_ok "cpm-syncd installed in /usr/bin"
+if [ -f "$unit" ]; then
+	ok "unit installed in /usr/lib/systemd/user"
+else
+	not_ok "unit installed in /usr/lib/systemd/user ($unit)"
+fi
+if [ -f "$act" ]; then
+	ok "activation file installed in /usr/share/dbus-1/services"
+else
+	not_ok "activation file installed in /usr/share/dbus-1/services ($act)"
+fi
+if [ -x "$root/usr/bin/cpm-syncd" ]; then
+	ok "cpm-syncd installed in /usr/bin"
+else
+	not_ok "cpm-syncd installed in /usr/bin"
+fi
 
 has "$unit" "[Service]" "unit: [Service]"
 has "$unit" "Type=dbus" "unit: Type=dbus"
@@ -60,7 +72,11 @@ else
 	not_ok "no @VARIABLE@ left: $(grep -hE '@[A-Z_]+@' "$unit" "$act")"
 fi
 mode=$(stat -c %a "$unit" 2>/dev/null)
-[ "$mode" = 644 ] && ok "unit mode 0644" || not_ok "unit mode 0644 (is $mode)"
+if [ "$mode" = 644 ]; then
+	ok "unit mode 0644"
+else
+	not_ok "unit mode 0644 (is $mode)"
+fi
 
 # --- systemd-analyze verify ------------------------------------------------
 if command -v systemd-analyze >/dev/null 2>&1; then
@@ -119,14 +135,18 @@ fi
 # pkg-config that knows neither systemd nor dbus-1: the fallbacks.
 mkdir -p "$WORK/nopc"
 fb=$WORK/fb
-if PKG_CONFIG_LIBDIR=$WORK/nopc PKG_CONFIG_PATH= mk B="$WORK/b3" PREFIX=/usr/local \
+if PKG_CONFIG_LIBDIR=$WORK/nopc PKG_CONFIG_PATH='' mk B="$WORK/b3" PREFIX=/usr/local \
 	DESTDIR="$fb" install-systemd; then
-	[ -f "$fb/usr/local/lib/systemd/user/cpm-syncd.service" ] &&
-		ok "without pkg-config data: unit in \$(PREFIX)/lib/systemd/user" ||
+	if [ -f "$fb/usr/local/lib/systemd/user/cpm-syncd.service" ]; then
+		ok "without pkg-config data: unit in \$(PREFIX)/lib/systemd/user"
+	else
 		not_ok "without pkg-config data: unit in \$(PREFIX)/lib/systemd/user"
-	[ -f "$fb/usr/local/share/dbus-1/services/org.cpmsync.service" ] &&
-		ok "without pkg-config data: activation file in \$(PREFIX)/share/dbus-1/services" ||
+	fi
+	if [ -f "$fb/usr/local/share/dbus-1/services/org.cpmsync.service" ]; then
+		ok "without pkg-config data: activation file in \$(PREFIX)/share/dbus-1/services"
+	else
 		not_ok "without pkg-config data: activation file in \$(PREFIX)/share/dbus-1/services"
+	fi
 else
 	not_ok "make install-systemd without pkg-config data"
 	sed 's/^/    /' "$WORK/make.log" | tail -n 20
