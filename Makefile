@@ -6,6 +6,7 @@
 #   make install PREFIX=/usr DESTDIR=/tmp/stage
 #   make SANITIZE=address,undefined check
 #   make fuzz                 libFuzzer binaries (clang) under build/fuzz/
+#   make check-shell          shellcheck every shell script (part of make check)
 #   make V=1                  show full commands
 #
 # Each directory lists its own sources in Makefile.inc; this file holds the rules.

@@ -19,6 +19,8 @@ PACKAGES=(
 	isync
 	# the man pages' lint (make check-man: groff -ww)
 	groff-base
+	# the shell scripts' lint (make check-shell)
+	shellcheck
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
