@@ -27,7 +27,6 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "Starting a throwaway Dovecot in $DC"
 "$TOP"/tests/dovecot/dovecot-ctl.sh start "$DC"
-# shellcheck disable=SC1091
 . "$DC/env"
 "$TOP"/tests/dovecot/dovecot-ctl.sh seed "$DC" >/dev/null
 echo "alice's mailboxes on the server:"

@@ -77,7 +77,6 @@ BUS_PID=
 SYNCD_PID=
 BROKEN=0
 
-# shellcheck disable=SC2317 # called by the trap
 cleanup() {
 	local i
 	if [ -n "$SYNCD_PID" ]; then
@@ -114,7 +113,6 @@ syncd_alive() {
 
 mkdir -p "$DC"
 "$CTL" start "$DC" >/dev/null || die "cannot start Dovecot"
-# shellcheck disable=SC1091
 . "$DC/env"
 dove() { "$CTL" doveadm "$DC" "$@"; }
 dove mailbox create -u "$USER1" Bench

@@ -66,7 +66,6 @@ DC=$WORK/dovecot
 PROXY_PIDS=()
 BROKEN=0
 
-# shellcheck disable=SC2317 # called by the trap
 cleanup() {
 	local pid
 	for pid in "${PROXY_PIDS[@]}"; do
@@ -90,7 +89,6 @@ broken() { echo "bench-sync: BROKEN: $*" >&2; BROKEN=1; }
 
 mkdir -p "$DC"
 "$CTL" start "$DC" >/dev/null || die "cannot start Dovecot"
-# shellcheck disable=SC1091
 . "$DC/env"
 dove() { "$CTL" doveadm "$DC" "$@"; }
 

@@ -39,7 +39,6 @@
 #   DOVECOT_EXTRA_CONF=FILE  appended to both generated configs (last wins).
 #   DOVECOT_START_TIMEOUT=seconds (default 20).
 set -euo pipefail
-# shellcheck disable=SC2016 # bash -c '...' scripts get their values as "$1"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DOVECOT_BIN=${DOVECOT_BIN:-/usr/sbin/dovecot}
@@ -261,7 +260,6 @@ greets() {
 
 load_env() {
 	[ -r "$DIR/env" ] || return 1
-	# shellcheck disable=SC1091
 	. "$DIR/env"
 }
 

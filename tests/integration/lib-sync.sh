@@ -23,7 +23,6 @@
 # Random choices use $RANDOM in the calling shell only (never in a
 # subshell), so seeding RANDOM reproduces the same sequence of mutations.
 
-# shellcheck disable=SC2016 # $Work, \Seen etc. are IMAP flags, not expansions
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${B:-build}
 case $B in /*) BDIR=$B ;; *) BDIR=$TOP/$B ;; esac
@@ -88,7 +87,6 @@ dc_start() { # NAME
 		bail "cannot start dovecot $1"
 	}
 	DC=$d
-	# shellcheck disable=SC1091
 	. "$d/env"
 }
 dc_stop() { # NAME

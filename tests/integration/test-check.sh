@@ -12,7 +12,6 @@ DC=$WORK/dovecot
 mkdir -p "$DC"
 trap '"$TOP"/tests/dovecot/dovecot-ctl.sh stop "$DC" >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 "$TOP"/tests/dovecot/dovecot-ctl.sh start "$DC" >/dev/null || { echo "cannot start dovecot"; echo "0 passed, 1 failed"; exit 1; }
-# shellcheck disable=SC1091
 . "$DC/env"
 
 passed=0 failed=0

@@ -7,7 +7,6 @@
 # configuration reload (good and malformed files); the outbox (stored,
 # dot-files ignored, unknown account, a file the server refuses).
 set -u
-# shellcheck disable=SC1091
 . "$(dirname "$0")/lib-sync.sh"
 DBUS=$BDIR/tests/tools/cpmsync-dbus
 lib_init

@@ -5,8 +5,6 @@
 # capability knob, seeding, and that stop leaves nothing behind.
 # Needs only bash, coreutils, openssl and iproute2 (ss); no build.
 set -u
-# bash -c '...' checks take their values as "$1"; functions run via check/trap.
-# shellcheck disable=SC2016,SC2317,SC1091
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 CTL=$TOP/tests/dovecot/dovecot-ctl.sh
 WORK=$(mktemp -d)
@@ -43,7 +41,6 @@ if ! "$CTL" start "$D" >"$WORK/start.out" 2>&1; then
 	finish
 fi
 ok "start ($((SECONDS - t0))s)"
-# shellcheck disable=SC1091
 . "$D/env"
 
 missing=

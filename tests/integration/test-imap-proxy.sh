@@ -7,7 +7,6 @@
 # connection faulted, usage and startup errors, exit on SIGTERM.
 # Needs bash, coreutils, Dovecot; the proxy is built by `make tests` (compiled
 # here with cc if missing; IMAP_PROXY=PATH runs another build, e.g. a sanitized one).
-# shellcheck disable=SC1091,SC2317 # env is generated; functions run via check/trap
 set -u
 export LC_ALL=C # ${#var} counts bytes
 TOP=$(cd "$(dirname "$0")/../.." && pwd)

@@ -13,7 +13,6 @@
 #   - A refused login stops retrying (state "error").
 # Every scenario ends with the store compared to the server (cpmctl dump).
 set -u
-# shellcheck disable=SC1091
 . "$(dirname "$0")/lib-sync.sh"
 WATCH=$BDIR/tests/tools/session-watch
 lib_init

@@ -10,7 +10,6 @@
 #
 # Reproduce a failure: CONVERGENCE_SEED=<printed seed> (the seed of rung i
 # is SEED+i), ROUNDS=n, KEEP_WORK=1 keeps the temp dir with the mutation logs.
-# shellcheck disable=SC2016 # $Work, \Seen etc. are IMAP flags, not expansions
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"

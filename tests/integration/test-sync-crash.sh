@@ -12,7 +12,6 @@
 #      server, in the folder and with the flags wanted, store equals server,
 #      nothing pending.
 # CRASH_SEED=n reproduces the random choices; KEEP_WORK=1 keeps the temp dir.
-# shellcheck disable=SC2016 # $Work, \Seen etc. are IMAP flags, not expansions
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -61,7 +60,6 @@ killed_run() {
 # reached the server yet; with nodiff, not at all: the server changed since)
 # and no (folder, uid) twice.  Messages not yet on the server (uid 0) are
 # left out.
-# shellcheck disable=SC2317 # called through check
 store_sane() {
 	local extra dup fields=1-5
 	[ "${1:-}" = noflags ] && fields=1,2,3,5

@@ -6,7 +6,6 @@
 # must fail cleanly (exit 1, a reason on stderr, in bounded time) and the
 # next run must converge with nothing lost and nothing duplicated.
 set -u
-# shellcheck disable=SC1091
 . "$(dirname "$0")/lib-sync.sh"
 PROXY=$BDIR/tests/tools/imap-proxy
 PROXY_PID=

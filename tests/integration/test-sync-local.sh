@@ -6,7 +6,6 @@
 # (per-flag merge; a message expunged on the server under a pending flag
 # change).  After each run the store must equal the server (read with
 # doveadm), the server is checked directly, and nothing stays pending.
-# shellcheck disable=SC2016 # $Work, \Seen etc. are IMAP flags, not expansions
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
