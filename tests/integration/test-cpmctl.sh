@@ -12,9 +12,9 @@ case $B in /*) ;; *) B=$TOP/$B ;; esac
 CPMCTL=$B/cpmctl
 FIXTURE=$B/tests/tools/store-fixture
 WORK=$(mktemp -d)
-HOLD_PID=
+writer_pid=
 cleanup() {
-	[ -n "$HOLD_PID" ] && kill "$HOLD_PID" 2>/dev/null
+	[ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -159,8 +159,10 @@ fails_with 1 "^cpmctl: .*nonexistent.conf" "--config of a missing file: exit 1, 
 # Reading beside a writer that holds a write transaction (WAL): no
 # waiting for the busy timeout, and nothing uncommitted is seen.
 coproc HOLD { "$FIXTURE" --hold "$db"; }
+# bash unsets HOLD and HOLD_PID once it has reaped the coprocess: keep copies.
+writer_pid=$HOLD_PID writer_out=${HOLD[0]} writer_in=${HOLD[1]}
 line=
-read -r -t 10 line <&"${HOLD[0]}"
+read -r -t 10 line <&"$writer_out"
 if [ "$line" = holding ]; then
 	start=$(date +%s%N)
 	dump_is "$WORK/all.want" "dump while another connection holds a write transaction" \
@@ -174,10 +176,9 @@ if [ "$line" = holding ]; then
 else
 	not_ok "store-fixture --hold did not start (got '$line')"
 fi
-hold_in=${HOLD[1]}
-exec {hold_in}>&- # end of file on its stdin: it rolls back and exits
-wait "$HOLD_PID" 2>/dev/null
-HOLD_PID=
+exec {writer_in}>&- # end of file on its stdin: it rolls back and exits
+wait "$writer_pid" 2>/dev/null
+writer_pid=
 dump_is "$WORK/all.want" "the writer's rolled-back row never shows" dump --db "$db"
 
 # Write errors are errors.
