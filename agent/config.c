@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <cpmsync/account.h>
+#include <cpmsync/utf8.h>
 
 #include "util.h"
 
@@ -216,41 +217,6 @@ static int parse_number(const char *s, uint64_t min, uint64_t max,
 	return 0;
 }
 
-/*
- * Length of the UTF-8 sequence at s (n bytes available), or 0 if it is not
- * well-formed (overlong forms, surrogates and values past U+10FFFF are not).
- */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xBF;
-	size_t len;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		len = 2;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-		len = 3;
-	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-		len = 4;
-	else
-		return 0;
-	if (s[0] == 0xE0)
-		lo = 0xA0;
-	else if (s[0] == 0xED)
-		hi = 0x9F;
-	else if (s[0] == 0xF0)
-		lo = 0x90;
-	else if (s[0] == 0xF4)
-		hi = 0x8F;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return len;
-}
-
 /* Refuses NUL, control characters (but TAB) and ill-formed UTF-8. */
 static int check_text(struct parser *p, const char *line, size_t n)
 {
@@ -264,7 +230,7 @@ static int check_text(struct parser *p, const char *line, size_t n)
 		if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7F)
 			return fail(p, "control character 0x%02X in line",
 				    s[i]);
-		len = utf8_len(s + i, n - i);
+		len = cpmsync_utf8_decode(line + i, n - i, NULL);
 		if (!len)
 			return fail(p, "invalid UTF-8 in line");
 		/* C1 controls (U+0080..U+009F) can drive terminals too. */

@@ -9,6 +9,7 @@
 
 #include <cpmsync/error.h>
 #include <cpmsync/message.h>
+#include <cpmsync/utf8.h>
 
 /* ------------------------------------------------------------------------ */
 /* Memory */
@@ -161,52 +162,21 @@ void cpm_str_free(struct cpm_str *b)
 	b->len = b->alloc = 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
-static size_t utf8_seq(const unsigned char *s)
-{
-	uint32_t c;
-	size_t n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		n = 2;
-		c = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		c = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		c = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
-	    (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	return n;
-}
-
 const char *cpm_utf8(const char *s, char **tmp)
 {
-	const unsigned char *p;
 	struct cpm_str b = { 0 };
-	size_t n;
+	size_t len, n;
 
 	*tmp = NULL;
 	if (!s)
 		return "";
 	if (dbus_validate_utf8(s, NULL))
 		return s;
-	for (p = (const unsigned char *)s; *p; p += n) {
-		n = utf8_seq(p);
+	len = strlen(s);
+	for (const char *p = s; *p; p += n) {
+		n = cpmsync_utf8_decode(p, len - (size_t)(p - s), NULL);
 		if (n) {
-			cpm_str_addn(&b, (const char *)p, n);
+			cpm_str_addn(&b, p, n);
 		} else {
 			cpm_str_add(&b, "\xef\xbf\xbd");
 			n = 1;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <cpmsync/utf8.h>
+
 static const char mb64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
@@ -37,88 +39,20 @@ static void buf_truncate(struct buf *out, size_t len)
 		out->data[len] = '\0';
 }
 
-/*
- * Decodes one UTF-8 sequence from s (n > 0 bytes available) into *cp.
- * Returns its length, or -EINVAL.
- */
-static int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	uint32_t c = s[0], min;
-	size_t need, k;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if (c >= 0xc2 && c <= 0xdf) {
-		need = 1;
-		c &= 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 2;
-		c &= 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 3;
-		c &= 0x07;
-		min = 0x10000;
-	} else {
-		return -EINVAL;
-	}
-	if (n <= need)
-		return -EINVAL;
-	for (k = 1; k <= need; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return -EINVAL;
-		c = (c << 6) | (s[k] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return -EINVAL;
-	*cp = c;
-	return (int)need + 1;
-}
-
 /* Checks that s is valid UTF-8 without U+0000. */
 static int utf8_validate(const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
-	while (i < len) {
-		uint32_t cp;
-		int r = utf8_decode(p + i, len - i, &cp);
-
-		if (r < 0 || cp == 0)
-			return -EINVAL;
-		i += (size_t)r;
-	}
+	if (!cpmsync_utf8_valid(s, len) || memchr(s, '\0', len))
+		return -EINVAL;
 	return 0;
 }
 
+/* Appends cp, which the caller checked is no surrogate and <= U+10FFFF. */
 static int utf8_append(struct buf *out, uint32_t cp)
 {
 	char t[4];
-	size_t n;
 
-	if (cp < 0x80) {
-		t[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		t[0] = (char)(0xc0 | (cp >> 6));
-		t[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		t[0] = (char)(0xe0 | (cp >> 12));
-		t[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		t[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		t[0] = (char)(0xf0 | (cp >> 18));
-		t[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		t[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		t[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	return buf_append(out, t, n);
+	return buf_append(out, t, cpmsync_utf8_encode(cp, t));
 }
 
 /* Decodes the base64 run starting at in[*i] (after "&") up to its "-". */
@@ -230,12 +164,11 @@ static int encode_run(const char *in, size_t len, size_t *i, struct buf *out)
 	while (*i < len && !is_printable(p[*i])) {
 		uint32_t cp;
 
-		r = utf8_decode(p + *i, len - *i, &cp);
-		if (r < 0)
-			return r;
-		if (cp == 0)
+		size_t k = cpmsync_utf8_decode(in + *i, len - *i, &cp);
+
+		if (k == 0 || cp == 0)
 			return -EINVAL;
-		*i += (size_t)r;
+		*i += k;
 		if (cp >= 0x10000) {
 			cp -= 0x10000;
 			r = put_unit(out, 0xd800 | (cp >> 10), &bits, &nbits);

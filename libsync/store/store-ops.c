@@ -23,6 +23,7 @@
 
 #include <cpmsync/error.h>
 #include <cpmsync/ops.h>
+#include <cpmsync/utf8.h>
 
 #include "store/store.h"
 #include "util/flags.h"
@@ -1001,33 +1002,6 @@ int cpmsync_op_move(struct cpmsync_store *store, const int64_t *ids, size_t n_id
 
 /* Folders. */
 
-/* Length of the valid UTF-8 sequence at s, 0 if invalid. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t k;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		k = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		k = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		k = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < k; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return k;
-}
-
 static int check_folder_name(struct store *s, const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
@@ -1046,7 +1020,7 @@ static int check_folder_name(struct store *s, const char *name)
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n;) {
-		size_t k = utf8_len(u + i);
+		size_t k = cpmsync_utf8_decode(name + i, n - i, NULL);
 
 		if (k == 0) {
 			store_set_error(s, "folder name is not valid UTF-8");

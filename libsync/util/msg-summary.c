@@ -20,6 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <cpmsync/utf8.h>
+
 #include "util/buf.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
@@ -152,40 +154,6 @@ static void find_fields(const char *p, size_t len, struct span *spans)
 	}
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t k;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		k = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		k = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		k = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < k)
-		return 0;
-	for (size_t i = 1; i < k; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates, beyond U+10FFFF. */
-	if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return k;
-}
-
 static int append_latin1(struct buf *b, unsigned char c)
 {
 	char u[2] = { (char)(0xc0 | (c >> 6)), (char)(0x80 | (c & 0x3f)) };
@@ -205,7 +173,7 @@ static int append_clean(struct buf *b, const char *s, size_t n, size_t max)
 	int r = 0;
 
 	while (i < n && r >= 0) {
-		size_t k = utf8_seq(u + i, n - i);
+		size_t k = cpmsync_utf8_decode(s + i, n - i, NULL);
 		size_t need = k ? k : (u[i] < 0x80 ? 1 : 2);
 
 		if (b->len + need > max)
