@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 
 #include "log.h"
 #include "util.h"
@@ -201,7 +202,6 @@ static int read_config(const char *path, struct text *ret, struct stat *ret_st,
 {
 	_cleanup_close_ int fd = -1;
 	struct text t = { 0 };
-	char buf[8192];
 	int r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -222,48 +222,21 @@ static int read_config(const char *path, struct text *ret, struct stat *ret_st,
 			*ret_error = xasprintf("%s: not a regular file", path);
 		return -EINVAL;
 	}
-	text_add(&t, "", 0);
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			free(t.data);
-			if (ret_error)
-				*ret_error =
-					xasprintf("%s: %s", path, strerror(-r));
-			return r;
-		}
-		if (n == 0)
-			break;
-		text_add(&t, buf, (size_t)n);
-		if (t.len > CONFIG_MAX_SIZE) {
-			free(t.data);
-			if (ret_error)
-				*ret_error = xasprintf("%s: file too large "
-						       "(more than %d bytes)",
-						       path, CONFIG_MAX_SIZE);
-			return -EFBIG;
-		}
+	r = cpmsync_read_all(fd, CONFIG_MAX_SIZE, &t.data, &t.len);
+	if (r == -EFBIG) {
+		if (ret_error)
+			*ret_error = xasprintf("%s: file too large "
+					       "(more than %d bytes)",
+					       path, CONFIG_MAX_SIZE);
+		return r;
 	}
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = xasprintf("%s: %s", path, strerror(-r));
+		return r;
+	}
+	t.alloc = t.len + 1;
 	*ret = t;
-	return 0;
-}
-
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= (size_t)n;
-	}
 	return 0;
 }
 
@@ -307,7 +280,7 @@ static int replace_file(const char *path, const char *display, const char *data,
 	what = "cannot write the new contents";
 	r = fchmod(fd, old ? old->st_mode & 07777 : 0600) < 0 ? -errno : 0;
 	if (r == 0)
-		r = write_all(fd, data, len);
+		r = cpmsync_write_all(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r == 0 && close(TAKE_FD(fd)) < 0)
@@ -397,7 +370,7 @@ static int write_password_file(const char *path, const char *password,
 	/* The umask cannot widen 0600, but a default ACL could: be explicit. */
 	r = fchmod(fd, 0600) < 0 ? -errno : 0;
 	if (r == 0)
-		r = write_all(fd, line, n + 1);
+		r = cpmsync_write_all(fd, line, n + 1);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	explicit_bzero(line, n + 1);

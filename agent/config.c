@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <cpmsync/account.h>
+#include <cpmsync/io.h>
 #include <cpmsync/utf8.h>
 
 #include "util.h"
@@ -766,28 +767,16 @@ int config_load(const char *path, struct config **ret, char **ret_error)
 			*ret_error = xasprintf("%s: not a regular file", path);
 		return -EINVAL;
 	}
-	/* Read one byte past the limit to notice a file that grew. */
-	data = xmalloc(CONFIG_MAX_SIZE + 1);
-	while (len <= CONFIG_MAX_SIZE) {
-		ssize_t n = read(fd, data + len, CONFIG_MAX_SIZE + 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto fail_errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > CONFIG_MAX_SIZE) {
+	r = cpmsync_read_all(fd, CONFIG_MAX_SIZE, &data, &len);
+	if (r == -EFBIG) {
 		if (ret_error)
 			*ret_error =
 			    xasprintf("%s: file too large (more than %d bytes)",
 				      path, CONFIG_MAX_SIZE);
 		return -EFBIG;
 	}
+	if (r < 0)
+		goto fail_errno;
 	return config_parse_buffer(path, data, len, ret, ret_error);
 
 fail_errno:

@@ -32,6 +32,7 @@
 
 #include <cpmsync/cpmsync.h>
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 #include <cpmsync/store.h>
 
 #include "config.h"
@@ -1010,21 +1011,14 @@ static int cmd_list(int argc, char **argv)
 /* Writes all of buf to stdout (after what stdio holds).  0, or 1 after printing why. */
 static int write_out(const void *buf, size_t len)
 {
-	const char *p = buf;
+	int r;
 
 	if (fflush(stdout) != 0)
 		return finish_stdout(1);
-	while (len > 0) {
-		ssize_t w = write(STDOUT_FILENO, p, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			fprintf(stderr, "cpmctl: cannot write the output: %s\n", strerror(errno));
-			return 1;
-		}
-		p += w;
-		len -= (size_t)w;
+	r = cpmsync_write_all(STDOUT_FILENO, buf, len);
+	if (r < 0) {
+		fprintf(stderr, "cpmctl: cannot write the output: %s\n", strerror(-r));
+		return 1;
 	}
 	return 0;
 }
@@ -1149,7 +1143,8 @@ static int copy_to_memfd(int fd)
 	if (mfd < 0)
 		return -errno;
 	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf)), w;
+		ssize_t n = read(fd, buf, sizeof(buf));
+		int r;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1157,50 +1152,13 @@ static int copy_to_memfd(int fd)
 			return -errno;
 		if (n == 0)
 			break;
-		for (ssize_t off = 0; off < n; off += w) {
-			w = write(mfd, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR) {
-				w = 0;
-				continue;
-			}
-			if (w < 0)
-				return -errno;
-		}
+		r = cpmsync_write_all(mfd, buf, (size_t)n);
+		if (r < 0)
+			return r;
 	}
 	if (lseek(mfd, 0, SEEK_SET) < 0)
 		return -errno;
 	return TAKE_FD(mfd);
-}
-
-/* Reads all of fd (a message: it fits in memory).  -errno. */
-static int read_all(int fd, char **ret, size_t *ret_len)
-{
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-
-	for (;;) {
-		ssize_t n;
-
-		if (cap - len < 65536) {
-			cap = cap ? cap * 2 : 65536;
-			buf = xreallocarray(buf, cap, 1);
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int r = -errno;
-
-			free(buf);
-			return r;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	*ret = buf;
-	*ret_len = len;
-	return 0;
 }
 
 static int cmd_store(int argc, char **argv)
@@ -1285,7 +1243,7 @@ static int cmd_store(int argc, char **argv)
 		_cleanup_free_ char *data = NULL;
 		size_t len = 0;
 
-		r = read_all(fd, &data, &len);
+		r = cpmsync_read_all(fd, SIZE_MAX, &data, &len);
 		if (r < 0) {
 			fprintf(stderr, "cpmctl: cannot read '%s': %s\n", name, strerror(-r));
 			r = 1;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 #include <cpmsync/message.h>
 #include <cpmsync/ops.h>
 
@@ -160,65 +161,10 @@ static DBusMessage *reply_fd(DBusMessage *msg, int fd)
 	return reply;
 }
 
-/* Reads all of fd from offset 0 (at most max bytes) into a malloc()ed buffer. */
-static int read_all(int fd, size_t max, char **ret, size_t *ret_len)
-{
-	size_t len = 0, alloc = 0;
-	char *buf = NULL;
-	ssize_t n;
-
-	for (;;) {
-		if (len == alloc) {
-			if (alloc >= max + 1) {
-				free(buf);
-				return -EFBIG;
-			}
-			alloc = alloc ? 2 * alloc : 65536;
-			if (alloc > max + 1)
-				alloc = max + 1;
-			buf = cpm_realloc(buf, alloc);
-		}
-		n = pread(fd, buf + len, alloc - len, (off_t)len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			n = -errno;
-			free(buf);
-			return (int)n;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > max) {
-		free(buf);
-		return -EFBIG;
-	}
-	*ret = buf;
-	*ret_len = len;
-	return 0;
-}
-
 static void seal_fd(int fd)
 {
 	/* Best effort: the reader sees an immutable file. */
 	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -488,7 +434,7 @@ static void data_cb(int r, const char *reason, int fd, uint64_t size, void *user
 		return;
 	}
 	(void)size;
-	r = read_all(fd, MAX_INLINE_CONTENT, &buf, &len);
+	r = lseek(fd, 0, SEEK_SET) < 0 ? -errno : cpmsync_read_all(fd, MAX_INLINE_CONTENT, &buf, &len);
 	close(fd);
 	if (r == -EFBIG) {
 		svc_call_finish(c, cpm_error(c->msg, CPM_ERROR_FAILED,
@@ -562,7 +508,7 @@ static DBusMessage *fetch_local(struct svc_folder *f, DBusMessage *msg, int64_t 
 	if (as_fd) {
 		int out = memfd_create("cpmsync-part", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
-		r = out < 0 ? -errno : write_all(out, data + off, len);
+		r = out < 0 ? -errno : cpmsync_write_all(out, data + off, len);
 		if (r >= 0) {
 			seal_fd(out);
 			reply = reply_fd(msg, out);
@@ -823,7 +769,7 @@ static void pipe_read_cb(struct cpmsync_loop_source *src, int fd, uint32_t event
 								  CPMSYNC_OP_MAX_MESSAGE_SIZE));
 			return;
 		}
-		r = write_all(ps->memfd, buf, (size_t)n);
+		r = cpmsync_write_all(ps->memfd, buf, (size_t)n);
 		if (r < 0) {
 			svc_call_finish(c, cpm_error_from_code(c->msg, r, NULL));
 			return;

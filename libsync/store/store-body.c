@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 
 #include "store/store.h"
 #include "util/macro.h"
@@ -389,42 +390,6 @@ int store_bodies_import(struct store *s, const char *store_path)
 
 /* Bodies. */
 
-static int read_full(int fd, void *p, size_t n)
-{
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t k = read(fd, (char *)p + done, n - done);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			return -EIO; /* the body is shorter than announced */
-		done += (size_t)k;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *p, size_t n)
-{
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t k = write(fd, (const char *)p + done, n - done);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		done += (size_t)k;
-	}
-	return 0;
-}
-
 /* Marks message_id as having its body; -CPMSYNC_E_NOT_FOUND without such a message. */
 static int set_has_body(struct store *s, int64_t message_id)
 {
@@ -492,7 +457,7 @@ static int body_write(struct store *s, struct store_bodies *b, int64_t message_i
 				r = -ENOMEM;
 				break;
 			}
-			r = read_full(fd, chunk, n);
+			r = cpmsync_read_exact(fd, chunk, n);
 			if (r < 0) {
 				store_set_error(s, "reading the body of message %lld: %s",
 						(long long)message_id,
@@ -667,7 +632,7 @@ int store_body_read_fd(struct store *s, int64_t message_id, int fd)
 			r = bfail(s, bodies(s)->db, rc);
 			break;
 		}
-		r = write_full(fd, chunk, (size_t)n);
+		r = cpmsync_write_all(fd, chunk, (size_t)n);
 		if (r < 0)
 			store_set_error(s, "writing the body of message %lld: %s",
 					(long long)message_id, strerror(-r));

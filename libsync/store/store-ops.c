@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 #include <cpmsync/ops.h>
 #include <cpmsync/utf8.h>
 
@@ -506,25 +507,6 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 
 /* Store. */
 
-static int read_some(int fd, void *p, size_t n)
-{
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t k = read(fd, (char *)p + done, n - done);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			return -EIO; /* shorter than announced */
-		done += (size_t)k;
-	}
-	return 0;
-}
-
 /*
  * Stores a message whose first head_len bytes are at head and whose
  * remaining size - head_len bytes (if any) are read from fd.
@@ -640,7 +622,7 @@ int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account, const 
 	head = malloc(head_len);
 	if (!head)
 		return -ENOMEM;
-	r = read_some(fd, head, head_len);
+	r = cpmsync_read_exact(fd, head, head_len);
 	if (r < 0) {
 		store_set_error(s, "reading the message: %s",
 				r == -EIO ? "end of input before the announced size" : strerror(-r));

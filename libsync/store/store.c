@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 
 #include "store/store.h"
 #include "util/macro.h"
