@@ -459,16 +459,16 @@ int imap_resp_flags(const struct imap_response *resp,
 }
 
 /* Parses a set given as an atom (no "*" allowed) into set (cleared). */
-static int arg_set(const struct imap_arg *a, struct imap_seqset *set)
+static int arg_set(const struct imap_arg *a, struct rangeset *set)
 {
 	int r;
 
-	imap_seqset_clear(set);
+	rangeset_clear(set);
 	if (!a || a->type != IMAP_ARG_ATOM)
 		return EPROTO_;
 	r = imap_seqset_parse(set, a->u.s.str, a->u.s.len, 0);
 	if (r < 0) {
-		imap_seqset_clear(set);
+		rangeset_clear(set);
 		return r == -EINVAL ? EPROTO_ : r;
 	}
 	return 0;
@@ -477,12 +477,12 @@ static int arg_set(const struct imap_arg *a, struct imap_seqset *set)
 void imap_vanished_init(struct imap_vanished *v)
 {
 	v->earlier = false;
-	imap_seqset_init(&v->uids);
+	rangeset_init(&v->uids);
 }
 
 void imap_vanished_free(struct imap_vanished *v)
 {
-	imap_seqset_free(&v->uids);
+	rangeset_free(&v->uids);
 }
 
 int imap_resp_vanished(const struct imap_response *resp,
@@ -494,7 +494,7 @@ int imap_resp_vanished(const struct imap_response *resp,
 
 	if (!imap_resp_is(resp, "VANISHED"))
 		return -EINVAL;
-	imap_seqset_clear(&v->uids);
+	rangeset_clear(&v->uids);
 	a = resp->args;
 	if (resp->nargs == 2) {
 		/* "(EARLIER)"; other tagged-ext-labels would be ignorable,
@@ -713,12 +713,12 @@ void imap_search_init(struct imap_search *s)
 {
 	s->has_modseq = false;
 	s->modseq = 0;
-	imap_seqset_init(&s->nums);
+	rangeset_init(&s->nums);
 }
 
 void imap_search_free(struct imap_search *s)
 {
-	imap_seqset_free(&s->nums);
+	rangeset_free(&s->nums);
 }
 
 int imap_resp_search(const struct imap_response *resp, struct imap_search *s)
@@ -730,7 +730,7 @@ int imap_resp_search(const struct imap_response *resp, struct imap_search *s)
 
 	if (!imap_resp_is(resp, "SEARCH"))
 		return -EINVAL;
-	imap_seqset_clear(&s->nums);
+	rangeset_clear(&s->nums);
 	n = resp->nargs;
 	if (n > 0 && resp->args[n - 1].type == IMAP_ARG_LIST) {
 		const struct imap_arg *l = &resp->args[n - 1];
@@ -749,9 +749,9 @@ int imap_resp_search(const struct imap_response *resp, struct imap_search *s)
 		if (r >= 0 && v == 0)
 			r = EPROTO_;
 		if (r >= 0)
-			r = imap_seqset_add(&s->nums, v);
+			r = rangeset_add(&s->nums, v);
 		if (r < 0) {
-			imap_seqset_clear(&s->nums);
+			rangeset_clear(&s->nums);
 			return r;
 		}
 	}
@@ -763,17 +763,17 @@ int imap_resp_search(const struct imap_response *resp, struct imap_search *s)
 void imap_esearch_init(struct imap_esearch *e)
 {
 	*e = (struct imap_esearch){0};
-	imap_seqset_init(&e->all);
+	rangeset_init(&e->all);
 }
 
 void imap_esearch_free(struct imap_esearch *e)
 {
-	imap_seqset_free(&e->all);
+	rangeset_free(&e->all);
 }
 
 static int esearch_fail(struct imap_esearch *e, int r)
 {
-	imap_seqset_clear(&e->all);
+	rangeset_clear(&e->all);
 	return r;
 }
 
@@ -785,7 +785,7 @@ int imap_resp_esearch(const struct imap_response *resp, struct imap_esearch *e)
 
 	if (!imap_resp_is(resp, "ESEARCH"))
 		return -EINVAL;
-	imap_seqset_clear(&e->all);
+	rangeset_clear(&e->all);
 	/* search-correlator: (TAG "x") */
 	if (i < resp->nargs && resp->args[i].type == IMAP_ARG_LIST) {
 		const struct imap_arg *l = &resp->args[i];
@@ -820,7 +820,7 @@ int imap_resp_esearch(const struct imap_response *resp, struct imap_esearch *e)
 			r = imap_resp_arg_u64(v, &t.modseq);
 			t.present |= IMAP_ESEARCH_MODSEQ;
 		} else if (imap_resp_atom_is(k, "ALL")) {
-			imap_seqset_clear(&e->all);
+			rangeset_clear(&e->all);
 			r = arg_set(v, &e->all);
 			t.present |= IMAP_ESEARCH_ALL;
 		} else {
@@ -1110,14 +1110,14 @@ enum imap_code imap_code_from_name(const char *name)
 void imap_resp_code_init(struct imap_resp_code *c)
 {
 	*c = (struct imap_resp_code){0};
-	imap_seqset_init(&c->set);
-	imap_seqset_init(&c->set2);
+	rangeset_init(&c->set);
+	rangeset_init(&c->set2);
 }
 
 void imap_resp_code_free(struct imap_resp_code *c)
 {
-	imap_seqset_free(&c->set);
-	imap_seqset_free(&c->set2);
+	rangeset_free(&c->set);
+	rangeset_free(&c->set2);
 }
 
 /* The words of code_raw, at most max; returns their number or -1 when
@@ -1136,7 +1136,7 @@ static int raw_words(const char *raw, struct imap_nstr *w, int max)
 	return n;
 }
 
-static int word_set(const struct imap_nstr *w, struct imap_seqset *set)
+static int word_set(const struct imap_nstr *w, struct rangeset *set)
 {
 	int r = imap_seqset_parse(set, w->str, w->len, 0);
 
@@ -1190,7 +1190,7 @@ static int code_args(const struct imap_response *resp, struct imap_resp_code *c)
 		r = word_set(&w[2], &c->set2);
 		if (r < 0)
 			return r;
-		if (imap_seqset_count(&c->set) != imap_seqset_count(&c->set2))
+		if (rangeset_count(&c->set) != rangeset_count(&c->set2))
 			return EPROTO_;
 		return 0;
 	case IMAP_CODE_MODIFIED:
@@ -1214,11 +1214,11 @@ static int code_args(const struct imap_response *resp, struct imap_resp_code *c)
 int imap_resp_code_parse(const struct imap_response *resp,
 			 struct imap_resp_code *c)
 {
-	struct imap_seqset set = c->set, set2 = c->set2;
+	struct rangeset set = c->set, set2 = c->set2;
 	int r;
 
-	imap_seqset_clear(&set);
-	imap_seqset_clear(&set2);
+	rangeset_clear(&set);
+	rangeset_clear(&set2);
 	*c = (struct imap_resp_code){.set = set, .set2 = set2};
 	if (!resp->code || !resp->code[0]) {
 		c->code = IMAP_CODE_NONE;
@@ -1244,8 +1244,8 @@ int imap_resp_code_parse(const struct imap_response *resp,
 		/* no half-decoded values: an unknown code with its text */
 		set = c->set;
 		set2 = c->set2;
-		imap_seqset_clear(&set);
-		imap_seqset_clear(&set2);
+		rangeset_clear(&set);
+		rangeset_clear(&set2);
 		*c = (struct imap_resp_code){
 		    .code = IMAP_CODE_UNKNOWN,
 		    .name = resp->code,

@@ -22,7 +22,7 @@
  *   Strings are described by struct imap_nstr (pointer + length; NIL is
  *   str == NULL).  Strings from literals may contain NUL bytes; ones from
  *   atoms and quoted strings are also NUL-terminated.
- * - Sets (struct imap_seqset from imap-seqset.h): a decoded struct that
+ * - Sets (struct rangeset from imap-seqset.h): a decoded struct that
  *   carries sets embeds them.  The CALLER initializes the struct with its
  *   _init() function (which initializes the sets), may reuse it for many
  *   decodes, and releases it with its _free() function.  Each decode first
@@ -221,7 +221,7 @@ int imap_resp_flags(const struct imap_response *resp,
 /* "* VANISHED uids" / "* VANISHED (EARLIER) uids" (RFC 7162 3.2.10). */
 struct imap_vanished {
 	bool earlier;
-	struct imap_seqset uids; /* see "Sets" above */
+	struct rangeset uids; /* see "Sets" above */
 };
 void imap_vanished_init(struct imap_vanished *v);
 void imap_vanished_free(struct imap_vanished *v);
@@ -443,7 +443,7 @@ int imap_resp_list(const struct imap_response *resp, struct imap_list *ret);
 /* SEARCH / ESEARCH */
 
 struct imap_search {
-	struct imap_seqset nums; /* see "Sets" above */
+	struct rangeset nums; /* see "Sets" above */
 	bool has_modseq;
 	uint64_t modseq; /* "(MODSEQ n)" at the end (RFC 7162 3.1.5) */
 };
@@ -465,7 +465,7 @@ struct imap_esearch {
 	unsigned present; /* IMAP_ESEARCH_* */
 	uint32_t min, max, count;
 	uint64_t modseq;
-	struct imap_seqset all; /* see "Sets" above */
+	struct rangeset all; /* see "Sets" above */
 };
 void imap_esearch_init(struct imap_esearch *e);
 void imap_esearch_free(struct imap_esearch *e);
@@ -617,7 +617,7 @@ struct imap_resp_code {
 	 * merged, which loses the COPYUID pairing when a server lists UIDs
 	 * out of order: walk src_raw/dst_raw with imap_uidset_iter for the
 	 * exact pairing. */
-	struct imap_seqset set, set2;
+	struct rangeset set, set2;
 	struct imap_nstr src_raw, dst_raw;
 	struct imap_nstr objectid; /* MAILBOXID (id) */
 };

@@ -2,58 +2,34 @@
 #pragma once
 
 /*
- * Sets of UIDs (or sequence numbers) as sorted, merged, non-overlapping
- * ranges, so that 100,000 consecutive UIDs cost one range.  Every set has
- * a maximum number of ranges; growing past it fails with -E2BIG (a
- * max_ranges of 0, as in a zeroed struct, means the default).  Adding in
- * ascending order (UIDs as FETCH responses bring them) is O(1) amortized;
- * other adds and removes are a binary search plus a memmove.  A failed
- * add or remove leaves the set as it was.
+ * IMAP sequence-set syntax (RFC 9051 "sequence-set") over the range sets
+ * of util/rangeset.h.
  */
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "util/buf.h"
+#include "util/rangeset.h"
 
-struct imap_range {
-	uint32_t lo, hi; /* inclusive, 1 <= lo <= hi */
-};
-
-struct imap_seqset {
-	struct imap_range *r;
-	size_t n;
-	size_t alloc;
-	size_t max_ranges;
-};
-
-#define IMAP_SEQSET_DEFAULT_MAX (1u << 20)
-#define IMAP_SEQSET_INIT ((struct imap_seqset){ .max_ranges = IMAP_SEQSET_DEFAULT_MAX })
-
-void imap_seqset_init(struct imap_seqset *set);
-/* Frees the ranges; the set is left empty and usable (twice is harmless). */
-void imap_seqset_free(struct imap_seqset *set);
-/* Empties the set, keeping its memory. */
-void imap_seqset_clear(struct imap_seqset *set);
-
-/* Adds lo..hi (either order; 0 is invalid: -EINVAL), merging neighbours. */
-int imap_seqset_add_range(struct imap_seqset *set, uint32_t lo, uint32_t hi);
-static inline int imap_seqset_add(struct imap_seqset *set, uint32_t v)
-{
-	return imap_seqset_add_range(set, v, v);
-}
-/* Removes lo..hi (either order; 0: -EINVAL); splitting a range can need
- * one more range, so this too can fail with -E2BIG. */
-int imap_seqset_remove_range(struct imap_seqset *set, uint32_t lo, uint32_t hi);
-
-bool imap_seqset_contains(const struct imap_seqset *set, uint32_t v);
-/* Number of members. */
-uint64_t imap_seqset_count(const struct imap_seqset *set);
-static inline bool imap_seqset_empty(const struct imap_seqset *set)
-{
-	return set->n == 0;
-}
+/*
+ * The names before the range set moved to util/: engine/ still uses them
+ * and switches to the rangeset_* names in its own change.  Nothing else
+ * should; remove these then.
+ */
+#define imap_seqset rangeset
+#define imap_range range
+#define IMAP_SEQSET_DEFAULT_MAX RANGESET_DEFAULT_MAX
+#define IMAP_SEQSET_INIT RANGESET_INIT
+#define imap_seqset_init rangeset_init
+#define imap_seqset_free rangeset_free
+#define imap_seqset_clear rangeset_clear
+#define imap_seqset_add_range rangeset_add_range
+#define imap_seqset_add rangeset_add
+#define imap_seqset_remove_range rangeset_remove_range
+#define imap_seqset_contains rangeset_contains
+#define imap_seqset_count rangeset_count
+#define imap_seqset_empty rangeset_empty
 
 /*
  * Parses an IMAP sequence-set ("1:3,5,7:*"), adding to set.  "*" stands
@@ -64,7 +40,7 @@ static inline bool imap_seqset_empty(const struct imap_seqset *set)
  * unchanged (except after -E2BIG/-ENOMEM while merging into a non-empty
  * set, when part of the text may have been added).
  */
-int imap_seqset_parse(struct imap_seqset *set, const char *s, size_t len,
+int imap_seqset_parse(struct rangeset *set, const char *s, size_t len,
 		      uint32_t star);
 
 /*
@@ -77,5 +53,5 @@ int imap_seqset_parse(struct imap_seqset *set, const char *s, size_t len,
  * A caller splits a long set into several commands:
  *   for (pos = 0; pos < set->n;) { imap_seqset_format(set, &pos, line, 8000); ... }
  */
-int imap_seqset_format(const struct imap_seqset *set, size_t *pos,
+int imap_seqset_format(const struct rangeset *set, size_t *pos,
 		       struct buf *out, size_t max_bytes);

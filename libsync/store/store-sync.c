@@ -404,19 +404,19 @@ int store_sync_folder_set_state(struct store *s, int64_t folder_id,
 }
 
 int store_sync_known_uids(struct store *s, int64_t folder_id,
-			  struct imap_seqset *ret)
+			  struct rangeset *ret)
 {
 	sqlite3_stmt *st;
 	int r;
 
-	imap_seqset_clear(ret);
+	rangeset_clear(ret);
 	PREP(s,
 	     "SELECT uid FROM message WHERE folder_id = ?1 AND uid IS NOT NULL "
 	     "ORDER BY uid",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	while ((r = store_step(s, st)) > 0) {
-		r = imap_seqset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
+		r = rangeset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
 		if (r < 0) {
 			sqlite3_reset(st);
 			return r;
@@ -679,7 +679,7 @@ static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo,
 }
 
 int store_sync_expunge_uids(struct store *s, int64_t folder_id,
-			    const struct imap_seqset *uids,
+			    const struct rangeset *uids,
 			    uint32_t *ret_removed)
 {
 	sqlite3_stmt *st;
@@ -709,10 +709,10 @@ int store_sync_expunge_uids(struct store *s, int64_t folder_id,
 }
 
 int store_sync_expunge_missing(struct store *s, int64_t folder_id,
-			       const struct imap_seqset *present,
+			       const struct rangeset *present,
 			       uint32_t below_uid, uint32_t *ret_removed)
 {
-	struct imap_seqset gone = IMAP_SEQSET_INIT;
+	struct rangeset gone = RANGESET_INIT;
 	sqlite3_stmt *st;
 	int r;
 
@@ -725,8 +725,8 @@ int store_sync_expunge_missing(struct store *s, int64_t folder_id,
 	while ((r = store_step(s, st)) > 0) {
 		uint32_t uid = (uint32_t)sqlite3_column_int64(st, 0);
 
-		if (!imap_seqset_contains(present, uid)) {
-			r = imap_seqset_add(&gone, uid);
+		if (!rangeset_contains(present, uid)) {
+			r = rangeset_add(&gone, uid);
 			if (r < 0) {
 				sqlite3_reset(st);
 				break;
@@ -735,7 +735,7 @@ int store_sync_expunge_missing(struct store *s, int64_t folder_id,
 	}
 	if (r >= 0)
 		r = store_sync_expunge_uids(s, folder_id, &gone, ret_removed);
-	imap_seqset_free(&gone);
+	rangeset_free(&gone);
 	return r;
 }
 
@@ -796,12 +796,12 @@ int store_sync_drop_unmatched(struct store *s, int64_t folder_id,
 
 int store_sync_bodies_wanted(struct store *s, int64_t folder_id,
 			     uint32_t min_uid, uint64_t max_size,
-			     struct imap_seqset *ret)
+			     struct rangeset *ret)
 {
 	sqlite3_stmt *st;
 	int r;
 
-	imap_seqset_clear(ret);
+	rangeset_clear(ret);
 	PREP(s,
 	     "SELECT m.uid FROM message m WHERE m.folder_id = ?1 AND m.uid >= "
 	     "?3"
@@ -814,7 +814,7 @@ int store_sync_bodies_wanted(struct store *s, int64_t folder_id,
 			   max_size > INT64_MAX ? INT64_MAX
 						: (sqlite3_int64)max_size);
 	while ((r = store_step(s, st)) > 0) {
-		r = imap_seqset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
+		r = rangeset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
 		if (r < 0) {
 			sqlite3_reset(st);
 			return r;

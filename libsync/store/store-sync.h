@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "imap/imap-seqset.h"
+#include "util/rangeset.h"
 #include "store/store.h"
 #include "util/msg-summary.h"
 
@@ -68,7 +68,7 @@ int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uid
 				uint32_t uidnext, uint64_t highestmodseq);
 
 /* UIDs of the folder's messages known on the server (removed ones too). */
-int store_sync_known_uids(struct store *s, int64_t folder_id, struct imap_seqset *ret);
+int store_sync_known_uids(struct store *s, int64_t folder_id, struct rangeset *ret);
 /* How many of them are below uid. */
 int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid,
 				uint32_t *ret);
@@ -106,11 +106,11 @@ int store_sync_new_message(struct store *s, int64_t folder_id,
 
 /* Deletes the folder's messages whose UIDs are in uids (expunged on the
  * server), and the journal rows that only concern them. */
-int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct imap_seqset *uids,
+int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct rangeset *uids,
 			    uint32_t *ret_removed);
 /* Deletes the messages with a UID below below_uid that are not in present. */
 int store_sync_expunge_missing(struct store *s, int64_t folder_id,
-			       const struct imap_seqset *present, uint32_t below_uid,
+			       const struct rangeset *present, uint32_t below_uid,
 			       uint32_t *ret_removed);
 
 /* UIDVALIDITY changed: every message of the folder loses its UID (rows that
@@ -123,7 +123,7 @@ int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_
 /* UIDs from min_uid on of messages without a stored body whose size is at
  * most max_size (UINT64_MAX: all). */
 int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint32_t min_uid,
-			     uint64_t max_size, struct imap_seqset *ret);
+			     uint64_t max_size, struct rangeset *ret);
 int store_sync_body_put(struct store *s, int64_t message_id, const void *data, size_t len);
 int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd, uint64_t size);
 int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid,

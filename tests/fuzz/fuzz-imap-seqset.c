@@ -21,7 +21,7 @@ static const size_t limits[] = { 1, 8, 30, 100, 8000 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT, back = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT, back = RANGESET_INIT;
 	struct buf line = BUF_INIT(1 << 20);
 	uint32_t star;
 	size_t max, pos = 0;
@@ -35,18 +35,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	r = imap_seqset_parse(&set, (const char *)data + 1, size - 1, star);
 	if (r < 0) {
-		assert(imap_seqset_empty(&set)); /* failure leaves it alone */
+		assert(rangeset_empty(&set)); /* failure leaves it alone */
 		goto out;
 	}
-	assert(!imap_seqset_empty(&set));
+	assert(!rangeset_empty(&set));
 	for (size_t i = 0; i < set.n; i++) {
 		assert(set.r[i].lo >= 1 && set.r[i].lo <= set.r[i].hi);
 		if (i)
 			assert(set.r[i].lo > (uint64_t)set.r[i - 1].hi + 1);
-		assert(imap_seqset_contains(&set, set.r[i].lo));
-		assert(imap_seqset_contains(&set, set.r[i].hi));
+		assert(rangeset_contains(&set, set.r[i].lo));
+		assert(rangeset_contains(&set, set.r[i].hi));
 		if (set.r[i].lo > 1)
-			assert(!imap_seqset_contains(&set, set.r[i].lo - 1));
+			assert(!rangeset_contains(&set, set.r[i].lo - 1));
 	}
 	while (pos < set.n) {
 		size_t before = pos;
@@ -60,16 +60,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	assert(back.n == set.n);
 	assert(memcmp(back.r, set.r, set.n * sizeof(*set.r)) == 0);
-	assert(imap_seqset_count(&back) == imap_seqset_count(&set));
+	assert(rangeset_count(&back) == rangeset_count(&set));
 
 	/* Removing every range again empties the set. */
 	for (size_t i = set.n; i-- > 0;)
-		assert(imap_seqset_remove_range(&back, set.r[i].hi,
+		assert(rangeset_remove_range(&back, set.r[i].hi,
 						set.r[i].lo) == 0);
-	assert(imap_seqset_empty(&back));
+	assert(rangeset_empty(&back));
 out:
 	buf_free(&line);
-	imap_seqset_free(&set);
-	imap_seqset_free(&back);
+	rangeset_free(&set);
+	rangeset_free(&back);
 	return 0;
 }

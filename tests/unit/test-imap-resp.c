@@ -102,14 +102,14 @@ static void ck_nstr(const struct imap_nstr *s, const char *want)
 }
 
 /* The set as compact text. */
-static const char *set_str(const struct imap_seqset *set)
+static const char *set_str(const struct rangeset *set)
 {
 	static char out[512];
 	size_t o = 0;
 
 	out[0] = 0;
 	for (size_t i = 0; i < set->n; i++) {
-		const struct imap_range *r = &set->r[i];
+		const struct range *r = &set->r[i];
 
 		if (r->lo == r->hi)
 			o += snprintf(out + o, sizeof(out) - o, "%s%u",
@@ -353,7 +353,7 @@ START_TEST(test_vanished)
 	ck_assert_int_eq(imap_resp_vanished(resp, &v), 0);
 	ck_assert(v.earlier);
 	ck_assert_str_eq(set_str(&v.uids), "41,43:116,118,120:211,214:540");
-	ck_assert_uint_eq(imap_seqset_count(&v.uids), 495);
+	ck_assert_uint_eq(rangeset_count(&v.uids), 495);
 
 	/* RFC 7162 3.2.10: the set is replaced, not added to */
 	resp = feed("* VANISHED 405,407,410,425\r\n");
@@ -380,7 +380,7 @@ START_TEST(test_vanished)
 		resp = feed(bad[i]);
 		ck_assert_msg(imap_resp_vanished(resp, &v) == EPROTO_, "%s",
 			      bad[i]);
-		ck_assert(imap_seqset_empty(&v.uids));
+		ck_assert(rangeset_empty(&v.uids));
 	}
 	resp = feed("* 3 EXPUNGE\r\n");
 	ck_assert_int_eq(imap_resp_vanished(resp, &v), -EINVAL);
@@ -1151,7 +1151,7 @@ START_TEST(test_search)
 
 	resp = feed("* SEARCH\r\n");
 	ck_assert_int_eq(imap_resp_search(resp, &s), 0);
-	ck_assert(imap_seqset_empty(&s.nums));
+	ck_assert(rangeset_empty(&s.nums));
 
 	/* RFC 7162 3.1.5 */
 	resp = feed("* SEARCH 2 5 6 7 11 12 18 19 20 23 (MODSEQ 917162500)"
@@ -1170,7 +1170,7 @@ START_TEST(test_search)
 		resp = feed(bad[i]);
 		ck_assert_msg(imap_resp_search(resp, &s) == EPROTO_, "%s",
 			      bad[i]);
-		ck_assert(imap_seqset_empty(&s.nums));
+		ck_assert(rangeset_empty(&s.nums));
 	}
 	imap_search_free(&s);
 }
@@ -1202,7 +1202,7 @@ START_TEST(test_esearch)
 	ck_assert(e.uid);
 	ck_assert_uint_eq(e.present, IMAP_ESEARCH_MIN | IMAP_ESEARCH_MAX);
 	ck_assert_uint_eq(e.max, 3800);
-	ck_assert(imap_seqset_empty(&e.all));
+	ck_assert(rangeset_empty(&e.all));
 
 	/* RFC 7162 3.1.5; unknown return data (PARTIAL, RFC 9394) skipped */
 	resp = feed("* ESEARCH (TAG \"a\") UID ALL 1:3,5 MODSEQ 1236 "
@@ -1233,7 +1233,7 @@ START_TEST(test_esearch)
 		resp = feed(bad[i]);
 		ck_assert_msg(imap_resp_esearch(resp, &e) == EPROTO_, "%s",
 			      bad[i]);
-		ck_assert(imap_seqset_empty(&e.all));
+		ck_assert(rangeset_empty(&e.all));
 	}
 	imap_esearch_free(&e);
 }
@@ -1577,8 +1577,8 @@ START_TEST(test_codes_bad)
 	ck_assert_ptr_nonnull(c.name);
 	ck_assert_uint_eq(c.num, 0);
 	ck_assert_uint_eq(c.num64, 0);
-	ck_assert(imap_seqset_empty(&c.set));
-	ck_assert(imap_seqset_empty(&c.set2));
+	ck_assert(rangeset_empty(&c.set));
+	ck_assert(rangeset_empty(&c.set2));
 	imap_resp_code_free(&c);
 }
 END_TEST
@@ -1613,7 +1613,7 @@ START_TEST(test_code_permanentflags)
 	resp = feed("a OK done\r\n");
 	ck_assert_int_eq(imap_resp_code_parse(resp, &c), 0);
 	ck_assert_int_eq(c.code, IMAP_CODE_NONE);
-	ck_assert(imap_seqset_empty(&c.set));
+	ck_assert(rangeset_empty(&c.set));
 	imap_resp_code_free(&c);
 }
 END_TEST

@@ -13,7 +13,7 @@
 #include "util/buf.h"
 
 /* Formats the whole set in one piece. */
-static const char *set_str(const struct imap_seqset *set)
+static const char *set_str(const struct rangeset *set)
 {
 	static char out[1024];
 	struct buf b = BUF_INIT(sizeof(out) - 1);
@@ -29,7 +29,7 @@ static const char *set_str(const struct imap_seqset *set)
 }
 
 /* Checks the invariants: sorted, non-empty, not touching. */
-static void check_canonical(const struct imap_seqset *set)
+static void check_canonical(const struct rangeset *set)
 {
 	for (size_t i = 0; i < set->n; i++) {
 		ck_assert_uint_ge(set->r[i].lo, 1);
@@ -74,60 +74,60 @@ static const struct add_case add_cases[] = {
 START_TEST(test_add)
 {
 	const struct add_case *c = &add_cases[_i];
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 
 	for (size_t k = 0; c->ranges[k][0]; k++)
-		ck_assert_int_eq(imap_seqset_add_range(&set, c->ranges[k][0],
+		ck_assert_int_eq(rangeset_add_range(&set, c->ranges[k][0],
 						       c->ranges[k][1]), 0);
 	check_canonical(&set);
 	ck_assert_str_eq(set_str(&set), c->want);
-	ck_assert_uint_eq(imap_seqset_count(&set), c->count);
-	imap_seqset_free(&set);
+	ck_assert_uint_eq(rangeset_count(&set), c->count);
+	rangeset_free(&set);
 }
 END_TEST
 
 START_TEST(test_add_zero_refused)
 {
-	struct imap_seqset set;
+	struct rangeset set;
 
-	imap_seqset_init(&set);
-	ck_assert_int_eq(imap_seqset_add(&set, 0), -EINVAL);
-	ck_assert_int_eq(imap_seqset_add_range(&set, 0, 5), -EINVAL);
-	ck_assert_int_eq(imap_seqset_add_range(&set, 5, 0), -EINVAL);
-	ck_assert(imap_seqset_empty(&set));
-	ck_assert_uint_eq(imap_seqset_count(&set), 0);
-	ck_assert(!imap_seqset_contains(&set, 0));
-	ck_assert(!imap_seqset_contains(&set, 1));
-	imap_seqset_free(&set);
+	rangeset_init(&set);
+	ck_assert_int_eq(rangeset_add(&set, 0), -EINVAL);
+	ck_assert_int_eq(rangeset_add_range(&set, 0, 5), -EINVAL);
+	ck_assert_int_eq(rangeset_add_range(&set, 5, 0), -EINVAL);
+	ck_assert(rangeset_empty(&set));
+	ck_assert_uint_eq(rangeset_count(&set), 0);
+	ck_assert(!rangeset_contains(&set, 0));
+	ck_assert(!rangeset_contains(&set, 1));
+	rangeset_free(&set);
 }
 END_TEST
 
 START_TEST(test_ascending_100k_one_range)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 
 	for (uint32_t v = 1; v <= 100000; v++)
-		ck_assert_int_eq(imap_seqset_add(&set, v), 0);
+		ck_assert_int_eq(rangeset_add(&set, v), 0);
 	ck_assert_uint_eq(set.n, 1);
-	ck_assert_uint_eq(imap_seqset_count(&set), 100000);
+	ck_assert_uint_eq(rangeset_count(&set), 100000);
 	ck_assert_str_eq(set_str(&set), "1:100000");
-	imap_seqset_free(&set);
+	rangeset_free(&set);
 }
 END_TEST
 
 START_TEST(test_ascending_sparse_and_random)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 	static unsigned char ref[4001];
 	unsigned seed = 12345;
 
 	for (uint32_t v = 1; v <= 200000; v += 2)
-		ck_assert_int_eq(imap_seqset_add(&set, v), 0);
+		ck_assert_int_eq(rangeset_add(&set, v), 0);
 	ck_assert_uint_eq(set.n, 100000);
-	ck_assert(imap_seqset_contains(&set, 199999));
-	ck_assert(!imap_seqset_contains(&set, 100000));
-	imap_seqset_clear(&set);
-	ck_assert(imap_seqset_empty(&set));
+	ck_assert(rangeset_contains(&set, 199999));
+	ck_assert(!rangeset_contains(&set, 100000));
+	rangeset_clear(&set);
+	ck_assert(rangeset_empty(&set));
 
 	/* Random adds and removes against a bitmap. */
 	memset(ref, 0, sizeof(ref));
@@ -144,11 +144,11 @@ START_TEST(test_ascending_sparse_and_random)
 		hi = b;
 		seed = seed * 1103515245u + 12345u;
 		if ((seed >> 8) % 3 == 0) {
-			ck_assert_int_eq(imap_seqset_remove_range(&set, hi, lo), 0);
+			ck_assert_int_eq(rangeset_remove_range(&set, hi, lo), 0);
 			for (uint32_t v = lo; v <= hi; v++)
 				ref[v] = 0;
 		} else {
-			ck_assert_int_eq(imap_seqset_add_range(&set, hi, lo), 0);
+			ck_assert_int_eq(rangeset_add_range(&set, hi, lo), 0);
 			for (uint32_t v = lo; v <= hi; v++)
 				ref[v] = 1;
 		}
@@ -158,12 +158,12 @@ START_TEST(test_ascending_sparse_and_random)
 		uint64_t n = 0;
 
 		for (uint32_t v = 1; v <= 4000; v++) {
-			ck_assert_int_eq(imap_seqset_contains(&set, v), ref[v]);
+			ck_assert_int_eq(rangeset_contains(&set, v), ref[v]);
 			n += ref[v];
 		}
-		ck_assert_uint_eq(imap_seqset_count(&set), n);
+		ck_assert_uint_eq(rangeset_count(&set), n);
 	}
-	imap_seqset_free(&set);
+	rangeset_free(&set);
 }
 END_TEST
 
@@ -198,23 +198,23 @@ static const struct remove_case remove_cases[] = {
 START_TEST(test_remove)
 {
 	const struct remove_case *c = &remove_cases[_i];
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 
 	ck_assert_int_eq(imap_seqset_parse(&set, c->start, strlen(c->start), 0), 0);
-	ck_assert_int_eq(imap_seqset_remove_range(&set, c->lo, c->hi), 0);
+	ck_assert_int_eq(rangeset_remove_range(&set, c->lo, c->hi), 0);
 	check_canonical(&set);
 	ck_assert_str_eq(set_str(&set), c->want);
-	imap_seqset_free(&set);
+	rangeset_free(&set);
 }
 END_TEST
 
 START_TEST(test_remove_zero_and_empty)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 
-	ck_assert_int_eq(imap_seqset_remove_range(&set, 1, 5), 0);
-	ck_assert_int_eq(imap_seqset_remove_range(&set, 0, 5), -EINVAL);
-	imap_seqset_free(&set);
+	ck_assert_int_eq(rangeset_remove_range(&set, 1, 5), 0);
+	ck_assert_int_eq(rangeset_remove_range(&set, 0, 5), -EINVAL);
+	rangeset_free(&set);
 }
 END_TEST
 
@@ -223,18 +223,18 @@ END_TEST
 
 START_TEST(test_contains)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 	static const char s[] = "2:4,10,20:30,4294967295";
 	static const uint32_t yes[] = { 2, 3, 4, 10, 20, 25, 30, 4294967295u };
 	static const uint32_t no[] = { 0, 1, 5, 9, 11, 19, 31, 4294967294u };
 
 	ck_assert_int_eq(imap_seqset_parse(&set, s, strlen(s), 0), 0);
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
-		ck_assert_msg(imap_seqset_contains(&set, yes[i]), "%u", yes[i]);
+		ck_assert_msg(rangeset_contains(&set, yes[i]), "%u", yes[i]);
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
-		ck_assert_msg(!imap_seqset_contains(&set, no[i]), "%u", no[i]);
-	ck_assert_uint_eq(imap_seqset_count(&set), 3 + 1 + 11 + 1);
-	imap_seqset_free(&set);
+		ck_assert_msg(!rangeset_contains(&set, no[i]), "%u", no[i]);
+	ck_assert_uint_eq(rangeset_count(&set), 3 + 1 + 11 + 1);
+	rangeset_free(&set);
 }
 END_TEST
 
@@ -266,12 +266,12 @@ static const struct parse_case parse_ok[] = {
 START_TEST(test_parse_valid)
 {
 	const struct parse_case *c = &parse_ok[_i];
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 
 	ck_assert_int_eq(imap_seqset_parse(&set, c->in, strlen(c->in), c->star), 0);
 	check_canonical(&set);
 	ck_assert_str_eq(set_str(&set), c->want);
-	imap_seqset_free(&set);
+	rangeset_free(&set);
 }
 END_TEST
 
@@ -310,26 +310,26 @@ static const struct parse_case parse_bad[] = {
 START_TEST(test_parse_invalid)
 {
 	const struct parse_case *c = &parse_bad[_i];
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 
-	ck_assert_int_eq(imap_seqset_add(&set, 77), 0);
+	ck_assert_int_eq(rangeset_add(&set, 77), 0);
 	ck_assert_msg(imap_seqset_parse(&set, c->in, strlen(c->in), c->star) ==
 			      -CPMSYNC_E_PROTOCOL, "\"%s\" accepted", c->in);
 	/* Bad syntax leaves the set unchanged. */
 	ck_assert_str_eq(set_str(&set), "77");
-	imap_seqset_free(&set);
+	rangeset_free(&set);
 }
 END_TEST
 
 START_TEST(test_parse_embedded_nul_and_length)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 
 	ck_assert_int_eq(imap_seqset_parse(&set, "1\0002", 3, 0), -CPMSYNC_E_PROTOCOL);
 	/* Only len bytes are read. */
 	ck_assert_int_eq(imap_seqset_parse(&set, "12,junk", 2, 0), 0);
 	ck_assert_str_eq(set_str(&set), "12");
-	imap_seqset_free(&set);
+	rangeset_free(&set);
 }
 END_TEST
 
@@ -344,11 +344,11 @@ START_TEST(test_format_round_trip)
 	};
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-		struct imap_seqset set = IMAP_SEQSET_INIT;
+		struct rangeset set = RANGESET_INIT;
 
 		ck_assert_int_eq(imap_seqset_parse(&set, texts[i], strlen(texts[i]), 0), 0);
 		ck_assert_str_eq(set_str(&set), texts[i]);
-		imap_seqset_free(&set);
+		rangeset_free(&set);
 	}
 }
 END_TEST
@@ -357,7 +357,7 @@ static const size_t split_limits[] = { 1, 5, 10, 11, 100, 1000, 8000, 65536 };
 
 START_TEST(test_format_split_5000)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT, back = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT, back = RANGESET_INIT;
 	struct buf line = BUF_INIT(1 << 20);
 	size_t max = split_limits[_i], pos = 0, calls = 0;
 
@@ -365,7 +365,7 @@ START_TEST(test_format_split_5000)
 	for (uint32_t k = 0; k < 5000; k++) {
 		uint32_t lo = 1 + k * 800000u;
 
-		ck_assert_int_eq(imap_seqset_add_range(&set, lo, lo + (k % 3 ? k : 0)), 0);
+		ck_assert_int_eq(rangeset_add_range(&set, lo, lo + (k % 3 ? k : 0)), 0);
 	}
 	ck_assert_uint_eq(set.n, 5000);
 	while (pos < set.n) {
@@ -382,7 +382,7 @@ START_TEST(test_format_split_5000)
 		/* Greedy: the next range would not have fit. */
 		if (pos < set.n) {
 			char next[32];
-			const struct imap_range *r = &set.r[pos];
+			const struct range *r = &set.r[pos];
 			int n = r->lo == r->hi ?
 				snprintf(next, sizeof(next), ",%u", r->lo) :
 				snprintf(next, sizeof(next), ",%u:%u", r->lo, r->hi);
@@ -407,14 +407,14 @@ START_TEST(test_format_split_5000)
 	ck_assert_uint_eq(line.len, 0);
 	ck_assert_uint_eq(pos, set.n);
 	buf_free(&line);
-	imap_seqset_free(&set);
-	imap_seqset_free(&back);
+	rangeset_free(&set);
+	rangeset_free(&back);
 }
 END_TEST
 
 START_TEST(test_format_buffer_full)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 	struct buf line = BUF_INIT(8);
 	size_t pos = 0;
 
@@ -424,7 +424,7 @@ START_TEST(test_format_buffer_full)
 	ck_assert_uint_eq(pos, 0);
 	ck_assert_str_eq(line.data, "UID ");
 	buf_free(&line);
-	imap_seqset_free(&set);
+	rangeset_free(&set);
 }
 END_TEST
 
@@ -433,47 +433,47 @@ END_TEST
 
 START_TEST(test_limit)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 
 	set.max_ranges = 3;
 	ck_assert_int_eq(imap_seqset_parse(&set, "1,3,5", 5, 0), 0);
-	ck_assert_int_eq(imap_seqset_add(&set, 7), -E2BIG);
-	ck_assert_int_eq(imap_seqset_add(&set, 0xffffffffu), -E2BIG);
+	ck_assert_int_eq(rangeset_add(&set, 7), -E2BIG);
+	ck_assert_int_eq(rangeset_add(&set, 0xffffffffu), -E2BIG);
 	ck_assert_str_eq(set_str(&set), "1,3,5");
 	/* Merging needs no new range. */
-	ck_assert_int_eq(imap_seqset_add(&set, 6), 0);
-	ck_assert_int_eq(imap_seqset_add(&set, 2), 0);
+	ck_assert_int_eq(rangeset_add(&set, 6), 0);
+	ck_assert_int_eq(rangeset_add(&set, 2), 0);
 	ck_assert_str_eq(set_str(&set), "1:3,5:6");
-	ck_assert_int_eq(imap_seqset_add(&set, 10), 0);
+	ck_assert_int_eq(rangeset_add(&set, 10), 0);
 	/* A split that would need a fourth range. */
-	ck_assert_int_eq(imap_seqset_remove_range(&set, 2, 2), -E2BIG);
+	ck_assert_int_eq(rangeset_remove_range(&set, 2, 2), -E2BIG);
 	ck_assert_str_eq(set_str(&set), "1:3,5:6,10");
 	ck_assert_int_eq(imap_seqset_parse(&set, "20", 2, 0), -E2BIG);
-	imap_seqset_free(&set);
+	rangeset_free(&set);
 
 	/* The default limit. */
-	imap_seqset_init(&set);
-	ck_assert_uint_eq(set.max_ranges, IMAP_SEQSET_DEFAULT_MAX);
-	imap_seqset_free(&set);
+	rangeset_init(&set);
+	ck_assert_uint_eq(set.max_ranges, RANGESET_DEFAULT_MAX);
+	rangeset_free(&set);
 }
 END_TEST
 
 START_TEST(test_count_large)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 
 	ck_assert_int_eq(imap_seqset_parse(&set, "1:4294967295", 12, 0), 0);
-	ck_assert_uint_eq(imap_seqset_count(&set), 4294967295ull);
-	ck_assert_int_eq(imap_seqset_remove_range(&set, 100, 199), 0);
-	ck_assert_uint_eq(imap_seqset_count(&set), 4294967295ull - 100);
-	imap_seqset_clear(&set);
-	ck_assert_uint_eq(imap_seqset_count(&set), 0);
+	ck_assert_uint_eq(rangeset_count(&set), 4294967295ull);
+	ck_assert_int_eq(rangeset_remove_range(&set, 100, 199), 0);
+	ck_assert_uint_eq(rangeset_count(&set), 4294967295ull - 100);
+	rangeset_clear(&set);
+	ck_assert_uint_eq(rangeset_count(&set), 0);
 	/* clear keeps memory; the set stays usable. */
-	ck_assert_int_eq(imap_seqset_add(&set, 9), 0);
+	ck_assert_int_eq(rangeset_add(&set, 9), 0);
 	ck_assert_str_eq(set_str(&set), "9");
-	imap_seqset_free(&set);
-	imap_seqset_free(&set); /* twice is harmless */
-	ck_assert(imap_seqset_empty(&set));
+	rangeset_free(&set);
+	rangeset_free(&set); /* twice is harmless */
+	ck_assert(rangeset_empty(&set));
 }
 END_TEST
 

@@ -140,21 +140,21 @@ END_TEST
 
 START_TEST(test_expunges)
 {
-	struct imap_seqset set = IMAP_SEQSET_INIT;
+	struct rangeset set = RANGESET_INIT;
 	uint32_t removed = 0, known = 0, max = 0, rematch = 0;
 
 	for (uint32_t u = 1; u <= 10; u++)
 		add_msg(u, "", "", 1, 1);
 	ck_assert_int_eq(store_journal_add(s, acc_id, "flags", inbox, q("SELECT id FROM message WHERE uid = 3"), NULL), 0);
-	ck_assert_int_eq(imap_seqset_add_range(&set, 2, 4), 0);
+	ck_assert_int_eq(rangeset_add_range(&set, 2, 4), 0);
 	ck_assert_int_eq(store_sync_expunge_uids(s, inbox, &set, &removed), 0);
 	ck_assert_uint_eq(removed, 3);
 	/* The pending flag change of an expunged message is moot. */
 	ck_assert_int_eq(q("SELECT count(*) FROM journal"), 0);
 	/* Present: 1, 5..8 below 10: 9 goes, 10 is not below. */
-	imap_seqset_clear(&set);
-	ck_assert_int_eq(imap_seqset_add(&set, 1), 0);
-	ck_assert_int_eq(imap_seqset_add_range(&set, 5, 8), 0);
+	rangeset_clear(&set);
+	ck_assert_int_eq(rangeset_add(&set, 1), 0);
+	ck_assert_int_eq(rangeset_add_range(&set, 5, 8), 0);
 	ck_assert_int_eq(store_sync_expunge_missing(s, inbox, &set, 10, &removed), 0);
 	ck_assert_uint_eq(removed, 1);
 	ck_assert_int_eq(store_sync_folder_counts(s, inbox, &max, &rematch), 0);
@@ -164,7 +164,7 @@ START_TEST(test_expunges)
 	ck_assert_uint_eq(rematch, 0);
 	ck_assert_int_eq(store_sync_known_uids(s, inbox, &set), 0);
 	ck_assert_uint_eq(set.n, 3); /* 1, 5:8, 10 */
-	imap_seqset_free(&set);
+	rangeset_free(&set);
 }
 END_TEST
 
