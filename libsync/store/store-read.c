@@ -67,6 +67,18 @@ static const char *text_or_null(sqlite3_stmt *st, int i)
 	return *t ? t : NULL;
 }
 
+int store_col_strdup(sqlite3_stmt *st, int i, char **ret)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	*ret = NULL;
+	/* sqlite3_column_text() too returns NULL when it runs out of memory. */
+	if (!t)
+		return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : -ENOMEM;
+	*ret = strdup((const char *)t);
+	return *ret ? 0 : -ENOMEM;
+}
+
 static uint32_t column_u32(sqlite3_stmt *st, int i)
 {
 	sqlite3_int64 v = sqlite3_column_int64(st, i);

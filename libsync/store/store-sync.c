@@ -23,13 +23,6 @@
 			return _r;                                             \
 	} while (0)
 
-static char *col_strdup(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return t ? strdup((const char *)t) : NULL;
-}
-
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
 {
 	if (t)
@@ -182,8 +175,6 @@ int store_sync_folders(struct store *s, int64_t account_id,
 		f = &v[n];
 		*f = (struct sync_folder){
 			.id = sqlite3_column_int64(st, 0),
-			.name = col_strdup(st, 1),
-			.server_name = col_strdup(st, 2),
 			.removed = sqlite3_column_int(st, 3) != 0,
 			.uidvalidity = (uint32_t)sqlite3_column_int64(st, 4),
 			.uidnext = (uint32_t)sqlite3_column_int64(st, 5),
@@ -192,11 +183,11 @@ int store_sync_folders(struct store *s, int64_t account_id,
 			.has_content_ops = sqlite3_column_int(st, 8) != 0,
 		};
 		n++;
-		if (!f->name || (sqlite3_column_type(st, 2) != SQLITE_NULL &&
-				 !f->server_name)) {
-			r = -ENOMEM;
+		r = store_col_strdup(st, 1, &f->name);
+		if (r >= 0)
+			r = store_col_strdup(st, 2, &f->server_name);
+		if (r < 0)
 			break;
-		}
 	}
 	if (r < 0) {
 		sqlite3_reset(st);
@@ -269,9 +260,9 @@ static int folder_column(struct store *s, int64_t folder_id, const char *sql,
 		return r;
 	if (r == 0)
 		return -CPMSYNC_E_NOT_FOUND;
-	*ret = col_strdup(st, 0);
+	r = store_col_strdup(st, 0, ret);
 	sqlite3_reset(st);
-	return 0;
+	return r;
 }
 
 int store_sync_folder_renamed(struct store *s, int64_t account_id,
@@ -492,11 +483,12 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid,
 	if (r == 0)
 		return 0;
 	id = sqlite3_column_int64(st, 0);
-	local = col_strdup(st, 1);
-	base = col_strdup(st, 2);
+	r = store_col_strdup(st, 1, &local);
+	if (r >= 0)
+		r = store_col_strdup(st, 2, &base);
 	sqlite3_reset(st);
-	if (!local)
-		return -ENOMEM;
+	if (r < 0)
+		return r;
 	if (ret_message_id)
 		*ret_message_id = id;
 	if (base && streq(base, flags) && streq(local, flags) && modseq == 0)
@@ -610,12 +602,12 @@ int store_sync_new_message(struct store *s, int64_t folder_id,
 			r = store_step(s, st);
 			if (r <= 0)
 				return r < 0 ? r : -EIO;
-			local = col_strdup(st, 0);
-			base = col_strdup(
-				st, 1); /* NULL for an interrupted APPEND */
+			r = store_col_strdup(st, 0, &local);
+			if (r >= 0) /* NULL for an interrupted APPEND */
+				r = store_col_strdup(st, 1, &base);
 			sqlite3_reset(st);
-			if (!local)
-				return -ENOMEM;
+			if (r < 0)
+				return r;
 			PREP(s, "UPDATE message SET uid = ?2 WHERE id = ?1",
 			     &st);
 			sqlite3_bind_int64(st, 1, id);
@@ -883,13 +875,18 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 		.id = sqlite3_column_int64(st, 0),
 		.folder_id = sqlite3_column_int64(st, 2),
 		.message_id = sqlite3_column_int64(st, 3),
-		.args = col_strdup(st, 4),
-		.args_sent = col_strdup(st, 5),
 		.attempts = sqlite3_column_int64(st, 6),
 	};
 	op = (const char *)sqlite3_column_text(st, 1);
 	snprintf(ret->op, sizeof(ret->op), "%s", op ? op : "");
+	r = store_col_strdup(st, 4, &ret->args);
+	if (r >= 0)
+		r = store_col_strdup(st, 5, &ret->args_sent);
 	sqlite3_reset(st);
+	if (r < 0) {
+		journal_entry_free_contents(ret);
+		return r;
+	}
 	return 1;
 }
 
@@ -966,19 +963,21 @@ int store_sync_message_get(struct store *s, int64_t id,
 		.id = sqlite3_column_int64(st, 0),
 		.folder_id = sqlite3_column_int64(st, 1),
 		.uid = (uint32_t)sqlite3_column_int64(st, 2),
-		.flags = col_strdup(st, 3),
-		.server_flags = col_strdup(st, 4),
 		.modseq = (uint64_t)sqlite3_column_int64(st, 5),
 		.internaldate = sqlite3_column_int64(st, 6),
 		.size = (uint64_t)sqlite3_column_int64(st, 7),
-		.message_id = col_strdup(st, 8),
 		.removed = sqlite3_column_int(st, 9) != 0,
 		.has_body = sqlite3_column_int(st, 10) != 0,
 	};
+	r = store_col_strdup(st, 3, &ret->flags);
+	if (r >= 0)
+		r = store_col_strdup(st, 4, &ret->server_flags);
+	if (r >= 0)
+		r = store_col_strdup(st, 8, &ret->message_id);
 	sqlite3_reset(st);
-	if (!ret->flags) {
+	if (r < 0) {
 		sync_message_free_contents(ret);
-		return -ENOMEM;
+		return r;
 	}
 	return 0;
 }
@@ -1045,18 +1044,19 @@ int store_sync_folder_get(struct store *s, int64_t folder_id,
 		return -CPMSYNC_E_NOT_FOUND;
 	*ret = (struct sync_folder){
 		.id = sqlite3_column_int64(st, 0),
-		.name = col_strdup(st, 1),
-		.server_name = col_strdup(st, 2),
 		.removed = sqlite3_column_int(st, 3) != 0,
 		.uidvalidity = (uint32_t)sqlite3_column_int64(st, 4),
 		.uidnext = (uint32_t)sqlite3_column_int64(st, 5),
 		.highestmodseq = (uint64_t)sqlite3_column_int64(st, 6),
 		.body_limit = (uint64_t)sqlite3_column_int64(st, 7),
 	};
+	r = store_col_strdup(st, 1, &ret->name);
+	if (r >= 0)
+		r = store_col_strdup(st, 2, &ret->server_name);
 	sqlite3_reset(st);
-	if (!ret->name) {
+	if (r < 0) {
 		sync_folder_free_contents(ret);
-		return -ENOMEM;
+		return r;
 	}
 	return 0;
 }

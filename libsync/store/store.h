@@ -219,6 +219,13 @@ int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret);
  */
 int store_step(struct store *s, sqlite3_stmt *st);
 
+/*
+ * A malloc()ed copy of text column i of the current row in *ret, NULL for
+ * SQL NULL.  0, or -ENOMEM (then *ret is NULL): an allocation failure is
+ * never mistaken for a NULL column.
+ */
+int store_col_strdup(sqlite3_stmt *st, int i, char **ret);
+
 /* Records sqlite3_errmsg() for store_error() and returns the mapped rc. */
 int store_fail(struct store *s, int sqlite_rc);
 

@@ -15,11 +15,32 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include <cpmsync/error.h>
 #include <cpmsync/store.h>
 
 #include "store/store.h"
 #include "testlib.h"
+
+/*
+ * This binary's strdup() (it takes precedence over libc's for the static
+ * library too): fails with ENOMEM while fail_strdup is set.
+ */
+static bool fail_strdup;
+
+char *strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p;
+
+	if (fail_strdup) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = malloc(n);
+	return p ? memcpy(p, s, n) : NULL;
+}
 
 static char tmpdir[] = "/tmp/test-store-read-XXXXXX";
 static char dbpath[sizeof(tmpdir) + 32];
@@ -819,6 +840,45 @@ START_TEST(test_dump_large)
 }
 END_TEST
 
+/* SQL NULL reads as NULL with 0; a failed copy is -ENOMEM, never NULL with 0. */
+START_TEST(test_col_strdup)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *v = (char *)"untouched";
+
+	ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT NULL, 'abc', '', 42", -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+
+	ck_assert_int_eq(store_col_strdup(st, 0, &v), 0);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(store_col_strdup(st, 1, &v), 0);
+	ck_assert_str_eq(v, "abc");
+	free(v);
+	ck_assert_int_eq(store_col_strdup(st, 2, &v), 0);
+	ck_assert_str_eq(v, "");
+	free(v);
+	ck_assert_int_eq(store_col_strdup(st, 3, &v), 0);
+	ck_assert_str_eq(v, "42");
+	free(v);
+
+	fail_strdup = true;
+	v = (char *)"untouched";
+	ck_assert_int_eq(store_col_strdup(st, 1, &v), -ENOMEM);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(store_col_strdup(st, 2, &v), -ENOMEM);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(store_col_strdup(st, 0, &v), 0); /* no copy needed */
+	ck_assert_ptr_null(v);
+	fail_strdup = false;
+
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+END_TEST
+
 static Suite *store_read_suite(void)
 {
 	Suite *s = suite_create("store-read");
@@ -837,6 +897,7 @@ static Suite *store_read_suite(void)
 	tcase_add_test(tc, test_pending_operations);
 	tcase_add_test(tc, test_readonly_during_write);
 	tcase_add_test(tc, test_dump_large);
+	tcase_add_test(tc, test_col_strdup);
 	suite_add_tcase(s, tc);
 	return s;
 }
