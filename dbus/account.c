@@ -196,6 +196,7 @@ static DBusMessage *get_metadata(struct cpm_bus *bus, DBusMessage *msg, void *us
 static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_account *a = userdata;
+	struct cpmsync_metadata_entry *entries;
 	DBusMessageIter it, d, e;
 	DBusMessage *reply;
 	const char *folder;
@@ -229,22 +230,21 @@ static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *us
 			return cpm_error_invalid_args(msg, "values: value of '%s' longer than %u bytes",
 						      key, CPM_MAX_METADATA_VALUE);
 	}
+	/* All entries in one transaction: set together or not at all. */
+	entries = cpm_calloc(n ? n : 1, sizeof(*entries));
+	n = 0;
 	dbus_message_iter_recurse(&it, &d);
 	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
-	     dbus_message_iter_next(&d)) {
-		const char *key, *value;
-
+	     dbus_message_iter_next(&d), n++) {
 		dbus_message_iter_recurse(&d, &e);
-		dbus_message_iter_get_basic(&e, &key);
+		dbus_message_iter_get_basic(&e, &entries[n].entry);
 		dbus_message_iter_next(&e);
-		dbus_message_iter_get_basic(&e, &value);
-		r = cpmsync_op_set_metadata(a->svc->store, a->name, folder, key, value);
-		if (r < 0) {
-			reply = svc_store_error(a->svc, msg, r);
-			svc_changed_locally(a);
-			return reply;
-		}
+		dbus_message_iter_get_basic(&e, &entries[n].value);
 	}
+	r = cpmsync_op_set_metadata_entries(a->svc->store, a->name, folder, entries, n);
+	free(entries);
+	if (r < 0)
+		return svc_store_error(a->svc, msg, r);
 	svc_changed_locally(a);
 	return cpm_reply(msg);
 }

@@ -1389,6 +1389,15 @@ static int set_metadata(struct store *s, const char *account, const char *folder
 int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, const char *folder,
 			    const char *entry, const char *value)
 {
+	struct cpmsync_metadata_entry e = { entry, value };
+
+	return cpmsync_op_set_metadata_entries(store, account, folder, &e, 1);
+}
+
+int cpmsync_op_set_metadata_entries(struct cpmsync_store *store, const char *account,
+				    const char *folder,
+				    const struct cpmsync_metadata_entry *entries, size_t n_entries)
+{
 	struct store *s;
 	int r;
 
@@ -1398,7 +1407,9 @@ int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, co
 	r = store_begin(s);
 	if (r < 0)
 		return r;
-	return end_tx(s, set_metadata(s, account, folder, entry, value));
+	for (size_t i = 0; r >= 0 && i < n_entries; i++)
+		r = set_metadata(s, account, folder, entries[i].entry, entries[i].value);
+	return end_tx(s, r);
 }
 
 /* ------------------------------------------------------------------ */

@@ -767,6 +767,38 @@ START_TEST(test_set_metadata)
 }
 END_TEST
 
+/* Several entries: all journaled in one transaction, or none. */
+START_TEST(test_set_metadata_entries)
+{
+	static const struct cpmsync_metadata_entry good[] = {
+		{ "/private/a", "1" }, { "/shared/b", "" }, { "/private/c", NULL },
+	};
+	static const struct cpmsync_metadata_entry bad_last[] = {
+		{ "/private/x", "1" }, { "/private/y", "2" }, { "/private/a b", "3" },
+	};
+	char *before, *after;
+
+	ck_assert_int_eq(cpmsync_op_set_metadata_entries(cs, "a", "inbox", good, 3), 0);
+	ck_assert_str_eq(journal(), "set_metadata 1 - /private/a\\n1|"
+				    "set_metadata 1 - /shared/b\\n|"
+				    "set_metadata 1 - /private/c\\n");
+	before = snapshot();
+	/* The third is refused: the first two are not kept either. */
+	expect_err(cpmsync_op_set_metadata_entries(cs, "a", "", bad_last, 3), -EINVAL, "a b");
+	expect_err(cpmsync_op_set_metadata_entries(cs, "a", "Nope", good, 3),
+		   -CPMSYNC_E_NOT_FOUND, "Nope");
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	/* None is nothing. */
+	ck_assert_int_eq(cpmsync_op_set_metadata_entries(cs, "a", "", NULL, 0), 0);
+	free(after);
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
 START_TEST(test_readonly_store)
 {
 	struct cpmsync_store *ro = NULL;
@@ -810,6 +842,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_delete_folder_local);
 	tcase_add_test(tc, test_delete_folder_refused);
 	tcase_add_test(tc, test_set_metadata);
+	tcase_add_test(tc, test_set_metadata_entries);
 	tcase_add_test(tc, test_readonly_store);
 	suite_add_tcase(su, tc);
 	return su;

@@ -84,6 +84,21 @@ int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account,
 			    const char *folder, const char *entry,
 			    const char *value);
 
+struct cpmsync_metadata_entry {
+	const char *entry;
+	const char *value; /* NULL or "" removes the entry */
+};
+
+/*
+ * Several entries of one folder (as cpmsync_op_set_metadata) in one
+ * transaction: all are set, or on the first error none is, and that
+ * error is returned.
+ */
+int cpmsync_op_set_metadata_entries(struct cpmsync_store *store,
+				    const char *account, const char *folder,
+				    const struct cpmsync_metadata_entry *entries,
+				    size_t n_entries);
+
 /* ACL (RFC 4314): SETACL identifier rights ("" or NULL rights: DELETEACL). */
 int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account,
 		       const char *folder, const char *identifier,
