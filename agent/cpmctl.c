@@ -1433,7 +1433,9 @@ enum sync_result {
 struct sync_account {
 	const char *name, *path; /* borrowed from the objects reply */
 	char *state, *last_error, *folder;
-	uint64_t last_sync;
+	uint64_t generation;  /* SyncGeneration: completed syncs */
+	uint64_t generation0; /* ... when we asked for ours */
+	bool has_generation;
 	uint32_t done, total;
 	bool online;
 	enum sync_result result;
@@ -1443,7 +1445,6 @@ struct sync_run {
 	DBusConnection *conn;
 	struct sync_account *v;
 	size_t n, pending;
-	uint64_t t0;	 /* LastSync at or after this: our sync */
 	bool tty;	 /* progress line on stdout */
 	bool line_drawn; /* the progress line is on the screen */
 	int status;
@@ -1467,8 +1468,10 @@ static void sync_apply(struct sync_account *a, const DBusMessageIter *props)
 	s = prop_str(props, "LastError", NULL);
 	if (s)
 		set_str(&a->last_error, s);
-	if (prop_u64(props, "LastSync", &t))
-		a->last_sync = t;
+	if (prop_u64(props, "SyncGeneration", &t)) {
+		a->generation = t;
+		a->has_generation = true;
+	}
 	if (prop_bool(props, "Online", &b))
 		a->online = b;
 }
@@ -1508,8 +1511,9 @@ static void sync_finish_all(struct sync_run *run, const char *why)
 }
 
 /*
- * Done when State is back at "idle" with a LastSync of our sync; failed
- * when the news is State "error".  Only news that arrives after Sync
+ * Done when State is back at "idle" and SyncGeneration has moved since we
+ * asked (a sync completed after the request: ours, or one already running
+ * that took our changes too); failed when the news is State "error".  Only news that arrives after Sync
  * is judged (an "error" left from before says nothing about this sync).
  */
 static void sync_check(struct sync_run *run, struct sync_account *a, bool state_news)
@@ -1520,7 +1524,7 @@ static void sync_check(struct sync_run *run, struct sync_account *a, bool state_
 		sync_finish(run, a, "the account was set offline (Online is off)");
 	else if (state_news && str_eq(a->state, "error"))
 		sync_finish(run, a, *a->last_error ? a->last_error : "sync failed (no reason given)");
-	else if (str_eq(a->state, "idle") && a->last_sync >= run->t0)
+	else if (str_eq(a->state, "idle") && a->generation > a->generation0)
 		sync_finish(run, a, NULL);
 }
 
@@ -1622,7 +1626,7 @@ static void sync_handle(struct sync_run *run, DBusMessage *msg)
 		     dbus_message_iter_next(&sub)) {
 			dbus_message_iter_get_basic(&sub, &s2);
 			if (str_eq(s2, "State") || str_eq(s2, "LastError") ||
-			    str_eq(s2, "LastSync") || str_eq(s2, "Online"))
+			    str_eq(s2, "SyncGeneration") || str_eq(s2, "Online"))
 				refresh = true;
 		}
 		if (refresh) {
@@ -1752,7 +1756,7 @@ static int cmd_sync(int argc, char **argv)
 	struct objects objs = { 0 };
 	_cleanup_free_ struct object **acc = NULL;
 	unsigned long timeout = SYNC_TIMEOUT_DEFAULT;
-	uint64_t deadline = 0, newest = 0;
+	uint64_t deadline = 0;
 	DBusConnection *conn;
 	DBusMessage *msg;
 	size_t n;
@@ -1827,14 +1831,8 @@ static int cmd_sync(int argc, char **argv)
 		a->last_error = xstrdup("");
 		a->online = true;
 		sync_apply(a, &acc[i]->account);
-		if (a->last_sync > newest)
-			newest = a->last_sync;
+		a->generation0 = a->generation;
 	}
-	/* A sync that ended in this very second must not pass for ours:
-	 * start in the next one. */
-	while ((uint64_t)time(NULL) == newest)
-		usleep(50 * 1000);
-	run.t0 = (uint64_t)time(NULL);
 
 	for (size_t i = 0; i < n; i++) {
 		struct sync_account *a = &run.v[i];
@@ -1843,6 +1841,11 @@ static int cmd_sync(int argc, char **argv)
 		if (!a->online) {
 			sync_finish(&run, a, "the account is offline (Online is off; "
 					     "see cpmctl online)");
+			continue;
+		}
+		if (!a->has_generation) {
+			sync_finish(&run, a, "the daemon does not report SyncGeneration "
+					     "(older than this cpmctl)");
 			continue;
 		}
 		why = sync_start(conn, a);

@@ -133,6 +133,8 @@ static void session_synced(struct cpmsync_session *s, int r, const char *reason,
 		log_debug("%s: sync %s (%llu bytes in, %llu out)", cpmsync_session_name(s),
 			  r == 0 ? "done" : "failed", (unsigned long long)st->bytes_in,
 			  (unsigned long long)st->bytes_out);
+	if (da->d->svc)
+		cpm_service_account_synced(da->d->svc, s, r);
 	/* Outbox files become removable (or failed) as their APPENDs land. */
 	if (da->d->outbox && r != -CPMSYNC_E_CANCELED)
 		outbox_rescan(da->d->outbox);

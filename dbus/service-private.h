@@ -49,6 +49,7 @@ struct svc_account {
 	const char *state, *push;
 	char *last_error, *caps;
 	uint64_t last_sync, last_activity;
+	uint64_t sync_generation; /* completed syncs (SyncGeneration) */
 	uint32_t pending;
 	bool online;
 };

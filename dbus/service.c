@@ -818,6 +818,18 @@ void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session
 	cpm_bus_properties_changed(svc->bus, a->path, changed);
 }
 
+void cpm_service_account_synced(struct cpm_service *svc, struct cpmsync_session *session,
+				int r)
+{
+	static const char *const changed[] = { "SyncGeneration", NULL };
+	struct svc_account *a;
+
+	if (r < 0 || !svc || !(a = account_by_session(svc, session)))
+		return;
+	a->sync_generation++;
+	cpm_bus_properties_changed(svc->bus, a->path, changed);
+}
+
 void svc_changed_locally(struct svc_account *a)
 {
 	cpm_service_account_changed(a->svc, a->session);

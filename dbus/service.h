@@ -88,3 +88,9 @@ void cpm_service_set_account_details(struct cpm_service *svc, const char *name,
 void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session *session);
 void cpm_service_sync_progress(struct cpm_service *svc, struct cpmsync_session *session,
 			       const char *folder, uint32_t done, uint32_t total);
+/*
+ * A sync of the session ended with r (the synced callback): a complete one
+ * (r == 0) moves the account's SyncGeneration on by one.
+ */
+void cpm_service_account_synced(struct cpm_service *svc, struct cpmsync_session *session,
+				int r);
