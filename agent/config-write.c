@@ -47,19 +47,6 @@ static bool text_ends_with(const struct text *t, const char *s)
 /* ------------------------------------------------------------------------ */
 /* Checks */
 
-static bool valid_name(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if (!((s[n] >= 'a' && s[n] <= 'z') ||
-		      (s[n] >= 'A' && s[n] <= 'Z') ||
-		      (s[n] >= '0' && s[n] <= '9') || s[n] == '_' ||
-		      s[n] == '-'))
-			return false;
-	return n > 0 && n <= CONFIG_MAX_NAME;
-}
-
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t';
@@ -97,24 +84,6 @@ static int check_value(const char *key, const char *value, char **ret_error)
 	if (ret_error)
 		*ret_error =
 			xasprintf("invalid value for '%s': it %s", key, why);
-	return -EINVAL;
-}
-
-static int check_password(const char *pw, char **ret_error)
-{
-	const char *why = NULL;
-
-	if (!*pw)
-		why = "is empty";
-	else if (strpbrk(pw, "\r\n"))
-		why = "contains a line break";
-	else if (strlen(pw) > CONFIG_MAX_PASSWORD)
-		why = "is too long";
-	if (!why)
-		return 0;
-	if (ret_error)
-		*ret_error =
-			xasprintf("invalid value for 'password': it %s", why);
 	return -EINVAL;
 }
 
@@ -527,50 +496,73 @@ static void add_key(struct text *t, const char *key, const char *value,
 	text_adds(t, eol);
 }
 
-static int check_settings(const struct cpm_account_settings *s,
+static int check_settings(const struct cpmsync_account_settings *s,
 			  char **ret_error)
 {
 	const struct {
 		const char *key, *value;
-		bool required;
 	} keys[] = {
-		{ "host", s->host, true },
-		{ "security", s->security, false },
-		{ "user", s->user, true },
-		{ "password_file", s->password_file, false },
-		{ "ca_file", s->ca_file, false },
-		{ "sync_bodies", s->sync_bodies, false },
+		{ "host", s->host },
+		{ "security", s->security },
+		{ "user", s->user },
+		{ "password_file", s->password_file },
+		{ "ca_file", s->ca_file },
+		{ "sync_bodies", s->sync_bodies },
 	};
-	bool has_pw = s->password && *s->password;
-	bool has_pf = s->password_file && *s->password_file;
+	/* The configuration key each problem is about. */
+	static const char *const problem_key[] = {
+		[CPMSYNC_SETTINGS_NO_HOST] = "host",
+		[CPMSYNC_SETTINGS_BAD_HOST] = "host",
+		[CPMSYNC_SETTINGS_NO_USER] = "user",
+		[CPMSYNC_SETTINGS_BAD_USER] = "user",
+		[CPMSYNC_SETTINGS_BAD_SECURITY] = "security",
+		[CPMSYNC_SETTINGS_BAD_PASSWORD] = "password",
+		[CPMSYNC_SETTINGS_EMPTY_PATH] = "password_command", /* the others are NULL */
+		[CPMSYNC_SETTINGS_BAD_SYNC_BODIES] = "sync_bodies",
+	};
+	enum cpmsync_settings_error e;
+	const char *why;
 	int r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		if (!keys[i].value || (!*keys[i].value && !keys[i].required)) {
-			if (keys[i].required) {
-				if (ret_error)
-					*ret_error = xasprintf(
-						"'%s' is not set", keys[i].key);
-				return -EINVAL;
-			}
-			continue;
-		}
-		r = check_value(keys[i].key, keys[i].value, ret_error);
-		if (r < 0)
-			return r;
-	}
-	if (has_pw == has_pf) {
+	struct cpmsync_account_settings t = *s;
+
+	/* Here "" means not set, as NULL does. */
+	if (t.security && !*t.security)
+		t.security = NULL;
+	if (t.password && !*t.password)
+		t.password = NULL;
+	if (t.password_file && !*t.password_file)
+		t.password_file = NULL;
+	if (t.ca_file && !*t.ca_file)
+		t.ca_file = NULL;
+	if (t.sync_bodies && !*t.sync_bodies)
+		t.sync_bodies = NULL;
+	e = cpmsync_account_settings_check(&t, &why);
+	switch (e) {
+	case CPMSYNC_SETTINGS_OK:
+		break;
+	case CPMSYNC_SETTINGS_NO_HOST:
+	case CPMSYNC_SETTINGS_NO_USER:
 		if (ret_error)
-			*ret_error = xstrdup(has_pw ? "both 'password' and "
-						      "'password_file' are "
-						      "set; give one"
-						    : "neither 'password' nor "
-						      "'password_file' is "
-						      "set");
+			*ret_error = xasprintf("'%s' is not set", problem_key[e]);
+		return -EINVAL;
+	case CPMSYNC_SETTINGS_NO_PASSWORD:
+		if (ret_error)
+			*ret_error = xstrdup("neither 'password' nor 'password_file' is set");
+		return -EINVAL;
+	case CPMSYNC_SETTINGS_TWO_PASSWORDS:
+		if (ret_error)
+			*ret_error = xstrdup("both 'password' and 'password_file' are set; give one");
+		return -EINVAL;
+	default:
+		if (ret_error)
+			*ret_error = xasprintf("invalid value for '%s': it %s", problem_key[e], why);
 		return -EINVAL;
 	}
-	if (has_pw) {
-		r = check_password(s->password, ret_error);
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (!keys[i].value || !*keys[i].value)
+			continue;
+		r = check_value(keys[i].key, keys[i].value, ret_error);
 		if (r < 0)
 			return r;
 	}
@@ -594,7 +586,7 @@ static int check_settings(const struct cpm_account_settings *s,
 }
 
 static void build_section(struct text *t, const char *name,
-			  const struct cpm_account_settings *s,
+			  const struct cpmsync_account_settings *s,
 			  const char *password_file, const char *eol)
 {
 	char port[16];
@@ -627,7 +619,7 @@ static void build_section(struct text *t, const char *name,
 }
 
 int config_write_add_account(const char *config_path, const char *name,
-			     const struct cpm_account_settings *s,
+			     const struct cpmsync_account_settings *s,
 			     char **ret_error)
 {
 	_cleanup_free_ char *real = NULL, *dir = NULL, *pw_path = NULL;
@@ -644,7 +636,7 @@ int config_write_add_account(const char *config_path, const char *name,
 			*ret_error = xstrdup("bad arguments");
 		return -EINVAL;
 	}
-	if (!valid_name(name)) {
+	if (!cpmsync_account_name_valid(name)) {
 		if (ret_error)
 			*ret_error = xasprintf(
 				"invalid account name '%s' (allowed: 1 to %d "
@@ -779,7 +771,7 @@ int config_write_remove_account(const char *config_path, const char *name,
 			*ret_error = xstrdup("bad arguments");
 		return -EINVAL;
 	}
-	if (!valid_name(name)) {
+	if (!cpmsync_account_name_valid(name)) {
 		if (ret_error)
 			*ret_error =
 				xasprintf("invalid account name '%s'", name);

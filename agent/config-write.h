@@ -20,8 +20,9 @@
  * offending key; nothing is changed then.
  */
 
+#include <cpmsync/settings.h>
+
 #include "config.h"
-#include "service.h"
 
 /*
  * Appends an [account NAME] section:
@@ -52,7 +53,7 @@
  * exists.  Other -errno: I/O.
  */
 int config_write_add_account(const char *config_path, const char *name,
-			     const struct cpm_account_settings *s,
+			     const struct cpmsync_account_settings *s,
 			     char **ret_error);
 
 /*

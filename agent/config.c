@@ -16,6 +16,7 @@
 
 #include <cpmsync/account.h>
 #include <cpmsync/io.h>
+#include <cpmsync/settings.h>
 #include <cpmsync/utf8.h>
 
 #include "util.h"
@@ -147,31 +148,10 @@ static bool is_alnum(char ch)
 	       (ch >= '0' && ch <= '9');
 }
 
-static bool valid_account_name(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!is_alnum(*s) && *s != '_' && *s != '-')
-			return false;
-	return true;
-}
-
 static bool valid_key(const char *s)
 {
 	for (; *s; s++)
 		if (!is_alnum(*s) && *s != '_' && *s != '-' && *s != '.')
-			return false;
-	return true;
-}
-
-/* A host name, an IPv4 address or an IPv6 address (no brackets). */
-static bool valid_host(const char *s)
-{
-	if (strlen(s) > 253)
-		return false;
-	for (; *s; s++)
-		if (!is_alnum(*s) && !strchr(".-_:%", *s))
 			return false;
 	return true;
 }
@@ -351,7 +331,7 @@ static int parse_account_key(struct parser *p, struct config_account *a,
 
 	switch (k) {
 	case KEY_HOST:
-		if (!valid_host(value))
+		if (!cpmsync_host_valid(value))
 			return fail(p,
 				    "invalid host '%s' (expected a host name "
 				    "or an IP address)",
@@ -389,15 +369,7 @@ static int parse_account_key(struct parser *p, struct config_account *a,
 		parse_folders(value, &a->folders);
 		return 0;
 	case KEY_SYNC_BODIES:
-		if (str_eq(value, "all")) {
-			a->sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
-			return 0;
-		}
-		if (str_eq(value, "none")) {
-			a->sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
-			return 0;
-		}
-		r = parse_number(value, 1, CONFIG_MAX_SYNC_BODIES, &n);
+		r = cpmsync_sync_bodies_from_string(value, &a->sync_bodies);
 		if (r == -EINVAL)
 			return fail(p,
 				    "invalid sync_bodies '%s' (expected all, "
@@ -408,7 +380,6 @@ static int parse_account_key(struct parser *p, struct config_account *a,
 				    "sync_bodies %s is out of range (1-%d KiB; "
 				    "'none' keeps no bodies)",
 				    value, CONFIG_MAX_SYNC_BODIES);
-		a->sync_bodies = (int64_t)n;
 		return 0;
 	case KEY_TIMEOUT:
 		r = parse_number(value, 1, CONFIG_MAX_TIMEOUT, &n);
@@ -521,7 +492,7 @@ static int add_account(struct parser *p, const char *name)
 	struct config *c = p->c;
 	struct config_account *a;
 
-	if (!valid_account_name(name))
+	if (!cpmsync_account_name_valid(name) && strlen(name) <= CONFIG_MAX_NAME)
 		return fail(p,
 			    "invalid account name '%s' (allowed: letters, "
 			    "digits, '_' and '-')",

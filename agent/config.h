@@ -42,15 +42,16 @@
 #include <stdint.h>
 
 #include <cpmsync/account.h>
+#include <cpmsync/limits.h>
 
 #define CONFIG_MAX_SIZE		   (1024 * 1024) /* bytes in the file */
 #define CONFIG_MAX_LINE		   4096 /* bytes in one line, without the EOL */
 #define CONFIG_MAX_ACCOUNTS	   256
-#define CONFIG_MAX_NAME		   64 /* bytes in an account name */
+#define CONFIG_MAX_NAME		   CPMSYNC_ACCOUNT_NAME_MAX
 #define CONFIG_MAX_WARNINGS	   64 /* further warnings are summarised */
-#define CONFIG_MAX_SYNC_BODIES	   (4 * 1024 * 1024) /* KiB: 4 GiB */
+#define CONFIG_MAX_SYNC_BODIES	   CPMSYNC_SYNC_BODIES_MAX_KIB
 #define CONFIG_MAX_TIMEOUT	   3600		     /* seconds */
-#define CONFIG_MAX_PASSWORD	   4096	 /* bytes in the password line */
+#define CONFIG_MAX_PASSWORD	   CPMSYNC_PASSWORD_MAX
 #define CONFIG_PASSWORD_TIMEOUT_MS 60000 /* password_command run time */
 #define CONFIG_MAX_COMMAND_OUTPUT  (1024 * 1024) /* bytes it may print */
 

@@ -281,7 +281,7 @@ static void config_changed(void *userdata)
 }
 
 static int hook_add_account(void *userdata, const char *name,
-			    const struct cpm_account_settings *settings, char **ret_error)
+			    const struct cpmsync_account_settings *settings, char **ret_error)
 {
 	struct daemon *d = userdata;
 	int r;

@@ -277,7 +277,7 @@ static DBusMessage *set_acl_common(struct svc_account *a, DBusMessage *msg, cons
 
 	if ((reply = svc_resolve_folder(a, msg, "folder", folder, false, &id)))
 		return reply;
-	if ((err = cpm_check_name("identifier", identifier, false)))
+	if ((err = cpm_check_acl_identifier("identifier", identifier)))
 		return svc_invalid(msg, err);
 	if ((err = cpm_check_rights("rights", rights)))
 		return svc_invalid(msg, err);

@@ -9,6 +9,7 @@
 
 #include <cpmsync/error.h>
 #include <cpmsync/message.h>
+#include <cpmsync/settings.h>
 #include <cpmsync/utf8.h>
 
 /* ------------------------------------------------------------------------ */
@@ -358,6 +359,15 @@ char *cpm_check_rights(const char *arg, const char *rights)
 	return NULL;
 }
 
+char *cpm_check_acl_identifier(const char *arg, const char *identifier)
+{
+	char *err = cpm_check_name(arg, identifier, false);
+
+	if (!err && strlen(identifier) > CPMSYNC_ACL_IDENTIFIER_MAX)
+		err = cpm_asprintf("%s: longer than %u bytes", arg, CPMSYNC_ACL_IDENTIFIER_MAX);
+	return err;
+}
+
 char *cpm_check_metadata_entry(const char *arg, const char *entry)
 {
 	char *err = cpm_check_name(arg, entry, false);
@@ -380,12 +390,10 @@ char *cpm_check_account_name(const char *arg, const char *name)
 
 	if (!len)
 		return cpm_asprintf("%s: must not be empty", arg);
-	if (len > 255)
-		return cpm_asprintf("%s: longer than 255 bytes", arg);
-	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
-			return cpm_asprintf("%s: account names are [A-Za-z0-9_-]+", arg);
+	if (len > CPMSYNC_ACCOUNT_NAME_MAX)
+		return cpm_asprintf("%s: longer than %u bytes", arg, CPMSYNC_ACCOUNT_NAME_MAX);
+	if (!cpmsync_account_name_valid(name))
+		return cpm_asprintf("%s: account names are [A-Za-z0-9_-]+", arg);
 	return NULL;
 }
 

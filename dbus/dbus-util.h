@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cpmsync/limits.h>
 #include <cpmsync/store.h>
 
 #define CPM_DBUS_ATTR_FORMAT(a, b) __attribute__((format(printf, a, b)))
@@ -33,11 +34,11 @@
 #define CPM_MAX_IDS 10000u	    /* entries of an ids array */
 #define CPM_MAX_FLAGS 256u	    /* entries of a flags array */
 #define CPM_MAX_FLAG_LEN 256u	    /* bytes of one flag */
-#define CPM_MAX_NAME_LEN 1024u	    /* folder names, identifiers, entries */
+#define CPM_MAX_NAME_LEN CPMSYNC_FOLDER_NAME_MAX /* folder names, metadata entries */
 #define CPM_MAX_LIST_LIMIT 10000u   /* ListMessages limit */
 #define CPM_DEFAULT_LIST_LIMIT 1000u /* ListMessages limit 0 */
 #define CPM_MAX_METADATA 256u	    /* entries per Get/SetMetadata */
-#define CPM_MAX_METADATA_VALUE (64u * 1024u)
+#define CPM_MAX_METADATA_VALUE CPMSYNC_METADATA_VALUE_MAX
 #define CPM_MAX_PREVIEW_DIM 4096u
 #define CPM_MAX_SIGNAL_ENTRIES 500u /* dicts / ids per Messages* signal */
 /* Largest array D-Bus carries (DBUS_MAXIMUM_ARRAY_LENGTH). */
@@ -96,6 +97,8 @@ char *cpm_check_flag(const char *arg, const char *flag);
 char *cpm_check_section(const char *arg, const char *section);
 char *cpm_check_rights(const char *arg, const char *rights);
 char *cpm_check_metadata_entry(const char *arg, const char *entry);
+/* An ACL identifier: cpm_check_name() and at most CPMSYNC_ACL_IDENTIFIER_MAX bytes. */
+char *cpm_check_acl_identifier(const char *arg, const char *identifier);
 char *cpm_check_account_name(const char *arg, const char *name);
 
 /*

@@ -19,27 +19,34 @@ static const struct {
 	{ "CaFile", "s" },	 { "Folders", "as" },	  { "SyncBodies", "s" },
 };
 
-void cpm_account_settings_clear(struct cpm_account_settings *s)
+void cpm_account_settings_clear(struct cpmsync_account_settings *s)
 {
 	free((void *)s->folders);
 	memset(s, 0, sizeof(*s));
 }
 
-static bool sync_bodies_ok(const char *s)
-{
-	if (!strcmp(s, "all") || !strcmp(s, "none"))
-		return true;
-	if (!*s || strlen(s) > 9)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
+/* What cpmsync_account_settings_check() found, in AddAccount's words. */
+static const char *const settings_error_text[] = {
+	[CPMSYNC_SETTINGS_NO_HOST] = "settings: Host is required",
+	[CPMSYNC_SETTINGS_BAD_HOST] = "settings: Host is not a host name",
+	[CPMSYNC_SETTINGS_NO_USER] = "settings: User is required",
+	[CPMSYNC_SETTINGS_BAD_USER] = "settings: User must be one line",
+	[CPMSYNC_SETTINGS_BAD_SECURITY] =
+		"settings: Security must be \"tls\", \"starttls\" or \"none\"",
+	[CPMSYNC_SETTINGS_NO_PASSWORD] =
+		"settings: exactly one of Password and PasswordFile is required",
+	[CPMSYNC_SETTINGS_TWO_PASSWORDS] =
+		"settings: exactly one of Password and PasswordFile is required",
+	[CPMSYNC_SETTINGS_BAD_PASSWORD] = "settings: Password must be one line and not empty",
+	[CPMSYNC_SETTINGS_EMPTY_PATH] = "settings: file names must not be empty",
+	[CPMSYNC_SETTINGS_BAD_SYNC_BODIES] =
+		"settings: SyncBodies must be \"all\", \"none\" or a size in KiB",
+};
 
-char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpm_account_settings *ret)
+char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_settings *ret)
 {
-	struct cpm_account_settings s = { 0 };
+	struct cpmsync_account_settings s = { 0 };
+	enum cpmsync_settings_error check;
 	DBusMessageIter a, e, v;
 	unsigned seen = 0;
 	char *err = NULL;
@@ -106,8 +113,9 @@ char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpm_account_setti
 			continue;
 		}
 		dbus_message_iter_get_basic(&v, &str);
-		if (strlen(str) > 4096) {
-			err = cpm_asprintf("settings: %s longer than 4096 bytes", key);
+		if (strlen(str) > CPMSYNC_SETTING_MAX) {
+			err = cpm_asprintf("settings: %s longer than %u bytes", key,
+					   CPMSYNC_SETTING_MAX);
 			goto fail;
 		}
 		if (!strcmp(key, "Host"))
@@ -125,43 +133,11 @@ char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpm_account_setti
 		else if (!strcmp(key, "SyncBodies"))
 			s.sync_bodies = str;
 	}
-	if (!s.host || !*s.host) {
-		err = cpm_strdup("settings: Host is required");
-		goto fail;
-	}
-	if (strpbrk(s.host, " \t\r\n/")) {
-		err = cpm_strdup("settings: Host is not a host name");
-		goto fail;
-	}
-	if (!s.user || !*s.user) {
-		err = cpm_strdup("settings: User is required");
-		goto fail;
-	}
-	if (strpbrk(s.user, "\r\n")) {
-		err = cpm_strdup("settings: User must be one line");
-		goto fail;
-	}
 	if (!s.security)
 		s.security = "tls";
-	if (strcmp(s.security, "tls") && strcmp(s.security, "starttls") &&
-	    strcmp(s.security, "none")) {
-		err = cpm_strdup("settings: Security must be \"tls\", \"starttls\" or \"none\"");
-		goto fail;
-	}
-	if (!!s.password == !!s.password_file) {
-		err = cpm_strdup("settings: exactly one of Password and PasswordFile is required");
-		goto fail;
-	}
-	if ((s.password_file && !*s.password_file) || (s.ca_file && !*s.ca_file)) {
-		err = cpm_strdup("settings: file names must not be empty");
-		goto fail;
-	}
-	if (s.password && strpbrk(s.password, "\r\n")) {
-		err = cpm_strdup("settings: Password must be one line");
-		goto fail;
-	}
-	if (s.sync_bodies && !sync_bodies_ok(s.sync_bodies)) {
-		err = cpm_strdup("settings: SyncBodies must be \"all\", \"none\" or a size in KiB");
+	check = cpmsync_account_settings_check(&s, NULL);
+	if (check != CPMSYNC_SETTINGS_OK) {
+		err = cpm_strdup(settings_error_text[check]);
 		goto fail;
 	}
 	*ret = s;
@@ -190,7 +166,7 @@ static DBusMessage *hook_error(DBusMessage *msg, int r, char *reason)
 static DBusMessage *add_account(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct cpm_service *svc = userdata;
-	struct cpm_account_settings s;
+	struct cpmsync_account_settings s;
 	struct svc_account *a;
 	DBusMessageIter it;
 	DBusMessage *reply;

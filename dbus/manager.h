@@ -15,5 +15,5 @@
  * Host/User, both or neither of Password and PasswordFile ...).
  * Security defaults to "tls".
  */
-char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpm_account_settings *ret);
-void cpm_account_settings_clear(struct cpm_account_settings *s);
+char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_settings *ret);
+void cpm_account_settings_clear(struct cpmsync_account_settings *s);

@@ -19,28 +19,16 @@
 
 #include <cpmsync/loop.h>
 #include <cpmsync/session.h>
+#include <cpmsync/settings.h>
 #include <cpmsync/store.h>
 #include <cpmsync/sync.h>
 
 struct cpm_service;
 
-/* Account settings from Manager1.AddAccount, validated by the service
- * (types; host, user non-empty) before the hook is called. */
-struct cpm_account_settings {
-	const char *host;
-	uint16_t port;		 /* 0: default */
-	const char *security;	 /* "tls" | "starttls" | "none" */
-	const char *user;
-	const char *password;	 /* exactly one of password and password_file */
-	const char *password_file;
-	const char *ca_file;	 /* or NULL */
-	const char *const *folders; /* NULL-terminated, or NULL: "*" */
-	const char *sync_bodies; /* "all" | "none" | KiB, or NULL */
-};
-
 /*
  * What the daemon does for Manager1 (write the configuration file and
- * apply it).  Each returns 0, or a negative errno and a malloc()ed reason
+ * apply it).  add_account gets settings that passed
+ * cpmsync_account_settings_check() (security set, password_command NULL).  Each returns 0, or a negative errno and a malloc()ed reason
  * in *ret_error (-EINVAL: InvalidArgs; -EEXIST / -CPMSYNC_E_NOT_FOUND:
  * NotFound/Failed as fits; else Failed).  The new account's session is
  * given to cpm_service_add_account() by the daemon before add_account
@@ -48,7 +36,7 @@ struct cpm_account_settings {
  */
 struct cpm_service_hooks {
 	int (*add_account)(void *userdata, const char *name,
-			   const struct cpm_account_settings *settings,
+			   const struct cpmsync_account_settings *settings,
 			   char **ret_error);
 	int (*remove_account)(void *userdata, const char *name, char **ret_error);
 	/* The bus went away (optional): nothing can reach the daemon now. */

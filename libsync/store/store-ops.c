@@ -23,6 +23,8 @@
 
 #include <cpmsync/error.h>
 #include <cpmsync/io.h>
+#include <cpmsync/limits.h>
+#include <cpmsync/settings.h>
 #include <cpmsync/ops.h>
 #include <cpmsync/utf8.h>
 
@@ -32,10 +34,9 @@
 #include "util/msg-summary.h"
 
 #define OPS_CHUNK (64 * 1024)
-#define FOLDER_NAME_MAX 1024
-#define METADATA_ENTRY_MAX 1024
-#define METADATA_VALUE_MAX (64 * 1024)
-#define ACCOUNT_NAME_MAX 256
+#define FOLDER_NAME_MAX CPMSYNC_FOLDER_NAME_MAX
+#define METADATA_ENTRY_MAX CPMSYNC_METADATA_ENTRY_MAX
+#define METADATA_VALUE_MAX CPMSYNC_METADATA_VALUE_MAX
 
 /* Helpers. */
 
@@ -57,30 +58,13 @@ static int step_done(struct store *s, sqlite3_stmt *st)
 	return r;
 }
 
-static bool account_name_valid(const char *name)
-{
-	size_t n = name ? strlen(name) : 0;
-
-	if (n == 0 || n > ACCOUNT_NAME_MAX)
-		return false;
-	/* As in the configuration: [A-Za-z0-9_-]+. */
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 /* The account's id; the row is created if missing. */
 static int account_id(struct store *s, const char *name, int64_t *ret)
 {
 	sqlite3_stmt *st;
 	int r;
 
-	if (!account_name_valid(name)) {
+	if (!name || !cpmsync_account_name_valid(name)) {
 		store_set_error(s, "invalid account name \"%s\"", name ? name : "(null)");
 		return -EINVAL;
 	}
@@ -1415,7 +1399,7 @@ int cpmsync_op_set_metadata_entries(struct cpmsync_store *store, const char *acc
 /* ------------------------------------------------------------------ */
 /* ACL */
 
-#define ACL_IDENTIFIER_MAX 256
+#define ACL_IDENTIFIER_MAX CPMSYNC_ACL_IDENTIFIER_MAX
 #define ACL_RIGHTS_MAX 64
 
 static int set_acl(struct store *s, const char *account, const char *folder,

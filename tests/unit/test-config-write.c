@@ -120,7 +120,7 @@ static void assert_no_temp(const char *dir)
 
 static const char *const two_folders[] = { "INBOX", "Chats/*", NULL };
 
-static const struct cpm_account_settings full = {
+static const struct cpmsync_account_settings full = {
 	.host = "imap.example.org",
 	.port = 1993,
 	.security = "starttls",
@@ -131,7 +131,7 @@ static const struct cpm_account_settings full = {
 	.sync_bodies = "512",
 };
 
-static const struct cpm_account_settings minimal = {
+static const struct cpmsync_account_settings minimal = {
 	.host = "h.example",
 	.user = "u",
 	.password_file = "/p",
@@ -218,7 +218,7 @@ END_TEST
 START_TEST(test_add_password_in_clear)
 {
 	const char *path = tmp_path("conf/cpmsync.conf");
-	struct cpm_account_settings s = minimal;
+	struct cpmsync_account_settings s = minimal;
 	struct config *c = NULL;
 	char *err = NULL, *pw = NULL, expect[PATH_MAX + 64];
 	const char *pwfile = tmp_path("conf/acct.password");
@@ -257,7 +257,7 @@ END_TEST
 START_TEST(test_add_password_symlink_refused)
 {
 	const char *path = tmp_path("cpmsync.conf");
-	struct cpm_account_settings s = minimal;
+	struct cpmsync_account_settings s = minimal;
 	char *err = NULL;
 
 	s.password_file = NULL;
@@ -289,7 +289,7 @@ END_TEST
 
 static const struct {
 	const char *name;
-	struct cpm_account_settings s;
+	struct cpmsync_account_settings s;
 	const char *want; /* in the error */
 } bad[] = {
 	{ "",
@@ -394,7 +394,7 @@ START_TEST(test_add_folder_with_blank)
 {
 	const char *path = tmp_path("cpmsync.conf");
 	static const char *const f[] = { "INBOX", "My Chats", NULL };
-	struct cpm_account_settings s = minimal;
+	struct cpmsync_account_settings s = minimal;
 	char *err = NULL;
 
 	s.folders = f;
@@ -458,7 +458,7 @@ END_TEST
 
 START_TEST(test_add_relative_path)
 {
-	struct cpm_account_settings s = minimal;
+	struct cpmsync_account_settings s = minimal;
 	char expect[PATH_MAX + 64];
 
 	ck_assert_int_eq(chdir(tmpdir), 0);

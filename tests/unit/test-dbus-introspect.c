@@ -693,6 +693,34 @@ START_TEST(test_checks)
 	err = cpm_check_account_name("name", "");
 	ck_assert_ptr_nonnull(err);
 	free(err);
+
+	/* The limits are the store's and the configuration's (cpmsync/limits.h):
+	 * D-Bus used to take 255-byte account names and 1024-byte identifiers
+	 * that the configuration (64) and the store (256) then refused. */
+	{
+		char lim[CPMSYNC_FOLDER_NAME_MAX + 2];
+
+		memset(lim, 'a', sizeof(lim));
+		lim[CPMSYNC_ACCOUNT_NAME_MAX] = '\0';
+		ck_assert_ptr_null(cpm_check_account_name("name", lim));
+		lim[CPMSYNC_ACCOUNT_NAME_MAX] = 'a';
+		lim[CPMSYNC_ACCOUNT_NAME_MAX + 1] = '\0';
+		err = cpm_check_account_name("name", lim);
+		ck_assert_str_eq(err, "name: longer than 64 bytes");
+		free(err);
+		lim[CPMSYNC_ACCOUNT_NAME_MAX + 1] = 'a';
+
+		lim[CPMSYNC_ACL_IDENTIFIER_MAX] = '\0';
+		ck_assert_ptr_null(cpm_check_acl_identifier("identifier", lim));
+		lim[CPMSYNC_ACL_IDENTIFIER_MAX] = 'a';
+		lim[CPMSYNC_ACL_IDENTIFIER_MAX + 1] = '\0';
+		err = cpm_check_acl_identifier("identifier", lim);
+		ck_assert_str_eq(err, "identifier: longer than 256 bytes");
+		free(err);
+		err = cpm_check_acl_identifier("identifier", "");
+		ck_assert_str_eq(err, "identifier: must not be empty");
+		free(err);
+	}
 }
 END_TEST
 
@@ -807,7 +835,7 @@ static DBusMessage *dict_message(const char *spec)
 	return m;
 }
 
-static char *parse_settings(const char *spec, struct cpm_account_settings *s)
+static char *parse_settings(const char *spec, struct cpmsync_account_settings *s)
 {
 	DBusMessage *m = dict_message(spec);
 	DBusMessageIter it;
@@ -854,7 +882,7 @@ START_TEST(test_settings)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct cpm_account_settings s;
+		struct cpmsync_account_settings s;
 		char *err = parse_settings(cases[i].spec, &s);
 
 		if (!cases[i].error) {
@@ -873,7 +901,7 @@ START_TEST(test_settings_values)
 {
 	DBusMessage *m = dict_message("Host=s:h;Port=q:1143;User=s:u;PasswordFile=s:/p;"
 				      "Folders=as:INBOX,Sent");
-	struct cpm_account_settings s = { 0 };
+	struct cpmsync_account_settings s = { 0 };
 	DBusMessageIter it;
 
 	dbus_message_iter_init(m, &it);
