@@ -441,28 +441,47 @@ static int parse_key(struct parser *p, const char *key, char *value)
 static int end_section(struct parser *p)
 {
 	struct config_account *a;
+	struct cpmsync_account_settings s;
 	unsigned lf = p->key_line[KEY_PASSWORD_FILE];
 	unsigned lc = p->key_line[KEY_PASSWORD_COMMAND];
+	const char *why;
 
 	if (p->section != SECTION_ACCOUNT)
 		return 0;
 	a = &p->c->accounts[p->c->n_accounts - 1];
-	if (!a->host)
+	/* Each value passed its own check as it was read; what is left is
+	 * what the section as a whole must have, judged by the same check
+	 * as AddAccount's. */
+	s = (struct cpmsync_account_settings){
+		.host = a->host,
+		.user = a->user,
+		.password_file = a->password_file,
+		.password_command = a->password_command,
+		.ca_file = a->ca_file,
+	};
+	switch (cpmsync_account_settings_check(&s, &why)) {
+	case CPMSYNC_SETTINGS_OK:
+		break;
+	case CPMSYNC_SETTINGS_NO_HOST:
 		return fail_at(p, p->section_line,
 			       "account '%s': host is not set", a->name);
-	if (!a->user)
+	case CPMSYNC_SETTINGS_NO_USER:
 		return fail_at(p, p->section_line,
 			       "account '%s': user is not set", a->name);
-	if (lf && lc)
+	case CPMSYNC_SETTINGS_TWO_PASSWORDS:
 		return fail_at(p, lf > lc ? lf : lc,
 			       "account '%s': both password_file (line %u) and "
 			       "password_command (line %u) are set; use one",
 			       a->name, lf, lc);
-	if (!lf && !lc)
+	case CPMSYNC_SETTINGS_NO_PASSWORD:
 		return fail_at(p, p->section_line,
 			       "account '%s': neither password_file nor "
 			       "password_command is set",
 			       a->name);
+	default: /* not reachable from a file: each key was checked when read */
+		return fail_at(p, p->section_line, "account '%s': a setting %s", a->name,
+			       why);
+	}
 	if (a->security == CPMSYNC_SECURITY_NONE && !host_is_loopback(a->host))
 		return fail_at(
 		    p, p->key_line[KEY_SECURITY],
