@@ -49,6 +49,7 @@ struct flag_item {
 
 struct replay {
 	struct journal_entry j;
+	struct journal_args args; /* decoded by the ops that have some */
 	struct sync_message msg, src;
 	struct sync_folder folder, dst;
 	/* flags */
@@ -76,6 +77,7 @@ static struct replay *R(struct cpmsync_sync *e)
 static void replay_clear(struct replay *rp)
 {
 	journal_entry_free_contents(&rp->j);
+	journal_args_free(&rp->args);
 	sync_message_free_contents(&rp->msg);
 	sync_message_free_contents(&rp->src);
 	sync_folder_free_contents(&rp->folder);
@@ -300,10 +302,11 @@ static void verify(struct cpmsync_sync *e, const struct sync_folder *f, engine_n
 		   engine_next_fn missing)
 {
 	struct replay *rp = R(e);
-	unsigned from = 1;
+	uint32_t from = 1;
 
-	if (rp->j.args_sent)
-		sscanf(rp->j.args_sent, "uidnext=%u", &from);
+	/* Without a readable mark (none, or an older format): from 1. */
+	if (journal_attempt_decode(rp->j.args_sent, &from) < 0)
+		from = 1;
 	rp->verify_from = from;
 	free(e->verify_flags);
 	e->verify_flags = NULL;
@@ -317,13 +320,13 @@ static void verify(struct cpmsync_sync *e, const struct sync_folder *f, engine_n
 /* Commits the mark before a non-idempotent command is sent. */
 static int mark_attempt(struct cpmsync_sync *e, const struct sync_folder *dest)
 {
-	char args[64];
+	char args[JOURNAL_ATTEMPT_MAX];
 	uint32_t uidnext = dest->uidnext;
 	int r;
 
 	if (e->selected_id == dest->id && e->selected_uidnext > uidnext)
 		uidnext = e->selected_uidnext;
-	snprintf(args, sizeof(args), "uidnext=%u", uidnext ? uidnext : 1);
+	journal_attempt_encode(uidnext ? uidnext : 1, args, sizeof(args));
 	r = engine_tx_tick(e, true);
 	if (r < 0)
 		return r;
@@ -351,7 +354,7 @@ static void adopt_uid(struct cpmsync_sync *e)
 	if (r >= 0)
 		r = store_sync_message_set_uid(e->store, rp->msg.id, e->verify_uid, carried);
 	if (r >= 0 && !rp->msg.removed && !streq(carried, rp->msg.flags))
-		r = store_journal_add(e->store, e->account_id, "flags", rp->msg.folder_id,
+		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_FLAGS, rp->msg.folder_id,
 				      rp->msg.id, NULL);
 	if (store_failed(e, r))
 		return;
@@ -477,7 +480,7 @@ static void op_append(struct cpmsync_sync *e)
 
 static bool is_move(struct cpmsync_sync *e)
 {
-	return streq(R(e)->j.op, "move");
+	return R(e)->j.op == JOURNAL_OP_MOVE;
 }
 
 /* The destination row got its UID; a move also removes the source row. */
@@ -494,7 +497,7 @@ static void copy_adopt(struct cpmsync_sync *e)
 		r = store_sync_message_set_uid(e->store, rp->msg.id, e->verify_uid, carried);
 	/* COPY carries the source's flags; local changes since go as a flag row. */
 	if (r >= 0 && !streq(carried, rp->msg.flags))
-		r = store_journal_add(e->store, e->account_id, "flags", rp->msg.folder_id,
+		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_FLAGS, rp->msg.folder_id,
 				      rp->msg.id, NULL);
 	if (r >= 0 && is_move(e) && rp->src.id)
 		r = store_sync_message_delete(e->store, rp->src.id);
@@ -616,6 +619,8 @@ static void move_verified(struct cpmsync_sync *e)
 static void op_copy(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
+	struct journal_args args;
+	const char *why = "";
 	int64_t src_id = 0;
 	int r;
 
@@ -635,8 +640,17 @@ static void op_copy(struct cpmsync_sync *e)
 		op_failed(e, "folder %s does not exist on the server yet", rp->dst.name);
 		return;
 	}
-	if (rp->j.args)
-		sscanf(rp->j.args, "src=%lld", (long long *)&src_id);
+	r = journal_args_decode(rp->j.op, rp->j.args, &args, &why);
+	if (r == -EBADMSG)
+		/* Its source cannot be named: made from our copy below. */
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s row %lld: malformed arguments (expected %s)",
+			e->account_name, rp->j.op_name, (long long)rp->j.id, why);
+	else if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return;
+	} else
+		src_id = args.copy.src_id;
+	journal_args_free(&args);
 	r = src_id ? load_message(e, src_id, &rp->src) : -CPMSYNC_E_NOT_FOUND;
 	if (r >= 0)
 		r = load_folder(e, rp->src.folder_id, &rp->folder);
@@ -646,7 +660,7 @@ static void op_copy(struct cpmsync_sync *e)
 		if (rp->msg.has_body) {
 			log_msg(CPMSYNC_LOG_NOTICE, CAT,
 				"%s: source of the %s of message %lld is gone: appending our copy",
-				e->account_name, rp->j.op, (long long)rp->msg.id);
+				e->account_name, rp->j.op_name, (long long)rp->msg.id);
 			sync_folder_free_contents(&rp->folder);
 			rp->folder = rp->dst;
 			memset(&rp->dst, 0, sizeof(rp->dst));
@@ -659,7 +673,7 @@ static void op_copy(struct cpmsync_sync *e)
 		log_msg(CPMSYNC_LOG_WARNING, CAT,
 			"%s: source of the %s of message %lld is gone and its content was never "
 			"downloaded: dropping the copy",
-			e->account_name, rp->j.op, (long long)rp->msg.id);
+			e->account_name, rp->j.op_name, (long long)rp->msg.id);
 		r = engine_tx_begin(e);
 		if (r >= 0)
 			r = store_sync_message_delete(e->store, rp->msg.id);
@@ -902,7 +916,7 @@ static void op_flags(struct cpmsync_sync *e)
 			return;
 		if (r == 0)
 			break;
-		if (!streq(next.op, "flags") || next.folder_id != rp->j.folder_id) {
+		if (next.op != JOURNAL_OP_FLAGS || next.folder_id != rp->j.folder_id) {
 			journal_entry_free_contents(&next);
 			break;
 		}
@@ -1016,7 +1030,7 @@ static void op_expunge(struct cpmsync_sync *e)
 			return;
 		if (r == 0)
 			break;
-		if (!streq(next.op, "expunge") || next.folder_id != rp->j.folder_id) {
+		if (next.op != JOURNAL_OP_EXPUNGE || next.folder_id != rp->j.folder_id) {
 			journal_entry_free_contents(&next);
 			break;
 		}
@@ -1148,13 +1162,13 @@ static void op_folder(struct cpmsync_sync *e)
 	}
 	if (store_failed(e, r))
 		return;
-	if (streq(rp->j.op, "create_folder")) {
+	if (rp->j.op == JOURNAL_OP_CREATE_FOLDER) {
 		if (rp->folder.server_name || rp->folder.removed) {
 			op_done(e);
 			return;
 		}
 		folder_cmd(e, "CREATE", create_done, rp->folder.name, NULL);
-	} else if (streq(rp->j.op, "rename_folder")) {
+	} else if (rp->j.op == JOURNAL_OP_RENAME_FOLDER) {
 		if (rp->folder.removed || !rp->folder.server_name ||
 		    streq(rp->folder.server_name, rp->folder.name)) {
 			op_done(e);
@@ -1195,30 +1209,31 @@ static void simple_done(struct imap_client *client, const struct imap_cmd_result
 	struct cpmsync_sync *e = userdata;
 
 	(void)client;
-	if (cmd_refused(e, res, streq(R(e)->j.op, "set_acl") ? "SETACL" : "SETMETADATA"))
+	if (cmd_refused(e, res, R(e)->j.op == JOURNAL_OP_SET_ACL ? "SETACL" : "SETMETADATA"))
 		return;
 	op_done(e);
 }
 
 /*
- * The args of set_metadata and set_acl: "<first>\n<rest>".  Returns false
- * (the row failed, or the run) when malformed or out of memory.
+ * Decodes the row's args into rp->args.  Returns false (the row failed,
+ * or the run) when malformed or out of memory.
  */
-static bool split_args(struct cpmsync_sync *e, char **ret_first, const char **ret_rest)
+static bool decode_args(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	const char *nl = rp->j.args ? strchr(rp->j.args, '\n') : NULL;
+	const char *why = "";
+	int r;
 
-	if (!nl) {
-		op_failed(e, "malformed %s operation %lld", rp->j.op, (long long)rp->j.id);
+	r = journal_args_decode(rp->j.op, rp->j.args, &rp->args, &why);
+	if (r == -EBADMSG) {
+		op_failed(e, "malformed %s operation %lld (expected %s)", rp->j.op_name,
+			  (long long)rp->j.id, why);
 		return false;
 	}
-	*ret_first = strndup(rp->j.args, (size_t)(nl - rp->j.args));
-	if (!*ret_first) {
-		engine_fail(e, -ENOMEM, "out of memory");
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
 		return false;
 	}
-	*ret_rest = nl + 1;
 	return true;
 }
 
@@ -1247,14 +1262,14 @@ static bool row_folder_on_server(struct cpmsync_sync *e)
 static void op_metadata(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	const char *mbox = "";
-	_cleanup_free_ char *entry = NULL;
-	const char *value;
+	const char *mbox = "", *entry, *value;
 	struct imap_cmd *cmd;
 	int r;
 
-	if (!split_args(e, &entry, &value))
+	if (!decode_args(e))
 		return;
+	entry = rp->args.metadata.entry;
+	value = rp->args.metadata.value;
 	if (rp->j.folder_id) {
 		if (!row_folder_on_server(e))
 			return;
@@ -1291,13 +1306,14 @@ static void op_metadata(struct cpmsync_sync *e)
 static void op_acl(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	_cleanup_free_ char *identifier = NULL;
-	const char *rights;
+	const char *identifier, *rights;
 	struct imap_cmd *cmd;
 	int r;
 
-	if (!split_args(e, &identifier, &rights) || !row_folder_on_server(e))
+	if (!decode_args(e) || !row_folder_on_server(e))
 		return;
+	identifier = rp->args.acl.identifier;
+	rights = rp->args.acl.rights;
 	if (!imap_client_has(e->client, IMAP_CAP_ACL)) {
 		op_failed(e, "cannot change the ACL of %s: the server lacks ACL", rp->folder.name);
 		return;
@@ -1325,6 +1341,20 @@ static void op_acl(struct cpmsync_sync *e)
 /* ------------------------------------------------------------------ */
 
 static void replay_step(struct cpmsync_sync *e);
+
+/* What replays each operation (a row of another op is never handed over). */
+static void (*const handlers[_JOURNAL_OP_MAX])(struct cpmsync_sync *e) = {
+	[JOURNAL_OP_APPEND] = op_append,
+	[JOURNAL_OP_FLAGS] = op_flags,
+	[JOURNAL_OP_COPY] = op_copy,
+	[JOURNAL_OP_MOVE] = op_copy,
+	[JOURNAL_OP_EXPUNGE] = op_expunge,
+	[JOURNAL_OP_CREATE_FOLDER] = op_folder,
+	[JOURNAL_OP_RENAME_FOLDER] = op_folder,
+	[JOURNAL_OP_DELETE_FOLDER] = op_folder,
+	[JOURNAL_OP_SET_METADATA] = op_metadata,
+	[JOURNAL_OP_SET_ACL] = op_acl,
+};
 
 /*
  * Goes on with the next row.  Many rows finish without any I/O (their
@@ -1369,24 +1399,12 @@ static void replay_step(struct cpmsync_sync *e)
 		return;
 	}
 	e->journal_pos = rp->j.id;
-	log_debug(CAT, "%s: replaying %s (row %lld)", e->account_name, rp->j.op, (long long)rp->j.id);
-	if (streq(rp->j.op, "append"))
-		op_append(e);
-	else if (streq(rp->j.op, "copy") || streq(rp->j.op, "move"))
-		op_copy(e);
-	else if (streq(rp->j.op, "flags"))
-		op_flags(e);
-	else if (streq(rp->j.op, "expunge"))
-		op_expunge(e);
-	else if (streq(rp->j.op, "create_folder") || streq(rp->j.op, "rename_folder") ||
-		 streq(rp->j.op, "delete_folder"))
-		op_folder(e);
-	else if (streq(rp->j.op, "set_metadata"))
-		op_metadata(e);
-	else if (streq(rp->j.op, "set_acl"))
-		op_acl(e);
+	log_debug(CAT, "%s: replaying %s (row %lld)", e->account_name, rp->j.op_name,
+		  (long long)rp->j.id);
+	if ((unsigned)rp->j.op < ARRAY_SIZE(handlers) && handlers[rp->j.op])
+		handlers[rp->j.op](e);
 	else
-		op_failed(e, "unknown journal operation '%s' (row %lld)", rp->j.op,
+		op_failed(e, "unknown journal operation '%s' (row %lld)", rp->j.op_name,
 			  (long long)rp->j.id);
 }
 

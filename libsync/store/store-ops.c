@@ -28,6 +28,8 @@
 #include <cpmsync/ops.h>
 #include <cpmsync/utf8.h>
 
+#include "store/journal.h"
+#include "store/store-sync.h"
 #include "store/store.h"
 #include "util/flags.h"
 #include "util/macro.h"
@@ -188,28 +190,25 @@ static int find_message(struct store *s, int64_t id, struct message_row *ret, ch
 	return 0;
 }
 
-/* Adds a journal row; folder_id / message_id 0 and args NULL are NULL. */
-static int journal_add(struct store *s, int64_t account, const char *op, int64_t folder_id,
-		       int64_t message_id, const char *args)
+/* Adds a journal row; folder_id / message_id 0 are NULL, args NULL for an
+ * operation without arguments. */
+static int journal_add(struct store *s, int64_t account, enum journal_op op, int64_t folder_id,
+		       int64_t message_id, const struct journal_args *args)
 {
-	sqlite3_stmt *st;
-	int r;
+	int r = store_journal_add(s, account, op, folder_id, message_id, args);
 
-	r = store_prepare(s,
-			  "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
-			  " VALUES (?1, ?2, ?3, ?4, ?5)",
-			  &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, account);
-	sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
-	if (folder_id)
-		sqlite3_bind_int64(st, 3, folder_id);
-	if (message_id)
-		sqlite3_bind_int64(st, 4, message_id);
-	if (args)
-		sqlite3_bind_text(st, 5, args, -1, SQLITE_STATIC);
-	return step_done(s, st);
+	if (r == -EINVAL)
+		store_set_error(s, "journal arguments of %s cannot be stored",
+				journal_op_to_string(op));
+	return r;
+}
+
+/* Prepares sql and binds its :op_<name> parameters (journal.h). */
+static int prepare_ops(struct store *s, const char *sql, sqlite3_stmt **ret)
+{
+	int r = store_prepare(s, sql, ret);
+
+	return r < 0 ? r : journal_bind_ops(s, *ret);
 }
 
 /* Runs "sql" with ?1 bound to an integer. */
@@ -218,7 +217,7 @@ static int exec_int(struct store *s, const char *sql, int64_t v)
 	sqlite3_stmt *st;
 	int r;
 
-	r = store_prepare(s, sql, &st);
+	r = prepare_ops(s, sql, &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, v);
@@ -233,7 +232,7 @@ static int collect_ids(struct store *s, const char *sql, int64_t v, int64_t **re
 	sqlite3_stmt *st;
 	int r;
 
-	r = store_prepare(s, sql, &st);
+	r = prepare_ops(s, sql, &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, v);
@@ -350,9 +349,9 @@ static int keep_if_attempted(struct store *s, int64_t id, bool *ret_kept)
 	int r;
 
 	*ret_kept = false;
-	r = store_prepare(s,
+	r = prepare_ops(s,
 			  "SELECT 1 FROM journal WHERE message_id = ?1 AND attempts > 0"
-			  " AND op IN ('append', 'copy', 'move')",
+			  " AND op IN (:op_append, :op_copy, :op_move)",
 			  &st);
 	if (r < 0)
 		return r;
@@ -362,23 +361,28 @@ static int keep_if_attempted(struct store *s, int64_t id, bool *ret_kept)
 		return r;
 	sqlite3_reset(st);
 	*ret_kept = true;
-	r = exec_int(s, "DELETE FROM journal WHERE message_id = ?1 AND op = 'flags'", id);
+	r = exec_int(s, "DELETE FROM journal WHERE message_id = ?1 AND op = :op_flags", id);
 	if (r >= 0)
 		r = exec_int(s, "UPDATE message SET removed = 1 WHERE id = ?1", id);
-	if (r >= 0)
-		r = exec_int(s,
-			     "INSERT INTO journal (account_id, op, folder_id, message_id)"
-			     " SELECT f.account_id, 'expunge', m.folder_id, m.id"
-			     " FROM message m JOIN folder f ON f.id = m.folder_id WHERE m.id = ?1",
-			     id);
-	return r;
+	if (r < 0)
+		return r;
+	r = store_prepare(s,
+			  "INSERT INTO journal (account_id, op, folder_id, message_id)"
+			  " SELECT f.account_id, ?2, m.folder_id, m.id"
+			  " FROM message m JOIN folder f ON f.id = m.folder_id WHERE m.id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	journal_bind_op(st, 2, JOURNAL_OP_EXPUNGE);
+	return step_done(s, st);
 }
 
 static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsigned depth)
 {
 	_cleanup_free_ int64_t *moves = NULL, *orphans = NULL;
+	_cleanup_free_ char *src = NULL;
 	size_t n_moves = 0, n_orphans = 0;
-	char src[32];
 	int r;
 
 	if (depth > 64) {
@@ -394,7 +398,7 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 	}
 
 	/* Moves into this row: expunge the source instead. */
-	r = collect_ids(s, "SELECT id FROM journal WHERE message_id = ?1 AND op = 'move'", id, &moves,
+	r = collect_ids(s, "SELECT id FROM journal WHERE message_id = ?1 AND op = :op_move", id, &moves,
 			&n_moves);
 	if (r < 0)
 		return r;
@@ -404,7 +408,7 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 		/* The source's folder; the row is dropped below if the source
 		 * is gone. */
 		r = store_prepare(s,
-				  "UPDATE journal SET op = 'expunge',"
+				  "UPDATE journal SET op = ?2,"
 				  " message_id = CAST(substr(args, 5) AS INTEGER),"
 				  " folder_id = (SELECT folder_id FROM message"
 				  "  WHERE id = CAST(substr(journal.args, 5) AS INTEGER)),"
@@ -415,6 +419,7 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 		if (r < 0)
 			return r;
 		sqlite3_bind_int64(st, 1, moves[i]);
+		journal_bind_op(st, 2, JOURNAL_OP_EXPUNGE);
 		r = step_done(s, st);
 		if (r < 0)
 			return r;
@@ -426,15 +431,18 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 	if (r < 0)
 		return r;
 
-	/* Copies and moves out of it. */
-	snprintf(src, sizeof(src), "src=%" PRId64, id);
+	/* Copies and moves out of it: rows whose args name it. */
+	r = journal_args_encode(&(struct journal_args){ .op = JOURNAL_OP_COPY, .copy.src_id = id },
+				&src);
+	if (r < 0)
+		return r;
 	{
 		sqlite3_stmt *st;
 		size_t alloc = 0;
 
-		r = store_prepare(s,
-				  "SELECT message_id FROM journal"
-				  " WHERE op IN ('copy', 'move') AND args = ?1 AND message_id IS NOT NULL",
+		r = prepare_ops(s,
+				  "SELECT message_id FROM journal WHERE args = ?1"
+				  " AND message_id IS NOT NULL AND op IN (:op_copy, :op_move)",
 				  &st);
 		if (r < 0)
 			return r;
@@ -471,14 +479,17 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 		sqlite3_reset(st);
 		if (body) {
 			r = store_prepare(s,
-					  "UPDATE journal SET op = 'append', args = NULL,"
+					  "UPDATE journal SET op = ?3, args = NULL,"
 					  " args_sent = NULL, attempts = 0"
-					  " WHERE message_id = ?1 AND op IN ('copy', 'move') AND args = ?2",
+					  " WHERE message_id = ?1 AND op IN (?4, ?5) AND args = ?2",
 					  &st);
 			if (r < 0)
 				return r;
 			sqlite3_bind_int64(st, 1, orphans[i]);
 			sqlite3_bind_text(st, 2, src, -1, SQLITE_STATIC);
+			journal_bind_op(st, 3, JOURNAL_OP_APPEND);
+			journal_bind_op(st, 4, JOURNAL_OP_COPY);
+			journal_bind_op(st, 5, JOURNAL_OP_MOVE);
 			r = step_done(s, st);
 		} else {
 			r = purge_message(s, orphans[i], keep_attempted, depth + 1);
@@ -538,7 +549,7 @@ static int store_message(struct store *s, const char *account, const char *folde
 	if (r < 0)
 		goto fail;
 
-	r = journal_add(s, acc, "append", f.id, id, NULL);
+	r = journal_add(s, acc, JOURNAL_OP_APPEND, f.id, id, NULL);
 	if (r < 0)
 		goto fail;
 	r = store_commit(s);
@@ -679,14 +690,15 @@ static int set_flags(struct store *s, const int64_t *ids, size_t n_ids, const ch
 			continue;
 		r = store_prepare(s,
 				  "INSERT INTO journal (account_id, op, folder_id, message_id)"
-				  " SELECT ?1, 'flags', ?2, ?3 WHERE NOT EXISTS"
-				  " (SELECT 1 FROM journal WHERE message_id = ?3 AND op = 'flags')",
+				  " SELECT ?1, ?4, ?2, ?3 WHERE NOT EXISTS"
+				  " (SELECT 1 FROM journal WHERE message_id = ?3 AND op = ?4)",
 				  &st);
 		if (r < 0)
 			return r;
 		sqlite3_bind_int64(st, 1, m.account_id);
 		sqlite3_bind_int64(st, 2, m.folder_id);
 		sqlite3_bind_int64(st, 3, m.id);
+		journal_bind_op(st, 4, JOURNAL_OP_FLAGS);
 		r = step_done(s, st);
 		if (r < 0)
 			return r;
@@ -760,7 +772,7 @@ static int expunge(struct store *s, const char *account, const char *folder)
 		} else {
 			r = exec_int(s, "UPDATE message SET removed = 1 WHERE id = ?1", m.id);
 			if (r >= 0)
-				r = journal_add(s, acc, "expunge", f.id, m.id, NULL);
+				r = journal_add(s, acc, JOURNAL_OP_EXPUNGE, f.id, m.id, NULL);
 		}
 		if (r < 0)
 			return r;
@@ -816,14 +828,16 @@ static int copy_row(struct store *s, int64_t src, int64_t folder_id, int64_t *re
 static int move_local(struct store *s, const struct message_row *m, int64_t account,
 		      int64_t dest, int64_t new_id)
 {
-	_cleanup_free_ char *op = NULL, *args = NULL;
+	enum journal_op op = JOURNAL_OP_APPEND;
+	_cleanup_(journal_args_free) struct journal_args args = { 0 };
+	bool as_source = false; /* journal op with args, not an append */
 	sqlite3_stmt *st;
 	int r;
 
 	/* The operation that would have created the source on the server. */
-	r = store_prepare(s,
+	r = prepare_ops(s,
 			  "SELECT op, args FROM journal WHERE message_id = ?1"
-			  " AND op IN ('copy', 'move') ORDER BY id DESC LIMIT 1",
+			  " AND op IN (:op_copy, :op_move) ORDER BY id DESC LIMIT 1",
 			  &st);
 	if (r < 0)
 		return r;
@@ -838,13 +852,22 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 		/* A pending move stays a move (its source must still leave
 		 * the server); a pending copy becomes an append when we have
 		 * the body. */
-		if ((o && streq(o, "move")) || !m->has_body) {
-			op = strdup(o ? o : "copy");
-			args = strdup(a ? a : "");
-			if (!op || !args) {
+		if (journal_op_from_string(o, &op) < 0)
+			op = JOURNAL_OP_COPY; /* the query matched only these two */
+		if (op == JOURNAL_OP_MOVE || !m->has_body) {
+			const char *why = "";
+
+			as_source = true;
+			r = journal_args_decode(op, a, &args, &why);
+			if (r == -EBADMSG)
+				store_set_error(s, "journal row of message %" PRId64 ": expected %s",
+						m->id, why);
+			if (r < 0) {
 				sqlite3_reset(st);
-				return -ENOMEM;
+				return r;
 			}
+		} else {
+			op = JOURNAL_OP_APPEND;
 		}
 		sqlite3_reset(st);
 	} else if (!m->has_body) {
@@ -859,8 +882,8 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 		if (r < 0)
 			return r;
 		if (kept) /* the source's removal is queued; the new row is appended */
-			return journal_add(s, account, op ? op : "append", dest, new_id,
-					   op ? args : NULL);
+			return journal_add(s, account, op, dest, new_id,
+					   as_source ? &args : NULL);
 	}
 	/* Its own rows first, so that purge_message() turns no move into it
 	 * into an expunge: the move is journaled again below. */
@@ -870,7 +893,7 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 	r = purge_message(s, m->id, true, 0);
 	if (r < 0)
 		return r;
-	return journal_add(s, account, op ? op : "append", dest, new_id, op ? args : NULL);
+	return journal_add(s, account, op, dest, new_id, as_source ? &args : NULL);
 }
 
 static int copy_or_move(struct store *s, const int64_t *ids, size_t n_ids, const char *destination,
@@ -902,7 +925,6 @@ static int copy_or_move(struct store *s, const int64_t *ids, size_t n_ids, const
 
 	for (size_t i = 0; i < n_ids; i++) {
 		struct message_row m;
-		char args[32];
 		int64_t new_id;
 
 		/* Again: an earlier id of the list may have been this one. */
@@ -919,8 +941,10 @@ static int copy_or_move(struct store *s, const int64_t *ids, size_t n_ids, const
 		if (move && !m.on_server) {
 			r = move_local(s, &m, account, dest.id, new_id);
 		} else {
-			snprintf(args, sizeof(args), "src=%" PRId64, m.id);
-			r = journal_add(s, account, move ? "move" : "copy", dest.id, new_id, args);
+			struct journal_args ja = { .op = move ? JOURNAL_OP_MOVE : JOURNAL_OP_COPY,
+						   .copy.src_id = m.id };
+
+			r = journal_add(s, account, ja.op, dest.id, new_id, &ja);
 			if (r >= 0 && move)
 				r = exec_int(s, "UPDATE message SET removed = 1 WHERE id = ?1", m.id);
 		}
@@ -1056,7 +1080,7 @@ static int create_folder(struct store *s, const char *account, const char *name,
 	if (r < 0)
 		return r;
 	id = store_last_insert_id(s);
-	r = journal_add(s, acc, "create_folder", id, 0, NULL);
+	r = journal_add(s, acc, JOURNAL_OP_CREATE_FOLDER, id, 0, NULL);
 	if (r < 0)
 		return r;
 	if (ret)
@@ -1185,8 +1209,12 @@ static int rename_folder(struct store *s, const char *account, const char *name,
 	/* A folder whose CREATE is pending is created under its current
 	 * name: nothing to rename on the server.  Otherwise one RENAME of the
 	 * parent moves its children on the server too. */
-	if (f.on_server)
-		r = journal_add(s, acc, "rename_folder", f.id, 0, new_name);
+	if (f.on_server) {
+		struct journal_args ja = { .op = JOURNAL_OP_RENAME_FOLDER,
+					   .rename.new_name = new_name };
+
+		r = journal_add(s, acc, JOURNAL_OP_RENAME_FOLDER, f.id, 0, &ja);
+	}
 out:
 	for (size_t i = 0; i < n; i++)
 		free(list[i].new_name);
@@ -1279,7 +1307,7 @@ static int delete_folder(struct store *s, const char *account, const char *name)
 	r = exec_int(s, "UPDATE folder SET removed = 1 WHERE id = ?1", f.id);
 	if (r < 0)
 		return r;
-	return journal_add(s, acc, "delete_folder", f.id, 0, NULL);
+	return journal_add(s, acc, JOURNAL_OP_DELETE_FOLDER, f.id, 0, NULL);
 }
 
 int cpmsync_op_delete_folder(struct cpmsync_store *store, const char *account, const char *name)
@@ -1326,14 +1354,13 @@ static int check_entry(struct store *s, const char *entry)
 }
 
 /*
- * Journals op on folder with args "<first>\n<second>": set_metadata and
- * set_acl.  With server_level, a NULL or "" folder means the account
- * (METADATA server entries); otherwise the folder must exist.
+ * Journals a (set_metadata or set_acl) on folder.  With server_level, a
+ * NULL or "" folder means the account (METADATA server entries);
+ * otherwise the folder must exist.
  */
 static int journal_pair(struct store *s, const char *account, const char *folder,
-			bool server_level, const char *op, const char *first, const char *second)
+			bool server_level, const struct journal_args *a)
 {
-	_cleanup_free_ char *args = NULL;
 	struct folder_row f = { 0 };
 	int64_t acc;
 	int r;
@@ -1346,11 +1373,7 @@ static int journal_pair(struct store *s, const char *account, const char *folder
 		if (r < 0)
 			return r;
 	}
-	if (asprintf(&args, "%s\n%s", first, second) < 0) {
-		args = NULL;
-		return -ENOMEM;
-	}
-	return journal_add(s, acc, op, f.id, 0, args);
+	return journal_add(s, acc, a->op, f.id, 0, a);
 }
 
 static int set_metadata(struct store *s, const char *account, const char *folder,
@@ -1367,7 +1390,9 @@ static int set_metadata(struct store *s, const char *account, const char *folder
 		store_set_error(s, "metadata value longer than %d bytes", METADATA_VALUE_MAX);
 		return -EINVAL;
 	}
-	return journal_pair(s, account, folder, true, "set_metadata", entry, value);
+	return journal_pair(s, account, folder, true,
+			    &(struct journal_args){ .op = JOURNAL_OP_SET_METADATA,
+						    .metadata = { entry, value } });
 }
 
 int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, const char *folder,
@@ -1434,7 +1459,9 @@ static int set_acl(struct store *s, const char *account, const char *folder,
 			return -EINVAL;
 		}
 	}
-	return journal_pair(s, account, folder, false, "set_acl", identifier, rights);
+	return journal_pair(s, account, folder, false,
+			    &(struct journal_args){ .op = JOURNAL_OP_SET_ACL,
+						    .acl = { identifier, rights } });
 }
 
 int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account, const char *folder,
@@ -1463,13 +1490,16 @@ static int discard(struct store *s, int64_t id)
 	r = store_prepare(s,
 			  "SELECT m.uid IS NULL,"
 			  " (SELECT count(*) FROM journal j WHERE j.message_id = m.id"
-			  "  AND j.op IN ('append', 'copy', 'move') AND j.attempts > 0"
+			  "  AND j.op IN (?2, ?3, ?4) AND j.attempts > 0"
 			  "  AND j.refused IS NULL)"
 			  " FROM message m WHERE m.id = ?1 AND m.removed = 0",
 			  &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
+	journal_bind_op(st, 2, JOURNAL_OP_APPEND);
+	journal_bind_op(st, 3, JOURNAL_OP_COPY);
+	journal_bind_op(st, 4, JOURNAL_OP_MOVE);
 	r = store_step(s, st);
 	if (r < 0)
 		return r;

@@ -47,20 +47,24 @@ static int run(struct store *s, sqlite3_stmt *st)
  * Small statements with integer parameters: a is bound to ?1 and b to ?2
  * when the statement has one.
  */
-static void bind_ii(sqlite3_stmt *st, int64_t a, int64_t b)
+static int bind_ii(struct store *s, sqlite3_stmt *st, int64_t a, int64_t b)
 {
 	sqlite3_bind_int64(st, 1, a);
 	if (sqlite3_bind_parameter_count(st) >= 2)
 		sqlite3_bind_int64(st, 2, b);
+	return journal_bind_ops(s, st);
 }
 
 /* Runs sql (no rows wanted). */
 static int exec_ii(struct store *s, const char *sql, int64_t a, int64_t b)
 {
 	sqlite3_stmt *st;
+	int r;
 
 	PREP(s, sql, &st);
-	bind_ii(st, a, b);
+	r = bind_ii(s, st, a, b);
+	if (r < 0)
+		return r;
 	return run(s, st);
 }
 
@@ -72,7 +76,9 @@ static int exists_ii(struct store *s, const char *sql, int64_t a, int64_t b,
 	int r;
 
 	PREP(s, sql, &st);
-	bind_ii(st, a, b);
+	r = bind_ii(s, st, a, b);
+	if (r < 0)
+		return r;
 	r = store_step(s, st);
 	if (r < 0)
 		return r;
@@ -90,7 +96,9 @@ static int count_ii(struct store *s, const char *sql, int64_t a, int64_t b,
 	int r;
 
 	PREP(s, sql, &st);
-	bind_ii(st, a, b);
+	r = bind_ii(s, st, a, b);
+	if (r < 0)
+		return r;
 	r = store_step(s, st);
 	if (r <= 0)
 		return r < 0 ? r : -EIO;
@@ -350,8 +358,8 @@ int store_sync_folder_recreate(struct store *s, int64_t account_id,
 		    "DELETE FROM journal WHERE message_id IN"
 		    " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS "
 		    "NOT NULL)"
-		    " OR (folder_id = ?1 AND op IN ('rename_folder', "
-		    "'delete_folder', 'set_metadata', 'set_acl'))",
+		    " OR (folder_id = ?1 AND op IN (:op_rename_folder,"
+		    " :op_delete_folder, :op_set_metadata, :op_set_acl))",
 		    folder_id, 0);
 	if (r < 0)
 		return r;
@@ -370,9 +378,9 @@ int store_sync_folder_recreate(struct store *s, int64_t account_id,
 		return r;
 	/* The CREATE must come before the rows that fill the folder. */
 	return exec_ii(s,
-		       "INSERT INTO journal (id, account_id, op, folder_id)"
+		       "INSERT INTO journal (id, account_id, folder_id, op)"
 		       " VALUES ((SELECT coalesce(min(id), 1) - 1 FROM "
-		       "journal), ?1, 'create_folder', ?2)",
+		       "journal), ?1, ?2, :op_create_folder)",
 		       account_id, folder_id);
 }
 
@@ -878,7 +886,9 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 		.attempts = sqlite3_column_int64(st, 6),
 	};
 	op = (const char *)sqlite3_column_text(st, 1);
-	snprintf(ret->op, sizeof(ret->op), "%s", op ? op : "");
+	snprintf(ret->op_name, sizeof(ret->op_name), "%s", op ? op : "");
+	if (journal_op_from_string(op, &ret->op) < 0)
+		ret->op = _JOURNAL_OP_MAX;
 	r = store_col_strdup(st, 4, &ret->args);
 	if (r >= 0)
 		r = store_col_strdup(st, 5, &ret->args_sent);
@@ -909,20 +919,30 @@ int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
 	return run(s, st);
 }
 
-int store_journal_add(struct store *s, int64_t account_id, const char *op,
-		      int64_t folder_id, int64_t message_id, const char *args)
+int store_journal_add(struct store *s, int64_t account_id, enum journal_op op,
+		      int64_t folder_id, int64_t message_id, const struct journal_args *args)
 {
+	_cleanup_free_ char *text = NULL;
+	const char *name = journal_op_to_string(op);
 	sqlite3_stmt *st;
+	int r;
 
+	if (!name || (args && args->op != op))
+		return -EINVAL;
+	if (args) {
+		r = journal_args_encode(args, &text);
+		if (r < 0)
+			return r;
+	}
 	PREP(s,
 	     "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
 	     " VALUES (?1, ?2, nullif(?3, 0), nullif(?4, 0), ?5)",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
-	sqlite3_bind_text(st, 2, op, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, folder_id);
 	sqlite3_bind_int64(st, 4, message_id);
-	bind_text_or_null(st, 5, args);
+	bind_text_or_null(st, 5, text);
 	return run(s, st);
 }
 
@@ -1064,8 +1084,8 @@ int store_sync_folder_get(struct store *s, int64_t folder_id,
 int store_sync_rename_pending(struct store *s, int64_t folder_id, bool *ret)
 {
 	return exists_ii(s,
-			 "SELECT 1 FROM journal WHERE folder_id = ?1 AND op = "
-			 "'rename_folder'",
+			 "SELECT 1 FROM journal WHERE folder_id = ?1"
+			 " AND op = :op_rename_folder",
 			 folder_id, 0, ret);
 }
 

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/journal.h"
 #include "util/rangeset.h"
 #include "store/store.h"
 #include "util/msg-summary.h"
@@ -133,7 +134,8 @@ int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t ui
 
 struct journal_entry {
 	int64_t id;
-	char op[20];
+	enum journal_op op;  /* _JOURNAL_OP_MAX: a name this version does not know */
+	char op_name[24];    /* as stored (for messages about unknown ones) */
 	int64_t folder_id;  /* 0: NULL */
 	int64_t message_id; /* 0: NULL */
 	char *args;	    /* may be NULL */
@@ -148,8 +150,9 @@ int store_journal_done(struct store *s, int64_t id);
 /* Records that the operation may reach the server now (committed before
  * it is sent): attempts + 1 and what to verify it with later. */
 int store_journal_attempt(struct store *s, int64_t id, const char *args_sent);
-int store_journal_add(struct store *s, int64_t account_id, const char *op, int64_t folder_id,
-		      int64_t message_id, const char *args);
+/* args: NULL for an operation without arguments (journal.h). */
+int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, int64_t folder_id,
+		      int64_t message_id, const struct journal_args *args);
 /* Records the server's refusal text on a journal row (it stays queued). */
 int store_journal_refused(struct store *s, int64_t id, const char *text);
 int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret);

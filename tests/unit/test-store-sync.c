@@ -145,7 +145,7 @@ START_TEST(test_expunges)
 
 	for (uint32_t u = 1; u <= 10; u++)
 		add_msg(u, "", "", 1, 1);
-	ck_assert_int_eq(store_journal_add(s, acc_id, "flags", inbox, q("SELECT id FROM message WHERE uid = 3"), NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, inbox, q("SELECT id FROM message WHERE uid = 3"), NULL), 0);
 	ck_assert_int_eq(rangeset_add_range(&set, 2, 4), 0);
 	ck_assert_int_eq(store_sync_expunge_uids(s, inbox, &set, &removed), 0);
 	ck_assert_uint_eq(removed, 3);
@@ -186,7 +186,7 @@ START_TEST(test_uidvalidity_rematch)
 	/* A pending append: no UID, no server flags. */
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) VALUES (1, '')"), 0);
 	pending = store_last_insert_id(s);
-	ck_assert_int_eq(store_journal_add(s, acc_id, "append", inbox, pending, NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, pending, NULL), 0);
 
 	ck_assert_int_eq(store_sync_uidvalidity_reset(s, inbox), 0);
 	ck_assert_int_eq(store_sync_folder_counts(s, inbox, &max, &rematch), 0);
@@ -232,7 +232,7 @@ START_TEST(test_interrupted_append_adopted)
 				       " internaldate) VALUES (1, '\\Flagged \\Seen', '<once@x>', 80, 50)"),
 			 0);
 	pending = store_last_insert_id(s);
-	ck_assert_int_eq(store_journal_add(s, acc_id, "append", inbox, pending, NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, pending, NULL), 0);
 	/* Not attempted yet: the server's message is someone else's. */
 	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
 	ck_assert(is_new);
@@ -264,15 +264,16 @@ START_TEST(test_folder_recreate_and_delete)
 	on_server = store_last_insert_id(s);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) VALUES (2, '')"), 0);
 	local_only = store_last_insert_id(s);
-	ck_assert_int_eq(store_journal_add(s, acc_id, "flags", f, on_server, NULL), 0);
-	ck_assert_int_eq(store_journal_add(s, acc_id, "append", f, local_only, NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, f, on_server, NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, f, local_only, NULL), 0);
 
 	ck_assert_int_eq(store_sync_folder_recreate(s, acc_id, f), 0);
 	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE folder_id = 2"), 1);
 	ck_assert_int_eq(q("SELECT server_name IS NULL FROM folder WHERE id = 2"), 1);
 	/* The CREATE comes first, then the append. */
 	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
-	ck_assert_str_eq(j.op, "create_folder");
+	ck_assert_str_eq(j.op_name, "create_folder");
+	ck_assert_int_eq(j.op, JOURNAL_OP_CREATE_FOLDER);
 	journal_entry_free_contents(&j);
 	ck_assert_int_eq(q("SELECT count(*) FROM journal"), 2);
 
@@ -307,7 +308,7 @@ START_TEST(test_journal)
 	struct journal_entry j;
 	uint32_t n;
 
-	ck_assert_int_eq(store_journal_add(s, acc_id, "append", inbox, 0, NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, 0, NULL), 0);
 	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
 	ck_assert_int_eq(store_journal_attempt(s, j.id, "uidnext=7"), 0);
 	journal_entry_free_contents(&j);

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The journal's operation names and argument formats (journal.h): one
+ * table, one encoder and one decoder per format.
+ */
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/journal.h"
+#include "store/store.h"
+#include "util/macro.h"
+
+enum args_format {
+	ARGS_NONE,
+	ARGS_SOURCE,  /* "src=<message id>" */
+	ARGS_NAME,    /* the new name */
+	ARGS_PAIR,    /* "<first>\n<rest>" */
+};
+
+static const struct {
+	const char *name;
+	enum args_format format;
+} ops[_JOURNAL_OP_MAX] = {
+	[JOURNAL_OP_APPEND] = { "append", ARGS_NONE },
+	[JOURNAL_OP_FLAGS] = { "flags", ARGS_NONE },
+	[JOURNAL_OP_COPY] = { "copy", ARGS_SOURCE },
+	[JOURNAL_OP_MOVE] = { "move", ARGS_SOURCE },
+	[JOURNAL_OP_EXPUNGE] = { "expunge", ARGS_NONE },
+	[JOURNAL_OP_CREATE_FOLDER] = { "create_folder", ARGS_NONE },
+	[JOURNAL_OP_RENAME_FOLDER] = { "rename_folder", ARGS_NAME },
+	[JOURNAL_OP_DELETE_FOLDER] = { "delete_folder", ARGS_NONE },
+	[JOURNAL_OP_SET_METADATA] = { "set_metadata", ARGS_PAIR },
+	[JOURNAL_OP_SET_ACL] = { "set_acl", ARGS_PAIR },
+};
+
+const char *journal_op_to_string(enum journal_op op)
+{
+	if ((unsigned)op >= ARRAY_SIZE(ops))
+		return NULL;
+	return ops[op].name;
+}
+
+int journal_op_from_string(const char *name, enum journal_op *ret)
+{
+	if (!name)
+		return -EBADMSG;
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+		if (streq(ops[i].name, name)) {
+			*ret = (enum journal_op)i;
+			return 0;
+		}
+	return -EBADMSG;
+}
+
+int journal_args_encode(const struct journal_args *a, char **ret)
+{
+	bool acl = a->op == JOURNAL_OP_SET_ACL;
+	const char *first, *rest;
+	char *s = NULL;
+	int n;
+
+	if ((unsigned)a->op >= ARRAY_SIZE(ops))
+		return -EINVAL;
+	switch (ops[a->op].format) {
+	case ARGS_NONE:
+		*ret = NULL;
+		return 0;
+	case ARGS_SOURCE:
+		if (a->copy.src_id <= 0)
+			return -EINVAL;
+		n = asprintf(&s, "src=%" PRId64, a->copy.src_id);
+		break;
+	case ARGS_NAME:
+		if (!a->rename.new_name)
+			return -EINVAL;
+		s = strdup(a->rename.new_name);
+		n = s ? 0 : -1;
+		break;
+	case ARGS_PAIR:
+		first = acl ? a->acl.identifier : a->metadata.entry;
+		rest = acl ? a->acl.rights : a->metadata.value;
+		if (!first || strchr(first, '\n'))
+			return -EINVAL;
+		n = asprintf(&s, "%s\n%s", first, rest ? rest : "");
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (n < 0)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static int parse_id(const char *s, int64_t *ret)
+{
+	int64_t v = 0;
+
+	if (!*s)
+		return -EBADMSG;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return -EBADMSG;
+		v = v * 10 + (*s - '0');
+	}
+	if (v == 0)
+		return -EBADMSG;
+	*ret = v;
+	return 0;
+}
+
+int journal_args_decode(enum journal_op op, const char *s, struct journal_args *ret,
+			const char **ret_why)
+{
+	struct journal_args a = { .op = op };
+	const char *why = NULL;
+	char *nl;
+
+	*ret = (struct journal_args){ .op = op };
+	if ((unsigned)op >= ARRAY_SIZE(ops)) {
+		why = "an operation this version knows";
+		goto bad;
+	}
+	switch (ops[op].format) {
+	case ARGS_NONE:
+		return 0;
+	case ARGS_SOURCE:
+		if (!s || strncmp(s, "src=", 4) != 0 || parse_id(s + 4, &a.copy.src_id) < 0) {
+			why = "\"src=<message id>\"";
+			goto bad;
+		}
+		break;
+	case ARGS_NAME:
+		if (!s || !*s) {
+			why = "the new folder name";
+			goto bad;
+		}
+		a.buf_ = strdup(s);
+		if (!a.buf_)
+			return -ENOMEM;
+		a.rename.new_name = a.buf_;
+		break;
+	case ARGS_PAIR:
+		if (!s || !(nl = strchr(s, '\n')) || nl == s) {
+			why = op == JOURNAL_OP_SET_ACL ? "\"<identifier>\\n<rights>\""
+						       : "\"<entry>\\n<value>\"";
+			goto bad;
+		}
+		a.buf_ = strdup(s);
+		if (!a.buf_)
+			return -ENOMEM;
+		a.buf_[nl - s] = '\0';
+		if (op == JOURNAL_OP_SET_ACL) {
+			a.acl.identifier = a.buf_;
+			a.acl.rights = a.buf_ + (nl - s) + 1;
+		} else {
+			a.metadata.entry = a.buf_;
+			a.metadata.value = a.buf_ + (nl - s) + 1;
+		}
+		break;
+	}
+	*ret = a;
+	return 0;
+bad:
+	if (ret_why)
+		*ret_why = why;
+	return -EBADMSG;
+}
+
+void journal_args_free(struct journal_args *a)
+{
+	free(a->buf_);
+	*a = (struct journal_args){ .op = a->op };
+}
+
+void journal_attempt_encode(uint32_t uidnext, char *buf, size_t size)
+{
+	snprintf(buf, size, "uidnext=%" PRIu32, uidnext);
+}
+
+int journal_attempt_decode(const char *s, uint32_t *ret_uidnext)
+{
+	int64_t v;
+
+	if (!s || strncmp(s, "uidnext=", 8) != 0 || parse_id(s + 8, &v) < 0 || v > UINT32_MAX)
+		return -EBADMSG;
+	*ret_uidnext = (uint32_t)v;
+	return 0;
+}
+
+void journal_bind_op(sqlite3_stmt *st, int index, enum journal_op op)
+{
+	sqlite3_bind_text(st, index, journal_op_to_string(op), -1, SQLITE_STATIC);
+}
+
+int journal_bind_ops(struct store *s, sqlite3_stmt *st)
+{
+	int n = sqlite3_bind_parameter_count(st);
+	const char *sql = sqlite3_sql(st), *named;
+
+	/* A ?NNN after a named parameter may share its index. */
+	named = sql ? strstr(sql, ":op_") : NULL;
+	if (named && strchr(named, '?')) {
+		store_set_error(s, "SQL has a numbered parameter after %.20s", named);
+		return -EINVAL;
+	}
+
+	for (int i = 1; i <= n; i++) {
+		const char *p = sqlite3_bind_parameter_name(st, i);
+		enum journal_op op;
+
+		if (!p || strncmp(p, ":op_", 4) != 0)
+			continue;
+		if (journal_op_from_string(p + 4, &op) < 0) {
+			store_set_error(s, "SQL names an unknown journal operation (%s)", p);
+			return -EINVAL;
+		}
+		sqlite3_bind_text(st, i, ops[op].name, -1, SQLITE_STATIC);
+	}
+	return 0;
+}
