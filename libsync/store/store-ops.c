@@ -40,13 +40,40 @@
 #define METADATA_ENTRY_MAX CPMSYNC_METADATA_ENTRY_MAX
 #define METADATA_VALUE_MAX CPMSYNC_METADATA_VALUE_MAX
 
-/* Helpers. */
+/*
+ * The frame of every public operation: the store behind the handle, the
+ * arguments checked (check, may be NULL) before the transaction (a bad
+ * argument is refused at once, without waiting for the write lock), then
+ * apply in one write transaction: committed after success, rolled back
+ * after a failure, which then changed nothing.  args is the operation's
+ * own struct; outputs are written by the caller once op_run() succeeded.
+ */
+typedef int (*op_fn)(struct store *s, void *args);
 
-static int get_store(struct cpmsync_store *store, struct store **ret)
+static int op_run(struct cpmsync_store *store, op_fn check, op_fn apply, void *args)
 {
-	*ret = store_from_public(store);
-	return *ret ? 0 : -EINVAL;
+	struct store *s = store_from_public(store);
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	if (check) {
+		r = check(s, args);
+		if (r < 0)
+			return r;
+	}
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = apply(s, args);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
 }
+
+/* Helpers. */
 
 /* Runs one statement that returns no row; binds are done by the caller. */
 static int step_done(struct store *s, sqlite3_stmt *st)
@@ -503,66 +530,76 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 /* Store. */
 
 /*
- * Stores a message whose first head_len bytes are at head and whose
- * remaining size - head_len bytes (if any) are read from fd.
+ * A message whose first head_len bytes are at head and whose remaining
+ * size - head_len bytes (if any) are read from fd.
  */
-static int store_message(struct store *s, const char *account, const char *folder,
-			 const char *head, size_t head_len, int fd, uint64_t size,
-			 const char *const *flags, int64_t internaldate, int64_t *ret_id)
+struct store_args {
+	const char *account, *folder;
+	const void *data; /* cpmsync_op_store() */
+	int fd;		  /* cpmsync_op_store_fd(), else -1 */
+	uint64_t size;
+	const char *const *flags;
+	int64_t internaldate;
+	const char *head; /* data, or head_buf */
+	char *head_buf;	  /* the first bytes read from fd */
+	size_t head_len;
+	char *set; /* flag set (owned) */
+	struct msg_summary sum;
+	int64_t id; /* out */
+};
+
+static void store_args_free(struct store_args *a)
 {
-	struct msg_summary sum = { .type = "message" };
-	_cleanup_free_ char *set = NULL;
+	free(a->head_buf);
+	free(a->set);
+	msg_summary_free(&a->sum);
+}
+
+/* The part of a message that needs no transaction: its flags and summary. */
+static int store_message_check(struct store *s, void *args)
+{
+	struct store_args *a = args;
+	int r;
+
+	r = flag_set(s, a->flags, false, &a->set);
+	if (r < 0)
+		return r;
+	if (a->internaldate == 0)
+		a->internaldate = time(NULL);
+	return msg_summary_parse(a->head, a->head_len, &a->sum);
+}
+
+static int store_message(struct store *s, void *args)
+{
+	struct store_args *a = args;
 	struct folder_row f;
 	int64_t acc, id;
 	int r;
 
-	r = flag_set(s, flags, false, &set);
+	r = account_id(s, a->account, &acc);
 	if (r < 0)
 		return r;
-	if (internaldate == 0)
-		internaldate = time(NULL);
-	r = msg_summary_parse(head, head_len, &sum);
+	r = find_folder(s, acc, a->account, a->folder, &f);
 	if (r < 0)
 		return r;
-
-	r = store_begin(s);
-	if (r < 0)
-		goto out;
-	r = account_id(s, account, &acc);
-	if (r < 0)
-		goto fail;
-	r = find_folder(s, acc, account, folder, &f);
-	if (r < 0)
-		goto fail;
 	r = store_message_insert(s,
 				 &(struct store_message_row){ .folder_id = f.id,
-							      .flags = set,
-							      .internaldate = internaldate,
-							      .size = size,
-							      .summary = &sum },
+							      .flags = a->set,
+							      .internaldate = a->internaldate,
+							      .size = a->size,
+							      .summary = &a->sum },
 				 &id);
 	if (r < 0)
-		goto fail;
-
+		return r;
 	/* The body: the head from memory, the rest streamed from fd. */
-	r = store_body_write(s, id, head, head_len, fd, size);
+	r = store_body_write(s, id, a->head, a->head_len, a->fd, a->size);
 	if (r < 0)
-		goto fail;
-
+		return r;
 	r = journal_add(s, acc, JOURNAL_OP_APPEND, f.id, id, NULL);
 	if (r < 0)
-		goto fail;
-	r = store_commit(s);
-	if (r < 0)
-		goto out;
-	if (ret_id)
-		*ret_id = id;
-	goto out;
-fail:
-	store_rollback(s);
-out:
-	msg_summary_free(&sum);
-	return r;
+		return r;
+	a->id = id;
+	return 0;
 }
 
 static int check_size(struct store *s, uint64_t size)
@@ -579,80 +616,108 @@ static int check_size(struct store *s, uint64_t size)
 	return 0;
 }
 
-/* Ends the transaction of a public call: commit after success, roll back
- * after a failure (which then changed nothing), passing r through. */
-static int end_tx(struct store *s, int r)
+static int store_fd_check(struct store *s, void *args)
 {
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s);
-}
-
-int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account, const char *folder,
-			int fd, uint64_t size, const char *const *flags, int64_t internaldate,
-			int64_t *ret_id)
-{
-	_cleanup_free_ char *head = NULL;
-	struct store *s;
-	size_t head_len;
+	struct store_args *a = args;
 	int r;
 
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	if (fd < 0) {
+	if (a->fd < 0) {
 		store_set_error(s, "invalid file descriptor");
 		return -EINVAL;
 	}
-	r = check_size(s, size);
+	r = check_size(s, a->size);
 	if (r < 0)
 		return r;
 	/*
 	 * fd may be a pipe: read the part the summary needs into memory
 	 * first, then stream the rest inside the transaction.
 	 */
-	head_len = size < MSG_SUMMARY_MAX_HEADER ? (size_t)size : MSG_SUMMARY_MAX_HEADER;
-	head = malloc(head_len);
-	if (!head)
+	a->head_len = a->size < MSG_SUMMARY_MAX_HEADER ? (size_t)a->size : MSG_SUMMARY_MAX_HEADER;
+	a->head = a->head_buf = malloc(a->head_len);
+	if (!a->head_buf)
 		return -ENOMEM;
-	r = cpmsync_read_exact(fd, head, head_len);
+	r = cpmsync_read_exact(a->fd, a->head_buf, a->head_len);
 	if (r < 0) {
 		store_set_error(s, "reading the message: %s",
 				r == -EIO ? "end of input before the announced size" : strerror(-r));
 		return r;
 	}
-	return store_message(s, account, folder, head, head_len, fd, size, flags, internaldate,
-			     ret_id);
+	return store_message_check(s, a);
+}
+
+static int store_data_check(struct store *s, void *args)
+{
+	struct store_args *a = args;
+	int r;
+
+	r = check_size(s, a->size);
+	if (r < 0)
+		return r;
+	if (!a->data) {
+		store_set_error(s, "no message data");
+		return -EINVAL;
+	}
+	return store_message_check(s, a);
+}
+
+int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account, const char *folder,
+			int fd, uint64_t size, const char *const *flags, int64_t internaldate,
+			int64_t *ret_id)
+{
+	struct store_args a = { account, folder, NULL, fd, size, flags, internaldate,
+				.sum = { .type = "message" } };
+	int r;
+
+	r = op_run(store, store_fd_check, store_message, &a);
+	if (r >= 0 && ret_id)
+		*ret_id = a.id;
+	store_args_free(&a);
+	return r;
 }
 
 int cpmsync_op_store(struct cpmsync_store *store, const char *account, const char *folder,
 		     const void *data, size_t size, const char *const *flags, int64_t internaldate,
 		     int64_t *ret_id)
 {
-	struct store *s;
+	struct store_args a = { account, folder, data, -1, size, flags, internaldate,
+				.head = data, .head_len = size, .sum = { .type = "message" } };
 	int r;
 
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = check_size(s, size);
-	if (r < 0)
-		return r;
-	if (!data) {
-		store_set_error(s, "no message data");
-		return -EINVAL;
-	}
-	return store_message(s, account, folder, data, size, -1, size, flags, internaldate,
-			     ret_id);
+	r = op_run(store, store_data_check, store_message, &a);
+	if (r >= 0 && ret_id)
+		*ret_id = a.id;
+	store_args_free(&a);
+	return r;
 }
 
 /* Flags. */
 
-static int set_flags(struct store *s, const int64_t *ids, size_t n_ids, const char *add,
-		     const char *remove)
+struct flags_args {
+	const int64_t *ids;
+	size_t n_ids;
+	const char *const *add, *const *remove;
+	char *add_set, *remove_set; /* the checked sets */
+};
+
+static int set_flags_check(struct store *s, void *args)
 {
+	struct flags_args *a = args;
+	int r;
+
+	r = check_ids(s, a->ids, a->n_ids);
+	if (r < 0)
+		return r;
+	r = flag_set(s, a->add, false, &a->add_set);
+	if (r < 0)
+		return r;
+	return flag_set(s, a->remove, true, &a->remove_set);
+}
+
+static int set_flags(struct store *s, void *args)
+{
+	const struct flags_args *a = args;
+	const int64_t *ids = a->ids;
+	size_t n_ids = a->n_ids;
 	int64_t account = 0;
 	int r;
 
@@ -670,7 +735,7 @@ static int set_flags(struct store *s, const int64_t *ids, size_t n_ids, const ch
 			return -EINVAL;
 		}
 		account = m.account_id;
-		r = flags_apply(old, add, remove, &new);
+		r = flags_apply(old, a->add_set, a->remove_set, &new);
 		if (r < 0)
 			return r;
 		if (streq(old, new))
@@ -709,26 +774,13 @@ static int set_flags(struct store *s, const int64_t *ids, size_t n_ids, const ch
 int cpmsync_op_set_flags(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
 			 const char *const *add, const char *const *remove)
 {
-	_cleanup_free_ char *add_set = NULL, *remove_set = NULL;
-	struct store *s;
+	struct flags_args a = { .ids = ids, .n_ids = n_ids, .add = add, .remove = remove };
 	int r;
 
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = check_ids(s, ids, n_ids);
-	if (r < 0)
-		return r;
-	r = flag_set(s, add, false, &add_set);
-	if (r < 0)
-		return r;
-	r = flag_set(s, remove, true, &remove_set);
-	if (r < 0)
-		return r;
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	return end_tx(s, set_flags(s, ids, n_ids, add_set, remove_set));
+	r = op_run(store, set_flags_check, set_flags, &a);
+	free(a.add_set);
+	free(a.remove_set);
+	return r;
 }
 
 int cpmsync_op_delete(struct cpmsync_store *store, const int64_t *ids, size_t n_ids)
@@ -740,8 +792,14 @@ int cpmsync_op_delete(struct cpmsync_store *store, const int64_t *ids, size_t n_
 
 /* Expunge. */
 
-static int expunge(struct store *s, const char *account, const char *folder)
+struct folder_args {
+	const char *account, *folder;
+};
+
+static int expunge(struct store *s, void *args)
 {
+	const struct folder_args *a = args;
+	const char *account = a->account, *folder = a->folder;
 	_cleanup_free_ int64_t *ids = NULL;
 	struct folder_row f;
 	size_t n;
@@ -782,16 +840,7 @@ static int expunge(struct store *s, const char *account, const char *folder)
 
 int cpmsync_op_expunge(struct cpmsync_store *store, const char *account, const char *folder)
 {
-	struct store *s;
-	int r;
-
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	return end_tx(s, expunge(s, account, folder));
+	return op_run(store, NULL, expunge, &(struct folder_args){ account, folder });
 }
 
 /* Copy and move. */
@@ -896,9 +945,36 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 	return journal_add(s, account, op, dest, new_id, as_source ? &args : NULL);
 }
 
-static int copy_or_move(struct store *s, const int64_t *ids, size_t n_ids, const char *destination,
-			bool move, int64_t *ret_new_ids)
+struct copy_args {
+	const int64_t *ids;
+	size_t n_ids;
+	const char *destination;
+	bool move;
+	int64_t *ret_new_ids; /* may be NULL */
+};
+
+static int copy_check(struct store *s, void *args)
 {
+	const struct copy_args *a = args;
+	int r;
+
+	r = check_ids(s, a->ids, a->n_ids);
+	if (r < 0)
+		return r;
+	if (!a->destination) {
+		store_set_error(s, "no destination folder given");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int copy_or_move(struct store *s, void *args)
+{
+	const struct copy_args *a = args;
+	const int64_t *ids = a->ids;
+	const char *destination = a->destination;
+	size_t n_ids = a->n_ids;
+	bool move = a->move;
 	_cleanup_free_ char *account_name = NULL;
 	struct folder_row dest;
 	int64_t account;
@@ -950,44 +1026,24 @@ static int copy_or_move(struct store *s, const int64_t *ids, size_t n_ids, const
 		}
 		if (r < 0)
 			return r;
-		if (ret_new_ids)
-			ret_new_ids[i] = new_id;
+		if (a->ret_new_ids)
+			a->ret_new_ids[i] = new_id;
 	}
 	return 0;
-}
-
-static int op_copy_move(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
-			const char *destination, bool move, int64_t *ret_new_ids)
-{
-	struct store *s;
-	int r;
-
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = check_ids(s, ids, n_ids);
-	if (r < 0)
-		return r;
-	if (!destination) {
-		store_set_error(s, "no destination folder given");
-		return -EINVAL;
-	}
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	return end_tx(s, copy_or_move(s, ids, n_ids, destination, move, ret_new_ids));
 }
 
 int cpmsync_op_copy(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
 		    const char *destination, int64_t *ret_new_ids)
 {
-	return op_copy_move(store, ids, n_ids, destination, false, ret_new_ids);
+	return op_run(store, copy_check, copy_or_move,
+		      &(struct copy_args){ ids, n_ids, destination, false, ret_new_ids });
 }
 
 int cpmsync_op_move(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
 		    const char *destination, int64_t *ret_new_ids)
 {
-	return op_copy_move(store, ids, n_ids, destination, true, ret_new_ids);
+	return op_run(store, copy_check, copy_or_move,
+		      &(struct copy_args){ ids, n_ids, destination, true, ret_new_ids });
 }
 
 /* Folders. */
@@ -1054,8 +1110,15 @@ static int check_name_free(struct store *s, int64_t account, const char *name)
 	return -EEXIST;
 }
 
-static int create_folder(struct store *s, const char *account, const char *name, int64_t *ret)
+struct create_args {
+	const char *account, *name;
+	int64_t id; /* out */
+};
+
+static int create_folder(struct store *s, void *args)
 {
+	struct create_args *a = args;
+	const char *account = a->account, *name = a->name;
 	int64_t acc, id;
 	sqlite3_stmt *st;
 	int r;
@@ -1083,32 +1146,19 @@ static int create_folder(struct store *s, const char *account, const char *name,
 	r = journal_add(s, acc, JOURNAL_OP_CREATE_FOLDER, id, 0, NULL);
 	if (r < 0)
 		return r;
-	if (ret)
-		*ret = id;
+	a->id = id;
 	return 0;
 }
 
 int cpmsync_op_create_folder(struct cpmsync_store *store, const char *account, const char *name,
 			     int64_t *ret_folder_id)
 {
-	struct store *s;
-	int64_t id = 0;
+	struct create_args a = { .account = account, .name = name };
 	int r;
 
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	r = create_folder(s, account, name, &id);
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	r = store_commit(s);
+	r = op_run(store, NULL, create_folder, &a);
 	if (r >= 0 && ret_folder_id)
-		*ret_folder_id = id;
+		*ret_folder_id = a.id;
 	return r;
 }
 
@@ -1117,9 +1167,14 @@ struct renamed {
 	char *new_name;
 };
 
-static int rename_folder(struct store *s, const char *account, const char *name,
-			 const char *new_name)
+struct rename_args {
+	const char *account, *name, *new_name;
+};
+
+static int rename_folder(struct store *s, void *args)
 {
+	const struct rename_args *a = args;
+	const char *account = a->account, *name = a->name, *new_name = a->new_name;
 	struct renamed *list = NULL;
 	size_t n = 0, alloc = 0, name_len;
 	struct folder_row f;
@@ -1225,16 +1280,7 @@ out:
 int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account, const char *name,
 			     const char *new_name)
 {
-	struct store *s;
-	int r;
-
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	return end_tx(s, rename_folder(s, account, name, new_name));
+	return op_run(store, NULL, rename_folder, &(struct rename_args){ account, name, new_name });
 }
 
 /*
@@ -1246,8 +1292,10 @@ int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account, c
  * destination row when it has none (without a body and without its source
  * there is nothing left to send; the server deletes the source anyway).
  */
-static int delete_folder(struct store *s, const char *account, const char *name)
+static int delete_folder(struct store *s, void *args)
 {
+	const struct folder_args *a = args;
+	const char *account = a->account, *name = a->folder;
 	_cleanup_free_ int64_t *msgs = NULL;
 	struct folder_row f;
 	sqlite3_stmt *st;
@@ -1312,16 +1360,7 @@ static int delete_folder(struct store *s, const char *account, const char *name)
 
 int cpmsync_op_delete_folder(struct cpmsync_store *store, const char *account, const char *name)
 {
-	struct store *s;
-	int r;
-
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	return end_tx(s, delete_folder(s, account, name));
+	return op_run(store, NULL, delete_folder, &(struct folder_args){ account, name });
 }
 
 /* Metadata. */
@@ -1376,9 +1415,16 @@ static int journal_pair(struct store *s, const char *account, const char *folder
 	return journal_add(s, acc, a->op, f.id, 0, a);
 }
 
-static int set_metadata(struct store *s, const char *account, const char *folder,
-			const char *entry, const char *value)
+/* set_metadata: entry and value; set_acl: identifier and rights. */
+struct pair_args {
+	const char *account, *folder, *first, *second;
+};
+
+static int set_metadata(struct store *s, void *args)
 {
+	const struct pair_args *a = args;
+	const char *account = a->account, *folder = a->folder, *entry = a->first;
+	const char *value = a->second;
 	int r;
 
 	r = check_entry(s, entry);
@@ -1403,22 +1449,30 @@ int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, co
 	return cpmsync_op_set_metadata_entries(store, account, folder, &e, 1);
 }
 
+/* Several entries: all in one transaction, or none. */
+struct metadata_entries_args {
+	const char *account, *folder;
+	const struct cpmsync_metadata_entry *entries;
+	size_t n_entries;
+};
+
+static int set_metadata_entries(struct store *s, void *args)
+{
+	const struct metadata_entries_args *a = args;
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < a->n_entries; i++)
+		r = set_metadata(s, &(struct pair_args){ a->account, a->folder, a->entries[i].entry,
+							 a->entries[i].value });
+	return r;
+}
+
 int cpmsync_op_set_metadata_entries(struct cpmsync_store *store, const char *account,
 				    const char *folder,
 				    const struct cpmsync_metadata_entry *entries, size_t n_entries)
 {
-	struct store *s;
-	int r;
-
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; r >= 0 && i < n_entries; i++)
-		r = set_metadata(s, account, folder, entries[i].entry, entries[i].value);
-	return end_tx(s, r);
+	return op_run(store, NULL, set_metadata_entries,
+		      &(struct metadata_entries_args){ account, folder, entries, n_entries });
 }
 
 /* ------------------------------------------------------------------ */
@@ -1427,9 +1481,11 @@ int cpmsync_op_set_metadata_entries(struct cpmsync_store *store, const char *acc
 #define ACL_IDENTIFIER_MAX CPMSYNC_ACL_IDENTIFIER_MAX
 #define ACL_RIGHTS_MAX 64
 
-static int set_acl(struct store *s, const char *account, const char *folder,
-		   const char *identifier, const char *rights)
+static int set_acl(struct store *s, void *args)
 {
+	const struct pair_args *a = args;
+	const char *account = a->account, *folder = a->folder, *identifier = a->first;
+	const char *rights = a->second;
 	size_t n;
 
 	n = identifier ? strlen(identifier) : 0;
@@ -1467,23 +1523,16 @@ static int set_acl(struct store *s, const char *account, const char *folder,
 int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account, const char *folder,
 		       const char *identifier, const char *rights)
 {
-	struct store *s;
-	int r;
-
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	return end_tx(s, set_acl(s, account, folder, identifier, rights));
+	return op_run(store, NULL, set_acl,
+		      &(struct pair_args){ account, folder, identifier, rights });
 }
 
 /* ------------------------------------------------------------------ */
 /* Taking back a refused APPEND */
 
-static int discard(struct store *s, int64_t id)
+static int discard(struct store *s, void *args)
 {
+	int64_t id = *(const int64_t *)args;
 	sqlite3_stmt *st;
 	int r;
 
@@ -1518,14 +1567,5 @@ static int discard(struct store *s, int64_t id)
 
 int cpmsync_op_discard(struct cpmsync_store *store, int64_t message_id)
 {
-	struct store *s;
-	int r;
-
-	r = get_store(store, &s);
-	if (r < 0)
-		return r;
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	return end_tx(s, discard(s, message_id));
+	return op_run(store, NULL, discard, &message_id);
 }
