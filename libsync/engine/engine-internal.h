@@ -6,8 +6,9 @@
  * server -> local; engine-replay.c: the journal, local -> server).
  *
  * The engine is a chain of IMAP commands, each one's callback deciding and
- * submitting the next; decisions come from plan.c, data goes to the store
- * through store-sync.h.  One connection, one folder selected at a time.
+ * submitting the next (replay, SELECT and LOGOUT through the driver table
+ * of driver.h, the folder sync still on imap-client directly); decisions
+ * come from plan.c, data goes to the store through store-sync.h.  One connection, one folder selected at a time.
  * Untagged responses are interpreted by what the engine is doing
  * (e->fetch_kind), so a FETCH during SELECT (QRESYNC) updates flags, one
  * during the new-message fetch inserts messages, and so on.
@@ -18,6 +19,8 @@
 
 #include <cpmsync/sync.h>
 
+#include "engine/driver.h"
+#include "engine/engine-session.h"
 #include "engine/plan.h"
 #include "imap/imap-client.h"
 #include "imap/imap-seqset.h"
@@ -86,7 +89,11 @@ struct folder_ctx {
 struct cpmsync_sync {
 	struct cpmsync_loop *loop;
 	struct store *store;
-	struct imap_client *client;
+	struct imap_client *client; /* NULL on a test driver */
+	/* What replay, SELECT and LOGOUT go through (driver.h): imap_drv on
+	 * client, or a test's. */
+	struct engine_driver *drv;
+	struct engine_driver_imap imap_drv;
 	cpmsync_sync_cb_t cb;
 	void *userdata;
 	struct cpmsync_loop_source *finish_src;
@@ -98,7 +105,7 @@ struct cpmsync_sync {
 	struct cpmsync_loop_source *start_src;
 	/* Progress (the session's SyncProgress): folder "" for the account
 	 * (folders), else messages of that folder. */
-	void (*progress)(void *userdata, const char *folder, uint32_t done, uint32_t total);
+	engine_progress_fn progress;
 	void *progress_userdata;
 
 	char *account_name;
@@ -124,15 +131,8 @@ struct cpmsync_sync {
 	uint64_t selected_hms;
 	uint32_t selected_uidnext;
 
-	/* Replay. */
-	int64_t journal_pos;
 	struct imap_seqset search; /* SEARCH/ESEARCH results */
 	struct imap_resp_code code; /* scratch */
-	uint32_t copyuid_dst;	   /* from an untagged COPYUID (MOVE) */
-	uint32_t verify_uid;	   /* FK_VERIFY match */
-	char *verify_flags;	   /* its flags on the server; NULL: not read */
-	uint64_t verify_size;
-	int64_t verify_date;
 	void *replay;		   /* engine-replay.c's state */
 	/* What engine_select() does when the server refuses the SELECT
 	 * (the failure is recorded): skip what needed the folder. */
@@ -160,6 +160,7 @@ void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server
 /* A command that failed the whole run: records and finishes. */
 bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res,
 		       const char *what);
+bool engine_reply_failed(struct cpmsync_sync *e, const struct engine_reply *res, const char *what);
 void engine_logout(struct cpmsync_sync *e);
 
 /* cpmsync_sync_once() over an already connected socket (tests: a scripted
@@ -169,21 +170,20 @@ int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			void *userdata, struct cpmsync_sync **ret);
 
 /*
- * cpmsync_sync_once() on an authenticated connection (*clientp, taken
- * over).  When the run ends with the connection usable (success, or only
- * operations refused), *clientp is set back to it before cb runs, with
- * its callbacks cleared for the caller to set; otherwise the connection
- * is closed and *clientp stays NULL.  clientp must stay valid until cb.
+ * Tests: replays the account's journal (no folder sync) through driver,
+ * which must outlive the run; cb as for cpmsync_sync_once().  The run ends
+ * with driver->ops->logout() and engine_event_closed().
  */
-int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store,
-			  const struct cpmsync_account *account, struct imap_client **clientp,
-			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
+int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			    const struct cpmsync_account *account, struct engine_driver *driver,
+			    cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
 
 void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, uint32_t total);
-
-/* Its owner goes away: no callback, no connection given back. */
-void engine_detach(struct cpmsync_sync *e);
 
 /* engine-replay.c: replays the journal, then calls engine_logout(). */
 void engine_replay_start(struct cpmsync_sync *e);
 void engine_replay_free(struct cpmsync_sync *e);
+/* Data for replay from the driver's events (FETCH while verifying, an
+ * untagged COPYUID). */
+void engine_replay_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
+void engine_replay_on_copyuid(struct cpmsync_sync *e, uint32_t uid);

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cpmsync/error.h>
 
@@ -62,9 +61,17 @@ struct replay {
 	struct imap_seqset exp_uids;
 	/* replay_next()'s trampoline */
 	bool in_next, again;
-	/* verify */
+	/* the row after which the next one is read */
+	int64_t journal_pos;
+	/* COPYUID of an untagged OK (MOVE) */
+	uint32_t copyuid_dst;
+	/* verify: what to look for, what was found */
 	uint32_t verify_from;
 	engine_next_fn verify_found, verify_missing;
+	uint64_t verify_size;
+	int64_t verify_date;
+	uint32_t verify_uid;  /* the match (0: none yet) */
+	char *verify_flags;   /* its flags on the server; NULL: not read */
 };
 
 static void replay_next(struct cpmsync_sync *e);
@@ -97,6 +104,7 @@ void engine_replay_free(struct cpmsync_sync *e)
 		return;
 	replay_clear(rp);
 	imap_seqset_free(&rp->exp_uids);
+	free(rp->verify_flags);
 	free(rp);
 	e->replay = NULL;
 }
@@ -145,7 +153,7 @@ static bool store_failed(struct cpmsync_sync *e, int r)
 }
 
 /* A NO/BAD fails the operation, anything else the run. */
-static bool cmd_refused(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what)
+static bool cmd_refused(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
 {
 	if (e->finished)
 		return true;
@@ -166,26 +174,21 @@ static bool cmd_refused(struct cpmsync_sync *e, const struct imap_cmd_result *re
 		op_failed(e, "%s refused by the server: %s", what, res->text ? res->text : "");
 		return true;
 	}
-	engine_cmd_failed(e, res, what);
+	engine_reply_failed(e, res, what);
 	return true;
 }
 
-static enum imap_code result_code(struct cpmsync_sync *e, const struct imap_cmd_result *res)
+/* The driver's answer to queueing a command: a failure fails the run. */
+static int sent(struct cpmsync_sync *e, int r)
 {
-	if (!res->resp || !res->resp->code || imap_resp_code_parse(res->resp, &e->code) < 0)
-		return IMAP_CODE_NONE;
-	return e->code.code;
+	if (r < 0)
+		engine_fail(e, r, "out of memory");
+	return r;
 }
 
-static int submit(struct cpmsync_sync *e, struct imap_cmd *cmd, int r)
+static struct engine_driver *D(struct cpmsync_sync *e)
 {
-	if (r < 0) {
-		imap_cmd_free(cmd);
-		engine_fail(e, r, "out of memory");
-		return r;
-	}
-	imap_cmd_submit(cmd);
-	return 0;
+	return e->drv;
 }
 
 static int load_folder(struct cpmsync_sync *e, int64_t id, struct sync_folder *f)
@@ -205,32 +208,50 @@ static int load_message(struct cpmsync_sync *e, int64_t id, struct sync_message 
 /* ------------------------------------------------------------------ */
 /* Verifying an interrupted APPEND / COPY / MOVE */
 
-static void verify_fetch_done(struct imap_client *client, const struct imap_cmd_result *res,
-			      void *userdata)
+/* A FETCH while verifying: the first candidate with the message's size
+ * and internal date is taken. */
+void engine_replay_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
+{
+	struct replay *rp = R(e);
+
+	if (!rp || rp->verify_uid || !(f->present & ENGINE_FETCH_SIZE) ||
+	    !(f->present & ENGINE_FETCH_DATE) || f->size != rp->verify_size ||
+	    f->internaldate != rp->verify_date)
+		return;
+	rp->verify_uid = f->uid;
+	free(rp->verify_flags);
+	rp->verify_flags = NULL;
+	if ((f->present & ENGINE_FETCH_FLAGS) && f->flags)
+		rp->verify_flags = strdup(f->flags); /* NULL: read as not read */
+}
+
+void engine_replay_on_copyuid(struct cpmsync_sync *e, uint32_t uid)
+{
+	if (R(e))
+		R(e)->copyuid_dst = uid;
+}
+
+static void verify_fetch_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	e->fetch_kind = FK_NONE;
 	if (cmd_refused(e, res, "UID FETCH (verify)"))
 		return;
-	if (e->verify_uid)
+	if (R(e)->verify_uid)
 		R(e)->verify_found(e);
 	else
 		R(e)->verify_missing(e);
 }
 
-static void verify_search_done(struct imap_client *client, const struct imap_cmd_result *res,
-			       void *userdata)
+static void verify_search_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct imap_seqset cand = IMAP_SEQSET_INIT;
 	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
-	struct imap_cmd *cmd;
 	size_t n = 0, pos = 0;
 	int r = 0;
 
-	(void)client;
 	if (cmd_refused(e, res, "UID SEARCH (verify)"))
 		return;
 	/* Bounded walk: at most VERIFY_MAX unknown UIDs are looked at. */
@@ -261,43 +282,27 @@ static void verify_search_done(struct imap_client *client, const struct imap_cmd
 	}
 	r = imap_seqset_format(&cand, &pos, &set, ENGINE_SET_BYTES);
 	imap_seqset_free(&cand);
-	e->verify_uid = 0;
-	if (r >= 0)
-		r = imap_cmd_new(e->client, 0, verify_fetch_done, e, &cmd);
-	if (r < 0) {
-		buf_free(&set);
-		engine_fail(e, r, "out of memory");
-		return;
+	R(e)->verify_uid = 0;
+	if (r >= 0) {
+		e->fetch_kind = FK_VERIFY;
+		r = D(e)->ops->fetch(D(e), set.data, "UID RFC822.SIZE INTERNALDATE FLAGS",
+				     verify_fetch_done, e);
 	}
-	r = imap_cmd_addf(cmd, "UID FETCH %s (UID RFC822.SIZE INTERNALDATE FLAGS)", set.data);
 	buf_free(&set);
-	e->fetch_kind = FK_VERIFY;
-	submit(e, cmd, r);
+	sent(e, r);
 }
 
 static void verify_selected(struct cpmsync_sync *e)
 {
 	const struct sync_message *m = &R(e)->msg;
-	struct imap_cmd *cmd;
-	int r;
 
 	imap_seqset_clear(&e->search);
-	r = imap_cmd_new(e->client, 0, verify_search_done, e, &cmd);
-	if (r < 0) {
-		engine_fail(e, r, "out of memory");
-		return;
-	}
-	r = imap_cmd_addf(cmd, "UID SEARCH UID %u:*", R(e)->verify_from ? R(e)->verify_from : 1);
-	if (r >= 0 && m->message_id && m->message_id[0]) {
-		r = imap_cmd_add(cmd, " HEADER Message-ID ");
-		if (r >= 0)
-			r = imap_cmd_add_string(cmd, m->message_id, strlen(m->message_id));
-	}
-	submit(e, cmd, r);
+	sent(e, D(e)->ops->search(D(e), R(e)->verify_from ? R(e)->verify_from : 1, m->message_id,
+				  verify_search_done, e));
 }
 
 /* Looks for R(e)->msg (size, date, Message-ID) in folder f from the UIDNEXT
- * recorded in args_sent; e->verify_uid is the match. */
+ * recorded in args_sent; rp->verify_uid is the match. */
 static void verify(struct cpmsync_sync *e, const struct sync_folder *f, engine_next_fn found,
 		   engine_next_fn missing)
 {
@@ -308,12 +313,12 @@ static void verify(struct cpmsync_sync *e, const struct sync_folder *f, engine_n
 	if (journal_attempt_decode(rp->j.args_sent, &from) < 0)
 		from = 1;
 	rp->verify_from = from;
-	free(e->verify_flags);
-	e->verify_flags = NULL;
+	free(rp->verify_flags);
+	rp->verify_flags = NULL;
 	rp->verify_found = found;
 	rp->verify_missing = missing;
-	e->verify_size = rp->msg.size;
-	e->verify_date = rp->msg.internaldate;
+	rp->verify_size = rp->msg.size;
+	rp->verify_date = rp->msg.internaldate;
 	engine_select(e, f->id, f->server_name, verify_selected);
 }
 
@@ -348,18 +353,18 @@ static void adopt_uid(struct cpmsync_sync *e)
 
 	/* The server's copy has the flags the APPEND carried (read back when
 	 * it was found by search); local changes since then go as a flag row. */
-	const char *carried = e->verify_flags ? e->verify_flags : rp->msg.flags;
+	const char *carried = rp->verify_flags ? rp->verify_flags : rp->msg.flags;
 
 	r = engine_tx_begin(e);
 	if (r >= 0)
-		r = store_sync_message_set_uid(e->store, rp->msg.id, e->verify_uid, carried);
+		r = store_sync_message_set_uid(e->store, rp->msg.id, rp->verify_uid, carried);
 	if (r >= 0 && !rp->msg.removed && !streq(carried, rp->msg.flags))
 		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_FLAGS, rp->msg.folder_id,
 				      rp->msg.id, NULL);
 	if (store_failed(e, r))
 		return;
 	log_debug(CAT, "%s: message %lld is already on the server as UID %u", e->account_name,
-		  (long long)rp->msg.id, e->verify_uid);
+		  (long long)rp->msg.id, rp->verify_uid);
 	op_done(e);
 }
 
@@ -382,20 +387,17 @@ static void append_lost(struct cpmsync_sync *e)
 		  (long long)R(e)->msg.id, R(e)->folder.server_name);
 }
 
-static void append_done(struct imap_client *client, const struct imap_cmd_result *res,
-			void *userdata)
+static void append_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct replay *rp = R(e);
 
-	(void)client;
 	if (cmd_refused(e, res, "APPEND"))
 		return;
-	if (result_code(e, res) == IMAP_CODE_APPENDUID && e->code.set.n == 1 &&
-	    e->code.set.r[0].lo == e->code.set.r[0].hi) {
-		e->verify_uid = e->code.set.r[0].lo;
-		free(e->verify_flags);
-		e->verify_flags = NULL;
+	if (res->code == IMAP_CODE_APPENDUID && res->new_uid) {
+		rp->verify_uid = res->new_uid;
+		free(rp->verify_flags);
+		rp->verify_flags = NULL;
 		adopt_uid(e);
 		return;
 	}
@@ -403,16 +405,10 @@ static void append_done(struct imap_client *client, const struct imap_cmd_result
 	verify(e, &rp->folder, adopt_uid, append_lost);
 }
 
-static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-				      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-
 static void append_send(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	_cleanup_free_ void *body = NULL;
-	struct imap_cmd *cmd;
-	time_t t = (time_t)rp->msg.internaldate;
-	struct tm tm;
 	size_t len = 0;
 	int r;
 
@@ -423,22 +419,8 @@ static void append_send(struct cpmsync_sync *e)
 	}
 	if (store_failed(e, r) || mark_attempt(e, &rp->folder) < 0)
 		return;
-	gmtime_r(&t, &tm);
-	r = imap_cmd_new(e->client, 0, append_done, e, &cmd);
-	if (r < 0) {
-		engine_fail(e, r, "out of memory");
-		return;
-	}
-	r = imap_cmd_add(cmd, "APPEND ");
-	if (r >= 0)
-		r = imap_cmd_add_mailbox(cmd, rp->folder.server_name);
-	if (r >= 0)
-		r = imap_cmd_addf(cmd, " (%s) \"%02d-%s-%04d %02d:%02d:%02d +0000\" ", rp->msg.flags,
-				  tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
-				  tm.tm_min, tm.tm_sec);
-	if (r >= 0)
-		r = imap_cmd_add_literal(cmd, body, len, false);
-	submit(e, cmd, r);
+	sent(e, D(e)->ops->append(D(e), rp->folder.server_name, rp->msg.flags,
+				  rp->msg.internaldate, body, len, append_done, e));
 }
 
 static void op_append(struct cpmsync_sync *e)
@@ -487,14 +469,14 @@ static bool is_move(struct cpmsync_sync *e)
 static void copy_adopt(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	const char *carried = e->verify_flags	     ? e->verify_flags
+	const char *carried = rp->verify_flags	     ? rp->verify_flags
 			      : rp->src.server_flags ? rp->src.server_flags
 						     : rp->msg.flags;
 	int r;
 
 	r = engine_tx_begin(e);
 	if (r >= 0)
-		r = store_sync_message_set_uid(e->store, rp->msg.id, e->verify_uid, carried);
+		r = store_sync_message_set_uid(e->store, rp->msg.id, rp->verify_uid, carried);
 	/* COPY carries the source's flags; local changes since go as a flag row. */
 	if (r >= 0 && !streq(carried, rp->msg.flags))
 		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_FLAGS, rp->msg.folder_id,
@@ -506,12 +488,10 @@ static void copy_adopt(struct cpmsync_sync *e)
 	op_done(e);
 }
 
-static void move_cleanup_done(struct imap_client *client, const struct imap_cmd_result *res,
-			      void *userdata)
+static void move_cleanup_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	if (cmd_refused(e, res, "UID EXPUNGE (move)"))
 		return;
 	copy_adopt(e);
@@ -521,24 +501,17 @@ static void move_cleanup_done(struct imap_client *client, const struct imap_cmd_
 static void move_remove_source(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	struct imap_cmd *cmd;
-	int r;
+	char uid[16];
 
-	if (!imap_client_has(e->client, IMAP_CAP_UIDPLUS)) {
+	if (!D(e)->ops->has(D(e), IMAP_CAP_UIDPLUS)) {
 		op_failed(e, "cannot remove moved message UID %u from %s: the server lacks UIDPLUS",
 			  rp->src.uid, rp->folder.server_name);
 		return;
 	}
-	r = imap_cmd_new(e->client, 0, NULL, NULL, &cmd);
-	if (r >= 0) {
-		r = imap_cmd_addf(cmd, "UID STORE %u +FLAGS.SILENT (\\Deleted)", rp->src.uid);
-		if (submit(e, cmd, r) < 0)
-			return;
-	}
-	r = imap_cmd_new(e->client, 0, move_cleanup_done, e, &cmd);
-	if (r >= 0)
-		r = imap_cmd_addf(cmd, "UID EXPUNGE %u", rp->src.uid);
-	submit(e, cmd, r);
+	snprintf(uid, sizeof(uid), "%u", rp->src.uid);
+	if (sent(e, D(e)->ops->store(D(e), uid, ENGINE_FLAGS_ADD, "\\Deleted", 0, NULL, NULL)) < 0)
+		return;
+	sent(e, D(e)->ops->expunge(D(e), uid, move_cleanup_done, e));
 }
 
 static void copy_lost(struct cpmsync_sync *e)
@@ -547,22 +520,19 @@ static void copy_lost(struct cpmsync_sync *e)
 		  (long long)R(e)->msg.id, R(e)->dst.server_name);
 }
 
-static void copy_done(struct imap_client *client, const struct imap_cmd_result *res,
-		      void *userdata)
+static void copy_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct replay *rp = R(e);
-	bool moved = is_move(e) && imap_client_has(e->client, IMAP_CAP_MOVE);
+	bool moved = is_move(e) && D(e)->ops->has(D(e), IMAP_CAP_MOVE);
 	uint32_t dst = 0;
 
-	(void)client;
 	if (cmd_refused(e, res, moved ? "UID MOVE" : "UID COPY"))
 		return;
-	if (result_code(e, res) == IMAP_CODE_COPYUID && e->code.set2.n == 1 &&
-	    e->code.set2.r[0].lo == e->code.set2.r[0].hi)
-		dst = e->code.set2.r[0].lo;
-	else if (e->copyuid_dst)
-		dst = e->copyuid_dst;
+	if (res->code == IMAP_CODE_COPYUID && res->new_uid)
+		dst = res->new_uid;
+	else if (rp->copyuid_dst)
+		dst = rp->copyuid_dst;
 	if (!dst) {
 		/* No UIDPLUS: look for it.  (A move without MOVE still has to
 		 * remove the source afterwards.) */
@@ -570,9 +540,9 @@ static void copy_done(struct imap_client *client, const struct imap_cmd_result *
 		       copy_lost);
 		return;
 	}
-	e->verify_uid = dst;
-	free(e->verify_flags);
-	e->verify_flags = NULL;
+	rp->verify_uid = dst;
+	free(rp->verify_flags);
+	rp->verify_flags = NULL;
 	if (is_move(e) && !moved)
 		move_remove_source(e);
 	else
@@ -582,17 +552,10 @@ static void copy_done(struct imap_client *client, const struct imap_cmd_result *
 static void copy_send(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	bool moved = is_move(e) && imap_client_has(e->client, IMAP_CAP_MOVE);
-	struct imap_cmd *cmd;
-	int r;
+	bool moved = is_move(e) && D(e)->ops->has(D(e), IMAP_CAP_MOVE);
 
-	e->copyuid_dst = 0;
-	r = imap_cmd_new(e->client, 0, copy_done, e, &cmd);
-	if (r >= 0)
-		r = imap_cmd_addf(cmd, "UID %s %u ", moved ? "MOVE" : "COPY", rp->src.uid);
-	if (r >= 0)
-		r = imap_cmd_add_mailbox(cmd, rp->dst.server_name);
-	submit(e, cmd, r);
+	rp->copyuid_dst = 0;
+	sent(e, D(e)->ops->copy(D(e), moved, rp->src.uid, rp->dst.server_name, copy_done, e));
 }
 
 static void copy_start(struct cpmsync_sync *e)
@@ -707,14 +670,12 @@ static void flags_round(struct cpmsync_sync *e);
 
 /* The server's current flags are merged in (the FETCH handler): send the
  * merge, built only now from the updated rows. */
-static void flags_refetch_done(struct imap_client *client, const struct imap_cmd_result *res,
-			       void *userdata)
+static void flags_refetch_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	e->fetch_kind = FK_NONE;
-	if (engine_cmd_failed(e, res, "UID FETCH (flags)"))
+	if (engine_reply_failed(e, res, "UID FETCH (flags)"))
 		return;
 	flags_round(e);
 }
@@ -724,7 +685,6 @@ static void flags_batch_end(struct cpmsync_sync *e)
 	struct replay *rp = R(e);
 	struct imap_seqset mod = IMAP_SEQSET_INIT;
 	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
-	struct imap_cmd *cmd;
 	size_t pos = 0;
 	bool any = false;
 	int r = 0;
@@ -752,28 +712,21 @@ static void flags_batch_end(struct cpmsync_sync *e)
 	if (r >= 0)
 		r = imap_seqset_format(&mod, &pos, &set, ENGINE_SET_BYTES);
 	imap_seqset_free(&mod);
-	if (r >= 0)
-		r = imap_cmd_new(e->client, 0, flags_refetch_done, e, &cmd);
-	if (r < 0) {
-		buf_free(&set);
-		engine_fail(e, r, "out of memory");
-		return;
+	if (r >= 0) {
+		e->fetch_kind = FK_FLAGS;
+		r = D(e)->ops->fetch(D(e), set.data, "UID FLAGS MODSEQ", flags_refetch_done, e);
 	}
-	r = imap_cmd_addf(cmd, "UID FETCH %s (UID FLAGS MODSEQ)", set.data);
 	buf_free(&set);
-	e->fetch_kind = FK_FLAGS;
-	submit(e, cmd, r);
+	sent(e, r);
 }
 
-static void store_done(struct imap_client *client, const struct imap_cmd_result *res,
-		       void *userdata)
+static void store_done(const struct engine_reply *res, void *userdata)
 {
 	struct flag_item *it = userdata;
 	struct cpmsync_sync *e = it->e;
 	struct replay *rp = R(e);
 	int r = 0;
 
-	(void)client;
 	if (e->finished)
 		return;
 	it->pending--;
@@ -789,10 +742,9 @@ static void store_done(struct imap_client *client, const struct imap_cmd_result 
 					 it->uid, rp->folder.server_name, res->text ? res->text : "");
 			e->stats.ops_failed++;
 		}
-	} else if (engine_cmd_failed(e, res, "UID STORE")) {
+	} else if (engine_reply_failed(e, res, "UID STORE")) {
 		return;
-	} else if (result_code(e, res) == IMAP_CODE_MODIFIED &&
-		   imap_seqset_contains(&e->code.set, it->uid)) {
+	} else if (res->modified && imap_seqset_contains(res->modified, it->uid)) {
 		it->modified = true;
 	} else if (it->pending == 0 && !it->failed && !it->modified) {
 		r = engine_tx_begin(e);
@@ -818,7 +770,7 @@ static void flags_round(struct cpmsync_sync *e)
 	for (size_t i = 0; i < rp->n_items; i++) {
 		struct flag_item *it = &rp->items[i];
 		struct sync_message m = { 0 };
-		struct imap_cmd *cmd;
+		char uid[16];
 		int r;
 
 		if (it->failed || (rp->round > 0 && !it->modified))
@@ -842,18 +794,11 @@ static void flags_round(struct cpmsync_sync *e)
 		it->uid = m.uid;
 		free(it->flags);
 		it->flags = TAKE_PTR(m.flags);
-		r = imap_cmd_new(e->client, 0, store_done, it, &cmd);
-		if (r < 0) {
-			sync_message_free_contents(&m);
-			engine_fail(e, r, "out of memory");
-			return;
-		}
+		snprintf(uid, sizeof(uid), "%u", m.uid);
 		if (condstore) {
-			r = imap_cmd_addf(cmd, "UID STORE %u (UNCHANGEDSINCE %llu) FLAGS.SILENT (%s)",
-					  m.uid,
-					  (unsigned long long)(m.modseq ? m.modseq : e->selected_hms),
-					  it->flags);
-			if (submit(e, cmd, r) < 0) {
+			r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_SET, it->flags,
+					     m.modseq ? m.modseq : e->selected_hms, store_done, it);
+			if (sent(e, r) < 0) {
 				sync_message_free_contents(&m);
 				return;
 			}
@@ -865,23 +810,21 @@ static void flags_round(struct cpmsync_sync *e)
 			_cleanup_free_ char *add = NULL, *del = NULL;
 
 			r = flags_diff(m.server_flags ? m.server_flags : "", it->flags, &add, &del);
-			if (r >= 0 && !add[0] && !del[0])
-				r = imap_cmd_addf(cmd, "UID STORE %u +FLAGS.SILENT ()", m.uid);
-			else if (r >= 0)
-				r = imap_cmd_addf(cmd, "UID STORE %u %sFLAGS.SILENT (%s)", m.uid,
-						  add[0] ? "+" : "-", add[0] ? add : del);
-			if (submit(e, cmd, r) < 0) {
+			if (r >= 0)
+				r = D(e)->ops->store(D(e), uid,
+						     add[0] || !del[0] ? ENGINE_FLAGS_ADD
+								       : ENGINE_FLAGS_REMOVE,
+						     add[0] || !del[0] ? add : del, 0, store_done, it);
+			if (sent(e, r) < 0) {
 				sync_message_free_contents(&m);
 				return;
 			}
 			it->pending++;
 			rp->pending++;
 			if (add[0] && del[0]) {
-				r = imap_cmd_new(e->client, 0, store_done, it, &cmd);
-				if (r >= 0)
-					r = imap_cmd_addf(cmd, "UID STORE %u -FLAGS.SILENT (%s)", m.uid,
-							  del);
-				if (submit(e, cmd, r) < 0) {
+				r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_REMOVE, del, 0, store_done,
+						     it);
+				if (sent(e, r) < 0) {
 					sync_message_free_contents(&m);
 					return;
 				}
@@ -911,7 +854,7 @@ static void op_flags(struct cpmsync_sync *e)
 	rp->n_items = 0;
 	rp->items[rp->n_items++] = (struct flag_item){ .e = e, .journal_id = rp->j.id, .message_id = rp->j.message_id };
 	while (rp->n_items < FLAGS_BATCH) {
-		r = store_journal_next(e->store, e->account_id, e->journal_pos, &next);
+		r = store_journal_next(e->store, e->account_id, rp->journal_pos, &next);
 		if (store_failed(e, r))
 			return;
 		if (r == 0)
@@ -920,7 +863,7 @@ static void op_flags(struct cpmsync_sync *e)
 			journal_entry_free_contents(&next);
 			break;
 		}
-		e->journal_pos = next.id;
+		rp->journal_pos = next.id;
 		rp->items[rp->n_items++] = (struct flag_item){ .e = e, .journal_id = next.id, .message_id = next.message_id };
 		journal_entry_free_contents(&next);
 	}
@@ -950,14 +893,12 @@ static void op_flags(struct cpmsync_sync *e)
 /* ------------------------------------------------------------------ */
 /* Expunge */
 
-static void expunge_done(struct imap_client *client, const struct imap_cmd_result *res,
-			 void *userdata)
+static void expunge_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct replay *rp = R(e);
 	int r = 0;
 
-	(void)client;
 	if (cmd_refused(e, res, "UID EXPUNGE"))
 		return;
 	r = engine_tx_begin(e);
@@ -976,15 +917,14 @@ static void expunge_selected(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
-	struct imap_cmd *cmd;
 	size_t pos = 0;
 	int r;
 
 	if (imap_seqset_empty(&rp->exp_uids)) {
-		expunge_done(e->client, &(struct imap_cmd_result){ 0 }, e);
+		expunge_done(&(struct engine_reply){ 0 }, e);
 		return;
 	}
-	if (!imap_client_has(e->client, IMAP_CAP_UIDPLUS)) {
+	if (!D(e)->ops->has(D(e), IMAP_CAP_UIDPLUS)) {
 		op_failed(e, "cannot expunge only our messages in %s: the server lacks UIDPLUS",
 			  rp->folder.server_name);
 		return;
@@ -997,20 +937,13 @@ static void expunge_selected(struct cpmsync_sync *e)
 		r = imap_seqset_format(&rp->exp_uids, &pos, &set, ENGINE_SET_BYTES);
 		last = pos >= rp->exp_uids.n;
 		if (r >= 0)
-			r = imap_cmd_new(e->client, 0, NULL, NULL, &cmd);
-		if (r >= 0) {
-			r = imap_cmd_addf(cmd, "UID STORE %s +FLAGS.SILENT (\\Deleted)", set.data);
-			if (submit(e, cmd, r) < 0)
-				goto out;
-		}
+			r = D(e)->ops->store(D(e), set.data, ENGINE_FLAGS_ADD, "\\Deleted", 0, NULL,
+					     NULL);
 		if (r >= 0)
-			r = imap_cmd_new(e->client, 0, last ? expunge_done : NULL, e, &cmd);
-		if (r >= 0)
-			r = imap_cmd_addf(cmd, "UID EXPUNGE %s", set.data);
-		if (submit(e, cmd, r) < 0)
-			goto out;
+			r = D(e)->ops->expunge(D(e), set.data, last ? expunge_done : NULL, e);
+		if (sent(e, r) < 0)
+			break;
 	}
-out:
 	buf_free(&set);
 }
 
@@ -1025,7 +958,7 @@ static void op_expunge(struct cpmsync_sync *e)
 	rp->exp_journal[rp->n_exp] = rp->j.id;
 	rp->exp_message[rp->n_exp++] = rp->j.message_id;
 	while (rp->n_exp < EXPUNGE_BATCH) {
-		r = store_journal_next(e->store, e->account_id, e->journal_pos, &next);
+		r = store_journal_next(e->store, e->account_id, rp->journal_pos, &next);
 		if (store_failed(e, r))
 			return;
 		if (r == 0)
@@ -1034,7 +967,7 @@ static void op_expunge(struct cpmsync_sync *e)
 			journal_entry_free_contents(&next);
 			break;
 		}
-		e->journal_pos = next.id;
+		rp->journal_pos = next.id;
 		rp->exp_journal[rp->n_exp] = next.id;
 		rp->exp_message[rp->n_exp++] = next.message_id;
 		journal_entry_free_contents(&next);
@@ -1053,9 +986,9 @@ static void op_expunge(struct cpmsync_sync *e)
 	}
 	r = load_folder(e, rp->j.folder_id, &rp->folder);
 	if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && !rp->folder.server_name)) {
-		rp->n_exp = rp->n_exp; /* nothing on the server to remove */
+		/* nothing on the server to remove */
 		imap_seqset_clear(&rp->exp_uids);
-		expunge_done(e->client, &(struct imap_cmd_result){ 0 }, e);
+		expunge_done(&(struct engine_reply){ 0 }, e);
 		return;
 	}
 	if (store_failed(e, r))
@@ -1080,25 +1013,21 @@ static void server_name_done(struct cpmsync_sync *e)
 		op_done(e);
 }
 
-static void create_done(struct imap_client *client, const struct imap_cmd_result *res,
-			void *userdata)
+static void create_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
-	if (res->r == -CPMSYNC_E_SERVER && result_code(e, res) == IMAP_CODE_ALREADYEXISTS)
+	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_ALREADYEXISTS)
 		; /* made by an earlier, interrupted run (or someone else) */
 	else if (cmd_refused(e, res, "CREATE"))
 		return;
 	server_name_done(e);
 }
 
-static void rename_done(struct imap_client *client, const struct imap_cmd_result *res,
-			void *userdata)
+static void rename_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	if (cmd_refused(e, res, "RENAME"))
 		return;
 	if (e->selected_id == R(e)->folder.id)
@@ -1106,15 +1035,13 @@ static void rename_done(struct imap_client *client, const struct imap_cmd_result
 	server_name_done(e);
 }
 
-static void delete_done(struct imap_client *client, const struct imap_cmd_result *res,
-			void *userdata)
+static void delete_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct replay *rp = R(e);
 	int r;
 
-	(void)client;
-	if (res->r == -CPMSYNC_E_SERVER && result_code(e, res) == IMAP_CODE_NONEXISTENT)
+	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_NONEXISTENT)
 		; /* already gone */
 	else if (cmd_refused(e, res, "DELETE"))
 		return;
@@ -1126,28 +1053,6 @@ static void delete_done(struct imap_client *client, const struct imap_cmd_result
 	e->stats.ops_replayed++;
 	/* store_sync_folder_delete removed this row too. */
 	replay_next(e);
-}
-
-static void folder_cmd(struct cpmsync_sync *e, const char *verb, imap_cmd_cb_t cb,
-		       const char *a, const char *b)
-{
-	struct imap_cmd *cmd;
-	int r;
-
-	r = imap_cmd_new(e->client, 0, cb, e, &cmd);
-	if (r < 0) {
-		engine_fail(e, r, "out of memory");
-		return;
-	}
-	r = imap_cmd_addf(cmd, "%s ", verb);
-	if (r >= 0)
-		r = imap_cmd_add_mailbox(cmd, a);
-	if (r >= 0 && b) {
-		r = imap_cmd_add(cmd, " ");
-		if (r >= 0)
-			r = imap_cmd_add_mailbox(cmd, b);
-	}
-	submit(e, cmd, r);
 }
 
 static void op_folder(struct cpmsync_sync *e)
@@ -1167,14 +1072,15 @@ static void op_folder(struct cpmsync_sync *e)
 			op_done(e);
 			return;
 		}
-		folder_cmd(e, "CREATE", create_done, rp->folder.name, NULL);
+		sent(e, D(e)->ops->create(D(e), rp->folder.name, create_done, e));
 	} else if (rp->j.op == JOURNAL_OP_RENAME_FOLDER) {
 		if (rp->folder.removed || !rp->folder.server_name ||
 		    streq(rp->folder.server_name, rp->folder.name)) {
 			op_done(e);
 			return;
 		}
-		folder_cmd(e, "RENAME", rename_done, rp->folder.server_name, rp->folder.name);
+		sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done,
+					  e));
 	} else {
 		if (!rp->folder.server_name) {
 			r = engine_tx_begin(e);
@@ -1187,28 +1093,19 @@ static void op_folder(struct cpmsync_sync *e)
 		if (e->selected_id == rp->folder.id) {
 			/* Never delete the selected folder: UNSELECT (or
 			 * EXAMINE INBOX) first; CLOSE would expunge. */
-			struct imap_cmd *cmd;
-
-			r = imap_cmd_new(e->client, 0, NULL, NULL, &cmd);
-			if (r >= 0)
-				r = imap_cmd_add(cmd, imap_client_has(e->client, IMAP_CAP_UNSELECT)
-							      ? "UNSELECT"
-							      : "EXAMINE INBOX");
-			if (submit(e, cmd, r) < 0)
+			if (sent(e, D(e)->ops->unselect(D(e))) < 0)
 				return;
 			e->selected_id = 0;
 		}
-		folder_cmd(e, "DELETE", delete_done, rp->folder.server_name, NULL);
+		sent(e, D(e)->ops->delete(D(e), rp->folder.server_name, delete_done, e));
 	}
 }
 
 /* SETMETADATA, SETACL, DELETEACL: done, or refused (kept). */
-static void simple_done(struct imap_client *client, const struct imap_cmd_result *res,
-			void *userdata)
+static void simple_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	if (cmd_refused(e, res, R(e)->j.op == JOURNAL_OP_SET_ACL ? "SETACL" : "SETMETADATA"))
 		return;
 	op_done(e);
@@ -1263,8 +1160,6 @@ static void op_metadata(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	const char *mbox = "", *entry, *value;
-	struct imap_cmd *cmd;
-	int r;
 
 	if (!decode_args(e))
 		return;
@@ -1275,31 +1170,12 @@ static void op_metadata(struct cpmsync_sync *e)
 			return;
 		mbox = rp->folder.server_name;
 	}
-	if (!imap_client_has(e->client, IMAP_CAP_METADATA) &&
-	    !(rp->j.folder_id == 0 && imap_client_has(e->client, IMAP_CAP_METADATA_SERVER))) {
+	if (!D(e)->ops->has(D(e), IMAP_CAP_METADATA) &&
+	    !(rp->j.folder_id == 0 && D(e)->ops->has(D(e), IMAP_CAP_METADATA_SERVER))) {
 		op_failed(e, "cannot set %s: the server lacks METADATA", entry);
 		return;
 	}
-	r = imap_cmd_new(e->client, 0, simple_done, e, &cmd);
-	if (r < 0) {
-		engine_fail(e, r, "out of memory");
-		return;
-	}
-	r = imap_cmd_add(cmd, "SETMETADATA ");
-	if (r >= 0)
-		r = mbox[0] ? imap_cmd_add_mailbox(cmd, mbox) : imap_cmd_add(cmd, "\"\"");
-	if (r >= 0)
-		r = imap_cmd_add(cmd, " (");
-	if (r >= 0)
-		r = imap_cmd_add_string(cmd, entry, strlen(entry));
-	if (r >= 0)
-		r = imap_cmd_add(cmd, " ");
-	if (r >= 0)
-		r = value[0] ? imap_cmd_add_string(cmd, value, strlen(value))
-			     : imap_cmd_add(cmd, "NIL");
-	if (r >= 0)
-		r = imap_cmd_add(cmd, ")");
-	submit(e, cmd, r);
+	sent(e, D(e)->ops->set_metadata(D(e), mbox, entry, value, simple_done, e));
 }
 
 /* set_acl: SETACL folder identifier rights, or DELETEACL for no rights. */
@@ -1307,35 +1183,17 @@ static void op_acl(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	const char *identifier, *rights;
-	struct imap_cmd *cmd;
-	int r;
 
 	if (!decode_args(e) || !row_folder_on_server(e))
 		return;
 	identifier = rp->args.acl.identifier;
 	rights = rp->args.acl.rights;
-	if (!imap_client_has(e->client, IMAP_CAP_ACL)) {
+	if (!D(e)->ops->has(D(e), IMAP_CAP_ACL)) {
 		op_failed(e, "cannot change the ACL of %s: the server lacks ACL", rp->folder.name);
 		return;
 	}
-	r = imap_cmd_new(e->client, 0, simple_done, e, &cmd);
-	if (r < 0) {
-		engine_fail(e, r, "out of memory");
-		return;
-	}
-	r = imap_cmd_add(cmd, rights[0] ? "SETACL " : "DELETEACL ");
-	if (r >= 0)
-		r = imap_cmd_add_mailbox(cmd, rp->folder.server_name);
-	if (r >= 0)
-		r = imap_cmd_add(cmd, " ");
-	if (r >= 0)
-		r = imap_cmd_add_string(cmd, identifier, strlen(identifier));
-	if (r >= 0 && rights[0]) {
-		r = imap_cmd_add(cmd, " ");
-		if (r >= 0)
-			r = imap_cmd_add_string(cmd, rights, strlen(rights));
-	}
-	submit(e, cmd, r);
+	sent(e, D(e)->ops->set_acl(D(e), rp->folder.server_name, identifier, rights, simple_done,
+				   e));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1391,14 +1249,14 @@ static void replay_step(struct cpmsync_sync *e)
 		return;
 	e->fetch_kind = FK_NONE;
 	replay_clear(rp);
-	r = store_journal_next(e->store, e->account_id, e->journal_pos, &rp->j);
+	r = store_journal_next(e->store, e->account_id, rp->journal_pos, &rp->j);
 	if (store_failed(e, r))
 		return;
 	if (r == 0) {
 		engine_logout(e);
 		return;
 	}
-	e->journal_pos = rp->j.id;
+	rp->journal_pos = rp->j.id;
 	log_debug(CAT, "%s: replaying %s (row %lld)", e->account_name, rp->j.op_name,
 		  (long long)rp->j.id);
 	if ((unsigned)rp->j.op < ARRAY_SIZE(handlers) && handlers[rp->j.op])
@@ -1421,6 +1279,6 @@ void engine_replay_start(struct cpmsync_sync *e)
 	e->replay = rp;
 	/* A refused SELECT keeps the row for the next run and goes on. */
 	e->select_refused = replay_next;
-	e->journal_pos = INT64_MIN;
+	rp->journal_pos = INT64_MIN;
 	replay_next(e);
 }

@@ -75,7 +75,6 @@ static void engine_free(struct cpmsync_sync *e)
 	}
 	free(e->remote);
 	free(e->queue);
-	free(e->verify_flags);
 	free(e->f.server_name);
 	imap_seqset_free(&e->f.present);
 	imap_seqset_free(&e->f.set);
@@ -135,7 +134,7 @@ void engine_finish(struct cpmsync_sync *e)
 		e->r = e->r ? e->r : -ENOMEM; /* finish_cb will not run: nothing we can do */
 }
 
-bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what)
+bool engine_reply_failed(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
 {
 	if (e->finished)
 		return true;
@@ -143,6 +142,17 @@ bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res
 		return false;
 	engine_fail(e, res->r, "%s: %s", what, res->text ? res->text : cpmsync_strerror(res->r));
 	return true;
+}
+
+bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what)
+{
+	return engine_reply_failed(e, &(struct engine_reply){ .r = res->r, .text = res->text }, what);
+}
+
+void engine_set_progress(struct cpmsync_sync *e, engine_progress_fn fn, void *userdata)
+{
+	e->progress = fn;
+	e->progress_userdata = userdata;
 }
 
 void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, uint32_t total)
@@ -300,14 +310,13 @@ static int flags_string(const struct imap_flags *fl, char **ret)
 	return flags_from_list(v, n, ret);
 }
 
-static void on_fetch_flags(struct cpmsync_sync *e, const struct imap_fetch *f)
+/* A FETCH of flags (a flag pass, a QRESYNC SELECT, replay's re-read, or
+ * unsolicited): merged three-way into the store. */
+static void fetch_flags(struct cpmsync_sync *e, const struct engine_fetch *f)
 {
-	_cleanup_free_ char *flags = NULL;
 	bool found = false, changed = false;
 	int r;
 
-	if (!(f->present & IMAP_FETCH_UID))
-		return;
 	if (e->fetch_kind == FK_FLAGS && e->f.mode == PLAN_MODE_PLAIN) {
 		r = imap_seqset_add(&e->f.present, f->uid);
 		if (r < 0) {
@@ -315,17 +324,12 @@ static void on_fetch_flags(struct cpmsync_sync *e, const struct imap_fetch *f)
 			return;
 		}
 	}
-	if (!(f->present & IMAP_FETCH_FLAGS) || !e->selected_id)
+	if (!(f->present & ENGINE_FETCH_FLAGS) || !e->selected_id)
 		return;
-	r = flags_string(&f->flags, &flags);
-	if (r < 0) {
-		engine_fail(e, r, "bad FLAGS from the server for UID %u", f->uid);
-		return;
-	}
 	if (engine_tx_begin(e) < 0)
 		return;
-	r = store_sync_server_flags(e->store, e->selected_id, f->uid, flags,
-				    (f->present & IMAP_FETCH_MODSEQ) ? f->modseq : 0, &found,
+	r = store_sync_server_flags(e->store, e->selected_id, f->uid, f->flags,
+				    (f->present & ENGINE_FETCH_MODSEQ) ? f->modseq : 0, &found,
 				    &changed, NULL);
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));
@@ -429,6 +433,40 @@ static void on_fetch_body(struct cpmsync_sync *e, const struct imap_fetch *f)
 	engine_tx_tick(e, false);
 }
 
+/* A FETCH the driver seam carries: to engine_event_fetch(). */
+static void fetch_event(struct cpmsync_sync *e, const struct imap_fetch *f)
+{
+	_cleanup_free_ char *flags = NULL;
+	struct engine_fetch ef = { .uid = f->uid };
+	int r;
+
+	if (!(f->present & IMAP_FETCH_UID))
+		return;
+	if (f->present & IMAP_FETCH_FLAGS) {
+		r = flags_string(&f->flags, &flags);
+		if (r >= 0) {
+			ef.present |= ENGINE_FETCH_FLAGS;
+			ef.flags = flags;
+		} else if (e->fetch_kind != FK_VERIFY && e->selected_id) {
+			engine_fail(e, r, "bad FLAGS from the server for UID %u", f->uid);
+			return;
+		}
+	}
+	if (f->present & IMAP_FETCH_MODSEQ) {
+		ef.present |= ENGINE_FETCH_MODSEQ;
+		ef.modseq = f->modseq;
+	}
+	if (f->present & IMAP_FETCH_RFC822_SIZE) {
+		ef.present |= ENGINE_FETCH_SIZE;
+		ef.size = f->rfc822_size;
+	}
+	if (f->present & IMAP_FETCH_INTERNALDATE) {
+		ef.present |= ENGINE_FETCH_DATE;
+		ef.internaldate = (int64_t)f->internaldate;
+	}
+	engine_event_fetch(e, &ef);
+}
+
 static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
 {
 	struct imap_fetch f;
@@ -447,25 +485,32 @@ static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
 		on_fetch_body(e, &f);
 		break;
 	case FK_VERIFY:
-		if ((f.present & IMAP_FETCH_UID) && (f.present & IMAP_FETCH_RFC822_SIZE) &&
-		    (f.present & IMAP_FETCH_INTERNALDATE) && !e->verify_uid &&
-		    f.rfc822_size == e->verify_size && (int64_t)f.internaldate == e->verify_date) {
-			e->verify_uid = f.uid;
-			free(e->verify_flags);
-			e->verify_flags = NULL;
-			if ((f.present & IMAP_FETCH_FLAGS) &&
-			    flags_string(&f.flags, &e->verify_flags) < 0)
-				e->verify_flags = NULL;
-		}
+	case FK_FLAGS:
+	case FK_NONE:
+		fetch_event(e, &f);
+		break;
+	}
+	body_sink_reset(&e->sink);
+}
+
+void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
+{
+	if (e->finished)
+		return;
+	switch (e->fetch_kind) {
+	case FK_VERIFY:
+		engine_replay_on_fetch(e, f);
 		break;
 	case FK_FLAGS:
 	case FK_NONE:
 		/* Also unsolicited changes while we do something else: the
 		 * three-way merge makes applying them always right. */
-		on_fetch_flags(e, &f);
+		fetch_flags(e, f);
 		break;
+	case FK_NEW:
+	case FK_BODY:
+		break; /* read by on_fetch() itself, not through the driver yet */
 	}
-	body_sink_reset(&e->sink);
 }
 
 static int remote_add(struct cpmsync_sync *e, const char *name)
@@ -599,27 +644,56 @@ static void on_status_code(struct cpmsync_sync *e, const struct imap_response *r
 		return;
 	switch (e->code.code) {
 	case IMAP_CODE_UIDVALIDITY:
-		e->f.uidvalidity = e->code.num;
-		break;
 	case IMAP_CODE_UIDNEXT:
-		e->f.uidnext = e->code.num;
+		engine_event_code(e, e->code.code, e->code.num);
 		break;
 	case IMAP_CODE_HIGHESTMODSEQ:
-		e->f.hms = e->code.num64;
+		engine_event_code(e, e->code.code, e->code.num64);
+		break;
+	case IMAP_CODE_NOMODSEQ:
+		engine_event_code(e, e->code.code, 0);
+		break;
+	case IMAP_CODE_COPYUID:
+		/* MOVE reports it untagged (RFC 6851 4.3); one message at a
+		 * time, so the destination set is one UID. */
+		if (e->code.set2.n == 1 && e->code.set2.r[0].lo == e->code.set2.r[0].hi)
+			engine_event_code(e, e->code.code, e->code.set2.r[0].lo);
+		break;
+	default:
+		break;
+	}
+}
+
+void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t value)
+{
+	switch (code) {
+	case IMAP_CODE_UIDVALIDITY:
+		e->f.uidvalidity = (uint32_t)value;
+		break;
+	case IMAP_CODE_UIDNEXT:
+		e->f.uidnext = (uint32_t)value;
+		break;
+	case IMAP_CODE_HIGHESTMODSEQ:
+		e->f.hms = value;
 		break;
 	case IMAP_CODE_NOMODSEQ:
 		e->f.nomodseq = true;
 		break;
-	case IMAP_CODE_COPYUID: {
-		/* MOVE reports it untagged (RFC 6851 4.3); one message at a
-		 * time, so the destination set is one UID. */
-		if (e->code.set2.n == 1 && e->code.set2.r[0].lo == e->code.set2.r[0].hi)
-			e->copyuid_dst = e->code.set2.r[0].lo;
+	case IMAP_CODE_COPYUID:
+		if (value)
+			engine_replay_on_copyuid(e, (uint32_t)value);
 		break;
-	}
 	default:
 		break;
 	}
+}
+
+void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi)
+{
+	int r = imap_seqset_add_range(&e->search, lo, hi);
+
+	if (r < 0)
+		engine_fail(e, r, "out of memory");
 }
 
 static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp)
@@ -964,23 +1038,30 @@ static void start_list(struct cpmsync_sync *e)
 	imap_cmd_submit(cmd);
 }
 
-static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
+void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason)
 {
-	struct cpmsync_sync *e = userdata;
-
 	if (e->finished)
 		return;
 	if (e->logging_out) {
 		engine_finish(e);
 		return;
 	}
-	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
+	engine_fail(e, r < 0 ? r : -CPMSYNC_E_DISCONNECTED, "%s",
+		    reason ? reason : cpmsync_strerror(r < 0 ? r : -CPMSYNC_E_DISCONNECTED));
+}
+
+static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	if (e->finished)
+		return;
+	if (!e->logging_out && r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
 		log_debug(CAT, "%s: connected", e->account_name);
 		start_list(e);
 		return;
 	}
-	engine_fail(e, r < 0 ? r : -CPMSYNC_E_DISCONNECTED, "%s",
-		    reason ? reason : cpmsync_strerror(r < 0 ? r : -CPMSYNC_E_DISCONNECTED));
+	engine_event_closed(e, r, reason);
 }
 
 /* ------------------------------------------------------------------ */
@@ -997,8 +1078,7 @@ struct select_ctx {
 	char *name;
 };
 
-static void select_done(struct imap_client *client, const struct imap_cmd_result *res,
-			void *userdata)
+static void select_done(const struct engine_reply *res, void *userdata)
 {
 	struct select_ctx *sc = userdata;
 	struct cpmsync_sync *e = sc->e;
@@ -1006,7 +1086,6 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 	_cleanup_free_ char *name = sc->name;
 	int64_t id = sc->id;
 
-	(void)client;
 	free(sc);
 	e->fetch_kind = FK_NONE;
 	if (!e->finished && res->r == -CPMSYNC_E_SERVER && refused) {
@@ -1023,7 +1102,7 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 		refused(e);
 		return;
 	}
-	if (engine_cmd_failed(e, res, "SELECT"))
+	if (engine_reply_failed(e, res, "SELECT"))
 		return;
 	e->selected_id = id;
 	e->selected_hms = e->f.nomodseq ? 0 : e->f.hms;
@@ -1035,10 +1114,17 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_name,
 			enum plan_mode mode, engine_next_fn next, engine_next_fn refused)
 {
+	struct engine_driver *d = e->drv;
+	struct engine_select_params p = {
+		.condstore = d->ops->enabled(d, IMAP_CAP_QRESYNC) ||
+			     d->ops->enabled(d, IMAP_CAP_CONDSTORE),
+		.qresync = mode == PLAN_MODE_QRESYNC,
+		.uidvalidity = e->f.local_uidvalidity,
+		.modseq = e->f.local_hms,
+	};
+	struct buf known = BUF_INIT(ENGINE_SET_BYTES + 64);
 	struct select_ctx *sc;
-	struct imap_cmd *cmd;
-	bool qresync = imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
-	bool condstore = qresync || imap_client_enabled(e->client, IMAP_CAP_CONDSTORE);
+	size_t pos = 0;
 	int r;
 
 	sc = calloc(1, sizeof(*sc));
@@ -1051,46 +1137,23 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 	e->f.uidvalidity = e->f.uidnext = e->f.exists = 0;
 	e->f.hms = 0;
 	e->f.nomodseq = false;
-	r = imap_cmd_new(e->client, 0, select_done, sc, &cmd);
-	if (r < 0) {
-		free(sc->name);
-		free(sc);
-		engine_fail(e, r, "out of memory");
-		return;
-	}
-	r = imap_cmd_add(cmd, "SELECT ");
-	if (r >= 0)
-		r = imap_cmd_add_mailbox(cmd, server_name);
-	if (r >= 0 && mode == PLAN_MODE_QRESYNC) {
-		struct buf known = BUF_INIT(ENGINE_SET_BYTES + 64);
-		size_t pos = 0;
-
-		r = imap_cmd_addf(cmd, " (QRESYNC (%u %llu", e->f.local_uidvalidity,
-				  (unsigned long long)e->f.local_hms);
-		/* known-uids only when it fits: it narrows VANISHED, and the
-		 * server's default (1:UIDNEXT-1) is correct too. */
-		if (r >= 0 && store_sync_known_uids(e->store, id, &e->f.set) >= 0 && e->f.set.n &&
-		    imap_seqset_format(&e->f.set, &pos, &known, ENGINE_SET_BYTES) >= 0 &&
-		    pos >= e->f.set.n)
-			r = imap_cmd_addf(cmd, " %s", known.data);
-		if (r >= 0)
-			r = imap_cmd_add(cmd, "))");
-		buf_free(&known);
-	} else if (r >= 0 && condstore) {
-		r = imap_cmd_add(cmd, " (CONDSTORE)");
-	}
-	if (r < 0) {
-		imap_cmd_free(cmd);
-		free(sc->name);
-		free(sc);
-		engine_fail(e, r, "out of memory");
-		return;
-	}
+	/* known-uids only when it fits: it narrows VANISHED, and the
+	 * server's default (1:UIDNEXT-1) is correct too. */
+	if (p.qresync && store_sync_known_uids(e->store, id, &e->f.set) >= 0 && e->f.set.n &&
+	    imap_seqset_format(&e->f.set, &pos, &known, ENGINE_SET_BYTES) >= 0 &&
+	    pos >= e->f.set.n)
+		p.known_uids = known.data;
 	/* FETCH/VANISHED during a QRESYNC SELECT apply to this folder. */
 	e->selected_id = id;
 	e->fetch_kind = FK_FLAGS;
 	e->f.mode = mode;
-	imap_cmd_submit(cmd);
+	r = d->ops->select(d, server_name, &p, select_done, sc);
+	buf_free(&known);
+	if (r < 0) {
+		free(sc->name);
+		free(sc);
+		engine_fail(e, r, "out of memory");
+	}
 }
 
 void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server_name,
@@ -1454,7 +1517,7 @@ void engine_logout(struct cpmsync_sync *e)
 	/* The work is done and committed; state_cb finishes once the
 	 * server answered LOGOUT (or the connection closed). */
 	e->logging_out = true;
-	imap_client_logout(e->client);
+	e->drv->ops->logout(e->drv);
 }
 
 int cpmsync_sync_once(struct cpmsync_loop *loop, struct cpmsync_store *store,
@@ -1493,6 +1556,9 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	imap_seqset_init(&e->f.set);
 	imap_seqset_init(&e->search);
 	imap_resp_code_init(&e->code);
+	engine_driver_imap_init(&e->imap_drv, &e->client);
+	e->drv = &e->imap_drv.base;
+	e->drv->engine = e;
 	e->body_limit = plan_body_limit(account->sync_bodies);
 	e->account_name = strdup(account->name);
 	if (!e->account_name) {
@@ -1563,6 +1629,40 @@ static void start_cb(struct cpmsync_loop_source *src, void *userdata)
 		return;
 	}
 	start_list(e);
+}
+
+static void replay_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)src;
+	e->start_src = NULL;
+	if (!e->finished)
+		engine_replay_start(e);
+}
+
+int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			    const struct cpmsync_account *account, struct engine_driver *driver,
+			    cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret)
+{
+	struct cpmsync_sync *e;
+	int r;
+
+	if (!driver)
+		return -EINVAL;
+	r = engine_new(loop, store, account, cb, userdata, &e);
+	if (r < 0)
+		return r;
+	r = cpmsync_loop_defer(loop, replay_cb, e, NULL, &e->start_src);
+	if (r < 0) {
+		engine_free(e);
+		return r;
+	}
+	e->drv = driver;
+	driver->engine = e;
+	if (ret)
+		*ret = e;
+	return 0;
 }
 
 int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store,

@@ -42,7 +42,7 @@
 #include <cpmsync/error.h>
 #include <cpmsync/session.h>
 
-#include "engine/engine-internal.h"
+#include "engine/engine-session.h"
 #include "engine/plan.h"
 #include "imap/imap-client.h"
 #include "imap/imap-utf7.h"
@@ -514,8 +514,7 @@ static void start_sync(struct cpmsync_session *s)
 		s->sync = NULL;
 		return;
 	}
-	s->sync->progress = sync_progress;
-	s->sync->progress_userdata = s;
+	engine_set_progress(s->sync, sync_progress, s);
 }
 
 /* ------------------------------------------------------------------ */

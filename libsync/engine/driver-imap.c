@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The engine driver (driver.h) on imap-client: each operation is one
+ * command built here; its tagged reply is decoded into an engine_reply
+ * (response code, the one new UID of APPENDUID/COPYUID, the MODIFIED
+ * set).  Untagged data reaches the engine through engine.c's untagged
+ * handler, which turns it into engine_event_*() calls.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cpmsync/error.h>
+
+#include "engine/driver.h"
+#include "util/macro.h"
+
+/* A command in flight: where its reply goes. */
+struct pending {
+	engine_reply_fn cb;
+	void *userdata;
+};
+
+static struct imap_client *client_of(struct engine_driver *d)
+{
+	return *((struct engine_driver_imap *)d)->clientp;
+}
+
+static void reply_cb(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
+{
+	struct pending p = *(struct pending *)userdata;
+	struct engine_reply reply = { .r = res->r, .text = res->text, .code = IMAP_CODE_NONE };
+	struct imap_resp_code code;
+
+	(void)client;
+	free(userdata);
+	imap_resp_code_init(&code);
+	if (res->resp && res->resp->code && imap_resp_code_parse(res->resp, &code) >= 0) {
+		const struct imap_seqset *one = code.code == IMAP_CODE_APPENDUID ? &code.set
+						: code.code == IMAP_CODE_COPYUID ? &code.set2
+										 : NULL;
+
+		reply.code = code.code;
+		if (one && one->n == 1 && one->r[0].lo == one->r[0].hi)
+			reply.new_uid = one->r[0].lo;
+		if (code.code == IMAP_CODE_MODIFIED)
+			reply.modified = &code.set;
+	}
+	if (p.cb)
+		p.cb(&reply, p.userdata);
+	imap_resp_code_free(&code);
+}
+
+/*
+ * Builds and queues one command whose reply goes to cb (none: cb NULL).
+ * fmt is the command with these conversions (no other '%'):
+ *   %a  text as is (const char *)     %u  uint32_t      %U  uint64_t
+ *   %m  a mailbox name (UTF-8, '/')   %M  the same, "" for ""
+ *   %q  a string, quoted or literal   %Q  the same, NIL for ""
+ *   %l  a literal (const void *, size_t)
+ */
+static int cmd_send(struct engine_driver *d, engine_reply_fn cb, void *userdata, const char *fmt,
+		    ...)
+{
+	struct pending *p = NULL;
+	struct imap_cmd *cmd;
+	va_list ap;
+	int r;
+
+	if (cb) {
+		p = malloc(sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*p = (struct pending){ cb, userdata };
+	}
+	r = imap_cmd_new(client_of(d), 0, cb ? reply_cb : NULL, p, &cmd);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	va_start(ap, fmt);
+	for (const char *f = fmt; r >= 0 && *f;) {
+		const char *a;
+		size_t n = strcspn(f, "%");
+
+		if (n) {
+			r = imap_cmd_addf(cmd, "%.*s", (int)n, f);
+			f += n;
+			continue;
+		}
+		switch (f[1]) {
+		case 'a':
+			r = imap_cmd_add(cmd, va_arg(ap, const char *));
+			break;
+		case 'u':
+			r = imap_cmd_addf(cmd, "%u", va_arg(ap, uint32_t));
+			break;
+		case 'U':
+			r = imap_cmd_addf(cmd, "%llu", (unsigned long long)va_arg(ap, uint64_t));
+			break;
+		case 'm':
+		case 'M':
+			a = va_arg(ap, const char *);
+			r = f[1] == 'M' && !a[0] ? imap_cmd_add(cmd, "\"\"")
+						 : imap_cmd_add_mailbox(cmd, a);
+			break;
+		case 'q':
+		case 'Q':
+			a = va_arg(ap, const char *);
+			r = f[1] == 'Q' && !a[0] ? imap_cmd_add(cmd, "NIL")
+						 : imap_cmd_add_string(cmd, a, strlen(a));
+			break;
+		case 'l':
+			a = va_arg(ap, const void *);
+			r = imap_cmd_add_literal(cmd, a, va_arg(ap, size_t), false);
+			break;
+		default:
+			r = -EINVAL;
+			break;
+		}
+		f += 2;
+	}
+	va_end(ap);
+	if (r < 0) {
+		/* Never submitted: its callback never runs. */
+		imap_cmd_free(cmd);
+		free(p);
+		return r;
+	}
+	imap_cmd_submit(cmd);
+	return 0;
+}
+
+static bool drv_has(struct engine_driver *d, enum imap_cap cap)
+{
+	return imap_client_has(client_of(d), cap);
+}
+
+static bool drv_enabled(struct engine_driver *d, enum imap_cap cap)
+{
+	return imap_client_enabled(client_of(d), cap);
+}
+
+static int drv_select(struct engine_driver *d, const char *mailbox,
+		      const struct engine_select_params *sp, engine_reply_fn cb, void *userdata)
+{
+	_cleanup_free_ char *params = NULL;
+
+	if (sp->qresync) {
+		if (asprintf(&params, " (QRESYNC (%u %llu%s%s))", sp->uidvalidity,
+			     (unsigned long long)sp->modseq, sp->known_uids ? " " : "",
+			     sp->known_uids ? sp->known_uids : "") < 0) {
+			params = NULL;
+			return -ENOMEM;
+		}
+	}
+	return cmd_send(d, cb, userdata, "SELECT %m%a", mailbox,
+			params ? params : sp->condstore ? " (CONDSTORE)" : "");
+}
+
+static int drv_unselect(struct engine_driver *d)
+{
+	return cmd_send(d, NULL, NULL, "%a",
+			drv_has(d, IMAP_CAP_UNSELECT) ? "UNSELECT" : "EXAMINE INBOX");
+}
+
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+				      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+static int drv_append(struct engine_driver *d, const char *mailbox, const char *flags,
+		      int64_t internaldate, const void *data, size_t len, engine_reply_fn cb,
+		      void *userdata)
+{
+	time_t t = (time_t)internaldate;
+	char date[40];
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(date, sizeof(date), "%02d-%s-%04d %02d:%02d:%02d +0000", tm.tm_mday,
+		 months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return cmd_send(d, cb, userdata, "APPEND %m (%a) \"%a\" %l", mailbox, flags, date, data,
+			len);
+}
+
+static int drv_copy(struct engine_driver *d, bool move, uint32_t uid, const char *mailbox,
+		    engine_reply_fn cb, void *userdata)
+{
+	return cmd_send(d, cb, userdata, "UID %a %u %m", move ? "MOVE" : "COPY", uid, mailbox);
+}
+
+static int drv_store(struct engine_driver *d, const char *uids, enum engine_flags_mode mode,
+		     const char *flags, uint64_t unchangedsince, engine_reply_fn cb, void *userdata)
+{
+	static const char *const prefix[] = { "", "+", "-" };
+
+	if (unchangedsince)
+		return cmd_send(d, cb, userdata, "UID STORE %a (UNCHANGEDSINCE %U) %aFLAGS.SILENT (%a)",
+				uids, unchangedsince, prefix[mode], flags);
+	return cmd_send(d, cb, userdata, "UID STORE %a %aFLAGS.SILENT (%a)", uids, prefix[mode],
+			flags);
+}
+
+static int drv_expunge(struct engine_driver *d, const char *uids, engine_reply_fn cb,
+		       void *userdata)
+{
+	return cmd_send(d, cb, userdata, "UID EXPUNGE %a", uids);
+}
+
+static int drv_search(struct engine_driver *d, uint32_t from_uid, const char *message_id,
+		      engine_reply_fn cb, void *userdata)
+{
+	if (message_id && message_id[0])
+		return cmd_send(d, cb, userdata, "UID SEARCH UID %u:* HEADER Message-ID %q",
+				from_uid, message_id);
+	return cmd_send(d, cb, userdata, "UID SEARCH UID %u:*", from_uid);
+}
+
+static int drv_fetch(struct engine_driver *d, const char *uids, const char *items,
+		     engine_reply_fn cb, void *userdata)
+{
+	return cmd_send(d, cb, userdata, "UID FETCH %a (%a)", uids, items);
+}
+
+static int drv_create(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
+		      void *userdata)
+{
+	return cmd_send(d, cb, userdata, "CREATE %m", mailbox);
+}
+
+static int drv_rename(struct engine_driver *d, const char *from, const char *to,
+		      engine_reply_fn cb, void *userdata)
+{
+	return cmd_send(d, cb, userdata, "RENAME %m %m", from, to);
+}
+
+static int drv_delete(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
+		      void *userdata)
+{
+	return cmd_send(d, cb, userdata, "DELETE %m", mailbox);
+}
+
+static int drv_set_metadata(struct engine_driver *d, const char *mailbox, const char *entry,
+			    const char *value, engine_reply_fn cb, void *userdata)
+{
+	return cmd_send(d, cb, userdata, "SETMETADATA %M (%q %Q)", mailbox, entry, value);
+}
+
+static int drv_set_acl(struct engine_driver *d, const char *mailbox, const char *identifier,
+		       const char *rights, engine_reply_fn cb, void *userdata)
+{
+	if (!rights[0])
+		return cmd_send(d, cb, userdata, "DELETEACL %m %q", mailbox, identifier);
+	return cmd_send(d, cb, userdata, "SETACL %m %q %q", mailbox, identifier, rights);
+}
+
+static void drv_logout(struct engine_driver *d)
+{
+	/* The client's state callback (engine.c) reports the close. */
+	imap_client_logout(client_of(d));
+}
+
+static const struct engine_driver_ops imap_ops = {
+	.has = drv_has,
+	.enabled = drv_enabled,
+	.select = drv_select,
+	.unselect = drv_unselect,
+	.append = drv_append,
+	.copy = drv_copy,
+	.store = drv_store,
+	.expunge = drv_expunge,
+	.search = drv_search,
+	.fetch = drv_fetch,
+	.create = drv_create,
+	.rename = drv_rename,
+	.delete = drv_delete,
+	.set_metadata = drv_set_metadata,
+	.set_acl = drv_set_acl,
+	.logout = drv_logout,
+};
+
+void engine_driver_imap_init(struct engine_driver_imap *d, struct imap_client **clientp)
+{
+	*d = (struct engine_driver_imap){ .base = { .ops = &imap_ops }, .clientp = clientp };
+}

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The engine's seam to the server, after isync's driver table: the
+ * commands the engine issues are calls on a table of operations with typed
+ * replies, and what the server says on its own (untagged data) comes back
+ * through the engine_event_*() functions.  driver-imap.c implements the
+ * table on imap-client; tests/unit/test-engine-replay.c implements a
+ * scripted one, so the engine's decisions are tested without a server.
+ *
+ * Through the table today: replay (engine-replay.c: every journal
+ * operation, the verification of interrupted ones), SELECT, UNSELECT and
+ * LOGOUT.  The folder sync half of engine.c (LIST, STATUS, the FETCH of new
+ * messages and bodies, the expunge SEARCH) still builds its commands on
+ * imap-client itself.
+ *
+ * Every operation returns 0 once the command is queued, then calls cb
+ * exactly once, later (never from inside the call), or returns -errno
+ * (and never calls cb).  Mailbox names are UTF-8 with '/' (the driver
+ * encodes them).  reply and its strings are borrowed during cb.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imap/imap-client.h"
+#include "imap/imap-resp.h"
+#include "imap/imap-seqset.h"
+
+struct cpmsync_sync;
+
+struct engine_reply {
+	int r;		     /* 0; -CPMSYNC_E_SERVER: refused (NO/BAD); other: the connection failed */
+	const char *text;    /* the server's text, may be NULL */
+	enum imap_code code; /* the reply's response code, IMAP_CODE_NONE if none */
+	uint32_t new_uid;    /* APPENDUID / COPYUID of exactly one message: its new UID, else 0 */
+	const struct imap_seqset *modified; /* MODIFIED: UIDs not stored; NULL otherwise */
+};
+
+typedef void (*engine_reply_fn)(const struct engine_reply *reply, void *userdata);
+
+enum engine_flags_mode {
+	ENGINE_FLAGS_SET,    /* FLAGS.SILENT */
+	ENGINE_FLAGS_ADD,    /* +FLAGS.SILENT */
+	ENGINE_FLAGS_REMOVE, /* -FLAGS.SILENT */
+};
+
+struct engine_select_params {
+	bool condstore;	  /* SELECT ... (CONDSTORE) */
+	bool qresync;	  /* SELECT ... (QRESYNC (uidvalidity modseq [known_uids])) */
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	const char *known_uids; /* may be NULL */
+};
+
+struct engine_driver;
+
+struct engine_driver_ops {
+	bool (*has)(struct engine_driver *d, enum imap_cap cap);
+	bool (*enabled)(struct engine_driver *d, enum imap_cap cap);
+	/* Untagged data of the SELECT: engine_event_code() and _fetch(). */
+	int (*select)(struct engine_driver *d, const char *mailbox,
+		      const struct engine_select_params *p, engine_reply_fn cb, void *userdata);
+	/* Leaves the selected folder without expunging (UNSELECT, or EXAMINE
+	 * INBOX without it); no reply. */
+	int (*unselect)(struct engine_driver *d);
+	/* flags: a space-separated list (may be ""); internaldate: Unix time. */
+	int (*append)(struct engine_driver *d, const char *mailbox, const char *flags,
+		      int64_t internaldate, const void *data, size_t len, engine_reply_fn cb,
+		      void *userdata);
+	/* UID COPY, or UID MOVE with move (an untagged COPYUID comes as
+	 * engine_event_code()). */
+	int (*copy)(struct engine_driver *d, bool move, uint32_t uid, const char *mailbox,
+		    engine_reply_fn cb, void *userdata);
+	/* UID STORE uids [(UNCHANGEDSINCE n)] mode (flags); unchangedsince 0:
+	 * none; cb may be NULL (no one waits for that reply). */
+	int (*store)(struct engine_driver *d, const char *uids, enum engine_flags_mode mode,
+		     const char *flags, uint64_t unchangedsince, engine_reply_fn cb,
+		     void *userdata);
+	int (*expunge)(struct engine_driver *d, const char *uids, engine_reply_fn cb,
+		       void *userdata);
+	/* UID SEARCH UID from:* [HEADER Message-ID message_id]; the UIDs come
+	 * as engine_event_search(). */
+	int (*search)(struct engine_driver *d, uint32_t from_uid, const char *message_id,
+		      engine_reply_fn cb, void *userdata);
+	/* UID FETCH uids (items); the data comes as engine_event_fetch(). */
+	int (*fetch)(struct engine_driver *d, const char *uids, const char *items,
+		     engine_reply_fn cb, void *userdata);
+	int (*create)(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
+		      void *userdata);
+	int (*rename)(struct engine_driver *d, const char *from, const char *to,
+		      engine_reply_fn cb, void *userdata);
+	int (*delete)(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
+		      void *userdata);
+	/* mailbox "": a server entry; value "": remove the entry (NIL). */
+	int (*set_metadata)(struct engine_driver *d, const char *mailbox, const char *entry,
+			    const char *value, engine_reply_fn cb, void *userdata);
+	/* rights "": DELETEACL. */
+	int (*set_acl)(struct engine_driver *d, const char *mailbox, const char *identifier,
+		       const char *rights, engine_reply_fn cb, void *userdata);
+	/* LOGOUT; ends with engine_event_closed(). */
+	void (*logout)(struct engine_driver *d);
+};
+
+struct engine_driver {
+	const struct engine_driver_ops *ops;
+	struct cpmsync_sync *engine; /* set by the engine: where events go */
+};
+
+/* The real driver, on the connection *clientp (the engine's, which may
+ * change hands). */
+struct engine_driver_imap {
+	struct engine_driver base;
+	struct imap_client **clientp;
+};
+void engine_driver_imap_init(struct engine_driver_imap *d, struct imap_client **clientp);
+
+/* --- events: what a driver reports to the engine --- */
+
+enum {
+	ENGINE_FETCH_FLAGS = 1u << 0,
+	ENGINE_FETCH_MODSEQ = 1u << 1,
+	ENGINE_FETCH_SIZE = 1u << 2,
+	ENGINE_FETCH_DATE = 1u << 3,
+};
+
+/* One FETCH response with a UID. */
+struct engine_fetch {
+	uint32_t uid;
+	unsigned present; /* ENGINE_FETCH_* */
+	const char *flags; /* space-separated, valid flags only */
+	uint64_t modseq;
+	uint64_t size;
+	int64_t internaldate;
+};
+
+void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
+/* UIDs lo..hi of a SEARCH (or ESEARCH ALL) answer. */
+void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi);
+/* An untagged OK with UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ (value), NOMODSEQ,
+ * or COPYUID (value: the one new UID; 0 when several). */
+void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t value);
+/* The connection closed: after LOGOUT the run ends well, else it fails. */
+void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason);

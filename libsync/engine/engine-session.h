@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What the session (session.c) needs of the engine: a sync run on the
+ * session's connection, and letting go of one.  The engine's internals
+ * stay in engine-internal.h.
+ */
+
+#include <stdint.h>
+
+#include <cpmsync/sync.h>
+
+struct cpmsync_store;
+struct cpmsync_sync;
+struct imap_client;
+
+/*
+ * cpmsync_sync_once() on an authenticated connection (*clientp, taken
+ * over).  When the run ends with the connection usable (success, or only
+ * operations refused), *clientp is set back to it before cb runs, with
+ * its callbacks cleared for the caller to set; otherwise the connection
+ * is closed and *clientp stays NULL.  clientp must stay valid until cb.
+ */
+int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			  const struct cpmsync_account *account, struct imap_client **clientp,
+			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
+
+/* Progress of the run (folder "": the account's folders, else messages of
+ * that folder), from now on. */
+typedef void (*engine_progress_fn)(void *userdata, const char *folder, uint32_t done,
+				   uint32_t total);
+void engine_set_progress(struct cpmsync_sync *e, engine_progress_fn fn, void *userdata);
+
+/* Its owner goes away: no callback, no connection given back. */
+void engine_detach(struct cpmsync_sync *e);
