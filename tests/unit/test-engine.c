@@ -52,26 +52,8 @@ static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
-struct result {
-	bool done;
-	int r;
-	char reason[256];
-	struct cpmsync_sync_stats stats;
-};
-
-static void done_cb(int r, const char *reason, const struct cpmsync_sync_stats *stats,
-		    void *userdata)
-{
-	struct result *res = userdata;
-
-	res->done = true;
-	res->r = r;
-	snprintf(res->reason, sizeof(res->reason), "%s", reason ? reason : "");
-	res->stats = *stats;
-}
-
 /* Runs one sync of account "t" against script; returns the result. */
-static struct result run(struct cpmsync_store *store, const struct script_step *script)
+static struct sync_result run(struct cpmsync_store *store, const struct script_step *script)
 {
 	struct cpmsync_account a = {
 		.name = "t",
@@ -85,11 +67,11 @@ static struct result run(struct cpmsync_store *store, const struct script_step *
 	};
 	struct cpmsync_loop *loop = NULL;
 	struct script_peer peer;
-	struct result res = { 0 };
+	struct sync_result res = { 0 };
 
 	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
 	ck_assert_int_eq(script_peer_start(script, &peer), 0);
-	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, done_cb, &res, NULL), 0);
+	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, sync_result_cb, &res, NULL), 0);
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
 	cpmsync_loop_free(loop);
@@ -112,16 +94,7 @@ static void exec(struct cpmsync_store *cs, const char *sql)
 
 static const char *qs(struct cpmsync_store *cs, const char *sql)
 {
-	static char v[256];
-	sqlite3_stmt *st;
-	struct store *s = store_from_public(cs);
-
-	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
-	ck_assert_int_eq(store_step(s, st), 1);
-	snprintf(v, sizeof(v), "%s",
-		 sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "(null)");
-	sqlite3_reset(st);
-	return v;
+	return test_store_text(store_from_public(cs), sql);
 }
 
 /* A synced INBOX (UIDVALIDITY 7, UIDNEXT 2, HIGHESTMODSEQ 100) with UID 1
@@ -172,7 +145,7 @@ START_TEST(test_modified_merged_and_retried)
 		{ SCRIPT_END, NULL },
 	};
 	struct cpmsync_store *cs = open_store();
-	struct result res;
+	struct sync_result res;
 
 	fixture(cs);
 	res = run(cs, script);
@@ -208,7 +181,7 @@ START_TEST(test_modified_forever_kept)
 		{ SCRIPT_END, NULL },
 	};
 	struct cpmsync_store *cs = open_store();
-	struct result res;
+	struct sync_result res;
 
 	fixture(cs);
 	res = run(cs, script);
@@ -238,7 +211,7 @@ START_TEST(test_refused_operation_kept)
 		{ SCRIPT_END, NULL },
 	};
 	struct cpmsync_store *cs = open_store();
-	struct result res;
+	struct sync_result res;
 
 	fixture(cs);
 	exec(cs, "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
@@ -283,7 +256,7 @@ START_TEST(test_select_refused_others_go_on)
 		{ SCRIPT_END, NULL },
 	};
 	struct cpmsync_store *cs = open_store();
-	struct result res;
+	struct sync_result res;
 
 	res = run(cs, script);
 	ck_assert_msg(res.r == -CPMSYNC_E_SERVER, "%d %s", res.r, res.reason);
@@ -311,7 +284,7 @@ START_TEST(test_many_rows_without_io)
 		{ SCRIPT_END, NULL },
 	};
 	struct cpmsync_store *cs = open_store();
-	struct result res;
+	struct sync_result res;
 
 	exec(cs, "INSERT INTO account (name) VALUES ('t');"
 		 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)"

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sqlite3.h>
+
 #include "testlib.h"
 
 #include <errno.h>
@@ -12,6 +14,8 @@
 #include <unistd.h>
 
 #include <cpmsync/loop.h>
+
+#include "store/store.h"
 
 static int read_line(int fd, char *line, size_t size)
 {
@@ -151,4 +155,28 @@ int testlib_run_suite(Suite *suite)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+void sync_result_cb(int r, const char *reason, const struct cpmsync_sync_stats *stats,
+		    void *userdata)
+{
+	struct sync_result *res = userdata;
+
+	res->done = true;
+	res->r = r;
+	snprintf(res->reason, sizeof(res->reason), "%s", reason ? reason : "");
+	res->stats = *stats;
+}
+
+const char *test_store_text(struct store *s, const char *sql)
+{
+	static char v[256];
+	sqlite3_stmt *st;
+
+	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	snprintf(v, sizeof(v), "%s",
+		 sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "(null)");
+	sqlite3_reset(st);
+	return v;
 }

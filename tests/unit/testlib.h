@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <cpmsync/sync.h>
+
 enum script_op {
 	SCRIPT_END,
 	SCRIPT_SEND,	 /* arg: bytes to send (CRLF not added) */
@@ -44,6 +46,23 @@ int script_peer_wait(struct script_peer *peer);
 struct cpmsync_loop;
 bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done,
 			 unsigned timeout_ms);
+
+/* A sync run's outcome: sync_result_cb() (a cpmsync_sync_cb_t) fills the
+ * struct sync_result given as its userdata. */
+struct cpmsync_sync_stats;
+struct sync_result {
+	bool done;
+	int r;
+	char reason[256];
+	struct cpmsync_sync_stats stats;
+};
+void sync_result_cb(int r, const char *reason, const struct cpmsync_sync_stats *stats,
+		    void *userdata);
+
+/* The first column of the first row of sql on s, as text ("(null)" for
+ * NULL); the test fails if there is no row.  Valid until the next call. */
+struct store;
+const char *test_store_text(struct store *s, const char *sql);
 
 /* Runs one suite with Check's defaults; the exit status for main(). */
 int testlib_run_suite(Suite *suite);

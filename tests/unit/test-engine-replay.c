@@ -1,0 +1,853 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Replay (engine-replay.c) against a scripted driver (engine/driver.h):
+ * each journal operation, refusals, the verification of an operation an
+ * interrupted run may have sent, and a UIDVALIDITY change, without a
+ * server.  The script lists the driver calls the engine must make, in
+ * order, each with the untagged data and the reply the "server" gives;
+ * replies come later from the loop, as a real connection's would.
+ */
+#include <sqlite3.h>
+
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/store.h>
+
+#include "engine/engine-internal.h"
+#include "store/store.h"
+#include "testlib.h"
+
+/* --- the scripted driver --- */
+
+#define CAP(c) (UINT64_C(1) << (c))
+
+enum ev_kind { EV_NONE, EV_FETCH, EV_SEARCH, EV_CODE };
+
+/* Untagged data sent before a reply. */
+struct ev {
+	enum ev_kind kind;
+	struct engine_fetch fetch;  /* EV_FETCH */
+	uint32_t lo, hi;	    /* EV_SEARCH */
+	enum imap_code code;	    /* EV_CODE */
+	uint64_t value;
+};
+
+struct step {
+	const char *call; /* what the engine must call, as fake_call() spells it */
+	int r;		  /* the reply: 0, -CPMSYNC_E_SERVER (NO), ... */
+	const char *text;
+	enum imap_code code;
+	uint32_t new_uid;
+	uint32_t modified; /* a UID in MODIFIED (0: none) */
+	struct ev ev[3];
+};
+
+struct pending {
+	engine_reply_fn cb;
+	void *userdata;
+	const struct step *step;
+};
+
+struct fake {
+	struct engine_driver base;
+	struct cpmsync_loop *loop;
+	const struct step *script;
+	size_t pos;
+	uint64_t caps, enabled; /* bit (enum imap_cap) */
+	struct pending queue[64];
+	size_t n_queue;
+	bool scheduled, closing;
+};
+
+static void fake_deliver(struct cpmsync_loop_source *src, void *userdata);
+
+static void fake_schedule(struct fake *f)
+{
+	if (f->scheduled)
+		return;
+	ck_assert_int_eq(cpmsync_loop_defer(f->loop, fake_deliver, f, NULL, NULL), 0);
+	f->scheduled = true;
+}
+
+/* Replies one queued command: its untagged data, then its reply. */
+static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct fake *f = userdata;
+	struct imap_seqset modified = IMAP_SEQSET_INIT;
+	struct pending p;
+	struct engine_reply reply;
+
+	(void)src;
+	f->scheduled = false;
+	if (f->closing) {
+		f->closing = false;
+		engine_event_closed(f->base.engine, 0, NULL);
+		return;
+	}
+	if (f->n_queue == 0)
+		return;
+	p = f->queue[0];
+	memmove(f->queue, f->queue + 1, --f->n_queue * sizeof(f->queue[0]));
+	if (f->n_queue)
+		fake_schedule(f);
+	for (size_t i = 0; i < 3 && p.step->ev[i].kind != EV_NONE; i++) {
+		const struct ev *ev = &p.step->ev[i];
+
+		if (ev->kind == EV_FETCH)
+			engine_event_fetch(f->base.engine, &ev->fetch);
+		else if (ev->kind == EV_SEARCH)
+			engine_event_search(f->base.engine, ev->lo, ev->hi);
+		else
+			engine_event_code(f->base.engine, ev->code, ev->value);
+	}
+	if (p.step->modified)
+		ck_assert_int_eq(imap_seqset_add(&modified, p.step->modified), 0);
+	reply = (struct engine_reply){ .r = p.step->r, .text = p.step->text,
+				       .code = p.step->code, .new_uid = p.step->new_uid,
+				       .modified = p.step->modified ? &modified : NULL };
+	if (p.cb)
+		p.cb(&reply, p.userdata);
+	imap_seqset_free(&modified);
+}
+
+/* Checks call against the script and queues its reply. */
+static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata,
+		     const char *fmt, ...)
+{
+	struct fake *f = (struct fake *)d;
+	const struct step *st = &f->script[f->pos];
+	char call[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(call, sizeof(call), fmt, ap);
+	va_end(ap);
+	ck_assert_msg(st->call, "unexpected call after the script: %s", call);
+	ck_assert_str_eq(call, st->call);
+	f->pos++;
+	if (cb || st->ev[0].kind != EV_NONE) {
+		ck_assert_uint_lt(f->n_queue, 64);
+		f->queue[f->n_queue++] = (struct pending){ cb, userdata, st };
+		fake_schedule(f);
+	}
+	return 0;
+}
+
+static bool fake_has(struct engine_driver *d, enum imap_cap cap)
+{
+	return ((struct fake *)d)->caps & CAP(cap);
+}
+
+static bool fake_enabled(struct engine_driver *d, enum imap_cap cap)
+{
+	return ((struct fake *)d)->enabled & CAP(cap);
+}
+
+static int fake_select(struct engine_driver *d, const char *mailbox,
+		       const struct engine_select_params *p, engine_reply_fn cb, void *userdata)
+{
+	return fake_call(d, cb, userdata, "select %s%s", mailbox,
+			 p->qresync ? " qresync" : p->condstore ? " condstore" : "");
+}
+
+static int fake_unselect(struct engine_driver *d)
+{
+	return fake_call(d, NULL, NULL, "unselect");
+}
+
+static int fake_append(struct engine_driver *d, const char *mailbox, const char *flags,
+		       int64_t internaldate, const void *data, size_t len, engine_reply_fn cb,
+		       void *userdata)
+{
+	return fake_call(d, cb, userdata, "append %s (%s) %lld %.*s", mailbox, flags,
+			 (long long)internaldate, (int)len, (const char *)data);
+}
+
+static int fake_copy(struct engine_driver *d, bool move, uint32_t uid, const char *mailbox,
+		     engine_reply_fn cb, void *userdata)
+{
+	return fake_call(d, cb, userdata, "%s %u %s", move ? "move" : "copy", uid, mailbox);
+}
+
+static int fake_store(struct engine_driver *d, const char *uids, enum engine_flags_mode mode,
+		      const char *flags, uint64_t unchangedsince, engine_reply_fn cb,
+		      void *userdata)
+{
+	return fake_call(d, cb, userdata, "store %s %s(%s) %llu", uids, (const char *[]){ "", "+", "-" }[mode],
+			 flags, (unsigned long long)unchangedsince);
+}
+
+static int fake_expunge(struct engine_driver *d, const char *uids, engine_reply_fn cb,
+			void *userdata)
+{
+	return fake_call(d, cb, userdata, "expunge %s", uids);
+}
+
+static int fake_search(struct engine_driver *d, uint32_t from_uid, const char *message_id,
+		       engine_reply_fn cb, void *userdata)
+{
+	return fake_call(d, cb, userdata, "search %u: %s", from_uid,
+			 message_id ? message_id : "-");
+}
+
+static int fake_fetch(struct engine_driver *d, const char *uids, const char *items,
+		      engine_reply_fn cb, void *userdata)
+{
+	return fake_call(d, cb, userdata, "fetch %s (%s)", uids, items);
+}
+
+static int fake_create(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
+		       void *userdata)
+{
+	return fake_call(d, cb, userdata, "create %s", mailbox);
+}
+
+static int fake_rename(struct engine_driver *d, const char *from, const char *to,
+		       engine_reply_fn cb, void *userdata)
+{
+	return fake_call(d, cb, userdata, "rename %s %s", from, to);
+}
+
+static int fake_delete(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
+		       void *userdata)
+{
+	return fake_call(d, cb, userdata, "delete %s", mailbox);
+}
+
+static int fake_set_metadata(struct engine_driver *d, const char *mailbox, const char *entry,
+			     const char *value, engine_reply_fn cb, void *userdata)
+{
+	return fake_call(d, cb, userdata, "setmetadata [%s] %s [%s]", mailbox, entry, value);
+}
+
+static int fake_set_acl(struct engine_driver *d, const char *mailbox, const char *identifier,
+			const char *rights, engine_reply_fn cb, void *userdata)
+{
+	return fake_call(d, cb, userdata, "setacl %s %s [%s]", mailbox, identifier, rights);
+}
+
+static void fake_logout(struct engine_driver *d)
+{
+	struct fake *f = (struct fake *)d;
+
+	fake_call(d, NULL, NULL, "logout");
+	f->closing = true;
+	fake_schedule(f);
+}
+
+static const struct engine_driver_ops fake_ops = {
+	.has = fake_has,
+	.enabled = fake_enabled,
+	.select = fake_select,
+	.unselect = fake_unselect,
+	.append = fake_append,
+	.copy = fake_copy,
+	.store = fake_store,
+	.expunge = fake_expunge,
+	.search = fake_search,
+	.fetch = fake_fetch,
+	.create = fake_create,
+	.rename = fake_rename,
+	.delete = fake_delete,
+	.set_metadata = fake_set_metadata,
+	.set_acl = fake_set_acl,
+	.logout = fake_logout,
+};
+
+/* What Dovecot offers. */
+#define ALL_CAPS                                                                              \
+	(CAP(IMAP_CAP_UIDPLUS) | CAP(IMAP_CAP_MOVE) | CAP(IMAP_CAP_UNSELECT) |                 \
+	 CAP(IMAP_CAP_METADATA) | CAP(IMAP_CAP_ACL) | CAP(IMAP_CAP_CONDSTORE))
+
+/* --- the store and a run --- */
+
+static char tmpdir[64], dbpath[96];
+static struct cpmsync_store *cs;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void exec(const char *sql)
+{
+	ck_assert_int_eq(store_exec(store_from_public(cs), sql), 0);
+}
+
+static const char *qs(const char *sql)
+{
+	return test_store_text(store_from_public(cs), sql);
+}
+
+/*
+ * Account "t": INBOX (1; UIDVALIDITY 7, UIDNEXT 5) with UID 1 "\Seen"
+ * (message 1, body "hello", Message-ID <m1@x>) and Archive (2; UIDNEXT
+ * 3).  Rows and journal are each test's.
+ */
+static void setup(void)
+{
+	strcpy(tmpdir, "/tmp/test-engine-replay-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, NULL), 0);
+	exec("INSERT INTO account (name) VALUES ('t');"
+	     "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 5, 100);"
+	     "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq) VALUES (1, 'Archive', 'Archive', 9, 3, 50);"
+	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
+	     " internaldate, message_id) VALUES (1, 1, '\\Seen', '\\Seen', 100, 5, 1000,"
+	     " '<m1@x>');");
+	ck_assert_int_eq(store_body_put(store_from_public(cs), 1, "hello", 5), 0);
+}
+
+static void teardown(void)
+{
+	cs = cpmsync_store_close(cs);
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A local message in folder of the given flags, size 5, date 2000, body
+ * "local", not yet on the server; its id. */
+static int64_t local_message(int64_t folder, const char *flags)
+{
+	char sql[512];
+	int64_t id;
+
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO message (folder_id, flags, size, internaldate, message_id)"
+		 " VALUES (%lld, '%s', 5, 2000, '<new@x>');",
+		 (long long)folder, flags);
+	exec(sql);
+	id = atoll(qs("SELECT max(id) FROM message"));
+	ck_assert_int_eq(store_body_put(store_from_public(cs), id, "local", 5), 0);
+	return id;
+}
+
+/* Replays account t's journal against script with the server's caps. */
+static struct sync_result run(const struct step *script, uint64_t caps)
+{
+	struct cpmsync_account a = {
+		.name = "t",
+		.host = "localhost",
+		.user = "alice",
+		.security = CPMSYNC_SECURITY_NONE,
+	};
+	struct fake f = { .base.ops = &fake_ops, .script = script, .caps = caps,
+			  .enabled = caps & CAP(IMAP_CAP_CONDSTORE) };
+	struct sync_result res = { 0 };
+
+	ck_assert_int_eq(cpmsync_loop_new(&f.loop), 0);
+	ck_assert_int_eq(engine_replay_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, NULL), 0);
+	while (!res.done)
+		ck_assert_int_ge(cpmsync_loop_iterate(f.loop, 5000), 0);
+	cpmsync_loop_free(f.loop);
+	ck_assert_msg(!script[f.pos].call, "the engine stopped before '%s' (%s)",
+		      script[f.pos].call, res.reason);
+	return res;
+}
+
+#define SELECT_INBOX                                                                        \
+	{ .call = "select INBOX condstore",                                                  \
+	  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },                         \
+		  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 } } }
+#define LOGOUT { .call = "logout" }
+#define END { NULL }
+
+/* --- append --- */
+
+START_TEST(test_append_uidplus)
+{
+	static const struct step script[] = {
+		{ .call = "append INBOX (\\Seen) 2000 local", .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 5 },
+		LOGOUT,
+		END,
+	};
+	int64_t id = local_message(1, "\\Seen");
+	char sql[128];
+	struct sync_result res;
+
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, (SELECT max(id) FROM message))");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	snprintf(sql, sizeof(sql), "SELECT uid || ' ' || server_flags FROM message WHERE id = %lld",
+		 (long long)id);
+	ck_assert_str_eq(qs(sql), "5 \\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_append_refused_kept)
+{
+	/* A NO keeps the row, with the server's text for its owner. */
+	static const struct step script[] = {
+		{ .call = "append INBOX () 2000 local", .r = -CPMSYNC_E_SERVER,
+		  .text = "[OVERQUOTA] mailbox is full" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, (SELECT max(id) FROM message))");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_ptr_nonnull(strstr(res.reason, "mailbox is full"));
+	ck_assert_uint_eq(res.stats.ops_failed, 1);
+	ck_assert_str_eq(qs("SELECT refused || ' ' || attempts || ' ' || args_sent FROM journal"),
+			 "[OVERQUOTA] mailbox is full 1 uidnext=5");
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "(null)");
+}
+END_TEST
+
+START_TEST(test_append_without_uidplus_found_by_search)
+{
+	/* No APPENDUID: the message is looked for by Message-ID, then size
+	 * and date.  (From UID 1: the row in memory predates its mark.) */
+	static const struct step script[] = {
+		{ .call = "append INBOX () 2000 local" },
+		SELECT_INBOX,
+		{ .call = "search 1: <new@x>", .ev = { { EV_SEARCH, .lo = 5, .hi = 6 } } },
+		{ .call = "fetch 5:6 (UID RFC822.SIZE INTERNALDATE FLAGS)",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 5, .present = ENGINE_FETCH_SIZE |
+								       ENGINE_FETCH_DATE,
+						 .size = 99, .internaldate = 2000 } },
+			  { EV_FETCH, .fetch = { .uid = 6, .present = ENGINE_FETCH_SIZE |
+								       ENGINE_FETCH_DATE |
+								       ENGINE_FETCH_FLAGS,
+						 .size = 5, .internaldate = 2000,
+						 .flags = "" } } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2)");
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "6");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_append_interrupted_found)
+{
+	/* A run sent the APPEND and died: the next one finds the message
+	 * (with the flags the server has) instead of appending it twice,
+	 * and pushes the local flags that differ as a flag change. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "search 5: <new@x>", .ev = { { EV_SEARCH, .lo = 5, .hi = 5 } } },
+		{ .call = "fetch 5 (UID RFC822.SIZE INTERNALDATE FLAGS)",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 5, .present = ENGINE_FETCH_SIZE |
+								       ENGINE_FETCH_DATE |
+								       ENGINE_FETCH_FLAGS,
+						 .size = 5, .internaldate = 2000, .flags = "" } } } },
+		{ .call = "store 5 (\\Flagged) 100" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "\\Flagged");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent)"
+	     " VALUES (1, 'append', 1, 2, 1, 'uidnext=5')");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+			 "5 \\Flagged");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message"), "2");
+}
+END_TEST
+
+START_TEST(test_append_interrupted_missing_sent)
+{
+	/* Not there (the crash came before the APPEND reached the server): it
+	 * is sent now; an unreadable old mark verifies from UID 1. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "search 1: <new@x>" },
+		{ .call = "append INBOX () 2000 local", .code = IMAP_CODE_APPENDUID, .new_uid = 7 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent)"
+	     " VALUES (1, 'append', 1, 2, 1, 'next=5')");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "7");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+/* --- flags --- */
+
+START_TEST(test_flags_condstore)
+{
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1 (\\Flagged \\Seen) 100" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, 1)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_flags_modified_merged)
+{
+	/* [MODIFIED]: the server's flags are read, merged three-way with
+	 * ours, and the merge sent. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1 (\\Flagged \\Seen) 100", .code = IMAP_CODE_MODIFIED,
+		  .modified = 1 },
+		{ .call = "fetch 1 (UID FLAGS MODSEQ)",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 1, .present = ENGINE_FETCH_FLAGS |
+								       ENGINE_FETCH_MODSEQ,
+						 .flags = "\\Answered \\Seen", .modseq = 105 } } } },
+		{ .call = "store 1 (\\Answered \\Flagged \\Seen) 105" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, 1)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message WHERE id = 1"),
+			 "\\Answered \\Flagged \\Seen|\\Answered \\Flagged \\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_flags_without_condstore_delta)
+{
+	/* Without CONDSTORE the change goes as +/- deltas. */
+	static const struct step script[] = {
+		{ .call = "select INBOX" },
+		{ .call = "store 1 +(\\Flagged) 0" },
+		{ .call = "store 1 -(\\Seen) 0" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, 1)");
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_CONDSTORE));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Flagged");
+}
+END_TEST
+
+/* --- copy, move, expunge --- */
+
+/* Message 2 in Archive, a copy (or move) of message 1. */
+static void copy_row(const char *op)
+{
+	char sql[256];
+
+	exec("INSERT INTO message (folder_id, flags, size, internaldate, message_id)"
+	     " VALUES (2, '\\Seen', 5, 1000, '<m1@x>')");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
+		 " VALUES (1, '%s', 2, 2, 'src=1')",
+		 op);
+	exec(sql);
+}
+
+START_TEST(test_copy_copyuid)
+{
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "copy 1 Archive", .code = IMAP_CODE_COPYUID, .new_uid = 3 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	copy_row("copy");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+			 "3 \\Seen");
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 1"), "1");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_move_untagged_copyuid)
+{
+	/* MOVE reports COPYUID untagged; the source row goes. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "move 1 Archive",
+		  .ev = { { EV_CODE, .code = IMAP_CODE_COPYUID, .value = 4 } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET removed = 1 WHERE id = 1");
+	copy_row("move");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "4");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
+}
+END_TEST
+
+START_TEST(test_move_without_move_cap)
+{
+	/* No MOVE: COPY, then \Deleted and UID EXPUNGE of the source. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "copy 1 Archive", .code = IMAP_CODE_COPYUID, .new_uid = 3 },
+		{ .call = "store 1 +(\\Deleted) 0" },
+		{ .call = "expunge 1" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET removed = 1 WHERE id = 1");
+	copy_row("move");
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_copy_malformed_args_from_body)
+{
+	/* An old or damaged row whose source cannot be read: the copy is
+	 * made from our stored body, not guessed. */
+	static const struct step script[] = {
+		{ .call = "append Archive () 2000 local", .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 3 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(2, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id, args)"
+	     " VALUES (1, 'copy', 2, 2, 'source=1')");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
+}
+END_TEST
+
+START_TEST(test_expunge_batch)
+{
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1:2 +(\\Deleted) 0" },
+		{ .call = "expunge 1:2" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO message (folder_id, uid, flags, server_flags, removed)"
+	     " VALUES (1, 2, '', '', 1);"
+	     "UPDATE message SET removed = 1 WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'expunge', 1, 1), (1, 'expunge', 1, 2)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 2);
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+/* --- folders, metadata, ACL --- */
+
+START_TEST(test_folder_ops)
+{
+	/* CREATE (already there counts as done), RENAME, and DELETE of the
+	 * selected folder (UNSELECT first; already gone counts as done). */
+	static const struct step script[] = {
+		{ .call = "create Projects", .r = -CPMSYNC_E_SERVER,
+		  .code = IMAP_CODE_ALREADYEXISTS, .text = "[ALREADYEXISTS] exists" },
+		{ .call = "rename Old New" },
+		SELECT_INBOX,
+		{ .call = "store 1 (\\Flagged) 100" },
+		{ .call = "unselect" },
+		{ .call = "delete INBOX", .r = -CPMSYNC_E_SERVER, .code = IMAP_CODE_NONEXISTENT },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO folder (account_id, name, server_name) VALUES (1, 'New', 'Old');"
+	     "UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);"
+	     "INSERT INTO journal (account_id, op, folder_id, args)"
+	     " VALUES (1, 'rename_folder', 4, 'New');"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'flags', 1, 1);"
+	     "UPDATE folder SET removed = 1 WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 1);");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(name || '=' || server_name, ',') FROM folder"),
+			 "Archive=Archive,Projects=Projects,New=New");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_metadata_and_acl)
+{
+	/* A server entry, a folder entry removed (NIL), SETACL and DELETEACL;
+	 * one refused; a damaged row is reported, not sent. */
+	static const struct step script[] = {
+		{ .call = "setmetadata [] /shared/admin [me@x]" },
+		{ .call = "setmetadata [INBOX] /private/comment []", .r = -CPMSYNC_E_SERVER,
+		  .text = "[NOPERM] no" },
+		{ .call = "setacl Archive bob [lrs]" },
+		{ .call = "setacl Archive eve []" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO journal (account_id, op, folder_id, args) VALUES"
+	     " (1, 'set_metadata', NULL, '/shared/admin' || char(10) || 'me@x'),"
+	     " (1, 'set_metadata', 1, '/private/comment' || char(10)),"
+	     " (1, 'set_acl', 2, 'bob' || char(10) || 'lrs'),"
+	     " (1, 'set_acl', 2, 'eve' || char(10)),"
+	     " (1, 'set_acl', 2, 'no newline here')");
+	res = run(script, ALL_CAPS | CAP(IMAP_CAP_METADATA_SERVER));
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_uint_eq(res.stats.ops_failed, 2);
+	ck_assert_uint_eq(res.stats.ops_replayed, 3);
+	ck_assert_ptr_nonnull(strstr(res.reason, "no"));
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || coalesce(refused, '-'), ',')"
+			    " FROM journal"),
+			 "set_metadata:[NOPERM] no,set_acl:-");
+}
+END_TEST
+
+START_TEST(test_malformed_and_unknown_rows)
+{
+	/* Rows this version cannot read fail with a reason and stay;
+	 * the others still go. */
+	static const struct step script[] = {
+		{ .call = "create Projects" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO journal (account_id, op, folder_id, args)"
+	     " VALUES (1, 'set_metadata', 1, '/private/comment');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'frobnicate', 1);"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_ptr_nonnull(strstr(res.reason, "malformed set_metadata"));
+	ck_assert_ptr_nonnull(strstr(res.reason, "<entry>"));
+	ck_assert_uint_eq(res.stats.ops_failed, 2);
+	ck_assert_str_eq(qs("SELECT group_concat(op, ',') FROM journal"), "set_metadata,frobnicate");
+	ck_assert_str_eq(qs("SELECT server_name FROM folder WHERE id = 3"), "Projects");
+}
+END_TEST
+
+/* --- a UIDVALIDITY change --- */
+
+START_TEST(test_uidvalidity_reset)
+{
+	/* After a UIDVALIDITY change every UID of INBOX is void: a pending
+	 * flag change of a message not re-matched yet sends nothing (no
+	 * stale UID), and a copy out of it is made from our stored body. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "append Archive (\\Seen) 1000 hello", .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 3 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'flags', 1, 1);"
+	     "INSERT INTO message (folder_id, flags, size, internaldate, message_id)"
+	     " VALUES (2, '\\Seen', 5, 1000, '<m1@x>');"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
+	     " VALUES (1, 'copy', 2, 2, 'src=1')");
+	ck_assert_int_eq(store_body_put(store_from_public(cs), 2, "hello", 5), 0);
+	ck_assert_int_eq(store_sync_uidvalidity_reset(store_from_public(cs), 1), 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 1"), "(null)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+static Suite *engine_replay_suite(void)
+{
+	Suite *su = suite_create("engine-replay");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_append_uidplus);
+	tcase_add_test(tc, test_append_refused_kept);
+	tcase_add_test(tc, test_append_without_uidplus_found_by_search);
+	tcase_add_test(tc, test_append_interrupted_found);
+	tcase_add_test(tc, test_append_interrupted_missing_sent);
+	tcase_add_test(tc, test_flags_condstore);
+	tcase_add_test(tc, test_flags_modified_merged);
+	tcase_add_test(tc, test_flags_without_condstore_delta);
+	tcase_add_test(tc, test_copy_copyuid);
+	tcase_add_test(tc, test_move_untagged_copyuid);
+	tcase_add_test(tc, test_move_without_move_cap);
+	tcase_add_test(tc, test_copy_malformed_args_from_body);
+	tcase_add_test(tc, test_expunge_batch);
+	tcase_add_test(tc, test_folder_ops);
+	tcase_add_test(tc, test_metadata_and_acl);
+	tcase_add_test(tc, test_malformed_and_unknown_rows);
+	tcase_add_test(tc, test_uidvalidity_reset);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+TEST_MAIN(engine_replay_suite)
