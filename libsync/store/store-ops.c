@@ -430,23 +430,36 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n_moves; i++) {
+		_cleanup_(journal_args_free) struct journal_args args = { 0 };
 		sqlite3_stmt *st;
 
-		/* The source's folder; the row is dropped below if the source
-		 * is gone. */
+		r = store_prepare(s, "SELECT args FROM journal WHERE id = ?1", &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, moves[i]);
+		r = store_step(s, st);
+		if (r <= 0)
+			return r < 0 ? r : -EIO;
+		r = journal_args_decode(JOURNAL_OP_MOVE, (const char *)sqlite3_column_text(st, 0),
+					&args, NULL);
+		sqlite3_reset(st);
+		if (r == -EBADMSG)
+			continue; /* no source to name: the row is dropped below */
+		if (r < 0)
+			return r;
+		/* In the source's folder; the row is dropped below if the
+		 * source is gone. */
 		r = store_prepare(s,
-				  "UPDATE journal SET op = ?2,"
-				  " message_id = CAST(substr(args, 5) AS INTEGER),"
-				  " folder_id = (SELECT folder_id FROM message"
-				  "  WHERE id = CAST(substr(journal.args, 5) AS INTEGER)),"
+				  "UPDATE journal SET op = ?2, message_id = ?3,"
+				  " folder_id = (SELECT folder_id FROM message WHERE id = ?3),"
 				  " args = NULL, args_sent = NULL, attempts = 0"
-				  " WHERE id = ?1 AND substr(args, 1, 4) = 'src=' AND EXISTS"
-				  " (SELECT 1 FROM message WHERE id = CAST(substr(journal.args, 5) AS INTEGER))",
+				  " WHERE id = ?1 AND EXISTS (SELECT 1 FROM message WHERE id = ?3)",
 				  &st);
 		if (r < 0)
 			return r;
 		sqlite3_bind_int64(st, 1, moves[i]);
 		journal_bind_op(st, 2, JOURNAL_OP_EXPUNGE);
+		sqlite3_bind_int64(st, 3, args.copy.src_id);
 		r = step_done(s, st);
 		if (r < 0)
 			return r;
