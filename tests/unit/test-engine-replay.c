@@ -363,6 +363,15 @@ static struct sync_result run(const struct step *script, uint64_t caps)
 	  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },                         \
 		  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 } } }
 #define LOGOUT { .call = "logout" }
+/* The verification of an interrupted APPEND/COPY/MOVE finding the message
+ * (size 5, date d, flags f) as UID u, searched from u by Message-ID m. */
+#define VERIFY_FINDS(m, u, d, f)                                                             \
+	{ .call = "search " #u ": " m, .ev = { { EV_SEARCH, .lo = u, .hi = u } } },           \
+	{ .call = "fetch " #u " (UID RFC822.SIZE INTERNALDATE FLAGS)",                        \
+	  .ev = { { EV_FETCH,                                                                \
+		    .fetch = { .uid = u,                                                     \
+			       .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE | ENGINE_FETCH_FLAGS, \
+			       .size = 5, .internaldate = d, .flags = f } } } }
 #define END { NULL }
 
 /* --- append --- */
@@ -454,12 +463,7 @@ START_TEST(test_append_interrupted_found)
 	 * and pushes the local flags that differ as a flag change. */
 	static const struct step script[] = {
 		SELECT_INBOX,
-		{ .call = "search 5: <new@x>", .ev = { { EV_SEARCH, .lo = 5, .hi = 5 } } },
-		{ .call = "fetch 5 (UID RFC822.SIZE INTERNALDATE FLAGS)",
-		  .ev = { { EV_FETCH, .fetch = { .uid = 5, .present = ENGINE_FETCH_SIZE |
-								       ENGINE_FETCH_DATE |
-								       ENGINE_FETCH_FLAGS,
-						 .size = 5, .internaldate = 2000, .flags = "" } } } },
+		VERIFY_FINDS("<new@x>", 5, 2000, ""),
 		{ .call = "store 5 (\\Flagged) 100" },
 		LOGOUT,
 		END,
@@ -695,6 +699,107 @@ START_TEST(test_expunge_batch)
 }
 END_TEST
 
+START_TEST(test_copy_interrupted_found)
+{
+	/* A run sent the COPY and died: the copy is found in the destination
+	 * from the recorded UIDNEXT (Message-ID, size, date) and adopted;
+	 * nothing is copied twice. */
+	static const struct step script[] = {
+		{ .call = "select Archive condstore" },
+		VERIFY_FINDS("<m1@x>", 3, 1000, "\\Seen"),
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	copy_row("copy");
+	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+			 "3 \\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_move_interrupted_found_source_removed)
+{
+	/* An interrupted MOVE found in the destination: the source may still
+	 * be there (COPY done, EXPUNGE not), so it is removed by UID. */
+	static const struct step script[] = {
+		{ .call = "select Archive condstore" },
+		VERIFY_FINDS("<m1@x>", 3, 1000, "\\Seen"),
+		SELECT_INBOX,
+		{ .call = "store 1 +(\\Deleted) 0" },
+		{ .call = "expunge 1" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET removed = 1 WHERE id = 1");
+	copy_row("move");
+	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_connection_lost_mark_kept)
+{
+	/* The connection fails while the APPEND is in flight: the run fails
+	 * with that error, and the attempt mark committed before sending
+	 * stays, so that the next run verifies before sending again. */
+	static const struct step script[] = {
+		{ .call = "append INBOX () 2000 local", .r = -CPMSYNC_E_DISCONNECTED,
+		  .text = "connection reset" },
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_DISCONNECTED);
+	ck_assert_ptr_nonnull(strstr(res.reason, "connection reset"));
+	ck_assert_str_eq(qs("SELECT attempts || ' ' || args_sent || ' ' || coalesce(refused, '-')"
+			    " FROM journal"),
+			 "1 uidnext=5 -");
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "(null)");
+}
+END_TEST
+
+START_TEST(test_select_refused_row_kept)
+{
+	/* The server refuses to select the folder a row needs: the row stays
+	 * for the next run, the others go on, the run reports why. */
+	static const struct step script[] = {
+		{ .call = "select INBOX condstore", .r = -CPMSYNC_E_SERVER,
+		  .text = "[NOPERM] not yours" },
+		{ .call = "create Projects" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'flags', 1, 1);"
+	     "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_ptr_nonnull(strstr(res.reason, "cannot select INBOX"));
+	ck_assert_str_eq(qs("SELECT group_concat(op, ',') FROM journal"), "flags");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_str_eq(qs("SELECT server_name FROM folder WHERE id = 3"), "Projects");
+}
+END_TEST
+
 /* --- folders, metadata, ACL --- */
 
 START_TEST(test_folder_ops)
@@ -842,6 +947,10 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_move_without_move_cap);
 	tcase_add_test(tc, test_copy_malformed_args_from_body);
 	tcase_add_test(tc, test_expunge_batch);
+	tcase_add_test(tc, test_copy_interrupted_found);
+	tcase_add_test(tc, test_move_interrupted_found_source_removed);
+	tcase_add_test(tc, test_connection_lost_mark_kept);
+	tcase_add_test(tc, test_select_refused_row_kept);
 	tcase_add_test(tc, test_folder_ops);
 	tcase_add_test(tc, test_metadata_and_acl);
 	tcase_add_test(tc, test_malformed_and_unknown_rows);
