@@ -38,11 +38,10 @@
  * The library's state is process-wide: one watch per process.
  */
 
-#define WATCH_MASK                                                             \
-	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |                \
-	 IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
-#define FILE_EVENTS                                                            \
-	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM)
+#define WATCH_MASK                                                                                 \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF |   \
+	 IN_MOVE_SELF | IN_ONLYDIR)
+#define FILE_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM)
 
 struct config_watch {
 	struct cpmsync_loop *loop;
@@ -77,8 +76,8 @@ static bool fd_has_watch(int fd, int wd, ino_t ino)
 		unsigned int w;
 		unsigned long long i;
 
-		if (sscanf(line, "inotify wd:%x ino:%llx", &w, &i) == 2 &&
-		    (int)w == wd && (ino_t)i == ino)
+		if (sscanf(line, "inotify wd:%x ino:%llx", &w, &i) == 2 && (int)w == wd &&
+		    (ino_t)i == ino)
 			found = true;
 	}
 	fclose(f);
@@ -130,8 +129,7 @@ static void stop_watching(struct config_watch *w)
 	w->wd = -1;
 }
 
-static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
-		       void *userdata);
+static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata);
 
 /* Initialises libinotifytools and watches w->dir; undoes itself on failure. */
 static int start_watching(struct config_watch *w, char **ret_error)
@@ -150,14 +148,12 @@ static int start_watching(struct config_watch *w, char **ret_error)
 		if (r >= 0)
 			r = -EIO;
 		if (ret_error)
-			*ret_error = xasprintf(
-				"cannot watch %s: cannot create an inotify "
-				"instance: "
-				"%s%s",
-				w->dir, strerror(-r),
-				r == -EMFILE
-					? " (fs.inotify.max_user_instances)"
-					: "");
+			*ret_error =
+				xasprintf("cannot watch %s: cannot create an inotify "
+					  "instance: "
+					  "%s%s",
+					  w->dir, strerror(-r),
+					  r == -EMFILE ? " (fs.inotify.max_user_instances)" : "");
 		return r;
 	}
 	if (!inotifytools_watch_file(w->dir, WATCH_MASK)) {
@@ -173,13 +169,11 @@ static int start_watching(struct config_watch *w, char **ret_error)
 					       "does not exist (yet)",
 					       w->dir, w->base);
 		else if (r == -ENOSPC)
-			*ret_error = xasprintf(
-				"cannot watch %s: the inotify watch limit is "
-				"reached (fs.inotify.max_user_watches)",
-				w->dir);
+			*ret_error = xasprintf("cannot watch %s: the inotify watch limit is "
+					       "reached (fs.inotify.max_user_watches)",
+					       w->dir);
 		else
-			*ret_error = xasprintf("cannot watch %s: %s", w->dir,
-					       strerror(-r));
+			*ret_error = xasprintf("cannot watch %s: %s", w->dir, strerror(-r));
 		return r;
 	}
 
@@ -191,8 +185,7 @@ static int start_watching(struct config_watch *w, char **ret_error)
 		inotifytools_cleanup();
 		if (ret_error)
 			*ret_error = xasprintf("cannot watch %s: %s", w->dir,
-					       wd < 0 ? "the directory vanished"
-						      : strerror(-r));
+					       wd < 0 ? "the directory vanished" : strerror(-r));
 		return r;
 	}
 	fd = find_inotify_fd(guess, wd, st.st_ino);
@@ -200,26 +193,23 @@ static int start_watching(struct config_watch *w, char **ret_error)
 		r = fd < 0 ? fd : -EMFILE;
 		inotifytools_cleanup();
 		if (ret_error)
-			*ret_error = xasprintf(
-				"cannot watch %s: %s", w->dir,
-				r == -EMFILE ? "libinotifytools' fd is above "
-					       "FD_SETSIZE"
-					     : "cannot find libinotifytools' "
-					       "inotify fd in "
-					       "/proc/self/fdinfo (is /proc "
-					       "mounted?)");
+			*ret_error = xasprintf("cannot watch %s: %s", w->dir,
+					       r == -EMFILE ? "libinotifytools' fd is above "
+							      "FD_SETSIZE"
+							    : "cannot find libinotifytools' "
+							      "inotify fd in "
+							      "/proc/self/fdinfo (is /proc "
+							      "mounted?)");
 		return r;
 	}
 	/* The library opens it without close-on-exec: password_command runs. */
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 
-	r = cpmsync_loop_add_fd(w->loop, fd, CPMSYNC_LOOP_IN, on_inotify, w,
-				NULL, &w->io);
+	r = cpmsync_loop_add_fd(w->loop, fd, CPMSYNC_LOOP_IN, on_inotify, w, NULL, &w->io);
 	if (r < 0) {
 		inotifytools_cleanup();
 		if (ret_error)
-			*ret_error = xasprintf("cannot watch %s: %s", w->dir,
-					       strerror(-r));
+			*ret_error = xasprintf("cannot watch %s: %s", w->dir, strerror(-r));
 		return r;
 	}
 	w->fd = fd;
@@ -240,8 +230,7 @@ static void on_retry(struct cpmsync_loop_source *src, void *userdata)
 	arm_debounce(w);
 }
 
-static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
-		       void *userdata)
+static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
 {
 	struct config_watch *w = userdata;
 	struct inotify_event *ev;
@@ -258,22 +247,19 @@ static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
 		}
 		if (ev->wd != w->wd)
 			continue;
-		if (ev->mask &
-		    (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_UNMOUNT)) {
+		if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_UNMOUNT)) {
 			lost = true;
 			hit = true;
 			continue;
 		}
-		if ((ev->mask & FILE_EVENTS) && ev->len > 0 &&
-		    str_eq(ev->name, w->base))
+		if ((ev->mask & FILE_EVENTS) && ev->len > 0 && str_eq(ev->name, w->base))
 			hit = true;
 	}
 	if (lost) {
 		stop_watching(w);
 		if (!w->retry)
 			cpmsync_loop_add_timer(w->loop, CONFIG_WATCH_RETRY_MS,
-					       CONFIG_WATCH_RETRY_MS, on_retry,
-					       w, NULL, &w->retry);
+					       CONFIG_WATCH_RETRY_MS, on_retry, w, NULL, &w->retry);
 	}
 	if (hit)
 		arm_debounce(w);
@@ -306,8 +292,7 @@ static int split_path(const char *path, char **ret_dir, char **ret_base)
 		if (!cwd)
 			return -errno;
 		if (slash)
-			*ret_dir = xasprintf("%s%s%.*s", cwd,
-					     str_eq(cwd, "/") ? "" : "/",
+			*ret_dir = xasprintf("%s%s%.*s", cwd, str_eq(cwd, "/") ? "" : "/",
 					     (int)(slash - path), path);
 		else
 			*ret_dir = TAKE_PTR(cwd);
@@ -321,8 +306,8 @@ static int split_path(const char *path, char **ret_dir, char **ret_base)
 }
 
 int config_watch_new(struct cpmsync_loop *loop, const char *config_path,
-		     void (*changed)(void *userdata), void *userdata,
-		     struct config_watch **ret, char **ret_error)
+		     void (*changed)(void *userdata), void *userdata, struct config_watch **ret,
+		     char **ret_error)
 {
 	struct config_watch *w;
 	int r;
@@ -334,12 +319,11 @@ int config_watch_new(struct cpmsync_loop *loop, const char *config_path,
 	}
 	if (the_watch) {
 		if (ret_error)
-			*ret_error = xasprintf(
-				"cannot watch %s: only one configuration watch "
-				"per "
-				"process is supported (libinotifytools is "
-				"process-global)",
-				config_path);
+			*ret_error = xasprintf("cannot watch %s: only one configuration watch "
+					       "per "
+					       "process is supported (libinotifytools is "
+					       "process-global)",
+					       config_path);
 		return -EBUSY;
 	}
 	w = xcalloc(1, sizeof(*w));
@@ -351,22 +335,19 @@ int config_watch_new(struct cpmsync_loop *loop, const char *config_path,
 	r = split_path(config_path, &w->dir, &w->base);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error =
-				xasprintf("cannot watch '%s': %s", config_path,
-					  r == -EINVAL ? "not a file name"
-						       : strerror(-r));
+			*ret_error = xasprintf("cannot watch '%s': %s", config_path,
+					       r == -EINVAL ? "not a file name" : strerror(-r));
 		free(w);
 		return r;
 	}
 
-	r = cpmsync_loop_add_timer(loop, CONFIG_WATCH_DEBOUNCE_MS, 0,
-				   on_debounce, w, NULL, &w->debounce);
+	r = cpmsync_loop_add_timer(loop, CONFIG_WATCH_DEBOUNCE_MS, 0, on_debounce, w, NULL,
+				   &w->debounce);
 	if (r >= 0)
 		r = cpmsync_loop_timer_set(w->debounce, 0, 0); /* disarmed */
 	if (r < 0) {
 		if (ret_error)
-			*ret_error = xasprintf("cannot watch %s: %s", w->dir,
-					       strerror(-r));
+			*ret_error = xasprintf("cannot watch %s: %s", w->dir, strerror(-r));
 		w->debounce = cpmsync_loop_source_remove(w->debounce);
 		free(w->dir);
 		free(w->base);

@@ -47,8 +47,8 @@ struct config_watch;
  * *ret is untouched on failure.
  */
 int config_watch_new(struct cpmsync_loop *loop, const char *config_path,
-		     void (*changed)(void *userdata), void *userdata,
-		     struct config_watch **ret, char **ret_error);
+		     void (*changed)(void *userdata), void *userdata, struct config_watch **ret,
+		     char **ret_error);
 
 /* Stops watching and releases libinotifytools.  Accepts NULL; returns NULL. */
 struct config_watch *config_watch_free(struct config_watch *w);

@@ -73,8 +73,7 @@ static int check_value(const char *key, const char *value, char **ret_error)
 	else if (n > CONFIG_MAX_LINE - 64)
 		why = "is too long";
 	else
-		for (const unsigned char *p = (const unsigned char *)value; *p;
-		     p++)
+		for (const unsigned char *p = (const unsigned char *)value; *p; p++)
 			if ((*p < 0x20 && *p != '\t') || *p == 0x7F) {
 				why = "contains a control character";
 				break;
@@ -82,8 +81,7 @@ static int check_value(const char *key, const char *value, char **ret_error)
 	if (!why)
 		return 0;
 	if (ret_error)
-		*ret_error =
-			xasprintf("invalid value for '%s': it %s", key, why);
+		*ret_error = xasprintf("invalid value for '%s': it %s", key, why);
 	return -EINVAL;
 }
 
@@ -97,8 +95,7 @@ static char *abs_dir_of(const char *path)
 	_cleanup_free_ char *cwd = NULL;
 
 	if (path[0] == '/')
-		return slash == path ? xstrdup("/")
-				     : xstrndup(path, (size_t)(slash - path));
+		return slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
 	cwd = getcwd(NULL, 0);
 	if (!cwd)
 		return NULL;
@@ -166,8 +163,7 @@ static int real_config_path(const char *path, char **ret)
  * Reads the whole file.  -ENOENT if it does not exist; *ret_st describes
  * what was read, to notice a change before the rename.
  */
-static int read_config(const char *path, struct text *ret, struct stat *ret_st,
-		       char **ret_error)
+static int read_config(const char *path, struct text *ret, struct stat *ret_st, char **ret_error)
 {
 	_cleanup_close_ int fd = -1;
 	struct text t = { 0 };
@@ -225,8 +221,8 @@ static int fsync_dir(const char *dir)
  * file did not exist and must still not).  display names the file in
  * messages.
  */
-static int replace_file(const char *path, const char *display, const char *data,
-			size_t len, const struct stat *old, char **ret_error)
+static int replace_file(const char *path, const char *display, const char *data, size_t len,
+			const struct stat *old, char **ret_error)
 {
 	_cleanup_free_ char *dir = dir_of(path);
 	_cleanup_free_ char *tmp = NULL;
@@ -241,9 +237,8 @@ static int replace_file(const char *path, const char *display, const char *data,
 	if (fd < 0) {
 		r = -errno;
 		if (ret_error)
-			*ret_error = xasprintf(
-				"%s: cannot create a temporary file in %s: %s",
-				display, dir, strerror(-r));
+			*ret_error = xasprintf("%s: cannot create a temporary file in %s: %s",
+					       display, dir, strerror(-r));
 		return r;
 	}
 	what = "cannot write the new contents";
@@ -271,8 +266,7 @@ static int replace_file(const char *path, const char *display, const char *data,
 		if (rename(tmp, path) < 0)
 			r = -errno;
 	} else {
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) <
-		    0) {
+		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
 			r = -errno;
 			if (r == -EINVAL) { /* the file system cannot do it */
 				r = 0;
@@ -293,44 +287,38 @@ static int replace_file(const char *path, const char *display, const char *data,
 	/* Replaced: from here on it is a success, durable or not. */
 	r = fsync_dir(dir);
 	if (r < 0)
-		log_warning("%s: written, but cannot sync directory %s: %s",
-			    display, dir, strerror(-r));
+		log_warning("%s: written, but cannot sync directory %s: %s", display, dir,
+			    strerror(-r));
 	return 0;
 
 fail:
 	unlink(tmp);
 	if (ret_error)
 		*ret_error = r == -EAGAIN ? xasprintf("%s: %s", display, what)
-					  : xasprintf("%s: %s: %s", display,
-						      what, strerror(-r));
+					  : xasprintf("%s: %s: %s", display, what, strerror(-r));
 	return r;
 }
 
 /* Creates the password file (0600, O_EXCL, O_NOFOLLOW): password + "\n". */
-static int write_password_file(const char *path, const char *password,
-			       char **ret_error)
+static int write_password_file(const char *path, const char *password, char **ret_error)
 {
 	_cleanup_close_ int fd = -1;
 	size_t n = strlen(password);
 	char *line;
 	int r;
 
-	fd = open(path,
-		  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
-			  O_NOCTTY,
-		  0600);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0) {
 		r = -errno;
 		if (ret_error)
-			*ret_error = r == -EEXIST
-					     ? xasprintf("password file %s "
-							 "exists already; "
-							 "remove it or give "
-							 "password_file",
-							 path)
-					     : xasprintf("cannot create "
-							 "password file %s: %s",
-							 path, strerror(-r));
+			*ret_error = r == -EEXIST ? xasprintf("password file %s "
+							      "exists already; "
+							      "remove it or give "
+							      "password_file",
+							      path)
+						  : xasprintf("cannot create "
+							      "password file %s: %s",
+							      path, strerror(-r));
 		return r;
 	}
 	line = xmalloc(n + 1);
@@ -348,8 +336,7 @@ static int write_password_file(const char *path, const char *password,
 		unlink(path);
 		if (ret_error)
 			*ret_error =
-				xasprintf("cannot write password file %s: %s",
-					  path, strerror(-r));
+				xasprintf("cannot write password file %s: %s", path, strerror(-r));
 	}
 	return r;
 }
@@ -363,8 +350,7 @@ static int write_password_file(const char *path, const char *password,
  * lines longer than the buffer are cut, which cannot turn a key line
  * into a header).
  */
-static const char *line_content(const char *line, size_t n, char *buf,
-				size_t size)
+static const char *line_content(const char *line, size_t n, char *buf, size_t size)
 {
 	size_t len = n < size - 1 ? n : size - 1;
 	char *s = buf, *e;
@@ -444,8 +430,7 @@ static bool next_line(const struct text *t, size_t pos, struct line *l)
  * Finds the section of account name: [*ret_start, *ret_end) is what to
  * cut.  Returns false if there is no such section.
  */
-static bool find_section(const struct text *t, const char *name,
-			 size_t *ret_start, size_t *ret_end)
+static bool find_section(const struct text *t, const char *name, size_t *ret_start, size_t *ret_end)
 {
 	char buf[CONFIG_MAX_LINE + 1];
 	size_t pos = 0, start = 0, comments = SIZE_MAX;
@@ -455,8 +440,7 @@ static bool find_section(const struct text *t, const char *name,
 	if (t->len >= 3 && memcmp(t->data, "\xEF\xBB\xBF", 3) == 0)
 		pos = 3;
 	for (; next_line(t, pos, &l); pos = l.next) {
-		const char *c = line_content(t->data + l.start, l.end - l.start,
-					     buf, sizeof(buf));
+		const char *c = line_content(t->data + l.start, l.end - l.start, buf, sizeof(buf));
 
 		if (!in) {
 			if (is_account_header(c, name)) {
@@ -487,8 +471,7 @@ static bool find_section(const struct text *t, const char *name,
 
 /* ------------------------------------------------------------------------ */
 
-static void add_key(struct text *t, const char *key, const char *value,
-		    const char *eol)
+static void add_key(struct text *t, const char *key, const char *value, const char *eol)
 {
 	text_adds(t, key);
 	text_adds(t, " = ");
@@ -496,18 +479,14 @@ static void add_key(struct text *t, const char *key, const char *value,
 	text_adds(t, eol);
 }
 
-static int check_settings(const struct cpmsync_account_settings *s,
-			  char **ret_error)
+static int check_settings(const struct cpmsync_account_settings *s, char **ret_error)
 {
 	const struct {
 		const char *key, *value;
 	} keys[] = {
-		{ "host", s->host },
-		{ "security", s->security },
-		{ "user", s->user },
-		{ "password_file", s->password_file },
-		{ "ca_file", s->ca_file },
-		{ "sync_bodies", s->sync_bodies },
+		{ "host", s->host },	   { "security", s->security },
+		{ "user", s->user },	   { "password_file", s->password_file },
+		{ "ca_file", s->ca_file }, { "sync_bodies", s->sync_bodies },
 	};
 	/* The configuration key each problem is about. */
 	static const char *const problem_key[] = {
@@ -552,11 +531,13 @@ static int check_settings(const struct cpmsync_account_settings *s,
 		return -EINVAL;
 	case CPMSYNC_SETTINGS_TWO_PASSWORDS:
 		if (ret_error)
-			*ret_error = xstrdup("both 'password' and 'password_file' are set; give one");
+			*ret_error =
+				xstrdup("both 'password' and 'password_file' are set; give one");
 		return -EINVAL;
 	default:
 		if (ret_error)
-			*ret_error = xasprintf("invalid value for '%s': it %s", problem_key[e], why);
+			*ret_error =
+				xasprintf("invalid value for '%s': it %s", problem_key[e], why);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
@@ -573,12 +554,11 @@ static int check_settings(const struct cpmsync_account_settings *s,
 				return r;
 			if (strpbrk(*f, " \t")) {
 				if (ret_error)
-					*ret_error = xasprintf(
-						"invalid value for 'folders': "
-						"pattern '%s' contains a blank "
-						"(patterns are separated by "
-						"spaces)",
-						*f);
+					*ret_error = xasprintf("invalid value for 'folders': "
+							       "pattern '%s' contains a blank "
+							       "(patterns are separated by "
+							       "spaces)",
+							       *f);
 				return -EINVAL;
 			}
 		}
@@ -586,8 +566,8 @@ static int check_settings(const struct cpmsync_account_settings *s,
 }
 
 static void build_section(struct text *t, const char *name,
-			  const struct cpmsync_account_settings *s,
-			  const char *password_file, const char *eol)
+			  const struct cpmsync_account_settings *s, const char *password_file,
+			  const char *eol)
 {
 	char port[16];
 
@@ -619,8 +599,7 @@ static void build_section(struct text *t, const char *name,
 }
 
 int config_write_add_account(const char *config_path, const char *name,
-			     const struct cpmsync_account_settings *s,
-			     char **ret_error)
+			     const struct cpmsync_account_settings *s, char **ret_error)
 {
 	_cleanup_free_ char *real = NULL, *dir = NULL, *pw_path = NULL;
 	struct text cur = { 0 }, out = { 0 };
@@ -638,10 +617,9 @@ int config_write_add_account(const char *config_path, const char *name,
 	}
 	if (!cpmsync_account_name_valid(name)) {
 		if (ret_error)
-			*ret_error = xasprintf(
-				"invalid account name '%s' (allowed: 1 to %d "
-				"letters, digits, '_' and '-')",
-				name, CONFIG_MAX_NAME);
+			*ret_error = xasprintf("invalid account name '%s' (allowed: 1 to %d "
+					       "letters, digits, '_' and '-')",
+					       name, CONFIG_MAX_NAME);
 		return -EINVAL;
 	}
 	r = check_settings(s, ret_error);
@@ -651,8 +629,7 @@ int config_write_add_account(const char *config_path, const char *name,
 	r = real_config_path(config_path, &real);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error =
-				xasprintf("%s: %s", config_path, strerror(-r));
+			*ret_error = xasprintf("%s: %s", config_path, strerror(-r));
 		return r;
 	}
 	r = read_config(real, &cur, &st, ret_error);
@@ -663,21 +640,18 @@ int config_write_add_account(const char *config_path, const char *name,
 	}
 
 	if (exists) {
-		r = config_parse_buffer(config_path, cur.data, cur.len, &c,
-					&err);
+		r = config_parse_buffer(config_path, cur.data, cur.len, &c, &err);
 		if (r < 0) {
 			if (ret_error)
-				*ret_error = xasprintf(
-					"not changing %s: it is invalid: %s",
-					config_path, err);
+				*ret_error = xasprintf("not changing %s: it is invalid: %s",
+						       config_path, err);
 			free(cur.data);
 			return r;
 		}
 		if (config_find_account(c, name)) {
 			if (ret_error)
-				*ret_error = xasprintf(
-					"account '%s' exists already in %s",
-					name, config_path);
+				*ret_error = xasprintf("account '%s' exists already in %s", name,
+						       config_path);
 			config_free(c);
 			free(cur.data);
 			return -EEXIST;
@@ -689,15 +663,13 @@ int config_write_add_account(const char *config_path, const char *name,
 	if (!dir) {
 		r = -errno;
 		if (ret_error)
-			*ret_error = xasprintf(
-				"%s: cannot find the current directory: %s",
-				config_path, strerror(-r));
+			*ret_error = xasprintf("%s: cannot find the current directory: %s",
+					       config_path, strerror(-r));
 		free(cur.data);
 		return r;
 	}
 	if (s->password && *s->password)
-		pw_path = xasprintf("%s%s%s.password", dir,
-				    str_eq(dir, "/") ? "" : "/", name);
+		pw_path = xasprintf("%s%s%s.password", dir, str_eq(dir, "/") ? "" : "/", name);
 
 	/* The text: what is there, a blank line, the section. */
 	if (memmem(cur.data ? cur.data : "", cur.len, "\r\n", 2))
@@ -717,9 +689,8 @@ int config_write_add_account(const char *config_path, const char *name,
 	r = config_parse_buffer(config_path, out.data, out.len, &c, &err);
 	if (r < 0 || !config_find_account(c, name)) {
 		if (ret_error)
-			*ret_error =
-				xasprintf("cannot add account '%s': %s", name,
-					  r < 0 ? err : "not parsed");
+			*ret_error = xasprintf("cannot add account '%s': %s", name,
+					       r < 0 ? err : "not parsed");
 		config_free(c);
 		free(out.data);
 		return r < 0 ? r : -EINVAL;
@@ -732,9 +703,8 @@ int config_write_add_account(const char *config_path, const char *name,
 		r = mkdir_parents(real_dir, 0700);
 		if (r < 0) {
 			if (ret_error)
-				*ret_error = xasprintf(
-					"%s: cannot create directory %s: %s",
-					config_path, real_dir, strerror(-r));
+				*ret_error = xasprintf("%s: cannot create directory %s: %s",
+						       config_path, real_dir, strerror(-r));
 			free(out.data);
 			return r;
 		}
@@ -746,16 +716,14 @@ int config_write_add_account(const char *config_path, const char *name,
 			return r;
 		}
 	}
-	r = replace_file(real, config_path, out.data, out.len,
-			 exists ? &st : NULL, ret_error);
+	r = replace_file(real, config_path, out.data, out.len, exists ? &st : NULL, ret_error);
 	free(out.data);
 	if (r < 0 && pw_path)
 		unlink(pw_path);
 	return r;
 }
 
-int config_write_remove_account(const char *config_path, const char *name,
-				char **ret_error)
+int config_write_remove_account(const char *config_path, const char *name, char **ret_error)
 {
 	_cleanup_free_ char *real = NULL, *dir = NULL, *pw_path = NULL;
 	_cleanup_free_ char *err = NULL;
@@ -773,31 +741,27 @@ int config_write_remove_account(const char *config_path, const char *name,
 	}
 	if (!cpmsync_account_name_valid(name)) {
 		if (ret_error)
-			*ret_error =
-				xasprintf("invalid account name '%s'", name);
+			*ret_error = xasprintf("invalid account name '%s'", name);
 		return -EINVAL;
 	}
 	r = real_config_path(config_path, &real);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error =
-				xasprintf("%s: %s", config_path, strerror(-r));
+			*ret_error = xasprintf("%s: %s", config_path, strerror(-r));
 		return r;
 	}
 	r = read_config(real, &cur, &st, ret_error);
 	if (r == -ENOENT) {
 		if (ret_error)
 			*ret_error =
-				xasprintf("no account '%s': %s does not exist",
-					  name, config_path);
+				xasprintf("no account '%s': %s does not exist", name, config_path);
 		return -CPMSYNC_E_NOT_FOUND;
 	}
 	if (r < 0)
 		return r;
 	if (!find_section(&cur, name, &start, &end)) {
 		if (ret_error)
-			*ret_error = xasprintf("no account '%s' in %s", name,
-					       config_path);
+			*ret_error = xasprintf("no account '%s' in %s", name, config_path);
 		free(cur.data);
 		return -CPMSYNC_E_NOT_FOUND;
 	}
@@ -806,14 +770,11 @@ int config_write_remove_account(const char *config_path, const char *name,
 	 * made.  Only a file that parses tells. */
 	dir = abs_dir_of(config_path);
 	if (dir)
-		pw_path = xasprintf("%s%s%s.password", dir,
-				    str_eq(dir, "/") ? "" : "/", name);
-	if (pw_path && config_parse_buffer(config_path, cur.data, cur.len, &c,
-					   NULL) == 0) {
+		pw_path = xasprintf("%s%s%s.password", dir, str_eq(dir, "/") ? "" : "/", name);
+	if (pw_path && config_parse_buffer(config_path, cur.data, cur.len, &c, NULL) == 0) {
 		const struct config_account *a = config_find_account(c, name);
 
-		own_password = a && a->password_file &&
-			       str_eq(a->password_file, pw_path);
+		own_password = a && a->password_file && str_eq(a->password_file, pw_path);
 		c = config_free(c);
 	}
 

@@ -53,8 +53,7 @@
  * exists.  Other -errno: I/O.
  */
 int config_write_add_account(const char *config_path, const char *name,
-			     const struct cpmsync_account_settings *s,
-			     char **ret_error);
+			     const struct cpmsync_account_settings *s, char **ret_error);
 
 /*
  * Removes the [account NAME] section: from its header line to the line
@@ -66,5 +65,4 @@ int config_write_add_account(const char *config_path, const char *name,
  * or the section does not exist; -EINVAL for an invalid name or a result
  * the parser refuses.
  */
-int config_write_remove_account(const char *config_path, const char *name,
-				char **ret_error);
+int config_write_remove_account(const char *config_path, const char *name, char **ret_error);

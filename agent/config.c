@@ -51,18 +51,18 @@ static const struct {
 	const char *name;
 	bool general; /* in [general]; otherwise in [account NAME] */
 } key_table[KEY_MAX] = {
-    [KEY_DATABASE] = {"database", true},
-    [KEY_OUTBOX] = {"outbox", true},
-    [KEY_HOST] = {"host", false},
-    [KEY_PORT] = {"port", false},
-    [KEY_SECURITY] = {"security", false},
-    [KEY_USER] = {"user", false},
-    [KEY_PASSWORD_FILE] = {"password_file", false},
-    [KEY_PASSWORD_COMMAND] = {"password_command", false},
-    [KEY_CA_FILE] = {"ca_file", false},
-    [KEY_FOLDERS] = {"folders", false},
-    [KEY_SYNC_BODIES] = {"sync_bodies", false},
-    [KEY_TIMEOUT] = {"timeout", false},
+	[KEY_DATABASE] = { "database", true },
+	[KEY_OUTBOX] = { "outbox", true },
+	[KEY_HOST] = { "host", false },
+	[KEY_PORT] = { "port", false },
+	[KEY_SECURITY] = { "security", false },
+	[KEY_USER] = { "user", false },
+	[KEY_PASSWORD_FILE] = { "password_file", false },
+	[KEY_PASSWORD_COMMAND] = { "password_command", false },
+	[KEY_CA_FILE] = { "ca_file", false },
+	[KEY_FOLDERS] = { "folders", false },
+	[KEY_SYNC_BODIES] = { "sync_bodies", false },
+	[KEY_TIMEOUT] = { "timeout", false },
 };
 
 struct parser {
@@ -78,8 +78,7 @@ struct parser {
 	unsigned key_line[KEY_MAX]; /* where each key was set in this section */
 };
 
-static int AGENT_ATTR_FORMAT(3, 4)
-    fail_at(struct parser *p, unsigned line, const char *fmt, ...)
+static int AGENT_ATTR_FORMAT(3, 4) fail_at(struct parser *p, unsigned line, const char *fmt, ...)
 {
 	_cleanup_free_ char *msg = NULL;
 	va_list ap;
@@ -98,8 +97,7 @@ static int AGENT_ATTR_FORMAT(3, 4)
 
 #define fail(p, ...) fail_at((p), (p)->line, __VA_ARGS__)
 
-static void AGENT_ATTR_FORMAT(2, 3)
-    add_warning(struct parser *p, const char *fmt, ...)
+static void AGENT_ATTR_FORMAT(2, 3) add_warning(struct parser *p, const char *fmt, ...)
 {
 	struct config *c = p->c;
 	_cleanup_free_ char *msg = NULL;
@@ -107,19 +105,16 @@ static void AGENT_ATTR_FORMAT(2, 3)
 
 	if (c->n_warnings > CONFIG_MAX_WARNINGS)
 		return;
-	c->warnings =
-	    xreallocarray(c->warnings, c->n_warnings + 1, sizeof(*c->warnings));
+	c->warnings = xreallocarray(c->warnings, c->n_warnings + 1, sizeof(*c->warnings));
 	if (c->n_warnings == CONFIG_MAX_WARNINGS) {
 		c->warnings[c->n_warnings++] =
-		    xasprintf("%s:%u: too many warnings, not listing more",
-			      p->name, p->line);
+			xasprintf("%s:%u: too many warnings, not listing more", p->name, p->line);
 		return;
 	}
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	c->warnings[c->n_warnings++] =
-	    xasprintf("%s:%u: %s", p->name, p->line, msg);
+	c->warnings[c->n_warnings++] = xasprintf("%s:%u: %s", p->name, p->line, msg);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -144,8 +139,7 @@ static char *trim(char *s)
 
 static bool is_alnum(char ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch >= '0' && ch <= '9');
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }
 
 static bool valid_key(const char *s)
@@ -161,8 +155,7 @@ static bool host_is_loopback(const char *host)
 	struct in_addr a4;
 	struct in6_addr a6;
 
-	if (strcasecmp(host, "localhost") == 0 ||
-	    strcasecmp(host, "localhost.") == 0)
+	if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0)
 		return true;
 	if (inet_pton(AF_INET, host, &a4) == 1)
 		return (ntohl(a4.s_addr) >> 24) == 127;
@@ -176,8 +169,7 @@ static bool host_is_loopback(const char *host)
  * Decimal digits only, no sign.  Returns 0, -EINVAL (not a number) or
  * -ERANGE (outside min..max).
  */
-static int parse_number(const char *s, uint64_t min, uint64_t max,
-			uint64_t *ret)
+static int parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
 	uint64_t v = 0;
 	bool big = false;
@@ -209,15 +201,13 @@ static int check_text(struct parser *p, const char *line, size_t n)
 		if (s[i] == 0)
 			return fail(p, "NUL byte in line");
 		if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7F)
-			return fail(p, "control character 0x%02X in line",
-				    s[i]);
+			return fail(p, "control character 0x%02X in line", s[i]);
 		len = cpmsync_utf8_decode(line + i, n - i, NULL);
 		if (!len)
 			return fail(p, "invalid UTF-8 in line");
 		/* C1 controls (U+0080..U+009F) can drive terminals too. */
 		if (len == 2 && s[i] == 0xC2 && s[i + 1] < 0xA0)
-			return fail(p, "control character U+%04X in line",
-				    s[i + 1]);
+			return fail(p, "control character U+%04X in line", s[i + 1]);
 		i += len;
 	}
 	return 0;
@@ -276,8 +266,7 @@ char *config_default_path(void)
 /* ------------------------------------------------------------------------ */
 /* Values */
 
-static int parse_path(struct parser *p, const char *key, const char *value,
-		      char **ret)
+static int parse_path(struct parser *p, const char *key, const char *value, char **ret)
 {
 	const char *home;
 
@@ -323,8 +312,7 @@ static void parse_folders(char *value, char ***ret)
 	*ret = v;
 }
 
-static int parse_account_key(struct parser *p, struct config_account *a,
-			     enum key k, char *value)
+static int parse_account_key(struct parser *p, struct config_account *a, enum key k, char *value)
 {
 	uint64_t n;
 	int r;
@@ -343,8 +331,7 @@ static int parse_account_key(struct parser *p, struct config_account *a,
 		if (r == -EINVAL)
 			return fail(p, "port '%s' is not a number", value);
 		if (r < 0)
-			return fail(p, "port %s is out of range (1-65535)",
-				    value);
+			return fail(p, "port %s is out of range (1-65535)", value);
 		a->port = (uint16_t)n;
 		return 0;
 	case KEY_SECURITY:
@@ -358,8 +345,7 @@ static int parse_account_key(struct parser *p, struct config_account *a,
 		a->user = xstrdup(value);
 		return 0;
 	case KEY_PASSWORD_FILE:
-		return parse_path(p, key_table[k].name, value,
-				  &a->password_file);
+		return parse_path(p, key_table[k].name, value, &a->password_file);
 	case KEY_PASSWORD_COMMAND:
 		a->password_command = xstrdup(value);
 		return 0;
@@ -409,13 +395,10 @@ static int parse_key(struct parser *p, const char *key, char *value)
 		if (p->section == SECTION_NONE)
 			return fail(p, "key '%s' outside any section", key);
 		if (p->section == SECTION_GENERAL)
-			add_warning(
-			    p, "unknown key '%s' in [general], ignoring it",
-			    key);
+			add_warning(p, "unknown key '%s' in [general], ignoring it", key);
 		else
-			add_warning(
-			    p, "unknown key '%s' in [account %s], ignoring it",
-			    key, p->c->accounts[p->c->n_accounts - 1].name);
+			add_warning(p, "unknown key '%s' in [account %s], ignoring it", key,
+				    p->c->accounts[p->c->n_accounts - 1].name);
 		return 0;
 	}
 	if (key_table[k].general && p->section != SECTION_GENERAL)
@@ -423,8 +406,7 @@ static int parse_key(struct parser *p, const char *key, char *value)
 	if (!key_table[k].general && p->section != SECTION_ACCOUNT)
 		return fail(p, "key '%s' outside an [account] section", key);
 	if (p->key_line[k])
-		return fail(p, "duplicate key '%s' (first set at line %u)", key,
-			    p->key_line[k]);
+		return fail(p, "duplicate key '%s' (first set at line %u)", key, p->key_line[k]);
 	p->key_line[k] = p->line;
 	if (!*value)
 		return fail(p, "empty value for '%s'", key);
@@ -463,11 +445,9 @@ static int end_section(struct parser *p)
 	case CPMSYNC_SETTINGS_OK:
 		break;
 	case CPMSYNC_SETTINGS_NO_HOST:
-		return fail_at(p, p->section_line,
-			       "account '%s': host is not set", a->name);
+		return fail_at(p, p->section_line, "account '%s': host is not set", a->name);
 	case CPMSYNC_SETTINGS_NO_USER:
-		return fail_at(p, p->section_line,
-			       "account '%s': user is not set", a->name);
+		return fail_at(p, p->section_line, "account '%s': user is not set", a->name);
 	case CPMSYNC_SETTINGS_TWO_PASSWORDS:
 		return fail_at(p, lf > lc ? lf : lc,
 			       "account '%s': both password_file (line %u) and "
@@ -479,16 +459,14 @@ static int end_section(struct parser *p)
 			       "password_command is set",
 			       a->name);
 	default: /* not reachable from a file: each key was checked when read */
-		return fail_at(p, p->section_line, "account '%s': a setting %s", a->name,
-			       why);
+		return fail_at(p, p->section_line, "account '%s': a setting %s", a->name, why);
 	}
 	if (a->security == CPMSYNC_SECURITY_NONE && !host_is_loopback(a->host))
-		return fail_at(
-		    p, p->key_line[KEY_SECURITY],
-		    "account '%s': security 'none' sends the password in clear "
-		    "text and is only allowed for loopback hosts (127.0.0.0/8, "
-		    "::1, localhost), not '%s'",
-		    a->name, a->host);
+		return fail_at(p, p->key_line[KEY_SECURITY],
+			       "account '%s': security 'none' sends the password in clear "
+			       "text and is only allowed for loopback hosts (127.0.0.0/8, "
+			       "::1, localhost), not '%s'",
+			       a->name, a->host);
 	if (!a->port)
 		a->port = a->security == CPMSYNC_SECURITY_TLS ? 993 : 143;
 	if (!a->folders) {
@@ -517,28 +495,24 @@ static int add_account(struct parser *p, const char *name)
 			    "digits, '_' and '-')",
 			    name);
 	if (strlen(name) > CONFIG_MAX_NAME)
-		return fail(p, "account name '%.16s...' is too long (limit %d)",
-			    name, CONFIG_MAX_NAME);
+		return fail(p, "account name '%.16s...' is too long (limit %d)", name,
+			    CONFIG_MAX_NAME);
 	for (size_t i = 0; i < c->n_accounts; i++)
 		if (str_eq(c->accounts[i].name, name))
-			return fail(p,
-				    "duplicate account '%s' (first at line %u)",
-				    name, c->accounts[i].line);
+			return fail(p, "duplicate account '%s' (first at line %u)", name,
+				    c->accounts[i].line);
 	if (c->n_accounts >= CONFIG_MAX_ACCOUNTS)
-		return fail(p, "too many accounts (limit %d)",
-			    CONFIG_MAX_ACCOUNTS);
+		return fail(p, "too many accounts (limit %d)", CONFIG_MAX_ACCOUNTS);
 	if (c->n_accounts == p->alloc_accounts) {
-		p->alloc_accounts =
-		    p->alloc_accounts ? p->alloc_accounts * 2 : 4;
-		c->accounts = xreallocarray(c->accounts, p->alloc_accounts,
-					    sizeof(*c->accounts));
+		p->alloc_accounts = p->alloc_accounts ? p->alloc_accounts * 2 : 4;
+		c->accounts = xreallocarray(c->accounts, p->alloc_accounts, sizeof(*c->accounts));
 	}
 	a = &c->accounts[c->n_accounts++];
 	*a = (struct config_account){
-	    .name = xstrdup(name),
-	    .security = CPMSYNC_SECURITY_TLS,
-	    .sync_bodies = CPMSYNC_SYNC_BODIES_ALL,
-	    .line = p->line,
+		.name = xstrdup(name),
+		.security = CPMSYNC_SECURITY_TLS,
+		.sync_bodies = CPMSYNC_SYNC_BODIES_ALL,
+		.line = p->line,
 	};
 	begin_section(p, SECTION_ACCOUNT);
 	return 0;
@@ -575,31 +549,24 @@ static int parse_section(struct parser *p, char *s)
 				    "(expected [general])",
 				    rest);
 		if (p->general_line)
-			return fail(
-			    p, "duplicate section [general] (first at line %u)",
-			    p->general_line);
+			return fail(p, "duplicate section [general] (first at line %u)",
+				    p->general_line);
 		p->general_line = p->line;
 		begin_section(p, SECTION_GENERAL);
 		return 0;
 	}
 	if (str_eq(word, "account")) {
 		if (!*rest)
-			return fail(
-			    p,
-			    "missing account name (expected [account NAME])");
+			return fail(p, "missing account name (expected [account NAME])");
 		return add_account(p, rest);
 	}
 	if (!*word)
 		return fail(p, "bad section header '[]' (expected [general] or "
 			       "[account NAME])");
 	if (*rest)
-		add_warning(
-		    p, "unknown section '[%s %s]', ignoring it and its keys",
-		    word, rest);
+		add_warning(p, "unknown section '[%s %s]', ignoring it and its keys", word, rest);
 	else
-		add_warning(p,
-			    "unknown section '[%s]', ignoring it and its keys",
-			    word);
+		add_warning(p, "unknown section '[%s]', ignoring it and its keys", word);
 	begin_section(p, SECTION_UNKNOWN);
 	return 0;
 }
@@ -643,8 +610,7 @@ static int parse_data(struct parser *p, const char *data, size_t len)
 	int r;
 
 	if (len > CONFIG_MAX_SIZE)
-		return fail_at(p, 0, "file too large (%zu bytes, limit %d)",
-			       len, CONFIG_MAX_SIZE);
+		return fail_at(p, 0, "file too large (%zu bytes, limit %d)", len, CONFIG_MAX_SIZE);
 	if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
 		pos = 3;
 	while (pos < len) {
@@ -657,8 +623,7 @@ static int parse_data(struct parser *p, const char *data, size_t len)
 		if (n > 0 && start[n - 1] == '\r')
 			n--;
 		if (n > CONFIG_MAX_LINE)
-			return fail(p, "line too long (more than %d bytes)",
-				    CONFIG_MAX_LINE);
+			return fail(p, "line too long (more than %d bytes)", CONFIG_MAX_LINE);
 		r = check_text(p, start, n);
 		if (r < 0)
 			return r;
@@ -673,18 +638,15 @@ static int parse_data(struct parser *p, const char *data, size_t len)
 		return r;
 
 	if (!p->c->database || !p->c->outbox) {
-		_cleanup_free_ char *data_home =
-		    xdg_dir("XDG_DATA_HOME", ".local/share");
+		_cleanup_free_ char *data_home = xdg_dir("XDG_DATA_HOME", ".local/share");
 
 		if (!data_home)
-			return fail_at(
-			    p, 0,
-			    "%s is not set and neither $XDG_DATA_HOME nor "
-			    "$HOME is set to an absolute path",
-			    p->c->database ? "outbox" : "database");
+			return fail_at(p, 0,
+				       "%s is not set and neither $XDG_DATA_HOME nor "
+				       "$HOME is set to an absolute path",
+				       p->c->database ? "outbox" : "database");
 		if (!p->c->database)
-			p->c->database =
-			    path_join(data_home, "cpmsync/store.db");
+			p->c->database = path_join(data_home, "cpmsync/store.db");
 		if (!p->c->outbox)
 			p->c->outbox = path_join(data_home, "cpmsync/outbox");
 	}
@@ -698,8 +660,7 @@ static char *base_dir_of(const char *name)
 	_cleanup_free_ char *cwd = NULL;
 
 	if (name[0] == '/')
-		return slash == name ? xstrdup("/")
-				     : xstrndup(name, (size_t)(slash - name));
+		return slash == name ? xstrdup("/") : xstrndup(name, (size_t)(slash - name));
 	cwd = getcwd(NULL, 0);
 	if (!cwd)
 		return NULL;
@@ -708,18 +669,17 @@ static char *base_dir_of(const char *name)
 	return xasprintf("%s/%.*s", cwd, (int)(slash - name), name);
 }
 
-int config_parse_buffer(const char *name, const char *data, size_t len,
-			struct config **ret, char **ret_error)
+int config_parse_buffer(const char *name, const char *data, size_t len, struct config **ret,
+			char **ret_error)
 {
-	struct parser p = {.name = name};
+	struct parser p = { .name = name };
 	int r;
 
 	p.c = xcalloc(1, sizeof(*p.c));
 	p.c->path = xstrdup(name);
 	p.base_dir = base_dir_of(name);
 	if (!p.base_dir)
-		r = fail_at(&p, 0, "cannot find the current directory: %s",
-			    strerror(errno));
+		r = fail_at(&p, 0, "cannot find the current directory: %s", strerror(errno));
 	else
 		r = parse_data(&p, data, len);
 	free(p.base_dir);
@@ -760,9 +720,8 @@ int config_load(const char *path, struct config **ret, char **ret_error)
 	r = cpmsync_read_all(fd, CONFIG_MAX_SIZE, &data, &len);
 	if (r == -EFBIG) {
 		if (ret_error)
-			*ret_error =
-			    xasprintf("%s: file too large (more than %d bytes)",
-				      path, CONFIG_MAX_SIZE);
+			*ret_error = xasprintf("%s: file too large (more than %d bytes)", path,
+					       CONFIG_MAX_SIZE);
 		return -EFBIG;
 	}
 	if (r < 0)
@@ -807,8 +766,7 @@ struct config *config_free(struct config *c)
 	return NULL;
 }
 
-const struct config_account *config_find_account(const struct config *c,
-						 const char *name)
+const struct config_account *config_find_account(const struct config *c, const char *name)
 {
 	if (!c || !name)
 		return NULL;
@@ -828,16 +786,13 @@ static bool strv_equal(char *const *a, char *const *b)
 	return !*a && !*b;
 }
 
-bool config_account_equal(const struct config_account *a,
-			  const struct config_account *b)
+bool config_account_equal(const struct config_account *a, const struct config_account *b)
 {
 	return str_eq_null(a->name, b->name) && str_eq_null(a->host, b->host) &&
-	       a->port == b->port && a->security == b->security &&
-	       str_eq_null(a->user, b->user) &&
+	       a->port == b->port && a->security == b->security && str_eq_null(a->user, b->user) &&
 	       str_eq_null(a->password_file, b->password_file) &&
 	       str_eq_null(a->password_command, b->password_command) &&
-	       str_eq_null(a->ca_file, b->ca_file) &&
-	       strv_equal(a->folders, b->folders) &&
+	       str_eq_null(a->ca_file, b->ca_file) && strv_equal(a->folders, b->folders) &&
 	       a->sync_bodies == b->sync_bodies && a->timeout == b->timeout;
 }
 
@@ -878,8 +833,7 @@ static void secret_line_feed(struct secret_line *l, const char *data, size_t n)
  * Checks the line; on success hands over a copy to *ret.  what is
  * "password file '...'" or "password_command".  Wipes l either way.
  */
-static int secret_line_finish(struct secret_line *l, const char *what,
-			      char **ret, char **ret_error)
+static int secret_line_finish(struct secret_line *l, const char *what, char **ret, char **ret_error)
 {
 	int r = 0;
 
@@ -888,24 +842,20 @@ static int secret_line_finish(struct secret_line *l, const char *what,
 	if (l->too_long || l->len > CONFIG_MAX_PASSWORD) {
 		r = -E2BIG;
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "%s: the first line is longer than %d bytes", what,
-			    CONFIG_MAX_PASSWORD);
+			*ret_error = xasprintf("%s: the first line is longer than %d bytes", what,
+					       CONFIG_MAX_PASSWORD);
 	} else if (l->total == 0) {
 		r = -ENODATA;
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "%s: empty (the password is its first line)", what);
+			*ret_error = xasprintf("%s: empty (the password is its first line)", what);
 	} else if (l->len == 0) {
 		r = -ENODATA;
 		if (ret_error)
-			*ret_error =
-			    xasprintf("%s: the first line is empty", what);
+			*ret_error = xasprintf("%s: the first line is empty", what);
 	} else if (memchr(l->buf, '\0', l->len)) {
 		r = -EINVAL;
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "%s: the first line contains a NUL byte", what);
+			*ret_error = xasprintf("%s: the first line contains a NUL byte", what);
 	} else {
 		*ret = xstrndup(l->buf, l->len);
 	}
@@ -913,18 +863,16 @@ static int secret_line_finish(struct secret_line *l, const char *what,
 	return r;
 }
 
-static int password_from_file(const char *path, char **ret_password,
-			      char **ret_error)
+static int password_from_file(const char *path, char **ret_password, char **ret_error)
 {
 	_cleanup_close_ int fd = -1;
-	struct secret_line line = {0};
+	struct secret_line line = { 0 };
 	_cleanup_free_ char *what = NULL;
 	char chunk[1024];
 	struct stat st;
 	int r;
 
-	fd = open(path,
-		  O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		if (ret_error && r == -ELOOP)
@@ -933,31 +881,27 @@ static int password_from_file(const char *path, char **ret_password,
 					       path);
 		else if (ret_error)
 			*ret_error =
-			    xasprintf("cannot open password file '%s': %s",
-				      path, strerror(-r));
+				xasprintf("cannot open password file '%s': %s", path, strerror(-r));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		if (ret_error)
 			*ret_error =
-			    xasprintf("cannot stat password file '%s': %s",
-				      path, strerror(-r));
+				xasprintf("cannot stat password file '%s': %s", path, strerror(-r));
 		return r;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "password file '%s' is not a regular file", path);
+			*ret_error = xasprintf("password file '%s' is not a regular file", path);
 		return -EINVAL;
 	}
 	if (st.st_mode & 077) {
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "password file '%s' is %s by group or others (mode "
-			    "%04o); chmod 600 it",
-			    path, st.st_mode & 044 ? "readable" : "accessible",
-			    (unsigned)(st.st_mode & 07777));
+			*ret_error = xasprintf("password file '%s' is %s by group or others (mode "
+					       "%04o); chmod 600 it",
+					       path, st.st_mode & 044 ? "readable" : "accessible",
+					       (unsigned)(st.st_mode & 07777));
 		return -EACCES;
 	}
 
@@ -971,9 +915,8 @@ static int password_from_file(const char *path, char **ret_password,
 			explicit_bzero(chunk, sizeof(chunk));
 			explicit_bzero(&line, sizeof(line));
 			if (ret_error)
-				*ret_error = xasprintf(
-				    "cannot read password file '%s': %s", path,
-				    strerror(-r));
+				*ret_error = xasprintf("cannot read password file '%s': %s", path,
+						       strerror(-r));
 			return r;
 		}
 		if (n == 0)
@@ -1016,10 +959,9 @@ static int pidfd_open_fd(pid_t pid)
 #endif
 }
 
-static void __attribute__((noreturn))
-exec_child(const char *command, int in_fd, int out_fd)
+static void __attribute__((noreturn)) exec_child(const char *command, int in_fd, int out_fd)
 {
-	struct sigaction sa = {.sa_handler = SIG_DFL};
+	struct sigaction sa = { .sa_handler = SIG_DFL };
 	sigset_t none;
 
 	/* Only async-signal-safe calls here: the daemon may have threads. */
@@ -1032,11 +974,10 @@ exec_child(const char *command, int in_fd, int out_fd)
 	_exit(127);
 }
 
-static int password_from_command(const char *command, char **ret_password,
-				 char **ret_error)
+static int password_from_command(const char *command, char **ret_password, char **ret_error)
 {
 	_cleanup_close_ int null_fd = -1, rd = -1, wr = -1, pidfd = -1;
-	struct secret_line line = {0};
+	struct secret_line line = { 0 };
 	int64_t deadline;
 	bool timed_out = false, exited = false, failed = false, flood = false;
 	char chunk[1024];
@@ -1047,8 +988,7 @@ static int password_from_command(const char *command, char **ret_password,
 	if (null_fd < 0 || pipe2(fds, O_CLOEXEC) < 0) {
 		r = -errno;
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "cannot run password_command: %s", strerror(-r));
+			*ret_error = xasprintf("cannot run password_command: %s", strerror(-r));
 		return r;
 	}
 	rd = fds[0];
@@ -1056,8 +996,7 @@ static int password_from_command(const char *command, char **ret_password,
 	if (wr < 0 || fcntl(rd, F_SETFL, O_NONBLOCK) < 0) {
 		r = -errno;
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "cannot run password_command: %s", strerror(-r));
+			*ret_error = xasprintf("cannot run password_command: %s", strerror(-r));
 		return r;
 	}
 
@@ -1065,8 +1004,7 @@ static int password_from_command(const char *command, char **ret_password,
 	if (pid < 0) {
 		r = -errno;
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "cannot run password_command: %s", strerror(-r));
+			*ret_error = xasprintf("cannot run password_command: %s", strerror(-r));
 		return r;
 	}
 	if (pid == 0)
@@ -1083,8 +1021,8 @@ static int password_from_command(const char *command, char **ret_password,
 	deadline = now_ms() + CONFIG_PASSWORD_TIMEOUT_MS;
 	for (;;) {
 		struct pollfd pfd[2] = {
-		    {.fd = rd, .events = POLLIN},
-		    {.fd = pidfd, .events = POLLIN},
+			{ .fd = rd, .events = POLLIN },
+			{ .fd = pidfd, .events = POLLIN },
 		};
 		int64_t left = deadline - now_ms();
 		ssize_t n;
@@ -1128,17 +1066,15 @@ static int password_from_command(const char *command, char **ret_password,
 			r = -errno;
 			explicit_bzero(&line, sizeof(line));
 			if (ret_error)
-				*ret_error = xasprintf(
-				    "cannot wait for password_command: %s",
-				    strerror(-r));
+				*ret_error = xasprintf("cannot wait for password_command: %s",
+						       strerror(-r));
 			return r;
 		}
 	}
 	if (failed) {
 		explicit_bzero(&line, sizeof(line));
 		if (ret_error)
-			*ret_error = xstrdup(
-			    "cannot read the output of password_command");
+			*ret_error = xstrdup("cannot read the output of password_command");
 		return -EIO;
 	}
 	if (flood) {
@@ -1152,56 +1088,46 @@ static int password_from_command(const char *command, char **ret_password,
 	if (timed_out) {
 		explicit_bzero(&line, sizeof(line));
 		if (ret_error)
-			*ret_error =
-			    xasprintf("password_command did not finish within "
-				      "%d s and was killed",
-				      CONFIG_PASSWORD_TIMEOUT_MS / 1000);
+			*ret_error = xasprintf("password_command did not finish within "
+					       "%d s and was killed",
+					       CONFIG_PASSWORD_TIMEOUT_MS / 1000);
 		return -ETIMEDOUT;
 	}
 	if (WIFSIGNALED(status)) {
 		explicit_bzero(&line, sizeof(line));
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "password_command was killed by signal %d",
-			    WTERMSIG(status));
+			*ret_error = xasprintf("password_command was killed by signal %d",
+					       WTERMSIG(status));
 		return -EIO;
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		explicit_bzero(&line, sizeof(line));
 		if (ret_error)
-			*ret_error = xasprintf(
-			    "password_command exited with status %d",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			*ret_error = xasprintf("password_command exited with status %d",
+					       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		return -EIO;
 	}
 	if (line.total == 0) {
 		if (ret_error)
-			*ret_error =
-			    xstrdup("password_command printed nothing");
+			*ret_error = xstrdup("password_command printed nothing");
 		return -ENODATA;
 	}
-	return secret_line_finish(&line, "password_command", ret_password,
-				  ret_error);
+	return secret_line_finish(&line, "password_command", ret_password, ret_error);
 }
 
-int config_account_password(const struct config_account *a, char **ret_password,
-			    char **ret_error)
+int config_account_password(const struct config_account *a, char **ret_password, char **ret_error)
 {
 	if (a->password_file)
-		return password_from_file(a->password_file, ret_password,
-					  ret_error);
+		return password_from_file(a->password_file, ret_password, ret_error);
 	if (a->password_command)
-		return password_from_command(a->password_command, ret_password,
-					     ret_error);
+		return password_from_command(a->password_command, ret_password, ret_error);
 	if (ret_error)
-		*ret_error = xasprintf(
-		    "account '%s': no password_file or password_command",
-		    a->name);
+		*ret_error =
+			xasprintf("account '%s': no password_file or password_command", a->name);
 	return -EINVAL;
 }
 
-static int password_cb(const struct cpmsync_account *account,
-		       char **ret_password, void *userdata)
+static int password_cb(const struct cpmsync_account *account, char **ret_password, void *userdata)
 {
 	struct config_account *a = userdata;
 	char *error = NULL;
@@ -1214,22 +1140,21 @@ static int password_cb(const struct cpmsync_account *account,
 	return r;
 }
 
-void config_account_to_settings(const struct config_account *a,
-				struct cpmsync_account *ret)
+void config_account_to_settings(const struct config_account *a, struct cpmsync_account *ret)
 {
 	*ret = (struct cpmsync_account){
-	    .name = a->name,
-	    .host = a->host,
-	    .port = a->port,
-	    .security = a->security,
-	    .user = a->user,
-	    .ca_file = a->ca_file,
-	    .folders = (const char *const *)a->folders,
-	    .sync_bodies = a->sync_bodies,
-	    .connect_timeout_ms = a->timeout * 1000u,
-	    .command_timeout_ms = a->timeout * 1000u,
-	    .password_cb = password_cb,
-	    /* password_cb records password_error: see config.h. */
-	    .password_userdata = (void *)a,
+		.name = a->name,
+		.host = a->host,
+		.port = a->port,
+		.security = a->security,
+		.user = a->user,
+		.ca_file = a->ca_file,
+		.folders = (const char *const *)a->folders,
+		.sync_bodies = a->sync_bodies,
+		.connect_timeout_ms = a->timeout * 1000u,
+		.command_timeout_ms = a->timeout * 1000u,
+		.password_cb = password_cb,
+		/* password_cb records password_error: see config.h. */
+		.password_userdata = (void *)a,
 	};
 }

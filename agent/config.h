@@ -45,14 +45,14 @@
 #include <cpmsync/limits.h>
 
 #define CONFIG_MAX_SIZE		   (1024 * 1024) /* bytes in the file */
-#define CONFIG_MAX_LINE		   4096 /* bytes in one line, without the EOL */
+#define CONFIG_MAX_LINE		   4096		 /* bytes in one line, without the EOL */
 #define CONFIG_MAX_ACCOUNTS	   256
 #define CONFIG_MAX_NAME		   CPMSYNC_ACCOUNT_NAME_MAX
 #define CONFIG_MAX_WARNINGS	   64 /* further warnings are summarised */
 #define CONFIG_MAX_SYNC_BODIES	   CPMSYNC_SYNC_BODIES_MAX_KIB
-#define CONFIG_MAX_TIMEOUT	   3600		     /* seconds */
+#define CONFIG_MAX_TIMEOUT	   3600 /* seconds */
 #define CONFIG_MAX_PASSWORD	   CPMSYNC_PASSWORD_MAX
-#define CONFIG_PASSWORD_TIMEOUT_MS 60000 /* password_command run time */
+#define CONFIG_PASSWORD_TIMEOUT_MS 60000	 /* password_command run time */
 #define CONFIG_MAX_COMMAND_OUTPUT  (1024 * 1024) /* bytes it may print */
 
 struct config_account {
@@ -114,15 +114,14 @@ int config_load(const char *path, struct config **ret, char **ret_error);
  * (the current directory if it has none).  Does no file I/O, but reads
  * $HOME and $XDG_DATA_HOME for "~/" and the defaults.
  */
-int config_parse_buffer(const char *name, const char *data, size_t len,
-			struct config **ret, char **ret_error);
+int config_parse_buffer(const char *name, const char *data, size_t len, struct config **ret,
+			char **ret_error);
 
 /* Frees c and everything it owns.  Accepts NULL; returns NULL. */
 struct config *config_free(struct config *c);
 
 /* The account called name, or NULL.  Borrowed from c. */
-const struct config_account *config_find_account(const struct config *c,
-						 const char *name);
+const struct config_account *config_find_account(const struct config *c, const char *name);
 
 /*
  * Fills *ret for the library (every field; timeouts are 0, the library's
@@ -131,16 +130,14 @@ const struct config_account *config_find_account(const struct config *c,
  * config_account_password(); on failure it returns a negative errno and
  * records the reason in a->password_error (the only field it changes).
  */
-void config_account_to_settings(const struct config_account *a,
-				struct cpmsync_account *ret);
+void config_account_to_settings(const struct config_account *a, struct cpmsync_account *ret);
 
 /*
  * Whether two accounts have the same settings (every key, including the
  * name; the line numbers and password_error are ignored).  For reloads:
  * an account whose settings differ has to be re-added.
  */
-bool config_account_equal(const struct config_account *a,
-			  const struct config_account *b);
+bool config_account_equal(const struct config_account *a, const struct config_account *b);
 
 /*
  * Fetches the password of a from its password_file or password_command.
@@ -166,5 +163,4 @@ bool config_account_equal(const struct config_account *a,
  * password or the command's output.  Every internal buffer that held secret
  * bytes is wiped.
  */
-int config_account_password(const struct config_account *a, char **ret_password,
-			    char **ret_error);
+int config_account_password(const struct config_account *a, char **ret_password, char **ret_error);

@@ -33,19 +33,20 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: cpm-syncd [--config FILE] [--once | --check [ACCOUNT]] [--no-dbus] [-v|--verbose]\n"
-		"\n"
-		"Keeps the accounts of cpmsync.conf in sync with their IMAP message stores.\n"
-		"\n"
-		"  -c, --config FILE   configuration file (default $XDG_CONFIG_HOME/cpmsync/cpmsync.conf)\n"
-		"      --once          sync every account once, both ways, then exit\n"
-		"      --check [ACCT]  connect, secure and log in to each account (or ACCT),\n"
-		"                      print the server's capabilities, change nothing\n"
-		"      --no-dbus       do not connect to D-Bus\n"
-		"  -v, --verbose       debug logging (passwords are never logged)\n"
-		"  -h, --help          this text\n"
-		"      --version       print the version\n");
+	fprintf(f, "Usage: cpm-syncd [--config FILE] [--once | --check [ACCOUNT]] [--no-dbus] "
+		   "[-v|--verbose]\n"
+		   "\n"
+		   "Keeps the accounts of cpmsync.conf in sync with their IMAP message stores.\n"
+		   "\n"
+		   "  -c, --config FILE   configuration file (default "
+		   "$XDG_CONFIG_HOME/cpmsync/cpmsync.conf)\n"
+		   "      --once          sync every account once, both ways, then exit\n"
+		   "      --check [ACCT]  connect, secure and log in to each account (or ACCT),\n"
+		   "                      print the server's capabilities, change nothing\n"
+		   "      --no-dbus       do not connect to D-Bus\n"
+		   "  -v, --verbose       debug logging (passwords are never logged)\n"
+		   "  -h, --help          this text\n"
+		   "      --version       print the version\n");
 }
 
 /* Returns 0, or 2 after printing a usage error; 1 for --help/--version. */
@@ -143,8 +144,7 @@ struct check_state {
 	bool ok;
 };
 
-static void check_done(int r, const char *capabilities, const char *reason,
-		       void *userdata)
+static void check_done(int r, const char *capabilities, const char *reason, void *userdata)
 {
 	struct check_state *st = userdata;
 
@@ -154,8 +154,7 @@ static void check_done(int r, const char *capabilities, const char *reason,
 		printf("%s: ok %s\n", st->account->name, capabilities);
 	} else if (r == -CPMSYNC_E_AUTH && st->account->password_error) {
 		/* The password could not even be read: say why. */
-		printf("%s: %s\n", st->account->name,
-		       st->account->password_error);
+		printf("%s: %s\n", st->account->name, st->account->password_error);
 	} else {
 		printf("%s: %s\n", st->account->name, reason);
 	}

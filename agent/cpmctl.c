@@ -50,12 +50,14 @@ static void usage(FILE *f)
 		"Usage: cpmctl [--config FILE] COMMAND [ARGS]\n"
 		"\n"
 		"  status                           one line per account:\n"
-		"        NAME TAB STATE TAB PUSH TAB PENDING TAB LAST-SYNC TAB ONLINE TAB LAST-ERROR\n"
+		"        NAME TAB STATE TAB PUSH TAB PENDING TAB LAST-SYNC TAB ONLINE TAB "
+		"LAST-ERROR\n"
 		"  sync [--timeout SECONDS] [ACCOUNT]\n"
 		"        sync now and wait until done (default timeout 600, 0: none);\n"
 		"        a progress line on a terminal, then ACCOUNT: ok per account\n"
 		"  folders ACCOUNT                  NAME TAB MESSAGES TAB UNSEEN, sorted by name\n"
-		"  list ACCOUNT FOLDER              ID TAB UID TAB FLAGS TAB DATE TAB FROM TAB SUBJECT\n"
+		"  list ACCOUNT FOLDER              ID TAB UID TAB FLAGS TAB DATE TAB FROM TAB "
+		"SUBJECT\n"
 		"  fetch ACCOUNT FOLDER ID [SECTION]  the message (or part) on stdout\n"
 		"  store ACCOUNT FOLDER FILE|- [FLAG...]  store a message, print its new id\n"
 		"  flag ACCOUNT FOLDER ID +FLAG|-FLAG...  add and remove flags\n"
@@ -68,9 +70,11 @@ static void usage(FILE *f)
 		"        is an error; one that is there but holds no message prints nothing.\n"
 		"        INBOX may be given in any case.\n"
 		"\n"
-		"  -c, --config FILE   configuration file (default $XDG_CONFIG_HOME/cpmsync/cpmsync.conf);\n"
+		"  -c, --config FILE   configuration file (default "
+		"$XDG_CONFIG_HOME/cpmsync/cpmsync.conf);\n"
 		"                      dump reads its [general] database unless --db is given\n"
-		"                      (without a configuration file: $XDG_DATA_HOME/cpmsync/store.db)\n"
+		"                      (without a configuration file: "
+		"$XDG_DATA_HOME/cpmsync/store.db)\n"
 		"  -h, --help          this text\n"
 		"      --version       print the version\n"
 		"\n"
@@ -122,8 +126,8 @@ static char *database_path(const char *config_path)
 		if (err)
 			fprintf(stderr, "cpmctl: %s\n", err);
 		else
-			fprintf(stderr, "cpmctl: %s: %s\n", config_path ? config_path : "configuration",
-				strerror(-r));
+			fprintf(stderr, "cpmctl: %s: %s\n",
+				config_path ? config_path : "configuration", strerror(-r));
 		free(err);
 		return NULL;
 	}
@@ -250,18 +254,18 @@ static int cmd_dump(int argc, char **argv, const char *config_path)
  * ---------------------------------------------------------------------
  */
 
-#define BUS_NAME "org.cpmsync"
-#define ROOT_PATH "/org/cpmsync"
-#define IFACE_ACCOUNT "org.cpmsync.Account1"
-#define IFACE_FOLDER "org.cpmsync.Folder1"
-#define IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
+#define BUS_NAME	     "org.cpmsync"
+#define ROOT_PATH	     "/org/cpmsync"
+#define IFACE_ACCOUNT	     "org.cpmsync.Account1"
+#define IFACE_FOLDER	     "org.cpmsync.Folder1"
+#define IFACE_PROPERTIES     "org.freedesktop.DBus.Properties"
 #define IFACE_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
-#define IFACE_DBUS "org.freedesktop.DBus"
+#define IFACE_DBUS	     "org.freedesktop.DBus"
 
 /* Every method call but the wait of `sync`; a body fetched from the
  * server may take a while. */
-#define CALL_TIMEOUT_MS (120 * 1000)
-#define LIST_PAGE 1000u
+#define CALL_TIMEOUT_MS	     (120 * 1000)
+#define LIST_PAGE	     1000u
 #define SYNC_TIMEOUT_DEFAULT 600u
 
 static const char not_running_msg[] =
@@ -305,8 +309,8 @@ static void report_error(DBusError *e, const char *context)
 	} else if (dbus_error_has_name(e, DBUS_ERROR_DISCONNECTED)) {
 		fprintf(stderr, "cpmctl: lost the connection to the session bus\n");
 	} else {
-		fprintf(stderr, "cpmctl: %s%s%s: %s\n", context ? context : "",
-			context ? ": " : "", error_short_name(e->name),
+		fprintf(stderr, "cpmctl: %s%s%s: %s\n", context ? context : "", context ? ": " : "",
+			error_short_name(e->name),
 			e->message && *e->message ? e->message : "(no message)");
 	}
 	dbus_error_free(e);
@@ -1513,8 +1517,8 @@ static void sync_finish_all(struct sync_run *run, const char *why)
 /*
  * Done when State is back at "idle" and SyncGeneration has moved since we
  * asked (a sync completed after the request: ours, or one already running
- * that took our changes too); failed when the news is State "error".  Only news that arrives after Sync
- * is judged (an "error" left from before says nothing about this sync).
+ * that took our changes too); failed when the news is State "error".  Only news that arrives after
+ * Sync is judged (an "error" left from before says nothing about this sync).
  */
 static void sync_check(struct sync_run *run, struct sync_account *a, bool state_news)
 {
@@ -1523,7 +1527,8 @@ static void sync_check(struct sync_run *run, struct sync_account *a, bool state_
 	if (!a->online)
 		sync_finish(run, a, "the account was set offline (Online is off)");
 	else if (state_news && str_eq(a->state, "error"))
-		sync_finish(run, a, *a->last_error ? a->last_error : "sync failed (no reason given)");
+		sync_finish(run, a,
+			    *a->last_error ? a->last_error : "sync failed (no reason given)");
 	else if (str_eq(a->state, "idle") && a->generation > a->generation0)
 		sync_finish(run, a, NULL);
 }
@@ -1667,8 +1672,9 @@ static void progress_draw(struct sync_run *run)
 			continue;
 		append(line, sizeof(line), "%s%s: %s", *line ? "   " : "", a->name, a->state);
 		if (a->total) {
-			unsigned pct = a->done >= a->total ? 100
-				       : (unsigned)((uint64_t)a->done * 100 / a->total);
+			unsigned pct = a->done >= a->total
+					       ? 100
+					       : (unsigned)((uint64_t)a->done * 100 / a->total);
 			char bar[21];
 
 			for (unsigned k = 0; k < 20; k++)
@@ -1839,13 +1845,15 @@ static int cmd_sync(int argc, char **argv)
 		_cleanup_free_ char *why = NULL;
 
 		if (!a->online) {
-			sync_finish(&run, a, "the account is offline (Online is off; "
-					     "see cpmctl online)");
+			sync_finish(&run, a,
+				    "the account is offline (Online is off; "
+				    "see cpmctl online)");
 			continue;
 		}
 		if (!a->has_generation) {
-			sync_finish(&run, a, "the daemon does not report SyncGeneration "
-					     "(older than this cpmctl)");
+			sync_finish(&run, a,
+				    "the daemon does not report SyncGeneration "
+				    "(older than this cpmctl)");
 			continue;
 		}
 		why = sync_start(conn, a);
@@ -1877,8 +1885,7 @@ static int cmd_sync(int argc, char **argv)
 						continue;
 					why = xasprintf("not done after %lu seconds (state %s%s%s)",
 							timeout, a->state,
-							*a->last_error ? ": " : "",
-							a->last_error);
+							*a->last_error ? ": " : "", a->last_error);
 					sync_finish(&run, a, why);
 				}
 				break;
@@ -1921,8 +1928,8 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*run)(int argc, char **argv);
 	} commands[] = {
-		{ "status", cmd_status }, { "sync", cmd_sync },	  { "folders", cmd_folders },
-		{ "list", cmd_list },	  { "fetch", cmd_fetch }, { "store", cmd_store },
+		{ "status", cmd_status }, { "sync", cmd_sync },	    { "folders", cmd_folders },
+		{ "list", cmd_list },	  { "fetch", cmd_fetch },   { "store", cmd_store },
 		{ "flag", cmd_flag },	  { "online", cmd_online },
 	};
 	const char *config_path = NULL, *cmd;

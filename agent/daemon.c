@@ -75,8 +75,7 @@ static int make_dirs(const char *dir)
 /* ------------------------------------------------------------------ */
 /* Accounts */
 
-static int password_cb(const struct cpmsync_account *account, char **ret_password,
-		       void *userdata)
+static int password_cb(const struct cpmsync_account *account, char **ret_password, void *userdata)
 {
 	struct daemon_account *da = userdata;
 	char *err = NULL;
@@ -181,7 +180,8 @@ static int add_account(struct daemon *d, const struct config_account *conf)
 	if (d->svc) {
 		r = cpm_service_add_account(d->svc, da->session);
 		if (r < 0)
-			log_error("%s: cannot export on D-Bus: %s", conf->name, cpmsync_strerror(r));
+			log_error("%s: cannot export on D-Bus: %s", conf->name,
+				  cpmsync_strerror(r));
 		else
 			cpm_service_set_account_details(d->svc, conf->name, conf->host, conf->user);
 	}
@@ -215,8 +215,9 @@ static void apply_config(struct daemon *d, struct config *cfg)
 	struct config *old = d->cfg;
 
 	if (old && !str_eq(old->database, cfg->database))
-		log_warning("%s: database changed to %s; restart cpm-syncd to use it (still using %s)",
-			    cfg->path, cfg->database, old->database);
+		log_warning(
+			"%s: database changed to %s; restart cpm-syncd to use it (still using %s)",
+			cfg->path, cfg->database, old->database);
 	/* Gone from the file. */
 	for (size_t i = d->n_accounts; i-- > 0;)
 		if (!config_find_account(cfg, d->accounts[i]->conf->name))
@@ -235,7 +236,8 @@ static void apply_config(struct daemon *d, struct config *cfg)
 			log_info("%s: settings changed, reconnecting", now->name);
 			cpmsync_session_set_account(da->session, &settings);
 			if (d->svc)
-				cpm_service_set_account_details(d->svc, now->name, now->host, now->user);
+				cpm_service_set_account_details(d->svc, now->name, now->host,
+								now->user);
 		}
 	}
 	d->cfg = cfg;
@@ -261,8 +263,7 @@ static int reload(struct daemon *d)
 
 	r = config_load(d->config_path, &cfg, &err);
 	if (r < 0) {
-		log_error("%s; keeping the last good configuration",
-			  err ? err : strerror(-r));
+		log_error("%s; keeping the last good configuration", err ? err : strerror(-r));
 		free(err);
 		return r;
 	}
@@ -292,7 +293,8 @@ static int hook_add_account(void *userdata, const char *name,
 	r = reload(d);
 	if (r < 0 || !find_account(d, name)) {
 		if (ret_error && !*ret_error)
-			*ret_error = strdup("the configuration was written but could not be loaded");
+			*ret_error =
+				strdup("the configuration was written but could not be loaded");
 		return r < 0 ? r : -EIO;
 	}
 	return 0;
@@ -361,7 +363,8 @@ static void outbox_start(struct daemon *d)
 		log_error("cannot create the outbox %s: %s", d->cfg->outbox, strerror(-r));
 		return;
 	}
-	if (outbox_new(d->loop, d->store, d->cfg->outbox, &outbox_callbacks, d, &d->outbox, &err) < 0) {
+	if (outbox_new(d->loop, d->store, d->cfg->outbox, &outbox_callbacks, d, &d->outbox, &err) <
+	    0) {
 		log_error("outbox: %s", err ? err : "cannot watch it");
 		free(err);
 	}
@@ -495,8 +498,8 @@ int daemon_run(const struct daemon_options *opt, struct config *cfg)
 			goto out;
 		}
 	}
-	log_info("cpm-syncd %s running: %zu account(s), store %s", cpmsync_version(),
-		 d.n_accounts, d.cfg->database);
+	log_info("cpm-syncd %s running: %zu account(s), store %s", cpmsync_version(), d.n_accounts,
+		 d.cfg->database);
 	status = cpmsync_loop_run(d.loop);
 out:
 	config_free(cfg);

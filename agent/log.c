@@ -34,8 +34,7 @@ static void write_line(int level, const char *msg)
 		fprintf(stderr, "cpm-syncd: %s\n", msg);
 }
 
-static void library_log(int level, unsigned category, const char *msg,
-			void *userdata)
+static void library_log(int level, unsigned category, const char *msg, void *userdata)
 {
 	(void)category;
 	(void)userdata;
@@ -46,9 +45,7 @@ void agent_log_init(bool verbose)
 {
 	to_journal = stderr_is_journal();
 	max_level = verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
-	cpmsync_log_set_handler(max_level,
-				verbose ? CPMSYNC_LOG_CAT_ALL : 0,
-				library_log, NULL);
+	cpmsync_log_set_handler(max_level, verbose ? CPMSYNC_LOG_CAT_ALL : 0, library_log, NULL);
 }
 
 void agent_log(int level, const char *fmt, ...)

@@ -10,18 +10,18 @@
 
 #include <stdbool.h>
 
-#define LOG_LEVEL_ERR 3
+#define LOG_LEVEL_ERR	  3
 #define LOG_LEVEL_WARNING 4
-#define LOG_LEVEL_NOTICE 5
-#define LOG_LEVEL_INFO 6
-#define LOG_LEVEL_DEBUG 7
+#define LOG_LEVEL_NOTICE  5
+#define LOG_LEVEL_INFO	  6
+#define LOG_LEVEL_DEBUG	  7
 
 /* verbose: debug level, with the library's debug categories. */
 void agent_log_init(bool verbose);
 void agent_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_error(...) agent_log(LOG_LEVEL_ERR, __VA_ARGS__)
+#define log_error(...)	 agent_log(LOG_LEVEL_ERR, __VA_ARGS__)
 #define log_warning(...) agent_log(LOG_LEVEL_WARNING, __VA_ARGS__)
-#define log_notice(...) agent_log(LOG_LEVEL_NOTICE, __VA_ARGS__)
-#define log_info(...) agent_log(LOG_LEVEL_INFO, __VA_ARGS__)
-#define log_debug(...) agent_log(LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define log_notice(...)	 agent_log(LOG_LEVEL_NOTICE, __VA_ARGS__)
+#define log_info(...)	 agent_log(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...)	 agent_log(LOG_LEVEL_DEBUG, __VA_ARGS__)

@@ -23,9 +23,9 @@
  * outbox needs a loop-pollable, non-blocking fd and its own map from
  * watch descriptors to directories for its recursive watches.
  */
-#define DIR_MASK                                                               \
-	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |            \
-	 IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
+#define DIR_MASK                                                                                   \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_ONLYDIR | IN_DONT_FOLLOW |  \
+	 IN_EXCL_UNLINK)
 
 #define PENDING		".pending"
 #define CLAIMED		".pending/claimed"
@@ -165,8 +165,7 @@ static void free_names(char **names)
  * Splits "ACCOUNT/FOLDER.../NAME".  Returns 0, or 1 when the file is
  * directly in the outbox, 2 when it is directly in an account directory.
  */
-static int split_rel(const char *rel, char **ret_account, char **ret_folder,
-		     char **ret_name)
+static int split_rel(const char *rel, char **ret_account, char **ret_folder, char **ret_name)
 {
 	const char *first = strchr(rel, '/');
 	const char *last = strrchr(rel, '/');
@@ -188,8 +187,8 @@ static int split_rel(const char *rel, char **ret_account, char **ret_folder,
  * Moves src to .failed/<name> (a free name, see outbox.h) and writes the
  * .why beside it.  display names the file in the reason and the log.
  */
-static void move_to_failed(struct outbox *o, const char *src, const char *name,
-			   const char *display, const char *reason)
+static void move_to_failed(struct outbox *o, const char *src, const char *name, const char *display,
+			   const char *reason)
 {
 	_cleanup_free_ char *failed = path_of(o, FAILED);
 	char base[FAILED_NAME_MAX + 1];
@@ -225,19 +224,15 @@ static void move_to_failed(struct outbox *o, const char *src, const char *name,
 			return; /* gone meanwhile: nothing to keep */
 		if (r < 0)
 			break;
-		log_warning("outbox: %s: %s; moved to %s", display, reason,
-			    cand);
+		log_warning("outbox: %s: %s; moved to %s", display, reason, cand);
 		text = xasprintf("%s: %s\n", display, reason);
-		fd = open(why,
-			  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			  0600);
+		fd = open(why, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 || write(fd, text, strlen(text)) < 0)
-			log_warning("outbox: cannot write %s: %s", why,
-				    strerror(errno));
+			log_warning("outbox: cannot write %s: %s", why, strerror(errno));
 		return;
 	}
-	log_warning("outbox: %s: %s; cannot move it to %s: %s", display, reason,
-		    failed, strerror(r < 0 ? -r : EEXIST));
+	log_warning("outbox: %s: %s; cannot move it to %s: %s", display, reason, failed,
+		    strerror(r < 0 ? -r : EEXIST));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -253,8 +248,7 @@ static bool deferred_has(const struct outbox *o, const char *rel)
 
 static void deferred_add(struct outbox *o, const char *rel)
 {
-	o->deferred = xreallocarray(o->deferred, o->n_deferred + 1,
-				    sizeof(*o->deferred));
+	o->deferred = xreallocarray(o->deferred, o->n_deferred + 1, sizeof(*o->deferred));
 	o->deferred[o->n_deferred++] = xstrdup(rel);
 }
 
@@ -277,14 +271,12 @@ static int find_on_server(const struct cpmsync_folder_info *f, void *userdata)
 /* Has the account ever synced (is any folder of it on the server)? */
 static bool account_synced(struct outbox *o, const char *account)
 {
-	return cpmsync_store_foreach_folder(o->store, account, find_on_server,
-					    NULL) == 1;
+	return cpmsync_store_foreach_folder(o->store, account, find_on_server, NULL) == 1;
 }
 
 static bool account_known(struct outbox *o, const char *account)
 {
-	return !o->cb.account_known ||
-	       o->cb.account_known(o->userdata, account);
+	return !o->cb.account_known || o->cb.account_known(o->userdata, account);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -302,8 +294,7 @@ static char *check_stat(const struct stat *st)
 	if ((uint64_t)st->st_size > CPMSYNC_OP_MAX_MESSAGE_SIZE)
 		return xasprintf("too large: %" PRIu64 " bytes, the limit is "
 				 "%u bytes",
-				 (uint64_t)st->st_size,
-				 (unsigned)CPMSYNC_OP_MAX_MESSAGE_SIZE);
+				 (uint64_t)st->st_size, (unsigned)CPMSYNC_OP_MAX_MESSAGE_SIZE);
 	return NULL;
 }
 
@@ -316,8 +307,7 @@ struct candidates {
 	size_t n;
 };
 
-static int collect_candidate(const struct cpmsync_message_info *m,
-			     void *userdata)
+static int collect_candidate(const struct cpmsync_message_info *m, void *userdata)
 {
 	struct candidates *c = userdata;
 
@@ -337,17 +327,15 @@ static bool same_body(struct outbox *o, int64_t id, int fd, uint64_t size)
 	struct stat st;
 
 	mfd = memfd_create("cpm-syncd-outbox", MFD_CLOEXEC);
-	if (mfd < 0 || cpmsync_store_read_body(o->store, id, mfd) < 0 ||
-	    fstat(mfd, &st) < 0 || (uint64_t)st.st_size != size)
+	if (mfd < 0 || cpmsync_store_read_body(o->store, id, mfd) < 0 || fstat(mfd, &st) < 0 ||
+	    (uint64_t)st.st_size != size)
 		return false;
 	while (off < size) {
-		size_t want = size - off < sizeof(a) ? (size_t)(size - off)
-						     : sizeof(a);
+		size_t want = size - off < sizeof(a) ? (size_t)(size - off) : sizeof(a);
 		ssize_t na = pread(fd, a, want, (off_t)off);
 		ssize_t nb = pread(mfd, b, want, (off_t)off);
 
-		if (na != (ssize_t)want || nb != (ssize_t)want ||
-		    memcmp(a, b, want) != 0)
+		if (na != (ssize_t)want || nb != (ssize_t)want || memcmp(a, b, want) != 0)
 			return false;
 		off += want;
 	}
@@ -368,23 +356,20 @@ static bool pending_id_exists(const struct outbox *o, int64_t id)
  * in its folder, not referred to by a .pending/<id>; newest first.  0 if
  * there is none.
  */
-static int64_t find_stored_copy(struct outbox *o, const char *account,
-				const char *folder, int fd, uint64_t size)
+static int64_t find_stored_copy(struct outbox *o, const char *account, const char *folder, int fd,
+				uint64_t size)
 {
 	struct candidates c = { .size = size };
 	int64_t folder_id, found = 0;
 
-	if (cpmsync_store_find_folder(o->store, account, folder, &folder_id) <
-	    0)
+	if (cpmsync_store_find_folder(o->store, account, folder, &folder_id) < 0)
 		return 0;
-	if (cpmsync_store_foreach_message(o->store, folder_id, 0, 0,
-					  collect_candidate, &c) < 0) {
+	if (cpmsync_store_foreach_message(o->store, folder_id, 0, 0, collect_candidate, &c) < 0) {
 		free(c.ids);
 		return 0;
 	}
 	for (size_t i = c.n; i-- > 0 && !found;)
-		if (!pending_id_exists(o, c.ids[i]) &&
-		    same_body(o, c.ids[i], fd, size))
+		if (!pending_id_exists(o, c.ids[i]) && same_body(o, c.ids[i], fd, size))
 			found = c.ids[i];
 	free(c.ids);
 	return found;
@@ -410,8 +395,8 @@ static void prune_dirs(const char *dir, const char *stop)
 }
 
 /* Step 3: the claim at path becomes .pending/<id>/<name>. */
-static void claim_done(struct outbox *o, const char *path, const char *name,
-		       const char *display, int64_t id)
+static void claim_done(struct outbox *o, const char *path, const char *name, const char *display,
+		       int64_t id)
 {
 	_cleanup_free_ char *dir = NULL, *to = NULL, *claimed = NULL;
 	_cleanup_free_ char *parent = NULL;
@@ -421,8 +406,7 @@ static void claim_done(struct outbox *o, const char *path, const char *name,
 	r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
 	for (unsigned i = 0; r == 0 && i < 100; i++) {
 		free(to);
-		to = i ? xasprintf("%s/%s.%u", dir, name, i)
-		       : xasprintf("%s/%s", dir, name);
+		to = i ? xasprintf("%s/%s.%u", dir, name, i) : xasprintf("%s/%s", dir, name);
 		r = rename_noreplace(path, to);
 		if (r == -EEXIST)
 			r = 0;
@@ -469,18 +453,16 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 		move_to_failed(o, path, name, rel, why);
 		return;
 	}
-	fd = open(path,
-		  O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 && errno == ENOENT)
 		return;
 	if (fd < 0 && errno != ELOOP) {
-		log_warning("outbox: cannot open %s: %s; trying again later",
-			    path, strerror(errno));
+		log_warning("outbox: cannot open %s: %s; trying again later", path,
+			    strerror(errno));
 		return;
 	}
 	if (fd < 0 ? lstat(path, &st) < 0 : fstat(fd, &st) < 0) {
-		log_warning("outbox: cannot stat %s: %s", path,
-			    strerror(errno));
+		log_warning("outbox: cannot stat %s: %s", path, strerror(errno));
 		return;
 	}
 	why = check_stat(&st);
@@ -490,18 +472,14 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 	}
 
 	if (check_copy)
-		id = find_stored_copy(o, account, folder, fd,
-				      (uint64_t)st.st_size);
+		id = find_stored_copy(o, account, folder, fd, (uint64_t)st.st_size);
 	if (id > 0) {
-		log_info("outbox: %s was stored as message %" PRId64
-			 " before a restart",
-			 rel, id);
+		log_info("outbox: %s was stored as message %" PRId64 " before a restart", rel, id);
 		claim_done(o, path, name, rel, id);
 		return;
 	}
 
-	r = cpmsync_op_store_fd(o->store, account, folder, fd,
-				(uint64_t)st.st_size, NULL, 0, &id);
+	r = cpmsync_op_store_fd(o->store, account, folder, fd, (uint64_t)st.st_size, NULL, 0, &id);
 	if (r == -CPMSYNC_E_NOT_FOUND && !account_synced(o, account)) {
 		/* Left in the claim area; the next scan retries. */
 		log_debug("outbox: %s: folder '%s' is not known yet; trying "
@@ -511,8 +489,7 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 	}
 	if (r < 0) {
 		why = r == -CPMSYNC_E_NOT_FOUND
-			      ? xasprintf("no folder '%s' in account '%s'",
-					  folder, account)
+			      ? xasprintf("no folder '%s' in account '%s'", folder, account)
 			      : xasprintf("cannot store it in folder '%s' of "
 					  "account '%s': %s (%s)",
 					  folder, account, cpmsync_strerror(r),
@@ -552,8 +529,7 @@ static void handle_drop(struct outbox *o, const char *rel)
 	if (r == 2) {
 		why = xasprintf("is not in a folder of account '%.*s'; files "
 				"go into %.*s/FOLDER/",
-				(int)(base - rel - 1), rel,
-				(int)(base - rel - 1), rel);
+				(int)(base - rel - 1), rel, (int)(base - rel - 1), rel);
 		move_to_failed(o, path, base, rel, why);
 		return;
 	}
@@ -582,8 +558,7 @@ static void handle_drop(struct outbox *o, const char *rel)
 			return;
 		}
 		deferred_forget(o, rel);
-		why = xasprintf("no folder '%s' in account '%s'", folder,
-				account);
+		why = xasprintf("no folder '%s' in account '%s'", folder, account);
 		move_to_failed(o, path, name, rel, why);
 		return;
 	}
@@ -672,12 +647,11 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 	if (r == -CPMSYNC_E_NOT_FOUND) {
 		for (size_t i = 0; i < n; i++) {
 			_cleanup_free_ char *p = join(dir, files[i]);
-			_cleanup_free_ char *why = xasprintf(
-				"message %" PRId64
-				" was removed from the local "
-				"store (deleted, moved or expunged) before it "
-				"reached the server",
-				id);
+			_cleanup_free_ char *why =
+				xasprintf("message %" PRId64 " was removed from the local "
+					  "store (deleted, moved or expunged) before it "
+					  "reached the server",
+					  id);
 
 			move_to_failed(o, p, files[i], files[i], why);
 		}
@@ -690,8 +664,7 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 			_cleanup_free_ char *p = join(dir, files[i]);
 
 			if (unlink(p) < 0 && errno != ENOENT)
-				log_warning("outbox: cannot delete %s: %s", p,
-					    strerror(errno));
+				log_warning("outbox: cannot delete %s: %s", p, strerror(errno));
 			else
 				log_info("outbox: %s (message %" PRId64
 					 ") is on the server (uid %" PRIu32
@@ -700,8 +673,7 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 		}
 		rmdir(dir);
 	} else if (cpmsync_store_message_refused(o->store, id, &reason) == 1) {
-		cpmsync_store_get_folder(o->store, state.folder_id, get_names,
-					 &names);
+		cpmsync_store_get_folder(o->store, state.folder_id, get_names, &names);
 		r = cpmsync_op_discard(o->store, id);
 		if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
 			log_warning("outbox: the server refused message "
@@ -711,15 +683,12 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 		} else {
 			for (size_t i = 0; i < n; i++) {
 				_cleanup_free_ char *p = join(dir, files[i]);
-				_cleanup_free_ char *display = xasprintf(
-					"%s/%s/%s",
-					names.account ? names.account : "?",
-					names.name ? names.name : "?",
-					files[i]);
-				_cleanup_free_ char *why =
-					xasprintf("the server refused it "
-						  "(message %" PRId64 "): %s",
-						  id, reason);
+				_cleanup_free_ char *display =
+					xasprintf("%s/%s/%s", names.account ? names.account : "?",
+						  names.name ? names.name : "?", files[i]);
+				_cleanup_free_ char *why = xasprintf("the server refused it "
+								     "(message %" PRId64 "): %s",
+								     id, reason);
 
 				move_to_failed(o, p, files[i], display, why);
 			}
@@ -821,11 +790,8 @@ static int watch_add(struct outbox *o, const char *rel)
 	if (wd < 0) {
 		r = -errno;
 		if (r != -ENOENT && r != -ENOTDIR)
-			log_warning("outbox: cannot watch %s: %s%s", path,
-				    strerror(-r),
-				    r == -ENOSPC
-					    ? " (fs.inotify.max_user_watches)"
-					    : "");
+			log_warning("outbox: cannot watch %s: %s%s", path, strerror(-r),
+				    r == -ENOSPC ? " (fs.inotify.max_user_watches)" : "");
 		return r;
 	}
 	/* A directory of that name that was replaced: forget the old one. */
@@ -842,8 +808,7 @@ static int watch_add(struct outbox *o, const char *rel)
 	}
 	if (o->n_watches == o->alloc_watches) {
 		o->alloc_watches = o->alloc_watches ? o->alloc_watches * 2 : 16;
-		o->watches = xreallocarray(o->watches, o->alloc_watches,
-					   sizeof(*o->watches));
+		o->watches = xreallocarray(o->watches, o->alloc_watches, sizeof(*o->watches));
 	}
 	o->watches[o->n_watches++] = (struct watch_entry){
 		.wd = wd,
@@ -886,8 +851,7 @@ static void scan_dir(struct outbox *o, const char *rel)
 	names = list_dir(path, &n);
 	if (!names) {
 		if (errno != ENOENT)
-			log_warning("outbox: cannot read %s: %s", path,
-				    strerror(errno));
+			log_warning("outbox: cannot read %s: %s", path, strerror(errno));
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -953,20 +917,17 @@ static void rescan_now(struct outbox *o)
 		o->rescan_wanted = false;
 		r = mkdir_p(o->dir, 0700);
 		if (r < 0)
-			log_warning("outbox: cannot create %s: %s", o->dir,
-				    strerror(-r));
+			log_warning("outbox: cannot create %s: %s", o->dir, strerror(-r));
 		scan_pending(o);
 		scan_dir(o, "");
 	} while (o->rescan_wanted);
 	o->busy--;
 }
 
-static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
-		       void *userdata)
+static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
 {
 	struct outbox *o = userdata;
-	char buf[16384]
-		__attribute__((aligned(__alignof__(struct inotify_event))));
+	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool overflow = false;
 
 	(void)src;
@@ -991,8 +952,7 @@ static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
 	}
 	o->busy--;
 	if (overflow) {
-		log_warning("outbox: inotify queue overflow; scanning %s",
-			    o->dir);
+		log_warning("outbox: inotify queue overflow; scanning %s", o->dir);
 		o->rescan_wanted = true;
 	}
 	if (o->rescan_wanted && !o->busy)
@@ -1012,9 +972,9 @@ void outbox_rescan(struct outbox *o)
 	rescan_now(o);
 }
 
-int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
-	       const char *dir, const struct outbox_callbacks *cb,
-	       void *userdata, struct outbox **ret, char **ret_error)
+int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const char *dir,
+	       const struct outbox_callbacks *cb, void *userdata, struct outbox **ret,
+	       char **ret_error)
 {
 	_cleanup_free_ char *pending = NULL;
 	struct outbox *o;
@@ -1041,35 +1001,29 @@ int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	r = mkdir_p(pending, 0700);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error = xasprintf("cannot create outbox %s: %s",
-					       pending, strerror(-r));
+			*ret_error =
+				xasprintf("cannot create outbox %s: %s", pending, strerror(-r));
 		goto fail;
 	}
 	o->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (o->fd < 0) {
 		r = -errno;
 		if (ret_error)
-			*ret_error = xasprintf(
-				"cannot watch outbox %s: %s%s", o->dir,
-				strerror(-r),
-				r == -EMFILE
-					? " (fs.inotify.max_user_instances)"
-					: "");
+			*ret_error =
+				xasprintf("cannot watch outbox %s: %s%s", o->dir, strerror(-r),
+					  r == -EMFILE ? " (fs.inotify.max_user_instances)" : "");
 		goto fail;
 	}
-	r = cpmsync_loop_add_fd(loop, o->fd, CPMSYNC_LOOP_IN, on_inotify, o,
-				NULL, &o->io);
+	r = cpmsync_loop_add_fd(loop, o->fd, CPMSYNC_LOOP_IN, on_inotify, o, NULL, &o->io);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error = xasprintf("cannot watch outbox %s: %s",
-					       o->dir, strerror(-r));
+			*ret_error = xasprintf("cannot watch outbox %s: %s", o->dir, strerror(-r));
 		goto fail;
 	}
 	r = watch_add(o, "");
 	if (r < 0) {
 		if (ret_error)
-			*ret_error = xasprintf("cannot watch outbox %s: %s",
-					       o->dir, strerror(-r));
+			*ret_error = xasprintf("cannot watch outbox %s: %s", o->dir, strerror(-r));
 		goto fail;
 	}
 	rescan_now(o);

@@ -108,9 +108,9 @@ struct outbox_callbacks {
  * Returns 0 and *ret, or a negative errno and a reason to free() in
  * *ret_error (if not NULL).
  */
-int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
-	       const char *dir, const struct outbox_callbacks *cb,
-	       void *userdata, struct outbox **ret, char **ret_error);
+int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const char *dir,
+	       const struct outbox_callbacks *cb, void *userdata, struct outbox **ret,
+	       char **ret_error);
 
 /*
  * Looks at everything again: claims, .pending/<id> files (on the server:

@@ -58,20 +58,20 @@ static inline void xclosep(int *fd)
 #endif
 #ifndef TAKE_PTR
 /* Hands ownership over: returns p and leaves NULL behind. */
-#define TAKE_PTR(p)                                                            \
-	({                                                                     \
-		typeof(p) _tp_ = (p);                                          \
-		(p) = NULL;                                                    \
-		_tp_;                                                          \
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		typeof(p) _tp_ = (p);                                                              \
+		(p) = NULL;                                                                        \
+		_tp_;                                                                              \
 	})
 #endif
 #ifndef TAKE_FD
 /* Hands an fd over: returns fd and leaves -1 behind. */
-#define TAKE_FD(fd)                                                            \
-	({                                                                     \
-		int _tf_ = (fd);                                               \
-		(fd) = -1;                                                     \
-		_tf_;                                                          \
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _tf_ = (fd);                                                                   \
+		(fd) = -1;                                                                         \
+		_tf_;                                                                              \
 	})
 #endif
 

@@ -188,8 +188,8 @@ static DBusMessage *get_metadata(struct cpm_bus *bus, DBusMessage *msg, void *us
 	c = svc_call_new(a->svc, msg);
 	c->data = entries;
 	c->free_data = free;
-	reply = svc_request_started(c, cpmsync_session_get_metadata(a->session, id, entries,
-								pairs_cb, c));
+	reply = svc_request_started(
+		c, cpmsync_session_get_metadata(a->session, id, entries, pairs_cb, c));
 	return reply;
 }
 
@@ -227,7 +227,8 @@ static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *us
 		if ((err = cpm_check_metadata_entry("values", key)))
 			return svc_invalid(msg, err);
 		if (strlen(value) > CPM_MAX_METADATA_VALUE)
-			return cpm_error_invalid_args(msg, "values: value of '%s' longer than %u bytes",
+			return cpm_error_invalid_args(msg,
+						      "values: value of '%s' longer than %u bytes",
 						      key, CPM_MAX_METADATA_VALUE);
 	}
 	/* All entries in one transaction: set together or not at all. */
@@ -435,6 +436,8 @@ static DBusMessage *set_online(DBusMessage *msg, DBusMessageIter *value, void *u
 
 #undef A
 
+/* A table that reads as the interface: kept as written. */
+/* clang-format off */
 const struct cpm_interface cpm_account_interface = {
 	.name = CPM_IFACE_ACCOUNT,
 	.methods = (const struct cpm_method[]){
@@ -482,3 +485,4 @@ const struct cpm_interface cpm_account_interface = {
 		{ NULL },
 	},
 };
+/* clang-format on */

@@ -122,8 +122,8 @@ static void watch_enable(struct glue_watch *gw)
 {
 	if (gw->src)
 		return;
-	if (cpmsync_loop_add_fd(gw->glue->loop, gw->fd, watch_events(gw->watch), watch_cb, gw,
-				NULL, &gw->src) < 0)
+	if (cpmsync_loop_add_fd(gw->glue->loop, gw->fd, watch_events(gw->watch), watch_cb, gw, NULL,
+				&gw->src) < 0)
 		cpm_oom();
 }
 

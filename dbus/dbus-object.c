@@ -17,7 +17,7 @@ struct object {
 struct cpm_bus {
 	DBusConnection *conn;
 	struct cpm_dbus_glue *glue;
-	bool registered; /* the "/" fallback */
+	bool registered;	/* the "/" fallback */
 	struct object *objects; /* sorted by path (strcmp) */
 	size_t n_objects, alloc_objects;
 	unsigned n_managers; /* objects with CPM_OBJECT_MANAGER */
@@ -83,44 +83,52 @@ void cpm_interface_xml(struct cpm_str *b, const struct cpm_interface *iface)
  * are below). */
 static const struct cpm_interface introspectable_iface = {
 	.name = CPM_IFACE_INTROSPECTABLE,
-	.methods = (const struct cpm_method[]){
-		{ "Introspect", NULL, CPM_ARGS({ "xml_data", "s" }), NULL },
-		{ NULL },
-	},
+	.methods =
+		(const struct cpm_method[]){
+			{ "Introspect", NULL, CPM_ARGS({ "xml_data", "s" }), NULL },
+			{ NULL },
+		},
 };
 
 static const struct cpm_interface properties_iface = {
 	.name = CPM_IFACE_PROPERTIES,
-	.methods = (const struct cpm_method[]){
-		{ "Get", CPM_ARGS({ "interface_name", "s" }, { "property_name", "s" }),
-		  CPM_ARGS({ "value", "v" }), NULL },
-		{ "GetAll", CPM_ARGS({ "interface_name", "s" }),
-		  CPM_ARGS({ "properties", "a{sv}" }), NULL },
-		{ "Set", CPM_ARGS({ "interface_name", "s" }, { "property_name", "s" }, { "value", "v" }),
-		  NULL, NULL },
-		{ NULL },
-	},
-	.signals = (const struct cpm_signal[]){
-		{ "PropertiesChanged", CPM_ARGS({ "interface_name", "s" },
-						{ "changed_properties", "a{sv}" },
-						{ "invalidated_properties", "as" }) },
-		{ NULL },
-	},
+	.methods =
+		(const struct cpm_method[]){
+			{ "Get", CPM_ARGS({ "interface_name", "s" }, { "property_name", "s" }),
+			  CPM_ARGS({ "value", "v" }), NULL },
+			{ "GetAll", CPM_ARGS({ "interface_name", "s" }),
+			  CPM_ARGS({ "properties", "a{sv}" }), NULL },
+			{ "Set",
+			  CPM_ARGS({ "interface_name", "s" }, { "property_name", "s" },
+				   { "value", "v" }),
+			  NULL, NULL },
+			{ NULL },
+		},
+	.signals =
+		(const struct cpm_signal[]){
+			{ "PropertiesChanged",
+			  CPM_ARGS({ "interface_name", "s" }, { "changed_properties", "a{sv}" },
+				   { "invalidated_properties", "as" }) },
+			{ NULL },
+		},
 };
 
 static const struct cpm_interface object_manager_iface = {
 	.name = CPM_IFACE_OBJECT_MANAGER,
-	.methods = (const struct cpm_method[]){
-		{ "GetManagedObjects", NULL,
-		  CPM_ARGS({ "objects", "a{oa{sa{sv}}}" }), NULL },
-		{ NULL },
-	},
-	.signals = (const struct cpm_signal[]){
-		{ "InterfacesAdded", CPM_ARGS({ "object", "o" },
-					      { "interfaces", "a{sa{sv}}" }) },
-		{ "InterfacesRemoved", CPM_ARGS({ "object", "o" }, { "interfaces", "as" }) },
-		{ NULL },
-	},
+	.methods =
+		(const struct cpm_method[]){
+			{ "GetManagedObjects", NULL, CPM_ARGS({ "objects", "a{oa{sa{sv}}}" }),
+			  NULL },
+			{ NULL },
+		},
+	.signals =
+		(const struct cpm_signal[]){
+			{ "InterfacesAdded",
+			  CPM_ARGS({ "object", "o" }, { "interfaces", "a{sa{sv}}" }) },
+			{ "InterfacesRemoved",
+			  CPM_ARGS({ "object", "o" }, { "interfaces", "as" }) },
+			{ NULL },
+		},
 };
 
 /* ------------------------------------------------------------------------ */
@@ -237,9 +245,8 @@ void cpm_bus_send(struct cpm_bus *bus, DBusMessage *msg)
 	dbus_message_unref(msg);
 }
 
-int cpm_bus_add_object(struct cpm_bus *bus, const char *path,
-		       const struct cpm_interface *iface, void *userdata,
-		       unsigned flags)
+int cpm_bus_add_object(struct cpm_bus *bus, const char *path, const struct cpm_interface *iface,
+		       void *userdata, unsigned flags)
 {
 	struct object *mgr;
 	bool found;
@@ -252,8 +259,8 @@ int cpm_bus_add_object(struct cpm_bus *bus, const char *path,
 		return -EEXIST;
 	if (bus->n_objects == bus->alloc_objects) {
 		bus->alloc_objects = bus->alloc_objects ? 2 * bus->alloc_objects : 16;
-		bus->objects = cpm_realloc(bus->objects,
-					   bus->alloc_objects * sizeof(*bus->objects));
+		bus->objects =
+			cpm_realloc(bus->objects, bus->alloc_objects * sizeof(*bus->objects));
 	}
 	memmove(&bus->objects[i + 1], &bus->objects[i],
 		(bus->n_objects - i) * sizeof(*bus->objects));
@@ -269,8 +276,8 @@ int cpm_bus_add_object(struct cpm_bus *bus, const char *path,
 
 	mgr = bus->conn ? object_manager_of(bus, path) : NULL;
 	if (mgr) {
-		DBusMessage *sig = cpm_bus_new_signal(mgr->path, CPM_IFACE_OBJECT_MANAGER,
-						      "InterfacesAdded");
+		DBusMessage *sig =
+			cpm_bus_new_signal(mgr->path, CPM_IFACE_OBJECT_MANAGER, "InterfacesAdded");
 		DBusMessageIter it;
 
 		dbus_message_iter_init_append(sig, &it);
@@ -315,8 +322,7 @@ void cpm_bus_remove_object(struct cpm_bus *bus, const char *path)
 	free(o.path);
 }
 
-void cpm_bus_properties_changed(struct cpm_bus *bus, const char *path,
-				const char *const *names)
+void cpm_bus_properties_changed(struct cpm_bus *bus, const char *path, const char *const *names)
 {
 	struct object *o = object_find(bus, path);
 	DBusMessageIter it, d, e, v, inv;
@@ -437,7 +443,8 @@ static const struct cpm_property *find_property(const struct object *o, const ch
 static bool standard_iface(const char *iface)
 {
 	return !strcmp(iface, CPM_IFACE_PROPERTIES) || !strcmp(iface, CPM_IFACE_INTROSPECTABLE) ||
-	       !strcmp(iface, CPM_IFACE_OBJECT_MANAGER) || !strcmp(iface, "org.freedesktop.DBus.Peer");
+	       !strcmp(iface, CPM_IFACE_OBJECT_MANAGER) ||
+	       !strcmp(iface, "org.freedesktop.DBus.Peer");
 }
 
 static DBusMessage *properties_call(struct object *o, DBusMessage *msg, const char *member)
@@ -471,8 +478,8 @@ static DBusMessage *properties_call(struct object *o, DBusMessage *msg, const ch
 	if (!strcmp(member, "Get")) {
 		if ((reply = check_signature(msg, "ss")))
 			return reply;
-		dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING,
-				      &name, DBUS_TYPE_INVALID);
+		dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name,
+				      DBUS_TYPE_INVALID);
 		p = find_property(o, *iface ? iface : o->iface->name, name);
 		if (!p)
 			return cpm_error(msg, DBUS_ERROR_UNKNOWN_PROPERTY,
@@ -511,12 +518,13 @@ static DBusMessage *properties_call(struct object *o, DBusMessage *msg, const ch
 		ok = !strcmp(sig, p->type);
 		dbus_free(sig);
 		if (!ok)
-			return cpm_error_invalid_args(msg, "value: %s is of type %s", name, p->type);
+			return cpm_error_invalid_args(msg, "value: %s is of type %s", name,
+						      p->type);
 		reply = p->set(msg, &v, o->userdata);
 		return reply ? reply : new_reply(msg);
 	}
-	return cpm_error(msg, DBUS_ERROR_UNKNOWN_METHOD, "no method '%s' in interface '%s'",
-			 member, CPM_IFACE_PROPERTIES);
+	return cpm_error(msg, DBUS_ERROR_UNKNOWN_METHOD, "no method '%s' in interface '%s'", member,
+			 CPM_IFACE_PROPERTIES);
 }
 
 static DBusMessage *managed_objects(struct cpm_bus *bus, struct object *mgr, DBusMessage *msg)
@@ -600,8 +608,8 @@ DBusMessage *cpm_bus_handle(struct cpm_bus *bus, DBusMessage *msg)
 			return reply;
 		return m->fn(bus, msg, o->userdata);
 	}
-	return cpm_error(msg, DBUS_ERROR_UNKNOWN_METHOD, "no method '%s' in interface '%s'",
-			 member, o->iface->name);
+	return cpm_error(msg, DBUS_ERROR_UNKNOWN_METHOD, "no method '%s' in interface '%s'", member,
+			 o->iface->name);
 }
 
 static DBusHandlerResult message_cb(DBusConnection *conn, DBusMessage *msg, void *data)
@@ -632,8 +640,8 @@ struct cpm_bus *cpm_bus_new_unconnected(void)
 	return cpm_calloc(1, sizeof(struct cpm_bus));
 }
 
-int cpm_bus_new(struct cpmsync_loop *loop, const char *address,
-		struct cpm_bus **ret, char **ret_error)
+int cpm_bus_new(struct cpmsync_loop *loop, const char *address, struct cpm_bus **ret,
+		char **ret_error)
 {
 	struct cpm_bus *bus = cpm_bus_new_unconnected();
 	DBusError e;
@@ -666,7 +674,8 @@ int cpm_bus_new(struct cpmsync_loop *loop, const char *address,
 	r = cpm_dbus_glue_attach(bus->conn, loop, &bus->glue);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error = cpm_asprintf("cannot attach D-Bus to the loop: %s", strerror(-r));
+			*ret_error =
+				cpm_asprintf("cannot attach D-Bus to the loop: %s", strerror(-r));
 		cpm_bus_free(bus);
 		return r;
 	}
@@ -702,7 +711,8 @@ int cpm_bus_request_name(struct cpm_bus *bus, const char *name, char **ret_error
 	    r != DBUS_REQUEST_NAME_REPLY_ALREADY_OWNER) {
 		if (ret_error)
 			*ret_error = cpm_asprintf("the name %s is already owned by another process"
-						  " (is another cpm-syncd running?)", name);
+						  " (is another cpm-syncd running?)",
+						  name);
 		return -EEXIST;
 	}
 	return 0;

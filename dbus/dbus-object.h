@@ -33,8 +33,7 @@ struct cpm_arg {
  * reference on msg (dbus_message_ref) and sends the reply with
  * cpm_bus_send().  The arguments match the method's in-signature.
  */
-typedef DBusMessage *(*cpm_method_fn)(struct cpm_bus *bus, DBusMessage *msg,
-				      void *userdata);
+typedef DBusMessage *(*cpm_method_fn)(struct cpm_bus *bus, DBusMessage *msg, void *userdata);
 
 struct cpm_method {
 	const char *name;
@@ -52,8 +51,7 @@ struct cpm_signal {
 typedef void (*cpm_prop_get_fn)(DBusMessageIter *iter, void *userdata);
 /* value is at the variant's content, of the property's type (checked).
  * Returns NULL on success or an error reply to msg. */
-typedef DBusMessage *(*cpm_prop_set_fn)(DBusMessage *msg, DBusMessageIter *value,
-					void *userdata);
+typedef DBusMessage *(*cpm_prop_set_fn)(DBusMessage *msg, DBusMessageIter *value, void *userdata);
 
 struct cpm_property {
 	const char *name;
@@ -64,14 +62,14 @@ struct cpm_property {
 
 struct cpm_interface {
 	const char *name;
-	const struct cpm_method *methods;     /* {NULL}-terminated */
-	const struct cpm_signal *signals;     /* {NULL}-terminated */
+	const struct cpm_method *methods;      /* {NULL}-terminated */
+	const struct cpm_signal *signals;      /* {NULL}-terminated */
 	const struct cpm_property *properties; /* {NULL}-terminated */
 };
 
 #define CPM_ARGS(...) ((const struct cpm_arg[]){ __VA_ARGS__, { NULL, NULL } })
 
-#define CPM_IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
+#define CPM_IFACE_PROPERTIES	 "org.freedesktop.DBus.Properties"
 #define CPM_IFACE_INTROSPECTABLE "org.freedesktop.DBus.Introspectable"
 #define CPM_IFACE_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
 
@@ -87,8 +85,8 @@ void cpm_interface_xml(struct cpm_str *b, const struct cpm_interface *iface);
  * registers with the bus, attaches to loop.  On failure *ret_error is a
  * malloc()ed reason.
  */
-int cpm_bus_new(struct cpmsync_loop *loop, const char *address,
-		struct cpm_bus **ret, char **ret_error);
+int cpm_bus_new(struct cpmsync_loop *loop, const char *address, struct cpm_bus **ret,
+		char **ret_error);
 /* Unexports everything, detaches and closes.  Accepts NULL; returns NULL. */
 /* cb runs when the connection to the bus is lost (the bus went away). */
 void cpm_bus_set_disconnected(struct cpm_bus *bus, void (*cb)(void *userdata), void *userdata);
@@ -112,9 +110,8 @@ enum {
  * ObjectManager above it announces it with InterfacesAdded.  -EEXIST if
  * the path is taken.
  */
-int cpm_bus_add_object(struct cpm_bus *bus, const char *path,
-		       const struct cpm_interface *iface, void *userdata,
-		       unsigned flags);
+int cpm_bus_add_object(struct cpm_bus *bus, const char *path, const struct cpm_interface *iface,
+		       void *userdata, unsigned flags);
 /* Unexports path (InterfacesRemoved); no-op when absent. */
 void cpm_bus_remove_object(struct cpm_bus *bus, const char *path);
 bool cpm_bus_has_object(struct cpm_bus *bus, const char *path);
@@ -122,8 +119,7 @@ bool cpm_bus_has_object(struct cpm_bus *bus, const char *path);
 /* Emits PropertiesChanged on path for the named properties of its
  * interface (current values, from the getters).  names: NULL-terminated;
  * nothing is sent when it is empty. */
-void cpm_bus_properties_changed(struct cpm_bus *bus, const char *path,
-				const char *const *names);
+void cpm_bus_properties_changed(struct cpm_bus *bus, const char *path, const char *const *names);
 
 /* A new signal message of path's interface (OOM aborts). */
 DBusMessage *cpm_bus_new_signal(const char *path, const char *iface, const char *name);

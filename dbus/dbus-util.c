@@ -306,7 +306,8 @@ char *cpm_check_flag(const char *arg, const char *flag)
 		return cpm_asprintf("%s: '\\' is not a flag", arg);
 	for (; *p; p++)
 		if (!atom_char(*p))
-			return cpm_asprintf("%s: flag '%.64s' has a character not allowed in an IMAP flag or keyword",
+			return cpm_asprintf("%s: flag '%.64s' has a character not allowed in an "
+					    "IMAP flag or keyword",
 					    arg, dbus_validate_utf8(flag, NULL) ? flag : "?");
 	return NULL;
 }
@@ -341,7 +342,8 @@ char *cpm_check_section(const char *arg, const char *section)
 	if (part && !strcasecmp(p, "MIME"))
 		return NULL;
 bad:
-	return cpm_asprintf("%s: not an IMAP section (\"\", \"HEADER\", \"TEXT\", \"1\", \"1.2\", \"2.MIME\", \"3.HEADER\")",
+	return cpm_asprintf("%s: not an IMAP section (\"\", \"HEADER\", \"TEXT\", \"1\", \"1.2\", "
+			    "\"2.MIME\", \"3.HEADER\")",
 			    arg);
 }
 
@@ -355,7 +357,8 @@ char *cpm_check_rights(const char *arg, const char *rights)
 		p++;
 	for (; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
-			return cpm_asprintf("%s: rights are lower-case letters and digits (RFC 4314)", arg);
+			return cpm_asprintf(
+				"%s: rights are lower-case letters and digits (RFC 4314)", arg);
 	return NULL;
 }
 
@@ -378,7 +381,8 @@ char *cpm_check_metadata_entry(const char *arg, const char *entry)
 		return cpm_asprintf("%s: entry names start with /private/ or /shared/", arg);
 	for (const unsigned char *p = (const unsigned char *)entry; *p; p++)
 		if (*p < 0x20 || *p == 0x7f || *p == '*' || *p == '%')
-			return cpm_asprintf("%s: entry name has a character not allowed (RFC 5464)", arg);
+			return cpm_asprintf("%s: entry name has a character not allowed (RFC 5464)",
+					    arg);
 	if (strstr(entry, "//") || entry[strlen(entry) - 1] == '/')
 		return cpm_asprintf("%s: entry name has an empty component", arg);
 	return NULL;
@@ -397,8 +401,8 @@ char *cpm_check_account_name(const char *arg, const char *name)
 	return NULL;
 }
 
-char *cpm_read_strv(DBusMessageIter *iter, const char *arg, unsigned max,
-		    bool flags, const char ***ret_strv)
+char *cpm_read_strv(DBusMessageIter *iter, const char *arg, unsigned max, bool flags,
+		    const char ***ret_strv)
 {
 	DBusMessageIter a;
 	const char **v;
@@ -430,8 +434,8 @@ char *cpm_read_strv(DBusMessageIter *iter, const char *arg, unsigned max,
 	return NULL;
 }
 
-char *cpm_read_ids(DBusMessageIter *iter, const char *arg, unsigned max,
-		   const uint64_t **ret_ids, int *ret_n)
+char *cpm_read_ids(DBusMessageIter *iter, const char *arg, unsigned max, const uint64_t **ret_ids,
+		   int *ret_n)
 {
 	DBusMessageIter a;
 	const uint64_t *ids = NULL;

@@ -23,23 +23,23 @@
 
 #define CPM_DBUS_ATTR_FORMAT(a, b) __attribute__((format(printf, a, b)))
 
-#define CPM_ERROR_INVALID_ARGS "org.freedesktop.DBus.Error.InvalidArgs"
-#define CPM_ERROR_NOT_FOUND "org.cpmsync.Error.NotFound"
-#define CPM_ERROR_OFFLINE "org.cpmsync.Error.Offline"
+#define CPM_ERROR_INVALID_ARGS	"org.freedesktop.DBus.Error.InvalidArgs"
+#define CPM_ERROR_NOT_FOUND	"org.cpmsync.Error.NotFound"
+#define CPM_ERROR_OFFLINE	"org.cpmsync.Error.Offline"
 #define CPM_ERROR_NOT_SUPPORTED "org.cpmsync.Error.NotSupported"
-#define CPM_ERROR_SERVER "org.cpmsync.Error.Server"
-#define CPM_ERROR_FAILED "org.cpmsync.Error.Failed"
+#define CPM_ERROR_SERVER	"org.cpmsync.Error.Server"
+#define CPM_ERROR_FAILED	"org.cpmsync.Error.Failed"
 
 /* Limits on arguments (documented in the interface documents). */
-#define CPM_MAX_IDS 10000u	    /* entries of an ids array */
-#define CPM_MAX_FLAGS 256u	    /* entries of a flags array */
-#define CPM_MAX_FLAG_LEN 256u	    /* bytes of one flag */
-#define CPM_MAX_NAME_LEN CPMSYNC_FOLDER_NAME_MAX /* folder names, metadata entries */
-#define CPM_MAX_LIST_LIMIT 10000u   /* ListMessages limit */
-#define CPM_DEFAULT_LIST_LIMIT 1000u /* ListMessages limit 0 */
-#define CPM_MAX_METADATA 256u	    /* entries per Get/SetMetadata */
+#define CPM_MAX_IDS	       10000u		       /* entries of an ids array */
+#define CPM_MAX_FLAGS	       256u		       /* entries of a flags array */
+#define CPM_MAX_FLAG_LEN       256u		       /* bytes of one flag */
+#define CPM_MAX_NAME_LEN       CPMSYNC_FOLDER_NAME_MAX /* folder names, metadata entries */
+#define CPM_MAX_LIST_LIMIT     10000u		       /* ListMessages limit */
+#define CPM_DEFAULT_LIST_LIMIT 1000u		       /* ListMessages limit 0 */
+#define CPM_MAX_METADATA       256u		       /* entries per Get/SetMetadata */
 #define CPM_MAX_METADATA_VALUE CPMSYNC_METADATA_VALUE_MAX
-#define CPM_MAX_PREVIEW_DIM 4096u
+#define CPM_MAX_PREVIEW_DIM    4096u
 #define CPM_MAX_SIGNAL_ENTRIES 500u /* dicts / ids per Messages* signal */
 /* Largest array D-Bus carries (DBUS_MAXIMUM_ARRAY_LENGTH). */
 #define CPM_MAX_DBUS_ARRAY (64u * 1024u * 1024u)
@@ -108,11 +108,11 @@ char *cpm_check_account_name(const char *arg, const char *name);
  * flags is true or as a name otherwise.  Returns NULL (and *ret_strv) or
  * an error sentence.
  */
-char *cpm_read_strv(DBusMessageIter *iter, const char *arg, unsigned max,
-		    bool flags, const char ***ret_strv);
+char *cpm_read_strv(DBusMessageIter *iter, const char *arg, unsigned max, bool flags,
+		    const char ***ret_strv);
 /* Reads an "at" argument: borrowed pointer into the message, at most max. */
-char *cpm_read_ids(DBusMessageIter *iter, const char *arg, unsigned max,
-		   const uint64_t **ret_ids, int *ret_n);
+char *cpm_read_ids(DBusMessageIter *iter, const char *arg, unsigned max, const uint64_t **ret_ids,
+		   int *ret_n);
 
 /*
  * Object path element for an account name: [A-Za-z0-9_] kept, every other

@@ -53,14 +53,14 @@ static DBusMessage *check_message(struct svc_folder *f, DBusMessage *msg, const 
 	int r;
 
 	if (id == 0 || id > INT64_MAX)
-		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "%s: no message %" PRIu64 " in this folder",
-				 arg, id);
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+				 "%s: no message %" PRIu64 " in this folder", arg, id);
 	r = cpmsync_store_get_message(f->svc->store, (int64_t)id, brief_cb, &b);
 	if (r < 0 && r != -CPMSYNC_E_NOT_FOUND)
 		return svc_store_error(f->svc, msg, r);
 	if (r < 0 || !b.found || b.folder_id != f->id)
-		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "%s: no message %" PRIu64 " in this folder",
-				 arg, id);
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+				 "%s: no message %" PRIu64 " in this folder", arg, id);
 	if (ret)
 		*ret = b;
 	return NULL;
@@ -137,7 +137,8 @@ static DBusMessage *reply_bytes(DBusMessage *msg, const void *data, size_t len)
 
 	if (len > MAX_INLINE_CONTENT)
 		return cpm_error(msg, CPM_ERROR_FAILED,
-				 "content: %zu bytes is too large for a byte array; use FetchFd", len);
+				 "content: %zu bytes is too large for a byte array; use FetchFd",
+				 len);
 	reply = cpm_reply(msg);
 	dbus_message_iter_init_append(reply, &it);
 	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "y", &a) ||
@@ -196,9 +197,9 @@ static DBusMessage *list_messages(struct cpm_bus *bus, DBusMessage *msg, void *u
 	dbus_message_iter_init_append(reply, &it);
 	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &a))
 		cpm_oom();
-	r = after > INT64_MAX ? 0 :
-		cpmsync_store_foreach_message(f->svc->store, f->id, (int64_t)after, limit,
-					      list_cb, &a);
+	r = after > INT64_MAX ? 0
+			      : cpmsync_store_foreach_message(f->svc->store, f->id, (int64_t)after,
+							      limit, list_cb, &a);
 	if (!dbus_message_iter_close_container(&it, &a))
 		cpm_oom();
 	if (r < 0) {
@@ -210,7 +211,11 @@ static DBusMessage *list_messages(struct cpm_bus *bus, DBusMessage *msg, void *u
 
 static int get_cb(const struct cpmsync_message_info *m, void *userdata)
 {
-	struct { DBusMessageIter *it; int64_t folder_id; bool found; } *g = userdata;
+	struct {
+		DBusMessageIter *it;
+		int64_t folder_id;
+		bool found;
+	} *g = userdata;
 
 	if (m->folder_id != g->folder_id)
 		return 0;
@@ -222,7 +227,11 @@ static int get_cb(const struct cpmsync_message_info *m, void *userdata)
 static DBusMessage *get_message(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
-	struct { DBusMessageIter *it; int64_t folder_id; bool found; } g;
+	struct {
+		DBusMessageIter *it;
+		int64_t folder_id;
+		bool found;
+	} g;
 	DBusMessageIter it;
 	DBusMessage *reply;
 	dbus_uint64_t id;
@@ -231,8 +240,8 @@ static DBusMessage *get_message(struct cpm_bus *bus, DBusMessage *msg, void *use
 	(void)bus;
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID);
 	if (id == 0 || id > INT64_MAX)
-		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "id: no message %" PRIu64 " in this folder",
-				 (uint64_t)id);
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+				 "id: no message %" PRIu64 " in this folder", (uint64_t)id);
 	reply = cpm_reply(msg);
 	dbus_message_iter_init_append(reply, &it);
 	g.it = &it;
@@ -243,8 +252,8 @@ static DBusMessage *get_message(struct cpm_bus *bus, DBusMessage *msg, void *use
 		dbus_message_unref(reply);
 		if (r < 0 && r != -CPMSYNC_E_NOT_FOUND)
 			return svc_store_error(f->svc, msg, r);
-		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "id: no message %" PRIu64 " in this folder",
-				 (uint64_t)id);
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+				 "id: no message %" PRIu64 " in this folder", (uint64_t)id);
 	}
 	return reply;
 }
@@ -264,9 +273,9 @@ static const struct {
 	const char *key;
 	const char *type;
 } criteria_keys[] = {
-	{ "Text", "s" },    { "From", "s" },	{ "To", "s" },	   { "Subject", "s" },
-	{ "Since", "x" },   { "Before", "x" }, { "Flags", "as" }, { "NotFlags", "as" },
-	{ "ConversationId", "s" },
+	{ "Text", "s" },    { "From", "s" },	  { "To", "s" },
+	{ "Subject", "s" }, { "Since", "x" },	  { "Before", "x" },
+	{ "Flags", "as" },  { "NotFlags", "as" }, { "ConversationId", "s" },
 };
 
 char *cpm_parse_search_criteria(DBusMessageIter *iter, struct search_state *s)
@@ -315,9 +324,9 @@ char *cpm_parse_search_criteria(DBusMessageIter *iter, struct search_state *s)
 		if (!strcmp(key, "Flags") || !strcmp(key, "NotFlags")) {
 			const char ***dst = key[0] == 'F' ? &s->flags : &s->not_flags;
 
-			err = cpm_read_strv(&v, key[0] == 'F' ? "criteria: Flags" :
-								"criteria: NotFlags",
-					    CPM_MAX_FLAGS, true, dst);
+			err = cpm_read_strv(
+				&v, key[0] == 'F' ? "criteria: Flags" : "criteria: NotFlags",
+				CPM_MAX_FLAGS, true, dst);
 			if (err)
 				return err;
 			continue;
@@ -342,8 +351,7 @@ char *cpm_parse_search_criteria(DBusMessageIter *iter, struct search_state *s)
 	return NULL;
 }
 
-static DBusMessage *search_local(struct cpm_service *svc, DBusMessage *msg,
-				 struct search_state *s)
+static DBusMessage *search_local(struct cpm_service *svc, DBusMessage *msg, struct search_state *s)
 {
 	int64_t *ids = NULL;
 	DBusMessage *reply;
@@ -434,7 +442,8 @@ static void data_cb(int r, const char *reason, int fd, uint64_t size, void *user
 		return;
 	}
 	(void)size;
-	r = lseek(fd, 0, SEEK_SET) < 0 ? -errno : cpmsync_read_all(fd, MAX_INLINE_CONTENT, &buf, &len);
+	r = lseek(fd, 0, SEEK_SET) < 0 ? -errno
+				       : cpmsync_read_all(fd, MAX_INLINE_CONTENT, &buf, &len);
 	close(fd);
 	if (r == -EFBIG) {
 		svc_call_finish(c, cpm_error(c->msg, CPM_ERROR_FAILED,
@@ -474,7 +483,8 @@ static DBusMessage *fetch_local(struct svc_folder *f, DBusMessage *msg, int64_t 
 	}
 	if (r < 0 || fstat(fd, &st) < 0) {
 		close(fd);
-		return r < 0 ? svc_store_error(f->svc, msg, r) : cpm_error_from_code(msg, -errno, NULL);
+		return r < 0 ? svc_store_error(f->svc, msg, r)
+			     : cpm_error_from_code(msg, -errno, NULL);
 	}
 	len = (size_t)st.st_size;
 	if (!*section && as_fd) {
@@ -497,8 +507,8 @@ static DBusMessage *fetch_local(struct svc_folder *f, DBusMessage *msg, int64_t 
 				munmap(data, (size_t)st.st_size);
 			close(fd);
 			if (r == -EINVAL)
-				return cpm_error_invalid_args(msg, "section: '%s' is not a valid section",
-							      section);
+				return cpm_error_invalid_args(
+					msg, "section: '%s' is not a valid section", section);
 			if (r == -CPMSYNC_E_NOT_FOUND)
 				return cpm_error(msg, CPM_ERROR_NOT_FOUND,
 						 "section: the message has no part '%s'", section);
@@ -544,8 +554,8 @@ static DBusMessage *fetch_common(struct svc_folder *f, DBusMessage *msg, bool as
 		return svc_invalid(msg, err);
 	if ((reply = check_message(f, msg, "id", id, &b)))
 		return reply;
-	if (as_fd && !dbus_connection_can_send_type(cpm_bus_connection(f->svc->bus),
-						    DBUS_TYPE_UNIX_FD))
+	if (as_fd &&
+	    !dbus_connection_can_send_type(cpm_bus_connection(f->svc->bus), DBUS_TYPE_UNIX_FD))
 		return cpm_error(msg, CPM_ERROR_FAILED,
 				 "this connection cannot pass file descriptors; use Fetch");
 	if (b.has_body) {
@@ -555,7 +565,8 @@ static DBusMessage *fetch_common(struct svc_folder *f, DBusMessage *msg, bool as
 	}
 	if (b.uid == 0)
 		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
-				 "id: message %" PRIu64 " has no stored body and is not on the server yet",
+				 "id: message %" PRIu64
+				 " has no stored body and is not on the server yet",
 				 (uint64_t)id);
 	if (!cpmsync_session_get_online(session))
 		return svc_offline_error(msg, f->account);
@@ -564,8 +575,8 @@ static DBusMessage *fetch_common(struct svc_folder *f, DBusMessage *msg, bool as
 	fs->as_fd = as_fd;
 	c->data = fs;
 	c->free_data = free;
-	return svc_request_started(c, cpmsync_session_fetch(session, (int64_t)id, section,
-							    data_cb, c));
+	return svc_request_started(
+		c, cpmsync_session_fetch(session, (int64_t)id, section, data_cb, c));
 }
 
 static DBusMessage *fetch(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
@@ -606,8 +617,8 @@ static DBusMessage *preview(struct cpm_bus *bus, DBusMessage *msg, void *userdat
 
 	(void)bus;
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
-			      DBUS_TYPE_STRING, &format, DBUS_TYPE_UINT32, &width,
-			      DBUS_TYPE_UINT32, &height, DBUS_TYPE_INVALID);
+			      DBUS_TYPE_STRING, &format, DBUS_TYPE_UINT32, &width, DBUS_TYPE_UINT32,
+			      &height, DBUS_TYPE_INVALID);
 	if ((err = cpm_check_section("section", section)))
 		return svc_invalid(msg, err);
 	if (!format_ok(format))
@@ -621,8 +632,8 @@ static DBusMessage *preview(struct cpm_bus *bus, DBusMessage *msg, void *userdat
 	if (!cpmsync_session_get_online(session))
 		return svc_offline_error(msg, f->account);
 	c = svc_call_new(f->svc, msg);
-	return svc_request_started(c, cpmsync_session_preview(session, (int64_t)id, section,
-							      format, width, height, data_cb, c));
+	return svc_request_started(c, cpmsync_session_preview(session, (int64_t)id, section, format,
+							      width, height, data_cb, c));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -676,8 +687,8 @@ static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *us
 		free(flags);
 		return reply;
 	}
-	r = cpmsync_op_store(f->svc->store, f->account->name, name, data, (size_t)len, flags,
-			     date, &id);
+	r = cpmsync_op_store(f->svc->store, f->account->name, name, data, (size_t)len, flags, date,
+			     &id);
 	free(name);
 	free(flags);
 	if (r < 0)
@@ -1061,6 +1072,8 @@ static DBusMessage *set_active(DBusMessage *msg, DBusMessageIter *value, void *u
 
 #undef F
 
+/* A table that reads as the interface: kept as written. */
+/* clang-format off */
 const struct cpm_interface cpm_folder_interface = {
 	.name = CPM_IFACE_FOLDER,
 	.methods = (const struct cpm_method[]){
@@ -1107,3 +1120,4 @@ const struct cpm_interface cpm_folder_interface = {
 		{ NULL },
 	},
 };
+/* clang-format on */

@@ -14,11 +14,11 @@
 #include "dbus-object.h"
 #include "service.h"
 
-#define CPM_BUS_NAME "org.cpmsync"
-#define CPM_ROOT_PATH "/org/cpmsync"
+#define CPM_BUS_NAME	  "org.cpmsync"
+#define CPM_ROOT_PATH	  "/org/cpmsync"
 #define CPM_IFACE_MANAGER "org.cpmsync.Manager1"
 #define CPM_IFACE_ACCOUNT "org.cpmsync.Account1"
-#define CPM_IFACE_FOLDER "org.cpmsync.Folder1"
+#define CPM_IFACE_FOLDER  "org.cpmsync.Folder1"
 
 /* Changes are drained this long after the store's notify (coalescing). */
 #define CPM_DRAIN_DELAY_MS 5

@@ -213,7 +213,8 @@ static struct svc_folder *folder_add(struct cpm_service *svc, struct svc_account
 	f->active = a->session ? cpmsync_session_get_active(a->session, fi->id) : false;
 	if (svc->n_folders == svc->alloc_folders) {
 		svc->alloc_folders = svc->alloc_folders ? 2 * svc->alloc_folders : 16;
-		svc->folders = cpm_realloc(svc->folders, svc->alloc_folders * sizeof(*svc->folders));
+		svc->folders =
+			cpm_realloc(svc->folders, svc->alloc_folders * sizeof(*svc->folders));
 	}
 	memmove(&svc->folders[i + 1], &svc->folders[i],
 		(svc->n_folders - i) * sizeof(*svc->folders));
@@ -249,7 +250,8 @@ void svc_folder_remove(struct cpm_service *svc, int64_t id)
 		return;
 	f = svc->folders[i];
 	svc->n_folders--;
-	memmove(&svc->folders[i], &svc->folders[i + 1], (svc->n_folders - i) * sizeof(*svc->folders));
+	memmove(&svc->folders[i], &svc->folders[i + 1],
+		(svc->n_folders - i) * sizeof(*svc->folders));
 	cpm_bus_remove_object(svc->bus, f->path);
 	folder_free(f);
 }
@@ -555,9 +557,8 @@ static void store_notify_cb(void *userdata)
 /* ------------------------------------------------------------------------ */
 /* Public API */
 
-int cpm_service_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
-		    const char *bus_address, const char *version,
-		    const struct cpm_service_hooks *hooks, void *userdata,
+int cpm_service_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const char *bus_address,
+		    const char *version, const struct cpm_service_hooks *hooks, void *userdata,
 		    struct cpm_service **ret, char **ret_error)
 {
 	struct cpm_service *svc;
@@ -581,8 +582,8 @@ int cpm_service_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			       CPM_OBJECT_MANAGER);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error = cpm_asprintf("cannot export %s: %s", CPM_ROOT_PATH,
-						  strerror(-r));
+			*ret_error =
+				cpm_asprintf("cannot export %s: %s", CPM_ROOT_PATH, strerror(-r));
 		goto fail;
 	}
 	r = cpmsync_store_watch(store, store_notify_cb, svc);
@@ -735,8 +736,8 @@ void cpm_service_remove_account(struct cpm_service *svc, const char *name)
 	account_free(a);
 }
 
-void cpm_service_set_account_details(struct cpm_service *svc, const char *name,
-				     const char *host, const char *user)
+void cpm_service_set_account_details(struct cpm_service *svc, const char *name, const char *host,
+				     const char *user)
 {
 	struct svc_account *a;
 	const char *changed[3];
@@ -818,8 +819,7 @@ void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session
 	cpm_bus_properties_changed(svc->bus, a->path, changed);
 }
 
-void cpm_service_account_synced(struct cpm_service *svc, struct cpmsync_session *session,
-				int r)
+void cpm_service_account_synced(struct cpm_service *svc, struct cpmsync_session *session, int r)
 {
 	static const char *const changed[] = { "SyncGeneration", NULL };
 	struct svc_account *a;

@@ -28,16 +28,14 @@ struct cpm_service;
 /*
  * What the daemon does for Manager1 (write the configuration file and
  * apply it).  add_account gets settings that passed
- * cpmsync_account_settings_check() (security set, password_command NULL).  Each returns 0, or a negative errno and a malloc()ed reason
- * in *ret_error (-EINVAL: InvalidArgs; -EEXIST / -CPMSYNC_E_NOT_FOUND:
- * NotFound/Failed as fits; else Failed).  The new account's session is
- * given to cpm_service_add_account() by the daemon before add_account
- * returns.
+ * cpmsync_account_settings_check() (security set, password_command NULL).  Each returns 0, or a
+ * negative errno and a malloc()ed reason in *ret_error (-EINVAL: InvalidArgs; -EEXIST /
+ * -CPMSYNC_E_NOT_FOUND: NotFound/Failed as fits; else Failed).  The new account's session is given
+ * to cpm_service_add_account() by the daemon before add_account returns.
  */
 struct cpm_service_hooks {
 	int (*add_account)(void *userdata, const char *name,
-			   const struct cpmsync_account_settings *settings,
-			   char **ret_error);
+			   const struct cpmsync_account_settings *settings, char **ret_error);
 	int (*remove_account)(void *userdata, const char *name, char **ret_error);
 	/* The bus went away (optional): nothing can reach the daemon now. */
 	void (*bus_lost)(void *userdata);
@@ -50,9 +48,8 @@ struct cpm_service_hooks {
  * ListMessages' limit 0 means the default, 1000 (at most 10000).  Objects are added before the name
  * is requested: call cpm_service_start() last.
  */
-int cpm_service_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
-		    const char *bus_address, const char *version,
-		    const struct cpm_service_hooks *hooks, void *userdata,
+int cpm_service_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const char *bus_address,
+		    const char *version, const struct cpm_service_hooks *hooks, void *userdata,
 		    struct cpm_service **ret, char **ret_error);
 /* Requests org.cpmsync; fails (with the reason) if another owner has it. */
 int cpm_service_start(struct cpm_service *svc, char **ret_error);
@@ -69,8 +66,8 @@ void cpm_service_remove_account(struct cpm_service *svc, const char *name);
  * account's settings change; PropertiesChanged is emitted for what
  * changed.  Strings are copied.
  */
-void cpm_service_set_account_details(struct cpm_service *svc, const char *name,
-				     const char *host, const char *user);
+void cpm_service_set_account_details(struct cpm_service *svc, const char *name, const char *host,
+				     const char *user);
 
 /* Forwarded from the session's callbacks by the daemon. */
 void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session *session);
@@ -80,5 +77,4 @@ void cpm_service_sync_progress(struct cpm_service *svc, struct cpmsync_session *
  * A sync of the session ended with r (the synced callback): a complete one
  * (r == 0) moves the account's SyncGeneration on by one.
  */
-void cpm_service_account_synced(struct cpm_service *svc, struct cpmsync_session *session,
-				int r);
+void cpm_service_account_synced(struct cpm_service *svc, struct cpmsync_session *session, int r);

@@ -18,7 +18,7 @@ struct cpmsync_check {
 	struct imap_client *client;
 	cpmsync_check_cb_t cb;
 	void *userdata;
-	char *caps;	 /* post-login capabilities, once READY */
+	char *caps; /* post-login capabilities, once READY */
 	bool reported;
 	struct cpmsync_loop_source *finish;
 	int r;
@@ -41,8 +41,8 @@ static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
 
 	(void)src;
 	if (chk->cb)
-		chk->cb(chk->r, chk->r == 0 ? chk->caps : NULL,
-			chk->r == 0 ? NULL : chk->reason, chk->userdata);
+		chk->cb(chk->r, chk->r == 0 ? chk->caps : NULL, chk->r == 0 ? NULL : chk->reason,
+			chk->userdata);
 	check_free(chk);
 }
 
@@ -57,13 +57,13 @@ static void finish(struct cpmsync_check *chk, int r, const char *reason)
 		finish_cb(NULL, chk); /* out of memory: report now */
 }
 
-static void state_cb(struct imap_client *client, int r, const char *reason,
-		     void *userdata)
+static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
 {
 	struct cpmsync_check *chk = userdata;
 
 	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
-		chk->caps = strdup(imap_client_caps(client)->text ? imap_client_caps(client)->text : "");
+		chk->caps = strdup(imap_client_caps(client)->text ? imap_client_caps(client)->text
+								  : "");
 		if (!chk->caps) {
 			finish(chk, -ENOMEM, NULL);
 			return;
@@ -78,10 +78,8 @@ static void state_cb(struct imap_client *client, int r, const char *reason,
 		finish(chk, r < 0 ? r : -CPMSYNC_E_DISCONNECTED, reason);
 }
 
-int cpmsync_account_check(struct cpmsync_loop *loop,
-			  const struct cpmsync_account *account,
-			  cpmsync_check_cb_t cb, void *userdata,
-			  struct cpmsync_check **ret_check)
+int cpmsync_account_check(struct cpmsync_loop *loop, const struct cpmsync_account *account,
+			  cpmsync_check_cb_t cb, void *userdata, struct cpmsync_check **ret_check)
 {
 	struct imap_client_callbacks callbacks = { .state = state_cb };
 	struct cpmsync_check *chk;
@@ -103,9 +101,8 @@ int cpmsync_account_check(struct cpmsync_loop *loop,
 	r = imap_client_connect(chk->client);
 	if (r < 0) {
 		/* Report failures to start from the loop too. */
-		finish(chk, r, imap_client_error(chk->client)[0]
-				       ? imap_client_error(chk->client)
-				       : NULL);
+		finish(chk, r,
+		       imap_client_error(chk->client)[0] ? imap_client_error(chk->client) : NULL);
 	}
 	if (ret_check)
 		*ret_check = chk;

@@ -158,7 +158,9 @@ static int drv_select(struct engine_driver *d, const char *mailbox,
 		}
 	}
 	return cmd_send(d, cb, userdata, "SELECT %m%a", mailbox,
-			params ? params : sp->condstore ? " (CONDSTORE)" : "");
+			params		? params
+			: sp->condstore ? " (CONDSTORE)"
+					: "");
 }
 
 static int drv_unselect(struct engine_driver *d)
@@ -197,8 +199,9 @@ static int drv_store(struct engine_driver *d, const char *uids, enum engine_flag
 	static const char *const prefix[] = { "", "+", "-" };
 
 	if (unchangedsince)
-		return cmd_send(d, cb, userdata, "UID STORE %a (UNCHANGEDSINCE %U) %aFLAGS.SILENT (%a)",
-				uids, unchangedsince, prefix[mode], flags);
+		return cmd_send(d, cb, userdata,
+				"UID STORE %a (UNCHANGEDSINCE %U) %aFLAGS.SILENT (%a)", uids,
+				unchangedsince, prefix[mode], flags);
 	return cmd_send(d, cb, userdata, "UID STORE %a %aFLAGS.SILENT (%a)", uids, prefix[mode],
 			flags);
 }
@@ -230,8 +233,8 @@ static int drv_create(struct engine_driver *d, const char *mailbox, engine_reply
 	return cmd_send(d, cb, userdata, "CREATE %m", mailbox);
 }
 
-static int drv_rename(struct engine_driver *d, const char *from, const char *to,
-		      engine_reply_fn cb, void *userdata)
+static int drv_rename(struct engine_driver *d, const char *from, const char *to, engine_reply_fn cb,
+		      void *userdata)
 {
 	return cmd_send(d, cb, userdata, "RENAME %m %m", from, to);
 }

@@ -32,8 +32,8 @@
 struct cpmsync_sync;
 
 struct engine_reply {
-	int r;		     /* 0; -CPMSYNC_E_SERVER: refused (NO/BAD); other: the connection failed */
-	const char *text;    /* the server's text, may be NULL */
+	int r;		  /* 0; -CPMSYNC_E_SERVER: refused (NO/BAD); other: the connection failed */
+	const char *text; /* the server's text, may be NULL */
 	enum imap_code code; /* the reply's response code, IMAP_CODE_NONE if none */
 	uint32_t new_uid;    /* APPENDUID / COPYUID of exactly one message: its new UID, else 0 */
 	const struct imap_seqset *modified; /* MODIFIED: UIDs not stored; NULL otherwise */
@@ -48,8 +48,8 @@ enum engine_flags_mode {
 };
 
 struct engine_select_params {
-	bool condstore;	  /* SELECT ... (CONDSTORE) */
-	bool qresync;	  /* SELECT ... (QRESYNC (uidvalidity modseq [known_uids])) */
+	bool condstore; /* SELECT ... (CONDSTORE) */
+	bool qresync;	/* SELECT ... (QRESYNC (uidvalidity modseq [known_uids])) */
 	uint32_t uidvalidity;
 	uint64_t modseq;
 	const char *known_uids; /* may be NULL */
@@ -90,8 +90,8 @@ struct engine_driver_ops {
 		     engine_reply_fn cb, void *userdata);
 	int (*create)(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
 		      void *userdata);
-	int (*rename)(struct engine_driver *d, const char *from, const char *to,
-		      engine_reply_fn cb, void *userdata);
+	int (*rename)(struct engine_driver *d, const char *from, const char *to, engine_reply_fn cb,
+		      void *userdata);
 	int (*delete)(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
 		      void *userdata);
 	/* mailbox "": a server entry; value "": remove the entry (NIL). */
@@ -129,7 +129,7 @@ enum {
 /* One FETCH response with a UID. */
 struct engine_fetch {
 	uint32_t uid;
-	unsigned present; /* ENGINE_FETCH_* */
+	unsigned present;  /* ENGINE_FETCH_* */
 	const char *flags; /* space-separated, valid flags only */
 	uint64_t modseq;
 	uint64_t size;

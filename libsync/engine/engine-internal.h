@@ -8,8 +8,8 @@
  * The engine is a chain of IMAP commands, each one's callback deciding and
  * submitting the next (replay, SELECT and LOGOUT through the driver table
  * of driver.h, the folder sync still on imap-client directly); decisions
- * come from plan.c, data goes to the store through store-sync.h.  One connection, one folder selected at a time.
- * Untagged responses are interpreted by what the engine is doing
+ * come from plan.c, data goes to the store through store-sync.h.  One connection, one folder
+ * selected at a time. Untagged responses are interpreted by what the engine is doing
  * (e->fetch_kind), so a FETCH during SELECT (QRESYNC) updates flags, one
  * during the new-message fetch inserts messages, and so on.
  */
@@ -50,9 +50,9 @@ enum fetch_kind {
 /* A streamed literal (BODY[] or BODY[HEADER]) being received. */
 struct body_sink {
 	bool active, complete;
-	uint64_t size;	 /* announced */
-	struct buf mem;	 /* the first ENGINE_BODY_MEM_MAX bytes */
-	int fd;		 /* the whole literal, once it is larger (-1: none) */
+	uint64_t size;	/* announced */
+	struct buf mem; /* the first ENGINE_BODY_MEM_MAX bytes */
+	int fd;		/* the whole literal, once it is larger (-1: none) */
 	uint64_t written;
 	int error;
 };
@@ -79,7 +79,7 @@ struct folder_ctx {
 	bool nomodseq;
 	struct plan_after_select after;
 	/* Progress. */
-	uint32_t new_count;	/* new messages seen (uid >= new_from_uid) */
+	uint32_t new_count; /* new messages seen (uid >= new_from_uid) */
 	uint32_t max_uid_seen;
 	struct imap_seqset present; /* PLAIN/search: UIDs the server has */
 	struct imap_seqset set;	    /* scratch: bodies wanted, ... */
@@ -131,9 +131,9 @@ struct cpmsync_sync {
 	uint64_t selected_hms;
 	uint32_t selected_uidnext;
 
-	struct imap_seqset search; /* SEARCH/ESEARCH results */
+	struct imap_seqset search;  /* SEARCH/ESEARCH results */
 	struct imap_resp_code code; /* scratch */
-	void *replay;		   /* engine-replay.c's state */
+	void *replay;		    /* engine-replay.c's state */
 	/* What engine_select() does when the server refuses the SELECT
 	 * (the failure is recorded): skip what needed the folder. */
 	void (*select_refused)(struct cpmsync_sync *e);
@@ -158,8 +158,7 @@ typedef void (*engine_next_fn)(struct cpmsync_sync *e);
 void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server_name,
 		   engine_next_fn next);
 /* A command that failed the whole run: records and finishes. */
-bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res,
-		       const char *what);
+bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what);
 bool engine_reply_failed(struct cpmsync_sync *e, const struct engine_reply *res, const char *what);
 void engine_logout(struct cpmsync_sync *e);
 

@@ -70,8 +70,8 @@ struct replay {
 	engine_next_fn verify_found, verify_missing;
 	uint64_t verify_size;
 	int64_t verify_date;
-	uint32_t verify_uid;  /* the match (0: none yet) */
-	char *verify_flags;   /* its flags on the server; NULL: not read */
+	uint32_t verify_uid; /* the match (0: none yet) */
+	char *verify_flags;  /* its flags on the server; NULL: not read */
 };
 
 static void replay_next(struct cpmsync_sync *e);
@@ -111,7 +111,8 @@ void engine_replay_free(struct cpmsync_sync *e)
 
 /* The server refused the operation: keep it, go on with the others, and
  * let the run report failure. */
-static void op_failed(struct cpmsync_sync *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void op_failed(struct cpmsync_sync *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static void op_failed(struct cpmsync_sync *e, const char *fmt, ...)
 {
 	char msg[400];
@@ -419,8 +420,8 @@ static void append_send(struct cpmsync_sync *e)
 	}
 	if (store_failed(e, r) || mark_attempt(e, &rp->folder) < 0)
 		return;
-	sent(e, D(e)->ops->append(D(e), rp->folder.server_name, rp->msg.flags,
-				  rp->msg.internaldate, body, len, append_done, e));
+	sent(e, D(e)->ops->append(D(e), rp->folder.server_name, rp->msg.flags, rp->msg.internaldate,
+				  body, len, append_done, e));
 }
 
 static void op_append(struct cpmsync_sync *e)
@@ -606,8 +607,9 @@ static void op_copy(struct cpmsync_sync *e)
 	r = journal_args_decode(rp->j.op, rp->j.args, &args, &why);
 	if (r == -EBADMSG)
 		/* Its source cannot be named: made from our copy below. */
-		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s row %lld: malformed arguments (expected %s)",
-			e->account_name, rp->j.op_name, (long long)rp->j.id, why);
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: %s row %lld: malformed arguments (expected %s)", e->account_name,
+			rp->j.op_name, (long long)rp->j.id, why);
 	else if (r < 0) {
 		engine_fail(e, r, "out of memory");
 		return;
@@ -739,7 +741,8 @@ static void store_done(const struct engine_reply *res, void *userdata)
 			if (!e->op_failures++)
 				snprintf(e->op_reason, sizeof(e->op_reason),
 					 "flag change of UID %u in %s refused by the server: %s",
-					 it->uid, rp->folder.server_name, res->text ? res->text : "");
+					 it->uid, rp->folder.server_name,
+					 res->text ? res->text : "");
 			e->stats.ops_failed++;
 		}
 	} else if (engine_reply_failed(e, res, "UID STORE")) {
@@ -749,7 +752,8 @@ static void store_done(const struct engine_reply *res, void *userdata)
 	} else if (it->pending == 0 && !it->failed && !it->modified) {
 		r = engine_tx_begin(e);
 		if (r >= 0)
-			r = store_sync_message_set_server_flags(e->store, it->message_id, it->flags);
+			r = store_sync_message_set_server_flags(e->store, it->message_id,
+								it->flags);
 		if (r >= 0)
 			r = store_journal_done(e->store, it->journal_id);
 		if (store_failed(e, r))
@@ -777,8 +781,8 @@ static void flags_round(struct cpmsync_sync *e)
 			continue;
 		it->modified = false;
 		r = store_sync_message_get(e->store, it->message_id, &m);
-		if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && (!m.uid || (m.server_flags &&
-									streq(m.flags, m.server_flags))))) {
+		if (r == -CPMSYNC_E_NOT_FOUND ||
+		    (r >= 0 && (!m.uid || (m.server_flags && streq(m.flags, m.server_flags))))) {
 			/* Gone, not on the server, or nothing left to send. */
 			sync_message_free_contents(&m);
 			r = engine_tx_begin(e);
@@ -811,10 +815,10 @@ static void flags_round(struct cpmsync_sync *e)
 
 			r = flags_diff(m.server_flags ? m.server_flags : "", it->flags, &add, &del);
 			if (r >= 0)
-				r = D(e)->ops->store(D(e), uid,
-						     add[0] || !del[0] ? ENGINE_FLAGS_ADD
-								       : ENGINE_FLAGS_REMOVE,
-						     add[0] || !del[0] ? add : del, 0, store_done, it);
+				r = D(e)->ops->store(
+					D(e), uid,
+					add[0] || !del[0] ? ENGINE_FLAGS_ADD : ENGINE_FLAGS_REMOVE,
+					add[0] || !del[0] ? add : del, 0, store_done, it);
 			if (sent(e, r) < 0) {
 				sync_message_free_contents(&m);
 				return;
@@ -822,8 +826,8 @@ static void flags_round(struct cpmsync_sync *e)
 			it->pending++;
 			rp->pending++;
 			if (add[0] && del[0]) {
-				r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_REMOVE, del, 0, store_done,
-						     it);
+				r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_REMOVE, del, 0,
+						     store_done, it);
 				if (sent(e, r) < 0) {
 					sync_message_free_contents(&m);
 					return;
@@ -852,7 +856,9 @@ static void op_flags(struct cpmsync_sync *e)
 	int r;
 
 	rp->n_items = 0;
-	rp->items[rp->n_items++] = (struct flag_item){ .e = e, .journal_id = rp->j.id, .message_id = rp->j.message_id };
+	rp->items[rp->n_items++] = (struct flag_item){ .e = e,
+						       .journal_id = rp->j.id,
+						       .message_id = rp->j.message_id };
 	while (rp->n_items < FLAGS_BATCH) {
 		r = store_journal_next(e->store, e->account_id, rp->journal_pos, &next);
 		if (store_failed(e, r))
@@ -864,7 +870,9 @@ static void op_flags(struct cpmsync_sync *e)
 			break;
 		}
 		rp->journal_pos = next.id;
-		rp->items[rp->n_items++] = (struct flag_item){ .e = e, .journal_id = next.id, .message_id = next.message_id };
+		rp->items[rp->n_items++] = (struct flag_item){ .e = e,
+							       .journal_id = next.id,
+							       .message_id = next.message_id };
 		journal_entry_free_contents(&next);
 	}
 	r = load_folder(e, rp->j.folder_id, &rp->folder);
@@ -1079,8 +1087,8 @@ static void op_folder(struct cpmsync_sync *e)
 			op_done(e);
 			return;
 		}
-		sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done,
-					  e));
+		sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name,
+					  rename_done, e));
 	} else {
 		if (!rp->folder.server_name) {
 			r = engine_tx_begin(e);
@@ -1097,7 +1105,7 @@ static void op_folder(struct cpmsync_sync *e)
 				return;
 			e->selected_id = 0;
 		}
-		sent(e, D(e)->ops->delete(D(e), rp->folder.server_name, delete_done, e));
+		sent(e, D(e)->ops->delete (D(e), rp->folder.server_name, delete_done, e));
 	}
 }
 
@@ -1192,8 +1200,8 @@ static void op_acl(struct cpmsync_sync *e)
 		op_failed(e, "cannot change the ACL of %s: the server lacks ACL", rp->folder.name);
 		return;
 	}
-	sent(e, D(e)->ops->set_acl(D(e), rp->folder.server_name, identifier, rights, simple_done,
-				   e));
+	sent(e,
+	     D(e)->ops->set_acl(D(e), rp->folder.server_name, identifier, rights, simple_done, e));
 }
 
 /* ------------------------------------------------------------------ */

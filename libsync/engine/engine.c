@@ -101,7 +101,8 @@ static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
 	store_rollback(e->store);
 	if (e->client) {
 		imap_client_traffic(e->client, &e->stats.bytes_in, &e->stats.bytes_out);
-		if (e->give_back && r == 0 && imap_client_get_state(e->client) == IMAP_CLIENT_READY) {
+		if (e->give_back && r == 0 &&
+		    imap_client_get_state(e->client) == IMAP_CLIENT_READY) {
 			/* Nothing is in flight once the run ended well. */
 			imap_client_set_callbacks(e->client, NULL, NULL);
 			*e->give_back = e->client;
@@ -146,7 +147,8 @@ bool engine_reply_failed(struct cpmsync_sync *e, const struct engine_reply *res,
 
 bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what)
 {
-	return engine_reply_failed(e, &(struct engine_reply){ .r = res->r, .text = res->text }, what);
+	return engine_reply_failed(e, &(struct engine_reply){ .r = res->r, .text = res->text },
+				   what);
 }
 
 void engine_set_progress(struct cpmsync_sync *e, engine_progress_fn fn, void *userdata)
@@ -363,7 +365,8 @@ static void on_fetch_new(struct cpmsync_sync *e, const struct imap_fetch *f)
 		flags = strdup("");
 	}
 	if (e->sink.complete) {
-		r = msg_summary_parse(e->sink.mem.data ? e->sink.mem.data : "", e->sink.mem.len, &sum);
+		r = msg_summary_parse(e->sink.mem.data ? e->sink.mem.data : "", e->sink.mem.len,
+				      &sum);
 		if (r < 0) {
 			engine_fail(e, r, "out of memory");
 			goto out;
@@ -376,7 +379,8 @@ static void on_fetch_new(struct cpmsync_sync *e, const struct imap_fetch *f)
 		.uid = f->uid,
 		.flags = flags ? flags : "",
 		.modseq = (f->present & IMAP_FETCH_MODSEQ) ? f->modseq : 0,
-		.internaldate = (f->present & IMAP_FETCH_INTERNALDATE) ? (int64_t)f->internaldate : 0,
+		.internaldate =
+			(f->present & IMAP_FETCH_INTERNALDATE) ? (int64_t)f->internaldate : 0,
 		.size = (f->present & IMAP_FETCH_RFC822_SIZE) ? f->rfc822_size : 0,
 		.summary = have_sum ? &sum : NULL,
 		.bodystructure = bs.len ? bs.data : NULL,
@@ -388,13 +392,13 @@ static void on_fetch_new(struct cpmsync_sync *e, const struct imap_fetch *f)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		goto out;
 	}
-	if (e->sink.complete && e->sink.size == m.size && !has_body &&
-	    e->body_limit >= m.size && imap_fetch_find_section(f, "BODY[]")) {
+	if (e->sink.complete && e->sink.size == m.size && !has_body && e->body_limit >= m.size &&
+	    imap_fetch_find_section(f, "BODY[]")) {
 		r = sink_store_body(e, id);
 		if (r < 0) {
 			engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
 				    r == -EIO || r <= -CPMSYNC_E_NOT_FOUND ? store_error(e->store)
-									 : strerror(-r));
+									   : strerror(-r));
 			goto out;
 		}
 	}
@@ -551,9 +555,9 @@ static const char *special_use_name(unsigned attrs)
 		unsigned bit;
 		const char *name;
 	} map[] = {
-		{ IMAP_MBOX_ALL, "\\All" },	    { IMAP_MBOX_ARCHIVE, "\\Archive" },
-		{ IMAP_MBOX_DRAFTS, "\\Drafts" },   { IMAP_MBOX_FLAGGED, "\\Flagged" },
-		{ IMAP_MBOX_JUNK, "\\Junk" },	    { IMAP_MBOX_SENT, "\\Sent" },
+		{ IMAP_MBOX_ALL, "\\All" },	  { IMAP_MBOX_ARCHIVE, "\\Archive" },
+		{ IMAP_MBOX_DRAFTS, "\\Drafts" }, { IMAP_MBOX_FLAGGED, "\\Flagged" },
+		{ IMAP_MBOX_JUNK, "\\Junk" },	  { IMAP_MBOX_SENT, "\\Sent" },
 		{ IMAP_MBOX_TRASH, "\\Trash" },
 	};
 
@@ -595,8 +599,9 @@ static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 	if (!rf) {
 		r = remote_add(e, name.data);
 		if (r < 0) {
-			engine_fail(e, r, r == -E2BIG ? "the server lists more than %d folders"
-						      : "out of memory",
+			engine_fail(e, r,
+				    r == -E2BIG ? "the server lists more than %d folders"
+						: "out of memory",
 				    ENGINE_MAX_FOLDERS);
 			goto out;
 		}
@@ -625,8 +630,8 @@ static void on_status(struct cpmsync_sync *e, const struct imap_response *resp)
 	rf = remote_find(e, name.data);
 	if (!rf)
 		goto out;
-	if ((st.present & IMAP_STATUS_ITEM_UIDVALIDITY) && (st.present & IMAP_STATUS_ITEM_UIDNEXT) &&
-	    (st.present & IMAP_STATUS_ITEM_MESSAGES)) {
+	if ((st.present & IMAP_STATUS_ITEM_UIDVALIDITY) &&
+	    (st.present & IMAP_STATUS_ITEM_UIDNEXT) && (st.present & IMAP_STATUS_ITEM_MESSAGES)) {
 		rf->p.has_status = true;
 		rf->p.uidvalidity = st.uidvalidity;
 		rf->p.uidnext = st.uidnext;
@@ -796,8 +801,8 @@ static void untagged_cb(struct imap_client *client, const struct imap_response *
 /* ------------------------------------------------------------------ */
 /* LIST and the folder plan */
 
-static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_folders,
-			    size_t *ret_n, struct plan_local_folder **ret_locals)
+static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_folders, size_t *ret_n,
+			    struct plan_local_folder **ret_locals)
 {
 	struct sync_folder *folders = NULL;
 	struct plan_local_folder *locals;
@@ -920,10 +925,9 @@ static int apply_folder_plan(struct cpmsync_sync *e)
 		}
 		if (r >= 0 && (a->kind == PLAN_FOLDER_SYNC || a->kind == PLAN_FOLDER_RENAMED ||
 			       a->kind == PLAN_FOLDER_CONFIRM || a->kind == PLAN_FOLDER_UNCHANGED))
-			r = store_sync_folder_set_special_use(e->store, a->kind == PLAN_FOLDER_UNCHANGED
-									? l->id
-									: id,
-							      rf->special_use, rf->subscribed);
+			r = store_sync_folder_set_special_use(
+				e->store, a->kind == PLAN_FOLDER_UNCHANGED ? l->id : id,
+				rf->special_use, rf->subscribed);
 		if (r >= 0 && id && !rf->p.noselect && a->kind != PLAN_FOLDER_UNCHANGED)
 			e->queue[e->n_queue++] = id;
 	}
@@ -1025,8 +1029,9 @@ static void start_list(struct cpmsync_sync *e)
 	/* One LIST for everything; the patterns are applied locally so that
 	 * a folder moving out of (or into) them is noticed. */
 	if (imap_client_has(e->client, IMAP_CAP_LIST_STATUS))
-		r = imap_cmd_addf(cmd, "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (UIDVALIDITY "
-				       "UIDNEXT MESSAGES%s))",
+		r = imap_cmd_addf(cmd,
+				  "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (UIDVALIDITY "
+				  "UIDNEXT MESSAGES%s))",
 				  modseq ? " HIGHESTMODSEQ" : "");
 	else
 		r = imap_cmd_add(cmd, "LIST \"\" \"*\"");
@@ -1140,8 +1145,7 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 	/* known-uids only when it fits: it narrows VANISHED, and the
 	 * server's default (1:UIDNEXT-1) is correct too. */
 	if (p.qresync && store_sync_known_uids(e->store, id, &e->f.set) >= 0 && e->f.set.n &&
-	    imap_seqset_format(&e->f.set, &pos, &known, ENGINE_SET_BYTES) >= 0 &&
-	    pos >= e->f.set.n)
+	    imap_seqset_format(&e->f.set, &pos, &known, ENGINE_SET_BYTES) >= 0 && pos >= e->f.set.n)
 		p.known_uids = known.data;
 	/* FETCH/VANISHED during a QRESYNC SELECT apply to this folder. */
 	e->selected_id = id;
@@ -1293,7 +1297,8 @@ static void folder_expunges(struct cpmsync_sync *e)
 	r = imap_cmd_new(e->client, 0, expunge_search_done, e, &cmd);
 	if (r >= 0)
 		r = imap_cmd_addf(cmd, "UID SEARCH %sUID 1:%u",
-				  imap_client_has(e->client, IMAP_CAP_ESEARCH) ? "RETURN (ALL) " : "",
+				  imap_client_has(e->client, IMAP_CAP_ESEARCH) ? "RETURN (ALL) "
+									       : "",
 				  below - 1);
 	if (r < 0) {
 		imap_cmd_free(cmd);
@@ -1369,7 +1374,8 @@ static void folder_after_select(struct cpmsync_sync *e)
 	if (e->f.after.uidvalidity_changed) {
 		log_msg(CPMSYNC_LOG_NOTICE, CAT,
 			"%s: UIDVALIDITY of %s changed (%u -> %u): re-reading the folder",
-			e->account_name, e->f.server_name, e->f.local_uidvalidity, e->f.uidvalidity);
+			e->account_name, e->f.server_name, e->f.local_uidvalidity,
+			e->f.uidvalidity);
 		r = engine_tx_begin(e);
 		if (r >= 0)
 			r = store_sync_uidvalidity_reset(e->store, e->f.id);
@@ -1397,7 +1403,8 @@ static void folder_after_select(struct cpmsync_sync *e)
 	}
 	snprintf(set, sizeof(set), "1:%u", e->f.after.new_from_uid - 1);
 	if (e->f.mode == PLAN_MODE_CONDSTORE) {
-		snprintf(mod, sizeof(mod), "(CHANGEDSINCE %llu)", (unsigned long long)e->f.local_hms);
+		snprintf(mod, sizeof(mod), "(CHANGEDSINCE %llu)",
+			 (unsigned long long)e->f.local_hms);
 		send_fetch(e, set, "UID FLAGS", mod, FK_FLAGS, flags_pass_done);
 	} else {
 		imap_seqset_clear(&e->f.present);
@@ -1436,9 +1443,9 @@ static void folder_bodies(struct cpmsync_sync *e)
 		/* After a QRESYNC/CONDSTORE resync only the new messages can
 		 * lack a body (the old ones were complete when HIGHESTMODSEQ
 		 * was committed): no walk over the whole folder. */
-		bool incremental = (e->f.mode == PLAN_MODE_QRESYNC ||
-				    e->f.mode == PLAN_MODE_CONDSTORE) &&
-				   e->f.local_body_limit >= e->body_limit;
+		bool incremental =
+			(e->f.mode == PLAN_MODE_QRESYNC || e->f.mode == PLAN_MODE_CONDSTORE) &&
+			e->f.local_body_limit >= e->body_limit;
 		uint32_t from = incremental ? e->f.after.new_from_uid : 1;
 
 		r = store_sync_bodies_wanted(e->store, e->f.id, from, e->body_limit, &e->f.set);
@@ -1530,7 +1537,9 @@ int cpmsync_sync_once(struct cpmsync_loop *loop, struct cpmsync_store *store,
 static const struct imap_client_callbacks engine_callbacks = {
 	.state = state_cb,
 	.untagged = untagged_cb,
-	.literals = { .literal_begin = lit_begin, .literal_data = lit_data, .literal_end = lit_end },
+	.literals = { .literal_begin = lit_begin,
+		      .literal_data = lit_data,
+		      .literal_end = lit_end },
 };
 
 static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
@@ -1541,7 +1550,8 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	size_t np = 0;
 	int r;
 
-	if (!loop || !store || !account || !account->name || !account->host || !account->user || !cb)
+	if (!loop || !store || !account || !account->name || !account->host || !account->user ||
+	    !cb)
 		return -EINVAL;
 	e = calloc(1, sizeof(*e));
 	if (!e)

@@ -76,7 +76,7 @@ struct fkey {
 	const char *rest; /* the name after a folded INBOX prefix, or the name */
 	bool inbox;	  /* the name starts with INBOX (any case) */
 	uint32_t uv;
-	size_t idx;	  /* into local[] */
+	size_t idx; /* into local[] */
 };
 
 static struct fkey name_key(const char *name, size_t idx)
@@ -181,12 +181,12 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			continue;
 		rmatched[i] = lmatched[j] = true;
 		if (!local[j].removed && !remote[i].noselect)
-			actions[n++] = (struct plan_folder_action){
-				status_unchanged(&remote[i], &local[j], with_modseq)
-					? PLAN_FOLDER_UNCHANGED
-					: PLAN_FOLDER_SYNC,
-				j, i
-			};
+			actions[n++] =
+				(struct plan_folder_action){ status_unchanged(&remote[i], &local[j],
+									      with_modseq)
+								     ? PLAN_FOLDER_UNCHANGED
+								     : PLAN_FOLDER_SYNC,
+							     j, i };
 	}
 	/* 2. A pending CREATE or RENAME that already reached the server. */
 	for (size_t i = 0; i < n_remote; i++) {
@@ -262,17 +262,16 @@ enum plan_mode plan_select_mode(bool qresync_enabled, bool condstore_enabled,
 }
 
 void plan_after_select(enum plan_mode selected_with, uint32_t local_uidvalidity,
-		       uint32_t local_uidnext, uint32_t server_uidvalidity,
-		       uint32_t server_uidnext, bool server_nomodseq,
-		       struct plan_after_select *ret)
+		       uint32_t local_uidnext, uint32_t server_uidvalidity, uint32_t server_uidnext,
+		       bool server_nomodseq, struct plan_after_select *ret)
 {
 	*ret = (struct plan_after_select){ .mode = selected_with };
 
 	if (local_uidvalidity && server_uidvalidity && local_uidvalidity != server_uidvalidity) {
 		ret->uidvalidity_changed = true;
 		ret->mode = PLAN_MODE_INITIAL;
-	} else if (server_nomodseq && (selected_with == PLAN_MODE_QRESYNC ||
-				       selected_with == PLAN_MODE_CONDSTORE)) {
+	} else if (server_nomodseq &&
+		   (selected_with == PLAN_MODE_QRESYNC || selected_with == PLAN_MODE_CONDSTORE)) {
 		ret->mode = PLAN_MODE_PLAIN;
 	}
 	if (ret->mode == PLAN_MODE_INITIAL) {

@@ -39,14 +39,14 @@ struct plan_local_folder {
 };
 
 enum plan_folder_action_kind {
-	PLAN_FOLDER_ADD,	 /* remote[remote] is new: add it locally */
-	PLAN_FOLDER_RENAMED,	 /* local[local] was renamed on the server to remote[remote] */
-	PLAN_FOLDER_CONFIRM,	 /* local[local]'s pending CREATE/RENAME already reached
-				  * the server as remote[remote]: record server_name */
-	PLAN_FOLDER_DELETE,	 /* local[local] is gone on the server: delete it locally */
-	PLAN_FOLDER_RECREATE,	 /* gone on the server but holds local changes: re-CREATE */
-	PLAN_FOLDER_SYNC,	 /* sync local[local] against remote[remote] */
-	PLAN_FOLDER_UNCHANGED,	 /* as SYNC, but LIST-STATUS shows nothing moved */
+	PLAN_FOLDER_ADD,       /* remote[remote] is new: add it locally */
+	PLAN_FOLDER_RENAMED,   /* local[local] was renamed on the server to remote[remote] */
+	PLAN_FOLDER_CONFIRM,   /* local[local]'s pending CREATE/RENAME already reached
+				* the server as remote[remote]: record server_name */
+	PLAN_FOLDER_DELETE,    /* local[local] is gone on the server: delete it locally */
+	PLAN_FOLDER_RECREATE,  /* gone on the server but holds local changes: re-CREATE */
+	PLAN_FOLDER_SYNC,      /* sync local[local] against remote[remote] */
+	PLAN_FOLDER_UNCHANGED, /* as SYNC, but LIST-STATUS shows nothing moved */
 };
 
 struct plan_folder_action {
@@ -109,9 +109,8 @@ struct plan_after_select {
 };
 
 void plan_after_select(enum plan_mode selected_with, uint32_t local_uidvalidity,
-		       uint32_t local_uidnext, uint32_t server_uidvalidity,
-		       uint32_t server_uidnext, bool server_nomodseq,
-		       struct plan_after_select *ret);
+		       uint32_t local_uidnext, uint32_t server_uidvalidity, uint32_t server_uidnext,
+		       bool server_nomodseq, struct plan_after_select *ret);
 
 /*
  * CONDSTORE/PLAIN expunge detection without QRESYNC: after the new

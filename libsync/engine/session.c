@@ -54,15 +54,15 @@
 
 #define CAT CPMSYNC_LOG_CAT_ENGINE
 
-#define DEFAULT_POLL_MS (300u * 1000)
-#define DEFAULT_REFRESH_MS (240u * 1000)
-#define MAX_REFRESH_MS (25u * 60 * 1000) /* RFC 2177: re-IDLE before 29 min */
+#define DEFAULT_POLL_MS	     (300u * 1000)
+#define DEFAULT_REFRESH_MS   (240u * 1000)
+#define MAX_REFRESH_MS	     (25u * 60 * 1000) /* RFC 2177: re-IDLE before 29 min */
 #define DEFAULT_RETRY_MIN_MS 1000u
 #define DEFAULT_RETRY_MAX_MS (300u * 1000)
-#define DEFAULT_DEBOUNCE_MS 5u
+#define DEFAULT_DEBOUNCE_MS  5u
 /* Syncs in a row started by the wait's own re-check (not by news). */
 #define MAX_CHECK_SYNCS 2
-#define MAX_ACTIVE 64
+#define MAX_ACTIVE	64
 /* Largest section a Fetch request spools to a temporary file; a larger
  * literal is read and dropped, and the request fails saying so. */
 #define SESSION_FETCH_MAX (1ull << 30)
@@ -160,8 +160,8 @@ static void schedule_kick(struct cpmsync_session *s);
 static void request_finish(struct request *rq, int r, const char *reason);
 
 static const char *const state_names[] = {
-	[CPMSYNC_SESSION_OFFLINE] = "offline",	 [CPMSYNC_SESSION_CONNECTING] = "connecting",
-	[CPMSYNC_SESSION_SYNCING] = "syncing",	 [CPMSYNC_SESSION_IDLE] = "idle",
+	[CPMSYNC_SESSION_OFFLINE] = "offline", [CPMSYNC_SESSION_CONNECTING] = "connecting",
+	[CPMSYNC_SESSION_SYNCING] = "syncing", [CPMSYNC_SESSION_IDLE] = "idle",
 	[CPMSYNC_SESSION_ERROR] = "error",
 };
 
@@ -275,8 +275,8 @@ static void record_caps(struct cpmsync_session *s)
 /* ------------------------------------------------------------------ */
 /* Timers */
 
-static void timer_set(struct cpmsync_session *s, struct cpmsync_loop_source **src,
-		      uint64_t ms, cpmsync_loop_cb_t cb)
+static void timer_set(struct cpmsync_session *s, struct cpmsync_loop_source **src, uint64_t ms,
+		      cpmsync_loop_cb_t cb)
 {
 	if (*src) {
 		cpmsync_loop_timer_set(*src, ms ? ms : 1, 0);
@@ -507,8 +507,7 @@ static void start_sync(struct cpmsync_session *s)
 	timer_stop(&s->poll_timer);
 	timer_stop(&s->refresh_timer);
 	set_state(s, CPMSYNC_SESSION_SYNCING, push_mode(s));
-	r = engine_sync_on_client(s->loop, s->pub, &s->account, &s->client, sync_done, s,
-				  &s->sync);
+	r = engine_sync_on_client(s->loop, s->pub, &s->account, &s->client, sync_done, s, &s->sync);
 	if (r < 0) {
 		set_error(s, "cannot start a sync: %s", cpmsync_strerror(r));
 		s->sync = NULL;
@@ -649,8 +648,7 @@ static void wait_failed(struct cpmsync_session *s, const struct imap_cmd_result 
 	schedule_kick(s);
 }
 
-static void idle_done(struct imap_client *client, const struct imap_cmd_result *res,
-		      void *userdata)
+static void idle_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
 {
 	struct cpmsync_session *s = userdata;
 
@@ -664,8 +662,7 @@ static void idle_done(struct imap_client *client, const struct imap_cmd_result *
 	schedule_kick(s);
 }
 
-static int idle_cont(struct imap_client *client, const char *text, char **ret_line,
-		     void *userdata)
+static int idle_cont(struct imap_client *client, const char *text, char **ret_line, void *userdata)
 {
 	struct cpmsync_session *s = userdata;
 
@@ -712,8 +709,8 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 		return;
 	}
 	/* The window between the sync's last look and IDLE: compare. */
-	if (folder_behind(s, s->idle_folder ? s->idle_folder : "INBOX", s->sel_uidvalidity, s->sel_uidnext, s->sel_exists,
-			  s->sel_hms, hms && s->sel_hms) &&
+	if (folder_behind(s, s->idle_folder ? s->idle_folder : "INBOX", s->sel_uidvalidity,
+			  s->sel_uidnext, s->sel_exists, s->sel_hms, hms && s->sel_hms) &&
 	    s->check_syncs < MAX_CHECK_SYNCS) {
 		s->check_syncs++;
 		s->wait = WAIT_NONE;
@@ -809,8 +806,7 @@ static void enter_wait(struct cpmsync_session *s)
 		connection_lost(s, (int)id, "out of memory");
 }
 
-static void noop_done(struct imap_client *client, const struct imap_cmd_result *res,
-		      void *userdata)
+static void noop_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
 {
 	struct cpmsync_session *s = userdata;
 
@@ -970,7 +966,10 @@ static void request_finish(struct request *rq, int r, const char *reason)
 			     r < 0 ? NULL : (const char *const *)rq->pairs, rq->userdata);
 		break;
 	case REQ_MYRIGHTS:
-		rq->cb.string(r, r < 0 ? reason : NULL, r < 0 ? NULL : rq->string ? rq->string : "",
+		rq->cb.string(r, r < 0 ? reason : NULL,
+			      r < 0	   ? NULL
+			      : rq->string ? rq->string
+					   : "",
 			      rq->userdata);
 		break;
 	case REQ_FETCH:
@@ -1056,7 +1055,8 @@ static void request_untagged(struct cpmsync_session *s, const struct imap_respon
 			for (size_t i = 0; i < acl.count; i++) {
 				struct imap_nstr id, rights;
 
-				if (imap_acl_get(&acl, i, &id, &rights) >= 0 && id.str && rights.str)
+				if (imap_acl_get(&acl, i, &id, &rights) >= 0 && id.str &&
+				    rights.str)
 					pairs_add(rq, id.str, id.len, rights.str, rights.len);
 			}
 		}
@@ -1078,7 +1078,8 @@ static void request_untagged(struct cpmsync_session *s, const struct imap_respon
 			imap_search_init(&se);
 			if (imap_resp_search(resp, &se) >= 0)
 				for (size_t i = 0; i < se.nums.n; i++)
-					imap_seqset_add_range(&rq->uids, se.nums.r[i].lo, se.nums.r[i].hi);
+					imap_seqset_add_range(&rq->uids, se.nums.r[i].lo,
+							      se.nums.r[i].hi);
 			imap_search_free(&se);
 		}
 		break;
@@ -1089,7 +1090,8 @@ static void request_untagged(struct cpmsync_session *s, const struct imap_respon
 			imap_esearch_init(&es);
 			if (imap_resp_esearch(resp, &es) >= 0 && (es.present & IMAP_ESEARCH_ALL))
 				for (size_t i = 0; i < es.all.n; i++)
-					imap_seqset_add_range(&rq->uids, es.all.r[i].lo, es.all.r[i].hi);
+					imap_seqset_add_range(&rq->uids, es.all.r[i].lo,
+							      es.all.r[i].hi);
 			imap_esearch_free(&es);
 		}
 		break;
@@ -1269,7 +1271,8 @@ static int build_search(struct imap_cmd *cmd, const struct cpmsync_search_criter
 	if (r >= 0 && c->conversation_id && c->conversation_id[0]) {
 		r = imap_cmd_add(cmd, " HEADER Conversation-ID ");
 		if (r >= 0)
-			r = imap_cmd_add_string(cmd, c->conversation_id, strlen(c->conversation_id));
+			r = imap_cmd_add_string(cmd, c->conversation_id,
+						strlen(c->conversation_id));
 	}
 	/* SINCE/BEFORE have day granularity (internal date, server's zone);
 	 * the exact bounds are applied locally afterwards. */
@@ -1297,11 +1300,12 @@ static int build_search(struct imap_cmd *cmd, const struct cpmsync_search_criter
 }
 
 /* System flags are searched by their own keys, not KEYWORD. */
-static int add_flag_keys(struct imap_cmd *cmd, const char *const *flags, bool not)
+static int add_flag_keys(struct imap_cmd *cmd, const char *const *flags, bool not )
 {
 	static const char *const sys[][2] = {
-		{ "\\Seen", "SEEN" },	      { "\\Answered", "ANSWERED" }, { "\\Flagged", "FLAGGED" },
-		{ "\\Deleted", "DELETED" }, { "\\Draft", "DRAFT" },
+		{ "\\Seen", "SEEN" },	    { "\\Answered", "ANSWERED" },
+		{ "\\Flagged", "FLAGGED" }, { "\\Deleted", "DELETED" },
+		{ "\\Draft", "DRAFT" },
 	};
 	int r = 0;
 
@@ -1365,7 +1369,8 @@ static void run_request(struct cpmsync_session *s)
 			if (i)
 				r = imap_cmd_add(cmd, " ");
 			if (r >= 0)
-				r = imap_cmd_add_string(cmd, rq->entries[i], strlen(rq->entries[i]));
+				r = imap_cmd_add_string(cmd, rq->entries[i],
+							strlen(rq->entries[i]));
 		}
 		if (r >= 0)
 			r = imap_cmd_add(cmd, ")");
@@ -1383,7 +1388,8 @@ static void run_request(struct cpmsync_session *s)
 		 * the FETCH fails too. */
 		r = submit_examine(s, rq->mailbox);
 		if (r >= 0)
-			r = imap_cmd_addf(cmd, "UID FETCH %u (BODY.PEEK[%s])", rq->uid, rq->section);
+			r = imap_cmd_addf(cmd, "UID FETCH %u (BODY.PEEK[%s])", rq->uid,
+					  rq->section);
 		break;
 	case REQ_SEARCH:
 		r = submit_examine(s, rq->mailbox);
@@ -1435,8 +1441,7 @@ static void fail_later_cb(struct cpmsync_loop_source *src, void *userdata)
 }
 
 /* Queues rq, or fails it from the loop (offline, not supported ...). */
-static int request_submit(struct cpmsync_session *s, struct request *rq, int fail,
-			  const char *why)
+static int request_submit(struct cpmsync_session *s, struct request *rq, int fail, const char *why)
 {
 	if (!fail && !s->online) {
 		fail = -CPMSYNC_E_OFFLINE;
@@ -1555,8 +1560,8 @@ int cpmsync_session_get_acl(struct cpmsync_session *s, int64_t folder_id, cpmsyn
 	return request_submit(s, rq, fail, rq->string);
 }
 
-int cpmsync_session_my_rights(struct cpmsync_session *s, int64_t folder_id,
-			      cpmsync_string_cb_t cb, void *userdata)
+int cpmsync_session_my_rights(struct cpmsync_session *s, int64_t folder_id, cpmsync_string_cb_t cb,
+			      void *userdata)
 {
 	struct request *rq;
 	int fail;
@@ -1824,8 +1829,8 @@ int cpmsync_session_set_account(struct cpmsync_session *s, const struct cpmsync_
 {
 	int r;
 
-	if (!s || !account || !account->name || !streq(account->name, s->name) ||
-	    !account->host || !account->user)
+	if (!s || !account || !account->name || !streq(account->name, s->name) || !account->host ||
+	    !account->user)
 		return -EINVAL;
 	r = account_copy(s, account);
 	if (r < 0)

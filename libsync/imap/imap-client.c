@@ -26,13 +26,13 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-#define CAT CPMSYNC_LOG_CAT_IMAP
+#define CAT  CPMSYNC_LOG_CAT_IMAP
 #define WIRE CPMSYNC_LOG_CAT_IMAP_WIRE
 
 /* Limits of what we build and buffer. */
 #define MAX_COMMAND_BYTES (64u << 20) /* one command with its literals */
-#define MAX_OUT_BYTES (128u << 20)
-#define READ_CHUNK 65536
+#define MAX_OUT_BYTES	  (128u << 20)
+#define READ_CHUNK	  65536
 /* Literals up to this size may be non-synchronizing under LITERAL-. */
 #define LITERAL_MINUS_MAX 4096
 
@@ -143,8 +143,7 @@ static void client_set_state(struct imap_client *c, enum imap_client_state s)
 	c->state = s;
 }
 
-static void set_error(struct imap_client *c, const char *fmt, ...)
-	ATTR_FORMAT(2, 3);
+static void set_error(struct imap_client *c, const char *fmt, ...) ATTR_FORMAT(2, 3);
 static void set_error(struct imap_client *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -154,8 +153,7 @@ static void set_error(struct imap_client *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void client_fail(struct imap_client *c, int r, const char *fmt, ...)
-	ATTR_FORMAT(3, 4);
+static void client_fail(struct imap_client *c, int r, const char *fmt, ...) ATTR_FORMAT(3, 4);
 static void update_io(struct imap_client *c);
 static void pump(struct imap_client *c);
 static void arm_deadline(struct imap_client *c);
@@ -179,8 +177,8 @@ struct imap_cmd *imap_cmd_free(struct imap_cmd *cmd)
 	return NULL;
 }
 
-int imap_cmd_new(struct imap_client *client, unsigned flags, imap_cmd_cb_t cb,
-		 void *userdata, struct imap_cmd **ret_cmd)
+int imap_cmd_new(struct imap_client *client, unsigned flags, imap_cmd_cb_t cb, void *userdata,
+		 struct imap_cmd **ret_cmd)
 {
 	struct imap_cmd *cmd;
 
@@ -225,17 +223,14 @@ static int cmd_add_sync_point(struct imap_cmd *cmd)
 	return 0;
 }
 
-int imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len,
-			 bool literal8)
+int imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len, bool literal8)
 {
 	struct imap_client *c = cmd->client;
 	bool nonsync = imap_caps_has(&c->caps, IMAP_CAP_LITERALPLUS) ||
-		       (imap_caps_has(&c->caps, IMAP_CAP_LITERALMINUS) &&
-			len <= LITERAL_MINUS_MAX);
+		       (imap_caps_has(&c->caps, IMAP_CAP_LITERALMINUS) && len <= LITERAL_MINUS_MAX);
 	int r;
 
-	r = buf_printf(&cmd->wire, "%s{%zu%s}\r\n", literal8 ? "~" : "", len,
-		       nonsync ? "+" : "");
+	r = buf_printf(&cmd->wire, "%s{%zu%s}\r\n", literal8 ? "~" : "", len, nonsync ? "+" : "");
 	if (r < 0)
 		return r;
 	if (!nonsync) {
@@ -265,8 +260,7 @@ int imap_cmd_add_mailbox(struct imap_cmd *cmd, const char *name)
 	_cleanup_buf_ struct buf enc = BUF_INIT(4096);
 	int r;
 
-	r = imap_mailbox_from_utf8(name, strlen(name), c->delimiter,
-				   c->utf8_enabled, &enc);
+	r = imap_mailbox_from_utf8(name, strlen(name), c->delimiter, c->utf8_enabled, &enc);
 	if (r < 0)
 		return r;
 	return imap_cmd_add_string(cmd, enc.data ? enc.data : "", enc.len);
@@ -282,8 +276,8 @@ int64_t imap_cmd_submit(struct imap_cmd *cmd)
 	struct imap_client *c = cmd->client;
 	int r;
 
-	if (c->state == IMAP_CLIENT_DISCONNECTED ||
-	    c->state == IMAP_CLIENT_CLOSED || c->free_pending) {
+	if (c->state == IMAP_CLIENT_DISCONNECTED || c->state == IMAP_CLIENT_CLOSED ||
+	    c->free_pending) {
 		cmd_destroy(cmd);
 		return -CPMSYNC_E_DISCONNECTED;
 	}
@@ -303,8 +297,8 @@ int64_t imap_cmd_submit(struct imap_cmd *cmd)
 	return cmd->id;
 }
 
-int64_t imap_client_simple(struct imap_client *client, unsigned flags,
-			   imap_cmd_cb_t cb, void *userdata, const char *text)
+int64_t imap_client_simple(struct imap_client *client, unsigned flags, imap_cmd_cb_t cb,
+			   void *userdata, const char *text)
 {
 	struct imap_cmd *cmd;
 	int r;
@@ -322,8 +316,8 @@ int64_t imap_client_simple(struct imap_client *client, unsigned flags,
 
 /* Calls a command's callback once, unless it was cancelled. */
 static void cmd_complete(struct imap_client *c, struct imap_cmd *cmd, int r,
-			 enum imap_status status,
-			 const struct imap_response *resp, const char *text)
+			 enum imap_status status, const struct imap_response *resp,
+			 const char *text)
 {
 	struct imap_cmd_result res = {
 		.r = r,
@@ -372,8 +366,8 @@ static void cancel_deferred(struct cpmsync_loop_source *src, void *userdata)
 	struct cancel_ctx *ctx = userdata;
 
 	(void)src;
-	cmd_complete(ctx->client, ctx->cmd, -CPMSYNC_E_CANCELED,
-		     IMAP_STATUS_NONE, NULL, "cancelled");
+	cmd_complete(ctx->client, ctx->cmd, -CPMSYNC_E_CANCELED, IMAP_STATUS_NONE, NULL,
+		     "cancelled");
 	free(ctx);
 }
 
@@ -404,8 +398,7 @@ int imap_client_cancel(struct imap_client *client, int64_t id)
 		cmd->next = NULL;
 		ctx->client = client;
 		ctx->cmd = cmd;
-		r = cpmsync_loop_defer(client->loop, cancel_deferred, ctx, NULL,
-				       NULL);
+		r = cpmsync_loop_defer(client->loop, cancel_deferred, ctx, NULL, NULL);
 		if (r < 0) {
 			free(ctx);
 			cmd_destroy(cmd);
@@ -434,8 +427,7 @@ int imap_client_cancel(struct imap_client *client, int64_t id)
 /* ------------------------------------------------------------------ */
 /* Output */
 
-static void wire_log_out(struct imap_client *c, struct imap_cmd *cmd,
-			 const char *data, size_t len)
+static void wire_log_out(struct imap_client *c, struct imap_cmd *cmd, const char *data, size_t len)
 {
 	size_t n = 0;
 
@@ -450,14 +442,13 @@ static void wire_log_out(struct imap_client *c, struct imap_cmd *cmd,
 				break;
 			n++;
 		}
-		log_debug(WIRE, "%s C: %s %.*s <redacted>", c->name, cmd->tag,
-			  (int)n, data);
+		log_debug(WIRE, "%s C: %s %.*s <redacted>", c->name, cmd->tag, (int)n, data);
 		return;
 	}
 	while (n < len && n < 300 && data[n] != '\r' && data[n] != '\n')
 		n++;
-	log_debug(WIRE, "%s C: %s%s%.*s%s", c->name, cmd ? cmd->tag : "",
-		  cmd ? " " : "", (int)n, data, n < len - 2 ? " ..." : "");
+	log_debug(WIRE, "%s C: %s%s%.*s%s", c->name, cmd ? cmd->tag : "", cmd ? " " : "", (int)n,
+		  data, n < len - 2 ? " ..." : "");
 }
 
 static int out_append(struct imap_client *c, const void *data, size_t len)
@@ -509,17 +500,14 @@ static void pump(struct imap_client *c)
 {
 	bool sent = false;
 
-	if (c->fd < 0 || c->state < IMAP_CLIENT_GREETING ||
-	    c->state == IMAP_CLIENT_GREETING)
+	if (c->fd < 0 || c->state < IMAP_CLIENT_GREETING || c->state == IMAP_CLIENT_GREETING)
 		return;
-	while (c->queue && !c->waiting_cont &&
-	       c->n_inflight < IMAP_MAX_IN_FLIGHT) {
+	while (c->queue && !c->waiting_cont && c->n_inflight < IMAP_MAX_IN_FLIGHT) {
 		struct imap_cmd *cmd = c->queue;
 		struct imap_cmd **tail;
 		int r;
 
-		if (c->state != IMAP_CLIENT_READY &&
-		    !(cmd->flags & IMAP_CMD_PREAUTH))
+		if (c->state != IMAP_CLIENT_READY && !(cmd->flags & IMAP_CMD_PREAUTH))
 			break;
 		if ((cmd->flags & IMAP_CMD_EXCLUSIVE) && c->n_inflight > 0)
 			break;
@@ -536,8 +524,7 @@ static void pump(struct imap_client *c)
 		snprintf(cmd->tag, sizeof(cmd->tag), "a%u", ++c->tag_counter);
 		r = cmd_send_piece(c, cmd);
 		if (r < 0) {
-			client_fail(c, r, "cannot queue a command: %s",
-				    cpmsync_strerror(r));
+			client_fail(c, r, "cannot queue a command: %s", cpmsync_strerror(r));
 			return;
 		}
 		sent = true;
@@ -589,8 +576,7 @@ static void client_fail(struct imap_client *c, int r, const char *fmt, ...)
 	bool was_logout = c->state == IMAP_CLIENT_LOGOUT;
 	char why[sizeof(c->error)];
 
-	if (c->state == IMAP_CLIENT_DISCONNECTED ||
-	    c->state == IMAP_CLIENT_CLOSED)
+	if (c->state == IMAP_CLIENT_DISCONNECTED || c->state == IMAP_CLIENT_CLOSED)
 		return;
 	/* Format aside first: the arguments may point into c->error. */
 	va_start(ap, fmt);
@@ -599,8 +585,7 @@ static void client_fail(struct imap_client *c, int r, const char *fmt, ...)
 	memcpy(c->error, why, sizeof(c->error));
 	log_debug(CAT, "%s: connection closed: %s", c->name, c->error);
 	close_connection(c);
-	client_set_state(c, was_logout ? IMAP_CLIENT_CLOSED
-				       : IMAP_CLIENT_DISCONNECTED);
+	client_set_state(c, was_logout ? IMAP_CLIENT_CLOSED : IMAP_CLIENT_DISCONNECTED);
 	c->dispatching++;
 	fail_all_commands(c, r, c->error);
 	if (c->cb.state && !c->free_pending)
@@ -611,9 +596,8 @@ static void client_fail(struct imap_client *c, int r, const char *fmt, ...)
 static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 {
 	struct imap_client *c = userdata;
-	unsigned ms = c->state < IMAP_CLIENT_PREAUTH_CAPABILITY
-			      ? c->connect_timeout_ms
-			      : c->command_timeout_ms;
+	unsigned ms = c->state < IMAP_CLIENT_PREAUTH_CAPABILITY ? c->connect_timeout_ms
+								: c->command_timeout_ms;
 
 	(void)src;
 	cpmsync_loop_timer_set(c->timer, 0, 0);
@@ -622,14 +606,11 @@ static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 		client_fail(c, -ETIMEDOUT, "cannot connect to %s port %u: timed out after %u s",
 			    c->host, c->port, ms / 1000);
 	else if (c->state == IMAP_CLIENT_TLS_HANDSHAKE)
-		client_fail(c, -ETIMEDOUT, "TLS handshake timed out after %u s",
-			    ms / 1000);
+		client_fail(c, -ETIMEDOUT, "TLS handshake timed out after %u s", ms / 1000);
 	else if (c->state == IMAP_CLIENT_GREETING)
-		client_fail(c, -ETIMEDOUT, "no greeting from the server within %u s",
-			    ms / 1000);
+		client_fail(c, -ETIMEDOUT, "no greeting from the server within %u s", ms / 1000);
 	else
-		client_fail(c, -ETIMEDOUT, "the server did not answer within %u s",
-			    ms / 1000);
+		client_fail(c, -ETIMEDOUT, "the server did not answer within %u s", ms / 1000);
 	c->dispatching--;
 	if (c->free_pending && c->dispatching == 0)
 		imap_client_free(c);
@@ -642,16 +623,14 @@ static void arm_deadline(struct imap_client *c)
 
 	if (!c->timer)
 		return;
-	if (c->state == IMAP_CLIENT_CONNECTING ||
-	    c->state == IMAP_CLIENT_TLS_HANDSHAKE)
+	if (c->state == IMAP_CLIENT_CONNECTING || c->state == IMAP_CLIENT_TLS_HANDSHAKE)
 		return; /* armed once by connect */
 	if (c->state == IMAP_CLIENT_GREETING)
 		ms = c->connect_timeout_ms;
 	else if (c->n_inflight > 0) {
 		/* An IDLE that the server accepted waits without limit here;
 		 * the engine watches IDLE silence itself. */
-		bool idling = c->n_inflight == 1 &&
-			      (c->inflight->flags & IMAP_CMD_IDLE) &&
+		bool idling = c->n_inflight == 1 && (c->inflight->flags & IMAP_CMD_IDLE) &&
 			      c->inflight->continued;
 
 		if (!idling)
@@ -685,11 +664,10 @@ static void flush_out(struct imap_client *c)
 			n = imap_tls_write(c->tls, c->out.data + c->out_pos,
 					   c->out.len - c->out_pos, &want);
 		else {
-			n = send(c->fd, c->out.data + c->out_pos,
-				 c->out.len - c->out_pos, MSG_NOSIGNAL);
+			n = send(c->fd, c->out.data + c->out_pos, c->out.len - c->out_pos,
+				 MSG_NOSIGNAL);
 			if (n < 0)
-				n = errno == EAGAIN || errno == EINTR ? -EAGAIN
-								      : -errno;
+				n = errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
 		}
 		if (n == -EAGAIN) {
 			if (c->tls)
@@ -697,10 +675,8 @@ static void flush_out(struct imap_client *c)
 			break;
 		}
 		if (n < 0) {
-			client_fail(c, -CPMSYNC_E_DISCONNECTED,
-				    "cannot send to %s: %s", c->host,
-				    c->tls ? imap_tls_error(c->tls)
-					   : strerror((int)-n));
+			client_fail(c, -CPMSYNC_E_DISCONNECTED, "cannot send to %s: %s", c->host,
+				    c->tls ? imap_tls_error(c->tls) : strerror((int)-n));
 			return;
 		}
 		c->bytes_out += (uint64_t)n;
@@ -719,8 +695,7 @@ static void flush_out(struct imap_client *c)
 }
 
 static void start_tls(struct imap_client *c);
-static void handle_response(struct imap_client *c,
-			    const struct imap_response *resp);
+static void handle_response(struct imap_client *c, const struct imap_response *resp);
 
 static void read_input(struct imap_client *c)
 {
@@ -738,8 +713,7 @@ static void read_input(struct imap_client *c)
 		else {
 			n = recv(c->fd, data, sizeof(data), 0);
 			if (n < 0)
-				n = errno == EAGAIN || errno == EINTR ? -EAGAIN
-								      : -errno;
+				n = errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
 		}
 		if (n == -EAGAIN) {
 			if (c->tls)
@@ -750,8 +724,7 @@ static void read_input(struct imap_client *c)
 			if (c->state == IMAP_CLIENT_LOGOUT) {
 				client_fail(c, 0, "logged out");
 			} else if (c->bye_text) {
-				client_fail(c, -CPMSYNC_E_BYE,
-					    "the server closed the session: %s",
+				client_fail(c, -CPMSYNC_E_BYE, "the server closed the session: %s",
 					    c->bye_text);
 			} else {
 				client_fail(c, -CPMSYNC_E_DISCONNECTED,
@@ -763,11 +736,10 @@ static void read_input(struct imap_client *c)
 			return;
 		}
 		if (n < 0) {
-			client_fail(c, n == -CPMSYNC_E_TLS ? -CPMSYNC_E_TLS
-							  : -CPMSYNC_E_DISCONNECTED,
+			client_fail(c,
+				    n == -CPMSYNC_E_TLS ? -CPMSYNC_E_TLS : -CPMSYNC_E_DISCONNECTED,
 				    "connection to %s lost: %s", c->host,
-				    c->tls ? imap_tls_error(c->tls)
-					   : strerror((int)-n));
+				    c->tls ? imap_tls_error(c->tls) : strerror((int)-n));
 			return;
 		}
 		c->bytes_in += (uint64_t)n;
@@ -790,8 +762,7 @@ static void read_input(struct imap_client *c)
 					  off + m + 2 < (size_t)n ? " ..." : "");
 			}
 
-			r = imap_parser_feed(c->parser, data + off,
-					     (size_t)n - off, &used, &resp);
+			r = imap_parser_feed(c->parser, data + off, (size_t)n - off, &used, &resp);
 			off += used;
 			if (r < 0) {
 				client_fail(c, -CPMSYNC_E_PROTOCOL,
@@ -811,8 +782,9 @@ static void read_input(struct imap_client *c)
 				/* STARTTLS accepted: anything the server sent
 				 * after its OK would be injected plain text. */
 				if (off < (size_t)n) {
-					client_fail(c, -CPMSYNC_E_STARTTLS,
-						    "the server sent data after accepting STARTTLS");
+					client_fail(
+						c, -CPMSYNC_E_STARTTLS,
+						"the server sent data after accepting STARTTLS");
 					return;
 				}
 				start_tls(c);
@@ -831,14 +803,12 @@ static void after_capability(struct imap_client *c);
 
 static int capability_cmd(struct imap_client *c, imap_cmd_cb_t cb)
 {
-	int64_t id = imap_client_simple(c, IMAP_CMD_PREAUTH, cb, NULL,
-					"CAPABILITY");
+	int64_t id = imap_client_simple(c, IMAP_CMD_PREAUTH, cb, NULL, "CAPABILITY");
 
 	return id < 0 ? (int)id : 0;
 }
 
-static void fail_from_result(struct imap_client *c,
-			     const struct imap_cmd_result *res, int r,
+static void fail_from_result(struct imap_client *c, const struct imap_cmd_result *res, int r,
 			     const char *what)
 {
 	if (res->r == -CPMSYNC_E_SERVER)
@@ -847,26 +817,22 @@ static void fail_from_result(struct imap_client *c,
 		client_fail(c, res->r, "%s", res->text);
 }
 
-static void preauth_capability_done(struct imap_client *client,
-				    const struct imap_cmd_result *res,
+static void preauth_capability_done(struct imap_client *client, const struct imap_cmd_result *res,
 				    void *userdata)
 {
 	(void)userdata;
 	if (res->r < 0) {
-		fail_from_result(client, res, -CPMSYNC_E_SERVER,
-				 "CAPABILITY failed");
+		fail_from_result(client, res, -CPMSYNC_E_SERVER, "CAPABILITY failed");
 		return;
 	}
 	after_capability(client);
 }
 
-static void starttls_done(struct imap_client *c,
-			  const struct imap_cmd_result *res, void *userdata)
+static void starttls_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
 {
 	(void)userdata;
 	if (res->r < 0) {
-		fail_from_result(c, res, -CPMSYNC_E_STARTTLS,
-				 "the server refused STARTTLS");
+		fail_from_result(c, res, -CPMSYNC_E_STARTTLS, "the server refused STARTTLS");
 		return;
 	}
 	/* read_input() starts the handshake once this response is done. */
@@ -887,12 +853,13 @@ static void after_capability(struct imap_client *c)
 
 		if (!imap_caps_has(&c->caps, IMAP_CAP_STARTTLS)) {
 			client_fail(c, -CPMSYNC_E_STARTTLS,
-				    "the server does not offer STARTTLS (security=starttls refuses to continue without TLS)");
+				    "the server does not offer STARTTLS (security=starttls refuses "
+				    "to continue without TLS)");
 			return;
 		}
 		client_set_state(c, IMAP_CLIENT_STARTTLS);
-		id = imap_client_simple(c, IMAP_CMD_PREAUTH | IMAP_CMD_EXCLUSIVE,
-					starttls_done, NULL, "STARTTLS");
+		id = imap_client_simple(c, IMAP_CMD_PREAUTH | IMAP_CMD_EXCLUSIVE, starttls_done,
+					NULL, "STARTTLS");
 		if (id < 0)
 			client_fail(c, (int)id, "cannot send STARTTLS");
 		return;
@@ -903,16 +870,14 @@ static void after_capability(struct imap_client *c)
 static void greeting(struct imap_client *c, const struct imap_response *resp)
 {
 	if (resp->kind != IMAP_RESP_UNTAGGED ||
-	    (resp->status != IMAP_STATUS_OK &&
-	     resp->status != IMAP_STATUS_PREAUTH &&
+	    (resp->status != IMAP_STATUS_OK && resp->status != IMAP_STATUS_PREAUTH &&
 	     resp->status != IMAP_STATUS_BYE)) {
 		client_fail(c, -CPMSYNC_E_PROTOCOL,
 			    "the server's greeting is not an IMAP greeting");
 		return;
 	}
 	if (resp->status == IMAP_STATUS_BYE) {
-		client_fail(c, -CPMSYNC_E_BYE, "the server refused the connection: %s",
-			    resp->text);
+		client_fail(c, -CPMSYNC_E_BYE, "the server refused the connection: %s", resp->text);
 		return;
 	}
 	if (resp->status == IMAP_STATUS_PREAUTH) {
@@ -920,7 +885,8 @@ static void greeting(struct imap_client *c, const struct imap_response *resp)
 		 * classic stripping attack, so refuse. */
 		if (!c->tls && c->security != CPMSYNC_SECURITY_NONE) {
 			client_fail(c, -CPMSYNC_E_STARTTLS,
-				    "the server sent PREAUTH, so TLS cannot be started (security=starttls)");
+				    "the server sent PREAUTH, so TLS cannot be started "
+				    "(security=starttls)");
 			return;
 		}
 		client_set_state(c, IMAP_CLIENT_POSTAUTH);
@@ -936,8 +902,7 @@ static void greeting(struct imap_client *c, const struct imap_response *resp)
 }
 
 /* Updates caps from an untagged CAPABILITY or a [CAPABILITY] code. */
-static void track_capabilities(struct imap_client *c,
-			       const struct imap_response *resp)
+static void track_capabilities(struct imap_client *c, const struct imap_response *resp)
 {
 	int r = 0;
 	bool got = false;
@@ -954,8 +919,7 @@ static void track_capabilities(struct imap_client *c,
 		c->have_caps = true;
 }
 
-static void postauth_capability_done(struct imap_client *c,
-				     const struct imap_cmd_result *res,
+static void postauth_capability_done(struct imap_client *c, const struct imap_cmd_result *res,
 				     void *userdata)
 {
 	(void)userdata;
@@ -966,8 +930,7 @@ static void postauth_capability_done(struct imap_client *c,
 	become_ready(c);
 }
 
-static void login_done(struct imap_client *c, const struct imap_cmd_result *res,
-		       void *userdata)
+static void login_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
 {
 	(void)userdata;
 	if (res->r == 0 && c->scram) {
@@ -976,7 +939,8 @@ static void login_done(struct imap_client *c, const struct imap_cmd_result *res,
 		 * tagged OK's text; sasl already checked a continuation. */
 		if (!sasl_scram_verified(c->scram)) {
 			client_fail(c, -CPMSYNC_E_AUTH,
-				    "the server did not prove it knows the password (SCRAM server signature missing)");
+				    "the server did not prove it knows the password (SCRAM server "
+				    "signature missing)");
 			return;
 		}
 	}
@@ -988,16 +952,14 @@ static void login_done(struct imap_client *c, const struct imap_cmd_result *res,
 	c->scram = sasl_scram_free(c->scram);
 	if (res->r < 0) {
 		if (res->r == -CPMSYNC_E_SERVER)
-			client_fail(c, -CPMSYNC_E_AUTH,
-				    "authentication failed: %s", res->text);
+			client_fail(c, -CPMSYNC_E_AUTH, "authentication failed: %s", res->text);
 		else
 			fail_from_result(c, res, res->r, "authentication");
 		return;
 	}
 	client_set_state(c, IMAP_CLIENT_POSTAUTH);
 	/* Capabilities before login are not authoritative. */
-	if (res->resp && res->resp->code &&
-	    strcasecmp(res->resp->code, "CAPABILITY") == 0) {
+	if (res->resp && res->resp->code && strcasecmp(res->resp->code, "CAPABILITY") == 0) {
 		become_ready(c);
 		return;
 	}
@@ -1013,8 +975,7 @@ static int get_password(struct imap_client *c, char **ret)
 
 	if (!c->account.password_cb)
 		return -CPMSYNC_E_CONFIG;
-	r = c->account.password_cb(&c->account, ret,
-				   c->account.password_userdata);
+	r = c->account.password_cb(&c->account, ret, c->account.password_userdata);
 	if (r < 0)
 		return r;
 	if (!*ret)
@@ -1030,8 +991,7 @@ static int scram_abort(struct imap_client *c, char **ret_line)
 	return *ret_line ? 0 : -ENOMEM;
 }
 
-static int scram_continue(struct imap_client *c, const char *text,
-			  char **ret_line, void *userdata)
+static int scram_continue(struct imap_client *c, const char *text, char **ret_line, void *userdata)
 {
 	_cleanup_free_ void *raw = NULL;
 	_cleanup_free_ char *msg = NULL;
@@ -1059,8 +1019,8 @@ static int scram_continue(struct imap_client *c, const char *text,
 	return *ret_line ? 0 : -ENOMEM;
 }
 
-static int login_continue_plain(struct imap_client *c, const char *text,
-				char **ret_line, void *userdata)
+static int login_continue_plain(struct imap_client *c, const char *text, char **ret_line,
+				void *userdata)
 {
 	_cleanup_free_ char *password = NULL;
 	_cleanup_free_ char *msg = NULL;
@@ -1089,13 +1049,12 @@ static void authenticate(struct imap_client *c)
 	int r;
 
 	if (!c->tls && !(c->security == CPMSYNC_SECURITY_NONE && c->local_peer)) {
-		client_fail(c, -CPMSYNC_E_INSECURE,
-			    "refusing to send the password without TLS");
+		client_fail(c, -CPMSYNC_E_INSECURE, "refusing to send the password without TLS");
 		return;
 	}
 	client_set_state(c, IMAP_CLIENT_AUTHENTICATING);
-	r = imap_cmd_new(c, IMAP_CMD_PREAUTH | IMAP_CMD_EXCLUSIVE | IMAP_CMD_SECRET,
-			 login_done, NULL, &cmd);
+	r = imap_cmd_new(c, IMAP_CMD_PREAUTH | IMAP_CMD_EXCLUSIVE | IMAP_CMD_SECRET, login_done,
+			 NULL, &cmd);
 	if (r < 0)
 		goto fail;
 
@@ -1165,7 +1124,8 @@ static void authenticate(struct imap_client *c)
 	} else {
 		imap_cmd_free(cmd);
 		client_fail(c, -CPMSYNC_E_AUTH,
-			    "the server offers no authentication mechanism we support (SCRAM-SHA-256, PLAIN, LOGIN)");
+			    "the server offers no authentication mechanism we support "
+			    "(SCRAM-SHA-256, PLAIN, LOGIN)");
 		return;
 	}
 	if (r < 0)
@@ -1176,8 +1136,7 @@ static void authenticate(struct imap_client *c)
 	return;
 fail_password:
 	imap_cmd_free(cmd);
-	client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s",
-		    cpmsync_strerror(r));
+	client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s", cpmsync_strerror(r));
 	return;
 fail:
 	imap_cmd_free(cmd);
@@ -1185,8 +1144,7 @@ fail:
 		    c->error[0] ? c->error : cpmsync_strerror(r));
 }
 
-static void enable_done(struct imap_client *c, const struct imap_cmd_result *res,
-			void *userdata)
+static void enable_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
 {
 	(void)userdata;
 	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
@@ -1221,8 +1179,7 @@ static void become_ready(struct imap_client *c)
 		char line[80];
 
 		snprintf(line, sizeof(line), "ENABLE%s", what);
-		id = imap_client_simple(c, IMAP_CMD_PREAUTH, enable_done, NULL,
-					line);
+		id = imap_client_simple(c, IMAP_CMD_PREAUTH, enable_done, NULL, line);
 		if (id < 0)
 			client_fail(c, (int)id, "cannot send ENABLE");
 		return;
@@ -1265,8 +1222,7 @@ static struct imap_cmd *take_inflight(struct imap_client *c, const char *tag)
 	return NULL;
 }
 
-static void handle_continuation(struct imap_client *c,
-				const struct imap_response *resp)
+static void handle_continuation(struct imap_client *c, const struct imap_response *resp)
 {
 	struct imap_cmd *cmd = c->waiting_cont;
 	int r;
@@ -1275,8 +1231,7 @@ static void handle_continuation(struct imap_client *c,
 		c->waiting_cont = NULL;
 		r = cmd_send_piece(c, cmd);
 		if (r < 0) {
-			client_fail(c, r, "cannot send a literal: %s",
-				    cpmsync_strerror(r));
+			client_fail(c, r, "cannot send a literal: %s", cpmsync_strerror(r));
 			return;
 		}
 		update_io(c);
@@ -1294,8 +1249,7 @@ static void handle_continuation(struct imap_client *c,
 		r = cmd->cont_cb(c, resp->text, &line, cmd->userdata);
 		c->dispatching--;
 		if (r < 0) {
-			client_fail(c, r, "%s",
-				    c->error[0] ? c->error : cpmsync_strerror(r));
+			client_fail(c, r, "%s", c->error[0] ? c->error : cpmsync_strerror(r));
 			return;
 		}
 		if (line) {
@@ -1309,8 +1263,7 @@ static void handle_continuation(struct imap_client *c,
 			explicit_bzero(line, strlen(line));
 			free(line);
 			if (r < 0) {
-				client_fail(c, r, "cannot send: %s",
-					    cpmsync_strerror(r));
+				client_fail(c, r, "cannot send: %s", cpmsync_strerror(r));
 				return;
 			}
 			update_io(c);
@@ -1322,8 +1275,7 @@ static void handle_continuation(struct imap_client *c,
 		c->cb.untagged(c, resp, c->userdata);
 }
 
-static void handle_response(struct imap_client *c,
-			    const struct imap_response *resp)
+static void handle_response(struct imap_client *c, const struct imap_response *resp)
 {
 	track_capabilities(c, resp);
 
@@ -1340,12 +1292,11 @@ static void handle_response(struct imap_client *c,
 		int r = 0;
 
 		if (!cmd) {
-			log_debug(CAT, "%s: response for unknown tag '%s', ignoring",
-				  c->name, resp->tag);
+			log_debug(CAT, "%s: response for unknown tag '%s', ignoring", c->name,
+				  resp->tag);
 			return;
 		}
-		if (resp->status == IMAP_STATUS_NO ||
-		    resp->status == IMAP_STATUS_BAD)
+		if (resp->status == IMAP_STATUS_NO || resp->status == IMAP_STATUS_BAD)
 			r = -CPMSYNC_E_SERVER;
 		else if (resp->status != IMAP_STATUS_OK)
 			r = -CPMSYNC_E_PROTOCOL;
@@ -1376,8 +1327,7 @@ static void handle_response(struct imap_client *c,
 /* ------------------------------------------------------------------ */
 /* Socket set-up */
 
-static void io_cb(struct cpmsync_loop_source *src, int fd, uint32_t events,
-		  void *userdata);
+static void io_cb(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata);
 
 static bool sockaddr_is_local(const struct sockaddr *sa)
 {
@@ -1482,8 +1432,7 @@ static void connected(struct imap_client *c)
 	start_greeting(c);
 }
 
-static void io_cb(struct cpmsync_loop_source *src, int fd, uint32_t events,
-		  void *userdata)
+static void io_cb(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
 {
 	struct imap_client *c = userdata;
 
@@ -1496,8 +1445,8 @@ static void io_cb(struct cpmsync_loop_source *src, int fd, uint32_t events,
 
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err) {
-			set_error(c, "cannot connect to %s port %u: %s", c->host,
-				  c->port, strerror(err));
+			set_error(c, "cannot connect to %s port %u: %s", c->host, c->port,
+				  strerror(err));
 			c->io = cpmsync_loop_source_remove(c->io);
 			close(c->fd);
 			c->fd = -1;
@@ -1515,11 +1464,9 @@ static void io_cb(struct cpmsync_loop_source *src, int fd, uint32_t events,
 	} else {
 		if (events & (CPMSYNC_LOOP_IN | CPMSYNC_LOOP_HUP | CPMSYNC_LOOP_ERR))
 			read_input(c);
-		if (c->fd >= 0 && !c->free_pending &&
-		    c->state != IMAP_CLIENT_TLS_HANDSHAKE) {
+		if (c->fd >= 0 && !c->free_pending && c->state != IMAP_CLIENT_TLS_HANDSHAKE) {
 			flush_out(c);
-			if (c->fd >= 0 && !c->free_pending && c->tls &&
-			    imap_tls_pending(c->tls))
+			if (c->fd >= 0 && !c->free_pending && c->tls && imap_tls_pending(c->tls))
 				read_input(c);
 		}
 		if (c->fd >= 0 && !c->free_pending)
@@ -1537,21 +1484,18 @@ static int try_next_address(struct imap_client *c)
 		int fd, r;
 
 		c->addr_next = ai->ai_next;
-		fd = socket(ai->ai_family,
-			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			    ai->ai_protocol);
 		if (fd < 0)
 			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
-		    errno != EINPROGRESS) {
-			set_error(c, "cannot connect to %s port %u: %s", c->host,
-				  c->port, strerror(errno));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+			set_error(c, "cannot connect to %s port %u: %s", c->host, c->port,
+				  strerror(errno));
 			close(fd);
 			continue;
 		}
 		c->fd = fd;
-		r = cpmsync_loop_add_fd(c->loop, fd, CPMSYNC_LOOP_OUT, io_cb, c,
-					NULL, &c->io);
+		r = cpmsync_loop_add_fd(c->loop, fd, CPMSYNC_LOOP_OUT, io_cb, c, NULL, &c->io);
 		if (r < 0) {
 			close(fd);
 			c->fd = -1;
@@ -1566,8 +1510,7 @@ static int client_begin(struct imap_client *c)
 {
 	int r;
 
-	if (c->state != IMAP_CLIENT_DISCONNECTED &&
-	    c->state != IMAP_CLIENT_CLOSED)
+	if (c->state != IMAP_CLIENT_DISCONNECTED && c->state != IMAP_CLIENT_CLOSED)
 		return -EBUSY;
 	c->error[0] = '\0';
 	free(c->bye_text);
@@ -1580,8 +1523,7 @@ static int client_begin(struct imap_client *c)
 	imap_parser_reset(c->parser);
 	c->wire_mid_response = false;
 	if (!c->timer) {
-		r = cpmsync_loop_add_timer(c->loop, 0, 0, deadline_cb, c, NULL,
-					   &c->timer);
+		r = cpmsync_loop_add_timer(c->loop, 0, 0, deadline_cb, c, NULL, &c->timer);
 		if (r < 0)
 			return r;
 	}
@@ -1635,8 +1577,7 @@ int imap_client_connect_fd(struct imap_client *c, int fd)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	c->fd = fd;
 	client_set_state(c, IMAP_CLIENT_CONNECTING);
-	r = cpmsync_loop_add_fd(c->loop, fd, CPMSYNC_LOOP_OUT, io_cb, c, NULL,
-				&c->io);
+	r = cpmsync_loop_add_fd(c->loop, fd, CPMSYNC_LOOP_OUT, io_cb, c, NULL, &c->io);
 	if (r < 0) {
 		close(fd);
 		c->fd = -1;
@@ -1647,8 +1588,7 @@ int imap_client_connect_fd(struct imap_client *c, int fd)
 	return 0;
 }
 
-static void logout_done(struct imap_client *c, const struct imap_cmd_result *res,
-			void *userdata)
+static void logout_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
 {
 	(void)res;
 	(void)userdata;
@@ -1666,8 +1606,7 @@ void imap_client_logout(struct imap_client *c)
 		return;
 	}
 	client_set_state(c, IMAP_CLIENT_LOGOUT);
-	if (imap_client_simple(c, IMAP_CMD_PREAUTH, logout_done, NULL,
-			       "LOGOUT") < 0)
+	if (imap_client_simple(c, IMAP_CMD_PREAUTH, logout_done, NULL, "LOGOUT") < 0)
 		client_fail(c, 0, "logged out");
 }
 
@@ -1679,16 +1618,14 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-int imap_client_new(struct cpmsync_loop *loop,
-		    const struct cpmsync_account *account,
-		    const struct imap_client_callbacks *callbacks,
-		    void *userdata, struct imap_client **ret_client)
+int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *account,
+		    const struct imap_client_callbacks *callbacks, void *userdata,
+		    struct imap_client **ret_client)
 {
 	struct imap_client *c;
 	int r;
 
-	if (!loop || !account || !account->host || !account->user ||
-	    !ret_client)
+	if (!loop || !account || !account->host || !account->user || !ret_client)
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -1706,22 +1643,18 @@ int imap_client_new(struct cpmsync_loop *loop,
 	c->port = cpmsync_account_port(account);
 	c->security = account->security;
 	c->account = *account;
-	c->connect_timeout_ms = account->connect_timeout_ms
-					? account->connect_timeout_ms
-					: IMAP_CONNECT_TIMEOUT_MS;
-	c->command_timeout_ms = account->command_timeout_ms
-					? account->command_timeout_ms
-					: IMAP_COMMAND_TIMEOUT_MS;
+	c->connect_timeout_ms =
+		account->connect_timeout_ms ? account->connect_timeout_ms : IMAP_CONNECT_TIMEOUT_MS;
+	c->command_timeout_ms =
+		account->command_timeout_ms ? account->command_timeout_ms : IMAP_COMMAND_TIMEOUT_MS;
 	buf_init(&c->out, MAX_OUT_BYTES);
 	imap_caps_init(&c->caps);
 	imap_caps_init(&c->enabled_caps);
-	if (!c->name || !c->host || !c->user ||
-	    (account->ca_file && !c->ca_file)) {
+	if (!c->name || !c->host || !c->user || (account->ca_file && !c->ca_file)) {
 		imap_client_free(c);
 		return -ENOMEM;
 	}
-	r = imap_parser_new(NULL, callbacks ? &callbacks->literals : NULL,
-			    userdata, &c->parser);
+	r = imap_parser_new(NULL, callbacks ? &callbacks->literals : NULL, userdata, &c->parser);
 	if (r < 0) {
 		imap_client_free(c);
 		return r;
@@ -1807,8 +1740,7 @@ void imap_client_set_callbacks(struct imap_client *c, const struct imap_client_c
 	imap_parser_set_callbacks(c->parser, callbacks ? &callbacks->literals : NULL, userdata);
 }
 
-void imap_client_traffic(const struct imap_client *c, uint64_t *ret_in,
-			 uint64_t *ret_out)
+void imap_client_traffic(const struct imap_client *c, uint64_t *ret_in, uint64_t *ret_out)
 {
 	if (ret_in)
 		*ret_in = c->bytes_in;

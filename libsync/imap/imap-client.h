@@ -58,16 +58,14 @@ struct imap_cmd_result {
 	const char *text;
 };
 
-typedef void (*imap_cmd_cb_t)(struct imap_client *client,
-			      const struct imap_cmd_result *result,
+typedef void (*imap_cmd_cb_t)(struct imap_client *client, const struct imap_cmd_result *result,
 			      void *userdata);
 
 /*
  * Called for every untagged response (and for continuations that no
  * command consumed).  Borrowed during the call.
  */
-typedef void (*imap_untagged_cb_t)(struct imap_client *client,
-				   const struct imap_response *resp,
+typedef void (*imap_untagged_cb_t)(struct imap_client *client, const struct imap_response *resp,
 				   void *userdata);
 
 /*
@@ -75,8 +73,8 @@ typedef void (*imap_untagged_cb_t)(struct imap_client *client,
  * failed or closed (r < 0, reason says why; the client is DISCONNECTED and
  * every queued command has already been completed with an error).
  */
-typedef void (*imap_state_cb_t)(struct imap_client *client, int r,
-				const char *reason, void *userdata);
+typedef void (*imap_state_cb_t)(struct imap_client *client, int r, const char *reason,
+				void *userdata);
 
 struct imap_client_callbacks {
 	imap_state_cb_t state;
@@ -99,10 +97,9 @@ struct imap_client_callbacks {
  * and must outlive the client).  password_cb receives the client's copy,
  * not the caller's struct.  callbacks is copied.
  */
-int imap_client_new(struct cpmsync_loop *loop,
-		    const struct cpmsync_account *account,
-		    const struct imap_client_callbacks *callbacks,
-		    void *userdata, struct imap_client **ret_client);
+int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *account,
+		    const struct imap_client_callbacks *callbacks, void *userdata,
+		    struct imap_client **ret_client);
 /* Closes the connection at once, completing queued commands with
  * -CPMSYNC_E_CANCELED.  Accepts NULL. */
 struct imap_client *imap_client_free(struct imap_client *client);
@@ -131,11 +128,9 @@ uint64_t imap_client_last_activity(const struct imap_client *client);
 /* Hands the connection to another owner (between commands: the sync engine
  * and the session take turns on one connection). */
 void imap_client_set_callbacks(struct imap_client *client,
-			       const struct imap_client_callbacks *callbacks,
-			       void *userdata);
+			       const struct imap_client_callbacks *callbacks, void *userdata);
 /* Bytes read and written on the wire so far (after TLS decryption). */
-void imap_client_traffic(const struct imap_client *client, uint64_t *ret_in,
-			 uint64_t *ret_out);
+void imap_client_traffic(const struct imap_client *client, uint64_t *ret_in, uint64_t *ret_out);
 
 /*
  * Building a command: create, add parts, submit.  The tag and the final
@@ -146,19 +141,18 @@ void imap_client_traffic(const struct imap_client *client, uint64_t *ret_in,
 struct imap_cmd;
 
 enum imap_cmd_flags {
-	IMAP_CMD_PREAUTH = 1 << 0, /* may run before READY */
+	IMAP_CMD_PREAUTH = 1 << 0,   /* may run before READY */
 	IMAP_CMD_EXCLUSIVE = 1 << 1, /* nothing pipelined with it (IDLE, STARTTLS) */
-	IMAP_CMD_SECRET = 1 << 2,  /* never show its arguments in logs; wiped */
-	IMAP_CMD_IDLE = 1 << 3,	   /* no deadline once its "+" arrived */
+	IMAP_CMD_SECRET = 1 << 2,    /* never show its arguments in logs; wiped */
+	IMAP_CMD_IDLE = 1 << 3,	     /* no deadline once its "+" arrived */
 };
 
-int imap_cmd_new(struct imap_client *client, unsigned flags, imap_cmd_cb_t cb,
-		 void *userdata, struct imap_cmd **ret_cmd);
+int imap_cmd_new(struct imap_client *client, unsigned flags, imap_cmd_cb_t cb, void *userdata,
+		 struct imap_cmd **ret_cmd);
 struct imap_cmd *imap_cmd_free(struct imap_cmd *cmd);
 /* Verbatim text (the command name, spaces, parentheses, numbers). */
 int imap_cmd_add(struct imap_cmd *cmd, const char *text);
-int imap_cmd_addf(struct imap_cmd *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int imap_cmd_addf(struct imap_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A string argument, as an atom, a quoted string or a literal, whichever
  * fits (LITERAL+ / LITERAL- used when offered). */
 int imap_cmd_add_string(struct imap_cmd *cmd, const char *s, size_t len);
@@ -166,16 +160,15 @@ int imap_cmd_add_string(struct imap_cmd *cmd, const char *s, size_t len);
  * server (modified UTF-7 unless UTF8=ACCEPT is enabled; its delimiter). */
 int imap_cmd_add_mailbox(struct imap_cmd *cmd, const char *name);
 /* A literal of len bytes (copied), always sent as a literal. */
-int imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len,
-			 bool literal8);
+int imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len, bool literal8);
 /*
  * Sets the handler for "+" continuations that are not literal prompts
  * (AUTHENTICATE, IDLE).  It returns 0 and a line to send (without CRLF,
  * malloc'ed, sent then wiped and freed; NULL to send nothing), or a
  * negative error to abort the connection.
  */
-typedef int (*imap_cont_cb_t)(struct imap_client *client, const char *text,
-			      char **ret_line, void *userdata);
+typedef int (*imap_cont_cb_t)(struct imap_client *client, const char *text, char **ret_line,
+			      void *userdata);
 void imap_cmd_set_continuation(struct imap_cmd *cmd, imap_cont_cb_t cb);
 /* Queues the command; returns its id (> 0) for imap_client_cancel(). */
 int64_t imap_cmd_submit(struct imap_cmd *cmd);
@@ -191,8 +184,8 @@ int64_t imap_cmd_submit(struct imap_cmd *cmd);
 int imap_client_cancel(struct imap_client *client, int64_t id);
 
 /* Convenience: a command made of verbatim text only. */
-int64_t imap_client_simple(struct imap_client *client, unsigned flags,
-			   imap_cmd_cb_t cb, void *userdata, const char *text);
+int64_t imap_client_simple(struct imap_client *client, unsigned flags, imap_cmd_cb_t cb,
+			   void *userdata, const char *text);
 
 /*
  * Sends raw bytes after a continuation of a command that set a

@@ -45,7 +45,7 @@ const struct imap_parser_limits imap_parser_default_limits = {
 
 /* Buffers bigger than this are freed between responses. */
 #define KEEP_ALLOC (256 * 1024)
-#define NO_OFF SIZE_MAX
+#define NO_OFF	   SIZE_MAX
 
 struct argvec {
 	struct imap_arg *v;
@@ -95,7 +95,7 @@ struct imap_parser {
 	bool lit_stream;
 	size_t inline_total;
 
-	struct buf text;    /* NUL-separated strings of the response */
+	struct buf text;     /* NUL-separated strings of the response */
 	struct argvec stack; /* items of the open lists, outermost first */
 	struct argvec out;   /* children of closed lists */
 	size_t *frames;	     /* index in stack where each open list starts */
@@ -116,14 +116,13 @@ static const struct imap_arg empty_args[1];
  */
 static const bool atom_stop[256] = {
 	[0 ... 0x1f] = true, [' '] = true, ['('] = true, [')'] = true,
-	['"'] = true, ['['] = true, [']'] = true, [0x7f] = true,
+	['"'] = true,	     ['['] = true, [']'] = true, [0x7f] = true,
 };
 
 /* Bytes not allowed in a tag (ASTRING-CHAR minus '+', leniently). */
 static const bool tag_bad[256] = {
-	[0 ... 0x20] = true, ['('] = true, [')'] = true, ['{'] = true,
-	['"'] = true, ['\\'] = true, ['%'] = true, ['*'] = true,
-	[0x7f ... 0xff] = true,
+	[0 ... 0x20] = true, ['('] = true, [')'] = true, ['{'] = true,		 ['"'] = true,
+	['\\'] = true,	     ['%'] = true, ['*'] = true, [0x7f ... 0xff] = true,
 };
 
 static inline const char *off_ptr(size_t off)
@@ -188,8 +187,7 @@ static int argvec_reserve(struct imap_parser *p, struct argvec *v, size_t extra)
 	return 0;
 }
 
-static int argvec_push(struct imap_parser *p, struct argvec *v,
-		       const struct imap_arg *a)
+static int argvec_push(struct imap_parser *p, struct argvec *v, const struct imap_arg *a)
 {
 	int r = argvec_reserve(p, v, 1);
 
@@ -200,8 +198,7 @@ static int argvec_push(struct imap_parser *p, struct argvec *v,
 }
 
 /* Appends s[0..n) and a NUL separator to p->text; *ret_off is where. */
-static int text_add(struct imap_parser *p, const char *s, size_t n,
-		    size_t *ret_off)
+static int text_add(struct imap_parser *p, const char *s, size_t n, size_t *ret_off)
 {
 	int r = buf_reserve(&p->text, sat_add(n, 1));
 
@@ -250,8 +247,8 @@ static void reset_response(struct imap_parser *p)
 }
 
 int imap_parser_new(const struct imap_parser_limits *limits,
-		    const struct imap_parser_callbacks *callbacks,
-		    void *userdata, struct imap_parser **ret_parser)
+		    const struct imap_parser_callbacks *callbacks, void *userdata,
+		    struct imap_parser **ret_parser)
 {
 	struct imap_parser *p;
 	size_t text_max, args_max;
@@ -276,8 +273,7 @@ int imap_parser_new(const struct imap_parser_limits *limits,
 	 * one NUL; kept literals add their size plus a NUL (a literal costs
 	 * at least 5 line bytes, so those NULs are covered too).
 	 */
-	text_max = sat_add(3 * (p->lim.max_line + 2) + 64,
-			   p->lim.max_inline_total);
+	text_max = sat_add(3 * (p->lim.max_line + 2) + 64, p->lim.max_inline_total);
 	args_max = p->lim.max_line + 16;
 	buf_init(&p->text, text_max);
 	buf_init(&p->line, p->lim.max_line + 2);
@@ -329,8 +325,7 @@ const char *imap_parser_error(const struct imap_parser *p)
  * followed by anything but LF), then a NUL.  cut means that more bytes
  * followed which were not passed because they cannot fit.
  */
-static int check_segment(struct imap_parser *p, const char *seg, size_t old,
-			 size_t n, bool cut)
+static int check_segment(struct imap_parser *p, const char *seg, size_t old, size_t n, bool cut)
 {
 	size_t max = p->lim.max_line, base = p->line_total;
 	size_t best = SIZE_MAX;
@@ -339,8 +334,7 @@ static int check_segment(struct imap_parser *p, const char *seg, size_t old,
 
 	/* Content length after byte j: j + 1 - t, t <= 2, so only
 	 * j = max and j = max + 1 can be the first to exceed max. */
-	for (size_t j = base + old > max ? base + old : max;
-	     j < base + n && j <= max + 1; j++) {
+	for (size_t j = base + old > max ? base + old : max; j < base + n && j <= max + 1; j++) {
 		size_t i = j - base, t = 0;
 
 		if (seg[i] == '\r')
@@ -387,16 +381,14 @@ static int check_segment(struct imap_parser *p, const char *seg, size_t old,
 	return 0;
 }
 
-static int push_str(struct imap_parser *p, enum imap_arg_type type,
-		    const char *s, size_t n)
+static int push_str(struct imap_parser *p, enum imap_arg_type type, const char *s, size_t n)
 {
 	struct imap_arg a = { .type = type };
 	size_t off;
 	int r;
 
 	if (type == IMAP_ARG_ATOM && n == 3 && strncasecmp(s, "NIL", 3) == 0)
-		return argvec_push(p, &p->stack,
-				   &(struct imap_arg){ .type = IMAP_ARG_NIL });
+		return argvec_push(p, &p->stack, &(struct imap_arg){ .type = IMAP_ARG_NIL });
 	r = text_add(p, s, n, &off);
 	if (r < 0)
 		return r;
@@ -438,8 +430,7 @@ static int close_list(struct imap_parser *p)
 	a.u.list.args = (const struct imap_arg *)off_ptr(p->out.n);
 	a.u.list.count = count;
 	if (count)
-		memcpy(p->out.v + p->out.n, p->stack.v + start,
-		       count * sizeof(*p->out.v));
+		memcpy(p->out.v + p->out.n, p->stack.v + start, count * sizeof(*p->out.v));
 	p->out.n += count;
 	p->stack.n = start;
 	/* cannot fail: the list's children freed at least one slot, or
@@ -502,8 +493,7 @@ static const char *item_before_literal(const struct imap_parser *p)
 }
 
 /* s points at '{'; the literal size must end the segment's content. */
-static int start_literal(struct imap_parser *p, const char *s, const char *e,
-			 bool lit8)
+static int start_literal(struct imap_parser *p, const char *s, const char *e, bool lit8)
 {
 	const char *digits = s + 1, *q = digits;
 	uint64_t size = 0, limit;
@@ -535,14 +525,11 @@ static int start_literal(struct imap_parser *p, const char *s, const char *e,
 		limit = p->lim.max_literal_streamed;
 	if (overflow || size > limit)
 		return fail(p, "literal of %s%.*s bytes exceeds the limit of %" PRIu64,
-			    ndigits > 40 ? "..." : "",
-			    (int)(ndigits > 40 ? 40 : ndigits),
-			    ndigits > 40 ? digits + ndigits - 40 : digits,
-			    limit);
+			    ndigits > 40 ? "..." : "", (int)(ndigits > 40 ? 40 : ndigits),
+			    ndigits > 40 ? digits + ndigits - 40 : digits, limit);
 
 	if (can_stream && size <= p->lim.max_literal_streamed) {
-		const char *name = p->name_off == NO_OFF ?
-			NULL : p->text.data + p->name_off;
+		const char *name = p->name_off == NO_OFF ? NULL : p->text.data + p->name_off;
 
 		stream = p->cb.literal_begin(p->userdata, p->resp.number, name,
 					     item_before_literal(p), size);
@@ -593,8 +580,8 @@ static int start_literal(struct imap_parser *p, const char *s, const char *e,
  * SEG_COMPLETE at the end of a data response, SEG_CODE_END with *ret_end
  * at the code's ']', or an error.
  */
-static int tokenize(struct imap_parser *p, const char *s, const char *e,
-		    enum tok_mode mode, const char **ret_end)
+static int tokenize(struct imap_parser *p, const char *s, const char *e, enum tok_mode mode,
+		    const char **ret_end)
 {
 	bool no_rbracket = false;
 	int r;
@@ -686,8 +673,7 @@ static int tokenize(struct imap_parser *p, const char *s, const char *e,
 	return SEG_COMPLETE;
 }
 
-static int set_off(struct imap_parser *p, size_t *off, const char *s,
-		   const char *e)
+static int set_off(struct imap_parser *p, size_t *off, const char *s, const char *e)
 {
 	return text_add(p, s, (size_t)(e - s), off);
 }
@@ -813,8 +799,7 @@ static int parse_start(struct imap_parser *p, const char *s, const char *e)
 	s = scan_word(s, e);
 	resp->status = status_word(w, (size_t)(s - w));
 	if (resp->kind == IMAP_RESP_TAGGED &&
-	    (resp->status == IMAP_STATUS_NONE ||
-	     resp->status == IMAP_STATUS_BYE ||
+	    (resp->status == IMAP_STATUS_NONE || resp->status == IMAP_STATUS_BYE ||
 	     resp->status == IMAP_STATUS_PREAUTH))
 		return fail(p, "tagged response without OK, NO or BAD");
 
@@ -887,8 +872,7 @@ static void fix_args(struct imap_parser *p, struct imap_arg *a, size_t n)
 			break;
 		case IMAP_ARG_LIST:
 			if (a[i].u.list.count)
-				a[i].u.list.args =
-					p->out.v + ptr_off(a[i].u.list.args);
+				a[i].u.list.args = p->out.v + ptr_off(a[i].u.list.args);
 			else
 				a[i].u.list.args = empty_args;
 			break;
@@ -934,8 +918,8 @@ static int feed_error(struct imap_parser *p, int r)
 	if (r == -ENOMEM)
 		snprintf(p->errmsg, sizeof(p->errmsg), "out of memory");
 	else if (r != -CPMSYNC_E_PROTOCOL)
-		snprintf(p->errmsg, sizeof(p->errmsg),
-			 "literal_data callback failed (error %d)", r);
+		snprintf(p->errmsg, sizeof(p->errmsg), "literal_data callback failed (error %d)",
+			 r);
 	p->error = r;
 	return r;
 }
@@ -971,8 +955,8 @@ static int feed_literal(struct imap_parser *p, const char *d, size_t n)
 	return 0;
 }
 
-int imap_parser_feed(struct imap_parser *p, const void *data, size_t len,
-		     size_t *ret_consumed, const struct imap_response **ret_resp)
+int imap_parser_feed(struct imap_parser *p, const void *data, size_t len, size_t *ret_consumed,
+		     const struct imap_response **ret_resp)
 {
 	const char *d = data;
 	size_t pos = 0;

@@ -152,8 +152,8 @@ struct imap_parser_callbacks {
 	 * stream it to literal_data, false to keep it in memory (then the
 	 * inline limits apply).  May be NULL: nothing is streamed.
 	 */
-	bool (*literal_begin)(void *userdata, uint32_t number, const char *name,
-			      const char *item, uint64_t size);
+	bool (*literal_begin)(void *userdata, uint32_t number, const char *name, const char *item,
+			      uint64_t size);
 	/* A chunk of a streamed literal.  A negative return aborts the parse
 	 * with that error. */
 	int (*literal_data)(void *userdata, const void *data, size_t len);
@@ -168,12 +168,11 @@ struct imap_parser;
 /* limits and callbacks may be NULL (defaults, no streaming); both are
  * copied.  Returns 0 or -ENOMEM. */
 /* Replaces the callbacks (between responses only). */
-void imap_parser_set_callbacks(struct imap_parser *p,
-			       const struct imap_parser_callbacks *callbacks,
+void imap_parser_set_callbacks(struct imap_parser *p, const struct imap_parser_callbacks *callbacks,
 			       void *userdata);
 int imap_parser_new(const struct imap_parser_limits *limits,
-		    const struct imap_parser_callbacks *callbacks,
-		    void *userdata, struct imap_parser **ret_parser);
+		    const struct imap_parser_callbacks *callbacks, void *userdata,
+		    struct imap_parser **ret_parser);
 struct imap_parser *imap_parser_free(struct imap_parser *parser);
 
 /* Forgets any partial response and a previous error (e.g. after STARTTLS
@@ -197,8 +196,8 @@ enum {
  * imap_parser_reset().  Errors do not depend on how the input is chunked.
  * The callbacks run from inside this function.
  */
-int imap_parser_feed(struct imap_parser *parser, const void *data, size_t len,
-		     size_t *ret_consumed, const struct imap_response **ret_resp);
+int imap_parser_feed(struct imap_parser *parser, const void *data, size_t len, size_t *ret_consumed,
+		     const struct imap_response **ret_resp);
 
 /* Describes the last error ("literal of 18446744073709551615 bytes
  * exceeds the limit of ..."), or NULL.  Borrowed. */

@@ -10,7 +10,13 @@ static bool is_astring_char(unsigned char c)
 	if (c <= 0x20 || c >= 0x7f)
 		return false;
 	switch (c) {
-	case '(': case ')': case '{': case '%': case '*': case '"': case '\\':
+	case '(':
+	case ')':
+	case '{':
+	case '%':
+	case '*':
+	case '"':
+	case '\\':
 		return false;
 	default:
 		return true;
@@ -55,8 +61,7 @@ int imap_append_quoted(struct buf *out, const char *s, size_t len)
 	return r;
 }
 
-int imap_append_atom_or_quoted(struct buf *out, const char *s, size_t len,
-			       bool utf8_ok)
+int imap_append_atom_or_quoted(struct buf *out, const char *s, size_t len, bool utf8_ok)
 {
 	switch (imap_str_form(s, len, utf8_ok)) {
 	case IMAP_STR_ATOM:

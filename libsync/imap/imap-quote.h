@@ -20,5 +20,4 @@ enum imap_str_form imap_str_form(const char *s, size_t len, bool utf8_ok);
 /* Appends "s" with \ and " escaped. */
 int imap_append_quoted(struct buf *out, const char *s, size_t len);
 /* Appends s as an atom or quoted string; -EINVAL if it needs a literal. */
-int imap_append_atom_or_quoted(struct buf *out, const char *s, size_t len,
-			       bool utf8_ok);
+int imap_append_atom_or_quoted(struct buf *out, const char *s, size_t len, bool utf8_ok);

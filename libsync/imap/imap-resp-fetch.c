@@ -50,8 +50,7 @@ static bool digits(const char *s, size_t n, unsigned *ret)
 int imap_parse_date_time(const char *s, size_t len, time_t *ret)
 {
 	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-	static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30,
-					      31, 31, 30, 31, 30, 31};
+	static const unsigned char mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	unsigned day, mon, year, hh, mm, ss, zh, zm;
 	int64_t t;
 	int sign;
@@ -75,17 +74,16 @@ int imap_parse_date_time(const char *s, size_t len, time_t *ret)
 		return EPROTO_;
 	}
 	/* "-Jul-1996 02:44:25 -0700" (24 bytes) */
-	if (s[0] != '-' || s[4] != '-' || s[9] != ' ' || s[12] != ':' ||
-	    s[15] != ':' || s[18] != ' ')
+	if (s[0] != '-' || s[4] != '-' || s[9] != ' ' || s[12] != ':' || s[15] != ':' ||
+	    s[18] != ' ')
 		return EPROTO_;
 	for (mon = 0; mon < 12; mon++)
 		if (strncasecmp(s + 1, months + 3 * mon, 3) == 0)
 			break;
 	if (mon == 12)
 		return EPROTO_;
-	if (!digits(s + 5, 4, &year) || !digits(s + 10, 2, &hh) ||
-	    !digits(s + 13, 2, &mm) || !digits(s + 16, 2, &ss) ||
-	    !digits(s + 20, 2, &zh) || !digits(s + 22, 2, &zm))
+	if (!digits(s + 5, 4, &year) || !digits(s + 10, 2, &hh) || !digits(s + 13, 2, &mm) ||
+	    !digits(s + 16, 2, &ss) || !digits(s + 20, 2, &zh) || !digits(s + 22, 2, &zm))
 		return EPROTO_;
 	if (s[19] == '+')
 		sign = 1;
@@ -93,14 +91,11 @@ int imap_parse_date_time(const char *s, size_t len, time_t *ret)
 		sign = -1;
 	else
 		return EPROTO_;
-	if (day < 1 || day > mdays[mon] || hh > 23 || mm > 59 || ss > 60 ||
-	    zh > 23 || zm > 59)
+	if (day < 1 || day > mdays[mon] || hh > 23 || mm > 59 || ss > 60 || zh > 23 || zm > 59)
 		return EPROTO_;
-	if (mon == 1 && day == 29 &&
-	    !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)))
+	if (mon == 1 && day == 29 && !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)))
 		return EPROTO_;
-	t = days_from_civil(year, mon + 1, day) * 86400 + hh * 3600 + mm * 60 +
-	    ss;
+	t = days_from_civil(year, mon + 1, day) * 86400 + hh * 3600 + mm * 60 + ss;
 	t -= sign * (int64_t)(zh * 3600 + zm * 60);
 	*ret = (time_t)t;
 	return 0;
@@ -143,7 +138,7 @@ static int address_list(const struct imap_arg *a, struct imap_address_list *ret)
 	struct imap_address ad;
 
 	if (a->type == IMAP_ARG_NIL) {
-		*ret = (struct imap_address_list){NULL, 0};
+		*ret = (struct imap_address_list){ NULL, 0 };
 		return 0;
 	}
 	if (a->type != IMAP_ARG_LIST)
@@ -151,20 +146,18 @@ static int address_list(const struct imap_arg *a, struct imap_address_list *ret)
 	for (size_t i = 0; i < a->u.list.count; i++)
 		if (address_decode(&a->u.list.args[i], &ad) < 0)
 			return EPROTO_;
-	*ret = (struct imap_address_list){a->u.list.args, a->u.list.count};
+	*ret = (struct imap_address_list){ a->u.list.args, a->u.list.count };
 	return 0;
 }
 
-int imap_address_get(const struct imap_address_list *list, size_t i,
-		     struct imap_address *ret)
+int imap_address_get(const struct imap_address_list *list, size_t i, struct imap_address *ret)
 {
 	if (i >= list->count)
 		return -EINVAL;
 	return address_decode(&list->args[i], ret);
 }
 
-int imap_envelope_from_arg(const struct imap_arg *list,
-			   struct imap_envelope *ret)
+int imap_envelope_from_arg(const struct imap_arg *list, struct imap_envelope *ret)
 {
 	struct imap_envelope env;
 	const struct imap_arg *a;
@@ -173,12 +166,9 @@ int imap_envelope_from_arg(const struct imap_arg *list,
 		return EPROTO_;
 	a = list->u.list.args;
 	if (imap_resp_arg_nstring(&a[0], &env.date) < 0 ||
-	    imap_resp_arg_nstring(&a[1], &env.subject) < 0 ||
-	    address_list(&a[2], &env.from) < 0 ||
-	    address_list(&a[3], &env.sender) < 0 ||
-	    address_list(&a[4], &env.reply_to) < 0 ||
-	    address_list(&a[5], &env.to) < 0 ||
-	    address_list(&a[6], &env.cc) < 0 ||
+	    imap_resp_arg_nstring(&a[1], &env.subject) < 0 || address_list(&a[2], &env.from) < 0 ||
+	    address_list(&a[3], &env.sender) < 0 || address_list(&a[4], &env.reply_to) < 0 ||
+	    address_list(&a[5], &env.to) < 0 || address_list(&a[6], &env.cc) < 0 ||
 	    address_list(&a[7], &env.bcc) < 0 ||
 	    imap_resp_arg_nstring(&a[8], &env.in_reply_to) < 0 ||
 	    imap_resp_arg_nstring(&a[9], &env.message_id) < 0)
@@ -198,15 +188,15 @@ static bool has_prefix(const char *s, size_t len, const char *prefix)
 }
 
 /* BODY[...]<n>, BINARY[...]<n>, BODY.PEEK[...], RFC822(.HEADER|.TEXT). */
-static int section_item(const struct imap_arg *key, const struct imap_arg *v,
-			bool binary, struct imap_fetch *f)
+static int section_item(const struct imap_arg *key, const struct imap_arg *v, bool binary,
+			struct imap_fetch *f)
 {
 	const char *s = key->u.s.str, *open, *close = NULL;
 	size_t len = key->u.s.len;
-	struct imap_fetch_section sec = {.name = s, .binary = binary};
+	struct imap_fetch_section sec = { .name = s, .binary = binary };
 
-	if (v->type != IMAP_ARG_NIL && v->type != IMAP_ARG_STRING &&
-	    v->type != IMAP_ARG_LITERAL && v->type != IMAP_ARG_STREAMED)
+	if (v->type != IMAP_ARG_NIL && v->type != IMAP_ARG_STRING && v->type != IMAP_ARG_LITERAL &&
+	    v->type != IMAP_ARG_STREAMED)
 		return EPROTO_;
 	sec.value = v;
 	open = memchr(s, '[', len);
@@ -230,8 +220,7 @@ static int section_item(const struct imap_arg *key, const struct imap_arg *v,
 			const char *o = close + 1, *end = s + len;
 
 			if (end - o < 3 || o[0] != '<' || end[-1] != '>' ||
-			    !imap_resp_str_u32(o + 1, (size_t)(end - o - 2),
-					       &sec.origin))
+			    !imap_resp_str_u32(o + 1, (size_t)(end - o - 2), &sec.origin))
 				return EPROTO_;
 			sec.has_origin = true;
 		}
@@ -242,8 +231,7 @@ static int section_item(const struct imap_arg *key, const struct imap_arg *v,
 	return 0;
 }
 
-static int binsize_item(const struct imap_arg *key, const struct imap_arg *v,
-			struct imap_fetch *f)
+static int binsize_item(const struct imap_arg *key, const struct imap_arg *v, struct imap_fetch *f)
 {
 	const char *s = key->u.s.str;
 	size_t len = key->u.s.len, pre = strlen("BINARY.SIZE[");
@@ -262,23 +250,20 @@ static int binsize_item(const struct imap_arg *key, const struct imap_arg *v,
 }
 
 /* EMAILID (id) / THREADID (id) or NIL (RFC 8474). */
-static int objectid_item(const struct imap_arg *v, bool nil_ok,
-			 struct imap_nstr *ret)
+static int objectid_item(const struct imap_arg *v, bool nil_ok, struct imap_nstr *ret)
 {
 	if (v->type == IMAP_ARG_NIL && nil_ok) {
-		*ret = (struct imap_nstr){NULL, 0};
+		*ret = (struct imap_nstr){ NULL, 0 };
 		return 0;
 	}
 	if (v->type != IMAP_ARG_LIST || v->u.list.count != 1 ||
 	    v->u.list.args[0].type != IMAP_ARG_ATOM)
 		return EPROTO_;
-	*ret = (struct imap_nstr){v->u.list.args[0].u.s.str,
-				  v->u.list.args[0].u.s.len};
+	*ret = (struct imap_nstr){ v->u.list.args[0].u.s.str, v->u.list.args[0].u.s.len };
 	return 0;
 }
 
-static int fetch_item(const struct imap_arg *k, const struct imap_arg *v,
-		      struct imap_fetch *f)
+static int fetch_item(const struct imap_arg *k, const struct imap_arg *v, struct imap_fetch *f)
 {
 	const char *s = k->u.s.str;
 	size_t len = k->u.s.len;
@@ -347,14 +332,11 @@ static int fetch_item(const struct imap_arg *k, const struct imap_arg *v,
 		f->present |= IMAP_FETCH_THREADID;
 	} else if (has_prefix(s, len, "BINARY.SIZE[")) {
 		return binsize_item(k, v, f);
-	} else if (has_prefix(s, len, "BODY[") ||
-		   has_prefix(s, len, "BODY.PEEK[")) {
+	} else if (has_prefix(s, len, "BODY[") || has_prefix(s, len, "BODY.PEEK[")) {
 		return section_item(k, v, false, f);
-	} else if (has_prefix(s, len, "BINARY[") ||
-		   has_prefix(s, len, "BINARY.PEEK[")) {
+	} else if (has_prefix(s, len, "BINARY[") || has_prefix(s, len, "BINARY.PEEK[")) {
 		return section_item(k, v, true, f);
-	} else if (imap_resp_atom_is(k, "RFC822") ||
-		   imap_resp_atom_is(k, "RFC822.HEADER") ||
+	} else if (imap_resp_atom_is(k, "RFC822") || imap_resp_atom_is(k, "RFC822.HEADER") ||
 		   imap_resp_atom_is(k, "RFC822.TEXT")) {
 		return section_item(k, v, false, f);
 	}
@@ -397,14 +379,13 @@ int imap_resp_fetch(const struct imap_response *resp, struct imap_fetch *ret)
 	return 0;
 }
 
-const struct imap_fetch_section *
-imap_fetch_find_section(const struct imap_fetch *f, const char *name)
+const struct imap_fetch_section *imap_fetch_find_section(const struct imap_fetch *f,
+							 const char *name)
 {
 	size_t n = strlen(name);
 
 	for (size_t i = 0; i < f->nsections; i++)
-		if (f->sections[i].name_len == n &&
-		    strncasecmp(f->sections[i].name, name, n) == 0)
+		if (f->sections[i].name_len == n && strncasecmp(f->sections[i].name, name, n) == 0)
 			return &f->sections[i];
 	return NULL;
 }
@@ -467,10 +448,9 @@ int imap_arg_write(struct buf *out, const struct imap_arg *a)
 	}
 }
 
-int imap_body_type_from_arg(const struct imap_arg *bs,
-			    struct imap_body_type *ret)
+int imap_body_type_from_arg(const struct imap_arg *bs, struct imap_body_type *ret)
 {
-	struct imap_body_type t = {0};
+	struct imap_body_type t = { 0 };
 	const struct imap_arg *a;
 	size_t n, i;
 
@@ -481,8 +461,7 @@ int imap_body_type_from_arg(const struct imap_arg *bs,
 	if (a[0].type == IMAP_ARG_LIST) {
 		for (i = 0; i < n && a[i].type == IMAP_ARG_LIST; i++)
 			;
-		if (i == n || imap_resp_arg_nstring(&a[i], &t.subtype) < 0 ||
-		    !t.subtype.str)
+		if (i == n || imap_resp_arg_nstring(&a[i], &t.subtype) < 0 || !t.subtype.str)
 			return EPROTO_;
 		t.multipart = true;
 	} else {

@@ -59,16 +59,14 @@ bool imap_resp_str_u64(const char *s, size_t len, uint64_t *ret)
 
 int imap_resp_arg_u32(const struct imap_arg *a, uint32_t *ret)
 {
-	if (!a || a->type != IMAP_ARG_ATOM ||
-	    !imap_resp_str_u32(a->u.s.str, a->u.s.len, ret))
+	if (!a || a->type != IMAP_ARG_ATOM || !imap_resp_str_u32(a->u.s.str, a->u.s.len, ret))
 		return EPROTO_;
 	return 0;
 }
 
 int imap_resp_arg_u64(const struct imap_arg *a, uint64_t *ret)
 {
-	if (!a || a->type != IMAP_ARG_ATOM ||
-	    !imap_resp_str_u64(a->u.s.str, a->u.s.len, ret))
+	if (!a || a->type != IMAP_ARG_ATOM || !imap_resp_str_u64(a->u.s.str, a->u.s.len, ret))
 		return EPROTO_;
 	return 0;
 }
@@ -79,11 +77,11 @@ int imap_resp_arg_nstring(const struct imap_arg *a, struct imap_nstr *ret)
 		return EPROTO_;
 	switch (a->type) {
 	case IMAP_ARG_NIL:
-		*ret = (struct imap_nstr){NULL, 0};
+		*ret = (struct imap_nstr){ NULL, 0 };
 		return 0;
 	case IMAP_ARG_STRING:
 	case IMAP_ARG_LITERAL:
-		*ret = (struct imap_nstr){a->u.s.str, a->u.s.len};
+		*ret = (struct imap_nstr){ a->u.s.str, a->u.s.len };
 		return 0;
 	default:
 		return EPROTO_;
@@ -94,7 +92,7 @@ int imap_resp_arg_astring(const struct imap_arg *a, struct imap_nstr *ret)
 {
 	if (!a || !imap_arg_is_string(a))
 		return EPROTO_;
-	*ret = (struct imap_nstr){a->u.s.str, a->u.s.len};
+	*ret = (struct imap_nstr){ a->u.s.str, a->u.s.len };
 	return 0;
 }
 
@@ -108,9 +106,8 @@ bool imap_resp_atom_is(const struct imap_arg *a, const char *s)
 
 bool imap_resp_is(const struct imap_response *resp, const char *name)
 {
-	return resp && resp->kind == IMAP_RESP_UNTAGGED &&
-	       resp->status == IMAP_STATUS_NONE && resp->name &&
-	       strcasecmp(resp->name, name) == 0;
+	return resp && resp->kind == IMAP_RESP_UNTAGGED && resp->status == IMAP_STATUS_NONE &&
+	       resp->name && strcasecmp(resp->name, name) == 0;
 }
 
 bool imap_nstr_eq(const struct imap_nstr *s, const char *cstr)
@@ -128,8 +125,7 @@ bool imap_nstr_caseeq(const struct imap_nstr *s, const char *cstr)
 }
 
 /* Next space-separated word of [*p, end). */
-static bool next_word(const char **p, const char *end, const char **ret_w,
-		      size_t *ret_len)
+static bool next_word(const char **p, const char *end, const char **ret_w, size_t *ret_len)
 {
 	const char *s = *p, *w;
 
@@ -150,31 +146,31 @@ static bool next_word(const char **p, const char *end, const char **ret_w,
 /* Classification */
 
 static const char *const resp_type_names[IMAP_RT_MAX] = {
-    [IMAP_RT_CAPABILITY] = "CAPABILITY",
-    [IMAP_RT_ENABLED] = "ENABLED",
-    [IMAP_RT_FLAGS] = "FLAGS",
-    [IMAP_RT_EXISTS] = "EXISTS",
-    [IMAP_RT_RECENT] = "RECENT",
-    [IMAP_RT_EXPUNGE] = "EXPUNGE",
-    [IMAP_RT_FETCH] = "FETCH",
-    [IMAP_RT_VANISHED] = "VANISHED",
-    [IMAP_RT_STATUS] = "STATUS",
-    [IMAP_RT_LIST] = "LIST",
-    [IMAP_RT_LSUB] = "LSUB",
-    [IMAP_RT_SEARCH] = "SEARCH",
-    [IMAP_RT_ESEARCH] = "ESEARCH",
-    [IMAP_RT_METADATA] = "METADATA",
-    [IMAP_RT_ACL] = "ACL",
-    [IMAP_RT_MYRIGHTS] = "MYRIGHTS",
-    [IMAP_RT_LISTRIGHTS] = "LISTRIGHTS",
-    [IMAP_RT_NAMESPACE] = "NAMESPACE",
-    [IMAP_RT_ID] = "ID",
+	[IMAP_RT_CAPABILITY] = "CAPABILITY",
+	[IMAP_RT_ENABLED] = "ENABLED",
+	[IMAP_RT_FLAGS] = "FLAGS",
+	[IMAP_RT_EXISTS] = "EXISTS",
+	[IMAP_RT_RECENT] = "RECENT",
+	[IMAP_RT_EXPUNGE] = "EXPUNGE",
+	[IMAP_RT_FETCH] = "FETCH",
+	[IMAP_RT_VANISHED] = "VANISHED",
+	[IMAP_RT_STATUS] = "STATUS",
+	[IMAP_RT_LIST] = "LIST",
+	[IMAP_RT_LSUB] = "LSUB",
+	[IMAP_RT_SEARCH] = "SEARCH",
+	[IMAP_RT_ESEARCH] = "ESEARCH",
+	[IMAP_RT_METADATA] = "METADATA",
+	[IMAP_RT_ACL] = "ACL",
+	[IMAP_RT_MYRIGHTS] = "MYRIGHTS",
+	[IMAP_RT_LISTRIGHTS] = "LISTRIGHTS",
+	[IMAP_RT_NAMESPACE] = "NAMESPACE",
+	[IMAP_RT_ID] = "ID",
 };
 
 enum imap_resp_type imap_resp_type(const struct imap_response *resp)
 {
-	if (!resp || resp->kind != IMAP_RESP_UNTAGGED ||
-	    resp->status != IMAP_STATUS_NONE || !resp->name)
+	if (!resp || resp->kind != IMAP_RESP_UNTAGGED || resp->status != IMAP_STATUS_NONE ||
+	    !resp->name)
 		return IMAP_RT_OTHER;
 	for (size_t i = 1; i < IMAP_RT_MAX; i++)
 		if (strcasecmp(resp->name, resp_type_names[i]) == 0)
@@ -186,58 +182,58 @@ enum imap_resp_type imap_resp_type(const struct imap_response *resp)
 /* Capabilities */
 
 static const char *const cap_names[IMAP_CAP_MAX] = {
-    [IMAP_CAP_IMAP4REV1] = "IMAP4rev1",
-    [IMAP_CAP_IMAP4REV2] = "IMAP4rev2",
-    [IMAP_CAP_STARTTLS] = "STARTTLS",
-    [IMAP_CAP_LOGINDISABLED] = "LOGINDISABLED",
-    [IMAP_CAP_AUTH_PLAIN] = "AUTH=PLAIN",
-    [IMAP_CAP_AUTH_LOGIN] = "AUTH=LOGIN",
-    [IMAP_CAP_AUTH_SCRAM_SHA_1] = "AUTH=SCRAM-SHA-1",
-    [IMAP_CAP_AUTH_SCRAM_SHA_256] = "AUTH=SCRAM-SHA-256",
-    [IMAP_CAP_AUTH_SCRAM_SHA_256_PLUS] = "AUTH=SCRAM-SHA-256-PLUS",
-    [IMAP_CAP_AUTH_XOAUTH2] = "AUTH=XOAUTH2",
-    [IMAP_CAP_AUTH_OAUTHBEARER] = "AUTH=OAUTHBEARER",
-    [IMAP_CAP_AUTH_EXTERNAL] = "AUTH=EXTERNAL",
-    [IMAP_CAP_SASL_IR] = "SASL-IR",
-    [IMAP_CAP_IDLE] = "IDLE",
-    [IMAP_CAP_NOTIFY] = "NOTIFY",
-    [IMAP_CAP_CONDSTORE] = "CONDSTORE",
-    [IMAP_CAP_QRESYNC] = "QRESYNC",
-    [IMAP_CAP_ENABLE] = "ENABLE",
-    [IMAP_CAP_UIDPLUS] = "UIDPLUS",
-    [IMAP_CAP_MOVE] = "MOVE",
-    [IMAP_CAP_SPECIAL_USE] = "SPECIAL-USE",
-    [IMAP_CAP_CREATE_SPECIAL_USE] = "CREATE-SPECIAL-USE",
-    [IMAP_CAP_LITERALPLUS] = "LITERAL+",
-    [IMAP_CAP_LITERALMINUS] = "LITERAL-",
-    [IMAP_CAP_BINARY] = "BINARY",
-    [IMAP_CAP_METADATA] = "METADATA",
-    [IMAP_CAP_METADATA_SERVER] = "METADATA-SERVER",
-    [IMAP_CAP_ACL] = "ACL",
-    [IMAP_CAP_LIST_EXTENDED] = "LIST-EXTENDED",
-    [IMAP_CAP_LIST_STATUS] = "LIST-STATUS",
-    [IMAP_CAP_ESEARCH] = "ESEARCH",
-    [IMAP_CAP_NAMESPACE] = "NAMESPACE",
-    [IMAP_CAP_UTF8_ACCEPT] = "UTF8=ACCEPT",
-    [IMAP_CAP_UTF8_ONLY] = "UTF8=ONLY",
-    [IMAP_CAP_UNSELECT] = "UNSELECT",
-    [IMAP_CAP_OBJECTID] = "OBJECTID",
-    [IMAP_CAP_PREVIEW] = "PREVIEW",
-    [IMAP_CAP_CONVERT] = "CONVERT",
-    [IMAP_CAP_COMPRESS_DEFLATE] = "COMPRESS=DEFLATE",
-    [IMAP_CAP_ID] = "ID",
-    [IMAP_CAP_STATUS_SIZE] = "STATUS=SIZE",
-    [IMAP_CAP_CHILDREN] = "CHILDREN",
-    [IMAP_CAP_QUOTA] = "QUOTA",
-    [IMAP_CAP_MULTIAPPEND] = "MULTIAPPEND",
-    [IMAP_CAP_CATENATE] = "CATENATE",
-    [IMAP_CAP_URLAUTH] = "URLAUTH",
-    [IMAP_CAP_REPLACE] = "REPLACE",
-    [IMAP_CAP_SAVEDATE] = "SAVEDATE",
-    [IMAP_CAP_SEARCHRES] = "SEARCHRES",
-    [IMAP_CAP_SORT] = "SORT",
-    [IMAP_CAP_LIST_METADATA] = "LIST-METADATA",
-    [IMAP_CAP_ANNOTATE_EXPERIMENT_1] = "ANNOTATE-EXPERIMENT-1",
+	[IMAP_CAP_IMAP4REV1] = "IMAP4rev1",
+	[IMAP_CAP_IMAP4REV2] = "IMAP4rev2",
+	[IMAP_CAP_STARTTLS] = "STARTTLS",
+	[IMAP_CAP_LOGINDISABLED] = "LOGINDISABLED",
+	[IMAP_CAP_AUTH_PLAIN] = "AUTH=PLAIN",
+	[IMAP_CAP_AUTH_LOGIN] = "AUTH=LOGIN",
+	[IMAP_CAP_AUTH_SCRAM_SHA_1] = "AUTH=SCRAM-SHA-1",
+	[IMAP_CAP_AUTH_SCRAM_SHA_256] = "AUTH=SCRAM-SHA-256",
+	[IMAP_CAP_AUTH_SCRAM_SHA_256_PLUS] = "AUTH=SCRAM-SHA-256-PLUS",
+	[IMAP_CAP_AUTH_XOAUTH2] = "AUTH=XOAUTH2",
+	[IMAP_CAP_AUTH_OAUTHBEARER] = "AUTH=OAUTHBEARER",
+	[IMAP_CAP_AUTH_EXTERNAL] = "AUTH=EXTERNAL",
+	[IMAP_CAP_SASL_IR] = "SASL-IR",
+	[IMAP_CAP_IDLE] = "IDLE",
+	[IMAP_CAP_NOTIFY] = "NOTIFY",
+	[IMAP_CAP_CONDSTORE] = "CONDSTORE",
+	[IMAP_CAP_QRESYNC] = "QRESYNC",
+	[IMAP_CAP_ENABLE] = "ENABLE",
+	[IMAP_CAP_UIDPLUS] = "UIDPLUS",
+	[IMAP_CAP_MOVE] = "MOVE",
+	[IMAP_CAP_SPECIAL_USE] = "SPECIAL-USE",
+	[IMAP_CAP_CREATE_SPECIAL_USE] = "CREATE-SPECIAL-USE",
+	[IMAP_CAP_LITERALPLUS] = "LITERAL+",
+	[IMAP_CAP_LITERALMINUS] = "LITERAL-",
+	[IMAP_CAP_BINARY] = "BINARY",
+	[IMAP_CAP_METADATA] = "METADATA",
+	[IMAP_CAP_METADATA_SERVER] = "METADATA-SERVER",
+	[IMAP_CAP_ACL] = "ACL",
+	[IMAP_CAP_LIST_EXTENDED] = "LIST-EXTENDED",
+	[IMAP_CAP_LIST_STATUS] = "LIST-STATUS",
+	[IMAP_CAP_ESEARCH] = "ESEARCH",
+	[IMAP_CAP_NAMESPACE] = "NAMESPACE",
+	[IMAP_CAP_UTF8_ACCEPT] = "UTF8=ACCEPT",
+	[IMAP_CAP_UTF8_ONLY] = "UTF8=ONLY",
+	[IMAP_CAP_UNSELECT] = "UNSELECT",
+	[IMAP_CAP_OBJECTID] = "OBJECTID",
+	[IMAP_CAP_PREVIEW] = "PREVIEW",
+	[IMAP_CAP_CONVERT] = "CONVERT",
+	[IMAP_CAP_COMPRESS_DEFLATE] = "COMPRESS=DEFLATE",
+	[IMAP_CAP_ID] = "ID",
+	[IMAP_CAP_STATUS_SIZE] = "STATUS=SIZE",
+	[IMAP_CAP_CHILDREN] = "CHILDREN",
+	[IMAP_CAP_QUOTA] = "QUOTA",
+	[IMAP_CAP_MULTIAPPEND] = "MULTIAPPEND",
+	[IMAP_CAP_CATENATE] = "CATENATE",
+	[IMAP_CAP_URLAUTH] = "URLAUTH",
+	[IMAP_CAP_REPLACE] = "REPLACE",
+	[IMAP_CAP_SAVEDATE] = "SAVEDATE",
+	[IMAP_CAP_SEARCHRES] = "SEARCHRES",
+	[IMAP_CAP_SORT] = "SORT",
+	[IMAP_CAP_LIST_METADATA] = "LIST-METADATA",
+	[IMAP_CAP_ANNOTATE_EXPERIMENT_1] = "ANNOTATE-EXPERIMENT-1",
 };
 
 _Static_assert(IMAP_CAP_MAX <= 64, "struct imap_caps.bits is 64 bits");
@@ -252,8 +248,7 @@ const char *imap_cap_name(enum imap_cap cap)
 int imap_cap_from_name(const char *name, size_t len)
 {
 	for (size_t i = 0; i < IMAP_CAP_MAX; i++) {
-		if (strlen(cap_names[i]) == len &&
-		    strncasecmp(cap_names[i], name, len) == 0)
+		if (strlen(cap_names[i]) == len && strncasecmp(cap_names[i], name, len) == 0)
 			return (int)i;
 	}
 	return -1;
@@ -261,13 +256,13 @@ int imap_cap_from_name(const char *name, size_t len)
 
 void imap_caps_init(struct imap_caps *caps)
 {
-	*caps = (struct imap_caps){0};
+	*caps = (struct imap_caps){ 0 };
 }
 
 void imap_caps_clear(struct imap_caps *caps)
 {
 	free(caps->text);
-	*caps = (struct imap_caps){0};
+	*caps = (struct imap_caps){ 0 };
 }
 
 void imap_caps_free(struct imap_caps *caps)
@@ -292,8 +287,7 @@ static int caps_add(uint64_t *bits, struct buf *text, const char *w, size_t len)
 }
 
 /* Installs the new names (text) and bits: replace, or add to the old. */
-static int caps_commit(struct imap_caps *caps, uint64_t bits, struct buf *text,
-		       bool add)
+static int caps_commit(struct imap_caps *caps, uint64_t bits, struct buf *text, bool add)
 {
 	char *s;
 
@@ -309,8 +303,7 @@ static int caps_commit(struct imap_caps *caps, uint64_t bits, struct buf *text,
 	return 0;
 }
 
-int imap_caps_parse_response(struct imap_caps *caps,
-			     const struct imap_response *resp)
+int imap_caps_parse_response(struct imap_caps *caps, const struct imap_response *resp)
 {
 	_cleanup_buf_ struct buf text = BUF_INIT(1u << 20);
 	uint64_t bits = 0;
@@ -342,8 +335,7 @@ int imap_caps_parse_response(struct imap_caps *caps,
 	return caps_commit(caps, bits, &text, add);
 }
 
-int imap_caps_parse_code(struct imap_caps *caps,
-			 const struct imap_response *resp)
+int imap_caps_parse_code(struct imap_caps *caps, const struct imap_response *resp)
 {
 	_cleanup_buf_ struct buf text = BUF_INIT(1u << 20);
 	uint64_t bits = 0;
@@ -381,8 +373,7 @@ bool imap_caps_has_name(const struct imap_caps *caps, const char *name)
 /* -------------------------------------------------------------------- */
 /* Simple untagged responses */
 
-static int resp_number(const struct imap_response *resp, const char *name,
-		       uint32_t *ret)
+static int resp_number(const struct imap_response *resp, const char *name, uint32_t *ret)
 {
 	if (!imap_resp_is(resp, name))
 		return -EINVAL;
@@ -416,8 +407,7 @@ int imap_resp_expunge(const struct imap_response *resp, uint32_t *ret_seq)
 	return 0;
 }
 
-int imap_flags_from_arg(const struct imap_arg *list,
-			struct imap_flags *ret_flags)
+int imap_flags_from_arg(const struct imap_arg *list, struct imap_flags *ret_flags)
 {
 	bool star = false;
 
@@ -428,14 +418,13 @@ int imap_flags_from_arg(const struct imap_arg *list,
 
 		if (a->type != IMAP_ARG_ATOM || a->u.s.len == 0)
 			return EPROTO_;
-		if (a->u.s.len == 2 && a->u.s.str[0] == '\\' &&
-		    a->u.s.str[1] == '*')
+		if (a->u.s.len == 2 && a->u.s.str[0] == '\\' && a->u.s.str[1] == '*')
 			star = true;
 	}
 	*ret_flags = (struct imap_flags){
-	    .args = list->u.list.args,
-	    .count = list->u.list.count,
-	    .new_keywords = star,
+		.args = list->u.list.args,
+		.count = list->u.list.count,
+		.new_keywords = star,
 	};
 	return 0;
 }
@@ -448,8 +437,7 @@ bool imap_flags_has(const struct imap_flags *flags, const char *flag)
 	return false;
 }
 
-int imap_resp_flags(const struct imap_response *resp,
-		    struct imap_flags *ret_flags)
+int imap_resp_flags(const struct imap_response *resp, struct imap_flags *ret_flags)
 {
 	if (!imap_resp_is(resp, "FLAGS"))
 		return -EINVAL;
@@ -485,8 +473,7 @@ void imap_vanished_free(struct imap_vanished *v)
 	rangeset_free(&v->uids);
 }
 
-int imap_resp_vanished(const struct imap_response *resp,
-		       struct imap_vanished *v)
+int imap_resp_vanished(const struct imap_response *resp, struct imap_vanished *v)
 {
 	const struct imap_arg *a;
 	bool earlier = false;
@@ -517,10 +504,9 @@ int imap_resp_vanished(const struct imap_response *resp,
 /* -------------------------------------------------------------------- */
 /* STATUS */
 
-int imap_resp_status(const struct imap_response *resp,
-		     struct imap_status_data *ret)
+int imap_resp_status(const struct imap_response *resp, struct imap_status_data *ret)
 {
-	struct imap_status_data st = {0};
+	struct imap_status_data st = { 0 };
 	const struct imap_arg *l;
 	int r;
 
@@ -543,21 +529,19 @@ int imap_resp_status(const struct imap_response *resp,
 			bool wide;
 			size_t off;
 		} items[] = {
-#define U32(n, b, f) {n, b, false, offsetof(struct imap_status_data, f)}
-#define U64(n, b, f)                                                           \
-	{                                                                      \
-		n, b, true, offsetof(struct imap_status_data, f)               \
+#define U32(n, b, f) { n, b, false, offsetof(struct imap_status_data, f) }
+#define U64(n, b, f)                                                                               \
+	{                                                                                          \
+		n, b, true, offsetof(struct imap_status_data, f)                                   \
 	}
-		    U32("MESSAGES", IMAP_STATUS_ITEM_MESSAGES, messages),
-		    U32("UIDNEXT", IMAP_STATUS_ITEM_UIDNEXT, uidnext),
-		    U32("UIDVALIDITY", IMAP_STATUS_ITEM_UIDVALIDITY,
-			uidvalidity),
-		    U32("UNSEEN", IMAP_STATUS_ITEM_UNSEEN, unseen),
-		    U32("RECENT", IMAP_STATUS_ITEM_RECENT, recent),
-		    U32("DELETED", IMAP_STATUS_ITEM_DELETED, deleted),
-		    U64("HIGHESTMODSEQ", IMAP_STATUS_ITEM_HIGHESTMODSEQ,
-			highestmodseq),
-		    U64("SIZE", IMAP_STATUS_ITEM_SIZE, size),
+			U32("MESSAGES", IMAP_STATUS_ITEM_MESSAGES, messages),
+			U32("UIDNEXT", IMAP_STATUS_ITEM_UIDNEXT, uidnext),
+			U32("UIDVALIDITY", IMAP_STATUS_ITEM_UIDVALIDITY, uidvalidity),
+			U32("UNSEEN", IMAP_STATUS_ITEM_UNSEEN, unseen),
+			U32("RECENT", IMAP_STATUS_ITEM_RECENT, recent),
+			U32("DELETED", IMAP_STATUS_ITEM_DELETED, deleted),
+			U64("HIGHESTMODSEQ", IMAP_STATUS_ITEM_HIGHESTMODSEQ, highestmodseq),
+			U64("SIZE", IMAP_STATUS_ITEM_SIZE, size),
 #undef U32
 #undef U64
 		};
@@ -571,11 +555,9 @@ int imap_resp_status(const struct imap_response *resp,
 		if (j == ARRAY_SIZE(items))
 			continue; /* unknown item: its value is skipped */
 		if (items[j].wide)
-			r = imap_resp_arg_u64(
-			    v, (uint64_t *)((char *)&st + items[j].off));
+			r = imap_resp_arg_u64(v, (uint64_t *)((char *)&st + items[j].off));
 		else
-			r = imap_resp_arg_u32(
-			    v, (uint32_t *)((char *)&st + items[j].off));
+			r = imap_resp_arg_u32(v, (uint32_t *)((char *)&st + items[j].off));
 		if (r < 0)
 			return r;
 		st.present |= items[j].bit;
@@ -591,22 +573,22 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } mbox_attrs[] = {
-    {"\\Noselect", IMAP_MBOX_NOSELECT},
-    {"\\NonExistent", IMAP_MBOX_NONEXISTENT},
-    {"\\HasChildren", IMAP_MBOX_HASCHILDREN},
-    {"\\HasNoChildren", IMAP_MBOX_HASNOCHILDREN},
-    {"\\Noinferiors", IMAP_MBOX_NOINFERIORS},
-    {"\\Marked", IMAP_MBOX_MARKED},
-    {"\\Unmarked", IMAP_MBOX_UNMARKED},
-    {"\\Subscribed", IMAP_MBOX_SUBSCRIBED},
-    {"\\Remote", IMAP_MBOX_REMOTE},
-    {"\\All", IMAP_MBOX_ALL},
-    {"\\Archive", IMAP_MBOX_ARCHIVE},
-    {"\\Drafts", IMAP_MBOX_DRAFTS},
-    {"\\Flagged", IMAP_MBOX_FLAGGED},
-    {"\\Junk", IMAP_MBOX_JUNK},
-    {"\\Sent", IMAP_MBOX_SENT},
-    {"\\Trash", IMAP_MBOX_TRASH},
+	{ "\\Noselect", IMAP_MBOX_NOSELECT },
+	{ "\\NonExistent", IMAP_MBOX_NONEXISTENT },
+	{ "\\HasChildren", IMAP_MBOX_HASCHILDREN },
+	{ "\\HasNoChildren", IMAP_MBOX_HASNOCHILDREN },
+	{ "\\Noinferiors", IMAP_MBOX_NOINFERIORS },
+	{ "\\Marked", IMAP_MBOX_MARKED },
+	{ "\\Unmarked", IMAP_MBOX_UNMARKED },
+	{ "\\Subscribed", IMAP_MBOX_SUBSCRIBED },
+	{ "\\Remote", IMAP_MBOX_REMOTE },
+	{ "\\All", IMAP_MBOX_ALL },
+	{ "\\Archive", IMAP_MBOX_ARCHIVE },
+	{ "\\Drafts", IMAP_MBOX_DRAFTS },
+	{ "\\Flagged", IMAP_MBOX_FLAGGED },
+	{ "\\Junk", IMAP_MBOX_JUNK },
+	{ "\\Sent", IMAP_MBOX_SENT },
+	{ "\\Trash", IMAP_MBOX_TRASH },
 };
 
 /* A delimiter: NIL or a quoted string of exactly one character. */
@@ -616,8 +598,8 @@ static int arg_delimiter(const struct imap_arg *a, char *ret)
 		*ret = 0;
 		return 0;
 	}
-	if ((a->type != IMAP_ARG_STRING && a->type != IMAP_ARG_LITERAL) ||
-	    a->u.s.len != 1 || a->u.s.str[0] == 0)
+	if ((a->type != IMAP_ARG_STRING && a->type != IMAP_ARG_LITERAL) || a->u.s.len != 1 ||
+	    a->u.s.str[0] == 0)
 		return EPROTO_;
 	*ret = a->u.s.str[0];
 	return 0;
@@ -661,7 +643,7 @@ static int list_ext_item(struct imap_list *l, const struct imap_arg *tag,
 
 int imap_resp_list(const struct imap_response *resp, struct imap_list *ret)
 {
-	struct imap_list l = {0};
+	struct imap_list l = { 0 };
 	const struct imap_arg *attrs;
 	int r;
 
@@ -695,8 +677,7 @@ int imap_resp_list(const struct imap_response *resp, struct imap_list *ret)
 		if (ext->type != IMAP_ARG_LIST || ext->u.list.count % 2 != 0)
 			return EPROTO_;
 		for (size_t i = 0; i < ext->u.list.count; i += 2) {
-			r = list_ext_item(&l, &ext->u.list.args[i],
-					  &ext->u.list.args[i + 1]);
+			r = list_ext_item(&l, &ext->u.list.args[i], &ext->u.list.args[i + 1]);
 			if (r < 0)
 				return r;
 		}
@@ -735,8 +716,7 @@ int imap_resp_search(const struct imap_response *resp, struct imap_search *s)
 	if (n > 0 && resp->args[n - 1].type == IMAP_ARG_LIST) {
 		const struct imap_arg *l = &resp->args[n - 1];
 
-		if (l->u.list.count != 2 ||
-		    !imap_resp_atom_is(&l->u.list.args[0], "MODSEQ") ||
+		if (l->u.list.count != 2 || !imap_resp_atom_is(&l->u.list.args[0], "MODSEQ") ||
 		    imap_resp_arg_u64(&l->u.list.args[1], &modseq) < 0)
 			return EPROTO_;
 		has_modseq = true;
@@ -762,7 +742,7 @@ int imap_resp_search(const struct imap_response *resp, struct imap_search *s)
 
 void imap_esearch_init(struct imap_esearch *e)
 {
-	*e = (struct imap_esearch){0};
+	*e = (struct imap_esearch){ 0 };
 	rangeset_init(&e->all);
 }
 
@@ -779,7 +759,7 @@ static int esearch_fail(struct imap_esearch *e, int r)
 
 int imap_resp_esearch(const struct imap_response *resp, struct imap_esearch *e)
 {
-	struct imap_esearch t = {0};
+	struct imap_esearch t = { 0 };
 	size_t i = 0;
 	int r;
 
@@ -790,8 +770,7 @@ int imap_resp_esearch(const struct imap_response *resp, struct imap_esearch *e)
 	if (i < resp->nargs && resp->args[i].type == IMAP_ARG_LIST) {
 		const struct imap_arg *l = &resp->args[i];
 
-		if (l->u.list.count != 2 ||
-		    !imap_resp_atom_is(&l->u.list.args[0], "TAG") ||
+		if (l->u.list.count != 2 || !imap_resp_atom_is(&l->u.list.args[0], "TAG") ||
 		    imap_resp_arg_astring(&l->u.list.args[1], &t.tag) < 0)
 			return EPROTO_;
 		i++;
@@ -837,10 +816,9 @@ int imap_resp_esearch(const struct imap_response *resp, struct imap_esearch *e)
 /* -------------------------------------------------------------------- */
 /* METADATA */
 
-int imap_resp_metadata(const struct imap_response *resp,
-		       struct imap_metadata *ret)
+int imap_resp_metadata(const struct imap_response *resp, struct imap_metadata *ret)
 {
-	struct imap_metadata md = {0};
+	struct imap_metadata md = { 0 };
 	int r;
 
 	if (!imap_resp_is(resp, "METADATA"))
@@ -862,10 +840,8 @@ int imap_resp_metadata(const struct imap_response *resp,
 			r = imap_resp_arg_astring(&l->u.list.args[i], &name);
 			if (r < 0)
 				return r;
-			if (v->type != IMAP_ARG_NIL &&
-			    v->type != IMAP_ARG_STRING &&
-			    v->type != IMAP_ARG_LITERAL &&
-			    v->type != IMAP_ARG_STREAMED)
+			if (v->type != IMAP_ARG_NIL && v->type != IMAP_ARG_STRING &&
+			    v->type != IMAP_ARG_LITERAL && v->type != IMAP_ARG_STREAMED)
 				return EPROTO_;
 		}
 		md.has_values = true;
@@ -886,15 +862,14 @@ int imap_resp_metadata(const struct imap_response *resp,
 	return 0;
 }
 
-int imap_metadata_get(const struct imap_metadata *md, size_t i,
-		      struct imap_metadata_entry *ret)
+int imap_metadata_get(const struct imap_metadata *md, size_t i, struct imap_metadata_entry *ret)
 {
 	const struct imap_arg *a;
 
 	if (i >= md->count)
 		return -EINVAL;
 	a = md->has_values ? &md->args[2 * i] : &md->args[i];
-	ret->name = (struct imap_nstr){a->u.s.str, a->u.s.len};
+	ret->name = (struct imap_nstr){ a->u.s.str, a->u.s.len };
 	ret->value = md->has_values ? a + 1 : NULL;
 	return 0;
 }
@@ -904,7 +879,7 @@ int imap_metadata_get(const struct imap_metadata *md, size_t i,
 
 int imap_resp_acl(const struct imap_response *resp, struct imap_acl *ret)
 {
-	struct imap_acl acl = {0};
+	struct imap_acl acl = { 0 };
 	struct imap_nstr s;
 	int r;
 
@@ -926,21 +901,20 @@ int imap_resp_acl(const struct imap_response *resp, struct imap_acl *ret)
 	return 0;
 }
 
-int imap_acl_get(const struct imap_acl *acl, size_t i,
-		 struct imap_nstr *ret_identifier, struct imap_nstr *ret_rights)
+int imap_acl_get(const struct imap_acl *acl, size_t i, struct imap_nstr *ret_identifier,
+		 struct imap_nstr *ret_rights)
 {
 	const struct imap_arg *a;
 
 	if (i >= acl->count)
 		return -EINVAL;
 	a = &acl->args[2 * i];
-	*ret_identifier = (struct imap_nstr){a[0].u.s.str, a[0].u.s.len};
-	*ret_rights = (struct imap_nstr){a[1].u.s.str, a[1].u.s.len};
+	*ret_identifier = (struct imap_nstr){ a[0].u.s.str, a[0].u.s.len };
+	*ret_rights = (struct imap_nstr){ a[1].u.s.str, a[1].u.s.len };
 	return 0;
 }
 
-int imap_resp_myrights(const struct imap_response *resp,
-		       struct imap_nstr *ret_mailbox,
+int imap_resp_myrights(const struct imap_response *resp, struct imap_nstr *ret_mailbox,
 		       struct imap_nstr *ret_rights)
 {
 	struct imap_nstr m, rights;
@@ -955,16 +929,14 @@ int imap_resp_myrights(const struct imap_response *resp,
 	return 0;
 }
 
-int imap_resp_listrights(const struct imap_response *resp,
-			 struct imap_listrights *ret)
+int imap_resp_listrights(const struct imap_response *resp, struct imap_listrights *ret)
 {
-	struct imap_listrights lr = {0};
+	struct imap_listrights lr = { 0 };
 	struct imap_nstr s;
 
 	if (!imap_resp_is(resp, "LISTRIGHTS"))
 		return -EINVAL;
-	if (resp->nargs < 3 ||
-	    imap_resp_arg_astring(&resp->args[0], &lr.mailbox) < 0 ||
+	if (resp->nargs < 3 || imap_resp_arg_astring(&resp->args[0], &lr.mailbox) < 0 ||
 	    imap_resp_arg_astring(&resp->args[1], &lr.identifier) < 0 ||
 	    imap_resp_arg_astring(&resp->args[2], &lr.required) < 0)
 		return EPROTO_;
@@ -983,7 +955,7 @@ int imap_resp_listrights(const struct imap_response *resp,
 static int ns_list(const struct imap_arg *a, struct imap_ns_list *ret)
 {
 	if (a->type == IMAP_ARG_NIL) {
-		*ret = (struct imap_ns_list){NULL, 0};
+		*ret = (struct imap_ns_list){ NULL, 0 };
 		return 0;
 	}
 	if (a->type != IMAP_ARG_LIST)
@@ -994,34 +966,30 @@ static int ns_list(const struct imap_arg *a, struct imap_ns_list *ret)
 		char delim;
 
 		/* ( prefix delim *(ns-response-extension) ) */
-		if (d->type != IMAP_ARG_LIST || d->u.list.count < 2 ||
-		    d->u.list.count % 2 != 0)
+		if (d->type != IMAP_ARG_LIST || d->u.list.count < 2 || d->u.list.count % 2 != 0)
 			return EPROTO_;
 		if (imap_resp_arg_astring(&d->u.list.args[0], &prefix) < 0 ||
 		    arg_delimiter(&d->u.list.args[1], &delim) < 0)
 			return EPROTO_;
 	}
-	*ret = (struct imap_ns_list){a->u.list.args, a->u.list.count};
+	*ret = (struct imap_ns_list){ a->u.list.args, a->u.list.count };
 	return 0;
 }
 
-int imap_resp_namespace(const struct imap_response *resp,
-			struct imap_namespace *ret)
+int imap_resp_namespace(const struct imap_response *resp, struct imap_namespace *ret)
 {
 	struct imap_namespace ns;
 
 	if (!imap_resp_is(resp, "NAMESPACE"))
 		return -EINVAL;
 	if (resp->nargs != 3 || ns_list(&resp->args[0], &ns.personal) < 0 ||
-	    ns_list(&resp->args[1], &ns.other) < 0 ||
-	    ns_list(&resp->args[2], &ns.shared) < 0)
+	    ns_list(&resp->args[1], &ns.other) < 0 || ns_list(&resp->args[2], &ns.shared) < 0)
 		return EPROTO_;
 	*ret = ns;
 	return 0;
 }
 
-int imap_ns_get(const struct imap_ns_list *list, size_t i,
-		struct imap_ns_entry *ret)
+int imap_ns_get(const struct imap_ns_list *list, size_t i, struct imap_ns_entry *ret)
 {
 	const struct imap_arg *d;
 	struct imap_ns_entry e;
@@ -1029,8 +997,7 @@ int imap_ns_get(const struct imap_ns_list *list, size_t i,
 	if (i >= list->count)
 		return -EINVAL;
 	d = list->args[i].u.list.args;
-	if (imap_resp_arg_astring(&d[0], &e.prefix) < 0 ||
-	    arg_delimiter(&d[1], &e.delimiter) < 0)
+	if (imap_resp_arg_astring(&d[0], &e.prefix) < 0 || arg_delimiter(&d[1], &e.delimiter) < 0)
 		return EPROTO_;
 	*ret = e;
 	return 0;
@@ -1040,54 +1007,54 @@ int imap_ns_get(const struct imap_ns_list *list, size_t i,
 /* Response codes */
 
 static const char *const code_names[IMAP_CODE_MAX] = {
-    [IMAP_CODE_NONE] = "",
-    [IMAP_CODE_UNKNOWN] = "UNKNOWN",
-    [IMAP_CODE_ALERT] = "ALERT",
-    [IMAP_CODE_PARSE] = "PARSE",
-    [IMAP_CODE_READ_ONLY] = "READ-ONLY",
-    [IMAP_CODE_READ_WRITE] = "READ-WRITE",
-    [IMAP_CODE_TRYCREATE] = "TRYCREATE",
-    [IMAP_CODE_UIDNEXT] = "UIDNEXT",
-    [IMAP_CODE_UIDVALIDITY] = "UIDVALIDITY",
-    [IMAP_CODE_UNSEEN] = "UNSEEN",
-    [IMAP_CODE_PERMANENTFLAGS] = "PERMANENTFLAGS",
-    [IMAP_CODE_CAPABILITY] = "CAPABILITY",
-    [IMAP_CODE_BADCHARSET] = "BADCHARSET",
-    [IMAP_CODE_APPENDUID] = "APPENDUID",
-    [IMAP_CODE_COPYUID] = "COPYUID",
-    [IMAP_CODE_UIDNOTSTICKY] = "UIDNOTSTICKY",
-    [IMAP_CODE_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
-    [IMAP_CODE_NOMODSEQ] = "NOMODSEQ",
-    [IMAP_CODE_MODIFIED] = "MODIFIED",
-    [IMAP_CODE_CLOSED] = "CLOSED",
-    [IMAP_CODE_NOTIFICATIONOVERFLOW] = "NOTIFICATIONOVERFLOW",
-    [IMAP_CODE_BADEVENT] = "BADEVENT",
-    [IMAP_CODE_METADATA_LONGENTRIES] = "METADATA LONGENTRIES",
-    [IMAP_CODE_METADATA_MAXSIZE] = "METADATA MAXSIZE",
-    [IMAP_CODE_METADATA_TOOMANY] = "METADATA TOOMANY",
-    [IMAP_CODE_METADATA_NOPRIVATE] = "METADATA NOPRIVATE",
-    [IMAP_CODE_TOOBIG] = "TOOBIG",
-    [IMAP_CODE_COMPRESSIONACTIVE] = "COMPRESSIONACTIVE",
-    [IMAP_CODE_UNKNOWN_CTE] = "UNKNOWN-CTE",
-    [IMAP_CODE_HASCHILDREN] = "HASCHILDREN",
-    [IMAP_CODE_MAILBOXID] = "MAILBOXID",
-    [IMAP_CODE_UNAVAILABLE] = "UNAVAILABLE",
-    [IMAP_CODE_AUTHENTICATIONFAILED] = "AUTHENTICATIONFAILED",
-    [IMAP_CODE_AUTHORIZATIONFAILED] = "AUTHORIZATIONFAILED",
-    [IMAP_CODE_EXPIRED] = "EXPIRED",
-    [IMAP_CODE_PRIVACYREQUIRED] = "PRIVACYREQUIRED",
-    [IMAP_CODE_CONTACTADMIN] = "CONTACTADMIN",
-    [IMAP_CODE_NOPERM] = "NOPERM",
-    [IMAP_CODE_INUSE] = "INUSE",
-    [IMAP_CODE_EXPUNGEISSUED] = "EXPUNGEISSUED",
-    [IMAP_CODE_CORRUPTION] = "CORRUPTION",
-    [IMAP_CODE_SERVERBUG] = "SERVERBUG",
-    [IMAP_CODE_CLIENTBUG] = "CLIENTBUG",
-    [IMAP_CODE_CANNOT] = "CANNOT",
-    [IMAP_CODE_LIMIT] = "LIMIT",
-    [IMAP_CODE_OVERQUOTA] = "OVERQUOTA",
-    [IMAP_CODE_ALREADYEXISTS] = "ALREADYEXISTS",
-    [IMAP_CODE_NONEXISTENT] = "NONEXISTENT",
+	[IMAP_CODE_NONE] = "",
+	[IMAP_CODE_UNKNOWN] = "UNKNOWN",
+	[IMAP_CODE_ALERT] = "ALERT",
+	[IMAP_CODE_PARSE] = "PARSE",
+	[IMAP_CODE_READ_ONLY] = "READ-ONLY",
+	[IMAP_CODE_READ_WRITE] = "READ-WRITE",
+	[IMAP_CODE_TRYCREATE] = "TRYCREATE",
+	[IMAP_CODE_UIDNEXT] = "UIDNEXT",
+	[IMAP_CODE_UIDVALIDITY] = "UIDVALIDITY",
+	[IMAP_CODE_UNSEEN] = "UNSEEN",
+	[IMAP_CODE_PERMANENTFLAGS] = "PERMANENTFLAGS",
+	[IMAP_CODE_CAPABILITY] = "CAPABILITY",
+	[IMAP_CODE_BADCHARSET] = "BADCHARSET",
+	[IMAP_CODE_APPENDUID] = "APPENDUID",
+	[IMAP_CODE_COPYUID] = "COPYUID",
+	[IMAP_CODE_UIDNOTSTICKY] = "UIDNOTSTICKY",
+	[IMAP_CODE_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
+	[IMAP_CODE_NOMODSEQ] = "NOMODSEQ",
+	[IMAP_CODE_MODIFIED] = "MODIFIED",
+	[IMAP_CODE_CLOSED] = "CLOSED",
+	[IMAP_CODE_NOTIFICATIONOVERFLOW] = "NOTIFICATIONOVERFLOW",
+	[IMAP_CODE_BADEVENT] = "BADEVENT",
+	[IMAP_CODE_METADATA_LONGENTRIES] = "METADATA LONGENTRIES",
+	[IMAP_CODE_METADATA_MAXSIZE] = "METADATA MAXSIZE",
+	[IMAP_CODE_METADATA_TOOMANY] = "METADATA TOOMANY",
+	[IMAP_CODE_METADATA_NOPRIVATE] = "METADATA NOPRIVATE",
+	[IMAP_CODE_TOOBIG] = "TOOBIG",
+	[IMAP_CODE_COMPRESSIONACTIVE] = "COMPRESSIONACTIVE",
+	[IMAP_CODE_UNKNOWN_CTE] = "UNKNOWN-CTE",
+	[IMAP_CODE_HASCHILDREN] = "HASCHILDREN",
+	[IMAP_CODE_MAILBOXID] = "MAILBOXID",
+	[IMAP_CODE_UNAVAILABLE] = "UNAVAILABLE",
+	[IMAP_CODE_AUTHENTICATIONFAILED] = "AUTHENTICATIONFAILED",
+	[IMAP_CODE_AUTHORIZATIONFAILED] = "AUTHORIZATIONFAILED",
+	[IMAP_CODE_EXPIRED] = "EXPIRED",
+	[IMAP_CODE_PRIVACYREQUIRED] = "PRIVACYREQUIRED",
+	[IMAP_CODE_CONTACTADMIN] = "CONTACTADMIN",
+	[IMAP_CODE_NOPERM] = "NOPERM",
+	[IMAP_CODE_INUSE] = "INUSE",
+	[IMAP_CODE_EXPUNGEISSUED] = "EXPUNGEISSUED",
+	[IMAP_CODE_CORRUPTION] = "CORRUPTION",
+	[IMAP_CODE_SERVERBUG] = "SERVERBUG",
+	[IMAP_CODE_CLIENTBUG] = "CLIENTBUG",
+	[IMAP_CODE_CANNOT] = "CANNOT",
+	[IMAP_CODE_LIMIT] = "LIMIT",
+	[IMAP_CODE_OVERQUOTA] = "OVERQUOTA",
+	[IMAP_CODE_ALREADYEXISTS] = "ALREADYEXISTS",
+	[IMAP_CODE_NONEXISTENT] = "NONEXISTENT",
 };
 
 const char *imap_code_name(enum imap_code code)
@@ -1109,7 +1076,7 @@ enum imap_code imap_code_from_name(const char *name)
 
 void imap_resp_code_init(struct imap_resp_code *c)
 {
-	*c = (struct imap_resp_code){0};
+	*c = (struct imap_resp_code){ 0 };
 	rangeset_init(&c->set);
 	rangeset_init(&c->set2);
 }
@@ -1131,7 +1098,7 @@ static int raw_words(const char *raw, struct imap_nstr *w, int max)
 	while (next_word(&p, end, &s, &len)) {
 		if (n == max)
 			return -1;
-		w[n++] = (struct imap_nstr){s, len};
+		w[n++] = (struct imap_nstr){ s, len };
 	}
 	return n;
 }
@@ -1167,8 +1134,7 @@ static int code_args(const struct imap_response *resp, struct imap_resp_code *c)
 		/* w[0] is the sub-word */
 		if (n != 2 || !imap_resp_str_u64(w[1].str, w[1].len, &c->num64))
 			return EPROTO_;
-		c->num =
-		    c->num64 > UINT32_MAX ? UINT32_MAX : (uint32_t)c->num64;
+		c->num = c->num64 > UINT32_MAX ? UINT32_MAX : (uint32_t)c->num64;
 		return 0;
 	case IMAP_CODE_PERMANENTFLAGS:
 		if (resp->code_nargs != 1)
@@ -1199,11 +1165,9 @@ static int code_args(const struct imap_response *resp, struct imap_resp_code *c)
 		return word_set(&w[0], &c->set);
 	case IMAP_CODE_MAILBOXID:
 		/* MAILBOXID (objectid) */
-		if (resp->code_nargs != 1 ||
-		    resp->code_args[0].type != IMAP_ARG_LIST ||
+		if (resp->code_nargs != 1 || resp->code_args[0].type != IMAP_ARG_LIST ||
 		    resp->code_args[0].u.list.count != 1 ||
-		    imap_resp_arg_astring(&resp->code_args[0].u.list.args[0],
-					  &c->objectid) < 0)
+		    imap_resp_arg_astring(&resp->code_args[0].u.list.args[0], &c->objectid) < 0)
 			return EPROTO_;
 		return 0;
 	default:
@@ -1211,15 +1175,14 @@ static int code_args(const struct imap_response *resp, struct imap_resp_code *c)
 	}
 }
 
-int imap_resp_code_parse(const struct imap_response *resp,
-			 struct imap_resp_code *c)
+int imap_resp_code_parse(const struct imap_response *resp, struct imap_resp_code *c)
 {
 	struct rangeset set = c->set, set2 = c->set2;
 	int r;
 
 	rangeset_clear(&set);
 	rangeset_clear(&set2);
-	*c = (struct imap_resp_code){.set = set, .set2 = set2};
+	*c = (struct imap_resp_code){ .set = set, .set2 = set2 };
 	if (!resp->code || !resp->code[0]) {
 		c->code = IMAP_CODE_NONE;
 		return 0;
@@ -1232,8 +1195,7 @@ int imap_resp_code_parse(const struct imap_response *resp,
 
 		c->code = IMAP_CODE_UNKNOWN;
 		if (raw_words(c->raw, w, 2) >= 1 && w[0].len < 16) {
-			snprintf(sub, sizeof(sub), "METADATA %.*s",
-				 (int)w[0].len, w[0].str);
+			snprintf(sub, sizeof(sub), "METADATA %.*s", (int)w[0].len, w[0].str);
 			c->code = imap_code_from_name(sub);
 		}
 	} else {
@@ -1247,11 +1209,11 @@ int imap_resp_code_parse(const struct imap_response *resp,
 		rangeset_clear(&set);
 		rangeset_clear(&set2);
 		*c = (struct imap_resp_code){
-		    .code = IMAP_CODE_UNKNOWN,
-		    .name = resp->code,
-		    .raw = resp->code_raw ? resp->code_raw : "",
-		    .set = set,
-		    .set2 = set2,
+			.code = IMAP_CODE_UNKNOWN,
+			.name = resp->code,
+			.raw = resp->code_raw ? resp->code_raw : "",
+			.set = set,
+			.set2 = set2,
 		};
 		return r;
 	}
@@ -1261,12 +1223,11 @@ int imap_resp_code_parse(const struct imap_response *resp,
 /* -------------------------------------------------------------------- */
 /* uid-set iteration */
 
-void imap_uidset_iter_init(struct imap_uidset_iter *it,
-			   const struct imap_nstr *text)
+void imap_uidset_iter_init(struct imap_uidset_iter *it, const struct imap_nstr *text)
 {
 	*it = (struct imap_uidset_iter){
-	    .p = text->str,
-	    .end = text->str ? text->str + text->len : NULL,
+		.p = text->str,
+		.end = text->str ? text->str + text->len : NULL,
 	};
 }
 

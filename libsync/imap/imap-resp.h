@@ -175,14 +175,11 @@ void imap_caps_free(struct imap_caps *caps);
  * Returns -EINVAL for other responses, -CPMSYNC_E_PROTOCOL when a name is
  * not an atom, -ENOMEM.  caps is unchanged on failure.
  */
-int imap_caps_parse_response(struct imap_caps *caps,
-			     const struct imap_response *resp);
+int imap_caps_parse_response(struct imap_caps *caps, const struct imap_response *resp);
 /* "[CAPABILITY ...]" response code of a status response: replaces caps.
  * -EINVAL when the response has no CAPABILITY code. */
-int imap_caps_parse_code(struct imap_caps *caps,
-			 const struct imap_response *resp);
-static inline bool imap_caps_has(const struct imap_caps *caps,
-				 enum imap_cap cap)
+int imap_caps_parse_code(struct imap_caps *caps, const struct imap_response *resp);
+static inline bool imap_caps_has(const struct imap_caps *caps, enum imap_cap cap)
 {
 	return (unsigned)cap < IMAP_CAP_MAX && (caps->bits >> cap) & 1;
 }
@@ -207,14 +204,12 @@ struct imap_flags {
 };
 
 /* Decodes a parenthesized flag list arg; every element must be an atom. */
-int imap_flags_from_arg(const struct imap_arg *list,
-			struct imap_flags *ret_flags);
+int imap_flags_from_arg(const struct imap_arg *list, struct imap_flags *ret_flags);
 /* Case-insensitive membership test ("\\Seen"). */
 bool imap_flags_has(const struct imap_flags *flags, const char *flag);
 
 /* "* FLAGS (...)". */
-int imap_resp_flags(const struct imap_response *resp,
-		    struct imap_flags *ret_flags);
+int imap_resp_flags(const struct imap_response *resp, struct imap_flags *ret_flags);
 
 /* "* ENABLED" is decoded by imap_caps_parse_response(). */
 
@@ -225,8 +220,7 @@ struct imap_vanished {
 };
 void imap_vanished_init(struct imap_vanished *v);
 void imap_vanished_free(struct imap_vanished *v);
-int imap_resp_vanished(const struct imap_response *resp,
-		       struct imap_vanished *v);
+int imap_resp_vanished(const struct imap_response *resp, struct imap_vanished *v);
 
 /* -------------------------------------------------------------------- */
 /* FETCH */
@@ -248,8 +242,7 @@ struct imap_address_list {
 };
 
 /* The i-th address; -EINVAL when i >= count. */
-int imap_address_get(const struct imap_address_list *list, size_t i,
-		     struct imap_address *ret);
+int imap_address_get(const struct imap_address_list *list, size_t i, struct imap_address *ret);
 
 struct imap_envelope {
 	struct imap_nstr date, subject;
@@ -260,8 +253,7 @@ struct imap_envelope {
 /* Decodes an ENVELOPE list.  Strings may be quoted, in-memory literals
  * or NIL; a STREAMED literal inside is -CPMSYNC_E_PROTOCOL (do not stream
  * envelope literals). */
-int imap_envelope_from_arg(const struct imap_arg *list,
-			   struct imap_envelope *ret);
+int imap_envelope_from_arg(const struct imap_arg *list, struct imap_envelope *ret);
 
 /* A BODY[section]<origin> / BINARY[section]<origin> data item. */
 struct imap_fetch_section {
@@ -338,8 +330,8 @@ int imap_resp_fetch(const struct imap_response *resp, struct imap_fetch *ret);
 
 /* The section with exactly this name (case-insensitive, without origin),
  * e.g. "BODY[]" or "BINARY[2]", or NULL. */
-const struct imap_fetch_section *
-imap_fetch_find_section(const struct imap_fetch *f, const char *name);
+const struct imap_fetch_section *imap_fetch_find_section(const struct imap_fetch *f,
+							 const char *name);
 
 /* Parses "17-Jul-1996 02:44:25 -0700" (date-time, RFC 3501/9051; the day
  * may be " 7", "07" or "7") strictly into UTC seconds. */
@@ -364,8 +356,7 @@ struct imap_body_type {
 	struct imap_nstr type; /* NIL for multipart */
 	struct imap_nstr subtype;
 };
-int imap_body_type_from_arg(const struct imap_arg *bodystructure,
-			    struct imap_body_type *ret);
+int imap_body_type_from_arg(const struct imap_arg *bodystructure, struct imap_body_type *ret);
 
 /* -------------------------------------------------------------------- */
 /* STATUS */
@@ -393,8 +384,7 @@ struct imap_status_data {
 };
 
 /* "* STATUS mbox (item n ...)"; unknown items are skipped. */
-int imap_resp_status(const struct imap_response *resp,
-		     struct imap_status_data *ret);
+int imap_resp_status(const struct imap_response *resp, struct imap_status_data *ret);
 
 /* -------------------------------------------------------------------- */
 /* LIST / LSUB */
@@ -489,11 +479,9 @@ struct imap_metadata_entry {
 	const struct imap_arg *value;
 };
 
-int imap_resp_metadata(const struct imap_response *resp,
-		       struct imap_metadata *ret);
+int imap_resp_metadata(const struct imap_response *resp, struct imap_metadata *ret);
 /* The i-th entry; -EINVAL when i >= count. */
-int imap_metadata_get(const struct imap_metadata *md, size_t i,
-		      struct imap_metadata_entry *ret);
+int imap_metadata_get(const struct imap_metadata *md, size_t i, struct imap_metadata_entry *ret);
 
 /* -------------------------------------------------------------------- */
 /* ACL (RFC 4314) */
@@ -504,13 +492,11 @@ struct imap_acl {
 	const struct imap_arg *args; /* internal */
 };
 int imap_resp_acl(const struct imap_response *resp, struct imap_acl *ret);
-int imap_acl_get(const struct imap_acl *acl, size_t i,
-		 struct imap_nstr *ret_identifier,
+int imap_acl_get(const struct imap_acl *acl, size_t i, struct imap_nstr *ret_identifier,
 		 struct imap_nstr *ret_rights);
 
 /* "* MYRIGHTS mbox rights" */
-int imap_resp_myrights(const struct imap_response *resp,
-		       struct imap_nstr *ret_mailbox,
+int imap_resp_myrights(const struct imap_response *resp, struct imap_nstr *ret_mailbox,
 		       struct imap_nstr *ret_rights);
 
 /* "* LISTRIGHTS mbox identifier required [optional ...]" */
@@ -519,8 +505,7 @@ struct imap_listrights {
 	size_t noptional;
 	const struct imap_arg *optional; /* noptional astrings */
 };
-int imap_resp_listrights(const struct imap_response *resp,
-			 struct imap_listrights *ret);
+int imap_resp_listrights(const struct imap_response *resp, struct imap_listrights *ret);
 
 /* -------------------------------------------------------------------- */
 /* NAMESPACE (RFC 2342) */
@@ -536,10 +521,8 @@ struct imap_ns_entry {
 	struct imap_nstr prefix;
 	char delimiter; /* 0 for NIL */
 };
-int imap_resp_namespace(const struct imap_response *resp,
-			struct imap_namespace *ret);
-int imap_ns_get(const struct imap_ns_list *list, size_t i,
-		struct imap_ns_entry *ret);
+int imap_resp_namespace(const struct imap_response *resp, struct imap_namespace *ret);
+int imap_ns_get(const struct imap_ns_list *list, size_t i, struct imap_ns_entry *ret);
 
 /* -------------------------------------------------------------------- */
 /* Response codes of status responses ("OK [UIDNEXT 4392] ...") */
@@ -634,8 +617,7 @@ void imap_resp_code_free(struct imap_resp_code *c);
  * across calls (the sets keep their memory) and every call overwrites it.
  * CAPABILITY is only classified: use imap_caps_parse_code() for it.
  */
-int imap_resp_code_parse(const struct imap_response *resp,
-			 struct imap_resp_code *c);
+int imap_resp_code_parse(const struct imap_response *resp, struct imap_resp_code *c);
 
 /*
  * Walks a uid-set as written ("304,319:320", "3:1") in the server's
@@ -647,7 +629,6 @@ struct imap_uidset_iter {
 	uint32_t cur, last;
 	bool active;
 };
-void imap_uidset_iter_init(struct imap_uidset_iter *it,
-			   const struct imap_nstr *text);
+void imap_uidset_iter_init(struct imap_uidset_iter *it, const struct imap_nstr *text);
 /* 1 and *ret_uid: the next UID; 0: done; -CPMSYNC_E_PROTOCOL: bad text. */
 int imap_uidset_iter_next(struct imap_uidset_iter *it, uint32_t *ret_uid);

@@ -12,8 +12,7 @@
 #define ELEM_MAX 21
 
 /* seq-number: nz-number (no leading zero, <= 2^32-1) or "*". */
-static int parse_number(const char *s, size_t len, size_t *pos, uint32_t star,
-			uint32_t *ret)
+static int parse_number(const char *s, size_t len, size_t *pos, uint32_t star, uint32_t *ret)
 {
 	size_t i = *pos;
 	uint64_t v = 0;
@@ -37,8 +36,7 @@ static int parse_number(const char *s, size_t len, size_t *pos, uint32_t star,
 	return 0;
 }
 
-int imap_seqset_parse(struct rangeset *set, const char *s, size_t len,
-		      uint32_t star)
+int imap_seqset_parse(struct rangeset *set, const char *s, size_t len, uint32_t star)
 {
 	struct rangeset tmp = { .max_ranges = set->max_ranges }; /* 0: the default */
 	size_t pos = 0;
@@ -99,8 +97,7 @@ static int format_range(const struct range *r, char *p, size_t size)
 	return snprintf(p, size, "%u:%u", r->lo, r->hi);
 }
 
-int imap_seqset_format(const struct rangeset *set, size_t *pos,
-		       struct buf *out, size_t max_bytes)
+int imap_seqset_format(const struct rangeset *set, size_t *pos, struct buf *out, size_t max_bytes)
 {
 	size_t start = out->len, written = 0, i;
 	int r = 0;

@@ -17,19 +17,19 @@
  * and switches to the rangeset_* names in its own change.  Nothing else
  * should; remove these then.
  */
-#define imap_seqset rangeset
-#define imap_range range
-#define IMAP_SEQSET_DEFAULT_MAX RANGESET_DEFAULT_MAX
-#define IMAP_SEQSET_INIT RANGESET_INIT
-#define imap_seqset_init rangeset_init
-#define imap_seqset_free rangeset_free
-#define imap_seqset_clear rangeset_clear
-#define imap_seqset_add_range rangeset_add_range
-#define imap_seqset_add rangeset_add
+#define imap_seqset		 rangeset
+#define imap_range		 range
+#define IMAP_SEQSET_DEFAULT_MAX	 RANGESET_DEFAULT_MAX
+#define IMAP_SEQSET_INIT	 RANGESET_INIT
+#define imap_seqset_init	 rangeset_init
+#define imap_seqset_free	 rangeset_free
+#define imap_seqset_clear	 rangeset_clear
+#define imap_seqset_add_range	 rangeset_add_range
+#define imap_seqset_add		 rangeset_add
 #define imap_seqset_remove_range rangeset_remove_range
-#define imap_seqset_contains rangeset_contains
-#define imap_seqset_count rangeset_count
-#define imap_seqset_empty rangeset_empty
+#define imap_seqset_contains	 rangeset_contains
+#define imap_seqset_count	 rangeset_count
+#define imap_seqset_empty	 rangeset_empty
 
 /*
  * Parses an IMAP sequence-set ("1:3,5,7:*"), adding to set.  "*" stands
@@ -40,8 +40,7 @@
  * unchanged (except after -E2BIG/-ENOMEM while merging into a non-empty
  * set, when part of the text may have been added).
  */
-int imap_seqset_parse(struct rangeset *set, const char *s, size_t len,
-		      uint32_t star);
+int imap_seqset_parse(struct rangeset *set, const char *s, size_t len, uint32_t star);
 
 /*
  * Appends ranges starting at index *pos as compressed IMAP syntax
@@ -53,5 +52,4 @@ int imap_seqset_parse(struct rangeset *set, const char *s, size_t len,
  * A caller splits a long set into several commands:
  *   for (pos = 0; pos < set->n;) { imap_seqset_format(set, &pos, line, 8000); ... }
  */
-int imap_seqset_format(const struct rangeset *set, size_t *pos,
-		       struct buf *out, size_t max_bytes);
+int imap_seqset_format(const struct rangeset *set, size_t *pos, struct buf *out, size_t max_bytes);

@@ -28,8 +28,7 @@ static bool is_ip_address(const char *host)
 {
 	unsigned char a[16];
 
-	return inet_pton(AF_INET, host, a) == 1 ||
-	       inet_pton(AF_INET6, host, a) == 1;
+	return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
 }
 
 /* Drains OpenSSL's error queue into tls->error, after prefix. */
@@ -45,8 +44,8 @@ static void set_error(struct imap_tls *tls, const char *prefix)
 		if (n >= sizeof(tls->error) - 1)
 			continue;
 		ERR_error_string_n(e, one, sizeof(one));
-		n += (size_t)snprintf(tls->error + n, sizeof(tls->error) - n,
-				      "%s%s", n ? ": " : "", one);
+		n += (size_t)snprintf(tls->error + n, sizeof(tls->error) - n, "%s%s", n ? ": " : "",
+				      one);
 	}
 }
 
@@ -60,8 +59,8 @@ struct imap_tls *imap_tls_free(struct imap_tls *tls)
 	return NULL;
 }
 
-int imap_tls_new(int fd, const char *host, const char *ca_file,
-		 struct imap_tls **ret_tls, char **ret_error)
+int imap_tls_new(int fd, const char *host, const char *ca_file, struct imap_tls **ret_tls,
+		 char **ret_error)
 {
 	struct imap_tls *tls;
 	const char *what = NULL;
@@ -78,8 +77,8 @@ int imap_tls_new(int fd, const char *host, const char *ca_file,
 	}
 	SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(tls->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-					   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_mode(tls->ctx,
+			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (SSL_CTX_set_default_verify_paths(tls->ctx) != 1) {
 		what = "cannot load the system trust store";
 		goto fail;
@@ -121,8 +120,7 @@ fail:
 }
 
 /* Maps an SSL_* result to 0/-EAGAIN/-error, filling tls->error. */
-static int map_result(struct imap_tls *tls, int ret, const char *op,
-		      uint32_t *ret_want)
+static int map_result(struct imap_tls *tls, int ret, const char *op, uint32_t *ret_want)
 {
 	int e = SSL_get_error(tls->ssl, ret);
 	char prefix[128];
@@ -140,10 +138,8 @@ static int map_result(struct imap_tls *tls, int ret, const char *op,
 		if (ERR_peek_error() == 0) {
 			int err = errno ? errno : EPIPE;
 
-			snprintf(tls->error, sizeof(tls->error),
-				 "TLS %s: %s", op,
-				 ret == 0 ? "connection closed by the server"
-					  : strerror(err));
+			snprintf(tls->error, sizeof(tls->error), "TLS %s: %s", op,
+				 ret == 0 ? "connection closed by the server" : strerror(err));
 			return ret == 0 ? -CPMSYNC_E_DISCONNECTED : -err;
 		}
 		/* fall through */
@@ -162,8 +158,7 @@ int imap_tls_handshake(struct imap_tls *tls, uint32_t *ret_want)
 	ERR_clear_error();
 	ret = SSL_connect(tls->ssl);
 	if (ret == 1) {
-		snprintf(tls->desc, sizeof(tls->desc), "%s %s",
-			 SSL_get_version(tls->ssl),
+		snprintf(tls->desc, sizeof(tls->desc), "%s %s", SSL_get_version(tls->ssl),
 			 SSL_CIPHER_get_name(SSL_get_current_cipher(tls->ssl)));
 		return 0;
 	}
@@ -171,11 +166,9 @@ int imap_tls_handshake(struct imap_tls *tls, uint32_t *ret_want)
 	if (v != X509_V_OK) {
 		const char *why = X509_verify_cert_error_string(v);
 
-		if (v == X509_V_ERR_HOSTNAME_MISMATCH ||
-		    v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+		if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
 			why = "the certificate does not match the host name";
-		snprintf(tls->error, sizeof(tls->error),
-			 "server certificate refused: %s", why);
+		snprintf(tls->error, sizeof(tls->error), "server certificate refused: %s", why);
 		ERR_clear_error();
 		return -CPMSYNC_E_TLS_VERIFY;
 	}
@@ -188,8 +181,7 @@ int imap_tls_handshake(struct imap_tls *tls, uint32_t *ret_want)
 	return r;
 }
 
-ssize_t imap_tls_read(struct imap_tls *tls, void *data, size_t len,
-		      uint32_t *ret_want)
+ssize_t imap_tls_read(struct imap_tls *tls, void *data, size_t len, uint32_t *ret_want)
 {
 	size_t n = 0;
 	int ret;
@@ -201,8 +193,7 @@ ssize_t imap_tls_read(struct imap_tls *tls, void *data, size_t len,
 	return map_result(tls, ret, "read", ret_want);
 }
 
-ssize_t imap_tls_write(struct imap_tls *tls, const void *data, size_t len,
-		       uint32_t *ret_want)
+ssize_t imap_tls_write(struct imap_tls *tls, const void *data, size_t len, uint32_t *ret_want)
 {
 	size_t n = 0;
 	int ret, r;

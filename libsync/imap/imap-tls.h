@@ -18,8 +18,8 @@
 struct imap_tls;
 
 /* fd stays owned by the caller.  host and ca_file are copied. */
-int imap_tls_new(int fd, const char *host, const char *ca_file,
-		 struct imap_tls **ret_tls, char **ret_error);
+int imap_tls_new(int fd, const char *host, const char *ca_file, struct imap_tls **ret_tls,
+		 char **ret_error);
 struct imap_tls *imap_tls_free(struct imap_tls *tls);
 
 /* 0 when done, -EAGAIN, -CPMSYNC_E_TLS_VERIFY or -CPMSYNC_E_TLS (reason in
@@ -27,11 +27,9 @@ struct imap_tls *imap_tls_free(struct imap_tls *tls);
 int imap_tls_handshake(struct imap_tls *tls, uint32_t *ret_want);
 
 /* Bytes read (> 0), 0 at a clean end of stream, -EAGAIN, or an error. */
-ssize_t imap_tls_read(struct imap_tls *tls, void *data, size_t len,
-		      uint32_t *ret_want);
+ssize_t imap_tls_read(struct imap_tls *tls, void *data, size_t len, uint32_t *ret_want);
 /* Bytes written (> 0), -EAGAIN, or an error. */
-ssize_t imap_tls_write(struct imap_tls *tls, const void *data, size_t len,
-		       uint32_t *ret_want);
+ssize_t imap_tls_write(struct imap_tls *tls, const void *data, size_t len, uint32_t *ret_want);
 /* True when decrypted bytes are waiting inside OpenSSL (no fd event will
  * announce them). */
 int imap_tls_pending(struct imap_tls *tls);

@@ -8,8 +8,7 @@
 
 #include <cpmsync/utf8.h>
 
-static const char mb64[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+static const char mb64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 static bool is_printable(unsigned char c)
 {
@@ -85,8 +84,7 @@ static int decode_run(const char *in, size_t len, size_t *i, struct buf *out)
 		if (high) {
 			if (u < 0xdc00 || u > 0xdfff)
 				return -EINVAL;
-			r = utf8_append(out, 0x10000 + ((high - 0xd800) << 10) +
-						     (u - 0xdc00));
+			r = utf8_append(out, 0x10000 + ((high - 0xd800) << 10) + (u - 0xdc00));
 			high = 0;
 		} else if (u >= 0xd800 && u <= 0xdbff) {
 			high = u;
@@ -234,8 +232,7 @@ static bool is_inbox(const char *s, size_t len)
  * from is 0), joined with to; an empty level is refused, a level holding
  * bad (when not 0) is refused, a first level "inbox" becomes "INBOX".
  */
-static int map_levels(const char *s, size_t len, char from, char to, char bad,
-		      struct buf *out)
+static int map_levels(const char *s, size_t len, char from, char to, char bad, struct buf *out)
 {
 	size_t i = 0;
 	bool first = true;
@@ -253,8 +250,7 @@ static int map_levels(const char *s, size_t len, char from, char to, char bad,
 			return -EINVAL;
 		if (first && is_inbox(s + i, n)) {
 			/* A delimiter such as 'N' would split "INBOX". */
-			if ((from && memchr("INBOX", from, 5)) ||
-			    (to && memchr("INBOX", to, 5)))
+			if ((from && memchr("INBOX", from, 5)) || (to && memchr("INBOX", to, 5)))
 				return -EINVAL;
 			r = buf_append(out, "INBOX", 5);
 		} else {
@@ -272,8 +268,8 @@ static int map_levels(const char *s, size_t len, char from, char to, char bad,
 	}
 }
 
-int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter,
-			 bool utf8_mode, struct buf *out)
+int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter, bool utf8_mode,
+			 struct buf *out)
 {
 	_cleanup_buf_ struct buf tmp = BUF_INIT(out->max);
 	size_t start = out->len;
@@ -299,8 +295,8 @@ int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter,
 	return r;
 }
 
-int imap_mailbox_from_utf8(const char *name, size_t len, char delimiter,
-			   bool utf8_mode, struct buf *out)
+int imap_mailbox_from_utf8(const char *name, size_t len, char delimiter, bool utf8_mode,
+			   struct buf *out)
 {
 	_cleanup_buf_ struct buf tmp = BUF_INIT(out->max);
 	size_t start = out->len;
@@ -317,8 +313,7 @@ int imap_mailbox_from_utf8(const char *name, size_t len, char delimiter,
 			return -EINVAL;
 		r = map_levels(name, len, 0, 0, 0, &tmp);
 	} else {
-		r = map_levels(name, len, '/', delimiter,
-			       delimiter == '/' ? 0 : delimiter, &tmp);
+		r = map_levels(name, len, '/', delimiter, delimiter == '/' ? 0 : delimiter, &tmp);
 	}
 	if (r < 0)
 		return r;

@@ -49,8 +49,8 @@ int imap_utf8_to_utf7(const char *in, size_t len, struct buf *out);
  * a delimiter that is not printable US-ASCII (or is "&" without
  * utf8_mode), or any decoding error above.
  */
-int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter,
-			 bool utf8_mode, struct buf *out);
+int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter, bool utf8_mode,
+			 struct buf *out);
 
 /*
  * Maps our form of a mailbox name to the server's: '/' becomes the
@@ -61,5 +61,5 @@ int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter,
  * delimiter is 0 (a flat namespace has one level), or a bad delimiter as
  * above.
  */
-int imap_mailbox_from_utf8(const char *name, size_t len, char delimiter,
-			   bool utf8_mode, struct buf *out);
+int imap_mailbox_from_utf8(const char *name, size_t len, char delimiter, bool utf8_mode,
+			   struct buf *out);

@@ -19,11 +19,11 @@
 #include "util/buf.h"
 #include "util/macro.h"
 
-#define HASH_LEN SHA256_DIGEST_LENGTH
+#define HASH_LEN    SHA256_DIGEST_LENGTH
 #define MAX_MESSAGE 4096
 
 struct sasl_scram {
-	char *user;	/* escaped: , -> =2C, = -> =3D */
+	char *user; /* escaped: , -> =2C, = -> =3D */
 	char *password;
 	char *nonce;
 	char *client_first_bare;
@@ -33,11 +33,10 @@ struct sasl_scram {
 	char error[160];
 };
 
-int sasl_plain(const char *authzid, const char *user, const char *password,
-	       char **ret_msg, size_t *ret_len)
+int sasl_plain(const char *authzid, const char *user, const char *password, char **ret_msg,
+	       size_t *ret_len)
 {
-	size_t a = authzid ? strlen(authzid) : 0, u = strlen(user),
-	       p = strlen(password);
+	size_t a = authzid ? strlen(authzid) : 0, u = strlen(user), p = strlen(password);
 	char *msg = malloc(a + u + p + 3);
 
 	if (!msg)
@@ -59,16 +58,14 @@ static void set_error(struct sasl_scram *s, const char *msg)
 }
 
 /* Quotes the server's e= value in the error, printable ASCII only. */
-static void set_server_error(struct sasl_scram *s, const char *what,
-			     const char *v, size_t len)
+static void set_server_error(struct sasl_scram *s, const char *what, const char *v, size_t len)
 {
 	size_t o = (size_t)snprintf(s->error, sizeof(s->error), "%s (e=", what);
 
 	if (o + 2 >= sizeof(s->error))
 		return;
 
-	for (size_t i = 0; i < len && v[i] != ',' && o + 2 < sizeof(s->error);
-	     i++)
+	for (size_t i = 0; i < len && v[i] != ',' && o + 2 < sizeof(s->error); i++)
 		s->error[o++] = v[i] >= 0x20 && v[i] <= 0x7e ? v[i] : '?';
 	s->error[o++] = ')';
 	s->error[o] = '\0';
@@ -95,8 +92,7 @@ struct sasl_scram *sasl_scram_free(struct sasl_scram *s)
 	return NULL;
 }
 
-int sasl_scram_new(const char *user, const char *password,
-		   struct sasl_scram **ret)
+int sasl_scram_new(const char *user, const char *password, struct sasl_scram **ret)
 {
 	struct sasl_scram *s;
 	struct buf u = BUF_INIT(1024);
@@ -176,8 +172,8 @@ int sasl_scram_client_first(struct sasl_scram *s, char **ret_msg)
  * Takes the next attribute of a comma-separated message, which must be
  * "k=value"; advances *pos past it and its comma.
  */
-static bool next_attr(const char *msg, size_t len, size_t *pos, char k,
-		      const char **ret, size_t *ret_len)
+static bool next_attr(const char *msg, size_t len, size_t *pos, char k, const char **ret,
+		      size_t *ret_len)
 {
 	size_t i = *pos, j;
 
@@ -192,8 +188,7 @@ static bool next_attr(const char *msg, size_t len, size_t *pos, char k,
 }
 
 /* Finds "k=" attribute k in a comma-separated message; value up to ','. */
-static bool attr(const char *msg, size_t len, char k, const char **ret,
-		 size_t *ret_len)
+static bool attr(const char *msg, size_t len, char k, const char **ret, size_t *ret_len)
 {
 	size_t i = 0;
 
@@ -212,25 +207,23 @@ static bool attr(const char *msg, size_t len, char k, const char **ret,
 	return false;
 }
 
-static int hmac(const unsigned char *key, size_t klen, const void *data,
-		size_t dlen, unsigned char out[HASH_LEN])
+static int hmac(const unsigned char *key, size_t klen, const void *data, size_t dlen,
+		unsigned char out[HASH_LEN])
 {
 	unsigned int n = HASH_LEN;
 
 	return HMAC(EVP_sha256(), key, (int)klen, data, dlen, out, &n) ? 0 : -EIO;
 }
 
-int sasl_scram_client_final(struct sasl_scram *s, const char *server_first,
-			    size_t len, char **ret_msg)
+int sasl_scram_client_final(struct sasl_scram *s, const char *server_first, size_t len,
+			    char **ret_msg)
 {
-	unsigned char salted[HASH_LEN], client_key[HASH_LEN],
-		stored_key[HASH_LEN], client_sig[HASH_LEN], proof[HASH_LEN],
-		server_key[HASH_LEN];
+	unsigned char salted[HASH_LEN], client_key[HASH_LEN], stored_key[HASH_LEN],
+		client_sig[HASH_LEN], proof[HASH_LEN], server_key[HASH_LEN];
 	const char *nonce, *salt64, *iter;
 	size_t nonce_len, salt64_len, iter_len, salt_len = 0;
 	_cleanup_free_ void *salt = NULL;
-	_cleanup_free_ char *without_proof = NULL, *auth_msg = NULL,
-			    *proof64 = NULL;
+	_cleanup_free_ char *without_proof = NULL, *auth_msg = NULL, *proof64 = NULL;
 	unsigned long iterations = 0;
 	size_t pos = 0;
 	int r = -CPMSYNC_E_PROTOCOL;
@@ -249,8 +242,8 @@ int sasl_scram_client_final(struct sasl_scram *s, const char *server_first,
 		return -CPMSYNC_E_PROTOCOL;
 	}
 	if (len >= 2 && server_first[0] == 'e' && server_first[1] == '=') {
-		set_server_error(s, "the server refused the SCRAM exchange",
-				 server_first + 2, len - 2);
+		set_server_error(s, "the server refused the SCRAM exchange", server_first + 2,
+				 len - 2);
 		return -CPMSYNC_E_AUTH;
 	}
 	/* r=nonce,s=salt,i=count[,extensions], in this order (RFC 5802). */
@@ -268,8 +261,7 @@ int sasl_scram_client_final(struct sasl_scram *s, const char *server_first,
 			return -CPMSYNC_E_PROTOCOL;
 		}
 	}
-	if (nonce_len <= strlen(s->nonce) ||
-	    memcmp(nonce, s->nonce, strlen(s->nonce)) != 0) {
+	if (nonce_len <= strlen(s->nonce) || memcmp(nonce, s->nonce, strlen(s->nonce)) != 0) {
 		set_error(s, "the server's nonce does not extend ours");
 		return -CPMSYNC_E_PROTOCOL;
 	}
@@ -284,22 +276,19 @@ int sasl_scram_client_final(struct sasl_scram *s, const char *server_first,
 		}
 		/* Saturates: anything above the limit is refused below. */
 		if (iterations <= SASL_SCRAM_MAX_ITERATIONS)
-			iterations = iterations * 10 +
-				     (unsigned long)(iter[i] - '0');
+			iterations = iterations * 10 + (unsigned long)(iter[i] - '0');
 	}
 	if (iterations == 0) {
 		set_error(s, "bad iteration count 0");
 		return -CPMSYNC_E_PROTOCOL;
 	}
 	if (iterations > SASL_SCRAM_MAX_ITERATIONS) {
-		snprintf(s->error, sizeof(s->error),
-			 "iteration count %.*s too large (limit %u)",
+		snprintf(s->error, sizeof(s->error), "iteration count %.*s too large (limit %u)",
 			 iter_len > 20 ? 20 : (int)iter_len, iter,
 			 (unsigned)SASL_SCRAM_MAX_ITERATIONS);
 		return -CPMSYNC_E_PROTOCOL;
 	}
-	if (base64_decode(salt64, salt64_len, &salt, &salt_len) < 0 ||
-	    salt_len == 0) {
+	if (base64_decode(salt64, salt64_len, &salt, &salt_len) < 0 || salt_len == 0) {
 		set_error(s, "the salt is not base64");
 		return -CPMSYNC_E_PROTOCOL;
 	}
@@ -307,22 +296,20 @@ int sasl_scram_client_final(struct sasl_scram *s, const char *server_first,
 		without_proof = NULL;
 		return -ENOMEM;
 	}
-	if (asprintf(&auth_msg, "%s,%.*s,%s", s->client_first_bare, (int)len,
-		     server_first, without_proof) < 0) {
+	if (asprintf(&auth_msg, "%s,%.*s,%s", s->client_first_bare, (int)len, server_first,
+		     without_proof) < 0) {
 		auth_msg = NULL;
 		return -ENOMEM;
 	}
 	r = -EIO;
-	if (PKCS5_PBKDF2_HMAC(s->password, (int)strlen(s->password), salt,
-			      (int)salt_len, (int)iterations, EVP_sha256(),
-			      HASH_LEN, salted) != 1)
+	if (PKCS5_PBKDF2_HMAC(s->password, (int)strlen(s->password), salt, (int)salt_len,
+			      (int)iterations, EVP_sha256(), HASH_LEN, salted) != 1)
 		goto out;
 	if (hmac(salted, HASH_LEN, "Client Key", 10, client_key) < 0 ||
 	    !EVP_Digest(client_key, HASH_LEN, stored_key, NULL, EVP_sha256(), NULL) ||
 	    hmac(stored_key, HASH_LEN, auth_msg, strlen(auth_msg), client_sig) < 0 ||
 	    hmac(salted, HASH_LEN, "Server Key", 10, server_key) < 0 ||
-	    hmac(server_key, HASH_LEN, auth_msg, strlen(auth_msg),
-		 s->server_signature) < 0)
+	    hmac(server_key, HASH_LEN, auth_msg, strlen(auth_msg), s->server_signature) < 0)
 		goto out;
 	for (size_t i = 0; i < HASH_LEN; i++)
 		proof[i] = client_key[i] ^ client_sig[i];
@@ -347,8 +334,7 @@ out:
 	return r;
 }
 
-int sasl_scram_verify_server_final(struct sasl_scram *s,
-				   const char *server_final, size_t len)
+int sasl_scram_verify_server_final(struct sasl_scram *s, const char *server_final, size_t len)
 {
 	_cleanup_free_ void *sig = NULL;
 	const char *v;
@@ -368,10 +354,10 @@ int sasl_scram_verify_server_final(struct sasl_scram *s,
 				 server_final + 2, len - 2);
 		return -CPMSYNC_E_AUTH;
 	}
-	if (!attr(server_final, len, 'v', &v, &vlen) ||
-	    base64_decode(v, vlen, &sig, &siglen) < 0 || siglen != HASH_LEN ||
-	    CRYPTO_memcmp(sig, s->server_signature, HASH_LEN) != 0) {
-		set_error(s, "server signature mismatch: the server does not know the password (possible impostor)");
+	if (!attr(server_final, len, 'v', &v, &vlen) || base64_decode(v, vlen, &sig, &siglen) < 0 ||
+	    siglen != HASH_LEN || CRYPTO_memcmp(sig, s->server_signature, HASH_LEN) != 0) {
+		set_error(s, "server signature mismatch: the server does not know the password "
+			     "(possible impostor)");
 		return -CPMSYNC_E_AUTH;
 	}
 	s->verified = true;

@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 /* PLAIN (RFC 4616): "authzid\0user\0password"; *ret_msg malloc'ed, wipe it. */
-int sasl_plain(const char *authzid, const char *user, const char *password,
-	       char **ret_msg, size_t *ret_len);
+int sasl_plain(const char *authzid, const char *user, const char *password, char **ret_msg,
+	       size_t *ret_len);
 
 /*
  * SCRAM-SHA-256 (RFC 5802, RFC 7677) without channel binding.  Mutual:
@@ -22,18 +22,16 @@ struct sasl_scram;
 
 /* Copies user and password.  Passwords are used as given (UTF-8);
  * control characters are refused (-EINVAL), per SASLprep's prohibitions. */
-int sasl_scram_new(const char *user, const char *password,
-		   struct sasl_scram **ret);
+int sasl_scram_new(const char *user, const char *password, struct sasl_scram **ret);
 struct sasl_scram *sasl_scram_free(struct sasl_scram *s);
 /* "n,,n=user,r=nonce" (malloc'ed). */
 int sasl_scram_client_first(struct sasl_scram *s, char **ret_msg);
 /* Answers server-first ("r=...,s=...,i=..."): -CPMSYNC_E_PROTOCOL for a bad
  * message (sasl_scram_error() says why). */
-int sasl_scram_client_final(struct sasl_scram *s, const char *server_first,
-			    size_t len, char **ret_msg);
+int sasl_scram_client_final(struct sasl_scram *s, const char *server_first, size_t len,
+			    char **ret_msg);
 /* Checks server-final ("v=..."): 0, or -CPMSYNC_E_AUTH. */
-int sasl_scram_verify_server_final(struct sasl_scram *s,
-				   const char *server_final, size_t len);
+int sasl_scram_verify_server_final(struct sasl_scram *s, const char *server_final, size_t len);
 bool sasl_scram_has_final(const struct sasl_scram *s); /* client-final sent */
 bool sasl_scram_verified(const struct sasl_scram *s);
 const char *sasl_scram_error(const struct sasl_scram *s);

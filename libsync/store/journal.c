@@ -17,9 +17,9 @@
 
 enum args_format {
 	ARGS_NONE,
-	ARGS_SOURCE,  /* "src=<message id>" */
-	ARGS_NAME,    /* the new name */
-	ARGS_PAIR,    /* "<first>\n<rest>" */
+	ARGS_SOURCE, /* "src=<message id>" */
+	ARGS_NAME,   /* the new name */
+	ARGS_PAIR,   /* "<first>\n<rest>" */
 };
 
 static const struct {

@@ -55,15 +55,15 @@ struct journal_args {
 		} copy;			/* JOURNAL_OP_COPY, JOURNAL_OP_MOVE */
 		struct {
 			const char *new_name; /* informative: replay renames to the current name */
-		} rename;		/* JOURNAL_OP_RENAME_FOLDER */
+		} rename;		      /* JOURNAL_OP_RENAME_FOLDER */
 		struct {
 			const char *entry;
 			const char *value; /* "": remove the entry */
-		} metadata;	     /* JOURNAL_OP_SET_METADATA */
+		} metadata;		   /* JOURNAL_OP_SET_METADATA */
 		struct {
 			const char *identifier;
 			const char *rights; /* "": DELETEACL */
-		} acl;		      /* JOURNAL_OP_SET_ACL */
+		} acl;			    /* JOURNAL_OP_SET_ACL */
 	};
 	char *buf_; /* what decode allocated */
 };

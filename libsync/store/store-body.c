@@ -49,10 +49,10 @@
 #include "store/store.h"
 #include "util/macro.h"
 
-#define BODY_CHUNK (64 * 1024)
+#define BODY_CHUNK  (64 * 1024)
 #define TRASH_BATCH 512
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR_(x)	    #x
+#define STR(x)	    STR_(x)
 
 struct store_bodies {
 	sqlite3 *db; /* opened at the first read on a STORE_READONLY store */
@@ -322,8 +322,11 @@ int store_bodies_collect(struct store *s, bool at_open)
 		return 0;
 	do {
 		n = 0;
-		r = store_prepare(s, "SELECT message_id FROM body_trash ORDER BY message_id LIMIT "
-				  STR(TRASH_BATCH), &st);
+		r = store_prepare(
+			s,
+			"SELECT message_id FROM body_trash ORDER BY message_id LIMIT " STR(
+				TRASH_BATCH),
+			&st);
 		if (r < 0)
 			return r;
 		while (n < TRASH_BATCH && (r = store_step(s, st)) > 0)
@@ -346,8 +349,9 @@ int store_bodies_collect(struct store *s, bool at_open)
 
 	/* Bodies past the last message id ever committed: written by a
 	 * transaction that did not commit (a crash between the two COMMITs). */
-	r = store_prepare(s, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'message'), 0)",
-			  &st);
+	r = store_prepare(
+		s, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'message'), 0)",
+		&st);
 	if (r < 0)
 		return r;
 	r = store_step(s, st);
@@ -410,8 +414,8 @@ static int set_has_body(struct store *s, int64_t message_id)
 	return 0;
 }
 
-static int body_write(struct store *s, struct store_bodies *b, int64_t message_id,
-		      const void *head, size_t head_len, int fd, uint64_t size)
+static int body_write(struct store *s, struct store_bodies *b, int64_t message_id, const void *head,
+		      size_t head_len, int fd, uint64_t size)
 {
 	_cleanup_free_ char *chunk = NULL;
 	sqlite3_blob *blob = NULL;
@@ -428,7 +432,8 @@ static int body_write(struct store *s, struct store_bodies *b, int64_t message_i
 	r = note_written(b, message_id);
 	if (r < 0)
 		return r;
-	r = bprepare(s, b, "INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, zeroblob(?2))",
+	r = bprepare(s, b,
+		     "INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, zeroblob(?2))",
 		     &st);
 	if (r < 0)
 		return r;
@@ -480,8 +485,8 @@ static int body_write(struct store *s, struct store_bodies *b, int64_t message_i
 	return r;
 }
 
-int store_body_write(struct store *s, int64_t message_id, const void *head, size_t head_len,
-		     int fd, uint64_t size)
+int store_body_write(struct store *s, int64_t message_id, const void *head, size_t head_len, int fd,
+		     uint64_t size)
 {
 	struct store_bodies *b;
 	bool own;

@@ -105,8 +105,7 @@ static void rollback_hook(void *userdata)
 	w->recorded = false;
 }
 
-int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn notify,
-			void *userdata)
+int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn notify, void *userdata)
 {
 	struct store *s = store_from_public(store);
 	void **slot;
@@ -138,8 +137,7 @@ int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn not
 	return 0;
 }
 
-int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret,
-			       size_t max)
+int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max)
 {
 	struct store *s = store_from_public(store);
 	sqlite3_stmt *st;

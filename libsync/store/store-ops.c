@@ -35,8 +35,8 @@
 #include "util/macro.h"
 #include "util/msg-summary.h"
 
-#define OPS_CHUNK (64 * 1024)
-#define FOLDER_NAME_MAX CPMSYNC_FOLDER_NAME_MAX
+#define OPS_CHUNK	   (64 * 1024)
+#define FOLDER_NAME_MAX	   CPMSYNC_FOLDER_NAME_MAX
 #define METADATA_ENTRY_MAX CPMSYNC_METADATA_ENTRY_MAX
 #define METADATA_VALUE_MAX CPMSYNC_METADATA_VALUE_MAX
 
@@ -137,8 +137,8 @@ struct folder_row {
 };
 
 /* A visible folder by (account id, name); -CPMSYNC_E_NOT_FOUND. */
-static int find_folder(struct store *s, int64_t account, const char *account_name,
-		       const char *name, struct folder_row *ret)
+static int find_folder(struct store *s, int64_t account, const char *account_name, const char *name,
+		       struct folder_row *ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -327,8 +327,7 @@ static int check_ids(struct store *s, const int64_t *ids, size_t n_ids)
  * Looks up every id (visible, one account).  Returns the account in
  * *ret_account.
  */
-static int check_messages(struct store *s, const int64_t *ids, size_t n_ids,
-			  int64_t *ret_account)
+static int check_messages(struct store *s, const int64_t *ids, size_t n_ids, int64_t *ret_account)
 {
 	int64_t account = 0;
 	int r;
@@ -340,7 +339,9 @@ static int check_messages(struct store *s, const int64_t *ids, size_t n_ids,
 		if (r < 0)
 			return r;
 		if (i > 0 && m.account_id != account) {
-			store_set_error(s, "message %" PRId64 " is in another account than message %" PRId64,
+			store_set_error(s,
+					"message %" PRId64
+					" is in another account than message %" PRId64,
 					ids[i], ids[0]);
 			return -EINVAL;
 		}
@@ -377,9 +378,9 @@ static int keep_if_attempted(struct store *s, int64_t id, bool *ret_kept)
 
 	*ret_kept = false;
 	r = prepare_ops(s,
-			  "SELECT 1 FROM journal WHERE message_id = ?1 AND attempts > 0"
-			  " AND op IN (:op_append, :op_copy, :op_move)",
-			  &st);
+			"SELECT 1 FROM journal WHERE message_id = ?1 AND attempts > 0"
+			" AND op IN (:op_append, :op_copy, :op_move)",
+			&st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
@@ -425,8 +426,8 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 	}
 
 	/* Moves into this row: expunge the source instead. */
-	r = collect_ids(s, "SELECT id FROM journal WHERE message_id = ?1 AND op = :op_move", id, &moves,
-			&n_moves);
+	r = collect_ids(s, "SELECT id FROM journal WHERE message_id = ?1 AND op = :op_move", id,
+			&moves, &n_moves);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n_moves; i++) {
@@ -481,9 +482,9 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 		size_t alloc = 0;
 
 		r = prepare_ops(s,
-				  "SELECT message_id FROM journal WHERE args = ?1"
-				  " AND message_id IS NOT NULL AND op IN (:op_copy, :op_move)",
-				  &st);
+				"SELECT message_id FROM journal WHERE args = ?1"
+				" AND message_id IS NOT NULL AND op IN (:op_copy, :op_move)",
+				&st);
 		if (r < 0)
 			return r;
 		sqlite3_bind_text(st, 1, src, -1, SQLITE_STATIC);
@@ -622,8 +623,8 @@ static int check_size(struct store *s, uint64_t size)
 		return -EINVAL;
 	}
 	if (size > CPMSYNC_OP_MAX_MESSAGE_SIZE) {
-		store_set_error(s, "message of %" PRIu64 " bytes is larger than the %u allowed", size,
-				CPMSYNC_OP_MAX_MESSAGE_SIZE);
+		store_set_error(s, "message of %" PRIu64 " bytes is larger than the %u allowed",
+				size, CPMSYNC_OP_MAX_MESSAGE_SIZE);
 		return -EFBIG;
 	}
 	return 0;
@@ -652,7 +653,8 @@ static int store_fd_check(struct store *s, void *args)
 	r = cpmsync_read_exact(a->fd, a->head_buf, a->head_len);
 	if (r < 0) {
 		store_set_error(s, "reading the message: %s",
-				r == -EIO ? "end of input before the announced size" : strerror(-r));
+				r == -EIO ? "end of input before the announced size"
+					  : strerror(-r));
 		return r;
 	}
 	return store_message_check(s, a);
@@ -677,8 +679,8 @@ int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account, const 
 			int fd, uint64_t size, const char *const *flags, int64_t internaldate,
 			int64_t *ret_id)
 {
-	struct store_args a = { account, folder, NULL, fd, size, flags, internaldate,
-				.sum = { .type = "message" } };
+	struct store_args a = { account, folder, NULL,	       fd,
+				size,	 flags,	 internaldate, .sum = { .type = "message" } };
 	int r;
 
 	r = op_run(store, store_fd_check, store_message, &a);
@@ -692,8 +694,16 @@ int cpmsync_op_store(struct cpmsync_store *store, const char *account, const cha
 		     const void *data, size_t size, const char *const *flags, int64_t internaldate,
 		     int64_t *ret_id)
 {
-	struct store_args a = { account, folder, data, -1, size, flags, internaldate,
-				.head = data, .head_len = size, .sum = { .type = "message" } };
+	struct store_args a = { account,
+				folder,
+				data,
+				-1,
+				size,
+				flags,
+				internaldate,
+				.head = data,
+				.head_len = size,
+				.sum = { .type = "message" } };
 	int r;
 
 	r = op_run(store, store_data_check, store_message, &a);
@@ -743,7 +753,9 @@ static int set_flags(struct store *s, void *args)
 		if (r < 0)
 			return r;
 		if (i > 0 && m.account_id != account) {
-			store_set_error(s, "message %" PRId64 " is in another account than message %" PRId64,
+			store_set_error(s,
+					"message %" PRId64
+					" is in another account than message %" PRId64,
 					ids[i], ids[0]);
 			return -EINVAL;
 		}
@@ -887,8 +899,8 @@ static int copy_row(struct store *s, int64_t src, int64_t folder_id, int64_t *re
  * The source row goes through purge_message(), so pending copies out of it
  * are handled as when it is expunged.
  */
-static int move_local(struct store *s, const struct message_row *m, int64_t account,
-		      int64_t dest, int64_t new_id)
+static int move_local(struct store *s, const struct message_row *m, int64_t account, int64_t dest,
+		      int64_t new_id)
 {
 	enum journal_op op = JOURNAL_OP_APPEND;
 	_cleanup_(journal_args_free) struct journal_args args = { 0 };
@@ -898,9 +910,9 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 
 	/* The operation that would have created the source on the server. */
 	r = prepare_ops(s,
-			  "SELECT op, args FROM journal WHERE message_id = ?1"
-			  " AND op IN (:op_copy, :op_move) ORDER BY id DESC LIMIT 1",
-			  &st);
+			"SELECT op, args FROM journal WHERE message_id = ?1"
+			" AND op IN (:op_copy, :op_move) ORDER BY id DESC LIMIT 1",
+			&st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, m->id);
@@ -922,7 +934,8 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 			as_source = true;
 			r = journal_args_decode(op, a, &args, &why);
 			if (r == -EBADMSG)
-				store_set_error(s, "journal row of message %" PRId64 ": expected %s",
+				store_set_error(s,
+						"journal row of message %" PRId64 ": expected %s",
 						m->id, why);
 			if (r < 0) {
 				sqlite3_reset(st);
@@ -933,7 +946,8 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 		}
 		sqlite3_reset(st);
 	} else if (!m->has_body) {
-		store_set_error(s, "message %" PRId64 " is neither on the server nor stored locally",
+		store_set_error(s,
+				"message %" PRId64 " is neither on the server nor stored locally",
 				m->id);
 		return -EIO;
 	}
@@ -944,8 +958,7 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 		if (r < 0)
 			return r;
 		if (kept) /* the source's removal is queued; the new row is appended */
-			return journal_add(s, account, op, dest, new_id,
-					   as_source ? &args : NULL);
+			return journal_add(s, account, op, dest, new_id, as_source ? &args : NULL);
 	}
 	/* Its own rows first, so that purge_message() turns no move into it
 	 * into an expunge: the move is journaled again below. */
@@ -1021,7 +1034,8 @@ static int copy_or_move(struct store *s, void *args)
 		if (r < 0)
 			return r;
 		if (move && m.folder_id == dest.id) {
-			store_set_error(s, "message %" PRId64 " is already in \"%s\"", m.id, destination);
+			store_set_error(s, "message %" PRId64 " is already in \"%s\"", m.id,
+					destination);
 			return -EINVAL;
 		}
 		r = copy_row(s, m.id, dest.id, &new_id);
@@ -1035,7 +1049,8 @@ static int copy_or_move(struct store *s, void *args)
 
 			r = journal_add(s, account, ja.op, dest.id, new_id, &ja);
 			if (r >= 0 && move)
-				r = exec_int(s, "UPDATE message SET removed = 1 WHERE id = ?1", m.id);
+				r = exec_int(s, "UPDATE message SET removed = 1 WHERE id = ?1",
+					     m.id);
 		}
 		if (r < 0)
 			return r;
@@ -1115,8 +1130,10 @@ static int check_name_free(struct store *s, int64_t account, const char *name)
 	removed = sqlite3_column_int(st, 0);
 	sqlite3_reset(st);
 	if (removed) {
-		store_set_error(s, "folder \"%s\" is still being deleted: the deletion must reach "
-				"the server first", name);
+		store_set_error(s,
+				"folder \"%s\" is still being deleted: the deletion must reach "
+				"the server first",
+				name);
 		return -EBUSY;
 	}
 	store_set_error(s, "folder \"%s\" already exists", name);
@@ -1145,9 +1162,8 @@ static int create_folder(struct store *s, void *args)
 	r = check_name_free(s, acc, name);
 	if (r < 0)
 		return r;
-	r = store_prepare(s,
-			  "INSERT INTO folder (account_id, name, server_name) VALUES (?1, ?2, NULL)",
-			  &st);
+	r = store_prepare(
+		s, "INSERT INTO folder (account_id, name, server_name) VALUES (?1, ?2, NULL)", &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, acc);
@@ -1342,13 +1358,14 @@ static int delete_folder(struct store *s, void *args)
 	if (r < 0)
 		return r;
 	if (r > 0) {
-		store_set_error(s, "folder \"%s\" has sub-folders (\"%s\"); delete them first", name,
-				(const char *)sqlite3_column_text(st, 0));
+		store_set_error(s, "folder \"%s\" has sub-folders (\"%s\"); delete them first",
+				name, (const char *)sqlite3_column_text(st, 0));
 		sqlite3_reset(st);
 		return -ENOTEMPTY;
 	}
 
-	r = collect_ids(s, "SELECT id FROM message WHERE folder_id = ?1 ORDER BY id", f.id, &msgs, &n);
+	r = collect_ids(s, "SELECT id FROM message WHERE folder_id = ?1 ORDER BY id", f.id, &msgs,
+			&n);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
@@ -1393,8 +1410,10 @@ static int check_entry(struct store *s, const char *entry)
 	}
 	for (size_t i = 0; i < n; i++)
 		if (entry[i] <= ' ' || entry[i] >= 0x7f) {
-			store_set_error(s, "metadata entry \"%s\" contains a space or a character "
-					"that is not printable ASCII", entry);
+			store_set_error(s,
+					"metadata entry \"%s\" contains a space or a character "
+					"that is not printable ASCII",
+					entry);
 			return -EINVAL;
 		}
 	/* RFC 5464: no "//", no trailing '/', no '*' or '%' in entry names. */
@@ -1410,8 +1429,8 @@ static int check_entry(struct store *s, const char *entry)
  * NULL or "" folder means the account (METADATA server entries);
  * otherwise the folder must exist.
  */
-static int journal_pair(struct store *s, const char *account, const char *folder,
-			bool server_level, const struct journal_args *a)
+static int journal_pair(struct store *s, const char *account, const char *folder, bool server_level,
+			const struct journal_args *a)
 {
 	struct folder_row f = { 0 };
 	int64_t acc;
@@ -1492,7 +1511,7 @@ int cpmsync_op_set_metadata_entries(struct cpmsync_store *store, const char *acc
 /* ACL */
 
 #define ACL_IDENTIFIER_MAX CPMSYNC_ACL_IDENTIFIER_MAX
-#define ACL_RIGHTS_MAX 64
+#define ACL_RIGHTS_MAX	   64
 
 static int set_acl(struct store *s, void *args)
 {
@@ -1524,13 +1543,14 @@ static int set_acl(struct store *s, void *args)
 
 		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		      (i == 0 && (c == '+' || c == '-')))) {
-			store_set_error(s, "rights: \"%s\" is not an RFC 4314 rights string", rights);
+			store_set_error(s, "rights: \"%s\" is not an RFC 4314 rights string",
+					rights);
 			return -EINVAL;
 		}
 	}
-	return journal_pair(s, account, folder, false,
-			    &(struct journal_args){ .op = JOURNAL_OP_SET_ACL,
-						    .acl = { identifier, rights } });
+	return journal_pair(
+		s, account, folder, false,
+		&(struct journal_args){ .op = JOURNAL_OP_SET_ACL, .acl = { identifier, rights } });
 }
 
 int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account, const char *folder,
@@ -1571,7 +1591,8 @@ static int discard(struct store *s, void *args)
 	}
 	if (!sqlite3_column_int(st, 0) || sqlite3_column_int(st, 1) > 0) {
 		sqlite3_reset(st);
-		store_set_error(s, "message %" PRId64 " is on the server or may have reached it", id);
+		store_set_error(s, "message %" PRId64 " is on the server or may have reached it",
+				id);
 		return -EBUSY;
 	}
 	sqlite3_reset(st);

@@ -129,11 +129,11 @@ int cpmsync_store_foreach_account(struct cpmsync_store *store, cpmsync_account_f
  * exact test (instr() has no wildcards, unlike LIKE; SQL string literals
  * have no backslash escapes).
  */
-#define FOLDER_COLUMNS                                                                        \
-	"f.id, a.name, f.name, f.uidvalidity, f.uidnext, f.highestmodseq, f.special_use,"     \
-	" f.subscribed, f.server_name IS NOT NULL,"                                           \
-	" (SELECT count(*) FROM message m WHERE m.folder_id = f.id AND m.removed = 0),"       \
-	" (SELECT count(*) FROM message m WHERE m.folder_id = f.id AND m.removed = 0"         \
+#define FOLDER_COLUMNS                                                                             \
+	"f.id, a.name, f.name, f.uidvalidity, f.uidnext, f.highestmodseq, f.special_use,"          \
+	" f.subscribed, f.server_name IS NOT NULL,"                                                \
+	" (SELECT count(*) FROM message m WHERE m.folder_id = f.id AND m.removed = 0),"            \
+	" (SELECT count(*) FROM message m WHERE m.folder_id = f.id AND m.removed = 0"              \
 	"  AND instr(' ' || m.flags || ' ', ' \\Seen ') = 0)"
 
 static int folder_from_row(sqlite3_stmt *st, cpmsync_folder_fn fn, void *userdata)
@@ -167,11 +167,12 @@ int cpmsync_store_foreach_folder(struct cpmsync_store *store, const char *accoun
 		return -EINVAL;
 	/* From the account, so that an account without folders gives one
 	 * row with f.id NULL: known, but empty. */
-	r = store_prepare(s,
-			  "SELECT " FOLDER_COLUMNS
-			  " FROM account a LEFT JOIN folder f ON f.account_id = a.id AND f.removed = 0"
-			  " WHERE a.name = ?1 ORDER BY f.name",
-			  &st);
+	r = store_prepare(
+		s,
+		"SELECT " FOLDER_COLUMNS
+		" FROM account a LEFT JOIN folder f ON f.account_id = a.id AND f.removed = 0"
+		" WHERE a.name = ?1 ORDER BY f.name",
+		&st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
@@ -227,11 +228,12 @@ int cpmsync_store_find_folder(struct cpmsync_store *store, const char *account, 
 
 	if (!s || !account || !name || !ret_folder_id)
 		return -EINVAL;
-	r = store_prepare(s,
-			  "SELECT a.id, f.id FROM account a"
-			  " LEFT JOIN folder f ON f.account_id = a.id AND f.name = ?2 AND f.removed = 0"
-			  " WHERE a.name = ?1",
-			  &st);
+	r = store_prepare(
+		s,
+		"SELECT a.id, f.id FROM account a"
+		" LEFT JOIN folder f ON f.account_id = a.id AND f.name = ?2 AND f.removed = 0"
+		" WHERE a.name = ?1",
+		&st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
@@ -255,9 +257,9 @@ int cpmsync_store_find_folder(struct cpmsync_store *store, const char *account, 
  * The columns of a message, in the order message_from_row() reads them;
  * m is the message, sm its summary (SUMMARY_JOIN).
  */
-#define MESSAGE_COLUMNS                                                                       \
-	"m.id, m.folder_id, m.uid, m.flags, m.internaldate, m.size, sm.from_addr,"            \
-	" sm.to_addrs, sm.subject, m.date, m.message_id, m.conversation_id, m.contribution_id," \
+#define MESSAGE_COLUMNS                                                                            \
+	"m.id, m.folder_id, m.uid, m.flags, m.internaldate, m.size, sm.from_addr,"                 \
+	" sm.to_addrs, sm.subject, m.date, m.message_id, m.conversation_id, m.contribution_id,"    \
 	" m.imdn_message_id, m.type, m.has_body"
 #define SUMMARY_JOIN " LEFT JOIN summary sm ON sm.id = m.id"
 
@@ -304,8 +306,9 @@ int cpmsync_store_foreach_message(struct cpmsync_store *store, int64_t folder_id
 	 */
 	r = store_prepare(s,
 			  "SELECT " MESSAGE_COLUMNS " FROM folder f"
-			  " LEFT JOIN message m ON m.folder_id = f.id AND m.removed = 0 AND m.id > ?2"
-			  SUMMARY_JOIN " WHERE f.id = ?1 AND f.removed = 0 ORDER BY m.id LIMIT ?3",
+			  " LEFT JOIN message m ON m.folder_id = f.id AND m.removed = 0 AND m.id > "
+			  "?2" SUMMARY_JOIN
+			  " WHERE f.id = ?1 AND f.removed = 0 ORDER BY m.id LIMIT ?3",
 			  &st);
 	if (r < 0)
 		return r;
@@ -337,8 +340,9 @@ int cpmsync_store_get_message(struct cpmsync_store *store, int64_t message_id,
 	if (!s || !fn)
 		return -EINVAL;
 	r = store_prepare(s,
-			  "SELECT " MESSAGE_COLUMNS " FROM message m JOIN folder f ON f.id = m.folder_id"
-			  SUMMARY_JOIN " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
+			  "SELECT " MESSAGE_COLUMNS
+			  " FROM message m JOIN folder f ON f.id = m.folder_id" SUMMARY_JOIN
+			  " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
 			  &st);
 	if (r < 0)
 		return r;

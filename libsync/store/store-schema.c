@@ -147,8 +147,7 @@ static const char migration_2[] =
  * can take a refused APPEND back (cpmsync_op_discard).  Cleared by the
  * next attempt.
  */
-static const char migration_3[] =
-	"ALTER TABLE journal ADD COLUMN refused TEXT;";
+static const char migration_3[] = "ALTER TABLE journal ADD COLUMN refused TEXT;";
 
 /*
  * Version 4: bodies in their own database (store-body.c explains why and

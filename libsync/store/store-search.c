@@ -122,8 +122,7 @@ static int params_add_text(struct params *p, const char *text)
 }
 
 /* " AND instr(lower(m.column), lower(?N)) > 0", for a non-empty value. */
-static int add_substring(struct buf *sql, struct params *p, const char *column,
-			 const char *value)
+static int add_substring(struct buf *sql, struct params *p, const char *column, const char *value)
 {
 	int k;
 
@@ -137,8 +136,7 @@ static int add_substring(struct buf *sql, struct params *p, const char *column,
 
 /* One flag: " AND instr(' ' || m.flags || ' ', ?N) > 0" (= 0 for an
  * excluded one), ?N being " <canonical flag> ". */
-static int add_flag(struct store *s, struct buf *sql, struct params *p, const char *flag,
-		    bool set)
+static int add_flag(struct store *s, struct buf *sql, struct params *p, const char *flag, bool set)
 {
 	_cleanup_free_ char *canon = NULL;
 	char *token;
@@ -161,8 +159,8 @@ static int add_flag(struct store *s, struct buf *sql, struct params *p, const ch
 	return buf_printf(sql, " AND instr(' ' || m.flags || ' ', ?%d) %s 0", k, set ? ">" : "=");
 }
 
-static int add_flags(struct store *s, struct buf *sql, struct params *p,
-		     const char *const *flags, bool set)
+static int add_flags(struct store *s, struct buf *sql, struct params *p, const char *const *flags,
+		     bool set)
 {
 	int r = 0;
 
@@ -202,9 +200,10 @@ static int build_sql(struct store *s, const struct cpmsync_search_criteria *c, b
 		r = buf_append_str(sql, "SELECT f.id, m.id, 1,");
 	}
 	if (r >= 0)
-		r = buf_append_str(sql, " coalesce(m.has_body, 0) FROM folder f"
-					" LEFT JOIN (message m LEFT JOIN summary sm ON sm.id = m.id)"
-					" ON m.folder_id = f.id AND m.removed = 0");
+		r = buf_append_str(sql,
+				   " coalesce(m.has_body, 0) FROM folder f"
+				   " LEFT JOIN (message m LEFT JOIN summary sm ON sm.id = m.id)"
+				   " ON m.folder_id = f.id AND m.removed = 0");
 	if (r >= 0)
 		r = add_substring(sql, p, "sm.from_addr", c->from);
 	if (r >= 0)
@@ -230,9 +229,7 @@ static int build_sql(struct store *s, const struct cpmsync_search_criteria *c, b
 	if (r >= 0) {
 		k = r = params_add(p, NULL, 0); /* the folder id, bound by the caller */
 		if (r >= 0)
-			r = buf_printf(sql,
-				       " WHERE f.id = ?%d AND f.removed = 0 ORDER BY m.id",
-				       k);
+			r = buf_printf(sql, " WHERE f.id = ?%d AND f.removed = 0 ORDER BY m.id", k);
 	}
 	if (r == -E2BIG) {
 		store_set_error(s, "search: too many criteria");

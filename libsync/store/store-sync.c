@@ -16,11 +16,11 @@
 #include "util/flags.h"
 #include "util/macro.h"
 
-#define PREP(s, sql, st)                                                       \
-	do {                                                                   \
-		int _r = store_prepare((s), (sql), (st));                      \
-		if (_r < 0)                                                    \
-			return _r;                                             \
+#define PREP(s, sql, st)                                                                           \
+	do {                                                                                       \
+		int _r = store_prepare((s), (sql), (st));                                          \
+		if (_r < 0)                                                                        \
+			return _r;                                                                 \
 	} while (0)
 
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
@@ -69,8 +69,7 @@ static int exec_ii(struct store *s, const char *sql, int64_t a, int64_t b)
 }
 
 /* *ret: whether sql returns a row. */
-static int exists_ii(struct store *s, const char *sql, int64_t a, int64_t b,
-		     bool *ret)
+static int exists_ii(struct store *s, const char *sql, int64_t a, int64_t b, bool *ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -89,8 +88,7 @@ static int exists_ii(struct store *s, const char *sql, int64_t a, int64_t b,
 }
 
 /* *ret: the integer in the first column of sql's row. */
-static int count_ii(struct store *s, const char *sql, int64_t a, int64_t b,
-		    uint32_t *ret)
+static int count_ii(struct store *s, const char *sql, int64_t a, int64_t b, uint32_t *ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -107,8 +105,7 @@ static int count_ii(struct store *s, const char *sql, int64_t a, int64_t b,
 	return 0;
 }
 
-int store_sync_account(struct store *s, const char *name,
-		       int64_t *ret_account_id)
+int store_sync_account(struct store *s, const char *name, int64_t *ret_account_id)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -130,8 +127,7 @@ int store_sync_account(struct store *s, const char *name,
 
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when)
 {
-	return exec_ii(s, "UPDATE account SET last_sync = ?2 WHERE id = ?1",
-		       account_id, when);
+	return exec_ii(s, "UPDATE account SET last_sync = ?2 WHERE id = ?1", account_id, when);
 }
 
 void sync_folder_free_contents(struct sync_folder *f)
@@ -148,8 +144,7 @@ void sync_folders_free(struct sync_folder *f, size_t n)
 	free(f);
 }
 
-int store_sync_folders(struct store *s, int64_t account_id,
-		       struct sync_folder **ret, size_t *ret_n)
+int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder **ret, size_t *ret_n)
 {
 	struct sync_folder *v = NULL;
 	size_t n = 0, alloc = 0;
@@ -170,8 +165,7 @@ int store_sync_folders(struct store *s, int64_t account_id,
 
 		if (n == alloc) {
 			size_t na = alloc ? alloc * 2 : 16;
-			struct sync_folder *nv =
-				reallocarray(v, na, sizeof(*v));
+			struct sync_folder *nv = reallocarray(v, na, sizeof(*v));
 
 			if (!nv) {
 				r = -ENOMEM;
@@ -208,8 +202,7 @@ int store_sync_folders(struct store *s, int64_t account_id,
 }
 
 int store_sync_folder_add(struct store *s, int64_t account_id, const char *name,
-			  const char *special_use, bool subscribed,
-			  int64_t *ret_id)
+			  const char *special_use, bool subscribed, int64_t *ret_id)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -232,9 +225,8 @@ int store_sync_folder_add(struct store *s, int64_t account_id, const char *name,
 }
 
 /* Renames the column col of folder_id and of the account's folders under it. */
-static int rename_tree(struct store *s, int64_t account_id, int64_t folder_id,
-		       const char *col_sql, const char *children_sql,
-		       const char *old, const char *new_name)
+static int rename_tree(struct store *s, int64_t account_id, int64_t folder_id, const char *col_sql,
+		       const char *children_sql, const char *old, const char *new_name)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -255,8 +247,7 @@ static int rename_tree(struct store *s, int64_t account_id, int64_t folder_id,
 	return run(s, st);
 }
 
-static int folder_column(struct store *s, int64_t folder_id, const char *sql,
-			 char **ret)
+static int folder_column(struct store *s, int64_t folder_id, const char *sql, char **ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -273,52 +264,47 @@ static int folder_column(struct store *s, int64_t folder_id, const char *sql,
 	return r;
 }
 
-int store_sync_folder_renamed(struct store *s, int64_t account_id,
-			      int64_t folder_id, const char *new_name)
+int store_sync_folder_renamed(struct store *s, int64_t account_id, int64_t folder_id,
+			      const char *new_name)
 {
 	_cleanup_free_ char *old = NULL;
 	int r;
 
-	r = folder_column(s, folder_id,
-			  "SELECT server_name FROM folder WHERE id = ?1", &old);
+	r = folder_column(s, folder_id, "SELECT server_name FROM folder WHERE id = ?1", &old);
 	if (r < 0)
 		return r;
 	/* Children: both names follow (?2 old prefix, ?3 new prefix). */
-	return rename_tree(
-		s, account_id, folder_id,
-		"UPDATE folder SET name = ?2, server_name = ?2 WHERE id = ?1",
-		"UPDATE folder SET"
-		" server_name = ?3 || substr(server_name, length(?2) + 1),"
-		" name = CASE WHEN substr(name, 1, length(?2) + 1) = ?2 || '/'"
-		"        THEN ?3 || substr(name, length(?2) + 1) ELSE name END"
-		" WHERE account_id = ?1 AND id != ?4"
-		" AND substr(server_name, 1, length(?2) + 1) = ?2 || '/'",
-		old, new_name);
+	return rename_tree(s, account_id, folder_id,
+			   "UPDATE folder SET name = ?2, server_name = ?2 WHERE id = ?1",
+			   "UPDATE folder SET"
+			   " server_name = ?3 || substr(server_name, length(?2) + 1),"
+			   " name = CASE WHEN substr(name, 1, length(?2) + 1) = ?2 || '/'"
+			   "        THEN ?3 || substr(name, length(?2) + 1) ELSE name END"
+			   " WHERE account_id = ?1 AND id != ?4"
+			   " AND substr(server_name, 1, length(?2) + 1) = ?2 || '/'",
+			   old, new_name);
 }
 
-int store_sync_folder_set_server_name(struct store *s, int64_t account_id,
-				      int64_t folder_id,
+int store_sync_folder_set_server_name(struct store *s, int64_t account_id, int64_t folder_id,
 				      const char *server_name)
 {
 	_cleanup_free_ char *old = NULL;
 	int r;
 
-	r = folder_column(s, folder_id,
-			  "SELECT server_name FROM folder WHERE id = ?1", &old);
+	r = folder_column(s, folder_id, "SELECT server_name FROM folder WHERE id = ?1", &old);
 	if (r < 0)
 		return r;
-	return rename_tree(
-		s, account_id, folder_id,
-		"UPDATE folder SET server_name = ?2 WHERE id = ?1",
-		"UPDATE folder SET server_name = ?3 || substr(server_name, "
-		"length(?2) + 1)"
-		" WHERE account_id = ?1 AND id != ?4"
-		" AND substr(server_name, 1, length(?2) + 1) = ?2 || '/'",
-		old, server_name);
+	return rename_tree(s, account_id, folder_id,
+			   "UPDATE folder SET server_name = ?2 WHERE id = ?1",
+			   "UPDATE folder SET server_name = ?3 || substr(server_name, "
+			   "length(?2) + 1)"
+			   " WHERE account_id = ?1 AND id != ?4"
+			   " AND substr(server_name, 1, length(?2) + 1) = ?2 || '/'",
+			   old, server_name);
 }
 
-int store_sync_folder_set_special_use(struct store *s, int64_t folder_id,
-				      const char *special_use, bool subscribed)
+int store_sync_folder_set_special_use(struct store *s, int64_t folder_id, const char *special_use,
+				      bool subscribed)
 {
 	sqlite3_stmt *st;
 
@@ -347,8 +333,7 @@ int store_sync_folder_delete(struct store *s, int64_t folder_id)
 	return exec_ii(s, "DELETE FROM folder WHERE id = ?1", folder_id, 0);
 }
 
-int store_sync_folder_recreate(struct store *s, int64_t account_id,
-			       int64_t folder_id)
+int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id)
 {
 	int r;
 
@@ -363,10 +348,8 @@ int store_sync_folder_recreate(struct store *s, int64_t account_id,
 		    folder_id, 0);
 	if (r < 0)
 		return r;
-	r = exec_ii(
-		s,
-		"DELETE FROM message WHERE folder_id = ?1 AND uid IS NOT NULL",
-		folder_id, 0);
+	r = exec_ii(s, "DELETE FROM message WHERE folder_id = ?1 AND uid IS NOT NULL", folder_id,
+		    0);
 	if (r < 0)
 		return r;
 	r = exec_ii(s,
@@ -384,9 +367,8 @@ int store_sync_folder_recreate(struct store *s, int64_t account_id,
 		       account_id, folder_id);
 }
 
-int store_sync_folder_set_state(struct store *s, int64_t folder_id,
-				uint32_t uidvalidity, uint32_t uidnext,
-				uint64_t highestmodseq)
+int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uidvalidity,
+				uint32_t uidnext, uint64_t highestmodseq)
 {
 	sqlite3_stmt *st;
 
@@ -402,8 +384,7 @@ int store_sync_folder_set_state(struct store *s, int64_t folder_id,
 	return run(s, st);
 }
 
-int store_sync_known_uids(struct store *s, int64_t folder_id,
-			  struct rangeset *ret)
+int store_sync_known_uids(struct store *s, int64_t folder_id, struct rangeset *ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -424,8 +405,7 @@ int store_sync_known_uids(struct store *s, int64_t folder_id,
 	return r;
 }
 
-int store_sync_count_uids_below(struct store *s, int64_t folder_id,
-				uint32_t uid, uint32_t *ret)
+int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid, uint32_t *ret)
 {
 	return count_ii(s,
 			"SELECT count(*) FROM message WHERE folder_id = ?1 AND "
@@ -437,9 +417,8 @@ int store_sync_count_uids_below(struct store *s, int64_t folder_id,
  * New server flags for a row: merged with the pending local change, if any
  * (flags != server_flags), else taken as they are.
  */
-static int apply_server_flags(struct store *s, int64_t id, const char *local,
-			      const char *base, const char *remote,
-			      uint64_t modseq, bool *ret_changed)
+static int apply_server_flags(struct store *s, int64_t id, const char *local, const char *base,
+			      const char *remote, uint64_t modseq, bool *ret_changed)
 {
 	_cleanup_free_ char *merged = NULL;
 	sqlite3_stmt *st;
@@ -467,9 +446,9 @@ static int apply_server_flags(struct store *s, int64_t id, const char *local,
 	return run(s, st);
 }
 
-int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid,
-			    const char *flags, uint64_t modseq, bool *ret_found,
-			    bool *ret_changed, int64_t *ret_message_id)
+int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, const char *flags,
+			    uint64_t modseq, bool *ret_found, bool *ret_changed,
+			    int64_t *ret_message_id)
 {
 	_cleanup_free_ char *local = NULL, *base = NULL;
 	sqlite3_stmt *st;
@@ -501,8 +480,7 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid,
 		*ret_message_id = id;
 	if (base && streq(base, flags) && streq(local, flags) && modseq == 0)
 		return 0;
-	return apply_server_flags(s, id, local, base, flags, modseq,
-				  ret_changed);
+	return apply_server_flags(s, id, local, base, flags, modseq, ret_changed);
 }
 
 /*
@@ -513,8 +491,8 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid,
  * server's copy as a new message would duplicate it.  Matched by
  * Message-ID, size and internal date.
  */
-static int find_rematch(struct store *s, int64_t folder_id,
-			const struct sync_new_message *m, int64_t *ret_id)
+static int find_rematch(struct store *s, int64_t folder_id, const struct sync_new_message *m,
+			int64_t *ret_id)
 {
 	const char *mid = m->summary ? m->summary->message_id : "";
 	sqlite3_stmt *st;
@@ -549,8 +527,8 @@ static int find_rematch(struct store *s, int64_t folder_id,
  * are what that command carried; the local ones (changed meanwhile, or
  * never carried by a COPY) stay and are pushed by a flag row.
  */
-static int adopt_pending(struct store *s, int64_t folder_id, int64_t id,
-			 const char *local, const struct sync_new_message *m)
+static int adopt_pending(struct store *s, int64_t folder_id, int64_t id, const char *local,
+			 const struct sync_new_message *m)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -566,13 +544,12 @@ static int adopt_pending(struct store *s, int64_t folder_id, int64_t id,
 	r = run(s, st);
 	if (r < 0 || streq(local, m->flags))
 		return r;
-	return exec_ii(
-		s,
-		"INSERT INTO journal (account_id, op, folder_id, message_id)"
-		" SELECT account_id, 'flags', id, ?2 FROM folder WHERE id = ?1"
-		" AND NOT EXISTS (SELECT 1 FROM journal WHERE message_id = ?2 "
-		"AND op = 'flags')",
-		folder_id, id);
+	return exec_ii(s,
+		       "INSERT INTO journal (account_id, op, folder_id, message_id)"
+		       " SELECT account_id, 'flags', id, ?2 FROM folder WHERE id = ?1"
+		       " AND NOT EXISTS (SELECT 1 FROM journal WHERE message_id = ?2 "
+		       "AND op = 'flags')",
+		       folder_id, id);
 }
 
 static int has_body(struct store *s, int64_t id, bool *ret)
@@ -580,9 +557,8 @@ static int has_body(struct store *s, int64_t id, bool *ret)
 	return store_body_exists(s, id, ret);
 }
 
-int store_sync_new_message(struct store *s, int64_t folder_id,
-			   const struct sync_new_message *m, int64_t *ret_id,
-			   bool *ret_has_body, bool *ret_new)
+int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync_new_message *m,
+			   int64_t *ret_id, bool *ret_has_body, bool *ret_new)
 {
 	const struct msg_summary *sum = m->summary;
 	sqlite3_stmt *st;
@@ -591,8 +567,7 @@ int store_sync_new_message(struct store *s, int64_t folder_id,
 	int r;
 
 	*ret_new = false;
-	r = store_sync_server_flags(s, folder_id, m->uid, m->flags, m->modseq,
-				    &found, NULL, &id);
+	r = store_sync_server_flags(s, folder_id, m->uid, m->flags, m->modseq, &found, NULL, &id);
 	if (r < 0)
 		return r;
 	if (!found) {
@@ -616,16 +591,14 @@ int store_sync_new_message(struct store *s, int64_t folder_id,
 			sqlite3_reset(st);
 			if (r < 0)
 				return r;
-			PREP(s, "UPDATE message SET uid = ?2 WHERE id = ?1",
-			     &st);
+			PREP(s, "UPDATE message SET uid = ?2 WHERE id = ?1", &st);
 			sqlite3_bind_int64(st, 1, id);
 			sqlite3_bind_int64(st, 2, m->uid);
 			r = run(s, st);
 			if (r < 0)
 				return r;
 			if (base)
-				r = apply_server_flags(s, id, local, base,
-						       m->flags, m->modseq,
+				r = apply_server_flags(s, id, local, base, m->flags, m->modseq,
 						       NULL);
 			else
 				r = adopt_pending(s, folder_id, id, local, m);
@@ -661,8 +634,7 @@ int store_sync_new_message(struct store *s, int64_t folder_id,
 }
 
 /* Journal rows that lose their meaning when message id is gone. */
-static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo,
-			      uint32_t hi)
+static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo, uint32_t hi)
 {
 	sqlite3_stmt *st;
 
@@ -678,8 +650,7 @@ static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo,
 	return run(s, st);
 }
 
-int store_sync_expunge_uids(struct store *s, int64_t folder_id,
-			    const struct rangeset *uids,
+int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct rangeset *uids,
 			    uint32_t *ret_removed)
 {
 	sqlite3_stmt *st;
@@ -687,8 +658,7 @@ int store_sync_expunge_uids(struct store *s, int64_t folder_id,
 	int r;
 
 	for (size_t i = 0; i < uids->n; i++) {
-		r = forget_message_ops(s, folder_id, uids->r[i].lo,
-				       uids->r[i].hi);
+		r = forget_message_ops(s, folder_id, uids->r[i].lo, uids->r[i].hi);
 		if (r < 0)
 			return r;
 		PREP(s,
@@ -708,8 +678,7 @@ int store_sync_expunge_uids(struct store *s, int64_t folder_id,
 	return 0;
 }
 
-int store_sync_expunge_missing(struct store *s, int64_t folder_id,
-			       const struct rangeset *present,
+int store_sync_expunge_missing(struct store *s, int64_t folder_id, const struct rangeset *present,
 			       uint32_t below_uid, uint32_t *ret_removed)
 {
 	struct rangeset gone = RANGESET_INIT;
@@ -766,18 +735,16 @@ int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id)
 		       folder_id, 0);
 }
 
-int store_sync_drop_unmatched(struct store *s, int64_t folder_id,
-			      uint32_t *ret_removed)
+int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_removed)
 {
 	int r;
 
-	r = exec_ii(
-		s,
-		"DELETE FROM journal WHERE op IN ('flags', 'expunge') AND "
-		"message_id IN"
-		" (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NULL"
-		"  AND server_flags IS NOT NULL)",
-		folder_id, 0);
+	r = exec_ii(s,
+		    "DELETE FROM journal WHERE op IN ('flags', 'expunge') AND "
+		    "message_id IN"
+		    " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NULL"
+		    "  AND server_flags IS NOT NULL)",
+		    folder_id, 0);
 	if (r < 0)
 		return r;
 	r = exec_ii(s,
@@ -794,9 +761,8 @@ int store_sync_drop_unmatched(struct store *s, int64_t folder_id,
 	return 0;
 }
 
-int store_sync_bodies_wanted(struct store *s, int64_t folder_id,
-			     uint32_t min_uid, uint64_t max_size,
-			     struct rangeset *ret)
+int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint32_t min_uid,
+			     uint64_t max_size, struct rangeset *ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -810,9 +776,7 @@ int store_sync_bodies_wanted(struct store *s, int64_t folder_id,
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 3, min_uid);
-	sqlite3_bind_int64(st, 2,
-			   max_size > INT64_MAX ? INT64_MAX
-						: (sqlite3_int64)max_size);
+	sqlite3_bind_int64(st, 2, max_size > INT64_MAX ? INT64_MAX : (sqlite3_int64)max_size);
 	while ((r = store_step(s, st)) > 0) {
 		r = rangeset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
 		if (r < 0) {
@@ -823,26 +787,22 @@ int store_sync_bodies_wanted(struct store *s, int64_t folder_id,
 	return r;
 }
 
-int store_sync_body_put(struct store *s, int64_t message_id, const void *data,
-			size_t len)
+int store_sync_body_put(struct store *s, int64_t message_id, const void *data, size_t len)
 {
 	return store_body_put(s, message_id, data, len);
 }
 
-int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd,
-			   uint64_t size)
+int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd, uint64_t size)
 {
 	return store_body_write_fd(s, message_id, fd, size);
 }
 
-int store_sync_message_id_by_uid(struct store *s, int64_t folder_id,
-				 uint32_t uid, int64_t *ret_id)
+int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid, int64_t *ret_id)
 {
 	sqlite3_stmt *st;
 	int r;
 
-	PREP(s, "SELECT id FROM message WHERE folder_id = ?1 AND uid = ?2",
-	     &st);
+	PREP(s, "SELECT id FROM message WHERE folder_id = ?1 AND uid = ?2", &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, uid);
 	r = store_step(s, st);
@@ -919,8 +879,8 @@ int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
 	return run(s, st);
 }
 
-int store_journal_add(struct store *s, int64_t account_id, enum journal_op op,
-		      int64_t folder_id, int64_t message_id, const struct journal_args *args)
+int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, int64_t folder_id,
+		      int64_t message_id, const struct journal_args *args)
 {
 	_cleanup_free_ char *text = NULL;
 	const char *name = journal_op_to_string(op);
@@ -948,8 +908,8 @@ int store_journal_add(struct store *s, int64_t account_id, enum journal_op op,
 
 int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret)
 {
-	return count_ii(s, "SELECT count(*) FROM journal WHERE account_id = ?1",
-			account_id, 0, ret);
+	return count_ii(s, "SELECT count(*) FROM journal WHERE account_id = ?1", account_id, 0,
+			ret);
 }
 
 void sync_message_free_contents(struct sync_message *m)
@@ -960,8 +920,7 @@ void sync_message_free_contents(struct sync_message *m)
 	m->flags = m->server_flags = m->message_id = NULL;
 }
 
-int store_sync_message_get(struct store *s, int64_t id,
-			   struct sync_message *ret)
+int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -1002,21 +961,18 @@ int store_sync_message_get(struct store *s, int64_t id,
 	return 0;
 }
 
-int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid,
-			       const char *server_flags)
+int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const char *server_flags)
 {
 	sqlite3_stmt *st;
 
-	PREP(s, "UPDATE message SET uid = ?2, server_flags = ?3 WHERE id = ?1",
-	     &st);
+	PREP(s, "UPDATE message SET uid = ?2, server_flags = ?3 WHERE id = ?1", &st);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, uid);
 	bind_text_or_null(st, 3, server_flags);
 	return run(s, st);
 }
 
-int store_sync_message_set_server_flags(struct store *s, int64_t id,
-					const char *server_flags)
+int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags)
 {
 	sqlite3_stmt *st;
 
@@ -1031,22 +987,18 @@ int store_sync_message_delete(struct store *s, int64_t id)
 	return exec_ii(s, "DELETE FROM message WHERE id = ?1", id, 0);
 }
 
-int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid,
-			 bool *ret)
+int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid, bool *ret)
 {
-	return exists_ii(
-		s, "SELECT 1 FROM message WHERE folder_id = ?1 AND uid = ?2",
-		folder_id, uid, ret);
+	return exists_ii(s, "SELECT 1 FROM message WHERE folder_id = ?1 AND uid = ?2", folder_id,
+			 uid, ret);
 }
 
-int store_sync_body_get(struct store *s, int64_t message_id, void **ret,
-			size_t *ret_len)
+int store_sync_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len)
 {
 	return store_body_get(s, message_id, ret, ret_len);
 }
 
-int store_sync_folder_get(struct store *s, int64_t folder_id,
-			  struct sync_folder *ret)
+int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder *ret)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -1089,17 +1041,15 @@ int store_sync_rename_pending(struct store *s, int64_t folder_id, bool *ret)
 			 folder_id, 0, ret);
 }
 
-int store_sync_folder_counts(struct store *s, int64_t folder_id,
-			     uint32_t *ret_max_uid, uint32_t *ret_rematch)
+int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_max_uid,
+			     uint32_t *ret_rematch)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	/* Both answered from the (folder_id, uid) index without walking the
 	 * folder: max() is one seek, and rows without a UID are few. */
-	PREP(s,
-	     "SELECT coalesce(max(uid), 0) FROM message WHERE folder_id = ?1",
-	     &st);
+	PREP(s, "SELECT coalesce(max(uid), 0) FROM message WHERE folder_id = ?1", &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	r = store_step(s, st);
 	if (r <= 0)
@@ -1119,8 +1069,7 @@ int store_sync_folder_counts(struct store *s, int64_t folder_id,
 	return 0;
 }
 
-int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id,
-				     uint64_t limit)
+int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id, uint64_t limit)
 {
 	sqlite3_stmt *st;
 

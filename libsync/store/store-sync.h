@@ -29,9 +29,9 @@ int store_sync_get_last_sync(struct store *s, int64_t account_id, int64_t *ret);
 /* A local folder as the engine sees it (removed ones included). */
 struct sync_folder {
 	int64_t id;
-	char *name;	   /* local name */
-	char *server_name; /* NULL: CREATE pending */
-	bool removed;	   /* DELETE pending */
+	char *name;		       /* local name */
+	char *server_name;	       /* NULL: CREATE pending */
+	bool removed;		       /* DELETE pending */
 	uint32_t uidvalidity, uidnext; /* 0: unknown */
 	uint64_t highestmodseq;	       /* 0: unknown */
 	uint64_t body_limit;	       /* bodies kept up to (bytes); UINT64_MAX: all */
@@ -55,8 +55,8 @@ int store_sync_folder_renamed(struct store *s, int64_t account_id, int64_t folde
  * sub-folders whose server_name was under the old one follow. */
 int store_sync_folder_set_server_name(struct store *s, int64_t account_id, int64_t folder_id,
 				      const char *server_name);
-int store_sync_folder_set_special_use(struct store *s, int64_t folder_id,
-				      const char *special_use, bool subscribed);
+int store_sync_folder_set_special_use(struct store *s, int64_t folder_id, const char *special_use,
+				      bool subscribed);
 /* The folder is gone on the server: delete it with its messages and journal rows. */
 int store_sync_folder_delete(struct store *s, int64_t folder_id);
 /*
@@ -71,8 +71,7 @@ int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uid
 /* UIDs of the folder's messages known on the server (removed ones too). */
 int store_sync_known_uids(struct store *s, int64_t folder_id, struct rangeset *ret);
 /* How many of them are below uid. */
-int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid,
-				uint32_t *ret);
+int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid, uint32_t *ret);
 
 /*
  * The server says message uid of the folder has flags (a sorted set) and
@@ -80,9 +79,9 @@ int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid
  * util/flags.h).  *ret_found tells whether the UID is known; *ret_changed
  * (may be NULL) whether the local view changed.
  */
-int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid,
-			    const char *flags, uint64_t modseq, bool *ret_found,
-			    bool *ret_changed, int64_t *ret_message_id);
+int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, const char *flags,
+			    uint64_t modseq, bool *ret_found, bool *ret_changed,
+			    int64_t *ret_message_id);
 
 struct sync_new_message {
 	uint32_t uid;
@@ -101,18 +100,16 @@ struct sync_new_message {
  * inserts a new one.  *ret_id is the local id; *ret_has_body whether its
  * body is stored; *ret_new whether a row was inserted.
  */
-int store_sync_new_message(struct store *s, int64_t folder_id,
-			   const struct sync_new_message *m, int64_t *ret_id,
-			   bool *ret_has_body, bool *ret_new);
+int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync_new_message *m,
+			   int64_t *ret_id, bool *ret_has_body, bool *ret_new);
 
 /* Deletes the folder's messages whose UIDs are in uids (expunged on the
  * server), and the journal rows that only concern them. */
 int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct rangeset *uids,
 			    uint32_t *ret_removed);
 /* Deletes the messages with a UID below below_uid that are not in present. */
-int store_sync_expunge_missing(struct store *s, int64_t folder_id,
-			       const struct rangeset *present, uint32_t below_uid,
-			       uint32_t *ret_removed);
+int store_sync_expunge_missing(struct store *s, int64_t folder_id, const struct rangeset *present,
+			       uint32_t below_uid, uint32_t *ret_removed);
 
 /* UIDVALIDITY changed: every message of the folder loses its UID (rows that
  * were on the server keep server_flags, which marks them for re-matching). */
@@ -127,15 +124,14 @@ int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint32_t min_ui
 			     uint64_t max_size, struct rangeset *ret);
 int store_sync_body_put(struct store *s, int64_t message_id, const void *data, size_t len);
 int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd, uint64_t size);
-int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid,
-				 int64_t *ret_id);
+int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid, int64_t *ret_id);
 
 /* --- the journal --- */
 
 struct journal_entry {
 	int64_t id;
-	enum journal_op op;  /* _JOURNAL_OP_MAX: a name this version does not know */
-	char op_name[24];    /* as stored (for messages about unknown ones) */
+	enum journal_op op; /* _JOURNAL_OP_MAX: a name this version does not know */
+	char op_name[24];   /* as stored (for messages about unknown ones) */
 	int64_t folder_id;  /* 0: NULL */
 	int64_t message_id; /* 0: NULL */
 	char *args;	    /* may be NULL */
@@ -173,8 +169,7 @@ struct sync_message {
 void sync_message_free_contents(struct sync_message *m);
 int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret);
 /* The message reached the server as uid with server_flags. */
-int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid,
-			       const char *server_flags);
+int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const char *server_flags);
 int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags);
 int store_sync_message_delete(struct store *s, int64_t id);
 /* Is uid of folder held by some local row? */

@@ -16,7 +16,7 @@
 #include "util/macro.h"
 
 #define STORE_STR_(x) #x
-#define STORE_STR(x) STORE_STR_(x)
+#define STORE_STR(x)  STORE_STR_(x)
 
 struct store {
 	sqlite3 *db;
@@ -323,7 +323,7 @@ static int migrate(struct store *s, const char *path, unsigned target)
 		if (r < 0)
 			return r;
 		continue;
-fail:
+	fail:
 		store_rollback(s);
 		return r;
 	}
@@ -438,7 +438,8 @@ static int setup(struct store *s, const char *path, unsigned target)
 	}
 	if (s->readonly) {
 		if (version != known) {
-			set_error(s, "%s has schema version %lld; this cpmsync needs %u "
+			set_error(s,
+				  "%s has schema version %lld; this cpmsync needs %u "
 				  "(start the daemon once to upgrade it)",
 				  path, (long long)version, known);
 			return -CPMSYNC_E_STORE_CORRUPT;
@@ -460,8 +461,8 @@ static int setup(struct store *s, const char *path, unsigned target)
 	return repage(s);
 }
 
-static int open_internal(const char *path, unsigned flags, unsigned target,
-			 struct store **ret, char **ret_error)
+static int open_internal(const char *path, unsigned flags, unsigned target, struct store **ret,
+			 char **ret_error)
 {
 	struct store *s;
 	int oflags, rc, r;

@@ -157,8 +157,8 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
  * -CPMSYNC_E_NOT_FOUND if there is none.  fd should be blocking.
  * store_body_get() returns it in one malloc()ed buffer (small bodies).
  */
-int store_body_write(struct store *s, int64_t message_id, const void *head, size_t head_len,
-		     int fd, uint64_t size);
+int store_body_write(struct store *s, int64_t message_id, const void *head, size_t head_len, int fd,
+		     uint64_t size);
 int store_body_write_fd(struct store *s, int64_t message_id, int fd, uint64_t size);
 int store_body_put(struct store *s, int64_t message_id, const void *data, size_t len);
 int store_body_copy(struct store *s, int64_t src, int64_t dst);

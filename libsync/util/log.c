@@ -9,8 +9,8 @@ static void *log_userdata;
 static int log_max_level = CPMSYNC_LOG_WARNING;
 static unsigned log_categories;
 
-void cpmsync_log_set_handler(int max_level, unsigned categories,
-			     cpmsync_log_cb_t handler, void *userdata)
+void cpmsync_log_set_handler(int max_level, unsigned categories, cpmsync_log_cb_t handler,
+			     void *userdata)
 {
 	log_max_level = max_level;
 	log_categories = categories;

@@ -11,8 +11,8 @@
 bool log_enabled(int level, unsigned category);
 void log_msg(int level, unsigned category, const char *fmt, ...) ATTR_FORMAT(3, 4);
 
-#define log_debug(cat, ...)                                           \
-	do {                                                          \
-		if (log_enabled(CPMSYNC_LOG_DEBUG, (cat)))            \
-			log_msg(CPMSYNC_LOG_DEBUG, (cat), __VA_ARGS__); \
+#define log_debug(cat, ...)                                                                        \
+	do {                                                                                       \
+		if (log_enabled(CPMSYNC_LOG_DEBUG, (cat)))                                         \
+			log_msg(CPMSYNC_LOG_DEBUG, (cat), __VA_ARGS__);                            \
 	} while (0)

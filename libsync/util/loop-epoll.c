@@ -125,8 +125,7 @@ static void graveyard_flush(struct cpmsync_loop *loop)
 	}
 }
 
-struct cpmsync_loop_source *
-cpmsync_loop_source_remove(struct cpmsync_loop_source *src)
+struct cpmsync_loop_source *cpmsync_loop_source_remove(struct cpmsync_loop_source *src)
 {
 	struct cpmsync_loop *loop;
 
@@ -159,10 +158,8 @@ struct cpmsync_loop *cpmsync_loop_free(struct cpmsync_loop *loop)
 	return NULL;
 }
 
-static struct cpmsync_loop_source *source_new(struct cpmsync_loop *loop,
-					      enum source_type type,
-					      void *userdata,
-					      cpmsync_destroy_cb_t destroy)
+static struct cpmsync_loop_source *source_new(struct cpmsync_loop *loop, enum source_type type,
+					      void *userdata, cpmsync_destroy_cb_t destroy)
 {
 	struct cpmsync_loop_source *src = calloc(1, sizeof(*src));
 
@@ -182,9 +179,8 @@ static void source_link(struct cpmsync_loop_source *src)
 	src->loop->sources = src;
 }
 
-int cpmsync_loop_add_fd(struct cpmsync_loop *loop, int fd, uint32_t events,
-			cpmsync_loop_fd_cb_t cb, void *userdata,
-			cpmsync_destroy_cb_t destroy,
+int cpmsync_loop_add_fd(struct cpmsync_loop *loop, int fd, uint32_t events, cpmsync_loop_fd_cb_t cb,
+			void *userdata, cpmsync_destroy_cb_t destroy,
 			struct cpmsync_loop_source **ret_src)
 {
 	struct cpmsync_loop_source *src;
@@ -227,8 +223,8 @@ static void ms_to_timespec(uint64_t ms, struct timespec *ts)
 	ts->tv_nsec = (long)(ms % 1000) * 1000000;
 }
 
-int cpmsync_loop_timer_set(struct cpmsync_loop_source *src,
-			   uint64_t timeout_ms, uint64_t interval_ms)
+int cpmsync_loop_timer_set(struct cpmsync_loop_source *src, uint64_t timeout_ms,
+			   uint64_t interval_ms)
 {
 	struct itimerspec its = { 0 };
 
@@ -243,9 +239,8 @@ int cpmsync_loop_timer_set(struct cpmsync_loop_source *src,
 	return 0;
 }
 
-int cpmsync_loop_add_timer(struct cpmsync_loop *loop, uint64_t timeout_ms,
-			   uint64_t interval_ms, cpmsync_loop_cb_t cb,
-			   void *userdata, cpmsync_destroy_cb_t destroy,
+int cpmsync_loop_add_timer(struct cpmsync_loop *loop, uint64_t timeout_ms, uint64_t interval_ms,
+			   cpmsync_loop_cb_t cb, void *userdata, cpmsync_destroy_cb_t destroy,
 			   struct cpmsync_loop_source **ret_src)
 {
 	struct cpmsync_loop_source *src;
@@ -284,9 +279,8 @@ int cpmsync_loop_add_timer(struct cpmsync_loop *loop, uint64_t timeout_ms,
 	return 0;
 }
 
-int cpmsync_loop_defer(struct cpmsync_loop *loop, cpmsync_loop_cb_t cb,
-		       void *userdata, cpmsync_destroy_cb_t destroy,
-		       struct cpmsync_loop_source **ret_src)
+int cpmsync_loop_defer(struct cpmsync_loop *loop, cpmsync_loop_cb_t cb, void *userdata,
+		       cpmsync_destroy_cb_t destroy, struct cpmsync_loop_source **ret_src)
 {
 	struct cpmsync_loop_source *src;
 	uint64_t one = 1;

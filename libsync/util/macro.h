@@ -6,10 +6,10 @@
 #include <unistd.h>
 #include <stdbool.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ARRAY_SIZE(a)	  (sizeof(a) / sizeof((a)[0]))
 #define ATTR_FORMAT(f, a) __attribute__((format(printf, f, a)))
-#define ATTR_UNUSED __attribute__((unused))
-#define _cleanup_(f) __attribute__((cleanup(f)))
+#define ATTR_UNUSED	  __attribute__((unused))
+#define _cleanup_(f)	  __attribute__((cleanup(f)))
 
 static inline void freep(void *p)
 {
@@ -25,18 +25,18 @@ static inline void closep(int *fd)
 #define _cleanup_close_ _cleanup_(closep)
 
 /* Hands ownership over: returns *p and leaves NULL behind. */
-#define TAKE_PTR(p)                           \
-	({                                    \
-		typeof(p) _tp_ = (p);         \
-		(p) = NULL;                   \
-		_tp_;                         \
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		typeof(p) _tp_ = (p);                                                              \
+		(p) = NULL;                                                                        \
+		_tp_;                                                                              \
 	})
 
-#define TAKE_FD(fd)                   \
-	({                            \
-		int _tf_ = (fd);      \
-		(fd) = -1;            \
-		_tf_;                 \
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _tf_ = (fd);                                                                   \
+		(fd) = -1;                                                                         \
+		_tf_;                                                                              \
 	})
 
 /* Wipes a secret before freeing it. */

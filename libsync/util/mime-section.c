@@ -53,7 +53,7 @@
 #define BOUNDARY_MAX 200
 /* Largest part number accepted (RFC 3501 numbers are 32-bit; 2^31 is plenty). */
 #define PART_NUMBER_MAX (UINT32_C(1) << 31)
-#define MAX_PARTS (CPMSYNC_SECTION_MAX_LEN / 2 + 1)
+#define MAX_PARTS	(CPMSYNC_SECTION_MAX_LEN / 2 + 1)
 
 enum section_text {
 	TEXT_NONE,
@@ -363,8 +363,8 @@ static void content_type(const char *d, const struct entity *e, struct ctype *ct
  * Is the line at i a delimiter line of boundary?  *close tells whether it
  * is the close delimiter; *after is the start of the next line.
  */
-static bool delimiter_line(const char *d, size_t i, size_t end, const struct ctype *ct,
-			   bool *close, size_t *after)
+static bool delimiter_line(const char *d, size_t i, size_t end, const struct ctype *ct, bool *close,
+			   size_t *after)
 {
 	size_t n = ct->boundary_len, j;
 

@@ -336,8 +336,8 @@ static enum charset charset_of(const char *s, size_t n)
  * Parses an encoded-word "=?charset?X?text?=" at s (n bytes).  Returns
  * its length, 0 if there is none.
  */
-static size_t encoded_word(const char *s, size_t n, const char **cs, size_t *cs_len,
-			   char *enc, const char **text, size_t *text_len)
+static size_t encoded_word(const char *s, size_t n, const char **cs, size_t *cs_len, char *enc,
+			   const char **text, size_t *text_len)
 {
 	size_t i = 2, c0, t0;
 
@@ -397,14 +397,16 @@ static int decode_2047(const char *s, size_t n, struct buf *out)
 			if (!after_word && pending_ws)
 				r = buf_append(out, s + i - pending_ws, pending_ws);
 			if (r >= 0)
-				r = (enc == 'B' || enc == 'b') ? b64_decode_into(&dec, text, text_len)
-							       : q_decode_into(&dec, text, text_len);
+				r = (enc == 'B' || enc == 'b')
+					    ? b64_decode_into(&dec, text, text_len)
+					    : q_decode_into(&dec, text, text_len);
 			for (size_t j = 0; r >= 0 && j < dec.len; j++) {
 				unsigned char ch = (unsigned char)dec.data[j];
 
 				/* ISO-8859-1 to UTF-8 here; UTF-8 is checked
 				 * once the whole subject is joined. */
-				r = c == CS_LATIN1 ? append_latin1(out, ch) : buf_append_char(out, (char)ch);
+				r = c == CS_LATIN1 ? append_latin1(out, ch)
+						   : buf_append_char(out, (char)ch);
 			}
 			i += k;
 			pending_ws = 0;
@@ -766,7 +768,7 @@ static bool named_zone(const char *s, size_t n, int *ret)
 		const char *name;
 		int minutes;
 	} zones[] = {
-		{ "UT", 0 },	     { "UTC", 0 },	  { "GMT", 0 },	     { "Z", 0 },
+		{ "UT", 0 },	    { "UTC", 0 },	{ "GMT", 0 },	    { "Z", 0 },
 		{ "EST", -5 * 60 }, { "EDT", -4 * 60 }, { "CST", -6 * 60 }, { "CDT", -5 * 60 },
 		{ "MST", -7 * 60 }, { "MDT", -6 * 60 }, { "PST", -8 * 60 }, { "PDT", -7 * 60 },
 	};
@@ -953,7 +955,9 @@ int msg_parse_date(const char *s, size_t len, int64_t *ret)
 	/* Anything after the zone is ignored (some mailers add junk). */
 
 	{
-		static const unsigned mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+		static const unsigned mdays[12] = {
+			31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+		};
 
 		if (day < 1 || day > mdays[month] || (month == 1 && day == 29 && !leap(year)))
 			return -EINVAL;

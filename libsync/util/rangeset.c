@@ -123,8 +123,7 @@ int rangeset_add_range(struct rangeset *set, uint32_t lo, uint32_t hi)
 		r = grow(set);
 		if (r < 0)
 			return r;
-		memmove(&set->r[i + 1], &set->r[i],
-			(set->n - i) * sizeof(set->r[0]));
+		memmove(&set->r[i + 1], &set->r[i], (set->n - i) * sizeof(set->r[0]));
 		set->r[i] = (struct range){ .lo = lo, .hi = hi };
 		set->n++;
 		return 0;
@@ -163,8 +162,7 @@ int rangeset_remove_range(struct rangeset *set, uint32_t lo, uint32_t hi)
 		r = grow(set);
 		if (r < 0)
 			return r;
-		memmove(&set->r[i + 1], &set->r[i],
-			(set->n - i) * sizeof(set->r[0]));
+		memmove(&set->r[i + 1], &set->r[i], (set->n - i) * sizeof(set->r[0]));
 		set->n++;
 		set->r[i].hi = lo - 1;
 		set->r[i + 1].lo = hi + 1;
@@ -179,8 +177,7 @@ int rangeset_remove_range(struct rangeset *set, uint32_t lo, uint32_t hi)
 		j--;
 	}
 	if (i < j) {
-		memmove(&set->r[i], &set->r[j],
-			(set->n - j) * sizeof(set->r[0]));
+		memmove(&set->r[i], &set->r[j], (set->n - j) * sizeof(set->r[0]));
 		set->n -= j - i;
 	}
 	return 0;
@@ -204,4 +201,3 @@ uint64_t rangeset_count(const struct rangeset *set)
 		total += (uint64_t)set->r[i].hi - set->r[i].lo + 1;
 	return total;
 }
-

@@ -29,7 +29,7 @@ struct rangeset {
 };
 
 #define RANGESET_DEFAULT_MAX (1u << 20)
-#define RANGESET_INIT ((struct rangeset){ .max_ranges = RANGESET_DEFAULT_MAX })
+#define RANGESET_INIT	     ((struct rangeset){ .max_ranges = RANGESET_DEFAULT_MAX })
 
 void rangeset_init(struct rangeset *set);
 /* Frees the ranges; the set is left empty and usable (twice is harmless). */

@@ -100,14 +100,13 @@ enum cpmsync_settings_error cpmsync_account_settings_check(const struct cpmsync_
 	} else if (n_pw > 1) {
 		e = CPMSYNC_SETTINGS_TWO_PASSWORDS;
 		why = "is given more than once";
-	} else if (s->password && (!*s->password ||
-				   (why = one_line_why(s->password, CPMSYNC_PASSWORD_MAX)))) {
+	} else if (s->password &&
+		   (!*s->password || (why = one_line_why(s->password, CPMSYNC_PASSWORD_MAX)))) {
 		e = CPMSYNC_SETTINGS_BAD_PASSWORD;
 		if (!why)
 			why = "is empty";
 	} else if ((s->password_file && !*s->password_file) ||
-		   (s->password_command && !*s->password_command) ||
-		   (s->ca_file && !*s->ca_file)) {
+		   (s->password_command && !*s->password_command) || (s->ca_file && !*s->ca_file)) {
 		e = CPMSYNC_SETTINGS_EMPTY_PATH;
 		why = "is empty";
 	} else if (s->sync_bodies && cpmsync_sync_bodies_from_string(s->sync_bodies, &kib) < 0) {

@@ -21,8 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *error = NULL;
 	int r;
 
-	r = config_parse_buffer("/fuzz/cpmsync.conf", (const char *)data, size,
-				&c, &error);
+	r = config_parse_buffer("/fuzz/cpmsync.conf", (const char *)data, size, &c, &error);
 	if (r < 0) {
 		/* Failure: a message, no config. */
 		assert(error && strncmp(error, "/fuzz/cpmsync.conf:", 19) == 0);
@@ -41,8 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		assert(config_find_account(c, a->name) == a);
 		assert(config_account_equal(a, a));
-		assert(a->host && a->user && a->port && a->folders &&
-		       a->folders[0]);
+		assert(a->host && a->user && a->port && a->folders && a->folders[0]);
 		assert(!a->password_file != !a->password_command);
 		config_account_to_settings(a, &s);
 		assert(s.name == a->name && s.port == a->port);

@@ -32,16 +32,14 @@ static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
-static void cmd_cb(struct imap_client *client, const struct imap_cmd_result *res,
-		   void *userdata)
+static void cmd_cb(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
 {
 	(void)client;
 	(void)res;
 	((struct fuzz_ctx *)userdata)->commands++;
 }
 
-static void state_cb(struct imap_client *client, int r, const char *reason,
-		     void *userdata)
+static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
 {
 	struct fuzz_ctx *ctx = userdata;
 	struct imap_cmd *cmd;
@@ -86,8 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return 0;
 	fcntl(sv[1], F_SETFL, O_NONBLOCK);
-	if (cpmsync_loop_new(&loop) < 0 ||
-	    imap_client_new(loop, &a, &cb, &ctx, &client) < 0 ||
+	if (cpmsync_loop_new(&loop) < 0 || imap_client_new(loop, &a, &cb, &ctx, &client) < 0 ||
 	    imap_client_connect_fd(client, sv[0]) < 0)
 		goto out;
 	for (int i = 0; i < 10000 && !ctx.closed; i++) {

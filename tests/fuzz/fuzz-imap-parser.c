@@ -26,10 +26,10 @@ struct fctx {
 	bool in_lit;
 };
 
-#define CHECK(x)                      \
-	do {                          \
-		if (!(x))             \
-			abort();      \
+#define CHECK(x)                                                                                   \
+	do {                                                                                       \
+		if (!(x))                                                                          \
+			abort();                                                                   \
 	} while (0)
 
 static void dump_bytes(struct buf *b, const char *s, size_t n)
@@ -46,8 +46,7 @@ static void dump_bytes(struct buf *b, const char *s, size_t n)
 	buf_append_char(b, '"');
 }
 
-static void dump_args(struct buf *b, const struct imap_arg *a, size_t n,
-		      unsigned depth)
+static void dump_args(struct buf *b, const struct imap_arg *a, size_t n, unsigned depth)
 {
 	CHECK(a);
 	CHECK(depth <= 1000);
@@ -69,18 +68,15 @@ static void dump_args(struct buf *b, const struct imap_arg *a, size_t n,
 			break;
 		case IMAP_ARG_LITERAL:
 			CHECK(x->u.s.str[x->u.s.len] == '\0');
-			buf_printf(b, "%s{%zu}", x->literal8 ? "~" : "",
-				   x->u.s.len);
+			buf_printf(b, "%s{%zu}", x->literal8 ? "~" : "", x->u.s.len);
 			dump_bytes(b, x->u.s.str, x->u.s.len);
 			break;
 		case IMAP_ARG_STREAMED:
-			buf_printf(b, "{stream %llu}",
-				   (unsigned long long)x->u.size);
+			buf_printf(b, "{stream %llu}", (unsigned long long)x->u.size);
 			break;
 		case IMAP_ARG_LIST:
 			buf_append_char(b, '(');
-			dump_args(b, x->u.list.args, x->u.list.count,
-				  depth + 1);
+			dump_args(b, x->u.list.args, x->u.list.count, depth + 1);
 			buf_append_char(b, ')');
 			break;
 		default:
@@ -117,8 +113,8 @@ static void dump_resp(struct buf *b, const struct imap_response *r)
 	buf_append_char(b, '\n');
 }
 
-static bool f_begin(void *userdata, uint32_t number, const char *name,
-		    const char *item, uint64_t size)
+static bool f_begin(void *userdata, uint32_t number, const char *name, const char *item,
+		    uint64_t size)
 {
 	struct fctx *c = userdata;
 	bool stream;
@@ -198,8 +194,7 @@ static char *parse(const uint8_t *data, size_t size, unsigned mode,
 
 		if (chunk) {
 			seed = seed * 1103515245u + 12345u;
-			n = (mode & 0x10) ? 1 + (seed >> 16) % (2 * chunk) :
-					    chunk;
+			n = (mode & 0x10) ? 1 + (seed >> 16) % (2 * chunk) : chunk;
 			if (n > size - pos)
 				n = size - pos;
 		}
@@ -207,10 +202,8 @@ static char *parse(const uint8_t *data, size_t size, unsigned mode,
 			r = imap_parser_feed(p, data + pos, n, &used, &resp);
 			if (r < 0) {
 				CHECK(imap_parser_error(p));
-				buf_printf(&out, "ERR %d %s", r,
-					   imap_parser_error(p));
-				CHECK(imap_parser_feed(p, "x", 1, &used,
-						       &resp) == r);
+				buf_printf(&out, "ERR %d %s", r, imap_parser_error(p));
+				CHECK(imap_parser_feed(p, "x", 1, &used, &resp) == r);
 				break;
 			}
 			CHECK(used <= n);
@@ -237,8 +230,7 @@ static void pass(const uint8_t *data, size_t size, unsigned mode,
 
 	CHECK(a && b);
 	if (strcmp(a, b) != 0) {
-		fprintf(stderr, "chunking changed the result:\n%s\n---\n%s\n",
-			a, b);
+		fprintf(stderr, "chunking changed the result:\n%s\n---\n%s\n", a, b);
 		abort();
 	}
 	free(a);

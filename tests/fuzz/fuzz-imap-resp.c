@@ -74,8 +74,7 @@ static void decode_all(const struct imap_response *resp)
 			;
 	}
 	imap_resp_code_init(&code);
-	if (imap_resp_code_parse(resp, &code) == 0 &&
-	    code.code == IMAP_CODE_COPYUID) {
+	if (imap_resp_code_parse(resp, &code) == 0 && code.code == IMAP_CODE_COPYUID) {
 		struct imap_uidset_iter it;
 		uint32_t uid;
 

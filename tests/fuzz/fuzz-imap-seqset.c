@@ -64,8 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* Removing every range again empties the set. */
 	for (size_t i = set.n; i-- > 0;)
-		assert(rangeset_remove_range(&back, set.r[i].hi,
-						set.r[i].lo) == 0);
+		assert(rangeset_remove_range(&back, set.r[i].hi, set.r[i].lo) == 0);
 	assert(rangeset_empty(&back));
 out:
 	buf_free(&line);

@@ -57,16 +57,14 @@ static void check_utf7_first(const char *s, size_t len)
 
 static void check_mailbox(const char *s, size_t len, char delim, bool utf8_mode)
 {
-	struct buf ours = BUF_INIT(MAX_OUT), server = BUF_INIT(MAX_OUT),
-		   ours2 = BUF_INIT(MAX_OUT), server2 = BUF_INIT(MAX_OUT);
+	struct buf ours = BUF_INIT(MAX_OUT), server = BUF_INIT(MAX_OUT), ours2 = BUF_INIT(MAX_OUT),
+		   server2 = BUF_INIT(MAX_OUT);
 
 	/* Server form -> ours -> server -> ours: stable. */
 	if (imap_mailbox_to_utf8(s, len, delim, utf8_mode, &ours) == 0) {
-		if (imap_mailbox_from_utf8(ours.data, ours.len, delim, utf8_mode,
-					   &server) != 0)
+		if (imap_mailbox_from_utf8(ours.data, ours.len, delim, utf8_mode, &server) != 0)
 			abort();
-		if (imap_mailbox_to_utf8(server.data, server.len, delim, utf8_mode,
-					 &ours2) != 0 ||
+		if (imap_mailbox_to_utf8(server.data, server.len, delim, utf8_mode, &ours2) != 0 ||
 		    !same(&ours2, ours.data, ours.len))
 			abort();
 	}
@@ -74,13 +72,13 @@ static void check_mailbox(const char *s, size_t len, char delim, bool utf8_mode)
 	buf_reset(&ours2);
 	/* Ours -> server -> ours: the same, or differs only in INBOX case. */
 	if (imap_mailbox_from_utf8(s, len, delim, utf8_mode, &server) == 0) {
-		if (imap_mailbox_to_utf8(server.data, server.len, delim, utf8_mode,
-					 &ours2) != 0 || ours2.len != len)
+		if (imap_mailbox_to_utf8(server.data, server.len, delim, utf8_mode, &ours2) != 0 ||
+		    ours2.len != len)
 			abort();
 		if (strncasecmp(ours2.data, s, len) != 0)
 			abort();
-		if (imap_mailbox_from_utf8(ours2.data, ours2.len, delim, utf8_mode,
-					   &server2) != 0 ||
+		if (imap_mailbox_from_utf8(ours2.data, ours2.len, delim, utf8_mode, &server2) !=
+			    0 ||
 		    !same(&server2, server.data, server.len))
 			abort();
 	}

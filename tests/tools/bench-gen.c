@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_SIZE (20 * 1024)
-#define MIN_SIZE 1024
+#define MAX_SIZE  (20 * 1024)
+#define MIN_SIZE  1024
 #define BASE_TIME 1704067200 /* 2024-01-01T00:00:00Z */
 
 static uint64_t rng_state;
@@ -37,11 +37,11 @@ static uint64_t rnd(void)
 }
 
 static const char *const words[32] = {
-	"lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing",
-	"elit", "sed", "do", "eiusmod", "tempor", "incididunt", "ut", "labore",
-	"et", "dolore", "magna", "aliqua", "enim", "ad", "minim", "veniam",
-	"quis", "nostrud", "exercitation", "ullamco", "laboris", "nisi",
-	"aliquip", "commodo", "consequat",
+	"lorem",  "ipsum",   "dolor",	"sit",	     "amet",	     "consectetur", "adipiscing",
+	"elit",	  "sed",     "do",	"eiusmod",   "tempor",	     "incididunt",  "ut",
+	"labore", "et",	     "dolore",	"magna",     "aliqua",	     "enim",	    "ad",
+	"minim",  "veniam",  "quis",	"nostrud",   "exercitation", "ullamco",	    "laboris",
+	"nisi",	  "aliquip", "commodo", "consequat",
 };
 
 static const char *const names[8] = {
@@ -183,13 +183,12 @@ int main(int argc, char **argv)
 			       "From: %s <%s@bench.example>\n"
 			       "To: %s <%s@bench.example>\n"
 			       "Subject: Benchmark message %" PRIu64 " (%s %s)\n",
-			       seed, k, date, names[r & 7], names[r & 7],
-			       names[(r >> 3) & 7], names[(r >> 3) & 7], k,
-			       words[(r >> 6) & 31], words[(r >> 11) & 31]);
+			       seed, k, date, names[r & 7], names[r & 7], names[(r >> 3) & 7],
+			       names[(r >> 3) & 7], k, words[(r >> 6) & 31], words[(r >> 11) & 31]);
 		if (((r >> 16) & 3) == 0)
 			len += snprintf(buf + len, sizeof(buf) - (size_t)len,
-					"Conversation-ID: conv-%" PRIu64 "-%" PRIu64 "\n",
-					seed, (r >> 20) % 500);
+					"Conversation-ID: conv-%" PRIu64 "-%" PRIu64 "\n", seed,
+					(r >> 20) % 500);
 		len += snprintf(buf + len, sizeof(buf) - (size_t)len,
 				"MIME-Version: 1.0\n"
 				"Content-Type: text/plain; charset=us-ascii\n\n");
@@ -204,7 +203,9 @@ int main(int argc, char **argv)
 		case 0:
 			flags = "F";
 			break;
-		case 1: case 2: case 3:
+		case 1:
+		case 2:
+		case 3:
 			flags = "S";
 			break;
 		case 4:
@@ -214,8 +215,8 @@ int main(int argc, char **argv)
 			flags = "";
 		}
 		snprintf(path, sizeof(path),
-			 "%s/cur/%lld.M%" PRIu64 "P%" PRIu64 ".bench,S=%zu,W=%zu:2,%s",
-			 dir, (long long)t, k, seed, size, size + lines, flags);
+			 "%s/cur/%lld.M%" PRIu64 "P%" PRIu64 ".bench,S=%zu,W=%zu:2,%s", dir,
+			 (long long)t, k, seed, size, size + lines, flags);
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			fprintf(stderr, "bench-gen: %s: %s\n", path, strerror(errno));

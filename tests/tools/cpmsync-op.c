@@ -30,7 +30,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Applies one local operation to the store (and journals it), or reads it.\n"
 	      "\n"
-	      "  store ACCOUNT FOLDER FILE [FLAG...]   store FILE (- for stdin); prints the new id\n"
+	      "  store ACCOUNT FOLDER FILE [FLAG...]   store FILE (- for stdin); prints the new "
+	      "id\n"
 	      "  flags ID... -- +FLAG|-FLAG...        add (+) and remove (-) flags\n"
 	      "  delete ID...                         add \\Deleted\n"
 	      "  expunge ACCOUNT FOLDER\n"
@@ -39,14 +40,17 @@ static void usage(FILE *f)
 	      "  mkdir ACCOUNT NAME                   prints the new folder id\n"
 	      "  rename ACCOUNT OLD NEW\n"
 	      "  rmdir ACCOUNT NAME\n"
-	      "  metadata ACCOUNT FOLDER ENTRY VALUE  FOLDER \"\" for a server entry; VALUE \"\" removes\n"
-	      "  find ACCOUNT FOLDER MESSAGE-ID       prints the id of the visible message with that\n"
+	      "  metadata ACCOUNT FOLDER ENTRY VALUE  FOLDER \"\" for a server entry; VALUE \"\" "
+	      "removes\n"
+	      "  find ACCOUNT FOLDER MESSAGE-ID       prints the id of the visible message with "
+	      "that\n"
 	      "                                       Message-ID header (exit 1 if none)\n"
 	      "  ids ACCOUNT FOLDER                   prints the visible ids, one per line\n"
 	      "  folder ACCOUNT FOLDER                prints the folder's id\n"
 	      "  pending [ACCOUNT]                    prints the journal, one row per line:\n"
 	      "                                       ID TAB ACCOUNT TAB OP TAB FOLDER-ID TAB\n"
-	      "                                       MESSAGE-ID TAB ARGS (newline in ARGS as \\n;\n"
+	      "                                       MESSAGE-ID TAB ARGS (newline in ARGS as "
+	      "\\n;\n"
 	      "                                       NULL ids empty)\n"
 	      "\n"
 	      "Messages copied or moved stay in their account; DEST is a folder name.\n"
@@ -233,8 +237,8 @@ static int cmd_copy_move(int argc, char **argv, bool move)
 
 /* Read commands: plain SQL on the store, as readers see it (removed rows
  * hidden).  The folder is matched as the ops match it (INBOX in any case). */
-#define FOLDER_MATCH \
-	" f.account_id = (SELECT id FROM account WHERE name = ?1) AND f.removed = 0" \
+#define FOLDER_MATCH                                                                               \
+	" f.account_id = (SELECT id FROM account WHERE name = ?1) AND f.removed = 0"               \
 	" AND f.name = CASE WHEN upper(?2) = 'INBOX' THEN 'INBOX' ELSE ?2 END"
 
 static int cmd_find(int argc, char **argv)
@@ -284,7 +288,8 @@ static int cmd_ids(int argc, char **argv)
 	if (r < 0)
 		return fail(r, "ids");
 	if (r == 0) {
-		fprintf(stderr, "cpmsync-op: no folder \"%s\" in account \"%s\"\n", argv[1], argv[0]);
+		fprintf(stderr, "cpmsync-op: no folder \"%s\" in account \"%s\"\n", argv[1],
+			argv[0]);
 		return 1;
 	}
 	sqlite3_reset(st);
@@ -328,7 +333,8 @@ static int cmd_pending(int argc, char **argv)
 		const char *args = (const char *)sqlite3_column_text(st, 5);
 
 		printf("%lld\t%s\t%s\t", (long long)sqlite3_column_int64(st, 0),
-		       (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2));
+		       (const char *)sqlite3_column_text(st, 1),
+		       (const char *)sqlite3_column_text(st, 2));
 		print_nullable(st, 3);
 		putchar('\t');
 		print_nullable(st, 4);
@@ -348,11 +354,9 @@ static int cmd_pending(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "db", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
+	static const struct option options[] = { { "db", required_argument, NULL, 'd' },
+						 { "help", no_argument, NULL, 'h' },
+						 {} };
 	const char *db = NULL, *cmd;
 	char *error = NULL;
 	int64_t id;
@@ -381,8 +385,7 @@ int main(int argc, char **argv)
 	argc -= optind + 1;
 	argv += optind + 1;
 	readonly = strcmp(cmd, "find") == 0 || strcmp(cmd, "ids") == 0 ||
-		   strcmp(cmd, "folder") == 0 ||
-		   strcmp(cmd, "pending") == 0;
+		   strcmp(cmd, "folder") == 0 || strcmp(cmd, "pending") == 0;
 
 	r = cpmsync_store_open(db, readonly ? CPMSYNC_STORE_READONLY : 0, &store, &error);
 	if (r < 0) {
@@ -398,21 +401,34 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "delete") == 0)
 		ret = cmd_delete(argc, argv);
 	else if (strcmp(cmd, "expunge") == 0)
-		ret = argc != 2 ? 2 : (r = cpmsync_op_expunge(store, argv[0], argv[1])) < 0 ? fail(r, cmd) : 0;
+		ret = argc != 2						      ? 2
+		      : (r = cpmsync_op_expunge(store, argv[0], argv[1])) < 0 ? fail(r, cmd)
+									      : 0;
 	else if (strcmp(cmd, "copy") == 0)
 		ret = cmd_copy_move(argc, argv, false);
 	else if (strcmp(cmd, "move") == 0)
 		ret = cmd_copy_move(argc, argv, true);
 	else if (strcmp(cmd, "mkdir") == 0) {
-		ret = argc != 2 ? 2 : (r = cpmsync_op_create_folder(store, argv[0], argv[1], &id)) < 0 ? fail(r, cmd) : 0;
+		ret = argc != 2 ? 2
+		      : (r = cpmsync_op_create_folder(store, argv[0], argv[1], &id)) < 0
+			      ? fail(r, cmd)
+			      : 0;
 		if (argc == 2 && ret == 0)
 			printf("%" PRId64 "\n", id);
 	} else if (strcmp(cmd, "rename") == 0)
-		ret = argc != 3 ? 2 : (r = cpmsync_op_rename_folder(store, argv[0], argv[1], argv[2])) < 0 ? fail(r, cmd) : 0;
+		ret = argc != 3 ? 2
+		      : (r = cpmsync_op_rename_folder(store, argv[0], argv[1], argv[2])) < 0
+			      ? fail(r, cmd)
+			      : 0;
 	else if (strcmp(cmd, "rmdir") == 0)
-		ret = argc != 2 ? 2 : (r = cpmsync_op_delete_folder(store, argv[0], argv[1])) < 0 ? fail(r, cmd) : 0;
+		ret = argc != 2							    ? 2
+		      : (r = cpmsync_op_delete_folder(store, argv[0], argv[1])) < 0 ? fail(r, cmd)
+										    : 0;
 	else if (strcmp(cmd, "metadata") == 0)
-		ret = argc != 4 ? 2 : (r = cpmsync_op_set_metadata(store, argv[0], argv[1], argv[2], argv[3])) < 0 ? fail(r, cmd) : 0;
+		ret = argc != 4 ? 2
+		      : (r = cpmsync_op_set_metadata(store, argv[0], argv[1], argv[2], argv[3])) < 0
+			      ? fail(r, cmd)
+			      : 0;
 	else if (strcmp(cmd, "find") == 0)
 		ret = cmd_find(argc, argv);
 	else if (strcmp(cmd, "ids") == 0)
@@ -420,11 +436,13 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "pending") == 0)
 		ret = cmd_pending(argc, argv);
 	else if (strcmp(cmd, "folder") == 0) {
-		ret = argc != 2 ? 2 : (r = cpmsync_store_find_folder(store, argv[0], argv[1], &id)) < 0 ? fail(r, cmd) : 0;
+		ret = argc != 2 ? 2
+		      : (r = cpmsync_store_find_folder(store, argv[0], argv[1], &id)) < 0
+			      ? fail(r, cmd)
+			      : 0;
 		if (argc == 2 && ret == 0)
 			printf("%" PRId64 "\n", id);
-	}
-	else {
+	} else {
 		fprintf(stderr, "cpmsync-op: unknown command \"%s\"\n", cmd);
 		ret = 2;
 	}

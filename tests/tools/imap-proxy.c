@@ -5,7 +5,7 @@
  * the server->client stream.  Plain libc only; see usage() for the CLI.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE	/* accept4, ppoll */
+#define _GNU_SOURCE /* accept4, ppoll */
 #endif
 #include <errno.h>
 #include <getopt.h>
@@ -26,72 +26,72 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROG "imap-proxy"
-#define BUF_SIZE 65536
-#define LINGER_MS 2000		/* wait for the peer's EOF after our shutdown */
-#define PROBE_TIMEOUT_MS 5000	/* startup check of the target */
-#define ACCEPT_PAUSE_MS 200	/* after EMFILE and the like */
-#define BYE_LINE "* BYE proxy: injected fault\r\n"
+#define PROG		 "imap-proxy"
+#define BUF_SIZE	 65536
+#define LINGER_MS	 2000 /* wait for the peer's EOF after our shutdown */
+#define PROBE_TIMEOUT_MS 5000 /* startup check of the target */
+#define ACCEPT_PAUSE_MS	 200  /* after EMFILE and the like */
+#define BYE_LINE	 "* BYE proxy: injected fault\r\n"
 
 static void usage(FILE *f)
 {
-	fputs(
-"Usage: " PROG " --listen-port-file FILE --to HOST:PORT [--stats FILE]\n"
-"                  [--fault cut|stall|bye [--after-pattern STR] [--after-bytes N]\n"
-"                   [--fault-connection N]] [--chunk-size N] [--verbose]\n"
-"\n"
-"A single-threaded TCP proxy for tests and benchmarks.  It listens on\n"
-"127.0.0.1 on a free port, writes that port number and a newline to FILE\n"
-"(written as FILE.tmp, then renamed: a reader never sees a partial file),\n"
-"then forwards every connection it accepts to HOST:PORT, any number at once,\n"
-"until SIGTERM or SIGINT (then exit status 0).  At startup it checks that\n"
-"HOST:PORT accepts a connection (it opens and closes one).\n"
-"\n"
-"  --listen-port-file FILE  where to write the listening port (required)\n"
-"  --to HOST:PORT           server to forward to (required; [IPv6]:PORT too)\n"
-"  --stats FILE             after each connection closes and on exit, rewrite\n"
-"                           FILE (FILE.tmp, then rename) with the totals over\n"
-"                           all connections, three lines:\n"
-"                             connections N            (accepted)\n"
-"                             client_to_server BYTES   (forwarded)\n"
-"                             server_to_client BYTES   (forwarded; an\n"
-"                                                      injected BYE not counted)\n"
-"  --fault cut|stall|bye    inject a fault into one connection (see below)\n"
-"  --after-pattern STR      trigger once STR has been seen in the\n"
-"                           server->client stream (bytes taken verbatim, no\n"
-"                           escapes; matched across reads) ...\n"
-"  --after-bytes N          ... and N more server->client bytes have been\n"
-"                           forwarded after its end (default 0).  Without\n"
-"                           --after-pattern, N counts from the start.\n"
-"  --fault-connection N     the connection to fault, in accept order: 1 (the\n"
-"                           default) is the first; 0 means every connection\n"
-"  --chunk-size N           read at most N bytes at a time (default and\n"
-"                           maximum 65536); small values exercise matching\n"
-"                           across reads and slow the transfer down\n"
-"  -v, --verbose            log each connection on stderr\n"
-"  -h, --help               show this text\n"
-"\n"
-"The trigger point is an offset in the server->client stream: everything\n"
-"before it is forwarded, nothing after it.  Then:\n"
-"  cut    close both sockets at once.\n"
-"  stall  forward nothing more in either direction, but keep both sockets\n"
-"         open (what the client sends is read and discarded) until the\n"
-"         client closes: the client must notice the silence itself.\n"
-"  bye    forward on up to the next line boundary, then send\n"
-"         \"* BYE proxy: injected fault\\r\\n\" to the client and close both.\n"
-"         A line boundary is the CRLF ending a response line, outside any\n"
-"         literal: a line ending in {N} (or {N+}) is followed by N bytes of\n"
-"         literal data, forwarded whole, and the line goes on after them.\n"
-"         If the trigger point already is a line boundary (the start of the\n"
-"         stream is one), the BYE goes right there.\n"
-"If the pattern never appears, or the stream ends first, nothing happens.\n"
-"Faults are logged on stderr.\n"
-"\n"
-"When one side closes (or fails), what is already buffered toward the other\n"
-"side is delivered, then both are closed.\n"
-"\n"
-"Exit status: 0 after SIGTERM/SIGINT, 1 startup error (bind, connect to the\n"
-"target, ...), 2 usage error.\n", f);
+	fputs("Usage: " PROG " --listen-port-file FILE --to HOST:PORT [--stats FILE]\n"
+	      "                  [--fault cut|stall|bye [--after-pattern STR] [--after-bytes N]\n"
+	      "                   [--fault-connection N]] [--chunk-size N] [--verbose]\n"
+	      "\n"
+	      "A single-threaded TCP proxy for tests and benchmarks.  It listens on\n"
+	      "127.0.0.1 on a free port, writes that port number and a newline to FILE\n"
+	      "(written as FILE.tmp, then renamed: a reader never sees a partial file),\n"
+	      "then forwards every connection it accepts to HOST:PORT, any number at once,\n"
+	      "until SIGTERM or SIGINT (then exit status 0).  At startup it checks that\n"
+	      "HOST:PORT accepts a connection (it opens and closes one).\n"
+	      "\n"
+	      "  --listen-port-file FILE  where to write the listening port (required)\n"
+	      "  --to HOST:PORT           server to forward to (required; [IPv6]:PORT too)\n"
+	      "  --stats FILE             after each connection closes and on exit, rewrite\n"
+	      "                           FILE (FILE.tmp, then rename) with the totals over\n"
+	      "                           all connections, three lines:\n"
+	      "                             connections N            (accepted)\n"
+	      "                             client_to_server BYTES   (forwarded)\n"
+	      "                             server_to_client BYTES   (forwarded; an\n"
+	      "                                                      injected BYE not counted)\n"
+	      "  --fault cut|stall|bye    inject a fault into one connection (see below)\n"
+	      "  --after-pattern STR      trigger once STR has been seen in the\n"
+	      "                           server->client stream (bytes taken verbatim, no\n"
+	      "                           escapes; matched across reads) ...\n"
+	      "  --after-bytes N          ... and N more server->client bytes have been\n"
+	      "                           forwarded after its end (default 0).  Without\n"
+	      "                           --after-pattern, N counts from the start.\n"
+	      "  --fault-connection N     the connection to fault, in accept order: 1 (the\n"
+	      "                           default) is the first; 0 means every connection\n"
+	      "  --chunk-size N           read at most N bytes at a time (default and\n"
+	      "                           maximum 65536); small values exercise matching\n"
+	      "                           across reads and slow the transfer down\n"
+	      "  -v, --verbose            log each connection on stderr\n"
+	      "  -h, --help               show this text\n"
+	      "\n"
+	      "The trigger point is an offset in the server->client stream: everything\n"
+	      "before it is forwarded, nothing after it.  Then:\n"
+	      "  cut    close both sockets at once.\n"
+	      "  stall  forward nothing more in either direction, but keep both sockets\n"
+	      "         open (what the client sends is read and discarded) until the\n"
+	      "         client closes: the client must notice the silence itself.\n"
+	      "  bye    forward on up to the next line boundary, then send\n"
+	      "         \"* BYE proxy: injected fault\\r\\n\" to the client and close both.\n"
+	      "         A line boundary is the CRLF ending a response line, outside any\n"
+	      "         literal: a line ending in {N} (or {N+}) is followed by N bytes of\n"
+	      "         literal data, forwarded whole, and the line goes on after them.\n"
+	      "         If the trigger point already is a line boundary (the start of the\n"
+	      "         stream is one), the BYE goes right there.\n"
+	      "If the pattern never appears, or the stream ends first, nothing happens.\n"
+	      "Faults are logged on stderr.\n"
+	      "\n"
+	      "When one side closes (or fails), what is already buffered toward the other\n"
+	      "side is delivered, then both are closed.\n"
+	      "\n"
+	      "Exit status: 0 after SIGTERM/SIGINT, 1 startup error (bind, connect to the\n"
+	      "target, ...), 2 usage error.\n",
+	      f);
 }
 
 static void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -119,7 +119,11 @@ static void usage_error(const char *fmt, ...)
 	exit(2);
 }
 
-#define fatal(...) do { warnx_(__VA_ARGS__); exit(1); } while (0)
+#define fatal(...)                                                                                 \
+	do {                                                                                       \
+		warnx_(__VA_ARGS__);                                                               \
+		exit(1);                                                                           \
+	} while (0)
 
 /* ---- options ---------------------------------------------------------- */
 
@@ -133,7 +137,7 @@ static struct {
 	enum fault_kind fault;
 	const unsigned char *pattern;
 	size_t pattern_len;
-	size_t *kmp;		/* failure function of pattern */
+	size_t *kmp; /* failure function of pattern */
 	uint64_t after_bytes;
 	unsigned long fault_conn;
 	size_t chunk;
@@ -158,8 +162,7 @@ static uint64_t parse_number(const char *name, const char *s, uint64_t max)
 
 static void parse_options(int argc, char **argv)
 {
-	enum { O_PORTFILE = 256, O_TO, O_STATS, O_FAULT, O_PATTERN, O_BYTES,
-	       O_FCONN, O_CHUNK };
+	enum { O_PORTFILE = 256, O_TO, O_STATS, O_FAULT, O_PATTERN, O_BYTES, O_FCONN, O_CHUNK };
 	static const struct option longopts[] = {
 		{ "listen-port-file", required_argument, NULL, O_PORTFILE },
 		{ "to", required_argument, NULL, O_TO },
@@ -179,9 +182,15 @@ static void parse_options(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hv", longopts, NULL)) != -1) {
 		switch (c) {
-		case O_PORTFILE: opt.port_file = optarg; break;
-		case O_TO: opt.to = optarg; break;
-		case O_STATS: opt.stats_file = optarg; break;
+		case O_PORTFILE:
+			opt.port_file = optarg;
+			break;
+		case O_TO:
+			opt.to = optarg;
+			break;
+		case O_STATS:
+			opt.stats_file = optarg;
+			break;
 		case O_FAULT:
 			if (strcmp(optarg, "cut") == 0)
 				opt.fault = FAULT_CUT;
@@ -211,7 +220,9 @@ static void parse_options(int argc, char **argv)
 			if (opt.chunk == 0)
 				usage_error("--chunk-size: must be at least 1");
 			break;
-		case 'v': opt.verbose = true; break;
+		case 'v':
+			opt.verbose = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -232,7 +243,7 @@ static void parse_options(int argc, char **argv)
 	if (opt.fault == FAULT_NONE && (opt.pattern || have_bytes || have_fconn))
 		usage_error("--after-pattern, --after-bytes and --fault-connection need --fault");
 
-	if (opt.pattern) {	/* KMP failure function */
+	if (opt.pattern) { /* KMP failure function */
 		size_t k = 0;
 
 		opt.kmp = calloc(opt.pattern_len, sizeof *opt.kmp);
@@ -379,7 +390,8 @@ static void write_stats(void)
 
 	if (!opt.stats_file)
 		return;
-	snprintf(text, sizeof text, "connections %lu\nclient_to_server %llu\nserver_to_client %llu\n",
+	snprintf(text, sizeof text,
+		 "connections %lu\nclient_to_server %llu\nserver_to_client %llu\n",
 		 totals.connections, (unsigned long long)totals.c2s,
 		 (unsigned long long)totals.s2c);
 	if (write_atomic(opt.stats_file, text) != 0)
@@ -419,11 +431,11 @@ static void buf_clear(struct buf *b)
 /* ---- connections ------------------------------------------------------ */
 
 enum conn_state {
-	ST_CONNECTING,	/* non-blocking connect to the target in progress */
-	ST_OPEN,	/* forwarding both ways */
-	ST_STALLED,	/* stall fault: nothing forwarded; waiting for the client to close */
-	ST_FLUSH,	/* one side gone: deliver what is buffered toward the other */
-	ST_LINGER,	/* other side shut down for writing: discard input until EOF */
+	ST_CONNECTING, /* non-blocking connect to the target in progress */
+	ST_OPEN,       /* forwarding both ways */
+	ST_STALLED,    /* stall fault: nothing forwarded; waiting for the client to close */
+	ST_FLUSH,      /* one side gone: deliver what is buffered toward the other */
+	ST_LINGER,     /* other side shut down for writing: discard input until EOF */
 	ST_DONE,
 };
 
@@ -433,22 +445,22 @@ enum lit_state { LIT_NONE, LIT_OPEN, LIT_DIGITS, LIT_PLUS, LIT_CLOSE };
 
 struct conn {
 	unsigned long id;
-	int fd[2];			/* [CLIENT], [SERVER]; -1 once closed */
+	int fd[2]; /* [CLIENT], [SERVER]; -1 once closed */
 	enum conn_state state;
 	enum side flush_to;		/* ST_FLUSH, ST_LINGER: the side still open */
 	int64_t deadline;		/* ST_LINGER */
-	const struct addrinfo *next_ai;	/* ST_CONNECTING: addresses left to try */
+	const struct addrinfo *next_ai; /* ST_CONNECTING: addresses left to try */
 	int connect_err;
 	struct buf c2s, s2c;
 	uint64_t s2c_read, s2c_written, c2s_written;
-	bool count_s2c;			/* false once the BYE is queued */
+	bool count_s2c; /* false once the BYE is queued */
 
 	/* fault */
-	bool faulty;			/* armed on this connection, not fired yet */
-	size_t matched;			/* pattern bytes matched so far (KMP) */
+	bool faulty;	/* armed on this connection, not fired yet */
+	size_t matched; /* pattern bytes matched so far (KMP) */
 	bool trigger_known, fire_known;
-	uint64_t trigger;		/* s2c offset: pattern end + after_bytes */
-	uint64_t fire_at;		/* trigger, or for bye the boundary after it */
+	uint64_t trigger; /* s2c offset: pattern end + after_bytes */
+	uint64_t fire_at; /* trigger, or for bye the boundary after it */
 
 	/* server->client line/literal tracker (bye only) */
 	enum lit_state lit;
@@ -474,7 +486,8 @@ static void conn_done(struct conn *c, const char *why)
 	close_fd(c, SERVER);
 	c->state = ST_DONE;
 	if (opt.verbose)
-		warnx_("connection %lu: closed (%s): client->server %llu bytes, server->client %llu bytes",
+		warnx_("connection %lu: closed (%s): client->server %llu bytes, server->client "
+		       "%llu bytes",
 		       c->id, why, (unsigned long long)c->c2s_written,
 		       (unsigned long long)c->s2c_written);
 }
@@ -596,7 +609,7 @@ static void track_byte(struct conn *c, unsigned char ch, uint64_t pos)
 		c->cr = false;
 		if (ch == '\n') {
 			if (c->lit == LIT_CLOSE)
-				c->lit_left = c->lit_len;	/* the line goes on after it */
+				c->lit_left = c->lit_len; /* the line goes on after it */
 			else
 				c->last_boundary = pos;
 			c->lit = LIT_NONE;
@@ -859,7 +872,8 @@ static void service_open(struct conn *c, const short rev[2])
 				break;
 			}
 			/* full buffer and a hung-up/failed socket: give up on it */
-			if (r == 0 && !(rev[s] & POLLIN) && buf_room(s == CLIENT ? &c->c2s : &c->s2c) == 0) {
+			if (r == 0 && !(rev[s] & POLLIN) &&
+			    buf_room(s == CLIENT ? &c->c2s : &c->s2c) == 0) {
 				side_gone(c, s);
 				break;
 			}
@@ -945,8 +959,8 @@ static int listen_socket(void)
 	if (write_atomic(opt.port_file, text) != 0)
 		fatal("cannot write port file %s: %s", opt.port_file, strerror(errno));
 	if (opt.verbose)
-		warnx_("listening on 127.0.0.1:%u, forwarding to %s",
-		       (unsigned)ntohs(sin.sin_port), opt.to);
+		warnx_("listening on 127.0.0.1:%u, forwarding to %s", (unsigned)ntohs(sin.sin_port),
+		       opt.to);
 	return fd;
 }
 

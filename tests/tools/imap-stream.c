@@ -189,7 +189,8 @@ int main(int argc, char **argv)
 		    strspn(qr_modseq, "0123456789") != strlen(qr_modseq))
 			die("--qresync takes two numbers");
 	} else if (argc != 6) {
-		fputs("Usage: imap-stream HOST PORT USER PASSWORD_FILE FOLDER [--qresync UIDVALIDITY MODSEQ]\n"
+		fputs("Usage: imap-stream HOST PORT USER PASSWORD_FILE FOLDER [--qresync "
+		      "UIDVALIDITY MODSEQ]\n"
 		      "  HOST is an IPv4 address (plaintext LOGIN: use loopback).\n",
 		      stderr);
 		return 2;

@@ -29,48 +29,48 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROG "push-latency"
-#define DEST "org.cpmsync"
-#define ROOT_PATH "/org/cpmsync"
-#define ACCOUNT_IFACE "org.cpmsync.Account1"
-#define FOLDER_IFACE "org.cpmsync.Folder1"
-#define OM_IFACE "org.freedesktop.DBus.ObjectManager"
+#define PROG		"push-latency"
+#define DEST		"org.cpmsync"
+#define ROOT_PATH	"/org/cpmsync"
+#define ACCOUNT_IFACE	"org.cpmsync.Account1"
+#define FOLDER_IFACE	"org.cpmsync.Folder1"
+#define OM_IFACE	"org.freedesktop.DBus.ObjectManager"
 #define CALL_TIMEOUT_MS 60000
-#define PAUSE_US 20000		/* between events */
+#define PAUSE_US	20000 /* between events */
 
 static void usage(FILE *f)
 {
-	fputs(
-"Usage: " PROG " added --imap HOST:PORT --user U --password-file F --account NAME\n"
-"                    --count N [--folder INBOX] [--timeout S] [-v]\n"
-"       " PROG " flags (the same options) [--observe noop|idle] [--poll-ms MS]\n"
-"       " PROG " list --account NAME --folder F [--count 1000] [--repeat R]\n"
-"       " PROG " wait --account NAME [--folder F [--messages N]] [--timeout S] [--sync]\n"
-"\n"
-"added  N times: APPEND a message with a unique Message-ID to the folder over\n"
-"       its own IMAP connection (t0: just before the APPEND is sent), then\n"
-"       wait for the daemon's Folder1.MessagesAdded signal carrying that\n"
-"       Message-ID (t1).\n"
-"flags  SELECT on its own IMAP connection; N times: Folder1.SetFlags on one\n"
-"       message of the folder (with a UID), adding and removing \\Flagged in\n"
-"       turn (t0: just before the call), then wait for the untagged FETCH\n"
-"       showing the new state on that connection (t1).  It looks with NOOP\n"
-"       every MS milliseconds (default 5; --observe noop, the default) or\n"
-"       waits in IDLE (--observe idle).  Note: Dovecot 2.3 delays IDLE and\n"
-"       NOTIFY updates by 500 ms after a change (NOTIFY_DELAY_MSECS), so\n"
-"       idle measures that delay too.\n"
-"       Both print `MODE: n=N median=X ms p90=Y ms p99=Z ms max=W ms`\n"
-"       (percentiles by nearest rank), with -v each latency before.\n"
-"list   times Folder1.ListMessages(0, COUNT) REPEAT times (default 20) and\n"
-"       prints `list: K summaries: median=X ms min=Y ms max=Z ms (R runs),\n"
-"       reply bytes=B`.\n"
-"wait   until org.cpmsync has an owner, the account's State is \"idle\"\n"
-"       after a complete sync (LastSync > 0) and, with --messages, the folder\n"
-"       holds N messages (default timeout 60 s; progress on stderr every 10 s).\n"
-"       --sync calls Account1.Sync once the account is there.\n"
-"\n"
-"--timeout S is per event for added/flags (default 5).  Exit status 1 on a\n"
-"timeout, a D-Bus error or an IMAP failure (with the reason), 2 on bad usage.\n",
+	fputs("Usage: " PROG " added --imap HOST:PORT --user U --password-file F --account NAME\n"
+	      "                    --count N [--folder INBOX] [--timeout S] [-v]\n"
+	      "       " PROG " flags (the same options) [--observe noop|idle] [--poll-ms MS]\n"
+	      "       " PROG " list --account NAME --folder F [--count 1000] [--repeat R]\n"
+	      "       " PROG
+	      " wait --account NAME [--folder F [--messages N]] [--timeout S] [--sync]\n"
+	      "\n"
+	      "added  N times: APPEND a message with a unique Message-ID to the folder over\n"
+	      "       its own IMAP connection (t0: just before the APPEND is sent), then\n"
+	      "       wait for the daemon's Folder1.MessagesAdded signal carrying that\n"
+	      "       Message-ID (t1).\n"
+	      "flags  SELECT on its own IMAP connection; N times: Folder1.SetFlags on one\n"
+	      "       message of the folder (with a UID), adding and removing \\Flagged in\n"
+	      "       turn (t0: just before the call), then wait for the untagged FETCH\n"
+	      "       showing the new state on that connection (t1).  It looks with NOOP\n"
+	      "       every MS milliseconds (default 5; --observe noop, the default) or\n"
+	      "       waits in IDLE (--observe idle).  Note: Dovecot 2.3 delays IDLE and\n"
+	      "       NOTIFY updates by 500 ms after a change (NOTIFY_DELAY_MSECS), so\n"
+	      "       idle measures that delay too.\n"
+	      "       Both print `MODE: n=N median=X ms p90=Y ms p99=Z ms max=W ms`\n"
+	      "       (percentiles by nearest rank), with -v each latency before.\n"
+	      "list   times Folder1.ListMessages(0, COUNT) REPEAT times (default 20) and\n"
+	      "       prints `list: K summaries: median=X ms min=Y ms max=Z ms (R runs),\n"
+	      "       reply bytes=B`.\n"
+	      "wait   until org.cpmsync has an owner, the account's State is \"idle\"\n"
+	      "       after a complete sync (LastSync > 0) and, with --messages, the folder\n"
+	      "       holds N messages (default timeout 60 s; progress on stderr every 10 s).\n"
+	      "       --sync calls Account1.Sync once the account is there.\n"
+	      "\n"
+	      "--timeout S is per event for added/flags (default 5).  Exit status 1 on a\n"
+	      "timeout, a D-Bus error or an IMAP failure (with the reason), 2 on bad usage.\n",
 	      f);
 }
 
@@ -169,7 +169,7 @@ static void report(const char *what, double *v, size_t n)
 static int imap_fd = -1;
 static char ibuf[65536];
 static size_t ipos, ilen;
-static uint64_t iskip;		/* literal bytes still to skip */
+static uint64_t iskip; /* literal bytes still to skip */
 static bool literal_plus;
 
 static void imap_connect(const char *hostport)
@@ -250,7 +250,7 @@ static void imap_recv(void)
 		ipos = 0;
 	}
 	if (ilen == sizeof(ibuf))
-		return;		/* a full buffer: taken as a cut line */
+		return; /* a full buffer: taken as a cut line */
 	do
 		n = recv(imap_fd, ibuf + ilen, sizeof(ibuf) - ilen, 0);
 	while (n < 0 && errno == EINTR);
@@ -332,8 +332,8 @@ static bool tagged_ok(const char *line, const char *tag)
 
 /* Reads up to the tagged response of tag; fatal unless OK.  Each untagged
  * line goes to fn (if any). */
-static void imap_wait_ok(const char *tag, const char *what,
-			 void (*fn)(const char *line, void *ud), void *ud)
+static void imap_wait_ok(const char *tag, const char *what, void (*fn)(const char *line, void *ud),
+			 void *ud)
 {
 	double deadline = now_ms() + opt.timeout * 1e3;
 	char line[8192];
@@ -413,7 +413,7 @@ static void imap_logout(void)
 /* ---- D-Bus ------------------------------------------------------------ */
 
 static DBusConnection *bus;
-static double dbus_read_at;	/* when the bus was last read */
+static double dbus_read_at; /* when the bus was last read */
 
 static void bus_connect(void)
 {
@@ -549,7 +549,7 @@ struct objects {
 	uint64_t last_sync;
 	char *folder_path;
 	uint64_t folder_messages;
-	DBusMessage *reply;	/* holds the strings */
+	DBusMessage *reply; /* holds the strings */
 };
 
 static void objects_free(struct objects *o)
@@ -571,8 +571,8 @@ static void find_objects(struct objects *o, const char *folder)
 	DBusMessageIter top;
 
 	memset(o, 0, sizeof(*o));
-	o->reply = call_block(new_call(ROOT_PATH, OM_IFACE, "GetManagedObjects"),
-			      "GetManagedObjects");
+	o->reply =
+		call_block(new_call(ROOT_PATH, OM_IFACE, "GetManagedObjects"), "GetManagedObjects");
 	if (strcmp(dbus_message_get_signature(o->reply), "a{oa{sa{sv}}}") != 0)
 		fatal("GetManagedObjects: unexpected reply signature %s",
 		      dbus_message_get_signature(o->reply));
@@ -732,10 +732,12 @@ static void added_msg(struct event *ev, DBusMessage *m, double t)
 	DBusMessageIter it, arr;
 
 	if (ev->dbus_done || !dbus_message_is_signal(m, FOLDER_IFACE, "MessagesAdded") ||
-	    !dbus_message_iter_init(m, &it) || dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_ARRAY)
+	    !dbus_message_iter_init(m, &it) ||
+	    dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_ARRAY)
 		return;
 	dbus_message_iter_recurse(&it, &arr);
-	for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_ARRAY; dbus_message_iter_next(&arr)) {
+	for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_ARRAY;
+	     dbus_message_iter_next(&arr)) {
 		const char *mid = dict_str(&arr, "MessageId");
 
 		if (mid && strstr(mid, ev->token)) {
@@ -755,8 +757,10 @@ static void run_added(void)
 
 	if (!lat)
 		fatal("out of memory");
-	snprintf(rule, sizeof(rule), "type='signal',sender='%s',interface='%s',"
-		 "member='MessagesAdded',path='%s'", DEST, FOLDER_IFACE, fpath);
+	snprintf(rule, sizeof(rule),
+		 "type='signal',sender='%s',interface='%s',"
+		 "member='MessagesAdded',path='%s'",
+		 DEST, FOLDER_IFACE, fpath);
 	dbus_error_init(&err);
 	dbus_bus_add_match(bus, rule, &err);
 	if (dbus_error_is_set(&err))
@@ -765,7 +769,9 @@ static void run_added(void)
 	imap_login();
 
 	for (unsigned long i = 0; i < opt.count; i++) {
-		struct event ev = { .line = added_line, .msg = added_msg, .tag = tag, .token = token };
+		struct event ev = {
+			.line = added_line, .msg = added_msg, .tag = tag, .token = token
+		};
 		time_t now = time(NULL);
 		struct tm tm;
 		double t0;
@@ -948,11 +954,13 @@ static void run_flags(void)
 	dbus_message_append_args(m, DBUS_TYPE_UINT64, &after, DBUS_TYPE_UINT32, &limit,
 				 DBUS_TYPE_INVALID);
 	reply = call_block(m, "ListMessages");
-	if (dbus_message_iter_init(reply, &top) && dbus_message_iter_get_arg_type(&top) == DBUS_TYPE_ARRAY) {
+	if (dbus_message_iter_init(reply, &top) &&
+	    dbus_message_iter_get_arg_type(&top) == DBUS_TYPE_ARRAY) {
 		dbus_message_iter_recurse(&top, &arr);
 		for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_ARRAY;
 		     dbus_message_iter_next(&arr)) {
-			if (dict_uint(&arr, "Uid", &uid64) && uid64 != 0 && dict_uint(&arr, "Id", &id)) {
+			if (dict_uint(&arr, "Uid", &uid64) && uid64 != 0 &&
+			    dict_uint(&arr, "Id", &id)) {
 				local_flagged = dict_has_flag(&arr, "\\Flagged");
 				break;
 			}
@@ -962,7 +970,8 @@ static void run_flags(void)
 	dbus_message_unref(reply);
 	if (!uid64)
 		fatal("no message with a UID among the first 100 of %s: put one there first "
-		      "(e.g. run the added mode)", opt.folder);
+		      "(e.g. run the added mode)",
+		      opt.folder);
 	fr.uid = (uint32_t)uid64;
 
 	/* The other client: its sequence number and flags, then IDLE. */
@@ -994,8 +1003,11 @@ static void run_flags(void)
 	}
 
 	for (unsigned long i = 0; i < opt.count; i++) {
-		struct event ev = { .line = flags_line, .msg = flags_msg, .uid = fr.uid,
-				    .seq = seq, .want = !flagged };
+		struct event ev = { .line = flags_line,
+				    .msg = flags_msg,
+				    .uid = fr.uid,
+				    .seq = seq,
+				    .want = !flagged };
 		const char *flag = "\\Flagged";
 		dbus_uint64_t mid = id;
 		DBusMessageIter it, a;
@@ -1015,8 +1027,8 @@ static void run_flags(void)
 		dbus_connection_flush(bus);
 		dbus_message_unref(m);
 		pump(&ev, t0 + opt.timeout * 1e3,
-		     ev.want ? "the server's FETCH with \\Flagged set" :
-			       "the server's FETCH with \\Flagged cleared");
+		     ev.want ? "the server's FETCH with \\Flagged set"
+			     : "the server's FETCH with \\Flagged cleared");
 		lat[i] = ev.t1 - t0;
 		if (opt.verbose)
 			printf("flags %lu (%s): %.2f ms\n", i + 1, ev.want ? "+" : "-", lat[i]);
@@ -1082,7 +1094,8 @@ static void run_list(void)
 		fprintf(stderr, PROG ": warning: ListMessages gave %lu summaries, not %lu\n", got,
 			opt.count);
 	qsort(t, opt.repeat, sizeof(*t), cmp_double);
-	printf("list: %lu summaries: median=%.1f ms min=%.1f ms max=%.1f ms (%lu runs), reply bytes=%d\n",
+	printf("list: %lu summaries: median=%.1f ms min=%.1f ms max=%.1f ms (%lu runs), reply "
+	       "bytes=%d\n",
 	       got, median(t, opt.repeat), t[0], t[opt.repeat - 1], opt.repeat, bytes);
 	free(t);
 	free(fpath);
@@ -1104,8 +1117,8 @@ static void run_wait(void)
 		if (dbus_bus_name_has_owner(bus, DEST, NULL)) {
 			find_objects(&o, opt.have_messages ? opt.folder : NULL);
 			if (o.account_path && opt.sync && !synced) {
-				dbus_message_unref(call_block(new_call(o.account_path, ACCOUNT_IFACE,
-								       "Sync"), "Sync"));
+				dbus_message_unref(call_block(
+					new_call(o.account_path, ACCOUNT_IFACE, "Sync"), "Sync"));
 				synced = true;
 				objects_free(&o);
 				continue;
@@ -1114,11 +1127,12 @@ static void run_wait(void)
 			       o.last_sync > 0 &&
 			       (!opt.have_messages ||
 				(o.folder_path && o.folder_messages == opt.messages));
-			snprintf(note, sizeof(note), "account %s: %s, state %s, last sync %" PRIu64
-				 "; folder %s: %s%" PRIu64 " messages", opt.account,
-				 o.account_path ? "found" : "not found", o.state ? o.state : "-",
-				 o.last_sync, opt.folder, o.folder_path ? "" : "(not found) ",
-				 o.folder_messages);
+			snprintf(note, sizeof(note),
+				 "account %s: %s, state %s, last sync %" PRIu64
+				 "; folder %s: %s%" PRIu64 " messages",
+				 opt.account, o.account_path ? "found" : "not found",
+				 o.state ? o.state : "-", o.last_sync, opt.folder,
+				 o.folder_path ? "" : "(not found) ", o.folder_messages);
 			objects_free(&o);
 		} else {
 			done = false;
@@ -1152,8 +1166,20 @@ static unsigned long parse_count(const char *name, const char *s, unsigned long 
 
 int main(int argc, char **argv)
 {
-	enum { O_IMAP = 256, O_USER, O_PWFILE, O_ACCOUNT, O_FOLDER, O_COUNT, O_REPEAT,
-	       O_TIMEOUT, O_MESSAGES, O_SYNC, O_OBSERVE, O_POLL_MS };
+	enum {
+		O_IMAP = 256,
+		O_USER,
+		O_PWFILE,
+		O_ACCOUNT,
+		O_FOLDER,
+		O_COUNT,
+		O_REPEAT,
+		O_TIMEOUT,
+		O_MESSAGES,
+		O_SYNC,
+		O_OBSERVE,
+		O_POLL_MS
+	};
 	static const struct option longopts[] = {
 		{ "imap", required_argument, NULL, O_IMAP },
 		{ "user", required_argument, NULL, O_USER },
@@ -1184,13 +1210,27 @@ int main(int argc, char **argv)
 	opt.mode = argv[1];
 	while ((ch = getopt_long(argc - 1, argv + 1, "vh", longopts, NULL)) != -1) {
 		switch (ch) {
-		case O_IMAP: opt.imap = optarg; break;
-		case O_USER: opt.user = optarg; break;
-		case O_PWFILE: opt.password_file = optarg; break;
-		case O_ACCOUNT: opt.account = optarg; break;
-		case O_FOLDER: opt.folder = optarg; break;
-		case O_COUNT: opt.count = parse_count("--count", optarg, 1); break;
-		case O_REPEAT: opt.repeat = parse_count("--repeat", optarg, 1); break;
+		case O_IMAP:
+			opt.imap = optarg;
+			break;
+		case O_USER:
+			opt.user = optarg;
+			break;
+		case O_PWFILE:
+			opt.password_file = optarg;
+			break;
+		case O_ACCOUNT:
+			opt.account = optarg;
+			break;
+		case O_FOLDER:
+			opt.folder = optarg;
+			break;
+		case O_COUNT:
+			opt.count = parse_count("--count", optarg, 1);
+			break;
+		case O_REPEAT:
+			opt.repeat = parse_count("--repeat", optarg, 1);
+			break;
 		case O_MESSAGES:
 			opt.messages = parse_count("--messages", optarg, 0);
 			opt.have_messages = true;
@@ -1200,14 +1240,20 @@ int main(int argc, char **argv)
 			if (end == optarg || *end || !(opt.timeout > 0))
 				usage_error("--timeout: bad number of seconds '%s'", optarg);
 			break;
-		case O_SYNC: opt.sync = true; break;
+		case O_SYNC:
+			opt.sync = true;
+			break;
 		case O_OBSERVE:
 			if (strcmp(optarg, "idle") != 0 && strcmp(optarg, "noop") != 0)
 				usage_error("--observe: noop or idle, not '%s'", optarg);
 			opt.observe_idle = strcmp(optarg, "idle") == 0;
 			break;
-		case O_POLL_MS: opt.poll_ms = parse_count("--poll-ms", optarg, 1); break;
-		case 'v': opt.verbose = true; break;
+		case O_POLL_MS:
+			opt.poll_ms = parse_count("--poll-ms", optarg, 1);
+			break;
+		case 'v':
+			opt.verbose = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;

@@ -82,10 +82,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run-measure: %s: %s\n", argv[1], strerror(errno));
 		return rc ? rc : 1;
 	}
-	fprintf(f, "wall %.3f\ncpu %.3f\nuser %.3f\nsys %.3f\nmaxrss_kib %ld\nwritten_bytes %lld\n"
+	fprintf(f,
+		"wall %.3f\ncpu %.3f\nuser %.3f\nsys %.3f\nmaxrss_kib %ld\nwritten_bytes %lld\n"
 		"status %d\n",
-		wall, tv(&ru.ru_utime) + tv(&ru.ru_stime), tv(&ru.ru_utime),
-		tv(&ru.ru_stime), ru.ru_maxrss, (long long)ru.ru_oublock * 512, rc);
+		wall, tv(&ru.ru_utime) + tv(&ru.ru_stime), tv(&ru.ru_utime), tv(&ru.ru_stime),
+		ru.ru_maxrss, (long long)ru.ru_oublock * 512, rc);
 	if (fclose(f) != 0) {
 		fprintf(stderr, "run-measure: %s: %s\n", argv[1], strerror(errno));
 		return rc ? rc : 1;

@@ -55,8 +55,8 @@ static void on_synced(struct cpmsync_session *s, int r, const char *reason,
 {
 	(void)userdata;
 	printf("synced %s %d %s (+%u ~%u -%u, %u sent, %u kept)\n", cpmsync_session_name(s), r,
-	       reason ? reason : "", st->messages_added, st->messages_changed,
-	       st->messages_removed, st->ops_replayed, st->ops_failed);
+	       reason ? reason : "", st->messages_added, st->messages_changed, st->messages_removed,
+	       st->ops_replayed, st->ops_failed);
 	fflush(stdout);
 }
 
@@ -74,8 +74,13 @@ static const struct cpmsync_session_callbacks callbacks = {
 
 static void drain_cb(struct cpmsync_loop_source *src, void *userdata)
 {
-	static const char *const names[] = { "", "added", "changed", "removed", "folder-added",
-					     "folder-changed", "folder-removed" };
+	static const char *const names[] = { "",
+					     "added",
+					     "changed",
+					     "removed",
+					     "folder-added",
+					     "folder-changed",
+					     "folder-removed" };
 	struct cpmsync_change c[256];
 	int n;
 
@@ -85,8 +90,8 @@ static void drain_cb(struct cpmsync_loop_source *src, void *userdata)
 	while ((n = cpmsync_store_take_changes(store, c, 256)) > 0)
 		for (int i = 0; i < n; i++) {
 			if (c[i].message_id)
-				printf("%s %lld %lld\n", names[c[i].kind], (long long)c[i].folder_id,
-				       (long long)c[i].message_id);
+				printf("%s %lld %lld\n", names[c[i].kind],
+				       (long long)c[i].folder_id, (long long)c[i].message_id);
 			else
 				printf("%s %lld\n", names[c[i].kind], (long long)c[i].folder_id);
 		}
@@ -175,7 +180,8 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
-	cpmsync_log_set_handler(getenv("SESSION_WATCH_DEBUG") ? CPMSYNC_LOG_DEBUG : CPMSYNC_LOG_WARNING,
+	cpmsync_log_set_handler(getenv("SESSION_WATCH_DEBUG") ? CPMSYNC_LOG_DEBUG
+							      : CPMSYNC_LOG_WARNING,
 				CPMSYNC_LOG_CAT_ENGINE | CPMSYNC_LOG_CAT_IMAP, log_cb, NULL);
 	r = config_load(argv[1], &cfg, &err);
 	if (r < 0) {

@@ -22,8 +22,7 @@ static struct cpmsync_loop *loop;
 static unsigned calls;
 static uint64_t last_call_ms;
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -108,9 +107,7 @@ START_TEST(test_missing_dir)
 	char path[PATH_MAX + 64];
 
 	snprintf(path, sizeof(path), "%s/nope/cpmsync.conf", tmpdir);
-	ck_assert_int_eq(
-		config_watch_new(loop, path, on_changed, NULL, &w, &err),
-		-ENOENT);
+	ck_assert_int_eq(config_watch_new(loop, path, on_changed, NULL, &w, &err), -ENOENT);
 	ck_assert_ptr_null(w);
 	ck_assert_ptr_nonnull(strstr(err, "does not exist"));
 	ck_assert_ptr_nonnull(strstr(err, "/nope"));
@@ -118,17 +115,12 @@ START_TEST(test_missing_dir)
 	/* A file where the directory should be. */
 	write_path(in_tmp("file"), "x");
 	snprintf(path, sizeof(path), "%s/file/cpmsync.conf", tmpdir);
-	ck_assert_int_eq(
-		config_watch_new(loop, path, on_changed, NULL, &w, &err),
-		-ENOTDIR);
+	ck_assert_int_eq(config_watch_new(loop, path, on_changed, NULL, &w, &err), -ENOTDIR);
 	free(err);
-	ck_assert_int_eq(
-		config_watch_new(loop, "dir/", on_changed, NULL, &w, &err),
-		-EINVAL);
+	ck_assert_int_eq(config_watch_new(loop, "dir/", on_changed, NULL, &w, &err), -EINVAL);
 	free(err);
 	/* Failures leave nothing behind: a watch can still be made. */
-	ck_assert_int_eq(
-		config_watch_new(loop, conf, on_changed, NULL, &w, &err), 0);
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w, &err), 0);
 	config_watch_free(w);
 }
 END_TEST
@@ -138,8 +130,7 @@ START_TEST(test_write_debounced)
 	struct config_watch *w = NULL;
 	uint64_t written;
 
-	ck_assert_int_eq(
-		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
 	run_for(50);
 	ck_assert_uint_eq(calls, 0);
 	write_path(conf, "[general]\n");
@@ -166,8 +157,7 @@ START_TEST(test_rename_over_and_delete)
 	struct config_watch *w = NULL;
 
 	write_path(conf, "old\n");
-	ck_assert_int_eq(
-		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
 	write_path(in_tmp(".cpmsync.conf.tmp"), "new\n");
 	run_for(200);
 	ck_assert_uint_eq(calls, 0); /* another name */
@@ -192,8 +182,7 @@ START_TEST(test_other_files_ignored)
 {
 	struct config_watch *w = NULL;
 
-	ck_assert_int_eq(
-		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
 	write_path(in_tmp("other.conf"), "x\n");
 	write_path(in_tmp("cpmsync.conf~"), "x\n");
 	ck_assert_int_eq(mkdir(in_tmp("sub"), 0700), 0);
@@ -210,19 +199,15 @@ START_TEST(test_one_per_process)
 	struct config_watch *w = NULL, *w2 = NULL;
 	char *err = NULL;
 
-	ck_assert_int_eq(
-		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
-	ck_assert_int_eq(
-		config_watch_new(loop, conf, on_changed, NULL, &w2, &err),
-		-EBUSY);
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w2, &err), -EBUSY);
 	ck_assert_ptr_null(w2);
 	ck_assert_ptr_nonnull(strstr(err, "one"));
 	free(err);
 	ck_assert_ptr_null(config_watch_free(w));
 	ck_assert_ptr_null(config_watch_free(NULL));
 	/* Again, after the first is gone. */
-	ck_assert_int_eq(
-		config_watch_new(loop, conf, on_changed, NULL, &w2, NULL), 0);
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w2, NULL), 0);
 	write_path(conf, "x\n");
 	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
 	config_watch_free(w2);
@@ -235,8 +220,7 @@ START_TEST(test_fd_is_cloexec)
 	char link[PATH_MAX], path[64];
 	int fd, n = 0;
 
-	ck_assert_int_eq(
-		config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
 	for (fd = 3; fd < 256; fd++) {
 		ssize_t len;
 
@@ -258,8 +242,7 @@ START_TEST(test_fd_is_cloexec)
 
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 		len = readlink(path, link, sizeof(link) - 1);
-		if (len > 0 && (link[len] = '\0', 1) &&
-		    strcmp(link, "anon_inode:inotify") == 0)
+		if (len > 0 && (link[len] = '\0', 1) && strcmp(link, "anon_inode:inotify") == 0)
 			n++;
 	}
 	ck_assert_int_eq(n, 0);
@@ -271,9 +254,7 @@ START_TEST(test_relative_path)
 	struct config_watch *w = NULL;
 
 	ck_assert_int_eq(chdir(tmpdir), 0);
-	ck_assert_int_eq(config_watch_new(loop, "cpmsync.conf", on_changed,
-					  NULL, &w, NULL),
-			 0);
+	ck_assert_int_eq(config_watch_new(loop, "cpmsync.conf", on_changed, NULL, &w, NULL), 0);
 	/* The directory was resolved when the watch was made. */
 	ck_assert_int_eq(chdir("/"), 0);
 	write_path(conf, "x\n");
@@ -291,8 +272,7 @@ START_TEST(test_dir_deleted_and_recreated)
 	snprintf(path, sizeof(path), "%s/cpmsync.conf", dir);
 	ck_assert_int_eq(mkdir(dir, 0700), 0);
 	write_path(path, "x\n");
-	ck_assert_int_eq(
-		config_watch_new(loop, path, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(config_watch_new(loop, path, on_changed, NULL, &w, NULL), 0);
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(rmdir(dir), 0);
 	ck_assert_uint_ge(run_until_calls(1, 2000), 1);
@@ -321,8 +301,7 @@ static void free_in_callback(void *userdata)
 
 START_TEST(test_free_in_callback)
 {
-	ck_assert_int_eq(config_watch_new(loop, conf, free_in_callback, NULL,
-					  &self_freeing, NULL),
+	ck_assert_int_eq(config_watch_new(loop, conf, free_in_callback, NULL, &self_freeing, NULL),
 			 0);
 	write_path(conf, "x\n");
 	ck_assert_uint_eq(run_until_calls(1, 2000), 1);

@@ -19,8 +19,7 @@
 
 static char tmpdir[PATH_MAX];
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -111,10 +110,9 @@ static void assert_no_temp(const char *dir)
 	p = popen(cmd, "r");
 	ck_assert_ptr_nonnull(p);
 	while (fgets(line, sizeof(line), p))
-		ck_assert_msg(
-			!strstr(line, ".XXXXXX") &&
-				!(line[0] == '.' && strstr(line, ".conf.")),
-			"temporary file left: %s", line);
+		ck_assert_msg(!strstr(line, ".XXXXXX") &&
+				      !(line[0] == '.' && strstr(line, ".conf.")),
+			      "temporary file left: %s", line);
 	pclose(p);
 }
 
@@ -144,21 +142,19 @@ START_TEST(test_add_creates_file_and_dir)
 	char *err = NULL;
 	const struct config_account *a;
 
-	ck_assert_int_eq(config_write_add_account(path, "work", &full, &err),
-			 0);
+	ck_assert_int_eq(config_write_add_account(path, "work", &full, &err), 0);
 	ck_assert_ptr_null(err);
-	ck_assert_str_eq(read_file(path),
-			 "# cpmsync configuration: see cpmsync.conf(5)\n"
-			 "\n"
-			 "[account work]\n"
-			 "host = imap.example.org\n"
-			 "port = 1993\n"
-			 "security = starttls\n"
-			 "user = alice\n"
-			 "password_file = /run/secret/alice\n"
-			 "ca_file = /etc/ca.pem\n"
-			 "folders = INBOX Chats/*\n"
-			 "sync_bodies = 512\n");
+	ck_assert_str_eq(read_file(path), "# cpmsync configuration: see cpmsync.conf(5)\n"
+					  "\n"
+					  "[account work]\n"
+					  "host = imap.example.org\n"
+					  "port = 1993\n"
+					  "security = starttls\n"
+					  "user = alice\n"
+					  "password_file = /run/secret/alice\n"
+					  "ca_file = /etc/ca.pem\n"
+					  "folders = INBOX Chats/*\n"
+					  "sync_bodies = 512\n");
 	ck_assert_uint_eq(mode_of(path), 0600);
 	ck_assert_uint_eq(mode_of(tmp_path("cfg/sub")), 0700);
 	ck_assert_uint_eq(mode_of(tmp_path("cfg")), 0700);
@@ -190,8 +186,7 @@ START_TEST(test_add_minimal_appends)
 	char expect[1024];
 	char *err = NULL;
 
-	ck_assert_int_eq(
-		config_write_add_account(path, "b-2_x", &minimal, &err), 0);
+	ck_assert_int_eq(config_write_add_account(path, "b-2_x", &minimal, &err), 0);
 	snprintf(expect, sizeof(expect),
 		 "%s\n\n[account b-2_x]\nhost = h.example\nuser = u\n"
 		 "password_file = /p\n",
@@ -207,11 +202,9 @@ START_TEST(test_add_crlf)
 {
 	const char *path = write_file("c.conf", "[general]\r\n\r\n", 0600);
 
-	ck_assert_int_eq(config_write_add_account(path, "x", &minimal, NULL),
-			 0);
-	ck_assert_str_eq(read_file(path),
-			 "[general]\r\n\r\n[account x]\r\nhost = h.example\r\n"
-			 "user = u\r\npassword_file = /p\r\n");
+	ck_assert_int_eq(config_write_add_account(path, "x", &minimal, NULL), 0);
+	ck_assert_str_eq(read_file(path), "[general]\r\n\r\n[account x]\r\nhost = h.example\r\n"
+					  "user = u\r\npassword_file = /p\r\n");
 }
 END_TEST
 
@@ -233,9 +226,7 @@ START_TEST(test_add_password_in_clear)
 	ck_assert_ptr_null(strstr(read_file(path), "s3cret"));
 
 	ck_assert_int_eq(config_load(path, &c, &err), 0);
-	ck_assert_int_eq(config_account_password(config_find_account(c, "acct"),
-						 &pw, &err),
-			 0);
+	ck_assert_int_eq(config_account_password(config_find_account(c, "acct"), &pw, &err), 0);
 	ck_assert_str_eq(pw, "s3cret pass");
 	free(pw);
 	config_free(c);
@@ -244,8 +235,7 @@ START_TEST(test_add_password_in_clear)
 	ck_assert_int_eq(config_write_remove_account(path, "acct", &err), 0);
 	ck_assert(!exists(pwfile));
 	write_file("conf/acct.password", "old\n", 0600);
-	ck_assert_int_eq(config_write_add_account(path, "acct", &s, &err),
-			 -EEXIST);
+	ck_assert_int_eq(config_write_add_account(path, "acct", &s, &err), -EEXIST);
 	ck_assert_ptr_nonnull(strstr(err, "acct.password"));
 	ck_assert_ptr_null(strstr(err, "s3cret"));
 	free(err);
@@ -262,8 +252,7 @@ START_TEST(test_add_password_symlink_refused)
 
 	s.password_file = NULL;
 	s.password = "pw";
-	ck_assert_int_eq(symlink("/nonexistent/target", tmp_path("n.password")),
-			 0);
+	ck_assert_int_eq(symlink("/nonexistent/target", tmp_path("n.password")), 0);
 	ck_assert_int_lt(config_write_add_account(path, "n", &s, &err), 0);
 	free(err);
 	ck_assert(!exists(path));
@@ -278,8 +267,7 @@ START_TEST(test_add_exists)
 	const char *path = write_file("cpmsync.conf", orig, 0600);
 	char *err = NULL;
 
-	ck_assert_int_eq(config_write_add_account(path, "a", &minimal, &err),
-			 -EEXIST);
+	ck_assert_int_eq(config_write_add_account(path, "a", &minimal, &err), -EEXIST);
 	ck_assert_ptr_nonnull(strstr(err, "'a'"));
 	ck_assert_ptr_nonnull(strstr(err, path));
 	free(err);
@@ -292,82 +280,42 @@ static const struct {
 	struct cpmsync_account_settings s;
 	const char *want; /* in the error */
 } bad[] = {
-	{ "",
-	  { .host = "h", .user = "u", .password_file = "/p" },
-	  "account name" },
-	{ "a b",
-	  { .host = "h", .user = "u", .password_file = "/p" },
-	  "account name" },
-	{ "a.b",
-	  { .host = "h", .user = "u", .password_file = "/p" },
-	  "account name" },
-	{ "ä",
-	  { .host = "h", .user = "u", .password_file = "/p" },
-	  "account name" },
-	{ "x",
-	  { .host = "h\nx", .user = "u", .password_file = "/p" },
-	  "'host'" },
-	{ "x",
-	  { .host = "h", .user = "u #x", .password_file = "/p" },
-	  "'user'" },
-	{ "x",
-	  { .host = "h", .user = "u\t#x", .password_file = "/p" },
-	  "'user'" },
+	{ "", { .host = "h", .user = "u", .password_file = "/p" }, "account name" },
+	{ "a b", { .host = "h", .user = "u", .password_file = "/p" }, "account name" },
+	{ "a.b", { .host = "h", .user = "u", .password_file = "/p" }, "account name" },
+	{ "ä", { .host = "h", .user = "u", .password_file = "/p" }, "account name" },
+	{ "x", { .host = "h\nx", .user = "u", .password_file = "/p" }, "'host'" },
+	{ "x", { .host = "h", .user = "u #x", .password_file = "/p" }, "'user'" },
+	{ "x", { .host = "h", .user = "u\t#x", .password_file = "/p" }, "'user'" },
 	{ "x", { .host = "h", .user = "#u", .password_file = "/p" }, "'user'" },
 	{ "x", { .host = "h", .user = " u", .password_file = "/p" }, "'user'" },
-	{ "x",
-	  { .host = "h", .user = "u\r", .password_file = "/p" },
-	  "'user'" },
-	{ "x",
-	  { .host = "h", .user = "u\x01", .password_file = "/p" },
-	  "'user'" },
+	{ "x", { .host = "h", .user = "u\r", .password_file = "/p" }, "'user'" },
+	{ "x", { .host = "h", .user = "u\x01", .password_file = "/p" }, "'user'" },
 	{ "x", { .host = "h", .user = "", .password_file = "/p" }, "'user'" },
 	{ "x", { .host = "h", .password_file = "/p" }, "'user'" },
 	{ "x", { .user = "u", .password_file = "/p" }, "'host'" },
+	{ "x", { .host = "h", .user = "u", .password_file = "/p\n[general]" }, "'password_file'" },
 	{ "x",
-	  { .host = "h", .user = "u", .password_file = "/p\n[general]" },
-	  "'password_file'" },
-	{ "x",
-	  { .host = "h",
-	    .user = "u",
-	    .ca_file = "/c #",
-	    .password_file = "/p" },
+	  { .host = "h", .user = "u", .ca_file = "/c #", .password_file = "/p" },
 	  "'ca_file'" },
 	{ "x",
-	  { .host = "h",
-	    .user = "u",
-	    .sync_bodies = "a\nb",
-	    .password_file = "/p" },
+	  { .host = "h", .user = "u", .sync_bodies = "a\nb", .password_file = "/p" },
 	  "'sync_bodies'" },
 	{ "x",
-	  { .host = "h",
-	    .user = "u",
-	    .security = "tls ",
-	    .password_file = "/p" },
+	  { .host = "h", .user = "u", .security = "tls ", .password_file = "/p" },
 	  "'security'" },
 	{ "x", { .host = "h", .user = "u" }, "neither" },
-	{ "x",
-	  { .host = "h", .user = "u", .password = "pw", .password_file = "/p" },
-	  "both" },
+	{ "x", { .host = "h", .user = "u", .password = "pw", .password_file = "/p" }, "both" },
 	{ "x", { .host = "h", .user = "u", .password = "p\nw" }, "'password'" },
 	/* The parser's own checks. */
 	{ "x",
-	  { .host = "h",
-	    .user = "u",
-	    .security = "bogus",
-	    .password_file = "/p" },
+	  { .host = "h", .user = "u", .security = "bogus", .password_file = "/p" },
 	  "security" },
 	{ "x",
-	  { .host = "imap.example.org",
-	    .user = "u",
-	    .security = "none",
-	    .password_file = "/p" },
+	  { .host = "imap.example.org", .user = "u", .security = "none", .password_file = "/p" },
 	  "loopback" },
 	{ "x",
-	  { .host = "h",
-	    .user = "u",
-	    .sync_bodies = "lots",
-	    .password_file = "/p" },
+	  { .host = "h", .user = "u", .sync_bodies = "lots", .password_file = "/p" },
 	  "sync_bodies" },
 	{ "x", { .host = "h/x", .user = "u", .password_file = "/p" }, "host" },
 };
@@ -378,11 +326,8 @@ START_TEST(test_add_invalid)
 	const char *path = write_file("cpmsync.conf", orig, 0600);
 	char *err = NULL;
 
-	ck_assert_int_eq(
-		config_write_add_account(path, bad[_i].name, &bad[_i].s, &err),
-		-EINVAL);
-	ck_assert_msg(err && strstr(err, bad[_i].want), "case %d: %s", _i,
-		      err ? err : "(null)");
+	ck_assert_int_eq(config_write_add_account(path, bad[_i].name, &bad[_i].s, &err), -EINVAL);
+	ck_assert_msg(err && strstr(err, bad[_i].want), "case %d: %s", _i, err ? err : "(null)");
 	free(err);
 	ck_assert_str_eq(read_file(path), orig);
 	ck_assert(!exists(tmp_path("x.password")));
@@ -398,8 +343,7 @@ START_TEST(test_add_folder_with_blank)
 	char *err = NULL;
 
 	s.folders = f;
-	ck_assert_int_eq(config_write_add_account(path, "x", &s, &err),
-			 -EINVAL);
+	ck_assert_int_eq(config_write_add_account(path, "x", &s, &err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "'folders'"));
 	ck_assert_ptr_nonnull(strstr(err, "My Chats"));
 	free(err);
@@ -414,11 +358,9 @@ START_TEST(test_add_name_too_long)
 
 	memset(name, 'n', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
-	ck_assert_int_eq(config_write_add_account(path, name, &minimal, NULL),
-			 -EINVAL);
+	ck_assert_int_eq(config_write_add_account(path, name, &minimal, NULL), -EINVAL);
 	name[CONFIG_MAX_NAME] = '\0';
-	ck_assert_int_eq(config_write_add_account(path, name, &minimal, NULL),
-			 0);
+	ck_assert_int_eq(config_write_add_account(path, name, &minimal, NULL), 0);
 }
 END_TEST
 
@@ -428,8 +370,7 @@ START_TEST(test_add_to_invalid_file)
 	const char *path = write_file("cpmsync.conf", orig, 0600);
 	char *err = NULL;
 
-	ck_assert_int_eq(config_write_add_account(path, "b", &minimal, &err),
-			 -EINVAL);
+	ck_assert_int_eq(config_write_add_account(path, "b", &minimal, &err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "user is not set"));
 	free(err);
 	ck_assert_str_eq(read_file(path), orig);
@@ -443,8 +384,7 @@ START_TEST(test_add_through_symlink)
 	struct stat st;
 
 	ck_assert_int_eq(symlink("real.conf", link), 0);
-	ck_assert_int_eq(config_write_add_account(link, "s", &minimal, NULL),
-			 0);
+	ck_assert_int_eq(config_write_add_account(link, "s", &minimal, NULL), 0);
 	ck_assert_int_eq(lstat(link, &st), 0);
 	ck_assert(S_ISLNK(st.st_mode));
 	ck_assert_ptr_nonnull(strstr(read_file(target), "[account s]"));
@@ -464,14 +404,10 @@ START_TEST(test_add_relative_path)
 	ck_assert_int_eq(chdir(tmpdir), 0);
 	s.password_file = NULL;
 	s.password = "pw";
-	ck_assert_int_eq(
-		config_write_add_account("cpmsync.conf", "r", &s, NULL), 0);
-	snprintf(expect, sizeof(expect), "password_file = %s/r.password\n",
-		 tmpdir);
-	ck_assert_ptr_nonnull(
-		strstr(read_file(tmp_path("cpmsync.conf")), expect));
-	ck_assert_int_eq(config_write_remove_account("cpmsync.conf", "r", NULL),
-			 0);
+	ck_assert_int_eq(config_write_add_account("cpmsync.conf", "r", &s, NULL), 0);
+	snprintf(expect, sizeof(expect), "password_file = %s/r.password\n", tmpdir);
+	ck_assert_ptr_nonnull(strstr(read_file(tmp_path("cpmsync.conf")), expect));
+	ck_assert_int_eq(config_write_remove_account("cpmsync.conf", "r", NULL), 0);
 	ck_assert(!exists(tmp_path("r.password")));
 }
 END_TEST
@@ -487,16 +423,14 @@ static const struct {
 	{ "b",
 	  "# top\n[general]\ndatabase = /d\n\n" SECTION("a") "\n" SECTION(
 		  "b") "# inside b\n\n" SECTION("c"),
-	  "# top\n[general]\ndatabase = /d\n\n" SECTION("a") "\n" SECTION(
-		  "c") },
+	  "# top\n[general]\ndatabase = /d\n\n" SECTION("a") "\n" SECTION("c") },
 	/* A comment block glued to the next header stays with it. */
 	{ "a", SECTION("a") "\n# about c\n# more\n" SECTION("c"),
 	  "# about c\n# more\n" SECTION("c") },
 	/* ... but not one separated from it by a blank line. */
 	{ "a", SECTION("a") "# about a's end\n\n" SECTION("c"), SECTION("c") },
 	/* The last section: up to the end, no final EOL. */
-	{ "c",
-	  SECTION("a") "\n[account c]\nhost = h\nuser = u\npassword_file = /p",
+	{ "c", SECTION("a") "\n[account c]\nhost = h\nuser = u\npassword_file = /p",
 	  SECTION("a") "\n" },
 	/* Header with blanks and a comment; CRLF. */
 	{ "x",
@@ -510,19 +444,16 @@ static const struct {
 	/* An unknown section after it ends it. */
 	{ "a", SECTION("a") "[future]\nkey = v\n", "[future]\nkey = v\n" },
 	/* A name that is a prefix of another. */
-	{ "a", SECTION("ab") SECTION("a") SECTION("abc"),
-	  SECTION("ab") SECTION("abc") },
+	{ "a", SECTION("ab") SECTION("a") SECTION("abc"), SECTION("ab") SECTION("abc") },
 };
 
 START_TEST(test_remove)
 {
-	const char *path =
-		write_file("cpmsync.conf", removals[_i].before, 0604);
+	const char *path = write_file("cpmsync.conf", removals[_i].before, 0604);
 	char *err = NULL;
 
-	ck_assert_msg(
-		config_write_remove_account(path, removals[_i].name, &err) == 0,
-		"case %d: %s", _i, err ? err : "");
+	ck_assert_msg(config_write_remove_account(path, removals[_i].name, &err) == 0,
+		      "case %d: %s", _i, err ? err : "");
 	ck_assert_str_eq(read_file(path), removals[_i].after);
 	ck_assert_uint_eq(mode_of(path), 0604);
 	assert_no_temp(tmpdir);
@@ -535,17 +466,14 @@ START_TEST(test_remove_not_found)
 	const char *path = write_file("cpmsync.conf", orig, 0600);
 	char *err = NULL;
 
-	ck_assert_int_eq(config_write_remove_account(path, "b", &err),
-			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(config_write_remove_account(path, "b", &err), -CPMSYNC_E_NOT_FOUND);
 	ck_assert_ptr_nonnull(strstr(err, "'b'"));
 	free(err);
 	ck_assert_str_eq(read_file(path), orig);
-	ck_assert_int_eq(
-		config_write_remove_account(tmp_path("none.conf"), "a", &err),
-		-CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(config_write_remove_account(tmp_path("none.conf"), "a", &err),
+			 -CPMSYNC_E_NOT_FOUND);
 	free(err);
-	ck_assert_int_eq(config_write_remove_account(path, "a b", &err),
-			 -EINVAL);
+	ck_assert_int_eq(config_write_remove_account(path, "a b", &err), -EINVAL);
 	free(err);
 }
 END_TEST
@@ -585,8 +513,7 @@ START_TEST(test_round_trip)
 	const char *path = write_file("cpmsync.conf", orig, 0600);
 
 	ck_assert_int_eq(config_write_add_account(path, "one", &full, NULL), 0);
-	ck_assert_int_eq(config_write_add_account(path, "two", &minimal, NULL),
-			 0);
+	ck_assert_int_eq(config_write_add_account(path, "two", &minimal, NULL), 0);
 	ck_assert_int_eq(config_write_remove_account(path, "one", NULL), 0);
 	ck_assert_int_eq(config_write_remove_account(path, "two", NULL), 0);
 	ck_assert_str_eq(read_file(path), "# mine\n[general]\noutbox = /o\n\n");
@@ -606,8 +533,7 @@ static Suite *config_write_suite(void)
 	tcase_add_test(tc, test_add_password_in_clear);
 	tcase_add_test(tc, test_add_password_symlink_refused);
 	tcase_add_test(tc, test_add_exists);
-	tcase_add_loop_test(tc, test_add_invalid, 0,
-			    (int)(sizeof(bad) / sizeof(bad[0])));
+	tcase_add_loop_test(tc, test_add_invalid, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_add_folder_with_blank);
 	tcase_add_test(tc, test_add_name_too_long);
 	tcase_add_test(tc, test_add_to_invalid_file);
@@ -617,8 +543,7 @@ static Suite *config_write_suite(void)
 
 	tc = tcase_create("remove");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_loop_test(tc, test_remove, 0,
-			    (int)(sizeof(removals) / sizeof(removals[0])));
+	tcase_add_loop_test(tc, test_remove, 0, (int)(sizeof(removals) / sizeof(removals[0])));
 	tcase_add_test(tc, test_remove_not_found);
 	tcase_add_test(tc, test_remove_keeps_foreign_password_file);
 	tcase_add_test(tc, test_round_trip);

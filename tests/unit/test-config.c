@@ -25,8 +25,7 @@
 static char tmpdir[PATH_MAX];
 static char *const SENTINEL = (char *)"untouched";
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -67,8 +66,7 @@ static const char *tmp_path(const char *name)
 	return p;
 }
 
-static const char *write_file(const char *name, const char *data, size_t len,
-			      mode_t mode)
+static const char *write_file(const char *name, const char *data, size_t len, mode_t mode)
 {
 	const char *path = tmp_path(name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -113,42 +111,40 @@ static void assert_error(const char *error, unsigned line, const char *what)
 		snprintf(prefix, sizeof(prefix), NAME ":%u: ", line);
 	else
 		snprintf(prefix, sizeof(prefix), NAME ": ");
-	ck_assert_msg(strncmp(error, prefix, strlen(prefix)) == 0,
-		      "'%s' does not start with '%s'", error, prefix);
-	ck_assert_msg(strstr(error, what), "'%s' does not contain '%s'", error,
-		      what);
+	ck_assert_msg(strncmp(error, prefix, strlen(prefix)) == 0, "'%s' does not start with '%s'",
+		      error, prefix);
+	ck_assert_msg(strstr(error, what), "'%s' does not contain '%s'", error, what);
 }
 
 /* ------------------------------------------------------------------------ */
 
-static const char full_file[] =
-    "# cpmsync configuration\n"				       /* 1 */
-    "\n"						       /* 2 */
-    "[general]\n"					       /* 3 */
-    "database = ~/mail/store.db   # the store\n"	       /* 4 */
-    "\toutbox\t=\tdrop   \n"				       /* 5 */
-    "   # indented comment\n"				       /* 6 */
-    "[account work]         # one section per account\n"       /* 7 */
-    "host     = imap.example.org\n"			       /* 8 */
-    "port     = 1993        # non-default\n"		       /* 9 */
-    "security = starttls\n"				       /* 10 */
-    "user     = alice@example.org\n"			       /* 11 */
-    "password_file = secrets/work.pw\n"			       /* 12 */
-    "ca_file  = /etc/ssl/private-ca.pem\n"		       /* 13 */
-    "folders  = INBOX  Archive/*\tLists/%   # three\n"	       /* 14 */
-    "sync_bodies = 512\n"				       /* 15 */
-    "\n"						       /* 16 */
-    "[account local-2_x]\n"				       /* 17 */
-    "host = 127.0.0.1\n"				       /* 18 */
-    "security = none\n"					       /* 19 */
-    "user = bob\n"					       /* 20 */
-    "password_command = pass show mail#local | head -n1 # x\n" /* 21 */
-    "sync_bodies = none\n"				       /* 22 */
-    "[account third]\n"					       /* 23 */
-    "host = imap.example.net\n"				       /* 24 */
-    "user = carol\n"					       /* 25 */
-    "password_file = /run/pw\n"				       /* 26 */
-    "sync_bodies = all";				       /* 27, no EOL */
+static const char full_file[] = "# cpmsync configuration\n"				   /* 1 */
+				"\n"							   /* 2 */
+				"[general]\n"						   /* 3 */
+				"database = ~/mail/store.db   # the store\n"		   /* 4 */
+				"\toutbox\t=\tdrop   \n"				   /* 5 */
+				"   # indented comment\n"				   /* 6 */
+				"[account work]         # one section per account\n"	   /* 7 */
+				"host     = imap.example.org\n"				   /* 8 */
+				"port     = 1993        # non-default\n"		   /* 9 */
+				"security = starttls\n"					   /* 10 */
+				"user     = alice@example.org\n"			   /* 11 */
+				"password_file = secrets/work.pw\n"			   /* 12 */
+				"ca_file  = /etc/ssl/private-ca.pem\n"			   /* 13 */
+				"folders  = INBOX  Archive/*\tLists/%   # three\n"	   /* 14 */
+				"sync_bodies = 512\n"					   /* 15 */
+				"\n"							   /* 16 */
+				"[account local-2_x]\n"					   /* 17 */
+				"host = 127.0.0.1\n"					   /* 18 */
+				"security = none\n"					   /* 19 */
+				"user = bob\n"						   /* 20 */
+				"password_command = pass show mail#local | head -n1 # x\n" /* 21 */
+				"sync_bodies = none\n"					   /* 22 */
+				"[account third]\n"					   /* 23 */
+				"host = imap.example.net\n"				   /* 24 */
+				"user = carol\n"					   /* 25 */
+				"password_file = /run/pw\n"				   /* 26 */
+				"sync_bodies = all"; /* 27, no EOL */
 
 START_TEST(test_timeout)
 {
@@ -206,8 +202,7 @@ START_TEST(test_full_file)
 	ck_assert_uint_eq(a->port, 143);
 	ck_assert_ptr_null(a->password_file);
 	/* A '#' glued to text is not a comment. */
-	ck_assert_str_eq(a->password_command,
-			 "pass show mail#local | head -n1");
+	ck_assert_str_eq(a->password_command, "pass show mail#local | head -n1");
 	ck_assert_ptr_null(a->ca_file);
 	ck_assert_str_eq(a->folders[0], "*");
 	ck_assert_ptr_null(a->folders[1]);
@@ -240,8 +235,7 @@ START_TEST(test_crlf_bom_no_eol)
 	ck_assert_str_eq(c->database, "/d/b");
 	ck_assert_uint_eq(c->accounts[0].line, 4);
 	ck_assert_str_eq(c->accounts[0].host, "::1");
-	ck_assert_str_eq(c->accounts[0].user,
-			 "\xC3\xA9l\xC3\xA8ve \xE2\x9C\x93");
+	ck_assert_str_eq(c->accounts[0].user, "\xC3\xA9l\xC3\xA8ve \xE2\x9C\x93");
 	config_free(c);
 }
 END_TEST
@@ -290,11 +284,9 @@ START_TEST(test_defaults_home)
 		if (i == 2)
 			setenv("XDG_DATA_HOME", "rel/data", 1);
 		c = parse_ok("[general]\n");
-		snprintf(expect, sizeof(expect),
-			 "%s/home/.local/share/cpmsync/store.db", tmpdir);
+		snprintf(expect, sizeof(expect), "%s/home/.local/share/cpmsync/store.db", tmpdir);
 		ck_assert_str_eq(c->database, expect);
-		snprintf(expect, sizeof(expect),
-			 "%s/home/.local/share/cpmsync/outbox", tmpdir);
+		snprintf(expect, sizeof(expect), "%s/home/.local/share/cpmsync/outbox", tmpdir);
 		ck_assert_str_eq(c->outbox, expect);
 		config_free(c);
 	}
@@ -308,9 +300,7 @@ START_TEST(test_defaults_no_home)
 
 	unsetenv("HOME");
 	error = parse_fail_len("", 0);
-	assert_error(
-	    error, 0,
-	    "database is not set and neither $XDG_DATA_HOME nor $HOME");
+	assert_error(error, 0, "database is not set and neither $XDG_DATA_HOME nor $HOME");
 	free(error);
 
 	/* Only the missing one is named. */
@@ -334,8 +324,7 @@ START_TEST(test_default_path)
 	char *p;
 
 	p = config_default_path();
-	snprintf(expect, sizeof(expect), "%s/home/.config/cpmsync/cpmsync.conf",
-		 tmpdir);
+	snprintf(expect, sizeof(expect), "%s/home/.config/cpmsync/cpmsync.conf", tmpdir);
 	ck_assert_str_eq(p, expect);
 	free(p);
 
@@ -380,30 +369,26 @@ START_TEST(test_paths)
 	config_free(c);
 
 	/* A file at the root. */
-	r = config_parse_buffer("/c.conf", "[general]\ndatabase=d\n", 21, &c,
-				&error);
+	r = config_parse_buffer("/c.conf", "[general]\ndatabase=d\n", 21, &c, &error);
 	ck_assert_int_eq(r, 0);
 	ck_assert_str_eq(c->database, "/d");
 	config_free(c);
 
 	/* A relative name resolves against the current directory. */
 	ck_assert_int_eq(chdir(tmpdir), 0);
-	r = config_parse_buffer("sub/c.conf", "[general]\ndatabase=d\n", 21, &c,
-				&error);
+	r = config_parse_buffer("sub/c.conf", "[general]\ndatabase=d\n", 21, &c, &error);
 	ck_assert_int_eq(r, 0);
 	snprintf(expect, sizeof(expect), "%s/sub/d", tmpdir);
 	ck_assert_str_eq(c->database, expect);
 	config_free(c);
-	r = config_parse_buffer("c.conf", "[general]\ndatabase=d\n", 21, &c,
-				&error);
+	r = config_parse_buffer("c.conf", "[general]\ndatabase=d\n", 21, &c, &error);
 	ck_assert_int_eq(r, 0);
 	snprintf(expect, sizeof(expect), "%s/d", tmpdir);
 	ck_assert_str_eq(c->database, expect);
 	config_free(c);
 
 	/* password_command is not a path: left as it is. */
-	c = parse_ok(
-	    "[account a]\nhost=h\nuser=u\npassword_command=~/bin/pw\n");
+	c = parse_ok("[account a]\nhost=h\nuser=u\npassword_command=~/bin/pw\n");
 	ck_assert_str_eq(c->accounts[0].password_command, "~/bin/pw");
 	config_free(c);
 }
@@ -422,114 +407,102 @@ struct error_case {
 #define BIN(s) s, sizeof(s) - 1
 
 static const struct error_case error_cases[] = {
-    {"[account work]\nhost = h\nsecurity = ssl\n", 0, 3,
-     "unknown security 'ssl' (expected tls, starttls or none)"},
-    {"[account work]\nhost = h\nsecurity = TLS\n", 0, 3,
-     "unknown security 'TLS'"},
-    {"# c\n\nhost = h\n", 0, 3, "key 'host' outside an [account] section"},
-    {"[general]\nhost = h\n", 0, 2, "key 'host' outside an [account] section"},
-    {"[account w]\ndatabase = /x\n", 0, 2,
-     "key 'database' outside the [general] section"},
-    {"outbox = /x\n", 0, 1, "key 'outbox' outside the [general] section"},
-    {"foo = bar\n", 0, 1, "key 'foo' outside any section"},
-    {ACCT("work") ACCT("other") "\n" ACCT("work"), 0, 10,
-     "duplicate account 'work' (first at line 1)"},
-    {"[general]\n[general]\n", 0, 2,
-     "duplicate section [general] (first at line 1)"},
-    {"[account w]\nuser = u\npassword_file = /p\n", 0, 1,
-     "account 'w': host is not set"},
-    {ACCT("a") "\n[account w]\nuser = u\npassword_file = /p\n" ACCT("b"), 0, 6,
-     "account 'w': host is not set"},
-    {"[account w]\nhost = h\npassword_file = /p\n", 0, 1,
-     "account 'w': user is not set"},
-    {"[account w]\nhost=h\nuser=u\npassword_file=/p\npassword_command=c\n", 0,
-     5,
-     "account 'w': both password_file (line 4) and password_command (line 5) "
-     "are set"},
-    {"[account w]\nhost=h\nuser=u\n\n", 0, 1,
-     "account 'w': neither password_file nor password_command is set"},
-    {"[account w]\nhost=h\nport=0\n", 0, 3, "port 0 is out of range (1-65535)"},
-    {"[account w]\nhost=h\nport=65536\n", 0, 3,
-     "port 65536 is out of range (1-65535)"},
-    {"[account w]\nhost=h\nport=99999999999999999999999999\n", 0, 3,
-     "is out of range (1-65535)"},
-    {"[account w]\nhost=h\nport=imap\n", 0, 3, "port 'imap' is not a number"},
-    {"[account w]\nhost=h\nport=-1\n", 0, 3, "port '-1' is not a number"},
-    {"[account w]\nhost=h\nport=+143\n", 0, 3, "port '+143' is not a number"},
-    {"[account w]\nhost=h\nport=14 3\n", 0, 3, "port '14 3' is not a number"},
-    {"[account w]\nhost=h\nport=\n", 0, 3, "empty value for 'port'"},
-    {"[account w]\nhost=h\nport= # comment\n", 0, 3, "empty value for 'port'"},
-    {"[general]\ndatabase\n", 0, 2, "missing '=' in 'database'"},
-    {"[general]\n= x\n", 0, 2, "missing key before '='"},
-    {"[general]\nda ta = x\n", 0, 2, "invalid key 'da ta'"},
-    {"[general\n", 0, 1, "bad section header '[general'"},
-    {"[general] x\n", 0, 1, "bad section header '[general] x'"},
-    {"[general]#x\n", 0, 1, "bad section header"},
-    {"[]\n", 0, 1, "bad section header '[]'"},
-    {"[ ]\n", 0, 1, "bad section header '[]'"},
-    {"[general x]\n", 0, 1, "bad section header '[general x]'"},
-    {"[account]\n", 0, 1, "missing account name"},
-    {"[account a.b]\n", 0, 1, "invalid account name 'a.b'"},
-    {"[account a b]\n", 0, 1, "invalid account name 'a b'"},
-    {"[account \xC3\xA9]\n", 0, 1, "invalid account name"},
-    {"[account "
-     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n",
-     0, 1, "is too long (limit 64)"},
-    {"[account w]\nhost=h\nhost=i\n", 0, 3,
-     "duplicate key 'host' (first set at line 2)"},
-    {"[general]\noutbox=/a\ndatabase=/b\n\noutbox=/c\n", 0, 5,
-     "duplicate key 'outbox' (first set at line 2)"},
-    {"[account w]\nhost=\n", 0, 2, "empty value for 'host'"},
-    {"[account w]\nhost=a b\n", 0, 2, "invalid host 'a b'"},
-    {"[account w]\nhost=a/b\n", 0, 2, "invalid host 'a/b'"},
-    {"[account w]\nhost=imap.example.org\nsecurity=none\nuser=u\n"
-     "password_file=/p\n",
-     0, 3, "security 'none'"},
-    {"[account w]\nsecurity=none\nhost=imap.example.org\nuser=u\n"
-     "password_file=/p\n",
-     0, 2,
-     "only allowed for loopback hosts (127.0.0.0/8, ::1, localhost), not "
-     "'imap.example.org'"},
-    {"[general]\ndatabase = ~bob/x\n", 0, 2,
-     "database '~bob/x': only '~/' is expanded"},
-    {"[account w]\nhost=h\nca_file=~x\n", 0, 3, "ca_file '~x'"},
-    {"[account w]\nsync_bodies=0\n", 0, 2,
-     "sync_bodies 0 is out of range (1-4194304 KiB"},
-    {"[account w]\nsync_bodies=4194305\n", 0, 2,
-     "sync_bodies 4194305 is out of range"},
-    {"[account w]\nsync_bodies=1M\n", 0, 2,
-     "invalid sync_bodies '1M' (expected all, none or a size in KiB)"},
-    {"[account w]\nsync_bodies=ALL\n", 0, 2, "invalid sync_bodies 'ALL'"},
-    {"[account w]\nsync_bodies=-1\n", 0, 2, "invalid sync_bodies '-1'"},
-    {"[account w]\ntimeout=0\n", 0, 2, "timeout 0 is out of range (1-3600 seconds)"},
-    {"[account w]\ntimeout=3601\n", 0, 2, "timeout 3601 is out of range"},
-    {"[account w]\ntimeout=5s\n", 0, 2, "invalid timeout '5s' (expected seconds)"},
-    {"[account w]\nfolders=\n", 0, 2, "empty value for 'folders'"},
-    {BIN("[general]\n# a\0b\n"), 2, "NUL byte"},
-    {BIN("\0"), 1, "NUL byte"},
-    {"[general]\n\n#\xC0\xAF\n", 0, 3, "invalid UTF-8"},
-    {"#\xED\xA0\x80\n", 0, 1, "invalid UTF-8"},	    /* surrogate */
-    {"#\xF4\x90\x80\x80\n", 0, 1, "invalid UTF-8"}, /* > U+10FFFF */
-    {"#\xE0\x80\xAF\n", 0, 1, "invalid UTF-8"},	    /* overlong */
-    {"#\xF5\x80\x80\x80\n", 0, 1, "invalid UTF-8"},
-    {"#\xE2\x82\n", 0, 1, "invalid UTF-8"}, /* truncated */
-    {"#\xE2\x82", 0, 1, "invalid UTF-8"},   /* truncated at EOF */
-    {"#\x80\n", 0, 1, "invalid UTF-8"},
-    {"#\xFF\n", 0, 1, "invalid UTF-8"},
-    {"[general]\ndatabase=\x1B[31m\n", 0, 2, "control character 0x1B"},
-    {"#\x7F\n", 0, 1, "control character 0x7F"},
-    {"#a\rb\n", 0, 1, "control character 0x0D"},
-    {"[general]\r\n#\r\r\n", 0, 2, "control character 0x0D"},
-    {"#\xC2\x9B\n", 0, 1, "control character U+009B"},
-    /* The first error wins. */
-    {"[account w]\nport=x\nsecurity=ssl\n", 0, 2, "port 'x'"},
+	{ "[account work]\nhost = h\nsecurity = ssl\n", 0, 3,
+	  "unknown security 'ssl' (expected tls, starttls or none)" },
+	{ "[account work]\nhost = h\nsecurity = TLS\n", 0, 3, "unknown security 'TLS'" },
+	{ "# c\n\nhost = h\n", 0, 3, "key 'host' outside an [account] section" },
+	{ "[general]\nhost = h\n", 0, 2, "key 'host' outside an [account] section" },
+	{ "[account w]\ndatabase = /x\n", 0, 2, "key 'database' outside the [general] section" },
+	{ "outbox = /x\n", 0, 1, "key 'outbox' outside the [general] section" },
+	{ "foo = bar\n", 0, 1, "key 'foo' outside any section" },
+	{ ACCT("work") ACCT("other") "\n" ACCT("work"), 0, 10,
+	  "duplicate account 'work' (first at line 1)" },
+	{ "[general]\n[general]\n", 0, 2, "duplicate section [general] (first at line 1)" },
+	{ "[account w]\nuser = u\npassword_file = /p\n", 0, 1, "account 'w': host is not set" },
+	{ ACCT("a") "\n[account w]\nuser = u\npassword_file = /p\n" ACCT("b"), 0, 6,
+	  "account 'w': host is not set" },
+	{ "[account w]\nhost = h\npassword_file = /p\n", 0, 1, "account 'w': user is not set" },
+	{ "[account w]\nhost=h\nuser=u\npassword_file=/p\npassword_command=c\n", 0, 5,
+	  "account 'w': both password_file (line 4) and password_command (line 5) "
+	  "are set" },
+	{ "[account w]\nhost=h\nuser=u\n\n", 0, 1,
+	  "account 'w': neither password_file nor password_command is set" },
+	{ "[account w]\nhost=h\nport=0\n", 0, 3, "port 0 is out of range (1-65535)" },
+	{ "[account w]\nhost=h\nport=65536\n", 0, 3, "port 65536 is out of range (1-65535)" },
+	{ "[account w]\nhost=h\nport=99999999999999999999999999\n", 0, 3,
+	  "is out of range (1-65535)" },
+	{ "[account w]\nhost=h\nport=imap\n", 0, 3, "port 'imap' is not a number" },
+	{ "[account w]\nhost=h\nport=-1\n", 0, 3, "port '-1' is not a number" },
+	{ "[account w]\nhost=h\nport=+143\n", 0, 3, "port '+143' is not a number" },
+	{ "[account w]\nhost=h\nport=14 3\n", 0, 3, "port '14 3' is not a number" },
+	{ "[account w]\nhost=h\nport=\n", 0, 3, "empty value for 'port'" },
+	{ "[account w]\nhost=h\nport= # comment\n", 0, 3, "empty value for 'port'" },
+	{ "[general]\ndatabase\n", 0, 2, "missing '=' in 'database'" },
+	{ "[general]\n= x\n", 0, 2, "missing key before '='" },
+	{ "[general]\nda ta = x\n", 0, 2, "invalid key 'da ta'" },
+	{ "[general\n", 0, 1, "bad section header '[general'" },
+	{ "[general] x\n", 0, 1, "bad section header '[general] x'" },
+	{ "[general]#x\n", 0, 1, "bad section header" },
+	{ "[]\n", 0, 1, "bad section header '[]'" },
+	{ "[ ]\n", 0, 1, "bad section header '[]'" },
+	{ "[general x]\n", 0, 1, "bad section header '[general x]'" },
+	{ "[account]\n", 0, 1, "missing account name" },
+	{ "[account a.b]\n", 0, 1, "invalid account name 'a.b'" },
+	{ "[account a b]\n", 0, 1, "invalid account name 'a b'" },
+	{ "[account \xC3\xA9]\n", 0, 1, "invalid account name" },
+	{ "[account "
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n",
+	  0, 1, "is too long (limit 64)" },
+	{ "[account w]\nhost=h\nhost=i\n", 0, 3, "duplicate key 'host' (first set at line 2)" },
+	{ "[general]\noutbox=/a\ndatabase=/b\n\noutbox=/c\n", 0, 5,
+	  "duplicate key 'outbox' (first set at line 2)" },
+	{ "[account w]\nhost=\n", 0, 2, "empty value for 'host'" },
+	{ "[account w]\nhost=a b\n", 0, 2, "invalid host 'a b'" },
+	{ "[account w]\nhost=a/b\n", 0, 2, "invalid host 'a/b'" },
+	{ "[account w]\nhost=imap.example.org\nsecurity=none\nuser=u\n"
+	  "password_file=/p\n",
+	  0, 3, "security 'none'" },
+	{ "[account w]\nsecurity=none\nhost=imap.example.org\nuser=u\n"
+	  "password_file=/p\n",
+	  0, 2,
+	  "only allowed for loopback hosts (127.0.0.0/8, ::1, localhost), not "
+	  "'imap.example.org'" },
+	{ "[general]\ndatabase = ~bob/x\n", 0, 2, "database '~bob/x': only '~/' is expanded" },
+	{ "[account w]\nhost=h\nca_file=~x\n", 0, 3, "ca_file '~x'" },
+	{ "[account w]\nsync_bodies=0\n", 0, 2, "sync_bodies 0 is out of range (1-4194304 KiB" },
+	{ "[account w]\nsync_bodies=4194305\n", 0, 2, "sync_bodies 4194305 is out of range" },
+	{ "[account w]\nsync_bodies=1M\n", 0, 2,
+	  "invalid sync_bodies '1M' (expected all, none or a size in KiB)" },
+	{ "[account w]\nsync_bodies=ALL\n", 0, 2, "invalid sync_bodies 'ALL'" },
+	{ "[account w]\nsync_bodies=-1\n", 0, 2, "invalid sync_bodies '-1'" },
+	{ "[account w]\ntimeout=0\n", 0, 2, "timeout 0 is out of range (1-3600 seconds)" },
+	{ "[account w]\ntimeout=3601\n", 0, 2, "timeout 3601 is out of range" },
+	{ "[account w]\ntimeout=5s\n", 0, 2, "invalid timeout '5s' (expected seconds)" },
+	{ "[account w]\nfolders=\n", 0, 2, "empty value for 'folders'" },
+	{ BIN("[general]\n# a\0b\n"), 2, "NUL byte" },
+	{ BIN("\0"), 1, "NUL byte" },
+	{ "[general]\n\n#\xC0\xAF\n", 0, 3, "invalid UTF-8" },
+	{ "#\xED\xA0\x80\n", 0, 1, "invalid UTF-8" },	  /* surrogate */
+	{ "#\xF4\x90\x80\x80\n", 0, 1, "invalid UTF-8" }, /* > U+10FFFF */
+	{ "#\xE0\x80\xAF\n", 0, 1, "invalid UTF-8" },	  /* overlong */
+	{ "#\xF5\x80\x80\x80\n", 0, 1, "invalid UTF-8" },
+	{ "#\xE2\x82\n", 0, 1, "invalid UTF-8" }, /* truncated */
+	{ "#\xE2\x82", 0, 1, "invalid UTF-8" },	  /* truncated at EOF */
+	{ "#\x80\n", 0, 1, "invalid UTF-8" },
+	{ "#\xFF\n", 0, 1, "invalid UTF-8" },
+	{ "[general]\ndatabase=\x1B[31m\n", 0, 2, "control character 0x1B" },
+	{ "#\x7F\n", 0, 1, "control character 0x7F" },
+	{ "#a\rb\n", 0, 1, "control character 0x0D" },
+	{ "[general]\r\n#\r\r\n", 0, 2, "control character 0x0D" },
+	{ "#\xC2\x9B\n", 0, 1, "control character U+009B" },
+	/* The first error wins. */
+	{ "[account w]\nport=x\nsecurity=ssl\n", 0, 2, "port 'x'" },
 };
 
 START_TEST(test_errors)
 {
 	const struct error_case *t = &error_cases[_i];
-	char *error =
-	    parse_fail_len(t->text, t->len ? t->len : strlen(t->text));
+	char *error = parse_fail_len(t->text, t->len ? t->len : strlen(t->text));
 
 	assert_error(error, t->line, t->what);
 	ck_assert_ptr_null(strchr(error, '\n'));
@@ -610,8 +583,7 @@ START_TEST(test_account_limit)
 
 	snprintf(text + len, alloc - len, "[account last]\n");
 	error = parse_fail_len(text, strlen(text));
-	assert_error(error, CONFIG_MAX_ACCOUNTS * 4 + 1,
-		     "too many accounts (limit 256)");
+	assert_error(error, CONFIG_MAX_ACCOUNTS * 4 + 1, "too many accounts (limit 256)");
 	free(error);
 	free(text);
 }
@@ -636,16 +608,12 @@ START_TEST(test_warnings)
 
 	ck_assert_uint_eq(c->n_accounts, 1);
 	ck_assert_uint_eq(c->n_warnings, 4);
-	ck_assert_str_eq(c->warnings[0], NAME
-			 ":2: unknown key 'colour' in [general], ignoring it");
-	ck_assert_str_eq(c->warnings[1], NAME
-			 ":7: unknown key 'Host' in [account a], ignoring it");
-	ck_assert_str_eq(
-	    c->warnings[2],
-	    NAME ":8: unknown section '[Account b]', ignoring it and its keys");
-	ck_assert_str_eq(
-	    c->warnings[3], NAME
-	    ":11: unknown section '[extras here]', ignoring it and its keys");
+	ck_assert_str_eq(c->warnings[0], NAME ":2: unknown key 'colour' in [general], ignoring it");
+	ck_assert_str_eq(c->warnings[1], NAME ":7: unknown key 'Host' in [account a], ignoring it");
+	ck_assert_str_eq(c->warnings[2],
+			 NAME ":8: unknown section '[Account b]', ignoring it and its keys");
+	ck_assert_str_eq(c->warnings[3],
+			 NAME ":11: unknown section '[extras here]', ignoring it and its keys");
 	config_free(c);
 }
 END_TEST
@@ -675,25 +643,25 @@ static const struct {
 	const char *host;
 	bool ok;
 } none_cases[] = {
-    {"127.0.0.1", true},
-    {"127.255.10.2", true},
-    {"localhost", true},
-    {"LocalHost", true},
-    {"localhost.", true},
-    {"::1", true},
-    {"0:0:0:0:0:0:0:1", true},
-    {"::ffff:127.0.0.1", true},
-    {"128.0.0.1", false},
-    {"10.0.0.1", false},
-    {"126.255.255.255", false},
-    {"imap.example.org", false},
-    {"localhost.example.org", false},
-    {"mylocalhost", false},
-    {"::2", false},
-    {"::", false},
-    {"::ffff:10.0.0.1", false},
-    {"127.1", false},
-    {"0x7f.0.0.1", false},
+	{ "127.0.0.1", true },
+	{ "127.255.10.2", true },
+	{ "localhost", true },
+	{ "LocalHost", true },
+	{ "localhost.", true },
+	{ "::1", true },
+	{ "0:0:0:0:0:0:0:1", true },
+	{ "::ffff:127.0.0.1", true },
+	{ "128.0.0.1", false },
+	{ "10.0.0.1", false },
+	{ "126.255.255.255", false },
+	{ "imap.example.org", false },
+	{ "localhost.example.org", false },
+	{ "mylocalhost", false },
+	{ "::2", false },
+	{ "::", false },
+	{ "::ffff:10.0.0.1", false },
+	{ "127.1", false },
+	{ "0x7f.0.0.1", false },
 };
 
 START_TEST(test_security_none)
@@ -726,8 +694,8 @@ END_TEST
 
 START_TEST(test_load)
 {
-	static const char text[] = "[general]\ndatabase = db/store.db\n" ACCT(
-	    "a") "sync_bodies = 100\n";
+	static const char text[] =
+		"[general]\ndatabase = db/store.db\n" ACCT("a") "sync_bodies = 100\n";
 	const char *path;
 	char expect[PATH_MAX + 64];
 	struct config *c = NULL;
@@ -755,8 +723,7 @@ START_TEST(test_load)
 	c = (struct config *)SENTINEL;
 	ck_assert_int_eq(config_load("etc/bad.conf", &c, &error), -EINVAL);
 	ck_assert_ptr_eq(c, (struct config *)SENTINEL);
-	ck_assert_str_eq(
-	    error, "etc/bad.conf:3: key 'port' outside an [account] section");
+	ck_assert_str_eq(error, "etc/bad.conf:3: key 'port' outside an [account] section");
 	free(error);
 }
 END_TEST
@@ -796,20 +763,16 @@ END_TEST
 
 #define SECRET "s3cr3t-PW"
 
-static int password_for_file(const char *path, char **ret_password,
-			     char **ret_error)
+static int password_for_file(const char *path, char **ret_password, char **ret_error)
 {
-	struct config_account a = {.name = (char *)"a",
-				   .password_file = (char *)path};
+	struct config_account a = { .name = (char *)"a", .password_file = (char *)path };
 
 	return config_account_password(&a, ret_password, ret_error);
 }
 
-static int password_for_command(const char *cmd, char **ret_password,
-				char **ret_error)
+static int password_for_command(const char *cmd, char **ret_password, char **ret_error)
 {
-	struct config_account a = {.name = (char *)"a",
-				   .password_command = (char *)cmd};
+	struct config_account a = { .name = (char *)"a", .password_command = (char *)cmd };
 
 	return config_account_password(&a, ret_password, ret_error);
 }
@@ -819,18 +782,17 @@ static const struct {
 	size_t len;
 	const char *password;
 } pw_file_ok[] = {
-    {BIN(SECRET "\n"), SECRET},
-    {BIN(SECRET), SECRET},
-    {BIN(SECRET "\r\n"), SECRET},
-    {BIN(SECRET "\nsecond line\n"), SECRET},
-    {BIN(" spaced  pass\t\n"), " spaced  pass\t"},
-    {BIN("p\xC3\xA4ss\n\0junk after the line"), "p\xC3\xA4ss"},
+	{ BIN(SECRET "\n"), SECRET },
+	{ BIN(SECRET), SECRET },
+	{ BIN(SECRET "\r\n"), SECRET },
+	{ BIN(SECRET "\nsecond line\n"), SECRET },
+	{ BIN(" spaced  pass\t\n"), " spaced  pass\t" },
+	{ BIN("p\xC3\xA4ss\n\0junk after the line"), "p\xC3\xA4ss" },
 };
 
 START_TEST(test_password_file_ok)
 {
-	const char *path =
-	    write_file("pw", pw_file_ok[_i].content, pw_file_ok[_i].len, 0600);
+	const char *path = write_file("pw", pw_file_ok[_i].content, pw_file_ok[_i].len, 0600);
 	char *password = NULL, *error = NULL;
 
 	ck_assert_int_eq(password_for_file(path, &password, &error), 0);
@@ -868,24 +830,21 @@ static const struct {
 	mode_t mode;
 	const char *what; /* the path is prefixed */
 } pw_file_bad[] = {
-    {BIN(SECRET "\n"), 0644,
-     "' is readable by group or others (mode 0644); chmod 600 it"},
-    {BIN(SECRET "\n"), 0640, "' is readable by group or others (mode 0640)"},
-    {BIN(SECRET "\n"), 0604, "' is readable by group or others (mode 0604)"},
-    {BIN(SECRET "\n"), 0620, "' is accessible by group or others (mode 0620)"},
-    {BIN(SECRET "\n"), 0601, "' is accessible by group or others (mode 0601)"},
-    {BIN(""), 0600, "': empty"},
-    {BIN("\n" SECRET "\n"), 0600, "': the first line is empty"},
-    {BIN("\r\n" SECRET "\n"), 0600, "': the first line is empty"},
-    {BIN(SECRET "\0" SECRET "\n"), 0600,
-     "': the first line contains a NUL byte"},
+	{ BIN(SECRET "\n"), 0644, "' is readable by group or others (mode 0644); chmod 600 it" },
+	{ BIN(SECRET "\n"), 0640, "' is readable by group or others (mode 0640)" },
+	{ BIN(SECRET "\n"), 0604, "' is readable by group or others (mode 0604)" },
+	{ BIN(SECRET "\n"), 0620, "' is accessible by group or others (mode 0620)" },
+	{ BIN(SECRET "\n"), 0601, "' is accessible by group or others (mode 0601)" },
+	{ BIN(""), 0600, "': empty" },
+	{ BIN("\n" SECRET "\n"), 0600, "': the first line is empty" },
+	{ BIN("\r\n" SECRET "\n"), 0600, "': the first line is empty" },
+	{ BIN(SECRET "\0" SECRET "\n"), 0600, "': the first line contains a NUL byte" },
 };
 
 START_TEST(test_password_file_bad)
 {
-	const char *path =
-	    write_file("pw", pw_file_bad[_i].content, pw_file_bad[_i].len,
-		       pw_file_bad[_i].mode);
+	const char *path = write_file("pw", pw_file_bad[_i].content, pw_file_bad[_i].len,
+				      pw_file_bad[_i].mode);
 	char *password = (char *)SENTINEL, *error = NULL;
 	char expect[PATH_MAX + 256];
 
@@ -947,8 +906,7 @@ START_TEST(test_password_file_not_regular)
 	ck_assert_ptr_nonnull(strstr(error, "is not a regular file"));
 	free(error);
 
-	ck_assert_int_eq(password_for_file(missing, &password, &error),
-			 -ENOENT);
+	ck_assert_int_eq(password_for_file(missing, &password, &error), -ENOENT);
 	ck_assert_ptr_nonnull(strstr(error, missing));
 	free(error);
 	ck_assert_ptr_eq(password, (char *)SENTINEL);
@@ -962,24 +920,23 @@ static const struct {
 	const char *command;
 	const char *password;
 } pw_cmd_ok[] = {
-    {"printf '%s\\n' '" SECRET "'", SECRET},
-    {"printf 'first\\nsecond\\n'", "first"},
-    {"printf 'no-newline'", "no-newline"},
-    {"printf 'crlf\\r\\n'", "crlf"},
-    {"echo oops >&2; echo pw", "pw"},	    /* stderr is not captured */
-    {"read x; echo \"[$x]\"", "[]"},	    /* stdin is /dev/null */
-    {"echo y; yes | head -c 1000000", "y"}, /* the rest is drained */
-    {"echo $((6*7))", "42"},
-    /* A background process keeping stdout open is not waited for. */
-    {"(sleep 5 &); echo bg", "bg"},
+	{ "printf '%s\\n' '" SECRET "'", SECRET },
+	{ "printf 'first\\nsecond\\n'", "first" },
+	{ "printf 'no-newline'", "no-newline" },
+	{ "printf 'crlf\\r\\n'", "crlf" },
+	{ "echo oops >&2; echo pw", "pw" },	  /* stderr is not captured */
+	{ "read x; echo \"[$x]\"", "[]" },	  /* stdin is /dev/null */
+	{ "echo y; yes | head -c 1000000", "y" }, /* the rest is drained */
+	{ "echo $((6*7))", "42" },
+	/* A background process keeping stdout open is not waited for. */
+	{ "(sleep 5 &); echo bg", "bg" },
 };
 
 START_TEST(test_password_command_ok)
 {
 	char *password = NULL, *error = NULL;
 
-	ck_assert_int_eq(
-	    password_for_command(pw_cmd_ok[_i].command, &password, &error), 0);
+	ck_assert_int_eq(password_for_command(pw_cmd_ok[_i].command, &password, &error), 0);
 	ck_assert_ptr_null(error);
 	ck_assert_str_eq(password, pw_cmd_ok[_i].password);
 	free(password);
@@ -991,32 +948,27 @@ static const struct {
 	int r;
 	const char *error; /* exact */
 } pw_cmd_bad[] = {
-    {"exit 3", -EIO, "password_command exited with status 3"},
-    {"echo " SECRET "; exit 1", -EIO, "password_command exited with status 1"},
-    {"echo " SECRET " >/dev/null; false", -EIO,
-     "password_command exited with status 1"},
-    {"/nonexistent/pw-tool", -EIO, "password_command exited with status 127"},
-    {"echo " SECRET "; kill -9 $$", -EIO,
-     "password_command was killed by signal 9"},
-    {"yes", -E2BIG,
-     "password_command printed more than 1048576 bytes and was killed"},
-    {"true", -ENODATA, "password_command printed nothing"},
-    {"cat", -ENODATA, "password_command printed nothing"},
-    {"echo; echo " SECRET, -ENODATA,
-     "password_command: the first line is empty"},
-    {"printf '" SECRET "\\000x\\n'", -EINVAL,
-     "password_command: the first line contains a NUL byte"},
-    {"printf '" SECRET "'; head -c 5000 /dev/zero | tr '\\0' x", -E2BIG,
-     "password_command: the first line is longer than 4096 bytes"},
+	{ "exit 3", -EIO, "password_command exited with status 3" },
+	{ "echo " SECRET "; exit 1", -EIO, "password_command exited with status 1" },
+	{ "echo " SECRET " >/dev/null; false", -EIO, "password_command exited with status 1" },
+	{ "/nonexistent/pw-tool", -EIO, "password_command exited with status 127" },
+	{ "echo " SECRET "; kill -9 $$", -EIO, "password_command was killed by signal 9" },
+	{ "yes", -E2BIG, "password_command printed more than 1048576 bytes and was killed" },
+	{ "true", -ENODATA, "password_command printed nothing" },
+	{ "cat", -ENODATA, "password_command printed nothing" },
+	{ "echo; echo " SECRET, -ENODATA, "password_command: the first line is empty" },
+	{ "printf '" SECRET "\\000x\\n'", -EINVAL,
+	  "password_command: the first line contains a NUL byte" },
+	{ "printf '" SECRET "'; head -c 5000 /dev/zero | tr '\\0' x", -E2BIG,
+	  "password_command: the first line is longer than 4096 bytes" },
 };
 
 START_TEST(test_password_command_bad)
 {
 	char *password = (char *)SENTINEL, *error = NULL;
 
-	ck_assert_int_eq(
-	    password_for_command(pw_cmd_bad[_i].command, &password, &error),
-	    pw_cmd_bad[_i].r);
+	ck_assert_int_eq(password_for_command(pw_cmd_bad[_i].command, &password, &error),
+			 pw_cmd_bad[_i].r);
 	ck_assert_ptr_eq(password, (char *)SENTINEL);
 	ck_assert_str_eq(error, pw_cmd_bad[_i].error);
 	ck_assert_ptr_null(strstr(error, SECRET));
@@ -1067,8 +1019,7 @@ START_TEST(test_to_settings)
 	char *error = NULL, *password = NULL;
 
 	snprintf(name, sizeof(name), "%s/cpmsync.conf", tmpdir);
-	ck_assert_int_eq(
-	    config_parse_buffer(name, text, strlen(text), &c, &error), 0);
+	ck_assert_int_eq(config_parse_buffer(name, text, strlen(text), &c, &error), 0);
 	a = &c->accounts[0];
 	memset(&s, 0xAA, sizeof(s));
 	config_account_to_settings(a, &s);
@@ -1090,8 +1041,7 @@ START_TEST(test_to_settings)
 
 	/* The callback: failure records a reason, success clears it. */
 	write_file("pw", SECRET "\n", strlen(SECRET) + 1, 0644);
-	ck_assert_int_eq(s.password_cb(&s, &password, s.password_userdata),
-			 -EACCES);
+	ck_assert_int_eq(s.password_cb(&s, &password, s.password_userdata), -EACCES);
 	ck_assert_ptr_null(password);
 	ck_assert_ptr_nonnull(strstr(a->password_error, "mode 0644"));
 	ck_assert_ptr_null(strstr(a->password_error, SECRET));
@@ -1103,8 +1053,7 @@ START_TEST(test_to_settings)
 
 	/* A failure left in place is freed with the config (ASan checks). */
 	ck_assert_int_eq(unlink(tmp_path("pw")), 0);
-	ck_assert_int_eq(s.password_cb(&s, &password, s.password_userdata),
-			 -ENOENT);
+	ck_assert_int_eq(s.password_cb(&s, &password, s.password_userdata), -ENOENT);
 	ck_assert_ptr_nonnull(a->password_error);
 	config_free(c);
 }
@@ -1112,46 +1061,44 @@ END_TEST
 
 START_TEST(test_password_none)
 {
-	struct config_account a = {.name = (char *)"x"};
+	struct config_account a = { .name = (char *)"x" };
 	char *password = NULL, *error = NULL;
 
-	ck_assert_int_eq(config_account_password(&a, &password, &error),
-			 -EINVAL);
-	ck_assert_str_eq(error,
-			 "account 'x': no password_file or password_command");
+	ck_assert_int_eq(config_account_password(&a, &password, &error), -EINVAL);
+	ck_assert_str_eq(error, "account 'x': no password_file or password_command");
 	free(error);
 }
 END_TEST
 
-#define BASE                                                                   \
-	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"  \
+#define BASE                                                                                       \
+	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"                      \
 	"ca_file = /ca\nfolders = A B\nsync_bodies = 10\n"
 
 static const char *const changed[] = {
-    "[account b]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
-    "ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
-    BASE "password_file = /q\n",
-    BASE "password_command = /p\n",
-    "[account a]\nhost = H\nport = 1000\nsecurity = starttls\nuser = u\n"
-    "ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
-    "[account a]\nhost = h\nport = 1001\nsecurity = starttls\nuser = u\n"
-    "ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
-    "[account a]\nhost = h\nport = 1000\nsecurity = tls\nuser = u\n"
-    "ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
-    "[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = v\n"
-    "ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
-    "[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
-    "folders = A B\nsync_bodies = 10\npassword_file = /p\n",
-    "[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
-    "ca_file = /ca\nfolders = A\nsync_bodies = 10\npassword_file = /p\n",
-    "[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
-    "ca_file = /ca\nfolders = A B C\nsync_bodies = 10\npassword_file = /p\n",
-    "[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
-    "ca_file = /ca\nfolders = B A\nsync_bodies = 10\npassword_file = /p\n",
-    "[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
-    "ca_file = /ca\nfolders = A B\nsync_bodies = all\npassword_file = /p\n",
-    "[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
-    "ca_file = /ca\nfolders = A B\nsync_bodies = none\npassword_file = /p\n",
+	"[account b]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
+	"ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
+	BASE "password_file = /q\n",
+	BASE "password_command = /p\n",
+	"[account a]\nhost = H\nport = 1000\nsecurity = starttls\nuser = u\n"
+	"ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
+	"[account a]\nhost = h\nport = 1001\nsecurity = starttls\nuser = u\n"
+	"ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
+	"[account a]\nhost = h\nport = 1000\nsecurity = tls\nuser = u\n"
+	"ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
+	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = v\n"
+	"ca_file = /ca\nfolders = A B\nsync_bodies = 10\npassword_file = /p\n",
+	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
+	"folders = A B\nsync_bodies = 10\npassword_file = /p\n",
+	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
+	"ca_file = /ca\nfolders = A\nsync_bodies = 10\npassword_file = /p\n",
+	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
+	"ca_file = /ca\nfolders = A B C\nsync_bodies = 10\npassword_file = /p\n",
+	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
+	"ca_file = /ca\nfolders = B A\nsync_bodies = 10\npassword_file = /p\n",
+	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
+	"ca_file = /ca\nfolders = A B\nsync_bodies = all\npassword_file = /p\n",
+	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
+	"ca_file = /ca\nfolders = A B\nsync_bodies = none\npassword_file = /p\n",
 };
 
 START_TEST(test_equal)
@@ -1215,20 +1162,16 @@ START_TEST(test_sample_file)
 	config_free(c);
 
 	out = calloc(1, 65536);
-	for (line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		if (line[0] == '#' &&
-		    ((line[1] >= 'a' && line[1] <= 'z' && strstr(line, " = ") &&
-		      !strstr(line, "password_command")) ||
-		     strncmp(line, "#[account", 9) == 0))
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#' && ((line[1] >= 'a' && line[1] <= 'z' && strstr(line, " = ") &&
+					!strstr(line, "password_command")) ||
+				       strncmp(line, "#[account", 9) == 0))
 			line++;
 		strcat(out, line);
 		strcat(out, "\n");
 	}
 	c = NULL;
-	ck_assert_msg(
-	    config_parse_buffer(sample, out, strlen(out), &c, &error) == 0,
-	    "%s", error);
+	ck_assert_msg(config_parse_buffer(sample, out, strlen(out), &c, &error) == 0, "%s", error);
 	ck_assert_uint_eq(c->n_accounts, 1);
 	ck_assert_msg(c->n_warnings == 0, "%s", c->n_warnings ? c->warnings[0] : "");
 	ck_assert_str_eq(c->accounts[0].name, "work");
@@ -1280,8 +1223,7 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("security-none");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_loop_test(tc, test_security_none, 0,
-			    (int)ARRAY_SIZE(none_cases));
+	tcase_add_loop_test(tc, test_security_none, 0, (int)ARRAY_SIZE(none_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("load");
@@ -1293,17 +1235,13 @@ static Suite *config_suite(void)
 	tc = tcase_create("password");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
-	tcase_add_loop_test(tc, test_password_file_ok, 0,
-			    (int)ARRAY_SIZE(pw_file_ok));
+	tcase_add_loop_test(tc, test_password_file_ok, 0, (int)ARRAY_SIZE(pw_file_ok));
 	tcase_add_test(tc, test_password_file_longest);
-	tcase_add_loop_test(tc, test_password_file_bad, 0,
-			    (int)ARRAY_SIZE(pw_file_bad));
+	tcase_add_loop_test(tc, test_password_file_bad, 0, (int)ARRAY_SIZE(pw_file_bad));
 	tcase_add_test(tc, test_password_file_too_long);
 	tcase_add_test(tc, test_password_file_not_regular);
-	tcase_add_loop_test(tc, test_password_command_ok, 0,
-			    (int)ARRAY_SIZE(pw_cmd_ok));
-	tcase_add_loop_test(tc, test_password_command_bad, 0,
-			    (int)ARRAY_SIZE(pw_cmd_bad));
+	tcase_add_loop_test(tc, test_password_command_ok, 0, (int)ARRAY_SIZE(pw_cmd_ok));
+	tcase_add_loop_test(tc, test_password_command_bad, 0, (int)ARRAY_SIZE(pw_cmd_bad));
 	tcase_add_test(tc, test_password_command_stdio_closed);
 	tcase_add_test(tc, test_password_none);
 	suite_add_tcase(s, tc);

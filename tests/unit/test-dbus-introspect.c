@@ -280,22 +280,26 @@ START_TEST(test_introspect_objects)
 	int dummy;
 
 	ck_assert_int_eq(cpm_bus_add_object(bus, "/org/cpmsync", &cpm_manager_interface, &dummy,
-					    CPM_OBJECT_MANAGER), 0);
-	ck_assert_int_eq(cpm_bus_add_object(bus, "/org/cpmsync/a_2db", &cpm_account_interface,
-					    &dummy, 0), 0);
-	ck_assert_int_eq(cpm_bus_add_object(bus, "/org/cpmsync/a_2db", &cpm_account_interface,
-					    &dummy, 0), -EEXIST);
+					    CPM_OBJECT_MANAGER),
+			 0);
+	ck_assert_int_eq(
+		cpm_bus_add_object(bus, "/org/cpmsync/a_2db", &cpm_account_interface, &dummy, 0),
+		0);
+	ck_assert_int_eq(
+		cpm_bus_add_object(bus, "/org/cpmsync/a_2db", &cpm_account_interface, &dummy, 0),
+		-EEXIST);
 	ck_assert_int_eq(cpm_bus_add_object(bus, "/org/cpmsync/a_2db/folder7",
-					    &cpm_folder_interface, &dummy, 0), 0);
+					    &cpm_folder_interface, &dummy, 0),
+			 0);
 
-	m = new_call("org.cpmsync", "/org/cpmsync",
-					 CPM_IFACE_INTROSPECTABLE, "Introspect");
+	m = new_call("org.cpmsync", "/org/cpmsync", CPM_IFACE_INTROSPECTABLE, "Introspect");
 	r = cpm_bus_handle(bus, m);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
 	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
 	ck_assert_ptr_nonnull(strstr(xml, "<interface name=\"org.freedesktop.DBus.Properties\">"));
-	ck_assert_ptr_nonnull(strstr(xml, "<interface name=\"org.freedesktop.DBus.ObjectManager\">"));
+	ck_assert_ptr_nonnull(
+		strstr(xml, "<interface name=\"org.freedesktop.DBus.ObjectManager\">"));
 	ck_assert_ptr_nonnull(strstr(xml, "<interface name=\"org.cpmsync.Manager1\">"));
 	ck_assert_ptr_nonnull(strstr(xml, "<node name=\"a_2db\"/>"));
 	ck_assert_ptr_null(strstr(xml, "folder7"));
@@ -313,8 +317,7 @@ START_TEST(test_introspect_objects)
 	dbus_message_unref(r);
 
 	/* An intermediate node lists its child. */
-	m = new_call("org.cpmsync", "/org", CPM_IFACE_INTROSPECTABLE,
-					 "Introspect");
+	m = new_call("org.cpmsync", "/org", CPM_IFACE_INTROSPECTABLE, "Introspect");
 	r = cpm_bus_handle(bus, m);
 	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
 	ck_assert_ptr_nonnull(strstr(xml, "<node name=\"cpmsync\"/>"));
@@ -323,8 +326,8 @@ START_TEST(test_introspect_objects)
 	dbus_message_unref(r);
 
 	/* A folder object: ObjectManager only on the root. */
-	m = new_call("org.cpmsync", "/org/cpmsync/a_2db/folder7",
-					 CPM_IFACE_INTROSPECTABLE, "Introspect");
+	m = new_call("org.cpmsync", "/org/cpmsync/a_2db/folder7", CPM_IFACE_INTROSPECTABLE,
+		     "Introspect");
 	r = cpm_bus_handle(bus, m);
 	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &xml, DBUS_TYPE_INVALID));
 	ck_assert_ptr_nonnull(strstr(xml, "org.cpmsync.Folder1"));
@@ -333,8 +336,7 @@ START_TEST(test_introspect_objects)
 	dbus_message_unref(r);
 
 	/* Unknown object. */
-	m = new_call("org.cpmsync", "/nowhere", CPM_IFACE_INTROSPECTABLE,
-					 "Introspect");
+	m = new_call("org.cpmsync", "/nowhere", CPM_IFACE_INTROSPECTABLE, "Introspect");
 	r = cpm_bus_handle(bus, m);
 	ck_assert_str_eq(dbus_message_get_error_name(r), DBUS_ERROR_UNKNOWN_OBJECT);
 	dbus_message_unref(m);
@@ -388,15 +390,17 @@ static void get_q(DBusMessageIter *iter, void *userdata)
 
 static const struct cpm_interface test_iface = {
 	.name = "org.example.Test",
-	.methods = (const struct cpm_method[]){
-		{ "Echo", CPM_ARGS({ "a", "s" }, { "b", "at" }), NULL, echo },
-		{ NULL },
-	},
-	.properties = (const struct cpm_property[]){
-		{ "P", "s", get_p, set_p },
-		{ "Q", "u", get_q, NULL },
-		{ NULL },
-	},
+	.methods =
+		(const struct cpm_method[]){
+			{ "Echo", CPM_ARGS({ "a", "s" }, { "b", "at" }), NULL, echo },
+			{ NULL },
+		},
+	.properties =
+		(const struct cpm_property[]){
+			{ "P", "s", get_p, set_p },
+			{ "Q", "u", get_q, NULL },
+			{ NULL },
+		},
 };
 
 static DBusMessage *call(const char *iface, const char *member)
@@ -545,8 +549,7 @@ START_TEST(test_managed_objects)
 	ck_assert_int_eq(cpm_bus_add_object(bus, "/r/b", &test_iface, NULL, 0), 0);
 	ck_assert_int_eq(cpm_bus_add_object(bus, "/r/a/x", &test_iface, NULL, 0), 0);
 	ck_assert_int_eq(cpm_bus_add_object(bus, "/rr", &test_iface, NULL, 0), 0);
-	m = new_call("org.cpmsync", "/r", CPM_IFACE_OBJECT_MANAGER,
-					 "GetManagedObjects");
+	m = new_call("org.cpmsync", "/r", CPM_IFACE_OBJECT_MANAGER, "GetManagedObjects");
 	r = cpm_bus_handle(bus, m);
 	ck_assert_str_eq(dbus_message_get_signature(r), "a{oa{sa{sv}}}");
 	dbus_message_iter_init(r, &it);
@@ -573,12 +576,8 @@ START_TEST(test_path_escape)
 	static const struct {
 		const char *name, *elem;
 	} cases[] = {
-		{ "work", "work" },
-		{ "my-mail", "my_2dmail" },
-		{ "a_b", "a_b" },
-		{ "A.b c", "A_2eb_20c" },
-		{ "\xc3\xa9", "_c3_a9" },
-		{ "", "_" },
+		{ "work", "work" },	  { "my-mail", "my_2dmail" }, { "a_b", "a_b" },
+		{ "A.b c", "A_2eb_20c" }, { "\xc3\xa9", "_c3_a9" },   { "", "_" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -603,10 +602,11 @@ END_TEST
 
 START_TEST(test_checks)
 {
-	static const char *good_flags[] = { "\\Seen", "\\Deleted", "$Label1", "Junk", "$MDNSent",
-					    "a.b-c_d" };
-	static const char *bad_flags[] = { "", "\\", "\\\\Seen", "a b", "(x", "x)", "a*", "a%",
-					   "a\"", "a]", "a{", "\xc3\xa9", "a\x01", "\\Seen\\" };
+	static const char *good_flags[] = { "\\Seen", "\\Deleted", "$Label1",
+					    "Junk",   "$MDNSent",  "a.b-c_d" };
+	static const char *bad_flags[] = { "",	 "\\",	     "\\\\Seen", "a b",	    "(x",
+					   "x)", "a*",	     "a%",	 "a\"",	    "a]",
+					   "a{", "\xc3\xa9", "a\x01",	 "\\Seen\\" };
 	char big[300];
 	char *err;
 
@@ -637,8 +637,9 @@ START_TEST(test_checks)
 	ck_assert_ptr_null(cpm_check_section("section", "2.MIME"));
 	ck_assert_ptr_null(cpm_check_section("section", "3.HEADER"));
 	ck_assert_ptr_null(cpm_check_section("section", "3.TEXT"));
-	static const char *bad_sections[] = { "MIME", "0", "01", "1.", ".1", "1..2", "1.FOO",
-					      "HEADER.FIELDS (To)", "1 ", "x" };
+	static const char *bad_sections[] = { "MIME", "0",    "01",    "1.",
+					      ".1",   "1..2", "1.FOO", "HEADER.FIELDS (To)",
+					      "1 ",   "x" };
 	for (size_t i = 0; i < sizeof(bad_sections) / sizeof(bad_sections[0]); i++) {
 		err = cpm_check_section("section", bad_sections[i]);
 		ck_assert_msg(err != NULL, "section '%s' accepted", bad_sections[i]);
@@ -679,8 +680,8 @@ START_TEST(test_checks)
 	free(err);
 	ck_assert_ptr_null(cpm_check_metadata_entry("entries", "/private/comment"));
 	ck_assert_ptr_null(cpm_check_metadata_entry("entries", "/shared/vendor/x"));
-	static const char *bad_entries[] = { "comment", "/private/", "/private//x", "/other/x",
-					     "/private/a*", "" };
+	static const char *bad_entries[] = { "comment",	 "/private/",	"/private//x",
+					     "/other/x", "/private/a*", "" };
 	for (size_t i = 0; i < sizeof(bad_entries) / sizeof(bad_entries[0]); i++) {
 		err = cpm_check_metadata_entry("entries", bad_entries[i]);
 		ck_assert_msg(err != NULL, "entry '%s' accepted", bad_entries[i]);
@@ -732,9 +733,12 @@ START_TEST(test_utf8)
 	s = cpm_utf8("plain \xc3\xa9", &tmp);
 	ck_assert_ptr_null(tmp);
 	ck_assert_str_eq(s, "plain \xc3\xa9");
-	s = cpm_utf8("a\xff" "b\xc3", &tmp);
+	s = cpm_utf8("a\xff"
+		     "b\xc3",
+		     &tmp);
 	ck_assert_ptr_nonnull(tmp);
-	ck_assert_str_eq(s, "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+	ck_assert_str_eq(s, "a\xef\xbf\xbd"
+			    "b\xef\xbf\xbd");
 	ck_assert(dbus_validate_utf8(s, NULL));
 	free(tmp);
 	s = cpm_utf8("\xed\xa0\x80", &tmp); /* a surrogate */
@@ -866,18 +870,21 @@ START_TEST(test_settings)
 	} cases[] = {
 		{ "Host=s:imap.example.org;User=s:alice;Password=s:x", NULL },
 		{ "Host=s:h;Port=q:993;Security=s:starttls;User=s:u;PasswordFile=s:/p;"
-		  "CaFile=s:/ca.pem;Folders=as:INBOX,Archive/*;SyncBodies=s:256", NULL },
+		  "CaFile=s:/ca.pem;Folders=as:INBOX,Archive/*;SyncBodies=s:256",
+		  NULL },
 		{ "Host=s:h;User=s:u;Password=s:x;SyncBodies=s:all", NULL },
 		{ "Host=s:h;User=s:u;Password=s:x;Bogus=s:1", "settings: unknown key 'Bogus'" },
 		{ "Host=s:h;User=s:u;Password=s:x;Port=u:993", "settings: Port must be of type q" },
-		{ "Host=s:h;User=s:u;Password=s:x;Folders=s:INBOX", "settings: Folders must be of type as" },
+		{ "Host=s:h;User=s:u;Password=s:x;Folders=s:INBOX",
+		  "settings: Folders must be of type as" },
 		{ "User=s:u;Password=s:x", "settings: Host is required" },
 		{ "Host=s:h;Password=s:x", "settings: User is required" },
 		{ "Host=s:h;User=s:u", "settings: exactly one of Password and PasswordFile" },
 		{ "Host=s:h;User=s:u;Password=s:x;PasswordFile=s:/p",
 		  "settings: exactly one of Password and PasswordFile" },
 		{ "Host=s:h;User=s:u;Password=s:x;Security=s:ssl", "settings: Security must be" },
-		{ "Host=s:h;User=s:u;Password=s:x;SyncBodies=s:lots", "settings: SyncBodies must be" },
+		{ "Host=s:h;User=s:u;Password=s:x;SyncBodies=s:lots",
+		  "settings: SyncBodies must be" },
 		{ "Host=s:h;Host=s:i;User=s:u;Password=s:x", "settings: Host given twice" },
 	};
 
@@ -928,7 +935,8 @@ START_TEST(test_criteria)
 	} cases[] = {
 		{ "", NULL },
 		{ "Text=s:hello;From=s:a@b;To=s:c;Subject=s:s;Since=x:100;Before=x:200;"
-		  "Flags=as:\\Seen,$x;NotFlags=as:\\Deleted;ConversationId=s:abc", NULL },
+		  "Flags=as:\\Seen,$x;NotFlags=as:\\Deleted;ConversationId=s:abc",
+		  NULL },
 		{ "Nope=s:x", "criteria: unknown key 'Nope'" },
 		{ "Since=u:5", "criteria: Since must be of type x" },
 		{ "Flags=as:a b", "criteria: Flags: flag" },
@@ -1029,10 +1037,11 @@ START_TEST(test_summary_dict)
 		.type = "file-transfer",
 		.has_body = true,
 	};
-	static const char *keys[] = { "Id",	   "Uid",	     "Flags",	       "InternalDate",
-				      "Size",	   "From",	     "To",	       "Subject",
-				      "Date",	   "MessageId",	     "ConversationId", "ContributionId",
-				      "Type",	   "HasBody" };
+	static const char *keys[] = {
+		"Id",	"Uid",	   "Flags", "InternalDate", "Size",	      "From",
+		"To",	"Subject", "Date",  "MessageId",    "ConversationId", "ContributionId",
+		"Type", "HasBody"
+	};
 	static const char *types[] = { "t", "u", "as", "x", "u", "s", "as",
 				       "s", "x", "s",  "s", "s", "s", "b" };
 	DBusMessage *m = new_call("org.cpmsync", "/", "x.y", "Z");

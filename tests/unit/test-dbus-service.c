@@ -122,7 +122,8 @@ static void setup(void)
 	ck_assert_int_eq(cpmsync_store_open(path, 0, &store, &err), 0);
 	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Work", &inbox_id), 0);
 	ck_assert_int_eq(cpmsync_op_store(store, "acc-1", "Work", message, sizeof(message) - 1,
-					  NULL, 1700000000, &msg_id), 0);
+					  NULL, 1700000000, &msg_id),
+			 0);
 	ck_assert_int_eq(cpmsync_session_new(loop, store, &account, NULL, NULL, NULL, &session), 0);
 	cpmsync_session_set_online(session, false);
 
@@ -174,12 +175,12 @@ static void teardown(void)
 	nftw(tmpdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-#define SKIP_WITHOUT_DAEMON()                                     \
-	do {                                                      \
-		if (!address[0]) {                                \
-			fprintf(stderr, "no dbus-daemon: skipped\n"); \
-			return;                                   \
-		}                                                 \
+#define SKIP_WITHOUT_DAEMON()                                                                      \
+	do {                                                                                       \
+		if (!address[0]) {                                                                 \
+			fprintf(stderr, "no dbus-daemon: skipped\n");                              \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
 static void pending_done(DBusPendingCall *p, void *ud)
@@ -257,8 +258,8 @@ START_TEST(test_objects)
 	/* A property of each kind. */
 	{
 		const char *iface = "org.cpmsync.Account1", *name = "State", *v;
-		DBusMessage *m = new_call("/org/cpmsync/acc_2d1", "org.freedesktop.DBus.Properties",
-					  "Get");
+		DBusMessage *m =
+			new_call("/org/cpmsync/acc_2d1", "org.freedesktop.DBus.Properties", "Get");
 		DBusMessageIter vi;
 
 		dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name,
@@ -274,8 +275,8 @@ START_TEST(test_objects)
 	/* FindFolder */
 	{
 		const char *name = "Work", *p;
-		DBusMessage *m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1",
-					  "FindFolder");
+		DBusMessage *m =
+			new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "FindFolder");
 
 		dbus_message_append_args(m, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
 		r = call_msg(m);
@@ -320,7 +321,8 @@ START_TEST(test_list_fetch)
 	/* Wrong signature */
 	m = new_call(inbox_path, "org.cpmsync.Folder1", "ListMessages");
 	dbus_message_append_args(m, DBUS_TYPE_UINT32, &limit, DBUS_TYPE_INVALID);
-	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "wrong arguments: expected signature 'tu'");
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS,
+		     "wrong arguments: expected signature 'tu'");
 
 	/* Fetch the whole message, then the header. */
 	m = new_call(inbox_path, "org.cpmsync.Folder1", "Fetch");
@@ -364,7 +366,8 @@ START_TEST(test_list_fetch)
 		int fd = -1;
 		ssize_t k;
 
-		ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_INVALID));
+		ck_assert(
+			dbus_message_get_args(r, NULL, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_INVALID));
 		k = pread(fd, buf, sizeof(buf), 0);
 		ck_assert_int_eq(k, (ssize_t)sizeof(message) - 1);
 		ck_assert(!memcmp(buf, message, (size_t)k));

@@ -32,9 +32,9 @@ enum ev_kind { EV_NONE, EV_FETCH, EV_SEARCH, EV_CODE };
 /* Untagged data sent before a reply. */
 struct ev {
 	enum ev_kind kind;
-	struct engine_fetch fetch;  /* EV_FETCH */
-	uint32_t lo, hi;	    /* EV_SEARCH */
-	enum imap_code code;	    /* EV_CODE */
+	struct engine_fetch fetch; /* EV_FETCH */
+	uint32_t lo, hi;	   /* EV_SEARCH */
+	enum imap_code code;	   /* EV_CODE */
 	uint64_t value;
 };
 
@@ -108,8 +108,10 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 	}
 	if (p.step->modified)
 		ck_assert_int_eq(imap_seqset_add(&modified, p.step->modified), 0);
-	reply = (struct engine_reply){ .r = p.step->r, .text = p.step->text,
-				       .code = p.step->code, .new_uid = p.step->new_uid,
+	reply = (struct engine_reply){ .r = p.step->r,
+				       .text = p.step->text,
+				       .code = p.step->code,
+				       .new_uid = p.step->new_uid,
 				       .modified = p.step->modified ? &modified : NULL };
 	if (p.cb)
 		p.cb(&reply, p.userdata);
@@ -117,10 +119,10 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 }
 
 /* Checks call against the script and queues its reply. */
-static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata,
-		     const char *fmt, ...)
+static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata, const char *fmt,
+		     ...) __attribute__((format(printf, 4, 5)));
+static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata, const char *fmt,
+		     ...)
 {
 	struct fake *f = (struct fake *)d;
 	const struct step *st = &f->script[f->pos];
@@ -155,7 +157,9 @@ static int fake_select(struct engine_driver *d, const char *mailbox,
 		       const struct engine_select_params *p, engine_reply_fn cb, void *userdata)
 {
 	return fake_call(d, cb, userdata, "select %s%s", mailbox,
-			 p->qresync ? " qresync" : p->condstore ? " condstore" : "");
+			 p->qresync	? " qresync"
+			 : p->condstore ? " condstore"
+					: "");
 }
 
 static int fake_unselect(struct engine_driver *d)
@@ -181,8 +185,9 @@ static int fake_store(struct engine_driver *d, const char *uids, enum engine_fla
 		      const char *flags, uint64_t unchangedsince, engine_reply_fn cb,
 		      void *userdata)
 {
-	return fake_call(d, cb, userdata, "store %s %s(%s) %llu", uids, (const char *[]){ "", "+", "-" }[mode],
-			 flags, (unsigned long long)unchangedsince);
+	return fake_call(d, cb, userdata, "store %s %s(%s) %llu", uids,
+			 (const char *[]){ "", "+", "-" }[mode], flags,
+			 (unsigned long long)unchangedsince);
 }
 
 static int fake_expunge(struct engine_driver *d, const char *uids, engine_reply_fn cb,
@@ -194,8 +199,7 @@ static int fake_expunge(struct engine_driver *d, const char *uids, engine_reply_
 static int fake_search(struct engine_driver *d, uint32_t from_uid, const char *message_id,
 		       engine_reply_fn cb, void *userdata)
 {
-	return fake_call(d, cb, userdata, "search %u: %s", from_uid,
-			 message_id ? message_id : "-");
+	return fake_call(d, cb, userdata, "search %u: %s", from_uid, message_id ? message_id : "-");
 }
 
 static int fake_fetch(struct engine_driver *d, const char *uids, const char *items,
@@ -263,8 +267,8 @@ static const struct engine_driver_ops fake_ops = {
 };
 
 /* What Dovecot offers. */
-#define ALL_CAPS                                                                              \
-	(CAP(IMAP_CAP_UIDPLUS) | CAP(IMAP_CAP_MOVE) | CAP(IMAP_CAP_UNSELECT) |                 \
+#define ALL_CAPS                                                                                   \
+	(CAP(IMAP_CAP_UIDPLUS) | CAP(IMAP_CAP_MOVE) | CAP(IMAP_CAP_UNSELECT) |                     \
 	 CAP(IMAP_CAP_METADATA) | CAP(IMAP_CAP_ACL) | CAP(IMAP_CAP_CONDSTORE))
 
 /* --- the store and a run --- */
@@ -344,12 +348,15 @@ static struct sync_result run(const struct step *script, uint64_t caps)
 		.user = "alice",
 		.security = CPMSYNC_SECURITY_NONE,
 	};
-	struct fake f = { .base.ops = &fake_ops, .script = script, .caps = caps,
+	struct fake f = { .base.ops = &fake_ops,
+			  .script = script,
+			  .caps = caps,
 			  .enabled = caps & CAP(IMAP_CAP_CONDSTORE) };
 	struct sync_result res = { 0 };
 
 	ck_assert_int_eq(cpmsync_loop_new(&f.loop), 0);
-	ck_assert_int_eq(engine_replay_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, NULL), 0);
+	ck_assert_int_eq(
+		engine_replay_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, NULL), 0);
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(f.loop, 5000), 0);
 	cpmsync_loop_free(f.loop);
@@ -358,28 +365,41 @@ static struct sync_result run(const struct step *script, uint64_t caps)
 	return res;
 }
 
-#define SELECT_INBOX                                                                        \
-	{ .call = "select INBOX condstore",                                                  \
-	  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },                         \
-		  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 } } }
-#define LOGOUT { .call = "logout" }
+#define SELECT_INBOX                                                                               \
+	{                                                                                          \
+		.call = "select INBOX condstore",                                                  \
+		.ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },                        \
+			{ EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 } }               \
+	}
+#define LOGOUT                                                                                     \
+	{                                                                                          \
+		.call = "logout"                                                                   \
+	}
 /* The verification of an interrupted APPEND/COPY/MOVE finding the message
  * (size 5, date d, flags f) as UID u, searched from u by Message-ID m. */
-#define VERIFY_FINDS(m, u, d, f)                                                             \
-	{ .call = "search " #u ": " m, .ev = { { EV_SEARCH, .lo = u, .hi = u } } },           \
-	{ .call = "fetch " #u " (UID RFC822.SIZE INTERNALDATE FLAGS)",                        \
-	  .ev = { { EV_FETCH,                                                                \
-		    .fetch = { .uid = u,                                                     \
-			       .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE | ENGINE_FETCH_FLAGS, \
-			       .size = 5, .internaldate = d, .flags = f } } } }
-#define END { NULL }
+#define VERIFY_FINDS(m, u, d, f)                                                                   \
+	{ .call = "search " #u ": " m, .ev = { { EV_SEARCH, .lo = u, .hi = u } } },                \
+	{                                                                                          \
+		.call = "fetch " #u " (UID RFC822.SIZE INTERNALDATE FLAGS)",                       \
+		.ev = { { EV_FETCH, .fetch = { .uid = u,                                           \
+					       .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE |  \
+							  ENGINE_FETCH_FLAGS,                      \
+					       .size = 5,                                          \
+					       .internaldate = d,                                  \
+					       .flags = f } } }                                    \
+	}
+#define END                                                                                        \
+	{                                                                                          \
+		NULL                                                                               \
+	}
 
 /* --- append --- */
 
 START_TEST(test_append_uidplus)
 {
 	static const struct step script[] = {
-		{ .call = "append INBOX (\\Seen) 2000 local", .code = IMAP_CODE_APPENDUID,
+		{ .call = "append INBOX (\\Seen) 2000 local",
+		  .code = IMAP_CODE_APPENDUID,
 		  .new_uid = 5 },
 		LOGOUT,
 		END,
@@ -404,7 +424,8 @@ START_TEST(test_append_refused_kept)
 {
 	/* A NO keeps the row, with the server's text for its owner. */
 	static const struct step script[] = {
-		{ .call = "append INBOX () 2000 local", .r = -CPMSYNC_E_SERVER,
+		{ .call = "append INBOX () 2000 local",
+		  .r = -CPMSYNC_E_SERVER,
 		  .text = "[OVERQUOTA] mailbox is full" },
 		LOGOUT,
 		END,
@@ -433,13 +454,15 @@ START_TEST(test_append_without_uidplus_found_by_search)
 		SELECT_INBOX,
 		{ .call = "search 1: <new@x>", .ev = { { EV_SEARCH, .lo = 5, .hi = 6 } } },
 		{ .call = "fetch 5:6 (UID RFC822.SIZE INTERNALDATE FLAGS)",
-		  .ev = { { EV_FETCH, .fetch = { .uid = 5, .present = ENGINE_FETCH_SIZE |
-								       ENGINE_FETCH_DATE,
-						 .size = 99, .internaldate = 2000 } },
-			  { EV_FETCH, .fetch = { .uid = 6, .present = ENGINE_FETCH_SIZE |
-								       ENGINE_FETCH_DATE |
-								       ENGINE_FETCH_FLAGS,
-						 .size = 5, .internaldate = 2000,
+		  .ev = { { EV_FETCH, .fetch = { .uid = 5,
+						 .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE,
+						 .size = 99,
+						 .internaldate = 2000 } },
+			  { EV_FETCH, .fetch = { .uid = 6,
+						 .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE |
+							    ENGINE_FETCH_FLAGS,
+						 .size = 5,
+						 .internaldate = 2000,
 						 .flags = "" } } } },
 		LOGOUT,
 		END,
@@ -518,7 +541,8 @@ START_TEST(test_flags_condstore)
 	struct sync_result res;
 
 	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
-	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, 1)");
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1)");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
@@ -532,12 +556,15 @@ START_TEST(test_flags_modified_merged)
 	 * ours, and the merge sent. */
 	static const struct step script[] = {
 		SELECT_INBOX,
-		{ .call = "store 1 (\\Flagged \\Seen) 100", .code = IMAP_CODE_MODIFIED,
+		{ .call = "store 1 (\\Flagged \\Seen) 100",
+		  .code = IMAP_CODE_MODIFIED,
 		  .modified = 1 },
 		{ .call = "fetch 1 (UID FLAGS MODSEQ)",
-		  .ev = { { EV_FETCH, .fetch = { .uid = 1, .present = ENGINE_FETCH_FLAGS |
-								       ENGINE_FETCH_MODSEQ,
-						 .flags = "\\Answered \\Seen", .modseq = 105 } } } },
+		  .ev = { { EV_FETCH,
+			    .fetch = { .uid = 1,
+				       .present = ENGINE_FETCH_FLAGS | ENGINE_FETCH_MODSEQ,
+				       .flags = "\\Answered \\Seen",
+				       .modseq = 105 } } } },
 		{ .call = "store 1 (\\Answered \\Flagged \\Seen) 105" },
 		LOGOUT,
 		END,
@@ -545,7 +572,8 @@ START_TEST(test_flags_modified_merged)
 	struct sync_result res;
 
 	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
-	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, 1)");
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1)");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message WHERE id = 1"),
@@ -567,7 +595,8 @@ START_TEST(test_flags_without_condstore_delta)
 	struct sync_result res;
 
 	exec("UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
-	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, 1)");
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1)");
 	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_CONDSTORE));
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Flagged");
@@ -659,7 +688,8 @@ START_TEST(test_copy_malformed_args_from_body)
 	/* An old or damaged row whose source cannot be read: the copy is
 	 * made from our stored body, not guessed. */
 	static const struct step script[] = {
-		{ .call = "append Archive () 2000 local", .code = IMAP_CODE_APPENDUID,
+		{ .call = "append Archive () 2000 local",
+		  .code = IMAP_CODE_APPENDUID,
 		  .new_uid = 3 },
 		LOGOUT,
 		END,
@@ -754,7 +784,8 @@ START_TEST(test_connection_lost_mark_kept)
 	 * with that error, and the attempt mark committed before sending
 	 * stays, so that the next run verifies before sending again. */
 	static const struct step script[] = {
-		{ .call = "append INBOX () 2000 local", .r = -CPMSYNC_E_DISCONNECTED,
+		{ .call = "append INBOX () 2000 local",
+		  .r = -CPMSYNC_E_DISCONNECTED,
 		  .text = "connection reset" },
 		END,
 	};
@@ -778,7 +809,8 @@ START_TEST(test_select_refused_row_kept)
 	/* The server refuses to select the folder a row needs: the row stays
 	 * for the next run, the others go on, the run reports why. */
 	static const struct step script[] = {
-		{ .call = "select INBOX condstore", .r = -CPMSYNC_E_SERVER,
+		{ .call = "select INBOX condstore",
+		  .r = -CPMSYNC_E_SERVER,
 		  .text = "[NOPERM] not yours" },
 		{ .call = "create Projects" },
 		LOGOUT,
@@ -807,8 +839,10 @@ START_TEST(test_folder_ops)
 	/* CREATE (already there counts as done), RENAME, and DELETE of the
 	 * selected folder (UNSELECT first; already gone counts as done). */
 	static const struct step script[] = {
-		{ .call = "create Projects", .r = -CPMSYNC_E_SERVER,
-		  .code = IMAP_CODE_ALREADYEXISTS, .text = "[ALREADYEXISTS] exists" },
+		{ .call = "create Projects",
+		  .r = -CPMSYNC_E_SERVER,
+		  .code = IMAP_CODE_ALREADYEXISTS,
+		  .text = "[ALREADYEXISTS] exists" },
 		{ .call = "rename Old New" },
 		SELECT_INBOX,
 		{ .call = "store 1 (\\Flagged) 100" },
@@ -843,7 +877,8 @@ START_TEST(test_metadata_and_acl)
 	 * one refused; a damaged row is reported, not sent. */
 	static const struct step script[] = {
 		{ .call = "setmetadata [] /shared/admin [me@x]" },
-		{ .call = "setmetadata [INBOX] /private/comment []", .r = -CPMSYNC_E_SERVER,
+		{ .call = "setmetadata [INBOX] /private/comment []",
+		  .r = -CPMSYNC_E_SERVER,
 		  .text = "[NOPERM] no" },
 		{ .call = "setacl Archive bob [lrs]" },
 		{ .call = "setacl Archive eve []" },
@@ -890,7 +925,8 @@ START_TEST(test_malformed_and_unknown_rows)
 	ck_assert_ptr_nonnull(strstr(res.reason, "malformed set_metadata"));
 	ck_assert_ptr_nonnull(strstr(res.reason, "<entry>"));
 	ck_assert_uint_eq(res.stats.ops_failed, 2);
-	ck_assert_str_eq(qs("SELECT group_concat(op, ',') FROM journal"), "set_metadata,frobnicate");
+	ck_assert_str_eq(qs("SELECT group_concat(op, ',') FROM journal"),
+			 "set_metadata,frobnicate");
 	ck_assert_str_eq(qs("SELECT server_name FROM folder WHERE id = 3"), "Projects");
 }
 END_TEST
@@ -904,7 +940,8 @@ START_TEST(test_uidvalidity_reset)
 	 * stale UID), and a copy out of it is made from our stored body. */
 	static const struct step script[] = {
 		SELECT_INBOX,
-		{ .call = "append Archive (\\Seen) 1000 hello", .code = IMAP_CODE_APPENDUID,
+		{ .call = "append Archive (\\Seen) 1000 hello",
+		  .code = IMAP_CODE_APPENDUID,
 		  .new_uid = 3 },
 		LOGOUT,
 		END,

@@ -71,7 +71,8 @@ static struct sync_result run(struct cpmsync_store *store, const struct script_s
 
 	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
 	ck_assert_int_eq(script_peer_start(script, &peer), 0);
-	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, sync_result_cb, &res, NULL), 0);
+	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, sync_result_cb, &res, NULL),
+			 0);
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
 	cpmsync_loop_free(loop);
@@ -110,20 +111,24 @@ static void fixture(struct cpmsync_store *cs)
 		 " VALUES (1, 'flags', 1, 1);");
 }
 
-#define LOGIN_AND_SELECT                                                                   \
-	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC] ready\r\n" },  \
-	{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
-	{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC CONDSTORE UIDPLUS METADATA] in\r\n" }, \
-	{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                                            \
-	{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },                          \
-	{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\"" },                                           \
-	{ SCRIPT_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\na3 OK listed\r\n" },        \
-	{ SCRIPT_EXPECT, "a4 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" },   \
-	{ SCRIPT_SEND, "* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7 HIGHESTMODSEQ 101)\r\n" \
-		       "a4 OK status\r\n" },                                              \
-	{ SCRIPT_EXPECT, "a5 SELECT INBOX (QRESYNC (7 100 1))" },                          \
-	{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"     \
-		       "* OK [HIGHESTMODSEQ 100] h\r\na5 OK [READ-WRITE] selected\r\n" }
+#define LOGIN_AND_SELECT                                                                           \
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC] ready\r\n" },          \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC CONDSTORE UIDPLUS "     \
+			       "METADATA] in\r\n" },                                               \
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                                            \
+		{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },                         \
+		{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\"" },                                           \
+		{ SCRIPT_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\na3 OK listed\r\n" },       \
+		{ SCRIPT_EXPECT, "a4 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" }, \
+		{ SCRIPT_SEND,                                                                     \
+		  "* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7 HIGHESTMODSEQ 101)\r\n"      \
+		  "a4 OK status\r\n" },                                                            \
+		{ SCRIPT_EXPECT, "a5 SELECT INBOX (QRESYNC (7 100 1))" },                          \
+	{                                                                                          \
+		SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"      \
+			     "* OK [HIGHESTMODSEQ 100] h\r\na5 OK [READ-WRITE] selected\r\n"       \
+	}
 
 START_TEST(test_modified_merged_and_retried)
 {
@@ -133,11 +138,14 @@ START_TEST(test_modified_merged_and_retried)
 	 * send the merge with the new MODSEQ. */
 	static const struct script_step script[] = {
 		LOGIN_AND_SELECT,
-		{ SCRIPT_EXPECT, "a6 UID STORE 1 (UNCHANGEDSINCE 100) FLAGS.SILENT (\\Flagged \\Seen)" },
+		{ SCRIPT_EXPECT,
+		  "a6 UID STORE 1 (UNCHANGEDSINCE 100) FLAGS.SILENT (\\Flagged \\Seen)" },
 		{ SCRIPT_SEND, "a6 OK [MODIFIED 1] conditional store failed\r\n" },
 		{ SCRIPT_EXPECT, "a7 UID FETCH 1 (UID FLAGS MODSEQ)" },
-		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ($Work) MODSEQ (105))\r\na7 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a8 UID STORE 1 (UNCHANGEDSINCE 105) FLAGS.SILENT ($Work \\Flagged)" },
+		{ SCRIPT_SEND,
+		  "* 1 FETCH (UID 1 FLAGS ($Work) MODSEQ (105))\r\na7 OK fetched\r\n" },
+		{ SCRIPT_EXPECT,
+		  "a8 UID STORE 1 (UNCHANGEDSINCE 105) FLAGS.SILENT ($Work \\Flagged)" },
 		{ SCRIPT_SEND, "* 1 FETCH (UID 1 MODSEQ (106))\r\na8 OK stored\r\n" },
 		{ SCRIPT_EXPECT, "a9 LOGOUT" },
 		{ SCRIPT_SEND, "* BYE bye\r\na9 OK bye\r\n" },
@@ -239,17 +247,20 @@ START_TEST(test_select_refused_others_go_on)
 		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
 		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
 		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
-		{ SCRIPT_SEND, "* LIST () \"/\" Gone\r\n* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
+		{ SCRIPT_SEND,
+		  "* LIST () \"/\" Gone\r\n* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
 		{ SCRIPT_EXPECT, "a3 SELECT Gone" },
 		{ SCRIPT_SEND, "a3 NO [NONEXISTENT] Mailbox doesn't exist: Gone\r\n" },
 		{ SCRIPT_EXPECT, "a4 SELECT INBOX" },
 		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 2] n\r\n"
 			       "a4 OK [READ-WRITE] selected\r\n" },
-		{ SCRIPT_EXPECT, "a5 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE "
-				 "BODY.PEEK[HEADER])" },
-		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
-			       "RFC822.SIZE 10 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 1) "
-			       "BODY[HEADER] {21}\r\nMessage-ID: <m@x>\r\n\r\n)\r\na5 OK fetched\r\n" },
+		{ SCRIPT_EXPECT,
+		  "a5 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE "
+		  "BODY.PEEK[HEADER])" },
+		{ SCRIPT_SEND,
+		  "* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
+		  "RFC822.SIZE 10 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 1) "
+		  "BODY[HEADER] {21}\r\nMessage-ID: <m@x>\r\n\r\n)\r\na5 OK fetched\r\n" },
 		{ SCRIPT_EXPECT, "a6 LOGOUT" },
 		{ SCRIPT_SEND, "* BYE bye\r\na6 OK bye\r\n" },
 		{ SCRIPT_CLOSE, NULL },

@@ -43,8 +43,7 @@ static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
-static void state_cb(struct imap_client *client, int r, const char *reason,
-		     void *userdata)
+static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
 {
 	struct ctx *ctx = userdata;
 
@@ -56,8 +55,8 @@ static void state_cb(struct imap_client *client, int r, const char *reason,
 	snprintf(ctx->reason, sizeof(ctx->reason), "%s", reason ? reason : "");
 }
 
-static void untagged_cb(struct imap_client *client,
-			const struct imap_response *resp, void *userdata)
+static void untagged_cb(struct imap_client *client, const struct imap_response *resp,
+			void *userdata)
 {
 	struct ctx *ctx = userdata;
 	size_t n = strlen(ctx->untagged);
@@ -67,8 +66,7 @@ static void untagged_cb(struct imap_client *client,
 		 resp->name ? resp->name : resp->text);
 }
 
-static void cmd_cb(struct imap_client *client, const struct imap_cmd_result *res,
-		   void *userdata)
+static void cmd_cb(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
 {
 	struct ctx *ctx = userdata;
 
@@ -102,9 +100,8 @@ static struct cpmsync_account account(enum cpmsync_security sec)
 	return a;
 }
 
-static void ctx_start(struct ctx *ctx, const struct script_step *script,
-		      struct script_peer *peer, enum cpmsync_security sec,
-		      unsigned timeout_ms)
+static void ctx_start(struct ctx *ctx, const struct script_step *script, struct script_peer *peer,
+		      enum cpmsync_security sec, unsigned timeout_ms)
 {
 	struct imap_client_callbacks cb = {
 		.state = state_cb,
@@ -129,12 +126,14 @@ static void ctx_end(struct ctx *ctx, struct script_peer *peer)
 }
 
 #define GREETING "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC IDLE] ready\r\n"
-#define LOGIN_OK                                                         \
-	{ SCRIPT_SEND, GREETING },                                       \
-	{ SCRIPT_EXPECT, "a1 LOGIN alice " },                            \
-	{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC IDLE] in\r\n" }, \
-	{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                          \
-	{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" }
+#define LOGIN_OK                                                                                   \
+	{ SCRIPT_SEND, GREETING }, { SCRIPT_EXPECT, "a1 LOGIN alice " },                           \
+		{ SCRIPT_SEND,                                                                     \
+		  "a1 OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC IDLE] in\r\n" },            \
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                                            \
+	{                                                                                          \
+		SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n"                              \
+	}
 
 START_TEST(test_login_enable_and_pipelining)
 {
@@ -355,24 +354,24 @@ static const struct {
 	int r;
 	const char *reason;
 } failing[] = {
-	{ "STARTTLS not offered", starttls_missing, CPMSYNC_SECURITY_STARTTLS,
-	  -CPMSYNC_E_STARTTLS, "does not offer STARTTLS" },
-	{ "STARTTLS dropped from CAPABILITY", starttls_dropped,
-	  CPMSYNC_SECURITY_STARTTLS, -CPMSYNC_E_STARTTLS, "STARTTLS" },
-	{ "PREAUTH with starttls", preauth, CPMSYNC_SECURITY_STARTTLS,
-	  -CPMSYNC_E_STARTTLS, "PREAUTH" },
-	{ "STARTTLS refused", starttls_refused, CPMSYNC_SECURITY_STARTTLS,
-	  -CPMSYNC_E_STARTTLS, "not now" },
-	{ "data injected after STARTTLS", starttls_injection,
-	  CPMSYNC_SECURITY_STARTTLS, -CPMSYNC_E_STARTTLS, "after accepting STARTTLS" },
-	{ "login refused", login_refused, CPMSYNC_SECURITY_NONE,
-	  -CPMSYNC_E_AUTH, "Authentication failed." },
-	{ "no usable mechanism", no_mechanism, CPMSYNC_SECURITY_NONE,
-	  -CPMSYNC_E_AUTH, "no authentication mechanism" },
-	{ "BYE as greeting", greeting_bye, CPMSYNC_SECURITY_NONE,
-	  -CPMSYNC_E_BYE, "too many connections" },
-	{ "literal of 2^64-1 bytes", huge_literal, CPMSYNC_SECURITY_NONE,
-	  -CPMSYNC_E_PROTOCOL, "literal" },
+	{ "STARTTLS not offered", starttls_missing, CPMSYNC_SECURITY_STARTTLS, -CPMSYNC_E_STARTTLS,
+	  "does not offer STARTTLS" },
+	{ "STARTTLS dropped from CAPABILITY", starttls_dropped, CPMSYNC_SECURITY_STARTTLS,
+	  -CPMSYNC_E_STARTTLS, "STARTTLS" },
+	{ "PREAUTH with starttls", preauth, CPMSYNC_SECURITY_STARTTLS, -CPMSYNC_E_STARTTLS,
+	  "PREAUTH" },
+	{ "STARTTLS refused", starttls_refused, CPMSYNC_SECURITY_STARTTLS, -CPMSYNC_E_STARTTLS,
+	  "not now" },
+	{ "data injected after STARTTLS", starttls_injection, CPMSYNC_SECURITY_STARTTLS,
+	  -CPMSYNC_E_STARTTLS, "after accepting STARTTLS" },
+	{ "login refused", login_refused, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_AUTH,
+	  "Authentication failed." },
+	{ "no usable mechanism", no_mechanism, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_AUTH,
+	  "no authentication mechanism" },
+	{ "BYE as greeting", greeting_bye, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_BYE,
+	  "too many connections" },
+	{ "literal of 2^64-1 bytes", huge_literal, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_PROTOCOL,
+	  "literal" },
 };
 
 START_TEST(test_connection_refused_cases)
@@ -381,13 +380,13 @@ START_TEST(test_connection_refused_cases)
 	struct ctx ctx;
 
 	ctx_start(&ctx, failing[_i].script, &peer, failing[_i].security, 0);
-	ck_assert_msg(test_loop_run_until(ctx.loop, &ctx.state_called, 3000),
-		      "%s: no outcome", failing[_i].what);
+	ck_assert_msg(test_loop_run_until(ctx.loop, &ctx.state_called, 3000), "%s: no outcome",
+		      failing[_i].what);
 	ck_assert_msg(!ctx.ready, "%s: became ready", failing[_i].what);
-	ck_assert_msg(ctx.state_r == failing[_i].r, "%s: r=%d, want %d (%s)",
-		      failing[_i].what, ctx.state_r, failing[_i].r, ctx.reason);
-	ck_assert_msg(strstr(ctx.reason, failing[_i].reason), "%s: reason '%s'",
-		      failing[_i].what, ctx.reason);
+	ck_assert_msg(ctx.state_r == failing[_i].r, "%s: r=%d, want %d (%s)", failing[_i].what,
+		      ctx.state_r, failing[_i].r, ctx.reason);
+	ck_assert_msg(strstr(ctx.reason, failing[_i].reason), "%s: reason '%s'", failing[_i].what,
+		      ctx.reason);
 	ck_assert_ptr_null(strstr(ctx.reason, PASSWORD));
 	ctx_end(&ctx, &peer);
 }
@@ -455,8 +454,7 @@ START_TEST(test_synchronizing_literal_waits_for_continuation)
 }
 END_TEST
 
-static int idle_cont(struct imap_client *client, const char *text,
-		     char **ret_line, void *userdata)
+static int idle_cont(struct imap_client *client, const char *text, char **ret_line, void *userdata)
 {
 	(void)client;
 	(void)text;
@@ -485,8 +483,9 @@ START_TEST(test_cancel_queued_and_running)
 
 	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
-	ck_assert_int_eq(imap_cmd_new(ctx.client, IMAP_CMD_EXCLUSIVE | IMAP_CMD_IDLE,
-				      cmd_cb, &ctx, &cmd), 0);
+	ck_assert_int_eq(
+		imap_cmd_new(ctx.client, IMAP_CMD_EXCLUSIVE | IMAP_CMD_IDLE, cmd_cb, &ctx, &cmd),
+		0);
 	imap_cmd_add(cmd, "IDLE");
 	imap_cmd_set_continuation(cmd, idle_cont);
 	idle = imap_cmd_submit(cmd);
@@ -499,8 +498,8 @@ START_TEST(test_cancel_queued_and_running)
 	want_done(&ctx, 1);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
 	ck_assert_int_eq(ctx.results[0], -CPMSYNC_E_CANCELED);
-	ck_assert_msg(imap_client_get_state(ctx.client) == IMAP_CLIENT_READY,
-		      "state %d: %s", imap_client_get_state(ctx.client), ctx.reason);
+	ck_assert_msg(imap_client_get_state(ctx.client) == IMAP_CLIENT_READY, "state %d: %s",
+		      imap_client_get_state(ctx.client), ctx.reason);
 	ck_assert_int_eq(imap_client_send_line(ctx.client, "DONE"), 0);
 	want_done(&ctx, 2);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));

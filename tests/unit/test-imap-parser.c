@@ -95,8 +95,7 @@ static void dump_arg(struct buf *b, const struct imap_arg *a)
 		dump_bytes(b, a->u.s.str, a->u.s.len);
 		break;
 	case IMAP_ARG_STREAMED:
-		buf_printf(b, "%s{stream %" PRIu64 "}", a->literal8 ? "~" : "",
-			   a->u.size);
+		buf_printf(b, "%s{stream %" PRIu64 "}", a->literal8 ? "~" : "", a->u.size);
 		break;
 	case IMAP_ARG_LIST:
 		ck_assert_ptr_nonnull(a->u.list.args);
@@ -120,8 +119,7 @@ static void dump_args(struct buf *b, const struct imap_arg *a, size_t n)
 
 static const char *status_name(enum imap_status s)
 {
-	static const char *const names[] = { "", "OK", "NO", "BAD", "BYE",
-					     "PREAUTH" };
+	static const char *const names[] = { "", "OK", "NO", "BAD", "BYE", "PREAUTH" };
 
 	return names[s];
 }
@@ -191,8 +189,8 @@ static void dump_resp(struct buf *b, const struct imap_response *r)
 
 /* ---- streaming callbacks ---------------------------------------------- */
 
-static bool cb_begin(void *userdata, uint32_t number, const char *name,
-		     const char *item, uint64_t size)
+static bool cb_begin(void *userdata, uint32_t number, const char *name, const char *item,
+		     uint64_t size)
 {
 	struct ctx *c = userdata;
 	bool stream;
@@ -204,16 +202,16 @@ static bool cb_begin(void *userdata, uint32_t number, const char *name,
 		stream = true;
 		break;
 	case STREAM_BODY:
-		stream = item && (strncmp(item, "BODY[", 5) == 0 ||
-				  strncmp(item, "BINARY[", 7) == 0);
+		stream = item &&
+			 (strncmp(item, "BODY[", 5) == 0 || strncmp(item, "BINARY[", 7) == 0);
 		break;
 	default:
 		stream = false;
 	}
 	if (!stream)
 		return false;
-	buf_printf(c->out, "<begin %" PRIu32 " %s %s %" PRIu64 ">", number,
-		   name ? name : "-", item ? item : "-", size);
+	buf_printf(c->out, "<begin %" PRIu32 " %s %s %" PRIu64 ">", number, name ? name : "-",
+		   item ? item : "-", size);
 	buf_reset(&c->lit);
 	c->in_lit = true;
 	return true;
@@ -255,21 +253,16 @@ static const struct imap_parser_callbacks callbacks = {
  * dump: one line per response, then "MORE" when the input ends in the
  * middle of a response, or "ERR <message>".
  */
-static char *run(const struct pcase *pc, size_t first, size_t step,
-		 size_t *ret_chunks)
+static char *run(const struct pcase *pc, size_t first, size_t step, size_t *ret_chunks)
 {
 	struct buf out = BUF_INIT(1 << 24);
-	struct ctx c = { .out = &out, .stream = pc->stream,
-			 .lit = BUF_INIT(1 << 24) };
+	struct ctx c = { .out = &out, .stream = pc->stream, .lit = BUF_INIT(1 << 24) };
 	struct imap_parser *p;
 	size_t len = pc->len ? pc->len : strlen(pc->in);
 	size_t pos = 0, pending = 0;
 	bool failed = false;
 
-	ck_assert_int_eq(imap_parser_new(pc->lim,
-					 pc->stream ? &callbacks : NULL, &c,
-					 &p),
-			 0);
+	ck_assert_int_eq(imap_parser_new(pc->lim, pc->stream ? &callbacks : NULL, &c, &p), 0);
 	while (pos < len && !failed) {
 		size_t n = pos == 0 && first ? first : step ? step : len;
 		size_t end = n > len - pos ? len : pos + n;
@@ -277,8 +270,7 @@ static char *run(const struct pcase *pc, size_t first, size_t step,
 		while (pos < end) {
 			const struct imap_response *resp = (void *)1;
 			size_t used = (size_t)-1;
-			int r = imap_parser_feed(p, pc->in + pos, end - pos,
-						 &used, &resp);
+			int r = imap_parser_feed(p, pc->in + pos, end - pos, &used, &resp);
 
 			if (r < 0) {
 				const char *msg = imap_parser_error(p);
@@ -289,8 +281,7 @@ static char *run(const struct pcase *pc, size_t first, size_t step,
 				if (r != -CPMSYNC_E_PROTOCOL)
 					buf_printf(&out, " (%d)", r);
 				/* sticky */
-				r2 = imap_parser_feed(p, "* OK\r\n", 6, &used,
-						      &resp);
+				r2 = imap_parser_feed(p, "* OK\r\n", 6, &used, &resp);
 				ck_assert_int_eq(r2, r);
 				ck_assert_str_eq(imap_parser_error(p), msg);
 				failed = true;
@@ -331,27 +322,25 @@ static void check_case(const struct pcase *pc)
 	char *whole = run(pc, 0, 0, NULL);
 	char *other;
 
-	ck_assert_msg(strcmp(whole, pc->want) == 0,
-		      "case %s:\n got: %s\nwant: %s", pc->name, whole,
+	ck_assert_msg(strcmp(whole, pc->want) == 0, "case %s:\n got: %s\nwant: %s", pc->name, whole,
 		      pc->want);
 
 	other = run(pc, 0, 1, NULL);
-	ck_assert_msg(strcmp(whole, other) == 0,
-		      "case %s byte by byte:\n got: %s\nwant: %s", pc->name,
-		      other, whole);
+	ck_assert_msg(strcmp(whole, other) == 0, "case %s byte by byte:\n got: %s\nwant: %s",
+		      pc->name, other, whole);
 	free(other);
 	for (size_t step = 2; step < 8; step++) {
 		other = run(pc, 0, step, NULL);
 		ck_assert_msg(strcmp(whole, other) == 0,
-			      "case %s in chunks of %zu:\n got: %s\nwant: %s",
-			      pc->name, step, other, whole);
+			      "case %s in chunks of %zu:\n got: %s\nwant: %s", pc->name, step,
+			      other, whole);
 		free(other);
 	}
 	for (size_t k = 1; k < len && len <= 4096; k++) {
 		other = run(pc, k, 0, NULL);
 		ck_assert_msg(strcmp(whole, other) == 0,
-			      "case %s split at %zu:\n got: %s\nwant: %s",
-			      pc->name, k, other, whole);
+			      "case %s split at %zu:\n got: %s\nwant: %s", pc->name, k, other,
+			      whole);
 		free(other);
 	}
 	free(whole);
@@ -369,26 +358,21 @@ static const struct pcase grammar_cases[] = {
 		  "ID ENABLE IDLE LITERAL+ AUTH=PLAIN\" args=(IMAP4rev1 "
 		  "SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ "
 		  "AUTH=PLAIN)] text=\"Dovecot ready.\"\n" },
-	{ "capability",
-	  "* CAPABILITY IMAP4rev1 STARTTLS AUTH=GSSAPI LOGINDISABLED" CRLF,
+	{ "capability", "* CAPABILITY IMAP4rev1 STARTTLS AUTH=GSSAPI LOGINDISABLED" CRLF,
 	  .want = "* CAPABILITY IMAP4rev1 STARTTLS AUTH=GSSAPI "
 		  "LOGINDISABLED\n" },
-	{ "list",
-	  "* LIST (\\HasNoChildren \\UnMarked) \"/\" INBOX" CRLF,
+	{ "list", "* LIST (\\HasNoChildren \\UnMarked) \"/\" INBOX" CRLF,
 	  .want = "* LIST (\\HasNoChildren \\UnMarked) \"/\" INBOX\n" },
 	{ "list-noselect-empty",
-	  "* LIST (\\Noselect) \"/\" \"\"" CRLF
-	  "* LSUB () \".\" #news.comp.mail.misc" CRLF
+	  "* LIST (\\Noselect) \"/\" \"\"" CRLF "* LSUB () \".\" #news.comp.mail.misc" CRLF
 	  "* LIST () NIL inbox" CRLF,
 	  .want = "* LIST (\\Noselect) \"/\" \"\"\n"
 		  "* LSUB () \".\" #news.comp.mail.misc\n"
 		  "* LIST () NIL inbox\n" },
-	{ "list-utf8",
-	  "* LIST (\\Drafts) \"/\" \"Entw\xc3\xbcrfe\"" CRLF,
+	{ "list-utf8", "* LIST (\\Drafts) \"/\" \"Entw\xc3\xbcrfe\"" CRLF,
 	  .want = "* LIST (\\Drafts) \"/\" \"Entw\\xc3\\xbcrfe\"\n" },
 	{ "list-status-5819",
-	  "* LIST () \".\"  \"foo\"" CRLF
-	  "* STATUS \"foo\" (MESSAGES 30 UNSEEN 29)" CRLF
+	  "* LIST () \".\"  \"foo\"" CRLF "* STATUS \"foo\" (MESSAGES 30 UNSEEN 29)" CRLF
 	  "* LIST (\\NonExistent) \".\" \"bar\"" CRLF,
 	  .want = "* LIST () \".\" \"foo\"\n"
 		  "* STATUS \"foo\" (MESSAGES 30 UNSEEN 29)\n"
@@ -399,9 +383,7 @@ static const struct pcase grammar_cases[] = {
 	  .want = "* STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 3 UIDVALIDITY "
 		  "1700000000 HIGHESTMODSEQ 5)\n" },
 	{ "select-3501",
-	  "* 172 EXISTS" CRLF
-	  "* 1 RECENT" CRLF
-	  "* OK [UNSEEN 12] Message 12 is first unseen" CRLF
+	  "* 172 EXISTS" CRLF "* 1 RECENT" CRLF "* OK [UNSEEN 12] Message 12 is first unseen" CRLF
 	  "* OK [UIDVALIDITY 3857529045] UIDs valid" CRLF
 	  "* OK [UIDNEXT 4392] Predicted next UID" CRLF
 	  "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)" CRLF
@@ -467,20 +449,13 @@ static const struct pcase grammar_cases[] = {
 	  ")" CRLF,
 	  .want = "* #2 FETCH (BODY[HEADER] {3}\"a\\x0ab\" BODY[TEXT] "
 		  "{2}\"xy\")\n" },
-	{ "binary-literal8",
-	  BIN("* 1 FETCH (BINARY[1] ~{5}" CRLF "ab\0cd)" CRLF),
+	{ "binary-literal8", BIN("* 1 FETCH (BINARY[1] ~{5}" CRLF "ab\0cd)" CRLF),
 	  .want = "* #1 FETCH (BINARY[1] ~{5}\"ab\\x00cd\")\n" },
-	{ "literal-plus",
-	  "* X {3+}" CRLF "abc" CRLF,
-	  .want = "* X {3}\"abc\"\n" },
-	{ "literal-zero",
-	  "* X {0}" CRLF CRLF "* Y ({0}" CRLF " {0}" CRLF ")" CRLF,
+	{ "literal-plus", "* X {3+}" CRLF "abc" CRLF, .want = "* X {3}\"abc\"\n" },
+	{ "literal-zero", "* X {0}" CRLF CRLF "* Y ({0}" CRLF " {0}" CRLF ")" CRLF,
 	  .want = "* X {0}\"\"\n* Y ({0}\"\" {0}\"\")\n" },
-	{ "literal-lf-only",
-	  "* X {3}\nabc\n",
-	  .want = "* X {3}\"abc\"\n" },
-	{ "literal-cr-lf-inside",
-	  BIN("* X {4}" CRLF "\r\r\n\0" CRLF),
+	{ "literal-lf-only", "* X {3}\nabc\n", .want = "* X {3}\"abc\"\n" },
+	{ "literal-cr-lf-inside", BIN("* X {4}" CRLF "\r\r\n\0" CRLF),
 	  .want = "* X {4}\"\\x0d\\x0d\\x0a\\x00\"\n" },
 	{ "vanished",
 	  "* VANISHED (EARLIER) 41,43:116,118,120:211,214:540" CRLF
@@ -488,14 +463,12 @@ static const struct pcase grammar_cases[] = {
 	  .want = "* VANISHED (EARLIER) 41,43:116,118,120:211,214:540\n"
 		  "* VANISHED 405,407,410,425\n" },
 	{ "esearch",
-	  "* ESEARCH (TAG \"A1\") UID ALL 1:3,5" CRLF
-	  "* ESEARCH (TAG \"A282\") MIN 2 COUNT 3" CRLF
+	  "* ESEARCH (TAG \"A1\") UID ALL 1:3,5" CRLF "* ESEARCH (TAG \"A282\") MIN 2 COUNT 3" CRLF
 	  "* ESEARCH (TAG \"A3\") UID" CRLF,
 	  .want = "* ESEARCH (TAG \"A1\") UID ALL 1:3,5\n"
 		  "* ESEARCH (TAG \"A282\") MIN 2 COUNT 3\n"
 		  "* ESEARCH (TAG \"A3\") UID\n" },
-	{ "search",
-	  "* SEARCH 2 3 6" CRLF "* SEARCH" CRLF "* SEARCH " CRLF,
+	{ "search", "* SEARCH 2 3 6" CRLF "* SEARCH" CRLF "* SEARCH " CRLF,
 	  .want = "* SEARCH 2 3 6\n* SEARCH\n* SEARCH\n" },
 	{ "appenduid-copyuid",
 	  "A3 OK [APPENDUID 38505 3955] APPEND completed" CRLF
@@ -509,9 +482,7 @@ static const struct pcase grammar_cases[] = {
 	  "A00 OK [MODIFIED 7,9] Conditional STORE failed" CRLF
 	  "* 1 FETCH (UID 4 MODSEQ (12121231000))" CRLF
 	  "* OK [NOMODSEQ] Sorry, this mailbox format doesn't support "
-	  "modsequences" CRLF
-	  "* OK [CLOSED]" CRLF
-	  "* ENABLED CONDSTORE QRESYNC" CRLF,
+	  "modsequences" CRLF "* OK [CLOSED]" CRLF "* ENABLED CONDSTORE QRESYNC" CRLF,
 	  .want = "* OK [HIGHESTMODSEQ raw=\"715194045007\" "
 		  "args=(715194045007)] text=\"Highest\"\n"
 		  "A00 OK [MODIFIED raw=\"7,9\" args=(7,9)] "
@@ -533,8 +504,7 @@ static const struct pcase grammar_cases[] = {
 		  "2199)] text=\"GETMETADATA complete\"\n" },
 	{ "acl-4314",
 	  "* ACL INBOX fred rwipslxetad -fred wetd" CRLF
-	  "* LISTRIGHTS ~/Mail/saved smith la r swicdkxte" CRLF
-	  "* MYRIGHTS INBOX rwiptsldaex" CRLF,
+	  "* LISTRIGHTS ~/Mail/saved smith la r swicdkxte" CRLF "* MYRIGHTS INBOX rwiptsldaex" CRLF,
 	  .want = "* ACL INBOX fred rwipslxetad -fred wetd\n"
 		  "* LISTRIGHTS ~/Mail/saved smith la r swicdkxte\n"
 		  "* MYRIGHTS INBOX rwiptsldaex\n" },
@@ -546,10 +516,8 @@ static const struct pcase grammar_cases[] = {
 		  "* STATUS Lists (MESSAGES 3 UIDNEXT 4 UIDVALIDITY 5)\n" },
 	{ "misc-data",
 	  "* NAMESPACE ((\"\" \"/\")) NIL ((\"Shared/\" \"/\"))" CRLF
-	  "* ID (\"name\" \"Dovecot\")" CRLF
-	  "* QUOTAROOT INBOX \"\"" CRLF
-	  "* QUOTA \"\" (STORAGE 10 512)" CRLF
-	  "* 3 EXPUNGE" CRLF,
+	  "* ID (\"name\" \"Dovecot\")" CRLF "* QUOTAROOT INBOX \"\"" CRLF
+	  "* QUOTA \"\" (STORAGE 10 512)" CRLF "* 3 EXPUNGE" CRLF,
 	  .want = "* NAMESPACE ((\"\" \"/\")) NIL ((\"Shared/\" \"/\"))\n"
 		  "* ID (\"name\" \"Dovecot\")\n"
 		  "* QUOTAROOT INBOX \"\"\n"
@@ -558,10 +526,8 @@ static const struct pcase grammar_cases[] = {
 	{ "status-responses",
 	  "* OK [ALERT] System shutdown in 10 minutes" CRLF
 	  "A1 NO [AUTHENTICATIONFAILED] Authentication failed." CRLF
-	  "A2 BAD Error in IMAP command: Unknown command" CRLF
-	  "* BYE Logging out" CRLF
-	  "* PREAUTH IMAP4rev1 server logged in as Smith" CRLF
-	  "* no lowercase works" CRLF
+	  "A2 BAD Error in IMAP command: Unknown command" CRLF "* BYE Logging out" CRLF
+	  "* PREAUTH IMAP4rev1 server logged in as Smith" CRLF "* no lowercase works" CRLF
 	  "* BYE" CRLF "A9 OK" CRLF "A10 ok " CRLF,
 	  .want = "* OK [ALERT] text=\"System shutdown in 10 minutes\"\n"
 		  "A1 NO [AUTHENTICATIONFAILED] text=\"Authentication "
@@ -573,18 +539,13 @@ static const struct pcase grammar_cases[] = {
 		  "* BYE text=\"\"\n"
 		  "A9 OK text=\"\"\n"
 		  "A10 OK text=\"\"\n" },
-	{ "status-text-not-literal",
-	  "* OK trailing {5}" CRLF "A1 NO [ALERT] {3}" CRLF,
+	{ "status-text-not-literal", "* OK trailing {5}" CRLF "A1 NO [ALERT] {3}" CRLF,
 	  .want = "* OK text=\"trailing {5}\"\n"
 		  "A1 NO [ALERT] text=\"{3}\"\n" },
 	{ "code-free-text",
-	  "* NO [BADURL \"open] bad" CRLF
-	  "* OK [ALERT no closing bracket" CRLF
-	  "* OK [FOO \"a]b\" (x [y])] t" CRLF
-	  "* OK [REFERRAL imap://user;AUTH=*@SERVER2/] Try" CRLF
-	  "* OK [X {3}] t" CRLF
-	  "* OK [X (a] t" CRLF
-	  "* OK [] empty" CRLF,
+	  "* NO [BADURL \"open] bad" CRLF "* OK [ALERT no closing bracket" CRLF
+	  "* OK [FOO \"a]b\" (x [y])] t" CRLF "* OK [REFERRAL imap://user;AUTH=*@SERVER2/] Try" CRLF
+	  "* OK [X {3}] t" CRLF "* OK [X (a] t" CRLF "* OK [] empty" CRLF,
 	  .want = "* NO [BADURL raw=\"\\\"open\" args=NULL] text=\"bad\"\n"
 		  "* OK text=\"[ALERT no closing bracket\"\n"
 		  "* OK [FOO raw=\"\\\"a]b\\\" (x [y])\" args=(\"a]b\" (x "
@@ -595,85 +556,67 @@ static const struct pcase grammar_cases[] = {
 		  "* OK [X raw=\"(a\" args=NULL] text=\"t\"\n"
 		  "* OK [] text=\"empty\"\n" },
 	{ "continuation",
-	  "+ idling" CRLF "+ " CRLF "+" CRLF "+ YGgGCSqGSIb3EgECAgIAb1kwV6AD=="
-	  CRLF "+ [ALERT] not parsed" CRLF,
+	  "+ idling" CRLF "+ " CRLF "+" CRLF "+ YGgGCSqGSIb3EgECAgIAb1kwV6AD==" CRLF
+	  "+ [ALERT] not parsed" CRLF,
 	  .want = "+ text=\"idling\"\n+ text=\"\"\n+ text=\"\"\n"
 		  "+ text=\"YGgGCSqGSIb3EgECAgIAb1kwV6AD==\"\n"
 		  "+ text=\"[ALERT] not parsed\"\n" },
-	{ "nil",
-	  "* X NILX nil \"NIL\" NIL (NIL) NIL(NIL)" CRLF,
+	{ "nil", "* X NILX nil \"NIL\" NIL (NIL) NIL(NIL)" CRLF,
 	  .want = "* X NILX NIL \"NIL\" NIL (NIL) NIL (NIL)\n" },
-	{ "quoted-escapes",
-	  "* X \"a\\\"b\" \"c\\\\d\" \"\\x\" \"tab\there\" \"\"" CRLF,
+	{ "quoted-escapes", "* X \"a\\\"b\" \"c\\\\d\" \"\\x\" \"tab\there\" \"\"" CRLF,
 	  .want = "* X \"a\\\"b\" \"c\\\\d\" \"\\\\x\" \"tab\\x09here\" "
 		  "\"\"\n" },
-	{ "atoms-brackets",
-	  "* X BODY[HEADER.FIELDS (A B)]<0> a[b]c[ d]e x] [y] z[" CRLF,
+	{ "atoms-brackets", "* X BODY[HEADER.FIELDS (A B)]<0> a[b]c[ d]e x] [y] z[" CRLF,
 	  .want = "* X BODY[HEADER.FIELDS (A B)]<0> a[b]c[ d]e x] [y] z[\n" },
-	{ "atom-unmatched-bracket",
-	  "* LIST () \"/\" foo[bar baz" CRLF,
+	{ "atom-unmatched-bracket", "* LIST () \"/\" foo[bar baz" CRLF,
 	  .want = "* LIST () \"/\" foo[bar baz\n" },
-	{ "spacing",
-	  "*  1  FETCH  ( UID  5 )  " CRLF "* FLAGS(\\Seen)(a)\"b\"c" CRLF,
+	{ "spacing", "*  1  FETCH  ( UID  5 )  " CRLF "* FLAGS(\\Seen)(a)\"b\"c" CRLF,
 	  .want = "* #1 FETCH (UID 5)\n* FLAGS (\\Seen) (a) \"b\" c\n" },
-	{ "bare-lf",
-	  "* 1 EXISTS\n* OK x\nA1 OK y\n",
+	{ "bare-lf", "* 1 EXISTS\n* OK x\nA1 OK y\n",
 	  .want = "* #1 EXISTS\n* OK text=\"x\"\nA1 OK text=\"y\"\n" },
-	{ "max-number",
-	  "* 4294967295 EXISTS" CRLF "* 0 EXISTS" CRLF "* 12ab X" CRLF,
+	{ "max-number", "* 4294967295 EXISTS" CRLF "* 0 EXISTS" CRLF "* 12ab X" CRLF,
 	  .want = "* #4294967295 EXISTS\n* #0 EXISTS\n* 12ab X\n" },
-	{ "number-too-big",
-	  "* 4294967296 EXISTS" CRLF,
+	{ "number-too-big", "* 4294967296 EXISTS" CRLF,
 	  .want = "ERR response number 4294967296 out of range" },
 };
 
 static const struct pcase error_cases[] = {
 	{ "nul", BIN("* OK a\0b" CRLF), .want = "ERR NUL byte in response line" },
-	{ "nul-data", BIN("* X (a \0)" CRLF),
-	  .want = "ERR NUL byte in response line" },
+	{ "nul-data", BIN("* X (a \0)" CRLF), .want = "ERR NUL byte in response line" },
 	{ "nul-after-literal", BIN("* X {1}" CRLF "\0 \0" CRLF),
 	  .want = "ERR NUL byte in response line" },
 	{ "bare-cr", "* OK a\rb" CRLF, .want = "ERR bare CR in response line" },
 	{ "cr-cr-lf", "* OK a\r\r\n", .want = "ERR bare CR in response line" },
-	{ "bare-cr-then-nul", BIN("* OK a\r\0" CRLF),
-	  .want = "ERR bare CR in response line" },
-	{ "nul-then-cr", BIN("* OK a\0\rb" CRLF),
-	  .want = "ERR NUL byte in response line" },
+	{ "bare-cr-then-nul", BIN("* OK a\r\0" CRLF), .want = "ERR bare CR in response line" },
+	{ "nul-then-cr", BIN("* OK a\0\rb" CRLF), .want = "ERR NUL byte in response line" },
 	{ "empty-line", CRLF, .want = "ERR empty response line" },
 	{ "star-only", "*" CRLF, .want = "ERR missing space after '*'" },
 	{ "star-space", "* " CRLF, .want = "ERR missing response name" },
 	{ "number-only", "* 5" CRLF, .want = "ERR missing response name" },
 	{ "list-as-name", "* (a)" CRLF, .want = "ERR missing response name" },
-	{ "tagged-data", "A1 FETCH x" CRLF,
-	  .want = "ERR tagged response without OK, NO or BAD" },
-	{ "tagged-bye", "A1 BYE x" CRLF,
-	  .want = "ERR tagged response without OK, NO or BAD" },
+	{ "tagged-data", "A1 FETCH x" CRLF, .want = "ERR tagged response without OK, NO or BAD" },
+	{ "tagged-bye", "A1 BYE x" CRLF, .want = "ERR tagged response without OK, NO or BAD" },
 	{ "bad-tag", "A(1 OK x" CRLF, .want = "ERR malformed response tag" },
 	{ "tag-only", "A1" CRLF, .want = "ERR malformed response tag" },
 	{ "status-junk", "* OK(x)" CRLF, .want = "ERR malformed status response" },
-	{ "unterminated-quoted", "* X \"abc" CRLF,
-	  .want = "ERR unterminated quoted string" },
+	{ "unterminated-quoted", "* X \"abc" CRLF, .want = "ERR unterminated quoted string" },
 	{ "unterminated-quoted-escape", "* X \"abc\\\"" CRLF,
 	  .want = "ERR unterminated quoted string" },
 	{ "quoted-across-literal", "* X \"a {3}" CRLF "abc\"" CRLF,
 	  .want = "ERR unterminated quoted string" },
 	{ "unexpected-paren", "* X a)" CRLF, .want = "ERR unexpected ')'" },
-	{ "unterminated-list", "* X (a (b)" CRLF,
-	  .want = "ERR unterminated list" },
+	{ "unterminated-list", "* X (a (b)" CRLF, .want = "ERR unterminated list" },
 	{ "unterminated-list-after-literal", "* X ({1}" CRLF "a" CRLF,
 	  .want = "ERR unterminated list" },
-	{ "ctl", "* X a\x01" "b" CRLF,
+	{ "ctl",
+	  "* X a\x01"
+	  "b" CRLF,
 	  .want = "ERR unexpected control character 0x01 in response" },
-	{ "del", "* X \x7f" CRLF,
-	  .want = "ERR unexpected control character 0x7f in response" },
-	{ "malformed-literal", "* X {abc}" CRLF,
-	  .want = "ERR malformed literal size" },
-	{ "malformed-literal-empty", "* X {}" CRLF,
-	  .want = "ERR malformed literal size" },
-	{ "malformed-literal-plus", "* X {+}" CRLF,
-	  .want = "ERR malformed literal size" },
-	{ "malformed-literal-open", "* X {12" CRLF,
-	  .want = "ERR malformed literal size" },
+	{ "del", "* X \x7f" CRLF, .want = "ERR unexpected control character 0x7f in response" },
+	{ "malformed-literal", "* X {abc}" CRLF, .want = "ERR malformed literal size" },
+	{ "malformed-literal-empty", "* X {}" CRLF, .want = "ERR malformed literal size" },
+	{ "malformed-literal-plus", "* X {+}" CRLF, .want = "ERR malformed literal size" },
+	{ "malformed-literal-open", "* X {12" CRLF, .want = "ERR malformed literal size" },
 	{ "literal-not-at-end", "* X {3} a" CRLF,
 	  .want = "ERR literal size not at the end of the line" },
 	{ "literal-2^64", "* X {18446744073709551616}" CRLF,
@@ -686,27 +629,22 @@ static const struct pcase error_cases[] = {
 	  .stream = STREAM_ALL,
 	  .want = "ERR literal of 18446744073709551616 bytes exceeds the "
 		  "limit of 4294967296" },
-	{ "literal-2^64-1-stream",
-	  "* 1 FETCH (BODY[] ~{18446744073709551615}" CRLF,
+	{ "literal-2^64-1-stream", "* 1 FETCH (BODY[] ~{18446744073709551615}" CRLF,
 	  .stream = STREAM_ALL,
 	  .want = "ERR literal of 18446744073709551615 bytes exceeds the "
 		  "limit of 4294967296" },
-	{ "literal-4G+1-stream", "* 1 FETCH (BODY[] {4294967297}" CRLF,
-	  .stream = STREAM_ALL,
+	{ "literal-4G+1-stream", "* 1 FETCH (BODY[] {4294967297}" CRLF, .stream = STREAM_ALL,
 	  .want = "ERR literal of 4294967297 bytes exceeds the limit of "
 		  "4294967296" },
 	{ "literal-many-digits",
-	  "* X {000000000000000000000000000000000000000000000000000000001}"
-	  CRLF "a" CRLF,
+	  "* X {000000000000000000000000000000000000000000000000000000001}" CRLF "a" CRLF,
 	  .want = "* X {1}\"a\"\n" },
 	{ "literal-huge-digits",
-	  "* X {1000000000000000000000000000000000000000000000000000000000}"
-	  CRLF,
+	  "* X {1000000000000000000000000000000000000000000000000000000000}" CRLF,
 	  .want = "ERR literal of ...0000000000000000000000000000000000000000 "
 		  "bytes exceeds the limit of 1048576" },
 	{ "literal-huge-digits-plus",
-	  "* X {1000000000000000000000000000000000000000000000000000000009+}"
-	  CRLF,
+	  "* X {1000000000000000000000000000000000000000000000000000000009+}" CRLF,
 	  .want = "ERR literal of ...0000000000000000000000000000000000000009 "
 		  "bytes exceeds the limit of 1048576" },
 	{ "inline-over-default", "* X {1048577}" CRLF,
@@ -715,88 +653,67 @@ static const struct pcase error_cases[] = {
 	{ "need-more-line", "* OK foo", .want = "MORE" },
 	{ "need-more-cr", "* OK foo\r", .want = "MORE" },
 	{ "need-more-literal-size", "* X {5}\r", .want = "MORE" },
-	{ "need-more-literal", "* 1 FETCH (BODY[] {5}" CRLF "hel",
-	  .want = "MORE" },
-	{ "need-more-after-literal", "* 1 FETCH (BODY[] {5}" CRLF "hello",
-	  .want = "MORE" },
-	{ "need-more-second", "* 1 EXISTS" CRLF "* 2 EXI",
-	  .want = "* #1 EXISTS\nMORE" },
-	{ "error-after-good", "* 1 EXISTS" CRLF "* OK \0" CRLF "* 2 EXISTS" CRLF,
-	  .len = 28, .want = "* #1 EXISTS\nERR NUL byte in response line" },
+	{ "need-more-literal", "* 1 FETCH (BODY[] {5}" CRLF "hel", .want = "MORE" },
+	{ "need-more-after-literal", "* 1 FETCH (BODY[] {5}" CRLF "hello", .want = "MORE" },
+	{ "need-more-second", "* 1 EXISTS" CRLF "* 2 EXI", .want = "* #1 EXISTS\nMORE" },
+	{ "error-after-good", "* 1 EXISTS" CRLF "* OK \0" CRLF "* 2 EXISTS" CRLF, .len = 28,
+	  .want = "* #1 EXISTS\nERR NUL byte in response line" },
 };
 
 static const struct pcase limit_cases[] = {
-	{ "line-at-limit",
-	  "* X 345678901234567890123456789012345678" CRLF,
-	  .lim = &small,
+	{ "line-at-limit", "* X 345678901234567890123456789012345678" CRLF, .lim = &small,
 	  .want = "* X 345678901234567890123456789012345678\n" },
-	{ "line-at-limit-lf",
-	  "* X 345678901234567890123456789012345678\n", .lim = &small,
+	{ "line-at-limit-lf", "* X 345678901234567890123456789012345678\n", .lim = &small,
 	  .want = "* X 345678901234567890123456789012345678\n" },
-	{ "line-over-limit",
-	  "* X 3456789012345678901234567890123456789" CRLF, .lim = &small,
+	{ "line-over-limit", "* X 3456789012345678901234567890123456789" CRLF, .lim = &small,
 	  .want = "ERR response line longer than 40 bytes" },
-	{ "line-over-limit-lf",
-	  "* X 3456789012345678901234567890123456789\n", .lim = &small,
+	{ "line-over-limit-lf", "* X 3456789012345678901234567890123456789\n", .lim = &small,
 	  .want = "ERR response line longer than 40 bytes" },
-	{ "line-over-limit-nul",
-	  BIN("* X 3456789012345678901234567890123456789\0" CRLF),
+	{ "line-over-limit-nul", BIN("* X 3456789012345678901234567890123456789\0" CRLF),
 	  .lim = &small, .want = "ERR response line longer than 40 bytes" },
-	{ "line-limit-nul-first",
-	  BIN("* X 34567890123456789012345678901234567\0" CRLF),
+	{ "line-limit-nul-first", BIN("* X 34567890123456789012345678901234567\0" CRLF),
 	  .lim = &small, .want = "ERR NUL byte in response line" },
-	{ "line-limit-cr-at-limit",
-	  "* X 345678901234567890123456789012345678\rx" CRLF, .lim = &small,
-	  .want = "ERR response line longer than 40 bytes" },
+	{ "line-limit-cr-at-limit", "* X 345678901234567890123456789012345678\rx" CRLF,
+	  .lim = &small, .want = "ERR response line longer than 40 bytes" },
 	{ "line-limit-long-no-eol",
-	  "* X 3456789012345678901234567890123456789012345678901234567890",
-	  .lim = &small, .want = "ERR response line longer than 40 bytes" },
-	{ "line-limit-across-literal",
-	  "* X {2}" CRLF "ab 234567890123456789012345678901" CRLF,
-	  .lim = &small,
-	  .want = "* X {2}\"ab\" 234567890123456789012345678901\n" },
+	  "* X 3456789012345678901234567890123456789012345678901234567890", .lim = &small,
+	  .want = "ERR response line longer than 40 bytes" },
+	{ "line-limit-across-literal", "* X {2}" CRLF "ab 234567890123456789012345678901" CRLF,
+	  .lim = &small, .want = "* X {2}\"ab\" 234567890123456789012345678901\n" },
 	{ "line-limit-across-literal-over",
-	  "* X {2}" CRLF "ab 2345678901234567890123456789012" CRLF,
-	  .lim = &small, .want = "ERR response line longer than 40 bytes" },
-	{ "depth-ok", "* X (((a)))" CRLF, .lim = &small,
-	  .want = "* X (((a)))\n" },
+	  "* X {2}" CRLF "ab 2345678901234567890123456789012" CRLF, .lim = &small,
+	  .want = "ERR response line longer than 40 bytes" },
+	{ "depth-ok", "* X (((a)))" CRLF, .lim = &small, .want = "* X (((a)))\n" },
 	{ "depth-over", "* X ((((a))))" CRLF, .lim = &small,
 	  .want = "ERR list nesting deeper than 3" },
-	{ "depth-over-after-literal", "* X ((({1}" CRLF "a(b)))" CRLF,
-	  .lim = &small, .want = "ERR list nesting deeper than 3" },
-	{ "depth-code-falls-back", "* OK [X ((((a))))] t" CRLF,
-	  .lim = &small,
+	{ "depth-over-after-literal", "* X ((({1}" CRLF "a(b)))" CRLF, .lim = &small,
+	  .want = "ERR list nesting deeper than 3" },
+	{ "depth-code-falls-back", "* OK [X ((((a))))] t" CRLF, .lim = &small,
 	  .want = "* OK [X raw=\"((((a))))\" args=NULL] text=\"t\"\n" },
 	{ "inline-at-limit", "* X {10}" CRLF "0123456789" CRLF, .lim = &small,
 	  .want = "* X {10}\"0123456789\"\n" },
 	{ "inline-over", "* X {11}" CRLF "01234567890" CRLF, .lim = &small,
 	  .want = "ERR literal of 11 bytes exceeds the limit of 10" },
-	{ "inline-total-at-limit",
-	  "* X {8}" CRLF "01234567 {7}" CRLF "0123456" CRLF, .lim = &small,
+	{ "inline-total-at-limit", "* X {8}" CRLF "01234567 {7}" CRLF "0123456" CRLF, .lim = &small,
 	  .want = "* X {8}\"01234567\" {7}\"0123456\"\n" },
-	{ "inline-total-over",
-	  "* X {8}" CRLF "01234567 {8}" CRLF "01234567" CRLF, .lim = &small,
+	{ "inline-total-over", "* X {8}" CRLF "01234567 {8}" CRLF "01234567" CRLF, .lim = &small,
 	  .want = "ERR literals of one response exceed the limit of 15 "
 		  "bytes" },
 	{ "inline-total-per-response",
-	  "* X {8}" CRLF "01234567" CRLF "* X {8}" CRLF "01234567" CRLF,
-	  .lim = &small, .want = "* X {8}\"01234567\"\n* X {8}\"01234567\"\n" },
-	{ "streamed-at-limit",
-	  "* 1 FETCH (BODY[] {20}" CRLF "01234567890123456789)" CRLF,
+	  "* X {8}" CRLF "01234567" CRLF "* X {8}" CRLF "01234567" CRLF, .lim = &small,
+	  .want = "* X {8}\"01234567\"\n* X {8}\"01234567\"\n" },
+	{ "streamed-at-limit", "* 1 FETCH (BODY[] {20}" CRLF "01234567890123456789)" CRLF,
 	  .lim = &small, .stream = STREAM_ALL,
 	  .want = "<begin 1 FETCH BODY[] 20>\"01234567890123456789\"<end>"
 		  "* #1 FETCH (BODY[] {stream 20})\n" },
-	{ "streamed-over",
-	  "* 1 FETCH (BODY[] {21}" CRLF "012345678901234567890)" CRLF,
+	{ "streamed-over", "* 1 FETCH (BODY[] {21}" CRLF "012345678901234567890)" CRLF,
 	  .lim = &small, .stream = STREAM_ALL,
 	  .want = "ERR literal of 21 bytes exceeds the limit of 20" },
 	{ "streamed-declined-over-inline",
-	  "* 1 FETCH (RFC822.HEADER {15}" CRLF "012345678901234)" CRLF,
-	  .lim = &small, .stream = STREAM_BODY,
-	  .want = "ERR literal of 15 bytes exceeds the limit of 10" },
+	  "* 1 FETCH (RFC822.HEADER {15}" CRLF "012345678901234)" CRLF, .lim = &small,
+	  .stream = STREAM_BODY, .want = "ERR literal of 15 bytes exceeds the limit of 10" },
 	{ "streamed-not-counted-inline",
-	  "* 1 FETCH (BODY[] {20}" CRLF "01234567890123456789 X {10}" CRLF
-	  "0123456789)" CRLF,
+	  "* 1 FETCH (BODY[] {20}" CRLF "01234567890123456789 X {10}" CRLF "0123456789)" CRLF,
 	  .lim = &small, .stream = STREAM_BODY,
 	  .want = "<begin 1 FETCH BODY[] 20>\"01234567890123456789\"<end>"
 		  "* #1 FETCH (BODY[] {stream 20} X {10}\"0123456789\")\n" },
@@ -804,18 +721,15 @@ static const struct pcase limit_cases[] = {
 
 static const struct pcase stream_cases[] = {
 	{ "stream-body",
-	  "* 12 FETCH (UID 1 BODY[] {5}" CRLF "hello FLAGS (\\Seen))" CRLF
-	  "A1 OK done" CRLF,
+	  "* 12 FETCH (UID 1 BODY[] {5}" CRLF "hello FLAGS (\\Seen))" CRLF "A1 OK done" CRLF,
 	  .stream = STREAM_ALL,
 	  .want = "<begin 12 FETCH BODY[] 5>\"hello\"<end>"
 		  "* #12 FETCH (UID 1 BODY[] {stream 5} FLAGS (\\Seen))\n"
 		  "A1 OK text=\"done\"\n" },
-	{ "stream-zero",
-	  "* 3 FETCH (BODY[] {0}" CRLF ")" CRLF, .stream = STREAM_ALL,
+	{ "stream-zero", "* 3 FETCH (BODY[] {0}" CRLF ")" CRLF, .stream = STREAM_ALL,
 	  .want = "<begin 3 FETCH BODY[] 0>\"\"<end>"
 		  "* #3 FETCH (BODY[] {stream 0})\n" },
-	{ "stream-binary8",
-	  BIN("* 3 FETCH (BINARY[1] ~{3}" CRLF "\0\r\n)" CRLF),
+	{ "stream-binary8", BIN("* 3 FETCH (BINARY[1] ~{3}" CRLF "\0\r\n)" CRLF),
 	  .stream = STREAM_ALL,
 	  .want = "<begin 3 FETCH BINARY[1] 3>\"\\x00\\x0d\\x0a\"<end>"
 		  "* #3 FETCH (BINARY[1] ~{stream 3})\n" },
@@ -826,13 +740,11 @@ static const struct pcase stream_cases[] = {
 	  .want = "<begin 7 FETCH BODY[TEXT] 3>\"ttt\"<end>"
 		  "* #7 FETCH (RFC822.HEADER {2}\"hh\" BODY[TEXT] {stream 3} "
 		  "ENVELOPE (NIL {1}\"s\"))\n" },
-	{ "stream-item-null",
-	  "* METADATA INBOX ({3}" CRLF "abc)" CRLF, .stream = STREAM_ALL,
+	{ "stream-item-null", "* METADATA INBOX ({3}" CRLF "abc)" CRLF, .stream = STREAM_ALL,
 	  .want = "<begin 0 METADATA - 3>\"abc\"<end>"
 		  "* METADATA INBOX ({stream 3})\n" },
 	{ "stream-then-more",
-	  "* 1 FETCH (BODY[] {4}" CRLF "abcd)" CRLF "* 2 FETCH (BODY[] {2}"
-	  CRLF "xy",
+	  "* 1 FETCH (BODY[] {4}" CRLF "abcd)" CRLF "* 2 FETCH (BODY[] {2}" CRLF "xy",
 	  .stream = STREAM_ALL,
 	  .want = "<begin 1 FETCH BODY[] 4>\"abcd\"<end>"
 		  "* #1 FETCH (BODY[] {stream 4})\n"
@@ -934,8 +846,7 @@ START_TEST(test_default_depth)
 		buf_append_str(&in, CRLF);
 		buf_append_char(&want, '\n');
 		pc.in = in.data;
-		pc.want = depth <= 64 ? want.data :
-			"ERR list nesting deeper than 64";
+		pc.want = depth <= 64 ? want.data : "ERR list nesting deeper than 64";
 		check_case(&pc);
 	}
 	buf_free(&in);
@@ -954,12 +865,10 @@ START_TEST(test_many_responses)
 	int r;
 
 	for (unsigned i = 1; i <= 1000; i++)
-		buf_printf(&in, "* %u FETCH (UID %u BODY[] {3}" CRLF "abc)" CRLF,
-			   i, i + 100);
+		buf_printf(&in, "* %u FETCH (UID %u BODY[] {3}" CRLF "abc)" CRLF, i, i + 100);
 	ck_assert_int_eq(imap_parser_new(NULL, NULL, NULL, &p), 0);
 	while (pos < in.len) {
-		r = imap_parser_feed(p, in.data + pos, in.len - pos, &used,
-				     &resp);
+		r = imap_parser_feed(p, in.data + pos, in.len - pos, &used, &resp);
 		ck_assert_int_eq(r, IMAP_PARSE_COMPLETE);
 		pos += used;
 		count++;
@@ -985,8 +894,7 @@ START_TEST(test_stream_big)
 {
 	size_t size = 30000;
 	struct buf in = BUF_INIT(1 << 20), out = BUF_INIT(1 << 20);
-	struct ctx c = { .out = &out, .stream = STREAM_ALL,
-			 .lit = BUF_INIT(1 << 20) };
+	struct ctx c = { .out = &out, .stream = STREAM_ALL, .lit = BUF_INIT(1 << 20) };
 	struct imap_parser_limits lim = imap_parser_default_limits;
 	struct pcase pc = { .name = "big", .stream = STREAM_ALL, .lim = &lim };
 	const struct imap_response *resp;
@@ -1048,8 +956,9 @@ END_TEST
 START_TEST(test_stream_abort)
 {
 	struct buf out = BUF_INIT(4096);
-	struct ctx c = { .out = &out, .stream = STREAM_ALL,
-			 .lit = BUF_INIT(4096), .data_ret = -EIO };
+	struct ctx c = {
+		.out = &out, .stream = STREAM_ALL, .lit = BUF_INIT(4096), .data_ret = -EIO
+	};
 	const char *in = "* 1 FETCH (BODY[] {5}" CRLF "hello)" CRLF;
 	const struct imap_response *resp = NULL;
 	struct imap_parser *p;
@@ -1081,16 +990,14 @@ END_TEST
 START_TEST(test_huge_literal_not_asked)
 {
 	struct buf out = BUF_INIT(4096);
-	struct ctx c = { .out = &out, .stream = STREAM_ALL,
-			 .lit = BUF_INIT(4096) };
+	struct ctx c = { .out = &out, .stream = STREAM_ALL, .lit = BUF_INIT(4096) };
 	const char *in = "* 1 FETCH (BODY[] {18446744073709551615}" CRLF;
 	const struct imap_response *resp;
 	struct imap_parser *p;
 	size_t used;
 
 	ck_assert_int_eq(imap_parser_new(NULL, &callbacks, &c, &p), 0);
-	ck_assert_int_eq(imap_parser_feed(p, in, strlen(in), &used, &resp),
-			 -CPMSYNC_E_PROTOCOL);
+	ck_assert_int_eq(imap_parser_feed(p, in, strlen(in), &used, &resp), -CPMSYNC_E_PROTOCOL);
 	ck_assert_uint_eq(c.begins, 0);
 	imap_parser_free(p);
 	buf_free(&out);
@@ -1124,8 +1031,7 @@ START_TEST(test_sticky_and_reset)
 	ck_assert_str_eq(resp->text, "x");
 
 	/* reset in the middle of a response forgets it */
-	r = imap_parser_feed(p, "* 1 FETCH (BODY[] {10}\r\nabc", 27, &used,
-			     &resp);
+	r = imap_parser_feed(p, "* 1 FETCH (BODY[] {10}\r\nabc", 27, &used, &resp);
 	ck_assert_int_eq(r, IMAP_PARSE_NEED_MORE);
 	imap_parser_reset(p);
 	r = imap_parser_feed(p, "A1 OK [ALERT] hi\r\n", 18, &used, &resp);
@@ -1149,21 +1055,17 @@ START_TEST(test_consumed)
 	size_t used;
 
 	ck_assert_int_eq(imap_parser_new(NULL, NULL, NULL, &p), 0);
-	ck_assert_int_eq(imap_parser_feed(p, in, strlen(in), &used, &resp),
-			 IMAP_PARSE_COMPLETE);
+	ck_assert_int_eq(imap_parser_feed(p, in, strlen(in), &used, &resp), IMAP_PARSE_COMPLETE);
 	ck_assert_uint_eq(used, 12);
 	ck_assert_str_eq(resp->name, "EXISTS");
 	in += used;
-	ck_assert_int_eq(imap_parser_feed(p, in, strlen(in), &used, &resp),
-			 IMAP_PARSE_COMPLETE);
+	ck_assert_int_eq(imap_parser_feed(p, in, strlen(in), &used, &resp), IMAP_PARSE_COMPLETE);
 	ck_assert_uint_eq(used, 12);
 	ck_assert_str_eq(resp->name, "RECENT");
 	in += used;
-	ck_assert_int_eq(imap_parser_feed(p, in, strlen(in), &used, &resp),
-			 IMAP_PARSE_NEED_MORE);
+	ck_assert_int_eq(imap_parser_feed(p, in, strlen(in), &used, &resp), IMAP_PARSE_NEED_MORE);
 	ck_assert_uint_eq(used, 4);
-	ck_assert_int_eq(imap_parser_feed(p, "ne\r\n", 4, &used, &resp),
-			 IMAP_PARSE_COMPLETE);
+	ck_assert_int_eq(imap_parser_feed(p, "ne\r\n", 4, &used, &resp), IMAP_PARSE_COMPLETE);
 	ck_assert_int_eq(resp->kind, IMAP_RESP_CONTINUATION);
 	ck_assert_str_eq(resp->text, "gone");
 	imap_parser_free(p);
@@ -1182,16 +1084,13 @@ START_TEST(test_arg_helpers)
 	} t[] = {
 		{ IMAP_ARG_ATOM, "0", true, 0, true, 0 },
 		{ IMAP_ARG_ATOM, "007", true, 7, true, 7 },
-		{ IMAP_ARG_ATOM, "4294967295", true, UINT32_MAX, true,
-		  UINT32_MAX },
+		{ IMAP_ARG_ATOM, "4294967295", true, UINT32_MAX, true, UINT32_MAX },
 		{ IMAP_ARG_ATOM, "4294967296", false, 0, true, 4294967296u },
-		{ IMAP_ARG_ATOM, "9223372036854775807", false, 0, true,
-		  INT64_MAX },
+		{ IMAP_ARG_ATOM, "9223372036854775807", false, 0, true, INT64_MAX },
 		{ IMAP_ARG_ATOM, "9223372036854775808", false, 0, false, 0 },
 		{ IMAP_ARG_ATOM, "18446744073709551615", false, 0, false, 0 },
 		{ IMAP_ARG_ATOM, "18446744073709551616", false, 0, false, 0 },
-		{ IMAP_ARG_ATOM, "99999999999999999999999", false, 0, false,
-		  0 },
+		{ IMAP_ARG_ATOM, "99999999999999999999999", false, 0, false, 0 },
 		{ IMAP_ARG_ATOM, "+1", false, 0, false, 0 },
 		{ IMAP_ARG_ATOM, "-1", false, 0, false, 0 },
 		{ IMAP_ARG_ATOM, "1a", false, 0, false, 0 },
@@ -1205,15 +1104,12 @@ START_TEST(test_arg_helpers)
 	uint64_t v64;
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		a = (struct imap_arg){ .type = t[i].type,
-				       .u.s = { t[i].s, strlen(t[i].s) } };
+		a = (struct imap_arg){ .type = t[i].type, .u.s = { t[i].s, strlen(t[i].s) } };
 		v32 = 12345;
 		v64 = 12345;
-		ck_assert_msg(imap_arg_get_u32(&a, &v32) == t[i].ok32, "%s",
-			      t[i].s);
+		ck_assert_msg(imap_arg_get_u32(&a, &v32) == t[i].ok32, "%s", t[i].s);
 		ck_assert_uint_eq(v32, t[i].ok32 ? t[i].v32 : 12345);
-		ck_assert_msg(imap_arg_get_u64(&a, &v64) == t[i].ok64, "%s",
-			      t[i].s);
+		ck_assert_msg(imap_arg_get_u64(&a, &v64) == t[i].ok64, "%s", t[i].s);
 		ck_assert_uint_eq(v64, t[i].ok64 ? t[i].v64 : 12345);
 	}
 	ck_assert(!imap_arg_get_u32(&nil, &v32));
@@ -1237,8 +1133,7 @@ static Suite *imap_parser_suite(void)
 
 	tc = tcase_create("grammar");
 	tcase_add_loop_test(tc, test_grammar, 0,
-			    (int)(sizeof(grammar_cases) /
-				  sizeof(grammar_cases[0])));
+			    (int)(sizeof(grammar_cases) / sizeof(grammar_cases[0])));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");
@@ -1256,8 +1151,7 @@ static Suite *imap_parser_suite(void)
 
 	tc = tcase_create("streaming");
 	tcase_add_loop_test(tc, test_streaming, 0,
-			    (int)(sizeof(stream_cases) /
-				  sizeof(stream_cases[0])));
+			    (int)(sizeof(stream_cases) / sizeof(stream_cases[0])));
 	tcase_add_test(tc, test_stream_big);
 	tcase_add_test(tc, test_stream_abort);
 	suite_add_tcase(s, tc);

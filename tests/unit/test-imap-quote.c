@@ -62,9 +62,8 @@ START_TEST(test_form)
 	const struct form_case *c = &form_cases[_i];
 	size_t len = c->len ? c->len : strlen(c->s);
 
-	ck_assert_msg(imap_str_form(c->s, len, c->utf8_ok) == c->want,
-		      "case %d: got %d, want %d", _i,
-		      imap_str_form(c->s, len, c->utf8_ok), c->want);
+	ck_assert_msg(imap_str_form(c->s, len, c->utf8_ok) == c->want, "case %d: got %d, want %d",
+		      _i, imap_str_form(c->s, len, c->utf8_ok), c->want);
 }
 END_TEST
 
@@ -105,9 +104,7 @@ START_TEST(test_append_quoted)
 	struct buf b = BUF_INIT(256);
 
 	ck_assert_int_eq(buf_append_str(&b, "X "), 0);
-	ck_assert_int_eq(imap_append_quoted(&b, quote_cases[_i].in,
-					    strlen(quote_cases[_i].in)),
-			 0);
+	ck_assert_int_eq(imap_append_quoted(&b, quote_cases[_i].in, strlen(quote_cases[_i].in)), 0);
 	ck_assert_str_eq(b.data + 2, quote_cases[_i].want);
 	buf_free(&b);
 }
@@ -128,26 +125,21 @@ START_TEST(test_atom_or_quoted)
 
 	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "INBOX", 5, false), 0);
 	ck_assert_int_eq(buf_append_char(&b, ' '), 0);
-	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "My Folder", 9, false),
-			 0);
+	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "My Folder", 9, false), 0);
 	ck_assert_int_eq(buf_append_char(&b, ' '), 0);
 	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "nil", 3, false), 0);
 	ck_assert_int_eq(buf_append_char(&b, ' '), 0);
 	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "", 0, false), 0);
 	ck_assert_int_eq(buf_append_char(&b, ' '), 0);
 	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "a\"\\", 3, false), 0);
-	ck_assert_str_eq(b.data,
-			 "INBOX \"My Folder\" \"nil\" \"\" \"a\\\"\\\\\"");
+	ck_assert_str_eq(b.data, "INBOX \"My Folder\" \"nil\" \"\" \"a\\\"\\\\\"");
 
 	/* A literal is the caller's business. */
 	buf_reset(&b);
-	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "a\r\nb", 4, true),
-			 -EINVAL);
-	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "\xc3\xa9", 2, false),
-			 -EINVAL);
+	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "a\r\nb", 4, true), -EINVAL);
+	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "\xc3\xa9", 2, false), -EINVAL);
 	ck_assert_uint_eq(b.len, 0);
-	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "\xc3\xa9", 2, true),
-			 0);
+	ck_assert_int_eq(imap_append_atom_or_quoted(&b, "\xc3\xa9", 2, true), 0);
 	ck_assert_str_eq(b.data, "\"\xc3\xa9\"");
 	buf_free(&b);
 }
@@ -158,8 +150,7 @@ static Suite *quote_suite(void)
 	Suite *s = suite_create("imap-quote");
 	TCase *tc = tcase_create("quote");
 
-	tcase_add_loop_test(tc, test_form, 0,
-			    sizeof(form_cases) / sizeof(form_cases[0]));
+	tcase_add_loop_test(tc, test_form, 0, sizeof(form_cases) / sizeof(form_cases[0]));
 	tcase_add_test(tc, test_form_length_limit);
 	tcase_add_loop_test(tc, test_append_quoted, 0,
 			    sizeof(quote_cases) / sizeof(quote_cases[0]));

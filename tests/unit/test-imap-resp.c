@@ -26,15 +26,14 @@
 
 static struct imap_parser *P, *P2;
 
-static bool stream_bodies(void *userdata, uint32_t number, const char *name,
-			  const char *item, uint64_t size)
+static bool stream_bodies(void *userdata, uint32_t number, const char *name, const char *item,
+			  uint64_t size)
 {
 	(void)userdata;
 	(void)number;
 	(void)name;
 	(void)size;
-	return item && strncasecmp(item, "BODY[", 5) == 0 &&
-	       strstr(item, "STREAM");
+	return item && strncasecmp(item, "BODY[", 5) == 0 && strstr(item, "STREAM");
 }
 
 static int literal_data(void *userdata, const void *data, size_t len)
@@ -51,9 +50,9 @@ static void literal_end(void *userdata)
 }
 
 static const struct imap_parser_callbacks cbs = {
-    .literal_begin = stream_bodies,
-    .literal_data = literal_data,
-    .literal_end = literal_end,
+	.literal_begin = stream_bodies,
+	.literal_data = literal_data,
+	.literal_end = literal_end,
 };
 
 static void setup(void)
@@ -69,8 +68,7 @@ static void teardown(void)
 }
 
 /* Feeds one complete response (text ends with CRLF) to p. */
-static const struct imap_response *feed_p(struct imap_parser *p,
-					  const char *text, size_t len)
+static const struct imap_response *feed_p(struct imap_parser *p, const char *text, size_t len)
 {
 	const struct imap_response *resp = NULL;
 	size_t consumed = 0;
@@ -92,13 +90,13 @@ static const struct imap_response *feed(const char *text)
 static void ck_nstr(const struct imap_nstr *s, const char *want)
 {
 	if (!want) {
-		ck_assert_msg(s->str == NULL, "expected NIL, got %.*s",
-			      (int)s->len, s->str ? s->str : "");
+		ck_assert_msg(s->str == NULL, "expected NIL, got %.*s", (int)s->len,
+			      s->str ? s->str : "");
 		return;
 	}
 	ck_assert_msg(s->str != NULL, "expected \"%s\", got NIL", want);
-	ck_assert_msg(imap_nstr_eq(s, want), "expected \"%s\", got \"%.*s\"",
-		      want, (int)s->len, s->str);
+	ck_assert_msg(imap_nstr_eq(s, want), "expected \"%s\", got \"%.*s\"", want, (int)s->len,
+		      s->str);
 }
 
 /* The set as compact text. */
@@ -112,11 +110,10 @@ static const char *set_str(const struct rangeset *set)
 		const struct range *r = &set->r[i];
 
 		if (r->lo == r->hi)
-			o += snprintf(out + o, sizeof(out) - o, "%s%u",
-				      i ? "," : "", r->lo);
+			o += snprintf(out + o, sizeof(out) - o, "%s%u", i ? "," : "", r->lo);
 		else
-			o += snprintf(out + o, sizeof(out) - o, "%s%u:%u",
-				      i ? "," : "", r->lo, r->hi);
+			o += snprintf(out + o, sizeof(out) - o, "%s%u:%u", i ? "," : "", r->lo,
+				      r->hi);
 	}
 	return out;
 }
@@ -124,13 +121,13 @@ static const char *set_str(const struct rangeset *set)
 /* -------------------------------------------------------------------- */
 /* Capabilities */
 
-#define DOVECOT_CAPS                                                           \
-	"IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY "  \
-	"THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND "     \
-	"URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "            \
-	"LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT "           \
-	"SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE "             \
-	"SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ "   \
+#define DOVECOT_CAPS                                                                               \
+	"IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY "                      \
+	"THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND "                         \
+	"URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "                                \
+	"LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT "                               \
+	"SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE "                                 \
+	"SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ "                       \
 	"NOTIFY SPECIAL-USE METADATA"
 
 START_TEST(test_caps_response)
@@ -251,12 +248,10 @@ START_TEST(test_caps_enabled)
 	ck_assert_int_eq(imap_caps_parse_response(&caps, resp), 0);
 	ck_assert(imap_caps_has(&caps, IMAP_CAP_QRESYNC));
 	ck_assert(imap_caps_has(&caps, IMAP_CAP_UTF8_ACCEPT));
-	ck_assert_str_eq(caps.text,
-			 "CONDSTORE QRESYNC utf8=accept X-GOOD-IDEA");
+	ck_assert_str_eq(caps.text, "CONDSTORE QRESYNC utf8=accept X-GOOD-IDEA");
 	resp = feed("* ENABLED\r\n");
 	ck_assert_int_eq(imap_caps_parse_response(&caps, resp), 0);
-	ck_assert_str_eq(caps.text,
-			 "CONDSTORE QRESYNC utf8=accept X-GOOD-IDEA");
+	ck_assert_str_eq(caps.text, "CONDSTORE QRESYNC utf8=accept X-GOOD-IDEA");
 	imap_caps_free(&caps);
 }
 END_TEST
@@ -271,8 +266,7 @@ START_TEST(test_cap_names)
 	}
 	ck_assert_ptr_null(imap_cap_name(IMAP_CAP_MAX));
 	ck_assert_int_eq(imap_cap_from_name("LITERAL", 7), -1);
-	ck_assert_int_eq(imap_cap_from_name("literal+", 8),
-			 IMAP_CAP_LITERALPLUS);
+	ck_assert_int_eq(imap_cap_from_name("literal+", 8), IMAP_CAP_LITERALPLUS);
 }
 END_TEST
 
@@ -367,19 +361,18 @@ START_TEST(test_vanished)
 	ck_assert_str_eq(set_str(&v.uids), "300:310,405,411");
 
 	static const char *const bad[] = {
-	    "* VANISHED (LATER) 1:3\r\n",
-	    "* VANISHED abc\r\n",
-	    "* VANISHED 0\r\n",
-	    "* VANISHED 1,,2\r\n",
-	    "* VANISHED\r\n",
-	    "* VANISHED (EARLIER)\r\n",
-	    "* VANISHED (EARLIER) 1 2\r\n",
-	    "* VANISHED \"1:3\"\r\n",
+		"* VANISHED (LATER) 1:3\r\n",
+		"* VANISHED abc\r\n",
+		"* VANISHED 0\r\n",
+		"* VANISHED 1,,2\r\n",
+		"* VANISHED\r\n",
+		"* VANISHED (EARLIER)\r\n",
+		"* VANISHED (EARLIER) 1 2\r\n",
+		"* VANISHED \"1:3\"\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		resp = feed(bad[i]);
-		ck_assert_msg(imap_resp_vanished(resp, &v) == EPROTO_, "%s",
-			      bad[i]);
+		ck_assert_msg(imap_resp_vanished(resp, &v) == EPROTO_, "%s", bad[i]);
 		ck_assert(rangeset_empty(&v.uids));
 	}
 	resp = feed("* 3 EXPUNGE\r\n");
@@ -392,22 +385,21 @@ END_TEST
 /* FETCH */
 
 /* RFC 3501 7.4.2 */
-#define RFC3501_FETCH                                                          \
-	"* 12 FETCH (FLAGS (\\Seen) INTERNALDATE \"17-Jul-1996 02:44:25 "      \
-	"-0700\" RFC822.SIZE 4286 ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 "      \
-	"-0700 (PDT)\" \"IMAP4rev1 WG mtg summary and minutes\" ((\"Terry "    \
-	"Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL "   \
-	"\"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" "     \
-	"\"cac.washington.edu\")) ((NIL NIL \"imap\" "                         \
-	"\"cac.washington.edu\")) ((NIL NIL \"minutes\" "                      \
-	"\"CNRI.Reston.VA.US\")(\"John Klensin\" NIL \"KLENSIN\" "             \
-	"\"MIT.EDU\")) NIL NIL \"<B27397-0100000@cac.washington.edu>\") "      \
-	"BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL "         \
+#define RFC3501_FETCH                                                                              \
+	"* 12 FETCH (FLAGS (\\Seen) INTERNALDATE \"17-Jul-1996 02:44:25 "                          \
+	"-0700\" RFC822.SIZE 4286 ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 "                          \
+	"-0700 (PDT)\" \"IMAP4rev1 WG mtg summary and minutes\" ((\"Terry "                        \
+	"Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL "                       \
+	"\"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" "                         \
+	"\"cac.washington.edu\")) ((NIL NIL \"imap\" "                                             \
+	"\"cac.washington.edu\")) ((NIL NIL \"minutes\" "                                          \
+	"\"CNRI.Reston.VA.US\")(\"John Klensin\" NIL \"KLENSIN\" "                                 \
+	"\"MIT.EDU\")) NIL NIL \"<B27397-0100000@cac.washington.edu>\") "                          \
+	"BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL "                             \
 	"\"7BIT\" 3028 92))\r\n"
 
-static void ck_addr(const struct imap_address_list *l, size_t i, int kind,
-		    const char *name, const char *adl, const char *mailbox,
-		    const char *host)
+static void ck_addr(const struct imap_address_list *l, size_t i, int kind, const char *name,
+		    const char *adl, const char *mailbox, const char *host)
 {
 	struct imap_address a;
 
@@ -431,10 +423,9 @@ START_TEST(test_fetch_rfc3501)
 	ck_assert_int_eq(imap_resp_type(resp), IMAP_RT_FETCH);
 	ck_assert_int_eq(imap_resp_fetch(resp, f), 0);
 	ck_assert_uint_eq(f->seq, 12);
-	ck_assert_uint_eq(f->present,
-			  IMAP_FETCH_FLAGS | IMAP_FETCH_INTERNALDATE |
-			      IMAP_FETCH_RFC822_SIZE | IMAP_FETCH_ENVELOPE |
-			      IMAP_FETCH_BODY);
+	ck_assert_uint_eq(f->present, IMAP_FETCH_FLAGS | IMAP_FETCH_INTERNALDATE |
+					      IMAP_FETCH_RFC822_SIZE | IMAP_FETCH_ENVELOPE |
+					      IMAP_FETCH_BODY);
 	ck_assert_uint_eq(f->flags.count, 1);
 	ck_assert(imap_flags_has(&f->flags, "\\Seen"));
 	ck_assert_int_eq((long long)f->internaldate, 837596665LL);
@@ -446,16 +437,13 @@ START_TEST(test_fetch_rfc3501)
 		"cac.washington.edu");
 	ck_addr(&e->sender, 0, IMAP_ADDRESS_MAILBOX, "Terry Gray", NULL, "gray",
 		"cac.washington.edu");
-	ck_addr(&e->reply_to, 0, IMAP_ADDRESS_MAILBOX, "Terry Gray", NULL,
-		"gray", "cac.washington.edu");
-	ck_assert_uint_eq(e->to.count, 1);
-	ck_addr(&e->to, 0, IMAP_ADDRESS_MAILBOX, NULL, NULL, "imap",
+	ck_addr(&e->reply_to, 0, IMAP_ADDRESS_MAILBOX, "Terry Gray", NULL, "gray",
 		"cac.washington.edu");
+	ck_assert_uint_eq(e->to.count, 1);
+	ck_addr(&e->to, 0, IMAP_ADDRESS_MAILBOX, NULL, NULL, "imap", "cac.washington.edu");
 	ck_assert_uint_eq(e->cc.count, 2);
-	ck_addr(&e->cc, 0, IMAP_ADDRESS_MAILBOX, NULL, NULL, "minutes",
-		"CNRI.Reston.VA.US");
-	ck_addr(&e->cc, 1, IMAP_ADDRESS_MAILBOX, "John Klensin", NULL,
-		"KLENSIN", "MIT.EDU");
+	ck_addr(&e->cc, 0, IMAP_ADDRESS_MAILBOX, NULL, NULL, "minutes", "CNRI.Reston.VA.US");
+	ck_addr(&e->cc, 1, IMAP_ADDRESS_MAILBOX, "John Klensin", NULL, "KLENSIN", "MIT.EDU");
 	ck_assert_int_eq(imap_address_get(&e->cc, 2, &a), -EINVAL);
 	ck_assert_uint_eq(e->bcc.count, 0);
 	ck_nstr(&e->in_reply_to, NULL);
@@ -505,8 +493,7 @@ START_TEST(test_fetch_sync)
 		    "\\Answered $Forwarded))\r\n");
 	ck_assert_int_eq(imap_resp_fetch(resp, &f), 0);
 	ck_assert_uint_eq(f.seq, 1);
-	ck_assert_uint_eq(f.present, IMAP_FETCH_UID | IMAP_FETCH_MODSEQ |
-					 IMAP_FETCH_FLAGS);
+	ck_assert_uint_eq(f.present, IMAP_FETCH_UID | IMAP_FETCH_MODSEQ | IMAP_FETCH_FLAGS);
 	ck_assert_uint_eq(f.uid, 4);
 	ck_assert_uint_eq(f.modseq, 12121231000ULL);
 	ck_assert_uint_eq(f.flags.count, 3);
@@ -535,10 +522,8 @@ START_TEST(test_fetch_sync)
 		    "X-BAR {3}\r\nabc SAVEDATE \"01-Jan-1970 00:00:00 +0000\")"
 		    "\r\n");
 	ck_assert_int_eq(imap_resp_fetch(resp, &f), 0);
-	ck_assert_uint_eq(f.present, IMAP_FETCH_UID | IMAP_FETCH_EMAILID |
-					 IMAP_FETCH_THREADID |
-					 IMAP_FETCH_PREVIEW |
-					 IMAP_FETCH_SAVEDATE);
+	ck_assert_uint_eq(f.present, IMAP_FETCH_UID | IMAP_FETCH_EMAILID | IMAP_FETCH_THREADID |
+					     IMAP_FETCH_PREVIEW | IMAP_FETCH_SAVEDATE);
 	ck_assert_uint_eq(f.uid, 9);
 	ck_nstr(&f.emailid, "M6d99ac3275bb4e");
 	ck_nstr(&f.threadid, "T64b478a75b7ea9");
@@ -548,8 +533,7 @@ START_TEST(test_fetch_sync)
 	resp = feed("* 4 FETCH (THREADID NIL PREVIEW NIL SAVEDATE NIL "
 		    "UID 10)\r\n");
 	ck_assert_int_eq(imap_resp_fetch(resp, &f), 0);
-	ck_assert_uint_eq(f.present, IMAP_FETCH_UID | IMAP_FETCH_THREADID |
-					 IMAP_FETCH_PREVIEW);
+	ck_assert_uint_eq(f.present, IMAP_FETCH_UID | IMAP_FETCH_THREADID | IMAP_FETCH_PREVIEW);
 	ck_nstr(&f.threadid, NULL);
 	ck_nstr(&f.preview, NULL);
 
@@ -577,13 +561,12 @@ START_TEST(test_fetch_sections)
 
 	{
 		/* the BINARY literal holds a NUL: feed by length */
-		static const char text[] =
-		    "* 2 FETCH (UID 5 BODY[HEADER.FIELDS (MESSAGE-ID)] {21}"
-		    "\r\nMessage-ID: <a@b>\r\n\r\n BODY[]<0> {5}\r\nhello "
-		    "BINARY[1] ~{4}\r\na\0bc BINARY.SIZE[1] 4 BODY[TEXT] "
-		    "NIL BODY[1.MIME] \"Content-Type: text/plain\" "
-		    "BINARY.SIZE[2.1] 1234567890123 RFC822.HEADER "
-		    "{2}\r\n\r\n)\r\n";
+		static const char text[] = "* 2 FETCH (UID 5 BODY[HEADER.FIELDS (MESSAGE-ID)] {21}"
+					   "\r\nMessage-ID: <a@b>\r\n\r\n BODY[]<0> {5}\r\nhello "
+					   "BINARY[1] ~{4}\r\na\0bc BINARY.SIZE[1] 4 BODY[TEXT] "
+					   "NIL BODY[1.MIME] \"Content-Type: text/plain\" "
+					   "BINARY.SIZE[2.1] 1234567890123 RFC822.HEADER "
+					   "{2}\r\n\r\n)\r\n";
 
 		resp = feed_p(P2, text, sizeof(text) - 1);
 	}
@@ -591,12 +574,9 @@ START_TEST(test_fetch_sections)
 	ck_assert_uint_eq(f.present, IMAP_FETCH_UID);
 	ck_assert_uint_eq(f.nsections, 6);
 	s = &f.sections[0];
-	ck_assert_uint_eq(s->name_len,
-			  strlen("BODY[HEADER.FIELDS (MESSAGE-ID)]"));
-	ck_assert(
-	    !memcmp(s->name, "BODY[HEADER.FIELDS (MESSAGE-ID)]", s->name_len));
-	ck_assert(
-	    !memcmp(s->section, "HEADER.FIELDS (MESSAGE-ID)", s->section_len));
+	ck_assert_uint_eq(s->name_len, strlen("BODY[HEADER.FIELDS (MESSAGE-ID)]"));
+	ck_assert(!memcmp(s->name, "BODY[HEADER.FIELDS (MESSAGE-ID)]", s->name_len));
+	ck_assert(!memcmp(s->section, "HEADER.FIELDS (MESSAGE-ID)", s->section_len));
 	ck_assert_uint_eq(s->section_len, 26);
 	ck_assert(!s->binary && !s->has_origin);
 	ck_assert_int_eq(s->value->type, IMAP_ARG_LITERAL);
@@ -674,13 +654,11 @@ START_TEST(test_fetch_envelope_groups)
 	ck_nstr(&e->date, NULL);
 	ck_assert_uint_eq(e->subject.len, 12);
 	ck_assert(!memcmp(e->subject.str, "hello\r\nworld", 12));
-	ck_addr(&e->from, 0, IMAP_ADDRESS_MAILBOX, "A", "@relay:", "a",
-		"x.org");
+	ck_addr(&e->from, 0, IMAP_ADDRESS_MAILBOX, "A", "@relay:", "a", "x.org");
 	ck_assert_uint_eq(e->sender.count, 0);
 	ck_assert_uint_eq(e->reply_to.count, 0);
 	ck_assert_uint_eq(e->to.count, 3);
-	ck_addr(&e->to, 0, IMAP_ADDRESS_GROUP_START, NULL, NULL,
-		"undisclosed-recipients", NULL);
+	ck_addr(&e->to, 0, IMAP_ADDRESS_GROUP_START, NULL, NULL, "undisclosed-recipients", NULL);
 	ck_addr(&e->to, 1, IMAP_ADDRESS_GROUP_END, NULL, NULL, NULL, NULL);
 	ck_addr(&e->to, 2, IMAP_ADDRESS_MAILBOX, "B", NULL, "b", "y.org");
 	ck_nstr(&e->in_reply_to, "<p@q>");
@@ -689,58 +667,58 @@ START_TEST(test_fetch_envelope_groups)
 END_TEST
 
 static const char *const fetch_bad[] = {
-    "* 1 FETCH (UID abc)\r\n",
-    "* 1 FETCH (UID 0)\r\n",
-    "* 1 FETCH (UID 4294967296)\r\n",
-    "* 1 FETCH (UID -1)\r\n",
-    "* 1 FETCH (UID \"5\")\r\n",
-    "* 1 FETCH (UID (5))\r\n",
-    "* 1 FETCH (UID)\r\n",
-    "* 1 FETCH (MODSEQ 5)\r\n",
-    "* 1 FETCH (MODSEQ (x))\r\n",
-    "* 1 FETCH (MODSEQ ())\r\n",
-    "* 1 FETCH (MODSEQ (1 2))\r\n",
-    "* 1 FETCH (MODSEQ (9223372036854775808))\r\n",
-    "* 1 FETCH (FLAGS \\Seen)\r\n",
-    "* 1 FETCH (FLAGS (\\Seen NIL))\r\n",
-    "* 1 FETCH (INTERNALDATE \"32-Jul-1996 02:44:25 -0700\")\r\n",
-    "* 1 FETCH (INTERNALDATE \"17-Jux-1996 02:44:25 -0700\")\r\n",
-    "* 1 FETCH (INTERNALDATE \"17-Jul-1996 24:44:25 -0700\")\r\n",
-    "* 1 FETCH (INTERNALDATE \"17-Jul-1996 02:44:25 0700\")\r\n",
-    "* 1 FETCH (INTERNALDATE \"17-Jul-1996 02:44\")\r\n",
-    "* 1 FETCH (INTERNALDATE \"29-Feb-1900 02:44:25 +0000\")\r\n",
-    "* 1 FETCH (INTERNALDATE NIL)\r\n",
-    "* 1 FETCH (INTERNALDATE 17-Jul-1996)\r\n",
-    "* 1 FETCH (RFC822.SIZE x)\r\n",
-    "* 1 FETCH (RFC822.SIZE NIL)\r\n",
-    /* truncated ENVELOPE: 9 fields */
-    "* 1 FETCH (ENVELOPE (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL))\r\n",
-    /* an address with 3 fields */
-    "* 1 FETCH (ENVELOPE (NIL \"s\" ((NIL \"a\" \"b\")) NIL NIL NIL NIL "
-    "NIL NIL NIL))\r\n",
-    /* an address list that is a string */
-    "* 1 FETCH (ENVELOPE (NIL \"s\" \"a@b\" NIL NIL NIL NIL NIL NIL "
-    "NIL))\r\n",
-    /* an atom where an nstring must be */
-    "* 1 FETCH (ENVELOPE (NIL subj NIL NIL NIL NIL NIL NIL NIL NIL))\r\n",
-    "* 1 FETCH (ENVELOPE NIL)\r\n",
-    "* 1 FETCH (BODYSTRUCTURE NIL)\r\n",
-    "* 1 FETCH (BODY \"x\")\r\n",
-    "* 1 FETCH (BODY[]<x> \"a\")\r\n",
-    "* 1 FETCH (BODY[]<> \"a\")\r\n",
-    "* 1 FETCH (BODY[]<1>x \"a\")\r\n",
-    "* 1 FETCH (BODY[] (a))\r\n",
-    "* 1 FETCH (BODY[] abc)\r\n",
-    "* 1 FETCH (BINARY.SIZE[1] x)\r\n",
-    "* 1 FETCH (EMAILID NIL)\r\n",
-    "* 1 FETCH (EMAILID \"M1\")\r\n",
-    "* 1 FETCH (UID 1 FLAGS)\r\n",
-    "* 1 FETCH (\"UID\" 1)\r\n",
-    "* 1 FETCH ((UID) 1)\r\n",
-    "* 1 FETCH UID 1\r\n",
-    "* 1 FETCH (UID 1) (FLAGS ())\r\n",
-    "* 0 FETCH (UID 1)\r\n",
-    "* FETCH (UID 1)\r\n",
+	"* 1 FETCH (UID abc)\r\n",
+	"* 1 FETCH (UID 0)\r\n",
+	"* 1 FETCH (UID 4294967296)\r\n",
+	"* 1 FETCH (UID -1)\r\n",
+	"* 1 FETCH (UID \"5\")\r\n",
+	"* 1 FETCH (UID (5))\r\n",
+	"* 1 FETCH (UID)\r\n",
+	"* 1 FETCH (MODSEQ 5)\r\n",
+	"* 1 FETCH (MODSEQ (x))\r\n",
+	"* 1 FETCH (MODSEQ ())\r\n",
+	"* 1 FETCH (MODSEQ (1 2))\r\n",
+	"* 1 FETCH (MODSEQ (9223372036854775808))\r\n",
+	"* 1 FETCH (FLAGS \\Seen)\r\n",
+	"* 1 FETCH (FLAGS (\\Seen NIL))\r\n",
+	"* 1 FETCH (INTERNALDATE \"32-Jul-1996 02:44:25 -0700\")\r\n",
+	"* 1 FETCH (INTERNALDATE \"17-Jux-1996 02:44:25 -0700\")\r\n",
+	"* 1 FETCH (INTERNALDATE \"17-Jul-1996 24:44:25 -0700\")\r\n",
+	"* 1 FETCH (INTERNALDATE \"17-Jul-1996 02:44:25 0700\")\r\n",
+	"* 1 FETCH (INTERNALDATE \"17-Jul-1996 02:44\")\r\n",
+	"* 1 FETCH (INTERNALDATE \"29-Feb-1900 02:44:25 +0000\")\r\n",
+	"* 1 FETCH (INTERNALDATE NIL)\r\n",
+	"* 1 FETCH (INTERNALDATE 17-Jul-1996)\r\n",
+	"* 1 FETCH (RFC822.SIZE x)\r\n",
+	"* 1 FETCH (RFC822.SIZE NIL)\r\n",
+	/* truncated ENVELOPE: 9 fields */
+	"* 1 FETCH (ENVELOPE (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL))\r\n",
+	/* an address with 3 fields */
+	"* 1 FETCH (ENVELOPE (NIL \"s\" ((NIL \"a\" \"b\")) NIL NIL NIL NIL "
+	"NIL NIL NIL))\r\n",
+	/* an address list that is a string */
+	"* 1 FETCH (ENVELOPE (NIL \"s\" \"a@b\" NIL NIL NIL NIL NIL NIL "
+	"NIL))\r\n",
+	/* an atom where an nstring must be */
+	"* 1 FETCH (ENVELOPE (NIL subj NIL NIL NIL NIL NIL NIL NIL NIL))\r\n",
+	"* 1 FETCH (ENVELOPE NIL)\r\n",
+	"* 1 FETCH (BODYSTRUCTURE NIL)\r\n",
+	"* 1 FETCH (BODY \"x\")\r\n",
+	"* 1 FETCH (BODY[]<x> \"a\")\r\n",
+	"* 1 FETCH (BODY[]<> \"a\")\r\n",
+	"* 1 FETCH (BODY[]<1>x \"a\")\r\n",
+	"* 1 FETCH (BODY[] (a))\r\n",
+	"* 1 FETCH (BODY[] abc)\r\n",
+	"* 1 FETCH (BINARY.SIZE[1] x)\r\n",
+	"* 1 FETCH (EMAILID NIL)\r\n",
+	"* 1 FETCH (EMAILID \"M1\")\r\n",
+	"* 1 FETCH (UID 1 FLAGS)\r\n",
+	"* 1 FETCH (\"UID\" 1)\r\n",
+	"* 1 FETCH ((UID) 1)\r\n",
+	"* 1 FETCH UID 1\r\n",
+	"* 1 FETCH (UID 1) (FLAGS ())\r\n",
+	"* 0 FETCH (UID 1)\r\n",
+	"* FETCH (UID 1)\r\n",
 };
 
 START_TEST(test_fetch_bad)
@@ -751,10 +729,8 @@ START_TEST(test_fetch_bad)
 	memset(&f, 0x5a, sizeof(f));
 	orig = f;
 	resp = feed(fetch_bad[_i]);
-	ck_assert_msg(imap_resp_fetch(resp, &f) == EPROTO_, "%s",
-		      fetch_bad[_i]);
-	ck_assert_msg(memcmp(&f, &orig, sizeof(f)) == 0,
-		      "output clobbered on failure");
+	ck_assert_msg(imap_resp_fetch(resp, &f) == EPROTO_, "%s", fetch_bad[_i]);
+	ck_assert_msg(memcmp(&f, &orig, sizeof(f)) == 0, "output clobbered on failure");
 }
 END_TEST
 
@@ -787,27 +763,27 @@ static const struct {
 	const char *s;
 	long long t; /* -1: invalid */
 } dates[] = {
-    {"17-Jul-1996 02:44:25 -0700", 837596665},
-    {"01-Jan-1970 00:00:00 +0000", 0},
-    {" 1-Jan-1970 00:00:00 +0000", 0},
-    {"1-Jan-1970 00:00:00 +0000", 0},
-    {"29-Feb-2000 23:59:59 +0100", 951865199},
-    {"31-Dec-1969 23:00:00 -0130", 1800},
-    {"15-Mar-2038 12:00:00 +0000", 2152267200LL},
-    {" 7-feb-2024 10:11:12 +0530", 1707280872},
-    {"00-Jan-2000 00:00:00 +0000", -1},
-    {"31-Apr-2000 00:00:00 +0000", -1},
-    {"29-Feb-2001 00:00:00 +0000", -1},
-    {"17-Jul-1996 02:60:25 -0700", -1},
-    {"17-Jul-1996 02:44:61 -0700", -1},
-    {"17-Jul-1996 02:44:25 -0760", -1},
-    {"17-Jul-1996 02:44:25 *0700", -1},
-    {"17-Jul-96 02:44:25 -0700", -1},
-    {"17 Jul 1996 02:44:25 -0700", -1},
-    {"17-Jul-1996 02:44:25 -0700 ", -1},
-    {"117-Jul-1996 02:44:25 -070", -1},
-    {"Wed, 17 Jul 1996 02:23:25 -0700", -1},
-    {"", -1},
+	{ "17-Jul-1996 02:44:25 -0700", 837596665 },
+	{ "01-Jan-1970 00:00:00 +0000", 0 },
+	{ " 1-Jan-1970 00:00:00 +0000", 0 },
+	{ "1-Jan-1970 00:00:00 +0000", 0 },
+	{ "29-Feb-2000 23:59:59 +0100", 951865199 },
+	{ "31-Dec-1969 23:00:00 -0130", 1800 },
+	{ "15-Mar-2038 12:00:00 +0000", 2152267200LL },
+	{ " 7-feb-2024 10:11:12 +0530", 1707280872 },
+	{ "00-Jan-2000 00:00:00 +0000", -1 },
+	{ "31-Apr-2000 00:00:00 +0000", -1 },
+	{ "29-Feb-2001 00:00:00 +0000", -1 },
+	{ "17-Jul-1996 02:60:25 -0700", -1 },
+	{ "17-Jul-1996 02:44:61 -0700", -1 },
+	{ "17-Jul-1996 02:44:25 -0760", -1 },
+	{ "17-Jul-1996 02:44:25 *0700", -1 },
+	{ "17-Jul-96 02:44:25 -0700", -1 },
+	{ "17 Jul 1996 02:44:25 -0700", -1 },
+	{ "17-Jul-1996 02:44:25 -0700 ", -1 },
+	{ "117-Jul-1996 02:44:25 -070", -1 },
+	{ "Wed, 17 Jul 1996 02:23:25 -0700", -1 },
+	{ "", -1 },
 };
 
 START_TEST(test_date_time)
@@ -834,38 +810,37 @@ static const struct {
 	bool multipart;
 	const char *type, *subtype;
 } bodies[] = {
-    /* RFC 3501 7.4.2 */
-    {"((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" "
-     "1152 23) (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\" \"NAME\" "
-     "\"cc.diff\") \"<960723163407.20117h@cac.washington.edu>\" "
-     "\"Compiled diff\" \"BASE64\" 4554 73) \"MIXED\")",
-     true, true, NULL, "MIXED"},
-    {"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" "
-     "3028 92)",
-     true, false, "TEXT", "PLAIN"},
-    /* Dovecot 2.3, extensible form */
-    {"(\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 20 1 "
-     "NIL NIL NIL NIL)",
-     true, false, "text", "plain"},
-    /* Dovecot 2.3, nested multipart with a message/rfc822 part */
-    {"(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-"
-     "printable\" 36 2 NIL NIL NIL NIL) (\"text\" \"html\" (\"charset\" "
-     "\"utf-8\") NIL NIL \"7bit\" 120 3 NIL NIL NIL NIL) \"alternative\" "
-     "(\"boundary\" \"b2\") NIL NIL NIL) (\"message\" \"rfc822\" NIL NIL "
-     "NIL \"7bit\" 300 (\"Mon, 7 Feb 1994 21:52:25 -0800\" \"Re: \\\"x\\\""
-     " \\\\ y\" ((\"Fred\" NIL \"fred\" \"x.org\")) NIL NIL NIL NIL NIL "
-     "NIL \"<1@x.org>\") (\"text\" \"plain\" NIL NIL NIL \"7bit\" 10 1 NIL"
-     " NIL NIL NIL) 12 NIL (\"attachment\" (\"filename\" \"m.eml\")) NIL "
-     "NIL) \"mixed\" (\"boundary\" \"b1\") NIL (\"en\" \"de\") NIL)",
-     true, true, NULL, "mixed"},
-    /* a UTF-8 file name as a literal, an empty string, a CRLF */
-    {"(\"application\" \"pdf\" (\"name\" {8}\r\nr\xc3\xa9sum\xc3\xa9)"
-     " NIL {2}\r\n\r\n \"base64\" 4096 NIL (\"attachment\" (\"filename\" "
-     "\"\")) NIL NIL)",
-     true, false, "application", "pdf"},
-    /* the same as a literal that is quotable: written quoted */
-    {"({4}\r\ntext \"plain\" NIL NIL NIL \"7bit\" 0 0)", false, false, "text",
-     "plain"},
+	/* RFC 3501 7.4.2 */
+	{ "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" "
+	  "1152 23) (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\" \"NAME\" "
+	  "\"cc.diff\") \"<960723163407.20117h@cac.washington.edu>\" "
+	  "\"Compiled diff\" \"BASE64\" 4554 73) \"MIXED\")",
+	  true, true, NULL, "MIXED" },
+	{ "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" "
+	  "3028 92)",
+	  true, false, "TEXT", "PLAIN" },
+	/* Dovecot 2.3, extensible form */
+	{ "(\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 20 1 "
+	  "NIL NIL NIL NIL)",
+	  true, false, "text", "plain" },
+	/* Dovecot 2.3, nested multipart with a message/rfc822 part */
+	{ "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-"
+	  "printable\" 36 2 NIL NIL NIL NIL) (\"text\" \"html\" (\"charset\" "
+	  "\"utf-8\") NIL NIL \"7bit\" 120 3 NIL NIL NIL NIL) \"alternative\" "
+	  "(\"boundary\" \"b2\") NIL NIL NIL) (\"message\" \"rfc822\" NIL NIL "
+	  "NIL \"7bit\" 300 (\"Mon, 7 Feb 1994 21:52:25 -0800\" \"Re: \\\"x\\\""
+	  " \\\\ y\" ((\"Fred\" NIL \"fred\" \"x.org\")) NIL NIL NIL NIL NIL "
+	  "NIL \"<1@x.org>\") (\"text\" \"plain\" NIL NIL NIL \"7bit\" 10 1 NIL"
+	  " NIL NIL NIL) 12 NIL (\"attachment\" (\"filename\" \"m.eml\")) NIL "
+	  "NIL) \"mixed\" (\"boundary\" \"b1\") NIL (\"en\" \"de\") NIL)",
+	  true, true, NULL, "mixed" },
+	/* a UTF-8 file name as a literal, an empty string, a CRLF */
+	{ "(\"application\" \"pdf\" (\"name\" {8}\r\nr\xc3\xa9sum\xc3\xa9)"
+	  " NIL {2}\r\n\r\n \"base64\" 4096 NIL (\"attachment\" (\"filename\" "
+	  "\"\")) NIL NIL)",
+	  true, false, "application", "pdf" },
+	/* the same as a literal that is quotable: written quoted */
+	{ "({4}\r\ntext \"plain\" NIL NIL NIL \"7bit\" 0 0)", false, false, "text", "plain" },
 };
 
 /* Same tree; STRING and LITERAL are the same content. */
@@ -875,16 +850,14 @@ static bool arg_equal(const struct imap_arg *a, const struct imap_arg *b)
 	bool sb = b->type == IMAP_ARG_STRING || b->type == IMAP_ARG_LITERAL;
 
 	if (sa && sb)
-		return a->u.s.len == b->u.s.len &&
-		       memcmp(a->u.s.str, b->u.s.str, a->u.s.len) == 0;
+		return a->u.s.len == b->u.s.len && memcmp(a->u.s.str, b->u.s.str, a->u.s.len) == 0;
 	if (a->type != b->type)
 		return false;
 	switch (a->type) {
 	case IMAP_ARG_NIL:
 		return true;
 	case IMAP_ARG_ATOM:
-		return a->u.s.len == b->u.s.len &&
-		       memcmp(a->u.s.str, b->u.s.str, a->u.s.len) == 0;
+		return a->u.s.len == b->u.s.len && memcmp(a->u.s.str, b->u.s.str, a->u.s.len) == 0;
 	case IMAP_ARG_LIST:
 		if (a->u.list.count != b->u.list.count)
 			return false;
@@ -924,9 +897,7 @@ START_TEST(test_bodystructure_roundtrip)
 	ck_nstr(&bt.type, bodies[_i].type);
 	ck_nstr(&bt.subtype, bodies[_i].subtype);
 
-	ck_assert_int_eq(
-	    buf_printf(&again, "* 1 FETCH (BODYSTRUCTURE %s)\r\n", out.data),
-	    0);
+	ck_assert_int_eq(buf_printf(&again, "* 1 FETCH (BODYSTRUCTURE %s)\r\n", out.data), 0);
 	r2 = feed_p(P2, again.data, again.len);
 	ck_assert_int_eq(imap_resp_fetch(r2, f2), 0);
 	ck_assert(arg_equal(f1->bodystructure, f2->bodystructure));
@@ -954,12 +925,10 @@ START_TEST(test_arg_write_misc)
 	resp = feed("* 1 FETCH (BODYSTRUCTURE ((\"text\" \"plain\") "
 		    "(\"text\" \"html\")))\r\n");
 	ck_assert_int_eq(imap_resp_fetch(resp, &f), 0);
-	ck_assert_int_eq(imap_body_type_from_arg(f.bodystructure, &bt),
-			 EPROTO_);
+	ck_assert_int_eq(imap_body_type_from_arg(f.bodystructure, &bt), EPROTO_);
 	resp = feed("* 1 FETCH (BODYSTRUCTURE (\"text\"))\r\n");
 	ck_assert_int_eq(imap_resp_fetch(resp, &f), 0);
-	ck_assert_int_eq(imap_body_type_from_arg(f.bodystructure, &bt),
-			 EPROTO_);
+	ck_assert_int_eq(imap_body_type_from_arg(f.bodystructure, &bt), EPROTO_);
 
 	/* streamed literals have no content to write */
 	resp = feed("* 1 FETCH (BODY[STREAM] {3}\r\nabc)\r\n");
@@ -980,8 +949,7 @@ START_TEST(test_status)
 	ck_assert_int_eq(imap_resp_type(resp), IMAP_RT_STATUS);
 	ck_assert_int_eq(imap_resp_status(resp, &st), 0);
 	ck_nstr(&st.mailbox, "blurdybloop");
-	ck_assert_uint_eq(st.present,
-			  IMAP_STATUS_ITEM_MESSAGES | IMAP_STATUS_ITEM_UIDNEXT);
+	ck_assert_uint_eq(st.present, IMAP_STATUS_ITEM_MESSAGES | IMAP_STATUS_ITEM_UIDNEXT);
 	ck_assert_uint_eq(st.messages, 231);
 	ck_assert_uint_eq(st.uidnext, 44292);
 
@@ -989,9 +957,8 @@ START_TEST(test_status)
 	resp = feed("* STATUS blurdybloop (MESSAGES 231 UIDNEXT 7500 "
 		    "HIGHESTMODSEQ 7011231777)\r\n");
 	ck_assert_int_eq(imap_resp_status(resp, &st), 0);
-	ck_assert_uint_eq(st.present, IMAP_STATUS_ITEM_MESSAGES |
-					  IMAP_STATUS_ITEM_UIDNEXT |
-					  IMAP_STATUS_ITEM_HIGHESTMODSEQ);
+	ck_assert_uint_eq(st.present, IMAP_STATUS_ITEM_MESSAGES | IMAP_STATUS_ITEM_UIDNEXT |
+					      IMAP_STATUS_ITEM_HIGHESTMODSEQ);
 	ck_assert_uint_eq(st.highestmodseq, 7011231777ULL);
 
 	/* RFC 9051, RFC 8474 MAILBOXID and unknown items skipped, a quoted
@@ -1002,10 +969,9 @@ START_TEST(test_status)
 		    "35651584)\r\n");
 	ck_assert_int_eq(imap_resp_status(resp, &st), 0);
 	ck_nstr(&st.mailbox, "Sent Items");
-	ck_assert_uint_eq(
-	    st.present, IMAP_STATUS_ITEM_UIDVALIDITY | IMAP_STATUS_ITEM_UNSEEN |
-			    IMAP_STATUS_ITEM_SIZE | IMAP_STATUS_ITEM_DELETED |
-			    IMAP_STATUS_ITEM_RECENT);
+	ck_assert_uint_eq(st.present, IMAP_STATUS_ITEM_UIDVALIDITY | IMAP_STATUS_ITEM_UNSEEN |
+					      IMAP_STATUS_ITEM_SIZE | IMAP_STATUS_ITEM_DELETED |
+					      IMAP_STATUS_ITEM_RECENT);
 	ck_assert_uint_eq(st.uidvalidity, 1650000000u);
 	ck_assert_uint_eq(st.unseen, 0);
 	ck_assert_uint_eq(st.size, 123456789012ULL);
@@ -1018,22 +984,21 @@ START_TEST(test_status)
 	ck_assert_uint_eq(st.present, 0);
 
 	static const char *const bad[] = {
-	    "* STATUS INBOX (MESSAGES abc)\r\n",
-	    "* STATUS INBOX (MESSAGES)\r\n",
-	    "* STATUS INBOX (MESSAGES 1 UIDNEXT)\r\n",
-	    "* STATUS INBOX (UIDNEXT 4294967296)\r\n",
-	    "* STATUS INBOX (HIGHESTMODSEQ (5))\r\n",
-	    "* STATUS INBOX MESSAGES 1\r\n",
-	    "* STATUS INBOX\r\n",
-	    "* STATUS (MESSAGES 1)\r\n",
-	    "* STATUS NIL (MESSAGES 1)\r\n",
-	    "* STATUS INBOX (\"MESSAGES\" 1)\r\n",
+		"* STATUS INBOX (MESSAGES abc)\r\n",
+		"* STATUS INBOX (MESSAGES)\r\n",
+		"* STATUS INBOX (MESSAGES 1 UIDNEXT)\r\n",
+		"* STATUS INBOX (UIDNEXT 4294967296)\r\n",
+		"* STATUS INBOX (HIGHESTMODSEQ (5))\r\n",
+		"* STATUS INBOX MESSAGES 1\r\n",
+		"* STATUS INBOX\r\n",
+		"* STATUS (MESSAGES 1)\r\n",
+		"* STATUS NIL (MESSAGES 1)\r\n",
+		"* STATUS INBOX (\"MESSAGES\" 1)\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		st.messages = 99;
 		resp = feed(bad[i]);
-		ck_assert_msg(imap_resp_status(resp, &st) == EPROTO_, "%s",
-			      bad[i]);
+		ck_assert_msg(imap_resp_status(resp, &st) == EPROTO_, "%s", bad[i]);
 		ck_assert_uint_eq(st.messages, 99);
 	}
 }
@@ -1051,46 +1016,40 @@ static const struct {
 	bool childinfo;
 	const char *oldname;
 } lists[] = {
-    /* RFC 3501 7.2.2 */
-    {"* LIST (\\Noselect) \"/\" ~/Mail/foo\r\n", IMAP_MBOX_NOSELECT, 1, '/',
-     "~/Mail/foo"},
-    {"* LSUB () \".\" #news.comp.mail.misc\r\n", 0, 0, '.',
-     "#news.comp.mail.misc"},
-    /* Dovecot 2.3 */
-    {"* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n",
-     IMAP_MBOX_HASNOCHILDREN | IMAP_MBOX_SENT, 2, '/', "Sent"},
-    {"* LIST (\\HasChildren) \".\" INBOX\r\n", IMAP_MBOX_HASCHILDREN, 1, '.',
-     "INBOX"},
-    {"* LIST (\\HasNoChildren \\UnMarked \\Trash) \"/\" \"Deleted "
-     "Messages\"\r\n",
-     IMAP_MBOX_HASNOCHILDREN | IMAP_MBOX_UNMARKED | IMAP_MBOX_TRASH, 3, '/',
-     "Deleted Messages"},
-    {"* LIST (\\Marked \\NoInferiors) NIL \"inbox\"\r\n",
-     IMAP_MBOX_MARKED | IMAP_MBOX_NOINFERIORS, 2, 0, "inbox"},
-    /* RFC 6154 */
-    {"* LIST (\\All \\Archive \\Drafts \\Flagged \\Junk \\X-Other) \"/\" "
-     "x\r\n",
-     IMAP_MBOX_ALL | IMAP_MBOX_ARCHIVE | IMAP_MBOX_DRAFTS | IMAP_MBOX_FLAGGED |
-	 IMAP_MBOX_JUNK,
-     6, '/', "x"},
-    /* RFC 5258 */
-    {"* LIST (\\Subscribed \\NonExistent \\Remote) \"/\" "
-     "\"Fruit/Peach\"\r\n",
-     IMAP_MBOX_SUBSCRIBED | IMAP_MBOX_NONEXISTENT | IMAP_MBOX_REMOTE, 3, '/',
-     "Fruit/Peach"},
-    {"* LIST () \"/\" \"Foo\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n", 0, 0, '/',
-     "Foo", true},
-    /* RFC 5465 5.4 / RFC 9051 */
-    {"* LIST () \"/\" \"NewMailbox\" (\"OLDNAME\" (\"OldMailbox\"))\r\n", 0, 0,
-     '/', "NewMailbox", false, "OldMailbox"},
-    /* unknown extended items are skipped */
-    {"* LIST () \"/\" Bar (\"MYEXT\" (1 (2)) \"CHILDINFO\" "
-     "(\"X\" \"SUBSCRIBED\"))\r\n",
-     0, 0, '/', "Bar", true},
-    /* a literal name (UTF-8), a "\" delimiter */
-    {"* LIST () \"\\\\\" {6}\r\nM\xc3\xbcll/\r\n", 0, 0, '\\', "M\xc3\xbcll/"},
-    /* mUTF-7 as sent */
-    {"* LIST () \"/\" \"Entw&APw-rfe\"\r\n", 0, 0, '/', "Entw&APw-rfe"},
+	/* RFC 3501 7.2.2 */
+	{ "* LIST (\\Noselect) \"/\" ~/Mail/foo\r\n", IMAP_MBOX_NOSELECT, 1, '/', "~/Mail/foo" },
+	{ "* LSUB () \".\" #news.comp.mail.misc\r\n", 0, 0, '.', "#news.comp.mail.misc" },
+	/* Dovecot 2.3 */
+	{ "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n",
+	  IMAP_MBOX_HASNOCHILDREN | IMAP_MBOX_SENT, 2, '/', "Sent" },
+	{ "* LIST (\\HasChildren) \".\" INBOX\r\n", IMAP_MBOX_HASCHILDREN, 1, '.', "INBOX" },
+	{ "* LIST (\\HasNoChildren \\UnMarked \\Trash) \"/\" \"Deleted "
+	  "Messages\"\r\n",
+	  IMAP_MBOX_HASNOCHILDREN | IMAP_MBOX_UNMARKED | IMAP_MBOX_TRASH, 3, '/',
+	  "Deleted Messages" },
+	{ "* LIST (\\Marked \\NoInferiors) NIL \"inbox\"\r\n",
+	  IMAP_MBOX_MARKED | IMAP_MBOX_NOINFERIORS, 2, 0, "inbox" },
+	/* RFC 6154 */
+	{ "* LIST (\\All \\Archive \\Drafts \\Flagged \\Junk \\X-Other) \"/\" "
+	  "x\r\n",
+	  IMAP_MBOX_ALL | IMAP_MBOX_ARCHIVE | IMAP_MBOX_DRAFTS | IMAP_MBOX_FLAGGED | IMAP_MBOX_JUNK,
+	  6, '/', "x" },
+	/* RFC 5258 */
+	{ "* LIST (\\Subscribed \\NonExistent \\Remote) \"/\" "
+	  "\"Fruit/Peach\"\r\n",
+	  IMAP_MBOX_SUBSCRIBED | IMAP_MBOX_NONEXISTENT | IMAP_MBOX_REMOTE, 3, '/', "Fruit/Peach" },
+	{ "* LIST () \"/\" \"Foo\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n", 0, 0, '/', "Foo", true },
+	/* RFC 5465 5.4 / RFC 9051 */
+	{ "* LIST () \"/\" \"NewMailbox\" (\"OLDNAME\" (\"OldMailbox\"))\r\n", 0, 0, '/',
+	  "NewMailbox", false, "OldMailbox" },
+	/* unknown extended items are skipped */
+	{ "* LIST () \"/\" Bar (\"MYEXT\" (1 (2)) \"CHILDINFO\" "
+	  "(\"X\" \"SUBSCRIBED\"))\r\n",
+	  0, 0, '/', "Bar", true },
+	/* a literal name (UTF-8), a "\" delimiter */
+	{ "* LIST () \"\\\\\" {6}\r\nM\xc3\xbcll/\r\n", 0, 0, '\\', "M\xc3\xbcll/" },
+	/* mUTF-7 as sent */
+	{ "* LIST () \"/\" \"Entw&APw-rfe\"\r\n", 0, 0, '/', "Entw&APw-rfe" },
 };
 
 START_TEST(test_list)
@@ -1110,17 +1069,17 @@ START_TEST(test_list)
 END_TEST
 
 static const char *const list_bad[] = {
-    "* LIST \\Noselect \"/\" foo\r\n",
-    "* LIST () \"ab\" foo\r\n",
-    "* LIST () \"\" foo\r\n",
-    "* LIST () / foo\r\n",
-    "* LIST () \"/\"\r\n",
-    "* LIST () \"/\" (foo)\r\n",
-    "* LIST (\"\\\\Noselect\") \"/\" foo\r\n",
-    "* LIST () \"/\" foo (\"CHILDINFO\")\r\n",
-    "* LIST () \"/\" foo (\"OLDNAME\" (\"a\" \"b\"))\r\n",
-    "* LIST () \"/\" foo bar\r\n",
-    "* LIST () \"/\" foo () x\r\n",
+	"* LIST \\Noselect \"/\" foo\r\n",
+	"* LIST () \"ab\" foo\r\n",
+	"* LIST () \"\" foo\r\n",
+	"* LIST () / foo\r\n",
+	"* LIST () \"/\"\r\n",
+	"* LIST () \"/\" (foo)\r\n",
+	"* LIST (\"\\\\Noselect\") \"/\" foo\r\n",
+	"* LIST () \"/\" foo (\"CHILDINFO\")\r\n",
+	"* LIST () \"/\" foo (\"OLDNAME\" (\"a\" \"b\"))\r\n",
+	"* LIST () \"/\" foo bar\r\n",
+	"* LIST () \"/\" foo () x\r\n",
 };
 
 START_TEST(test_list_bad)
@@ -1162,14 +1121,12 @@ START_TEST(test_search)
 	ck_assert_uint_eq(s.modseq, 917162500);
 
 	static const char *const bad[] = {
-	    "* SEARCH 2 x\r\n",	       "* SEARCH 2 0\r\n",
-	    "* SEARCH 2 (MODSEQ)\r\n", "* SEARCH 2 (MODSEQ x)\r\n",
-	    "* SEARCH 2 MODSEQ 5\r\n", "* SEARCH (MODSEQ 5) 2\r\n",
+		"* SEARCH 2 x\r\n",	     "* SEARCH 2 0\r\n",	"* SEARCH 2 (MODSEQ)\r\n",
+		"* SEARCH 2 (MODSEQ x)\r\n", "* SEARCH 2 MODSEQ 5\r\n", "* SEARCH (MODSEQ 5) 2\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		resp = feed(bad[i]);
-		ck_assert_msg(imap_resp_search(resp, &s) == EPROTO_, "%s",
-			      bad[i]);
+		ck_assert_msg(imap_resp_search(resp, &s) == EPROTO_, "%s", bad[i]);
 		ck_assert(rangeset_empty(&s.nums));
 	}
 	imap_search_free(&s);
@@ -1220,19 +1177,14 @@ START_TEST(test_esearch)
 	ck_assert_uint_eq(e.present, 0);
 
 	static const char *const bad[] = {
-	    "* ESEARCH (TAG \"a\") MIN x\r\n",
-	    "* ESEARCH (TAG \"a\") MIN\r\n",
-	    "* ESEARCH (TAG \"a\") ALL 1:3 COUNT\r\n",
-	    "* ESEARCH (TAG \"a\") ALL 1:x\r\n",
-	    "* ESEARCH (TAG \"a\") COUNT 4 ALL (1)\r\n",
-	    "* ESEARCH (TAG) COUNT 1\r\n",
-	    "* ESEARCH (FOO \"a\") COUNT 1\r\n",
-	    "* ESEARCH UID MODSEQ (1)\r\n",
+		"* ESEARCH (TAG \"a\") MIN x\r\n",	     "* ESEARCH (TAG \"a\") MIN\r\n",
+		"* ESEARCH (TAG \"a\") ALL 1:3 COUNT\r\n",   "* ESEARCH (TAG \"a\") ALL 1:x\r\n",
+		"* ESEARCH (TAG \"a\") COUNT 4 ALL (1)\r\n", "* ESEARCH (TAG) COUNT 1\r\n",
+		"* ESEARCH (FOO \"a\") COUNT 1\r\n",	     "* ESEARCH UID MODSEQ (1)\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		resp = feed(bad[i]);
-		ck_assert_msg(imap_resp_esearch(resp, &e) == EPROTO_, "%s",
-			      bad[i]);
+		ck_assert_msg(imap_resp_esearch(resp, &e) == EPROTO_, "%s", bad[i]);
 		ck_assert(rangeset_empty(&e.all));
 	}
 	imap_esearch_free(&e);
@@ -1287,17 +1239,13 @@ START_TEST(test_metadata)
 	ck_assert_ptr_null(me.value);
 
 	static const char *const bad[] = {
-	    "* METADATA INBOX (/a)\r\n",
-	    "* METADATA INBOX (/a (b))\r\n",
-	    "* METADATA INBOX (/a \"x\") /b\r\n",
-	    "* METADATA INBOX\r\n",
-	    "* METADATA (/a \"x\")\r\n",
-	    "* METADATA INBOX ((/a) \"x\")\r\n",
+		"* METADATA INBOX (/a)\r\n",	      "* METADATA INBOX (/a (b))\r\n",
+		"* METADATA INBOX (/a \"x\") /b\r\n", "* METADATA INBOX\r\n",
+		"* METADATA (/a \"x\")\r\n",	      "* METADATA INBOX ((/a) \"x\")\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		resp = feed(bad[i]);
-		ck_assert_msg(imap_resp_metadata(resp, &md) == EPROTO_, "%s",
-			      bad[i]);
+		ck_assert_msg(imap_resp_metadata(resp, &md) == EPROTO_, "%s", bad[i]);
 	}
 }
 END_TEST
@@ -1406,17 +1354,16 @@ START_TEST(test_namespace)
 	ck_assert_int_eq(e.delimiter, 0);
 
 	static const char *const bad[] = {
-	    "* NAMESPACE ((\"\" \"ab\")) NIL NIL\r\n",
-	    "* NAMESPACE ((\"\")) NIL NIL\r\n",
-	    "* NAMESPACE ((\"\" \"/\")) NIL\r\n",
-	    "* NAMESPACE (\"\" \"/\") NIL NIL\r\n",
-	    "* NAMESPACE ((\"\" \"/\" \"X\")) NIL NIL\r\n",
-	    "* NAMESPACE \"x\" NIL NIL\r\n",
+		"* NAMESPACE ((\"\" \"ab\")) NIL NIL\r\n",
+		"* NAMESPACE ((\"\")) NIL NIL\r\n",
+		"* NAMESPACE ((\"\" \"/\")) NIL\r\n",
+		"* NAMESPACE (\"\" \"/\") NIL NIL\r\n",
+		"* NAMESPACE ((\"\" \"/\" \"X\")) NIL NIL\r\n",
+		"* NAMESPACE \"x\" NIL NIL\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		resp = feed(bad[i]);
-		ck_assert_msg(imap_resp_namespace(resp, &ns) == EPROTO_, "%s",
-			      bad[i]);
+		ck_assert_msg(imap_resp_namespace(resp, &ns) == EPROTO_, "%s", bad[i]);
 	}
 }
 END_TEST
@@ -1431,89 +1378,78 @@ static const struct {
 	uint64_t num64;
 	const char *set, *set2;
 } codes[] = {
-    {"a OK done\r\n", IMAP_CODE_NONE},
-    {"* OK [ALERT] System shutdown in 10 minutes\r\n", IMAP_CODE_ALERT},
-    {"* NO [PARSE] bad header\r\n", IMAP_CODE_PARSE},
-    {"A142 OK [READ-WRITE] SELECT completed\r\n", IMAP_CODE_READ_WRITE},
-    {"A932 OK [READ-ONLY] EXAMINE completed\r\n", IMAP_CODE_READ_ONLY},
-    {"A003 NO [TRYCREATE] No such mailbox\r\n", IMAP_CODE_TRYCREATE},
-    {"* OK [UNSEEN 12] Message 12 is first unseen\r\n", IMAP_CODE_UNSEEN, 12,
-     12},
-    {"* OK [UIDVALIDITY 3857529045] UIDs valid\r\n", IMAP_CODE_UIDVALIDITY,
-     3857529045u, 3857529045u},
-    {"* OK [UIDNEXT 4392] Predicted next UID\r\n", IMAP_CODE_UIDNEXT, 4392,
-     4392},
-    {"* OK [uidnext 1] lower case\r\n", IMAP_CODE_UIDNEXT, 1, 1},
-    /* RFC 4315 */
-    {"A003 OK [APPENDUID 38505 3955] APPEND completed\r\n", IMAP_CODE_APPENDUID,
-     38505, 0, "3955"},
-    {"A003 OK [APPENDUID 38505 3955:3957] MULTIAPPEND completed\r\n",
-     IMAP_CODE_APPENDUID, 38505, 0, "3955:3957"},
-    {"A004 OK [COPYUID 38505 304,319:320 3956:3958] Done\r\n",
-     IMAP_CODE_COPYUID, 38505, 0, "304,319:320", "3956:3958"},
-    {"A005 OK [UIDNOTSTICKY] Non-persistent UIDs\r\n", IMAP_CODE_UIDNOTSTICKY},
-    /* RFC 7162 */
-    {"* OK [HIGHESTMODSEQ 715194045007] Highest\r\n", IMAP_CODE_HIGHESTMODSEQ,
-     0, 715194045007ULL},
-    {"* OK [NOMODSEQ] Sorry, this mailbox format doesn't support "
-     "modsequences\r\n",
-     IMAP_CODE_NOMODSEQ},
-    {"d105 OK [MODIFIED 7,9] Conditional STORE failed\r\n", IMAP_CODE_MODIFIED,
-     0, 0, "7,9"},
-    {"* OK [CLOSED] Previous mailbox closed.\r\n", IMAP_CODE_CLOSED},
-    /* RFC 5465 */
-    {"* OK [NOTIFICATIONOVERFLOW] ...A0001 NOTIFY failed\r\n",
-     IMAP_CODE_NOTIFICATIONOVERFLOW},
-    {"A1 NO [BADEVENT (MessageNew MessageExpunge FlagChange)] Events\r\n",
-     IMAP_CODE_BADEVENT},
-    /* RFC 5464 */
-    {"a OK [METADATA LONGENTRIES 2199] GETMETADATA complete\r\n",
-     IMAP_CODE_METADATA_LONGENTRIES, 2199, 2199},
-    {"a NO [METADATA MAXSIZE 1024] Annotation too large\r\n",
-     IMAP_CODE_METADATA_MAXSIZE, 1024, 1024},
-    {"a NO [METADATA TOOMANY] Too many annotations\r\n",
-     IMAP_CODE_METADATA_TOOMANY},
-    {"a NO [METADATA NOPRIVATE] Private annotations not supported\r\n",
-     IMAP_CODE_METADATA_NOPRIVATE},
-    {"a NO [METADATA XYZ] future\r\n", IMAP_CODE_UNKNOWN},
-    /* RFC 7888, 4978, 3516, 8474 */
-    {"a NO [TOOBIG] Literal too big\r\n", IMAP_CODE_TOOBIG},
-    {"a NO [COMPRESSIONACTIVE] DEFLATE active via TLS\r\n",
-     IMAP_CODE_COMPRESSIONACTIVE},
-    {"a NO [UNKNOWN-CTE] Can't decode\r\n", IMAP_CODE_UNKNOWN_CTE},
-    {"a OK [MAILBOXID (F2212ea87-6097-4256-9d51-71338625)] Created\r\n",
-     IMAP_CODE_MAILBOXID},
-    /* RFC 5530 */
-    {"a NO [UNAVAILABLE] User's backend down for maintenance\r\n",
-     IMAP_CODE_UNAVAILABLE},
-    {"a NO [AUTHENTICATIONFAILED] Authentication failed\r\n",
-     IMAP_CODE_AUTHENTICATIONFAILED},
-    {"a NO [AUTHORIZATIONFAILED] No such authorization-ID\r\n",
-     IMAP_CODE_AUTHORIZATIONFAILED},
-    {"a NO [EXPIRED] That password isn't valid any more\r\n",
-     IMAP_CODE_EXPIRED},
-    {"a NO [PRIVACYREQUIRED] Connection offers no privacy\r\n",
-     IMAP_CODE_PRIVACYREQUIRED},
-    {"a NO [CONTACTADMIN] You need to call our sysadmin\r\n",
-     IMAP_CODE_CONTACTADMIN},
-    {"a NO [NOPERM] Access denied\r\n", IMAP_CODE_NOPERM},
-    {"a NO [INUSE] Mailbox in use\r\n", IMAP_CODE_INUSE},
-    {"a OK [EXPUNGEISSUED] Search completed\r\n", IMAP_CODE_EXPUNGEISSUED},
-    {"a NO [CORRUPTION] Can't open mailbox\r\n", IMAP_CODE_CORRUPTION},
-    {"a NO [SERVERBUG] Internal error\r\n", IMAP_CODE_SERVERBUG},
-    {"a OK [CLIENTBUG] Done\r\n", IMAP_CODE_CLIENTBUG},
-    {"a NO [CANNOT] Dangerous mailbox name\r\n", IMAP_CODE_CANNOT},
-    {"a NO [LIMIT] At most 32 flags in one mailbox\r\n", IMAP_CODE_LIMIT},
-    {"a NO [OVERQUOTA] Sorry\r\n", IMAP_CODE_OVERQUOTA},
-    {"a NO [ALREADYEXISTS] Mailbox exists\r\n", IMAP_CODE_ALREADYEXISTS},
-    {"a NO [NONEXISTENT] No such mailbox\r\n", IMAP_CODE_NONEXISTENT},
-    {"a NO [HASCHILDREN] Has children\r\n", IMAP_CODE_HASCHILDREN},
-    {"a NO [BADCHARSET (UTF-8)] charset\r\n", IMAP_CODE_BADCHARSET},
-    /* unknown codes are ignored (RFC 9051 7.1), whatever follows */
-    {"* OK [XYZZY foo (bar] baz\r\n", IMAP_CODE_UNKNOWN},
-    {"* OK [X-GM-THING] Gmail\r\n", IMAP_CODE_UNKNOWN},
-    {"* BYE [UNAVAILABLE] Server shutting down\r\n", IMAP_CODE_UNAVAILABLE},
-    {"* PREAUTH [ALERT] hi\r\n", IMAP_CODE_ALERT},
+	{ "a OK done\r\n", IMAP_CODE_NONE },
+	{ "* OK [ALERT] System shutdown in 10 minutes\r\n", IMAP_CODE_ALERT },
+	{ "* NO [PARSE] bad header\r\n", IMAP_CODE_PARSE },
+	{ "A142 OK [READ-WRITE] SELECT completed\r\n", IMAP_CODE_READ_WRITE },
+	{ "A932 OK [READ-ONLY] EXAMINE completed\r\n", IMAP_CODE_READ_ONLY },
+	{ "A003 NO [TRYCREATE] No such mailbox\r\n", IMAP_CODE_TRYCREATE },
+	{ "* OK [UNSEEN 12] Message 12 is first unseen\r\n", IMAP_CODE_UNSEEN, 12, 12 },
+	{ "* OK [UIDVALIDITY 3857529045] UIDs valid\r\n", IMAP_CODE_UIDVALIDITY, 3857529045u,
+	  3857529045u },
+	{ "* OK [UIDNEXT 4392] Predicted next UID\r\n", IMAP_CODE_UIDNEXT, 4392, 4392 },
+	{ "* OK [uidnext 1] lower case\r\n", IMAP_CODE_UIDNEXT, 1, 1 },
+	/* RFC 4315 */
+	{ "A003 OK [APPENDUID 38505 3955] APPEND completed\r\n", IMAP_CODE_APPENDUID, 38505, 0,
+	  "3955" },
+	{ "A003 OK [APPENDUID 38505 3955:3957] MULTIAPPEND completed\r\n", IMAP_CODE_APPENDUID,
+	  38505, 0, "3955:3957" },
+	{ "A004 OK [COPYUID 38505 304,319:320 3956:3958] Done\r\n", IMAP_CODE_COPYUID, 38505, 0,
+	  "304,319:320", "3956:3958" },
+	{ "A005 OK [UIDNOTSTICKY] Non-persistent UIDs\r\n", IMAP_CODE_UIDNOTSTICKY },
+	/* RFC 7162 */
+	{ "* OK [HIGHESTMODSEQ 715194045007] Highest\r\n", IMAP_CODE_HIGHESTMODSEQ, 0,
+	  715194045007ULL },
+	{ "* OK [NOMODSEQ] Sorry, this mailbox format doesn't support "
+	  "modsequences\r\n",
+	  IMAP_CODE_NOMODSEQ },
+	{ "d105 OK [MODIFIED 7,9] Conditional STORE failed\r\n", IMAP_CODE_MODIFIED, 0, 0, "7,9" },
+	{ "* OK [CLOSED] Previous mailbox closed.\r\n", IMAP_CODE_CLOSED },
+	/* RFC 5465 */
+	{ "* OK [NOTIFICATIONOVERFLOW] ...A0001 NOTIFY failed\r\n",
+	  IMAP_CODE_NOTIFICATIONOVERFLOW },
+	{ "A1 NO [BADEVENT (MessageNew MessageExpunge FlagChange)] Events\r\n",
+	  IMAP_CODE_BADEVENT },
+	/* RFC 5464 */
+	{ "a OK [METADATA LONGENTRIES 2199] GETMETADATA complete\r\n",
+	  IMAP_CODE_METADATA_LONGENTRIES, 2199, 2199 },
+	{ "a NO [METADATA MAXSIZE 1024] Annotation too large\r\n", IMAP_CODE_METADATA_MAXSIZE, 1024,
+	  1024 },
+	{ "a NO [METADATA TOOMANY] Too many annotations\r\n", IMAP_CODE_METADATA_TOOMANY },
+	{ "a NO [METADATA NOPRIVATE] Private annotations not supported\r\n",
+	  IMAP_CODE_METADATA_NOPRIVATE },
+	{ "a NO [METADATA XYZ] future\r\n", IMAP_CODE_UNKNOWN },
+	/* RFC 7888, 4978, 3516, 8474 */
+	{ "a NO [TOOBIG] Literal too big\r\n", IMAP_CODE_TOOBIG },
+	{ "a NO [COMPRESSIONACTIVE] DEFLATE active via TLS\r\n", IMAP_CODE_COMPRESSIONACTIVE },
+	{ "a NO [UNKNOWN-CTE] Can't decode\r\n", IMAP_CODE_UNKNOWN_CTE },
+	{ "a OK [MAILBOXID (F2212ea87-6097-4256-9d51-71338625)] Created\r\n", IMAP_CODE_MAILBOXID },
+	/* RFC 5530 */
+	{ "a NO [UNAVAILABLE] User's backend down for maintenance\r\n", IMAP_CODE_UNAVAILABLE },
+	{ "a NO [AUTHENTICATIONFAILED] Authentication failed\r\n", IMAP_CODE_AUTHENTICATIONFAILED },
+	{ "a NO [AUTHORIZATIONFAILED] No such authorization-ID\r\n",
+	  IMAP_CODE_AUTHORIZATIONFAILED },
+	{ "a NO [EXPIRED] That password isn't valid any more\r\n", IMAP_CODE_EXPIRED },
+	{ "a NO [PRIVACYREQUIRED] Connection offers no privacy\r\n", IMAP_CODE_PRIVACYREQUIRED },
+	{ "a NO [CONTACTADMIN] You need to call our sysadmin\r\n", IMAP_CODE_CONTACTADMIN },
+	{ "a NO [NOPERM] Access denied\r\n", IMAP_CODE_NOPERM },
+	{ "a NO [INUSE] Mailbox in use\r\n", IMAP_CODE_INUSE },
+	{ "a OK [EXPUNGEISSUED] Search completed\r\n", IMAP_CODE_EXPUNGEISSUED },
+	{ "a NO [CORRUPTION] Can't open mailbox\r\n", IMAP_CODE_CORRUPTION },
+	{ "a NO [SERVERBUG] Internal error\r\n", IMAP_CODE_SERVERBUG },
+	{ "a OK [CLIENTBUG] Done\r\n", IMAP_CODE_CLIENTBUG },
+	{ "a NO [CANNOT] Dangerous mailbox name\r\n", IMAP_CODE_CANNOT },
+	{ "a NO [LIMIT] At most 32 flags in one mailbox\r\n", IMAP_CODE_LIMIT },
+	{ "a NO [OVERQUOTA] Sorry\r\n", IMAP_CODE_OVERQUOTA },
+	{ "a NO [ALREADYEXISTS] Mailbox exists\r\n", IMAP_CODE_ALREADYEXISTS },
+	{ "a NO [NONEXISTENT] No such mailbox\r\n", IMAP_CODE_NONEXISTENT },
+	{ "a NO [HASCHILDREN] Has children\r\n", IMAP_CODE_HASCHILDREN },
+	{ "a NO [BADCHARSET (UTF-8)] charset\r\n", IMAP_CODE_BADCHARSET },
+	/* unknown codes are ignored (RFC 9051 7.1), whatever follows */
+	{ "* OK [XYZZY foo (bar] baz\r\n", IMAP_CODE_UNKNOWN },
+	{ "* OK [X-GM-THING] Gmail\r\n", IMAP_CODE_UNKNOWN },
+	{ "* BYE [UNAVAILABLE] Server shutting down\r\n", IMAP_CODE_UNAVAILABLE },
+	{ "* PREAUTH [ALERT] hi\r\n", IMAP_CODE_ALERT },
 };
 
 START_TEST(test_codes)
@@ -1523,14 +1459,12 @@ START_TEST(test_codes)
 
 	imap_resp_code_init(&c);
 	resp = feed(codes[_i].text);
-	ck_assert_msg(imap_resp_code_parse(resp, &c) == 0, "%s",
-		      codes[_i].text);
+	ck_assert_msg(imap_resp_code_parse(resp, &c) == 0, "%s", codes[_i].text);
 	ck_assert_int_eq(c.code, codes[_i].code);
 	ck_assert_uint_eq(c.num, codes[_i].num);
 	ck_assert_uint_eq(c.num64, codes[_i].num64);
 	ck_assert_str_eq(set_str(&c.set), codes[_i].set ? codes[_i].set : "");
-	ck_assert_str_eq(set_str(&c.set2),
-			 codes[_i].set2 ? codes[_i].set2 : "");
+	ck_assert_str_eq(set_str(&c.set2), codes[_i].set2 ? codes[_i].set2 : "");
 	if (codes[_i].code == IMAP_CODE_NONE)
 		ck_assert_ptr_null(c.name);
 	else
@@ -1542,26 +1476,26 @@ START_TEST(test_codes)
 END_TEST
 
 static const char *const codes_bad[] = {
-    "a OK [UIDNEXT abc] x\r\n",
-    "a OK [UIDNEXT] x\r\n",
-    "a OK [UIDNEXT 1 2] x\r\n",
-    "a OK [UIDVALIDITY 4294967296] x\r\n",
-    "a OK [HIGHESTMODSEQ 9223372036854775808] x\r\n",
-    "a OK [HIGHESTMODSEQ -1] x\r\n",
-    "a OK [APPENDUID 38505] x\r\n",
-    "a OK [APPENDUID x 1] x\r\n",
-    "a OK [APPENDUID 38505 1:*] x\r\n",
-    "a OK [APPENDUID 38505 0] x\r\n",
-    "a OK [COPYUID 38505 1:3 4:5] x\r\n",
-    "a OK [COPYUID 38505 1:3] x\r\n",
-    "a OK [COPYUID 38505 a b] x\r\n",
-    "a OK [MODIFIED] x\r\n",
-    "a OK [MODIFIED 7,,9] x\r\n",
-    "a OK [PERMANENTFLAGS \\Seen] x\r\n",
-    "a OK [PERMANENTFLAGS (\"x\")] x\r\n",
-    "a NO [METADATA MAXSIZE] x\r\n",
-    "a NO [METADATA LONGENTRIES x] x\r\n",
-    "a OK [MAILBOXID F123] x\r\n",
+	"a OK [UIDNEXT abc] x\r\n",
+	"a OK [UIDNEXT] x\r\n",
+	"a OK [UIDNEXT 1 2] x\r\n",
+	"a OK [UIDVALIDITY 4294967296] x\r\n",
+	"a OK [HIGHESTMODSEQ 9223372036854775808] x\r\n",
+	"a OK [HIGHESTMODSEQ -1] x\r\n",
+	"a OK [APPENDUID 38505] x\r\n",
+	"a OK [APPENDUID x 1] x\r\n",
+	"a OK [APPENDUID 38505 1:*] x\r\n",
+	"a OK [APPENDUID 38505 0] x\r\n",
+	"a OK [COPYUID 38505 1:3 4:5] x\r\n",
+	"a OK [COPYUID 38505 1:3] x\r\n",
+	"a OK [COPYUID 38505 a b] x\r\n",
+	"a OK [MODIFIED] x\r\n",
+	"a OK [MODIFIED 7,,9] x\r\n",
+	"a OK [PERMANENTFLAGS \\Seen] x\r\n",
+	"a OK [PERMANENTFLAGS (\"x\")] x\r\n",
+	"a NO [METADATA MAXSIZE] x\r\n",
+	"a NO [METADATA LONGENTRIES x] x\r\n",
+	"a OK [MAILBOXID F123] x\r\n",
 };
 
 START_TEST(test_codes_bad)
@@ -1571,8 +1505,7 @@ START_TEST(test_codes_bad)
 
 	imap_resp_code_init(&c);
 	resp = feed(codes_bad[_i]);
-	ck_assert_msg(imap_resp_code_parse(resp, &c) == EPROTO_, "%s",
-		      codes_bad[_i]);
+	ck_assert_msg(imap_resp_code_parse(resp, &c) == EPROTO_, "%s", codes_bad[_i]);
 	ck_assert_int_eq(c.code, IMAP_CODE_UNKNOWN);
 	ck_assert_ptr_nonnull(c.name);
 	ck_assert_uint_eq(c.num, 0);
@@ -1597,8 +1530,7 @@ START_TEST(test_code_permanentflags)
 	ck_assert(c.flags.new_keywords);
 	ck_assert(imap_flags_has(&c.flags, "\\Deleted"));
 
-	resp =
-	    feed("* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n");
+	resp = feed("* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n");
 	ck_assert_int_eq(imap_resp_code_parse(resp, &c), 0);
 	ck_assert_uint_eq(c.flags.count, 0);
 	ck_assert(!c.flags.new_keywords);
@@ -1673,10 +1605,9 @@ START_TEST(test_copyuid_pairing)
 	ck_assert_uint_eq(got[3][1], 100);
 	imap_resp_code_free(&c);
 
-	static const char *const bad[] = {"1,", "a",	"1:", ":2",
-					  "0",	"1,,2", "1:b"};
+	static const char *const bad[] = { "1,", "a", "1:", ":2", "0", "1,,2", "1:b" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct imap_nstr t = {bad[i], strlen(bad[i])};
+		struct imap_nstr t = { bad[i], strlen(bad[i]) };
 		int r;
 
 		imap_uidset_iter_init(&src, &t);
@@ -1693,14 +1624,14 @@ START_TEST(test_resp_type)
 		const char *text;
 		enum imap_resp_type t;
 	} t[] = {
-	    {"* 1 FETCH (UID 1)\r\n", IMAP_RT_FETCH},
-	    {"* ID (\"name\" \"Dovecot\")\r\n", IMAP_RT_ID},
-	    {"* LSUB () \"/\" a\r\n", IMAP_RT_LSUB},
-	    {"* LIST () \"/\" a\r\n", IMAP_RT_LIST},
-	    {"* QUOTA \"\" (STORAGE 10 512)\r\n", IMAP_RT_OTHER},
-	    {"* OK hello\r\n", IMAP_RT_OTHER},
-	    {"a OK done\r\n", IMAP_RT_OTHER},
-	    {"+ idling\r\n", IMAP_RT_OTHER},
+		{ "* 1 FETCH (UID 1)\r\n", IMAP_RT_FETCH },
+		{ "* ID (\"name\" \"Dovecot\")\r\n", IMAP_RT_ID },
+		{ "* LSUB () \"/\" a\r\n", IMAP_RT_LSUB },
+		{ "* LIST () \"/\" a\r\n", IMAP_RT_LIST },
+		{ "* QUOTA \"\" (STORAGE 10 512)\r\n", IMAP_RT_OTHER },
+		{ "* OK hello\r\n", IMAP_RT_OTHER },
+		{ "a OK done\r\n", IMAP_RT_OTHER },
+		{ "+ idling\r\n", IMAP_RT_OTHER },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)

@@ -35,8 +35,7 @@ static void check_canonical(const struct rangeset *set)
 		ck_assert_uint_ge(set->r[i].lo, 1);
 		ck_assert_uint_le(set->r[i].lo, set->r[i].hi);
 		if (i)
-			ck_assert_uint_gt((uint64_t)set->r[i].lo,
-					  (uint64_t)set->r[i - 1].hi + 1);
+			ck_assert_uint_gt((uint64_t)set->r[i].lo, (uint64_t)set->r[i - 1].hi + 1);
 	}
 }
 
@@ -51,23 +50,24 @@ struct add_case {
 
 static const struct add_case add_cases[] = {
 	{ { { 1, 1 } }, "1", 1 },
-	{ { { 3, 1 } }, "1:3", 3 },			   /* reversed */
-	{ { { 1, 3 }, { 4, 4 } }, "1:4", 4 },		   /* adjacent after */
-	{ { { 5, 7 }, { 4, 4 } }, "4:7", 4 },		   /* adjacent before */
-	{ { { 1, 3 }, { 5, 7 }, { 4, 4 } }, "1:7", 7 },	   /* bridges two */
-	{ { { 1, 3 }, { 2, 6 } }, "1:6", 6 },		   /* overlap */
-	{ { { 5, 9 }, { 1, 6 } }, "1:9", 9 },		   /* overlap before */
+	{ { { 3, 1 } }, "1:3", 3 },			/* reversed */
+	{ { { 1, 3 }, { 4, 4 } }, "1:4", 4 },		/* adjacent after */
+	{ { { 5, 7 }, { 4, 4 } }, "4:7", 4 },		/* adjacent before */
+	{ { { 1, 3 }, { 5, 7 }, { 4, 4 } }, "1:7", 7 }, /* bridges two */
+	{ { { 1, 3 }, { 2, 6 } }, "1:6", 6 },		/* overlap */
+	{ { { 5, 9 }, { 1, 6 } }, "1:9", 9 },		/* overlap before */
 	{ { { 1, 2 }, { 4, 5 }, { 7, 8 }, { 10, 11 }, { 3, 9 } }, "1:11", 11 },
 	{ { { 1, 2 }, { 10, 11 }, { 5, 6 } }, "1:2,5:6,10:11", 6 },
-	{ { { 10, 11 }, { 1, 2 } }, "1:2,10:11", 4 },	   /* insert at front */
-	{ { { 1, 10 }, { 3, 4 } }, "1:10", 10 },	   /* contained */
-	{ { { 3, 4 }, { 1, 10 } }, "1:10", 10 },	   /* swallows */
+	{ { { 10, 11 }, { 1, 2 } }, "1:2,10:11", 4 }, /* insert at front */
+	{ { { 1, 10 }, { 3, 4 } }, "1:10", 10 },      /* contained */
+	{ { { 3, 4 }, { 1, 10 } }, "1:10", 10 },      /* swallows */
 	{ { { 1, 1 }, { 3, 3 }, { 5, 5 } }, "1,3,5", 3 },
 	{ { { 5, 5 }, { 3, 3 }, { 1, 1 }, { 2, 2 }, { 4, 4 } }, "1:5", 5 },
 	{ { { 4294967295u, 4294967295u }, { 1, 1 } }, "1,4294967295", 2 },
 	{ { { 1, 4294967295u } }, "1:4294967295", 4294967295ull },
 	{ { { 4294967294u, 4294967295u }, { 4294967293u, 4294967293u } },
-	  "4294967293:4294967295", 3 },
+	  "4294967293:4294967295",
+	  3 },
 	{ { { 7, 9 }, { 1, 2 }, { 4, 4 }, { 3, 3 } }, "1:4,7:9", 7 },
 };
 
@@ -77,8 +77,7 @@ START_TEST(test_add)
 	struct rangeset set = RANGESET_INIT;
 
 	for (size_t k = 0; c->ranges[k][0]; k++)
-		ck_assert_int_eq(rangeset_add_range(&set, c->ranges[k][0],
-						       c->ranges[k][1]), 0);
+		ck_assert_int_eq(rangeset_add_range(&set, c->ranges[k][0], c->ranges[k][1]), 0);
 	check_canonical(&set);
 	ck_assert_str_eq(set_str(&set), c->want);
 	ck_assert_uint_eq(rangeset_count(&set), c->count);
@@ -177,8 +176,8 @@ struct remove_case {
 };
 
 static const struct remove_case remove_cases[] = {
-	{ "1:10", 4, 6, "1:3,7:10" },		/* split */
-	{ "1:10", 6, 4, "1:3,7:10" },		/* reversed */
+	{ "1:10", 4, 6, "1:3,7:10" }, /* split */
+	{ "1:10", 6, 4, "1:3,7:10" }, /* reversed */
 	{ "1:10", 1, 1, "2:10" },
 	{ "1:10", 10, 10, "1:9" },
 	{ "1:10", 1, 10, "" },
@@ -313,8 +312,8 @@ START_TEST(test_parse_invalid)
 	struct rangeset set = RANGESET_INIT;
 
 	ck_assert_int_eq(rangeset_add(&set, 77), 0);
-	ck_assert_msg(imap_seqset_parse(&set, c->in, strlen(c->in), c->star) ==
-			      -CPMSYNC_E_PROTOCOL, "\"%s\" accepted", c->in);
+	ck_assert_msg(imap_seqset_parse(&set, c->in, strlen(c->in), c->star) == -CPMSYNC_E_PROTOCOL,
+		      "\"%s\" accepted", c->in);
 	/* Bad syntax leaves the set unchanged. */
 	ck_assert_str_eq(set_str(&set), "77");
 	rangeset_free(&set);
@@ -339,8 +338,13 @@ END_TEST
 START_TEST(test_format_round_trip)
 {
 	static const char *const texts[] = {
-		"1", "1:3", "1:3,5,7:9", "2,4,6,8,10", "1:4294967295",
-		"1,4294967295", "10:20,30:40,50",
+		"1",
+		"1:3",
+		"1:3,5,7:9",
+		"2,4,6,8,10",
+		"1:4294967295",
+		"1,4294967295",
+		"10:20,30:40,50",
 	};
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
@@ -383,9 +387,9 @@ START_TEST(test_format_split_5000)
 		if (pos < set.n) {
 			char next[32];
 			const struct range *r = &set.r[pos];
-			int n = r->lo == r->hi ?
-				snprintf(next, sizeof(next), ",%u", r->lo) :
-				snprintf(next, sizeof(next), ",%u:%u", r->lo, r->hi);
+			int n = r->lo == r->hi
+					? snprintf(next, sizeof(next), ",%u", r->lo)
+					: snprintf(next, sizeof(next), ",%u:%u", r->lo, r->hi);
 
 			ck_assert_uint_gt(line.len + (size_t)n, max);
 		}
@@ -486,8 +490,7 @@ static Suite *seqset_suite(void)
 	tcase_add_test(tc, test_add_zero_refused);
 	tcase_add_test(tc, test_ascending_100k_one_range);
 	tcase_add_test(tc, test_ascending_sparse_and_random);
-	tcase_add_loop_test(tc, test_remove, 0,
-			    sizeof(remove_cases) / sizeof(remove_cases[0]));
+	tcase_add_loop_test(tc, test_remove, 0, sizeof(remove_cases) / sizeof(remove_cases[0]));
 	tcase_add_test(tc, test_remove_zero_and_empty);
 	tcase_add_test(tc, test_contains);
 	tcase_add_test(tc, test_limit);

@@ -32,10 +32,9 @@ static const struct pair pairs[] = {
 	{ "&AOkACQ-", "é\t" },
 	{ "&AH8-", "\x7f" },
 	{ "&AAE-", "\x01" },
-	{ " !\"#$%'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~",
-	  " !\"#$%'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~" },
+	{ " !\"#$%'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~", " !\"#$%'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~" },
 	{ "&2,,f,w-", "\xf4\x8f\xbf\xbf" }, /* U+10FFFF */
-	{ "&,,8-", "\xef\xbf\xbf" },	     /* U+FFFF */
+	{ "&,,8-", "\xef\xbf\xbf" },	    /* U+FFFF */
 };
 
 static void want_buf(const struct buf *b, const char *want)
@@ -43,8 +42,7 @@ static void want_buf(const struct buf *b, const char *want)
 	const char *got = b->data ? b->data : "";
 
 	ck_assert_uint_eq(b->len, strlen(want));
-	ck_assert_msg(memcmp(got, want, b->len) == 0, "got \"%s\", want \"%s\"",
-		      got, want);
+	ck_assert_msg(memcmp(got, want, b->len) == 0, "got \"%s\", want \"%s\"", got, want);
 }
 
 START_TEST(test_decode)
@@ -122,41 +120,27 @@ struct bad {
 };
 
 static const struct bad bad_utf7[] = {
-	{ "&", 0 },		/* unterminated */
-	{ "a&", 0 },
-	{ "&AOk", 0 },
-	{ "&AOk-&", 0 },
-	{ "&AOkA6Q", 0 },
-	{ "&A-", 0 },		/* leftover bits make a whole character */
-	{ "&AO-", 0 },
-	{ "&AOkA-", 0 },
-	{ "&AOl-", 0 },		/* non-zero padding bits */
-	{ "&AOn-", 0 },
-	{ "&AOkA6R-", 0 },
-	{ "&AO/-", 0 },		/* plain base64 '/' */
-	{ "&AOk=-", 0 },	/* padding */
-	{ "&AO k-", 0 },
-	{ "&&-", 0 },
-	{ "&A.k-", 0 },
-	{ "&AGE-", 0 },		/* encoded 'a' */
-	{ "&ACY-", 0 },		/* encoded '&' */
-	{ "&ACA-", 0 },		/* encoded ' ' */
-	{ "&AH4-", 0 },		/* encoded '~' */
-	{ "&AOkAYQ-", 0 },	/* é then encoded 'a' */
-	{ "&AAA-", 0 },		/* U+0000 */
-	{ "&2D0-", 0 },		/* lone high surrogate */
-	{ "&3gA-", 0 },		/* lone low surrogate */
-	{ "&2D0A6Q-", 0 },	/* high then non-surrogate */
-	{ "&2D3YPQ-", 0 },	/* high then high */
-	{ "&2D0-&3gA-", 0 },	/* pair split across runs */
-	{ "&3gDYPQ-", 0 },	/* low then high */
-	{ "\xc3\xa9", 0 },	/* raw 8-bit */
-	{ "caf\xc3\xa9", 0 },
-	{ "\x80", 0 },
-	{ "a\tb", 0 },		/* raw control */
-	{ "a\x7f", 0 },
-	{ "a\nb", 0 },
-	{ "a\0b", 3 },		/* raw NUL */
+	{ "&", 0 }, /* unterminated */
+	{ "a&", 0 },	      { "&AOk", 0 },	 { "&AOk-&", 0 }, { "&AOkA6Q", 0 },
+	{ "&A-", 0 }, /* leftover bits make a whole character */
+	{ "&AO-", 0 },	      { "&AOkA-", 0 },	 { "&AOl-", 0 }, /* non-zero padding bits */
+	{ "&AOn-", 0 },	      { "&AOkA6R-", 0 }, { "&AO/-", 0 }, /* plain base64 '/' */
+	{ "&AOk=-", 0 },					 /* padding */
+	{ "&AO k-", 0 },      { "&&-", 0 },	 { "&A.k-", 0 },  { "&AGE-", 0 }, /* encoded 'a' */
+	{ "&ACY-", 0 },								  /* encoded '&' */
+	{ "&ACA-", 0 },								  /* encoded ' ' */
+	{ "&AH4-", 0 },								  /* encoded '~' */
+	{ "&AOkAYQ-", 0 },					/* é then encoded 'a' */
+	{ "&AAA-", 0 },						/* U+0000 */
+	{ "&2D0-", 0 },						/* lone high surrogate */
+	{ "&3gA-", 0 },						/* lone low surrogate */
+	{ "&2D0A6Q-", 0 },					/* high then non-surrogate */
+	{ "&2D3YPQ-", 0 },					/* high then high */
+	{ "&2D0-&3gA-", 0 },					/* pair split across runs */
+	{ "&3gDYPQ-", 0 },					/* low then high */
+	{ "\xc3\xa9", 0 },					/* raw 8-bit */
+	{ "caf\xc3\xa9", 0 }, { "\x80", 0 },	 { "a\tb", 0 }, /* raw control */
+	{ "a\x7f", 0 },	      { "a\nb", 0 },	 { "a\0b", 3 }, /* raw NUL */
 };
 
 START_TEST(test_decode_invalid)
@@ -172,24 +156,24 @@ START_TEST(test_decode_invalid)
 END_TEST
 
 static const struct bad bad_utf8[] = {
-	{ "\xc3", 0 },			/* truncated */
+	{ "\xc3", 0 }, /* truncated */
 	{ "a\xe2\x82", 0 },
 	{ "\xf0\x9f\x98", 0 },
-	{ "\x80", 0 },			/* lone continuation */
+	{ "\x80", 0 }, /* lone continuation */
 	{ "\xbf", 0 },
-	{ "\xc0\xaf", 0 },		/* overlong */
+	{ "\xc0\xaf", 0 }, /* overlong */
 	{ "\xc1\xbf", 0 },
 	{ "\xe0\x80\xaf", 0 },
 	{ "\xf0\x80\x80\xaf", 0 },
-	{ "\xed\xa0\x80", 0 },		/* surrogates */
+	{ "\xed\xa0\x80", 0 }, /* surrogates */
 	{ "\xed\xbf\xbf", 0 },
-	{ "\xf4\x90\x80\x80", 0 },	/* beyond U+10FFFF */
+	{ "\xf4\x90\x80\x80", 0 }, /* beyond U+10FFFF */
 	{ "\xf5\x80\x80\x80", 0 },
 	{ "\xfe", 0 },
 	{ "\xff", 0 },
-	{ "\xc3\x28", 0 },		/* bad continuation */
+	{ "\xc3\x28", 0 }, /* bad continuation */
 	{ "\xe2\x28\xa1", 0 },
-	{ "a\0b", 3 },			/* NUL */
+	{ "a\0b", 3 }, /* NUL */
 	{ "\0", 1 },
 };
 
@@ -210,10 +194,28 @@ START_TEST(test_encode_invalid)
 END_TEST
 
 static const char *const round_trip[] = {
-	"", "a", "&", "&&&", "a&b&c", "Entwürfe", "Gelöschte Elemente",
-	"Отправленные", "已发送", "日本語/台北", "😀😀x😀", "mixed é & 😀 ~",
-	"\t\x01\x7f", "\xf4\x8f\xbf\xbf", "\xc2\x80", "\xe0\xa0\x80", "\xf0\x90\x80\x80",
-	"-&-", "&-&", "a-b", "é-", "ü&ü",
+	"",
+	"a",
+	"&",
+	"&&&",
+	"a&b&c",
+	"Entwürfe",
+	"Gelöschte Elemente",
+	"Отправленные",
+	"已发送",
+	"日本語/台北",
+	"😀😀x😀",
+	"mixed é & 😀 ~",
+	"\t\x01\x7f",
+	"\xf4\x8f\xbf\xbf",
+	"\xc2\x80",
+	"\xe0\xa0\x80",
+	"\xf0\x90\x80\x80",
+	"-&-",
+	"&-&",
+	"a-b",
+	"é-",
+	"ü&ü",
 };
 
 START_TEST(test_round_trip)
@@ -262,28 +264,28 @@ static const struct mbox_case to_utf8_cases[] = {
 	{ "日本語.台北", '.', true, "日本語/台北" },
 	{ "a&-b.c", '.', false, "a&b/c" },
 	{ "a&b.c", '.', true, "a&b/c" },
-	{ "a&b", '.', false, NULL },		/* bad mUTF-7 */
+	{ "a&b", '.', false, NULL }, /* bad mUTF-7 */
 	{ "a+b", '+', false, "a/b" },
 	{ "&AOk-+&AOk-", '+', false, "é/é" },
-	{ "a/b", '.', false, NULL },		/* '/' cannot be represented */
+	{ "a/b", '.', false, NULL }, /* '/' cannot be represented */
 	{ "a/b.c", '.', false, NULL },
 	{ "a/b", 0, false, NULL },
 	{ "a/b", '.', true, NULL },
-	{ "a..b", '.', false, NULL },		/* empty levels */
+	{ "a..b", '.', false, NULL }, /* empty levels */
 	{ "a.", '.', false, NULL },
 	{ ".a", '.', false, NULL },
 	{ ".", '.', false, NULL },
 	{ "", '.', false, NULL },
 	{ "", 0, false, NULL },
 	{ "a//b", '/', false, NULL },
-	{ "日本語", '.', false, NULL },		/* raw 8-bit without UTF8=ACCEPT */
-	{ "a&AGE-", '.', false, NULL },		/* non-canonical */
-	{ "\xff", '.', true, NULL },		/* invalid UTF-8 */
-	{ "a", '\x80', true, NULL },		/* bad delimiters */
+	{ "日本語", '.', false, NULL }, /* raw 8-bit without UTF8=ACCEPT */
+	{ "a&AGE-", '.', false, NULL }, /* non-canonical */
+	{ "\xff", '.', true, NULL },	/* invalid UTF-8 */
+	{ "a", '\x80', true, NULL },	/* bad delimiters */
 	{ "a", '\n', false, NULL },
 	{ "a", '&', false, NULL },
 	{ "a&b", '&', true, "a/b" },
-	{ "inbox", 'N', false, NULL },		/* "INBOX" would hold 'N' */
+	{ "inbox", 'N', false, NULL }, /* "INBOX" would hold 'N' */
 	{ "inboxNSub", 'N', false, NULL },
 	{ "SubNinbox", 'N', false, "Sub/inbox" },
 };
@@ -301,30 +303,30 @@ static const struct mbox_case from_utf8_cases[] = {
 	{ "a/b/c", '/', false, "a/b/c" },
 	{ "a.b", '/', false, "a.b" },
 	{ "a.b", 0, false, "a.b" },
-	{ "a.b", '.', false, NULL },		/* level holds the delimiter */
+	{ "a.b", '.', false, NULL }, /* level holds the delimiter */
 	{ "x/a.b", '.', false, NULL },
-	{ "a/b", 0, false, NULL },		/* flat: one level */
+	{ "a/b", 0, false, NULL }, /* flat: one level */
 	{ "日本語/台北", '.', false, "&ZeVnLIqe-.&U,BTFw-" },
 	{ "日本語/台北", '.', true, "日本語.台北" },
 	{ "a&b/c", '.', false, "a&-b.c" },
 	{ "a&b/c", '.', true, "a&b.c" },
 	{ "é/é", '+', false, "&AOk-+&AOk-" },
 	{ "a+b", '+', false, NULL },
-	{ "a//b", '.', false, NULL },		/* empty levels */
+	{ "a//b", '.', false, NULL }, /* empty levels */
 	{ "/a", '.', false, NULL },
 	{ "a/", '.', false, NULL },
 	{ "/", '/', false, NULL },
 	{ "", '.', false, NULL },
 	{ "", 0, true, NULL },
-	{ "\xc3", '.', false, NULL },		/* invalid UTF-8 */
+	{ "\xc3", '.', false, NULL }, /* invalid UTF-8 */
 	{ "\xed\xa0\x80", '.', true, NULL },
-	{ "a", '\x80', true, NULL },		/* bad delimiters */
+	{ "a", '\x80', true, NULL }, /* bad delimiters */
 	{ "a", '\t', false, NULL },
 	{ "a", '&', false, NULL },
 	{ "a/b", '&', true, "a&b" },
-	{ "inbox/Sub", 'N', false, NULL },	/* "INBOX" would hold 'N' */
+	{ "inbox/Sub", 'N', false, NULL }, /* "INBOX" would hold 'N' */
 	{ "Inbox", 'X', true, NULL },
-	{ "Sub/inbox", 'n', false, NULL },	/* level holds 'n' */
+	{ "Sub/inbox", 'n', false, NULL }, /* level holds 'n' */
 };
 
 static void run_mbox(const struct mbox_case *c, bool to)
@@ -363,12 +365,11 @@ START_TEST(test_mailbox_round_trip)
 
 	if (!c->want)
 		return;
-	ck_assert_int_eq(imap_mailbox_to_utf8(c->in, strlen(c->in), c->delim,
-					      c->utf8_mode, &ours), 0);
-	ck_assert_int_eq(imap_mailbox_from_utf8(ours.data, ours.len, c->delim,
-						c->utf8_mode, &back), 0);
-	if (strncasecmp(c->in, "inbox", 5) == 0 &&
-	    (c->in[5] == '\0' || c->in[5] == c->delim))
+	ck_assert_int_eq(imap_mailbox_to_utf8(c->in, strlen(c->in), c->delim, c->utf8_mode, &ours),
+			 0);
+	ck_assert_int_eq(imap_mailbox_from_utf8(ours.data, ours.len, c->delim, c->utf8_mode, &back),
+			 0);
+	if (strncasecmp(c->in, "inbox", 5) == 0 && (c->in[5] == '\0' || c->in[5] == c->delim))
 		ck_assert_int_eq(strncmp(back.data, "INBOX", 5), 0);
 	else
 		want_buf(&back, c->in);

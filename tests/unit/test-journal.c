@@ -41,7 +41,7 @@ START_TEST(test_names)
 		ck_assert_int_eq(op, i);
 	}
 	ck_assert_ptr_null(journal_op_to_string(_JOURNAL_OP_MAX));
-	ck_assert_ptr_null(journal_op_to_string((enum journal_op)-1));
+	ck_assert_ptr_null(journal_op_to_string((enum journal_op) - 1));
 	op = JOURNAL_OP_FLAGS;
 	ck_assert_int_eq(journal_op_from_string("apend", &op), -EBADMSG);
 	ck_assert_int_eq(journal_op_from_string("APPEND", &op), -EBADMSG);
@@ -74,16 +74,16 @@ START_TEST(test_args_round_trip)
 	journal_args_free(&out);
 	free(s);
 
-	s = round_trip(&(struct journal_args){ .op = JOURNAL_OP_MOVE,
-					      .copy.src_id = 9007199254740993LL },
-		       &out);
+	s = round_trip(
+		&(struct journal_args){ .op = JOURNAL_OP_MOVE, .copy.src_id = 9007199254740993LL },
+		&out);
 	ck_assert_str_eq(s, "src=9007199254740993");
 	ck_assert_int_eq(out.copy.src_id, 9007199254740993LL);
 	journal_args_free(&out);
 	free(s);
 
 	s = round_trip(&(struct journal_args){ .op = JOURNAL_OP_RENAME_FOLDER,
-					      .rename.new_name = "Old/Archive" },
+					       .rename.new_name = "Old/Archive" },
 		       &out);
 	ck_assert_str_eq(s, "Old/Archive");
 	ck_assert_str_eq(out.rename.new_name, "Old/Archive");
@@ -92,7 +92,7 @@ START_TEST(test_args_round_trip)
 
 	/* The value may hold newlines; only the first one separates. */
 	s = round_trip(&(struct journal_args){ .op = JOURNAL_OP_SET_METADATA,
-					      .metadata = { "/private/comment", "a\nb" } },
+					       .metadata = { "/private/comment", "a\nb" } },
 		       &out);
 	ck_assert_str_eq(s, "/private/comment\na\nb");
 	ck_assert_str_eq(out.metadata.entry, "/private/comment");
@@ -102,15 +102,14 @@ START_TEST(test_args_round_trip)
 
 	/* An empty value (remove the entry); a NULL one is empty too. */
 	s = round_trip(&(struct journal_args){ .op = JOURNAL_OP_SET_METADATA,
-					      .metadata = { "/shared/x", NULL } },
+					       .metadata = { "/shared/x", NULL } },
 		       &out);
 	ck_assert_str_eq(s, "/shared/x\n");
 	ck_assert_str_eq(out.metadata.value, "");
 	journal_args_free(&out);
 	free(s);
 
-	s = round_trip(&(struct journal_args){ .op = JOURNAL_OP_SET_ACL,
-					      .acl = { "bob", "lrs" } },
+	s = round_trip(&(struct journal_args){ .op = JOURNAL_OP_SET_ACL, .acl = { "bob", "lrs" } },
 		       &out);
 	ck_assert_str_eq(s, "bob\nlrs");
 	ck_assert_str_eq(out.acl.identifier, "bob");
@@ -120,8 +119,9 @@ START_TEST(test_args_round_trip)
 
 	/* Operations without arguments store NULL and read anything. */
 	for (int op = 0; op < _JOURNAL_OP_MAX; op++) {
-		if (op == JOURNAL_OP_COPY || op == JOURNAL_OP_MOVE || op == JOURNAL_OP_RENAME_FOLDER ||
-		    op == JOURNAL_OP_SET_METADATA || op == JOURNAL_OP_SET_ACL)
+		if (op == JOURNAL_OP_COPY || op == JOURNAL_OP_MOVE ||
+		    op == JOURNAL_OP_RENAME_FOLDER || op == JOURNAL_OP_SET_METADATA ||
+		    op == JOURNAL_OP_SET_ACL)
 			continue;
 		s = (char *)"x";
 		ck_assert_int_eq(journal_args_encode(&(struct journal_args){ .op = op }, &s), 0);
@@ -173,12 +173,12 @@ START_TEST(test_args_malformed)
 								     .acl = { "a\nb", "l" } },
 					     &s),
 			 -EINVAL);
-	ck_assert_int_eq(journal_args_encode(&(struct journal_args){ .op = JOURNAL_OP_SET_METADATA },
-					     &s),
-			 -EINVAL);
-	ck_assert_int_eq(journal_args_encode(&(struct journal_args){ .op = JOURNAL_OP_RENAME_FOLDER },
-					     &s),
-			 -EINVAL);
+	ck_assert_int_eq(
+		journal_args_encode(&(struct journal_args){ .op = JOURNAL_OP_SET_METADATA }, &s),
+		-EINVAL);
+	ck_assert_int_eq(
+		journal_args_encode(&(struct journal_args){ .op = JOURNAL_OP_RENAME_FOLDER }, &s),
+		-EINVAL);
 	ck_assert_int_eq(journal_args_encode(&(struct journal_args){ .op = _JOURNAL_OP_MAX }, &s),
 			 -EINVAL);
 	ck_assert_str_eq(s, "untouched");
@@ -234,8 +234,8 @@ START_TEST(test_store_rows)
 	ck_assert_int_eq(store_journal_add(s, acc, JOURNAL_OP_SET_ACL, inbox, 0, &args), 0);
 	ck_assert_int_eq(store_journal_add(s, acc, JOURNAL_OP_FLAGS, inbox, 0, &args), -EINVAL);
 	ck_assert_int_eq(store_journal_add(s, acc, _JOURNAL_OP_MAX, inbox, 0, NULL), -EINVAL);
-	ck_assert_int_eq(store_exec(s, "INSERT INTO journal (account_id, op) VALUES (1, 'frobnicate')"),
-			 0);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO journal (account_id, op) VALUES (1, 'frobnicate')"), 0);
 	ck_assert_int_eq(store_journal_next(s, acc, INT64_MIN, &j), 1);
 	ck_assert_int_eq(j.op, JOURNAL_OP_SET_ACL);
 	ck_assert_str_eq(j.op_name, "set_acl");
@@ -248,8 +248,11 @@ START_TEST(test_store_rows)
 	journal_entry_free_contents(&j);
 
 	/* SQL names operations through the table. */
-	ck_assert_int_eq(store_prepare(s, "SELECT count(*) FROM journal WHERE op IN (:op_set_acl,"
-					  " :op_flags)", &st), 0);
+	ck_assert_int_eq(store_prepare(s,
+				       "SELECT count(*) FROM journal WHERE op IN (:op_set_acl,"
+				       " :op_flags)",
+				       &st),
+			 0);
 	ck_assert_int_eq(journal_bind_ops(s, st), 0);
 	ck_assert_int_eq(store_step(s, st), 1);
 	ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
@@ -259,8 +262,8 @@ START_TEST(test_store_rows)
 	ck_assert_int_eq(journal_bind_ops(s, st), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(store_error(s), ":op_set_acls"));
 	/* A numbered parameter after a named one could share its index. */
-	ck_assert_int_eq(store_prepare(s, "SELECT 1 FROM journal WHERE op = :op_flags AND id = ?1",
-				       &st), 0);
+	ck_assert_int_eq(
+		store_prepare(s, "SELECT 1 FROM journal WHERE op = :op_flags AND id = ?1", &st), 0);
 	ck_assert_int_eq(journal_bind_ops(s, st), -EINVAL);
 
 	s = store_close(s);

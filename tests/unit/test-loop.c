@@ -100,8 +100,7 @@ START_TEST(test_timer_interval_and_self_removal)
 	uint64_t start = cpmsync_now_ms();
 
 	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
-	ck_assert_int_eq(cpmsync_loop_add_timer(loop, 10, 10, timer_cb, &c,
-						destroy_cb, NULL), 0);
+	ck_assert_int_eq(cpmsync_loop_add_timer(loop, 10, 10, timer_cb, &c, destroy_cb, NULL), 0);
 	ck_assert(test_loop_run_until(loop, &c.done, 2000));
 	ck_assert_int_eq(c.calls, 3);
 	ck_assert_int_eq(c.destroyed, 1);
@@ -140,8 +139,7 @@ START_TEST(test_remove_other_source_during_dispatch)
 }
 END_TEST
 
-static void fd_cb(struct cpmsync_loop_source *src, int fd, uint32_t events,
-		  void *userdata)
+static void fd_cb(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
 {
 	struct counter *c = userdata;
 	char ch;
@@ -162,8 +160,8 @@ START_TEST(test_fd_events_and_embedding)
 
 	ck_assert_int_eq(pipe(p), 0);
 	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
-	ck_assert_int_eq(cpmsync_loop_add_fd(loop, p[0], CPMSYNC_LOOP_IN, fd_cb,
-					     &c, NULL, NULL), 0);
+	ck_assert_int_eq(cpmsync_loop_add_fd(loop, p[0], CPMSYNC_LOOP_IN, fd_cb, &c, NULL, NULL),
+			 0);
 	ck_assert_int_eq(write(p[1], "xy", 2), 2);
 	/* A host loop polls the single fd and then iterates without waiting. */
 	pfd.fd = cpmsync_loop_get_fd(loop);
@@ -184,8 +182,8 @@ START_TEST(test_bad_arguments)
 
 	ck_assert_int_lt(cpmsync_loop_new(NULL), 0);
 	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
-	ck_assert_int_lt(cpmsync_loop_add_fd(loop, -1, CPMSYNC_LOOP_IN, fd_cb,
-					     NULL, NULL, NULL), 0);
+	ck_assert_int_lt(cpmsync_loop_add_fd(loop, -1, CPMSYNC_LOOP_IN, fd_cb, NULL, NULL, NULL),
+			 0);
 	ck_assert_int_lt(cpmsync_loop_defer(loop, NULL, NULL, NULL, NULL), 0);
 	ck_assert_ptr_null(cpmsync_loop_source_remove(NULL));
 	ck_assert_ptr_null(cpmsync_loop_free(loop));

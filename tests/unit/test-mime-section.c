@@ -31,88 +31,87 @@
  * close delimiter has transport padding; there is a preamble and an
  * epilogue.
  */
-static const char sample[] =
-	"From: alice@example.org\r\n"
-	"To: bob@example.org\r\n"
-	"Subject: test\r\n"
-	"MIME-Version: 1.0\r\n"
-	"content-type  : multipart/mixed;\r\n"
-	" Boundary=\"outer=_b\"\r\n"
-	"\r\n"
-	"This is the preamble.\r\n"
-	"--outer=_b\r\n"
-	"Content-Type: text/plain; charset=us-ascii\r\n"
-	"\r\n"
-	"part one\r\n"
-	"--outer=_b\r\n"
-	"Content-Type: MULTIPART/Alternative; BOUNDARY=alt (a comment)\r\n"
-	"\r\n"
-	"--alt\r\n"
-	"Content-Type: text/plain\r\n"
-	"\r\n"
-	"plain text\r\n"
-	"--alt\r\n"
-	"Content-Type: text/html\r\n"
-	"\r\n"
-	"<p>html</p>\r\n"
-	"--alt--\r\n"
-	"--outer=_b\r\n"
-	"Content-Type: message/rfc822\r\n"
-	"Content-Disposition: attachment\r\n"
-	"\r\n"
-	"From: carol@example.org\r\n"
-	"Subject: inner\r\n"
-	"Content-Type: multipart/mixed; boundary=\"in ner\"\r\n"
-	"\r\n"
-	"--in ner\r\n"
-	"\r\n"
-	"inner one\r\n"
-	"--in ner\r\n"
-	"Content-Type: application/octet-stream\r\n"
-	"\r\n"
-	"AAAA\r\n"
-	"--in ner--\r\n"
-	"--outer=_b\r\n"
-	"Content-Type: application/octet-stream\r\n"
-	"\r\n"
-	"BBBB\r\n"
-	"--outer=_b--  \r\n"
-	"epilogue\r\n";
+static const char sample[] = "From: alice@example.org\r\n"
+			     "To: bob@example.org\r\n"
+			     "Subject: test\r\n"
+			     "MIME-Version: 1.0\r\n"
+			     "content-type  : multipart/mixed;\r\n"
+			     " Boundary=\"outer=_b\"\r\n"
+			     "\r\n"
+			     "This is the preamble.\r\n"
+			     "--outer=_b\r\n"
+			     "Content-Type: text/plain; charset=us-ascii\r\n"
+			     "\r\n"
+			     "part one\r\n"
+			     "--outer=_b\r\n"
+			     "Content-Type: MULTIPART/Alternative; BOUNDARY=alt (a comment)\r\n"
+			     "\r\n"
+			     "--alt\r\n"
+			     "Content-Type: text/plain\r\n"
+			     "\r\n"
+			     "plain text\r\n"
+			     "--alt\r\n"
+			     "Content-Type: text/html\r\n"
+			     "\r\n"
+			     "<p>html</p>\r\n"
+			     "--alt--\r\n"
+			     "--outer=_b\r\n"
+			     "Content-Type: message/rfc822\r\n"
+			     "Content-Disposition: attachment\r\n"
+			     "\r\n"
+			     "From: carol@example.org\r\n"
+			     "Subject: inner\r\n"
+			     "Content-Type: multipart/mixed; boundary=\"in ner\"\r\n"
+			     "\r\n"
+			     "--in ner\r\n"
+			     "\r\n"
+			     "inner one\r\n"
+			     "--in ner\r\n"
+			     "Content-Type: application/octet-stream\r\n"
+			     "\r\n"
+			     "AAAA\r\n"
+			     "--in ner--\r\n"
+			     "--outer=_b\r\n"
+			     "Content-Type: application/octet-stream\r\n"
+			     "\r\n"
+			     "BBBB\r\n"
+			     "--outer=_b--  \r\n"
+			     "epilogue\r\n";
 
-#define SAMPLE_HEADER                         \
-	"From: alice@example.org\r\n"         \
-	"To: bob@example.org\r\n"             \
-	"Subject: test\r\n"                   \
-	"MIME-Version: 1.0\r\n"               \
-	"content-type  : multipart/mixed;\r\n" \
-	" Boundary=\"outer=_b\"\r\n"          \
+#define SAMPLE_HEADER                                                                              \
+	"From: alice@example.org\r\n"                                                              \
+	"To: bob@example.org\r\n"                                                                  \
+	"Subject: test\r\n"                                                                        \
+	"MIME-Version: 1.0\r\n"                                                                    \
+	"content-type  : multipart/mixed;\r\n"                                                     \
+	" Boundary=\"outer=_b\"\r\n"                                                               \
 	"\r\n"
 
-#define PART2                                  \
-	"--alt\r\n"                            \
-	"Content-Type: text/plain\r\n"         \
-	"\r\n"                                 \
-	"plain text\r\n"                       \
-	"--alt\r\n"                            \
-	"Content-Type: text/html\r\n"          \
-	"\r\n"                                 \
-	"<p>html</p>\r\n"                      \
+#define PART2                                                                                      \
+	"--alt\r\n"                                                                                \
+	"Content-Type: text/plain\r\n"                                                             \
+	"\r\n"                                                                                     \
+	"plain text\r\n"                                                                           \
+	"--alt\r\n"                                                                                \
+	"Content-Type: text/html\r\n"                                                              \
+	"\r\n"                                                                                     \
+	"<p>html</p>\r\n"                                                                          \
 	"--alt--"
 
-#define INNER_HEADER                                         \
-	"From: carol@example.org\r\n"                        \
-	"Subject: inner\r\n"                                 \
-	"Content-Type: multipart/mixed; boundary=\"in ner\"\r\n" \
+#define INNER_HEADER                                                                               \
+	"From: carol@example.org\r\n"                                                              \
+	"Subject: inner\r\n"                                                                       \
+	"Content-Type: multipart/mixed; boundary=\"in ner\"\r\n"                                   \
 	"\r\n"
 
-#define INNER_TEXT                                 \
-	"--in ner\r\n"                             \
-	"\r\n"                                     \
-	"inner one\r\n"                            \
-	"--in ner\r\n"                             \
-	"Content-Type: application/octet-stream\r\n" \
-	"\r\n"                                     \
-	"AAAA\r\n"                                 \
+#define INNER_TEXT                                                                                 \
+	"--in ner\r\n"                                                                             \
+	"\r\n"                                                                                     \
+	"inner one\r\n"                                                                            \
+	"--in ner\r\n"                                                                             \
+	"Content-Type: application/octet-stream\r\n"                                               \
+	"\r\n"                                                                                     \
+	"AAAA\r\n"                                                                                 \
 	"--in ner--"
 
 struct section_case {
@@ -205,15 +204,14 @@ static char *exact_copy(const char *s, size_t len)
 	return p;
 }
 
-static void check_case(const char *msg, size_t len, const struct section_case *c,
-		       bool lf)
+static void check_case(const char *msg, size_t len, const struct section_case *c, bool lf)
 {
 	size_t off = 12345, n = 67890;
 	char *copy = exact_copy(msg, len);
 	int r = cpmsync_message_section(copy, len, c->section, &off, &n);
 
-	ck_assert_msg(r == c->r, "section \"%s\"%s: %d, expected %d", c->section,
-		      lf ? " (LF)" : "", r, c->r);
+	ck_assert_msg(r == c->r, "section \"%s\"%s: %d, expected %d", c->section, lf ? " (LF)" : "",
+		      r, c->r);
 	if (r < 0) {
 		/* Outputs untouched on failure. */
 		ck_assert_uint_eq(off, 12345);
@@ -277,35 +275,34 @@ static const struct small_case small_cases[] = {
 	{ "", "1", 0, "" },
 	{ "", "2", -CPMSYNC_E_NOT_FOUND, NULL },
 	/* A message/rfc822 message: its parts are the inner message's. */
-	{ "Content-Type: message/rfc822\n\nSubject: in\n\nhello", "1", 0,
-	  "Subject: in\n\nhello" },
+	{ "Content-Type: message/rfc822\n\nSubject: in\n\nhello", "1", 0, "Subject: in\n\nhello" },
 	{ "Content-Type: message/rfc822\n\nSubject: in\n\nhello", "1.HEADER", 0,
 	  "Subject: in\n\n" },
 	{ "Content-Type: message/rfc822\n\nSubject: in\n\nhello", "1.TEXT", 0, "hello" },
 	{ "Content-Type: message/rfc822\n\nSubject: in\n\nhello", "1.1", 0, "hello" },
 	{ "Content-Type: message/rfc822\n\nSubject: in\n\nhello", "1.1.MIME", 0,
 	  "Subject: in\n\n" },
-	{ "Content-Type: message/rfc822\n\nSubject: in\n\nhello", "1.2",
-	  -CPMSYNC_E_NOT_FOUND, NULL },
+	{ "Content-Type: message/rfc822\n\nSubject: in\n\nhello", "1.2", -CPMSYNC_E_NOT_FOUND,
+	  NULL },
 	/* A missing close delimiter: the last part runs to the end. */
 	{ "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b\n\ntwo\n", "2", 0,
 	  "two\n" },
-	{ "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b\n\ntwo\n", "1", 0,
-	  "one" },
+	{ "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b\n\ntwo\n", "1", 0, "one" },
 	{ "Content-Type: multipart/mixed; boundary=b\n\n--b\n\none\n--b\n\ntwo\n", "3",
 	  -CPMSYNC_E_NOT_FOUND, NULL },
 	/* Inner close delimiter missing: the inner part ends at the outer one. */
 	{ "Content-Type: multipart/mixed; boundary=o\n\n--o\n"
-	  "Content-Type: multipart/mixed; boundary=i\n\n--i\n\nin1\n--i\n\nin2\n--o\n\nout2\n--o--\n",
+	  "Content-Type: multipart/mixed; "
+	  "boundary=i\n\n--i\n\nin1\n--i\n\nin2\n--o\n\nout2\n--o--\n",
 	  "1.2", 0, "in2" },
 	{ "Content-Type: multipart/mixed; boundary=o\n\n--o\n"
-	  "Content-Type: multipart/mixed; boundary=i\n\n--i\n\nin1\n--i\n\nin2\n--o\n\nout2\n--o--\n",
+	  "Content-Type: multipart/mixed; "
+	  "boundary=i\n\n--i\n\nin1\n--i\n\nin2\n--o\n\nout2\n--o--\n",
 	  "2", 0, "out2" },
 	/* No delimiter at all; only a close delimiter; empty parts. */
-	{ "Content-Type: multipart/mixed; boundary=b\n\njust text\n", "1",
-	  -CPMSYNC_E_NOT_FOUND, NULL },
-	{ "Content-Type: multipart/mixed; boundary=b\n\n--b--\n", "1", -CPMSYNC_E_NOT_FOUND,
+	{ "Content-Type: multipart/mixed; boundary=b\n\njust text\n", "1", -CPMSYNC_E_NOT_FOUND,
 	  NULL },
+	{ "Content-Type: multipart/mixed; boundary=b\n\n--b--\n", "1", -CPMSYNC_E_NOT_FOUND, NULL },
 	{ "Content-Type: multipart/mixed; boundary=b\n\n--b\n--b\n\nx\n--b--", "1", 0, "" },
 	{ "Content-Type: multipart/mixed; boundary=b\n\n--b\n--b\n\nx\n--b--", "2", 0, "x" },
 	{ "Content-Type: multipart/mixed; boundary=b\n\n--b", "1", 0, "" },
@@ -331,8 +328,7 @@ static const struct small_case small_cases[] = {
 	{ "Content-Type: multipart/mixed; boundary*=us-ascii''b\n\n--b\n\nx\n", "1.1",
 	  -CPMSYNC_E_NOT_FOUND, NULL },
 	/* A header field that only starts like Content-Type. */
-	{ "Content-Type-X: multipart/mixed; boundary=b\n\n--b\n\nx\n", "1", 0,
-	  "--b\n\nx\n" },
+	{ "Content-Type-X: multipart/mixed; boundary=b\n\n--b\n\nx\n", "1", 0, "--b\n\nx\n" },
 	/* multipart/digest: parts default to message/rfc822. */
 	{ "Content-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: d1\n\nbody1\n--d--\n",
 	  "1.HEADER", 0, "Subject: d1\n\n" },
@@ -420,8 +416,8 @@ static char *nested_multipart(unsigned levels)
 
 	ck_assert_ptr_nonnull(f);
 	for (unsigned i = 0; i < levels; i++)
-		fprintf(f, "Content-Type: multipart/mixed; boundary=\"=_%u_=\"\r\n\r\n--=_%u_=\r\n", i,
-			i);
+		fprintf(f, "Content-Type: multipart/mixed; boundary=\"=_%u_=\"\r\n\r\n--=_%u_=\r\n",
+			i, i);
 	fprintf(f, "Content-Type: text/plain\r\n\r\ndeep");
 	for (unsigned i = levels; i-- > 0;)
 		fprintf(f, "\r\n--=_%u_=--", i);
@@ -498,9 +494,9 @@ START_TEST(test_depth)
 END_TEST
 
 static const char *const robust_specs[] = {
-	"",	"HEADER", "TEXT",     "1",	"1.MIME", "2",	  "2.MIME",	"2.1",
-	"2.2",	"2.2.MIME", "3",      "3.MIME", "3.HEADER", "3.TEXT", "3.1", "3.1.MIME",
-	"3.2",	"4",	  "4.MIME", "5",	"1.1",	  "3.3",  "1.HEADER",
+	"",    "HEADER",   "TEXT",   "1",      "1.MIME",   "2",	     "2.MIME",	 "2.1",
+	"2.2", "2.2.MIME", "3",	     "3.MIME", "3.HEADER", "3.TEXT", "3.1",	 "3.1.MIME",
+	"3.2", "4",	   "4.MIME", "5",      "1.1",	   "3.3",    "1.HEADER",
 };
 
 /*
@@ -519,8 +515,8 @@ static void every_prefix(const char *msg, size_t full)
 			size_t off = 0, n = 0;
 			int r = cpmsync_message_section(copy, len, robust_specs[i], &off, &n);
 
-			ck_assert_msg(r == 0 || r == -CPMSYNC_E_NOT_FOUND, "prefix %zu, %s: %d", len,
-				      robust_specs[i], r);
+			ck_assert_msg(r == 0 || r == -CPMSYNC_E_NOT_FOUND, "prefix %zu, %s: %d",
+				      len, robust_specs[i], r);
 			if (r < 0)
 				continue;
 			ck_assert_uint_le(off, len);
@@ -531,8 +527,8 @@ static void every_prefix(const char *msg, size_t full)
 
 				snprintf(part, sizeof(part), "%.*s",
 					 (int)(strlen(robust_specs[i]) - 5), robust_specs[i]);
-				ck_assert_int_eq(cpmsync_message_section(copy, len, part, &poff, &pn),
-						 0);
+				ck_assert_int_eq(
+					cpmsync_message_section(copy, len, part, &poff, &pn), 0);
 				ck_assert_uint_eq(off + n, poff);
 			}
 		}

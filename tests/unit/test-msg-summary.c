@@ -10,22 +10,21 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char sample[] =
-	"Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
-	"From: tel:+4911111\r\n"
-	"To: tel:+4922222\r\n"
-	"Message-ID: <0123@example.org>\r\n"
-	"MIME-Version: 1.0\r\n"
-	"Content-Type: Message/CPIM\r\n"
-	"Subject: =?UTF-8?B?SGFsbG8g?=\r\n"
-	" =?UTF-8?B?V2VsdA==?=\r\n"
-	"Conversation-ID: f81d4fae-7dec-11d0-a765-00a0c91e6bf6\r\n"
-	"Contribution-ID: abcdef\r\n"
-	"IMDN-Message-ID: UFoF32HEaXaw\r\n"
-	"Message-Direction: sent\r\n"
-	"\r\n"
-	"From: <sip:anonymous@anonymous.invalid>\r\n"
-	"Subject: not a header of the message\r\n";
+static const char sample[] = "Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+			     "From: tel:+4911111\r\n"
+			     "To: tel:+4922222\r\n"
+			     "Message-ID: <0123@example.org>\r\n"
+			     "MIME-Version: 1.0\r\n"
+			     "Content-Type: Message/CPIM\r\n"
+			     "Subject: =?UTF-8?B?SGFsbG8g?=\r\n"
+			     " =?UTF-8?B?V2VsdA==?=\r\n"
+			     "Conversation-ID: f81d4fae-7dec-11d0-a765-00a0c91e6bf6\r\n"
+			     "Contribution-ID: abcdef\r\n"
+			     "IMDN-Message-ID: UFoF32HEaXaw\r\n"
+			     "Message-Direction: sent\r\n"
+			     "\r\n"
+			     "From: <sip:anonymous@anonymous.invalid>\r\n"
+			     "Subject: not a header of the message\r\n";
 
 static struct msg_summary parse(const char *s)
 {
@@ -78,7 +77,9 @@ static const struct field_case field_cases[] = {
 	{ "From: a\n\nSubject: body\n", "", "", "a", "" },
 	{ "From: a\r\n\r\nSubject: body\r\n", "", "", "a", "" },
 	/* NUL dropped, control characters to spaces, 8-bit Latin-1 to UTF-8 */
-	{ "Subject: a\x01" "b\n", "", "a b", "", "" },
+	{ "Subject: a\x01"
+	  "b\n",
+	  "", "a b", "", "" },
 	{ "Subject: caf\xe9\n", "", "caf\xc3\xa9", "", "" },
 	{ "Subject: caf\xc3\xa9\n", "", "caf\xc3\xa9", "", "" },
 	/* To and Cc: top-level commas only */
@@ -310,7 +311,7 @@ static const struct date_case date_cases[] = {
 	{ "Tue, 1 Jul 2003 01:52:37 PDT", 0, 1057049557 },
 	{ "Tue, 1 Jul 2003 08:52:37 -0000", 0, 1057049557 },
 	{ "Tue, 1 Jul 2003 08:52:37 A", 0, 1057049557 }, /* military: unknown */
-	{ "Tue, 1 Jul 2003 08:52:37", 0, 1057049557 },	  /* no zone: UTC */
+	{ "Tue, 1 Jul 2003 08:52:37", 0, 1057049557 },	 /* no zone: UTC */
 	{ "Tue, 1 Jul 2003 08:52:37+0000", 0, 1057049557 },
 	{ "Tue, 1 Jul 03 10:52:37 +0200", 0, 1057049557 },
 	{ "Tue, 1 Jul 103 10:52:37 +0200", 0, 1057049557 },

@@ -47,8 +47,7 @@ static const char msg2[] = "Message-ID: <two@example.org>\r\n"
 			   "\r\n"
 			   "world\r\n";
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -61,8 +60,7 @@ static int64_t add_folder(const char *account, const char *name)
 	int64_t aid, fid;
 
 	ck_assert_int_eq(store_sync_account(s, account, &aid), 0);
-	ck_assert_int_eq(store_sync_folder_add(s, aid, name, NULL, true, &fid),
-			 0);
+	ck_assert_int_eq(store_sync_folder_add(s, aid, name, NULL, true, &fid), 0);
 	return fid;
 }
 
@@ -122,14 +120,12 @@ static void start(void)
 {
 	char *err = NULL;
 
-	ck_assert_msg(outbox_new(loop, cs, obx, &callbacks, NULL, &ob, &err) ==
-			      0,
-		      "%s", err ? err : "");
+	ck_assert_msg(outbox_new(loop, cs, obx, &callbacks, NULL, &ob, &err) == 0, "%s",
+		      err ? err : "");
 }
 
 /* outbox/rel, in a static ring. */
-static const char *P(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+static const char *P(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static const char *P(const char *fmt, ...)
 {
 	static char ring[8][2 * PATH_MAX + 64];
@@ -212,8 +208,7 @@ static int count(const char *account, const char *folder, int64_t *ret_last_id)
 
 	if (cpmsync_store_find_folder(cs, account, folder, &fid) < 0)
 		return -1;
-	ck_assert_int_eq(
-		cpmsync_store_foreach_message(cs, fid, 0, 0, count_cb, acc), 0);
+	ck_assert_int_eq(cpmsync_store_foreach_message(cs, fid, 0, 0, count_cb, acc), 0);
 	if (ret_last_id)
 		*ret_last_id = acc[1];
 	return (int)acc[0];
@@ -241,8 +236,7 @@ static bool run_until(cond_fn cond, const void *arg, unsigned ms)
 
 		if (now >= end)
 			break;
-		cpmsync_loop_iterate(loop,
-				     (int)(end - now < 50 ? end - now : 50));
+		cpmsync_loop_iterate(loop, (int)(end - now < 50 ? end - now : 50));
 	}
 	return cond(arg);
 }
@@ -397,10 +391,8 @@ START_TEST(test_failures)
 	ck_assert_ptr_nonnull(strstr(why_of("empty"), "empty"));
 	ck_assert_ptr_nonnull(strstr(why_of("nofolder"), "no folder 'Nope'"));
 	ck_assert_ptr_nonnull(strstr(why_of("nofolder"), "account 'a'"));
-	ck_assert_ptr_nonnull(
-		strstr(why_of("rootfile"), "directly in the outbox"));
-	ck_assert_ptr_nonnull(strstr(why_of("accountfile"),
-				     "not in a folder of account 'a'"));
+	ck_assert_ptr_nonnull(strstr(why_of("rootfile"), "directly in the outbox"));
+	ck_assert_ptr_nonnull(strstr(why_of("accountfile"), "not in a folder of account 'a'"));
 	ck_assert_ptr_nonnull(strstr(why_of("link"), "symbolic link"));
 	ck_assert_ptr_nonnull(strstr(why_of("big"), "too large"));
 	ck_assert_ptr_nonnull(strstr(why_of("big"), "67108865 bytes"));
@@ -489,18 +481,16 @@ START_TEST(test_refused_goes_to_failed)
 	put(P("a/Chats/2024/r.msg"), msg1, sizeof(msg1) - 1);
 	start();
 	ck_assert_int_eq(count("a", "Chats/2024", &id), 1);
-	ck_assert_int_eq(store_exec(s,
-				    "UPDATE journal SET attempts = 1,"
-				    " refused = 'NO [TOOBIG] message too large'"
-				    " WHERE op = 'append'"),
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET attempts = 1,"
+				       " refused = 'NO [TOOBIG] message too large'"
+				       " WHERE op = 'append'"),
 			 0);
 	outbox_rescan(ob);
 	ck_assert(!exists(P(".pending/%" PRId64, id)));
 	ck_assert_str_eq(slurp(P(".failed/r.msg")), msg1);
 	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "a/Chats/2024/r.msg: "));
 	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "refused"));
-	ck_assert_ptr_nonnull(
-		strstr(why_of("r.msg"), "NO [TOOBIG] message too large"));
+	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "NO [TOOBIG] message too large"));
 	/* Taken back from the store. */
 	ck_assert_int_eq(count("a", "Chats/2024", NULL), 0);
 	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);
@@ -519,8 +509,7 @@ START_TEST(test_removed_locally_goes_to_failed)
 	outbox_rescan(ob);
 	ck_assert(!exists(P(".pending/%" PRId64, id)));
 	ck_assert_str_eq(slurp(P(".failed/gone")), msg1);
-	ck_assert_ptr_nonnull(
-		strstr(why_of("gone"), "removed from the local store"));
+	ck_assert_ptr_nonnull(strstr(why_of("gone"), "removed from the local store"));
 }
 END_TEST
 
@@ -529,8 +518,7 @@ START_TEST(test_crash_after_commit)
 	int64_t id, id2;
 
 	/* Stored, then the daemon died before the claim got its id. */
-	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg1,
-					  sizeof(msg1) - 1, NULL, 0, &id),
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg1, sizeof(msg1) - 1, NULL, 0, &id),
 			 0);
 	put(P(".pending/claimed/a/INBOX/c1"), msg1, sizeof(msg1) - 1);
 	/* Claimed, then it died before storing. */
@@ -609,15 +597,12 @@ START_TEST(test_bad_arguments)
 	char *err = NULL;
 	char path[PATH_MAX + 16];
 
-	ck_assert_int_eq(
-		outbox_new(loop, NULL, obx, &callbacks, NULL, &ob, &err),
-		-EINVAL);
+	ck_assert_int_eq(outbox_new(loop, NULL, obx, &callbacks, NULL, &ob, &err), -EINVAL);
 	free(err);
 	snprintf(path, sizeof(path), "%s/file", tmpdir);
 	put(path, "x", 1);
 	snprintf(path, sizeof(path), "%s/file/outbox", tmpdir);
-	ck_assert_int_lt(
-		outbox_new(loop, cs, path, &callbacks, NULL, &ob, &err), 0);
+	ck_assert_int_lt(outbox_new(loop, cs, path, &callbacks, NULL, &ob, &err), 0);
 	ck_assert_ptr_nonnull(strstr(err, path));
 	free(err);
 	ck_assert_ptr_null(ob);

@@ -118,23 +118,12 @@ static const struct {
 	const char *pattern, *name;
 	bool want;
 } pattern_cases[] = {
-	{ "*", "INBOX", true },
-	{ "*", "a/b/c", true },
-	{ "%", "a", true },
-	{ "%", "a/b", false },
-	{ "a/%", "a/b", true },
-	{ "a/%", "a/b/c", false },
-	{ "a/*", "a/b/c", true },
-	{ "a*", "abc/d", true },
-	{ "INBOX", "inbox", true },
-	{ "inbox/%", "INBOX/x", true },
-	{ "INBOX/x", "INBOX/X", false },
-	{ "Sent", "sent", false },
-	{ "*c", "abc", true },
-	{ "*c", "abd", false },
-	{ "", "", true },
-	{ "a%c", "ab/c", false },
-	{ "a%c", "abbc", true },
+	{ "*", "INBOX", true },		{ "*", "a/b/c", true },		 { "%", "a", true },
+	{ "%", "a/b", false },		{ "a/%", "a/b", true },		 { "a/%", "a/b/c", false },
+	{ "a/*", "a/b/c", true },	{ "a*", "abc/d", true },	 { "INBOX", "inbox", true },
+	{ "inbox/%", "INBOX/x", true }, { "INBOX/x", "INBOX/X", false }, { "Sent", "sent", false },
+	{ "*c", "abc", true },		{ "*c", "abd", false },		 { "", "", true },
+	{ "a%c", "ab/c", false },	{ "a%c", "abbc", true },
 };
 
 START_TEST(test_pattern)
@@ -171,58 +160,74 @@ struct folder_scenario {
 	const char *want[MAXF * 2];
 };
 
-#define R(n, ...) { .name = n, __VA_ARGS__ }
-#define L(i, n, sn, ...) { .id = i, .name = n, .server_name = sn, __VA_ARGS__ }
+#define R(n, ...)                                                                                  \
+	{                                                                                          \
+		.name = n, __VA_ARGS__                                                             \
+	}
+#define L(i, n, sn, ...)                                                                           \
+	{                                                                                          \
+		.id = i, .name = n, .server_name = sn, __VA_ARGS__                                 \
+	}
 
 static const struct folder_scenario folder_scenarios[] = {
-	{ "first sync: everything new", true,
+	{ "first sync: everything new",
+	  true,
 	  { R("INBOX"), R("Sent"), R("Archive/2024") },
 	  { { 0 } },
 	  { "ADD:-:0", "ADD:-:1", "ADD:-:2" } },
-	{ "nothing changed (LIST-STATUS equal): no SELECT", true,
+	{ "nothing changed (LIST-STATUS equal): no SELECT",
+	  true,
 	  { R("INBOX", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
 	      .highestmodseq = 55) },
 	  { L(1, "INBOX", "INBOX", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
 	      .known_messages = 9) },
 	  { "UNCHANGED:0:0" } },
-	{ "nothing changed but sync_bodies grew: sync (to fetch the bodies now wanted)", true,
+	{ "nothing changed but sync_bodies grew: sync (to fetch the bodies now wanted)",
+	  true,
 	  { R("INBOX", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
 	      .highestmodseq = 55) },
 	  { L(1, "INBOX", "INBOX", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
 	      .known_messages = 9, .bodies_behind = true) },
 	  { "SYNC:0:0" } },
-	{ "HIGHESTMODSEQ moved: sync", true,
+	{ "HIGHESTMODSEQ moved: sync",
+	  true,
 	  { R("INBOX", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
 	      .highestmodseq = 56) },
 	  { L(1, "INBOX", "INBOX", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
 	      .known_messages = 9) },
 	  { "SYNC:0:0" } },
-	{ "an expunge shows in MESSAGES even if HIGHESTMODSEQ were equal", true,
+	{ "an expunge shows in MESSAGES even if HIGHESTMODSEQ were equal",
+	  true,
 	  { R("INBOX", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 8,
 	      .highestmodseq = 55) },
 	  { L(1, "INBOX", "INBOX", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
 	      .known_messages = 9) },
 	  { "SYNC:0:0" } },
-	{ "without CONDSTORE equal STATUS proves nothing (flags)", false,
+	{ "without CONDSTORE equal STATUS proves nothing (flags)",
+	  false,
 	  { R("INBOX", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
 	      .highestmodseq = 55) },
 	  { L(1, "INBOX", "INBOX", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
 	      .known_messages = 9) },
 	  { "SYNC:0:0" } },
-	{ "deleted on the server: deleted locally", true,
+	{ "deleted on the server: deleted locally",
+	  true,
 	  { R("INBOX") },
 	  { L(1, "INBOX", "INBOX"), L(2, "Old", "Old", .uidvalidity = 3) },
 	  { "SYNC:0:0", "DELETE:1:-" } },
-	{ "deleted on the server with local appends waiting: re-created", true,
+	{ "deleted on the server with local appends waiting: re-created",
+	  true,
 	  { R("INBOX") },
 	  { L(1, "INBOX", "INBOX"), L(2, "Old", "Old", .has_content_ops = true) },
 	  { "SYNC:0:0", "RECREATE:1:-" } },
-	{ "renamed on the server: same UIDVALIDITY keeps the folder", true,
+	{ "renamed on the server: same UIDVALIDITY keeps the folder",
+	  true,
 	  { R("INBOX"), R("Projects/2025", .has_status = true, .uidvalidity = 42, .uidnext = 5,
 			  .messages = 4) },
 	  { L(1, "INBOX", "INBOX"), L(2, "Projects/2024", "Projects/2024", .uidvalidity = 42) },
 	  { "SYNC:0:0", "RENAMED:1:1" } },
-	{ "renamed and UIDVALIDITY differs: a new folder, the old one deleted", true,
+	{ "renamed and UIDVALIDITY differs: a new folder, the old one deleted",
+	  true,
 	  { R("New", .has_status = true, .uidvalidity = 43) },
 	  { L(2, "Old", "Old", .uidvalidity = 42) },
 	  { "ADD:-:0", "DELETE:0:-" } },
@@ -231,35 +236,43 @@ static const struct folder_scenario folder_scenarios[] = {
 	  { R("Box", .has_status = true, .uidvalidity = 99, .uidnext = 1) },
 	  { L(2, "Box", "Box", .uidvalidity = 42, .uidnext = 7, .highestmodseq = 3) },
 	  { "SYNC:0:0" } },
-	{ "local CREATE pending: kept, nothing to sync", true,
+	{ "local CREATE pending: kept, nothing to sync",
+	  true,
 	  { R("INBOX") },
 	  { L(1, "INBOX", "INBOX"), L(2, "Mine", NULL) },
 	  { "SYNC:0:0" } },
-	{ "local CREATE that reached the server before a crash: confirmed", true,
+	{ "local CREATE that reached the server before a crash: confirmed",
+	  true,
 	  { R("INBOX"), R("Mine") },
 	  { L(1, "INBOX", "INBOX"), L(2, "Mine", NULL) },
 	  { "SYNC:0:0", "CONFIRM:1:1" } },
-	{ "local RENAME pending: synced under its server name", true,
+	{ "local RENAME pending: synced under its server name",
+	  true,
 	  { R("Old") },
 	  { L(2, "New", "Old", .rename_pending = true) },
 	  { "SYNC:0:0" } },
-	{ "local RENAME that reached the server before a crash: confirmed", true,
+	{ "local RENAME that reached the server before a crash: confirmed",
+	  true,
 	  { R("New", .has_status = true, .uidvalidity = 42) },
 	  { L(2, "New", "Old", .rename_pending = true, .uidvalidity = 42) },
 	  { "CONFIRM:0:0" } },
-	{ "local DELETE pending: neither synced nor re-added", true,
+	{ "local DELETE pending: neither synced nor re-added",
+	  true,
 	  { R("INBOX"), R("Gone") },
 	  { L(1, "INBOX", "INBOX"), L(2, "Gone", "Gone", .removed = true) },
 	  { "SYNC:0:0" } },
-	{ "local DELETE that reached the server: row dropped", true,
+	{ "local DELETE that reached the server: row dropped",
+	  true,
 	  { R("INBOX") },
 	  { L(1, "INBOX", "INBOX"), L(2, "Gone", "Gone", .removed = true) },
 	  { "SYNC:0:0", "DELETE:1:-" } },
-	{ "\\Noselect parents are not folders", true,
+	{ "\\Noselect parents are not folders",
+	  true,
 	  { R("Parent", .noselect = true), R("Parent/Child") },
 	  { { 0 } },
 	  { "ADD:-:1" } },
-	{ "INBOX case-insensitive", true,
+	{ "INBOX case-insensitive",
+	  true,
 	  { R("INBOX") },
 	  { L(1, "inbox", "Inbox") },
 	  { "SYNC:0:0" } },
@@ -337,7 +350,7 @@ START_TEST(test_many_folders)
 	struct plan_remote_folder *r = calloc(N, sizeof(*r));
 	struct plan_local_folder *l = calloc(N, sizeof(*l));
 	struct plan_folder_action *acts = calloc(2 * N, sizeof(*acts));
-	char (*rn)[32] = calloc(N, 32), (*ln)[32] = calloc(N, 32);
+	char(*rn)[32] = calloc(N, 32), (*ln)[32] = calloc(N, 32);
 	size_t count[PLAN_FOLDER_UNCHANGED + 1] = { 0 };
 	int n;
 
@@ -347,18 +360,26 @@ START_TEST(test_many_folders)
 		size_t k = N - 1 - i;
 
 		snprintf(ln[k], 32, "conv/%05zu", i);
-		l[k] = (struct plan_local_folder){ .id = (int64_t)k + 1, .name = ln[k],
-						   .server_name = ln[k], .uidvalidity = (uint32_t)i + 1,
-						   .uidnext = 5, .highestmodseq = 9, .known_messages = 4 };
+		l[k] = (struct plan_local_folder){ .id = (int64_t)k + 1,
+						   .name = ln[k],
+						   .server_name = ln[k],
+						   .uidvalidity = (uint32_t)i + 1,
+						   .uidnext = 5,
+						   .highestmodseq = 9,
+						   .known_messages = 4 };
 		if (i % 2 == 0)
 			snprintf(rn[i], 32, "conv/%05zu", i);
 		else if (i % 4 == 1)
 			snprintf(rn[i], 32, "renamed/%05zu", i);
 		else
 			snprintf(rn[i], 32, "new/%05zu", i);
-		r[i] = (struct plan_remote_folder){ .name = rn[i], .has_status = true,
-						    .uidvalidity = (uint32_t)(i % 4 == 3 ? N + i : i + 1),
-						    .uidnext = 5, .messages = 4, .highestmodseq = 9 };
+		r[i] = (struct plan_remote_folder){ .name = rn[i],
+						    .has_status = true,
+						    .uidvalidity =
+							    (uint32_t)(i % 4 == 3 ? N + i : i + 1),
+						    .uidnext = 5,
+						    .messages = 4,
+						    .highestmodseq = 9 };
 	}
 	n = plan_folders(r, N, l, N, true, acts);
 	ck_assert_int_ge(n, 0);
@@ -419,10 +440,10 @@ static const struct {
 	bool want_fetch;
 	uint32_t want_from;
 } after_cases[] = {
-	{ "QRESYNC, nothing new", PLAN_MODE_QRESYNC, 5, 10, 5, 10, false, false,
-	  PLAN_MODE_QRESYNC, false, 10 },
-	{ "QRESYNC, new messages", PLAN_MODE_QRESYNC, 5, 10, 5, 12, false, false,
-	  PLAN_MODE_QRESYNC, true, 10 },
+	{ "QRESYNC, nothing new", PLAN_MODE_QRESYNC, 5, 10, 5, 10, false, false, PLAN_MODE_QRESYNC,
+	  false, 10 },
+	{ "QRESYNC, new messages", PLAN_MODE_QRESYNC, 5, 10, 5, 12, false, false, PLAN_MODE_QRESYNC,
+	  true, 10 },
 	{ "UIDVALIDITY changed: re-read from 1", PLAN_MODE_QRESYNC, 5, 10, 6, 3, false, true,
 	  PLAN_MODE_INITIAL, true, 1 },
 	{ "NOMODSEQ: plain comparison", PLAN_MODE_CONDSTORE, 5, 10, 5, 10, true, false,
@@ -467,8 +488,8 @@ static Suite *plan_suite(void)
 	Suite *s = suite_create("plan");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_loop_test(tc, test_flags_from_list, 0, (int)(sizeof(from_list_cases) /
-							       sizeof(from_list_cases[0])));
+	tcase_add_loop_test(tc, test_flags_from_list, 0,
+			    (int)(sizeof(from_list_cases) / sizeof(from_list_cases[0])));
 	tcase_add_loop_test(tc, test_flags_merge3, 0,
 			    (int)(sizeof(merge_cases) / sizeof(merge_cases[0])));
 	tcase_add_test(tc, test_flags_diff_apply);

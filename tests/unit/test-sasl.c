@@ -12,11 +12,11 @@
 
 /* RFC 7677 section 3. */
 #define RFC_NONCE "rOprNGfwEbeRWgbNEkqO"
-#define RFC_SERVER_FIRST                                                    \
-	"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"            \
+#define RFC_SERVER_FIRST                                                                           \
+	"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"                                    \
 	"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
-#define RFC_CLIENT_FINAL                                                    \
-	"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"     \
+#define RFC_CLIENT_FINAL                                                                           \
+	"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"                             \
 	"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
@@ -30,8 +30,8 @@ static struct sasl_scram *rfc_exchange(void)
 	ck_assert_int_eq(sasl_scram_client_first(s, &msg), 0);
 	ck_assert_str_eq(msg, "n,,n=user,r=" RFC_NONCE);
 	free(msg);
-	ck_assert_int_eq(sasl_scram_client_final(s, RFC_SERVER_FIRST,
-						 strlen(RFC_SERVER_FIRST), &msg), 0);
+	ck_assert_int_eq(
+		sasl_scram_client_final(s, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), &msg), 0);
 	ck_assert_str_eq(msg, RFC_CLIENT_FINAL);
 	free(msg);
 	ck_assert(sasl_scram_has_final(s));
@@ -43,8 +43,8 @@ START_TEST(test_scram_rfc7677_vector)
 	struct sasl_scram *s = rfc_exchange();
 
 	ck_assert(!sasl_scram_verified(s));
-	ck_assert_int_eq(sasl_scram_verify_server_final(s, RFC_SERVER_FINAL,
-							strlen(RFC_SERVER_FINAL)), 0);
+	ck_assert_int_eq(
+		sasl_scram_verify_server_final(s, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL)), 0);
 	ck_assert(sasl_scram_verified(s));
 	sasl_scram_free(s);
 }
@@ -55,12 +55,10 @@ START_TEST(test_scram_impostor_signature_refused)
 	static const char bad[] = "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 	struct sasl_scram *s = rfc_exchange();
 
-	ck_assert_int_eq(sasl_scram_verify_server_final(s, bad, strlen(bad)),
-			 -CPMSYNC_E_AUTH);
+	ck_assert_int_eq(sasl_scram_verify_server_final(s, bad, strlen(bad)), -CPMSYNC_E_AUTH);
 	ck_assert(!sasl_scram_verified(s));
 	ck_assert_ptr_nonnull(strstr(sasl_scram_error(s), "signature"));
-	ck_assert_int_eq(sasl_scram_verify_server_final(s, "e=invalid-proof", 15),
-			 -CPMSYNC_E_AUTH);
+	ck_assert_int_eq(sasl_scram_verify_server_final(s, "e=invalid-proof", 15), -CPMSYNC_E_AUTH);
 	ck_assert_int_eq(sasl_scram_verify_server_final(s, "x=1", 3), -CPMSYNC_E_AUTH);
 	sasl_scram_free(s);
 }
@@ -71,7 +69,8 @@ static const struct {
 	int r;
 } bad_first[] = {
 	{ "r=someoneelse123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", -CPMSYNC_E_PROTOCOL },
-	{ "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", -CPMSYNC_E_PROTOCOL }, /* no server part */
+	{ "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+	  -CPMSYNC_E_PROTOCOL }, /* no server part */
 	{ "r=" RFC_NONCE "xyz,i=4096", -CPMSYNC_E_PROTOCOL },
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==", -CPMSYNC_E_PROTOCOL },
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0", -CPMSYNC_E_PROTOCOL },
@@ -90,7 +89,8 @@ static const struct {
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=", -CPMSYNC_E_PROTOCOL },
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=-1", -CPMSYNC_E_PROTOCOL },
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1000001", -CPMSYNC_E_PROTOCOL },
-	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=184467440737095516161", -CPMSYNC_E_PROTOCOL },
+	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=184467440737095516161",
+	  -CPMSYNC_E_PROTOCOL },
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ=,i=4096", -CPMSYNC_E_PROTOCOL },
 	{ "R=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", -CPMSYNC_E_PROTOCOL },
 	{ "r" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", -CPMSYNC_E_PROTOCOL },
@@ -107,8 +107,8 @@ START_TEST(test_scram_bad_server_first)
 	free(msg);
 	msg = NULL;
 	ck_assert_int_eq(sasl_scram_client_final(s, bad_first[_i].server_first,
-						 strlen(bad_first[_i].server_first),
-						 &msg), bad_first[_i].r);
+						 strlen(bad_first[_i].server_first), &msg),
+			 bad_first[_i].r);
 	ck_assert_ptr_null(msg);
 	ck_assert(!sasl_scram_has_final(s));
 	ck_assert_str_ne(sasl_scram_error(s), "");
@@ -128,19 +128,15 @@ START_TEST(test_scram_error_texts)
 	ck_assert_int_eq(sasl_scram_client_first(s, &msg), 0);
 	free(msg);
 	msg = NULL;
-	ck_assert_int_eq(sasl_scram_client_final(s, huge, strlen(huge), &msg),
-			 -CPMSYNC_E_PROTOCOL);
-	ck_assert_str_eq(sasl_scram_error(s),
-			 "iteration count 99999999 too large (limit 1000000)");
-	ck_assert_int_eq(sasl_scram_client_final(s, err, strlen(err), &msg),
-			 -CPMSYNC_E_AUTH);
+	ck_assert_int_eq(sasl_scram_client_final(s, huge, strlen(huge), &msg), -CPMSYNC_E_PROTOCOL);
+	ck_assert_str_eq(sasl_scram_error(s), "iteration count 99999999 too large (limit 1000000)");
+	ck_assert_int_eq(sasl_scram_client_final(s, err, strlen(err), &msg), -CPMSYNC_E_AUTH);
 	ck_assert_ptr_nonnull(strstr(sasl_scram_error(s), "(e=unknown-user)"));
 	ck_assert_ptr_null(msg);
 	sasl_scram_free(s);
 
 	s = rfc_exchange();
-	ck_assert_int_eq(sasl_scram_verify_server_final(s, "e=invalid-proof", 15),
-			 -CPMSYNC_E_AUTH);
+	ck_assert_int_eq(sasl_scram_verify_server_final(s, "e=invalid-proof", 15), -CPMSYNC_E_AUTH);
 	ck_assert_ptr_nonnull(strstr(sasl_scram_error(s), "(e=invalid-proof)"));
 	ck_assert(!sasl_scram_verified(s));
 	sasl_scram_free(s);
@@ -165,9 +161,9 @@ START_TEST(test_scram_extensions_ignored)
 	ck_assert_str_ne(msg, RFC_CLIENT_FINAL);
 	free(msg);
 	/* The RFC's server signature does not match this AuthMessage. */
-	ck_assert_int_eq(sasl_scram_verify_server_final(s, RFC_SERVER_FINAL,
-							strlen(RFC_SERVER_FINAL)),
-			 -CPMSYNC_E_AUTH);
+	ck_assert_int_eq(
+		sasl_scram_verify_server_final(s, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL)),
+		-CPMSYNC_E_AUTH);
 	sasl_scram_free(s);
 }
 END_TEST
@@ -190,11 +186,12 @@ START_TEST(test_scram_argument_checks)
 		char *msg = NULL;
 
 		ck_assert_int_lt(sasl_scram_client_final(s, RFC_SERVER_FIRST,
-							 strlen(RFC_SERVER_FIRST),
-							 &msg), 0);
+							 strlen(RFC_SERVER_FIRST), &msg),
+				 0);
 		ck_assert_ptr_null(msg);
 		ck_assert_int_lt(sasl_scram_verify_server_final(s, RFC_SERVER_FINAL,
-								strlen(RFC_SERVER_FINAL)), 0);
+								strlen(RFC_SERVER_FINAL)),
+				 0);
 	}
 	sasl_scram_free(s);
 }
@@ -240,8 +237,13 @@ static const struct {
 	const char *plain;
 	const char *b64;
 } b64_cases[] = {
-	{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
-	{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+	{ "", "" },
+	{ "f", "Zg==" },
+	{ "fo", "Zm8=" },
+	{ "foo", "Zm9v" },
+	{ "foob", "Zm9vYg==" },
+	{ "fooba", "Zm9vYmE=" },
+	{ "foobar", "Zm9vYmFy" },
 };
 
 START_TEST(test_base64_rfc4648_vectors)
@@ -250,12 +252,11 @@ START_TEST(test_base64_rfc4648_vectors)
 	void *dec;
 	size_t len;
 
-	ck_assert_int_eq(base64_encode(b64_cases[_i].plain,
-				       strlen(b64_cases[_i].plain), &enc), 0);
+	ck_assert_int_eq(base64_encode(b64_cases[_i].plain, strlen(b64_cases[_i].plain), &enc), 0);
 	ck_assert_str_eq(enc, b64_cases[_i].b64);
 	free(enc);
-	ck_assert_int_eq(base64_decode(b64_cases[_i].b64,
-				       strlen(b64_cases[_i].b64), &dec, &len), 0);
+	ck_assert_int_eq(base64_decode(b64_cases[_i].b64, strlen(b64_cases[_i].b64), &dec, &len),
+			 0);
 	ck_assert_uint_eq(len, strlen(b64_cases[_i].plain));
 	ck_assert_int_eq(memcmp(dec, b64_cases[_i].plain, len), 0);
 	free(dec);
@@ -263,8 +264,8 @@ START_TEST(test_base64_rfc4648_vectors)
 END_TEST
 
 static const char *const bad_b64[] = {
-	"Zg=", "Zg", "Z===", "=Zg=", "Zm9v!A==", "Zm=v", "Zm9v\n", "Zg==Zg==",
-	"Zh==", "Zm9=", "Zm9v ", " Zm9v", "Zm9v-_==", "Zm,v", "====", "Zm9vY===",
+	"Zg=",	"Zg",	"Z===",	 "=Zg=",  "Zm9v!A==", "Zm=v", "Zm9v\n", "Zg==Zg==",
+	"Zh==", "Zm9=", "Zm9v ", " Zm9v", "Zm9v-_==", "Zm,v", "====",	"Zm9vY===",
 };
 
 START_TEST(test_base64_invalid)
@@ -272,8 +273,7 @@ START_TEST(test_base64_invalid)
 	void *dec = NULL;
 	size_t len = 0;
 
-	ck_assert_int_eq(base64_decode(bad_b64[_i], strlen(bad_b64[_i]), &dec, &len),
-			 -EINVAL);
+	ck_assert_int_eq(base64_decode(bad_b64[_i], strlen(bad_b64[_i]), &dec, &len), -EINVAL);
 	ck_assert_ptr_null(dec);
 }
 END_TEST
@@ -343,8 +343,7 @@ static Suite *sasl_suite(void)
 	tcase_add_test(tc, test_base64_binary_round_trip);
 	tcase_add_loop_test(tc, test_base64_rfc4648_vectors, 0,
 			    sizeof(b64_cases) / sizeof(b64_cases[0]));
-	tcase_add_loop_test(tc, test_base64_invalid, 0,
-			    sizeof(bad_b64) / sizeof(bad_b64[0]));
+	tcase_add_loop_test(tc, test_base64_invalid, 0, sizeof(bad_b64) / sizeof(bad_b64[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -19,8 +19,13 @@ static const struct {
 	enum cpmsync_settings_error want;
 } cases[] = {
 	{ { .host = "imap.example.org", .user = "u", .password = "pw" }, CPMSYNC_SETTINGS_OK },
-	{ { .host = "::1", .user = "u", .password_file = "/p", .security = "none",
-	    .ca_file = "/c", .sync_bodies = "4194304" }, CPMSYNC_SETTINGS_OK },
+	{ { .host = "::1",
+	    .user = "u",
+	    .password_file = "/p",
+	    .security = "none",
+	    .ca_file = "/c",
+	    .sync_bodies = "4194304" },
+	  CPMSYNC_SETTINGS_OK },
 	{ { .host = "h", .user = "u", .password_command = "pass x", .sync_bodies = "all" },
 	  CPMSYNC_SETTINGS_OK },
 	{ { .user = "u", .password = "pw" }, CPMSYNC_SETTINGS_NO_HOST },

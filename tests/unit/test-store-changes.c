@@ -46,10 +46,12 @@ static void setup(void)
 	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
 	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, &err), 0);
 	s = store_from_public(cs);
-	ck_assert_int_eq(store_exec(s,
-		"INSERT INTO account (id, name) VALUES (1, 'a');"
-		"INSERT INTO folder (id, account_id, name, server_name, delimiter, uidvalidity)"
-		" VALUES (1, 1, 'INBOX', 'INBOX', '/', 7), (2, 1, 'Archive', 'Archive', '/', 8);"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a');"
+				       "INSERT INTO folder (id, account_id, name, server_name, "
+				       "delimiter, uidvalidity)"
+				       " VALUES (1, 1, 'INBOX', 'INBOX', '/', 7), (2, 1, "
+				       "'Archive', 'Archive', '/', 8);"),
+			 0);
 	notified = 0;
 	ck_assert_int_eq(cpmsync_store_watch(cs, notify, NULL), 0);
 }
@@ -165,7 +167,9 @@ START_TEST(test_nothing_handed_out_inside_a_transaction)
 	ck_assert_int_eq(take(c, 4), 1);
 	ck_assert_int_eq(c[0].kind, CPMSYNC_CHANGE_MESSAGE_ADDED);
 	/* Limited takes hand out the rest later, in order. */
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (1, 4), (1, 5), (1, 6)"), 0);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (1, 4), (1, 5), (1, 6)"),
+		0);
 	ck_assert_int_eq(take(c, 2), 2);
 	ck_assert_int_eq(take(c, 2), 1);
 	ck_assert_int_eq(take(c, 2), 0);
@@ -176,7 +180,10 @@ START_TEST(test_server_side_flags_and_expunge)
 {
 	struct cpmsync_change c[8];
 
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, flags) VALUES (50, 1, 9, '')"), 0);
+	ck_assert_int_eq(
+		store_exec(s,
+			   "INSERT INTO message (id, folder_id, uid, flags) VALUES (50, 1, 9, '')"),
+		0);
 	take(c, 8);
 	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Seen' WHERE id = 50"), 0);
 	ck_assert_int_eq(take(c, 8), 1);
@@ -210,7 +217,8 @@ START_TEST(test_refused_and_discard)
 	ck_assert_int_eq(cpmsync_op_discard(cs, id), -EBUSY);
 	/* Refused by the server: reported, and then it can. */
 	ck_assert_int_eq(store_begin(s), 0);
-	ck_assert_int_eq(store_exec(s, "UPDATE journal SET refused = 'NO too big' WHERE op = 'append'"), 0);
+	ck_assert_int_eq(
+		store_exec(s, "UPDATE journal SET refused = 'NO too big' WHERE op = 'append'"), 0);
 	ck_assert_int_eq(store_commit(s), 0);
 	(void)jid;
 	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), 1);
@@ -222,7 +230,8 @@ START_TEST(test_refused_and_discard)
 	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), -CPMSYNC_E_NOT_FOUND);
 	ck_assert_int_eq(cpmsync_op_discard(cs, id), -CPMSYNC_E_NOT_FOUND);
 	/* On the server: never. */
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (60, 1, 9)"), 0);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (60, 1, 9)"), 0);
 	ck_assert_int_eq(cpmsync_op_discard(cs, 60), -EBUSY);
 }
 END_TEST

@@ -56,15 +56,19 @@ static void setup(void)
 	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
 	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, &err), 0);
 	s = store_from_public(cs);
-	ck_assert_int_eq(store_exec(s,
-		"INSERT INTO account (id, name) VALUES (1, 'a'), (2, 'b');"
-		"INSERT INTO folder (id, account_id, name, delimiter, server_name) VALUES"
-		" (1, 1, 'INBOX', '/', 'INBOX'), (2, 1, 'Archive', '/', 'Archive'),"
-		" (3, 2, 'INBOX', '/', 'INBOX');"
-		"INSERT INTO message (id, folder_id, uid, flags, server_flags, size, message_id, type)"
-		" VALUES (1, 1, 5, '\\Seen', '\\Seen', 5, '<m1@x>', 'message'),"
-		" (2, 3, 1, '', '', 3, '<m2@x>', 'message');"
-		""), 0);
+	ck_assert_int_eq(
+		store_exec(
+			s,
+			"INSERT INTO account (id, name) VALUES (1, 'a'), (2, 'b');"
+			"INSERT INTO folder (id, account_id, name, delimiter, server_name) VALUES"
+			" (1, 1, 'INBOX', '/', 'INBOX'), (2, 1, 'Archive', '/', 'Archive'),"
+			" (3, 2, 'INBOX', '/', 'INBOX');"
+			"INSERT INTO message (id, folder_id, uid, flags, server_flags, size, "
+			"message_id, type)"
+			" VALUES (1, 1, 5, '\\Seen', '\\Seen', 5, '<m1@x>', 'message'),"
+			" (2, 3, 1, '', '', 3, '<m2@x>', 'message');"
+			""),
+		0);
 	ck_assert_int_eq(store_body_put(s, 1, "hello", 5), 0);
 }
 
@@ -170,9 +174,10 @@ static const char *bqtext(const char *fmt, ...)
 /* The journal as "op folder message args|..." (NULL as "-"). */
 static const char *journal(void)
 {
-	return qtext("SELECT ifnull(group_concat(op || ' ' || ifnull(folder_id, '-') || ' ' ||"
-		     " ifnull(message_id, '-') || ' ' || ifnull(replace(args, char(10), '\\n'), '-'),"
-		     " '|'), '') FROM (SELECT * FROM journal ORDER BY id)");
+	return qtext(
+		"SELECT ifnull(group_concat(op || ' ' || ifnull(folder_id, '-') || ' ' ||"
+		" ifnull(message_id, '-') || ' ' || ifnull(replace(args, char(10), '\\n'), '-'),"
+		" '|'), '') FROM (SELECT * FROM journal ORDER BY id)");
 }
 
 /* A digest of every row, to check that a failure changed nothing. */
@@ -180,9 +185,11 @@ static char *snapshot(void)
 {
 	char *r = strdup(qtext(
 		"SELECT (SELECT ifnull(group_concat(id || name, ','), '') FROM account) || ';' ||"
-		" (SELECT ifnull(group_concat(id || name || removed || ifnull(server_name, '-'), ','), '')"
+		" (SELECT ifnull(group_concat(id || name || removed || ifnull(server_name, '-'), "
+		"','), '')"
 		"  FROM folder) || ';' ||"
-		" (SELECT ifnull(group_concat(id || '/' || folder_id || '/' || ifnull(uid, '-') || '/' ||"
+		" (SELECT ifnull(group_concat(id || '/' || folder_id || '/' || ifnull(uid, '-') || "
+		"'/' ||"
 		"  flags || '/' || removed, ','), '') FROM message) || ';' ||"
 		" (SELECT count(*) FROM message WHERE has_body) || ';' ||"
 		" (SELECT ifnull(group_concat(id || op || ifnull(folder_id, '-') ||"
@@ -221,22 +228,30 @@ START_TEST(test_store_row_and_journal)
 	expect_err(cpmsync_op_store(cs, "a", "INBOX", msg1, strlen(msg1), flags, 0, &id), -EINVAL,
 		   "\\Recent");
 	id = store_ok("INBOX", msg1, good);
-	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = %ld", (long)id), "$Label \\Seen");
+	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = %ld", (long)id),
+			 "$Label \\Seen");
 	ck_assert_int_eq(qint("SELECT uid IS NULL AND server_flags IS NULL AND removed = 0"
-			      " FROM message WHERE id = %ld", (long)id), 1);
+			      " FROM message WHERE id = %ld",
+			      (long)id),
+			 1);
 	ck_assert_int_eq(qint("SELECT size FROM message WHERE id = %ld", (long)id), strlen(msg1));
 	ck_assert_int_eq(qint("SELECT internaldate FROM message WHERE id = %ld", (long)id), 1000);
 	ck_assert_str_eq(qtext("SELECT message_id FROM message WHERE id = %ld", (long)id),
 			 "<one@example.org>");
 	ck_assert_str_eq(qtext("SELECT subject FROM summary WHERE id = %ld", (long)id), "grüße");
-	ck_assert_str_eq(qtext("SELECT from_addr FROM summary WHERE id = %ld", (long)id), "tel:+491111");
-	ck_assert_str_eq(qtext("SELECT to_addrs FROM summary WHERE id = %ld", (long)id), "tel:+492222");
+	ck_assert_str_eq(qtext("SELECT from_addr FROM summary WHERE id = %ld", (long)id),
+			 "tel:+491111");
+	ck_assert_str_eq(qtext("SELECT to_addrs FROM summary WHERE id = %ld", (long)id),
+			 "tel:+492222");
 	ck_assert_int_eq(qint("SELECT date FROM message WHERE id = %ld", (long)id), 1057049557);
-	ck_assert_str_eq(qtext("SELECT conversation_id || contribution_id || imdn_message_id || type"
-			       " FROM message WHERE id = %ld", (long)id),
-			 "conv-1contrib-1imdn-1message");
-	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)id),
-			 msg1);
+	ck_assert_str_eq(
+		qtext("SELECT conversation_id || contribution_id || imdn_message_id || type"
+		      " FROM message WHERE id = %ld",
+		      (long)id),
+		"conv-1contrib-1imdn-1message");
+	ck_assert_str_eq(
+		bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)id),
+		msg1);
 	ck_assert_int_eq(id, 3);
 	ck_assert_str_eq(journal(), "append 1 3 -");
 }
@@ -251,8 +266,10 @@ START_TEST(test_store_now_and_case_insensitive_inbox)
 			 time(NULL) - 5);
 	ck_assert_int_eq(qint("SELECT folder_id FROM message WHERE id = %ld", (long)id), 1);
 	/* No Message-ID needed; absent fields are "". */
-	ck_assert_str_eq(qtext("SELECT message_id || subject || '.' FROM message m JOIN summary USING (id) WHERE id = %ld",
-			       (long)id), ".");
+	ck_assert_str_eq(qtext("SELECT message_id || subject || '.' FROM message m JOIN summary "
+			       "USING (id) WHERE id = %ld",
+			       (long)id),
+			 ".");
 }
 END_TEST
 
@@ -272,8 +289,9 @@ START_TEST(test_store_errors_change_nothing)
 		   -CPMSYNC_E_NOT_FOUND, "INBOX");
 	expect_err(cpmsync_op_store(cs, "bad name", "INBOX", msg1, strlen(msg1), NULL, 0, &id),
 		   -EINVAL, "account");
-	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", 0, (uint64_t)CPMSYNC_OP_MAX_MESSAGE_SIZE + 1,
-				       NULL, 0, &id), -EFBIG, "larger");
+	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", 0,
+				       (uint64_t)CPMSYNC_OP_MAX_MESSAGE_SIZE + 1, NULL, 0, &id),
+		   -EFBIG, "larger");
 	after = snapshot();
 	ck_assert_str_eq(before, after);
 	free(before);
@@ -292,7 +310,8 @@ static void write_message(int fd, size_t n)
 		size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
 
 		for (size_t i = 0; i < k; i++)
-			buf[i] = done + i < sizeof(head) - 1 ? head[done + i] : (char)('a' + (done + i) % 26);
+			buf[i] = done + i < sizeof(head) - 1 ? head[done + i]
+							     : (char)('a' + (done + i) % 26);
 		if (write(fd, buf, k) != (ssize_t)k)
 			_exit(1);
 		done += k;
@@ -330,13 +349,18 @@ START_TEST(test_store_fd_pipe_large)
 	ck_assert_int_eq(cpmsync_op_store_fd(cs, "a", "Archive", fd, n, NULL, 0, &id), 0);
 	close(fd);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_int_eq(bqint("SELECT length(data) FROM body WHERE message_id = %ld", (long)id), n);
-	ck_assert_str_eq(qtext("SELECT message_id || ' ' || subject FROM message JOIN summary USING (id) WHERE id = %ld",
-			       (long)id), "<big@x> big");
+	ck_assert_int_eq(bqint("SELECT length(data) FROM body WHERE message_id = %ld", (long)id),
+			 n);
+	ck_assert_str_eq(qtext("SELECT message_id || ' ' || subject FROM message JOIN summary "
+			       "USING (id) WHERE id = %ld",
+			       (long)id),
+			 "<big@x> big");
 	/* The last byte went through the streaming part. */
 	last[0] = (char)('a' + (n - 1) % 26);
 	ck_assert_str_eq(bqtext("SELECT CAST(substr(data, %zu, 1) AS TEXT) FROM body"
-			       " WHERE message_id = %ld", n, (long)id), last);
+				" WHERE message_id = %ld",
+				n, (long)id),
+			 last);
 	ck_assert_str_eq(journal(), "append 2 3 -");
 }
 END_TEST
@@ -350,7 +374,8 @@ START_TEST(test_store_fd_short_input)
 
 	/* Announces more than the pipe gives, both within and beyond the head. */
 	pid = feeder(100, &fd);
-	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", fd, 200, NULL, 0, &id), -EIO, "end of input");
+	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", fd, 200, NULL, 0, &id), -EIO,
+		   "end of input");
 	close(fd);
 	waitpid(pid, NULL, 0);
 	pid = feeder(300 * 1024, &fd);
@@ -408,8 +433,10 @@ START_TEST(test_flags_errors_change_nothing)
 	int64_t some_unknown[] = { 1, 99 }, two_accounts[] = { 1, 2 };
 	char *before = snapshot(), *after;
 
-	expect_err(cpmsync_op_set_flags(cs, some_unknown, 2, add, NULL), -CPMSYNC_E_NOT_FOUND, "99");
-	expect_err(cpmsync_op_set_flags(cs, two_accounts, 2, add, NULL), -EINVAL, "another account");
+	expect_err(cpmsync_op_set_flags(cs, some_unknown, 2, add, NULL), -CPMSYNC_E_NOT_FOUND,
+		   "99");
+	expect_err(cpmsync_op_set_flags(cs, two_accounts, 2, add, NULL), -EINVAL,
+		   "another account");
 	expect_err(cpmsync_op_set_flags(cs, two_accounts, 1, bad, NULL), -EINVAL, "\\Bogus");
 	expect_err(cpmsync_op_set_flags(cs, two_accounts, 1, recent, NULL), -EINVAL, "Recent");
 	expect_err(cpmsync_op_set_flags(cs, two_accounts, 0, add, NULL), -EINVAL, "no message");
@@ -461,7 +488,8 @@ START_TEST(test_expunge_move_and_copy_destinations)
 
 	src[0] = 2;
 	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, server_name)"
-				       " VALUES (4, 2, 'Old', 'Old')"), 0);
+				       " VALUES (4, 2, 'Old', 'Old')"),
+			 0);
 	ck_assert_int_eq(cpmsync_op_copy(cs, src, 1, "Old", &copied), 0);
 	ck_assert_int_eq(cpmsync_op_delete(cs, &copied, 1), 0);
 	ck_assert_int_eq(cpmsync_op_expunge(cs, "b", "Old"), 0);
@@ -484,11 +512,16 @@ START_TEST(test_copy)
 	ck_assert_str_eq(journal(), "append 1 3 -|copy 2 4 src=1|copy 2 5 src=3");
 	ck_assert_str_eq(qtext("SELECT flags || '/' || ifnull(uid, '-') || '/' ||"
 			       " ifnull(server_flags, '-') || '/' || message_id || '/' || size"
-			       " FROM message WHERE id = 4"), "\\Seen/-/-/<m1@x>/5");
-	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 4"), "hello");
-	ck_assert_str_eq(qtext("SELECT subject || type FROM message JOIN summary USING (id) WHERE id = 5"), "grüßemessage");
+			       " FROM message WHERE id = 4"),
+			 "\\Seen/-/-/<m1@x>/5");
+	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 4"),
+			 "hello");
+	ck_assert_str_eq(
+		qtext("SELECT subject || type FROM message JOIN summary USING (id) WHERE id = 5"),
+		"grüßemessage");
 	/* Sources untouched. */
-	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id IN (1, 3) AND removed = 0"), 2);
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id IN (1, 3) AND removed = 0"),
+			 2);
 	/* Into the same folder: a duplicate; ret_new_ids may be NULL. */
 	ck_assert_int_eq(cpmsync_op_copy(cs, ids, 1, "INBOX", NULL), 0);
 	ck_assert_int_eq(qint("SELECT folder_id FROM message WHERE id = 6"), 1);
@@ -506,7 +539,8 @@ START_TEST(test_copy_errors_change_nothing)
 	expect_err(cpmsync_op_move(cs, ids, 2, "Archive", out), -CPMSYNC_E_NOT_FOUND, "42");
 	expect_err(cpmsync_op_move(cs, ids, 1, "INBOX", out), -EINVAL, "already");
 	/* The folder of another account does not count. */
-	expect_err(cpmsync_op_copy(cs, two + 1, 1, "Archive", out), -CPMSYNC_E_NOT_FOUND, "Archive");
+	expect_err(cpmsync_op_copy(cs, two + 1, 1, "Archive", out), -CPMSYNC_E_NOT_FOUND,
+		   "Archive");
 	after = snapshot();
 	ck_assert_str_eq(before, after);
 	free(before);
@@ -521,8 +555,9 @@ START_TEST(test_move)
 	ck_assert_int_eq(cpmsync_op_move(cs, ids, 1, "Archive", &new_id), 0);
 	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = 1"), 1);
 	ck_assert_int_eq(qint("SELECT folder_id FROM message WHERE id = %ld", (long)new_id), 2);
-	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld",
-			       (long)new_id), "hello");
+	ck_assert_str_eq(
+		bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)new_id),
+		"hello");
 	ck_assert_str_eq(journal(), "move 2 3 src=1");
 	/* The moved-away source is no longer visible. */
 	expect_err(cpmsync_op_move(cs, ids, 1, "Archive", &new_id), -CPMSYNC_E_NOT_FOUND, "1");
@@ -540,8 +575,9 @@ START_TEST(test_move_local)
 	 * after the folder's creation. */
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)id), 0);
 	ck_assert_str_eq(journal(), "create_folder 4 - -|append 4 4 -");
-	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld",
-			       (long)new_id), msg1);
+	ck_assert_str_eq(
+		bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)new_id),
+		msg1);
 
 	/* A local copy without a body moves as the copy it came from. */
 	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 1"), 0);
@@ -586,7 +622,9 @@ START_TEST(test_create_folder)
 
 	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Work/Projects/ÄÖ", &id), 0);
 	ck_assert_str_eq(qtext("SELECT name || '/' || ifnull(server_name, '-') || '/' || removed"
-			       " FROM folder WHERE id = %ld", (long)id), "Work/Projects/ÄÖ/-/0");
+			       " FROM folder WHERE id = %ld",
+			       (long)id),
+			 "Work/Projects/ÄÖ/-/0");
 	ck_assert_str_eq(journal(), "create_folder 4 - -");
 	expect_err(cpmsync_op_create_folder(cs, "a", "Work/Projects/ÄÖ", &id), -EEXIST, "exists");
 	expect_err(cpmsync_op_create_folder(cs, "a", "inbox", &id), -EEXIST, "INBOX");
@@ -627,10 +665,12 @@ END_TEST
 
 START_TEST(test_rename_folder)
 {
-	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, server_name) VALUES"
-				       " (10, 1, 'Archive/2024', 'Archive/2024'),"
-				       " (11, 1, 'Archive/2024/Q1', 'Archive/2024/Q1'),"
-				       " (12, 1, 'Archives', 'Archives')"), 0);
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO folder (id, account_id, name, server_name) VALUES"
+				    " (10, 1, 'Archive/2024', 'Archive/2024'),"
+				    " (11, 1, 'Archive/2024/Q1', 'Archive/2024/Q1'),"
+				    " (12, 1, 'Archives', 'Archives')"),
+			 0);
 	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "Archive", "Old/Archive"), 0);
 	ck_assert_str_eq(qtext("SELECT group_concat(id || '=' || name || ':' || server_name, ' ')"
 			       " FROM (SELECT * FROM folder WHERE account_id = 1 ORDER BY id)"),
@@ -648,8 +688,10 @@ START_TEST(test_rename_folder)
 	expect_err(cpmsync_op_rename_folder(cs, "a", "Nope", "X"), -CPMSYNC_E_NOT_FOUND, "Nope");
 	expect_err(cpmsync_op_rename_folder(cs, "a", "Archives", "x//y"), -EINVAL, NULL);
 	/* A child that would collide: nothing renamed. */
-	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, server_name) VALUES"
-				       " (13, 1, 'N/2024', 'N/2024')"), 0);
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO folder (id, account_id, name, server_name) VALUES"
+				    " (13, 1, 'N/2024', 'N/2024')"),
+			 0);
 	expect_err(cpmsync_op_rename_folder(cs, "a", "Old/Archive", "N"), -EEXIST, "N/2024");
 	ck_assert_int_eq(qint("SELECT count(*) FROM folder WHERE name LIKE 'Old/%%'"), 3);
 	ck_assert_str_eq(journal(), "rename_folder 2 - Old/Archive");
@@ -663,7 +705,8 @@ START_TEST(test_rename_folder_local)
 	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "New", &id), 0);
 	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "New", "Newer"), 0);
 	ck_assert_str_eq(qtext("SELECT name || ifnull(server_name, '-') FROM folder WHERE id = %ld",
-			       (long)id), "Newer-");
+			       (long)id),
+			 "Newer-");
 	ck_assert_str_eq(journal(), "create_folder 4 - -");
 }
 END_TEST
@@ -673,17 +716,20 @@ START_TEST(test_delete_folder_on_server)
 	int64_t ids[] = { 1 }, a_copy, kept;
 
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, flags, size)"
-				       " VALUES (50, 2, 9, '', 1)"), 0);
+				       " VALUES (50, 2, 9, '', 1)"),
+			 0);
 	ck_assert_int_eq(cpmsync_op_set_flags(cs, (int64_t[]){ 50 }, 1,
-					      (const char *[]){ "\\Seen", NULL }, NULL), 0);
+					      (const char *[]){ "\\Seen", NULL }, NULL),
+			 0);
 	/* A move into Archive, a copy out of it (with body), a copy out
 	 * of it without a body. */
 	ck_assert_int_eq(cpmsync_op_move(cs, ids, 1, "Archive", &a_copy), 0);
 	ck_assert_int_eq(cpmsync_op_copy(cs, &a_copy, 1, "INBOX", &kept), 0);
 	ck_assert_int_eq(cpmsync_op_copy(cs, (int64_t[]){ 50 }, 1, "INBOX", NULL), 0);
 	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "Archive", "/private/comment", "x"), 0);
-	ck_assert_str_eq(journal(), "flags 2 50 -|move 2 51 src=1|copy 1 52 src=51|copy 1 53 src=50|"
-				    "set_metadata 2 - /private/comment\\nx");
+	ck_assert_str_eq(journal(),
+			 "flags 2 50 -|move 2 51 src=1|copy 1 52 src=51|copy 1 53 src=50|"
+			 "set_metadata 2 - /private/comment\\nx");
 
 	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive"), 0);
 	ck_assert_int_eq(qint("SELECT removed FROM folder WHERE id = 2"), 1);
@@ -692,7 +738,8 @@ START_TEST(test_delete_folder_on_server)
 	 * appended.  Copy out without a body: dropped with its row. */
 	ck_assert_str_eq(journal(), "expunge 1 1 -|append 1 52 -|delete_folder 2 - -");
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = 53"), 0);
-	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 52"), "hello");
+	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 52"),
+			 "hello");
 	expect_err(cpmsync_op_delete_folder(cs, "a", "Archive"), -CPMSYNC_E_NOT_FOUND, "Archive");
 }
 END_TEST
@@ -738,8 +785,8 @@ END_TEST
 START_TEST(test_set_metadata)
 {
 	static const char *const bad[] = {
-		"comment", "/private", "/other/x", "/private/a b", "/private/\xc3\xa4", "/private/x/",
-		"/private//x", "/shared/*",
+		"comment",	     "/private",    "/other/x",	   "/private/a b",
+		"/private/\xc3\xa4", "/private/x/", "/private//x", "/shared/*",
 	};
 	char *before, *after, *big;
 
@@ -750,8 +797,8 @@ START_TEST(test_set_metadata)
 	before = snapshot();
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		expect_err(cpmsync_op_set_metadata(cs, "a", "", bad[i], "v"), -EINVAL, NULL);
-	expect_err(cpmsync_op_set_metadata(cs, "a", "Nope", "/private/x", "v"), -CPMSYNC_E_NOT_FOUND,
-		   "Nope");
+	expect_err(cpmsync_op_set_metadata(cs, "a", "Nope", "/private/x", "v"),
+		   -CPMSYNC_E_NOT_FOUND, "Nope");
 	big = malloc(64 * 1024 + 2);
 	ck_assert_ptr_nonnull(big);
 	memset(big, 'v', 64 * 1024 + 1);
@@ -771,10 +818,14 @@ END_TEST
 START_TEST(test_set_metadata_entries)
 {
 	static const struct cpmsync_metadata_entry good[] = {
-		{ "/private/a", "1" }, { "/shared/b", "" }, { "/private/c", NULL },
+		{ "/private/a", "1" },
+		{ "/shared/b", "" },
+		{ "/private/c", NULL },
 	};
 	static const struct cpmsync_metadata_entry bad_last[] = {
-		{ "/private/x", "1" }, { "/private/y", "2" }, { "/private/a b", "3" },
+		{ "/private/x", "1" },
+		{ "/private/y", "2" },
+		{ "/private/a b", "3" },
 	};
 	char *before, *after;
 
@@ -785,8 +836,8 @@ START_TEST(test_set_metadata_entries)
 	before = snapshot();
 	/* The third is refused: the first two are not kept either. */
 	expect_err(cpmsync_op_set_metadata_entries(cs, "a", "", bad_last, 3), -EINVAL, "a b");
-	expect_err(cpmsync_op_set_metadata_entries(cs, "a", "Nope", good, 3),
-		   -CPMSYNC_E_NOT_FOUND, "Nope");
+	expect_err(cpmsync_op_set_metadata_entries(cs, "a", "Nope", good, 3), -CPMSYNC_E_NOT_FOUND,
+		   "Nope");
 	after = snapshot();
 	ck_assert_str_eq(before, after);
 	/* None is nothing. */
@@ -805,7 +856,8 @@ START_TEST(test_readonly_store)
 	int64_t id;
 
 	ck_assert_int_eq(cpmsync_store_open(dbpath, CPMSYNC_STORE_READONLY, &ro, NULL), 0);
-	ck_assert_int_eq(cpmsync_op_store(ro, "a", "INBOX", msg1, strlen(msg1), NULL, 0, &id), -EROFS);
+	ck_assert_int_eq(cpmsync_op_store(ro, "a", "INBOX", msg1, strlen(msg1), NULL, 0, &id),
+			 -EROFS);
 	ck_assert_int_eq(cpmsync_op_create_folder(ro, "a", "X", NULL), -EROFS);
 	ck_assert_int_eq(cpmsync_op_delete(ro, (int64_t[]){ 1 }, 1), -EROFS);
 	cpmsync_store_close(ro);

@@ -113,19 +113,18 @@ static const char fixture_sql[] =
 	" (1, 'append', 10, 98), (1, 'append', 10, 102), (2, 'flags', 20, 200);";
 
 /* The whole dump of the fixture. */
-static const char fixture_dump[] =
-	"B\tINBOX\t1\t\t<b@x>\n"
-	"a\tArchive/2024\t0\t\t<pending@x>\n"
-	"a\tINBOX\t0\t\t<first-local@x>\n"
-	"a\tINBOX\t0\t\\Draft\t<local2@x>\n"
-	"a\tINBOX\t2\t\t\n"
-	"a\tINBOX\t4\t\thas tab and newline\n"
-	"a\tINBOX\t9\t\\Seen\t<m9@x>\n"
-	"a\tINBOX\t10\t$Label \\Answered \\Seen\t<m10@x>\n"
-	"a\tINBOX\t100\t\\Flagged \\Seen\t<m100@x>\n"
-	"a\tarchive\t1\t\\Seen\t<arch@x>\n"
-	"a\t\xc3\x89te\t5\tSeen\t<ete@x>\n"
-	"\xc3\xa4\tINBOX\t1\t\t<ae@x>\n";
+static const char fixture_dump[] = "B\tINBOX\t1\t\t<b@x>\n"
+				   "a\tArchive/2024\t0\t\t<pending@x>\n"
+				   "a\tINBOX\t0\t\t<first-local@x>\n"
+				   "a\tINBOX\t0\t\\Draft\t<local2@x>\n"
+				   "a\tINBOX\t2\t\t\n"
+				   "a\tINBOX\t4\t\thas tab and newline\n"
+				   "a\tINBOX\t9\t\\Seen\t<m9@x>\n"
+				   "a\tINBOX\t10\t$Label \\Answered \\Seen\t<m10@x>\n"
+				   "a\tINBOX\t100\t\\Flagged \\Seen\t<m100@x>\n"
+				   "a\tarchive\t1\t\\Seen\t<arch@x>\n"
+				   "a\t\xc3\x89te\t5\tSeen\t<ete@x>\n"
+				   "\xc3\xa4\tINBOX\t1\t\t<ae@x>\n";
 
 static struct store *open_internal(unsigned flags)
 {
@@ -231,7 +230,8 @@ static int on_message(const struct cpmsync_message_info *mi, void *userdata)
 {
 	struct collect *c = userdata;
 
-	fprintf(c->f, "%lld f%lld u%u [%s] i%lld z%llu [%s] [%s] [%s] d%lld [%s] [%s] [%s] [%s] %s b%d",
+	fprintf(c->f,
+		"%lld f%lld u%u [%s] i%lld z%llu [%s] [%s] [%s] d%lld [%s] [%s] [%s] [%s] %s b%d",
 		(long long)mi->id, (long long)mi->folder_id, mi->uid, mi->flags,
 		(long long)mi->internaldate, (unsigned long long)mi->size, mi->from, mi->to,
 		mi->subject, (long long)mi->date, mi->message_id, mi->conversation_id,
@@ -307,11 +307,10 @@ START_TEST(test_folders)
 	 * the server; absent numbers are 0. */
 	collect_init(&c);
 	ck_assert_int_eq(cpmsync_store_foreach_folder(cs, "a", on_folder, &c), 0);
-	ck_assert_str_eq(collect_end(&c),
-			 "11 a Archive/2024 v0 n0 m0 \\Archive s0 o0 1/1|"
-			 "10 a INBOX v5 n101 m99 (null) s1 o1 4/7|"
-			 "14 a archive v9 n2 m0 (null) s0 o1 0/1|"
-			 "13 a \xc3\x89te v8 n6 m0 (null) s0 o1 1/1|");
+	ck_assert_str_eq(collect_end(&c), "11 a Archive/2024 v0 n0 m0 \\Archive s0 o0 1/1|"
+					  "10 a INBOX v5 n101 m99 (null) s1 o1 4/7|"
+					  "14 a archive v9 n2 m0 (null) s0 o1 0/1|"
+					  "13 a \xc3\x89te v8 n6 m0 (null) s0 o1 1/1|");
 	collect_free(&c);
 
 	/* An empty folder; an account without folders is known and empty. */
@@ -341,8 +340,7 @@ START_TEST(test_folders)
 	collect_free(&c);
 	ck_assert_int_eq(cpmsync_store_get_folder(cs, 12, on_folder, NULL), -CPMSYNC_E_NOT_FOUND);
 	ck_assert_str_eq(cpmsync_store_error(cs), "no folder with id 12");
-	ck_assert_int_eq(cpmsync_store_get_folder(cs, 9999, on_folder, NULL),
-			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_store_get_folder(cs, 9999, on_folder, NULL), -CPMSYNC_E_NOT_FOUND);
 	ck_assert_str_eq(cpmsync_store_error(cs), "no folder with id 9999");
 	cpmsync_store_close(cs);
 }
@@ -432,9 +430,11 @@ START_TEST(test_messages)
 	collect_free(&c);
 
 	/* Removed message, message of a removed folder, unknown id. */
-	ck_assert_int_eq(cpmsync_store_get_message(cs, 106, on_message, NULL), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_store_get_message(cs, 106, on_message, NULL),
+			 -CPMSYNC_E_NOT_FOUND);
 	ck_assert_str_eq(cpmsync_store_error(cs), "no message with id 106");
-	ck_assert_int_eq(cpmsync_store_get_message(cs, 120, on_message, NULL), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_store_get_message(cs, 120, on_message, NULL),
+			 -CPMSYNC_E_NOT_FOUND);
 	ck_assert_int_eq(cpmsync_store_get_message(cs, 5, on_message, NULL), -CPMSYNC_E_NOT_FOUND);
 	cpmsync_store_close(cs);
 }
@@ -806,15 +806,17 @@ START_TEST(test_dump_large)
 	if (pid == 0) {
 		s = open_internal(0);
 		/* uids in reverse id order, so that only a sort by uid is right. */
-		ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'big');"
-					       "INSERT INTO folder (id, account_id, name, server_name)"
-					       " VALUES (1, 1, 'INBOX', 'INBOX');"
-					       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-					       " WHERE i < 100000)"
-					       " INSERT INTO message (folder_id, uid, flags, message_id)"
-					       " SELECT 1, 100001 - i, '\\Seen',"
-					       " '<' || printf('%0280d', i) || '@x>' FROM n;"),
-				 0);
+		ck_assert_int_eq(
+			store_exec(s,
+				   "INSERT INTO account (id, name) VALUES (1, 'big');"
+				   "INSERT INTO folder (id, account_id, name, server_name)"
+				   " VALUES (1, 1, 'INBOX', 'INBOX');"
+				   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+				   " WHERE i < 100000)"
+				   " INSERT INTO message (folder_id, uid, flags, message_id)"
+				   " SELECT 1, 100001 - i, '\\Seen',"
+				   " '<' || printf('%0280d', i) || '@x>' FROM n;"),
+			0);
 		store_close(s);
 		_exit(0);
 	}

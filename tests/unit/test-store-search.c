@@ -30,40 +30,36 @@ static int64_t work, other, empty;
 static int64_t m[5];
 static int64_t moved_away;
 
-static const char msg_report[] =
-	"Message-ID: <report@example.org>\r\n"
-	"From: Alice <alice@example.org>\r\n"
-	"To: bob@example.org\r\n"
-	"Subject: Quarterly Report\r\n"
-	"Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
-	"Conversation-ID: conv-AAA\r\n"
-	"X-Custom: sparkle\r\n"
-	"\r\n"
-	"The numbers are in: 100 percent.\r\n";
+static const char msg_report[] = "Message-ID: <report@example.org>\r\n"
+				 "From: Alice <alice@example.org>\r\n"
+				 "To: bob@example.org\r\n"
+				 "Subject: Quarterly Report\r\n"
+				 "Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+				 "Conversation-ID: conv-AAA\r\n"
+				 "X-Custom: sparkle\r\n"
+				 "\r\n"
+				 "The numbers are in: 100 percent.\r\n";
 
-static const char msg_lunch[] =
-	"Message-ID: <lunch@example.org>\r\n"
-	"From: bob@example.org\r\n"
-	"To: alice@example.org\r\n"
-	"Cc: carol@example.org\r\n"
-	"Subject: Lunch? 50% off_sale\r\n"
-	"Conversation-ID: conv-BBB\r\n"
-	"\r\n"
-	"Pizza at noon.\r\n";
+static const char msg_lunch[] = "Message-ID: <lunch@example.org>\r\n"
+				"From: bob@example.org\r\n"
+				"To: alice@example.org\r\n"
+				"Cc: carol@example.org\r\n"
+				"Subject: Lunch? 50% off_sale\r\n"
+				"Conversation-ID: conv-BBB\r\n"
+				"\r\n"
+				"Pizza at noon.\r\n";
 
-static const char msg_summary_only[] =
-	"Message-ID: <summary@example.org>\r\n"
-	"From: dave@example.org\r\n"
-	"Subject: Summary only\r\n"
-	"\r\n"
-	"bodyonlyword\r\n";
+static const char msg_summary_only[] = "Message-ID: <summary@example.org>\r\n"
+				       "From: dave@example.org\r\n"
+				       "Subject: Summary only\r\n"
+				       "\r\n"
+				       "bodyonlyword\r\n";
 
-static const char msg_moved[] =
-	"Message-ID: <moved@example.org>\r\n"
-	"From: alice@example.org\r\n"
-	"Subject: uniquemoved\r\n"
-	"\r\n"
-	"uniquemoved\r\n";
+static const char msg_moved[] = "Message-ID: <moved@example.org>\r\n"
+				"From: alice@example.org\r\n"
+				"Subject: uniquemoved\r\n"
+				"\r\n"
+				"uniquemoved\r\n";
 
 static const char needle[] = "NEEDLE-in-haystack";
 #define XS "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -73,8 +69,8 @@ static void fail_with(int r, const char *what)
 	ck_abort_msg("%s: %d %s", what, r, cpmsync_store_error(cs));
 }
 
-static int64_t store_msg(int64_t folder, const char *data, size_t len,
-			 const char *const *flags, int64_t date)
+static int64_t store_msg(int64_t folder, const char *data, size_t len, const char *const *flags,
+			 int64_t date)
 {
 	const char *name = folder == work ? "Work" : "Other";
 	int64_t id = 0;
@@ -144,7 +140,8 @@ static void setup(void)
 
 	s = store_from_public(cs);
 	/* The body of "Summary only" is not stored locally. */
-	snprintf(sql, sizeof(sql), "UPDATE message SET has_body = 0 WHERE id = %lld", (long long)m[3]);
+	snprintf(sql, sizeof(sql), "UPDATE message SET has_body = 0 WHERE id = %lld",
+		 (long long)m[3]);
 	ck_assert_int_eq(store_exec(s, sql), 0);
 	/* A row as a sync might leave it: no summary fields, no date. */
 	snprintf(sql, sizeof(sql),
@@ -156,7 +153,8 @@ static void setup(void)
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO message (folder_id, uid, flags, removed, internaldate)"
 		 " VALUES (%lld, 8, '', 1, 1000);"
-		 "INSERT INTO summary (id, subject) VALUES (last_insert_rowid(), 'Quarterly Report')",
+		 "INSERT INTO summary (id, subject) VALUES (last_insert_rowid(), 'Quarterly "
+		 "Report')",
 		 (long long)work);
 	ck_assert_int_eq(store_exec(s, sql), 0);
 }
@@ -210,11 +208,11 @@ static char *search_in(int64_t folder, const struct cpmsync_search_criteria *c)
 	return text;
 }
 
-#define expect(c, want)                                 \
-	do {                                            \
-		char *got_ = search_in(work, (c));      \
-		ck_assert_str_eq(got_, (want));         \
-		free(got_);                             \
+#define expect(c, want)                                                                            \
+	do {                                                                                       \
+		char *got_ = search_in(work, (c));                                                 \
+		ck_assert_str_eq(got_, (want));                                                    \
+		free(got_);                                                                        \
 	} while (0)
 
 START_TEST(test_no_criteria)
@@ -432,17 +430,21 @@ START_TEST(test_combinations)
 	expect(&c, "1");
 	c = (struct cpmsync_search_criteria){ .text = "numbers", .not_flags = seen };
 	expect(&c, "");
-	c = (struct cpmsync_search_criteria){ .text = "example.org", .since = 1500,
-					       .before = 4000 };
+	c = (struct cpmsync_search_criteria){ .text = "example.org",
+					      .since = 1500,
+					      .before = 4000 };
 	expect(&c, "1 2");
-	c = (struct cpmsync_search_criteria){ .to = "bob", .subject = "BIG", .text = "needle",
-					       .flags = seen, .since = 3000 };
+	c = (struct cpmsync_search_criteria){
+		.to = "bob", .subject = "BIG", .text = "needle", .flags = seen, .since = 3000
+	};
 	expect(&c, "2");
 	c.before = 3000;
 	expect(&c, "");
-	c = (struct cpmsync_search_criteria){ .from = "alice", .to = "bob",
-					       .conversation_id = "AAA", .subject = "report",
-					       .text = "100 percent" };
+	c = (struct cpmsync_search_criteria){ .from = "alice",
+					      .to = "bob",
+					      .conversation_id = "AAA",
+					      .subject = "report",
+					      .text = "100 percent" };
 	expect(&c, "0");
 	c.to = "carol";
 	expect(&c, "");
@@ -500,7 +502,7 @@ END_TEST
 START_TEST(test_many_flags)
 {
 	const char **flags = calloc(2001, sizeof(*flags));
-	char (*names)[16] = calloc(2000, sizeof(*names));
+	char(*names)[16] = calloc(2000, sizeof(*names));
 	struct cpmsync_search_criteria c = { 0 };
 	int64_t *ids = NULL;
 	size_t n = 0;

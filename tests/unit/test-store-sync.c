@@ -74,14 +74,23 @@ static const char *qs(const char *sql)
 	return v;
 }
 
-static int64_t add_msg(uint32_t uid, const char *flags, const char *mid, uint64_t size, int64_t date)
+static int64_t add_msg(uint32_t uid, const char *flags, const char *mid, uint64_t size,
+		       int64_t date)
 {
-	struct msg_summary sum = { .message_id = (char *)mid, .subject = (char *)"",
-				   .from = (char *)"", .to = (char *)"",
-				   .conversation_id = (char *)"", .contribution_id = (char *)"",
-				   .imdn_message_id = (char *)"", .type = "message" };
-	struct sync_new_message m = { .uid = uid, .flags = flags, .modseq = 5, .internaldate = date,
-				      .size = size, .summary = &sum };
+	struct msg_summary sum = { .message_id = (char *)mid,
+				   .subject = (char *)"",
+				   .from = (char *)"",
+				   .to = (char *)"",
+				   .conversation_id = (char *)"",
+				   .contribution_id = (char *)"",
+				   .imdn_message_id = (char *)"",
+				   .type = "message" };
+	struct sync_new_message m = { .uid = uid,
+				      .flags = flags,
+				      .modseq = 5,
+				      .internaldate = date,
+				      .size = size,
+				      .summary = &sum };
 	bool has_body, is_new;
 	int64_t id;
 
@@ -119,9 +128,8 @@ START_TEST(test_flags_merge_with_pending)
 	/* Local: +\Flagged -\Seen (pending). */
 	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Answered \\Flagged'"), 0);
 	/* Server meanwhile: +$Work -\Answered. */
-	ck_assert_int_eq(store_sync_server_flags(s, inbox, 1, "$Work \\Seen", 9, &found, &changed,
-						 NULL),
-			 0);
+	ck_assert_int_eq(
+		store_sync_server_flags(s, inbox, 1, "$Work \\Seen", 9, &found, &changed, NULL), 0);
 	ck_assert(found);
 	ck_assert(changed);
 	ck_assert_str_eq(qs("SELECT flags FROM message"), "$Work \\Flagged");
@@ -145,7 +153,9 @@ START_TEST(test_expunges)
 
 	for (uint32_t u = 1; u <= 10; u++)
 		add_msg(u, "", "", 1, 1);
-	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, inbox, q("SELECT id FROM message WHERE uid = 3"), NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, inbox,
+					   q("SELECT id FROM message WHERE uid = 3"), NULL),
+			 0);
 	ck_assert_int_eq(rangeset_add_range(&set, 2, 4), 0);
 	ck_assert_int_eq(store_sync_expunge_uids(s, inbox, &set, &removed), 0);
 	ck_assert_uint_eq(removed, 3);
@@ -175,12 +185,19 @@ START_TEST(test_uidvalidity_rematch)
 	int64_t pending, id;
 	uint32_t known, max, rematch, removed;
 	bool has_body, is_new;
-	struct msg_summary sum = { .message_id = (char *)"<a@x>", .subject = (char *)"",
-				   .from = (char *)"", .to = (char *)"",
-				   .conversation_id = (char *)"", .contribution_id = (char *)"",
-				   .imdn_message_id = (char *)"", .type = "message" };
-	struct sync_new_message m = { .uid = 7, .flags = "\\Flagged \\Seen", .internaldate = 1000,
-				      .size = 100, .summary = &sum };
+	struct msg_summary sum = { .message_id = (char *)"<a@x>",
+				   .subject = (char *)"",
+				   .from = (char *)"",
+				   .to = (char *)"",
+				   .conversation_id = (char *)"",
+				   .contribution_id = (char *)"",
+				   .imdn_message_id = (char *)"",
+				   .type = "message" };
+	struct sync_new_message m = { .uid = 7,
+				      .flags = "\\Flagged \\Seen",
+				      .internaldate = 1000,
+				      .size = 100,
+				      .summary = &sum };
 
 	ck_assert_int_eq(store_sync_body_put(s, a, "body", 4), 0);
 	/* A pending append: no UID, no server flags. */
@@ -201,8 +218,9 @@ START_TEST(test_uidvalidity_rematch)
 	ck_assert_str_eq(qs("SELECT flags FROM message WHERE uid = 7"), "\\Flagged \\Seen");
 	/* A different size is a different message. */
 	sum.message_id = (char *)"<b@x>";
-	m = (struct sync_new_message){ .uid = 8, .flags = "", .internaldate = 2000, .size = 201,
-				       .summary = &sum };
+	m = (struct sync_new_message){
+		.uid = 8, .flags = "", .internaldate = 2000, .size = 201, .summary = &sum
+	};
 	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
 	ck_assert(is_new);
 	ck_assert_int_ne(id, b);
@@ -217,20 +235,26 @@ END_TEST
 
 START_TEST(test_interrupted_append_adopted)
 {
-	struct msg_summary sum = { .message_id = (char *)"<once@x>", .subject = (char *)"",
-				   .from = (char *)"", .to = (char *)"",
-				   .conversation_id = (char *)"", .contribution_id = (char *)"",
-				   .imdn_message_id = (char *)"", .type = "message" };
-	struct sync_new_message m = { .uid = 9, .flags = "\\Seen", .internaldate = 50, .size = 80,
-				      .summary = &sum };
+	struct msg_summary sum = { .message_id = (char *)"<once@x>",
+				   .subject = (char *)"",
+				   .from = (char *)"",
+				   .to = (char *)"",
+				   .conversation_id = (char *)"",
+				   .contribution_id = (char *)"",
+				   .imdn_message_id = (char *)"",
+				   .type = "message" };
+	struct sync_new_message m = {
+		.uid = 9, .flags = "\\Seen", .internaldate = 50, .size = 80, .summary = &sum
+	};
 	bool has_body, is_new;
 	int64_t pending, id;
 	struct journal_entry j;
 
 	/* The user flagged it after the APPEND (which carried \Seen) was sent. */
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags, message_id, size,"
-				       " internaldate) VALUES (1, '\\Flagged \\Seen', '<once@x>', 80, 50)"),
-			 0);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (folder_id, flags, message_id, size,"
+			      " internaldate) VALUES (1, '\\Flagged \\Seen', '<once@x>', 80, 50)"),
+		0);
 	pending = store_last_insert_id(s);
 	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, pending, NULL), 0);
 	/* Not attempted yet: the server's message is someone else's. */
@@ -248,7 +272,8 @@ START_TEST(test_interrupted_append_adopted)
 	/* The local flag stays and is queued; the server's are the base. */
 	ck_assert_str_eq(qs("SELECT flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
 	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
-	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE op = 'flags' AND message_id = 1"), 1);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE op = 'flags' AND message_id = 1"),
+			 1);
 }
 END_TEST
 

@@ -94,7 +94,7 @@ static int64_t bquery_int(struct store *s, const char *sql)
 	return v;
 }
 
-#define SCHEMA_SQL                                                                       \
+#define SCHEMA_SQL                                                                                 \
 	"SELECT ifnull(group_concat(type || ' ' || name || ' ' || ifnull(sql, ''), char(10)), '')" \
 	" FROM (SELECT * FROM sqlite_schema ORDER BY type, name)"
 
@@ -120,9 +120,11 @@ static void add_account_folder_message(struct store *s)
 {
 	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a')"), 0);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, delimiter)"
-				       " VALUES (10, 1, 'INBOX', '/')"), 0);
+				       " VALUES (10, 1, 'INBOX', '/')"),
+			 0);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, flags, message_id)"
-				       " VALUES (100, 10, 7, '\\Seen', '<m@x>')"), 0);
+				       " VALUES (100, 10, 7, '\\Seen', '<m@x>')"),
+			 0);
 }
 
 START_TEST(test_open_creates_schema)
@@ -139,11 +141,14 @@ START_TEST(test_open_creates_schema)
 	ck_assert_int_eq(query_int(s, "PRAGMA synchronous"), 1); /* NORMAL */
 	ck_assert_int_eq(query_int(s, "PRAGMA page_size"), STORE_PAGE_SIZE);
 	ck_assert_int_eq(query_int(s, "PRAGMA secure_delete"), 2); /* FAST */
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-				      " AND name IN ('account', 'folder', 'message', 'body_trash', 'journal')"),
-			 5);
+	ck_assert_int_eq(
+		query_int(s,
+			  "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+			  " AND name IN ('account', 'folder', 'message', 'body_trash', 'journal')"),
+		5);
 	/* The bodies: their own database, rollback journal, synced commits. */
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'body'"), 1);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'body'"),
+			 1);
 	ck_assert_int_eq(bquery_int(s, "PRAGMA synchronous"), 2); /* FULL */
 	{
 		char p[sizeof(dbpath) + 16];
@@ -213,7 +218,8 @@ START_TEST(test_migrate_from_every_older_version)
 	{
 		struct store *s = NULL;
 
-		ck_assert_int_eq(store_open_at_version_for_test(dbpath, current + 1, &s, NULL), -EINVAL);
+		ck_assert_int_eq(store_open_at_version_for_test(dbpath, current + 1, &s, NULL),
+				 -EINVAL);
 		ck_assert_ptr_null(s);
 	}
 }
@@ -281,7 +287,8 @@ START_TEST(test_foreign_keys_cascade)
 	ck_assert_int_eq(store_body_put(s, 100, "\x00\xff", 2), 0);
 	ck_assert_int_eq(query_int(s, "SELECT has_body FROM message WHERE id = 100"), 1);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO journal (account_id, op, folder_id, message_id)"
-				       " VALUES (1, 'flag', 10, 100)"), 0);
+				       " VALUES (1, 'flag', 10, 100)"),
+			 0);
 	ck_assert_int_gt(query_int(s, "SELECT created FROM journal"), 1600000000);
 	ck_assert_int_eq(query_int(s, "SELECT attempts FROM journal"), 0);
 
@@ -294,7 +301,8 @@ START_TEST(test_foreign_keys_cascade)
 			 -EEXIST);
 	/* Several messages without a UID yet are fine. */
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id) VALUES (10);"
-				       "INSERT INTO message (folder_id) VALUES (10)"), 0);
+				       "INSERT INTO message (folder_id) VALUES (10)"),
+			 0);
 
 	ck_assert_int_eq(store_exec(s, "DELETE FROM account WHERE id = 1"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM folder"), 0);
@@ -311,7 +319,8 @@ START_TEST(test_foreign_keys_cascade)
 	/* Local ids are never reused. */
 	ck_assert_int_eq(store_exec(s, "INSERT INTO account (name) VALUES ('b');"
 				       "INSERT INTO folder (account_id, name) VALUES (2, 'INBOX');"
-				       "INSERT INTO message (folder_id) VALUES (11)"), 0);
+				       "INSERT INTO message (folder_id) VALUES (11)"),
+			 0);
 	ck_assert_int_gt(store_last_insert_id(s), 102);
 	store_close(s);
 }
@@ -520,14 +529,18 @@ START_TEST(test_migrate_moves_bodies)
 
 	ck_assert_int_eq(sqlite3_open(dbpath, &raw), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(raw, "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL",
-				      NULL, NULL, NULL), SQLITE_OK);
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
 	sqlite3_close(raw);
 	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 3, &s, NULL), 0);
 	ck_assert_int_eq(query_int(s, "PRAGMA page_size"), 65536);
 	add_account_folder_message(s);
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (101, 10, 8);"
-				       "INSERT INTO body (message_id, data) VALUES (100, CAST('hello' AS BLOB))"),
-			 0);
+	ck_assert_int_eq(
+		store_exec(
+			s,
+			"INSERT INTO message (id, folder_id, uid) VALUES (101, 10, 8);"
+			"INSERT INTO body (message_id, data) VALUES (100, CAST('hello' AS BLOB))"),
+		0);
 	store_close(s);
 
 	s = open_ok(dbpath, 0);
@@ -564,8 +577,8 @@ START_TEST(test_body_commit_order)
 
 	/* A crash between the two COMMITs: the body committed, its row not. */
 	ck_assert_int_eq(store_begin(s), 0);
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (200, 10, 9)"),
-			 0);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (200, 10, 9)"), 0);
 	ck_assert_int_eq(store_body_put(s, 200, "orphan", 6), 0);
 	ck_assert_int_eq(store_bodies_commit(s), 0);
 	ck_assert_int_eq(store_rollback(s), 0);
@@ -650,7 +663,8 @@ START_TEST(test_error_mapping)
 	ck_assert_int_eq(store_map_sqlite_error(SQLITE_IOERR_FSYNC), -EIO);
 	ck_assert_int_eq(store_map_sqlite_error(SQLITE_NOMEM), -ENOMEM);
 	ck_assert_int_eq(store_map_sqlite_error(SQLITE_CONSTRAINT_UNIQUE), -EEXIST);
-	ck_assert_int_eq(store_map_sqlite_error(SQLITE_CONSTRAINT_FOREIGNKEY), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(store_map_sqlite_error(SQLITE_CONSTRAINT_FOREIGNKEY),
+			 -CPMSYNC_E_NOT_FOUND);
 	ck_assert_int_eq(store_map_sqlite_error(SQLITE_TOOBIG), -E2BIG);
 	ck_assert_int_eq(store_map_sqlite_error(SQLITE_ERROR), -EIO);
 	ck_assert_int_eq(store_map_sqlite_error(SQLITE_MISUSE), -EIO);

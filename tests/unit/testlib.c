@@ -49,21 +49,18 @@ static int run_script(int fd, const struct script_step *s)
 		switch (s->op) {
 		case SCRIPT_SEND:
 			if (write(fd, s->arg, strlen(s->arg)) < 0) {
-				fprintf(stderr, "peer: write failed: %s\n",
-					strerror(errno));
+				fprintf(stderr, "peer: write failed: %s\n", strerror(errno));
 				return 2;
 			}
 			break;
 		case SCRIPT_EXPECT:
 			r = read_line(fd, line, sizeof(line));
 			if (r <= 0) {
-				fprintf(stderr, "peer: expected '%s', got end of stream\n",
-					s->arg);
+				fprintf(stderr, "peer: expected '%s', got end of stream\n", s->arg);
 				return 3;
 			}
 			if (strncmp(line, s->arg, strlen(s->arg)) != 0) {
-				fprintf(stderr, "peer: expected '%s', got '%s'\n",
-					s->arg, line);
+				fprintf(stderr, "peer: expected '%s', got '%s'\n", s->arg, line);
 				return 4;
 			}
 			break;
@@ -131,8 +128,7 @@ int script_peer_wait(struct script_peer *peer)
 	return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done,
-			 unsigned timeout_ms)
+bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done, unsigned timeout_ms)
 {
 	uint64_t end = cpmsync_now_ms() + timeout_ms;
 

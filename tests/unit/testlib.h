@@ -19,12 +19,12 @@
 
 enum script_op {
 	SCRIPT_END,
-	SCRIPT_SEND,	 /* arg: bytes to send (CRLF not added) */
-	SCRIPT_EXPECT,	 /* arg: the next line must start with this (CRLF stripped) */
-	SCRIPT_CLOSE,	 /* close the connection */
-	SCRIPT_STALL,	 /* read and discard until the peer closes; never answer */
+	SCRIPT_SEND,	   /* arg: bytes to send (CRLF not added) */
+	SCRIPT_EXPECT,	   /* arg: the next line must start with this (CRLF stripped) */
+	SCRIPT_CLOSE,	   /* close the connection */
+	SCRIPT_STALL,	   /* read and discard until the peer closes; never answer */
 	SCRIPT_EXPECT_EOF, /* the client must close without sending anything */
-	SCRIPT_SLEEP,	 /* arg: milliseconds, as a decimal string */
+	SCRIPT_SLEEP,	   /* arg: milliseconds, as a decimal string */
 };
 
 struct script_step {
@@ -44,8 +44,7 @@ int script_peer_wait(struct script_peer *peer);
 
 /* Runs the loop until *done is true or timeout_ms passed; returns *done. */
 struct cpmsync_loop;
-bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done,
-			 unsigned timeout_ms);
+bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done, unsigned timeout_ms);
 
 /* A sync run's outcome: sync_result_cb() (a cpmsync_sync_cb_t) fills the
  * struct sync_result given as its userdata. */
@@ -66,8 +65,8 @@ const char *test_store_text(struct store *s, const char *sql);
 
 /* Runs one suite with Check's defaults; the exit status for main(). */
 int testlib_run_suite(Suite *suite);
-#define TEST_MAIN(suite_fn)                               \
-	int main(void)                                    \
-	{                                                 \
-		return testlib_run_suite(suite_fn());     \
+#define TEST_MAIN(suite_fn)                                                                        \
+	int main(void)                                                                             \
+	{                                                                                          \
+		return testlib_run_suite(suite_fn());                                              \
 	}

@@ -31,11 +31,11 @@ struct cpmsync_account;
  * errno-style code on failure (reported as the authentication error).
  * The library never stores or logs a password.
  */
-typedef int (*cpmsync_password_cb_t)(const struct cpmsync_account *account,
-				     char **ret_password, void *userdata);
+typedef int (*cpmsync_password_cb_t)(const struct cpmsync_account *account, char **ret_password,
+				     void *userdata);
 
 /* sync_bodies special values (otherwise a limit in KiB). */
-#define CPMSYNC_SYNC_BODIES_ALL (-1)
+#define CPMSYNC_SYNC_BODIES_ALL	 (-1)
 #define CPMSYNC_SYNC_BODIES_NONE 0
 
 /*
@@ -44,14 +44,14 @@ typedef int (*cpmsync_password_cb_t)(const struct cpmsync_account *account,
  * copies what it keeps.
  */
 struct cpmsync_account {
-	const char *name;     /* [A-Za-z0-9_-]+ */
+	const char *name; /* [A-Za-z0-9_-]+ */
 	const char *host;
-	uint16_t port;	      /* 0: 993 for tls, 143 otherwise */
+	uint16_t port; /* 0: 993 for tls, 143 otherwise */
 	enum cpmsync_security security;
 	const char *user;
-	const char *ca_file;  /* extra trust anchor (PEM) or NULL */
+	const char *ca_file;	    /* extra trust anchor (PEM) or NULL */
 	const char *const *folders; /* NULL-terminated LIST patterns; NULL: "*" */
-	int64_t sync_bodies;  /* CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB */
+	int64_t sync_bodies;	    /* CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB */
 	cpmsync_password_cb_t password_cb;
 	void *password_userdata;
 	/* Timeouts in milliseconds; 0 takes the default. */
@@ -69,8 +69,8 @@ uint16_t cpmsync_account_port(const struct cpmsync_account *account);
  * certificate verification error, or the server's text).  Both strings are
  * borrowed for the duration of the callback.
  */
-typedef void (*cpmsync_check_cb_t)(int r, const char *capabilities,
-				   const char *reason, void *userdata);
+typedef void (*cpmsync_check_cb_t)(int r, const char *capabilities, const char *reason,
+				   void *userdata);
 
 struct cpmsync_check;
 
@@ -79,10 +79,8 @@ struct cpmsync_check;
  * called once, from the loop.  *ret_check (optional) can be passed to
  * cpmsync_check_cancel() before cb has run; it is freed after cb returns.
  */
-int cpmsync_account_check(struct cpmsync_loop *loop,
-			  const struct cpmsync_account *account,
-			  cpmsync_check_cb_t cb, void *userdata,
-			  struct cpmsync_check **ret_check);
+int cpmsync_account_check(struct cpmsync_loop *loop, const struct cpmsync_account *account,
+			  cpmsync_check_cb_t cb, void *userdata, struct cpmsync_check **ret_check);
 void cpmsync_check_cancel(struct cpmsync_check *check);
 
 #ifdef __cplusplus

@@ -4,9 +4,9 @@
 
 /* Umbrella header of libcpmsync.  Link with `pkg-config --libs cpmsync`. */
 
-#define CPMSYNC_VERSION_MAJOR 0
-#define CPMSYNC_VERSION_MINOR 1
-#define CPMSYNC_VERSION_MICRO 0
+#define CPMSYNC_VERSION_MAJOR  0
+#define CPMSYNC_VERSION_MINOR  1
+#define CPMSYNC_VERSION_MICRO  0
 #define CPMSYNC_VERSION_STRING "0.1.0"
 
 #include <cpmsync/account.h>

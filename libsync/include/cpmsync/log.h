@@ -30,16 +30,15 @@ enum cpmsync_log_category {
 };
 
 /* msg is borrowed for the duration of the call and has no trailing newline. */
-typedef void (*cpmsync_log_cb_t)(int level, unsigned category, const char *msg,
-				 void *userdata);
+typedef void (*cpmsync_log_cb_t)(int level, unsigned category, const char *msg, void *userdata);
 
 /*
  * Messages above max_level, and debug messages of categories outside
  * categories, are not formatted at all.  handler may be NULL (silence).
  * Process-wide; call it before creating other objects.
  */
-void cpmsync_log_set_handler(int max_level, unsigned categories,
-			     cpmsync_log_cb_t handler, void *userdata);
+void cpmsync_log_set_handler(int max_level, unsigned categories, cpmsync_log_cb_t handler,
+			     void *userdata);
 
 #ifdef __cplusplus
 }

@@ -31,10 +31,9 @@ enum {
 	CPMSYNC_LOOP_HUP = 0x010
 };
 
-typedef void (*cpmsync_loop_fd_cb_t)(struct cpmsync_loop_source *src, int fd,
-				     uint32_t events, void *userdata);
-typedef void (*cpmsync_loop_cb_t)(struct cpmsync_loop_source *src,
-				  void *userdata);
+typedef void (*cpmsync_loop_fd_cb_t)(struct cpmsync_loop_source *src, int fd, uint32_t events,
+				     void *userdata);
+typedef void (*cpmsync_loop_cb_t)(struct cpmsync_loop_source *src, void *userdata);
 typedef void (*cpmsync_destroy_cb_t)(void *userdata);
 
 int cpmsync_loop_new(struct cpmsync_loop **ret_loop);
@@ -42,9 +41,8 @@ int cpmsync_loop_new(struct cpmsync_loop **ret_loop);
 struct cpmsync_loop *cpmsync_loop_free(struct cpmsync_loop *loop);
 
 /* fd stays owned by the caller; remove the source before closing it. */
-int cpmsync_loop_add_fd(struct cpmsync_loop *loop, int fd, uint32_t events,
-			cpmsync_loop_fd_cb_t cb, void *userdata,
-			cpmsync_destroy_cb_t destroy,
+int cpmsync_loop_add_fd(struct cpmsync_loop *loop, int fd, uint32_t events, cpmsync_loop_fd_cb_t cb,
+			void *userdata, cpmsync_destroy_cb_t destroy,
 			struct cpmsync_loop_source **ret_src);
 int cpmsync_loop_modify_fd(struct cpmsync_loop_source *src, uint32_t events);
 
@@ -52,26 +50,23 @@ int cpmsync_loop_modify_fd(struct cpmsync_loop_source *src, uint32_t events);
  * A timer firing after timeout_ms milliseconds (monotonic clock), once, or
  * every interval_ms when that is not 0.
  */
-int cpmsync_loop_add_timer(struct cpmsync_loop *loop, uint64_t timeout_ms,
-			   uint64_t interval_ms, cpmsync_loop_cb_t cb,
-			   void *userdata, cpmsync_destroy_cb_t destroy,
+int cpmsync_loop_add_timer(struct cpmsync_loop *loop, uint64_t timeout_ms, uint64_t interval_ms,
+			   cpmsync_loop_cb_t cb, void *userdata, cpmsync_destroy_cb_t destroy,
 			   struct cpmsync_loop_source **ret_src);
 /* Re-arms a timer source (0 disarms it). */
-int cpmsync_loop_timer_set(struct cpmsync_loop_source *src,
-			   uint64_t timeout_ms, uint64_t interval_ms);
+int cpmsync_loop_timer_set(struct cpmsync_loop_source *src, uint64_t timeout_ms,
+			   uint64_t interval_ms);
 
 /* Calls cb once, from the next iteration. */
-int cpmsync_loop_defer(struct cpmsync_loop *loop, cpmsync_loop_cb_t cb,
-		       void *userdata, cpmsync_destroy_cb_t destroy,
-		       struct cpmsync_loop_source **ret_src);
+int cpmsync_loop_defer(struct cpmsync_loop *loop, cpmsync_loop_cb_t cb, void *userdata,
+		       cpmsync_destroy_cb_t destroy, struct cpmsync_loop_source **ret_src);
 
 /*
  * Ends a source: its callback is not called again and its destroy
  * function is called now.  Safe from inside the source's own callback.
  * Accepts NULL; returns NULL.
  */
-struct cpmsync_loop_source *
-cpmsync_loop_source_remove(struct cpmsync_loop_source *src);
+struct cpmsync_loop_source *cpmsync_loop_source_remove(struct cpmsync_loop_source *src);
 
 /* Embedding. */
 int cpmsync_loop_get_fd(const struct cpmsync_loop *loop);

@@ -15,7 +15,7 @@ extern "C" {
 
 /* Deepest part nesting and longest section spec accepted. */
 #define CPMSYNC_SECTION_MAX_DEPTH 32
-#define CPMSYNC_SECTION_MAX_LEN 128
+#define CPMSYNC_SECTION_MAX_LEN	  128
 
 /*
  * Finds an IMAP section (RFC 3501 6.4.5 BODY[section], without the
@@ -31,8 +31,8 @@ extern "C" {
  * that the message does not have, -CPMSYNC_E_PROTOCOL for a message nested
  * deeper than CPMSYNC_SECTION_MAX_DEPTH.
  */
-int cpmsync_message_section(const char *data, size_t len, const char *section,
-			    size_t *ret_off, size_t *ret_len);
+int cpmsync_message_section(const char *data, size_t len, const char *section, size_t *ret_off,
+			    size_t *ret_len);
 
 #ifdef __cplusplus
 }

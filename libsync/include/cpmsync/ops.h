@@ -38,25 +38,20 @@ extern "C" {
  * 0: now).  The summary (Message-ID, From, To, Subject, Date, the CPM
  * headers, the type) is read from its header.  *ret_id is the new local id.
  */
-int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account,
-			const char *folder, int fd, uint64_t size,
-			const char *const *flags, int64_t internaldate,
+int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account, const char *folder,
+			int fd, uint64_t size, const char *const *flags, int64_t internaldate,
 			int64_t *ret_id);
-int cpmsync_op_store(struct cpmsync_store *store, const char *account,
-		     const char *folder, const void *data, size_t size,
-		     const char *const *flags, int64_t internaldate,
+int cpmsync_op_store(struct cpmsync_store *store, const char *account, const char *folder,
+		     const void *data, size_t size, const char *const *flags, int64_t internaldate,
 		     int64_t *ret_id);
 
 /* Adds and removes flags on messages (ids all in one account). */
-int cpmsync_op_set_flags(struct cpmsync_store *store, const int64_t *ids,
-			 size_t n_ids, const char *const *add,
-			 const char *const *remove);
+int cpmsync_op_set_flags(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
+			 const char *const *add, const char *const *remove);
 /* Delete = add \Deleted. */
-int cpmsync_op_delete(struct cpmsync_store *store, const int64_t *ids,
-		      size_t n_ids);
+int cpmsync_op_delete(struct cpmsync_store *store, const int64_t *ids, size_t n_ids);
 /* Removes the folder's visible messages flagged \Deleted. */
-int cpmsync_op_expunge(struct cpmsync_store *store, const char *account,
-		       const char *folder);
+int cpmsync_op_expunge(struct cpmsync_store *store, const char *account, const char *folder);
 
 /*
  * Copies / moves messages (of one account) to destination in the same
@@ -64,25 +59,21 @@ int cpmsync_op_expunge(struct cpmsync_store *store, const char *account,
  * ids in the order of ids.  A moved message disappears from its folder at
  * once.
  */
-int cpmsync_op_copy(struct cpmsync_store *store, const int64_t *ids,
-		    size_t n_ids, const char *destination,
-		    int64_t *ret_new_ids);
-int cpmsync_op_move(struct cpmsync_store *store, const int64_t *ids,
-		    size_t n_ids, const char *destination,
-		    int64_t *ret_new_ids);
+int cpmsync_op_copy(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
+		    const char *destination, int64_t *ret_new_ids);
+int cpmsync_op_move(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
+		    const char *destination, int64_t *ret_new_ids);
 
-int cpmsync_op_create_folder(struct cpmsync_store *store, const char *account,
-			     const char *name, int64_t *ret_folder_id);
-int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account,
-			     const char *name, const char *new_name);
+int cpmsync_op_create_folder(struct cpmsync_store *store, const char *account, const char *name,
+			     int64_t *ret_folder_id);
+int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account, const char *name,
+			     const char *new_name);
 /* Deletes the folder and its messages (not its sub-folders). */
-int cpmsync_op_delete_folder(struct cpmsync_store *store, const char *account,
-			     const char *name);
+int cpmsync_op_delete_folder(struct cpmsync_store *store, const char *account, const char *name);
 
 /* METADATA: folder "" for a server entry; value NULL or "" removes it. */
-int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account,
-			    const char *folder, const char *entry,
-			    const char *value);
+int cpmsync_op_set_metadata(struct cpmsync_store *store, const char *account, const char *folder,
+			    const char *entry, const char *value);
 
 struct cpmsync_metadata_entry {
 	const char *entry;
@@ -94,15 +85,13 @@ struct cpmsync_metadata_entry {
  * transaction: all are set, or on the first error none is, and that
  * error is returned.
  */
-int cpmsync_op_set_metadata_entries(struct cpmsync_store *store,
-				    const char *account, const char *folder,
-				    const struct cpmsync_metadata_entry *entries,
-				    size_t n_entries);
+int cpmsync_op_set_metadata_entries(struct cpmsync_store *store, const char *account,
+				    const char *folder,
+				    const struct cpmsync_metadata_entry *entries, size_t n_entries);
 
 /* ACL (RFC 4314): SETACL identifier rights ("" or NULL rights: DELETEACL). */
-int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account,
-		       const char *folder, const char *identifier,
-		       const char *rights);
+int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account, const char *folder,
+		       const char *identifier, const char *rights);
 
 /*
  * Takes back a stored message that is not on the server yet (uid 0)

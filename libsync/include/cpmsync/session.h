@@ -61,12 +61,12 @@ const char *cpmsync_push_state_name(enum cpmsync_push_state s);
 
 /* Tunables; 0 takes the default. */
 struct cpmsync_session_options {
-	unsigned poll_interval_ms;   /* change check of non-IDLE folders: 300 s */
-	unsigned idle_refresh_ms;    /* IDLE/NOTIFY wait re-entered after: 240 s
-				      * (always < 29 min, RFC 2177) */
-	unsigned retry_min_ms;	     /* first back-off: 1 s */
-	unsigned retry_max_ms;	     /* back-off ceiling: 300 s */
-	unsigned debounce_ms;	     /* sync_now()/notifications coalesced: 5 ms */
+	unsigned poll_interval_ms; /* change check of non-IDLE folders: 300 s */
+	unsigned idle_refresh_ms;  /* IDLE/NOTIFY wait re-entered after: 240 s
+				    * (always < 29 min, RFC 2177) */
+	unsigned retry_min_ms;	   /* first back-off: 1 s */
+	unsigned retry_max_ms;	   /* back-off ceiling: 300 s */
+	unsigned debounce_ms;	   /* sync_now()/notifications coalesced: 5 ms */
 };
 
 struct cpmsync_session_callbacks {
@@ -76,8 +76,8 @@ struct cpmsync_session_callbacks {
 	void (*changed)(struct cpmsync_session *s, void *userdata);
 	/* Sync progress: folder "" for the account as a whole; done/total
 	 * in messages (folders for ""). */
-	void (*progress)(struct cpmsync_session *s, const char *folder,
-			 uint32_t done, uint32_t total, void *userdata);
+	void (*progress)(struct cpmsync_session *s, const char *folder, uint32_t done,
+			 uint32_t total, void *userdata);
 	/* A sync ended (r == 0: everything applied). */
 	void (*synced)(struct cpmsync_session *s, int r, const char *reason,
 		       const struct cpmsync_sync_stats *stats, void *userdata);
@@ -91,15 +91,14 @@ struct cpmsync_session_callbacks {
 int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			const struct cpmsync_account *account,
 			const struct cpmsync_session_options *options,
-			const struct cpmsync_session_callbacks *callbacks,
-			void *userdata, struct cpmsync_session **ret);
+			const struct cpmsync_session_callbacks *callbacks, void *userdata,
+			struct cpmsync_session **ret);
 /* Cancels everything (pending requests get -CPMSYNC_E_CANCELED from the
  * loop).  Accepts NULL; returns NULL. */
 struct cpmsync_session *cpmsync_session_free(struct cpmsync_session *s);
 
 /* New settings (same name): reconnects with them, clears an auth stop. */
-int cpmsync_session_set_account(struct cpmsync_session *s,
-				const struct cpmsync_account *account);
+int cpmsync_session_set_account(struct cpmsync_session *s, const struct cpmsync_account *account);
 void cpmsync_session_set_online(struct cpmsync_session *s, bool online);
 /* Sync soon (debounced): Sync(), a local change to replay, an outband
  * push.  Also retries now after a failure or a refused login. */
@@ -137,37 +136,33 @@ bool cpmsync_session_get_active(const struct cpmsync_session *s, int64_t folder_
 typedef void (*cpmsync_pairs_cb_t)(int r, const char *reason,
 				   const char *const *pairs, /* k, v, k, v, ..., NULL */
 				   void *userdata);
-typedef void (*cpmsync_string_cb_t)(int r, const char *reason,
-				    const char *value, void *userdata);
-typedef void (*cpmsync_data_cb_t)(int r, const char *reason, int fd,
-				  uint64_t size, void *userdata); /* fd: read from 0, yours */
-typedef void (*cpmsync_ids_cb_t)(int r, const char *reason, const int64_t *ids,
-				 size_t n_ids, void *userdata);
+typedef void (*cpmsync_string_cb_t)(int r, const char *reason, const char *value, void *userdata);
+typedef void (*cpmsync_data_cb_t)(int r, const char *reason, int fd, uint64_t size,
+				  void *userdata); /* fd: read from 0, yours */
+typedef void (*cpmsync_ids_cb_t)(int r, const char *reason, const int64_t *ids, size_t n_ids,
+				 void *userdata);
 
 /* GETMETADATA of entries (full names, "/private/comment"). */
 int cpmsync_session_get_metadata(struct cpmsync_session *s, int64_t folder_id,
-				 const char *const *entries,
-				 cpmsync_pairs_cb_t cb, void *userdata);
+				 const char *const *entries, cpmsync_pairs_cb_t cb, void *userdata);
 /* GETACL: identifier, rights pairs. */
-int cpmsync_session_get_acl(struct cpmsync_session *s, int64_t folder_id,
-			    cpmsync_pairs_cb_t cb, void *userdata);
-int cpmsync_session_my_rights(struct cpmsync_session *s, int64_t folder_id,
-			      cpmsync_string_cb_t cb, void *userdata);
+int cpmsync_session_get_acl(struct cpmsync_session *s, int64_t folder_id, cpmsync_pairs_cb_t cb,
+			    void *userdata);
+int cpmsync_session_my_rights(struct cpmsync_session *s, int64_t folder_id, cpmsync_string_cb_t cb,
+			      void *userdata);
 /* UID FETCH BODY.PEEK[section] of a message on the server (uid != 0):
  * the content in a temporary file. */
-int cpmsync_session_fetch(struct cpmsync_session *s, int64_t message_id,
-			  const char *section, cpmsync_data_cb_t cb,
-			  void *userdata);
+int cpmsync_session_fetch(struct cpmsync_session *s, int64_t message_id, const char *section,
+			  cpmsync_data_cb_t cb, void *userdata);
 /* CONVERT (RFC 5259); -CPMSYNC_E_NOT_SUPPORTED "CONVERT" without it. */
-int cpmsync_session_preview(struct cpmsync_session *s, int64_t message_id,
-			    const char *section, const char *format,
-			    uint32_t width, uint32_t height,
+int cpmsync_session_preview(struct cpmsync_session *s, int64_t message_id, const char *section,
+			    const char *format, uint32_t width, uint32_t height,
 			    cpmsync_data_cb_t cb, void *userdata);
 /* UID SEARCH on the server; the matching messages' local ids, in id
  * order (messages not on the server yet are matched locally). */
 int cpmsync_session_search(struct cpmsync_session *s, int64_t folder_id,
-			   const struct cpmsync_search_criteria *criteria,
-			   cpmsync_ids_cb_t cb, void *userdata);
+			   const struct cpmsync_search_criteria *criteria, cpmsync_ids_cb_t cb,
+			   void *userdata);
 
 #ifdef __cplusplus
 }

@@ -20,29 +20,29 @@ extern "C" {
  */
 struct cpmsync_account_settings {
 	const char *host;
-	uint16_t port;		 /* 0: the security's default */
-	const char *security;	 /* "tls" | "starttls" | "none"; NULL: "tls" */
+	uint16_t port;	      /* 0: the security's default */
+	const char *security; /* "tls" | "starttls" | "none"; NULL: "tls" */
 	const char *user;
 	/* Exactly one of the three (NULL: not given). */
 	const char *password;
 	const char *password_file;
 	const char *password_command;
-	const char *ca_file;	 /* or NULL */
+	const char *ca_file;	    /* or NULL */
 	const char *const *folders; /* NULL-terminated, or NULL: "*" */
-	const char *sync_bodies; /* "all" | "none" | KiB, or NULL */
+	const char *sync_bodies;    /* "all" | "none" | KiB, or NULL */
 };
 
 enum cpmsync_settings_error {
 	CPMSYNC_SETTINGS_OK = 0,
-	CPMSYNC_SETTINGS_NO_HOST,	 /* host NULL or "" */
-	CPMSYNC_SETTINGS_BAD_HOST,	 /* not a host name or IP address (cpmsync_host_valid) */
-	CPMSYNC_SETTINGS_NO_USER,	 /* user NULL or "" */
-	CPMSYNC_SETTINGS_BAD_USER,	 /* a line break, or longer than CPMSYNC_SETTING_MAX */
-	CPMSYNC_SETTINGS_BAD_SECURITY,	 /* not tls, starttls or none */
-	CPMSYNC_SETTINGS_NO_PASSWORD,	 /* none of password, password_file, password_command */
-	CPMSYNC_SETTINGS_TWO_PASSWORDS,	 /* more than one of them */
-	CPMSYNC_SETTINGS_BAD_PASSWORD,	 /* empty, a line break, longer than CPMSYNC_PASSWORD_MAX */
-	CPMSYNC_SETTINGS_EMPTY_PATH,	 /* password_file, password_command or ca_file "" */
+	CPMSYNC_SETTINGS_NO_HOST,	/* host NULL or "" */
+	CPMSYNC_SETTINGS_BAD_HOST,	/* not a host name or IP address (cpmsync_host_valid) */
+	CPMSYNC_SETTINGS_NO_USER,	/* user NULL or "" */
+	CPMSYNC_SETTINGS_BAD_USER,	/* a line break, or longer than CPMSYNC_SETTING_MAX */
+	CPMSYNC_SETTINGS_BAD_SECURITY,	/* not tls, starttls or none */
+	CPMSYNC_SETTINGS_NO_PASSWORD,	/* none of password, password_file, password_command */
+	CPMSYNC_SETTINGS_TWO_PASSWORDS, /* more than one of them */
+	CPMSYNC_SETTINGS_BAD_PASSWORD,	/* empty, a line break, longer than CPMSYNC_PASSWORD_MAX */
+	CPMSYNC_SETTINGS_EMPTY_PATH,	/* password_file, password_command or ca_file "" */
 	CPMSYNC_SETTINGS_BAD_SYNC_BODIES, /* not all, none or 1..CPMSYNC_SYNC_BODIES_MAX_KIB */
 };
 

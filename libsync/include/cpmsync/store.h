@@ -35,8 +35,8 @@ enum {
  * at path; the parent directory must exist.  On failure *ret_error (if not
  * NULL) is a malloc()ed sentence naming the file and the reason.
  */
-int cpmsync_store_open(const char *path, unsigned flags,
-		       struct cpmsync_store **ret, char **ret_error);
+int cpmsync_store_open(const char *path, unsigned flags, struct cpmsync_store **ret,
+		       char **ret_error);
 /* Closes; NULL is accepted.  Returns NULL. */
 struct cpmsync_store *cpmsync_store_close(struct cpmsync_store *store);
 /* The last failure's description ("" if none); borrowed. */
@@ -44,76 +44,70 @@ const char *cpmsync_store_error(const struct cpmsync_store *store);
 
 /* A folder as readers see it.  Strings are borrowed during the callback. */
 struct cpmsync_folder_info {
-	int64_t id;		 /* stable local folder id */
-	const char *account;	 /* account name */
-	const char *name;	 /* UTF-8, '/' between levels */
-	uint32_t uidvalidity;	 /* 0 until the folder was synced */
+	int64_t id;	      /* stable local folder id */
+	const char *account;  /* account name */
+	const char *name;     /* UTF-8, '/' between levels */
+	uint32_t uidvalidity; /* 0 until the folder was synced */
 	uint32_t uidnext;
 	uint64_t highestmodseq;
 	const char *special_use; /* "\\Sent" ... or NULL */
 	bool subscribed;
-	bool on_server;		 /* false while its CREATE is pending */
-	uint32_t messages;	 /* visible messages */
-	uint32_t unseen;	 /* visible messages without \Seen */
+	bool on_server;	   /* false while its CREATE is pending */
+	uint32_t messages; /* visible messages */
+	uint32_t unseen;   /* visible messages without \Seen */
 };
 
 /* A message summary.  Strings are borrowed during the callback; absent
  * header fields are "". */
 struct cpmsync_message_info {
-	int64_t id;	   /* stable local id */
+	int64_t id; /* stable local id */
 	int64_t folder_id;
 	uint32_t uid;	   /* 0 until the message is on the server */
 	const char *flags; /* flags and keywords, space-separated, sorted bytewise */
 	int64_t internaldate;
 	uint64_t size;
 	const char *from;
-	const char *to;	   /* addresses separated by '\n' */
+	const char *to; /* addresses separated by '\n' */
 	const char *subject;
-	int64_t date;	   /* the Date header, Unix time; 0 if absent */
+	int64_t date; /* the Date header, Unix time; 0 if absent */
 	const char *message_id;
 	const char *conversation_id;
 	const char *contribution_id;
 	const char *imdn_message_id;
-	const char *type;  /* "message", "session-history", "conversation-history",
-			    * "file-transfer" */
-	bool has_body;	   /* the body is stored locally */
+	const char *type; /* "message", "session-history", "conversation-history",
+			   * "file-transfer" */
+	bool has_body;	  /* the body is stored locally */
 };
 
 /* Callbacks return 0 to go on, anything else stops the walk and is
  * returned by the walking function. */
 typedef int (*cpmsync_account_fn)(const char *account, void *userdata);
-typedef int (*cpmsync_folder_fn)(const struct cpmsync_folder_info *folder,
-				 void *userdata);
-typedef int (*cpmsync_message_fn)(const struct cpmsync_message_info *message,
-				  void *userdata);
+typedef int (*cpmsync_folder_fn)(const struct cpmsync_folder_info *folder, void *userdata);
+typedef int (*cpmsync_message_fn)(const struct cpmsync_message_info *message, void *userdata);
 
 /* Accounts known to the store, sorted bytewise. */
-int cpmsync_store_foreach_account(struct cpmsync_store *store,
-				  cpmsync_account_fn fn, void *userdata);
+int cpmsync_store_foreach_account(struct cpmsync_store *store, cpmsync_account_fn fn,
+				  void *userdata);
 /* The visible folders of account, sorted bytewise by name. */
-int cpmsync_store_foreach_folder(struct cpmsync_store *store,
-				 const char *account, cpmsync_folder_fn fn,
-				 void *userdata);
+int cpmsync_store_foreach_folder(struct cpmsync_store *store, const char *account,
+				 cpmsync_folder_fn fn, void *userdata);
 /* One folder by id, or by (account, name); -CPMSYNC_E_NOT_FOUND. */
-int cpmsync_store_get_folder(struct cpmsync_store *store, int64_t folder_id,
-			     cpmsync_folder_fn fn, void *userdata);
-int cpmsync_store_find_folder(struct cpmsync_store *store, const char *account,
-			      const char *name, int64_t *ret_folder_id);
+int cpmsync_store_get_folder(struct cpmsync_store *store, int64_t folder_id, cpmsync_folder_fn fn,
+			     void *userdata);
+int cpmsync_store_find_folder(struct cpmsync_store *store, const char *account, const char *name,
+			      int64_t *ret_folder_id);
 /*
  * The visible messages of a folder with id > after_id in id order, at
  * most limit of them (0: no limit).
  */
-int cpmsync_store_foreach_message(struct cpmsync_store *store,
-				  int64_t folder_id, int64_t after_id,
-				  uint32_t limit, cpmsync_message_fn fn,
-				  void *userdata);
+int cpmsync_store_foreach_message(struct cpmsync_store *store, int64_t folder_id, int64_t after_id,
+				  uint32_t limit, cpmsync_message_fn fn, void *userdata);
 /* One visible message by id; -CPMSYNC_E_NOT_FOUND. */
 int cpmsync_store_get_message(struct cpmsync_store *store, int64_t message_id,
 			      cpmsync_message_fn fn, void *userdata);
 /* Writes the stored body of a message to fd (blocking);
  * -CPMSYNC_E_NOT_FOUND if the body is not stored locally. */
-int cpmsync_store_read_body(struct cpmsync_store *store, int64_t message_id,
-			    int fd);
+int cpmsync_store_read_body(struct cpmsync_store *store, int64_t message_id, int fd);
 
 /*
  * The contract's dump ("cpmctl dump"): one line per visible message,
@@ -123,13 +117,13 @@ int cpmsync_store_read_body(struct cpmsync_store *store, int64_t message_id,
  * line, with its final '\n', is given to fn.
  */
 typedef int (*cpmsync_line_fn)(const char *line, size_t len, void *userdata);
-int cpmsync_store_dump(struct cpmsync_store *store, const char *account,
-		       const char *folder, cpmsync_line_fn fn, void *userdata);
+int cpmsync_store_dump(struct cpmsync_store *store, const char *account, const char *folder,
+		       cpmsync_line_fn fn, void *userdata);
 
 /* Local operations not yet applied on the server (all accounts if
  * account is NULL). */
-int cpmsync_store_pending_operations(struct cpmsync_store *store,
-				     const char *account, uint32_t *ret_count);
+int cpmsync_store_pending_operations(struct cpmsync_store *store, const char *account,
+				     uint32_t *ret_count);
 
 /*
  * Local search (Folder1.Search offline).  Every criterion is optional
@@ -155,8 +149,7 @@ struct cpmsync_search_criteria {
 /* The visible messages of folder_id matching c, in id order; *ret_ids is
  * malloc()ed (NULL when none). */
 int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
-			 const struct cpmsync_search_criteria *c,
-			 int64_t **ret_ids, size_t *ret_n);
+			 const struct cpmsync_search_criteria *c, int64_t **ret_ids, size_t *ret_n);
 
 /*
  * Change tracking, for signals (D-Bus MessagesAdded ...).  Once watched,
@@ -182,18 +175,16 @@ struct cpmsync_change {
 };
 
 typedef void (*cpmsync_store_notify_fn)(void *userdata);
-int cpmsync_store_watch(struct cpmsync_store *store,
-			cpmsync_store_notify_fn notify, void *userdata);
+int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn notify,
+			void *userdata);
 /*
  * Takes (and forgets) up to max recorded changes, oldest first, into ret
  * (max entries).  Returns how many, 0 when none are left.
  */
-int cpmsync_store_take_changes(struct cpmsync_store *store,
-			       struct cpmsync_change *ret, size_t max);
+int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max);
 /* The account a folder belongs to (borrowed until the next store call
  * through the same handle), or NULL. */
-const char *cpmsync_store_folder_account(struct cpmsync_store *store,
-					 int64_t folder_id);
+const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t folder_id);
 
 /*
  * Whether the server refused the pending operation that created message_id
@@ -201,8 +192,8 @@ const char *cpmsync_store_folder_account(struct cpmsync_store *store,
  * free()), 0 when it was not refused (still pending, or done: see the
  * message's uid), -CPMSYNC_E_NOT_FOUND when the message is gone.
  */
-int cpmsync_store_message_refused(struct cpmsync_store *store,
-				  int64_t message_id, char **ret_reason);
+int cpmsync_store_message_refused(struct cpmsync_store *store, int64_t message_id,
+				  char **ret_reason);
 
 #ifdef __cplusplus
 }

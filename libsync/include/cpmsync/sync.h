@@ -23,11 +23,11 @@ extern "C" {
 #endif
 
 struct cpmsync_sync_stats {
-	uint64_t bytes_in, bytes_out;	/* on the wire, after TLS */
-	uint32_t folders_synced;	/* SELECTed and compared */
-	uint32_t folders_skipped;	/* unchanged by LIST-STATUS */
+	uint64_t bytes_in, bytes_out; /* on the wire, after TLS */
+	uint32_t folders_synced;      /* SELECTed and compared */
+	uint32_t folders_skipped;     /* unchanged by LIST-STATUS */
 	uint32_t messages_added, messages_changed, messages_removed;
-	uint64_t body_bytes;		/* bodies downloaded */
+	uint64_t body_bytes; /* bodies downloaded */
 	uint32_t ops_replayed, ops_failed;
 };
 
@@ -37,8 +37,7 @@ struct cpmsync_sync_stats {
  * refused — refused operations stay queued).  stats and reason are
  * borrowed for the call.
  */
-typedef void (*cpmsync_sync_cb_t)(int r, const char *reason,
-				  const struct cpmsync_sync_stats *stats,
+typedef void (*cpmsync_sync_cb_t)(int r, const char *reason, const struct cpmsync_sync_stats *stats,
 				  void *userdata);
 
 struct cpmsync_sync;
@@ -49,8 +48,7 @@ struct cpmsync_sync;
  * can be given to cpmsync_sync_cancel() before cb ran.
  */
 int cpmsync_sync_once(struct cpmsync_loop *loop, struct cpmsync_store *store,
-		      const struct cpmsync_account *account,
-		      cpmsync_sync_cb_t cb, void *userdata,
+		      const struct cpmsync_account *account, cpmsync_sync_cb_t cb, void *userdata,
 		      struct cpmsync_sync **ret);
 /* Stops it: cb runs with -CPMSYNC_E_CANCELED (from the loop). */
 void cpmsync_sync_cancel(struct cpmsync_sync *sync);
