@@ -7,6 +7,7 @@
 #   make SANITIZE=address,undefined check
 #   make fuzz                 libFuzzer binaries (clang) under build/fuzz/
 #   make check-shell          shellcheck every shell script (part of make check)
+#   make check-format         clang-format --dry-run on every C file (part of make check)
 #   make V=1                  show full commands
 #
 # Each directory lists its own sources in Makefile.inc; this file holds the rules.

@@ -19,8 +19,9 @@ PACKAGES=(
 	isync
 	# the man pages' lint (make check-man: groff -ww)
 	groff-base
-	# the shell scripts' lint (make check-shell)
-	shellcheck
+	# the shell scripts' lint (make check-shell) and the C format check
+	# (make check-format)
+	shellcheck clang-format
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
