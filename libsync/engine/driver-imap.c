@@ -39,9 +39,9 @@ static void reply_cb(struct imap_client *client, const struct imap_cmd_result *r
 	free(userdata);
 	imap_resp_code_init(&code);
 	if (res->resp && res->resp->code && imap_resp_code_parse(res->resp, &code) >= 0) {
-		const struct imap_seqset *one = code.code == IMAP_CODE_APPENDUID ? &code.set
-						: code.code == IMAP_CODE_COPYUID ? &code.set2
-										 : NULL;
+		const struct rangeset *one = code.code == IMAP_CODE_APPENDUID ? &code.set
+					     : code.code == IMAP_CODE_COPYUID ? &code.set2
+									      : NULL;
 
 		reply.code = code.code;
 		if (one && one->n == 1 && one->r[0].lo == one->r[0].hi)

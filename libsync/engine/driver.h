@@ -36,7 +36,7 @@ struct engine_reply {
 	const char *text; /* the server's text, may be NULL */
 	enum imap_code code; /* the reply's response code, IMAP_CODE_NONE if none */
 	uint32_t new_uid;    /* APPENDUID / COPYUID of exactly one message: its new UID, else 0 */
-	const struct imap_seqset *modified; /* MODIFIED: UIDs not stored; NULL otherwise */
+	const struct rangeset *modified; /* MODIFIED: UIDs not stored; NULL otherwise */
 };
 
 typedef void (*engine_reply_fn)(const struct engine_reply *reply, void *userdata);

@@ -81,8 +81,8 @@ struct folder_ctx {
 	/* Progress. */
 	uint32_t new_count; /* new messages seen (uid >= new_from_uid) */
 	uint32_t max_uid_seen;
-	struct imap_seqset present; /* PLAIN/search: UIDs the server has */
-	struct imap_seqset set;	    /* scratch: bodies wanted, ... */
+	struct rangeset present; /* PLAIN/search: UIDs the server has */
+	struct rangeset set;	 /* scratch: bodies wanted, ... */
 	size_t set_pos;
 };
 
@@ -131,7 +131,7 @@ struct cpmsync_sync {
 	uint64_t selected_hms;
 	uint32_t selected_uidnext;
 
-	struct imap_seqset search;  /* SEARCH/ESEARCH results */
+	struct rangeset search;	    /* SEARCH/ESEARCH results */
 	struct imap_resp_code code; /* scratch */
 	void *replay;		    /* engine-replay.c's state */
 	/* What engine_select() does when the server refuses the SELECT

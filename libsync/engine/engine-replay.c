@@ -58,7 +58,7 @@ struct replay {
 	/* expunge */
 	int64_t exp_journal[EXPUNGE_BATCH], exp_message[EXPUNGE_BATCH];
 	size_t n_exp;
-	struct imap_seqset exp_uids;
+	struct rangeset exp_uids;
 	/* replay_next()'s trampoline */
 	bool in_next, again;
 	/* the row after which the next one is read */
@@ -93,7 +93,7 @@ static void replay_clear(struct replay *rp)
 		free(rp->items[i].flags);
 	rp->n_items = 0;
 	rp->n_exp = 0;
-	imap_seqset_clear(&rp->exp_uids);
+	rangeset_clear(&rp->exp_uids);
 }
 
 void engine_replay_free(struct cpmsync_sync *e)
@@ -103,7 +103,7 @@ void engine_replay_free(struct cpmsync_sync *e)
 	if (!rp)
 		return;
 	replay_clear(rp);
-	imap_seqset_free(&rp->exp_uids);
+	rangeset_free(&rp->exp_uids);
 	free(rp->verify_flags);
 	free(rp);
 	e->replay = NULL;
@@ -248,7 +248,7 @@ static void verify_fetch_done(const struct engine_reply *res, void *userdata)
 static void verify_search_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
-	struct imap_seqset cand = IMAP_SEQSET_INIT;
+	struct rangeset cand = RANGESET_INIT;
 	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
 	size_t n = 0, pos = 0;
 	int r = 0;
@@ -264,7 +264,7 @@ static void verify_search_done(const struct engine_reply *res, void *userdata)
 			if (r < 0)
 				break;
 			if (!known) {
-				r = imap_seqset_add(&cand, u);
+				r = rangeset_add(&cand, u);
 				n++;
 			}
 			if (u == e->search.r[i].lo)
@@ -272,17 +272,17 @@ static void verify_search_done(const struct engine_reply *res, void *userdata)
 		}
 	}
 	if (r < 0) {
-		imap_seqset_free(&cand);
+		rangeset_free(&cand);
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return;
 	}
 	if (n == 0) {
-		imap_seqset_free(&cand);
+		rangeset_free(&cand);
 		R(e)->verify_missing(e);
 		return;
 	}
 	r = imap_seqset_format(&cand, &pos, &set, ENGINE_SET_BYTES);
-	imap_seqset_free(&cand);
+	rangeset_free(&cand);
 	R(e)->verify_uid = 0;
 	if (r >= 0) {
 		e->fetch_kind = FK_VERIFY;
@@ -297,7 +297,7 @@ static void verify_selected(struct cpmsync_sync *e)
 {
 	const struct sync_message *m = &R(e)->msg;
 
-	imap_seqset_clear(&e->search);
+	rangeset_clear(&e->search);
 	sent(e, D(e)->ops->search(D(e), R(e)->verify_from ? R(e)->verify_from : 1, m->message_id,
 				  verify_search_done, e));
 }
@@ -685,7 +685,7 @@ static void flags_refetch_done(const struct engine_reply *res, void *userdata)
 static void flags_batch_end(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	struct imap_seqset mod = IMAP_SEQSET_INIT;
+	struct rangeset mod = RANGESET_INIT;
 	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
 	size_t pos = 0;
 	bool any = false;
@@ -693,18 +693,18 @@ static void flags_batch_end(struct cpmsync_sync *e)
 
 	for (size_t i = 0; r >= 0 && i < rp->n_items; i++)
 		if (rp->items[i].modified) {
-			r = imap_seqset_add(&mod, rp->items[i].uid);
+			r = rangeset_add(&mod, rp->items[i].uid);
 			any = true;
 		}
 	if (r >= 0 && !any) {
-		imap_seqset_free(&mod);
+		rangeset_free(&mod);
 		/* Everything sent or failed: the rows are done (failed ones
 		 * were counted and stay). */
 		replay_next(e);
 		return;
 	}
 	if (r >= 0 && ++rp->round >= FLAGS_ROUNDS) {
-		imap_seqset_free(&mod);
+		rangeset_free(&mod);
 		op_failed(e, "flags of %s kept changing on the server during %d attempts",
 			  rp->folder.server_name, FLAGS_ROUNDS);
 		return;
@@ -713,7 +713,7 @@ static void flags_batch_end(struct cpmsync_sync *e)
 	 * handler), then send the merge. */
 	if (r >= 0)
 		r = imap_seqset_format(&mod, &pos, &set, ENGINE_SET_BYTES);
-	imap_seqset_free(&mod);
+	rangeset_free(&mod);
 	if (r >= 0) {
 		e->fetch_kind = FK_FLAGS;
 		r = D(e)->ops->fetch(D(e), set.data, "UID FLAGS MODSEQ", flags_refetch_done, e);
@@ -747,7 +747,7 @@ static void store_done(const struct engine_reply *res, void *userdata)
 		}
 	} else if (engine_reply_failed(e, res, "UID STORE")) {
 		return;
-	} else if (res->modified && imap_seqset_contains(res->modified, it->uid)) {
+	} else if (res->modified && rangeset_contains(res->modified, it->uid)) {
 		it->modified = true;
 	} else if (it->pending == 0 && !it->failed && !it->modified) {
 		r = engine_tx_begin(e);
@@ -928,7 +928,7 @@ static void expunge_selected(struct cpmsync_sync *e)
 	size_t pos = 0;
 	int r;
 
-	if (imap_seqset_empty(&rp->exp_uids)) {
+	if (rangeset_empty(&rp->exp_uids)) {
 		expunge_done(&(struct engine_reply){ 0 }, e);
 		return;
 	}
@@ -962,7 +962,7 @@ static void op_expunge(struct cpmsync_sync *e)
 	int r;
 
 	rp->n_exp = 0;
-	imap_seqset_clear(&rp->exp_uids);
+	rangeset_clear(&rp->exp_uids);
 	rp->exp_journal[rp->n_exp] = rp->j.id;
 	rp->exp_message[rp->n_exp++] = rp->j.message_id;
 	while (rp->n_exp < EXPUNGE_BATCH) {
@@ -985,7 +985,7 @@ static void op_expunge(struct cpmsync_sync *e)
 
 		r = store_sync_message_get(e->store, rp->exp_message[i], &m);
 		if (r >= 0 && m.uid)
-			r = imap_seqset_add(&rp->exp_uids, m.uid);
+			r = rangeset_add(&rp->exp_uids, m.uid);
 		sync_message_free_contents(&m);
 		if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
 			engine_fail(e, r, "store: %s", store_error(e->store));
@@ -995,7 +995,7 @@ static void op_expunge(struct cpmsync_sync *e)
 	r = load_folder(e, rp->j.folder_id, &rp->folder);
 	if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && !rp->folder.server_name)) {
 		/* nothing on the server to remove */
-		imap_seqset_clear(&rp->exp_uids);
+		rangeset_clear(&rp->exp_uids);
 		expunge_done(&(struct engine_reply){ 0 }, e);
 		return;
 	}
@@ -1283,7 +1283,7 @@ void engine_replay_start(struct cpmsync_sync *e)
 		engine_fail(e, -ENOMEM, "out of memory");
 		return;
 	}
-	imap_seqset_init(&rp->exp_uids);
+	rangeset_init(&rp->exp_uids);
 	e->replay = rp;
 	/* A refused SELECT keeps the row for the next run and goes on. */
 	e->select_refused = replay_next;

@@ -76,9 +76,9 @@ static void engine_free(struct cpmsync_sync *e)
 	free(e->remote);
 	free(e->queue);
 	free(e->f.server_name);
-	imap_seqset_free(&e->f.present);
-	imap_seqset_free(&e->f.set);
-	imap_seqset_free(&e->search);
+	rangeset_free(&e->f.present);
+	rangeset_free(&e->f.set);
+	rangeset_free(&e->search);
 	imap_resp_code_free(&e->code);
 	body_sink_reset(&e->sink);
 	buf_free(&e->sink.mem);
@@ -320,7 +320,7 @@ static void fetch_flags(struct cpmsync_sync *e, const struct engine_fetch *f)
 	int r;
 
 	if (e->fetch_kind == FK_FLAGS && e->f.mode == PLAN_MODE_PLAIN) {
-		r = imap_seqset_add(&e->f.present, f->uid);
+		r = rangeset_add(&e->f.present, f->uid);
 		if (r < 0) {
 			engine_fail(e, r, "too many UIDs in folder %s", e->f.server_name);
 			return;
@@ -695,7 +695,7 @@ void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t val
 
 void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi)
 {
-	int r = imap_seqset_add_range(&e->search, lo, hi);
+	int r = rangeset_add_range(&e->search, lo, hi);
 
 	if (r < 0)
 		engine_fail(e, r, "out of memory");
@@ -739,7 +739,7 @@ static void on_search(struct cpmsync_sync *e, const struct imap_response *resp, 
 		imap_esearch_init(&es);
 		r = imap_resp_esearch(resp, &es);
 		for (size_t i = 0; r >= 0 && i < es.all.n; i++)
-			r = imap_seqset_add_range(&e->search, es.all.r[i].lo, es.all.r[i].hi);
+			r = rangeset_add_range(&e->search, es.all.r[i].lo, es.all.r[i].hi);
 		imap_esearch_free(&es);
 	} else {
 		struct imap_search s;
@@ -747,7 +747,7 @@ static void on_search(struct cpmsync_sync *e, const struct imap_response *resp, 
 		imap_search_init(&s);
 		r = imap_resp_search(resp, &s);
 		for (size_t i = 0; r >= 0 && i < s.nums.n; i++)
-			r = imap_seqset_add_range(&e->search, s.nums.r[i].lo, s.nums.r[i].hi);
+			r = rangeset_add_range(&e->search, s.nums.r[i].lo, s.nums.r[i].hi);
 		imap_search_free(&s);
 	}
 	if (r < 0)
@@ -1196,8 +1196,8 @@ static void next_folder(struct cpmsync_sync *e)
 		return;
 	}
 	free(e->f.server_name);
-	imap_seqset_clear(&e->f.present);
-	imap_seqset_clear(&e->f.set);
+	rangeset_clear(&e->f.present);
+	rangeset_clear(&e->f.set);
 	e->f = (struct folder_ctx){
 		.id = sf.id,
 		.server_name = TAKE_PTR(sf.server_name),
@@ -1293,7 +1293,7 @@ static void folder_expunges(struct cpmsync_sync *e)
 		folder_bodies(e);
 		return;
 	}
-	imap_seqset_clear(&e->search);
+	rangeset_clear(&e->search);
 	r = imap_cmd_new(e->client, 0, expunge_search_done, e, &cmd);
 	if (r >= 0)
 		r = imap_cmd_addf(cmd, "UID SEARCH %sUID 1:%u",
@@ -1407,7 +1407,7 @@ static void folder_after_select(struct cpmsync_sync *e)
 			 (unsigned long long)e->f.local_hms);
 		send_fetch(e, set, "UID FLAGS", mod, FK_FLAGS, flags_pass_done);
 	} else {
-		imap_seqset_clear(&e->f.present);
+		rangeset_clear(&e->f.present);
 		send_fetch(e, set, "UID FLAGS", NULL, FK_FLAGS, flags_pass_done);
 	}
 }
@@ -1562,9 +1562,9 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	e->userdata = userdata;
 	e->sink.fd = -1;
 	buf_init(&e->sink.mem, ENGINE_BODY_MEM_MAX + 1);
-	imap_seqset_init(&e->f.present);
-	imap_seqset_init(&e->f.set);
-	imap_seqset_init(&e->search);
+	rangeset_init(&e->f.present);
+	rangeset_init(&e->f.set);
+	rangeset_init(&e->search);
 	imap_resp_code_init(&e->code);
 	engine_driver_imap_init(&e->imap_drv, &e->client);
 	e->drv = &e->imap_drv.base;

@@ -104,7 +104,7 @@ struct request {
 	bool too_big; /* the server announced more than SESSION_FETCH_MAX */
 	int64_t *ids;
 	size_t n_ids, alloc_ids;
-	struct imap_seqset uids;
+	struct rangeset uids;
 };
 
 struct cpmsync_session {
@@ -942,7 +942,7 @@ static void request_free(struct request *rq)
 	if (rq->fd >= 0)
 		close(rq->fd);
 	free(rq->ids);
-	imap_seqset_free(&rq->uids);
+	rangeset_free(&rq->uids);
 	free(rq);
 }
 
@@ -1078,8 +1078,8 @@ static void request_untagged(struct cpmsync_session *s, const struct imap_respon
 			imap_search_init(&se);
 			if (imap_resp_search(resp, &se) >= 0)
 				for (size_t i = 0; i < se.nums.n; i++)
-					imap_seqset_add_range(&rq->uids, se.nums.r[i].lo,
-							      se.nums.r[i].hi);
+					rangeset_add_range(&rq->uids, se.nums.r[i].lo,
+							   se.nums.r[i].hi);
 			imap_search_free(&se);
 		}
 		break;
@@ -1090,8 +1090,8 @@ static void request_untagged(struct cpmsync_session *s, const struct imap_respon
 			imap_esearch_init(&es);
 			if (imap_resp_esearch(resp, &es) >= 0 && (es.present & IMAP_ESEARCH_ALL))
 				for (size_t i = 0; i < es.all.n; i++)
-					imap_seqset_add_range(&rq->uids, es.all.r[i].lo,
-							      es.all.r[i].hi);
+					rangeset_add_range(&rq->uids, es.all.r[i].lo,
+							   es.all.r[i].hi);
 			imap_esearch_free(&es);
 		}
 		break;
@@ -1183,7 +1183,7 @@ static int search_walk_cb(const struct cpmsync_message_info *m, void *userdata)
 	bool match;
 
 	if (m->uid)
-		match = imap_seqset_contains(&rq->uids, m->uid);
+		match = rangeset_contains(&rq->uids, m->uid);
 	else
 		match = bsearch(&m->id, w->local, w->n_local, sizeof(int64_t), cmp_id) != NULL;
 	if (!match)
@@ -1427,7 +1427,7 @@ static struct request *request_new(struct cpmsync_session *s, enum req_kind kind
 	rq->kind = kind;
 	rq->userdata = userdata;
 	rq->fd = -1;
-	imap_seqset_init(&rq->uids);
+	rangeset_init(&rq->uids);
 	return rq;
 }
 

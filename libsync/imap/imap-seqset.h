@@ -13,25 +13,6 @@
 #include "util/rangeset.h"
 
 /*
- * The names before the range set moved to util/: engine/ still uses them
- * and switches to the rangeset_* names in its own change.  Nothing else
- * should; remove these then.
- */
-#define imap_seqset		 rangeset
-#define imap_range		 range
-#define IMAP_SEQSET_DEFAULT_MAX	 RANGESET_DEFAULT_MAX
-#define IMAP_SEQSET_INIT	 RANGESET_INIT
-#define imap_seqset_init	 rangeset_init
-#define imap_seqset_free	 rangeset_free
-#define imap_seqset_clear	 rangeset_clear
-#define imap_seqset_add_range	 rangeset_add_range
-#define imap_seqset_add		 rangeset_add
-#define imap_seqset_remove_range rangeset_remove_range
-#define imap_seqset_contains	 rangeset_contains
-#define imap_seqset_count	 rangeset_count
-#define imap_seqset_empty	 rangeset_empty
-
-/*
  * Parses an IMAP sequence-set ("1:3,5,7:*"), adding to set.  "*" stands
  * for star (the largest UID or message number); star == 0 refuses "*".
  * Reversed ranges ("5:3") are fine.  Refused with -CPMSYNC_E_PROTOCOL: an

@@ -35,7 +35,6 @@
 #include "util/macro.h"
 #include "util/msg-summary.h"
 
-#define OPS_CHUNK	   (64 * 1024)
 #define FOLDER_NAME_MAX	   CPMSYNC_FOLDER_NAME_MAX
 #define METADATA_ENTRY_MAX CPMSYNC_METADATA_ENTRY_MAX
 #define METADATA_VALUE_MAX CPMSYNC_METADATA_VALUE_MAX

@@ -79,7 +79,7 @@ static void fake_schedule(struct fake *f)
 static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 {
 	struct fake *f = userdata;
-	struct imap_seqset modified = IMAP_SEQSET_INIT;
+	struct rangeset modified = RANGESET_INIT;
 	struct pending p;
 	struct engine_reply reply;
 
@@ -107,7 +107,7 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 			engine_event_code(f->base.engine, ev->code, ev->value);
 	}
 	if (p.step->modified)
-		ck_assert_int_eq(imap_seqset_add(&modified, p.step->modified), 0);
+		ck_assert_int_eq(rangeset_add(&modified, p.step->modified), 0);
 	reply = (struct engine_reply){ .r = p.step->r,
 				       .text = p.step->text,
 				       .code = p.step->code,
@@ -115,7 +115,7 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 				       .modified = p.step->modified ? &modified : NULL };
 	if (p.cb)
 		p.cb(&reply, p.userdata);
-	imap_seqset_free(&modified);
+	rangeset_free(&modified);
 }
 
 /* Checks call against the script and queues its reply. */
