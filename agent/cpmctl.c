@@ -9,12 +9,15 @@
  *
  * Exit status: 0 done, 1 failed (the reason on stderr), 2 bad usage.
  * Output goes through stdout with every write checked: a dump cut short
- * (a closed pipe, a full disk) is an error, never a silent partial list.
+ * by a full disk is an error, never a silent partial list.  A reader that
+ * went away (`cpmctl dump | head`) ends cpmctl by SIGPIPE, quietly, as it
+ * ends cat or grep: the shell sees 141, and a pipeline's status is head's.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -85,12 +88,35 @@ static void usage(FILE *f)
 }
 
 /*
+ * The reader of stdout is gone: die of SIGPIPE, which we ignore (and
+ * libdbus too) so that a D-Bus socket's EPIPE is an error code instead.
+ */
+static _Noreturn void stdout_reader_gone(void)
+{
+	signal(SIGPIPE, SIG_DFL);
+	raise(SIGPIPE);
+	_exit(128 + SIGPIPE);
+}
+
+/* Whether stdout is a pipe without a reader: POLLERR on its write end. */
+static bool stdout_pipe_closed(void)
+{
+	struct pollfd p = { .fd = STDOUT_FILENO, .events = 0 };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+/*
  * Flushes stdout and reports a write error that happened at any point
  * (stdio keeps the error flag).  Returns the exit status to use.
  */
 static int finish_stdout(int status)
 {
+	errno = 0;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
+		/* errno may be stale when an earlier write set the error flag. */
+		if (errno == EPIPE || stdout_pipe_closed())
+			stdout_reader_gone();
 		fprintf(stderr, "cpmctl: cannot write the output: %s\n",
 			errno ? strerror(errno) : "write error");
 		return 1;
@@ -146,6 +172,8 @@ static int write_line(const char *line, size_t len, void *userdata)
 
 	errno = 0;
 	if (fwrite(line, 1, len, stdout) != len) {
+		if (errno == EPIPE)
+			stdout_reader_gone();
 		out->error = errno ? errno : EIO;
 		return -out->error;
 	}
@@ -1020,6 +1048,8 @@ static int write_out(const void *buf, size_t len)
 	if (fflush(stdout) != 0)
 		return finish_stdout(1);
 	r = cpmsync_write_all(STDOUT_FILENO, buf, len);
+	if (r == -EPIPE)
+		stdout_reader_gone();
 	if (r < 0) {
 		fprintf(stderr, "cpmctl: cannot write the output: %s\n", strerror(-r));
 		return 1;
@@ -1935,8 +1965,8 @@ int main(int argc, char **argv)
 	const char *config_path = NULL, *cmd;
 	int ch;
 
-	/* A closed pipe is a write error that we report (EPIPE), not a
-	 * silent death half-way through the output. */
+	/* EPIPE instead of a signal: a D-Bus socket's is an error code, and
+	 * stdout's ends us by SIGPIPE after all (stdout_reader_gone()). */
 	signal(SIGPIPE, SIG_IGN);
 
 	while ((ch = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {

@@ -44,13 +44,15 @@ printf '%s\r\n' '--b1' 'Content-Type: text/plain; charset=us-ascii' '' 'first pa
 cat "$WORK/header.want" "$WORK/text.want" >"$WORK/whole.want"
 printf 'second part' >"$WORK/part2.want"
 da save -u "$USER1" -m INBOX <"$WORK/whole.want" || bail "cannot save the message"
+msg_save "$USER1" INBOX "<big@live.test>" 300000 || bail "cannot save the big message"
 
 start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
 check "account reaches State idle" wait_state idle 20
 
 # --- fetch: whole message and sections, byte for byte ----------------------------------
 run 0 list a INBOX
-ID=$(awk -F '\t' '$6 == "sections" { print $1 }' "$WORK/out")
+cp "$WORK/out" "$WORK/list"
+ID=$(awk -F '\t' '$6 == "sections" { print $1 }' "$WORK/list")
 check "list shows the message" test -n "$ID"
 check "fetch: the whole message" bash -c "'$CPMCTL' fetch a INBOX '$ID' >'$WORK/got' && cmp -s '$WORK/got' '$WORK/whole.want'"
 run 0 fetch a INBOX "$ID" HEADER
@@ -59,5 +61,12 @@ run 0 fetch a INBOX "$ID" TEXT
 check "fetch TEXT: the body after the blank line" same "$WORK/text.want" "$WORK/out"
 run 0 fetch a INBOX "$ID" 2
 check "fetch 2: the second part's content" same "$WORK/part2.want" "$WORK/out"
+
+# --- a reader that goes away: SIGPIPE, quietly, as for cat ------------------------------
+BIG=$(awk -F '\t' '$6 == "test <big@live.test>" { print $1 }' "$WORK/list")
+"$CPMCTL" fetch a INBOX "$BIG" 2>"$WORK/err" | head -c 10 >"$WORK/head"
+st=${PIPESTATUS[0]}
+check "fetch | head -c 10: 10 bytes through, cpmctl killed by SIGPIPE (141, got $st), nothing on stderr" \
+	bash -c "[ $st -eq 141 ] && [ \$(wc -c <'$WORK/head') -eq 10 ] && [ ! -s '$WORK/err' ]"
 
 finish
