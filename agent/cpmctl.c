@@ -295,6 +295,10 @@ static int cmd_dump(int argc, char **argv, const char *config_path)
 #define CALL_TIMEOUT_MS	     (120 * 1000)
 #define LIST_PAGE	     1000u
 #define SYNC_TIMEOUT_DEFAULT 600u
+/* How long `sync` gives the connection attempt that its Sync call starts at
+ * once when the account is between failed attempts ("connecting" with a
+ * LastError): the daemon says nothing when the attempt fails the same way. */
+#define SYNC_CONNECT_GRACE_MS 5000u
 
 static const char not_running_msg[] =
 	"cpmctl: the cpm-syncd daemon is not running (no owner of " BUS_NAME
@@ -1469,6 +1473,7 @@ struct sync_account {
 	char *state, *last_error, *folder;
 	uint64_t generation;  /* SyncGeneration: completed syncs */
 	uint64_t generation0; /* ... when we asked for ours */
+	uint64_t grace_end;   /* now_ms() until which a failed connection may recover */
 	bool has_generation;
 	uint32_t done, total;
 	bool online;
@@ -1544,11 +1549,29 @@ static void sync_finish_all(struct sync_run *run, const char *why)
 		sync_finish(run, &run->v[i], why);
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Not connected, and the last attempt failed: "connecting" with a LastError. */
+static bool sync_cannot_connect(const struct sync_account *a)
+{
+	return str_eq(a->state, "connecting") && *a->last_error;
+}
+
 /*
  * Done when State is back at "idle" and SyncGeneration has moved since we
  * asked (a sync completed after the request: ours, or one already running
- * that took our changes too); failed when the news is State "error".  Only news that arrives after
- * Sync is judged (an "error" left from before says nothing about this sync).
+ * that took our changes too).  Failed when the news is State "error", or
+ * the account cannot connect: news of a failed attempt, or still between
+ * failed attempts when the grace for the attempt our Sync started is over
+ * (the daemon keeps retrying; we say why instead of waiting for it).  Only
+ * news that arrives after Sync is judged (an "error" left from before says
+ * nothing about this sync).
  */
 static void sync_check(struct sync_run *run, struct sync_account *a, bool state_news)
 {
@@ -1559,8 +1582,25 @@ static void sync_check(struct sync_run *run, struct sync_account *a, bool state_
 	else if (state_news && str_eq(a->state, "error"))
 		sync_finish(run, a,
 			    *a->last_error ? a->last_error : "sync failed (no reason given)");
+	else if (sync_cannot_connect(a) && (state_news || now_ms() >= a->grace_end))
+		sync_finish(run, a, a->last_error);
 	else if (str_eq(a->state, "idle") && a->generation > a->generation0)
 		sync_finish(run, a, NULL);
+}
+
+/* The next grace end among the accounts that wait on one, or 0. */
+static uint64_t sync_next_grace(const struct sync_run *run)
+{
+	uint64_t next = 0;
+
+	for (size_t i = 0; i < run->n; i++) {
+		const struct sync_account *a = &run->v[i];
+
+		if (a->result == SYNC_RESULT_PENDING && sync_cannot_connect(a) &&
+		    (!next || a->grace_end < next))
+			next = a->grace_end;
+	}
+	return next;
 }
 
 static struct sync_account *sync_find(struct sync_run *run, const char *path)
@@ -1645,6 +1685,7 @@ static void sync_handle(struct sync_run *run, DBusMessage *msg)
 		}
 	} else if (dbus_message_is_signal(msg, IFACE_PROPERTIES, "PropertiesChanged")) {
 		bool news = false, refresh = false;
+		uint64_t activity;
 
 		if (!dbus_message_has_signature(msg, "sa{sv}as"))
 			return;
@@ -1655,6 +1696,9 @@ static void sync_handle(struct sync_run *run, DBusMessage *msg)
 		dbus_message_iter_next(&it);
 		sync_apply(a, &it);
 		news = prop_has(&it, "State") || prop_has(&it, "LastError");
+		/* The server answers: the connection attempt is getting on. */
+		if (prop_u64(&it, "LastServerActivity", &activity) && activity)
+			a->grace_end = now_ms() + SYNC_CONNECT_GRACE_MS;
 		dbus_message_iter_next(&it);
 		dbus_message_iter_recurse(&it, &sub);
 		for (; dbus_message_iter_get_arg_type(&sub) == DBUS_TYPE_STRING;
@@ -1726,14 +1770,6 @@ static void progress_draw(struct sync_run *run)
 	fputs(line, stdout);
 	fflush(stdout);
 	run->line_drawn = true;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int add_match(DBusConnection *conn, const char *rule)
@@ -1886,6 +1922,7 @@ static int cmd_sync(int argc, char **argv)
 				    "(older than this cpmctl)");
 			continue;
 		}
+		a->grace_end = now_ms() + SYNC_CONNECT_GRACE_MS;
 		why = sync_start(conn, a);
 		if (why)
 			sync_finish(&run, a, why);
@@ -1894,15 +1931,19 @@ static int cmd_sync(int argc, char **argv)
 	if (timeout)
 		deadline = now_ms() + (uint64_t)timeout * 1000;
 	while (run.pending) {
+		uint64_t grace;
 		int wait = -1;
 
 		while (run.pending && (msg = dbus_connection_pop_message(conn))) {
 			sync_handle(&run, msg);
 			dbus_message_unref(msg);
 		}
+		for (size_t i = 0; i < n; i++)
+			sync_check(&run, &run.v[i], false);
 		if (!run.pending)
 			break;
 		progress_draw(&run);
+		grace = sync_next_grace(&run);
 		if (timeout) {
 			uint64_t now = now_ms();
 
@@ -1921,6 +1962,13 @@ static int cmd_sync(int argc, char **argv)
 				break;
 			}
 			wait = deadline - now > INT32_MAX ? INT32_MAX : (int)(deadline - now);
+		}
+		if (grace) {
+			uint64_t now = now_ms();
+			int g = grace > now ? (int)(grace - now) : 0;
+
+			if (wait < 0 || g < wait)
+				wait = g;
 		}
 		if (!dbus_connection_read_write(conn, wait)) {
 			/* Messages already read come first (Disconnected among them). */

@@ -126,6 +126,16 @@ start_daemon() {
 	DAEMON_PID=$!
 	"$DBUS" wait-owner 10 >/dev/null || return 1
 }
+# eventually SECONDS COMMAND...: retries until it succeeds
+eventually() {
+	local t=$1 i
+	shift
+	for i in $(seq $((t * 10))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	"$@"
+}
 acct() { "$DBUS" get "$A" org.cpmsync.Account1 "$1"; }
 wait_state() { # wait_state STATE SECONDS
 	local i

@@ -69,4 +69,31 @@ st=${PIPESTATUS[0]}
 check "fetch | head -c 10: 10 bytes through, cpmctl killed by SIGPIPE (141, got $st), nothing on stderr" \
 	bash -c "[ $st -eq 141 ] && [ \$(wc -c <'$WORK/head') -eq 10 ] && [ ! -s '$WORK/err' ]"
 
+# --- sync: done, or at once with the reason -----------------------------------------------
+run 0 sync a
+check "sync a: 'a: ok', exit 0" bash -c "[ \"\$(cat '$WORK/out')\" = 'a: ok' ] && [ ! -s '$WORK/err' ]"
+run 0 online a off
+check "online a off: State offline" wait_state offline 5
+run 1 sync a
+check "sync of an offline account: exit 1 at once with the reason" \
+	test "$(cat "$WORK/err")" = "cpmctl: a: the account is offline (Online is off; see cpmctl online)"
+run 0 online a on
+check "online a on: State idle" wait_state idle 20
+
+# The server stops: the daemon goes on retrying; sync says why within seconds.
+dc_stop dc
+want="cpmctl: a: cannot connect to localhost port $IMAPS_PORT: Connection refused"
+check "server stopped: the daemon says it cannot connect" \
+	eventually 15 bash -c "[ \"\$('$DBUS' get $A org.cpmsync.Account1 LastError)\" = '${want#cpmctl: a: }' ]"
+t0=$(date +%s%N)
+run 1 sync a
+t=$((($(date +%s%N) - t0) / 1000000))
+check "server stopped: sync a exits 1 with the reason ($t ms)" \
+	bash -c "[ \"\$(cat '$WORK/err')\" = '$want' ] && [ ! -s '$WORK/out' ] && [ $t -lt 10000 ]"
+t0=$(date +%s%N)
+run 1 sync
+t=$((($(date +%s%N) - t0) / 1000000))
+check "server stopped: sync (every account) exits 1 with the reason ($t ms)" \
+	bash -c "[ \"\$(cat '$WORK/err')\" = '$want' ] && [ $t -lt 10000 ]"
+
 finish

@@ -25,16 +25,6 @@ call() { "$DBUS" call "$@"; }
 get() { "$DBUS" get "$@"; }
 # prop PATH IFACE NAME
 prop() { get "$1" "$2" "$3"; }
-# eventually SECONDS COMMAND...: retries until it succeeds
-eventually() {
-	local t=$1 i
-	shift
-	for i in $(seq $((t * 10))); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	"$@"
-}
 server_has() { # server_has FOLDER MESSAGE-ID
 	[ -n "$(da search -u "$USER1" mailbox "$1" header message-id "$2" 2>/dev/null)" ]
 }
