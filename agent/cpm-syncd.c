@@ -4,6 +4,7 @@
  * configuration, and the library's loop.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -11,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cpmsync/cpmsync.h>
 #include <cpmsync/store.h>
@@ -235,6 +238,51 @@ static int make_parent_dirs(const char *path)
 	return 0;
 }
 
+/*
+ * One daemon per store: an advisory lock (flock) on DATABASE.lock beside
+ * the database, held until we exit, with our pid in the file for the
+ * message of the one refused.  `cpmctl dump` reads without it.  Returns
+ * the lock's fd, or -1 after logging why.
+ */
+static int lock_store(const char *database)
+{
+	_cleanup_free_ char *path = NULL;
+	char buf[32];
+	ssize_t n;
+	int fd, r;
+
+	r = make_parent_dirs(database);
+	if (r < 0) {
+		log_error("cannot create the directory of %s: %s", database, strerror(-r));
+		return -1;
+	}
+	path = xasprintf("%s.lock", database);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		log_error("cannot open the store's lock %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno;
+		n = r == EWOULDBLOCK ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (r != EWOULDBLOCK)
+			log_error("cannot lock the store's lock %s: %s", path, strerror(r));
+		else
+			log_error(
+				"the store %s is in use by another cpm-syncd%s%s%s; one daemon per "
+				"store (cpmctl sync asks the running one to sync)",
+				database, *buf ? " (pid " : "", buf, *buf ? ")" : "");
+		close(fd);
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+		log_warning("cannot write our pid into %s: %s", path, strerror(errno));
+	return fd;
+}
+
 struct once_state {
 	const struct config_account *account;
 	bool done;
@@ -336,6 +384,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (o.check) {
 		r = run_check(cfg, o.check_account);
+	} else if (lock_store(cfg->database) < 0) { /* held (fd open) until we exit */
+		r = 1;
 	} else if (o.once) {
 		r = run_once(cfg);
 	} else {

@@ -69,6 +69,24 @@ st=${PIPESTATUS[0]}
 check "fetch | head -c 10: 10 bytes through, cpmctl killed by SIGPIPE (141, got $st), nothing on stderr" \
 	bash -c "[ $st -eq 141 ] && [ \$(wc -c <'$WORK/head') -eq 10 ] && [ ! -s '$WORK/err' ]"
 
+# --- one daemon per store ------------------------------------------------------------------
+busy="the store $WORK/store.db is in use by another cpm-syncd (pid $DAEMON_PID); one daemon per store (cpmctl sync asks the running one to sync)"
+timeout 10 "$SYNCD" -c "$CONF" --no-dbus >"$WORK/out" 2>"$WORK/err"
+rc=$?
+check "a second daemon on the store: exit 1, says which daemon holds it (exit $rc)" \
+	bash -c "[ $rc -eq 1 ] && [ \"\$(cat '$WORK/err')\" = 'cpm-syncd: $busy' ]"
+timeout 10 "$SYNCD" -c "$CONF" --once >"$WORK/out" 2>"$WORK/err"
+rc=$?
+check "--once on a store in use: exit 1, the same reason (exit $rc)" \
+	bash -c "[ $rc -eq 1 ] && [ \"\$(cat '$WORK/err')\" = 'cpm-syncd: $busy' ]"
+check "the running daemon still answers" test "$(acct State)" = idle
+run 0 dump
+check "cpmctl dump reads the store in use" grep -qx $'a\tINBOX\t[0-9]*\t\t<sections@live.test>' "$WORK/out"
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+start_daemon || bail "cpm-syncd did not restart"
+check "after a hard stop the lock is free: a new daemon starts and syncs" wait_state idle 20
+
 # --- sync: done, or at once with the reason -----------------------------------------------
 run 0 sync a
 check "sync a: 'a: ok', exit 0" bash -c "[ \"\$(cat '$WORK/out')\" = 'a: ok' ] && [ ! -s '$WORK/err' ]"
