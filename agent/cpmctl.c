@@ -52,15 +52,16 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: cpmctl [--config FILE] COMMAND [ARGS]\n"
 		"\n"
-		"  status                           one line per account:\n"
+		"  status [--json]                  one line per account:\n"
 		"        NAME TAB STATE TAB PUSH TAB PENDING TAB LAST-SYNC TAB ONLINE TAB "
 		"LAST-ERROR\n"
 		"  sync [--timeout SECONDS] [ACCOUNT]\n"
 		"        sync now and wait until done (default timeout 600, 0: none);\n"
 		"        a progress line on a terminal, then ACCOUNT: ok per account\n"
-		"  folders ACCOUNT                  NAME TAB MESSAGES TAB UNSEEN, sorted by name\n"
-		"  list ACCOUNT FOLDER              ID TAB UID TAB FLAGS TAB DATE TAB FROM TAB "
+		"  folders [--json] ACCOUNT         NAME TAB MESSAGES TAB UNSEEN, sorted by name\n"
+		"  list [--json] ACCOUNT FOLDER     ID TAB UID TAB FLAGS TAB DATE TAB FROM TAB "
 		"SUBJECT\n"
+		"        --json: one JSON object per line, keys as the D-Bus properties\n"
 		"  fetch ACCOUNT FOLDER ID [SECTION]  the message (or part) on stdout\n"
 		"  store ACCOUNT FOLDER FILE|- [FLAG...]  store a message, print its new id\n"
 		"  flag ACCOUNT FOLDER ID +FLAG|-FLAG...  add and remove flags\n"
@@ -304,10 +305,10 @@ static const char not_running_msg[] =
 	"cpmctl: the cpm-syncd daemon is not running (no owner of " BUS_NAME
 	" on the session bus)\n";
 
-static const char status_usage[] = "Usage: cpmctl status\n";
+static const char status_usage[] = "Usage: cpmctl status [--json]\n";
 static const char sync_usage[] = "Usage: cpmctl sync [--timeout SECONDS] [ACCOUNT]\n";
-static const char folders_usage[] = "Usage: cpmctl folders ACCOUNT\n";
-static const char list_usage[] = "Usage: cpmctl list ACCOUNT FOLDER\n";
+static const char folders_usage[] = "Usage: cpmctl folders [--json] ACCOUNT\n";
+static const char list_usage[] = "Usage: cpmctl list [--json] ACCOUNT FOLDER\n";
 static const char fetch_usage[] = "Usage: cpmctl fetch ACCOUNT FOLDER ID [SECTION]\n";
 static const char store_usage[] = "Usage: cpmctl store ACCOUNT FOLDER FILE|- [FLAG...]\n";
 static const char flag_usage[] = "Usage: cpmctl flag ACCOUNT FOLDER ID +FLAG|-FLAG...\n";
@@ -553,6 +554,42 @@ static void put_field(const char *s)
 }
 
 /* "YYYY-MM-DD HH:MM:SS" in local time, or "never" for 0. */
+/* ---- --json: one JSON object per line, keys as the D-Bus properties ---- */
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", stdout);
+		else if (c == '\t')
+			fputs("\\t", stdout);
+		else if (c == '\r')
+			fputs("\\r", stdout);
+		else if (c < 0x20 || c == 0x7f)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+/* Starts a member: '{' before the first, ',' before the others. */
+static void json_key(const char *key, bool first)
+{
+	printf("%s\"%s\":", first ? "{" : ",", key);
+}
+
+static void json_key_str(const char *key, const char *value)
+{
+	json_key(key, false);
+	json_str(value);
+}
+
 static void format_local_time(uint64_t t, char *buf, size_t size)
 {
 	time_t tt = (time_t)t;
@@ -684,6 +721,25 @@ static char *escape_path_element(const char *name)
 
 /* The account object named name (by its Name property; by its path when
  * the daemon gives no Name), or NULL after printing "unknown account". */
+static struct object **sorted_accounts(struct objects *objs, size_t *ret_n);
+
+/* "unknown account 'x'; the accounts are: a, b" (or that there is none). */
+static void report_unknown_account(struct objects *objs, const char *name)
+{
+	_cleanup_free_ struct object **v = NULL;
+	size_t n;
+
+	v = sorted_accounts(objs, &n);
+	fprintf(stderr, "cpmctl: unknown account '%s'; ", name);
+	if (n == 0)
+		fputs("no account is configured", stderr);
+	else
+		fputs(n == 1 ? "the account is: " : "the accounts are: ", stderr);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "%s%s", i ? ", " : "", v[i]->name);
+	fputc('\n', stderr);
+}
+
 static struct object *find_account(struct objects *objs, const char *name)
 {
 	_cleanup_free_ char *esc = escape_path_element(name);
@@ -695,7 +751,7 @@ static struct object *find_account(struct objects *objs, const char *name)
 	for (size_t i = 0; i < objs->n; i++)
 		if (objs->v[i].is_account && !*objs->v[i].name && str_eq(objs->v[i].path, path))
 			return &objs->v[i];
-	fprintf(stderr, "cpmctl: unknown account '%s'\n", name);
+	report_unknown_account(objs, name);
 	return NULL;
 }
 
@@ -755,17 +811,26 @@ static char *find_folder(DBusConnection *conn, const struct object *account,
  * Options of a D-Bus command: only --help (and "--").  Returns -1 to go
  * on (optind at the first argument), else the exit status.
  */
-static int parse_no_options(int argc, char **argv, const char *cmd_usage)
+/*
+ * -h/--help, and --json where json is not NULL (the listing commands):
+ * -1 to go on, else the exit status.
+ */
+static int parse_json_option(int argc, char **argv, const char *cmd_usage, bool *json)
 {
+	enum { OPT_JSON = 256 };
 	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+h", json ? longopts : longopts + 1, NULL)) != -1) {
 		switch (ch) {
+		case OPT_JSON:
+			*json = true;
+			break;
 		case 'h':
 			fputs(cmd_usage, stdout);
 			return finish_stdout(0);
@@ -775,6 +840,11 @@ static int parse_no_options(int argc, char **argv, const char *cmd_usage)
 		}
 	}
 	return -1;
+}
+
+static int parse_no_options(int argc, char **argv, const char *cmd_usage)
+{
+	return parse_json_option(argc, argv, cmd_usage, NULL);
 }
 
 /* Checks the number of arguments after the options. */
@@ -813,13 +883,14 @@ bad:
 
 static int cmd_status(int argc, char **argv)
 {
+	bool json = false;
 	struct objects objs = { 0 };
 	_cleanup_free_ struct object **acc = NULL;
 	DBusConnection *conn;
 	size_t n;
 	int r;
 
-	r = parse_no_options(argc, argv, status_usage);
+	r = parse_json_option(argc, argv, status_usage, &json);
 	if (r >= 0)
 		return r;
 	if (!nargs_ok(argc - optind, 0, 0, "status", status_usage))
@@ -841,6 +912,18 @@ static int cmd_status(int argc, char **argv)
 		prop_u32(p, "PendingOperations", &pending);
 		prop_u64(p, "LastSync", &last_sync);
 		prop_bool(p, "Online", &online);
+		if (json) {
+			json_key("Name", true);
+			json_str(acc[i]->name);
+			json_key_str("State", prop_str(p, "State", "?"));
+			json_key_str("PushState", prop_str(p, "PushState", "?"));
+			printf(",\"PendingOperations\":%" PRIu32 ",\"LastSync\":%" PRIu64
+			       ",\"Online\":%s",
+			       pending, last_sync, online ? "true" : "false");
+			json_key_str("LastError", prop_str(p, "LastError", ""));
+			puts("}");
+			continue;
+		}
 		format_local_time(last_sync, when, sizeof(when));
 		put_field(acc[i]->name);
 		putchar('\t');
@@ -861,6 +944,7 @@ out:
 
 static int cmd_folders(int argc, char **argv)
 {
+	bool json = false;
 	struct objects objs = { 0 };
 	_cleanup_free_ struct object **v = NULL;
 	struct object *account;
@@ -868,7 +952,7 @@ static int cmd_folders(int argc, char **argv)
 	size_t n = 0, plen;
 	int r;
 
-	r = parse_no_options(argc, argv, folders_usage);
+	r = parse_json_option(argc, argv, folders_usage, &json);
 	if (r >= 0)
 		return r;
 	if (!nargs_ok(argc - optind, 1, 1, "folders", folders_usage))
@@ -904,6 +988,13 @@ static int cmd_folders(int argc, char **argv)
 
 		prop_u32(&v[i]->folder, "Messages", &messages);
 		prop_u32(&v[i]->folder, "Unseen", &unseen);
+		if (json) {
+			json_key("Name", true);
+			json_str(v[i]->name);
+			printf(",\"Messages\":%" PRIu32 ",\"Unseen\":%" PRIu32 "}\n", messages,
+			       unseen);
+			continue;
+		}
 		put_field(v[i]->name);
 		printf("\t%" PRIu32 "\t%" PRIu32 "\n", messages, unseen);
 	}
@@ -935,7 +1026,7 @@ static char *lookup_folder(DBusConnection *conn, const char *account_name, const
 /* ---- list ---- */
 
 /* One summary line; returns its Id in *ret_id. */
-static void print_summary(const DBusMessageIter *m, uint64_t *ret_id)
+static void print_summary(const DBusMessageIter *m, bool json, uint64_t *ret_id)
 {
 	DBusMessageIter flags, it;
 	const char **v = NULL;
@@ -959,6 +1050,22 @@ static void print_summary(const DBusMessageIter *m, uint64_t *ret_id)
 		if (n > 1)
 			qsort(v, n, sizeof(*v), cmp_str);
 	}
+	*ret_id = id;
+	if (json) {
+		printf("{\"Id\":%" PRIu64 ",\"Uid\":%" PRIu32 ",\"Flags\":[", id, uid);
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				putchar(',');
+			json_str(v[i]);
+		}
+		printf("],\"Date\":%" PRId64, date);
+		json_key_str("From", prop_str(m, "From", ""));
+		json_key_str("Subject", prop_str(m, "Subject", ""));
+		json_key_str("MessageId", prop_str(m, "MessageId", ""));
+		puts("}");
+		free(v);
+		return;
+	}
 	format_utc_time(date, when, sizeof(when));
 
 	printf("%" PRIu64 "\t%" PRIu32 "\t", id, uid);
@@ -973,7 +1080,6 @@ static void print_summary(const DBusMessageIter *m, uint64_t *ret_id)
 	put_field(prop_str(m, "Subject", ""));
 	putchar('\n');
 	free(v);
-	*ret_id = id;
 }
 
 static int cmd_list(int argc, char **argv)
@@ -981,9 +1087,10 @@ static int cmd_list(int argc, char **argv)
 	_cleanup_free_ char *folder = NULL;
 	DBusConnection *conn;
 	uint64_t after = 0;
+	bool json = false;
 	int r = 0;
 
-	r = parse_no_options(argc, argv, list_usage);
+	r = parse_json_option(argc, argv, list_usage, &json);
 	if (r >= 0)
 		return r;
 	if (!nargs_ok(argc - optind, 2, 2, "list", list_usage))
@@ -1027,7 +1134,7 @@ static int cmd_list(int argc, char **argv)
 		     dbus_message_iter_next(&it)) {
 			uint64_t id;
 
-			print_summary(&it, &id);
+			print_summary(&it, json, &id);
 			if (id > after)
 				after = id;
 			got++;

@@ -62,6 +62,34 @@ check "fetch TEXT: the body after the blank line" same "$WORK/text.want" "$WORK/
 run 0 fetch a INBOX "$ID" 2
 check "fetch 2: the second part's content" same "$WORK/part2.want" "$WORK/out"
 
+# --- --json on the listing commands: one object per line ---------------------------------
+# json_check FILE PYTHON-EXPRESSION: every line parses; the expression over
+# the list of objects L is true
+json_check() {
+	python3 -c 'import json, sys
+L = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+ok = eval(sys.argv[2])
+if not ok:
+    print("    " + repr(L)[:400])
+sys.exit(0 if ok else 1)' "$1" "$2"
+}
+run 0 status --json
+check "status --json: the account with its properties" json_check "$WORK/out" \
+	'L == [{"Name": "a", "State": "idle", "PushState": "notify", "PendingOperations": 0, "LastSync": L[0]["LastSync"], "Online": True, "LastError": ""}] and L[0]["LastSync"] > 0'
+run 0 folders --json a
+check "folders --json: every folder, sorted, with its counts" json_check "$WORK/out" \
+	'L == [{"Name": "Drafts", "Messages": 0, "Unseen": 0}, {"Name": "INBOX", "Messages": 2, "Unseen": 2}, {"Name": "Sent", "Messages": 0, "Unseen": 0}, {"Name": "Trash", "Messages": 0, "Unseen": 0}]'
+run 0 list --json a INBOX
+check "list --json: the messages, as list prints them" json_check "$WORK/out" \
+	'[(m["Id"], m["Subject"], m["MessageId"], m["Flags"], m["From"], m["Date"]) for m in L] == [('"$ID"', "sections", "<sections@live.test>", [], "Tester <tester@sync.test>", 1795860000), (L[1]["Id"], "test <big@live.test>", "<big@live.test>", [], "Tester <tester@sync.test>", 1795860000)] and all(m["Uid"] > 0 for m in L)'
+run 2 fetch --json a INBOX "$ID"
+check "fetch --json: bad usage (not a listing command)" grep -q '^Usage: cpmctl fetch' "$WORK/err"
+
+# --- an unknown account names the known ones -----------------------------------------------
+run 1 folders nope
+check "folders of an unknown account: the known ones listed" \
+	test "$(cat "$WORK/err")" = "cpmctl: unknown account 'nope'; the account is: a"
+
 # --- a reader that goes away: SIGPIPE, quietly, as for cat ------------------------------
 BIG=$(awk -F '\t' '$6 == "test <big@live.test>" { print $1 }' "$WORK/list")
 "$CPMCTL" fetch a INBOX "$BIG" 2>"$WORK/err" | head -c 10 >"$WORK/head"
