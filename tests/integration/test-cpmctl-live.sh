@@ -85,6 +85,18 @@ check "list --json: the messages, as list prints them" json_check "$WORK/out" \
 run 2 fetch --json a INBOX "$ID"
 check "fetch --json: bad usage (not a listing command)" grep -q '^Usage: cpmctl fetch' "$WORK/err"
 
+# --- bash completion (agent/cpmctl.bash-completion) against the daemon -----------------------
+# complete WORDS...: the completions of the last word, one a line
+complete_words() {
+	PATH=$BDIR:$PATH bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _cpmctl
+		printf "%s\n" "${COMPREPLY[@]}"' - "$TOP/agent/cpmctl.bash-completion" "$@"
+}
+check "completion: commands from --help" test "$(complete_words cpmctl f | tr '\n' ' ')" = "folders fetch flag "
+check "completion: accounts from status" test "$(complete_words cpmctl list '')" = a
+check "completion: folders of the account" \
+	test "$(complete_words cpmctl list a '' | tr '\n' ' ')" = "Drafts INBOX Sent Trash "
+check "completion: --json for list" test "$(complete_words cpmctl list --j)" = --json
+
 # --- an unknown account names the known ones -----------------------------------------------
 run 1 folders nope
 check "folders of an unknown account: the known ones listed" \

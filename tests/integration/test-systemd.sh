@@ -54,6 +54,17 @@ if [ -x "$root/usr/bin/cpm-syncd" ]; then
 else
 	not_ok "cpm-syncd installed in /usr/bin"
 fi
+# bash completion: pkg-config's completionsdir of bash-completion with the
+# prefix replaced, else $(PREFIX)/share/bash-completion/completions.
+compdir=/usr/share/bash-completion/completions
+if pkg-config --exists bash-completion; then
+	compdir=$(pkg-config --define-variable=prefix=/usr --variable=completionsdir bash-completion)
+fi
+if cmp -s "$TOP/agent/cpmctl.bash-completion" "$root$compdir/cpmctl"; then
+	ok "bash completion installed as $compdir/cpmctl"
+else
+	not_ok "bash completion installed as $compdir/cpmctl"
+fi
 
 has "$unit" "[Service]" "unit: [Service]"
 has "$unit" "Type=dbus" "unit: Type=dbus"
@@ -129,6 +140,17 @@ if mk B="$WORK/b2" DESTDIR="$over" BINDIR=/x/bin SYSTEMD_USERUNITDIR=/units \
 		"DBUS_SESSIONBUSDIR can be overridden"
 else
 	not_ok "make install-systemd with overridden directories"
+	sed 's/^/    /' "$WORK/make.log" | tail -n 20
+fi
+
+# The completion directory can be overridden, and uninstall removes the file.
+if mk B="$B" DESTDIR="$WORK/bc" BASH_COMPLETIONSDIR=/bc install-completion &&
+	[ -f "$WORK/bc/bc/cpmctl" ] &&
+	mk B="$B" DESTDIR="$WORK/bc" BASH_COMPLETIONSDIR=/bc uninstall-completion &&
+	[ ! -e "$WORK/bc/bc/cpmctl" ]; then
+	ok "make install-completion BASH_COMPLETIONSDIR=/bc, then uninstall-completion"
+else
+	not_ok "make install-completion BASH_COMPLETIONSDIR=/bc, then uninstall-completion"
 	sed 's/^/    /' "$WORK/make.log" | tail -n 20
 fi
 
