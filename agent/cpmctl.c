@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -44,6 +45,8 @@
 enum {
 	EXIT_USAGE = 2,
 };
+
+static const char *opt_config_path; /* the global --config, NULL when not given */
 
 static const char dump_usage[] = "Usage: cpmctl dump [--db PATH] [ACCOUNT [FOLDER]]\n";
 
@@ -85,6 +88,7 @@ static void usage(FILE *f)
 		"dump reads the store directly (the daemon need not run); the other commands\n"
 		"talk to the running cpm-syncd over the session bus.  status never starts\n"
 		"the daemon; the others start it by D-Bus activation when the bus can.\n"
+		"Without a daemon, folders and list read the store (and say so on stderr).\n"
 		"Exit status: 0 done, 1 failed, 2 bad usage.\n");
 }
 
@@ -191,6 +195,29 @@ static const char *without_path(const char *msg, const char *path)
 	return msg;
 }
 
+/* The store at db, read-only; NULL after printing why. */
+static struct cpmsync_store *open_store_readonly(const char *db)
+{
+	struct cpmsync_store *store = NULL;
+	char *err = NULL;
+	int r;
+
+	/* SQLite's read-only open would only say "unable to open database
+	 * file": ask the file system first for a precise reason. */
+	if (access(db, R_OK) < 0) {
+		fprintf(stderr, "cpmctl: cannot open database '%s': %s\n", db, strerror(errno));
+		return NULL;
+	}
+	r = cpmsync_store_open(db, CPMSYNC_STORE_READONLY, &store, &err);
+	if (r < 0) {
+		fprintf(stderr, "cpmctl: cannot open database '%s': %s\n", db,
+			err ? without_path(err, db) : cpmsync_strerror(r));
+		free(err);
+		return NULL;
+	}
+	return store;
+}
+
 static int cmd_dump(int argc, char **argv, const char *config_path)
 {
 	enum { OPT_DB = 256 };
@@ -204,7 +231,6 @@ static int cmd_dump(int argc, char **argv, const char *config_path)
 	struct cpmsync_store *store = NULL;
 	struct dump_out out = { 0 };
 	const char *account = NULL, *folder = NULL, *db_opt = NULL;
-	char *err = NULL;
 	int ch, r;
 
 	optind = 0; /* glibc: start afresh on the new argv */
@@ -241,19 +267,9 @@ static int cmd_dump(int argc, char **argv, const char *config_path)
 	db = db_opt ? xstrdup(db_opt) : database_path(config_path);
 	if (!db)
 		return 1;
-	/* SQLite's read-only open would only say "unable to open database
-	 * file": ask the file system first for a precise reason. */
-	if (access(db, R_OK) < 0) {
-		fprintf(stderr, "cpmctl: cannot open database '%s': %s\n", db, strerror(errno));
+	store = open_store_readonly(db);
+	if (!store)
 		return 1;
-	}
-	r = cpmsync_store_open(db, CPMSYNC_STORE_READONLY, &store, &err);
-	if (r < 0) {
-		fprintf(stderr, "cpmctl: cannot open database '%s': %s\n", db,
-			err ? without_path(err, db) : cpmsync_strerror(r));
-		free(err);
-		return 1;
-	}
 
 	r = cpmsync_store_dump(store, account, folder, write_line, &out);
 	if (out.error) {
@@ -385,9 +401,10 @@ static bool reply_has_signature(DBusMessage *reply, const char *sig, const char 
  * Connects to the session bus and makes sure that the daemon runs.  With
  * activate, a daemon that does not run is started by D-Bus activation
  * when the bus knows how (org.cpmsync.service); without, its absence is
- * an error.  Returns the connection (unref it), or NULL after printing why.
+ * an error.  Returns the connection (unref it), or NULL after printing why
+ * (quiet: without, for a caller that reads the store instead).
  */
-static DBusConnection *connect_daemon(bool activate)
+static DBusConnection *connect_daemon_quiet(bool activate, bool quiet)
 {
 	DBusConnection *conn;
 	DBusError e;
@@ -396,8 +413,9 @@ static DBusConnection *connect_daemon(bool activate)
 	dbus_error_init(&e);
 	conn = dbus_bus_get(DBUS_BUS_SESSION, &e);
 	if (!conn) {
-		fprintf(stderr, "cpmctl: cannot connect to the session bus: %s\n",
-			e.message && *e.message ? e.message : error_short_name(e.name));
+		if (!quiet)
+			fprintf(stderr, "cpmctl: cannot connect to the session bus: %s\n",
+				e.message && *e.message ? e.message : error_short_name(e.name));
 		dbus_error_free(&e);
 		return NULL;
 	}
@@ -408,18 +426,23 @@ static DBusConnection *connect_daemon(bool activate)
 	if (dbus_bus_name_has_owner(conn, BUS_NAME, &e))
 		return conn;
 	if (dbus_error_is_set(&e)) {
-		report_error(&e, "NameHasOwner");
+		if (!quiet)
+			report_error(&e, "NameHasOwner");
+		dbus_error_free(&e);
 		dbus_connection_unref(conn);
 		return NULL;
 	}
 	if (!activate) {
-		fputs(not_running_msg, stderr);
+		if (!quiet)
+			fputs(not_running_msg, stderr);
 		dbus_connection_unref(conn);
 		return NULL;
 	}
 	if (dbus_bus_start_service_by_name(conn, BUS_NAME, 0, &started, &e))
 		return conn;
-	if (dbus_error_has_name(&e, DBUS_ERROR_SERVICE_UNKNOWN)) {
+	if (quiet)
+		dbus_error_free(&e);
+	else if (dbus_error_has_name(&e, DBUS_ERROR_SERVICE_UNKNOWN)) {
 		fputs(not_running_msg, stderr);
 		dbus_error_free(&e);
 	} else {
@@ -427,6 +450,11 @@ static DBusConnection *connect_daemon(bool activate)
 	}
 	dbus_connection_unref(conn);
 	return NULL;
+}
+
+static DBusConnection *connect_daemon(bool activate)
+{
+	return connect_daemon_quiet(activate, false);
 }
 
 /* ---- properties in a{sv} dicts ---- */
@@ -942,6 +970,22 @@ out:
 
 /* ---- folders ---- */
 
+/* Without a daemon (below, after list). */
+static int local_folders(const char *account, bool json);
+static int local_list(const char *account, const char *folder, bool json);
+
+static void print_folder_row(const char *name, uint32_t messages, uint32_t unseen, bool json)
+{
+	if (json) {
+		json_key("Name", true);
+		json_str(name);
+		printf(",\"Messages\":%" PRIu32 ",\"Unseen\":%" PRIu32 "}\n", messages, unseen);
+		return;
+	}
+	put_field(name);
+	printf("\t%" PRIu32 "\t%" PRIu32 "\n", messages, unseen);
+}
+
 static int cmd_folders(int argc, char **argv)
 {
 	bool json = false;
@@ -957,9 +1001,9 @@ static int cmd_folders(int argc, char **argv)
 		return r;
 	if (!nargs_ok(argc - optind, 1, 1, "folders", folders_usage))
 		return EXIT_USAGE;
-	conn = connect_daemon(true);
+	conn = connect_daemon_quiet(true, true);
 	if (!conn)
-		return 1;
+		return local_folders(argv[optind], json);
 	r = get_objects(conn, &objs);
 	if (r)
 		goto out;
@@ -988,15 +1032,7 @@ static int cmd_folders(int argc, char **argv)
 
 		prop_u32(&v[i]->folder, "Messages", &messages);
 		prop_u32(&v[i]->folder, "Unseen", &unseen);
-		if (json) {
-			json_key("Name", true);
-			json_str(v[i]->name);
-			printf(",\"Messages\":%" PRIu32 ",\"Unseen\":%" PRIu32 "}\n", messages,
-			       unseen);
-			continue;
-		}
-		put_field(v[i]->name);
-		printf("\t%" PRIu32 "\t%" PRIu32 "\n", messages, unseen);
+		print_folder_row(v[i]->name, messages, unseen, json);
 	}
 out:
 	objects_free(&objs);
@@ -1026,60 +1062,74 @@ static char *lookup_folder(DBusConnection *conn, const char *account_name, const
 /* ---- list ---- */
 
 /* One summary line; returns its Id in *ret_id. */
-static void print_summary(const DBusMessageIter *m, bool json, uint64_t *ret_id)
+/* One line of `list` (flags sorted), from the daemon or from the store. */
+struct message_row {
+	uint64_t id;
+	uint32_t uid;
+	const char **flags;
+	size_t n_flags;
+	int64_t date;
+	const char *from, *subject, *message_id;
+};
+
+static void print_message_row(const struct message_row *m, bool json)
 {
-	DBusMessageIter flags, it;
-	const char **v = NULL;
-	size_t n = 0;
-	uint64_t id = 0;
-	uint32_t uid = 0;
-	int64_t date = 0;
 	char when[64];
 
-	prop_u64(m, "Id", &id);
-	prop_u32(m, "Uid", &uid);
-	prop_i64(m, "Date", &date);
+	if (json) {
+		printf("{\"Id\":%" PRIu64 ",\"Uid\":%" PRIu32 ",\"Flags\":[", m->id, m->uid);
+		for (size_t i = 0; i < m->n_flags; i++) {
+			if (i)
+				putchar(',');
+			json_str(m->flags[i]);
+		}
+		printf("],\"Date\":%" PRId64, m->date);
+		json_key_str("From", m->from);
+		json_key_str("Subject", m->subject);
+		json_key_str("MessageId", m->message_id);
+		puts("}");
+		return;
+	}
+	format_utc_time(m->date, when, sizeof(when));
+	printf("%" PRIu64 "\t%" PRIu32 "\t", m->id, m->uid);
+	for (size_t i = 0; i < m->n_flags; i++) {
+		if (i)
+			putchar(' ');
+		put_field(m->flags[i]);
+	}
+	printf("\t%s\t", when);
+	put_field(m->from);
+	putchar('\t');
+	put_field(m->subject);
+	putchar('\n');
+}
+
+static void print_summary(const DBusMessageIter *m, bool json, uint64_t *ret_id)
+{
+	struct message_row row = {
+		.from = prop_str(m, "From", ""),
+		.subject = prop_str(m, "Subject", ""),
+		.message_id = prop_str(m, "MessageId", ""),
+	};
+	DBusMessageIter flags, it;
+
+	prop_u64(m, "Id", &row.id);
+	prop_u32(m, "Uid", &row.uid);
+	prop_i64(m, "Date", &row.date);
 	if (prop_find(m, "Flags", DBUS_TYPE_ARRAY, &flags) &&
 	    dbus_message_iter_get_element_type(&flags) == DBUS_TYPE_STRING) {
 		dbus_message_iter_recurse(&flags, &it);
 		for (; dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_STRING;
 		     dbus_message_iter_next(&it)) {
-			v = xreallocarray(v, n + 1, sizeof(*v));
-			dbus_message_iter_get_basic(&it, &v[n++]);
+			row.flags = xreallocarray(row.flags, row.n_flags + 1, sizeof(*row.flags));
+			dbus_message_iter_get_basic(&it, &row.flags[row.n_flags++]);
 		}
-		if (n > 1)
-			qsort(v, n, sizeof(*v), cmp_str);
+		if (row.n_flags > 1)
+			qsort(row.flags, row.n_flags, sizeof(*row.flags), cmp_str);
 	}
-	*ret_id = id;
-	if (json) {
-		printf("{\"Id\":%" PRIu64 ",\"Uid\":%" PRIu32 ",\"Flags\":[", id, uid);
-		for (size_t i = 0; i < n; i++) {
-			if (i)
-				putchar(',');
-			json_str(v[i]);
-		}
-		printf("],\"Date\":%" PRId64, date);
-		json_key_str("From", prop_str(m, "From", ""));
-		json_key_str("Subject", prop_str(m, "Subject", ""));
-		json_key_str("MessageId", prop_str(m, "MessageId", ""));
-		puts("}");
-		free(v);
-		return;
-	}
-	format_utc_time(date, when, sizeof(when));
-
-	printf("%" PRIu64 "\t%" PRIu32 "\t", id, uid);
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			putchar(' ');
-		put_field(v[i]);
-	}
-	printf("\t%s\t", when);
-	put_field(prop_str(m, "From", ""));
-	putchar('\t');
-	put_field(prop_str(m, "Subject", ""));
-	putchar('\n');
-	free(v);
+	print_message_row(&row, json);
+	free(row.flags);
+	*ret_id = row.id;
 }
 
 static int cmd_list(int argc, char **argv)
@@ -1095,9 +1145,9 @@ static int cmd_list(int argc, char **argv)
 		return r;
 	if (!nargs_ok(argc - optind, 2, 2, "list", list_usage))
 		return EXIT_USAGE;
-	conn = connect_daemon(true);
+	conn = connect_daemon_quiet(true, true);
 	if (!conn)
-		return 1;
+		return local_list(argv[optind], argv[optind + 1], json);
 	folder = lookup_folder(conn, argv[optind], argv[optind + 1]);
 	if (!folder) {
 		dbus_connection_unref(conn);
@@ -1147,6 +1197,137 @@ static int cmd_list(int argc, char **argv)
 	}
 	dbus_connection_unref(conn);
 	return finish_stdout(r);
+}
+
+/* ---- folders and list without a daemon: the store, read-only ---- */
+
+struct local_accounts {
+	const char *want;
+	bool found;
+	char *names; /* "a, b" */
+	size_t n;
+};
+
+static int local_account(const char *account, void *userdata)
+{
+	struct local_accounts *la = userdata;
+	char *names =
+		xasprintf("%s%s%s", la->names ? la->names : "", la->names ? ", " : "", account);
+
+	free(la->names);
+	la->names = names;
+	la->n++;
+	if (str_eq(account, la->want))
+		la->found = true;
+	return 0;
+}
+
+/*
+ * The configured store when the daemon cannot be reached, with account
+ * checked against the accounts it holds; NULL after printing why.  Says on
+ * stderr that the answer comes from the store (as of the last sync).
+ */
+static struct cpmsync_store *local_store(const char *account)
+{
+	_cleanup_free_ char *db = database_path(opt_config_path);
+	struct local_accounts la = { .want = account };
+	struct cpmsync_store *store;
+	int r;
+
+	if (!db)
+		return NULL;
+	store = open_store_readonly(db);
+	if (!store)
+		return NULL;
+	r = cpmsync_store_foreach_account(store, local_account, &la);
+	if (r < 0 || !la.found) {
+		if (r < 0)
+			fprintf(stderr, "cpmctl: reading '%s': %s\n", db,
+				cpmsync_store_error(store));
+		else if (la.n == 0)
+			fprintf(stderr, "cpmctl: unknown account '%s'; the store '%s' holds none\n",
+				account, db);
+		else
+			fprintf(stderr, "cpmctl: unknown account '%s'; the store '%s' holds: %s\n",
+				account, db, la.names);
+		free(la.names);
+		return cpmsync_store_close(store);
+	}
+	free(la.names);
+	fprintf(stderr, "cpmctl: the cpm-syncd daemon is not running: read from the store '%s'\n",
+		db);
+	return store;
+}
+
+static int local_folder_row(const struct cpmsync_folder_info *f, void *userdata)
+{
+	const bool *json = userdata;
+
+	print_folder_row(f->name, f->messages, f->unseen, *json);
+	return ferror(stdout) ? -EIO : 0;
+}
+
+static int local_folders(const char *account, bool json)
+{
+	struct cpmsync_store *store = local_store(account);
+	int r;
+
+	if (!store)
+		return 1;
+	r = cpmsync_store_foreach_folder(store, account, local_folder_row, &json);
+	if (r < 0 && !ferror(stdout))
+		fprintf(stderr, "cpmctl: reading the store: %s\n", cpmsync_store_error(store));
+	cpmsync_store_close(store);
+	return finish_stdout(r < 0);
+}
+
+static int local_message_row(const struct cpmsync_message_info *m, void *userdata)
+{
+	const bool *json = userdata;
+	_cleanup_free_ char *flags = xstrdup(m->flags ? m->flags : "");
+	struct message_row row = {
+		.id = (uint64_t)m->id,
+		.uid = m->uid,
+		.date = m->date,
+		.from = m->from,
+		.subject = m->subject,
+		.message_id = m->message_id,
+	};
+	char *save = NULL;
+
+	/* Space-separated and sorted bytewise already; \Recent is never listed. */
+	for (char *f = strtok_r(flags, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
+		if (strcasecmp(f, "\\Recent") == 0)
+			continue;
+		row.flags = xreallocarray(row.flags, row.n_flags + 1, sizeof(*row.flags));
+		row.flags[row.n_flags++] = f;
+	}
+	print_message_row(&row, *json);
+	free(row.flags);
+	return ferror(stdout) ? -EIO : 0;
+}
+
+static int local_list(const char *account, const char *folder, bool json)
+{
+	struct cpmsync_store *store = local_store(account);
+	int64_t id;
+	int r;
+
+	if (!store)
+		return 1;
+	r = cpmsync_store_find_folder(store, account, folder, &id);
+	if (r == -CPMSYNC_E_NOT_FOUND)
+		fprintf(stderr, "cpmctl: account '%s' has no folder '%s'\n", account, folder);
+	else if (r < 0)
+		fprintf(stderr, "cpmctl: reading the store: %s\n", cpmsync_store_error(store));
+	else {
+		r = cpmsync_store_foreach_message(store, id, 0, 0, local_message_row, &json);
+		if (r < 0 && !ferror(stdout))
+			fprintf(stderr, "cpmctl: reading the store: %s\n",
+				cpmsync_store_error(store));
+	}
+	cpmsync_store_close(store);
+	return finish_stdout(r < 0);
 }
 
 /* ---- fetch ---- */
@@ -2127,7 +2308,7 @@ int main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			config_path = optarg;
+			config_path = opt_config_path = optarg;
 			break;
 		case 'h':
 			usage(stdout);

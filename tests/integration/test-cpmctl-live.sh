@@ -154,4 +154,32 @@ t=$((($(date +%s%N) - t0) / 1000000))
 check "server stopped: sync (every account) exits 1 with the reason ($t ms)" \
 	bash -c "[ \"\$(cat '$WORK/err')\" = '$want' ] && [ $t -lt 10000 ]"
 
+# --- no daemon: folders and list read the store --------------------------------------------
+run 0 folders a
+cp "$WORK/out" "$WORK/folders.daemon"
+run 0 list a INBOX
+cp "$WORK/out" "$WORK/list.daemon"
+run 0 list --json a INBOX
+cp "$WORK/out" "$WORK/list-json.daemon"
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID"
+DAEMON_PID=
+note="cpmctl: the cpm-syncd daemon is not running: read from the store '$WORK/store.db'"
+run 0 folders a
+check "no daemon: folders reads the store, the same lines as the daemon's" same "$WORK/folders.daemon" "$WORK/out"
+check "no daemon: folders says so on stderr" test "$(cat "$WORK/err")" = "$note"
+run 0 list a INBOX
+check "no daemon: list reads the store, the same lines as the daemon's" same "$WORK/list.daemon" "$WORK/out"
+run 0 list --json a INBOX
+check "no daemon: list --json, the same objects as the daemon's" same "$WORK/list-json.daemon" "$WORK/out"
+run 1 folders nope
+check "no daemon: an unknown account names the store's accounts" \
+	test "$(cat "$WORK/err")" = "cpmctl: unknown account 'nope'; the store '$WORK/store.db' holds: a"
+run 1 list a Nope
+check "no daemon: an unknown folder" \
+	test "$(cat "$WORK/err")" = "$note"$'\n'"cpmctl: account 'a' has no folder 'Nope'"
+run 1 status
+check "no daemon: status still says the daemon is not running" \
+	test "$(cat "$WORK/err")" = "cpmctl: the cpm-syncd daemon is not running (no owner of org.cpmsync on the session bus)"
+
 finish

@@ -260,13 +260,32 @@ if command -v dbus-daemon >/dev/null; then
 	dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
 		3>"$WORK/bus.addr" 4>"$WORK/bus.pid"
 	BUS_PID=$(cat "$WORK/bus.pid")
-	for cmd in status "sync a" "folders a" "list a INBOX" "fetch a INBOX 1" "store a INBOX $WORK/f" \
+	for cmd in status "sync a" "fetch a INBOX 1" "store a INBOX $WORK/f" \
 		"flag a INBOX 1 +\\Seen" "online a off"; do
 		# shellcheck disable=SC2086
 		DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr") \
 			fails_with 1 "the cpm-syncd daemon is not running" \
 			"cpmctl ${cmd%% *}: no daemon on the bus, exit 1" $cmd
 	done
+	# folders and list read the (default) store instead.
+	note="cpmctl: the cpm-syncd daemon is not running: read from the store '$XDG_DATA_HOME/cpmsync/store.db'"
+	printf '%s\n' $'Archive/2024\t1\t1' $'INBOX\t7\t4' $'archive\t1\t0' $'\xc3\x89te\t1\t1' \
+		>"$WORK/folders.want"
+	DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr") run 0 folders a
+	if cmp -s "$WORK/out" "$WORK/folders.want" && [ "$(cat "$WORK/err")" = "$note" ]; then
+		ok "cpmctl folders: no daemon, the store's folders with their counts"
+	else
+		not_ok "cpmctl folders: no daemon, the store's folders with their counts (exit $rc)"
+		sed 's/^/    /' "$WORK/out" "$WORK/err"
+	fi
+	DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr") run 0 list a INBOX
+	if [ "$(cut -f 2,3 "$WORK/out" | sort)" = "$(cut -f 3,4 "$WORK/a-inbox.want" | sort)" ] &&
+		[ "$(cat "$WORK/err")" = "$note" ]; then
+		ok "cpmctl list: no daemon, the store's messages (uids and flags as dump has them)"
+	else
+		not_ok "cpmctl list: no daemon, the store's messages (uids and flags as dump has them) (exit $rc)"
+		sed 's/^/    /' "$WORK/out" "$WORK/err"
+	fi
 	kill "$BUS_PID"
 else
 	not_ok "dbus-daemon is not installed"
