@@ -581,7 +581,6 @@ static void put_field(const char *s)
 		putchar(*s == '\t' || *s == '\r' || *s == '\n' ? ' ' : *s);
 }
 
-/* "YYYY-MM-DD HH:MM:SS" in local time, or "never" for 0. */
 /* ---- --json: one JSON object per line, keys as the D-Bus properties ---- */
 
 static void json_str(const char *s)
@@ -618,6 +617,7 @@ static void json_key_str(const char *key, const char *value)
 	json_str(value);
 }
 
+/* "YYYY-MM-DD HH:MM:SS" in local time, or "never" for 0. */
 static void format_local_time(uint64_t t, char *buf, size_t size)
 {
 	time_t tt = (time_t)t;
@@ -747,8 +747,6 @@ static char *escape_path_element(const char *name)
 	return out;
 }
 
-/* The account object named name (by its Name property; by its path when
- * the daemon gives no Name), or NULL after printing "unknown account". */
 static struct object **sorted_accounts(struct objects *objs, size_t *ret_n);
 
 /* "unknown account 'x'; the accounts are: a, b" (or that there is none). */
@@ -768,6 +766,8 @@ static void report_unknown_account(struct objects *objs, const char *name)
 	fputc('\n', stderr);
 }
 
+/* The account object named name (by its Name property; by its path when
+ * the daemon gives no Name), or NULL after printing "unknown account". */
 static struct object *find_account(struct objects *objs, const char *name)
 {
 	_cleanup_free_ char *esc = escape_path_element(name);
@@ -836,12 +836,9 @@ static char *find_folder(DBusConnection *conn, const struct object *account,
 }
 
 /*
- * Options of a D-Bus command: only --help (and "--").  Returns -1 to go
- * on (optind at the first argument), else the exit status.
- */
-/*
- * -h/--help, and --json where json is not NULL (the listing commands):
- * -1 to go on, else the exit status.
+ * Options of a D-Bus command: only --help (and "--"), and --json where json
+ * is not NULL (the listing commands).  Returns -1 to go on (optind at the
+ * first argument), else the exit status.
  */
 static int parse_json_option(int argc, char **argv, const char *cmd_usage, bool *json)
 {
@@ -911,10 +908,10 @@ bad:
 
 static int cmd_status(int argc, char **argv)
 {
-	bool json = false;
 	struct objects objs = { 0 };
 	_cleanup_free_ struct object **acc = NULL;
 	DBusConnection *conn;
+	bool json = false;
 	size_t n;
 	int r;
 
@@ -988,11 +985,11 @@ static void print_folder_row(const char *name, uint32_t messages, uint32_t unsee
 
 static int cmd_folders(int argc, char **argv)
 {
-	bool json = false;
 	struct objects objs = { 0 };
 	_cleanup_free_ struct object **v = NULL;
 	struct object *account;
 	DBusConnection *conn;
+	bool json = false;
 	size_t n = 0, plen;
 	int r;
 
@@ -1061,7 +1058,6 @@ static char *lookup_folder(DBusConnection *conn, const char *account_name, const
 
 /* ---- list ---- */
 
-/* One summary line; returns its Id in *ret_id. */
 /* One line of `list` (flags sorted), from the daemon or from the store. */
 struct message_row {
 	uint64_t id;
@@ -1104,6 +1100,7 @@ static void print_message_row(const struct message_row *m, bool json)
 	putchar('\n');
 }
 
+/* One summary line; returns its Id in *ret_id. */
 static void print_summary(const DBusMessageIter *m, bool json, uint64_t *ret_id)
 {
 	struct message_row row = {
