@@ -125,6 +125,7 @@ struct cpmsync_sync {
 	struct folder_ctx f;
 	enum fetch_kind fetch_kind;
 	struct body_sink sink;
+	struct store_batch batch; /* the open write transaction, if any */
 	uint32_t batch_rows;
 	uint64_t batch_bytes;
 	int64_t selected_id; /* folder selected now (0: none) */

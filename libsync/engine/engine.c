@@ -98,7 +98,9 @@ static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
 
 	(void)src;
 	e->finish_src = NULL;
-	store_rollback(e->store);
+	if (r == 0 && (r = store_batch_take_lost(e->store, &e->batch)) < 0)
+		snprintf(e->reason, sizeof(e->reason), "store: %s", store_error(e->store));
+	store_batch_rollback(e->store, &e->batch);
 	if (e->client) {
 		imap_client_traffic(e->client, &e->stats.bytes_in, &e->stats.bytes_out);
 		if (e->give_back && r == 0 &&
@@ -166,13 +168,21 @@ void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, 
 /* ------------------------------------------------------------------ */
 /* Transactions */
 
+/*
+ * The engine's batch may be committed by a local call between two
+ * event-loop turns (store_begin() does that, so that local calls never
+ * wait for a sync): the next engine_tx_begin() then opens a new one.
+ * That is safe because any prefix of the engine's writes is: batches are
+ * cut at arbitrary row counts already, and the folder state that covers
+ * them is written in the turn that commits it (see the top of this file).
+ * A failed commit of that kind reaches the engine at its next begin or
+ * tick, which fail the run.
+ */
 int engine_tx_begin(struct cpmsync_sync *e)
 {
 	int r;
 
-	if (store_in_transaction(e->store))
-		return 0;
-	r = store_begin(e->store);
+	r = store_batch_begin(e->store, &e->batch);
 	if (r < 0)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 	return r;
@@ -182,11 +192,15 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 {
 	int r;
 
-	if (!store_in_transaction(e->store))
-		return 0;
+	if (!store_batch_is_open(e->store, &e->batch)) {
+		r = store_batch_take_lost(e->store, &e->batch);
+		if (r < 0)
+			engine_fail(e, r, "store: %s", store_error(e->store));
+		return r;
+	}
 	if (!force && e->batch_rows < ENGINE_BATCH_ROWS && e->batch_bytes < ENGINE_BATCH_BYTES)
 		return 0;
-	r = store_commit(e->store);
+	r = store_batch_commit(e->store, &e->batch);
 	e->batch_rows = 0;
 	e->batch_bytes = 0;
 	if (r >= 0 && e->fetch_kind == FK_NEW && e->f.server_name)

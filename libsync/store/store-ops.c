@@ -49,13 +49,10 @@
  */
 typedef int (*op_fn)(struct store *s, void *args);
 
-static int op_run(struct cpmsync_store *store, op_fn check, op_fn apply, void *args)
+static int op_run_(struct store *s, op_fn check, op_fn apply, void *args)
 {
-	struct store *s = store_from_public(store);
 	int r;
 
-	if (!s)
-		return -EINVAL;
 	if (check) {
 		r = check(s, args);
 		if (r < 0)
@@ -70,6 +67,22 @@ static int op_run(struct cpmsync_store *store, op_fn check, op_fn apply, void *a
 		return r;
 	}
 	return store_commit(s);
+}
+
+/* The error text of a failed operation is its own: cleared first, and
+ * never left empty (so never an earlier call's). */
+static int op_run(struct cpmsync_store *store, op_fn check, op_fn apply, void *args)
+{
+	struct store *s = store_from_public(store);
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	store_clear_error(s);
+	r = op_run_(s, check, apply, args);
+	if (r < 0 && !*store_error(s))
+		store_set_error(s, "%s", cpmsync_strerror(r));
+	return r;
 }
 
 /* Helpers. */

@@ -22,7 +22,8 @@ struct store {
 	sqlite3 *db;
 	bool readonly;
 	bool in_tx;
-	sqlite3_stmt **stmts; /* the statement cache of store_prepare() */
+	struct store_batch *batch; /* the open transaction is this owner's batch */
+	sqlite3_stmt **stmts;	   /* the statement cache of store_prepare() */
 	size_t n_stmts, alloc_stmts;
 	char error[512];
 	/* store-changes.c's state, freed on close. */
@@ -71,6 +72,11 @@ void store_set_error(struct store *s, const char *fmt, ...)
 	va_end(ap);
 }
 #define set_error store_set_error
+
+void store_clear_error(struct store *s)
+{
+	s->error[0] = '\0';
+}
 
 int store_fail(struct store *s, int sqlite_rc)
 {
@@ -211,21 +217,52 @@ bool store_in_transaction(const struct store *s)
 	return s && s->in_tx;
 }
 
-int store_begin(struct store *s)
+static int begin(struct store *s)
 {
 	int r;
 
-	if (!s)
-		return -EINVAL;
-	if (s->readonly)
+	if (s->readonly) {
+		set_error(s, "the store is open read-only");
 		return -EROFS;
-	if (s->in_tx)
-		return -EBUSY;
+	}
 	r = store_exec(s, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
 	s->in_tx = true;
 	return 0;
+}
+
+/*
+ * Commits the open batch for another writer.  On failure the batch is
+ * gone (rolled back) and its owner is told through its struct; the writer
+ * that asked goes on regardless, in a transaction of its own.
+ */
+static void yield_batch(struct store *s)
+{
+	struct store_batch *b = s->batch;
+	int r;
+
+	r = store_commit(s);
+	if (r < 0 && b) {
+		b->lost = r;
+		snprintf(b->error, sizeof(b->error),
+			 "sync batch committed for a local call: %.400s", s->error);
+		/* The text is the owner's now, not the caller's. */
+		s->error[0] = '\0';
+	}
+}
+
+int store_begin(struct store *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->in_tx && s->batch)
+		yield_batch(s);
+	if (s->in_tx) {
+		set_error(s, "a transaction is open already (transactions do not nest)");
+		return -EBUSY;
+	}
+	return begin(s);
 }
 
 int store_rollback(struct store *s)
@@ -237,6 +274,7 @@ int store_rollback(struct store *s)
 	if (!s->in_tx)
 		return 0;
 	s->in_tx = false;
+	s->batch = NULL;
 	store_bodies_rollback(s);
 	/* SQLite may already have rolled back by itself (FULL, IOERR, NOMEM). */
 	if (sqlite3_get_autocommit(s->db))
@@ -253,8 +291,10 @@ int store_commit(struct store *s)
 
 	if (!s)
 		return -EINVAL;
-	if (!s->in_tx)
+	if (!s->in_tx) {
+		set_error(s, "no transaction to commit");
 		return -EINVAL;
+	}
 	/* The bodies first: a row that says it has a body commits after it. */
 	r = store_bodies_commit(s);
 	if (r < 0) {
@@ -264,6 +304,7 @@ int store_commit(struct store *s)
 	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
 		s->in_tx = false;
+		s->batch = NULL;
 		/* Bodies of rows that went: best effort, finished at the next open. */
 		if (s->bodies_ready)
 			store_bodies_collect(s, false);
@@ -273,6 +314,66 @@ int store_commit(struct store *s)
 	store_rollback(s);
 	store_bodies_commit_failed(s);
 	return r;
+}
+
+int store_batch_take_lost(struct store *s, struct store_batch *b)
+{
+	int r;
+
+	if (!s || !b)
+		return -EINVAL;
+	r = b->lost;
+	if (r < 0)
+		set_error(s, "%s", b->error);
+	b->lost = 0;
+	return r;
+}
+
+bool store_batch_is_open(const struct store *s, const struct store_batch *b)
+{
+	return s && b && s->in_tx && s->batch == b;
+}
+
+int store_batch_begin(struct store *s, struct store_batch *b)
+{
+	int r;
+
+	if (!s || !b)
+		return -EINVAL;
+	if (store_batch_is_open(s, b))
+		return 0;
+	r = store_batch_take_lost(s, b);
+	if (r < 0)
+		return r;
+	/* Another owner's batch: committed, as for a local call. */
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	s->batch = b;
+	return 0;
+}
+
+int store_batch_commit(struct store *s, struct store_batch *b)
+{
+	int r;
+
+	if (!s || !b)
+		return -EINVAL;
+	r = store_batch_take_lost(s, b);
+	if (r < 0)
+		return r;
+	if (!store_batch_is_open(s, b))
+		return 0;
+	return store_commit(s);
+}
+
+void store_batch_rollback(struct store *s, struct store_batch *b)
+{
+	if (!s || !b)
+		return;
+	if (store_batch_is_open(s, b))
+		store_rollback(s);
+	b->lost = 0;
 }
 
 static int migrate(struct store *s, const char *path, unsigned target)

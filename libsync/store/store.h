@@ -99,18 +99,52 @@ const char *store_error(const struct store *s);
 int store_map_sqlite_error(int sqlite_rc);
 
 /*
- * Transactions.  store_begin() is BEGIN IMMEDIATE; -EBUSY if a transaction
- * is already open on s; -EROFS on a STORE_READONLY store;
- * -CPMSYNC_E_STORE_BUSY if another connection holds the write lock beyond
- * the busy timeout.  store_commit() without a transaction is -EINVAL; if
- * COMMIT fails the transaction is rolled back and the mapped error
- * returned.  store_rollback() without a transaction
- * is a harmless 0, so that error paths can always call it.
+ * Transactions.  One connection, one writer discipline shared by the
+ * local calls and the sync engine (the daemon is single-threaded):
+ *
+ * store_begin() is BEGIN IMMEDIATE for a local call.  If an engine batch
+ * (below) is open, it is committed first (a batch is a crash-safe unit by
+ * construction) and the call runs in its own transaction, so a local call
+ * never waits for, or fails because of, a sync.  -EROFS on a
+ * STORE_READONLY store; -CPMSYNC_E_STORE_BUSY if another connection holds
+ * the write lock beyond the busy timeout; -EBUSY only for a programming
+ * error (store_begin() inside a local transaction: they do not nest).
+ * Every failure sets store_error().  store_commit() without a transaction
+ * is -EINVAL; if COMMIT fails the transaction is rolled back and the
+ * mapped error returned.  store_rollback() without a transaction is a
+ * harmless 0, so that error paths can always call it.
  */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 int store_rollback(struct store *s);
 bool store_in_transaction(const struct store *s);
+
+/*
+ * Engine batches: a write transaction its owner keeps open across
+ * event-loop turns while it waits for the server, committing it when big
+ * enough.  Any other writer may commit it (store_begin() does; so does
+ * another owner's store_batch_begin()): the owner then finds no batch
+ * open and its next store_batch_begin() opens a new one.  If such a
+ * commit fails the batch is rolled back and the failure is kept in the
+ * owner's struct: its next store_batch_begin() or store_batch_commit()
+ * returns it (with its text in store_error()), so that nothing the lost
+ * rows depended on is committed after them.
+ *
+ * store_batch_begin() is 0 if b's batch is open already.
+ * store_batch_commit() commits b's batch, if open (0 if not, unless a
+ * failure is pending).  store_batch_rollback() drops b's batch, if open,
+ * and any pending failure; it must be called before b is freed.
+ */
+struct store_batch {
+	int lost;	 /* a commit by another writer failed: this error */
+	char error[512]; /* and its text */
+};
+int store_batch_begin(struct store *s, struct store_batch *b);
+int store_batch_commit(struct store *s, struct store_batch *b);
+void store_batch_rollback(struct store *s, struct store_batch *b);
+bool store_batch_is_open(const struct store *s, const struct store_batch *b);
+/* The pending failure of b (0 if none), cleared; its text in store_error(). */
+int store_batch_take_lost(struct store *s, struct store_batch *b);
 
 /* Runs SQL (one or more statements, no results wanted, nothing bound). */
 int store_exec(struct store *s, const char *sql);
@@ -122,6 +156,8 @@ void **store_watch_slot(struct store *s);
 /* Whether a readonly store. */
 bool store_is_readonly(const struct store *s);
 
+/* Empties the text store_error() returns: a public call starts with it. */
+void store_clear_error(struct store *s);
 /* Sets the text store_error() returns (a sentence naming what was wrong). */
 void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
 

@@ -864,6 +864,145 @@ START_TEST(test_readonly_store)
 }
 END_TEST
 
+/* One writer discipline (store.h): a local call while an engine batch is
+ * open commits the batch and runs in its own transaction, never -EBUSY; a
+ * batch whose commit by another writer failed is reported to its owner; a
+ * failed call's error text is its own. */
+
+/* The folder names another connection sees (committed rows only). */
+static const char *committed_folders(void)
+{
+	static char v[256];
+	struct store *reader = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(store_open(dbpath, STORE_READONLY, &reader, &err), 0);
+	snprintf(v, sizeof(v), "%s",
+		 test_store_text(reader, "SELECT group_concat(name, ',') FROM"
+					 " (SELECT name FROM folder WHERE id > 3 ORDER BY id)"));
+	store_close(reader);
+	return v;
+}
+
+START_TEST(test_local_call_commits_the_engine_batch)
+{
+	struct store_batch b = { 0 };
+	int64_t id = 0;
+
+	ck_assert_int_eq(store_batch_begin(s, &b), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, delimiter,"
+				       " server_name) VALUES (12, 1, 'Synced', '/', 'Synced')"),
+			 0);
+	ck_assert_str_eq(committed_folders(), "(null)");
+	/* Before: -EBUSY, with no text of its own. */
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Local", &id), 0);
+	ck_assert_int_eq(id, 13);
+	ck_assert(!store_batch_is_open(s, &b));
+	ck_assert(!store_in_transaction(s));
+	ck_assert_str_eq(committed_folders(), "Synced,Local");
+	/* The engine goes on in a new batch. */
+	ck_assert_int_eq(store_batch_commit(s, &b), 0);
+	ck_assert_int_eq(store_batch_begin(s, &b), 0);
+	ck_assert(store_batch_is_open(s, &b));
+	ck_assert_int_eq(store_exec(s, "UPDATE folder SET name = 'Synced2' WHERE id = 12"), 0);
+	ck_assert_int_eq(store_batch_begin(s, &b), 0); /* open already: the same one */
+	ck_assert_int_eq(store_batch_commit(s, &b), 0);
+	ck_assert_str_eq(committed_folders(), "Synced2,Local");
+	store_batch_rollback(s, &b);
+}
+END_TEST
+
+START_TEST(test_other_owner_commits_the_batch)
+{
+	struct store_batch a = { 0 }, b = { 0 };
+
+	ck_assert_int_eq(store_batch_begin(s, &a), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, delimiter)"
+				       " VALUES (12, 1, 'A', '/')"),
+			 0);
+	ck_assert_int_eq(store_batch_begin(s, &b), 0);
+	ck_assert(!store_batch_is_open(s, &a));
+	ck_assert(store_batch_is_open(s, &b));
+	ck_assert_str_eq(committed_folders(), "A");
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, delimiter)"
+				       " VALUES (13, 1, 'B', '/')"),
+			 0);
+	/* a's rollback does not touch b's batch. */
+	store_batch_rollback(s, &a);
+	ck_assert(store_batch_is_open(s, &b));
+	ck_assert_int_eq(store_batch_commit(s, &b), 0);
+	ck_assert_str_eq(committed_folders(), "A,B");
+}
+END_TEST
+
+START_TEST(test_lost_batch_is_reported_to_its_owner)
+{
+	struct store_batch b = { 0 };
+	int64_t id = 0;
+
+	/* A deferred foreign key fails only at COMMIT. */
+	ck_assert_int_eq(store_exec(s, "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+				       "CREATE TABLE c (p INTEGER REFERENCES p (id)"
+				       " DEFERRABLE INITIALLY DEFERRED)"),
+			 0);
+	ck_assert_int_eq(store_batch_begin(s, &b), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO c VALUES (42)"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, delimiter)"
+				       " VALUES (12, 1, 'Lost', '/')"),
+			 0);
+	/* The local call goes on regardless. */
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Local", &id), 0);
+	ck_assert_str_eq(cpmsync_store_error(cs), "");
+	ck_assert_str_eq(committed_folders(), "Local");
+	/* The owner learns at its next commit (or begin), once. */
+	ck_assert_int_eq(store_batch_commit(s, &b), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_str_eq(
+		store_error(s),
+		"sync batch committed for a local call: FOREIGN KEY constraint failed (787)");
+	ck_assert_int_eq(store_batch_commit(s, &b), 0);
+
+	ck_assert_int_eq(store_batch_begin(s, &b), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO c VALUES (43)"), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Local2", &id), 0);
+	ck_assert_int_eq(store_batch_begin(s, &b), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(store_batch_begin(s, &b), 0);
+	ck_assert_int_eq(store_batch_commit(s, &b), 0);
+
+	/* A rollback drops a pending failure (the owner is done). */
+	ck_assert_int_eq(store_batch_begin(s, &b), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO c VALUES (44)"), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Local3", &id), 0);
+	store_batch_rollback(s, &b);
+	ck_assert_int_eq(store_batch_take_lost(s, &b), 0);
+	ck_assert_str_eq(committed_folders(), "Local,Local2,Local3");
+}
+END_TEST
+
+START_TEST(test_error_text_belongs_to_the_call)
+{
+	struct store_batch b = { 0 };
+	int r;
+
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "NoSuch", "/private/comment", "x"),
+			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_ptr_nonnull(strstr(cpmsync_store_error(cs), "NoSuch"));
+	/* A successful call after it, during a batch: no error, no old text used. */
+	ck_assert_int_eq(store_batch_begin(s, &b), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "INBOX", "/private/comment", "x"), 0);
+	ck_assert_str_eq(cpmsync_store_error(cs), "");
+	/* A failure that sets no text of its own gets its code's text, not the last one. */
+	store_set_error(s, "an earlier call's text");
+	ck_assert_int_eq(store_begin(s), 0);
+	r = cpmsync_op_set_metadata(cs, "a", "INBOX", "/private/comment", "y");
+	ck_assert_int_eq(r, -EBUSY);
+	ck_assert_str_eq(cpmsync_store_error(cs),
+			 "a transaction is open already (transactions do not nest)");
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(store_commit(s), -EINVAL);
+	ck_assert_str_eq(store_error(s), "no transaction to commit");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("store-ops");
@@ -896,6 +1035,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_set_metadata);
 	tcase_add_test(tc, test_set_metadata_entries);
 	tcase_add_test(tc, test_readonly_store);
+	tcase_add_test(tc, test_local_call_commits_the_engine_batch);
+	tcase_add_test(tc, test_other_owner_commits_the_batch);
+	tcase_add_test(tc, test_lost_batch_is_reported_to_its_owner);
+	tcase_add_test(tc, test_error_text_belongs_to_the_call);
 	suite_add_tcase(su, tc);
 	return su;
 }
