@@ -32,7 +32,11 @@ static struct imap_client *client_of(struct engine_driver *d)
 static void reply_cb(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
 {
 	struct pending p = *(struct pending *)userdata;
-	struct engine_reply reply = { .r = res->r, .text = res->text, .code = IMAP_CODE_NONE };
+	struct engine_reply reply = { .r = res->r,
+				      .text = res->text,
+				      .code = IMAP_CODE_NONE,
+				      .code_name = res->resp ? res->resp->code : NULL,
+				      .bad = res->status == IMAP_STATUS_BAD };
 	struct imap_resp_code code;
 
 	(void)client;

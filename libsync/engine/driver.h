@@ -34,8 +34,10 @@ struct cpmsync_sync;
 struct engine_reply {
 	int r;		  /* 0; -CPMSYNC_E_SERVER: refused (NO/BAD); other: the connection failed */
 	const char *text; /* the server's text, may be NULL */
-	enum imap_code code; /* the reply's response code, IMAP_CODE_NONE if none */
-	uint32_t new_uid;    /* APPENDUID / COPYUID of exactly one message: its new UID, else 0 */
+	enum imap_code code;   /* the reply's response code, IMAP_CODE_NONE if none */
+	const char *code_name; /* that code as the server wrote it ("NOPERM"), NULL if none */
+	bool bad;	       /* the refusal was a BAD (not a NO) */
+	uint32_t new_uid;      /* APPENDUID / COPYUID of exactly one message: its new UID, else 0 */
 	const struct rangeset *modified; /* MODIFIED: UIDs not stored; NULL otherwise */
 };
 

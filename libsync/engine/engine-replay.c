@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cpmsync/error.h>
 
@@ -153,7 +154,60 @@ static bool store_failed(struct cpmsync_sync *e, int r)
 	return true;
 }
 
-/* A NO/BAD fails the operation, anything else the run. */
+/*
+ * Whether a refusal cannot pass by trying again (contract README "Failed
+ * operations"): the row fails at once.  Any other NO ([UNAVAILABLE],
+ * [INUSE], [SERVERBUG], [OVERQUOTA], [LIMIT], no code, a code not listed)
+ * is retried with back-off, STORE_JOURNAL_TRIES times in all.
+ */
+static bool refusal_permanent(const struct engine_reply *res)
+{
+	if (res->bad)
+		return true;
+	switch (res->code) {
+	case IMAP_CODE_NOPERM:
+	case IMAP_CODE_TOOBIG:
+	case IMAP_CODE_CANNOT:
+	case IMAP_CODE_NONEXISTENT:
+	case IMAP_CODE_ALREADYEXISTS: /* a CREATE that merges never gets here */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Records the server's refusal of journal row id (in the open
+ * transaction): queued for a later try, or a failed operation, which
+ * blocks nothing: the run goes on and does not fail for it.
+ */
+static int row_refused(struct cpmsync_sync *e, int64_t id, const struct engine_reply *res,
+		       const char *what)
+{
+	const char *text = res->text ? res->text : "";
+	bool failed = false;
+	int r;
+
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_journal_refused(e->store, id, res->code_name ? res->code_name : "", text,
+					  refusal_permanent(res), (int64_t)time(NULL), &failed);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return r;
+	}
+	e->batch_rows++;
+	e->stats.ops_failed++;
+	if (failed)
+		e->stats.ops_given_up++;
+	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s refused by the server: %s%s%s%s (%s)",
+		e->account_name, what, res->code_name ? "[" : "",
+		res->code_name ? res->code_name : "", res->code_name ? "] " : "", text,
+		failed ? "a failed operation now" : "tried again later");
+	return 0;
+}
+
+/* A NO/BAD refuses the operation (row_refused()), anything else fails the run. */
 static bool cmd_refused(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
 {
 	if (e->finished)
@@ -161,18 +215,8 @@ static bool cmd_refused(struct cpmsync_sync *e, const struct engine_reply *res, 
 	if (res->r == 0)
 		return false;
 	if (res->r == -CPMSYNC_E_SERVER) {
-		/* Recorded on the row, so that its owner (the outbox) can
-		 * tell a refusal from a row still waiting. */
-		int r = engine_tx_begin(e);
-
-		if (r >= 0)
-			r = store_journal_refused(e->store, R(e)->j.id, res->text);
-		if (r < 0) {
-			engine_fail(e, r, "store: %s", store_error(e->store));
-			return true;
-		}
-		e->batch_rows++;
-		op_failed(e, "%s refused by the server: %s", what, res->text ? res->text : "");
+		if (row_refused(e, R(e)->j.id, res, what) >= 0)
+			replay_next(e);
 		return true;
 	}
 	engine_reply_failed(e, res, what);
@@ -736,14 +780,8 @@ static void store_done(const struct engine_reply *res, void *userdata)
 	if (res->r == -CPMSYNC_E_SERVER) {
 		if (!it->failed) {
 			it->failed = true;
-			log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: UID STORE %u refused: %s",
-				e->account_name, it->uid, res->text ? res->text : "");
-			if (!e->op_failures++)
-				snprintf(e->op_reason, sizeof(e->op_reason),
-					 "flag change of UID %u in %s refused by the server: %s",
-					 it->uid, rp->folder.server_name,
-					 res->text ? res->text : "");
-			e->stats.ops_failed++;
+			if (row_refused(e, it->journal_id, res, "UID STORE") < 0)
+				return;
 		}
 	} else if (engine_reply_failed(e, res, "UID STORE")) {
 		return;

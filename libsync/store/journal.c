@@ -45,6 +45,30 @@ const char *journal_op_to_string(enum journal_op op)
 	return ops[op].name;
 }
 
+const char *journal_op_contract_name(enum journal_op op, const char *args)
+{
+	static const char *const names[_JOURNAL_OP_MAX] = {
+		[JOURNAL_OP_APPEND] = "store",
+		[JOURNAL_OP_FLAGS] = "flags",
+		[JOURNAL_OP_COPY] = "copy",
+		[JOURNAL_OP_MOVE] = "move",
+		[JOURNAL_OP_EXPUNGE] = "expunge",
+		[JOURNAL_OP_CREATE_FOLDER] = "create-folder",
+		[JOURNAL_OP_RENAME_FOLDER] = "rename-folder",
+		[JOURNAL_OP_DELETE_FOLDER] = "delete-folder",
+		[JOURNAL_OP_SET_METADATA] = "set-metadata",
+		[JOURNAL_OP_SET_ACL] = "set-acl",
+	};
+	const char *nl;
+
+	if ((unsigned)op >= ARRAY_SIZE(names))
+		return NULL;
+	/* "<identifier>\n" and nothing after it: DELETEACL. */
+	if (op == JOURNAL_OP_SET_ACL && args && (nl = strchr(args, '\n')) && !nl[1])
+		return "delete-acl";
+	return names[op];
+}
+
 int journal_op_from_string(const char *name, enum journal_op *ret)
 {
 	if (!name)

@@ -43,6 +43,13 @@ const char *journal_op_to_string(enum journal_op op);
 int journal_op_from_string(const char *name, enum journal_op *ret);
 
 /*
+ * The contract's name of a row of op with args column args (NULL when
+ * none), for failed operations: "store" for append, "delete-acl" for a
+ * set_acl without rights, '-' for '_'; NULL for op out of range.
+ */
+const char *journal_op_contract_name(enum journal_op op, const char *args);
+
+/*
  * An operation's arguments.  After journal_args_decode() the strings point
  * into buf_, owned by the struct (free with journal_args_free()); for
  * journal_args_encode() they are the caller's.

@@ -216,9 +216,10 @@ int cpmsync_store_message_refused(struct cpmsync_store *store, int64_t message_i
 		return -EINVAL;
 	*ret_reason = NULL;
 	r = store_prepare(s,
-			  "SELECT (SELECT refused FROM journal j WHERE j.message_id = m.id"
-			  "  AND j.op IN ('append', 'copy', 'move') AND j.refused IS NOT NULL"
-			  "  ORDER BY j.id LIMIT 1)"
+			  "SELECT (SELECT CASE WHEN coalesce(j.code, '') = '' THEN j.refused"
+			  "  ELSE '[' || j.code || '] ' || j.refused END FROM journal j"
+			  "  WHERE j.message_id = m.id AND j.op IN ('append', 'copy', 'move')"
+			  "  AND j.failed = 1 ORDER BY j.id LIMIT 1)"
 			  " FROM message m WHERE m.id = ?1 AND m.removed = 0",
 			  &st);
 	if (r < 0)

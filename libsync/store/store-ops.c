@@ -1615,3 +1615,152 @@ int cpmsync_op_discard(struct cpmsync_store *store, int64_t message_id)
 {
 	return op_run(store, NULL, discard, &message_id);
 }
+
+/* ------------------------------------------------------------------ */
+/* Failed operations: retry, discard */
+
+struct failed_args {
+	const char *account;
+	int64_t id;
+};
+
+struct failed_row {
+	enum journal_op op;
+	int64_t folder_id, message_id;
+	char *args;
+};
+
+static void failed_row_free(struct failed_row *row)
+{
+	free(row->args);
+}
+
+/* The failed row a->id of a->account; -CPMSYNC_E_NOT_FOUND. */
+static int find_failed(struct store *s, const struct failed_args *a, struct failed_row *ret)
+{
+	sqlite3_stmt *st;
+	const char *op;
+	int r;
+
+	*ret = (struct failed_row){ 0 };
+	r = store_prepare(s,
+			  "SELECT j.op, coalesce(j.folder_id, 0), coalesce(j.message_id, 0), j.args"
+			  " FROM journal j JOIN account a ON a.id = j.account_id"
+			  " WHERE j.id = ?1 AND a.name = ?2 AND j.failed = 1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, a->id);
+	sqlite3_bind_text(st, 2, a->account ? a->account : "", -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		store_set_error(s, "account \"%s\" has no failed operation %" PRId64,
+				a->account ? a->account : "", a->id);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	op = (const char *)sqlite3_column_text(st, 0);
+	ret->folder_id = sqlite3_column_int64(st, 1);
+	ret->message_id = sqlite3_column_int64(st, 2);
+	if (journal_op_from_string(op, &ret->op) < 0)
+		ret->op = _JOURNAL_OP_MAX;
+	r = store_col_strdup(st, 3, &ret->args);
+	sqlite3_reset(st);
+	return r;
+}
+
+static int retry(struct store *s, void *args)
+{
+	_cleanup_(failed_row_free) struct failed_row row = { 0 };
+	int r = find_failed(s, args, &row);
+
+	if (r < 0)
+		return r;
+	return exec_int(s,
+			"UPDATE journal SET failed = 0, tries = 0, retry_after = 0,"
+			" refused = NULL, code = NULL WHERE id = ?1",
+			((const struct failed_args *)args)->id);
+}
+
+int cpmsync_op_retry(struct cpmsync_store *store, const char *account, int64_t id)
+{
+	return op_run(store, NULL, retry, &(struct failed_args){ account, id });
+}
+
+/* A move that never reached the server: its source shows again. */
+static int discard_move(struct store *s, const struct failed_row *row)
+{
+	_cleanup_(journal_args_free) struct journal_args ja = { 0 };
+	int r;
+
+	r = journal_args_decode(JOURNAL_OP_MOVE, row->args, &ja, NULL);
+	if (r == -EBADMSG)
+		return 0; /* no source to name */
+	if (r < 0)
+		return r;
+	return exec_int(s, "UPDATE message SET removed = 0 WHERE id = ?1 AND uid IS NOT NULL",
+			ja.copy.src_id);
+}
+
+static int discard_failed(struct store *s, void *args)
+{
+	const struct failed_args *a = args;
+	_cleanup_(failed_row_free) struct failed_row row = { 0 };
+	int r = find_failed(s, a, &row);
+
+	if (r < 0)
+		return r;
+	/* The row first, so that purge_message() turns no move into an
+	 * expunge of its source. */
+	r = exec_int(s, "DELETE FROM journal WHERE id = ?1", a->id);
+	if (r < 0)
+		return r;
+	switch (row.op) {
+	case JOURNAL_OP_MOVE:
+		r = discard_move(s, &row);
+		if (r < 0)
+			return r;
+		/* fall through */
+	case JOURNAL_OP_APPEND:
+	case JOURNAL_OP_COPY:
+		/* Refused for good: it never reached the server. */
+		return purge_message(s, row.message_id, false, 0);
+	case JOURNAL_OP_FLAGS:
+		return exec_int(s,
+				"UPDATE message SET flags = server_flags"
+				" WHERE id = ?1 AND server_flags IS NOT NULL",
+				row.message_id);
+	case JOURNAL_OP_EXPUNGE:
+		return exec_int(s,
+				"UPDATE message SET removed = 0 WHERE id = ?1 AND uid IS NOT NULL",
+				row.message_id);
+	case JOURNAL_OP_CREATE_FOLDER:
+		r = exec_int(
+			s,
+			"DELETE FROM journal WHERE folder_id = ?1 AND EXISTS (SELECT 1 FROM folder"
+			" WHERE id = ?1 AND server_name IS NULL)",
+			row.folder_id);
+		if (r < 0)
+			return r;
+		return exec_int(s, "DELETE FROM folder WHERE id = ?1 AND server_name IS NULL",
+				row.folder_id);
+	case JOURNAL_OP_RENAME_FOLDER:
+		return exec_int(s,
+				"UPDATE folder SET name = server_name"
+				" WHERE id = ?1 AND server_name IS NOT NULL",
+				row.folder_id);
+	case JOURNAL_OP_DELETE_FOLDER:
+		return exec_int(s, "UPDATE folder SET removed = 0 WHERE id = ?1", row.folder_id);
+	case JOURNAL_OP_SET_METADATA:
+	case JOURNAL_OP_SET_ACL:
+	default:
+		/* Nothing local beyond the row: reads ask the server. */
+		return 0;
+	}
+}
+
+int cpmsync_op_discard_failed(struct cpmsync_store *store, const char *account, int64_t id)
+{
+	return op_run(store, NULL, discard_failed, &(struct failed_args){ account, id });
+}

@@ -573,7 +573,7 @@ int cpmsync_store_pending_operations(struct cpmsync_store *store, const char *ac
 	r = store_prepare(s,
 			  "SELECT ?1 IS NULL OR EXISTS (SELECT 1 FROM account WHERE name = ?1),"
 			  " (SELECT count(*) FROM journal j JOIN account a ON a.id = j.account_id"
-			  "  WHERE ?1 IS NULL OR a.name = ?1)",
+			  "  WHERE (?1 IS NULL OR a.name = ?1) AND j.failed = 0)",
 			  &st);
 	if (r < 0)
 		return r;

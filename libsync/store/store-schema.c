@@ -193,12 +193,30 @@ static const char migration_4[] =
 	" INSERT OR IGNORE INTO body_trash (message_id) VALUES (OLD.id);"
 	" END;";
 
-/* Adding version 5 is one more entry here. */
+/*
+ * Version 5: failed operations (contract README "Failed operations").
+ *
+ * journal.refused (version 3) keeps the server's text of the last refusal;
+ * journal.code its response code ("" for none, "BAD" for a BAD).
+ * journal.tries: refusals so far; journal.tried: Unix time of the last.
+ * journal.retry_after: a refusal that may pass (a transient code) keeps
+ *   the row queued but not replayed before this time (back-off).
+ * journal.failed: 1 once the refusal cannot pass (a permanent code, or
+ *   STORE_JOURNAL_TRIES tries): replay skips the row, nothing else waits
+ *   for it; its local effect stays until retried (failed = 0 again) or
+ *   discarded (store-ops.c).
+ */
+static const char migration_5[] =
+	"ALTER TABLE journal ADD COLUMN code TEXT;"
+	"ALTER TABLE journal ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE journal ADD COLUMN tried INTEGER;"
+	"ALTER TABLE journal ADD COLUMN retry_after INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE journal ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE journal SET tries = 1 WHERE refused IS NOT NULL;"
+	"CREATE INDEX journal_failed ON journal (account_id, failed);";
+
 static const char *const migrations[] = {
-	migration_1,
-	migration_2,
-	migration_3,
-	migration_4,
+	migration_1, migration_2, migration_3, migration_4, migration_5,
 };
 
 unsigned store_schema_version(void)

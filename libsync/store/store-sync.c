@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cpmsync/error.h>
 
@@ -832,10 +833,12 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 	PREP(s,
 	     "SELECT id, op, folder_id, message_id, args, args_sent, attempts "
 	     "FROM journal"
-	     " WHERE account_id = ?1 AND id > ?2 ORDER BY id LIMIT 1",
+	     " WHERE account_id = ?1 AND id > ?2 AND failed = 0 AND retry_after <= ?3"
+	     " ORDER BY id LIMIT 1",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
 	sqlite3_bind_int64(st, 2, after_id);
+	sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
 	r = store_step(s, st);
 	if (r <= 0)
 		return r;
@@ -908,8 +911,8 @@ int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, i
 
 int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret)
 {
-	return count_ii(s, "SELECT count(*) FROM journal WHERE account_id = ?1", account_id, 0,
-			ret);
+	return count_ii(s, "SELECT count(*) FROM journal WHERE account_id = ?1 AND failed = 0",
+			account_id, 0, ret);
 }
 
 void sync_message_free_contents(struct sync_message *m)
@@ -1083,14 +1086,47 @@ int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id, uint64_
 	return run(s, st);
 }
 
-int store_journal_refused(struct store *s, int64_t id, const char *text)
+int64_t store_journal_backoff(int64_t tries)
+{
+	int64_t delay = STORE_JOURNAL_BACKOFF;
+
+	for (int64_t i = 1; i < tries && delay < STORE_JOURNAL_BACKOFF_MAX; i++)
+		delay *= 2;
+	return delay < STORE_JOURNAL_BACKOFF_MAX ? delay : STORE_JOURNAL_BACKOFF_MAX;
+}
+
+int store_journal_refused(struct store *s, int64_t id, const char *code, const char *text,
+			  bool permanent, int64_t now, bool *ret_failed)
 {
 	sqlite3_stmt *st;
+	int64_t tries;
+	int r;
 
-	PREP(s, "UPDATE journal SET refused = ?2 WHERE id = ?1", &st);
+	PREP(s, "SELECT tries FROM journal WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -CPMSYNC_E_NOT_FOUND;
+	tries = sqlite3_column_int64(st, 0) + 1;
+	sqlite3_reset(st);
+	if (tries >= STORE_JOURNAL_TRIES)
+		permanent = true;
+
+	PREP(s,
+	     "UPDATE journal SET refused = ?2, code = ?3, tries = ?4, tried = ?5,"
+	     " retry_after = ?6, failed = ?7 WHERE id = ?1",
+	     &st);
 	sqlite3_bind_int64(st, 1, id);
 	bind_text_or_null(st, 2, text ? text : "");
-	return run(s, st);
+	bind_text_or_null(st, 3, code ? code : "");
+	sqlite3_bind_int64(st, 4, tries);
+	sqlite3_bind_int64(st, 5, now);
+	sqlite3_bind_int64(st, 6, permanent ? 0 : now + store_journal_backoff(tries));
+	sqlite3_bind_int(st, 7, permanent);
+	r = run(s, st);
+	if (r >= 0 && ret_failed)
+		*ret_failed = permanent;
+	return r;
 }
 
 /* ------------------------------------------------------------------ */

@@ -149,8 +149,20 @@ int store_journal_attempt(struct store *s, int64_t id, const char *args_sent);
 /* args: NULL for an operation without arguments (journal.h). */
 int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, int64_t folder_id,
 		      int64_t message_id, const struct journal_args *args);
-/* Records the server's refusal text on a journal row (it stays queued). */
-int store_journal_refused(struct store *s, int64_t id, const char *text);
+/*
+ * Records a refusal of row id at time now: its response code ("" none,
+ * "BAD" for a BAD) and text.  A refusal that may pass (permanent false)
+ * keeps the row queued, not replayed before now + store_journal_backoff();
+ * a permanent one, or the STORE_JOURNAL_TRIES-th, makes it a failed
+ * operation (*ret_failed, may be NULL), which replay skips from then on.
+ */
+#define STORE_JOURNAL_TRIES	  5
+#define STORE_JOURNAL_BACKOFF	  60	    /* seconds after the first refusal */
+#define STORE_JOURNAL_BACKOFF_MAX (60 * 60) /* doubling up to this */
+int store_journal_refused(struct store *s, int64_t id, const char *code, const char *text,
+			  bool permanent, int64_t now, bool *ret_failed);
+int64_t store_journal_backoff(int64_t tries);
+/* Rows still to replay (failed operations not counted). */
 int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret);
 
 /* A message as replay needs it. */

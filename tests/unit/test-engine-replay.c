@@ -43,6 +43,8 @@ struct step {
 	int r;		  /* the reply: 0, -CPMSYNC_E_SERVER (NO), ... */
 	const char *text;
 	enum imap_code code;
+	const char *code_name; /* the code as the server wrote it */
+	bool bad;	       /* a BAD, not a NO */
 	uint32_t new_uid;
 	uint32_t modified; /* a UID in MODIFIED (0: none) */
 	struct ev ev[3];
@@ -111,6 +113,8 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 	reply = (struct engine_reply){ .r = p.step->r,
 				       .text = p.step->text,
 				       .code = p.step->code,
+				       .code_name = p.step->code_name,
+				       .bad = p.step->bad,
 				       .new_uid = p.step->new_uid,
 				       .modified = p.step->modified ? &modified : NULL };
 	if (p.cb)
@@ -422,26 +426,142 @@ END_TEST
 
 START_TEST(test_append_refused_kept)
 {
-	/* A NO keeps the row, with the server's text for its owner. */
+	/* A NO that may pass ([OVERQUOTA]) keeps the row, with the server's
+	 * code and text, backed off; the run does not fail for it. */
 	static const struct step script[] = {
 		{ .call = "append INBOX () 2000 local",
 		  .r = -CPMSYNC_E_SERVER,
-		  .text = "[OVERQUOTA] mailbox is full" },
+		  .text = "mailbox is full",
+		  .code = IMAP_CODE_OVERQUOTA,
+		  .code_name = "OVERQUOTA" },
 		LOGOUT,
 		END,
 	};
+	static const struct step backed_off[] = { LOGOUT, END };
 	struct sync_result res;
 
 	local_message(1, "");
 	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'append', 1, (SELECT max(id) FROM message))");
 	res = run(script, ALL_CAPS);
-	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
-	ck_assert_ptr_nonnull(strstr(res.reason, "mailbox is full"));
+	ck_assert_int_eq(res.r, 0);
 	ck_assert_uint_eq(res.stats.ops_failed, 1);
-	ck_assert_str_eq(qs("SELECT refused || ' ' || attempts || ' ' || args_sent FROM journal"),
-			 "[OVERQUOTA] mailbox is full 1 uidnext=5");
+	ck_assert_uint_eq(res.stats.ops_given_up, 0);
+	ck_assert_str_eq(qs("SELECT refused || ' ' || code || ' ' || tries || ' ' || failed"
+			    " || ' ' || attempts || ' ' || args_sent FROM journal"),
+			 "mailbox is full OVERQUOTA 1 0 1 uidnext=5");
+	ck_assert_str_eq(qs("SELECT retry_after - tried FROM journal"), "60");
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "(null)");
+
+	/* Backed off: the next run does not send it. */
+	res = run(backed_off, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+	ck_assert_str_eq(qs("SELECT tries FROM journal"), "1");
+}
+END_TEST
+
+/* Verify the interrupted APPEND (nothing there), then send it again. */
+#define APPEND_AGAIN(r_, code_, name_)                                                             \
+	SELECT_INBOX, { .call = "search 5: <l@x>" },                                               \
+	{                                                                                          \
+		.call = "append INBOX () 2000 local", .r = (r_), .text = "refused",                \
+		.code = (code_), .code_name = (name_)                                              \
+	}
+
+START_TEST(test_transient_refusal_fails_after_five_tries)
+{
+	/* The fifth try of a refusal that may pass makes it a failed
+	 * operation; the back-off doubles before that. */
+	static const struct step script[] = {
+		APPEND_AGAIN(-CPMSYNC_E_SERVER, IMAP_CODE_NONE, NULL),
+		LOGOUT,
+		END,
+	};
+	static const struct step nothing[] = { LOGOUT, END };
+	struct sync_result res;
+
+	ck_assert_int_eq(store_journal_backoff(1), 60);
+	ck_assert_int_eq(store_journal_backoff(2), 120);
+	ck_assert_int_eq(store_journal_backoff(4), 480);
+	ck_assert_int_eq(store_journal_backoff(100), 3600);
+	local_message(1, "");
+	exec("UPDATE message SET message_id = '<l@x>' WHERE id = 2;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent,"
+	     " tries, refused) VALUES (1, 'append', 1, 2, 4, 'uidnext=5', 3, 'earlier')");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_given_up, 0);
+	ck_assert_str_eq(qs("SELECT tries || ' ' || failed || ' ' || (retry_after - tried) || ' '"
+			    " || code || '|' || refused FROM journal"),
+			 "4 0 480 |refused");
+
+	exec("UPDATE journal SET retry_after = 0");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 1);
+	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+	ck_assert_str_eq(qs("SELECT tries || ' ' || failed || ' ' || retry_after FROM journal"),
+			 "5 1 0");
+
+	/* Failed: skipped from now on, and the message stays. */
+	res = run(nothing, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 2 AND removed = 0"), "1");
+}
+END_TEST
+
+START_TEST(test_permanent_refusal_blocks_nothing)
+{
+	/* [NOPERM], [TOOBIG], a BAD: failed at once; later rows still go,
+	 * and the run succeeds. */
+	static const struct step script[] = {
+		{ .call = "append INBOX () 2000 local",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "no insert right",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM" },
+		SELECT_INBOX,
+		{ .call = "store 1 ($toolong \\Flagged) 100",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Invalid keyword",
+		  .bad = true },
+		{ .call = "create Projects",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "too big",
+		  .code = IMAP_CODE_TOOBIG,
+		  .code_name = "TOOBIG" },
+		{ .call = "setacl Archive bob [lrs]" },
+		LOGOUT,
+		END,
+	};
+	static const struct step nothing[] = { LOGOUT, END };
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2);"
+	     "UPDATE message SET flags = '$toolong \\Flagged' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1);"
+	     "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);"
+	     "INSERT INTO journal (account_id, op, folder_id, args)"
+	     " VALUES (1, 'set_acl', 2, 'bob' || char(10) || 'lrs')");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	ck_assert_uint_eq(res.stats.ops_failed, 3);
+	ck_assert_uint_eq(res.stats.ops_given_up, 3);
+	ck_assert_str_eq(
+		qs("SELECT group_concat(op || ':' || code || ':' || refused || ':' || tries"
+		   " || ':' || failed, ',') FROM journal"),
+		"append:NOPERM:no insert right:1:1,flags::Invalid keyword:1:1,"
+		"create_folder:TOOBIG:too big:1:1");
+	/* Nothing is sent again, nothing fails. */
+	res = run(nothing, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
 }
 END_TEST
 
@@ -879,7 +999,9 @@ START_TEST(test_metadata_and_acl)
 		{ .call = "setmetadata [] /shared/admin [me@x]" },
 		{ .call = "setmetadata [INBOX] /private/comment []",
 		  .r = -CPMSYNC_E_SERVER,
-		  .text = "[NOPERM] no" },
+		  .text = "no",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM" },
 		{ .call = "setacl Archive bob [lrs]" },
 		{ .call = "setacl Archive eve []" },
 		LOGOUT,
@@ -897,10 +1019,11 @@ START_TEST(test_metadata_and_acl)
 	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
 	ck_assert_uint_eq(res.stats.ops_failed, 2);
 	ck_assert_uint_eq(res.stats.ops_replayed, 3);
-	ck_assert_ptr_nonnull(strstr(res.reason, "no"));
-	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || coalesce(refused, '-'), ',')"
-			    " FROM journal"),
-			 "set_metadata:[NOPERM] no,set_acl:-");
+	/* The run fails for the damaged row only. */
+	ck_assert_ptr_nonnull(strstr(res.reason, "malformed set_acl"));
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || coalesce(refused, '-') || ':'"
+			    " || failed, ',') FROM journal"),
+			 "set_metadata:no:1,set_acl:-:0");
 }
 END_TEST
 
@@ -973,6 +1096,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_append_uidplus);
 	tcase_add_test(tc, test_append_refused_kept);
+	tcase_add_test(tc, test_transient_refusal_fails_after_five_tries);
+	tcase_add_test(tc, test_permanent_refusal_blocks_nothing);
 	tcase_add_test(tc, test_append_without_uidplus_found_by_search);
 	tcase_add_test(tc, test_append_interrupted_found);
 	tcase_add_test(tc, test_append_interrupted_missing_sent);

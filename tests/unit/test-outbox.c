@@ -481,8 +481,17 @@ START_TEST(test_refused_goes_to_failed)
 	put(P("a/Chats/2024/r.msg"), msg1, sizeof(msg1) - 1);
 	start();
 	ck_assert_int_eq(count("a", "Chats/2024", &id), 1);
-	ck_assert_int_eq(store_exec(s, "UPDATE journal SET attempts = 1,"
-				       " refused = 'NO [TOOBIG] message too large'"
+	/* Refused, to be tried again: it waits. */
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET attempts = 1, tries = 1,"
+				       " refused = 'try later', code = 'UNAVAILABLE'"
+				       " WHERE op = 'append'"),
+			 0);
+	outbox_rescan(ob);
+	ck_assert(exists(P(".pending/%" PRId64, id)));
+	ck_assert(!exists(P(".failed/r.msg")));
+	/* Refused for good: the server's code and text in the .why. */
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET failed = 1,"
+				       " refused = 'message too large', code = 'TOOBIG'"
 				       " WHERE op = 'append'"),
 			 0);
 	outbox_rescan(ob);
@@ -490,7 +499,7 @@ START_TEST(test_refused_goes_to_failed)
 	ck_assert_str_eq(slurp(P(".failed/r.msg")), msg1);
 	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "a/Chats/2024/r.msg: "));
 	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "refused"));
-	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "NO [TOOBIG] message too large"));
+	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "[TOOBIG] message too large"));
 	/* Taken back from the store. */
 	ck_assert_int_eq(count("a", "Chats/2024", NULL), 0);
 	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);

@@ -215,14 +215,28 @@ START_TEST(test_refused_and_discard)
 	jid = store_last_insert_id(s);
 	ck_assert_int_eq(store_exec(s, "UPDATE journal SET attempts = 1 WHERE op = 'append'"), 0);
 	ck_assert_int_eq(cpmsync_op_discard(cs, id), -EBUSY);
-	/* Refused by the server: reported, and then it can. */
+	/* Refused, to be tried again: not reported yet. */
 	ck_assert_int_eq(store_begin(s), 0);
-	ck_assert_int_eq(
-		store_exec(s, "UPDATE journal SET refused = 'NO too big' WHERE op = 'append'"), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET refused = 'busy', code = 'INUSE',"
+				       " tries = 1 WHERE op = 'append'"),
+			 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), 0);
+	ck_assert_ptr_null(reason);
+	/* Refused for good (a failed operation): reported with its code,
+	 * and then it can be taken back. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET refused = 'too big', code = 'TOOBIG',"
+				       " failed = 1 WHERE op = 'append'"),
+			 0);
 	ck_assert_int_eq(store_commit(s), 0);
 	(void)jid;
 	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), 1);
-	ck_assert_str_eq(reason, "NO too big");
+	ck_assert_str_eq(reason, "[TOOBIG] too big");
+	free(reason);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET code = '' WHERE op = 'append'"), 0);
+	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), 1);
+	ck_assert_str_eq(reason, "too big");
 	free(reason);
 	ck_assert_int_eq(cpmsync_op_discard(cs, id), 0);
 	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);

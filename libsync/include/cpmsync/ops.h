@@ -100,6 +100,44 @@ int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account, const c
  */
 int cpmsync_op_discard(struct cpmsync_store *store, int64_t message_id);
 
+/*
+ * Failed operations (contract README "Failed operations"): journaled
+ * changes the server refused for good.  Replay skips them; their local
+ * effect stays until retried or discarded.
+ */
+struct cpmsync_failed_op {
+	int64_t id;		    /* the journal row */
+	const char *operation;	    /* "store", "flags", "copy", "move", "expunge", ... */
+	const char *folder;	    /* "" for the server as a whole */
+	const int64_t *message_ids; /* the local ids it concerns */
+	size_t n_message_ids;
+	const char *code; /* the response code, "" for none, "BAD" for a BAD */
+	const char *text; /* the server's text */
+	uint32_t tries;
+	int64_t time; /* of the last try (Unix time) */
+};
+typedef int (*cpmsync_failed_op_fn)(const struct cpmsync_failed_op *op, void *userdata);
+
+/* The account's failed operations in journal order; a negative return of
+ * cb stops the walk and is returned.  -CPMSYNC_E_NOT_FOUND for an account
+ * not in the store.  The strings are borrowed during cb. */
+int cpmsync_store_foreach_failed(struct cpmsync_store *store, const char *account,
+				 cpmsync_failed_op_fn cb, void *userdata);
+int cpmsync_store_failed_count(struct cpmsync_store *store, const char *account, uint32_t *ret);
+/* The failed operation id of account is queued again, as if new (tries 0).
+ * -CPMSYNC_E_NOT_FOUND when account has no failed operation id. */
+int cpmsync_op_retry(struct cpmsync_store *store, const char *account, int64_t id);
+/*
+ * Drops the failed operation id of account and undoes its local effect, so
+ * that the server's state wins: a stored (appended), copied or moved
+ * message that never reached the server is removed (a moved one shows in
+ * its source folder again), flags go back to the server's, an expunged
+ * message or deleted folder shows again, a renamed folder takes its
+ * server name back, a created folder that never reached the server is
+ * removed with what it holds.  -CPMSYNC_E_NOT_FOUND as for retry.
+ */
+int cpmsync_op_discard_failed(struct cpmsync_store *store, const char *account, int64_t id);
+
 #ifdef __cplusplus
 }
 #endif

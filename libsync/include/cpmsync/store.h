@@ -121,7 +121,7 @@ int cpmsync_store_dump(struct cpmsync_store *store, const char *account, const c
 		       cpmsync_line_fn fn, void *userdata);
 
 /* Local operations not yet applied on the server (all accounts if
- * account is NULL). */
+ * account is NULL); failed operations (cpmsync/ops.h) are not counted. */
 int cpmsync_store_pending_operations(struct cpmsync_store *store, const char *account,
 				     uint32_t *ret_count);
 
@@ -188,8 +188,10 @@ const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t fo
 
 /*
  * Whether the server refused the pending operation that created message_id
- * (its APPEND, COPY or MOVE): 1 and the server's text in *ret_reason (to
- * free()), 0 when it was not refused (still pending, or done: see the
+ * (its APPEND, COPY or MOVE) for good (a failed operation, cpmsync/ops.h):
+ * 1 and the server's response code and text in *ret_reason ("[NOPERM]
+ * text", just the text when there was no code; to free()), 0 when it is not
+ * a failed operation (still pending or retried later, or done: see the
  * message's uid), -CPMSYNC_E_NOT_FOUND when the message is gone.
  */
 int cpmsync_store_message_refused(struct cpmsync_store *store, int64_t message_id,

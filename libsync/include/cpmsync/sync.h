@@ -29,12 +29,14 @@ struct cpmsync_sync_stats {
 	uint32_t messages_added, messages_changed, messages_removed;
 	uint64_t body_bytes; /* bodies downloaded */
 	uint32_t ops_replayed, ops_failed;
+	uint32_t ops_given_up; /* of ops_failed: failed operations now (cpmsync/ops.h) */
 };
 
 /*
  * r is 0 when everything succeeded; otherwise reason says what failed
- * (the server's text, the connection error, an operation the server
- * refused — refused operations stay queued).  stats and reason are
+ * (the server's text, the connection error).  An operation the server
+ * refuses does not fail the run: it is tried again later, or becomes a
+ * failed operation (cpmsync/ops.h), counted in stats.  stats and reason are
  * borrowed for the call.
  */
 typedef void (*cpmsync_sync_cb_t)(int r, const char *reason, const struct cpmsync_sync_stats *stats,

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Failed operations in the store (cpmsync/ops.h, store-schema.c version
+ * 5): a refusal recorded on a journal row, listing, retrying, and
+ * discarding with the local effect undone.
+ */
+#include <sqlite3.h>
+
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+#include <cpmsync/store.h>
+
+#include "store/journal.h"
+#include "store/store-sync.h"
+#include "store/store.h"
+#include "testlib.h"
+
+static char tmpdir[64], dbpath[96];
+static struct cpmsync_store *cs;
+static struct store *s;
+
+static const char msg[] = "Message-ID: <new@x>\r\nSubject: s\r\n\r\nbody\r\n";
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void exec(const char *sql)
+{
+	ck_assert_int_eq(store_exec(s, sql), 0);
+}
+
+static const char *qs(const char *sql)
+{
+	return test_store_text(s, sql);
+}
+
+/* Account "a": INBOX (1) with UID 5 (message 1, "\Seen" on both sides),
+ * Archive (2); account "b" without anything. */
+static void setup(void)
+{
+	strcpy(tmpdir, "/tmp/test-failed-ops-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, NULL), 0);
+	s = store_from_public(cs);
+	exec("INSERT INTO account (id, name) VALUES (1, 'a'), (2, 'b');"
+	     "INSERT INTO folder (id, account_id, name, delimiter, server_name) VALUES"
+	     " (1, 1, 'INBOX', '/', 'INBOX'), (2, 1, 'Archive', '/', 'Archive');"
+	     "INSERT INTO message (id, folder_id, uid, flags, server_flags, size, message_id)"
+	     " VALUES (1, 1, 5, '\\Seen', '\\Seen', 5, '<m1@x>');");
+}
+
+static void teardown(void)
+{
+	cs = cpmsync_store_close(cs);
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Makes the newest journal row a failed operation; its id. */
+static int64_t fail_last(const char *code, const char *text)
+{
+	int64_t id = atoll(qs("SELECT max(id) FROM journal"));
+	bool failed = false;
+
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_journal_refused(s, id, code, text, true, 1700000000, &failed), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert(failed);
+	return id;
+}
+
+/* What the walk gives, one line per operation. */
+static char listed[1024];
+
+static int list_cb(const struct cpmsync_failed_op *op, void *userdata)
+{
+	size_t len = strlen(listed);
+
+	(void)userdata;
+	snprintf(listed + len, sizeof(listed) - len, "%lld %s [%s] %s%lld %s|%s %u %lld\n",
+		 (long long)op->id, op->operation, op->folder, op->n_message_ids ? "#" : "-",
+		 op->n_message_ids ? (long long)op->message_ids[0] : 0LL, op->code, op->text,
+		 op->tries, (long long)op->time);
+	return 0;
+}
+
+static const char *list(const char *account)
+{
+	listed[0] = '\0';
+	ck_assert_int_eq(cpmsync_store_foreach_failed(cs, account, list_cb, NULL), 0);
+	return listed;
+}
+
+START_TEST(test_refusal_recorded)
+{
+	const char *flags[] = { "\\Flagged", NULL };
+	int64_t id, one = 1;
+	bool failed = true;
+	char expect[256];
+	uint32_t n = 9;
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, strlen(msg), NULL, 0, &id), 0);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &one, 1, flags, NULL), 0);
+	ck_assert_int_eq(cpmsync_store_failed_count(cs, "a", &n), 0);
+	ck_assert_uint_eq(n, 0);
+
+	/* A refusal that may pass: queued, backed off, not failed. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_journal_refused(s, 1, "INUSE", "busy", false, 1000, &failed), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert(!failed);
+	ck_assert_str_eq(qs("SELECT tries || ' ' || retry_after || ' ' || failed || ' ' || code"
+			    " FROM journal WHERE id = 1"),
+			 "1 1060 0 INUSE");
+	ck_assert_str_eq(list("a"), "");
+
+	fail_last("", "Invalid keyword");
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(
+		store_journal_refused(s, 1, "NOPERM", "no insert right", true, 1700000001, &failed),
+		0);
+	ck_assert_int_eq(store_commit(s), 0);
+	snprintf(expect, sizeof(expect),
+		 "1 store [INBOX] #%lld NOPERM|no insert right 2 1700000001\n"
+		 "2 flags [INBOX] #1 |Invalid keyword 1 1700000000\n",
+		 (long long)id);
+	ck_assert_str_eq(list("a"), expect);
+	ck_assert_int_eq(cpmsync_store_failed_count(cs, "a", &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(list("b"), "");
+	ck_assert_int_eq(cpmsync_store_foreach_failed(cs, "nobody", list_cb, NULL),
+			 -CPMSYNC_E_NOT_FOUND);
+	/* Replay skips them; the pending count does not hold them. */
+	ck_assert_int_eq(store_journal_count(s, 1, &n), 0);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_retry)
+{
+	struct journal_entry j;
+	int64_t id, row;
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, strlen(msg), NULL, 0, &id), 0);
+	row = fail_last("NOPERM", "no");
+	ck_assert_int_eq(store_journal_next(s, 1, INT64_MIN, &j), 0);
+	ck_assert_int_eq(cpmsync_op_retry(cs, "b", row), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_op_retry(cs, "a", row + 1), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_op_retry(cs, "a", row), 0);
+	ck_assert_str_eq(list("a"), "");
+	ck_assert_str_eq(qs("SELECT tries || ' ' || failed || ' ' || coalesce(refused, '-')"
+			    " FROM journal"),
+			 "0 0 -");
+	ck_assert_int_eq(store_journal_next(s, 1, INT64_MIN, &j), 1);
+	ck_assert_int_eq(j.id, row);
+	journal_entry_free_contents(&j);
+	/* Not failed any more: nothing to retry. */
+	ck_assert_int_eq(cpmsync_op_retry(cs, "a", row), -CPMSYNC_E_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_discard_store_and_flags)
+{
+	const char *flags[] = { "\\Flagged", NULL };
+	int64_t id, one = 1, row;
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, strlen(msg), NULL, 0, &id), 0);
+	row = fail_last("NOPERM", "no");
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "b", row), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), 0);
+	/* It never reached the server: gone. */
+	ck_assert_str_eq(qs("SELECT count(*) FROM message"), "1");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &one, 1, flags, NULL), 0);
+	ck_assert_str_eq(qs("SELECT flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
+	row = fail_last("", "Invalid keyword");
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), 0);
+	ck_assert_str_eq(qs("SELECT flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), -CPMSYNC_E_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_discard_move_and_expunge)
+{
+	const char *deleted[] = { "\\Deleted", NULL };
+	int64_t one = 1, new_id, row;
+
+	ck_assert_int_eq(cpmsync_op_move(cs, &one, 1, "Archive", &new_id), 0);
+	ck_assert_str_eq(qs("SELECT removed FROM message WHERE id = 1"), "1");
+	row = fail_last("NOPERM", "no right");
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), 0);
+	/* Back where the server has it, the copy that never got there gone. */
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || folder_id || ':' || removed)"
+			    " FROM message"),
+			 "1:1:0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &one, 1, deleted, NULL), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "INBOX"), 0);
+	ck_assert_str_eq(qs("SELECT removed FROM message WHERE id = 1"), "1");
+	row = fail_last("CANNOT", "no");
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), 0);
+	ck_assert_str_eq(qs("SELECT removed FROM message WHERE id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT op FROM journal"), "flags");
+}
+END_TEST
+
+START_TEST(test_discard_folder_ops)
+{
+	int64_t fid, row;
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Projects", &fid), 0);
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "Projects", msg, strlen(msg), NULL, 0, NULL), 0);
+	exec("UPDATE journal SET failed = 1 WHERE op = 'create_folder'");
+	row = atoll(qs("SELECT id FROM journal WHERE op = 'create_folder'"));
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), 0);
+	/* Never on the server: gone with what it held. */
+	ck_assert_str_eq(qs("SELECT group_concat(name) FROM (SELECT name FROM folder ORDER BY id)"),
+			 "INBOX,Archive");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message"), "1");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "Archive", "Old"), 0);
+	row = fail_last("NOPERM", "no");
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), 0);
+	ck_assert_str_eq(qs("SELECT name FROM folder WHERE id = 2"), "Archive");
+
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive"), 0);
+	ck_assert_str_eq(qs("SELECT removed FROM folder WHERE id = 2"), "1");
+	row = fail_last("NOPERM", "no");
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), 0);
+	ck_assert_str_eq(qs("SELECT removed FROM folder WHERE id = 2"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_contract_names)
+{
+	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_APPEND, NULL), "store");
+	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_CREATE_FOLDER, NULL), "create-folder");
+	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_SET_ACL, "bob\nlr"), "set-acl");
+	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_SET_ACL, "bob\n"), "delete-acl");
+	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_SET_METADATA, "/private/x\n"),
+			 "set-metadata");
+	ck_assert_ptr_null(journal_op_contract_name(_JOURNAL_OP_MAX, NULL));
+}
+END_TEST
+
+static Suite *failed_ops_suite(void)
+{
+	Suite *su = suite_create("failed-ops");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_refusal_recorded);
+	tcase_add_test(tc, test_retry);
+	tcase_add_test(tc, test_discard_store_and_flags);
+	tcase_add_test(tc, test_discard_move_and_expunge);
+	tcase_add_test(tc, test_discard_folder_ops);
+	tcase_add_test(tc, test_contract_names);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+TEST_MAIN(failed_ops_suite)
