@@ -69,6 +69,12 @@ static void usage(FILE *f)
 		"  store ACCOUNT FOLDER FILE|- [FLAG...]  store a message, print its new id\n"
 		"  flag ACCOUNT FOLDER ID +FLAG|-FLAG...  add and remove flags\n"
 		"  online ACCOUNT [on|off]          set (or print) the account's Online switch\n"
+		"  failed [ACCOUNT]                 operations the server refused for good:\n"
+		"        ACCOUNT TAB ID TAB OPERATION TAB FOLDER TAB MESSAGE-IDS TAB CODE TAB "
+		"TRIES\n"
+		"        TAB TIME TAB TEXT (MESSAGE-IDS comma-separated, TIME UTC)\n"
+		"  retry ACCOUNT ID                 queue a failed operation again\n"
+		"  discard ACCOUNT ID               drop it; the server's state wins locally\n"
 		"  dump [--db PATH] [ACCOUNT [FOLDER]]\n"
 		"        every stored message, one line each, sorted by account and folder\n"
 		"        (bytewise) and uid:  ACCOUNT TAB FOLDER TAB UID TAB FLAGS TAB MESSAGE-ID\n"
@@ -2278,6 +2284,171 @@ out:
 	return finish_stdout(r);
 }
 
+/* ---- failed operations: failed, retry, discard ---- */
+
+static const char failed_usage[] = "Usage: cpmctl failed [ACCOUNT]\n";
+static const char retry_usage[] = "Usage: cpmctl retry ACCOUNT ID\n";
+static const char discard_usage[] = "Usage: cpmctl discard ACCOUNT ID\n";
+
+/* One failed operation (an a{sv} at op) as a line. */
+static void print_failed_op(const char *account, const DBusMessageIter *op)
+{
+	uint64_t id = 0;
+	uint32_t tries = 0;
+	int64_t t = 0;
+	DBusMessageIter v, ids;
+	char when[64];
+	bool first = true;
+
+	prop_u64(op, "Id", &id);
+	prop_u32(op, "Tries", &tries);
+	prop_i64(op, "Time", &t);
+	format_utc_time(t, when, sizeof(when));
+	put_field(account);
+	printf("\t%" PRIu64 "\t", id);
+	put_field(prop_str(op, "Operation", "?"));
+	putchar('\t');
+	put_field(prop_str(op, "Folder", ""));
+	putchar('\t');
+	if (prop_find(op, "MessageIds", DBUS_TYPE_ARRAY, &v)) {
+		for (dbus_message_iter_recurse(&v, &ids);
+		     dbus_message_iter_get_arg_type(&ids) == DBUS_TYPE_UINT64;
+		     dbus_message_iter_next(&ids)) {
+			dbus_uint64_t m;
+
+			dbus_message_iter_get_basic(&ids, &m);
+			printf("%s%" PRIu64, first ? "" : ",", (uint64_t)m);
+			first = false;
+		}
+	}
+	putchar('\t');
+	put_field(prop_str(op, "Code", ""));
+	printf("\t%" PRIu32 "\t%s\t", tries, when);
+	put_field(prop_str(op, "Text", ""));
+	putchar('\n');
+}
+
+/* Account.ListFailedOperations of one account, printed; 0 or 1. */
+static int list_failed_of(DBusConnection *conn, const struct object *account)
+{
+	DBusMessageIter it, ops;
+	DBusMessage *reply;
+	DBusError e;
+
+	dbus_error_init(&e);
+	reply = call(conn, new_call(account->path, IFACE_ACCOUNT, "ListFailedOperations"),
+		     CALL_TIMEOUT_MS, &e);
+	if (!reply) {
+		report_error(&e, "ListFailedOperations");
+		return 1;
+	}
+	if (!reply_has_signature(reply, "aa{sv}", "ListFailedOperations")) {
+		dbus_message_unref(reply);
+		return 1;
+	}
+	dbus_message_iter_init(reply, &it);
+	for (dbus_message_iter_recurse(&it, &ops);
+	     dbus_message_iter_get_arg_type(&ops) == DBUS_TYPE_ARRAY; dbus_message_iter_next(&ops))
+		print_failed_op(account->name, &ops);
+	dbus_message_unref(reply);
+	return 0;
+}
+
+static int cmd_failed(int argc, char **argv)
+{
+	struct objects objs = { 0 };
+	_cleanup_free_ struct object **acc = NULL;
+	DBusConnection *conn;
+	size_t n;
+	int r;
+
+	r = parse_no_options(argc, argv, failed_usage);
+	if (r >= 0)
+		return r;
+	if (!nargs_ok(argc - optind, 0, 1, "failed", failed_usage))
+		return EXIT_USAGE;
+	conn = connect_daemon(true);
+	if (!conn)
+		return 1;
+	r = get_objects(conn, &objs);
+	if (r)
+		goto out;
+	if (argc - optind == 1) {
+		struct object *account = find_account(&objs, argv[optind]);
+
+		r = account ? list_failed_of(conn, account) : 1;
+		goto out;
+	}
+	acc = sorted_accounts(&objs, &n);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = list_failed_of(conn, acc[i]);
+out:
+	objects_free(&objs);
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
+/* Account.RetryOperation / DiscardOperation ACCOUNT ID. */
+static int failed_op_call(int argc, char **argv, const char *cmd, const char *method,
+			  const char *cmd_usage)
+{
+	struct objects objs = { 0 };
+	struct object *account;
+	DBusConnection *conn;
+	DBusMessage *m, *reply;
+	dbus_uint64_t id;
+	uint64_t id64;
+	DBusError e;
+	int r;
+
+	r = parse_no_options(argc, argv, cmd_usage);
+	if (r >= 0)
+		return r;
+	if (!nargs_ok(argc - optind, 2, 2, cmd, cmd_usage))
+		return EXIT_USAGE;
+	if (!parse_id(argv[optind + 1], &id64)) {
+		fputs(cmd_usage, stderr);
+		return EXIT_USAGE;
+	}
+	id = id64;
+	conn = connect_daemon(true);
+	if (!conn)
+		return 1;
+	r = get_objects(conn, &objs);
+	if (r)
+		goto out;
+	account = find_account(&objs, argv[optind]);
+	if (!account) {
+		r = 1;
+		goto out;
+	}
+	dbus_error_init(&e);
+	m = new_call(account->path, IFACE_ACCOUNT, method);
+	if (!dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID))
+		dbus_oom();
+	reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+	if (!reply) {
+		report_error(&e, method);
+		r = 1;
+	} else {
+		dbus_message_unref(reply);
+	}
+out:
+	objects_free(&objs);
+	dbus_connection_unref(conn);
+	return finish_stdout(r);
+}
+
+static int cmd_retry(int argc, char **argv)
+{
+	return failed_op_call(argc, argv, "retry", "RetryOperation", retry_usage);
+}
+
+static int cmd_discard(int argc, char **argv)
+{
+	return failed_op_call(argc, argv, "discard", "DiscardOperation", discard_usage);
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_VERSION = 256 };
@@ -2291,9 +2462,10 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*run)(int argc, char **argv);
 	} commands[] = {
-		{ "status", cmd_status }, { "sync", cmd_sync },	    { "folders", cmd_folders },
-		{ "list", cmd_list },	  { "fetch", cmd_fetch },   { "store", cmd_store },
-		{ "flag", cmd_flag },	  { "online", cmd_online },
+		{ "status", cmd_status }, { "sync", cmd_sync },	      { "folders", cmd_folders },
+		{ "list", cmd_list },	  { "fetch", cmd_fetch },     { "store", cmd_store },
+		{ "flag", cmd_flag },	  { "online", cmd_online },   { "failed", cmd_failed },
+		{ "retry", cmd_retry },	  { "discard", cmd_discard },
 	};
 	const char *config_path = NULL, *cmd;
 	int ch;

@@ -328,6 +328,158 @@ static DBusMessage *my_rights(struct cpm_bus *bus, DBusMessage *msg, void *userd
 }
 
 /* ------------------------------------------------------------------------ */
+/* Failed operations (contract README "Failed operations") */
+
+/* One failed operation as the contract's dict, into an open aa{sv}. */
+static void append_failed_op(DBusMessageIter *array, const struct cpmsync_failed_op *op)
+{
+	dbus_uint64_t id = (dbus_uint64_t)op->id;
+	dbus_uint32_t tries = op->tries;
+	dbus_int64_t time = op->time;
+	DBusMessageIter d, e, v, ids;
+
+	if (!dbus_message_iter_open_container(array, DBUS_TYPE_ARRAY, "{sv}", &d))
+		cpm_oom();
+	cpm_dict_append(&d, "Id", DBUS_TYPE_UINT64, &id);
+	cpm_dict_append(&d, "Operation", DBUS_TYPE_STRING, &op->operation);
+	cpm_dict_append(&d, "Folder", DBUS_TYPE_STRING, &op->folder);
+	{
+		static const char *const key = "MessageIds";
+
+		if (!dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, NULL, &e) ||
+		    !dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key) ||
+		    !dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "at", &v) ||
+		    !dbus_message_iter_open_container(&v, DBUS_TYPE_ARRAY, "t", &ids))
+			cpm_oom();
+		for (size_t i = 0; i < op->n_message_ids; i++) {
+			dbus_uint64_t m = (dbus_uint64_t)op->message_ids[i];
+
+			if (!dbus_message_iter_append_basic(&ids, DBUS_TYPE_UINT64, &m))
+				cpm_oom();
+		}
+		if (!dbus_message_iter_close_container(&v, &ids) ||
+		    !dbus_message_iter_close_container(&e, &v) ||
+		    !dbus_message_iter_close_container(&d, &e))
+			cpm_oom();
+	}
+	cpm_dict_append(&d, "Code", DBUS_TYPE_STRING, &op->code);
+	cpm_dict_append(&d, "Text", DBUS_TYPE_STRING, &op->text);
+	cpm_dict_append(&d, "Tries", DBUS_TYPE_UINT32, &tries);
+	cpm_dict_append(&d, "Time", DBUS_TYPE_INT64, &time);
+	if (!dbus_message_iter_close_container(array, &d))
+		cpm_oom();
+}
+
+static int list_failed_cb(const struct cpmsync_failed_op *op, void *userdata)
+{
+	append_failed_op(userdata, op);
+	return 0;
+}
+
+static DBusMessage *list_failed(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	DBusMessageIter it, array;
+	DBusMessage *reply;
+	int r;
+
+	(void)bus;
+	reply = cpm_reply(msg);
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &array))
+		cpm_oom();
+	r = cpmsync_store_foreach_failed(a->svc->store, a->name, list_failed_cb, &array);
+	if (!dbus_message_iter_close_container(&it, &array))
+		cpm_oom();
+	/* An account without a row in the store has none. */
+	if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
+		dbus_message_unref(reply);
+		return svc_store_error(a->svc, msg, r);
+	}
+	return reply;
+}
+
+static DBusMessage *retry_or_discard(DBusMessage *msg, struct svc_account *a,
+				     int (*op)(struct cpmsync_store *, const char *, int64_t))
+{
+	dbus_uint64_t id;
+	int r;
+
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID);
+	if (id == 0 || id > INT64_MAX)
+		return cpm_error_invalid_args(msg, "id: no failed operation has id %llu",
+					      (unsigned long long)id);
+	r = op(a->svc->store, a->name, (int64_t)id);
+	if (r < 0)
+		return svc_store_error(a->svc, msg, r);
+	svc_changed_locally(a);
+	return cpm_reply(msg);
+}
+
+static DBusMessage *retry_operation(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	(void)bus;
+	return retry_or_discard(msg, userdata, cpmsync_op_retry);
+}
+
+static DBusMessage *discard_operation(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	(void)bus;
+	return retry_or_discard(msg, userdata, cpmsync_op_discard_failed);
+}
+
+struct failed_walk {
+	struct svc_account *a;
+	struct svc_failed_seen *seen;
+	size_t n, alloc;
+	bool announce;
+};
+
+static int check_failed_cb(const struct cpmsync_failed_op *op, void *userdata)
+{
+	struct failed_walk *w = userdata;
+	struct svc_account *a = w->a;
+	bool known = false;
+
+	for (size_t i = 0; i < a->n_failed_seen && !known; i++)
+		known = a->failed_seen[i].id == op->id && a->failed_seen[i].tries == op->tries;
+	if (!known && w->announce) {
+		DBusMessage *sig =
+			cpm_bus_new_signal(a->path, CPM_IFACE_ACCOUNT, "OperationFailed");
+		DBusMessageIter it;
+
+		dbus_message_iter_init_append(sig, &it);
+		append_failed_op(&it, op);
+		cpm_bus_send(a->svc->bus, sig);
+	}
+	if (w->n == w->alloc) {
+		w->alloc = w->alloc ? w->alloc * 2 : 8;
+		w->seen = cpm_realloc(w->seen, w->alloc * sizeof(*w->seen));
+	}
+	w->seen[w->n++] = (struct svc_failed_seen){ op->id, op->tries };
+	return 0;
+}
+
+bool svc_account_check_failed(struct svc_account *a, bool announce)
+{
+	struct failed_walk w = { .a = a, .announce = announce };
+	bool changed;
+	int r;
+
+	r = cpmsync_store_foreach_failed(a->svc->store, a->name, check_failed_cb, &w);
+	if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
+		free(w.seen);
+		return false;
+	}
+	free(a->failed_seen);
+	a->failed_seen = w.seen;
+	a->n_failed_seen = w.n;
+	changed = a->failed != (uint32_t)w.n;
+	a->failed = (uint32_t)w.n;
+	return changed;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Properties */
 
 #define A ((struct svc_account *)userdata)
@@ -396,6 +548,15 @@ static void get_pending(DBusMessageIter *iter, void *userdata)
 	put_basic(iter, DBUS_TYPE_UINT32, &n);
 }
 
+static void get_failed(DBusMessageIter *iter, void *userdata)
+{
+	dbus_uint32_t n = A->failed;
+
+	if (cpmsync_store_failed_count(A->svc->store, A->name, &n) < 0)
+		n = A->failed;
+	put_basic(iter, DBUS_TYPE_UINT32, &n);
+}
+
 static void get_push_state(DBusMessageIter *iter, void *userdata)
 {
 	put_s(iter, cpmsync_push_state_name(cpmsync_session_get_push_state(A->session)));
@@ -458,9 +619,14 @@ const struct cpm_interface cpm_account_interface = {
 		{ "DeleteAcl", CPM_ARGS({ "folder", "s" }, { "identifier", "s" }), NULL,
 		  delete_acl },
 		{ "MyRights", CPM_ARGS({ "folder", "s" }), CPM_ARGS({ "rights", "s" }), my_rights },
+		/* Contract v2 ("Failed operations"). */
+		{ "ListFailedOperations", NULL, CPM_ARGS({ "operations", "aa{sv}" }), list_failed },
+		{ "RetryOperation", CPM_ARGS({ "id", "t" }), NULL, retry_operation },
+		{ "DiscardOperation", CPM_ARGS({ "id", "t" }), NULL, discard_operation },
 		{ NULL },
 	},
 	.signals = (const struct cpm_signal[]){
+		{ "OperationFailed", CPM_ARGS({ "operation", "a{sv}" }) },
 		{ "SyncProgress", CPM_ARGS({ "folder", "s" }, { "done", "u" }, { "total", "u" }) },
 		{ NULL },
 	},
@@ -475,6 +641,7 @@ const struct cpm_interface cpm_account_interface = {
 		{ "PendingOperations", "u", get_pending, NULL },
 		{ "PushState", "s", get_push_state, NULL },
 		{ "LastServerActivity", "t", get_last_activity, NULL },
+		{ "FailedOperations", "u", get_failed, NULL },
 		{ "Online", "b", get_online, set_online },
 		/*
 		 * Added to the contract's Account1 (additive): syncs completed

@@ -52,6 +52,15 @@ struct svc_account {
 	uint64_t sync_generation; /* completed syncs (SyncGeneration) */
 	uint32_t pending;
 	bool online;
+	/* Failed operations (account.c): how many, and each one's (id,
+	 * tries) as last seen, so that OperationFailed goes out once per
+	 * failure (again after a RetryOperation that fails again). */
+	uint32_t failed;
+	struct svc_failed_seen {
+		int64_t id;
+		uint32_t tries;
+	} * failed_seen;
+	size_t n_failed_seen;
 };
 
 struct svc_call;
@@ -93,6 +102,10 @@ void svc_folder_remove(struct cpm_service *svc, int64_t id);
 /* After a local change (ops.h) committed and its reply is queued:
  * PendingOperations, then the session replays the journal. */
 void svc_changed_locally(struct svc_account *a);
+/* Reads the account's failed operations: emits OperationFailed for each
+ * one not seen before (unless announce is false: at start) and returns
+ * whether their number changed (FailedOperations). */
+bool svc_account_check_failed(struct svc_account *a, bool announce);
 
 /* Error reply for a failed ops.h / store call: the store's description. */
 DBusMessage *svc_store_error(struct cpm_service *svc, DBusMessage *msg, int r);

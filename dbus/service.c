@@ -616,6 +616,7 @@ static void account_free(struct svc_account *a)
 	free(a->user);
 	free(a->last_error);
 	free(a->caps);
+	free(a->failed_seen);
 	free(a);
 }
 
@@ -703,6 +704,7 @@ int cpm_service_add_account(struct cpm_service *svc, struct cpmsync_session *ses
 	a->last_activity = cpmsync_session_get_last_server_activity(session);
 	a->online = cpmsync_session_get_online(session);
 	a->pending = pending_ops(a);
+	svc_account_check_failed(a, false);
 
 	svc->accounts = cpm_realloc(svc->accounts, (svc->n_accounts + 1) * sizeof(*svc->accounts));
 	svc->accounts[svc->n_accounts++] = a;
@@ -815,6 +817,8 @@ void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session
 		a->online = b;
 		changed[n++] = "Online";
 	}
+	if (svc_account_check_failed(a, true))
+		changed[n++] = "FailedOperations";
 	changed[n] = NULL;
 	cpm_bus_properties_changed(svc->bus, a->path, changed);
 }

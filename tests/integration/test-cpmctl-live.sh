@@ -91,7 +91,7 @@ complete_words() {
 	PATH=$BDIR:$PATH bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _cpmctl
 		printf "%s\n" "${COMPREPLY[@]}"' - "$TOP/agent/cpmctl.bash-completion" "$@"
 }
-check "completion: commands from --help" test "$(complete_words cpmctl f | tr '\n' ' ')" = "folders fetch flag "
+check "completion: commands from --help" test "$(complete_words cpmctl f | tr '\n' ' ')" = "folders fetch flag failed "
 check "completion: accounts from status" test "$(complete_words cpmctl list '')" = a
 check "completion: folders of the account" \
 	test "$(complete_words cpmctl list a '' | tr '\n' ' ')" = "Drafts INBOX Sent Trash "

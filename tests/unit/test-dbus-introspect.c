@@ -200,46 +200,61 @@ static char *generated_xml(void)
 
 /*
  * What the daemon offers beyond the contract (which allows additions,
- * never renames or removals): each is one flattened line under its
- * interface, documented where its table entry is.  Anything else the
- * tables have that the contract lacks still fails the test.
+ * never renames or removals): each is one flattened member (its line and
+ * those of its args) under its interface, documented where its table
+ * entry is.  Anything else the tables have that the contract lacks still
+ * fails the test.
+ *
+ * tests/data/org.cpmsync.xml is still contract version 1: the members of
+ * version 2 implemented so far are listed here, marked "v2", until the
+ * whole of version 2 is and the file is replaced.
  */
 static const struct {
 	const char *iface, *line;
 } additions[] = {
 	{ "org.cpmsync.Account1", "property SyncGeneration t read" },
+	/* v2, "Failed operations" */
+	{ "org.cpmsync.Account1", "method ListFailedOperations\n"
+				  "arg operations aa{sv} out" },
+	{ "org.cpmsync.Account1", "method RetryOperation\n"
+				  "arg id t in" },
+	{ "org.cpmsync.Account1", "method DiscardOperation\n"
+				  "arg id t in" },
+	{ "org.cpmsync.Account1", "signal OperationFailed\n"
+				  "arg operation a{sv} " /* no direction */ },
+	{ "org.cpmsync.Account1", "property FailedOperations u read" },
 };
 #define N_ADDITIONS (sizeof(additions) / sizeof(additions[0]))
 
-/* flat without the additions; fails unless each is there exactly once. */
+/* flat without the additions (whole lines); fails unless each is there
+ * exactly once. */
 static char *drop_additions(const char *flat)
 {
 	unsigned seen[N_ADDITIONS] = { 0 };
 	struct cpm_str out = { 0 };
 	const char *iface = "", *p = flat;
-	char *line;
 
 	while (*p) {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		bool added = false;
 
-		line = strndup(p, len);
-		ck_assert_ptr_nonnull(line);
-		if (!strncmp(line, "interface ", 10))
+		if (!strncmp(p, "interface ", 10))
 			iface = p + 10; /* up to the newline */
-		for (size_t i = 0; i < N_ADDITIONS; i++)
-			if (!strcmp(line, additions[i].line) &&
+		for (size_t i = 0; i < N_ADDITIONS; i++) {
+			size_t n = strlen(additions[i].line);
+
+			if (!strncmp(p, additions[i].line, n) && (p[n] == '\n' || !p[n]) &&
 			    !strncmp(iface, additions[i].iface, strlen(additions[i].iface)) &&
 			    iface[strlen(additions[i].iface)] == '\n') {
 				seen[i]++;
-				added = true;
+				len = n; /* the block, not only its first line */
+				nl = p[n] ? p + n : NULL;
+				goto next;
 			}
-		if (!added) {
-			cpm_str_addn(&out, p, len);
-			cpm_str_add(&out, "\n");
 		}
-		free(line);
+		cpm_str_addn(&out, p, len);
+		cpm_str_add(&out, "\n");
+	next:
 		p += len + (nl ? 1 : 0);
 	}
 	for (size_t i = 0; i < N_ADDITIONS; i++)

@@ -27,6 +27,7 @@
 #include "dbus-object.h"
 #include "dbus-util.h"
 #include "service.h"
+#include "store/store.h"
 #include "testlib.h"
 
 static const char message[] = "Message-ID: <m1@example.org>\r\n"
@@ -48,6 +49,8 @@ static struct cpm_dbus_glue *client_glue;
 static int64_t inbox_id, msg_id;
 static char inbox_path[128];
 static int added_signals;
+static char failed_signal[512]; /* the last OperationFailed, as flat_dict() */
+static int failed_signals;
 
 static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 {
@@ -90,12 +93,75 @@ static bool start_daemon(void)
 	return len > 0;
 }
 
+/* An a{sv} at it as "Key=value;..." (s, t, u, x, at values). */
+static void flat_dict(DBusMessageIter *it, char *out, size_t size)
+{
+	DBusMessageIter d, e, v, a;
+	size_t len = 0;
+
+	out[0] = '\0';
+	ck_assert_int_eq(dbus_message_iter_get_arg_type(it), DBUS_TYPE_ARRAY);
+	for (dbus_message_iter_recurse(it, &d);
+	     dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d)) {
+		const char *key, *sv;
+		dbus_uint64_t t;
+		dbus_uint32_t u;
+		dbus_int64_t x;
+
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &key);
+		dbus_message_iter_next(&e);
+		dbus_message_iter_recurse(&e, &v);
+		len += (size_t)snprintf(out + len, size - len, "%s=", key);
+		switch (dbus_message_iter_get_arg_type(&v)) {
+		case DBUS_TYPE_STRING:
+			dbus_message_iter_get_basic(&v, &sv);
+			len += (size_t)snprintf(out + len, size - len, "%s;", sv);
+			break;
+		case DBUS_TYPE_UINT64:
+			dbus_message_iter_get_basic(&v, &t);
+			len += (size_t)snprintf(out + len, size - len, "%llu;",
+						(unsigned long long)t);
+			break;
+		case DBUS_TYPE_UINT32:
+			dbus_message_iter_get_basic(&v, &u);
+			len += (size_t)snprintf(out + len, size - len, "%u;", u);
+			break;
+		case DBUS_TYPE_INT64:
+			dbus_message_iter_get_basic(&v, &x);
+			len += (size_t)snprintf(out + len, size - len, "%lld;", (long long)x);
+			break;
+		case DBUS_TYPE_ARRAY:
+			for (dbus_message_iter_recurse(&v, &a);
+			     dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_UINT64;
+			     dbus_message_iter_next(&a)) {
+				dbus_message_iter_get_basic(&a, &t);
+				len += (size_t)snprintf(out + len, size - len, "%llu,",
+							(unsigned long long)t);
+			}
+			len += (size_t)snprintf(out + len, size - len, ";");
+			break;
+		default:
+			ck_abort_msg("%s: unexpected type", key);
+		}
+		ck_assert_uint_lt(len, size);
+	}
+}
+
 static DBusHandlerResult client_filter(DBusConnection *c, DBusMessage *m, void *ud)
 {
+	DBusMessageIter it;
+
 	(void)c;
 	(void)ud;
 	if (dbus_message_is_signal(m, "org.cpmsync.Folder1", "MessagesAdded"))
 		added_signals++;
+	if (dbus_message_is_signal(m, "org.cpmsync.Account1", "OperationFailed")) {
+		failed_signals++;
+		dbus_message_iter_init(m, &it);
+		flat_dict(&it, failed_signal, sizeof(failed_signal));
+	}
 	return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
 }
 
@@ -139,9 +205,12 @@ static void setup(void)
 	ck_assert(dbus_bus_register(client, NULL));
 	dbus_connection_set_exit_on_disconnect(client, FALSE);
 	dbus_bus_add_match(client, "type='signal',interface='org.cpmsync.Folder1'", NULL);
+	dbus_bus_add_match(client, "type='signal',interface='org.cpmsync.Account1'", NULL);
 	dbus_connection_add_filter(client, client_filter, NULL, NULL);
 	ck_assert_int_eq(cpm_dbus_glue_attach(client, loop, &client_glue), 0);
 	added_signals = 0;
+	failed_signals = 0;
+	failed_signal[0] = '\0';
 }
 
 static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
@@ -436,6 +505,112 @@ START_TEST(test_store_signal)
 }
 END_TEST
 
+/* The account's failed operations, each as flat_dict() followed by '|'. */
+static void list_failed(char *out, size_t size)
+{
+	DBusMessageIter it, a;
+	DBusMessage *r;
+	size_t len = 0;
+
+	r = call_msg(
+		new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListFailedOperations"));
+	ck_assert_str_eq(dbus_message_get_signature(r), "aa{sv}");
+	out[0] = '\0';
+	dbus_message_iter_init(r, &it);
+	for (dbus_message_iter_recurse(&it, &a);
+	     dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_ARRAY; dbus_message_iter_next(&a)) {
+		flat_dict(&a, out + len, size - len);
+		len = strlen(out);
+		len += (size_t)snprintf(out + len, size - len, "|");
+	}
+	dbus_message_unref(r);
+}
+
+static DBusMessage *call_id(const char *member, dbus_uint64_t id)
+{
+	DBusMessage *m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", member);
+
+	dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID);
+	return call_msg(m);
+}
+
+static void make_failed(void)
+{
+	ck_assert_int_eq(store_exec(store_from_public(store),
+				    "UPDATE journal SET failed = 1, code = 'NOPERM',"
+				    " refused = 'no insert right', tries = 1, tried = 1700000001"
+				    " WHERE op = 'append'"),
+			 0);
+	/* What the daemon calls when a sync ends. */
+	cpm_service_account_changed(svc, session);
+}
+
+START_TEST(test_failed_operations)
+{
+	char expect[512], got[1024];
+	dbus_uint32_t count = 9;
+	dbus_uint64_t row;
+	bool never = false;
+
+	SKIP_WITHOUT_DAEMON();
+	list_failed(got, sizeof(got));
+	ck_assert_str_eq(got, "");
+	row = (dbus_uint64_t)atoll(test_store_text(store_from_public(store),
+						   "SELECT id FROM journal WHERE op = 'append'"));
+
+	make_failed();
+	test_loop_run_until(loop, &never, 300);
+	snprintf(expect, sizeof(expect),
+		 "Id=%llu;Operation=store;Folder=Work;MessageIds=%lld,;Code=NOPERM;"
+		 "Text=no insert right;Tries=1;Time=1700000001;",
+		 (unsigned long long)row, (long long)msg_id);
+	ck_assert_int_eq(failed_signals, 1);
+	ck_assert_str_eq(failed_signal, expect);
+	list_failed(got, sizeof(got));
+	ck_assert_str_eq(got, strcat(expect, "|"));
+	{
+		const char *iface = "org.cpmsync.Account1", *name = "FailedOperations";
+		DBusMessage *m =
+			new_call("/org/cpmsync/acc_2d1", "org.freedesktop.DBus.Properties", "Get");
+		DBusMessageIter it, vi;
+		DBusMessage *r;
+
+		dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name,
+					 DBUS_TYPE_INVALID);
+		r = call_msg(m);
+		dbus_message_iter_init(r, &it);
+		dbus_message_iter_recurse(&it, &vi);
+		dbus_message_iter_get_basic(&vi, &count);
+		ck_assert_uint_eq(count, 1);
+		dbus_message_unref(r);
+	}
+	/* Announced once. */
+	cpm_service_account_changed(svc, session);
+	test_loop_run_until(loop, &never, 100);
+	ck_assert_int_eq(failed_signals, 1);
+
+	assert_error(call_id("RetryOperation", row + 100), "org.cpmsync.Error.NotFound",
+		     "account \"acc-1\" has no failed operation");
+	assert_error(call_id("DiscardOperation", 0), DBUS_ERROR_INVALID_ARGS, "id: ");
+	dbus_message_unref(call_id("RetryOperation", row));
+	list_failed(got, sizeof(got));
+	ck_assert_str_eq(got, "");
+
+	/* Failing again is announced again; discarding removes the message
+	 * that never reached the server. */
+	make_failed();
+	test_loop_run_until(loop, &never, 300);
+	ck_assert_int_eq(failed_signals, 2);
+	snprintf(expect, sizeof(expect), "SELECT count(*) FROM message WHERE id = %lld",
+		 (long long)msg_id);
+	ck_assert_str_eq(test_store_text(store_from_public(store), expect), "1");
+	dbus_message_unref(call_id("DiscardOperation", row));
+	list_failed(got, sizeof(got));
+	ck_assert_str_eq(got, "");
+	ck_assert_str_eq(test_store_text(store_from_public(store), expect), "0");
+}
+END_TEST
+
 START_TEST(test_offline_and_name)
 {
 	const char *folder = "Work";
@@ -468,6 +643,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_list_fetch);
 	tcase_add_test(tc, test_store_signal);
 	tcase_add_test(tc, test_offline_and_name);
+	tcase_add_test(tc, test_failed_operations);
 	suite_add_tcase(s, tc);
 	return s;
 }
