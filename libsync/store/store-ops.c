@@ -787,13 +787,16 @@ static int set_flags(struct store *s, void *args)
 			return r;
 		/* One pending 'flags' row per message: it pushes whatever the
 		 * flags are when it replays.  A message not on the server
-		 * carries its flags in its append. */
+		 * carries its flags in its append.  A failed one does not
+		 * count: the change is pushed (and refused again while the
+		 * refused flag is still set here). */
 		if (!m.on_server)
 			continue;
 		r = store_prepare(s,
 				  "INSERT INTO journal (account_id, op, folder_id, message_id)"
 				  " SELECT ?1, ?4, ?2, ?3 WHERE NOT EXISTS"
-				  " (SELECT 1 FROM journal WHERE message_id = ?3 AND op = ?4)",
+				  " (SELECT 1 FROM journal WHERE message_id = ?3 AND op = ?4"
+				  " AND failed = 0)",
 				  &st);
 		if (r < 0)
 			return r;

