@@ -19,25 +19,6 @@
 #include "store/store.h"
 #include "util/msg-summary.h"
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
-{
-	if (t)
-		sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static int step_done(struct store *s, sqlite3_stmt *st)
-{
-	int r = store_step(s, st);
-
-	if (r > 0) {
-		sqlite3_reset(st);
-		r = 0;
-	}
-	return r;
-}
-
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id)
 {
 	const struct msg_summary *sum = m->summary;
@@ -56,20 +37,20 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 		return r;
 	sqlite3_bind_int64(st, 1, m->folder_id);
 	sqlite3_bind_int64(st, 2, m->uid);
-	bind_text_or_null(st, 3, m->flags ? m->flags : "");
-	bind_text_or_null(st, 4, m->server_flags);
+	store_bind_text_or_null(st, 3, m->flags ? m->flags : "");
+	store_bind_text_or_null(st, 4, m->server_flags);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)m->modseq);
 	sqlite3_bind_int64(st, 6, m->internaldate);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->size);
 	if (sum) {
-		bind_text_or_null(st, 8, sum->message_id);
+		store_bind_text_or_null(st, 8, sum->message_id);
 		sqlite3_bind_int64(st, 9, sum->date);
-		bind_text_or_null(st, 10, sum->conversation_id);
-		bind_text_or_null(st, 11, sum->contribution_id);
-		bind_text_or_null(st, 12, sum->imdn_message_id);
+		store_bind_text_or_null(st, 10, sum->conversation_id);
+		store_bind_text_or_null(st, 11, sum->contribution_id);
+		store_bind_text_or_null(st, 12, sum->imdn_message_id);
 		sqlite3_bind_text(st, 13, sum->type, -1, SQLITE_STATIC);
 	}
-	r = step_done(s, st);
+	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
 	id = store_last_insert_id(s);
@@ -83,12 +64,12 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 			return r;
 		sqlite3_bind_int64(st, 1, id);
 		if (sum) {
-			bind_text_or_null(st, 2, sum->subject);
-			bind_text_or_null(st, 3, sum->from);
-			bind_text_or_null(st, 4, sum->to);
+			store_bind_text_or_null(st, 2, sum->subject);
+			store_bind_text_or_null(st, 3, sum->from);
+			store_bind_text_or_null(st, 4, sum->to);
 		}
-		bind_text_or_null(st, 5, m->bodystructure);
-		r = step_done(s, st);
+		store_bind_text_or_null(st, 5, m->bodystructure);
+		r = store_step_done(s, st);
 		if (r < 0)
 			return r;
 	}
@@ -115,7 +96,7 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 		return r;
 	sqlite3_bind_int64(st, 1, src);
 	sqlite3_bind_int64(st, 2, folder_id);
-	r = step_done(s, st);
+	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
 	if (sqlite3_changes(store_db(s)) == 0) {
@@ -132,7 +113,7 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 		return r;
 	sqlite3_bind_int64(st, 1, src);
 	sqlite3_bind_int64(st, 2, id);
-	r = step_done(s, st);
+	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
 	*ret_id = id;

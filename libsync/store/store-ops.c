@@ -87,18 +87,6 @@ static int op_run(struct cpmsync_store *store, op_fn check, op_fn apply, void *a
 
 /* Helpers. */
 
-/* Runs one statement that returns no row; binds are done by the caller. */
-static int step_done(struct store *s, sqlite3_stmt *st)
-{
-	int r = store_step(s, st);
-
-	if (r > 0) {
-		sqlite3_reset(st);
-		r = 0;
-	}
-	return r;
-}
-
 /* The account's id; the row is created if missing. */
 static int account_id(struct store *s, const char *name, int64_t *ret)
 {
@@ -113,7 +101,7 @@ static int account_id(struct store *s, const char *name, int64_t *ret)
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	r = step_done(s, st);
+	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
 	r = store_prepare(s, "SELECT id FROM account WHERE name = ?1", &st);
@@ -260,7 +248,7 @@ static int exec_int(struct store *s, const char *sql, int64_t v)
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, v);
-	return step_done(s, st);
+	return store_step_done(s, st);
 }
 
 /* Collects the integer column 0 of "sql" (?1 bound to v). */
@@ -415,7 +403,7 @@ static int keep_if_attempted(struct store *s, int64_t id, bool *ret_kept)
 		return r;
 	sqlite3_bind_int64(st, 1, id);
 	journal_bind_op(st, 2, JOURNAL_OP_EXPUNGE);
-	return step_done(s, st);
+	return store_step_done(s, st);
 }
 
 static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsigned depth)
@@ -473,7 +461,7 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 		sqlite3_bind_int64(st, 1, moves[i]);
 		journal_bind_op(st, 2, JOURNAL_OP_EXPUNGE);
 		sqlite3_bind_int64(st, 3, args.copy.src_id);
-		r = step_done(s, st);
+		r = store_step_done(s, st);
 		if (r < 0)
 			return r;
 	}
@@ -543,7 +531,7 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 			journal_bind_op(st, 3, JOURNAL_OP_APPEND);
 			journal_bind_op(st, 4, JOURNAL_OP_COPY);
 			journal_bind_op(st, 5, JOURNAL_OP_MOVE);
-			r = step_done(s, st);
+			r = store_step_done(s, st);
 		} else {
 			r = purge_message(s, orphans[i], keep_attempted, depth + 1);
 		}
@@ -782,7 +770,7 @@ static int set_flags(struct store *s, void *args)
 			return r;
 		sqlite3_bind_int64(st, 1, m.id);
 		sqlite3_bind_text(st, 2, new, -1, SQLITE_STATIC);
-		r = step_done(s, st);
+		r = store_step_done(s, st);
 		if (r < 0)
 			return r;
 		/* One pending 'flags' row per message: it pushes whatever the
@@ -804,7 +792,7 @@ static int set_flags(struct store *s, void *args)
 		sqlite3_bind_int64(st, 2, m.folder_id);
 		sqlite3_bind_int64(st, 3, m.id);
 		journal_bind_op(st, 4, JOURNAL_OP_FLAGS);
-		r = step_done(s, st);
+		r = store_step_done(s, st);
 		if (r < 0)
 			return r;
 	}
@@ -1183,7 +1171,7 @@ static int create_folder(struct store *s, void *args)
 		return r;
 	sqlite3_bind_int64(st, 1, acc);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	r = step_done(s, st);
+	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
 	id = store_last_insert_id(s);
@@ -1301,7 +1289,7 @@ static int rename_folder(struct store *s, void *args)
 			goto out;
 		sqlite3_bind_int64(st, 1, list[i].id);
 		sqlite3_bind_text(st, 2, list[i].new_name, -1, SQLITE_STATIC);
-		r = step_done(s, st);
+		r = store_step_done(s, st);
 		if (r < 0)
 			goto out;
 	}

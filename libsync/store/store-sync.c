@@ -24,26 +24,6 @@
 			return _r;                                                                 \
 	} while (0)
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
-{
-	if (t)
-		sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-/* Runs a statement that returns no rows. */
-static int run(struct store *s, sqlite3_stmt *st)
-{
-	int r = store_step(s, st);
-
-	if (r > 0) {
-		sqlite3_reset(st);
-		r = 0;
-	}
-	return r;
-}
-
 /*
  * Small statements with integer parameters: a is bound to ?1 and b to ?2
  * when the statement has one.
@@ -66,7 +46,7 @@ static int exec_ii(struct store *s, const char *sql, int64_t a, int64_t b)
 	r = bind_ii(s, st, a, b);
 	if (r < 0)
 		return r;
-	return run(s, st);
+	return store_step_done(s, st);
 }
 
 /* *ret: whether sql returns a row. */
@@ -113,7 +93,7 @@ int store_sync_account(struct store *s, const char *name, int64_t *ret_account_i
 
 	PREP(s, "INSERT OR IGNORE INTO account (name) VALUES (?1)", &st);
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	r = run(s, st);
+	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
 	PREP(s, "SELECT id FROM account WHERE name = ?1", &st);
@@ -215,9 +195,9 @@ int store_sync_folder_add(struct store *s, int64_t account_id, const char *name,
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
-	bind_text_or_null(st, 3, special_use);
+	store_bind_text_or_null(st, 3, special_use);
 	sqlite3_bind_int(st, 4, subscribed);
-	r = run(s, st);
+	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
 	if (ret_id)
@@ -238,14 +218,14 @@ static int rename_tree(struct store *s, int64_t account_id, int64_t folder_id, c
 		sqlite3_bind_text(st, 2, old, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 3, new_name, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 4, folder_id);
-		r = run(s, st);
+		r = store_step_done(s, st);
 		if (r < 0)
 			return r;
 	}
 	PREP(s, col_sql, &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_text(st, 2, new_name, -1, SQLITE_TRANSIENT);
-	return run(s, st);
+	return store_step_done(s, st);
 }
 
 static int folder_column(struct store *s, int64_t folder_id, const char *sql, char **ret)
@@ -315,9 +295,9 @@ int store_sync_folder_set_special_use(struct store *s, int64_t folder_id, const 
 	     " AND (special_use IS NOT ?2 OR subscribed != ?3)",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
-	bind_text_or_null(st, 2, special_use);
+	store_bind_text_or_null(st, 2, special_use);
 	sqlite3_bind_int(st, 3, subscribed);
-	return run(s, st);
+	return store_step_done(s, st);
 }
 
 int store_sync_folder_delete(struct store *s, int64_t folder_id)
@@ -382,7 +362,7 @@ int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uid
 	sqlite3_bind_int64(st, 2, uidvalidity);
 	sqlite3_bind_int64(st, 3, uidnext);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)highestmodseq);
-	return run(s, st);
+	return store_step_done(s, st);
 }
 
 int store_sync_known_uids(struct store *s, int64_t folder_id, struct rangeset *ret)
@@ -444,7 +424,7 @@ static int apply_server_flags(struct store *s, int64_t id, const char *local, co
 	sqlite3_bind_text(st, 2, merged, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 3, remote, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)modseq);
-	return run(s, st);
+	return store_step_done(s, st);
 }
 
 int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, const char *flags,
@@ -542,7 +522,7 @@ static int adopt_pending(struct store *s, int64_t folder_id, int64_t id, const c
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_text(st, 2, m->flags, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->modseq);
-	r = run(s, st);
+	r = store_step_done(s, st);
 	if (r < 0 || streq(local, m->flags))
 		return r;
 	return exec_ii(s,
@@ -595,7 +575,7 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 			PREP(s, "UPDATE message SET uid = ?2 WHERE id = ?1", &st);
 			sqlite3_bind_int64(st, 1, id);
 			sqlite3_bind_int64(st, 2, m->uid);
-			r = run(s, st);
+			r = store_step_done(s, st);
 			if (r < 0)
 				return r;
 			if (base)
@@ -648,7 +628,7 @@ static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo, u
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, lo);
 	sqlite3_bind_int64(st, 3, hi);
-	return run(s, st);
+	return store_step_done(s, st);
 }
 
 int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct rangeset *uids,
@@ -669,7 +649,7 @@ int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct ran
 		sqlite3_bind_int64(st, 1, folder_id);
 		sqlite3_bind_int64(st, 2, uids->r[i].lo);
 		sqlite3_bind_int64(st, 3, uids->r[i].hi);
-		r = run(s, st);
+		r = store_step_done(s, st);
 		if (r < 0)
 			return r;
 		removed += (uint32_t)sqlite3_changes(store_db(s));
@@ -878,8 +858,8 @@ int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
 	     " WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, id);
-	bind_text_or_null(st, 2, args_sent);
-	return run(s, st);
+	store_bind_text_or_null(st, 2, args_sent);
+	return store_step_done(s, st);
 }
 
 int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, int64_t folder_id,
@@ -905,8 +885,8 @@ int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, i
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, folder_id);
 	sqlite3_bind_int64(st, 4, message_id);
-	bind_text_or_null(st, 5, text);
-	return run(s, st);
+	store_bind_text_or_null(st, 5, text);
+	return store_step_done(s, st);
 }
 
 int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret)
@@ -971,8 +951,8 @@ int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const 
 	PREP(s, "UPDATE message SET uid = ?2, server_flags = ?3 WHERE id = ?1", &st);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, uid);
-	bind_text_or_null(st, 3, server_flags);
-	return run(s, st);
+	store_bind_text_or_null(st, 3, server_flags);
+	return store_step_done(s, st);
 }
 
 int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags)
@@ -981,8 +961,8 @@ int store_sync_message_set_server_flags(struct store *s, int64_t id, const char 
 
 	PREP(s, "UPDATE message SET server_flags = ?2 WHERE id = ?1", &st);
 	sqlite3_bind_int64(st, 1, id);
-	bind_text_or_null(st, 2, server_flags);
-	return run(s, st);
+	store_bind_text_or_null(st, 2, server_flags);
+	return store_step_done(s, st);
 }
 
 int store_sync_message_delete(struct store *s, int64_t id)
@@ -1083,7 +1063,7 @@ int store_sync_folder_set_body_limit(struct store *s, int64_t folder_id, uint64_
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-	return run(s, st);
+	return store_step_done(s, st);
 }
 
 int64_t store_journal_backoff(int64_t tries)
@@ -1117,13 +1097,13 @@ int store_journal_refused(struct store *s, int64_t id, const char *code, const c
 	     " retry_after = ?6, failed = ?7 WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, id);
-	bind_text_or_null(st, 2, text ? text : "");
-	bind_text_or_null(st, 3, code ? code : "");
+	store_bind_text_or_null(st, 2, text ? text : "");
+	store_bind_text_or_null(st, 3, code ? code : "");
 	sqlite3_bind_int64(st, 4, tries);
 	sqlite3_bind_int64(st, 5, now);
 	sqlite3_bind_int64(st, 6, permanent ? 0 : now + store_journal_backoff(tries));
 	sqlite3_bind_int(st, 7, permanent);
-	r = run(s, st);
+	r = store_step_done(s, st);
 	if (r >= 0 && ret_failed)
 		*ret_failed = permanent;
 	return r;

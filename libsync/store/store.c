@@ -191,6 +191,25 @@ int store_step(struct store *s, sqlite3_stmt *st)
 	return rc;
 }
 
+int store_step_done(struct store *s, sqlite3_stmt *st)
+{
+	int r = store_step(s, st);
+
+	if (r > 0) {
+		sqlite3_reset(st);
+		r = 0;
+	}
+	return r;
+}
+
+void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
 /* Runs a pragma or query that returns one integer. */
 static int query_int(struct store *s, const char *sql, int64_t *ret)
 {

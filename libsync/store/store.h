@@ -262,6 +262,12 @@ int store_step(struct store *s, sqlite3_stmt *st);
  */
 int store_col_strdup(sqlite3_stmt *st, int i, char **ret);
 
+/* Steps a statement that returns no row (a row is not an error): 0 or the mapped error. */
+int store_step_done(struct store *s, sqlite3_stmt *st);
+
+/* Binds t (copied), or NULL when t is NULL. */
+void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t);
+
 /* Records sqlite3_errmsg() for store_error() and returns the mapped rc. */
 int store_fail(struct store *s, int sqlite_rc);
 
