@@ -6,10 +6,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <cpmsync/error.h>
 #include <cpmsync/ops.h>
@@ -22,18 +24,32 @@
  * process-global and belongs to config_watch (config-watch.c), and the
  * outbox needs a loop-pollable, non-blocking fd and its own map from
  * watch descriptors to directories for its recursive watches.
+ *
+ * Nothing below the outbox is ever reached through a path: the outbox is
+ * opened once (o->root), every watched directory keeps an fd of its own,
+ * and every open, rename and unlink is relative to a directory fd with a
+ * single name (openat/renameat2/unlinkat).  Longer relative paths
+ * (.pending/claimed/ACCOUNT/FOLDER) are opened with openat2()
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or component by component with
+ * O_NOFOLLOW where the kernel lacks it.  Before a file is taken, its
+ * directory is checked to still be where it was watched (a directory
+ * swapped for a symbolic link, or moved away, after the event: the file is
+ * left alone).  Only regular files with one link, owned by the user, are
+ * taken.
  */
 #define DIR_MASK                                                                                   \
-	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_ONLYDIR | IN_DONT_FOLLOW |  \
-	 IN_EXCL_UNLINK)
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_ONLYDIR | IN_EXCL_UNLINK)
 
 #define PENDING		".pending"
 #define CLAIMED		".pending/claimed"
 #define FAILED		".failed"
 #define FAILED_NAME_MAX 240 /* bytes of the original name kept in .failed */
 
+#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
 struct watch_entry {
 	int wd;
+	int dfd;   /* the directory itself */
 	char *rel; /* directory below the outbox; "" for the outbox */
 };
 
@@ -44,6 +60,7 @@ struct outbox {
 	struct outbox_callbacks cb;
 	void *userdata;
 
+	int root; /* the outbox directory */
 	int fd;
 	struct cpmsync_loop_source *io;
 	struct watch_entry *watches;
@@ -69,10 +86,25 @@ static char *join(const char *a, const char *b)
 	return xasprintf("%s/%s", a, b);
 }
 
-/* The absolute path of rel (below the outbox). */
+/* The absolute path of rel (below the outbox), for messages. */
 static char *path_of(const struct outbox *o, const char *rel)
 {
 	return join(o->dir, rel);
+}
+
+/* The directory part of rel ("" for a name alone). */
+static char *dir_part(const char *rel)
+{
+	const char *slash = strrchr(rel, '/');
+
+	return slash ? xstrndup(rel, (size_t)(slash - rel)) : xstrdup("");
+}
+
+static const char *base_part(const char *rel)
+{
+	const char *slash = strrchr(rel, '/');
+
+	return slash ? slash + 1 : rel;
 }
 
 static unsigned depth_of(const char *rel)
@@ -84,7 +116,7 @@ static unsigned depth_of(const char *rel)
 	return n;
 }
 
-/* mkdir -p; directories it makes get mode. */
+/* mkdir -p of the outbox's own path (from the configuration). */
 static int mkdir_p(const char *path, mode_t mode)
 {
 	_cleanup_free_ char *p = xstrdup(path);
@@ -102,39 +134,151 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* rename() that never replaces: -EEXIST if to exists. */
-static int rename_noreplace(const char *from, const char *to)
+/* false: O_NOFOLLOW walks (no openat2, or a filter refuses it). */
+bool outbox_have_openat2 = true;
+
+/*
+ * Opens path (relative, "" for dfd itself) below dfd with flags (O_CLOEXEC
+ * and O_NOFOLLOW are added): no symbolic link is followed on the way, nor
+ * at the end, and nothing outside dfd is reached.  Returns an fd or
+ * -errno (-ELOOP for a symbolic link).
+ */
+static int open_beneath(int dfd, const char *path, int flags)
 {
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+	_cleanup_free_ char *copy = NULL;
+	_cleanup_close_ int cur = -1;
+	char *p, *slash;
+	int fd;
+
+	flags |= O_CLOEXEC | O_NOFOLLOW;
+	if (!*path)
+		path = ".";
+	if (outbox_have_openat2) {
+		struct open_how how = {
+			.flags = (uint64_t)flags,
+			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+		};
+
+		fd = (int)syscall(SYS_openat2, dfd, path, &how, sizeof(how));
+		if (fd >= 0)
+			return fd;
+		if (errno != ENOSYS && errno != EPERM && errno != E2BIG)
+			return -errno;
+		outbox_have_openat2 = false;
+	}
+	copy = xstrdup(path);
+	p = copy;
+	while ((slash = strchr(p, '/'))) {
+		int next;
+
+		*slash = '\0';
+		if (str_eq(p, ".."))
+			return -EXDEV;
+		next = openat(cur >= 0 ? cur : dfd, p, DIR_FLAGS);
+		if (next < 0)
+			return -errno;
+		if (cur >= 0)
+			close(cur);
+		cur = next;
+		p = slash + 1;
+	}
+	if (str_eq(p, ".."))
+		return -EXDEV;
+	fd = openat(cur >= 0 ? cur : dfd, p, flags);
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * Like open_beneath() for a directory, making the missing ones (0700) on
+ * the way.  Returns an fd or -errno.
+ */
+static int mkdir_beneath(int dfd, const char *path)
+{
+	_cleanup_free_ char *copy = xstrdup(path);
+	int cur = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+	char *p = copy;
+
+	if (cur < 0)
+		return -errno;
+	while (*p) {
+		char *slash = strchr(p, '/');
+		int next;
+
+		if (slash)
+			*slash = '\0';
+		if (str_eq(p, "..") || str_eq(p, ".")) {
+			close(cur);
+			return -EXDEV;
+		}
+		if (mkdirat(cur, p, 0700) < 0 && errno != EEXIST) {
+			int r = -errno;
+
+			close(cur);
+			return r;
+		}
+		next = openat(cur, p, DIR_FLAGS);
+		close(cur);
+		if (next < 0)
+			return -errno;
+		cur = next;
+		p = slash ? slash + 1 : p + strlen(p);
+	}
+	return cur;
+}
+
+/* Removes the directory path below dfd if it is empty.  0 or -errno. */
+static int rmdir_beneath(int dfd, const char *path)
+{
+	_cleanup_free_ char *parent = dir_part(path);
+	_cleanup_close_ int pfd = open_beneath(dfd, parent, O_RDONLY | O_DIRECTORY);
+
+	if (pfd < 0)
+		return pfd;
+	return unlinkat(pfd, base_part(path), AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+/* fstatat() of rel below dfd, no link followed.  0 or -errno. */
+static int stat_beneath(int dfd, const char *rel, struct stat *st)
+{
+	_cleanup_free_ char *parent = dir_part(rel);
+	_cleanup_close_ int pfd = open_beneath(dfd, parent, O_RDONLY | O_DIRECTORY);
+
+	if (pfd < 0)
+		return pfd;
+	return fstatat(pfd, base_part(rel), st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* renameat() that never replaces: -EEXIST if to exists. */
+static int rename_noreplace(int from_dfd, const char *from, int to_dfd, const char *to)
+{
+	if (renameat2(from_dfd, from, to_dfd, to, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno != EINVAL)
 		return -errno;
 	/* The file system cannot do it; only we write here. */
-	if (access(to, F_OK) == 0)
+	if (faccessat(to_dfd, to, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return -EEXIST;
-	return rename(from, to) < 0 ? -errno : 0;
+	return renameat(from_dfd, from, to_dfd, to) < 0 ? -errno : 0;
 }
 
-static void fsync_dir(const char *dir)
-{
-	_cleanup_close_ int fd = -1;
-
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0)
-		(void)fsync(fd);
-}
-
-/* The names in a directory (not "." and ".."), or NULL; free_names(). */
-static char **list_dir(const char *path, size_t *ret_n)
+/* The names in directory dfd (not "." and ".."), or NULL; free_names(). */
+static char **list_dir(int dfd, size_t *ret_n)
 {
 	char **names = NULL;
 	size_t n = 0, alloc = 0;
 	struct dirent *de;
 	DIR *d;
+	int fd;
 
-	d = opendir(path);
-	if (!d)
+	/* An fd of its own: its offset is not shared with dfd. */
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return NULL;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return NULL;
+	}
 	while ((de = readdir(d))) {
 		if (str_eq(de->d_name, ".") || str_eq(de->d_name, ".."))
 			continue;
@@ -162,6 +306,21 @@ static void free_names(char **names)
 }
 
 /*
+ * Is dfd still the directory rel below the outbox (no symbolic link on the
+ * way, not moved or replaced)?
+ */
+static bool dir_in_place(const struct outbox *o, int dfd, const char *rel)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat a, b;
+
+	fd = open_beneath(o->root, rel, O_RDONLY | O_DIRECTORY);
+	if (fd < 0 || fstat(fd, &a) < 0 || fstat(dfd, &b) < 0)
+		return false;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/*
  * Splits "ACCOUNT/FOLDER.../NAME".  Returns 0, or 1 when the file is
  * directly in the outbox, 2 when it is directly in an account directory.
  */
@@ -184,13 +343,14 @@ static int split_rel(const char *rel, char **ret_account, char **ret_folder, cha
 /* .failed */
 
 /*
- * Moves src to .failed/<name> (a free name, see outbox.h) and writes the
- * .why beside it.  display names the file in the reason and the log.
+ * Moves sname (in directory sdfd) to .failed/<name> (a free name, see
+ * outbox.h) and writes the .why beside it.  display names the file in the
+ * reason and the log.
  */
-static void move_to_failed(struct outbox *o, const char *src, const char *name, const char *display,
-			   const char *reason)
+static void move_to_failed(struct outbox *o, int sdfd, const char *sname, const char *name,
+			   const char *display, const char *reason)
 {
-	_cleanup_free_ char *failed = path_of(o, FAILED);
+	_cleanup_close_ int ffd = -1;
 	char base[FAILED_NAME_MAX + 1];
 	size_t n = strlen(name);
 	int r = 0;
@@ -204,18 +364,18 @@ static void move_to_failed(struct outbox *o, const char *src, const char *name, 
 	memcpy(base, name, n);
 	base[n] = '\0';
 
-	r = mkdir_p(failed, 0700);
+	ffd = mkdir_beneath(o->root, FAILED);
+	r = ffd < 0 ? ffd : 0;
 	for (unsigned i = 0; r == 0 && i < 10000; i++) {
 		_cleanup_free_ char *cand = NULL, *why = NULL, *text = NULL;
 		_cleanup_close_ int fd = -1;
 		struct stat st;
 
-		cand = i ? xasprintf("%s/%s.%u", failed, base, i)
-			 : xasprintf("%s/%s", failed, base);
+		cand = i ? xasprintf("%s.%u", base, i) : xstrdup(base);
 		why = xasprintf("%s.why", cand);
-		if (lstat(why, &st) == 0)
+		if (fstatat(ffd, why, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			continue;
-		r = rename_noreplace(src, cand);
+		r = rename_noreplace(sdfd, sname, ffd, cand);
 		if (r == -EEXIST) {
 			r = 0;
 			continue;
@@ -224,14 +384,16 @@ static void move_to_failed(struct outbox *o, const char *src, const char *name, 
 			return; /* gone meanwhile: nothing to keep */
 		if (r < 0)
 			break;
-		log_warning("outbox: %s: %s; moved to %s", display, reason, cand);
+		log_warning("outbox: %s: %s; moved to %s/" FAILED "/%s", display, reason, o->dir,
+			    cand);
 		text = xasprintf("%s: %s\n", display, reason);
-		fd = open(why, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		fd = openat(ffd, why, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 || write(fd, text, strlen(text)) < 0)
-			log_warning("outbox: cannot write %s: %s", why, strerror(errno));
+			log_warning("outbox: cannot write %s/" FAILED "/%s: %s", o->dir, why,
+				    strerror(errno));
 		return;
 	}
-	log_warning("outbox: %s: %s; cannot move it to %s: %s", display, reason, failed,
+	log_warning("outbox: %s: %s; cannot move it to %s/" FAILED ": %s", display, reason, o->dir,
 		    strerror(r < 0 ? -r : EEXIST));
 }
 
@@ -289,6 +451,14 @@ static char *check_stat(const struct stat *st)
 		return xstrdup("not a regular file (a symbolic link)");
 	if (!S_ISREG(st->st_mode))
 		return xstrdup("not a regular file");
+	if (st->st_nlink != 1)
+		return xasprintf("has %ju hard links; only a file with one link is taken "
+				 "(another link may be a file that was not meant to be sent)",
+				 (uintmax_t)st->st_nlink);
+	if (st->st_uid != geteuid())
+		return xasprintf("owned by uid %ju, not by this user (uid %ju); only the "
+				 "user's own files are taken",
+				 (uintmax_t)st->st_uid, (uintmax_t)geteuid());
 	if (st->st_size == 0)
 		return xstrdup("empty file (0 bytes): nothing to store");
 	if ((uint64_t)st->st_size > CPMSYNC_OP_MAX_MESSAGE_SIZE)
@@ -347,8 +517,8 @@ static bool pending_id_exists(const struct outbox *o, int64_t id)
 	_cleanup_free_ char *p = NULL;
 	struct stat st;
 
-	p = xasprintf("%s/" PENDING "/%" PRId64, o->dir, id);
-	return lstat(p, &st) == 0;
+	p = xasprintf(PENDING "/%" PRId64, id);
+	return stat_beneath(o->root, p, &st) == 0;
 }
 
 /*
@@ -378,36 +548,40 @@ static int64_t find_stored_copy(struct outbox *o, const char *account, const cha
 /* ------------------------------------------------------------------------ */
 /* Storing */
 
-/* Removes empty directories from dir up to (not including) stop. */
-static void prune_dirs(const char *dir, const char *stop)
+/* Removes empty claim directories from CLAIMED/reldir up to CLAIMED. */
+static void prune_claim_dirs(struct outbox *o, const char *reldir)
 {
-	_cleanup_free_ char *p = xstrdup(dir);
-	size_t n = strlen(stop);
+	_cleanup_free_ char *p = xstrdup(reldir);
 
-	while (strlen(p) > n && strncmp(p, stop, n) == 0 && p[n] == '/') {
+	while (*p) {
+		_cleanup_free_ char *path = xasprintf(CLAIMED "/%s", p);
 		char *slash;
 
-		if (rmdir(p) < 0)
+		if (rmdir_beneath(o->root, path) < 0)
 			return;
 		slash = strrchr(p, '/');
-		*slash = '\0';
+		if (slash)
+			*slash = '\0';
+		else
+			*p = '\0';
 	}
 }
 
-/* Step 3: the claim at path becomes .pending/<id>/<name>. */
-static void claim_done(struct outbox *o, const char *path, const char *name, const char *display,
-		       int64_t id)
+/* Step 3: the claim name in cfd (CLAIMED/<rel>) becomes .pending/<id>/<name>. */
+static void claim_done(struct outbox *o, int cfd, const char *rel, int64_t id)
 {
-	_cleanup_free_ char *dir = NULL, *to = NULL, *claimed = NULL;
-	_cleanup_free_ char *parent = NULL;
+	_cleanup_free_ char *dir = NULL, *to = NULL, *reldir = dir_part(rel);
+	_cleanup_close_ int pfd = -1;
+	const char *name = base_part(rel);
 	int r;
 
-	dir = xasprintf("%s/" PENDING "/%" PRId64, o->dir, id);
-	r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+	dir = xasprintf(PENDING "/%" PRId64, id);
+	pfd = mkdir_beneath(o->root, dir);
+	r = pfd < 0 ? pfd : 0;
 	for (unsigned i = 0; r == 0 && i < 100; i++) {
 		free(to);
-		to = i ? xasprintf("%s/%s.%u", dir, name, i) : xasprintf("%s/%s", dir, name);
-		r = rename_noreplace(path, to);
+		to = i ? xasprintf("%s.%u", name, i) : xstrdup(name);
+		r = rename_noreplace(cfd, name, pfd, to);
 		if (r == -EEXIST)
 			r = 0;
 		else
@@ -415,14 +589,12 @@ static void claim_done(struct outbox *o, const char *path, const char *name, con
 	}
 	if (r < 0) {
 		log_warning("outbox: %s is stored as message %" PRId64
-			    " but cannot be moved to %s: %s; the next scan "
+			    " but cannot be moved to %s/%s: %s; the next scan "
 			    "will match it again",
-			    display, id, dir, strerror(-r));
+			    rel, id, o->dir, dir, strerror(-r));
 		return;
 	}
-	claimed = path_of(o, CLAIMED);
-	parent = xstrndup(path, (size_t)(strrchr(path, '/') - path));
-	prune_dirs(parent, claimed);
+	prune_claim_dirs(o, reldir);
 }
 
 /*
@@ -432,42 +604,58 @@ static void claim_done(struct outbox *o, const char *path, const char *name, con
 static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 {
 	_cleanup_free_ char *account = NULL, *folder = NULL, *name = NULL;
-	_cleanup_free_ char *path = NULL, *why = NULL;
-	_cleanup_close_ int fd = -1;
-	struct stat st;
+	_cleanup_free_ char *cdir = NULL, *reldir = dir_part(rel), *why = NULL;
+	_cleanup_close_ int cfd = -1, fd = -1;
+	const char *base = base_part(rel);
+	struct stat st, st2;
 	int64_t id = 0;
 	int r;
 
-	path = xasprintf("%s/" CLAIMED "/%s", o->dir, rel);
+	cdir = *reldir ? xasprintf(CLAIMED "/%s", reldir) : xstrdup(CLAIMED);
+	cfd = open_beneath(o->root, cdir, O_RDONLY | O_DIRECTORY);
+	if (cfd < 0) {
+		if (cfd != -ENOENT)
+			log_warning("outbox: cannot open %s/%s: %s; trying again later", o->dir,
+				    cdir, strerror(-cfd));
+		return;
+	}
 	if (split_rel(rel, &account, &folder, &name) != 0) {
-		const char *base = strrchr(rel, '/');
-
-		move_to_failed(o, path, base ? base + 1 : rel, rel,
-			       "is not in a folder of an account");
+		move_to_failed(o, cfd, base, base, rel, "is not in a folder of an account");
 		return;
 	}
 	if (!account_known(o, account)) {
 		why = xasprintf("unknown account '%s' (not in the "
 				"configuration)",
 				account);
-		move_to_failed(o, path, name, rel, why);
+		move_to_failed(o, cfd, name, name, rel, why);
 		return;
 	}
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 && errno == ENOENT)
-		return;
-	if (fd < 0 && errno != ELOOP) {
-		log_warning("outbox: cannot open %s: %s; trying again later", path,
-			    strerror(errno));
-		return;
-	}
-	if (fd < 0 ? lstat(path, &st) < 0 : fstat(fd, &st) < 0) {
-		log_warning("outbox: cannot stat %s: %s", path, strerror(errno));
+	/* Looked at before it is opened: a FIFO or device is never opened. */
+	if (fstatat(cfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != ENOENT)
+			log_warning("outbox: cannot stat %s/%s/%s: %s", o->dir, cdir, name,
+				    strerror(errno));
 		return;
 	}
 	why = check_stat(&st);
 	if (why) {
-		move_to_failed(o, path, name, rel, why);
+		move_to_failed(o, cfd, name, name, rel, why);
+		return;
+	}
+	fd = openat(cfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 && errno == ENOENT)
+		return;
+	if (fd < 0 || fstat(fd, &st2) < 0) {
+		log_warning("outbox: cannot open %s/%s/%s: %s; trying again later", o->dir, cdir,
+			    name, strerror(errno));
+		return;
+	}
+	if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)
+		return; /* replaced meanwhile: the next scan looks again */
+	st = st2;
+	why = check_stat(&st);
+	if (why) {
+		move_to_failed(o, cfd, name, name, rel, why);
 		return;
 	}
 
@@ -475,7 +663,7 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 		id = find_stored_copy(o, account, folder, fd, (uint64_t)st.st_size);
 	if (id > 0) {
 		log_info("outbox: %s was stored as message %" PRId64 " before a restart", rel, id);
-		claim_done(o, path, name, rel, id);
+		claim_done(o, cfd, rel, id);
 		return;
 	}
 
@@ -494,34 +682,39 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 					  "account '%s': %s (%s)",
 					  folder, account, cpmsync_strerror(r),
 					  cpmsync_store_error(o->store));
-		move_to_failed(o, path, name, rel, why);
+		move_to_failed(o, cfd, name, name, rel, why);
 		return;
 	}
 	log_info("outbox: stored %s (%" PRIu64 " bytes) as message %" PRId64
 		 " in folder '%s' of account '%s'",
 		 rel, (uint64_t)st.st_size, id, folder, account);
-	claim_done(o, path, name, rel, id);
+	claim_done(o, cfd, rel, id);
 	if (o->cb.stored)
 		o->cb.stored(o->userdata, account);
 }
 
-/* A file appeared at rel in the drop tree. */
-static void handle_drop(struct outbox *o, const char *rel)
+/* A file appeared at rel in the drop tree; dfd is its directory. */
+static void handle_drop(struct outbox *o, int dfd, const char *rel)
 {
 	_cleanup_free_ char *account = NULL, *folder = NULL, *name = NULL;
-	_cleanup_free_ char *path = NULL, *why = NULL, *claim = NULL;
-	_cleanup_free_ char *claim_dir = NULL;
-	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+	_cleanup_free_ char *why = NULL, *reldir = dir_part(rel), *cdir = NULL;
+	_cleanup_close_ int cfd = -1;
+	const char *base = base_part(rel);
 	struct stat st;
 	int64_t folder_id;
 	int r;
 
-	path = path_of(o, rel);
-	if (lstat(path, &st) < 0 || S_ISDIR(st.st_mode))
+	if (!dir_in_place(o, dfd, reldir)) {
+		log_warning("outbox: %s: its directory %s was moved or replaced (a "
+			    "symbolic link?) before the file was taken; leaving it alone",
+			    rel, *reldir ? reldir : o->dir);
+		return;
+	}
+	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
 		return; /* gone, or a directory (scanned as such) */
 	r = split_rel(rel, &account, &folder, &name);
 	if (r == 1) {
-		move_to_failed(o, path, base, rel,
+		move_to_failed(o, dfd, base, base, rel,
 			       "is directly in the outbox; files go into "
 			       "ACCOUNT/FOLDER/ below it");
 		return;
@@ -530,19 +723,19 @@ static void handle_drop(struct outbox *o, const char *rel)
 		why = xasprintf("is not in a folder of account '%.*s'; files "
 				"go into %.*s/FOLDER/",
 				(int)(base - rel - 1), rel, (int)(base - rel - 1), rel);
-		move_to_failed(o, path, base, rel, why);
+		move_to_failed(o, dfd, base, base, rel, why);
 		return;
 	}
 	if (!account_known(o, account)) {
 		why = xasprintf("unknown account '%s' (not in the "
 				"configuration)",
 				account);
-		move_to_failed(o, path, name, rel, why);
+		move_to_failed(o, dfd, name, name, rel, why);
 		return;
 	}
 	why = check_stat(&st);
 	if (why) {
-		move_to_failed(o, path, name, rel, why);
+		move_to_failed(o, dfd, name, name, rel, why);
 		return;
 	}
 	r = cpmsync_store_find_folder(o->store, account, folder, &folder_id);
@@ -559,7 +752,7 @@ static void handle_drop(struct outbox *o, const char *rel)
 		}
 		deferred_forget(o, rel);
 		why = xasprintf("no folder '%s' in account '%s'", folder, account);
-		move_to_failed(o, path, name, rel, why);
+		move_to_failed(o, dfd, name, name, rel, why);
 		return;
 	}
 	if (r < 0) {
@@ -571,23 +764,21 @@ static void handle_drop(struct outbox *o, const char *rel)
 	deferred_forget(o, rel);
 
 	/* Step 1: claim it, durably. */
-	claim = xasprintf("%s/" CLAIMED "/%s", o->dir, rel);
-	claim_dir = xstrndup(claim, (size_t)(strrchr(claim, '/') - claim));
-	r = mkdir_p(claim_dir, 0700);
-	if (r == 0)
-		r = rename_noreplace(path, claim);
+	cdir = xasprintf(CLAIMED "/%s", reldir);
+	cfd = mkdir_beneath(o->root, cdir);
+	r = cfd < 0 ? cfd : rename_noreplace(dfd, name, cfd, name);
 	if (r == -ENOENT)
 		return;
 	if (r < 0) {
-		log_warning("outbox: %s: cannot move it to %s: %s; trying "
+		log_warning("outbox: %s: cannot move it to %s/%s: %s; trying "
 			    "again later",
-			    rel, claim_dir,
-			    r == -EEXIST ? "a file of that name is still "
-					   "being stored"
-					 : strerror(-r));
+			    rel, o->dir, cdir,
+			    r == -EEXIST ? "a file of that name is still being stored"
+			    : r == -ENOTDIR || r == -ELOOP ? "not a directory (a symbolic link?)"
+							   : strerror(-r));
 		return;
 	}
-	fsync_dir(claim_dir);
+	(void)fsync(cfd);
 	process_claim(o, rel, false);
 }
 
@@ -625,6 +816,7 @@ static int get_names(const struct cpmsync_folder_info *f, void *userdata)
 static void check_pending_id(struct outbox *o, const char *id_str)
 {
 	_cleanup_free_ char *dir = NULL, *reason = NULL;
+	_cleanup_close_ int dfd = -1;
 	struct folder_names names = { 0 };
 	struct message_state state = { 0 };
 	char **files;
@@ -633,12 +825,15 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 	int r;
 
 	id = strtoll(id_str, NULL, 10);
-	dir = xasprintf("%s/" PENDING "/%s", o->dir, id_str);
-	files = list_dir(dir, &n);
+	dir = xasprintf(PENDING "/%s", id_str);
+	dfd = open_beneath(o->root, dir, O_RDONLY | O_DIRECTORY);
+	if (dfd < 0)
+		return;
+	files = list_dir(dfd, &n);
 	if (!files)
 		return;
 	if (n == 0) {
-		rmdir(dir);
+		rmdir_beneath(o->root, dir);
 		free_names(files);
 		return;
 	}
@@ -646,32 +841,30 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 	r = cpmsync_store_get_message(o->store, id, get_state, &state);
 	if (r == -CPMSYNC_E_NOT_FOUND) {
 		for (size_t i = 0; i < n; i++) {
-			_cleanup_free_ char *p = join(dir, files[i]);
 			_cleanup_free_ char *why =
 				xasprintf("message %" PRId64 " was removed from the local "
 					  "store (deleted, moved or expunged) before it "
 					  "reached the server",
 					  id);
 
-			move_to_failed(o, p, files[i], files[i], why);
+			move_to_failed(o, dfd, files[i], files[i], files[i], why);
 		}
-		rmdir(dir);
+		rmdir_beneath(o->root, dir);
 	} else if (r < 0) {
 		log_debug("outbox: cannot look up message %" PRId64 ": %s", id,
 			  cpmsync_strerror(r));
 	} else if (state.uid != 0) {
 		for (size_t i = 0; i < n; i++) {
-			_cleanup_free_ char *p = join(dir, files[i]);
-
-			if (unlink(p) < 0 && errno != ENOENT)
-				log_warning("outbox: cannot delete %s: %s", p, strerror(errno));
+			if (unlinkat(dfd, files[i], 0) < 0 && errno != ENOENT)
+				log_warning("outbox: cannot delete %s/%s/%s: %s", o->dir, dir,
+					    files[i], strerror(errno));
 			else
 				log_info("outbox: %s (message %" PRId64
 					 ") is on the server (uid %" PRIu32
 					 "); deleted the outbox copy",
 					 files[i], id, state.uid);
 		}
-		rmdir(dir);
+		rmdir_beneath(o->root, dir);
 	} else if (cpmsync_store_message_refused(o->store, id, &reason) == 1) {
 		cpmsync_store_get_folder(o->store, state.folder_id, get_names, &names);
 		r = cpmsync_op_discard(o->store, id);
@@ -682,7 +875,6 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 				    id, reason, cpmsync_strerror(r));
 		} else {
 			for (size_t i = 0; i < n; i++) {
-				_cleanup_free_ char *p = join(dir, files[i]);
 				_cleanup_free_ char *display =
 					xasprintf("%s/%s/%s", names.account ? names.account : "?",
 						  names.name ? names.name : "?", files[i]);
@@ -690,9 +882,9 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 								     "(message %" PRId64 "): %s",
 								     id, reason);
 
-				move_to_failed(o, p, files[i], display, why);
+				move_to_failed(o, dfd, files[i], files[i], display, why);
 			}
-			rmdir(dir);
+			rmdir_beneath(o->root, dir);
 		}
 		free(names.account);
 		free(names.name);
@@ -700,35 +892,36 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 	free_names(files);
 }
 
-/* Claims below .pending/claimed/<rel>: left by a crash or a deferral. */
-static void scan_claims(struct outbox *o, const char *rel, unsigned depth)
+/* Claims in dfd, which is .pending/claimed/<rel>: left by a crash or a deferral. */
+static void scan_claims(struct outbox *o, int dfd, const char *rel, unsigned depth)
 {
-	_cleanup_free_ char *dir = NULL;
 	char **names;
 	size_t n = 0;
 
-	dir = rel[0] ? xasprintf("%s/" CLAIMED "/%s", o->dir, rel)
-		     : xasprintf("%s/" CLAIMED, o->dir);
-	names = list_dir(dir, &n);
+	names = list_dir(dfd, &n);
 	if (!names)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *child = join(rel, names[i]);
-		_cleanup_free_ char *p = join(dir, names[i]);
 		struct stat st;
 
-		if (lstat(p, &st) < 0)
+		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (S_ISDIR(st.st_mode)) {
-			if (depth < OUTBOX_MAX_DEPTH)
-				scan_claims(o, child, depth + 1);
+			_cleanup_close_ int sub = -1;
+
+			if (depth >= OUTBOX_MAX_DEPTH)
+				continue;
+			sub = openat(dfd, names[i], DIR_FLAGS);
+			if (sub < 0)
+				continue;
+			scan_claims(o, sub, child, depth + 1);
+			(void)unlinkat(dfd, names[i], AT_REMOVEDIR); /* if empty */
 			continue;
 		}
 		process_claim(o, child, true);
 	}
 	free_names(names);
-	if (rel[0])
-		rmdir(dir); /* if empty */
 }
 
 static bool is_id(const char *s)
@@ -743,12 +936,17 @@ static bool is_id(const char *s)
 
 static void scan_pending(struct outbox *o)
 {
-	_cleanup_free_ char *dir = path_of(o, PENDING);
+	_cleanup_close_ int pfd = -1, cfd = -1;
 	char **names;
 	size_t n = 0;
 
-	scan_claims(o, "", 1);
-	names = list_dir(dir, &n);
+	cfd = open_beneath(o->root, CLAIMED, O_RDONLY | O_DIRECTORY);
+	if (cfd >= 0)
+		scan_claims(o, cfd, "", 1);
+	pfd = open_beneath(o->root, PENDING, O_RDONLY | O_DIRECTORY);
+	if (pfd < 0)
+		return;
+	names = list_dir(pfd, &n);
 	if (!names)
 		return;
 	for (size_t i = 0; i < n; i++)
@@ -772,26 +970,43 @@ static void watch_drop_at(struct outbox *o, size_t i, bool rm)
 {
 	if (rm)
 		inotify_rm_watch(o->fd, o->watches[i].wd);
+	close(o->watches[i].dfd);
 	free(o->watches[i].rel);
 	o->watches[i] = o->watches[--o->n_watches];
 }
 
 /*
- * Watches rel; an existing watch on the same inode gets the new name.
- * Returns 0 or -errno (logged, except for a directory that is gone).
+ * Watches the directory dfd, which is rel; the watch keeps its own copy of
+ * dfd.  The watch is put on the directory dfd is open on (through
+ * /proc/self/fd), not on a path that may have changed since.  An existing
+ * watch on the same inode gets the new name.  Returns 0 or -errno (logged,
+ * except for a directory that is gone).
  */
-static int watch_add(struct outbox *o, const char *rel)
+static int watch_add(struct outbox *o, const char *rel, int dfd)
 {
-	_cleanup_free_ char *path = path_of(o, rel);
+	char proc[64];
 	struct watch_entry *e;
-	int wd, r;
+	int wd, r, copy;
 
-	wd = inotify_add_watch(o->fd, path, DIR_MASK);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dfd);
+	wd = inotify_add_watch(o->fd, proc, DIR_MASK);
+	if (wd < 0 && errno == ENOENT && access("/proc/self/fd", X_OK) < 0) {
+		/* No /proc: by name, the last component not followed. */
+		_cleanup_free_ char *path = path_of(o, rel);
+
+		wd = inotify_add_watch(o->fd, path, DIR_MASK | IN_DONT_FOLLOW);
+	}
 	if (wd < 0) {
 		r = -errno;
 		if (r != -ENOENT && r != -ENOTDIR)
-			log_warning("outbox: cannot watch %s: %s%s", path, strerror(-r),
+			log_warning("outbox: cannot watch %s/%s: %s%s", o->dir, rel, strerror(-r),
 				    r == -ENOSPC ? " (fs.inotify.max_user_watches)" : "");
+		return r;
+	}
+	copy = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+	if (copy < 0) {
+		r = -errno;
+		log_warning("outbox: cannot watch %s/%s: %s", o->dir, rel, strerror(-r));
 		return r;
 	}
 	/* A directory of that name that was replaced: forget the old one. */
@@ -804,6 +1019,8 @@ static int watch_add(struct outbox *o, const char *rel)
 	if (e) {
 		free(e->rel);
 		e->rel = xstrdup(rel);
+		close(e->dfd);
+		e->dfd = copy;
 		return 0;
 	}
 	if (o->n_watches == o->alloc_watches) {
@@ -812,6 +1029,7 @@ static int watch_add(struct outbox *o, const char *rel)
 	}
 	o->watches[o->n_watches++] = (struct watch_entry){
 		.wd = wd,
+		.dfd = copy,
 		.rel = xstrdup(rel),
 	};
 	return 0;
@@ -832,42 +1050,43 @@ static void watch_remove_tree(struct outbox *o, const char *rel)
 	}
 }
 
-/* Watches rel and takes what is in it, recursively. */
-static void scan_dir(struct outbox *o, const char *rel)
+/* Watches the directory dfd, which is rel, and takes what is in it, recursively. */
+static void scan_dir(struct outbox *o, int dfd, const char *rel)
 {
-	_cleanup_free_ char *path = path_of(o, rel);
 	unsigned depth = depth_of(rel);
 	char **names;
 	size_t n = 0;
 
 	if (depth > OUTBOX_MAX_DEPTH) {
-		log_warning("outbox: %s is more than %d levels deep; ignoring "
+		log_warning("outbox: %s/%s is more than %d levels deep; ignoring "
 			    "it",
-			    path, OUTBOX_MAX_DEPTH);
+			    o->dir, rel, OUTBOX_MAX_DEPTH);
 		return;
 	}
 	/* Watch first, then list: nothing can slip in between. */
-	watch_add(o, rel);
-	names = list_dir(path, &n);
+	watch_add(o, rel, dfd);
+	names = list_dir(dfd, &n);
 	if (!names) {
-		if (errno != ENOENT)
-			log_warning("outbox: cannot read %s: %s", path, strerror(errno));
+		log_warning("outbox: cannot read %s/%s: %s", o->dir, rel, strerror(errno));
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *child = NULL, *p = NULL;
+		_cleanup_free_ char *child = NULL;
 		struct stat st;
 
 		if (names[i][0] == '.')
 			continue;
 		child = join(rel, names[i]);
-		p = join(path, names[i]);
-		if (lstat(p, &st) < 0)
+		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (S_ISDIR(st.st_mode))
-			scan_dir(o, child);
-		else
-			handle_drop(o, child);
+		if (S_ISDIR(st.st_mode)) {
+			_cleanup_close_ int sub = openat(dfd, names[i], DIR_FLAGS);
+
+			if (sub >= 0)
+				scan_dir(o, sub, child);
+		} else {
+			handle_drop(o, dfd, child);
+		}
 	}
 	free_names(names);
 }
@@ -876,6 +1095,7 @@ static void handle_event(struct outbox *o, const struct inotify_event *ev)
 {
 	_cleanup_free_ char *child = NULL;
 	struct watch_entry *e;
+	int dfd;
 
 	e = watch_find(o, ev->wd);
 	if (!e)
@@ -888,14 +1108,56 @@ static void handle_event(struct outbox *o, const struct inotify_event *ev)
 		return;
 	child = join(e->rel, ev->name);
 	if (ev->mask & IN_ISDIR) {
-		if (ev->mask & IN_MOVED_FROM)
+		if (ev->mask & IN_MOVED_FROM) {
 			watch_remove_tree(o, child);
-		else if (ev->mask & (IN_CREATE | IN_MOVED_TO))
-			scan_dir(o, child);
+		} else if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
+			_cleanup_close_ int sub = -1;
+
+			if (!dir_in_place(o, e->dfd, e->rel))
+				return;
+			sub = openat(e->dfd, ev->name, DIR_FLAGS);
+			if (sub >= 0)
+				scan_dir(o, sub, child);
+		}
 		return;
 	}
-	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
-		handle_drop(o, child);
+	if (!(ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)))
+		return;
+	/* handle_drop() may change o->watches (not today, but cheaply safe). */
+	dfd = fcntl(e->dfd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0)
+		return;
+	if (o->cb.before_take)
+		o->cb.before_take(o->userdata, child);
+	handle_drop(o, dfd, child);
+	close(dfd);
+}
+
+/*
+ * (Re)opens the outbox directory when it is not open yet, or was removed
+ * or replaced (its path is the configuration's; that one is followed).
+ * 0 or -errno.
+ */
+static int open_root(struct outbox *o)
+{
+	_cleanup_close_ int pfd = -1;
+	struct stat a, b;
+	int fd, r;
+
+	if (o->root >= 0 && stat(o->dir, &a) == 0 && fstat(o->root, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino && b.st_nlink > 0)
+		return 0;
+	r = mkdir_p(o->dir, 0700);
+	if (r < 0)
+		return r;
+	fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (o->root >= 0)
+		close(o->root);
+	o->root = fd;
+	pfd = mkdir_beneath(o->root, PENDING);
+	return pfd < 0 ? pfd : 0;
 }
 
 static void rescan_now(struct outbox *o)
@@ -903,23 +1165,24 @@ static void rescan_now(struct outbox *o)
 	int r;
 
 	o->busy++;
-	/* Forget files that waited for their folder and are gone. */
-	for (size_t i = 0; i < o->n_deferred;) {
-		_cleanup_free_ char *p = path_of(o, o->deferred[i]);
-		struct stat st;
-
-		if (lstat(p, &st) < 0 && errno == ENOENT)
-			deferred_forget(o, o->deferred[i]);
-		else
-			i++;
-	}
 	do {
 		o->rescan_wanted = false;
-		r = mkdir_p(o->dir, 0700);
-		if (r < 0)
+		r = open_root(o);
+		if (r < 0) {
 			log_warning("outbox: cannot create %s: %s", o->dir, strerror(-r));
+			continue;
+		}
+		/* Forget files that waited for their folder and are gone. */
+		for (size_t i = 0; i < o->n_deferred;) {
+			struct stat st;
+
+			if (stat_beneath(o->root, o->deferred[i], &st) == -ENOENT)
+				deferred_forget(o, o->deferred[i]);
+			else
+				i++;
+		}
 		scan_pending(o);
-		scan_dir(o, "");
+		scan_dir(o, o->root, "");
 	} while (o->rescan_wanted);
 	o->busy--;
 }
@@ -976,7 +1239,6 @@ int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const cha
 	       const struct outbox_callbacks *cb, void *userdata, struct outbox **ret,
 	       char **ret_error)
 {
-	_cleanup_free_ char *pending = NULL;
 	struct outbox *o;
 	int r;
 
@@ -995,14 +1257,14 @@ int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const cha
 	if (cb)
 		o->cb = *cb;
 	o->userdata = userdata;
+	o->root = -1;
 	o->fd = -1;
 
-	pending = path_of(o, PENDING);
-	r = mkdir_p(pending, 0700);
+	r = open_root(o);
 	if (r < 0) {
 		if (ret_error)
-			*ret_error =
-				xasprintf("cannot create outbox %s: %s", pending, strerror(-r));
+			*ret_error = xasprintf("cannot create outbox %s/" PENDING ": %s", o->dir,
+					       strerror(-r));
 		goto fail;
 	}
 	o->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -1020,7 +1282,7 @@ int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const cha
 			*ret_error = xasprintf("cannot watch outbox %s: %s", o->dir, strerror(-r));
 		goto fail;
 	}
-	r = watch_add(o, "");
+	r = watch_add(o, "", o->root);
 	if (r < 0) {
 		if (ret_error)
 			*ret_error = xasprintf("cannot watch outbox %s: %s", o->dir, strerror(-r));
@@ -1042,8 +1304,12 @@ struct outbox *outbox_free(struct outbox *o)
 	cpmsync_loop_source_remove(o->io);
 	if (o->fd >= 0)
 		close(o->fd);
-	for (size_t i = 0; i < o->n_watches; i++)
+	if (o->root >= 0)
+		close(o->root);
+	for (size_t i = 0; i < o->n_watches; i++) {
+		close(o->watches[i].dfd);
 		free(o->watches[i].rel);
+	}
 	free(o->watches);
 	for (size_t i = 0; i < o->n_deferred; i++)
 		free(o->deferred[i]);

@@ -63,7 +63,10 @@
  * Failures (to .failed/ with a .why): a file directly in <outbox>/ or in
  * <outbox>/<account>/ (no folder), an account the configuration does not
  * know (account_known() false), not a regular file (symbolic links
- * included), empty, larger than CPMSYNC_OP_MAX_MESSAGE_SIZE, a store
+ * included), a file with more than one link (a hard link may name a file
+ * that was never meant to be sent; only this name is moved, the file is
+ * not deleted), a file not owned by the user, empty, larger than
+ * CPMSYNC_OP_MAX_MESSAGE_SIZE, a store
  * error, a message refused by the server (the server's text; the message
  * is taken back with cpmsync_op_discard()), and a message that left the
  * local store before it reached the server (deleted, moved or expunged
@@ -72,6 +75,15 @@
  * scan and are logged.
  *
  * Every stored and every failed file is logged (agent/log.h).
+ *
+ * Nothing outside the outbox is followed: the outbox directory is opened
+ * once, every watched directory is held open, and every open, rename and
+ * unlink is made relative to a directory fd (openat2() RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS for longer relative paths, O_NOFOLLOW walks without
+ * it).  A file whose directory was replaced or moved between the event
+ * and its handling (a directory swapped for a symbolic link) is left
+ * alone and logged.  Only the outbox's own path, from the configuration,
+ * is resolved by name.
  *
  * Watching: an inotify fd of the outbox's own (not libinotifytools, whose
  * process-global state belongs to config_watch; the outbox also needs its
@@ -96,6 +108,12 @@ struct outbox_callbacks {
 	bool (*account_known)(void *userdata, const char *account);
 	/* A file was stored in account (a sync may be due).  May be NULL. */
 	void (*stored)(void *userdata, const char *account);
+	/*
+	 * Tests only (NULL otherwise): called with rel, the file's path below
+	 * the outbox, between an inotify event for a file and its handling,
+	 * so that a test can change the tree at exactly that point.
+	 */
+	void (*before_take)(void *userdata, const char *rel);
 };
 
 /*
@@ -120,6 +138,13 @@ int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const cha
  * current scan ends).
  */
 void outbox_rescan(struct outbox *o);
+
+/*
+ * Whether openat2() is used for paths below the outbox; cleared at the
+ * first ENOSYS (then O_NOFOLLOW component walks).  Tests clear it to
+ * exercise the walks.
+ */
+extern bool outbox_have_openat2;
 
 /* Stops watching.  Files stay where they are.  Accepts NULL; returns NULL. */
 struct outbox *outbox_free(struct outbox *o);

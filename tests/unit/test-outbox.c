@@ -36,6 +36,8 @@ static struct store *s;
 static struct outbox *ob;
 static unsigned stored_calls;
 static bool rescan_in_callback;
+/* Set by a test: runs between an inotify event for a file and its handling. */
+static void (*hook)(const char *rel);
 
 static const char msg1[] = "Message-ID: <one@example.org>\r\n"
 			   "From: tel:+491111\r\n"
@@ -85,11 +87,19 @@ static void setup(void)
 	add_folder("a", "Chats/2024");
 	stored_calls = 0;
 	rescan_in_callback = false;
+	hook = NULL;
 	ob = NULL;
+}
+
+static void setup_no_openat2(void)
+{
+	setup();
+	outbox_have_openat2 = false;
 }
 
 static void teardown(void)
 {
+	outbox_have_openat2 = true;
 	ob = outbox_free(ob);
 	cs = cpmsync_store_close(cs);
 	loop = cpmsync_loop_free(loop);
@@ -111,9 +121,17 @@ static void on_stored(void *userdata, const char *account)
 		outbox_rescan(ob);
 }
 
+static void before_take(void *userdata, const char *rel)
+{
+	(void)userdata;
+	if (hook)
+		hook(rel);
+}
+
 static const struct outbox_callbacks callbacks = {
 	.account_known = known,
 	.stored = on_stored,
+	.before_take = before_take,
 };
 
 static void start(void)
@@ -601,6 +619,162 @@ START_TEST(test_outbox_recreated)
 }
 END_TEST
 
+/* Outside the outbox: tmpdir/rel. */
+static const char *T(const char *rel)
+{
+	static char ring[4][PATH_MAX + 64];
+	static unsigned next;
+	char *p = ring[next++ % 4];
+
+	snprintf(p, sizeof(ring[0]), "%s/%s", tmpdir, rel);
+	return p;
+}
+
+static const char secret[] = "Subject: not for the outbox\r\n\r\nsecret\r\n";
+
+static uint32_t pending_ops(void)
+{
+	uint32_t n = 99;
+
+	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);
+	return n;
+}
+
+START_TEST(test_hard_link_refused)
+{
+	struct stat st;
+
+	put(T("private/id"), secret, sizeof(secret) - 1);
+	mkdirs(P("a/INBOX"));
+	ck_assert_int_eq(link(T("private/id"), P("a/INBOX/hl")), 0);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+	ck_assert_uint_eq(stored_calls, 0);
+	ck_assert_uint_eq(pending_ops(), 0);
+	ck_assert_str_eq(why_of("hl"), "a/INBOX/hl: has 2 hard links; only a file with one link is "
+				       "taken (another link may be a file that was not meant to be "
+				       "sent)\n");
+	/* Only the name in the outbox moved; the file is never deleted. */
+	ck_assert_str_eq(slurp(T("private/id")), secret);
+	ck_assert_int_eq(stat(T("private/id"), &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 2);
+
+	/* Linked after the start and moved in: the same, through the event. */
+	ck_assert_int_eq(link(T("private/id"), T("stage")), 0);
+	ck_assert_int_eq(rename(T("stage"), P("a/INBOX/hl2")), 0);
+	ck_assert(run_until(file_exists, P(".failed/hl2.why"), 3000));
+	ck_assert_ptr_nonnull(strstr(why_of("hl2"), "has 3 hard links"));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+	ck_assert_str_eq(slurp(T("private/id")), secret);
+}
+END_TEST
+
+START_TEST(test_other_owner_refused)
+{
+	char expect[256];
+
+	/* chown() to another user needs root; the test suite runs as root here. */
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_other_owner_refused: SKIPPED (needs root for chown)\n");
+		return;
+	}
+	put(P("a/INBOX/theirs"), msg1, sizeof(msg1) - 1);
+	ck_assert_int_eq(chown(P("a/INBOX/theirs"), 65534, 65534), 0);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+	ck_assert_uint_eq(stored_calls, 0);
+	snprintf(expect, sizeof(expect),
+		 "a/INBOX/theirs: owned by uid 65534, not by this user (uid %u); only the "
+		 "user's own files are taken\n",
+		 (unsigned)geteuid());
+	ck_assert_str_eq(why_of("theirs"), expect);
+	ck_assert_str_eq(slurp(P(".failed/theirs")), msg1);
+}
+END_TEST
+
+/*
+ * The race of issue 13, made deterministic: between the event for
+ * a/INBOX/f and its handling, a/INBOX is moved away and replaced by a
+ * symbolic link to a directory outside the outbox that holds a file of the
+ * same name.
+ */
+static void swap_inbox(const char *rel)
+{
+	if (strcmp(rel, "a/INBOX/f") != 0)
+		return;
+	ck_assert_int_eq(rename(P("a/INBOX"), T("moved")), 0);
+	ck_assert_int_eq(symlink(T("victim"), P("a/INBOX")), 0);
+}
+
+/* The same one level up: the account directory is swapped. */
+static void swap_account(const char *rel)
+{
+	if (strcmp(rel, "a/INBOX/f") != 0)
+		return;
+	ck_assert_int_eq(rename(P("a"), T("moved")), 0);
+	ck_assert_int_eq(symlink(T("victim"), P("a")), 0);
+}
+
+static void check_untouched(const char *victim_file)
+{
+	ck_assert_str_eq(slurp(victim_file), secret);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+	ck_assert_uint_eq(stored_calls, 0);
+	/* Nothing journaled: nothing to APPEND. */
+	ck_assert_uint_eq(pending_ops(), 0);
+	ck_assert(!exists(P(".failed/f")));
+}
+
+START_TEST(test_dir_swap_race)
+{
+	put(T("victim/f"), secret, sizeof(secret) - 1);
+	mkdirs(P("a/INBOX"));
+	start();
+	hook = swap_inbox;
+	put(P("a/INBOX/f"), msg1, sizeof(msg1) - 1);
+	ck_assert(run_until(file_exists, T("moved/f"), 3000));
+	run_for(300);
+	check_untouched(T("victim/f"));
+	/* The file dropped in the directory that was moved away stays there. */
+	ck_assert_str_eq(slurp(T("moved/f")), msg1);
+	/* A rescan does not follow the link either. */
+	outbox_rescan(ob);
+	check_untouched(T("victim/f"));
+}
+END_TEST
+
+START_TEST(test_account_dir_swap_race)
+{
+	put(T("victim/INBOX/f"), secret, sizeof(secret) - 1);
+	mkdirs(P("a/INBOX"));
+	start();
+	hook = swap_account;
+	put(P("a/INBOX/f"), msg1, sizeof(msg1) - 1);
+	ck_assert(run_until(file_exists, T("moved/INBOX/f"), 3000));
+	run_for(300);
+	check_untouched(T("victim/INBOX/f"));
+	outbox_rescan(ob);
+	check_untouched(T("victim/INBOX/f"));
+}
+END_TEST
+
+/* A symbolic link put where a claim directory goes is never followed. */
+START_TEST(test_claim_dir_symlink)
+{
+	put(T("victim/f"), secret, sizeof(secret) - 1);
+	mkdirs(P("a/INBOX"));
+	start();
+	mkdirs(P(".pending/claimed/a"));
+	ck_assert_int_eq(symlink(T("victim"), P(".pending/claimed/a/INBOX")), 0);
+	/* A file dropped for that folder is not claimed through the link. */
+	put(P("a/INBOX/g"), msg1, sizeof(msg1) - 1);
+	run_for(300);
+	ck_assert(!exists(T("victim/g")));
+	ck_assert_str_eq(slurp(P("a/INBOX/g")), msg1);
+	check_untouched(T("victim/f"));
+}
+END_TEST
+
 START_TEST(test_bad_arguments)
 {
 	char *err = NULL;
@@ -643,6 +817,23 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_rescan_from_callback);
 	tcase_add_test(tc, test_outbox_recreated);
 	tcase_add_test(tc, test_bad_arguments);
+	tcase_add_test(tc, test_hard_link_refused);
+	tcase_add_test(tc, test_other_owner_refused);
+	tcase_add_test(tc, test_dir_swap_race);
+	tcase_add_test(tc, test_account_dir_swap_race);
+	tcase_add_test(tc, test_claim_dir_symlink);
+	suite_add_tcase(su, tc);
+
+	/* The same defences without openat2(): O_NOFOLLOW walks. */
+	tc = tcase_create("no-openat2");
+	tcase_add_checked_fixture(tc, setup_no_openat2, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_startup_pickup);
+	tcase_add_test(tc, test_crash_after_commit);
+	tcase_add_test(tc, test_hard_link_refused);
+	tcase_add_test(tc, test_dir_swap_race);
+	tcase_add_test(tc, test_account_dir_swap_race);
+	tcase_add_test(tc, test_claim_dir_symlink);
 	suite_add_tcase(su, tc);
 	return su;
 }
