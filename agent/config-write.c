@@ -299,45 +299,55 @@ fail:
 	return r;
 }
 
-/* Creates the password file (0600, O_EXCL, O_NOFOLLOW): password + "\n". */
-static int write_password_file(const char *path, const char *password, char **ret_error)
+/*
+ * Creates a file of the daemon's own (O_EXCL, O_NOFOLLOW, mode 0600 whatever
+ * the umask) holding len bytes of data.  what names it in errors
+ * ("password file"); key is the setting that would name another file.
+ */
+static int write_secret_file(const char *path, const void *data, size_t len, const char *what,
+			     const char *key, char **ret_error)
 {
 	_cleanup_close_ int fd = -1;
-	size_t n = strlen(password);
-	char *line;
 	int r;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0) {
 		r = -errno;
 		if (ret_error)
-			*ret_error = r == -EEXIST ? xasprintf("password file %s "
-							      "exists already; "
-							      "remove it or give "
-							      "password_file",
-							      path)
-						  : xasprintf("cannot create "
-							      "password file %s: %s",
-							      path, strerror(-r));
+			*ret_error = r == -EEXIST ? xasprintf("%s %s exists already; remove it or "
+							      "give %s",
+							      what, path, key)
+						  : xasprintf("cannot create %s %s: %s", what, path,
+							      strerror(-r));
 		return r;
 	}
-	line = xmalloc(n + 1);
-	memcpy(line, password, n);
-	line[n] = '\n';
 	/* The umask cannot widen 0600, but a default ACL could: be explicit. */
 	r = fchmod(fd, 0600) < 0 ? -errno : 0;
 	if (r == 0)
-		r = cpmsync_write_all(fd, line, n + 1);
+		r = cpmsync_write_all(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
-	explicit_bzero(line, n + 1);
-	free(line);
 	if (r < 0) {
 		unlink(path);
 		if (ret_error)
-			*ret_error =
-				xasprintf("cannot write password file %s: %s", path, strerror(-r));
+			*ret_error = xasprintf("cannot write %s %s: %s", what, path, strerror(-r));
 	}
+	return r;
+}
+
+/* Creates the password file (0600, O_EXCL, O_NOFOLLOW): password + "\n". */
+static int write_password_file(const char *path, const char *password, char **ret_error)
+{
+	size_t n = strlen(password);
+	char *line;
+	int r;
+
+	line = xmalloc(n + 1);
+	memcpy(line, password, n);
+	line[n] = '\n';
+	r = write_secret_file(path, line, n + 1, "password file", "password_file", ret_error);
+	explicit_bzero(line, n + 1);
+	free(line);
 	return r;
 }
 
@@ -567,7 +577,7 @@ static int check_settings(const struct cpmsync_account_settings *s, char **ret_e
 
 static void build_section(struct text *t, const char *name,
 			  const struct cpmsync_account_settings *s, const char *password_file,
-			  const char *eol)
+			  const char *ca_file, const char *client_cert, const char *eol)
 {
 	char port[16];
 
@@ -584,8 +594,10 @@ static void build_section(struct text *t, const char *name,
 		add_key(t, "security", s->security, eol);
 	add_key(t, "user", s->user, eol);
 	add_key(t, "password_file", password_file, eol);
-	if (s->ca_file && *s->ca_file)
-		add_key(t, "ca_file", s->ca_file, eol);
+	if (ca_file && *ca_file)
+		add_key(t, "ca_file", ca_file, eol);
+	if (client_cert)
+		add_key(t, "client_cert", client_cert, eol);
 	if (s->folders && s->folders[0]) {
 		text_adds(t, "folders =");
 		for (const char *const *f = s->folders; *f; f++) {
@@ -598,10 +610,19 @@ static void build_section(struct text *t, const char *name,
 		add_key(t, "sync_bodies", s->sync_bodies, eol);
 }
 
+/* DIR/NAME<suffix>: a file of the daemon's own for account name. */
+static char *own_file(const char *dir, const char *name, const char *suffix)
+{
+	return xasprintf("%s%s%s%s", dir, str_eq(dir, "/") ? "" : "/", name, suffix);
+}
+
 int config_write_add_account(const char *config_path, const char *name,
-			     const struct cpmsync_account_settings *s, char **ret_error)
+			     const struct cpmsync_account_settings *s,
+			     const struct config_account_pems *pems, char **ret_error)
 {
 	_cleanup_free_ char *real = NULL, *dir = NULL, *pw_path = NULL;
+	_cleanup_free_ char *ca_path = NULL, *client_path = NULL;
+	const char *made[3] = { NULL, NULL, NULL };
 	struct text cur = { 0 }, out = { 0 };
 	struct config *c = NULL;
 	_cleanup_free_ char *err = NULL;
@@ -625,6 +646,12 @@ int config_write_add_account(const char *config_path, const char *name,
 	r = check_settings(s, ret_error);
 	if (r < 0)
 		return r;
+	if (pems && pems->ca && s->ca_file && *s->ca_file) {
+		if (ret_error)
+			*ret_error =
+				xstrdup("both 'ca_file' and a CA certificate are set; give one");
+		return -EINVAL;
+	}
 
 	r = real_config_path(config_path, &real);
 	if (r < 0) {
@@ -669,7 +696,11 @@ int config_write_add_account(const char *config_path, const char *name,
 		return r;
 	}
 	if (s->password && *s->password)
-		pw_path = xasprintf("%s%s%s.password", dir, str_eq(dir, "/") ? "" : "/", name);
+		pw_path = own_file(dir, name, ".password");
+	if (pems && pems->ca)
+		ca_path = own_file(dir, name, ".ca.pem");
+	if (pems && pems->client)
+		client_path = own_file(dir, name, ".client.pem");
 
 	/* The text: what is there, a blank line, the section. */
 	if (memmem(cur.data ? cur.data : "", cur.len, "\r\n", 2))
@@ -683,7 +714,8 @@ int config_write_add_account(const char *config_path, const char *name,
 		text_adds(&out, eol);
 	if (!text_ends_with(&out, "\n\n") && !text_ends_with(&out, "\n\r\n"))
 		text_adds(&out, eol);
-	build_section(&out, name, s, pw_path ? pw_path : s->password_file, eol);
+	build_section(&out, name, s, pw_path ? pw_path : s->password_file,
+		      ca_path ? ca_path : s->ca_file, client_path, eol);
 	free(cur.data);
 
 	r = config_parse_buffer(config_path, out.data, out.len, &c, &err);
@@ -709,27 +741,51 @@ int config_write_add_account(const char *config_path, const char *name,
 			return r;
 		}
 	}
+	/* The files first; each one made is removed again on failure. */
 	if (pw_path) {
 		r = write_password_file(pw_path, s->password, ret_error);
-		if (r < 0) {
-			free(out.data);
-			return r;
-		}
+		if (r < 0)
+			goto fail_written;
+		made[0] = pw_path;
+	}
+	if (ca_path) {
+		r = write_secret_file(ca_path, pems->ca, pems->ca_len, "CA certificate file",
+				      "ca_file", ret_error);
+		if (r < 0)
+			goto fail_written;
+		made[1] = ca_path;
+	}
+	if (client_path) {
+		r = write_secret_file(client_path, pems->client, pems->client_len,
+				      "client certificate file", "client_cert", ret_error);
+		if (r < 0)
+			goto fail_written;
+		made[2] = client_path;
 	}
 	r = replace_file(real, config_path, out.data, out.len, exists ? &st : NULL, ret_error);
+fail_written:
 	free(out.data);
-	if (r < 0 && pw_path)
-		unlink(pw_path);
+	if (r < 0)
+		for (size_t i = 0; i < ARRAY_SIZE(made); i++)
+			if (made[i])
+				unlink(made[i]);
 	return r;
+}
+
+static void free_own(char *(*own)[3])
+{
+	for (size_t i = 0; i < 3; i++)
+		free((*own)[i]);
 }
 
 int config_write_remove_account(const char *config_path, const char *name, char **ret_error)
 {
-	_cleanup_free_ char *real = NULL, *dir = NULL, *pw_path = NULL;
+	_cleanup_free_ char *real = NULL, *dir = NULL;
+	_cleanup_(free_own) char *own[3] = { NULL, NULL, NULL };
+	bool is_own[3] = { false, false, false };
 	_cleanup_free_ char *err = NULL;
 	struct text cur = { 0 }, out = { 0 };
 	struct config *c = NULL;
-	bool own_password = false;
 	size_t start, end;
 	struct stat st;
 	int r;
@@ -769,12 +825,17 @@ int config_write_remove_account(const char *config_path, const char *name, char 
 	/* Its password file, if it is the one config_write_add_account()
 	 * made.  Only a file that parses tells. */
 	dir = abs_dir_of(config_path);
-	if (dir)
-		pw_path = xasprintf("%s%s%s.password", dir, str_eq(dir, "/") ? "" : "/", name);
-	if (pw_path && config_parse_buffer(config_path, cur.data, cur.len, &c, NULL) == 0) {
+	if (dir) {
+		own[0] = own_file(dir, name, ".password");
+		own[1] = own_file(dir, name, ".ca.pem");
+		own[2] = own_file(dir, name, ".client.pem");
+	}
+	if (dir && config_parse_buffer(config_path, cur.data, cur.len, &c, NULL) == 0) {
 		const struct config_account *a = config_find_account(c, name);
 
-		own_password = a && a->password_file && str_eq(a->password_file, pw_path);
+		is_own[0] = a && str_eq_null(a->password_file, own[0]);
+		is_own[1] = a && str_eq_null(a->ca_file, own[1]);
+		is_own[2] = a && str_eq_null(a->client_cert, own[2]);
 		c = config_free(c);
 	}
 
@@ -797,9 +858,9 @@ int config_write_remove_account(const char *config_path, const char *name, char 
 	free(out.data);
 	if (r < 0)
 		return r;
-	if (own_password && unlink(pw_path) < 0 && errno != ENOENT)
-		log_warning("account '%s' removed, but cannot delete its "
-			    "password file %s: %s",
-			    name, pw_path, strerror(errno));
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++)
+		if (is_own[i] && unlink(own[i]) < 0 && errno != ENOENT)
+			log_warning("account '%s' removed, but cannot delete its file %s: %s", name,
+				    own[i], strerror(errno));
 	return 0;
 }

@@ -33,7 +33,8 @@
  *   security = SECURITY        (only when set)
  *   user = USER
  *   password_file = PATH
- *   ca_file = PATH             (only when set)
+ *   ca_file = PATH             (only when set, or pems->ca given)
+ *   client_cert = PATH         (only when pems->client is given)
  *   folders = PATTERN ...      (only when set; space-separated)
  *   sync_bodies = VALUE        (only when set)
  *
@@ -41,27 +42,39 @@
  * comment line and the section.  A password given in clear is written to
  * DIR/NAME.password (DIR: the directory of config_path; O_EXCL,
  * O_NOFOLLOW, mode 0600, the password and a newline), and password_file
- * names that file by its absolute path; the file is removed again if the
- * configuration cannot be written.
+ * names that file by its absolute path.  A CA certificate given as bytes
+ * (pems->ca, PEM) is written the same way to DIR/NAME.ca.pem and named by
+ * ca_file, a client certificate with its key (pems->client) to
+ * DIR/NAME.client.pem and named by client_cert.  Every file made is removed
+ * again if the configuration cannot be written.  pems may be NULL.
  *
  * -EINVAL: an invalid name ([A-Za-z0-9_-]+, at most CONFIG_MAX_NAME
  * bytes), a value containing a line break or another control character,
  * " #" (it would start a comment), leading or trailing blanks, a folder
  * pattern with a blank, not exactly one of password and password_file, or
  * a result the parser refuses (its message is returned), or an existing
- * file that is invalid.  -EEXIST: the account exists, or NAME.password
- * exists.  Other -errno: I/O.
+ * file that is invalid, or both s->ca_file and pems->ca.  -EEXIST: the
+ * account exists, or one of the files exists.  Other -errno: I/O.
  */
+struct config_account_pems {
+	const void *ca; /* or NULL */
+	size_t ca_len;
+	const void *client; /* or NULL */
+	size_t client_len;
+};
+
 int config_write_add_account(const char *config_path, const char *name,
-			     const struct cpmsync_account_settings *s, char **ret_error);
+			     const struct cpmsync_account_settings *s,
+			     const struct config_account_pems *pems, char **ret_error);
 
 /*
  * Removes the [account NAME] section: from its header line to the line
  * before the next section header (or the end of the file), except that a
  * block of comment lines that directly precedes (no blank line between)
  * the next header is kept with that header, since it describes it.
- * Every other byte is kept.  DIR/NAME.password is deleted afterwards only
- * if it is the account's password_file.  -CPMSYNC_E_NOT_FOUND if the file
+ * Every other byte is kept.  DIR/NAME.password, DIR/NAME.ca.pem and
+ * DIR/NAME.client.pem are deleted afterwards, each only if the account's
+ * password_file, ca_file or client_cert names it.  -CPMSYNC_E_NOT_FOUND if the file
  * or the section does not exist; -EINVAL for an invalid name or a result
  * the parser refuses.
  */

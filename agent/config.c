@@ -41,6 +41,7 @@ enum key {
 	KEY_PASSWORD_FILE,
 	KEY_PASSWORD_COMMAND,
 	KEY_CA_FILE,
+	KEY_CLIENT_CERT,
 	KEY_FOLDERS,
 	KEY_SYNC_BODIES,
 	KEY_TIMEOUT,
@@ -60,6 +61,7 @@ static const struct {
 	[KEY_PASSWORD_FILE] = { "password_file", false },
 	[KEY_PASSWORD_COMMAND] = { "password_command", false },
 	[KEY_CA_FILE] = { "ca_file", false },
+	[KEY_CLIENT_CERT] = { "client_cert", false },
 	[KEY_FOLDERS] = { "folders", false },
 	[KEY_SYNC_BODIES] = { "sync_bodies", false },
 	[KEY_TIMEOUT] = { "timeout", false },
@@ -351,6 +353,8 @@ static int parse_account_key(struct parser *p, struct config_account *a, enum ke
 		return 0;
 	case KEY_CA_FILE:
 		return parse_path(p, key_table[k].name, value, &a->ca_file);
+	case KEY_CLIENT_CERT:
+		return parse_path(p, key_table[k].name, value, &a->client_cert);
 	case KEY_FOLDERS:
 		parse_folders(value, &a->folders);
 		return 0;
@@ -742,6 +746,7 @@ static void account_clear(struct config_account *a)
 	free(a->password_file);
 	free(a->password_command);
 	free(a->ca_file);
+	free(a->client_cert);
 	if (a->folders)
 		for (char **f = a->folders; *f; f++)
 			free(*f);
@@ -792,8 +797,9 @@ bool config_account_equal(const struct config_account *a, const struct config_ac
 	       a->port == b->port && a->security == b->security && str_eq_null(a->user, b->user) &&
 	       str_eq_null(a->password_file, b->password_file) &&
 	       str_eq_null(a->password_command, b->password_command) &&
-	       str_eq_null(a->ca_file, b->ca_file) && strv_equal(a->folders, b->folders) &&
-	       a->sync_bodies == b->sync_bodies && a->timeout == b->timeout;
+	       str_eq_null(a->ca_file, b->ca_file) && str_eq_null(a->client_cert, b->client_cert) &&
+	       strv_equal(a->folders, b->folders) && a->sync_bodies == b->sync_bodies &&
+	       a->timeout == b->timeout;
 }
 
 /* ------------------------------------------------------------------------ */

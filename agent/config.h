@@ -64,6 +64,7 @@ struct config_account {
 	char *password_file;	/* absolute path, or NULL */
 	char *password_command; /* shell command, or NULL; exactly one is set */
 	char *ca_file;		/* absolute path, or NULL */
+	char *client_cert;	/* absolute path (PEM certificate + key), or NULL */
 	char **folders;		/* NULL-terminated, at least one pattern */
 	int64_t sync_bodies;	/* CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB */
 	unsigned timeout;	/* seconds for connecting and for each command; 0: default */

@@ -282,12 +282,19 @@ static void config_changed(void *userdata)
 }
 
 static int hook_add_account(void *userdata, const char *name,
-			    const struct cpmsync_account_settings *settings, char **ret_error)
+			    const struct cpmsync_account_settings *settings,
+			    const struct cpm_account_pems *pems, char **ret_error)
 {
 	struct daemon *d = userdata;
+	struct config_account_pems files = {
+		.ca = pems ? pems->ca : NULL,
+		.ca_len = pems ? pems->ca_len : 0,
+		.client = pems ? pems->client : NULL,
+		.client_len = pems ? pems->client_len : 0,
+	};
 	int r;
 
-	r = config_write_add_account(d->config_path, name, settings, ret_error);
+	r = config_write_add_account(d->config_path, name, settings, &files, ret_error);
 	if (r < 0)
 		return r;
 	r = reload(d);

@@ -14,10 +14,51 @@ static const struct {
 	const char *key;
 	const char *type;
 } setting_keys[] = {
-	{ "Host", "s" },   { "Port", "q" },	{ "Security", "s" },
-	{ "User", "s" },   { "Password", "s" }, { "PasswordFile", "s" },
-	{ "CaFile", "s" }, { "Folders", "as" }, { "SyncBodies", "s" },
+	{ "Host", "s" },
+	{ "Port", "q" },
+	{ "Security", "s" },
+	{ "User", "s" },
+	{ "Password", "s" },
+	{ "CaCertificate", "ay" },
+	{ "ClientCertificate", "ay" },
+	{ "Folders", "as" },
+	{ "SyncBodies", "s" },
 };
+
+/*
+ * Keys of contract version 1 that name a file or a command: refused, since
+ * a caller allowed to talk to org.cpmsync must not make the daemon read
+ * (and send to a server of its choosing) a file of the caller's choosing.
+ */
+static const char *const refused_keys[] = { "PasswordFile", "PasswordCommand", "CaFile" };
+
+/* Bytes of a CaCertificate or ClientCertificate. */
+#define CPM_MAX_PEM (1024u * 1024u)
+
+/*
+ * NULL if the len bytes at pem (key's value) look like what key holds,
+ * else why not (malloc()ed).  Only the shape is checked here; the TLS
+ * layer parses the certificates when it uses them.
+ */
+static char *check_pem(const char *key, const char *pem, size_t len, bool with_key)
+{
+	static const char cert[] = "-----BEGIN CERTIFICATE-----";
+
+	if (len == 0)
+		return cpm_asprintf("settings: %s is empty", key);
+	if (len > CPM_MAX_PEM)
+		return cpm_asprintf("settings: %s is longer than %u bytes", key, CPM_MAX_PEM);
+	if (memchr(pem, '\0', len))
+		return cpm_asprintf("settings: %s must be PEM text (it contains a NUL byte)", key);
+	if (!memmem(pem, len, cert, sizeof(cert) - 1))
+		return cpm_asprintf("settings: %s must be PEM: no %s block", key, cert);
+	if (with_key &&
+	    !(memmem(pem, len, "-----BEGIN ", 11) && memmem(pem, len, "PRIVATE KEY-----", 16)))
+		return cpm_asprintf("settings: %s must hold the certificate and its private key "
+				    "(PEM): no PRIVATE KEY block",
+				    key);
+	return NULL;
+}
 
 void cpm_account_settings_clear(struct cpmsync_account_settings *s)
 {
@@ -33,19 +74,19 @@ static const char *const settings_error_text[] = {
 	[CPMSYNC_SETTINGS_BAD_USER] = "settings: User must be one line",
 	[CPMSYNC_SETTINGS_BAD_SECURITY] =
 		"settings: Security must be \"tls\", \"starttls\" or \"none\"",
-	[CPMSYNC_SETTINGS_NO_PASSWORD] =
-		"settings: exactly one of Password and PasswordFile is required",
-	[CPMSYNC_SETTINGS_TWO_PASSWORDS] =
-		"settings: exactly one of Password and PasswordFile is required",
+	[CPMSYNC_SETTINGS_NO_PASSWORD] = "settings: Password is required",
+	[CPMSYNC_SETTINGS_TWO_PASSWORDS] = "settings: Password is required",
 	[CPMSYNC_SETTINGS_BAD_PASSWORD] = "settings: Password must be one line and not empty",
 	[CPMSYNC_SETTINGS_EMPTY_PATH] = "settings: file names must not be empty",
 	[CPMSYNC_SETTINGS_BAD_SYNC_BODIES] =
 		"settings: SyncBodies must be \"all\", \"none\" or a size in KiB",
 };
 
-char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_settings *ret)
+char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_settings *ret,
+				 struct cpm_account_pems *ret_pems)
 {
 	struct cpmsync_account_settings s = { 0 };
+	struct cpm_account_pems pems = { 0 };
 	enum cpmsync_settings_error check;
 	DBusMessageIter a, e, v;
 	unsigned seen = 0;
@@ -73,6 +114,15 @@ char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_s
 			err = cpm_strdup("settings: values must be variants");
 			goto fail;
 		}
+		for (k = 0; k < sizeof(refused_keys) / sizeof(refused_keys[0]); k++)
+			if (!strcmp(refused_keys[k], key)) {
+				err = cpm_asprintf(
+					"settings: %s is not accepted: paths and commands "
+					"belong in the configuration file only (give "
+					"Password%s)",
+					key, strcmp(key, "CaFile") ? "" : " and CaCertificate");
+				goto fail;
+			}
 		for (k = 0; k < sizeof(setting_keys) / sizeof(setting_keys[0]); k++)
 			if (!strcmp(setting_keys[k].key, key))
 				break;
@@ -113,6 +163,26 @@ char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_s
 			s.folders = folders;
 			continue;
 		}
+		if (!strcmp(key, "CaCertificate") || !strcmp(key, "ClientCertificate")) {
+			bool client = key[0] == 'C' && key[1] == 'l';
+			DBusMessageIter bytes;
+			const char *pem;
+			int len;
+
+			dbus_message_iter_recurse(&v, &bytes);
+			dbus_message_iter_get_fixed_array(&bytes, &pem, &len);
+			err = check_pem(key, pem, (size_t)len, client);
+			if (err)
+				goto fail;
+			if (client) {
+				pems.client = pem;
+				pems.client_len = (size_t)len;
+			} else {
+				pems.ca = pem;
+				pems.ca_len = (size_t)len;
+			}
+			continue;
+		}
 		dbus_message_iter_get_basic(&v, &str);
 		if (strlen(str) > CPMSYNC_SETTING_MAX) {
 			err = cpm_asprintf("settings: %s longer than %u bytes", key,
@@ -127,10 +197,6 @@ char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_s
 			s.user = str;
 		else if (!strcmp(key, "Password"))
 			s.password = str;
-		else if (!strcmp(key, "PasswordFile"))
-			s.password_file = str;
-		else if (!strcmp(key, "CaFile"))
-			s.ca_file = str;
 		else if (!strcmp(key, "SyncBodies"))
 			s.sync_bodies = str;
 	}
@@ -142,6 +208,8 @@ char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_s
 		goto fail;
 	}
 	*ret = s;
+	if (ret_pems)
+		*ret_pems = pems;
 	return NULL;
 fail:
 	cpm_account_settings_clear(&s);
@@ -168,6 +236,7 @@ static DBusMessage *add_account(struct cpm_bus *bus, DBusMessage *msg, void *use
 {
 	struct cpm_service *svc = userdata;
 	struct cpmsync_account_settings s;
+	struct cpm_account_pems pems;
 	struct svc_account *a;
 	DBusMessageIter it;
 	DBusMessage *reply;
@@ -181,7 +250,7 @@ static DBusMessage *add_account(struct cpm_bus *bus, DBusMessage *msg, void *use
 	err = cpm_check_account_name("name", name);
 	if (!err) {
 		dbus_message_iter_next(&it);
-		err = cpm_parse_account_settings(&it, &s);
+		err = cpm_parse_account_settings(&it, &s, &pems);
 	}
 	if (err) {
 		reply = cpm_error_invalid_args(msg, "%s", err);
@@ -196,7 +265,7 @@ static DBusMessage *add_account(struct cpm_bus *bus, DBusMessage *msg, void *use
 		cpm_account_settings_clear(&s);
 		return cpm_error(msg, CPM_ERROR_FAILED, "adding accounts is not possible here");
 	}
-	r = svc->hooks.add_account(svc->userdata, name, &s, &err);
+	r = svc->hooks.add_account(svc->userdata, name, &s, &pems, &err);
 	cpm_account_settings_clear(&s);
 	if (r < 0)
 		return hook_error(msg, r, err);

@@ -28,14 +28,28 @@ struct cpm_service;
 /*
  * What the daemon does for Manager1 (write the configuration file and
  * apply it).  add_account gets settings that passed
- * cpmsync_account_settings_check() (security set, password_command NULL).  Each returns 0, or a
- * negative errno and a malloc()ed reason in *ret_error (-EINVAL: InvalidArgs; -EEXIST /
+ * cpmsync_account_settings_check() (security set, password set;
+ * password_file, password_command and ca_file NULL: AddAccount refuses paths).  Each returns 0, or
+ * a negative errno and a malloc()ed reason in *ret_error (-EINVAL: InvalidArgs; -EEXIST /
  * -CPMSYNC_E_NOT_FOUND: NotFound/Failed as fits; else Failed).  The new account's session is given
  * to cpm_service_add_account() by the daemon before add_account returns.
  */
+/*
+ * AddAccount's certificates (PEM bytes, borrowed from the message; NULL
+ * when not given), checked to look like PEM: ca one or more certificates,
+ * client a certificate and its private key.
+ */
+struct cpm_account_pems {
+	const char *ca;
+	size_t ca_len;
+	const char *client;
+	size_t client_len;
+};
+
 struct cpm_service_hooks {
 	int (*add_account)(void *userdata, const char *name,
-			   const struct cpmsync_account_settings *settings, char **ret_error);
+			   const struct cpmsync_account_settings *settings,
+			   const struct cpm_account_pems *pems, char **ret_error);
 	int (*remove_account)(void *userdata, const char *name, char **ret_error);
 	/* The bus went away (optional): nothing can reach the daemon now. */
 	void (*bus_lost)(void *userdata);

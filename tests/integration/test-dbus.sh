@@ -227,12 +227,31 @@ check "server back: push works" eventually 5 saw_signal "MessagesAdded .*after-r
 
 msg_save "$USER2" INBOX "<bob1@dbus.test>" 3000
 # --- Manager1.AddAccount / RemoveAccount ----------------------------------------------------------
+# Issue 13: paths are refused.  The exfiltration attempt: an account of the caller's own, on a
+# server of its choosing, whose password is account a's password file.
+cp "$CONF" "$WORK/conf.before-steal"
+check "AddAccount with PasswordFile=a's password file: refused with InvalidArgs naming PasswordFile" \
+	test "$("$DBUS" call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' steal \
+		"Host=s:127.0.0.1,Security=s:none,User=s:attacker,PasswordFile=s:$WORK/alice.pw")" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: settings: PasswordFile is not accepted: paths and commands belong in the configuration file only (give Password)"
+check "AddAccount with PasswordCommand: refused naming it" \
+	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' steal 'Host=s:127.0.0.1,Security=s:none,User=s:x,PasswordCommand=s:cat $WORK/alice.pw' | grep -qx 'error org.freedesktop.DBus.Error.InvalidArgs: settings: PasswordCommand is not accepted: .*'"
+check "AddAccount with CaFile: refused naming it" \
+	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' steal 'Host=s:localhost,User=s:x,Password=s:y,CaFile=s:$CA_FILE' | grep -qx 'error org.freedesktop.DBus.Error.InvalidArgs: settings: CaFile is not accepted: .*'"
+check "the refused AddAccounts changed nothing in the configuration" cmp -s "$CONF" "$WORK/conf.before-steal"
+check "the refused AddAccounts exported no account" \
+	bash -c "'$DBUS' get /org/cpmsync/steal org.cpmsync.Account1 State | grep -q '^error'"
+check "AddAccount with a CaCertificate that is not PEM: InvalidArgs naming it" \
+	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' c 'Host=s:localhost,User=s:x,Password=s:y,CaCertificate=ay:$CA_FILE' | grep -qx 'error org.freedesktop.DBus.Error.InvalidArgs: settings: CaCertificate must be PEM: .*'"
+
 B2=$(call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' b \
-	"Host=s:localhost,Port=q:$IMAPS_PORT,Security=s:tls,User=s:$USER2,Password=s:$PASS2,CaFile=s:$CA_FILE,SyncBodies=s:none")
+	"Host=s:localhost,Port=q:$IMAPS_PORT,Security=s:tls,User=s:$USER2,Password=s:$PASS2,CaCertificate=ay:@$CA_FILE,SyncBodies=s:none")
 check "AddAccount returns /org/cpmsync/b" test "$B2" = /org/cpmsync/b
 check "AddAccount wrote the section" grep -q '^\[account b\]' "$CONF"
 check "AddAccount: password file 0600 beside it" \
-	bash -c "f=\$(sed -n 's/^password_file *= *//p' '$CONF' | tail -n 1); [ \"\$(stat -c %a \"\$f\")\" = 600 ]"
+	bash -c "f=\$(sed -n 's/^password_file *= *//p' '$CONF' | tail -n 1); [ \"\$f\" = '$(dirname "$CONF")/b.password' ] && [ \"\$(stat -c %a \"\$f\")\" = 600 ]"
+check "AddAccount: CaCertificate kept in a 0600 file of the daemon's, with the bytes given" \
+	bash -c "f=\$(sed -n 's/^ca_file *= *//p' '$CONF' | tail -n 1); [ \"\$f\" = '$(dirname "$CONF")/b.ca.pem' ] && [ \"\$(stat -c %a \"\$f\")\" = 600 ] && cmp -s \"\$f\" '$CA_FILE'"
 check "AddAccount: the password is not in the config" bash -c "! grep -qF -- '$PASS2' '$CONF'"
 check "AddAccount: the new account syncs" eventually 20 bash -c "[ \"\$('$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State)\" = idle ]"
 # sync_bodies = none: bodies stay on the server and Fetch gets them there.
@@ -253,6 +272,8 @@ check "AddAccount of an existing name fails" \
 	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount sa{sv} b 'Host=s:x,User=s:y,Password=s:z' | grep -q '^error'"
 call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o /org/cpmsync/b >/dev/null
 check "RemoveAccount drops the section" bash -c "! grep -q '^\[account b\]' '$CONF'"
+check "RemoveAccount deletes the daemon's files of the account" \
+	bash -c "[ ! -e '$(dirname "$CONF")/b.password' ] && [ ! -e '$(dirname "$CONF")/b.ca.pem' ]"
 check "RemoveAccount unexports the object" eventually 5 bash -c "'$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State | grep -q '^error'"
 
 # --- configuration reload ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@
  *   ay             @FILE (the file's bytes) or the text itself
  *   a{ss}          k=v,k=v
  *   a{sv}          k=T:v,...  with T one of s b q u t x; T "as" takes
- *                  items separated by '|'
+ *                  items separated by '|', T "ay" @FILE or the text
  * Replies are printed one value per line in a plain form: basic values as
  * text, arrays as one line per element prefixed by "- ", dicts as
  * "key=value", ay as its bytes (raw, to stdout), h as the file's content.
@@ -200,7 +200,11 @@ static size_t append_arg(DBusMessageIter *it, const char *sig, char *arg)
 				if (!colon)
 					die("a{sv} value needs TYPE:VALUE: %s", eq + 1);
 				*colon = '\0';
-				if (strcmp(eq + 1, "as") == 0) {
+				if (strcmp(eq + 1, "ay") == 0) {
+					dbus_message_iter_open_container(&e, 'v', "ay", &var);
+					append_arg(&var, "ay", colon + 1);
+					dbus_message_iter_close_container(&e, &var);
+				} else if (strcmp(eq + 1, "as") == 0) {
 					DBusMessageIter arr;
 					char **sv;
 					int m;

@@ -142,7 +142,7 @@ START_TEST(test_add_creates_file_and_dir)
 	char *err = NULL;
 	const struct config_account *a;
 
-	ck_assert_int_eq(config_write_add_account(path, "work", &full, &err), 0);
+	ck_assert_int_eq(config_write_add_account(path, "work", &full, NULL, &err), 0);
 	ck_assert_ptr_null(err);
 	ck_assert_str_eq(read_file(path), "# cpmsync configuration: see cpmsync.conf(5)\n"
 					  "\n"
@@ -186,7 +186,7 @@ START_TEST(test_add_minimal_appends)
 	char expect[1024];
 	char *err = NULL;
 
-	ck_assert_int_eq(config_write_add_account(path, "b-2_x", &minimal, &err), 0);
+	ck_assert_int_eq(config_write_add_account(path, "b-2_x", &minimal, NULL, &err), 0);
 	snprintf(expect, sizeof(expect),
 		 "%s\n\n[account b-2_x]\nhost = h.example\nuser = u\n"
 		 "password_file = /p\n",
@@ -202,7 +202,7 @@ START_TEST(test_add_crlf)
 {
 	const char *path = write_file("c.conf", "[general]\r\n\r\n", 0600);
 
-	ck_assert_int_eq(config_write_add_account(path, "x", &minimal, NULL), 0);
+	ck_assert_int_eq(config_write_add_account(path, "x", &minimal, NULL, NULL), 0);
 	ck_assert_str_eq(read_file(path), "[general]\r\n\r\n[account x]\r\nhost = h.example\r\n"
 					  "user = u\r\npassword_file = /p\r\n");
 }
@@ -218,7 +218,7 @@ START_TEST(test_add_password_in_clear)
 
 	s.password_file = NULL;
 	s.password = "s3cret pass";
-	ck_assert_int_eq(config_write_add_account(path, "acct", &s, &err), 0);
+	ck_assert_int_eq(config_write_add_account(path, "acct", &s, NULL, &err), 0);
 	ck_assert_str_eq(read_file(pwfile), "s3cret pass\n");
 	ck_assert_uint_eq(mode_of(pwfile), 0600);
 	snprintf(expect, sizeof(expect), "password_file = %s\n", pwfile);
@@ -235,7 +235,7 @@ START_TEST(test_add_password_in_clear)
 	ck_assert_int_eq(config_write_remove_account(path, "acct", &err), 0);
 	ck_assert(!exists(pwfile));
 	write_file("conf/acct.password", "old\n", 0600);
-	ck_assert_int_eq(config_write_add_account(path, "acct", &s, &err), -EEXIST);
+	ck_assert_int_eq(config_write_add_account(path, "acct", &s, NULL, &err), -EEXIST);
 	ck_assert_ptr_nonnull(strstr(err, "acct.password"));
 	ck_assert_ptr_null(strstr(err, "s3cret"));
 	free(err);
@@ -253,10 +253,68 @@ START_TEST(test_add_password_symlink_refused)
 	s.password_file = NULL;
 	s.password = "pw";
 	ck_assert_int_eq(symlink("/nonexistent/target", tmp_path("n.password")), 0);
-	ck_assert_int_lt(config_write_add_account(path, "n", &s, &err), 0);
+	ck_assert_int_lt(config_write_add_account(path, "n", &s, NULL, &err), 0);
 	free(err);
 	ck_assert(!exists(path));
 	ck_assert(!exists("/nonexistent/target"));
+}
+END_TEST
+
+START_TEST(test_add_certificates)
+{
+	static const char ca[] = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n";
+	static const char client[] = "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n"
+				     "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n";
+	const char *path = tmp_path("conf/cpmsync.conf");
+	const char *cafile = tmp_path("conf/m.ca.pem"), *certfile = tmp_path("conf/m.client.pem");
+	const char *pwfile = tmp_path("conf/m.password");
+	struct config_account_pems pems = { ca, sizeof(ca) - 1, client, sizeof(client) - 1 };
+	struct cpmsync_account_settings s = minimal;
+	const struct config_account *a;
+	struct config *c = NULL;
+	char *err = NULL;
+	mode_t old;
+
+	s.password_file = NULL;
+	s.password = "pw";
+	/* Whatever the umask, the daemon's files are 0600. */
+	old = umask(0);
+	ck_assert_int_eq(config_write_add_account(path, "m", &s, &pems, &err), 0);
+	umask(old);
+	ck_assert_str_eq(read_file(cafile), ca);
+	ck_assert_str_eq(read_file(certfile), client);
+	ck_assert_uint_eq(mode_of(cafile), 0600);
+	ck_assert_uint_eq(mode_of(certfile), 0600);
+	ck_assert_uint_eq(mode_of(pwfile), 0600);
+	ck_assert_int_eq(config_load(path, &c, &err), 0);
+	a = config_find_account(c, "m");
+	ck_assert_str_eq(a->ca_file, cafile);
+	ck_assert_str_eq(a->client_cert, certfile);
+	ck_assert_str_eq(a->password_file, pwfile);
+	config_free(c);
+
+	/* RemoveAccount takes the daemon's files with it. */
+	ck_assert_int_eq(config_write_remove_account(path, "m", &err), 0);
+	ck_assert(!exists(cafile));
+	ck_assert(!exists(certfile));
+	ck_assert(!exists(pwfile));
+
+	/* A file in the way: nothing written, the files made are removed again. */
+	write_file("conf/m.client.pem", "mine\n", 0600);
+	ck_assert_int_eq(config_write_add_account(path, "m", &s, &pems, &err), -EEXIST);
+	ck_assert_ptr_nonnull(strstr(err, "client certificate file"));
+	ck_assert_ptr_nonnull(strstr(err, "m.client.pem"));
+	free(err);
+	ck_assert_str_eq(read_file(certfile), "mine\n");
+	ck_assert(!exists(cafile));
+	ck_assert(!exists(pwfile));
+	ck_assert_ptr_null(strstr(read_file(path), "[account m]"));
+
+	/* ca_file and CA bytes together: refused. */
+	s.ca_file = "/etc/ca.pem";
+	ck_assert_int_eq(config_write_add_account(path, "m2", &s, &pems, &err), -EINVAL);
+	ck_assert_str_eq(err, "both 'ca_file' and a CA certificate are set; give one");
+	free(err);
 }
 END_TEST
 
@@ -267,7 +325,7 @@ START_TEST(test_add_exists)
 	const char *path = write_file("cpmsync.conf", orig, 0600);
 	char *err = NULL;
 
-	ck_assert_int_eq(config_write_add_account(path, "a", &minimal, &err), -EEXIST);
+	ck_assert_int_eq(config_write_add_account(path, "a", &minimal, NULL, &err), -EEXIST);
 	ck_assert_ptr_nonnull(strstr(err, "'a'"));
 	ck_assert_ptr_nonnull(strstr(err, path));
 	free(err);
@@ -326,7 +384,8 @@ START_TEST(test_add_invalid)
 	const char *path = write_file("cpmsync.conf", orig, 0600);
 	char *err = NULL;
 
-	ck_assert_int_eq(config_write_add_account(path, bad[_i].name, &bad[_i].s, &err), -EINVAL);
+	ck_assert_int_eq(config_write_add_account(path, bad[_i].name, &bad[_i].s, NULL, &err),
+			 -EINVAL);
 	ck_assert_msg(err && strstr(err, bad[_i].want), "case %d: %s", _i, err ? err : "(null)");
 	free(err);
 	ck_assert_str_eq(read_file(path), orig);
@@ -343,7 +402,7 @@ START_TEST(test_add_folder_with_blank)
 	char *err = NULL;
 
 	s.folders = f;
-	ck_assert_int_eq(config_write_add_account(path, "x", &s, &err), -EINVAL);
+	ck_assert_int_eq(config_write_add_account(path, "x", &s, NULL, &err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "'folders'"));
 	ck_assert_ptr_nonnull(strstr(err, "My Chats"));
 	free(err);
@@ -358,9 +417,9 @@ START_TEST(test_add_name_too_long)
 
 	memset(name, 'n', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
-	ck_assert_int_eq(config_write_add_account(path, name, &minimal, NULL), -EINVAL);
+	ck_assert_int_eq(config_write_add_account(path, name, &minimal, NULL, NULL), -EINVAL);
 	name[CONFIG_MAX_NAME] = '\0';
-	ck_assert_int_eq(config_write_add_account(path, name, &minimal, NULL), 0);
+	ck_assert_int_eq(config_write_add_account(path, name, &minimal, NULL, NULL), 0);
 }
 END_TEST
 
@@ -370,7 +429,7 @@ START_TEST(test_add_to_invalid_file)
 	const char *path = write_file("cpmsync.conf", orig, 0600);
 	char *err = NULL;
 
-	ck_assert_int_eq(config_write_add_account(path, "b", &minimal, &err), -EINVAL);
+	ck_assert_int_eq(config_write_add_account(path, "b", &minimal, NULL, &err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "user is not set"));
 	free(err);
 	ck_assert_str_eq(read_file(path), orig);
@@ -384,7 +443,7 @@ START_TEST(test_add_through_symlink)
 	struct stat st;
 
 	ck_assert_int_eq(symlink("real.conf", link), 0);
-	ck_assert_int_eq(config_write_add_account(link, "s", &minimal, NULL), 0);
+	ck_assert_int_eq(config_write_add_account(link, "s", &minimal, NULL, NULL), 0);
 	ck_assert_int_eq(lstat(link, &st), 0);
 	ck_assert(S_ISLNK(st.st_mode));
 	ck_assert_ptr_nonnull(strstr(read_file(target), "[account s]"));
@@ -404,7 +463,7 @@ START_TEST(test_add_relative_path)
 	ck_assert_int_eq(chdir(tmpdir), 0);
 	s.password_file = NULL;
 	s.password = "pw";
-	ck_assert_int_eq(config_write_add_account("cpmsync.conf", "r", &s, NULL), 0);
+	ck_assert_int_eq(config_write_add_account("cpmsync.conf", "r", &s, NULL, NULL), 0);
 	snprintf(expect, sizeof(expect), "password_file = %s/r.password\n", tmpdir);
 	ck_assert_ptr_nonnull(strstr(read_file(tmp_path("cpmsync.conf")), expect));
 	ck_assert_int_eq(config_write_remove_account("cpmsync.conf", "r", NULL), 0);
@@ -512,8 +571,8 @@ START_TEST(test_round_trip)
 	static const char orig[] = "# mine\n[general]\noutbox = /o\n";
 	const char *path = write_file("cpmsync.conf", orig, 0600);
 
-	ck_assert_int_eq(config_write_add_account(path, "one", &full, NULL), 0);
-	ck_assert_int_eq(config_write_add_account(path, "two", &minimal, NULL), 0);
+	ck_assert_int_eq(config_write_add_account(path, "one", &full, NULL, NULL), 0);
+	ck_assert_int_eq(config_write_add_account(path, "two", &minimal, NULL, NULL), 0);
 	ck_assert_int_eq(config_write_remove_account(path, "one", NULL), 0);
 	ck_assert_int_eq(config_write_remove_account(path, "two", NULL), 0);
 	ck_assert_str_eq(read_file(path), "# mine\n[general]\noutbox = /o\n\n");
@@ -532,6 +591,7 @@ static Suite *config_write_suite(void)
 	tcase_add_test(tc, test_add_crlf);
 	tcase_add_test(tc, test_add_password_in_clear);
 	tcase_add_test(tc, test_add_password_symlink_refused);
+	tcase_add_test(tc, test_add_certificates);
 	tcase_add_test(tc, test_add_exists);
 	tcase_add_loop_test(tc, test_add_invalid, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_add_folder_with_blank);

@@ -845,6 +845,23 @@ static DBusMessage *dict_message(const char *spec)
 			cpm_dict_append(&d, item, DBUS_TYPE_INT64, &x);
 		} else if (!strcmp(eq + 1, "as")) {
 			cpm_dict_append_split(&d, item, colon + 1, ',');
+		} else if (!strcmp(eq + 1, "ay")) {
+			/* The text as bytes; '|' stands for a newline. */
+			DBusMessageIter e, v, a;
+			const char *key = item, *p = colon + 1;
+
+			for (char *q = colon + 1; *q; q++)
+				if (*q == '|')
+					*q = '\n';
+			dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, NULL, &e);
+			dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key);
+			dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "ay", &v);
+			dbus_message_iter_open_container(&v, DBUS_TYPE_ARRAY, "y", &a);
+			dbus_message_iter_append_fixed_array(&a, DBUS_TYPE_BYTE, &p,
+							     (int)strlen(p));
+			dbus_message_iter_close_container(&v, &a);
+			dbus_message_iter_close_container(&e, &v);
+			dbus_message_iter_close_container(&d, &e);
 		} else {
 			ck_abort_msg("bad spec type %s", eq + 1);
 		}
@@ -862,7 +879,7 @@ static char *parse_settings(const char *spec, struct cpmsync_account_settings *s
 
 	dbus_message_iter_init(m, &it);
 	memset(s, 0, sizeof(*s));
-	err = cpm_parse_account_settings(&it, s);
+	err = cpm_parse_account_settings(&it, s, NULL);
 	/* strings are borrowed from m: tests read them before unref */
 	if (!err) {
 		static char host[64], sec[16];
@@ -877,6 +894,9 @@ static char *parse_settings(const char *spec, struct cpmsync_account_settings *s
 	return err;
 }
 
+#define CERT "-----BEGIN CERTIFICATE-----|MIIB|-----END CERTIFICATE-----|"
+#define KEY  "-----BEGIN PRIVATE KEY-----|MIIE|-----END PRIVATE KEY-----|"
+
 START_TEST(test_settings)
 {
 	static const struct {
@@ -884,9 +904,31 @@ START_TEST(test_settings)
 		const char *error; /* prefix, NULL: accepted */
 	} cases[] = {
 		{ "Host=s:imap.example.org;User=s:alice;Password=s:x", NULL },
-		{ "Host=s:h;Port=q:993;Security=s:starttls;User=s:u;PasswordFile=s:/p;"
-		  "CaFile=s:/ca.pem;Folders=as:INBOX,Archive/*;SyncBodies=s:256",
+		{ "Host=s:h;Port=q:993;Security=s:starttls;User=s:u;Password=s:x;"
+		  "CaCertificate=ay:" CERT ";Folders=as:INBOX,Archive/*;SyncBodies=s:256",
 		  NULL },
+		{ "Host=s:h;User=s:u;Password=s:x;ClientCertificate=ay:" CERT KEY, NULL },
+		/* Paths and commands: refused, naming the key (issue 13). */
+		{ "Host=s:h;User=s:u;PasswordFile=s:/p",
+		  "settings: PasswordFile is not accepted: paths and commands belong in the "
+		  "configuration file only (give Password)" },
+		{ "Host=s:h;User=s:u;PasswordCommand=s:cat /p",
+		  "settings: PasswordCommand is not accepted: paths and commands belong in the "
+		  "configuration file only (give Password)" },
+		{ "Host=s:h;User=s:u;Password=s:x;CaFile=s:/ca.pem",
+		  "settings: CaFile is not accepted: paths and commands belong in the "
+		  "configuration file only (give Password and CaCertificate)" },
+		{ "Host=s:h;User=s:u;Password=s:x;CaFile=s:/ca.pem;PasswordFile=s:/p",
+		  "settings: CaFile is not accepted" },
+		{ "Host=s:h;User=s:u;Password=s:x;CaCertificate=s:/ca.pem",
+		  "settings: CaCertificate must be of type ay" },
+		{ "Host=s:h;User=s:u;Password=s:x;CaCertificate=ay:",
+		  "settings: CaCertificate is empty" },
+		{ "Host=s:h;User=s:u;Password=s:x;CaCertificate=ay:/etc/ssl/ca.pem",
+		  "settings: CaCertificate must be PEM: no -----BEGIN CERTIFICATE----- block" },
+		{ "Host=s:h;User=s:u;Password=s:x;ClientCertificate=ay:" CERT,
+		  "settings: ClientCertificate must hold the certificate and its private key "
+		  "(PEM): no PRIVATE KEY block" },
 		{ "Host=s:h;User=s:u;Password=s:x;SyncBodies=s:all", NULL },
 		{ "Host=s:h;User=s:u;Password=s:x;Bogus=s:1", "settings: unknown key 'Bogus'" },
 		{ "Host=s:h;User=s:u;Password=s:x;Port=u:993", "settings: Port must be of type q" },
@@ -894,9 +936,7 @@ START_TEST(test_settings)
 		  "settings: Folders must be of type as" },
 		{ "User=s:u;Password=s:x", "settings: Host is required" },
 		{ "Host=s:h;Password=s:x", "settings: User is required" },
-		{ "Host=s:h;User=s:u", "settings: exactly one of Password and PasswordFile" },
-		{ "Host=s:h;User=s:u;Password=s:x;PasswordFile=s:/p",
-		  "settings: exactly one of Password and PasswordFile" },
+		{ "Host=s:h;User=s:u", "settings: Password is required" },
 		{ "Host=s:h;User=s:u;Password=s:x;Security=s:ssl", "settings: Security must be" },
 		{ "Host=s:h;User=s:u;Password=s:x;SyncBodies=s:lots",
 		  "settings: SyncBodies must be" },
@@ -921,19 +961,26 @@ END_TEST
 
 START_TEST(test_settings_values)
 {
-	DBusMessage *m = dict_message("Host=s:h;Port=q:1143;User=s:u;PasswordFile=s:/p;"
-				      "Folders=as:INBOX,Sent");
+	DBusMessage *m = dict_message("Host=s:h;Port=q:1143;User=s:u;Password=s:pw;"
+				      "Folders=as:INBOX,Sent;CaCertificate=ay:" CERT
+				      ";ClientCertificate=ay:" KEY CERT);
 	struct cpmsync_account_settings s = { 0 };
+	struct cpm_account_pems pems = { 0 };
 	DBusMessageIter it;
 
 	dbus_message_iter_init(m, &it);
-	ck_assert_ptr_null(cpm_parse_account_settings(&it, &s));
+	ck_assert_ptr_null(cpm_parse_account_settings(&it, &s, &pems));
 	ck_assert_str_eq(s.host, "h");
 	ck_assert_uint_eq(s.port, 1143);
 	ck_assert_str_eq(s.security, "tls");
-	ck_assert_str_eq(s.password_file, "/p");
-	ck_assert_ptr_null(s.password);
+	ck_assert_str_eq(s.password, "pw");
+	ck_assert_ptr_null(s.password_file);
+	ck_assert_ptr_null(s.password_command);
 	ck_assert_ptr_null(s.ca_file);
+	ck_assert_uint_eq(pems.ca_len, strlen(CERT));
+	ck_assert(!memcmp(pems.ca, "-----BEGIN CERTIFICATE-----\nMIIB\n", 33));
+	ck_assert_uint_eq(pems.client_len, strlen(KEY CERT));
+	ck_assert(!memcmp(pems.client, "-----BEGIN PRIVATE KEY-----\n", 28));
 	ck_assert_str_eq(s.folders[0], "INBOX");
 	ck_assert_str_eq(s.folders[1], "Sent");
 	ck_assert_ptr_null(s.folders[2]);
