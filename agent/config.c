@@ -78,6 +78,7 @@ struct parser {
 	unsigned section_line;
 	unsigned general_line;	    /* 0: no [general] yet */
 	unsigned key_line[KEY_MAX]; /* where each key was set in this section */
+	const struct stat *st;	    /* the file's, when read from one (config_load) */
 };
 
 static int AGENT_ATTR_FORMAT(3, 4) fail_at(struct parser *p, unsigned line, const char *fmt, ...)
@@ -465,6 +466,22 @@ static int end_section(struct parser *p)
 	default: /* not reachable from a file: each key was checked when read */
 		return fail_at(p, p->section_line, "account '%s': a setting %s", a->name, why);
 	}
+	/*
+	 * A command the daemon runs: whoever can write the file can run
+	 * commands as the user.  The same rule as for a password file, for
+	 * writing: only the user.
+	 */
+	if (a->password_command && p->st && (p->st->st_mode & 022))
+		return fail_at(p, lc,
+			       "account '%s': password_command in a file writable by group or "
+			       "others (mode %04o): whoever can write it can run commands as "
+			       "you; chmod go-w it",
+			       a->name, (unsigned)(p->st->st_mode & 07777));
+	if (a->password_command && p->st && p->st->st_uid != geteuid())
+		return fail_at(p, lc,
+			       "account '%s': password_command in a file owned by uid %u, not by "
+			       "this user (uid %u); refusing to run it",
+			       a->name, (unsigned)p->st->st_uid, (unsigned)geteuid());
 	if (a->security == CPMSYNC_SECURITY_NONE && !host_is_loopback(a->host))
 		return fail_at(p, p->key_line[KEY_SECURITY],
 			       "account '%s': security 'none' sends the password in clear "
@@ -673,10 +690,11 @@ static char *base_dir_of(const char *name)
 	return xasprintf("%s/%.*s", cwd, (int)(slash - name), name);
 }
 
-int config_parse_buffer(const char *name, const char *data, size_t len, struct config **ret,
-			char **ret_error)
+/* config_parse_buffer(), st: the file's (NULL: not from a file). */
+static int parse_buffer(const char *name, const char *data, size_t len, const struct stat *st,
+			struct config **ret, char **ret_error)
 {
-	struct parser p = { .name = name };
+	struct parser p = { .name = name, .st = st };
 	int r;
 
 	p.c = xcalloc(1, sizeof(*p.c));
@@ -697,6 +715,12 @@ int config_parse_buffer(const char *name, const char *data, size_t len, struct c
 	}
 	*ret = p.c;
 	return 0;
+}
+
+int config_parse_buffer(const char *name, const char *data, size_t len, struct config **ret,
+			char **ret_error)
+{
+	return parse_buffer(name, data, len, NULL, ret, ret_error);
 }
 
 int config_load(const char *path, struct config **ret, char **ret_error)
@@ -730,7 +754,7 @@ int config_load(const char *path, struct config **ret, char **ret_error)
 	}
 	if (r < 0)
 		goto fail_errno;
-	return config_parse_buffer(path, data, len, ret, ret_error);
+	return parse_buffer(path, data, len, &st, ret, ret_error);
 
 fail_errno:
 	if (ret_error)

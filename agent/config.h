@@ -105,7 +105,9 @@ char *config_default_path(void);
  * untouched and, if ret_error is not NULL, *ret_error receives the reason
  * ("FILE:LINE: reason") to free().  A relative path is made absolute against
  * the current directory before relative values in it are resolved; messages
- * name the file as given.
+ * name the file as given.  A file holding password_command must be owned by
+ * the user and not writable by group or others (-EINVAL, at the
+ * password_command line); config_parse_buffer() has no file to judge.
  */
 int config_load(const char *path, struct config **ret, char **ret_error);
 

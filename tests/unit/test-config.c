@@ -932,6 +932,64 @@ static const struct {
 	{ "(sleep 5 &); echo bg", "bg" },
 };
 
+/*
+ * Issue 13: a file that runs a command must be the user's alone to write,
+ * the same rule as for a password file.
+ */
+START_TEST(test_config_perms_password_command)
+{
+	static const char cmd_conf[] = "[account a]\nhost = h\nuser = u\n"
+				       "password_command = echo pw\n";
+	static const char file_conf[] = "[account a]\nhost = h\nuser = u\n"
+					"password_file = /p\n";
+	struct config *c = NULL;
+	char *error = NULL, expect[PATH_MAX + 256];
+	const char *path;
+
+	/* Writable by group: refused, at the password_command line. */
+	path = write_file("g.conf", cmd_conf, sizeof(cmd_conf) - 1, 0620);
+	ck_assert_int_eq(config_load(path, &c, &error), -EINVAL);
+	snprintf(expect, sizeof(expect),
+		 "%s:4: account 'a': password_command in a file writable by group or others "
+		 "(mode 0620): whoever can write it can run commands as you; chmod go-w it",
+		 path);
+	ck_assert_str_eq(error, expect);
+	free(error);
+
+	/* Writable by others: refused. */
+	path = write_file("o.conf", cmd_conf, sizeof(cmd_conf) - 1, 0602);
+	ck_assert_int_eq(config_load(path, &c, &error), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(error, "(mode 0602)"));
+	free(error);
+
+	/* Only the user writes it: loaded (readable by others is not the issue). */
+	path = write_file("ok.conf", cmd_conf, sizeof(cmd_conf) - 1, 0644);
+	ck_assert_int_eq(config_load(path, &c, &error), 0);
+	c = config_free(c);
+
+	/* No command in it: the file's mode is not judged. */
+	path = write_file("f.conf", file_conf, sizeof(file_conf) - 1, 0666);
+	ck_assert_int_eq(config_load(path, &c, &error), 0);
+	c = config_free(c);
+
+	/* Owned by another user (chown needs root; the suite runs as root here). */
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_config_perms_password_command: owner case SKIPPED "
+				"(needs root for chown)\n");
+		return;
+	}
+	path = write_file("u.conf", cmd_conf, sizeof(cmd_conf) - 1, 0600);
+	ck_assert_int_eq(chown(path, 65534, 65534), 0);
+	ck_assert_int_eq(config_load(path, &c, &error), -EINVAL);
+	snprintf(expect, sizeof(expect),
+		 "%s:4: account 'a': password_command in a file owned by uid 65534, not by "
+		 "this user (uid 0); refusing to run it",
+		 path);
+	ck_assert_str_eq(error, expect);
+	free(error);
+}
+END_TEST
+
 START_TEST(test_password_command_ok)
 {
 	char *password = NULL, *error = NULL;
@@ -1236,6 +1294,7 @@ static Suite *config_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_password_file_ok, 0, (int)ARRAY_SIZE(pw_file_ok));
+	tcase_add_test(tc, test_config_perms_password_command);
 	tcase_add_test(tc, test_password_file_longest);
 	tcase_add_loop_test(tc, test_password_file_bad, 0, (int)ARRAY_SIZE(pw_file_bad));
 	tcase_add_test(tc, test_password_file_too_long);
