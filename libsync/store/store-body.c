@@ -113,6 +113,11 @@ static int open_db(struct store *s, struct store_bodies *b)
 {
 	int rc, r;
 
+	/* 0600 like the store (store_create_private()). */
+	if (!b->readonly && (r = store_create_private(b->path)) < 0) {
+		store_set_error(s, "%s: cannot create it: %s", b->path, strerror(-r));
+		return r;
+	}
 	rc = sqlite3_open_v2(b->path, &b->db,
 			     SQLITE_OPEN_NOMUTEX |
 				     (b->readonly ? SQLITE_OPEN_READONLY

@@ -2,11 +2,13 @@
 #include <sqlite3.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cpmsync/error.h>
@@ -581,6 +583,28 @@ static int setup(struct store *s, const char *path, unsigned target)
 	return repage(s);
 }
 
+int store_create_private(const char *path)
+{
+	int fd;
+
+	/* Not a file: SQLite's special names and URIs are left to it. */
+	if (!*path || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+		return 0;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -errno;
+	/* The umask cannot widen 0600, but a default ACL could: be explicit. */
+	if (fchmod(fd, 0600) < 0) {
+		int r = -errno;
+
+		close(fd);
+		unlink(path);
+		return r;
+	}
+	close(fd);
+	return 0;
+}
+
 static int open_internal(const char *path, unsigned flags, unsigned target, struct store **ret,
 			 char **ret_error)
 {
@@ -602,6 +626,14 @@ static int open_internal(const char *path, unsigned flags, unsigned target, stru
 	oflags = SQLITE_OPEN_NOMUTEX;
 	oflags |= s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
+	/* A new store is 0600, and so are its WAL and shared-memory files. */
+	if (!s->readonly && (r = store_create_private(path)) < 0) {
+		if (ret_error &&
+		    asprintf(ret_error, "%s: cannot create it: %s", path, strerror(-r)) < 0)
+			*ret_error = NULL;
+		free(s);
+		return r;
+	}
 	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		if (!s->db) {

@@ -65,6 +65,15 @@ int store_open(const char *path, unsigned flags, struct store **ret, char **ret_
 int store_open_at_version_for_test(const char *path, unsigned version, struct store **ret,
 				   char **ret_error);
 
+/*
+ * Creates the file path, mode 0600 whatever the umask (O_EXCL,
+ * O_NOFOLLOW), unless it exists.  SQLite creates a database 0644 & ~umask
+ * and gives its journal, WAL and shared-memory files the database's mode:
+ * created first, they are all 0600.  ":memory:", "" and "file:" URIs are
+ * left alone.  Returns 0 or -errno.
+ */
+int store_create_private(const char *path);
+
 /* Rolls back an open transaction and closes.  NULL is accepted.  Returns NULL. */
 struct store *store_close(struct store *s);
 

@@ -127,6 +127,30 @@ static void add_account_folder_message(struct store *s)
 			 0);
 }
 
+/* Issue 13: the store and every file SQLite makes beside it are 0600, whatever the umask. */
+START_TEST(test_files_private)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-bodies", "-bodies-journal" };
+	struct store *s;
+	mode_t old = umask(0);
+	struct stat st;
+
+	s = open_ok(dbpath, 0);
+	umask(old);
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_body_put(s, 100, "\x00\xff", 2), 0);
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char p[sizeof(dbpath) + 32];
+
+		snprintf(p, sizeof(p), "%s%s", dbpath, suffixes[i]);
+		ck_assert_msg(stat(p, &st) == 0, "%s: %s", p, strerror(errno));
+		ck_assert_msg((st.st_mode & 07777) == 0600, "%s is %04o", p,
+			      (unsigned)(st.st_mode & 07777));
+	}
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_open_creates_schema)
 {
 	struct store *s = open_ok(dbpath, 0);
@@ -703,6 +727,7 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_open_creates_schema);
+	tcase_add_test(tc, test_files_private);
 	tcase_add_test(tc, test_reopen_is_idempotent);
 	tcase_add_test(tc, test_migrate_from_every_older_version);
 	tcase_add_test(tc, test_newer_version_refused);
