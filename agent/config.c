@@ -16,6 +16,7 @@
 
 #include <cpmsync/account.h>
 #include <cpmsync/io.h>
+#include <cpmsync/loop.h>
 #include <cpmsync/settings.h>
 #include <cpmsync/utf8.h>
 
@@ -1004,42 +1005,127 @@ static void __attribute__((noreturn)) exec_child(const char *command, int in_fd,
 	_exit(127);
 }
 
-static int password_from_command(const char *command, char **ret_password, char **ret_error)
+/*
+ * Starts /bin/sh -c command with stdin from /dev/null and stdout into a
+ * pipe: *ret_pid and *ret_rd (non-blocking, close-on-exec).  0 or -errno.
+ */
+static int spawn_command(const char *command, pid_t *ret_pid, int *ret_rd)
 {
-	_cleanup_close_ int null_fd = -1, rd = -1, wr = -1, pidfd = -1;
-	struct secret_line line = { 0 };
-	int64_t deadline;
-	bool timed_out = false, exited = false, failed = false, flood = false;
-	char chunk[1024];
-	int fds[2], status, r;
+	_cleanup_close_ int null_fd = -1, rd = -1, wr = -1;
+	int fds[2];
 	pid_t pid;
 
 	null_fd = fd_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
-	if (null_fd < 0 || pipe2(fds, O_CLOEXEC) < 0) {
-		r = -errno;
-		if (ret_error)
-			*ret_error = xasprintf("cannot run password_command: %s", strerror(-r));
-		return r;
-	}
+	if (null_fd < 0 || pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
 	rd = fds[0];
 	wr = fd_above_stdio(fds[1]);
-	if (wr < 0 || fcntl(rd, F_SETFL, O_NONBLOCK) < 0) {
-		r = -errno;
-		if (ret_error)
-			*ret_error = xasprintf("cannot run password_command: %s", strerror(-r));
-		return r;
-	}
-
+	if (wr < 0 || fcntl(rd, F_SETFL, O_NONBLOCK) < 0)
+		return -errno;
 	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		if (ret_error)
-			*ret_error = xasprintf("cannot run password_command: %s", strerror(-r));
-		return r;
-	}
+	if (pid < 0)
+		return -errno;
 	if (pid == 0)
 		exec_child(command, null_fd, wr);
-	close(TAKE_FD(wr));
+	*ret_pid = pid;
+	*ret_rd = TAKE_FD(rd);
+	return 0;
+}
+
+/* How a password_command run ended, before its status is known. */
+enum command_end {
+	COMMAND_DONE, /* EOF, or the command exited */
+	COMMAND_TIMED_OUT,
+	COMMAND_FAILED, /* reading its output failed */
+	COMMAND_FLOOD,	/* printed too much */
+};
+
+/*
+ * Kills the command if it must die, reaps it and judges the run.  Wipes
+ * line.  Returns what config_account_password() returns.
+ */
+static int command_finish(pid_t pid, enum command_end end, unsigned timeout_ms,
+			  struct secret_line *line, char **ret_password, char **ret_error)
+{
+	int status, r;
+
+	if (end != COMMAND_DONE)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			r = -errno;
+			explicit_bzero(line, sizeof(*line));
+			if (ret_error)
+				*ret_error = xasprintf("cannot wait for password_command: %s",
+						       strerror(-r));
+			return r;
+		}
+	}
+	if (end != COMMAND_DONE)
+		explicit_bzero(line, sizeof(*line));
+	switch (end) {
+	case COMMAND_FAILED:
+		if (ret_error)
+			*ret_error = xstrdup("cannot read the output of password_command");
+		return -EIO;
+	case COMMAND_FLOOD:
+		if (ret_error)
+			*ret_error = xasprintf("password_command printed more "
+					       "than %d bytes and was killed",
+					       CONFIG_MAX_COMMAND_OUTPUT);
+		return -E2BIG;
+	case COMMAND_TIMED_OUT:
+		if (ret_error)
+			*ret_error = timeout_ms % 1000
+					     ? xasprintf("password_command did not finish within "
+							 "%u ms and was killed",
+							 timeout_ms)
+					     : xasprintf("password_command did not finish within "
+							 "%u s and was killed",
+							 timeout_ms / 1000);
+		return -ETIMEDOUT;
+	case COMMAND_DONE:
+		break;
+	}
+	if (WIFSIGNALED(status)) {
+		explicit_bzero(line, sizeof(*line));
+		if (ret_error)
+			*ret_error = xasprintf("password_command was killed by signal %d",
+					       WTERMSIG(status));
+		return -EIO;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		explicit_bzero(line, sizeof(*line));
+		if (ret_error)
+			*ret_error = xasprintf("password_command exited with status %d",
+					       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return -EIO;
+	}
+	if (line->total == 0) {
+		if (ret_error)
+			*ret_error = xstrdup("password_command printed nothing");
+		return -ENODATA;
+	}
+	return secret_line_finish(line, "password_command", ret_password, ret_error);
+}
+
+static int password_from_command(const char *command, char **ret_password, char **ret_error)
+{
+	_cleanup_close_ int rd = -1, pidfd = -1;
+	struct secret_line line = { 0 };
+	enum command_end end = COMMAND_DONE;
+	bool exited = false;
+	int64_t deadline;
+	char chunk[1024];
+	pid_t pid;
+	int r;
+
+	r = spawn_command(command, &pid, &rd);
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = xasprintf("cannot run password_command: %s", strerror(-r));
+		return r;
+	}
 
 	/*
 	 * Read to EOF, so that the command never blocks on a full pipe.  A
@@ -1058,12 +1144,12 @@ static int password_from_command(const char *command, char **ret_password, char 
 		ssize_t n;
 
 		if (left <= 0) {
-			timed_out = true;
+			end = COMMAND_TIMED_OUT;
 			break;
 		}
 		r = poll(pfd, 2, (int)left);
 		if (r < 0 && errno != EINTR) {
-			failed = true;
+			end = COMMAND_FAILED;
 			break;
 		}
 		if (r <= 0)
@@ -1076,73 +1162,175 @@ static int password_from_command(const char *command, char **ret_password, char 
 		if (n < 0 && errno == EAGAIN && !exited)
 			continue;
 		if (n < 0 && errno != EAGAIN)
-			failed = true;
+			end = COMMAND_FAILED;
 		if (n <= 0)
 			break;
 		secret_line_feed(&line, chunk, (size_t)n);
 		if (line.total > CONFIG_MAX_COMMAND_OUTPUT) {
-			flood = true;
+			end = COMMAND_FLOOD;
 			break;
 		}
 	}
 	explicit_bzero(chunk, sizeof(chunk));
 	/* A command still writing gets EPIPE; one still running is killed. */
 	close(TAKE_FD(rd));
-	if (timed_out || failed || flood)
-		kill(pid, SIGKILL);
+	return command_finish(pid, end, CONFIG_PASSWORD_TIMEOUT_MS, &line, ret_password, ret_error);
+}
 
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			r = -errno;
-			explicit_bzero(&line, sizeof(line));
-			if (ret_error)
-				*ret_error = xasprintf("cannot wait for password_command: %s",
-						       strerror(-r));
-			return r;
+/* ------------------------------------------------------------------------ */
+/* password_command on the loop */
+
+struct password_job {
+	struct cpmsync_loop *loop;
+	pid_t pid;
+	int rd, pidfd;
+	unsigned timeout_ms;
+	struct cpmsync_loop_source *rd_src, *pid_src, *timer;
+	struct secret_line line;
+	password_job_done_t done;
+	void *userdata;
+};
+
+static void job_release(struct password_job *j)
+{
+	j->rd_src = cpmsync_loop_source_remove(j->rd_src);
+	j->pid_src = cpmsync_loop_source_remove(j->pid_src);
+	j->timer = cpmsync_loop_source_remove(j->timer);
+	if (j->rd >= 0)
+		close(TAKE_FD(j->rd));
+	if (j->pidfd >= 0)
+		close(TAKE_FD(j->pidfd));
+}
+
+static void job_finish(struct password_job *j, enum command_end end)
+{
+	char *password = NULL, *error = NULL;
+	int r;
+
+	/* A command still writing gets EPIPE; one still running is killed. */
+	job_release(j);
+	r = command_finish(j->pid, end, j->timeout_ms, &j->line, &password, &error);
+	j->done(r, password, error, j->userdata);
+	free(j);
+}
+
+/* Reads what is there; true when the job ended (and is freed). */
+static bool job_read(struct password_job *j, bool exited)
+{
+	char chunk[1024];
+
+	for (;;) {
+		ssize_t n = read(j->rd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			explicit_bzero(chunk, sizeof(chunk));
+			if (!exited)
+				return false;
+			/* Exited; a background process holds the pipe: stop. */
+			job_finish(j, COMMAND_DONE);
+			return true;
+		}
+		if (n < 0) {
+			job_finish(j, COMMAND_FAILED);
+			return true;
+		}
+		if (n == 0) {
+			/* EOF.  Without a pidfd, waitpid() waits for the exit. */
+			if (exited || j->pidfd < 0) {
+				job_finish(j, COMMAND_DONE);
+				return true;
+			}
+			j->rd_src = cpmsync_loop_source_remove(j->rd_src);
+			return false;
+		}
+		secret_line_feed(&j->line, chunk, (size_t)n);
+		explicit_bzero(chunk, (size_t)n);
+		if (j->line.total > CONFIG_MAX_COMMAND_OUTPUT) {
+			job_finish(j, COMMAND_FLOOD);
+			return true;
 		}
 	}
-	if (failed) {
-		explicit_bzero(&line, sizeof(line));
-		if (ret_error)
-			*ret_error = xstrdup("cannot read the output of password_command");
-		return -EIO;
+}
+
+static void job_on_output(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
+{
+	(void)src;
+	(void)fd;
+	(void)events;
+	job_read(userdata, false);
+}
+
+static void job_on_exit(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
+{
+	struct password_job *j = userdata;
+
+	(void)src;
+	(void)fd;
+	(void)events;
+	if (!j->rd_src) {
+		/* EOF came first. */
+		job_finish(j, COMMAND_DONE);
+		return;
 	}
-	if (flood) {
-		explicit_bzero(&line, sizeof(line));
+	job_read(j, true);
+}
+
+static void job_on_timeout(struct cpmsync_loop_source *src, void *userdata)
+{
+	(void)src;
+	job_finish(userdata, COMMAND_TIMED_OUT);
+}
+
+int password_job_start(struct cpmsync_loop *loop, const char *command, unsigned timeout_ms,
+		       password_job_done_t done, void *userdata, struct password_job **ret,
+		       char **ret_error)
+{
+	struct password_job *j = xcalloc(1, sizeof(*j));
+	int r;
+
+	j->loop = loop;
+	j->rd = j->pidfd = -1;
+	j->timeout_ms = timeout_ms ? timeout_ms : CONFIG_PASSWORD_TIMEOUT_MS;
+	j->done = done;
+	j->userdata = userdata;
+	r = spawn_command(command, &j->pid, &j->rd);
+	if (r < 0) {
+		free(j);
 		if (ret_error)
-			*ret_error = xasprintf("password_command printed more "
-					       "than %d bytes and was killed",
-					       CONFIG_MAX_COMMAND_OUTPUT);
-		return -E2BIG;
+			*ret_error = xasprintf("cannot run password_command: %s", strerror(-r));
+		return r;
 	}
-	if (timed_out) {
-		explicit_bzero(&line, sizeof(line));
+	j->pidfd = pidfd_open_fd(j->pid);
+	r = cpmsync_loop_add_fd(loop, j->rd, CPMSYNC_LOOP_IN, job_on_output, j, NULL, &j->rd_src);
+	if (r >= 0 && j->pidfd >= 0)
+		r = cpmsync_loop_add_fd(loop, j->pidfd, CPMSYNC_LOOP_IN, job_on_exit, j, NULL,
+					&j->pid_src);
+	if (r >= 0)
+		r = cpmsync_loop_add_timer(loop, j->timeout_ms, 0, job_on_timeout, j, NULL,
+					   &j->timer);
+	if (r < 0) {
+		password_job_cancel(j);
 		if (ret_error)
-			*ret_error = xasprintf("password_command did not finish within "
-					       "%d s and was killed",
-					       CONFIG_PASSWORD_TIMEOUT_MS / 1000);
-		return -ETIMEDOUT;
+			*ret_error = xasprintf("cannot run password_command: %s", strerror(-r));
+		return r;
 	}
-	if (WIFSIGNALED(status)) {
-		explicit_bzero(&line, sizeof(line));
-		if (ret_error)
-			*ret_error = xasprintf("password_command was killed by signal %d",
-					       WTERMSIG(status));
-		return -EIO;
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		explicit_bzero(&line, sizeof(line));
-		if (ret_error)
-			*ret_error = xasprintf("password_command exited with status %d",
-					       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		return -EIO;
-	}
-	if (line.total == 0) {
-		if (ret_error)
-			*ret_error = xstrdup("password_command printed nothing");
-		return -ENODATA;
-	}
-	return secret_line_finish(&line, "password_command", ret_password, ret_error);
+	*ret = j;
+	return 0;
+}
+
+struct password_job *password_job_cancel(struct password_job *j)
+{
+	if (!j)
+		return NULL;
+	job_release(j);
+	kill(j->pid, SIGKILL);
+	while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	explicit_bzero(&j->line, sizeof(j->line));
+	free(j);
+	return NULL;
 }
 
 int config_account_password(const struct config_account *a, char **ret_password, char **ret_error)

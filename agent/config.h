@@ -167,3 +167,21 @@ bool config_account_equal(const struct config_account *a, const struct config_ac
  * bytes is wiped.
  */
 int config_account_password(const struct config_account *a, char **ret_password, char **ret_error);
+
+/*
+ * password_command without blocking: runs command as config_account_password()
+ * does, on loop (a pipe and a pidfd as sources, and a timer), and calls
+ * done once with what config_account_password() would return: r, and the
+ * password (r == 0; wipe it before free()ing it) or the reason (r < 0),
+ * both to free() by done.  timeout_ms 0: CONFIG_PASSWORD_TIMEOUT_MS.  The
+ * job is freed after done returns.  Returns 0 and *ret, or -errno and a
+ * reason in *ret_error (done is then never called).
+ */
+struct cpmsync_loop;
+struct password_job;
+typedef void (*password_job_done_t)(int r, char *password, char *error, void *userdata);
+int password_job_start(struct cpmsync_loop *loop, const char *command, unsigned timeout_ms,
+		       password_job_done_t done, void *userdata, struct password_job **ret,
+		       char **ret_error);
+/* Kills and reaps the command; done is not called.  Accepts NULL; returns NULL. */
+struct password_job *password_job_cancel(struct password_job *j);

@@ -37,6 +37,15 @@ struct daemon_account {
 	const struct config_account *conf; /* in d->cfg */
 	struct cpmsync_session *session;
 	char *password_error;
+	/*
+	 * password_command runs on the loop (password_job_start()): while it
+	 * runs, password_cb answers -EINPROGRESS and the connection waits;
+	 * its result is kept for the next password_cb, once.
+	 */
+	struct password_job *pw_job;
+	bool pw_ready;
+	int pw_r;
+	char *pw; /* pw_r == 0 */
 };
 
 struct daemon {
@@ -75,6 +84,41 @@ static int make_dirs(const char *dir)
 /* ------------------------------------------------------------------ */
 /* Accounts */
 
+static void password_forget(struct daemon_account *da)
+{
+	da->pw_job = password_job_cancel(da->pw_job);
+	if (da->pw) {
+		explicit_bzero(da->pw, strlen(da->pw));
+		free(da->pw);
+		da->pw = NULL;
+	}
+	da->pw_ready = false;
+}
+
+static void password_failed(struct daemon_account *da, int r, char *err)
+{
+	free(da->password_error);
+	da->password_error = err;
+	log_error("%s: %s", da->conf->name, err ? err : strerror(-r));
+}
+
+static void password_job_done(int r, char *password, char *error, void *userdata)
+{
+	struct daemon_account *da = userdata;
+
+	da->pw_job = NULL;
+	da->pw_ready = true;
+	da->pw_r = r;
+	da->pw = password;
+	if (r < 0)
+		password_failed(da, r, error);
+	else
+		free(error);
+	log_debug("%s: password_command finished", da->conf->name);
+	/* The connection waiting for it asks password_cb again. */
+	cpmsync_session_password_ready(da->session);
+}
+
 static int password_cb(const struct cpmsync_account *account, char **ret_password, void *userdata)
 {
 	struct daemon_account *da = userdata;
@@ -82,12 +126,38 @@ static int password_cb(const struct cpmsync_account *account, char **ret_passwor
 	int r;
 
 	(void)account;
-	r = config_account_password(da->conf, ret_password, &err);
-	free(da->password_error);
-	da->password_error = err;
-	if (r < 0)
-		log_error("%s: %s", da->conf->name, err ? err : strerror(-r));
-	return r;
+	if (!da->conf->password_command) {
+		r = config_account_password(da->conf, ret_password, &err);
+		if (r < 0) {
+			password_failed(da, r, err);
+			return r;
+		}
+		free(da->password_error);
+		da->password_error = NULL;
+		return 0;
+	}
+	/* The command's result, once. */
+	if (da->pw_ready) {
+		r = da->pw_r;
+		*ret_password = TAKE_PTR(da->pw);
+		da->pw_ready = false;
+		if (r == 0) {
+			free(da->password_error);
+			da->password_error = NULL;
+		}
+		return r;
+	}
+	if (da->pw_job)
+		return -EINPROGRESS;
+	/* Never on the loop's time: the connection waits, the rest goes on. */
+	r = password_job_start(da->d->loop, da->conf->password_command, 0, password_job_done, da,
+			       &da->pw_job, &err);
+	if (r < 0) {
+		password_failed(da, r, err);
+		return r;
+	}
+	log_debug("%s: running password_command", da->conf->name);
+	return -EINPROGRESS;
 }
 
 static void settings_of(struct daemon_account *da, struct cpmsync_account *ret)
@@ -197,6 +267,7 @@ static void remove_account_at(struct daemon *d, size_t i)
 	if (d->svc && name)
 		cpm_service_remove_account(d->svc, name);
 	cpmsync_session_free(da->session);
+	password_forget(da);
 	free(da->password_error);
 	free(da);
 	d->accounts[i] = d->accounts[--d->n_accounts];
@@ -232,6 +303,8 @@ static void apply_config(struct daemon *d, struct config *cfg)
 		if (!same) {
 			struct cpmsync_account settings;
 
+			/* A command of the old settings, or its result: not for these. */
+			password_forget(da);
 			settings_of(da, &settings);
 			log_info("%s: settings changed, reconnecting", now->name);
 			cpmsync_session_set_account(da->session, &settings);

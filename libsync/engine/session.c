@@ -1876,6 +1876,12 @@ void cpmsync_session_sync_now(struct cpmsync_session *s)
 	want_sync(s, true);
 }
 
+void cpmsync_session_password_ready(struct cpmsync_session *s)
+{
+	if (s && s->client)
+		imap_client_password_ready(s->client);
+}
+
 const char *cpmsync_session_name(const struct cpmsync_session *s)
 {
 	return s ? s->name : NULL;

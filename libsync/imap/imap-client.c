@@ -104,6 +104,9 @@ struct imap_client {
 	bool utf8_enabled;
 
 	struct sasl_scram *scram;
+	/* Asked for before the mechanism is chosen; given to the first use. */
+	char *password;
+	bool auth_pending; /* password_cb said -EINPROGRESS: waiting for it */
 	char *bye_text;
 	char error[512];
 
@@ -973,6 +976,10 @@ static int get_password(struct imap_client *c, char **ret)
 {
 	int r;
 
+	if (c->password) {
+		*ret = TAKE_PTR(c->password);
+		return 0;
+	}
 	if (!c->account.password_cb)
 		return -CPMSYNC_E_CONFIG;
 	r = c->account.password_cb(&c->account, ret, c->account.password_userdata);
@@ -1053,6 +1060,30 @@ static void authenticate(struct imap_client *c)
 		return;
 	}
 	client_set_state(c, IMAP_CLIENT_AUTHENTICATING);
+	/*
+	 * The password first: the host may need time to get it (a command
+	 * run on the loop).  Then the connection waits, nothing in flight,
+	 * until imap_client_password_ready().
+	 */
+	if (c->account.password_cb && !c->password) {
+		r = c->account.password_cb(&c->account, &c->password, c->account.password_userdata);
+		if (r == -EINPROGRESS) {
+			log_debug(CAT, "%s: waiting for the password", c->name);
+			c->password = NULL;
+			c->auth_pending = true;
+			/* Nothing awaited from the server: no deadline (the host's own bounds the
+			 * wait). */
+			arm_deadline(c);
+			return;
+		}
+		if (r >= 0 && !c->password)
+			r = -CPMSYNC_E_CONFIG;
+		if (r < 0) {
+			client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s",
+				    cpmsync_strerror(r));
+			return;
+		}
+	}
 	r = imap_cmd_new(c, IMAP_CMD_PREAUTH | IMAP_CMD_EXCLUSIVE | IMAP_CMD_SECRET, login_done,
 			 NULL, &cmd);
 	if (r < 0)
@@ -1142,6 +1173,18 @@ fail:
 	imap_cmd_free(cmd);
 	client_fail(c, r, "cannot start authentication: %s",
 		    c->error[0] ? c->error : cpmsync_strerror(r));
+}
+
+void imap_client_password_ready(struct imap_client *c)
+{
+	if (!c || !c->auth_pending || c->fd < 0 || c->free_pending)
+		return;
+	c->auth_pending = false;
+	c->dispatching++;
+	authenticate(c);
+	c->dispatching--;
+	if (c->free_pending && c->dispatching == 0)
+		imap_client_free(c);
 }
 
 static void enable_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
@@ -1693,6 +1736,10 @@ struct imap_client *imap_client_free(struct imap_client *c)
 	imap_caps_free(&c->caps);
 	imap_caps_free(&c->enabled_caps);
 	buf_free(&c->out);
+	if (c->password) {
+		explicit_bzero(c->password, strlen(c->password));
+		free(c->password);
+	}
 	free(c->bye_text);
 	free(c->name);
 	free(c->host);

@@ -114,6 +114,12 @@ int imap_client_connect(struct imap_client *client);
 int imap_client_connect_fd(struct imap_client *client, int fd);
 /* Sends LOGOUT (if connected) and closes once it is answered. */
 void imap_client_logout(struct imap_client *client);
+/*
+ * The account's password_cb returned -EINPROGRESS (the connection waits,
+ * authenticating, nothing sent): ask it again and go on.  Does nothing
+ * when the client is not waiting for its password.
+ */
+void imap_client_password_ready(struct imap_client *client);
 
 enum imap_client_state imap_client_get_state(const struct imap_client *client);
 /* Capabilities as of now (after login once READY). */

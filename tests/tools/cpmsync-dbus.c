@@ -8,6 +8,10 @@
  *   cpmsync-dbus set PATH IFACE PROPERTY SIG VALUE
  *   cpmsync-dbus monitor [SECONDS]     signals of org.cpmsync, one per line
  *   cpmsync-dbus wait-owner SECONDS    until org.cpmsync has an owner
+ *   cpmsync-dbus latency SECONDS       Manager1.Version read over and over for
+ *                                      SECONDS, 20 ms apart, on one connection;
+ *                                      prints "N calls, max M ms" (the slowest
+ *                                      answer); exit 1 on an error
  *
  * SIG is the whole input signature; one ARG per complete type in it:
  *   s o g          the text
@@ -474,6 +478,34 @@ int main(int argc, char **argv)
 		}
 		printf("error: %s has no owner\n", DEST);
 		return 1;
+	}
+	if (strcmp(argv[1], "latency") == 0 && argc == 3) {
+		double end = now_s() + atof(argv[2]), max = 0;
+		unsigned n = 0;
+
+		while (now_s() < end) {
+			const char *iface = "org.cpmsync.Manager1", *prop = "Version";
+			double t0 = now_s();
+			DBusMessage *reply;
+
+			m = dbus_message_new_method_call(DEST, "/org/cpmsync",
+							 DBUS_INTERFACE_PROPERTIES, "Get");
+			dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING,
+						 &prop, DBUS_TYPE_INVALID);
+			reply = dbus_connection_send_with_reply_and_block(bus, m, 30000, &err);
+			dbus_message_unref(m);
+			if (!reply) {
+				printf("error %s: %s\n", err.name, err.message);
+				return 1;
+			}
+			dbus_message_unref(reply);
+			if (now_s() - t0 > max)
+				max = now_s() - t0;
+			n++;
+			usleep(20000);
+		}
+		printf("%u calls, max %.0f ms\n", n, max * 1000);
+		return 0;
 	}
 	if (strcmp(argv[1], "get") == 0 && argc == 5) {
 		const char *iface = argv[3], *prop = argv[4];

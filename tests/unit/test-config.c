@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cpmsync/account.h>
+#include <cpmsync/loop.h>
 
 #include "testlib.h"
 #include "config.h"
@@ -1034,6 +1036,146 @@ START_TEST(test_password_command_bad)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* password_command on the loop (issue 13) */
+
+struct job_result {
+	bool done;
+	int r;
+	char *password, *error;
+};
+
+static void job_done(int r, char *password, char *error, void *userdata)
+{
+	struct job_result *res = userdata;
+
+	res->done = true;
+	res->r = r;
+	res->password = password;
+	res->error = error;
+}
+
+static void count_tick(struct cpmsync_loop_source *src, void *userdata)
+{
+	(void)src;
+	(*(unsigned *)userdata)++;
+}
+
+/* Runs command as a job on a loop until it is done (at most 10 s); returns the ms it took. */
+static uint64_t run_job(const char *command, unsigned timeout_ms, struct job_result *res,
+			unsigned *ret_ticks)
+{
+	struct cpmsync_loop *loop = NULL;
+	struct cpmsync_loop_source *tick = NULL;
+	struct password_job *job = NULL;
+	uint64_t t0, took;
+	char *err = NULL;
+
+	memset(res, 0, sizeof(*res));
+	*ret_ticks = 0;
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(cpmsync_loop_add_timer(loop, 20, 20, count_tick, ret_ticks, NULL, &tick),
+			 0);
+	t0 = cpmsync_now_ms();
+	ck_assert_int_eq(password_job_start(loop, command, timeout_ms, job_done, res, &job, &err),
+			 0);
+	/* Started, not run: the caller goes on at once. */
+	ck_assert_uint_lt(cpmsync_now_ms() - t0, 100);
+	while (!res->done && cpmsync_now_ms() - t0 < 10000)
+		cpmsync_loop_iterate(loop, 100);
+	took = cpmsync_now_ms() - t0;
+	ck_assert_msg(res->done, "%s: not done after 10 s", command);
+	cpmsync_loop_source_remove(tick);
+	cpmsync_loop_free(loop);
+	return took;
+}
+
+START_TEST(test_password_job_async)
+{
+	struct job_result res;
+	unsigned ticks;
+	uint64_t took;
+
+	took = run_job("sleep 0.5; echo " SECRET, 0, &res, &ticks);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(res.password, SECRET);
+	ck_assert_ptr_null(res.error);
+	ck_assert_uint_ge(took, 450);
+	/* The loop ran meanwhile: a 20 ms timer fired all along. */
+	ck_assert_uint_ge(ticks, 15);
+	free(res.password);
+	/* Reaped: no child left. */
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+	ck_assert_int_eq(errno, ECHILD);
+}
+END_TEST
+
+START_TEST(test_password_job_timeout)
+{
+	struct job_result res;
+	unsigned ticks;
+	uint64_t took;
+
+	took = run_job("sleep 5; echo " SECRET, 200, &res, &ticks);
+	ck_assert_int_eq(res.r, -ETIMEDOUT);
+	ck_assert_ptr_null(res.password);
+	ck_assert_str_eq(res.error, "password_command did not finish within 200 ms and was killed");
+	ck_assert_uint_lt(took, 2000);
+	free(res.error);
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+}
+END_TEST
+
+/* The same answers as the blocking call, for every case. */
+START_TEST(test_password_job_ok)
+{
+	struct job_result res;
+	unsigned ticks;
+	uint64_t took;
+
+	took = run_job(pw_cmd_ok[_i].command, 0, &res, &ticks);
+	ck_assert_msg(res.r == 0, "%s: %s", pw_cmd_ok[_i].command, res.error);
+	ck_assert_str_eq(res.password, pw_cmd_ok[_i].password);
+	/* A background process keeping stdout open is not waited for. */
+	ck_assert_uint_lt(took, 3000);
+	free(res.password);
+}
+END_TEST
+
+START_TEST(test_password_job_bad)
+{
+	struct job_result res;
+	unsigned ticks;
+
+	run_job(pw_cmd_bad[_i].command, 0, &res, &ticks);
+	ck_assert_int_eq(res.r, pw_cmd_bad[_i].r);
+	ck_assert_ptr_null(res.password);
+	ck_assert_str_eq(res.error, pw_cmd_bad[_i].error);
+	free(res.error);
+}
+END_TEST
+
+START_TEST(test_password_job_cancel)
+{
+	struct cpmsync_loop *loop = NULL;
+	struct password_job *job = NULL;
+	struct job_result res = { 0 };
+	uint64_t t0;
+
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(password_job_start(loop, "sleep 5", 0, job_done, &res, &job, NULL), 0);
+	cpmsync_loop_iterate(loop, 50);
+	t0 = cpmsync_now_ms();
+	ck_assert_ptr_null(password_job_cancel(job));
+	ck_assert_uint_lt(cpmsync_now_ms() - t0, 1000);
+	ck_assert(!res.done);
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+	cpmsync_loop_iterate(loop, 50);
+	ck_assert(!res.done);
+	cpmsync_loop_free(loop);
+}
+END_TEST
+
 START_TEST(test_password_command_stdio_closed)
 {
 	char *password = NULL, *error = NULL;
@@ -1301,6 +1443,11 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_password_file_not_regular);
 	tcase_add_loop_test(tc, test_password_command_ok, 0, (int)ARRAY_SIZE(pw_cmd_ok));
 	tcase_add_loop_test(tc, test_password_command_bad, 0, (int)ARRAY_SIZE(pw_cmd_bad));
+	tcase_add_test(tc, test_password_job_async);
+	tcase_add_test(tc, test_password_job_timeout);
+	tcase_add_loop_test(tc, test_password_job_ok, 0, (int)ARRAY_SIZE(pw_cmd_ok));
+	tcase_add_loop_test(tc, test_password_job_bad, 0, (int)ARRAY_SIZE(pw_cmd_bad));
+	tcase_add_test(tc, test_password_job_cancel);
 	tcase_add_test(tc, test_password_command_stdio_closed);
 	tcase_add_test(tc, test_password_none);
 	suite_add_tcase(s, tc);

@@ -32,8 +32,15 @@ struct ctx {
 	char untagged[512];
 };
 
+/* Set by a test: the password is "not ready yet" (-EINPROGRESS). */
+static bool password_pending;
+static unsigned password_calls;
+
 static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 {
+	password_calls++;
+	if (password_pending)
+		return -EINPROGRESS;
 	/* The account given at imap_client_new() time was a local that is
 	 * gone by now: the client must pass its own copy. */
 	ck_assert_str_eq(a->user, "alice");
@@ -392,6 +399,43 @@ START_TEST(test_connection_refused_cases)
 }
 END_TEST
 
+/*
+ * The host gets the password without blocking (issue 13): password_cb says
+ * -EINPROGRESS, the connection waits with nothing sent, and goes on when
+ * imap_client_password_ready() is called.
+ */
+START_TEST(test_password_pending)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+	bool never = false;
+
+	password_pending = true;
+	password_calls = 0;
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 500);
+	/* Longer than the command timeout: waiting is not a silent server. */
+	test_loop_run_until(ctx.loop, &never, 800);
+	ck_assert(!ctx.ready);
+	ck_assert_msg(!ctx.state_called, "state %d: %s", ctx.state_r, ctx.reason);
+	ck_assert_uint_eq(password_calls, 1);
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_AUTHENTICATING);
+	/* Ready: asked again, and the login goes out. */
+	password_pending = false;
+	imap_client_password_ready(ctx.client);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	ck_assert_uint_eq(password_calls, 2);
+	/* Not waiting any more: nothing happens. */
+	imap_client_password_ready(ctx.client);
+	ck_assert_uint_eq(password_calls, 2);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
 START_TEST(test_authenticate_plain_without_sasl_ir)
 {
 	/* "\0alice\0s3cret-pw" in base64 */
@@ -526,6 +570,7 @@ static Suite *client_suite(void)
 	tcase_add_loop_test(tc, test_connection_refused_cases, 0,
 			    sizeof(failing) / sizeof(failing[0]));
 	tcase_add_test(tc, test_authenticate_plain_without_sasl_ir);
+	tcase_add_test(tc, test_password_pending);
 	tcase_add_test(tc, test_synchronizing_literal_waits_for_continuation);
 	tcase_add_test(tc, test_cancel_queued_and_running);
 	suite_add_tcase(s, tc);

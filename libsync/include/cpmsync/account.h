@@ -30,6 +30,11 @@ struct cpmsync_account;
  * library wipes and frees it as soon as it is sent.  Return a negative
  * errno-style code on failure (reported as the authentication error).
  * The library never stores or logs a password.
+ *
+ * -EINPROGRESS: the password is not ready yet (the host gets it without
+ * blocking, e.g. from a command it runs on the loop).  The connection then
+ * waits before authenticating, nothing sent, until the host calls
+ * cpmsync_session_password_ready(); the callback is then asked again.
  */
 typedef int (*cpmsync_password_cb_t)(const struct cpmsync_account *account, char **ret_password,
 				     void *userdata);

@@ -103,6 +103,11 @@ void cpmsync_session_set_online(struct cpmsync_session *s, bool online);
 /* Sync soon (debounced): Sync(), a local change to replay, an outband
  * push.  Also retries now after a failure or a refused login. */
 void cpmsync_session_sync_now(struct cpmsync_session *s);
+/*
+ * The password the account's password_cb answered -EINPROGRESS for is
+ * ready (or its lookup failed): the waiting connection asks for it again.
+ */
+void cpmsync_session_password_ready(struct cpmsync_session *s);
 
 const char *cpmsync_session_name(const struct cpmsync_session *s);
 bool cpmsync_session_get_online(const struct cpmsync_session *s);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# password_command runs off the event loop (issue 13): account "slow" gets its password from a
+# command that sleeps 5 s.  While it runs, its connection waits before logging in, account "a"
+# syncs, and the daemon answers D-Bus within 50 ms; then "slow" logs in with the command's
+# password.  On a private dbus-daemon, against a real Dovecot.
+set -u
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+dc_start dc
+
+DAEMON_PID=''
+BUS_PID=''
+stop_all() {
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
+}
+trap 'stop_all; lib_cleanup' EXIT
+bus_start
+
+CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
+mkdir -p "$(dirname "$CONF")"
+write_conf "$CONF" "$WORK/store.db"
+printf '%s\n' "$PASS2" >"$WORK/bob.pw"
+chmod 0600 "$WORK/bob.pw"
+cat >>"$CONF" <<CONF
+[account slow]
+host = localhost
+port = $IMAPS_PORT
+ca_file = $CA_FILE
+user = $USER2
+password_command = touch '$WORK/started'; sleep 5; cat '$WORK/bob.pw'; touch '$WORK/done'
+CONF
+chmod 0600 "$CONF"
+msg_save "$USER1" INBOX "<a1@pw.test>" 500 || bail "cannot save a message for $USER1"
+msg_save "$USER2" INBOX "<b1@pw.test>" 500 || bail "cannot save a message for $USER2"
+
+SLOW=/org/cpmsync/slow
+start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
+check "slow's password_command started" eventually 5 test -e "$WORK/started"
+STARTED=$(date +%s%N)
+"$DBUS" latency 3 >"$WORK/latency" || bail "latency: $(cat "$WORK/latency")"
+check "while it runs, D-Bus answers every call within 50 ms ($(cat "$WORK/latency"))" \
+	bash -c "[ \$(sed -n 's/.* max \([0-9]*\) ms$/\1/p' '$WORK/latency') -lt 50 ]"
+check "while it runs, account a syncs (State idle)" wait_state idle 1
+check "while it runs, a's message is in the store" \
+	bash -c "'$CPMCTL' dump --db '$WORK/store.db' a INBOX | grep -qF '<a1@pw.test>'"
+check "while it runs, slow waits to log in (State connecting)" \
+	test "$("$DBUS" get $SLOW org.cpmsync.Account1 State)" = connecting
+check "all of the above within the 5 s the command runs" \
+	bash -c "[ ! -e '$WORK/done' ] && [ \$(( (\$(date +%s%N) - $STARTED) / 1000000 )) -lt 5000 ]"
+check "then slow logs in with the command's password and syncs (State idle)" \
+	eventually 20 bash -c "[ \"\$('$DBUS' get $SLOW org.cpmsync.Account1 State)\" = idle ]"
+check "slow's message is in the store" \
+	bash -c "'$CPMCTL' dump --db '$WORK/store.db' slow INBOX | grep -qF '<b1@pw.test>'"
+check "the password never reached the log" bash -c "! grep -qF -- '$PASS2' '$WORK/daemon.log'"
+finish
