@@ -705,16 +705,34 @@ static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *us
 struct pipe_store {
 	struct svc_call *c;
 	int fd, memfd;
+	bool counted; /* in pipe_stores (and its size in pipe_bytes) */
 	uint64_t size;
 	int64_t folder_id, date;
 	const char **flags;
 	struct cpmsync_loop_source *src, *timer;
 };
 
+/*
+ * Every StoreFd pipe being read, over all accounts and callers: a caller
+ * could otherwise make the daemon hold 64 MiB per pipe, any number of them.
+ */
+static unsigned pipe_stores, pipe_stores_max = CPM_MAX_PIPE_STORES;
+static uint64_t pipe_bytes, pipe_bytes_max = CPM_MAX_PIPE_BYTES;
+
+void cpm_folder_set_pipe_limits(unsigned stores, uint64_t bytes)
+{
+	pipe_stores_max = stores;
+	pipe_bytes_max = bytes;
+}
+
 static void pipe_store_free(void *p)
 {
 	struct pipe_store *ps = p;
 
+	if (ps->counted) {
+		pipe_stores--;
+		pipe_bytes -= ps->size;
+	}
 	cpmsync_loop_source_remove(ps->src);
 	cpmsync_loop_source_remove(ps->timer);
 	if (ps->fd >= 0)
@@ -783,12 +801,22 @@ static void pipe_read_cb(struct cpmsync_loop_source *src, int fd, uint32_t event
 								  CPMSYNC_OP_MAX_MESSAGE_SIZE));
 			return;
 		}
+		if (pipe_bytes + (uint64_t)n > pipe_bytes_max) {
+			svc_call_finish(
+				c, cpm_error(c->msg, CPM_ERROR_FAILED,
+					     "content: the StoreFd pipes being read would hold "
+					     "more than %llu bytes in all, the limit; try again "
+					     "later or pass a regular file",
+					     (unsigned long long)pipe_bytes_max));
+			return;
+		}
 		r = cpmsync_write_all(ps->memfd, buf, (size_t)n);
 		if (r < 0) {
 			svc_call_finish(c, cpm_error_from_code(c->msg, r, NULL));
 			return;
 		}
 		ps->size += (uint64_t)n;
+		pipe_bytes += (uint64_t)n;
 		return;
 	}
 	/* EOF */
@@ -850,7 +878,17 @@ static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userda
 		free(flags);
 		return cpm_error_invalid_args(msg, "content: must be a regular file or a pipe");
 	}
+	if (pipe_stores >= pipe_stores_max) {
+		close(fd);
+		free(flags);
+		return cpm_error(msg, CPM_ERROR_FAILED,
+				 "content: %u StoreFd pipes are being read already, the most at "
+				 "once; try again when one is done or pass a regular file",
+				 pipe_stores);
+	}
 	ps = cpm_calloc(1, sizeof(*ps));
+	ps->counted = true;
+	pipe_stores++;
 	ps->fd = fd;
 	ps->flags = flags;
 	ps->date = date;

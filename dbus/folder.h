@@ -22,3 +22,13 @@ struct search_state {
  */
 char *cpm_parse_search_criteria(DBusMessageIter *iter, struct search_state *s);
 void search_state_free(void *s);
+
+/*
+ * StoreFd of a pipe is read into memory while the caller writes: at most
+ * CPM_MAX_PIPE_STORES such reads at once and CPM_MAX_PIPE_BYTES buffered
+ * in all, over every account and caller (org.cpmsync.Error.Failed
+ * beyond, saying which limit).  Tests lower them here.
+ */
+#define CPM_MAX_PIPE_STORES 16u
+#define CPM_MAX_PIPE_BYTES  (256ull * 1024 * 1024)
+void cpm_folder_set_pipe_limits(unsigned stores, uint64_t bytes);

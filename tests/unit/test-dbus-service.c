@@ -26,6 +26,7 @@
 
 #include "dbus-object.h"
 #include "dbus-util.h"
+#include "folder.h"
 #include "service.h"
 #include "store/store.h"
 #include "testlib.h"
@@ -505,6 +506,91 @@ START_TEST(test_store_signal)
 }
 END_TEST
 
+/* StoreFd of the read end of a new pipe, sent without waiting; *ret_wr the write end. */
+static DBusPendingCall *store_fd_async(int *ret_wr, bool *done)
+{
+	const char *flags[] = { "\\Seen" }, **fp = flags;
+	dbus_int64_t date = 0;
+	DBusPendingCall *p = NULL;
+	DBusMessage *m;
+	int fds[2];
+
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "StoreFd");
+	dbus_message_append_args(m, DBUS_TYPE_UNIX_FD, &fds[0], DBUS_TYPE_ARRAY, DBUS_TYPE_STRING,
+				 &fp, 1, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID);
+	close(fds[0]);
+	*done = false;
+	ck_assert(dbus_connection_send_with_reply(client, m, &p, 10000));
+	dbus_message_unref(m);
+	dbus_pending_call_set_notify(p, pending_done, done, NULL);
+	*ret_wr = fds[1];
+	return p;
+}
+
+static DBusMessage *reply_of(DBusPendingCall *p, bool *done)
+{
+	DBusMessage *r;
+
+	ck_assert(test_loop_run_until(loop, done, 5000));
+	r = dbus_pending_call_steal_reply(p);
+	dbus_pending_call_unref(p);
+	return r;
+}
+
+/* Issue 13: a global cap on StoreFd pipes read at once and on the bytes they hold. */
+START_TEST(test_store_fd_pipe_limits)
+{
+	DBusPendingCall *p1, *p2, *p3, *p4;
+	bool d1, d2, d3, d4, never = false;
+	int w1, w2, w3, w4;
+	char chunk[600];
+	DBusMessage *r;
+	dbus_uint64_t id = 0;
+	size_t off = 0;
+
+	SKIP_WITHOUT_DAEMON();
+	cpm_folder_set_pipe_limits(2, 1000);
+	p1 = store_fd_async(&w1, &d1);
+	p2 = store_fd_async(&w2, &d2);
+	test_loop_run_until(loop, &never, 200);
+	ck_assert(!d1 && !d2);
+	/* A third pipe while two are read: refused at once, saying why. */
+	p3 = store_fd_async(&w3, &d3);
+	assert_error(reply_of(p3, &d3), "org.cpmsync.Error.Failed",
+		     "content: 2 StoreFd pipes are being read already, the most at once; try "
+		     "again when one is done or pass a regular file");
+	close(w3);
+	/* 600 bytes in each: the second crosses the 1000 bytes held in all. */
+	memset(chunk, 'x', sizeof(chunk));
+	while (off < sizeof(message) - 1)
+		off += (size_t)write(w1, message + off, sizeof(message) - 1 - off);
+	ck_assert_int_eq(write(w1, chunk, sizeof(chunk) - off), (ssize_t)(sizeof(chunk) - off));
+	test_loop_run_until(loop, &never, 200);
+	ck_assert_int_eq(write(w2, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+	assert_error(reply_of(p2, &d2), "org.cpmsync.Error.Failed",
+		     "content: the StoreFd pipes being read would hold more than 1000 bytes in "
+		     "all, the limit; try again later or pass a regular file");
+	close(w2);
+	/* The first one is unaffected and stored. */
+	close(w1);
+	r = reply_of(p1, &d1);
+	ck_assert_msg(dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN, "%s",
+		      dbus_message_get_error_name(r));
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID));
+	ck_assert(id > 0);
+	dbus_message_unref(r);
+	/* All released: a new one is taken. */
+	p4 = store_fd_async(&w4, &d4);
+	ck_assert_int_eq(write(w4, message, sizeof(message) - 1), (ssize_t)(sizeof(message) - 1));
+	close(w4);
+	r = reply_of(p4, &d4);
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	dbus_message_unref(r);
+	cpm_folder_set_pipe_limits(CPM_MAX_PIPE_STORES, CPM_MAX_PIPE_BYTES);
+}
+END_TEST
+
 /* The account's failed operations, each as flat_dict() followed by '|'. */
 static void list_failed(char *out, size_t size)
 {
@@ -644,6 +730,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_store_signal);
 	tcase_add_test(tc, test_offline_and_name);
 	tcase_add_test(tc, test_failed_operations);
+	tcase_add_test(tc, test_store_fd_pipe_limits);
 	suite_add_tcase(s, tc);
 	return s;
 }
