@@ -3,10 +3,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cpmsync/error.h>
@@ -833,6 +838,180 @@ static void pipe_read_cb(struct cpmsync_loop_source *src, int fd, uint32_t event
 					 ps->flags, ps->date));
 }
 
+/*
+ * StoreFd of a regular file on a file system whose reads can block for
+ * long (NFS, SMB, FUSE, 9p ...): read on a thread into a memfd, then
+ * stored from the loop.  The thread touches only fds; the two sides share
+ * the struct by reference count.
+ */
+struct file_read {
+	atomic_int refs;
+	int fd, memfd, efd;
+	int r;	       /* the thread's result */
+	uint64_t size; /* bytes read */
+	/* Loop side only. */
+	struct svc_call *c;
+	struct cpmsync_loop_source *src;
+	int64_t folder_id, date;
+	const char **flags;
+};
+
+static bool force_off_loop;
+static void (*read_hook)(void);
+
+void cpm_folder_set_file_read_test(bool always_off_loop, void (*hook)(void))
+{
+	force_off_loop = always_off_loop;
+	read_hook = hook;
+}
+
+/* Local file systems: reads come from a local disk or memory. */
+static bool fd_may_block(int fd)
+{
+	static const long local[] = {
+		EXT4_SUPER_MAGIC, BTRFS_SUPER_MAGIC,	 XFS_SUPER_MAGIC,	 TMPFS_MAGIC,
+		RAMFS_MAGIC,	  F2FS_SUPER_MAGIC,	 SQUASHFS_MAGIC,	 MSDOS_SUPER_MAGIC,
+		HUGETLBFS_MAGIC,  OVERLAYFS_SUPER_MAGIC, 0x2011BAB0 /* exfat */,
+	};
+	struct statfs sf;
+
+	if (force_off_loop)
+		return true;
+	if (fstatfs(fd, &sf) < 0)
+		return true;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if ((long)sf.f_type == local[i])
+			return false;
+	return true;
+}
+
+static void file_read_unref(struct file_read *fr)
+{
+	if (atomic_fetch_sub(&fr->refs, 1) != 1)
+		return;
+	if (fr->fd >= 0)
+		close(fr->fd);
+	if (fr->memfd >= 0)
+		close(fr->memfd);
+	if (fr->efd >= 0)
+		close(fr->efd);
+	free(fr->flags);
+	free(fr);
+}
+
+static void *file_read_thread(void *p)
+{
+	struct file_read *fr = p;
+	char buf[65536];
+	uint64_t one = 1;
+	int r = 0;
+
+	if (read_hook)
+		read_hook();
+	for (;;) {
+		ssize_t n = read(fr->fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		if (fr->size + (uint64_t)n > CPMSYNC_OP_MAX_MESSAGE_SIZE) {
+			r = -EFBIG;
+			break;
+		}
+		r = cpmsync_write_all(fr->memfd, buf, (size_t)n);
+		if (r < 0)
+			break;
+		fr->size += (uint64_t)n;
+	}
+	fr->r = r;
+	/* The loop side wakes up on the eventfd; it owns the result from then on. */
+	while (write(fr->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+	file_read_unref(fr);
+	return NULL;
+}
+
+static void file_read_free(void *p)
+{
+	struct file_read *fr = p;
+
+	fr->src = cpmsync_loop_source_remove(fr->src);
+	file_read_unref(fr);
+}
+
+static void file_read_done(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
+{
+	struct file_read *fr = userdata;
+	struct svc_call *c = fr->c;
+
+	(void)src;
+	(void)fd;
+	(void)events;
+	if (!c->svc)
+		svc_call_finish(c, NULL);
+	else if (fr->r == -EFBIG)
+		svc_call_finish(c, cpm_error_invalid_args(c->msg, "content: larger than %u bytes",
+							  CPMSYNC_OP_MAX_MESSAGE_SIZE));
+	else if (fr->r < 0)
+		svc_call_finish(c, cpm_error_from_code(c->msg, fr->r, NULL));
+	else if (!fr->size)
+		svc_call_finish(c, cpm_error_invalid_args(c->msg, "content: empty"));
+	else if (lseek(fr->memfd, 0, SEEK_SET) < 0)
+		svc_call_finish(c, cpm_error_from_code(c->msg, -errno, NULL));
+	else
+		svc_call_finish(c, store_from_fd(c->svc, c->msg, fr->folder_id, fr->memfd, fr->size,
+						 fr->flags, fr->date));
+}
+
+/* Takes fd and flags.  NULL: the call goes on (replied to later); else the reply. */
+static DBusMessage *store_file_off_loop(struct svc_folder *f, DBusMessage *msg, int fd,
+					const char **flags, int64_t date)
+{
+	struct file_read *fr = cpm_calloc(1, sizeof(*fr));
+	DBusMessage *reply;
+	pthread_attr_t attr;
+	pthread_t thread;
+	int r;
+
+	atomic_init(&fr->refs, 1);
+	fr->fd = fd;
+	fr->flags = flags;
+	fr->date = date;
+	fr->folder_id = f->id;
+	fr->memfd = memfd_create("cpmsync-store", MFD_CLOEXEC);
+	fr->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fr->memfd < 0 || fr->efd < 0) {
+		reply = cpm_error_from_code(msg, -errno, NULL);
+		file_read_unref(fr);
+		return reply;
+	}
+	if (cpmsync_loop_add_fd(f->svc->loop, fr->efd, CPMSYNC_LOOP_IN, file_read_done, fr, NULL,
+				&fr->src) < 0)
+		cpm_oom();
+	atomic_fetch_add(&fr->refs, 1); /* the thread's */
+	r = pthread_attr_init(&attr);
+	if (r == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		r = pthread_create(&thread, &attr, file_read_thread, fr);
+		pthread_attr_destroy(&attr);
+	}
+	if (r != 0) {
+		atomic_fetch_sub(&fr->refs, 1);
+		fr->src = cpmsync_loop_source_remove(fr->src);
+		file_read_unref(fr);
+		return cpm_error_from_code(msg, -r, NULL);
+	}
+	fr->c = svc_call_new(f->svc, msg);
+	fr->c->data = fr;
+	fr->c->free_data = file_read_free;
+	return NULL;
+}
+
 static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
@@ -866,6 +1045,8 @@ static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userda
 						       CPMSYNC_OP_MAX_MESSAGE_SIZE);
 		else if (lseek(fd, 0, SEEK_SET) < 0)
 			reply = cpm_error_from_code(msg, -errno, NULL);
+		else if (fd_may_block(fd))
+			return store_file_off_loop(f, msg, fd, flags, date);
 		else
 			reply = store_from_fd(f->svc, msg, f->id, fd, (uint64_t)st.st_size, flags,
 					      date);

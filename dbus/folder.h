@@ -4,6 +4,7 @@
 /* Folder1.Search's criteria, parsed apart for tests. */
 
 #include <dbus/dbus.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cpmsync/store.h>
@@ -32,3 +33,11 @@ void search_state_free(void *s);
 #define CPM_MAX_PIPE_STORES 16u
 #define CPM_MAX_PIPE_BYTES  (256ull * 1024 * 1024)
 void cpm_folder_set_pipe_limits(unsigned stores, uint64_t bytes);
+
+/*
+ * StoreFd of a regular file on a file system whose reads may block (not a
+ * local disk or memory: NFS, SMB, FUSE ...) reads it on a thread, off the
+ * loop.  Tests: always_off_loop takes that way for every file; hook (or
+ * NULL) runs on the thread before it reads.
+ */
+void cpm_folder_set_file_read_test(bool always_off_loop, void (*hook)(void));

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -591,6 +592,93 @@ START_TEST(test_store_fd_pipe_limits)
 }
 END_TEST
 
+/* The reading thread of StoreFd, held until the test opens the gate. */
+static int gate[2] = { -1, -1 };
+static pthread_t reader;
+static bool reader_ran;
+
+static void hold_reader(void)
+{
+	char c;
+
+	reader = pthread_self();
+	reader_ran = true;
+	while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Issue 13: a regular file on a file system that may block is read off the
+ * loop.  The thread is held (as a stalled NFS read would be): D-Bus goes on
+ * answering, and the store completes when the read does.
+ */
+START_TEST(test_store_fd_file_off_loop)
+{
+	const char *flags[] = { "\\Seen" }, **fp = flags;
+	char path[128];
+	dbus_int64_t date = 0;
+	dbus_uint64_t id = 0;
+	DBusPendingCall *p = NULL;
+	DBusMessage *m, *r;
+	bool done = false, never = false;
+	int fd;
+
+	SKIP_WITHOUT_DAEMON();
+	ck_assert_int_eq(pipe2(gate, O_CLOEXEC), 0);
+	reader_ran = false;
+	cpm_folder_set_file_read_test(true, hold_reader);
+	snprintf(path, sizeof(path), "%s/content.eml", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, message, sizeof(message) - 1), (ssize_t)(sizeof(message) - 1));
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "StoreFd");
+	dbus_message_append_args(m, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING, &fp,
+				 1, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID);
+	close(fd);
+	ck_assert(dbus_connection_send_with_reply(client, m, &p, 10000));
+	dbus_message_unref(m);
+	dbus_pending_call_set_notify(p, pending_done, &done, NULL);
+	test_loop_run_until(loop, &never, 300);
+	/* Held on its own thread; no answer yet, and the loop is free. */
+	ck_assert(reader_ran);
+	ck_assert(!pthread_equal(reader, pthread_self()));
+	ck_assert(!done);
+	r = call_msg(new_call(inbox_path, "org.freedesktop.DBus.Introspectable", "Introspect"));
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	dbus_message_unref(r);
+	ck_assert(!done);
+	/* Released: stored. */
+	ck_assert_int_eq(write(gate[1], "x", 1), 1);
+	ck_assert(test_loop_run_until(loop, &done, 5000));
+	r = dbus_pending_call_steal_reply(p);
+	dbus_pending_call_unref(p);
+	ck_assert_msg(dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN, "%s",
+		      dbus_message_get_error_name(r));
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID));
+	dbus_message_unref(r);
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "Fetch");
+	{
+		const char *section = "";
+		const unsigned char *bytes;
+		int n;
+		DBusMessageIter it, a;
+
+		dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
+					 DBUS_TYPE_INVALID);
+		r = call_msg(m);
+		dbus_message_iter_init(r, &it);
+		dbus_message_iter_recurse(&it, &a);
+		dbus_message_iter_get_fixed_array(&a, &bytes, &n);
+		ck_assert_int_eq(n, (int)sizeof(message) - 1);
+		ck_assert(!memcmp(bytes, message, sizeof(message) - 1));
+		dbus_message_unref(r);
+	}
+	cpm_folder_set_file_read_test(false, NULL);
+	close(gate[0]);
+	close(gate[1]);
+}
+END_TEST
+
 /* The account's failed operations, each as flat_dict() followed by '|'. */
 static void list_failed(char *out, size_t size)
 {
@@ -731,6 +819,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_offline_and_name);
 	tcase_add_test(tc, test_failed_operations);
 	tcase_add_test(tc, test_store_fd_pipe_limits);
+	tcase_add_test(tc, test_store_fd_file_off_loop);
 	suite_add_tcase(s, tc);
 	return s;
 }
