@@ -73,6 +73,8 @@ struct replay {
 	int64_t verify_date;
 	uint32_t verify_uid; /* the match (0: none yet) */
 	char *verify_flags;  /* its flags on the server; NULL: not read */
+	/* CREATE: the name sent (the folder may be renamed meanwhile) */
+	char *sent_name;
 };
 
 static void replay_next(struct cpmsync_sync *e);
@@ -95,6 +97,8 @@ static void replay_clear(struct replay *rp)
 	rp->n_items = 0;
 	rp->n_exp = 0;
 	rangeset_clear(&rp->exp_uids);
+	free(rp->sent_name);
+	rp->sent_name = NULL;
 }
 
 void engine_replay_free(struct cpmsync_sync *e)
@@ -192,6 +196,14 @@ static int row_refused(struct cpmsync_sync *e, int64_t id, const struct engine_r
 	if (r >= 0)
 		r = store_journal_refused(e->store, id, res->code_name ? res->code_name : "", text,
 					  refusal_permanent(res), (int64_t)time(NULL), &failed);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		/* A local change took the operation back while its command
+		 * was in flight (a folder deleted during its CREATE): the
+		 * refusal is moot. */
+		log_debug(CAT, "%s: %s refused, but row %lld is gone: %s", e->account_name, what,
+			  (long long)id, text);
+		return 0;
+	}
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return r;
@@ -386,6 +398,30 @@ static int mark_attempt(struct cpmsync_sync *e, const struct sync_folder *dest)
 	return r;
 }
 
+/*
+ * After a command that gave message id its server state (APPEND or COPY
+ * carrying flags, a STORE of sent): local flag changes made while the
+ * command was in flight are not on the server yet, and no row was
+ * queued for them (a message not on the server carries its flags in its
+ * APPEND; a message with a pending flag row adds none).  Queues one when
+ * the message's flags now differ from sent.  Works in the open
+ * transaction.
+ */
+static int queue_flags_changed_meanwhile(struct cpmsync_sync *e, int64_t id, const char *sent)
+{
+	struct sync_message now = { 0 };
+	int r;
+
+	r = store_sync_message_get(e->store, id, &now);
+	if (r == -CPMSYNC_E_NOT_FOUND)
+		return 0; /* gone locally: its removal is queued or moot */
+	if (r >= 0 && !now.removed && now.uid && !streq(sent ? sent : "", now.flags))
+		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_FLAGS, now.folder_id, id,
+				      NULL);
+	sync_message_free_contents(&now);
+	return r;
+}
+
 /* ------------------------------------------------------------------ */
 /* APPEND */
 
@@ -403,9 +439,9 @@ static void adopt_uid(struct cpmsync_sync *e)
 	r = engine_tx_begin(e);
 	if (r >= 0)
 		r = store_sync_message_set_uid(e->store, rp->msg.id, rp->verify_uid, carried);
-	if (r >= 0 && !rp->msg.removed && !streq(carried, rp->msg.flags))
-		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_FLAGS, rp->msg.folder_id,
-				      rp->msg.id, NULL);
+	/* The flags now, not those read before the APPEND was sent. */
+	if (r >= 0)
+		r = queue_flags_changed_meanwhile(e, rp->msg.id, carried);
 	if (store_failed(e, r))
 		return;
 	log_debug(CAT, "%s: message %lld is already on the server as UID %u", e->account_name,
@@ -522,10 +558,10 @@ static void copy_adopt(struct cpmsync_sync *e)
 	r = engine_tx_begin(e);
 	if (r >= 0)
 		r = store_sync_message_set_uid(e->store, rp->msg.id, rp->verify_uid, carried);
-	/* COPY carries the source's flags; local changes since go as a flag row. */
-	if (r >= 0 && !streq(carried, rp->msg.flags))
-		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_FLAGS, rp->msg.folder_id,
-				      rp->msg.id, NULL);
+	/* COPY carries the source's flags; local changes since go as a flag
+	 * row (also those made while the COPY was in flight). */
+	if (r >= 0)
+		r = queue_flags_changed_meanwhile(e, rp->msg.id, carried);
 	if (r >= 0 && is_move(e) && rp->src.id)
 		r = store_sync_message_delete(e->store, rp->src.id);
 	if (store_failed(e, r))
@@ -792,6 +828,11 @@ static void store_done(const struct engine_reply *res, void *userdata)
 		if (r >= 0)
 			r = store_sync_message_set_server_flags(e->store, it->message_id,
 								it->flags);
+		/* A SetFlags while the STORE was in flight found this row
+		 * pending and added none: its change goes in a new row
+		 * (added first, so that it gets a larger id than this one). */
+		if (r >= 0)
+			r = queue_flags_changed_meanwhile(e, it->message_id, it->flags);
 		if (r >= 0)
 			r = store_journal_done(e->store, it->journal_id);
 		if (store_failed(e, r))
@@ -1059,17 +1100,6 @@ static void server_name_done(struct cpmsync_sync *e)
 		op_done(e);
 }
 
-static void create_done(const struct engine_reply *res, void *userdata)
-{
-	struct cpmsync_sync *e = userdata;
-
-	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_ALREADYEXISTS)
-		; /* made by an earlier, interrupted run (or someone else) */
-	else if (cmd_refused(e, res, "CREATE"))
-		return;
-	server_name_done(e);
-}
-
 static void rename_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
@@ -1079,6 +1109,87 @@ static void rename_done(const struct engine_reply *res, void *userdata)
 	if (e->selected_id == R(e)->folder.id)
 		e->selected_id = 0; /* be safe: select it again by its new name */
 	server_name_done(e);
+}
+
+/*
+ * The CREATE of rp->sent_name reached the server.  Renamed locally while
+ * it was in flight (RenameFolder of a folder not on the server changes
+ * only the local row): the server's folder follows at once, this row
+ * becoming the rename-folder row (so that a refusal is listed and
+ * discarded as one).  Deleted locally meanwhile: the delete_folder row
+ * that delete_folder() queued for it follows (store-ops.c).
+ */
+static void create_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	int r;
+
+	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_ALREADYEXISTS)
+		; /* made by an earlier, interrupted run (or someone else) */
+	else if (cmd_refused(e, res, "CREATE"))
+		return;
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_folder_set_server_name(e->store, e->account_id, rp->folder.id,
+						      rp->sent_name);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		/* Gone with no trace to follow: only an older version's
+		 * DeleteFolder does that. */
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: folder %s was deleted locally while its CREATE was in flight",
+			e->account_name, rp->sent_name);
+		op_done(e);
+		return;
+	}
+	if (r >= 0)
+		r = load_folder(e, rp->folder.id, &rp->folder);
+	if (store_failed(e, r))
+		return;
+	if (rp->folder.removed || streq(rp->folder.name, rp->folder.server_name)) {
+		op_done(e);
+		return;
+	}
+	log_debug(CAT, "%s: folder %s was renamed to %s while its CREATE was in flight",
+		  e->account_name, rp->folder.server_name, rp->folder.name);
+	r = store_journal_set_op(e->store, rp->j.id, JOURNAL_OP_RENAME_FOLDER,
+				 &(struct journal_args){ .op = JOURNAL_OP_RENAME_FOLDER,
+							 .rename.new_name = rp->folder.name });
+	if (store_failed(e, r))
+		return;
+	sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e));
+}
+
+/*
+ * Sends the CREATE of the row's folder.  Its name is committed with the
+ * attempt first: a folder renamed or deleted locally while the CREATE is
+ * in flight (or after a crash that left it unanswered) is then renamed or
+ * deleted on the server under the name it was created with.
+ */
+static void create_send(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	const char *name = rp->folder.name, *before;
+	_cleanup_free_ char *mark = NULL;
+	int r;
+
+	/* An earlier try whose answer never came may have created it. */
+	if (rp->j.attempts > 0 && !rp->j.refused &&
+	    journal_create_attempt_decode(rp->j.args_sent, &before) >= 0)
+		name = before;
+	rp->sent_name = strdup(name);
+	if (!rp->sent_name) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	r = journal_create_attempt_encode(rp->sent_name, &mark);
+	if (r >= 0)
+		r = engine_tx_tick(e, true);
+	if (r >= 0)
+		r = store_journal_attempt(e->store, rp->j.id, mark);
+	if (store_failed(e, r))
+		return;
+	sent(e, D(e)->ops->create(D(e), rp->sent_name, create_done, e));
 }
 
 static void delete_done(const struct engine_reply *res, void *userdata)
@@ -1118,7 +1229,7 @@ static void op_folder(struct cpmsync_sync *e)
 			op_done(e);
 			return;
 		}
-		sent(e, D(e)->ops->create(D(e), rp->folder.name, create_done, e));
+		create_send(e);
 	} else if (rp->j.op == JOURNAL_OP_RENAME_FOLDER) {
 		if (rp->folder.removed || !rp->folder.server_name ||
 		    streq(rp->folder.server_name, rp->folder.name)) {

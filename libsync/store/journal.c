@@ -217,6 +217,26 @@ int journal_attempt_decode(const char *s, uint32_t *ret_uidnext)
 	return 0;
 }
 
+int journal_create_attempt_encode(const char *name, char **ret)
+{
+	char *s;
+
+	if (!name || !*name)
+		return -EINVAL;
+	if (asprintf(&s, "name=%s", name) < 0)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+int journal_create_attempt_decode(const char *s, const char **ret_name)
+{
+	if (!s || strncmp(s, "name=", 5) != 0 || !s[5])
+		return -EBADMSG;
+	*ret_name = s + 5;
+	return 0;
+}
+
 void journal_bind_op(sqlite3_stmt *st, int index, enum journal_op op)
 {
 	sqlite3_bind_text(st, index, journal_op_to_string(op), -1, SQLITE_STATIC);

@@ -102,6 +102,16 @@ void journal_args_free(struct journal_args *a);
 void journal_attempt_encode(uint32_t uidnext, char *buf, size_t size);
 int journal_attempt_decode(const char *s, uint32_t *ret_uidnext);
 
+/*
+ * What an attempt row of a create_folder records before its CREATE is
+ * sent: the name sent, since the folder may be renamed or deleted locally
+ * while the command is in flight ("name=<name>").  Encoding: *ret
+ * malloc'ed, -ENOMEM.  Decoding: *ret_name points into s; -EBADMSG for
+ * anything else (NULL, another format, an empty name).
+ */
+int journal_create_attempt_encode(const char *name, char **ret);
+int journal_create_attempt_decode(const char *s, const char **ret_name);
+
 #ifdef SQLITE_VERSION_NUMBER
 /*
  * Binds every parameter named ":op_<name>" of st to the operation's name

@@ -1316,6 +1316,49 @@ int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account, c
 }
 
 /*
+ * A folder whose CREATE was sent and not answered yet (in flight, or a
+ * crash came first) may be on the server under the name the attempt
+ * recorded: it then takes that as its server name (*ret_on_server), so
+ * that its deletion is sent too.  (If the CREATE fails after all, the
+ * DELETE finds nothing to delete, which counts as done.)
+ */
+static int create_in_flight(struct store *s, int64_t folder_id, bool *ret_on_server)
+{
+	_cleanup_free_ char *mark = NULL;
+	const char *name;
+	sqlite3_stmt *st;
+	int r;
+
+	r = prepare_ops(
+		s,
+		"SELECT args_sent FROM journal WHERE folder_id = ?1 AND op = :op_create_folder"
+		" AND attempts > 0 AND refused IS NULL AND failed = 0 LIMIT 1",
+		&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	r = store_col_strdup(st, 0, &mark);
+	sqlite3_reset(st);
+	if (r < 0)
+		return r;
+	if (journal_create_attempt_decode(mark, &name) < 0)
+		return 0; /* an older version's mark: its name is not known */
+	r = store_prepare(s, "UPDATE folder SET server_name = ?2 WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	r = store_step_done(s, st);
+	if (r < 0)
+		return r;
+	*ret_on_server = true;
+	return 0;
+}
+
+/*
  * Deleting a folder deletes its message rows at once (visible or removed,
  * with their bodies) through purge_message(): journal rows about them go,
  * a pending move into the folder becomes an expunge of its source, and a
@@ -1331,8 +1374,8 @@ static int delete_folder(struct store *s, void *args)
 	_cleanup_free_ int64_t *msgs = NULL;
 	struct folder_row f;
 	sqlite3_stmt *st;
+	int64_t acc, delete_row = 0;
 	size_t n;
-	int64_t acc;
 	int r;
 
 	if (!name) {
@@ -1367,6 +1410,22 @@ static int delete_folder(struct store *s, void *args)
 		return -ENOTEMPTY;
 	}
 
+	if (!f.on_server) {
+		r = create_in_flight(s, f.id, &f.on_server);
+		if (r < 0)
+			return r;
+	}
+	/* The delete_folder row is added before any row goes: SQLite gives
+	 * a new row the largest id + 1, so after the removal of a row a
+	 * running replay has already read (the largest, in flight) it could
+	 * get an id at or below the replay's position and wait for the next
+	 * run. */
+	if (f.on_server) {
+		r = journal_add(s, acc, JOURNAL_OP_DELETE_FOLDER, f.id, 0, NULL);
+		if (r < 0)
+			return r;
+		delete_row = store_last_insert_id(s);
+	}
 	r = collect_ids(s, "SELECT id FROM message WHERE folder_id = ?1 ORDER BY id", f.id, &msgs,
 			&n);
 	if (r < 0)
@@ -1379,16 +1438,18 @@ static int delete_folder(struct store *s, void *args)
 		if (r < 0)
 			return r;
 	}
-	r = exec_int(s, "DELETE FROM journal WHERE folder_id = ?1", f.id);
+	r = store_prepare(s, "DELETE FROM journal WHERE folder_id = ?1 AND id != ?2", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, f.id);
+	sqlite3_bind_int64(st, 2, delete_row);
+	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
 	if (!f.on_server)
 		/* Its CREATE never reached the server: forget it entirely. */
 		return exec_int(s, "DELETE FROM folder WHERE id = ?1", f.id);
-	r = exec_int(s, "UPDATE folder SET removed = 1 WHERE id = ?1", f.id);
-	if (r < 0)
-		return r;
-	return journal_add(s, acc, JOURNAL_OP_DELETE_FOLDER, f.id, 0, NULL);
+	return exec_int(s, "UPDATE folder SET removed = 1 WHERE id = ?1", f.id);
 }
 
 int cpmsync_op_delete_folder(struct cpmsync_store *store, const char *account, const char *name)

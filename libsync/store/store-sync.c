@@ -811,8 +811,8 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 	int r;
 
 	PREP(s,
-	     "SELECT id, op, folder_id, message_id, args, args_sent, attempts "
-	     "FROM journal"
+	     "SELECT id, op, folder_id, message_id, args, args_sent, attempts,"
+	     " refused IS NOT NULL FROM journal"
 	     " WHERE account_id = ?1 AND id > ?2 AND failed = 0 AND retry_after <= ?3"
 	     " ORDER BY id LIMIT 1",
 	     &st);
@@ -827,6 +827,7 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 		.folder_id = sqlite3_column_int64(st, 2),
 		.message_id = sqlite3_column_int64(st, 3),
 		.attempts = sqlite3_column_int64(st, 6),
+		.refused = sqlite3_column_int(st, 7) != 0,
 	};
 	op = (const char *)sqlite3_column_text(st, 1);
 	snprintf(ret->op_name, sizeof(ret->op_name), "%s", op ? op : "");
@@ -859,6 +860,31 @@ int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
 	     &st);
 	sqlite3_bind_int64(st, 1, id);
 	store_bind_text_or_null(st, 2, args_sent);
+	return store_step_done(s, st);
+}
+
+int store_journal_set_op(struct store *s, int64_t id, enum journal_op op,
+			 const struct journal_args *args)
+{
+	_cleanup_free_ char *text = NULL;
+	const char *name = journal_op_to_string(op);
+	sqlite3_stmt *st;
+	int r;
+
+	if (!name || (args && args->op != op))
+		return -EINVAL;
+	if (args) {
+		r = journal_args_encode(args, &text);
+		if (r < 0)
+			return r;
+	}
+	PREP(s,
+	     "UPDATE journal SET op = ?2, args = ?3, args_sent = NULL, attempts = 0,"
+	     " refused = NULL, code = NULL WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	store_bind_text_or_null(st, 3, text);
 	return store_step_done(s, st);
 }
 

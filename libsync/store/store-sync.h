@@ -137,6 +137,7 @@ struct journal_entry {
 	char *args;	    /* may be NULL */
 	char *args_sent;    /* may be NULL */
 	int64_t attempts;
+	bool refused; /* the last try was refused (no attempt in flight since) */
 };
 void journal_entry_free_contents(struct journal_entry *e);
 /* The account's first row with id > after_id: 1 and *ret, or 0 when none. */
@@ -146,6 +147,12 @@ int store_journal_done(struct store *s, int64_t id);
 /* Records that the operation may reach the server now (committed before
  * it is sent): attempts + 1 and what to verify it with later. */
 int store_journal_attempt(struct store *s, int64_t id, const char *args_sent);
+/*
+ * Turns row id into an op row with args (NULL: none), keeping its place in
+ * the journal; the attempt mark and the refusal record are cleared.
+ */
+int store_journal_set_op(struct store *s, int64_t id, enum journal_op op,
+			 const struct journal_args *args);
 /* args: NULL for an operation without arguments (journal.h). */
 int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, int64_t folder_id,
 		      int64_t message_id, const struct journal_args *args);

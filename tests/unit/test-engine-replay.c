@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/ops.h>
 #include <cpmsync/store.h>
 
 #include "engine/engine-internal.h"
@@ -48,6 +49,9 @@ struct step {
 	uint32_t new_uid;
 	uint32_t modified; /* a UID in MODIFIED (0: none) */
 	struct ev ev[3];
+	/* A local call made while the command is in flight (run by the
+	 * loop just before the reply is delivered, as a D-Bus call would). */
+	void (*during)(void);
 };
 
 struct pending {
@@ -98,6 +102,8 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 	memmove(f->queue, f->queue + 1, --f->n_queue * sizeof(f->queue[0]));
 	if (f->n_queue)
 		fake_schedule(f);
+	if (p.step->during)
+		p.step->during();
 	for (size_t i = 0; i < 3 && p.step->ev[i].kind != EV_NONE; i++) {
 		const struct ev *ev = &p.step->ev[i];
 
@@ -139,7 +145,7 @@ static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata
 	ck_assert_msg(st->call, "unexpected call after the script: %s", call);
 	ck_assert_str_eq(call, st->call);
 	f->pos++;
-	if (cb || st->ev[0].kind != EV_NONE) {
+	if (cb || st->ev[0].kind != EV_NONE || st->during) {
 		ck_assert_uint_lt(f->n_queue, 64);
 		f->queue[f->n_queue++] = (struct pending){ cb, userdata, st };
 		fake_schedule(f);
@@ -1054,6 +1060,225 @@ START_TEST(test_malformed_and_unknown_rows)
 }
 END_TEST
 
+/* --- local calls while a command is in flight --- */
+
+static void during_rename_projects(void)
+{
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "Projects", "Work"), 0);
+}
+
+static void during_delete_projects(void)
+{
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "t", "Projects"), 0);
+}
+
+static void during_flag_message_2(void)
+{
+	static const char *const add[] = { "\\Flagged", NULL };
+	int64_t id = 2;
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id, 1, add, NULL), 0);
+}
+
+static void during_flag_message_1(void)
+{
+	static const char *const add[] = { "$Loc", NULL };
+	int64_t id = 1;
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id, 1, add, NULL), 0);
+}
+
+/* Folder 3, "Projects", its CREATE queued. */
+static void pending_projects(void)
+{
+	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);");
+}
+
+START_TEST(test_create_in_flight_renamed)
+{
+	/* RenameFolder while the CREATE is in flight: the server's folder
+	 * follows under the new name, in the same row. */
+	static const struct step script[] = {
+		{ .call = "create Projects", .during = during_rename_projects },
+		{ .call = "rename Projects Work" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	pending_projects();
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	ck_assert_str_eq(qs("SELECT name || '=' || server_name FROM folder WHERE id = 3"),
+			 "Work=Work");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_create_in_flight_renamed_refused)
+{
+	/* That RENAME refused: a failed rename-folder (not create-folder),
+	 * whose discard puts the server's name back. */
+	static const struct step script[] = {
+		{ .call = "create Projects", .during = during_rename_projects },
+		{ .call = "rename Projects Work",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	int64_t id;
+
+	pending_projects();
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+	ck_assert_str_eq(qs("SELECT op || ' ' || args || ' ' || code || ' ' || refused"
+			    " || ' ' || failed FROM journal"),
+			 "rename_folder Work NOPERM Permission denied 1");
+	ck_assert_str_eq(qs("SELECT name || '=' || server_name FROM folder WHERE id = 3"),
+			 "Work=Projects");
+	id = atoll(qs("SELECT id FROM journal"));
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "t", id), 0);
+	ck_assert_str_eq(qs("SELECT name || '=' || server_name FROM folder WHERE id = 3"),
+			 "Projects=Projects");
+}
+END_TEST
+
+START_TEST(test_create_in_flight_deleted)
+{
+	/* DeleteFolder while the CREATE is in flight: the folder the CREATE
+	 * made is deleted on the server too. */
+	static const struct step script[] = {
+		{ .call = "create Projects", .during = during_delete_projects },
+		{ .call = "delete Projects" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	pending_projects();
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM folder WHERE id = 3"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_create_in_flight_deleted_refused)
+{
+	/* ... and when that CREATE is refused after all, the DELETE finds
+	 * nothing, which is fine: nothing failed, nothing is left. */
+	static const struct step script[] = {
+		{ .call = "create Projects",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM",
+		  .during = during_delete_projects },
+		{ .call = "delete Projects",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Mailbox doesn't exist",
+		  .code = IMAP_CODE_NONEXISTENT,
+		  .code_name = "NONEXISTENT" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	pending_projects();
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM folder WHERE id = 3"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_create_interrupted_then_renamed)
+{
+	/* A run sent CREATE Projects and died; the folder was renamed
+	 * since: the name sent is created (or found), then renamed, so no
+	 * "Projects" is left behind on the server. */
+	static const struct step script[] = {
+		{ .call = "create Projects",
+		  .r = -CPMSYNC_E_SERVER,
+		  .code = IMAP_CODE_ALREADYEXISTS,
+		  .code_name = "ALREADYEXISTS" },
+		{ .call = "rename Projects Work" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Work');"
+	     "INSERT INTO journal (account_id, op, folder_id, attempts, args_sent)"
+	     " VALUES (1, 'create_folder', 3, 1, 'name=Projects');");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT name || '=' || server_name FROM folder WHERE id = 3"),
+			 "Work=Work");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_append_in_flight_flags)
+{
+	/* SetFlags while the APPEND is in flight: the APPEND carried the
+	 * flags from before, so the change follows as a STORE. */
+	static const struct step script[] = {
+		{ .call = "append INBOX () 2000 local",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 5,
+		  .during = during_flag_message_2 },
+		SELECT_INBOX,
+		{ .call = "store 5 (\\Flagged) 100" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid || ' ' || flags || '|' || server_flags FROM message"
+			    " WHERE id = 2"),
+			 "5 \\Flagged|\\Flagged");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_store_in_flight_flags)
+{
+	/* SetFlags while that message's STORE is in flight: its row was
+	 * pending, so none was added; the change goes in a new one. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1 (\\Flagged \\Seen) 100", .during = during_flag_message_1 },
+		{ .call = "store 1 ($Loc \\Flagged \\Seen) 100" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message WHERE id = 1"),
+			 "$Loc \\Flagged \\Seen|$Loc \\Flagged \\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 /* --- a UIDVALIDITY change --- */
 
 START_TEST(test_uidvalidity_reset)
@@ -1117,6 +1342,13 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_metadata_and_acl);
 	tcase_add_test(tc, test_malformed_and_unknown_rows);
 	tcase_add_test(tc, test_uidvalidity_reset);
+	tcase_add_test(tc, test_create_in_flight_renamed);
+	tcase_add_test(tc, test_create_in_flight_renamed_refused);
+	tcase_add_test(tc, test_create_in_flight_deleted);
+	tcase_add_test(tc, test_create_in_flight_deleted_refused);
+	tcase_add_test(tc, test_create_interrupted_then_renamed);
+	tcase_add_test(tc, test_append_in_flight_flags);
+	tcase_add_test(tc, test_store_in_flight_flags);
 	suite_add_tcase(su, tc);
 	return su;
 }

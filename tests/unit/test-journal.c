@@ -16,6 +16,7 @@
 #include "store/journal.h"
 #include "store/store-sync.h"
 #include "testlib.h"
+#include "util/macro.h"
 
 /* The names on disk: stores written by every earlier version use them. */
 static const char *const disk_names[_JOURNAL_OP_MAX] = {
@@ -204,6 +205,26 @@ START_TEST(test_attempt_mark)
 }
 END_TEST
 
+START_TEST(test_create_attempt_mark)
+{
+	_cleanup_free_ char *s = NULL;
+	const char *name = "unchanged";
+
+	ck_assert_int_eq(journal_create_attempt_encode("Projects/2026 \xc3\xa9", &s), 0);
+	ck_assert_str_eq(s, "name=Projects/2026 \xc3\xa9");
+	ck_assert_int_eq(journal_create_attempt_decode(s, &name), 0);
+	ck_assert_str_eq(name, "Projects/2026 \xc3\xa9");
+	ck_assert_int_eq(journal_create_attempt_encode("", &s), -EINVAL);
+	ck_assert_int_eq(journal_create_attempt_encode(NULL, &s), -EINVAL);
+	name = "unchanged";
+	ck_assert_int_eq(journal_create_attempt_decode(NULL, &name), -EBADMSG);
+	ck_assert_int_eq(journal_create_attempt_decode("name=", &name), -EBADMSG);
+	/* A mark of another operation is not a name. */
+	ck_assert_int_eq(journal_create_attempt_decode("uidnext=5", &name), -EBADMSG);
+	ck_assert_str_eq(name, "unchanged");
+}
+END_TEST
+
 static char tmpdir[64];
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -280,6 +301,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_args_round_trip);
 	tcase_add_test(tc, test_args_malformed);
 	tcase_add_test(tc, test_attempt_mark);
+	tcase_add_test(tc, test_create_attempt_mark);
 	tcase_add_test(tc, test_store_rows);
 	suite_add_tcase(su, tc);
 	return su;
