@@ -136,8 +136,9 @@ struct cpmsync_sync {
 	struct imap_resp_code code; /* scratch */
 	void *replay;		    /* engine-replay.c's state */
 	/* What engine_select() does when the server refuses the SELECT
-	 * (the failure is recorded): skip what needed the folder. */
-	void (*select_refused)(struct cpmsync_sync *e);
+	 * (res: the refusal; logged, and the run goes on): skip, or record
+	 * as refused, what needed the folder. */
+	void (*select_refused)(struct cpmsync_sync *e, const struct engine_reply *res);
 
 	int r; /* first failure */
 	char reason[512];

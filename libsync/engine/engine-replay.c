@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/limits.h>
 
 #include "engine/engine-internal.h"
 #include "util/flags.h"
@@ -233,6 +234,71 @@ static bool cmd_refused(struct cpmsync_sync *e, const struct engine_reply *res, 
 	}
 	engine_reply_failed(e, res, what);
 	return true;
+}
+
+/*
+ * The current row (or flag batch) cannot be sent because operation
+ * failed_id, which it needs, is a failed operation: it fails too, saying
+ * so, and follows it (store_journal_blocked(); a retry of that operation
+ * lets it go, a discard takes it away).  The run goes on.
+ */
+static void rows_blocked(struct cpmsync_sync *e, int64_t failed_id, const char *what)
+{
+	struct replay *rp = R(e);
+	int64_t now = (int64_t)time(NULL);
+	char text[CPMSYNC_FOLDER_NAME_MAX + 128];
+	int r;
+
+	snprintf(text, sizeof(text), "depends on failed operation %lld (%s)", (long long)failed_id,
+		 what);
+	r = engine_tx_begin(e);
+	for (size_t i = 0; r >= 0 && i < rp->n_items; i++)
+		if (!rp->items[i].failed)
+			r = store_journal_blocked(e->store, rp->items[i].journal_id, text, now);
+	if (r >= 0 && rp->n_items == 0)
+		r = store_journal_blocked(e->store, rp->j.id, text, now);
+	if (store_failed(e, r))
+		return;
+	e->batch_rows++;
+	e->stats.ops_failed++;
+	e->stats.ops_given_up++;
+	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s row %lld %s: a failed operation now",
+		e->account_name, rp->j.op_name, (long long)rp->j.id, text);
+	replay_next(e);
+}
+
+/*
+ * The row needs folder f on the server, where it is not yet: its CREATE
+ * failed (the row follows it, rows_blocked()), or is queued after a
+ * refusal that may pass (the row waits for it: kept, the run does not
+ * fail for it).  A folder without a server name and without a CREATE
+ * row is a damaged journal: reported.
+ */
+static void needs_folder(struct cpmsync_sync *e, const struct sync_folder *f)
+{
+	int64_t create = 0;
+	bool failed = false;
+	char what[CPMSYNC_FOLDER_NAME_MAX + 32];
+	int r;
+
+	r = store_journal_create_row(e->store, f->id, &create, &failed);
+	if (store_failed(e, r))
+		return;
+	if (r == 0) {
+		op_failed(e,
+			  "folder %s does not exist on the server and its creation is not queued",
+			  f->name);
+		return;
+	}
+	if (!failed) {
+		log_debug(CAT, "%s: %s row %lld waits for the creation of %s (row %lld)",
+			  e->account_name, R(e)->j.op_name, (long long)R(e)->j.id, f->name,
+			  (long long)create);
+		replay_next(e);
+		return;
+	}
+	snprintf(what, sizeof(what), "create-folder %s", f->name);
+	rows_blocked(e, create, what);
 }
 
 /* The driver's answer to queueing a command: a failure fails the run. */
@@ -529,7 +595,7 @@ static void op_append(struct cpmsync_sync *e)
 		return;
 	}
 	if (!rp->folder.server_name) {
-		op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
+		needs_folder(e, &rp->folder);
 		return;
 	}
 	if (rp->j.attempts > 0)
@@ -681,7 +747,7 @@ static void op_copy(struct cpmsync_sync *e)
 	if (store_failed(e, r))
 		return;
 	if (!rp->dst.server_name) {
-		op_failed(e, "folder %s does not exist on the server yet", rp->dst.name);
+		needs_folder(e, &rp->dst);
 		return;
 	}
 	r = journal_args_decode(rp->j.op, rp->j.args, &args, &why);
@@ -971,7 +1037,7 @@ static void op_flags(struct cpmsync_sync *e)
 	if (store_failed(e, r))
 		return;
 	if (!rp->folder.server_name) {
-		op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
+		needs_folder(e, &rp->folder);
 		return;
 	}
 	engine_select(e, rp->folder.id, rp->folder.server_name, flags_selected);
@@ -1307,7 +1373,7 @@ static bool row_folder_on_server(struct cpmsync_sync *e)
 	if (store_failed(e, r))
 		return false;
 	if (!rp->folder.server_name) {
-		op_failed(e, "folder %s does not exist on the server yet", rp->folder.name);
+		needs_folder(e, &rp->folder);
 		return false;
 	}
 	return true;
@@ -1351,6 +1417,28 @@ static void op_acl(struct cpmsync_sync *e)
 	}
 	sent(e,
 	     D(e)->ops->set_acl(D(e), rp->folder.server_name, identifier, rights, simple_done, e));
+}
+
+/*
+ * The server refused to select the folder the current row (or batch of
+ * flag or expunge rows) needs: that is their refusal, classified by its
+ * response code like any other ([NOPERM]: failed operations at once; a
+ * NO that may pass: tried again later).  The run goes on.
+ */
+static void select_refused(struct cpmsync_sync *e, const struct engine_reply *res)
+{
+	struct replay *rp = R(e);
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && i < rp->n_items; i++)
+		if (!rp->items[i].failed)
+			r = row_refused(e, rp->items[i].journal_id, res, "SELECT");
+	for (size_t i = 0; r >= 0 && i < rp->n_exp; i++)
+		r = row_refused(e, rp->exp_journal[i], res, "SELECT");
+	if (r >= 0 && rp->n_items == 0 && rp->n_exp == 0)
+		r = row_refused(e, rp->j.id, res, "SELECT");
+	if (r >= 0)
+		replay_next(e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1434,8 +1522,7 @@ void engine_replay_start(struct cpmsync_sync *e)
 	}
 	rangeset_init(&rp->exp_uids);
 	e->replay = rp;
-	/* A refused SELECT keeps the row for the next run and goes on. */
-	e->select_refused = replay_next;
+	e->select_refused = select_refused;
 	rp->journal_pos = INT64_MIN;
 	replay_next(e);
 }

@@ -1089,10 +1089,12 @@ static void state_cb(struct imap_client *client, int r, const char *reason, void
 void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server_name,
 		   engine_next_fn next);
 
+typedef void (*select_refused_fn)(struct cpmsync_sync *e, const struct engine_reply *res);
+
 struct select_ctx {
 	struct cpmsync_sync *e;
 	engine_next_fn next;
-	engine_next_fn refused; /* the server said NO: go on without it */
+	select_refused_fn refused; /* the server said NO: go on without it */
 	int64_t id;
 	char *name;
 };
@@ -1101,7 +1103,8 @@ static void select_done(const struct engine_reply *res, void *userdata)
 {
 	struct select_ctx *sc = userdata;
 	struct cpmsync_sync *e = sc->e;
-	engine_next_fn next = sc->next, refused = sc->refused;
+	engine_next_fn next = sc->next;
+	select_refused_fn refused = sc->refused;
 	_cleanup_free_ char *name = sc->name;
 	int64_t id = sc->id;
 
@@ -1109,16 +1112,16 @@ static void select_done(const struct engine_reply *res, void *userdata)
 	e->fetch_kind = FK_NONE;
 	if (!e->finished && res->r == -CPMSYNC_E_SERVER && refused) {
 		/* Deleted since LIST, or no right to read it: the rest of the
-		 * account still syncs; the run reports the failure. */
+		 * account still syncs, and the run does not fail for it (the
+		 * refusal is logged, counted, and recorded on the journal rows
+		 * that needed the folder). */
 		e->selected_id = 0;
 		if (engine_tx_tick(e, true) < 0)
 			return;
 		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: cannot select %s: %s", e->account_name,
 			name ? name : "?", res->text ? res->text : "");
-		if (!e->op_failures++)
-			snprintf(e->op_reason, sizeof(e->op_reason), "cannot select %s: %s",
-				 name ? name : "?", res->text ? res->text : "");
-		refused(e);
+		e->stats.folders_refused++;
+		refused(e, res);
 		return;
 	}
 	if (engine_reply_failed(e, res, "SELECT"))
@@ -1131,7 +1134,7 @@ static void select_done(const struct engine_reply *res, void *userdata)
 
 /* Sends SELECT; with QRESYNC parameters when f->mode says so. */
 static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_name,
-			enum plan_mode mode, engine_next_fn next, engine_next_fn refused)
+			enum plan_mode mode, engine_next_fn next, select_refused_fn refused)
 {
 	struct engine_driver *d = e->drv;
 	struct engine_select_params p = {
@@ -1186,6 +1189,14 @@ void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server
 }
 
 static void folder_after_select(struct cpmsync_sync *e);
+static void next_folder(struct cpmsync_sync *e);
+
+/* A folder the server will not let us select is skipped (select_done()). */
+static void folder_select_refused(struct cpmsync_sync *e, const struct engine_reply *res)
+{
+	(void)res;
+	next_folder(e);
+}
 
 static void next_folder(struct cpmsync_sync *e)
 {
@@ -1242,7 +1253,8 @@ static void next_folder(struct cpmsync_sync *e)
 		  plan_mode_name(e->f.mode));
 	e->stats.folders_synced++;
 	engine_progress(e, "", (uint32_t)e->queue_pos - 1, (uint32_t)e->n_queue);
-	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select, next_folder);
+	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select,
+		    folder_select_refused);
 }
 
 /* A UID FETCH over a range, with items; fetch_kind says what its FETCHes mean. */

@@ -377,9 +377,11 @@ static int keep_if_attempted(struct store *s, int64_t id, bool *ret_kept)
 	int r;
 
 	*ret_kept = false;
+	/* Refused on its last try (refused set): the server does not have
+	 * it, e.g. a failed operation, which goes with the message. */
 	r = prepare_ops(s,
 			"SELECT 1 FROM journal WHERE message_id = ?1 AND attempts > 0"
-			" AND op IN (:op_append, :op_copy, :op_move)",
+			" AND refused IS NULL AND op IN (:op_append, :op_copy, :op_move)",
 			&st);
 	if (r < 0)
 		return r;
@@ -1729,9 +1731,19 @@ static int retry(struct store *s, void *args)
 
 	if (r < 0)
 		return r;
+	r = exec_int(s,
+		     "UPDATE journal SET failed = 0, tries = 0, retry_after = 0,"
+		     " refused = NULL, code = NULL WHERE id = ?1",
+		     ((const struct failed_args *)args)->id);
+	if (r < 0)
+		return r;
+	/* Rows that failed only because an operation they need had failed
+	 * (store_journal_blocked(): code NULL) are looked at again: those
+	 * that still wait for a failed one fail again, naming it. */
 	return exec_int(s,
-			"UPDATE journal SET failed = 0, tries = 0, retry_after = 0,"
-			" refused = NULL, code = NULL WHERE id = ?1",
+			"UPDATE journal SET failed = 0, refused = NULL WHERE failed = 1"
+			" AND code IS NULL AND account_id ="
+			" (SELECT account_id FROM journal WHERE id = ?1)",
 			((const struct failed_args *)args)->id);
 }
 
@@ -1753,6 +1765,70 @@ static int discard_move(struct store *s, const struct failed_row *row)
 		return r;
 	return exec_int(s, "UPDATE message SET removed = 0 WHERE id = ?1 AND uid IS NOT NULL",
 			ja.copy.src_id);
+}
+
+/*
+ * A rename that never reached the server: the folder takes its server name
+ * back, and the sub-folders renamed with it (rename_folder()) their names
+ * under it.  Refused when another folder has taken one of those names.
+ */
+static int discard_rename(struct store *s, int64_t folder_id)
+{
+	_cleanup_free_ char *name = NULL, *server_name = NULL;
+	sqlite3_stmt *st;
+	int64_t acc;
+	int r;
+
+	r = store_prepare(s, "SELECT account_id, name, server_name FROM folder WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r; /* gone: nothing to put back */
+	acc = sqlite3_column_int64(st, 0);
+	r = store_col_strdup(st, 1, &name);
+	if (r >= 0)
+		r = store_col_strdup(st, 2, &server_name);
+	sqlite3_reset(st);
+	if (r < 0)
+		return r;
+	if (!server_name || streq(name, server_name))
+		return 0;
+
+	r = store_prepare(s,
+			  "SELECT o.name FROM folder t JOIN folder o ON o.account_id = t.account_id"
+			  " AND o.name = ?3 || substr(t.name, length(?2) + 1)"
+			  " WHERE t.account_id = ?1 AND t.removed = 0 AND (t.name = ?2 OR"
+			  " substr(t.name, 1, length(?2) + 1) = ?2 || '/') AND NOT (o.name = ?2"
+			  " OR substr(o.name, 1, length(?2) + 1) = ?2 || '/') LIMIT 1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, server_name, -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		store_set_error(s,
+				"cannot put folder \"%s\" back as \"%s\": folder \"%s\" exists now",
+				name, server_name, (const char *)sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		return -EEXIST;
+	}
+	r = store_prepare(s,
+			  "UPDATE folder AS t SET name = ?3 || substr(t.name, length(?2) + 1)"
+			  " WHERE t.account_id = ?1 AND t.removed = 0 AND (t.name = ?2 OR"
+			  " substr(t.name, 1, length(?2) + 1) = ?2 || '/')",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, server_name, -1, SQLITE_STATIC);
+	return store_step_done(s, st);
 }
 
 static int discard_failed(struct store *s, void *args)
@@ -1798,10 +1874,7 @@ static int discard_failed(struct store *s, void *args)
 		return exec_int(s, "DELETE FROM folder WHERE id = ?1 AND server_name IS NULL",
 				row.folder_id);
 	case JOURNAL_OP_RENAME_FOLDER:
-		return exec_int(s,
-				"UPDATE folder SET name = server_name"
-				" WHERE id = ?1 AND server_name IS NOT NULL",
-				row.folder_id);
+		return discard_rename(s, row.folder_id);
 	case JOURNAL_OP_DELETE_FOLDER:
 		return exec_int(s, "UPDATE folder SET removed = 0 WHERE id = ?1", row.folder_id);
 	case JOURNAL_OP_SET_METADATA:

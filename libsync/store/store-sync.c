@@ -1135,6 +1135,41 @@ int store_journal_refused(struct store *s, int64_t id, const char *code, const c
 	return r;
 }
 
+int store_journal_blocked(struct store *s, int64_t id, const char *text, int64_t now)
+{
+	sqlite3_stmt *st;
+
+	PREP(s,
+	     "UPDATE journal SET failed = 1, refused = ?2, code = NULL, tried = ?3,"
+	     " retry_after = 0 WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, text ? text : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, now);
+	return store_step_done(s, st);
+}
+
+int store_journal_create_row(struct store *s, int64_t folder_id, int64_t *ret_id, bool *ret_failed)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s,
+	     "SELECT id, failed FROM journal WHERE folder_id = ?1 AND op = :op_create_folder"
+	     " ORDER BY id LIMIT 1",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = journal_bind_ops(s, st);
+	if (r >= 0)
+		r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	*ret_id = sqlite3_column_int64(st, 0);
+	*ret_failed = sqlite3_column_int(st, 1) != 0;
+	sqlite3_reset(st);
+	return 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* For the session (push): what the store knows, to compare with what a
  * notification or SELECT says. */

@@ -169,6 +169,20 @@ int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, i
 int store_journal_refused(struct store *s, int64_t id, const char *code, const char *text,
 			  bool permanent, int64_t now, bool *ret_failed);
 int64_t store_journal_backoff(int64_t tries);
+/*
+ * Row id cannot be sent because an operation it needs failed (an APPEND
+ * into a folder whose CREATE is a failed operation): it becomes a failed
+ * operation too, with text saying which, without being tried (tries stays)
+ * and without a response code (code NULL: what tells such a row from a
+ * refused one; cpmsync_op_retry() of any operation lets them be tried
+ * again).
+ */
+int store_journal_blocked(struct store *s, int64_t id, const char *text, int64_t now);
+/*
+ * The create_folder row of folder_id: 1 with its id and whether it is a
+ * failed operation, or 0 when there is none.
+ */
+int store_journal_create_row(struct store *s, int64_t folder_id, int64_t *ret_id, bool *ret_failed);
 /* Rows still to replay (failed operations not counted). */
 int store_journal_count(struct store *s, int64_t account_id, uint32_t *ret);
 

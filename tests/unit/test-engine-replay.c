@@ -930,15 +930,47 @@ START_TEST(test_connection_lost_mark_kept)
 }
 END_TEST
 
-START_TEST(test_select_refused_row_kept)
+START_TEST(test_select_refused_rows_refused)
 {
-	/* The server refuses to select the folder a row needs: the row stays
-	 * for the next run, the others go on, the run reports why. */
+	/* The server refuses to select the folder rows need (no read right
+	 * any more): that is their refusal, classified by its code ([NOPERM]:
+	 * failed at once, every row of the batch); the other rows go on and
+	 * the run does not fail. */
 	static const struct step script[] = {
 		{ .call = "select INBOX condstore",
 		  .r = -CPMSYNC_E_SERVER,
-		  .text = "[NOPERM] not yours" },
+		  .text = "Permission denied",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM" },
 		{ .call = "create Projects" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO message (folder_id, uid, flags, server_flags) VALUES (1, 2, '$A', '');"
+	     "UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'flags', 1, 1), (1, 'flags', 1, 2);"
+	     "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_refused, 1);
+	ck_assert_uint_eq(res.stats.ops_given_up, 2);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || message_id || ':' || code || ':'"
+			    " || refused || ':' || failed, ',') FROM journal"),
+			 "flags:1:NOPERM:Permission denied:1,flags:2:NOPERM:Permission denied:1");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_str_eq(qs("SELECT server_name FROM folder WHERE id = 3"), "Projects");
+}
+END_TEST
+
+START_TEST(test_select_refused_transient_backs_off)
+{
+	/* A NO without a code may pass: the row is tried again later. */
+	static const struct step script[] = {
+		{ .call = "select INBOX condstore", .r = -CPMSYNC_E_SERVER, .text = "busy" },
 		LOGOUT,
 		END,
 	};
@@ -946,15 +978,12 @@ START_TEST(test_select_refused_row_kept)
 
 	exec("UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
-	     " VALUES (1, 'flags', 1, 1);"
-	     "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
-	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);");
+	     " VALUES (1, 'flags', 1, 1)");
 	res = run(script, ALL_CAPS);
-	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
-	ck_assert_ptr_nonnull(strstr(res.reason, "cannot select INBOX"));
-	ck_assert_str_eq(qs("SELECT group_concat(op, ',') FROM journal"), "flags");
-	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
-	ck_assert_str_eq(qs("SELECT server_name FROM folder WHERE id = 3"), "Projects");
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT tries || ' ' || failed || ' ' || (retry_after - tried)"
+			    " || ' ' || refused FROM journal"),
+			 "1 0 60 busy");
 }
 END_TEST
 
@@ -1279,6 +1308,203 @@ START_TEST(test_store_in_flight_flags)
 }
 END_TEST
 
+/* --- operations that depend on a failed one --- */
+
+/* Folder 3 "Projects" whose CREATE (journal row 1) is a failed operation,
+ * with an APPEND into it (message 2), a COPY of message 1 into it
+ * (message 3) and a SETMETADATA on it queued after. */
+static void failed_create_with_dependents(void)
+{
+	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO journal (id, account_id, op, folder_id, attempts, args_sent, tries,"
+	     " refused, code, failed) VALUES (1, 1, 'create_folder', 3, 1, 'name=Projects', 1,"
+	     " 'Permission denied', 'NOPERM', 1)");
+	local_message(3, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 3, 2);"
+	     "INSERT INTO message (folder_id, flags, size, internaldate, message_id)"
+	     " VALUES (3, '\\Seen', 5, 1000, '<m1@x>');"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
+	     " VALUES (1, 'copy', 3, 3, 'src=1');"
+	     "INSERT INTO journal (account_id, op, folder_id, args)"
+	     " VALUES (1, 'set_metadata', 3, '/private/comment' || char(10) || 'hi')");
+}
+
+#define BLOCKED "depends on failed operation 1 (create-folder Projects)"
+
+START_TEST(test_failed_create_blocks_dependents)
+{
+	/* Nothing is sent for them and the run does not fail: each becomes
+	 * a failed operation naming the one it needs (no code, not tried).
+	 * A retry of the CREATE lets them go with it. */
+	static const struct step nothing[] = { LOGOUT, END };
+	static const struct step after_retry[] = {
+		{ .call = "create Projects" },
+		{ .call = "append Projects () 2000 local",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 1 },
+		SELECT_INBOX,
+		{ .call = "copy 1 Projects", .code = IMAP_CODE_COPYUID, .new_uid = 2 },
+		{ .call = "setmetadata [Projects] /private/comment [hi]" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	failed_create_with_dependents();
+	res = run(nothing, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_given_up, 3);
+	ck_assert_str_eq(
+		qs("SELECT group_concat(op || ':' || coalesce(code, 'NULL') || ':' || tries"
+		   " || ':' || failed || ':' || refused, ',') FROM journal WHERE id > 1"),
+		"append:NULL:0:1:" BLOCKED ",copy:NULL:0:1:" BLOCKED
+		",set_metadata:NULL:0:1:" BLOCKED);
+	/* Listed as failed operations; the next run sends nothing either. */
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal WHERE failed = 1"), "4");
+	res = run(nothing, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+
+	ck_assert_int_eq(cpmsync_op_retry(cs, "t", 1), 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal WHERE failed = 1"), "0");
+	res = run(after_retry, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 4);
+	ck_assert_str_eq(qs("SELECT group_concat(id || '=' || uid, ',') FROM message"
+			    " WHERE folder_id = 3"),
+			 "2=1,3=2");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_failed_create_discarded_takes_dependents)
+{
+	/* Discarding the CREATE removes the folder and what was queued into
+	 * it; the copy's source stays where it is. */
+	static const struct step nothing[] = { LOGOUT, END };
+	struct sync_result res;
+
+	failed_create_with_dependents();
+	res = run(nothing, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "t", 1), 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM folder WHERE id = 3"), "0");
+	ck_assert_str_eq(qs("SELECT group_concat(id, ',') FROM message"), "1");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	res = run(nothing, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+}
+END_TEST
+
+START_TEST(test_create_backed_off_dependents_wait)
+{
+	/* A CREATE refused in a way that may pass is tried again later: what
+	 * needs the folder waits for it, neither failed nor failing the run. */
+	static const struct step script[] = {
+		{ .call = "create Projects", .r = -CPMSYNC_E_SERVER, .text = "try later" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	failed_create_with_dependents();
+	exec("UPDATE journal SET failed = 0, tries = 0, refused = NULL, code = NULL,"
+	     " attempts = 0, args_sent = NULL WHERE id = 1");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_given_up, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || failed || ':' || tries, ',')"
+			    " FROM journal"),
+			 "create_folder:0:1,append:0:0,copy:0:0,set_metadata:0:0");
+}
+END_TEST
+
+static const char stored[] = "Message-ID: <s@x>\r\n\r\nhi\r\n";
+
+START_TEST(test_failed_store_then_flags_copy_delete)
+{
+	/* A Store refused for good: SetFlags and Copy of that message still
+	 * go (the copy is appended from our copy of the content, the retry
+	 * carries the flags), and Delete + Expunge takes the message away
+	 * with its failed operation. */
+	static const struct step refused[] = {
+		{ .call = "append INBOX () 3000 Message-ID: <s@x>\r\n\r\nhi\r\n",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM" },
+		LOGOUT,
+		END,
+	};
+	static const struct step copied[] = {
+		{ .call = "append Archive (\\Flagged) 3000 Message-ID: <s@x>\r\n\r\nhi\r\n",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 3 },
+		LOGOUT,
+		END,
+	};
+	static const struct step nothing[] = { LOGOUT, END };
+	static const char *const flagged[] = { "\\Flagged", NULL };
+	struct sync_result res;
+	int64_t id, copy;
+
+	ck_assert_int_eq(
+		cpmsync_op_store(cs, "t", "INBOX", stored, strlen(stored), NULL, 3000, &id), 0);
+	res = run(refused, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id, 1, flagged, NULL), 0);
+	ck_assert_int_eq(cpmsync_op_copy(cs, &id, 1, "Archive", &copy), 0);
+	res = run(copied, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || failed, ',') FROM journal"),
+			 "append:1");
+
+	ck_assert_int_eq(cpmsync_op_delete(cs, &id, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "t", "INBOX"), 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT group_concat(folder_id || ':' || uid, ',') FROM message"
+			    " WHERE message_id = '<s@x>'"),
+			 "2:3");
+	res = run(nothing, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+}
+END_TEST
+
+START_TEST(test_failed_store_then_move)
+{
+	/* Move of a message whose Store failed for good: it is appended to
+	 * the destination instead, and the failed Store goes with its row. */
+	static const struct step moved[] = {
+		{ .call = "append Archive () 3000 Message-ID: <s@x>\r\n\r\nhi\r\n",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 3 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	int64_t id, moved_id;
+
+	ck_assert_int_eq(
+		cpmsync_op_store(cs, "t", "INBOX", stored, strlen(stored), NULL, 3000, &id), 0);
+	exec("UPDATE journal SET attempts = 1, tries = 1, refused = 'Permission denied',"
+	     " code = 'NOPERM', failed = 1");
+	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Archive", &moved_id), 0);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || failed, ',') FROM journal"),
+			 "append:0");
+	res = run(moved, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(folder_id || ':' || uid, ',') FROM message"
+			    " WHERE message_id = '<s@x>'"),
+			 "2:3");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 /* --- a UIDVALIDITY change --- */
 
 START_TEST(test_uidvalidity_reset)
@@ -1337,7 +1563,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_copy_interrupted_found);
 	tcase_add_test(tc, test_move_interrupted_found_source_removed);
 	tcase_add_test(tc, test_connection_lost_mark_kept);
-	tcase_add_test(tc, test_select_refused_row_kept);
+	tcase_add_test(tc, test_select_refused_rows_refused);
+	tcase_add_test(tc, test_select_refused_transient_backs_off);
 	tcase_add_test(tc, test_folder_ops);
 	tcase_add_test(tc, test_metadata_and_acl);
 	tcase_add_test(tc, test_malformed_and_unknown_rows);
@@ -1349,6 +1576,11 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_create_interrupted_then_renamed);
 	tcase_add_test(tc, test_append_in_flight_flags);
 	tcase_add_test(tc, test_store_in_flight_flags);
+	tcase_add_test(tc, test_failed_create_blocks_dependents);
+	tcase_add_test(tc, test_failed_create_discarded_takes_dependents);
+	tcase_add_test(tc, test_create_backed_off_dependents_wait);
+	tcase_add_test(tc, test_failed_store_then_flags_copy_delete);
+	tcase_add_test(tc, test_failed_store_then_move);
 	suite_add_tcase(su, tc);
 	return su;
 }

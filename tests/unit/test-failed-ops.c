@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <check.h>
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,43 @@ START_TEST(test_discard_folder_ops)
 }
 END_TEST
 
+START_TEST(test_discard_rename_restores_subfolders)
+{
+	/* The sub-folders renamed with it (on the server, and one whose
+	 * CREATE is still queued) get their names under the old one back;
+	 * a folder that took one of those names meanwhile refuses it. */
+	int64_t row;
+
+	exec("INSERT INTO folder (id, account_id, name, delimiter, server_name) VALUES"
+	     " (3, 1, 'Archive/2025', '/', 'Archive/2025'),"
+	     " (4, 1, 'Archive/2025/Q1', '/', 'Archive/2025/Q1'),"
+	     " (5, 1, 'Archived', '/', 'Archived');");
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Archive/2026", NULL), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "Archive", "Old/Archive"), 0);
+	ck_assert_str_eq(qs("SELECT group_concat(name, ',') FROM (SELECT name FROM folder"
+			    " ORDER BY id)"),
+			 "INBOX,Old/Archive,Old/Archive/2025,Old/Archive/2025/Q1,Archived,"
+			 "Old/Archive/2026");
+	row = atoll(qs("SELECT id FROM journal WHERE op = 'rename_folder'"));
+	exec("UPDATE journal SET failed = 1, code = 'NOPERM', refused = 'no', tries = 1"
+	     " WHERE op = 'rename_folder'");
+
+	/* "Archive/2025" was taken meanwhile: refused, nothing changed. */
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Archive/2025", NULL), 0);
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), -EEXIST);
+	ck_assert_str_eq(store_error(s), "cannot put folder \"Old/Archive\" back as \"Archive\":"
+					 " folder \"Archive/2025\" exists now");
+	ck_assert_str_eq(qs("SELECT name FROM folder WHERE id = 2"), "Old/Archive");
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive/2025"), 0);
+
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "a", row), 0);
+	ck_assert_str_eq(qs("SELECT group_concat(name, ',') FROM (SELECT name FROM folder"
+			    " ORDER BY id)"),
+			 "INBOX,Archive,Archive/2025,Archive/2025/Q1,Archived,Archive/2026");
+	ck_assert_str_eq(qs("SELECT group_concat(op, ',') FROM journal"), "create_folder");
+}
+END_TEST
+
 START_TEST(test_contract_names)
 {
 	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_APPEND, NULL), "store");
@@ -275,6 +313,7 @@ static Suite *failed_ops_suite(void)
 	tcase_add_test(tc, test_discard_store_and_flags);
 	tcase_add_test(tc, test_discard_move_and_expunge);
 	tcase_add_test(tc, test_discard_folder_ops);
+	tcase_add_test(tc, test_discard_rename_restores_subfolders);
 	tcase_add_test(tc, test_contract_names);
 	suite_add_tcase(su, tc);
 	return su;

@@ -103,7 +103,14 @@ int cpmsync_op_discard(struct cpmsync_store *store, int64_t message_id);
 /*
  * Failed operations (contract README "Failed operations"): journaled
  * changes the server refused for good.  Replay skips them; their local
- * effect stays until retried or discarded.
+ * effect stays until retried or discarded.  A change that needs one of
+ * them (an APPEND, COPY, SETMETADATA or SETACL into a folder whose CREATE
+ * failed) is not sent and becomes a failed operation too, with code ""
+ * and text "depends on failed operation ID (create-folder NAME)": it is
+ * tried again with any retry, and goes when that one is discarded.  A
+ * message whose APPEND failed needs nothing more: its flags go with the
+ * APPEND, a copy of it is appended from the stored content, and expunging
+ * it takes the failed APPEND away with it.
  */
 struct cpmsync_failed_op {
 	int64_t id;		    /* the journal row */
@@ -124,7 +131,9 @@ typedef int (*cpmsync_failed_op_fn)(const struct cpmsync_failed_op *op, void *us
 int cpmsync_store_foreach_failed(struct cpmsync_store *store, const char *account,
 				 cpmsync_failed_op_fn cb, void *userdata);
 int cpmsync_store_failed_count(struct cpmsync_store *store, const char *account, uint32_t *ret);
-/* The failed operation id of account is queued again, as if new (tries 0).
+/* The failed operation id of account is queued again, as if new (tries 0),
+ * and so are the account's operations that failed only because one they
+ * need had failed (they fail again, at the next replay, if it still has).
  * -CPMSYNC_E_NOT_FOUND when account has no failed operation id. */
 int cpmsync_op_retry(struct cpmsync_store *store, const char *account, int64_t id);
 /*
@@ -133,8 +142,10 @@ int cpmsync_op_retry(struct cpmsync_store *store, const char *account, int64_t i
  * message that never reached the server is removed (a moved one shows in
  * its source folder again), flags go back to the server's, an expunged
  * message or deleted folder shows again, a renamed folder takes its
- * server name back, a created folder that never reached the server is
- * removed with what it holds.  -CPMSYNC_E_NOT_FOUND as for retry.
+ * server name back (with the sub-folders renamed with it; -EEXIST when
+ * another folder has taken one of those names since), a created folder
+ * that never reached the server is removed with what it holds and the
+ * operations queued into it.  -CPMSYNC_E_NOT_FOUND as for retry.
  */
 int cpmsync_op_discard_failed(struct cpmsync_store *store, const char *account, int64_t id);
 

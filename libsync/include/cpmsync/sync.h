@@ -30,6 +30,9 @@ struct cpmsync_sync_stats {
 	uint64_t body_bytes; /* bodies downloaded */
 	uint32_t ops_replayed, ops_failed;
 	uint32_t ops_given_up; /* of ops_failed: failed operations now (cpmsync/ops.h) */
+	/* SELECTs the server refused (no right to read the folder, deleted
+	 * meanwhile): those folders were skipped, the run went on. */
+	uint32_t folders_refused;
 };
 
 /*
