@@ -213,7 +213,14 @@ static int drv_store(struct engine_driver *d, const char *uids, enum engine_flag
 static int drv_expunge(struct engine_driver *d, const char *uids, engine_reply_fn cb,
 		       void *userdata)
 {
+	if (!uids)
+		return cmd_send(d, cb, userdata, "EXPUNGE");
 	return cmd_send(d, cb, userdata, "UID EXPUNGE %a", uids);
+}
+
+static int drv_search_deleted(struct engine_driver *d, engine_reply_fn cb, void *userdata)
+{
+	return cmd_send(d, cb, userdata, "UID SEARCH DELETED");
 }
 
 static int drv_search(struct engine_driver *d, uint32_t from_uid, const char *message_id,
@@ -279,6 +286,7 @@ static const struct engine_driver_ops imap_ops = {
 	.store = drv_store,
 	.expunge = drv_expunge,
 	.search = drv_search,
+	.search_deleted = drv_search_deleted,
 	.fetch = drv_fetch,
 	.create = drv_create,
 	.rename = drv_rename,

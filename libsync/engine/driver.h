@@ -81,12 +81,16 @@ struct engine_driver_ops {
 	int (*store)(struct engine_driver *d, const char *uids, enum engine_flags_mode mode,
 		     const char *flags, uint64_t unchangedsince, engine_reply_fn cb,
 		     void *userdata);
+	/* UID EXPUNGE uids; uids NULL: EXPUNGE, every \Deleted message of
+	 * the selected folder (for a server without UIDPLUS). */
 	int (*expunge)(struct engine_driver *d, const char *uids, engine_reply_fn cb,
 		       void *userdata);
 	/* UID SEARCH UID from:* [HEADER Message-ID message_id]; the UIDs come
 	 * as engine_event_search(). */
 	int (*search)(struct engine_driver *d, uint32_t from_uid, const char *message_id,
 		      engine_reply_fn cb, void *userdata);
+	/* UID SEARCH DELETED; the UIDs come as engine_event_search(). */
+	int (*search_deleted)(struct engine_driver *d, engine_reply_fn cb, void *userdata);
 	/* UID FETCH uids (items); the data comes as engine_event_fetch(). */
 	int (*fetch)(struct engine_driver *d, const char *uids, const char *items,
 		     engine_reply_fn cb, void *userdata);

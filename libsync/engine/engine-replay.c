@@ -61,6 +61,7 @@ struct replay {
 	int64_t exp_journal[EXPUNGE_BATCH], exp_message[EXPUNGE_BATCH];
 	size_t n_exp;
 	struct rangeset exp_uids;
+	bool exp_uidplus; /* UID EXPUNGE, else EXPUNGE after a check */
 	/* replay_next()'s trampoline */
 	bool in_next, again;
 	/* the row after which the next one is read */
@@ -186,8 +187,8 @@ static bool refusal_permanent(const struct engine_reply *res)
  * transaction): queued for a later try, or a failed operation, which
  * blocks nothing: the run goes on and does not fail for it.
  */
-static int row_refused(struct cpmsync_sync *e, int64_t id, const struct engine_reply *res,
-		       const char *what)
+static int row_refused_as(struct cpmsync_sync *e, int64_t id, const struct engine_reply *res,
+			  const char *what, bool permanent)
 {
 	const char *text = res->text ? res->text : "";
 	bool failed = false;
@@ -196,7 +197,7 @@ static int row_refused(struct cpmsync_sync *e, int64_t id, const struct engine_r
 	r = engine_tx_begin(e);
 	if (r >= 0)
 		r = store_journal_refused(e->store, id, res->code_name ? res->code_name : "", text,
-					  refusal_permanent(res), (int64_t)time(NULL), &failed);
+					  permanent, (int64_t)time(NULL), &failed);
 	if (r == -CPMSYNC_E_NOT_FOUND) {
 		/* A local change took the operation back while its command
 		 * was in flight (a folder deleted during its CREATE): the
@@ -218,6 +219,12 @@ static int row_refused(struct cpmsync_sync *e, int64_t id, const struct engine_r
 		res->code_name ? res->code_name : "", res->code_name ? "] " : "", text,
 		failed ? "a failed operation now" : "tried again later");
 	return 0;
+}
+
+static int row_refused(struct cpmsync_sync *e, int64_t id, const struct engine_reply *res,
+		       const char *what)
+{
+	return row_refused_as(e, id, res, what, refusal_permanent(res));
 }
 
 /* A NO/BAD refuses the operation (row_refused()), anything else fails the run. */
@@ -1046,13 +1053,33 @@ static void op_flags(struct cpmsync_sync *e)
 /* ------------------------------------------------------------------ */
 /* Expunge */
 
+/* A refusal for every row of the expunge batch (not only the first). */
+static bool exp_refused(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
+{
+	struct replay *rp = R(e);
+
+	if (e->finished)
+		return true;
+	if (res->r == 0)
+		return false;
+	if (res->r != -CPMSYNC_E_SERVER) {
+		engine_reply_failed(e, res, what);
+		return true;
+	}
+	for (size_t i = 0; i < rp->n_exp; i++)
+		if (row_refused(e, rp->exp_journal[i], res, what) < 0)
+			return true;
+	replay_next(e);
+	return true;
+}
+
 static void expunge_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct replay *rp = R(e);
 	int r = 0;
 
-	if (cmd_refused(e, res, "UID EXPUNGE"))
+	if (exp_refused(e, res, rp->exp_uidplus ? "UID EXPUNGE" : "EXPUNGE"))
 		return;
 	r = engine_tx_begin(e);
 	for (size_t i = 0; r >= 0 && i < rp->n_exp; i++) {
@@ -1066,6 +1093,86 @@ static void expunge_done(const struct engine_reply *res, void *userdata)
 	replay_next(e);
 }
 
+/*
+ * Without UIDPLUS there is no UID EXPUNGE, and EXPUNGE removes every
+ * \Deleted message of the folder, another client's too.  So: our messages
+ * are marked \Deleted, UID SEARCH DELETED says which ones are, and
+ * EXPUNGE goes only when they are all ours.  Otherwise nothing is
+ * expunged and the rows become failed operations saying why (a retry
+ * tries again, a discard shows the messages again).  Another client can
+ * still mark a message \Deleted between the SEARCH and the EXPUNGE: one
+ * round trip, the best a server without UIDPLUS allows.
+ */
+static void expunge_search_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	struct rangeset others = RANGESET_INIT;
+	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	char text[ENGINE_SET_BYTES + 256];
+	size_t pos = 0;
+	bool more;
+	int r = 0;
+
+	if (exp_refused(e, res, "UID SEARCH DELETED"))
+		return;
+	for (size_t i = 0; r >= 0 && i < e->search.n; i++)
+		for (uint32_t u = e->search.r[i].lo;; u++) {
+			if (!rangeset_contains(&rp->exp_uids, u))
+				r = rangeset_add(&others, u);
+			if (r < 0 || u == e->search.r[i].hi)
+				break;
+		}
+	if (r >= 0 && rangeset_empty(&others)) {
+		rangeset_free(&others);
+		buf_free(&set);
+		sent(e, D(e)->ops->expunge(D(e), NULL, expunge_done, e));
+		return;
+	}
+	if (r >= 0)
+		r = imap_seqset_format(&others, &pos, &set, 200);
+	more = pos < others.n;
+	rangeset_free(&others);
+	if (r < 0) {
+		buf_free(&set);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	snprintf(text, sizeof(text),
+		 "not expunged: the server lacks UIDPLUS, and EXPUNGE would also remove the "
+		 "other \\Deleted messages of %s (UID %s%s)",
+		 rp->folder.server_name, set.data, more ? ",..." : "");
+	buf_free(&set);
+	/* A failed operation at once: waiting would not make it safe. */
+	for (size_t i = 0; i < rp->n_exp; i++)
+		if (row_refused_as(e, rp->exp_journal[i],
+				   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER, .text = text },
+				   "EXPUNGE", true) < 0)
+			return;
+	replay_next(e);
+}
+
+static void expunge_without_uidplus(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	size_t pos = 0;
+	int r = 0;
+
+	while (r >= 0 && pos < rp->exp_uids.n) {
+		buf_reset(&set);
+		r = imap_seqset_format(&rp->exp_uids, &pos, &set, ENGINE_SET_BYTES);
+		if (r >= 0)
+			r = D(e)->ops->store(D(e), set.data, ENGINE_FLAGS_ADD, "\\Deleted", 0, NULL,
+					     NULL);
+	}
+	buf_free(&set);
+	if (sent(e, r) < 0)
+		return;
+	rangeset_clear(&e->search);
+	sent(e, D(e)->ops->search_deleted(D(e), expunge_search_done, e));
+}
+
 static void expunge_selected(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
@@ -1077,9 +1184,9 @@ static void expunge_selected(struct cpmsync_sync *e)
 		expunge_done(&(struct engine_reply){ 0 }, e);
 		return;
 	}
-	if (!D(e)->ops->has(D(e), IMAP_CAP_UIDPLUS)) {
-		op_failed(e, "cannot expunge only our messages in %s: the server lacks UIDPLUS",
-			  rp->folder.server_name);
+	rp->exp_uidplus = D(e)->ops->has(D(e), IMAP_CAP_UIDPLUS);
+	if (!rp->exp_uidplus) {
+		expunge_without_uidplus(e);
 		return;
 	}
 	/* One set per command pair; a batch is at most EXPUNGE_BATCH UIDs. */

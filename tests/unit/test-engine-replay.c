@@ -203,7 +203,14 @@ static int fake_store(struct engine_driver *d, const char *uids, enum engine_fla
 static int fake_expunge(struct engine_driver *d, const char *uids, engine_reply_fn cb,
 			void *userdata)
 {
+	if (!uids)
+		return fake_call(d, cb, userdata, "expunge (all deleted)");
 	return fake_call(d, cb, userdata, "expunge %s", uids);
+}
+
+static int fake_search_deleted(struct engine_driver *d, engine_reply_fn cb, void *userdata)
+{
+	return fake_call(d, cb, userdata, "search deleted");
 }
 
 static int fake_search(struct engine_driver *d, uint32_t from_uid, const char *message_id,
@@ -267,6 +274,7 @@ static const struct engine_driver_ops fake_ops = {
 	.store = fake_store,
 	.expunge = fake_expunge,
 	.search = fake_search,
+	.search_deleted = fake_search_deleted,
 	.fetch = fake_fetch,
 	.create = fake_create,
 	.rename = fake_rename,
@@ -1505,6 +1513,79 @@ START_TEST(test_failed_store_then_move)
 }
 END_TEST
 
+/* --- expunge without UIDPLUS --- */
+
+/* Message 1 (UID 1) and a second one (UID 2) deleted and expunged here. */
+static void two_expunged(void)
+{
+	exec("INSERT INTO message (folder_id, uid, flags, server_flags, removed)"
+	     " VALUES (1, 2, '\\Deleted', '', 1);"
+	     "UPDATE message SET removed = 1, flags = '\\Deleted \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'expunge', 1, 1), (1, 'expunge', 1, 2)");
+}
+
+START_TEST(test_expunge_without_uidplus)
+{
+	/* No UID EXPUNGE: when the only \Deleted messages of the folder are
+	 * ours, a plain EXPUNGE removes exactly them. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1:2 +(\\Deleted) 0" },
+		{ .call = "search deleted", .ev = { { EV_SEARCH, .lo = 1, .hi = 2 } } },
+		{ .call = "expunge (all deleted)" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	two_expunged();
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 2);
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_expunge_without_uidplus_others_deleted)
+{
+	/* Another client's messages are \Deleted too: EXPUNGE would remove
+	 * them, so nothing is expunged; the rows are failed operations that
+	 * say why, and the run goes on.  A discard shows the messages again. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1:2 +(\\Deleted) 0" },
+		{ .call = "search deleted",
+		  .ev = { { EV_SEARCH, .lo = 1, .hi = 2 }, { EV_SEARCH, .lo = 4, .hi = 5 } } },
+		{ .call = "create Projects" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	int64_t id;
+
+	two_expunged();
+	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3)");
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_given_up, 2);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || message_id || ':' || code || ':'"
+			    " || failed, ',') FROM journal"),
+			 "expunge:1::1,expunge:2::1");
+	ck_assert_str_eq(qs("SELECT group_concat(DISTINCT refused) FROM journal"),
+			 "not expunged: the server lacks UIDPLUS, and EXPUNGE would"
+			 " also remove the other \\Deleted messages of INBOX (UID 4:5)");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || removed, ',') FROM message"
+			    " WHERE folder_id = 1"),
+			 "1:1,2:1");
+	id = atoll(qs("SELECT min(id) FROM journal"));
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "t", id), 0);
+	ck_assert_str_eq(qs("SELECT removed FROM message WHERE id = 1"), "0");
+}
+END_TEST
+
 /* --- a UIDVALIDITY change --- */
 
 START_TEST(test_uidvalidity_reset)
@@ -1581,6 +1662,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_create_backed_off_dependents_wait);
 	tcase_add_test(tc, test_failed_store_then_flags_copy_delete);
 	tcase_add_test(tc, test_failed_store_then_move);
+	tcase_add_test(tc, test_expunge_without_uidplus);
+	tcase_add_test(tc, test_expunge_without_uidplus_others_deleted);
 	suite_add_tcase(su, tc);
 	return su;
 }
