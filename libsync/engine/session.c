@@ -745,6 +745,11 @@ static void notify_done(struct imap_client *client, const struct imap_cmd_result
 		timer_stop(&s->debounce_timer);
 	set_state(s, CPMSYNC_SESSION_IDLE, CPMSYNC_PUSH_NOTIFY);
 	timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
+	/* A sync wanted while entering (the debounce fired while NOTIFY SET
+	 * was in flight, and kick() waited for this answer): leave at once,
+	 * as idle_cont() does. */
+	if (s->sync_wanted || s->requests)
+		schedule_kick(s);
 }
 
 /*
