@@ -1245,7 +1245,8 @@ static void op_expunge(struct cpmsync_sync *e)
 		}
 	}
 	r = load_folder(e, rp->j.folder_id, &rp->folder);
-	if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && !rp->folder.server_name)) {
+	if (r == -CPMSYNC_E_NOT_FOUND ||
+	    (r >= 0 && (!rp->folder.server_name || rangeset_empty(&rp->exp_uids)))) {
 		/* nothing on the server to remove */
 		rangeset_clear(&rp->exp_uids);
 		expunge_done(&(struct engine_reply){ 0 }, e);

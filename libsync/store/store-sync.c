@@ -993,6 +993,13 @@ int store_sync_message_set_server_flags(struct store *s, int64_t id, const char 
 
 int store_sync_message_delete(struct store *s, int64_t id)
 {
+	int r;
+
+	/* Rows about it are moot (a refused APPEND of a message expunged
+	 * while that APPEND was in flight would wait for nothing). */
+	r = exec_ii(s, "DELETE FROM journal WHERE message_id = ?1", id, 0);
+	if (r < 0)
+		return r;
 	return exec_ii(s, "DELETE FROM message WHERE id = ?1", id, 0);
 }
 

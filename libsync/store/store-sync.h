@@ -204,6 +204,7 @@ int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret
 /* The message reached the server as uid with server_flags. */
 int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const char *server_flags);
 int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags);
+/* The message row goes, with the journal rows about it. */
 int store_sync_message_delete(struct store *s, int64_t id);
 /* Is uid of folder held by some local row? */
 int store_sync_uid_known(struct store *s, int64_t folder_id, uint32_t uid, bool *ret);

@@ -1586,6 +1586,41 @@ START_TEST(test_expunge_without_uidplus_others_deleted)
 }
 END_TEST
 
+static void during_delete_expunge_message_2(void)
+{
+	int64_t id = 2;
+
+	ck_assert_int_eq(cpmsync_op_delete(cs, &id, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "t", "INBOX"), 0);
+}
+
+START_TEST(test_append_in_flight_expunged_then_refused)
+{
+	/* Delete + Expunge while the APPEND is in flight (kept, hidden, its
+	 * removal queued), then the APPEND is refused: the message and every
+	 * row about it go; nothing waits for a back-off. */
+	static const struct step script[] = {
+		{ .call = "append INBOX () 2000 local",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Quota exceeded",
+		  .code = IMAP_CODE_OVERQUOTA,
+		  .code_name = "OVERQUOTA",
+		  .during = during_delete_expunge_message_2 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 2"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 /* --- a UIDVALIDITY change --- */
 
 START_TEST(test_uidvalidity_reset)
@@ -1657,6 +1692,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_create_interrupted_then_renamed);
 	tcase_add_test(tc, test_append_in_flight_flags);
 	tcase_add_test(tc, test_store_in_flight_flags);
+	tcase_add_test(tc, test_append_in_flight_expunged_then_refused);
 	tcase_add_test(tc, test_failed_create_blocks_dependents);
 	tcase_add_test(tc, test_failed_create_discarded_takes_dependents);
 	tcase_add_test(tc, test_create_backed_off_dependents_wait);
