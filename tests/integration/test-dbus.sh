@@ -7,11 +7,28 @@
 # configuration reload (good and malformed files); the outbox (stored,
 # dot-files ignored, unknown account); failed operations (an APPEND without
 # the insert right, a keyword too long; retry, discard, cpmctl; the outbox's
-# .why of a refused file).
+# .why of a refused file; a message over the server's size limit and an
+# APPEND over quota, both refusals that may pass).
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
+# Dovecot's quota plugin (imap only: doveadm saves past it), with room for
+# everything this test stores, and a largest message size, for the refusals
+# of the failed-operations part.  (The count backend needs quota_vsizes.)
+cat >"$WORK/quota.conf" <<'EOF'
+protocol imap {
+  mail_plugins = $mail_plugins quota imap_quota
+}
+plugin {
+  quota = count:User quota
+  quota_vsizes = yes
+  quota_rule = *:storage=1M
+  quota_max_mail_size = 256k
+}
+EOF
+export DOVECOT_EXTRA_CONF=$WORK/quota.conf
 dc_start dc
+unset DOVECOT_EXTRA_CONF
 
 # --- a private bus, never the user's -----------------------------------------
 MON_PID=
@@ -402,6 +419,58 @@ check "outbox: its .why carries the server's code and text" \
 	grep -qE "^a/Locked/refused.eml: the server refused it \(message [0-9]+\): \[NOPERM\] Permission denied \(" "$OB/.failed/refused.eml.why"
 check "outbox: the refused message is taken back locally" eventually 5 acct_is FailedOperations 0
 check "outbox: nothing reached the server" bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox Locked header message-id '<refused@dbus.test>' | grep -q .)"
+
+# A message over the server's largest message size.  Dovecot 2.3 honours
+# quota_max_mail_size and refuses such an APPEND with [LIMIT] (its [TOOBIG]
+# is only a BYE for an oversized non-synchronizing literal under LITERAL-,
+# which cpmsync does not send): a refusal that may pass by the contract, so
+# it is kept with back-off, not a failed operation, and blocks nothing.
+logged() { grep -cE "$1" "$WORK/daemon.log"; } # logged REGEX: how many lines
+logged_once() { [ "$(logged "$1")" -eq 1 ]; }
+props_are() { # props_are PROPERTY VALUE...: each of the account's is as said
+	while [ $# -ge 2 ]; do
+		[ "$(acct "$1")" = "$2" ] || return 1
+		shift 2
+	done
+}
+LIMIT_RE='APPEND refused by the server: \[LIMIT\] Mail size is larger than the maximum size allowed by server configuration \([0-9. +]*secs\)\. \(tried again later\)$'
+check "no [LIMIT] refusal logged yet" test "$(logged "$LIMIT_RE")" -eq 0
+msg_text "<big@dbus.test>" 300000 >"$WORK/big.eml"
+BIG=$(call "$INBOX" $F Store ayasx "@$WORK/big.eml" "" 0)
+check "Store of a message over quota_max_mail_size: accepted locally" test "$BIG" -gt 0 2>/dev/null
+check "its APPEND is refused with [LIMIT] and the server's text, tried again later" \
+	eventually 15 logged_once "$LIMIT_RE"
+check "[LIMIT]: not a failed operation, still queued" \
+	props_are FailedOperations 0 PendingOperations 1 State idle LastError ""
+call "$INBOX" $F SetFlags atasas "$UNSEEN_ID" '$AfterLimit' '' >/dev/null
+check "[LIMIT] blocks nothing: a later change reaches the server" \
+	eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '<unseen@dbus.test>') | grep -q AfterLimit"
+call "$A" org.cpmsync.Account1 Sync >/dev/null
+check "[LIMIT]: after a Sync, still backed off (not sent again), the account idle" \
+	eventually 10 props_are State idle PendingOperations 1 FailedOperations 0
+check "...one refusal logged" logged_once "$LIMIT_RE"
+call "$INBOX" $F Delete at "$BIG" >/dev/null && call "$INBOX" $F Expunge >/dev/null
+check "Delete + Expunge of the refused message takes it back (PendingOperations 0)" \
+	eventually 5 acct_is PendingOperations 0
+check "...and it never reached the server" bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox INBOX header message-id '<big@dbus.test>' | grep -q .)"
+
+# Over quota: doveadm (no quota plugin) fills the 1 MiB quota behind the
+# daemon's back; the next APPEND is refused with [OVERQUOTA], a refusal that
+# may pass: kept with back-off, not a failed operation.
+OQ_RE='APPEND refused by the server: \[OVERQUOTA\] Quota exceeded \(mailbox for user is full\) \([0-9. +]*secs\)\. \(tried again later\)$'
+da mailbox create -u "$USER1" Ballast
+check "doveadm saves 1.1 MB past the quota" msg_save "$USER1" Ballast "<ballast@dbus.test>" 1100000
+msg_text "<overquota@dbus.test>" 300 >"$WORK/oq.eml"
+OQ=$(call "$INBOX" $F Store ayasx "@$WORK/oq.eml" "" 0)
+check "Store over quota: accepted locally" test "$OQ" -gt 0 2>/dev/null
+check "its APPEND is refused with [OVERQUOTA] and the server's text, tried again later" \
+	eventually 15 logged_once "$OQ_RE"
+check "[OVERQUOTA]: not a failed operation, still queued, the account idle" \
+	props_are FailedOperations 0 PendingOperations 1 State idle LastError ""
+check "[OVERQUOTA]: the message stays locally, without a UID" \
+	bash -c "'$DBUS' call $INBOX $F GetMessage t $OQ | grep -qx 'Uid=0'"
+call "$INBOX" $F Delete at "$OQ" >/dev/null && call "$INBOX" $F Expunge >/dev/null
+check "Delete + Expunge of it takes it back (PendingOperations 0)" eventually 5 acct_is PendingOperations 0
 
 # --- D-Bus activation with the installed activation file ---------------------------
 # A second private bus whose service directory holds org.cpmsync.service as
