@@ -36,6 +36,8 @@
 #define FLAGS_ROUNDS 3
 /* Expunge rows sent together. */
 #define EXPUNGE_BATCH 1000
+/* Other clients' \Deleted messages named when expunging without UIDPLUS. */
+#define OTHERS_NAMED 10
 /* Candidates looked at when verifying an interrupted APPEND/COPY. */
 #define VERIFY_MAX 64
 
@@ -1110,17 +1112,22 @@ static void expunge_search_done(const struct engine_reply *res, void *userdata)
 	struct rangeset others = RANGESET_INIT;
 	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
 	char text[ENGINE_SET_BYTES + 256];
-	size_t pos = 0;
+	size_t pos = 0, n_others = 0;
 	bool more;
 	int r = 0;
 
 	if (exp_refused(e, res, "UID SEARCH DELETED"))
 		return;
-	for (size_t i = 0; r >= 0 && i < e->search.n; i++)
+	/* The first few UIDs that are not ours are enough to tell (and
+	 * name); a range of any size costs at most EXPUNGE_BATCH + a few
+	 * steps, as at most EXPUNGE_BATCH of its UIDs can be ours. */
+	for (size_t i = 0; r >= 0 && i < e->search.n && n_others < OTHERS_NAMED; i++)
 		for (uint32_t u = e->search.r[i].lo;; u++) {
-			if (!rangeset_contains(&rp->exp_uids, u))
+			if (!rangeset_contains(&rp->exp_uids, u)) {
 				r = rangeset_add(&others, u);
-			if (r < 0 || u == e->search.r[i].hi)
+				n_others++;
+			}
+			if (r < 0 || n_others >= OTHERS_NAMED || u == e->search.r[i].hi)
 				break;
 		}
 	if (r >= 0 && rangeset_empty(&others)) {
@@ -1131,7 +1138,7 @@ static void expunge_search_done(const struct engine_reply *res, void *userdata)
 	}
 	if (r >= 0)
 		r = imap_seqset_format(&others, &pos, &set, 200);
-	more = pos < others.n;
+	more = pos < others.n || n_others >= OTHERS_NAMED;
 	rangeset_free(&others);
 	if (r < 0) {
 		buf_free(&set);

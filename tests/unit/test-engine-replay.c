@@ -1621,6 +1621,28 @@ START_TEST(test_append_in_flight_expunged_then_refused)
 }
 END_TEST
 
+START_TEST(test_expunge_without_uidplus_huge_search)
+{
+	/* A server saying nearly every UID is \Deleted: the check stops
+	 * after the first few that are not ours, and names those. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1:2 +(\\Deleted) 0" },
+		{ .call = "search deleted", .ev = { { EV_SEARCH, .lo = 1, .hi = 4000000000u } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	two_expunged();
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(DISTINCT refused) FROM journal"),
+			 "not expunged: the server lacks UIDPLUS, and EXPUNGE would"
+			 " also remove the other \\Deleted messages of INBOX (UID 3:12,...)");
+}
+END_TEST
+
 /* --- a UIDVALIDITY change --- */
 
 START_TEST(test_uidvalidity_reset)
@@ -1700,6 +1722,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_failed_store_then_move);
 	tcase_add_test(tc, test_expunge_without_uidplus);
 	tcase_add_test(tc, test_expunge_without_uidplus_others_deleted);
+	tcase_add_test(tc, test_expunge_without_uidplus_huge_search);
 	suite_add_tcase(su, tc);
 	return su;
 }
