@@ -33,7 +33,7 @@ else
 Q := @
 endif
 
-PKGS       := sqlite3 openssl
+PKGS       := sqlite3 openssl expat
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 DBUS_CFLAGS := $(shell $(PKG_CONFIG) --cflags dbus-1 2>/dev/null)

@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	make gcc libc6-dev pkg-config
-	libsqlite3-dev libssl-dev libdbus-1-dev libinotifytools0-dev check
+	libsqlite3-dev libssl-dev libexpat1-dev libdbus-1-dev libinotifytools0-dev check
 	# fuzzing (make fuzz) and the sanitizer runtime
 	clang libclang-rt-14-dev
 	# tests and demo: a real IMAP server (conflicts with cyrus-imapd: apt

@@ -23,6 +23,7 @@
 #include <cpmsync/utf8.h>
 
 #include "util/buf.h"
+#include "util/cpm-object.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
 
@@ -44,6 +45,11 @@ enum {
 	F_CONTRIBUTION_ID,
 	F_IMDN_MESSAGE_ID,
 	F_CONTENT_TYPE,
+	F_CTE,
+	F_DIRECTION,
+	F_CONTEXT,
+	F_IN_REPLY_TO,
+	F_CORRELATOR,
 	_F_MAX
 };
 
@@ -58,6 +64,11 @@ static const char *const field_names[_F_MAX] = {
 	[F_CONTRIBUTION_ID] = "Contribution-ID",
 	[F_IMDN_MESSAGE_ID] = "IMDN-Message-ID",
 	[F_CONTENT_TYPE] = "Content-Type",
+	[F_CTE] = "Content-Transfer-Encoding",
+	[F_DIRECTION] = "Message-Direction",
+	[F_CONTEXT] = "Message-Context",
+	[F_IN_REPLY_TO] = "InReplyTo-Contribution-ID",
+	[F_CORRELATOR] = "Message-Correlator",
 };
 
 static bool is_wsp(char c)
@@ -110,7 +121,8 @@ static bool line_empty(const char *p, size_t len, size_t i)
  * (or with a malformed name) is skipped together with its continuation
  * lines; a continuation line at the very start belongs to nothing.
  */
-static void find_fields(const char *p, size_t len, struct span *spans)
+static void find_fields_of(const char *p, size_t len, const char *const *names, int count,
+			   struct span *spans)
 {
 	size_t i = 0;
 
@@ -129,9 +141,9 @@ static void find_fields(const char *p, size_t len, struct span *spans)
 			while (n < e && is_wsp(p[n]))
 				n++;
 			if (n < e && p[n] == ':' && name_end > i) {
-				for (int f = 0; f < _F_MAX; f++)
-					if (strlen(field_names[f]) == name_end - i &&
-					    strncasecmp(field_names[f], p + i, name_end - i) == 0)
+				for (int f = 0; f < count; f++)
+					if (strlen(names[f]) == name_end - i &&
+					    strncasecmp(names[f], p + i, name_end - i) == 0)
 						which = f;
 				n++;
 			}
@@ -152,6 +164,11 @@ static void find_fields(const char *p, size_t len, struct span *spans)
 		}
 		i = end < len ? end + 1 : len;
 	}
+}
+
+static void find_fields(const char *p, size_t len, struct span *spans)
+{
+	find_fields_of(p, len, field_names, _F_MAX, spans);
 }
 
 static int append_latin1(struct buf *b, unsigned char c)
@@ -585,97 +602,6 @@ static int to_value(const struct span *to, const struct span *cc, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/*
- * The contract's Type from Content-Type.  The rule:
- *   application/x-cpm-session (the session-info object) and
- *   application/group-state-object+xml (the group-state object, which
- *   lives in a session history folder)                  -> "session-history"
- *   multipart/related with type="application/x-cpm-file-transfer" (CPM
- *   file transfer history object), or
- *   application/vnd.gsma.rcs-ft-http+xml                -> "file-transfer"
- *   anything else, including Message/CPIM chat messages,
- *   SMS/MMS with Message-Context and IMDN reports       -> "message"
- * Media types and parameter names are case-insensitive.
- * "conversation-history" is the type of a Conversation-ID folder as a
- * whole: no header makes a message one, so it is never produced here.
- * An RCS file transfer stored as Message/CPIM wrapping
- * application/vnd.gsma.rcs-ft-http+xml only shows that in its body, which
- * is not looked at here; it is classified "message".
- */
-static const char *type_of(const char *ct)
-{
-	const char *p = ct, *e;
-	size_t n;
-
-	while (is_wsp(*p))
-		p++;
-	e = p;
-	while (*e && *e != ';' && !is_wsp(*e) && *e != '(')
-		e++;
-	n = (size_t)(e - p);
-#define IS(s) (n == strlen(s) && strncasecmp(p, s, n) == 0)
-	if (IS("application/x-cpm-session") || IS("application/group-state-object+xml"))
-		return "session-history";
-	if (IS("application/vnd.gsma.rcs-ft-http+xml"))
-		return "file-transfer";
-	if (!IS("multipart/related"))
-		return "message";
-#undef IS
-	/* Look for the type parameter. */
-	p = e;
-	while (*p) {
-		const char *name;
-		size_t name_len, val_len;
-		char vbuf[64];
-		size_t vn = 0;
-
-		p = strchr(p, ';');
-		if (!p)
-			break;
-		p++;
-		while (is_wsp(*p))
-			p++;
-		name = p;
-		while (*p && *p != '=' && *p != ';' && !is_wsp(*p))
-			p++;
-		name_len = (size_t)(p - name);
-		while (is_wsp(*p))
-			p++;
-		if (*p != '=')
-			continue;
-		p++;
-		while (is_wsp(*p))
-			p++;
-		if (*p == '"') {
-			p++;
-			while (*p && *p != '"') {
-				if (*p == '\\' && p[1])
-					p++;
-				if (vn < sizeof(vbuf))
-					vbuf[vn++] = *p;
-				p++;
-			}
-			if (*p == '"')
-				p++;
-		} else {
-			while (*p && *p != ';' && !is_wsp(*p)) {
-				if (vn < sizeof(vbuf))
-					vbuf[vn++] = *p;
-				p++;
-			}
-		}
-		val_len = vn;
-		if (name_len == 4 && strncasecmp(name, "type", 4) == 0) {
-			static const char ft[] = "application/x-cpm-file-transfer";
-
-			if (val_len == strlen(ft) && strncasecmp(vbuf, ft, val_len) == 0)
-				return "file-transfer";
-			return "message";
-		}
-	}
-	return "message";
-}
-
 void msg_summary_free(struct msg_summary *s)
 {
 	if (!s)
@@ -687,25 +613,52 @@ void msg_summary_free(struct msg_summary *s)
 	free(s->conversation_id);
 	free(s->contribution_id);
 	free(s->imdn_message_id);
-	*s = (struct msg_summary){ .type = "message" };
+	free(s->direction);
+	free(s->context);
+	free(s->in_reply_to);
+	free(s->correlator);
+	free(s->peer);
+	free(s->snippet);
+	free(s->imdn_ref);
+	free(s->status);
+	free(s->participants);
+	free(s->file_name);
+	free(s->file_type);
+	free(s->error);
+	*s = (struct msg_summary){ .type = "mail" };
 }
 
-int msg_summary_parse(const void *data, size_t len, struct msg_summary *ret)
+int msg_header_get(const void *data, size_t len, const char *name, char **ret)
 {
-	struct span spans[_F_MAX] = { 0 };
-	struct msg_summary s = { .type = "message" };
-	_cleanup_free_ char *date = NULL, *ct = NULL;
-	int r;
+	struct span sp = { 0 };
 
-	if (!ret)
-		return -EINVAL;
-	*ret = (struct msg_summary){ .type = "message" };
 	if (!data)
 		len = 0;
 	if (len > MSG_SUMMARY_MAX_HEADER)
 		len = MSG_SUMMARY_MAX_HEADER;
 	if (len)
+		find_fields_of(data, len, &name, 1, &sp);
+	return plain_value(&sp, ret);
+}
+
+int msg_summary_parse(const void *data, size_t len, struct msg_summary *ret)
+{
+	struct span spans[_F_MAX] = { 0 };
+	struct msg_summary s = { .type = "mail" };
+	_cleanup_free_ char *date = NULL, *ct = NULL, *cte = NULL;
+	size_t hlen, full = len;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	*ret = (struct msg_summary){ .type = "mail" };
+	if (!data)
+		full = len = 0;
+	if (len > MSG_SUMMARY_MAX_HEADER)
+		len = MSG_SUMMARY_MAX_HEADER;
+	if (len)
 		find_fields(data, len, spans);
+	hlen = msg_header_length(data, len);
 
 	r = plain_value(&spans[F_MESSAGE_ID], &s.message_id);
 	if (r >= 0)
@@ -724,13 +677,34 @@ int msg_summary_parse(const void *data, size_t len, struct msg_summary *ret)
 		r = plain_value(&spans[F_DATE], &date);
 	if (r >= 0)
 		r = plain_value(&spans[F_CONTENT_TYPE], &ct);
+	if (r >= 0)
+		r = plain_value(&spans[F_CTE], &cte);
+	if (r >= 0)
+		r = plain_value(&spans[F_DIRECTION], &s.direction);
+	if (r >= 0)
+		r = plain_value(&spans[F_CONTEXT], &s.context);
+	if (r >= 0)
+		r = plain_value(&spans[F_IN_REPLY_TO], &s.in_reply_to);
+	if (r >= 0)
+		r = plain_value(&spans[F_CORRELATOR], &s.correlator);
 	if (r < 0) {
 		msg_summary_free(&s);
 		return -ENOMEM;
 	}
 	if (msg_parse_date(date, strlen(date), &s.date) < 0)
 		s.date = 0;
-	s.type = type_of(ct);
+	{
+		const char *body = hlen ? (const char *)data + hlen : NULL;
+		size_t blen = hlen ? full - hlen : 0;
+
+		if (blen > MSG_SUMMARY_MAX_BODY)
+			blen = MSG_SUMMARY_MAX_BODY;
+		r = cpm_object_classify(&s, ct, cte, body, blen);
+	}
+	if (r < 0) {
+		msg_summary_free(&s);
+		return -ENOMEM;
+	}
 	*ret = s;
 	return 0;
 }

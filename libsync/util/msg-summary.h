@@ -8,9 +8,13 @@
  * Used by local Store operations (the whole message is at hand) and by the
  * sync engine (the header block arrives at the start of BODY[] or as
  * BODY[HEADER]).  The input may be the whole message or only its header,
- * possibly truncated at MSG_SUMMARY_MAX_HEADER bytes; parsing stops at the
- * first empty line.  Never fails on malformed input: what cannot be read is
- * left empty.
+ * possibly truncated at MSG_SUMMARY_MAX_HEADER bytes.  The header ends at
+ * the first empty line; what follows (at most MSG_SUMMARY_MAX_BODY bytes)
+ * is read only for the CPM fields (cpm-object.h): the CPIM content type,
+ * the snippet, the IMDN, session-info, group-state and FT bodies.  With
+ * the header alone the CPM type comes from the outer Content-Type only (a
+ * Message/CPIM is then a "message").  Never fails on malformed input: what
+ * cannot be read is left empty (and named in error).
  */
 
 #include <stddef.h>
@@ -20,6 +24,8 @@
 #define MSG_SUMMARY_MAX_HEADER (256u * 1024)
 /* Longest value kept per field (longer ones are cut at a UTF-8 boundary). */
 #define MSG_SUMMARY_MAX_FIELD 4096
+/* Body bytes looked at, at most, after the header (CPIM, XML, text). */
+#define MSG_SUMMARY_MAX_BODY (256u * 1024)
 
 struct msg_summary {
 	/* Values unfolded (CRLF + WSP -> the WSP), leading and trailing
@@ -33,9 +39,34 @@ struct msg_summary {
 	char *conversation_id;
 	char *contribution_id;
 	char *imdn_message_id;
-	const char *type; /* static: "message", "session-history",
-			   * "conversation-history" or "file-transfer" */
-	int64_t date;	  /* Date header as Unix time, 0 if absent/unreadable */
+	int64_t date; /* Date header as Unix time, 0 if absent/unreadable */
+
+	/*
+	 * The CPM object (contract "CPM objects and conversations"; read by
+	 * cpm-object.c from the headers and, when the input holds it, the
+	 * body).  All allocated, "" when absent or not applicable.
+	 */
+	const char *type;   /* static: "message", "file-transfer", "media",
+			     * "session-info", "group-state", "imdn", "mail" */
+	char *direction;    /* Message-Direction: "sent", "received" or "" */
+	char *context;	    /* Message-Context, lower case ("pager-message" ...) */
+	char *in_reply_to;  /* InReplyTo-Contribution-ID */
+	char *correlator;   /* Message-Correlator, as it stands */
+	char *peer;	    /* the other party's address: the first To of a
+			     * sent object, else From (no display name, no <>) */
+	char *snippet;	    /* message: the first CPM_SNIPPET_CHARS characters
+			     * of its text, UTF-8, trimmed */
+	char *imdn_ref;	    /* imdn: the <message-id> of the original */
+	char *status;	    /* imdn: its disposition ("delivered", "displayed",
+			     * "failed", "forbidden", "error", "processed" ...) */
+	char *participants; /* session-info, group-state, CPM FT: the
+			     * addresses, one per '\n'-separated line */
+	char *file_name;    /* file-transfer: the file's name and type */
+	char *file_type;
+	uint64_t file_size;
+	char *error; /* "" or the first thing found wrong with the object as
+		      * CPM (a sentence); the fields above hold what could be
+		      * read anyway */
 };
 
 /*
@@ -51,6 +82,13 @@ void msg_summary_free(struct msg_summary *s);
  * len bytes.
  */
 size_t msg_header_length(const void *data, size_t len);
+
+/*
+ * The value of the first field name (case-insensitive) in the header block
+ * at data: unfolded, trimmed, valid UTF-8 without control characters, cut
+ * at MSG_SUMMARY_MAX_FIELD; "" when absent.  Returns 0 or -ENOMEM.
+ */
+int msg_header_get(const void *data, size_t len, const char *name, char **ret);
 
 /* RFC 5322 date-time ("Tue, 1 Jul 2003 10:52:37 +0200", obsolete forms and
  * comments tolerated) to Unix time; -EINVAL if unreadable. */

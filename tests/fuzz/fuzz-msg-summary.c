@@ -61,8 +61,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_value(m.conversation_id, false);
 	check_value(m.contribution_id, false);
 	check_value(m.imdn_message_id, false);
-	assert(strcmp(m.type, "message") == 0 || strcmp(m.type, "session-history") == 0 ||
-	       strcmp(m.type, "file-transfer") == 0);
+	assert(strcmp(m.type, "message") == 0 || strcmp(m.type, "session-info") == 0 ||
+	       strcmp(m.type, "group-state") == 0 || strcmp(m.type, "file-transfer") == 0 ||
+	       strcmp(m.type, "media") == 0 || strcmp(m.type, "imdn") == 0 ||
+	       strcmp(m.type, "mail") == 0);
 	msg_summary_free(&m);
 
 	hl = msg_header_length(data, size);

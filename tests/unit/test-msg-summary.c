@@ -46,6 +46,8 @@ START_TEST(test_sample)
 	ck_assert_str_eq(m.contribution_id, "abcdef");
 	ck_assert_str_eq(m.imdn_message_id, "UFoF32HEaXaw");
 	ck_assert_str_eq(m.type, "message");
+	ck_assert_str_eq(m.direction, "sent");
+	ck_assert_str_eq(m.peer, "tel:+4922222");
 	ck_assert_int_eq(m.date, 1057049557);
 	msg_summary_free(&m);
 }
@@ -138,7 +140,7 @@ START_TEST(test_nul_bytes)
 	ck_assert_str_eq(m.from, "y"); /* "Fr\0om" is no From */
 	msg_summary_free(&m);
 	ck_assert_int_eq(msg_summary_parse(NULL, 0, &m), 0);
-	ck_assert_str_eq(m.type, "message");
+	ck_assert_str_eq(m.type, "mail");
 	msg_summary_free(&m);
 }
 END_TEST
@@ -149,24 +151,26 @@ struct type_case {
 };
 
 static const struct type_case type_cases[] = {
-	{ NULL, "message" },
+	{ NULL, "mail" },
 	{ "Message/CPIM", "message" },
-	{ "text/plain; charset=utf-8", "message" },
-	{ "Application/X-CPM-Session", "session-history" },
-	{ "application/x-cpm-session ; foo=bar", "session-history" },
-	{ "application/group-state-object+xml", "session-history" },
+	{ "text/plain; charset=utf-8", "mail" },
+	{ "Application/X-CPM-Session", "session-info" },
+	{ "application/x-cpm-session ; foo=bar", "session-info" },
+	{ "application/group-state-object+xml", "group-state" },
 	{ "multipart/related; boundary=xyz; type=\"Application/X-CPM-File-Transfer\"",
 	  "file-transfer" },
 	{ "Multipart/Related;\r\n type=application/x-cpm-file-transfer;\r\n boundary=b",
 	  "file-transfer" },
 	{ "multipart/related; TYPE = \"application/x-cpm-file-transfer\"", "file-transfer" },
-	{ "multipart/related; type=\"text/html\"", "message" },
-	{ "multipart/related; boundary=\"type=application/x-cpm-file-transfer\"", "message" },
-	{ "multipart/related", "message" },
+	{ "multipart/related; type=\"text/html\"", "mail" },
+	{ "multipart/related; boundary=\"type=application/x-cpm-file-transfer\"", "mail" },
+	{ "multipart/related", "mail" },
 	{ "application/vnd.gsma.rcs-ft-http+xml", "file-transfer" },
-	{ "multipart/mixed; type=\"application/x-cpm-file-transfer\"", "message" },
-	{ "application/x-cpm-sessionX", "message" },
-	{ "", "message" },
+	{ "message/imdn+xml", "imdn" },
+	{ "multipart/mixed; type=\"application/x-cpm-file-transfer\"", "mail" },
+	{ "application/x-cpm-sessionX", "mail" },
+	{ "image/jpeg", "mail" },
+	{ "", "mail" },
 };
 
 START_TEST(test_types)
@@ -195,6 +199,9 @@ START_TEST(test_sms_message_context)
 
 	ck_assert_str_eq(m.type, "message");
 	ck_assert_str_eq(m.to, "tel:+33600000002");
+	ck_assert_str_eq(m.context, "pager-message");
+	ck_assert_str_eq(m.correlator, "=?utf-8?b?SGk=?=");
+	ck_assert_str_eq(m.peer, "tel:+33600000001"); /* no direction: From */
 	msg_summary_free(&m);
 }
 END_TEST

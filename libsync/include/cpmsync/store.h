@@ -74,8 +74,8 @@ struct cpmsync_message_info {
 	const char *conversation_id;
 	const char *contribution_id;
 	const char *imdn_message_id;
-	const char *type; /* "message", "session-history", "conversation-history",
-			   * "file-transfer" */
+	const char *type; /* "message", "file-transfer", "media", "session-info",
+			   * "group-state", "imdn", "mail" (contract version 2) */
 	bool has_body;	  /* the body is stored locally */
 };
 
