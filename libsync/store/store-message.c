@@ -17,6 +17,7 @@
 #include <cpmsync/error.h>
 
 #include "store/store.h"
+#include "util/macro.h"
 #include "util/msg-summary.h"
 
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id)
@@ -29,9 +30,11 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	r = store_prepare(s,
 			  "INSERT INTO message (folder_id, uid, flags, server_flags, modseq,"
 			  " internaldate, size, message_id, date, conversation_id,"
-			  " contribution_id, imdn_message_id, type)"
+			  " contribution_id, imdn_message_id, type, direction, context,"
+			  " in_reply_to, peer, sender, imdn_ref, status)"
 			  " VALUES (?1, nullif(?2, 0), ?3, ?4, nullif(?5, 0), ?6, ?7, ?8,"
-			  " nullif(?9, 0), ?10, ?11, ?12, ?13)",
+			  " nullif(?9, 0), ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
+			  " coalesce(?20, ''))",
 			  &st);
 	if (r < 0)
 		return r;
@@ -49,6 +52,16 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 		store_bind_text_or_null(st, 11, sum->contribution_id);
 		store_bind_text_or_null(st, 12, sum->imdn_message_id);
 		sqlite3_bind_text(st, 13, sum->type, -1, SQLITE_STATIC);
+		store_bind_text_or_null(st, 14, sum->direction);
+		store_bind_text_or_null(st, 15, sum->context);
+		store_bind_text_or_null(st, 16, sum->in_reply_to);
+		store_bind_text_or_null(st, 17, sum->peer);
+		store_bind_text_or_null(st, 18, sum->sender);
+		store_bind_text_or_null(st, 19, sum->imdn_ref);
+		/* An IMDN report's own Status is the disposition it reports;
+		 * a message's is raised by its reports (store-schema.c v6). */
+		if (sum->type && streq(sum->type, "imdn"))
+			store_bind_text_or_null(st, 20, sum->status);
 	}
 	r = store_step_done(s, st);
 	if (r < 0)
@@ -58,7 +71,8 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	if (sum || m->bodystructure) {
 		r = store_prepare(s,
 				  "INSERT INTO summary (id, subject, from_addr, to_addrs,"
-				  " bodystructure) VALUES (?1, ?2, ?3, ?4, ?5)",
+				  " bodystructure, snippet, participants)"
+				  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 				  &st);
 		if (r < 0)
 			return r;
@@ -67,6 +81,8 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 			store_bind_text_or_null(st, 2, sum->subject);
 			store_bind_text_or_null(st, 3, sum->from);
 			store_bind_text_or_null(st, 4, sum->to);
+			store_bind_text_or_null(st, 6, sum->snippet);
+			store_bind_text_or_null(st, 7, sum->participants);
 		}
 		store_bind_text_or_null(st, 5, m->bodystructure);
 		r = store_step_done(s, st);
@@ -86,10 +102,12 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 	r = store_prepare(s,
 			  "INSERT INTO message (folder_id, uid, flags, modseq, internaldate, size,"
 			  " message_id, date, conversation_id, contribution_id, imdn_message_id,"
-			  " type, server_flags, removed)"
+			  " type, server_flags, removed, direction, context, in_reply_to, peer,"
+			  " sender, imdn_ref, status)"
 			  " SELECT ?2, NULL, flags, NULL, internaldate, size,"
 			  " message_id, date, conversation_id, contribution_id, imdn_message_id,"
-			  " type, NULL, 0"
+			  " type, NULL, 0, direction, context, in_reply_to, peer, sender, imdn_ref,"
+			  " status"
 			  " FROM message WHERE id = ?1",
 			  &st);
 	if (r < 0)
@@ -105,8 +123,10 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 	}
 	id = store_last_insert_id(s);
 	r = store_prepare(s,
-			  "INSERT INTO summary (id, subject, from_addr, to_addrs, bodystructure)"
-			  " SELECT ?2, subject, from_addr, to_addrs, bodystructure"
+			  "INSERT INTO summary (id, subject, from_addr, to_addrs, bodystructure,"
+			  " snippet, participants)"
+			  " SELECT ?2, subject, from_addr, to_addrs, bodystructure, snippet,"
+			  " participants"
 			  " FROM summary WHERE id = ?1",
 			  &st);
 	if (r < 0)

@@ -253,17 +253,7 @@ int cpmsync_store_find_folder(struct cpmsync_store *store, const char *account, 
 	return stop_walk(st, 0);
 }
 
-/*
- * The columns of a message, in the order message_from_row() reads them;
- * m is the message, sm its summary (SUMMARY_JOIN).
- */
-#define MESSAGE_COLUMNS                                                                            \
-	"m.id, m.folder_id, m.uid, m.flags, m.internaldate, m.size, sm.from_addr,"                 \
-	" sm.to_addrs, sm.subject, m.date, m.message_id, m.conversation_id, m.contribution_id,"    \
-	" m.imdn_message_id, m.type, m.has_body"
-#define SUMMARY_JOIN " LEFT JOIN summary sm ON sm.id = m.id"
-
-static int message_from_row(sqlite3_stmt *st, cpmsync_message_fn fn, void *userdata)
+int store_message_from_row(sqlite3_stmt *st, cpmsync_message_fn fn, void *userdata)
 {
 	const char *type = text_or_null(st, 14);
 	struct cpmsync_message_info mi = {
@@ -283,6 +273,13 @@ static int message_from_row(sqlite3_stmt *st, cpmsync_message_fn fn, void *userd
 		.imdn_message_id = text(st, 13),
 		.type = type ? type : "message",
 		.has_body = sqlite3_column_int(st, 15) != 0,
+		.direction = text(st, 16),
+		.context = text(st, 17),
+		.in_reply_to = text(st, 18),
+		.status = text(st, 19),
+		.snippet = text(st, 20),
+		.peer = text(st, 21),
+		.imdn_ref = text(st, 22),
 	};
 
 	return fn(&mi, userdata);
@@ -305,9 +302,9 @@ int cpmsync_store_foreach_message(struct cpmsync_store *store, int64_t folder_id
 	 * message within the limit.
 	 */
 	r = store_prepare(s,
-			  "SELECT " MESSAGE_COLUMNS " FROM folder f"
+			  "SELECT " STORE_MESSAGE_COLUMNS " FROM folder f"
 			  " LEFT JOIN message m ON m.folder_id = f.id AND m.removed = 0 AND m.id > "
-			  "?2" SUMMARY_JOIN
+			  "?2" STORE_SUMMARY_JOIN
 			  " WHERE f.id = ?1 AND f.removed = 0 ORDER BY m.id LIMIT ?3",
 			  &st);
 	if (r < 0)
@@ -319,7 +316,7 @@ int cpmsync_store_foreach_message(struct cpmsync_store *store, int64_t folder_id
 		folder_seen = true;
 		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
 			continue;
-		r = message_from_row(st, fn, userdata);
+		r = store_message_from_row(st, fn, userdata);
 		if (r != 0)
 			return stop_walk(st, r);
 	}
@@ -340,8 +337,8 @@ int cpmsync_store_get_message(struct cpmsync_store *store, int64_t message_id,
 	if (!s || !fn)
 		return -EINVAL;
 	r = store_prepare(s,
-			  "SELECT " MESSAGE_COLUMNS
-			  " FROM message m JOIN folder f ON f.id = m.folder_id" SUMMARY_JOIN
+			  "SELECT " STORE_MESSAGE_COLUMNS
+			  " FROM message m JOIN folder f ON f.id = m.folder_id" STORE_SUMMARY_JOIN
 			  " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
 			  &st);
 	if (r < 0)
@@ -354,7 +351,7 @@ int cpmsync_store_get_message(struct cpmsync_store *store, int64_t message_id,
 		store_set_error(s, "no message with id %lld", (long long)message_id);
 		return -CPMSYNC_E_NOT_FOUND;
 	}
-	r = message_from_row(st, fn, userdata);
+	r = store_message_from_row(st, fn, userdata);
 	return stop_walk(st, r);
 }
 

@@ -215,8 +215,257 @@ static const char migration_5[] =
 	"UPDATE journal SET tries = 1 WHERE refused IS NOT NULL;"
 	"CREATE INDEX journal_failed ON journal (account_id, failed);";
 
+/*
+ * Version 6: the CPM object model (contract v2 "CPM objects and
+ * conversations"; store-conv.c reads it).
+ *
+ * account.cpm_root: the CPM folder model's root ("Default"; "" = top
+ *   level), set by cpmsync_store_set_cpm_root().
+ * folder.conv: the name of the conversation folder this folder belongs to:
+ *   itself for <root>/<X> (a conversation history folder, or a 1-to-1
+ *   peer's <root>/tel:+...), its parent for <root>/<X>/<Y> (a session
+ *   history folder); NULL for every other folder (INBOX never is one).
+ *   Kept by the triggers below from the name and the root.
+ * message.direction, context, in_reply_to, peer (the other party's
+ *   address), sender (From's address), imdn_ref (an IMDN report: the
+ *   original's IMDN-Message-ID), status (a message: the strongest
+ *   disposition reported for it, "" if none; an IMDN report: the
+ *   disposition it reports).  summary.snippet, participants ('\n'-separated).
+ * conversation: one row per conversation folder holding visible objects,
+ *   kept incrementally by triggers as objects arrive, change flags, move,
+ *   go, and as folders come, get renamed or go:
+ *     messages, unseen, last_date, last_id: over the objects a person reads
+ *       (message, file-transfer, media); last_* of the newest in (Date, Id)
+ *     conversation_id: the first object's Conversation-ID (cid_header 1),
+ *       else the folder's last name component
+ *     is_group: a session history folder or a group-state object exists
+ *     peer: the newest counted object's peer
+ *     subject, participants: the newest session-info (subject) and
+ *       session-info/group-state (participants) objects that have them
+ *     version: bumped by every change (the watch reports the row changed)
+ *   Arrivals and flag changes are O(1) updates; a removal, move, rename or
+ *   a session-info/group-state arrival recomputes that one conversation.
+ * IMDN: a report raises the Status of the originals it names (same
+ *   account, precedence displayed 3 > delivered 2 > failed/forbidden/error
+ *   1 > "" 0), and an original arriving after its reports takes the
+ *   strongest of them at once.  Status never goes down.
+ * Existing messages keep what the version-5 parser gave them ("message",
+ *   no direction, no snippet); "session-history" becomes "session-info".
+ */
+/* clang-format off */
+#define CPM_ROOT_OF(acc) "(SELECT cpm_root FROM account WHERE id = " acc ")"
+#define CPM_REST(n, r)                                                                             \
+	"(CASE WHEN " r " = '' THEN " n " WHEN substr(" n ", 1, length(" r ") + 1) = " r           \
+	" || '/' THEN substr(" n ", length(" r ") + 2) END)"
+#define CPM_CONV(n, r)                                                                             \
+	"(CASE WHEN upper(" n ") = 'INBOX' OR coalesce(" CPM_REST(n, r) ", '') = '' THEN NULL"     \
+	" WHEN instr(" CPM_REST(n, r) ", '/') = 0 THEN " n                                         \
+	" WHEN substr(" CPM_REST(n, r) ", instr(" CPM_REST(n, r) ", '/') + 1) <> ''"               \
+	" AND instr(substr(" CPM_REST(n, r) ", instr(" CPM_REST(n, r) ", '/') + 1), '/') = 0"      \
+	" THEN substr(" n ", 1, length(" n ") - length(" CPM_REST(n, r) ")"                        \
+	" + instr(" CPM_REST(n, r) ", '/') - 1) END)"
+#define CPM_LAST(c) "substr(" c ", length(rtrim(" c ", replace(" c ", '/', ''))) + 1)"
+#define CPM_COUNTED(m) "(" m ".type IN ('message', 'file-transfer', 'media'))"
+#define CPM_UNSEEN(m) "(instr(' ' || " m ".flags || ' ', ' \\Seen ') = 0)"
+#define CPM_RANK(x)                                                                                \
+	"(CASE " x " WHEN 'displayed' THEN 3 WHEN 'delivered' THEN 2 WHEN 'failed' THEN 1"         \
+	" WHEN 'forbidden' THEN 1 WHEN 'error' THEN 1 ELSE 0 END)"
+#define CPM_CONV_OF(fid)                                                                           \
+	"(SELECT c.id FROM folder f JOIN conversation c ON c.account_id = f.account_id"            \
+	" AND c.folder = f.conv WHERE f.id = " fid ")"
+#define CPM_SAME_ACCOUNT(fid)                                                                      \
+	"(SELECT id FROM folder WHERE account_id = (SELECT account_id FROM folder WHERE id = " fid "))"
+/* The visible objects of the conversation row being updated. */
+#define CPM_M                                                                                      \
+	" FROM message m JOIN folder f ON f.id = m.folder_id"                                      \
+	" WHERE f.account_id = conversation.account_id AND f.conv = conversation.folder"           \
+	" AND m.removed = 0 AND f.removed = 0"
+#define CPM_M_SM                                                                                   \
+	" FROM message m JOIN folder f ON f.id = m.folder_id JOIN summary sm ON sm.id = m.id"      \
+	" WHERE f.account_id = conversation.account_id AND f.conv = conversation.folder"           \
+	" AND m.removed = 0 AND f.removed = 0"
+#define CPM_NEWEST " ORDER BY coalesce(m.date, 0) DESC, m.id DESC LIMIT 1"
+/* Every derived column of the conversation rows matching where, from
+ * scratch; then the rows left without a visible object go. */
+#define CPM_RECOMPUTE(where)                                                                       \
+	"UPDATE conversation SET"                                                                  \
+	" messages = (SELECT count(*)" CPM_M " AND " CPM_COUNTED("m") "),"                         \
+	" unseen = (SELECT count(*)" CPM_M " AND " CPM_COUNTED("m") " AND " CPM_UNSEEN("m") "),"   \
+	" last_date = coalesce((SELECT coalesce(m.date, 0)" CPM_M                                  \
+	" AND " CPM_COUNTED("m") CPM_NEWEST "), 0),"                                               \
+	" last_id = coalesce((SELECT m.id" CPM_M " AND " CPM_COUNTED("m") CPM_NEWEST "), 0),"      \
+	" is_group = EXISTS (SELECT 1 FROM folder f WHERE f.account_id = conversation.account_id"  \
+	" AND f.conv = conversation.folder AND f.removed = 0 AND f.name <> f.conv)"                \
+	" OR EXISTS (SELECT 1" CPM_M " AND m.type = 'group-state'),"                               \
+	" peer = coalesce((SELECT m.peer" CPM_M " AND " CPM_COUNTED("m")                           \
+	" AND coalesce(m.peer, '') <> ''" CPM_NEWEST "), ''),"                                     \
+	" subject = coalesce((SELECT sm.subject" CPM_M_SM " AND m.type = 'session-info'"           \
+	" AND coalesce(sm.subject, '') <> ''" CPM_NEWEST "), ''),"                                 \
+	" participants = coalesce((SELECT sm.participants" CPM_M_SM                                \
+	" AND m.type IN ('session-info', 'group-state') AND coalesce(sm.participants, '') <> ''"   \
+	CPM_NEWEST "), ''),"                                                                       \
+	" cid_header = EXISTS (SELECT 1" CPM_M " AND coalesce(m.conversation_id, '') <> ''),"      \
+	" conversation_id = coalesce((SELECT m.conversation_id" CPM_M                              \
+	" AND coalesce(m.conversation_id, '') <> '' ORDER BY m.id LIMIT 1), "                      \
+	CPM_LAST("conversation.folder") "),"                                                       \
+	" version = version + 1"                                                                   \
+	" WHERE " where ";"                                                                        \
+	"DELETE FROM conversation WHERE " where " AND NOT EXISTS (SELECT 1" CPM_M ");"
+/* A conversation row for the folder fid's conversation folder, if any. */
+#define CPM_ENSURE(fid)                                                                            \
+	"INSERT OR IGNORE INTO conversation (account_id, folder, conversation_id)"                 \
+	" SELECT f.account_id, f.conv, " CPM_LAST("f.conv") " FROM folder f"                       \
+	" WHERE f.id = " fid " AND f.conv IS NOT NULL AND f.removed = 0;"
+
+static const char migration_6[] =
+	"ALTER TABLE account ADD COLUMN cpm_root TEXT NOT NULL DEFAULT 'Default';"
+	"ALTER TABLE folder ADD COLUMN conv TEXT;"
+	"ALTER TABLE message ADD COLUMN direction TEXT;"
+	"ALTER TABLE message ADD COLUMN context TEXT;"
+	"ALTER TABLE message ADD COLUMN in_reply_to TEXT;"
+	"ALTER TABLE message ADD COLUMN peer TEXT;"
+	"ALTER TABLE message ADD COLUMN sender TEXT;"
+	"ALTER TABLE message ADD COLUMN imdn_ref TEXT;"
+	"ALTER TABLE message ADD COLUMN status TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE summary ADD COLUMN snippet TEXT;"
+	"ALTER TABLE summary ADD COLUMN participants TEXT;"
+	"UPDATE message SET type = 'session-info' WHERE type = 'session-history';"
+	"CREATE INDEX message_imdn ON message (imdn_message_id);"
+	"CREATE INDEX message_imdn_ref ON message (imdn_ref);"
+	"CREATE INDEX folder_conv ON folder (account_id, conv);"
+	/* The account's own addresses (store-conv.c). */
+	"CREATE INDEX message_sent_sender ON message (sender) WHERE direction = 'sent';"
+	"CREATE TABLE conversation ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+	" folder TEXT NOT NULL,"
+	" conversation_id TEXT NOT NULL,"
+	" cid_header INTEGER NOT NULL DEFAULT 0,"
+	" is_group INTEGER NOT NULL DEFAULT 0,"
+	" peer TEXT NOT NULL DEFAULT '',"
+	" subject TEXT NOT NULL DEFAULT '',"
+	" participants TEXT NOT NULL DEFAULT '',"
+	" messages INTEGER NOT NULL DEFAULT 0,"
+	" unseen INTEGER NOT NULL DEFAULT 0,"
+	" last_date INTEGER NOT NULL DEFAULT 0,"
+	" last_id INTEGER NOT NULL DEFAULT 0,"
+	" version INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (account_id, folder)"
+	");"
+	"CREATE INDEX conversation_cid ON conversation (account_id, conversation_id);"
+	"CREATE INDEX conversation_last ON conversation (account_id, last_date, last_id);"
+	/* Today's folders and objects. */
+	"UPDATE folder SET conv = " CPM_CONV("name", CPM_ROOT_OF("folder.account_id")) ";"
+	"INSERT OR IGNORE INTO conversation (account_id, folder, conversation_id)"
+	" SELECT DISTINCT f.account_id, f.conv, '' FROM message m JOIN folder f ON f.id = m.folder_id"
+	" WHERE f.conv IS NOT NULL AND m.removed = 0 AND f.removed = 0;"
+	CPM_RECOMPUTE("1")
+	/* An object arrives. */
+	"CREATE TRIGGER conv_message_insert AFTER INSERT ON message WHEN NEW.removed = 0 BEGIN "
+	CPM_ENSURE("NEW.folder_id")
+	" UPDATE conversation SET"
+	"  messages = messages + " CPM_COUNTED("NEW") ","
+	"  unseen = unseen + (" CPM_COUNTED("NEW") " AND " CPM_UNSEEN("NEW") "),"
+	"  last_id = CASE WHEN " CPM_COUNTED("NEW") " AND (coalesce(NEW.date, 0) > last_date"
+	"   OR (coalesce(NEW.date, 0) = last_date AND NEW.id > last_id)) THEN NEW.id ELSE last_id END,"
+	"  last_date = CASE WHEN " CPM_COUNTED("NEW") " AND (coalesce(NEW.date, 0) > last_date"
+	"   OR (coalesce(NEW.date, 0) = last_date AND NEW.id > last_id))"
+	"   THEN coalesce(NEW.date, 0) ELSE last_date END,"
+	"  peer = CASE WHEN " CPM_COUNTED("NEW") " AND coalesce(NEW.peer, '') <> ''"
+	"   AND (peer = '' OR coalesce(NEW.date, 0) > last_date"
+	"   OR (coalesce(NEW.date, 0) = last_date AND NEW.id > last_id)) THEN NEW.peer ELSE peer END,"
+	"  is_group = is_group OR NEW.type = 'group-state'"
+	"   OR (SELECT f.name <> f.conv FROM folder f WHERE f.id = NEW.folder_id),"
+	"  conversation_id = CASE WHEN cid_header = 0 AND coalesce(NEW.conversation_id, '') <> ''"
+	"   THEN NEW.conversation_id ELSE conversation_id END,"
+	"  cid_header = cid_header OR coalesce(NEW.conversation_id, '') <> '',"
+	"  version = version + 1"
+	"  WHERE id = " CPM_CONV_OF("NEW.folder_id") ";"
+	/* A report raises the originals it names. */
+	" UPDATE message SET status = NEW.status"
+	"  WHERE NEW.type = 'imdn' AND coalesce(NEW.imdn_ref, '') <> ''"
+	"  AND imdn_message_id = NEW.imdn_ref AND type <> 'imdn' AND removed = 0"
+	"  AND " CPM_RANK("NEW.status") " > " CPM_RANK("status")
+	"  AND folder_id IN " CPM_SAME_ACCOUNT("NEW.folder_id") ";"
+	/* An original after its reports takes the strongest. */
+	" UPDATE message SET status = (SELECT r.status FROM message r"
+	"  WHERE r.imdn_ref = NEW.imdn_message_id AND r.type = 'imdn' AND r.removed = 0"
+	"  AND " CPM_RANK("r.status") " > 0 AND r.folder_id IN " CPM_SAME_ACCOUNT("NEW.folder_id")
+	"  ORDER BY " CPM_RANK("r.status") " DESC LIMIT 1)"
+	"  WHERE id = NEW.id AND NEW.type <> 'imdn' AND coalesce(NEW.imdn_message_id, '') <> ''"
+	"  AND EXISTS (SELECT 1 FROM message r WHERE r.imdn_ref = NEW.imdn_message_id"
+	"  AND r.type = 'imdn' AND r.removed = 0 AND " CPM_RANK("r.status") " > 0"
+	"  AND r.folder_id IN " CPM_SAME_ACCOUNT("NEW.folder_id") ");"
+	" END;"
+	/* Its summary (subject, participants) comes just after it. */
+	"CREATE TRIGGER conv_summary_insert AFTER INSERT ON summary"
+	" WHEN (SELECT type FROM message WHERE id = NEW.id) IN ('session-info', 'group-state') BEGIN "
+	CPM_RECOMPUTE("id = " CPM_CONV_OF("(SELECT folder_id FROM message WHERE id = NEW.id)"))
+	" END;"
+	/* A status change shows in the conversation (its LastMessage). */
+	"CREATE TRIGGER conv_message_status AFTER UPDATE OF status ON message"
+	" WHEN NEW.removed = 0 AND NEW.status IS NOT OLD.status BEGIN"
+	" UPDATE conversation SET version = version + 1 WHERE id = " CPM_CONV_OF("NEW.folder_id") ";"
+	" END;"
+	/* Flags: Unseen. */
+	"CREATE TRIGGER conv_message_flags AFTER UPDATE OF flags ON message"
+	" WHEN NEW.removed = 0 AND OLD.removed = 0 AND NEW.folder_id = OLD.folder_id"
+	" AND " CPM_COUNTED("NEW") " AND " CPM_UNSEEN("OLD") " <> " CPM_UNSEEN("NEW") " BEGIN"
+	" UPDATE conversation SET unseen = unseen + " CPM_UNSEEN("NEW") " - " CPM_UNSEEN("OLD") ","
+	"  version = version + 1 WHERE id = " CPM_CONV_OF("NEW.folder_id") ";"
+	" END;"
+	/* An object goes (expunged or moved away locally) or comes back. */
+	"CREATE TRIGGER conv_message_moved AFTER UPDATE OF removed, folder_id ON message"
+	" WHEN NEW.removed IS NOT OLD.removed OR NEW.folder_id IS NOT OLD.folder_id BEGIN "
+	CPM_ENSURE("NEW.folder_id")
+	CPM_RECOMPUTE("id IN (" CPM_CONV_OF("OLD.folder_id") ", " CPM_CONV_OF("NEW.folder_id") ")")
+	" END;"
+	"CREATE TRIGGER conv_message_delete AFTER DELETE ON message WHEN OLD.removed = 0 BEGIN "
+	CPM_RECOMPUTE("id = " CPM_CONV_OF("OLD.folder_id"))
+	" END;"
+	/* Folders: a new one may be a session folder (group); a rename moves
+	 * its objects between conversations; a removal takes them away. */
+	"CREATE TRIGGER conv_folder_insert AFTER INSERT ON folder BEGIN"
+	" UPDATE folder SET conv = " CPM_CONV("NEW.name", CPM_ROOT_OF("NEW.account_id"))
+	"  WHERE id = NEW.id;"
+	CPM_RECOMPUTE("id = " CPM_CONV_OF("NEW.id"))
+	" END;"
+	"CREATE TRIGGER conv_folder_rename AFTER UPDATE OF name ON folder"
+	" WHEN NEW.name IS NOT OLD.name BEGIN"
+	" UPDATE folder SET conv = " CPM_CONV("NEW.name", CPM_ROOT_OF("NEW.account_id"))
+	"  WHERE id = NEW.id;"
+	" INSERT OR IGNORE INTO conversation (account_id, folder, conversation_id)"
+	"  SELECT f.account_id, f.conv, " CPM_LAST("f.conv") " FROM folder f"
+	"  WHERE f.id = NEW.id AND f.conv IS NOT NULL AND f.removed = 0"
+	"  AND EXISTS (SELECT 1 FROM message m WHERE m.folder_id = f.id AND m.removed = 0);"
+	CPM_RECOMPUTE("account_id = NEW.account_id AND (folder = OLD.conv"
+		      " OR folder = (SELECT conv FROM folder WHERE id = NEW.id))")
+	" END;"
+	"CREATE TRIGGER conv_folder_removed AFTER UPDATE OF removed ON folder"
+	" WHEN NEW.removed IS NOT OLD.removed BEGIN "
+	" INSERT OR IGNORE INTO conversation (account_id, folder, conversation_id)"
+	"  SELECT f.account_id, f.conv, " CPM_LAST("f.conv") " FROM folder f"
+	"  WHERE f.id = NEW.id AND f.conv IS NOT NULL AND f.removed = 0"
+	"  AND EXISTS (SELECT 1 FROM message m WHERE m.folder_id = f.id AND m.removed = 0);"
+	CPM_RECOMPUTE("account_id = NEW.account_id AND folder = NEW.conv")
+	" END;"
+	"CREATE TRIGGER conv_folder_delete AFTER DELETE ON folder WHEN OLD.conv IS NOT NULL BEGIN "
+	CPM_RECOMPUTE("account_id = OLD.account_id AND folder = OLD.conv")
+	" END;"
+	/* Another root: every folder and conversation of the account anew. */
+	"CREATE TRIGGER conv_account_root AFTER UPDATE OF cpm_root ON account"
+	" WHEN NEW.cpm_root IS NOT OLD.cpm_root BEGIN"
+	" UPDATE folder SET conv = " CPM_CONV("name", "NEW.cpm_root") " WHERE account_id = NEW.id;"
+	" DELETE FROM conversation WHERE account_id = NEW.id;"
+	" INSERT OR IGNORE INTO conversation (account_id, folder, conversation_id)"
+	"  SELECT DISTINCT f.account_id, f.conv, '' FROM message m JOIN folder f ON f.id = m.folder_id"
+	"  WHERE f.account_id = NEW.id AND f.conv IS NOT NULL AND m.removed = 0 AND f.removed = 0;"
+	CPM_RECOMPUTE("account_id = NEW.id")
+	" END;";
+/* clang-format on */
+
 static const char *const migrations[] = {
-	migration_1, migration_2, migration_3, migration_4, migration_5,
+	migration_1, migration_2, migration_3, migration_4, migration_5, migration_6,
 };
 
 unsigned store_schema_version(void)

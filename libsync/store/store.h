@@ -231,6 +231,18 @@ struct store_message_row {
 	const char *bodystructure;
 };
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id);
+
+/*
+ * The columns of a message, in the order store_message_from_row() reads them;
+ * m is the message, sm its summary (STORE_SUMMARY_JOIN).
+ */
+#define STORE_MESSAGE_COLUMNS                                                                      \
+	"m.id, m.folder_id, m.uid, m.flags, m.internaldate, m.size, sm.from_addr,"                 \
+	" sm.to_addrs, sm.subject, m.date, m.message_id, m.conversation_id, m.contribution_id,"    \
+	" m.imdn_message_id, m.type, m.has_body, m.direction, m.context, m.in_reply_to,"           \
+	" m.status, sm.snippet, m.peer, m.imdn_ref"
+#define STORE_SUMMARY_JOIN " LEFT JOIN summary sm ON sm.id = m.id"
+
 int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t *ret_id);
 
 /* The bodies database's file name for a store at store_path (free()). */
@@ -273,6 +285,12 @@ int store_col_strdup(sqlite3_stmt *st, int i, char **ret);
 
 /* Steps a statement that returns no row (a row is not an error): 0 or the mapped error. */
 int store_step_done(struct store *s, sqlite3_stmt *st);
+
+/* store-read.c: calls fn with the message of the current row (columns above, from 0). */
+struct cpmsync_message_info;
+int store_message_from_row(sqlite3_stmt *st,
+			   int (*fn)(const struct cpmsync_message_info *message, void *userdata),
+			   void *userdata);
 
 /* Binds t (copied), or NULL when t is NULL. */
 void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t);

@@ -660,6 +660,10 @@ int cpm_object_classify(struct msg_summary *s, const char *ct, const char *cte, 
 		s->peer = address_of(v, n);
 		if (!s->peer)
 			return -ENOMEM;
+		free(s->sender);
+		s->sender = address_of(s->from ? s->from : "", s->from ? strlen(s->from) : 0);
+		if (!s->sender)
+			return -ENOMEM;
 	}
 
 	cpm = (s->conversation_id && *s->conversation_id) ||

@@ -45,7 +45,7 @@ struct msg_summary;
 
 /*
  * Sets s->type and the CPM fields of s (direction normalised, context
- * lower-cased, peer, snippet, imdn_ref, status, participants, file_*,
+ * lower-cased, peer, sender, snippet, imdn_ref, status, participants, file_*,
  * error) from the header values already in s (from, to, direction,
  * context, conversation_id ...), ct and cte (the outer Content-Type and
  * Content-Transfer-Encoding values, "" if absent) and body (NULL/0 when

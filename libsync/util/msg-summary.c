@@ -618,6 +618,7 @@ void msg_summary_free(struct msg_summary *s)
 	free(s->in_reply_to);
 	free(s->correlator);
 	free(s->peer);
+	free(s->sender);
 	free(s->snippet);
 	free(s->imdn_ref);
 	free(s->status);

@@ -54,6 +54,7 @@ struct msg_summary {
 	char *correlator;   /* Message-Correlator, as it stands */
 	char *peer;	    /* the other party's address: the first To of a
 			     * sent object, else From (no display name, no <>) */
+	char *sender;	    /* From's address, likewise */
 	char *snippet;	    /* message: the first CPM_SNIPPET_CHARS characters
 			     * of its text, UTF-8, trimmed */
 	char *imdn_ref;	    /* imdn: the <message-id> of the original */

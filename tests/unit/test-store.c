@@ -583,6 +583,68 @@ START_TEST(test_migrate_moves_bodies)
 END_TEST
 
 /*
+ * A version 5 store with CPM objects as the version-5 parser filed them
+ * (types "message" and "session-history", no direction): version 6 finds
+ * their conversations (the root "Default"), a group by its session
+ * folder, counts and Unseen, and renames the old type.  The triggers then
+ * keep the rows as new objects arrive.
+ */
+START_TEST(test_migrate_cpm_conversations)
+{
+	struct store *s = NULL;
+	char *v;
+
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 5, &s, NULL), 0);
+	ck_assert_int_eq(
+		store_exec(s,
+			   "INSERT INTO account (id, name) VALUES (1, 'a'), (2, 'b');"
+			   "INSERT INTO folder (id, account_id, name, server_name) VALUES"
+			   " (1, 1, 'Default', 'Default'), (2, 1, 'Default/tel:+1555', 'x'),"
+			   " (3, 1, 'Default/conv-9', 'x'), (4, 1, 'Default/conv-9/s-1', 'x'),"
+			   " (5, 1, 'INBOX', 'INBOX'), (6, 2, 'Default/tel:+1555', 'x'),"
+			   " (7, 1, 'Default/a/b/c', 'x');"
+			   "INSERT INTO message (id, folder_id, uid, flags, date, conversation_id,"
+			   " type) VALUES"
+			   " (1, 2, 1, '\\Seen', 100, '', 'message'),"
+			   " (2, 2, 2, '', 300, 'c-1', 'message'),"
+			   " (3, 2, 3, '', 200, '', 'message'),"
+			   " (4, 4, 1, '\\Seen', 50, 'conv-9', 'session-history'),"
+			   " (5, 4, 2, '', 60, 'conv-9', 'message'),"
+			   " (6, 5, 1, '', 999, 'c-1', 'message'),"
+			   " (7, 6, 1, '', 10, '', 'message'),"
+			   " (8, 7, 1, '', 10, 'deep', 'message');"
+			   "INSERT INTO summary (id, subject) VALUES (4, 'old session');"),
+		0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM conversation"), 3);
+	v = query_text(s, "SELECT group_concat(account_id || ' ' || folder || ' ' ||"
+			  " conversation_id || ' ' || is_group || ' ' || messages || ' ' ||"
+			  " unseen || ' ' || last_date || ' ' || last_id || ' ' || subject, ';')"
+			  " FROM (SELECT * FROM conversation ORDER BY account_id, folder)");
+	ck_assert_str_eq(v, "1 Default/conv-9 conv-9 1 1 1 60 5 old session;"
+			    "1 Default/tel:+1555 c-1 0 3 2 300 2 ;"
+			    "2 Default/tel:+1555 tel:+1555 0 1 1 10 7 ");
+	free(v);
+	ck_assert_int_eq(
+		query_int(s, "SELECT count(*) FROM message WHERE type = 'session-history'"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message WHERE type = 'session-info'"),
+			 1);
+	/* Kept by the triggers from here on. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid, flags, date, type)"
+				       " VALUES (2, 9, '', 400, 'message');"
+				       "UPDATE message SET flags = '\\Seen' WHERE id = 2;"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT messages * 100 + unseen FROM conversation"
+				      " WHERE account_id = 1 AND folder = 'Default/tel:+1555'"),
+			 402);
+	store_close(s);
+}
+END_TEST
+
+/*
  * The two commits: a body is on disk before the row that claims it, and a
  * body no committed row claims is gone after a rollback or at the next open.
  */
@@ -737,6 +799,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_rollback_undoes);
 	tcase_add_test(tc, test_body_roundtrip);
 	tcase_add_test(tc, test_migrate_moves_bodies);
+	tcase_add_test(tc, test_migrate_cpm_conversations);
 	tcase_add_test(tc, test_body_commit_order);
 	tcase_add_test(tc, test_reader_during_write);
 	tcase_add_test(tc, test_garbage_refused);

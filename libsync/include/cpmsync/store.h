@@ -77,6 +77,17 @@ struct cpmsync_message_info {
 	const char *type; /* "message", "file-transfer", "media", "session-info",
 			   * "group-state", "imdn", "mail" (contract version 2) */
 	bool has_body;	  /* the body is stored locally */
+	/* Contract v2 (CPM objects); "" when absent. */
+	const char *direction;	 /* "sent", "received", "" */
+	const char *context;	 /* Message-Context, lower case */
+	const char *in_reply_to; /* InReplyTo-Contribution-ID */
+	const char *status;	 /* a message: the strongest IMDN disposition
+				  * reported for it; an imdn object: the one it
+				  * reports */
+	const char *snippet;	 /* the first 200 characters of the text */
+	const char *peer;	 /* the other party's address (To of a sent
+				  * object, else From) */
+	const char *imdn_ref;	 /* an imdn object: the original's IMDN-Message-ID */
 };
 
 /* Callbacks return 0 to go on, anything else stops the walk and is
@@ -161,11 +172,18 @@ int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
  */
 enum cpmsync_change_kind {
 	CPMSYNC_CHANGE_MESSAGE_ADDED = 1,   /* became visible in folder_id */
-	CPMSYNC_CHANGE_MESSAGE_CHANGED = 2, /* flags, uid or body */
+	CPMSYNC_CHANGE_MESSAGE_CHANGED = 2, /* flags, uid, body or Status (an IMDN report
+					     * arrived for it) */
 	CPMSYNC_CHANGE_MESSAGE_REMOVED = 3, /* left folder_id (expunged, moved, removed) */
 	CPMSYNC_CHANGE_FOLDER_ADDED = 4,    /* message_id is 0 for folder changes */
 	CPMSYNC_CHANGE_FOLDER_CHANGED = 5,  /* name, state, counts changed */
 	CPMSYNC_CHANGE_FOLDER_REMOVED = 6,
+	/* cpmsync/conversation.h: message_id is the conversation's id
+	 * (cpmsync_conversation_info.id), folder_id 0.  CHANGED: added, or
+	 * anything of its dict changed (a new, changed or removed object,
+	 * Unseen, a Status); one transaction may record it several times. */
+	CPMSYNC_CHANGE_CONVERSATION_CHANGED = 7,
+	CPMSYNC_CHANGE_CONVERSATION_REMOVED = 8,
 };
 
 struct cpmsync_change {
