@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Conversations: the read side (cpmsync/conversation.h).  The rows are
+ * kept by the triggers of schema version 6 (store-schema.c); here they are
+ * read, and Participants and Peer are finished the contract's way (own
+ * addresses left out, the fallbacks).
+ */
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/conversation.h>
+#include <cpmsync/error.h>
+#include <cpmsync/store.h>
+
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/macro.h"
+
+/* Most addresses kept in one list (own addresses, fallback participants). */
+#define CONV_MAX_ADDRESSES 256
+
+#define CONV_COLUMNS                                                                               \
+	"c.id, a.name, c.conversation_id,"                                                         \
+	" coalesce((SELECT f.id FROM folder f WHERE f.account_id = c.account_id"                   \
+	" AND f.name = c.folder AND f.removed = 0), 0),"                                           \
+	" c.folder, c.peer, c.is_group, c.participants, c.subject, c.messages, c.unseen,"          \
+	" c.last_date, c.last_id, c.account_id"
+#define CONV_FROM " FROM conversation c JOIN account a ON a.id = c.account_id"
+#define COUNTED	  "m.type IN ('message', 'file-transfer', 'media')"
+
+static const char *text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? (const char *)t : "";
+}
+
+static uint32_t column_u32(sqlite3_stmt *st, int i)
+{
+	sqlite3_int64 v = sqlite3_column_int64(st, i);
+
+	return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* Is addr one of the '\n'-separated lines of list? */
+static bool in_list(const char *list, const char *addr, size_t n)
+{
+	for (const char *p = list; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t ln = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (ln == n && memcmp(p, addr, n) == 0)
+			return true;
+		p = nl ? nl + 1 : NULL;
+	}
+	return false;
+}
+
+/* Appends the addresses sql (bound ?1, ?2) yields, one per line. */
+static int collect(struct store *s, const char *sql, int64_t a1, const char *a2, struct buf *out)
+{
+	sqlite3_stmt *st;
+	unsigned n = 0;
+	int r;
+
+	r = store_prepare(s, sql, &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, a1);
+	if (a2)
+		sqlite3_bind_text(st, 2, a2, -1, SQLITE_TRANSIENT);
+	while ((r = store_step(s, st)) > 0) {
+		const char *v = text(st, 0);
+
+		if (!*v || n >= CONV_MAX_ADDRESSES)
+			continue;
+		if ((out->len && buf_append_char(out, '\n') < 0) || buf_append_str(out, v) < 0) {
+			sqlite3_reset(st);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	return r;
+}
+
+/* The account's own addresses: From of its sent objects. */
+static int own_addresses(struct store *s, int64_t account_id, struct buf *out)
+{
+	return collect(s,
+		       "SELECT DISTINCT m.sender FROM message m JOIN folder f ON f.id = m.folder_id"
+		       " WHERE m.direction = 'sent' AND f.account_id = ?1 AND m.removed = 0",
+		       account_id, NULL, out);
+}
+
+struct walk {
+	struct store *s;
+	int64_t own_account; /* own holds this account's addresses */
+	struct buf own;
+	cpmsync_conversation_fn fn;
+	void *userdata;
+};
+
+/* Calls w->fn with the conversation of the current row (CONV_COLUMNS). */
+static int emit(struct walk *w, sqlite3_stmt *st)
+{
+	_cleanup_buf_ struct buf parts = BUF_INIT(CONV_MAX_ADDRESSES * 4096);
+	_cleanup_buf_ struct buf raw = BUF_INIT(CONV_MAX_ADDRESSES * 4096);
+	_cleanup_free_ char *account = NULL, *cid = NULL, *folder = NULL, *peer = NULL,
+			    *subject = NULL;
+	int64_t account_id = sqlite3_column_int64(st, 13);
+	bool group = sqlite3_column_int(st, 6) != 0;
+	struct cpmsync_conversation_info c;
+	int r;
+
+	/* The row's text is copied: the queries below may run on the same
+	 * connection while st is still positioned on it. */
+	c = (struct cpmsync_conversation_info){
+		.id = sqlite3_column_int64(st, 0),
+		.folder_id = sqlite3_column_int64(st, 3),
+		.is_group = group,
+		.messages = column_u32(st, 9),
+		.unseen = column_u32(st, 10),
+		.last_activity = sqlite3_column_int64(st, 11),
+		.last_message_id = sqlite3_column_int64(st, 12),
+	};
+	account = strdup(text(st, 1));
+	cid = strdup(text(st, 2));
+	folder = strdup(text(st, 4));
+	peer = strdup(group ? "" : text(st, 5));
+	subject = strdup(text(st, 8));
+	if (!account || !cid || !folder || !peer || !subject ||
+	    buf_append_str(&raw, text(st, 7)) < 0)
+		return -ENOMEM;
+
+	if (w->own_account != account_id) {
+		buf_reset(&w->own);
+		r = own_addresses(w->s, account_id, &w->own);
+		if (r < 0)
+			return r;
+		w->own_account = account_id;
+	}
+	if (!raw.len) {
+		if (!group) {
+			r = buf_append_str(&raw, peer);
+		} else {
+			r = collect(w->s,
+				    "SELECT DISTINCT m.sender FROM message m"
+				    " JOIN folder f ON f.id = m.folder_id"
+				    " WHERE f.account_id = ?1 AND f.conv = ?2 AND f.removed = 0"
+				    " AND m.removed = 0 AND m.direction IS NOT 'sent'"
+				    " AND m.type <> 'imdn' ORDER BY m.sender",
+				    account_id, folder, &raw);
+		}
+		if (r < 0)
+			return r;
+	}
+	/* The other parties only. */
+	for (const char *p = raw.data; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (n && !in_list(w->own.data, p, n) && !in_list(parts.data, p, n)) {
+			if ((parts.len && buf_append_char(&parts, '\n') < 0) ||
+			    buf_append(&parts, p, n) < 0)
+				return -ENOMEM;
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	c.account = account;
+	c.conversation_id = cid;
+	c.folder = folder;
+	c.peer = peer;
+	c.subject = subject;
+	c.participants = parts.data ? parts.data : "";
+	return w->fn(&c, w->userdata);
+}
+
+static int walk_rows(struct walk *w, sqlite3_stmt *st, bool *ret_found)
+{
+	int r;
+
+	while ((r = store_step(w->s, st)) > 0) {
+		*ret_found = true;
+		r = emit(w, st);
+		if (r != 0) {
+			sqlite3_reset(st);
+			return r;
+		}
+	}
+	return r;
+}
+
+static int account_id(struct store *s, const char *account, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s, "SELECT id FROM account WHERE name = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		store_set_error(s, "unknown account '%s'", account);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	*ret = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int cpmsync_store_foreach_conversation(struct cpmsync_store *store, const char *account,
+				       cpmsync_conversation_fn fn, void *userdata)
+{
+	struct store *s = store_from_public(store);
+	struct walk w = { .s = s, .own_account = -1, .fn = fn, .userdata = userdata };
+	sqlite3_stmt *st;
+	bool found = false;
+	int64_t acc;
+	int r;
+
+	if (!s || !account || !fn)
+		return -EINVAL;
+	buf_init(&w.own, CONV_MAX_ADDRESSES * 4096);
+	r = account_id(s, account, &acc);
+	if (r >= 0)
+		r = store_prepare(s,
+				  "SELECT " CONV_COLUMNS CONV_FROM " WHERE c.account_id = ?1"
+				  " ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC",
+				  &st);
+	if (r >= 0) {
+		sqlite3_bind_int64(st, 1, acc);
+		r = walk_rows(&w, st, &found);
+	}
+	buf_free(&w.own);
+	return r;
+}
+
+static int get_one(struct store *s, sqlite3_stmt *st, cpmsync_conversation_fn fn, void *userdata,
+		   const char *what)
+{
+	struct walk w = { .s = s, .own_account = -1, .fn = fn, .userdata = userdata };
+	int r;
+
+	buf_init(&w.own, CONV_MAX_ADDRESSES * 4096);
+	r = store_step(s, st);
+	if (r > 0) {
+		r = emit(&w, st);
+		sqlite3_reset(st);
+	} else if (r == 0) {
+		store_set_error(s, "no conversation %s", what);
+		r = -CPMSYNC_E_NOT_FOUND;
+	}
+	buf_free(&w.own);
+	return r;
+}
+
+int cpmsync_store_get_conversation(struct cpmsync_store *store, const char *account,
+				   const char *conversation_id, cpmsync_conversation_fn fn,
+				   void *userdata)
+{
+	struct store *s = store_from_public(store);
+	sqlite3_stmt *st;
+	char what[160];
+	int64_t acc;
+	int r;
+
+	if (!s || !account || !conversation_id || !fn)
+		return -EINVAL;
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	/* Two folders may carry the same Conversation-ID (a 1-to-1 peer
+	 * folder and a conversation folder): the most active one is it. */
+	r = store_prepare(s,
+			  "SELECT " CONV_COLUMNS CONV_FROM
+			  " WHERE c.account_id = ?1 AND c.conversation_id = ?2"
+			  " ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC LIMIT 1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	sqlite3_bind_text(st, 2, conversation_id, -1, SQLITE_TRANSIENT);
+	snprintf(what, sizeof(what), "'%.100s' in account '%.40s'", conversation_id, account);
+	return get_one(s, st, fn, userdata, what);
+}
+
+int cpmsync_store_get_conversation_by_id(struct cpmsync_store *store, int64_t id,
+					 cpmsync_conversation_fn fn, void *userdata)
+{
+	struct store *s = store_from_public(store);
+	sqlite3_stmt *st;
+	char what[64];
+	int r;
+
+	if (!s || !fn)
+		return -EINVAL;
+	r = store_prepare(s, "SELECT " CONV_COLUMNS CONV_FROM " WHERE c.id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	snprintf(what, sizeof(what), "with id %lld", (long long)id);
+	return get_one(s, st, fn, userdata, what);
+}
+
+int cpmsync_store_foreach_conversation_message(struct cpmsync_store *store, const char *account,
+					       const char *conversation_id, int64_t before_id,
+					       uint32_t limit, cpmsync_message_fn fn,
+					       void *userdata)
+{
+	struct store *s = store_from_public(store);
+	_cleanup_free_ char *folder = NULL;
+	int64_t acc, before_date = 0;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!s || !account || !conversation_id || !fn)
+		return -EINVAL;
+	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	r = store_prepare(s,
+			  "SELECT folder FROM conversation WHERE account_id = ?1"
+			  " AND conversation_id = ?2"
+			  " ORDER BY last_date DESC, last_id DESC, id DESC LIMIT 1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	sqlite3_bind_text(st, 2, conversation_id, -1, SQLITE_TRANSIENT);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		store_set_error(s, "no conversation '%s' in account '%s'", conversation_id,
+				account);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	r = store_col_strdup(st, 0, &folder);
+	sqlite3_reset(st);
+	if (r < 0)
+		return r;
+
+	if (before_id) {
+		r = store_prepare(s,
+				  "SELECT coalesce(m.date, 0) FROM message m"
+				  " JOIN folder f ON f.id = m.folder_id"
+				  " WHERE m.id = ?1 AND f.account_id = ?2 AND f.conv = ?3"
+				  " AND m.removed = 0 AND f.removed = 0 AND " COUNTED,
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, before_id);
+		sqlite3_bind_int64(st, 2, acc);
+		sqlite3_bind_text(st, 3, folder, -1, SQLITE_TRANSIENT);
+		r = store_step(s, st);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			store_set_error(s, "message %lld is not in conversation '%s'",
+					(long long)before_id, conversation_id);
+			return -CPMSYNC_E_NOT_FOUND;
+		}
+		before_date = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+
+	r = store_prepare(
+		s,
+		"SELECT " STORE_MESSAGE_COLUMNS " FROM message m"
+		" JOIN folder f ON f.id = m.folder_id" STORE_SUMMARY_JOIN
+		" WHERE f.account_id = ?1 AND f.conv = ?2 AND f.removed = 0"
+		" AND m.removed = 0 AND " COUNTED " AND (?3 = 0"
+		" OR coalesce(m.date, 0) < ?4 OR (coalesce(m.date, 0) = ?4 AND m.id < ?3))"
+		" ORDER BY coalesce(m.date, 0) DESC, m.id DESC LIMIT ?5",
+		&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	sqlite3_bind_text(st, 2, folder, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, before_id);
+	sqlite3_bind_int64(st, 4, before_date);
+	sqlite3_bind_int64(st, 5, limit ? (sqlite3_int64)limit : -1);
+	while ((r = store_step(s, st)) > 0) {
+		r = store_message_from_row(st, fn, userdata);
+		if (r != 0) {
+			sqlite3_reset(st);
+			return r;
+		}
+	}
+	return r;
+}
+
+int cpmsync_store_set_cpm_root(struct cpmsync_store *store, const char *account, const char *root)
+{
+	struct store *s = store_from_public(store);
+	sqlite3_stmt *st;
+	int64_t acc;
+	int r;
+
+	if (!s || !account || !root)
+		return -EINVAL;
+	if (store_is_readonly(s))
+		return -EROFS;
+	store_clear_error(s);
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = account_id(s, account, &acc);
+	if (r >= 0)
+		r = store_prepare(s, "UPDATE account SET cpm_root = ?2 WHERE id = ?1", &st);
+	if (r >= 0) {
+		sqlite3_bind_int64(st, 1, acc);
+		sqlite3_bind_text(st, 2, root, -1, SQLITE_TRANSIENT);
+		r = store_step_done(s, st);
+	}
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}

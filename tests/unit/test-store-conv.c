@@ -1,0 +1,725 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Conversations in the store (cpmsync/conversation.h, schema version 6):
+ * the corpus of tests/data/cpm filed under Default/ as a server keeps it,
+ * then listed; IMDN Status in both arrival orders (local Store and the
+ * sync engine's path); paging across session folders; Unseen, expunge,
+ * move and rename kept incrementally; the root changed; the changes a
+ * watcher is told about.
+ */
+#include <sqlite3.h>
+
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cpmsync/conversation.h>
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+#include <cpmsync/store.h>
+
+#include "store/store-sync.h"
+#include "store/store.h"
+#include "testlib.h"
+#include "util/msg-summary.h"
+
+#define C1   "6a1f0c7e-1to1-4d2b-9e3f-15551234567"
+#define GRP  "b9d3e6a0-group-47c1-8d2e-6f0a11c0ffee"
+#define BOB  "tel:+15551234567"
+#define DAVE "tel:+15559876543"
+#define ME   "tel:+15557654321"
+#define F1   "Default/" BOB
+#define FG   "Default/" GRP
+#define FSMS "Default/tel:+15550001111"
+
+static char tmpdir[] = "/tmp/test-store-conv-XXXXXX";
+static char dbpath[sizeof(tmpdir) + 32];
+static struct cpmsync_store *cs;
+static struct store *s;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	char *err = NULL;
+
+	strcpy(tmpdir, "/tmp/test-store-conv-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, &err), 0);
+	s = store_from_public(cs);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a');"), 0);
+}
+
+static void teardown(void)
+{
+	cs = cpmsync_store_close(cs);
+	s = NULL;
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *read_all(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rb");
+	char *d;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	d = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(fread(d, 1, (size_t)n, f), n);
+	fclose(f);
+	*ret_len = (size_t)n;
+	return d;
+}
+
+static char *corpus_file(const char *name, size_t *ret_len)
+{
+	const char *env = getenv("CPMSYNC_TEST_DATA");
+	char dir[PATH_MAX], path[PATH_MAX + 128];
+	char *d;
+	ssize_t n;
+
+	if (env) {
+		snprintf(path, sizeof(path), "%s/cpm/%s", env, name);
+		return read_all(path, ret_len);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 0) {
+			if (!getcwd(dir, sizeof(dir)))
+				continue;
+		} else {
+			n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+			if (n <= 0)
+				continue;
+			dir[n] = '\0';
+		}
+		for (;;) {
+			char *slash;
+
+			snprintf(path, sizeof(path), "%s/tests/data/cpm/%s", dir, name);
+			if ((d = read_all(path, ret_len)))
+				return d;
+			slash = strrchr(dir, '/');
+			if (!slash || slash == dir)
+				break;
+			*slash = '\0';
+		}
+	}
+	ck_abort_msg("tests/data/cpm/%s not found", name);
+	return NULL;
+}
+
+static void folder(const char *name)
+{
+	int64_t id;
+
+	if (cpmsync_store_find_folder(cs, "a", name, &id) == 0)
+		return;
+	ck_assert_msg(cpmsync_op_create_folder(cs, "a", name, &id) == 0, "%s: %s", name,
+		      cpmsync_store_error(cs));
+}
+
+/* Stores a corpus file in folder (created if missing), with flags. */
+static int64_t put(const char *fold, const char *file, const char *flag)
+{
+	const char *flags[] = { flag, NULL };
+	size_t len;
+	char *data = corpus_file(file, &len);
+	int64_t id;
+
+	folder(fold);
+	ck_assert_msg(cpmsync_op_store(cs, "a", fold, data, len, flag ? flags : NULL, 1000, &id) ==
+			      0,
+		      "%s: %s", file, cpmsync_store_error(cs));
+	free(data);
+	return id;
+}
+
+/* A conversation, copied out of the callback. */
+struct conv {
+	int64_t id, folder_id, last_message_id, last_activity;
+	char cid[128], folder[128], peer[64], participants[256], subject[64];
+	bool is_group;
+	uint32_t messages, unseen;
+};
+
+struct conv_list {
+	struct conv c[16];
+	size_t n;
+};
+
+static int on_conv(const struct cpmsync_conversation_info *c, void *userdata)
+{
+	struct conv_list *l = userdata;
+	struct conv *o = &l->c[l->n++];
+
+	ck_assert_uint_lt(l->n, 16);
+	*o = (struct conv){ .id = c->id,
+			    .folder_id = c->folder_id,
+			    .last_message_id = c->last_message_id,
+			    .last_activity = c->last_activity,
+			    .is_group = c->is_group,
+			    .messages = c->messages,
+			    .unseen = c->unseen };
+	ck_assert_str_eq(c->account, "a");
+	snprintf(o->cid, sizeof(o->cid), "%s", c->conversation_id);
+	snprintf(o->folder, sizeof(o->folder), "%s", c->folder);
+	snprintf(o->peer, sizeof(o->peer), "%s", c->peer);
+	snprintf(o->participants, sizeof(o->participants), "%s", c->participants);
+	snprintf(o->subject, sizeof(o->subject), "%s", c->subject);
+	return 0;
+}
+
+static struct conv_list list(void)
+{
+	struct conv_list l = { 0 };
+
+	ck_assert_int_eq(cpmsync_store_foreach_conversation(cs, "a", on_conv, &l), 0);
+	return l;
+}
+
+static struct conv get(const char *cid)
+{
+	struct conv_list l = { 0 };
+
+	ck_assert_msg(cpmsync_store_get_conversation(cs, "a", cid, on_conv, &l) == 0, "%s: %s", cid,
+		      cpmsync_store_error(cs));
+	return l.c[0];
+}
+
+/* A message's status (and type, snippet ...) through the public reader. */
+struct msg {
+	int64_t id, folder_id, date;
+	char status[32], type[32], snippet[256], direction[16];
+};
+
+static int on_msg(const struct cpmsync_message_info *m, void *userdata)
+{
+	struct msg *o = userdata;
+
+	o->id = m->id;
+	o->folder_id = m->folder_id;
+	o->date = m->date;
+	snprintf(o->status, sizeof(o->status), "%s", m->status);
+	snprintf(o->type, sizeof(o->type), "%s", m->type);
+	snprintf(o->snippet, sizeof(o->snippet), "%s", m->snippet);
+	snprintf(o->direction, sizeof(o->direction), "%s", m->direction);
+	return 0;
+}
+
+static struct msg msg(int64_t id)
+{
+	struct msg m = { 0 };
+
+	ck_assert_int_eq(cpmsync_store_get_message(cs, id, on_msg, &m), 0);
+	return m;
+}
+
+/* The whole chat world of the corpus.  Returns the ids by name. */
+struct world {
+	int64_t sent, qp, b64, ft_http, media, ft_cpm, g1info, g1msg, g2info, g2msg, gstate, sms,
+		mms, mail;
+};
+
+static struct world fill(void)
+{
+	struct world w;
+
+	folder("Default");
+	w.sent = put(F1, "chat-1to1-sent.eml", "\\Seen");
+	w.qp = put(F1, "chat-1to1-received-qp.eml", "\\Seen");
+	w.b64 = put(F1, "chat-1to1-received-base64.eml", NULL);
+	w.ft_http = put(F1, "ft-http.eml", NULL);
+	w.ft_cpm = put(F1, "ft-cpm-multipart.eml", "\\Seen");
+	w.media = put(F1, "media.eml", NULL);
+	folder(FG);
+	w.g1info = put(FG "/grp-sess-0001", "group-session-1-info.eml", "\\Seen");
+	w.g1msg = put(FG "/grp-sess-0001", "group-session-1-msg.eml", NULL);
+	w.g2info = put(FG "/grp-sess-0002", "group-session-2-info.eml", "\\Seen");
+	w.g2msg = put(FG "/grp-sess-0002", "group-session-2-msg.eml", "\\Seen");
+	w.gstate = put(FG "/grp-sess-0002", "group-state.eml", "\\Seen");
+	w.sms = put(FSMS, "sms-sent.eml", "\\Seen");
+	w.mms = put(FSMS, "mms-received.eml", NULL);
+	w.mail = put("Mail", "mail.eml", NULL);
+	return w;
+}
+
+START_TEST(test_list)
+{
+	struct world w = fill();
+	struct conv_list l = list();
+	int64_t fid;
+
+	ck_assert_uint_eq(l.n, 3);
+	/* Newest activity first: the group (6 Mar), the SMS peer (4 Mar),
+	 * the 1-to-1 chat (2 Mar 13:00, the media object). */
+	ck_assert_str_eq(l.c[0].cid, GRP);
+	ck_assert_str_eq(l.c[0].folder, FG);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", FG, &fid), 0);
+	ck_assert_int_eq(l.c[0].folder_id, fid);
+	ck_assert(l.c[0].is_group);
+	ck_assert_str_eq(l.c[0].peer, "");
+	/* From the newest group-state object, the own address left out. */
+	ck_assert_str_eq(l.c[0].participants, BOB "\n" DAVE);
+	ck_assert_str_eq(l.c[0].subject, "Saturday hike");
+	ck_assert_uint_eq(l.c[0].messages, 2);
+	ck_assert_uint_eq(l.c[0].unseen, 1);
+	ck_assert_int_eq(l.c[0].last_message_id, w.g2msg);
+	ck_assert_int_eq(l.c[0].last_activity, 1772798520); /* Fri, 6 Mar 2026 12:02:00 */
+
+	ck_assert_str_eq(l.c[1].cid, "tel:+15550001111"); /* no Conversation-ID: the address */
+	ck_assert(!l.c[1].is_group);
+	ck_assert_str_eq(l.c[1].peer, "tel:+15550001111");
+	ck_assert_str_eq(l.c[1].participants, "tel:+15550001111");
+	ck_assert_uint_eq(l.c[1].messages, 2);
+	ck_assert_uint_eq(l.c[1].unseen, 1);
+	ck_assert_int_eq(l.c[1].last_message_id, w.mms);
+
+	ck_assert_str_eq(l.c[2].cid, C1);
+	ck_assert_str_eq(l.c[2].folder, F1);
+	ck_assert(!l.c[2].is_group);
+	ck_assert_str_eq(l.c[2].peer, BOB);
+	ck_assert_str_eq(l.c[2].participants, BOB);
+	ck_assert_str_eq(l.c[2].subject, "");
+	ck_assert_uint_eq(l.c[2].messages, 6); /* 3 chat, 2 file transfers, 1 media */
+	ck_assert_uint_eq(l.c[2].unseen, 3);
+	ck_assert_int_eq(l.c[2].last_message_id, w.media);
+
+	/* By ConversationId and by id. */
+	ck_assert_str_eq(get(C1).folder, F1);
+	{
+		struct conv_list one = { 0 };
+
+		ck_assert_int_eq(cpmsync_store_get_conversation_by_id(cs, l.c[1].id, on_conv, &one),
+				 0);
+		ck_assert_str_eq(one.c[0].cid, "tel:+15550001111");
+		ck_assert_int_eq(cpmsync_store_get_conversation(cs, "a", "nope", on_conv, &one),
+				 -CPMSYNC_E_NOT_FOUND);
+		ck_assert_int_eq(cpmsync_store_get_conversation_by_id(cs, 999, on_conv, &one),
+				 -CPMSYNC_E_NOT_FOUND);
+		ck_assert_int_eq(cpmsync_store_foreach_conversation(cs, "zz", on_conv, &one),
+				 -CPMSYNC_E_NOT_FOUND);
+	}
+	/* The summary keys of contract v2 on the messages. */
+	ck_assert_str_eq(msg(w.qp).snippet, "Yes! Caf\xc3\xa9 at noon, see you there.");
+	ck_assert_str_eq(msg(w.qp).direction, "received");
+	ck_assert_str_eq(msg(w.gstate).type, "group-state");
+	ck_assert_str_eq(msg(w.mail).type, "mail");
+}
+END_TEST
+
+/* A conversation folder named by its peer keeps the Conversation-ID of
+ * its first chat once one arrives (contract: "its ConversationId is the
+ * objects' Conversation-ID, else the address"). */
+START_TEST(test_peer_folder_takes_conversation_id)
+{
+	folder("Default");
+	put(F1, "bad-imdn-unknown.eml", NULL); /* an imdn with a Conversation-ID */
+	ck_assert_str_eq(list().c[0].cid, C1);
+	ck_assert_uint_eq(list().c[0].messages, 0);
+}
+END_TEST
+
+static struct cpmsync_change changes[256];
+
+static int take(void)
+{
+	int n = cpmsync_store_take_changes(cs, changes, 256);
+
+	ck_assert_int_ge(n, 0);
+	return n;
+}
+
+static bool changed(enum cpmsync_change_kind kind, int64_t id, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (changes[i].kind == kind && changes[i].message_id == id)
+			return true;
+	return false;
+}
+
+static void noop(void *userdata)
+{
+	(void)userdata;
+}
+
+START_TEST(test_imdn_in_order)
+{
+	int64_t orig, other, cid;
+	int n;
+
+	folder("Default");
+	orig = put(F1, "chat-1to1-sent.eml", "\\Seen");
+	other = put(F1, "chat-1to1-received-base64.eml", NULL);
+	cid = get(C1).id;
+	ck_assert_str_eq(msg(orig).status, "");
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+
+	put(F1, "imdn-delivered.eml", "\\Seen");
+	ck_assert_str_eq(msg(orig).status, "delivered");
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, orig, n)); /* MessagesChanged */
+	ck_assert(changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n));
+
+	put(F1, "imdn-displayed.eml", "\\Seen");
+	ck_assert_str_eq(msg(orig).status, "displayed");
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, orig, take()));
+
+	/* A late delivery report does not lower it. */
+	put(F1, "imdn-delivered.eml", "\\Seen");
+	ck_assert_str_eq(msg(orig).status, "displayed");
+	ck_assert(!changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, orig, take()));
+
+	/* A failure, for the other message; a report's own Status is what it reports. */
+	{
+		int64_t rep = put(F1, "imdn-failed.eml", "\\Seen");
+
+		ck_assert_str_eq(msg(other).status, "failed");
+		ck_assert_str_eq(msg(rep).status, "failed");
+		ck_assert_str_eq(msg(rep).type, "imdn");
+	}
+	/* Reports are not messages: the conversation counts two. */
+	ck_assert_uint_eq(get(C1).messages, 2);
+	ck_assert_int_eq(get(C1).last_message_id, other);
+	/* A report naming no known message changes nothing and fails nothing. */
+	put(F1, "bad-imdn-unknown.eml", NULL);
+	ck_assert_str_eq(msg(orig).status, "displayed");
+	ck_assert_uint_eq(get(C1).unseen, 1);
+}
+END_TEST
+
+/* The reports first, then the message: it takes the strongest at once. */
+START_TEST(test_imdn_before_message)
+{
+	int64_t orig;
+
+	folder("Default");
+	put(F1, "imdn-displayed.eml", NULL);
+	put(F1, "imdn-delivered.eml", NULL);
+	orig = put(F1, "chat-1to1-sent.eml", "\\Seen");
+	ck_assert_str_eq(msg(orig).status, "displayed");
+	/* A copy elsewhere in the account keeps it. */
+	{
+		int64_t copy;
+
+		folder("Archive");
+		ck_assert_int_eq(cpmsync_op_copy(cs, &orig, 1, "Archive", &copy), 0);
+		ck_assert_str_eq(msg(copy).status, "displayed");
+	}
+}
+END_TEST
+
+/* The same through the sync engine's path (store_sync_new_message with
+ * the summary parsed from what the server sent). */
+static int64_t sync_put(int64_t folder_id, uint32_t uid, const char *file)
+{
+	struct msg_summary sum;
+	size_t len;
+	char *data = corpus_file(file, &len);
+	struct sync_new_message m = { .uid = uid, .flags = "", .size = len, .summary = &sum };
+	bool has_body, is_new;
+	int64_t id;
+
+	ck_assert_int_eq(msg_summary_parse(data, len, &sum), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_new_message(s, folder_id, &m, &id, &has_body, &is_new), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert(is_new);
+	msg_summary_free(&sum);
+	free(data);
+	return id;
+}
+
+START_TEST(test_imdn_through_sync)
+{
+	int64_t fid, orig, cid;
+	int n;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (account_id, name, delimiter,"
+				       " server_name, uidvalidity) VALUES"
+				       " (1, '" F1 "', '/', '" F1 "', 7)"),
+			 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	sync_put(fid, 1, "imdn-delivered.eml");
+	orig = sync_put(fid, 2, "chat-1to1-sent.eml");
+	ck_assert_str_eq(msg(orig).status, "delivered");
+	cid = get(C1).id;
+	take();
+	sync_put(fid, 3, "imdn-displayed.eml");
+	ck_assert_str_eq(msg(orig).status, "displayed");
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, orig, n));
+	ck_assert(changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n));
+	/* Server flags: \Seen from another client. */
+	{
+		bool found, ch;
+
+		ck_assert_uint_eq(get(C1).unseen, 1);
+		ck_assert_int_eq(store_begin(s), 0);
+		ck_assert_int_eq(store_sync_server_flags(s, fid, 2, "\\Seen", 0, &found, &ch, NULL),
+				 0);
+		ck_assert_int_eq(store_commit(s), 0);
+		ck_assert_uint_eq(get(C1).unseen, 0);
+		ck_assert(changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, take()));
+	}
+}
+END_TEST
+
+/* Pages of ListConversationMessages. */
+struct page {
+	int64_t ids[64];
+	int64_t folders[64];
+	size_t n;
+};
+
+static int on_page(const struct cpmsync_message_info *m, void *userdata)
+{
+	struct page *p = userdata;
+
+	ck_assert_uint_lt(p->n, 64);
+	p->folders[p->n] = m->folder_id;
+	p->ids[p->n++] = m->id;
+	return 0;
+}
+
+static struct page page(const char *cid, int64_t before, uint32_t limit)
+{
+	struct page p = { 0 };
+
+	ck_assert_msg(cpmsync_store_foreach_conversation_message(cs, "a", cid, before, limit,
+								 on_page, &p) == 0,
+		      "%s", cpmsync_store_error(cs));
+	return p;
+}
+
+START_TEST(test_paging)
+{
+	struct world w = fill();
+	struct page p;
+	int64_t g1, g2;
+
+	/* 1-to-1, newest first by Date: media 13:00, ft-cpm 12:00, ft-http
+	 * 11:00, b64 09:20, qp 09:16:30, sent 09:15. */
+	p = page(C1, 0, 0);
+	ck_assert_uint_eq(p.n, 6);
+	{
+		int64_t want[] = { w.media, w.ft_cpm, w.ft_http, w.b64, w.qp, w.sent };
+
+		for (size_t i = 0; i < 6; i++)
+			ck_assert_int_eq(p.ids[i], want[i]);
+	}
+	p = page(C1, 0, 4);
+	ck_assert_uint_eq(p.n, 4);
+	p = page(C1, p.ids[3], 4);
+	ck_assert_uint_eq(p.n, 2);
+	ck_assert_int_eq(p.ids[0], w.qp);
+	ck_assert_int_eq(p.ids[1], w.sent);
+	p = page(C1, w.sent, 4);
+	ck_assert_uint_eq(p.n, 0);
+
+	/* The group: across its two session folders, state objects left out. */
+	p = page(GRP, 0, 0);
+	ck_assert_uint_eq(p.n, 2);
+	ck_assert_int_eq(p.ids[0], w.g2msg);
+	ck_assert_int_eq(p.ids[1], w.g1msg);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", FG "/grp-sess-0001", &g1), 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", FG "/grp-sess-0002", &g2), 0);
+	ck_assert_int_eq(p.folders[0], g2);
+	ck_assert_int_eq(p.folders[1], g1);
+
+	/* before_id not in the conversation; an unknown conversation. */
+	ck_assert_int_eq(
+		cpmsync_store_foreach_conversation_message(cs, "a", C1, w.g1msg, 2, on_page, &p),
+		-CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(
+		cpmsync_store_foreach_conversation_message(cs, "a", "x", 0, 2, on_page, &p),
+		-CPMSYNC_E_NOT_FOUND);
+}
+END_TEST
+
+/* Equal Dates: Id breaks the tie, pages neither skip nor repeat. */
+START_TEST(test_paging_equal_dates)
+{
+	char obj[512];
+	int64_t ids[7];
+	struct page all, p;
+	size_t seen = 0;
+
+	folder("Default");
+	folder(F1);
+	for (int i = 0; i < 7; i++) {
+		int n = snprintf(obj, sizeof(obj),
+				 "Date: Mon, 2 Mar 2026 09:%02d:00 +0000\r\nFrom: " BOB
+				 "\r\nTo: " ME "\r\nConversation-ID: " C1
+				 "\r\nContent-Type: Message/CPIM\r\n\r\n",
+				 i < 4 ? 10 : 20);
+
+		ck_assert_int_eq(cpmsync_op_store(cs, "a", F1, obj, (size_t)n, NULL, 0, &ids[i]),
+				 0);
+	}
+	all = page(C1, 0, 0);
+	ck_assert_uint_eq(all.n, 7);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_int_eq(all.ids[i], ids[6 - i]);
+	for (size_t i = 3; i < 7; i++)
+		ck_assert_int_eq(all.ids[i], ids[3 - (i - 3)]);
+	for (int64_t before = 0;;) {
+		p = page(C1, before, 2);
+		if (!p.n)
+			break;
+		for (size_t i = 0; i < p.n; i++)
+			ck_assert_int_eq(p.ids[i], all.ids[seen++]);
+		before = p.ids[p.n - 1];
+	}
+	ck_assert_uint_eq(seen, 7);
+}
+END_TEST
+
+START_TEST(test_flags_expunge_move)
+{
+	struct world w = fill();
+	const char *seen[] = { "\\Seen", NULL };
+	struct conv c;
+	int64_t ids[2];
+
+	(void)w;
+	ck_assert_uint_eq(get(C1).unseen, 3);
+	ids[0] = w.b64;
+	ids[1] = w.media;
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 2, seen, NULL), 0);
+	ck_assert_uint_eq(get(C1).unseen, 1);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 1, NULL, seen), 0);
+	ck_assert_uint_eq(get(C1).unseen, 2);
+
+	/* Expunge the newest: LastMessage goes back one. */
+	ck_assert_int_eq(cpmsync_op_delete(cs, &w.media, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", F1), 0);
+	c = get(C1);
+	ck_assert_uint_eq(c.messages, 5);
+	ck_assert_int_eq(c.last_message_id, w.ft_cpm);
+
+	/* Moved out of the conversation (to a user folder) and back. */
+	folder("Saved");
+	ck_assert_int_eq(cpmsync_op_move(cs, &w.ft_cpm, 1, "Saved", ids), 0);
+	c = get(C1);
+	ck_assert_uint_eq(c.messages, 4);
+	ck_assert_int_eq(c.last_message_id, w.ft_http);
+	ck_assert_int_eq(cpmsync_op_move(cs, ids, 1, F1, ids + 1), 0);
+	c = get(C1);
+	ck_assert_uint_eq(c.messages, 5);
+	ck_assert_int_eq(c.last_message_id, ids[1]);
+
+	/* The SMS conversation emptied: it is gone. */
+	ids[0] = w.sms;
+	ids[1] = w.mms;
+	ck_assert_int_eq(cpmsync_op_delete(cs, ids, 2), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", FSMS), 0);
+	ck_assert_uint_eq(list().n, 2);
+}
+END_TEST
+
+START_TEST(test_rename_delete_root)
+{
+	struct conv_list l;
+
+	fill();
+	/* A conversation folder renamed out of the root and back. */
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", FSMS, "Old SMS"), 0);
+	l = list();
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "Old SMS", FSMS), 0);
+	ck_assert_uint_eq(list().n, 3);
+	ck_assert_uint_eq(get("tel:+15550001111").messages, 2);
+
+	/* A session folder deleted: the group keeps the other session. */
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", FG "/grp-sess-0002"), 0);
+	{
+		struct conv g = get(GRP);
+
+		ck_assert_uint_eq(g.messages, 1);
+		ck_assert(g.is_group);
+		/* Participants now from the first session's session-info. */
+		ck_assert_str_eq(g.participants, BOB "\n" DAVE "\nsip:carol@example.net");
+	}
+
+	/* Another root: nothing is a conversation; back: all return. */
+	ck_assert_int_eq(cpmsync_store_set_cpm_root(cs, "a", "RCSMessageStore"), 0);
+	ck_assert_uint_eq(list().n, 0);
+	ck_assert_int_eq(cpmsync_store_set_cpm_root(cs, "a", "Default"), 0);
+	ck_assert_uint_eq(list().n, 3);
+	ck_assert_uint_eq(get(C1).messages, 6);
+	ck_assert_int_eq(cpmsync_store_set_cpm_root(cs, "zz", "Default"), -CPMSYNC_E_NOT_FOUND);
+}
+END_TEST
+
+/* The incremental rows equal a recomputation from scratch. */
+START_TEST(test_incremental_equals_rebuild)
+{
+	char *before, *after;
+	sqlite3_stmt *st;
+	struct buf;
+
+	fill();
+	put(F1, "imdn-delivered.eml", NULL);
+	put(F1, "imdn-failed.eml", NULL);
+#define ROWS                                                                                       \
+	"SELECT group_concat(folder || '|' || conversation_id || '|' || is_group || '|' || peer"   \
+	" || '|' || subject || '|' || participants || '|' || messages || '|' || unseen || '|'"     \
+	" || last_date || '|' || last_id, ';') FROM (SELECT * FROM conversation ORDER BY folder)"
+	ck_assert_int_eq(store_prepare(s, ROWS, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	before = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	ck_assert_int_eq(store_exec(s, "UPDATE account SET cpm_root = 'x';"
+				       " UPDATE account SET cpm_root = 'Default';"),
+			 0);
+	ck_assert_int_eq(store_prepare(s, ROWS, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	after = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *su = suite_create("store-conv");
+	TCase *tc = tcase_create("conversations");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_list);
+	tcase_add_test(tc, test_peer_folder_takes_conversation_id);
+	tcase_add_test(tc, test_imdn_in_order);
+	tcase_add_test(tc, test_imdn_before_message);
+	tcase_add_test(tc, test_imdn_through_sync);
+	tcase_add_test(tc, test_paging);
+	tcase_add_test(tc, test_paging_equal_dates);
+	tcase_add_test(tc, test_flags_expunge_move);
+	tcase_add_test(tc, test_rename_delete_root);
+	tcase_add_test(tc, test_incremental_equals_rebuild);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+TEST_MAIN(suite)
