@@ -118,7 +118,7 @@ static int set_error(struct msg_summary *s, const char *fmt, ...)
 	if (r < 0)
 		return -ENOMEM;
 	free(s->error);
-	s->error = e;
+	s->error = cpm_utf8_fix(e);
 	return 0;
 }
 

@@ -42,6 +42,22 @@ struct state {
 	struct buf participants;
 };
 
+char *cpm_utf8_fix(char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	for (size_t i = 0; i < n;) {
+		size_t k = cpmsync_utf8_decode(s + i, n - i, NULL);
+
+		if (k == 0) {
+			s[i] = '?';
+			k = 1;
+		}
+		i += k;
+	}
+	return s;
+}
+
 static void fail(struct state *st, int error, const char *fmt, ...) ATTR_FORMAT(3, 4);
 static void fail(struct state *st, int error, const char *fmt, ...)
 {
@@ -54,6 +70,7 @@ static void fail(struct state *st, int error, const char *fmt, ...)
 	if (vasprintf(&st->error_text, fmt, ap) < 0)
 		st->error_text = NULL;
 	va_end(ap);
+	cpm_utf8_fix(st->error_text);
 	XML_StopParser(st->p, XML_FALSE);
 }
 

@@ -74,3 +74,10 @@ struct cpm_xml {
 int cpm_xml_parse(enum cpm_xml_kind kind, const char *data, size_t len, struct cpm_xml *ret,
 		  char **ret_error);
 void cpm_xml_free(struct cpm_xml *x);
+
+/*
+ * Makes s valid UTF-8 in place: a byte that does not start a well-formed
+ * sequence (e.g. one cut by a "%.40s" in an error text) becomes '?'.
+ * Returns s.
+ */
+char *cpm_utf8_fix(char *s);

@@ -448,6 +448,29 @@ START_TEST(test_snippet_bounds)
 }
 END_TEST
 
+/* An error quoting a value cuts it at 40 bytes: never inside a UTF-8
+ * sequence (found by fuzz-cpm: the quoted value was 39 bytes and an
+ * ISO-8859-1 byte taken as a 2-byte character). */
+START_TEST(test_error_text_utf8)
+{
+	static const char in[] =
+		"Message-Context: pager-message\r\n"
+		"Message-Direction: 123456789012345678901234567890123456789\xff\r\n"
+		"\r\n";
+	struct msg_summary m;
+	char *err = NULL;
+
+	ck_assert_int_eq(msg_summary_parse(in, sizeof(in) - 1, &m), 0);
+	ck_assert(cpmsync_utf8_valid(m.error, strlen(m.error)));
+	ck_assert_str_eq(m.error, "Message-Direction \"123456789012345678901234567890123456789?\""
+				  " is neither sent nor received");
+	ck_assert_int_eq(cpm_object_check(&m, &err), -EINVAL);
+	ck_assert(cpmsync_utf8_valid(err, strlen(err)));
+	free(err);
+	msg_summary_free(&m);
+}
+END_TEST
+
 START_TEST(test_status_rank)
 {
 	ck_assert_int_eq(cpm_status_rank("displayed"), 3);
@@ -476,6 +499,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_xml_encodings);
 	tcase_add_test(tc, test_xml_bad_size);
 	tcase_add_test(tc, test_snippet_bounds);
+	tcase_add_test(tc, test_error_text_utf8);
 	tcase_add_test(tc, test_status_rank);
 	suite_add_tcase(s, tc);
 	return s;
