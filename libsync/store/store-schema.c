@@ -265,7 +265,11 @@ static const char migration_5[] =
 	" THEN substr(" n ", 1, length(" n ") - length(" CPM_REST(n, r) ")"                        \
 	" + instr(" CPM_REST(n, r) ", '/') - 1) END)"
 #define CPM_LAST(c) "substr(" c ", length(rtrim(" c ", replace(" c ", '/', ''))) + 1)"
-#define CPM_COUNTED(m) "(" m ".type IN ('message', 'file-transfer', 'media'))"
+/* No IN (...) lists in trigger bodies: SQLite 3.40 builds an ephemeral
+ * table for each one at every firing, which made an arrival ~50 times
+ * slower than the row's own INSERT; ORed comparisons cost nothing. */
+#define CPM_COUNTED(m) "(" m ".type = 'message' OR " m ".type = 'file-transfer' OR " m ".type = 'media')"
+#define CPM_STATE(m) "(" m ".type = 'session-info' OR " m ".type = 'group-state')"
 #define CPM_UNSEEN(m) "(instr(' ' || " m ".flags || ' ', ' \\Seen ') = 0)"
 #define CPM_RANK(x)                                                                                \
 	"(CASE " x " WHEN 'displayed' THEN 3 WHEN 'delivered' THEN 2 WHEN 'failed' THEN 1"         \
@@ -302,7 +306,7 @@ static const char migration_5[] =
 	" subject = coalesce((SELECT sm.subject" CPM_M_SM " AND m.type = 'session-info'"           \
 	" AND coalesce(sm.subject, '') <> ''" CPM_NEWEST "), ''),"                                 \
 	" participants = coalesce((SELECT sm.participants" CPM_M_SM                                \
-	" AND m.type IN ('session-info', 'group-state') AND coalesce(sm.participants, '') <> ''"   \
+	" AND " CPM_STATE("m") " AND coalesce(sm.participants, '') <> ''"                          \
 	CPM_NEWEST "), ''),"                                                                       \
 	" cid_header = EXISTS (SELECT 1" CPM_M " AND coalesce(m.conversation_id, '') <> ''),"      \
 	" conversation_id = coalesce((SELECT m.conversation_id" CPM_M                              \
@@ -399,7 +403,7 @@ static const char migration_6[] =
 	" END;"
 	/* Its summary (subject, participants) comes just after it. */
 	"CREATE TRIGGER conv_summary_insert AFTER INSERT ON summary"
-	" WHEN (SELECT type FROM message WHERE id = NEW.id) IN ('session-info', 'group-state') BEGIN "
+	" WHEN EXISTS (SELECT 1 FROM message m WHERE m.id = NEW.id AND " CPM_STATE("m") ") BEGIN "
 	CPM_RECOMPUTE("id = " CPM_CONV_OF("(SELECT folder_id FROM message WHERE id = NEW.id)"))
 	" END;"
 	/* A status change shows in the conversation (its LastMessage). */
