@@ -277,8 +277,12 @@ static const char migration_5[] =
 #define CPM_CONV_OF(fid)                                                                           \
 	"(SELECT c.id FROM folder f JOIN conversation c ON c.account_id = f.account_id"            \
 	" AND c.folder = f.conv WHERE f.id = " fid ")"
-#define CPM_SAME_ACCOUNT(fid)                                                                      \
-	"(SELECT id FROM folder WHERE account_id = (SELECT account_id FROM folder WHERE id = " fid "))"
+/* Is the folder of row m in the same account as folder fid?  (Correlated,
+ * so it runs only for rows the index found, not as a list of every
+ * folder of the account at every firing.) */
+#define CPM_SAME_ACCOUNT(m, fid)                                                                   \
+	"EXISTS (SELECT 1 FROM folder fa WHERE fa.id = " m ".folder_id AND fa.account_id ="        \
+	" (SELECT account_id FROM folder WHERE id = " fid "))"
 /* The visible objects of the conversation row being updated. */
 #define CPM_M                                                                                      \
 	" FROM message m JOIN folder f ON f.id = m.folder_id"                                      \
@@ -390,16 +394,16 @@ static const char migration_6[] =
 	"  WHERE NEW.type = 'imdn' AND coalesce(NEW.imdn_ref, '') <> ''"
 	"  AND imdn_message_id = NEW.imdn_ref AND type <> 'imdn' AND removed = 0"
 	"  AND " CPM_RANK("NEW.status") " > " CPM_RANK("status")
-	"  AND folder_id IN " CPM_SAME_ACCOUNT("NEW.folder_id") ";"
+	"  AND " CPM_SAME_ACCOUNT("message", "NEW.folder_id") ";"
 	/* An original after its reports takes the strongest. */
 	" UPDATE message SET status = (SELECT r.status FROM message r"
 	"  WHERE r.imdn_ref = NEW.imdn_message_id AND r.type = 'imdn' AND r.removed = 0"
-	"  AND " CPM_RANK("r.status") " > 0 AND r.folder_id IN " CPM_SAME_ACCOUNT("NEW.folder_id")
+	"  AND " CPM_RANK("r.status") " > 0 AND " CPM_SAME_ACCOUNT("r", "NEW.folder_id")
 	"  ORDER BY " CPM_RANK("r.status") " DESC LIMIT 1)"
 	"  WHERE id = NEW.id AND NEW.type <> 'imdn' AND coalesce(NEW.imdn_message_id, '') <> ''"
 	"  AND EXISTS (SELECT 1 FROM message r WHERE r.imdn_ref = NEW.imdn_message_id"
 	"  AND r.type = 'imdn' AND r.removed = 0 AND " CPM_RANK("r.status") " > 0"
-	"  AND r.folder_id IN " CPM_SAME_ACCOUNT("NEW.folder_id") ");"
+	"  AND " CPM_SAME_ACCOUNT("r", "NEW.folder_id") ");"
 	" END;"
 	/* Its summary (subject, participants) comes just after it. */
 	"CREATE TRIGGER conv_summary_insert AFTER INSERT ON summary"
