@@ -54,7 +54,8 @@ static const char watch_sql[] =
 	"   SELECT 2, NEW.folder_id, NEW.id WHERE NEW.removed = 0 AND OLD.removed = 0"
 	"   AND NEW.folder_id = OLD.folder_id"
 	"   AND (NEW.flags IS NOT OLD.flags OR NEW.uid IS NOT OLD.uid"
-	"   OR NEW.has_body IS NOT OLD.has_body OR NEW.status IS NOT OLD.status);"
+	"   OR NEW.has_body IS NOT OLD.has_body OR NEW.status IS NOT OLD.status"
+	"   OR NEW.type IS NOT OLD.type);"
 	" END;"
 	/* Conversations (store-conv.c): the row id goes in message_id. */
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_insert AFTER INSERT ON "

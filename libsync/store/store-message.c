@@ -139,3 +139,45 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 	*ret_id = id;
 	return 0;
 }
+
+int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary *sum)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s,
+			  "UPDATE message SET type = ?2, direction = ?3, context = ?4,"
+			  " in_reply_to = ?5, peer = ?6, sender = ?7, imdn_ref = ?8,"
+			  " status = CASE WHEN ?2 = 'imdn' THEN coalesce(?9, '')"
+			  "  WHEN type = 'imdn' THEN '' ELSE status END"
+			  " WHERE id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, sum->type, -1, SQLITE_STATIC);
+	store_bind_text_or_null(st, 3, sum->direction);
+	store_bind_text_or_null(st, 4, sum->context);
+	store_bind_text_or_null(st, 5, sum->in_reply_to);
+	store_bind_text_or_null(st, 6, sum->peer);
+	store_bind_text_or_null(st, 7, sum->sender);
+	store_bind_text_or_null(st, 8, sum->imdn_ref);
+	store_bind_text_or_null(st, 9, sum->status);
+	r = store_step_done(s, st);
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(store_db(s)) == 0) {
+		store_set_error(s, "no message with id %lld", (long long)id);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	r = store_prepare(s,
+			  "INSERT INTO summary (id, snippet, participants) VALUES (?1, ?2, ?3)"
+			  " ON CONFLICT (id) DO UPDATE SET snippet = ?2, participants = ?3",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text_or_null(st, 2, sum->snippet);
+	store_bind_text_or_null(st, 3, sum->participants);
+	return store_step_done(s, st);
+}

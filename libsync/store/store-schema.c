@@ -415,6 +415,25 @@ static const char migration_6[] =
 	" WHEN NEW.removed = 0 AND NEW.status IS NOT OLD.status BEGIN"
 	" UPDATE conversation SET version = version + 1 WHERE id = " CPM_CONV_OF("NEW.folder_id") ";"
 	" END;"
+	/* A message first stored from its header and classified again once
+	 * its body came (store_message_set_cpm()): its conversation anew, and
+	 * the IMDN matching as on arrival. */
+	"CREATE TRIGGER conv_message_reclassified AFTER UPDATE OF type, imdn_ref ON message"
+	" WHEN NEW.removed = 0 AND (NEW.type IS NOT OLD.type OR NEW.imdn_ref IS NOT OLD.imdn_ref)"
+	" BEGIN "
+	CPM_RECOMPUTE("id = " CPM_CONV_OF("NEW.folder_id"))
+	" UPDATE message SET status = NEW.status"
+	"  WHERE NEW.type = 'imdn' AND coalesce(NEW.imdn_ref, '') <> ''"
+	"  AND imdn_message_id = NEW.imdn_ref AND type <> 'imdn' AND removed = 0"
+	"  AND " CPM_RANK("NEW.status") " > " CPM_RANK("status")
+	"  AND " CPM_SAME_ACCOUNT("message", "NEW.folder_id") ";"
+	" END;"
+	/* A summary written again (snippet, participants). */
+	"CREATE TRIGGER conv_summary_update AFTER UPDATE OF participants ON summary"
+	" WHEN NEW.participants IS NOT OLD.participants"
+	" AND EXISTS (SELECT 1 FROM message m WHERE m.id = NEW.id AND " CPM_STATE("m") ") BEGIN "
+	CPM_RECOMPUTE("id = " CPM_CONV_OF("(SELECT folder_id FROM message WHERE id = NEW.id)"))
+	" END;"
 	/* Flags: Unseen. */
 	"CREATE TRIGGER conv_message_flags AFTER UPDATE OF flags ON message"
 	" WHEN NEW.removed = 0 AND OLD.removed = 0 AND NEW.folder_id = OLD.folder_id"

@@ -244,6 +244,15 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 #define STORE_SUMMARY_JOIN " LEFT JOIN summary sm ON sm.id = m.id"
 
 int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t *ret_id);
+/*
+ * store_message_set_cpm() sets what the CPM parse of a fuller copy of the
+ * message says (Type, direction, context, peer, IMDN fields, snippet,
+ * participants): for a message first stored from its header alone
+ * (sync_bodies limited), once its body is at hand.  The conversation and
+ * any originals an IMDN report names follow (schema v6 triggers).
+ * -CPMSYNC_E_NOT_FOUND for an unknown id.  Inside a transaction.
+ */
+int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary *sum);
 
 /* The bodies database's file name for a store at store_path (free()). */
 char *store_bodies_path(const char *store_path);

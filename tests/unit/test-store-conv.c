@@ -484,6 +484,93 @@ START_TEST(test_imdn_through_sync)
 }
 END_TEST
 
+/* sync_bodies limited: objects first stored from their header (a CPIM
+ * report looks like a message then), classified again once the body is
+ * fetched (store_message_set_cpm()). */
+static int64_t sync_put_head(int64_t folder_id, uint32_t uid, const char *file, char **ret_data,
+			     size_t *ret_len)
+{
+	struct msg_summary sum;
+	size_t len;
+	char *data = corpus_file(file, &len);
+	size_t hl = msg_header_length(data, len);
+	struct sync_new_message m = { .uid = uid, .flags = "", .size = len, .summary = &sum };
+	bool has_body, is_new;
+	int64_t id;
+
+	ck_assert_uint_gt(hl, 0);
+	ck_assert_int_eq(msg_summary_parse(data, hl, &sum), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_new_message(s, folder_id, &m, &id, &has_body, &is_new), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	msg_summary_free(&sum);
+	*ret_data = data;
+	*ret_len = len;
+	return id;
+}
+
+static void set_cpm(int64_t id, const char *data, size_t len)
+{
+	struct msg_summary sum;
+
+	ck_assert_int_eq(msg_summary_parse(data, len, &sum), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_message_set_cpm(s, id, &sum), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	msg_summary_free(&sum);
+}
+
+START_TEST(test_header_first_then_body)
+{
+	char *d1, *d2, *d3;
+	size_t l1, l2, l3;
+	int64_t fid, orig, rep, info, cid;
+	int n;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (account_id, name, delimiter,"
+				       " server_name, uidvalidity) VALUES"
+				       " (1, '" F1 "', '/', '" F1 "', 7),"
+				       " (1, '" FG "/grp-sess-0001', '/', 'x', 7)"),
+			 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+	orig = sync_put_head(fid, 1, "chat-1to1-sent.eml", &d1, &l1);
+	rep = sync_put_head(fid, 2, "imdn-displayed.eml", &d2, &l2);
+	/* The header alone: the report counts as a message, no status. */
+	ck_assert_str_eq(msg(rep).type, "message");
+	ck_assert_uint_eq(get(C1).messages, 2);
+	ck_assert_str_eq(msg(orig).status, "");
+	ck_assert_str_eq(msg(orig).snippet, "");
+	cid = get(C1).id;
+
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	set_cpm(orig, d1, l1);
+	set_cpm(rep, d2, l2);
+	n = take();
+	ck_assert_str_eq(msg(rep).type, "imdn");
+	ck_assert_str_eq(msg(rep).status, "displayed");
+	ck_assert_str_eq(msg(orig).status, "displayed");
+	ck_assert_str_eq(msg(orig).snippet, "Hello Bob, are we still on for lunch?");
+	ck_assert_uint_eq(get(C1).messages, 1);
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, orig, n));
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, rep, n));
+	ck_assert(changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n));
+
+	/* A session-info object's participants come with its body. */
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", FG "/grp-sess-0001", &fid), 0);
+	info = sync_put_head(fid, 1, "group-session-1-info.eml", &d3, &l3);
+	ck_assert_str_eq(get(GRP).participants, "");
+	set_cpm(info, d3, l3);
+	ck_assert_str_eq(get(GRP).participants, BOB "\n" DAVE "\nsip:carol@example.net");
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_message_set_cpm(s, 9999, &(struct msg_summary){ .type = "mail" }),
+			 -CPMSYNC_E_NOT_FOUND);
+	store_rollback(s);
+	free(d1);
+	free(d2);
+	free(d3);
+}
+END_TEST
+
 /* Pages of ListConversationMessages. */
 struct page {
 	int64_t ids[64];
@@ -713,6 +800,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_imdn_in_order);
 	tcase_add_test(tc, test_imdn_before_message);
 	tcase_add_test(tc, test_imdn_through_sync);
+	tcase_add_test(tc, test_header_first_then_body);
 	tcase_add_test(tc, test_paging);
 	tcase_add_test(tc, test_paging_equal_dates);
 	tcase_add_test(tc, test_flags_expunge_move);
