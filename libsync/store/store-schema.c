@@ -369,7 +369,8 @@ static const char migration_6[] =
 	" WHERE f.conv IS NOT NULL AND m.removed = 0 AND f.removed = 0;"
 	CPM_RECOMPUTE("1")
 	/* An object arrives. */
-	"CREATE TRIGGER conv_message_insert AFTER INSERT ON message WHEN NEW.removed = 0 BEGIN "
+	"CREATE TRIGGER conv_message_insert AFTER INSERT ON message WHEN NEW.removed = 0"
+	" AND (SELECT conv FROM folder WHERE id = NEW.folder_id) IS NOT NULL BEGIN "
 	CPM_ENSURE("NEW.folder_id")
 	" UPDATE conversation SET"
 	"  messages = messages + " CPM_COUNTED("NEW") ","
@@ -389,18 +390,25 @@ static const char migration_6[] =
 	"  cid_header = cid_header OR coalesce(NEW.conversation_id, '') <> '',"
 	"  version = version + 1"
 	"  WHERE id = " CPM_CONV_OF("NEW.folder_id") ";"
-	/* A report raises the originals it names. */
+	" END;"
+	/* A report raises the originals it names (its own trigger: the WHEN
+	 * spares every other arrival the statement). */
+	"CREATE TRIGGER conv_imdn_report AFTER INSERT ON message"
+	" WHEN NEW.removed = 0 AND NEW.type = 'imdn' AND coalesce(NEW.imdn_ref, '') <> '' BEGIN"
 	" UPDATE message SET status = NEW.status"
-	"  WHERE NEW.type = 'imdn' AND coalesce(NEW.imdn_ref, '') <> ''"
-	"  AND imdn_message_id = NEW.imdn_ref AND type <> 'imdn' AND removed = 0"
+	"  WHERE imdn_message_id = NEW.imdn_ref AND type <> 'imdn' AND removed = 0"
 	"  AND " CPM_RANK("NEW.status") " > " CPM_RANK("status")
 	"  AND " CPM_SAME_ACCOUNT("message", "NEW.folder_id") ";"
+	" END;"
 	/* An original after its reports takes the strongest. */
+	"CREATE TRIGGER conv_imdn_original AFTER INSERT ON message"
+	" WHEN NEW.removed = 0 AND NEW.type <> 'imdn' AND coalesce(NEW.imdn_message_id, '') <> ''"
+	" BEGIN"
 	" UPDATE message SET status = (SELECT r.status FROM message r"
 	"  WHERE r.imdn_ref = NEW.imdn_message_id AND r.type = 'imdn' AND r.removed = 0"
 	"  AND " CPM_RANK("r.status") " > 0 AND " CPM_SAME_ACCOUNT("r", "NEW.folder_id")
 	"  ORDER BY " CPM_RANK("r.status") " DESC LIMIT 1)"
-	"  WHERE id = NEW.id AND NEW.type <> 'imdn' AND coalesce(NEW.imdn_message_id, '') <> ''"
+	"  WHERE id = NEW.id"
 	"  AND EXISTS (SELECT 1 FROM message r WHERE r.imdn_ref = NEW.imdn_message_id"
 	"  AND r.type = 'imdn' AND r.removed = 0 AND " CPM_RANK("r.status") " > 0"
 	"  AND " CPM_SAME_ACCOUNT("r", "NEW.folder_id") ");"
