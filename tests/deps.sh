@@ -15,6 +15,12 @@ PACKAGES=(
 	# would remove that), a private bus (dbus-daemon, dbus-run-session),
 	# certificates, pgrep, ss
 	dovecot-imapd dbus dbus-daemon openssl procps iproute2
+	# the second test server, Cyrus IMAP 3.6 (tests/cyrus/cyrus-ctl.sh): its
+	# own packages conflict with dovecot-imapd and are only unpacked there
+	# (apt-get download + dpkg -x); these are the libraries it needs that
+	# the base system lacks, saslpasswd2 for its password file, and
+	# python3 for tests/cyrus/cyrus-imap.py (the tests' doveadm on Cyrus)
+	libical3 libxapian30 sasl2-bin python3
 	# the benchmark's peer (mbsync)
 	isync
 	# the man pages' lint (make check-man: groff -ww)
