@@ -693,7 +693,13 @@ void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t val
 		e->f.uidnext = (uint32_t)value;
 		break;
 	case IMAP_CODE_HIGHESTMODSEQ:
-		e->f.hms = value;
+		/* Cyrus reports it on every SELECT, also with CONDSTORE not
+		 * advertised (suppress_capabilities): without CONDSTORE a
+		 * client must not use MODSEQ, CHANGEDSINCE or UNCHANGEDSINCE,
+		 * so it is as if NOMODSEQ. */
+		if (e->drv->ops->has(e->drv, IMAP_CAP_CONDSTORE) ||
+		    e->drv->ops->has(e->drv, IMAP_CAP_QRESYNC))
+			e->f.hms = value;
 		break;
 	case IMAP_CODE_NOMODSEQ:
 		e->f.nomodseq = true;
