@@ -5,11 +5,19 @@
 #
 #   . "$(dirname "$0")/lib-sync.sh"
 #   lib_init                      WORK (0755 temp dir), trap cleanup, tools checked
-#   dc_start NAME                 a Dovecot in $WORK/NAME (knobs such as
+#   dc_start NAME                 the test server in $WORK/NAME (knobs such as
 #                                 DOVECOT_HIDE_CAPABILITY come from the environment);
 #                                 sources its env; it becomes the current one (DC)
 #   dc_stop NAME                  stops it early (cleanup stops every one anyway)
-#   da ARGS...                    doveadm against the current Dovecot
+#   da ARGS...                    doveadm against the current Dovecot, or on Cyrus
+#                                 the same command line through tests/cyrus/cyrus-imap.py
+#
+# SERVER (environment) picks the server every dc_start starts:
+#   dovecot (default)   tests/dovecot/dovecot-ctl.sh
+#   cyrus-alt           tests/cyrus/cyrus-ctl.sh, alt namespace ('/', no INBOX. prefix)
+#   cyrus-classic       tests/cyrus/cyrus-ctl.sh, classic namespace (INBOX., '.')
+# DOVECOT_HIDE_CAPABILITY is applied to Cyrus too (suppress_capabilities).
+# finish prints the count as "SERVER: N passed, N failed".
 #   write_conf FILE DB            a config with one account "a" = $USER1 over TLS
 #   server_dump USER [ACCOUNT]    the server's state in `cpmctl dump` format,
 #                                 read with doveadm only (default account "a")
@@ -29,8 +37,20 @@ case $B in /*) BDIR=$B ;; *) BDIR=$TOP/$B ;; esac
 SYNCD=$BDIR/cpm-syncd
 CPMCTL=$BDIR/cpmctl
 OP=$BDIR/tests/tools/cpmsync-op
-CTL=$TOP/tests/dovecot/dovecot-ctl.sh
+SERVER=${SERVER:-dovecot}
+case $SERVER in
+dovecot) CTL=$TOP/tests/dovecot/dovecot-ctl.sh ;;
+cyrus-alt | cyrus-classic) CTL=$TOP/tests/cyrus/cyrus-ctl.sh ;;
+*)
+	echo "lib-sync: SERVER must be dovecot, cyrus-alt or cyrus-classic, not '$SERVER'" >&2
+	exit 1
+	;;
+esac
 export LC_ALL=C.UTF-8
+# Debian's python3 (tests/deps.sh) first: a pyenv shim costs 100 ms a call.
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+is_cyrus() { [ "$SERVER" != dovecot ]; }
 
 passed=0 failed=0
 ok() { echo "ok - $1"; passed=$((passed + 1)); }
@@ -41,7 +61,7 @@ check() { # check NAME COMMAND...
 	if "$@"; then ok "$name"; else not_ok "$name"; fi
 }
 finish() {
-	echo "$passed passed, $failed failed"
+	echo "$SERVER: $passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 	exit
 }
@@ -82,9 +102,14 @@ dc_start() { # NAME
 	mkdir -p "$d"
 	chmod 0755 "$d"
 	DCS+=("$d")
-	"$CTL" start "$d" >"$WORK/$1.start.log" 2>&1 || {
+	if is_cyrus; then
+		CYRUS_NAMESPACE=${SERVER#cyrus-} CYRUS_HIDE_CAPABILITY=${DOVECOT_HIDE_CAPABILITY:-} \
+			"$CTL" start "$d" >"$WORK/$1.start.log" 2>&1
+	else
+		"$CTL" start "$d" >"$WORK/$1.start.log" 2>&1
+	fi || {
 		cat "$WORK/$1.start.log"
-		bail "cannot start dovecot $1"
+		bail "cannot start $SERVER $1"
 	}
 	DC=$d
 	. "$d/env"
@@ -96,7 +121,13 @@ dc_seed() {
 	"$CTL" seed "$DC" >/dev/null
 }
 
-da() { doveadm -c "$DOVECOT_CONF" "$@"; }
+da() {
+	if is_cyrus; then
+		"$PY" "$TOP/tests/cyrus/cyrus-imap.py" "$@"
+	else
+		doveadm -c "$DOVECOT_CONF" "$@"
+	fi
+}
 
 # --- the daemon on a private bus (tests/integration/test-dbus.sh, test-cpmctl-live.sh) ---
 DBUS=$BDIR/tests/tools/cpmsync-dbus
@@ -177,6 +208,10 @@ selectable_folders() {
 # that cannot be selected (\Noselect, \NonExistent) are skipped.
 server_dump() { # USER [ACCOUNT]
 	local user=$1 acct=${2:-a} mb
+	if is_cyrus; then
+		da dump "$user" "$acct" | LC_ALL=C sort -t$'\t' -k2,2 -k3,3n
+		return
+	fi
 	selectable_folders "$user" | while IFS= read -r mb; do
 		# -f tab: a header line, then uid TAB flags TAB value; a folded
 		# header continues on the next line(s) (no leading uid)
