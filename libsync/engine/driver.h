@@ -148,5 +148,7 @@ void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi);
 /* An untagged OK with UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ (value), NOMODSEQ,
  * or COPYUID (value: the one new UID; 0 when several). */
 void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t value);
+/* The MAILBOXID response code of a SELECT (RFC 8474), len bytes of id. */
+void engine_event_mailboxid(struct cpmsync_sync *e, const char *id, size_t len);
 /* The connection closed: after LOGOUT the run ends well, else it fails. */
 void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason);

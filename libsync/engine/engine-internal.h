@@ -72,11 +72,17 @@ struct folder_ctx {
 	uint64_t local_hms;
 	uint64_t local_body_limit;
 	uint32_t local_known;
+	char local_mailboxid[256]; /* RFC 8474: at most 255 characters; "" unknown */
 	enum plan_mode mode;
+	/* The SELECT of this folder's sync is under way: its FETCH and
+	 * VANISHED are for the folder we know only while plan_folder_identity()
+	 * says so. */
+	bool in_select;
 	/* From SELECT. */
 	uint32_t uidvalidity, uidnext, exists;
 	uint64_t hms;
 	bool nomodseq;
+	char mailboxid[256]; /* "" not reported */
 	struct plan_after_select after;
 	/* Progress. */
 	uint32_t new_count; /* new messages seen (uid >= new_from_uid) */

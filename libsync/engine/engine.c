@@ -511,6 +511,8 @@ static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
 	body_sink_reset(&e->sink);
 }
 
+static bool select_of_other_folder(const struct cpmsync_sync *e);
+
 void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 {
 	if (e->finished)
@@ -521,6 +523,8 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		break;
 	case FK_FLAGS:
 	case FK_NONE:
+		if (select_of_other_folder(e))
+			break;
 		/* Also unsolicited changes while we do something else: the
 		 * three-way merge makes applying them always right. */
 		fetch_flags(e, f);
@@ -672,6 +676,10 @@ static void on_status_code(struct cpmsync_sync *e, const struct imap_response *r
 	case IMAP_CODE_NOMODSEQ:
 		engine_event_code(e, e->code.code, 0);
 		break;
+	case IMAP_CODE_MAILBOXID:
+		if (e->code.objectid.str)
+			engine_event_mailboxid(e, e->code.objectid.str, e->code.objectid.len);
+		break;
 	case IMAP_CODE_COPYUID:
 		/* MOVE reports it untagged (RFC 6851 4.3); one message at a
 		 * time, so the destination set is one UID. */
@@ -713,6 +721,44 @@ void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t val
 	}
 }
 
+void engine_event_mailboxid(struct cpmsync_sync *e, const char *id, size_t len)
+{
+	if (len >= sizeof(e->f.mailboxid))
+		len = sizeof(e->f.mailboxid) - 1; /* longer than RFC 8474 allows */
+	memcpy(e->f.mailboxid, id, len);
+	e->f.mailboxid[len] = '\0';
+}
+
+/* Is the selected folder still the one the store knows?  complete: the
+ * QRESYNC SELECT is over and known is what the store holds below the
+ * recorded UIDNEXT. */
+static enum plan_identity folder_identity(const struct cpmsync_sync *e, bool complete,
+					  uint32_t known)
+{
+	const struct plan_identity_in in = {
+		.local_uidvalidity = e->f.local_uidvalidity,
+		.local_uidnext = e->f.local_uidnext,
+		.local_highestmodseq = e->f.local_hms,
+		.local_mailboxid = e->f.local_mailboxid,
+		.uidvalidity = e->f.uidvalidity,
+		.uidnext = e->f.uidnext,
+		.highestmodseq = e->f.nomodseq ? 0 : e->f.hms,
+		.mailboxid = e->f.mailboxid,
+		.exists_complete = complete,
+		.exists = e->f.exists,
+		.local_known = known,
+	};
+
+	return plan_folder_identity(&in);
+}
+
+/* FETCH and VANISHED of a QRESYNC SELECT that turned out to be of another
+ * folder under the same name: they name UIDs of that folder, not ours. */
+static bool select_of_other_folder(const struct cpmsync_sync *e)
+{
+	return e->f.in_select && folder_identity(e, false, 0) != PLAN_IDENTITY_SAME;
+}
+
 void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi)
 {
 	int r = rangeset_add_range(&e->search, lo, hi);
@@ -727,7 +773,7 @@ static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp
 	uint32_t removed = 0;
 	int r;
 
-	if (!e->selected_id)
+	if (!e->selected_id || select_of_other_folder(e))
 		return;
 	imap_vanished_init(&v);
 	r = imap_resp_vanished(resp, &v);
@@ -1165,6 +1211,7 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 	e->f.uidvalidity = e->f.uidnext = e->f.exists = 0;
 	e->f.hms = 0;
 	e->f.nomodseq = false;
+	e->f.mailboxid[0] = '\0';
 	/* known-uids only when it fits: it narrows VANISHED, and the
 	 * server's default (1:UIDNEXT-1) is correct too. */
 	if (p.qresync && store_sync_known_uids(e->store, id, &e->f.set) >= 0 && e->f.set.n &&
@@ -1242,6 +1289,8 @@ static void next_folder(struct cpmsync_sync *e)
 		.present = e->f.present,
 		.set = e->f.set,
 	};
+	if (sf.mailboxid)
+		snprintf(e->f.local_mailboxid, sizeof(e->f.local_mailboxid), "%s", sf.mailboxid);
 	sync_folder_free_contents(&sf);
 	if (!e->f.server_name) {
 		next_folder(e);
@@ -1259,6 +1308,7 @@ static void next_folder(struct cpmsync_sync *e)
 		  plan_mode_name(e->f.mode));
 	e->stats.folders_synced++;
 	engine_progress(e, "", (uint32_t)e->queue_pos - 1, (uint32_t)e->n_queue);
+	e->f.in_select = true;
 	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select,
 		    folder_select_refused);
 }
@@ -1398,16 +1448,35 @@ static void flags_pass_done(struct imap_client *client, const struct imap_cmd_re
 
 static void folder_after_select(struct cpmsync_sync *e)
 {
+	/* With QRESYNC every expunge of a known UID was just reported:
+	 * what is still known must fit in EXISTS. */
+	bool complete = e->f.mode == PLAN_MODE_QRESYNC && !e->f.nomodseq;
+	enum plan_identity identity;
+	uint32_t known = 0;
 	char set[32], mod[64];
 	int r;
 
-	plan_after_select(e->f.mode, e->f.local_uidvalidity, e->f.local_uidnext, e->f.uidvalidity,
-			  e->f.uidnext, e->f.nomodseq, &e->f.after);
-	if (e->f.after.uidvalidity_changed) {
+	e->f.in_select = false;
+	if (complete) {
+		r = store_sync_count_uids_below(e->store, e->f.id, e->f.local_uidnext, &known);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+	}
+	identity = folder_identity(e, complete, known);
+	plan_after_select(e->f.mode, identity, e->f.local_uidnext, e->f.uidnext, e->f.nomodseq,
+			  &e->f.after);
+	if (e->f.after.reread) {
 		log_msg(CPMSYNC_LOG_NOTICE, CAT,
-			"%s: UIDVALIDITY of %s changed (%u -> %u): re-reading the folder",
-			e->account_name, e->f.server_name, e->f.local_uidvalidity,
-			e->f.uidvalidity);
+			"%s: %s is another folder now (%s: UIDVALIDITY %u -> %u, UIDNEXT %u -> %u,"
+			" HIGHESTMODSEQ %llu -> %llu, EXISTS %u for %u known, MAILBOXID %s -> %s):"
+			" re-reading the folder",
+			e->account_name, e->f.server_name, plan_identity_name(identity),
+			e->f.local_uidvalidity, e->f.uidvalidity, e->f.local_uidnext, e->f.uidnext,
+			(unsigned long long)e->f.local_hms, (unsigned long long)e->f.hms,
+			e->f.exists, known, e->f.local_mailboxid[0] ? e->f.local_mailboxid : "-",
+			e->f.mailboxid[0] ? e->f.mailboxid : "-");
 		r = engine_tx_begin(e);
 		if (r >= 0)
 			r = store_sync_uidvalidity_reset(e->store, e->f.id);
@@ -1416,12 +1485,23 @@ static void folder_after_select(struct cpmsync_sync *e)
 			return;
 		}
 	}
-	/* UIDVALIDITY can be recorded at once (HIGHESTMODSEQ and UIDNEXT
-	 * only at the end): an interrupted first sync then resumes. */
-	if (e->f.uidvalidity && e->f.uidvalidity != e->f.local_uidvalidity) {
+	/* UIDVALIDITY and MAILBOXID can be recorded at once (HIGHESTMODSEQ
+	 * and UIDNEXT only at the end): an interrupted first sync then
+	 * resumes, an interrupted re-read too (its rows wait for re-matching). */
+	if (e->f.uidvalidity && (e->f.after.reread || e->f.uidvalidity != e->f.local_uidvalidity)) {
 		r = engine_tx_begin(e);
 		if (r >= 0)
 			r = store_sync_folder_set_state(e->store, e->f.id, e->f.uidvalidity, 0, 0);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+	}
+	if (e->f.mailboxid[0] &&
+	    (e->f.after.reread || strcmp(e->f.mailboxid, e->f.local_mailboxid) != 0)) {
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_sync_folder_set_mailboxid(e->store, e->f.id, e->f.mailboxid);
 		if (r < 0) {
 			engine_fail(e, r, "store: %s", store_error(e->store));
 			return;

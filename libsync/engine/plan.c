@@ -261,14 +261,52 @@ enum plan_mode plan_select_mode(bool qresync_enabled, bool condstore_enabled,
 	return PLAN_MODE_PLAIN;
 }
 
-void plan_after_select(enum plan_mode selected_with, uint32_t local_uidvalidity,
-		       uint32_t local_uidnext, uint32_t server_uidvalidity, uint32_t server_uidnext,
-		       bool server_nomodseq, struct plan_after_select *ret)
+const char *plan_identity_name(enum plan_identity id)
 {
-	*ret = (struct plan_after_select){ .mode = selected_with };
+	switch (id) {
+	case PLAN_IDENTITY_SAME:
+		return "same";
+	case PLAN_IDENTITY_UIDVALIDITY:
+		return "UIDVALIDITY changed";
+	case PLAN_IDENTITY_MAILBOXID:
+		return "MAILBOXID changed";
+	case PLAN_IDENTITY_MODSEQ_DOWN:
+		return "HIGHESTMODSEQ went down";
+	case PLAN_IDENTITY_UIDNEXT_DOWN:
+		return "UIDNEXT went down";
+	case PLAN_IDENTITY_EXISTS:
+		return "EXISTS below the known UIDs";
+	}
+	return "?";
+}
 
-	if (local_uidvalidity && server_uidvalidity && local_uidvalidity != server_uidvalidity) {
-		ret->uidvalidity_changed = true;
+enum plan_identity plan_folder_identity(const struct plan_identity_in *in)
+{
+	if (!in->local_uidvalidity)
+		return PLAN_IDENTITY_SAME;
+	if (in->uidvalidity && in->uidvalidity != in->local_uidvalidity)
+		return PLAN_IDENTITY_UIDVALIDITY;
+	if (in->mailboxid && in->local_mailboxid && *in->mailboxid && *in->local_mailboxid &&
+	    strcmp(in->mailboxid, in->local_mailboxid) != 0)
+		return PLAN_IDENTITY_MAILBOXID;
+	if (in->highestmodseq && in->local_highestmodseq &&
+	    in->highestmodseq < in->local_highestmodseq)
+		return PLAN_IDENTITY_MODSEQ_DOWN;
+	if (in->uidnext && in->local_uidnext && in->uidnext < in->local_uidnext)
+		return PLAN_IDENTITY_UIDNEXT_DOWN;
+	if (in->exists_complete && in->local_known > in->exists)
+		return PLAN_IDENTITY_EXISTS;
+	return PLAN_IDENTITY_SAME;
+}
+
+void plan_after_select(enum plan_mode selected_with, enum plan_identity identity,
+		       uint32_t local_uidnext, uint32_t server_uidnext, bool server_nomodseq,
+		       struct plan_after_select *ret)
+{
+	*ret = (struct plan_after_select){ .mode = selected_with, .identity = identity };
+
+	if (identity != PLAN_IDENTITY_SAME) {
+		ret->reread = true;
 		ret->mode = PLAN_MODE_INITIAL;
 	} else if (server_nomodseq &&
 		   (selected_with == PLAN_MODE_QRESYNC || selected_with == PLAN_MODE_CONDSTORE)) {

@@ -100,17 +100,56 @@ enum plan_mode plan_select_mode(bool qresync_enabled, bool condstore_enabled,
 				uint32_t local_uidvalidity, uint64_t local_highestmodseq,
 				uint32_t local_known_messages);
 
+/*
+ * Is the folder the server shows under this name still the one whose UIDs
+ * the store holds?  UIDVALIDITY alone cannot tell: Cyrus gives folders
+ * created in the same second the same UIDVALIDITY, so after DELETE A;
+ * RENAME B A the name A keeps A's UIDVALIDITY and holds B's messages.
+ * Any of these says it is another folder (RFC 7162 3.1.2.1 and 3.2.10,
+ * RFC 3501 2.3.1.1, RFC 8474 4):
+ */
+enum plan_identity {
+	PLAN_IDENTITY_SAME,
+	PLAN_IDENTITY_UIDVALIDITY,  /* UIDVALIDITY differs */
+	PLAN_IDENTITY_MAILBOXID,    /* MAILBOXID (OBJECTID) differs */
+	PLAN_IDENTITY_MODSEQ_DOWN,  /* HIGHESTMODSEQ below the recorded one */
+	PLAN_IDENTITY_UIDNEXT_DOWN, /* UIDNEXT below the recorded one */
+	PLAN_IDENTITY_EXISTS,	    /* fewer messages than known UIDs survive VANISHED */
+};
+
+const char *plan_identity_name(enum plan_identity id);
+
+/* What is recorded, and what the server reported (0 / NULL: not known,
+ * or not reported). */
+struct plan_identity_in {
+	uint32_t local_uidvalidity, local_uidnext;
+	uint64_t local_highestmodseq;
+	const char *local_mailboxid;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq; /* 0 also for NOMODSEQ */
+	const char *mailboxid;
+	/* exists_complete: a QRESYNC SELECT has completed, so every expunge
+	 * of a known UID was reported (VANISHED) and local_known (messages
+	 * still held with a UID below local_uidnext) cannot exceed EXISTS. */
+	bool exists_complete;
+	uint32_t exists, local_known;
+};
+
+/* Nothing recorded (local_uidvalidity 0) is always SAME. */
+enum plan_identity plan_folder_identity(const struct plan_identity_in *in);
+
 /* The SELECT answered: what to do now. */
 struct plan_after_select {
-	bool uidvalidity_changed; /* forget UIDs, re-read, re-match */
-	enum plan_mode mode;	  /* how to find changed flags and expunges */
-	bool fetch_new;		  /* UID FETCH from_uid:* for new messages */
+	bool reread;		     /* identity lost: forget UIDs, re-read, re-match */
+	enum plan_identity identity; /* why */
+	enum plan_mode mode;	     /* how to find changed flags and expunges */
+	bool fetch_new;		     /* UID FETCH from_uid:* for new messages */
 	uint32_t new_from_uid;
 };
 
-void plan_after_select(enum plan_mode selected_with, uint32_t local_uidvalidity,
-		       uint32_t local_uidnext, uint32_t server_uidvalidity, uint32_t server_uidnext,
-		       bool server_nomodseq, struct plan_after_select *ret);
+void plan_after_select(enum plan_mode selected_with, enum plan_identity identity,
+		       uint32_t local_uidnext, uint32_t server_uidnext, bool server_nomodseq,
+		       struct plan_after_select *ret);
 
 /*
  * CONDSTORE/PLAIN expunge detection without QRESYNC: after the new

@@ -499,8 +499,18 @@ static const char migration_6[] =
 	" END;";
 /* clang-format on */
 
+/*
+ * Version 7: folder.mailboxid: the folder's MAILBOXID (RFC 8474 OBJECTID)
+ * as the server last reported it, NULL when never reported.  A different
+ * one under the same name means another folder took the name (Cyrus keeps
+ * the UIDVALIDITY of DELETE A; RENAME B A): re-read and re-match, as for
+ * a changed UIDVALIDITY.
+ */
+static const char migration_7[] = "ALTER TABLE folder ADD COLUMN mailboxid TEXT;";
+
 static const char *const migrations[] = {
 	migration_1, migration_2, migration_3, migration_4, migration_5, migration_6,
+	migration_7,
 };
 
 unsigned store_schema_version(void)

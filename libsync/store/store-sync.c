@@ -115,7 +115,8 @@ void sync_folder_free_contents(struct sync_folder *f)
 {
 	free(f->name);
 	free(f->server_name);
-	f->name = f->server_name = NULL;
+	free(f->mailboxid);
+	f->name = f->server_name = f->mailboxid = NULL;
 }
 
 void sync_folders_free(struct sync_folder *f, size_t n)
@@ -137,7 +138,7 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 	     "f.uidnext,"
 	     " f.highestmodseq, coalesce(f.body_limit, 0),"
 	     " EXISTS (SELECT 1 FROM journal j WHERE j.folder_id = f.id"
-	     "         AND j.op IN ('append', 'copy', 'move'))"
+	     "         AND j.op IN ('append', 'copy', 'move')), f.mailboxid"
 	     " FROM folder f WHERE f.account_id = ?1 ORDER BY f.id",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
@@ -169,6 +170,8 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 		r = store_col_strdup(st, 1, &f->name);
 		if (r >= 0)
 			r = store_col_strdup(st, 2, &f->server_name);
+		if (r >= 0)
+			r = store_col_strdup(st, 9, &f->mailboxid);
 		if (r < 0)
 			break;
 	}
@@ -362,6 +365,16 @@ int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uid
 	sqlite3_bind_int64(st, 2, uidvalidity);
 	sqlite3_bind_int64(st, 3, uidnext);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)highestmodseq);
+	return store_step_done(s, st);
+}
+
+int store_sync_folder_set_mailboxid(struct store *s, int64_t folder_id, const char *mailboxid)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "UPDATE folder SET mailboxid = ?2 WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	store_bind_text_or_null(st, 2, mailboxid);
 	return store_step_done(s, st);
 }
 
@@ -711,7 +724,7 @@ int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id)
 		return r;
 	return exec_ii(s,
 		       "UPDATE folder SET uidvalidity = NULL, uidnext = NULL, "
-		       "highestmodseq = NULL"
+		       "highestmodseq = NULL, mailboxid = NULL"
 		       " WHERE id = ?1",
 		       folder_id, 0);
 }
@@ -973,7 +986,34 @@ int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret
 int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const char *server_flags)
 {
 	sqlite3_stmt *st;
+	int64_t folder_id = 0, holder = 0;
+	int r;
 
+	/* Another row of the folder holds the UID the server just gave this
+	 * one (APPENDUID, COPYUID): the folder under this name is not the one
+	 * whose UIDs we recorded (a UIDVALIDITY that did not change when it
+	 * should have).  Forget them all: the next sync re-reads the folder
+	 * and re-matches by Message-ID, as after a UIDVALIDITY change. */
+	PREP(s,
+	     "SELECT o.folder_id, o.id FROM message m JOIN message o"
+	     " ON o.folder_id = m.folder_id AND o.uid = ?2 AND o.id != m.id"
+	     " WHERE m.id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, uid);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		folder_id = sqlite3_column_int64(st, 0);
+		holder = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (holder) {
+		r = store_sync_uidvalidity_reset(s, folder_id);
+		if (r < 0)
+			return r;
+	}
 	PREP(s, "UPDATE message SET uid = ?2, server_flags = ?3 WHERE id = ?1", &st);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, uid);
@@ -1022,7 +1062,7 @@ int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder
 	PREP(s,
 	     "SELECT id, name, server_name, removed, uidvalidity, uidnext, "
 	     "highestmodseq,"
-	     " coalesce(body_limit, 0) FROM folder WHERE id = ?1",
+	     " coalesce(body_limit, 0), mailboxid FROM folder WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	r = store_step(s, st);
@@ -1041,6 +1081,8 @@ int store_sync_folder_get(struct store *s, int64_t folder_id, struct sync_folder
 	r = store_col_strdup(st, 1, &ret->name);
 	if (r >= 0)
 		r = store_col_strdup(st, 2, &ret->server_name);
+	if (r >= 0)
+		r = store_col_strdup(st, 8, &ret->mailboxid);
 	sqlite3_reset(st);
 	if (r < 0) {
 		sync_folder_free_contents(ret);

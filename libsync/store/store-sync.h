@@ -34,6 +34,7 @@ struct sync_folder {
 	bool removed;		       /* DELETE pending */
 	uint32_t uidvalidity, uidnext; /* 0: unknown */
 	uint64_t highestmodseq;	       /* 0: unknown */
+	char *mailboxid;	       /* RFC 8474 MAILBOXID, NULL: never reported */
 	uint64_t body_limit;	       /* bodies kept up to (bytes); UINT64_MAX: all */
 	bool has_content_ops;	       /* journal rows that put messages into it */
 };
@@ -65,6 +66,8 @@ int store_sync_folder_delete(struct store *s, int64_t folder_id);
  * server, and queue its CREATE so that the local changes can follow.
  */
 int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id);
+/* Records the folder's MAILBOXID (RFC 8474); NULL forgets it. */
+int store_sync_folder_set_mailboxid(struct store *s, int64_t folder_id, const char *mailboxid);
 int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uidvalidity,
 				uint32_t uidnext, uint64_t highestmodseq);
 
@@ -111,8 +114,11 @@ int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct ran
 int store_sync_expunge_missing(struct store *s, int64_t folder_id, const struct rangeset *present,
 			       uint32_t below_uid, uint32_t *ret_removed);
 
-/* UIDVALIDITY changed: every message of the folder loses its UID (rows that
- * were on the server keep server_flags, which marks them for re-matching). */
+/* UIDVALIDITY changed, or another sign that the folder under this name is
+ * not the one we knew (plan_folder_identity()): every message of the
+ * folder loses its UID (rows that were on the server keep server_flags,
+ * which marks them for re-matching), and the folder its UIDVALIDITY,
+ * UIDNEXT, HIGHESTMODSEQ and MAILBOXID. */
 int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id);
 /* After the re-read: rows that were on the server and matched nothing are
  * deleted (pending appends stay). */
@@ -201,7 +207,10 @@ struct sync_message {
 };
 void sync_message_free_contents(struct sync_message *m);
 int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret);
-/* The message reached the server as uid with server_flags. */
+/* The message reached the server as uid with server_flags.  When another
+ * message of the folder holds uid, the folder is not the one whose UIDs
+ * were recorded: store_sync_uidvalidity_reset() first (the next sync
+ * re-reads it), then this one takes uid. */
 int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const char *server_flags);
 int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags);
 /* The message row goes, with the journal rows about it. */

@@ -432,35 +432,109 @@ END_TEST
 
 static const struct {
 	const char *what;
+	struct plan_identity_in in;
+	enum plan_identity want;
+} identity_cases[] = {
+	{ "nothing recorded yet",
+	  { .uidvalidity = 7, .uidnext = 3, .highestmodseq = 9, .mailboxid = "M2" },
+	  PLAN_IDENTITY_SAME },
+	{ "all as recorded",
+	  { 7, 21, 31, "M1", 7, 21, 31, "M1", true, 20, 20 },
+	  PLAN_IDENTITY_SAME },
+	{ "new messages, changes, expunges: the same folder",
+	  { 7, 21, 31, "M1", 7, 25, 40, "M1", true, 22, 20 },
+	  PLAN_IDENTITY_SAME },
+	{ "UIDVALIDITY changed",
+	  { 7, 21, 31, "M1", 8, 3, 4, "M1", true, 2, 0 },
+	  PLAN_IDENTITY_UIDVALIDITY },
+	/* Cyrus after DELETE RepA; RENAME RepB RepA, RepA and RepB created in
+	 * the same second (20 and 10 messages): every other sign at once. */
+	{ "Cyrus: the rename of a folder with the same UIDVALIDITY",
+	  { 7, 21, 22, "M1", 7, 11, 12, "M2", true, 10, 20 },
+	  PLAN_IDENTITY_MAILBOXID },
+	{ "MAILBOXID changed alone",
+	  { 7, 21, 31, "M1", 7, 21, 31, "M2", false, 0, 0 },
+	  PLAN_IDENTITY_MAILBOXID },
+	{ "no MAILBOXID recorded: the others decide",
+	  { 7, 21, 31, NULL, 7, 21, 31, "M2", false, 0, 0 },
+	  PLAN_IDENTITY_SAME },
+	{ "no MAILBOXID reported (no OBJECTID)",
+	  { 7, 21, 31, "M1", 7, 21, 31, NULL, false, 0, 0 },
+	  PLAN_IDENTITY_SAME },
+	{ "HIGHESTMODSEQ went down",
+	  { 7, 21, 31, NULL, 7, 21, 30, NULL, false, 0, 0 },
+	  PLAN_IDENTITY_MODSEQ_DOWN },
+	{ "HIGHESTMODSEQ not reported (NOMODSEQ): no sign",
+	  { 7, 21, 31, NULL, 7, 21, 0, NULL, false, 0, 0 },
+	  PLAN_IDENTITY_SAME },
+	{ "UIDNEXT went down",
+	  { 7, 21, 31, NULL, 7, 20, 31, NULL, false, 0, 0 },
+	  PLAN_IDENTITY_UIDNEXT_DOWN },
+	{ "UIDNEXT not reported: no sign",
+	  { 7, 21, 31, NULL, 7, 0, 31, NULL, false, 0, 0 },
+	  PLAN_IDENTITY_SAME },
+	{ "QRESYNC: EXISTS below the known UIDs, nothing vanished",
+	  { 7, 21, 31, NULL, 7, 21, 31, NULL, true, 19, 20 },
+	  PLAN_IDENTITY_EXISTS },
+	{ "QRESYNC: EXISTS equal to the known UIDs",
+	  { 7, 21, 31, NULL, 7, 21, 31, NULL, true, 20, 20 },
+	  PLAN_IDENTITY_SAME },
+	{ "CONDSTORE/plain: EXISTS below the known UIDs is expunges, not a sign",
+	  { 7, 21, 31, NULL, 7, 21, 31, NULL, false, 5, 20 },
+	  PLAN_IDENTITY_SAME },
+};
+
+START_TEST(test_identity)
+{
+	enum plan_identity got = plan_folder_identity(&identity_cases[_i].in);
+
+	ck_assert_msg(got == identity_cases[_i].want, "%s: got %s, want %s",
+		      identity_cases[_i].what, plan_identity_name(got),
+		      plan_identity_name(identity_cases[_i].want));
+}
+END_TEST
+
+static const struct {
+	const char *what;
 	enum plan_mode with;
-	uint32_t luv, lnext, suv, snext;
+	enum plan_identity identity;
+	uint32_t lnext, snext;
 	bool nomodseq;
-	bool want_changed;
+	bool want_reread;
 	enum plan_mode want_mode;
 	bool want_fetch;
 	uint32_t want_from;
 } after_cases[] = {
-	{ "QRESYNC, nothing new", PLAN_MODE_QRESYNC, 5, 10, 5, 10, false, false, PLAN_MODE_QRESYNC,
-	  false, 10 },
-	{ "QRESYNC, new messages", PLAN_MODE_QRESYNC, 5, 10, 5, 12, false, false, PLAN_MODE_QRESYNC,
-	  true, 10 },
-	{ "UIDVALIDITY changed: re-read from 1", PLAN_MODE_QRESYNC, 5, 10, 6, 3, false, true,
-	  PLAN_MODE_INITIAL, true, 1 },
-	{ "NOMODSEQ: plain comparison", PLAN_MODE_CONDSTORE, 5, 10, 5, 10, true, false,
-	  PLAN_MODE_PLAIN, false, 10 },
-	{ "no UIDNEXT from the server: look", PLAN_MODE_PLAIN, 5, 10, 5, 0, false, false,
-	  PLAN_MODE_PLAIN, true, 10 },
-	{ "initial", PLAN_MODE_INITIAL, 0, 0, 5, 10, false, false, PLAN_MODE_INITIAL, true, 1 },
+	{ "QRESYNC, nothing new", PLAN_MODE_QRESYNC, PLAN_IDENTITY_SAME, 10, 10, false, false,
+	  PLAN_MODE_QRESYNC, false, 10 },
+	{ "QRESYNC, new messages", PLAN_MODE_QRESYNC, PLAN_IDENTITY_SAME, 10, 12, false, false,
+	  PLAN_MODE_QRESYNC, true, 10 },
+	{ "UIDVALIDITY changed: re-read from 1", PLAN_MODE_QRESYNC, PLAN_IDENTITY_UIDVALIDITY, 10,
+	  3, false, true, PLAN_MODE_INITIAL, true, 1 },
+	{ "MAILBOXID changed: re-read from 1", PLAN_MODE_QRESYNC, PLAN_IDENTITY_MAILBOXID, 21, 11,
+	  false, true, PLAN_MODE_INITIAL, true, 1 },
+	{ "HIGHESTMODSEQ down: re-read from 1", PLAN_MODE_CONDSTORE, PLAN_IDENTITY_MODSEQ_DOWN, 21,
+	  11, false, true, PLAN_MODE_INITIAL, true, 1 },
+	{ "UIDNEXT down: re-read from 1", PLAN_MODE_PLAIN, PLAN_IDENTITY_UIDNEXT_DOWN, 21, 11,
+	  false, true, PLAN_MODE_INITIAL, true, 1 },
+	{ "EXISTS contradicts: re-read from 1", PLAN_MODE_QRESYNC, PLAN_IDENTITY_EXISTS, 21, 21,
+	  false, true, PLAN_MODE_INITIAL, true, 1 },
+	{ "NOMODSEQ: plain comparison", PLAN_MODE_CONDSTORE, PLAN_IDENTITY_SAME, 10, 10, true,
+	  false, PLAN_MODE_PLAIN, false, 10 },
+	{ "no UIDNEXT from the server: look", PLAN_MODE_PLAIN, PLAN_IDENTITY_SAME, 10, 0, false,
+	  false, PLAN_MODE_PLAIN, true, 10 },
+	{ "initial", PLAN_MODE_INITIAL, PLAN_IDENTITY_SAME, 0, 10, false, false, PLAN_MODE_INITIAL,
+	  true, 1 },
 };
 
 START_TEST(test_after_select)
 {
 	struct plan_after_select a;
 
-	plan_after_select(after_cases[_i].with, after_cases[_i].luv, after_cases[_i].lnext,
-			  after_cases[_i].suv, after_cases[_i].snext, after_cases[_i].nomodseq, &a);
-	ck_assert_msg(a.uidvalidity_changed == after_cases[_i].want_changed, "%s",
-		      after_cases[_i].what);
+	plan_after_select(after_cases[_i].with, after_cases[_i].identity, after_cases[_i].lnext,
+			  after_cases[_i].snext, after_cases[_i].nomodseq, &a);
+	ck_assert_msg(a.reread == after_cases[_i].want_reread, "%s", after_cases[_i].what);
+	ck_assert_msg(a.identity == after_cases[_i].identity, "%s", after_cases[_i].what);
 	ck_assert_msg(a.mode == after_cases[_i].want_mode, "%s", after_cases[_i].what);
 	ck_assert_msg(a.fetch_new == after_cases[_i].want_fetch, "%s", after_cases[_i].what);
 	ck_assert_msg(a.new_from_uid == after_cases[_i].want_from, "%s", after_cases[_i].what);
@@ -501,6 +575,8 @@ static Suite *plan_suite(void)
 	tcase_add_test(tc, test_many_folders);
 	tcase_add_loop_test(tc, test_select_mode, 0,
 			    (int)(sizeof(mode_cases) / sizeof(mode_cases[0])));
+	tcase_add_loop_test(tc, test_identity, 0,
+			    (int)(sizeof(identity_cases) / sizeof(identity_cases[0])));
 	tcase_add_loop_test(tc, test_after_select, 0,
 			    (int)(sizeof(after_cases) / sizeof(after_cases[0])));
 	tcase_add_test(tc, test_expunge_search_and_bodies);

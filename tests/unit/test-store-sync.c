@@ -233,6 +233,40 @@ START_TEST(test_uidvalidity_rematch)
 }
 END_TEST
 
+/* APPENDUID/COPYUID name a UID another message of the folder holds: the
+ * folder is not the one we knew; its UIDs and state are forgotten (the next
+ * sync re-reads and re-matches) and the new message takes the UID. */
+START_TEST(test_uid_collision_resets)
+{
+	int64_t a = add_msg(1, "\\Seen", "<a@x>", 100, 1000);
+	int64_t pending;
+	uint32_t max, rematch;
+
+	ck_assert_int_eq(store_sync_folder_set_state(s, inbox, 77, 2, 9), 0);
+	ck_assert_int_eq(store_sync_folder_set_mailboxid(s, inbox, "M1"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) VALUES (1, '')"), 0);
+	pending = store_last_insert_id(s);
+	/* No collision: just the UID. */
+	ck_assert_int_eq(store_sync_message_set_uid(s, pending, 2, ""), 0);
+	ck_assert_int_eq(q("SELECT uid FROM message WHERE id = 1"), 1);
+	ck_assert_int_eq(q("SELECT uidvalidity FROM folder WHERE id = 1"), 77);
+	ck_assert_str_eq(qs("SELECT mailboxid FROM folder WHERE id = 1"), "M1");
+	/* The server says the pending one is UID 1, which a holds. */
+	ck_assert_int_eq(store_sync_message_set_uid(s, pending, 1, ""), 0);
+	ck_assert_int_eq(q("SELECT uid FROM message WHERE id = 2"), 1);
+	ck_assert_int_eq(q("SELECT uid IS NULL FROM message WHERE id = 1"), 1);
+	ck_assert_int_eq(
+		q("SELECT uidvalidity IS NULL AND uidnext IS NULL AND highestmodseq IS NULL"
+		  " AND mailboxid IS NULL FROM folder WHERE id = 1"),
+		1);
+	/* a waits for re-matching (it keeps its id and server flags). */
+	ck_assert_int_eq(store_sync_folder_counts(s, inbox, &max, &rematch), 0);
+	ck_assert_uint_eq(rematch, 1);
+	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_int_eq(a, 1);
+}
+END_TEST
+
 START_TEST(test_interrupted_append_adopted)
 {
 	struct msg_summary sum = { .message_id = (char *)"<once@x>",
@@ -359,6 +393,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_flags_merge_with_pending);
 	tcase_add_test(tc, test_expunges);
 	tcase_add_test(tc, test_uidvalidity_rematch);
+	tcase_add_test(tc, test_uid_collision_resets);
 	tcase_add_test(tc, test_interrupted_append_adopted);
 	tcase_add_test(tc, test_folder_recreate_and_delete);
 	tcase_add_test(tc, test_renames);
