@@ -210,7 +210,7 @@ def fetch_all(m, folder, items):
     n = select(m, folder)
     if n == 0:
         return []
-    want_hdr = "hdr" in items
+    want_hdr = any(i.startswith("hdr") for i in items)
     q = "(UID FLAGS%s)" % (" BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]" if want_hdr else "")
     typ, data = m.uid("FETCH", "1:*", q)
     if typ != "OK":
@@ -395,7 +395,7 @@ def c_dump(args):
     user, acct = args
     m = connect(user)
     for f in selectable(m):
-        for uid, flags, hdr in fetch_all(m, f, "hdr"):
+        for uid, flags, hdr in fetch_all(m, f, ["hdr.message-id"]):
             print("%s\t%s\t%d\t%s\t%s" % (acct, f, uid, dump_flags(flags), message_id(hdr)))
     m.logout()
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Folder identity beyond UIDVALIDITY (issue 12), on the server SERVER names
+# (lib-sync.sh: dovecot, cyrus-alt, cyrus-classic).
+#
+# 1. The reproduction: RepA and RepB created in the same second (on Cyrus
+#    they then share a UIDVALIDITY), 20 and 10 messages, --once; then
+#    DELETE RepA, RENAME RepB RepA, --once: RepA must hold RepB's 10
+#    messages, as the server does, and a message appended there afterwards
+#    must arrive.  On Cyrus only HIGHESTMODSEQ, UIDNEXT and MAILBOXID tell;
+#    on Dovecot the UIDVALIDITY changes (a regression test there).
+# 2. Local ids, bodies and queued changes survive: RepC's 5 messages are
+#    copied into RepD (created in the same second), RepC deleted and RepD
+#    renamed to RepC, while a flag change to one of them waits in the
+#    journal: the same local ids come back, with the change pushed.
+set -u
+# shellcheck source=lib-sync.sh
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+
+dc_start srv
+CONF=$WORK/identity.conf
+DB=$WORK/identity.db
+write_conf "$CONF" "$DB"
+
+uidvalidity() { # FOLDER
+	da -f tab mailbox status -u "$USER1" uidvalidity "$1" | tail -n 1 | cut -f2
+}
+# local_rows FOLDER: the dump's lines of FOLDER (as cpmsync names it)
+shown() { # FOLDER -> its name in the dump (INBOX/ prefix in Cyrus's classic namespace)
+	if [ "$SERVER" = cyrus-classic ]; then echo "INBOX/$1"; else echo "$1"; fi
+}
+local_rows() {
+	"$CPMCTL" dump --db "$DB" a | awk -F'\t' -v f="$(shown "$1")" '$2 == f'
+}
+
+# create_pair A B: both in one session (the same second, as far as can be
+# told); on Cyrus they must share a UIDVALIDITY (the point of the test),
+# so the pair is made again until they do (5 tries).
+create_pair() {
+	local a=$1 b=$2 try va vb
+	for try in 1 2 3 4 5; do
+		da mailbox create -u "$USER1" "$a" "$b" || return 1
+		va=$(uidvalidity "$a") vb=$(uidvalidity "$b")
+		if ! is_cyrus || [ "$va" = "$vb" ]; then
+			echo "# $a UIDVALIDITY $va, $b UIDVALIDITY $vb (try $try)"
+			return 0
+		fi
+		da mailbox delete -u "$USER1" "$a" "$b" || return 1
+	done
+	echo "    $a and $b never got the same UIDVALIDITY in 5 tries"
+	return 1
+}
+
+# --- 1. the reproduction ------------------------------------------------------
+check "RepA and RepB created in the same second" create_pair RepA RepB
+fill_ok=1
+for i in $(seq 1 20); do msg_save "$USER1" RepA "<a.$i@identity.test>" 400 || fill_ok=; done
+for i in $(seq 1 10); do msg_save "$USER1" RepB "<b.$i@identity.test>" 600 || fill_ok=; done
+check "20 messages saved in RepA, 10 in RepB" test -n "$fill_ok"
+if sync_once "$CONF" "$WORK/sync1.log" && compare "$DB"; then
+	ok "first sync equals the server"
+else
+	not_ok "first sync equals the server"
+fi
+check "the store holds 20 messages in RepA" test "$(local_rows RepA | wc -l)" -eq 20
+
+check "server: DELETE RepA" da mailbox delete -u "$USER1" RepA
+check "server: RENAME RepB RepA" da mailbox rename -u "$USER1" RepB RepA
+echo "# RepA's UIDVALIDITY after the rename: $(uidvalidity RepA)"
+if sync_once "$CONF" "$WORK/sync2.log" && compare "$DB"; then
+	ok "after DELETE RepA; RENAME RepB RepA the dump equals the server"
+else
+	not_ok "after DELETE RepA; RENAME RepB RepA the dump equals the server"
+fi
+n=$(local_rows RepA | wc -l)
+check "RepA holds 10 messages locally (holds $n)" test "$n" -eq 10
+want=$(for i in $(seq 1 10); do echo "<b.$i@identity.test>"; done | sort)
+got=$(local_rows RepA | cut -f5 | sort)
+check "RepA holds exactly RepB's Message-IDs" test "$got" = "$want"
+check "RepB is gone locally" test "$(local_rows RepB | wc -l)" -eq 0
+if grep -q "RepA is another folder now (" "$WORK/sync2.log"; then
+	ok "the engine saw RepA is another folder ($(grep -o 'RepA is another folder now ([^:]*' "$WORK/sync2.log" | head -n 1 | sed 's/.*(//'))"
+else
+	not_ok "the engine saw RepA is another folder"
+	grep -i 'repa' "$WORK/sync2.log" | grep -v ' [CS]: ' | head -n 5 | sed 's/^/    /'
+fi
+
+check "server: a message appended to RepA afterwards" msg_save "$USER1" RepA "<after.1@identity.test>" 500
+if sync_once "$CONF" "$WORK/sync3.log" && compare "$DB"; then
+	ok "the message appended afterwards arrives (dump equals the server)"
+else
+	not_ok "the message appended afterwards arrives (dump equals the server)"
+fi
+check "RepA holds 11 messages locally" test "$(local_rows RepA | wc -l)" -eq 11
+if sync_once "$CONF" "$WORK/sync4.log" && compare "$DB" &&
+	! grep -q 'is another folder now' "$WORK/sync4.log"; then
+	ok "a run without changes: still equal, no re-read"
+else
+	not_ok "a run without changes: still equal, no re-read"
+fi
+
+# --- 2. local ids, bodies and queued changes survive ----------------------------
+check "RepC and RepD created in the same second" create_pair RepC RepD
+fill_ok=1
+for i in 1 2 3 4 5; do msg_save "$USER1" RepC "<c.$i@identity.test>" 700 || fill_ok=; done
+check "5 messages saved in RepC" test -n "$fill_ok"
+if sync_once "$CONF" "$WORK/sync5.log" && compare "$DB"; then
+	ok "RepC synced"
+else
+	not_ok "RepC synced"
+fi
+ids_before=$("$OP" --db "$DB" ids a "$(shown RepC)" | sort -n | tr '\n' ' ')
+id3=$("$OP" --db "$DB" find a "$(shown RepC)" "<c.3@identity.test>")
+check "a local flag change to <c.3> is queued" "$OP" --db "$DB" flags "$id3" -- +'$Queued'
+# The server: RepD gets copies of RepC's messages (same Message-ID, size
+# and internal date), RepC goes, RepD takes its name.
+check "server: RepC's messages copied to RepD" da copy -u "$USER1" RepD mailbox RepC all
+check "server: DELETE RepC" da mailbox delete -u "$USER1" RepC
+check "server: RENAME RepD RepC" da mailbox rename -u "$USER1" RepD RepC
+if sync_once "$CONF" "$WORK/sync6.log"; then
+	ok "sync after RepD took RepC's name"
+else
+	not_ok "sync after RepD took RepC's name"
+fi
+ids_after=$("$OP" --db "$DB" ids a "$(shown RepC)" | sort -n | tr '\n' ' ')
+check "the same local ids ($ids_before) are in RepC ($ids_after)" test "$ids_before" = "$ids_after"
+if grep -q 'RepC is another folder now (' "$WORK/sync6.log"; then
+	ok "the engine saw RepC is another folder"
+else
+	not_ok "the engine saw RepC is another folder"
+fi
+flags=$(da -f tab fetch -u "$USER1" 'uid flags hdr.message-id' mailbox RepC |
+	awk -F'\t' '$3 == "<c.3@identity.test>" { print $2 }')
+check "the queued flag reached the server's copy of <c.3> (flags: $flags)" \
+	grep -qF '$Queued' <<<"$flags"
+check "nothing left in the journal" test -z "$("$OP" --db "$DB" pending a)"
+if compare "$DB"; then ok "RepC equals the server"; else not_ok "RepC equals the server"; fi
+# has_body ID: the store still marks the body of local id ID as stored
+has_body() {
+	"$PY" -c 'import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+row = db.execute("SELECT has_body FROM message WHERE id = ?", (int(sys.argv[2]),)).fetchone()
+sys.exit(0 if row and row[0] == 1 else 1)' "$DB" "$1"
+}
+for i in 1 3 5; do
+	id=$("$OP" --db "$DB" find a "$(shown RepC)" "<c.$i@identity.test>")
+	check "<c.$i> (local id $id) kept its stored body" has_body "$id"
+done
+
+finish
