@@ -242,11 +242,9 @@ master_pid() {
 # Every process whose command line holds "-C DIR/imapd.conf": master's
 # services, also orphaned ones after a master killed with -9.
 our_pids() {
-	local p
-	for p in /proc/[0-9]*; do
-		tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "-C $DIR/imapd.conf " && echo "${p#/proc/}"
-	done
-	return 0
+	local re
+	re=$(printf '%s' "-C $DIR/imapd.conf" | sed 's/[][\\.*^$+?(){}|]/\\&/g')
+	pgrep -f -- "$re( |\$)" || true
 }
 
 cmd_stop() {
