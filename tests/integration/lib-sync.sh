@@ -51,6 +51,15 @@ export LC_ALL=C.UTF-8
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 is_cyrus() { [ "$SERVER" != dovecot ]; }
+# shown NAME: how cpmsync (and selectable_folders) name the folder NAME the
+# tests create: INBOX/NAME in Cyrus's classic namespace, else NAME.
+shown() {
+	case $SERVER:$1 in
+	cyrus-classic:INBOX | cyrus-classic:INBOX/*) echo "$1" ;;
+	cyrus-classic:*) echo "INBOX/$1" ;;
+	*) echo "$1" ;;
+	esac
+}
 
 passed=0 failed=0
 ok() { echo "ok - $1"; passed=$((passed + 1)); }
@@ -401,24 +410,26 @@ mut_copy_move() { # copy|move
 }
 # a pool name that does not exist yet -> N (1 if none)
 pool_free() {
-	local i tries
+	local i tries sn
 	load_folders
 	for ((tries = 0; tries < 10; tries++)); do
 		rnd ${#MUT_POOL[@]}
 		N=${MUT_POOL[$R]}
-		for i in "${FOLDERS[@]}"; do [ "$i" = "$N" ] && continue 2; done
+		sn=$(shown "$N")
+		for i in "${FOLDERS[@]}"; do [ "$i" = "$sn" ] && continue 2; done
 		return 0
 	done
 	return 1
 }
 # a pool name that exists and has no children -> N
 pool_used() {
-	local i c used=()
+	local i c sn used=()
 	load_folders
 	for i in "${MUT_POOL[@]}"; do
+		sn=$(shown "$i")
 		for c in "${FOLDERS[@]}"; do
-			[ "$c" = "$i" ] || continue
-			printf '%s\n' "${FOLDERS[@]}" | grep -qF -- "$i/" && continue 2
+			[ "$c" = "$sn" ] || continue
+			printf '%s\n' "${FOLDERS[@]}" | grep -qF -- "$sn/" && continue 2
 			used+=("$i")
 		done
 	done

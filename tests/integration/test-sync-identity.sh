@@ -27,9 +27,6 @@ uidvalidity() { # FOLDER
 	da -f tab mailbox status -u "$USER1" uidvalidity "$1" | tail -n 1 | cut -f2
 }
 # local_rows FOLDER: the dump's lines of FOLDER (as cpmsync names it)
-shown() { # FOLDER -> its name in the dump (INBOX/ prefix in Cyrus's classic namespace)
-	if [ "$SERVER" = cyrus-classic ]; then echo "INBOX/$1"; else echo "$1"; fi
-}
 local_rows() {
 	"$CPMCTL" dump --db "$DB" a | awk -F'\t' -v f="$(shown "$1")" '$2 == f'
 }
