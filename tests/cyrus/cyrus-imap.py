@@ -25,6 +25,9 @@ printed as "INBOX/Archive").
   expunge -u USER mailbox F uid SET|all          only those UIDs (UID EXPUNGE)
   copy|move -u USER DEST mailbox SRC uid SET
   -f tab fetch -u USER 'uid flags hdr.message-id' mailbox F
+  import-maildir -u USER FOLDER DIR              APPENDs every file of DIR (a Maildir's
+                                                 cur/) in name order, in one session, with
+                                                 the flags of its ":2,FS" suffix
   dump USER ACCOUNT                              the cpmctl dump format (unsorted)
   setup                                          create every user of CYRUS_PASSWORDS
                                                  with Sent, Trash, Drafts
@@ -391,6 +394,21 @@ def c_fetch(args):
     m.logout()
 
 
+def c_import_maildir(args):
+    user, rest = take_user(args)
+    folder, d = rest
+    letters = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted"}
+    m = connect(user)
+    for name in sorted(os.listdir(d)):
+        info = name.split(":2,", 1)[1] if ":2," in name else ""
+        flags = " ".join(letters[c] for c in info if c in letters)
+        with open(os.path.join(d, name), "rb") as f:
+            data = f.read()
+        ok(m, "APPEND " + name,
+           m.append(quote(to_server(folder)), flag_list(flags) if flags else None, None, data))
+    m.logout()
+
+
 def c_dump(args):
     user, acct = args
     m = connect(user)
@@ -493,6 +511,8 @@ def main(argv):
         c_fetch(rest)
     elif c == "dump":
         c_dump(rest)
+    elif c == "import-maildir":
+        c_import_maildir(rest)
     elif c == "setup":
         c_setup()
     elif c == "seed":
