@@ -508,9 +508,28 @@ static const char migration_6[] =
  */
 static const char migration_7[] = "ALTER TABLE folder ADD COLUMN mailboxid TEXT;";
 
+/*
+ * Version 8: the preview cache (Folder1.Preview, store-preview.c).
+ *
+ * One row per (message, section, format, width, height): the converted
+ * content, whether the server (CONVERT) or cpm-preview made it.  Dropped
+ * with the message (ON DELETE CASCADE); a message's content never changes,
+ * so nothing else invalidates a row.
+ */
+static const char migration_8[] =
+	"CREATE TABLE preview ("
+	" message_id INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
+	" section TEXT NOT NULL,"
+	" format TEXT NOT NULL,"
+	" width INTEGER NOT NULL,"
+	" height INTEGER NOT NULL,"
+	" content BLOB NOT NULL,"
+	" PRIMARY KEY (message_id, section, format, width, height)"
+	") WITHOUT ROWID;";
+
 static const char *const migrations[] = {
 	migration_1, migration_2, migration_3, migration_4, migration_5, migration_6,
-	migration_7,
+	migration_7, migration_8,
 };
 
 unsigned store_schema_version(void)

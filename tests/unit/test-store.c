@@ -249,6 +249,45 @@ START_TEST(test_migrate_from_every_older_version)
 }
 END_TEST
 
+/*
+ * Version 8, the preview cache: a store made at version 5 with a message
+ * in it migrates, takes previews of the message, and drops them with it.
+ */
+START_TEST(test_migrate_adds_preview_cache)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+
+	ck_assert_uint_ge(store_schema_version(), 8);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 5, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'preview'"),
+			 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 1);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO preview VALUES"
+				       " (100, '2', 'image/jpeg', 160, 120, x'ffd8ffe0'),"
+				       " (100, '2', 'image/png', 160, 120, x'89504e47')"),
+			 0);
+	/* One row per key. */
+	ck_assert_int_lt(store_exec(s, "INSERT INTO preview VALUES"
+				       " (100, '2', 'image/jpeg', 160, 120, x'00')"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM preview"), 2);
+	/* No preview of a message that does not exist. */
+	ck_assert_int_lt(store_exec(s, "INSERT INTO preview VALUES"
+				       " (999, '1', 'text/plain', 80, 4, x'41')"),
+			 0);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 100"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM preview"), 0);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_newer_version_refused)
 {
 	unsigned current = store_schema_version();
@@ -792,6 +831,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_files_private);
 	tcase_add_test(tc, test_reopen_is_idempotent);
 	tcase_add_test(tc, test_migrate_from_every_older_version);
+	tcase_add_test(tc, test_migrate_adds_preview_cache);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
 	tcase_add_test(tc, test_foreign_keys_cascade);

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef CPMSYNC_PREVIEW_H
+#define CPMSYNC_PREVIEW_H
+
+/*
+ * Previews of body parts (contract: Folder1.Preview): a scaled image of an
+ * image part, a plain-text excerpt of a text part.
+ *
+ * cpmsync_preview() answers from the store's cache when it can; else it
+ * asks the server (CONVERT, RFC 5259) when the session's server offers
+ * it; else it converts locally, from the stored body or from the part
+ * fetched from the server.  Images are converted by a helper program
+ * (cpm-preview, installed under libexec) in a short-lived process with
+ * resource limits and a seccomp filter: libcpmsync never decodes an image
+ * itself.  Text parts are decoded here (transfer encoding, charset).
+ * Results are cached in the store by (message, section, format, size) and
+ * dropped with the message.
+ *
+ * The helper protocol (below) is public so that the helper, the library
+ * and the tests share one definition.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cpmsync/loop.h>
+#include <cpmsync/session.h>
+#include <cpmsync/store.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* The helper protocol.
+ *
+ * The helper is started with fd 0 a stream socket (request in, response
+ * out), fd 3 the image (a sealed memfd of exactly input_size bytes), fd 1
+ * and 2 /dev/null, nothing else open.  It reads one request (a fixed
+ * CPMSYNC_PREVIEW_HEADER_SIZE header), writes one response (a header of
+ * the same size, then `length` bytes: the image, or the error text in
+ * UTF-8), and exits.  All numbers are little-endian.  Anything that does
+ * not decode is an error: the magic, the version, the kind, a format or
+ * status out of range, sizes past the limits below. */
+
+#define CPMSYNC_PREVIEW_HEADER_SIZE 32
+#define CPMSYNC_PREVIEW_VERSION	    1
+/* Largest input image, output image and error text. */
+#define CPMSYNC_PREVIEW_MAX_INPUT  (64u * 1024 * 1024)
+#define CPMSYNC_PREVIEW_MAX_OUTPUT (32u * 1024 * 1024)
+#define CPMSYNC_PREVIEW_MAX_TEXT   1024u
+/* Largest requested side, and largest source image (pixels) converted. */
+#define CPMSYNC_PREVIEW_MAX_SIDE   4096u
+#define CPMSYNC_PREVIEW_MAX_PIXELS (80u * 1000 * 1000)
+
+enum cpmsync_preview_format {
+	CPMSYNC_PREVIEW_JPEG = 1,
+	CPMSYNC_PREVIEW_PNG = 2,
+	CPMSYNC_PREVIEW_WEBP = 3,
+};
+
+enum cpmsync_preview_status {
+	CPMSYNC_PREVIEW_OK = 0,
+	CPMSYNC_PREVIEW_E_REQUEST = 1,	 /* the request did not decode */
+	CPMSYNC_PREVIEW_E_NOT_IMAGE = 2, /* not a JPEG, PNG, WebP or GIF image */
+	CPMSYNC_PREVIEW_E_TOO_LARGE = 3, /* more than CPMSYNC_PREVIEW_MAX_PIXELS */
+	CPMSYNC_PREVIEW_E_DAMAGED = 4,	 /* truncated or corrupt image data */
+	CPMSYNC_PREVIEW_E_INTERNAL = 5,	 /* the converter failed otherwise */
+	_CPMSYNC_PREVIEW_STATUS_MAX
+};
+
+struct cpmsync_preview_request {
+	uint32_t format; /* enum cpmsync_preview_format */
+	uint32_t width, height;
+	uint64_t input_size;
+};
+
+struct cpmsync_preview_response {
+	uint32_t status;	/* enum cpmsync_preview_status */
+	uint32_t width, height; /* of the image sent (0 on error) */
+	uint64_t length;	/* bytes that follow */
+};
+
+/* Encode into / decode from exactly CPMSYNC_PREVIEW_HEADER_SIZE bytes.
+ * Decoding returns 0, -EPROTO (not this protocol or version) or -EINVAL
+ * (a value out of range). */
+int cpmsync_preview_request_encode(const struct cpmsync_preview_request *req, uint8_t *out);
+int cpmsync_preview_request_decode(const uint8_t *in, struct cpmsync_preview_request *ret);
+int cpmsync_preview_response_encode(const struct cpmsync_preview_response *resp, uint8_t *out);
+int cpmsync_preview_response_decode(const uint8_t *in, struct cpmsync_preview_response *ret);
+
+/* "image/jpeg" ... to the enum; 0 for anything else. */
+uint32_t cpmsync_preview_format_from_type(const char *media_type);
+
+/* ------------------------------------------------------------------ */
+/* The cache (in the store). */
+
+/* The cached preview: *ret_data (free()) and *ret_len, or
+ * -CPMSYNC_E_NOT_FOUND. */
+int cpmsync_store_preview_get(struct cpmsync_store *store, int64_t message_id, const char *section,
+			      const char *format, uint32_t width, uint32_t height, void **ret_data,
+			      size_t *ret_len);
+/* Keeps a preview (replacing one of the same key); -CPMSYNC_E_NOT_FOUND
+ * when the message is gone. */
+int cpmsync_store_preview_put(struct cpmsync_store *store, int64_t message_id, const char *section,
+			      const char *format, uint32_t width, uint32_t height, const void *data,
+			      size_t len);
+/* Largest preview kept in the cache. */
+#define CPMSYNC_PREVIEW_MAX_CACHED (4u * 1024 * 1024)
+
+#ifdef __cplusplus
+}
+#endif
+#endif
