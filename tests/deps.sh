@@ -9,6 +9,9 @@ PACKAGES=(
 	# build
 	make gcc libc6-dev pkg-config
 	libsqlite3-dev libssl-dev libexpat1-dev libdbus-1-dev libinotifytools0-dev check
+	# the preview helper (agent/cpm-preview.c, never cpm-syncd): image
+	# thumbnails that decode only what they need, and its seccomp sandbox
+	libvips-dev libseccomp-dev
 	# fuzzing (make fuzz) and the sanitizer runtime
 	clang libclang-rt-14-dev
 	# tests and demo: a real IMAP server (conflicts with cyrus-imapd: apt

@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cpm-preview: scales one image for Folder1.Preview, in a process of its
+ * own so that a hostile image cannot take cpm-syncd down.
+ *
+ * The protocol is in cpmsync/preview.h: fd 0 a socket (one request in, one
+ * response out), fd 3 the image (a memfd), nothing else.  The order:
+ *   1. read and check the request, map the image;
+ *   2. start libvips with only the JPEG, PNG, WebP and GIF loaders, one
+ *      worker thread, no operation cache;
+ *   3. resource limits (address space, CPU time, no file growth, no new
+ *      descriptors) and a seccomp filter: from here on, no open(), no
+ *      socket, no exec; a forbidden call kills the process;
+ *   4. find the loader by the bytes (not by what the message says), read
+ *      the header and refuse more than CPMSYNC_PREVIEW_MAX_PIXELS before
+ *      decoding anything; then vips_thumbnail_buffer() (shrink-on-load:
+ *      a JPEG decodes at 1/2, 1/4 or 1/8 scale), failing on truncated
+ *      data instead of filling in grey;
+ *   5. write the response and exit.
+ * Errors go back as a status and a one-line text; the exit status is 0
+ * whenever a response was written.
+ *
+ * Only this program links libvips and libseccomp (never cpm-syncd).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vips/vips.h>
+
+#include <cpmsync/preview.h>
+
+#define IN_FD 3
+#define SOCK  0
+/* Limits once libvips is loaded (cpm-syncd sets looser ones before exec). */
+#define AS_LIMIT  (768ull * 1024 * 1024)
+#define CPU_LIMIT 10
+
+static const char *const loaders[] = {
+	"VipsForeignLoadJpegBuffer",
+	"VipsForeignLoadPngBuffer",
+	"VipsForeignLoadWebpBuffer",
+	"VipsForeignLoadNsgifBuffer",
+};
+
+static int write_all(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+
+	while (len > 0) {
+		ssize_t n = write(fd, c, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *p, size_t len)
+{
+	char *c = p;
+
+	while (len > 0) {
+		ssize_t n = read(fd, c, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int respond_error(uint32_t status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int respond_error(uint32_t status, const char *fmt, ...)
+{
+	struct cpmsync_preview_response resp = { .status = status };
+	uint8_t hdr[CPMSYNC_PREVIEW_HEADER_SIZE];
+	char text[CPMSYNC_PREVIEW_MAX_TEXT];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(text))
+		n = sizeof(text) - 1;
+	/* One line: libvips messages end in "\n" and may hold several. */
+	for (int i = 0; i < n; i++)
+		if (text[i] == '\n' || text[i] == '\r') {
+			n = i;
+			break;
+		}
+	resp.length = (uint64_t)n;
+	if (cpmsync_preview_response_encode(&resp, hdr) < 0 ||
+	    write_all(SOCK, hdr, sizeof(hdr)) < 0 || write_all(SOCK, text, (size_t)n) < 0)
+		return 1;
+	return 0;
+}
+
+/* The first line of libvips' error buffer, without the "loader: " noise. */
+static const char *vips_reason(void)
+{
+	const char *e = vips_error_buffer();
+
+	return e && *e ? e : "unknown error";
+}
+
+static int limit(int resource, rlim_t value)
+{
+	struct rlimit rl;
+
+	if (getrlimit(resource, &rl) < 0)
+		return -1;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < value)
+		value = rl.rlim_max;
+	rl.rlim_cur = value;
+	rl.rlim_max = value;
+	return setrlimit(resource, &rl);
+}
+
+static int sandbox(void)
+{
+	static const int allowed[] = {
+		SCMP_SYS(read),
+		SCMP_SYS(write),
+		SCMP_SYS(writev),
+		SCMP_SYS(close),
+		SCMP_SYS(fstat),
+		SCMP_SYS(newfstatat),
+		SCMP_SYS(lseek),
+		SCMP_SYS(mmap),
+		SCMP_SYS(munmap),
+		SCMP_SYS(mremap),
+		SCMP_SYS(mprotect),
+		SCMP_SYS(madvise),
+		SCMP_SYS(brk),
+		SCMP_SYS(futex),
+		SCMP_SYS(set_robust_list),
+		SCMP_SYS(rseq),
+		SCMP_SYS(rt_sigaction),
+		SCMP_SYS(rt_sigprocmask),
+		SCMP_SYS(rt_sigreturn),
+		SCMP_SYS(sigaltstack),
+		SCMP_SYS(sched_yield),
+		SCMP_SYS(sched_getaffinity),
+		SCMP_SYS(getpid),
+		SCMP_SYS(gettid),
+		SCMP_SYS(clock_gettime),
+		SCMP_SYS(clock_nanosleep),
+		SCMP_SYS(nanosleep),
+		SCMP_SYS(getrandom),
+		SCMP_SYS(exit),
+		SCMP_SYS(exit_group),
+		SCMP_SYS(eventfd2),
+		SCMP_SYS(poll),
+		SCMP_SYS(ppoll),
+		SCMP_SYS(prctl),
+		SCMP_SYS(getrusage),
+		SCMP_SYS(tgkill),
+		SCMP_SYS(umask),
+	};
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	int r = ctx ? 0 : -ENOMEM;
+
+	for (size_t i = 0; r == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
+	/* Threads only (libvips' worker), never a new process. */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+	/* clone3's flags are in memory a filter cannot read: ENOSYS makes
+	 * glibc fall back to clone(). */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	/* GLib's logging asks whether stderr is the journal's socket or a
+	 * terminal: it is neither. */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOTSOCK), SCMP_SYS(getpeername), 0);
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 0);
+	/* No files: opening fails (GLib and libvips cope), it does not kill. */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0);
+	if (r == 0)
+		r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	return r;
+}
+
+static bool loader_allowed(const char *name)
+{
+	for (size_t i = 0; i < sizeof(loaders) / sizeof(loaders[0]); i++)
+		if (strcmp(name, loaders[i]) == 0)
+			return true;
+	return false;
+}
+
+static int convert(const struct cpmsync_preview_request *req, void *data, size_t len)
+{
+	static const char *const savers[] = {
+		[CPMSYNC_PREVIEW_JPEG] = ".jpg[Q=80,strip]",
+		[CPMSYNC_PREVIEW_PNG] = ".png[compression=6,strip]",
+		[CPMSYNC_PREVIEW_WEBP] = ".webp[Q=80,strip]",
+	};
+	struct cpmsync_preview_response resp = { .status = CPMSYNC_PREVIEW_OK };
+	uint8_t hdr[CPMSYNC_PREVIEW_HEADER_SIZE];
+	VipsImage *head, *thumb = NULL, *flat = NULL;
+	const char *loader = vips_foreign_find_load_buffer(data, len);
+	void *out = NULL;
+	size_t out_len = 0;
+	uint64_t pixels;
+	int w, h, r;
+
+	vips_error_clear();
+	if (!loader || !loader_allowed(loader))
+		return respond_error(CPMSYNC_PREVIEW_E_NOT_IMAGE,
+				     "not a JPEG, PNG, WebP or GIF image");
+	/* The header only: nothing is decoded yet. */
+	head = vips_image_new_from_buffer(data, len, "", "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+	if (!head)
+		return respond_error(CPMSYNC_PREVIEW_E_DAMAGED, "unreadable image header: %s",
+				     vips_reason());
+	w = vips_image_get_width(head);
+	h = vips_image_get_height(head);
+	g_object_unref(head);
+	pixels = (uint64_t)w * (uint64_t)h;
+	if (pixels > CPMSYNC_PREVIEW_MAX_PIXELS)
+		return respond_error(CPMSYNC_PREVIEW_E_TOO_LARGE,
+				     "image of %dx%d pixels: more than the %u-megapixel limit", w,
+				     h, CPMSYNC_PREVIEW_MAX_PIXELS / 1000000);
+
+	r = vips_thumbnail_buffer(data, len, &thumb, (int)req->width, "height", (int)req->height,
+				  "size", VIPS_SIZE_DOWN, "option_string", "fail_on=truncated",
+				  NULL);
+	if (r == 0 && req->format == CPMSYNC_PREVIEW_JPEG && vips_image_hasalpha(thumb)) {
+		double white[] = { 255, 255, 255 };
+
+		r = vips_flatten(thumb, &flat, "background", vips_array_double_new(white, 3), NULL);
+		g_object_unref(thumb);
+		thumb = r == 0 ? flat : NULL;
+	}
+	if (r == 0)
+		r = vips_image_write_to_buffer(thumb, savers[req->format], &out, &out_len, NULL);
+	if (r != 0) {
+		if (thumb)
+			g_object_unref(thumb);
+		return respond_error(CPMSYNC_PREVIEW_E_DAMAGED, "damaged image data: %s",
+				     vips_reason());
+	}
+	resp.width = (uint32_t)vips_image_get_width(thumb);
+	resp.height = (uint32_t)vips_image_get_height(thumb);
+	resp.length = out_len;
+	g_object_unref(thumb);
+	if (cpmsync_preview_response_encode(&resp, hdr) < 0) {
+		g_free(out);
+		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL,
+				     "the preview came out larger than %u bytes",
+				     CPMSYNC_PREVIEW_MAX_OUTPUT);
+	}
+	r = write_all(SOCK, hdr, sizeof(hdr)) < 0 || write_all(SOCK, out, out_len) < 0;
+	g_free(out);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	uint8_t hdr[CPMSYNC_PREVIEW_HEADER_SIZE];
+	struct cpmsync_preview_request req;
+	struct stat st;
+	void *data;
+	int r;
+
+	(void)argc;
+	if (fstat(SOCK, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "cpm-preview: a helper of cpm-syncd; fd 0 must be its socket\n");
+		return 2;
+	}
+	if (read_all(SOCK, hdr, sizeof(hdr)) < 0)
+		return 1;
+	r = cpmsync_preview_request_decode(hdr, &req);
+	if (r < 0)
+		return respond_error(CPMSYNC_PREVIEW_E_REQUEST, "request refused: %s",
+				     r == -EPROTO ? "not protocol version 1"
+						  : "value out of range");
+	if (fstat(IN_FD, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != req.input_size)
+		return respond_error(CPMSYNC_PREVIEW_E_REQUEST,
+				     "request refused: the image is not the size announced");
+	data = mmap(NULL, (size_t)req.input_size, PROT_READ, MAP_PRIVATE, IN_FD, 0);
+	if (data == MAP_FAILED)
+		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL, "cannot map the image: %s",
+				     strerror(errno));
+	close(IN_FD);
+
+	/* Before libvips starts its threads: one malloc arena, so that the
+	 * address-space limit is spent on pixels, not on reservations. */
+	mallopt(M_ARENA_MAX, 1);
+	setenv("VIPS_CONCURRENCY", "1", 1);
+	if (VIPS_INIT(argv[0]))
+		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL, "libvips did not start: %s",
+				     vips_reason());
+	vips_concurrency_set(1);
+	vips_cache_set_max(0);
+	vips_block_untrusted_set(TRUE);
+	vips_operation_block_set("VipsForeignLoad", TRUE);
+	for (size_t i = 0; i < sizeof(loaders) / sizeof(loaders[0]); i++)
+		vips_operation_block_set(loaders[i], FALSE);
+
+	/* A write past RLIMIT_FSIZE fails (EFBIG) instead of killing. */
+	signal(SIGXFSZ, SIG_IGN);
+	if (limit(RLIMIT_AS, AS_LIMIT) < 0 || limit(RLIMIT_CPU, CPU_LIMIT) < 0 ||
+	    limit(RLIMIT_FSIZE, 0) < 0 || limit(RLIMIT_CORE, 0) < 0 || limit(RLIMIT_NOFILE, 8) < 0)
+		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL, "cannot set resource limits: %s",
+				     strerror(errno));
+	r = sandbox();
+	if (r < 0)
+		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL,
+				     "cannot install the seccomp filter: %s", strerror(-r));
+
+	return convert(&req, data, (size_t)req.input_size);
+}
