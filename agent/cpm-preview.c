@@ -179,6 +179,7 @@ static int sandbox(void)
 		SCMP_SYS(getrusage),
 		SCMP_SYS(tgkill),
 		SCMP_SYS(umask),
+		SCMP_SYS(times),
 	};
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	int r = ctx ? 0 : -ENOMEM;
@@ -205,6 +206,8 @@ static int sandbox(void)
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0);
 	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(access), 0);
+	if (r == 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);
 	return r;
@@ -218,6 +221,16 @@ static bool loader_allowed(const char *name)
 	return false;
 }
 
+/* The four formats by their first bytes, before any libvips code looks:
+ * libvips' own detection asks every loader it has. */
+static bool sniff(const unsigned char *d, size_t n)
+{
+	return (n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff) ||
+	       (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) ||
+	       (n >= 6 && (memcmp(d, "GIF87a", 6) == 0 || memcmp(d, "GIF89a", 6) == 0)) ||
+	       (n >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0);
+}
+
 static int convert(const struct cpmsync_preview_request *req, void *data, size_t len)
 {
 	static const char *const savers[] = {
@@ -228,13 +241,15 @@ static int convert(const struct cpmsync_preview_request *req, void *data, size_t
 	struct cpmsync_preview_response resp = { .status = CPMSYNC_PREVIEW_OK };
 	uint8_t hdr[CPMSYNC_PREVIEW_HEADER_SIZE];
 	VipsImage *head, *thumb = NULL, *flat = NULL;
-	const char *loader = vips_foreign_find_load_buffer(data, len);
+	const char *loader = NULL;
 	void *out = NULL;
 	size_t out_len = 0;
 	uint64_t pixels;
 	int w, h, r;
 
 	vips_error_clear();
+	if (sniff(data, len))
+		loader = vips_foreign_find_load_buffer(data, len);
 	if (!loader || !loader_allowed(loader))
 		return respond_error(CPMSYNC_PREVIEW_E_NOT_IMAGE,
 				     "not a JPEG, PNG, WebP or GIF image");
