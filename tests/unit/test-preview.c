@@ -5,19 +5,27 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
+#include <cpmsync/loop.h>
 #include <cpmsync/ops.h>
 #include <cpmsync/preview.h>
 #include <cpmsync/store.h>
 
 #include "store/store.h"
 #include "testlib.h"
+#include "util/base64.h"
+#include "util/buf.h"
+#include "util/preview-part.h"
 
 /* ------------------------------------------------------------------ */
 /* Protocol */
@@ -226,6 +234,538 @@ START_TEST(test_cache_dropped_with_message)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Parts and text */
+
+static void expect_info(const char *hdr, const char *type, const char *charset,
+			enum part_encoding enc)
+{
+	struct part_info pi;
+
+	part_info_parse(hdr, strlen(hdr), &pi);
+	ck_assert_str_eq(pi.type, type);
+	ck_assert_str_eq(pi.charset, charset);
+	ck_assert_int_eq(pi.encoding, enc);
+}
+
+START_TEST(test_part_info)
+{
+	expect_info("", "text/plain", "", PART_IDENTITY);
+	expect_info("Subject: x\r\n\r\n", "text/plain", "", PART_IDENTITY);
+	expect_info("Content-Type: IMAGE/JPEG; name=a.jpg\r\n"
+		    "Content-Transfer-Encoding: Base64\r\n\r\n",
+		    "image/jpeg", "", PART_BASE64);
+	expect_info("content-type:text/plain;\r\n\tformat=flowed; (c) charset=\"ISO-8859-2\"\r\n"
+		    "Content-Transfer-Encoding: quoted-printable\r\n",
+		    "text/plain", "iso-8859-2", PART_QP);
+	expect_info("Content-Type: (comment) text/html ; charset=utf-8\n", "text/html", "utf-8",
+		    PART_IDENTITY);
+	/* unreadable: the defaults */
+	expect_info("Content-Type: ;;;\r\nContent-Transfer-Encoding: x-uuencode\r\n", "text/plain",
+		    "", PART_IDENTITY);
+	/* a field that only starts like one */
+	expect_info("Content-Type-X: image/png\r\n", "text/plain", "", PART_IDENTITY);
+}
+END_TEST
+
+static char *decoded(enum part_encoding enc, const char *in, size_t max)
+{
+	struct buf b = BUF_INIT(max);
+
+	ck_assert_int_eq(part_decode(enc, in, strlen(in), &b), 0);
+	return b.data ? buf_steal(&b) : strdup("");
+}
+
+START_TEST(test_part_decode)
+{
+	char *s;
+	struct buf b = BUF_INIT(4);
+
+	s = decoded(PART_BASE64, "aGVs\r\nbG8g\r\nd29y bGQ=\r\n", 100);
+	ck_assert_str_eq(s, "hello world");
+	free(s);
+	s = decoded(PART_QP, "caf=C3=A9 =\r\nau lait=3D=\nyes =XY", 100);
+	ck_assert_str_eq(s, "caf\xc3\xa9 au lait=yes =XY");
+	free(s);
+	s = decoded(PART_IDENTITY, "as is", 100);
+	ck_assert_str_eq(s, "as is");
+	free(s);
+	/* bounded */
+	ck_assert_int_eq(part_decode(PART_BASE64, "aGVsbG8gd29ybGQ=", 16, &b), -E2BIG);
+	buf_free(&b);
+}
+END_TEST
+
+static void expect_excerpt(const char *in, const char *charset, int html, uint32_t w, uint32_t h,
+			   const char *want)
+{
+	struct buf out = BUF_INIT(1 << 20);
+
+	ck_assert_int_eq(part_text_excerpt(in, strlen(in), charset, html, w, h, &out), 0);
+	ck_assert_str_eq(out.data, want);
+	buf_free(&out);
+}
+
+START_TEST(test_text_excerpt)
+{
+	/* blank lines at the start and runs of them, trailing white space */
+	expect_excerpt("\r\n\r\nHello,  \r\n\r\n\r\nthis is\tthe text.\r\nMore.", "", 0, 80, 10,
+		       "Hello,\n\nthis is the text.\nMore.");
+	/* wrapped at width characters (not bytes), at most height lines */
+	expect_excerpt("h\xc3\xa9llo w\xc3\xb6rld", "utf-8", 0, 4, 2, "h\xc3\xa9ll\no w\xc3\xb6");
+	expect_excerpt("one\ntwo\nthree\nfour", "", 0, 80, 2, "one\ntwo");
+	/* charsets: iconv, and ISO-8859-1 for bytes that are not UTF-8 */
+	expect_excerpt("\xa3 \xb9", "iso-8859-2", 0, 80, 1, "\xc5\x81 \xc5\xa1");
+	expect_excerpt("caf\xe9", "", 0, 80, 1, "caf\xc3\xa9");
+	expect_excerpt("caf\xe9", "x-unknown-charset", 0, 80, 1, "caf\xc3\xa9");
+	/* a byte the charset does not have: U+FFFD */
+	expect_excerpt("a\xff"
+		       "b",
+		       "euc-jp", 0, 80, 1,
+		       "a\xef\xbf\xbd"
+		       "b");
+	/* control characters */
+	expect_excerpt("a\x01"
+		       "b\x7f"
+		       "c\xc2\x85"
+		       "d",
+		       "utf-8", 0, 80, 1, "a b c d");
+	/* HTML */
+	expect_excerpt("<html><head><style>p {color: red}</style><script>x()</script></head>"
+		       "<body><!-- note --><p>Fish &amp; chips</p><p>for &lt;two&gt;</p></body>",
+		       "", 1, 80, 5, "Fish & chips\n\nfor <two>");
+	expect_excerpt("", "", 0, 10, 10, "");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The helper, through cpmsync_preview_image() */
+
+static char helper[PATH_MAX + 64], datadir[PATH_MAX + 64];
+
+static void find_paths(void)
+{
+	char dir[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	char *slash;
+
+	ck_assert_int_gt(n, 0);
+	dir[n] = '\0';
+	/* <B>/tests/unit/test-preview -> <B>/cpm-preview */
+	for (int i = 0; i < 3; i++) {
+		slash = strrchr(dir, '/');
+		ck_assert_ptr_nonnull(slash);
+		*slash = '\0';
+	}
+	snprintf(helper, sizeof(helper), "%s/cpm-preview", dir);
+	ck_assert_msg(access(helper, X_OK) == 0, "no helper at %s", helper);
+	for (;;) {
+		snprintf(datadir, sizeof(datadir), "%s/tests/data/preview", dir);
+		if (access(datadir, R_OK) == 0)
+			return;
+		slash = strrchr(dir, '/');
+		ck_assert_msg(slash && slash != dir, "tests/data/preview not found");
+		*slash = '\0';
+	}
+}
+
+struct result {
+	bool done;
+	int r;
+	char reason[1024];
+	char *data;
+	size_t len;
+};
+
+static void result_cb(int r, const char *reason, int fd, uint64_t size, void *userdata)
+{
+	struct result *res = userdata;
+
+	res->done = true;
+	res->r = r;
+	snprintf(res->reason, sizeof(res->reason), "%s", reason ? reason : "");
+	if (r == 0) {
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(cpmsync_read_all(fd, 64 << 20, &res->data, &res->len), 0);
+		ck_assert_uint_eq(res->len, size);
+		close(fd);
+	} else {
+		ck_assert_int_eq(fd, -1);
+	}
+}
+
+static char *read_data(const char *name, size_t *ret_len)
+{
+	char path[2 * PATH_MAX], *data = NULL;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", datadir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "%s", path);
+	ck_assert_int_eq(cpmsync_read_all(fd, 16 << 20, &data, ret_len), 0);
+	close(fd);
+	return data;
+}
+
+static uint32_t be32(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+/* The size of a JPEG (its SOF) or PNG (IHDR); fails on anything else. */
+static void image_size(const char *d, size_t n, const char *format, uint32_t *w, uint32_t *h)
+{
+	const unsigned char *u = (const unsigned char *)d;
+
+	if (strcmp(format, "image/png") == 0) {
+		ck_assert_uint_ge(n, 24);
+		ck_assert_int_eq(memcmp(d, "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16), 0);
+		*w = be32(d + 16);
+		*h = be32(d + 20);
+		return;
+	}
+	if (strcmp(format, "image/webp") == 0) {
+		ck_assert_uint_ge(n, 30);
+		ck_assert_int_eq(memcmp(d, "RIFF", 4), 0);
+		ck_assert_int_eq(memcmp(d + 8, "WEBP", 4), 0);
+		if (memcmp(d + 12, "VP8 ", 4) == 0) { /* lossy: 14-bit sizes at 26 */
+			*w = (uint32_t)(u[26] | u[27] << 8) & 0x3fff;
+			*h = (uint32_t)(u[28] | u[29] << 8) & 0x3fff;
+		} else if (memcmp(d + 12, "VP8L", 4) == 0) { /* lossless: 14+14 bits at 21 */
+			uint32_t b = (uint32_t)u[21] | (uint32_t)u[22] << 8 |
+				     (uint32_t)u[23] << 16 | (uint32_t)u[24] << 24;
+
+			*w = (b & 0x3fff) + 1;
+			*h = ((b >> 14) & 0x3fff) + 1;
+		} else {
+			ck_assert_int_eq(memcmp(d + 12, "VP8X", 4), 0); /* 24-bit sizes at 24 */
+			*w = ((uint32_t)u[24] | (uint32_t)u[25] << 8 | (uint32_t)u[26] << 16) + 1;
+			*h = ((uint32_t)u[27] | (uint32_t)u[28] << 8 | (uint32_t)u[29] << 16) + 1;
+		}
+		return;
+	}
+	ck_assert_str_eq(format, "image/jpeg");
+	ck_assert_uint_ge(n, 4);
+	ck_assert(u[0] == 0xff && u[1] == 0xd8 && u[2] == 0xff);
+	for (size_t i = 2; i + 9 < n;) {
+		size_t len = (size_t)(u[i + 2] << 8 | u[i + 3]);
+
+		ck_assert_int_eq(u[i], 0xff);
+		if (u[i + 1] >= 0xc0 && u[i + 1] <= 0xc2) {
+			*h = (uint32_t)(u[i + 5] << 8 | u[i + 6]);
+			*w = (uint32_t)(u[i + 7] << 8 | u[i + 8]);
+			return;
+		}
+		i += 2 + len;
+	}
+	ck_abort_msg("no SOF in the JPEG");
+}
+
+static struct cpmsync_loop *loop;
+static struct cpmsync_previewer *pv;
+
+static void helper_setup(void)
+{
+	find_paths();
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(cpmsync_previewer_new(loop, NULL, helper, &pv), 0);
+}
+
+static void helper_teardown(void)
+{
+	pv = cpmsync_previewer_free(pv);
+	loop = cpmsync_loop_free(loop);
+}
+
+static void run_image(const char *name, const char *format, uint32_t w, uint32_t h,
+		      struct result *res)
+{
+	size_t len;
+	char *data = read_data(name, &len);
+
+	memset(res, 0, sizeof(*res));
+	ck_assert_int_eq(cpmsync_preview_image(pv, data, len, format, w, h, result_cb, res), 0);
+	free(data);
+	ck_assert(!res->done); /* never from inside the call */
+	ck_assert(test_loop_run_until(loop, &res->done, 30000));
+}
+
+START_TEST(test_helper_images)
+{
+	static const struct {
+		const char *file, *format;
+		uint32_t w, h, want_w, want_h;
+	} cases[] = {
+		{ "good.jpg", "image/jpeg", 160, 120, 160, 120 }, /* 200x150 */
+		{ "good.jpg", "image/png", 100, 100, 100, 75 },
+		{ "good.jpg", "image/webp", 50, 20, 27, 20 },
+		{ "good.png", "image/jpeg", 60, 60, 60, 40 },	   /* 150x100 */
+		{ "good.png", "image/png", 4096, 4096, 150, 100 }, /* never enlarged */
+		{ "good.gif", "image/png", 32, 32, 32, 24 },	   /* 64x48 */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct result res;
+		uint32_t w = 0, h = 0;
+
+		run_image(cases[i].file, cases[i].format, cases[i].w, cases[i].h, &res);
+		ck_assert_msg(res.r == 0, "%s: %d %s", cases[i].file, res.r, res.reason);
+		image_size(res.data, res.len, cases[i].format, &w, &h);
+		ck_assert_msg(w == cases[i].want_w && h == cases[i].want_h,
+			      "%s -> %s %ux%u: got %ux%u", cases[i].file, cases[i].format,
+			      cases[i].w, cases[i].h, w, h);
+		free(res.data);
+	}
+}
+END_TEST
+
+START_TEST(test_helper_hostile)
+{
+	static const struct {
+		const char *file;
+		int r;
+		const char *reason;
+	} cases[] = {
+		{ "truncated.jpg", -EBADMSG,
+		  "part the body: damaged image data: VipsJpeg: Premature end of input file" },
+		{ "truncated.png", -EBADMSG,
+		  "part the body: damaged image data: vipspng: libpng read error" },
+		{ "corrupt.png", -EBADMSG,
+		  "part the body: damaged image data: vipspng: libpng read error" },
+		{ "huge-dimensions.jpg", -EFBIG,
+		  "part the body: image of 60000x60000 pixels: more than the 80-megapixel limit" },
+		{ "huge-dimensions.png", -EFBIG,
+		  "part the body: image of 100000x100000 pixels: more than the 80-megapixel "
+		  "limit" },
+		{ "bomb.png", -EFBIG,
+		  "part the body: image of 20000x20000 pixels: more than the 80-megapixel limit" },
+		{ "not-an-image.jpg", -EBADMSG,
+		  "part the body: not a JPEG, PNG, WebP or GIF image" },
+		{ "image.svg", -EBADMSG, "part the body: not a JPEG, PNG, WebP or GIF image" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct result res;
+
+		run_image(cases[i].file, "image/jpeg", 160, 120, &res);
+		ck_assert_msg(res.r == cases[i].r, "%s: %d %s", cases[i].file, res.r, res.reason);
+		ck_assert_str_eq(res.reason, cases[i].reason);
+	}
+}
+END_TEST
+
+/* Not the helper: its exit is reported, the caller goes on. */
+START_TEST(test_helper_failures)
+{
+	struct cpmsync_previewer *p2;
+	struct result res = { 0 };
+	char script[PATH_MAX];
+	FILE *f;
+
+	/* none there */
+	ck_assert_int_eq(cpmsync_previewer_new(loop, NULL, "/nonexistent/cpm-preview", &p2), 0);
+	ck_assert_int_eq(
+		cpmsync_preview_image(p2, "\xff\xd8\xff", 3, "image/png", 8, 8, result_cb, &res),
+		0);
+	ck_assert(test_loop_run_until(loop, &res.done, 10000));
+	ck_assert_int_eq(res.r, -CPMSYNC_E_NOT_SUPPORTED);
+	ck_assert_str_eq(res.reason,
+			 "no image converter: /nonexistent/cpm-preview: No such file or directory");
+	cpmsync_previewer_free(p2);
+
+	/* one that dies of a signal, one that answers nonsense */
+	snprintf(script, sizeof(script), "/tmp/test-preview-helper-%d", (int)getpid());
+	for (int pass = 0; pass < 2; pass++) {
+		f = fopen(script, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs(pass == 0 ? "#!/bin/sh\nkill -SEGV $$\n"
+				: "#!/bin/sh\nhead -c 32 >/dev/null; echo nonsense\n",
+		      f);
+		fclose(f);
+		chmod(script, 0700);
+		ck_assert_int_eq(cpmsync_previewer_new(loop, NULL, script, &p2), 0);
+		memset(&res, 0, sizeof(res));
+		ck_assert_int_eq(cpmsync_preview_image(p2, "\xff\xd8\xff", 3, "image/png", 8, 8,
+						       result_cb, &res),
+				 0);
+		ck_assert(test_loop_run_until(loop, &res.done, 10000));
+		ck_assert_int_eq(res.r, -EIO);
+		ck_assert_str_eq(
+			res.reason,
+			pass == 0 ? "part the body: the image converter was stopped (signal "
+				    "11): it crashed (out of memory, or a decoder bug)"
+				  : "part the body: the image converter gave no valid answer "
+				    "(exit status 0)");
+		cpmsync_previewer_free(p2);
+	}
+	unlink(script);
+	/* bad arguments */
+	ck_assert_int_eq(cpmsync_preview_image(pv, "x", 1, "image/gif", 8, 8, result_cb, &res),
+			 -EINVAL);
+	ck_assert_int_eq(cpmsync_preview_image(pv, "x", 1, "image/png", 0, 8, result_cb, &res),
+			 -EINVAL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* cpmsync_preview(): stored messages, the cache, no server */
+
+static struct cpmsync_previewer *spv;
+
+static void store_setup(void)
+{
+	setup();
+	find_paths();
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(cpmsync_previewer_new(loop, cs, helper, &spv), 0);
+}
+
+static void store_teardown(void)
+{
+	spv = cpmsync_previewer_free(spv);
+	loop = cpmsync_loop_free(loop);
+	teardown();
+}
+
+/* A message with a text part (QP, ISO-8859-1), good.jpg, good.png and a
+ * PDF; stored locally (its body is in the store). */
+static int64_t store_mixed(void)
+{
+	size_t jlen, plen;
+	char *jpg = read_data("good.jpg", &jlen), *png = read_data("good.png", &plen);
+	char *j64, *p64, *msg;
+	int64_t id = 0;
+	int n;
+
+	ck_assert_int_eq(base64_encode(jpg, jlen, &j64), 0);
+	ck_assert_int_eq(base64_encode(png, plen, &p64), 0);
+	n = asprintf(&msg,
+		     "From: a@example.org\r\nSubject: pictures\r\nMIME-Version: 1.0\r\n"
+		     "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+		     "--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+		     "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+		     "Voil=E0 les photos de l'=E9t=E9.=\r\n Bonne journ=E9e!\r\n\r\n"
+		     "--b1\r\nContent-Type: image/jpeg; name=a.jpg\r\n"
+		     "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n"
+		     "--b1\r\nContent-Type: image/png\r\n"
+		     "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n"
+		     "--b1\r\nContent-Type: application/pdf\r\n\r\n%%PDF-1.4\r\n"
+		     "--b1--\r\n",
+		     j64, p64);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, (size_t)n, NULL, 0, &id), 0);
+	free(jpg);
+	free(png);
+	free(j64);
+	free(p64);
+	free(msg);
+	return id;
+}
+
+static void run_preview(struct cpmsync_previewer *p, int64_t id, const char *section,
+			const char *format, uint32_t w, uint32_t h, struct result *res)
+{
+	memset(res, 0, sizeof(*res));
+	ck_assert_int_eq(cpmsync_preview(p, NULL, id, section, format, w, h, result_cb, res), 0);
+	ck_assert(!res->done);
+	ck_assert(test_loop_run_until(loop, &res->done, 30000));
+}
+
+START_TEST(test_preview_stored)
+{
+	int64_t id = store_mixed();
+	struct cpmsync_previewer *broken;
+	struct result res;
+	uint32_t w, h;
+
+	run_preview(spv, id, "2", "image/jpeg", 160, 120, &res);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	image_size(res.data, res.len, "image/jpeg", &w, &h);
+	ck_assert_uint_eq(w, 160);
+	ck_assert_uint_eq(h, 120);
+	free(res.data);
+	run_preview(spv, id, "3", "image/png", 75, 75, &res);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	image_size(res.data, res.len, "image/png", &w, &h);
+	ck_assert_uint_eq(w, 75);
+	ck_assert_uint_eq(h, 50);
+	free(res.data);
+	run_preview(spv, id, "1", "text/plain", 20, 3, &res);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	{
+		const char *want =
+			"Voil\xc3\xa0 les photos de\nl'\xc3\xa9t\xc3\xa9. Bonne journ\xc3\xa9"
+			"e\n!";
+
+		ck_assert_uint_eq(res.len, strlen(want));
+		ck_assert_int_eq(memcmp(res.data, want, res.len), 0);
+	}
+	free(res.data);
+
+	/* Cached: a previewer whose helper does not exist answers the same. */
+	ck_assert_int_eq(cpmsync_previewer_new(loop, cs, "/nonexistent", &broken), 0);
+	run_preview(broken, id, "2", "image/jpeg", 160, 120, &res);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	image_size(res.data, res.len, "image/jpeg", &w, &h);
+	ck_assert_uint_eq(w, 160);
+	free(res.data);
+	/* ... and a size not cached yet needs the helper */
+	run_preview(broken, id, "2", "image/jpeg", 80, 60, &res);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_NOT_SUPPORTED);
+	ck_assert_str_eq(res.reason, "no image converter: /nonexistent: No such file or directory");
+	cpmsync_previewer_free(broken);
+	ck_assert_str_eq(
+		test_store_text(store_from_public(cs),
+				"SELECT group_concat(section || ' ' || format || ' ' || width"
+				" || 'x' || height, ', ') FROM preview"),
+		"1 text/plain 20x3, 2 image/jpeg 160x120, 3 image/png 75x75");
+	/* dropped with the message */
+	ck_assert_int_eq(store_exec(store_from_public(cs), "DELETE FROM message"), 0);
+	ck_assert_str_eq(test_store_text(store_from_public(cs), "SELECT count(*) FROM preview"),
+			 "0");
+}
+END_TEST
+
+START_TEST(test_preview_refused)
+{
+	int64_t id = store_mixed(), plain = 0;
+	struct result res;
+	const char *text = "Subject: t\r\n\r\nJust text.\r\n";
+
+	run_preview(spv, id, "4", "image/png", 160, 120, &res);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_NOT_SUPPORTED);
+	ck_assert_str_eq(res.reason, "application/pdf (no image/png preview of it)");
+	run_preview(spv, id, "1", "image/jpeg", 160, 120, &res);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_NOT_SUPPORTED);
+	ck_assert_str_eq(res.reason, "text/plain (no image/jpeg preview of it)");
+	run_preview(spv, id, "2", "text/plain", 160, 120, &res);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_NOT_SUPPORTED);
+	ck_assert_str_eq(res.reason, "image/jpeg (no text/plain preview of it)");
+	run_preview(spv, id, "", "image/jpeg", 160, 120, &res);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_NOT_SUPPORTED);
+	ck_assert_str_eq(res.reason, "multipart/mixed (no image/jpeg preview of it)");
+	run_preview(spv, id, "9", "image/jpeg", 160, 120, &res);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_NOT_FOUND);
+	ck_assert_str_eq(res.reason, "section: the message has no part '9'");
+	run_preview(spv, id + 100, "1", "image/jpeg", 160, 120, &res);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_NOT_FOUND);
+	/* the body of a single-part message: section "" (or "1") */
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", text, strlen(text), NULL, 0, &plain),
+			 0);
+	run_preview(spv, plain, "", "text/plain", 80, 5, &res);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_int_eq(memcmp(res.data, "Just text.", res.len), 0);
+	free(res.data);
+	/* bad arguments are refused at once */
+	ck_assert_int_eq(cpmsync_preview(spv, NULL, id, "1", "image/gif", 1, 1, result_cb, &res),
+			 -EINVAL);
+	ck_assert_int_eq(cpmsync_preview(spv, NULL, id, "1", "text/plain", 0, 1, result_cb, &res),
+			 -EINVAL);
+}
+END_TEST
+
 static Suite *preview_suite(void)
 {
 	Suite *s = suite_create("preview");
@@ -235,6 +775,27 @@ static Suite *preview_suite(void)
 	tcase_add_test(tc, test_request_refused);
 	tcase_add_test(tc, test_response_bounds);
 	tcase_add_test(tc, test_format_names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("part");
+	tcase_add_test(tc, test_part_info);
+	tcase_add_test(tc, test_part_decode);
+	tcase_add_test(tc, test_text_excerpt);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("helper");
+	tcase_add_checked_fixture(tc, helper_setup, helper_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_helper_images);
+	tcase_add_test(tc, test_helper_hostile);
+	tcase_add_test(tc, test_helper_failures);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("stored");
+	tcase_add_checked_fixture(tc, store_setup, store_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_preview_stored);
+	tcase_add_test(tc, test_preview_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cache");

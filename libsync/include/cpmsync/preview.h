@@ -93,6 +93,54 @@ int cpmsync_preview_response_decode(const uint8_t *in, struct cpmsync_preview_re
 uint32_t cpmsync_preview_format_from_type(const char *media_type);
 
 /* ------------------------------------------------------------------ */
+/* Previews. */
+
+struct cpmsync_previewer;
+
+/*
+ * helper: the cpm-preview program; NULL means $CPMSYNC_PREVIEW_HELPER when
+ * set, else the installed one ($(LIBEXECDIR)/cpmsync/cpm-preview).  At
+ * most CPMSYNC_PREVIEW_MAX_RUNNING helpers run at once (the others wait);
+ * one that runs longer than CPMSYNC_PREVIEW_TIMEOUT_MS is killed.
+ */
+#define CPMSYNC_PREVIEW_MAX_RUNNING 2
+#define CPMSYNC_PREVIEW_TIMEOUT_MS  20000
+int cpmsync_previewer_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			  const char *helper, struct cpmsync_previewer **ret);
+/* Kills running helpers; pending callbacks get -CPMSYNC_E_CANCELED.
+ * Accepts NULL; returns NULL. */
+struct cpmsync_previewer *cpmsync_previewer_free(struct cpmsync_previewer *p);
+
+/*
+ * A preview of part section ("" the message's body, "2", "1.3") of a
+ * stored message, in format ("image/jpeg", "image/png", "image/webp" from
+ * an image part; "text/plain" from a text part: width characters by
+ * height lines), fitting inside width x height with the aspect kept (an
+ * image is never enlarged).  session may be NULL (nothing from the
+ * server then).  cb is called exactly once, from the loop, never before
+ * this returns: with the content in a file (read from 0, yours), or with
+ * the error and its reason:
+ *   -EINVAL                 a bad argument (reason names it)
+ *   -CPMSYNC_E_NOT_FOUND    no such message or part
+ *   -CPMSYNC_E_NOT_SUPPORTED the part's type cannot become format (reason: the type)
+ *   -CPMSYNC_E_OFFLINE      the body is not stored and the account is offline
+ *   -EBADMSG, -EFBIG        the image is damaged, not an image, too large (reason says)
+ *   -CPMSYNC_E_SERVER ...   what the session's fetch or CONVERT gave
+ * Returns 0, or -EINVAL / -ENOMEM (then cb is not called).
+ */
+int cpmsync_preview(struct cpmsync_previewer *p, struct cpmsync_session *session,
+		    int64_t message_id, const char *section, const char *format, uint32_t width,
+		    uint32_t height, cpmsync_data_cb_t cb, void *userdata);
+
+/*
+ * Only the helper: image data (not transfer-encoded) to format, nothing
+ * cached.  The same callback rules.  For tests and tools.
+ */
+int cpmsync_preview_image(struct cpmsync_previewer *p, const void *data, size_t len,
+			  const char *format, uint32_t width, uint32_t height, cpmsync_data_cb_t cb,
+			  void *userdata);
+
+/* ------------------------------------------------------------------ */
 /* The cache (in the store). */
 
 /* The cached preview: *ret_data (free()) and *ret_len, or
