@@ -18,6 +18,7 @@
 #include <cpmsync/io.h>
 #include <cpmsync/message.h>
 #include <cpmsync/ops.h>
+#include <cpmsync/preview.h>
 
 #include "dbus-util.h"
 #include "folder.h"
@@ -599,23 +600,24 @@ static DBusMessage *fetch_fd(struct cpm_bus *bus, DBusMessage *msg, void *userda
 	return fetch_common(userdata, msg, true);
 }
 
-static bool format_ok(const char *s)
+/*
+ * Preview: cpmsync_preview() (libsync/engine/preview.c) does the work: the
+ * cache, CONVERT when the server offers it, else the stored or fetched
+ * part converted locally (images by the cpm-preview helper process).  A
+ * cached preview or a stored body needs no server, so offline is an error
+ * only when the part has to be fetched.
+ */
+static struct cpmsync_previewer *service_previewer(struct cpm_service *svc)
 {
-	const char *slash = strchr(s, '/');
-
-	if (!slash || slash == s || !slash[1] || strchr(slash + 1, '/') || strlen(s) > 255)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("!#$&^_.+-/", *s)))
-			return false;
-	return true;
+	if (!svc->previewer)
+		(void)cpmsync_previewer_new(svc->loop, svc->store, NULL, &svc->previewer);
+	return svc->previewer;
 }
 
 static DBusMessage *preview(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
-	struct cpmsync_session *session = f->account->session;
+	struct cpmsync_previewer *p;
 	const char *section, *format;
 	dbus_uint32_t width, height;
 	dbus_uint64_t id;
@@ -629,19 +631,22 @@ static DBusMessage *preview(struct cpm_bus *bus, DBusMessage *msg, void *userdat
 			      &height, DBUS_TYPE_INVALID);
 	if ((err = cpm_check_section("section", section)))
 		return svc_invalid(msg, err);
-	if (!format_ok(format))
-		return cpm_error_invalid_args(msg, "format: a media type such as \"image/jpeg\"");
+	if (!cpmsync_preview_format_from_type(format) && strcmp(format, "text/plain") != 0)
+		return cpm_error_invalid_args(
+			msg,
+			"format: \"image/jpeg\", \"image/png\", \"image/webp\" or \"text/plain\"");
 	if (width < 1 || width > CPM_MAX_PREVIEW_DIM)
 		return cpm_error_invalid_args(msg, "width: 1 to %u", CPM_MAX_PREVIEW_DIM);
 	if (height < 1 || height > CPM_MAX_PREVIEW_DIM)
 		return cpm_error_invalid_args(msg, "height: 1 to %u", CPM_MAX_PREVIEW_DIM);
 	if ((reply = check_message(f, msg, "id", id, NULL)))
 		return reply;
-	if (!cpmsync_session_get_online(session))
-		return svc_offline_error(msg, f->account);
+	p = service_previewer(f->svc);
+	if (!p)
+		return cpm_error_from_code(msg, -ENOMEM, NULL);
 	c = svc_call_new(f->svc, msg);
-	return svc_request_started(c, cpmsync_session_preview(session, (int64_t)id, section, format,
-							      width, height, data_cb, c));
+	return svc_request_started(c, cpmsync_preview(p, f->account->session, (int64_t)id, section,
+						      format, width, height, data_cb, c));
 }
 
 /* ------------------------------------------------------------------------ */

@@ -81,7 +81,8 @@ struct cpm_service {
 
 	struct cpmsync_loop_source *drain_timer, *drain_defer;
 	bool drain_armed;
-	struct svc_call *calls; /* asynchronous calls in flight */
+	struct svc_call *calls;		     /* asynchronous calls in flight */
+	struct cpmsync_previewer *previewer; /* Folder1.Preview, made on first use */
 };
 
 extern const struct cpm_interface cpm_manager_interface;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/preview.h>
 
 #include "dbus-util.h"
 #include "service-private.h"
@@ -630,6 +631,7 @@ struct cpm_service *cpm_service_free(struct cpm_service *svc)
 		c->next = c->prev = NULL;
 	}
 	svc->calls = NULL;
+	svc->previewer = cpmsync_previewer_free(svc->previewer);
 	if (svc->watching)
 		cpmsync_store_watch(svc->store, NULL, NULL);
 	cpmsync_loop_source_remove(svc->drain_timer);

@@ -661,7 +661,15 @@ static void fetched_part(int r, const char *reason, int fd, uint64_t size, void 
 		deliver(j);
 		return;
 	}
-	convert_part(j, j->header, j->header_len, data ? data : "", len);
+	/* A server answers an empty string for a part the message does not
+	 * have (a real part's MIME header holds at least its blank line). */
+	if (j->header_len == 0 && len == 0) {
+		set_error(j, -CPMSYNC_E_NOT_FOUND, "section: the message has no part '%s'",
+			  j->section);
+		deliver(j);
+	} else {
+		convert_part(j, j->header, j->header_len, data ? data : "", len);
+	}
 	free(data);
 }
 

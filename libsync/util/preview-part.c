@@ -431,7 +431,7 @@ int part_text_excerpt(const char *data, size_t len, const char *charset, int htm
 	struct buf u = BUF_INIT(want * 2 + 16), plain = BUF_INIT(want * 2 + 16);
 	struct buf line = BUF_INIT((size_t)width * 4 + 8);
 	uint32_t lines = 0, chars = 0;
-	bool blank = false;
+	bool blank = false, wrapped = false;
 	const char *t;
 	size_t n;
 	int r;
@@ -467,6 +467,7 @@ int part_text_excerpt(const char *data, size_t len, const char *charset, int htm
 			r = end_line(out, line.data ? line.data : "", line.len, &lines, &blank);
 			buf_reset(&line);
 			chars = 0;
+			wrapped = false;
 			i += k;
 			continue;
 		}
@@ -474,9 +475,16 @@ int part_text_excerpt(const char *data, size_t len, const char *charset, int htm
 			r = end_line(out, line.data, line.len, &lines, &blank);
 			buf_reset(&line);
 			chars = 0;
+			wrapped = true;
 			if (lines >= height || r < 0)
 				break;
 		}
+		/* a wrapped line does not start with the space it broke at */
+		if (wrapped && (cp == ' ' || cp == '\t')) {
+			i += k;
+			continue;
+		}
+		wrapped = false;
 		/* control characters (C0, DEL, C1) and TAB become a space */
 		if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0))
 			r = buf_append_char(&line, ' ');
