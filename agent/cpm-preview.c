@@ -333,6 +333,10 @@ int main(int argc, char **argv)
 	 * address-space limit is spent on pixels, not on reservations. */
 	mallopt(M_ARENA_MAX, 1);
 	setenv("VIPS_CONCURRENCY", "1", 1);
+	/* No loadable modules (ImageMagick, poppler, OpenSlide, HEIF, JPEG XL):
+	 * libvips looks for them under $VIPSHOME, and they are neither wanted
+	 * nor cheap to load (most of the start-up time). */
+	setenv("VIPSHOME", "/nonexistent/cpm-preview", 1);
 	if (VIPS_INIT(argv[0]))
 		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL, "libvips did not start: %s",
 				     vips_reason());

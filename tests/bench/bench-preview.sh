@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Benchmark: image previews as cpm-syncd makes them.  Run on demand (not by
+# make check):
+#
+#   make all tests && tests/bench/bench-preview.sh [RUNS]     (default 20)
+#   B=build/other tests/bench/bench-preview.sh 50             (another build dir)
+#
+# It makes a 12-megapixel (4000x3000) JPEG with tests/tools/image-gen
+# (libvips, quality 90: a colour gradient with fine stripes, which
+# compresses worse than most photographs), then runs RUNS previews of it to
+# 160x120 JPEG through tests/tools/preview-bench, which calls
+# cpmsync_preview_image(): a memfd, fork + exec of cpm-preview with its
+# resource limits and seccomp filter, shrink-on-load decode, scale,
+# encode, reap.  Also, for comparison: the same image to PNG and WebP, a
+# 12-megapixel PNG (no shrink-on-load for PNG), and a 200x150 JPEG (the
+# helper's start-up cost alone).  Prints, per case: wall time per preview
+# (min / median / max), the helper's CPU time per run and its peak RSS,
+# the preview's size and dimensions (tests/tools/image-size).
+#
+# Target (issue 12): a 12-megapixel JPEG to 160x120 in <= 150 ms locally.
+# The line "target" says PASS or MISS against the median (informational:
+# the exit status is 0 unless a step failed).  On a loaded machine the
+# wall time includes waiting for a CPU; the helper's CPU time does not.
+set -u
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+B=${B:-build}
+case $B in /*) BDIR=$B ;; *) BDIR=$TOP/$B ;; esac
+RUNS=${1:-20}
+HELPER=$BDIR/cpm-preview
+GEN=$BDIR/tests/tools/image-gen
+PB=$BDIR/tests/tools/preview-bench
+SIZE=$BDIR/tests/tools/image-size
+for f in "$HELPER" "$GEN" "$PB" "$SIZE"; do
+	[ -x "$f" ] || {
+		echo "bench-preview: missing $f (make all tests)" >&2
+		exit 1
+	}
+done
+WORK=$(mktemp -d /tmp/cpmsync-bench-preview.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+"$GEN" 4000 3000 "$WORK/12mp.jpg[Q=90]" || exit 1
+"$GEN" 4000 3000 "$WORK/12mp.png" || exit 1
+"$GEN" 200 150 "$WORK/small.jpg" || exit 1
+echo "# $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); libvips $(pkg-config --modversion vips 2>/dev/null)"
+echo "# input: 12mp.jpg $(stat -c %s "$WORK/12mp.jpg") bytes ($("$SIZE" "$WORK/12mp.jpg")), 12mp.png $(stat -c %s "$WORK/12mp.png") bytes"
+printf '%-28s %8s %8s %8s %8s %9s %7s %s\n' case min_ms med_ms max_ms cpu_ms rss_kib bytes result
+
+MEDIAN=
+run() { # NAME FILE FORMAT W H
+	local out=$WORK/out stats
+	stats=$("$PB" "$HELPER" "$2" "$3" "$4" "$5" "$RUNS" "$out") || {
+		echo "bench-preview: $1 failed" >&2
+		exit 1
+	}
+	v() { echo "$stats" | awk -v k="$1" '$1 == k {print $2}'; }
+	printf '%-28s %8s %8s %8s %8s %9s %7s %s\n' "$1" "$(v wall_ms_min)" "$(v wall_ms_median)" \
+		"$(v wall_ms_max)" "$(v helper_cpu_ms_per_run)" "$(v helper_peak_rss_kib)" \
+		"$(v preview_bytes)" "$("$SIZE" "$out")"
+	[ -z "$MEDIAN" ] && MEDIAN=$(v wall_ms_median)
+	return 0
+}
+run "12MP JPEG -> JPEG 160x120" "$WORK/12mp.jpg" image/jpeg 160 120
+run "12MP JPEG -> PNG 160x120" "$WORK/12mp.jpg" image/png 160 120
+run "12MP JPEG -> WebP 160x120" "$WORK/12mp.jpg" image/webp 160 120
+run "12MP PNG -> JPEG 160x120" "$WORK/12mp.png" image/jpeg 160 120
+run "200x150 JPEG -> JPEG 160x120" "$WORK/small.jpg" image/jpeg 160 120
+if awk -v m="$MEDIAN" 'BEGIN { exit !(m <= 150) }'; then verdict=PASS; else verdict=MISS; fi
+echo "target 12MP JPEG -> 160x120 median ${MEDIAN} ms <= 150 ms: $verdict"

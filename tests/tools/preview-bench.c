@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * preview-bench: times image previews made the way cpm-syncd makes them
+ * (cpmsync_preview_image(): memfd, fork + exec of cpm-preview with its
+ * limits and sandbox, decode, scale, encode, reap), for
+ * tests/bench/bench-preview.sh.
+ *
+ *   preview-bench HELPER FILE FORMAT WIDTH HEIGHT RUNS [OUT]
+ *
+ * Prints, one "key value" a line: runs, the wall time per preview (min,
+ * median, max, ms), the helper's CPU time per run (ms) and its peak RSS
+ * (KiB; getrusage(RUSAGE_CHILDREN): the helpers are this program's only
+ * children), and the preview's size in bytes.  OUT keeps the last preview.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cpmsync/cpmsync.h>
+#include <cpmsync/io.h>
+#include <cpmsync/preview.h>
+
+struct result {
+	bool done;
+	int r;
+	char reason[512];
+	char *data;
+	size_t len;
+};
+
+static void cb(int r, const char *reason, int fd, uint64_t size, void *userdata)
+{
+	struct result *res = userdata;
+
+	(void)size;
+	res->done = true;
+	res->r = r;
+	snprintf(res->reason, sizeof(res->reason), "%s", reason ? reason : "");
+	if (r == 0) {
+		res->r = cpmsync_read_all(fd, 64u << 20, &res->data, &res->len);
+		close(fd);
+	}
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	struct cpmsync_previewer *p = NULL;
+	struct cpmsync_loop *loop = NULL;
+	struct rusage ru;
+	char *data = NULL;
+	size_t len = 0;
+	double *ms;
+	long runs;
+	int fd;
+
+	if (argc < 7 || argc > 8) {
+		fprintf(stderr,
+			"usage: preview-bench HELPER FILE FORMAT WIDTH HEIGHT RUNS [OUT]\n");
+		return 2;
+	}
+	runs = strtol(argv[6], NULL, 10);
+	if (runs < 1 || runs > 10000)
+		return fprintf(stderr, "preview-bench: RUNS 1..10000\n"), 2;
+	fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || cpmsync_read_all(fd, 64u << 20, &data, &len) < 0)
+		return perror(argv[2]), 2;
+	close(fd);
+	if (cpmsync_loop_new(&loop) < 0 || cpmsync_previewer_new(loop, NULL, argv[1], &p) < 0)
+		return fprintf(stderr, "preview-bench: setup failed\n"), 1;
+	ms = calloc((size_t)runs, sizeof(double));
+	for (long i = 0; i < runs; i++) {
+		struct result res = { 0 };
+		double t0 = now_ms();
+		int r = cpmsync_preview_image(p, data, len, argv[3], (uint32_t)atoi(argv[4]),
+					      (uint32_t)atoi(argv[5]), cb, &res);
+
+		while (r >= 0 && !res.done)
+			r = cpmsync_loop_iterate(loop, 1000);
+		ms[i] = now_ms() - t0;
+		if (r < 0 || res.r < 0) {
+			fprintf(stderr, "preview-bench: %s\n", r < 0 ? "loop failed" : res.reason);
+			return 1;
+		}
+		if (i == runs - 1) {
+			printf("preview_bytes %zu\n", res.len);
+			if (argc == 8) {
+				FILE *f = fopen(argv[7], "wb");
+
+				if (!f || fwrite(res.data, 1, res.len, f) != res.len || fclose(f))
+					return perror(argv[7]), 1;
+			}
+		}
+		free(res.data);
+	}
+	getrusage(RUSAGE_CHILDREN, &ru);
+	qsort(ms, (size_t)runs, sizeof(double), cmp_double);
+	printf("runs %ld\n", runs);
+	printf("wall_ms_min %.1f\n", ms[0]);
+	printf("wall_ms_median %.1f\n", ms[runs / 2]);
+	printf("wall_ms_max %.1f\n", ms[runs - 1]);
+	printf("helper_cpu_ms_per_run %.1f\n",
+	       ((double)ru.ru_utime.tv_sec * 1e3 + (double)ru.ru_utime.tv_usec / 1e3 +
+		(double)ru.ru_stime.tv_sec * 1e3 + (double)ru.ru_stime.tv_usec / 1e3) /
+		       (double)runs);
+	printf("helper_peak_rss_kib %ld\n", ru.ru_maxrss);
+	free(ms);
+	free(data);
+	cpmsync_previewer_free(p);
+	cpmsync_loop_free(loop);
+	return 0;
+}
