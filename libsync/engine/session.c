@@ -45,6 +45,7 @@
 #include "engine/engine-session.h"
 #include "engine/plan.h"
 #include "imap/imap-client.h"
+#include "imap/imap-convert.h"
 #include "imap/imap-utf7.h"
 #include "store/store-sync.h"
 #include "store/store.h"
@@ -74,7 +75,7 @@ enum wait_step {
 	WAIT_LEAVING,	/* DONE or NOTIFY NONE sent */
 };
 
-enum req_kind { REQ_METADATA, REQ_ACL, REQ_MYRIGHTS, REQ_FETCH, REQ_SEARCH };
+enum req_kind { REQ_METADATA, REQ_ACL, REQ_MYRIGHTS, REQ_FETCH, REQ_SEARCH, REQ_CONVERT };
 
 struct request {
 	struct request *next;
@@ -85,6 +86,8 @@ struct request {
 	char *mailbox; /* server name */
 	char **entries;
 	char *section;
+	char *format;		/* REQ_CONVERT: the media type asked for */
+	uint32_t width, height; /* REQ_CONVERT: pix-x, pix-y */
 	struct cpmsync_search_criteria crit;
 	char **crit_strings; /* owned copies behind crit */
 	union {
@@ -937,6 +940,7 @@ static void request_free(struct request *rq)
 	free(rq->mailbox);
 	strv_free(rq->entries);
 	free(rq->section);
+	free(rq->format);
 	strv_free(rq->crit_strings);
 	free((void *)rq->crit.flags);
 	free((void *)rq->crit.not_flags);
@@ -978,6 +982,12 @@ static void request_finish(struct request *rq, int r, const char *reason)
 			      rq->userdata);
 		break;
 	case REQ_FETCH:
+	case REQ_CONVERT:
+		if (r >= 0 && rq->kind == REQ_CONVERT && (rq->fd < 0 || rq->streaming)) {
+			/* CONVERTED with NIL, or no CONVERTED at all (RFC 5259 9) */
+			r = -CPMSYNC_E_SERVER;
+			reason = "the server did not convert the part";
+		}
 		if (r >= 0 && rq->too_big) {
 			r = -E2BIG;
 			reason = "the section is larger than 1 GiB";
@@ -1113,8 +1123,12 @@ static bool req_lit_begin(void *userdata, uint32_t number, const char *name, con
 	struct request *rq = s->running;
 
 	(void)number;
-	if (!rq || rq->kind != REQ_FETCH || !name || strcasecmp(name, "FETCH") != 0 || !item ||
-	    strncasecmp(item, "BODY[", 5) != 0 || rq->fd >= 0)
+	if (!rq || rq->fd >= 0)
+		return false;
+	if (rq->kind == REQ_CONVERT
+		    ? !imap_convert_is_part(name, item)
+		    : (rq->kind != REQ_FETCH || !name || strcasecmp(name, "FETCH") != 0 || !item ||
+		       strncasecmp(item, "BODY[", 5) != 0))
 		return false;
 	rq->size = size;
 	rq->streaming = true;
@@ -1396,6 +1410,12 @@ static void run_request(struct cpmsync_session *s)
 			r = imap_cmd_addf(cmd, "UID FETCH %u (BODY.PEEK[%s])", rq->uid,
 					  rq->section);
 		break;
+	case REQ_CONVERT:
+		r = submit_examine(s, rq->mailbox);
+		if (r >= 0)
+			r = imap_cmd_add_convert(cmd, rq->uid, rq->format, rq->width, rq->height,
+						 rq->section);
+		break;
 	case REQ_SEARCH:
 		r = submit_examine(s, rq->mailbox);
 		if (r >= 0) {
@@ -1632,24 +1652,39 @@ int cpmsync_session_preview(struct cpmsync_session *s, int64_t message_id, const
 			    cpmsync_data_cb_t cb, void *userdata)
 {
 	struct request *rq;
+	const char *why = NULL;
+	int fail = 0;
 
-	(void)message_id;
-	(void)section;
-	(void)format;
-	(void)width;
-	(void)height;
-	if (!s || !cb)
+	if (!s || !cb || !section || !section_valid(section) || !format || !width || !height)
 		return -EINVAL;
-	/* CONVERT (RFC 5259) is not implemented: no server we test against
-	 * offers it, and an untested command is worse than a clear error. */
-	rq = request_new(s, REQ_FETCH, userdata);
+	rq = request_new(s, REQ_CONVERT, userdata);
 	if (!rq)
 		return -ENOMEM;
 	rq->cb.data = cb;
-	return request_submit(s, rq, -CPMSYNC_E_NOT_SUPPORTED,
-			      cpmsync_session_has_capability(s, "CONVERT")
-				      ? "CONVERT (offered by the server, not implemented here)"
-				      : "CONVERT");
+	rq->message_id = message_id;
+	rq->section = strdup(section);
+	rq->format = strdup(format);
+	rq->width = width;
+	rq->height = height;
+	if (!rq->section || !rq->format) {
+		request_free(rq);
+		return -ENOMEM;
+	}
+	if (!cap_name(s, "CONVERT")) {
+		fail = -CPMSYNC_E_NOT_SUPPORTED;
+		why = "CONVERT";
+	} else {
+		fail = store_sync_message_locate(s->store, message_id, &rq->folder_id, &rq->uid);
+		if (fail < 0)
+			why = "no such message";
+		else if (rq->uid == 0) {
+			fail = -CPMSYNC_E_OFFLINE;
+			why = "the message is not on the server yet";
+		} else {
+			fail = folder_mailbox(s, rq->folder_id, &rq->mailbox, &why);
+		}
+	}
+	return request_submit(s, rq, fail, why);
 }
 
 static int crit_copy(struct request *rq, const struct cpmsync_search_criteria *c)

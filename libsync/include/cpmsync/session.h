@@ -159,7 +159,11 @@ int cpmsync_session_my_rights(struct cpmsync_session *s, int64_t folder_id, cpms
  * the content in a temporary file. */
 int cpmsync_session_fetch(struct cpmsync_session *s, int64_t message_id, const char *section,
 			  cpmsync_data_cb_t cb, void *userdata);
-/* CONVERT (RFC 5259); -CPMSYNC_E_NOT_SUPPORTED "CONVERT" without it. */
+/* UID CONVERT (RFC 5259) of part section ("" is part 1) to format
+ * ("image/jpeg" ...) fitting width x height (pix-x, pix-y): the converted
+ * part in a temporary file.  -CPMSYNC_E_NOT_SUPPORTED "CONVERT" when the
+ * server does not offer it; -CPMSYNC_E_SERVER when it refuses or answers
+ * NIL (could not convert).  cpmsync_preview() (preview.h) is the caller. */
 int cpmsync_session_preview(struct cpmsync_session *s, int64_t message_id, const char *section,
 			    const char *format, uint32_t width, uint32_t height,
 			    cpmsync_data_cb_t cb, void *userdata);
