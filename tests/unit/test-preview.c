@@ -19,6 +19,7 @@
 #include <cpmsync/loop.h>
 #include <cpmsync/ops.h>
 #include <cpmsync/preview.h>
+#include <cpmsync/session.h>
 #include <cpmsync/store.h>
 
 #include "store/store.h"
@@ -766,6 +767,151 @@ START_TEST(test_preview_refused)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Through a session whose server offers CONVERT (a scripted peer: no
+ * real server does) */
+
+static int pw_cb(const struct cpmsync_account *a, char **ret, void *ud)
+{
+	(void)a;
+	(void)ud;
+	*ret = strdup("pw");
+	return *ret ? 0 : -ENOMEM;
+}
+
+static void session_changed(struct cpmsync_session *s, void *userdata)
+{
+	if (cpmsync_session_get_state(s) == CPMSYNC_SESSION_IDLE)
+		*(bool *)userdata = true;
+}
+
+static int id_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	if (m->uid == 5)
+		*(int64_t *)userdata = m->id;
+	return 0;
+}
+
+START_TEST(test_preview_convert)
+{
+	char gif_literal[8192], header_literal[256], *gif, *gif64;
+	struct cpmsync_session_callbacks cbs = { .changed = session_changed };
+	struct cpmsync_account account = {
+		.name = "a",
+		.host = "127.0.0.1",
+		.security = CPMSYNC_SECURITY_NONE,
+		.user = "alice",
+		.sync_bodies = CPMSYNC_SYNC_BODIES_NONE,
+		.password_cb = pw_cb,
+		.connect_timeout_ms = 5000,
+		.command_timeout_ms = 5000,
+	};
+	const char *header = "Content-Type: image/gif\r\nContent-Transfer-Encoding: base64\r\n\r\n";
+	struct cpmsync_session *session = NULL;
+	struct script_peer peer;
+	struct result res;
+	bool idle = false;
+	int64_t id = 0, folder_id = 0;
+	size_t glen;
+	uint32_t w, h;
+
+	gif = read_data("good.gif", &glen);
+	ck_assert_int_eq(base64_encode(gif, glen, &gif64), 0);
+	snprintf(header_literal, sizeof(header_literal),
+		 "* 1 FETCH (UID 5 BODY[2.MIME] {%zu}\r\n%s)\r\na10 OK fetched\r\n", strlen(header),
+		 header);
+	ck_assert_int_lt(snprintf(gif_literal, sizeof(gif_literal),
+				  "* 1 FETCH (UID 5 BODY[2] {%zu}\r\n%s)\r\na12 OK fetched\r\n",
+				  strlen(gif64), gif64),
+			 (int)sizeof(gif_literal));
+	{
+		const struct script_step script[] = {
+			{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 BINARY CONVERT] hi\r\n" },
+			{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+			{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 BINARY CONVERT] in\r\n" },
+			{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+			{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK list\r\n" },
+			{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+			{ SCRIPT_SEND,
+			  "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 6] n\r\n"
+			  "a3 OK [READ-WRITE] selected\r\n" },
+			{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " },
+			{ SCRIPT_SEND, "* 1 FETCH (UID 5 FLAGS ())\r\na4 OK fetched\r\n" },
+			/* the first preview: converted by the server */
+			{ SCRIPT_EXPECT, "a5 EXAMINE INBOX" },
+			{ SCRIPT_SEND, "a5 OK [READ-ONLY] examined\r\n" },
+			{ SCRIPT_EXPECT,
+			  "a6 UID CONVERT 5 (\"image/jpeg\" (\"pix-x\" \"160\" \"pix-y\" "
+			  "\"120\")) BINARY[2]" },
+			{ SCRIPT_SEND, "* 1 CONVERTED (TAG \"a6\") (UID 5 BINARY[2] ~{9}\r\n"
+				       "\xff\xd8\xffSERVER)\r\na6 OK converted\r\n" },
+			/* the second: from the cache, nothing sent; the third:
+			 * the server cannot, so fetched and converted here */
+			{ SCRIPT_EXPECT, "a7 EXAMINE INBOX" },
+			{ SCRIPT_SEND, "a7 OK [READ-ONLY] examined\r\n" },
+			{ SCRIPT_EXPECT,
+			  "a8 UID CONVERT 5 (\"image/jpeg\" (\"pix-x\" \"80\" \"pix-y\" "
+			  "\"60\")) BINARY[2]" },
+			{ SCRIPT_SEND, "* 1 CONVERTED (TAG \"a8\") (UID 5 BINARY[2] NIL)\r\n"
+				       "a8 OK converted\r\n" },
+			{ SCRIPT_EXPECT, "a9 EXAMINE INBOX" },
+			{ SCRIPT_SEND, "a9 OK [READ-ONLY] examined\r\n" },
+			{ SCRIPT_EXPECT, "a10 UID FETCH 5 (BODY.PEEK[2.MIME])" },
+			{ SCRIPT_SEND, header_literal },
+			{ SCRIPT_EXPECT, "a11 EXAMINE INBOX" },
+			{ SCRIPT_SEND, "a11 OK [READ-ONLY] examined\r\n" },
+			{ SCRIPT_EXPECT, "a12 UID FETCH 5 (BODY.PEEK[2])" },
+			{ SCRIPT_SEND, gif_literal },
+			{ SCRIPT_STALL, NULL },
+			{ SCRIPT_END, NULL },
+		};
+		uint16_t port;
+
+		ck_assert_int_eq(script_peer_listen(script, &peer, &port), 0);
+		account.port = port;
+		ck_assert_int_eq(
+			cpmsync_session_new(loop, cs, &account, NULL, &cbs, &idle, &session), 0);
+		ck_assert(test_loop_run_until(loop, &idle, 10000));
+	}
+	ck_assert(cpmsync_session_has_capability(session, "CONVERT"));
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", "INBOX", &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_foreach_message(cs, folder_id, 0, 0, id_cb, &id), 0);
+	ck_assert_int_gt(id, 0);
+
+	memset(&res, 0, sizeof(res));
+	ck_assert_int_eq(
+		cpmsync_preview(spv, session, id, "2", "image/jpeg", 160, 120, result_cb, &res), 0);
+	ck_assert(test_loop_run_until(loop, &res.done, 10000));
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_uint_eq(res.len, 9);
+	ck_assert_int_eq(memcmp(res.data, "\xff\xd8\xffSERVER", 9), 0);
+	free(res.data);
+
+	memset(&res, 0, sizeof(res));
+	ck_assert_int_eq(
+		cpmsync_preview(spv, session, id, "2", "image/jpeg", 160, 120, result_cb, &res), 0);
+	ck_assert(test_loop_run_until(loop, &res.done, 10000));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_int_eq(memcmp(res.data, "\xff\xd8\xffSERVER", 9), 0);
+	free(res.data);
+
+	memset(&res, 0, sizeof(res));
+	ck_assert_int_eq(
+		cpmsync_preview(spv, session, id, "2", "image/jpeg", 80, 60, result_cb, &res), 0);
+	ck_assert(test_loop_run_until(loop, &res.done, 20000));
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	image_size(res.data, res.len, "image/jpeg", &w, &h);
+	ck_assert_uint_eq(w, 64); /* good.gif is 64x48: never enlarged */
+	ck_assert_uint_eq(h, 48);
+	free(res.data);
+
+	cpmsync_session_free(session);
+	ck_assert_int_eq(script_peer_wait(&peer), 0);
+	free(gif);
+	free(gif64);
+}
+END_TEST
+
 static Suite *preview_suite(void)
 {
 	Suite *s = suite_create("preview");
@@ -796,6 +942,7 @@ static Suite *preview_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_preview_stored);
 	tcase_add_test(tc, test_preview_refused);
+	tcase_add_test(tc, test_preview_convert);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cache");

@@ -3,7 +3,9 @@
 
 #include "testlib.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +116,43 @@ int script_peer_start(const struct script_step *script, struct script_peer *ret)
 	close(sv[1]);
 	ret->pid = pid;
 	ret->fd = sv[0];
+	return 0;
+}
+
+int script_peer_listen(const struct script_step *script, struct script_peer *ret,
+		       uint16_t *ret_port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int lfd;
+	pid_t pid;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		return -errno;
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len) < 0) {
+		close(lfd);
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(lfd);
+		return -errno;
+	}
+	if (pid == 0) {
+		int fd;
+
+		signal(SIGPIPE, SIG_IGN);
+		fd = accept(lfd, NULL, NULL);
+		close(lfd);
+		_exit(fd < 0 ? 2 : run_script(fd, script));
+	}
+	close(lfd);
+	ret->pid = pid;
+	ret->fd = -1;
+	*ret_port = ntohs(sa.sin_port);
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include <check.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <cpmsync/sync.h>
@@ -39,6 +40,11 @@ struct script_peer {
 
 /* Starts the peer; returns 0 or -errno. */
 int script_peer_start(const struct script_step *script, struct script_peer *ret);
+/* The same over TCP, for code that connects by host and port (a session):
+ * the child accepts one connection on 127.0.0.1:*ret_port and plays the
+ * script on it (ret->fd is -1). */
+int script_peer_listen(const struct script_step *script, struct script_peer *ret,
+		       uint16_t *ret_port);
 /* Waits for the child; returns its exit status (0 when the script ran). */
 int script_peer_wait(struct script_peer *peer);
 
