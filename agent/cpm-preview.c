@@ -3,11 +3,13 @@
  * cpm-preview: scales one image for Folder1.Preview, in a process of its
  * own so that a hostile image cannot take cpm-syncd down.
  *
- * The protocol is in cpmsync/preview.h: fd 0 a socket (one request in, one
- * response out), fd 3 the image (a memfd), nothing else.  The order:
- *   1. read and check the request, map the image;
- *   2. start libvips with only the JPEG, PNG, WebP and GIF loaders, one
- *      worker thread, no operation cache;
+ * The protocol is in cpmsync/preview.h: fd 0 a socket (one request in,
+ * with the image's memfd attached, one response out), nothing else.  The
+ * order:
+ *   1. start libvips with only the JPEG, PNG, WebP and GIF loaders, one
+ *      worker thread, no operation cache, no modules (this may happen
+ *      before there is a request: cpm-syncd keeps a spare started);
+ *   2. read and check the request, map the image;
  *   3. resource limits (address space, CPU time, no file growth, no new
  *      descriptors) and a seccomp filter: from here on, no open(), no
  *      socket, no exec; a forbidden call kills the process;
@@ -35,14 +37,14 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vips/vips.h>
 
 #include <cpmsync/preview.h>
 
-#define IN_FD 3
-#define SOCK  0
+#define SOCK 0
 /* Limits once libvips is loaded (cpm-syncd sets looser ones before exec). */
 #define AS_LIMIT  (768ull * 1024 * 1024)
 #define CPU_LIMIT 10
@@ -300,42 +302,67 @@ static int convert(const struct cpmsync_preview_request *req, void *data, size_t
 	return r;
 }
 
+/*
+ * The request: the header, with the image's fd attached (SCM_RIGHTS) to
+ * its first byte.  Returns the fd, -1 when none came (*ret_hdr_ok tells
+ * whether the header arrived whole).
+ */
+static int receive_request(uint8_t *hdr, bool *ret_hdr_ok)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { .iov_base = hdr, .iov_len = CPMSYNC_PREVIEW_HEADER_SIZE };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf) };
+	struct cmsghdr *c;
+	ssize_t n;
+	int fd = -1;
+
+	*ret_hdr_ok = false;
+	do
+		n = recvmsg(SOCK, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if ((size_t)n < CPMSYNC_PREVIEW_HEADER_SIZE &&
+	    read_all(SOCK, hdr + n, CPMSYNC_PREVIEW_HEADER_SIZE - (size_t)n) < 0)
+		return fd;
+	*ret_hdr_ok = true;
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	uint8_t hdr[CPMSYNC_PREVIEW_HEADER_SIZE];
 	struct cpmsync_preview_request req;
 	struct stat st;
+	bool hdr_ok;
 	void *data;
-	int r;
+	int r, in;
 
 	(void)argc;
 	if (fstat(SOCK, &st) < 0 || !S_ISSOCK(st.st_mode)) {
 		fprintf(stderr, "cpm-preview: a helper of cpm-syncd; fd 0 must be its socket\n");
 		return 2;
 	}
-	if (read_all(SOCK, hdr, sizeof(hdr)) < 0)
-		return 1;
-	r = cpmsync_preview_request_decode(hdr, &req);
-	if (r < 0)
-		return respond_error(CPMSYNC_PREVIEW_E_REQUEST, "request refused: %s",
-				     r == -EPROTO ? "not protocol version 1"
-						  : "value out of range");
-	if (fstat(IN_FD, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != req.input_size)
-		return respond_error(CPMSYNC_PREVIEW_E_REQUEST,
-				     "request refused: the image is not the size announced");
-	data = mmap(NULL, (size_t)req.input_size, PROT_READ, MAP_PRIVATE, IN_FD, 0);
-	if (data == MAP_FAILED)
-		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL, "cannot map the image: %s",
-				     strerror(errno));
-	close(IN_FD);
-
-	/* Before libvips starts its threads: one malloc arena, so that the
-	 * address-space limit is spent on pixels, not on reservations. */
+	/* libvips first: cpm-syncd may start this process before there is
+	 * an image for it (a spare), so that the start-up cost is paid
+	 * ahead of the request.  Before its threads: one malloc arena, so
+	 * that the address-space limit is spent on pixels, not on arena
+	 * reservations. */
 	mallopt(M_ARENA_MAX, 1);
 	setenv("VIPS_CONCURRENCY", "1", 1);
 	/* No loadable modules (ImageMagick, poppler, OpenSlide, HEIF, JPEG XL):
 	 * libvips looks for them under $VIPSHOME, and they are neither wanted
-	 * nor cheap to load (most of the start-up time). */
+	 * nor cheap to load. */
 	setenv("VIPSHOME", "/nonexistent/cpm-preview", 1);
 	if (VIPS_INIT(argv[0]))
 		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL, "libvips did not start: %s",
@@ -346,6 +373,24 @@ int main(int argc, char **argv)
 	vips_operation_block_set("VipsForeignLoad", TRUE);
 	for (size_t i = 0; i < sizeof(loaders) / sizeof(loaders[0]); i++)
 		vips_operation_block_set(loaders[i], FALSE);
+
+	in = receive_request(hdr, &hdr_ok);
+	if (!hdr_ok)
+		return 1; /* cpm-syncd went away, or a spare was retired */
+	r = cpmsync_preview_request_decode(hdr, &req);
+	if (r < 0)
+		return respond_error(CPMSYNC_PREVIEW_E_REQUEST, "request refused: %s",
+				     r == -EPROTO ? "not protocol version 1"
+						  : "value out of range");
+	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != req.input_size)
+		return respond_error(CPMSYNC_PREVIEW_E_REQUEST,
+				     "request refused: the image is not the size announced");
+	data = mmap(NULL, (size_t)req.input_size, PROT_READ, MAP_PRIVATE, in, 0);
+	if (data == MAP_FAILED)
+		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL, "cannot map the image: %s",
+				     strerror(errno));
+	close(in);
 
 	/* A write past RLIMIT_FSIZE fails (EFBIG) instead of killing. */
 	signal(SIGXFSZ, SIG_IGN);

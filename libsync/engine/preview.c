@@ -11,12 +11,15 @@
  * decodes an image: cpm-preview does, one process per image.
  *
  * A helper run: a sealed memfd holds the decoded image; a socketpair
- * carries the request and the response; the child gets fd 0 (socket),
- * 3 (image), 1 and 2 (/dev/null) and nothing else, outer resource limits
- * (address space, CPU time, no core, no file growth), and an empty
- * environment.  The parent waits on the socket (response, bounded) and on
- * a pidfd (exit), with a wall-clock timer that kills.  No SIGCHLD handler
- * is involved: the pidfd reaps.
+ * carries the request (with the memfd attached, SCM_RIGHTS) and the
+ * response; the child gets fd 0 (socket), 1 and 2 (/dev/null) and nothing
+ * else, outer resource limits (address space, CPU time, no core, no file
+ * growth), and an empty environment.  After the first preview one helper
+ * is kept started ahead (a spare, still one process per image): its
+ * start-up, most of a small preview's cost, is then paid before the
+ * request; a spare unused for a minute is stopped.  The parent waits on the socket (response,
+ * bounded) and on a pidfd (exit), with a wall-clock timer that kills.  No SIGCHLD handler is
+ * involved: the pidfd reaps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +56,8 @@
 /* Largest MIME header and encoded part read for a preview. */
 #define MAX_HEADER (256u * 1024)
 #define MAX_PART   (CPMSYNC_PREVIEW_MAX_INPUT / 3 * 4 + 1024 * 1024)
+/* A spare helper unused for this long is stopped. */
+#define SPARE_IDLE_MS 60000
 
 enum stage { ST_NEW, ST_CONVERT, ST_FETCH_HEADER, ST_FETCH_PART, ST_QUEUED, ST_HELPER, ST_DONE };
 
@@ -84,12 +89,21 @@ struct job {
 	size_t len;
 };
 
+/* A started helper process: its socket (fd 0 there) and pidfd. */
+struct proc {
+	pid_t pid;
+	int pidfd, sock;
+};
+
 struct cpmsync_previewer {
 	struct cpmsync_loop *loop;
 	struct cpmsync_store *store;
 	char *helper;
 	struct job *jobs;
 	unsigned running;
+	struct proc spare; /* started ahead, waiting for a request */
+	bool have_spare;
+	struct cpmsync_loop_source *spare_timer;
 };
 
 static void job_free(struct job *j)
@@ -367,7 +381,7 @@ static void child_limit(int resource, rlim_t value)
 }
 
 /* Between fork() and exec: async-signal-safe calls only. */
-static void child(const char *helper, int sock, int input, int devnull)
+static void child(const char *helper, int sock, int devnull)
 {
 	char *const argv[] = { (char *)"cpm-preview", NULL };
 	char *const envp[] = { NULL };
@@ -375,15 +389,124 @@ static void child(const char *helper, int sock, int input, int devnull)
 
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (dup2(sock, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 || dup2(input, 3) < 0)
+	if (dup2(sock, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
 		_exit(127);
-	close_range(4, ~0u, 0);
+	close_range(3, ~0u, 0);
 	child_limit(RLIMIT_AS, HELPER_AS_LIMIT);
 	child_limit(RLIMIT_CPU, HELPER_CPU_LIMIT);
 	child_limit(RLIMIT_CORE, 0);
 	child_limit(RLIMIT_FSIZE, 0);
 	execve(helper, argv, envp);
 	_exit(127);
+}
+
+/* A helper process, started and waiting for its request. */
+static int proc_start(struct cpmsync_previewer *p, struct proc *ret)
+{
+	int sv[2] = { -1, -1 }, devnull, r;
+	pid_t pid;
+
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = -errno;
+		if (devnull >= 0)
+			close(devnull);
+		return r;
+	}
+	pid = fork();
+	if (pid == 0)
+		child(p->helper, sv[1], devnull);
+	r = pid < 0 ? -errno : 0;
+	close(sv[1]);
+	close(devnull);
+	if (r < 0) {
+		close(sv[0]);
+		return r;
+	}
+	ret->pid = pid;
+	ret->sock = sv[0];
+	ret->pidfd = pidfd_open(pid, 0);
+	if (ret->pidfd < 0) {
+		r = -errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(sv[0]);
+		return r;
+	}
+	return 0;
+}
+
+/* Kills and reaps. */
+static void proc_kill(struct proc *pr)
+{
+	siginfo_t si;
+
+	pidfd_send_signal(pr->pidfd, SIGKILL, NULL, 0);
+	(void)waitid((idtype_t)3 /* P_PIDFD */, (id_t)pr->pidfd, &si, WEXITED);
+	close(pr->pidfd);
+	close(pr->sock);
+	pr->pidfd = pr->sock = -1;
+}
+
+static bool proc_alive(const struct proc *pr)
+{
+	siginfo_t si = { 0 };
+
+	return waitid((idtype_t)3 /* P_PIDFD */, (id_t)pr->pidfd, &si,
+		      WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	       si.si_pid == 0;
+}
+
+static void spare_retire(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_previewer *p = userdata;
+
+	(void)src;
+	p->spare_timer = cpmsync_loop_source_remove(p->spare_timer);
+	if (p->have_spare)
+		proc_kill(&p->spare);
+	p->have_spare = false;
+}
+
+/* Keeps one helper started ahead of the next request (the start-up cost
+ * is most of a small preview's), retired after SPARE_IDLE_MS unused. */
+static void spare_refill(struct cpmsync_previewer *p)
+{
+	if (!p->have_spare && proc_start(p, &p->spare) == 0)
+		p->have_spare = true;
+	if (!p->have_spare)
+		return;
+	if (p->spare_timer)
+		cpmsync_loop_timer_set(p->spare_timer, SPARE_IDLE_MS, 0);
+	else
+		(void)cpmsync_loop_add_timer(p->loop, SPARE_IDLE_MS, 0, spare_retire, p, NULL,
+					     &p->spare_timer);
+}
+
+/* The request and the image's fd, in one message. */
+static void send_request(int sock, const uint8_t *hdr, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { .iov_base = (void *)hdr, .iov_len = CPMSYNC_PREVIEW_HEADER_SIZE };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf) };
+	struct cmsghdr *c;
+
+	memset(&control, 0, sizeof(control));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	/* 32 bytes into an empty socket buffer: never blocks.  A helper that
+	 * is gone already is told by its exit. */
+	while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
 }
 
 static int helper_spawn(struct job *j)
@@ -393,8 +516,9 @@ static int helper_spawn(struct job *j)
 					       .width = j->width,
 					       .height = j->height };
 	uint8_t hdr[CPMSYNC_PREVIEW_HEADER_SIZE];
-	int sv[2] = { -1, -1 }, devnull = -1, r;
+	struct proc pr;
 	struct stat st;
+	int r;
 
 	if (fstat(j->input_fd, &st) < 0)
 		return -errno;
@@ -407,34 +531,23 @@ static int helper_spawn(struct job *j)
 			  strerror(errno));
 		return -CPMSYNC_E_NOT_SUPPORTED;
 	}
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		r = -errno;
-		goto fail;
+	if (p->have_spare) {
+		p->have_spare = false;
+		if (proc_alive(&p->spare)) {
+			pr = p->spare;
+		} else {
+			proc_kill(&p->spare); /* reaps it */
+			r = proc_start(p, &pr);
+		}
+	} else {
+		r = proc_start(p, &pr);
 	}
-	j->pid = fork();
-	if (j->pid < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if (j->pid == 0)
-		child(p->helper, sv[1], j->input_fd, devnull);
-	close(sv[1]);
-	sv[1] = -1;
-	close(devnull);
-	devnull = -1;
-	j->sock = sv[0];
-	j->pidfd = pidfd_open(j->pid, 0);
-	if (j->pidfd < 0) {
-		r = -errno;
-		kill(j->pid, SIGKILL);
-		waitpid(j->pid, NULL, 0);
+	if (r < 0)
 		return r;
-	}
-	/* 32 bytes into an empty socket buffer: never blocks. */
-	if (cpmsync_write_all(j->sock, hdr, sizeof(hdr)) < 0) {
-		/* the helper is gone already; its exit tells why */
-	}
+	j->pid = pr.pid;
+	j->pidfd = pr.pidfd;
+	j->sock = pr.sock;
+	send_request(j->sock, hdr, j->input_fd);
 	fcntl(j->sock, F_SETFL, O_NONBLOCK);
 	buf_init(&j->resp, CPMSYNC_PREVIEW_HEADER_SIZE + CPMSYNC_PREVIEW_MAX_OUTPUT);
 	r = cpmsync_loop_add_fd(p->loop, j->sock, CPMSYNC_LOOP_IN, on_sock, j, NULL, &j->sock_src);
@@ -445,23 +558,19 @@ static int helper_spawn(struct job *j)
 		r = cpmsync_loop_add_timer(p->loop, CPMSYNC_PREVIEW_TIMEOUT_MS, 0, on_timeout, j,
 					   NULL, &j->timer);
 	if (r < 0) {
-		pidfd_send_signal(j->pidfd, SIGKILL, NULL, 0);
-		waitpid(j->pid, NULL, 0);
+		j->sock_src = cpmsync_loop_source_remove(j->sock_src);
+		j->pid_src = cpmsync_loop_source_remove(j->pid_src);
+		pr = (struct proc){ .pid = j->pid, .pidfd = j->pidfd, .sock = j->sock };
+		proc_kill(&pr);
+		j->pidfd = j->sock = -1;
 		return r;
 	}
 	close(j->input_fd);
 	j->input_fd = -1;
 	j->stage = ST_HELPER;
 	p->running++;
+	spare_refill(p);
 	return 0;
-fail:
-	if (sv[0] >= 0)
-		close(sv[0]);
-	if (sv[1] >= 0)
-		close(sv[1]);
-	if (devnull >= 0)
-		close(devnull);
-	return r;
 }
 
 /* Starts queued jobs while there is room. */
@@ -935,6 +1044,9 @@ struct cpmsync_previewer *cpmsync_previewer_free(struct cpmsync_previewer *p)
 		if (!waits_on_session)
 			job_free(j);
 	}
+	p->spare_timer = cpmsync_loop_source_remove(p->spare_timer);
+	if (p->have_spare)
+		proc_kill(&p->spare);
 	free(p->helper);
 	free(p);
 	return NULL;

@@ -4,8 +4,8 @@
 #  - a JPEG and a PNG stored as messages give images of the requested size
 #    and format, checked by their magic bytes and dimensions (image-size
 #    reads the file's own header, not libvips);
-#  - a second call is answered from the cache: the helper does not run
-#    again (a wrapper counts its runs);
+#  - a second call is answered from the cache: no helper is started (a
+#    wrapper counts the helpers started; one is kept started ahead);
 #  - the part comes from the stored body or, beyond sync_bodies, is fetched
 #    from the server; the text part gives a UTF-8 excerpt;
 #  - the hostile corpus (tests/data/preview, plus an 81-megapixel JPEG made
@@ -130,11 +130,12 @@ check "JPEG part (200x150) -> image/jpeg 160x120" \
 	expect_image '<jpeg@preview.test>' 2 image/jpeg 160 120 "jpeg 160x120"
 check "it starts with the JPEG magic bytes" \
 	test "$(od -An -tx1 -N3 "$WORK/out" | tr -d ' ')" = ffd8ff
-check "the helper ran once" test "$(runs)" -eq 1
+# The library keeps one helper started ahead of the next preview (a spare).
+check "helpers started: the one that converted, and a spare" test "$(runs)" -eq 2
 cp "$WORK/out" "$WORK/first.jpg"
 check "the same preview again -> the same bytes" \
 	bash -c "'$DBUS' call '$INBOX' $F Preview tssuu $(id_of '<jpeg@preview.test>') 2 image/jpeg 160 120 | cmp -s - '$WORK/first.jpg'"
-check "... from the cache: the helper did not run again" test "$(runs)" -eq 1
+check "... from the cache: no helper started" test "$(runs)" -eq 2
 check "JPEG part -> image/png 100x100 (aspect kept: 100x75)" \
 	expect_image '<jpeg@preview.test>' 2 image/png 100 100 "png 100x75"
 check "it starts with the PNG magic bytes" \
@@ -147,7 +148,8 @@ check "PNG part -> image/png 4096x4096: never enlarged (150x100)" \
 	expect_image '<png@preview.test>' 2 image/png 4096 4096 "png 150x100"
 check "GIF part (64x48) -> image/png 32x32 (32x24)" \
 	expect_image '<gif@preview.test>' 2 image/png 32 32 "png 32x24"
-check "four helper runs more, none for the cached one" test "$(runs)" -eq 6
+check "five conversions more: five helpers more (each takes the spare, starts one)" \
+	test "$(runs)" -eq 7
 
 # --- text, and what cannot be converted ------------------------------------------
 printf 'Voil\303\240 la photo de l\047\303\251t\303\251,\nprise \303\240 Z\303\274rich.\n\nBob' >"$WORK/text.want"
@@ -202,7 +204,8 @@ check "the daemon is still running" kill -0 "$DAEMON_PID"
 check "... and idle" wait_state idle 10
 check "... and still previews" \
 	expect_image '<png@preview.test>' 2 image/jpeg 30 30 "jpeg 30x20"
-check "no helper process is left" bash -c "! pgrep -f '^$HELPER' >/dev/null"
+check "one helper process is left: the spare, waiting" \
+	eventually 5 test "$(pgrep -c -f "^$HELPER")" -eq 1
 
 # --- offline -------------------------------------------------------------------------
 "$DBUS" set "$A" org.cpmsync.Account1 Online b false >/dev/null
@@ -216,4 +219,8 @@ check "offline: a part to fetch is Offline" \
 	expect_error '<png@preview.test>' 2 image/png 11 11 \
 	"error org.cpmsync.Error.Offline: the body is not stored and the account is offline"
 
+kill "$DAEMON_PID"
+wait "$DAEMON_PID"
+DAEMON_PID=
+check "after the daemon stops, no helper is left" eventually 5 bash -c "! pgrep -f '^$HELPER'"
 finish

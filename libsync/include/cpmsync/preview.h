@@ -35,9 +35,11 @@ extern "C" {
 /* The helper protocol.
  *
  * The helper is started with fd 0 a stream socket (request in, response
- * out), fd 3 the image (a sealed memfd of exactly input_size bytes), fd 1
- * and 2 /dev/null, nothing else open.  It reads one request (a fixed
- * CPMSYNC_PREVIEW_HEADER_SIZE header), writes one response (a header of
+ * out), fd 1 and 2 /dev/null, nothing else open; it may be started before
+ * there is a request.  It reads one request (a fixed
+ * CPMSYNC_PREVIEW_HEADER_SIZE header, with the image attached to it as a
+ * file descriptor, SCM_RIGHTS: a sealed memfd of exactly input_size
+ * bytes), writes one response (a header of
  * the same size, then `length` bytes: the image, or the error text in
  * UTF-8), and exits.  All numbers are little-endian.  Anything that does
  * not decode is an error: the magic, the version, the kind, a format or
