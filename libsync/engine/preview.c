@@ -963,7 +963,9 @@ int cpmsync_preview(struct cpmsync_previewer *p, struct cpmsync_session *session
 		deliver_later(j);
 		return 0;
 	}
-	if (session && cpmsync_session_get_online(session) &&
+	/* CONVERT for images only: RFC 5259 has no "width x height
+	 * characters" for text, the excerpt is made here. */
+	if (fmt && session && cpmsync_session_get_online(session) &&
 	    cpmsync_session_has_capability(session, "CONVERT")) {
 		j->stage = ST_CONVERT;
 		r = cpmsync_session_preview(session, message_id, section, format, width, height,

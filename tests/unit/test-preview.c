@@ -862,6 +862,18 @@ START_TEST(test_preview_convert)
 			{ SCRIPT_SEND, "a11 OK [READ-ONLY] examined\r\n" },
 			{ SCRIPT_EXPECT, "a12 UID FETCH 5 (BODY.PEEK[2])" },
 			{ SCRIPT_SEND, gif_literal },
+			/* text: never CONVERT, always fetched and made here */
+			{ SCRIPT_EXPECT, "a13 EXAMINE INBOX" },
+			{ SCRIPT_SEND, "a13 OK [READ-ONLY] examined\r\n" },
+			{ SCRIPT_EXPECT, "a14 UID FETCH 5 (BODY.PEEK[1.MIME])" },
+			{ SCRIPT_SEND, "* 1 FETCH (UID 5 BODY[1.MIME] {43}\r\n"
+				       "Content-Type: text/plain; charset=utf-8\r\n\r\n)\r\n"
+				       "a14 OK fetched\r\n" },
+			{ SCRIPT_EXPECT, "a15 EXAMINE INBOX" },
+			{ SCRIPT_SEND, "a15 OK [READ-ONLY] examined\r\n" },
+			{ SCRIPT_EXPECT, "a16 UID FETCH 5 (BODY.PEEK[1])" },
+			{ SCRIPT_SEND, "* 1 FETCH (UID 5 BODY[1] {13}\r\nHello there\r\n)\r\n"
+				       "a16 OK fetched\r\n" },
 			{ SCRIPT_STALL, NULL },
 			{ SCRIPT_END, NULL },
 		};
@@ -903,6 +915,15 @@ START_TEST(test_preview_convert)
 	image_size(res.data, res.len, "image/jpeg", &w, &h);
 	ck_assert_uint_eq(w, 64); /* good.gif is 64x48: never enlarged */
 	ck_assert_uint_eq(h, 48);
+	free(res.data);
+
+	memset(&res, 0, sizeof(res));
+	ck_assert_int_eq(
+		cpmsync_preview(spv, session, id, "1", "text/plain", 40, 2, result_cb, &res), 0);
+	ck_assert(test_loop_run_until(loop, &res.done, 10000));
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_uint_eq(res.len, 11);
+	ck_assert_int_eq(memcmp(res.data, "Hello there", 11), 0);
 	free(res.data);
 
 	cpmsync_session_free(session);
