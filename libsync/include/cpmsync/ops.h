@@ -131,6 +131,15 @@ typedef int (*cpmsync_failed_op_fn)(const struct cpmsync_failed_op *op, void *us
 int cpmsync_store_foreach_failed(struct cpmsync_store *store, const char *account,
 				 cpmsync_failed_op_fn cb, void *userdata);
 int cpmsync_store_failed_count(struct cpmsync_store *store, const char *account, uint32_t *ret);
+/*
+ * The account's queued operations (journaled, not yet applied on the
+ * server, not failed: what Account1.PendingOperations counts) in journal
+ * order, in the same form: code, text, tries and time tell the last
+ * refusal of one that waits to be tried again ("" and 0 when none).  Read
+ * access is enough (cpmctl pending).  Errors as for foreach_failed.
+ */
+int cpmsync_store_foreach_pending(struct cpmsync_store *store, const char *account,
+				  cpmsync_failed_op_fn cb, void *userdata);
 /* The failed operation id of account is queued again, as if new (tries 0),
  * and so are the account's operations that failed only because one they
  * need had failed (they fail again, at the next replay, if it still has).

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Reading the queued operations (cpmsync/ops.h): journal rows not yet
+ * applied on the server and not failed (failed = 0), the rows that
+ * Account1.PendingOperations counts.  One SELECT, LEFT JOINed from the
+ * account row as in store-failed.c, so that an unknown account is told
+ * from one with nothing queued in the same snapshot.
+ */
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+
+#include "store/journal.h"
+#include "store/store.h"
+
+int cpmsync_store_foreach_pending(struct cpmsync_store *store, const char *account,
+				  cpmsync_failed_op_fn cb, void *userdata)
+{
+	struct store *s = store_from_public(store);
+	bool known = false;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!s || !account || !cb)
+		return -EINVAL;
+	r = store_prepare(
+		s,
+		"SELECT j.id, coalesce(j.op, ''), coalesce(f.name, ''), coalesce(j.message_id, 0),"
+		" coalesce(j.code, ''), coalesce(j.refused, ''), coalesce(j.tries, 0),"
+		" coalesce(j.tried, 0), j.args"
+		" FROM account a"
+		" LEFT JOIN journal j ON j.account_id = a.id AND j.failed = 0"
+		" LEFT JOIN folder f ON f.id = j.folder_id"
+		" WHERE a.name = ?1 ORDER BY j.id",
+		&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	while ((r = store_step(s, st)) > 0) {
+		int64_t message_id = sqlite3_column_int64(st, 3);
+		const char *args = (const char *)sqlite3_column_text(st, 8);
+		struct cpmsync_failed_op op;
+		enum journal_op jop;
+
+		known = true;
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+			continue;
+		if (journal_op_from_string((const char *)sqlite3_column_text(st, 1), &jop) < 0)
+			jop = _JOURNAL_OP_MAX;
+		op = (struct cpmsync_failed_op){
+			.id = sqlite3_column_int64(st, 0),
+			.operation = journal_op_contract_name(jop, args),
+			.folder = (const char *)sqlite3_column_text(st, 2),
+			.message_ids = message_id ? &message_id : NULL,
+			.n_message_ids = message_id ? 1 : 0,
+			.code = (const char *)sqlite3_column_text(st, 4),
+			.text = (const char *)sqlite3_column_text(st, 5),
+			.tries = (uint32_t)sqlite3_column_int64(st, 6),
+			.time = sqlite3_column_int64(st, 7),
+		};
+		if (!op.operation) /* a name this version does not know */
+			op.operation = (const char *)sqlite3_column_text(st, 1);
+		/* The columns are never NULL (coalesce()): NULL is out of memory. */
+		if (!op.operation || !op.folder || !op.code || !op.text) {
+			sqlite3_reset(st);
+			return -ENOMEM;
+		}
+		r = cb(&op, userdata);
+		if (r < 0) {
+			sqlite3_reset(st);
+			return r;
+		}
+	}
+	if (r < 0)
+		return r;
+	if (!known) {
+		store_set_error(s, "account \"%s\" not found", account);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	return 0;
+}
