@@ -40,13 +40,10 @@
 #include <cpmsync/store.h>
 
 #include "config.h"
+#include "cpmctl.h"
 #include "util.h"
 
-enum {
-	EXIT_USAGE = 2,
-};
-
-static const char *opt_config_path; /* the global --config, NULL when not given */
+const char *opt_config_path; /* the global --config, NULL when not given */
 
 static const char dump_usage[] = "Usage: cpmctl dump [--db PATH] [ACCOUNT [FOLDER]]\n";
 
@@ -102,7 +99,7 @@ static void usage(FILE *f)
  * The reader of stdout is gone: die of SIGPIPE, which we ignore (and
  * libdbus too) so that a D-Bus socket's EPIPE is an error code instead.
  */
-static _Noreturn void stdout_reader_gone(void)
+_Noreturn void stdout_reader_gone(void)
 {
 	signal(SIGPIPE, SIG_DFL);
 	raise(SIGPIPE);
@@ -121,7 +118,7 @@ static bool stdout_pipe_closed(void)
  * Flushes stdout and reports a write error that happened at any point
  * (stdio keeps the error flag).  Returns the exit status to use.
  */
-static int finish_stdout(int status)
+int finish_stdout(int status)
 {
 	errno = 0;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -143,7 +140,7 @@ static int finish_stdout(int status)
  * invalid is an error: it would be for the daemon too.
  * Returns a string to free(), or NULL after printing why.
  */
-static char *database_path(const char *config_path)
+char *database_path(const char *config_path)
 {
 	_cleanup_free_ char *def = NULL;
 	struct config *cfg = NULL;
@@ -202,7 +199,7 @@ static const char *without_path(const char *msg, const char *path)
 }
 
 /* The store at db, read-only; NULL after printing why. */
-static struct cpmsync_store *open_store_readonly(const char *db)
+struct cpmsync_store *open_store_readonly(const char *db)
 {
 	struct cpmsync_store *store = NULL;
 	char *err = NULL;
@@ -305,17 +302,6 @@ static int cmd_dump(int argc, char **argv, const char *config_path)
  * ---------------------------------------------------------------------
  */
 
-#define BUS_NAME	     "org.cpmsync"
-#define ROOT_PATH	     "/org/cpmsync"
-#define IFACE_ACCOUNT	     "org.cpmsync.Account1"
-#define IFACE_FOLDER	     "org.cpmsync.Folder1"
-#define IFACE_PROPERTIES     "org.freedesktop.DBus.Properties"
-#define IFACE_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
-#define IFACE_DBUS	     "org.freedesktop.DBus"
-
-/* Every method call but the wait of `sync`; a body fetched from the
- * server may take a while. */
-#define CALL_TIMEOUT_MS	     (120 * 1000)
 #define LIST_PAGE	     1000u
 #define SYNC_TIMEOUT_DEFAULT 600u
 /* How long `sync` gives the connection attempt that its Sync call starts at
@@ -336,13 +322,13 @@ static const char store_usage[] = "Usage: cpmctl store ACCOUNT FOLDER FILE|- [FL
 static const char flag_usage[] = "Usage: cpmctl flag ACCOUNT FOLDER ID +FLAG|-FLAG...\n";
 static const char online_usage[] = "Usage: cpmctl online ACCOUNT [on|off]\n";
 
-static _Noreturn void dbus_oom(void)
+_Noreturn void dbus_oom(void)
 {
 	fputs("cpmctl: out of memory\n", stderr);
 	abort();
 }
 
-static const char *error_short_name(const char *name)
+const char *error_short_name(const char *name)
 {
 	const char *dot = name ? strrchr(name, '.') : NULL;
 
@@ -350,14 +336,14 @@ static const char *error_short_name(const char *name)
 }
 
 /* The daemon went away (or never was there) while we talked to it. */
-static bool error_is_no_daemon(const DBusError *e)
+bool error_is_no_daemon(const DBusError *e)
 {
 	return dbus_error_has_name(e, DBUS_ERROR_SERVICE_UNKNOWN) ||
 	       dbus_error_has_name(e, DBUS_ERROR_NAME_HAS_NO_OWNER);
 }
 
 /* Prints "cpmctl: [CONTEXT: ]Name: message" for a failed call and frees e. */
-static void report_error(DBusError *e, const char *context)
+void report_error(DBusError *e, const char *context)
 {
 	if (error_is_no_daemon(e)) {
 		fputs(not_running_msg, stderr);
@@ -371,7 +357,7 @@ static void report_error(DBusError *e, const char *context)
 	dbus_error_free(e);
 }
 
-static DBusMessage *new_call(const char *path, const char *iface, const char *method)
+DBusMessage *new_call(const char *path, const char *iface, const char *method)
 {
 	DBusMessage *m = dbus_message_new_method_call(BUS_NAME, path, iface, method);
 
@@ -384,7 +370,7 @@ static DBusMessage *new_call(const char *path, const char *iface, const char *me
  * Sends m (and unrefs it) and waits for the reply.  Returns the reply,
  * or NULL with *e set.
  */
-static DBusMessage *call(DBusConnection *conn, DBusMessage *m, int timeout_ms, DBusError *e)
+DBusMessage *call(DBusConnection *conn, DBusMessage *m, int timeout_ms, DBusError *e)
 {
 	DBusMessage *reply;
 
@@ -394,7 +380,7 @@ static DBusMessage *call(DBusConnection *conn, DBusMessage *m, int timeout_ms, D
 }
 
 /* Checks a reply's signature, printing why when it is not the expected one. */
-static bool reply_has_signature(DBusMessage *reply, const char *sig, const char *method)
+bool reply_has_signature(DBusMessage *reply, const char *sig, const char *method)
 {
 	if (dbus_message_has_signature(reply, sig))
 		return true;
@@ -410,7 +396,7 @@ static bool reply_has_signature(DBusMessage *reply, const char *sig, const char 
  * an error.  Returns the connection (unref it), or NULL after printing why
  * (quiet: without, for a caller that reads the store instead).
  */
-static DBusConnection *connect_daemon_quiet(bool activate, bool quiet)
+DBusConnection *connect_daemon_quiet(bool activate, bool quiet)
 {
 	DBusConnection *conn;
 	DBusError e;
@@ -458,7 +444,7 @@ static DBusConnection *connect_daemon_quiet(bool activate, bool quiet)
 	return NULL;
 }
 
-static DBusConnection *connect_daemon(bool activate)
+DBusConnection *connect_daemon(bool activate)
 {
 	return connect_daemon_quiet(activate, false);
 }
@@ -469,8 +455,7 @@ static DBusConnection *connect_daemon(bool activate)
  * Finds name in props (an iterator at an a{sv}) and points *ret at the
  * variant's content when it has the given type.
  */
-static bool prop_find(const DBusMessageIter *props, const char *name, int type,
-		      DBusMessageIter *ret)
+bool prop_find(const DBusMessageIter *props, const char *name, int type, DBusMessageIter *ret)
 {
 	DBusMessageIter dict = *props, it, entry;
 	const char *key;
@@ -496,7 +481,7 @@ static bool prop_find(const DBusMessageIter *props, const char *name, int type,
 	return false;
 }
 
-static bool prop_has(const DBusMessageIter *props, const char *name)
+bool prop_has(const DBusMessageIter *props, const char *name)
 {
 	DBusMessageIter dict = *props, it, entry;
 	const char *key;
@@ -518,7 +503,7 @@ static bool prop_has(const DBusMessageIter *props, const char *name)
 }
 
 /* A string (s) or object path (o) property, or def. */
-static const char *prop_str(const DBusMessageIter *props, const char *name, const char *def)
+const char *prop_str(const DBusMessageIter *props, const char *name, const char *def)
 {
 	DBusMessageIter v;
 	const char *s;
@@ -530,7 +515,7 @@ static const char *prop_str(const DBusMessageIter *props, const char *name, cons
 	return s;
 }
 
-static bool prop_u32(const DBusMessageIter *props, const char *name, uint32_t *ret)
+bool prop_u32(const DBusMessageIter *props, const char *name, uint32_t *ret)
 {
 	DBusMessageIter v;
 	dbus_uint32_t u;
@@ -542,7 +527,7 @@ static bool prop_u32(const DBusMessageIter *props, const char *name, uint32_t *r
 	return true;
 }
 
-static bool prop_u64(const DBusMessageIter *props, const char *name, uint64_t *ret)
+bool prop_u64(const DBusMessageIter *props, const char *name, uint64_t *ret)
 {
 	DBusMessageIter v;
 	dbus_uint64_t u;
@@ -554,7 +539,7 @@ static bool prop_u64(const DBusMessageIter *props, const char *name, uint64_t *r
 	return true;
 }
 
-static bool prop_i64(const DBusMessageIter *props, const char *name, int64_t *ret)
+bool prop_i64(const DBusMessageIter *props, const char *name, int64_t *ret)
 {
 	DBusMessageIter v;
 	dbus_int64_t x;
@@ -566,7 +551,7 @@ static bool prop_i64(const DBusMessageIter *props, const char *name, int64_t *re
 	return true;
 }
 
-static bool prop_bool(const DBusMessageIter *props, const char *name, bool *ret)
+bool prop_bool(const DBusMessageIter *props, const char *name, bool *ret)
 {
 	DBusMessageIter v;
 	dbus_bool_t b;
@@ -581,7 +566,7 @@ static bool prop_bool(const DBusMessageIter *props, const char *name, bool *ret)
 /* ---- output helpers ---- */
 
 /* A value as one field: TAB, CR and LF become spaces. */
-static void put_field(const char *s)
+void put_field(const char *s)
 {
 	for (; *s; s++)
 		putchar(*s == '\t' || *s == '\r' || *s == '\n' ? ' ' : *s);
@@ -589,7 +574,7 @@ static void put_field(const char *s)
 
 /* ---- --json: one JSON object per line, keys as the D-Bus properties ---- */
 
-static void json_str(const char *s)
+void json_str(const char *s)
 {
 	putchar('"');
 	for (; *s; s++) {
@@ -612,19 +597,19 @@ static void json_str(const char *s)
 }
 
 /* Starts a member: '{' before the first, ',' before the others. */
-static void json_key(const char *key, bool first)
+void json_key(const char *key, bool first)
 {
 	printf("%s\"%s\":", first ? "{" : ",", key);
 }
 
-static void json_key_str(const char *key, const char *value)
+void json_key_str(const char *key, const char *value)
 {
 	json_key(key, false);
 	json_str(value);
 }
 
 /* "YYYY-MM-DD HH:MM:SS" in local time, or "never" for 0. */
-static void format_local_time(uint64_t t, char *buf, size_t size)
+void format_local_time(uint64_t t, char *buf, size_t size)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
@@ -634,7 +619,7 @@ static void format_local_time(uint64_t t, char *buf, size_t size)
 }
 
 /* "YYYY-MM-DDTHH:MM:SSZ", or "" for 0 (no date). */
-static void format_utc_time(int64_t t, char *buf, size_t size)
+void format_utc_time(int64_t t, char *buf, size_t size)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
@@ -644,28 +629,14 @@ static void format_utc_time(int64_t t, char *buf, size_t size)
 		strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int cmp_str(const void *a, const void *b)
+int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* ---- the object tree ---- */
 
-struct object {
-	const char *path;
-	bool is_account, is_folder;
-	DBusMessageIter account; /* a{sv} of Account1 */
-	DBusMessageIter folder;	 /* a{sv} of Folder1 */
-	const char *name;	 /* the Name property of either, or "" */
-};
-
-struct objects {
-	DBusMessage *reply; /* owns every string and iterator below */
-	struct object *v;
-	size_t n;
-};
-
-static void objects_free(struct objects *objs)
+void objects_free(struct objects *objs)
 {
 	if (objs->reply)
 		dbus_message_unref(objs->reply);
@@ -681,7 +652,7 @@ static int cmp_object_name(const void *a, const void *b)
 }
 
 /* ObjectManager.GetManagedObjects on /org/cpmsync.  Returns 0, or 1 after printing why. */
-static int get_objects(DBusConnection *conn, struct objects *ret)
+int get_objects(DBusConnection *conn, struct objects *ret)
 {
 	struct objects objs = { 0 };
 	DBusMessageIter top, it, entry, ifaces, iface;
@@ -753,10 +724,8 @@ static char *escape_path_element(const char *name)
 	return out;
 }
 
-static struct object **sorted_accounts(struct objects *objs, size_t *ret_n);
-
 /* "unknown account 'x'; the accounts are: a, b" (or that there is none). */
-static void report_unknown_account(struct objects *objs, const char *name)
+void report_unknown_account(struct objects *objs, const char *name)
 {
 	_cleanup_free_ struct object **v = NULL;
 	size_t n;
@@ -774,7 +743,7 @@ static void report_unknown_account(struct objects *objs, const char *name)
 
 /* The account object named name (by its Name property; by its path when
  * the daemon gives no Name), or NULL after printing "unknown account". */
-static struct object *find_account(struct objects *objs, const char *name)
+struct object *find_account(struct objects *objs, const char *name)
 {
 	_cleanup_free_ char *esc = escape_path_element(name);
 	_cleanup_free_ char *path = xasprintf(ROOT_PATH "/%s", esc);
@@ -790,7 +759,7 @@ static struct object *find_account(struct objects *objs, const char *name)
 }
 
 /* Account objects sorted bytewise by name; free() the array. */
-static struct object **sorted_accounts(struct objects *objs, size_t *ret_n)
+struct object **sorted_accounts(struct objects *objs, size_t *ret_n)
 {
 	struct object **v = xcalloc(objs->n + 1, sizeof(*v));
 	size_t n = 0;
@@ -808,8 +777,8 @@ static struct object **sorted_accounts(struct objects *objs, size_t *ret_n)
  * Account.FindFolder.  Returns the folder's object path (free()), or NULL
  * after printing why.
  */
-static char *find_folder(DBusConnection *conn, const struct object *account,
-			 const char *account_name, const char *folder)
+char *find_folder(DBusConnection *conn, const struct object *account, const char *account_name,
+		  const char *folder)
 {
 	DBusMessage *m, *reply;
 	const char *path;
@@ -846,7 +815,7 @@ static char *find_folder(DBusConnection *conn, const struct object *account,
  * is not NULL (the listing commands).  Returns -1 to go on (optind at the
  * first argument), else the exit status.
  */
-static int parse_json_option(int argc, char **argv, const char *cmd_usage, bool *json)
+int parse_json_option(int argc, char **argv, const char *cmd_usage, bool *json)
 {
 	enum { OPT_JSON = 256 };
 	static const struct option longopts[] = {
@@ -873,13 +842,13 @@ static int parse_json_option(int argc, char **argv, const char *cmd_usage, bool 
 	return -1;
 }
 
-static int parse_no_options(int argc, char **argv, const char *cmd_usage)
+int parse_no_options(int argc, char **argv, const char *cmd_usage)
 {
 	return parse_json_option(argc, argv, cmd_usage, NULL);
 }
 
 /* Checks the number of arguments after the options. */
-static bool nargs_ok(int n, int min, int max, const char *cmd, const char *cmd_usage)
+bool nargs_ok(int n, int min, int max, const char *cmd, const char *cmd_usage)
 {
 	if (n < min)
 		fprintf(stderr, "cpmctl %s: missing argument\n", cmd);
@@ -892,7 +861,7 @@ static bool nargs_ok(int n, int min, int max, const char *cmd, const char *cmd_u
 }
 
 /* A message id: decimal, no sign. */
-static bool parse_id(const char *s, uint64_t *ret)
+bool parse_id(const char *s, uint64_t *ret)
 {
 	unsigned long long v;
 	char *end;
@@ -1047,7 +1016,7 @@ out:
  * The folder's object path for ACCOUNT FOLDER (free()), or NULL after
  * printing why.
  */
-static char *lookup_folder(DBusConnection *conn, const char *account_name, const char *folder)
+char *lookup_folder(DBusConnection *conn, const char *account_name, const char *folder)
 {
 	struct objects objs = { 0 };
 	struct object *account;
@@ -1107,7 +1076,7 @@ static void print_message_row(const struct message_row *m, bool json)
 }
 
 /* One summary line; returns its Id in *ret_id. */
-static void print_summary(const DBusMessageIter *m, bool json, uint64_t *ret_id)
+void print_summary(const DBusMessageIter *m, bool json, uint64_t *ret_id)
 {
 	struct message_row row = {
 		.from = prop_str(m, "From", ""),
@@ -1336,7 +1305,7 @@ static int local_list(const char *account, const char *folder, bool json)
 /* ---- fetch ---- */
 
 /* Writes all of buf to stdout (after what stdio holds).  0, or 1 after printing why. */
-static int write_out(const void *buf, size_t len)
+int write_out(const void *buf, size_t len)
 {
 	int r;
 
@@ -2063,7 +2032,7 @@ static void progress_draw(struct sync_run *run)
 	run->line_drawn = true;
 }
 
-static int add_match(DBusConnection *conn, const char *rule)
+int add_match(DBusConnection *conn, const char *rule)
 {
 	DBusError e;
 
