@@ -66,12 +66,30 @@ static void usage(FILE *f)
 		"  store ACCOUNT FOLDER FILE|- [FLAG...]  store a message, print its new id\n"
 		"  flag ACCOUNT FOLDER ID +FLAG|-FLAG...  add and remove flags\n"
 		"  online ACCOUNT [on|off]          set (or print) the account's Online switch\n"
-		"  failed [ACCOUNT]                 operations the server refused for good:\n"
+		"  failed [--json] [ACCOUNT]        operations the server refused for good:\n"
 		"        ACCOUNT TAB ID TAB OPERATION TAB FOLDER TAB MESSAGE-IDS TAB CODE TAB "
 		"TRIES\n"
 		"        TAB TIME TAB TEXT (MESSAGE-IDS comma-separated, TIME UTC)\n"
 		"  retry ACCOUNT ID                 queue a failed operation again\n"
 		"  discard ACCOUNT ID               drop it; the server's state wins locally\n"
+		"  pending [--json] [--db PATH] [ACCOUNT]  changes queued for the server (read\n"
+		"        from the store), columns as failed's; CODE TRIES TIME TEXT: the last\n"
+		"        refusal of one that waits to be tried again\n"
+		"  folder create|delete ACCOUNT NAME, folder rename ACCOUNT NAME NEW-NAME\n"
+		"  copy ACCOUNT FOLDER ID... DESTINATION  prints ID TAB NEW-ID a message\n"
+		"  move ACCOUNT FOLDER ID... DESTINATION  the same, moved\n"
+		"  delete ACCOUNT FOLDER ID...      mark messages \\Deleted\n"
+		"  expunge ACCOUNT FOLDER           remove the messages marked \\Deleted\n"
+		"  metadata get [--json] ACCOUNT FOLDER ENTRY...  ENTRY TAB VALUE (FOLDER \"\":\n"
+		"        the server's); metadata set ACCOUNT FOLDER ENTRY VALUE... (\"\" removes)\n"
+		"  acl get [--json] ACCOUNT FOLDER  IDENTIFIER TAB RIGHTS; acl set ACCOUNT FOLDER\n"
+		"        IDENTIFIER RIGHTS; acl delete ACCOUNT FOLDER IDENTIFIER;\n"
+		"        acl myrights ACCOUNT FOLDER\n"
+		"  search [--json] ACCOUNT FOLDER [KEY:VALUE...]  matches, as list prints them;\n"
+		"        keys text from to subject since before (YYYY-MM-DD, @SECONDS) flag\n"
+		"        not-flag conversation\n"
+		"  watch [--json] [ACCOUNT]         the daemon's signals as they come, a line\n"
+		"        each: ACCOUNT TAB FOLDER TAB SIGNAL TAB DETAILS, until interrupted\n"
 		"  dump [--db PATH] [ACCOUNT [FOLDER]]\n"
 		"        every stored message, one line each, sorted by account and folder\n"
 		"        (bytewise) and uid:  ACCOUNT TAB FOLDER TAB UID TAB FLAGS TAB MESSAGE-ID\n"
@@ -88,7 +106,7 @@ static void usage(FILE *f)
 		"  -h, --help          this text\n"
 		"      --version       print the version\n"
 		"\n"
-		"dump reads the store directly (the daemon need not run); the other commands\n"
+		"dump and pending read the store directly (the daemon need not run); the others\n"
 		"talk to the running cpm-syncd over the session bus.  status never starts\n"
 		"the daemon; the others start it by D-Bus activation when the bus can.\n"
 		"Without a daemon, folders and list read the store (and say so on stderr).\n"
@@ -2255,12 +2273,12 @@ out:
 
 /* ---- failed operations: failed, retry, discard ---- */
 
-static const char failed_usage[] = "Usage: cpmctl failed [ACCOUNT]\n";
+static const char failed_usage[] = "Usage: cpmctl failed [--json] [ACCOUNT]\n";
 static const char retry_usage[] = "Usage: cpmctl retry ACCOUNT ID\n";
 static const char discard_usage[] = "Usage: cpmctl discard ACCOUNT ID\n";
 
 /* One failed operation (an a{sv} at op) as a line. */
-static void print_failed_op(const char *account, const DBusMessageIter *op)
+static void print_failed_op(const char *account, const DBusMessageIter *op, bool json)
 {
 	uint64_t id = 0;
 	uint32_t tries = 0;
@@ -2272,6 +2290,32 @@ static void print_failed_op(const char *account, const DBusMessageIter *op)
 	prop_u64(op, "Id", &id);
 	prop_u32(op, "Tries", &tries);
 	prop_i64(op, "Time", &t);
+	if (json) {
+		/* The dict's members, in the contract's order, after the account. */
+		json_key("Account", true);
+		json_str(account);
+		printf(",\"Id\":%" PRIu64, id);
+		json_key_str("Operation", prop_str(op, "Operation", ""));
+		json_key_str("Folder", prop_str(op, "Folder", ""));
+		fputs(",\"MessageIds\":[", stdout);
+		if (prop_find(op, "MessageIds", DBUS_TYPE_ARRAY, &v)) {
+			for (dbus_message_iter_recurse(&v, &ids);
+			     dbus_message_iter_get_arg_type(&ids) == DBUS_TYPE_UINT64;
+			     dbus_message_iter_next(&ids)) {
+				dbus_uint64_t m;
+
+				dbus_message_iter_get_basic(&ids, &m);
+				printf("%s%" PRIu64, first ? "" : ",", (uint64_t)m);
+				first = false;
+			}
+		}
+		putchar(']');
+		json_key_str("Code", prop_str(op, "Code", ""));
+		printf(",\"Tries\":%" PRIu32 ",\"Time\":%" PRId64, tries, t);
+		json_key_str("Text", prop_str(op, "Text", ""));
+		puts("}");
+		return;
+	}
 	format_utc_time(t, when, sizeof(when));
 	put_field(account);
 	printf("\t%" PRIu64 "\t", id);
@@ -2298,7 +2342,7 @@ static void print_failed_op(const char *account, const DBusMessageIter *op)
 }
 
 /* Account.ListFailedOperations of one account, printed; 0 or 1. */
-static int list_failed_of(DBusConnection *conn, const struct object *account)
+static int list_failed_of(DBusConnection *conn, const struct object *account, bool json)
 {
 	DBusMessageIter it, ops;
 	DBusMessage *reply;
@@ -2318,7 +2362,7 @@ static int list_failed_of(DBusConnection *conn, const struct object *account)
 	dbus_message_iter_init(reply, &it);
 	for (dbus_message_iter_recurse(&it, &ops);
 	     dbus_message_iter_get_arg_type(&ops) == DBUS_TYPE_ARRAY; dbus_message_iter_next(&ops))
-		print_failed_op(account->name, &ops);
+		print_failed_op(account->name, &ops, json);
 	dbus_message_unref(reply);
 	return 0;
 }
@@ -2328,10 +2372,11 @@ static int cmd_failed(int argc, char **argv)
 	struct objects objs = { 0 };
 	_cleanup_free_ struct object **acc = NULL;
 	DBusConnection *conn;
+	bool json = false;
 	size_t n;
 	int r;
 
-	r = parse_no_options(argc, argv, failed_usage);
+	r = parse_json_option(argc, argv, failed_usage, &json);
 	if (r >= 0)
 		return r;
 	if (!nargs_ok(argc - optind, 0, 1, "failed", failed_usage))
@@ -2345,12 +2390,12 @@ static int cmd_failed(int argc, char **argv)
 	if (argc - optind == 1) {
 		struct object *account = find_account(&objs, argv[optind]);
 
-		r = account ? list_failed_of(conn, account) : 1;
+		r = account ? list_failed_of(conn, account, json) : 1;
 		goto out;
 	}
 	acc = sorted_accounts(&objs, &n);
 	for (size_t i = 0; i < n && r == 0; i++)
-		r = list_failed_of(conn, acc[i]);
+		r = list_failed_of(conn, acc[i], json);
 out:
 	objects_free(&objs);
 	dbus_connection_unref(conn);
@@ -2434,7 +2479,10 @@ int main(int argc, char **argv)
 		{ "status", cmd_status }, { "sync", cmd_sync },	      { "folders", cmd_folders },
 		{ "list", cmd_list },	  { "fetch", cmd_fetch },     { "store", cmd_store },
 		{ "flag", cmd_flag },	  { "online", cmd_online },   { "failed", cmd_failed },
-		{ "retry", cmd_retry },	  { "discard", cmd_discard },
+		{ "retry", cmd_retry },	  { "discard", cmd_discard }, { "pending", cmd_pending },
+		{ "folder", cmd_folder }, { "copy", cmd_copy },	      { "move", cmd_move },
+		{ "delete", cmd_delete }, { "expunge", cmd_expunge }, { "metadata", cmd_metadata },
+		{ "acl", cmd_acl },	  { "search", cmd_search },   { "watch", cmd_watch },
 	};
 	const char *config_path = NULL, *cmd;
 	int ch;

@@ -3,9 +3,10 @@
 
 /*
  * What the files of cpmctl share: cpmctl.c has main(), the output and
- * D-Bus helpers and the commands; the command files agent/cpmctl-*.c that
- * come next use the helpers through this header.  Exit status: 0 done,
- * 1 failed (the reason on stderr), EXIT_USAGE bad usage.
+ * D-Bus helpers and the first commands; cpmctl-edit.c the commands that
+ * change folders, messages, metadata and ACLs, search and pending;
+ * cpmctl-watch.c the signal monitor.  Exit status: 0 done, 1 failed (the
+ * reason on stderr), EXIT_USAGE bad usage.
  */
 
 #include <stdbool.h>
@@ -133,3 +134,16 @@ int parse_no_options(int argc, char **argv, const char *cmd_usage);
 bool nargs_ok(int n, int min, int max, const char *cmd, const char *cmd_usage);
 /* A message id: decimal, no sign; "invalid message id" otherwise. */
 bool parse_id(const char *s, uint64_t *ret);
+
+/* ---- the commands of the other files ---- */
+
+int cmd_folder(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
+int cmd_move(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_expunge(int argc, char **argv);
+int cmd_metadata(int argc, char **argv);
+int cmd_acl(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_pending(int argc, char **argv);
+int cmd_watch(int argc, char **argv);

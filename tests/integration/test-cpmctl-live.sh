@@ -91,16 +91,277 @@ complete_words() {
 	PATH=$BDIR:$PATH bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _cpmctl
 		printf "%s\n" "${COMPREPLY[@]}"' - "$TOP/agent/cpmctl.bash-completion" "$@"
 }
-check "completion: commands from --help" test "$(complete_words cpmctl f | tr '\n' ' ')" = "folders fetch flag failed "
+check "completion: commands from --help" test "$(complete_words cpmctl f | tr '\n' ' ')" = "folders fetch flag failed folder "
 check "completion: accounts from status" test "$(complete_words cpmctl list '')" = a
 check "completion: folders of the account" \
 	test "$(complete_words cpmctl list a '' | tr '\n' ' ')" = "Drafts INBOX Sent Trash "
 check "completion: --json for list" test "$(complete_words cpmctl list --j)" = --json
+check "completion: folder's subcommands" test "$(complete_words cpmctl folder '' | tr '\n' ' ')" = "create rename delete "
+check "completion: acl's subcommands" test "$(complete_words cpmctl acl m)" = myrights
+check "completion: the account after a subcommand" test "$(complete_words cpmctl metadata get '')" = a
+check "completion: folders for acl get ACCOUNT" \
+	test "$(complete_words cpmctl acl get a '' | tr '\n' ' ')" = "Drafts INBOX Sent Trash "
+check "completion: the destination of copy" test "$(complete_words cpmctl copy a INBOX 5 T)" = Trash
+check "completion: metadata entries" test "$(complete_words cpmctl metadata get a INBOX /p)" = /private/comment
+check "completion: search keys" test "$(complete_words cpmctl search a INBOX su)" = subject:
+check "completion: pending's options" test "$(complete_words cpmctl pending -- | tr '\n' ' ')" = "--json --db --help "
+check "completion: the new commands are offered" test "$(complete_words cpmctl w)" = watch
 
 # --- an unknown account names the known ones -----------------------------------------------
 run 1 folders nope
 check "folders of an unknown account: the known ones listed" \
 	test "$(cat "$WORK/err")" = "cpmctl: unknown account 'nope'; the account is: a"
+
+# --- the commands that change things, each checked on the server -------------------------
+# is_out TEXT: stdout is exactly TEXT (a final newline added), stderr empty
+is_out() {
+	printf '%s\n' "$1" >"$WORK/want"
+	same "$WORK/want" "$WORK/out" && { [ ! -s "$WORK/err" ] || { sed 's/^/    stderr: /' "$WORK/err"; return 1; }; }
+}
+# no_out: stdout and stderr empty
+no_out() {
+	if [ -s "$WORK/out" ] || [ -s "$WORK/err" ]; then
+		sed 's/^/    /' "$WORK/out" "$WORK/err"
+		return 1
+	fi
+}
+# err_is TEXT: stderr is exactly TEXT, stdout empty
+err_is() {
+	printf '%s\n' "$1" >"$WORK/want"
+	same "$WORK/want" "$WORK/err" && [ ! -s "$WORK/out" ]
+}
+# usage_err EXIT-2-ARGS... : exit 2, the first line of stderr as given, then the usage
+usage_err() { # FIRST-LINE CMD-ARGS...
+	local first=$1
+	shift
+	run 2 "$@" || return 1
+	if [ "$(head -n 1 "$WORK/err")" != "$first" ] || ! grep -q '^Usage: cpmctl' "$WORK/err" ||
+		[ -s "$WORK/out" ]; then
+		sed 's/^/    stderr: /' "$WORK/err"
+		return 1
+	fi
+}
+mailboxes() { echo " $(da mailbox list -u "$USER1" | sort | tr '\n' ' ')"; }
+# uid_of FOLDER MESSAGE-ID: the server's uid of the message, "" when absent
+uid_of() { da search -u "$USER1" mailbox "$1" header message-id "$2" | awk '{print $2}'; }
+flags_of() { da -f tab fetch -u "$USER1" flags mailbox "$1" header message-id "$2" | tail -n +2; }
+
+# folder create / rename / delete
+run 0 folder create a Work
+check "folder create a Work: exit 0, nothing printed" no_out
+run 0 sync a
+check "folder create: the folder is on the server" bash -c "[[ '$(mailboxes)' == *' Work '* ]]"
+run 0 folder rename a Work Done
+check "folder rename a Work Done: exit 0, nothing printed" no_out
+run 0 sync a
+m=$(mailboxes)
+check "folder rename: Done on the server, Work gone ($m)" bash -c "[[ '$m' == *' Done '* && '$m' != *' Work '* ]]"
+run 0 folders a
+check "folder rename: folders lists Done" grep -q $'^Done\t0\t0$' "$WORK/out"
+run 0 folder delete a Done
+run 0 sync a
+check "folder delete: gone from the server" bash -c "[[ '$(mailboxes)' != *' Done '* ]]"
+run 1 folder delete a Nope
+check "folder delete of an unknown folder: exit 1, the daemon's reason" \
+	err_is "cpmctl: DeleteFolder: NotFound: no folder \"Nope\" in account \"a\""
+check "folder frob: exit 2" usage_err "cpmctl folder: unknown subcommand 'frob'" folder frob a X
+check "folder: exit 2" usage_err "cpmctl folder: missing subcommand" folder
+check "folder create a: exit 2" usage_err "cpmctl folder: missing argument" folder create a
+check "folder rename a X: exit 2" usage_err "cpmctl folder: missing argument" folder rename a X
+check "folder create a X Y: exit 2" usage_err "cpmctl folder: too many arguments" folder create a X Y
+check "folder create a '': exit 2" usage_err "cpmctl folder: empty folder name" folder create a ''
+run 1 folder create nope X
+check "folder create in an unknown account: the known ones listed" \
+	err_is "cpmctl: unknown account 'nope'; the account is: a"
+
+# copy, move, delete, expunge
+msg_text "<copy@live.test>" 400 "to copy" >"$WORK/copy.eml"
+msg_text "<move@live.test>" 400 "to move" >"$WORK/move.eml"
+run 0 store a INBOX "$WORK/copy.eml"
+C=$(cat "$WORK/out")
+run 0 store a INBOX "$WORK/move.eml"
+M=$(cat "$WORK/out")
+run 0 folder create a Keep
+run 0 sync a
+check "two messages stored and a folder Keep made, on the server" \
+	bash -c "[ -n '$(uid_of INBOX '<copy@live.test>')' ] && [ -n '$(uid_of INBOX '<move@live.test>')' ] && [[ '$(mailboxes)' == *' Keep '* ]]"
+run 0 copy a INBOX "$C" Keep
+C2=$(cut -f 2 "$WORK/out")
+check "copy a INBOX $C Keep: 'ID TAB NEW-ID'" bash -c "[ \"\$(cut -f 1 '$WORK/out')\" = '$C' ] && [ '$C2' -gt 0 ] && [ \$(wc -l <'$WORK/out') -eq 1 ] && [ ! -s '$WORK/err' ]"
+run 0 move a INBOX "$M" Keep
+M2=$(cut -f 2 "$WORK/out")
+check "move a INBOX $M Keep: 'ID TAB NEW-ID'" bash -c "[ \"\$(cut -f 1 '$WORK/out')\" = '$M' ] && [ '$M2' -gt 0 ] && [ ! -s '$WORK/err' ]"
+run 0 sync a
+check "copy: on the server in both folders" \
+	bash -c "[ -n '$(uid_of INBOX '<copy@live.test>')' ] && [ -n '$(uid_of Keep '<copy@live.test>')' ]"
+check "move: on the server in Keep only" \
+	bash -c "[ -z '$(uid_of INBOX '<move@live.test>')' ] && [ -n '$(uid_of Keep '<move@live.test>')' ]"
+run 0 list a Keep
+check "list a Keep: the copy and the moved message under their new ids" \
+	test "$(cut -f 1 "$WORK/out" | sort -n | tr '\n' ' ')" = "$(printf '%s\n' "$C2" "$M2" | sort -n | tr '\n' ' ')"
+run 0 delete a INBOX "$C"
+check "delete a INBOX $C: exit 0, nothing printed" no_out
+run 0 sync a
+f=$(flags_of INBOX "<copy@live.test>")
+check "delete: \\Deleted on the server ($f)" bash -c "[[ '$f' == *'\\Deleted'* ]]"
+run 0 expunge a INBOX
+check "expunge a INBOX: exit 0, nothing printed" no_out
+run 0 sync a
+check "expunge: gone from the server's INBOX, the copy in Keep stays" \
+	bash -c "[ -z '$(uid_of INBOX '<copy@live.test>')' ] && [ -n '$(uid_of Keep '<copy@live.test>')' ]"
+check "copy a INBOX x Keep: exit 2" usage_err "cpmctl: invalid message id 'x'" copy a INBOX x Keep
+check "copy a INBOX 5: exit 2" usage_err "cpmctl copy: missing argument" copy a INBOX 5
+check "move a INBOX -1 Keep: exit 2" usage_err "cpmctl: invalid message id '-1'" move a INBOX -1 Keep
+check "move a INBOX 5 '': exit 2" usage_err "cpmctl move: empty destination folder" move a INBOX 5 ''
+check "delete a INBOX: exit 2" usage_err "cpmctl delete: missing argument" delete a INBOX
+check "expunge a: exit 2" usage_err "cpmctl expunge: missing argument" expunge a
+run 1 copy a INBOX 999999 Keep
+check "copy of an unknown id: exit 1, the daemon's reason" grep -q '^cpmctl: Copy: NotFound: ' "$WORK/err"
+run 1 delete a Nope 1
+check "delete in an unknown folder: exit 1" err_is "cpmctl: account 'a' has no folder 'Nope'"
+
+# metadata
+run 0 metadata set a INBOX /private/comment "hello cli"
+check "metadata set: exit 0, nothing printed" no_out
+run 0 sync a
+check "metadata set: the value on the server" \
+	test "$(da mailbox metadata get -u "$USER1" INBOX /private/comment)" = "hello cli"
+da mailbox metadata set -u "$USER1" INBOX /private/other "from doveadm" || bail "doveadm metadata set failed"
+run 0 metadata get a INBOX /private/comment /private/other
+check "metadata get: ENTRY TAB VALUE, sorted" is_out $'/private/comment\thello cli\n/private/other\tfrom doveadm'
+run 0 metadata get --json a INBOX /private/other
+check "metadata get --json" is_out '{"Entry":"/private/other","Value":"from doveadm"}'
+run 0 metadata set a "" /private/comment "server wide"
+run 0 sync a
+check "metadata set on the server (FOLDER \"\")" \
+	test "$(da mailbox metadata get -u "$USER1" -s "" /private/comment 2>&1)" = "server wide"
+run 0 metadata get a "" /private/comment
+check "metadata get of a server entry" is_out $'/private/comment\tserver wide'
+run 0 metadata set a INBOX /private/comment ""
+run 0 sync a
+check "metadata set ENTRY '': removed on the server" \
+	test -z "$(da mailbox metadata get -u "$USER1" INBOX /private/comment)"
+check "metadata get a INBOX comment: exit 2" \
+	usage_err "cpmctl metadata: invalid entry 'comment' (it starts with /private/ or /shared/)" metadata get a INBOX comment
+check "metadata set without a value: exit 2" \
+	usage_err "cpmctl metadata set: entry '/private/x' has no value" metadata set a INBOX /private/x v /private/x
+check "metadata set, an entry twice: exit 2" \
+	usage_err "cpmctl metadata set: entry '/private/x' given twice" metadata set a INBOX /private/x 1 /private/x 2
+check "metadata frob: exit 2" usage_err "cpmctl metadata: unknown subcommand 'frob'" metadata frob
+check "metadata get a INBOX: exit 2" usage_err "cpmctl metadata get: missing argument" metadata get a INBOX
+
+# ACL
+run 0 acl set a Keep "$USER2" lr
+check "acl set a Keep $USER2 lr: exit 0, nothing printed" no_out
+run 0 sync a
+da acl get -u "$USER1" Keep >"$WORK/acl.get" 2>&1
+check "acl set: on the server" grep -qE "^user=$USER2 +lookup read *\$" "$WORK/acl.get"
+run 0 acl get a Keep
+check "acl get: the identifier with its rights" grep -qx "$USER2"$'\tlr' "$WORK/out"
+check "acl get: the owner too, sorted" \
+	bash -c "[ \"\$(cut -f 1 '$WORK/out' | tr '\n' ' ')\" = \"\$(cut -f 1 '$WORK/out' | LC_ALL=C sort | tr '\n' ' ')\" ] && [ \$(wc -l <'$WORK/out') -ge 2 ]"
+run 0 acl get --json a Keep
+check "acl get --json" grep -qx '{"Identifier":"'"$USER2"'","Rights":"lr"}' "$WORK/out"
+run 0 acl myrights a Keep
+# all_rights: one line of RFC 4314 rights holding every right of RFC 4314 2.1
+all_rights() {
+	local r c
+	r=$(cat "$WORK/out")
+	[[ $r =~ ^[a-z0-9]+$ ]] || { echo "    got '$r'"; return 1; }
+	for c in l r s w i p k x t e a; do
+		[[ $r == *$c* ]] || { echo "    got '$r': no $c"; return 1; }
+	done
+}
+check "acl myrights: the owner's rights (every right)" all_rights
+run 0 acl delete a Keep "$USER2"
+run 0 sync a
+da acl get -u "$USER1" Keep >"$WORK/acl.get" 2>&1
+check "acl delete: gone from the server" bash -c "! grep -q 'user=$USER2' '$WORK/acl.get'"
+check "acl set with +rights: exit 2" usage_err \
+	"cpmctl acl set: invalid rights '+l' (RFC 4314 letters such as lrswipkxtea; use acl delete to remove them all)" \
+	acl set a Keep "$USER2" +l
+check "acl set a Keep $USER2: exit 2" usage_err "cpmctl acl set: missing argument" acl set a Keep "$USER2"
+check "acl get a: exit 2" usage_err "cpmctl acl get: missing argument" acl get a
+check "acl frob: exit 2" usage_err "cpmctl acl: unknown subcommand 'frob'" acl frob a Keep
+
+# search
+run 0 search a INBOX subject:sections
+grep $'\tsections$' "$WORK/list" >"$WORK/want"
+check "search subject:sections: the message, as list prints it" same "$WORK/want" "$WORK/out"
+run 0 search --json a INBOX subject:sections from:tester
+check "search --json subject: from:" json_check "$WORK/out" '[m["Id"] for m in L] == ['"$ID"']'
+run 0 search a INBOX from:nobody-at-all
+check "search with no match: nothing, exit 0" no_out
+run 0 search a INBOX since:2026-11-28 before:2099-01-01 not-flag:'\Deleted'
+check "search since: before: not-flag: the two INBOX messages" \
+	test "$(cut -f 1 "$WORK/out" | sort -n | tr '\n' ' ')" = "$(cut -f 1 "$WORK/list" | sort -n | tr '\n' ' ')"
+run 0 search a INBOX flag:'\Seen'
+check "search flag:\\Seen: none is seen" no_out
+check "search bogus:x: exit 2" usage_err \
+	"cpmctl search: unknown criterion 'bogus:' (keys: text from to subject since before flag not-flag conversation)" \
+	search a INBOX bogus:x
+check "search since:yesterday: exit 2" usage_err \
+	"cpmctl search: invalid date 'yesterday' in 'since:yesterday' (YYYY-MM-DD or @SECONDS)" \
+	search a INBOX since:yesterday
+check "search subject twice: exit 2" usage_err "cpmctl search: 'subject:' given twice" \
+	search a INBOX subject:a subject:b
+check "search a word: exit 2" usage_err \
+	"cpmctl search: 'hello' is not a criterion (KEY:VALUE; keys: text from to subject since before flag not-flag conversation)" \
+	search a INBOX hello
+check "search text:: exit 2" usage_err "cpmctl search: 'text:' has no value" search a INBOX text:
+
+# watch: signals as they come, and pending: the queue while offline
+"$CPMCTL" watch a >"$WORK/watch.out" 2>"$WORK/watch.err" &
+WATCH_PID=$!
+"$CPMCTL" watch --json >"$WORK/watch.json" 2>"$WORK/watch-json.err" &
+WATCHJ_PID=$!
+BG_PIDS+=("$WATCH_PID" "$WATCHJ_PID")
+check "watch says that it listens" eventually 10 grep -qx "cpmctl: watching account 'a'; interrupt to stop" "$WORK/watch.err"
+check "watch --json says that it listens" eventually 10 grep -qx "cpmctl: watching every account; interrupt to stop" "$WORK/watch-json.err"
+run 0 online a off
+check "online a off: State offline" wait_state offline 5
+run 0 flag a Keep "$M2" +'\Flagged'
+run 0 pending a
+check "pending a: the queued flag change" \
+	bash -c "[ \"\$(cut -f 1,3- '$WORK/out')\" = \"\$(printf 'a\tflags\tKeep\t%s\t\t0\t\t' '$M2')\" ] && [ ! -s '$WORK/err' ]"
+run 0 pending --json a
+check "pending --json a" json_check "$WORK/out" \
+	'len(L) == 1 and {k: v for k, v in L[0].items() if k != "Id"} == {"Account": "a", "Operation": "flags", "Folder": "Keep", "MessageIds": ['"$M2"'], "Code": "", "Tries": 0, "Time": 0, "Text": ""}'
+run 0 pending
+check "pending (every account): the same line" test "$(cut -f 1,3- "$WORK/out")" = "$(printf 'a\tflags\tKeep\t%s\t\t0\t\t' "$M2")"
+run 1 pending nope
+check "pending nope: the store's accounts" err_is "cpmctl: unknown account 'nope'; the store '$WORK/store.db' holds: a"
+check "pending a b: exit 2" usage_err "cpmctl pending: too many arguments" pending a b
+check "watch: the flag change, one line" \
+	eventually 5 grep -qx $'a\tKeep\tMessagesChanged\t'"$M2" "$WORK/watch.out"
+# has_line FILE LINE: the file has that line, or it is shown
+has_line() { grep -qxF -- "$2" "$1" || { sed 's/^/    | /' "$1" | head -n 40; return 1; }; }
+check "watch: the account going offline" \
+	has_line "$WORK/watch.out" $'a\t\tPropertiesChanged\tState=offline PushState=off LastServerActivity=0'
+check "watch: Online" has_line "$WORK/watch.out" $'a\t\tPropertiesChanged\tOnline=false'
+check "watch: PendingOperations" grep -qx $'a\t\tPropertiesChanged\tPendingOperations=1' "$WORK/watch.out"
+run 0 online a on
+check "online a on: State idle" wait_state idle 20
+run 0 sync a
+run 0 pending a
+check "pending a after the sync: nothing queued" no_out
+check "the flag reached the server" bash -c "[[ '$(flags_of Keep '<move@live.test>')' == *'\\Flagged'* ]]"
+check "watch --json: the change, with its flags" eventually 5 json_check "$WORK/watch.json" \
+	'any(m["Account"] == "a" and m["Folder"] == "Keep" and m["Signal"] == "MessagesChanged" and m["Messages"][0]["Id"] == '"$M2"' and "\\Flagged" in m["Messages"][0]["Flags"] for m in L)'
+check "watch --json: SyncProgress of the sync" json_check "$WORK/watch.json" \
+	'any(m["Signal"] == "SyncProgress" and m["Account"] == "a" and m["Folder"] == "" and m["Total"] >= m["Done"] for m in L)'
+run 0 folder create a Fresh
+check "watch: a new folder" eventually 5 grep -qx $'a\tFresh\tInterfacesAdded\tFolder1' "$WORK/watch.out"
+kill -TERM "$WATCH_PID"
+wait "$WATCH_PID"
+st=$?
+check "watch runs until stopped by a signal (exit $st), nothing on stderr but the first line" \
+	bash -c "[ $st -eq 143 ] && [ \$(wc -l <'$WORK/watch.err') -eq 1 ]"
+kill "$WATCHJ_PID"
+wait "$WATCHJ_PID" 2>/dev/null
+run 1 watch nope
+check "watch nope: the known accounts" err_is "cpmctl: unknown account 'nope'; the account is: a"
+check "watch a b: exit 2" usage_err "cpmctl watch: too many arguments" watch a b
 
 # --- a reader that goes away: SIGPIPE, quietly, as for cat ------------------------------
 BIG=$(awk -F '\t' '$6 == "test <big@live.test>" { print $1 }' "$WORK/list")

@@ -181,6 +181,19 @@ wait "$writer_pid" 2>/dev/null
 writer_pid=
 dump_is "$WORK/all.want" "the writer's rolled-back row never shows" dump --db "$db"
 
+# pending: the fixture's queued APPENDs, read from the store like dump.
+printf '%s\n' $'a\t1\tstore\tINBOX\t98\t\t0\t\t' $'a\t2\tstore\tINBOX\t102\t\t0\t\t' >"$WORK/pending.want"
+dump_is "$WORK/pending.want" "pending: the queued operations, read from the store" pending --db "$db"
+dump_is "$WORK/pending.want" "pending ACCOUNT" pending --db "$db" a
+: >"$WORK/empty.want"
+dump_is "$WORK/empty.want" "pending of an account with nothing queued: nothing, exit 0" pending --db "$db" B
+printf '%s\n' '{"Account":"a","Id":1,"Operation":"store","Folder":"INBOX","MessageIds":[98],"Code":"","Tries":0,"Time":0,"Text":""}' \
+	'{"Account":"a","Id":2,"Operation":"store","Folder":"INBOX","MessageIds":[102],"Code":"","Tries":0,"Time":0,"Text":""}' >"$WORK/pending-json.want"
+dump_is "$WORK/pending-json.want" "pending --json" pending --json --db "$db" a
+fails_with 1 "^cpmctl: unknown account 'zz'; the store '$db' holds: B, a, empty, ä\$" \
+	"pending of an unknown account: the store's accounts" pending --db "$db" zz
+fails_with 2 "needs a path" "pending --db '': exit 2" pending --db ""
+
 # Write errors are errors.
 "$CPMCTL" dump --db "$db" >/dev/full 2>"$WORK/err"
 rc=$?
@@ -261,7 +274,9 @@ if command -v dbus-daemon >/dev/null; then
 		3>"$WORK/bus.addr" 4>"$WORK/bus.pid"
 	BUS_PID=$(cat "$WORK/bus.pid")
 	for cmd in status "sync a" "fetch a INBOX 1" "store a INBOX $WORK/f" \
-		"flag a INBOX 1 +\\Seen" "online a off"; do
+		"flag a INBOX 1 +\\Seen" "online a off" "folder create a X" "copy a INBOX 1 X" \
+		"move a INBOX 1 X" "delete a INBOX 1" "expunge a INBOX" "metadata get a INBOX /private/c" \
+		"acl get a INBOX" "search a INBOX" "watch" "failed --json"; do
 		# shellcheck disable=SC2086
 		DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr") \
 			fails_with 1 "the cpm-syncd daemon is not running" \
