@@ -971,25 +971,9 @@ int cmd_pending(int argc, char **argv)
 		r = 1;
 		goto out;
 	}
-	if (optind < argc) {
-		const char *want = argv[optind];
-		bool found = false;
-
-		for (size_t i = 0; i < accounts.n; i++)
-			found = found || str_eq(accounts.v[i], want);
-		if (!found) {
-			fprintf(stderr, "cpmctl: unknown account '%s'; ", want);
-			if (accounts.n == 0)
-				fprintf(stderr, "the store '%s' holds none\n", db);
-			else
-				fprintf(stderr, "the store '%s' holds: ", db);
-			for (size_t i = 0; i < accounts.n; i++)
-				fprintf(stderr, "%s%s", i ? ", " : "", accounts.v[i]);
-			if (accounts.n)
-				fputc('\n', stderr);
-			r = 1;
-			goto out;
-		}
+	if (optind < argc && store_check_account(store, db, argv[optind]) != 0) {
+		r = 1;
+		goto out;
 	}
 	for (size_t i = 0; i < accounts.n && r >= 0; i++) {
 		if (optind < argc && !str_eq(accounts.v[i], argv[optind]))

@@ -239,6 +239,47 @@ struct cpmsync_store *open_store_readonly(const char *db)
 	return store;
 }
 
+struct local_accounts {
+	const char *want;
+	bool found;
+	char *names; /* "a, b" */
+	size_t n;
+};
+
+static int local_account(const char *account, void *userdata)
+{
+	struct local_accounts *la = userdata;
+	char *names =
+		xasprintf("%s%s%s", la->names ? la->names : "", la->names ? ", " : "", account);
+
+	free(la->names);
+	la->names = names;
+	la->n++;
+	if (str_eq(account, la->want))
+		la->found = true;
+	return 0;
+}
+
+int store_check_account(struct cpmsync_store *store, const char *db, const char *account)
+{
+	struct local_accounts la = { .want = account };
+	int r;
+
+	r = cpmsync_store_foreach_account(store, local_account, &la);
+	if (r < 0)
+		fprintf(stderr, "cpmctl: reading '%s': %s\n", db, cpmsync_store_error(store));
+	else if (la.found)
+		r = 0;
+	else if (la.n == 0)
+		fprintf(stderr, "cpmctl: unknown account '%s'; the store '%s' holds none\n",
+			account, db);
+	else
+		fprintf(stderr, "cpmctl: unknown account '%s'; the store '%s' holds: %s\n", account,
+			db, la.names);
+	free(la.names);
+	return r < 0 ? -1 : la.found ? 0 : 1;
+}
+
 static int cmd_dump(int argc, char **argv, const char *config_path)
 {
 	enum { OPT_DB = 256 };
@@ -297,9 +338,13 @@ static int cmd_dump(int argc, char **argv, const char *config_path)
 		fprintf(stderr, "cpmctl: cannot write the output: %s\n", strerror(out.error));
 		r = 1;
 	} else if (r == -CPMSYNC_E_NOT_FOUND) {
-		/* Nothing was printed: "unknown account 'x'" or "account 'x'
+		/* Nothing was printed: an unknown account (named with the
+		 * store's accounts, as the other commands do), or "account 'x'
 		 * has no folder 'y'". */
-		fprintf(stderr, "cpmctl: %s in '%s'\n", cpmsync_store_error(store), db);
+		_cleanup_free_ char *why = xstrdup(cpmsync_store_error(store));
+
+		if (!account || store_check_account(store, db, account) == 0)
+			fprintf(stderr, "cpmctl: %s in '%s'\n", why, db);
 		r = 1;
 	} else if (r < 0) {
 		const char *msg = cpmsync_store_error(store);
@@ -1191,27 +1236,6 @@ static int cmd_list(int argc, char **argv)
 
 /* ---- folders and list without a daemon: the store, read-only ---- */
 
-struct local_accounts {
-	const char *want;
-	bool found;
-	char *names; /* "a, b" */
-	size_t n;
-};
-
-static int local_account(const char *account, void *userdata)
-{
-	struct local_accounts *la = userdata;
-	char *names =
-		xasprintf("%s%s%s", la->names ? la->names : "", la->names ? ", " : "", account);
-
-	free(la->names);
-	la->names = names;
-	la->n++;
-	if (str_eq(account, la->want))
-		la->found = true;
-	return 0;
-}
-
 /*
  * The configured store when the daemon cannot be reached, with account
  * checked against the accounts it holds; NULL after printing why.  Says on
@@ -1220,30 +1244,15 @@ static int local_account(const char *account, void *userdata)
 static struct cpmsync_store *local_store(const char *account)
 {
 	_cleanup_free_ char *db = database_path(opt_config_path);
-	struct local_accounts la = { .want = account };
 	struct cpmsync_store *store;
-	int r;
 
 	if (!db)
 		return NULL;
 	store = open_store_readonly(db);
 	if (!store)
 		return NULL;
-	r = cpmsync_store_foreach_account(store, local_account, &la);
-	if (r < 0 || !la.found) {
-		if (r < 0)
-			fprintf(stderr, "cpmctl: reading '%s': %s\n", db,
-				cpmsync_store_error(store));
-		else if (la.n == 0)
-			fprintf(stderr, "cpmctl: unknown account '%s'; the store '%s' holds none\n",
-				account, db);
-		else
-			fprintf(stderr, "cpmctl: unknown account '%s'; the store '%s' holds: %s\n",
-				account, db, la.names);
-		free(la.names);
+	if (store_check_account(store, db, account) != 0)
 		return cpmsync_store_close(store);
-	}
-	free(la.names);
 	fprintf(stderr, "cpmctl: the cpm-syncd daemon is not running: read from the store '%s'\n",
 		db);
 	return store;

@@ -64,6 +64,9 @@ int cmp_str(const void *a, const void *b);
 char *database_path(const char *config_path);
 /* The store at db, read-only; NULL after printing why. */
 struct cpmsync_store *open_store_readonly(const char *db);
+/* Whether the store at db holds account: 0; 1 after "unknown account 'x';
+ * the store 'db' holds: a, b"; -1 after a read error. */
+int store_check_account(struct cpmsync_store *store, const char *db, const char *account);
 
 /* ---- D-Bus ---- */
 

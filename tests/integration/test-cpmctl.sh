@@ -114,10 +114,12 @@ dump_is "$WORK/empty.want" "dump of an empty folder: nothing, exit 0" dump --db 
 dump_is "$WORK/a.want" "global --config before the command, --db wins" \
 	--config "$WORK/nonexistent.conf" dump --db "$db" a
 
-fails_with 1 "^cpmctl: unknown account 'nope' in '$db'\$" "unknown account: exit 1, named" \
-	dump --db "$db" nope
-fails_with 1 "^cpmctl: unknown account 'A' in " "account names are exact (A is not a)" \
+fails_with 1 "^cpmctl: unknown account 'nope'; the store '$db' holds: B, a, empty, ä\$" \
+	"unknown account: exit 1, named, with the store's accounts" dump --db "$db" nope
+fails_with 1 "^cpmctl: unknown account 'A'; the store " "account names are exact (A is not a)" \
 	dump --db "$db" A
+fails_with 1 "^cpmctl: unknown account 'nope'; the store '$db' holds: B, a, empty, ä\$" \
+	"unknown account with a folder: the same" dump --db "$db" nope INBOX
 fails_with 1 "^cpmctl: account 'a' has no folder 'Nope' in '$db'\$" \
 	"unknown folder: exit 1, named" dump --db "$db" a Nope
 fails_with 1 "^cpmctl: account 'a' has no folder 'Zeta' in " "a removed folder is unknown" \
