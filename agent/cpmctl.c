@@ -1812,10 +1812,78 @@ static void progress_clear(struct sync_run *run)
 }
 
 /* Ends the wait for a: "NAME: ok" on stdout, or the reason on stderr. */
+/* Account.ListFailedOperations, quietly: the reply, or NULL. */
+static DBusMessage *failed_ops_reply(DBusConnection *conn, const char *path)
+{
+	DBusMessage *reply;
+	DBusError e;
+
+	dbus_error_init(&e);
+	reply = call(conn, new_call(path, IFACE_ACCOUNT, "ListFailedOperations"), CALL_TIMEOUT_MS,
+		     &e);
+	if (!reply) {
+		dbus_error_free(&e);
+		return NULL;
+	}
+	if (!dbus_message_has_signature(reply, "aa{sv}")) {
+		dbus_message_unref(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+/*
+ * After a sync that completed: the local changes the server refused for
+ * good (failed operations, before or during it) as the reason to report
+ * (free()), or NULL when there is none.  They are not on the server, so
+ * the account is not in sync, although the sync itself ran (and the daemon
+ * does not count them as an error).
+ */
+static char *sync_refused(struct sync_run *run, struct sync_account *a)
+{
+	DBusMessage *reply = failed_ops_reply(run->conn, a->path);
+	DBusMessageIter it, op;
+	char *first = NULL, *why = NULL;
+	unsigned n = 0;
+
+	if (!reply)
+		return NULL;
+	dbus_message_iter_init(reply, &it);
+	for (dbus_message_iter_recurse(&it, &op);
+	     dbus_message_iter_get_arg_type(&op) == DBUS_TYPE_ARRAY; dbus_message_iter_next(&op)) {
+		const char *folder, *code;
+
+		if (n++)
+			continue;
+		folder = prop_str(&op, "Folder", "");
+		code = prop_str(&op, "Code", "");
+		first = xasprintf("%s%s%s%s: %s%s%s%s", prop_str(&op, "Operation", "?"),
+				  *folder ? " in '" : "", folder, *folder ? "'" : "",
+				  *code ? "[" : "", code, *code ? "] " : "",
+				  prop_str(&op, "Text", ""));
+	}
+	dbus_message_unref(reply);
+	if (n == 1)
+		why = xasprintf("a change was refused by the server: %s (cpmctl failed %s; "
+				"retry or discard it)",
+				first, a->name);
+	else if (n > 1)
+		why = xasprintf("%u changes were refused by the server, the first: %s (cpmctl "
+				"failed %s; retry or discard them)",
+				n, first, a->name);
+	free(first);
+	return why;
+}
+
 static void sync_finish(struct sync_run *run, struct sync_account *a, const char *why)
 {
+	_cleanup_free_ char *refused = NULL;
+
 	if (a->result != SYNC_RESULT_PENDING)
 		return;
+	/* Done: but a change the server refused is no success. */
+	if (!why)
+		why = refused = sync_refused(run, a);
 	progress_clear(run);
 	if (!why) {
 		a->result = SYNC_RESULT_OK;

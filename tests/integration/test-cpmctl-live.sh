@@ -363,6 +363,33 @@ run 1 watch nope
 check "watch nope: the known accounts" err_is "cpmctl: unknown account 'nope'; the account is: a"
 check "watch a b: exit 2" usage_err "cpmctl watch: too many arguments" watch a b
 
+# --- sync with a change the server refuses: at once, the reason, exit 1 ---------------------
+da mailbox create -u "$USER1" Locked || bail "doveadm mailbox create Locked failed"
+da acl set -u "$USER1" Locked "user=$USER1" lookup read || bail "doveadm acl set failed"
+run 0 sync a
+msg_text "<locked@live.test>" 300 "refused" >"$WORK/locked.eml"
+run 0 store a Locked "$WORK/locked.eml"
+t0=$(date +%s%N)
+run 1 sync a
+t=$((($(date +%s%N) - t0) / 1000000))
+refused_at_once() {
+	if grep -qx "cpmctl: a: a change was refused by the server: store in 'Locked': \[NOPERM\] Permission denied.* (cpmctl failed a; retry or discard it)" "$WORK/err" &&
+		[ "$(wc -l <"$WORK/err")" -eq 1 ] && [ ! -s "$WORK/out" ] && [ "$t" -lt 10000 ]; then
+		return 0
+	fi
+	sed 's/^/    /' "$WORK/err"
+	return 1
+}
+check "sync with a refused change: exit 1 at once ($t ms) with the server's reason" refused_at_once
+run 1 sync a
+check "sync again: the same reason while the change is kept" grep -q "^cpmctl: a: a change was refused by the server: store in 'Locked'" "$WORK/err"
+run 0 failed a
+FID=$(cut -f 2 "$WORK/out")
+run 0 discard a "$FID"
+run 0 sync a
+check "after discard: sync a is ok again" is_out "a: ok"
+check "the refused message never reached the server" test -z "$(uid_of Locked '<locked@live.test>')"
+
 # --- a reader that goes away: SIGPIPE, quietly, as for cat ------------------------------
 BIG=$(awk -F '\t' '$6 == "test <big@live.test>" { print $1 }' "$WORK/list")
 "$CPMCTL" fetch a INBOX "$BIG" 2>"$WORK/err" | head -c 10 >"$WORK/head"
