@@ -11,7 +11,9 @@
  * PropertiesChanged: NAME=VALUE for each changed property (arrays joined
  * with ','); OperationFailed: ID OPERATION FOLDER [CODE] TEXT;
  * ConversationChanged: the Conversation-ID; InterfacesAdded and
- * InterfacesRemoved: the interfaces (Account1, Folder1); DaemonStarted and
+ * InterfacesRemoved: the interfaces (Account1, Folder1); the manager's
+ * PropertiesChanged (ConfigError) with empty account and folder, when
+ * every account is watched; DaemonStarted and
  * DaemonStopped (empty account and folder): the daemon's bus name came or
  * went.  --json: one object per line, {"Account", "Folder", "Signal"} and
  * the signal's arguments by their contract names, dicts as objects.
@@ -86,8 +88,8 @@ static void watched_add(struct watch *w, const char *path, const DBusMessageIter
 			/* Not known yet (or no Account property): by path. */
 			for (size_t i = 0; i < w->n && !account; i++) {
 				plen = strlen(w->v[i].path);
-				if (!w->v[i].folder && strncmp(path, w->v[i].path, plen) == 0 &&
-				    path[plen] == '/')
+				if (!w->v[i].folder && !str_eq(w->v[i].path, ROOT_PATH) &&
+				    strncmp(path, w->v[i].path, plen) == 0 && path[plen] == '/')
 					account = w->v[i].account;
 			}
 		}
@@ -141,6 +143,10 @@ static int watch_snapshot(struct watch *w)
 	for (size_t i = 0; i < objs.n; i++)
 		if (objs.v[i].is_folder && !objs.v[i].is_account)
 			watched_add(w, objs.v[i].path, NULL, &objs.v[i].folder);
+	/* The manager (ConfigError): its PropertiesChanged, named by neither
+	 * account nor folder. */
+	w->v = xreallocarray(w->v, w->n + 1, sizeof(*w->v));
+	w->v[w->n++] = (struct watched){ .path = xstrdup(ROOT_PATH), .account = xstrdup("") };
 	if (w->only && !find_account(&objs, w->only)) {
 		objects_free(&objs);
 		return 1;

@@ -2039,7 +2039,8 @@ static void sync_handle(struct sync_run *run, DBusMessage *msg)
 			a->total = total;
 		}
 	} else if (dbus_message_is_signal(msg, IFACE_PROPERTIES, "PropertiesChanged")) {
-		bool news = false, refresh = false;
+		_cleanup_free_ char *was = xstrdup(a->state);
+		bool news = false, refresh = false, last_error_news;
 		uint64_t activity;
 
 		if (!dbus_message_has_signature(msg, "sa{sv}as"))
@@ -2050,7 +2051,8 @@ static void sync_handle(struct sync_run *run, DBusMessage *msg)
 			return;
 		dbus_message_iter_next(&it);
 		sync_apply(a, &it);
-		news = prop_has(&it, "State") || prop_has(&it, "LastError");
+		last_error_news = prop_has(&it, "LastError");
+		news = prop_has(&it, "State") || last_error_news;
 		/* The server answers: the connection attempt is getting on. */
 		if (prop_u64(&it, "LastServerActivity", &activity) && activity)
 			a->grace_end = now_ms() + SYNC_CONNECT_GRACE_MS;
@@ -2066,6 +2068,17 @@ static void sync_handle(struct sync_run *run, DBusMessage *msg)
 		if (refresh) {
 			sync_refresh(run, a);
 			news = true;
+		}
+		/*
+		 * An attempt starts (State moves to "connecting" from another
+		 * state, LastError unchanged, e.g. the retry our Sync starts
+		 * after a refused login): no news of its outcome yet.  Its
+		 * grace starts now.
+		 */
+		if (news && !last_error_news && str_eq(a->state, "connecting") &&
+		    !str_eq(was, "connecting")) {
+			news = false;
+			a->grace_end = now_ms() + SYNC_CONNECT_GRACE_MS;
 		}
 		sync_check(run, a, news);
 	}

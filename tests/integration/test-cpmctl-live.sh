@@ -366,6 +366,12 @@ check "watch a b: exit 2" usage_err "cpmctl watch: too many arguments" watch a b
 # --- sync with a change the server refuses: at once, the reason, exit 1 ---------------------
 da mailbox create -u "$USER1" Locked || bail "doveadm mailbox create Locked failed"
 da acl set -u "$USER1" Locked "user=$USER1" lookup read || bail "doveadm acl set failed"
+# A new IMAP session reads the new ACL (the daemon's own may have cached the
+# folder's rights when NOTIFY told it of the folder, before the ACL was set).
+run 0 online a off
+wait_state offline 5 || bail "the account did not go offline"
+run 0 online a on
+wait_state idle 20 || bail "the account did not come back"
 run 0 sync a
 msg_text "<locked@live.test>" 300 "refused" >"$WORK/locked.eml"
 run 0 store a Locked "$WORK/locked.eml"
