@@ -56,6 +56,17 @@ struct config_watch {
 	struct cpmsync_loop_source *io;	      /* while active */
 	struct cpmsync_loop_source *debounce; /* one-shot, re-armed */
 	struct cpmsync_loop_source *retry;    /* while the directory is lost */
+	bool config_hit;		      /* the debounce is for the file itself */
+
+	/* Other files watched the same way (config_watch_set_files()). */
+	struct watched_file {
+		char *path; /* as given */
+		char *dir, *base;
+		int wd;	      /* its directory's watch, -1 when none */
+		bool changed; /* seen since the last debounce */
+	} * files;
+	size_t n_files;
+	void (*file_changed)(const char *path, void *userdata);
 };
 
 /* libinotifytools is process-global: at most one watch. */
@@ -117,6 +128,59 @@ static void arm_debounce(struct config_watch *w)
 	cpmsync_loop_timer_set(w->debounce, CONFIG_WATCH_DEBOUNCE_MS, 0);
 }
 
+/* Watches the directory of each other file (after start_watching()). */
+static void files_watch(struct config_watch *w)
+{
+	if (!w->active)
+		return;
+	for (size_t i = 0; i < w->n_files; i++) {
+		struct watched_file *f = &w->files[i];
+		_cleanup_free_ char *slashed = NULL;
+
+		f->wd = -1;
+		if (str_eq(f->dir, w->dir)) {
+			f->wd = w->wd;
+			continue;
+		}
+		for (size_t k = 0; k < i && f->wd < 0; k++)
+			if (str_eq(w->files[k].dir, f->dir))
+				f->wd = w->files[k].wd;
+		if (f->wd >= 0 || !inotifytools_watch_file(f->dir, WATCH_MASK))
+			continue; /* a directory that is not there: no news of it */
+		slashed = str_eq(f->dir, "/") ? xstrdup("/") : xasprintf("%s/", f->dir);
+		f->wd = inotifytools_wd_from_filename(slashed);
+	}
+}
+
+static void files_unwatch(struct config_watch *w)
+{
+	for (size_t i = 0; i < w->n_files; i++) {
+		struct watched_file *f = &w->files[i];
+
+		if (w->active && f->wd >= 0 && f->wd != w->wd) {
+			/* Once per directory: the others sharing it drop it too. */
+			inotifytools_remove_watch_by_wd(f->wd);
+			for (size_t k = i + 1; k < w->n_files; k++)
+				if (w->files[k].wd == f->wd)
+					w->files[k].wd = -1;
+		}
+		f->wd = -1;
+	}
+}
+
+static void files_free(struct config_watch *w)
+{
+	files_unwatch(w);
+	for (size_t i = 0; i < w->n_files; i++) {
+		free(w->files[i].path);
+		free(w->files[i].dir);
+		free(w->files[i].base);
+	}
+	free(w->files);
+	w->files = NULL;
+	w->n_files = 0;
+}
+
 static void stop_watching(struct config_watch *w)
 {
 	if (!w->active)
@@ -127,9 +191,12 @@ static void stop_watching(struct config_watch *w)
 	w->active = false;
 	w->fd = -1;
 	w->wd = -1;
+	for (size_t i = 0; i < w->n_files; i++)
+		w->files[i].wd = -1;
 }
 
 static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata);
+static int split_path(const char *path, char **ret_dir, char **ret_base);
 
 /* Initialises libinotifytools and watches w->dir; undoes itself on failure. */
 static int start_watching(struct config_watch *w, char **ret_error)
@@ -226,7 +293,9 @@ static void on_retry(struct cpmsync_loop_source *src, void *userdata)
 	if (start_watching(w, NULL) < 0)
 		return; /* the interval timer tries again */
 	w->retry = cpmsync_loop_source_remove(w->retry);
+	files_watch(w);
 	/* The file may have come back with its directory. */
+	w->config_hit = true;
 	arm_debounce(w);
 }
 
@@ -242,18 +311,31 @@ static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
 	/* Drain the kernel queue and the library's buffer. */
 	while ((ev = inotifytools_next_events(0, 1))) {
 		if (ev->mask & IN_Q_OVERFLOW) {
+			/* Anything may have changed. */
+			for (size_t i = 0; i < w->n_files; i++)
+				w->files[i].changed = true;
+			w->config_hit = true;
 			hit = true;
 			continue;
+		}
+		for (size_t i = 0; i < w->n_files; i++) {
+			struct watched_file *f = &w->files[i];
+
+			if (f->wd >= 0 && ev->wd == f->wd && (ev->mask & FILE_EVENTS) &&
+			    ev->len > 0 && str_eq(ev->name, f->base)) {
+				f->changed = true;
+				hit = true;
+			}
 		}
 		if (ev->wd != w->wd)
 			continue;
 		if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_UNMOUNT)) {
 			lost = true;
-			hit = true;
+			hit = w->config_hit = true;
 			continue;
 		}
 		if ((ev->mask & FILE_EVENTS) && ev->len > 0 && str_eq(ev->name, w->base))
-			hit = true;
+			hit = w->config_hit = true;
 	}
 	if (lost) {
 		stop_watching(w);
@@ -270,8 +352,40 @@ static void on_debounce(struct cpmsync_loop_source *src, void *userdata)
 	struct config_watch *w = userdata;
 
 	(void)src;
+	/* The other files first, each once; they may not free w. */
+	for (size_t i = 0; i < w->n_files; i++) {
+		if (!w->files[i].changed)
+			continue;
+		w->files[i].changed = false;
+		if (w->file_changed)
+			w->file_changed(w->files[i].path, w->userdata);
+	}
+	if (!w->config_hit)
+		return;
+	w->config_hit = false;
 	/* Last: the callback may free w. */
 	w->changed(w->userdata);
+}
+
+int config_watch_set_files(struct config_watch *w, const char *const *paths, size_t n,
+			   void (*file_changed)(const char *path, void *userdata))
+{
+	if (!w || (n && !paths))
+		return -EINVAL;
+	files_free(w);
+	w->file_changed = file_changed;
+	w->files = n ? xcalloc(n, sizeof(*w->files)) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct watched_file *f = &w->files[w->n_files];
+
+		if (!paths[i] || split_path(paths[i], &f->dir, &f->base) < 0)
+			continue;
+		f->path = xstrdup(paths[i]);
+		f->wd = -1;
+		w->n_files++;
+	}
+	files_watch(w);
+	return 0;
 }
 
 /* The absolute directory part of path and its last component. */
@@ -371,6 +485,7 @@ struct config_watch *config_watch_free(struct config_watch *w)
 {
 	if (!w)
 		return NULL;
+	files_free(w);
 	stop_watching(w);
 	cpmsync_loop_source_remove(w->debounce);
 	cpmsync_loop_source_remove(w->retry);

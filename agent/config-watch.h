@@ -29,6 +29,8 @@
  * /proc/self/fdinfo (see config-watch.c), so /proc must be mounted.
  */
 
+#include <stddef.h>
+
 #include <cpmsync/loop.h>
 
 #define CONFIG_WATCH_DEBOUNCE_MS 100
@@ -49,6 +51,18 @@ struct config_watch;
 int config_watch_new(struct cpmsync_loop *loop, const char *config_path,
 		     void (*changed)(void *userdata), void *userdata, struct config_watch **ret,
 		     char **ret_error);
+
+/*
+ * Also watches each of paths (n of them; the same way: their directories,
+ * the events that name them, debounced with the configuration file's), for
+ * example the accounts' password files.  file_changed(path, userdata) is
+ * called from the loop once per changed file (path as given here), before
+ * changed() when the configuration file changed too; it must not free the
+ * watch.  Replaces the set given before (n 0: none).  A file whose
+ * directory cannot be watched (it does not exist) is not reported.
+ */
+int config_watch_set_files(struct config_watch *w, const char *const *paths, size_t n,
+			   void (*file_changed)(const char *path, void *userdata));
 
 /* Stops watching and releases libinotifytools.  Accepts NULL; returns NULL. */
 struct config_watch *config_watch_free(struct config_watch *w);

@@ -328,6 +328,41 @@ static void apply_config(struct daemon *d, struct config *cfg)
 	config_free(old);
 }
 
+/*
+ * A password file changed: an account that stopped after a refused login
+ * (State error) tries again with it, without a restart.  Others read the
+ * file at their next login anyway.
+ */
+static void password_file_changed(const char *path, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	for (size_t i = 0; i < d->n_accounts; i++) {
+		struct daemon_account *da = d->accounts[i];
+
+		if (!da->conf->password_file || !str_eq(da->conf->password_file, path) ||
+		    cpmsync_session_get_state(da->session) != CPMSYNC_SESSION_ERROR)
+			continue;
+		log_info("%s: %s changed, logging in again", da->conf->name, path);
+		cpmsync_session_sync_now(da->session);
+	}
+}
+
+/* The configured accounts' password files, watched with the configuration. */
+static void watch_password_files(struct daemon *d)
+{
+	_cleanup_free_ const char **paths = NULL;
+	size_t n = 0;
+
+	if (!d->watch)
+		return;
+	paths = xcalloc(d->n_accounts + 1, sizeof(*paths));
+	for (size_t i = 0; i < d->n_accounts; i++)
+		if (d->accounts[i]->conf->password_file)
+			paths[n++] = d->accounts[i]->conf->password_file;
+	config_watch_set_files(d->watch, paths, n, password_file_changed);
+}
+
 static int reload(struct daemon *d)
 {
 	struct config *cfg = NULL;
@@ -336,13 +371,22 @@ static int reload(struct daemon *d)
 
 	r = config_load(d->config_path, &cfg, &err);
 	if (r < 0) {
-		log_error("%s; keeping the last good configuration", err ? err : strerror(-r));
-		free(err);
+		_cleanup_free_ char *why =
+			err ? err : xasprintf("%s: %s", d->config_path, strerror(-r));
+
+		/* One line, and Manager1.ConfigError until a good reload. */
+		log_error("%s; keeping the last good configuration", why);
+		if (d->svc)
+			cpm_service_set_config_error(d->svc, why);
 		return r;
 	}
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		log_warning("%s", cfg->warnings[i]);
 	apply_config(d, cfg);
+	if (d->svc)
+		cpm_service_set_config_error(d->svc, NULL);
+	log_info("configuration reloaded");
+	watch_password_files(d);
 	return 0;
 }
 
@@ -570,6 +614,7 @@ int daemon_run(const struct daemon_options *opt, struct config *cfg)
 		free(err);
 		err = NULL;
 	}
+	watch_password_files(&d);
 	if (d.svc) {
 		r = cpm_service_start(d.svc, &err);
 		if (r < 0) {

@@ -341,6 +341,30 @@ static void get_version(DBusMessageIter *iter, void *userdata)
 	cpm_append_string(iter, svc->version);
 }
 
+static void get_config_error(DBusMessageIter *iter, void *userdata)
+{
+	struct cpm_service *svc = userdata;
+
+	cpm_append_string(iter, svc->config_error ? svc->config_error : "");
+}
+
+void cpm_service_set_config_error(struct cpm_service *svc, const char *error)
+{
+	static const char *const changed[] = { "ConfigError", NULL };
+	const char *now;
+
+	if (!svc)
+		return;
+	now = svc->config_error ? svc->config_error : "";
+	if (!error)
+		error = "";
+	if (!strcmp(now, error))
+		return;
+	free(svc->config_error);
+	svc->config_error = *error ? cpm_strdup(error) : NULL;
+	cpm_bus_properties_changed(svc->bus, CPM_ROOT_PATH, changed);
+}
+
 /* A table that reads as the interface: kept as written. */
 /* clang-format off */
 const struct cpm_interface cpm_manager_interface = {
@@ -354,6 +378,8 @@ const struct cpm_interface cpm_manager_interface = {
 	.signals = (const struct cpm_signal[]){ { NULL } },
 	.properties = (const struct cpm_property[]){
 		{ "Version", "s", get_version, NULL },
+		/* Contract v2. */
+		{ "ConfigError", "s", get_config_error, NULL },
 		{ NULL },
 	},
 };

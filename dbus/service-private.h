@@ -70,6 +70,7 @@ struct cpm_service {
 	struct cpmsync_store *store;
 	struct cpm_bus *bus;
 	char *version;
+	char *config_error; /* Manager1.ConfigError; NULL: "" */
 	struct cpm_service_hooks hooks;
 	void *userdata;
 	bool watching;

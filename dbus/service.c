@@ -644,6 +644,7 @@ struct cpm_service *cpm_service_free(struct cpm_service *svc)
 		account_free(svc->accounts[i]);
 	free(svc->accounts);
 	free(svc->version);
+	free(svc->config_error);
 	free(svc);
 	return NULL;
 }

@@ -83,6 +83,13 @@ void cpm_service_remove_account(struct cpm_service *svc, const char *name);
 void cpm_service_set_account_details(struct cpm_service *svc, const char *name, const char *host,
 				     const char *user);
 
+/*
+ * Manager1.ConfigError: why the last configuration reload was refused
+ * ("FILE:LINE: reason"), or NULL / "" when the file in force is the file
+ * on disk.  PropertiesChanged is emitted when the value changes.
+ */
+void cpm_service_set_config_error(struct cpm_service *svc, const char *error);
+
 /* Forwarded from the session's callbacks by the daemon. */
 void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session *session);
 void cpm_service_sync_progress(struct cpm_service *svc, struct cpmsync_session *session,

@@ -292,6 +292,85 @@ END_TEST
 
 static struct config_watch *self_freeing;
 
+/* config_watch_set_files(): the files changed, by path; the config not reloaded. */
+static char changed_files[4][PATH_MAX + 64];
+static unsigned n_changed_files;
+
+static void on_file_changed(const char *path, void *userdata)
+{
+	(void)userdata;
+	if (n_changed_files < 4)
+		snprintf(changed_files[n_changed_files], sizeof(changed_files[0]), "%s", path);
+	n_changed_files++;
+}
+
+static unsigned run_until_files(unsigned n, unsigned ms)
+{
+	uint64_t end = cpmsync_now_ms() + ms;
+
+	while (n_changed_files < n) {
+		uint64_t now = cpmsync_now_ms();
+
+		if (now >= end)
+			break;
+		cpmsync_loop_iterate(loop, (int)(end - now));
+	}
+	return n_changed_files;
+}
+
+START_TEST(test_other_files_watched)
+{
+	struct config_watch *w = NULL;
+	char pw_same[PATH_MAX + 64], pw_other[PATH_MAX + 64];
+	const char *files[3];
+
+	n_changed_files = 0;
+	ck_assert_int_eq(mkdir(in_tmp("pw"), 0700), 0);
+	snprintf(pw_same, sizeof(pw_same), "%s", in_tmp("a.pw"));
+	snprintf(pw_other, sizeof(pw_other), "%s", in_tmp("pw/b.pw"));
+	files[0] = pw_same;
+	files[1] = pw_other;
+	files[2] = in_tmp("nodir/c.pw"); /* not there: never reported */
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(config_watch_set_files(w, files, 3, on_file_changed), 0);
+
+	/* A file in the configuration's directory: that file, no reload. */
+	write_path(pw_same, "secret\n");
+	ck_assert_uint_eq(run_until_files(1, 2000), 1);
+	ck_assert_str_eq(changed_files[0], pw_same);
+	run_for(300);
+	ck_assert_uint_eq(n_changed_files, 1);
+	ck_assert_uint_eq(calls, 0);
+
+	/* In a directory of its own, replaced by rename. */
+	write_path(in_tmp("pw/.b.tmp"), "other\n");
+	ck_assert_int_eq(rename(in_tmp("pw/.b.tmp"), pw_other), 0);
+	ck_assert_uint_eq(run_until_files(2, 2000), 2);
+	ck_assert_str_eq(changed_files[1], pw_other);
+	ck_assert_uint_eq(calls, 0);
+
+	/* Another file there: nothing. */
+	write_path(in_tmp("pw/unrelated"), "x\n");
+	run_for(300);
+	ck_assert_uint_eq(n_changed_files, 2);
+
+	/* The configuration still reloads by itself. */
+	write_path(conf, "[general]\n");
+	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
+	ck_assert_uint_eq(n_changed_files, 2);
+
+	/* A new set replaces the old: the other directory is no longer watched. */
+	ck_assert_int_eq(config_watch_set_files(w, files, 1, on_file_changed), 0);
+	write_path(pw_other, "again\n");
+	run_for(300);
+	ck_assert_uint_eq(n_changed_files, 2);
+	write_path(pw_same, "again\n");
+	ck_assert_uint_eq(run_until_files(3, 2000), 3);
+	ck_assert_str_eq(changed_files[2], pw_same);
+	config_watch_free(w);
+}
+END_TEST
+
 static void free_in_callback(void *userdata)
 {
 	(void)userdata;
@@ -328,6 +407,7 @@ static Suite *config_watch_suite(void)
 	tcase_add_test(tc, test_relative_path);
 	tcase_add_test(tc, test_dir_deleted_and_recreated);
 	tcase_add_test(tc, test_free_in_callback);
+	tcase_add_test(tc, test_other_files_watched);
 	suite_add_tcase(s, tc);
 	return s;
 }

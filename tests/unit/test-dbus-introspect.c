@@ -223,6 +223,8 @@ static const struct {
 	{ "org.cpmsync.Account1", "signal OperationFailed\n"
 				  "arg operation a{sv} " /* no direction */ },
 	{ "org.cpmsync.Account1", "property FailedOperations u read" },
+	/* v2, Manager1: why the last reload was refused */
+	{ "org.cpmsync.Manager1", "property ConfigError s read" },
 };
 #define N_ADDITIONS (sizeof(additions) / sizeof(additions[0]))
 
@@ -326,7 +328,8 @@ START_TEST(test_introspect_objects)
 			       "arg account o out\n"
 			       "method RemoveAccount\n"
 			       "arg account o in\n"
-			       "property Version s read\n");
+			       "property Version s read\n"
+			       "property ConfigError s read\n");
 	free(flat);
 	dbus_message_unref(m);
 	dbus_message_unref(r);

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The daemon's state around its configuration, seen with cpmctl on a private
+# dbus-daemon and a real Dovecot: Manager1.ConfigError set by a refused
+# reload (one log line naming the problem) and cleared by a good one
+# (PropertiesChanged, "configuration reloaded"); after a refused login, a
+# changed password file is tried at once without a restart, and a
+# password_command's new output on the next Sync().
+set -u
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+dc_start dc
+stop_all() {
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
+}
+trap 'stop_all; lib_cleanup' EXIT
+bus_start
+
+CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
+mkdir -p "$(dirname "$CONF")"
+write_conf "$CONF" "$WORK/store.db" || bail "cannot write the configuration"
+chmod 0600 "$CONF"
+cp "$CONF" "$WORK/good.conf" || bail "cannot copy the configuration"
+PW=$WORK/alice.pw
+
+mgr() { "$DBUS" get /org/cpmsync org.cpmsync.Manager1 "$1"; }
+# replace FILE CONTENT-FILE: as an editor saves (write aside, rename over)
+replace() {
+	cp "$2" "$1.tmp" && chmod 0600 "$1.tmp" && mv "$1.tmp" "$1"
+}
+# has_line FILE LINE: the file has that line, or it is shown
+has_line() { grep -qxF -- "$2" "$1" || { sed 's/^/    | /' "$1" | tail -n 20; return 1; }; }
+log_count() { grep -cF -- "$1" "$WORK/daemon.log"; }
+
+start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
+check "account reaches State idle" wait_state idle 20
+check "ConfigError is empty at start" test "$(mgr ConfigError)" = ""
+
+"$CPMCTL" watch >"$WORK/watch.out" 2>"$WORK/watch.err" &
+WATCH_PID=$!
+BG_PIDS+=("$WATCH_PID")
+check "cpmctl watch listens" eventually 10 grep -qx "cpmctl: watching every account; interrupt to stop" "$WORK/watch.err"
+
+# --- a refused reload ----------------------------------------------------------------------
+sed 's/^port = .*/port = many/' "$WORK/good.conf" >"$WORK/bad.conf" || bail "sed failed"
+line=$(grep -n '^port = many' "$WORK/bad.conf" | cut -d: -f1)
+[ -n "$line" ] || bail "the bad configuration has no bad port line"
+replace "$CONF" "$WORK/bad.conf" || bail "cannot replace the configuration"
+check "a bad file sets ConfigError to FILE:LINE: reason" \
+	eventually 10 bash -c "[[ \"\$('$DBUS' get /org/cpmsync org.cpmsync.Manager1 ConfigError)\" == '$CONF:$line: '?* ]]"
+err=$(mgr ConfigError)
+echo "# ConfigError: $err"
+check "ConfigError names the port" bash -c "[[ '$err' == *port* ]]"
+one_log_line() {
+	if [ "$(log_count "$err")" -eq 1 ] &&
+		grep -qF -- "$err; keeping the last good configuration" "$WORK/daemon.log"; then
+		return 0
+	fi
+	grep -F -- "$err" "$WORK/daemon.log" | sed 's/^/    | /'
+	return 1
+}
+check "the log has one line with it, saying the last good configuration stays" one_log_line
+check "watch: PropertiesChanged of ConfigError" \
+	eventually 5 has_line "$WORK/watch.out" $'\t\tPropertiesChanged\tConfigError='"$err"
+check "the last good configuration stays: the account is idle" test "$(acct State)" = idle
+run_sync() { "$CPMCTL" sync a >"$WORK/out" 2>"$WORK/err"; }
+check "and syncs" run_sync
+reloaded=$(log_count "configuration reloaded")
+check "no 'configuration reloaded' for the refused file" test "$reloaded" -eq 0
+
+# --- a good reload clears it ----------------------------------------------------------------
+replace "$CONF" "$WORK/good.conf" || bail "cannot restore the configuration"
+check "a good file clears ConfigError" eventually 10 bash -c "[ -z \"\$('$DBUS' get /org/cpmsync org.cpmsync.Manager1 ConfigError)\" ]"
+check "the log says 'configuration reloaded'" eventually 5 bash -c "grep -q 'configuration reloaded\$' '$WORK/daemon.log'"
+check "watch: PropertiesChanged of ConfigError, now empty" \
+	eventually 5 has_line "$WORK/watch.out" $'\t\tPropertiesChanged\tConfigError='
+check "exactly two ConfigError changes were signalled" \
+	test "$(grep -c $'^\t\tPropertiesChanged\tConfigError=' "$WORK/watch.out")" -eq 2
+
+# --- a refused login, then a new password file ------------------------------------------------
+printf 'not-the-password\n' >"$PW" || bail "cannot write the password file"
+"$CPMCTL" online a off >/dev/null || bail "online a off failed"
+wait_state offline 5 || bail "the account did not go offline"
+"$CPMCTL" online a on >/dev/null || bail "online a on failed"
+check "a wrong password: State error" wait_state error 20
+auth_err=$(acct LastError)
+check "LastError says the login was refused ($auth_err)" bash -c "[[ '$auth_err' == *[Aa]uthentication* ]]"
+sleep 2
+check "it does not retry by itself: still error 2 s later" test "$(acct State)" = error
+n_changed=$(log_count "alice.pw changed, logging in again")
+printf '%s\n' "$PASS1" >"$PW" || bail "cannot write the password file"
+t0=$(date +%s%N)
+check "the password file rewritten: it logs in again, no restart, no Sync (State idle)" wait_state idle 20
+t=$((($(date +%s%N) - t0) / 1000000))
+echo "# idle again $t ms after the password file was written"
+check "the log says why it logged in again" \
+	test "$(log_count "a: $PW changed, logging in again")" -eq $((n_changed + 1))
+check "the same daemon" kill -0 "$DAEMON_PID"
+check "LastError cleared" test -z "$(acct LastError)"
+
+# A password file changed while the account is fine: no needless login.
+printf '%s\n' "$PASS1" >"$PW"
+sleep 1
+check "a password file change while idle: nothing logged in again" \
+	test "$(log_count "a: $PW changed, logging in again")" -eq $((n_changed + 1))
+
+# --- password_command: its new output on the next Sync() ---------------------------------------
+printf 'not-the-password\n' >"$WORK/pw-out"
+sed -e "s|^password_file = .*|password_command = cat $WORK/pw-out|" "$WORK/good.conf" >"$WORK/cmd.conf" ||
+	bail "sed failed"
+grep -q '^password_command = ' "$WORK/cmd.conf" || bail "no password_command line"
+replace "$CONF" "$WORK/cmd.conf" || bail "cannot replace the configuration"
+check "password_command with a wrong password: State error" wait_state error 20
+check "ConfigError stays empty (the file is fine)" test -z "$(mgr ConfigError)"
+printf '%s\n' "$PASS1" >"$WORK/pw-out"
+sleep 2
+check "the command's output is not watched: still error" test "$(acct State)" = error
+t0=$(date +%s%N)
+"$CPMCTL" sync a >"$WORK/out" 2>"$WORK/err"
+rc=$?
+t=$((($(date +%s%N) - t0) / 1000000))
+sync_ok() {
+	if [ "$rc" -eq 0 ] && [ "$(cat "$WORK/out")" = 'a: ok' ] && [ ! -s "$WORK/err" ]; then
+		return 0
+	fi
+	sed 's/^/    | /' "$WORK/out" "$WORK/err"
+	return 1
+}
+check "cpmctl sync a (Sync()): the command runs again, 'a: ok', exit 0 ($rc, $t ms)" sync_ok
+check "State idle" wait_state idle 5
+
+kill "$WATCH_PID"
+wait "$WATCH_PID" 2>/dev/null
+finish
