@@ -2,10 +2,14 @@
 /*
  * cpmctl: the command-line client.
  *
- * `dump` reads the store directly: read-only (it never creates or changes
- * the file), beside a running daemon, in one consistent snapshot.  Every
- * other command talks to the running cpm-syncd over the session bus
- * (org.cpmsync, contract org.cpmsync.xml) with blocking libdbus calls.
+ * `dump` (and `pending`, in cpmctl-edit.c) reads the store directly:
+ * read-only (it never creates or changes the file), beside a running
+ * daemon, in one consistent snapshot.  Every other command talks to the
+ * running cpm-syncd over the session bus (org.cpmsync, contract
+ * org.cpmsync.xml) with blocking libdbus calls.  This file has main(), the
+ * helpers of cpmctl.h and the first commands; cpmctl-edit.c the commands
+ * that change folders, messages, metadata and ACLs, search and pending;
+ * cpmctl-watch.c `watch`.
  *
  * Exit status: 0 done, 1 failed (the reason on stderr), 2 bad usage.
  * Output goes through stdout with every write checked: a dump cut short
