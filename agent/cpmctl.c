@@ -1766,6 +1766,7 @@ struct sync_account {
 	uint64_t generation0; /* ... when we asked for ours */
 	uint64_t grace_end;   /* now_ms() until which a failed connection may recover */
 	bool has_generation;
+	bool attempt; /* an attempt started after our Sync: judged by news only */
 	uint32_t done, total;
 	bool online;
 	enum sync_result result;
@@ -1941,7 +1942,8 @@ static void sync_check(struct sync_run *run, struct sync_account *a, bool state_
 	else if (state_news && str_eq(a->state, "error"))
 		sync_finish(run, a,
 			    *a->last_error ? a->last_error : "sync failed (no reason given)");
-	else if (sync_cannot_connect(a) && (state_news || now_ms() >= a->grace_end))
+	else if (sync_cannot_connect(a) &&
+		 (state_news || (!a->attempt && now_ms() >= a->grace_end)))
 		sync_finish(run, a, a->last_error);
 	else if (str_eq(a->state, "idle") && a->generation > a->generation0)
 		sync_finish(run, a, NULL);
@@ -1955,7 +1957,7 @@ static uint64_t sync_next_grace(const struct sync_run *run)
 	for (size_t i = 0; i < run->n; i++) {
 		const struct sync_account *a = &run->v[i];
 
-		if (a->result == SYNC_RESULT_PENDING && sync_cannot_connect(a) &&
+		if (a->result == SYNC_RESULT_PENDING && sync_cannot_connect(a) && !a->attempt &&
 		    (!next || a->grace_end < next))
 			next = a->grace_end;
 	}
@@ -2076,13 +2078,15 @@ static void sync_handle(struct sync_run *run, DBusMessage *msg)
 		/*
 		 * An attempt starts (State moves to "connecting" from another
 		 * state, LastError unchanged, e.g. the retry our Sync starts
-		 * after a refused login): no news of its outcome yet.  Its
-		 * grace starts now.
+		 * after a refused login): no news of its outcome yet, and it
+		 * is judged by its outcome (State, LastError) only, not by the
+		 * grace: a login may take seconds (Dovecot delays logins after
+		 * failed ones); --timeout bounds the wait.
 		 */
 		if (news && !last_error_news && str_eq(a->state, "connecting") &&
 		    !str_eq(was, "connecting")) {
 			news = false;
-			a->grace_end = now_ms() + SYNC_CONNECT_GRACE_MS;
+			a->attempt = true;
 		}
 		sync_check(run, a, news);
 	}
