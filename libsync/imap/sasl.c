@@ -282,6 +282,12 @@ int sasl_scram_client_final(struct sasl_scram *s, const char *server_first, size
 		set_error(s, "bad iteration count 0");
 		return -CPMSYNC_E_PROTOCOL;
 	}
+	if (iterations < SASL_SCRAM_MIN_ITERATIONS) {
+		snprintf(s->error, sizeof(s->error),
+			 "iteration count %lu too small (RFC 7677 requires at least %u)",
+			 iterations, (unsigned)SASL_SCRAM_MIN_ITERATIONS);
+		return -CPMSYNC_E_PROTOCOL;
+	}
 	if (iterations > SASL_SCRAM_MAX_ITERATIONS) {
 		snprintf(s->error, sizeof(s->error), "iteration count %.*s too large (limit %u)",
 			 iter_len > 20 ? 20 : (int)iter_len, iter,

@@ -38,5 +38,11 @@ const char *sasl_scram_error(const struct sasl_scram *s);
 /* Tests only: use this client nonce instead of a random one. */
 int sasl_scram_set_nonce_for_test(struct sasl_scram *s, const char *nonce);
 
-/* Most PBKDF2 iterations we accept from a server (a DoS guard). */
-#define SASL_SCRAM_MAX_ITERATIONS 1000000
+/*
+ * Iteration counts accepted from a server.  RFC 7677 section 4 requires at
+ * least 4096; the upper bound keeps the PBKDF2 run on the event loop short
+ * (200000 rounds of HMAC-SHA-256: about 0.1 s), so a hostile or
+ * misconfigured server cannot stall every account for seconds per login.
+ */
+#define SASL_SCRAM_MIN_ITERATIONS 4096
+#define SASL_SCRAM_MAX_ITERATIONS 200000

@@ -89,6 +89,11 @@ static const struct {
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=", -CPMSYNC_E_PROTOCOL },
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=-1", -CPMSYNC_E_PROTOCOL },
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1000001", -CPMSYNC_E_PROTOCOL },
+	/* RFC 7677: at least 4096; and at most SASL_SCRAM_MAX_ITERATIONS. */
+	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1", -CPMSYNC_E_PROTOCOL },
+	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095", -CPMSYNC_E_PROTOCOL },
+	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=200001", -CPMSYNC_E_PROTOCOL },
+	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1000000", -CPMSYNC_E_PROTOCOL },
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=184467440737095516161",
 	  -CPMSYNC_E_PROTOCOL },
 	{ "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ=,i=4096", -CPMSYNC_E_PROTOCOL },
@@ -119,6 +124,7 @@ END_TEST
 START_TEST(test_scram_error_texts)
 {
 	static const char huge[] = "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999";
+	static const char weak[] = "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1";
 	static const char err[] = "e=unknown-user";
 	struct sasl_scram *s;
 	char *msg = NULL;
@@ -129,7 +135,10 @@ START_TEST(test_scram_error_texts)
 	free(msg);
 	msg = NULL;
 	ck_assert_int_eq(sasl_scram_client_final(s, huge, strlen(huge), &msg), -CPMSYNC_E_PROTOCOL);
-	ck_assert_str_eq(sasl_scram_error(s), "iteration count 99999999 too large (limit 1000000)");
+	ck_assert_str_eq(sasl_scram_error(s), "iteration count 99999999 too large (limit 200000)");
+	ck_assert_int_eq(sasl_scram_client_final(s, weak, strlen(weak), &msg), -CPMSYNC_E_PROTOCOL);
+	ck_assert_str_eq(sasl_scram_error(s),
+			 "iteration count 1 too small (RFC 7677 requires at least 4096)");
 	ck_assert_int_eq(sasl_scram_client_final(s, err, strlen(err), &msg), -CPMSYNC_E_AUTH);
 	ck_assert_ptr_nonnull(strstr(sasl_scram_error(s), "(e=unknown-user)"));
 	ck_assert_ptr_null(msg);
