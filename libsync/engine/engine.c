@@ -1324,6 +1324,8 @@ static void send_fetch(struct cpmsync_sync *e, const char *set, const char *item
 	if (r >= 0)
 		r = imap_cmd_addf(cmd, "UID FETCH %s (%s)%s%s", set, items, modifiers ? " " : "",
 				  modifiers ? modifiers : "");
+	if (r >= 0 && kind == FK_BODY) /* only bodies up to sync_bodies were asked for */
+		imap_cmd_set_max_literal(cmd, e->body_limit);
 	if (r < 0) {
 		imap_cmd_free(cmd);
 		engine_fail(e, r, "out of memory");

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -51,8 +52,9 @@ struct imap_cmd {
 	 * awaited before the rest is sent. */
 	size_t *sync;
 	size_t n_sync;
-	size_t next_sync; /* index into sync of the next wait */
-	size_t sent;	  /* bytes of wire already queued for output */
+	size_t next_sync;     /* index into sync of the next wait */
+	size_t sent;	      /* bytes of wire already queued for output */
+	uint64_t max_literal; /* 0: none of its own */
 	bool cancelled;
 	bool submitted;
 	bool continued; /* a "+" for its continuation handler arrived */
@@ -109,6 +111,7 @@ struct imap_client {
 	bool auth_pending; /* password_cb said -EINPROGRESS: waiting for it */
 	char *bye_text;
 	char error[512];
+	char literal_error[256]; /* why literal_check refused, "" if it did not */
 
 	uint64_t bytes_in, bytes_out;
 	uint64_t last_read; /* Unix time of the last bytes from the server */
@@ -267,6 +270,11 @@ int imap_cmd_add_mailbox(struct imap_cmd *cmd, const char *name)
 	if (r < 0)
 		return r;
 	return imap_cmd_add_string(cmd, enc.data ? enc.data : "", enc.len);
+}
+
+void imap_cmd_set_max_literal(struct imap_cmd *cmd, uint64_t max)
+{
+	cmd->max_literal = max;
 }
 
 void imap_cmd_set_continuation(struct imap_cmd *cmd, imap_cont_cb_t cb)
@@ -767,6 +775,10 @@ static void read_input(struct imap_client *c)
 
 			r = imap_parser_feed(c->parser, data + off, (size_t)n - off, &used, &resp);
 			off += used;
+			if (r < 0 && c->literal_error[0]) {
+				client_fail(c, -CPMSYNC_E_PROTOCOL, "%s", c->literal_error);
+				return;
+			}
 			if (r < 0) {
 				client_fail(c, -CPMSYNC_E_PROTOCOL,
 					    "cannot parse the server's response: %s",
@@ -1368,6 +1380,92 @@ static void handle_response(struct imap_client *c, const struct imap_response *r
 }
 
 /* ------------------------------------------------------------------ */
+/* Literals: the caps of IMAP_MAX_BODY_LITERAL, then the owner's callbacks */
+
+static bool is_body_item(const char *item)
+{
+	return strncasecmp(item, "BODY[", 5) == 0 || strncasecmp(item, "BINARY[", 7) == 0 ||
+	       strncasecmp(item, "RFC822", 6) == 0;
+}
+
+/* The largest max_literal of the commands in flight, or 0 when one of them
+ * has none (an answer to it may be any size). */
+static uint64_t inflight_max_literal(const struct imap_client *c)
+{
+	uint64_t max = 0;
+
+	for (const struct imap_cmd *cmd = c->inflight; cmd; cmd = cmd->next) {
+		if (!cmd->max_literal)
+			return 0;
+		if (cmd->max_literal > max)
+			max = cmd->max_literal;
+	}
+	return max;
+}
+
+static int lit_check(void *userdata, uint32_t number, const char *name, const char *item,
+		     uint64_t size)
+{
+	struct imap_client *c = userdata;
+	uint64_t limit = IMAP_MAX_BODY_LITERAL, n;
+	char why[96];
+
+	if (!name || strcasecmp(name, "FETCH") != 0 || !item || !is_body_item(item))
+		return 0;
+	snprintf(why, sizeof(why), "the limit of %" PRIu64 " bytes", limit);
+	if (imap_parser_literal_context_u64(c->parser, "RFC822.SIZE", &n) &&
+	    n + IMAP_LITERAL_SLACK(n) < limit) {
+		limit = n + IMAP_LITERAL_SLACK(n);
+		snprintf(why, sizeof(why), "the RFC822.SIZE of %" PRIu64 " it announced", n);
+	}
+	n = inflight_max_literal(c);
+	if (n && n + IMAP_LITERAL_SLACK(n) < limit) {
+		limit = n + IMAP_LITERAL_SLACK(n);
+		snprintf(why, sizeof(why), "the %" PRIu64 " bytes the command asked for", n);
+	}
+	if (size <= limit)
+		return 0;
+	snprintf(c->literal_error, sizeof(c->literal_error),
+		 "the server sent a %.32s literal of %" PRIu64
+		 " bytes for message %u, more than %s: connection dropped",
+		 item, size, number, why);
+	return -CPMSYNC_E_PROTOCOL;
+}
+
+static bool lit_begin(void *userdata, uint32_t number, const char *name, const char *item,
+		      uint64_t size)
+{
+	struct imap_client *c = userdata;
+
+	if (!c->cb.literals.literal_begin)
+		return false;
+	return c->cb.literals.literal_begin(c->userdata, number, name, item, size);
+}
+
+static int lit_data(void *userdata, const void *data, size_t len)
+{
+	struct imap_client *c = userdata;
+
+	return c->cb.literals.literal_data ? c->cb.literals.literal_data(c->userdata, data, len)
+					   : 0;
+}
+
+static void lit_end(void *userdata)
+{
+	struct imap_client *c = userdata;
+
+	if (c->cb.literals.literal_end)
+		c->cb.literals.literal_end(c->userdata);
+}
+
+static const struct imap_parser_callbacks client_literals = {
+	.literal_check = lit_check,
+	.literal_begin = lit_begin,
+	.literal_data = lit_data,
+	.literal_end = lit_end,
+};
+
+/* ------------------------------------------------------------------ */
 /* Socket set-up */
 
 static void io_cb(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata);
@@ -1556,6 +1654,7 @@ static int client_begin(struct imap_client *c)
 	if (c->state != IMAP_CLIENT_DISCONNECTED && c->state != IMAP_CLIENT_CLOSED)
 		return -EBUSY;
 	c->error[0] = '\0';
+	c->literal_error[0] = '\0';
 	free(c->bye_text);
 	c->bye_text = NULL;
 	imap_caps_clear(&c->caps);
@@ -1697,7 +1796,7 @@ int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *acc
 		imap_client_free(c);
 		return -ENOMEM;
 	}
-	r = imap_parser_new(NULL, callbacks ? &callbacks->literals : NULL, userdata, &c->parser);
+	r = imap_parser_new(NULL, &client_literals, c, &c->parser);
 	if (r < 0) {
 		imap_client_free(c);
 		return r;
@@ -1784,7 +1883,6 @@ void imap_client_set_callbacks(struct imap_client *c, const struct imap_client_c
 {
 	c->cb = callbacks ? *callbacks : (struct imap_client_callbacks){ 0 };
 	c->userdata = userdata;
-	imap_parser_set_callbacks(c->parser, callbacks ? &callbacks->literals : NULL, userdata);
 }
 
 void imap_client_traffic(const struct imap_client *c, uint64_t *ret_in, uint64_t *ret_out)

@@ -89,6 +89,17 @@ struct imap_client_callbacks {
 #define IMAP_COMMAND_TIMEOUT_MS 60000
 /* Most commands in flight at once. */
 #define IMAP_MAX_IN_FLIGHT 32
+/*
+ * Body literals in FETCH responses (BODY[...], BINARY[...], RFC822...):
+ * each must be at most the message's RFC822.SIZE when the same response
+ * announced it before the literal, at most the max_literal of the commands
+ * in flight when they all set one (imap_cmd_set_max_literal()), both plus
+ * slack (IMAP_LITERAL_SLACK()), and at most IMAP_MAX_BODY_LITERAL.  A
+ * larger one drops the connection as soon as its size is read
+ * (-CPMSYNC_E_PROTOCOL, the reason naming the limit).
+ */
+#define IMAP_MAX_BODY_LITERAL ((uint64_t)256 << 20)
+#define IMAP_LITERAL_SLACK(n) ((n) / 16 + 4096)
 /* Longest command line we build (RFC 7162 section 4 asks for <= 8192). */
 #define IMAP_MAX_COMMAND_LINE 8000
 
@@ -167,6 +178,13 @@ int imap_cmd_add_string(struct imap_cmd *cmd, const char *s, size_t len);
 int imap_cmd_add_mailbox(struct imap_cmd *cmd, const char *name);
 /* A literal of len bytes (copied), always sent as a literal. */
 int imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len, bool literal8);
+/*
+ * The largest body literal (message size in bytes) the server may send in
+ * answer to this command, e.g. the sync_bodies limit when fetching the
+ * bodies that are no larger; see IMAP_MAX_BODY_LITERAL.  0 (the default):
+ * no limit of its own.
+ */
+void imap_cmd_set_max_literal(struct imap_cmd *cmd, uint64_t max);
 /*
  * Sets the handler for "+" continuations that are not literal prompts
  * (AUTHENTICATE, IDLE).  It returns 0 and a line to send (without CRLF,

@@ -479,6 +479,24 @@ static int parse_quoted(struct imap_parser *p, const char **ps, const char *e)
 			   });
 }
 
+bool imap_parser_literal_context_u64(const struct imap_parser *p, const char *key, uint64_t *ret)
+{
+	size_t start = p->nframes ? p->frames[p->nframes - 1] : 0;
+
+	for (size_t i = start; i + 1 < p->stack.n; i++) {
+		const struct imap_arg *k = &p->stack.v[i], *v = &p->stack.v[i + 1];
+		struct imap_arg a;
+
+		if (k->type != IMAP_ARG_ATOM || v->type != IMAP_ARG_ATOM ||
+		    strcasecmp(p->text.data + ptr_off(k->u.s.str), key) != 0)
+			continue;
+		a = *v;
+		a.u.s.str = p->text.data + ptr_off(v->u.s.str);
+		return imap_arg_get_u64(&a, ret);
+	}
+	return false;
+}
+
 static const char *item_before_literal(const struct imap_parser *p)
 {
 	size_t start = p->nframes ? p->frames[p->nframes - 1] : 0;
@@ -528,6 +546,14 @@ static int start_literal(struct imap_parser *p, const char *s, const char *e, bo
 			    ndigits > 40 ? "..." : "", (int)(ndigits > 40 ? 40 : ndigits),
 			    ndigits > 40 ? digits + ndigits - 40 : digits, limit);
 
+	if (p->cb.literal_check) {
+		const char *name = p->name_off == NO_OFF ? NULL : p->text.data + p->name_off;
+
+		r = p->cb.literal_check(p->userdata, p->resp.number, name, item_before_literal(p),
+					size);
+		if (r < 0)
+			return fail(p, "literal of %" PRIu64 " bytes refused", size);
+	}
 	if (can_stream && size <= p->lim.max_literal_streamed) {
 		const char *name = p->name_off == NO_OFF ? NULL : p->text.data + p->name_off;
 

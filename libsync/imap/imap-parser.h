@@ -145,6 +145,16 @@ extern const struct imap_parser_limits imap_parser_default_limits;
 
 struct imap_parser_callbacks {
 	/*
+	 * Called first for every literal of a data response once its size
+	 * is read, with the same arguments as literal_begin: a negative
+	 * return refuses it and fails the parse with -CPMSYNC_E_PROTOCOL (the
+	 * caller keeps its own description; imap_parser_error() only says
+	 * that the literal was refused).  May be NULL: every literal within
+	 * the limits is accepted.
+	 */
+	int (*literal_check)(void *userdata, uint32_t number, const char *name, const char *item,
+			     uint64_t size);
+	/*
 	 * A literal of size bytes starts.  number/name describe the response
 	 * it is in so far ("* 12 FETCH": 12 and "FETCH"; 0/NULL when not
 	 * known yet), item is the atom just before the literal inside the
@@ -198,6 +208,15 @@ enum {
  */
 int imap_parser_feed(struct imap_parser *parser, const void *data, size_t len, size_t *ret_consumed,
 		     const struct imap_response **ret_resp);
+
+/*
+ * From inside literal_check or literal_begin only: the number that follows
+ * the atom key (case-insensitive) earlier in the list that holds the
+ * literal, e.g. the RFC822.SIZE of "* 3 FETCH (RFC822.SIZE 2100 BODY[]
+ * {2100}".  false when there is none or it is not a number.
+ */
+bool imap_parser_literal_context_u64(const struct imap_parser *parser, const char *key,
+				     uint64_t *ret);
 
 /* Describes the last error ("literal of 18446744073709551615 bytes
  * exceeds the limit of ..."), or NULL.  Borrowed. */

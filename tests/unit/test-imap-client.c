@@ -556,6 +556,131 @@ START_TEST(test_cancel_queued_and_running)
 }
 END_TEST
 
+/*
+ * Body literals larger than the message's announced RFC822.SIZE, than what
+ * the command asked for (sync_bodies) or than the hard limit: the
+ * connection is dropped as soon as the size is read, with a reason that
+ * names the limit.  The peer never sends the payload, so an accepted
+ * literal would leave the command waiting (and the test timing out).
+ */
+static const struct {
+	const char *fetch;
+	uint64_t max_literal;
+	const char *reason;
+} big_literals[] = {
+	{ "* 1 FETCH (UID 7 RFC822.SIZE 100 BODY[] {20000000}\r\n", 0,
+	  "the server sent a BODY[] literal of 20000000 bytes for message 1, more than the "
+	  "RFC822.SIZE of 100 it announced: connection dropped" },
+	{ "* 2 FETCH (UID 8 BODY[] {20000000}\r\n", 1024,
+	  "the server sent a BODY[] literal of 20000000 bytes for message 2, more than the 1024 "
+	  "bytes the command asked for: connection dropped" },
+	{ "* 3 FETCH (UID 9 RFC822.SIZE 300000000 BINARY[1] {300000000}\r\n", 0,
+	  "the server sent a BINARY[1] literal of 300000000 bytes for message 3, more than the "
+	  "limit of 268435456 bytes: connection dropped" },
+	{ "* 4 FETCH (UID 10 RFC822.SIZE 1000 BODY[HEADER] {5200}\r\n", 0,
+	  "the server sent a BODY[HEADER] literal of 5200 bytes for message 4, more than the "
+	  "RFC822.SIZE of 1000 it announced: connection dropped" },
+};
+
+/* The owner streams every literal it is offered, as the engine does with
+ * bodies: only the client's caps stand in the way. */
+static bool stream_begin(void *userdata, uint32_t number, const char *name, const char *item,
+			 uint64_t size)
+{
+	(void)userdata;
+	(void)number;
+	(void)name;
+	(void)item;
+	(void)size;
+	return true;
+}
+
+static int stream_data(void *userdata, const void *data, size_t len)
+{
+	(void)userdata;
+	(void)data;
+	(void)len;
+	return 0;
+}
+
+static void streaming_owner(struct ctx *ctx)
+{
+	struct imap_client_callbacks cb = {
+		.state = state_cb,
+		.untagged = untagged_cb,
+		.literals = { .literal_begin = stream_begin, .literal_data = stream_data },
+	};
+
+	imap_client_set_callbacks(ctx->client, &cb, ctx);
+}
+
+START_TEST(test_body_literal_caps)
+{
+	const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 UID FETCH 7:* (UID RFC822.SIZE BODY.PEEK[])" },
+		{ SCRIPT_SEND, big_literals[_i].fetch },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct imap_cmd *cmd;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	streaming_owner(&ctx);
+	want_done(&ctx, 1);
+	ck_assert_int_eq(imap_cmd_new(ctx.client, 0, cmd_cb, &ctx, &cmd), 0);
+	ck_assert_int_eq(imap_cmd_add(cmd, "UID FETCH 7:* (UID RFC822.SIZE BODY.PEEK[])"), 0);
+	imap_cmd_set_max_literal(cmd, big_literals[_i].max_literal);
+	ck_assert_int_gt(imap_cmd_submit(cmd), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], -CPMSYNC_E_PROTOCOL);
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_PROTOCOL);
+	ck_assert_str_eq(ctx.reason, big_literals[_i].reason);
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_DISCONNECTED);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+/* Within the limits (the announced size plus slack, the command's limit)
+ * the same literals pass. */
+START_TEST(test_body_literal_within_caps)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 UID FETCH 7 (UID RFC822.SIZE BODY.PEEK[])" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 7 RFC822.SIZE 3 BODY[] {12}\r\nHello world!)\r\n"
+			       "a3 OK done\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 8 (BODY.PEEK[])" },
+		{ SCRIPT_SEND, "* 2 FETCH (UID 8 BODY[] {5}\r\nHello)\r\na4 OK done\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct imap_cmd *cmd;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	streaming_owner(&ctx);
+	want_done(&ctx, 2);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx,
+					    "UID FETCH 7 (UID RFC822.SIZE BODY.PEEK[])"),
+			 0);
+	ck_assert_int_eq(imap_cmd_new(ctx.client, 0, cmd_cb, &ctx, &cmd), 0);
+	ck_assert_int_eq(imap_cmd_add(cmd, "UID FETCH 8 (BODY.PEEK[])"), 0);
+	imap_cmd_set_max_literal(cmd, 5);
+	ck_assert_int_gt(imap_cmd_submit(cmd), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], 0);
+	ck_assert_int_eq(ctx.results[1], 0);
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_READY);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("imap-client");
@@ -573,6 +698,9 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_password_pending);
 	tcase_add_test(tc, test_synchronizing_literal_waits_for_continuation);
 	tcase_add_test(tc, test_cancel_queued_and_running);
+	tcase_add_loop_test(tc, test_body_literal_caps, 0,
+			    sizeof(big_literals) / sizeof(big_literals[0]));
+	tcase_add_test(tc, test_body_literal_within_caps);
 	suite_add_tcase(s, tc);
 	return s;
 }
