@@ -55,6 +55,7 @@ struct imap_cmd {
 	size_t next_sync;     /* index into sync of the next wait */
 	size_t sent;	      /* bytes of wire already queued for output */
 	uint64_t max_literal; /* 0: none of its own */
+	uint64_t deadline;    /* monotonic ms by which it must be answered */
 	bool cancelled;
 	bool submitted;
 	bool continued; /* a "+" for its continuation handler arrived */
@@ -114,6 +115,7 @@ struct imap_client {
 	char literal_error[256]; /* why literal_check refused, "" if it did not */
 
 	uint64_t bytes_in, bytes_out;
+	uint64_t progress;  /* bytes received towards the next deadline extension */
 	uint64_t last_read; /* Unix time of the last bytes from the server */
 
 	/* Re-entrancy: callbacks may free the client. */
@@ -163,6 +165,14 @@ static void client_fail(struct imap_client *c, int r, const char *fmt, ...) ATTR
 static void update_io(struct imap_client *c);
 static void pump(struct imap_client *c);
 static void arm_deadline(struct imap_client *c);
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* ------------------------------------------------------------------ */
 /* Commands */
@@ -533,6 +543,8 @@ static void pump(struct imap_client *c)
 		*tail = cmd;
 		c->n_inflight++;
 		snprintf(cmd->tag, sizeof(cmd->tag), "a%u", ++c->tag_counter);
+		cmd->deadline =
+			now_ms() + (uint64_t)c->command_timeout_ms * IMAP_COMMAND_TOTAL_FACTOR;
 		r = cmd_send_piece(c, cmd);
 		if (r < 0) {
 			client_fail(c, r, "cannot queue a command: %s", cpmsync_strerror(r));
@@ -620,6 +632,11 @@ static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 		client_fail(c, -ETIMEDOUT, "TLS handshake timed out after %u s", ms / 1000);
 	else if (c->state == IMAP_CLIENT_GREETING)
 		client_fail(c, -ETIMEDOUT, "no greeting from the server within %u s", ms / 1000);
+	else if (c->inflight && now_ms() >= c->inflight->deadline)
+		client_fail(c, -ETIMEDOUT,
+			    "the server did not finish answering %.32s within its total limit of "
+			    "%u s (it answers, but too slowly)",
+			    c->inflight->tag, ms * IMAP_COMMAND_TOTAL_FACTOR / 1000);
 	else
 		client_fail(c, -ETIMEDOUT, "the server did not answer within %u s", ms / 1000);
 	c->dispatching--;
@@ -644,8 +661,17 @@ static void arm_deadline(struct imap_client *c)
 		bool idling = c->n_inflight == 1 && (c->inflight->flags & IMAP_CMD_IDLE) &&
 			      c->inflight->continued;
 
-		if (!idling)
+		if (!idling) {
+			uint64_t now = now_ms(), end = c->inflight->deadline;
+
 			ms = c->command_timeout_ms;
+			/* The oldest command's total deadline may come first
+			 * (1 ms: at once, 0 would disarm the timer). */
+			if (end <= now)
+				ms = 1;
+			else if (end - now < ms)
+				ms = end - now;
+		}
 	}
 	cpmsync_loop_timer_set(c->timer, ms, 0);
 }
@@ -755,6 +781,12 @@ static void read_input(struct imap_client *c)
 		}
 		c->bytes_in += (uint64_t)n;
 		c->last_read = (uint64_t)time(NULL);
+		c->progress += (uint64_t)n;
+		while (c->progress >= IMAP_COMMAND_PROGRESS_BYTES) {
+			c->progress -= IMAP_COMMAND_PROGRESS_BYTES;
+			if (c->inflight)
+				c->inflight->deadline += c->command_timeout_ms;
+		}
 		arm_deadline(c);
 		while (off < (size_t)n) {
 			const struct imap_response *resp = NULL;

@@ -84,9 +84,19 @@ struct imap_client_callbacks {
 	struct imap_parser_callbacks literals;
 };
 
-/* Default timeouts (milliseconds). */
-#define IMAP_CONNECT_TIMEOUT_MS 30000
-#define IMAP_COMMAND_TIMEOUT_MS 60000
+/*
+ * Default timeouts (milliseconds).  The command timeout is the longest
+ * silence while an answer is awaited.  Each command also has a total
+ * deadline, so that a server trickling a byte now and then cannot keep it
+ * alive forever: IMAP_COMMAND_TOTAL_FACTOR command timeouts from when it
+ * was sent, plus one more for every IMAP_COMMAND_PROGRESS_BYTES received
+ * while it is the oldest in flight (a large FETCH that keeps streaming at
+ * a useful rate is never cut).  An accepted IDLE has neither.
+ */
+#define IMAP_CONNECT_TIMEOUT_MS	    30000
+#define IMAP_COMMAND_TIMEOUT_MS	    60000
+#define IMAP_COMMAND_TOTAL_FACTOR   10
+#define IMAP_COMMAND_PROGRESS_BYTES (1u << 20)
 /* Most commands in flight at once. */
 #define IMAP_MAX_IN_FLIGHT 32
 /*

@@ -681,12 +681,56 @@ START_TEST(test_body_literal_within_caps)
 }
 END_TEST
 
+/*
+ * A server that keeps answering, one byte every 150 ms, but never finishes:
+ * the silence timeout (300 ms here) never fires, the command's total
+ * deadline (IMAP_COMMAND_TOTAL_FACTOR times it: 3 s) does.  The peer would
+ * finish after 6 s; it finds the connection closed and gives up, so its
+ * exit status is not checked.
+ */
+#define TRICKLES 40
+
+START_TEST(test_trickling_server_hits_total_deadline)
+{
+	struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 NOOP" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 X-TRICKLE \"" },
+	};
+	struct script_step all[sizeof(script) / sizeof(script[0]) + 2 * TRICKLES + 2];
+	size_t n = sizeof(script) / sizeof(script[0]);
+	struct script_peer peer;
+	struct ctx ctx;
+
+	memcpy(all, script, sizeof(script));
+	for (int i = 0; i < TRICKLES; i++) {
+		all[n++] = (struct script_step){ SCRIPT_SLEEP, "150" };
+		all[n++] = (struct script_step){ SCRIPT_SEND, "a" };
+	}
+	all[n++] = (struct script_step){ SCRIPT_SEND, "\")\r\na3 OK done\r\n" };
+	all[n++] = (struct script_step){ SCRIPT_END, NULL };
+
+	ctx_start(&ctx, all, &peer, CPMSYNC_SECURITY_NONE, 300);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 1);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 9000));
+	ck_assert_int_eq(ctx.results[0], -ETIMEDOUT);
+	ck_assert_int_eq(ctx.state_r, -ETIMEDOUT);
+	ck_assert_str_eq(ctx.reason, "the server did not finish answering a3 within its total "
+				     "limit of 3 s (it answers, but too slowly)");
+	imap_client_free(ctx.client);
+	cpmsync_loop_free(ctx.loop);
+	script_peer_wait(&peer);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("imap-client");
 	TCase *tc = tcase_create("scripted");
 
-	tcase_set_timeout(tc, 10);
+	tcase_set_timeout(tc, 15);
 	tcase_add_test(tc, test_login_enable_and_pipelining);
 	tcase_add_test(tc, test_bye_mid_command);
 	tcase_add_test(tc, test_disconnect_with_commands_in_flight);
@@ -701,6 +745,7 @@ static Suite *client_suite(void)
 	tcase_add_loop_test(tc, test_body_literal_caps, 0,
 			    sizeof(big_literals) / sizeof(big_literals[0]));
 	tcase_add_test(tc, test_body_literal_within_caps);
+	tcase_add_test(tc, test_trickling_server_hits_total_deadline);
 	suite_add_tcase(s, tc);
 	return s;
 }
