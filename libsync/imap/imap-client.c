@@ -26,6 +26,7 @@
 #include "util/base64.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/text.h"
 
 #define CAT  CPMSYNC_LOG_CAT_IMAP
 #define WIRE CPMSYNC_LOG_CAT_IMAP_WIRE
@@ -605,7 +606,9 @@ static void client_fail(struct imap_client *c, int r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	memcpy(c->error, why, sizeof(c->error));
+	/* It may quote the server (BYE, NO texts): no control characters
+	 * reach the owner's logs, D-Bus or a terminal. */
+	text_escape(c->error, sizeof(c->error), why);
 	log_debug(CAT, "%s: connection closed: %s", c->name, c->error);
 	close_connection(c);
 	client_set_state(c, was_logout ? IMAP_CLIENT_CLOSED : IMAP_CLIENT_DISCONNECTED);
@@ -1388,7 +1391,16 @@ static void handle_response(struct imap_client *c, const struct imap_response *r
 		else if (resp->status != IMAP_STATUS_OK)
 			r = -CPMSYNC_E_PROTOCOL;
 		arm_deadline(c);
-		cmd_complete(c, cmd, r, resp->status, resp, resp->text);
+		if (resp->text && text_has_unsafe(resp->text, strlen(resp->text))) {
+			/* The server's text goes on to logs, D-Bus and
+			 * cpmctl: escaped; NULL (out of memory) gives "". */
+			char *safe = text_escape_dup(resp->text);
+
+			cmd_complete(c, cmd, r, resp->status, resp, safe);
+			free(safe);
+		} else {
+			cmd_complete(c, cmd, r, resp->status, resp, resp->text);
+		}
 		if (c->fd >= 0 && !c->free_pending) {
 			arm_deadline(c);
 			pump(c);

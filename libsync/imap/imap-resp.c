@@ -278,6 +278,10 @@ static int caps_add(uint64_t *bits, struct buf *text, const char *w, size_t len)
 	cap = imap_cap_from_name(w, len);
 	if (cap >= 0)
 		*bits |= UINT64_C(1) << cap;
+	/* Capability names are ASCII atoms; anything else is not shown. */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)w[i] <= 0x20 || (unsigned char)w[i] >= 0x7f)
+			return 0;
 	if (text->len > 0) {
 		r = buf_append_char(text, ' ');
 		if (r < 0)

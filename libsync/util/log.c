@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "util/text.h"
+
 static cpmsync_log_cb_t log_handler;
 static void *log_userdata;
 static int log_max_level = CPMSYNC_LOG_WARNING;
@@ -27,7 +29,7 @@ bool log_enabled(int level, unsigned category)
 
 void log_msg(int level, unsigned category, const char *fmt, ...)
 {
-	char line[2048];
+	char line[2048], safe[4096];
 	va_list ap;
 
 	if (!log_enabled(level, category))
@@ -35,5 +37,7 @@ void log_msg(int level, unsigned category, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	log_handler(level, category, line, log_userdata);
+	/* Server text (names, NO texts, the -v wire log) cannot forge a line
+	 * or reach the terminal as control sequences. */
+	log_handler(level, category, text_escape(safe, sizeof(safe), line), log_userdata);
 }

@@ -725,6 +725,44 @@ START_TEST(test_trickling_server_hits_total_deadline)
 }
 END_TEST
 
+/*
+ * Server text that reaches the owner (a NO's text, a BYE's in the reason):
+ * control and bidi characters come out escaped, so that cpm-syncd --check,
+ * D-Bus LastError and the logs never carry them.
+ */
+START_TEST(test_server_text_escaped)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 NOOP" },
+		{ SCRIPT_SEND, "a3 NO \x1b]0;owned\x07 \xe2\x80\xae"
+			       "txt.exe\r\n" },
+		{ SCRIPT_EXPECT, "a4 NOOP" },
+		{ SCRIPT_SEND, "* BYE going \x1b[2J\xc2\x9b"
+			       "1m\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 1);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], -CPMSYNC_E_SERVER);
+	ck_assert_str_eq(ctx.texts[0], "\\x1b]0;owned\\x07 \\u202etxt.exe");
+	want_done(&ctx, 2);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_BYE);
+	ck_assert_str_eq(ctx.reason, "the server closed the session: going \\x1b[2J\\u009b1m");
+	ck_assert_str_eq(ctx.texts[1], ctx.reason);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("imap-client");
@@ -746,6 +784,7 @@ static Suite *client_suite(void)
 			    sizeof(big_literals) / sizeof(big_literals[0]));
 	tcase_add_test(tc, test_body_literal_within_caps);
 	tcase_add_test(tc, test_trickling_server_hits_total_deadline);
+	tcase_add_test(tc, test_server_text_escaped);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -173,6 +173,7 @@ START_TEST(test_caps_response)
 	ck_assert(imap_caps_has(&caps, IMAP_CAP_UTF8_ACCEPT));
 	ck_assert(imap_caps_has(&caps, IMAP_CAP_COMPRESS_DEFLATE));
 	ck_assert(!imap_caps_has(&caps, IMAP_CAP_QRESYNC));
+
 	ck_assert(imap_caps_has_name(&caps, "x-gm-ext-1"));
 
 	/* not CAPABILITY */
@@ -189,6 +190,14 @@ START_TEST(test_caps_response)
 	imap_caps_clear(&caps);
 	ck_assert_ptr_null(caps.text);
 	ck_assert_uint_eq(caps.bits, 0);
+	/* names that are not printable ASCII (C1, bidi) are not shown
+	 * (cpm-syncd --check prints the list) */
+	resp = feed("* CAPABILITY IMAP4rev1 X-\xc2\x9b"
+		    "2J X-\xe2\x80\xae"
+		    "gpj IDLE\r\n");
+	ck_assert_int_eq(imap_caps_parse_response(&caps, resp), 0);
+	ck_assert_str_eq(caps.text, "IMAP4rev1 IDLE");
+	ck_assert(imap_caps_has(&caps, IMAP_CAP_IDLE));
 	imap_caps_free(&caps);
 }
 END_TEST
