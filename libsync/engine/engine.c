@@ -605,8 +605,8 @@ static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 	r = imap_mailbox_to_utf8(l.mailbox.str, l.mailbox.len, l.delimiter ? l.delimiter : '/',
 				 imap_client_enabled(e->client, IMAP_CAP_UTF8_ACCEPT), &name);
 	if (r < 0) {
-		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: skipping folder with an unreadable name",
-			e->account_name);
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: skipping folder with an unreadable name%s",
+			e->account_name, r == -EILSEQ ? " (control or bidi characters)" : "");
 		goto out;
 	}
 	if (!plan_patterns_match((const char *const *)e->patterns, name.data))

@@ -8,6 +8,8 @@
 
 #include <cpmsync/utf8.h>
 
+#include "util/text.h"
+
 static const char mb64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 static bool is_printable(unsigned char c)
@@ -289,6 +291,9 @@ int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter, bool utf8
 	/* A literal '/' would read as a level separator. */
 	if (delimiter != '/' && tmp.len && memchr(tmp.data, '/', tmp.len))
 		return -EINVAL;
+	/* A name that would rewrite a terminal or a log line is not stored. */
+	if (text_has_unsafe(tmp.data ? tmp.data : "", tmp.len))
+		return -EILSEQ;
 	r = map_levels(tmp.data, tmp.len, delimiter, '/', 0, out);
 	if (r < 0)
 		buf_truncate(out, start);

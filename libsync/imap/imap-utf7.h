@@ -47,7 +47,9 @@ int imap_utf8_to_utf7(const char *in, size_t len, struct buf *out);
  * cannot be represented: a literal '/' in a name whose delimiter is not
  * '/' (including NIL), an empty name or empty level ("a..b", "a.", ".a"),
  * a delimiter that is not printable US-ASCII (or is "&" without
- * utf8_mode), or any decoding error above.
+ * utf8_mode), or any decoding error above.  -EILSEQ when the decoded name
+ * holds a control or bidi formatting character (util/text.h): such a name
+ * cannot be shown safely, so it is refused rather than stored.
  */
 int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter, bool utf8_mode,
 			 struct buf *out);

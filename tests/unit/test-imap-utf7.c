@@ -351,6 +351,37 @@ START_TEST(test_mailbox_to_utf8)
 }
 END_TEST
 
+/* Names a terminal or a log reader would act on are refused (-EILSEQ),
+ * however they are encoded. */
+static const struct mbox_case unsafe_names[] = {
+	{ "a&ABs-]0;owned&AAc-", '/', false, NULL }, /* ESC ] ... BEL in mUTF-7 */
+	{ "line&AAo-break", '/', false, NULL },	     /* LF */
+	{ "csi&AJs-31m", '/', false, NULL },	     /* C1 CSI */
+	{ "&IC4-exe.txt", '/', false, NULL },	     /* RIGHT-TO-LEFT OVERRIDE */
+	{ "Sub.&IGY-x", '.', false, NULL },	     /* LEFT-TO-RIGHT ISOLATE */
+	{ "a\x1b]0;owned\x07", '/', true, NULL },    /* raw, UTF8=ACCEPT */
+	{ "tab\tname", '/', true, NULL },
+	{ "del\x7f", '/', true, NULL },
+	{ "\xe2\x80\xae"
+	  "exe.txt",
+	  '/', true, NULL },
+	{ "\xc2\x9b"
+	  "31m",
+	  '/', true, NULL },
+};
+
+START_TEST(test_mailbox_unsafe_refused)
+{
+	const struct mbox_case *c = &unsafe_names[_i];
+	struct buf b = BUF_INIT(4096);
+	int r = imap_mailbox_to_utf8(c->in, strlen(c->in), c->delim, c->utf8_mode, &b);
+
+	ck_assert_msg(r == -EILSEQ, "case %d: got %d", _i, r);
+	ck_assert_uint_eq(b.len, 0);
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_mailbox_from_utf8)
 {
 	run_mbox(&from_utf8_cases[_i], false);
@@ -393,6 +424,8 @@ static Suite *utf7_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mailbox");
+	tcase_add_loop_test(tc, test_mailbox_unsafe_refused, 0,
+			    sizeof(unsafe_names) / sizeof(unsafe_names[0]));
 	tcase_add_loop_test(tc, test_mailbox_to_utf8, 0,
 			    sizeof(to_utf8_cases) / sizeof(to_utf8_cases[0]));
 	tcase_add_loop_test(tc, test_mailbox_from_utf8, 0,
