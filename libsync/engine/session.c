@@ -50,6 +50,7 @@
 #include "store/store-sync.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/flags.h"
 #include "util/log.h"
 #include "util/macro.h"
 
@@ -1728,6 +1729,16 @@ static int crit_copy(struct request *rq, const struct cpmsync_search_criteria *c
 	return 0;
 }
 
+/* Flags go into the SEARCH command as atoms (KEYWORD x): each must be a
+ * flag (util/flags.h), as the local search requires too. */
+static bool search_flags_valid(const char *const *flags)
+{
+	for (size_t i = 0; flags && flags[i]; i++)
+		if (!flag_valid(flags[i], strlen(flags[i])))
+			return false;
+	return true;
+}
+
 int cpmsync_session_search(struct cpmsync_session *s, int64_t folder_id,
 			   const struct cpmsync_search_criteria *criteria, cpmsync_ids_cb_t cb,
 			   void *userdata)
@@ -1736,7 +1747,8 @@ int cpmsync_session_search(struct cpmsync_session *s, int64_t folder_id,
 	const char *why = NULL;
 	int fail;
 
-	if (!s || !criteria || !cb)
+	if (!s || !criteria || !cb || !search_flags_valid(criteria->flags) ||
+	    !search_flags_valid(criteria->not_flags))
 		return -EINVAL;
 	rq = request_new(s, REQ_SEARCH, userdata);
 	if (!rq)

@@ -168,7 +168,8 @@ int cpmsync_session_preview(struct cpmsync_session *s, int64_t message_id, const
 			    const char *format, uint32_t width, uint32_t height,
 			    cpmsync_data_cb_t cb, void *userdata);
 /* UID SEARCH on the server; the matching messages' local ids, in id
- * order (messages not on the server yet are matched locally). */
+ * order (messages not on the server yet are matched locally).  -EINVAL
+ * at once when a flag or not_flag is not an IMAP flag or keyword. */
 int cpmsync_session_search(struct cpmsync_session *s, int64_t folder_id,
 			   const struct cpmsync_search_criteria *criteria, cpmsync_ids_cb_t cb,
 			   void *userdata);

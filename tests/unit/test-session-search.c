@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cpmsync_session_search() checks the flags it will put into the server's
+ * SEARCH command (KEYWORD x): a value that is not a flag would rewrite the
+ * command ("a) OR ALL (", a CRLF and a second command).  Refused at once,
+ * before anything is queued; valid flags are queued as before.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cpmsync/cpmsync.h>
+#include <cpmsync/session.h>
+#include <cpmsync/store.h>
+
+#include "testlib.h"
+
+static int system_rm_rf(const char *dir)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+static void ids_cb(int r, const char *reason, const int64_t *ids, size_t n, void *userdata)
+{
+	(void)r;
+	(void)reason;
+	(void)ids;
+	(void)n;
+	(void)userdata;
+}
+
+static int no_password(const struct cpmsync_account *a, char **ret, void *ud)
+{
+	(void)a;
+	(void)ret;
+	(void)ud;
+	return -CPMSYNC_E_CONFIG;
+}
+
+static const struct {
+	const char *flag;
+	bool not ;
+	int r; /* 0: accepted (queued) */
+} cases[] = {
+	{ "\\Seen", false, 0 },
+	{ "$Label1", true, 0 },
+	{ "a) OR ALL (", false, -EINVAL },
+	{ "x\r\na2 DELETE INBOX", false, -EINVAL },
+	{ "{5}", true, -EINVAL },
+	{ "\"q\"", false, -EINVAL },
+	{ "", true, -EINVAL },
+	{ "\\", false, -EINVAL },
+};
+
+START_TEST(test_search_flags_checked)
+{
+	char dir[] = "/tmp/test-session-search-XXXXXX", path[64];
+	const char *flags[] = { cases[_i].flag, NULL };
+	struct cpmsync_search_criteria c = { 0 };
+	struct cpmsync_account a = {
+		.name = "a",
+		.host = "127.0.0.1",
+		.port = 9,
+		.user = "u",
+		.security = CPMSYNC_SECURITY_NONE,
+		.password_cb = no_password,
+	};
+	struct cpmsync_loop *loop;
+	struct cpmsync_store *store;
+	struct cpmsync_session *s;
+	int r;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(cpmsync_store_open(path, 0, &store, NULL), 0);
+	ck_assert_int_eq(cpmsync_session_new(loop, store, &a, NULL, NULL, NULL, &s), 0);
+	cpmsync_session_set_online(s, false);
+	if (cases[_i].not )
+		c.not_flags = flags;
+	else
+		c.flags = flags;
+	r = cpmsync_session_search(s, 1, &c, ids_cb, NULL);
+	if (cases[_i].r)
+		ck_assert_int_eq(r, cases[_i].r);
+	else
+		ck_assert_int_ge(r, 0);
+	cpmsync_session_free(s);
+	cpmsync_store_close(store);
+	cpmsync_loop_free(loop);
+	ck_assert_int_eq(system_rm_rf(dir), 0);
+}
+END_TEST
+
+static Suite *session_search_suite(void)
+{
+	Suite *s = suite_create("session-search");
+	TCase *tc = tcase_create("flags");
+
+	tcase_add_loop_test(tc, test_search_flags_checked, 0, sizeof(cases) / sizeof(cases[0]));
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(session_search_suite)
