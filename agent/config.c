@@ -460,6 +460,9 @@ static int end_section(struct parser *p)
 			       "password_command (line %u) are set; use one",
 			       a->name, lf, lc);
 	case CPMSYNC_SETTINGS_NO_PASSWORD:
+		/* A client certificate logs in with SASL EXTERNAL alone. */
+		if (a->client_cert)
+			break;
 		return fail_at(p, p->section_line,
 			       "account '%s': neither password_file nor "
 			       "password_command is set",
@@ -1367,6 +1370,7 @@ void config_account_to_settings(const struct config_account *a, struct cpmsync_a
 		.security = a->security,
 		.user = a->user,
 		.ca_file = a->ca_file,
+		.client_cert = a->client_cert,
 		.folders = (const char *const *)a->folders,
 		.sync_bodies = a->sync_bodies,
 		.connect_timeout_ms = a->timeout * 1000u,

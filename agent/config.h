@@ -19,8 +19,8 @@
  *     or after a space or tab anywhere in a line.  A "#" glued to the
  *     preceding text (pass#word) is part of the value.  There is no quoting:
  *     a value cannot contain " #".
- *   - Path values (database, outbox, password_file, ca_file): a leading "~/"
- *     (or a lone "~") is replaced by $HOME; a relative path is resolved
+ *   - Path values (database, outbox, password_file, ca_file, client_cert):
+ *     a leading "~/" (or a lone "~") is replaced by $HOME; a relative path is resolved
  *     against the directory that holds the configuration file.
  *     password_command is passed to /bin/sh unchanged.
  *   - Unknown sections and unknown keys produce warnings, not errors (the
@@ -62,7 +62,8 @@ struct config_account {
 	enum cpmsync_security security;
 	char *user;
 	char *password_file;	/* absolute path, or NULL */
-	char *password_command; /* shell command, or NULL; exactly one is set */
+	char *password_command; /* shell command, or NULL; one is set, or neither
+				 * when client_cert is (SASL EXTERNAL) */
 	char *ca_file;		/* absolute path, or NULL */
 	char *client_cert;	/* absolute path (PEM certificate + key), or NULL */
 	char **folders;		/* NULL-terminated, at least one pattern */

@@ -121,7 +121,7 @@ struct cpmsync_session {
 
 	/* The account, copied. */
 	struct cpmsync_account account;
-	char *name, *host, *user, *ca_file;
+	char *name, *host, *user, *ca_file, *client_cert;
 	char **folders;
 	int64_t account_id;
 
@@ -1772,8 +1772,9 @@ static void account_clear(struct cpmsync_session *s)
 	free(s->host);
 	free(s->user);
 	free(s->ca_file);
+	free(s->client_cert);
 	strv_free(s->folders);
-	s->name = s->host = s->user = s->ca_file = NULL;
+	s->name = s->host = s->user = s->ca_file = s->client_cert = NULL;
 	s->folders = NULL;
 }
 
@@ -1785,14 +1786,16 @@ static int account_copy(struct cpmsync_session *s, const struct cpmsync_account 
 	s->host = strdup(a->host);
 	s->user = strdup(a->user);
 	s->ca_file = a->ca_file ? strdup(a->ca_file) : NULL;
+	s->client_cert = a->client_cert ? strdup(a->client_cert) : NULL;
 	s->folders = a->folders ? strv_copy(a->folders) : NULL;
 	if (!s->name || !s->host || !s->user || (a->ca_file && !s->ca_file) ||
-	    (a->folders && !s->folders))
+	    (a->client_cert && !s->client_cert) || (a->folders && !s->folders))
 		return -ENOMEM;
 	s->account.name = s->name;
 	s->account.host = s->host;
 	s->account.user = s->user;
 	s->account.ca_file = s->ca_file;
+	s->account.client_cert = s->client_cert;
 	s->account.folders = (const char *const *)s->folders;
 	return 0;
 }

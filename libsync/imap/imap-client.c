@@ -72,6 +72,7 @@ struct imap_client {
 	char *host;
 	char *user;
 	char *ca_file;
+	char *client_cert;
 	uint16_t port;
 	enum cpmsync_security security;
 	struct cpmsync_account account; /* our copy, strings above */
@@ -111,6 +112,7 @@ struct imap_client {
 	/* Asked for before the mechanism is chosen; given to the first use. */
 	char *password;
 	bool auth_pending; /* password_cb said -EINPROGRESS: waiting for it */
+	bool external;	   /* the login in flight is SASL EXTERNAL */
 	char *bye_text;
 	char error[512];
 	char literal_error[256]; /* why literal_check refused, "" if it did not */
@@ -1000,6 +1002,13 @@ static void login_done(struct imap_client *c, const struct imap_cmd_result *res,
 		return;
 	}
 	c->scram = sasl_scram_free(c->scram);
+	if (res->r < 0 && c->external && res->r == -CPMSYNC_E_SERVER) {
+		client_fail(c, -CPMSYNC_E_AUTH,
+			    "authentication failed: the server did not accept the client "
+			    "certificate (%s) for SASL EXTERNAL: %s",
+			    c->tls ? imap_tls_client_cert_info(c->tls) : c->client_cert, res->text);
+		return;
+	}
 	if (res->r < 0) {
 		if (res->r == -CPMSYNC_E_SERVER)
 			client_fail(c, -CPMSYNC_E_AUTH, "authentication failed: %s", res->text);
@@ -1095,6 +1104,17 @@ static int login_continue_plain(struct imap_client *c, const char *text, char **
 	return r;
 }
 
+/* EXTERNAL without SASL-IR: the "+" asks for the (empty) response. */
+static int external_continue(struct imap_client *c, const char *text, char **ret_line,
+			     void *userdata)
+{
+	(void)c;
+	(void)text;
+	(void)userdata;
+	*ret_line = strdup("");
+	return *ret_line ? 0 : -ENOMEM;
+}
+
 static void authenticate(struct imap_client *c)
 {
 	_cleanup_free_ char *password = NULL;
@@ -1107,12 +1127,15 @@ static void authenticate(struct imap_client *c)
 		return;
 	}
 	client_set_state(c, IMAP_CLIENT_AUTHENTICATING);
+	/* A client certificate and AUTH=EXTERNAL: the login needs no password
+	 * (there may be none configured), so none is asked for. */
+	c->external = c->tls && c->client_cert && imap_caps_has(&c->caps, IMAP_CAP_AUTH_EXTERNAL);
 	/*
 	 * The password first: the host may need time to get it (a command
 	 * run on the loop).  Then the connection waits, nothing in flight,
 	 * until imap_client_password_ready().
 	 */
-	if (c->account.password_cb && !c->password) {
+	if (c->account.password_cb && !c->password && !c->external) {
 		r = c->account.password_cb(&c->account, &c->password, c->account.password_userdata);
 		if (r == -EINPROGRESS) {
 			log_debug(CAT, "%s: waiting for the password", c->name);
@@ -1125,6 +1148,13 @@ static void authenticate(struct imap_client *c)
 		}
 		if (r >= 0 && !c->password)
 			r = -CPMSYNC_E_CONFIG;
+		if (r < 0 && c->client_cert && c->tls) {
+			client_fail(c, -CPMSYNC_E_AUTH,
+				    "the server does not offer AUTH=EXTERNAL (to log in with "
+				    "client_cert), and there is no password: %s",
+				    cpmsync_strerror(r));
+			return;
+		}
 		if (r < 0) {
 			client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s",
 				    cpmsync_strerror(r));
@@ -1136,7 +1166,17 @@ static void authenticate(struct imap_client *c)
 	if (r < 0)
 		goto fail;
 
-	if (imap_caps_has(&c->caps, IMAP_CAP_AUTH_SCRAM_SHA_256)) {
+	if (c->external) {
+		/* RFC 4422 appendix A: the identity is the certificate's; an
+		 * empty authorization identity ("=" with SASL-IR, RFC 4959)
+		 * asks for the one it maps to.  No password is needed. */
+		if (imap_caps_has(&c->caps, IMAP_CAP_SASL_IR)) {
+			r = imap_cmd_add(cmd, "AUTHENTICATE EXTERNAL =");
+		} else {
+			imap_cmd_set_continuation(cmd, external_continue);
+			r = imap_cmd_add(cmd, "AUTHENTICATE EXTERNAL");
+		}
+	} else if (imap_caps_has(&c->caps, IMAP_CAP_AUTH_SCRAM_SHA_256)) {
 		_cleanup_free_ char *first = NULL, *b64 = NULL;
 
 		r = get_password(c, &password);
@@ -1199,11 +1239,17 @@ static void authenticate(struct imap_client *c)
 		if (r >= 0)
 			r = imap_cmd_add_string(cmd, password, strlen(password));
 		explicit_bzero(password, strlen(password));
+	} else if (imap_caps_has(&c->caps, IMAP_CAP_AUTH_EXTERNAL) && !c->client_cert) {
+		imap_cmd_free(cmd);
+		client_fail(c, -CPMSYNC_E_AUTH,
+			    "the server only offers SASL EXTERNAL, which needs a client "
+			    "certificate (client_cert)");
+		return;
 	} else {
 		imap_cmd_free(cmd);
 		client_fail(c, -CPMSYNC_E_AUTH,
 			    "the server offers no authentication mechanism we support "
-			    "(SCRAM-SHA-256, PLAIN, LOGIN)");
+			    "(SCRAM-SHA-256, PLAIN, LOGIN, EXTERNAL with client_cert)");
 		return;
 	}
 	if (r < 0)
@@ -1214,7 +1260,13 @@ static void authenticate(struct imap_client *c)
 	return;
 fail_password:
 	imap_cmd_free(cmd);
-	client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s", cpmsync_strerror(r));
+	if (c->client_cert && c->tls)
+		client_fail(c, -CPMSYNC_E_AUTH,
+			    "the server does not offer AUTH=EXTERNAL (to log in with client_cert), "
+			    "and there is no password: %s",
+			    cpmsync_strerror(r));
+	else
+		client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s", cpmsync_strerror(r));
 	return;
 fail:
 	imap_cmd_free(cmd);
@@ -1556,7 +1608,7 @@ static void start_tls(struct imap_client *c)
 
 	imap_parser_reset(c->parser);
 	c->wire_mid_response = false;
-	r = imap_tls_new(c->fd, c->host, c->ca_file, &c->tls, &err);
+	r = imap_tls_new(c->fd, c->host, c->ca_file, c->client_cert, &c->tls, &err);
 	if (r < 0) {
 		client_fail(c, r, "%s", err ? err : "cannot start TLS");
 		free(err);
@@ -1826,6 +1878,7 @@ int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *acc
 	c->host = strdup(account->host);
 	c->user = strdup(account->user);
 	c->ca_file = dup_or_null(account->ca_file);
+	c->client_cert = dup_or_null(account->client_cert);
 	c->port = cpmsync_account_port(account);
 	c->security = account->security;
 	c->account = *account;
@@ -1836,7 +1889,8 @@ int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *acc
 	buf_init(&c->out, MAX_OUT_BYTES);
 	imap_caps_init(&c->caps);
 	imap_caps_init(&c->enabled_caps);
-	if (!c->name || !c->host || !c->user || (account->ca_file && !c->ca_file)) {
+	if (!c->name || !c->host || !c->user || (account->ca_file && !c->ca_file) ||
+	    (account->client_cert && !c->client_cert)) {
 		imap_client_free(c);
 		return -ENOMEM;
 	}
@@ -1849,6 +1903,7 @@ int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *acc
 	c->account.host = c->host;
 	c->account.user = c->user;
 	c->account.ca_file = c->ca_file;
+	c->account.client_cert = c->client_cert;
 	c->account.folders = NULL;
 	*ret_client = c;
 	return 0;
@@ -1888,6 +1943,7 @@ struct imap_client *imap_client_free(struct imap_client *c)
 	free(c->host);
 	free(c->user);
 	free(c->ca_file);
+	free(c->client_cert);
 	free(c);
 	return NULL;
 }

@@ -22,7 +22,28 @@ struct imap_tls {
 	SSL *ssl;
 	char error[512];
 	char desc[128];
+	char cert_info[400];
 };
+
+/* One line about the certificate: subject, issuer, end of validity. */
+static void describe_cert(struct imap_tls *tls, X509 *x)
+{
+	char subject[128] = "", issuer[128] = "", until[64] = "";
+	BIO *b = BIO_new(BIO_s_mem());
+	int days = 0, secs = 0;
+
+	X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
+	X509_NAME_oneline(X509_get_issuer_name(x), issuer, sizeof(issuer));
+	if (b && ASN1_TIME_print(b, X509_get0_notAfter(x)) > 0) {
+		int n = BIO_read(b, until, sizeof(until) - 1);
+
+		until[n > 0 ? n : 0] = '\0';
+	}
+	BIO_free(b);
+	ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x));
+	snprintf(tls->cert_info, sizeof(tls->cert_info), "%s, issued by %s, valid until %s%s",
+		 subject, issuer, until, days < 0 || secs < 0 ? " (expired)" : "");
+}
 
 static bool is_ip_address(const char *host)
 {
@@ -59,8 +80,8 @@ struct imap_tls *imap_tls_free(struct imap_tls *tls)
 	return NULL;
 }
 
-int imap_tls_new(int fd, const char *host, const char *ca_file, struct imap_tls **ret_tls,
-		 char **ret_error)
+int imap_tls_new(int fd, const char *host, const char *ca_file, const char *client_cert,
+		 struct imap_tls **ret_tls, char **ret_error)
 {
 	struct imap_tls *tls;
 	const char *what = NULL;
@@ -87,6 +108,18 @@ int imap_tls_new(int fd, const char *host, const char *ca_file, struct imap_tls 
 		snprintf(msg, sizeof(msg), "cannot load ca_file '%s'", ca_file);
 		what = msg;
 		goto fail;
+	}
+	if (client_cert) {
+		if (SSL_CTX_use_certificate_chain_file(tls->ctx, client_cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(tls->ctx, client_cert, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(tls->ctx) != 1) {
+			snprintf(msg, sizeof(msg),
+				 "cannot use client_cert '%s' (a PEM certificate and its key)",
+				 client_cert);
+			what = msg;
+			goto fail;
+		}
+		describe_cert(tls, SSL_CTX_get0_certificate(tls->ctx));
 	}
 	tls->ssl = SSL_new(tls->ctx);
 	if (!tls->ssl || SSL_set_fd(tls->ssl, fd) != 1) {
@@ -214,6 +247,11 @@ int imap_tls_pending(struct imap_tls *tls)
 const char *imap_tls_error(const struct imap_tls *tls)
 {
 	return tls->error;
+}
+
+const char *imap_tls_client_cert_info(const struct imap_tls *tls)
+{
+	return tls->cert_info;
 }
 
 const char *imap_tls_description(const struct imap_tls *tls)

@@ -17,9 +17,17 @@
 
 struct imap_tls;
 
-/* fd stays owned by the caller.  host and ca_file are copied. */
-int imap_tls_new(int fd, const char *host, const char *ca_file, struct imap_tls **ret_tls,
-		 char **ret_error);
+/*
+ * fd stays owned by the caller.  host, ca_file and client_cert are copied.
+ * client_cert (or NULL) is a PEM file holding a certificate, its chain and
+ * its private key, presented when the server asks for one; a file that
+ * cannot be read or whose key does not match fails here.
+ */
+int imap_tls_new(int fd, const char *host, const char *ca_file, const char *client_cert,
+		 struct imap_tls **ret_tls, char **ret_error);
+/* The client certificate as "subject, issued by ..., valid until ...
+ * [(expired)]", to explain a refusal; "" without one.  Borrowed. */
+const char *imap_tls_client_cert_info(const struct imap_tls *tls);
 struct imap_tls *imap_tls_free(struct imap_tls *tls);
 
 /* 0 when done, -EAGAIN, -CPMSYNC_E_TLS_VERIFY or -CPMSYNC_E_TLS (reason in

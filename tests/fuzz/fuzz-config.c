@@ -41,7 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(config_find_account(c, a->name) == a);
 		assert(config_account_equal(a, a));
 		assert(a->host && a->user && a->port && a->folders && a->folders[0]);
-		assert(!a->password_file != !a->password_command);
+		/* one password source, or none with a client certificate */
+		assert(!a->password_file != !a->password_command ||
+		       (!a->password_file && a->client_cert));
 		config_account_to_settings(a, &s);
 		assert(s.name == a->name && s.port == a->port);
 		if (i > 0)

@@ -1270,6 +1270,43 @@ START_TEST(test_password_none)
 }
 END_TEST
 
+/* client_cert (contract): a path like ca_file; with it no password is
+ * needed (SASL EXTERNAL), without it one still is. */
+START_TEST(test_client_cert)
+{
+	static const char with[] = "[account a]\nhost = h\nuser = u\nclient_cert = certs/a.pem\n";
+	static const char both[] = "[account a]\nhost = h\nuser = u\nclient_cert = /a.pem\n"
+				   "password_file = /p\n";
+	static const char without[] = "[account a]\nhost = h\nuser = u\n";
+	struct cpmsync_account s;
+	struct config *c = NULL;
+	char name[PATH_MAX + 32], want[PATH_MAX + 64];
+	char *error = NULL;
+
+	snprintf(name, sizeof(name), "%s/cpmsync.conf", tmpdir);
+	ck_assert_msg(config_parse_buffer(name, with, strlen(with), &c, &error) == 0, "%s", error);
+	ck_assert_uint_eq(c->n_warnings, 0);
+	snprintf(want, sizeof(want), "%s/certs/a.pem", tmpdir);
+	ck_assert_str_eq(c->accounts[0].client_cert, want);
+	ck_assert_ptr_null(c->accounts[0].password_file);
+	ck_assert_ptr_null(c->accounts[0].password_command);
+	config_account_to_settings(&c->accounts[0], &s);
+	ck_assert_str_eq(s.client_cert, want);
+	config_free(c);
+
+	c = NULL;
+	ck_assert_int_eq(config_parse_buffer(name, both, strlen(both), &c, &error), 0);
+	ck_assert_str_eq(c->accounts[0].client_cert, "/a.pem");
+	ck_assert_str_eq(c->accounts[0].password_file, "/p");
+	config_free(c);
+
+	c = NULL;
+	ck_assert_int_lt(config_parse_buffer(name, without, strlen(without), &c, &error), 0);
+	ck_assert_ptr_nonnull(strstr(error, "neither password_file nor password_command is set"));
+	free(error);
+}
+END_TEST
+
 #define BASE                                                                                       \
 	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"                      \
 	"ca_file = /ca\nfolders = A B\nsync_bodies = 10\n"
@@ -1299,6 +1336,7 @@ static const char *const changed[] = {
 	"ca_file = /ca\nfolders = A B\nsync_bodies = all\npassword_file = /p\n",
 	"[account a]\nhost = h\nport = 1000\nsecurity = starttls\nuser = u\n"
 	"ca_file = /ca\nfolders = A B\nsync_bodies = none\npassword_file = /p\n",
+	BASE "password_file = /p\nclient_cert = /c.pem\n",
 };
 
 START_TEST(test_equal)
@@ -1450,6 +1488,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_password_job_cancel);
 	tcase_add_test(tc, test_password_command_stdio_closed);
 	tcase_add_test(tc, test_password_none);
+	tcase_add_test(tc, test_client_cert);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("settings");

@@ -62,6 +62,10 @@ struct cpmsync_account {
 	/* Timeouts in milliseconds; 0 takes the default. */
 	unsigned connect_timeout_ms;
 	unsigned command_timeout_ms;
+	/* PEM file with a certificate (and its chain) and its private key,
+	 * presented in TLS; with a server that offers AUTH=EXTERNAL the login
+	 * is SASL EXTERNAL and needs no password.  NULL: none. */
+	const char *client_cert;
 };
 
 /* The port that will be used: account->port, or the security's default. */
