@@ -312,6 +312,10 @@ int imap_mailbox_from_utf8(const char *name, size_t len, char delimiter, bool ut
 	r = utf8_validate(name, len);
 	if (r < 0)
 		return r;
+	/* The other direction refuses these: a folder made with one would
+	 * come back from LIST unreadable, and look deleted. */
+	if (text_has_unsafe(name, len))
+		return -EILSEQ;
 	if (delimiter == 0) {
 		/* Flat: one level, so no '/' at all. */
 		if (len && memchr(name, '/', len))

@@ -49,7 +49,9 @@ int imap_utf8_to_utf7(const char *in, size_t len, struct buf *out);
  * a delimiter that is not printable US-ASCII (or is "&" without
  * utf8_mode), or any decoding error above.  -EILSEQ when the decoded name
  * holds a control or bidi formatting character (util/text.h): such a name
- * cannot be shown safely, so it is refused rather than stored.
+ * cannot be shown safely, so it is refused rather than stored.  (And
+ * imap_mailbox_from_utf8() refuses to send one, so that both directions
+ * agree.)
  */
 int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter, bool utf8_mode,
 			 struct buf *out);
@@ -61,7 +63,7 @@ int imap_mailbox_to_utf8(const char *name, size_t len, char delimiter, bool utf8
  * invalid UTF-8 (or U+0000), an empty name or empty level, a level that
  * contains the server's delimiter (when it is not '/'), any '/' when the
  * delimiter is 0 (a flat namespace has one level), or a bad delimiter as
- * above.
+ * above.  -EILSEQ for a name with a control or bidi formatting character.
  */
 int imap_mailbox_from_utf8(const char *name, size_t len, char delimiter, bool utf8_mode,
 			   struct buf *out);

@@ -379,6 +379,15 @@ START_TEST(test_mailbox_unsafe_refused)
 	ck_assert_msg(r == -EILSEQ, "case %d: got %d", _i, r);
 	ck_assert_uint_eq(b.len, 0);
 	buf_free(&b);
+	/* nor is such a name sent: both directions agree */
+	if (c->utf8_mode) {
+		r = imap_mailbox_from_utf8(c->in, strlen(c->in), c->delim, false, &b);
+		ck_assert_msg(r == -EILSEQ, "case %d (from): got %d", _i, r);
+		r = imap_mailbox_from_utf8(c->in, strlen(c->in), c->delim, true, &b);
+		ck_assert_msg(r == -EILSEQ, "case %d (from, UTF-8): got %d", _i, r);
+		ck_assert_uint_eq(b.len, 0);
+		buf_free(&b);
+	}
 }
 END_TEST
 
