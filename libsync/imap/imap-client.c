@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,9 @@ struct imap_client {
 	int fd;
 	bool local_peer; /* loopback or AF_UNIX */
 	struct addrinfo *addrs, *addr_next;
+	struct resolve *resolve; /* a name lookup in flight, or NULL */
+	struct cpmsync_loop_source *resolve_io;
+	int resolve_fd; /* our end of its socketpair, or -1 */
 	struct cpmsync_loop_source *io;
 	struct cpmsync_loop_source *timer;
 	struct imap_tls *tls;
@@ -581,8 +585,15 @@ int imap_client_send_line(struct imap_client *client, const char *line)
 /* ------------------------------------------------------------------ */
 /* Connection */
 
+static void resolve_cancel(struct imap_client *c);
+
 static void close_connection(struct imap_client *c)
 {
+	resolve_cancel(c);
+	if (c->addrs) {
+		freeaddrinfo(c->addrs);
+		c->addrs = c->addr_next = NULL;
+	}
 	c->io = cpmsync_loop_source_remove(c->io);
 	c->tls = imap_tls_free(c->tls);
 	if (c->fd >= 0) {
@@ -1743,6 +1754,149 @@ static int try_next_address(struct imap_client *c)
 	return -ECONNREFUSED;
 }
 
+/*
+ * Name resolution off the loop: getaddrinfo() runs on a detached thread of
+ * its own, which hands the result back through a socketpair the loop
+ * watches.  The request is shared (two references): if the client gives
+ * up first (timeout, free) it just drops its reference and closes its
+ * end, and the thread's send() fails quietly (MSG_NOSIGNAL); whoever lets
+ * go last frees it.
+ */
+struct resolve {
+	int refs; /* atomic */
+	int fd;	  /* the thread's end */
+	char *host;
+	char port[8];
+	struct addrinfo *result;
+	int gai_error;
+};
+
+static imap_resolve_fn_t resolver = getaddrinfo;
+
+void imap_client_set_resolver_for_test(imap_resolve_fn_t fn)
+{
+	resolver = fn ? fn : getaddrinfo;
+}
+
+static void resolve_unref(struct resolve *rq)
+{
+	if (__atomic_sub_fetch(&rq->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	if (rq->result)
+		freeaddrinfo(rq->result);
+	if (rq->fd >= 0)
+		close(rq->fd);
+	free(rq->host);
+	free(rq);
+}
+
+static void *resolve_thread(void *arg)
+{
+	struct resolve *rq = arg;
+	struct addrinfo hints = {
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_ADDRCONFIG,
+	};
+	char done = 1;
+
+	rq->gai_error = resolver(rq->host, rq->port, &hints, &rq->result);
+	/* The loop reads the result after this byte (the socket orders it). */
+	(void)!send(rq->fd, &done, 1, MSG_NOSIGNAL);
+	resolve_unref(rq);
+	return NULL;
+}
+
+/* Forgets a lookup in flight (its thread finishes on its own). */
+static void resolve_cancel(struct imap_client *c)
+{
+	c->resolve_io = cpmsync_loop_source_remove(c->resolve_io);
+	if (c->resolve_fd >= 0) {
+		close(c->resolve_fd);
+		c->resolve_fd = -1;
+	}
+	if (c->resolve) {
+		resolve_unref(c->resolve);
+		c->resolve = NULL;
+	}
+}
+
+static void resolved_cb(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
+{
+	struct imap_client *c = userdata;
+	struct resolve *rq = c->resolve;
+	char byte;
+	int r;
+
+	(void)src;
+	(void)events;
+	if (recv(fd, &byte, 1, MSG_DONTWAIT) != 1 && errno == EAGAIN)
+		return;
+	c->resolve = NULL;
+	resolve_cancel(c); /* closes our end; rq is ours now */
+	c->dispatching++;
+	if (rq->gai_error != 0) {
+		client_fail(c, -EHOSTUNREACH, "cannot resolve %s: %s", c->host,
+			    gai_strerror(rq->gai_error));
+	} else {
+		c->addrs = rq->result;
+		rq->result = NULL;
+		c->addr_next = c->addrs;
+		r = try_next_address(c);
+		if (r < 0)
+			client_fail(c, r, "%s",
+				    c->error[0] ? c->error : "cannot connect: no usable address");
+	}
+	resolve_unref(rq);
+	c->dispatching--;
+	if (c->free_pending && c->dispatching == 0)
+		imap_client_free(c);
+}
+
+static int resolve_start(struct imap_client *c)
+{
+	struct resolve *rq = calloc(1, sizeof(*rq));
+	pthread_attr_t attr;
+	pthread_t thread;
+	int sv[2], r;
+
+	if (!rq)
+		return -ENOMEM;
+	rq->host = strdup(c->host);
+	if (!rq->host) {
+		free(rq);
+		return -ENOMEM;
+	}
+	snprintf(rq->port, sizeof(rq->port), "%u", c->port);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = -errno;
+		free(rq->host);
+		free(rq);
+		return r;
+	}
+	rq->fd = sv[1];
+	rq->refs = 2;
+	r = cpmsync_loop_add_fd(c->loop, sv[0], CPMSYNC_LOOP_IN, resolved_cb, c, NULL,
+				&c->resolve_io);
+	if (r < 0) {
+		close(sv[0]);
+		rq->refs = 1;
+		resolve_unref(rq);
+		return r;
+	}
+	c->resolve = rq;
+	c->resolve_fd = sv[0];
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = pthread_create(&thread, &attr, resolve_thread, rq);
+	pthread_attr_destroy(&attr);
+	if (r != 0) {
+		resolve_cancel(c);
+		resolve_unref(rq); /* the thread's reference */
+		return -r;
+	}
+	return 0;
+}
+
 static int client_begin(struct imap_client *c)
 {
 	int r;
@@ -1770,34 +1924,19 @@ static int client_begin(struct imap_client *c)
 
 int imap_client_connect(struct imap_client *c)
 {
-	struct addrinfo hints = {
-		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_ADDRCONFIG,
-	};
-	char port[8];
 	int r;
 
 	r = client_begin(c);
 	if (r < 0)
 		return r;
-	snprintf(port, sizeof(port), "%u", c->port);
-	/* TODO(issue 4): resolve without blocking the loop. */
-	r = getaddrinfo(c->host, port, &hints, &c->addrs);
-	if (r != 0) {
-		set_error(c, "cannot resolve %s: %s", c->host, gai_strerror(r));
-		return -EHOSTUNREACH;
-	}
-	c->addr_next = c->addrs;
-	client_set_state(c, IMAP_CLIENT_CONNECTING);
-	cpmsync_loop_timer_set(c->timer, c->connect_timeout_ms, 0);
-	r = try_next_address(c);
+	/* The name is looked up on a thread; resolved_cb() connects. */
+	r = resolve_start(c);
 	if (r < 0) {
-		client_set_state(c, IMAP_CLIENT_DISCONNECTED);
-		cpmsync_loop_timer_set(c->timer, 0, 0);
-		freeaddrinfo(c->addrs);
-		c->addrs = c->addr_next = NULL;
+		set_error(c, "cannot start resolving %s: %s", c->host, strerror(-r));
 		return r;
 	}
+	client_set_state(c, IMAP_CLIENT_CONNECTING);
+	cpmsync_loop_timer_set(c->timer, c->connect_timeout_ms, 0);
 	return 0;
 }
 
@@ -1870,6 +2009,7 @@ int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *acc
 		return -ENOMEM;
 	c->loop = loop;
 	c->fd = -1;
+	c->resolve_fd = -1;
 	c->delimiter = '/';
 	if (callbacks)
 		c->cb = *callbacks;

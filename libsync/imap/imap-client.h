@@ -125,8 +125,18 @@ int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *acc
  * -CPMSYNC_E_CANCELED.  Accepts NULL. */
 struct imap_client *imap_client_free(struct imap_client *client);
 
-/* Starts connecting; state.cb reports READY or the failure. */
+/*
+ * Starts connecting; state.cb reports READY or the failure (a name that
+ * does not resolve included).  The host name is resolved on a thread of its
+ * own, so the loop never waits for DNS; the connect timeout covers it.
+ */
 int imap_client_connect(struct imap_client *client);
+/* Tests only: the function the resolver thread calls instead of
+ * getaddrinfo() (NULL: getaddrinfo again).  Process-wide. */
+struct addrinfo;
+typedef int (*imap_resolve_fn_t)(const char *host, const char *service,
+				 const struct addrinfo *hints, struct addrinfo **res);
+void imap_client_set_resolver_for_test(imap_resolve_fn_t fn);
 /*
  * Uses an already connected socket instead (tests: a socketpair with a
  * scripted server).  The fd is taken over.  An AF_UNIX socket counts as

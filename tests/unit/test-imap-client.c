@@ -4,11 +4,17 @@
  * real server will not produce on demand.  The happy paths run against
  * Dovecot in tests/integration.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cpmsync/cpmsync.h>
 
@@ -763,6 +769,132 @@ START_TEST(test_server_text_escaped)
 }
 END_TEST
 
+/*
+ * Name resolution happens off the loop: a resolver that takes 500 ms (the
+ * test's stand-in for a slow DNS server) must not delay imap_client_connect()
+ * or a 50 ms timer, and the connection is made once it answers.
+ */
+static int resolver_done; /* set by the resolver thread */
+
+static int slow_resolver(const char *host, const char *service, const struct addrinfo *hints,
+			 struct addrinfo **res)
+{
+	struct timespec ts = { 0, 500 * 1000 * 1000 };
+	int r;
+
+	nanosleep(&ts, NULL);
+	if (strcmp(host, "nx.test") == 0)
+		r = EAI_NONAME;
+	else
+		r = getaddrinfo("127.0.0.1", service, hints, res);
+	__atomic_store_n(&resolver_done, 1, __ATOMIC_RELEASE);
+	return r;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct timer_seen {
+	bool fired;
+	int resolver_done_then;
+};
+
+static void timer_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct timer_seen *t = userdata;
+
+	(void)src;
+	t->fired = true;
+	t->resolver_done_then = __atomic_load_n(&resolver_done, __ATOMIC_ACQUIRE);
+}
+
+static int listen_tcp(uint16_t *ret_port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*ret_port = ntohs(sin.sin_port);
+	return fd;
+}
+
+START_TEST(test_resolve_off_loop)
+{
+	struct imap_client_callbacks cb = { .state = state_cb };
+	struct cpmsync_account a = account(CPMSYNC_SECURITY_NONE);
+	struct cpmsync_loop_source *timer = NULL;
+	struct timer_seen seen = { 0 };
+	struct ctx ctx = { 0 };
+	uint64_t t0, spent;
+	int lfd;
+
+	lfd = listen_tcp(&a.port);
+	a.host = "slow.test";
+	resolver_done = 0;
+	imap_client_set_resolver_for_test(slow_resolver);
+	ck_assert_int_eq(cpmsync_loop_new(&ctx.loop), 0);
+	ck_assert_int_eq(imap_client_new(ctx.loop, &a, &cb, &ctx, &ctx.client), 0);
+	ck_assert_int_eq(cpmsync_loop_add_timer(ctx.loop, 50, 0, timer_cb, &seen, NULL, &timer), 0);
+	t0 = mono_ms();
+	ck_assert_int_eq(imap_client_connect(ctx.client), 0);
+	spent = mono_ms() - t0;
+	ck_assert_msg(spent < 200, "imap_client_connect() took %llu ms", (unsigned long long)spent);
+	ck_assert(test_loop_run_until(ctx.loop, &seen.fired, 2000));
+	ck_assert_int_eq(seen.resolver_done_then, 0); /* the timer ran during the lookup */
+	for (int i = 0; i < 100 && imap_client_get_state(ctx.client) != IMAP_CLIENT_GREETING; i++)
+		cpmsync_loop_iterate(ctx.loop, 20);
+	ck_assert_str_eq(imap_client_state_name(imap_client_get_state(ctx.client)), "greeting");
+	ck_assert_int_eq(resolver_done, 1);
+	cpmsync_loop_source_remove(timer);
+	imap_client_free(ctx.client);
+	cpmsync_loop_free(ctx.loop);
+	close(lfd);
+	imap_client_set_resolver_for_test(NULL);
+}
+END_TEST
+
+/* A name that does not resolve is reported through the state callback,
+ * from the loop; a client freed during a lookup leaves nothing behind
+ * (ASan: the thread's late answer touches only its own request). */
+START_TEST(test_resolve_failure_and_free)
+{
+	struct imap_client_callbacks cb = { .state = state_cb };
+	struct cpmsync_account a = account(CPMSYNC_SECURITY_NONE);
+	struct ctx ctx = { 0 };
+	bool never = false;
+
+	a.host = "nx.test";
+	imap_client_set_resolver_for_test(slow_resolver);
+	ck_assert_int_eq(cpmsync_loop_new(&ctx.loop), 0);
+	ck_assert_int_eq(imap_client_new(ctx.loop, &a, &cb, &ctx, &ctx.client), 0);
+	ck_assert_int_eq(imap_client_connect(ctx.client), 0);
+	ck_assert(!ctx.state_called);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	ck_assert_int_eq(ctx.state_r, -EHOSTUNREACH);
+	ck_assert_str_eq(ctx.reason, "cannot resolve nx.test: Name or service not known");
+	imap_client_free(ctx.client);
+
+	a.host = "slow.test";
+	a.port = 9;
+	ck_assert_int_eq(imap_client_new(ctx.loop, &a, &cb, &ctx, &ctx.client), 0);
+	ck_assert_int_eq(imap_client_connect(ctx.client), 0);
+	imap_client_free(ctx.client);
+	test_loop_run_until(ctx.loop, &never, 800);
+	cpmsync_loop_free(ctx.loop);
+	imap_client_set_resolver_for_test(NULL);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("imap-client");
@@ -785,6 +917,8 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_body_literal_within_caps);
 	tcase_add_test(tc, test_trickling_server_hits_total_deadline);
 	tcase_add_test(tc, test_server_text_escaped);
+	tcase_add_test(tc, test_resolve_off_loop);
+	tcase_add_test(tc, test_resolve_failure_and_free);
 	suite_add_tcase(s, tc);
 	return s;
 }
