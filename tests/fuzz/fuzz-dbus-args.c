@@ -35,6 +35,18 @@ static bool has_c0(const char *s)
 	return false;
 }
 
+/* strndup() without reading past n (the input is not NUL-terminated). */
+static char *dupn(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (!d)
+		abort();
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
 static void one_validator(unsigned which, const char *s)
 {
 	char *err = NULL, *again = NULL, *esc, *back;
@@ -100,7 +112,7 @@ static void one_validator(unsigned which, const char *s)
 static void append_variant_str(DBusMessageIter *d, const char *type, const char *v, size_t len)
 {
 	DBusMessageIter var, arr;
-	char *tmp = cpm_strndup(v, len);
+	char *tmp = dupn(v, len);
 
 	if (type[0] == 's') {
 		if (dbus_validate_utf8(tmp, NULL)) {
@@ -159,7 +171,7 @@ static void criteria(const char *in, size_t len)
 		char *key;
 
 		if (t1 && (t2 = memchr(t1 + 1, '\t', l - (size_t)(t1 + 1 - in)))) {
-			key = cpm_strndup(in, (size_t)(t1 - in));
+			key = dupn(in, (size_t)(t1 - in));
 			if (dbus_validate_utf8(key, NULL)) {
 				dbus_message_iter_open_container(&a, DBUS_TYPE_DICT_ENTRY, NULL,
 								 &d);
@@ -203,7 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		criteria((const char *)data + 1, size - 1);
 		return 0;
 	}
-	s = cpm_strndup((const char *)data + 1, size - 1);
+	s = dupn((const char *)data + 1, size - 1);
 	one_validator(data[0], s);
 	free(s);
 	return 0;

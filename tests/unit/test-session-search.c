@@ -90,6 +90,9 @@ START_TEST(test_search_flags_checked)
 	else
 		ck_assert_int_ge(r, 0);
 	cpmsync_session_free(s);
+	/* the queued search is cancelled from the loop */
+	for (int i = 0; i < 5; i++)
+		cpmsync_loop_iterate(loop, 10);
 	cpmsync_store_close(store);
 	cpmsync_loop_free(loop);
 	ck_assert_int_eq(system_rm_rf(dir), 0);
