@@ -528,8 +528,8 @@ static const char migration_8[] =
 	") WITHOUT ROWID;";
 
 static const char *const migrations[] = {
-	migration_1, migration_2, migration_3, migration_4, migration_5, migration_6,
-	migration_7, migration_8,
+	migration_1, migration_2, migration_3, migration_4,
+	migration_5, migration_6, migration_7, migration_8,
 };
 
 unsigned store_schema_version(void)
