@@ -397,10 +397,30 @@ void store_batch_rollback(struct store *s, struct store_batch *b)
 	b->lost = 0;
 }
 
+/* Runs migration v (SQL, then user_version) inside the open transaction. */
+static int migrate_one(struct store *s, unsigned v)
+{
+	char sql[64];
+	int r;
+
+	r = store_exec(s, store_migration_sql(v));
+	if (r < 0)
+		return r;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %u", v);
+	return store_exec(s, sql);
+}
+
+/*
+ * A new store (user_version 0) is created in one transaction, so that a
+ * crash while it is being made leaves either nothing (version 0, no
+ * tables) or the whole schema, never a store at an intermediate version
+ * that the read-only tools must refuse.  An existing store is upgraded one
+ * version per transaction (version 4 moves the bodies into their own
+ * database first, committed there).
+ */
 static int migrate(struct store *s, const char *path, unsigned target)
 {
 	for (unsigned v = 1; v <= target; v++) {
-		char sql[64];
 		int64_t cur;
 		int r;
 
@@ -423,6 +443,15 @@ static int migrate(struct store *s, const char *path, unsigned target)
 			r = -CPMSYNC_E_STORE_CORRUPT;
 			goto fail;
 		}
+		if (cur == 0) {
+			/* New: every version at once; no bodies to move. */
+			for (; v <= target; v++) {
+				r = migrate_one(s, v);
+				if (r < 0)
+					goto fail;
+			}
+			return store_commit(s);
+		}
 		if (v == STORE_VERSION_BODIES) {
 			/* The bodies move to their own database first (committed
 			 * there), then this migration drops the old table. */
@@ -434,11 +463,7 @@ static int migrate(struct store *s, const char *path, unsigned target)
 			if (r < 0)
 				return r;
 		}
-		r = store_exec(s, store_migration_sql(v));
-		if (r < 0)
-			goto fail;
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %u", v);
-		r = store_exec(s, sql);
+		r = migrate_one(s, v);
 		if (r < 0)
 			goto fail;
 		r = store_commit(s);
@@ -559,6 +584,14 @@ static int setup(struct store *s, const char *path, unsigned target)
 		return -CPMSYNC_E_STORE_CORRUPT;
 	}
 	if (s->readonly) {
+		if (version == 0) {
+			/* Created, but the daemon stopped before its schema
+			 * was committed (migrate() makes it in one go). */
+			set_error(s,
+				  "%s: the store is empty (cpm-syncd stopped before creating it)",
+				  path);
+			return -CPMSYNC_E_NOT_FOUND;
+		}
 		if (version != known) {
 			set_error(s,
 				  "%s has schema version %lld; this cpmsync needs %u "

@@ -328,11 +328,21 @@ START_TEST(test_readonly_refuses_old_or_missing)
 	free(err);
 	ck_assert_int_eq(access(dbpath, F_OK), -1);
 
-	/* A reader cannot migrate. */
+	/* A file with no schema yet (the daemon stopped before committing
+	 * it): empty, said as such. */
 	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 0, &s, NULL), 0);
 	store_close(s);
+	ck_assert_int_eq(store_open(dbpath, STORE_READONLY, &s, &err), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_ptr_nonnull(
+		strstr(err, "store.db: the store is empty (cpm-syncd stopped before creating it)"));
+	free(err);
+
+	/* A reader cannot migrate. */
+	ck_assert_int_eq(unlink(dbpath), 0);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 3, &s, NULL), 0);
+	store_close(s);
 	ck_assert_int_eq(store_open(dbpath, STORE_READONLY, &s, &err), -CPMSYNC_E_STORE_CORRUPT);
-	ck_assert_ptr_nonnull(strstr(err, "schema version 0"));
+	ck_assert_ptr_nonnull(strstr(err, "schema version 3"));
 	free(err);
 
 	/* Bad arguments. */
