@@ -29,6 +29,7 @@
 #include <cpmsync/utf8.h>
 
 #include "store/journal.h"
+#include "store/store-file.h"
 #include "store/store-sync.h"
 #include "store/store.h"
 #include "util/flags.h"
@@ -545,6 +546,11 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 
 /* Store. */
 
+struct create_args {
+	const char *account, *name;
+	int64_t id; /* out */
+};
+
 /*
  * A message whose first head_len bytes are at head and whose remaining
  * size - head_len bytes (if any) are read from fd.
@@ -561,7 +567,11 @@ struct store_args {
 	size_t head_len;
 	char *set; /* flag set (owned) */
 	struct msg_summary sum;
-	int64_t id; /* out */
+	/* store_op_store_creating(): folders created first, in order. */
+	const char *const *create;
+	size_t n_create;
+	int64_t id;	   /* out */
+	int64_t folder_id; /* out */
 };
 
 static void store_args_free(struct store_args *a)
@@ -585,6 +595,8 @@ static int store_message_check(struct store *s, void *args)
 	return msg_summary_parse(a->head, a->head_len, &a->sum);
 }
 
+static int create_folder(struct store *s, void *args);
+
 static int store_message(struct store *s, void *args)
 {
 	struct store_args *a = args;
@@ -595,6 +607,13 @@ static int store_message(struct store *s, void *args)
 	r = account_id(s, a->account, &acc);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < a->n_create; i++) {
+		struct create_args c = { .account = a->account, .name = a->create[i] };
+
+		r = create_folder(s, &c);
+		if (r < 0)
+			return r;
+	}
 	r = find_folder(s, acc, a->account, a->folder, &f);
 	if (r < 0)
 		return r;
@@ -615,6 +634,7 @@ static int store_message(struct store *s, void *args)
 	if (r < 0)
 		return r;
 	a->id = id;
+	a->folder_id = f.id;
 	return 0;
 }
 
@@ -711,6 +731,50 @@ int cpmsync_op_store(struct cpmsync_store *store, const char *account, const cha
 	r = op_run(store, store_data_check, store_message, &a);
 	if (r >= 0 && ret_id)
 		*ret_id = a.id;
+	store_args_free(&a);
+	return r;
+}
+
+static int store_head_check(struct store *s, void *args)
+{
+	struct store_args *a = args;
+	int r;
+
+	r = check_size(s, a->size);
+	if (r < 0)
+		return r;
+	if (!a->head || a->head_len > a->size || (a->head_len < a->size && a->fd < 0)) {
+		store_set_error(s, "no message data");
+		return -EINVAL;
+	}
+	return store_message_check(s, a);
+}
+
+int store_op_store_creating(struct cpmsync_store *store, const char *account,
+			    const char *const *create, size_t n_create, const char *folder,
+			    const void *head, size_t head_len, int fd, uint64_t size,
+			    const char *const *flags, int64_t internaldate, int64_t *ret_folder_id,
+			    int64_t *ret_id)
+{
+	struct store_args a = { account,
+				folder,
+				NULL,
+				fd,
+				size,
+				flags,
+				internaldate,
+				.head = head,
+				.head_len = head_len,
+				.sum = { .type = "message" },
+				.create = create,
+				.n_create = n_create };
+	int r;
+
+	r = op_run(store, store_head_check, store_message, &a);
+	if (r >= 0 && ret_id)
+		*ret_id = a.id;
+	if (r >= 0 && ret_folder_id)
+		*ret_folder_id = a.folder_id;
 	store_args_free(&a);
 	return r;
 }
@@ -1144,11 +1208,6 @@ static int check_name_free(struct store *s, int64_t account, const char *name)
 	store_set_error(s, "folder \"%s\" already exists", name);
 	return -EEXIST;
 }
-
-struct create_args {
-	const char *account, *name;
-	int64_t id; /* out */
-};
 
 static int create_folder(struct store *s, void *args)
 {

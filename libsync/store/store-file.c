@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Filing a CPM object (cpmsync/cpm-folders.h, Account1.StoreObject): the
+ * object's header is read, util/cpm-folders.c decides the folder and the
+ * folders missing on the way to it, and store-ops.c creates them and
+ * stores the object in one transaction (CREATEs journaled before the
+ * APPEND, parents first), so that it works offline and reaches the server
+ * in that order.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/cpm-folders.h>
+#include <cpmsync/error.h>
+#include <cpmsync/io.h>
+#include <cpmsync/ops.h>
+
+#include "store/store-file.h"
+#include "store/store.h"
+#include "util/cpm-file.h"
+#include "util/macro.h"
+#include "util/msg-summary.h"
+
+struct exists_ctx {
+	struct cpmsync_store *store;
+	const char *account;
+};
+
+static bool folder_exists(const char *name, void *userdata)
+{
+	struct exists_ctx *x = userdata;
+	int64_t id;
+
+	return cpmsync_store_find_folder(x->store, x->account, name, &id) == 0;
+}
+
+/* session-info and group-state objects. */
+static bool is_state_type(const char *type)
+{
+	return type && (strcmp(type, "session-info") == 0 || strcmp(type, "group-state") == 0);
+}
+
+int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account, const char *root,
+			       int fd, uint64_t size, const char *const *flags,
+			       int64_t internaldate, int64_t *ret_folder_id, int64_t *ret_id)
+{
+	struct store *s = store_from_public(store);
+	struct msg_summary sum = { .type = "message" };
+	_cleanup_free_ char *head = NULL;
+	struct cpm_file_target t = { 0 };
+	struct exists_ctx x = { store, account };
+	struct cpm_file_object o;
+	const char *why = NULL;
+	char why_buf[512];
+	size_t head_len;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	store_clear_error(s);
+	if (!cpmsync_cpm_root_valid(root, &why)) {
+		store_set_error(s, "cpm_root \"%s\" %s", root ? root : "", why);
+		return -EINVAL;
+	}
+	if (fd < 0) {
+		store_set_error(s, "content: invalid file descriptor");
+		return -EINVAL;
+	}
+	if (size == 0) {
+		store_set_error(s, "content: empty");
+		return -EINVAL;
+	}
+	if (size > CPMSYNC_OP_MAX_MESSAGE_SIZE) {
+		store_set_error(s, "content: %" PRIu64 " bytes is larger than the %u allowed", size,
+				CPMSYNC_OP_MAX_MESSAGE_SIZE);
+		return -EFBIG;
+	}
+	head_len = size < MSG_SUMMARY_MAX_HEADER ? (size_t)size : MSG_SUMMARY_MAX_HEADER;
+	head = malloc(head_len);
+	if (!head)
+		return -ENOMEM;
+	r = cpmsync_read_exact(fd, head, head_len);
+	if (r < 0) {
+		store_set_error(s, "content: %s",
+				r == -EIO ? "end of input before the announced size"
+					  : strerror(-r));
+		return r;
+	}
+	r = msg_summary_parse(head, head_len, &sum);
+	if (r < 0)
+		return r;
+	o = (struct cpm_file_object){
+		.conversation_id = sum.conversation_id,
+		.contribution_id = sum.contribution_id,
+		.is_state = is_state_type(sum.type),
+		.context = sum.context,
+		.direction = sum.direction,
+		.from = sum.from,
+		.to = sum.to,
+	};
+	r = cpm_file_decide(root, &o, folder_exists, &x, &t, why_buf, sizeof(why_buf));
+	msg_summary_free(&sum);
+	if (r == -EINVAL) {
+		store_set_error(s, "%s", why_buf);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	r = store_op_store_creating(store, account, (const char *const *)t.create, t.n_create,
+				    t.folder, head, head_len, fd, size, flags, internaldate,
+				    ret_folder_id, ret_id);
+	cpm_file_target_free(&t);
+	return r;
+}
