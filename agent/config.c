@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <cpmsync/account.h>
+#include <cpmsync/cpm-folders.h>
 #include <cpmsync/io.h>
 #include <cpmsync/loop.h>
 #include <cpmsync/settings.h>
@@ -46,6 +47,7 @@ enum key {
 	KEY_FOLDERS,
 	KEY_SYNC_BODIES,
 	KEY_TIMEOUT,
+	KEY_CPM_ROOT,
 	KEY_MAX
 };
 
@@ -66,6 +68,7 @@ static const struct {
 	[KEY_FOLDERS] = { "folders", false },
 	[KEY_SYNC_BODIES] = { "sync_bodies", false },
 	[KEY_TIMEOUT] = { "timeout", false },
+	[KEY_CPM_ROOT] = { "cpm_root", false },
 };
 
 struct parser {
@@ -382,6 +385,18 @@ static int parse_account_key(struct parser *p, struct config_account *a, enum ke
 				    CONFIG_MAX_TIMEOUT);
 		a->timeout = (unsigned)n;
 		return 0;
+	case KEY_CPM_ROOT: {
+		const char *why = NULL;
+
+		/* No quoting in this file: "" stands for the empty root, the top level. */
+		if (str_eq(value, "\"\""))
+			value[0] = 0;
+		if (!cpmsync_cpm_root_valid(value, &why))
+			return fail(p, "cpm_root '%s' %s", value, why);
+		free(a->cpm_root);
+		a->cpm_root = xstrdup(value);
+		return 0;
+	}
 	default:
 		return fail(p, "internal error: key '%s'", key_table[k].name);
 	}
@@ -775,6 +790,7 @@ static void account_clear(struct config_account *a)
 	free(a->password_command);
 	free(a->ca_file);
 	free(a->client_cert);
+	free(a->cpm_root);
 	if (a->folders)
 		for (char **f = a->folders; *f; f++)
 			free(*f);
@@ -817,6 +833,11 @@ static bool strv_equal(char *const *a, char *const *b)
 		if (!str_eq(*a, *b))
 			return false;
 	return !*a && !*b;
+}
+
+const char *config_account_cpm_root(const struct config_account *a)
+{
+	return a && a->cpm_root ? a->cpm_root : CONFIG_DEFAULT_CPM_ROOT;
 }
 
 bool config_account_equal(const struct config_account *a, const struct config_account *b)

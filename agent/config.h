@@ -52,7 +52,8 @@
 #define CONFIG_MAX_SYNC_BODIES	   CPMSYNC_SYNC_BODIES_MAX_KIB
 #define CONFIG_MAX_TIMEOUT	   3600 /* seconds */
 #define CONFIG_MAX_PASSWORD	   CPMSYNC_PASSWORD_MAX
-#define CONFIG_PASSWORD_TIMEOUT_MS 60000	 /* password_command run time */
+#define CONFIG_PASSWORD_TIMEOUT_MS 60000 /* password_command run time */
+#define CONFIG_DEFAULT_CPM_ROOT	   "Default"
 #define CONFIG_MAX_COMMAND_OUTPUT  (1024 * 1024) /* bytes it may print */
 
 struct config_account {
@@ -69,6 +70,7 @@ struct config_account {
 	char **folders;		/* NULL-terminated, at least one pattern */
 	int64_t sync_bodies;	/* CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB */
 	unsigned timeout;	/* seconds for connecting and for each command; 0: default */
+	char *cpm_root;		/* the CPM folder model's root; NULL: CONFIG_DEFAULT_CPM_ROOT */
 	unsigned line;		/* line of the [account NAME] header */
 
 	/*
@@ -137,11 +139,15 @@ const struct config_account *config_find_account(const struct config *c, const c
 void config_account_to_settings(const struct config_account *a, struct cpmsync_account *ret);
 
 /*
- * Whether two accounts have the same settings (every key, including the
- * name; the line numbers and password_error are ignored).  For reloads:
+ * Whether two accounts have the same settings (every key but cpm_root,
+ * including the name; the line numbers and password_error are ignored).  For reloads:
  * an account whose settings differ has to be re-added.
  */
 bool config_account_equal(const struct config_account *a, const struct config_account *b);
+/* The account's CPM root: cpm_root, or CONFIG_DEFAULT_CPM_ROOT when not set
+ * (borrowed).  Not part of config_account_equal(): a new root needs no
+ * reconnection. */
+const char *config_account_cpm_root(const struct config_account *a);
 
 /*
  * Fetches the password of a from its password_file or password_command.

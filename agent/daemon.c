@@ -252,8 +252,11 @@ static int add_account(struct daemon *d, const struct config_account *conf)
 		if (r < 0)
 			log_error("%s: cannot export on D-Bus: %s", conf->name,
 				  cpmsync_strerror(r));
-		else
+		else {
 			cpm_service_set_account_details(d->svc, conf->name, conf->host, conf->user);
+			cpm_service_set_account_cpm_root(d->svc, conf->name,
+							 config_account_cpm_root(conf));
+		}
 	}
 	log_info("%s: account added (%s@%s)", conf->name, conf->user, conf->host);
 	return 0;
@@ -312,6 +315,10 @@ static void apply_config(struct daemon *d, struct config *cfg)
 				cpm_service_set_account_details(d->svc, now->name, now->host,
 								now->user);
 		}
+		/* Applied without reconnecting (not in config_account_equal()). */
+		if (d->svc)
+			cpm_service_set_account_cpm_root(d->svc, now->name,
+							 config_account_cpm_root(now));
 	}
 	d->cfg = cfg;
 	/* New in the file. */

@@ -548,6 +548,11 @@ static void get_pending(DBusMessageIter *iter, void *userdata)
 	put_basic(iter, DBUS_TYPE_UINT32, &n);
 }
 
+static void get_cpm_root(DBusMessageIter *iter, void *userdata)
+{
+	put_s(iter, A->cpm_root);
+}
+
 static void get_failed(DBusMessageIter *iter, void *userdata)
 {
 	dbus_uint32_t n = A->failed;
@@ -641,6 +646,7 @@ const struct cpm_interface cpm_account_interface = {
 		{ "PendingOperations", "u", get_pending, NULL },
 		{ "PushState", "s", get_push_state, NULL },
 		{ "LastServerActivity", "t", get_last_activity, NULL },
+		{ "CpmRoot", "s", get_cpm_root, NULL },
 		{ "FailedOperations", "u", get_failed, NULL },
 		{ "Online", "b", get_online, set_online },
 		/*

@@ -14,6 +14,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <cpmsync/cpm-folders.h>
 #include <cpmsync/error.h>
 #include <cpmsync/io.h>
 #include <cpmsync/message.h>
@@ -1224,6 +1225,87 @@ static DBusMessage *expunge(struct cpm_bus *bus, DBusMessage *msg, void *userdat
 }
 
 /* ------------------------------------------------------------------------ */
+/* The CPM folder model */
+
+/* Messages looked at for a peer folder's Conversation-ID. */
+#define PEER_CONVERSATION_SCAN 32
+
+/* A 1-to-1 peer's address as a folder name ("tel:+1555...", "sip:...",
+ * "+1555..."), as opposed to a Conversation-ID. */
+static bool is_address(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	if (n && (s[0] == '+' || (s[0] >= '0' && s[0] <= '9')))
+		return true;
+	if (!n || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	/* A URI scheme (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )) and ':'. */
+	for (i = 1; i < n && s[i] != ':'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || strchr("+-.", s[i])))
+			return false;
+	return i < n && i + 1 < n;
+}
+
+static int first_conversation_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	char **ret = userdata;
+
+	if (!m->conversation_id || !*m->conversation_id)
+		return 0;
+	*ret = cpm_strdup(m->conversation_id);
+	return 1;
+}
+
+static void set_str(char **dst, const char *src, size_t len, const char *prop, const char **changed,
+		    unsigned *n)
+{
+	char *v = cpm_calloc(1, len + 1);
+
+	memcpy(v, src, len);
+	if (*dst && !strcmp(*dst, v)) {
+		free(v);
+		return;
+	}
+	if (*dst && changed)
+		changed[(*n)++] = prop;
+	free(*dst);
+	*dst = v;
+}
+
+void svc_folder_classify(struct svc_folder *f, const char *special_use, const char **changed,
+			 unsigned *n)
+{
+	struct cpmsync_cpm_folder c;
+	const char *kind, *conv;
+	char *found = NULL;
+	size_t conv_len;
+
+	special_use = special_use ? special_use : "";
+	set_str(&f->special_use, special_use, strlen(special_use), "SpecialUse", changed, n);
+	cpmsync_cpm_classify_folder(f->account->cpm_root, f->name, special_use, &c);
+	kind = cpmsync_folder_kind_name(c.kind);
+	if (f->kind && strcmp(f->kind, kind) && changed)
+		changed[(*n)++] = "Kind";
+	f->kind = kind;
+	conv = c.conversation_id;
+	conv_len = c.conversation_id_len;
+	/* A peer's folder: its objects' Conversation-ID, else the address. */
+	if (c.kind == CPMSYNC_FOLDER_CONVERSATION_HISTORY && is_address(conv, conv_len) &&
+	    cpmsync_store_foreach_message(f->svc->store, f->id, 0, PEER_CONVERSATION_SCAN,
+					  first_conversation_cb, &found) == 1 &&
+	    found) {
+		conv = found;
+		conv_len = strlen(found);
+	}
+	set_str(&f->conversation_id, conv, conv_len, "ConversationId", changed, n);
+	set_str(&f->contribution_id, c.contribution_id, c.contribution_id_len, "ContributionId",
+		changed, n);
+	free(found);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Properties */
 
 #define F ((struct svc_folder *)userdata)
@@ -1270,6 +1352,26 @@ static void get_unseen(DBusMessageIter *iter, void *userdata)
 	dbus_uint32_t v = F->unseen;
 
 	put_basic(iter, DBUS_TYPE_UINT32, &v);
+}
+
+static void get_kind(DBusMessageIter *iter, void *userdata)
+{
+	cpm_append_string(iter, F->kind);
+}
+
+static void get_special_use(DBusMessageIter *iter, void *userdata)
+{
+	cpm_append_string(iter, F->special_use);
+}
+
+static void get_conversation_id(DBusMessageIter *iter, void *userdata)
+{
+	cpm_append_string(iter, F->conversation_id);
+}
+
+static void get_contribution_id(DBusMessageIter *iter, void *userdata)
+{
+	cpm_append_string(iter, F->contribution_id);
 }
 
 static void get_active(DBusMessageIter *iter, void *userdata)
@@ -1343,6 +1445,10 @@ const struct cpm_interface cpm_folder_interface = {
 		{ "HighestModseq", "t", get_highestmodseq, NULL },
 		{ "Messages", "u", get_messages, NULL },
 		{ "Unseen", "u", get_unseen, NULL },
+		{ "Kind", "s", get_kind, NULL },
+		{ "SpecialUse", "s", get_special_use, NULL },
+		{ "ConversationId", "s", get_conversation_id, NULL },
+		{ "ContributionId", "s", get_contribution_id, NULL },
 		{ "Active", "b", get_active, set_active },
 		{ NULL },
 	},

@@ -37,6 +37,10 @@ struct svc_folder {
 	uint32_t uidvalidity, messages, unseen;
 	uint64_t highestmodseq;
 	bool active;
+	/* The CPM folder model (folder.c, svc_folder_classify()). */
+	char *special_use; /* "" when none */
+	const char *kind;  /* static */
+	char *conversation_id, *contribution_id;
 };
 
 struct svc_account {
@@ -45,6 +49,7 @@ struct svc_account {
 	char *name;
 	char *path;
 	char *host, *user; /* cpm_service_set_account_details(); "" until then */
+	char *cpm_root;	   /* cpm_service_set_account_cpm_root(); "Default" until then */
 	/* Last emitted values (cpm_service_account_changed). */
 	const char *state, *push;
 	char *last_error, *caps;
@@ -100,6 +105,13 @@ struct svc_folder *svc_folder_ensure(struct cpm_service *svc, int64_t id);
  * Removes the object when the folder is gone. */
 void svc_folder_refresh(struct svc_folder *f);
 void svc_folder_remove(struct cpm_service *svc, int64_t id);
+/*
+ * Recomputes Kind, ConversationId and ContributionId from the folder's
+ * name and its account's CPM root, and takes special_use (NULL: none);
+ * the names of the properties that changed are appended to changed[*n].
+ */
+void svc_folder_classify(struct svc_folder *f, const char *special_use, const char **changed,
+			 unsigned *n);
 
 /* After a local change (ops.h) committed and its reply is queued:
  * PendingOperations, then the session replays the journal. */

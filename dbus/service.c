@@ -174,6 +174,7 @@ struct folder_read {
 	bool found;
 	char *account;
 	char *name;
+	char *special_use;
 	uint32_t uidvalidity, messages, unseen;
 	uint64_t highestmodseq;
 };
@@ -185,12 +186,15 @@ static int folder_read_cb(const struct cpmsync_folder_info *fi, void *userdata)
 	fr->found = true;
 	fr->account = cpm_strdup(fi->account);
 	fr->name = cpm_strdup(fi->name);
+	fr->special_use = cpm_strdup(fi->special_use ? fi->special_use : "");
 	fr->uidvalidity = fi->uidvalidity;
 	fr->messages = fi->messages;
 	fr->unseen = fi->unseen;
 	fr->highestmodseq = fi->highestmodseq;
 	return 0;
 }
+
+static void folder_free(struct svc_folder *f);
 
 static struct svc_folder *folder_add(struct cpm_service *svc, struct svc_account *a,
 				     const struct cpmsync_folder_info *fi)
@@ -212,6 +216,7 @@ static struct svc_folder *folder_add(struct cpm_service *svc, struct svc_account
 	f->unseen = fi->unseen;
 	f->highestmodseq = fi->highestmodseq;
 	f->active = a->session ? cpmsync_session_get_active(a->session, fi->id) : false;
+	svc_folder_classify(f, fi->special_use, NULL, NULL);
 	if (svc->n_folders == svc->alloc_folders) {
 		svc->alloc_folders = svc->alloc_folders ? 2 * svc->alloc_folders : 16;
 		svc->folders =
@@ -226,9 +231,7 @@ static struct svc_folder *folder_add(struct cpm_service *svc, struct svc_account
 		svc->n_folders--;
 		memmove(&svc->folders[i], &svc->folders[i + 1],
 			(svc->n_folders - i) * sizeof(*svc->folders));
-		free(f->path);
-		free(f->name);
-		free(f);
+		folder_free(f);
 		return NULL;
 	}
 	return f;
@@ -238,6 +241,9 @@ static void folder_free(struct svc_folder *f)
 {
 	free(f->path);
 	free(f->name);
+	free(f->special_use);
+	free(f->conversation_id);
+	free(f->contribution_id);
 	free(f);
 }
 
@@ -277,6 +283,7 @@ struct svc_folder *svc_folder_ensure(struct cpm_service *svc, int64_t id)
 			.highestmodseq = fr.highestmodseq,
 			.messages = fr.messages,
 			.unseen = fr.unseen,
+			.special_use = fr.special_use,
 		};
 
 		f = folder_add(svc, a, &fi);
@@ -284,6 +291,7 @@ struct svc_folder *svc_folder_ensure(struct cpm_service *svc, int64_t id)
 out:
 	free(fr.account);
 	free(fr.name);
+	free(fr.special_use);
 	return f;
 }
 
@@ -291,7 +299,7 @@ void svc_folder_refresh(struct svc_folder *f)
 {
 	struct cpm_service *svc = f->svc;
 	struct folder_read fr = { 0 };
-	const char *changed[8];
+	const char *changed[12];
 	unsigned n = 0;
 	int r;
 
@@ -325,11 +333,13 @@ void svc_folder_refresh(struct svc_folder *f)
 		f->unseen = fr.unseen;
 		changed[n++] = "Unseen";
 	}
+	svc_folder_classify(f, fr.special_use, changed, &n);
 	changed[n] = NULL;
 	cpm_bus_properties_changed(svc->bus, f->path, changed);
 out:
 	free(fr.account);
 	free(fr.name);
+	free(fr.special_use);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -615,6 +625,7 @@ static void account_free(struct svc_account *a)
 	free(a->path);
 	free(a->host);
 	free(a->user);
+	free(a->cpm_root);
 	free(a->last_error);
 	free(a->caps);
 	free(a->failed_seen);
@@ -699,6 +710,7 @@ int cpm_service_add_account(struct cpm_service *svc, struct cpmsync_session *ses
 	free(elem);
 	a->host = cpm_strdup("");
 	a->user = cpm_strdup("");
+	a->cpm_root = cpm_strdup("Default");
 	a->state = cpmsync_session_state_name(cpmsync_session_get_state(session));
 	a->push = cpmsync_push_state_name(cpmsync_session_get_push_state(session));
 	a->last_error = cpm_strdup(cpmsync_session_get_last_error(session));
@@ -762,6 +774,24 @@ void cpm_service_set_account_details(struct cpm_service *svc, const char *name, 
 	}
 	changed[n] = NULL;
 	cpm_bus_properties_changed(svc->bus, a->path, changed);
+}
+
+void cpm_service_set_account_cpm_root(struct cpm_service *svc, const char *name, const char *root)
+{
+	const char *changed[] = { "CpmRoot", NULL };
+	struct svc_account *a;
+
+	if (!svc || !name || !(a = svc_account_by_name(svc, name)))
+		return;
+	if (!strcmp(a->cpm_root, root ? root : ""))
+		return;
+	free(a->cpm_root);
+	a->cpm_root = cpm_strdup(root ? root : "");
+	cpm_bus_properties_changed(svc->bus, a->path, changed);
+	/* The account's folders may have another Kind now. */
+	for (size_t i = 0; i < svc->n_folders; i++)
+		if (svc->folders[i]->account == a)
+			svc_folder_refresh(svc->folders[i]);
 }
 
 void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session *session)

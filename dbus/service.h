@@ -90,6 +90,14 @@ void cpm_service_set_account_details(struct cpm_service *svc, const char *name, 
  */
 void cpm_service_set_config_error(struct cpm_service *svc, const char *error);
 
+/*
+ * Account1.CpmRoot (cpm_root in the configuration; "Default" until set):
+ * the root of the CPM folder model, which classifies the account's folders
+ * (Folder1.Kind ...) and where StoreObject files objects.  PropertiesChanged
+ * for CpmRoot and for every folder whose classification changed.
+ */
+void cpm_service_set_account_cpm_root(struct cpm_service *svc, const char *name, const char *root);
+
 /* Forwarded from the session's callbacks by the daemon. */
 void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session *session);
 void cpm_service_sync_progress(struct cpm_service *svc, struct cpmsync_session *session,

@@ -167,6 +167,34 @@ START_TEST(test_timeout)
 }
 END_TEST
 
+/* cpm_root: default "Default", a folder name, or "" for the top level;
+ * not part of config_account_equal(). */
+START_TEST(test_cpm_root)
+{
+	struct config *c = parse_ok("[account d]\nhost=h\nuser=u\npassword_file=/p\n"
+				    "[account r]\nhost=h\nuser=u\npassword_file=/p\n"
+				    "cpm_root = RCS/Default # deeper\n"
+				    "[account t]\nhost=h\nuser=u\npassword_file=/p\n"
+				    "cpm_root = \"\"\n");
+
+	ck_assert_ptr_null(c->accounts[0].cpm_root);
+	ck_assert_str_eq(config_account_cpm_root(&c->accounts[0]), "Default");
+	ck_assert_str_eq(config_account_cpm_root(&c->accounts[1]), "RCS/Default");
+	ck_assert_str_eq(config_account_cpm_root(&c->accounts[2]), "");
+	ck_assert(config_account_equal(&c->accounts[0], &c->accounts[0]));
+	config_free(c);
+	c = parse_ok("[account d]\nhost=h\nuser=u\npassword_file=/p\n");
+	{
+		struct config *c2 = parse_ok("[account d]\nhost=h\nuser=u\npassword_file=/p\n"
+					     "cpm_root=Other\n");
+
+		ck_assert(config_account_equal(&c->accounts[0], &c2->accounts[0]));
+		config_free(c2);
+	}
+	config_free(c);
+}
+END_TEST
+
 START_TEST(test_full_file)
 {
 	struct config *c = parse_ok(full_file);
@@ -481,6 +509,12 @@ static const struct error_case error_cases[] = {
 	{ "[account w]\ntimeout=3601\n", 0, 2, "timeout 3601 is out of range" },
 	{ "[account w]\ntimeout=5s\n", 0, 2, "invalid timeout '5s' (expected seconds)" },
 	{ "[account w]\nfolders=\n", 0, 2, "empty value for 'folders'" },
+	{ "[account w]\ncpm_root=\n", 0, 2, "empty value for 'cpm_root'" },
+	{ "[account w]\ncpm_root=/Default\n", 0, 2,
+	  "cpm_root '/Default' has an empty level (a '/' at either end or two in a row)" },
+	{ "[account w]\ncpm_root=a//b\n", 0, 2, "cpm_root 'a//b' has an empty level" },
+	{ "[account w]\ncpm_root=inbox\n", 0, 2, "cpm_root 'inbox' cannot be INBOX" },
+	{ "[general]\ncpm_root=Default\n", 0, 2, "key 'cpm_root' outside an [account] section" },
 	{ BIN("[general]\n# a\0b\n"), 2, "NUL byte" },
 	{ BIN("\0"), 1, "NUL byte" },
 	{ "[general]\n\n#\xC0\xAF\n", 0, 3, "invalid UTF-8" },
@@ -1430,6 +1464,7 @@ static Suite *config_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_full_file);
 	tcase_add_test(tc, test_timeout);
+	tcase_add_test(tc, test_cpm_root);
 	tcase_add_test(tc, test_crlf_bom_no_eol);
 	tcase_add_test(tc, test_empty_file);
 	tcase_add_test(tc, test_paths);

@@ -225,6 +225,12 @@ static const struct {
 	{ "org.cpmsync.Account1", "property FailedOperations u read" },
 	/* v2, Manager1: why the last reload was refused */
 	{ "org.cpmsync.Manager1", "property ConfigError s read" },
+	/* v2, "CPM objects and conversations" (the folder model) */
+	{ "org.cpmsync.Account1", "property CpmRoot s read" },
+	{ "org.cpmsync.Folder1", "property Kind s read" },
+	{ "org.cpmsync.Folder1", "property SpecialUse s read" },
+	{ "org.cpmsync.Folder1", "property ConversationId s read" },
+	{ "org.cpmsync.Folder1", "property ContributionId s read" },
 };
 #define N_ADDITIONS (sizeof(additions) / sizeof(additions[0]))
 
