@@ -479,9 +479,17 @@ static void outbox_stored(void *userdata, const char *account)
 		cpmsync_session_sync_now(da->session);
 }
 
+static const char *outbox_cpm_root(void *userdata, const char *account)
+{
+	struct daemon_account *da = find_account(userdata, account);
+
+	return da ? config_account_cpm_root(da->conf) : NULL;
+}
+
 static const struct outbox_callbacks outbox_callbacks = {
 	.account_known = outbox_account_known,
 	.stored = outbox_stored,
+	.cpm_root = outbox_cpm_root,
 };
 
 static void outbox_start(struct daemon *d)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <cpmsync/cpm-folders.h>
 #include <cpmsync/error.h>
 #include <cpmsync/ops.h>
 
@@ -598,6 +599,125 @@ static void claim_done(struct outbox *o, int cfd, const char *rel, int64_t id)
 }
 
 /*
+ * Opens the claim name in cfd (cdir below the outbox; rel names it in
+ * messages) to be stored: looked at before it is opened (a FIFO or device
+ * is never opened) and again after, the same file.  Returns the fd and
+ * *st, or -1: a file that cannot be stored was moved to .failed, anything
+ * else is left for the next scan.
+ */
+static int open_claim(struct outbox *o, int cfd, const char *cdir, const char *name,
+		      const char *rel, struct stat *st)
+{
+	_cleanup_free_ char *why = NULL;
+	struct stat st2;
+	int fd;
+
+	if (fstatat(cfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != ENOENT)
+			log_warning("outbox: cannot stat %s/%s/%s: %s", o->dir, cdir, name,
+				    strerror(errno));
+		return -1;
+	}
+	why = check_stat(st);
+	if (why) {
+		move_to_failed(o, cfd, name, name, rel, why);
+		return -1;
+	}
+	fd = openat(cfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 && errno == ENOENT)
+		return -1;
+	if (fd < 0 || fstat(fd, &st2) < 0) {
+		log_warning("outbox: cannot open %s/%s/%s: %s; trying again later", o->dir, cdir,
+			    name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+		close(fd);
+		return -1; /* replaced meanwhile: the next scan looks again */
+	}
+	*st = st2;
+	why = check_stat(st);
+	if (why) {
+		close(fd);
+		move_to_failed(o, cfd, name, name, rel, why);
+		return -1;
+	}
+	return fd;
+}
+
+/* ------------------------------------------------------------------------ */
+/* CPM objects: a file directly in <outbox>/<account>/ */
+
+static const char *cpm_root_of(struct outbox *o, const char *account)
+{
+	const char *root = o->cb.cpm_root ? o->cb.cpm_root(o->userdata, account) : NULL;
+
+	return root ? root : "Default";
+}
+
+/*
+ * The claim of a CPM object, rel "<account>/<name>", in cfd (which is cdir,
+ * .pending/claimed/<account>): filed with cpmsync_op_store_object_fd() (its
+ * folders created as needed) with the same steps 2 and 3 as a file of a
+ * folder; check_copy looks for a stored copy in the folder it would be
+ * filed in.
+ */
+static void process_object_claim(struct outbox *o, int cfd, const char *cdir, const char *rel,
+				 bool check_copy)
+{
+	_cleanup_free_ char *account = dir_part(rel), *why = NULL, *folder = NULL;
+	const char *name = base_part(rel), *root;
+	_cleanup_close_ int fd = -1;
+	int64_t id = 0, folder_id = 0;
+	struct stat st;
+	int r;
+
+	if (!account_known(o, account)) {
+		why = xasprintf("unknown account '%s' (not in the configuration)", account);
+		move_to_failed(o, cfd, name, name, rel, why);
+		return;
+	}
+	fd = open_claim(o, cfd, cdir, name, rel, &st);
+	if (fd < 0)
+		return;
+	root = cpm_root_of(o, account);
+	if (check_copy && cpmsync_cpm_object_folder(o->store, account, root, fd,
+						    (uint64_t)st.st_size, &folder) == 0)
+		id = find_stored_copy(o, account, folder, fd, (uint64_t)st.st_size);
+	if (id > 0) {
+		log_info("outbox: %s was stored as message %" PRId64 " before a restart", rel, id);
+		claim_done(o, cfd, rel, id);
+		return;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		log_warning("outbox: cannot rewind %s/%s/%s: %s; trying again later", o->dir, cdir,
+			    name, strerror(errno));
+		return;
+	}
+	r = cpmsync_op_store_object_fd(o->store, account, root, fd, (uint64_t)st.st_size, NULL, 0,
+				       &folder_id, &id);
+	if (r < 0) {
+		why = r == -EINVAL ? xasprintf("cannot file it as a CPM object in account '%s': %s",
+					       account, cpmsync_store_error(o->store))
+				   : xasprintf("cannot file it in account '%s': %s (%s)", account,
+					       cpmsync_strerror(r), cpmsync_store_error(o->store));
+		move_to_failed(o, cfd, name, name, rel, why);
+		return;
+	}
+	log_info("outbox: filed %s (%" PRIu64 " bytes) as message %" PRId64 " in folder %" PRId64
+		 " of account '%s'",
+		 rel, (uint64_t)st.st_size, id, folder_id, account);
+	claim_done(o, cfd, rel, id);
+	if (o->cb.stored)
+		o->cb.stored(o->userdata, account);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Claims (steps 1 to 3) */
+
+/*
  * Stores the claim .pending/claimed/<rel> (steps 2 and 3), or fails it.
  * check_copy: it may have been stored before a crash.
  */
@@ -607,7 +727,7 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 	_cleanup_free_ char *cdir = NULL, *reldir = dir_part(rel), *why = NULL;
 	_cleanup_close_ int cfd = -1, fd = -1;
 	const char *base = base_part(rel);
-	struct stat st, st2;
+	struct stat st;
 	int64_t id = 0;
 	int r;
 
@@ -619,7 +739,12 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 				    cdir, strerror(-cfd));
 		return;
 	}
-	if (split_rel(rel, &account, &folder, &name) != 0) {
+	r = split_rel(rel, &account, &folder, &name);
+	if (r == 2) {
+		process_object_claim(o, cfd, cdir, rel, check_copy);
+		return;
+	}
+	if (r != 0) {
 		move_to_failed(o, cfd, base, base, rel, "is not in a folder of an account");
 		return;
 	}
@@ -630,34 +755,9 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 		move_to_failed(o, cfd, name, name, rel, why);
 		return;
 	}
-	/* Looked at before it is opened: a FIFO or device is never opened. */
-	if (fstatat(cfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno != ENOENT)
-			log_warning("outbox: cannot stat %s/%s/%s: %s", o->dir, cdir, name,
-				    strerror(errno));
+	fd = open_claim(o, cfd, cdir, name, rel, &st);
+	if (fd < 0)
 		return;
-	}
-	why = check_stat(&st);
-	if (why) {
-		move_to_failed(o, cfd, name, name, rel, why);
-		return;
-	}
-	fd = openat(cfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 && errno == ENOENT)
-		return;
-	if (fd < 0 || fstat(fd, &st2) < 0) {
-		log_warning("outbox: cannot open %s/%s/%s: %s; trying again later", o->dir, cdir,
-			    name, strerror(errno));
-		return;
-	}
-	if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)
-		return; /* replaced meanwhile: the next scan looks again */
-	st = st2;
-	why = check_stat(&st);
-	if (why) {
-		move_to_failed(o, cfd, name, name, rel, why);
-		return;
-	}
 
 	if (check_copy)
 		id = find_stored_copy(o, account, folder, fd, (uint64_t)st.st_size);
@@ -693,12 +793,40 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 		o->cb.stored(o->userdata, account);
 }
 
+/*
+ * Step 1: the file rel, in dfd, is renamed to .pending/claimed/<rel>,
+ * durably; then it is stored (process_claim()).
+ */
+static void claim_and_store(struct outbox *o, int dfd, const char *rel)
+{
+	_cleanup_free_ char *reldir = dir_part(rel), *cdir = NULL;
+	_cleanup_close_ int cfd = -1;
+	const char *name = base_part(rel);
+	int r;
+
+	cdir = xasprintf(CLAIMED "/%s", reldir);
+	cfd = mkdir_beneath(o->root, cdir);
+	r = cfd < 0 ? cfd : rename_noreplace(dfd, name, cfd, name);
+	if (r == -ENOENT)
+		return;
+	if (r < 0) {
+		log_warning("outbox: %s: cannot move it to %s/%s: %s; trying "
+			    "again later",
+			    rel, o->dir, cdir,
+			    r == -EEXIST ? "a file of that name is still being stored"
+			    : r == -ENOTDIR || r == -ELOOP ? "not a directory (a symbolic link?)"
+							   : strerror(-r));
+		return;
+	}
+	(void)fsync(cfd);
+	process_claim(o, rel, false);
+}
+
 /* A file appeared at rel in the drop tree; dfd is its directory. */
 static void handle_drop(struct outbox *o, int dfd, const char *rel)
 {
 	_cleanup_free_ char *account = NULL, *folder = NULL, *name = NULL;
-	_cleanup_free_ char *why = NULL, *reldir = dir_part(rel), *cdir = NULL;
-	_cleanup_close_ int cfd = -1;
+	_cleanup_free_ char *why = NULL, *reldir = dir_part(rel);
 	const char *base = base_part(rel);
 	struct stat st;
 	int64_t folder_id;
@@ -720,10 +848,18 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 		return;
 	}
 	if (r == 2) {
-		why = xasprintf("is not in a folder of account '%.*s'; files "
-				"go into %.*s/FOLDER/",
-				(int)(base - rel - 1), rel, (int)(base - rel - 1), rel);
-		move_to_failed(o, dfd, base, base, rel, why);
+		/* A CPM object: filed under the account's CPM root. */
+		if (!account_known(o, reldir)) {
+			why = xasprintf("unknown account '%s' (not in the configuration)", reldir);
+			move_to_failed(o, dfd, base, base, rel, why);
+			return;
+		}
+		why = check_stat(&st);
+		if (why) {
+			move_to_failed(o, dfd, base, base, rel, why);
+			return;
+		}
+		claim_and_store(o, dfd, rel);
 		return;
 	}
 	if (!account_known(o, account)) {
@@ -762,24 +898,7 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 		return;
 	}
 	deferred_forget(o, rel);
-
-	/* Step 1: claim it, durably. */
-	cdir = xasprintf(CLAIMED "/%s", reldir);
-	cfd = mkdir_beneath(o->root, cdir);
-	r = cfd < 0 ? cfd : rename_noreplace(dfd, name, cfd, name);
-	if (r == -ENOENT)
-		return;
-	if (r < 0) {
-		log_warning("outbox: %s: cannot move it to %s/%s: %s; trying "
-			    "again later",
-			    rel, o->dir, cdir,
-			    r == -EEXIST ? "a file of that name is still being stored"
-			    : r == -ENOTDIR || r == -ELOOP ? "not a directory (a symbolic link?)"
-							   : strerror(-r));
-		return;
-	}
-	(void)fsync(cfd);
-	process_claim(o, rel, false);
+	claim_and_store(o, dfd, rel);
 }
 
 /* ------------------------------------------------------------------------ */

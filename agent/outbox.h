@@ -13,11 +13,19 @@
  * writes ".x" and renames it to "x" when complete.  A file written in
  * place is taken at its first close after writing.
  *
+ * A file directly in <outbox>/<account>/ is a CPM object, filed with
+ * cpmsync_op_store_object_fd() under the account's CPM root (cpm_root
+ * callback), its conversation folders created as needed.  It goes through
+ * the same claim steps and the same checks below (a claim left by a crash
+ * is compared with the messages of the folder it would be filed in).
+ *
  * Layout under <outbox> (all created 0700):
  *
  *   .pending/claimed/<account>/<folder>/<name>
+ *   .pending/claimed/<account>/<name>
  *           a file taken out of the drop folder to be stored ("claimed"),
- *           or one whose folder does not exist yet (see below)
+ *           or one whose folder does not exist yet (see below); the
+ *           second form is a CPM object
  *   .pending/<id>/<name>
  *           stored as local message <id>; kept until the message is on
  *           the server (then deleted) or the server refused it (then it
@@ -60,19 +68,19 @@
  * sync), the file is left where it is and tried again by outbox_rescan();
  * otherwise it fails ("no folder ...").
  *
- * Failures (to .failed/ with a .why): a file directly in <outbox>/ or in
- * <outbox>/<account>/ (no folder), an account the configuration does not
- * know (account_known() false), not a regular file (symbolic links
- * included), a file with more than one link (a hard link may name a file
- * that was never meant to be sent; only this name is moved, the file is
- * not deleted), a file not owned by the user, empty, larger than
- * CPMSYNC_OP_MAX_MESSAGE_SIZE, a store
- * error, a message refused by the server (the server's text; the message
- * is taken back with cpmsync_op_discard()), and a message that left the
- * local store before it reached the server (deleted, moved or expunged
- * locally: its file is kept, since nothing says it arrived).  Transient
- * errors (renames, an unreadable directory) leave the file for the next
- * scan and are logged.
+ * Failures (to .failed/ with a .why): a file directly in <outbox>/, a file
+ * in <outbox>/<account>/ that is not a CPM object (the reason from
+ * cpmsync_op_store_object_fd(): "content: ..."), an account the
+ * configuration does not know (account_known() false), not a regular file
+ * (symbolic links included), a file with more than one link (a hard link
+ * may name a file that was never meant to be sent; only this name is
+ * moved, the file is not deleted), a file not owned by the user, empty,
+ * larger than CPMSYNC_OP_MAX_MESSAGE_SIZE, a store error, a message
+ * refused by the server (the server's text; the message is taken back with
+ * cpmsync_op_discard()), and a message that left the local store before it
+ * reached the server (deleted, moved or expunged locally: its file is
+ * kept, since nothing says it arrived).  Transient errors (renames, an
+ * unreadable directory) leave the file for the next scan and are logged.
  *
  * Every stored and every failed file is logged (agent/log.h).
  *
@@ -108,6 +116,9 @@ struct outbox_callbacks {
 	bool (*account_known)(void *userdata, const char *account);
 	/* A file was stored in account (a sync may be due).  May be NULL. */
 	void (*stored)(void *userdata, const char *account);
+	/* The account's CPM root (borrowed), for files directly in
+	 * <outbox>/<account>/.  NULL, or NULL returned: "Default". */
+	const char *(*cpm_root)(void *userdata, const char *account);
 	/*
 	 * Tests only (NULL otherwise): called with rel, the file's path below
 	 * the outbox, between an inotify event for a file and its handling,

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* org.cpmsync.Account1 on /org/cpmsync/<account>. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <cpmsync/cpm-folders.h>
 #include <cpmsync/error.h>
+#include <cpmsync/limits.h>
 #include <cpmsync/ops.h>
 
 #include "dbus-util.h"
@@ -104,6 +108,168 @@ static DBusMessage *delete_folder(struct cpm_bus *bus, DBusMessage *msg, void *u
 	if (r < 0)
 		return svc_store_error(a->svc, msg, r);
 	svc_changed_locally(a);
+	return cpm_reply(msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* CPM objects and conversations (contract README) */
+
+struct store_object_ctx {
+	char *account;
+	const char **flags;
+	int64_t date;
+};
+
+static void store_object_ctx_free(void *p)
+{
+	struct store_object_ctx *x = p;
+
+	free(x->account);
+	free(x->flags);
+	free(x);
+}
+
+static DBusMessage *store_object_from_fd(struct cpm_service *svc, DBusMessage *msg, int fd,
+					 uint64_t size, void *ctx)
+{
+	struct store_object_ctx *x = ctx;
+	struct svc_account *a = svc_account_by_name(svc, x->account);
+	int64_t folder_id, id;
+	struct svc_folder *f;
+	dbus_uint64_t v;
+	DBusMessage *reply;
+	int r;
+
+	if (!a)
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "account '%s' is gone", x->account);
+	r = cpmsync_op_store_object_fd(svc->store, a->name, a->cpm_root, fd, size, x->flags,
+				       x->date, &folder_id, &id);
+	if (r < 0)
+		return svc_store_error(svc, msg, r);
+	f = svc_folder_ensure(svc, folder_id);
+	if (!f)
+		reply = cpm_error(msg, CPM_ERROR_FAILED,
+				  "stored as message %" PRId64 " but its folder cannot be exported",
+				  id);
+	else {
+		reply = cpm_reply(msg);
+		v = (dbus_uint64_t)id;
+		if (!dbus_message_append_args(reply, DBUS_TYPE_OBJECT_PATH, &f->path,
+					      DBUS_TYPE_UINT64, &v, DBUS_TYPE_INVALID))
+			cpm_oom();
+	}
+	svc_changed_locally(a);
+	return reply;
+}
+
+static DBusMessage *store_object(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	struct store_object_ctx *x;
+	const char **flags = NULL;
+	DBusMessageIter it;
+	int64_t date;
+	char *err;
+	int fd;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	dbus_message_iter_get_basic(&it, &fd); /* a new fd: ours to close */
+	dbus_message_iter_next(&it);
+	if ((err = svc_read_flags_date(&it, &flags, &date))) {
+		close(fd);
+		return svc_invalid(msg, err);
+	}
+	x = cpm_calloc(1, sizeof(*x));
+	x->account = cpm_strdup(a->name);
+	x->flags = flags;
+	x->date = date;
+	return svc_take_content_fd(a->svc, msg, fd, store_object_from_fd, x, store_object_ctx_free);
+}
+
+/* Conversation-IDs as D-Bus arguments: non-empty, bounded, one folder level. */
+static char *check_conversation_id(const char *arg, const char *v)
+{
+	if (!*v)
+		return cpm_asprintf("%s: empty", arg);
+	if (strlen(v) > CPMSYNC_FOLDER_NAME_MAX)
+		return cpm_asprintf("%s: longer than %d bytes", arg, CPMSYNC_FOLDER_NAME_MAX);
+	if (strchr(v, '/'))
+		return cpm_asprintf("%s: '%.64s' contains '/'", arg, v);
+	return NULL;
+}
+
+struct unseen_ids {
+	int64_t *ids;
+	size_t n, alloc;
+};
+
+static int collect_unseen_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	struct unseen_ids *u = userdata;
+	const char *p = m->flags;
+	bool seen = false;
+
+	/* flags: space-separated, canonical case for system flags */
+	while (p && *p && !seen) {
+		size_t len = strcspn(p, " ");
+
+		seen = len == 5 && !strncmp(p, "\\Seen", 5);
+		p += len;
+		while (*p == ' ')
+			p++;
+	}
+	if (seen)
+		return 0;
+	if (u->n == u->alloc) {
+		u->alloc = u->alloc ? 2 * u->alloc : 64;
+		u->ids = cpm_realloc(u->ids, u->alloc * sizeof(*u->ids));
+	}
+	u->ids[u->n++] = m->id;
+	return 0;
+}
+
+static DBusMessage *mark_conversation_read(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	static const char *const seen[] = { "\\Seen", NULL };
+	struct svc_account *a = userdata;
+	struct unseen_ids u = { 0 };
+	const char *conversation_id;
+	bool known = false;
+	char *err;
+	int r = 0;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &conversation_id, DBUS_TYPE_INVALID);
+	if ((err = check_conversation_id("conversation_id", conversation_id)))
+		return svc_invalid(msg, err);
+	/* The conversation's folders: its conversation history folder (or
+	 * the peer's folder) and its session history folders. */
+	for (size_t i = 0; i < a->svc->n_folders && r >= 0; i++) {
+		struct svc_folder *f = a->svc->folders[i];
+
+		if (f->account != a || strcmp(f->kind, "user") == 0 ||
+		    strcmp(f->conversation_id, conversation_id) != 0)
+			continue;
+		known = true;
+		r = cpmsync_store_foreach_message(a->svc->store, f->id, 0, 0, collect_unseen_cb,
+						  &u);
+	}
+	if (r < 0) {
+		free(u.ids);
+		return svc_store_error(a->svc, msg, r);
+	}
+	if (!known)
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+				 "conversation_id: no conversation '%s' in account '%s'",
+				 conversation_id, a->name);
+	if (u.n) {
+		r = cpmsync_op_set_flags(a->svc->store, u.ids, u.n, seen, NULL);
+		free(u.ids);
+		if (r < 0)
+			return svc_store_error(a->svc, msg, r);
+		svc_changed_locally(a);
+	}
 	return cpm_reply(msg);
 }
 
@@ -624,6 +790,11 @@ const struct cpm_interface cpm_account_interface = {
 		{ "DeleteAcl", CPM_ARGS({ "folder", "s" }, { "identifier", "s" }), NULL,
 		  delete_acl },
 		{ "MyRights", CPM_ARGS({ "folder", "s" }), CPM_ARGS({ "rights", "s" }), my_rights },
+		/* Contract v2 ("CPM objects and conversations"). */
+		{ "StoreObject", CPM_ARGS({ "content", "h" }, { "flags", "as" }, { "date", "x" }),
+		  CPM_ARGS({ "folder", "o" }, { "id", "t" }), store_object },
+		{ "MarkConversationRead", CPM_ARGS({ "conversation_id", "s" }), NULL,
+		  mark_conversation_read },
 		/* Contract v2 ("Failed operations"). */
 		{ "ListFailedOperations", NULL, CPM_ARGS({ "operations", "aa{sv}" }), list_failed },
 		{ "RetryOperation", CPM_ARGS({ "id", "t" }), NULL, retry_operation },

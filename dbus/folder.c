@@ -653,8 +653,7 @@ static DBusMessage *preview(struct cpm_bus *bus, DBusMessage *msg, void *userdat
 /* ------------------------------------------------------------------------ */
 /* Changes */
 
-/* Reads the flags (as) and date (x) that follow at it. */
-static char *read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t *ret_date)
+char *svc_read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t *ret_date)
 {
 	dbus_int64_t date;
 	char *err;
@@ -694,7 +693,7 @@ static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *us
 		return cpm_error_invalid_args(msg, "content: larger than %u bytes",
 					      CPMSYNC_OP_MAX_MESSAGE_SIZE);
 	dbus_message_iter_next(&it);
-	if ((err = read_flags_date(&it, &flags, &date)))
+	if ((err = svc_read_flags_date(&it, &flags, &date)))
 		return svc_invalid(msg, err);
 	name = current_name(f, msg, &reply);
 	if (!name) {
@@ -712,20 +711,25 @@ static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *us
 	return reply;
 }
 
-/* StoreFd of a pipe: read on the loop into a memfd until EOF. */
+/*
+ * Content given as a file descriptor (StoreFd, Account1.StoreObject): a
+ * pipe is read on the loop into a memfd until EOF.
+ */
 struct pipe_store {
 	struct svc_call *c;
 	int fd, memfd;
 	bool counted; /* in pipe_stores (and its size in pipe_bytes) */
 	uint64_t size;
-	int64_t folder_id, date;
-	const char **flags;
 	struct cpmsync_loop_source *src, *timer;
+	svc_content_fn done;
+	void *ctx;
+	void (*free_ctx)(void *ctx);
 };
 
 /*
- * Every StoreFd pipe being read, over all accounts and callers: a caller
- * could otherwise make the daemon hold 64 MiB per pipe, any number of them.
+ * Every StoreFd and StoreObject pipe being read, over all accounts and
+ * callers: a caller could otherwise make the daemon hold 64 MiB per pipe,
+ * any number of them.
  */
 static unsigned pipe_stores, pipe_stores_max = CPM_MAX_PIPE_STORES;
 static uint64_t pipe_bytes, pipe_bytes_max = CPM_MAX_PIPE_BYTES;
@@ -750,31 +754,9 @@ static void pipe_store_free(void *p)
 		close(ps->fd);
 	if (ps->memfd >= 0)
 		close(ps->memfd);
-	free(ps->flags);
+	if (ps->free_ctx)
+		ps->free_ctx(ps->ctx);
 	free(ps);
-}
-
-static DBusMessage *store_from_fd(struct cpm_service *svc, DBusMessage *msg, int64_t folder_id,
-				  int fd, uint64_t size, const char *const *flags, int64_t date)
-{
-	struct svc_folder *f = svc_folder_by_id(svc, folder_id);
-	DBusMessage *reply = NULL;
-	int64_t id;
-	char *name;
-	int r;
-
-	if (!f)
-		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "the folder is gone");
-	name = current_name(f, msg, &reply);
-	if (!name)
-		return reply;
-	r = cpmsync_op_store_fd(svc->store, f->account->name, name, fd, size, flags, date, &id);
-	free(name);
-	if (r < 0)
-		return svc_store_error(svc, msg, r);
-	reply = reply_id(msg, id);
-	svc_changed_locally(f->account);
-	return reply;
 }
 
 static void pipe_timeout_cb(struct cpmsync_loop_source *src, void *userdata)
@@ -815,9 +797,9 @@ static void pipe_read_cb(struct cpmsync_loop_source *src, int fd, uint32_t event
 		if (pipe_bytes + (uint64_t)n > pipe_bytes_max) {
 			svc_call_finish(
 				c, cpm_error(c->msg, CPM_ERROR_FAILED,
-					     "content: the StoreFd pipes being read would hold "
-					     "more than %llu bytes in all, the limit; try again "
-					     "later or pass a regular file",
+					     "content: the StoreFd and StoreObject pipes being "
+					     "read would hold more than %llu bytes in all, the "
+					     "limit; try again later or pass a regular file",
 					     (unsigned long long)pipe_bytes_max));
 			return;
 		}
@@ -840,15 +822,15 @@ static void pipe_read_cb(struct cpmsync_loop_source *src, int fd, uint32_t event
 		return;
 	}
 	lseek(ps->memfd, 0, SEEK_SET);
-	svc_call_finish(c, store_from_fd(c->svc, c->msg, ps->folder_id, ps->memfd, ps->size,
-					 ps->flags, ps->date));
+	svc_call_finish(c, ps->done(c->svc, c->msg, ps->memfd, ps->size, ps->ctx));
 }
 
 /*
- * StoreFd of a regular file on a file system whose reads can block for
- * long (NFS, SMB, FUSE, 9p ...): read on a thread into a memfd, then
- * stored from the loop.  The thread touches only fds; the two sides share
- * the struct by reference count.
+ * Content given as a regular file on a file system whose reads can block
+ * for long (NFS, SMB, FUSE, 9p ...): read on a thread into a memfd, then
+ * handed to done() on the loop.  The thread touches only fds; the two
+ * sides share the struct by reference count.  ctx belongs to the loop
+ * side (freed by file_read_free()).
  */
 struct file_read {
 	atomic_int refs;
@@ -858,8 +840,9 @@ struct file_read {
 	/* Loop side only. */
 	struct svc_call *c;
 	struct cpmsync_loop_source *src;
-	int64_t folder_id, date;
-	const char **flags;
+	svc_content_fn done;
+	void *ctx;
+	void (*free_ctx)(void *ctx);
 };
 
 static bool force_off_loop;
@@ -901,7 +884,6 @@ static void file_read_unref(struct file_read *fr)
 		close(fr->memfd);
 	if (fr->efd >= 0)
 		close(fr->efd);
-	free(fr->flags);
 	free(fr);
 }
 
@@ -942,11 +924,15 @@ static void *file_read_thread(void *p)
 	return NULL;
 }
 
+/* The loop side lets go (the call's free_data, or a start that failed). */
 static void file_read_free(void *p)
 {
 	struct file_read *fr = p;
 
 	fr->src = cpmsync_loop_source_remove(fr->src);
+	if (fr->free_ctx)
+		fr->free_ctx(fr->ctx);
+	fr->free_ctx = NULL;
 	file_read_unref(fr);
 }
 
@@ -970,13 +956,15 @@ static void file_read_done(struct cpmsync_loop_source *src, int fd, uint32_t eve
 	else if (lseek(fr->memfd, 0, SEEK_SET) < 0)
 		svc_call_finish(c, cpm_error_from_code(c->msg, -errno, NULL));
 	else
-		svc_call_finish(c, store_from_fd(c->svc, c->msg, fr->folder_id, fr->memfd, fr->size,
-						 fr->flags, fr->date));
+		svc_call_finish(c, fr->done(c->svc, c->msg, fr->memfd, fr->size, fr->ctx));
 }
 
-/* Takes fd and flags.  NULL: the call goes on (replied to later); else the reply. */
-static DBusMessage *store_file_off_loop(struct svc_folder *f, DBusMessage *msg, int fd,
-					const char **flags, int64_t date)
+/*
+ * Takes fd and ctx (as svc_take_content_fd()).  NULL: the call goes on
+ * (replied to later); else the reply.
+ */
+static DBusMessage *read_file_off_loop(struct cpm_service *svc, DBusMessage *msg, int fd,
+				       svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx))
 {
 	struct file_read *fr = cpm_calloc(1, sizeof(*fr));
 	DBusMessage *reply;
@@ -986,17 +974,17 @@ static DBusMessage *store_file_off_loop(struct svc_folder *f, DBusMessage *msg, 
 
 	atomic_init(&fr->refs, 1);
 	fr->fd = fd;
-	fr->flags = flags;
-	fr->date = date;
-	fr->folder_id = f->id;
+	fr->done = done;
+	fr->ctx = ctx;
+	fr->free_ctx = free_ctx;
 	fr->memfd = memfd_create("cpmsync-store", MFD_CLOEXEC);
 	fr->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fr->memfd < 0 || fr->efd < 0) {
 		reply = cpm_error_from_code(msg, -errno, NULL);
-		file_read_unref(fr);
+		file_read_free(fr);
 		return reply;
 	}
-	if (cpmsync_loop_add_fd(f->svc->loop, fr->efd, CPMSYNC_LOOP_IN, file_read_done, fr, NULL,
+	if (cpmsync_loop_add_fd(svc->loop, fr->efd, CPMSYNC_LOOP_IN, file_read_done, fr, NULL,
 				&fr->src) < 0)
 		cpm_oom();
 	atomic_fetch_add(&fr->refs, 1); /* the thread's */
@@ -1008,42 +996,25 @@ static DBusMessage *store_file_off_loop(struct svc_folder *f, DBusMessage *msg, 
 	}
 	if (r != 0) {
 		atomic_fetch_sub(&fr->refs, 1);
-		fr->src = cpmsync_loop_source_remove(fr->src);
-		file_read_unref(fr);
+		file_read_free(fr);
 		return cpm_error_from_code(msg, -r, NULL);
 	}
-	fr->c = svc_call_new(f->svc, msg);
+	fr->c = svc_call_new(svc, msg);
 	fr->c->data = fr;
 	fr->c->free_data = file_read_free;
 	return NULL;
 }
 
-static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+DBusMessage *svc_take_content_fd(struct cpm_service *svc, DBusMessage *msg, int fd,
+				 svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx))
 {
-	struct svc_folder *f = userdata;
-	const char **flags = NULL;
 	struct pipe_store *ps;
-	DBusMessageIter it;
 	DBusMessage *reply;
 	struct stat st;
-	int64_t date;
-	char *err;
-	int fd;
 
-	(void)bus;
-	dbus_message_iter_init(msg, &it);
-	dbus_message_iter_get_basic(&it, &fd); /* a new fd: ours to close */
-	dbus_message_iter_next(&it);
-	if ((err = read_flags_date(&it, &flags, &date))) {
-		close(fd);
-		return svc_invalid(msg, err);
-	}
 	if (fstat(fd, &st) < 0) {
-		close(fd);
-		free(flags);
-		return cpm_error_from_code(msg, -errno, NULL);
-	}
-	if (S_ISREG(st.st_mode)) {
+		reply = cpm_error_from_code(msg, -errno, NULL);
+	} else if (S_ISREG(st.st_mode)) {
 		if (st.st_size <= 0)
 			reply = cpm_error_invalid_args(msg, "content: empty");
 		else if ((uint64_t)st.st_size > CPMSYNC_OP_MAX_MESSAGE_SIZE)
@@ -1052,49 +1023,108 @@ static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userda
 		else if (lseek(fd, 0, SEEK_SET) < 0)
 			reply = cpm_error_from_code(msg, -errno, NULL);
 		else if (fd_may_block(fd))
-			return store_file_off_loop(f, msg, fd, flags, date);
+			return read_file_off_loop(svc, msg, fd, done, ctx, free_ctx);
 		else
-			reply = store_from_fd(f->svc, msg, f->id, fd, (uint64_t)st.st_size, flags,
-					      date);
-		close(fd);
-		free(flags);
+			reply = done(svc, msg, fd, (uint64_t)st.st_size, ctx);
+	} else if (!S_ISFIFO(st.st_mode)) {
+		reply = cpm_error_invalid_args(msg, "content: must be a regular file or a pipe");
+	} else if (pipe_stores >= pipe_stores_max) {
+		reply = cpm_error(msg, CPM_ERROR_FAILED,
+				  "content: %u StoreFd and StoreObject pipes are being read "
+				  "already, the most at once; try again when one is done or "
+				  "pass a regular file",
+				  pipe_stores);
+	} else {
+		ps = cpm_calloc(1, sizeof(*ps));
+		ps->counted = true;
+		pipe_stores++;
+		ps->fd = fd;
+		ps->done = done;
+		ps->ctx = ctx;
+		ps->free_ctx = free_ctx;
+		ps->memfd = memfd_create("cpmsync-store", MFD_CLOEXEC);
+		if (ps->memfd < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+			reply = cpm_error_from_code(msg, -errno, NULL);
+			pipe_store_free(ps);
+			return reply;
+		}
+		ps->c = svc_call_new(svc, msg);
+		ps->c->data = ps;
+		ps->c->free_data = pipe_store_free;
+		if (cpmsync_loop_add_fd(svc->loop, fd, CPMSYNC_LOOP_IN, pipe_read_cb, ps, NULL,
+					&ps->src) < 0 ||
+		    cpmsync_loop_add_timer(svc->loop, PIPE_TIMEOUT_MS, 0, pipe_timeout_cb, ps, NULL,
+					   &ps->timer) < 0)
+			cpm_oom();
+		return NULL;
+	}
+	close(fd);
+	if (free_ctx)
+		free_ctx(ctx);
+	return reply;
+}
+
+struct store_fd_ctx {
+	int64_t folder_id, date;
+	const char **flags;
+};
+
+static void store_fd_ctx_free(void *p)
+{
+	struct store_fd_ctx *x = p;
+
+	free(x->flags);
+	free(x);
+}
+
+static DBusMessage *store_from_fd(struct cpm_service *svc, DBusMessage *msg, int fd, uint64_t size,
+				  void *ctx)
+{
+	struct store_fd_ctx *x = ctx;
+	struct svc_folder *f = svc_folder_by_id(svc, x->folder_id);
+	DBusMessage *reply = NULL;
+	int64_t id;
+	char *name;
+	int r;
+
+	if (!f)
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "the folder is gone");
+	name = current_name(f, msg, &reply);
+	if (!name)
 		return reply;
-	}
-	if (!S_ISFIFO(st.st_mode)) {
+	r = cpmsync_op_store_fd(svc->store, f->account->name, name, fd, size, x->flags, x->date,
+				&id);
+	free(name);
+	if (r < 0)
+		return svc_store_error(svc, msg, r);
+	reply = reply_id(msg, id);
+	svc_changed_locally(f->account);
+	return reply;
+}
+
+static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	struct store_fd_ctx *x;
+	const char **flags = NULL;
+	DBusMessageIter it;
+	int64_t date;
+	char *err;
+	int fd;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	dbus_message_iter_get_basic(&it, &fd); /* a new fd: ours to close */
+	dbus_message_iter_next(&it);
+	if ((err = svc_read_flags_date(&it, &flags, &date))) {
 		close(fd);
-		free(flags);
-		return cpm_error_invalid_args(msg, "content: must be a regular file or a pipe");
+		return svc_invalid(msg, err);
 	}
-	if (pipe_stores >= pipe_stores_max) {
-		close(fd);
-		free(flags);
-		return cpm_error(msg, CPM_ERROR_FAILED,
-				 "content: %u StoreFd pipes are being read already, the most at "
-				 "once; try again when one is done or pass a regular file",
-				 pipe_stores);
-	}
-	ps = cpm_calloc(1, sizeof(*ps));
-	ps->counted = true;
-	pipe_stores++;
-	ps->fd = fd;
-	ps->flags = flags;
-	ps->date = date;
-	ps->folder_id = f->id;
-	ps->memfd = memfd_create("cpmsync-store", MFD_CLOEXEC);
-	if (ps->memfd < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
-		reply = cpm_error_from_code(msg, -errno, NULL);
-		pipe_store_free(ps);
-		return reply;
-	}
-	ps->c = svc_call_new(f->svc, msg);
-	ps->c->data = ps;
-	ps->c->free_data = pipe_store_free;
-	if (cpmsync_loop_add_fd(f->svc->loop, fd, CPMSYNC_LOOP_IN, pipe_read_cb, ps, NULL,
-				&ps->src) < 0 ||
-	    cpmsync_loop_add_timer(f->svc->loop, PIPE_TIMEOUT_MS, 0, pipe_timeout_cb, ps, NULL,
-				   &ps->timer) < 0)
-		cpm_oom();
-	return NULL;
+	x = cpm_calloc(1, sizeof(*x));
+	x->folder_id = f->id;
+	x->date = date;
+	x->flags = flags;
+	return svc_take_content_fd(f->svc, msg, fd, store_from_fd, x, store_fd_ctx_free);
 }
 
 static DBusMessage *set_flags(struct cpm_bus *bus, DBusMessage *msg, void *userdata)

@@ -148,5 +148,26 @@ DBusMessage *svc_resolve_folder(struct svc_account *a, DBusMessage *msg, const c
  * when it failed at once, the error reply (and c is finished). */
 DBusMessage *svc_request_started(struct svc_call *c, int r);
 DBusMessage *svc_offline_error(DBusMessage *msg, struct svc_account *a);
+/* Reads the flags (as) and date (x) that follow at it (Store, StoreFd,
+ * StoreObject): NULL, or the InvalidArgs text (to free). */
+char *svc_read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t *ret_date);
+
+/*
+ * Content given as a file descriptor (fd: taken over, closed): the one
+ * code path of StoreFd and StoreObject.  A regular file is handed to
+ * done() at once and its reply returned, or, on a file system whose reads
+ * may block (folder.h), read on a thread into a memfd first; a pipe is
+ * read on the loop (at most CPMSYNC_OP_MAX_MESSAGE_SIZE bytes, within a
+ * time limit, under the global caps of folder.h) into a memfd.  In those
+ * two cases NULL is returned and done() runs later (the reply follows).
+ * done() gets fd at offset 0 and its size and returns the reply; it does
+ * not close fd.  ctx is freed with free_ctx (may be NULL) in every case,
+ * on the loop.
+ */
+typedef DBusMessage *(*svc_content_fn)(struct cpm_service *svc, DBusMessage *msg, int fd,
+				       uint64_t size, void *ctx);
+DBusMessage *svc_take_content_fd(struct cpm_service *svc, DBusMessage *msg, int fd,
+				 svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx));
+
 /* InvalidArgs with err as its text; frees err. */
 DBusMessage *svc_invalid(DBusMessage *msg, char *err);

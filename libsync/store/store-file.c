@@ -42,14 +42,17 @@ static bool is_state_type(const char *type)
 	return type && (strcmp(type, "session-info") == 0 || strcmp(type, "group-state") == 0);
 }
 
-int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account, const char *root,
-			       int fd, uint64_t size, const char *const *flags,
-			       int64_t internaldate, int64_t *ret_folder_id, int64_t *ret_id)
+/*
+ * Reads the object's head from fd and decides where it goes (*ret: free
+ * with cpm_file_target_free()); *ret_head gets the head (head_len bytes,
+ * to free).  Sets the store's error on failure.
+ */
+static int decide(struct store *s, struct cpmsync_store *store, const char *account,
+		  const char *root, int fd, uint64_t size, struct cpm_file_target *ret,
+		  char **ret_head, size_t *ret_head_len)
 {
-	struct store *s = store_from_public(store);
 	struct msg_summary sum = { .type = "message" };
 	_cleanup_free_ char *head = NULL;
-	struct cpm_file_target t = { 0 };
 	struct exists_ctx x = { store, account };
 	struct cpm_file_object o;
 	const char *why = NULL;
@@ -57,8 +60,6 @@ int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account,
 	size_t head_len;
 	int r;
 
-	if (!s)
-		return -EINVAL;
 	store_clear_error(s);
 	if (!cpmsync_cpm_root_valid(root, &why)) {
 		store_set_error(s, "cpm_root \"%s\" %s", root ? root : "", why);
@@ -100,12 +101,52 @@ int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account,
 		.from = sum.from,
 		.to = sum.to,
 	};
-	r = cpm_file_decide(root, &o, folder_exists, &x, &t, why_buf, sizeof(why_buf));
+	r = cpm_file_decide(root, &o, folder_exists, &x, ret, why_buf, sizeof(why_buf));
 	msg_summary_free(&sum);
-	if (r == -EINVAL) {
+	if (r == -EINVAL)
 		store_set_error(s, "%s", why_buf);
+	if (r < 0)
 		return r;
-	}
+	*ret_head = head;
+	head = NULL;
+	*ret_head_len = head_len;
+	return 0;
+}
+
+int cpmsync_cpm_object_folder(struct cpmsync_store *store, const char *account, const char *root,
+			      int fd, uint64_t size, char **ret_folder)
+{
+	struct store *s = store_from_public(store);
+	struct cpm_file_target t = { 0 };
+	char *head = NULL;
+	size_t head_len;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = decide(s, store, account, root, fd, size, &t, &head, &head_len);
+	free(head);
+	if (r < 0)
+		return r;
+	*ret_folder = t.folder;
+	t.folder = NULL;
+	cpm_file_target_free(&t);
+	return 0;
+}
+
+int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account, const char *root,
+			       int fd, uint64_t size, const char *const *flags,
+			       int64_t internaldate, int64_t *ret_folder_id, int64_t *ret_id)
+{
+	struct store *s = store_from_public(store);
+	struct cpm_file_target t = { 0 };
+	_cleanup_free_ char *head = NULL;
+	size_t head_len;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = decide(s, store, account, root, fd, size, &t, &head, &head_len);
 	if (r < 0)
 		return r;
 	r = store_op_store_creating(store, account, (const char *const *)t.create, t.n_create,

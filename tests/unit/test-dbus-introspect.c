@@ -225,7 +225,15 @@ static const struct {
 	{ "org.cpmsync.Account1", "property FailedOperations u read" },
 	/* v2, Manager1: why the last reload was refused */
 	{ "org.cpmsync.Manager1", "property ConfigError s read" },
-	/* v2, "CPM objects and conversations" (the folder model) */
+	/* v2, "CPM objects and conversations" */
+	{ "org.cpmsync.Account1", "method StoreObject\n"
+				  "arg content h in\n"
+				  "arg flags as in\n"
+				  "arg date x in\n"
+				  "arg folder o out\n"
+				  "arg id t out" },
+	{ "org.cpmsync.Account1", "method MarkConversationRead\n"
+				  "arg conversation_id s in" },
 	{ "org.cpmsync.Account1", "property CpmRoot s read" },
 	{ "org.cpmsync.Folder1", "property Kind s read" },
 	{ "org.cpmsync.Folder1", "property SpecialUse s read" },

@@ -559,8 +559,8 @@ START_TEST(test_store_fd_pipe_limits)
 	/* A third pipe while two are read: refused at once, saying why. */
 	p3 = store_fd_async(&w3, &d3);
 	assert_error(reply_of(p3, &d3), "org.cpmsync.Error.Failed",
-		     "content: 2 StoreFd pipes are being read already, the most at once; try "
-		     "again when one is done or pass a regular file");
+		     "content: 2 StoreFd and StoreObject pipes are being read already, the "
+		     "most at once; try again when one is done or pass a regular file");
 	close(w3);
 	/* 600 bytes in each: the second crosses the 1000 bytes held in all. */
 	memset(chunk, 'x', sizeof(chunk));
@@ -570,8 +570,9 @@ START_TEST(test_store_fd_pipe_limits)
 	test_loop_run_until(loop, &never, 200);
 	ck_assert_int_eq(write(w2, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
 	assert_error(reply_of(p2, &d2), "org.cpmsync.Error.Failed",
-		     "content: the StoreFd pipes being read would hold more than 1000 bytes in "
-		     "all, the limit; try again later or pass a regular file");
+		     "content: the StoreFd and StoreObject pipes being read would hold more "
+		     "than 1000 bytes in all, the limit; try again later or pass a regular "
+		     "file");
 	close(w2);
 	/* The first one is unaffected and stored. */
 	close(w1);
@@ -672,6 +673,130 @@ START_TEST(test_store_fd_file_off_loop)
 		ck_assert_int_eq(n, (int)sizeof(message) - 1);
 		ck_assert(!memcmp(bytes, message, sizeof(message) - 1));
 		dbus_message_unref(r);
+	}
+	cpm_folder_set_file_read_test(false, NULL);
+	close(gate[0]);
+	close(gate[1]);
+}
+END_TEST
+
+/* StoreObject of the read end of a new pipe, sent without waiting; *ret_wr the write end. */
+static DBusPendingCall *store_object_async(int *ret_wr, bool *done)
+{
+	const char **fp = NULL;
+	dbus_int64_t date = 0;
+	DBusPendingCall *p = NULL;
+	DBusMessage *m;
+	int fds[2];
+
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "StoreObject");
+	dbus_message_append_args(m, DBUS_TYPE_UNIX_FD, &fds[0], DBUS_TYPE_ARRAY, DBUS_TYPE_STRING,
+				 &fp, 0, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID);
+	close(fds[0]);
+	*done = false;
+	ck_assert(dbus_connection_send_with_reply(client, m, &p, 10000));
+	dbus_message_unref(m);
+	dbus_pending_call_set_notify(p, pending_done, done, NULL);
+	*ret_wr = fds[1];
+	return p;
+}
+
+static const char cpm_object[] = "Message-ID: <obj1@example.org>\r\n"
+				 "From: tel:+15550001\r\n"
+				 "Conversation-ID: conv-obj\r\n"
+				 "\r\n"
+				 "hello\r\n";
+
+/*
+ * Account1.StoreObject takes the content the way StoreFd does: its pipes
+ * count against the same global caps, and a regular file on a file system
+ * that may block is read off the loop.
+ */
+START_TEST(test_store_object_fd_protections)
+{
+	DBusPendingCall *p1, *p2, *p3, *p4;
+	bool d1, d2, d3, d4, never = false;
+	int w1, w2, w3, w4, fd;
+	const char *folder = NULL, **fp = NULL;
+	dbus_int64_t date = 0;
+	dbus_uint64_t id = 0;
+	DBusMessage *m, *r;
+	char path[128];
+
+	SKIP_WITHOUT_DAEMON();
+	/* One pipe at once: a StoreFd pipe blocks a StoreObject pipe, and back. */
+	cpm_folder_set_pipe_limits(1, 1000);
+	p1 = store_fd_async(&w1, &d1);
+	test_loop_run_until(loop, &never, 200);
+	ck_assert(!d1);
+	p2 = store_object_async(&w2, &d2);
+	assert_error(reply_of(p2, &d2), "org.cpmsync.Error.Failed",
+		     "content: 1 StoreFd and StoreObject pipes are being read already, the "
+		     "most at once; try again when one is done or pass a regular file");
+	close(w2);
+	close(w1);
+	assert_error(reply_of(p1, &d1), DBUS_ERROR_INVALID_ARGS, "content: empty");
+	p3 = store_object_async(&w3, &d3);
+	test_loop_run_until(loop, &never, 200);
+	ck_assert(!d3);
+	p4 = store_fd_async(&w4, &d4);
+	assert_error(reply_of(p4, &d4), "org.cpmsync.Error.Failed",
+		     "content: 1 StoreFd and StoreObject pipes are being read already, the "
+		     "most at once; try again when one is done or pass a regular file");
+	close(w4);
+	/* The bytes held count too. */
+	{
+		char chunk[1100];
+
+		memset(chunk, 'x', sizeof(chunk));
+		ck_assert_int_eq(write(w3, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+	}
+	assert_error(reply_of(p3, &d3), "org.cpmsync.Error.Failed",
+		     "content: the StoreFd and StoreObject pipes being read would hold more "
+		     "than 1000 bytes in all, the limit; try again later or pass a regular "
+		     "file");
+	close(w3);
+	cpm_folder_set_pipe_limits(CPM_MAX_PIPE_STORES, CPM_MAX_PIPE_BYTES);
+
+	/* A regular file that may block: read on a thread, the loop free meanwhile. */
+	ck_assert_int_eq(pipe2(gate, O_CLOEXEC), 0);
+	reader_ran = false;
+	cpm_folder_set_file_read_test(true, hold_reader);
+	snprintf(path, sizeof(path), "%s/object.eml", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, cpm_object, sizeof(cpm_object) - 1),
+			 (ssize_t)(sizeof(cpm_object) - 1));
+	m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "StoreObject");
+	dbus_message_append_args(m, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING, &fp,
+				 0, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID);
+	close(fd);
+	d1 = false;
+	ck_assert(dbus_connection_send_with_reply(client, m, &p1, 10000));
+	dbus_message_unref(m);
+	dbus_pending_call_set_notify(p1, pending_done, &d1, NULL);
+	test_loop_run_until(loop, &never, 300);
+	ck_assert(reader_ran);
+	ck_assert(!pthread_equal(reader, pthread_self()));
+	ck_assert(!d1);
+	r = call_msg(new_call(inbox_path, "org.freedesktop.DBus.Introspectable", "Introspect"));
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	dbus_message_unref(r);
+	ck_assert(!d1);
+	ck_assert_int_eq(write(gate[1], "x", 1), 1);
+	r = reply_of(p1, &d1);
+	ck_assert_msg(dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN, "%s",
+		      dbus_message_get_error_name(r));
+	ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_OBJECT_PATH, &folder, DBUS_TYPE_UINT64,
+					&id, DBUS_TYPE_INVALID));
+	ck_assert(id > 0);
+	dbus_message_unref(r);
+	{
+		int64_t fid;
+
+		ck_assert_int_eq(
+			cpmsync_store_find_folder(store, "acc-1", "Default/conv-obj", &fid), 0);
 	}
 	cpm_folder_set_file_read_test(false, NULL);
 	close(gate[0]);
@@ -820,6 +945,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_failed_operations);
 	tcase_add_test(tc, test_store_fd_pipe_limits);
 	tcase_add_test(tc, test_store_fd_file_off_loop);
+	tcase_add_test(tc, test_store_object_fd_protections);
 	suite_add_tcase(s, tc);
 	return s;
 }

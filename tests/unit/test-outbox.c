@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cpmsync/cpm-folders.h>
 #include <cpmsync/error.h>
 #include <cpmsync/loop.h>
 #include <cpmsync/ops.h>
@@ -410,7 +412,10 @@ START_TEST(test_failures)
 	ck_assert_ptr_nonnull(strstr(why_of("nofolder"), "no folder 'Nope'"));
 	ck_assert_ptr_nonnull(strstr(why_of("nofolder"), "account 'a'"));
 	ck_assert_ptr_nonnull(strstr(why_of("rootfile"), "directly in the outbox"));
-	ck_assert_ptr_nonnull(strstr(why_of("accountfile"), "not in a folder of account 'a'"));
+	ck_assert_str_eq(
+		why_of("accountfile"),
+		"a/accountfile: cannot file it as a CPM object in account 'a': content: not "
+		"a CPM object: it has neither Conversation-ID nor Message-Context\n");
 	ck_assert_ptr_nonnull(strstr(why_of("link"), "symbolic link"));
 	ck_assert_ptr_nonnull(strstr(why_of("big"), "too large"));
 	ck_assert_ptr_nonnull(strstr(why_of("big"), "67108865 bytes"));
@@ -555,6 +560,39 @@ START_TEST(test_crash_after_commit)
 	ck_assert_int_ne(id2, id);
 	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/c1", id)), msg1);
 	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/c2", id2)), msg2);
+	ck_assert(!exists(P(".pending/claimed/a")));
+	ck_assert_uint_eq(stored_calls, 1);
+}
+END_TEST
+
+/* A file directly in <outbox>/<account>/ is a CPM object, filed under the
+ * CPM root ("Default": no cpm_root callback here) with its folders
+ * created; a claim of one stored before a crash is not stored again. */
+START_TEST(test_cpm_object)
+{
+	static const char obj1[] = "Message-ID: <o1@x>\r\nFrom: tel:+1\r\n"
+				   "Conversation-ID: conv-U\r\n\r\nhi\r\n";
+	static const char obj2[] = "Message-ID: <o2@x>\r\nFrom: tel:+15550002\r\n"
+				   "Message-Context: pager-message\r\n\r\nsms\r\n";
+	int64_t id, id1, fid;
+	int fd;
+
+	/* obj2 was filed, then the daemon died before the claim got its id. */
+	fd = memfd_create("obj2", 0);
+	ck_assert_int_eq(write(fd, obj2, sizeof(obj2) - 1), (ssize_t)sizeof(obj2) - 1);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+	ck_assert_int_eq(cpmsync_op_store_object_fd(cs, "a", "Default", fd, sizeof(obj2) - 1, NULL,
+						    0, &fid, &id),
+			 0);
+	close(fd);
+	put(P(".pending/claimed/a/obj2"), obj2, sizeof(obj2) - 1);
+	put(P("a/obj1"), obj1, sizeof(obj1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "Default/conv-U", &id1), 1);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/obj1", id1)), obj1);
+	ck_assert(!exists(P("a/obj1")));
+	ck_assert_int_eq(count("a", "Default/tel:+15550002", NULL), 1);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/obj2", id)), obj2);
 	ck_assert(!exists(P(".pending/claimed/a")));
 	ck_assert_uint_eq(stored_calls, 1);
 }
@@ -775,6 +813,97 @@ START_TEST(test_claim_dir_symlink)
 }
 END_TEST
 
+/*
+ * The same defences for a CPM object, a file directly in <outbox>/<account>/
+ * (filed with its folders created): nothing may be filed, created or
+ * journaled through a link.
+ */
+static const char secret_obj[] = "Message-ID: <secret@x>\r\nFrom: tel:+15550009\r\n"
+				 "Conversation-ID: conv-secret\r\n\r\nsecret\r\n";
+
+static void check_object_untouched(const char *victim_file)
+{
+	ck_assert_str_eq(slurp(victim_file), secret_obj);
+	ck_assert_int_eq(count("a", "Default", NULL), -1);
+	ck_assert_int_eq(count("a", "Default/conv-secret", NULL), -1);
+	ck_assert_uint_eq(stored_calls, 0);
+	ck_assert_uint_eq(pending_ops(), 0);
+}
+
+START_TEST(test_cpm_object_hard_link_refused)
+{
+	struct stat st;
+
+	put(T("private/obj"), secret_obj, sizeof(secret_obj) - 1);
+	mkdirs(P("a"));
+	ck_assert_int_eq(link(T("private/obj"), P("a/hl")), 0);
+	start();
+	ck_assert_str_eq(why_of("hl"), "a/hl: has 2 hard links; only a file with one link is "
+				       "taken (another link may be a file that was not meant to be "
+				       "sent)\n");
+	check_object_untouched(T("private/obj"));
+	ck_assert_int_eq(stat(T("private/obj"), &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 2);
+
+	/* Linked after the start and moved in: the same, through the event. */
+	ck_assert_int_eq(link(T("private/obj"), T("stage")), 0);
+	ck_assert_int_eq(rename(T("stage"), P("a/hl2")), 0);
+	ck_assert(run_until(file_exists, P(".failed/hl2.why"), 3000));
+	ck_assert_ptr_nonnull(strstr(why_of("hl2"), "has 3 hard links"));
+	check_object_untouched(T("private/obj"));
+}
+END_TEST
+
+/* Between the event for a/f and its handling, the account directory is
+ * swapped for a link to a directory holding an object of that name. */
+static void swap_account_of_object(const char *rel)
+{
+	if (strcmp(rel, "a/f") != 0)
+		return;
+	ck_assert_int_eq(rename(P("a"), T("moved")), 0);
+	ck_assert_int_eq(symlink(T("victim"), P("a")), 0);
+}
+
+START_TEST(test_cpm_object_account_swap_race)
+{
+	static const char obj[] = "Message-ID: <f@x>\r\nFrom: tel:+1\r\n"
+				  "Conversation-ID: conv-f\r\n\r\nhi\r\n";
+
+	put(T("victim/f"), secret_obj, sizeof(secret_obj) - 1);
+	mkdirs(P("a"));
+	start();
+	hook = swap_account_of_object;
+	put(P("a/f"), obj, sizeof(obj) - 1);
+	ck_assert(run_until(file_exists, T("moved/f"), 3000));
+	run_for(300);
+	check_object_untouched(T("victim/f"));
+	ck_assert(!exists(P(".failed/f")));
+	/* The object dropped in the directory that was moved away stays there. */
+	ck_assert_str_eq(slurp(T("moved/f")), obj);
+	/* A rescan does not follow the link either. */
+	outbox_rescan(ob);
+	check_object_untouched(T("victim/f"));
+	ck_assert(!exists(P(".failed/f")));
+}
+END_TEST
+
+/* A symbolic link put where an object's claim directory goes is never followed. */
+START_TEST(test_cpm_object_claim_dir_symlink)
+{
+	put(T("victim/f"), secret_obj, sizeof(secret_obj) - 1);
+	mkdirs(P("a"));
+	start();
+	mkdirs(P(".pending/claimed"));
+	ck_assert_int_eq(symlink(T("victim"), P(".pending/claimed/a")), 0);
+	/* An object dropped for the account is not claimed through the link. */
+	put(P("a/g"), secret_obj, sizeof(secret_obj) - 1);
+	run_for(300);
+	ck_assert(!exists(T("victim/g")));
+	ck_assert_str_eq(slurp(P("a/g")), secret_obj);
+	check_object_untouched(T("victim/f"));
+}
+END_TEST
+
 START_TEST(test_bad_arguments)
 {
 	char *err = NULL;
@@ -817,11 +946,15 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_rescan_from_callback);
 	tcase_add_test(tc, test_outbox_recreated);
 	tcase_add_test(tc, test_bad_arguments);
+	tcase_add_test(tc, test_cpm_object);
 	tcase_add_test(tc, test_hard_link_refused);
 	tcase_add_test(tc, test_other_owner_refused);
 	tcase_add_test(tc, test_dir_swap_race);
 	tcase_add_test(tc, test_account_dir_swap_race);
 	tcase_add_test(tc, test_claim_dir_symlink);
+	tcase_add_test(tc, test_cpm_object_hard_link_refused);
+	tcase_add_test(tc, test_cpm_object_account_swap_race);
+	tcase_add_test(tc, test_cpm_object_claim_dir_symlink);
 	suite_add_tcase(su, tc);
 
 	/* The same defences without openat2(): O_NOFOLLOW walks. */
@@ -830,10 +963,14 @@ static Suite *outbox_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_startup_pickup);
 	tcase_add_test(tc, test_crash_after_commit);
+	tcase_add_test(tc, test_cpm_object);
 	tcase_add_test(tc, test_hard_link_refused);
 	tcase_add_test(tc, test_dir_swap_race);
 	tcase_add_test(tc, test_account_dir_swap_race);
 	tcase_add_test(tc, test_claim_dir_symlink);
+	tcase_add_test(tc, test_cpm_object_hard_link_refused);
+	tcase_add_test(tc, test_cpm_object_account_swap_race);
+	tcase_add_test(tc, test_cpm_object_claim_dir_symlink);
 	suite_add_tcase(su, tc);
 	return su;
 }

@@ -93,6 +93,14 @@ int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account,
 			       int fd, uint64_t size, const char *const *flags,
 			       int64_t internaldate, int64_t *ret_folder_id, int64_t *ret_id);
 
+/*
+ * Where cpmsync_op_store_object_fd() would file the object (size bytes
+ * read from fd) now, without storing it: *ret_folder (to free()) is the
+ * folder name.  The same errors; fd is read up to the end of the header.
+ */
+int cpmsync_cpm_object_folder(struct cpmsync_store *store, const char *account, const char *root,
+			      int fd, uint64_t size, char **ret_folder);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# The CPM folder model over D-Bus, against a real Dovecot on a private bus
+# (contract README "CPM objects and conversations"; issue 11):
+# Account1.CpmRoot and the Folder1 Kind/SpecialUse/ConversationId/
+# ContributionId of folders seeded on the server; StoreObject and the
+# outbox's account-level files with the server stopped (a new 1-to-1
+# conversation, a new group session, an SMS to a new peer): folders and
+# objects on the server exactly once when it is back; bad objects refused
+# with InvalidArgs and nothing left behind; MarkConversationRead reaching
+# the server; a cpm_root change applied by a configuration reload.
+set -u
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+dc_start dc
+
+stop_all() {
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
+}
+trap 'stop_all; lib_cleanup' EXIT
+bus_start
+
+F=org.cpmsync.Folder1
+AC=org.cpmsync.Account1
+call() { "$DBUS" call "$@"; }
+fprop() { "$DBUS" get "$1" "$F" "$2"; }
+# folder_is NAME KIND CONVERSATION-ID CONTRIBUTION-ID SPECIAL-USE: the
+# folder's four CPM properties, exactly
+folder_is() {
+	local path got want
+	path=$(call "$A" "$AC" FindFolder s "$1") || {
+		echo "    FindFolder $1: $path"
+		return 1
+	}
+	got="$(fprop "$path" Kind)|$(fprop "$path" ConversationId)|$(fprop "$path" ContributionId)|$(fprop "$path" SpecialUse)"
+	want="$2|$3|$4|$5"
+	[ "$got" = "$want" ] || {
+		echo "    $1: got '$got', want '$want'"
+		return 1
+	}
+}
+# server_count MESSAGE-ID: how many messages of any folder of the server carry it
+server_count() {
+	da search -u "$USER1" mailbox '*' header message-id "$1" 2>/dev/null | wc -l
+}
+# server_in FOLDER MESSAGE-ID: exactly once on the server, and in FOLDER
+server_in() {
+	[ "$(server_count "$2")" = 1 ] &&
+		[ -n "$(da search -u "$USER1" mailbox "$1" header message-id "$2" 2>/dev/null)" ]
+}
+# acct_is PROPERTY VALUE (for eventually: evaluated on each try)
+acct_is() { [ "$(acct "$1")" = "$2" ]; }
+server_folder() { da mailbox list -u "$USER1" | grep -qxF -- "$1"; }
+local_folders() { "$CPMCTL" dump --db "$WORK/store.db" a | cut -f2 | sort -u; }
+
+# cpm_obj FILE MESSAGE-ID HEADERS...: a CPM object (Message/CPIM text chat
+# unless a Content-Type header is given) with the given outer headers
+cpm_obj() {
+	local file=$1 mid=$2 h ct="Message/CPIM"
+	shift 2
+	{
+		printf 'Date: Sat, 5 Dec 2026 06:00:00 +0000\r\nMessage-ID: %s\r\n' "$mid"
+		for h in "$@"; do
+			case $h in Content-Type:*) ct=${h#Content-Type: } ;; *) printf '%s\r\n' "$h" ;; esac
+		done
+		printf 'MIME-Version: 1.0\r\nContent-Type: %s\r\n\r\n' "$ct"
+		printf 'From: <tel:+15550100>\r\nTo: <tel:+15550200>\r\nNS: imdn <urn:ietf:params:imdn>\r\n\r\n'
+		printf 'Content-Type: text/plain; charset=utf-8\r\n\r\nhello %s\r\n' "$mid"
+	} >"$file"
+}
+
+CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
+mkdir -p "$(dirname "$CONF")"
+write_conf "$CONF" "$WORK/store.db"
+
+# --- a chat history on the server ---------------------------------------------------------------
+for mb in Default Default/conv-ABC Default/conv-ABC/contrib-1 "Default/tel:+15550001" \
+	"Default/tel:+15550002" Default/a/b/c; do
+	da mailbox create -u "$USER1" "$mb" || bail "cannot create $mb on the server"
+done
+cpm_obj "$WORK/s1" "<abc-1@cpm.test>" "From: tel:+15550100" "To: tel:+15550200" \
+	"Conversation-ID: conv-ABC" "Contribution-ID: contrib-0" "Message-Direction: sent"
+da save -u "$USER1" -m Default/conv-ABC <"$WORK/s1" || bail "cannot save into Default/conv-ABC"
+cpm_obj "$WORK/s2" "<abc-info@cpm.test>" "From: tel:+15550100" "Subject: Lunch" \
+	"Conversation-ID: conv-ABC" "Contribution-ID: contrib-1" \
+	"Content-Type: Application/X-CPM-Session"
+da save -u "$USER1" -m Default/conv-ABC/contrib-1 <"$WORK/s2" || bail "cannot save the session-info"
+cpm_obj "$WORK/s3" "<abc-2@cpm.test>" "From: tel:+15550300" "To: tel:+15550100" \
+	"Conversation-ID: conv-ABC" "Contribution-ID: contrib-1" "Message-Direction: received"
+da save -u "$USER1" -m Default/conv-ABC/contrib-1 <"$WORK/s3" || bail "cannot save into contrib-1"
+cpm_obj "$WORK/s4" "<p2p-1@cpm.test>" "From: tel:+15550001" "To: tel:+15550100" \
+	"Conversation-ID: conv-P2P" "Message-Direction: received"
+da save -u "$USER1" -m "Default/tel:+15550001" <"$WORK/s4" || bail "cannot save into the peer folder"
+cpm_obj "$WORK/s5" "<sms-1@cpm.test>" "From: tel:+15550002" "To: tel:+15550100" \
+	"Message-Context: pager-message" "Message-Direction: received" "Content-Type: text/plain"
+da save -u "$USER1" -m "Default/tel:+15550002" <"$WORK/s5" || bail "cannot save the SMS"
+
+start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
+check "account reaches State idle" wait_state idle 20
+
+# --- CpmRoot and the folder model ---------------------------------------------------------------
+check "Account1.CpmRoot is Default (cpm_root not set)" test "$(acct CpmRoot)" = Default
+check "Default/conv-ABC: conversation-history" \
+	folder_is Default/conv-ABC conversation-history conv-ABC "" ""
+check "Default/conv-ABC/contrib-1: session-history" \
+	folder_is Default/conv-ABC/contrib-1 session-history conv-ABC contrib-1 ""
+check "a peer's folder: ConversationId from its objects" \
+	folder_is "Default/tel:+15550001" conversation-history conv-P2P "" ""
+check "a peer's folder of SMS without Conversation-ID: ConversationId is the address" \
+	folder_is "Default/tel:+15550002" conversation-history "tel:+15550002" "" ""
+check "the root itself: user" folder_is Default user "" "" ""
+check "deeper than a session: user" folder_is Default/a/b/c user "" "" ""
+check "INBOX: user" folder_is INBOX user "" "" ""
+check "Sent: user with SpecialUse \\Sent" folder_is Sent user "" "" '\Sent'
+check "Drafts: SpecialUse \\Drafts" folder_is Drafts user "" "" '\Drafts'
+
+# --- StoreObject and outbox files with the server stopped ---------------------------------------
+da stop >/dev/null 2>&1
+check "server stopped: State leaves idle" \
+	eventually 15 bash -c "[ \"\$('$DBUS' get $A $AC State)\" != idle ]"
+PENDING0=$(acct PendingOperations)
+
+# A new 1-to-1 chat conversation.
+cpm_obj "$WORK/o1" "<new1@cpm.test>" "From: tel:+15550100" "To: tel:+15550400" \
+	"Conversation-ID: conv-NEW1" "Contribution-ID: contrib-N1" "Message-Direction: sent"
+call "$A" "$AC" StoreObject hasx "$WORK/o1" '\Seen' 0 >"$WORK/r1"
+check "offline StoreObject, new 1-to-1 chat: answered with folder and id" \
+	grep -qE "^$A/folder[0-9]+\$" <(head -n 1 "$WORK/r1")
+check "  its id is a number" grep -qE '^[0-9]+$' <(sed -n 2p "$WORK/r1")
+check "  filed in Default/conv-NEW1" test "$(fprop "$(head -n 1 "$WORK/r1")" Name)" = Default/conv-NEW1
+check "  which is a conversation-history folder" \
+	folder_is Default/conv-NEW1 conversation-history conv-NEW1 "" ""
+# A new group session: its session-info, then a message of the session.
+cpm_obj "$WORK/o2" "<grp-info@cpm.test>" "From: tel:+15550100" "Subject: Team" \
+	"Conversation-ID: conv-GRP" "Contribution-ID: contrib-G1" \
+	"Content-Type: Application/X-CPM-Session"
+call "$A" "$AC" StoreObject hasx "$WORK/o2" '' 0 >"$WORK/r2"
+check "offline StoreObject, new group session: filed in Default/conv-GRP/contrib-G1" \
+	test "$(fprop "$(head -n 1 "$WORK/r2")" Name)" = Default/conv-GRP/contrib-G1
+check "  a session-history folder" \
+	folder_is Default/conv-GRP/contrib-G1 session-history conv-GRP contrib-G1 ""
+cpm_obj "$WORK/o3" "<grp-1@cpm.test>" "From: tel:+15550100" "To: tel:+15550500" \
+	"Conversation-ID: conv-GRP" "Contribution-ID: contrib-G1" "Message-Direction: sent"
+call "$A" "$AC" StoreObject hasx "$WORK/o3" '' 0 >"$WORK/r3"
+check "  a message of that session goes into the session folder" \
+	test "$(head -n 1 "$WORK/r3")" = "$(head -n 1 "$WORK/r2")"
+# An SMS to a new peer.
+cpm_obj "$WORK/o4" "<sms-new@cpm.test>" "From: tel:+15550100" "To: tel:+15559999" \
+	"Message-Context: pager-message" "Message-Direction: sent" "Content-Type: text/plain"
+call "$A" "$AC" StoreObject hasx "$WORK/o4" '' 0 >"$WORK/r4"
+check "offline StoreObject, SMS to a new peer: filed in Default/tel:+15559999" \
+	test "$(fprop "$(head -n 1 "$WORK/r4")" Name)" = "Default/tel:+15559999"
+# The same three through the outbox: files directly in <outbox>/a/.
+mkdir -p "$WORK/outbox/a"
+cpm_obj "$WORK/outbox/a/.x1" "<obx-new@cpm.test>" "From: tel:+15550100" "To: tel:+15550600" \
+	"Conversation-ID: conv-OBX" "Message-Direction: sent"
+cpm_obj "$WORK/outbox/a/.x2" "<obx-grp-info@cpm.test>" "From: tel:+15550100" \
+	"Conversation-ID: conv-OBXG" "Contribution-ID: contrib-X1" \
+	"Content-Type: application/group-state-object+xml"
+cpm_obj "$WORK/outbox/a/.x3" "<obx-sms@cpm.test>" "From: tel:+15558888" "To: tel:+15550100" \
+	"Message-Context: multimedia-message" "Message-Direction: received" \
+	"Content-Type: text/plain"
+printf 'From: a@b\r\nTo: c@d\r\nSubject: plain mail\r\nMessage-ID: <obx-bad@cpm.test>\r\n\r\nhi\r\n' \
+	>"$WORK/outbox/a/.x4"
+for i in 1 2 3 4; do mv "$WORK/outbox/a/.x$i" "$WORK/outbox/a/obj$i.eml"; done
+check "outbox: the three objects leave the drop folder" \
+	eventually 10 bash -c "! ls '$WORK/outbox/a/obj1.eml' '$WORK/outbox/a/obj2.eml' '$WORK/outbox/a/obj3.eml' 2>/dev/null | grep -q ."
+check "outbox: a new conversation folder" eventually 5 folder_is Default/conv-OBX conversation-history conv-OBX "" ""
+check "outbox: a new session folder for a group-state object" \
+	folder_is Default/conv-OBXG/contrib-X1 session-history conv-OBXG contrib-X1 ""
+check "outbox: a new peer's folder for an MMS" \
+	folder_is "Default/tel:+15558888" conversation-history "tel:+15558888" "" ""
+check "outbox: a plain mail at the account level goes to .failed" \
+	eventually 5 test -f "$WORK/outbox/.failed/obj4.eml"
+check "outbox: its .why says why" test "$(cat "$WORK/outbox/.failed/obj4.eml.why" 2>/dev/null)" = \
+	"a/obj4.eml: cannot file it as a CPM object in account 'a': content: not a CPM object: it has neither Conversation-ID nor Message-Context"
+
+# Bad objects: InvalidArgs naming what is wrong, nothing left behind.
+FOLDERS_BEFORE=$(local_folders | wc -l)
+PENDING1=$(acct PendingOperations)
+printf 'From: a@b\r\nTo: c@d\r\nSubject: plain\r\n\r\nhi\r\n' >"$WORK/bad1"
+check "StoreObject of a plain mail: InvalidArgs saying it is not a CPM object" \
+	test "$(call "$A" "$AC" StoreObject hasx "$WORK/bad1" '' 0)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: content: not a CPM object: it has neither Conversation-ID nor Message-Context"
+cpm_obj "$WORK/bad2" "<bad2@cpm.test>" "Conversation-ID: conv/evil" "From: tel:+1"
+check "StoreObject with a '/' in Conversation-ID: InvalidArgs naming it" \
+	test "$(call "$A" "$AC" StoreObject hasx "$WORK/bad2" '' 0)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: content: the Conversation-ID \"conv/evil\" contains '/'"
+cpm_obj "$WORK/bad3" "<bad3@cpm.test>" "Conversation-ID: conv-S" \
+	"Content-Type: Application/X-CPM-Session"
+check "StoreObject of a session-info without Contribution-ID: InvalidArgs" \
+	test "$(call "$A" "$AC" StoreObject hasx "$WORK/bad3" '' 0)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: content: a session-info or group-state object needs both Conversation-ID and Contribution-ID"
+cpm_obj "$WORK/bad4" "<bad4@cpm.test>" "Conversation-ID: conv-F"
+check "StoreObject with \\Recent: InvalidArgs naming the flag" \
+	bash -c "'$DBUS' call $A $AC StoreObject hasx '$WORK/bad4' '\\Recent' 0 | grep -q '^error org.freedesktop.DBus.Error.InvalidArgs: .*Recent'"
+: >"$WORK/bad5"
+check "StoreObject of an empty file: InvalidArgs" \
+	test "$(call "$A" "$AC" StoreObject hasx "$WORK/bad5" '' 0)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: content: empty"
+check "StoreObject with a negative date: InvalidArgs" \
+	test "$(call "$A" "$AC" StoreObject hasx "$WORK/o1" '' -5)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: date: must not be negative (0: now)"
+check "bad objects: no folder left behind" test "$(local_folders | wc -l)" = "$FOLDERS_BEFORE"
+check "bad objects: no Default/conv-F, conv-S" bash -c "! '$DBUS' call $A $AC FindFolder s Default/conv-F | grep -q '^/'"
+check "bad objects: nothing journaled" test "$(acct PendingOperations)" = "$PENDING1"
+# 7 CREATEs and 8 APPENDs.
+check "offline: the work is pending (CREATEs and APPENDs)" \
+	test "$(acct PendingOperations)" = $((PENDING0 + 15))
+
+# --- the server is back: everything lands exactly once ------------------------------------------
+dovecot -c "$DOVECOT_CONF" || bail "cannot restart dovecot"
+# Sync: the outband-notification hook, so the test need not wait out the back-off.
+call "$A" "$AC" Sync >/dev/null
+check "server back: State idle" wait_state idle 60
+check "server back: PendingOperations 0" eventually 30 acct_is PendingOperations 0
+for f in Default/conv-NEW1 Default/conv-GRP Default/conv-GRP/contrib-G1 "Default/tel:+15559999" \
+	Default/conv-OBX Default/conv-OBXG/contrib-X1 "Default/tel:+15558888"; do
+	check "on the server: folder $f" server_folder "$f"
+done
+check "on the server once: the 1-to-1 chat in Default/conv-NEW1" server_in Default/conv-NEW1 "<new1@cpm.test>"
+check "on the server once: the session-info in the session folder" \
+	server_in Default/conv-GRP/contrib-G1 "<grp-info@cpm.test>"
+check "on the server once: the group message in the session folder" \
+	server_in Default/conv-GRP/contrib-G1 "<grp-1@cpm.test>"
+check "on the server once: the SMS in the new peer's folder" server_in "Default/tel:+15559999" "<sms-new@cpm.test>"
+check "on the server once: outbox chat" server_in Default/conv-OBX "<obx-new@cpm.test>"
+check "on the server once: outbox group-state" server_in Default/conv-OBXG/contrib-X1 "<obx-grp-info@cpm.test>"
+check "on the server once: outbox MMS" server_in "Default/tel:+15558888" "<obx-sms@cpm.test>"
+check "the plain mail never reached the server" test "$(server_count "<obx-bad@cpm.test>")" = 0
+check "StoreObject's flags reached the server" \
+	bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" fetch -u $USER1 flags mailbox Default/conv-NEW1 all) | grep -q 'Seen'"
+check "outbox: the filed files are gone once on the server" \
+	eventually 10 bash -c "! find '$WORK/outbox' -name 'obj[123].eml' | grep -q ."
+check "store == server" eventually 10 compare "$WORK/store.db"
+# Another sync changes nothing: still once.
+call "$A" "$AC" Sync >/dev/null
+sleep 1
+check "after another sync: still exactly once" \
+	bash -c "[ \$(cd / && for m in '<new1@cpm.test>' '<grp-info@cpm.test>' '<sms-new@cpm.test>' '<obx-new@cpm.test>'; do (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox '*' header message-id \"\$m\"); done | wc -l) = 4 ]"
+
+# Online, a session folder that exists takes a message of its session.
+cpm_obj "$WORK/o5" "<abc-3@cpm.test>" "From: tel:+15550100" "To: tel:+15550300" \
+	"Conversation-ID: conv-ABC" "Contribution-ID: contrib-1" "Message-Direction: sent"
+call "$A" "$AC" StoreObject hasx "$WORK/o5" '' 0 >"$WORK/r5"
+check "online StoreObject into an existing session folder" \
+	test "$(fprop "$(head -n 1 "$WORK/r5")" Name)" = Default/conv-ABC/contrib-1
+check "  on the server once" eventually 10 server_in Default/conv-ABC/contrib-1 "<abc-3@cpm.test>"
+
+# --- MarkConversationRead -----------------------------------------------------------------------
+unseen_on_server() { # FOLDER: messages without \Seen
+	da search -u "$USER1" mailbox "$1" unseen 2>/dev/null | wc -l
+}
+unseen_is() { [ "$(unseen_on_server "$1")" = "$2" ]; }
+check "before: conv-ABC has unseen messages on the server" \
+	test "$(($(unseen_on_server Default/conv-ABC) + $(unseen_on_server Default/conv-ABC/contrib-1)))" -gt 0
+check "MarkConversationRead conv-ABC" call "$A" "$AC" MarkConversationRead s conv-ABC
+check "  \\Seen set locally at once (Unseen 0 on the session folder)" \
+	test "$(fprop "$(call "$A" "$AC" FindFolder s Default/conv-ABC/contrib-1)" Unseen)" = 0
+check "  reaches the server: conversation folder" eventually 15 unseen_is Default/conv-ABC 0
+check "  reaches the server: session folder" eventually 15 unseen_is Default/conv-ABC/contrib-1 0
+check "  other conversations untouched" test "$(unseen_on_server "Default/tel:+15550002")" = 1
+check "MarkConversationRead of a peer folder's conversation (by its objects' id)" \
+	call "$A" "$AC" MarkConversationRead s conv-P2P
+check "  reaches the server" eventually 15 unseen_is "Default/tel:+15550001" 0
+check "MarkConversationRead of an unknown conversation: NotFound" \
+	test "$(call "$A" "$AC" MarkConversationRead s conv-NOPE)" = \
+	"error org.cpmsync.Error.NotFound: conversation_id: no conversation 'conv-NOPE' in account 'a'"
+check "MarkConversationRead of '': InvalidArgs" \
+	test "$(call "$A" "$AC" MarkConversationRead s '')" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: conversation_id: empty"
+
+# --- cpm_root from the configuration, applied on reload ------------------------------------------
+printf 'cpm_root = Default/conv-ABC\n' >>"$CONF"
+check "reload: CpmRoot follows cpm_root" eventually 10 acct_is CpmRoot Default/conv-ABC
+check "  Default/conv-ABC is now the root: user" folder_is Default/conv-ABC user "" "" ""
+check "  contrib-1 is now a conversation folder" \
+	folder_is Default/conv-ABC/contrib-1 conversation-history contrib-1 "" ""
+check "  no reconnection for it" test "$(acct State)" = idle
+sed -i 's|^cpm_root = .*|cpm_root = ""|' "$CONF"
+check "reload: cpm_root \"\" is the top level" eventually 10 acct_is CpmRoot ""
+check "  Default is a conversation folder now" folder_is Default conversation-history Default "" ""
+check "  INBOX stays user" folder_is INBOX user "" "" ""
+sed -i '/^cpm_root = /d' "$CONF"
+check "reload without cpm_root: Default again" eventually 10 acct_is CpmRoot Default
+check "  and the folders as before" folder_is Default/conv-ABC conversation-history conv-ABC "" ""
+
+finish
