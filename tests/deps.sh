@@ -28,6 +28,8 @@ PACKAGES=(
 	isync
 	# the man pages' lint (make check-man: groff -ww)
 	groff-base
+	# the installed interface description's check (xmllint)
+	libxml2-utils
 	# the shell scripts' lint (make check-shell) and the C format check
 	# (make check-format)
 	shellcheck clang-format
