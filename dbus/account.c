@@ -187,8 +187,7 @@ static DBusMessage *store_object(struct cpm_bus *bus, DBusMessage *msg, void *us
 	return svc_take_content_fd(a->svc, msg, fd, store_object_from_fd, x, store_object_ctx_free);
 }
 
-/* Conversation-IDs as D-Bus arguments: non-empty, bounded, one folder level. */
-static char *check_conversation_id(const char *arg, const char *v)
+char *svc_check_conversation_id(const char *arg, const char *v)
 {
 	if (!*v)
 		return cpm_asprintf("%s: empty", arg);
@@ -241,7 +240,7 @@ static DBusMessage *mark_conversation_read(struct cpm_bus *bus, DBusMessage *msg
 
 	(void)bus;
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &conversation_id, DBUS_TYPE_INVALID);
-	if ((err = check_conversation_id("conversation_id", conversation_id)))
+	if ((err = svc_check_conversation_id("conversation_id", conversation_id)))
 		return svc_invalid(msg, err);
 	/* The conversation's folders: its conversation history folder (or
 	 * the peer's folder) and its session history folders. */
@@ -793,6 +792,11 @@ const struct cpm_interface cpm_account_interface = {
 		/* Contract v2 ("CPM objects and conversations"). */
 		{ "StoreObject", CPM_ARGS({ "content", "h" }, { "flags", "as" }, { "date", "x" }),
 		  CPM_ARGS({ "folder", "o" }, { "id", "t" }), store_object },
+		{ "ListConversations", NULL, CPM_ARGS({ "conversations", "aa{sv}" }),
+		  svc_list_conversations },
+		{ "ListConversationMessages",
+		  CPM_ARGS({ "conversation_id", "s" }, { "before_id", "t" }, { "limit", "u" }),
+		  CPM_ARGS({ "messages", "aa{sv}" }), svc_list_conversation_messages },
 		{ "MarkConversationRead", CPM_ARGS({ "conversation_id", "s" }), NULL,
 		  mark_conversation_read },
 		/* Contract v2 ("Failed operations"). */
@@ -802,6 +806,7 @@ const struct cpm_interface cpm_account_interface = {
 		{ NULL },
 	},
 	.signals = (const struct cpm_signal[]){
+		{ "ConversationChanged", CPM_ARGS({ "conversation", "a{sv}" }) },
 		{ "OperationFailed", CPM_ARGS({ "operation", "a{sv}" }) },
 		{ "SyncProgress", CPM_ARGS({ "folder", "s" }, { "done", "u" }, { "total", "u" }) },
 		{ NULL },

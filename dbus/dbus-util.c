@@ -611,10 +611,18 @@ void cpm_dict_append_split(DBusMessageIter *dict, const char *key, const char *s
 
 static void dict_str(DBusMessageIter *d, const char *key, const char *value)
 {
+	if (!value)
+		value = "";
 	cpm_dict_append(d, key, DBUS_TYPE_STRING, &value);
 }
 
 void cpm_append_summary(DBusMessageIter *array, const struct cpmsync_message_info *m)
+{
+	cpm_append_summary_in(array, m, NULL);
+}
+
+void cpm_append_summary_in(DBusMessageIter *array, const struct cpmsync_message_info *m,
+			   const char *folder_path)
 {
 	DBusMessageIter d;
 	dbus_uint64_t id = (dbus_uint64_t)m->id;
@@ -637,8 +645,17 @@ void cpm_append_summary(DBusMessageIter *array, const struct cpmsync_message_inf
 	dict_str(&d, "MessageId", m->message_id);
 	dict_str(&d, "ConversationId", m->conversation_id);
 	dict_str(&d, "ContributionId", m->contribution_id);
+	/* Contract v2 (CPM objects). */
+	dict_str(&d, "InReplyToContributionId", m->in_reply_to);
+	dict_str(&d, "ImdnMessageId", m->imdn_message_id);
+	dict_str(&d, "Direction", m->direction);
+	dict_str(&d, "Context", m->context);
 	dict_str(&d, "Type", m->type && *m->type ? m->type : "message");
+	dict_str(&d, "Status", m->status);
+	dict_str(&d, "Snippet", m->snippet);
 	cpm_dict_append(&d, "HasBody", DBUS_TYPE_BOOLEAN, &has_body);
+	if (folder_path)
+		cpm_dict_append(&d, "Folder", DBUS_TYPE_OBJECT_PATH, &folder_path);
 	if (!dbus_message_iter_close_container(array, &d))
 		cpm_oom();
 }
@@ -656,6 +673,8 @@ void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info
 	cpm_dict_append_split(&d, "Flags", m->flags, ' ');
 	cpm_dict_append(&d, "Uid", DBUS_TYPE_UINT32, &uid);
 	cpm_dict_append(&d, "HasBody", DBUS_TYPE_BOOLEAN, &has_body);
+	/* An IMDN report raised it (contract v2). */
+	dict_str(&d, "Status", m->status);
 	if (!dbus_message_iter_close_container(array, &d))
 		cpm_oom();
 }

@@ -124,7 +124,11 @@ char *cpm_path_unescape(const char *elem);
 
 /* Appends one summary dict (a{sv}) to an open aa{sv} container. */
 void cpm_append_summary(DBusMessageIter *array, const struct cpmsync_message_info *m);
-/* The MessagesChanged dict: Id, Flags, Uid, HasBody. */
+/* The same with Folder (o, folder_path; none when NULL): for listings of
+ * several folders' messages (ListConversationMessages, LastMessage). */
+void cpm_append_summary_in(DBusMessageIter *array, const struct cpmsync_message_info *m,
+			   const char *folder_path);
+/* The MessagesChanged dict: Id, Flags, Uid, HasBody, Status. */
 void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info *m);
 
 /* Dict helpers: one {sv} entry into an open a{sv} container. */

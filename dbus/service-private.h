@@ -48,8 +48,9 @@ struct svc_account {
 	struct cpmsync_session *session;
 	char *name;
 	char *path;
-	char *host, *user; /* cpm_service_set_account_details(); "" until then */
-	char *cpm_root;	   /* cpm_service_set_account_cpm_root(); "Default" until then */
+	char *host, *user;	/* cpm_service_set_account_details(); "" until then */
+	char *cpm_root;		/* cpm_service_set_account_cpm_root(); "Default" until then */
+	bool cpm_root_in_store; /* cpmsync_store_set_cpm_root() took cpm_root */
 	/* Last emitted values (cpm_service_account_changed). */
 	const char *state, *push;
 	char *last_error, *caps;
@@ -168,6 +169,20 @@ typedef DBusMessage *(*svc_content_fn)(struct cpm_service *svc, DBusMessage *msg
 				       uint64_t size, void *ctx);
 DBusMessage *svc_take_content_fd(struct cpm_service *svc, DBusMessage *msg, int fd,
 				 svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx));
+
+/* Conversations (conversation.c, account.c). */
+/* Gives the account's CPM root to the store (its conversations) unless it
+ * has it already; retried by the caller's next chance when the store does
+ * not know the account yet. */
+void svc_account_store_cpm_root(struct svc_account *a);
+/* NULL when v is a Conversation-ID argument (non-empty, bounded, no '/'),
+ * else the InvalidArgs text naming arg (to free). */
+char *svc_check_conversation_id(const char *arg, const char *v);
+DBusMessage *svc_list_conversations(struct cpm_bus *bus, DBusMessage *msg, void *userdata);
+DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *msg, void *userdata);
+/* ConversationChanged for each conversation id (store change records;
+ * sorted and deduplicated here, so ids is changed). */
+void svc_emit_conversations_changed(struct cpm_service *svc, int64_t *ids, size_t n);
 
 /* InvalidArgs with err as its text; frees err. */
 DBusMessage *svc_invalid(DBusMessage *msg, char *err);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cpmsync/conversation.h>
 #include <cpmsync/error.h>
 #include <cpmsync/preview.h>
 
@@ -443,7 +444,16 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 	int64_t *removed = cpm_calloc(n, sizeof(int64_t));
 	size_t n_mc = 0, n_folders = 0, i, j;
 
+	int64_t *convs = cpm_calloc(n, sizeof(int64_t));
+	size_t n_convs = 0;
+
 	for (i = 0; i < n; i++) {
+		if (ch[i].kind == CPMSYNC_CHANGE_CONVERSATION_CHANGED) {
+			convs[n_convs++] = ch[i].message_id;
+			continue;
+		}
+		if (ch[i].kind == CPMSYNC_CHANGE_CONVERSATION_REMOVED)
+			continue;
 		folders[n_folders++] = ch[i].folder_id;
 		if (ch[i].kind == CPMSYNC_CHANGE_MESSAGE_ADDED ||
 		    ch[i].kind == CPMSYNC_CHANGE_MESSAGE_CHANGED ||
@@ -503,6 +513,9 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 		if (f)
 			svc_folder_refresh(f);
 	}
+	/* After the messages' signals: a report's MessagesChanged comes first. */
+	svc_emit_conversations_changed(svc, convs, n_convs);
+	free(convs);
 	free(mc);
 	free(folders);
 	free(added);
@@ -776,6 +789,15 @@ void cpm_service_set_account_details(struct cpm_service *svc, const char *name, 
 	cpm_bus_properties_changed(svc->bus, a->path, changed);
 }
 
+void svc_account_store_cpm_root(struct svc_account *a)
+{
+	/* The store knows the account once a sync or a local change made
+	 * its row; until then this is tried again after each. */
+	if (!a->cpm_root_in_store)
+		a->cpm_root_in_store =
+			cpmsync_store_set_cpm_root(a->svc->store, a->name, a->cpm_root) >= 0;
+}
+
 void cpm_service_set_account_cpm_root(struct cpm_service *svc, const char *name, const char *root)
 {
 	const char *changed[] = { "CpmRoot", NULL };
@@ -783,10 +805,14 @@ void cpm_service_set_account_cpm_root(struct cpm_service *svc, const char *name,
 
 	if (!svc || !name || !(a = svc_account_by_name(svc, name)))
 		return;
-	if (!strcmp(a->cpm_root, root ? root : ""))
+	if (!strcmp(a->cpm_root, root ? root : "")) {
+		svc_account_store_cpm_root(a);
 		return;
+	}
 	free(a->cpm_root);
 	a->cpm_root = cpm_strdup(root ? root : "");
+	a->cpm_root_in_store = false;
+	svc_account_store_cpm_root(a);
 	cpm_bus_properties_changed(svc->bus, a->path, changed);
 	/* The account's folders may have another Kind now. */
 	for (size_t i = 0; i < svc->n_folders; i++)
@@ -861,7 +887,10 @@ void cpm_service_account_synced(struct cpm_service *svc, struct cpmsync_session 
 	static const char *const changed[] = { "SyncGeneration", NULL };
 	struct svc_account *a;
 
-	if (r < 0 || !svc || !(a = account_by_session(svc, session)))
+	if (!svc || !(a = account_by_session(svc, session)))
+		return;
+	svc_account_store_cpm_root(a);
+	if (r < 0)
 		return;
 	a->sync_generation++;
 	cpm_bus_properties_changed(svc->bus, a->path, changed);
@@ -869,6 +898,7 @@ void cpm_service_account_synced(struct cpm_service *svc, struct cpmsync_session 
 
 void svc_changed_locally(struct svc_account *a)
 {
+	svc_account_store_cpm_root(a);
 	cpm_service_account_changed(a->svc, a->session);
 	cpmsync_session_sync_now(a->session);
 }

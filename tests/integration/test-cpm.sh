@@ -13,7 +13,9 @@ set -u
 lib_init
 dc_start dc
 
+MON_PID=
 stop_all() {
+	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
 	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
 	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
 }
@@ -54,12 +56,13 @@ server_folder() { da mailbox list -u "$USER1" | grep -qxF -- "$1"; }
 local_folders() { "$CPMCTL" dump --db "$WORK/store.db" a | cut -f2 | sort -u; }
 
 # cpm_obj FILE MESSAGE-ID HEADERS...: a CPM object (Message/CPIM text chat
-# unless a Content-Type header is given) with the given outer headers
+# unless a Content-Type header is given) with the given outer headers,
+# dated $DATE (default 06:00:00)
 cpm_obj() {
 	local file=$1 mid=$2 h ct="Message/CPIM"
 	shift 2
 	{
-		printf 'Date: Sat, 5 Dec 2026 06:00:00 +0000\r\nMessage-ID: %s\r\n' "$mid"
+		printf 'Date: %s\r\nMessage-ID: %s\r\n' "${DATE:-Sat, 5 Dec 2026 06:00:00 +0000}" "$mid"
 		for h in "$@"; do
 			case $h in Content-Type:*) ct=${h#Content-Type: } ;; *) printf '%s\r\n' "$h" ;; esac
 		done
@@ -85,7 +88,7 @@ cpm_obj "$WORK/s2" "<abc-info@cpm.test>" "From: tel:+15550100" "Subject: Lunch" 
 	"Conversation-ID: conv-ABC" "Contribution-ID: contrib-1" \
 	"Content-Type: Application/X-CPM-Session"
 da save -u "$USER1" -m Default/conv-ABC/contrib-1 <"$WORK/s2" || bail "cannot save the session-info"
-cpm_obj "$WORK/s3" "<abc-2@cpm.test>" "From: tel:+15550300" "To: tel:+15550100" \
+DATE='Sat, 5 Dec 2026 06:01:00 +0000' cpm_obj "$WORK/s3" "<abc-2@cpm.test>" "From: tel:+15550300" "To: tel:+15550100" \
 	"Conversation-ID: conv-ABC" "Contribution-ID: contrib-1" "Message-Direction: received"
 da save -u "$USER1" -m Default/conv-ABC/contrib-1 <"$WORK/s3" || bail "cannot save into contrib-1"
 cpm_obj "$WORK/s4" "<p2p-1@cpm.test>" "From: tel:+15550001" "To: tel:+15550100" \
@@ -95,6 +98,11 @@ cpm_obj "$WORK/s5" "<sms-1@cpm.test>" "From: tel:+15550002" "To: tel:+15550100" 
 	"Message-Context: pager-message" "Message-Direction: received" "Content-Type: text/plain"
 da save -u "$USER1" -m "Default/tel:+15550002" <"$WORK/s5" || bail "cannot save the SMS"
 
+"$DBUS" monitor >"$WORK/signals.log" 2>&1 &
+MON_PID=$!
+sleep 0.2
+sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }
+saw_signal() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log" | grep -qE "$1"; }
 start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
 check "account reaches State idle" wait_state idle 20
 
@@ -240,12 +248,63 @@ check "after another sync: still exactly once" \
 	bash -c "[ \$(cd / && for m in '<new1@cpm.test>' '<grp-info@cpm.test>' '<sms-new@cpm.test>' '<obx-new@cpm.test>'; do (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox '*' header message-id \"\$m\"); done | wc -l) = 4 ]"
 
 # Online, a session folder that exists takes a message of its session.
-cpm_obj "$WORK/o5" "<abc-3@cpm.test>" "From: tel:+15550100" "To: tel:+15550300" \
+DATE='Sat, 5 Dec 2026 06:02:00 +0000' cpm_obj "$WORK/o5" "<abc-3@cpm.test>" "From: tel:+15550100" "To: tel:+15550300" \
 	"Conversation-ID: conv-ABC" "Contribution-ID: contrib-1" "Message-Direction: sent"
+sigmark
 call "$A" "$AC" StoreObject hasx "$WORK/o5" '' 0 >"$WORK/r5"
 check "online StoreObject into an existing session folder" \
 	test "$(fprop "$(head -n 1 "$WORK/r5")" Name)" = Default/conv-ABC/contrib-1
 check "  on the server once" eventually 10 server_in Default/conv-ABC/contrib-1 "<abc-3@cpm.test>"
+check "  ConversationChanged for conv-ABC" \
+	eventually 5 saw_signal "^$A $AC ConversationChanged .*ConversationId=conv-ABC;.*Messages=3;"
+
+# --- conversations ------------------------------------------------------------------------------
+call "$A" "$AC" ListConversations >"$WORK/convs"
+conv() { grep -F -- "- {ConversationId=$1;" "$WORK/convs"; }
+has() { # has CONVERSATION-ID TEXT: its dict contains TEXT
+	conv "$1" | grep -qF -- "$2" || {
+		echo "    $1: no '$2' in: $(conv "$1" | head -c 600)"
+		return 1
+	}
+}
+ABCF=$(call "$A" "$AC" FindFolder s Default/conv-ABC)
+S1F=$(call "$A" "$AC" FindFolder s Default/conv-ABC/contrib-1)
+# conv-ABC, conv-P2P, tel:+15550002, conv-NEW1, conv-GRP, tel:+15559999,
+# conv-OBX, conv-OBXG, tel:+15558888
+check "ListConversations: one dict per conversation (9)" test "$(grep -c '^- {ConversationId=' "$WORK/convs")" = 9
+check "  newest activity first: conv-ABC (06:02) leads" \
+	grep -q '^- {ConversationId=conv-ABC;' <(head -n 1 "$WORK/convs")
+check "  conv-ABC: its folder, a group (session folder), no peer" \
+	has conv-ABC "ConversationId=conv-ABC;Folder=$ABCF;Peer=;IsGroup=true;"
+check "  conv-ABC: 3 messages (the session-info is not one), 3 unseen, LastActivity 06:02" \
+	has conv-ABC ";Messages=3;Unseen=3;LastActivity=$(date -d '2026-12-05 06:02:00Z' +%s);"
+check "  conv-ABC: LastMessage is abc-3 with Folder, Direction, Snippet" \
+	bash -c "grep -F -- '- {ConversationId=conv-ABC;' '$WORK/convs' | grep -q 'LastMessage={Id=[0-9]*;.*MessageId=<abc-3@cpm.test>;.*Direction=sent;.*Snippet=hello <abc-3@cpm.test>;.*Folder=$S1F}'"
+check "  conv-P2P: 1-to-1 with its peer" has conv-P2P ";Peer=tel:+15550001;IsGroup=false;Participants=[tel:+15550001];"
+check "  the SMS peer's conversation is named by the address" \
+	has "tel:+15550002" ";Peer=tel:+15550002;IsGroup=false;"
+check "  conv-GRP (filed offline): a group" has conv-GRP ";IsGroup=true;"
+
+call "$A" "$AC" ListConversationMessages stu conv-ABC 0 2 >"$WORK/page1"
+check "ListConversationMessages, page 1: the two newest, newest first" \
+	test "$(grep -o ';MessageId=[^;]*' "$WORK/page1" | tr '\n' ' ')" = ";MessageId=<abc-3@cpm.test> ;MessageId=<abc-2@cpm.test> "
+check "  each with its Folder (the session folder)" test "$(grep -c "Folder=$S1F}\$" "$WORK/page1")" = 2
+LAST=$(sed -n 2p "$WORK/page1" | grep -o '^- {Id=[0-9]*' | cut -d= -f2)
+call "$A" "$AC" ListConversationMessages stu conv-ABC "$LAST" 2 >"$WORK/page2"
+check "  page 2 after the last Id: the oldest, in the conversation folder" \
+	bash -c "[ \"\$(grep -c . '$WORK/page2')\" = 1 ] && grep -q 'MessageId=<abc-1@cpm.test>;.*Direction=sent;.*Folder=$ABCF}' '$WORK/page2'"
+check "  a summary carries the v2 keys" \
+	grep -q ';InReplyToContributionId=;ImdnMessageId=;Direction=received;Context=;Type=message;Status=;Snippet=hello <abc-2@cpm.test>;HasBody=true;Folder=' "$WORK/page1"
+check "ListConversationMessages of an unknown conversation: NotFound" \
+	test "$(call "$A" "$AC" ListConversationMessages stu conv-NOPE 0 10)" = \
+	"error org.cpmsync.Error.NotFound: conversation_id: no conversation 'conv-NOPE' in account 'a'"
+check "ListConversationMessages with a '/' in the id: InvalidArgs" \
+	test "$(call "$A" "$AC" ListConversationMessages stu a/b 0 10)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: conversation_id: 'a/b' contains '/'"
+check "ListConversationMessages limit over 10000: InvalidArgs" \
+	test "$(call "$A" "$AC" ListConversationMessages stu conv-ABC 0 10001)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: limit: at most 10000"
+sigmark
 
 # --- MarkConversationRead -----------------------------------------------------------------------
 unseen_on_server() { # FOLDER: messages without \Seen
@@ -255,6 +314,8 @@ unseen_is() { [ "$(unseen_on_server "$1")" = "$2" ]; }
 check "before: conv-ABC has unseen messages on the server" \
 	test "$(($(unseen_on_server Default/conv-ABC) + $(unseen_on_server Default/conv-ABC/contrib-1)))" -gt 0
 check "MarkConversationRead conv-ABC" call "$A" "$AC" MarkConversationRead s conv-ABC
+check "  ConversationChanged with Unseen 0" \
+	eventually 5 saw_signal "^$A $AC ConversationChanged .*ConversationId=conv-ABC;.*;Unseen=0;"
 check "  \\Seen set locally at once (Unseen 0 on the session folder)" \
 	test "$(fprop "$(call "$A" "$AC" FindFolder s Default/conv-ABC/contrib-1)" Unseen)" = 0
 check "  reaches the server: conversation folder" eventually 15 unseen_is Default/conv-ABC 0

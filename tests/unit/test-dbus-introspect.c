@@ -232,6 +232,15 @@ static const struct {
 				  "arg date x in\n"
 				  "arg folder o out\n"
 				  "arg id t out" },
+	{ "org.cpmsync.Account1", "method ListConversations\n"
+				  "arg conversations aa{sv} out" },
+	{ "org.cpmsync.Account1", "method ListConversationMessages\n"
+				  "arg conversation_id s in\n"
+				  "arg before_id t in\n"
+				  "arg limit u in\n"
+				  "arg messages aa{sv} out" },
+	{ "org.cpmsync.Account1", "signal ConversationChanged\n"
+				  "arg conversation a{sv} " /* no direction */ },
 	{ "org.cpmsync.Account1", "method MarkConversationRead\n"
 				  "arg conversation_id s in" },
 	{ "org.cpmsync.Account1", "property CpmRoot s read" },
@@ -1115,14 +1124,31 @@ START_TEST(test_summary_dict)
 		.contribution_id = "contrib",
 		.type = "file-transfer",
 		.has_body = true,
+		.direction = "sent",
+		.status = "delivered",
 	};
-	static const char *keys[] = {
-		"Id",	"Uid",	   "Flags", "InternalDate", "Size",	      "From",
-		"To",	"Subject", "Date",  "MessageId",    "ConversationId", "ContributionId",
-		"Type", "HasBody"
-	};
-	static const char *types[] = { "t", "u", "as", "x", "u", "s", "as",
-				       "s", "x", "s",  "s", "s", "s", "b" };
+	static const char *keys[] = { "Id",
+				      "Uid",
+				      "Flags",
+				      "InternalDate",
+				      "Size",
+				      "From",
+				      "To",
+				      "Subject",
+				      "Date",
+				      "MessageId",
+				      "ConversationId",
+				      "ContributionId",
+				      "InReplyToContributionId",
+				      "ImdnMessageId",
+				      "Direction",
+				      "Context",
+				      "Type",
+				      "Status",
+				      "Snippet",
+				      "HasBody" };
+	static const char *types[] = { "t", "u", "as", "x", "u", "s", "as", "s", "x", "s",
+				       "s", "s", "s",  "s", "s", "s", "s",  "s", "s", "b" };
 	DBusMessage *m = new_call("org.cpmsync", "/", "x.y", "Z");
 	DBusMessageIter it, a, d, e, v, arr;
 	unsigned n = 0;
@@ -1171,20 +1197,20 @@ START_TEST(test_summary_dict)
 	}
 	ck_assert_uint_eq(n, sizeof(keys) / sizeof(keys[0]));
 
-	/* The change dict: Id, Flags, Uid, HasBody. */
+	/* The change dict: Id, Flags, Uid, HasBody, Status. */
 	dbus_message_iter_next(&a);
 	dbus_message_iter_recurse(&a, &d);
 	n = 0;
 	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
 	     dbus_message_iter_next(&d), n++) {
-		static const char *ckeys[] = { "Id", "Flags", "Uid", "HasBody" };
+		static const char *ckeys[] = { "Id", "Flags", "Uid", "HasBody", "Status" };
 		const char *key;
 
 		dbus_message_iter_recurse(&d, &e);
 		dbus_message_iter_get_basic(&e, &key);
 		ck_assert_str_eq(key, ckeys[n]);
 	}
-	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(n, 5);
 	dbus_message_unref(m);
 }
 END_TEST

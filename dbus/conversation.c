@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Conversations on Account1 (contract README "CPM objects and
+ * conversations"): ListConversations, ListConversationMessages and the
+ * ConversationChanged signal, read from the store's conversation API
+ * (cpmsync/conversation.h).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/conversation.h>
+#include <cpmsync/error.h>
+#include <cpmsync/limits.h>
+
+#include "dbus-util.h"
+#include "service-private.h"
+
+/* The object path of folder_id, "/" when it has none (not exported). */
+static const char *folder_path(struct cpm_service *svc, int64_t folder_id)
+{
+	struct svc_folder *f = folder_id > 0 ? svc_folder_ensure(svc, folder_id) : NULL;
+
+	return f ? f->path : "/";
+}
+
+struct summary_in {
+	struct cpm_service *svc;
+	DBusMessageIter *array;
+	unsigned n;
+};
+
+static int summary_in_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	struct summary_in *si = userdata;
+
+	cpm_append_summary_in(si->array, m, folder_path(si->svc, m->folder_id));
+	si->n++;
+	return 0;
+}
+
+/* One conversation dict (a{sv}) into array: an open aa{sv}, or a
+ * signal's top-level iterator. */
+static void append_conversation(struct cpm_service *svc, DBusMessageIter *array,
+				const struct cpmsync_conversation_info *c)
+{
+	const char *path = folder_path(svc, c->folder_id);
+	dbus_bool_t is_group = c->is_group;
+	dbus_uint32_t messages = c->messages, unseen = c->unseen;
+	dbus_int64_t last = c->last_activity;
+	static const char *const key = "LastMessage";
+	DBusMessageIter d, e, v, lm;
+
+	if (!dbus_message_iter_open_container(array, DBUS_TYPE_ARRAY, "{sv}", &d))
+		cpm_oom();
+	cpm_dict_append(&d, "ConversationId", DBUS_TYPE_STRING, &c->conversation_id);
+	cpm_dict_append(&d, "Folder", DBUS_TYPE_OBJECT_PATH, &path);
+	cpm_dict_append(&d, "Peer", DBUS_TYPE_STRING, &c->peer);
+	cpm_dict_append(&d, "IsGroup", DBUS_TYPE_BOOLEAN, &is_group);
+	cpm_dict_append_split(&d, "Participants", c->participants, '\n');
+	cpm_dict_append(&d, "Subject", DBUS_TYPE_STRING, &c->subject);
+	cpm_dict_append(&d, "Messages", DBUS_TYPE_UINT32, &messages);
+	cpm_dict_append(&d, "Unseen", DBUS_TYPE_UINT32, &unseen);
+	cpm_dict_append(&d, "LastActivity", DBUS_TYPE_INT64, &last);
+	/* LastMessage a{sv}: the summary (with Folder), {} when none. */
+	if (!dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, NULL, &e) ||
+	    !dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key) ||
+	    !dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "a{sv}", &v))
+		cpm_oom();
+	{
+		/* The summary's a{sv} goes straight into the variant. */
+		struct summary_in si = { svc, &v, 0 };
+
+		if (c->last_message_id > 0)
+			cpmsync_store_get_message(svc->store, c->last_message_id, summary_in_cb,
+						  &si);
+		if (!si.n) {
+			if (!dbus_message_iter_open_container(&v, DBUS_TYPE_ARRAY, "{sv}", &lm) ||
+			    !dbus_message_iter_close_container(&v, &lm))
+				cpm_oom();
+		}
+	}
+	if (!dbus_message_iter_close_container(&e, &v) ||
+	    !dbus_message_iter_close_container(&d, &e))
+		cpm_oom();
+	if (!dbus_message_iter_close_container(array, &d))
+		cpm_oom();
+}
+
+static int list_conversations_cb(const struct cpmsync_conversation_info *c, void *userdata)
+{
+	struct summary_in *si = userdata;
+
+	append_conversation(si->svc, si->array, c);
+	return 0;
+}
+
+DBusMessage *svc_list_conversations(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	DBusMessageIter it, array;
+	struct summary_in si = { a->svc, &array, 0 };
+	DBusMessage *reply;
+	int r;
+
+	(void)bus;
+	reply = cpm_reply(msg);
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &array))
+		cpm_oom();
+	r = cpmsync_store_foreach_conversation(a->svc->store, a->name, list_conversations_cb, &si);
+	if (!dbus_message_iter_close_container(&it, &array))
+		cpm_oom();
+	/* An account without a row in the store has none. */
+	if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
+		dbus_message_unref(reply);
+		return svc_store_error(a->svc, msg, r);
+	}
+	return reply;
+}
+
+DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_account *a = userdata;
+	const char *conversation_id;
+	dbus_uint64_t before;
+	dbus_uint32_t limit;
+	DBusMessageIter it, array;
+	struct summary_in si = { a->svc, &array, 0 };
+	DBusMessage *reply;
+	char *err;
+	int r;
+
+	(void)bus;
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &conversation_id, DBUS_TYPE_UINT64,
+			      &before, DBUS_TYPE_UINT32, &limit, DBUS_TYPE_INVALID);
+	if ((err = svc_check_conversation_id("conversation_id", conversation_id)))
+		return svc_invalid(msg, err);
+	if (before > INT64_MAX)
+		return cpm_error_invalid_args(msg, "before_id: no message has id %" PRIu64,
+					      (uint64_t)before);
+	if (limit > CPM_MAX_LIST_LIMIT)
+		return cpm_error_invalid_args(msg, "limit: at most %u", CPM_MAX_LIST_LIMIT);
+	if (limit == 0)
+		limit = CPM_DEFAULT_LIST_LIMIT;
+	reply = cpm_reply(msg);
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &array))
+		cpm_oom();
+	r = cpmsync_store_foreach_conversation_message(a->svc->store, a->name, conversation_id,
+						       (int64_t)before, limit, summary_in_cb, &si);
+	if (!dbus_message_iter_close_container(&it, &array))
+		cpm_oom();
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		dbus_message_unref(reply);
+		if (before)
+			return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+					 "no conversation '%s' with a message %" PRIu64
+					 " in account '%s'",
+					 conversation_id, (uint64_t)before, a->name);
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+				 "conversation_id: no conversation '%s' in account '%s'",
+				 conversation_id, a->name);
+	}
+	if (r < 0) {
+		dbus_message_unref(reply);
+		return svc_store_error(a->svc, msg, r);
+	}
+	return reply;
+}
+
+struct emit_ctx {
+	struct cpm_service *svc;
+};
+
+static int emit_cb(const struct cpmsync_conversation_info *c, void *userdata)
+{
+	struct emit_ctx *x = userdata;
+	struct svc_account *a = svc_account_by_name(x->svc, c->account);
+	DBusMessageIter it;
+	DBusMessage *sig;
+
+	if (!a)
+		return 0;
+	sig = cpm_bus_new_signal(a->path, CPM_IFACE_ACCOUNT, "ConversationChanged");
+	dbus_message_iter_init_append(sig, &it);
+	append_conversation(x->svc, &it, c);
+	cpm_bus_send(x->svc->bus, sig);
+	return 0;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void svc_emit_conversations_changed(struct cpm_service *svc, int64_t *ids, size_t n)
+{
+	struct emit_ctx x = { svc };
+
+	qsort(ids, n, sizeof(*ids), id_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (i && ids[i] == ids[i - 1])
+			continue;
+		/* Gone meanwhile: nothing to say (the contract has no removal signal). */
+		cpmsync_store_get_conversation_by_id(svc->store, ids[i], emit_cb, &x);
+	}
+}
