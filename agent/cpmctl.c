@@ -45,6 +45,7 @@
 
 #include "config.h"
 #include "cpmctl.h"
+#include "cpmctl-cpm.h"
 #include "util.h"
 
 const char *opt_config_path; /* the global --config, NULL when not given */
@@ -94,6 +95,13 @@ static void usage(FILE *f)
 		"        not-flag conversation\n"
 		"  watch [--json] [ACCOUNT]         the daemon's signals as they come, a line\n"
 		"        each: ACCOUNT TAB FOLDER TAB SIGNAL TAB DETAILS, until interrupted\n"
+		"  conversations [--json] ACCOUNT   newest first: CONVERSATION-ID TAB PEER or\n"
+		"        group: PARTICIPANTS TAB UNSEEN/MESSAGES TAB TIME TAB LAST MESSAGE\n"
+		"  chat [--json] [--limit N] ACCOUNT CONVERSATION-ID\n"
+		"        its newest N messages (default 50), oldest first: TIME, direction\n"
+		"        (\u2192 sent, \u2190 received), status, text\n"
+		"  send ACCOUNT FILE|-              file a CPM object (StoreObject) per the\n"
+		"        CPM folder model; prints FOLDER TAB ID\n"
 		"  dump [--db PATH] [ACCOUNT [FOLDER]]\n"
 		"        every stored message, one line each, sorted by account and folder\n"
 		"        (bytewise) and uid:  ACCOUNT TAB FOLDER TAB UID TAB FLAGS TAB MESSAGE-ID\n"
@@ -2616,6 +2624,13 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (str_eq(cmd, commands[i].name))
 			return commands[i].run(argc - optind, argv + optind);
+	/* conversations, chat, send: agent/cpmctl-cpm.c */
+	{
+		int r = cpmctl_cpm_command(cmd, argc - optind, argv + optind);
+
+		if (r >= 0)
+			return r;
+	}
 	fprintf(stderr, "cpmctl: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -249,14 +249,35 @@ check "after another sync: still exactly once" \
 
 # Online, a session folder that exists takes a message of its session.
 DATE='Sat, 5 Dec 2026 06:02:00 +0000' cpm_obj "$WORK/o5" "<abc-3@cpm.test>" "From: tel:+15550100" "To: tel:+15550300" \
-	"Conversation-ID: conv-ABC" "Contribution-ID: contrib-1" "Message-Direction: sent"
+	"Conversation-ID: conv-ABC" "Contribution-ID: contrib-1" "Message-Direction: sent" \
+	"IMDN-Message-ID: imdn-abc-3"
 sigmark
 call "$A" "$AC" StoreObject hasx "$WORK/o5" '' 0 >"$WORK/r5"
 check "online StoreObject into an existing session folder" \
 	test "$(fprop "$(head -n 1 "$WORK/r5")" Name)" = Default/conv-ABC/contrib-1
 check "  on the server once" eventually 10 server_in Default/conv-ABC/contrib-1 "<abc-3@cpm.test>"
+S1F_=$(call "$A" "$AC" FindFolder s Default/conv-ABC/contrib-1)
 check "  ConversationChanged for conv-ABC" \
 	eventually 5 saw_signal "^$A $AC ConversationChanged .*ConversationId=conv-ABC;.*Messages=3;"
+
+# A display report for it, stored by another client (the peer's side).
+{
+	printf 'Date: Sat, 5 Dec 2026 06:05:00 +0000\r\nFrom: tel:+15550300\r\nTo: tel:+15550100\r\n'
+	printf 'Message-ID: <rep-1@cpm.test>\r\nContent-Type: Message/CPIM\r\n'
+	printf 'Conversation-ID: conv-ABC\r\nContribution-ID: contrib-1\r\nIMDN-Message-ID: rep-1\r\n'
+	printf 'Message-Direction: received\r\n\r\n'
+	printf 'From: <tel:+15550300>\r\nTo: <tel:+15550100>\r\nNS: imdn <urn:ietf:params:imdn>\r\n\r\n'
+	printf 'Content-Type: message/imdn+xml; charset=utf-8\r\nContent-Disposition: notification\r\n\r\n'
+	printf '<?xml version="1.0" encoding="UTF-8"?>\r\n<imdn xmlns="urn:ietf:params:xml:ns:imdn">'
+	printf '<message-id>imdn-abc-3</message-id><datetime>2026-12-05T06:05:00Z</datetime>'
+	printf '<display-notification><status><displayed/></status></display-notification></imdn>\r\n'
+} >"$WORK/rep1"
+sigmark
+da save -u "$USER1" -m Default/conv-ABC/contrib-1 <"$WORK/rep1" || bail "cannot save the report"
+check "a display report by another client: MessagesChanged with Status displayed" \
+	eventually 10 saw_signal "^$S1F_ $F MessagesChanged .*Status=displayed"
+check "  and ConversationChanged with it in LastMessage" \
+	eventually 5 saw_signal "^$A $AC ConversationChanged .*ConversationId=conv-ABC;.*LastMessage=\\{.*MessageId=<abc-3@cpm.test>;.*Status=displayed;"
 
 # --- conversations ------------------------------------------------------------------------------
 call "$A" "$AC" ListConversations >"$WORK/convs"
@@ -313,6 +334,62 @@ unseen_on_server() { # FOLDER: messages without \Seen
 unseen_is() { [ "$(unseen_on_server "$1")" = "$2" ]; }
 check "before: conv-ABC has unseen messages on the server" \
 	test "$(($(unseen_on_server Default/conv-ABC) + $(unseen_on_server Default/conv-ABC/contrib-1)))" -gt 0
+# --- cpmctl conversations, chat, send -------------------------------------------------------------
+export TZ=UTC
+TZ=UTC "$CPMCTL" conversations a >"$WORK/ctl-convs" 2>"$WORK/ctl.err"
+check "cpmctl conversations: exit 0" test $? = 0
+check "  one line per conversation, newest first" \
+	test "$(cut -f1 "$WORK/ctl-convs" | head -n 1)/$(wc -l <"$WORK/ctl-convs")" = conv-ABC/9
+# (Participants of a group without a participant list: the senders of its
+# received messages, the store's rule.)
+check "  a group: participants, unseen/messages, time, the last message with its arrow" \
+	test "$(grep '^conv-ABC' "$WORK/ctl-convs")" = \
+	"$(printf 'conv-ABC\tgroup: tel:+15550300\t3/3\t2026-12-05 06:02\t→ hello <abc-3@cpm.test>')"
+check "  a 1-to-1: the peer" \
+	test "$(grep '^conv-P2P' "$WORK/ctl-convs")" = \
+	"$(printf 'conv-P2P\ttel:+15550001\t1/1\t2026-12-05 06:00\t← hello <p2p-1@cpm.test>')"
+"$CPMCTL" conversations --json a >"$WORK/ctl-convs.json"
+check "cpmctl conversations --json: one object per line, keys as the D-Bus dict" \
+	bash -c "[ \$(grep -c '^{\"ConversationId\":' '$WORK/ctl-convs.json') = 9 ] && grep -q '^{\"ConversationId\":\"conv-P2P\",\"Folder\":\"/org/cpmsync/a/folder[0-9]*\",\"Peer\":\"tel:+15550001\",\"IsGroup\":false,\"Participants\":\[\"tel:+15550001\"\],\"Subject\":\"\",\"Messages\":1,\"Unseen\":1,' '$WORK/ctl-convs.json'"
+"$CPMCTL" chat a conv-ABC >"$WORK/ctl-chat" 2>"$WORK/ctl.err"
+check "cpmctl chat: oldest first, time, direction, status, text (sender in a group)" \
+	test "$(cat "$WORK/ctl-chat")" = "$(printf '%s\n' \
+		'2026-12-05 06:00 → -         hello <abc-1@cpm.test>' \
+		'2026-12-05 06:01 ← -         tel:+15550300: hello <abc-2@cpm.test>' \
+		'2026-12-05 06:02 → displayed hello <abc-3@cpm.test>')"
+"$CPMCTL" chat --limit 1 a conv-ABC >"$WORK/ctl-chat1"
+check "cpmctl chat --limit 1: the newest only" \
+	test "$(cat "$WORK/ctl-chat1")" = '2026-12-05 06:02 → displayed hello <abc-3@cpm.test>'
+"$CPMCTL" chat --json a conv-ABC >"$WORK/ctl-chat.json"
+check "cpmctl chat --json: summaries with Folder, oldest first" \
+	bash -c "[ \$(grep -c '\"Folder\":\"/org/cpmsync/a/folder' '$WORK/ctl-chat.json') = 3 ] && head -n 1 '$WORK/ctl-chat.json' | grep -q '\"MessageId\":\"<abc-1@cpm.test>\"'"
+check "cpmctl chat of an unknown conversation: exit 1 with the daemon's reason" \
+	bash -c "! '$CPMCTL' chat a conv-NOPE 2>'$WORK/ctl.err' && [ \"\$(cat '$WORK/ctl.err')\" = \"cpmctl: ListConversationMessages: NotFound: conversation_id: no conversation 'conv-NOPE' in account 'a'\" ]"
+check "cpmctl conversations of an unknown account: exit 1" \
+	bash -c "! '$CPMCTL' conversations nope 2>'$WORK/ctl.err' && [ \"\$(cat '$WORK/ctl.err')\" = \"cpmctl: unknown account 'nope'\" ]"
+check "cpmctl chat without a conversation: usage, exit 2" \
+	bash -c "'$CPMCTL' chat a >/dev/null 2>&1; [ \$? = 2 ]"
+complete_words() { # the bash completions of the last word, one a line
+	PATH=$BDIR:$PATH bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _cpmctl
+		printf "%s\n" "${COMPREPLY[@]}"' - "$TOP/agent/cpmctl.bash-completion" "$@"
+}
+# (copy, from the same --help, starts with c too)
+check "completion: the new commands from --help" \
+	test "$(complete_words cpmctl c | tr '\n' ' ')" = "copy conversations chat "
+check "completion: conversation ids for chat" \
+	test "$(complete_words cpmctl chat a conv-A | tr '\n' ' ')" = "conv-ABC "
+check "completion: chat's options" \
+	test "$(complete_words cpmctl chat --l | tr '\n' ' ')" = "--limit "
+DATE='Sat, 5 Dec 2026 06:03:00 +0000' cpm_obj "$WORK/o6" "<ctl-send@cpm.test>" "From: tel:+15550100" \
+	"To: tel:+15557777" "Conversation-ID: conv-CTL" "Message-Direction: sent"
+"$CPMCTL" send a "$WORK/o6" >"$WORK/ctl-send" 2>"$WORK/ctl.err"
+check "cpmctl send: FOLDER TAB ID" grep -qE $'^Default/conv-CTL\t[0-9]+$' "$WORK/ctl-send"
+check "  on the server once" eventually 10 server_in Default/conv-CTL "<ctl-send@cpm.test>"
+check "cpmctl send of a plain mail: exit 1 with InvalidArgs" \
+	bash -c "! '$CPMCTL' send a '$WORK/bad1' 2>'$WORK/ctl.err' && [ \"\$(cat '$WORK/ctl.err')\" = 'cpmctl: StoreObject: InvalidArgs: content: not a CPM object: it has neither Conversation-ID nor Message-Context' ]"
+check "cpmctl send of a missing file: exit 1 before any daemon" \
+	bash -c "! '$CPMCTL' send a '$WORK/nonexistent' 2>'$WORK/ctl.err' && grep -q \"cannot read '$WORK/nonexistent': No such file\" '$WORK/ctl.err'"
+
 check "MarkConversationRead conv-ABC" call "$A" "$AC" MarkConversationRead s conv-ABC
 check "  ConversationChanged with Unseen 0" \
 	eventually 5 saw_signal "^$A $AC ConversationChanged .*ConversationId=conv-ABC;.*;Unseen=0;"
