@@ -18,6 +18,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 
+#include <cpmsync/conversation.h>
 #include <cpmsync/cpmsync.h>
 #include <cpmsync/session.h>
 #include <cpmsync/store.h>
@@ -45,7 +46,8 @@ struct daemon_account {
 	struct password_job *pw_job;
 	bool pw_ready;
 	int pw_r;
-	char *pw; /* pw_r == 0 */
+	char *pw;	      /* pw_r == 0 */
+	bool cpm_root_stored; /* the store has conf's cpm_root (store_cpm_root()) */
 };
 
 struct daemon {
@@ -184,6 +186,21 @@ static void session_progress(struct cpmsync_session *s, const char *folder, uint
 		cpm_service_sync_progress(da->d->svc, s, folder, done, total);
 }
 
+/*
+ * The store keeps the account's CPM root for its conversations; it takes
+ * it once it knows the account (after a first sync or local change), so
+ * this is tried at start, on reloads and after each sync until it took.
+ * Without D-Bus (--once, --no-dbus) this is the only way it gets there;
+ * with it, the service also tries after local changes.
+ */
+static void store_cpm_root(struct daemon_account *da)
+{
+	if (!da->cpm_root_stored)
+		da->cpm_root_stored =
+			cpmsync_store_set_cpm_root(da->d->store, da->conf->name,
+						   config_account_cpm_root(da->conf)) >= 0;
+}
+
 static void session_synced(struct cpmsync_session *s, int r, const char *reason,
 			   const struct cpmsync_sync_stats *st, void *userdata)
 {
@@ -202,6 +219,7 @@ static void session_synced(struct cpmsync_session *s, int r, const char *reason,
 		log_debug("%s: sync %s (%llu bytes in, %llu out)", cpmsync_session_name(s),
 			  r == 0 ? "done" : "failed", (unsigned long long)st->bytes_in,
 			  (unsigned long long)st->bytes_out);
+	store_cpm_root(da);
 	if (da->d->svc)
 		cpm_service_account_synced(da->d->svc, s, r);
 	/* Outbox files become removable (or failed) as their APPENDs land. */
@@ -247,6 +265,7 @@ static int add_account(struct daemon *d, const struct config_account *conf)
 		return r;
 	}
 	d->accounts[d->n_accounts++] = da;
+	store_cpm_root(da);
 	if (d->svc) {
 		r = cpm_service_add_account(d->svc, da->session);
 		if (r < 0)
@@ -301,6 +320,8 @@ static void apply_config(struct daemon *d, struct config *cfg)
 		struct daemon_account *da = d->accounts[i];
 		const struct config_account *now = config_find_account(cfg, da->conf->name);
 		bool same = config_account_equal(da->conf, now);
+		bool root_changed =
+			!str_eq(config_account_cpm_root(da->conf), config_account_cpm_root(now));
 
 		da->conf = now;
 		if (!same) {
@@ -314,6 +335,10 @@ static void apply_config(struct daemon *d, struct config *cfg)
 			if (d->svc)
 				cpm_service_set_account_details(d->svc, now->name, now->host,
 								now->user);
+		}
+		if (root_changed) {
+			da->cpm_root_stored = false;
+			store_cpm_root(da);
 		}
 		/* Applied without reconnecting (not in config_account_equal()). */
 		if (d->svc)

@@ -415,6 +415,12 @@ check "  Default/conv-ABC is now the root: user" folder_is Default/conv-ABC user
 check "  contrib-1 is now a conversation folder" \
 	folder_is Default/conv-ABC/contrib-1 conversation-history contrib-1 "" ""
 check "  no reconnection for it" test "$(acct State)" = idle
+conv_folders_are() { # EXPECTED: the Folder of each conversation, sorted, ' '-joined
+	[ "$(call "$A" "$AC" ListConversations | grep -o '{ConversationId=[^;]*;Folder=[^;]*' |
+		sed 's/.*;Folder=//' | sort | tr '\n' ' ')" = "$1" ]
+}
+check "  the store's conversations follow: only contrib-1's, now a conversation folder" \
+	eventually 5 conv_folders_are "$S1F_ "
 sed -i 's|^cpm_root = .*|cpm_root = ""|' "$CONF"
 check "reload: cpm_root \"\" is the top level" eventually 10 acct_is CpmRoot ""
 check "  Default is a conversation folder now" folder_is Default conversation-history Default "" ""
