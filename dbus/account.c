@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cpmsync/conversation.h>
 #include <cpmsync/cpm-folders.h>
 #include <cpmsync/error.h>
 #include <cpmsync/limits.h>
@@ -228,12 +229,21 @@ static int collect_unseen_cb(const struct cpmsync_message_info *m, void *userdat
 	return 0;
 }
 
+static int conversation_folder_cb(const struct cpmsync_conversation_info *c, void *userdata)
+{
+	char **ret = userdata;
+
+	*ret = cpm_strdup(c->folder);
+	return 0;
+}
+
 static DBusMessage *mark_conversation_read(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	static const char *const seen[] = { "\\Seen", NULL };
 	struct svc_account *a = userdata;
 	struct unseen_ids u = { 0 };
 	const char *conversation_id;
+	char *conv_folder = NULL;
 	bool known = false;
 	char *err;
 	int r = 0;
@@ -242,18 +252,32 @@ static DBusMessage *mark_conversation_read(struct cpm_bus *bus, DBusMessage *msg
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &conversation_id, DBUS_TYPE_INVALID);
 	if ((err = svc_check_conversation_id("conversation_id", conversation_id)))
 		return svc_invalid(msg, err);
+	/* The store's conversation of that id names its conversation folder
+	 * (ListConversations' Folder); its session folders are below it. */
+	if (cpmsync_store_get_conversation(a->svc->store, a->name, conversation_id,
+					   conversation_folder_cb, &conv_folder) < 0) {
+		free(conv_folder);
+		conv_folder = NULL;
+	}
 	/* The conversation's folders: its conversation history folder (or
-	 * the peer's folder) and its session history folders. */
+	 * the peer's folder) and its session history folders, by their
+	 * ConversationId or by the store's conversation. */
 	for (size_t i = 0; i < a->svc->n_folders && r >= 0; i++) {
 		struct svc_folder *f = a->svc->folders[i];
+		size_t len = conv_folder ? strlen(conv_folder) : 0;
+		bool in_conv = conv_folder &&
+			       (strcmp(f->name, conv_folder) == 0 ||
+				(strncmp(f->name, conv_folder, len) == 0 && f->name[len] == '/' &&
+				 strcmp(f->kind, "session-history") == 0));
 
 		if (f->account != a || strcmp(f->kind, "user") == 0 ||
-		    strcmp(f->conversation_id, conversation_id) != 0)
+		    (!in_conv && strcmp(f->conversation_id, conversation_id) != 0))
 			continue;
 		known = true;
 		r = cpmsync_store_foreach_message(a->svc->store, f->id, 0, 0, collect_unseen_cb,
 						  &u);
 	}
+	free(conv_folder);
 	if (r < 0) {
 		free(u.ids);
 		return svc_store_error(a->svc, msg, r);

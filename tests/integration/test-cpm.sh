@@ -78,7 +78,7 @@ write_conf "$CONF" "$WORK/store.db"
 
 # --- a chat history on the server ---------------------------------------------------------------
 for mb in Default Default/conv-ABC Default/conv-ABC/contrib-1 "Default/tel:+15550001" \
-	"Default/tel:+15550002" Default/a/b/c; do
+	"Default/tel:+15550002" Default/a/b/c Default/conv-Z; do
 	da mailbox create -u "$USER1" "$mb" || bail "cannot create $mb on the server"
 done
 cpm_obj "$WORK/s1" "<abc-1@cpm.test>" "From: tel:+15550100" "To: tel:+15550200" \
@@ -98,6 +98,11 @@ cpm_obj "$WORK/s5" "<sms-1@cpm.test>" "From: tel:+15550002" "To: tel:+15550100" 
 	"Message-Context: pager-message" "Message-Direction: received" "Content-Type: text/plain"
 da save -u "$USER1" -m "Default/tel:+15550002" <"$WORK/s5" || bail "cannot save the SMS"
 
+# A conversation folder whose object names another Conversation-ID: the
+# store's conversation takes the object's, the folder keeps its name.
+cpm_obj "$WORK/s6" "<z-1@cpm.test>" "From: tel:+15550009" "To: tel:+15550100" \
+	"Conversation-ID: conv-Zeta" "Message-Direction: received"
+da save -u "$USER1" -m Default/conv-Z <"$WORK/s6" || bail "cannot save into Default/conv-Z"
 "$DBUS" monitor >"$WORK/signals.log" 2>&1 &
 MON_PID=$!
 sleep 0.2
@@ -290,9 +295,9 @@ has() { # has CONVERSATION-ID TEXT: its dict contains TEXT
 }
 ABCF=$(call "$A" "$AC" FindFolder s Default/conv-ABC)
 S1F=$(call "$A" "$AC" FindFolder s Default/conv-ABC/contrib-1)
-# conv-ABC, conv-P2P, tel:+15550002, conv-NEW1, conv-GRP, tel:+15559999,
-# conv-OBX, conv-OBXG, tel:+15558888
-check "ListConversations: one dict per conversation (9)" test "$(grep -c '^- {ConversationId=' "$WORK/convs")" = 9
+# conv-ABC, conv-P2P, tel:+15550002, conv-Zeta, conv-NEW1, conv-GRP,
+# tel:+15559999, conv-OBX, conv-OBXG, tel:+15558888
+check "ListConversations: one dict per conversation (10)" test "$(grep -c '^- {ConversationId=' "$WORK/convs")" = 10
 check "  newest activity first: conv-ABC (06:02) leads" \
 	grep -q '^- {ConversationId=conv-ABC;' <(head -n 1 "$WORK/convs")
 check "  conv-ABC: its folder, a group (session folder), no peer" \
@@ -339,7 +344,7 @@ export TZ=UTC
 TZ=UTC "$CPMCTL" conversations a >"$WORK/ctl-convs" 2>"$WORK/ctl.err"
 check "cpmctl conversations: exit 0" test $? = 0
 check "  one line per conversation, newest first" \
-	test "$(cut -f1 "$WORK/ctl-convs" | head -n 1)/$(wc -l <"$WORK/ctl-convs")" = conv-ABC/9
+	test "$(cut -f1 "$WORK/ctl-convs" | head -n 1)/$(wc -l <"$WORK/ctl-convs")" = conv-ABC/10
 # (Participants of a group without a participant list: the senders of its
 # received messages, the store's rule.)
 check "  a group: participants, unseen/messages, time, the last message with its arrow" \
@@ -350,7 +355,7 @@ check "  a 1-to-1: the peer" \
 	"$(printf 'conv-P2P\ttel:+15550001\t1/1\t2026-12-05 06:00\t← hello <p2p-1@cpm.test>')"
 "$CPMCTL" conversations --json a >"$WORK/ctl-convs.json"
 check "cpmctl conversations --json: one object per line, keys as the D-Bus dict" \
-	bash -c "[ \$(grep -c '^{\"ConversationId\":' '$WORK/ctl-convs.json') = 9 ] && grep -q '^{\"ConversationId\":\"conv-P2P\",\"Folder\":\"/org/cpmsync/a/folder[0-9]*\",\"Peer\":\"tel:+15550001\",\"IsGroup\":false,\"Participants\":\[\"tel:+15550001\"\],\"Subject\":\"\",\"Messages\":1,\"Unseen\":1,' '$WORK/ctl-convs.json'"
+	bash -c "[ \$(grep -c '^{\"ConversationId\":' '$WORK/ctl-convs.json') = 10 ] && grep -q '^{\"ConversationId\":\"conv-P2P\",\"Folder\":\"/org/cpmsync/a/folder[0-9]*\",\"Peer\":\"tel:+15550001\",\"IsGroup\":false,\"Participants\":\[\"tel:+15550001\"\],\"Subject\":\"\",\"Messages\":1,\"Unseen\":1,' '$WORK/ctl-convs.json'"
 "$CPMCTL" chat a conv-ABC >"$WORK/ctl-chat" 2>"$WORK/ctl.err"
 check "cpmctl chat: oldest first, time, direction, status, text (sender in a group)" \
 	test "$(cat "$WORK/ctl-chat")" = "$(printf '%s\n' \
@@ -401,6 +406,9 @@ check "  other conversations untouched" test "$(unseen_on_server "Default/tel:+1
 check "MarkConversationRead of a peer folder's conversation (by its objects' id)" \
 	call "$A" "$AC" MarkConversationRead s conv-P2P
 check "  reaches the server" eventually 15 unseen_is "Default/tel:+15550001" 0
+check "MarkConversationRead by the store's conversation id (conv-Zeta in Default/conv-Z)" \
+	call "$A" "$AC" MarkConversationRead s conv-Zeta
+check "  reaches the server" eventually 15 unseen_is Default/conv-Z 0
 check "MarkConversationRead of an unknown conversation: NotFound" \
 	test "$(call "$A" "$AC" MarkConversationRead s conv-NOPE)" = \
 	"error org.cpmsync.Error.NotFound: conversation_id: no conversation 'conv-NOPE' in account 'a'"
