@@ -649,7 +649,7 @@ static void convert_part(struct job *j, const char *header, size_t hlen, const c
 		return;
 	}
 	buf_init(&dec, j->fmt ? CPMSYNC_PREVIEW_MAX_INPUT : MAX_PART);
-	r = part_decode(pi.encoding, content, clen, &dec);
+	r = transfer_decode(pi.encoding, content, clen, &dec);
 	if (r == -E2BIG) {
 		set_error(j, -EFBIG, "part %s: larger than %u MiB", *j->section ? j->section : "",
 			  CPMSYNC_PREVIEW_MAX_INPUT >> 20);

@@ -23,6 +23,7 @@
 #include "util/cpm-xml.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
+#include "util/transfer.h"
 
 #define MEDIA_TYPE_MAX 128
 #define PARAM_MAX      256
@@ -142,81 +143,6 @@ static char *address_of(const char *v, size_t n)
 	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 		n--;
 	return strndup(v, n);
-}
-
-/* Transfer decoding into out; -EINVAL for an unknown encoding. */
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-static int transfer_decode(const char *cte, const char *d, size_t n, struct buf *out)
-{
-	int r = 0;
-
-	if (!*cte || !strcasecmp(cte, "7bit") || !strcasecmp(cte, "8bit") ||
-	    !strcasecmp(cte, "binary"))
-		return buf_append(out, d, n);
-	if (!strcasecmp(cte, "base64")) {
-		uint32_t acc = 0;
-		int bits = 0;
-
-		/* Line breaks and other foreign characters are skipped
-		 * (RFC 2045 6.8); '=' ends the data. */
-		for (size_t i = 0; i < n && r >= 0 && d[i] != '='; i++) {
-			int v = b64val(d[i]);
-
-			if (v < 0)
-				continue;
-			acc = (acc << 6) | (uint32_t)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				r = buf_append_char(out, (char)((acc >> bits) & 0xff));
-			}
-		}
-		return r;
-	}
-	if (!strcasecmp(cte, "quoted-printable")) {
-		for (size_t i = 0; i < n && r >= 0; i++) {
-			if (d[i] != '=') {
-				r = buf_append_char(out, d[i]);
-			} else if (i + 2 < n && hexval(d[i + 1]) >= 0 && hexval(d[i + 2]) >= 0) {
-				r = buf_append_char(
-					out, (char)(hexval(d[i + 1]) * 16 + hexval(d[i + 2])));
-				i += 2;
-			} else if (i + 1 < n && d[i + 1] == '\n') {
-				i++; /* soft line break */
-			} else if (i + 2 < n && d[i + 1] == '\r' && d[i + 2] == '\n') {
-				i += 2;
-			} else {
-				r = buf_append_char(out, d[i]);
-			}
-		}
-		return r;
-	}
-	return -EINVAL;
 }
 
 /* windows-1252 0x80..0x9f (0 where undefined: taken as ISO-8859-1). */
@@ -379,6 +305,7 @@ static int text_snippet(struct msg_summary *s, const char *what, const char *ct,
 	_cleanup_buf_ struct buf utf8 = BUF_INIT(CPM_TEXT_MAX * 4 + 16);
 	char cs[PARAM_MAX];
 	bool bad = false;
+	enum transfer_encoding te;
 	enum cs c;
 	int r;
 
@@ -388,9 +315,9 @@ static int text_snippet(struct msg_summary *s, const char *what, const char *ct,
 	c = charset_of(cs);
 	if (c == CS_UNKNOWN)
 		return set_error(s, "%s: unknown charset \"%.40s\"", what, cs);
-	r = transfer_decode(cte, body, n, &raw);
-	if (r == -EINVAL)
+	if (transfer_encoding_of(cte, &te) < 0)
 		return set_error(s, "%s: unknown Content-Transfer-Encoding \"%.40s\"", what, cte);
+	r = transfer_decode(te, body, n, &raw);
 	if (r < 0)
 		return -ENOMEM;
 	r = to_utf8(c, raw.data ? raw.data : "", raw.len, &utf8, &bad);

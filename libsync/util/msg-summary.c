@@ -26,6 +26,7 @@
 #include "util/cpm-object.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
+#include "util/transfer.h"
 
 /* A raw value: a span of the input, folds and all. */
 struct span {
@@ -261,32 +262,6 @@ static int plain_value(const struct span *sp, char **ret)
 
 /* RFC 2047 encoded-words. */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /*
  * A lenient base64 decoder: padding optional, stops at '=' or at the
  * first foreign character.  base64_decode() (util/base64.h) is strict
@@ -298,7 +273,7 @@ static int b64_decode_into(struct buf *b, const char *s, size_t n)
 	int bits = 0, r = 0;
 
 	for (size_t i = 0; i < n && r >= 0; i++) {
-		int v = b64val(s[i]);
+		int v = transfer_base64_value(s[i]);
 
 		if (v < 0)
 			break;
@@ -319,9 +294,10 @@ static int q_decode_into(struct buf *b, const char *s, size_t n)
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		if (s[i] == '_') {
 			r = buf_append_char(b, ' ');
-		} else if (s[i] == '=' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-			   hexval(s[i + 2]) >= 0) {
-			r = buf_append_char(b, (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
+		} else if (s[i] == '=' && i + 2 < n && transfer_hex_value(s[i + 1]) >= 0 &&
+			   transfer_hex_value(s[i + 2]) >= 0) {
+			r = buf_append_char(b, (char)(transfer_hex_value(s[i + 1]) * 16 +
+						      transfer_hex_value(s[i + 2])));
 			i += 2;
 		} else {
 			r = buf_append_char(b, s[i]);

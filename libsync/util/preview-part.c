@@ -133,7 +133,7 @@ void part_info_parse(const char *header, size_t len, struct part_info *ret)
 	char v[1024], major[64], minor[64], name[64], value[64];
 	const char *s;
 
-	*ret = (struct part_info){ .type = "text/plain", .encoding = PART_IDENTITY };
+	*ret = (struct part_info){ .type = "text/plain", .encoding = TRANSFER_IDENTITY };
 	field_value(header, len, "Content-Type", v, sizeof(v));
 	s = read_token(skip_cfws(v), major, sizeof(major));
 	s = skip_cfws(s);
@@ -160,106 +160,9 @@ void part_info_parse(const char *header, size_t len, struct part_info *ret)
 	field_value(header, len, "Content-Transfer-Encoding", v, sizeof(v));
 	read_token(skip_cfws(v), value, sizeof(value));
 	if (strcmp(value, "base64") == 0)
-		ret->encoding = PART_BASE64;
+		ret->encoding = TRANSFER_BASE64;
 	else if (strcmp(value, "quoted-printable") == 0)
-		ret->encoding = PART_QP;
-}
-
-/* ------------------------------------------------------------------ */
-/* Transfer encodings (RFC 2045 6.7, 6.8): lenient, as mailers are. */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-int part_decode(enum part_encoding encoding, const char *data, size_t len, struct buf *out)
-{
-	char chunk[4096];
-	size_t n = 0;
-	int r = 0;
-
-	if (encoding == PART_IDENTITY)
-		return buf_append(out, data, len);
-	if (encoding == PART_BASE64) {
-		uint32_t acc = 0;
-		int bits = 0;
-
-		for (size_t i = 0; i < len && data[i] != '='; i++) {
-			int v = b64val(data[i]);
-
-			if (v < 0)
-				continue; /* line breaks, and what does not belong */
-			acc = (acc << 6) | (uint32_t)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				chunk[n++] = (char)((acc >> bits) & 0xff);
-				if (n == sizeof(chunk)) {
-					r = buf_append(out, chunk, n);
-					n = 0;
-					if (r < 0)
-						return r;
-				}
-			}
-		}
-		return n ? buf_append(out, chunk, n) : 0;
-	}
-	for (size_t i = 0; i < len; i++) {
-		char c = data[i];
-
-		if (c == '=') {
-			if (i + 2 < len && hexval(data[i + 1]) >= 0 && hexval(data[i + 2]) >= 0) {
-				c = (char)(hexval(data[i + 1]) * 16 + hexval(data[i + 2]));
-				i += 2;
-			} else {
-				/* a soft line break: "=" (white space) CRLF */
-				size_t k = i + 1;
-
-				while (k < len && is_wsp(data[k]))
-					k++;
-				if (k < len && data[k] == '\r')
-					k++;
-				if (k < len && data[k] == '\n') {
-					i = k;
-					continue;
-				}
-				if (k >= len) {
-					i = k;
-					continue;
-				}
-			}
-		}
-		chunk[n++] = c;
-		if (n == sizeof(chunk)) {
-			r = buf_append(out, chunk, n);
-			n = 0;
-			if (r < 0)
-				return r;
-		}
-	}
-	return n ? buf_append(out, chunk, n) : 0;
+		ret->encoding = TRANSFER_QP;
 }
 
 /* ------------------------------------------------------------------ */

@@ -13,21 +13,16 @@
 #include <stdint.h>
 
 #include "util/buf.h"
-
-enum part_encoding { PART_IDENTITY, PART_BASE64, PART_QP };
+#include "util/transfer.h"
 
 struct part_info {
 	char type[160];	  /* "image/jpeg", lower case; "text/plain" by default */
 	char charset[64]; /* the charset parameter, lower case; "" when none */
-	enum part_encoding encoding;
+	enum transfer_encoding encoding;
 };
 
 /* Reads Content-Type and Content-Transfer-Encoding from a header block. */
 void part_info_parse(const char *header, size_t len, struct part_info *ret);
-
-/* Decodes the content per encoding into out (bounded by out's max:
- * -E2BIG past it). */
-int part_decode(enum part_encoding encoding, const char *data, size_t len, struct buf *out);
 
 /*
  * The text preview: data (already decoded from its transfer encoding) in

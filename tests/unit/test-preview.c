@@ -239,7 +239,7 @@ END_TEST
 /* Parts and text */
 
 static void expect_info(const char *hdr, const char *type, const char *charset,
-			enum part_encoding enc)
+			enum transfer_encoding enc)
 {
 	struct part_info pi;
 
@@ -251,29 +251,29 @@ static void expect_info(const char *hdr, const char *type, const char *charset,
 
 START_TEST(test_part_info)
 {
-	expect_info("", "text/plain", "", PART_IDENTITY);
-	expect_info("Subject: x\r\n\r\n", "text/plain", "", PART_IDENTITY);
+	expect_info("", "text/plain", "", TRANSFER_IDENTITY);
+	expect_info("Subject: x\r\n\r\n", "text/plain", "", TRANSFER_IDENTITY);
 	expect_info("Content-Type: IMAGE/JPEG; name=a.jpg\r\n"
 		    "Content-Transfer-Encoding: Base64\r\n\r\n",
-		    "image/jpeg", "", PART_BASE64);
+		    "image/jpeg", "", TRANSFER_BASE64);
 	expect_info("content-type:text/plain;\r\n\tformat=flowed; (c) charset=\"ISO-8859-2\"\r\n"
 		    "Content-Transfer-Encoding: quoted-printable\r\n",
-		    "text/plain", "iso-8859-2", PART_QP);
+		    "text/plain", "iso-8859-2", TRANSFER_QP);
 	expect_info("Content-Type: (comment) text/html ; charset=utf-8\n", "text/html", "utf-8",
-		    PART_IDENTITY);
+		    TRANSFER_IDENTITY);
 	/* unreadable: the defaults */
 	expect_info("Content-Type: ;;;\r\nContent-Transfer-Encoding: x-uuencode\r\n", "text/plain",
-		    "", PART_IDENTITY);
+		    "", TRANSFER_IDENTITY);
 	/* a field that only starts like one */
-	expect_info("Content-Type-X: image/png\r\n", "text/plain", "", PART_IDENTITY);
+	expect_info("Content-Type-X: image/png\r\n", "text/plain", "", TRANSFER_IDENTITY);
 }
 END_TEST
 
-static char *decoded(enum part_encoding enc, const char *in, size_t max)
+static char *decoded(enum transfer_encoding enc, const char *in, size_t max)
 {
 	struct buf b = BUF_INIT(max);
 
-	ck_assert_int_eq(part_decode(enc, in, strlen(in), &b), 0);
+	ck_assert_int_eq(transfer_decode(enc, in, strlen(in), &b), 0);
 	return b.data ? buf_steal(&b) : strdup("");
 }
 
@@ -282,17 +282,17 @@ START_TEST(test_part_decode)
 	char *s;
 	struct buf b = BUF_INIT(4);
 
-	s = decoded(PART_BASE64, "aGVs\r\nbG8g\r\nd29y bGQ=\r\n", 100);
+	s = decoded(TRANSFER_BASE64, "aGVs\r\nbG8g\r\nd29y bGQ=\r\n", 100);
 	ck_assert_str_eq(s, "hello world");
 	free(s);
-	s = decoded(PART_QP, "caf=C3=A9 =\r\nau lait=3D=\nyes =XY", 100);
+	s = decoded(TRANSFER_QP, "caf=C3=A9 =\r\nau lait=3D=\nyes =XY", 100);
 	ck_assert_str_eq(s, "caf\xc3\xa9 au lait=yes =XY");
 	free(s);
-	s = decoded(PART_IDENTITY, "as is", 100);
+	s = decoded(TRANSFER_IDENTITY, "as is", 100);
 	ck_assert_str_eq(s, "as is");
 	free(s);
 	/* bounded */
-	ck_assert_int_eq(part_decode(PART_BASE64, "aGVsbG8gd29ybGQ=", 16, &b), -E2BIG);
+	ck_assert_int_eq(transfer_decode(TRANSFER_BASE64, "aGVsbG8gd29ybGQ=", 16, &b), -E2BIG);
 	buf_free(&b);
 }
 END_TEST
