@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Reading failed operations (cpmsync/ops.h): journal rows with failed = 1
- * (store-schema.c, version 5).  Each walk is one SELECT, LEFT JOINed from
- * the account row so that an unknown account is told from one without
+ * (store-schema.c, version 5), and queued ones (failed = 0, cpmctl pending).  Each walk is one
+ * SELECT, LEFT JOINed from the account row so that an unknown account is told from one without
  * failed operations in the same snapshot.  Retrying and discarding write,
  * and are in store-ops.c.
  */
@@ -18,8 +18,9 @@
 #include "store/store.h"
 #include "util/macro.h"
 
-int cpmsync_store_foreach_failed(struct cpmsync_store *store, const char *account,
-				 cpmsync_failed_op_fn cb, void *userdata)
+/* The account's journal rows with failed = failed, in journal order. */
+static int foreach_op(struct cpmsync_store *store, const char *account, bool failed,
+		      cpmsync_failed_op_fn cb, void *userdata)
 {
 	struct store *s = store_from_public(store);
 	bool known = false;
@@ -31,16 +32,17 @@ int cpmsync_store_foreach_failed(struct cpmsync_store *store, const char *accoun
 	r = store_prepare(
 		s,
 		"SELECT j.id, coalesce(j.op, ''), coalesce(f.name, ''), coalesce(j.message_id, 0),"
-		" coalesce(j.code, ''), coalesce(j.refused, ''), j.tries,"
+		" coalesce(j.code, ''), coalesce(j.refused, ''), coalesce(j.tries, 0),"
 		" coalesce(j.tried, 0), j.args"
 		" FROM account a"
-		" LEFT JOIN journal j ON j.account_id = a.id AND j.failed = 1"
+		" LEFT JOIN journal j ON j.account_id = a.id AND j.failed = ?2"
 		" LEFT JOIN folder f ON f.id = j.folder_id"
 		" WHERE a.name = ?1 ORDER BY j.id",
 		&st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, failed);
 	while ((r = store_step(s, st)) > 0) {
 		int64_t message_id = sqlite3_column_int64(st, 3);
 		const char *args = (const char *)sqlite3_column_text(st, 8);
@@ -83,6 +85,19 @@ int cpmsync_store_foreach_failed(struct cpmsync_store *store, const char *accoun
 		return -CPMSYNC_E_NOT_FOUND;
 	}
 	return 0;
+}
+
+int cpmsync_store_foreach_failed(struct cpmsync_store *store, const char *account,
+				 cpmsync_failed_op_fn cb, void *userdata)
+{
+	return foreach_op(store, account, true, cb, userdata);
+}
+
+/* The queued operations (failed = 0): what Account1.PendingOperations counts. */
+int cpmsync_store_foreach_pending(struct cpmsync_store *store, const char *account,
+				  cpmsync_failed_op_fn cb, void *userdata)
+{
+	return foreach_op(store, account, false, cb, userdata);
 }
 
 static int count_one(const struct cpmsync_failed_op *op, void *userdata)

@@ -103,6 +103,13 @@ static const char *list(const char *account)
 	return listed;
 }
 
+static const char *list_pending(const char *account)
+{
+	listed[0] = '\0';
+	ck_assert_int_eq(cpmsync_store_foreach_pending(cs, account, list_cb, NULL), 0);
+	return listed;
+}
+
 START_TEST(test_refusal_recorded)
 {
 	const char *flags[] = { "\\Flagged", NULL };
@@ -290,6 +297,38 @@ START_TEST(test_discard_rename_restores_subfolders)
 }
 END_TEST
 
+/* The queued operations walk (cpmctl pending): the rows not failed, a
+ * backed-off one with its last refusal; a failed one only in the other walk. */
+START_TEST(test_pending)
+{
+	const char *flags[] = { "\\Flagged", NULL };
+	int64_t id, one = 1;
+	bool failed = true;
+	char expect[256];
+
+	ck_assert_str_eq(list_pending("a"), "");
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, strlen(msg), NULL, 0, &id), 0);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &one, 1, flags, NULL), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_journal_refused(s, 1, "INUSE", "busy", false, 1000, &failed), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert(!failed);
+	snprintf(expect, sizeof(expect),
+		 "1 store [INBOX] #%lld INUSE|busy 1 1000\n"
+		 "2 flags [INBOX] #1 | 0 0\n",
+		 (long long)id);
+	ck_assert_str_eq(list_pending("a"), expect);
+	fail_last("", "Invalid keyword");
+	snprintf(expect, sizeof(expect), "1 store [INBOX] #%lld INUSE|busy 1 1000\n",
+		 (long long)id);
+	ck_assert_str_eq(list_pending("a"), expect);
+	ck_assert_str_eq(list("a"), "2 flags [INBOX] #1 |Invalid keyword 1 1700000000\n");
+	ck_assert_str_eq(list_pending("b"), "");
+	ck_assert_int_eq(cpmsync_store_foreach_pending(cs, "nobody", list_cb, NULL),
+			 -CPMSYNC_E_NOT_FOUND);
+}
+END_TEST
+
 START_TEST(test_contract_names)
 {
 	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_APPEND, NULL), "store");
@@ -314,6 +353,7 @@ static Suite *failed_ops_suite(void)
 	tcase_add_test(tc, test_discard_move_and_expunge);
 	tcase_add_test(tc, test_discard_folder_ops);
 	tcase_add_test(tc, test_discard_rename_restores_subfolders);
+	tcase_add_test(tc, test_pending);
 	tcase_add_test(tc, test_contract_names);
 	suite_add_tcase(su, tc);
 	return su;
