@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make demo: a throwaway Dovecot with sample data on 127.0.0.1, an account
 # for it, cpm-syncd run against it (--check, --once), then the daemon on a
-# private session bus with cpmctl, and a delivery arriving through push.  Everything lives in one temporary
-# directory, removed (and Dovecot stopped) at the end.  Set KEEP=1 to leave
+# private session bus with cpmctl, a delivery arriving through push, and a
+# CPM chat history (tests/data/cpm) as a conversation list and a chat view
+# whose delivered/displayed status follows IMDN reports.  Everything lives in
+# one temporary directory, removed (and Dovecot stopped) at the end.  Set KEEP=1 to leave
 # the server running and print how to use it.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -120,6 +122,38 @@ ID=$("$TOP/$B/cpmctl" list demo INBOX | awk -F'\t' '/pushed to you/ {print $1}')
 "$TOP/$B/cpmctl" flag demo INBOX "$ID" +'\Flagged'
 sleep 0.5
 da fetch -u "$USER1" 'uid flags' mailbox INBOX header message-id '<demo-push@cpmsync.test>' | sed 's/^/  server: /'
+
+step "CPM: a chat history another device stored under Default/ (the OMA CPM folder model)"
+CPM=$TOP/tests/data/cpm
+PEER="Default/tel:+15551234567"
+GROUP=Default/b9d3e6a0-group-47c1-8d2e-6f0a11c0ffee
+for mb in Default "$PEER" "$GROUP" "$GROUP/grp-sess-0001"; do
+	da mailbox create -u "$USER1" "$mb"
+done
+for f in chat-1to1-sent chat-1to1-received-qp imdn-delivered; do
+	da save -u "$USER1" -m "$PEER" <"$CPM/$f.eml"
+done
+for f in group-session-1-info group-session-1-msg; do
+	da save -u "$USER1" -m "$GROUP/grp-sess-0001" <"$CPM/$f.eml"
+done
+echo "  1-to-1 with tel:+15551234567 in $PEER: a sent message, a reply, a delivery report"
+echo "  a group chat in $GROUP/grp-sess-0001: its session-info and one message"
+"$TOP/$B/cpmctl" sync demo | sed 's/^/  /'
+
+step "cpmctl conversations demo: the conversation list (newest first)"
+"$TOP/$B/cpmctl" conversations demo | sed 's/^/  /'
+CONV=$("$TOP/$B/cpmctl" conversations demo | awk -F'\t' '$2 == "tel:+15551234567" {print $1}')
+
+step "cpmctl chat demo $CONV: the chat view (the sent message is delivered)"
+"$TOP/$B/cpmctl" chat demo "$CONV" | sed 's/^/  /'
+
+step "The peer reads it: a display report arrives by push; the same chat view"
+da save -u "$USER1" -m "$PEER" <"$CPM/imdn-displayed.eml"
+for _ in $(seq 60); do
+	"$TOP/$B/cpmctl" chat demo "$CONV" | grep -q displayed && break
+	sleep 0.1
+done
+"$TOP/$B/cpmctl" chat demo "$CONV" | sed 's/^/  /'
 
 step "The daemon's log"
 sed 's/^/  /' "$WORK/daemon.log"
