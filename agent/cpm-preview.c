@@ -42,6 +42,7 @@
 #include <unistd.h>
 #include <vips/vips.h>
 
+#include <cpmsync/io.h>
 #include <cpmsync/preview.h>
 
 #define SOCK 0
@@ -55,40 +56,6 @@ static const char *const loaders[] = {
 	"VipsForeignLoadWebpBuffer",
 	"VipsForeignLoadNsgifBuffer",
 };
-
-static int write_all(int fd, const void *p, size_t len)
-{
-	const char *c = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, c, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		c += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *p, size_t len)
-{
-	char *c = p;
-
-	while (len > 0) {
-		ssize_t n = read(fd, c, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		c += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static int respond_error(uint32_t status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -115,7 +82,8 @@ static int respond_error(uint32_t status, const char *fmt, ...)
 		}
 	resp.length = (uint64_t)n;
 	if (cpmsync_preview_response_encode(&resp, hdr) < 0 ||
-	    write_all(SOCK, hdr, sizeof(hdr)) < 0 || write_all(SOCK, text, (size_t)n) < 0)
+	    cpmsync_write_all(SOCK, hdr, sizeof(hdr)) < 0 ||
+	    cpmsync_write_all(SOCK, text, (size_t)n) < 0)
 		return 1;
 	return 0;
 }
@@ -297,7 +265,8 @@ static int convert(const struct cpmsync_preview_request *req, void *data, size_t
 				     "the preview came out larger than %u bytes",
 				     CPMSYNC_PREVIEW_MAX_OUTPUT);
 	}
-	r = write_all(SOCK, hdr, sizeof(hdr)) < 0 || write_all(SOCK, out, out_len) < 0;
+	r = cpmsync_write_all(SOCK, hdr, sizeof(hdr)) < 0 ||
+	    cpmsync_write_all(SOCK, out, out_len) < 0;
 	g_free(out);
 	return r;
 }
@@ -333,7 +302,7 @@ static int receive_request(uint8_t *hdr, bool *ret_hdr_ok)
 		    c->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	if ((size_t)n < CPMSYNC_PREVIEW_HEADER_SIZE &&
-	    read_all(SOCK, hdr + n, CPMSYNC_PREVIEW_HEADER_SIZE - (size_t)n) < 0)
+	    cpmsync_read_exact(SOCK, hdr + n, CPMSYNC_PREVIEW_HEADER_SIZE - (size_t)n) < 0)
 		return fd;
 	*ret_hdr_ok = true;
 	return fd;

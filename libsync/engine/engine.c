@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 
 #include "engine/engine-internal.h"
 #include "imap/imap-utf7.h"
@@ -240,22 +241,6 @@ static bool lit_begin(void *userdata, uint32_t number, const char *name, const c
 	return true;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p = (const char *)p + k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 static int lit_data(void *userdata, const void *data, size_t len)
 {
 	struct cpmsync_sync *e = userdata;
@@ -272,7 +257,7 @@ static int lit_data(void *userdata, const void *data, size_t len)
 			k->error = r;
 	}
 	if (k->fd >= 0) {
-		r = write_all(k->fd, data, len);
+		r = cpmsync_write_all(k->fd, data, len);
 		if (r < 0)
 			k->error = r;
 	}
