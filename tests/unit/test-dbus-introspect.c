@@ -204,60 +204,44 @@ static char *generated_xml(void)
  * those of its args) under its interface, documented where its table
  * entry is.  Anything else the tables have that the contract lacks still
  * fails the test.
- *
- * tests/data/org.cpmsync.xml is still contract version 1: the members of
- * version 2 implemented so far are listed here, marked "v2", until the
- * whole of version 2 is and the file is replaced.
  */
-static const struct {
+struct member {
 	const char *iface, *line;
-} additions[] = {
+};
+
+static const struct member additions[] = {
 	{ "org.cpmsync.Account1", "property SyncGeneration t read" },
-	/* v2, "Failed operations" */
-	{ "org.cpmsync.Account1", "method ListFailedOperations\n"
-				  "arg operations aa{sv} out" },
-	{ "org.cpmsync.Account1", "method RetryOperation\n"
-				  "arg id t in" },
-	{ "org.cpmsync.Account1", "method DiscardOperation\n"
-				  "arg id t in" },
-	{ "org.cpmsync.Account1", "signal OperationFailed\n"
-				  "arg operation a{sv} " /* no direction */ },
-	{ "org.cpmsync.Account1", "property FailedOperations u read" },
-	/* v2, Manager1: why the last reload was refused */
-	{ "org.cpmsync.Manager1", "property ConfigError s read" },
-	/* v2, "CPM objects and conversations" */
-	{ "org.cpmsync.Account1", "method StoreObject\n"
-				  "arg content h in\n"
-				  "arg flags as in\n"
-				  "arg date x in\n"
-				  "arg folder o out\n"
-				  "arg id t out" },
-	{ "org.cpmsync.Account1", "method ListConversations\n"
-				  "arg conversations aa{sv} out" },
-	{ "org.cpmsync.Account1", "method ListConversationMessages\n"
-				  "arg conversation_id s in\n"
-				  "arg before_id t in\n"
-				  "arg limit u in\n"
-				  "arg messages aa{sv} out" },
-	{ "org.cpmsync.Account1", "signal ConversationChanged\n"
-				  "arg conversation a{sv} " /* no direction */ },
-	{ "org.cpmsync.Account1", "method MarkConversationRead\n"
-				  "arg conversation_id s in" },
-	{ "org.cpmsync.Account1", "property CpmRoot s read" },
-	{ "org.cpmsync.Folder1", "property Kind s read" },
-	{ "org.cpmsync.Folder1", "property SpecialUse s read" },
-	{ "org.cpmsync.Folder1", "property ConversationId s read" },
-	{ "org.cpmsync.Folder1", "property ContributionId s read" },
 };
 #define N_ADDITIONS (sizeof(additions) / sizeof(additions[0]))
 
-/* flat without the additions (whole lines); fails unless each is there
- * exactly once. */
-static char *drop_additions(const char *flat)
+/*
+ * Members of contract version 2 the daemon does not serve yet (issue 12:
+ * per-object annotations).  Each must be in the contract and absent from
+ * the tables; the day one is served this test fails until it leaves the
+ * list, so the list cannot outlive the gap.
+ */
+static const struct member missing[] = {
+	{ "org.cpmsync.Folder1", "method GetAnnotations\n"
+				 "arg id t in\n"
+				 "arg entries as in\n"
+				 "arg shared b in\n"
+				 "arg values a{ss} out" },
+	{ "org.cpmsync.Folder1", "method SetAnnotations\n"
+				 "arg id t in\n"
+				 "arg values a{ss} in\n"
+				 "arg shared b in" },
+};
+#define N_MISSING (sizeof(missing) / sizeof(missing[0]))
+
+/* flat without the members of list (whole blocks); fails unless each is
+ * there exactly once. */
+static char *drop_members(const char *flat, const struct member *list, size_t n_list)
 {
-	unsigned seen[N_ADDITIONS] = { 0 };
+	unsigned seen[8] = { 0 };
 	struct cpm_str out = { 0 };
 	const char *iface = "", *p = flat;
+
+	ck_assert_uint_le(n_list, sizeof(seen) / sizeof(seen[0]));
 
 	while (*p) {
 		const char *nl = strchr(p, '\n');
@@ -265,12 +249,12 @@ static char *drop_additions(const char *flat)
 
 		if (!strncmp(p, "interface ", 10))
 			iface = p + 10; /* up to the newline */
-		for (size_t i = 0; i < N_ADDITIONS; i++) {
-			size_t n = strlen(additions[i].line);
+		for (size_t i = 0; i < n_list; i++) {
+			size_t n = strlen(list[i].line);
 
-			if (!strncmp(p, additions[i].line, n) && (p[n] == '\n' || !p[n]) &&
-			    !strncmp(iface, additions[i].iface, strlen(additions[i].iface)) &&
-			    iface[strlen(additions[i].iface)] == '\n') {
+			if (!strncmp(p, list[i].line, n) && (p[n] == '\n' || !p[n]) &&
+			    !strncmp(iface, list[i].iface, strlen(list[i].iface)) &&
+			    iface[strlen(list[i].iface)] == '\n') {
 				seen[i]++;
 				len = n; /* the block, not only its first line */
 				nl = p[n] ? p + n : NULL;
@@ -282,26 +266,79 @@ static char *drop_additions(const char *flat)
 	next:
 		p += len + (nl ? 1 : 0);
 	}
-	for (size_t i = 0; i < N_ADDITIONS; i++)
-		ck_assert_msg(seen[i] == 1, "%s: \"%s\" %u times", additions[i].iface,
-			      additions[i].line, seen[i]);
+	for (size_t i = 0; i < n_list; i++)
+		ck_assert_msg(seen[i] == 1, "%s: \"%s\" %u times", list[i].iface, list[i].line,
+			      seen[i]);
+	return cpm_str_steal(&out);
+}
+
+/*
+ * flat with each interface's members in the order methods, signals,
+ * properties (each kind in its own order): introspection order carries no
+ * meaning, and the contract groups a feature's methods and signals
+ * together while the daemon's tables list each kind apart.
+ */
+static char *by_kind(const char *flat)
+{
+	static const char *const kinds[] = { "method ", "signal ", "property " };
+	struct cpm_str out = { 0 };
+	const char *p = flat;
+
+	while (*p) {
+		const char *end = strstr(p + 1, "\ninterface ");
+
+		end = end ? end + 1 : p + strlen(p);
+		/* the interface line itself */
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *body = nl ? nl + 1 : end;
+
+		cpm_str_addn(&out, p, (size_t)(body - p));
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			const char *m = body;
+
+			while (m < end) {
+				const char *e = m;
+
+				/* a member: its line and the arg lines after it */
+				do {
+					const char *l = memchr(e, '\n', (size_t)(end - e));
+
+					e = l ? l + 1 : end;
+				} while (e < end && !strncmp(e, "arg ", 4));
+				if (!strncmp(m, kinds[k], strlen(kinds[k])))
+					cpm_str_addn(&out, m, (size_t)(e - m));
+				m = e;
+			}
+		}
+		p = end;
+	}
 	return cpm_str_steal(&out);
 }
 
 START_TEST(test_tables_match_contract)
 {
 	char *contract = contract_xml(), *gen = generated_xml();
-	char *a, *b, *c;
+	char *a, *b, *c, *d, *e, *f;
 
 	ck_assert_msg(contract != NULL, "tests/data/org.cpmsync.xml not found");
 	a = flatten(contract);
 	b = flatten(gen);
 	ck_assert_ptr_nonnull(strstr(a, "interface org.cpmsync.Folder1\n"));
-	/* The contract has none of the additions: they are ours. */
+	/* The contract has none of the additions: they are ours; the tables
+	 * have none of the members still missing. */
 	for (size_t i = 0; i < N_ADDITIONS; i++)
 		ck_assert_ptr_null(strstr(a, additions[i].line));
-	c = drop_additions(b);
-	ck_assert_str_eq(c, a);
+	for (size_t i = 0; i < N_MISSING; i++)
+		ck_assert_msg(!strstr(b, missing[i].line),
+			      "%s is served now: drop it from missing[]", missing[i].line);
+	c = drop_members(b, additions, N_ADDITIONS);
+	d = drop_members(a, missing, N_MISSING);
+	e = by_kind(c);
+	f = by_kind(d);
+	ck_assert_str_eq(e, f);
+	free(e);
+	free(f);
+	free(d);
 	free(a);
 	free(b);
 	free(c);
