@@ -3,7 +3,8 @@
 # the contract's comments as org.gtk.GDBus.DocString annotations, under
 # $(datadir)/dbus-1/interfaces/ (pkg-config's interfaces_dir of dbus-1);
 # DESTDIR and DBUS_INTERFACESDIR are honoured, uninstall removes it, and
-# nothing but the annotations differs from dbus/org.cpmsync.xml.  Needs
+# nothing but the annotations differs from dbus/org.cpmsync.xml, which must
+# equal the contract copy tests/data/org.cpmsync.xml.  Needs
 # neither root nor the network.
 set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,6 +32,10 @@ command -v xmllint >/dev/null || {
 }
 mk() { make -C "$TOP" --no-print-directory "$@" >"$WORK/make.log" 2>&1; }
 SRC=$TOP/dbus/org.cpmsync.xml
+# The installed description is the contract's: tests/data/ holds the copy of
+# ../shared/contract/org.cpmsync.xml that the tests check the service against.
+check "dbus/org.cpmsync.xml is the contract's copy (tests/data/org.cpmsync.xml)" \
+	cmp "$SRC" "$TOP/tests/data/org.cpmsync.xml"
 
 root=$WORK/root
 if mk B="$B" PREFIX=/usr DESTDIR="$root" install; then
