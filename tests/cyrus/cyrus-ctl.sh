@@ -40,6 +40,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib-certs.sh
+. "$HERE/../lib-certs.sh"
 PKGS=(cyrus-common cyrus-imapd)
 
 die() {
@@ -184,35 +186,6 @@ pick_ports() {
 	echo "${picked[@]}"
 }
 
-gen_certs() {
-	local d=$1 ca
-	mkdir -p "$d"
-	(
-		cd "$d"
-		key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-		for ca in ca other-ca; do
-			key "$ca.key"
-			openssl req -x509 -new -key "$ca.key" -sha256 -days 3 \
-				-subj "/O=cpmsync tests/CN=cpmsync test $ca $$" \
-				-addext "basicConstraints=critical,CA:TRUE" \
-				-addext "keyUsage=critical,keyCertSign,cRLSign" \
-				-addext "subjectKeyIdentifier=hash" \
-				-out "$ca.crt" 2>/dev/null
-		done
-		key server.key
-		openssl req -new -key server.key -subj "/O=cpmsync tests/CN=localhost" -out server.csr 2>/dev/null
-		printf '%s\n' "basicConstraints=critical,CA:FALSE" \
-			"keyUsage=critical,digitalSignature,keyEncipherment" \
-			"extendedKeyUsage=serverAuth" \
-			"subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" \
-			"subjectAltName=DNS:localhost,IP:127.0.0.1" >server.ext
-		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
-			-sha256 -days 2 -extfile server.ext -out server.crt 2>/dev/null
-		rm -f server.csr server.ext
-		chmod 0600 ./*.key
-		chmod 0644 ./*.crt
-	) || die "certificate generation failed"
-}
 
 # Reads "* OK" from a port: $1 port, $2 = tls|plain.
 greets() {
@@ -377,7 +350,7 @@ cmd_start() {
 	rm -rf "$DIR/conf" "$DIR/spool"
 	mkdir -p "$DIR/log" "$DIR/lib" "$SOCK" "$DIR/spool" \
 		"$DIR"/conf/{db,proc,lock,log,socket,sieve,user,quota,msg,ptclient}
-	gen_certs "$DIR/tls"
+	gen_test_certs "$DIR/tls" || die "cannot make the TLS certificates (openssl)"
 	# The log shim: Cyrus logs only to syslog, and there is no /dev/log.
 	local shim=
 	if have cc && cc -shared -fPIC -O2 -o "$DIR/lib/cyrus-log-shim.so" "$HERE/cyrus-log-shim.c" 2>"$DIR/log/shim-build.log"; then

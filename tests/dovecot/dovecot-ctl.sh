@@ -41,6 +41,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib-certs.sh
+. "$HERE/../lib-certs.sh"
 DOVECOT_BIN=${DOVECOT_BIN:-/usr/sbin/dovecot}
 DOVEADM_BIN=${DOVEADM_BIN:-/usr/bin/doveadm}
 
@@ -106,42 +108,6 @@ pick_ports() {
 		picked+=("$p")
 	done
 	echo "${picked[@]}"
-}
-
-# Generates the CA, the server certs and the unrelated CA into $1.
-gen_certs() {
-	local d=$1 ca
-	mkdir -p "$d"
-	(
-		cd "$d"
-		key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-		for ca in ca other-ca; do
-			key "$ca.key"
-			openssl req -x509 -new -key "$ca.key" -sha256 -days 3 \
-				-subj "/O=cpmsync tests/CN=cpmsync test $ca $$" \
-				-addext "basicConstraints=critical,CA:TRUE" \
-				-addext "keyUsage=critical,keyCertSign,cRLSign" \
-				-addext "subjectKeyIdentifier=hash" \
-				-out "$ca.crt" 2>/dev/null
-		done
-		leaf() { # name cn san
-			key "$1.key"
-			openssl req -new -key "$1.key" -subj "/O=cpmsync tests/CN=$2" -out "$1.csr" 2>/dev/null
-			printf '%s\n' "basicConstraints=critical,CA:FALSE" \
-				"keyUsage=critical,digitalSignature,keyEncipherment" \
-				"extendedKeyUsage=serverAuth" \
-				"subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" \
-				"subjectAltName=$3" >"$1.ext"
-			openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
-				-sha256 -days 2 -extfile "$1.ext" -out "$1.crt" 2>/dev/null
-			rm -f "$1.csr" "$1.ext"
-		}
-		leaf server localhost "DNS:localhost,IP:127.0.0.1"
-		leaf wrong wrong.example "DNS:wrong.example"
-		# Dovecot's processes read the keys as root (master) only; keep them private.
-		chmod 0600 ./*.key
-		chmod 0644 ./*.crt
-	) || die "certificate generation failed"
 }
 
 # name password uid gid home -> passwd-file line with a SCRAM-SHA-256 hash
@@ -373,7 +339,7 @@ cmd_start() {
 
 	mkdir -p "$DIR/log" "$DIR/state/main" "$DIR/state/wronghost" "$BASE_ROOT" "$DIR/home" "$DIR/shared"
 	CA=$DIR/tls/ca.crt
-	gen_certs "$DIR/tls"
+	gen_test_certs "$DIR/tls" || die "cannot make the TLS certificates (openssl)"
 
 	# A minimal config for `doveadm pw` (it would otherwise read /etc/dovecot).
 	CONF=$DIR/dovecot.conf
