@@ -48,6 +48,7 @@ enum key {
 	KEY_SYNC_BODIES,
 	KEY_TIMEOUT,
 	KEY_CPM_ROOT,
+	KEY_POLL_INTERVAL,
 	KEY_MAX
 };
 
@@ -69,6 +70,7 @@ static const struct {
 	[KEY_SYNC_BODIES] = { "sync_bodies", false },
 	[KEY_TIMEOUT] = { "timeout", false },
 	[KEY_CPM_ROOT] = { "cpm_root", false },
+	[KEY_POLL_INTERVAL] = { "poll_interval", false },
 };
 
 struct parser {
@@ -384,6 +386,15 @@ static int parse_account_key(struct parser *p, struct config_account *a, enum ke
 			return fail(p, "timeout %s is out of range (1-%d seconds)", value,
 				    CONFIG_MAX_TIMEOUT);
 		a->timeout = (unsigned)n;
+		return 0;
+	case KEY_POLL_INTERVAL:
+		r = parse_number(value, CONFIG_POLL_MIN, CONFIG_POLL_MAX, &n);
+		if (r == -EINVAL)
+			return fail(p, "invalid poll_interval '%s' (expected seconds)", value);
+		if (r < 0)
+			return fail(p, "poll_interval %s is out of range (%d-%d seconds)", value,
+				    CONFIG_POLL_MIN, CONFIG_POLL_MAX);
+		a->poll_interval = (unsigned)n;
 		return 0;
 	case KEY_CPM_ROOT: {
 		const char *why = NULL;
@@ -838,6 +849,13 @@ static bool strv_equal(char *const *a, char *const *b)
 const char *config_account_cpm_root(const struct config_account *a)
 {
 	return a && a->cpm_root ? a->cpm_root : CONFIG_DEFAULT_CPM_ROOT;
+}
+
+unsigned config_account_poll_interval_ms(const struct config_account *a)
+{
+	unsigned sec = a && a->poll_interval ? a->poll_interval : CONFIG_POLL_DEFAULT;
+
+	return sec * 1000u;
 }
 
 bool config_account_equal(const struct config_account *a, const struct config_account *b)

@@ -56,6 +56,11 @@
 #define CONFIG_DEFAULT_CPM_ROOT	   "Default"
 #define CONFIG_MAX_COMMAND_OUTPUT  (1024 * 1024) /* bytes it may print */
 
+/* poll_interval, in seconds */
+#define CONFIG_POLL_MIN	    1
+#define CONFIG_POLL_MAX	    86400 /* a day */
+#define CONFIG_POLL_DEFAULT 300
+
 struct config_account {
 	char *name;
 	char *host;
@@ -71,6 +76,8 @@ struct config_account {
 	int64_t sync_bodies;	/* CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB */
 	unsigned timeout;	/* seconds for connecting and for each command; 0: default */
 	char *cpm_root;		/* the CPM folder model's root; NULL: CONFIG_DEFAULT_CPM_ROOT */
+	unsigned poll_interval; /* seconds between change checks of the folders push does
+				 * not watch; 0: CONFIG_POLL_DEFAULT */
 	unsigned line;		/* line of the [account NAME] header */
 
 	/*
@@ -139,15 +146,19 @@ const struct config_account *config_find_account(const struct config *c, const c
 void config_account_to_settings(const struct config_account *a, struct cpmsync_account *ret);
 
 /*
- * Whether two accounts have the same settings (every key but cpm_root,
- * including the name; the line numbers and password_error are ignored).  For reloads:
- * an account whose settings differ has to be re-added.
+ * Whether two accounts have the same settings (every key but cpm_root and
+ * poll_interval, including the name; the line numbers and password_error are ignored).  For
+ * reloads: an account whose settings differ has to be re-added.
  */
 bool config_account_equal(const struct config_account *a, const struct config_account *b);
 /* The account's CPM root: cpm_root, or CONFIG_DEFAULT_CPM_ROOT when not set
  * (borrowed).  Not part of config_account_equal(): a new root needs no
  * reconnection. */
 const char *config_account_cpm_root(const struct config_account *a);
+/* The account's poll interval in milliseconds: poll_interval, or
+ * CONFIG_POLL_DEFAULT when not set.  Not part of
+ * config_account_equal(): it is applied without reconnecting. */
+unsigned config_account_poll_interval_ms(const struct config_account *a);
 
 /*
  * Fetches the password of a from its password_file or password_command.

@@ -245,6 +245,7 @@ static int add_account(struct daemon *d, const struct config_account *conf)
 {
 	struct daemon_account *da, **v;
 	struct cpmsync_account settings;
+	struct cpmsync_session_options opts = { 0 };
 	int r;
 
 	v = realloc(d->accounts, (d->n_accounts + 1) * sizeof(*v));
@@ -257,7 +258,8 @@ static int add_account(struct daemon *d, const struct config_account *conf)
 	da->d = d;
 	da->conf = conf;
 	settings_of(da, &settings);
-	r = cpmsync_session_new(d->loop, d->store, &settings, NULL, &session_callbacks, da,
+	opts.poll_interval_ms = config_account_poll_interval_ms(conf);
+	r = cpmsync_session_new(d->loop, d->store, &settings, &opts, &session_callbacks, da,
 				&da->session);
 	if (r < 0) {
 		log_error("%s: cannot start: %s", conf->name, cpmsync_strerror(r));
@@ -322,6 +324,8 @@ static void apply_config(struct daemon *d, struct config *cfg)
 		bool same = config_account_equal(da->conf, now);
 		bool root_changed =
 			!str_eq(config_account_cpm_root(da->conf), config_account_cpm_root(now));
+		unsigned poll_ms = config_account_poll_interval_ms(now);
+		bool poll_changed = config_account_poll_interval_ms(da->conf) != poll_ms;
 
 		da->conf = now;
 		if (!same) {
@@ -341,6 +345,10 @@ static void apply_config(struct daemon *d, struct config *cfg)
 			store_cpm_root(da);
 		}
 		/* Applied without reconnecting (not in config_account_equal()). */
+		if (poll_changed) {
+			log_info("%s: poll interval now %u s", now->name, poll_ms / 1000);
+			cpmsync_session_set_poll_interval(da->session, poll_ms);
+		}
 		if (d->svc)
 			cpm_service_set_account_cpm_root(d->svc, now->name,
 							 config_account_cpm_root(now));

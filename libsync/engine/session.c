@@ -1901,6 +1901,17 @@ int cpmsync_session_set_account(struct cpmsync_session *s, const struct cpmsync_
 	return 0;
 }
 
+int cpmsync_session_set_poll_interval(struct cpmsync_session *s, unsigned ms)
+{
+	if (!s)
+		return -EINVAL;
+	s->opt.poll_interval_ms = ms ? ms : DEFAULT_POLL_MS;
+	if (s->poll_timer)
+		timer_set(s, &s->poll_timer, s->opt.poll_interval_ms, poll_cb);
+	log_debug(CAT, "%s: poll interval %u ms", s->name, s->opt.poll_interval_ms);
+	return 0;
+}
+
 void cpmsync_session_set_online(struct cpmsync_session *s, bool online)
 {
 	if (!s || s->online == online)

@@ -167,6 +167,34 @@ START_TEST(test_timeout)
 }
 END_TEST
 
+/* poll_interval: seconds; unset is the default, 300 s; not part of
+ * config_account_equal() (applied without reconnecting). */
+START_TEST(test_poll_interval)
+{
+	struct config *c = parse_ok("[account w]\nhost=h\nuser=u\npassword_file=/p\n"
+				    "poll_interval = 2 # seconds\n"
+				    "[account d]\nhost=h\nuser=u\npassword_file=/p\n"
+				    "[account m]\nhost=h\nuser=u\npassword_file=/p\n"
+				    "poll_interval=86400\n");
+
+	ck_assert_uint_eq(c->accounts[0].poll_interval, 2);
+	ck_assert_uint_eq(config_account_poll_interval_ms(&c->accounts[0]), 2000);
+	ck_assert_uint_eq(c->accounts[1].poll_interval, 0);
+	ck_assert_uint_eq(config_account_poll_interval_ms(&c->accounts[1]), 300000);
+	ck_assert_uint_eq(config_account_poll_interval_ms(&c->accounts[2]), 86400000u);
+	config_free(c);
+	c = parse_ok("[account d]\nhost=h\nuser=u\npassword_file=/p\n");
+	{
+		struct config *c2 = parse_ok("[account d]\nhost=h\nuser=u\npassword_file=/p\n"
+					     "poll_interval=5\n");
+
+		ck_assert(config_account_equal(&c->accounts[0], &c2->accounts[0]));
+		config_free(c2);
+	}
+	config_free(c);
+}
+END_TEST
+
 /* cpm_root: default "Default", a folder name, or "" for the top level;
  * not part of config_account_equal(). */
 START_TEST(test_cpm_root)
@@ -508,6 +536,16 @@ static const struct error_case error_cases[] = {
 	{ "[account w]\ntimeout=0\n", 0, 2, "timeout 0 is out of range (1-3600 seconds)" },
 	{ "[account w]\ntimeout=3601\n", 0, 2, "timeout 3601 is out of range" },
 	{ "[account w]\ntimeout=5s\n", 0, 2, "invalid timeout '5s' (expected seconds)" },
+	{ "[account w]\npoll_interval=0\n", 0, 2,
+	  "poll_interval 0 is out of range (1-86400 seconds)" },
+	{ "[account w]\npoll_interval=86401\n", 0, 2,
+	  "poll_interval 86401 is out of range (1-86400 seconds)" },
+	{ "[account w]\npoll_interval=5m\n", 0, 2,
+	  "invalid poll_interval '5m' (expected seconds)" },
+	{ "[account w]\npoll_interval=-5\n", 0, 2,
+	  "invalid poll_interval '-5' (expected seconds)" },
+	{ "[general]\npoll_interval=5\n", 0, 2,
+	  "key 'poll_interval' outside an [account] section" },
 	{ "[account w]\nfolders=\n", 0, 2, "empty value for 'folders'" },
 	{ "[account w]\ncpm_root=\n", 0, 2, "empty value for 'cpm_root'" },
 	{ "[account w]\ncpm_root=/Default\n", 0, 2,
@@ -1464,6 +1502,7 @@ static Suite *config_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_full_file);
 	tcase_add_test(tc, test_timeout);
+	tcase_add_test(tc, test_poll_interval);
 	tcase_add_test(tc, test_cpm_root);
 	tcase_add_test(tc, test_crlf_bom_no_eol);
 	tcase_add_test(tc, test_empty_file);

@@ -99,6 +99,11 @@ struct cpmsync_session *cpmsync_session_free(struct cpmsync_session *s);
 
 /* New settings (same name): reconnects with them, clears an auth stop. */
 int cpmsync_session_set_account(struct cpmsync_session *s, const struct cpmsync_account *account);
+/*
+ * A new options.poll_interval_ms (0: the default), applied without
+ * reconnecting: a poll already armed is re-armed from now.
+ */
+int cpmsync_session_set_poll_interval(struct cpmsync_session *s, unsigned ms);
 void cpmsync_session_set_online(struct cpmsync_session *s, bool online);
 /* Sync soon (debounced): Sync(), a local change to replay, an outband
  * push.  Also retries now after a failure or a refused login. */
