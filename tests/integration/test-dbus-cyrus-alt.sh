@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The server-neutral part of test-dbus.sh against Cyrus IMAP 3.6 in the alt
+# namespace (tests/cyrus/cyrus-ctl.sh), on a private dbus-daemon: reads
+# (ListMessages, GetMessage, Fetch/FetchFd, Search), every write method
+# (Store/StoreFd, SetFlags, Copy, Move, Delete, Expunge, CreateFolder/
+# RenameFolder/DeleteFolder, SetMetadata/GetMetadata, SetAcl/GetAcl/
+# MyRights/DeleteAcl) checked exactly against the server's state read back
+# over IMAP (tests/cyrus/cyrus-imap.py through lib-sync.sh's da), the
+# signals of server-side changes, and push on a server without NOTIFY:
+# a delivery into the IDLE folder (INBOX) is seen at once, one into another
+# folder only by the poll, within the account's poll_interval (a reload of
+# the file changes it without reconnecting).
+# test-dbus.sh keeps what is Dovecot's own (doveadm ACLs and quota
+# refusals, offline and restart, activation, the outbox, reloads).
+set -u
+SERVER=cyrus-alt
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+T_START=$(date +%s.%N)
+dc_start cy
+
+MON_PID=
+stop_all() {
+	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
+}
+trap 'stop_all; lib_cleanup' EXIT
+bus_start
+
+F=org.cpmsync.Folder1
+AC=org.cpmsync.Account1
+call() { "$DBUS" call "$@"; }
+prop() { "$DBUS" get "$1" "$2" "$3"; }
+sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }
+signals_since() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log"; }
+saw_signal() { signals_since | grep -qE "$1"; } # saw_signal REGEX
+# same WANT COMMAND...: the command's output is exactly WANT (else both shown)
+same() {
+	local want=$1 got
+	shift
+	got=$("$@" 2>&1)
+	[ "$got" = "$want" ] && return 0
+	printf '    want: %s\n    got:  %s\n' "$want" "$got"
+	return 1
+}
+
+# --- the server's state, over IMAP as the owner ------------------------------
+# srv_state FOLDER: "MESSAGE-ID<TAB>[FLAGS]" per message in UID order, the
+# flags without \Recent, sorted bytewise, space-separated (one IMAP session)
+srv_state() {
+	local out
+	out=$(da -f tab fetch -u "$USER1" 'uid flags hdr.message-id' mailbox "$1") || return 1
+	LC_ALL=C awk -F'\t' 'NR > 1 {
+		n = split($2, f, " ")
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+			if (f[j] < f[i]) { t = f[i]; f[i] = f[j]; f[j] = t }
+		fl = ""
+		for (i = 1; i <= n; i++) if (f[i] != "\\Recent") fl = fl (fl == "" ? "" : " ") f[i]
+		printf "%s\t[%s]\n", $3, fl
+	}' <<<"$out"
+}
+# srv_flags FOLDER MESSAGE-ID: "[FLAGS]" of each message with that Message-ID
+srv_flags() {
+	local out
+	out=$(srv_state "$1") || return 1
+	awk -F'\t' -v m="$2" '$1 == m { print $2 }' <<<"$out"
+}
+# srv_count FOLDER MESSAGE-ID: how many messages of FOLDER have that Message-ID
+srv_count() {
+	local out
+	out=$(da search -u "$USER1" mailbox "$1" header message-id "$2") || return 1
+	grep -c '^- ' <<<"$out"
+}
+# srv_folders: the user's folders, one a line, sorted bytewise
+srv_folders() {
+	local out
+	out=$(da mailbox list -u "$USER1") || return 1
+	LC_ALL=C sort <<<"$out"
+}
+# srv_raw COMMAND...: the untagged responses of one command as $USER1
+srv_raw() {
+	local out
+	out=$(da raw "$USER1" "$@") || return 1
+	grep '^\* ' <<<"$out"
+}
+# within SECONDS COMMAND...: retries until it succeeds or SECONDS have passed
+# (wall clock: a slow command does not stretch it), then shows the last try
+within() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -ge "$end" ] && { "$@"; return; }
+		sleep 0.1
+	done
+}
+flags_are() { same "[$3]" srv_flags "$1" "$2"; } # FOLDER MESSAGE-ID FLAGS (exactly one message)
+count_is() { same "$3" srv_count "$1" "$2"; }	# FOLDER MESSAGE-ID N
+folders_are() { same "$(printf '%s\n' "$@" | LC_ALL=C sort)" srv_folders; } # NAME...
+
+# --- seed, daemon ---------------------------------------------------------------
+CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
+mkdir -p "$(dirname "$CONF")"
+write_conf "$CONF" "$WORK/store.db"
+echo "poll_interval = 60" >>"$CONF"
+# One APPEND session: seed1..5 \Seen (":2,S"), then <unseen@dbus.test>.
+mkdir -p "$WORK/seed"
+for i in 1 2 3 4 5; do
+	msg_text "<seed$i@dbus.test>" 600 >"$WORK/seed$i.eml"
+	cp "$WORK/seed$i.eml" "$WORK/seed/$i:2,S"
+done
+msg_text "<unseen@dbus.test>" 400 >"$WORK/seed/6:2,"
+da import-maildir -u "$USER1" INBOX "$WORK/seed" || bail "saving the seed messages into INBOX failed"
+check "server: the 5 seeds \\Seen, then <unseen@dbus.test> unflagged" \
+	same "$(printf '<seed%s@dbus.test>\t[\\Seen]\n' 1 2 3 4 5)"$'\n<unseen@dbus.test>\t[]' \
+	srv_state INBOX
+"$DBUS" monitor >"$WORK/signals.log" 2>&1 &
+MON_PID=$!
+SIGMARK=0
+sleep 0.2
+start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
+check "account reaches State idle" wait_state idle 30
+check "store == server after the initial sync" compare "$WORK/store.db"
+check "PushState idle (Cyrus offers IDLE, not NOTIFY)" same idle acct PushState
+
+# --- reading ------------------------------------------------------------------
+INBOX=$(call "$A" $AC FindFolder s INBOX)
+check "FindFolder INBOX gives a folder object" bash -c "[[ '$INBOX' == $A/folder* ]]"
+check "Folder Messages 6" same 6 prop "$INBOX" $F Messages
+check "Folder Unseen 1" same 1 prop "$INBOX" $F Unseen
+UV=$(da -f tab mailbox status -u "$USER1" uidvalidity INBOX | tail -n 1 | cut -f2)
+check "Folder UidValidity == the server's ($UV)" same "$UV" prop "$INBOX" $F UidValidity
+call "$INBOX" $F ListMessages tu 0 1000 >"$WORK/list"
+check "ListMessages: the 6 Message-IDs in UID order" \
+	same "$(printf 'MessageId=<seed%s@dbus.test>\n' 1 2 3 4 5; echo 'MessageId=<unseen@dbus.test>')" \
+	bash -c "grep -o '[{;]MessageId=[^;}]*' '$WORK/list' | cut -c2-"
+ID1=$(grep -o '{Id=[0-9]*' "$WORK/list" | head -n 1 | cut -d= -f2)
+check "GetMessage: Uid 1, Flags \\Seen, MessageId <seed1@dbus.test>" \
+	same $'Uid=1\nFlags=[\\Seen]\nMessageId=<seed1@dbus.test>' \
+	bash -c "'$DBUS' call $INBOX $F GetMessage t $ID1 | grep -E '^(Uid|Flags|MessageId)='"
+call "$INBOX" $F Fetch ts "$ID1" "" >"$WORK/fetch.body"
+check "Fetch '' is the message as saved, byte for byte" cmp "$WORK/seed1.eml" "$WORK/fetch.body"
+call "$INBOX" $F FetchFd ts "$ID1" "" >"$WORK/fetchfd.body"
+check "FetchFd gives the same bytes" cmp "$WORK/seed1.eml" "$WORK/fetchfd.body"
+sed -n '1,/^\r$/p' "$WORK/seed1.eml" >"$WORK/seed1.header"
+call "$INBOX" $F Fetch ts "$ID1" HEADER >"$WORK/fetch.header"
+check "Fetch HEADER is the header up to the blank line" cmp "$WORK/seed1.header" "$WORK/fetch.header"
+call "$INBOX" $F Fetch ts "$ID1" TEXT >"$WORK/fetch.text"
+check "Fetch TEXT is the rest" \
+	cmp <(tail -c +$(($(wc -c <"$WORK/seed1.header") + 1)) "$WORK/seed1.eml") "$WORK/fetch.text"
+UNSEEN_ID=$(grep '<unseen@dbus.test>' "$WORK/list" | grep -o '{Id=[0-9]*' | cut -d= -f2)
+check "Search by Subject: exactly <unseen@dbus.test> (Id $UNSEEN_ID)" same "- $UNSEEN_ID" \
+	call "$INBOX" $F Search 'a{sv}' 'Subject=s:test <unseen@dbus.test>'
+check "Search NotFlags \\Seen: exactly <unseen@dbus.test>" same "- $UNSEEN_ID" \
+	call "$INBOX" $F Search 'a{sv}' 'NotFlags=as:\Seen'
+check "Search Flags \\Seen: the 5 seeds" same "$(grep -o '{Id=[0-9]*' "$WORK/list" | head -n 5 | sed 's/{Id=/- /')" \
+	call "$INBOX" $F Search 'a{sv}' 'Flags=as:\Seen' 
+
+# --- writes, each checked on the server -----------------------------------------------
+msg_text "<stored@dbus.test>" 500 >"$WORK/stored.eml"
+sigmark
+NEW=$(call "$INBOX" $F Store ayasx "@$WORK/stored.eml" '\Flagged' 0)
+check "Store returns an id" test "$NEW" -gt 0
+check "Store: on the server once, with exactly \\Flagged" within 15 flags_are INBOX '<stored@dbus.test>' '\Flagged'
+check "Store: the local message got UID 7" within 5 same Uid=7 \
+	bash -c "'$DBUS' call $INBOX $F GetMessage t $NEW | grep '^Uid='"
+check "Store: MessagesAdded for it" within 5 saw_signal "^$INBOX $F MessagesAdded .*MessageId=<stored@dbus.test>"
+msg_text "<storedfd@dbus.test>" 70000 >"$WORK/storedfd.eml"
+NEWFD=$(call "$INBOX" $F StoreFd hasx "$WORK/storedfd.eml" "" 0)
+check "StoreFd returns an id" test "$NEWFD" -gt 0
+check "StoreFd: on the server once, no flags" within 15 flags_are INBOX '<storedfd@dbus.test>' ''
+call "$INBOX" $F SetFlags atasas "$ID1" '$Work,\Answered' '\Seen' >/dev/null
+check "SetFlags +\$Work +\\Answered -\\Seen: exactly that on the server" \
+	within 15 flags_are INBOX '<seed1@dbus.test>' '$Work \Answered'
+COPY=$(call "$INBOX" $F Copy ats "$ID1" Sent | sed 's/^- //')
+check "Copy returns the new id" test "$COPY" -gt 0
+check "Copy: in Sent once, with the flags" within 15 flags_are Sent '<seed1@dbus.test>' '$Work \Answered'
+call "$INBOX" $F Move ats "$NEWFD" Trash >/dev/null
+check "Move: in Trash once" within 15 count_is Trash '<storedfd@dbus.test>' 1
+check "Move: gone from INBOX" within 15 count_is INBOX '<storedfd@dbus.test>' 0
+call "$INBOX" $F Delete at "$NEW" >/dev/null
+check "Delete: \\Deleted added on the server" within 15 flags_are INBOX '<stored@dbus.test>' '\Deleted \Flagged'
+call "$INBOX" $F Expunge >/dev/null
+check "Expunge: gone from the server" within 15 count_is INBOX '<stored@dbus.test>' 0
+NEWF=$(call "$A" $AC CreateFolder s "Über Ordner")
+check "CreateFolder returns a folder object" bash -c "[[ '$NEWF' == $A/folder* ]]"
+check "CreateFolder: the server's folders are the 4 + 'Über Ordner'" \
+	within 15 folders_are Drafts INBOX Sent Trash "Über Ordner"
+call "$A" $AC RenameFolder ss "Über Ordner" "Renamed" >/dev/null
+check "RenameFolder: the server's folders are the 4 + Renamed" \
+	within 15 folders_are Drafts INBOX Sent Trash Renamed
+check "RenameFolder: D-Bus Name follows" same Renamed prop "$NEWF" $F Name
+call "$A" $AC DeleteFolder s Renamed >/dev/null
+check "DeleteFolder: the server's folders are the 4 again" within 15 folders_are Drafts INBOX Sent Trash
+call "$A" $AC SetMetadata 'sa{ss}' INBOX "/private/comment=hello dbus" >/dev/null
+check "SetMetadata: on the server" within 15 same '* METADATA INBOX ("/private/comment" "hello dbus")' \
+	srv_raw GETMETADATA INBOX /private/comment
+check "GetMetadata reads it back" same '/private/comment=hello dbus' \
+	call "$A" $AC GetMetadata sas INBOX /private/comment
+call "$A" $AC SetAcl sss INBOX "$USER2" lr >/dev/null
+acl_of() { srv_raw GETACL INBOX | tr ' ' '\n' | grep -A1 -xF "$1" | tail -n 1; } # USER
+check "SetAcl: $USER2 has exactly lr on the server" within 15 same lr acl_of "$USER2"
+check "GetAcl: $USER2=lr" same "$USER2=lr" bash -c "'$DBUS' call $A $AC GetAcl s INBOX | grep '^$USER2='"
+RIGHTS=$(srv_raw MYRIGHTS INBOX | awk '{ print $NF }')
+check "MyRights == the server's MYRIGHTS ($RIGHTS)" same "$RIGHTS" call "$A" $AC MyRights s INBOX
+call "$A" $AC DeleteAcl ss INBOX "$USER2" >/dev/null
+check "DeleteAcl: $USER2 gone from the server's ACL" within 15 same '' acl_of "$USER2"
+sigmark
+check "Sync returns at once" call "$A" $AC Sync
+check "Sync: SyncProgress for the account" within 5 saw_signal "^$A $AC SyncProgress"
+check "store == server after the changes" within 15 compare "$WORK/store.db"
+
+# --- push on a server without NOTIFY ------------------------------------------------
+# since MARK: seconds since date +%s.%N was MARK, one decimal
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+sigmark
+T0=$(date +%s.%N)
+msg_text "<pushed@dbus.test>" 300 | da save -u "$USER1" -m INBOX || bail "saving <pushed@dbus.test> failed"
+# At once: the poll is 60 s away, only IDLE can bring it this soon.
+check "push: MessagesAdded for a delivery into INBOX (the IDLE folder) within 5 s" \
+	within 5 saw_signal "^$INBOX $F MessagesAdded .*MessageId=<pushed@dbus.test>"
+echo "# INBOX delivery seen after <= $(since "$T0") s"
+PUID=$(da search -u "$USER1" mailbox INBOX header message-id '<pushed@dbus.test>' | sed -n 's/^- //p')
+[ -n "$PUID" ] || bail "<pushed@dbus.test> not found on the server"
+sigmark
+da flags add -u "$USER1" '\Flagged' mailbox INBOX uid "$PUID" || bail "flagging uid $PUID failed"
+check "push: MessagesChanged for a flag change by another client" \
+	within 5 saw_signal "^$INBOX $F MessagesChanged "
+sigmark
+da expunge -u "$USER1" mailbox INBOX uid "$PUID" || bail "expunging uid $PUID failed"
+check "push: MessagesRemoved for an expunge by another client" \
+	within 5 saw_signal "^$INBOX $F MessagesRemoved "
+check "push: PropertiesChanged for the folder" saw_signal "^$INBOX org.freedesktop.DBus.Properties PropertiesChanged $F"
+
+SENT=$(call "$A" $AC FindFolder s Sent)
+sigmark
+msg_text "<polled1@dbus.test>" 300 | da save -u "$USER1" -m Sent || bail "saving <polled1@dbus.test> failed"
+sleep 3
+check "a delivery into Sent (not the IDLE folder) is not pushed: not seen in 3 s (poll 60 s)" \
+	bash -c "! grep -q 'polled1@dbus.test' '$WORK/signals.log'"
+sed -i 's/^poll_interval = 60$/poll_interval = 2/' "$CONF"
+T0=$(date +%s.%N)
+check "reload: poll_interval 2 applied without reconnecting" \
+	within 10 grep -q 'a: poll interval now 2 s$' "$WORK/daemon.log"
+check "...the poll brings it within a generous 20 s" \
+	within 20 saw_signal "^$SENT $F MessagesAdded .*MessageId=<polled1@dbus.test>"
+echo "# Sent delivery seen $(since "$T0") s after the reload (poll_interval 2)"
+sigmark
+T0=$(date +%s.%N)
+msg_text "<polled2@dbus.test>" 300 | da save -u "$USER1" -m Sent || bail "saving <polled2@dbus.test> failed"
+check "a second delivery into Sent: seen within 20 s (poll_interval 2)" \
+	within 20 saw_signal "^$SENT $F MessagesAdded .*MessageId=<polled2@dbus.test>"
+echo "# Sent delivery seen after <= $(since "$T0") s"
+check "the account never reconnected (one login in the log)" \
+	same 1 grep -c 'a: connected$' "$WORK/daemon.log"
+check "store == server at the end" within 10 compare "$WORK/store.db"
+
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID"
+check "SIGTERM: exit status 0" test $? -eq 0
+DAEMON_PID=
+check "no password in the log" bash -c "! grep -qF -- '$PASS1' '$WORK/daemon.log'"
+echo "# $(since "$T_START") s"
+finish
