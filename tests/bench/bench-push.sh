@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark: push latency of the running cpm-syncd, over D-Bus, against a
-# throwaway Dovecot.  Run on demand (not by make check):
+# throwaway Dovecot or Cyrus.  Run on demand (not by make check):
 #
 #   make all tests && tests/bench/bench-push.sh [N]       (N events, default 200)
 #   B=build/other tests/bench/bench-push.sh 500           (another build dir)
+#   SERVER=cyrus-alt tests/bench/bench-push.sh            (Cyrus IMAP, alt namespace)
 #
-# It starts Dovecot (tests/dovecot/dovecot-ctl.sh), a private session bus
-# (never the user's) and cpm-syncd on it with one account "bench" (alice),
-# waits for the first sync, then measures with tests/tools/push-latency:
+# It starts the server (SERVER: dovecot, the default, with tests/dovecot/
+# dovecot-ctl.sh; cyrus-alt or cyrus-classic with tests/cyrus/cyrus-ctl.sh),
+# a private session bus (never the user's) and cpm-syncd on it with one
+# account "bench" (alice), waits for the first sync, then measures with
+# tests/tools/push-latency:
 #   added  N times: a server-side APPEND to INBOX by another IMAP client ->
-#          the daemon's Folder1.MessagesAdded signal carrying its Message-ID
+#          the daemon's Folder1.MessagesAdded signal carrying its Message-ID,
+#          side by side with a bare IDLE client (its own connection in IDLE
+#          on INBOX: APPEND -> its untagged EXISTS), and the daemon's share
+#          above that client per event (MessagesAdded - the bare EXISTS)
 #   flags  N times: Folder1.SetFlags (\Flagged on, off, ...) on one INBOX
 #          message -> the FETCH seen by another client that has INBOX
 #          selected and sends NOOP every 5 ms
@@ -19,7 +25,8 @@
 #          after a change, NOTIFY_DELAY_MSECS in its mailbox-watch.c and
 #          mailbox-list-notify-index.c; the daemon learns of the APPENDs of
 #          "added" through the same path, so that floor is in "added" too)
-# Then it drops BIG (default 100000) small messages (~0.5 KiB) into folder
+# Then (Dovecot only: it writes Maildir files; BIG=0 skips it) it drops BIG
+# (default 100000) small messages (~0.5 KiB) into folder
 # Bench (Maildir files, indexed by doveadm force-resync), asks the daemon to
 # sync (Account1.Sync) and waits until Bench holds them all, and measures
 #   list   Folder1.ListMessages(0, 1000) on Bench, 20 times
@@ -27,8 +34,9 @@
 # and prints a table and the targets with PASS/MISS (informational: the
 # exit status is 0 unless a step failed or timed out).
 #
-# Targets (from the issue): median <= 100 ms and p99 <= 500 ms (nearest
-# rank) for both added and flags, over at least 200 events.
+# Targets (from the issues): median <= 100 ms and p99 <= 500 ms (nearest
+# rank) for both added and flags, over at least 200 events; the daemon's
+# share above the bare IDLE client <= 20 ms (median).
 #
 # Environment: B (build dir, default build), BIG (messages in Bench, default
 # 100000), BENCH_TLS=1 (the account uses implicit TLS with the test CA
@@ -44,12 +52,22 @@ B=${B:-build}
 case $B in /*) ;; *) B=$TOP/$B ;; esac
 SYNCD=$B/cpm-syncd
 PL=$B/tests/tools/push-latency
-CTL=$TOP/tests/dovecot/dovecot-ctl.sh
+SERVER=${SERVER:-dovecot}
+case $SERVER in
+dovecot) CTL=$TOP/tests/dovecot/dovecot-ctl.sh ;;
+cyrus-alt | cyrus-classic) CTL=$TOP/tests/cyrus/cyrus-ctl.sh ;;
+*)
+	echo "bench-push: SERVER must be dovecot, cyrus-alt or cyrus-classic, not '$SERVER'" >&2
+	exit 2
+	;;
+esac
 
 N=${1:-200}
 BIG=${BIG:-100000}
-if ! [[ $N =~ ^[0-9]+$ ]] || [ "$N" -lt 1 ] || ! [[ $BIG =~ ^[0-9]+$ ]] || [ "$BIG" -lt 1000 ]; then
-	echo "usage: [BIG=messages >= 1000] $0 [N >= 1]" >&2
+[ "$SERVER" = dovecot ] || BIG=0
+if ! [[ $N =~ ^[0-9]+$ ]] || [ "$N" -lt 1 ] || ! [[ $BIG =~ ^[0-9]+$ ]] ||
+	{ [ "$BIG" -ne 0 ] && [ "$BIG" -lt 1000 ]; }; then
+	echo "usage: [SERVER=dovecot|cyrus-alt|cyrus-classic] [BIG=0 or messages >= 1000] $0 [N >= 1]" >&2
 	exit 2
 fi
 LIST_COUNT=1000
@@ -72,7 +90,7 @@ command -v dbus-daemon >/dev/null || die "dbus-daemon missing (apt-get install d
 
 WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/cpmsync-bench-push.XXXXXX")
 chmod 0755 "$WORK"
-DC=$WORK/dovecot
+DC=$WORK/server
 BUS_PID=
 SYNCD_PID=
 BROKEN=0
@@ -109,12 +127,25 @@ syncd_alive() {
 	}
 }
 
-# --- Dovecot, bus, daemon -----------------------------------------------------
+# --- the server, bus, daemon ---------------------------------------------------
 
 mkdir -p "$DC"
-"$CTL" start "$DC" >/dev/null || die "cannot start Dovecot"
-. "$DC/env"
-dove() { "$CTL" doveadm "$DC" "$@"; }
+if [ "$SERVER" = dovecot ]; then
+	"$CTL" start "$DC" >/dev/null || die "cannot start Dovecot"
+	. "$DC/env"
+	dove() { "$CTL" doveadm "$DC" "$@"; }
+	SERVER_NAME=$("${DOVECOT_BIN:-/usr/sbin/dovecot}" --version 2>/dev/null | head -n 1)
+	SERVER_NAME="Dovecot $SERVER_NAME"
+else
+	CYRUS_NAMESPACE=${SERVER#cyrus-} "$CTL" start "$DC" >/dev/null || die "cannot start Cyrus"
+	. "$DC/env"
+	dove() { "$CTL" imap "$DC" "$@"; } # the doveadm subset of tests/cyrus/cyrus-imap.py
+	# The version as the greeting gives it.
+	greeting=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; head -n 1 <&3' _ \
+		"$IMAP_PORT") || greeting=
+	SERVER_NAME=$(grep -o 'Cyrus IMAP [^ ]*' <<<"$greeting") || SERVER_NAME="Cyrus IMAP"
+	SERVER_NAME="$SERVER_NAME ($CYRUS_NAMESPACE namespace)"
+fi
 dove mailbox create -u "$USER1" Bench
 
 printf '%s\n' "$PASS1" >"$WORK/alice.pw"
@@ -122,13 +153,13 @@ chmod 0600 "$WORK/alice.pw"
 
 if [ "${BENCH_TLS:-}" = 1 ]; then
 	SECURITY=tls
-	SERVER="host = localhost
+	SRV_CONF="host = localhost
 port = $IMAPS_PORT
 security = tls
 ca_file = $CA_FILE"
 else
 	SECURITY=none
-	SERVER="host = 127.0.0.1
+	SRV_CONF="host = 127.0.0.1
 port = $IMAP_PORT
 security = none"
 fi
@@ -138,7 +169,7 @@ database = $WORK/store.db
 outbox = $WORK/outbox
 
 [account bench]
-$SERVER
+$SRV_CONF
 user = $USER1
 password_file = $WORK/alice.pw
 folders = *
@@ -177,12 +208,14 @@ measure() {
 	cat "$WORK/$name.err" >&2
 }
 IDLE_N=$((N < 50 ? N : 50))
-measure added added "$N"
+measure added added "$N" --bare
 measure flags flags "$N" --observe noop --poll-ms 5
 measure flags-idle flags "$IDLE_N" --observe idle
 
 # --- a big folder: ListMessages and RSS ---------------------------------------
 
+GEN_BYTES=0 SYNC_S=-
+[ "$BIG" -ne 0 ] && {
 log "generating $BIG small messages in Bench"
 t0=$(date +%s.%N)
 LC_ALL=C awk -v dir="$DC/home/$USER1/Maildir/.Bench" -v n="$BIG" 'BEGIN {
@@ -245,6 +278,7 @@ if [ "$BIG_SYNCED" = 1 ]; then
 		>"$WORK/list.out" 2>"$WORK/list.err" || broken "list: $(tail -n 3 "$WORK/list.err")"
 	cat "$WORK/list.err" >&2
 fi
+}
 sleep 5
 syncd_alive
 RSS_KIB=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$SYNCD_PID/status")
@@ -272,30 +306,42 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 echo
 echo "cpm-syncd push benchmark: N=$N events each, security $SECURITY, sync_bodies $SYNC_BODIES," \
-	"$(nproc) CPUs, Dovecot $("${DOVECOT_BIN:-/usr/sbin/dovecot}" --version 2>/dev/null | head -n 1)"
+	"$(nproc) CPUs, $SERVER_NAME"
 echo
-printf '%-44s | %5s | %9s | %9s | %9s | %9s\n' measure n "median ms" "p90 ms" "p99 ms" "max ms"
-echo "---------------------------------------------+-------+-----------+-----------+-----------+----------"
-for m in added flags flags-idle; do
-	case $m in
-	added) what="APPEND by another client -> MessagesAdded" ;;
-	flags) what="SetFlags -> FETCH at another client (NOOP)" ;;
-	flags-idle) what="(info) the same, other client in IDLE" ;;
-	esac
-	printf '%-44s | %5s | %9s | %9s | %9s | %9s\n' "$what" "$(field "$WORK/$m.out" n)" \
-		"$(field "$WORK/$m.out" median)" "$(field "$WORK/$m.out" p90)" \
-		"$(field "$WORK/$m.out" p99)" "$(field "$WORK/$m.out" max)"
-done
+printf '%-46s | %5s | %9s | %9s | %9s | %9s | %9s\n' measure n "median ms" "p90 ms" "p95 ms" \
+	"p99 ms" "max ms"
+echo "-----------------------------------------------+-------+-----------+-----------+-----------+-----------+----------"
+# row FILE PREFIX TEXT: the line "PREFIX: ..." of FILE as a table row
+row() {
+	local line
+	line=$(grep "^$2: " "$1" | tail -n 1) || line=
+	printf '%s\n' "$line" >"$WORK/row"
+	printf '%-46s | %5s | %9s | %9s | %9s | %9s | %9s\n' "$3" "$(field "$WORK/row" n)" \
+		"$(field "$WORK/row" median)" "$(field "$WORK/row" p90)" "$(field "$WORK/row" p95)" \
+		"$(field "$WORK/row" p99)" "$(field "$WORK/row" max)"
+}
+row "$WORK/added.out" bare-idle "bare IDLE client: APPEND -> its EXISTS"
+row "$WORK/added.out" added "daemon: APPEND -> MessagesAdded"
+row "$WORK/added.out" share "daemon's share above the bare client"
+row "$WORK/flags.out" flags "SetFlags -> FETCH at another client (NOOP)"
+row "$WORK/flags-idle.out" "flags (idle)" "(info) the same, other client in IDLE"
 echo
-echo "(flags-idle shows Dovecot's own delay of IDLE/NOTIFY updates, 500 ms after a change;" \
-	"the daemon learns of the APPENDs in \"added\" through IDLE/NOTIFY too.)"
+echo "(the bare client and the daemon wait on the same server for the same APPENDs: the share is" \
+	"the daemon's own time, from the server's EXISTS to the D-Bus signal, per event)"
+[ "$SERVER" = dovecot ] &&
+	echo "(flags-idle shows Dovecot's own delay of IDLE/NOTIFY updates, 500 ms after a change;" \
+		"the daemon learns of the APPENDs in \"added\" through NOTIFY, the bare client through" \
+		"IDLE: their delays in Dovecot differ, so there the share is not the daemon's alone.)"
 echo
-if [ -s "$WORK/list.out" ]; then
+if [ "$BIG" -eq 0 ]; then
+	echo "ListMessages and the big sync: not measured (BIG=0; Dovecot only)"
+elif [ -s "$WORK/list.out" ]; then
 	echo "ListMessages on Bench ($BIG messages): $(sed 's/^list: //' "$WORK/list.out")"
 else
 	echo "ListMessages on Bench: not measured"
 fi
-echo "sync of $BIG new messages in Bench ($GEN_BYTES bytes): $SYNC_S s (Account1.Sync to all listed)"
+[ "$BIG" -eq 0 ] ||
+	echo "sync of $BIG new messages in Bench ($GEN_BYTES bytes): $SYNC_S s (Account1.Sync to all listed)"
 echo "daemon idle with $((BIG + N)) messages stored (store $((STORE_BYTES / 1024)) KiB):" \
 	"VmRSS $RSS_KIB KiB ($(mib "$RSS_KIB") MiB), VmHWM (peak) $HWM_KIB KiB ($(mib "$HWM_KIB") MiB)"
 echo
@@ -306,6 +352,11 @@ for m in added flags; do
 	printf '  %-4s %s: median %s ms (target <= 100 ms)\n' "$(verdict "$med" 100)" "$m" "$med"
 	printf '  %-4s %s: p99 %s ms (target <= 500 ms)\n' "$(verdict "$p99" 500)" "$m" "$p99"
 done
+{ grep '^share: ' "$WORK/added.out" || true; } | tail -n 1 >"$WORK/row"
+share=$(field "$WORK/row" median)
+share95=$(field "$WORK/row" p95)
+printf '  %-4s share above the bare IDLE client: median %s ms (target <= 20 ms), p95 %s ms\n' \
+	"$(verdict "$share" 20)" "$share" "$share95"
 [ "$N" -ge 200 ] || echo "  (N=$N: fewer than the 200 events the targets are stated over)"
 
 if [ "$BROKEN" -ne 0 ]; then

@@ -41,7 +41,7 @@
 static void usage(FILE *f)
 {
 	fputs("Usage: " PROG " added --imap HOST:PORT --user U --password-file F --account NAME\n"
-	      "                    --count N [--folder INBOX] [--timeout S] [-v]\n"
+	      "                    --count N [--folder INBOX] [--timeout S] [--bare] [-v]\n"
 	      "       " PROG " flags (the same options) [--observe noop|idle] [--poll-ms MS]\n"
 	      "       " PROG " list --account NAME --folder F [--count 1000] [--repeat R]\n"
 	      "       " PROG
@@ -50,7 +50,11 @@ static void usage(FILE *f)
 	      "added  N times: APPEND a message with a unique Message-ID to the folder over\n"
 	      "       its own IMAP connection (t0: just before the APPEND is sent), then\n"
 	      "       wait for the daemon's Folder1.MessagesAdded signal carrying that\n"
-	      "       Message-ID (t1).\n"
+	      "       Message-ID (t1).  With --bare, a second connection of its own\n"
+	      "       waits in IDLE on the folder (a bare IDLE client); each event also\n"
+	      "       times that client's untagged EXISTS (tb), and it prints the bare\n"
+	      "       client's wake-up (tb - t0) and the daemon's share above it\n"
+	      "       (t1 - tb) as lines `bare-idle: ...` and `share: ...` too.\n"
 	      "flags  SELECT on its own IMAP connection; N times: Folder1.SetFlags on one\n"
 	      "       message of the folder (with a UID), adding and removing \\Flagged in\n"
 	      "       turn (t0: just before the call), then wait for the untagged FETCH\n"
@@ -59,7 +63,7 @@ static void usage(FILE *f)
 	      "       waits in IDLE (--observe idle).  Note: Dovecot 2.3 delays IDLE and\n"
 	      "       NOTIFY updates by 500 ms after a change (NOTIFY_DELAY_MSECS), so\n"
 	      "       idle measures that delay too.\n"
-	      "       Both print `MODE: n=N median=X ms p90=Y ms p99=Z ms max=W ms`\n"
+	      "       Both print `MODE: n=N median=X ms p90=Y ms p95=V ms p99=Z ms max=W ms`\n"
 	      "       (percentiles by nearest rank), with -v each latency before.\n"
 	      "list   times Folder1.ListMessages(0, COUNT) REPEAT times (default 20) and\n"
 	      "       prints `list: K summaries: median=X ms min=Y ms max=Z ms (R runs),\n"
@@ -87,6 +91,7 @@ static struct {
 	double timeout;
 	unsigned long poll_ms;
 	bool observe_idle;
+	bool bare;
 	bool have_messages;
 	bool sync;
 	bool verbose;
@@ -160,8 +165,9 @@ static double median(const double *sorted, size_t n)
 static void report(const char *what, double *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
-	printf("%s: n=%zu median=%.1f ms p90=%.1f ms p99=%.1f ms max=%.1f ms\n", what, n,
-	       median(v, n), percentile(v, n, 90), percentile(v, n, 99), v[n - 1]);
+	printf("%s: n=%zu median=%.1f ms p90=%.1f ms p95=%.1f ms p99=%.1f ms max=%.1f ms\n", what,
+	       n, median(v, n), percentile(v, n, 90), percentile(v, n, 95), percentile(v, n, 99),
+	       v[n - 1]);
 }
 
 /* ---- IMAP ------------------------------------------------------------- */
@@ -650,12 +656,61 @@ struct event {
 	/* added */
 	const char *tag;
 	const char *token;
+	bool bare_done; /* the bare IDLE client saw the new EXISTS (at tb) */
+	double tb;
 	/* flags */
 	dbus_uint32_t serial;
 	uint32_t uid;
 	unsigned long seq;
 	bool want;
 };
+
+/*
+ * The bare IDLE client of added --bare: its own connection, logged in and
+ * in IDLE on the folder before the events start (set up with the functions
+ * above, then moved here).  Only untagged lines come while it idles.
+ */
+static struct {
+	int fd;
+	char buf[8192];
+	size_t len;
+	unsigned long exists;
+} bare = { .fd = -1 };
+
+/* Reads what the bare client's socket has; the first EXISTS above the
+ * count known so far is the event's wake-up (tb = t). */
+static void bare_recv(struct event *ev, double t)
+{
+	ssize_t n;
+	char *nl;
+
+	do
+		n = recv(bare.fd, bare.buf + bare.len, sizeof(bare.buf) - 1 - bare.len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		fatal("IMAP (bare client): recv: %s", strerror(errno));
+	if (n == 0)
+		fatal("IMAP (bare client): the server closed the connection");
+	bare.len += (size_t)n;
+	while ((nl = memchr(bare.buf, '\n', bare.len))) {
+		unsigned long num;
+		char word[16];
+
+		*nl = '\0';
+		if (sscanf(bare.buf, "* %lu %15s", &num, word) == 2 &&
+		    strcasecmp(word, "EXISTS") == 0 && num > bare.exists) {
+			bare.exists = num;
+			if (!ev->bare_done) {
+				ev->bare_done = true;
+				ev->tb = t;
+			}
+		}
+		bare.len -= (size_t)(nl + 1 - bare.buf);
+		memmove(bare.buf, nl + 1, bare.len);
+	}
+	if (bare.len == sizeof(bare.buf) - 1)
+		bare.len = 0; /* an overlong line: not one we look at */
+}
 
 /* The flags observer without IDLE: one NOOP at a time, every opt.poll_ms. */
 static bool noop_polling, noop_busy;
@@ -669,9 +724,10 @@ static void pump(struct event *ev, double deadline, const char *what)
 	if (!dbus_connection_get_unix_fd(bus, &bus_fd))
 		fatal("no file descriptor for the bus connection");
 	for (;;) {
-		struct pollfd p[2] = {
+		struct pollfd p[3] = {
 			{ .fd = imap_fd, .events = POLLIN },
 			{ .fd = bus_fd, .events = POLLIN },
+			{ .fd = bare.fd, .events = POLLIN },
 		};
 		DBusMessage *m;
 		double t;
@@ -685,7 +741,7 @@ static void pump(struct event *ev, double deadline, const char *what)
 			fatal("the bus connection was closed");
 		while (imap_take_line(line, sizeof(line)))
 			ev->line(ev, line, now_ms());
-		if (ev->imap_done && ev->dbus_done)
+		if (ev->imap_done && ev->dbus_done && (bare.fd < 0 || ev->bare_done))
 			return;
 		wait = remaining_ms(deadline);
 		if (noop_polling && !noop_busy) {
@@ -698,7 +754,7 @@ static void pump(struct event *ev, double deadline, const char *what)
 				wait = (int)(next_noop - t) + 1;
 			}
 		}
-		r = poll(p, 2, wait);
+		r = poll(p, bare.fd >= 0 ? 3 : 2, wait);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -712,6 +768,8 @@ static void pump(struct event *ev, double deadline, const char *what)
 		}
 		if (p[0].revents)
 			imap_recv();
+		if (bare.fd >= 0 && p[2].revents)
+			bare_recv(ev, t);
 	}
 }
 
@@ -748,14 +806,71 @@ static void added_msg(struct event *ev, DBusMessage *m, double t)
 	}
 }
 
+/* A line to a socket other than the main connection's (whole or fatal). */
+static void imap_send_fd(int fd, const char *s)
+{
+	size_t len = strlen(s);
+
+	while (len > 0) {
+		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fatal("IMAP: send: %s", n < 0 ? strerror(errno) : "connection closed");
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+static void bare_select(const char *line, void *ud)
+{
+	unsigned long num;
+	char word[16];
+
+	(void)ud;
+	if (sscanf(line, "* %lu %15s", &num, word) == 2 && strcasecmp(word, "EXISTS") == 0)
+		bare.exists = num;
+}
+
+/* The bare IDLE client: logged in, the folder selected, in IDLE; then the
+ * main connection's state is free for the APPENDing client. */
+static void bare_start(const char *qfolder)
+{
+	char line[8192];
+
+	imap_login();
+	imap_sendf("S SELECT %s\r\n", qfolder);
+	imap_wait_ok("S", "SELECT (bare client)", bare_select, NULL);
+	imap_sendf("I IDLE\r\n");
+	for (;;) {
+		imap_read_line(line, sizeof(line), now_ms() + opt.timeout * 1e3,
+			       "IDLE's continuation (bare client)");
+		if (line[0] == '+')
+			break;
+		if (is_tagged(line, "I"))
+			fatal("IMAP: IDLE refused (bare client): %s", line);
+	}
+	/* What came right after the continuation is read with the rest. */
+	if (iskip || ilen - ipos >= sizeof(bare.buf))
+		fatal("IMAP: unexpected data after IDLE's continuation (bare client)");
+	memcpy(bare.buf, ibuf + ipos, ilen - ipos);
+	bare.len = ilen - ipos;
+	bare.fd = imap_fd;
+	imap_fd = -1;
+	ipos = ilen = 0;
+}
+
 static void run_added(void)
 {
 	char *fpath = folder_path();
 	char rule[1024], qfolder[1024], token[128], date[64], msg[1024], tag[32];
 	double *lat = calloc(opt.count, sizeof(double));
+	double *blat = calloc(opt.count, sizeof(double));
+	double *share = calloc(opt.count, sizeof(double));
 	DBusError err;
 
-	if (!lat)
+	if (!lat || !blat || !share)
 		fatal("out of memory");
 	snprintf(rule, sizeof(rule),
 		 "type='signal',sender='%s',interface='%s',"
@@ -766,6 +881,8 @@ static void run_added(void)
 	if (dbus_error_is_set(&err))
 		fatal("AddMatch: %s: %s", err.name, err.message);
 	quote(qfolder, sizeof(qfolder), opt.folder);
+	if (opt.bare)
+		bare_start(qfolder);
 	imap_login();
 
 	for (unsigned long i = 0; i < opt.count; i++) {
@@ -813,14 +930,30 @@ static void run_added(void)
 		}
 		pump(&ev, t0 + opt.timeout * 1e3, "MessagesAdded after an APPEND");
 		lat[i] = ev.t1 - t0;
-		if (opt.verbose)
+		if (opt.bare) {
+			blat[i] = ev.tb - t0;
+			share[i] = ev.t1 - ev.tb;
+		}
+		if (opt.verbose && opt.bare)
+			printf("added %lu: %.2f ms (bare IDLE client %.2f ms, share %.2f ms)\n",
+			       i + 1, lat[i], blat[i], share[i]);
+		else if (opt.verbose)
 			printf("added %lu: %.2f ms\n", i + 1, lat[i]);
 		usleep(PAUSE_US);
 	}
 	dbus_bus_remove_match(bus, rule, NULL);
 	imap_logout();
+	if (opt.bare) {
+		imap_send_fd(bare.fd, "DONE\r\n");
+		close(bare.fd);
+		bare.fd = -1;
+		report("bare-idle", blat, opt.count);
+		report("share", share, opt.count);
+	}
 	report("added", lat, opt.count);
 	free(lat);
+	free(blat);
+	free(share);
 	free(fpath);
 }
 
@@ -1178,7 +1311,8 @@ int main(int argc, char **argv)
 		O_MESSAGES,
 		O_SYNC,
 		O_OBSERVE,
-		O_POLL_MS
+		O_POLL_MS,
+		O_BARE
 	};
 	static const struct option longopts[] = {
 		{ "imap", required_argument, NULL, O_IMAP },
@@ -1193,6 +1327,7 @@ int main(int argc, char **argv)
 		{ "sync", no_argument, NULL, O_SYNC },
 		{ "observe", required_argument, NULL, O_OBSERVE },
 		{ "poll-ms", required_argument, NULL, O_POLL_MS },
+		{ "bare", no_argument, NULL, O_BARE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1251,6 +1386,9 @@ int main(int argc, char **argv)
 		case O_POLL_MS:
 			opt.poll_ms = parse_count("--poll-ms", optarg, 1);
 			break;
+		case O_BARE:
+			opt.bare = true;
+			break;
 		case 'v':
 			opt.verbose = true;
 			break;
@@ -1270,6 +1408,8 @@ int main(int argc, char **argv)
 		usage_error("--account is required");
 	if (imap_mode && (!opt.imap || !opt.user || !opt.password_file || !opt.count))
 		usage_error("%s needs --imap, --user, --password-file and --count", opt.mode);
+	if (opt.bare && strcmp(opt.mode, "added") != 0)
+		usage_error("--bare is for the added mode only");
 	if (strcmp(opt.mode, "list") == 0 && !opt.count)
 		opt.count = 1000;
 	if (imap_mode && opt.timeout == 0)
