@@ -357,6 +357,9 @@ reconnect() {
 		"$DBUS" set "$A" org.cpmsync.Account1 Online b true >/dev/null &&
 		wait_state idle 20
 }
+# The daemon may have opened Locked between its CREATE and the ACL change
+# (seen under load): reconnect so the APPEND meets the rights set above.
+check "reconnected to see Locked's rights" reconnect
 check "no failed operation yet" test "$(acct FailedOperations)" = 0
 LS0=$(acct LastSync)
 sleep 1.1 # LastSync is in seconds
