@@ -413,6 +413,29 @@ out:
 	buf_free(&bs);
 }
 
+/*
+ * The CPM parse of a body fetched after its header (a size-limited header
+ * pass): the header alone cannot tell an IMDN report from a chat message,
+ * nor give a snippet or participants.  Set on the row like a fresh
+ * object's: the store's triggers raise the original's Status, recount the
+ * conversation and record MessagesChanged/ConversationChanged.  Plain mail
+ * reads the same from its header: nothing to set.
+ */
+static int body_set_cpm(struct cpmsync_sync *e, int64_t id)
+{
+	struct body_sink *k = &e->sink;
+	struct msg_summary sum;
+	int r;
+
+	r = msg_summary_parse(k->mem.data ? k->mem.data : "", k->mem.len, &sum);
+	if (r < 0)
+		return r;
+	if (!streq(sum.type, "mail"))
+		r = store_message_set_cpm(e->store, id, &sum);
+	msg_summary_free(&sum);
+	return r;
+}
+
 static void on_fetch_body(struct cpmsync_sync *e, const struct imap_fetch *f)
 {
 	int64_t id;
@@ -428,8 +451,11 @@ static void on_fetch_body(struct cpmsync_sync *e, const struct imap_fetch *f)
 		r = engine_tx_begin(e);
 	if (r >= 0)
 		r = sink_store_body(e, id);
+	if (r >= 0)
+		r = body_set_cpm(e, id);
 	if (r < 0) {
-		engine_fail(e, r, "storing the body of UID %u: %s", f->uid, store_error(e->store));
+		engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
+			    r == -ENOMEM ? "out of memory" : store_error(e->store));
 		return;
 	}
 	e->batch_rows++;
