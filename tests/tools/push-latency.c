@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 	      "       " PROG " list --account NAME --folder F [--count 1000] [--repeat R]\n"
 	      "       " PROG
 	      " wait --account NAME [--folder F [--messages N]] [--timeout S] [--sync]\n"
+	      "       " PROG " convs --account NAME [--count 50] [--repeat R]\n"
+	      "       " PROG " imdn --imap HOST:PORT --user U --password-file F --account NAME\n"
+	      "                   --folder F --count N --deliver CMD [--timeout S] [-v]\n"
 	      "\n"
 	      "added  N times: APPEND a message with a unique Message-ID to the folder over\n"
 	      "       its own IMAP connection (t0: just before the APPEND is sent), then\n"
@@ -72,6 +76,21 @@ static void usage(FILE *f)
 	      "       after a complete sync (LastSync > 0) and, with --messages, the folder\n"
 	      "       holds N messages (default timeout 60 s; progress on stderr every 10 s).\n"
 	      "       --sync calls Account1.Sync once the account is there.\n"
+	      "convs  times Account1.ListConversations REPEAT times, then\n"
+	      "       ListConversationMessages(C, 0, COUNT) REPEAT times on the first\n"
+	      "       conversation C with at least COUNT messages (else the largest);\n"
+	      "       prints `NAME: K items: median=X ms p95=Y ms min= max= (R runs),\n"
+	      "       reply bytes=B` for each.\n"
+	      "imdn   SELECTs the folder on its own IMAP connection and waits in IDLE (the\n"
+	      "       bare client).  N times: delivers a sent CPIM chat message with a\n"
+	      "       unique IMDN-Message-ID (CMD, run by /bin/sh, gets the message on its\n"
+	      "       standard input, e.g. doveadm save) and waits for its MessagesAdded\n"
+	      "       (its Id) and the IDLE EXISTS; then delivers a delivery report on it\n"
+	      "       (t0: just before CMD starts) and waits for the EXISTS on the IDLE\n"
+	      "       connection (t_idle) and the daemon's MessagesChanged for the\n"
+	      "       original's Id with Status delivered (t_sig).  Prints idle (t_idle -\n"
+	      "       t0), signal (t_sig - t0) and above-idle (t_sig - t_idle) as\n"
+	      "       `MODE: n=N median= p90= p99= max=`.\n"
 	      "\n"
 	      "--timeout S is per event for added/flags (default 5).  Exit status 1 on a\n"
 	      "timeout, a D-Bus error or an IMAP failure (with the reason), 2 on bad usage.\n",
@@ -85,6 +104,7 @@ static struct {
 	const char *password_file;
 	const char *account;
 	const char *folder;
+	const char *deliver;
 	unsigned long count;
 	unsigned long repeat;
 	unsigned long messages;
@@ -1234,6 +1254,341 @@ static void run_list(void)
 	free(fpath);
 }
 
+/* ---- convs ------------------------------------------------------------ */
+
+/* Times R calls of m's method (m is copied for each); returns the last
+ * reply.  t: R durations, sorted. */
+static DBusMessage *time_calls(DBusMessage *m, const char *what, double *t, int *bytes)
+{
+	DBusMessage *reply = NULL;
+
+	for (unsigned long r = 0; r < opt.repeat; r++) {
+		DBusMessage *c = dbus_message_copy(m);
+		double t0;
+
+		if (!c)
+			fatal("out of memory");
+		if (reply)
+			dbus_message_unref(reply);
+		t0 = now_ms();
+		reply = call_block(c, what);
+		t[r] = now_ms() - t0;
+		if (opt.verbose)
+			printf("%s %lu: %.2f ms\n", what, r + 1, t[r]);
+	}
+	dbus_message_unref(m);
+	if (bytes) {
+		char *buf;
+
+		*bytes = 0;
+		if (dbus_message_marshal(reply, &buf, bytes))
+			dbus_free(buf);
+	}
+	qsort(t, opt.repeat, sizeof(*t), cmp_double);
+	return reply;
+}
+
+static void timing_line(const char *what, unsigned long items, const double *t, int bytes)
+{
+	printf("%s: %lu items: median=%.2f ms p95=%.2f ms min=%.2f ms max=%.2f ms (%lu runs), "
+	       "reply bytes=%d\n",
+	       what, items, median(t, opt.repeat), percentile(t, opt.repeat, 95), t[0],
+	       t[opt.repeat - 1], opt.repeat, bytes);
+}
+
+static unsigned long count_items(DBusMessage *reply)
+{
+	DBusMessageIter top, arr;
+	unsigned long n = 0;
+
+	if (dbus_message_iter_init(reply, &top) &&
+	    dbus_message_iter_get_arg_type(&top) == DBUS_TYPE_ARRAY) {
+		dbus_message_iter_recurse(&top, &arr);
+		for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_ARRAY;
+		     dbus_message_iter_next(&arr))
+			n++;
+	}
+	return n;
+}
+
+static void run_convs(void)
+{
+	struct objects o;
+	double *t = calloc(opt.repeat, sizeof(double));
+	DBusMessage *reply, *m;
+	DBusMessageIter top, arr;
+	char *cid = NULL, *apath;
+	uint64_t best = 0;
+	dbus_uint64_t before = 0;
+	dbus_uint32_t limit = (dbus_uint32_t)opt.count;
+	unsigned long n;
+	int bytes;
+
+	if (!t)
+		fatal("out of memory");
+	if (!dbus_bus_name_has_owner(bus, DEST, NULL))
+		fatal("%s has no owner on the bus: is cpm-syncd running?", DEST);
+	find_objects(&o, NULL);
+	if (!o.account_path)
+		fatal("no account '%s' on the bus", opt.account);
+	apath = strdup(o.account_path);
+	objects_free(&o);
+	if (!apath)
+		fatal("out of memory");
+
+	reply = time_calls(new_call(apath, ACCOUNT_IFACE, "ListConversations"), "ListConversations",
+			   t, &bytes);
+	n = count_items(reply);
+	timing_line("ListConversations", n, t, bytes);
+	if (dbus_message_iter_init(reply, &top) &&
+	    dbus_message_iter_get_arg_type(&top) == DBUS_TYPE_ARRAY) {
+		dbus_message_iter_recurse(&top, &arr);
+		for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_ARRAY;
+		     dbus_message_iter_next(&arr)) {
+			const char *id = dict_str(&arr, "ConversationId");
+			uint64_t msgs = 0;
+
+			if (!id || !dict_uint(&arr, "Messages", &msgs) || msgs <= best)
+				continue;
+			free(cid);
+			cid = strdup(id);
+			best = msgs;
+			if (msgs >= opt.count)
+				break;
+		}
+	}
+	dbus_message_unref(reply);
+	if (!cid)
+		fatal("ListConversations: no conversation with messages");
+
+	m = new_call(apath, ACCOUNT_IFACE, "ListConversationMessages");
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &cid, DBUS_TYPE_UINT64, &before,
+				 DBUS_TYPE_UINT32, &limit, DBUS_TYPE_INVALID);
+	reply = time_calls(m, "ListConversationMessages", t, &bytes);
+	n = count_items(reply);
+	dbus_message_unref(reply);
+	{
+		char what[256];
+
+		snprintf(what, sizeof(what), "ListConversationMessages(%s, 0, %lu)", cid,
+			 opt.count);
+		timing_line(what, n, t, bytes);
+	}
+	if (n < opt.count && best >= opt.count)
+		fatal("ListConversationMessages gave %lu summaries, not %lu", n, opt.count);
+	free(cid);
+	free(apath);
+	free(t);
+}
+
+/* ---- imdn ------------------------------------------------------------- */
+
+/* Runs opt.deliver with msg on its standard input; returns its pid (not
+ * waited for: the caller times what happens meanwhile). */
+static pid_t deliver_start(const char *msg, size_t len)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		fatal("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		dup2(p[0], 0);
+		close(p[0]);
+		close(p[1]);
+		execl("/bin/sh", "sh", "-c", opt.deliver, (char *)NULL);
+		_exit(127);
+	}
+	close(p[0]);
+	while (len > 0) {
+		ssize_t n = write(p[1], msg, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fatal("writing to the deliver command: %s", strerror(errno));
+		msg += n;
+		len -= (size_t)n;
+	}
+	close(p[1]);
+	return pid;
+}
+
+static void deliver_wait(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			fatal("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fatal("the deliver command failed (status %d): %s", st, opt.deliver);
+}
+
+struct imdn_event {
+	double t_idle, t_sig;
+	uint64_t id;	   /* the original's Id (from MessagesAdded, then awaited) */
+	const char *token; /* the original's Message-ID part (MessagesAdded) */
+	bool want_changed; /* waiting for MessagesChanged, not MessagesAdded */
+};
+
+static struct imdn_event *imdn_ev;
+
+static void imdn_line(struct event *ev, const char *line, double t)
+{
+	unsigned long n;
+	char word[16];
+
+	if (ev->imap_done || sscanf(line, "* %lu %15s", &n, word) != 2 ||
+	    strcasecmp(word, "EXISTS") != 0)
+		return;
+	ev->imap_done = true;
+	imdn_ev->t_idle = t;
+}
+
+static void imdn_msg(struct event *ev, DBusMessage *m, double t)
+{
+	bool changed = imdn_ev->want_changed;
+	DBusMessageIter it, arr;
+
+	if (ev->dbus_done ||
+	    !dbus_message_is_signal(m, FOLDER_IFACE,
+				    changed ? "MessagesChanged" : "MessagesAdded") ||
+	    !dbus_message_iter_init(m, &it) ||
+	    dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_ARRAY)
+		return;
+	dbus_message_iter_recurse(&it, &arr);
+	for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_ARRAY;
+	     dbus_message_iter_next(&arr)) {
+		uint64_t id = 0;
+
+		if (changed) {
+			const char *st = dict_str(&arr, "Status");
+
+			if (!dict_uint(&arr, "Id", &id) || id != imdn_ev->id || !st ||
+			    strcmp(st, "delivered") != 0)
+				continue;
+		} else {
+			const char *mid = dict_str(&arr, "MessageId");
+
+			if (!mid || !strstr(mid, imdn_ev->token) || !dict_uint(&arr, "Id", &id))
+				continue;
+			imdn_ev->id = id;
+		}
+		ev->dbus_done = true;
+		imdn_ev->t_sig = t;
+		return;
+	}
+}
+
+static void run_imdn(void)
+{
+	char *fpath = folder_path();
+	double *idle = calloc(opt.count, sizeof(double)), *sig = calloc(opt.count, sizeof(double)),
+	       *above = calloc(opt.count, sizeof(double));
+	char rule[1024], qfolder[1024], line[8192], token[128], msg[2048];
+	DBusError err;
+
+	if (!idle || !sig || !above)
+		fatal("out of memory");
+	for (int k = 0; k < 2; k++) {
+		snprintf(rule, sizeof(rule),
+			 "type='signal',sender='%s',interface='%s',member='%s',path='%s'", DEST,
+			 FOLDER_IFACE, k ? "MessagesChanged" : "MessagesAdded", fpath);
+		dbus_error_init(&err);
+		dbus_bus_add_match(bus, rule, &err);
+		if (dbus_error_is_set(&err))
+			fatal("AddMatch: %s: %s", err.name, err.message);
+	}
+	quote(qfolder, sizeof(qfolder), opt.folder);
+	imap_login();
+	imap_sendf("S SELECT %s\r\n", qfolder);
+	imap_wait_ok("S", "SELECT", NULL, NULL);
+	imap_sendf("I IDLE\r\n");
+	for (;;) {
+		imap_read_line(line, sizeof(line), now_ms() + opt.timeout * 1e3,
+			       "IDLE's continuation");
+		if (line[0] == '+')
+			break;
+		if (is_tagged(line, "I"))
+			fatal("IMAP: IDLE refused: %s", line);
+	}
+
+	for (unsigned long i = 0; i < opt.count; i++) {
+		struct imdn_event ie = { .token = token };
+		struct event ev = { .line = imdn_line, .msg = imdn_msg };
+		time_t now = time(NULL);
+		char date[64];
+		struct tm tm;
+		double t0;
+		pid_t pid;
+		int len;
+
+		imdn_ev = &ie;
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+		snprintf(token, sizeof(token), "lat-%ld-%lu-%lld", (long)getpid(), i,
+			 (long long)now);
+		/* The original: a sent chat message. */
+		len = snprintf(msg, sizeof(msg),
+			       "Date: %s\r\nFrom: tel:+15550000000\r\nTo: tel:+15559990000\r\n"
+			       "Message-ID: <%s@push.test>\r\nContent-Type: Message/CPIM\r\n"
+			       "Conversation-ID: conv-latency\r\nIMDN-Message-ID: %s\r\n"
+			       "Message-Direction: sent\r\n\r\n"
+			       "From: <tel:+15550000000>\r\nTo: <tel:+15559990000>\r\n"
+			       "NS: imdn <urn:ietf:params:imdn>\r\n\r\n"
+			       "Content-Type: text/plain; charset=utf-8\r\n\r\nlatency %lu\r\n",
+			       date, token, token, i);
+		pid = deliver_start(msg, (size_t)len);
+		pump(&ev, now_ms() + opt.timeout * 1e3, "MessagesAdded of the original");
+		deliver_wait(pid);
+		usleep(PAUSE_US * 5);
+
+		/* Its delivery report, by "another client". */
+		ie.want_changed = true;
+		ev = (struct event){ .line = imdn_line, .msg = imdn_msg };
+		len = snprintf(
+			msg, sizeof(msg),
+			"Date: %s\r\nFrom: tel:+15559990000\r\nTo: tel:+15550000000\r\n"
+			"Message-ID: <rep-%s@push.test>\r\nContent-Type: Message/CPIM\r\n"
+			"Conversation-ID: conv-latency\r\nIMDN-Message-ID: rep-%s\r\n"
+			"Message-Direction: received\r\n\r\n"
+			"From: <tel:+15559990000>\r\nTo: <tel:+15550000000>\r\n"
+			"NS: imdn <urn:ietf:params:imdn>\r\n\r\n"
+			"Content-Type: message/imdn+xml; charset=utf-8\r\n"
+			"Content-Disposition: notification\r\n\r\n"
+			"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n"
+			"<imdn xmlns=\"urn:ietf:params:xml:ns:imdn\"><message-id>%s</message-id>"
+			"<delivery-notification><status><delivered/></status>"
+			"</delivery-notification></imdn>\r\n",
+			date, token, token, token);
+		t0 = now_ms();
+		pid = deliver_start(msg, (size_t)len);
+		pump(&ev, t0 + opt.timeout * 1e3, "MessagesChanged on the original");
+		deliver_wait(pid);
+		idle[i] = ie.t_idle - t0;
+		sig[i] = ie.t_sig - t0;
+		above[i] = ie.t_sig - ie.t_idle;
+		if (opt.verbose)
+			printf("imdn %lu: idle %.2f ms, signal %.2f ms, above idle %.2f ms\n",
+			       i + 1, idle[i], sig[i], above[i]);
+		usleep(PAUSE_US);
+	}
+	imap_sendf("DONE\r\n");
+	imap_wait_ok("I", "IDLE", NULL, NULL);
+	imap_logout();
+	report("idle", idle, opt.count);
+	report("signal", sig, opt.count);
+	report("above-idle", above, opt.count);
+	free(idle);
+	free(sig);
+	free(above);
+	free(fpath);
+}
+
 /* ---- wait ------------------------------------------------------------- */
 
 static void run_wait(void)
@@ -1312,7 +1667,8 @@ int main(int argc, char **argv)
 		O_SYNC,
 		O_OBSERVE,
 		O_POLL_MS,
-		O_BARE
+		O_BARE,
+		O_DELIVER
 	};
 	static const struct option longopts[] = {
 		{ "imap", required_argument, NULL, O_IMAP },
@@ -1328,6 +1684,7 @@ int main(int argc, char **argv)
 		{ "observe", required_argument, NULL, O_OBSERVE },
 		{ "poll-ms", required_argument, NULL, O_POLL_MS },
 		{ "bare", no_argument, NULL, O_BARE },
+		{ "deliver", required_argument, NULL, O_DELIVER },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1389,6 +1746,9 @@ int main(int argc, char **argv)
 		case O_BARE:
 			opt.bare = true;
 			break;
+		case O_DELIVER:
+			opt.deliver = optarg;
+			break;
 		case 'v':
 			opt.verbose = true;
 			break;
@@ -1401,9 +1761,15 @@ int main(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		usage_error("unexpected argument '%s'", argv[optind + 1]);
-	imap_mode = strcmp(opt.mode, "added") == 0 || strcmp(opt.mode, "flags") == 0;
-	if (!imap_mode && strcmp(opt.mode, "list") != 0 && strcmp(opt.mode, "wait") != 0)
+	imap_mode = strcmp(opt.mode, "added") == 0 || strcmp(opt.mode, "flags") == 0 ||
+		    strcmp(opt.mode, "imdn") == 0;
+	if (!imap_mode && strcmp(opt.mode, "list") != 0 && strcmp(opt.mode, "wait") != 0 &&
+	    strcmp(opt.mode, "convs") != 0)
 		usage_error("unknown mode '%s'", opt.mode);
+	if (strcmp(opt.mode, "imdn") == 0 && !opt.deliver)
+		usage_error("imdn needs --deliver");
+	if (strcmp(opt.mode, "convs") == 0 && !opt.count)
+		opt.count = 50;
 	if (!opt.account)
 		usage_error("--account is required");
 	if (imap_mode && (!opt.imap || !opt.user || !opt.password_file || !opt.count))
@@ -1425,6 +1791,10 @@ int main(int argc, char **argv)
 		run_flags();
 	else if (strcmp(opt.mode, "list") == 0)
 		run_list();
+	else if (strcmp(opt.mode, "convs") == 0)
+		run_convs();
+	else if (strcmp(opt.mode, "imdn") == 0)
+		run_imdn();
 	else
 		run_wait();
 	return 0;

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Benchmark: CPM objects and conversations (issue 11), against a throwaway
+# Dovecot.  Run on demand (not by make check):
+#
+#   make all tests && tests/bench/bench-cpm.sh [N]      (N objects, default 100000)
+#   B=build/other tests/bench/bench-cpm.sh 10000        (another build dir, smaller)
+#
+# It generates with tests/tools/bench-gen --cpm a CPM chat history of N
+# objects over C = N/100 conversations (1,000 at the default size; every
+# tenth a group chat with two session folders opened by session-info
+# objects; about 1 object in 5 an IMDN report on the previous one) under
+# Default/ for alice, and its plain-mail twin for bob (the same folders,
+# file sizes, dates and flags, as text/plain mail without CPM headers).
+# Then it measures with run-measure:
+#   sync    cpm-syncd --once (sync_bodies = all) from an empty store, of the
+#           plain twin and of the CPM set, in turn, RUNS times each (default
+#           2); the best of each is compared (target: CPM not more than 10%
+#           slower than the same bytes of plain mail)
+# and with cpm-syncd running on a private bus on the CPM store, with
+# tests/tools/push-latency:
+#   convs   Account1.ListConversations (target median and p95 <= 20 ms) and
+#           ListConversationMessages(C, 0, 50) on a conversation of at least
+#           50 messages (target <= 5 ms), REPEAT times each (default 50)
+#   imdn    EVENTS times (default 50): a sent chat message, then a delivery
+#           report on it, saved by another client (doveadm save) into
+#           Default/tel:+15559990000; the daemon's MessagesChanged with the
+#           original's Status delivered against the wake-up of a bare IDLE
+#           client on the same folder (target: median <= 20 ms above it;
+#           Dovecot 2.3 delays IDLE and NOTIFY wake-ups by 500 ms, for both)
+# and prints a table and the targets with PASS/MISS (informational: the
+# exit status is 0 unless a step failed).
+#
+# Environment: B (build dir, default build), RUNS (sync runs each, default
+# 2), REPEAT (D-Bus calls timed, default 50), EVENTS (IMDN events, default
+# 50), KEEP=1 keeps the work directory (logs, stores), BENCH_TMP (parent of
+# the work directory, default /tmp; it needs about 6 x N KiB).
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+B=${B:-build}
+case $B in /*) ;; *) B=$TOP/$B ;; esac
+SYNCD=$B/cpm-syncd
+TOOLS=$B/tests/tools
+PL=$TOOLS/push-latency
+CTL=$TOP/tests/dovecot/dovecot-ctl.sh
+
+N=${1:-100000}
+if ! [[ $N =~ ^[0-9]+$ ]] || [ "$N" -lt 1000 ]; then
+	echo "usage: $0 [N >= 1000]" >&2
+	exit 2
+fi
+C=$((N / 100))
+RUNS=${RUNS:-2}
+REPEAT=${REPEAT:-50}
+EVENTS=${EVENTS:-50}
+LAT_FOLDER=Default/tel:+15559990000
+
+die() { echo "bench-cpm: $*" >&2; exit 1; }
+for f in "$SYNCD" "$PL" "$TOOLS/bench-gen" "$TOOLS/run-measure"; do
+	[ -x "$f" ] || die "$f missing: run make B=${B#"$TOP"/} all tests"
+done
+command -v dbus-daemon >/dev/null || die "dbus-daemon missing (apt-get install dbus-daemon)"
+command -v sqlite3 >/dev/null || die "sqlite3 missing (apt-get install sqlite3)"
+
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/cpmsync-bench-cpm.XXXXXX")
+chmod 0755 "$WORK"
+DC=$WORK/dovecot
+BUS_PID=
+SYNCD_PID=
+BROKEN=0
+
+cleanup() {
+	local i
+	if [ -n "$SYNCD_PID" ]; then
+		kill -TERM "$SYNCD_PID" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$SYNCD_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$SYNCD_PID" 2>/dev/null || true
+		wait "$SYNCD_PID" 2>/dev/null || true
+	fi
+	[ -n "$BUS_PID" ] && kill -TERM "$BUS_PID" 2>/dev/null
+	"$CTL" stop "$DC" >/dev/null 2>&1 || true
+	if [ "${KEEP:-}" = 1 ]; then
+		echo "bench-cpm: kept $WORK" >&2
+	else
+		rm -rf -- "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+broken() { echo "bench-cpm: BROKEN: $*" >&2; BROKEN=1; }
+
+# --- Dovecot and the data -----------------------------------------------------
+
+mkdir -p "$DC"
+"$CTL" start "$DC" >/dev/null || die "cannot start Dovecot"
+. "$DC/env"
+dove() { "$CTL" doveadm "$DC" "$@"; }
+
+"$TOOLS/bench-gen" --cpm "$C" --list-folders "$WORK" "$N" >"$WORK/folders" ||
+	die "bench-gen --list-folders failed"
+echo "$LAT_FOLDER" >>"$WORK/folders"
+FOLDERS=$(wc -l <"$WORK/folders")
+
+# gen USER [--plain]: the folders, then the objects as Maildir files, indexed;
+# "bytes bytes-with-CRLF" in WORK/gen.USER
+gen() {
+	local user=$1 md
+	shift
+	md=$DC/home/$user/Maildir
+	xargs -d '\n' -n 200 "$CTL" doveadm "$DC" mailbox create -u "$user" <"$WORK/folders" ||
+		die "cannot create the folders of $user"
+	"$TOOLS/bench-gen" --cpm "$C" "$@" "$md" "$N" >"$WORK/gen.$user" ||
+		die "bench-gen --cpm $* failed"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown -R "$MAIL_UID:$MAIL_GID" "$md"
+	fi
+	dove force-resync -u "$user" '*'
+}
+log "generating $N CPM objects in $C conversations for $USER1, the plain twin for $USER2"
+t0=$(date +%s.%N)
+gen "$USER1"
+gen "$USER2" --plain
+read -r CPM_BYTES CPM_WIRE <"$WORK/gen.$USER1"
+read -r PLAIN_BYTES _ <"$WORK/gen.$USER2"
+log "generated 2 x $CPM_BYTES bytes in $FOLDERS folders each in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+[ "$CPM_BYTES" = "$PLAIN_BYTES" ] || die "the twin has $PLAIN_BYTES bytes, the CPM set $CPM_BYTES"
+server_count() {
+	dove -f tab mailbox status -u "$1" messages '*' | awk 'NR > 1 { n += $2 } END { print n + 0 }'
+}
+for u in "$USER1" "$USER2"; do
+	[ "$(server_count "$u")" = "$N" ] || die "Dovecot sees $(server_count "$u") messages of $u, not $N"
+done
+
+printf '%s\n' "$PASS1" >"$WORK/alice.pw"
+printf '%s\n' "$PASS2" >"$WORK/bob.pw"
+chmod 0600 "$WORK/alice.pw" "$WORK/bob.pw"
+conf() { # FILE USER PASSWORD-FILE STORE
+	cat >"$1" <<-EOF
+		[general]
+		database = $4
+		outbox = $WORK/outbox
+
+		[account bench]
+		host = 127.0.0.1
+		port = $IMAP_PORT
+		security = none
+		user = $2
+		password_file = $3
+		folders = *
+		sync_bodies = all
+	EOF
+}
+conf "$WORK/cpm.conf" "$USER1" "$WORK/alice.pw" "$WORK/cpm.db"
+conf "$WORK/plain.conf" "$USER2" "$WORK/bob.pw" "$WORK/plain.db"
+
+# --- initial sync: plain twin vs CPM set --------------------------------------
+
+RESULTS=$WORK/results # set run wall cpu rss_kib written_bytes
+: >"$RESULTS"
+sync_run() { # SET RUN
+	local set=$1 run=$2 out=$WORK/sync.$1.$2
+	rm -f "$WORK/$set.db" "$WORK/$set.db-wal" "$WORK/$set.db-shm"
+	log "initial sync $run/$RUNS: $set"
+	if ! "$TOOLS/run-measure" "$out.measure" -- \
+		"$SYNCD" -c "$WORK/$set.conf" --once --no-dbus >"$out.log" 2>&1; then
+		broken "sync of the $set set failed: $(tail -n 5 "$out.log")"
+		return
+	fi
+	awk -v set="$set" -v run="$run" '{ m[$1] = $2 } END {
+		print set, run, m["wall"], m["cpu"], m["maxrss_kib"], m["written_bytes"] }' \
+		"$out.measure" >>"$RESULTS"
+}
+for ((r = 1; r <= RUNS; r++)); do
+	sync_run plain "$r"
+	sync_run cpm "$r"
+done
+store_q() { sqlite3 "$WORK/$1.db" "$2"; }
+for set in plain cpm; do
+	got=$(store_q "$set" "SELECT count(*) FROM message WHERE removed = 0")
+	[ "$got" = "$N" ] || broken "the $set store holds $got messages, not $N"
+done
+TYPES=$(store_q cpm "SELECT type || ' ' || count(*) FROM message GROUP BY type ORDER BY type" | paste -sd, -)
+CONVS=$(store_q cpm "SELECT count(*) FROM conversation")
+STATUSES=$(store_q cpm "SELECT status || ' ' || count(*) FROM message WHERE type = 'message' AND status <> '' GROUP BY status ORDER BY status" | paste -sd, -)
+PLAIN_TYPES=$(store_q plain "SELECT type || ' ' || count(*) FROM message GROUP BY type" | paste -sd, -)
+
+# --- the daemon on a private bus ---------------------------------------------
+
+dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
+	3>"$WORK/bus.addr" 4>"$WORK/bus.pid" || die "cannot start a private dbus-daemon"
+BUS_PID=$(cat "$WORK/bus.pid")
+DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr")
+export DBUS_SESSION_BUS_ADDRESS
+log "starting cpm-syncd on the CPM store, on a private bus"
+"$SYNCD" -c "$WORK/cpm.conf" 2>"$WORK/syncd.log" &
+SYNCD_PID=$!
+"$PL" wait --account bench --timeout 600 2>"$WORK/wait.err" ||
+	die "cpm-syncd did not reach state idle: $(tail -n 3 "$WORK/wait.err"; tail -n 5 "$WORK/syncd.log")"
+
+log "ListConversations and ListConversationMessages, $REPEAT times each"
+"$PL" convs --account bench --count 50 --repeat "$REPEAT" >"$WORK/convs.out" 2>"$WORK/convs.err" ||
+	broken "push-latency convs: $(tail -n 3 "$WORK/convs.err")"
+log "IMDN report -> MessagesChanged vs a bare IDLE client, $EVENTS events"
+"$PL" imdn --imap "127.0.0.1:$IMAP_PORT" --user "$USER1" --password-file "$WORK/alice.pw" \
+	--account bench --folder "$LAT_FOLDER" --count "$EVENTS" --timeout 10 \
+	--deliver "'$CTL' doveadm '$DC' save -u '$USER1' -m '$LAT_FOLDER'" \
+	>"$WORK/imdn.out" 2>"$WORK/imdn.err" ||
+	broken "push-latency imdn: $(tail -n 3 "$WORK/imdn.err")"
+kill -0 "$SYNCD_PID" 2>/dev/null || broken "cpm-syncd is gone: $(tail -n 5 "$WORK/syncd.log")"
+
+# --- report -----------------------------------------------------------------
+
+best() { # SET FIELD (3 wall, 4 cpu, 5 rss, 6 written): of the run with the least wall time
+	sort -k3,3g "$RESULTS" | awk -v s="$1" -v f="$2" '$1 == s { print $f; exit }'
+}
+field() { # FILE LINE-PREFIX KEY: "key=VALUE" of the line starting with PREFIX
+	awk -v p="$2" -v k="$3" 'index($0, p) == 1 {
+		for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { v = substr($i, length(k) + 2); print v + 0; exit } }' "$1"
+}
+verdict() { # awk condition over a, b
+	if awk -v a="$2" -v b="$3" "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi
+}
+GROUPS_N=$(grep -c '/sess-0$' "$WORK/folders" || true)
+
+echo
+echo "cpm-syncd CPM benchmark: N=$N objects in $C conversations ($GROUPS_N groups of 2 sessions), $FOLDERS folders, $CPM_BYTES bytes ($CPM_WIRE with CRLF), $(nproc) CPUs, $(dovecot --version 2>/dev/null | cut -d' ' -f1)"
+echo "CPM store: types $TYPES; $CONVS conversations; message Status $STATUSES"
+echo "plain store: types $PLAIN_TYPES"
+echo
+echo "initial sync (cpm-syncd --once, sync_bodies = all, from an empty store):"
+awk 'BEGIN { printf "  %-6s %4s | %8s | %8s | %12s | %14s\n", "set", "run", "wall s", "CPU s", "peak RSS MiB", "written bytes" }
+	{ printf "  %-6s %4s | %8.3f | %8.2f | %12.1f | %14s\n", $1, $2, $3, $4, $5 / 1024, $6 }' "$RESULTS"
+echo
+echo "D-Bus reads ($REPEAT calls each):"
+sed 's/^/  /' "$WORK/convs.out"
+echo
+echo "IMDN report by another client -> MessagesChanged on its original ($EVENTS events; ms from just before doveadm save):"
+sed 's/^/  /' "$WORK/imdn.out"
+echo
+
+sp=$(best plain 3)
+sc=$(best cpm 3)
+cp=$(best plain 4)
+cc=$(best cpm 4)
+lc_med=$(field "$WORK/convs.out" "ListConversations:" median)
+lc_p95=$(field "$WORK/convs.out" "ListConversations:" p95)
+lm_med=$(field "$WORK/convs.out" "ListConversationMessages" median)
+lm_p95=$(field "$WORK/convs.out" "ListConversationMessages" p95)
+ab_med=$(field "$WORK/imdn.out" "above-idle:" median)
+ab_p90=$(field "$WORK/imdn.out" "above-idle:" p90)
+idle_med=$(field "$WORK/imdn.out" "idle:" median)
+sig_med=$(field "$WORK/imdn.out" "signal:" median)
+echo "targets:"
+printf '  %-4s initial sync: CPM %s s vs plain twin %s s = %+.1f%% (target <= +10%%); CPU %s s vs %s s\n' \
+	"$(verdict 'a <= 1.10 * b' "$sc" "$sp")" "$sc" "$sp" \
+	"$(awk -v a="$sc" -v b="$sp" 'BEGIN { print (b > 0 ? (a / b - 1) * 100 : 0) }')" "$cc" "$cp"
+printf '  %-4s ListConversations: median %s ms, p95 %s ms (target <= 20 ms)\n' \
+	"$(verdict 'a <= 20 && b <= 20' "$lc_med" "$lc_p95")" "$lc_med" "$lc_p95"
+printf '  %-4s ListConversationMessages(limit 50): median %s ms, p95 %s ms (target <= 5 ms)\n' \
+	"$(verdict 'a <= 5 && b <= 5' "$lm_med" "$lm_p95")" "$lm_med" "$lm_p95"
+printf '  %-4s IMDN report -> MessagesChanged: median %s ms above the IDLE wake-up, p90 %s ms (target <= 20 ms); wake-up %s ms, signal %s ms\n' \
+	"$(verdict 'a <= 20' "$ab_med" 0)" "$ab_med" "$ab_p90" "$idle_med" "$sig_med"
+
+if [ "$BROKEN" -ne 0 ]; then
+	echo "bench-cpm: something broke (see above)" >&2
+	exit 1
+fi
+exit 0
