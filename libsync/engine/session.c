@@ -53,6 +53,7 @@
 #include "util/flags.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/msg-summary.h"
 
 #define CAT CPMSYNC_LOG_CAT_ENGINE
 
@@ -956,6 +957,53 @@ static void request_free(struct request *rq)
 	free(rq);
 }
 
+/*
+ * A whole message fetched on demand is kept in the store (contract
+ * "Online and offline"; seed 6.1.1.2: the client stores what it fetched),
+ * so the next Fetch is answered locally, offline too; unless sync_bodies
+ * is none (bodies stay on the server).  A message first stored from its
+ * header (sync_bodies limited) gets the CPM parse of its body, as from the
+ * sync's bodies pass.  A failure here is logged, never the Fetch's: the
+ * caller gets the content anyway.
+ */
+static void keep_fetched_body(struct cpmsync_session *s, struct request *rq)
+{
+	static char head[MSG_SUMMARY_MAX_HEADER + MSG_SUMMARY_MAX_BODY];
+	struct msg_summary sum;
+	ssize_t n;
+	int r;
+
+	if (rq->section[0] || s->account.sync_bodies == CPMSYNC_SYNC_BODIES_NONE)
+		return;
+	r = store_begin(s->store);
+	if (r < 0)
+		goto fail;
+	r = store_sync_body_put_fd(s->store, rq->message_id, rq->fd, rq->size);
+	if (r >= 0) {
+		do
+			n = pread(rq->fd, head, sizeof(head), 0);
+		while (n < 0 && errno == EINTR);
+		r = n < 0 ? -errno : msg_summary_parse(head, (size_t)n, &sum);
+		if (r >= 0) {
+			if (!streq(sum.type, "mail"))
+				r = store_message_set_cpm(s->store, rq->message_id, &sum);
+			msg_summary_free(&sum);
+		}
+	}
+	if (r >= 0)
+		r = store_commit(s->store);
+	else
+		store_rollback(s->store);
+	if (r >= 0 && lseek(rq->fd, 0, SEEK_SET) < 0)
+		r = -errno;
+	if (r >= 0)
+		return;
+fail:
+	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: keeping the fetched body of message %lld: %s",
+		s->name, (long long)rq->message_id,
+		r == -EIO || r <= -CPMSYNC_E_NOT_FOUND ? store_error(s->store) : strerror(-r));
+}
+
 static void request_finish(struct request *rq, int r, const char *reason)
 {
 	switch (rq->kind) {
@@ -1002,8 +1050,11 @@ static void request_finish(struct request *rq, int r, const char *reason)
 			reason = "cannot rewind the temporary file";
 		}
 		if (r >= 0) {
-			int fd = rq->fd;
+			int fd;
 
+			if (rq->kind == REQ_FETCH)
+				keep_fetched_body(rq->s, rq);
+			fd = rq->fd;
 			rq->fd = -1;
 			rq->cb.data(0, NULL, fd, rq->size, rq->userdata);
 		} else {
