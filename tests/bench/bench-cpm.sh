@@ -33,7 +33,8 @@
 #
 # Environment: B (build dir, default build), RUNS (sync runs each, default
 # 2), REPEAT (D-Bus calls timed, default 50), EVENTS (IMDN events, default
-# 50), KEEP=1 keeps the work directory (logs, stores), BENCH_TMP (parent of
+# 50), BENCH_VERBOSE=1 (the running daemon with -v, each latency printed),
+# KEEP=1 keeps the work directory (logs, stores), BENCH_TMP (parent of
 # the work directory, default /tmp; it needs about 6 x N KiB).
 set -euo pipefail
 
@@ -55,6 +56,8 @@ RUNS=${RUNS:-2}
 REPEAT=${REPEAT:-50}
 EVENTS=${EVENTS:-50}
 LAT_FOLDER=Default/tel:+15559990000
+V=()
+[ "${BENCH_VERBOSE:-}" = 1 ] && V=(-v)
 
 die() { echo "bench-cpm: $*" >&2; exit 1; }
 for f in "$SYNCD" "$PL" "$TOOLS/bench-gen" "$TOOLS/run-measure"; do
@@ -198,7 +201,7 @@ BUS_PID=$(cat "$WORK/bus.pid")
 DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr")
 export DBUS_SESSION_BUS_ADDRESS
 log "starting cpm-syncd on the CPM store, on a private bus"
-"$SYNCD" -c "$WORK/cpm.conf" 2>"$WORK/syncd.log" &
+"$SYNCD" -c "$WORK/cpm.conf" "${V[@]}" 2>"$WORK/syncd.log" &
 SYNCD_PID=$!
 "$PL" wait --account bench --timeout 600 2>"$WORK/wait.err" ||
 	die "cpm-syncd did not reach state idle: $(tail -n 3 "$WORK/wait.err"; tail -n 5 "$WORK/syncd.log")"
@@ -208,7 +211,7 @@ log "ListConversations and ListConversationMessages, $REPEAT times each"
 	broken "push-latency convs: $(tail -n 3 "$WORK/convs.err")"
 log "IMDN report -> MessagesChanged vs a bare IDLE client, $EVENTS events"
 "$PL" imdn --imap "127.0.0.1:$IMAP_PORT" --user "$USER1" --password-file "$WORK/alice.pw" \
-	--account bench --folder "$LAT_FOLDER" --count "$EVENTS" --timeout 10 \
+	--account bench --folder "$LAT_FOLDER" --count "$EVENTS" --timeout 10 "${V[@]}" \
 	--deliver "'$CTL' doveadm '$DC' save -u '$USER1' -m '$LAT_FOLDER'" \
 	>"$WORK/imdn.out" 2>"$WORK/imdn.err" ||
 	broken "push-latency imdn: $(tail -n 3 "$WORK/imdn.err")"
