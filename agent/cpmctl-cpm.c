@@ -6,9 +6,8 @@
  *   cpmctl chat [--json] [--limit N] ACCOUNT CONVERSATION-ID
  *   cpmctl send ACCOUNT FILE|-
  *
- * Kept apart from cpmctl.c, which calls cpmctl_cpm_command(); the few
- * helpers they share in spirit (connecting, errors, JSON strings) are
- * small and local here, so that the two files change independently.
+ * Kept apart from cpmctl.c, which calls cpmctl_cpm_command(); connecting,
+ * errors, calls and the output helpers are cpmctl.h's.
  * Output conventions are cpmctl's: exit 0 done, 1 failed (reason on
  * stderr), 2 usage; --json prints one JSON object per line, keys as in
  * the D-Bus dicts.
@@ -33,18 +32,11 @@
 
 #include <cpmsync/io.h>
 
-#include "util.h"
+#include "cpmctl.h"
 
-#define BUS_NAME      "org.cpmsync"
-#define IFACE_ACCOUNT "org.cpmsync.Account1"
-#define IFACE_FOLDER  "org.cpmsync.Folder1"
-#define IFACE_PROPS   "org.freedesktop.DBus.Properties"
-#define TIMEOUT_MS    60000
 /* Messages `chat` shows by default: the newest, oldest first. */
 #define CHAT_DEFAULT_LIMIT 50u
 #define CHAT_MAX_LIMIT	   10000u
-
-enum { EXIT_USAGE = 2 };
 
 static const char conversations_usage[] = "Usage: cpmctl conversations [--json] ACCOUNT\n";
 static const char chat_usage[] =
@@ -52,53 +44,6 @@ static const char chat_usage[] =
 static const char send_usage[] = "Usage: cpmctl send ACCOUNT FILE|-\n";
 
 /* ---- D-Bus -------------------------------------------------------------- */
-
-static _Noreturn void oom(void)
-{
-	fputs("cpmctl: out of memory\n", stderr);
-	abort();
-}
-
-static void report(DBusError *e, const char *context)
-{
-	const char *dot = e->name ? strrchr(e->name, '.') : NULL;
-
-	if (dbus_error_has_name(e, DBUS_ERROR_SERVICE_UNKNOWN) ||
-	    dbus_error_has_name(e, DBUS_ERROR_NAME_HAS_NO_OWNER))
-		fputs("cpmctl: the cpm-syncd daemon is not running (no owner of " BUS_NAME
-		      " on the session bus)\n",
-		      stderr);
-	else
-		fprintf(stderr, "cpmctl: %s: %s: %s\n", context, dot ? dot + 1 : "Failed",
-			e->message && *e->message ? e->message : "(no message)");
-	dbus_error_free(e);
-}
-
-/* The session bus with the daemon on it (started by activation when the
- * bus can), or NULL after saying why. */
-static DBusConnection *connect_daemon(void)
-{
-	DBusConnection *conn;
-	dbus_uint32_t started;
-	DBusError e;
-
-	dbus_error_init(&e);
-	conn = dbus_bus_get(DBUS_BUS_SESSION, &e);
-	if (!conn) {
-		fprintf(stderr, "cpmctl: cannot connect to the session bus: %s\n",
-			e.message && *e.message ? e.message : "(no message)");
-		dbus_error_free(&e);
-		return NULL;
-	}
-	dbus_connection_set_exit_on_disconnect(conn, FALSE);
-	if (dbus_bus_name_has_owner(conn, BUS_NAME, &e) ||
-	    (!dbus_error_is_set(&e) &&
-	     dbus_bus_start_service_by_name(conn, BUS_NAME, 0, &started, &e)))
-		return conn;
-	report(&e, "StartServiceByName");
-	dbus_connection_unref(conn);
-	return NULL;
-}
 
 /* /org/cpmsync/<account> (the element escaped as the daemon does). */
 static char *account_path(const char *name)
@@ -122,14 +67,14 @@ static char *account_path(const char *name)
 }
 
 /* Sends m (unref'ed) and waits; NULL after reporting the error. */
-static DBusMessage *call(DBusConnection *conn, DBusMessage *m, const char *account,
-			 const char *context)
+static DBusMessage *call_account(DBusConnection *conn, DBusMessage *m, const char *account,
+				 const char *context)
 {
 	DBusMessage *reply;
 	DBusError e;
 
 	dbus_error_init(&e);
-	reply = dbus_connection_send_with_reply_and_block(conn, m, TIMEOUT_MS, &e);
+	reply = dbus_connection_send_with_reply_and_block(conn, m, CALL_TIMEOUT_MS, &e);
 	dbus_message_unref(m);
 	if (reply)
 		return reply;
@@ -139,17 +84,8 @@ static DBusMessage *call(DBusConnection *conn, DBusMessage *m, const char *accou
 		dbus_error_free(&e);
 		return NULL;
 	}
-	report(&e, context);
+	report_error(&e, context);
 	return NULL;
-}
-
-static DBusMessage *new_call(const char *path, const char *iface, const char *method)
-{
-	DBusMessage *m = dbus_message_new_method_call(BUS_NAME, path, iface, method);
-
-	if (!m)
-		oom();
-	return m;
 }
 
 /* ---- reading dicts -------------------------------------------------------- */
@@ -214,28 +150,6 @@ static int64_t dict_num(const DBusMessageIter *dict, const char *key)
 }
 
 /* ---- output --------------------------------------------------------------- */
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", stdout);
-		else if (c == '\t')
-			fputs("\\t", stdout);
-		else if (c == '\r')
-			fputs("\\r", stdout);
-		else if (c < 0x20 || c == 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
 
 /* The a{sv} at dict as a JSON object: strings, numbers, booleans, string
  * arrays and nested dicts (object paths as strings). */
@@ -302,13 +216,6 @@ static void json_dict(const DBusMessageIter *dict)
 	putchar('}');
 }
 
-/* Tabs and line breaks as spaces: one field stays one field. */
-static void put_field(const char *s)
-{
-	for (; *s; s++)
-		putchar(*s == '\t' || *s == '\r' || *s == '\n' ? ' ' : *s);
-}
-
 /* "YYYY-MM-DD HH:MM" local time, "-" for 0. */
 static void put_time(int64_t t)
 {
@@ -341,15 +248,6 @@ static void put_text(const DBusMessageIter *m)
 		printf("[%s]", dict_str(m, "Type"));
 }
 
-static int finish(int r)
-{
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "cpmctl: cannot write the output: %s\n", strerror(errno));
-		return 1;
-	}
-	return r;
-}
-
 /* ---- options ---------------------------------------------------------------- */
 
 /* --json, --limit N (when limit is not NULL), --help. -1 to go on. */
@@ -372,7 +270,7 @@ static int parse_options(int argc, char **argv, const char *usage, bool *json, u
 		switch (ch) {
 		case 'h':
 			fputs(usage, stdout);
-			return finish(0);
+			return finish_stdout(0);
 		case OPT_JSON:
 			if (!json)
 				goto bad;
@@ -469,12 +367,12 @@ static int cmd_conversations(int argc, char **argv)
 		return r;
 	if (!nargs(argc, 1, "conversations", conversations_usage))
 		return EXIT_USAGE;
-	conn = connect_daemon();
+	conn = connect_daemon(true);
 	if (!conn)
 		return 1;
 	path = account_path(argv[optind]);
-	reply = call(conn, new_call(path, IFACE_ACCOUNT, "ListConversations"), argv[optind],
-		     "ListConversations");
+	reply = call_account(conn, new_call(path, IFACE_ACCOUNT, "ListConversations"), argv[optind],
+			     "ListConversations");
 	if (!reply) {
 		dbus_connection_unref(conn);
 		return 1;
@@ -493,7 +391,7 @@ static int cmd_conversations(int argc, char **argv)
 	}
 	dbus_message_unref(reply);
 	dbus_connection_unref(conn);
-	return finish(0);
+	return finish_stdout(0);
 }
 
 /* ---- chat ------------------------------------------------------------------- */
@@ -533,13 +431,13 @@ static int cmd_chat(int argc, char **argv)
 	if (!nargs(argc, 2, "chat", chat_usage))
 		return EXIT_USAGE;
 	conv = argv[optind + 1];
-	conn = connect_daemon();
+	conn = connect_daemon(true);
 	if (!conn)
 		return 1;
 	path = account_path(argv[optind]);
 	/* Is it a group (the sender is shown)?  From its conversation dict. */
-	reply = call(conn, new_call(path, IFACE_ACCOUNT, "ListConversations"), argv[optind],
-		     "ListConversations");
+	reply = call_account(conn, new_call(path, IFACE_ACCOUNT, "ListConversations"), argv[optind],
+			     "ListConversations");
 	if (!reply) {
 		dbus_connection_unref(conn);
 		return 1;
@@ -561,8 +459,8 @@ static int cmd_chat(int argc, char **argv)
 
 		if (!dbus_message_append_args(q, DBUS_TYPE_STRING, &conv, DBUS_TYPE_UINT64, &before,
 					      DBUS_TYPE_UINT32, &want, DBUS_TYPE_INVALID))
-			oom();
-		reply = call(conn, q, argv[optind], "ListConversationMessages");
+			dbus_oom();
+		reply = call_account(conn, q, argv[optind], "ListConversationMessages");
 		if (!reply) {
 			r = 1;
 			goto out;
@@ -609,7 +507,7 @@ out:
 	for (unsigned p = 0; p < n_pages; p++)
 		dbus_message_unref(pages[p]);
 	dbus_connection_unref(conn);
-	return finish(r);
+	return finish_stdout(r);
 }
 
 /* ---- send ------------------------------------------------------------------- */
@@ -679,7 +577,7 @@ static int cmd_send(int argc, char **argv)
 		}
 		fd = mfd;
 	}
-	conn = connect_daemon();
+	conn = connect_daemon(true);
 	if (!conn) {
 		close(fd);
 		return 1;
@@ -694,9 +592,9 @@ static int cmd_send(int argc, char **argv)
 	m = new_call(path, IFACE_ACCOUNT, "StoreObject");
 	if (!dbus_message_append_args(m, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING,
 				      &flags, 0, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID))
-		oom();
+		dbus_oom();
 	close(fd);
-	reply = call(conn, m, argv[optind], "StoreObject");
+	reply = call_account(conn, m, argv[optind], "StoreObject");
 	if (!reply) {
 		dbus_connection_unref(conn);
 		return 1;
@@ -704,21 +602,21 @@ static int cmd_send(int argc, char **argv)
 	dbus_error_init(&e);
 	if (!dbus_message_get_args(reply, &e, DBUS_TYPE_OBJECT_PATH, &folder_path, DBUS_TYPE_UINT64,
 				   &id, DBUS_TYPE_INVALID)) {
-		report(&e, "StoreObject");
+		report_error(&e, "StoreObject");
 		dbus_message_unref(reply);
 		dbus_connection_unref(conn);
 		return 1;
 	}
 	/* The folder's name, for people. */
-	m = new_call(folder_path, IFACE_PROPS, "Get");
+	m = new_call(folder_path, IFACE_PROPERTIES, "Get");
 	{
 		const char *iface = IFACE_FOLDER, *prop = "Name";
 
 		if (!dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &prop,
 					      DBUS_TYPE_INVALID))
-			oom();
+			dbus_oom();
 	}
-	props = call(conn, m, argv[optind], "Get Name");
+	props = call_account(conn, m, argv[optind], "Get Name");
 	if (props) {
 		dbus_message_iter_init(props, &it);
 		if (dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_VARIANT) {
@@ -734,7 +632,7 @@ static int cmd_send(int argc, char **argv)
 		dbus_message_unref(props);
 	dbus_message_unref(reply);
 	dbus_connection_unref(conn);
-	return finish(0);
+	return finish_stdout(0);
 }
 
 int cpmctl_cpm_command(const char *cmd, int argc, char **argv)
