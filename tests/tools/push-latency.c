@@ -45,6 +45,7 @@ static void usage(FILE *f)
 	      "                    --count N [--folder INBOX] [--timeout S] [--bare] [-v]\n"
 	      "       " PROG " flags (the same options) [--observe noop|idle] [--poll-ms MS]\n"
 	      "       " PROG " list --account NAME --folder F [--count 1000] [--repeat R]\n"
+	      "       " PROG " sync --account NAME --count N [--timeout S] [-v]\n"
 	      "       " PROG
 	      " wait --account NAME [--folder F [--messages N]] [--timeout S] [--sync]\n"
 	      "       " PROG " convs --account NAME [--count 50] [--repeat R]\n"
@@ -72,6 +73,11 @@ static void usage(FILE *f)
 	      "list   times Folder1.ListMessages(0, COUNT) REPEAT times (default 20) and\n"
 	      "       prints `list: K summaries: median=X ms min=Y ms max=Z ms (R runs),\n"
 	      "       reply bytes=B`.\n"
+	      "sync   N times: Account1.Sync with nothing new on the server (t0: just\n"
+	      "       before the call), then wait for the account's SyncGeneration to\n"
+	      "       move (t1: the PropertiesChanged signal that says so); 100 ms apart.\n"
+	      "       Prints `push: P` (PushState before the first call), then the same\n"
+	      "       line as added/flags with MODE sync.\n"
 	      "wait   until org.cpmsync has an owner, the account's State is \"idle\"\n"
 	      "       after a complete sync (LastSync > 0) and, with --messages, the folder\n"
 	      "       holds N messages (default timeout 60 s; progress on stderr every 10 s).\n"
@@ -92,7 +98,7 @@ static void usage(FILE *f)
 	      "       t0), signal (t_sig - t0) and above-idle (t_sig - t_idle) as\n"
 	      "       `MODE: n=N median= p90= p99= max=`.\n"
 	      "\n"
-	      "--timeout S is per event for added/flags (default 5).  Exit status 1 on a\n"
+	      "--timeout S is per event for added/flags/sync (default 5).  Exit status 1 on a\n"
 	      "timeout, a D-Bus error or an IMAP failure (with the reason), 2 on bad usage.\n",
 	      f);
 }
@@ -678,8 +684,12 @@ struct event {
 	const char *token;
 	bool bare_done; /* the bare IDLE client saw the new EXISTS (at tb) */
 	double tb;
-	/* flags */
+	/* flags, sync */
 	dbus_uint32_t serial;
+	/* sync */
+	const char *path;
+	uint64_t generation;
+	bool replied;
 	uint32_t uid;
 	unsigned long seq;
 	bool want;
@@ -1204,6 +1214,107 @@ static void run_flags(void)
 
 /* ---- list ------------------------------------------------------------- */
 
+/* ---- sync ------------------------------------------------------------- */
+
+static void sync_msg(struct event *ev, DBusMessage *m, double t)
+{
+	DBusMessageIter it;
+	const char *iface;
+	uint64_t g;
+
+	if (dbus_message_get_reply_serial(m) == ev->serial) {
+		check_reply(m, "Sync");
+		ev->replied = true;
+	} else if (dbus_message_is_signal(m, "org.freedesktop.DBus.Properties",
+					  "PropertiesChanged") &&
+		   strcmp(dbus_message_get_path(m) ? dbus_message_get_path(m) : "", ev->path) ==
+			   0 &&
+		   dbus_message_iter_init(m, &it) &&
+		   dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_STRING) {
+		dbus_message_iter_get_basic(&it, &iface);
+		dbus_message_iter_next(&it);
+		if (strcmp(iface, ACCOUNT_IFACE) == 0 && dict_uint(&it, "SyncGeneration", &g) &&
+		    g > ev->generation && ev->t1 == 0)
+			ev->t1 = t;
+	}
+	ev->dbus_done = ev->replied && ev->t1 > 0;
+}
+
+/* A property of the account, by Properties.Get: its variant's content. */
+static DBusMessage *get_property(const char *path, const char *name, DBusMessageIter *val)
+{
+	DBusMessage *m = new_call(path, "org.freedesktop.DBus.Properties", "Get"), *reply;
+	const char *iface = ACCOUNT_IFACE;
+	DBusMessageIter it;
+
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name,
+				 DBUS_TYPE_INVALID);
+	reply = call_block(m, name);
+	if (!dbus_message_iter_init(reply, &it) ||
+	    dbus_message_iter_get_arg_type(&it) != DBUS_TYPE_VARIANT)
+		fatal("Get %s: no variant in the reply", name);
+	dbus_message_iter_recurse(&it, val);
+	return reply;
+}
+
+static void run_sync(void)
+{
+	double *lat = calloc(opt.count, sizeof(double));
+	struct objects o;
+	char rule[1024];
+	DBusMessageIter val;
+	DBusMessage *reply;
+	const char *push;
+	DBusError err;
+
+	if (!lat)
+		fatal("out of memory");
+	if (!dbus_bus_name_has_owner(bus, DEST, NULL))
+		fatal("%s has no owner on the bus: is cpm-syncd running?", DEST);
+	find_objects(&o, NULL);
+	if (!o.account_path)
+		fatal("no account '%s' on the bus", opt.account);
+	snprintf(rule, sizeof(rule),
+		 "type='signal',interface='org.freedesktop.DBus.Properties',"
+		 "member='PropertiesChanged',path='%s'",
+		 o.account_path);
+	dbus_error_init(&err);
+	dbus_bus_add_match(bus, rule, &err);
+	if (dbus_error_is_set(&err))
+		fatal("AddMatch: %s", err.message);
+	reply = get_property(o.account_path, "PushState", &val);
+	if (dbus_message_iter_get_arg_type(&val) != DBUS_TYPE_STRING)
+		fatal("PushState is not a string");
+	dbus_message_iter_get_basic(&val, &push);
+	printf("push: %s\n", push);
+	dbus_message_unref(reply);
+	for (unsigned long i = 0; i < opt.count; i++) {
+		struct event ev = { .imap_done = true, .msg = sync_msg, .path = o.account_path };
+		DBusMessage *m;
+		double t0;
+
+		reply = get_property(o.account_path, "SyncGeneration", &val);
+		if (dbus_message_iter_get_arg_type(&val) != DBUS_TYPE_UINT64)
+			fatal("SyncGeneration is not a uint64");
+		dbus_message_iter_get_basic(&val, &ev.generation);
+		dbus_message_unref(reply);
+		m = new_call(o.account_path, ACCOUNT_IFACE, "Sync");
+		t0 = now_ms();
+		if (!dbus_connection_send(bus, m, &ev.serial))
+			fatal("out of memory");
+		dbus_message_unref(m);
+		dbus_connection_flush(bus);
+		pump(&ev, t0 + opt.timeout * 1e3, "SyncGeneration to move");
+		lat[i] = ev.t1 - t0;
+		if (opt.verbose)
+			printf("sync %lu: %.2f ms\n", i + 1, lat[i]);
+		usleep(100000);
+	}
+	report("sync", lat, opt.count);
+	objects_free(&o);
+	free(lat);
+}
+
 static void run_list(void)
 {
 	char *fpath = folder_path();
@@ -1698,7 +1809,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 2 || argv[1][0] == '-')
-		usage_error("no mode given (added, flags, list or wait)");
+		usage_error("no mode given (added, flags, list, sync or wait)");
 	opt.mode = argv[1];
 	while ((ch = getopt_long(argc - 1, argv + 1, "vh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -1764,7 +1875,7 @@ int main(int argc, char **argv)
 	imap_mode = strcmp(opt.mode, "added") == 0 || strcmp(opt.mode, "flags") == 0 ||
 		    strcmp(opt.mode, "imdn") == 0;
 	if (!imap_mode && strcmp(opt.mode, "list") != 0 && strcmp(opt.mode, "wait") != 0 &&
-	    strcmp(opt.mode, "convs") != 0)
+	    strcmp(opt.mode, "convs") != 0 && strcmp(opt.mode, "sync") != 0)
 		usage_error("unknown mode '%s'", opt.mode);
 	if (strcmp(opt.mode, "imdn") == 0 && !opt.deliver)
 		usage_error("imdn needs --deliver");
@@ -1778,7 +1889,9 @@ int main(int argc, char **argv)
 		usage_error("--bare is for the added mode only");
 	if (strcmp(opt.mode, "list") == 0 && !opt.count)
 		opt.count = 1000;
-	if (imap_mode && opt.timeout == 0)
+	if (strcmp(opt.mode, "sync") == 0 && !opt.count)
+		usage_error("sync needs --count");
+	if ((imap_mode || strcmp(opt.mode, "sync") == 0) && opt.timeout == 0)
 		opt.timeout = 5;
 	if (opt.timeout == 0)
 		opt.timeout = 60;
@@ -1795,6 +1908,8 @@ int main(int argc, char **argv)
 		run_convs();
 	else if (strcmp(opt.mode, "imdn") == 0)
 		run_imdn();
+	else if (strcmp(opt.mode, "sync") == 0)
+		run_sync();
 	else
 		run_wait();
 	return 0;
