@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cpmsync/conversation.h>
@@ -342,15 +343,127 @@ static void string_cb(int r, const char *reason, const char *value, void *userda
 	svc_call_finish(c, reply);
 }
 
+/*
+ * GetMetadata with read-your-writes (contract "Online and offline"): an
+ * entry with a SetMetadata still journaled (not yet on the server, or a
+ * failed operation whose local effect stays) answers with that value ("":
+ * removed, so absent from the reply); the others with the server's.
+ *
+ * The local values are read again when the server's answer comes: the
+ * session runs requests between syncs on its one connection, so a set
+ * still journaled then was not applied before the GETMETADATA was
+ * answered, and one gone from the journal by then was applied before it
+ * was sent (the server's value is the newer).
+ *
+ * Offline: when every requested entry has a local value, the answer is
+ * those values, since the server's cannot change it (they replace it once
+ * the sets are replayed); an answer that needs the server's value for
+ * any entry is Offline, as the contract says.  Online, such a request is
+ * answered from the store as well, without a round trip.
+ */
+struct metadata_call {
+	char *account;
+	int64_t folder_id;
+	const char **entries; /* NULL-terminated, into the message */
+	size_t n;
+};
+
+static void metadata_call_free(void *data)
+{
+	struct metadata_call *m = data;
+
+	free(m->account);
+	free(m->entries);
+	free(m);
+}
+
+static void free_values(char **values, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(values[i]);
+	free(values);
+}
+
+static void append_pair(DBusMessageIter *d, const char *key, const char *value)
+{
+	DBusMessageIter e;
+
+	if (!dbus_message_iter_open_container(d, DBUS_TYPE_DICT_ENTRY, NULL, &e))
+		cpm_oom();
+	cpm_append_string(&e, key);
+	cpm_append_string(&e, value);
+	if (!dbus_message_iter_close_container(d, &e))
+		cpm_oom();
+}
+
+/* The reply: the server's pairs (NULL: none) for entries without a local
+ * value, then the local values that are not removals. */
+static DBusMessage *metadata_reply(DBusMessage *msg, const struct metadata_call *m,
+				   const char *const *pairs, char **local)
+{
+	DBusMessage *reply = cpm_reply(msg);
+	DBusMessageIter it, d;
+
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &d))
+		cpm_oom();
+	for (; pairs && pairs[0] && pairs[1]; pairs += 2) {
+		bool mine = false;
+
+		for (size_t i = 0; i < m->n && !mine; i++)
+			mine = local[i] && strcasecmp(pairs[0], m->entries[i]) == 0;
+		if (!mine)
+			append_pair(&d, pairs[0], pairs[1]);
+	}
+	for (size_t i = 0; i < m->n; i++)
+		if (local[i] && local[i][0])
+			append_pair(&d, m->entries[i], local[i]);
+	if (!dbus_message_iter_close_container(&it, &d))
+		cpm_oom();
+	return reply;
+}
+
+static void metadata_cb(int r, const char *reason, const char *const *pairs, void *userdata)
+{
+	struct svc_call *c = userdata;
+	const struct metadata_call *m = c->data;
+	DBusMessage *reply;
+	char **local;
+
+	if (r < 0) {
+		svc_call_finish(c, cpm_error_from_code(c->msg, r, reason));
+		return;
+	}
+	if (!c->svc) { /* orphaned: nobody to answer */
+		svc_call_finish(c, NULL);
+		return;
+	}
+	local = cpm_calloc(m->n, sizeof(*local));
+	r = cpmsync_store_pending_metadata(c->svc->store, m->account, m->folder_id, m->entries,
+					   m->n, local);
+	if (r < 0) {
+		free(local);
+		svc_call_finish(c, svc_store_error(c->svc, c->msg, r));
+		return;
+	}
+	reply = metadata_reply(c->msg, m, pairs, local);
+	free_values(local, m->n);
+	svc_call_finish(c, reply); /* frees m */
+}
+
 static DBusMessage *get_metadata(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_account *a = userdata;
 	const char *folder, **entries = NULL;
+	struct metadata_call *m;
 	DBusMessageIter it;
 	DBusMessage *reply;
 	struct svc_call *c;
+	char **local;
+	size_t n = 0;
 	int64_t id;
 	char *err;
+	int r;
 
 	(void)bus;
 	dbus_message_iter_init(msg, &it);
@@ -364,22 +477,36 @@ static DBusMessage *get_metadata(struct cpm_bus *bus, DBusMessage *msg, void *us
 		free(entries);
 		return cpm_error_invalid_args(msg, "entries: at least one entry is needed");
 	}
-	for (size_t i = 0; entries[i]; i++) {
-		if ((err = cpm_check_metadata_entry("entries", entries[i]))) {
+	for (; entries[n]; n++) {
+		if ((err = cpm_check_metadata_entry("entries", entries[n]))) {
 			free(entries);
 			return svc_invalid(msg, err);
 		}
 	}
-	if (!cpmsync_session_get_online(a->session)) {
-		free(entries);
-		return svc_offline_error(msg, a);
+	m = cpm_calloc(1, sizeof(*m));
+	m->account = cpm_strdup(a->name);
+	m->folder_id = id;
+	m->entries = entries;
+	m->n = n;
+	local = cpm_calloc(n, sizeof(*local));
+	r = cpmsync_store_pending_metadata(a->svc->store, a->name, id, entries, n, local);
+	if (r < 0 || (size_t)r == n || !cpmsync_session_get_online(a->session)) {
+		if (r < 0)
+			reply = svc_store_error(a->svc, msg, r);
+		else if ((size_t)r == n)
+			reply = metadata_reply(msg, m, NULL, local);
+		else
+			reply = svc_offline_error(msg, a);
+		free_values(local, n);
+		metadata_call_free(m);
+		return reply;
 	}
+	free_values(local, n);
 	c = svc_call_new(a->svc, msg);
-	c->data = entries;
-	c->free_data = free;
-	reply = svc_request_started(
-		c, cpmsync_session_get_metadata(a->session, id, entries, pairs_cb, c));
-	return reply;
+	c->data = m;
+	c->free_data = metadata_call_free;
+	return svc_request_started(
+		c, cpmsync_session_get_metadata(a->session, id, entries, metadata_cb, c));
 }
 
 static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *userdata)

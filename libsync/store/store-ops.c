@@ -1632,6 +1632,76 @@ int cpmsync_op_set_metadata_entries(struct cpmsync_store *store, const char *acc
 		      &(struct metadata_entries_args){ account, folder, entries, n_entries });
 }
 
+/*
+ * Read-your-writes: one statement (one snapshot) over the account's
+ * set_metadata rows of the folder in journal order, so that the newest
+ * row of an entry is the last one seen.  A failed row counts: its local
+ * effect stays until it is retried (pending again) or discarded (gone).
+ */
+int cpmsync_store_pending_metadata(struct cpmsync_store *store, const char *account,
+				   int64_t folder_id, const char *const *entries, size_t n_entries,
+				   char **ret_values)
+{
+	struct store *s = store_from_public(store);
+	sqlite3_stmt *st;
+	int found = 0;
+	int r;
+
+	if (!s || !account || (n_entries && (!entries || !ret_values)))
+		return -EINVAL;
+	store_clear_error(s);
+	for (size_t i = 0; i < n_entries; i++)
+		ret_values[i] = NULL;
+	r = store_prepare(s,
+			  "SELECT j.args FROM journal j JOIN account a ON a.id = j.account_id"
+			  " WHERE a.name = ?1 AND j.op = ?2 AND j.folder_id IS ?3 ORDER BY j.id",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
+	journal_bind_op(st, 2, JOURNAL_OP_SET_METADATA);
+	if (folder_id)
+		sqlite3_bind_int64(st, 3, folder_id);
+	while ((r = store_step(s, st)) > 0) {
+		_cleanup_(journal_args_free) struct journal_args a = { 0 };
+		const char *why;
+
+		r = journal_args_decode(JOURNAL_OP_SET_METADATA,
+					(const char *)sqlite3_column_text(st, 0), &a, &why);
+		if (r == -EBADMSG)
+			continue; /* replay reports it as a failed operation */
+		if (r < 0)
+			break;
+		for (size_t i = 0; i < n_entries; i++) {
+			char *v;
+
+			if (!entries[i] || strcasecmp(entries[i], a.metadata.entry) != 0)
+				continue;
+			v = strdup(a.metadata.value);
+			if (!v) {
+				r = -ENOMEM;
+				break;
+			}
+			found += !ret_values[i];
+			free(ret_values[i]);
+			ret_values[i] = v;
+		}
+		if (r < 0)
+			break;
+	}
+	sqlite3_reset(st);
+	if (r < 0) {
+		for (size_t i = 0; i < n_entries; i++) {
+			free(ret_values[i]);
+			ret_values[i] = NULL;
+		}
+		if (!*store_error(s))
+			store_set_error(s, "%s", cpmsync_strerror(r));
+		return r;
+	}
+	return found;
+}
+
 /* ------------------------------------------------------------------ */
 /* ACL */
 

@@ -931,6 +931,99 @@ START_TEST(test_offline_and_name)
 }
 END_TEST
 
+/* Account1.SetMetadata(folder, {entry: value}) of n pairs, checked. */
+static void set_metadata(const char *folder, const char *const *kv, size_t n)
+{
+	DBusMessage *m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "SetMetadata");
+	DBusMessageIter it, d, e;
+	DBusMessage *r;
+
+	dbus_message_iter_init_append(m, &it);
+	ck_assert(dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &folder));
+	ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &d));
+	for (size_t i = 0; i < n; i++) {
+		ck_assert(dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, NULL, &e));
+		ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &kv[2 * i]));
+		ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &kv[2 * i + 1]));
+		ck_assert(dbus_message_iter_close_container(&d, &e));
+	}
+	ck_assert(dbus_message_iter_close_container(&it, &d));
+	r = call_msg(m);
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	dbus_message_unref(r);
+}
+
+/* Account1.GetMetadata(folder, entries): the reply, to unref. */
+static DBusMessage *get_metadata(const char *folder, const char **entries, int n)
+{
+	DBusMessage *m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "GetMetadata");
+
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &folder, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING,
+				 &entries, n, DBUS_TYPE_INVALID);
+	return call_msg(m);
+}
+
+/* An a{ss} reply as "k=v;k=v;" (in reply order), in a static buffer; unrefs r. */
+static const char *flat_pairs(DBusMessage *r)
+{
+	static char out[1024];
+	DBusMessageIter it, d, e;
+	size_t len = 0;
+
+	out[0] = '\0';
+	ck_assert_msg(dbus_message_get_type(r) == DBUS_MESSAGE_TYPE_METHOD_RETURN, "error %s",
+		      dbus_message_get_error_name(r));
+	ck_assert_str_eq(dbus_message_get_signature(r), "a{ss}");
+	dbus_message_iter_init(r, &it);
+	dbus_message_iter_recurse(&it, &d);
+	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d)) {
+		const char *k, *v;
+
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &k);
+		dbus_message_iter_next(&e);
+		dbus_message_iter_get_basic(&e, &v);
+		len += (size_t)snprintf(out + len, sizeof(out) - len, "%s=%s;", k, v);
+		ck_assert_uint_lt(len, sizeof(out));
+	}
+	dbus_message_unref(r);
+	return out;
+}
+
+/*
+ * GetMetadata reads its own writes: offline, entries that all have a
+ * queued SetMetadata answer from it (the newest; "" = removed, absent);
+ * one entry without a local value needs the server: Offline.
+ */
+START_TEST(test_metadata_read_your_writes)
+{
+	static const char *const first[] = { "/private/comment", "hello", "/shared/gone", "" };
+	static const char *const second[] = { "/private/comment", "newer" };
+	static const char *const server[] = { "/private/comment", "server wide" };
+	const char *both[] = { "/private/comment", "/shared/gone" };
+	const char *mixed[] = { "/private/comment", "/private/other" };
+	const char *upper[] = { "/private/COMMENT" };
+
+	SKIP_WITHOUT_DAEMON();
+	assert_error(get_metadata("Work", both, 1), "org.cpmsync.Error.Offline",
+		     "account 'acc-1' is offline");
+	set_metadata("Work", first, 2);
+	ck_assert_str_eq(flat_pairs(get_metadata("Work", both, 2)), "/private/comment=hello;");
+	ck_assert_str_eq(flat_pairs(get_metadata("Work", both + 1, 1)), "");
+	assert_error(get_metadata("Work", mixed, 2), "org.cpmsync.Error.Offline",
+		     "account 'acc-1' is offline");
+	set_metadata("Work", second, 1);
+	ck_assert_str_eq(flat_pairs(get_metadata("Work", both, 2)), "/private/comment=newer;");
+	ck_assert_str_eq(flat_pairs(get_metadata("Work", upper, 1)), "/private/COMMENT=newer;");
+	/* Server entries are their own: the folder's do not answer for them. */
+	assert_error(get_metadata("", both, 1), "org.cpmsync.Error.Offline", NULL);
+	set_metadata("", server, 1);
+	ck_assert_str_eq(flat_pairs(get_metadata("", both, 1)), "/private/comment=server wide;");
+	ck_assert_str_eq(flat_pairs(get_metadata("Work", both, 1)), "/private/comment=newer;");
+}
+END_TEST
+
 static Suite *dbus_service_suite(void)
 {
 	Suite *s = suite_create("dbus-service");
@@ -942,6 +1035,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_list_fetch);
 	tcase_add_test(tc, test_store_signal);
 	tcase_add_test(tc, test_offline_and_name);
+	tcase_add_test(tc, test_metadata_read_your_writes);
 	tcase_add_test(tc, test_failed_operations);
 	tcase_add_test(tc, test_store_fd_pipe_limits);
 	tcase_add_test(tc, test_store_fd_file_off_loop);

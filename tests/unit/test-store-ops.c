@@ -814,6 +814,57 @@ START_TEST(test_set_metadata)
 }
 END_TEST
 
+/* The values GetMetadata reads its own writes from. */
+static const char *pending_md(const char *account, int64_t folder_id, const char *entry)
+{
+	static char out[256];
+	const char *entries[] = { entry };
+	char *v[1];
+	int r = cpmsync_store_pending_metadata(cs, account, folder_id, entries, 1, v);
+
+	ck_assert_int_ge(r, 0);
+	ck_assert_int_eq(r, v[0] != NULL);
+	snprintf(out, sizeof(out), "%s", v[0] ? v[0] : "(none)");
+	free(v[0]);
+	return out;
+}
+
+START_TEST(test_pending_metadata)
+{
+	const char *entries[] = { "/private/a", "/private/b", "/shared/c" };
+	char *v[3];
+
+	ck_assert_str_eq(pending_md("a", 1, "/private/a"), "(none)");
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "INBOX", "/private/a", "one"), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "INBOX", "/private/b", "x"), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "INBOX", "/private/a", "two"), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "INBOX", "/private/b", ""), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "", "/shared/c", "server"), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "b", "INBOX", "/shared/c", "other account"),
+			 0);
+	/* The newest wins; a removal is ""; per folder, server and account. */
+	ck_assert_int_eq(cpmsync_store_pending_metadata(cs, "a", 1, entries, 3, v), 2);
+	ck_assert_str_eq(v[0], "two");
+	ck_assert_str_eq(v[1], "");
+	ck_assert_ptr_null(v[2]);
+	free(v[0]);
+	free(v[1]);
+	ck_assert_str_eq(pending_md("a", 0, "/shared/c"), "server");
+	ck_assert_str_eq(pending_md("a", 2, "/shared/c"), "(none)");
+	ck_assert_str_eq(pending_md("b", 3, "/shared/c"), "other account");
+	ck_assert_str_eq(pending_md("a", 1, "/private/A"), "two");
+	/* A failed set keeps its local effect; one applied on the server
+	 * (its row gone) no longer answers. */
+	ck_assert_int_eq(
+		store_exec(s, "UPDATE journal SET failed = 1 WHERE args = '/private/a\ntwo'"), 0);
+	ck_assert_str_eq(pending_md("a", 1, "/private/a"), "two");
+	ck_assert_int_eq(store_exec(s, "DELETE FROM journal WHERE args LIKE '/private/a%'"), 0);
+	ck_assert_str_eq(pending_md("a", 1, "/private/a"), "(none)");
+	ck_assert_int_eq(cpmsync_store_pending_metadata(cs, "a", 1, NULL, 0, NULL), 0);
+	expect_err(cpmsync_store_pending_metadata(cs, NULL, 1, entries, 1, v), -EINVAL, NULL);
+}
+END_TEST
+
 /* Several entries: all journaled in one transaction, or none. */
 START_TEST(test_set_metadata_entries)
 {
@@ -1034,6 +1085,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_delete_folder_refused);
 	tcase_add_test(tc, test_set_metadata);
 	tcase_add_test(tc, test_set_metadata_entries);
+	tcase_add_test(tc, test_pending_metadata);
 	tcase_add_test(tc, test_readonly_store);
 	tcase_add_test(tc, test_local_call_commits_the_engine_batch);
 	tcase_add_test(tc, test_other_owner_commits_the_batch);

@@ -89,6 +89,22 @@ int cpmsync_op_set_metadata_entries(struct cpmsync_store *store, const char *acc
 				    const char *folder,
 				    const struct cpmsync_metadata_entry *entries, size_t n_entries);
 
+/*
+ * Read-your-writes for METADATA (contract "Online and offline"): the
+ * values set locally and not yet on the server.  For each of the
+ * n_entries entries of folder_id (0: the account's server entries),
+ * ret_values[i] is the value of the newest set_metadata journaled for it,
+ * failed ones included (their local effect stays until retried or
+ * discarded): a malloc()ed string, "" when the entry was removed locally,
+ * or NULL when nothing is pending for it.  Entry names compare ASCII
+ * case-insensitively (RFC 5464 names are).  Returns how many entries
+ * have a pending value; after an error every ret_values[i] is NULL.
+ * Read access is enough.
+ */
+int cpmsync_store_pending_metadata(struct cpmsync_store *store, const char *account,
+				   int64_t folder_id, const char *const *entries, size_t n_entries,
+				   char **ret_values);
+
 /* ACL (RFC 4314): SETACL identifier rights ("" or NULL rights: DELETEACL). */
 int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account, const char *folder,
 		       const char *identifier, const char *rights);
