@@ -527,9 +527,55 @@ static const char migration_8[] =
 	" PRIMARY KEY (message_id, section, format, width, height)"
 	") WITHOUT ROWID;";
 
+/*
+ * Version 9: journal ids are never handed out again (AUTOINCREMENT).
+ *
+ * journal.id was a plain INTEGER PRIMARY KEY, for which SQLite gives the
+ * largest id + 1: once the newest row was replayed and deleted, the next
+ * change got that same id.  Replay reads the next row after the last
+ * one it handled (store_journal_next(), id > position), so a change
+ * journaled while the run was past the reused id waited behind its
+ * position until the next run.  With AUTOINCREMENT a new row's id is
+ * larger than every id the table ever held.
+ *
+ * SQLite cannot add AUTOINCREMENT to a table: the table is rebuilt with
+ * the same columns in the same order, every row keeps its id (so its
+ * order and every reference to it), and sqlite_sequence starts at the
+ * largest id kept.
+ */
+static const char migration_9[] =
+	"CREATE TABLE journal_new ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+	" op TEXT NOT NULL,"
+	" folder_id INTEGER,"
+	" message_id INTEGER,"
+	" args TEXT,"
+	" created INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER)),"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" args_sent TEXT,"
+	" refused TEXT,"
+	" code TEXT,"
+	" tries INTEGER NOT NULL DEFAULT 0,"
+	" tried INTEGER,"
+	" retry_after INTEGER NOT NULL DEFAULT 0,"
+	" failed INTEGER NOT NULL DEFAULT 0"
+	");"
+	"INSERT INTO journal_new (id, account_id, op, folder_id, message_id, args, created,"
+	" attempts, args_sent, refused, code, tries, tried, retry_after, failed)"
+	" SELECT id, account_id, op, folder_id, message_id, args, created,"
+	" attempts, args_sent, refused, code, tries, tried, retry_after, failed"
+	" FROM journal ORDER BY id;"
+	"DROP TABLE journal;"
+	"ALTER TABLE journal_new RENAME TO journal;"
+	"CREATE INDEX journal_account ON journal (account_id);"
+	"CREATE INDEX journal_folder ON journal (folder_id);"
+	"CREATE INDEX journal_message ON journal (message_id);"
+	"CREATE INDEX journal_failed ON journal (account_id, failed);";
+
 static const char *const migrations[] = {
-	migration_1, migration_2, migration_3, migration_4,
-	migration_5, migration_6, migration_7, migration_8,
+	migration_1, migration_2, migration_3, migration_4, migration_5,
+	migration_6, migration_7, migration_8, migration_9,
 };
 
 unsigned store_schema_version(void)

@@ -288,6 +288,81 @@ START_TEST(test_migrate_adds_preview_cache)
 }
 END_TEST
 
+/* The journal as "id op folder message args failed tries code retry_after|...". */
+#define JOURNAL_SQL                                                                                \
+	"SELECT ifnull(group_concat(id || ' ' || op || ' ' || ifnull(folder_id, '-') || ' '"       \
+	" || ifnull(message_id, '-') || ' ' || ifnull(args, '-') || ' ' || failed || ' ' || tries" \
+	" || ' ' || ifnull(code, '-') || ' ' || retry_after || ' ' || attempts || ' '"             \
+	" || ifnull(args_sent, '-') || ' ' || created, '|'), '')"                                  \
+	" FROM (SELECT * FROM journal ORDER BY id)"
+
+/*
+ * Version 9: journal ids are never reused.  A store at version 8 with
+ * queued, refused and failed rows (ids with gaps, the largest deleted
+ * before) keeps every row, its id and order; after it, a row added right
+ * after the largest was deleted gets a new, larger id (before, SQLite
+ * gave the deleted one again, behind replay's position).
+ */
+START_TEST(test_migrate_journal_ids_never_reused)
+{
+	struct store *s = NULL;
+	char *err = NULL, *before, *after;
+
+	ck_assert_uint_ge(store_schema_version(), 9);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 8, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(
+		store_exec(s,
+			   "INSERT INTO journal (id, account_id, op, folder_id, message_id, args,"
+			   " created, attempts, args_sent, refused, code, tries, tried,"
+			   " retry_after, failed) VALUES"
+			   " (3, 1, 'append', 10, 100, NULL, 1000, 1, '7', NULL, NULL, 0, NULL,"
+			   "  0, 0),"
+			   " (7, 1, 'set_metadata', 10, NULL, '/private/a\nx', 1001, 0, NULL,"
+			   "  'over quota', 'OVERQUOTA', 2, 1500, 99999, 0),"
+			   " (8, 1, 'flags', 10, 100, NULL, 1002, 0, NULL, 'no', 'NOPERM', 1,"
+			   "  1600, 0, 1),"
+			   " (12, 1, 'expunge', 10, 100, NULL, 1003, 0, NULL, NULL, NULL, 0, NULL,"
+			   "  0, 0),"
+			   " (13, 1, 'flags', 10, 100, NULL, 1004, 0, NULL, NULL, NULL, 0, NULL,"
+			   "  0, 0);"
+			   "DELETE FROM journal WHERE id = 13;"),
+		0);
+	before = query_text(s, JOURNAL_SQL);
+	/* Version 8 hands the deleted largest id out again. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO journal (account_id, op) VALUES (1, 'flags')"),
+			 0);
+	ck_assert_int_eq(store_last_insert_id(s), 13);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM journal WHERE id = 13"), 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	after = query_text(s, JOURNAL_SQL);
+	ck_assert_str_eq(after, before);
+	ck_assert_str_eq(after, "3 append 10 100 - 0 0 - 0 1 7 1000|"
+				"7 set_metadata 10 - /private/a\nx 0 2 OVERQUOTA 99999 0 - 1001|"
+				"8 flags 10 100 - 1 1 NOPERM 0 0 - 1002|"
+				"12 expunge 10 100 - 0 0 - 0 0 - 1003");
+	/* The largest id goes; the next row does not take it again. */
+	ck_assert_int_eq(store_exec(s, "DELETE FROM journal WHERE id = 12"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO journal (account_id, op) VALUES (1, 'flags')"),
+			 0);
+	ck_assert_int_gt(store_last_insert_id(s), 12);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM journal WHERE id > 8"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO journal (account_id, op) VALUES (1, 'flags')"),
+			 0);
+	ck_assert_int_gt(store_last_insert_id(s), 13);
+	/* The rebuilt table still cascades with its account. */
+	ck_assert_int_eq(store_exec(s, "DELETE FROM account WHERE id = 1"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM journal"), 0);
+	store_close(s);
+	free(before);
+	free(after);
+}
+END_TEST
+
 START_TEST(test_newer_version_refused)
 {
 	unsigned current = store_schema_version();
@@ -842,6 +917,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_reopen_is_idempotent);
 	tcase_add_test(tc, test_migrate_from_every_older_version);
 	tcase_add_test(tc, test_migrate_adds_preview_cache);
+	tcase_add_test(tc, test_migrate_journal_ids_never_reused);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
 	tcase_add_test(tc, test_foreign_keys_cascade);
