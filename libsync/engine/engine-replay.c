@@ -653,21 +653,82 @@ static void move_cleanup_done(const struct engine_reply *res, void *userdata)
 	copy_adopt(e);
 }
 
-/* Without MOVE (or after an interrupted one): \Deleted + UID EXPUNGE of the source. */
-static void move_remove_source(struct cpmsync_sync *e)
+static int others_deleted(struct cpmsync_sync *e, const struct rangeset *ours, const char *why,
+			  const char *folder, char *text, size_t size);
+
+/* Why a move without MOVE and UIDPLUS waits (others_deleted()). */
+#define MOVE_NO_UIDPLUS "not moved: the server lacks MOVE and UIDPLUS"
+
+/* Whether the folder selected holds \Deleted messages other than the
+ * source (after a UID SEARCH DELETED): -1 when it failed the run, 0 when
+ * not, 1 when it does, with the reason in text. */
+static int move_others_deleted(struct cpmsync_sync *e, char *text, size_t size)
+{
+	struct replay *rp = R(e);
+	int r;
+
+	rangeset_clear(&rp->exp_uids);
+	r = rangeset_add(&rp->exp_uids, rp->src.uid);
+	if (r >= 0)
+		r = others_deleted(e, &rp->exp_uids, MOVE_NO_UIDPLUS, rp->folder.server_name, text,
+				   size);
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return -1;
+	}
+	return r;
+}
+
+/* Without UIDPLUS: the source is \Deleted now; EXPUNGE only if it is the
+ * only one.  If another client marked one meanwhile, the row fails saying
+ * so: the copy stays (a retry finds it, attempts > 0, and tries the
+ * removal again), and so does the source, marked \Deleted as the move
+ * wants it (a discard shows it so: the server's state). */
+static void move_search_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	char text[ENGINE_SET_BYTES + 256];
+	int r;
+
+	if (cmd_refused(e, res, "UID SEARCH DELETED (move)"))
+		return;
+	r = move_others_deleted(e, text, sizeof(text));
+	if (r < 0)
+		return;
+	if (r == 0) {
+		sent(e, D(e)->ops->expunge(D(e), NULL, move_cleanup_done, e));
+		return;
+	}
+	if (row_refused_as(e, R(e)->j.id,
+			   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER, .text = text }, "MOVE",
+			   true) >= 0)
+		replay_next(e);
+}
+
+/* The source folder selected: \Deleted + UID EXPUNGE of the source, or
+ * without UIDPLUS \Deleted + EXPUNGE when nothing else is \Deleted. */
+static void move_remove_source_selected(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	char uid[16];
 
-	if (!D(e)->ops->has(D(e), IMAP_CAP_UIDPLUS)) {
-		op_failed(e, "cannot remove moved message UID %u from %s: the server lacks UIDPLUS",
-			  rp->src.uid, rp->folder.server_name);
-		return;
-	}
 	snprintf(uid, sizeof(uid), "%u", rp->src.uid);
 	if (sent(e, D(e)->ops->store(D(e), uid, ENGINE_FLAGS_ADD, "\\Deleted", 0, NULL, NULL)) < 0)
 		return;
+	if (!D(e)->ops->has(D(e), IMAP_CAP_UIDPLUS)) {
+		rangeset_clear(&e->search);
+		sent(e, D(e)->ops->search_deleted(D(e), move_search_done, e));
+		return;
+	}
 	sent(e, D(e)->ops->expunge(D(e), uid, move_cleanup_done, e));
+}
+
+/* Without MOVE (or after an interrupted one): the copy is made; the
+ * source goes from its folder (selected again: verifying the copy
+ * selected the destination). */
+static void move_remove_source(struct cpmsync_sync *e)
+{
+	engine_select(e, R(e)->folder.id, R(e)->folder.server_name, move_remove_source_selected);
 }
 
 static void copy_lost(struct cpmsync_sync *e)
@@ -723,6 +784,55 @@ static void copy_start(struct cpmsync_sync *e)
 	engine_select(e, rp->folder.id, rp->folder.server_name, copy_send);
 }
 
+/*
+ * A move on a server with neither MOVE nor UIDPLUS is a COPY, then
+ * \Deleted and a plain EXPUNGE of the source folder, which would remove
+ * every \Deleted message there: made only when the source would be the
+ * only one (the rule of the expunge without UIDPLUS).  Checked before the
+ * COPY, so that a move that cannot be made safely changes nothing on the
+ * server: it becomes a failed operation at once, saying why (waiting
+ * would not make it safe; a retry checks again, a discard shows the
+ * message in its folder again).
+ */
+static void move_precheck_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	char text[ENGINE_SET_BYTES + 256];
+	int r;
+
+	if (cmd_refused(e, res, "UID SEARCH DELETED (move)"))
+		return;
+	r = move_others_deleted(e, text, sizeof(text));
+	if (r < 0)
+		return;
+	if (r > 0) {
+		if (row_refused_as(e, R(e)->j.id,
+				   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER, .text = text },
+				   "MOVE", true) >= 0)
+			replay_next(e);
+		return;
+	}
+	copy_start(e);
+}
+
+static void move_precheck(struct cpmsync_sync *e)
+{
+	rangeset_clear(&e->search);
+	sent(e, D(e)->ops->search_deleted(D(e), move_precheck_done, e));
+}
+
+/* The COPY (or MOVE), first checked when it will need a plain EXPUNGE. */
+static void copy_or_move_start(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+
+	if (is_move(e) && !D(e)->ops->has(D(e), IMAP_CAP_MOVE) &&
+	    !D(e)->ops->has(D(e), IMAP_CAP_UIDPLUS))
+		engine_select(e, rp->folder.id, rp->folder.server_name, move_precheck);
+	else
+		copy_start(e);
+}
+
 /* After a verified interrupted move: the source may still be there. */
 static void move_verified(struct cpmsync_sync *e)
 {
@@ -732,7 +842,7 @@ static void move_verified(struct cpmsync_sync *e)
 		copy_adopt(e);
 		return;
 	}
-	engine_select(e, rp->folder.id, rp->folder.server_name, move_remove_source);
+	move_remove_source(e);
 }
 
 static void op_copy(struct cpmsync_sync *e)
@@ -815,9 +925,9 @@ static void op_copy(struct cpmsync_sync *e)
 		return;
 	}
 	if (rp->j.attempts > 0)
-		verify(e, &rp->dst, is_move(e) ? move_verified : copy_adopt, copy_start);
+		verify(e, &rp->dst, is_move(e) ? move_verified : copy_adopt, copy_or_move_start);
 	else
-		copy_start(e);
+		copy_or_move_start(e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1103,27 +1213,29 @@ static void expunge_done(const struct engine_reply *res, void *userdata)
  * expunged and the rows become failed operations saying why (a retry
  * tries again, a discard shows the messages again).  Another client can
  * still mark a message \Deleted between the SEARCH and the EXPUNGE: one
- * round trip, the best a server without UIDPLUS allows.
+ * round trip, the best a server without UIDPLUS allows.  A MOVE without
+ * MOVE and UIDPLUS removes its source the same way (move_precheck()).
+ *
+ * others_deleted(): after a UID SEARCH DELETED (e->search), whether a
+ * \Deleted message that is not in ours is there: 0 when none, 1 with
+ * text "<why>, and EXPUNGE would also remove the other \Deleted messages
+ * of FOLDER (UID ...)" naming the first few, or a negative errno.
  */
-static void expunge_search_done(const struct engine_reply *res, void *userdata)
+static int others_deleted(struct cpmsync_sync *e, const struct rangeset *ours, const char *why,
+			  const char *folder, char *text, size_t size)
 {
-	struct cpmsync_sync *e = userdata;
-	struct replay *rp = R(e);
 	struct rangeset others = RANGESET_INIT;
 	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
-	char text[ENGINE_SET_BYTES + 256];
 	size_t pos = 0, n_others = 0;
 	bool more;
 	int r = 0;
 
-	if (exp_refused(e, res, "UID SEARCH DELETED"))
-		return;
 	/* The first few UIDs that are not ours are enough to tell (and
 	 * name); a range of any size costs at most EXPUNGE_BATCH + a few
 	 * steps, as at most EXPUNGE_BATCH of its UIDs can be ours. */
 	for (size_t i = 0; r >= 0 && i < e->search.n && n_others < OTHERS_NAMED; i++)
 		for (uint32_t u = e->search.r[i].lo;; u++) {
-			if (!rangeset_contains(&rp->exp_uids, u)) {
+			if (!rangeset_contains(ours, u)) {
 				r = rangeset_add(&others, u);
 				n_others++;
 			}
@@ -1133,23 +1245,40 @@ static void expunge_search_done(const struct engine_reply *res, void *userdata)
 	if (r >= 0 && rangeset_empty(&others)) {
 		rangeset_free(&others);
 		buf_free(&set);
-		sent(e, D(e)->ops->expunge(D(e), NULL, expunge_done, e));
-		return;
+		return 0;
 	}
 	if (r >= 0)
 		r = imap_seqset_format(&others, &pos, &set, 200);
 	more = pos < others.n || n_others >= OTHERS_NAMED;
 	rangeset_free(&others);
+	if (r >= 0)
+		snprintf(text, size,
+			 "%s, and EXPUNGE would also remove the other \\Deleted messages of %s "
+			 "(UID %s%s)",
+			 why, folder, set.data, more ? ",..." : "");
+	buf_free(&set);
+	return r < 0 ? r : 1;
+}
+
+static void expunge_search_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	char text[ENGINE_SET_BYTES + 256];
+	int r;
+
+	if (exp_refused(e, res, "UID SEARCH DELETED"))
+		return;
+	r = others_deleted(e, &rp->exp_uids, "not expunged: the server lacks UIDPLUS",
+			   rp->folder.server_name, text, sizeof(text));
 	if (r < 0) {
-		buf_free(&set);
 		engine_fail(e, r, "out of memory");
 		return;
 	}
-	snprintf(text, sizeof(text),
-		 "not expunged: the server lacks UIDPLUS, and EXPUNGE would also remove the "
-		 "other \\Deleted messages of %s (UID %s%s)",
-		 rp->folder.server_name, set.data, more ? ",..." : "");
-	buf_free(&set);
+	if (r == 0) {
+		sent(e, D(e)->ops->expunge(D(e), NULL, expunge_done, e));
+		return;
+	}
 	/* A failed operation at once: waiting would not make it safe. */
 	for (size_t i = 0; i < rp->n_exp; i++)
 		if (row_refused_as(e, rp->exp_journal[i],

@@ -817,6 +817,145 @@ START_TEST(test_move_without_move_cap)
 }
 END_TEST
 
+/* --- move without MOVE and UIDPLUS --- */
+
+/* The FETCH of a verification finding the message as UID u. */
+#define FETCH_FINDS(u, d, f)                                                                       \
+	{                                                                                          \
+		.call = "fetch " #u " (UID RFC822.SIZE INTERNALDATE FLAGS)",                       \
+		.ev = { { EV_FETCH, .fetch = { .uid = u,                                           \
+					       .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE |  \
+							  ENGINE_FETCH_FLAGS,                      \
+					       .size = 5,                                          \
+					       .internaldate = d,                                  \
+					       .flags = f } } }                                    \
+	}
+
+START_TEST(test_move_without_move_and_uidplus)
+{
+	/* Neither MOVE nor UIDPLUS: no other message of INBOX is \Deleted
+	 * (the source itself may be), so COPY, find the copy, \Deleted and a
+	 * plain EXPUNGE of the source, checked again just before it. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "search deleted", .ev = { { EV_SEARCH, .lo = 1, .hi = 1 } } },
+		{ .call = "copy 1 Archive" },
+		{ .call = "select Archive condstore" },
+		/* (From UID 1: the row in memory predates its mark.) */
+		{ .call = "search 1: <m1@x>", .ev = { { EV_SEARCH, .lo = 3, .hi = 3 } } },
+		FETCH_FINDS(3, 1000, "\\Seen"),
+		SELECT_INBOX,
+		{ .call = "store 1 +(\\Deleted) 0" },
+		{ .call = "search deleted", .ev = { { EV_SEARCH, .lo = 1, .hi = 1 } } },
+		{ .call = "expunge (all deleted)" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET removed = 1 WHERE id = 1");
+	copy_row("move");
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE) & ~CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+			 "3 \\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_move_without_move_and_uidplus_others_deleted)
+{
+	/* Another client's messages of INBOX are \Deleted: the EXPUNGE would
+	 * remove them, so nothing is sent; the move is a failed operation at
+	 * once that says why, and the run goes on (and succeeds).  A discard
+	 * shows the message in INBOX again. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "search deleted",
+		  .ev = { { EV_SEARCH, .lo = 1, .hi = 2 }, { EV_SEARCH, .lo = 7, .hi = 7 } } },
+		{ .call = "create Projects" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	int64_t id;
+
+	exec("UPDATE message SET removed = 1 WHERE id = 1");
+	copy_row("move");
+	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3)");
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE) & ~CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+	ck_assert_str_eq(qs("SELECT op || ':' || message_id || ':' || code || ':' || failed || ':'"
+			    " || attempts || ':' || refused FROM journal"),
+			 "move:2::1:0:not moved: the server lacks MOVE and UIDPLUS, and EXPUNGE"
+			 " would also remove the other \\Deleted messages of INBOX (UID 2,7)");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || removed || ':' || ifnull(uid, '-'),"
+			    " ',') FROM message WHERE folder_id IN (1, 2)"),
+			 "1:1:1,2:0:-");
+	id = atoll(qs("SELECT id FROM journal WHERE op = 'move'"));
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "t", id), 0);
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || removed, ',') FROM message"
+			    " WHERE folder_id IN (1, 2)"),
+			 "1:0");
+}
+END_TEST
+
+START_TEST(test_move_without_move_and_uidplus_deleted_meanwhile)
+{
+	/* Another client marks a message \Deleted between the check and the
+	 * EXPUNGE: no EXPUNGE; the move fails saying why, its mark kept, so
+	 * that a retry finds the copy instead of copying again. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "search deleted" },
+		{ .call = "copy 1 Archive" },
+		{ .call = "select Archive condstore" },
+		/* (From UID 1: the row in memory predates its mark.) */
+		{ .call = "search 1: <m1@x>", .ev = { { EV_SEARCH, .lo = 3, .hi = 3 } } },
+		FETCH_FINDS(3, 1000, "\\Seen"),
+		SELECT_INBOX,
+		{ .call = "store 1 +(\\Deleted) 0" },
+		{ .call = "search deleted",
+		  .ev = { { EV_SEARCH, .lo = 1, .hi = 1 }, { EV_SEARCH, .lo = 4, .hi = 4 } } },
+		LOGOUT,
+		END,
+	};
+	static const struct step retry[] = {
+		{ .call = "select Archive condstore" },
+		VERIFY_FINDS("<m1@x>", 3, 1000, "\\Seen"),
+		SELECT_INBOX,
+		{ .call = "store 1 +(\\Deleted) 0" },
+		{ .call = "search deleted", .ev = { { EV_SEARCH, .lo = 1, .hi = 1 } } },
+		{ .call = "expunge (all deleted)" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	int64_t id;
+
+	exec("UPDATE message SET removed = 1 WHERE id = 1");
+	copy_row("move");
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE) & ~CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT op || ':' || failed || ':' || attempts || ':' || refused"
+			    " FROM journal"),
+			 "move:1:1:not moved: the server lacks MOVE and UIDPLUS, and EXPUNGE"
+			 " would also remove the other \\Deleted messages of INBOX (UID 4)");
+	ck_assert_str_eq(qs("SELECT ifnull(uid, '-') FROM message WHERE id = 2"), "-");
+	id = atoll(qs("SELECT id FROM journal WHERE op = 'move'"));
+	ck_assert_int_eq(cpmsync_op_retry(cs, "t", id), 0);
+	res = run(retry, ALL_CAPS & ~CAP(IMAP_CAP_MOVE) & ~CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_copy_malformed_args_from_body)
 {
 	/* An old or damaged row whose source cannot be read: the copy is
@@ -1721,6 +1860,9 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_failed_store_then_flags_copy_delete);
 	tcase_add_test(tc, test_failed_store_then_move);
 	tcase_add_test(tc, test_expunge_without_uidplus);
+	tcase_add_test(tc, test_move_without_move_and_uidplus);
+	tcase_add_test(tc, test_move_without_move_and_uidplus_others_deleted);
+	tcase_add_test(tc, test_move_without_move_and_uidplus_deleted_meanwhile);
 	tcase_add_test(tc, test_expunge_without_uidplus_others_deleted);
 	tcase_add_test(tc, test_expunge_without_uidplus_huge_search);
 	suite_add_tcase(su, tc);
