@@ -41,6 +41,7 @@
 #include <cpmsync/cpmsync.h>
 #include <cpmsync/error.h>
 #include <cpmsync/io.h>
+#include <cpmsync/ops.h>
 #include <cpmsync/store.h>
 
 #include "config.h"
@@ -1782,6 +1783,8 @@ struct sync_account {
 
 struct sync_run {
 	DBusConnection *conn;
+	struct cpmsync_store *store; /* read-only, for refusals that wait (sync_waiting()) */
+	bool store_tried;
 	struct sync_account *v;
 	size_t n, pending;
 	bool tty;	 /* progress line on stdout */
@@ -1888,24 +1891,97 @@ static char *sync_refused(struct sync_run *run, struct sync_account *a)
 	return why;
 }
 
+/* The first refused change that waits for its next try, and how many. */
+struct waiting {
+	unsigned n;
+	char *first;
+};
+
+static int waiting_op(const struct cpmsync_failed_op *op, void *userdata)
+{
+	struct waiting *w = userdata;
+	char when[64];
+
+	if (op->tries == 0) /* not refused (yet): on its way */
+		return 0;
+	if (w->n++)
+		return 0;
+	if (op->next_try > time(NULL))
+		format_local_time((uint64_t)op->next_try, when, sizeof(when));
+	else
+		snprintf(when, sizeof(when), "at the next sync");
+	w->first = xasprintf("%s%s%s%s: %s%s%s%s (tried %" PRIu32 " time%s, next try %s)",
+			     op->operation, *op->folder ? " in '" : "", op->folder,
+			     *op->folder ? "'" : "", *op->code ? "[" : "", op->code,
+			     *op->code ? "] " : "", op->text, op->tries, op->tries == 1 ? "" : "s",
+			     when);
+	return 0;
+}
+
+/*
+ * After a sync that completed: the local changes the server refused with a
+ * refusal that may pass (queued again with back-off, contract "Failed
+ * operations": [OVERQUOTA], [INUSE], a NO without a code ...), as the
+ * reason to report (free()), or NULL when there is none.  They are not on
+ * the server either; the daemon tries them again by itself, and they
+ * become failed operations after 5 tries.  Read from the store as
+ * `pending` does (the daemon has no D-Bus list of queued operations); a
+ * store that cannot be read is said once and does not fail the sync.
+ */
+static char *sync_waiting(struct sync_run *run, struct sync_account *a)
+{
+	struct waiting w = { 0 };
+	char *why = NULL;
+	int r;
+
+	if (!run->store_tried) {
+		_cleanup_free_ char *db = database_path(opt_config_path);
+
+		run->store_tried = true;
+		run->store = db ? open_store_readonly(db) : NULL;
+	}
+	if (!run->store)
+		return NULL;
+	r = cpmsync_store_foreach_pending(run->store, a->name, waiting_op, &w);
+	if (r < 0 && r != -CPMSYNC_E_NOT_FOUND)
+		fprintf(stderr, "cpmctl: %s: reading the queued changes: %s\n", a->name,
+			cpmsync_store_error(run->store));
+	if (w.n == 1)
+		why = xasprintf("a change was refused by the server for now and waits: %s "
+				"(cpmctl pending %s)",
+				w.first, a->name);
+	else if (w.n > 1)
+		why = xasprintf("%u changes were refused by the server for now and wait, the "
+				"first: %s (cpmctl pending %s)",
+				w.n, w.first, a->name);
+	free(w.first);
+	return why;
+}
+
 static void sync_finish(struct sync_run *run, struct sync_account *a, const char *why)
 {
-	_cleanup_free_ char *refused = NULL;
+	_cleanup_free_ char *refused = NULL, *waiting = NULL;
 
 	if (a->result != SYNC_RESULT_PENDING)
 		return;
-	/* Done: but a change the server refused is no success. */
-	if (!why)
-		why = refused = sync_refused(run, a);
-	progress_clear(run);
+	/* Done: but a change the server refused, for good or for now, is
+	 * not on the server: no success. */
 	if (!why) {
+		why = refused = sync_refused(run, a);
+		waiting = sync_waiting(run, a);
+	}
+	progress_clear(run);
+	if (!why && !waiting) {
 		a->result = SYNC_RESULT_OK;
 		printf("%s: ok\n", a->name);
 		fflush(stdout);
 	} else {
 		a->result = SYNC_RESULT_FAILED;
 		fflush(stdout);
-		fprintf(stderr, "cpmctl: %s: %s\n", a->name, why);
+		if (why)
+			fprintf(stderr, "cpmctl: %s: %s\n", a->name, why);
+		if (waiting)
+			fprintf(stderr, "cpmctl: %s: %s\n", a->name, waiting);
 		run->status = 1;
 	}
 	run->pending--;
@@ -2366,6 +2442,7 @@ static int cmd_sync(int argc, char **argv)
 	progress_clear(&run);
 	r = run.status;
 out:
+	cpmsync_store_close(run.store);
 	for (size_t i = 0; i < run.n; i++) {
 		free(run.v[i].state);
 		free(run.v[i].last_error);

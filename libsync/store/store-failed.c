@@ -33,7 +33,9 @@ static int foreach_op(struct cpmsync_store *store, const char *account, bool fai
 		s,
 		"SELECT j.id, coalesce(j.op, ''), coalesce(f.name, ''), coalesce(j.message_id, 0),"
 		" coalesce(j.code, ''), coalesce(j.refused, ''), coalesce(j.tries, 0),"
-		" coalesce(j.tried, 0), j.args"
+		" coalesce(j.tried, 0), j.args,"
+		" CASE WHEN j.failed = 0 AND coalesce(j.tries, 0) > 0"
+		" THEN coalesce(j.retry_after, 0) ELSE 0 END"
 		" FROM account a"
 		" LEFT JOIN journal j ON j.account_id = a.id AND j.failed = ?2"
 		" LEFT JOIN folder f ON f.id = j.folder_id"
@@ -64,6 +66,7 @@ static int foreach_op(struct cpmsync_store *store, const char *account, bool fai
 			.text = (const char *)sqlite3_column_text(st, 5),
 			.tries = (uint32_t)sqlite3_column_int64(st, 6),
 			.time = sqlite3_column_int64(st, 7),
+			.next_try = sqlite3_column_int64(st, 9),
 		};
 		if (!op.operation) /* a name this version does not know */
 			op.operation = (const char *)sqlite3_column_text(st, 1);

@@ -6,7 +6,22 @@
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
+# Dovecot's quota plugin (imap only: doveadm saves past it), with room for
+# everything this test stores: an APPEND over it is refused with
+# [OVERQUOTA], a refusal that may pass (sync with a change refused for now).
+cat >"$WORK/quota.conf" <<'EOF'
+protocol imap {
+  mail_plugins = $mail_plugins quota imap_quota
+}
+plugin {
+  quota = count:User quota
+  quota_vsizes = yes
+  quota_rule = *:storage=1M
+}
+EOF
+export DOVECOT_EXTRA_CONF=$WORK/quota.conf
 dc_start dc
+unset DOVECOT_EXTRA_CONF
 stop_all() {
 	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
 	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
@@ -395,6 +410,39 @@ run 0 discard a "$FID"
 run 0 sync a
 check "after discard: sync a is ok again" is_out "a: ok"
 check "the refused message never reached the server" test -z "$(uid_of Locked '<locked@live.test>')"
+
+# --- sync with a change refused for now (over quota): what, why, next try; exit 1 --------
+# doveadm (no quota plugin) fills the 1 MiB quota behind the daemon's back.
+da mailbox create -u "$USER1" Ballast || bail "doveadm mailbox create Ballast failed"
+msg_save "$USER1" Ballast "<ballast@live.test>" 1100000 || bail "cannot save past the quota"
+msg_text "<overquota@live.test>" 300 "over quota" >"$WORK/oq.eml"
+run 0 store a INBOX "$WORK/oq.eml"
+OQ=$(cat "$WORK/out")
+t0=$(date +%s%N)
+run 1 sync a
+t=$((($(date +%s%N) - t0) / 1000000))
+OQ_RE="^cpmctl: a: a change was refused by the server for now and waits: store in 'INBOX': \[OVERQUOTA\] Quota exceeded .* \(tried 1 time, next try [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}\) \(cpmctl pending a\)$"
+waits_said() {
+	if grep -Eq "$OQ_RE" "$WORK/err" && [ "$(wc -l <"$WORK/err")" -eq 1 ] && [ ! -s "$WORK/out" ] &&
+		[ "$t" -lt 10000 ]; then
+		return 0
+	fi
+	sed 's/^/    /' "$WORK/err"
+	return 1
+}
+check "sync with a change refused for now: exit 1 ($t ms), operation, folder, server's text, next try" waits_said
+run 0 failed a
+check "...not a failed operation" no_out
+run 0 pending a
+check "...queued, with the refusal (cpmctl pending)" \
+	grep -Eq "^a	[0-9]+	store	INBOX	$OQ	OVERQUOTA	1	[0-9TZ:-]+	Quota exceeded" "$WORK/out"
+run 1 sync a
+check "sync again within the back-off: the same reason" grep -Eq "$OQ_RE" "$WORK/err"
+run 0 delete a INBOX "$OQ"
+run 0 expunge a INBOX
+run 0 sync a
+check "the refused message taken back: sync a is ok again" is_out "a: ok"
+da mailbox delete -u "$USER1" Ballast || bail "doveadm mailbox delete Ballast failed"
 
 # --- a reader that goes away: SIGPIPE, quietly, as for cat ------------------------------
 BIG=$(awk -F '\t' '$6 == "test <big@live.test>" { print $1 }' "$WORK/list")

@@ -89,10 +89,15 @@ static int list_cb(const struct cpmsync_failed_op *op, void *userdata)
 	size_t len = strlen(listed);
 
 	(void)userdata;
-	snprintf(listed + len, sizeof(listed) - len, "%lld %s [%s] %s%lld %s|%s %u %lld\n",
+	snprintf(listed + len, sizeof(listed) - len, "%lld %s [%s] %s%lld %s|%s %u %lld%s",
 		 (long long)op->id, op->operation, op->folder, op->n_message_ids ? "#" : "-",
 		 op->n_message_ids ? (long long)op->message_ids[0] : 0LL, op->code, op->text,
-		 op->tries, (long long)op->time);
+		 op->tries, (long long)op->time, op->next_try ? "" : "\n");
+	if (op->next_try) {
+		len = strlen(listed);
+		snprintf(listed + len, sizeof(listed) - len, " next %lld\n",
+			 (long long)op->next_try);
+	}
 	return 0;
 }
 
@@ -314,13 +319,13 @@ START_TEST(test_pending)
 	ck_assert_int_eq(store_commit(s), 0);
 	ck_assert(!failed);
 	snprintf(expect, sizeof(expect),
-		 "1 store [INBOX] #%lld INUSE|busy 1 1000\n"
+		 "1 store [INBOX] #%lld INUSE|busy 1 1000 next %lld\n"
 		 "2 flags [INBOX] #1 | 0 0\n",
-		 (long long)id);
+		 (long long)id, (long long)(1000 + store_journal_backoff(1)));
 	ck_assert_str_eq(list_pending("a"), expect);
 	fail_last("", "Invalid keyword");
-	snprintf(expect, sizeof(expect), "1 store [INBOX] #%lld INUSE|busy 1 1000\n",
-		 (long long)id);
+	snprintf(expect, sizeof(expect), "1 store [INBOX] #%lld INUSE|busy 1 1000 next %lld\n",
+		 (long long)id, (long long)(1000 + store_journal_backoff(1)));
 	ck_assert_str_eq(list_pending("a"), expect);
 	ck_assert_str_eq(list("a"), "2 flags [INBOX] #1 |Invalid keyword 1 1700000000\n");
 	ck_assert_str_eq(list_pending("b"), "");

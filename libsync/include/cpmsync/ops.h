@@ -138,6 +138,9 @@ struct cpmsync_failed_op {
 	const char *text; /* the server's text */
 	uint32_t tries;
 	int64_t time; /* of the last try (Unix time) */
+	/* cpmsync_store_foreach_pending(): a refused operation that waits
+	 * (back-off) is not tried before this (Unix time); 0 otherwise. */
+	int64_t next_try;
 };
 typedef int (*cpmsync_failed_op_fn)(const struct cpmsync_failed_op *op, void *userdata);
 
