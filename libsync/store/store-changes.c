@@ -124,7 +124,7 @@ static void rollback_hook(void *userdata)
 
 int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn notify, void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	void **slot;
 	struct watch *w;
 	int r;
@@ -156,7 +156,7 @@ int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn not
 
 int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int64_t last = 0;
 	size_t n = 0;
@@ -196,7 +196,7 @@ int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_chang
 
 const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t folder_id)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	struct watch *w;
 	sqlite3_stmt *st;
 	static char fallback[128];
@@ -225,7 +225,7 @@ const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t fo
 int cpmsync_store_message_refused(struct cpmsync_store *store, int64_t message_id,
 				  char **ret_reason)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int r;
 

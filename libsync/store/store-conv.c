@@ -235,7 +235,7 @@ static int account_id(struct store *s, const char *account, int64_t *ret)
 int cpmsync_store_foreach_conversation(struct cpmsync_store *store, const char *account,
 				       cpmsync_conversation_fn fn, void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	struct walk w = { .s = s, .own_account = -1, .fn = fn, .userdata = userdata };
 	sqlite3_stmt *st;
 	bool found = false;
@@ -282,7 +282,7 @@ int cpmsync_store_get_conversation(struct cpmsync_store *store, const char *acco
 				   const char *conversation_id, cpmsync_conversation_fn fn,
 				   void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	char what[160];
 	int64_t acc;
@@ -311,7 +311,7 @@ int cpmsync_store_get_conversation(struct cpmsync_store *store, const char *acco
 int cpmsync_store_get_conversation_by_id(struct cpmsync_store *store, int64_t id,
 					 cpmsync_conversation_fn fn, void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	char what[64];
 	int r;
@@ -331,7 +331,7 @@ int cpmsync_store_foreach_conversation_message(struct cpmsync_store *store, cons
 					       uint32_t limit, cpmsync_message_fn fn,
 					       void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	_cleanup_free_ char *folder = NULL;
 	int64_t acc, before_date = 0;
 	sqlite3_stmt *st;
@@ -416,7 +416,7 @@ int cpmsync_store_foreach_conversation_message(struct cpmsync_store *store, cons
 
 int cpmsync_store_set_cpm_root(struct cpmsync_store *store, const char *account, const char *root)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int64_t acc;
 	int r;

@@ -22,7 +22,7 @@
 static int foreach_op(struct cpmsync_store *store, const char *account, bool failed,
 		      cpmsync_failed_op_fn cb, void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	bool known = false;
 	sqlite3_stmt *st;
 	int r;

@@ -116,7 +116,7 @@ static int decide(struct store *s, struct cpmsync_store *store, const char *acco
 int cpmsync_cpm_object_folder(struct cpmsync_store *store, const char *account, const char *root,
 			      int fd, uint64_t size, char **ret_folder)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	struct cpm_file_target t = { 0 };
 	char *head = NULL;
 	size_t head_len;
@@ -138,7 +138,7 @@ int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account,
 			       int fd, uint64_t size, const char *const *flags,
 			       int64_t internaldate, int64_t *ret_folder_id, int64_t *ret_id)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	struct cpm_file_target t = { 0 };
 	_cleanup_free_ char *head = NULL;
 	size_t head_len;

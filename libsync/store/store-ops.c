@@ -1642,14 +1642,13 @@ int cpmsync_store_pending_metadata(struct cpmsync_store *store, const char *acco
 				   int64_t folder_id, const char *const *entries, size_t n_entries,
 				   char **ret_values)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int found = 0;
 	int r;
 
 	if (!s || !account || (n_entries && (!entries || !ret_values)))
 		return -EINVAL;
-	store_clear_error(s);
 	for (size_t i = 0; i < n_entries; i++)
 		ret_values[i] = NULL;
 	r = store_prepare(s,

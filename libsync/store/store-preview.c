@@ -26,7 +26,7 @@ int cpmsync_store_preview_get(struct cpmsync_store *store, int64_t message_id, c
 			      const char *format, uint32_t width, uint32_t height, void **ret_data,
 			      size_t *ret_len)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int r;
 
@@ -73,7 +73,7 @@ int cpmsync_store_preview_put(struct cpmsync_store *store, int64_t message_id, c
 			      const char *format, uint32_t width, uint32_t height, const void *data,
 			      size_t len)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int r;
 

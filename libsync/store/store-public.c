@@ -55,3 +55,12 @@ struct store *store_from_public(struct cpmsync_store *store)
 {
 	return store ? store->s : NULL;
 }
+
+struct store *store_call(struct cpmsync_store *store)
+{
+	struct store *s = store_from_public(store);
+
+	if (s)
+		store_clear_error(s);
+	return s;
+}

@@ -105,7 +105,7 @@ static int stop_walk(sqlite3_stmt *st, int r)
 int cpmsync_store_foreach_account(struct cpmsync_store *store, cpmsync_account_fn fn,
 				  void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int r;
 
@@ -158,7 +158,7 @@ static int folder_from_row(sqlite3_stmt *st, cpmsync_folder_fn fn, void *userdat
 int cpmsync_store_foreach_folder(struct cpmsync_store *store, const char *account,
 				 cpmsync_folder_fn fn, void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	bool account_seen = false;
 	sqlite3_stmt *st;
 	int r;
@@ -194,7 +194,7 @@ int cpmsync_store_foreach_folder(struct cpmsync_store *store, const char *accoun
 int cpmsync_store_get_folder(struct cpmsync_store *store, int64_t folder_id, cpmsync_folder_fn fn,
 			     void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int r;
 
@@ -222,7 +222,7 @@ int cpmsync_store_get_folder(struct cpmsync_store *store, int64_t folder_id, cpm
 int cpmsync_store_find_folder(struct cpmsync_store *store, const char *account, const char *name,
 			      int64_t *ret_folder_id)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int r;
 
@@ -288,7 +288,7 @@ int store_message_from_row(sqlite3_stmt *st, cpmsync_message_fn fn, void *userda
 int cpmsync_store_foreach_message(struct cpmsync_store *store, int64_t folder_id, int64_t after_id,
 				  uint32_t limit, cpmsync_message_fn fn, void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	bool folder_seen = false;
 	sqlite3_stmt *st;
 	int r;
@@ -330,7 +330,7 @@ int cpmsync_store_foreach_message(struct cpmsync_store *store, int64_t folder_id
 int cpmsync_store_get_message(struct cpmsync_store *store, int64_t message_id,
 			      cpmsync_message_fn fn, void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int r;
 
@@ -388,7 +388,7 @@ static int read_end(struct store *s, bool own, int r)
 
 int cpmsync_store_read_body(struct cpmsync_store *store, int64_t message_id, int fd)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	bool own;
 	int r;
@@ -490,7 +490,7 @@ static int dump_line(struct buf *line, sqlite3_stmt *st)
 int cpmsync_store_dump(struct cpmsync_store *store, const char *account, const char *folder,
 		       cpmsync_line_fn fn, void *userdata)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	/* No practical line limit: the buffer grows to the longest line. */
 	_cleanup_buf_ struct buf line = BUF_INIT(SIZE_MAX / 2);
 	bool account_seen = false, folder_seen = false;
@@ -557,7 +557,7 @@ int cpmsync_store_dump(struct cpmsync_store *store, const char *account, const c
 int cpmsync_store_pending_operations(struct cpmsync_store *store, const char *account,
 				     uint32_t *ret_count)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	bool known;
 	int64_t n;

@@ -377,7 +377,7 @@ static int run(struct store *s, sqlite3_stmt *st, const char *needle, int64_t fo
 int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
 			 const struct cpmsync_search_criteria *c, int64_t **ret_ids, size_t *ret_n)
 {
-	struct store *s = store_from_public(store);
+	struct store *s = store_call(store);
 	_cleanup_buf_ struct buf sql = BUF_INIT(SEARCH_SQL_MAX);
 	_cleanup_(params_freep) struct params p = { 0 };
 	_cleanup_free_ char *needle = NULL;

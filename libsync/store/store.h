@@ -324,3 +324,7 @@ const char *store_migration_sql(unsigned version);
 /* The internal store behind a public handle (cpmsync/store.h). */
 struct cpmsync_store;
 struct store *store_from_public(struct cpmsync_store *store);
+/* The same at the start of a public call: the error text is cleared, so
+ * that cpmsync_store_error() always describes the last call only (an
+ * earlier call's text never shows after a later success). */
+struct store *store_call(struct cpmsync_store *store);

@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/ops.h>
 #include <cpmsync/store.h>
 
 #include "store/store.h"
@@ -370,6 +371,30 @@ START_TEST(test_find_folder)
 	ck_assert_str_eq(cpmsync_store_error(cs), "unknown account 'x'");
 	ck_assert_int_eq(id, -1);
 	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", NULL, &id), -EINVAL);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/* An error's text is the last call's: a read after a failed call (a read
+ * or a change) does not show the earlier text. */
+START_TEST(test_error_per_call)
+{
+	struct cpmsync_store *cs;
+	uint32_t n = 0;
+	int64_t id = -1;
+
+	write_fixture();
+	cs = open_public(0);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", "Zeta", &id), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_str_eq(cpmsync_store_error(cs), "account 'a' has no folder 'Zeta'");
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", "INBOX", &id), 0);
+	ck_assert_str_eq(cpmsync_store_error(cs), "");
+	ck_assert_int_lt(cpmsync_op_delete_folder(cs, "a", "Nope"), 0);
+	ck_assert_str_ne(cpmsync_store_error(cs), "");
+	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);
+	ck_assert_str_eq(cpmsync_store_error(cs), "");
+	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "nobody", &n), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_str_eq(cpmsync_store_error(cs), "unknown account 'nobody'");
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -891,6 +916,7 @@ static Suite *store_read_suite(void)
 	tcase_add_test(tc, test_accounts_sorted_bytewise);
 	tcase_add_test(tc, test_folders);
 	tcase_add_test(tc, test_find_folder);
+	tcase_add_test(tc, test_error_per_call);
 	tcase_add_test(tc, test_messages);
 	tcase_add_test(tc, test_read_body);
 	tcase_add_test(tc, test_dump);
