@@ -498,19 +498,44 @@ cat >"$WORK/bus.conf" <<EOF
   </policy>
 </busconfig>
 EOF
-dbus-daemon --config-file="$WORK/bus.conf" --fork --nopidfile --print-address=3 --print-pid=4 \
-	3>"$WORK/bus2.addr" 4>"$WORK/bus2.pid" || bail "cannot start the second dbus-daemon"
+# The daemon the bus starts has the bus's environment: its own configuration
+# and store (the first daemon holds $WORK/store.db, one daemon per store: a
+# second one there would exit at once, and cpmctl folders would answer from
+# the store without it).
+mkdir -p "$WORK/act-config/cpmsync"
+write_conf "$WORK/act-config/cpmsync/cpmsync.conf" "$WORK/act-store.db"
+sed -i "s|^outbox = .*|outbox = $WORK/act-outbox|" "$WORK/act-config/cpmsync/cpmsync.conf" ||
+	bail "cannot write the activated daemon's configuration"
+XDG_CONFIG_HOME=$WORK/act-config dbus-daemon --config-file="$WORK/bus.conf" --fork --nopidfile \
+	--print-address=3 --print-pid=4 3>"$WORK/bus2.addr" 4>"$WORK/bus2.pid" ||
+	bail "cannot start the second dbus-daemon"
 BUS2_PID=$(cat "$WORK/bus2.pid")
+BUS2=$(head -n 1 "$WORK/bus2.addr")
 check "activation: nobody owns org.cpmsync yet" \
-	bash -c "DBUS_SESSION_BUS_ADDRESS='$(head -n 1 "$WORK/bus2.addr")' '$DBUS' wait-owner 0.2 | grep -q 'no owner'"
-DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus2.addr") "$CPMCTL" folders a >"$WORK/act.out" 2>"$WORK/act.err"
-check "activation: cpmctl folders started the daemon and got an answer" grep -q '^INBOX' "$WORK/act.out"
-DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus2.addr") "$DBUS" call /org/cpmsync org.freedesktop.DBus.Peer Ping >/dev/null
-ACT_PID=$(pgrep -f "$BDIR/cpm-syncd\$" | head -n 1)
+	bash -c "DBUS_SESSION_BUS_ADDRESS='$BUS2' '$DBUS' wait-owner 0.2 | grep -q 'no owner'"
+DBUS_SESSION_BUS_ADDRESS=$BUS2 "$CPMCTL" folders a >"$WORK/act.out" 2>"$WORK/act.err"
+act_folders() { # the activated daemon answers (no "not running" on stderr) with INBOX
+	DBUS_SESSION_BUS_ADDRESS=$BUS2 "$CPMCTL" folders a >"$WORK/act.out" 2>"$WORK/act.err" &&
+		grep -q '^INBOX' "$WORK/act.out" && [ ! -s "$WORK/act.err" ]
+}
+check "activation: cpmctl folders started the daemon, which answers once synced" eventually 20 act_folders
+DBUS_SESSION_BUS_ADDRESS=$BUS2 "$DBUS" call /org/cpmsync org.freedesktop.DBus.Peer Ping >/dev/null
+# The activated daemon is the owner of org.cpmsync on that bus: its pid from
+# the bus itself (never a search by name: other tests run daemons of this
+# build too), checked to be this build's cpm-syncd before it is used.
+ACT_PID=$(DBUS_SESSION_BUS_ADDRESS=$BUS2 "$DBUS" owner-pid)
+is_act_daemon() {
+	[[ $ACT_PID =~ ^[1-9][0-9]*$ ]] &&
+		[ "$(readlink -f "/proc/$ACT_PID/exe")" = "$(readlink -f "$BDIR/cpm-syncd")" ]
+}
+check "activation: the bus names the owner's pid ($ACT_PID), this build's cpm-syncd" is_act_daemon
 kill "$BUS2_PID" 2>/dev/null
 check "activation: the daemon stops when its bus goes away" \
 	eventually 5 bash -c "! kill -0 '$ACT_PID' 2>/dev/null"
-pkill -TERM -f "$BDIR/cpm-syncd\$" 2>/dev/null || true
+# Still there (the check above failed): stop it, by its own pid only.
+if is_act_daemon; then
+	kill -TERM "$ACT_PID"
+fi
 
 # --- the daemon stops cleanly ---------------------------------------------------------------------------
 kill -TERM "$DAEMON_PID"

@@ -8,6 +8,9 @@
  *   cpmsync-dbus set PATH IFACE PROPERTY SIG VALUE
  *   cpmsync-dbus monitor [SECONDS]     signals of org.cpmsync, one per line
  *   cpmsync-dbus wait-owner SECONDS    until org.cpmsync has an owner
+ *   cpmsync-dbus owner-pid             the process id of org.cpmsync's owner,
+ *                                      as the bus knows it
+ *                                      (GetConnectionUnixProcessID)
  *   cpmsync-dbus latency SECONDS       Manager1.Version read over and over for
  *                                      SECONDS, 20 ms apart, on one connection;
  *                                      prints "N calls, max M ms" (the slowest
@@ -459,7 +462,7 @@ int main(int argc, char **argv)
 	DBusMessage *m;
 
 	if (argc < 2)
-		die("%s", "usage: cpmsync-dbus call|get|set|monitor|wait-owner ...");
+		die("%s", "usage: cpmsync-dbus call|get|set|monitor|wait-owner|owner-pid ...");
 	dbus_error_init(&err);
 	bus = dbus_bus_get(DBUS_BUS_SESSION, &err);
 	if (!bus) {
@@ -478,6 +481,30 @@ int main(int argc, char **argv)
 		}
 		printf("error: %s has no owner\n", DEST);
 		return 1;
+	}
+	if (strcmp(argv[1], "owner-pid") == 0 && argc == 2) {
+		const char *name = DEST;
+		dbus_uint32_t pid = 0;
+		DBusMessage *reply;
+
+		m = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS,
+						 DBUS_INTERFACE_DBUS, "GetConnectionUnixProcessID");
+		if (!m || !dbus_message_append_args(m, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID))
+			die("%s", "out of memory");
+		reply = dbus_connection_send_with_reply_and_block(bus, m, 30000, &err);
+		dbus_message_unref(m);
+		if (!reply) {
+			printf("error %s: %s\n", err.name, err.message);
+			return 1;
+		}
+		if (!dbus_message_get_args(reply, &err, DBUS_TYPE_UINT32, &pid,
+					   DBUS_TYPE_INVALID)) {
+			printf("error %s: %s\n", err.name, err.message);
+			return 1;
+		}
+		dbus_message_unref(reply);
+		printf("%" PRIu32 "\n", (uint32_t)pid);
+		return 0;
 	}
 	if (strcmp(argv[1], "latency") == 0 && argc == 3) {
 		double end = now_s() + atof(argv[2]), max = 0;
