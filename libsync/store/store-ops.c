@@ -1223,19 +1223,44 @@ static int create_folder(struct store *s, void *args)
 	r = account_id(s, account, &acc);
 	if (r < 0)
 		return r;
-	r = check_name_free(s, acc, name);
-	if (r < 0)
-		return r;
+	if (is_inbox(name)) {
+		struct folder_row f;
+
+		r = find_folder(s, acc, account, name, &f);
+		if (r != -CPMSYNC_E_NOT_FOUND) {
+			if (r >= 0)
+				store_set_error(s, "folder INBOX already exists");
+			return r < 0 ? r : -EEXIST;
+		}
+		store_clear_error(s);
+	} else {
+		r = check_name_free(s, acc, name);
+		if (r < 0)
+			return r;
+	}
+	/*
+	 * INBOX exists on every server (RFC 3501 5.1): before the account's
+	 * first sync the store has no row for it, so find_folder() says it is
+	 * not there.  Creating it adds that row as the server has it (on the
+	 * server, nothing to journal); the first sync fills it.  Once it is
+	 * there, find_folder() finds it and a create says it exists.
+	 */
 	r = store_prepare(
-		s, "INSERT INTO folder (account_id, name, server_name) VALUES (?1, ?2, NULL)", &st);
+		s, "INSERT INTO folder (account_id, name, server_name) VALUES (?1, ?2, ?3)", &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, acc);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, canonical_folder(name), -1, SQLITE_STATIC);
+	if (is_inbox(name))
+		sqlite3_bind_text(st, 3, "INBOX", -1, SQLITE_STATIC);
 	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
 	id = store_last_insert_id(s);
+	if (is_inbox(name)) {
+		a->id = id;
+		return 0;
+	}
 	r = journal_add(s, acc, JOURNAL_OP_CREATE_FOLDER, id, 0, NULL);
 	if (r < 0)
 		return r;

@@ -87,7 +87,19 @@ conflicts() {
 	fi
 }
 
+# INBOX before the first sync: the store has no row for it yet; creating it
+# adds it as every server has it (no CREATE queued), a message can be
+# stored into it, and the first sync adopts it and appends the message.
+inbox_id=$(op mkdir a INBOX) || not_ok "op mkdir a INBOX before the first sync"
+msg_text "<early@sync.test>" 400 "before the first sync" >"$WORK/m0"
+early=$(op store a INBOX "$WORK/m0") || not_ok "store into INBOX before the first sync"
+expect "INBOX made before the first sync: only the APPEND is queued" \
+	"$(op pending a | cut -f3,4 | tr '\t\n' ' ;')" "append $inbox_id;"
 sync_check "initial sync"
+expect "INBOX made before the first sync: the message once on the server" \
+	"$(server_count INBOX '<early@sync.test>')" 1
+expect "INBOX made before the first sync: the same local folder and message" \
+	"$(op folder a INBOX) $(op find a INBOX '<early@sync.test>')" "$inbox_id $early"
 
 # --- store (APPEND) ---------------------------------------------------------
 msg_text "<local.1@sync.test>" 500 "local one" >"$WORK/m1"

@@ -634,6 +634,40 @@ START_TEST(test_create_folder)
 }
 END_TEST
 
+/*
+ * INBOX before the account's first sync: find and create agree.  The store
+ * has no row yet, so find says not found; create adds it as the server has
+ * it (every server has INBOX: no CREATE journaled); then find finds it and
+ * another create says it exists.
+ */
+START_TEST(test_create_inbox_agrees_with_find)
+{
+	int64_t id = 0, found = -1;
+	char *before;
+
+	expect_err(cpmsync_store_find_folder(cs, "c", "INBOX", &found), -CPMSYNC_E_NOT_FOUND, NULL);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "c", "c", &id), 0); /* the account */
+	before = strdup(journal());
+	ck_assert_ptr_nonnull(before);
+	expect_err(cpmsync_store_find_folder(cs, "c", "inbox", &found), -CPMSYNC_E_NOT_FOUND,
+		   "no folder 'inbox'");
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "c", "inbox", &id), 0);
+	ck_assert_str_eq(cpmsync_store_error(cs), "");
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "c", "INBOX", &found), 0);
+	ck_assert_int_eq(found, id);
+	ck_assert_str_eq(qtext("SELECT name || '/' || server_name || '/' || removed FROM folder"
+			       " WHERE id = %ld",
+			       (long)id),
+			 "INBOX/INBOX/0");
+	ck_assert_str_eq(journal(), before);
+	expect_err(cpmsync_op_create_folder(cs, "c", "INBOX", &id), -EEXIST,
+		   "folder INBOX already exists");
+	/* Still never a rename onto it. */
+	expect_err(cpmsync_op_rename_folder(cs, "c", "c", "Inbox"), -EEXIST, "INBOX");
+	free(before);
+}
+END_TEST
+
 START_TEST(test_create_folder_invalid_names)
 {
 	static const char *const bad[] = {
@@ -1086,6 +1120,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_set_metadata);
 	tcase_add_test(tc, test_set_metadata_entries);
 	tcase_add_test(tc, test_pending_metadata);
+	tcase_add_test(tc, test_create_inbox_agrees_with_find);
 	tcase_add_test(tc, test_readonly_store);
 	tcase_add_test(tc, test_local_call_commits_the_engine_batch);
 	tcase_add_test(tc, test_other_owner_commits_the_batch);

@@ -64,6 +64,10 @@ int cpmsync_op_copy(struct cpmsync_store *store, const int64_t *ids, size_t n_id
 int cpmsync_op_move(struct cpmsync_store *store, const int64_t *ids, size_t n_ids,
 		    const char *destination, int64_t *ret_new_ids);
 
+/* -EEXIST for a folder that exists.  INBOX is on every server: before the
+ * account's first sync the store has no row for it (find_folder: not
+ * found), and creating it adds that row as the server has it (nothing is
+ * queued; the first sync fills it); once there, -EEXIST. */
 int cpmsync_op_create_folder(struct cpmsync_store *store, const char *account, const char *name,
 			     int64_t *ret_folder_id);
 int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account, const char *name,
