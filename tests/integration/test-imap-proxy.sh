@@ -211,6 +211,12 @@ check "no arguments: usage error (2)" expect_exit 2 'listen-port-file.*required'
 check "missing --to: usage error (2)" expect_exit 2 '--to HOST:PORT is required' --listen-port-file "$PF"
 check "--fault with an unknown kind: usage error (2)" expect_exit 2 "'boom' is not one of cut, stall, bye" \
 	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --fault boom
+check "--fault bye with --fault-stream client: usage error (2)" \
+	expect_exit 2 "not with --fault-stream client" \
+	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --fault bye --fault-stream client
+check "--fault-stream with an unknown stream: usage error (2)" \
+	expect_exit 2 "'both' is not one of server, client" \
+	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --fault cut --fault-stream both
 check "--after-pattern without --fault: usage error (2)" expect_exit 2 'need --fault' \
 	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --after-pattern FETCH
 check "--after-bytes not a number: usage error (2)" expect_exit 2 "'12x' is not a number" \
@@ -365,6 +371,28 @@ if start_proxy byeall --fault bye --fault-connection 0; then
 	stop_proxy "$PROXY_PID"
 else
 	not_ok "start proxy (bye, every connection)"
+fi
+
+# ---- cut in the client->server stream: the server sees a truncated command ----
+# 'EXAMIN' + 3 bytes: the server gets "a2 EXAMINE I" and no line end, so it
+# never answers; the client sees the connection closed after LOGIN's OK.
+if start_proxy cutc --fault cut --fault-stream client --after-pattern 'EXAMIN' --after-bytes 3; then
+	session "$PROXY_PORT" "$WORK/cutc-1" "${FETCH_ONE[@]}"
+	tailc=$(tail -n 3 "$WORK/cutc-1" | normalize /dev/stdin | tr '\n' '|')
+	wantc="$(normalize "$WORK/direct-one" | grep '^S: a1 ')|C: a2 EXAMINE INBOX|EOF|"
+	if [ "$tailc" = "$wantc" ]; then
+		ok "cut in the client stream 3 bytes after 'EXAMIN': no answer to EXAMINE, closed"
+	else
+		not_ok "cut in the client stream: got '$tailc', expected '$wantc'"
+	fi
+	login_len=$((${#LOGIN} + 5)) # "a1 " LOGIN CRLF
+	check "cut in the client stream: the server got LOGIN and 'a2 EXAMINE I' only" \
+		wait_stats cutc 1 $((login_len + 12)) "$RECV"
+	check "cut in the client stream: logged on stderr" \
+		grep -q 'connection 1: fault cut after [0-9]* client->server bytes' "$WORK/cutc.log"
+	stop_proxy "$PROXY_PID"
+else
+	not_ok "start proxy (cut, client stream)"
 fi
 
 # ---- stall: silence both ways, sockets open, until the client closes --------

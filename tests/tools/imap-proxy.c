@@ -2,7 +2,8 @@
  * imap-proxy: a single-threaded, poll()-based TCP proxy for tests and
  * benchmarks.  It forwards connections to an IMAP server, counts the bytes
  * each way, and can inject one fault (cut, stall, BYE) at a chosen point of
- * the server->client stream.  Plain libc only; see usage() for the CLI.
+ * the server->client stream (cut and stall also in the client->server one).
+ * Plain libc only; see usage() for the CLI.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* accept4, ppoll */
@@ -37,7 +38,8 @@ static void usage(FILE *f)
 {
 	fputs("Usage: " PROG " --listen-port-file FILE --to HOST:PORT [--stats FILE]\n"
 	      "                  [--fault cut|stall|bye [--after-pattern STR] [--after-bytes N]\n"
-	      "                   [--fault-connection N]] [--chunk-size N] [--verbose]\n"
+	      "                   [--fault-connection N] [--fault-stream server|client]]\n"
+	      "                  [--chunk-size N] [--verbose]\n"
 	      "\n"
 	      "A single-threaded TCP proxy for tests and benchmarks.  It listens on\n"
 	      "127.0.0.1 on a free port, writes that port number and a newline to FILE\n"
@@ -64,14 +66,19 @@ static void usage(FILE *f)
 	      "                           --after-pattern, N counts from the start.\n"
 	      "  --fault-connection N     the connection to fault, in accept order: 1 (the\n"
 	      "                           default) is the first; 0 means every connection\n"
+	      "  --fault-stream client    take the pattern and the bytes from the\n"
+	      "                           client->server stream instead (the default is\n"
+	      "                           server): a cut or stall inside an APPEND literal;\n"
+	      "                           not with bye\n"
 	      "  --chunk-size N           read at most N bytes at a time (default and\n"
 	      "                           maximum 65536); small values exercise matching\n"
 	      "                           across reads and slow the transfer down\n"
 	      "  -v, --verbose            log each connection on stderr\n"
 	      "  -h, --help               show this text\n"
 	      "\n"
-	      "The trigger point is an offset in the server->client stream: everything\n"
-	      "before it is forwarded, nothing after it.  Then:\n"
+	      "The trigger point is an offset in the server->client stream (or with\n"
+	      "--fault-stream client, the client->server one): everything before it is\n"
+	      "forwarded, nothing after it.  Then:\n"
 	      "  cut    close both sockets at once.\n"
 	      "  stall  forward nothing more in either direction, but keep both sockets\n"
 	      "         open (what the client sends is read and discarded) until the\n"
@@ -142,6 +149,7 @@ static struct {
 	unsigned long fault_conn;
 	size_t chunk;
 	bool verbose;
+	bool client_stream; /* --fault-stream client */
 } opt = { .fault_conn = 1, .chunk = BUF_SIZE };
 
 static uint64_t parse_number(const char *name, const char *s, uint64_t max)
@@ -162,7 +170,17 @@ static uint64_t parse_number(const char *name, const char *s, uint64_t max)
 
 static void parse_options(int argc, char **argv)
 {
-	enum { O_PORTFILE = 256, O_TO, O_STATS, O_FAULT, O_PATTERN, O_BYTES, O_FCONN, O_CHUNK };
+	enum {
+		O_PORTFILE = 256,
+		O_TO,
+		O_STATS,
+		O_FAULT,
+		O_PATTERN,
+		O_BYTES,
+		O_FCONN,
+		O_FSTREAM,
+		O_CHUNK
+	};
 	static const struct option longopts[] = {
 		{ "listen-port-file", required_argument, NULL, O_PORTFILE },
 		{ "to", required_argument, NULL, O_TO },
@@ -171,12 +189,13 @@ static void parse_options(int argc, char **argv)
 		{ "after-pattern", required_argument, NULL, O_PATTERN },
 		{ "after-bytes", required_argument, NULL, O_BYTES },
 		{ "fault-connection", required_argument, NULL, O_FCONN },
+		{ "fault-stream", required_argument, NULL, O_FSTREAM },
 		{ "chunk-size", required_argument, NULL, O_CHUNK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool have_bytes = false, have_fconn = false;
+	bool have_bytes = false, have_fconn = false, have_fstream = false;
 	int c;
 
 	opterr = 0;
@@ -215,6 +234,16 @@ static void parse_options(int argc, char **argv)
 			opt.fault_conn = parse_number("--fault-connection", optarg, ULONG_MAX);
 			have_fconn = true;
 			break;
+		case O_FSTREAM:
+			if (strcmp(optarg, "client") == 0)
+				opt.client_stream = true;
+			else if (strcmp(optarg, "server") == 0)
+				opt.client_stream = false;
+			else
+				usage_error("--fault-stream: '%s' is not one of server, client",
+					    optarg);
+			have_fstream = true;
+			break;
 		case O_CHUNK:
 			opt.chunk = parse_number("--chunk-size", optarg, BUF_SIZE);
 			if (opt.chunk == 0)
@@ -240,8 +269,12 @@ static void parse_options(int argc, char **argv)
 		usage_error("--listen-port-file FILE is required");
 	if (!opt.to)
 		usage_error("--to HOST:PORT is required");
-	if (opt.fault == FAULT_NONE && (opt.pattern || have_bytes || have_fconn))
-		usage_error("--after-pattern, --after-bytes and --fault-connection need --fault");
+	if (opt.fault == FAULT_NONE && (opt.pattern || have_bytes || have_fconn || have_fstream))
+		usage_error("--after-pattern, --after-bytes, --fault-connection and --fault-stream "
+			    "need --fault");
+	if (opt.fault == FAULT_BYE && opt.client_stream)
+		usage_error("--fault bye goes into the server->client stream: not with "
+			    "--fault-stream client");
 
 	if (opt.pattern) { /* KMP failure function */
 		size_t k = 0;
@@ -452,14 +485,14 @@ struct conn {
 	const struct addrinfo *next_ai; /* ST_CONNECTING: addresses left to try */
 	int connect_err;
 	struct buf c2s, s2c;
-	uint64_t s2c_read, s2c_written, c2s_written;
+	uint64_t s2c_read, s2c_written, c2s_read, c2s_written;
 	bool count_s2c; /* false once the BYE is queued */
 
 	/* fault */
 	bool faulty;	/* armed on this connection, not fired yet */
 	size_t matched; /* pattern bytes matched so far (KMP) */
 	bool trigger_known, fire_known;
-	uint64_t trigger; /* s2c offset: pattern end + after_bytes */
+	uint64_t trigger; /* offset in the faulted stream: pattern end + after_bytes */
 	uint64_t fire_at; /* trigger, or for bye the boundary after it */
 
 	/* server->client line/literal tracker (bye only) */
@@ -637,9 +670,10 @@ static void track_byte(struct conn *c, unsigned char ch, uint64_t pos)
 	}
 }
 
-/* Look for the trigger point and fire point in N new server->client bytes
- * that start at stream offset BASE. */
-static void scan_s2c(struct conn *c, const unsigned char *p, size_t n, uint64_t base)
+/* Look for the trigger point and fire point in N new bytes of the faulted
+ * stream (server->client unless --fault-stream client) that start at stream
+ * offset BASE. */
+static void scan_stream(struct conn *c, const unsigned char *p, size_t n, uint64_t base)
 {
 	for (size_t i = 0; i < n && !c->fire_known; i++) {
 		uint64_t pos = base + i + 1;
@@ -671,8 +705,9 @@ static void scan_s2c(struct conn *c, const unsigned char *p, size_t n, uint64_t 
 static void fire(struct conn *c)
 {
 	c->faulty = false;
-	warnx_("connection %lu: fault %s after %llu server->client bytes", c->id,
-	       fault_names[opt.fault], (unsigned long long)c->s2c_written);
+	warnx_("connection %lu: fault %s after %llu %s bytes", c->id, fault_names[opt.fault],
+	       (unsigned long long)(opt.client_stream ? c->c2s_written : c->s2c_written),
+	       opt.client_stream ? "client->server" : "server->client");
 	switch (opt.fault) {
 	case FAULT_CUT:
 		conn_done(c, "fault cut");
@@ -699,24 +734,25 @@ static void fire(struct conn *c)
 
 static void check_fire(struct conn *c)
 {
-	if (c->faulty && c->fire_known && c->s2c_written >= c->fire_at &&
-	    (c->state == ST_OPEN || (c->state == ST_FLUSH && c->flush_to == CLIENT)))
+	enum side to = opt.client_stream ? SERVER : CLIENT;
+	uint64_t written = opt.client_stream ? c->c2s_written : c->s2c_written;
+
+	if (c->faulty && c->fire_known && written >= c->fire_at &&
+	    (c->state == ST_OPEN || (c->state == ST_FLUSH && c->flush_to == to)))
 		fire(c);
 }
 
-/* Bytes of s2c that may go to the client now (held back at the fire point). */
-static size_t s2c_sendable(const struct conn *c)
-{
-	size_t n = buf_len(&c->s2c);
-
-	if (c->faulty && c->fire_known && c->fire_at - c->s2c_written < n)
-		n = (size_t)(c->fire_at - c->s2c_written);
-	return n;
-}
-
+/* Bytes that may go to side TO now (the faulted stream held back at the
+ * fire point). */
 static size_t sendable(const struct conn *c, enum side to)
 {
-	return to == CLIENT ? s2c_sendable(c) : buf_len(&c->c2s);
+	bool faulted = opt.client_stream ? to == SERVER : to == CLIENT;
+	size_t n = buf_len(to == CLIENT ? &c->s2c : &c->c2s);
+	uint64_t written = to == CLIENT ? c->s2c_written : c->c2s_written;
+
+	if (faulted && c->faulty && c->fire_known && c->fire_at - written < n)
+		n = (size_t)(c->fire_at - written);
+	return n;
 }
 
 /* Read from side S into its buffer.  1 data, 0 would block, -1 EOF/error. */
@@ -741,11 +777,13 @@ static int read_side(struct conn *c, enum side s)
 			       s == CLIENT ? "client" : "server", strerror(errno));
 		return -1;
 	}
-	if (s == SERVER) {
-		if (c->faulty && !c->fire_known)
-			scan_s2c(c, b->data + b->end, (size_t)n, c->s2c_read);
+	if (c->faulty && !c->fire_known && (s == CLIENT) == opt.client_stream)
+		scan_stream(c, b->data + b->end, (size_t)n,
+			    s == SERVER ? c->s2c_read : c->c2s_read);
+	if (s == SERVER)
 		c->s2c_read += (uint64_t)n;
-	}
+	else
+		c->c2s_read += (uint64_t)n;
 	b->end += (size_t)n;
 	return 1;
 }
