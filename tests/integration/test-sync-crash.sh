@@ -1,25 +1,43 @@
 #!/usr/bin/env bash
 # Crash safety: `cpm-syncd --once` killed with SIGKILL at random points must
 # never lose, duplicate or corrupt anything; the next run converges.
-#  (a) the initial sync of a folder of 3000 messages, killed 15 times after
-#      growing random delays (during the fetch and later); after each kill the
-#      store is readable and holds nothing the server does not have; then the
-#      same on a resync after server-side changes; a final run equals the
-#      server.
+#  (a) the initial sync of a folder of 3000 messages, killed during the body
+#      streaming after growing random delays; after each kill the store is
+#      readable and holds nothing the server does not have; then the same on
+#      a resync after server-side changes; a final run equals the server.
 #  (b) replay: ~230 local changes queued with cpmsync-op (stores with unique
 #      Message-IDs, flag changes, moves of new and old messages), runs killed
-#      at random points, then a final run: every message exactly once on the
-#      server, in the folder and with the flags wanted, store equals server,
-#      nothing pending.
-# CRASH_SEED=n reproduces the random choices; KEEP_WORK=1 keeps the temp dir.
+#      at random points of the replay, then a final run: every message
+#      exactly once on the server, in the folder and with the flags wanted,
+#      store equals server, nothing pending.
+#  (c) the campaign: rounds of server-side changes by another client
+#      (doveadm, or cyrus-imap.py: appends, flag changes, expunges, folders
+#      created, renamed and deleted) and local changes (APPEND, COPY, MOVE,
+#      STORE, EXPUNGE, CREATE/RENAME/DELETE of folders), each round's run
+#      killed at a random moment after the first command of the kind the
+#      round aims at (or of the body streaming of new messages); then one
+#      clean run: store equals server, every local change on the server
+#      (lost = model messages missing or not as wanted, and local folder
+#      changes missing), nothing twice (duplicated).
+# Every kill is a `kill -9` of a run that had not ended; the kills are
+# counted by the kind of the last command the run had sent.  The figures end
+# the output in one block ("# stress crash: kills N, lost N, duplicated N,
+# hung N, time N s"; make check-stress adds them up).
+# CRASH_KILLS=n kills in all (default 24; (a) 15%, resync 6%, (b) 12%, the
+# rest in (c)); CRASH_SEED=n reproduces the random choices; KEEP_WORK=1
+# keeps the temp dir.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
 
 SEED=${CRASH_SEED:-$((SRANDOM % 100000))}
-echo "# CRASH_SEED=$SEED"
+NKILLS=${CRASH_KILLS:-24}
+case $NKILLS in '' | *[!0-9]*) bail "CRASH_KILLS must be a number, not '$NKILLS'" ;; esac
+[ "$NKILLS" -ge 10 ] || bail "CRASH_KILLS must be at least 10, not $NKILLS"
+echo "# CRASH_SEED=$SEED CRASH_KILLS=$NKILLS"
 RANDOM=$SEED
+T_START=$(date +%s)
 dc_start dc
 CONF=$WORK/crash.conf
 DB=$WORK/crash.db
@@ -29,29 +47,95 @@ op() { "$OP" --db "$DB" "$@"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # ms_sleep MS
 ms_sleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
+# at_least MIN N: prints the larger
+at_least() { echo $(($2 > $1 ? $2 : $1)); }
 
-KILLED=0 FINISHED=0
-# killed_run TAG DELAY-MS: --once in the background, SIGKILL after DELAY-MS
-killed_run() {
-	local tag=$1 delay=$2 pid rc
-	"$SYNCD" -c "$CONF" --once -v 2>"$WORK/$tag.log" &
+# The kinds of command a kill is counted under, and the regular expression
+# (grep -E, on the -v log) of the first command of each.
+KINDS=(BODY APPEND COPY MOVE STORE EXPUNGE FOLDER)
+declare -A PAT=(
+	[BODY]=' C: a[0-9]+ UID FETCH .*BODY\.PEEK\[\]'
+	[APPEND]=' C: a[0-9]+ APPEND '
+	[COPY]=' C: a[0-9]+ UID COPY '
+	[MOVE]=' C: a[0-9]+ UID MOVE '
+	[STORE]=' C: a[0-9]+ UID STORE '
+	[EXPUNGE]=' C: a[0-9]+ (UID )?EXPUNGE'
+	[FOLDER]=' C: a[0-9]+ (CREATE|RENAME|DELETE) '
+	[REPLAY]=' C: a[0-9]+ (APPEND|UID COPY|UID MOVE|UID STORE|UID EXPUNGE|EXPUNGE|CREATE|RENAME|DELETE) '
+)
+# kind_of LINE: the kind of a logged command line
+kind_of() {
+	local k
+	for k in "${KINDS[@]}"; do
+		grep -qE -- "${PAT[$k]}" <<<"$1" && { echo "$k"; return; }
+	done
+	echo OTHER
+}
+
+KILLS=0 FINISHED=0 HUNG=0 LOST=0 DUPS=0
+declare -A BYKIND=() UNANSWERED=()
+# counted TAG RC: counts a run that was killed (137), finished (0) or
+# failed (a run after a crash must not fail: that is a finding in itself)
+counted() {
+	local tag=$1 rc=$2 log=$WORK/$1.log last kind tagno
+	if [ "$rc" -eq 137 ]; then
+		KILLS=$((KILLS + 1))
+		last=$(grep -E ' C: a[0-9]+ ' "$log" | tail -n 1)
+		kind=$(kind_of "$last")
+		BYKIND[$kind]=$((${BYKIND[$kind]:-0} + 1))
+		tagno=$(sed -E 's/.* C: (a[0-9]+) .*/\1/' <<<"$last")
+		if [ -n "$last" ] && ! grep -qE " S: $tagno (OK|NO|BAD)" "$log"; then
+			UNANSWERED[$kind]=$((${UNANSWERED[$kind]:-0} + 1))
+		fi
+		echo "# $tag: killed during $kind ($(grep -c ' C: ' "$log") commands sent; last: $(cut -c1-90 <<<"${last#* C: }"))"
+	elif [ "$rc" -eq 0 ]; then
+		FINISHED=$((FINISHED + 1))
+		echo "# $tag: finished before the kill"
+	else
+		not_ok "$tag: run exited $rc before the kill: $(grep -v ' [CS]: ' "$log" | tail -n 2 | tr '\n' ' ')"
+	fi
+}
+
+# kill_at TAG KIND MAX-MS: --once in the background; once its log shows the
+# first command of KIND (PAT), SIGKILL after a random 0..MAX-MS ms.  A run
+# that never sends one ends by itself (counted as finished); one still
+# running after SYNC_TIMEOUT is a hang (HUNG).
+kill_at() {
+	local tag=$1 kind=$2 max=$3 log=$WORK/$1.log pid rc d
+	: >"$log"
+	"$SYNCD" -c "$CONF" --once -v 2>"$log" &
 	pid=$!
 	BG_PIDS=("$pid")
-	ms_sleep "$delay"
-	kill -KILL "$pid" 2>/dev/null
+	d=$((RANDOM % (max + 1)))
+	if grep -qE -m 1 -- "${PAT[$kind]}" < <(timeout "$SYNC_TIMEOUT" tail -n +1 -f --pid="$pid" "$log"); then
+		ms_sleep "$d"
+		kill -KILL "$pid" 2>/dev/null
+	elif kill -0 "$pid" 2>/dev/null; then
+		HUNG=$((HUNG + 1))
+		not_ok "$tag: still running after $SYNC_TIMEOUT s: $(grep -v ' [CS]: ' "$log" | tail -n 2 | tr '\n' ' ')"
+		kill -KILL "$pid" 2>/dev/null
+	fi
 	wait "$pid" 2>/dev/null
 	rc=$?
 	BG_PIDS=()
-	if [ $rc -eq 137 ]; then
-		KILLED=$((KILLED + 1))
-		echo "# $tag: killed after $delay ms ($(grep -c ' C: ' "$WORK/$tag.log") commands sent)"
-	elif [ $rc -eq 0 ]; then
-		FINISHED=$((FINISHED + 1))
-		echo "# $tag: finished before the kill at $delay ms"
-	else
-		# a run after a crash must not fail: that is a finding in itself
-		not_ok "$tag: run exited $rc before the kill: $(grep -v ' [CS]: ' "$WORK/$tag.log" | tail -n 2 | tr '\n' ' ')"
-	fi
+	counted "$tag" $rc
+}
+
+# clean_run TAG: a run that must succeed (sync_once); a timeout is a hang
+clean_run() {
+	local rc
+	sync_once "$CONF" "$WORK/$1.log"
+	rc=$?
+	[ "$rc" -eq 124 ] && HUNG=$((HUNG + 1))
+	return "$rc"
+}
+
+# integrity: PRAGMA integrity_check of the store says ok
+integrity() {
+	local out
+	[ -e "$DB" ] || return 0
+	out=$(sqlite3 "$DB" 'PRAGMA integrity_check' 2>&1)
+	[ "$out" = ok ] || { echo "    integrity_check: $(head -c 300 <<<"$out")"; return 1; }
 }
 
 # store_sane [noflags|nodiff]: the store is readable and holds no message
@@ -61,8 +145,9 @@ killed_run() {
 # and no (folder, uid) twice.  Messages not yet on the server (uid 0) are
 # left out.
 store_sane() {
-	local extra dup fields=1-5
+	local extra='' dup fields=1-5
 	[ "${1:-}" = noflags ] && fields=1,2,3,5
+	integrity || return 1
 	if ! "$CPMCTL" dump --db "$DB" a >"$WORK/sane.local" 2>"$WORK/sane.err"; then
 		# Killed before the store's schema was committed (it is made in
 		# one transaction): it holds nothing, so nothing wrong.
@@ -73,10 +158,11 @@ store_sane() {
 		echo "    cpmctl dump failed: $(head -c 300 "$WORK/sane.err")"
 		return 1
 	fi
-	server_dump "$USER1" >"$WORK/sane.server"
-	extra=$(awk -F'\t' '$3 != 0' "$WORK/sane.local" | cut -f"$fields" | LC_ALL=C sort |
-		LC_ALL=C comm -23 - <(cut -f"$fields" "$WORK/sane.server" | LC_ALL=C sort))
-	[ "${1:-}" = nodiff ] && extra=
+	if [ "${1:-}" != nodiff ]; then
+		server_dump "$USER1" >"$WORK/sane.server"
+		extra=$(awk -F'\t' '$3 != 0' "$WORK/sane.local" | cut -f"$fields" | LC_ALL=C sort |
+			LC_ALL=C comm -23 - <(cut -f"$fields" "$WORK/sane.server" | LC_ALL=C sort))
+	fi
 	dup=$(cut -f2,3 "$WORK/sane.local" | awk -F'\t' '$2 != 0' | LC_ALL=C sort | uniq -d)
 	if [ -n "$extra$dup" ]; then
 		echo "    not on the server: $(head -n 5 <<<"$extra")"
@@ -86,6 +172,9 @@ store_sane() {
 }
 
 # --- (a) initial sync of a big folder, killed ---------------------------------
+NA=$(at_least 3 $((NKILLS * 15 / 100)))
+NR=$(at_least 1 $((NKILLS * 6 / 100)))
+NB=$(at_least 2 $((NKILLS * 12 / 100)))
 da mailbox create -u "$USER1" Big || bail "doveadm mailbox create Big"
 if is_cyrus; then
 	# Generated into a Maildir-like directory, then APPENDed in one session.
@@ -125,15 +214,16 @@ T=$(($(now_ms) - t0))
 echo "# a full initial sync takes $T ms"
 rm -f "$WORK"/ref.db*
 
-for ((i = 1; i <= 15; i++)); do
-	# growing: up to i/12 of T, at least 5 ms, plus jitter
-	d=$((5 + (T * i / 12) * (50 + RANDOM % 51) / 100))
-	killed_run "a-kill$i" "$d"
+k0=$KILLS
+for ((i = 1; i <= NA; i++)); do
+	# after the first body FETCH, growing: up to (i/NA)*(5/4) of T, plus jitter
+	kill_at "a-kill$i" BODY $((5 + T * i * 5 / (NA * 4)))
 	check "(a) kill $i: store readable, nothing the server lacks, nothing twice" store_sane
 done
-echo "# (a) initial sync: $KILLED runs killed, $FINISHED finished first"
-check "(a) at least 5 of 15 runs were killed mid-way ($KILLED)" test "$KILLED" -ge 5
-check "(a) a run after the kills succeeds" sync_once "$CONF" "$WORK/a-final.log"
+echo "# (a) initial sync: $((KILLS - k0)) of $NA runs killed"
+check "(a) at least a third of the runs were killed mid-way ($((KILLS - k0)) of $NA)" \
+	test $((KILLS - k0)) -ge $((NA / 3))
+check "(a) a run after the kills succeeds" clean_run a-final
 check "(a) store equals the server" compare "$DB"
 
 # Resync after server-side changes, killed.
@@ -143,14 +233,14 @@ da expunge -u "$USER1" mailbox Big uid 2500:2600
 for ((i = 1; i <= 20; i++)); do
 	msg_save "$USER1" Big "<late.$i@crash.test>" $((200 + RANDOM % 5000))
 done
-KILLED=0 FINISHED=0
-for ((i = 1; i <= 6; i++)); do
-	d=$((5 + i * (5 + RANDOM % 20)))
-	killed_run "a-resync-kill$i" "$d"
+k0=$KILLS
+for ((i = 1; i <= NR; i++)); do
+	# during the fetch of the changes and the new messages
+	kill_at "a-resync-kill$i" BODY $((i * 30))
 	check "(a) resync kill $i: store readable, nothing twice" store_sane nodiff
 done
-echo "# (a) resync: $KILLED runs killed, $FINISHED finished first"
-check "(a) resync after the kills succeeds" sync_once "$CONF" "$WORK/a-resync-final.log"
+echo "# (a) resync: $((KILLS - k0)) of $NR runs killed"
+check "(a) resync after the kills succeeds" clean_run a-resync-final
 check "(a) resync: store equals the server" compare "$DB"
 
 # --- (b) replay of queued local changes, killed -----------------------------
@@ -160,7 +250,7 @@ declare -A FOLD FLG ID
 sort_flags() { tr ' ' '\n' | grep -v '^$' | LC_ALL=C sort -u | paste -sd ' '; }
 TARGETS=(INBOX Archive "Entwürfe" "Big")
 da mailbox create -u "$USER1" Archive "Entwürfe" || true
-check "(b) sync before queueing" sync_once "$CONF" "$WORK/b-pre.log"
+check "(b) sync before queueing" clean_run b-pre
 OPFLAGS=('\Seen' '\Flagged' '\Answered' '$Work' 'kw-crash')
 nops=0
 # 120 stores
@@ -218,16 +308,17 @@ npend=$(op pending a | wc -l)
 echo "# (b) $nops operations queued, $npend journal rows"
 check "(b) changes are pending" test "$npend" -gt 100
 
-KILLED=0 FINISHED=0
-for ((i = 1; i <= 12; i++)); do
-	d=$((5 + i * (5 + RANDOM % 15)))
-	killed_run "b-kill$i" "$d"
+k0=$KILLS
+for ((i = 1; i <= NB; i++)); do
+	# after the first replayed command, growing
+	kill_at "b-kill$i" REPLAY $((10 + i * 40))
 	echo "#   $(op pending a | wc -l) journal rows left"
 	check "(b) kill $i: store readable, nothing the server lacks, nothing twice" store_sane noflags
 done
-echo "# (b) replay: $KILLED runs killed, $FINISHED finished first"
-check "(b) at least 3 of 12 runs were killed mid-way ($KILLED)" test "$KILLED" -ge 3
-check "(b) a run after the kills succeeds" sync_once "$CONF" "$WORK/b-final.log"
+echo "# (b) replay: $((KILLS - k0)) of $NB runs killed"
+check "(b) at least a quarter of the runs were killed mid-way ($((KILLS - k0)) of $NB)" \
+	test $((KILLS - k0)) -ge $((NB / 4))
+check "(b) a run after the kills succeeds" clean_run b-final
 check "(b) store equals the server" compare "$DB"
 check "(b) nothing pending" test -z "$(op pending a)"
 
@@ -247,7 +338,295 @@ if [ $bad -eq 0 ]; then
 else
 	not_ok "(b) $bad of ${#MIDS[@]} messages missing, duplicated, misplaced or with wrong flags"
 fi
-check "(b) no Message-ID twice on the server" \
-	test -z "$(awk -F'\t' '$5 ~ /crash\.test/ { print $5 }' "$WORK/b.final" | sort | uniq -d)"
+twice=$(awk -F'\t' '$5 ~ /crash\.test/ { print $5 }' "$WORK/b.final" | sort | uniq -d)
+check "(b) no Message-ID twice on the server" test -z "$twice"
+# a model message twice is a duplicate, any other mismatch a lost change
+ndup=$(grep -c . <<<"$twice")
+DUPS=$((DUPS + ndup)) LOST=$((LOST + (bad > ndup ? bad - ndup : 0)))
+
+# --- (c) the campaign: local and server changes, runs killed during each kind --
+# The model: M["FOLDER<TAB>MESSAGE-ID"] = flags (bytewise sorted) of every
+# message stored locally in (c), where the server must end up with it;
+# never two copies of one Message-ID in one folder.  LF: the folders local
+# changes go to; LPOOL: names of folders made, renamed and deleted locally;
+# SPOOL: the other client's.  The other client touches only its own
+# messages (<srv.N...>) and folders, so the model stays exact.
+declare -A M=()
+LF=(INBOX Archive "Entwürfe")
+LPOOL=("Lokal Eins" "Lökal Zwei" "L3 ✓" "L4 & Co" "L5 [x]")
+SPOOL=("Server Eins" "Sérver Zwei" "Server Drei")
+CFLAGS=('\Seen' '\Flagged' '\Answered' '$Work' 'kw-crash')
+NSTORE=0 NSRV=0
+
+in_list() { # in_list WORD LIST...: WORD is one of LIST
+	local w=$1 x
+	shift
+	for x; do [ "$x" = "$w" ] && return 0; done
+	return 1
+}
+# m_pick: a random model message -> PF (folder), PM (Message-ID); 1 if none
+m_pick() {
+	local keys=("${!M[@]}")
+	[ ${#keys[@]} -gt 0 ] || return 1
+	rnd ${#keys[@]}
+	PF=${keys[$R]%%$'\t'*} PM=${keys[$R]#*$'\t'}
+}
+# m_id FOLDER MESSAGE-ID: its local id
+m_id() { op find a "$1" "$2"; }
+
+l_store() { # [FOLDER]
+	local f fl=() mid id
+	if [ $# -gt 0 ]; then f=$1; else rnd ${#LF[@]}; f=${LF[$R]}; fi
+	NSTORE=$((NSTORE + 1))
+	mid="<c.$NSTORE.$SEED@crash.test>"
+	rnd 3
+	[ $R -ge 1 ] && { rnd ${#CFLAGS[@]}; fl+=("${CFLAGS[$R]}"); }
+	msg_text "$mid" $((200 + RANDOM % 60000)) "campaign $NSTORE" >"$WORK/msg"
+	id=$(op store a "$f" "$WORK/msg" "${fl[@]}") || { not_ok "(c) op store into $f"; return 1; }
+	M["$f"$'\t'"$mid"]=$(printf '%s ' "${fl[@]}" | sort_flags)
+}
+# l_copy copy|move: a model message to a folder without that Message-ID
+l_copy() {
+	local d id tries k
+	m_pick || return 0
+	for ((tries = 0; tries < 5; tries++)); do
+		rnd ${#LF[@]}
+		d=${LF[$R]}
+		[ "$d" != "$PF" ] && [ -z "${M["$d"$'\t'"$PM"]+x}" ] && break
+		d=
+	done
+	[ -n "$d" ] || return 0
+	id=$(m_id "$PF" "$PM") || { not_ok "(c) op find $PM in $PF"; return 1; }
+	op "$1" "$d" "$id" >/dev/null || { not_ok "(c) op $1 $PM from $PF to $d"; return 1; }
+	k="$PF"$'\t'"$PM"
+	M["$d"$'\t'"$PM"]=${M[$k]}
+	[ "$1" = move ] && unset 'M[$k]'
+	return 0
+}
+l_flags() {
+	local id flag
+	m_pick || return 0
+	id=$(m_id "$PF" "$PM") || { not_ok "(c) op find $PM in $PF"; return 1; }
+	rnd ${#CFLAGS[@]}
+	flag=${CFLAGS[$R]}
+	rnd 2
+	if [ $R -eq 0 ]; then
+		op flags "$id" -- "+$flag" >/dev/null || { not_ok "(c) op flags +$flag"; return 1; }
+		M["$PF"$'\t'"$PM"]=$(printf '%s %s' "${M["$PF"$'\t'"$PM"]}" "$flag" | sort_flags)
+	else
+		op flags "$id" -- "-$flag" >/dev/null || { not_ok "(c) op flags -$flag"; return 1; }
+		M["$PF"$'\t'"$PM"]=$(tr ' ' '\n' <<<"${M["$PF"$'\t'"$PM"]}" | grep -vxF -- "$flag" | sort_flags)
+	fi
+}
+# l_expunge: 1-3 model messages of one folder deleted, the folder expunged
+l_expunge() {
+	local n id k cnt
+	m_pick || return 0
+	rnd 3
+	cnt=$((R + 1))
+	for ((n = 0; n < cnt; n++)); do
+		k="$PF"$'\t'"$PM"
+		[ -n "${M[$k]+x}" ] || continue
+		id=$(m_id "$PF" "$PM") || { not_ok "(c) op find $PM in $PF"; return 1; }
+		op delete "$id" >/dev/null || { not_ok "(c) op delete $PM"; return 1; }
+		unset 'M[$k]'
+		# another one of the same folder, if any
+		for k in "${!M[@]}"; do [ "${k%%$'\t'*}" = "$PF" ] && { PM=${k#*$'\t'}; break; }; done
+	done
+	op expunge a "$PF" >/dev/null || { not_ok "(c) op expunge $PF"; return 1; }
+}
+l_free() { # -> N: a local pool name not in LF
+	local tries
+	for ((tries = 0; tries < 10; tries++)); do
+		rnd ${#LPOOL[@]}
+		N=${LPOOL[$R]}
+		in_list "$N" "${LF[@]}" || return 0
+	done
+	return 1
+}
+l_used() { # -> N: a local pool name in LF
+	local x used=()
+	for x in "${LPOOL[@]}"; do in_list "$x" "${LF[@]}" && used+=("$x"); done
+	[ ${#used[@]} -gt 0 ] || return 1
+	rnd ${#used[@]}
+	N=${used[$R]}
+}
+l_folder() {
+	local old k x keep=()
+	rnd 3
+	if [ $R -eq 0 ] && l_free; then
+		op mkdir a "$N" >/dev/null || { not_ok "(c) op mkdir $N"; return 1; }
+		LF+=("$N")
+		l_store "$N"
+	elif [ $R -eq 1 ] && l_used; then
+		old=$N
+		l_free || return 0
+		op rename a "$old" "$N" || { not_ok "(c) op rename $old $N"; return 1; }
+		for x in "${LF[@]}"; do [ "$x" != "$old" ] && keep+=("$x"); done
+		LF=("${keep[@]}" "$N")
+		for k in "${!M[@]}"; do
+			[ "${k%%$'\t'*}" = "$old" ] || continue
+			M["$N"$'\t'"${k#*$'\t'}"]=${M[$k]}
+			unset 'M[$k]'
+		done
+	elif l_used; then
+		op rmdir a "$N" || { not_ok "(c) op rmdir $N"; return 1; }
+		for x in "${LF[@]}"; do [ "$x" != "$N" ] && keep+=("$x"); done
+		LF=("${keep[@]}")
+		for k in "${!M[@]}"; do [ "${k%%$'\t'*}" = "$N" ] && unset 'M[$k]'; done
+	fi
+	return 0
+}
+
+# The other client, between the runs: its own messages and folders only.
+# SRVM: "FOLDER<TAB>MESSAGE-ID" of what it saved (stale once its folder was
+# renamed or deleted, or the message expunged: then skipped).
+SRVM=()
+srv_pick() { # -> SF (folder), SU (uid); 1 if none
+	local e
+	[ ${#SRVM[@]} -gt 0 ] || return 1
+	rnd ${#SRVM[@]}
+	e=${SRVM[$R]}
+	SF=${e%%$'\t'*}
+	SU=$(da search -u "$USER1" mailbox "$SF" header message-id "${e#*$'\t'}" 2>/dev/null | awk '{print $2}' | tail -n 1)
+	[ -n "$SU" ]
+}
+srv_save() { # [FOLDER [SIZE]]
+	local f=${1:-} folders
+	if [ -z "$f" ]; then
+		mapfile -t folders < <(selectable_folders "$USER1")
+		rnd ${#folders[@]}
+		f=${folders[$R]}
+	fi
+	NSRV=$((NSRV + 1))
+	msg_save "$USER1" "$f" "<srv.$NSRV.$SEED@crash.test>" "${2:-$((200 + RANDOM % 20000))}" &&
+		SRVM+=("$f"$'\t'"<srv.$NSRV.$SEED@crash.test>")
+}
+srv_change() {
+	local x how used=() free=()
+	rnd 10
+	if [ $R -lt 4 ]; then
+		srv_save
+	elif [ $R -lt 6 ]; then
+		srv_pick || return 0
+		rnd ${#CFLAGS[@]}
+		x=${CFLAGS[$R]}
+		rnd 2
+		if [ $R -eq 0 ]; then how=add; else how=remove; fi
+		da flags "$how" -u "$USER1" "$x" mailbox "$SF" uid "$SU"
+	elif [ $R -lt 8 ]; then
+		srv_pick || return 0
+		da expunge -u "$USER1" mailbox "$SF" uid "$SU"
+	else
+		mapfile -t FOLDERS < <(selectable_folders "$USER1")
+		for x in "${SPOOL[@]}"; do
+			if in_list "$x" "${FOLDERS[@]}"; then used+=("$x"); else free+=("$x"); fi
+		done
+		rnd 3
+		if [ $R -eq 0 ] && [ ${#free[@]} -gt 0 ]; then
+			rnd ${#free[@]}
+			da mailbox create -u "$USER1" "${free[$R]}" && srv_save "${free[$R]}"
+		elif [ $R -eq 1 ] && [ ${#used[@]} -gt 0 ] && [ ${#free[@]} -gt 0 ]; then
+			da mailbox rename -u "$USER1" "${used[0]}" "${free[0]}"
+		elif [ ${#used[@]} -gt 0 ]; then
+			da mailbox delete -u "$USER1" "${used[0]}"
+		fi
+	fi
+}
+
+check "(c) sync before the campaign" clean_run c-pre
+for ((i = 0; i < 6; i++)); do l_store; done
+NC=$((NKILLS - KILLS))
+[ $NC -lt ${#KINDS[@]} ] && NC=${#KINDS[@]}
+k0=$KILLS
+declare -A AIMED=()
+for ((i = 1; KILLS - k0 < NC && i <= 2 * NC + 10; i++)); do
+	kind=${KINDS[$((i % ${#KINDS[@]}))]}
+	# the other client
+	rnd 3
+	nsrv=$((R + 1))
+	for ((n = 0; n < nsrv; n++)); do srv_change || echo "    (a server change failed)"; done
+	# the local changes, mostly of the kind aimed at
+	case $kind in
+	BODY)
+		rnd ${#LF[@]}
+		f=$(shown "${LF[$R]}")
+		for ((n = 0; n < 4; n++)); do srv_save "$f" $((20000 + RANDOM % 60000)) || echo "    (a server save failed)"; done
+		;;
+	APPEND) for ((n = 0; n < 6; n++)); do l_store; done ;;
+	COPY) for ((n = 0; n < 5; n++)); do l_copy copy; done ;;
+	MOVE) for ((n = 0; n < 5; n++)); do l_copy move; done ;;
+	STORE) for ((n = 0; n < 12; n++)); do l_flags; done ;;
+	EXPUNGE) for ((n = 0; n < 3; n++)); do l_expunge; done ;;
+	FOLDER) for ((n = 0; n < 3; n++)); do l_folder; done ;;
+	esac
+	rnd 4
+	case $R in
+	0) l_store ;; 1) l_flags ;; 2) l_copy copy ;; 3) l_copy move ;;
+	esac
+	k=$KILLS
+	# soon after: a single command of a kind is over in milliseconds
+	if [ "$kind" = BODY ]; then kmax=80; else kmax=25; fi
+	kill_at "c-kill$i" "$kind" "$kmax"
+	[ $KILLS -gt $k ] && AIMED[$kind]=$((${AIMED[$kind]:-0} + 1))
+	check "(c) run $i ($kind): store intact and readable, nothing twice" store_sane nodiff
+done
+echo "# (c) campaign: $((KILLS - k0)) runs killed in $((i - 1)) rounds, $NSTORE local stores, $NSRV server appends"
+check "(c) $NC runs killed ($((KILLS - k0)))" test $((KILLS - k0)) -ge "$NC"
+for kind in "${KINDS[@]}"; do
+	check "(c) a run killed after its first $kind command (${AIMED[$kind]:-0})" test "${AIMED[$kind]:-0}" -ge 1
+done
+check "(c) a clean run after the kills succeeds" clean_run c-final
+check "(c) store equals the server" compare "$DB"
+check "(c) nothing pending" test -z "$(op pending a)"
+
+# lost: a model message not on the server as wanted (folder, flags), or a
+# local folder change missing; duplicated: a Message-ID of the campaign more
+# often on the server than wanted.
+server_dump "$USER1" >"$WORK/c.final"
+for k in "${!M[@]}"; do printf '%s\t%s\t%s\n' "${k%%$'\t'*}" "${M[$k]}" "${k#*$'\t'}"; done |
+	LC_ALL=C sort >"$WORK/c.want"
+awk -F'\t' '$5 ~ /^<(c|srv)\./ { print $2 "\t" $4 "\t" $5 }' "$WORK/c.final" | LC_ALL=C sort >"$WORK/c.have"
+grep -P '\t<c\.' "$WORK/c.have" >"$WORK/c.have.local" || true
+missing=$(LC_ALL=C comm -23 "$WORK/c.want" "$WORK/c.have.local")
+extra=$(LC_ALL=C comm -13 "$WORK/c.want" "$WORK/c.have.local")
+nlost=$(grep -c . <<<"$missing")
+# per Message-ID: how often on the server, how often wanted (a <srv.> one: once)
+read -r ndup nstale < <(cut -f3 "$WORK/c.have" | LC_ALL=C sort | uniq -c | awk '{print $2, $1}' |
+	LC_ALL=C join -a 1 -e 0 -o 0,1.2,2.2 - <(cut -f3 "$WORK/c.want" | LC_ALL=C sort | uniq -c | awk '{print $2, $1}') |
+	awk '$1 ~ /^<srv\./ { if ($2 > 1) d += $2 - 1; next }
+		$3 == 0 { s += $2; next }
+		$2 > $3 { d += $2 - $3 }
+		END { print d + 0, s + 0 }')
+nfold=0
+mapfile -t FOLDERS < <(selectable_folders "$USER1")
+for x in "${LPOOL[@]}"; do
+	sx=$(shown "$x")
+	a=0 b=0
+	in_list "$x" "${LF[@]}" && a=1
+	in_list "$sx" "${FOLDERS[@]}" && b=1
+	if [ $a != $b ]; then
+		nfold=$((nfold + 1))
+		echo "    folder '$x': wanted $([ $a = 1 ] && echo present || echo absent), the server has it $([ $b = 1 ] && echo present || echo absent)"
+	fi
+done
+[ -n "$missing" ] && echo "    not on the server as wanted: $(head -n 5 <<<"$missing" | tr '\t\n' ' ;')"
+[ -n "$extra" ] && echo "    on the server, not wanted: $(head -n 5 <<<"$extra" | tr '\t\n' ' ;')"
+check "(c) all ${#M[@]} model messages on the server as wanted ($nlost not)" test "$nlost" -eq 0
+check "(c) no message expunged locally left on the server ($nstale)" test "$nstale" -eq 0
+check "(c) local folder changes on the server ($nfold not)" test "$nfold" -eq 0
+check "(c) no message twice on the server ($ndup)" test "$ndup" -eq 0
+LOST=$((LOST + nlost + nstale + nfold)) DUPS=$((DUPS + ndup))
+
+# --- the figures ----------------------------------------------------------------
+by=
+for kind in "${KINDS[@]}" OTHER; do
+	by="$by, $kind ${BYKIND[$kind]:-0} (${UNANSWERED[$kind]:-0} unanswered)"
+done
+echo "# kills by the last command sent: ${by#, }"
+echo "# stress crash: kills $KILLS, lost $LOST, duplicated $DUPS, hung $HUNG, time $(($(date +%s) - T_START)) s"
+check "$NKILLS runs killed in all ($KILLS)" test "$KILLS" -ge "$NKILLS"
+check "nothing lost ($LOST), nothing duplicated ($DUPS), no run hung ($HUNG)" \
+	test $((LOST + DUPS + HUNG)) -eq 0
 
 finish
