@@ -451,17 +451,32 @@ l_used() { # -> N: a local pool name in LF
 	rnd ${#used[@]}
 	N=${used[$R]}
 }
+# deleting NAME OP: OP was refused, as the store documents, because a
+# folder NAME deleted locally is not deleted on the server yet (nothing
+# was accepted, so nothing to model)
+deleting() {
+	[ "$(cat "$WORK/op.err")" = "cpmsync-op: $2: folder \"$1\" is still being deleted: the deletion must reach the server first" ] || return 1
+	echo "#   $2 $1 refused: its deletion has not reached the server yet"
+}
 l_folder() {
 	local old k x keep=()
 	rnd 3
 	if [ $R -eq 0 ] && l_free; then
-		op mkdir a "$N" >/dev/null || { not_ok "(c) op mkdir $N"; return 1; }
+		if ! op mkdir a "$N" >/dev/null 2>"$WORK/op.err"; then
+			deleting "$N" mkdir && return 0
+			not_ok "(c) op mkdir $N: $(cat "$WORK/op.err")"
+			return 1
+		fi
 		LF+=("$N")
 		l_store "$N"
 	elif [ $R -eq 1 ] && l_used; then
 		old=$N
 		l_free || return 0
-		op rename a "$old" "$N" || { not_ok "(c) op rename $old $N"; return 1; }
+		if ! op rename a "$old" "$N" 2>"$WORK/op.err"; then
+			deleting "$N" rename && return 0
+			not_ok "(c) op rename $old $N: $(cat "$WORK/op.err")"
+			return 1
+		fi
 		for x in "${LF[@]}"; do [ "$x" != "$old" ] && keep+=("$x"); done
 		LF=("${keep[@]}" "$N")
 		for k in "${!M[@]}"; do
