@@ -18,6 +18,7 @@
 #include <cpmsync/ops.h>
 
 #include "log.h"
+#include "outbox-parse.h"
 #include "util.h"
 
 /*
@@ -41,10 +42,9 @@
 #define DIR_MASK                                                                                   \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_ONLYDIR | IN_EXCL_UNLINK)
 
-#define PENDING		".pending"
-#define CLAIMED		".pending/claimed"
-#define FAILED		".failed"
-#define FAILED_NAME_MAX 240 /* bytes of the original name kept in .failed */
+#define PENDING ".pending"
+#define CLAIMED ".pending/claimed"
+#define FAILED	".failed"
 
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
@@ -91,30 +91,6 @@ static char *join(const char *a, const char *b)
 static char *path_of(const struct outbox *o, const char *rel)
 {
 	return join(o->dir, rel);
-}
-
-/* The directory part of rel ("" for a name alone). */
-static char *dir_part(const char *rel)
-{
-	const char *slash = strrchr(rel, '/');
-
-	return slash ? xstrndup(rel, (size_t)(slash - rel)) : xstrdup("");
-}
-
-static const char *base_part(const char *rel)
-{
-	const char *slash = strrchr(rel, '/');
-
-	return slash ? slash + 1 : rel;
-}
-
-static unsigned depth_of(const char *rel)
-{
-	unsigned n = *rel ? 1 : 0;
-
-	for (; *rel; rel++)
-		n += *rel == '/';
-	return n;
 }
 
 /* mkdir -p of the outbox's own path (from the configuration). */
@@ -230,23 +206,23 @@ static int mkdir_beneath(int dfd, const char *path)
 /* Removes the directory path below dfd if it is empty.  0 or -errno. */
 static int rmdir_beneath(int dfd, const char *path)
 {
-	_cleanup_free_ char *parent = dir_part(path);
+	_cleanup_free_ char *parent = outbox_dir_part(path);
 	_cleanup_close_ int pfd = open_beneath(dfd, parent, O_RDONLY | O_DIRECTORY);
 
 	if (pfd < 0)
 		return pfd;
-	return unlinkat(pfd, base_part(path), AT_REMOVEDIR) < 0 ? -errno : 0;
+	return unlinkat(pfd, outbox_base_part(path), AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
 /* fstatat() of rel below dfd, no link followed.  0 or -errno. */
 static int stat_beneath(int dfd, const char *rel, struct stat *st)
 {
-	_cleanup_free_ char *parent = dir_part(rel);
+	_cleanup_free_ char *parent = outbox_dir_part(rel);
 	_cleanup_close_ int pfd = open_beneath(dfd, parent, O_RDONLY | O_DIRECTORY);
 
 	if (pfd < 0)
 		return pfd;
-	return fstatat(pfd, base_part(rel), st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	return fstatat(pfd, outbox_base_part(rel), st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
 /* renameat() that never replaces: -EEXIST if to exists. */
@@ -321,25 +297,6 @@ static bool dir_in_place(const struct outbox *o, int dfd, const char *rel)
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-/*
- * Splits "ACCOUNT/FOLDER.../NAME".  Returns 0, or 1 when the file is
- * directly in the outbox, 2 when it is directly in an account directory.
- */
-static int split_rel(const char *rel, char **ret_account, char **ret_folder, char **ret_name)
-{
-	const char *first = strchr(rel, '/');
-	const char *last = strrchr(rel, '/');
-
-	if (!first)
-		return 1;
-	if (first == last)
-		return 2;
-	*ret_account = xstrndup(rel, (size_t)(first - rel));
-	*ret_folder = xstrndup(first + 1, (size_t)(last - first - 1));
-	*ret_name = xstrdup(last + 1);
-	return 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* .failed */
 
@@ -352,19 +309,10 @@ static void move_to_failed(struct outbox *o, int sdfd, const char *sname, const 
 			   const char *display, const char *reason)
 {
 	_cleanup_close_ int ffd = -1;
-	char base[FAILED_NAME_MAX + 1];
-	size_t n = strlen(name);
+	char base[OUTBOX_FAILED_NAME_MAX + 1];
 	int r = 0;
 
-	if (n > FAILED_NAME_MAX) {
-		n = FAILED_NAME_MAX;
-		/* Do not cut a UTF-8 sequence. */
-		while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
-			n--;
-	}
-	memcpy(base, name, n);
-	base[n] = '\0';
-
+	outbox_failed_base(name, base);
 	ffd = mkdir_beneath(o->root, FAILED);
 	r = ffd < 0 ? ffd : 0;
 	for (unsigned i = 0; r == 0 && i < 10000; i++) {
@@ -444,30 +392,6 @@ static bool account_known(struct outbox *o, const char *account)
 
 /* ------------------------------------------------------------------------ */
 /* Checking a file */
-
-/* NULL if st is a file that can be stored, else why not (to free()). */
-static char *check_stat(const struct stat *st)
-{
-	if (S_ISLNK(st->st_mode))
-		return xstrdup("not a regular file (a symbolic link)");
-	if (!S_ISREG(st->st_mode))
-		return xstrdup("not a regular file");
-	if (st->st_nlink != 1)
-		return xasprintf("has %ju hard links; only a file with one link is taken "
-				 "(another link may be a file that was not meant to be sent)",
-				 (uintmax_t)st->st_nlink);
-	if (st->st_uid != geteuid())
-		return xasprintf("owned by uid %ju, not by this user (uid %ju); only the "
-				 "user's own files are taken",
-				 (uintmax_t)st->st_uid, (uintmax_t)geteuid());
-	if (st->st_size == 0)
-		return xstrdup("empty file (0 bytes): nothing to store");
-	if ((uint64_t)st->st_size > CPMSYNC_OP_MAX_MESSAGE_SIZE)
-		return xasprintf("too large: %" PRIu64 " bytes, the limit is "
-				 "%u bytes",
-				 (uint64_t)st->st_size, (unsigned)CPMSYNC_OP_MAX_MESSAGE_SIZE);
-	return NULL;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Finding the stored copy of a claim */
@@ -571,9 +495,9 @@ static void prune_claim_dirs(struct outbox *o, const char *reldir)
 /* Step 3: the claim name in cfd (CLAIMED/<rel>) becomes .pending/<id>/<name>. */
 static void claim_done(struct outbox *o, int cfd, const char *rel, int64_t id)
 {
-	_cleanup_free_ char *dir = NULL, *to = NULL, *reldir = dir_part(rel);
+	_cleanup_free_ char *dir = NULL, *to = NULL, *reldir = outbox_dir_part(rel);
 	_cleanup_close_ int pfd = -1;
-	const char *name = base_part(rel);
+	const char *name = outbox_base_part(rel);
 	int r;
 
 	dir = xasprintf(PENDING "/%" PRId64, id);
@@ -618,7 +542,7 @@ static int open_claim(struct outbox *o, int cfd, const char *cdir, const char *n
 				    strerror(errno));
 		return -1;
 	}
-	why = check_stat(st);
+	why = outbox_check_stat(st, geteuid());
 	if (why) {
 		move_to_failed(o, cfd, name, name, rel, why);
 		return -1;
@@ -638,7 +562,7 @@ static int open_claim(struct outbox *o, int cfd, const char *cdir, const char *n
 		return -1; /* replaced meanwhile: the next scan looks again */
 	}
 	*st = st2;
-	why = check_stat(st);
+	why = outbox_check_stat(st, geteuid());
 	if (why) {
 		close(fd);
 		move_to_failed(o, cfd, name, name, rel, why);
@@ -667,8 +591,8 @@ static const char *cpm_root_of(struct outbox *o, const char *account)
 static void process_object_claim(struct outbox *o, int cfd, const char *cdir, const char *rel,
 				 bool check_copy)
 {
-	_cleanup_free_ char *account = dir_part(rel), *why = NULL, *folder = NULL;
-	const char *name = base_part(rel), *root;
+	_cleanup_free_ char *account = outbox_dir_part(rel), *why = NULL, *folder = NULL;
+	const char *name = outbox_base_part(rel), *root;
 	_cleanup_close_ int fd = -1;
 	int64_t id = 0, folder_id = 0;
 	struct stat st;
@@ -724,9 +648,9 @@ static void process_object_claim(struct outbox *o, int cfd, const char *cdir, co
 static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 {
 	_cleanup_free_ char *account = NULL, *folder = NULL, *name = NULL;
-	_cleanup_free_ char *cdir = NULL, *reldir = dir_part(rel), *why = NULL;
+	_cleanup_free_ char *cdir = NULL, *reldir = outbox_dir_part(rel), *why = NULL;
 	_cleanup_close_ int cfd = -1, fd = -1;
-	const char *base = base_part(rel);
+	const char *base = outbox_base_part(rel);
 	struct stat st;
 	int64_t id = 0;
 	int r;
@@ -739,12 +663,12 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 				    cdir, strerror(-cfd));
 		return;
 	}
-	r = split_rel(rel, &account, &folder, &name);
-	if (r == 2) {
+	r = (int)outbox_split_rel(rel, &account, &folder, &name);
+	if (r == OUTBOX_IN_ACCOUNT) {
 		process_object_claim(o, cfd, cdir, rel, check_copy);
 		return;
 	}
-	if (r != 0) {
+	if (r != OUTBOX_IN_FOLDER) {
 		move_to_failed(o, cfd, base, base, rel, "is not in a folder of an account");
 		return;
 	}
@@ -799,9 +723,9 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
  */
 static void claim_and_store(struct outbox *o, int dfd, const char *rel)
 {
-	_cleanup_free_ char *reldir = dir_part(rel), *cdir = NULL;
+	_cleanup_free_ char *reldir = outbox_dir_part(rel), *cdir = NULL;
 	_cleanup_close_ int cfd = -1;
-	const char *name = base_part(rel);
+	const char *name = outbox_base_part(rel);
 	int r;
 
 	cdir = xasprintf(CLAIMED "/%s", reldir);
@@ -826,8 +750,8 @@ static void claim_and_store(struct outbox *o, int dfd, const char *rel)
 static void handle_drop(struct outbox *o, int dfd, const char *rel)
 {
 	_cleanup_free_ char *account = NULL, *folder = NULL, *name = NULL;
-	_cleanup_free_ char *why = NULL, *reldir = dir_part(rel);
-	const char *base = base_part(rel);
+	_cleanup_free_ char *why = NULL, *reldir = outbox_dir_part(rel);
+	const char *base = outbox_base_part(rel);
 	struct stat st;
 	int64_t folder_id;
 	int r;
@@ -840,21 +764,21 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 	}
 	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
 		return; /* gone, or a directory (scanned as such) */
-	r = split_rel(rel, &account, &folder, &name);
-	if (r == 1) {
+	r = (int)outbox_split_rel(rel, &account, &folder, &name);
+	if (r == OUTBOX_IN_ROOT) {
 		move_to_failed(o, dfd, base, base, rel,
 			       "is directly in the outbox; files go into "
 			       "ACCOUNT/FOLDER/ below it");
 		return;
 	}
-	if (r == 2) {
+	if (r == OUTBOX_IN_ACCOUNT) {
 		/* A CPM object: filed under the account's CPM root. */
 		if (!account_known(o, reldir)) {
 			why = xasprintf("unknown account '%s' (not in the configuration)", reldir);
 			move_to_failed(o, dfd, base, base, rel, why);
 			return;
 		}
-		why = check_stat(&st);
+		why = outbox_check_stat(&st, geteuid());
 		if (why) {
 			move_to_failed(o, dfd, base, base, rel, why);
 			return;
@@ -869,7 +793,7 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 		move_to_failed(o, dfd, name, name, rel, why);
 		return;
 	}
-	why = check_stat(&st);
+	why = outbox_check_stat(&st, geteuid());
 	if (why) {
 		move_to_failed(o, dfd, name, name, rel, why);
 		return;
@@ -1043,16 +967,6 @@ static void scan_claims(struct outbox *o, int dfd, const char *rel, unsigned dep
 	free_names(names);
 }
 
-static bool is_id(const char *s)
-{
-	if (s[0] < '1' || s[0] > '9' || strlen(s) > 18)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
 static void scan_pending(struct outbox *o)
 {
 	_cleanup_close_ int pfd = -1, cfd = -1;
@@ -1069,7 +983,7 @@ static void scan_pending(struct outbox *o)
 	if (!names)
 		return;
 	for (size_t i = 0; i < n; i++)
-		if (is_id(names[i]))
+		if (outbox_is_id(names[i]))
 			check_pending_id(o, names[i]);
 	free_names(names);
 }
@@ -1172,7 +1086,7 @@ static void watch_remove_tree(struct outbox *o, const char *rel)
 /* Watches the directory dfd, which is rel, and takes what is in it, recursively. */
 static void scan_dir(struct outbox *o, int dfd, const char *rel)
 {
-	unsigned depth = depth_of(rel);
+	unsigned depth = outbox_depth_of(rel);
 	char **names;
 	size_t n = 0;
 
@@ -1193,7 +1107,7 @@ static void scan_dir(struct outbox *o, int dfd, const char *rel)
 		_cleanup_free_ char *child = NULL;
 		struct stat st;
 
-		if (names[i][0] == '.')
+		if (outbox_name_ignored(names[i]))
 			continue;
 		child = join(rel, names[i]);
 		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -1223,7 +1137,7 @@ static void handle_event(struct outbox *o, const struct inotify_event *ev)
 		watch_drop_at(o, (size_t)(e - o->watches), false);
 		return;
 	}
-	if (ev->len == 0 || ev->name[0] == '.' || ev->name[0] == '\0')
+	if (ev->len == 0 || outbox_name_ignored(ev->name))
 		return;
 	child = join(e->rel, ev->name);
 	if (ev->mask & IN_ISDIR) {

@@ -5,11 +5,12 @@
 #
 # Each target starts from tests/fuzz/corpus/<target>/ (read only: the
 # inputs libFuzzer finds go to build/fuzz/run/<target>/corpus/) and writes
-# crashes, leaks and timeouts to build/fuzz/run/<target>/findings/.  The
+# crashes, leaks and timeouts to build/fuzz/run/<target>/findings/
+# ($FUZZ_OUT/<target>/ when set).  The
 # exit status is 1 when any target had a finding or did not run.
 set -u
 secs=${FUZZ_SECONDS:-60}
-out=build/fuzz/run
+out=${FUZZ_OUT:-build/fuzz/run}
 total_find=0 failed=0
 for bin in "$@"; do
 	name=$(basename "$bin")
