@@ -72,6 +72,9 @@ char *outbox_failed_base(const char *name, char *buf)
 		/* Do not cut a UTF-8 sequence. */
 		while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
 			n--;
+		/* Not UTF-8 at all (continuation bytes only): cut at the limit. */
+		if (n == 0)
+			n = OUTBOX_FAILED_NAME_MAX;
 	}
 	memcpy(buf, name, n);
 	buf[n] = '\0';

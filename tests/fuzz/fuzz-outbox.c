@@ -93,6 +93,7 @@ static void check_path(const char *rel)
 
 	outbox_failed_base(b, base);
 	assert(strlen(base) <= OUTBOX_FAILED_NAME_MAX);
+	assert(!b[0] || base[0]);
 	assert(strncmp(b, base, strlen(base)) == 0);
 	if (strlen(b) <= OUTBOX_FAILED_NAME_MAX)
 		assert(strcmp(base, b) == 0);

@@ -82,6 +82,23 @@ START_TEST(test_failed_base)
 }
 END_TEST
 
+/*
+ * A name of 250 UTF-8 continuation bytes (not UTF-8, but a valid file
+ * name): there is no boundary to back up to.  It used to become "", the
+ * rename to .failed/"" failed with ENOENT, taken as "gone meanwhile", and
+ * the file stayed in the drop folder, silently, tried again at every scan.
+ */
+START_TEST(test_failed_base_no_boundary)
+{
+	char buf[OUTBOX_FAILED_NAME_MAX + 1], name[251];
+
+	memset(name, 0x80, 250);
+	name[250] = '\0';
+	ck_assert_uint_eq(strlen(outbox_failed_base(name, buf)), OUTBOX_FAILED_NAME_MAX);
+	ck_assert(memcmp(buf, name, OUTBOX_FAILED_NAME_MAX) == 0);
+}
+END_TEST
+
 START_TEST(test_check_stat)
 {
 	struct stat st = { .st_mode = S_IFREG | 0600, .st_nlink = 1, .st_uid = 1000, .st_size = 5 };
@@ -129,6 +146,7 @@ static Suite *outbox_parse_suite(void)
 	tcase_add_test(tc, test_parts);
 	tcase_add_test(tc, test_is_id);
 	tcase_add_test(tc, test_failed_base);
+	tcase_add_test(tc, test_failed_base_no_boundary);
 	tcase_add_test(tc, test_check_stat);
 	suite_add_tcase(s, tc);
 	return s;
