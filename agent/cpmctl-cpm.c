@@ -48,21 +48,10 @@ static const char send_usage[] = "Usage: cpmctl send ACCOUNT FILE|-\n";
 /* /org/cpmsync/<account> (the element escaped as the daemon does). */
 static char *account_path(const char *name)
 {
-	static const char hex[] = "0123456789abcdef";
-	char *out = xmalloc(strlen("/org/cpmsync/") + strlen(name) * 3 + 1), *p;
+	_cleanup_free_ char *elem = escape_path_element(name);
+	char *out = xmalloc(strlen("/org/cpmsync/") + strlen(elem) + 1);
 
-	p = out + sprintf(out, "/org/cpmsync/");
-	for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
-		if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-		    (*s >= '0' && *s <= '9') || *s == '_') {
-			*p++ = (char)*s;
-		} else {
-			*p++ = '_';
-			*p++ = hex[*s >> 4];
-			*p++ = hex[*s & 15];
-		}
-	}
-	*p = 0;
+	sprintf(out, "/org/cpmsync/%s", elem);
 	return out;
 }
 

@@ -780,15 +780,16 @@ int get_objects(DBusConnection *conn, struct objects *ret)
 	return 0;
 }
 
-/* The account's path element as the daemon makes it: _XX escapes. */
-static char *escape_path_element(const char *name)
+/* The account's path element as the daemon makes it (cpm_path_escape():
+ * [A-Za-z0-9] kept, every other byte, '_' included, as _XX). */
+char *escape_path_element(const char *name)
 {
 	static const char hex[] = "0123456789abcdef";
 	char *out = xmalloc(strlen(name) * 3 + 1), *p = out;
 
 	for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
 		if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-		    (*s >= '0' && *s <= '9') || *s == '_') {
+		    (*s >= '0' && *s <= '9')) {
 			*p++ = (char)*s;
 		} else {
 			*p++ = '_';

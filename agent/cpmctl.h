@@ -112,6 +112,10 @@ struct objects {
 void objects_free(struct objects *objs);
 /* Returns 0, or 1 after printing why. */
 int get_objects(DBusConnection *conn, struct objects *ret);
+/* An account name as an object path element, escaped as the daemon
+ * escapes it (cpm_path_escape(): [A-Za-z0-9] kept, every other byte, '_'
+ * included, as _XX). Free with free(). */
+char *escape_path_element(const char *name);
 /* "unknown account 'x'; the accounts are: a, b". */
 void report_unknown_account(struct objects *objs, const char *name);
 /* The account named name, or NULL after report_unknown_account(). */

@@ -461,6 +461,12 @@ char *cpm_read_ids(DBusMessageIter *iter, const char *arg, unsigned max, const u
 /* ------------------------------------------------------------------------ */
 /* Object paths */
 
+/* A byte that stands for itself in a path element ('_' is escaped). */
+static bool path_kept(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
 char *cpm_path_escape(const char *name)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -469,8 +475,7 @@ char *cpm_path_escape(const char *name)
 	if (!*name)
 		return cpm_strdup("_");
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '_') {
+		if (path_kept(*p)) {
 			cpm_str_addn(&b, (const char *)p, 1);
 		} else {
 			char e[3] = { '_', hex[*p >> 4], hex[*p & 15] };
@@ -481,14 +486,13 @@ char *cpm_path_escape(const char *name)
 	return cpm_str_steal(&b);
 }
 
+/* Lower-case hex only: the one spelling cpm_path_escape() makes. */
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
 	return -1;
 }
 
@@ -504,12 +508,13 @@ char *cpm_path_unescape(const char *elem)
 		if (*p == '_' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
 			char c = (char)(hexval(p[1]) << 4 | hexval(p[2]));
 
-			if (!c)
+			/* Only the escapes cpm_path_escape() makes: one
+			 * element per name. */
+			if (!c || path_kept((unsigned char)c))
 				goto bad;
 			cpm_str_addn(&b, &c, 1);
 			p += 2;
-		} else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-			   (*p >= '0' && *p <= '9') || *p == '_') {
+		} else if (path_kept((unsigned char)*p)) {
 			cpm_str_addn(&b, p, 1);
 		} else {
 			goto bad;

@@ -115,11 +115,12 @@ char *cpm_read_ids(DBusMessageIter *iter, const char *arg, unsigned max, const u
 		   int *ret_n);
 
 /*
- * Object path element for an account name: [A-Za-z0-9_] kept, every other
- * byte as _XX (lower-case hex); "" gives "_".  Returns a malloc()ed string.
+ * Object path element for an account name: [A-Za-z0-9] kept, every other
+ * byte ('_' included) as _XX (lower-case hex); "" gives "_".  One-to-one:
+ * two names never share an element.  Returns a malloc()ed string.
  */
 char *cpm_path_escape(const char *name);
-/* The inverse; NULL when elem is not an escaped element. */
+/* The inverse; NULL when elem is not an element cpm_path_escape() makes. */
 char *cpm_path_unescape(const char *elem);
 
 /* Appends one summary dict (a{sv}) to an open aa{sv} container. */
