@@ -272,7 +272,8 @@ DBusMessage *cpm_error_from_code(DBusMessage *msg, int r, const char *detail)
 
 char *cpm_check_name(const char *arg, const char *s, bool allow_empty)
 {
-	size_t len = strlen(s);
+	size_t len = strlen(s), at;
+	uint32_t cp;
 
 	if (!len && !allow_empty)
 		return cpm_asprintf("%s: must not be empty", arg);
@@ -280,6 +281,18 @@ char *cpm_check_name(const char *arg, const char *s, bool allow_empty)
 		return cpm_asprintf("%s: longer than %u bytes", arg, CPM_MAX_NAME_LEN);
 	if (!dbus_validate_utf8(s, NULL))
 		return cpm_asprintf("%s: not valid UTF-8", arg);
+	/* The rule of the IMAP side (a name the server lists with one of
+	 * these is refused there): refused here rather than at replay. */
+	at = cpmsync_text_find_unsafe(s, len, &cp);
+	if (at < len)
+		return cpm_asprintf("%s: contains the %s U+%04X at byte %zu; names may not contain "
+				    "control characters (C0, DEL, C1) or bidirectional formatting "
+				    "characters",
+				    arg,
+				    cp < 0x20 || cp == 0x7f ? "control character"
+				    : cp <= 0x9f	    ? "C1 control character"
+							    : "bidirectional formatting character",
+				    (unsigned)cp, at);
 	return NULL;
 }
 

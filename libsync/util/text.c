@@ -7,23 +7,36 @@
 
 #include <cpmsync/utf8.h>
 
-bool text_unsafe_cp(uint32_t cp)
+bool cpmsync_text_unsafe_cp(uint32_t cp)
 {
 	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
 	       cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
-bool text_has_unsafe(const char *s, size_t len)
+size_t cpmsync_text_find_unsafe(const char *s, size_t n, uint32_t *ret_cp)
 {
-	for (size_t i = 0; i < len;) {
-		uint32_t cp;
-		size_t k = cpmsync_utf8_decode(s + i, len - i, &cp);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp = UINT32_MAX;
+		size_t k = cpmsync_utf8_decode(s + i, n - i, &cp);
 
-		if (k == 0 || text_unsafe_cp(cp))
-			return true;
+		if (k == 0 || cpmsync_text_unsafe_cp(cp)) {
+			if (ret_cp)
+				*ret_cp = k == 0 ? UINT32_MAX : cp;
+			return i;
+		}
 		i += k;
 	}
-	return false;
+	return n;
+}
+
+bool text_unsafe_cp(uint32_t cp)
+{
+	return cpmsync_text_unsafe_cp(cp);
+}
+
+bool text_has_unsafe(const char *s, size_t len)
+{
+	return cpmsync_text_find_unsafe(s, len, NULL) < len;
 }
 
 /* The escaped form of s[0..] (one character), into e; returns its length

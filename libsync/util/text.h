@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* cpmsync_text_unsafe_cp() (cpmsync/utf8.h), the one rule. */
 bool text_unsafe_cp(uint32_t cp);
 /* true when s[0..len) holds an unsafe character or is not UTF-8. */
 bool text_has_unsafe(const char *s, size_t len);

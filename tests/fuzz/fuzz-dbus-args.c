@@ -22,6 +22,8 @@
 
 #include <dbus/dbus.h>
 
+#include <cpmsync/utf8.h>
+
 #include "dbus-util.h"
 #include "folder.h"
 
@@ -56,7 +58,8 @@ static void one_validator(unsigned which, const char *s)
 		err = cpm_check_name("name", s, false);
 		again = cpm_check_name("name", s, false);
 		if (!err)
-			assert(s[0] && dbus_validate_utf8(s, NULL));
+			assert(s[0] && dbus_validate_utf8(s, NULL) &&
+			       cpmsync_text_find_unsafe(s, strlen(s), NULL) == strlen(s));
 		break;
 	case 1:
 		err = cpm_check_flag("flag", s);

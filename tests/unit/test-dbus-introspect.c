@@ -759,6 +759,36 @@ START_TEST(test_checks)
 	ck_assert_str_eq(err, "name: must not be empty");
 	free(err);
 	ck_assert_ptr_null(cpm_check_name("folder", "", true));
+	/* Control and bidi characters: the IMAP side's rule (cpmsync_text_unsafe_cp). */
+	ck_assert_ptr_null(cpm_check_name("name", "Entw\xc3\xbcrfe \xd7\xa9\xd7\x9c", false));
+	err = cpm_check_name("name", "Bad\x1b[31m", false);
+	ck_assert_str_eq(err,
+			 "name: contains the control character U+001B at byte 3; names may not "
+			 "contain control characters (C0, DEL, C1) or bidirectional formatting "
+			 "characters");
+	free(err);
+	err = cpm_check_name("destination", "a\tb", false);
+	ck_assert_str_eq(err, "destination: contains the control character U+0009 at byte 1; names "
+			      "may not contain control characters (C0, DEL, C1) or bidirectional "
+			      "formatting characters");
+	free(err);
+	err = cpm_check_name("name", "x\x7f", false);
+	ck_assert_str_eq(err,
+			 "name: contains the control character U+007F at byte 1; names may not "
+			 "contain control characters (C0, DEL, C1) or bidirectional formatting "
+			 "characters");
+	free(err);
+	err = cpm_check_name("name", "c1 \xc2\x9b", false);
+	ck_assert_str_eq(err, "name: contains the C1 control character U+009B at byte 3; names may "
+			      "not contain control characters (C0, DEL, C1) or bidirectional "
+			      "formatting characters");
+	free(err);
+	err = cpm_check_name("settings: Folders", "gpj\xe2\x80\xae.exe", false);
+	ck_assert_str_eq(err,
+			 "settings: Folders: contains the bidirectional formatting character "
+			 "U+202E at byte 3; names may not contain control characters (C0, DEL, "
+			 "C1) or bidirectional formatting characters");
+	free(err);
 	{
 		char *longname = malloc(1026);
 

@@ -360,6 +360,27 @@ START_TEST(test_objects)
 		dbus_message_append_args(m, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
 		assert_error(call_msg(m), "org.cpmsync.Error.NotFound", "name: no folder");
 	}
+
+	/* A folder name with a control or bidi character is refused at once
+	 * (it used to be journaled and fail at replay). */
+	{
+		const char *name = "Bad\x1b]0;x\x07";
+		DBusMessage *m =
+			new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "CreateFolder");
+
+		dbus_message_append_args(m, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+		assert_error(call_msg(m), "org.freedesktop.DBus.Error.InvalidArgs",
+			     "name: contains the control character U+001B at byte 3; names may not "
+			     "contain control characters (C0, DEL, C1) or bidirectional formatting "
+			     "characters");
+		name = "Work\xe2\x81\xa6";
+		m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "CreateFolder");
+		dbus_message_append_args(m, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+		assert_error(call_msg(m), "org.freedesktop.DBus.Error.InvalidArgs",
+			     "name: contains the bidirectional formatting character U+2066 at byte "
+			     "4; names may not contain control characters (C0, DEL, C1) or "
+			     "bidirectional formatting characters");
+	}
 }
 END_TEST
 

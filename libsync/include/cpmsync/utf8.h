@@ -35,6 +35,23 @@ bool cpmsync_utf8_valid(const char *s, size_t n);
  */
 size_t cpmsync_utf8_encode(uint32_t cp, char out[4]);
 
+/*
+ * Characters that must not reach a terminal, a log line or a folder name:
+ * C0 controls and DEL, C1 controls (U+0080..U+009F), and the bidirectional
+ * formatting characters (U+061C, U+200E, U+200F, U+202A..U+202E,
+ * U+2066..U+2069).  The one rule of libcpmsync (folder names from the
+ * server, escaped text) and of the D-Bus service (folder names given).
+ */
+bool cpmsync_text_unsafe_cp(uint32_t cp);
+
+/*
+ * The byte offset of the first unsafe character of s[0..n) (or of the
+ * first byte that does not start a well-formed sequence: *ret_cp is then
+ * UINT32_MAX), with its code point in *ret_cp (may be NULL); n when there
+ * is none.
+ */
+size_t cpmsync_text_find_unsafe(const char *s, size_t n, uint32_t *ret_cp);
+
 #ifdef __cplusplus
 }
 #endif
