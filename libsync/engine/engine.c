@@ -32,6 +32,7 @@
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
+#include "util/text.h"
 
 #define CAT CPMSYNC_LOG_CAT_ENGINE
 
@@ -596,6 +597,38 @@ static const char *special_use_name(unsigned attrs)
 	return NULL;
 }
 
+/*
+ * A folder the server lists with a name that cannot be stored: warned once
+ * per account and name while the store is open (not at every sync), then
+ * at debug level.
+ */
+#define REFUSED_NAME_KEY_MAX 4096
+static void refused_name(struct cpmsync_sync *e, const struct imap_list *l, int r)
+{
+	struct buf key = BUF_INIT(REFUSED_NAME_KEY_MAX);
+	size_t skip = strlen(e->account_name) + 1, n = l->mailbox.len;
+	char *shown = NULL;
+	bool first = true;
+
+	/* "account\0raw name" (the account name has no NUL), a longer name
+	 * cut; the buffer NUL-terminates the name for the message. */
+	if (skip < REFUSED_NAME_KEY_MAX && n > REFUSED_NAME_KEY_MAX - skip)
+		n = REFUSED_NAME_KEY_MAX - skip;
+	if (buf_append(&key, e->account_name, skip) == 0 &&
+	    buf_append(&key, l->mailbox.str, n) == 0) {
+		first = store_note_once(e->store, key.data, key.len);
+		shown = text_escape_dup(key.data + skip);
+	}
+	log_msg(first ? CPMSYNC_LOG_WARNING : CPMSYNC_LOG_DEBUG, CAT,
+		"%s: skipping folder \"%s\": its name %s%s", e->account_name, shown ? shown : "?",
+		r == -EILSEQ ? "has a control or bidirectional formatting character"
+			     : "cannot be read (not modified UTF-7, or UTF-8 under UTF8=ACCEPT, or "
+			       "an empty level)",
+		first ? " (warned once while the store is open)" : "");
+	free(shown);
+	buf_free(&key);
+}
+
 static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 {
 	struct buf name = BUF_INIT(4096);
@@ -616,8 +649,7 @@ static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 	r = imap_mailbox_to_utf8(l.mailbox.str, l.mailbox.len, l.delimiter ? l.delimiter : '/',
 				 imap_client_enabled(e->client, IMAP_CAP_UTF8_ACCEPT), &name);
 	if (r < 0) {
-		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: skipping folder with an unreadable name%s",
-			e->account_name, r == -EILSEQ ? " (control or bidi characters)" : "");
+		refused_name(e, &l, r);
 		goto out;
 	}
 	if (!plan_patterns_match((const char *const *)e->patterns, name.data))

@@ -33,6 +33,12 @@ struct store {
 	/* store-body.c: the bodies database (schema version 4 on). */
 	struct store_bodies *bodies;
 	bool bodies_ready; /* migrated to version 4: body_trash exists */
+	/* store_note_once()'s keys, in memory only. */
+	struct store_note {
+		void *key;
+		size_t len;
+	} * notes;
+	size_t n_notes;
 };
 
 int store_map_sqlite_error(int sqlite_rc)
@@ -715,6 +721,30 @@ struct store *store_close(struct store *s)
 	sqlite3_close(s->db);
 	store_bodies_close(s);
 	free(s->watch);
+	for (size_t i = 0; i < s->n_notes; i++)
+		free(s->notes[i].key);
+	free(s->notes);
 	free(s);
 	return NULL;
+}
+
+bool store_note_once(struct store *s, const void *key, size_t len)
+{
+	struct store_note *n;
+
+	for (size_t i = 0; i < s->n_notes; i++)
+		if (s->notes[i].len == len && memcmp(s->notes[i].key, key, len) == 0)
+			return false;
+	if (s->n_notes >= STORE_NOTES_MAX)
+		return false;
+	n = realloc(s->notes, (s->n_notes + 1) * sizeof(*s->notes));
+	if (!n)
+		return true; /* warned again next time rather than never */
+	s->notes = n;
+	n[s->n_notes].key = malloc(len ? len : 1);
+	if (!n[s->n_notes].key)
+		return true;
+	memcpy(n[s->n_notes].key, key, len);
+	n[s->n_notes++].len = len;
+	return true;
 }

@@ -83,6 +83,16 @@ static inline void store_closep(struct store **s)
 }
 #define _cleanup_store_ _cleanup_(store_closep)
 
+/*
+ * true the first time key (len bytes) is given for s, false after: for a
+ * warning given once per open store (once per daemon run) instead of at
+ * every sync, e.g. a folder name the server lists that cannot be stored.
+ * Kept in memory only; at most STORE_NOTES_MAX keys (then false: a server
+ * cannot grow it without bound).
+ */
+#define STORE_NOTES_MAX 1024
+bool store_note_once(struct store *s, const void *key, size_t len);
+
 /* Changes how long a locked database is retried (default STORE_BUSY_TIMEOUT_MS). */
 int store_set_busy_timeout(struct store *s, unsigned ms);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/log.h>
 #include <cpmsync/store.h>
 
 #include "engine/engine-internal.h"
@@ -282,6 +283,85 @@ START_TEST(test_select_refused_others_go_on)
 }
 END_TEST
 
+static char warnings[2048];
+static unsigned n_warnings;
+
+static void capture_warning(int level, unsigned category, const char *msg, void *userdata)
+{
+	size_t n = strlen(warnings);
+
+	(void)category;
+	(void)userdata;
+	if (level > CPMSYNC_LOG_WARNING || !strstr(msg, "skipping folder"))
+		return;
+	n_warnings++;
+	snprintf(warnings + n, sizeof(warnings) - n, "%s\n", msg);
+}
+
+START_TEST(test_refused_name_warned_once)
+{
+	/* A folder whose name has a control character is not stored, and is
+	 * warned about at the first sync only (it used to be warned at every
+	 * sync run, so once a minute in the log for as long as it exists);
+	 * another refused name is warned about once too. */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" \"Bad\x1b[2J\"\r\n* LIST () \"/\" INBOX\r\n"
+			       "a2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "a3 NO [NONEXISTENT] gone\r\n" },
+		{ SCRIPT_EXPECT, "a4 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na4 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	static const struct script_step script2[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" \"Bad\x1b[2J\"\r\n"
+			       "* LIST () \"/\" Bidi&IC4-\r\n* LIST () \"/\" Esc&ABs-\r\n"
+			       "* LIST () \"/\" INBOX\r\n"
+			       "a2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "a3 NO [NONEXISTENT] gone\r\n" },
+		{ SCRIPT_EXPECT, "a4 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na4 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	warnings[0] = '\0';
+	n_warnings = 0;
+	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_ALL, capture_warning, NULL);
+	res = run(cs, script);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	res = run(cs, script);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	res = run(cs, script2);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	ck_assert_str_eq(
+		warnings,
+		"t: skipping folder \"Bad\\x1b[2J\": its name cannot be read (not "
+		"modified UTF-7, or UTF-8 under UTF8=ACCEPT, or an empty level) (warned "
+		"once while the store is open)\n"
+		"t: skipping folder \"Bidi&IC4-\": its name has a control or bidirectional "
+		"formatting character (warned once while the store is open)\n"
+		"t: skipping folder \"Esc&ABs-\": its name has a control or bidirectional "
+		"formatting character (warned once while the store is open)\n");
+	ck_assert_uint_eq(n_warnings, 3);
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM folder WHERE name LIKE 'B%'"), "0");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 START_TEST(test_many_rows_without_io)
 {
 	/* 50,000 journal rows whose messages are gone finish without a
@@ -323,6 +403,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_refused_operation_kept);
 	tcase_add_test(tc, test_select_refused_others_go_on);
 	tcase_add_test(tc, test_many_rows_without_io);
+	tcase_add_test(tc, test_refused_name_warned_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
