@@ -451,6 +451,45 @@ static int parse_key(struct parser *p, const char *key, char *value)
 	return parse_account_key(p, a, (enum key)k, value);
 }
 
+/*
+ * client_cert holds a private key: the rule of a password file (a regular
+ * file, not a symbolic link, that only the user can read), and owned by
+ * the user.  Judged when the configuration comes from a file; a file that
+ * cannot be opened is left to the connection, which fails with the reason.
+ */
+static int check_client_cert(struct parser *p, const struct config_account *a)
+{
+	unsigned line = p->key_line[KEY_CLIENT_CERT];
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+
+	fd = open(a->client_cert, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP)
+		return fail_at(p, line,
+			       "account '%s': client certificate file '%s' is a symbolic link; "
+			       "refusing it",
+			       a->name, a->client_cert);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return 0;
+	if (!S_ISREG(st.st_mode))
+		return fail_at(p, line,
+			       "account '%s': client certificate file '%s' is not a regular file",
+			       a->name, a->client_cert);
+	if (st.st_mode & 077)
+		return fail_at(p, line,
+			       "account '%s': client certificate file '%s' (with its private key) "
+			       "is %s by group or others (mode %04o); chmod 600 it",
+			       a->name, a->client_cert,
+			       st.st_mode & 044 ? "readable" : "accessible",
+			       (unsigned)(st.st_mode & 07777));
+	if (st.st_uid != geteuid())
+		return fail_at(p, line,
+			       "account '%s': client certificate file '%s' is owned by uid %u, not "
+			       "by this user (uid %u); refusing it",
+			       a->name, a->client_cert, (unsigned)st.st_uid, (unsigned)geteuid());
+	return 0;
+}
+
 /* Checks the account section that just ended and applies its defaults. */
 static int end_section(struct parser *p)
 {
@@ -512,6 +551,8 @@ static int end_section(struct parser *p)
 			       "account '%s': password_command in a file owned by uid %u, not by "
 			       "this user (uid %u); refusing to run it",
 			       a->name, (unsigned)p->st->st_uid, (unsigned)geteuid());
+	if (a->client_cert && p->st && check_client_cert(p, a) < 0)
+		return -EINVAL;
 	if (a->security == CPMSYNC_SECURITY_NONE && !host_is_loopback(a->host))
 		return fail_at(p, p->key_line[KEY_SECURITY],
 			       "account '%s': security 'none' sends the password in clear "

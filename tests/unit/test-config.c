@@ -1064,6 +1064,88 @@ START_TEST(test_config_perms_password_command)
 }
 END_TEST
 
+/*
+ * Issue 13: client_cert holds a private key: the rule of a password file
+ * (only the user reads it, a regular file, no symbolic link), and owned
+ * by the user.
+ */
+START_TEST(test_config_perms_client_cert)
+{
+	static const char pem[] = "-----BEGIN CERTIFICATE-----\n";
+	struct config *c = NULL;
+	char *error = NULL, expect[PATH_MAX + 512], text[PATH_MAX + 128];
+	const char *path, *cert;
+
+	/* Only the user reads it: loaded. */
+	cert = write_file("ok.pem", pem, sizeof(pem) - 1, 0600);
+	snprintf(text, sizeof(text), "[account a]\nhost = h\nuser = u\nclient_cert = %s\n", cert);
+	path = write_file("ok.conf", text, strlen(text), 0600);
+	ck_assert_int_eq(config_load(path, &c, &error), 0);
+	c = config_free(c);
+
+	/* Readable by group: refused, at the client_cert line. */
+	cert = write_file("g.pem", pem, sizeof(pem) - 1, 0640);
+	snprintf(text, sizeof(text), "[account a]\nhost = h\nuser = u\nclient_cert = %s\n", cert);
+	path = write_file("g.conf", text, strlen(text), 0600);
+	ck_assert_int_eq(config_load(path, &c, &error), -EINVAL);
+	snprintf(expect, sizeof(expect),
+		 "%s:4: account 'a': client certificate file '%s' (with its private key) is "
+		 "readable by group or others (mode 0640); chmod 600 it",
+		 path, cert);
+	ck_assert_str_eq(error, expect);
+	free(error);
+
+	/* Writable (not readable) by others: "accessible". */
+	cert = write_file("o.pem", pem, sizeof(pem) - 1, 0602);
+	snprintf(text, sizeof(text), "[account a]\nhost = h\nuser = u\nclient_cert = %s\n", cert);
+	path = write_file("o.conf", text, strlen(text), 0600);
+	ck_assert_int_eq(config_load(path, &c, &error), -EINVAL);
+	snprintf(expect, sizeof(expect),
+		 "%s:4: account 'a': client certificate file '%s' (with its private key) is "
+		 "accessible by group or others (mode 0602); chmod 600 it",
+		 path, cert);
+	ck_assert_str_eq(error, expect);
+	free(error);
+
+	/* A symbolic link (to a good file): refused. */
+	ck_assert_int_eq(symlink(tmp_path("ok.pem"), tmp_path("l.pem")), 0);
+	cert = tmp_path("l.pem");
+	snprintf(text, sizeof(text), "[account a]\nhost = h\nuser = u\nclient_cert = %s\n", cert);
+	path = write_file("l.conf", text, strlen(text), 0600);
+	ck_assert_int_eq(config_load(path, &c, &error), -EINVAL);
+	snprintf(expect, sizeof(expect),
+		 "%s:4: account 'a': client certificate file '%s' is a symbolic link; refusing it",
+		 path, cert);
+	ck_assert_str_eq(error, expect);
+	free(error);
+
+	/* Missing: left to the connection (which fails saying so). */
+	snprintf(text, sizeof(text), "[account a]\nhost = h\nuser = u\nclient_cert = %s\n",
+		 tmp_path("missing.pem"));
+	path = write_file("m.conf", text, strlen(text), 0600);
+	ck_assert_int_eq(config_load(path, &c, &error), 0);
+	c = config_free(c);
+
+	/* Owned by another user (chown needs root). */
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_config_perms_client_cert: owner case SKIPPED "
+				"(needs root for chown)\n");
+		return;
+	}
+	cert = write_file("u.pem", pem, sizeof(pem) - 1, 0600);
+	ck_assert_int_eq(chown(cert, 65534, 65534), 0);
+	snprintf(text, sizeof(text), "[account a]\nhost = h\nuser = u\nclient_cert = %s\n", cert);
+	path = write_file("u.conf", text, strlen(text), 0600);
+	ck_assert_int_eq(config_load(path, &c, &error), -EINVAL);
+	snprintf(expect, sizeof(expect),
+		 "%s:4: account 'a': client certificate file '%s' is owned by uid 65534, not by "
+		 "this user (uid 0); refusing it",
+		 path, cert);
+	ck_assert_str_eq(error, expect);
+	free(error);
+}
+END_TEST
+
 START_TEST(test_password_command_ok)
 {
 	char *password = NULL, *error = NULL;
@@ -1563,6 +1645,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_password_command_stdio_closed);
 	tcase_add_test(tc, test_password_none);
 	tcase_add_test(tc, test_client_cert);
+	tcase_add_test(tc, test_config_perms_client_cert);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("settings");
