@@ -1496,6 +1496,27 @@ static bool is_body_item(const char *item)
 	       strncasecmp(item, "RFC822", 6) == 0;
 }
 
+/* A header section: RFC822.HEADER, or a section (after part numbers) that
+ * is HEADER, HEADER.FIELDS[.NOT] or MIME. */
+static bool is_header_item(const char *item)
+{
+	const char *s = strchr(item, '[');
+
+	if (strncasecmp(item, "RFC822.HEADER", 13) == 0)
+		return true;
+	if (!s)
+		return false;
+	s++;
+	while (*s >= '0' && *s <= '9') {
+		while (*s >= '0' && *s <= '9')
+			s++;
+		if (*s != '.')
+			return false;
+		s++;
+	}
+	return strncasecmp(s, "HEADER", 6) == 0 || strncasecmp(s, "MIME", 4) == 0;
+}
+
 /* The largest max_literal of the commands in flight, or 0 when one of them
  * has none (an answer to it may be any size). */
 static uint64_t inflight_max_literal(const struct imap_client *c)
@@ -1520,7 +1541,12 @@ static int lit_check(void *userdata, uint32_t number, const char *name, const ch
 
 	if (!name || strcasecmp(name, "FETCH") != 0 || !item || !is_body_item(item))
 		return 0;
-	snprintf(why, sizeof(why), "the limit of %" PRIu64 " bytes", limit);
+	if (is_header_item(item)) {
+		limit = IMAP_MAX_HEADER_LITERAL;
+		snprintf(why, sizeof(why), "the header limit of %" PRIu64 " bytes", limit);
+	} else {
+		snprintf(why, sizeof(why), "the limit of %" PRIu64 " bytes", limit);
+	}
 	if (imap_parser_literal_context_u64(c->parser, "RFC822.SIZE", &n) &&
 	    n + IMAP_LITERAL_SLACK(n) < limit) {
 		limit = n + IMAP_LITERAL_SLACK(n);

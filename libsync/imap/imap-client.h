@@ -104,12 +104,21 @@ struct imap_client_callbacks {
  * each must be at most the message's RFC822.SIZE when the same response
  * announced it before the literal, at most the max_literal of the commands
  * in flight when they all set one (imap_cmd_set_max_literal()), both plus
- * slack (IMAP_LITERAL_SLACK()), and at most IMAP_MAX_BODY_LITERAL.  A
+ * slack (IMAP_LITERAL_SLACK()), and at most IMAP_MAX_BODY_LITERAL
+ * (IMAP_MAX_HEADER_LITERAL for a header).  A
  * larger one drops the connection as soon as its size is read
  * (-CPMSYNC_E_PROTOCOL, the reason naming the limit).
  */
 #define IMAP_MAX_BODY_LITERAL ((uint64_t)256 << 20)
-#define IMAP_LITERAL_SLACK(n) ((n) / 16 + 4096)
+/*
+ * A header literal (BODY[HEADER], BODY[HEADER.FIELDS ...], BODY[n.MIME],
+ * BODY[n.HEADER], RFC822.HEADER; BINARY alike) is at most this, whatever
+ * RFC822.SIZE the server announces: the header of a message larger than
+ * sync_bodies is still fetched, so only this bounds it.  Four times what
+ * the summary reads (MSG_SUMMARY_MAX_HEADER).
+ */
+#define IMAP_MAX_HEADER_LITERAL ((uint64_t)1 << 20)
+#define IMAP_LITERAL_SLACK(n)	((n) / 16 + 4096)
 /* Longest command line we build (RFC 7162 section 4 asks for <= 8192). */
 #define IMAP_MAX_COMMAND_LINE 8000
 

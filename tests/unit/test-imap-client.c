@@ -586,6 +586,24 @@ static const struct {
 	{ "* 4 FETCH (UID 10 RFC822.SIZE 1000 BODY[HEADER] {5200}\r\n", 0,
 	  "the server sent a BODY[HEADER] literal of 5200 bytes for message 4, more than the "
 	  "RFC822.SIZE of 1000 it announced: connection dropped" },
+	/* Headers: the hard header limit, whatever RFC822.SIZE says (the old
+	 * code took each of these up to 50 MB + slack). */
+	{ "* 5 FETCH (UID 11 RFC822.SIZE 50000000 BODY[HEADER] {2000000}\r\n", 0,
+	  "the server sent a BODY[HEADER] literal of 2000000 bytes for message 5, more than the "
+	  "header limit of 1048576 bytes: connection dropped" },
+	{ "* 6 FETCH (UID 12 RFC822.SIZE 50000000 BODY[HEADER.FIELDS (To From)] {2000000}\r\n", 0,
+	  "the server sent a BODY[HEADER.FIELDS (To From)] literal of 2000000 bytes for message 6, "
+	  "more than the header limit of 1048576 bytes: connection dropped" },
+	{ "* 7 FETCH (UID 13 RFC822.SIZE 50000000 BODY[2.1.MIME] {2000000}\r\n", 0,
+	  "the server sent a BODY[2.1.MIME] literal of 2000000 bytes for message 7, more than the "
+	  "header limit of 1048576 bytes: connection dropped" },
+	{ "* 8 FETCH (UID 14 RFC822.HEADER {2000000}\r\n", 0,
+	  "the server sent a RFC822.HEADER literal of 2000000 bytes for message 8, more than the "
+	  "header limit of 1048576 bytes: connection dropped" },
+	/* sync_bodies (the command's max_literal) bounds a header too. */
+	{ "* 9 FETCH (UID 15 RFC822.SIZE 50000000 BODY[HEADER] {900000}\r\n", 100000,
+	  "the server sent a BODY[HEADER] literal of 900000 bytes for message 9, more than the "
+	  "100000 bytes the command asked for: connection dropped" },
 };
 
 /* The owner streams every literal it is offered, as the engine does with
@@ -661,6 +679,10 @@ START_TEST(test_body_literal_within_caps)
 			       "a3 OK done\r\n" },
 		{ SCRIPT_EXPECT, "a4 UID FETCH 8 (BODY.PEEK[])" },
 		{ SCRIPT_SEND, "* 2 FETCH (UID 8 BODY[] {5}\r\nHello)\r\na4 OK done\r\n" },
+		{ SCRIPT_EXPECT, "a5 UID FETCH 9 (UID RFC822.SIZE BODY.PEEK[HEADER])" },
+		{ SCRIPT_SEND,
+		  "* 3 FETCH (UID 9 RFC822.SIZE 50000000 BODY[HEADER] {5}\r\nHello)\r\n"
+		  "a5 OK done\r\n" },
 		{ SCRIPT_STALL, NULL },
 		{ SCRIPT_END, NULL },
 	};
@@ -671,7 +693,7 @@ START_TEST(test_body_literal_within_caps)
 	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	streaming_owner(&ctx);
-	want_done(&ctx, 2);
+	want_done(&ctx, 3);
 	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx,
 					    "UID FETCH 7 (UID RFC822.SIZE BODY.PEEK[])"),
 			 0);
@@ -679,9 +701,13 @@ START_TEST(test_body_literal_within_caps)
 	ck_assert_int_eq(imap_cmd_add(cmd, "UID FETCH 8 (BODY.PEEK[])"), 0);
 	imap_cmd_set_max_literal(cmd, 5);
 	ck_assert_int_gt(imap_cmd_submit(cmd), 0);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx,
+					    "UID FETCH 9 (UID RFC822.SIZE BODY.PEEK[HEADER])"),
+			 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
 	ck_assert_int_eq(ctx.results[0], 0);
 	ck_assert_int_eq(ctx.results[1], 0);
+	ck_assert_int_eq(ctx.results[2], 0);
 	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_READY);
 	ctx_end(&ctx, &peer);
 }
