@@ -994,6 +994,19 @@ static void postauth_capability_done(struct imap_client *c, const struct imap_cm
 	become_ready(c);
 }
 
+/* The SCRAM cache key of this account and server (sasl.h). */
+static int scram_cache_key(struct imap_client *c)
+{
+	_cleanup_free_ char *key = NULL;
+
+	if (asprintf(&key, "%s\n%s:%u\n%s", c->name ? c->name : "", c->host ? c->host : "",
+		     (unsigned)c->port, c->user) < 0) {
+		key = NULL;
+		return -ENOMEM;
+	}
+	return sasl_scram_set_cache_key(c->scram, key);
+}
+
 static void login_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
 {
 	(void)userdata;
@@ -1008,6 +1021,9 @@ static void login_done(struct imap_client *c, const struct imap_cmd_result *res,
 			return;
 		}
 	}
+	/* A refused login may be a stale SaltedPassword: computed afresh next time. */
+	if (res->r < 0 && c->scram)
+		sasl_scram_uncache(c->scram);
 	if (res->r < 0 && c->scram && sasl_scram_error(c->scram)[0]) {
 		client_fail(c, -CPMSYNC_E_AUTH, "authentication failed: %s",
 			    sasl_scram_error(c->scram));
@@ -1196,6 +1212,9 @@ static void authenticate(struct imap_client *c)
 			goto fail_password;
 		r = sasl_scram_new(c->user, password, &c->scram);
 		explicit_bzero(password, strlen(password));
+		if (r < 0)
+			goto fail;
+		r = scram_cache_key(c);
 		if (r < 0)
 			goto fail;
 		r = sasl_scram_client_first(c->scram, &first);

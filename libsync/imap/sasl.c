@@ -2,6 +2,7 @@
 #include "imap/sasl.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 struct sasl_scram {
 	char *user; /* escaped: , -> =2C, = -> =3D */
 	char *password;
+	char *cache_key; /* sasl_scram_set_cache_key(), or NULL */
 	char *nonce;
 	char *client_first_bare;
 	unsigned char server_signature[HASH_LEN];
@@ -87,6 +89,7 @@ struct sasl_scram *sasl_scram_free(struct sasl_scram *s)
 	free(s->user);
 	free(s->nonce);
 	free(s->client_first_bare);
+	free(s->cache_key);
 	explicit_bzero(s, sizeof(*s));
 	free(s);
 	return NULL;
@@ -215,6 +218,159 @@ static int hmac(const unsigned char *key, size_t klen, const void *data, size_t 
 	return HMAC(EVP_sha256(), key, (int)klen, data, dlen, out, &n) ? 0 : -EIO;
 }
 
+/* ------------------------------------------------------------------ */
+/*
+ * The SaltedPassword cache (RFC 5802 section 5.1: a client may cache
+ * SaltedPassword, or ClientKey/ServerKey, for a salt and iteration count).
+ * Memory only, at most SCRAM_CACHE_MAX entries (the least recently used
+ * goes), each wiped when it is replaced or forgotten.  The password itself
+ * is not kept: an entry holds HMAC(SaltedPassword, password), so that a
+ * different password (it changed) misses and replaces the entry.  That
+ * value lets whoever reads this memory test guesses of the password at
+ * HMAC speed; such a reader runs as the user and can read the password
+ * file or run the password command anyway, and already has
+ * SaltedPassword, which logs in to that server.
+ */
+#define SCRAM_CACHE_MAX 32
+
+struct scram_cache_entry {
+	char *key; /* NULL: free slot */
+	unsigned char *salt;
+	size_t salt_len;
+	unsigned long iterations;
+	unsigned char salted[HASH_LEN];
+	unsigned char check[HASH_LEN];
+	uint64_t used;
+};
+
+static struct scram_cache_entry scram_cache[SCRAM_CACHE_MAX];
+static uint64_t scram_cache_clock;
+static unsigned scram_pbkdf2_runs;
+static pthread_mutex_t scram_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void cache_entry_wipe(struct scram_cache_entry *e)
+{
+	free(e->key);
+	free(e->salt);
+	OPENSSL_cleanse(e, sizeof(*e));
+}
+
+static struct scram_cache_entry *cache_find(const char *key)
+{
+	for (size_t i = 0; i < SCRAM_CACHE_MAX; i++)
+		if (scram_cache[i].key && strcmp(scram_cache[i].key, key) == 0)
+			return &scram_cache[i];
+	return NULL;
+}
+
+int sasl_scram_set_cache_key(struct sasl_scram *s, const char *key)
+{
+	char *k = strdup(key);
+
+	if (!k)
+		return -ENOMEM;
+	free(s->cache_key);
+	s->cache_key = k;
+	return 0;
+}
+
+void sasl_scram_cache_forget(const char *key)
+{
+	struct scram_cache_entry *e;
+
+	pthread_mutex_lock(&scram_cache_lock);
+	e = cache_find(key);
+	if (e)
+		cache_entry_wipe(e);
+	pthread_mutex_unlock(&scram_cache_lock);
+}
+
+void sasl_scram_uncache(struct sasl_scram *s)
+{
+	if (s && s->cache_key)
+		sasl_scram_cache_forget(s->cache_key);
+}
+
+void sasl_scram_cache_clear(void)
+{
+	pthread_mutex_lock(&scram_cache_lock);
+	for (size_t i = 0; i < SCRAM_CACHE_MAX; i++)
+		if (scram_cache[i].key)
+			cache_entry_wipe(&scram_cache[i]);
+	pthread_mutex_unlock(&scram_cache_lock);
+}
+
+unsigned sasl_scram_pbkdf2_runs(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&scram_cache_lock);
+	n = scram_pbkdf2_runs;
+	pthread_mutex_unlock(&scram_cache_lock);
+	return n;
+}
+
+/* SaltedPassword := Hi(password, salt, i), from the cache when it holds
+ * this key, salt, count and password. */
+static int salted_password(struct sasl_scram *s, const unsigned char *salt, size_t salt_len,
+			   unsigned long iterations, unsigned char salted[HASH_LEN])
+{
+	size_t plen = strlen(s->password);
+	unsigned char check[HASH_LEN];
+	struct scram_cache_entry *e, *slot;
+
+	if (s->cache_key) {
+		pthread_mutex_lock(&scram_cache_lock);
+		e = cache_find(s->cache_key);
+		if (e && e->iterations == iterations && e->salt_len == salt_len &&
+		    memcmp(e->salt, salt, salt_len) == 0 &&
+		    hmac(e->salted, HASH_LEN, s->password, plen, check) == 0 &&
+		    CRYPTO_memcmp(check, e->check, HASH_LEN) == 0) {
+			memcpy(salted, e->salted, HASH_LEN);
+			e->used = ++scram_cache_clock;
+			pthread_mutex_unlock(&scram_cache_lock);
+			OPENSSL_cleanse(check, sizeof(check));
+			return 0;
+		}
+		pthread_mutex_unlock(&scram_cache_lock);
+	}
+	if (PKCS5_PBKDF2_HMAC(s->password, (int)plen, salt, (int)salt_len, (int)iterations,
+			      EVP_sha256(), HASH_LEN, salted) != 1)
+		return -EIO;
+	pthread_mutex_lock(&scram_cache_lock);
+	scram_pbkdf2_runs++;
+	if (s->cache_key && hmac(salted, HASH_LEN, s->password, plen, check) == 0) {
+		/* The key's own entry (another salt, count or password before),
+		 * else a free slot, else the least recently used. */
+		slot = cache_find(s->cache_key);
+		for (size_t i = 0; !slot && i < SCRAM_CACHE_MAX; i++)
+			if (!scram_cache[i].key)
+				slot = &scram_cache[i];
+		if (!slot) {
+			slot = &scram_cache[0];
+			for (size_t i = 1; i < SCRAM_CACHE_MAX; i++)
+				if (scram_cache[i].used < slot->used)
+					slot = &scram_cache[i];
+		}
+		cache_entry_wipe(slot);
+		slot->key = strdup(s->cache_key);
+		slot->salt = malloc(salt_len);
+		if (!slot->key || !slot->salt) {
+			cache_entry_wipe(slot); /* not cached: no harm */
+		} else {
+			memcpy(slot->salt, salt, salt_len);
+			slot->salt_len = salt_len;
+			slot->iterations = iterations;
+			memcpy(slot->salted, salted, HASH_LEN);
+			memcpy(slot->check, check, HASH_LEN);
+			slot->used = ++scram_cache_clock;
+		}
+	}
+	pthread_mutex_unlock(&scram_cache_lock);
+	OPENSSL_cleanse(check, sizeof(check));
+	return 0;
+}
+
 int sasl_scram_client_final(struct sasl_scram *s, const char *server_first, size_t len,
 			    char **ret_msg)
 {
@@ -308,8 +464,7 @@ int sasl_scram_client_final(struct sasl_scram *s, const char *server_first, size
 		return -ENOMEM;
 	}
 	r = -EIO;
-	if (PKCS5_PBKDF2_HMAC(s->password, (int)strlen(s->password), salt, (int)salt_len,
-			      (int)iterations, EVP_sha256(), HASH_LEN, salted) != 1)
+	if (salted_password(s, salt, salt_len, iterations, salted) < 0)
 		goto out;
 	if (hmac(salted, HASH_LEN, "Client Key", 10, client_key) < 0 ||
 	    !EVP_Digest(client_key, HASH_LEN, stored_key, NULL, EVP_sha256(), NULL) ||
@@ -358,12 +513,14 @@ int sasl_scram_verify_server_final(struct sasl_scram *s, const char *server_fina
 	if (len >= 2 && server_final[0] == 'e' && server_final[1] == '=') {
 		set_server_error(s, "the server rejected the proof (wrong password?)",
 				 server_final + 2, len - 2);
+		sasl_scram_uncache(s);
 		return -CPMSYNC_E_AUTH;
 	}
 	if (!attr(server_final, len, 'v', &v, &vlen) || base64_decode(v, vlen, &sig, &siglen) < 0 ||
 	    siglen != HASH_LEN || CRYPTO_memcmp(sig, s->server_signature, HASH_LEN) != 0) {
 		set_error(s, "server signature mismatch: the server does not know the password "
 			     "(possible impostor)");
+		sasl_scram_uncache(s);
 		return -CPMSYNC_E_AUTH;
 	}
 	s->verified = true;

@@ -35,6 +35,21 @@ int sasl_scram_verify_server_final(struct sasl_scram *s, const char *server_fina
 bool sasl_scram_has_final(const struct sasl_scram *s); /* client-final sent */
 bool sasl_scram_verified(const struct sasl_scram *s);
 const char *sasl_scram_error(const struct sasl_scram *s);
+/*
+ * The SaltedPassword cache (RFC 5802 section 5.1), so that a reconnect
+ * does not run PBKDF2 again: with a key set (one per account and server,
+ * e.g. "name host:port user"), sasl_scram_client_final() reuses the
+ * SaltedPassword computed for the same key, salt, iteration count and
+ * password.  Memory only; a different password, salt or count replaces
+ * the entry; a refused proof or a wrong server signature forgets it.
+ */
+int sasl_scram_set_cache_key(struct sasl_scram *s, const char *key);
+void sasl_scram_cache_forget(const char *key);
+/* Forgets s's entry (its key's): the login failed. */
+void sasl_scram_uncache(struct sasl_scram *s);
+void sasl_scram_cache_clear(void);
+/* PBKDF2 runs so far (tests: was the cache used?). */
+unsigned sasl_scram_pbkdf2_runs(void);
 /* Tests only: use this client nonce instead of a random one. */
 int sasl_scram_set_nonce_for_test(struct sasl_scram *s, const char *nonce);
 

@@ -50,6 +50,118 @@ START_TEST(test_scram_rfc7677_vector)
 }
 END_TEST
 
+/* One exchange with the RFC 7677 nonce; returns its client-final (to free). */
+static char *cached_exchange(const char *key, const char *password, const char *server_first)
+{
+	struct sasl_scram *s;
+	char *msg;
+
+	ck_assert_int_eq(sasl_scram_new("user", password, &s), 0);
+	if (key)
+		ck_assert_int_eq(sasl_scram_set_cache_key(s, key), 0);
+	ck_assert_int_eq(sasl_scram_set_nonce_for_test(s, RFC_NONCE), 0);
+	ck_assert_int_eq(sasl_scram_client_first(s, &msg), 0);
+	free(msg);
+	ck_assert_int_eq(sasl_scram_client_final(s, server_first, strlen(server_first), &msg), 0);
+	if (strcmp(msg, RFC_CLIENT_FINAL) == 0)
+		ck_assert_int_eq(sasl_scram_verify_server_final(s, RFC_SERVER_FINAL,
+								strlen(RFC_SERVER_FINAL)),
+				 0);
+	sasl_scram_free(s);
+	return msg;
+}
+
+/*
+ * RFC 5802 5.1: the SaltedPassword is cached per key (account and server),
+ * salt, iteration count and password, so that a reconnect runs no PBKDF2;
+ * the proof is the same (the RFC 7677 vector).  A changed password, salt or
+ * count computes it again; a refused exchange forgets it.
+ */
+START_TEST(test_scram_salted_password_cached)
+{
+	static const char other_salt[] = "r=" RFC_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+					 "s=QSXCR+Q6sek8bf92,i=4096";
+	static const char other_count[] = "r=" RFC_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+					  "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4097";
+	static const char bad_sig[] = "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+	const char *key = "a\nimap.example.org:993\nuser";
+	struct sasl_scram *s;
+	unsigned runs;
+	char *msg;
+
+	sasl_scram_cache_clear();
+	runs = sasl_scram_pbkdf2_runs();
+	msg = cached_exchange(key, "pencil", RFC_SERVER_FIRST);
+	ck_assert_str_eq(msg, RFC_CLIENT_FINAL);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 1);
+
+	/* The reconnect: no PBKDF2, the same proof. */
+	msg = cached_exchange(key, "pencil", RFC_SERVER_FIRST);
+	ck_assert_str_eq(msg, RFC_CLIENT_FINAL);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 1);
+
+	/* No key (another server, or the caller does not cache): computed. */
+	msg = cached_exchange(NULL, "pencil", RFC_SERVER_FIRST);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 2);
+	msg = cached_exchange("b\nimap.example.org:993\nuser", "pencil", RFC_SERVER_FIRST);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 3);
+
+	/* The password changed: computed again (another proof), and the
+	 * entry is the new password's. */
+	msg = cached_exchange(key, "pencil2", RFC_SERVER_FIRST);
+	ck_assert_str_ne(msg, RFC_CLIENT_FINAL);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 4);
+	msg = cached_exchange(key, "pencil2", RFC_SERVER_FIRST);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 4);
+	msg = cached_exchange(key, "pencil", RFC_SERVER_FIRST);
+	ck_assert_str_eq(msg, RFC_CLIENT_FINAL);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 5);
+
+	/* Another salt, another count: computed. */
+	msg = cached_exchange(key, "pencil", other_salt);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 6);
+	msg = cached_exchange(key, "pencil", other_count);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 7);
+	msg = cached_exchange(key, "pencil", RFC_SERVER_FIRST);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 8);
+
+	/* A wrong server signature forgets the entry. */
+	ck_assert_int_eq(sasl_scram_new("user", "pencil", &s), 0);
+	ck_assert_int_eq(sasl_scram_set_cache_key(s, key), 0);
+	ck_assert_int_eq(sasl_scram_set_nonce_for_test(s, RFC_NONCE), 0);
+	ck_assert_int_eq(sasl_scram_client_first(s, &msg), 0);
+	free(msg);
+	ck_assert_int_eq(
+		sasl_scram_client_final(s, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), &msg), 0);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 8);
+	ck_assert_int_eq(sasl_scram_verify_server_final(s, bad_sig, strlen(bad_sig)),
+			 -CPMSYNC_E_AUTH);
+	sasl_scram_free(s);
+	msg = cached_exchange(key, "pencil", RFC_SERVER_FIRST);
+	ck_assert_str_eq(msg, RFC_CLIENT_FINAL);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 9);
+
+	/* Cleared: computed. */
+	sasl_scram_cache_clear();
+	msg = cached_exchange(key, "pencil", RFC_SERVER_FIRST);
+	free(msg);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 10);
+	sasl_scram_cache_clear();
+}
+END_TEST
+
 START_TEST(test_scram_impostor_signature_refused)
 {
 	static const char bad[] = "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
@@ -338,6 +450,7 @@ static Suite *sasl_suite(void)
 	TCase *tc = tcase_create("scram");
 
 	tcase_add_test(tc, test_scram_rfc7677_vector);
+	tcase_add_test(tc, test_scram_salted_password_cached);
 	tcase_add_test(tc, test_scram_impostor_signature_refused);
 	tcase_add_loop_test(tc, test_scram_bad_server_first, 0,
 			    sizeof(bad_first) / sizeof(bad_first[0]));
