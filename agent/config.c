@@ -49,6 +49,7 @@ enum key {
 	KEY_TIMEOUT,
 	KEY_CPM_ROOT,
 	KEY_POLL_INTERVAL,
+	KEY_OTHER_NAMESPACES,
 	KEY_MAX
 };
 
@@ -71,6 +72,7 @@ static const struct {
 	[KEY_TIMEOUT] = { "timeout", false },
 	[KEY_CPM_ROOT] = { "cpm_root", false },
 	[KEY_POLL_INTERVAL] = { "poll_interval", false },
+	[KEY_OTHER_NAMESPACES] = { "other_namespaces", false },
 };
 
 struct parser {
@@ -408,6 +410,15 @@ static int parse_account_key(struct parser *p, struct config_account *a, enum ke
 		a->cpm_root = xstrdup(value);
 		return 0;
 	}
+	case KEY_OTHER_NAMESPACES:
+		if (str_eq(value, "hide"))
+			a->show_other_namespaces = false;
+		else if (str_eq(value, "show"))
+			a->show_other_namespaces = true;
+		else
+			return fail(p, "invalid other_namespaces '%s' (expected hide or show)",
+				    value);
+		return 0;
 	default:
 		return fail(p, "internal error: key '%s'", key_table[k].name);
 	}
@@ -907,7 +918,7 @@ bool config_account_equal(const struct config_account *a, const struct config_ac
 	       str_eq_null(a->password_command, b->password_command) &&
 	       str_eq_null(a->ca_file, b->ca_file) && str_eq_null(a->client_cert, b->client_cert) &&
 	       strv_equal(a->folders, b->folders) && a->sync_bodies == b->sync_bodies &&
-	       a->timeout == b->timeout;
+	       a->timeout == b->timeout && a->show_other_namespaces == b->show_other_namespaces;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1455,6 +1466,7 @@ void config_account_to_settings(const struct config_account *a, struct cpmsync_a
 		.sync_bodies = a->sync_bodies,
 		.connect_timeout_ms = a->timeout * 1000u,
 		.command_timeout_ms = a->timeout * 1000u,
+		.show_other_namespaces = a->show_other_namespaces,
 		.password_cb = password_cb,
 		/* password_cb records password_error: see config.h. */
 		.password_userdata = (void *)a,

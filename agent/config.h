@@ -67,18 +67,19 @@ struct config_account {
 	uint16_t port; /* always set: explicit, or 993/143 */
 	enum cpmsync_security security;
 	char *user;
-	char *password_file;	/* absolute path, or NULL */
-	char *password_command; /* shell command, or NULL; one is set, or neither
-				 * when client_cert is (SASL EXTERNAL) */
-	char *ca_file;		/* absolute path, or NULL */
-	char *client_cert;	/* absolute path (PEM certificate + key), or NULL */
-	char **folders;		/* NULL-terminated, at least one pattern */
-	int64_t sync_bodies;	/* CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB */
-	unsigned timeout;	/* seconds for connecting and for each command; 0: default */
-	char *cpm_root;		/* the CPM folder model's root; NULL: CONFIG_DEFAULT_CPM_ROOT */
-	unsigned poll_interval; /* seconds between change checks of the folders push does
-				 * not watch; 0: CONFIG_POLL_DEFAULT */
-	unsigned line;		/* line of the [account NAME] header */
+	char *password_file;	    /* absolute path, or NULL */
+	char *password_command;	    /* shell command, or NULL; one is set, or neither
+				     * when client_cert is (SASL EXTERNAL) */
+	char *ca_file;		    /* absolute path, or NULL */
+	char *client_cert;	    /* absolute path (PEM certificate + key), or NULL */
+	char **folders;		    /* NULL-terminated, at least one pattern */
+	int64_t sync_bodies;	    /* CPMSYNC_SYNC_BODIES_ALL, _NONE or KiB */
+	unsigned timeout;	    /* seconds for connecting and for each command; 0: default */
+	char *cpm_root;		    /* the CPM folder model's root; NULL: CONFIG_DEFAULT_CPM_ROOT */
+	unsigned poll_interval;	    /* seconds between change checks of the folders push does
+				     * not watch; 0: CONFIG_POLL_DEFAULT */
+	bool show_other_namespaces; /* other_namespaces = show (default hide) */
+	unsigned line;		    /* line of the [account NAME] header */
 
 	/*
 	 * Mutable: the reason the last password lookup made through the

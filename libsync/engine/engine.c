@@ -646,8 +646,16 @@ static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 		e->delimiter = l.delimiter;
 		imap_client_set_delimiter(e->client, l.delimiter);
 	}
-	r = imap_mailbox_to_utf8(l.mailbox.str, l.mailbox.len, l.delimiter ? l.delimiter : '/',
-				 imap_client_enabled(e->client, IMAP_CAP_UTF8_ACCEPT), &name);
+	r = imap_client_mailbox_to_local(e->client, l.mailbox.str, l.mailbox.len,
+					 l.delimiter ? l.delimiter : '/', &name);
+	if (r == -ENOENT) /* another namespace, hidden */
+		goto out;
+	if (r == -EEXIST) {
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: skipping folder %.*s: its local name would be another's",
+			e->account_name, (int)l.mailbox.len, l.mailbox.str);
+		goto out;
+	}
 	if (r < 0) {
 		refused_name(e, &l, r);
 		goto out;
@@ -685,8 +693,8 @@ static void on_status(struct cpmsync_sync *e, const struct imap_response *resp)
 
 	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
 		return;
-	if (imap_mailbox_to_utf8(st.mailbox.str, st.mailbox.len, e->delimiter ? e->delimiter : '/',
-				 imap_client_enabled(e->client, IMAP_CAP_UTF8_ACCEPT), &name) < 0)
+	if (imap_client_mailbox_to_local(e->client, st.mailbox.str, st.mailbox.len,
+					 e->delimiter ? e->delimiter : '/', &name) < 0)
 		goto out;
 	rf = remote_find(e, name.data);
 	if (!rf)
@@ -1123,6 +1131,49 @@ static void list_done(struct imap_client *client, const struct imap_cmd_result *
 	folders_listed(e);
 }
 
+/*
+ * Local names are relative to the personal namespace (imap-ns.h).  When the
+ * prefix they were made relative to is not this connection's (a store made
+ * before namespaces were known, whose names in Cyrus's classic namespace
+ * are "INBOX/Work"; or a server whose namespace changed), the folders are
+ * renamed in the store first, so that LIST finds them under their new
+ * names: messages, local ids and queued changes stay.
+ */
+static int namespace_rebase(struct cpmsync_sync *e)
+{
+	_cleanup_buf_ struct buf base = BUF_INIT(4096);
+	_cleanup_free_ char *stored = NULL;
+	unsigned renamed = 0;
+	int r;
+
+	r = imap_ns_personal_base(imap_client_namespace(e->client),
+				  imap_client_enabled(e->client, IMAP_CAP_UTF8_ACCEPT), &base);
+	if (r < 0) {
+		engine_fail(e, -CPMSYNC_E_PROTOCOL, "unreadable personal namespace prefix \"%s\"",
+			    imap_ns_map_personal_prefix(imap_client_namespace(e->client)));
+		return r;
+	}
+	r = store_sync_get_namespace(e->store, e->account_id, &stored);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return r;
+	}
+	if (stored && streq(stored, base.data ? base.data : ""))
+		return 0;
+	r = store_sync_rebase_namespace(e->store, e->account_id, stored ? stored : "",
+					base.data ? base.data : "", &renamed);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return r;
+	}
+	if (renamed)
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: %u folder(s) renamed to be relative to the personal namespace \"%s\"",
+			e->account_name, renamed,
+			imap_ns_map_personal_prefix(imap_client_namespace(e->client)));
+	return 0;
+}
+
 static void start_list(struct cpmsync_sync *e)
 {
 	struct imap_cmd *cmd;
@@ -1130,6 +1181,8 @@ static void start_list(struct cpmsync_sync *e)
 		      imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
 	int r;
 
+	if (namespace_rebase(e) < 0)
+		return;
 	r = imap_cmd_new(e->client, 0, list_done, e, &cmd);
 	if (r < 0) {
 		engine_fail(e, r, "out of memory");

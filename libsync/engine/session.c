@@ -565,8 +565,8 @@ static void on_status(struct cpmsync_session *s, const struct imap_response *res
 
 	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
 		return;
-	if (imap_mailbox_to_utf8(st.mailbox.str, st.mailbox.len, imap_client_delimiter(s->client),
-				 imap_client_enabled(s->client, IMAP_CAP_UTF8_ACCEPT), &name) < 0)
+	if (imap_client_mailbox_to_local(s->client, st.mailbox.str, st.mailbox.len,
+					 imap_client_delimiter(s->client), &name) < 0)
 		goto out;
 	if (!(st.present & IMAP_STATUS_ITEM_UIDVALIDITY) ||
 	    !(st.present & IMAP_STATUS_ITEM_UIDNEXT) || !(st.present & IMAP_STATUS_ITEM_MESSAGES)) {

@@ -112,6 +112,9 @@ struct imap_client {
 	struct imap_caps enabled_caps;
 	char delimiter;
 	bool utf8_enabled;
+	/* NAMESPACE's answer on this connection (the default until then). */
+	struct imap_ns_map ns;
+	char ns_error[128]; /* why the NAMESPACE response was refused, "" if it was not */
 
 	struct sasl_scram *scram;
 	/* Asked for before the mechanism is chosen; given to the first use. */
@@ -284,7 +287,7 @@ int imap_cmd_add_mailbox(struct imap_cmd *cmd, const char *name)
 	_cleanup_buf_ struct buf enc = BUF_INIT(4096);
 	int r;
 
-	r = imap_mailbox_from_utf8(name, strlen(name), c->delimiter, c->utf8_enabled, &enc);
+	r = imap_ns_from_local(&c->ns, name, c->delimiter, c->utf8_enabled, &enc);
 	if (r < 0)
 		return r;
 	return imap_cmd_add_string(cmd, enc.data ? enc.data : "", enc.len);
@@ -1317,14 +1320,8 @@ void imap_client_password_ready(struct imap_client *c)
 		imap_client_free(c);
 }
 
-static void enable_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
+static void ready(struct imap_client *c)
 {
-	(void)userdata;
-	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
-		fail_from_result(c, res, res->r, "ENABLE");
-		return;
-	}
-	/* A refused ENABLE only means the extensions stay off. */
 	client_set_state(c, IMAP_CLIENT_READY);
 	arm_deadline(c);
 	c->dispatching++;
@@ -1332,6 +1329,48 @@ static void enable_done(struct imap_client *c, const struct imap_cmd_result *res
 		c->cb.state(c, 0, NULL, c->userdata);
 	c->dispatching--;
 	pump(c);
+}
+
+/* NAMESPACE answered: the connection is ready.  A server that offers
+ * NAMESPACE and refuses it, or answers something we cannot read, cannot be
+ * used: its names would be mapped wrongly. */
+static void namespace_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
+{
+	(void)userdata;
+	if (res->r < 0) {
+		fail_from_result(c, res, res->r, "NAMESPACE");
+		return;
+	}
+	if (c->ns_error[0]) {
+		client_fail(c, -CPMSYNC_E_PROTOCOL, "malformed NAMESPACE response: %s",
+			    c->ns_error);
+		return;
+	}
+	if (!c->ns.known) {
+		client_fail(c, -CPMSYNC_E_PROTOCOL, "no NAMESPACE response to NAMESPACE");
+		return;
+	}
+	ready(c);
+}
+
+static void enable_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
+{
+	int64_t id;
+
+	(void)userdata;
+	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
+		fail_from_result(c, res, res->r, "ENABLE");
+		return;
+	}
+	/* A refused ENABLE only means the extensions stay off.  NAMESPACE
+	 * comes after it: with UTF8=ACCEPT its prefixes are UTF-8. */
+	if (imap_caps_has(&c->caps, IMAP_CAP_NAMESPACE)) {
+		id = imap_client_simple(c, IMAP_CMD_PREAUTH, namespace_done, NULL, "NAMESPACE");
+		if (id < 0)
+			client_fail(c, (int)id, "cannot send NAMESPACE");
+		return;
+	}
+	ready(c);
 }
 
 static void become_ready(struct imap_client *c)
@@ -1362,6 +1401,25 @@ static void become_ready(struct imap_client *c)
 
 		enable_done(c, &ok, NULL);
 	}
+}
+
+/* The first NAMESPACE response after login (one per connection). */
+static void track_namespace(struct imap_client *c, const struct imap_response *resp)
+{
+	struct imap_namespace ns;
+	const char *why = "its syntax";
+	int r;
+
+	if (resp->kind != IMAP_RESP_UNTAGGED || c->state != IMAP_CLIENT_POSTAUTH ||
+	    imap_resp_type(resp) != IMAP_RT_NAMESPACE || c->ns.known || c->ns_error[0])
+		return;
+	r = imap_resp_namespace(resp, &ns);
+	if (r >= 0)
+		r = imap_ns_map_set(&c->ns, &ns, &why);
+	if (r == -ENOMEM)
+		why = "out of memory";
+	if (r < 0)
+		snprintf(c->ns_error, sizeof(c->ns_error), "%s", why ? why : "its syntax");
 }
 
 static void track_enabled(struct imap_client *c, const struct imap_response *resp)
@@ -1499,6 +1557,7 @@ static void handle_response(struct imap_client *c, const struct imap_response *r
 		c->bye_text = strdup(resp->text ? resp->text : "");
 	}
 	track_enabled(c, resp);
+	track_namespace(c, resp);
 	if (c->cb.untagged) {
 		c->dispatching++;
 		c->cb.untagged(c, resp, c->userdata);
@@ -1957,6 +2016,13 @@ static int client_begin(struct imap_client *c)
 	imap_caps_clear(&c->enabled_caps);
 	c->have_caps = false;
 	c->utf8_enabled = false;
+	{
+		bool show = c->ns.show_other;
+
+		imap_ns_map_free(&c->ns);
+		c->ns.show_other = show;
+	}
+	c->ns_error[0] = '\0';
 	c->tls_want = 0;
 	imap_parser_reset(c->parser);
 	c->wire_mid_response = false;
@@ -2057,6 +2123,8 @@ int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *acc
 	c->fd = -1;
 	c->resolve_fd = -1;
 	c->delimiter = '/';
+	imap_ns_map_init(&c->ns);
+	c->ns.show_other = account->show_other_namespaces != 0;
 	if (callbacks)
 		c->cb = *callbacks;
 	c->userdata = userdata;
@@ -2119,6 +2187,7 @@ struct imap_client *imap_client_free(struct imap_client *c)
 	imap_parser_free(c->parser);
 	imap_caps_free(&c->caps);
 	imap_caps_free(&c->enabled_caps);
+	imap_ns_map_free(&c->ns);
 	buf_free(&c->out);
 	if (c->password) {
 		explicit_bzero(c->password, strlen(c->password));
@@ -2199,4 +2268,20 @@ void imap_client_set_delimiter(struct imap_client *c, char delimiter)
 char imap_client_delimiter(const struct imap_client *c)
 {
 	return c->delimiter;
+}
+
+void imap_client_set_show_other_namespaces(struct imap_client *c, bool show)
+{
+	c->ns.show_other = show;
+}
+
+const struct imap_ns_map *imap_client_namespace(const struct imap_client *c)
+{
+	return &c->ns;
+}
+
+int imap_client_mailbox_to_local(const struct imap_client *c, const char *name, size_t len,
+				 char delimiter, struct buf *out)
+{
+	return imap_ns_to_local(&c->ns, name, len, delimiter, c->utf8_enabled, out);
 }

@@ -19,6 +19,7 @@
 #include <cpmsync/account.h>
 #include <cpmsync/loop.h>
 
+#include "imap/imap-ns.h"
 #include "imap/imap-parser.h"
 #include "imap/imap-resp.h"
 #include "imap/imap-seqset.h"
@@ -205,8 +206,10 @@ int imap_cmd_addf(struct imap_cmd *cmd, const char *fmt, ...) __attribute__((for
 /* A string argument, as an atom, a quoted string or a literal, whichever
  * fits (LITERAL+ / LITERAL- used when offered). */
 int imap_cmd_add_string(struct imap_cmd *cmd, const char *s, size_t len);
-/* A mailbox name in our form (UTF-8, '/' between levels), encoded for this
- * server (modified UTF-7 unless UTF8=ACCEPT is enabled; its delimiter). */
+/* A mailbox name in our form (UTF-8, '/' between levels, relative to the
+ * personal namespace: imap-ns.h), encoded for this server (under its
+ * namespace prefix; modified UTF-7 unless UTF8=ACCEPT is enabled; its
+ * delimiter). */
 int imap_cmd_add_mailbox(struct imap_cmd *cmd, const char *name);
 /* A literal of len bytes (copied), always sent as a literal. */
 int imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len, bool literal8);
@@ -252,3 +255,20 @@ int imap_client_send_line(struct imap_client *client, const char *line);
 /* The server's hierarchy delimiter ('/' until LIST tells otherwise). */
 void imap_client_set_delimiter(struct imap_client *client, char delimiter);
 char imap_client_delimiter(const struct imap_client *client);
+
+/*
+ * Namespaces (RFC 2342).  When the server offers NAMESPACE, the client asks
+ * it after login (after ENABLE), once per connection, before READY; a
+ * refused or malformed answer fails the connection.  Until then, and on a
+ * server without it, names map as they are.
+ */
+/* Show the other users' and shared namespaces (imap-ns.h); default hidden. */
+void imap_client_set_show_other_namespaces(struct imap_client *client, bool show);
+const struct imap_ns_map *imap_client_namespace(const struct imap_client *client);
+/*
+ * The one way in for a server's mailbox name (LIST, STATUS...), with the
+ * delimiter its response gave: imap_ns_to_local() in this connection's
+ * namespaces and UTF-8 mode.  -ENOENT for a hidden name.
+ */
+int imap_client_mailbox_to_local(const struct imap_client *client, const char *name, size_t len,
+				 char delimiter, struct buf *out);

@@ -573,9 +573,18 @@ static const char migration_9[] =
 	"CREATE INDEX journal_message ON journal (message_id);"
 	"CREATE INDEX journal_failed ON journal (account_id, failed);";
 
+/*
+ * Version 10: account.namespace: the personal namespace's prefix in our
+ * form ("INBOX/" in Cyrus's classic namespace, "") that the account's
+ * folder names are relative to (RFC 2342; store_sync_rebase_namespace()).
+ * NULL: not known yet; the names are then the server's whole names, as
+ * every store before this version made them.
+ */
+static const char migration_10[] = "ALTER TABLE account ADD COLUMN namespace TEXT;";
+
 static const char *const migrations[] = {
 	migration_1, migration_2, migration_3, migration_4, migration_5,
-	migration_6, migration_7, migration_8, migration_9,
+	migration_6, migration_7, migration_8, migration_9, migration_10,
 };
 
 unsigned store_schema_version(void)

@@ -185,6 +185,115 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 	return 0;
 }
 
+int store_sync_get_namespace(struct store *s, int64_t account_id, char **ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = NULL;
+	PREP(s, "SELECT namespace FROM account WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -CPMSYNC_E_NOT_FOUND;
+	r = store_col_strdup(st, 0, ret);
+	sqlite3_reset(st);
+	return r;
+}
+
+/* name relative to new_base instead of old_base, malloc'ed in *ret; NULL
+ * when it stays. */
+static int rebase_name(const char *name, const char *old_base, const char *new_base, char **ret)
+{
+	_cleanup_free_ char *full = NULL;
+	size_t n = strlen(new_base);
+
+	*ret = NULL;
+	if (!name || streq(name, "INBOX"))
+		return 0;
+	if (asprintf(&full, "%s%s", old_base, name) < 0)
+		return -ENOMEM;
+	if (strncmp(full, new_base, n) != 0 || !full[n] || streq(full + n, "INBOX") ||
+	    streq(full + n, name))
+		return 0;
+	*ret = strdup(full + n);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int store_sync_rebase_namespace(struct store *s, int64_t account_id, const char *old_base,
+				const char *new_base, unsigned *ret_renamed)
+{
+	struct sync_folder *f = NULL;
+	size_t n = 0;
+	unsigned renamed = 0;
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = store_sync_folders(s, account_id, &f, &n);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		_cleanup_free_ char *name = NULL, *server_name = NULL;
+
+		r = rebase_name(f[i].name, old_base, new_base, &name);
+		if (r >= 0)
+			r = rebase_name(f[i].server_name, old_base, new_base, &server_name);
+		if (r < 0 || (!name && !server_name))
+			continue;
+		/* A name already taken: the folder keeps its old one. */
+		r = store_prepare(s,
+				  "SELECT 1 FROM folder WHERE account_id = ?1 AND name = ?2"
+				  " AND id != ?3",
+				  &st);
+		if (r < 0)
+			break;
+		sqlite3_bind_int64(st, 1, account_id);
+		sqlite3_bind_text(st, 2, name ? name : f[i].name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 3, f[i].id);
+		r = store_step(s, st);
+		sqlite3_reset(st);
+		if (r < 0)
+			break;
+		if (r > 0) {
+			r = 0;
+			continue;
+		}
+		r = store_prepare(
+			s,
+			"UPDATE folder SET name = ?2, server_name = coalesce(?3, server_name)"
+			" WHERE id = ?1",
+			&st);
+		if (r < 0)
+			break;
+		sqlite3_bind_int64(st, 1, f[i].id);
+		sqlite3_bind_text(st, 2, name ? name : f[i].name, -1, SQLITE_TRANSIENT);
+		store_bind_text_or_null(st, 3, server_name);
+		r = store_step_done(s, st);
+		if (r >= 0)
+			renamed++;
+	}
+	sync_folders_free(f, n);
+	if (r >= 0) {
+		r = store_prepare(s, "UPDATE account SET namespace = ?2 WHERE id = ?1", &st);
+		if (r >= 0) {
+			sqlite3_bind_int64(st, 1, account_id);
+			sqlite3_bind_text(st, 2, new_base, -1, SQLITE_TRANSIENT);
+			r = store_step_done(s, st);
+		}
+	}
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	r = store_commit(s);
+	if (r >= 0 && ret_renamed)
+		*ret_renamed = renamed;
+	return r;
+}
+
 int store_sync_folder_add(struct store *s, int64_t account_id, const char *name,
 			  const char *special_use, bool subscribed, int64_t *ret_id)
 {

@@ -26,6 +26,27 @@ int store_sync_account(struct store *s, const char *name, int64_t *ret_account_i
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when);
 int store_sync_get_last_sync(struct store *s, int64_t account_id, int64_t *ret);
 
+/*
+ * Namespaces (RFC 2342): local names are relative to the personal
+ * namespace, whose prefix in our form is the account's base ("INBOX/" in
+ * Cyrus's classic namespace, "" when the server has none or an empty one).
+ * *ret: the base the account's names were last made relative to, NULL for
+ * a store older than namespace support (its names are the server's
+ * whole names: base "").
+ */
+int store_sync_get_namespace(struct store *s, int64_t account_id, char **ret);
+/*
+ * Makes the account's folder names relative to new_base instead of
+ * old_base (each "" or ending in '/'), in place: a folder keeps its id,
+ * messages and journal rows.  The name and server name old_base + X become
+ * X with new_base taken off the front; INBOX, a name not under new_base,
+ * and one whose new name is taken (or would be INBOX) stay as they are.
+ * Records new_base.  One transaction.  *ret_renamed (may be NULL): how
+ * many folders were renamed.
+ */
+int store_sync_rebase_namespace(struct store *s, int64_t account_id, const char *old_base,
+				const char *new_base, unsigned *ret_renamed);
+
 /* A local folder as the engine sees it (removed ones included). */
 struct sync_folder {
 	int64_t id;

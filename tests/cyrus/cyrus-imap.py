@@ -10,9 +10,10 @@ Reads the instance from the environment written by `cyrus-ctl.sh start`
 (a file of USER TAB PASSWORD lines), CYRUS_ADMIN / CYRUS_ADMIN_PASS.
 
 Folder names are given and printed as cpmsync shows them: UTF-8, '/'
-between levels; in the classic namespace personal folders are under
-"INBOX/" ("Archive" given here is "INBOX.Archive" on the server and is
-printed as "INBOX/Archive").
+between levels, relative to the personal namespace (RFC 2342): in the
+classic namespace "Archive" given here is "INBOX.Archive" on the server
+and is printed as "Archive"; INBOX is INBOX.  The other users' and shared
+namespaces are left out of listings (cpmsync hides them by default).
 
   [-f tab] mailbox create|delete -u USER NAME...
   [-f tab] mailbox rename -u USER OLD NEW
@@ -102,12 +103,22 @@ def mutf7_decode(s):
 
 
 def to_server(name):
-    if NAMESPACE == "classic" and not re.match(r"(?i)^INBOX(/|$)", name):
-        name = "INBOX/" + name
-    return mutf7_encode(name.replace("/", DELIM))
+    if re.match(r"(?i)^INBOX$", name):
+        return "INBOX"
+    enc = mutf7_encode(name.replace("/", DELIM))
+    return "INBOX." + enc if NAMESPACE == "classic" else enc
 
 
 def from_server(name):
+    """The local name, None for a name in another namespace."""
+    if re.match(r"(?i)^INBOX$", name):
+        return "INBOX"
+    if NAMESPACE == "classic":
+        if not re.match(r"(?i)^INBOX\.", name):
+            return None
+        name = name[6:]
+    elif re.match(r"^(Other Users|Shared Folders)(/|$)", name):
+        return None
     return mutf7_decode(name).replace(DELIM, "/")
 
 
@@ -199,7 +210,8 @@ def list_folders(m):
             attrs, name = mt.group("attrs"), unquote(mt.group("name"))
         a = attrs.lower()
         sel = b"\\noselect" not in a and b"\\nonexistent" not in a
-        out.append((from_server(name), sel))
+        if from_server(name) is not None:
+            out.append((from_server(name), sel))
     return out
 
 

@@ -6,12 +6,56 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "imap/imap-ns.h"
 #include "imap/imap-parser.h"
 #include "imap/imap-resp.h"
 #include "util/buf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The namespace map of a NAMESPACE response, shown and hidden, over names
+ * that hit its prefixes, their roots and neither, both ways. */
+static void fuzz_namespace(const struct imap_namespace *ns)
+{
+	static const char *const names[] = {
+		"INBOX",     "INBOX.a",	     "INBOX/a.b",    "user.bob.x", "Other Users/bob",
+		"#Shared/x", "#Other Users", "#Personal2/a", "a",	   ""
+	};
+	struct imap_ns_map m;
+
+	imap_ns_map_init(&m);
+	for (int show = 0; show < 2; show++) {
+		m.show_other = show;
+		if (imap_ns_map_set(&m, ns, NULL) < 0)
+			break;
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			struct buf out = BUF_INIT(1 << 16);
+
+			imap_ns_personal_base(&m, show, &out);
+			imap_ns_to_local(&m, names[i], strlen(names[i]), '.', show, &out);
+			imap_ns_from_local(&m, names[i], '/', show, &out);
+			/* Each prefix itself, and one level below it. */
+			for (int k = 0; k < IMAP_NS_KIND_MAX; k++)
+				for (size_t j = 0; j < m.n[k]; j++) {
+					const struct imap_ns_prefix *p = &m.ns[k][j];
+					struct buf nm = BUF_INIT(4096);
+
+					imap_ns_to_local(&m, p->prefix, p->len, p->delimiter, show,
+							 &out);
+					buf_append_str(&nm, p->prefix);
+					buf_append_str(&nm, "x");
+					if (nm.data)
+						imap_ns_to_local(&m, nm.data, nm.len, p->delimiter,
+								 show, &out);
+					buf_free(&nm);
+				}
+			buf_free(&out);
+		}
+	}
+	imap_ns_map_free(&m);
+}
 
 static void decode_all(const struct imap_response *resp)
 {
@@ -72,6 +116,7 @@ static void decode_all(const struct imap_response *resp)
 
 		for (size_t i = 0; imap_ns_get(&ns.personal, i, &e) == 0 && i < 64; i++)
 			;
+		fuzz_namespace(&ns);
 	}
 	imap_resp_code_init(&code);
 	if (imap_resp_code_parse(resp, &code) == 0 && code.code == IMAP_CODE_COPYUID) {

@@ -51,15 +51,9 @@ export LC_ALL=C.UTF-8
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 is_cyrus() { [ "$SERVER" != dovecot ]; }
-# shown NAME: how cpmsync (and selectable_folders) name the folder NAME the
-# tests create: INBOX/NAME in Cyrus's classic namespace, else NAME.
-shown() {
-	case $SERVER:$1 in
-	cyrus-classic:INBOX | cyrus-classic:INBOX/*) echo "$1" ;;
-	cyrus-classic:*) echo "INBOX/$1" ;;
-	*) echo "$1" ;;
-	esac
-}
+# Folder names are the same on every server: relative to the personal
+# namespace (the NAME the tests create is INBOX.NAME in Cyrus's classic
+# namespace, and cpmsync, cpmctl dump and cyrus-imap.py all call it NAME).
 
 passed=0 failed=0
 ok() { echo "ok - $1"; passed=$((passed + 1)); }
@@ -410,26 +404,24 @@ mut_copy_move() { # copy|move
 }
 # a pool name that does not exist yet -> N (1 if none)
 pool_free() {
-	local i tries sn
+	local i tries
 	load_folders
 	for ((tries = 0; tries < 10; tries++)); do
 		rnd ${#MUT_POOL[@]}
 		N=${MUT_POOL[$R]}
-		sn=$(shown "$N")
-		for i in "${FOLDERS[@]}"; do [ "$i" = "$sn" ] && continue 2; done
+		for i in "${FOLDERS[@]}"; do [ "$i" = "$N" ] && continue 2; done
 		return 0
 	done
 	return 1
 }
 # a pool name that exists and has no children -> N
 pool_used() {
-	local i c sn used=()
+	local i c used=()
 	load_folders
 	for i in "${MUT_POOL[@]}"; do
-		sn=$(shown "$i")
 		for c in "${FOLDERS[@]}"; do
-			[ "$c" = "$sn" ] || continue
-			printf '%s\n' "${FOLDERS[@]}" | grep -qF -- "$sn/" && continue 2
+			[ "$c" = "$i" ] || continue
+			printf '%s\n' "${FOLDERS[@]}" | grep -qF -- "$i/" && continue 2
 			used+=("$i")
 		done
 	done

@@ -223,6 +223,33 @@ START_TEST(test_cpm_root)
 }
 END_TEST
 
+/* other_namespaces: hide (the default) or show; handed to the library and
+ * part of config_account_equal() (a change reconnects). */
+START_TEST(test_other_namespaces)
+{
+	struct config *c = parse_ok("[account d]\nhost=h\nuser=u\npassword_file=/p\n"
+				    "[account h]\nhost=h\nuser=u\npassword_file=/p\n"
+				    "other_namespaces = hide\n"
+				    "[account s]\nhost=h\nuser=u\npassword_file=/p\n"
+				    "other_namespaces = show # under #Shared/...\n");
+	struct cpmsync_account acc;
+
+	ck_assert(!c->accounts[0].show_other_namespaces);
+	ck_assert(!c->accounts[1].show_other_namespaces);
+	ck_assert(c->accounts[2].show_other_namespaces);
+	config_account_to_settings(&c->accounts[0], &acc);
+	ck_assert_int_eq(acc.show_other_namespaces, 0);
+	config_account_to_settings(&c->accounts[2], &acc);
+	ck_assert_int_ne(acc.show_other_namespaces, 0);
+	c->accounts[2].name[0] = 'h';
+	c->accounts[2].show_other_namespaces = false;
+	ck_assert(config_account_equal(&c->accounts[1], &c->accounts[2]));
+	c->accounts[2].show_other_namespaces = true;
+	ck_assert(!config_account_equal(&c->accounts[1], &c->accounts[2]));
+	config_free(c);
+}
+END_TEST
+
 START_TEST(test_full_file)
 {
 	struct config *c = parse_ok(full_file);
@@ -533,6 +560,9 @@ static const struct error_case error_cases[] = {
 	  "invalid sync_bodies '1M' (expected all, none or a size in KiB)" },
 	{ "[account w]\nsync_bodies=ALL\n", 0, 2, "invalid sync_bodies 'ALL'" },
 	{ "[account w]\nsync_bodies=-1\n", 0, 2, "invalid sync_bodies '-1'" },
+	{ "[account w]\nother_namespaces=yes\n", 0, 2,
+	  "invalid other_namespaces 'yes' (expected hide or show)" },
+	{ "[account w]\nother_namespaces=Show\n", 0, 2, "invalid other_namespaces 'Show'" },
 	{ "[account w]\ntimeout=0\n", 0, 2, "timeout 0 is out of range (1-3600 seconds)" },
 	{ "[account w]\ntimeout=3601\n", 0, 2, "timeout 3601 is out of range" },
 	{ "[account w]\ntimeout=5s\n", 0, 2, "invalid timeout '5s' (expected seconds)" },
@@ -1586,6 +1616,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_poll_interval);
 	tcase_add_test(tc, test_cpm_root);
+	tcase_add_test(tc, test_other_namespaces);
 	tcase_add_test(tc, test_crlf_bom_no_eol);
 	tcase_add_test(tc, test_empty_file);
 	tcase_add_test(tc, test_paths);

@@ -362,6 +362,74 @@ START_TEST(test_renames)
 }
 END_TEST
 
+/* A store from before namespaces (Cyrus classic names "INBOX/Work") made
+ * relative to the personal prefix in place: ids, messages and journal rows
+ * stay; INBOX, a taken name and a pending CREATE's missing server name are
+ * handled; the base is recorded; going back works the same way. */
+START_TEST(test_rebase_namespace)
+{
+	int64_t work, sync, taken, newf, msg;
+	unsigned n = 99;
+	char *ns = (char *)"x";
+
+	ck_assert_int_eq(store_sync_get_namespace(s, acc_id, &ns), 0);
+	ck_assert_ptr_null(ns); /* never recorded */
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "INBOX/Work", NULL, false, &work), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "INBOX/Work/Sync", NULL, false, &sync),
+			 0);
+	/* Both "INBOX/Dup" and "Dup": the first keeps its name. */
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "INBOX/Dup", NULL, false, &taken), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (account_id, name) VALUES (1, 'Dup');"
+				       "INSERT INTO folder (account_id, name)"
+				       " VALUES (1, 'INBOX/New')"),
+			 0);
+	newf = q("SELECT id FROM folder WHERE name = 'INBOX/New'");
+	msg = add_msg(7, "", "<m@x>", 10, 1000);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET folder_id = 3 WHERE uid = 7;"
+				       "INSERT INTO journal (account_id, op, folder_id)"
+				       " VALUES (1, 'create_folder', 6)"),
+			 0);
+	ck_assert_int_eq(newf, 6);
+
+	ck_assert_int_eq(store_sync_rebase_namespace(s, acc_id, "", "INBOX/", &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(qs("SELECT name || '|' || server_name FROM folder WHERE id = 1"),
+			 "INBOX|INBOX");
+	ck_assert_str_eq(qs("SELECT name || '|' || server_name FROM folder WHERE id = 2"),
+			 "Work|Work");
+	ck_assert_str_eq(qs("SELECT name || '|' || server_name FROM folder WHERE id = 3"),
+			 "Work/Sync|Work/Sync");
+	ck_assert_str_eq(qs("SELECT name || '|' || server_name FROM folder WHERE id = 4"),
+			 "INBOX/Dup|INBOX/Dup");
+	ck_assert_str_eq(qs("SELECT name || '|' || coalesce(server_name, 'NULL') FROM folder"
+			    " WHERE id = 6"),
+			 "New|NULL");
+	ck_assert_int_eq(
+		q("SELECT folder_id FROM message WHERE id = (SELECT max(id) FROM message)"), sync);
+	ck_assert_int_eq(q("SELECT count(*) FROM message"), 1);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE folder_id = 6"), 1);
+	ck_assert_int_eq(store_sync_get_namespace(s, acc_id, &ns), 0);
+	ck_assert_str_eq(ns, "INBOX/");
+	free(ns);
+
+	/* Again: nothing to do. */
+	ck_assert_int_eq(store_sync_rebase_namespace(s, acc_id, "INBOX/", "INBOX/", &n), 0);
+	ck_assert_uint_eq(n, 0);
+	/* Back to whole names (a server that moved to an empty prefix): the
+	 * local "INBOX/Dup" was the server's INBOX.INBOX.Dup, and "Dup" is
+	 * then free for INBOX/Dup. */
+	ck_assert_int_eq(store_sync_rebase_namespace(s, acc_id, "INBOX/", "", &n), 0);
+	ck_assert_uint_eq(n, 5);
+	ck_assert_str_eq(qs("SELECT group_concat(name, ' ') FROM (SELECT name FROM folder"
+			    " ORDER BY id)"),
+			 "INBOX INBOX/Work INBOX/Work/Sync INBOX/INBOX/Dup INBOX/Dup INBOX/New");
+	ck_assert_int_eq(store_sync_get_namespace(s, acc_id, &ns), 0);
+	ck_assert_str_eq(ns, "");
+	free(ns);
+	(void)msg;
+}
+END_TEST
+
 START_TEST(test_journal)
 {
 	struct journal_entry j;
@@ -398,6 +466,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_folder_recreate_and_delete);
 	tcase_add_test(tc, test_renames);
 	tcase_add_test(tc, test_journal);
+	tcase_add_test(tc, test_rebase_namespace);
 	suite_add_tcase(su, tc);
 	return su;
 }

@@ -363,6 +363,39 @@ START_TEST(test_migrate_journal_ids_never_reused)
 }
 END_TEST
 
+/*
+ * Version 10, account.namespace: a store made at version 9 (its folder
+ * names the server's whole names) migrates with the namespace unknown
+ * (NULL), so that the first sync that knows it renames the folders
+ * (store_sync_rebase_namespace(), test-store-sync.c); folders and messages
+ * are untouched.
+ */
+START_TEST(test_migrate_adds_namespace)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+
+	ck_assert_uint_ge(store_schema_version(), 10);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 9, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, server_name)"
+				       " VALUES (11, 1, 'INBOX/Work', 'INBOX/Work')"),
+			 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT namespace IS NULL FROM account WHERE id = 1"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM folder WHERE name = 'INBOX/Work'"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 1);
+	/* A new account: unknown too. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (2, 'b')"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT namespace IS NULL FROM account WHERE id = 2"), 1);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_newer_version_refused)
 {
 	unsigned current = store_schema_version();
@@ -918,6 +951,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_from_every_older_version);
 	tcase_add_test(tc, test_migrate_adds_preview_cache);
 	tcase_add_test(tc, test_migrate_journal_ids_never_reused);
+	tcase_add_test(tc, test_migrate_adds_namespace);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
 	tcase_add_test(tc, test_foreign_keys_cascade);

@@ -66,6 +66,11 @@ struct cpmsync_account {
 	 * presented in TLS; with a server that offers AUTH=EXTERNAL the login
 	 * is SASL EXTERNAL and needs no password.  NULL: none. */
 	const char *client_cert;
+	/* Names of the other users' and shared namespaces (RFC 2342): 0 hides
+	 * them, non-zero shows them under a root of their own ("#Shared/...",
+	 * "#Other Users/...").  Personal folders are named relative to the
+	 * personal namespace's prefix either way. */
+	int show_other_namespaces;
 };
 
 /* The port that will be used: account->port, or the security's default. */

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Namespaces (RFC 2342; issue 12) on the server SERVER names (lib-sync.sh).
+# Local names are relative to the personal namespace's prefix ("INBOX." in
+# Cyrus's classic namespace, "" on Cyrus alt and Dovecot):
+# 1. folders made on the server are Work and Work/Sync in the dump (not
+#    INBOX/Work/Sync), and the dump equals the server;
+# 2. folders made locally (a top-level one, the CPM root Default and a
+#    conversation under it) land under the prefix, as the server's own LIST
+#    shows, and no operation is left pending or failed;
+# 3. a store made before namespaces were known (names INBOX/Work..., the
+#    namespace not recorded) keeps its local ids and a queued flag change on
+#    its next sync: the folders are renamed in the store, nothing is
+#    downloaded again, the change reaches the server.
+set -u
+# shellcheck source=lib-sync.sh
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+
+dc_start srv
+CONF=$WORK/ns.conf
+DB=$WORK/ns.db
+write_conf "$CONF" "$DB"
+
+# The server's prefix and delimiter, as the test servers are set up.
+case $SERVER in
+cyrus-classic) PFX=INBOX. D=. ;;
+*) PFX='' D=/ ;;
+esac
+# server_list: the server's own names (its LIST, as sent), sorted
+server_list() {
+	if is_cyrus; then
+		da raw "$USER1" LIST '""' '"*"' | sed -n 's/^\* LIST ([^)]*) "[^"]*" //p' |
+			sed 's/^"\(.*\)"$/\1/' | LC_ALL=C sort
+	else
+		doveadm -c "$DOVECOT_CONF" mailbox list -u "$USER1" | LC_ALL=C sort
+	fi
+}
+# has_server NAME: the server lists NAME exactly
+has_server() {
+	local list
+	list=$(server_list) || return 1
+	grep -qxF -- "$1" <<<"$list" && return 0
+	echo "    the server does not list '$1'; it lists:"
+	local l
+	while IFS= read -r l; do echo "      $l"; done <<<"$list"
+	return 1
+}
+# dump_folders: the names of the folders that hold messages in the dump,
+# sorted and unique
+dump_folders() {
+	"$CPMCTL" dump --db "$DB" a | cut -f2 | LC_ALL=C sort -u
+}
+
+# --- 1. server -> local -------------------------------------------------------
+da mailbox create -u "$USER1" Work Work/Sync || bail "cannot create Work and Work/Sync"
+msg_save "$USER1" Work "<w.1@ns.test>" 300 || bail "cannot save into Work"
+msg_save "$USER1" Work/Sync "<s.1@ns.test>" 300 || bail "cannot save into Work/Sync"
+msg_save "$USER1" Work/Sync "<s.2@ns.test>" 300 || bail "cannot save into Work/Sync"
+check "the server has ${PFX}Work${D}Sync" has_server "${PFX}Work${D}Sync"
+if sync_once "$CONF" "$WORK/sync1.log" && compare "$DB"; then
+	ok "first sync equals the server"
+else
+	not_ok "first sync equals the server"
+fi
+got=$(dump_folders)
+want=$(printf '%s\n' Work Work/Sync)
+if [ "$got" = "$want" ]; then
+	ok "the dump names the folders Work and Work/Sync"
+else
+	not_ok "the dump names the folders Work and Work/Sync"
+	echo "    got: $(tr '\n' ' ' <<<"$got")"
+fi
+
+# --- 2. local -> server -------------------------------------------------------
+printf 'From: a@ns.test\r\nMessage-ID: <cpm.1@ns.test>\r\nSubject: hi\r\n\r\nhello\r\n' \
+	>"$WORK/cpm.eml"
+if "$OP" --db "$DB" mkdir a TopLevel >/dev/null &&
+	"$OP" --db "$DB" mkdir a Default >/dev/null &&
+	"$OP" --db "$DB" mkdir a Default/conv-NS >/dev/null &&
+	"$OP" --db "$DB" store a Default/conv-NS "$WORK/cpm.eml" >/dev/null; then
+	ok "TopLevel, Default and Default/conv-NS made locally, a message stored"
+else
+	not_ok "TopLevel, Default and Default/conv-NS made locally, a message stored"
+fi
+check "the sync that sends them succeeds" sync_once "$CONF" "$WORK/sync2.log"
+check "TopLevel is ${PFX}TopLevel on the server" has_server "${PFX}TopLevel"
+check "the CPM root Default is ${PFX}Default on the server" has_server "${PFX}Default"
+check "Default/conv-NS is ${PFX}Default${D}conv-NS on the server" \
+	has_server "${PFX}Default${D}conv-NS"
+pending=$("$OP" --db "$DB" pending a)
+if [ -z "$pending" ]; then
+	ok "nothing pending or failed"
+else
+	not_ok "nothing pending or failed"
+	echo "    $pending"
+fi
+if sync_once "$CONF" "$WORK/sync3.log" && compare "$DB"; then
+	ok "the next sync equals the server"
+else
+	not_ok "the next sync equals the server"
+fi
+
+# --- 3. a store from before namespaces ------------------------------------------
+# What an older cpm-syncd made in the classic namespace: the server's whole
+# names (INBOX/Work/Sync), no namespace recorded.  On the other servers the
+# names were already the same: only the record is missing.
+old_base=
+[ "$SERVER" = cyrus-classic ] && old_base=INBOX/
+ids_before=$("$OP" --db "$DB" ids a Work/Sync | sort -n | tr '\n' ' ')
+id1=$("$OP" --db "$DB" find a Work/Sync "<s.1@ns.test>")
+sqlite3 "$DB" "UPDATE folder SET name = '$old_base' || name,
+		server_name = '$old_base' || server_name WHERE name != 'INBOX';
+	UPDATE account SET namespace = NULL;" || bail "cannot age the store"
+if [ -n "$old_base" ]; then
+	check "the aged store names it INBOX/Work/Sync" test "$("$OP" --db "$DB" folder a INBOX/Work/Sync)" -gt 0
+fi
+# A change queued under the old names.
+check "a flag change queued" "$OP" --db "$DB" flags "$id1" -- +\$Namespaced
+if sync_once "$CONF" "$WORK/sync4.log" && compare "$DB"; then
+	ok "the sync after the upgrade equals the server"
+else
+	not_ok "the sync after the upgrade equals the server"
+fi
+ids_after=$("$OP" --db "$DB" ids a Work/Sync | sort -n | tr '\n' ' ')
+if [ -n "$ids_before" ] && [ "$ids_before" = "$ids_after" ]; then
+	ok "Work/Sync keeps its local ids ($ids_after)"
+else
+	not_ok "Work/Sync keeps its local ids"
+	echo "    before: $ids_before after: $ids_after"
+fi
+if [ -n "$old_base" ]; then
+	n=$(grep -c 'renamed to be relative to the personal namespace' "$WORK/sync4.log")
+	check "the folders were renamed in the store, once (log: $n)" test "$n" = 1
+fi
+flags=$(da -f tab fetch -u "$USER1" 'uid flags hdr.message-id' mailbox Work/Sync |
+	awk -F'\t' '$3 == "<s.1@ns.test>" {print $2}')
+case " $flags " in
+*" \$Namespaced "* | *" \$namespaced "*) ok "the queued flag reached the server ($flags)" ;;
+*)
+	not_ok "the queued flag reached the server"
+	echo "    flags: '$flags'"
+	;;
+esac
+got=$(sqlite3 "$DB" "SELECT namespace FROM account WHERE name = 'a'")
+want=
+[ "$SERVER" = cyrus-classic ] && want=INBOX/
+check "the store records the namespace '$want'" test "$got" = "$want"
+finish
