@@ -200,6 +200,98 @@ START_TEST(test_login_enable_and_pipelining)
 }
 END_TEST
 
+/* NAMESPACE (RFC 2342): asked after ENABLE when offered, before READY; the
+ * commands then name mailboxes under the personal prefix. */
+#define NS_CAPS "IMAP4rev1 ENABLE QRESYNC NAMESPACE"
+START_TEST(test_namespace_after_login)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY " NS_CAPS "] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " NS_CAPS "] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },
+		{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },
+		{ SCRIPT_EXPECT, "a3 NAMESPACE" },
+		{ SCRIPT_SEND, "* NAMESPACE ((\"INBOX.\" \".\")) ((\"user.\" \".\")) "
+			       "((\"\" \".\"))\r\na3 OK done\r\n" },
+		{ SCRIPT_EXPECT, "a4 CREATE INBOX.TopLevel" },
+		{ SCRIPT_EXPECT, "a5 SELECT INBOX" },
+		{ SCRIPT_SEND, "a4 OK made\r\na5 OK sel\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+	struct imap_cmd *cmd;
+	struct buf name = BUF_INIT(256);
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	ck_assert(imap_client_namespace(ctx.client)->known);
+	ck_assert_str_eq(imap_ns_map_personal_prefix(imap_client_namespace(ctx.client)), "INBOX.");
+	ck_assert_int_eq(
+		imap_client_mailbox_to_local(ctx.client, "INBOX.Work.Sync", 15, '.', &name), 0);
+	ck_assert_str_eq(name.data, "Work/Sync");
+	ck_assert_int_eq(imap_client_mailbox_to_local(ctx.client, "user.bob", 8, '.', &name),
+			 -ENOENT);
+	buf_free(&name);
+	want_done(&ctx, 2);
+	ck_assert_int_eq(imap_cmd_new(ctx.client, 0, cmd_cb, &ctx, &cmd), 0);
+	imap_cmd_add(cmd, "CREATE ");
+	imap_cmd_add_mailbox(cmd, "TopLevel");
+	ck_assert_int_gt(imap_cmd_submit(cmd), 0);
+	ck_assert_int_eq(imap_cmd_new(ctx.client, 0, cmd_cb, &ctx, &cmd), 0);
+	imap_cmd_add(cmd, "SELECT ");
+	imap_cmd_add_mailbox(cmd, "INBOX");
+	ck_assert_int_gt(imap_cmd_submit(cmd), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], 0);
+	ck_assert_int_eq(ctx.results[1], 0);
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
+/* A NAMESPACE answer we cannot use fails the connection, with the reason. */
+START_TEST(test_namespace_bad_answers)
+{
+	static const char *const answers[] = {
+		"* NAMESPACE NIL NIL NIL\r\na3 OK done\r\n",
+		"* NAMESPACE ((\"\" \"ab\")) NIL NIL\r\na3 OK done\r\n",
+		"a3 OK but nothing\r\n",
+		"a3 NO not today\r\n",
+	};
+	static const char *const reasons[] = {
+		"malformed NAMESPACE response: no personal namespace",
+		"malformed NAMESPACE response: its syntax",
+		"no NAMESPACE response to NAMESPACE",
+		"not today",
+	};
+
+	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+		const struct script_step script[] = {
+			{ SCRIPT_SEND, "* OK [CAPABILITY " NS_CAPS "] ready\r\n" },
+			{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+			{ SCRIPT_SEND, "a1 OK [CAPABILITY " NS_CAPS "] in\r\n" },
+			{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },
+			{ SCRIPT_SEND, "a2 OK enabled\r\n" },
+			{ SCRIPT_EXPECT, "a3 NAMESPACE" },
+			{ SCRIPT_SEND, answers[i] },
+			{ SCRIPT_STALL, NULL },
+			{ SCRIPT_END, NULL },
+		};
+		struct script_peer peer;
+		struct ctx ctx;
+
+		ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+		ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+		ck_assert(!ctx.ready);
+		ck_assert_int_lt(ctx.state_r, 0);
+		ck_assert_msg(strstr(ctx.reason, reasons[i]), "%zu: %s", i, ctx.reason);
+		ctx_end(&ctx, &peer);
+	}
+}
+END_TEST
+
 START_TEST(test_bye_mid_command)
 {
 	static const struct script_step script[] = {
@@ -928,6 +1020,8 @@ static Suite *client_suite(void)
 
 	tcase_set_timeout(tc, 15);
 	tcase_add_test(tc, test_login_enable_and_pipelining);
+	tcase_add_test(tc, test_namespace_after_login);
+	tcase_add_test(tc, test_namespace_bad_answers);
 	tcase_add_test(tc, test_bye_mid_command);
 	tcase_add_test(tc, test_disconnect_with_commands_in_flight);
 	tcase_add_test(tc, test_server_never_greets);
