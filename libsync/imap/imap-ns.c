@@ -18,7 +18,7 @@
 
 static const char *const kind_root[IMAP_NS_KIND_MAX] = {
 	[IMAP_NS_PERSONAL] = "#Personal",
-	[IMAP_NS_OTHER] = "#Other Users",
+	[IMAP_NS_OTHER] = "#Users",
 	[IMAP_NS_SHARED] = "#Shared",
 };
 

@@ -13,11 +13,11 @@
  *
  * Names in the other users' and shared namespaces are hidden, or, when the
  * map shows them, get a local root of their own that names the kind:
- * "#Other Users" for the first other users' namespace, "#Shared" for the
+ * "#Users" for the first other users' namespace, "#Shared" for the
  * first shared one, "#Personal2" for a second personal namespace, and a
  * number after the second and later of each kind ("#Shared2").  So alt
  * Cyrus's "Other Users/bob/Work" and classic Cyrus's "user.bob.Work" are
- * both "#Other Users/bob/Work".  While they are shown, a personal folder
+ * both "#Users/bob/Work".  While they are shown, a personal folder
  * whose first level is one of these roots cannot be told from them and is
  * hidden instead (-EEXIST below).
  *

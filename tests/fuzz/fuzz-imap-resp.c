@@ -20,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fuzz_namespace(const struct imap_namespace *ns)
 {
 	static const char *const names[] = {
-		"INBOX",     "INBOX.a",	     "INBOX/a.b",    "user.bob.x", "Other Users/bob",
-		"#Shared/x", "#Other Users", "#Personal2/a", "a",	   ""
+		"INBOX",     "INBOX.a", "INBOX/a.b",	"user.bob.x", "Other Users/bob",
+		"#Shared/x", "#Users",	"#Personal2/a", "a",	      ""
 	};
 	struct imap_ns_map m;
 

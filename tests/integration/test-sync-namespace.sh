@@ -11,7 +11,9 @@
 # 3. a store made before namespaces were known (names INBOX/Work..., the
 #    namespace not recorded) keeps its local ids and a queued flag change on
 #    its next sync: the folders are renamed in the store, nothing is
-#    downloaded again, the change reaches the server.
+#    downloaded again, the change reaches the server;
+# 4. (Cyrus) a folder another user shares is hidden by default and, with
+#    other_namespaces = show, synced as "#Users/bob/Team".
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -146,4 +148,31 @@ got=$(sqlite3 "$DB" "SELECT namespace FROM account WHERE name = 'a'")
 want=
 [ "$SERVER" = cyrus-classic ] && want=INBOX/
 check "the store records the namespace '$want'" test "$got" = "$want"
+
+# --- 4. other users' namespace (Cyrus: SETACL as the owner) -------------------
+if is_cyrus; then
+	team=${PFX}Team
+	if da mailbox create -u "$USER2" Team &&
+		msg_save "$USER2" Team "<team.1@ns.test>" 300 &&
+		da raw "$USER2" SETACL "\"$team\"" "$USER1" lrs >/dev/null; then
+		ok "$USER2 shares Team with $USER1"
+	else
+		not_ok "$USER2 shares Team with $USER1"
+	fi
+	if [ "$SERVER" = cyrus-classic ]; then
+		other="user.$USER2.Team"
+	else
+		other="Other Users/$USER2/Team"
+	fi
+	check "$USER1's LIST has $other" has_server "$other"
+	check "a sync with other_namespaces hidden succeeds" sync_once "$CONF" "$WORK/sync5.log"
+	n=$("$CPMCTL" dump --db "$DB" a | grep -c 'team\.1@ns\.test')
+	check "hidden by default: not in the dump ($n)" test "$n" = 0
+	CONF2=$WORK/ns-show.conf
+	write_conf "$CONF2" "$WORK/ns-show.db"
+	echo "other_namespaces = show" >>"$CONF2"
+	check "a sync with other_namespaces = show succeeds" sync_once "$CONF2" "$WORK/sync6.log"
+	got=$("$CPMCTL" dump --db "$WORK/ns-show.db" a | awk -F'\t' '/team\.1@ns\.test/ {print $2}')
+	check "shown as '#Users/$USER2/Team' ($got)" test "$got" = "#Users/$USER2/Team"
+fi
 finish

@@ -142,17 +142,17 @@ START_TEST(test_cyrus_classic_shown)
 
 	map_from(&m, CYRUS_CLASSIC, true);
 	ck_local(&m, "INBOX.Work", '.', "Work");
-	ck_local(&m, "user.bob", '.', "#Other Users/bob");
-	ck_local(&m, "user.bob.Work", '.', "#Other Users/bob/Work");
-	ck_local(&m, "user", '.', "#Other Users");
+	ck_local(&m, "user.bob", '.', "#Users/bob");
+	ck_local(&m, "user.bob.Work", '.', "#Users/bob/Work");
+	ck_local(&m, "user", '.', "#Users");
 	ck_local(&m, "shared.news", '.', "#Shared/shared/news");
 	/* A personal folder named as a shown root: not ours to show. */
 	ck_local_err(&m, "INBOX.#Shared", '.', -EEXIST);
-	ck_local_err(&m, "INBOX.#Other Users.x", '.', -EEXIST);
+	ck_local_err(&m, "INBOX.#Users.x", '.', -EEXIST);
 	ck_local(&m, "INBOX.#Sharedx", '.', "#Sharedx");
 
-	ck_server(&m, "#Other Users/bob/Work", '.', "user.bob.Work");
-	ck_server(&m, "#Other Users", '.', "user");
+	ck_server(&m, "#Users/bob/Work", '.', "user.bob.Work");
+	ck_server(&m, "#Users", '.', "user");
 	ck_server(&m, "#Shared/shared/news", '.', "shared.news");
 	ck_server(&m, "Work", '.', "INBOX.Work");
 	/* The shared root has the empty prefix: no such mailbox. */
@@ -178,7 +178,7 @@ START_TEST(test_cyrus_alt)
 	imap_ns_map_free(&m);
 
 	map_from(&m, CYRUS_ALT, true);
-	ck_local(&m, "Other Users/bob/Work", '/', "#Other Users/bob/Work");
+	ck_local(&m, "Other Users/bob/Work", '/', "#Users/bob/Work");
 	ck_local(&m, "Shared Folders/news", '/', "#Shared/news");
 	ck_local(&m, "Shared Folders", '/', "#Shared");
 	ck_server(&m, "#Shared/news", '/', "Shared Folders/news");
@@ -224,11 +224,11 @@ START_TEST(test_several)
 		 true);
 	ck_local(&m, "Work", '/', "Work");
 	ck_local(&m, "#mh/inbox", '/', "#Personal2/INBOX");
-	ck_local(&m, "~smith/Mail", '/', "#Other Users/smith/Mail");
+	ck_local(&m, "~smith/Mail", '/', "#Users/smith/Mail");
 	ck_local(&m, "#public/x", '/', "#Shared2/x");
 	ck_local(&m, "#shared/x", '/', "#Shared/x");
 	ck_server(&m, "#Shared2/x", '/', "#public/x");
-	ck_server(&m, "#Other Users/smith/Mail", '/', "~smith/Mail");
+	ck_server(&m, "#Users/smith/Mail", '/', "~smith/Mail");
 	ck_server(&m, "#Personal2/a", '/', "#mh/a");
 	imap_ns_map_free(&m);
 

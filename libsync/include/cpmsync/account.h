@@ -68,7 +68,7 @@ struct cpmsync_account {
 	const char *client_cert;
 	/* Names of the other users' and shared namespaces (RFC 2342): 0 hides
 	 * them, non-zero shows them under a root of their own ("#Shared/...",
-	 * "#Other Users/...").  Personal folders are named relative to the
+	 * "#Users/...").  Personal folders are named relative to the
 	 * personal namespace's prefix either way. */
 	int show_other_namespaces;
 };
