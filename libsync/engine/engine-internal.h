@@ -122,7 +122,8 @@ struct cpmsync_sync {
 	/* Folder list. */
 	struct remote_folder *remote;
 	size_t n_remote, alloc_remote;
-	int64_t *queue; /* folder ids to sync */
+	int64_t *queue;	     /* folder ids to sync */
+	int64_t only_folder; /* engine_sync_only(): this folder, no LIST */
 	size_t n_queue, queue_pos;
 	char delimiter;
 	unsigned status_pending; /* STATUS commands in flight (no LIST-STATUS) */

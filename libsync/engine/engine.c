@@ -1205,6 +1205,23 @@ static void start_list(struct cpmsync_sync *e)
 	imap_cmd_submit(cmd);
 }
 
+/* LIST and every folder, or engine_sync_only()'s folder alone. */
+static void start_run(struct cpmsync_sync *e)
+{
+	if (!e->only_folder) {
+		start_list(e);
+		return;
+	}
+	e->queue = calloc(1, sizeof(*e->queue));
+	if (!e->queue) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	e->queue[e->n_queue++] = e->only_folder;
+	log_debug(CAT, "%s: syncing one folder, without LIST", e->account_name);
+	next_folder(e);
+}
+
 void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason)
 {
 	if (e->finished)
@@ -1225,7 +1242,7 @@ static void state_cb(struct imap_client *client, int r, const char *reason, void
 		return;
 	if (!e->logging_out && r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
 		log_debug(CAT, "%s: connected", e->account_name);
-		start_list(e);
+		start_run(e);
 		return;
 	}
 	engine_event_closed(e, r, reason);
@@ -1848,7 +1865,7 @@ static void start_cb(struct cpmsync_loop_source *src, void *userdata)
 		engine_fail(e, -CPMSYNC_E_DISCONNECTED, "the connection is not usable");
 		return;
 	}
-	start_list(e);
+	start_run(e);
 }
 
 static void replay_cb(struct cpmsync_loop_source *src, void *userdata)
@@ -1909,6 +1926,11 @@ int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store
 	if (ret)
 		*ret = e;
 	return 0;
+}
+
+void engine_sync_only(struct cpmsync_sync *e, int64_t folder_id)
+{
+	e->only_folder = folder_id;
 }
 
 void engine_detach(struct cpmsync_sync *e)

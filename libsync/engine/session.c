@@ -18,9 +18,10 @@
  *     own.
  *   IDLE only:  SELECT the active folder, compare its UIDVALIDITY/UIDNEXT/
  *     HIGHESTMODSEQ/EXISTS with the store (the same window), then IDLE;
- *     any EXISTS/EXPUNGE/FETCH/VANISHED schedules a sync.  The other
- *     folders are checked by a sync every poll interval (LIST-STATUS makes
- *     that one command when nothing changed).
+ *     any EXISTS/EXPUNGE/FETCH/VANISHED ends IDLE at once (no debounce)
+ *     and syncs that folder alone (engine_sync_only(): no LIST).  The
+ *     other folders are checked by a full sync every poll interval
+ *     (LIST-STATUS makes that one command when nothing changed).
  *   Neither:  a sync every poll interval.
  * The wait is refreshed every idle_refresh_ms (DONE + IDLE, or a NOOP
  * under NOTIFY), each under the command deadline, so a silent or
@@ -138,6 +139,9 @@ struct cpmsync_session {
 	bool connecting;
 	struct cpmsync_sync *sync;
 	bool sync_wanted;
+	/* Why: only news for the folder selected in IDLE (fast_news), or
+	 * anything else too (full_wanted: LIST, a poll, connecting ...). */
+	bool fast_news, full_wanted;
 	unsigned check_syncs;
 	unsigned retry_ms;
 	struct cpmsync_loop_source *retry_timer, *debounce_timer, *poll_timer, *refresh_timer;
@@ -342,6 +346,7 @@ static void poll_cb(struct cpmsync_loop_source *src, void *userdata)
 	(void)src;
 	s->poll_timer = cpmsync_loop_source_remove(s->poll_timer);
 	log_debug(CAT, "%s: poll", s->name);
+	s->full_wanted = true;
 	want_sync(s, true);
 }
 
@@ -413,6 +418,7 @@ static void on_state(struct imap_client *client, int r, const char *reason, void
 		log_debug(CAT, "%s: connected", s->name);
 		record_caps(s);
 		s->sync_wanted = true;
+		s->full_wanted = true;
 		schedule_kick(s);
 		return;
 	}
@@ -509,11 +515,30 @@ static void sync_progress(void *userdata, const char *folder, uint32_t done, uin
 		s->cb.progress(s, folder, done, total, s->userdata);
 }
 
+/*
+ * The fast path: when the only news since the last sync came in IDLE for
+ * the folder IDLE watches, sync that folder alone (no LIST of every
+ * folder); the others are left to the poll as they are while waiting.
+ */
+static int64_t fast_folder(struct cpmsync_session *s)
+{
+	struct store_folder_status st;
+
+	if (!s->fast_news || s->full_wanted)
+		return 0;
+	if (store_sync_folder_status(s->store, s->account_id,
+				     s->idle_folder ? s->idle_folder : "INBOX", &st) <= 0)
+		return 0;
+	return st.id;
+}
+
 static void start_sync(struct cpmsync_session *s)
 {
+	int64_t only = fast_folder(s);
 	int r;
 
 	s->sync_wanted = false;
+	s->fast_news = s->full_wanted = false;
 	timer_stop(&s->poll_timer);
 	timer_stop(&s->refresh_timer);
 	set_state(s, CPMSYNC_SESSION_SYNCING, push_mode(s));
@@ -524,6 +549,11 @@ static void start_sync(struct cpmsync_session *s)
 		return;
 	}
 	engine_set_progress(s->sync, sync_progress, s);
+	if (only) {
+		log_debug(CAT, "%s: news in IDLE: syncing %s alone", s->name,
+			  s->idle_folder ? s->idle_folder : "INBOX");
+		engine_sync_only(s->sync, only);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -552,6 +582,18 @@ static void news(struct cpmsync_session *s, const char *what)
 {
 	log_debug(CAT, "%s: server news: %s", s->name, what);
 	s->notify_current = false;
+	/* EXISTS, EXPUNGE, VANISHED or FETCH in IDLE (or after its DONE):
+	 * the selected folder.  No debounce: what the server sends before
+	 * DONE is answered is read before the sync starts anyway. */
+	if ((s->wait == WAIT_IDLING || s->wait == WAIT_LEAVING) && s->idle_cmd && !s->wait_notify &&
+	    !streq(what, "LIST")) {
+		s->fast_news = true;
+		s->check_syncs = 0;
+		s->sync_wanted = true;
+		schedule_kick(s);
+		return;
+	}
+	s->full_wanted = true;
 	if (s->wait != WAIT_NONE || s->state == CPMSYNC_SESSION_IDLE)
 		want_sync(s, true);
 	else
@@ -726,6 +768,7 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 		s->check_syncs++;
 		s->wait = WAIT_NONE;
 		s->sync_wanted = true;
+		s->full_wanted = true;
 		schedule_kick(s);
 		return;
 	}
@@ -2078,6 +2121,7 @@ void cpmsync_session_sync_now(struct cpmsync_session *s)
 		timer_stop(&s->retry_timer);
 		schedule_kick(s);
 	}
+	s->full_wanted = true;
 	want_sync(s, true);
 }
 

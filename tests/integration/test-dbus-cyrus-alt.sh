@@ -214,13 +214,24 @@ check "store == server after the changes" within 15 compare "$WORK/store.db"
 # --- push on a server without NOTIFY ------------------------------------------------
 # since MARK: seconds since date +%s.%N was MARK, one decimal
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+# daemon.log (cpm-syncd -v, with the IMAP wire) from the mark on
+logmark() { LOGMARK=$(wc -l <"$WORK/daemon.log"); }
+log_since() { tail -n +$((LOGMARK + 1)) "$WORK/daemon.log"; }
 sigmark
+logmark
 T0=$(date +%s.%N)
 msg_text "<pushed@dbus.test>" 300 | da save -u "$USER1" -m INBOX || bail "saving <pushed@dbus.test> failed"
 # At once: the poll is 60 s away, only IDLE can bring it this soon.
 check "push: MessagesAdded for a delivery into INBOX (the IDLE folder) within 10 s" \
 	within 10 saw_signal "^$INBOX $F MessagesAdded .*MessageId=<pushed@dbus.test>"
 echo "# INBOX delivery seen after <= $(since "$T0") s"
+# The fast path: news in IDLE syncs the IDLE folder alone, without LIST.
+check "push: the delivery synced INBOX alone" \
+	bash -c "grep -q 'a: news in IDLE: syncing INBOX alone\$' <<<\"\$1\"" _ "$(log_since)"
+check "push: ...without a LIST (of every folder, with LIST-STATUS) on the wire" \
+	bash -c "! grep -q ' C: [^ ]* LIST ' <<<\"\$1\"" _ "$(log_since)"
+check "push: ...with a UID FETCH of the new message" \
+	bash -c "grep -q ' C: [^ ]* UID FETCH ' <<<\"\$1\"" _ "$(log_since)"
 PUID=$(da search -u "$USER1" mailbox INBOX header message-id '<pushed@dbus.test>' | sed -n 's/^- //p')
 [ -n "$PUID" ] || bail "<pushed@dbus.test> not found on the server"
 sigmark

@@ -53,8 +53,10 @@ static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* Runs one sync of account "t" against script; returns the result. */
-static struct sync_result run(struct cpmsync_store *store, const struct script_step *script)
+/* Runs one sync of account "t" against script; returns the result.
+ * only: engine_sync_only() that folder (0: a full run). */
+static struct sync_result run_only(struct cpmsync_store *store, const struct script_step *script,
+				   int64_t only)
 {
 	struct cpmsync_account a = {
 		.name = "t",
@@ -69,16 +71,24 @@ static struct sync_result run(struct cpmsync_store *store, const struct script_s
 	struct cpmsync_loop *loop = NULL;
 	struct script_peer peer;
 	struct sync_result res = { 0 };
+	struct cpmsync_sync *e = NULL;
 
 	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
 	ck_assert_int_eq(script_peer_start(script, &peer), 0);
-	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, sync_result_cb, &res, NULL),
+	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, sync_result_cb, &res, &e),
 			 0);
+	if (only)
+		engine_sync_only(e, only);
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
 	cpmsync_loop_free(loop);
 	ck_assert_int_eq(script_peer_wait(&peer), 0);
 	return res;
+}
+
+static struct sync_result run(struct cpmsync_store *store, const struct script_step *script)
+{
+	return run_only(store, script, 0);
 }
 
 static struct cpmsync_store *open_store(void)
@@ -391,6 +401,55 @@ START_TEST(test_many_rows_without_io)
 }
 END_TEST
 
+START_TEST(test_sync_only_one_folder)
+{
+	/* The push fast path (news in IDLE for INBOX): no LIST, INBOX alone
+	 * through the normal QRESYNC SELECT and UID FETCH of what is new;
+	 * the other folder is left as it was. */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC CONDSTORE LIST-STATUS] "
+			       "in\r\n" },
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },
+		{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX (QRESYNC (7 100 1))" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "* OK [HIGHESTMODSEQ 101] h\r\na3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 2:* (UID FLAGS " },
+		{ SCRIPT_SEND,
+		  "* 2 FETCH (UID 2 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
+		  "RFC822.SIZE 10 MODSEQ (101) BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL "
+		  "\"7bit\" 2 1) BODY[HEADER] {21}\r\nMessage-ID: <n@x>\r\n\r\n)\r\n"
+		  "a4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na5 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	exec(cs, "INSERT INTO account (name) VALUES ('t');"
+		 "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+		 " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 2, 100),"
+		 " (1, 'Other', 'Other', 9, 5, 10);"
+		 "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size)"
+		 " VALUES (1, 1, '\\Seen', '\\Seen', 100, 10);");
+	res = run_only(cs, script, 1);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_uint_eq(res.stats.folders_synced, 1);
+	ck_assert_uint_eq(res.stats.messages_added, 1);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid || ' ' || message_id, ',') FROM message"
+				" WHERE message_id IS NOT NULL"),
+			 "2 <n@x>");
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(name || ' ' || uidnext || ' ' ||"
+				" highestmodseq, ',') FROM folder ORDER BY id"),
+			 "INBOX 3 101,Other 5 10");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -404,6 +463,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_select_refused_others_go_on);
 	tcase_add_test(tc, test_many_rows_without_io);
 	tcase_add_test(tc, test_refused_name_warned_once);
+	tcase_add_test(tc, test_sync_only_one_folder);
 	suite_add_tcase(s, tc);
 	return s;
 }
