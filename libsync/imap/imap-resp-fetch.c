@@ -263,6 +263,90 @@ static int objectid_item(const struct imap_arg *v, bool nil_ok, struct imap_nstr
 	return 0;
 }
 
+/* An annotation entry name: an astring starting with '/' (RFC 5257 3.2),
+ * of bounded length. */
+static int annotation_name(const struct imap_arg *a, struct imap_nstr *ret)
+{
+	if (imap_resp_arg_astring(a, ret) < 0 || ret->len == 0 || ret->str[0] != '/' ||
+	    ret->len > IMAP_ANNOTATION_ENTRY_MAX)
+		return EPROTO_;
+	return 0;
+}
+
+/* The attribute/value list of one entry ("(value.priv "x" size.priv "1")"). */
+static int annotation_attrs(const struct imap_arg *l, struct imap_annotation_entry *ret)
+{
+	if (l->type != IMAP_ARG_LIST || l->u.list.count % 2 != 0 ||
+	    l->u.list.count > 2 * IMAP_ANNOTATION_MAX_ATTRS)
+		return EPROTO_;
+	ret->has_priv = ret->has_shared = false;
+	ret->priv = ret->shared = (struct imap_nstr){ NULL, 0 };
+	for (size_t i = 0; i < l->u.list.count; i += 2) {
+		const struct imap_arg *k = &l->u.list.args[i], *v = k + 1;
+		struct imap_nstr attr, value;
+
+		if (imap_resp_arg_astring(k, &attr) < 0 || imap_resp_arg_nstring(v, &value) < 0)
+			return EPROTO_;
+		if (imap_nstr_caseeq(&attr, "value.priv")) {
+			ret->has_priv = true;
+			ret->priv = value;
+		} else if (imap_nstr_caseeq(&attr, "value.shared")) {
+			ret->has_shared = true;
+			ret->shared = value;
+		}
+	}
+	return 0;
+}
+
+/* ANNOTATION (entry (attrs) ...) or ANNOTATION (entry ...), checked whole. */
+static int annotation_item(const struct imap_arg *v, struct imap_fetch *f)
+{
+	const struct imap_arg *a;
+	struct imap_annotation_entry en;
+	bool values;
+	size_t n;
+
+	if (v->type != IMAP_ARG_LIST || v->u.list.count == 0)
+		return EPROTO_;
+	a = v->u.list.args;
+	values = v->u.list.count >= 2 && a[1].type == IMAP_ARG_LIST;
+	if (values && v->u.list.count % 2 != 0)
+		return EPROTO_;
+	n = values ? v->u.list.count / 2 : v->u.list.count;
+	if (n > IMAP_ANNOTATION_MAX_ENTRIES)
+		return EPROTO_;
+	for (size_t i = 0; i < n; i++) {
+		const struct imap_arg *e = values ? &a[2 * i] : &a[i];
+
+		if (annotation_name(e, &en.name) < 0 ||
+		    (values && annotation_attrs(e + 1, &en) < 0))
+			return EPROTO_;
+	}
+	f->annotation = v;
+	f->nannotations = n;
+	f->annotation_values = values;
+	f->present |= IMAP_FETCH_ANNOTATION;
+	return 0;
+}
+
+int imap_fetch_annotation_get(const struct imap_fetch *f, size_t i,
+			      struct imap_annotation_entry *ret)
+{
+	struct imap_annotation_entry en = { 0 };
+	const struct imap_arg *e;
+
+	if (!(f->present & IMAP_FETCH_ANNOTATION) || i >= f->nannotations)
+		return -EINVAL;
+	e = f->annotation_values ? &f->annotation->u.list.args[2 * i]
+				 : &f->annotation->u.list.args[i];
+	/* Checked by annotation_item(): these cannot fail. */
+	if (annotation_name(e, &en.name) < 0 ||
+	    (f->annotation_values && annotation_attrs(e + 1, &en) < 0))
+		return EPROTO_;
+	*ret = en;
+	return 0;
+}
+
 static int fetch_item(const struct imap_arg *k, const struct imap_arg *v, struct imap_fetch *f)
 {
 	const char *s = k->u.s.str;
@@ -330,6 +414,8 @@ static int fetch_item(const struct imap_arg *k, const struct imap_arg *v, struct
 		if (objectid_item(v, true, &f->threadid) < 0)
 			return EPROTO_;
 		f->present |= IMAP_FETCH_THREADID;
+	} else if (imap_resp_atom_is(k, "ANNOTATION")) {
+		return annotation_item(v, f);
 	} else if (has_prefix(s, len, "BINARY.SIZE[")) {
 		return binsize_item(k, v, f);
 	} else if (has_prefix(s, len, "BODY[") || has_prefix(s, len, "BODY.PEEK[")) {

@@ -297,6 +297,31 @@ enum {
 	IMAP_FETCH_EMAILID = 1u << 9,
 	IMAP_FETCH_THREADID = 1u << 10,
 	IMAP_FETCH_SAVEDATE = 1u << 11,
+	IMAP_FETCH_ANNOTATION = 1u << 12,
+};
+
+/*
+ * ANNOTATION (RFC 5257, the ANNOTATE-EXPERIMENT-1 syntax Cyrus speaks) of a
+ * FETCH: with values, the answer to FETCH (ANNOTATION (entries (attrs))):
+ *   ANNOTATION (/comment (value.priv "x" value.shared NIL) /a (...))
+ * or, unsolicited after another session's change, entry names only:
+ *   ANNOTATION (/comment /a)
+ * Entries are astrings starting with '/' of at most IMAP_ANNOTATION_ENTRY_MAX bytes, at most
+ * IMAP_ANNOTATION_MAX_ENTRIES of them, each with at most
+ * IMAP_ANNOTATION_MAX_ATTRS attribute/value pairs; values are nstrings
+ * (a streamed literal is -CPMSYNC_E_PROTOCOL).  Attributes other than
+ * value.priv and value.shared (size.priv, ...) are skipped.
+ */
+#define IMAP_ANNOTATION_MAX_ENTRIES 256
+#define IMAP_ANNOTATION_MAX_ATTRS   16
+#define IMAP_ANNOTATION_ENTRY_MAX   1024
+
+struct imap_annotation_entry {
+	struct imap_nstr name;
+	/* Only with values: whether each attribute was there, and its
+	 * value (NIL: the server has none). */
+	bool has_priv, has_shared;
+	struct imap_nstr priv, shared;
 };
 
 struct imap_fetch {
@@ -313,6 +338,10 @@ struct imap_fetch {
 	struct imap_nstr preview;	      /* may be NIL (RFC 8970) */
 	struct imap_nstr emailid, threadid;   /* THREADID may be NIL */
 	time_t savedate;		      /* present only when not NIL */
+	/* ANNOTATION: imap_fetch_annotation_get() reads the entries. */
+	const struct imap_arg *annotation; /* internal: the item's list */
+	size_t nannotations;
+	bool annotation_values; /* false: entry names only (unsolicited) */
 	size_t nsections;
 	struct imap_fetch_section sections[IMAP_FETCH_MAX_SECTIONS];
 	size_t nbinsizes;
@@ -327,6 +356,10 @@ struct imap_fetch {
  * sections.  *ret is written only on success.
  */
 int imap_resp_fetch(const struct imap_response *resp, struct imap_fetch *ret);
+
+/* The i-th ANNOTATION entry of f; -EINVAL when i >= f->nannotations. */
+int imap_fetch_annotation_get(const struct imap_fetch *f, size_t i,
+			      struct imap_annotation_entry *ret);
 
 /* The section with exactly this name (case-insensitive, without origin),
  * e.g. "BODY[]" or "BINARY[2]", or NULL. */

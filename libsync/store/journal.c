@@ -36,6 +36,7 @@ static const struct {
 	[JOURNAL_OP_DELETE_FOLDER] = { "delete_folder", ARGS_NONE },
 	[JOURNAL_OP_SET_METADATA] = { "set_metadata", ARGS_PAIR },
 	[JOURNAL_OP_SET_ACL] = { "set_acl", ARGS_PAIR },
+	[JOURNAL_OP_ANNOTATION] = { "set_annotation", ARGS_NONE },
 };
 
 const char *journal_op_to_string(enum journal_op op)
@@ -58,6 +59,7 @@ const char *journal_op_contract_name(enum journal_op op, const char *args)
 		[JOURNAL_OP_DELETE_FOLDER] = "delete-folder",
 		[JOURNAL_OP_SET_METADATA] = "set-metadata",
 		[JOURNAL_OP_SET_ACL] = "set-acl",
+		[JOURNAL_OP_ANNOTATION] = "set-annotation",
 	};
 	const char *nl;
 

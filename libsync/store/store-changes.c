@@ -91,6 +91,20 @@ static const char watch_sql[] =
 	"   AND (NEW.name IS NOT OLD.name OR NEW.uidvalidity IS NOT OLD.uidvalidity"
 	"   OR NEW.highestmodseq IS NOT OLD.highestmodseq OR NEW.uidnext IS NOT OLD.uidnext"
 	"   OR NEW.server_name IS NOT OLD.server_name);"
+	" END;"
+	/* Annotations (version 11): a change of what a reader sees (a local
+	 * set, the server's value refreshed by a sync) changes the message. */
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_annotation_insert AFTER INSERT ON main.annotation"
+	" WHEN NEW.local IS NOT NULL BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 2, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.message_id"
+	"   AND m.removed = 0;"
+	" END;"
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_annotation_update AFTER UPDATE ON main.annotation"
+	" WHEN coalesce(NEW.local, NEW.value, '') IS NOT coalesce(OLD.local, OLD.value, '') BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 2, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.message_id"
+	"   AND m.removed = 0;"
 	" END;";
 
 static void update_hook(void *userdata, int op, const char *db, const char *table,

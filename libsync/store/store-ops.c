@@ -1726,6 +1726,128 @@ int cpmsync_store_pending_metadata(struct cpmsync_store *store, const char *acco
 	return found;
 }
 
+/* Annotations (ANNOTATE). */
+
+int cpmsync_annotation_entry_check(const char *entry, const char **ret_why)
+{
+	const char *why = NULL;
+	size_t n = entry ? strlen(entry) : 0;
+
+	if (!entry || entry[0] != '/')
+		why = "must start with '/'";
+	else if (n > METADATA_ENTRY_MAX)
+		why = "is too long";
+	else if (n > 1 && entry[n - 1] == '/')
+		why = "must not end with '/'";
+	else if (strstr(entry, "//"))
+		why = "must not contain \"//\"";
+	for (size_t i = 0; !why && i < n; i++) {
+		unsigned char c = (unsigned char)entry[i];
+
+		if (c <= ' ' || c == 0x7f || c == '*' || c == '%' || c == '"' || c == '\\')
+			why = "must not contain a space, '*', '%', '\"', '\\' or a control "
+			      "character";
+	}
+	if (n == 1 && !why)
+		why = "must name an entry below '/'";
+	if (why) {
+		if (ret_why)
+			*ret_why = why;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct annotation_args {
+	int64_t message_id;
+	const struct cpmsync_annotation *values;
+	size_t n;
+	bool shared;
+};
+
+static int set_annotations_check(struct store *s, void *args)
+{
+	const struct annotation_args *a = args;
+
+	if (a->n == 0 || !a->values) {
+		store_set_error(s, "no annotation given");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		const char *why = "";
+
+		if (cpmsync_annotation_entry_check(a->values[i].entry, &why) < 0) {
+			store_set_error(s, "annotation entry \"%s\" %s",
+					a->values[i].entry ? a->values[i].entry : "(null)", why);
+			return -EINVAL;
+		}
+		if (a->values[i].value && strlen(a->values[i].value) > METADATA_VALUE_MAX) {
+			store_set_error(s, "value of annotation \"%s\" longer than %d bytes",
+					a->values[i].entry, METADATA_VALUE_MAX);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Each value becomes the entry's pending local value (annotation.local),
+ * the message gets one pending 'set_annotation' row (as for flags: a
+ * failed one does not count), which pushes whatever is pending when it
+ * replays.  A message not on the server yet gets its row too: it replays
+ * after the APPEND, which comes first in the journal.
+ */
+static int set_annotations(struct store *s, void *args)
+{
+	const struct annotation_args *a = args;
+	struct message_row m;
+	sqlite3_stmt *st;
+	int r;
+
+	r = find_message(s, a->message_id, &m, NULL);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < a->n; i++) {
+		const char *v = a->values[i].value ? a->values[i].value : "";
+
+		r = store_prepare(s,
+				  "INSERT INTO annotation (message_id, entry, shared, local)"
+				  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (message_id, entry, shared)"
+				  " DO UPDATE SET local = excluded.local",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, m.id);
+		sqlite3_bind_text(st, 2, a->values[i].entry, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, a->shared ? 1 : 0);
+		sqlite3_bind_text(st, 4, v, -1, SQLITE_STATIC);
+		r = store_step_done(s, st);
+		if (r < 0)
+			return r;
+	}
+	r = store_prepare(s,
+			  "INSERT INTO journal (account_id, op, folder_id, message_id)"
+			  " SELECT ?1, ?4, ?2, ?3 WHERE NOT EXISTS"
+			  " (SELECT 1 FROM journal WHERE message_id = ?3 AND op = ?4"
+			  " AND failed = 0)",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, m.account_id);
+	sqlite3_bind_int64(st, 2, m.folder_id);
+	sqlite3_bind_int64(st, 3, m.id);
+	journal_bind_op(st, 4, JOURNAL_OP_ANNOTATION);
+	return store_step_done(s, st);
+}
+
+int cpmsync_op_set_annotations(struct cpmsync_store *store, int64_t message_id,
+			       const struct cpmsync_annotation *values, size_t n_values,
+			       bool shared)
+{
+	return op_run(store, set_annotations_check, set_annotations,
+		      &(struct annotation_args){ message_id, values, n_values, shared });
+}
+
 /* ------------------------------------------------------------------ */
 /* ACL */
 
@@ -2030,6 +2152,13 @@ static int discard_failed(struct store *s, void *args)
 		return discard_rename(s, row.folder_id);
 	case JOURNAL_OP_DELETE_FOLDER:
 		return exec_int(s, "UPDATE folder SET removed = 0 WHERE id = ?1", row.folder_id);
+	case JOURNAL_OP_ANNOTATION:
+		/* The server's values win, unless a later change is queued. */
+		return exec_int(s,
+				"UPDATE annotation SET local = NULL WHERE message_id = ?1"
+				" AND NOT EXISTS (SELECT 1 FROM journal WHERE message_id = ?1"
+				" AND op = :op_set_annotation)",
+				row.message_id);
 	case JOURNAL_OP_SET_METADATA:
 	case JOURNAL_OP_SET_ACL:
 	default:

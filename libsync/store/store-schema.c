@@ -122,6 +122,8 @@ static const char migration_1[] =
  *                  "<entry>\n<value>" (empty value: remove the entry)
  *   set_acl        folder_id; args "<identifier>\n<rights>" (empty
  *                  rights: DELETEACL)  -- version 3
+ *   set_annotation folder_id, message_id: push the message's pending
+ *                  annotation values (annotation.local)  -- version 11
  * attempts counts replays that may have reached the server; args_sent
  * records what the engine needs to verify such an attempt after a crash
  * (the destination's UIDNEXT before an APPEND/COPY/MOVE was sent).
@@ -582,9 +584,32 @@ static const char migration_9[] =
  */
 static const char migration_10[] = "ALTER TABLE account ADD COLUMN namespace TEXT;";
 
+/*
+ * Version 11: the annotation cache (Folder1.GetAnnotations, ANNOTATE RFC
+ * 5257; store-annotation.c).
+ *
+ * One row per (message, entry, shared): shared 1 for value.shared, 0 for
+ * value.priv.  value: the server's value as last known, NULL when it has
+ * none (a row with value NULL is a cached absence).  local: a value set
+ * locally and not yet on the server ('' removes the entry), NULL when
+ * nothing is pending; readers see coalesce(local, value) (read-your-writes).
+ * A pending row has a journal row 'set_annotation' (folder_id, message_id)
+ * that pushes every pending value of the message when it replays.  Rows go
+ * with the message (ON DELETE CASCADE).
+ */
+static const char migration_11[] =
+	"CREATE TABLE annotation ("
+	" message_id INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
+	" entry TEXT NOT NULL,"
+	" shared INTEGER NOT NULL,"
+	" value TEXT,"
+	" local TEXT,"
+	" PRIMARY KEY (message_id, entry, shared)"
+	") WITHOUT ROWID;";
+
 static const char *const migrations[] = {
-	migration_1, migration_2, migration_3, migration_4, migration_5,
-	migration_6, migration_7, migration_8, migration_9, migration_10,
+	migration_1, migration_2, migration_3, migration_4,  migration_5,  migration_6,
+	migration_7, migration_8, migration_9, migration_10, migration_11,
 };
 
 unsigned store_schema_version(void)

@@ -268,3 +268,49 @@ int store_sync_rename_pending(struct store *s, int64_t folder_id, bool *ret);
  * change (no UID, but were on the server).  Cheap whatever the size. */
 int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_max_uid,
 			     uint32_t *ret_rematch);
+
+/*
+ * Annotations (ANNOTATE; table annotation, store-schema.c version 9;
+ * store-annotation.c).  shared: value.shared, else value.priv.
+ */
+struct store_annotation {
+	char *entry;
+	bool shared;
+	char *value; /* NULL: none ("" pending: remove) */
+};
+void store_annotations_free(struct store_annotation *a, size_t n);
+/*
+ * The values of entries of a visible message (-CPMSYNC_E_NOT_FOUND
+ * otherwise) as a reader sees them: a pending local value wins over the
+ * server's (read-your-writes).  *ret_pairs: a NULL-terminated vector of
+ * entry, value, entry, value ... for the entries that have a value (an
+ * empty or absent one is left out).  *ret_missing: a NULL-terminated
+ * vector of the entries neither cached nor pending, which only the server
+ * can answer (empty for a message not on the server: it has none there).
+ * Free both with store_strv_free().
+ */
+int store_annotations_read(struct store *s, int64_t message_id, const char *const *entries,
+			   bool shared, char ***ret_pairs, char ***ret_missing);
+void store_strv_free(char **v);
+/* The server's value of an entry (NULL: it has none), as fetched: cached;
+ * a pending local value stays (it still wins). */
+int store_annotation_set_server(struct store *s, int64_t message_id, const char *entry, bool shared,
+				const char *value, size_t value_len);
+/* The message's pending local values (what its set_annotation row sends). */
+int store_annotations_pending(struct store *s, int64_t message_id, struct store_annotation **ret,
+			      size_t *ret_n);
+/*
+ * The server took a[0..n) (as store_annotations_pending() gave them): each
+ * becomes the server's value, and stops being pending unless it was
+ * changed again meanwhile; *ret_more tells whether anything of the
+ * message is still pending.
+ */
+int store_annotations_sent(struct store *s, int64_t message_id, const struct store_annotation *a,
+			   size_t n, bool *ret_more);
+/* The distinct entries cached for the visible messages of folder_id
+ * (NULL-terminated, store_strv_free()), at most max of them. */
+int store_annotation_entries(struct store *s, int64_t folder_id, size_t max, char ***ret);
+/* Whether anything of message_id is pending (annotation.local set). */
+int store_annotation_pending_any(struct store *s, int64_t message_id, bool *ret);
+/* Whether message_id has cached annotations (any row). */
+int store_annotation_cached(struct store *s, int64_t message_id, bool *ret);

@@ -86,11 +86,17 @@ static void decode_all(const struct imap_response *resp)
 	imap_vanished_init(&van);
 	imap_resp_vanished(resp, &van);
 	imap_vanished_free(&van);
-	if (imap_resp_fetch(resp, &fetch) == 0 && fetch.bodystructure) {
-		struct buf out = BUF_INIT(1 << 20);
+	if (imap_resp_fetch(resp, &fetch) == 0) {
+		struct imap_annotation_entry an;
 
-		imap_arg_write(&out, fetch.bodystructure);
-		buf_free(&out);
+		if (fetch.bodystructure) {
+			struct buf out = BUF_INIT(1 << 20);
+
+			imap_arg_write(&out, fetch.bodystructure);
+			buf_free(&out);
+		}
+		for (size_t i = 0; imap_fetch_annotation_get(&fetch, i, &an) == 0; i++)
+			;
 	}
 	imap_resp_status(resp, &st);
 	imap_resp_list(resp, &list);

@@ -342,6 +342,7 @@ START_TEST(test_contract_names)
 	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_SET_ACL, "bob\n"), "delete-acl");
 	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_SET_METADATA, "/private/x\n"),
 			 "set-metadata");
+	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_ANNOTATION, NULL), "set-annotation");
 	ck_assert_ptr_null(journal_op_contract_name(_JOURNAL_OP_MAX, NULL));
 }
 END_TEST

@@ -946,6 +946,149 @@ START_TEST(test_arg_write_misc)
 END_TEST
 
 /* -------------------------------------------------------------------- */
+/* ANNOTATION (RFC 5257) */
+
+/* Cyrus 3.6 answer to UID FETCH 1 (ANNOTATION ((/comment /altsubject)
+ * (value.priv value.shared))), with a literal value. */
+#define CYRUS_ANNOTATION                                                                           \
+	"* 1 FETCH (UID 7 MODSEQ (12) ANNOTATION (/comment (value.priv \"mine\" value.shared "     \
+	"NIL) /altsubject (value.priv NIL value.shared {9}\r\nline\r\ntwo size.shared "            \
+	"\"9\")))\r\n"
+
+static void ck_annotation(const struct imap_fetch *f)
+{
+	struct imap_annotation_entry en;
+
+	ck_assert_uint_eq(f->uid, 7);
+	ck_assert(f->present & IMAP_FETCH_ANNOTATION);
+	ck_assert(f->annotation_values);
+	ck_assert_uint_eq(f->nannotations, 2);
+	ck_assert_int_eq(imap_fetch_annotation_get(f, 0, &en), 0);
+	ck_nstr(&en.name, "/comment");
+	ck_assert(en.has_priv && en.has_shared);
+	ck_nstr(&en.priv, "mine");
+	ck_nstr(&en.shared, NULL);
+	ck_assert_int_eq(imap_fetch_annotation_get(f, 1, &en), 0);
+	ck_nstr(&en.name, "/altsubject");
+	ck_nstr(&en.priv, NULL);
+	ck_nstr(&en.shared, "line\r\ntwo");
+	ck_assert_int_eq(imap_fetch_annotation_get(f, 2, &en), -EINVAL);
+}
+
+START_TEST(test_annotation)
+{
+	static const char text[] = CYRUS_ANNOTATION;
+	const struct imap_response *resp = NULL;
+	struct imap_annotation_entry en;
+	struct imap_fetch f;
+	size_t consumed;
+	int r = IMAP_PARSE_NEED_MORE;
+
+	ck_assert_int_eq(imap_resp_fetch(feed(text), &f), 0);
+	ck_annotation(&f);
+
+	/* One byte at a time: the same. */
+	for (size_t i = 0; i < sizeof(text) - 1; i++) {
+		ck_assert_int_eq(r, IMAP_PARSE_NEED_MORE);
+		r = imap_parser_feed(P2, text + i, 1, &consumed, &resp);
+		ck_assert_uint_eq(consumed, 1);
+	}
+	ck_assert_int_eq(r, IMAP_PARSE_COMPLETE);
+	ck_assert_int_eq(imap_resp_fetch(resp, &f), 0);
+	ck_annotation(&f);
+
+	/* Only one attribute asked for; a quoted entry name. */
+	ck_assert_int_eq(imap_resp_fetch(feed("* 2 FETCH (ANNOTATION (\"/comment\" (value.shared "
+					      "\"s\")) UID 9)\r\n"),
+					 &f),
+			 0);
+	ck_assert_uint_eq(f.nannotations, 1);
+	ck_assert_int_eq(imap_fetch_annotation_get(&f, 0, &en), 0);
+	ck_assert(!en.has_priv && en.has_shared);
+	ck_nstr(&en.shared, "s");
+
+	/* Unsolicited (RFC 5257 4.4): names only. */
+	ck_assert_int_eq(
+		imap_resp_fetch(feed("* 3 FETCH (ANNOTATION (/comment /a) UID 10)\r\n"), &f), 0);
+	ck_assert(!f.annotation_values);
+	ck_assert_uint_eq(f.nannotations, 2);
+	ck_assert_int_eq(imap_fetch_annotation_get(&f, 1, &en), 0);
+	ck_nstr(&en.name, "/a");
+	ck_assert(!en.has_priv && !en.has_shared);
+
+	/* A FETCH without it has none. */
+	ck_assert_int_eq(imap_resp_fetch(feed("* 4 FETCH (UID 11)\r\n"), &f), 0);
+	ck_assert_int_eq(imap_fetch_annotation_get(&f, 0, &en), -EINVAL);
+}
+END_TEST
+
+static const char *const annotation_bad[] = {
+	"* 1 FETCH (ANNOTATION NIL)\r\n",
+	"* 1 FETCH (ANNOTATION ())\r\n",
+	"* 1 FETCH (ANNOTATION (/a (value.priv)))\r\n",
+	"* 1 FETCH (ANNOTATION (/a (value.priv \"x\") /b))\r\n",
+	"* 1 FETCH (ANNOTATION (/a /b (value.priv \"x\")))\r\n",
+	"* 1 FETCH (ANNOTATION (\"\" (value.priv \"x\")))\r\n",
+	"* 1 FETCH (ANNOTATION ((/a) (value.priv \"x\")))\r\n",
+	"* 1 FETCH (ANNOTATION (/a (value.priv (x))))\r\n",
+	"* 1 FETCH (ANNOTATION (/a (value.priv x)))\r\n",
+	"* 1 FETCH (ANNOTATION (/a \"x\"))\r\n",
+};
+
+START_TEST(test_annotation_bad)
+{
+	struct imap_fetch f;
+
+	ck_assert_msg(imap_resp_fetch(feed(annotation_bad[_i]), &f) == EPROTO_, "%s",
+		      annotation_bad[_i]);
+}
+END_TEST
+
+/* The limits: entries, attributes, name length. */
+START_TEST(test_annotation_limits)
+{
+	struct buf b = BUF_INIT(1 << 20);
+	struct imap_fetch f;
+
+	for (int round = 0; round < 2; round++) {
+		size_t n = IMAP_ANNOTATION_MAX_ENTRIES + (size_t)round;
+
+		buf_reset(&b);
+		ck_assert_int_eq(buf_printf(&b, "* 1 FETCH (UID 1 ANNOTATION ("), 0);
+		for (size_t i = 0; i < n; i++)
+			ck_assert_int_eq(
+				buf_printf(&b, "%s/e%zu (value.priv NIL)", i ? " " : "", i), 0);
+		ck_assert_int_eq(buf_printf(&b, "))\r\n"), 0);
+		ck_assert_int_eq(imap_resp_fetch(feed_p(P, b.data, b.len), &f),
+				 round ? EPROTO_ : 0);
+	}
+	for (int round = 0; round < 2; round++) {
+		size_t n = IMAP_ANNOTATION_MAX_ATTRS + (size_t)round;
+
+		buf_reset(&b);
+		ck_assert_int_eq(buf_printf(&b, "* 1 FETCH (ANNOTATION (/a ("), 0);
+		for (size_t i = 0; i < n; i++)
+			ck_assert_int_eq(buf_printf(&b, "%sx%zu NIL", i ? " " : "", i), 0);
+		ck_assert_int_eq(buf_printf(&b, ")))\r\n"), 0);
+		ck_assert_int_eq(imap_resp_fetch(feed_p(P, b.data, b.len), &f),
+				 round ? EPROTO_ : 0);
+	}
+	for (int round = 0; round < 2; round++) {
+		size_t n = IMAP_ANNOTATION_ENTRY_MAX + (size_t)round;
+
+		buf_reset(&b);
+		ck_assert_int_eq(buf_printf(&b, "* 1 FETCH (ANNOTATION (/"), 0);
+		for (size_t i = 1; i < n; i++)
+			ck_assert_int_eq(buf_printf(&b, "a"), 0);
+		ck_assert_int_eq(buf_printf(&b, " (value.priv NIL)))\r\n"), 0);
+		ck_assert_int_eq(imap_resp_fetch(feed_p(P, b.data, b.len), &f),
+				 round ? EPROTO_ : 0);
+	}
+	buf_free(&b);
+}
+END_TEST
+
+/* -------------------------------------------------------------------- */
 /* STATUS */
 
 START_TEST(test_status)
@@ -1682,6 +1825,9 @@ static Suite *resp_suite(void)
 	tcase_add_loop_test(tc, test_date_time, 0, N(dates));
 	tcase_add_loop_test(tc, test_bodystructure_roundtrip, 0, N(bodies));
 	tcase_add_test(tc, test_arg_write_misc);
+	tcase_add_test(tc, test_annotation);
+	tcase_add_loop_test(tc, test_annotation_bad, 0, N(annotation_bad));
+	tcase_add_test(tc, test_annotation_limits);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mailbox");

@@ -30,6 +30,7 @@ static const char *const disk_names[_JOURNAL_OP_MAX] = {
 	[JOURNAL_OP_DELETE_FOLDER] = "delete_folder",
 	[JOURNAL_OP_SET_METADATA] = "set_metadata",
 	[JOURNAL_OP_SET_ACL] = "set_acl",
+	[JOURNAL_OP_ANNOTATION] = "set_annotation",
 };
 
 START_TEST(test_names)

@@ -22,6 +22,7 @@
 #include <cpmsync/ops.h>
 #include <cpmsync/store.h>
 
+#include "store/store-sync.h"
 #include "store/store.h"
 #include "testlib.h"
 
@@ -935,6 +936,146 @@ START_TEST(test_set_metadata_entries)
 }
 END_TEST
 
+/* The annotation rows as "entry/shared/value/local|..." (NULL as "-"). */
+static const char *annotations(int64_t id)
+{
+	return qtext(
+		"SELECT ifnull(group_concat(entry || '/' || shared || '/' || ifnull(value, '-')"
+		" || '/' || ifnull(local, '-'), '|'), '') FROM (SELECT * FROM annotation"
+		" WHERE message_id = %lld ORDER BY entry, shared)",
+		(long long)id);
+}
+
+/* store_annotations_read() as "entry=value,...;missing,..." */
+static const char *read_annotations(int64_t id, const char *const *entries, bool shared)
+{
+	static char out[1024];
+	char **pairs = NULL, **missing = NULL;
+	size_t o = 0;
+
+	ck_assert_int_eq(store_annotations_read(s, id, entries, shared, &pairs, &missing), 0);
+	out[0] = '\0';
+	for (size_t i = 0; pairs[i]; i += 2)
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s=%s", i ? "," : "", pairs[i],
+				      pairs[i + 1]);
+	o += (size_t)snprintf(out + o, sizeof(out) - o, ";");
+	for (size_t i = 0; missing[i]; i++)
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s", i ? "," : "", missing[i]);
+	store_strv_free(pairs);
+	store_strv_free(missing);
+	return out;
+}
+
+/*
+ * SetAnnotations: pending local values, one set_annotation row per
+ * message, read-your-writes over the server's cached values, the STORE's
+ * success, and a value changed while it was in flight.
+ */
+START_TEST(test_set_annotations)
+{
+	static const char *const both[] = { "/comment", "/altsubject", NULL };
+	const struct cpmsync_annotation set1[] = { { "/comment", "mine" },
+						   { "/altsubject", NULL } };
+	const struct cpmsync_annotation set2[] = { { "/comment", "ours" } };
+	struct store_annotation *pend = NULL;
+	size_t n = 0;
+	bool more = true;
+
+	/* Nothing cached: the server has to be asked for both. */
+	ck_assert_str_eq(read_annotations(1, both, false), ";/comment,/altsubject");
+	ck_assert_int_eq(cpmsync_op_set_annotations(cs, 1, set1, 2, false), 0);
+	ck_assert_int_eq(cpmsync_op_set_annotations(cs, 1, set2, 1, true), 0);
+	ck_assert_str_eq(journal(), "set_annotation 1 1 -");
+	ck_assert_str_eq(annotations(1), "/altsubject/0/-/|/comment/0/-/mine|/comment/1/-/ours");
+	/* Read-your-writes; a removal is no value; shared is its own. */
+	ck_assert_str_eq(read_annotations(1, both, false), "/comment=mine;");
+	ck_assert_str_eq(read_annotations(1, both, true), "/comment=ours;/altsubject");
+
+	/* The server's value does not hide a pending one. */
+	ck_assert_int_eq(store_annotation_set_server(s, 1, "/comment", false, "theirs", 6), 0);
+	ck_assert_int_eq(store_annotation_set_server(s, 1, "/altsubject", true, NULL, 0), 0);
+	ck_assert_str_eq(read_annotations(1, both, false), "/comment=mine;");
+	ck_assert_str_eq(read_annotations(1, both, true), "/comment=ours;");
+
+	/* What the row sends, then the server took it; a change meanwhile stays. */
+	ck_assert_int_eq(store_annotations_pending(s, 1, &pend, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(pend[0].entry, "/altsubject");
+	ck_assert_str_eq(pend[0].value, "");
+	ck_assert_str_eq(pend[2].entry, "/comment");
+	ck_assert(pend[2].shared);
+	ck_assert_int_eq(cpmsync_op_set_annotations(cs, 1, set2, 1, false), 0);
+	ck_assert_str_eq(journal(), "set_annotation 1 1 -");
+	ck_assert_int_eq(store_annotations_sent(s, 1, pend, n, &more), 0);
+	ck_assert(more);
+	ck_assert_str_eq(annotations(1), "/altsubject/0/-/-|/altsubject/1/-/-|"
+					 "/comment/0/mine/ours|/comment/1/ours/-");
+	ck_assert_str_eq(read_annotations(1, both, false), "/comment=ours;");
+	store_annotations_free(pend, n);
+
+	/* Errors change nothing. */
+	{
+		static const char *const bad[] = { "comment", "/",   "/a/",  "/a//b",
+						   "/a b",    "/a*", "/a%b", "/a\"b" };
+		const struct cpmsync_annotation ok = { "/ok", "1" };
+		char *before = snapshot(), *after, *big;
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			const struct cpmsync_annotation v[] = { ok, { bad[i], "x" } };
+
+			expect_err(cpmsync_op_set_annotations(cs, 1, v, 2, false), -EINVAL, bad[i]);
+		}
+		expect_err(cpmsync_op_set_annotations(cs, 1, NULL, 0, false), -EINVAL,
+			   "no annotation");
+		expect_err(cpmsync_op_set_annotations(cs, 99, &ok, 1, false), -CPMSYNC_E_NOT_FOUND,
+			   "99");
+		big = malloc(64 * 1024 + 2);
+		ck_assert_ptr_nonnull(big);
+		memset(big, 'v', 64 * 1024 + 1);
+		big[64 * 1024 + 1] = '\0';
+		expect_err(cpmsync_op_set_annotations(
+				   cs, 1, &(struct cpmsync_annotation){ "/big", big }, 1, false),
+			   -EINVAL, "longer than 65536 bytes");
+		free(big);
+		after = snapshot();
+		ck_assert_str_eq(before, after);
+		ck_assert_str_eq(annotations(1), "/altsubject/0/-/-|/altsubject/1/-/-|"
+						 "/comment/0/mine/ours|/comment/1/ours/-");
+		free(before);
+		free(after);
+	}
+
+	/* The rows go with the message. */
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 1"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM annotation"), 0);
+}
+END_TEST
+
+/* A message not on the server has nothing to ask it; a failed row's
+ * discard gives the server's values back. */
+START_TEST(test_annotations_local_message_and_discard)
+{
+	static const char *const entries[] = { "/comment", NULL };
+	const struct cpmsync_annotation v = { "/comment", "draft" };
+	int64_t id = store_ok("INBOX", msg1, NULL);
+
+	ck_assert_str_eq(read_annotations(id, entries, false), ";");
+	ck_assert_int_eq(cpmsync_op_set_annotations(cs, id, &v, 1, false), 0);
+	ck_assert_str_eq(read_annotations(id, entries, false), "/comment=draft;");
+
+	ck_assert_int_eq(store_annotation_set_server(s, 1, "/comment", false, "server", 6), 0);
+	ck_assert_int_eq(cpmsync_op_set_annotations(cs, 1, &v, 1, false), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET failed = 1, tries = 1"
+				       " WHERE op = 'set_annotation' AND message_id = 1"),
+			 0);
+	ck_assert_int_eq(cpmsync_op_discard_failed(
+				 cs, "a", qint("SELECT id FROM journal WHERE message_id = 1")),
+			 0);
+	ck_assert_str_eq(read_annotations(1, entries, false), "/comment=server;");
+	ck_assert_str_eq(annotations(1), "/comment/0/server/-");
+}
+END_TEST
+
 START_TEST(test_readonly_store)
 {
 	struct cpmsync_store *ro = NULL;
@@ -1121,6 +1262,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_set_metadata_entries);
 	tcase_add_test(tc, test_pending_metadata);
 	tcase_add_test(tc, test_create_inbox_agrees_with_find);
+	tcase_add_test(tc, test_set_annotations);
+	tcase_add_test(tc, test_annotations_local_message_and_discard);
 	tcase_add_test(tc, test_readonly_store);
 	tcase_add_test(tc, test_local_call_commits_the_engine_batch);
 	tcase_add_test(tc, test_other_owner_commits_the_batch);

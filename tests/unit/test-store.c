@@ -396,6 +396,46 @@ START_TEST(test_migrate_adds_namespace)
 }
 END_TEST
 
+/*
+ * Version 11, the annotation cache: a store made at version 10 with a
+ * message in it migrates, caches annotations of the message (one row per
+ * entry and priv/shared), and drops them with it.
+ */
+START_TEST(test_migrate_adds_annotation_cache)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+
+	ck_assert_uint_ge(store_schema_version(), 11);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 10, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(
+		query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'annotation'"), 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 1);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO annotation VALUES"
+				       " (100, '/comment', 0, 'mine', NULL),"
+				       " (100, '/comment', 1, NULL, 'ours')"),
+			 0);
+	/* One row per key. */
+	ck_assert_int_lt(store_exec(s, "INSERT INTO annotation VALUES"
+				       " (100, '/comment', 0, 'again', NULL)"),
+			 0);
+	/* No annotation of a message that does not exist. */
+	ck_assert_int_lt(store_exec(s, "INSERT INTO annotation VALUES"
+				       " (999, '/comment', 0, 'x', NULL)"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM annotation"), 2);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 100"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM annotation"), 0);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_newer_version_refused)
 {
 	unsigned current = store_schema_version();
@@ -952,6 +992,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_adds_preview_cache);
 	tcase_add_test(tc, test_migrate_journal_ids_never_reused);
 	tcase_add_test(tc, test_migrate_adds_namespace);
+	tcase_add_test(tc, test_migrate_adds_annotation_cache);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
 	tcase_add_test(tc, test_foreign_keys_cascade);

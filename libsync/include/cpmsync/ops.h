@@ -20,6 +20,7 @@
  * cannot be set.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -108,6 +109,25 @@ int cpmsync_op_set_metadata_entries(struct cpmsync_store *store, const char *acc
 int cpmsync_store_pending_metadata(struct cpmsync_store *store, const char *account,
 				   int64_t folder_id, const char *const *entries, size_t n_entries,
 				   char **ret_values);
+
+/*
+ * ANNOTATE (RFC 5257): per-message entries ("/comment") of one message;
+ * shared selects value.shared, else value.priv.  All are set, or on the
+ * first error none is.  Entries start with '/', hold no '*', '%', space or
+ * control character, no "//", do not end with '/', and are at most
+ * CPMSYNC_METADATA_ENTRY_MAX bytes; values at most
+ * CPMSYNC_METADATA_VALUE_MAX.  The values are what reads of the message's
+ * annotations return until the server has them (cpmsync/session.h).
+ */
+struct cpmsync_annotation {
+	const char *entry;
+	const char *value; /* NULL or "" removes the entry */
+};
+int cpmsync_op_set_annotations(struct cpmsync_store *store, int64_t message_id,
+			       const struct cpmsync_annotation *values, size_t n_values,
+			       bool shared);
+/* Checks an annotation entry name as above: 0, or -EINVAL and *ret_why (static). */
+int cpmsync_annotation_entry_check(const char *entry, const char **ret_why);
 
 /* ACL (RFC 4314): SETACL identifier rights ("" or NULL rights: DELETEACL). */
 int cpmsync_op_set_acl(struct cpmsync_store *store, const char *account, const char *folder,
