@@ -270,6 +270,61 @@ static int drv_set_acl(struct engine_driver *d, const char *mailbox, const char 
 	return cmd_send(d, cb, userdata, "SETACL %m %q %q", mailbox, identifier, rights);
 }
 
+static int drv_store_annotations(struct engine_driver *d, uint32_t uid,
+				 const struct engine_annotation *a, size_t n, engine_reply_fn cb,
+				 void *userdata)
+{
+	struct pending *p = NULL;
+	struct imap_cmd *cmd;
+	int r;
+
+	if (n == 0)
+		return -EINVAL;
+	if (cb) {
+		p = malloc(sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*p = (struct pending){ cb, userdata };
+	}
+	r = imap_cmd_new(client_of(d), 0, cb ? reply_cb : NULL, p, &cmd);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	r = imap_cmd_addf(cmd, "UID STORE %u ANNOTATION (", uid);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		bool first = i == 0 || strcmp(a[i - 1].entry, a[i].entry) != 0;
+		bool last = i + 1 == n || strcmp(a[i + 1].entry, a[i].entry) != 0;
+
+		if (first) {
+			if (i)
+				r = imap_cmd_add(cmd, " ");
+			if (r >= 0)
+				r = imap_cmd_add_string(cmd, a[i].entry, strlen(a[i].entry));
+			if (r >= 0)
+				r = imap_cmd_add(cmd, " (");
+		} else {
+			r = imap_cmd_add(cmd, " ");
+		}
+		if (r >= 0)
+			r = imap_cmd_add(cmd, a[i].shared ? "value.shared " : "value.priv ");
+		if (r >= 0)
+			r = a[i].value[0] ? imap_cmd_add_string(cmd, a[i].value, strlen(a[i].value))
+					  : imap_cmd_add(cmd, "NIL");
+		if (r >= 0 && last)
+			r = imap_cmd_add(cmd, ")");
+	}
+	if (r >= 0)
+		r = imap_cmd_add(cmd, ")");
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		free(p);
+		return r;
+	}
+	imap_cmd_submit(cmd);
+	return 0;
+}
+
 static void drv_logout(struct engine_driver *d)
 {
 	/* The client's state callback (engine.c) reports the close. */
@@ -293,6 +348,7 @@ static const struct engine_driver_ops imap_ops = {
 	.delete = drv_delete,
 	.set_metadata = drv_set_metadata,
 	.set_acl = drv_set_acl,
+	.store_annotations = drv_store_annotations,
 	.logout = drv_logout,
 };
 

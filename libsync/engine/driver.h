@@ -59,6 +59,13 @@ struct engine_select_params {
 
 struct engine_driver;
 
+/* One annotation value to store (ANNOTATE, RFC 5257). */
+struct engine_annotation {
+	const char *entry;
+	bool shared;	   /* value.shared, else value.priv */
+	const char *value; /* "": NIL (removes it) */
+};
+
 struct engine_driver_ops {
 	bool (*has)(struct engine_driver *d, enum imap_cap cap);
 	bool (*enabled)(struct engine_driver *d, enum imap_cap cap);
@@ -106,6 +113,11 @@ struct engine_driver_ops {
 	/* rights "": DELETEACL. */
 	int (*set_acl)(struct engine_driver *d, const char *mailbox, const char *identifier,
 		       const char *rights, engine_reply_fn cb, void *userdata);
+	/* UID STORE uid ANNOTATION (entry (value.priv v value.shared v) ...):
+	 * a[0..n), the values of one entry next to each other. */
+	int (*store_annotations)(struct engine_driver *d, uint32_t uid,
+				 const struct engine_annotation *a, size_t n, engine_reply_fn cb,
+				 void *userdata);
 	/* LOGOUT; ends with engine_event_closed(). */
 	void (*logout)(struct engine_driver *d);
 };

@@ -79,6 +79,9 @@ struct replay {
 	char *verify_flags;  /* its flags on the server; NULL: not read */
 	/* CREATE: the name sent (the folder may be renamed meanwhile) */
 	char *sent_name;
+	/* set_annotation: the values sent */
+	struct store_annotation *ann;
+	size_t n_ann;
 };
 
 static void replay_next(struct cpmsync_sync *e);
@@ -103,6 +106,9 @@ static void replay_clear(struct replay *rp)
 	rangeset_clear(&rp->exp_uids);
 	free(rp->sent_name);
 	rp->sent_name = NULL;
+	store_annotations_free(rp->ann, rp->n_ann);
+	rp->ann = NULL;
+	rp->n_ann = 0;
 }
 
 void engine_replay_free(struct cpmsync_sync *e)
@@ -1663,6 +1669,127 @@ static void op_acl(struct cpmsync_sync *e)
 	     D(e)->ops->set_acl(D(e), rp->folder.server_name, identifier, rights, simple_done, e));
 }
 
+/* ------------------------------------------------------------------ */
+/* Annotations (ANNOTATE) */
+
+static void annotation_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	bool more = false;
+	int r;
+
+	if (cmd_refused(e, res, "UID STORE ANNOTATION"))
+		return;
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_annotations_sent(e->store, rp->msg.id, rp->ann, rp->n_ann, &more);
+	/* Changed again while the STORE was in flight: that change found
+	 * this row pending and added none, so it gets one now (added before
+	 * this one goes, so that its id is larger: it replays in this run). */
+	if (r >= 0 && more)
+		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_ANNOTATION,
+				      rp->msg.folder_id, rp->msg.id, NULL);
+	if (r >= 0)
+		r = store_journal_done(e->store, rp->j.id);
+	if (store_failed(e, r))
+		return;
+	e->stats.ops_replayed++;
+	e->batch_rows++;
+	replay_next(e);
+}
+
+static void annotation_selected(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct engine_annotation *a = calloc(rp->n_ann, sizeof(*a));
+	int r;
+
+	if (!a) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < rp->n_ann; i++)
+		a[i] = (struct engine_annotation){ rp->ann[i].entry, rp->ann[i].shared,
+						   rp->ann[i].value };
+	r = D(e)->ops->store_annotations(D(e), rp->msg.uid, a, rp->n_ann, annotation_done, e);
+	free(a);
+	sent(e, r);
+}
+
+/*
+ * set_annotation: UID STORE ANNOTATION of every value of the message still
+ * pending (idempotent, so a crash only sends it again).  A message not on
+ * the server yet waits for the row that brings it there (or fails with
+ * it); a server without ANNOTATE makes the row a failed operation at once.
+ */
+static void op_annotation(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	int64_t arrival = 0;
+	bool failed = false;
+	int r;
+
+	r = load_message(e, rp->j.message_id, &rp->msg);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		op_done(e); /* gone, with its annotations */
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	if (!rp->msg.uid) {
+		char what[64];
+
+		r = store_journal_arrival_row(e->store, rp->msg.id, &arrival, &failed);
+		if (store_failed(e, r))
+			return;
+		if (r == 0) {
+			op_failed(e,
+				  "message %lld is not on the server and its upload is not queued",
+				  (long long)rp->msg.id);
+			return;
+		}
+		if (!failed) {
+			replay_next(e); /* waits for it */
+			return;
+		}
+		snprintf(what, sizeof(what), "upload of message %lld", (long long)rp->msg.id);
+		rows_blocked(e, arrival, what);
+		return;
+	}
+	r = store_annotations_pending(e->store, rp->msg.id, &rp->ann, &rp->n_ann);
+	if (store_failed(e, r))
+		return;
+	if (rp->n_ann == 0) {
+		op_done(e);
+		return;
+	}
+	if (!D(e)->ops->has(D(e), IMAP_CAP_ANNOTATE_EXPERIMENT_1)) {
+		char text[160];
+
+		snprintf(text, sizeof(text),
+			 "cannot set annotations of message %lld: the server lacks ANNOTATE",
+			 (long long)rp->msg.id);
+		if (row_refused_as(e, rp->j.id,
+				   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER, .text = text },
+				   "UID STORE ANNOTATION", true) >= 0)
+			replay_next(e);
+		return;
+	}
+	r = load_folder(e, rp->msg.folder_id, &rp->folder);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		op_done(e);
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	if (!rp->folder.server_name) {
+		needs_folder(e, &rp->folder);
+		return;
+	}
+	engine_select(e, rp->folder.id, rp->folder.server_name, annotation_selected);
+}
+
 /*
  * The server refused to select the folder the current row (or batch of
  * flag or expunge rows) needs: that is their refusal, classified by its
@@ -1701,6 +1828,7 @@ static void (*const handlers[_JOURNAL_OP_MAX])(struct cpmsync_sync *e) = {
 	[JOURNAL_OP_DELETE_FOLDER] = op_folder,
 	[JOURNAL_OP_SET_METADATA] = op_metadata,
 	[JOURNAL_OP_SET_ACL] = op_acl,
+	[JOURNAL_OP_ANNOTATION] = op_annotation,
 };
 
 /*

@@ -13,6 +13,7 @@
 
 #include <cpmsync/error.h>
 
+#include "store/journal.h"
 #include "store/store-sync.h"
 #include "store/store.h"
 #include "util/macro.h"
@@ -174,7 +175,7 @@ int store_annotations_pending(struct store *s, int64_t message_id, struct store_
 
 	r = store_prepare(s,
 			  "SELECT entry, shared, local FROM annotation"
-			  " WHERE message_id = ?1 AND local IS NOT NULL ORDER BY shared, entry",
+			  " WHERE message_id = ?1 AND local IS NOT NULL ORDER BY entry, shared",
 			  &st);
 	if (r < 0)
 		return r;
@@ -300,4 +301,28 @@ int store_annotation_entries(struct store *s, int64_t folder_id, size_t max, cha
 	if (r < 0)
 		store_strv_free(sv.v);
 	return r;
+}
+
+int store_journal_arrival_row(struct store *s, int64_t message_id, int64_t *ret_id,
+			      bool *ret_failed)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s,
+			  "SELECT id, failed FROM journal WHERE message_id = ?1"
+			  " AND op IN (:op_append, :op_copy, :op_move) ORDER BY id LIMIT 1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	r = journal_bind_ops(s, st);
+	if (r >= 0)
+		r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	*ret_id = sqlite3_column_int64(st, 0);
+	*ret_failed = sqlite3_column_int(st, 1) != 0;
+	sqlite3_reset(st);
+	return 1;
 }

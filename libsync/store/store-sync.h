@@ -310,6 +310,13 @@ int store_annotations_sent(struct store *s, int64_t message_id, const struct sto
 /* The distinct entries cached for the visible messages of folder_id
  * (NULL-terminated, store_strv_free()), at most max of them. */
 int store_annotation_entries(struct store *s, int64_t folder_id, size_t max, char ***ret);
+/*
+ * The row that brings message_id (not on the server yet) there (append,
+ * copy, move): 1 with its id and whether it is a failed operation, or 0
+ * when there is none.
+ */
+int store_journal_arrival_row(struct store *s, int64_t message_id, int64_t *ret_id,
+			      bool *ret_failed);
 /* Whether anything of message_id is pending (annotation.local set). */
 int store_annotation_pending_any(struct store *s, int64_t message_id, bool *ret);
 /* Whether message_id has cached annotations (any row). */

@@ -255,6 +255,20 @@ static int fake_set_acl(struct engine_driver *d, const char *mailbox, const char
 	return fake_call(d, cb, userdata, "setacl %s %s [%s]", mailbox, identifier, rights);
 }
 
+static int fake_store_annotations(struct engine_driver *d, uint32_t uid,
+				  const struct engine_annotation *a, size_t n, engine_reply_fn cb,
+				  void *userdata)
+{
+	char list[400];
+	size_t o = 0;
+
+	list[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, " %s %s [%s]", a[i].entry,
+				      a[i].shared ? "shared" : "priv", a[i].value);
+	return fake_call(d, cb, userdata, "annotate %u%s", uid, list);
+}
+
 static void fake_logout(struct engine_driver *d)
 {
 	struct fake *f = (struct fake *)d;
@@ -281,6 +295,7 @@ static const struct engine_driver_ops fake_ops = {
 	.delete = fake_delete,
 	.set_metadata = fake_set_metadata,
 	.set_acl = fake_set_acl,
+	.store_annotations = fake_store_annotations,
 	.logout = fake_logout,
 };
 
@@ -1173,6 +1188,156 @@ START_TEST(test_folder_ops)
 }
 END_TEST
 
+/* --- annotations --- */
+
+#define ANNOTATE_CAPS (ALL_CAPS | CAP(IMAP_CAP_ANNOTATE_EXPERIMENT_1))
+
+static void set_annotation(int64_t id, const char *entry, const char *value, bool shared)
+{
+	const struct cpmsync_annotation v = { entry, value };
+
+	ck_assert_msg(cpmsync_op_set_annotations(cs, id, &v, 1, shared) == 0, "%s",
+		      cpmsync_store_error(cs));
+}
+
+static void during_annotate_message_1(void)
+{
+	set_annotation(1, "/comment", "again", false);
+}
+
+/* The annotation rows of message id as "entry/shared/value/local|..." */
+static const char *annotation_rows(int64_t id)
+{
+	char sql[400];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT group_concat(entry || '/' || shared || '/' || ifnull(value, '-') || '/'"
+		 " || ifnull(local, '-'), '|') FROM (SELECT * FROM annotation WHERE"
+		 " message_id = %lld ORDER BY entry, shared)",
+		 (long long)id);
+	return qs(sql);
+}
+
+START_TEST(test_annotation_store)
+{
+	/* Every pending value of the message in one STORE, the values of
+	 * one entry together; a change made while it is in flight follows
+	 * in a second one. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /a priv [x] /comment priv [mine] /comment shared []",
+		  .during = during_annotate_message_1 },
+		{ .call = "annotate 1 /comment priv [again]" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	set_annotation(1, "/comment", "mine", false);
+	set_annotation(1, "/comment", "", true);
+	set_annotation(1, "/a", "x", false);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ' ' || message_id) FROM journal"),
+			 "set_annotation 1");
+	res = run(script, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_replayed, 2);
+	ck_assert_str_eq(annotation_rows(1), "/a/0/x/-|/comment/0/again/-|/comment/1/-/-");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_annotation_refusals)
+{
+	/* [NOPERM] fails at once (the local value stays, as the contract
+	 * wants until retried or discarded); a NO without a code is tried
+	 * again later. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /comment priv [mine]",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM" },
+		{ .call = "annotate 2 /comment shared [s]",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "busy" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO message (folder_id, uid, flags, server_flags, size, internaldate)"
+	     " VALUES (1, 2, '', '', 5, 1000)");
+	set_annotation(1, "/comment", "mine", false);
+	set_annotation(2, "/comment", "s", true);
+	res = run(script, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_failed, 2);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || message_id || ':' || code || ':'"
+			    " || failed || ':' || refused, ',') FROM journal"),
+			 "set_annotation:1:NOPERM:1:Permission denied,set_annotation:2::0:busy");
+	ck_assert_str_eq(annotation_rows(1), "/comment/0/-/mine");
+}
+END_TEST
+
+START_TEST(test_annotation_without_annotate)
+{
+	/* Set offline, the server turns out to lack ANNOTATE: a failed
+	 * operation saying so, nothing sent. */
+	static const struct step script[] = { LOGOUT, END };
+	struct sync_result res;
+
+	set_annotation(1, "/comment", "mine", false);
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_str_eq(qs("SELECT op || ':' || failed || ':' || code || ':' || refused"
+			    " FROM journal"),
+			 "set_annotation:1::cannot set annotations of message 1: the server "
+			 "lacks ANNOTATE");
+	ck_assert_str_eq(annotation_rows(1), "/comment/0/-/mine");
+}
+END_TEST
+
+START_TEST(test_annotation_after_append)
+{
+	/* A message not on the server: its annotations follow its APPEND;
+	 * when the APPEND failed, they fail with it. */
+	static const struct step script[] = {
+		{ .call = "append INBOX () 2000 local", .code = IMAP_CODE_APPENDUID, .new_uid = 5 },
+		SELECT_INBOX,
+		{ .call = "annotate 5 /comment priv [draft]" },
+		LOGOUT,
+		END,
+	};
+	static const struct step script2[] = { LOGOUT, END };
+	struct sync_result res;
+	int64_t id = local_message(1, "");
+	char want[200];
+
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2)");
+	set_annotation(id, "/comment", "draft", false);
+	res = run(script, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_str_eq(annotation_rows(id), "/comment/0/draft/-");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+
+	id = local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id, failed, tries, code,"
+	     " refused) VALUES (1, 'append', 1, 3, 1, 1, 'TOOBIG', 'too big')");
+	set_annotation(id, "/comment", "draft", false);
+	res = run(script2, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	snprintf(want, sizeof(want),
+		 "append:1:too big,set_annotation:1:depends on failed operation %s"
+		 " (upload of message 3)",
+		 qs("SELECT id FROM journal WHERE op = 'append'"));
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || failed || ':' || refused, ',')"
+			    " FROM (SELECT * FROM journal ORDER BY id)"),
+			 want);
+}
+END_TEST
+
 START_TEST(test_metadata_and_acl)
 {
 	/* A server entry, a folder entry removed (NIL), SETACL and DELETEACL;
@@ -1844,6 +2009,10 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_select_refused_transient_backs_off);
 	tcase_add_test(tc, test_folder_ops);
 	tcase_add_test(tc, test_metadata_and_acl);
+	tcase_add_test(tc, test_annotation_store);
+	tcase_add_test(tc, test_annotation_refusals);
+	tcase_add_test(tc, test_annotation_without_annotate);
+	tcase_add_test(tc, test_annotation_after_append);
 	tcase_add_test(tc, test_malformed_and_unknown_rows);
 	tcase_add_test(tc, test_uidvalidity_reset);
 	tcase_add_test(tc, test_create_in_flight_renamed);
