@@ -1433,6 +1433,166 @@ static DBusMessage *set_active(DBusMessage *msg, DBusMessageIter *value, void *u
 
 /* A table that reads as the interface: kept as written. */
 /* clang-format off */
+/* ------------------------------------------------------------------------ */
+/* Annotations (ANNOTATE, RFC 5257) */
+
+/* Per-object annotations per call, as for metadata. */
+#define MAX_ANNOTATIONS CPM_MAX_METADATA
+
+/* The account's server is known to lack ANNOTATE: the error reply, else
+ * NULL (capabilities not known yet, e.g. offline since start: a Set is
+ * journaled and fails as a failed operation if the server lacks it). */
+static DBusMessage *annotate_unsupported(struct svc_folder *f, DBusMessage *msg)
+{
+	struct cpmsync_session *session = f->account->session;
+	const char *const *caps = cpmsync_session_get_capabilities(session);
+
+	if (caps && caps[0] && !cpmsync_session_has_capability(session, "ANNOTATE-EXPERIMENT-1"))
+		return cpm_error(msg, CPM_ERROR_NOT_SUPPORTED, "ANNOTATE");
+	return NULL;
+}
+
+static void annotations_cb(int r, const char *reason, const char *const *pairs, void *userdata)
+{
+	struct svc_call *c = userdata;
+	DBusMessageIter it, d, e;
+	DBusMessage *reply;
+
+	if (r < 0) {
+		svc_call_finish(c, cpm_error_from_code(c->msg, r, reason));
+		return;
+	}
+	reply = cpm_reply(c->msg);
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &d))
+		cpm_oom();
+	for (; pairs && pairs[0] && pairs[1]; pairs += 2) {
+		if (!dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, NULL, &e))
+			cpm_oom();
+		cpm_append_string(&e, pairs[0]);
+		cpm_append_string(&e, pairs[1]);
+		if (!dbus_message_iter_close_container(&d, &e))
+			cpm_oom();
+	}
+	if (!dbus_message_iter_close_container(&it, &d))
+		cpm_oom();
+	svc_call_finish(c, reply);
+}
+
+static char *check_annotation_entry(const char *arg, const char *entry)
+{
+	const char *why = "";
+
+	if (!dbus_validate_utf8(entry, NULL))
+		return cpm_asprintf("%s: entry is not valid UTF-8", arg);
+	if (cpmsync_annotation_entry_check(entry, &why) < 0)
+		return cpm_asprintf("%s: entry \"%s\" %s", arg, entry, why);
+	return NULL;
+}
+
+static DBusMessage *get_annotations(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	const char **entries = NULL;
+	DBusMessageIter it;
+	DBusMessage *reply;
+	dbus_uint64_t id;
+	dbus_bool_t shared;
+	struct svc_call *c;
+	char *err;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &it);
+	dbus_message_iter_get_basic(&it, &id);
+	dbus_message_iter_next(&it);
+	if ((err = cpm_read_strv(&it, "entries", MAX_ANNOTATIONS, false, &entries)))
+		return svc_invalid(msg, err);
+	dbus_message_iter_next(&it);
+	dbus_message_iter_get_basic(&it, &shared);
+	if (!entries[0]) {
+		free(entries);
+		return cpm_error_invalid_args(msg, "entries: at least one entry is needed");
+	}
+	for (size_t i = 0; entries[i]; i++) {
+		if ((err = check_annotation_entry("entries", entries[i]))) {
+			free(entries);
+			return svc_invalid(msg, err);
+		}
+	}
+	if ((reply = check_message(f, msg, "id", id, NULL)) || (reply = annotate_unsupported(f, msg))) {
+		free(entries);
+		return reply;
+	}
+	c = svc_call_new(f->svc, msg);
+	c->data = entries;
+	c->free_data = free;
+	return svc_request_started(c, cpmsync_session_get_annotations(f->account->session,
+								      (int64_t)id, entries, shared,
+								      annotations_cb, c));
+}
+
+static DBusMessage *set_annotations(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	struct cpmsync_annotation *values;
+	DBusMessageIter it, d, e, top;
+	DBusMessage *reply;
+	dbus_uint64_t id;
+	dbus_bool_t shared;
+	unsigned n = 0;
+	char *err;
+	int r;
+
+	(void)bus;
+	dbus_message_iter_init(msg, &top);
+	dbus_message_iter_get_basic(&top, &id);
+	dbus_message_iter_next(&top);
+	it = top;
+	dbus_message_iter_next(&top);
+	dbus_message_iter_get_basic(&top, &shared);
+	/* Check everything before changing anything. */
+	dbus_message_iter_recurse(&it, &d);
+	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d)) {
+		const char *key, *value;
+
+		if (++n > MAX_ANNOTATIONS)
+			return cpm_error_invalid_args(msg, "values: at most %u entries",
+						      MAX_ANNOTATIONS);
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &key);
+		dbus_message_iter_next(&e);
+		dbus_message_iter_get_basic(&e, &value);
+		if ((err = check_annotation_entry("values", key)))
+			return svc_invalid(msg, err);
+		if (strlen(value) > CPM_MAX_METADATA_VALUE)
+			return cpm_error_invalid_args(msg,
+						      "values: value of '%s' longer than %u bytes",
+						      key, CPM_MAX_METADATA_VALUE);
+	}
+	if (n == 0)
+		return cpm_error_invalid_args(msg, "values: at least one entry is needed");
+	if ((reply = check_message(f, msg, "id", id, NULL)) || (reply = annotate_unsupported(f, msg)))
+		return reply;
+	/* All in one transaction: set together or not at all. */
+	values = cpm_calloc(n, sizeof(*values));
+	n = 0;
+	dbus_message_iter_recurse(&it, &d);
+	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d), n++) {
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &values[n].entry);
+		dbus_message_iter_next(&e);
+		dbus_message_iter_get_basic(&e, &values[n].value);
+	}
+	r = cpmsync_op_set_annotations(f->svc->store, (int64_t)id, values, n, shared);
+	free(values);
+	if (r < 0)
+		return svc_store_error(f->svc, msg, r);
+	svc_changed_locally(f->account);
+	return cpm_reply(msg);
+}
+
 const struct cpm_interface cpm_folder_interface = {
 	.name = CPM_IFACE_FOLDER,
 	.methods = (const struct cpm_method[]){
@@ -1460,6 +1620,10 @@ const struct cpm_interface cpm_folder_interface = {
 		  CPM_ARGS({ "new_ids", "at" }), move },
 		{ "Delete", CPM_ARGS({ "ids", "at" }), NULL, delete_method },
 		{ "Expunge", NULL, NULL, expunge },
+		{ "GetAnnotations", CPM_ARGS({ "id", "t" }, { "entries", "as" }, { "shared", "b" }),
+		  CPM_ARGS({ "values", "a{ss}" }), get_annotations },
+		{ "SetAnnotations", CPM_ARGS({ "id", "t" }, { "values", "a{ss}" }, { "shared", "b" }),
+		  NULL, set_annotations },
 		{ NULL },
 	},
 	.signals = (const struct cpm_signal[]){

@@ -309,8 +309,9 @@ static int drv_store_annotations(struct engine_driver *d, uint32_t uid,
 		if (r >= 0)
 			r = imap_cmd_add(cmd, a[i].shared ? "value.shared " : "value.priv ");
 		if (r >= 0)
-			r = a[i].value[0] ? imap_cmd_add_string(cmd, a[i].value, strlen(a[i].value))
-					  : imap_cmd_add(cmd, "NIL");
+			r = a[i].value[0]
+				    ? imap_cmd_add_nstring(cmd, a[i].value, strlen(a[i].value))
+				    : imap_cmd_add(cmd, "NIL");
 		if (r >= 0 && last)
 			r = imap_cmd_add(cmd, ")");
 	}

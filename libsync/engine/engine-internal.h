@@ -41,10 +41,11 @@
 
 enum fetch_kind {
 	FK_NONE,
-	FK_FLAGS,  /* FETCH (UID FLAGS [MODSEQ]): update flags; collect UIDs */
-	FK_NEW,	   /* new messages: summary (+ body) */
-	FK_BODY,   /* bodies of known messages */
-	FK_VERIFY, /* candidates for an interrupted APPEND/COPY: size + date */
+	FK_FLAGS,      /* FETCH (UID FLAGS [MODSEQ]): update flags; collect UIDs */
+	FK_NEW,	       /* new messages: summary (+ body) */
+	FK_BODY,       /* bodies of known messages */
+	FK_VERIFY,     /* candidates for an interrupted APPEND/COPY: size + date */
+	FK_ANNOTATION, /* cached annotations of changed messages (engine-annotation.c) */
 };
 
 /* A streamed literal (BODY[] or BODY[HEADER]) being received. */
@@ -90,6 +91,12 @@ struct folder_ctx {
 	struct rangeset present; /* PLAIN/search: UIDs the server has */
 	struct rangeset set;	 /* scratch: bodies wanted, ... */
 	size_t set_pos;
+	/* Annotations (engine-annotation.c): changed messages with cached
+	 * annotations, refreshed before the folder's state is committed. */
+	struct rangeset ann_uids;
+	int ann_cached; /* 0: not looked yet, 1: the folder has none, 2: some */
+	bool ann_done;
+	void (*ann_next)(struct cpmsync_sync *e);
 };
 
 struct cpmsync_sync {
@@ -170,6 +177,14 @@ void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server
 bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what);
 bool engine_reply_failed(struct cpmsync_sync *e, const struct engine_reply *res, const char *what);
 void engine_logout(struct cpmsync_sync *e);
+
+/* engine-annotation.c: a changed message (FETCH during the folder's
+ * SELECT or flag pass) whose annotations are cached is noted; before the
+ * folder's state is committed, engine_annotation_refresh() fetches the
+ * cached entries of the noted messages (true: it did, next follows). */
+void engine_annotation_note(struct cpmsync_sync *e, uint32_t uid);
+bool engine_annotation_refresh(struct cpmsync_sync *e, engine_next_fn next);
+void engine_annotation_on_fetch(struct cpmsync_sync *e, const struct imap_fetch *f);
 
 /* cpmsync_sync_once() over an already connected socket (tests: a scripted
  * server on a socketpair); fd is taken over. */

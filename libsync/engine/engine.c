@@ -80,6 +80,7 @@ static void engine_free(struct cpmsync_sync *e)
 	free(e->f.server_name);
 	rangeset_free(&e->f.present);
 	rangeset_free(&e->f.set);
+	rangeset_free(&e->f.ann_uids);
 	rangeset_free(&e->search);
 	imap_resp_code_free(&e->code);
 	body_sink_reset(&e->sink);
@@ -339,6 +340,10 @@ static void fetch_flags(struct cpmsync_sync *e, const struct engine_fetch *f)
 	}
 	if (changed)
 		e->stats.messages_changed++;
+	/* Annotation changes bump MODSEQ too (Cyrus): the flags may be the
+	 * same while a cached annotation is not. */
+	if (found && e->fetch_kind == FK_FLAGS)
+		engine_annotation_note(e, f->uid);
 	e->batch_rows++;
 	engine_tx_tick(e, false);
 }
@@ -519,6 +524,9 @@ static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
 	case FK_NONE:
 		fetch_event(e, &f);
 		break;
+	case FK_ANNOTATION:
+		engine_annotation_on_fetch(e, &f);
+		break;
 	}
 	body_sink_reset(&e->sink);
 }
@@ -543,6 +551,7 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		break;
 	case FK_NEW:
 	case FK_BODY:
+	case FK_ANNOTATION:
 		break; /* read by on_fetch() itself, not through the driver yet */
 	}
 }
@@ -1389,6 +1398,7 @@ static void next_folder(struct cpmsync_sync *e)
 	free(e->f.server_name);
 	rangeset_clear(&e->f.present);
 	rangeset_clear(&e->f.set);
+	rangeset_clear(&e->f.ann_uids);
 	e->f = (struct folder_ctx){
 		.id = sf.id,
 		.server_name = TAKE_PTR(sf.server_name),
@@ -1401,6 +1411,7 @@ static void next_folder(struct cpmsync_sync *e)
 		.local_known = max_uid ? 1 : 0, /* only "any?" matters for the mode */
 		.present = e->f.present,
 		.set = e->f.set,
+		.ann_uids = e->f.ann_uids,
 	};
 	if (sf.mailboxid)
 		snprintf(e->f.local_mailboxid, sizeof(e->f.local_mailboxid), "%s", sf.mailboxid);
@@ -1703,6 +1714,8 @@ static void folder_finish(struct cpmsync_sync *e)
 	int r;
 
 	e->fetch_kind = FK_NONE;
+	if (engine_annotation_refresh(e, folder_finish))
+		return;
 	if (e->f.max_uid_seen >= uidnext)
 		uidnext = e->f.max_uid_seen + 1;
 	r = engine_tx_begin(e);
@@ -1791,6 +1804,7 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	buf_init(&e->sink.mem, ENGINE_BODY_MEM_MAX + 1);
 	rangeset_init(&e->f.present);
 	rangeset_init(&e->f.set);
+	rangeset_init(&e->f.ann_uids);
 	rangeset_init(&e->search);
 	imap_resp_code_init(&e->code);
 	engine_driver_imap_init(&e->imap_drv, &e->client);

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/ops.h>
 #include <cpmsync/session.h>
 
 #include "engine/engine-session.h"
@@ -78,7 +79,15 @@ enum wait_step {
 	WAIT_LEAVING,	/* DONE or NOTIFY NONE sent */
 };
 
-enum req_kind { REQ_METADATA, REQ_ACL, REQ_MYRIGHTS, REQ_FETCH, REQ_SEARCH, REQ_CONVERT };
+enum req_kind {
+	REQ_METADATA,
+	REQ_ACL,
+	REQ_MYRIGHTS,
+	REQ_FETCH,
+	REQ_SEARCH,
+	REQ_CONVERT,
+	REQ_ANNOTATION,
+};
 
 struct request {
 	struct request *next;
@@ -93,6 +102,9 @@ struct request {
 	uint32_t width, height; /* REQ_CONVERT: pix-x, pix-y */
 	struct cpmsync_search_criteria crit;
 	char **crit_strings; /* owned copies behind crit */
+	/* REQ_ANNOTATION: entries asked for (entries) and those fetched */
+	bool shared;
+	char **fetch_entries;
 	union {
 		cpmsync_pairs_cb_t pairs;
 		cpmsync_string_cb_t string;
@@ -992,6 +1004,7 @@ static void request_free(struct request *rq)
 {
 	free(rq->mailbox);
 	strv_free(rq->entries);
+	strv_free(rq->fetch_entries);
 	free(rq->section);
 	free(rq->format);
 	strv_free(rq->crit_strings);
@@ -1060,6 +1073,7 @@ static void request_finish(struct request *rq, int r, const char *reason)
 	switch (rq->kind) {
 	case REQ_METADATA:
 	case REQ_ACL:
+	case REQ_ANNOTATION:
 		if (r >= 0) {
 			char **p = realloc(rq->pairs, (rq->n_pairs + 1) * sizeof(char *));
 
@@ -1141,6 +1155,93 @@ static int pairs_add(struct request *rq, const char *k, size_t klen, const char 
 	return 0;
 }
 
+/*
+ * A FETCH answering a REQ_ANNOTATION: the values it carries are cached
+ * (the server's; a pending local value stays and still wins).  The cache
+ * is filled even if the request then fails: the values are the server's.
+ */
+static void annotation_fetched(struct cpmsync_session *s, struct request *rq,
+			       const struct imap_response *resp)
+{
+	struct imap_fetch *f = calloc(1, sizeof(*f));
+	int r;
+
+	if (!f)
+		return;
+	if (imap_resp_fetch(resp, f) < 0 || !(f->present & IMAP_FETCH_UID) || f->uid != rq->uid ||
+	    !(f->present & IMAP_FETCH_ANNOTATION) || !f->annotation_values) {
+		free(f);
+		return;
+	}
+	r = store_begin(s->store);
+	for (size_t i = 0; r >= 0 && i < f->nannotations; i++) {
+		struct imap_annotation_entry en;
+		_cleanup_free_ char *name = NULL;
+
+		if (imap_fetch_annotation_get(f, i, &en) < 0)
+			continue;
+		name = strndup(en.name.str, en.name.len);
+		if (!name) {
+			r = -ENOMEM;
+			break;
+		}
+		if (en.has_priv)
+			r = store_annotation_set_server(s->store, rq->message_id, name, false,
+							en.priv.str, en.priv.len);
+		if (r >= 0 && en.has_shared)
+			r = store_annotation_set_server(s->store, rq->message_id, name, true,
+							en.shared.str, en.shared.len);
+	}
+	if (r >= 0)
+		r = store_commit(s->store);
+	else
+		store_rollback(s->store);
+	if (r < 0)
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: cannot cache annotations of message %lld: %s", s->name,
+			(long long)rq->message_id, store_error(s->store));
+	free(f);
+}
+
+/*
+ * The FETCH of a REQ_ANNOTATION is done: entries the server said nothing
+ * about are cached as absent, then the answer is read from the cache like
+ * one that needed no server.
+ */
+static int annotation_result(struct cpmsync_session *s, struct request *rq, const char **reason)
+{
+	char **pairs = NULL, **missing = NULL;
+	size_t n = 0;
+	int r;
+
+	r = store_begin(s->store);
+	for (size_t i = 0; r >= 0 && rq->fetch_entries[i]; i++) {
+		r = store_annotation_mark_absent(s->store, rq->message_id, rq->fetch_entries[i],
+						 false);
+		if (r >= 0)
+			r = store_annotation_mark_absent(s->store, rq->message_id,
+							 rq->fetch_entries[i], true);
+	}
+	if (r >= 0)
+		r = store_commit(s->store);
+	else
+		store_rollback(s->store);
+	if (r >= 0)
+		r = store_annotations_read(s->store, rq->message_id,
+					   (const char *const *)rq->entries, rq->shared, &pairs,
+					   &missing);
+	if (r < 0) {
+		*reason = r == -CPMSYNC_E_NOT_FOUND ? "the message is gone" : store_error(s->store);
+		return r;
+	}
+	store_strv_free(missing);
+	while (pairs[n])
+		n++;
+	rq->pairs = pairs;
+	rq->n_pairs = rq->alloc_pairs = n;
+	return 0;
+}
+
 static void request_untagged(struct cpmsync_session *s, const struct imap_response *resp)
 {
 	struct request *rq = s->running;
@@ -1163,6 +1264,10 @@ static void request_untagged(struct cpmsync_session *s, const struct imap_respon
 					  en.value->u.s.len);
 			}
 		}
+		break;
+	case IMAP_RT_FETCH:
+		if (rq->kind == REQ_ANNOTATION)
+			annotation_fetched(s, rq, resp);
 		break;
 	case IMAP_RT_ACL:
 		if (rq->kind == REQ_ACL) {
@@ -1358,6 +1463,11 @@ static void request_done(struct imap_client *client, const struct imap_cmd_resul
 	if (r == 0 && rq->kind == REQ_SEARCH) {
 		r = search_result(s, rq);
 		request_finish(rq, r, r < 0 ? cpmsync_strerror(r) : NULL);
+	} else if (r == 0 && rq->kind == REQ_ANNOTATION) {
+		const char *reason = NULL;
+
+		r = annotation_result(s, rq, &reason);
+		request_finish(rq, r, reason);
 	} else {
 		request_finish(rq, r, res->text ? res->text : cpmsync_strerror(r));
 	}
@@ -1513,6 +1623,21 @@ static void run_request(struct cpmsync_session *s)
 			r = imap_cmd_addf(cmd, "UID FETCH %u (BODY.PEEK[%s])", rq->uid,
 					  rq->section);
 		break;
+	case REQ_ANNOTATION:
+		/* Both attributes: the cache keeps both. */
+		r = submit_examine(s, rq->mailbox);
+		if (r >= 0)
+			r = imap_cmd_addf(cmd, "UID FETCH %u (ANNOTATION ((", rq->uid);
+		for (size_t i = 0; r >= 0 && rq->fetch_entries[i]; i++) {
+			if (i)
+				r = imap_cmd_add(cmd, " ");
+			if (r >= 0)
+				r = imap_cmd_add_string(cmd, rq->fetch_entries[i],
+							strlen(rq->fetch_entries[i]));
+		}
+		if (r >= 0)
+			r = imap_cmd_add(cmd, ") (value.priv value.shared)))");
+		break;
 	case REQ_CONVERT:
 		r = submit_examine(s, rq->mailbox);
 		if (r >= 0)
@@ -1650,6 +1775,73 @@ int cpmsync_session_get_metadata(struct cpmsync_session *s, int64_t folder_id,
 		fail = -CPMSYNC_E_NOT_SUPPORTED;
 		why = "METADATA";
 	}
+	return request_submit(s, rq, fail, why);
+}
+
+static void answer_later_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	(void)src;
+	request_finish(userdata, 0, NULL);
+}
+
+int cpmsync_session_get_annotations(struct cpmsync_session *s, int64_t message_id,
+				    const char *const *entries, bool shared, cpmsync_pairs_cb_t cb,
+				    void *userdata)
+{
+	char **pairs = NULL, **missing = NULL;
+	struct request *rq;
+	const char *why = NULL;
+	int fail = 0;
+	size_t n = 0;
+
+	if (!s || !entries || !entries[0] || !cb)
+		return -EINVAL;
+	for (size_t i = 0; entries[i]; i++)
+		if (cpmsync_annotation_entry_check(entries[i], NULL) < 0)
+			return -EINVAL;
+	rq = request_new(s, REQ_ANNOTATION, userdata);
+	if (!rq)
+		return -ENOMEM;
+	rq->cb.pairs = cb;
+	rq->message_id = message_id;
+	rq->shared = shared;
+	rq->entries = strv_copy(entries);
+	if (!rq->entries) {
+		request_free(rq);
+		return -ENOMEM;
+	}
+	if (!cap_name(s, "ANNOTATE-EXPERIMENT-1")) {
+		fail = -CPMSYNC_E_NOT_SUPPORTED;
+		why = "ANNOTATE";
+		return request_submit(s, rq, fail, why);
+	}
+	fail = store_annotations_read(s->store, message_id, entries, shared, &pairs, &missing);
+	if (fail == -ENOMEM) {
+		request_free(rq);
+		return fail;
+	}
+	if (fail < 0)
+		return request_submit(s, rq, fail, "no such message");
+	while (pairs[n])
+		n++;
+	if (!missing[0]) {
+		/* All cached (or pending): no server needed. */
+		store_strv_free(missing);
+		rq->pairs = pairs;
+		rq->n_pairs = rq->alloc_pairs = n;
+		if (cpmsync_loop_defer(s->loop, answer_later_cb, rq, NULL, NULL) < 0) {
+			request_free(rq);
+			return -ENOMEM;
+		}
+		return 0;
+	}
+	store_strv_free(pairs);
+	rq->fetch_entries = missing;
+	fail = store_sync_message_locate(s->store, message_id, &rq->folder_id, &rq->uid);
+	if (fail < 0)
+		why = "no such message";
+	else
+		fail = folder_mailbox(s, rq->folder_id, &rq->mailbox, &why);
 	return request_submit(s, rq, fail, why);
 }
 

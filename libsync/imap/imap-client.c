@@ -281,6 +281,13 @@ int imap_cmd_add_string(struct imap_cmd *cmd, const char *s, size_t len)
 	}
 }
 
+int imap_cmd_add_nstring(struct imap_cmd *cmd, const char *s, size_t len)
+{
+	if (imap_str_form(s, len, cmd->client->utf8_enabled) == IMAP_STR_LITERAL)
+		return imap_cmd_add_literal(cmd, s, len, false);
+	return imap_append_quoted(&cmd->wire, s, len);
+}
+
 int imap_cmd_add_mailbox(struct imap_cmd *cmd, const char *name)
 {
 	struct imap_client *c = cmd->client;

@@ -165,6 +165,24 @@ int store_annotation_set_server(struct store *s, int64_t message_id, const char 
 	return store_step_done(s, st);
 }
 
+int store_annotation_mark_absent(struct store *s, int64_t message_id, const char *entry,
+				 bool shared)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s,
+			  "INSERT OR IGNORE INTO annotation (message_id, entry, shared)"
+			  " SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM message WHERE id = ?1)",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	sqlite3_bind_text(st, 2, entry, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, shared ? 1 : 0);
+	return store_step_done(s, st);
+}
+
 int store_annotations_pending(struct store *s, int64_t message_id, struct store_annotation **ret,
 			      size_t *ret_n)
 {

@@ -296,6 +296,9 @@ void store_strv_free(char **v);
  * a pending local value stays (it still wins). */
 int store_annotation_set_server(struct store *s, int64_t message_id, const char *entry, bool shared,
 				const char *value, size_t value_len);
+/* An entry the server has no value for: cached as absent, unless cached. */
+int store_annotation_mark_absent(struct store *s, int64_t message_id, const char *entry,
+				 bool shared);
 /* The message's pending local values (what its set_annotation row sends). */
 int store_annotations_pending(struct store *s, int64_t message_id, struct store_annotation **ret,
 			      size_t *ret_n);

@@ -155,6 +155,21 @@ typedef void (*cpmsync_ids_cb_t)(int r, const char *reason, const int64_t *ids, 
 /* GETMETADATA of entries (full names, "/private/comment"). */
 int cpmsync_session_get_metadata(struct cpmsync_session *s, int64_t folder_id,
 				 const char *const *entries, cpmsync_pairs_cb_t cb, void *userdata);
+/*
+ * Annotations (ANNOTATE, RFC 5257) of a message: entries ("/comment"),
+ * shared: value.shared, else value.priv.  Answered from the store's cache,
+ * where a value set locally and not yet on the server wins
+ * (read-your-writes); entries not cached are fetched (UID FETCH ...
+ * ANNOTATION, both attributes), cached, then answered.  pairs: entry,
+ * value for the entries that have a value (absent ones are left out).
+ * -CPMSYNC_E_NOT_SUPPORTED "ANNOTATE" when the server lacks it;
+ * -CPMSYNC_E_OFFLINE when something is not cached and the session is
+ * offline; -CPMSYNC_E_NOT_FOUND for a message not in the store; -EINVAL
+ * at once for an entry cpmsync_annotation_entry_check() refuses.
+ */
+int cpmsync_session_get_annotations(struct cpmsync_session *s, int64_t message_id,
+				    const char *const *entries, bool shared, cpmsync_pairs_cb_t cb,
+				    void *userdata);
 /* GETACL: identifier, rights pairs. */
 int cpmsync_session_get_acl(struct cpmsync_session *s, int64_t folder_id, cpmsync_pairs_cb_t cb,
 			    void *userdata);
