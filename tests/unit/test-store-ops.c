@@ -1076,6 +1076,52 @@ START_TEST(test_annotations_local_message_and_discard)
 }
 END_TEST
 
+/* What the sync and the session use: the folder's cached entries, marking
+ * an absence, whether a message has anything cached or pending. */
+START_TEST(test_annotation_sync_helpers)
+{
+	static const char *const entries[] = { "/comment", "/b", NULL };
+	char **v = NULL;
+	bool b = true;
+
+	ck_assert_int_eq(store_annotation_entries(s, 1, 10, &v), 0);
+	ck_assert_ptr_null(v[0]);
+	store_strv_free(v);
+	ck_assert_int_eq(store_annotation_cached(s, 1, &b), 0);
+	ck_assert(!b);
+	/* Absent on the server: cached, so not asked again, and no value. */
+	ck_assert_int_eq(store_annotation_mark_absent(s, 1, "/comment", false), 0);
+	ck_assert_int_eq(store_annotation_mark_absent(s, 99, "/comment", false), 0);
+	ck_assert_str_eq(read_annotations(1, entries, false), ";/b");
+	ck_assert_int_eq(store_annotation_cached(s, 1, &b), 0);
+	ck_assert(b);
+	ck_assert_int_eq(store_annotation_pending_any(s, 1, &b), 0);
+	ck_assert(!b);
+	/* Marking never overwrites a value. */
+	ck_assert_int_eq(store_annotation_set_server(s, 1, "/b", true, "x", 1), 0);
+	ck_assert_int_eq(store_annotation_mark_absent(s, 1, "/b", true), 0);
+	ck_assert_str_eq(read_annotations(1, entries, true), "/b=x;/comment");
+	ck_assert_int_eq(store_annotation_entries(s, 1, 10, &v), 0);
+	ck_assert_str_eq(v[0], "/b");
+	ck_assert_str_eq(v[1], "/comment");
+	ck_assert_ptr_null(v[2]);
+	store_strv_free(v);
+	ck_assert_int_eq(store_annotation_entries(s, 1, 1, &v), 0);
+	ck_assert_ptr_null(v[1]);
+	store_strv_free(v);
+	ck_assert_int_eq(store_annotation_entries(s, 2, 10, &v), 0);
+	ck_assert_ptr_null(v[0]);
+	store_strv_free(v);
+	ck_assert_int_eq(
+		cpmsync_op_set_annotations(
+			cs, 1, &(struct cpmsync_annotation){ "/comment", "mine" }, 1, false),
+		0);
+	ck_assert_int_eq(store_annotation_pending_any(s, 1, &b), 0);
+	ck_assert(b);
+	ck_assert_int_eq(qint("SELECT count(*) FROM annotation"), 2);
+}
+END_TEST
+
 START_TEST(test_readonly_store)
 {
 	struct cpmsync_store *ro = NULL;
@@ -1264,6 +1310,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_create_inbox_agrees_with_find);
 	tcase_add_test(tc, test_set_annotations);
 	tcase_add_test(tc, test_annotations_local_message_and_discard);
+	tcase_add_test(tc, test_annotation_sync_helpers);
 	tcase_add_test(tc, test_readonly_store);
 	tcase_add_test(tc, test_local_call_commits_the_engine_batch);
 	tcase_add_test(tc, test_other_owner_commits_the_batch);
