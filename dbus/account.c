@@ -300,33 +300,6 @@ static DBusMessage *mark_conversation_read(struct cpm_bus *bus, DBusMessage *msg
 /* ------------------------------------------------------------------------ */
 /* Requests that need the server */
 
-static void pairs_cb(int r, const char *reason, const char *const *pairs, void *userdata)
-{
-	struct svc_call *c = userdata;
-	DBusMessageIter it, d, e;
-	DBusMessage *reply;
-
-	if (r < 0) {
-		svc_call_finish(c, cpm_error_from_code(c->msg, r, reason));
-		return;
-	}
-	reply = cpm_reply(c->msg);
-	dbus_message_iter_init_append(reply, &it);
-	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &d))
-		cpm_oom();
-	for (; pairs && pairs[0] && pairs[1]; pairs += 2) {
-		if (!dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, NULL, &e))
-			cpm_oom();
-		cpm_append_string(&e, pairs[0]);
-		cpm_append_string(&e, pairs[1]);
-		if (!dbus_message_iter_close_container(&d, &e))
-			cpm_oom();
-	}
-	if (!dbus_message_iter_close_container(&it, &d))
-		cpm_oom();
-	svc_call_finish(c, reply);
-}
-
 static void string_cb(int r, const char *reason, const char *value, void *userdata)
 {
 	struct svc_call *c = userdata;
@@ -581,7 +554,7 @@ static DBusMessage *get_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdat
 	if (!cpmsync_session_get_online(a->session))
 		return svc_offline_error(msg, a);
 	c = svc_call_new(a->svc, msg);
-	return svc_request_started(c, cpmsync_session_get_acl(a->session, id, pairs_cb, c));
+	return svc_request_started(c, cpmsync_session_get_acl(a->session, id, svc_pairs_cb, c));
 }
 
 static DBusMessage *set_acl_common(struct svc_account *a, DBusMessage *msg, const char *folder,

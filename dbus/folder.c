@@ -1452,33 +1452,6 @@ static DBusMessage *annotate_unsupported(struct svc_folder *f, DBusMessage *msg)
 	return NULL;
 }
 
-static void annotations_cb(int r, const char *reason, const char *const *pairs, void *userdata)
-{
-	struct svc_call *c = userdata;
-	DBusMessageIter it, d, e;
-	DBusMessage *reply;
-
-	if (r < 0) {
-		svc_call_finish(c, cpm_error_from_code(c->msg, r, reason));
-		return;
-	}
-	reply = cpm_reply(c->msg);
-	dbus_message_iter_init_append(reply, &it);
-	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &d))
-		cpm_oom();
-	for (; pairs && pairs[0] && pairs[1]; pairs += 2) {
-		if (!dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, NULL, &e))
-			cpm_oom();
-		cpm_append_string(&e, pairs[0]);
-		cpm_append_string(&e, pairs[1]);
-		if (!dbus_message_iter_close_container(&d, &e))
-			cpm_oom();
-	}
-	if (!dbus_message_iter_close_container(&it, &d))
-		cpm_oom();
-	svc_call_finish(c, reply);
-}
-
 static char *check_annotation_entry(const char *arg, const char *entry)
 {
 	const char *why = "";
@@ -1528,7 +1501,7 @@ static DBusMessage *get_annotations(struct cpm_bus *bus, DBusMessage *msg, void 
 	c->free_data = free;
 	return svc_request_started(c, cpmsync_session_get_annotations(f->account->session,
 								      (int64_t)id, entries, shared,
-								      annotations_cb, c));
+								      svc_pairs_cb, c));
 }
 
 static DBusMessage *set_annotations(struct cpm_bus *bus, DBusMessage *msg, void *userdata)

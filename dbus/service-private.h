@@ -140,6 +140,9 @@ struct svc_call {
 struct svc_call *svc_call_new(struct cpm_service *svc, DBusMessage *msg);
 /* Sends reply (if still connected), then frees c. */
 void svc_call_finish(struct svc_call *c, DBusMessage *reply);
+/* A request's callback (userdata: the svc_call) that answers with the
+ * NULL-terminated name/value pairs as a{ss}, or with the error r, reason. */
+void svc_pairs_cb(int r, const char *reason, const char *const *pairs, void *userdata);
 
 /* The folder id for a name of account ("" and allow_empty: 0, the server). */
 DBusMessage *svc_resolve_folder(struct svc_account *a, DBusMessage *msg, const char *arg,

@@ -144,6 +144,33 @@ void svc_call_finish(struct svc_call *c, DBusMessage *reply)
 	free(c);
 }
 
+void svc_pairs_cb(int r, const char *reason, const char *const *pairs, void *userdata)
+{
+	struct svc_call *c = userdata;
+	DBusMessageIter it, d, e;
+	DBusMessage *reply;
+
+	if (r < 0) {
+		svc_call_finish(c, cpm_error_from_code(c->msg, r, reason));
+		return;
+	}
+	reply = cpm_reply(c->msg);
+	dbus_message_iter_init_append(reply, &it);
+	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &d))
+		cpm_oom();
+	for (; pairs && pairs[0] && pairs[1]; pairs += 2) {
+		if (!dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, NULL, &e))
+			cpm_oom();
+		cpm_append_string(&e, pairs[0]);
+		cpm_append_string(&e, pairs[1]);
+		if (!dbus_message_iter_close_container(&d, &e))
+			cpm_oom();
+	}
+	if (!dbus_message_iter_close_container(&it, &d))
+		cpm_oom();
+	svc_call_finish(c, reply);
+}
+
 DBusMessage *svc_request_started(struct svc_call *c, int r)
 {
 	DBusMessage *reply;
