@@ -162,10 +162,6 @@ struct cpmsync_session {
 	enum wait_step wait;
 	int64_t idle_cmd;
 	bool wait_notify; /* the wait uses NOTIFY */
-	/* NOTIFY is set, every folder's STATUS agreed with the store, and no
-	 * news came since: the store is as current as the push. */
-	bool notify_current;
-	struct cpmsync_loop_source *answer_src; /* a Sync() answered from it */
 	char delimiter;
 	/* SELECT state of the active folder (IDLE mode). */
 	uint32_t sel_uidvalidity, sel_uidnext, sel_exists;
@@ -376,7 +372,6 @@ static void retry_cb(struct cpmsync_loop_source *src, void *userdata)
 
 static void drop_connection(struct cpmsync_session *s)
 {
-	s->notify_current = false;
 	timer_stop(&s->refresh_timer);
 	timer_stop(&s->poll_timer);
 	s->wait = WAIT_NONE;
@@ -593,7 +588,6 @@ static bool folder_behind(struct cpmsync_session *s, const char *name, uint32_t 
 static void news(struct cpmsync_session *s, const char *what)
 {
 	log_debug(CAT, "%s: server news: %s", s->name, what);
-	s->notify_current = false;
 	/* EXISTS, EXPUNGE, VANISHED or FETCH in IDLE (or after its DONE):
 	 * the selected folder.  No debounce: what the server sends before
 	 * DONE is answered is read before the sync starts anyway. */
@@ -805,7 +799,6 @@ static void notify_done(struct imap_client *client, const struct imap_cmd_result
 	/* The STATUS replies (one per folder) came before this and were
 	 * compared; news they carried scheduled a sync. */
 	s->wait = WAIT_IDLING;
-	s->notify_current = !s->debounce_timer && !s->sync_wanted;
 	if (s->debounce_timer && s->check_syncs < MAX_CHECK_SYNCS)
 		s->check_syncs++;
 	else if (s->debounce_timer) /* still different after syncs: wait anyway */
@@ -894,7 +887,6 @@ static void noop_done(struct imap_client *client, const struct imap_cmd_result *
 /* Leaves the wait so that a sync or request can use the connection. */
 static void leave_wait(struct cpmsync_session *s)
 {
-	s->notify_current = false;
 	timer_stop(&s->refresh_timer);
 	if (s->push == CPMSYNC_PUSH_POLL || (!s->wait_notify && !s->idle_cmd)) {
 		s->wait = WAIT_NONE;
@@ -2167,7 +2159,6 @@ struct cpmsync_session *cpmsync_session_free(struct cpmsync_session *s)
 	timer_stop(&s->retry_timer);
 	timer_stop(&s->debounce_timer);
 	timer_stop(&s->kick_src);
-	timer_stop(&s->answer_src);
 	account_clear(s);
 	strv_free(s->caps);
 	free(s->idle_folder);
@@ -2222,89 +2213,10 @@ void cpmsync_session_set_online(struct cpmsync_session *s, bool online)
 	kick(s);
 }
 
-/*
- * Sync() with nothing to ask (issue 9: <= 1 ms when NOTIFY is active).  A
- * sync compares every folder with the server; under NOTIFY the server
- * already reports every change of every folder unasked, so when
- *  - NOTIFY is set and its STATUS replies all agreed with the store, and
- *    no news came since (notify_current),
- *  - nothing runs or waits on the connection (no sync, request, pending
- *    sync or debounce), the last sync did not fail, and
- *  - nothing the server sent is still unread or half parsed (a push event
- *    in flight),
- *  - no local change is journaled (its replay needs the server),
- *  - and the server was heard from within the keepalive: the wait sends a
- *    NOOP every idle_refresh_ms, so on a healthy connection the last
- *    server byte is never older than that (plus the NOOP's round trip);
- *    an older one means the NOOP is unanswered, and a real sync finds out
- *    why.  Push itself is no more current than that bound: a connection
- *    that dies silently loses its events until the next NOOP.
- * then a sync would find nothing: it completes at once, as a sync that
- * found nothing does (LastSync, SyncGeneration), without a round trip.
- */
-static bool sync_answerable(struct cpmsync_session *s)
-{
-	uint64_t last, now;
-	uint32_t pending = 0;
-
-	if (!s->online || !s->client || s->sync || s->connecting || s->running || s->requests ||
-	    s->sync_wanted || s->debounce_timer || s->retry_timer || s->wait != WAIT_IDLING ||
-	    !s->wait_notify || s->push != CPMSYNC_PUSH_NOTIFY || !s->notify_current ||
-	    s->last_error[0])
-		return false;
-	if (imap_client_input_pending(s->client))
-		return false;
-	last = imap_client_last_activity(s->client);
-	now = (uint64_t)time(NULL);
-	if (!last || now > last + (s->opt.idle_refresh_ms + 999) / 1000)
-		return false;
-	if (cpmsync_store_pending_operations(s->pub, s->name, &pending) < 0 || pending)
-		return false;
-	return true;
-}
-
-static void sync_answer_cb(struct cpmsync_loop_source *src, void *userdata)
-{
-	static const struct cpmsync_sync_stats none;
-	struct cpmsync_session *s = userdata;
-	uint64_t now;
-
-	(void)src;
-	s->answer_src = NULL;
-	/* Still so after the caller's reply went out? */
-	if (!sync_answerable(s)) {
-		want_sync(s, true);
-		return;
-	}
-	now = (uint64_t)time(NULL);
-	/* What the engine's logout records; if the store cannot, the round. */
-	if (store_sync_set_last_sync(s->store, s->account_id, (int64_t)now) < 0) {
-		log_debug(CAT, "%s: cannot record the sync: %s", s->name, store_error(s->store));
-		want_sync(s, true);
-		return;
-	}
-	log_debug(CAT, "%s: sync: NOTIFY is current and nothing is pending; nothing to ask",
-		  s->name);
-	s->last_sync = now;
-	changed(s);
-	/* As a round that found no folder to sync ends: all 0 of 0 done. */
-	if (s->cb.progress)
-		s->cb.progress(s, "", 0, 0, s->userdata);
-	if (s->cb.synced)
-		s->cb.synced(s, 0, NULL, &none, s->userdata);
-}
-
 void cpmsync_session_sync_now(struct cpmsync_session *s)
 {
 	if (!s)
 		return;
-	if (s->answer_src)
-		return;
-	if (sync_answerable(s)) {
-		if (cpmsync_loop_defer(s->loop, sync_answer_cb, s, NULL, &s->answer_src) >= 0)
-			return;
-		s->answer_src = NULL;
-	}
 	if (s->auth_stopped) {
 		s->auth_stopped = false;
 		s->retry_ms = s->opt.retry_min_ms;

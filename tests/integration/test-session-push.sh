@@ -103,38 +103,6 @@ check "NOTIFY: a folder created by another client" \
 sleep 0.3
 check "NOTIFY: store == server" compare "$WORK/a.db"
 
-# --- A sync request with nothing to ask -------------------------------------
-# NOTIFY set, every folder's STATUS equal to the store, no news since and
-# nothing journaled: the request completes at once from what push already
-# says (no sync round: the state stays idle); with a local change journaled
-# it is a real sync that sends it.  (Settle first: Dovecot sends NOTIFY
-# events 500 ms after a change.)
-sleep 1.5
-check "sync request: waiting with push notify" \
-	test "$(tail -n 1 "$WORK/a.out")" = "state a idle notify"
-mark "$WORK/a.out"
-LOG_MARK=$(wc -l <"$WORK/a.out.log")
-echo sync >&7
-check "sync request, nothing to ask: completed" \
-	wait_for "$WORK/a.out" '^synced a 0  \(\+0 ~0 -0, 0 sent, 0 kept\)$' 5
-check "sync request, nothing to ask: no sync round (the state never left idle)" \
-	test "$(tail -n +$((MARK + 1)) "$WORK/a.out")" = "synced a 0  (+0 ~0 -0, 0 sent, 0 kept)"
-check "sync request, nothing to ask: the log says why" \
-	grep -qxF "<7>a: sync: NOTIFY is current and nothing is pending; nothing to ask" \
-	<(tail -n +$((LOG_MARK + 1)) "$WORK/a.out.log")
-msg_text "<journaled@push.test>" 300 >"$WORK/journaled.eml"
-"$OP" --db "$WORK/a.db" store a INBOX "$WORK/journaled.eml" >/dev/null 2>"$WORK/op.err" ||
-	not_ok "sync request: cpmsync-op store: $(cat "$WORK/op.err")"
-mark "$WORK/a.out"
-echo sync >&7
-check "sync request, a local change journaled: a sync round" \
-	wait_for "$WORK/a.out" '^state a syncing notify$' 5
-check "sync request, a local change journaled: the change is sent" \
-	wait_for "$WORK/a.out" '^synced a 0  \(\+0 ~0 -0, 1 sent, 0 kept\)$' 10
-check "sync request, a local change journaled: the server has it once" \
-	test "$(da search -u "$USER1" mailbox INBOX header message-id '<journaled@push.test>' | wc -l)" -eq 1
-check "sync request: store == server" compare "$WORK/a.db"
-
 # --- Offline ---------------------------------------------------------------
 mark "$WORK/a.out"
 echo offline >&7
