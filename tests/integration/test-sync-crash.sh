@@ -555,8 +555,28 @@ NC=$((NKILLS - KILLS))
 [ $NC -lt ${#KINDS[@]} ] && NC=${#KINDS[@]}
 k0=$KILLS
 declare -A AIMED=()
-for ((i = 1; KILLS - k0 < NC && i <= 2 * NC + 10; i++)); do
-	kind=${KINDS[$((i % ${#KINDS[@]}))]}
+# all_aimed: every kind has had a run killed after its first command of it
+all_aimed() {
+	local k
+	for k in "${KINDS[@]}"; do [ "${AIMED[$k]:-0}" -ge 1 ] || return 1; done
+}
+# next_kind: the kinds in turn; once NC runs are killed, only the kinds not
+# hit yet (a run may end before its kill lands: a STORE is over in ms).
+next_kind() {
+	local k
+	if [ $((KILLS - k0)) -ge "$NC" ]; then
+		for k in "${KINDS[@]}"; do
+			[ "${AIMED[$k]:-0}" -ge 1 ] || {
+				echo "$k"
+				return
+			}
+		done
+	fi
+	echo "${KINDS[$((i % ${#KINDS[@]}))]}"
+}
+for ((i = 1; i <= 2 * NC + 30; i++)); do
+	[ $((KILLS - k0)) -ge "$NC" ] && all_aimed && break
+	kind=$(next_kind)
 	# the other client
 	rnd 3
 	nsrv=$((R + 1))
@@ -565,7 +585,7 @@ for ((i = 1; KILLS - k0 < NC && i <= 2 * NC + 10; i++)); do
 	case $kind in
 	BODY)
 		rnd ${#LF[@]}
-		f=$(shown "${LF[$R]}")
+		f=${LF[$R]}
 		for ((n = 0; n < 4; n++)); do srv_save "$f" $((20000 + RANDOM % 60000)) || echo "    (a server save failed)"; done
 		;;
 	APPEND) for ((n = 0; n < 6; n++)); do l_store; done ;;
@@ -616,10 +636,9 @@ read -r ndup nstale < <(cut -f3 "$WORK/c.have" | LC_ALL=C sort | uniq -c | awk '
 nfold=0
 mapfile -t FOLDERS < <(selectable_folders "$USER1")
 for x in "${LPOOL[@]}"; do
-	sx=$(shown "$x")
 	a=0 b=0
 	in_list "$x" "${LF[@]}" && a=1
-	in_list "$sx" "${FOLDERS[@]}" && b=1
+	in_list "$x" "${FOLDERS[@]}" && b=1
 	if [ $a != $b ]; then
 		nfold=$((nfold + 1))
 		echo "    folder '$x': wanted $([ $a = 1 ] && echo present || echo absent), the server has it $([ $b = 1 ] && echo present || echo absent)"

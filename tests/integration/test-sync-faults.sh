@@ -224,7 +224,7 @@ srv_change() {
 	1) da flags remove -u "$USER1" '\Seen \Flagged' mailbox Big uid "$u" ;;
 	2) da expunge -u "$USER1" mailbox Big uid "$u" ;;
 	*)
-		pool=$(shown "Fault Pool")
+		pool="Fault Pool"
 		if selectable_folders "$USER1" | grep -qxF -- "$pool"; then
 			da mailbox delete -u "$USER1" "Fault Pool"
 		else
