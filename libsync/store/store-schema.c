@@ -607,9 +607,65 @@ static const char migration_11[] =
 	" PRIMARY KEY (message_id, entry, shared)"
 	") WITHOUT ROWID;";
 
+/*
+ * Version 12: the IMDN indexes hold the rows that have a value only.
+ *
+ * message_imdn (imdn_message_id) and message_imdn_ref (imdn_ref) serve the
+ * IMDN triggers of version 6, which look rows up by a non-empty value.
+ * Mail that is not a CPM object has '' in both, and every row had an entry
+ * in both indexes (key '', in id order): each expunge rewrote a page of
+ * each index at a random place, twice (WAL and checkpoint).  Now they are
+ * partial (<> ''), and the triggers say "<> ''" in their lookups so that
+ * SQLite uses them (a partial index serves a query whose WHERE has its
+ * condition as a term).  The triggers are otherwise those of version 6.
+ */
+/* clang-format off */
+static const char migration_12[] =
+	"DROP INDEX message_imdn;"
+	"DROP INDEX message_imdn_ref;"
+	"CREATE INDEX message_imdn ON message (imdn_message_id) WHERE imdn_message_id <> '';"
+	"CREATE INDEX message_imdn_ref ON message (imdn_ref) WHERE imdn_ref <> '';"
+	"DROP TRIGGER conv_imdn_report;"
+	"DROP TRIGGER conv_imdn_original;"
+	"DROP TRIGGER conv_message_reclassified;"
+	"CREATE TRIGGER conv_imdn_report AFTER INSERT ON message"
+	" WHEN NEW.removed = 0 AND NEW.type = 'imdn' AND coalesce(NEW.imdn_ref, '') <> '' BEGIN"
+	" UPDATE message SET status = NEW.status"
+	"  WHERE imdn_message_id = NEW.imdn_ref AND imdn_message_id <> ''"
+	"  AND type <> 'imdn' AND removed = 0"
+	"  AND " CPM_RANK("NEW.status") " > " CPM_RANK("status")
+	"  AND " CPM_SAME_ACCOUNT("message", "NEW.folder_id") ";"
+	" END;"
+	"CREATE TRIGGER conv_imdn_original AFTER INSERT ON message"
+	" WHEN NEW.removed = 0 AND NEW.type <> 'imdn' AND coalesce(NEW.imdn_message_id, '') <> ''"
+	" BEGIN"
+	" UPDATE message SET status = (SELECT r.status FROM message r"
+	"  WHERE r.imdn_ref = NEW.imdn_message_id AND r.imdn_ref <> ''"
+	"  AND r.type = 'imdn' AND r.removed = 0"
+	"  AND " CPM_RANK("r.status") " > 0 AND " CPM_SAME_ACCOUNT("r", "NEW.folder_id")
+	"  ORDER BY " CPM_RANK("r.status") " DESC LIMIT 1)"
+	"  WHERE id = NEW.id"
+	"  AND EXISTS (SELECT 1 FROM message r WHERE r.imdn_ref = NEW.imdn_message_id"
+	"  AND r.imdn_ref <> ''"
+	"  AND r.type = 'imdn' AND r.removed = 0 AND " CPM_RANK("r.status") " > 0"
+	"  AND " CPM_SAME_ACCOUNT("r", "NEW.folder_id") ");"
+	" END;"
+	"CREATE TRIGGER conv_message_reclassified AFTER UPDATE OF type, imdn_ref ON message"
+	" WHEN NEW.removed = 0 AND (NEW.type IS NOT OLD.type OR NEW.imdn_ref IS NOT OLD.imdn_ref)"
+	" BEGIN "
+	CPM_RECOMPUTE("id = " CPM_CONV_OF("NEW.folder_id"))
+	" UPDATE message SET status = NEW.status"
+	"  WHERE NEW.type = 'imdn' AND coalesce(NEW.imdn_ref, '') <> ''"
+	"  AND imdn_message_id = NEW.imdn_ref AND imdn_message_id <> ''"
+	"  AND type <> 'imdn' AND removed = 0"
+	"  AND " CPM_RANK("NEW.status") " > " CPM_RANK("status")
+	"  AND " CPM_SAME_ACCOUNT("message", "NEW.folder_id") ";"
+	" END;";
+/* clang-format on */
+
 static const char *const migrations[] = {
 	migration_1, migration_2, migration_3, migration_4,  migration_5,  migration_6,
-	migration_7, migration_8, migration_9, migration_10, migration_11,
+	migration_7, migration_8, migration_9, migration_10, migration_11, migration_12,
 };
 
 unsigned store_schema_version(void)

@@ -436,6 +436,81 @@ START_TEST(test_migrate_adds_annotation_cache)
 }
 END_TEST
 
+/*
+ * Version 12, partial IMDN indexes: a store made at version 11 with plain
+ * mail ('' in imdn_message_id and imdn_ref, as the parser leaves them) and
+ * an IMDN pair migrates; the indexes then hold the rows with a value only,
+ * the IMDN lookups use them, and a report still raises its original's
+ * Status, in either order of arrival.
+ */
+START_TEST(test_migrate_partial_imdn_indexes)
+{
+	struct store *s = NULL;
+	const char *plan;
+	sqlite3_stmt *st;
+	char *err = NULL;
+
+	ck_assert_uint_ge(store_schema_version(), 12);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 11, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET imdn_message_id = '', imdn_ref = ''"),
+			 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, message_id, type,"
+				       " imdn_message_id, imdn_ref)"
+				       " VALUES (101, 10, 8, '<o@x>', 'message', 'imdn-1', ''),"
+				       " (102, 10, 9, '<r@x>', 'mail', '', '')"),
+			 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 3);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+				      " AND name IN ('message_imdn', 'message_imdn_ref')"
+				      " AND sql LIKE '% WHERE % <> '''''"),
+			 2);
+	/* Only the rows with a value are in the indexes. */
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message INDEXED BY message_imdn"
+				      " WHERE imdn_message_id <> ''"),
+			 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message INDEXED BY message_imdn_ref"
+				      " WHERE imdn_ref <> ''"),
+			 0);
+	/* The trigger's lookups take the index, not a scan of every message. */
+	ck_assert_int_eq(store_prepare(s,
+				       "EXPLAIN QUERY PLAN SELECT status FROM message"
+				       " WHERE imdn_message_id = ?1 AND imdn_message_id <> ''",
+				       &st),
+			 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	plan = (const char *)sqlite3_column_text(st, 3);
+	ck_assert_str_eq(plan, "SEARCH message USING INDEX message_imdn (imdn_message_id=?)");
+	sqlite3_reset(st);
+	/* A report arriving after its original raises it (conv_imdn_report). */
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid, type, imdn_message_id,"
+			      " imdn_ref, status)"
+			      " VALUES (103, 10, 10, 'imdn', '', 'imdn-1', 'displayed')"),
+		0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message INDEXED BY message_imdn_ref"
+				      " WHERE imdn_ref <> ''"),
+			 1);
+	ck_assert_int_eq(query_int(s, "SELECT status = 'displayed' FROM message WHERE id = 101"),
+			 1);
+	/* An original arriving after its report takes it (conv_imdn_original). */
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid, type, imdn_message_id,"
+			      " imdn_ref, status)"
+			      " VALUES (104, 10, 11, 'imdn', '', 'imdn-2', 'delivered'),"
+			      " (105, 10, 12, 'message', 'imdn-2', '', '')"),
+		0);
+	ck_assert_int_eq(query_int(s, "SELECT status = 'delivered' FROM message WHERE id = 105"),
+			 1);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_newer_version_refused)
 {
 	unsigned current = store_schema_version();
@@ -993,6 +1068,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_journal_ids_never_reused);
 	tcase_add_test(tc, test_migrate_adds_namespace);
 	tcase_add_test(tc, test_migrate_adds_annotation_cache);
+	tcase_add_test(tc, test_migrate_partial_imdn_indexes);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
 	tcase_add_test(tc, test_foreign_keys_cascade);
