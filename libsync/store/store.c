@@ -528,6 +528,28 @@ static int repage(struct store *s)
 	return r;
 }
 
+/*
+ * The -wal and -shm files stay beside the store between runs
+ * (SQLITE_FCNTL_PERSIST_WAL), the WAL emptied at close (journal_size_limit
+ * 0).  The last connection to close still checkpoints everything into the
+ * store, so a closed store.db is complete on its own, as before; what no
+ * longer happens is the two files being unlinked at every close and created
+ * again at the next open: on ext4 the creation dirtied the directory and
+ * inode blocks again, 16-20 KB of the ~80 KB a run with nothing to do wrote
+ * (measured with /proc/self/io; the commit gives the bench figures).
+ */
+static int keep_wal_files(struct store *s)
+{
+	int persist = 1, rc;
+
+	rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	if (rc != SQLITE_OK) {
+		set_error(s, "cannot keep the WAL file: %s", sqlite3_errstr(rc));
+		return store_map_sqlite_error(rc);
+	}
+	return store_exec(s, "PRAGMA journal_size_limit = 0");
+}
+
 static int setup(struct store *s, const char *path, unsigned target)
 {
 	unsigned known = store_schema_version();
@@ -577,6 +599,9 @@ static int setup(struct store *s, const char *path, unsigned target)
 		 * write (Debian builds SQLite with secure_delete on, which
 		 * also rewrites every freed overflow page). */
 		r = store_exec(s, "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = FAST");
+		if (r < 0)
+			return r;
+		r = keep_wal_files(s);
 		if (r < 0)
 			return r;
 	}

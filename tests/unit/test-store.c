@@ -151,6 +151,43 @@ START_TEST(test_files_private)
 }
 END_TEST
 
+/*
+ * The -wal file stays beside a closed store, emptied (no -wal/-shm
+ * creation at every open), and the closed store.db is complete on its
+ * own: a copy of that one file opens with every committed row.
+ */
+START_TEST(test_closed_store_complete_alone)
+{
+	char wal[sizeof(dbpath) + 8], alone[sizeof(tmpdir) + 16];
+	struct store *s = open_ok(dbpath, 0);
+	struct stat st;
+	char buf[4096];
+	ssize_t n;
+	int in, out;
+
+	add_account_folder_message(s);
+	ck_assert_ptr_null(store_close(s));
+	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+	ck_assert_int_eq(stat(wal, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+
+	snprintf(alone, sizeof(alone), "%s/alone.db", tmpdir);
+	in = open(dbpath, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(in, 0);
+	out = open(alone, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(out, 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		ck_assert_int_eq(write(out, buf, (size_t)n), n);
+	ck_assert_int_eq(n, 0);
+	close(in);
+	ck_assert_int_eq(close(out), 0);
+	s = open_ok(alone, 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message WHERE id = 100 AND uid = 7"),
+			 1);
+	ck_assert_ptr_null(store_close(s));
+}
+END_TEST
+
 START_TEST(test_open_creates_schema)
 {
 	struct store *s = open_ok(dbpath, 0);
@@ -1069,6 +1106,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_adds_namespace);
 	tcase_add_test(tc, test_migrate_adds_annotation_cache);
 	tcase_add_test(tc, test_migrate_partial_imdn_indexes);
+	tcase_add_test(tc, test_closed_store_complete_alone);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
 	tcase_add_test(tc, test_foreign_keys_cascade);
