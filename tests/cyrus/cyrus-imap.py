@@ -27,8 +27,9 @@ namespaces are left out of listings (cpmsync hides them by default).
   copy|move -u USER DEST mailbox SRC uid SET
   -f tab fetch -u USER 'uid flags hdr.message-id' mailbox F
   import-maildir -u USER FOLDER DIR              APPENDs every file of DIR (a Maildir's
-                                                 cur/) in name order, in one session, with
-                                                 the flags of its ":2,FS" suffix
+                                                 cur/) in name order, with the flags of its
+                                                 ":2,FS" suffix: MULTIAPPEND commands of up
+                                                 to 500 messages (8 MB) in one session
   dump USER ACCOUNT                              the cpmctl dump format (unsorted)
   setup                                          create every user of CYRUS_PASSWORDS
                                                  with Sent, Trash, Drafts
@@ -407,18 +408,56 @@ def c_fetch(args):
 
 
 def c_import_maildir(args):
+    """MULTIAPPEND (RFC 3502) with LITERAL+ literals, in batches of at most
+    IMPORT_BATCH messages or bytes: one round trip per batch instead of one
+    per message (3000 single APPENDs took ~50 s at load 15; each batch is
+    one command, stored by the server all or nothing)."""
     user, rest = take_user(args)
+    if len(rest) != 2:
+        die("import-maildir -u USER FOLDER DIR")
     folder, d = rest
     letters = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted"}
+    try:
+        names = sorted(os.listdir(d))
+    except OSError as e:
+        die("import-maildir: cannot read %s: %s" % (d, e))
     m = connect(user)
-    for name in sorted(os.listdir(d)):
+    caps = b" ".join(d for d in ok(m, "CAPABILITY", m.capability()) if d).upper().split()
+    for c in (b"MULTIAPPEND", b"LITERAL+"):
+        if c not in caps:
+            die("import-maildir: the server does not offer %s" % c.decode())
+    box = quote(to_server(folder)).encode()
+    batch, size = [], 0
+
+    def send(batch):
+        tag = m._new_tag()
+        m.send(tag + b" APPEND " + box + b"".join(batch) + b"\r\n")
+        while True:
+            line = m._get_line()
+            if line.startswith(tag + b" "):
+                if line.split(b" ", 2)[1] != b"OK":
+                    die("APPEND of %d messages to %s: %s" % (len(batch), folder, line.decode("utf-8", "replace")))
+                return
+
+    for name in names:
         info = name.split(":2,", 1)[1] if ":2," in name else ""
         flags = " ".join(letters[c] for c in info if c in letters)
         with open(os.path.join(d, name), "rb") as f:
-            data = f.read()
-        ok(m, "APPEND " + name,
-           m.append(quote(to_server(folder)), flag_list(flags) if flags else None, None, data))
+            # bare CR or LF as CRLF, as imaplib's append() sends them
+            data = CRLF_RE.sub(b"\r\n", f.read())
+        batch.append(b" (" + flags.encode() + b") {%d+}\r\n" % len(data) + data)
+        size += len(data)
+        if len(batch) >= IMPORT_BATCH or size >= IMPORT_BATCH_BYTES:
+            send(batch)
+            batch, size = [], 0
+    if batch:
+        send(batch)
     m.logout()
+
+
+IMPORT_BATCH = 500
+CRLF_RE = re.compile(rb"\r\n|\r|\n")
+IMPORT_BATCH_BYTES = 8 << 20
 
 
 def c_dump(args):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Crash safety: `cpm-syncd --once` killed with SIGKILL at random points must
 # never lose, duplicate or corrupt anything; the next run converges.
-#  (a) the initial sync of a folder of 3000 messages, killed during the body
-#      streaming after growing random delays; after each kill the store is
+#  (a) the initial sync of a folder of 3000 messages (CRASH_BIG), killed
+#      during the body streaming after growing random delays; after each kill the store is
 #      readable and holds nothing the server does not have; then the same on
 #      a resync after server-side changes; a final run equals the server.
 #  (b) replay: ~230 local changes queued with cpmsync-op (stores with unique
@@ -25,7 +25,10 @@
 # hung N, time N s"; make check-stress adds them up).
 # CRASH_KILLS=n kills in all (default 24; (a) 15%, resync 6%, (b) 12%, the
 # rest in (c)); CRASH_SEED=n reproduces the random choices; KEEP_WORK=1
-# keeps the temp dir.
+# keeps the temp dir.  CRASH_BIG=n messages in Big (default 3000, at least
+# 300; the uid ranges of the server changes are the same fractions of it),
+# each CRASH_BIG_SCALE=n times 1-16 KB (default 1): fewer, bigger messages
+# keep the initial sync long enough to kill where importing is slow (Cyrus).
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -35,7 +38,12 @@ SEED=${CRASH_SEED:-$((SRANDOM % 100000))}
 NKILLS=${CRASH_KILLS:-24}
 case $NKILLS in '' | *[!0-9]*) bail "CRASH_KILLS must be a number, not '$NKILLS'" ;; esac
 [ "$NKILLS" -ge 10 ] || bail "CRASH_KILLS must be at least 10, not $NKILLS"
-echo "# CRASH_SEED=$SEED CRASH_KILLS=$NKILLS"
+NBIG=${CRASH_BIG:-3000}
+case $NBIG in '' | *[!0-9]*) bail "CRASH_BIG must be a number, not '$NBIG'" ;; esac
+[ "$NBIG" -ge 300 ] || bail "CRASH_BIG must be at least 300, not $NBIG"
+BSCALE=${CRASH_BIG_SCALE:-1}
+case $BSCALE in '' | *[!0-9]* | 0) bail "CRASH_BIG_SCALE must be a number from 1, not '$BSCALE'" ;; esac
+echo "# CRASH_SEED=$SEED CRASH_KILLS=$NKILLS CRASH_BIG=$NBIG CRASH_BIG_SCALE=$BSCALE"
 RANDOM=$SEED
 T_START=$(date +%s)
 dc_start dc
@@ -184,26 +192,26 @@ else
 	md=$(da mailbox path -u "$USER1" Big)
 fi
 [ -d "$md/cur" ] || bail "no Maildir for Big at $md"
-# 3000 messages of 1-16 KB written straight into the Maildir (doveadm save
-# takes ~30 ms per message); some \Seen, some \Flagged.
-awk -v dir="$md/cur" -v n=3000 -v t="$(date +%s)" -v seed="$SEED" 'BEGIN {
+# NBIG messages of 1-16 KB (times BSCALE) written straight into the Maildir
+# (doveadm save takes ~30 ms per message); some \Seen, some \Flagged.
+awk -v dir="$md/cur" -v n="$NBIG" -v sc="$BSCALE" -v t="$(date +%s)" -v seed="$SEED" 'BEGIN {
 	srand(seed); line = sprintf("%76s", ""); gsub(/ /, "x", line)
 	for (i = 1; i <= n; i++) {
 		fl = (i % 7 == 0 ? "F" : "") (i % 3 == 0 ? "S" : "")
 		f = dir "/" t ".M" i "P" seed ".crashtest:2," fl
-		k = 12 + int(rand() * 200)
+		k = sc * (12 + int(rand() * 200))
 		printf "From: gen@sync.test\r\nTo: alice@sync.test\r\nSubject: big %d\r\nMessage-ID: <big.%d@crash.test>\r\n\r\n", i, i > f
 		for (j = 0; j < k; j++) printf "%s %d\r\n", line, j > f
 		close(f)
 	} }' || bail "generating the Maildir"
 if is_cyrus; then
-	da import-maildir -u "$USER1" Big "$md/cur" || bail "APPENDing the 3000 messages to Cyrus"
+	da import-maildir -u "$USER1" Big "$md/cur" || bail "APPENDing the $NBIG messages to Cyrus"
 else
 	chown -R "$MAIL_UID:$MAIL_GID" "$md"
 fi
-check "3000 messages in Big on the server" \
-	test "$(da -f tab mailbox status -u "$USER1" messages Big | tail -n 1 | cut -f2)" = 3000
-da flags add -u "$USER1" '$Work' mailbox Big uid 100:300
+check "$NBIG messages in Big on the server" \
+	test "$(da -f tab mailbox status -u "$USER1" messages Big | tail -n 1 | cut -f2)" = "$NBIG"
+da flags add -u "$USER1" '$Work' mailbox Big uid $((NBIG / 30)):$((NBIG / 10))
 
 # How long a full initial sync takes here (into a scratch store): the kill
 # delays are fractions of it.
@@ -235,12 +243,21 @@ check "(a) a run after the kills succeeds" clean_run a-final
 check "(a) store equals the server" compare "$DB"
 
 # Resync after server-side changes, killed.
-da flags add -u "$USER1" '\Answered' mailbox Big uid 1:1500
-da flags remove -u "$USER1" '\Seen' mailbox Big uid 1000:2000
-da expunge -u "$USER1" mailbox Big uid 2500:2600
-for ((i = 1; i <= 20; i++)); do
-	msg_save "$USER1" Big "<late.$i@crash.test>" $((200 + RANDOM % 5000))
-done
+da flags add -u "$USER1" '\Answered' mailbox Big uid 1:$((NBIG / 2))
+da flags remove -u "$USER1" '\Seen' mailbox Big uid $((NBIG / 3)):$((NBIG * 2 / 3))
+da expunge -u "$USER1" mailbox Big uid $((NBIG * 5 / 6)):$((NBIG * 5 / 6 + NBIG / 30))
+if is_cyrus; then
+	# one session (a python start and a login per message otherwise)
+	mkdir -p "$WORK/late/cur" || bail "mkdir $WORK/late/cur"
+	for ((i = 1; i <= 20; i++)); do
+		msg_text "<late.$i@crash.test>" $((200 + RANDOM % 5000)) >"$WORK/late/cur/$((1000 + i))"
+	done
+	da import-maildir -u "$USER1" Big "$WORK/late/cur" || bail "APPENDing the 20 late messages to Cyrus"
+else
+	for ((i = 1; i <= 20; i++)); do
+		msg_save "$USER1" Big "<late.$i@crash.test>" $((200 + RANDOM % 5000))
+	done
+fi
 k0=$KILLS
 for ((i = 1; i <= NR; i++)); do
 	# during the fetch of the changes and the new messages
@@ -255,7 +272,36 @@ check "(a) resync: store equals the server" compare "$DB"
 # The model of what the server must end up with: per Message-ID, the folder
 # (FOLD) and the flags (FLG, bytewise sorted); ID = its current local id.
 declare -A FOLD FLG ID
-sort_flags() { tr ' ' '\n' | grep -v '^$' | LC_ALL=C sort -u | paste -sd ' '; }
+# flags_sorted WORDS...: SORTED = the flags among the words (split at
+# spaces), each once, bytewise sorted (C.UTF-8 collates by code point),
+# space-separated; flags_without FLAG WORDS...: the same without FLAG.  In
+# the shell: 230 queued changes made 1,000 tr|grep|sort|paste processes.
+flags_sorted() {
+	local words w x out=() next placed
+	read -ra words <<<"$*"
+	for w in "${words[@]}"; do
+		next=() placed=0
+		for x in "${out[@]}"; do
+			if [ $placed = 0 ] && [[ $w == "$x" ]]; then
+				placed=1
+			elif [ $placed = 0 ] && [[ $w < $x ]]; then
+				next+=("$w")
+				placed=1
+			fi
+			next+=("$x")
+		done
+		[ $placed = 1 ] || next+=("$w")
+		out=("${next[@]}")
+	done
+	SORTED="${out[*]}"
+}
+flags_without() {
+	local drop=$1 words w keep=()
+	shift
+	read -ra words <<<"$*"
+	for w in "${words[@]}"; do [[ $w == "$drop" ]] || keep+=("$w"); done
+	flags_sorted "${keep[@]}"
+}
 TARGETS=(INBOX Archive "Entwürfe" "Big")
 da mailbox create -u "$USER1" Archive "Entwürfe" || true
 check "(b) sync before queueing" clean_run b-pre
@@ -272,13 +318,14 @@ for ((i = 1; i <= 120; i++)); do
 	[ $R -ge 3 ] && { rnd ${#OPFLAGS[@]}; fl+=("${OPFLAGS[$R]}"); }
 	msg_text "$mid" $((200 + RANDOM % 20000)) "stored $i" >"$WORK/msg"
 	id=$(op store a "$f" "$WORK/msg" "${fl[@]}") || { not_ok "(b) op store $i"; continue; }
-	ID[$mid]=$id FOLD[$mid]=$f FLG[$mid]=$(printf '%s ' "${fl[@]}" | sort_flags)
+	flags_sorted "${fl[@]}"
+	ID[$mid]=$id FOLD[$mid]=$f FLG[$mid]=$SORTED
 	nops=$((nops + 1))
 done
 # 20 messages that are on the server already (in Big) join the model
 server_dump "$USER1" >"$WORK/b.server"
 for ((i = 1; i <= 20; i++)); do
-	n=$((1 + RANDOM % 2400))
+	n=$((1 + RANDOM % (NBIG * 4 / 5)))
 	mid="<big.$n@crash.test>"
 	[ -n "${ID[$mid]:-}" ] && continue
 	line=$(awk -F'\t' -v m="$mid" '$5 == m' "$WORK/b.server")
@@ -298,10 +345,12 @@ for ((i = 1; i <= 110; i++)); do
 		rnd 2
 		if [ $R -eq 0 ]; then
 			op flags "${ID[$mid]}" -- "+$flag" >/dev/null || { not_ok "(b) op flags +$flag $mid"; continue; }
-			FLG[$mid]=$(printf '%s %s' "${FLG[$mid]}" "$flag" | sort_flags)
+			flags_sorted "${FLG[$mid]}" "$flag"
+			FLG[$mid]=$SORTED
 		else
 			op flags "${ID[$mid]}" -- "-$flag" >/dev/null || { not_ok "(b) op flags -$flag $mid"; continue; }
-			FLG[$mid]=$(tr ' ' '\n' <<<"${FLG[$mid]}" | grep -vxF -- "$flag" | sort_flags)
+			flags_without "$flag" "${FLG[$mid]}"
+			FLG[$mid]=$SORTED
 		fi
 	else
 		rnd ${#TARGETS[@]}
@@ -391,7 +440,8 @@ l_store() { # [FOLDER]
 	[ $R -ge 1 ] && { rnd ${#CFLAGS[@]}; fl+=("${CFLAGS[$R]}"); }
 	msg_text "$mid" $((200 + RANDOM % 60000)) "campaign $NSTORE" >"$WORK/msg"
 	id=$(op store a "$f" "$WORK/msg" "${fl[@]}") || { not_ok "(c) op store into $f"; return 1; }
-	M["$f"$'\t'"$mid"]=$(printf '%s ' "${fl[@]}" | sort_flags)
+	flags_sorted "${fl[@]}"
+	M["$f"$'\t'"$mid"]=$SORTED
 }
 # l_copy copy|move: a model message to a folder without that Message-ID
 l_copy() {
@@ -420,10 +470,12 @@ l_flags() {
 	rnd 2
 	if [ $R -eq 0 ]; then
 		op flags "$id" -- "+$flag" >/dev/null || { not_ok "(c) op flags +$flag"; return 1; }
-		M["$PF"$'\t'"$PM"]=$(printf '%s %s' "${M["$PF"$'\t'"$PM"]}" "$flag" | sort_flags)
+		flags_sorted "${M["$PF"$'\t'"$PM"]}" "$flag"
+		M["$PF"$'\t'"$PM"]=$SORTED
 	else
 		op flags "$id" -- "-$flag" >/dev/null || { not_ok "(c) op flags -$flag"; return 1; }
-		M["$PF"$'\t'"$PM"]=$(tr ' ' '\n' <<<"${M["$PF"$'\t'"$PM"]}" | grep -vxF -- "$flag" | sort_flags)
+		flags_without "$flag" "${M["$PF"$'\t'"$PM"]}"
+		M["$PF"$'\t'"$PM"]=$SORTED
 	fi
 }
 # l_expunge: 1-3 model messages of one folder deleted, the folder expunged
