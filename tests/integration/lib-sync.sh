@@ -281,7 +281,17 @@ msg_text() {
 	printf 'From: Tester <tester@sync.test>\r\nTo: Alice <alice@sync.test>\r\nSubject: %s\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n' "$subj"
 	[ -n "$mid" ] && printf 'Message-ID: %s\r\n' "$mid"
 	printf 'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n'
-	head -c "$n" /dev/urandom | base64 -w 76 | sed 's/$/\r/'
+	# what base64 -w 76 makes of n random bytes, CRLF-terminated, drawn by
+	# one awk (head|base64|sed took 44 ms of CPU a message, this 16)
+	awk -v n="$n" -v s="$SRANDOM" 'BEGIN {
+		srand(s); a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+		c = 4 * int((n + 2) / 3); line = ""
+		for (i = 0; i < c; i++) {
+			line = line substr(a, 1 + int(rand() * 64), 1)
+			if (length(line) == 76) { printf "%s\r\n", line; line = "" }
+		}
+		if (line != "") printf "%s\r\n", line
+	}'
 }
 
 # msg_save USER FOLDER MSGID [SIZE [FLAG...]]: saves one message with
