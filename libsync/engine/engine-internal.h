@@ -63,6 +63,7 @@ struct remote_folder {
 	struct plan_remote_folder p; /* p.name points at name */
 	char *special_use;
 	bool subscribed;
+	char *mailboxid; /* from LIST-STATUS/STATUS (OBJECTID); p.mailboxid points here */
 };
 
 /* The folder being synced. */
@@ -134,6 +135,7 @@ struct cpmsync_sync {
 	size_t n_queue, queue_pos;
 	char delimiter;
 	unsigned status_pending; /* STATUS commands in flight (no LIST-STATUS) */
+	bool listing_ids;	 /* the LIST of MAILBOXIDs (engine.c list_ids()) runs */
 
 	/* Folder sync. */
 	struct folder_ctx f;

@@ -74,6 +74,7 @@ static void engine_free(struct cpmsync_sync *e)
 	for (size_t i = 0; i < e->n_remote; i++) {
 		free(e->remote[i].name);
 		free(e->remote[i].special_use);
+		free(e->remote[i].mailboxid);
 	}
 	free(e->remote);
 	free(e->queue);
@@ -646,6 +647,8 @@ static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 	const char *su;
 	int r;
 
+	if (e->listing_ids)
+		return; /* list_ids(): the folders are known */
 	r = imap_resp_list(resp, &l);
 	if (r < 0 || !l.mailbox.str) {
 		engine_fail(e, r < 0 ? r : -CPMSYNC_E_PROTOCOL, "malformed LIST response");
@@ -708,6 +711,18 @@ static void on_status(struct cpmsync_sync *e, const struct imap_response *resp)
 	rf = remote_find(e, name.data);
 	if (!rf)
 		goto out;
+	if (e->listing_ids) {
+		/* list_ids(): MAILBOXID, of the folder whose UIDVALIDITY the
+		 * first LIST reported (else renamed in between: not trusted). */
+		if ((st.present & IMAP_STATUS_ITEM_MAILBOXID) &&
+		    (st.present & IMAP_STATUS_ITEM_UIDVALIDITY) && rf->p.has_status &&
+		    st.uidvalidity == rf->p.uidvalidity) {
+			free(rf->mailboxid);
+			rf->mailboxid = strndup(st.mailboxid.str, st.mailboxid.len);
+			rf->p.mailboxid = rf->mailboxid; /* NULL (no memory): not reported */
+		}
+		goto out;
+	}
 	if ((st.present & IMAP_STATUS_ITEM_UIDVALIDITY) &&
 	    (st.present & IMAP_STATUS_ITEM_UIDNEXT) && (st.present & IMAP_STATUS_ITEM_MESSAGES)) {
 		rf->p.has_status = true;
@@ -966,6 +981,7 @@ static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_fol
 			.uidvalidity = f->uidvalidity,
 			.uidnext = f->uidnext,
 			.highestmodseq = f->highestmodseq,
+			.mailboxid = f->mailboxid,
 			.known_messages = known,
 			.bodies_behind = f->body_limit < e->body_limit,
 		};
@@ -1048,12 +1064,33 @@ static int apply_folder_plan(struct cpmsync_sync *e)
 		case PLAN_FOLDER_UNCHANGED:
 			e->stats.folders_skipped++;
 			break;
+		case PLAN_FOLDER_REREAD:
+			/* As a SELECT reporting another MAILBOXID would (folder_
+			 * after_select()), but known before selecting: the QRESYNC
+			 * SELECT would name the other folder's UIDs as ours. */
+			log_msg(CPMSYNC_LOG_NOTICE, CAT,
+				"%s: %s is another folder now (MAILBOXID changed in LIST-STATUS:"
+				" %s -> %s): re-reading the folder",
+				e->account_name, l->server_name, l->mailboxid, rf->mailboxid);
+			r = store_sync_uidvalidity_reset(e->store, l->id);
+			id = l->id;
+			break;
 		}
 		if (r >= 0 && (a->kind == PLAN_FOLDER_SYNC || a->kind == PLAN_FOLDER_RENAMED ||
-			       a->kind == PLAN_FOLDER_CONFIRM || a->kind == PLAN_FOLDER_UNCHANGED))
+			       a->kind == PLAN_FOLDER_CONFIRM || a->kind == PLAN_FOLDER_UNCHANGED ||
+			       a->kind == PLAN_FOLDER_REREAD))
 			r = store_sync_folder_set_special_use(
 				e->store, a->kind == PLAN_FOLDER_UNCHANGED ? l->id : id,
 				rf->special_use, rf->subscribed);
+		/* The MAILBOXID LIST-STATUS reported is recorded (the SELECT
+		 * path records it too; servers without OBJECTID report none). */
+		if (r >= 0 && rf->mailboxid && a->kind != PLAN_FOLDER_DELETE &&
+		    a->kind != PLAN_FOLDER_RECREATE &&
+		    (a->kind == PLAN_FOLDER_ADD || a->kind == PLAN_FOLDER_REREAD || !l->mailboxid ||
+		     !streq(l->mailboxid, rf->mailboxid)))
+			r = store_sync_folder_set_mailboxid(
+				e->store, a->kind == PLAN_FOLDER_UNCHANGED ? l->id : id,
+				rf->mailboxid);
 		if (r >= 0 && id && !rf->p.noselect && a->kind != PLAN_FOLDER_UNCHANGED)
 			e->queue[e->n_queue++] = id;
 	}
@@ -1124,12 +1161,56 @@ static void status_each(struct cpmsync_sync *e)
 		folders_listed(e);
 }
 
+static void list_ids_done(struct imap_client *client, const struct imap_cmd_result *res,
+			  void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	e->listing_ids = false;
+	if (engine_cmd_failed(e, res, "LIST (MAILBOXID)"))
+		return;
+	folders_listed(e);
+}
+
+/*
+ * RFC 8474: the folders' MAILBOXIDs by LIST-STATUS, so that a folder that
+ * is another one under a known name is seen before any SELECT.  A second
+ * LIST asking for MAILBOXID with UIDVALIDITY alone: Cyrus 3.6.1 answers
+ * MAILBOXID asked together with MESSAGES, UIDNEXT or HIGHESTMODSEQ (in
+ * LIST-STATUS or STATUS) with other bytes at each call, not an id (seen:
+ * "MAILBOXID (\x03\x1f\x92\\\xe1U)", raw), where alone or with UIDVALIDITY
+ * it is right.  true: sent, list_ids_done() goes on.
+ */
+static bool list_ids(struct cpmsync_sync *e)
+{
+	struct imap_cmd *cmd;
+	int r;
+
+	if (!imap_client_has(e->client, IMAP_CAP_OBJECTID) ||
+	    !imap_client_has(e->client, IMAP_CAP_LIST_STATUS))
+		return false;
+	r = imap_cmd_new(e->client, 0, list_ids_done, e, &cmd);
+	if (r >= 0)
+		r = imap_cmd_add(cmd, "LIST \"\" \"*\" RETURN (STATUS (UIDVALIDITY MAILBOXID))");
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		engine_fail(e, r, "out of memory");
+		return true;
+	}
+	e->listing_ids = true; /* its LIST responses were seen already */
+	imap_cmd_submit(cmd);
+	return true;
+}
+
 static void list_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
 	(void)client;
 	if (engine_cmd_failed(e, res, "LIST"))
+		return;
+	if (list_ids(e))
 		return;
 	if (!imap_client_has(e->client, IMAP_CAP_LIST_STATUS) &&
 	    (imap_client_enabled(e->client, IMAP_CAP_CONDSTORE) ||

@@ -60,6 +60,13 @@ bool plan_patterns_match(const char *const *patterns, const char *name)
 	return false;
 }
 
+/* Both MAILBOXIDs known, and not the same: not the same folder. */
+static bool mailboxid_differs(const struct plan_remote_folder *r, const struct plan_local_folder *l)
+{
+	return r->mailboxid && l->mailboxid && *r->mailboxid && *l->mailboxid &&
+	       strcmp(r->mailboxid, l->mailboxid) != 0;
+}
+
 static bool status_unchanged(const struct plan_remote_folder *r, const struct plan_local_folder *l,
 			     bool with_modseq)
 {
@@ -123,12 +130,12 @@ static int by_uv(const void *x, const void *y)
  * The first (lowest local index) unmatched entry of the sorted index keys
  * equal to want, or SIZE_MAX.
  */
-static size_t lookup(const struct fkey *keys, size_t n, const struct fkey *want,
-		     int (*cmp)(const struct fkey *, const struct fkey *), const bool *lmatched)
+static size_t lower_bound(const struct fkey *keys, size_t n, const struct fkey *want,
+			  int (*cmp)(const struct fkey *, const struct fkey *))
 {
 	size_t lo = 0, hi = n;
 
-	while (lo < hi) { /* lower bound */
+	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
 		if (cmp(&keys[mid], want) < 0)
@@ -136,8 +143,30 @@ static size_t lookup(const struct fkey *keys, size_t n, const struct fkey *want,
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+static size_t lookup(const struct fkey *keys, size_t n, const struct fkey *want,
+		     int (*cmp)(const struct fkey *, const struct fkey *), const bool *lmatched)
+{
+	size_t lo = lower_bound(keys, n, want, cmp);
+
 	for (; lo < n && cmp(&keys[lo], want) == 0; lo++)
 		if (!lmatched[keys[lo].idx])
+			return keys[lo].idx;
+	return SIZE_MAX;
+}
+
+/* lookup() by UIDVALIDITY, skipping local folders whose MAILBOXID says
+ * they are not r. */
+static size_t lookup_uv(const struct fkey *keys, size_t n, const struct fkey *want,
+			const bool *lmatched, const struct plan_local_folder *local,
+			const struct plan_remote_folder *r)
+{
+	size_t lo = lower_bound(keys, n, want, uv_cmp);
+
+	for (; lo < n && uv_cmp(&keys[lo], want) == 0; lo++)
+		if (!lmatched[keys[lo].idx] && !mailboxid_differs(r, &local[keys[lo].idx]))
 			return keys[lo].idx;
 	return SIZE_MAX;
 }
@@ -155,6 +184,7 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 	_cleanup_free_ struct fkey *by_local = calloc(n_local + 1, sizeof(struct fkey));
 	_cleanup_free_ struct fkey *by_uidv = calloc(n_local + 1, sizeof(struct fkey));
 	size_t n = 0, ns = 0, nl = 0, nu = 0, j;
+	enum plan_folder_action_kind kind;
 
 	if (!rmatched || !lmatched || !by_server || !by_local || !by_uidv)
 		return -ENOMEM;
@@ -180,13 +210,15 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		if (j == SIZE_MAX)
 			continue;
 		rmatched[i] = lmatched[j] = true;
-		if (!local[j].removed && !remote[i].noselect)
-			actions[n++] =
-				(struct plan_folder_action){ status_unchanged(&remote[i], &local[j],
-									      with_modseq)
-								     ? PLAN_FOLDER_UNCHANGED
-								     : PLAN_FOLDER_SYNC,
-							     j, i };
+		if (local[j].removed || remote[i].noselect)
+			continue;
+		if (mailboxid_differs(&remote[i], &local[j]))
+			kind = PLAN_FOLDER_REREAD;
+		else if (status_unchanged(&remote[i], &local[j], with_modseq))
+			kind = PLAN_FOLDER_UNCHANGED;
+		else
+			kind = PLAN_FOLDER_SYNC;
+		actions[n++] = (struct plan_folder_action){ kind, j, i };
 	}
 	/* 2. A pending CREATE or RENAME that already reached the server. */
 	for (size_t i = 0; i < n_remote; i++) {
@@ -201,14 +233,14 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_CONFIRM, j, i };
 	}
 	/* 3. Server-side renames: same UIDVALIDITY as a local folder that
-	 * disappeared. */
+	 * disappeared, unless their MAILBOXIDs say otherwise. */
 	for (size_t i = 0; i < n_remote; i++) {
 		struct fkey want = { .uv = remote[i].uidvalidity };
 
 		if (rmatched[i] || remote[i].noselect || !remote[i].has_status ||
 		    !remote[i].uidvalidity)
 			continue;
-		j = lookup(by_uidv, nu, &want, uv_cmp, lmatched);
+		j = lookup_uv(by_uidv, nu, &want, lmatched, local, &remote[i]);
 		if (j == SIZE_MAX)
 			continue;
 		rmatched[i] = lmatched[j] = true;

@@ -22,6 +22,7 @@ struct plan_remote_folder {
 	bool has_status;  /* the STATUS fields below are known */
 	uint32_t uidvalidity, uidnext, messages;
 	uint64_t highestmodseq; /* 0: not reported */
+	const char *mailboxid;	/* RFC 8474 MAILBOXID (OBJECTID); NULL: not reported */
 };
 
 /* A local folder (struct sync_folder reduced to what decisions need). */
@@ -34,6 +35,7 @@ struct plan_local_folder {
 	bool has_content_ops;	 /* pending append/copy/move into it */
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
+	const char *mailboxid;	 /* recorded MAILBOXID; NULL: none */
 	uint32_t known_messages; /* messages with a UID */
 	bool bodies_behind;	 /* sync_bodies grew since its bodies were complete */
 };
@@ -47,6 +49,9 @@ enum plan_folder_action_kind {
 	PLAN_FOLDER_RECREATE,  /* gone on the server but holds local changes: re-CREATE */
 	PLAN_FOLDER_SYNC,      /* sync local[local] against remote[remote] */
 	PLAN_FOLDER_UNCHANGED, /* as SYNC, but LIST-STATUS shows nothing moved */
+	PLAN_FOLDER_REREAD,    /* as SYNC, but LIST-STATUS reports another MAILBOXID
+				* than the one recorded: another folder holds the name,
+				* forget the UIDs and re-read it (plan_folder_identity()) */
 };
 
 struct plan_folder_action {
@@ -66,6 +71,10 @@ struct plan_folder_action {
  * changes wait to go into them (then re-created: nothing local is lost)
  * or their CREATE is still pending.  Removed (DELETE pending) folders are
  * never synced.  Remote \Noselect folders are ignored.
+ *
+ * A remote and a local folder whose MAILBOXIDs (RFC 8474) are both known
+ * and differ are never the same folder: matched by name, the local one is
+ * re-read (REREAD); nor is such a pair a rename by UIDVALIDITY.
  *
  * with_modseq: the session has CONDSTORE/QRESYNC, so an unchanged
  * (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, MESSAGES) proves nothing changed.

@@ -403,6 +403,7 @@ enum {
 	IMAP_STATUS_ITEM_HIGHESTMODSEQ = 1u << 5,
 	IMAP_STATUS_ITEM_SIZE = 1u << 6,
 	IMAP_STATUS_ITEM_DELETED = 1u << 7,
+	IMAP_STATUS_ITEM_MAILBOXID = 1u << 8,
 };
 
 struct imap_status_data {
@@ -414,6 +415,9 @@ struct imap_status_data {
 	unsigned present; /* IMAP_STATUS_ITEM_* */
 	uint32_t messages, uidnext, uidvalidity, unseen, recent, deleted;
 	uint64_t highestmodseq, size;
+	/* RFC 8474: "MAILBOXID (id)", an objectid of 1 to 255 letters, digits,
+	 * '_' and '-' (anything else is a protocol error). */
+	struct imap_nstr mailboxid;
 };
 
 /* "* STATUS mbox (item n ...)"; unknown items are skipped. */

@@ -13,6 +13,11 @@
 #    copied into RepD (created in the same second), RepC deleted and RepD
 #    renamed to RepC, while a flag change to one of them waits in the
 #    journal: the same local ids come back, with the change pushed.
+# MAILBOXID (RFC 8474): Cyrus advertises OBJECTID, so a second LIST-STATUS
+# asks for it (with UIDVALIDITY alone: Cyrus 3.6.1 garbles it beside the
+# other items), the store records it, and in 1. the changed MAILBOXID is
+# seen in LIST-STATUS before any SELECT (no QRESYNC SELECT naming RepA's
+# old UIDs).  Dovecot 2.3 has no OBJECTID: not asked, nothing recorded.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -29,6 +34,13 @@ uidvalidity() { # FOLDER
 # local_rows FOLDER: the dump's lines of FOLDER (as cpmsync names it)
 local_rows() {
 	"$CPMCTL" dump --db "$DB" a | awk -F'\t' -v f="$1" '$2 == f'
+}
+# mailboxid FOLDER: the MAILBOXID the store recorded for FOLDER ("" none)
+mailboxid() {
+	"$PY" -c 'import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+row = db.execute("SELECT coalesce(mailboxid, \"\") FROM folder WHERE name = ?", (sys.argv[2],)).fetchone()
+print(row[0] if row else "no such folder")' "$DB" "$1"
 }
 
 # create_pair A B: both in one session (the same second, as far as can be
@@ -61,6 +73,22 @@ else
 	not_ok "first sync equals the server"
 fi
 check "the store holds 20 messages in RepA" test "$(local_rows RepA | wc -l)" -eq 20
+mbid_a=$(mailboxid RepA) mbid_b=$(mailboxid RepB)
+if is_cyrus; then
+	check "LIST-STATUS asks for MAILBOXID (OBJECTID advertised)" grep -qE \
+		' C: a[0-9]+ LIST "" "\*" RETURN \(STATUS \(UIDVALIDITY MAILBOXID\)\)$' \
+		"$WORK/sync1.log"
+	check "RepA's and RepB's MAILBOXIDs recorded, different ($mbid_a, $mbid_b)" \
+		test -n "$mbid_a" -a -n "$mbid_b" -a "$mbid_a" != "$mbid_b"
+else
+	if grep -q ' C: a[0-9]* .*MAILBOXID' "$WORK/sync1.log"; then
+		not_ok "MAILBOXID is not asked for (no OBJECTID)"
+	else
+		ok "MAILBOXID is not asked for (no OBJECTID)"
+	fi
+	check "no MAILBOXID recorded (RepA: '$mbid_a', RepB: '$mbid_b')" \
+		test -z "$mbid_a" -a -z "$mbid_b"
+fi
 
 check "server: DELETE RepA" da mailbox delete -u "$USER1" RepA
 check "server: RENAME RepB RepA" da mailbox rename -u "$USER1" RepB RepA
@@ -81,6 +109,17 @@ if grep -q "RepA is another folder now (" "$WORK/sync2.log"; then
 else
 	not_ok "the engine saw RepA is another folder"
 	grep -i 'repa' "$WORK/sync2.log" | grep -v ' [CS]: ' | head -n 5 | sed 's/^/    /'
+fi
+if is_cyrus; then
+	check "LIST-STATUS told first: RepA is another folder now (MAILBOXID changed in LIST-STATUS: $mbid_a -> $mbid_b)" \
+		grep -qF "RepA is another folder now (MAILBOXID changed in LIST-STATUS: $mbid_a -> $mbid_b): re-reading the folder" \
+		"$WORK/sync2.log"
+	if grep -qE ' C: a[0-9]+ SELECT "?(INBOX\.)?RepA"? \(QRESYNC' "$WORK/sync2.log"; then
+		not_ok "RepA was not SELECTed with QRESYNC (the old folder's UIDs)"
+	else
+		ok "RepA was not SELECTed with QRESYNC (the old folder's UIDs)"
+	fi
+	check "RepA's recorded MAILBOXID is RepB's ($(mailboxid RepA))" test "$(mailboxid RepA)" = "$mbid_b"
 fi
 
 check "server: a message appended to RepA afterwards" msg_save "$USER1" RepA "<after.1@identity.test>" 500

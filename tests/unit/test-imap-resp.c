@@ -1091,6 +1091,14 @@ END_TEST
 /* -------------------------------------------------------------------- */
 /* STATUS */
 
+#define OBJECTID_X16 "0123456789_-cdef"
+#define OBJECTID_240                                                                               \
+	OBJECTID_X16 OBJECTID_X16 OBJECTID_X16 OBJECTID_X16 OBJECTID_X16 OBJECTID_X16 OBJECTID_X16 \
+		OBJECTID_X16 OBJECTID_X16 OBJECTID_X16 OBJECTID_X16 OBJECTID_X16 OBJECTID_X16      \
+			OBJECTID_X16 OBJECTID_X16
+#define OBJECTID_255 OBJECTID_240 "0123456789ABCDE"
+#define OBJECTID_256 OBJECTID_255 "F"
+
 START_TEST(test_status)
 {
 	const struct imap_response *resp;
@@ -1113,7 +1121,7 @@ START_TEST(test_status)
 					      IMAP_STATUS_ITEM_HIGHESTMODSEQ);
 	ck_assert_uint_eq(st.highestmodseq, 7011231777ULL);
 
-	/* RFC 9051, RFC 8474 MAILBOXID and unknown items skipped, a quoted
+	/* RFC 9051, RFC 8474 MAILBOXID kept, unknown items skipped, a quoted
 	 * and a literal name */
 	resp = feed("* STATUS \"Sent Items\" (UIDVALIDITY 1650000000 UNSEEN 0 "
 		    "MAILBOXID (F2212ea87-6097-4256-9d51-71338625) SIZE "
@@ -1123,12 +1131,19 @@ START_TEST(test_status)
 	ck_nstr(&st.mailbox, "Sent Items");
 	ck_assert_uint_eq(st.present, IMAP_STATUS_ITEM_UIDVALIDITY | IMAP_STATUS_ITEM_UNSEEN |
 					      IMAP_STATUS_ITEM_SIZE | IMAP_STATUS_ITEM_DELETED |
-					      IMAP_STATUS_ITEM_RECENT);
+					      IMAP_STATUS_ITEM_RECENT | IMAP_STATUS_ITEM_MAILBOXID);
+	ck_nstr(&st.mailboxid, "F2212ea87-6097-4256-9d51-71338625");
 	ck_assert_uint_eq(st.uidvalidity, 1650000000u);
 	ck_assert_uint_eq(st.unseen, 0);
 	ck_assert_uint_eq(st.size, 123456789012ULL);
 	ck_assert_uint_eq(st.deleted, 3);
 	ck_assert_uint_eq(st.recent, 1);
+
+	/* The longest objectid RFC 8474 allows. */
+	resp = feed("* STATUS INBOX (MAILBOXID (" OBJECTID_255 ") MESSAGES 2)\r\n");
+	ck_assert_int_eq(imap_resp_status(resp, &st), 0);
+	ck_assert_uint_eq(st.present, IMAP_STATUS_ITEM_MAILBOXID | IMAP_STATUS_ITEM_MESSAGES);
+	ck_nstr(&st.mailboxid, OBJECTID_255);
 
 	resp = feed("* STATUS {6}\r\nINBOX! ()\r\n");
 	ck_assert_int_eq(imap_resp_status(resp, &st), 0);
@@ -1146,6 +1161,14 @@ START_TEST(test_status)
 		"* STATUS (MESSAGES 1)\r\n",
 		"* STATUS NIL (MESSAGES 1)\r\n",
 		"* STATUS INBOX (\"MESSAGES\" 1)\r\n",
+		/* RFC 8474 objectid: in parentheses, 1 to 255 of ALPHA DIGIT _ - */
+		"* STATUS INBOX (MAILBOXID F123)\r\n",
+		"* STATUS INBOX (MAILBOXID ())\r\n",
+		"* STATUS INBOX (MAILBOXID (a b))\r\n",
+		"* STATUS INBOX (MAILBOXID (\"F1\"))\r\n",
+		"* STATUS INBOX (MAILBOXID (F1.2))\r\n",
+		"* STATUS INBOX (MAILBOXID NIL)\r\n",
+		"* STATUS INBOX (MAILBOXID (" OBJECTID_256 "))\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		st.messages = 99;

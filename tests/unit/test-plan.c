@@ -276,6 +276,60 @@ static const struct folder_scenario folder_scenarios[] = {
 	  { R("INBOX") },
 	  { L(1, "inbox", "Inbox") },
 	  { "SYNC:0:0" } },
+	/* RFC 8474 MAILBOXID from LIST-STATUS (servers with OBJECTID). */
+	{ "MAILBOXID changed, every other number equal: re-read, not UNCHANGED",
+	  true,
+	  { R("RepA", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
+	      .highestmodseq = 55, .mailboxid = "M-B") },
+	  { L(1, "RepA", "RepA", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
+	      .known_messages = 9, .mailboxid = "M-A") },
+	  { "REREAD:0:0" } },
+	{ "DELETE RepA; RENAME RepB RepA (one UIDVALIDITY): RepA re-read, RepB deleted",
+	  true,
+	  { R("RepA", .has_status = true, .uidvalidity = 631, .uidnext = 11, .messages = 10,
+	      .highestmodseq = 40, .mailboxid = "M-B") },
+	  { L(1, "RepA", "RepA", .uidvalidity = 631, .uidnext = 21, .highestmodseq = 60,
+	      .known_messages = 20, .mailboxid = "M-A"),
+	    L(2, "RepB", "RepB", .uidvalidity = 631, .uidnext = 11, .highestmodseq = 40,
+	      .known_messages = 10, .mailboxid = "M-B") },
+	  { "REREAD:0:0", "DELETE:1:-" } },
+	{ "MAILBOXID equal, numbers equal: UNCHANGED",
+	  true,
+	  { R("RepA", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
+	      .highestmodseq = 55, .mailboxid = "M-A") },
+	  { L(1, "RepA", "RepA", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
+	      .known_messages = 9, .mailboxid = "M-A") },
+	  { "UNCHANGED:0:0" } },
+	{ "no MAILBOXID recorded yet: the numbers decide",
+	  true,
+	  { R("RepA", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
+	      .highestmodseq = 55, .mailboxid = "M-A") },
+	  { L(1, "RepA", "RepA", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
+	      .known_messages = 9) },
+	  { "UNCHANGED:0:0" } },
+	{ "no MAILBOXID reported (no OBJECTID): the numbers decide",
+	  true,
+	  { R("RepA", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
+	      .highestmodseq = 55) },
+	  { L(1, "RepA", "RepA", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
+	      .known_messages = 9, .mailboxid = "M-A") },
+	  { "UNCHANGED:0:0" } },
+	{ "same UIDVALIDITY but another MAILBOXID: not a rename",
+	  true,
+	  { R("New", .has_status = true, .uidvalidity = 42, .mailboxid = "M-N") },
+	  { L(2, "Old", "Old", .uidvalidity = 42, .mailboxid = "M-O") },
+	  { "ADD:-:0", "DELETE:0:-" } },
+	{ "same UIDVALIDITY and MAILBOXID: a rename",
+	  true,
+	  { R("New", .has_status = true, .uidvalidity = 42, .mailboxid = "M-O") },
+	  { L(2, "Old", "Old", .uidvalidity = 42, .mailboxid = "M-O") },
+	  { "RENAMED:0:0" } },
+	{ "same UIDVALIDITY, the second candidate's MAILBOXID matches",
+	  true,
+	  { R("New", .has_status = true, .uidvalidity = 42, .mailboxid = "M-2") },
+	  { L(1, "Old1", "Old1", .uidvalidity = 42, .mailboxid = "M-1"),
+	    L(2, "Old2", "Old2", .uidvalidity = 42, .mailboxid = "M-2") },
+	  { "RENAMED:1:0", "DELETE:0:-" } },
 };
 
 static const char *kind_name(enum plan_folder_action_kind k)
@@ -295,6 +349,8 @@ static const char *kind_name(enum plan_folder_action_kind k)
 		return "SYNC";
 	case PLAN_FOLDER_UNCHANGED:
 		return "UNCHANGED";
+	case PLAN_FOLDER_REREAD:
+		return "REREAD";
 	}
 	return "?";
 }
