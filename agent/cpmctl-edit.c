@@ -30,6 +30,11 @@ static const char metadata_usage[] =
 	"Usage: cpmctl metadata get [--json] ACCOUNT FOLDER ENTRY...\n"
 	"       cpmctl metadata set ACCOUNT FOLDER ENTRY VALUE [ENTRY VALUE]...\n"
 	"       (FOLDER \"\": the server's entries; VALUE \"\": remove the entry)\n";
+static const char annotation_usage[] =
+	"Usage: cpmctl annotation get [--json] [--shared] ACCOUNT FOLDER ID ENTRY...\n"
+	"       cpmctl annotation set [--shared] ACCOUNT FOLDER ID ENTRY VALUE [ENTRY VALUE]...\n"
+	"       (ENTRY: \"/comment\" and the like, RFC 5257; --shared: value.shared, else\n"
+	"       value.priv; VALUE \"\": remove the entry)\n";
 static const char acl_usage[] = "Usage: cpmctl acl get [--json] ACCOUNT FOLDER\n"
 				"       cpmctl acl set ACCOUNT FOLDER IDENTIFIER RIGHTS\n"
 				"       cpmctl acl delete ACCOUNT FOLDER IDENTIFIER\n"
@@ -506,6 +511,196 @@ int cmd_metadata(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	return sub == 0 ? metadata_get(argc, argv) : metadata_set(argc, argv);
+}
+
+/* ---- annotation get|set (Folder1.GetAnnotations/SetAnnotations) ---- */
+
+/* Options after the subcommand: --shared, --json when json is not NULL,
+ * --help.  -1 to go on, else the exit status. */
+static int parse_annotation_options(int argc, char **argv, bool *json, bool *shared)
+{
+	enum { OPT_JSON = 256, OPT_SHARED };
+	static const struct option longopts[] = {
+		{ "shared", no_argument, NULL, OPT_SHARED },
+		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct option longopts_nojson[] = {
+		{ "shared", no_argument, NULL, OPT_SHARED },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, r = -1;
+
+	/* argv[0] is the subcommand: getopt's own messages would start
+	 * with it, so the refusal is said here. */
+	optind = 0;
+	opterr = 0;
+	while (r < 0 && (ch = getopt_long(argc, argv, "+h", json ? longopts : longopts_nojson,
+					  NULL)) != -1) {
+		switch (ch) {
+		case OPT_JSON:
+			*json = true;
+			break;
+		case OPT_SHARED:
+			*shared = true;
+			break;
+		case 'h':
+			fputs(annotation_usage, stdout);
+			r = finish_stdout(0);
+			break;
+		default:
+			fprintf(stderr, "cpmctl annotation %s: unknown option '%s'\n", argv[0],
+				argv[optind - 1]);
+			fputs(annotation_usage, stderr);
+			r = EXIT_USAGE;
+			break;
+		}
+	}
+	opterr = 1;
+	return r;
+}
+
+/* An annotation entry name as the daemon takes it (RFC 5257 3.2). */
+static bool annotation_entry_ok(const char *cmd, const char *entry)
+{
+	const char *why = "";
+
+	if (cpmsync_annotation_entry_check(entry, &why) == 0)
+		return true;
+	fprintf(stderr, "cpmctl annotation %s: invalid entry '%s': %s\n", cmd, entry, why);
+	fputs(annotation_usage, stderr);
+	return false;
+}
+
+static int annotation_get(int argc, char **argv)
+{
+	struct target t;
+	DBusMessage *m, *reply;
+	bool json = false, shared = false;
+	dbus_bool_t b;
+	uint64_t id64;
+	dbus_uint64_t id;
+	char **entries;
+	int r;
+
+	r = parse_annotation_options(argc, argv, &json, &shared);
+	if (r >= 0)
+		return r;
+	argc -= optind;
+	argv += optind;
+	if (!nargs_ok(argc, 4, -1, "annotation get", annotation_usage))
+		return EXIT_USAGE;
+	if (!parse_id(argv[2], &id64)) {
+		fputs(annotation_usage, stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = 3; i < argc; i++)
+		if (!annotation_entry_ok("get", argv[i]))
+			return EXIT_USAGE;
+	id = id64;
+	b = shared;
+	entries = argv + 3;
+	r = target_open(&t, argv[0], argv[1]);
+	if (r)
+		goto out;
+	m = new_call(t.folder, IFACE_FOLDER, "GetAnnotations");
+	if (!dbus_message_append_args(m, DBUS_TYPE_UINT64, &id, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING,
+				      &entries, argc - 3, DBUS_TYPE_BOOLEAN, &b, DBUS_TYPE_INVALID))
+		dbus_oom();
+	reply = send_call(&t, m, "GetAnnotations");
+	if (!reply) {
+		r = 1;
+		goto out;
+	}
+	r = print_pairs(reply, "GetAnnotations", json, "Entry", "Value");
+	dbus_message_unref(reply);
+out:
+	target_free(&t);
+	return finish_stdout(r);
+}
+
+static int annotation_set(int argc, char **argv)
+{
+	DBusMessageIter it, dict, entry;
+	struct target t;
+	DBusMessage *m;
+	bool shared = false;
+	dbus_bool_t b;
+	uint64_t id64;
+	dbus_uint64_t id;
+	int r;
+
+	r = parse_annotation_options(argc, argv, NULL, &shared);
+	if (r >= 0)
+		return r;
+	argc -= optind;
+	argv += optind;
+	if (!nargs_ok(argc, 5, -1, "annotation set", annotation_usage))
+		return EXIT_USAGE;
+	if (!parse_id(argv[2], &id64)) {
+		fputs(annotation_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if ((argc - 3) % 2) {
+		fprintf(stderr, "cpmctl annotation set: entry '%s' has no value\n", argv[argc - 1]);
+		fputs(annotation_usage, stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = 3; i < argc; i += 2) {
+		if (!annotation_entry_ok("set", argv[i]))
+			return EXIT_USAGE;
+		for (int k = 3; k < i; k += 2) {
+			if (str_eq(argv[k], argv[i])) {
+				fprintf(stderr, "cpmctl annotation set: entry '%s' given twice\n",
+					argv[i]);
+				fputs(annotation_usage, stderr);
+				return EXIT_USAGE;
+			}
+		}
+	}
+	id = id64;
+	b = shared;
+	r = target_open(&t, argv[0], argv[1]);
+	if (!r) {
+		m = new_call(t.folder, IFACE_FOLDER, "SetAnnotations");
+		dbus_message_iter_init_append(m, &it);
+		if (!dbus_message_iter_append_basic(&it, DBUS_TYPE_UINT64, &id) ||
+		    !dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &dict))
+			dbus_oom();
+		for (int i = 3; i < argc; i += 2) {
+			if (!dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL,
+							      &entry) ||
+			    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &argv[i]) ||
+			    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING,
+							    &argv[i + 1]) ||
+			    !dbus_message_iter_close_container(&dict, &entry))
+				dbus_oom();
+		}
+		if (!dbus_message_iter_close_container(&it, &dict) ||
+		    !dbus_message_iter_append_basic(&it, DBUS_TYPE_BOOLEAN, &b))
+			dbus_oom();
+		r = send_void(&t, m, "SetAnnotations");
+	}
+	target_free(&t);
+	return finish_stdout(r);
+}
+
+int cmd_annotation(int argc, char **argv)
+{
+	static const char *const subs[] = { "get", "set" };
+	int r, sub;
+
+	r = parse_sub_options(argc, argv, "annotation", annotation_usage);
+	if (r >= 0)
+		return r;
+	sub = subcommand("annotation", argv[optind], subs, ARRAY_SIZE(subs), annotation_usage);
+	if (sub < 0)
+		return EXIT_USAGE;
+	argc -= optind;
+	argv += optind;
+	return sub == 0 ? annotation_get(argc, argv) : annotation_set(argc, argv);
 }
 
 /* ---- acl get|set|delete|myrights ---- */

@@ -53,9 +53,16 @@ const char *opt_config_path; /* the global --config, NULL when not given */
 
 static const char dump_usage[] = "Usage: cpmctl dump [--db PATH] [ACCOUNT [FOLDER]]\n";
 
+/* The errno of a write to stdout that failed inside one long fprintf (the
+ * help text is longer than stdio's buffer), for finish_stdout(). */
+static int stdout_errno;
+
 static void usage(FILE *f)
 {
-	fprintf(f,
+	int r;
+
+	r = fprintf(
+		f,
 		"Usage: cpmctl [--config FILE] COMMAND [ARGS]\n"
 		"\n"
 		"  status [--json]                  one line per account:\n"
@@ -88,6 +95,10 @@ static void usage(FILE *f)
 		"  expunge ACCOUNT FOLDER           remove the messages marked \\Deleted\n"
 		"  metadata get [--json] ACCOUNT FOLDER ENTRY...  ENTRY TAB VALUE (FOLDER \"\":\n"
 		"        the server's); metadata set ACCOUNT FOLDER ENTRY VALUE... (\"\" removes)\n"
+		"  annotation get [--json] [--shared] ACCOUNT FOLDER ID ENTRY...  ENTRY TAB\n"
+		"        VALUE of a message's annotations (ANNOTATE, RFC 5257; value.priv unless\n"
+		"        --shared); annotation set [--shared] ACCOUNT FOLDER ID ENTRY VALUE...\n"
+		"        (\"\" removes)\n"
 		"  acl get [--json] ACCOUNT FOLDER  IDENTIFIER TAB RIGHTS; acl set ACCOUNT FOLDER\n"
 		"        IDENTIFIER RIGHTS; acl delete ACCOUNT FOLDER IDENTIFIER;\n"
 		"        acl myrights ACCOUNT FOLDER\n"
@@ -124,6 +135,8 @@ static void usage(FILE *f)
 		"the daemon; the others start it by D-Bus activation when the bus can.\n"
 		"Without a daemon, folders and list read the store (and say so on stderr).\n"
 		"Exit status: 0 done, 1 failed, 2 bad usage.\n");
+	if (r < 0 && f == stdout)
+		stdout_errno = errno;
 }
 
 /*
@@ -154,10 +167,12 @@ int finish_stdout(int status)
 	errno = 0;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		/* errno may be stale when an earlier write set the error flag. */
-		if (errno == EPIPE || stdout_pipe_closed())
+		int err = errno ? errno : stdout_errno;
+
+		if (err == EPIPE || stdout_pipe_closed())
 			stdout_reader_gone();
 		fprintf(stderr, "cpmctl: cannot write the output: %s\n",
-			errno ? strerror(errno) : "write error");
+			err ? strerror(err) : "write error");
 		return 1;
 	}
 	return status;
@@ -2660,13 +2675,28 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*run)(int argc, char **argv);
 	} commands[] = {
-		{ "status", cmd_status }, { "sync", cmd_sync },	      { "folders", cmd_folders },
-		{ "list", cmd_list },	  { "fetch", cmd_fetch },     { "store", cmd_store },
-		{ "flag", cmd_flag },	  { "online", cmd_online },   { "failed", cmd_failed },
-		{ "retry", cmd_retry },	  { "discard", cmd_discard }, { "pending", cmd_pending },
-		{ "folder", cmd_folder }, { "copy", cmd_copy },	      { "move", cmd_move },
-		{ "delete", cmd_delete }, { "expunge", cmd_expunge }, { "metadata", cmd_metadata },
-		{ "acl", cmd_acl },	  { "search", cmd_search },   { "watch", cmd_watch },
+		{ "status", cmd_status },
+		{ "sync", cmd_sync },
+		{ "folders", cmd_folders },
+		{ "list", cmd_list },
+		{ "fetch", cmd_fetch },
+		{ "store", cmd_store },
+		{ "flag", cmd_flag },
+		{ "online", cmd_online },
+		{ "failed", cmd_failed },
+		{ "retry", cmd_retry },
+		{ "discard", cmd_discard },
+		{ "pending", cmd_pending },
+		{ "folder", cmd_folder },
+		{ "copy", cmd_copy },
+		{ "move", cmd_move },
+		{ "delete", cmd_delete },
+		{ "expunge", cmd_expunge },
+		{ "metadata", cmd_metadata },
+		{ "annotation", cmd_annotation },
+		{ "acl", cmd_acl },
+		{ "search", cmd_search },
+		{ "watch", cmd_watch },
 	};
 	const char *config_path = NULL, *cmd;
 	int ch;

@@ -150,6 +150,7 @@ int cmd_move(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_expunge(int argc, char **argv);
 int cmd_metadata(int argc, char **argv);
+int cmd_annotation(int argc, char **argv);
 int cmd_acl(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_pending(int argc, char **argv);

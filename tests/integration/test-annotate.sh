@@ -12,7 +12,10 @@
 #     (read-your-writes), an entry not cached is Offline, and the value
 #     reaches the server once online;
 #   - bad entries are InvalidArgs naming them; Dovecot is NotSupported
-#     "ANNOTATE".
+#     "ANNOTATE";
+#   - cpmctl annotation get|set: the same through the CLI (values seen by
+#     the other client and back, --shared, --json, usage errors, and
+#     NotSupported on Dovecot).
 set -u
 SERVER=cyrus-alt
 . "$(dirname "$0")/lib-sync.sh"
@@ -189,6 +192,91 @@ check "after a sync: MessagesChanged of message 2" \
 check "after a sync: GetAnnotations gives the other client's value (cached)" \
 	annotations_are "$INBOX" "$ID2" /comment false "/comment=from python "
 
+# --- cpmctl annotation ---------------------------------------------------------------------------
+# cli ARGS...: runs cpmctl, its stdout, stderr and status in $WORK/cli.{out,err,rc}
+cli() {
+	"$CPMCTL" "$@" >"$WORK/cli.out" 2>"$WORK/cli.err"
+	echo $? >"$WORK/cli.rc"
+}
+# cli_is RC OUT [ERR-FIRST-LINE]: what the last cli gave, exactly
+cli_is() {
+	local rc out err
+	rc=$(cat "$WORK/cli.rc") out=$(cat "$WORK/cli.out") err=$(head -n 1 "$WORK/cli.err")
+	if [ "$rc" = "$1" ] && [ "$out" = "$2" ] && [ "$err" = "${3-}" ]; then
+		return 0
+	fi
+	echo "    exit $rc, stdout '$out', stderr '$err'; want exit $1, stdout '$2', stderr '${3-}'"
+	return 1
+}
+cli annotation set a INBOX "$ID2" /comment "from cpmctl"
+check "cpmctl annotation set: exit 0, nothing printed" cli_is 0 ""
+check "cpmctl annotation set: the other client sees value.priv" \
+	eventually 10 other_is "from cpmctl" "<ann2@annotate.test>" /comment value.priv
+cli annotation set --shared a INBOX "$ID2" /comment "shared cli" /altsubject "alt cli"
+check "cpmctl annotation set --shared, two entries: exit 0" cli_is 0 ""
+check "cpmctl annotation set --shared: the other client sees value.shared" \
+	eventually 10 other_is "shared cli" "<ann2@annotate.test>" /comment value.shared
+check "cpmctl annotation set --shared: and the second entry" \
+	other_is "alt cli" "<ann2@annotate.test>" /altsubject value.shared
+cli annotation get a INBOX "$ID2" /comment /altsubject
+check "cpmctl annotation get: ENTRY TAB VALUE of value.priv (no private /altsubject)" \
+	cli_is 0 $'/comment\tfrom cpmctl'
+cli annotation get --shared a INBOX "$ID2" /comment /altsubject
+check "cpmctl annotation get --shared: sorted by entry" \
+	cli_is 0 $'/altsubject\talt cli\n/comment\tshared cli'
+cli annotation get --json --shared a INBOX "$ID2" /altsubject
+check "cpmctl annotation get --json" cli_is 0 '{"Entry":"/altsubject","Value":"alt cli"}'
+other set "<ann2@annotate.test>" /comment value.priv "python again" || bail "the other client's STORE failed"
+call "$A" org.cpmsync.Account1 Sync >/dev/null
+# cli_get_is ID ENTRY WANT: cpmctl annotation get prints WANT (tried anew by eventually)
+cli_get_is() { [ "$("$CPMCTL" annotation get a INBOX "$1" "$2")" = "$3" ]; }
+check "cpmctl annotation get: the other client's change after a sync" \
+	eventually 10 cli_get_is "$ID2" /comment $'/comment\tpython again'
+cli annotation set a INBOX "$ID2" /altsubject ""
+check "cpmctl annotation set ENTRY \"\": exit 0" cli_is 0 ""
+check "cpmctl annotation set ENTRY \"\": removed on the server" \
+	eventually 10 other_is NIL "<ann2@annotate.test>" /altsubject value.priv
+cli annotation get a INBOX "$ID2" comment
+check "cpmctl annotation get: an entry without '/' is refused, exit 2" \
+	cli_is 2 "" "cpmctl annotation get: invalid entry 'comment': must start with '/'"
+cli annotation set a INBOX "$ID2" /comment x /altsubject
+check "cpmctl annotation set: an entry without a value, exit 2" \
+	cli_is 2 "" "cpmctl annotation set: entry '/altsubject' has no value"
+cli annotation set a INBOX "$ID2" /comment x /comment y
+check "cpmctl annotation set: an entry given twice, exit 2" \
+	cli_is 2 "" "cpmctl annotation set: entry '/comment' given twice"
+cli annotation get a INBOX x1 /comment
+check "cpmctl annotation get: a bad message id, exit 2" cli_is 2 "" "cpmctl: invalid message id 'x1'"
+cli annotation get a INBOX "$ID2"
+check "cpmctl annotation get: no entry, exit 2" cli_is 2 "" "cpmctl annotation get: missing argument"
+cli annotation set --json a INBOX "$ID2" /comment x
+check "cpmctl annotation set --json: not an option of set, exit 2" \
+	cli_is 2 "" "cpmctl annotation set: unknown option '--json'"
+cli annotation put a INBOX "$ID2" /comment
+check "cpmctl annotation put: unknown subcommand, exit 2" \
+	cli_is 2 "" "cpmctl annotation: unknown subcommand 'put'"
+# bash completion (agent/cpmctl.bash-completion), as test-cpmctl-live.sh drives it
+complete_words() {
+	PATH=$BDIR:$PATH bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _cpmctl
+		printf "%s\n" "${COMPREPLY[@]}"' - "$TOP/agent/cpmctl.bash-completion" "$@"
+}
+check "completion: annotation is offered (from --help)" test "$(complete_words cpmctl ann)" = annotation
+check "completion: annotation's subcommands" \
+	test "$(complete_words cpmctl annotation '' | tr '\n' ' ')" = "get set "
+check "completion: the account after annotation get" \
+	test "$(complete_words cpmctl annotation get '' | tr '\n' ' ')" = "a d "
+check "completion: annotation entries" \
+	test "$(complete_words cpmctl annotation get --shared a INBOX 5 /c)" = /comment
+check "completion: annotation set's value is not an entry" \
+	test -z "$(complete_words cpmctl annotation set a INBOX 5 /comment /c)"
+check "completion: annotation get's options" \
+	test "$(complete_words cpmctl annotation get -- | tr '\n' ' ')" = "--json --shared --help "
+check "completion: annotation set's options (no --json)" \
+	test "$(complete_words cpmctl annotation set -- | tr '\n' ' ')" = "--shared --help "
+cli annotation get a INBOX 999999 /comment
+check "cpmctl annotation get: an unknown message, exit 1" \
+	cli_is 1 "" "cpmctl: GetAnnotations: NotFound: id: no message 999999 in this folder"
+
 # --- offline ----------------------------------------------------------------------------------
 "$DBUS" set "$A" org.cpmsync.Account1 Online b false >/dev/null
 check "Online=false: State offline" wait_state offline 5
@@ -226,6 +314,13 @@ call "$DINBOX" $F GetAnnotations 'tasb' "$DID" /comment false >"$WORK/dv.get"
 check "Dovecot: GetAnnotations is NotSupported(ANNOTATE)" \
 	grep -qx 'error org.cpmsync.Error.NotSupported: ANNOTATE' "$WORK/dv.get"
 check "Dovecot: nothing journaled" prop_is $D PendingOperations 0
+cli annotation get d INBOX "$DID" /comment
+check "Dovecot: cpmctl annotation get is NotSupported(ANNOTATE), exit 1" \
+	cli_is 1 "" "cpmctl: GetAnnotations: NotSupported: ANNOTATE"
+cli annotation set d INBOX "$DID" /comment x
+check "Dovecot: cpmctl annotation set is NotSupported(ANNOTATE), exit 1" \
+	cli_is 1 "" "cpmctl: SetAnnotations: NotSupported: ANNOTATE"
+check "Dovecot: still nothing journaled" prop_is $D PendingOperations 0
 
 echo "# test-annotate: $(($(date +%s) - T0)) s"
 finish
