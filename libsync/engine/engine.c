@@ -408,6 +408,21 @@ static void on_fetch_new(struct cpmsync_sync *e, const struct imap_fetch *f)
 			goto out;
 		}
 	}
+	if (f->present & IMAP_FETCH_EMAILID) {
+		_cleanup_free_ char *eid = strndup(f->emailid.str, f->emailid.len);
+		_cleanup_free_ char *tid = (f->present & IMAP_FETCH_THREADID) && f->threadid.str
+						   ? strndup(f->threadid.str, f->threadid.len)
+						   : NULL;
+
+		r = !eid || ((f->present & IMAP_FETCH_THREADID) && f->threadid.str && !tid)
+			    ? -ENOMEM
+			    : store_sync_message_set_objectids(e->store, id, eid, tid);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s",
+				    r == -ENOMEM ? "out of memory" : store_error(e->store));
+			goto out;
+		}
+	}
 	if (is_new)
 		e->stats.messages_added++;
 	e->f.new_count++;
@@ -1622,8 +1637,9 @@ static void folder_fetch_new(struct cpmsync_sync *e)
 	snprintf(set, sizeof(set), "%u:*", e->f.after.new_from_uid);
 	/* With every body wanted, one pass: the header is read from the
 	 * start of BODY[].  Otherwise the header now, bodies by size later. */
-	snprintf(items, sizeof(items), "UID FLAGS INTERNALDATE RFC822.SIZE%s %s",
+	snprintf(items, sizeof(items), "UID FLAGS INTERNALDATE RFC822.SIZE%s%s %s",
 		 modseq ? " MODSEQ" : "",
+		 imap_client_has(e->client, IMAP_CAP_OBJECTID) ? " EMAILID THREADID" : "",
 		 e->body_limit == UINT64_MAX ? "BODY.PEEK[]" : "BODYSTRUCTURE BODY.PEEK[HEADER]");
 	send_fetch(e, set, items, NULL, FK_NEW, fetch_new_done);
 }

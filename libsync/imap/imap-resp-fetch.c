@@ -249,17 +249,31 @@ static int binsize_item(const struct imap_arg *key, const struct imap_arg *v, st
 	return 0;
 }
 
-/* EMAILID (id) / THREADID (id) or NIL (RFC 8474). */
+/* EMAILID (id) / THREADID (id) or NIL (RFC 8474): objectid = 1*255(ALPHA /
+ * DIGIT / "_" / "-").  Cyrus 3.6 sends THREADID (NIL) for NIL. */
 static int objectid_item(const struct imap_arg *v, bool nil_ok, struct imap_nstr *ret)
 {
-	if (v->type == IMAP_ARG_NIL && nil_ok) {
+	const struct imap_arg *a;
+
+	if (nil_ok &&
+	    (v->type == IMAP_ARG_NIL || (v->type == IMAP_ARG_LIST && v->u.list.count == 1 &&
+					 v->u.list.args[0].type == IMAP_ARG_NIL))) {
 		*ret = (struct imap_nstr){ NULL, 0 };
 		return 0;
 	}
-	if (v->type != IMAP_ARG_LIST || v->u.list.count != 1 ||
-	    v->u.list.args[0].type != IMAP_ARG_ATOM)
+	if (v->type != IMAP_ARG_LIST || v->u.list.count != 1)
 		return EPROTO_;
-	*ret = (struct imap_nstr){ v->u.list.args[0].u.s.str, v->u.list.args[0].u.s.len };
+	a = &v->u.list.args[0];
+	if (a->type != IMAP_ARG_ATOM || a->u.s.len == 0 || a->u.s.len > 255)
+		return EPROTO_;
+	for (size_t i = 0; i < a->u.s.len; i++) {
+		char c = a->u.s.str[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return EPROTO_;
+	}
+	*ret = (struct imap_nstr){ a->u.s.str, a->u.s.len };
 	return 0;
 }
 

@@ -663,9 +663,19 @@ static const char migration_12[] =
 	" END;";
 /* clang-format on */
 
+/*
+ * Version 13: message.emailid and message.threadid: the EMAILID and THREADID
+ * (RFC 8474 OBJECTID) the server reported with the message, NULL when it
+ * reported none (no OBJECTID, a message from before this version, or no
+ * thread).  Kept for what can use them (a message another client moved or
+ * copied keeps its EMAILID); nothing reads them yet.
+ */
+static const char migration_13[] = "ALTER TABLE message ADD COLUMN emailid TEXT;"
+				   "ALTER TABLE message ADD COLUMN threadid TEXT;";
+
 static const char *const migrations[] = {
 	migration_1, migration_2, migration_3, migration_4,  migration_5,  migration_6,
-	migration_7, migration_8, migration_9, migration_10, migration_11, migration_12,
+	migration_7, migration_8, migration_9, migration_10, migration_11, migration_12, migration_13,
 };
 
 unsigned store_schema_version(void)

@@ -736,6 +736,23 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 	return 0;
 }
 
+int store_sync_message_set_objectids(struct store *s, int64_t id, const char *emailid,
+				     const char *threadid)
+{
+	sqlite3_stmt *st;
+
+	/* Written only when it changes: a known message seen again (an
+	 * interrupted run, a re-read) leaves its page alone. */
+	PREP(s,
+	     "UPDATE message SET emailid = ?2, threadid = ?3 WHERE id = ?1"
+	     " AND (emailid IS NOT ?2 OR threadid IS NOT ?3)",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text_or_null(st, 2, emailid);
+	store_bind_text_or_null(st, 3, threadid);
+	return store_step_done(s, st);
+}
+
 /* Journal rows that lose their meaning when message id is gone. */
 static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo, uint32_t hi)
 {

@@ -127,6 +127,10 @@ struct sync_new_message {
 int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync_new_message *m,
 			   int64_t *ret_id, bool *ret_has_body, bool *ret_new);
 
+/* Records message id's EMAILID and THREADID (RFC 8474; threadid NULL: none). */
+int store_sync_message_set_objectids(struct store *s, int64_t id, const char *emailid,
+				     const char *threadid);
+
 /* Deletes the folder's messages whose UIDs are in uids (expunged on the
  * server), and the journal rows that only concern them. */
 int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct rangeset *uids,

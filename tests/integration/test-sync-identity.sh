@@ -18,6 +18,8 @@
 # other items), the store records it, and in 1. the changed MAILBOXID is
 # seen in LIST-STATUS before any SELECT (no QRESYNC SELECT naming RepA's
 # old UIDs).  Dovecot 2.3 has no OBJECTID: not asked, nothing recorded.
+# EMAILID (RFC 8474) likewise: fetched with new messages and kept on Cyrus
+# (the same messages keep theirs through the rename), never on Dovecot.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -34,6 +36,16 @@ uidvalidity() { # FOLDER
 # local_rows FOLDER: the dump's lines of FOLDER (as cpmsync names it)
 local_rows() {
 	"$CPMCTL" dump --db "$DB" a | awk -F'\t' -v f="$1" '$2 == f'
+}
+# emailids FOLDER: "MESSAGE-ID EMAILID THREADID" of FOLDER's messages, sorted
+# (NULL shown as -)
+emailids() {
+	"$PY" -c 'import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+for r in db.execute("SELECT m.message_id, coalesce(m.emailid, \"-\"), coalesce(m.threadid, \"-\")"
+                    " FROM message m JOIN folder f ON f.id = m.folder_id WHERE f.name = ?"
+                    " ORDER BY 1", (sys.argv[2],)):
+    print(" ".join(r))' "$DB" "$1"
 }
 # mailboxid FOLDER: the MAILBOXID the store recorded for FOLDER ("" none)
 mailboxid() {
@@ -80,6 +92,13 @@ if is_cyrus; then
 		"$WORK/sync1.log"
 	check "RepA's and RepB's MAILBOXIDs recorded, different ($mbid_a, $mbid_b)" \
 		test -n "$mbid_a" -a -n "$mbid_b" -a "$mbid_a" != "$mbid_b"
+	check "new messages fetched with EMAILID THREADID (OBJECTID)" grep -qE \
+		' C: a[0-9]+ UID FETCH 1:\* \(UID FLAGS INTERNALDATE RFC822\.SIZE MODSEQ EMAILID THREADID ' \
+		"$WORK/sync1.log"
+	# Cyrus without conversations: THREADID (NIL), kept as none.
+	n=$(emailids RepB | grep -cE '^<b\.[0-9]+@identity\.test> M[0-9a-f]{24} -$')
+	check "RepB's 10 messages have their EMAILID, no THREADID ($n)" test "$n" -eq 10
+	emailids_b=$(emailids RepB)
 else
 	if grep -q ' C: a[0-9]* .*MAILBOXID' "$WORK/sync1.log"; then
 		not_ok "MAILBOXID is not asked for (no OBJECTID)"
@@ -88,6 +107,13 @@ else
 	fi
 	check "no MAILBOXID recorded (RepA: '$mbid_a', RepB: '$mbid_b')" \
 		test -z "$mbid_a" -a -z "$mbid_b"
+	if grep -q ' C: a[0-9]* .*EMAILID' "$WORK/sync1.log"; then
+		not_ok "EMAILID is not asked for (no OBJECTID)"
+	else
+		ok "EMAILID is not asked for (no OBJECTID)"
+	fi
+	n=$(emailids RepB | grep -c ' - -$')
+	check "RepB's 10 messages have no EMAILID ($n)" test "$n" -eq 10
 fi
 
 check "server: DELETE RepA" da mailbox delete -u "$USER1" RepA
@@ -120,6 +146,7 @@ if is_cyrus; then
 		ok "RepA was not SELECTed with QRESYNC (the old folder's UIDs)"
 	fi
 	check "RepA's recorded MAILBOXID is RepB's ($(mailboxid RepA))" test "$(mailboxid RepA)" = "$mbid_b"
+	check "RepA's messages have the EMAILIDs RepB's had" test "$(emailids RepA)" = "$emailids_b"
 fi
 
 check "server: a message appended to RepA afterwards" msg_save "$USER1" RepA "<after.1@identity.test>" 500

@@ -546,6 +546,15 @@ START_TEST(test_fetch_sync)
 	ck_nstr(&f.threadid, NULL);
 	ck_nstr(&f.preview, NULL);
 
+	/* Cyrus 3.6: THREADID (NIL) for NIL */
+	resp = feed("* 1 FETCH (FLAGS (\\Recent) UID 1 EMAILID (Medb3e68b0904cf37e6324999) "
+		    "THREADID (NIL))\r\n");
+	ck_assert_int_eq(imap_resp_fetch(resp, &f), 0);
+	ck_assert_uint_eq(f.present, IMAP_FETCH_UID | IMAP_FETCH_FLAGS | IMAP_FETCH_EMAILID |
+					     IMAP_FETCH_THREADID);
+	ck_nstr(&f.emailid, "Medb3e68b0904cf37e6324999");
+	ck_nstr(&f.threadid, NULL);
+
 	/* Dovecot 2.3 PREVIEW=FUZZY draft form */
 	resp = feed("* 5 FETCH (UID 11 PREVIEW (FUZZY \"snippet\"))\r\n");
 	ck_assert_int_eq(imap_resp_fetch(resp, &f), 0);
@@ -721,6 +730,12 @@ static const char *const fetch_bad[] = {
 	"* 1 FETCH (BINARY.SIZE[1] x)\r\n",
 	"* 1 FETCH (EMAILID NIL)\r\n",
 	"* 1 FETCH (EMAILID \"M1\")\r\n",
+	/* RFC 8474 objectid: 1 to 255 of ALPHA DIGIT _ -; EMAILID never NIL */
+	"* 1 FETCH (EMAILID (NIL))\r\n",
+	"* 1 FETCH (EMAILID ())\r\n",
+	"* 1 FETCH (EMAILID (M1.2))\r\n",
+	"* 1 FETCH (THREADID (T1 T2))\r\n",
+	"* 1 FETCH (THREADID (T:1))\r\n",
 	"* 1 FETCH (UID 1 FLAGS)\r\n",
 	"* 1 FETCH (\"UID\" 1)\r\n",
 	"* 1 FETCH ((UID) 1)\r\n",

@@ -451,6 +451,29 @@ START_TEST(test_journal)
 }
 END_TEST
 
+/* EMAILID/THREADID (RFC 8474): recorded, replaced, THREADID NULL kept as none. */
+START_TEST(test_message_objectids)
+{
+	int64_t a = add_msg(1, "", "<a@x>", 100, 1000);
+
+	ck_assert_int_eq(q("SELECT emailid IS NULL AND threadid IS NULL FROM message WHERE id = 1"),
+			 1);
+	ck_assert_int_eq(store_sync_message_set_objectids(s, a, "Medb3e68b0904cf37e6324999", NULL),
+			 0);
+	ck_assert_str_eq(qs("SELECT emailid FROM message WHERE id = 1"),
+			 "Medb3e68b0904cf37e6324999");
+	ck_assert_str_eq(qs("SELECT threadid FROM message WHERE id = 1"), "(null)");
+	/* The same again: no write. */
+	ck_assert_int_eq(store_sync_message_set_objectids(s, a, "Medb3e68b0904cf37e6324999", NULL),
+			 0);
+	ck_assert_int_eq(sqlite3_changes(store_db(s)), 0);
+	ck_assert_int_eq(store_sync_message_set_objectids(s, a, "M2", "T2"), 0);
+	ck_assert_int_eq(sqlite3_changes(store_db(s)), 1);
+	ck_assert_str_eq(qs("SELECT emailid || ' ' || threadid FROM message WHERE id = 1"),
+			 "M2 T2");
+}
+END_TEST
+
 static Suite *store_sync_suite(void)
 {
 	Suite *su = suite_create("store-sync");
@@ -467,6 +490,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_renames);
 	tcase_add_test(tc, test_journal);
 	tcase_add_test(tc, test_rebase_namespace);
+	tcase_add_test(tc, test_message_objectids);
 	suite_add_tcase(su, tc);
 	return su;
 }

@@ -548,6 +548,43 @@ START_TEST(test_migrate_partial_imdn_indexes)
 }
 END_TEST
 
+/*
+ * Version 13, message.emailid and message.threadid (RFC 8474): a store made
+ * at version 12 with a message in it migrates with both NULL (not known),
+ * and takes them.
+ */
+START_TEST(test_migrate_adds_objectids)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+
+	ck_assert_uint_ge(store_schema_version(), 13);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 12, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pragma_table_info('message')"
+				      " WHERE name IN ('emailid', 'threadid')"),
+			 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 1);
+	ck_assert_int_eq(
+		query_int(
+			s,
+			"SELECT emailid IS NULL AND threadid IS NULL FROM message WHERE id = 100"),
+		1);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET emailid = 'M1', threadid = 'T1'"
+				       " WHERE id = 100"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message WHERE emailid = 'M1'"
+				      " AND threadid = 'T1'"),
+			 1);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_newer_version_refused)
 {
 	unsigned current = store_schema_version();
@@ -1106,6 +1143,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_adds_namespace);
 	tcase_add_test(tc, test_migrate_adds_annotation_cache);
 	tcase_add_test(tc, test_migrate_partial_imdn_indexes);
+	tcase_add_test(tc, test_migrate_adds_objectids);
 	tcase_add_test(tc, test_closed_store_complete_alone);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
