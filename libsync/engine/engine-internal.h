@@ -135,7 +135,8 @@ struct cpmsync_sync {
 	size_t n_queue, queue_pos;
 	char delimiter;
 	unsigned status_pending; /* STATUS commands in flight (no LIST-STATUS) */
-	bool listing_ids;	 /* the LIST of MAILBOXIDs (engine.c list_ids()) runs */
+	bool ids_pending;	 /* the LIST of MAILBOXIDs (engine.c list_ids()) was sent */
+	bool listing_ids;	 /* and its responses are coming (the first LIST is done) */
 
 	/* Folder sync. */
 	struct folder_ctx f;

@@ -1182,7 +1182,7 @@ static void list_ids_done(struct imap_client *client, const struct imap_cmd_resu
 	struct cpmsync_sync *e = userdata;
 
 	(void)client;
-	e->listing_ids = false;
+	e->listing_ids = e->ids_pending = false;
 	if (engine_cmd_failed(e, res, "LIST (MAILBOXID)"))
 		return;
 	folders_listed(e);
@@ -1195,27 +1195,27 @@ static void list_ids_done(struct imap_client *client, const struct imap_cmd_resu
  * MAILBOXID asked together with MESSAGES, UIDNEXT or HIGHESTMODSEQ (in
  * LIST-STATUS or STATUS) with other bytes at each call, not an id (seen:
  * "MAILBOXID (\x03\x1f\x92\\\xe1U)", raw), where alone or with UIDVALIDITY
- * it is right.  true: sent, list_ids_done() goes on.
+ * it is right.  Sent right behind the first LIST (pipelined: no round trip
+ * more); its responses are told apart by list_done() having run.
  */
-static bool list_ids(struct cpmsync_sync *e)
+static void list_ids(struct cpmsync_sync *e)
 {
 	struct imap_cmd *cmd;
 	int r;
 
 	if (!imap_client_has(e->client, IMAP_CAP_OBJECTID) ||
 	    !imap_client_has(e->client, IMAP_CAP_LIST_STATUS))
-		return false;
+		return;
 	r = imap_cmd_new(e->client, 0, list_ids_done, e, &cmd);
 	if (r >= 0)
 		r = imap_cmd_add(cmd, "LIST \"\" \"*\" RETURN (STATUS (UIDVALIDITY MAILBOXID))");
 	if (r < 0) {
 		imap_cmd_free(cmd);
 		engine_fail(e, r, "out of memory");
-		return true;
+		return;
 	}
-	e->listing_ids = true; /* its LIST responses were seen already */
+	e->ids_pending = true;
 	imap_cmd_submit(cmd);
-	return true;
 }
 
 static void list_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
@@ -1225,8 +1225,12 @@ static void list_done(struct imap_client *client, const struct imap_cmd_result *
 	(void)client;
 	if (engine_cmd_failed(e, res, "LIST"))
 		return;
-	if (list_ids(e))
+	if (e->ids_pending) {
+		/* What follows answers list_ids(): its LIST responses name the
+		 * folders seen already; list_ids_done() goes on. */
+		e->listing_ids = true;
 		return;
+	}
 	if (!imap_client_has(e->client, IMAP_CAP_LIST_STATUS) &&
 	    (imap_client_enabled(e->client, IMAP_CAP_CONDSTORE) ||
 	     imap_client_enabled(e->client, IMAP_CAP_QRESYNC))) {
@@ -1308,6 +1312,7 @@ static void start_list(struct cpmsync_sync *e)
 		return;
 	}
 	imap_cmd_submit(cmd);
+	list_ids(e);
 }
 
 /* LIST and every folder, or engine_sync_only()'s folder alone. */
