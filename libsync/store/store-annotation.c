@@ -79,21 +79,10 @@ int store_annotations_read(struct store *s, int64_t message_id, const char *cons
 	bool on_server;
 	int r;
 
-	r = store_prepare(
-		s,
-		"SELECT m.uid IS NOT NULL FROM message m JOIN folder f ON f.id = m.folder_id"
-		" WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
-		&st);
+	r = store_row_by_id(s, STORE_LIVE_MESSAGE_SQL("m.uid IS NOT NULL", ""), message_id,
+			    "message", &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, message_id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	if (r == 0) {
-		store_set_error(s, "no message with id %lld", (long long)message_id);
-		return -CPMSYNC_E_NOT_FOUND;
-	}
 	on_server = sqlite3_column_int(st, 0) != 0;
 	sqlite3_reset(st);
 
@@ -256,39 +245,15 @@ int store_annotations_sent(struct store *s, int64_t message_id, const struct sto
 
 int store_annotation_pending_any(struct store *s, int64_t message_id, bool *ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	r = store_prepare(s,
-			  "SELECT 1 FROM annotation WHERE message_id = ?1 AND local IS NOT NULL"
-			  " LIMIT 1",
-			  &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, message_id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	*ret = r > 0;
-	sqlite3_reset(st);
-	return 0;
+	return store_id_test(
+		s, "SELECT 1 FROM annotation WHERE message_id = ?1 AND local IS NOT NULL LIMIT 1",
+		message_id, ret);
 }
 
 int store_annotation_cached(struct store *s, int64_t message_id, bool *ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	r = store_prepare(s, "SELECT 1 FROM annotation WHERE message_id = ?1 LIMIT 1", &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, message_id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	*ret = r > 0;
-	sqlite3_reset(st);
-	return 0;
+	return store_id_test(s, "SELECT 1 FROM annotation WHERE message_id = ?1 LIMIT 1",
+			     message_id, ret);
 }
 
 int store_annotation_entries(struct store *s, int64_t folder_id, size_t max, char ***ret)

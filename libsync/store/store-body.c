@@ -572,20 +572,7 @@ int store_body_copy(struct store *s, int64_t src, int64_t dst)
 
 int store_body_exists(struct store *s, int64_t message_id, bool *ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
-	r = store_prepare(s, "SELECT has_body FROM message WHERE id = ?1", &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, message_id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	*ret = r > 0 && sqlite3_column_int(st, 0) != 0;
-	if (r > 0)
-		sqlite3_reset(st);
-	return 0;
+	return store_id_test(s, "SELECT has_body FROM message WHERE id = ?1", message_id, ret);
 }
 
 int store_body_open(struct store *s, int64_t message_id, sqlite3_blob **ret)

@@ -200,21 +200,13 @@ int cpmsync_store_get_folder(struct cpmsync_store *store, int64_t folder_id, cpm
 
 	if (!s || !fn)
 		return -EINVAL;
-	r = store_prepare(s,
-			  "SELECT " FOLDER_COLUMNS
-			  " FROM folder f JOIN account a ON a.id = f.account_id"
-			  " WHERE f.id = ?1 AND f.removed = 0",
-			  &st);
+	r = store_row_by_id(s,
+			    "SELECT " FOLDER_COLUMNS
+			    " FROM folder f JOIN account a ON a.id = f.account_id"
+			    " WHERE f.id = ?1 AND f.removed = 0",
+			    folder_id, "folder", &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, folder_id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	if (r == 0) {
-		store_set_error(s, "no folder with id %lld", (long long)folder_id);
-		return -CPMSYNC_E_NOT_FOUND;
-	}
 	r = folder_from_row(st, fn, userdata);
 	return stop_walk(st, r);
 }
@@ -336,21 +328,10 @@ int cpmsync_store_get_message(struct cpmsync_store *store, int64_t message_id,
 
 	if (!s || !fn)
 		return -EINVAL;
-	r = store_prepare(s,
-			  "SELECT " STORE_MESSAGE_COLUMNS
-			  " FROM message m JOIN folder f ON f.id = m.folder_id" STORE_SUMMARY_JOIN
-			  " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
-			  &st);
+	r = store_row_by_id(s, STORE_LIVE_MESSAGE_SQL(STORE_MESSAGE_COLUMNS, STORE_SUMMARY_JOIN),
+			    message_id, "message", &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, message_id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	if (r == 0) {
-		store_set_error(s, "no message with id %lld", (long long)message_id);
-		return -CPMSYNC_E_NOT_FOUND;
-	}
 	r = store_message_from_row(st, fn, userdata);
 	return stop_walk(st, r);
 }
@@ -400,18 +381,8 @@ int cpmsync_store_read_body(struct cpmsync_store *store, int64_t message_id, int
 		return r;
 	/* A removed message is not visible, even though its body is still
 	 * stored until the server side is done. */
-	r = store_prepare(s,
-			  "SELECT 1 FROM message m JOIN folder f ON f.id = m.folder_id"
-			  " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
-			  &st);
-	if (r < 0)
-		return read_end(s, own, r);
-	sqlite3_bind_int64(st, 1, message_id);
-	r = store_step(s, st);
-	if (r == 0) {
-		store_set_error(s, "no message with id %lld", (long long)message_id);
-		r = -CPMSYNC_E_NOT_FOUND;
-	} else if (r > 0) {
+	r = store_row_by_id(s, STORE_LIVE_MESSAGE_SQL("1", ""), message_id, "message", &st);
+	if (r > 0) {
 		sqlite3_reset(st);
 		r = store_body_read_fd(s, message_id, fd);
 	}

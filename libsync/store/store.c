@@ -210,6 +210,39 @@ int store_step_done(struct store *s, sqlite3_stmt *st)
 	return r;
 }
 
+int store_row_by_id(struct store *s, const char *sql, int64_t id, const char *what,
+		    sqlite3_stmt **ret)
+{
+	int r = store_prepare(s, sql, ret);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(*ret, 1, id);
+	r = store_step(s, *ret);
+	if (r == 0) {
+		store_set_error(s, "no %s with id %lld", what, (long long)id);
+		return -CPMSYNC_E_NOT_FOUND;
+	}
+	return r;
+}
+
+int store_id_test(struct store *s, const char *sql, int64_t id, bool *ret)
+{
+	sqlite3_stmt *st;
+	int r = store_prepare(s, sql, &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	*ret = r > 0 && sqlite3_column_int(st, 0) != 0;
+	if (r > 0)
+		sqlite3_reset(st);
+	return 0;
+}
+
 void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
 {
 	if (t)

@@ -305,6 +305,26 @@ int store_col_strdup(sqlite3_stmt *st, int i, char **ret);
 /* Steps a statement that returns no row (a row is not an error): 0 or the mapped error. */
 int store_step_done(struct store *s, sqlite3_stmt *st);
 
+/*
+ * The row of id: prepares sql (whose one parameter ?1 is bound to id) and
+ * steps it.  1 with the row current in *ret, -CPMSYNC_E_NOT_FOUND ("no
+ * WHAT with id N" recorded) when there is none, or the mapped error.
+ */
+int store_row_by_id(struct store *s, const char *sql, int64_t id, const char *what,
+		    sqlite3_stmt **ret);
+
+/* A message that is not removed, in a folder that is not removed:
+ * SELECT columns FROM message m JOIN folder f (then join), ?1 = m.id. */
+#define STORE_LIVE_MESSAGE_SQL(columns, join)                                                      \
+	"SELECT " columns " FROM message m JOIN folder f ON f.id = m.folder_id" join               \
+	" WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0"
+
+/*
+ * Whether sql (?1 bound to id) gives a row whose first column is true
+ * (not 0, not NULL): 0 with *ret, or the mapped error.
+ */
+int store_id_test(struct store *s, const char *sql, int64_t id, bool *ret);
+
 /* store-read.c: calls fn with the message of the current row (columns above, from 0). */
 struct cpmsync_message_info;
 int store_message_from_row(sqlite3_stmt *st,
