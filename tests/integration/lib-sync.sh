@@ -152,6 +152,26 @@ bus_start() {
 	export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_DATA_HOME=$WORK/home/.local/share
 	mkdir -p "$HOME"
 }
+# dbus_setup: what every D-Bus test does first: stop_all (the signal
+# monitor MON_PID if the test starts one, the daemon DAEMON_PID, the bus
+# BUS_PID) and lib_cleanup at exit, then bus_start.  A test with more to
+# stop sets its own EXIT trap calling stop_all.
+MON_PID=
+stop_all() {
+	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
+}
+dbus_setup() {
+	trap 'stop_all; lib_cleanup' EXIT
+	bus_start
+}
+call() { "$DBUS" call "$@"; }
+# Signals ($WORK/signals.log, written by a `cpmsync-dbus monitor` the test
+# starts): sigmark, then saw_signal REGEX looks only at the lines after it.
+sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }
+signals_since() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log"; }
+saw_signal() { signals_since | grep -qE "$1"; }
 # start_daemon: cpm-syncd -c $CONF in the background (DAEMON_PID, log in
 # $WORK/daemon.log); fails unless it takes org.cpmsync within 10 s
 start_daemon() {

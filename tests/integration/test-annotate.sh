@@ -37,21 +37,10 @@ DV_CA=$(. "$DV/env" && echo "$CA_FILE")
 DV_PASS=$(. "$DV/env" && echo "$PASS1")
 DV_CONF=$(. "$DV/env" && echo "$DOVECOT_CONF")
 
-MON_PID=
-stop_all() {
-	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-	"$TOP/tests/dovecot/dovecot-ctl.sh" stop "$DV" >/dev/null 2>&1
-}
-trap 'stop_all; lib_cleanup' EXIT
-bus_start
+dbus_setup
+trap 'stop_all; "$TOP/tests/dovecot/dovecot-ctl.sh" stop "$DV" >/dev/null 2>&1; lib_cleanup' EXIT
 
-call() { "$DBUS" call "$@"; }
 F=org.cpmsync.Folder1
-signals_since() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log"; }
-sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }
-saw_signal() { signals_since | grep -qE "$1"; }
 # prop_is PATH NAME WANT: Account1 property NAME of PATH is WANT (read anew
 # at each try of eventually)
 prop_is() { [ "$("$DBUS" get "$1" org.cpmsync.Account1 "$2")" = "$3" ]; }

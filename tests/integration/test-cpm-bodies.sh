@@ -15,18 +15,10 @@ set -u
 lib_init
 dc_start dc
 
-MON_PID=
-stop_all() {
-	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-}
-trap 'stop_all; lib_cleanup' EXIT
-bus_start
+dbus_setup
 
 F=org.cpmsync.Folder1
 AC=org.cpmsync.Account1
-call() { "$DBUS" call "$@"; }
 
 # chat FILE MESSAGE-ID IMDN-MESSAGE-ID DIRECTION TIME [TEXT]: a CPIM chat message in conv-B
 chat() {
@@ -82,8 +74,6 @@ done
 "$DBUS" monitor >"$WORK/signals.log" 2>&1 &
 MON_PID=$!
 sleep 0.2
-sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }
-saw_signal() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log" | grep -qE "$1"; }
 start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
 check "account reaches State idle" wait_state idle 20
 BF=$(call "$A" "$AC" FindFolder s Default/conv-B) || bail "FindFolder Default/conv-B: $BF"

@@ -13,18 +13,10 @@ set -u
 lib_init
 dc_start dc
 
-MON_PID=
-stop_all() {
-	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-}
-trap 'stop_all; lib_cleanup' EXIT
-bus_start
+dbus_setup
 
 F=org.cpmsync.Folder1
 AC=org.cpmsync.Account1
-call() { "$DBUS" call "$@"; }
 fprop() { "$DBUS" get "$1" "$F" "$2"; }
 # folder_is NAME KIND CONVERSATION-ID CONTRIBUTION-ID SPECIAL-USE: the
 # folder's four CPM properties, exactly
@@ -106,8 +98,6 @@ da save -u "$USER1" -m Default/conv-Z <"$WORK/s6" || bail "cannot save into Defa
 "$DBUS" monitor >"$WORK/signals.log" 2>&1 &
 MON_PID=$!
 sleep 0.2
-sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }
-saw_signal() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log" | grep -qE "$1"; }
 start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
 check "account reaches State idle" wait_state idle 20
 

@@ -20,22 +20,11 @@ lib_init
 T_START=$(date +%s.%N)
 dc_start cy
 
-MON_PID=
-stop_all() {
-	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-}
-trap 'stop_all; lib_cleanup' EXIT
-bus_start
+dbus_setup
 
 F=org.cpmsync.Folder1
 AC=org.cpmsync.Account1
-call() { "$DBUS" call "$@"; }
 prop() { "$DBUS" get "$1" "$2" "$3"; }
-sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }
-signals_since() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log"; }
-saw_signal() { signals_since | grep -qE "$1"; } # saw_signal REGEX
 # same WANT COMMAND...: the command's output is exactly WANT (else both shown)
 same() {
 	local want=$1 got

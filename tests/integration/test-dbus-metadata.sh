@@ -15,10 +15,9 @@ lib_init
 dc_start dc
 HOME_A=$DC/home/$USER1
 [ -d "$HOME_A" ] || bail "no home directory $HOME_A for $USER1"
-trap 'chmod 0755 "$HOME_A"; [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" && wait "$DAEMON_PID"; [ -n "$BUS_PID" ] && kill "$BUS_PID"; lib_cleanup' EXIT
-bus_start
+dbus_setup
+trap 'chmod 0755 "$HOME_A"; stop_all; lib_cleanup' EXIT
 
-call() { "$DBUS" call "$@"; }
 ACC=org.cpmsync.Account1
 md_set() { # md_set ENTRY VALUE: on the server, by another client (doveadm)
 	da mailbox metadata set -u "$USER1" INBOX "$1" "$2"

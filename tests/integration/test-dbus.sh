@@ -31,26 +31,13 @@ dc_start dc
 unset DOVECOT_EXTRA_CONF
 
 # --- a private bus, never the user's -----------------------------------------
-MON_PID=
-stop_all() {
-	[ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-}
-trap 'stop_all; lib_cleanup' EXIT
-bus_start
+dbus_setup
 
-call() { "$DBUS" call "$@"; }
 get() { "$DBUS" get "$@"; }
 # prop PATH IFACE NAME
 prop() { get "$1" "$2" "$3"; }
 server_has() { # server_has FOLDER MESSAGE-ID
 	[ -n "$(da search -u "$USER1" mailbox "$1" header message-id "$2" 2>/dev/null)" ]
-}
-signals_since() { tail -n +$((SIGMARK + 1)) "$WORK/signals.log"; }
-sigmark() { SIGMARK=$(wc -l <"$WORK/signals.log"); }
-saw_signal() { # saw_signal REGEX
-	signals_since | grep -qE "$1"
 }
 
 CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
