@@ -38,9 +38,8 @@
 # the work directory, default /tmp; it needs about 6 x N KiB).
 set -euo pipefail
 
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-B=${B:-build}
-case $B in /*) ;; *) B=$TOP/$B ;; esac
+BENCH=bench-cpm
+. "$(dirname "$0")/lib-bench.sh"
 SYNCD=$B/cpm-syncd
 TOOLS=$B/tests/tools
 PL=$TOOLS/push-latency
@@ -59,51 +58,18 @@ LAT_FOLDER=Default/tel:+15559990000
 V=()
 [ "${BENCH_VERBOSE:-}" = 1 ] && V=(-v)
 
-die() { echo "bench-cpm: $*" >&2; exit 1; }
 for f in "$SYNCD" "$PL" "$TOOLS/bench-gen" "$TOOLS/run-measure"; do
 	[ -x "$f" ] || die "$f missing: run make B=${B#"$TOP"/} all tests"
 done
 command -v dbus-daemon >/dev/null || die "dbus-daemon missing (apt-get install dbus-daemon)"
 command -v sqlite3 >/dev/null || die "sqlite3 missing (apt-get install sqlite3)"
 
-WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/cpmsync-bench-cpm.XXXXXX")
-chmod 0755 "$WORK"
+bench_work cpmsync-bench-cpm
 DC=$WORK/dovecot
-BUS_PID=
-SYNCD_PID=
-BROKEN=0
-
-cleanup() {
-	local i
-	if [ -n "$SYNCD_PID" ]; then
-		kill -TERM "$SYNCD_PID" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$SYNCD_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$SYNCD_PID" 2>/dev/null || true
-		wait "$SYNCD_PID" 2>/dev/null || true
-	fi
-	[ -n "$BUS_PID" ] && kill -TERM "$BUS_PID" 2>/dev/null
-	"$CTL" stop "$DC" >/dev/null 2>&1 || true
-	if [ "${KEEP:-}" = 1 ]; then
-		echo "bench-cpm: kept $WORK" >&2
-	else
-		rm -rf -- "$WORK"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-broken() { echo "bench-cpm: BROKEN: $*" >&2; BROKEN=1; }
 
 # --- Dovecot and the data -----------------------------------------------------
 
-mkdir -p "$DC"
-"$CTL" start "$DC" >/dev/null || die "cannot start Dovecot"
-. "$DC/env"
-dove() { "$CTL" doveadm "$DC" "$@"; }
+bench_dovecot
 
 "$TOOLS/bench-gen" --cpm "$C" --list-folders "$WORK" "$N" >"$WORK/folders" ||
 	die "bench-gen --list-folders failed"
@@ -195,11 +161,7 @@ PLAIN_TYPES=$(store_q plain "SELECT type || ' ' || count(*) FROM message GROUP B
 
 # --- the daemon on a private bus ---------------------------------------------
 
-dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
-	3>"$WORK/bus.addr" 4>"$WORK/bus.pid" || die "cannot start a private dbus-daemon"
-BUS_PID=$(cat "$WORK/bus.pid")
-DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr")
-export DBUS_SESSION_BUS_ADDRESS
+bench_bus
 log "starting cpm-syncd on the CPM store, on a private bus"
 "$SYNCD" -c "$WORK/cpm.conf" "${V[@]}" 2>"$WORK/syncd.log" &
 SYNCD_PID=$!

@@ -52,9 +52,8 @@
 # directory, default /tmp).
 set -euo pipefail
 
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-B=${B:-build}
-case $B in /*) ;; *) B=$TOP/$B ;; esac
+BENCH=bench-push
+. "$(dirname "$0")/lib-bench.sh"
 SYNCD=${SYNCD:-$B/cpm-syncd}
 PL=$B/tests/tools/push-latency
 SERVER=${SERVER:-dovecot}
@@ -86,44 +85,14 @@ if [ "${BENCH_VERBOSE:-}" = 1 ]; then
 	PL_V=(-v)
 fi
 
-die() { echo "bench-push: $*" >&2; exit 1; }
 for f in "$SYNCD" "$PL"; do
 	[ -x "$f" ] || die "$f missing: run make B=${B#"$TOP"/} all tests"
 done
 command -v dbus-daemon >/dev/null || die "dbus-daemon missing (apt-get install dbus-daemon)"
 [ "$N" -ge 200 ] || echo "bench-push: note: N=$N; the targets are stated over at least 200 events" >&2
 
-WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/cpmsync-bench-push.XXXXXX")
-chmod 0755 "$WORK"
+bench_work cpmsync-bench-push
 DC=$WORK/server
-BUS_PID=
-SYNCD_PID=
-BROKEN=0
-
-cleanup() {
-	local i
-	if [ -n "$SYNCD_PID" ]; then
-		kill -TERM "$SYNCD_PID" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$SYNCD_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$SYNCD_PID" 2>/dev/null || true
-		wait "$SYNCD_PID" 2>/dev/null || true
-	fi
-	[ -n "$BUS_PID" ] && kill -TERM "$BUS_PID" 2>/dev/null
-	"$CTL" stop "$DC" >/dev/null 2>&1 || true
-	if [ "${KEEP:-}" = 1 ]; then
-		echo "bench-push: kept $WORK" >&2
-	else
-		rm -rf -- "$WORK"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-broken() { echo "bench-push: BROKEN: $*" >&2; BROKEN=1; }
 syncd_alive() {
 	kill -0 "$SYNCD_PID" 2>/dev/null || {
 		broken "cpm-syncd is gone; the end of its log:"
@@ -181,11 +150,7 @@ folders = *
 sync_bodies = $SYNC_BODIES
 EOF
 
-dbus-daemon --session --fork --nopidfile --print-address=3 --print-pid=4 \
-	3>"$WORK/bus.addr" 4>"$WORK/bus.pid" || die "cannot start a private dbus-daemon"
-BUS_PID=$(cat "$WORK/bus.pid")
-DBUS_SESSION_BUS_ADDRESS=$(head -n 1 "$WORK/bus.addr")
-export DBUS_SESSION_BUS_ADDRESS
+bench_bus
 
 log "starting cpm-syncd (security $SECURITY) on a private bus"
 "$SYNCD" -c "$WORK/cpm.conf" "${CPM_V[@]}" 2>"$WORK/syncd.log" &

@@ -50,9 +50,8 @@
 # needs about 3.5 x N x 10.5 KiB of free space).
 set -euo pipefail
 
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-B=${B:-build}
-case $B in /*) ;; *) B=$TOP/$B ;; esac
+BENCH=bench-sync
+. "$(dirname "$0")/lib-bench.sh"
 SYNCD=${SYNCD:-$B/cpm-syncd} # another cpm-syncd (an older build) to compare
 TOOLS=$B/tests/tools
 CTL=$TOP/tests/dovecot/dovecot-ctl.sh
@@ -74,44 +73,15 @@ fi
 CPM_V=()
 [ "${BENCH_VERBOSE:-}" = 1 ] && CPM_V=(-v)
 
-die() { echo "bench-sync: $*" >&2; exit 1; }
 for f in "$SYNCD" "$TOOLS/imap-proxy" "$TOOLS/bench-gen" "$TOOLS/run-measure" "$TOOLS/imap-stream"; do
 	[ -x "$f" ] || die "$f missing: run make B=${B#"$TOP"/} all tests"
 done
 command -v mbsync >/dev/null || die "mbsync missing (apt-get install isync, or tests/deps.sh)"
 command -v sqlite3 >/dev/null || die "sqlite3 missing (apt-get install sqlite3)"
 
-WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/cpmsync-bench.XXXXXX")
-chmod 0755 "$WORK"
+bench_work cpmsync-bench
 DC=$WORK/dovecot
-PROXY_PIDS=()
-BROKEN=0
-
-cleanup() {
-	local pid
-	for pid in "${PROXY_PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${PROXY_PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	"$CTL" stop "$DC" >/dev/null 2>&1 || true
-	if [ "${KEEP:-}" = 1 ]; then
-		echo "bench-sync: kept $WORK" >&2
-	else
-		rm -rf -- "$WORK"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-broken() { echo "bench-sync: BROKEN: $*" >&2; BROKEN=1; }
-
-mkdir -p "$DC"
-"$CTL" start "$DC" >/dev/null || die "cannot start Dovecot"
-. "$DC/env"
-dove() { "$CTL" doveadm "$DC" "$@"; }
+bench_dovecot
 
 # --- test data --------------------------------------------------------------
 
