@@ -9,12 +9,7 @@ set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
 dc_start dc
-stop_all() {
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-}
-trap 'stop_all; lib_cleanup' EXIT
-bus_start
+dbus_setup
 
 CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
 mkdir -p "$(dirname "$CONF")"

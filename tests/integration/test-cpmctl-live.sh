@@ -22,12 +22,7 @@ EOF
 export DOVECOT_EXTRA_CONF=$WORK/quota.conf
 dc_start dc
 unset DOVECOT_EXTRA_CONF
-stop_all() {
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-}
-trap 'stop_all; lib_cleanup' EXIT
-bus_start
+dbus_setup
 
 # run EXPECTED_EXIT ARGS... : cpmctl; stdout in $WORK/out, stderr in $WORK/err, exit in $rc
 run() {

@@ -24,12 +24,7 @@ for f in "$SIZE" "$GEN" "$HELPER"; do
 done
 dc_start dc
 
-stop_all() {
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-}
-trap 'stop_all; lib_cleanup' EXIT
-bus_start
+dbus_setup
 
 # The helper behind a wrapper that counts its runs.  The daemon hands it an
 # empty environment (so the paths are written in) and RLIMIT_FSIZE 0 (so it

@@ -28,12 +28,7 @@ command -v dbus-daemon >/dev/null || bail "dbus-daemon is not installed"
 dc_start dc
 
 DAEMON_PID=
-stop_all() {
-	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-}
-trap 'stop_all; lib_cleanup' EXIT
-bus_start
+dbus_setup
 A=/org/cpmsync/a
 AC=org.cpmsync.Account1
 F=org.cpmsync.Folder1
