@@ -130,9 +130,11 @@ struct cpmsync_sync {
 	/* Folder list. */
 	struct remote_folder *remote;
 	size_t n_remote, alloc_remote;
-	int64_t *queue;	     /* folder ids to sync */
-	int64_t only_folder; /* engine_sync_only(): this folder, no LIST */
+	int64_t *queue; /* folder ids to sync */
 	size_t n_queue, queue_pos;
+	int64_t *only; /* engine_sync_only(): these folders, no LIST */
+	size_t n_only;
+	bool only_run; /* the queue is those folders */
 	char delimiter;
 	unsigned status_pending; /* STATUS commands in flight (no LIST-STATUS) */
 	bool ids_pending;	 /* the LIST of MAILBOXIDs (engine.c list_ids()) was sent */

@@ -33,11 +33,13 @@ typedef void (*engine_progress_fn)(void *userdata, const char *folder, uint32_t 
 void engine_set_progress(struct cpmsync_sync *e, engine_progress_fn fn, void *userdata);
 
 /* Before the run starts: sync only this folder (by id), without the LIST
- * of every folder (the push fast path: news for the folder the session had
- * selected in IDLE).  It is still SELECTed the normal way (QRESYNC or
- * CONDSTORE, UIDVALIDITY and identity checks), and the journal is replayed
- * after it as in a full run; the other folders wait for the next one. */
-void engine_sync_only(struct cpmsync_sync *e, int64_t folder_id);
+ * of every folder (the push fast paths: news for the folder the session had
+ * selected in IDLE, or NOTIFY STATUS events naming folders).  Called again,
+ * it adds a folder (once each, in call order).  Each is still SELECTed the
+ * normal way (QRESYNC or CONDSTORE, UIDVALIDITY and identity checks), and
+ * the journal is replayed after them as in a full run; the other folders
+ * wait for the next one.  -ENOMEM: the list is dropped (a full run). */
+int engine_sync_only(struct cpmsync_sync *e, int64_t folder_id);
 
 /* Its owner goes away: no callback, no connection given back. */
 void engine_detach(struct cpmsync_sync *e);

@@ -78,6 +78,7 @@ static void engine_free(struct cpmsync_sync *e)
 	}
 	free(e->remote);
 	free(e->queue);
+	free(e->only);
 	free(e->f.server_name);
 	rangeset_free(&e->f.present);
 	rangeset_free(&e->f.set);
@@ -1315,20 +1316,22 @@ static void start_list(struct cpmsync_sync *e)
 	list_ids(e);
 }
 
-/* LIST and every folder, or engine_sync_only()'s folder alone. */
+/* LIST and every folder, or engine_sync_only()'s folders alone. */
 static void start_run(struct cpmsync_sync *e)
 {
-	if (!e->only_folder) {
+	if (!e->n_only) {
 		start_list(e);
 		return;
 	}
-	e->queue = calloc(1, sizeof(*e->queue));
-	if (!e->queue) {
-		engine_fail(e, -ENOMEM, "out of memory");
-		return;
-	}
-	e->queue[e->n_queue++] = e->only_folder;
-	log_debug(CAT, "%s: syncing one folder, without LIST", e->account_name);
+	e->queue = TAKE_PTR(e->only);
+	e->n_queue = e->n_only;
+	e->n_only = 0;
+	e->only_run = true;
+	if (e->n_queue == 1)
+		log_debug(CAT, "%s: syncing one folder, without LIST", e->account_name);
+	else
+		log_debug(CAT, "%s: syncing %zu folders, without LIST", e->account_name,
+			  e->n_queue);
 	next_folder(e);
 }
 
@@ -1490,6 +1493,12 @@ static void next_folder(struct cpmsync_sync *e)
 		return;
 	}
 	r = store_sync_folder_get(e->store, e->queue[e->queue_pos++], &sf);
+	if (r == -CPMSYNC_E_NOT_FOUND && e->only_run) {
+		/* engine_sync_only()'s folder, gone from the store since it
+		 * was asked for (deleted here meanwhile): nothing to sync. */
+		next_folder(e);
+		return;
+	}
 	if (r >= 0)
 		r = store_sync_folder_counts(e->store, sf.id, &max_uid, &rematch);
 	if (r < 0) {
@@ -2044,9 +2053,23 @@ int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store
 	return 0;
 }
 
-void engine_sync_only(struct cpmsync_sync *e, int64_t folder_id)
+int engine_sync_only(struct cpmsync_sync *e, int64_t folder_id)
 {
-	e->only_folder = folder_id;
+	int64_t *v;
+
+	for (size_t i = 0; i < e->n_only; i++)
+		if (e->only[i] == folder_id)
+			return 0;
+	v = realloc(e->only, (e->n_only + 1) * sizeof(*v));
+	if (!v) { /* a full run then: it covers the folders asked for */
+		free(e->only);
+		e->only = NULL;
+		e->n_only = 0;
+		return -ENOMEM;
+	}
+	v[e->n_only++] = folder_id;
+	e->only = v;
+	return 0;
 }
 
 void engine_detach(struct cpmsync_sync *e)

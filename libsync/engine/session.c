@@ -15,7 +15,11 @@
  *     is compared with the store, and a difference schedules a sync.  That
  *     closes the window between the end of the sync and the start of the
  *     wait.  NOTIFY NONE before each sync keeps the engine's responses its
- *     own.
+ *     own.  A STATUS naming a folder the store has syncs the folders so
+ *     named alone (engine_sync_only(): no LIST); a LIST (created, deleted,
+ *     renamed), a STATUS for a folder not in the store, an OK
+ *     [NOTIFICATIONOVERFLOW] (the server stopped notifying) or anything
+ *     else syncs everything, and so does the poll.
  *   IDLE only:  SELECT the active folder, compare its UIDVALIDITY/UIDNEXT/
  *     HIGHESTMODSEQ/EXISTS with the store (the same window), then IDLE;
  *     any EXISTS/EXPUNGE/FETCH/VANISHED ends IDLE at once (no debounce)
@@ -68,6 +72,8 @@
 /* Syncs in a row started by the wait's own re-check (not by news). */
 #define MAX_CHECK_SYNCS 2
 #define MAX_ACTIVE	64
+/* Folders NOTIFY named since the last sync, synced alone; more: a full sync. */
+#define MAX_NOTIFY_FOLDERS 64
 /* Largest section a Fetch request spools to a temporary file; a larger
  * literal is read and dropped, and the request fails saying so. */
 #define SESSION_FETCH_MAX (1ull << 30)
@@ -154,6 +160,10 @@ struct cpmsync_session {
 	/* Why: only news for the folder selected in IDLE (fast_news), or
 	 * anything else too (full_wanted: LIST, a poll, connecting ...). */
 	bool fast_news, full_wanted;
+	/* NOTIFY STATUS events for folders the store has: those folders
+	 * alone (engine_sync_only()), unless full_wanted. */
+	int64_t notify_ids[MAX_NOTIFY_FOLDERS];
+	size_t n_notify;
 	unsigned check_syncs;
 	unsigned retry_ms;
 	struct cpmsync_loop_source *retry_timer, *debounce_timer, *poll_timer, *refresh_timer;
@@ -542,11 +552,15 @@ static int64_t fast_folder(struct cpmsync_session *s)
 static void start_sync(struct cpmsync_session *s)
 {
 	int64_t only = fast_folder(s);
+	size_t n_notify = s->full_wanted ? 0 : s->n_notify;
 	int r;
 
 	s->sync_wanted = false;
 	s->fast_news = s->full_wanted = false;
-	timer_stop(&s->poll_timer);
+	s->n_notify = 0;
+	/* The poll is the full pass: a sync of some folders leaves it be. */
+	if (!only && !n_notify)
+		timer_stop(&s->poll_timer);
 	timer_stop(&s->refresh_timer);
 	set_state(s, CPMSYNC_SESSION_SYNCING, push_mode(s));
 	r = engine_sync_on_client(s->loop, s->pub, &s->account, &s->client, sync_done, s, &s->sync);
@@ -560,6 +574,12 @@ static void start_sync(struct cpmsync_session *s)
 		log_debug(CAT, "%s: news in IDLE: syncing %s alone", s->name,
 			  s->idle_folder ? s->idle_folder : "INBOX");
 		engine_sync_only(s->sync, only);
+	} else if (n_notify) {
+		log_debug(CAT, "%s: news by NOTIFY: syncing %zu folder(s) alone", s->name,
+			  n_notify);
+		for (size_t i = 0; i < n_notify; i++)
+			if (engine_sync_only(s->sync, s->notify_ids[i]) < 0)
+				break; /* all dropped: a full sync */
 	}
 }
 
@@ -606,24 +626,53 @@ static void news(struct cpmsync_session *s, const char *what)
 		s->sync_wanted = true; /* during a request: after it */
 }
 
+/* A STATUS (NOTIFY) for folder id of the store that differs from it: that
+ * folder, alone unless something else wants a full sync. */
+static void folder_news(struct cpmsync_session *s, int64_t id, const char *name)
+{
+	size_t i;
+
+	log_debug(CAT, "%s: server news: STATUS %s", s->name, name);
+	for (i = 0; i < s->n_notify && s->notify_ids[i] != id; i++)
+		;
+	if (i == s->n_notify) {
+		if (s->n_notify < MAX_NOTIFY_FOLDERS)
+			s->notify_ids[s->n_notify++] = id;
+		else
+			s->full_wanted = true;
+	}
+	if (s->wait != WAIT_NONE || s->state == CPMSYNC_SESSION_IDLE)
+		want_sync(s, true);
+	else
+		s->sync_wanted = true; /* during a request: after it */
+}
+
 static void on_status(struct cpmsync_session *s, const struct imap_response *resp)
 {
 	struct buf name = BUF_INIT(4096);
 	struct imap_status_data st;
+	struct store_folder_status fs;
+	int r;
 
 	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
 		return;
 	if (imap_client_mailbox_to_local(s->client, st.mailbox.str, st.mailbox.len,
 					 imap_client_delimiter(s->client), &name) < 0)
 		goto out;
-	if (!(st.present & IMAP_STATUS_ITEM_UIDVALIDITY) ||
-	    !(st.present & IMAP_STATUS_ITEM_UIDNEXT) || !(st.present & IMAP_STATUS_ITEM_MESSAGES)) {
-		news(s, name.data);
+	r = store_sync_folder_status(s->store, s->account_id, name.data, &fs);
+	if (r <= 0) {
+		/* Not in the store (new, or not synced by the patterns), or
+		 * unreadable: the full path decides. */
+		if (folder_behind(s, name.data, st.uidvalidity, st.uidnext, st.messages,
+				  st.highestmodseq, st.present & IMAP_STATUS_ITEM_HIGHESTMODSEQ))
+			news(s, name.data);
 		goto out;
 	}
-	if (folder_behind(s, name.data, st.uidvalidity, st.uidnext, st.messages, st.highestmodseq,
+	if (!(st.present & IMAP_STATUS_ITEM_UIDVALIDITY) ||
+	    !(st.present & IMAP_STATUS_ITEM_UIDNEXT) || !(st.present & IMAP_STATUS_ITEM_MESSAGES) ||
+	    folder_behind(s, name.data, st.uidvalidity, st.uidnext, st.messages, st.highestmodseq,
 			  st.present & IMAP_STATUS_ITEM_HIGHESTMODSEQ))
-		news(s, name.data);
+		folder_news(s, fs.id, name.data);
 out:
 	buf_free(&name);
 }
@@ -667,7 +716,19 @@ static void on_untagged(struct imap_client *client, const struct imap_response *
 			news(s, "LIST");
 		break;
 	case IMAP_RT_OTHER:
-		if (s->wait != WAIT_PREPARING || resp->kind != IMAP_RESP_UNTAGGED)
+		if (resp->kind != IMAP_RESP_UNTAGGED)
+			break;
+		if (s->wait_notify && s->wait != WAIT_NONE && !s->running) {
+			/* RFC 5465 5.8: the server dropped events and set
+			 * NOTIFY NONE: everything, then NOTIFY SET again. */
+			imap_resp_code_init(&code);
+			if (imap_resp_code_parse(resp, &code) >= 0 &&
+			    code.code == IMAP_CODE_NOTIFICATIONOVERFLOW)
+				news(s, "NOTIFICATIONOVERFLOW");
+			imap_resp_code_free(&code);
+			break;
+		}
+		if (s->wait != WAIT_PREPARING)
 			break;
 		imap_resp_code_init(&code);
 		if (imap_resp_code_parse(resp, &code) >= 0) {

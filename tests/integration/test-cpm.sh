@@ -406,6 +406,32 @@ check "MarkConversationRead of '': InvalidArgs" \
 	test "$(call "$A" "$AC" MarkConversationRead s '')" = \
 	"error org.freedesktop.DBus.Error.InvalidArgs: conversation_id: empty"
 
+# A report in another folder than its original (INBOX): the push syncs INBOX
+# alone (a NOTIFY STATUS for it), and the original's Status still follows.
+DATE='Sat, 5 Dec 2026 06:04:00 +0000' cpm_obj "$WORK/o7" "<xf-1@cpm.test>" "From: tel:+15550100" \
+	"To: tel:+15556666" "Conversation-ID: conv-XF" "Message-Direction: sent" \
+	"IMDN-Message-ID: imdn-xf-1"
+call "$A" "$AC" StoreObject hasx "$WORK/o7" '' 0 >"$WORK/r7"
+XFF=$(head -n 1 "$WORK/r7")
+XID=$(sed -n 2p "$WORK/r7")
+check "an original in Default/conv-XF" test "$(fprop "$XFF" Name)" = Default/conv-XF
+check "  its Id" grep -qE '^[0-9]+$' <<<"$XID"
+check "  on the server once" eventually 10 server_in Default/conv-XF "<xf-1@cpm.test>"
+{
+	printf 'Date: Sat, 5 Dec 2026 06:05:00 +0000\r\nFrom: tel:+15556666\r\nTo: tel:+15550100\r\n'
+	printf 'Message-ID: <rep-xf@cpm.test>\r\nContent-Type: Message/CPIM\r\n'
+	printf 'Conversation-ID: conv-XF\r\nIMDN-Message-ID: rep-xf\r\nMessage-Direction: received\r\n\r\n'
+	printf 'From: <tel:+15556666>\r\nTo: <tel:+15550100>\r\nNS: imdn <urn:ietf:params:imdn>\r\n\r\n'
+	printf 'Content-Type: message/imdn+xml; charset=utf-8\r\nContent-Disposition: notification\r\n\r\n'
+	printf '<?xml version="1.0" encoding="UTF-8"?>\r\n<imdn xmlns="urn:ietf:params:xml:ns:imdn">'
+	printf '<message-id>imdn-xf-1</message-id><datetime>2026-12-05T06:05:00Z</datetime>'
+	printf '<delivery-notification><status><delivered/></status></delivery-notification></imdn>\r\n'
+} >"$WORK/rep-xf"
+sigmark
+da save -u "$USER1" -m INBOX <"$WORK/rep-xf" || bail "cannot save the report into INBOX"
+check "a delivery report in INBOX by another client: MessagesChanged on the original in conv-XF" \
+	eventually 10 saw_signal "^$XFF $F MessagesChanged .*\\{Id=$XID;[^}]*;Status=delivered[;}]"
+
 # --- cpm_root from the configuration, applied on reload ------------------------------------------
 printf 'cpm_root = Default/conv-ABC\n' >>"$CONF"
 check "reload: CpmRoot follows cpm_root" eventually 10 acct_is CpmRoot Default/conv-ABC

@@ -4,7 +4,10 @@
 # store's committed changes.  Shown here:
 #   - NOTIFY: a message delivered, flagged or expunged by another client,
 #     in INBOX or another folder, reaches the store without any sync
-#     request; PushState is "notify".
+#     request; PushState is "notify".  A STATUS event for one folder among
+#     many syncs that folder alone (the wire log: no LIST, no STATUS, one
+#     SELECT); a folder created, renamed or deleted by another client still
+#     shows (a LIST event: a full sync).
 #   - IDLE without NOTIFY: INBOX through IDLE, other folders by the poll.
 #   - Offline: no network, local changes kept; back online they reach the
 #     server.
@@ -39,7 +42,8 @@ start_watch() {
 	shift 2
 	rm -f "$WORK/cmd"
 	mkfifo "$WORK/cmd"
-	SESSION_WATCH_DEBUG=1 "$WATCH" "$conf" "$@" <"$WORK/cmd" >"$out" 2>"$out.log" &
+	SESSION_WATCH_DEBUG=1 SESSION_WATCH_WIRE=1 "$WATCH" "$conf" "$@" <"$WORK/cmd" >"$out" \
+		2>"$out.log" &
 	WATCH_PID=$!
 	BG_PIDS+=("$WATCH_PID")
 	exec 7>"$WORK/cmd"
@@ -66,7 +70,13 @@ folder_id() { # folder_id DB NAME
 
 # --- NOTIFY ----------------------------------------------------------------
 write_conf "$WORK/a.conf" "$WORK/a.db"
-for i in 1 2 3; do msg_save "$USER1" INBOX "<seed$i@push.test>"; done
+for i in 1 2 3; do msg_save "$USER1" INBOX "<seed$i@push.test>" || bail "cannot seed INBOX"; done
+# Many folders, so that a sync of one is told from a sync of all.
+MANY=12
+for i in $(seq -w 1 $MANY); do
+	da mailbox create -u "$USER1" "Many$i" || bail "cannot create Many$i"
+	msg_save "$USER1" "Many$i" "<many$i@push.test>" || bail "cannot seed Many$i"
+done
 start_watch "$WORK/a.conf" "$WORK/a.out"
 check "NOTIFY: initial sync, then waiting with push notify" \
 	wait_for "$WORK/a.out" '^state a idle notify$' 15
@@ -93,17 +103,50 @@ da expunge -u "$USER1" mailbox INBOX header message-id '<seed1@push.test>'
 check "NOTIFY: an expunge by another client" \
 	wait_for "$WORK/a.out" "^removed $INBOX [0-9]+$" 5
 
+# The commands the session sent after line LINE of the log, without their
+# tags, with what a SELECT/FETCH carries after the folder name dropped.
+sent_since() { # sent_since LOG LINE
+	tail -n +$(($2 + 1)) "$1" | sed -n 's/^<7>a C: [A-Za-z0-9]* //p' |
+		sed -E 's/^(SELECT ("[^"]*"|[^ ]*)).*/\1/; s/^(UID FETCH) .*/\1/; s/^(NOTIFY SET) .*/\1/' |
+		uniq
+}
 mark "$WORK/a.out"
-msg_save "$USER1" Sent "<sent1@push.test>"
+LOGMARK=$(wc -l <"$WORK/a.out.log")
+msg_save "$USER1" Sent "<sent1@push.test>" || bail "cannot deliver to Sent"
 check "NOTIFY: a delivery to another folder (Sent) too" \
 	wait_for "$WORK/a.out" "^added $SENT [0-9]+$" 5
+check "NOTIFY: ...and waiting again" wait_for "$WORK/a.out" '^state a idle notify$' 5
+sent_since "$WORK/a.out.log" "$LOGMARK" >"$WORK/sent-one"
+printf '%s\n' 'NOTIFY NONE' 'SELECT Sent' 'UID FETCH' 'UNSELECT' 'NOTIFY SET' >"$WORK/sent-want"
+check "NOTIFY: a STATUS event for Sent among $((MANY + 2)) folders syncs Sent alone" \
+	diff -u "$WORK/sent-want" "$WORK/sent-one"
+check "NOTIFY: ...said so in the log" \
+	grep -qx '<7>a: news by NOTIFY: syncing 1 folder(s) alone' "$WORK/a.out.log"
 
 mark "$WORK/a.out"
-da mailbox create -u "$USER1" "Pushed Folder"
+da mailbox create -u "$USER1" "Pushed Folder" || bail "cannot create Pushed Folder"
 check "NOTIFY: a folder created by another client" \
 	wait_for "$WORK/a.out" "^folder-added [0-9]+$" 5
 sleep 0.3
 check "NOTIFY: store == server" compare "$WORK/a.db"
+
+mark "$WORK/a.out"
+da mailbox create -u "$USER1" "Pushed Full" || bail "cannot create Pushed Full"
+msg_save "$USER1" "Pushed Full" "<full1@push.test>" || bail "cannot deliver to Pushed Full"
+check "NOTIFY: a folder created with a message by another client: the message" \
+	wait_for "$WORK/a.out" "^added [0-9]+ [0-9]+$" 5
+check "NOTIFY: ...and waiting again" wait_for "$WORK/a.out" '^state a idle notify$' 5
+compare "$WORK/a.db" >/dev/null || sleep 0.5
+check "NOTIFY: store == server after the new folder" compare "$WORK/a.db"
+
+mark "$WORK/a.out"
+da mailbox rename -u "$USER1" Many01 "Many01 Renamed" || bail "cannot rename Many01"
+da mailbox delete -u "$USER1" Many02 || bail "cannot delete Many02"
+check "NOTIFY: a folder deleted by another client" \
+	wait_for "$WORK/a.out" "^folder-removed [0-9]+$" 5
+check "NOTIFY: ...and waiting again" wait_for "$WORK/a.out" '^state a idle notify$' 5
+compare "$WORK/a.db" >/dev/null || sleep 0.5
+check "NOTIFY: store == server after a rename and a delete" compare "$WORK/a.db"
 
 # --- Offline ---------------------------------------------------------------
 mark "$WORK/a.out"

@@ -13,6 +13,10 @@
  *
  * Usage: session-watch CONFIG [--seconds N] [--offline]
  *                             [--poll MS] [--refresh MS] [--retry MS]
+ *
+ * Log lines ("<LEVEL>text") go to stderr: warnings and worse, every
+ * level with SESSION_WATCH_DEBUG set, and with SESSION_WATCH_WIRE set
+ * too the IMAP commands sent (the -v wire log).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -156,6 +160,7 @@ int main(int argc, char **argv)
 	char *err = NULL;
 	unsigned seconds = 0;
 	bool offline = false;
+	unsigned cats;
 	int r;
 
 	if (argc < 2) {
@@ -180,9 +185,12 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	cats = CPMSYNC_LOG_CAT_ENGINE | CPMSYNC_LOG_CAT_IMAP;
+	if (getenv("SESSION_WATCH_WIRE"))
+		cats |= CPMSYNC_LOG_CAT_IMAP_WIRE;
 	cpmsync_log_set_handler(getenv("SESSION_WATCH_DEBUG") ? CPMSYNC_LOG_DEBUG
 							      : CPMSYNC_LOG_WARNING,
-				CPMSYNC_LOG_CAT_ENGINE | CPMSYNC_LOG_CAT_IMAP, log_cb, NULL);
+				cats, log_cb, NULL);
 	r = config_load(argv[1], &cfg, &err);
 	if (r < 0) {
 		fprintf(stderr, "session-watch: %s\n", err ? err : strerror(-r));
