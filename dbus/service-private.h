@@ -67,6 +67,10 @@ struct svc_account {
 		uint32_t tries;
 	} * failed_seen;
 	size_t n_failed_seen;
+	/* The last ListConversations reply and the store's content stamp it
+	 * was built at (conversation.c). */
+	DBusMessage *conv_reply;
+	uint64_t conv_stamp[2];
 };
 
 struct svc_call;
@@ -185,6 +189,7 @@ DBusMessage *svc_list_conversations(struct cpm_bus *bus, DBusMessage *msg, void 
 DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *msg, void *userdata);
 /* ConversationChanged for each conversation id (store change records;
  * sorted and deduplicated here, so ids is changed). */
+void svc_conversations_forget(struct svc_account *a);
 void svc_emit_conversations_changed(struct cpm_service *svc, int64_t *ids, size_t n);
 
 /* InvalidArgs with err as its text; frees err. */

@@ -661,6 +661,7 @@ int cpm_service_start(struct cpm_service *svc, char **ret_error)
 
 static void account_free(struct svc_account *a)
 {
+	svc_conversations_forget(a);
 	free(a->name);
 	free(a->path);
 	free(a->host);

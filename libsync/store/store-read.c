@@ -245,35 +245,42 @@ int cpmsync_store_find_folder(struct cpmsync_store *store, const char *account, 
 	return stop_walk(st, 0);
 }
 
+void store_message_info_at(sqlite3_stmt *st, int b, struct cpmsync_message_info *mi)
+{
+	const char *type = text_or_null(st, b + 14);
+
+	*mi = (struct cpmsync_message_info){
+		.id = sqlite3_column_int64(st, b + 0),
+		.folder_id = sqlite3_column_int64(st, b + 1),
+		.uid = column_u32(st, b + 2), /* NULL: not on the server, 0 */
+		.flags = text(st, b + 3),
+		.internaldate = sqlite3_column_int64(st, b + 4),
+		.size = (uint64_t)sqlite3_column_int64(st, b + 5),
+		.from = text(st, b + 6),
+		.to = text(st, b + 7),
+		.subject = text(st, b + 8),
+		.date = sqlite3_column_int64(st, b + 9),
+		.message_id = text(st, b + 10),
+		.conversation_id = text(st, b + 11),
+		.contribution_id = text(st, b + 12),
+		.imdn_message_id = text(st, b + 13),
+		.type = type ? type : "message",
+		.has_body = sqlite3_column_int(st, b + 15) != 0,
+		.direction = text(st, b + 16),
+		.context = text(st, b + 17),
+		.in_reply_to = text(st, b + 18),
+		.status = text(st, b + 19),
+		.snippet = text(st, b + 20),
+		.peer = text(st, b + 21),
+		.imdn_ref = text(st, b + 22),
+	};
+}
+
 int store_message_from_row(sqlite3_stmt *st, cpmsync_message_fn fn, void *userdata)
 {
-	const char *type = text_or_null(st, 14);
-	struct cpmsync_message_info mi = {
-		.id = sqlite3_column_int64(st, 0),
-		.folder_id = sqlite3_column_int64(st, 1),
-		.uid = column_u32(st, 2), /* NULL: not on the server, 0 */
-		.flags = text(st, 3),
-		.internaldate = sqlite3_column_int64(st, 4),
-		.size = (uint64_t)sqlite3_column_int64(st, 5),
-		.from = text(st, 6),
-		.to = text(st, 7),
-		.subject = text(st, 8),
-		.date = sqlite3_column_int64(st, 9),
-		.message_id = text(st, 10),
-		.conversation_id = text(st, 11),
-		.contribution_id = text(st, 12),
-		.imdn_message_id = text(st, 13),
-		.type = type ? type : "message",
-		.has_body = sqlite3_column_int(st, 15) != 0,
-		.direction = text(st, 16),
-		.context = text(st, 17),
-		.in_reply_to = text(st, 18),
-		.status = text(st, 19),
-		.snippet = text(st, 20),
-		.peer = text(st, 21),
-		.imdn_ref = text(st, 22),
-	};
+	struct cpmsync_message_info mi;
 
+	store_message_info_at(st, 0, &mi);
 	return fn(&mi, userdata);
 }
 

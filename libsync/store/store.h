@@ -330,6 +330,9 @@ struct cpmsync_message_info;
 int store_message_from_row(sqlite3_stmt *st,
 			   int (*fn)(const struct cpmsync_message_info *message, void *userdata),
 			   void *userdata);
+/* Fills *mi from the current row's message columns (above), starting at
+ * column base; its strings are the row's (valid until the next step). */
+void store_message_info_at(sqlite3_stmt *st, int base, struct cpmsync_message_info *mi);
 
 /* Binds t (copied), or NULL when t is NULL. */
 void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t);

@@ -28,6 +28,7 @@
 #include "dbus-object.h"
 #include "dbus-util.h"
 #include "folder.h"
+#include "service-private.h"
 #include "service.h"
 #include "store/store.h"
 #include "testlib.h"
@@ -1045,6 +1046,133 @@ START_TEST(test_metadata_read_your_writes)
 }
 END_TEST
 
+/* The value of key in the dict at it (an a{sv}), recursed into v. */
+static bool dict_find(DBusMessageIter *it, const char *key, DBusMessageIter *v)
+{
+	DBusMessageIter d, e;
+
+	for (dbus_message_iter_recurse(it, &d);
+	     dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d)) {
+		const char *k;
+
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &k);
+		dbus_message_iter_next(&e);
+		if (!strcmp(k, key)) {
+			dbus_message_iter_recurse(&e, v);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ListConversations, the one conversation of acc-1 as "Messages=..;
+ * Unseen=..;Last=<Id>;Flags=<flags,>;Snippet=..". */
+static void list_conversations(char *out, size_t size)
+{
+	DBusMessage *r = call_msg(
+		new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations"));
+	DBusMessageIter it, a, v, lm, f;
+	dbus_uint32_t msgs, unseen;
+	dbus_uint64_t id;
+	const char *snippet, *flag;
+	size_t len;
+
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	ck_assert(dbus_message_iter_init(r, &it));
+	dbus_message_iter_recurse(&it, &a);
+	ck_assert_int_eq(dbus_message_iter_get_arg_type(&a), DBUS_TYPE_ARRAY);
+	ck_assert(dict_find(&a, "Messages", &v));
+	dbus_message_iter_get_basic(&v, &msgs);
+	ck_assert(dict_find(&a, "Unseen", &v));
+	dbus_message_iter_get_basic(&v, &unseen);
+	ck_assert(dict_find(&a, "LastMessage", &lm));
+	ck_assert(dict_find(&lm, "Id", &v));
+	dbus_message_iter_get_basic(&v, &id);
+	ck_assert(dict_find(&lm, "Snippet", &v));
+	dbus_message_iter_get_basic(&v, &snippet);
+	len = (size_t)snprintf(out, size, "Messages=%u;Unseen=%u;Last=%llu;Snippet=%s;Flags=", msgs,
+			       unseen, (unsigned long long)id, snippet);
+	ck_assert(dict_find(&lm, "Flags", &v));
+	for (dbus_message_iter_recurse(&v, &f);
+	     dbus_message_iter_get_arg_type(&f) == DBUS_TYPE_STRING; dbus_message_iter_next(&f)) {
+		dbus_message_iter_get_basic(&f, &flag);
+		len += (size_t)snprintf(out + len, size - len, "%s,", flag);
+	}
+	ck_assert_uint_lt(len, size);
+	/* One conversation only. */
+	dbus_message_iter_next(&a);
+	ck_assert_int_eq(dbus_message_iter_get_arg_type(&a), DBUS_TYPE_INVALID);
+	dbus_message_unref(r);
+}
+
+static int64_t store_chat(const char *text, int64_t date)
+{
+	char obj[256];
+	int64_t id;
+	int n = snprintf(obj, sizeof(obj),
+			 "Message-ID: <%s@example.org>\r\nFrom: tel:+15550001\r\n"
+			 "Conversation-ID: conv-obj\r\nContent-Type: text/plain\r\n\r\n%s\r\n",
+			 text, text);
+
+	ck_assert_int_eq(cpmsync_op_store(store, "acc-1", "Default/conv-obj", obj, (size_t)n, NULL,
+					  date, &id),
+			 0);
+	return id;
+}
+
+/*
+ * Account1.ListConversations keeps its reply while the store stays the
+ * same, and builds it anew after any change: a flag that leaves Unseen
+ * alone but shows in LastMessage, \Seen, a newer message.
+ */
+START_TEST(test_conversations_kept)
+{
+	const char *flagged[] = { "\\Flagged", NULL }, *seen[] = { "\\Seen", NULL };
+	struct svc_account *a;
+	char got[512], want[512];
+	int64_t id1, id2, id3, fid;
+
+	SKIP_WITHOUT_DAEMON();
+	a = svc_account_by_name(svc, "acc-1");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default", &fid), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default/conv-obj", &fid), 0);
+	id1 = store_chat("first", 1700000000);
+	id2 = store_chat("second", 1700000100);
+
+	ck_assert_ptr_null(a->conv_reply);
+	list_conversations(got, sizeof(got));
+	snprintf(want, sizeof(want),
+		 "Messages=2;Unseen=2;Last=%lld;Snippet=second;Flags=", (long long)id2);
+	ck_assert_str_eq(got, want);
+	ck_assert_ptr_nonnull(a->conv_reply);
+	list_conversations(got, sizeof(got));
+	ck_assert_str_eq(got, want);
+
+	ck_assert_int_eq(cpmsync_op_set_flags(store, &id2, 1, flagged, NULL), 0);
+	list_conversations(got, sizeof(got));
+	snprintf(want, sizeof(want),
+		 "Messages=2;Unseen=2;Last=%lld;Snippet=second;Flags=\\Flagged,", (long long)id2);
+	ck_assert_str_eq(got, want);
+
+	ck_assert_int_eq(cpmsync_op_set_flags(store, &id1, 1, seen, NULL), 0);
+	list_conversations(got, sizeof(got));
+	snprintf(want, sizeof(want),
+		 "Messages=2;Unseen=1;Last=%lld;Snippet=second;Flags=\\Flagged,", (long long)id2);
+	ck_assert_str_eq(got, want);
+
+	id3 = store_chat("third", 1700000200);
+	list_conversations(got, sizeof(got));
+	snprintf(want, sizeof(want),
+		 "Messages=3;Unseen=2;Last=%lld;Snippet=third;Flags=", (long long)id3);
+	ck_assert_str_eq(got, want);
+	list_conversations(got, sizeof(got));
+	ck_assert_str_eq(got, want);
+}
+END_TEST
+
 static Suite *dbus_service_suite(void)
 {
 	Suite *s = suite_create("dbus-service");
@@ -1061,6 +1189,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_store_fd_pipe_limits);
 	tcase_add_test(tc, test_store_fd_file_off_loop);
 	tcase_add_test(tc, test_store_object_fd_protections);
+	tcase_add_test(tc, test_conversations_kept);
 	suite_add_tcase(s, tc);
 	return s;
 }

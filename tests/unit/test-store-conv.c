@@ -157,6 +157,7 @@ static int64_t put(const char *fold, const char *file, const char *flag)
 struct conv {
 	int64_t id, folder_id, last_message_id, last_activity;
 	char cid[128], folder[128], peer[64], participants[256], subject[64];
+	char last_status[32], last_flags[64];
 	bool is_group;
 	uint32_t messages, unseen;
 };
@@ -166,10 +167,98 @@ struct conv_list {
 	size_t n;
 };
 
+/* The last message as cpmsync_store_get_message() gives it, copied. */
+struct lm {
+	bool found;
+	struct cpmsync_message_info m;
+	char *str[17];
+};
+
+static int on_lm(const struct cpmsync_message_info *m, void *userdata)
+{
+	struct lm *o = userdata;
+	const char *const f[17] = { m->flags,
+				    m->from,
+				    m->to,
+				    m->subject,
+				    m->message_id,
+				    m->conversation_id,
+				    m->contribution_id,
+				    m->imdn_message_id,
+				    m->type,
+				    m->direction,
+				    m->context,
+				    m->in_reply_to,
+				    m->status,
+				    m->snippet,
+				    m->peer,
+				    m->imdn_ref,
+				    "" };
+
+	o->found = true;
+	o->m = *m;
+	for (size_t i = 0; i < 17; i++)
+		o->str[i] = strdup(f[i] ? f[i] : "(null)");
+	return 0;
+}
+
+/*
+ * The conversation's last message, read in the list's own query, is the
+ * one cpmsync_store_get_message() gives for last_message_id, every field.
+ */
+static void check_last_message(const struct cpmsync_conversation_info *c)
+{
+	const struct cpmsync_message_info *m = c->last_message;
+	struct lm o = { 0 };
+
+	if (!c->last_message_id) {
+		ck_assert_ptr_null(m);
+		return;
+	}
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(cpmsync_store_get_message(cs, c->last_message_id, on_lm, &o), 0);
+	ck_assert(o.found);
+	{
+		const char *const f[17] = { m->flags,
+					    m->from,
+					    m->to,
+					    m->subject,
+					    m->message_id,
+					    m->conversation_id,
+					    m->contribution_id,
+					    m->imdn_message_id,
+					    m->type,
+					    m->direction,
+					    m->context,
+					    m->in_reply_to,
+					    m->status,
+					    m->snippet,
+					    m->peer,
+					    m->imdn_ref,
+					    "" };
+
+		for (size_t i = 0; i < 17; i++) {
+			ck_assert_str_eq(f[i] ? f[i] : "(null)", o.str[i]);
+			free(o.str[i]);
+		}
+	}
+	ck_assert_int_eq(m->id, c->last_message_id);
+	ck_assert_int_eq(m->id, o.m.id);
+	ck_assert_int_eq(m->folder_id, o.m.folder_id);
+	ck_assert_uint_eq(m->uid, o.m.uid);
+	ck_assert_int_eq(m->internaldate, o.m.internaldate);
+	ck_assert_uint_eq(m->size, o.m.size);
+	ck_assert_int_eq(m->date, o.m.date);
+	ck_assert_int_eq(m->date, c->last_activity);
+	ck_assert_int_eq(m->has_body, o.m.has_body);
+}
+
 static int on_conv(const struct cpmsync_conversation_info *c, void *userdata)
 {
 	struct conv_list *l = userdata;
 	struct conv *o = &l->c[l->n++];
+
+	check_last_message(c);
 
 	ck_assert_uint_lt(l->n, 16);
 	*o = (struct conv){ .id = c->id,
@@ -185,6 +274,10 @@ static int on_conv(const struct cpmsync_conversation_info *c, void *userdata)
 	snprintf(o->peer, sizeof(o->peer), "%s", c->peer);
 	snprintf(o->participants, sizeof(o->participants), "%s", c->participants);
 	snprintf(o->subject, sizeof(o->subject), "%s", c->subject);
+	if (c->last_message) {
+		snprintf(o->last_status, sizeof(o->last_status), "%s", c->last_message->status);
+		snprintf(o->last_flags, sizeof(o->last_flags), "%s", c->last_message->flags);
+	}
 	return 0;
 }
 
@@ -724,6 +817,59 @@ START_TEST(test_flags_expunge_move)
 }
 END_TEST
 
+/*
+ * What a list reader keeps (Account1.ListConversations keeps its reply
+ * while the content stamp stays): the stamp stays across reads, and
+ * moves with a flag change of the last message (which the list shows in
+ * LastMessage), a write of another connection, and a rolled-back write;
+ * inside a transaction it says so.
+ */
+START_TEST(test_last_message_and_stamp)
+{
+	struct world w = fill();
+	const char *flagged[] = { "\\Flagged", NULL };
+	struct cpmsync_store *other;
+	uint64_t a[2], b[2];
+	char *err = NULL;
+	struct conv c;
+
+	c = get(C1);
+	ck_assert_int_eq(c.last_message_id, w.media);
+	ck_assert_str_eq(c.last_flags, "");
+	ck_assert_int_eq(cpmsync_store_content_stamp(cs, a), 0);
+	(void)list();
+	(void)get(GRP);
+	ck_assert_int_eq(cpmsync_store_content_stamp(cs, b), 0);
+	ck_assert(a[0] == b[0] && a[1] == b[1]);
+
+	/* A flag that leaves Unseen alone still shows in LastMessage. */
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &w.media, 1, flagged, NULL), 0);
+	c = get(C1);
+	ck_assert_str_eq(c.last_flags, "\\Flagged");
+	ck_assert_uint_eq(c.unseen, 3);
+	ck_assert_int_eq(cpmsync_store_content_stamp(cs, b), 0);
+	ck_assert(a[0] != b[0] || a[1] != b[1]);
+
+	/* Another connection's commit. */
+	ck_assert_int_eq(cpmsync_store_content_stamp(cs, a), 0);
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &other, &err), 0);
+	ck_assert_int_eq(cpmsync_op_set_flags(other, &w.media, 1, NULL, flagged), 0);
+	other = cpmsync_store_close(other);
+	ck_assert_int_eq(cpmsync_store_content_stamp(cs, b), 0);
+	ck_assert(a[0] != b[0] || a[1] != b[1]);
+	ck_assert_str_eq(get(C1).last_flags, "");
+
+	/* An open transaction, then its rollback. */
+	ck_assert_int_eq(cpmsync_store_content_stamp(cs, a), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Flagged' WHERE id = 1"), 0);
+	ck_assert_int_eq(cpmsync_store_content_stamp(cs, b), 1);
+	store_rollback(s);
+	ck_assert_int_eq(cpmsync_store_content_stamp(cs, b), 0);
+	ck_assert(a[0] != b[0] || a[1] != b[1]);
+}
+END_TEST
+
 START_TEST(test_rename_delete_root)
 {
 	struct conv_list l;
@@ -804,6 +950,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_paging);
 	tcase_add_test(tc, test_paging_equal_dates);
 	tcase_add_test(tc, test_flags_expunge_move);
+	tcase_add_test(tc, test_last_message_and_stamp);
 	tcase_add_test(tc, test_rename_delete_root);
 	tcase_add_test(tc, test_incremental_equals_rebuild);
 	suite_add_tcase(su, tc);

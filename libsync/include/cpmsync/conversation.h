@@ -66,6 +66,9 @@ struct cpmsync_conversation_info {
 	uint32_t unseen;
 	int64_t last_activity;	 /* Date of the newest message, 0 if none */
 	int64_t last_message_id; /* its id (cpmsync_store_get_message()), 0 if none */
+	/* Its summary, read in the same query (what cpmsync_store_get_message()
+	 * gives), NULL if none. */
+	const struct cpmsync_message_info *last_message;
 };
 
 typedef int (*cpmsync_conversation_fn)(const struct cpmsync_conversation_info *conversation,

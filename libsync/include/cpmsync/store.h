@@ -200,6 +200,17 @@ int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn not
  * (max entries).  Returns how many, 0 when none are left.
  */
 int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max);
+/*
+ * A stamp of what this handle reads: ret_stamp[0..1] change with every
+ * row written through this handle (committed, rolled back or still
+ * pending) and with every commit of another connection, and stay the
+ * same otherwise, so a reader may keep what it built from the store for
+ * as long as the stamp is the same (Account1.ListConversations keeps its
+ * reply so).  Returns 1 while this handle has a transaction open (what is
+ * read then may still be rolled back: keep nothing), else 0; or a
+ * negative errno.
+ */
+int cpmsync_store_content_stamp(struct cpmsync_store *store, uint64_t ret_stamp[2]);
 /* The account a folder belongs to (borrowed until the next store call
  * through the same handle), or NULL. */
 const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t folder_id);
