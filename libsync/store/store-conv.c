@@ -40,6 +40,8 @@
 	" AND EXISTS (SELECT 1 FROM folder lf WHERE lf.id = m.folder_id"                           \
 	" AND lf.removed = 0)" STORE_SUMMARY_JOIN
 #define COUNTED "m.type IN ('message', 'file-transfer', 'media')"
+/* message_conv_page's WHERE, spelled the same (schema version 14). */
+#define PAGE_COUNTED "(m.type = 'message' OR m.type = 'file-transfer' OR m.type = 'media')"
 
 static const char *text(sqlite3_stmt *st, int i)
 {
@@ -341,6 +343,119 @@ int cpmsync_store_get_conversation_by_id(struct cpmsync_store *store, int64_t id
 	return get_one(s, st, fn, userdata, what);
 }
 
+struct page_key {
+	int64_t date, id;
+};
+
+static int page_key_cmp(const void *a, const void *b)
+{
+	const struct page_key *x = a, *y = b;
+
+	/* Newest first: (Date, Id) descending. */
+	if (x->date != y->date)
+		return x->date < y->date ? 1 : -1;
+	return x->id < y->id ? 1 : x->id > y->id ? -1 : 0;
+}
+
+/*
+ * One page of the conversation folder conv's messages below the cursor
+ * (before_date, before_id), newest first: each folder of the conversation
+ * gives its newest limit keys below the cursor from message_conv_page
+ * (schema version 14: about limit index entries each, whatever the
+ * conversation's size), they are merged, and the first limit are read.
+ * The former single query read every object of the conversation's
+ * folders and sorted them at every page.
+ */
+static int page(struct store *s, int64_t acc, const char *conv, int64_t before_id,
+		int64_t before_date, uint32_t limit, cpmsync_message_fn fn, void *userdata)
+{
+	_cleanup_free_ int64_t *folders = NULL;
+	_cleanup_free_ struct page_key *keys = NULL;
+	size_t n_folders = 0, n_keys = 0, cap_keys = 0;
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(
+		s,
+		"SELECT id FROM folder WHERE account_id = ?1 AND conv = ?2 AND removed = 0"
+		" ORDER BY id",
+		&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	sqlite3_bind_text(st, 2, conv, -1, SQLITE_TRANSIENT);
+	while ((r = store_step(s, st)) > 0) {
+		int64_t *t = reallocarray(folders, n_folders + 1, sizeof(*folders));
+
+		if (!t) {
+			sqlite3_reset(st);
+			return -ENOMEM;
+		}
+		folders = t;
+		folders[n_folders++] = sqlite3_column_int64(st, 0);
+	}
+	if (r < 0)
+		return r;
+
+	for (size_t i = 0; i < n_folders; i++) {
+		r = store_prepare(s,
+				  "SELECT m.id, coalesce(m.date, 0) FROM message m"
+				  " INDEXED BY message_conv_page WHERE m.folder_id = ?1"
+				  " AND m.removed = 0 AND " PAGE_COUNTED
+				  " AND coalesce(m.date, 0) <= ?2"
+				  " AND (coalesce(m.date, 0) < ?2 OR m.id < ?3)"
+				  " ORDER BY coalesce(m.date, 0) DESC, m.id DESC LIMIT ?4",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, folders[i]);
+		sqlite3_bind_int64(st, 2, before_date);
+		sqlite3_bind_int64(st, 3, before_id);
+		sqlite3_bind_int64(st, 4, limit);
+		while ((r = store_step(s, st)) > 0) {
+			if (n_keys == cap_keys) {
+				size_t cap = cap_keys ? 2 * cap_keys : 64;
+				struct page_key *t = reallocarray(keys, cap, sizeof(*keys));
+
+				if (!t) {
+					sqlite3_reset(st);
+					return -ENOMEM;
+				}
+				keys = t;
+				cap_keys = cap;
+			}
+			keys[n_keys++] = (struct page_key){ .id = sqlite3_column_int64(st, 0),
+							    .date = sqlite3_column_int64(st, 1) };
+		}
+		if (r < 0)
+			return r;
+	}
+	if (n_folders > 1)
+		qsort(keys, n_keys, sizeof(*keys), page_key_cmp);
+	if (n_keys > limit)
+		n_keys = limit;
+
+	r = store_prepare(s,
+			  "SELECT " STORE_MESSAGE_COLUMNS " FROM message m" STORE_SUMMARY_JOIN
+			  " WHERE m.id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_keys; i++) {
+		sqlite3_bind_int64(st, 1, keys[i].id);
+		r = store_step(s, st);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			continue; /* cannot be: same snapshot */
+		r = store_message_from_row(st, fn, userdata);
+		sqlite3_reset(st);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
 int cpmsync_store_foreach_conversation_message(struct cpmsync_store *store, const char *account,
 					       const char *conversation_id, int64_t before_id,
 					       uint32_t limit, cpmsync_message_fn fn,
@@ -403,30 +518,11 @@ int cpmsync_store_foreach_conversation_message(struct cpmsync_store *store, cons
 		sqlite3_reset(st);
 	}
 
-	r = store_prepare(
-		s,
-		"SELECT " STORE_MESSAGE_COLUMNS " FROM message m"
-		" JOIN folder f ON f.id = m.folder_id" STORE_SUMMARY_JOIN
-		" WHERE f.account_id = ?1 AND f.conv = ?2 AND f.removed = 0"
-		" AND m.removed = 0 AND " COUNTED " AND (?3 = 0"
-		" OR coalesce(m.date, 0) < ?4 OR (coalesce(m.date, 0) = ?4 AND m.id < ?3))"
-		" ORDER BY coalesce(m.date, 0) DESC, m.id DESC LIMIT ?5",
-		&st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, acc);
-	sqlite3_bind_text(st, 2, folder, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, before_id);
-	sqlite3_bind_int64(st, 4, before_date);
-	sqlite3_bind_int64(st, 5, limit ? (sqlite3_int64)limit : -1);
-	while ((r = store_step(s, st)) > 0) {
-		r = store_message_from_row(st, fn, userdata);
-		if (r != 0) {
-			sqlite3_reset(st);
-			return r;
-		}
-	}
-	return r;
+	/* No cursor: one above every (Date, Id). */
+	if (!before_id)
+		before_date = INT64_MAX;
+	return page(s, acc, folder, before_id ? before_id : INT64_MAX, before_date,
+		    limit ? limit : UINT32_MAX, fn, userdata);
 }
 
 int cpmsync_store_set_cpm_root(struct cpmsync_store *store, const char *account, const char *root)

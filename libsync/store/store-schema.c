@@ -673,9 +673,24 @@ static const char migration_12[] =
 static const char migration_13[] = "ALTER TABLE message ADD COLUMN emailid TEXT;"
 				   "ALTER TABLE message ADD COLUMN threadid TEXT;";
 
+/*
+ * Version 14: message_conv_page, the messages a person reads (message,
+ * file-transfer, media) of each folder in ListConversationMessages order
+ * (Date, then Id, newest first read backwards), so that a page of a
+ * conversation reads about limit index entries per folder of the
+ * conversation (store-conv.c) instead of every object of its folders,
+ * then a sort.  Partial: IMDN reports, session-info and group-state
+ * objects, mail and removed rows are not in it (the WHERE is spelled the
+ * way the query spells it, ORed comparisons, no IN list: see version 6).
+ */
+static const char migration_14[] =
+	"CREATE INDEX message_conv_page ON message (folder_id, coalesce(date, 0), id)"
+	" WHERE removed = 0 AND (type = 'message' OR type = 'file-transfer' OR type = 'media');";
+
 static const char *const migrations[] = {
-	migration_1, migration_2, migration_3, migration_4,  migration_5,  migration_6,
-	migration_7, migration_8, migration_9, migration_10, migration_11, migration_12, migration_13,
+	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,
+	migration_6,  migration_7,  migration_8,  migration_9,	migration_10,
+	migration_11, migration_12, migration_13, migration_14,
 };
 
 unsigned store_schema_version(void)

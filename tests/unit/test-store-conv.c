@@ -774,6 +774,65 @@ START_TEST(test_paging_equal_dates)
 }
 END_TEST
 
+/*
+ * Pages of a conversation across its session folders, interleaved, with
+ * equal Dates across folders and IMDN reports in between: each page is
+ * the next part of the (Date, Id) newest-first order over every folder
+ * (the one a single sorted query over all of them gives).
+ */
+START_TEST(test_paging_across_sessions)
+{
+	static const char *const sess[] = { FG "/grp-sess-0001", FG "/grp-sess-0002" };
+	char obj[512];
+	int64_t want[12], id;
+	size_t n_want = 0, seen = 0;
+	sqlite3_stmt *st;
+	struct page p;
+
+	folder("Default");
+	folder(FG);
+	folder(sess[0]);
+	folder(sess[1]);
+	for (int i = 0; i < 14; i++) {
+		/* Minutes 10, 10, 11, 11, ...: one of each pair in each folder,
+		 * the second folder's written first half of the time. */
+		const char *f = sess[(i + (i / 4)) % 2];
+		int n = snprintf(obj, sizeof(obj),
+				 "Date: Mon, 2 Mar 2026 09:%02d:00 +0000\r\nFrom: " BOB
+				 "\r\nTo: " ME "\r\nConversation-ID: " GRP
+				 "\r\nContent-Type: %s\r\n\r\n",
+				 10 + i / 2, i % 5 == 4 ? "message/imdn+xml" : "Message/CPIM");
+
+		ck_assert_int_eq(cpmsync_op_store(cs, "a", f, obj, (size_t)n, NULL, 0, &id), 0);
+	}
+	ck_assert_int_eq(
+		store_prepare(s,
+			      "SELECT m.id FROM message m JOIN folder f ON f.id = m.folder_id"
+			      " WHERE f.conv = '" FG "' AND m.removed = 0"
+			      " AND m.type IN ('message', 'file-transfer', 'media')"
+			      " ORDER BY coalesce(m.date, 0) DESC, m.id DESC",
+			      &st),
+		0);
+	while (store_step(s, st) > 0) {
+		ck_assert_uint_lt(n_want, 12);
+		want[n_want++] = sqlite3_column_int64(st, 0);
+	}
+	ck_assert_uint_ge(n_want, 10);
+	for (int64_t before = 0;;) {
+		p = page(GRP, before, 3);
+		if (!p.n)
+			break;
+		ck_assert_uint_le(p.n, 3);
+		for (size_t i = 0; i < p.n; i++) {
+			ck_assert_uint_lt(seen, n_want);
+			ck_assert_int_eq(p.ids[i], want[seen++]);
+		}
+		before = p.ids[p.n - 1];
+	}
+	ck_assert_uint_eq(seen, n_want);
+}
+END_TEST
+
 START_TEST(test_flags_expunge_move)
 {
 	struct world w = fill();
@@ -949,6 +1008,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_header_first_then_body);
 	tcase_add_test(tc, test_paging);
 	tcase_add_test(tc, test_paging_equal_dates);
+	tcase_add_test(tc, test_paging_across_sessions);
 	tcase_add_test(tc, test_flags_expunge_move);
 	tcase_add_test(tc, test_last_message_and_stamp);
 	tcase_add_test(tc, test_rename_delete_root);

@@ -585,6 +585,60 @@ START_TEST(test_migrate_adds_objectids)
 }
 END_TEST
 
+/*
+ * Version 14, message_conv_page: a store made at version 13 with objects
+ * of every kind migrates; the index holds exactly the live messages a
+ * person reads (message, file-transfer, media), in (folder, Date, Id)
+ * order, and follows later inserts, removals and type changes.
+ */
+START_TEST(test_migrate_adds_conv_page_index)
+{
+	static const char idx[] = "SELECT group_concat(id, ' ') FROM (SELECT id FROM message "
+				  "INDEXED BY message_conv_page"
+				  " WHERE folder_id = 10 AND removed = 0 AND (type = 'message' OR "
+				  "type = 'file-transfer'"
+				  " OR type = 'media') ORDER BY coalesce(date, 0) DESC, id DESC)";
+	struct store *s = NULL;
+	char *err = NULL, *got;
+
+	ck_assert_uint_ge(store_schema_version(), 14);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 13, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a');"
+			      "INSERT INTO folder (id, account_id, name) VALUES (10, 1, 'X');"
+			      "INSERT INTO message (id, folder_id, uid, date, type, removed)"
+			      " VALUES (1, 10, 1, 500, 'message', 0), (2, 10, 2, 500, 'imdn', 0),"
+			      " (3, 10, 3, 700, 'file-transfer', 0), (4, 10, 4, NULL, 'media', 0),"
+			      " (5, 10, 5, 900, 'message', 1), (6, 10, 6, 500, 'message', 0),"
+			      " (7, 10, 7, 800, 'session-info', 0), (8, 10, 8, 100, 'mail', 0)"),
+		0);
+	ck_assert_int_eq(
+		query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'message_conv_page'"),
+		0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(
+		query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'message_conv_page'"),
+		1);
+	got = query_text(s, idx);
+	ck_assert_str_eq(got, "3 6 1 4");
+	free(got);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET removed = 1 WHERE id = 6;"
+				       "UPDATE message SET type = 'message' WHERE id = 2;"
+				       "UPDATE message SET removed = 0 WHERE id = 5;"
+				       "INSERT INTO message (id, folder_id, uid, date, type)"
+				       " VALUES (9, 10, 9, 600, 'media')"),
+			 0);
+	got = query_text(s, idx);
+	ck_assert_str_eq(got, "5 3 9 2 1 4");
+	free(got);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_newer_version_refused)
 {
 	unsigned current = store_schema_version();
@@ -1144,6 +1198,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_adds_annotation_cache);
 	tcase_add_test(tc, test_migrate_partial_imdn_indexes);
 	tcase_add_test(tc, test_migrate_adds_objectids);
+	tcase_add_test(tc, test_migrate_adds_conv_page_index);
 	tcase_add_test(tc, test_closed_store_complete_alone);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
