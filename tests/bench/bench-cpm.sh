@@ -21,7 +21,9 @@
 # tests/tools/push-latency:
 #   convs   Account1.ListConversations (target median and p95 <= 20 ms) and
 #           ListConversationMessages(C, 0, 50) on a conversation of at least
-#           50 messages (target <= 5 ms), REPEAT times each (default 50)
+#           50 messages (target <= 5 ms), REPEAT times each (default 50),
+#           and the CPU time cpm-syncd and dbus-daemon spent per pair of
+#           calls (what the daemon costs, what passing the replies on costs)
 #   imdn    EVENTS times (default 50): a sent chat message, then a delivery
 #           report on it, saved by another client (doveadm save) into
 #           Default/tel:+15559990000; the daemon's MessagesChanged with the
@@ -186,9 +188,23 @@ SYNCD_PID=$!
 	die "cpm-syncd did not reach state idle: $(tail -n 3 "$WORK/wait.err"; tail -n 5 "$WORK/syncd.log")"
 [ "$RUNS" -gt 0 ] || store_summary
 
+# cpu_ms PID: user + system CPU time of PID so far, in ms (/proc/PID/stat
+# fields 14 and 15, counted after the parenthesised command name)
+TICK=$(getconf CLK_TCK)
+cpu_ms() {
+	sed 's/.*) //' "/proc/$1/stat" | awk -v t="$TICK" '{ printf "%d\n", ($12 + $13) * 1000 / t }'
+}
 log "ListConversations and ListConversationMessages, $REPEAT times each"
+syncd_cpu0=$(cpu_ms "$SYNCD_PID")
+bus_cpu0=$(cpu_ms "$BUS_PID")
 "$PL" convs --account bench --count 50 --repeat "$REPEAT" >"$WORK/convs.out" 2>"$WORK/convs.err" ||
 	broken "push-latency convs: $(tail -n 3 "$WORK/convs.err")"
+# Where the time of the calls went: the daemon's own share, and the bus's
+# (dbus-daemon reads, checks and passes on every reply).
+printf 'CPU per ListConversations + ListConversationMessages pair: cpm-syncd %.1f ms, dbus-daemon %.1f ms\n' \
+	"$(awk -v a="$syncd_cpu0" -v b="$(cpu_ms "$SYNCD_PID")" -v n="$REPEAT" 'BEGIN { print (b - a) / n }')" \
+	"$(awk -v a="$bus_cpu0" -v b="$(cpu_ms "$BUS_PID")" -v n="$REPEAT" 'BEGIN { print (b - a) / n }')" \
+	>>"$WORK/convs.out"
 log "IMDN report -> MessagesChanged vs a bare IDLE client, $EVENTS events"
 "$PL" imdn --imap "127.0.0.1:$IMAP_PORT" --user "$USER1" --password-file "$WORK/alice.pw" \
 	--account bench --folder "$LAT_FOLDER" --count "$EVENTS" --timeout "$EVENT_TIMEOUT" "${V[@]}" \
