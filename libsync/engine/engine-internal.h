@@ -130,7 +130,21 @@ struct cpmsync_sync {
 	/* Folder list. */
 	struct remote_folder *remote;
 	size_t n_remote, alloc_remote;
-	int64_t *queue; /* folder ids to sync */
+	int64_t *queue;	     /* folder ids to sync */
+	int64_t fast_folder; /* engine_sync_selected(): this folder */
+	/* engine_sync_selected(): fast_folder is selected on the connection
+	 * already (IDLE): no SELECT, f.exists tracked from the session's
+	 * count; fast_max_modseq: the largest MODSEQ of the UID FETCH
+	 * CHANGEDSINCE (fast_flags while it runs). */
+	enum {
+		FAST_OFF,
+		FAST_FETCHING, /* the UID FETCHes are under way */
+		FAST_CURRENT,  /* done; the store holds what the server told */
+		FAST_STALE,    /* done, but not (or news since): SELECT it again */
+	} fast;
+	bool fast_flags;
+	uint32_t fast_uidvalidity, fast_exists;
+	uint64_t fast_max_modseq;
 	size_t n_queue, queue_pos;
 	int64_t *only; /* engine_sync_only(): these folders, no LIST */
 	size_t n_only;

@@ -41,5 +41,28 @@ void engine_set_progress(struct cpmsync_sync *e, engine_progress_fn fn, void *us
  * wait for the next one.  -ENOMEM: the list is dropped (a full run). */
 int engine_sync_only(struct cpmsync_sync *e, int64_t folder_id);
 
+/*
+ * The push fast path without SELECT: folder_id is selected on the
+ * connection (the session SELECTed it, found it equal to the store, and
+ * waited in IDLE), and uidvalidity/exists are what that SELECT and the
+ * IDLE since told.  The run sends, pipelined, UID FETCH of the messages
+ * from the stored UIDNEXT and UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE
+ * <stored HIGHESTMODSEQ> VANISHED) (RFC 7162 section 3.2.6), and records
+ * the largest MODSEQ that FETCH reported (each change above the stored
+ * value, as of one moment, was in it).  Falls back to the SELECT path of
+ * engine_sync_only() when the store cannot take it (UIDVALIDITY differs,
+ * no HIGHESTMODSEQ recorded, no QRESYNC, a re-match pending).
+ */
+void engine_sync_selected(struct cpmsync_sync *e, int64_t folder_id, uint32_t uidvalidity,
+			  uint32_t exists);
+/*
+ * In the run's callback: 1 when it was engine_sync_selected()'s, its
+ * folder is still selected, and the store holds what the server told
+ * (*ret_exists messages): IDLE may start again without a SELECT; 2 when
+ * it was one but that does not hold (the folder is to be SELECTed and
+ * synced again); 0 otherwise.
+ */
+int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists);
+
 /* Its owner goes away: no callback, no connection given back. */
 void engine_detach(struct cpmsync_sync *e);

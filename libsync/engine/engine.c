@@ -322,6 +322,8 @@ static void fetch_flags(struct cpmsync_sync *e, const struct engine_fetch *f)
 	bool found = false, changed = false;
 	int r;
 
+	if (e->fast_flags && (f->present & ENGINE_FETCH_MODSEQ) && f->modseq > e->fast_max_modseq)
+		e->fast_max_modseq = f->modseq;
 	if (e->fetch_kind == FK_FLAGS && e->f.mode == PLAN_MODE_PLAIN) {
 		r = rangeset_add(&e->f.present, f->uid);
 		if (r < 0) {
@@ -531,7 +533,13 @@ static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
 	}
 	switch (e->fetch_kind) {
 	case FK_NEW:
-		on_fetch_new(e, &f);
+		/* Without RFC822.SIZE it is no answer to the new-message
+		 * FETCH but news of flags (unsolicited, or the rest of an
+		 * IDLE before the FETCH ran). */
+		if (f.present & IMAP_FETCH_RFC822_SIZE)
+			on_fetch_new(e, &f);
+		else
+			fetch_event(e, &f);
 		break;
 	case FK_BODY:
 		on_fetch_body(e, &f);
@@ -567,6 +575,10 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		fetch_flags(e, f);
 		break;
 	case FK_NEW:
+		/* Flags alone (see on_fetch()): news of a known message. */
+		if (!(f->present & ENGINE_FETCH_SIZE))
+			fetch_flags(e, f);
+		break;
 	case FK_BODY:
 	case FK_ANNOTATION:
 		break; /* read by on_fetch() itself, not through the driver yet */
@@ -858,6 +870,17 @@ void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi)
 		engine_fail(e, r, "out of memory");
 }
 
+/* News of the selected folder after a run without SELECT had it current:
+ * the session must not go back to IDLE as if it knew all. */
+static void fast_news_after(struct cpmsync_sync *e)
+{
+	if (e->fast == FAST_CURRENT) {
+		log_debug(CAT, "%s: news for %s after its sync", e->account_name,
+			  e->f.server_name ? e->f.server_name : "?");
+		e->fast = FAST_STALE;
+	}
+}
+
 static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp)
 {
 	struct imap_vanished v;
@@ -872,6 +895,15 @@ static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp
 		imap_vanished_free(&v);
 		engine_fail(e, r, "malformed VANISHED response");
 		return;
+	}
+	if (e->fast != FAST_OFF && !v.earlier) {
+		/* Like EXPUNGE: these left the count EXISTS gave. */
+		uint64_t n = 0;
+
+		for (size_t i = 0; i < v.uids.n; i++)
+			n += (uint64_t)v.uids.r[i].hi - v.uids.r[i].lo + 1;
+		e->fast_exists = n < e->fast_exists ? e->fast_exists - (uint32_t)n : 0;
+		fast_news_after(e);
 	}
 	r = engine_tx_begin(e);
 	if (r >= 0)
@@ -936,8 +968,20 @@ static void untagged_cb(struct imap_client *client, const struct imap_response *
 		on_vanished(e, resp);
 		break;
 	case IMAP_RT_EXISTS:
-		if (imap_resp_exists(resp, &n) == 0)
+		if (imap_resp_exists(resp, &n) == 0) {
 			e->f.exists = n;
+			if (e->fast != FAST_OFF) {
+				e->fast_exists = n;
+				fast_news_after(e);
+			}
+		}
+		break;
+	case IMAP_RT_EXPUNGE:
+		if (e->fast != FAST_OFF) {
+			if (e->fast_exists)
+				e->fast_exists--;
+			fast_news_after(e);
+		}
 		break;
 	case IMAP_RT_SEARCH:
 		on_search(e, resp, false);
@@ -1316,6 +1360,8 @@ static void start_list(struct cpmsync_sync *e)
 	list_ids(e);
 }
 
+static bool fast_start(struct cpmsync_sync *e);
+
 /* LIST and every folder, or engine_sync_only()'s folders alone. */
 static void start_run(struct cpmsync_sync *e)
 {
@@ -1327,6 +1373,12 @@ static void start_run(struct cpmsync_sync *e)
 	e->n_queue = e->n_only;
 	e->n_only = 0;
 	e->only_run = true;
+	if (e->fast != FAST_OFF) {
+		/* engine_sync_selected()'s folder alone, or the SELECT way. */
+		if (e->n_queue == 1 && e->queue[0] == e->fast_folder && fast_start(e))
+			return;
+		e->fast = FAST_OFF;
+	}
 	if (e->n_queue == 1)
 		log_debug(CAT, "%s: syncing one folder, without LIST", e->account_name);
 	else
@@ -1433,6 +1485,10 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 		return;
 	}
 	*sc = (struct select_ctx){ e, next, refused, id, strdup(server_name) };
+	/* Another SELECT (replay): the fast run's folder is no longer the
+	 * selected one as the session left it. */
+	if (e->fast == FAST_CURRENT)
+		e->fast = FAST_STALE;
 	/* What the untagged responses of this SELECT will tell. */
 	e->f.uidvalidity = e->f.uidnext = e->f.exists = 0;
 	e->f.hms = 0;
@@ -1477,6 +1533,32 @@ static void folder_select_refused(struct cpmsync_sync *e, const struct engine_re
 	next_folder(e);
 }
 
+/* e->f for the store's folder sf (its contents taken and freed). */
+static void folder_ctx_load(struct cpmsync_sync *e, struct sync_folder *sf, uint32_t max_uid)
+{
+	free(e->f.server_name);
+	rangeset_clear(&e->f.present);
+	rangeset_clear(&e->f.set);
+	rangeset_clear(&e->f.ann_uids);
+	e->f = (struct folder_ctx){
+		.id = sf->id,
+		.server_name = TAKE_PTR(sf->server_name),
+		.local_uidvalidity = sf->uidvalidity,
+		/* Unknown after an interrupted first sync: carry on above
+		 * what we already have instead of fetching it again. */
+		.local_uidnext = sf->uidnext ? sf->uidnext : max_uid + 1,
+		.local_hms = sf->highestmodseq,
+		.local_body_limit = sf->body_limit,
+		.local_known = max_uid ? 1 : 0, /* only "any?" matters for the mode */
+		.present = e->f.present,
+		.set = e->f.set,
+		.ann_uids = e->f.ann_uids,
+	};
+	if (sf->mailboxid)
+		snprintf(e->f.local_mailboxid, sizeof(e->f.local_mailboxid), "%s", sf->mailboxid);
+	sync_folder_free_contents(sf);
+}
+
 static void next_folder(struct cpmsync_sync *e)
 {
 	struct sync_folder sf;
@@ -1505,27 +1587,7 @@ static void next_folder(struct cpmsync_sync *e)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return;
 	}
-	free(e->f.server_name);
-	rangeset_clear(&e->f.present);
-	rangeset_clear(&e->f.set);
-	rangeset_clear(&e->f.ann_uids);
-	e->f = (struct folder_ctx){
-		.id = sf.id,
-		.server_name = TAKE_PTR(sf.server_name),
-		.local_uidvalidity = sf.uidvalidity,
-		/* Unknown after an interrupted first sync: carry on above
-		 * what we already have instead of fetching it again. */
-		.local_uidnext = sf.uidnext ? sf.uidnext : max_uid + 1,
-		.local_hms = sf.highestmodseq,
-		.local_body_limit = sf.body_limit,
-		.local_known = max_uid ? 1 : 0, /* only "any?" matters for the mode */
-		.present = e->f.present,
-		.set = e->f.set,
-		.ann_uids = e->f.ann_uids,
-	};
-	if (sf.mailboxid)
-		snprintf(e->f.local_mailboxid, sizeof(e->f.local_mailboxid), "%s", sf.mailboxid);
-	sync_folder_free_contents(&sf);
+	folder_ctx_load(e, &sf, max_uid);
 	if (!e->f.server_name) {
 		next_folder(e);
 		return;
@@ -1639,6 +1701,16 @@ static void fetch_new_done(struct imap_client *client, const struct imap_cmd_res
 	folder_expunges(e);
 }
 
+/* The items of a new message. */
+static void new_items(const struct cpmsync_sync *e, bool modseq, char *items, size_t size)
+{
+	/* With every body wanted, one pass: the header is read from the
+	 * start of BODY[].  Otherwise the header now, bodies by size later. */
+	snprintf(items, size, "UID FLAGS INTERNALDATE RFC822.SIZE%s%s %s", modseq ? " MODSEQ" : "",
+		 imap_client_has(e->client, IMAP_CAP_OBJECTID) ? " EMAILID THREADID" : "",
+		 e->body_limit == UINT64_MAX ? "BODY.PEEK[]" : "BODYSTRUCTURE BODY.PEEK[HEADER]");
+}
+
 static void folder_fetch_new(struct cpmsync_sync *e)
 {
 	char set[32], items[256];
@@ -1649,12 +1721,7 @@ static void folder_fetch_new(struct cpmsync_sync *e)
 		return;
 	}
 	snprintf(set, sizeof(set), "%u:*", e->f.after.new_from_uid);
-	/* With every body wanted, one pass: the header is read from the
-	 * start of BODY[].  Otherwise the header now, bodies by size later. */
-	snprintf(items, sizeof(items), "UID FLAGS INTERNALDATE RFC822.SIZE%s%s %s",
-		 modseq ? " MODSEQ" : "",
-		 imap_client_has(e->client, IMAP_CAP_OBJECTID) ? " EMAILID THREADID" : "",
-		 e->body_limit == UINT64_MAX ? "BODY.PEEK[]" : "BODYSTRUCTURE BODY.PEEK[HEADER]");
+	new_items(e, modseq, items, sizeof(items));
 	send_fetch(e, set, items, NULL, FK_NEW, fetch_new_done);
 }
 
@@ -1818,6 +1885,33 @@ static void folder_bodies(struct cpmsync_sync *e)
 	buf_free(&set);
 }
 
+/*
+ * The end of a run without SELECT: does the store hold as many of the
+ * folder's messages as the server counts (EXISTS, less what VANISHED
+ * since)?  A message that came after the UID FETCH of the new ones, or
+ * anything else missed, makes it differ: the session then SELECTs the
+ * folder and syncs it the full way (the state recorded here is safe in
+ * any case: UIDNEXT from what was fetched, HIGHESTMODSEQ from one
+ * complete CHANGEDSINCE answer).
+ */
+static int fast_check(struct cpmsync_sync *e)
+{
+	uint32_t known = 0;
+	int r;
+
+	r = store_sync_count_uids_below(e->store, e->f.id, UINT32_MAX, &known);
+	if (r < 0)
+		return r;
+	if (known == e->fast_exists) {
+		e->fast = FAST_CURRENT;
+		return 0;
+	}
+	log_debug(CAT, "%s: %s: %u messages stored, the server counts %u: to be selected again",
+		  e->account_name, e->f.server_name, known, e->fast_exists);
+	e->fast = FAST_STALE;
+	return 0;
+}
+
 static void folder_finish(struct cpmsync_sync *e)
 {
 	uint32_t uidnext = e->f.uidnext, removed = 0;
@@ -1830,6 +1924,8 @@ static void folder_finish(struct cpmsync_sync *e)
 	if (e->f.max_uid_seen >= uidnext)
 		uidnext = e->f.max_uid_seen + 1;
 	r = engine_tx_begin(e);
+	if (r >= 0 && e->fast == FAST_FETCHING)
+		r = fast_check(e);
 	if (r >= 0 && e->f.after.mode == PLAN_MODE_INITIAL) {
 		r = store_sync_drop_unmatched(e->store, e->f.id, &removed);
 		e->stats.messages_removed += removed;
@@ -1848,6 +1944,121 @@ static void folder_finish(struct cpmsync_sync *e)
 	if (e->f.new_count)
 		engine_progress(e, e->f.server_name, e->f.new_count, e->f.new_count);
 	next_folder(e);
+}
+
+/* ------------------------------------------------------------------ */
+/* The selected folder without SELECT (engine_sync_selected()) */
+
+static void fast_flags_done(struct imap_client *client, const struct imap_cmd_result *res,
+			    void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	e->fetch_kind = FK_NONE;
+	e->fast_flags = false;
+	if (engine_cmd_failed(e, res, "UID FETCH (CHANGEDSINCE)"))
+		return;
+	/* RFC 7162 section 6: the largest MODSEQ of an answer covering
+	 * every change above the stored value (none: the stored value, as
+	 * after an expunge alone, which carries no MODSEQ). */
+	if (e->fast_max_modseq > e->f.hms)
+		e->f.hms = e->fast_max_modseq;
+	folder_bodies(e);
+}
+
+static void fast_new_done(struct imap_client *client, const struct imap_cmd_result *res,
+			  void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)client;
+	if (engine_cmd_failed(e, res, "UID FETCH (new messages)"))
+		return;
+	/* The CHANGEDSINCE FETCH, already sent, answers next. */
+	e->fetch_kind = FK_FLAGS;
+	e->fast_flags = true;
+	e->fast_max_modseq = 0;
+	/* The new messages are committed (and signalled) now; the folder
+	 * state follows at the end. */
+	engine_tx_tick(e, true);
+}
+
+/*
+ * Starts the run on the selected folder; false: the store cannot take
+ * it, the SELECT path goes on.
+ */
+static bool fast_start(struct cpmsync_sync *e)
+{
+	struct sync_folder sf;
+	uint32_t max_uid = 0, rematch = 0;
+	const char *why = NULL;
+	struct imap_cmd *cmd;
+	char set[32], items[256];
+	int r;
+
+	r = store_sync_folder_get(e->store, e->fast_folder, &sf);
+	if (r >= 0)
+		r = store_sync_folder_counts(e->store, sf.id, &max_uid, &rematch);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return true;
+	}
+	if (!imap_client_enabled(e->client, IMAP_CAP_QRESYNC))
+		why = "QRESYNC is not enabled";
+	else if (!sf.server_name)
+		why = "its CREATE is pending";
+	else if (sf.uidvalidity != e->fast_uidvalidity)
+		why = "its UIDVALIDITY is not the one selected";
+	else if (!sf.highestmodseq || !sf.uidnext)
+		why = "no HIGHESTMODSEQ or UIDNEXT recorded";
+	else if (rematch)
+		why = "a re-read is to be finished";
+	if (why) {
+		log_debug(CAT, "%s: not without SELECT: %s", e->account_name, why);
+		sync_folder_free_contents(&sf);
+		e->fast = FAST_OFF;
+		return false;
+	}
+	folder_ctx_load(e, &sf, max_uid);
+	e->queue_pos = e->n_queue; /* this one */
+	e->f.mode = PLAN_MODE_QRESYNC;
+	e->f.uidvalidity = e->f.local_uidvalidity;
+	e->f.uidnext = e->f.local_uidnext;
+	e->f.hms = e->f.local_hms;
+	e->f.exists = e->fast_exists;
+	e->f.after = (struct plan_after_select){
+		.identity = PLAN_IDENTITY_SAME,
+		.mode = PLAN_MODE_QRESYNC,
+		.fetch_new = true,
+		.new_from_uid = e->f.local_uidnext,
+	};
+	e->selected_id = e->f.id;
+	e->selected_hms = e->f.local_hms;
+	e->selected_uidnext = e->f.local_uidnext;
+	log_debug(CAT, "%s: syncing %s (selected: no SELECT, from UID %u, CHANGEDSINCE %llu)",
+		  e->account_name, e->f.server_name, e->f.local_uidnext,
+		  (unsigned long long)e->f.local_hms);
+	e->stats.folders_synced++;
+	engine_progress(e, "", 0, 1);
+	/* Pipelined: the new messages, then every change above the stored
+	 * HIGHESTMODSEQ (the new ones again, their flags only). */
+	snprintf(set, sizeof(set), "%u:*", e->f.local_uidnext);
+	new_items(e, true, items, sizeof(items));
+	send_fetch(e, set, items, NULL, FK_NEW, fast_new_done);
+	if (e->finished)
+		return true;
+	r = imap_cmd_new(e->client, 0, fast_flags_done, e, &cmd);
+	if (r >= 0)
+		r = imap_cmd_addf(cmd, "UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE %llu VANISHED)",
+				  (unsigned long long)e->f.local_hms);
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		engine_fail(e, r, "out of memory");
+		return true;
+	}
+	imap_cmd_submit(cmd);
+	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2070,6 +2281,32 @@ int engine_sync_only(struct cpmsync_sync *e, int64_t folder_id)
 	v[e->n_only++] = folder_id;
 	e->only = v;
 	return 0;
+}
+
+void engine_sync_selected(struct cpmsync_sync *e, int64_t folder_id, uint32_t uidvalidity,
+			  uint32_t exists)
+{
+	if (engine_sync_only(e, folder_id) < 0)
+		return; /* a full run (out of memory) */
+	e->fast_folder = folder_id;
+	e->fast = FAST_FETCHING;
+	e->fast_uidvalidity = uidvalidity;
+	e->fast_exists = exists;
+	/* What IDLE still sends before its answer (VANISHED, FETCH) is
+	 * already this folder's. */
+	e->selected_id = folder_id;
+}
+
+int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists)
+{
+	if (e->fast == FAST_OFF)
+		return 0;
+	if (e->fast == FAST_CURRENT && e->r == 0 && e->selected_id == e->fast_folder &&
+	    !e->stats.ops_replayed) {
+		*ret_exists = e->fast_exists;
+		return 1;
+	}
+	return 2;
 }
 
 void engine_detach(struct cpmsync_sync *e)

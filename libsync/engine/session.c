@@ -176,6 +176,11 @@ struct cpmsync_session {
 	/* SELECT state of the active folder (IDLE mode). */
 	uint32_t sel_uidvalidity, sel_uidnext, sel_exists;
 	uint64_t sel_hms;
+	/* The IDLE folder is selected on the connection, and the store held
+	 * what the server told of it when the IDLE began (sel_exists
+	 * messages, counted on since): its news is synced without SELECT
+	 * (engine_sync_selected()), and IDLE starts again without one. */
+	bool sel_current;
 
 	char *idle_folder; /* server name IDLE watches (NULL: INBOX) */
 	int64_t active[MAX_ACTIVE];
@@ -386,6 +391,7 @@ static void drop_connection(struct cpmsync_session *s)
 	timer_stop(&s->poll_timer);
 	s->wait = WAIT_NONE;
 	s->idle_cmd = 0;
+	s->sel_current = false;
 	s->connecting = false;
 	if (s->client)
 		s->client = imap_client_free(s->client);
@@ -495,8 +501,16 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 		      void *userdata)
 {
 	struct cpmsync_session *s = userdata;
+	int fast = s->sync ? engine_selected_state(s->sync, &s->sel_exists) : 0;
 
 	s->sync = NULL;
+	s->sel_current = r == 0 && fast == 1;
+	if (r == 0 && fast == 2) {
+		/* Synced without SELECT, but the store and the server's count
+		 * differ, or news came after: that folder again, SELECTed. */
+		s->fast_news = true;
+		s->sync_wanted = true;
+	}
 	if (r == 0) {
 		s->last_sync = (uint64_t)time(NULL);
 		s->retry_ms = s->opt.retry_min_ms;
@@ -553,8 +567,10 @@ static void start_sync(struct cpmsync_session *s)
 {
 	int64_t only = fast_folder(s);
 	size_t n_notify = s->full_wanted ? 0 : s->n_notify;
+	bool selected = only && s->sel_current;
 	int r;
 
+	s->sel_current = false;
 	s->sync_wanted = false;
 	s->fast_news = s->full_wanted = false;
 	s->n_notify = 0;
@@ -570,7 +586,11 @@ static void start_sync(struct cpmsync_session *s)
 		return;
 	}
 	engine_set_progress(s->sync, sync_progress, s);
-	if (only) {
+	if (selected) {
+		log_debug(CAT, "%s: news in IDLE: syncing %s alone, without SELECT", s->name,
+			  s->idle_folder ? s->idle_folder : "INBOX");
+		engine_sync_selected(s->sync, only, s->sel_uidvalidity, s->sel_exists);
+	} else if (only) {
 		log_debug(CAT, "%s: news in IDLE: syncing %s alone", s->name,
 			  s->idle_folder ? s->idle_folder : "INBOX");
 		engine_sync_only(s->sync, only);
@@ -605,14 +625,23 @@ static bool folder_behind(struct cpmsync_session *s, const char *name, uint32_t 
 	return st.uidnext != uidnext || st.on_server != messages;
 }
 
+/* Whether the store holds exactly count messages of folder name on the
+ * server. */
+static bool store_has_count(struct cpmsync_session *s, const char *name, uint32_t count)
+{
+	struct store_folder_status st;
+
+	return store_sync_folder_status(s->store, s->account_id, name, &st) > 0 &&
+	       st.on_server == count;
+}
+
 static void news(struct cpmsync_session *s, const char *what)
 {
 	log_debug(CAT, "%s: server news: %s", s->name, what);
 	/* EXISTS, EXPUNGE, VANISHED or FETCH in IDLE (or after its DONE):
 	 * the selected folder.  No debounce: what the server sends before
 	 * DONE is answered is read before the sync starts anyway. */
-	if ((s->wait == WAIT_IDLING || s->wait == WAIT_LEAVING) && s->idle_cmd && !s->wait_notify &&
-	    !streq(what, "LIST")) {
+	if (s->wait != WAIT_NONE && s->idle_cmd && !s->wait_notify && !streq(what, "LIST")) {
 		s->fast_news = true;
 		s->check_syncs = 0;
 		s->sync_wanted = true;
@@ -679,11 +708,35 @@ out:
 
 static void request_untagged(struct cpmsync_session *s, const struct imap_response *resp);
 
+static uint32_t min_u32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Messages an EXPUNGE or VANISHED takes from the count EXISTS gave
+ * (VANISHED (EARLIER) none: they were gone before). */
+static uint32_t expunged_count(const struct imap_response *resp)
+{
+	struct imap_vanished v;
+	uint64_t n = 0;
+
+	if (imap_resp_type(resp) == IMAP_RT_EXPUNGE)
+		return 1;
+	imap_vanished_init(&v);
+	if (imap_resp_vanished(resp, &v) >= 0 && !v.earlier)
+		for (size_t i = 0; i < v.uids.n; i++)
+			n += (uint64_t)v.uids.r[i].hi - v.uids.r[i].lo + 1;
+	imap_vanished_free(&v);
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 static void on_untagged(struct imap_client *client, const struct imap_response *resp,
 			void *userdata)
 {
 	struct cpmsync_session *s = userdata;
 	struct imap_resp_code code;
+	/* The SELECT before IDLE is under way: its answer, no news. */
+	bool selecting = s->wait == WAIT_PREPARING && !s->idle_cmd;
 
 	(void)client;
 	if (s->running)
@@ -694,21 +747,26 @@ static void on_untagged(struct imap_client *client, const struct imap_response *
 			on_status(s, resp);
 		break;
 	case IMAP_RT_EXISTS:
-		if (s->wait == WAIT_PREPARING) {
+		if (selecting) {
 			s->sel_exists = resp->number;
 			break;
 		}
-		if (s->wait == WAIT_IDLING && resp->number == s->sel_exists)
+		if (s->idle_cmd && resp->number == s->sel_exists)
 			break;
+		if (s->idle_cmd)
+			s->sel_exists = resp->number;
 		news(s, "EXISTS");
 		break;
 	case IMAP_RT_EXPUNGE:
 	case IMAP_RT_VANISHED:
-		if (s->wait != WAIT_PREPARING)
-			news(s, "EXPUNGE");
+		if (selecting)
+			break;
+		if (s->idle_cmd)
+			s->sel_exists -= min_u32(s->sel_exists, expunged_count(resp));
+		news(s, "EXPUNGE");
 		break;
 	case IMAP_RT_FETCH:
-		if (!s->running && s->wait != WAIT_PREPARING)
+		if (!s->running && !selecting)
 			news(s, "FETCH");
 		break;
 	case IMAP_RT_LIST:
@@ -728,7 +786,7 @@ static void on_untagged(struct imap_client *client, const struct imap_response *
 			imap_resp_code_free(&code);
 			break;
 		}
-		if (s->wait != WAIT_PREPARING)
+		if (!selecting)
 			break;
 		imap_resp_code_init(&code);
 		if (imap_resp_code_parse(resp, &code) >= 0) {
@@ -774,6 +832,10 @@ static void idle_done(struct imap_client *client, const struct imap_cmd_result *
 
 	(void)client;
 	s->idle_cmd = 0;
+	/* Ended by the fast path, its sync already under way (pipelined
+	 * after DONE): the sync sees a lost connection itself. */
+	if (s->sync)
+		return;
 	if (res->r < 0) {
 		wait_failed(s, res, "IDLE");
 		return;
@@ -824,14 +886,19 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 	bool hms = imap_client_enabled(client, IMAP_CAP_CONDSTORE) ||
 		   imap_client_enabled(client, IMAP_CAP_QRESYNC);
 
+	bool behind;
+
 	if (res->r < 0) {
 		wait_failed(s, res, "SELECT");
 		return;
 	}
 	/* The window between the sync's last look and IDLE: compare. */
-	if (folder_behind(s, s->idle_folder ? s->idle_folder : "INBOX", s->sel_uidvalidity,
-			  s->sel_uidnext, s->sel_exists, s->sel_hms, hms && s->sel_hms) &&
-	    s->check_syncs < MAX_CHECK_SYNCS) {
+	behind = folder_behind(s, s->idle_folder ? s->idle_folder : "INBOX", s->sel_uidvalidity,
+			       s->sel_uidnext, s->sel_exists, s->sel_hms, hms && s->sel_hms);
+	s->sel_current =
+		!behind && hms && s->sel_hms &&
+		store_has_count(s, s->idle_folder ? s->idle_folder : "INBOX", s->sel_exists);
+	if (behind && s->check_syncs < MAX_CHECK_SYNCS) {
 		s->check_syncs++;
 		s->wait = WAIT_NONE;
 		s->sync_wanted = true;
@@ -918,6 +985,13 @@ static void enter_wait(struct cpmsync_session *s)
 		id = imap_client_simple(s->client, 0, notify_done, s,
 					"NOTIFY SET STATUS (personal (MessageNew MessageExpunge "
 					"FlagChange MailboxName SubscriptionChange))");
+	} else if (mode == CPMSYNC_PUSH_IDLE && s->sel_current) {
+		/* Still selected and current: the server reports what
+		 * changed since as soon as IDLE runs. */
+		log_debug(CAT, "%s: IDLE again on %s, without SELECT", s->name,
+			  s->idle_folder ? s->idle_folder : "INBOX");
+		start_idle(s);
+		return;
 	} else if (mode == CPMSYNC_PUSH_IDLE) {
 		s->sel_uidvalidity = s->sel_uidnext = s->sel_exists = 0;
 		s->sel_hms = 0;
@@ -959,7 +1033,7 @@ static void leave_wait(struct cpmsync_session *s)
 			connection_lost(s, -ENOMEM, "out of memory");
 		return;
 	}
-	if (imap_client_send_line(s->client, "DONE") < 0)
+	if (imap_client_end_idle(s->client, s->idle_cmd) < 0)
 		connection_lost(s, -EIO, "cannot send DONE");
 }
 
@@ -1031,6 +1105,20 @@ static void kick(struct cpmsync_session *s)
 	case WAIT_LEAVING:
 		return; /* the answer kicks again */
 	case WAIT_IDLING:
+		if (!s->requests && s->sync_wanted && s->sel_current && s->idle_cmd &&
+		    !s->wait_notify && fast_folder(s)) {
+			/* News of the selected folder: DONE, and the sync's
+			 * UID FETCHes right behind it, without waiting for
+			 * the IDLE's answer (idle_done() then sees the sync). */
+			timer_stop(&s->refresh_timer);
+			if (imap_client_end_idle(s->client, s->idle_cmd) < 0) {
+				connection_lost(s, -EIO, "cannot send DONE");
+				return;
+			}
+			s->wait = WAIT_NONE;
+			start_sync(s);
+			return;
+		}
 		if (s->requests || s->sync_wanted)
 			leave_wait(s);
 		if (s->wait != WAIT_NONE)
@@ -1638,6 +1726,7 @@ static void run_request(struct cpmsync_session *s)
 		s->requests_tail = NULL;
 	rq->next = NULL;
 	s->running = rq;
+	s->sel_current = false; /* it may select another folder */
 	set_state(s, CPMSYNC_SESSION_SYNCING, push_mode(s));
 	r = imap_cmd_new(s->client, 0, request_done, s, &cmd);
 	if (r < 0)
@@ -2376,6 +2465,7 @@ int cpmsync_session_set_active(struct cpmsync_session *s, int64_t folder_id, boo
 		s->active[i] = s->active[--s->n_active];
 	}
 	s->active_default = false;
+	s->sel_current = false; /* SELECT the folder IDLE is to watch now */
 	/* IDLE follows the Active folders: re-enter the wait. */
 	if (s->wait == WAIT_IDLING && s->idle_cmd)
 		leave_wait(s);

@@ -593,6 +593,31 @@ int imap_client_send_line(struct imap_client *client, const char *line)
 	return 0;
 }
 
+int imap_client_end_idle(struct imap_client *client, int64_t id)
+{
+	struct imap_cmd *cmd;
+	int r;
+
+	if (client->fd < 0)
+		return -CPMSYNC_E_DISCONNECTED;
+	for (cmd = client->inflight; cmd; cmd = cmd->next)
+		if (cmd->id == id && !cmd->cancelled)
+			break;
+	if (!cmd || !(cmd->flags & IMAP_CMD_IDLE) || !cmd->continued)
+		return -CPMSYNC_E_NOT_FOUND;
+	/* RFC 2177: after DONE the server sends what it still has, the
+	 * tagged answer, and reads the next command; so what is queued may
+	 * follow DONE at once, and the answer is awaited like any other
+	 * (its total deadline counted from now, not from the IDLE). */
+	cmd->flags &= ~(unsigned)(IMAP_CMD_IDLE | IMAP_CMD_EXCLUSIVE);
+	cmd->deadline = now_ms() + (uint64_t)client->command_timeout_ms * IMAP_COMMAND_TOTAL_FACTOR;
+	r = imap_client_send_line(client, "DONE");
+	if (r < 0)
+		return r;
+	pump(client);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Connection */
 

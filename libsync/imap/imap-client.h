@@ -255,6 +255,15 @@ int64_t imap_client_simple(struct imap_client *client, unsigned flags, imap_cmd_
  */
 int imap_client_send_line(struct imap_client *client, const char *line);
 
+/*
+ * Ends the IDLE command id (its "+" arrived): sends DONE, and from then on
+ * the commands queued behind it are sent at once, pipelined after DONE,
+ * without waiting for the IDLE's tagged answer (RFC 2177 section 3), which
+ * is then awaited under the usual deadlines.  Returns 0, -CPMSYNC_E_NOT_FOUND
+ * when id is not an IDLE in flight whose "+" came, or -errno.
+ */
+int imap_client_end_idle(struct imap_client *client, int64_t id);
+
 /* The server's hierarchy delimiter ('/' until LIST tells otherwise). */
 void imap_client_set_delimiter(struct imap_client *client, char delimiter);
 char imap_client_delimiter(const struct imap_client *client);

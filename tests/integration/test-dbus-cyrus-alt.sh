@@ -214,23 +214,49 @@ msg_text "<pushed@dbus.test>" 300 | da save -u "$USER1" -m INBOX || bail "saving
 check "push: MessagesAdded for a delivery into INBOX (the IDLE folder) within 10 s" \
 	within 10 saw_signal "^$INBOX $F MessagesAdded .*MessageId=<pushed@dbus.test>"
 echo "# INBOX delivery seen after <= $(since "$T0") s"
-# The fast path: news in IDLE syncs the IDLE folder alone, without LIST.
-check "push: the delivery synced INBOX alone" \
-	bash -c "grep -q 'a: news in IDLE: syncing INBOX alone\$' <<<\"\$1\"" _ "$(log_since)"
-check "push: ...without a LIST (of every folder, with LIST-STATUS) on the wire" \
-	bash -c "! grep -q ' C: [^ ]* LIST ' <<<\"\$1\"" _ "$(log_since)"
-check "push: ...with a UID FETCH of the new message" \
-	bash -c "grep -q ' C: [^ ]* UID FETCH ' <<<\"\$1\"" _ "$(log_since)"
+# The fast path: news in IDLE for the selected folder syncs it alone, without
+# LIST and without SELECT: DONE, then (pipelined) the UID FETCH of the new
+# messages and one of every change since the recorded HIGHESTMODSEQ; IDLE
+# again on the still-selected folder.
+# no_select WHAT: the log since the mark shows WHAT synced without SELECT
+no_select() {
+	local log
+	log=$(log_since)
+	check "push: $1 synced INBOX alone, without SELECT" \
+		grep -q 'a: news in IDLE: syncing INBOX alone, without SELECT$' <<<"$log"
+	check "push: ...UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE n VANISHED) on the wire" \
+		grep -qE ' C: [^ ]+ UID FETCH 1:\* \(UID FLAGS\) \(CHANGEDSINCE [0-9]+ VANISHED\)$' <<<"$log"
+	check "push: ...no SELECT and no LIST on the wire" \
+		bash -c "! grep -qE ' C: [^ ]+ (SELECT|EXAMINE|LIST) ' <<<\"\$1\"" _ "$log"
+	check "push: ...IDLE again without SELECT" \
+		grep -q 'a: IDLE again on INBOX, without SELECT$' <<<"$log"
+}
+# logged REGEX: the log since the mark has a line matching REGEX
+logged() { log_since | grep -qE "$1"; }
+check "push: back in IDLE after the delivery's sync" within 10 logged 'a: IDLE again on INBOX'
+no_select "the delivery"
+check "push: ...with a UID FETCH of the new message from the recorded UIDNEXT" \
+	bash -c "grep -qE ' C: [^ ]+ UID FETCH [0-9]+:\\* \\(UID FLAGS INTERNALDATE ' <<<\"\$1\"" _ "$(log_since)"
 PUID=$(da search -u "$USER1" mailbox INBOX header message-id '<pushed@dbus.test>' | sed -n 's/^- //p')
 [ -n "$PUID" ] || bail "<pushed@dbus.test> not found on the server"
 sigmark
+logmark
 da flags add -u "$USER1" '\Flagged' mailbox INBOX uid "$PUID" || bail "flagging uid $PUID failed"
 check "push: MessagesChanged for a flag change by another client" \
 	within 10 saw_signal "^$INBOX $F MessagesChanged "
+check "push: back in IDLE after the flag change's sync" within 10 logged 'a: IDLE again on INBOX'
+no_select "the flag change"
+check "push: ...the server has \\Flagged on <pushed@dbus.test> (the store: compared next)" \
+	same "[\Flagged]" srv_flags INBOX "<pushed@dbus.test>"
+check "store == server after the flag change" compare "$WORK/store.db"
 sigmark
+logmark
 da expunge -u "$USER1" mailbox INBOX uid "$PUID" || bail "expunging uid $PUID failed"
 check "push: MessagesRemoved for an expunge by another client" \
 	within 10 saw_signal "^$INBOX $F MessagesRemoved "
+check "push: back in IDLE after the expunge's sync" within 10 logged 'a: IDLE again on INBOX'
+no_select "the expunge"
+check "store == server after the expunge" compare "$WORK/store.db"
 check "push: PropertiesChanged for the folder" saw_signal "^$INBOX org.freedesktop.DBus.Properties PropertiesChanged $F"
 
 SENT=$(call "$A" $AC FindFolder s Sent)

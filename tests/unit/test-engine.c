@@ -86,6 +86,52 @@ static struct sync_result run_only(struct cpmsync_store *store, const struct scr
 	return res;
 }
 
+/* engine_sync_selected()'s run, and engine_selected_state() at its end. */
+struct selected_run {
+	struct sync_result res;
+	struct cpmsync_sync *e;
+	int state;
+	uint32_t exists;
+};
+
+static void selected_cb(int r, const char *reason, const struct cpmsync_sync_stats *stats,
+			void *userdata)
+{
+	struct selected_run *sr = userdata;
+
+	sr->state = engine_selected_state(sr->e, &sr->exists);
+	sync_result_cb(r, reason, stats, &sr->res);
+}
+
+static struct selected_run run_selected(struct cpmsync_store *store,
+					const struct script_step *script, int64_t folder,
+					uint32_t uidvalidity, uint32_t exists)
+{
+	struct cpmsync_account a = {
+		.name = "t",
+		.host = "localhost",
+		.user = "alice",
+		.security = CPMSYNC_SECURITY_NONE,
+		.sync_bodies = CPMSYNC_SYNC_BODIES_NONE,
+		.password_cb = password_cb,
+		.connect_timeout_ms = 3000,
+		.command_timeout_ms = 3000,
+	};
+	struct cpmsync_loop *loop = NULL;
+	struct script_peer peer;
+	struct selected_run sr = { .state = -1 };
+
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(script_peer_start(script, &peer), 0);
+	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, selected_cb, &sr, &sr.e), 0);
+	engine_sync_selected(sr.e, folder, uidvalidity, exists);
+	while (!sr.res.done)
+		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
+	cpmsync_loop_free(loop);
+	ck_assert_int_eq(script_peer_wait(&peer), 0);
+	return sr;
+}
+
 static struct sync_result run(struct cpmsync_store *store, const struct script_step *script)
 {
 	return run_only(store, script, 0);
@@ -450,6 +496,171 @@ START_TEST(test_sync_only_one_folder)
 }
 END_TEST
 
+/* INBOX synced (UIDVALIDITY 7, UIDNEXT 3, HIGHESTMODSEQ 100): UID 1 \Seen,
+ * UID 2 without flags. */
+static void selected_fixture(struct cpmsync_store *cs)
+{
+	exec(cs,
+	     "INSERT INTO account (name) VALUES ('t');"
+	     "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 3, 100);"
+	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size, message_id)"
+	     " VALUES (1, 1, '\\Seen', '\\Seen', 90, 10, '<a@x>'),"
+	     " (1, 2, '', '', 100, 10, '<b@x>');");
+}
+
+#define SELECTED_LOGIN                                                                             \
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC] ready\r\n" },          \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
+		{ SCRIPT_SEND,                                                                     \
+		  "a1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC CONDSTORE LIST-STATUS] "             \
+		  "in\r\n" },                                                                      \
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                                            \
+	{                                                                                          \
+		SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n"                              \
+	}
+
+#define SELECTED_NEW3                                                                              \
+	"* 2 FETCH (UID 3 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" RFC822.SIZE 10 "    \
+	"MODSEQ (103) BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 1) BODY[HEADER] "   \
+	"{21}\r\nMessage-ID: <n@x>\r\n\r\n)\r\n"
+
+START_TEST(test_sync_selected_no_select)
+{
+	/* News in IDLE on the selected INBOX (another client expunged UID 2,
+	 * flagged UID 1, delivered UID 3: EXISTS 3, VANISHED 2: 2 messages):
+	 * no SELECT; the two UID FETCHes pipelined (both read before any
+	 * answer); HIGHESTMODSEQ the largest MODSEQ of the CHANGEDSINCE
+	 * answer; an unsolicited FETCH while the new messages are fetched is
+	 * applied as flags. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
+				 "BODYSTRUCTURE BODY.PEEK[HEADER])" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		{ SCRIPT_SEND,
+		  "* 1 FETCH (UID 1 FLAGS (\\Seen \\Answered) MODSEQ (101))\r\n" SELECTED_NEW3
+		  "a3 OK fetched\r\n"
+		  "* VANISHED (EARLIER) 2\r\n"
+		  "* 1 FETCH (UID 1 FLAGS (\\Seen \\Flagged) MODSEQ (102))\r\n"
+		  "* 2 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
+		  "a4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na5 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	sr = run_selected(cs, script, 1, 7, 2);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	ck_assert_uint_eq(sr.res.stats.folders_synced, 1);
+	ck_assert_uint_eq(sr.res.stats.messages_added, 1);
+	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
+	ck_assert_str_eq(
+		qs(cs, "SELECT group_concat(uid || ' ' || server_flags || ' ' || modseq,"
+		       " ',') FROM (SELECT * FROM message WHERE uid IS NOT NULL ORDER BY uid)"),
+		"1 \\Flagged \\Seen 102,3  103");
+	ck_assert_str_eq(qs(cs, "SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+				" FROM folder"),
+			 "7 4 103");
+	ck_assert_int_eq(sr.state, 1);
+	ck_assert_uint_eq(sr.exists, 2);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_expunge_only)
+{
+	/* Only an expunge (it carries no MODSEQ): HIGHESTMODSEQ stays what
+	 * it was, never a guess above it. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (90))\r\na3 OK fetched\r\n"
+			       "* VANISHED (EARLIER) 2\r\na4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na5 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	sr = run_selected(cs, script, 1, 7, 1);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "3 100");
+	ck_assert_int_eq(sr.state, 1);
+	ck_assert_uint_eq(sr.exists, 1);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_news_during)
+{
+	/* UID 4 arrives after the FETCH of the new messages (EXISTS 4 during
+	 * the CHANGEDSINCE one): the store holds 3 of 4, so the folder is to
+	 * be SELECTed again (state 2); UIDNEXT stays below UID 4, so it is
+	 * fetched then. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		{ SCRIPT_SEND, SELECTED_NEW3 "a3 OK fetched\r\n"
+					     "* 4 EXISTS\r\n"
+					     "* 3 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
+					     "* 4 FETCH (UID 4 FLAGS () MODSEQ (104))\r\n"
+					     "a4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na5 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	sr = run_selected(cs, script, 1, 7, 3);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1,2,3");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "4 104");
+	ck_assert_int_eq(sr.state, 2);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_falls_back)
+{
+	/* The UIDVALIDITY selected is not the stored one: the SELECT path
+	 * (QRESYNC, identity checks), and no claim of a current folder. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX (QRESYNC (7 100 1:2))" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "* OK [HIGHESTMODSEQ 100] h\r\na3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 LOGOUT" },
+		{ SCRIPT_SEND, "* BYE bye\r\na4 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	sr = run_selected(cs, script, 1, 8, 2);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	ck_assert_uint_eq(sr.res.stats.folders_synced, 1);
+	ck_assert_int_eq(sr.state, 0);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -464,6 +675,10 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_many_rows_without_io);
 	tcase_add_test(tc, test_refused_name_warned_once);
 	tcase_add_test(tc, test_sync_only_one_folder);
+	tcase_add_test(tc, test_sync_selected_no_select);
+	tcase_add_test(tc, test_sync_selected_expunge_only);
+	tcase_add_test(tc, test_sync_selected_news_during);
+	tcase_add_test(tc, test_sync_selected_falls_back);
 	suite_add_tcase(s, tc);
 	return s;
 }

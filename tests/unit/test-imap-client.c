@@ -654,6 +654,59 @@ START_TEST(test_cancel_queued_and_running)
 }
 END_TEST
 
+START_TEST(test_end_idle_pipelines)
+{
+	/* A command queued during IDLE waits behind it (the peer expects
+	 * DONE first); imap_client_end_idle() sends DONE and that command
+	 * right behind it, before the IDLE's tagged answer (the peer reads
+	 * both lines before answering anything). */
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 IDLE" },
+		{ SCRIPT_SEND, "+ idling\r\n" },
+		{ SCRIPT_EXPECT, "DONE" },
+		{ SCRIPT_EXPECT, "a4 NOOP" },
+		{ SCRIPT_SEND, "* 4 EXISTS\r\na3 OK idle done\r\na4 OK noop\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+	int64_t idle, noop;
+	int r;
+	struct imap_cmd *cmd;
+
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	ck_assert_int_eq(
+		imap_cmd_new(ctx.client, IMAP_CMD_EXCLUSIVE | IMAP_CMD_IDLE, cmd_cb, &ctx, &cmd),
+		0);
+	imap_cmd_add(cmd, "IDLE");
+	imap_cmd_set_continuation(cmd, idle_cont);
+	idle = imap_cmd_submit(cmd);
+	ck_assert_int_gt(idle, 0);
+	/* Before the "+": nothing to end. */
+	ck_assert_int_eq(imap_client_end_idle(ctx.client, idle), -CPMSYNC_E_NOT_FOUND);
+	noop = imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP");
+	ck_assert_int_gt(noop, 0);
+	/* Until the "+" came (at most 3 s). */
+	for (int i = 0; (r = imap_client_end_idle(ctx.client, idle)) == -CPMSYNC_E_NOT_FOUND; i++) {
+		ck_assert_int_lt(i, 30);
+		ck_assert_int_ge(cpmsync_loop_iterate(ctx.loop, 100), 0);
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(imap_client_end_idle(ctx.client, noop), -CPMSYNC_E_NOT_FOUND);
+	want_done(&ctx, 2);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], 0);
+	ck_assert_str_eq(ctx.texts[0], "idle done");
+	ck_assert_int_eq(ctx.results[1], 0);
+	ck_assert_str_eq(ctx.texts[1], "noop");
+	ck_assert_str_eq(ctx.untagged, "ENABLED;EXISTS;");
+	ctx_end(&ctx, &peer);
+}
+END_TEST
+
 /*
  * Body literals larger than the message's announced RFC822.SIZE, than what
  * the command asked for (sync_bodies) or than the hard limit: the
@@ -1032,6 +1085,7 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_password_pending);
 	tcase_add_test(tc, test_synchronizing_literal_waits_for_continuation);
 	tcase_add_test(tc, test_cancel_queued_and_running);
+	tcase_add_test(tc, test_end_idle_pipelines);
 	tcase_add_loop_test(tc, test_body_literal_caps, 0,
 			    sizeof(big_literals) / sizeof(big_literals[0]));
 	tcase_add_test(tc, test_body_literal_within_caps);
