@@ -786,6 +786,25 @@ static void flush_out(struct imap_client *c)
 static void start_tls(struct imap_client *c);
 static void handle_response(struct imap_client *c, const struct imap_response *resp);
 
+/*
+ * Acknowledge what comes at once (Linux: TCP_QUICKACK, which the stack
+ * leaves again on its own, hence after every read).  A server with
+ * Nagle's algorithm on (Cyrus 3.6) holds a write while an earlier one is
+ * unacknowledged, and our delayed ACK waits up to 40 ms when we have
+ * nothing to send: with commands pipelined (DONE + UID FETCH), the FETCH's
+ * answer waited for the ACK of the IDLE's "OK", ~40 ms every time.
+ */
+static void quick_ack(struct imap_client *c)
+{
+#ifdef TCP_QUICKACK
+	int one = 1;
+
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+#else
+	(void)c;
+#endif
+}
+
 static void read_input(struct imap_client *c)
 {
 	char data[READ_CHUNK];
@@ -831,6 +850,7 @@ static void read_input(struct imap_client *c)
 				    c->tls ? imap_tls_error(c->tls) : strerror((int)-n));
 			return;
 		}
+		quick_ack(c);
 		c->bytes_in += (uint64_t)n;
 		c->last_read = (uint64_t)time(NULL);
 		c->progress += (uint64_t)n;
