@@ -143,6 +143,7 @@ struct cpmsync_sync {
 		FAST_STALE,    /* done, but not (or news since): SELECT it again */
 	} fast;
 	bool fast_flags;
+	bool fast_more; /* news after FAST_CURRENT: sync again (no SELECT) */
 	uint32_t fast_uidvalidity, fast_exists;
 	uint64_t fast_max_modseq;
 	size_t n_queue, queue_pos;

@@ -58,9 +58,12 @@ void engine_sync_selected(struct cpmsync_sync *e, int64_t folder_id, uint32_t ui
 /*
  * In the run's callback: 1 when it was engine_sync_selected()'s, its
  * folder is still selected, and the store holds what the server told
- * (*ret_exists messages): IDLE may start again without a SELECT; 2 when
- * it was one but that does not hold (the folder is to be SELECTed and
- * synced again); 0 otherwise.
+ * (*ret_exists messages): IDLE may start again without a SELECT; 3 the
+ * same, but news came after the folder's sync (EXISTS, VANISHED: counted
+ * and applied, the new messages not fetched): to be synced again, without
+ * SELECT; 2 when it was one but the store and the count differ, or
+ * another folder was selected since (SELECT it and sync it again); 0
+ * otherwise.
  */
 int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists);
 

@@ -870,14 +870,14 @@ void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi)
 		engine_fail(e, r, "out of memory");
 }
 
-/* News of the selected folder after a run without SELECT had it current:
- * the session must not go back to IDLE as if it knew all. */
+/* News of the selected folder after a run without SELECT had it current
+ * (counted, VANISHED applied): the session syncs it again before IDLE. */
 static void fast_news_after(struct cpmsync_sync *e)
 {
-	if (e->fast == FAST_CURRENT) {
+	if (e->fast == FAST_CURRENT && !e->fast_more) {
 		log_debug(CAT, "%s: news for %s after its sync", e->account_name,
 			  e->f.server_name ? e->f.server_name : "?");
-		e->fast = FAST_STALE;
+		e->fast_more = true;
 	}
 }
 
@@ -2304,7 +2304,7 @@ int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists)
 	if (e->fast == FAST_CURRENT && e->r == 0 && e->selected_id == e->fast_folder &&
 	    !e->stats.ops_replayed) {
 		*ret_exists = e->fast_exists;
-		return 1;
+		return e->fast_more ? 3 : 1;
 	}
 	return 2;
 }

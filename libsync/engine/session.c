@@ -440,6 +440,11 @@ static void on_state(struct imap_client *client, int r, const char *reason, void
 		s->connecting = false;
 		log_debug(CAT, "%s: connected", s->name);
 		record_caps(s);
+		/* Push through IDLE (no NOTIFY): every news is a sync of
+		 * pipelined commands, whose answers a Nagle server (Cyrus)
+		 * holds for our ACK (imap-client.h). */
+		imap_client_set_quick_ack(client, !imap_client_has(client, IMAP_CAP_NOTIFY) &&
+							  imap_client_has(client, IMAP_CAP_IDLE));
 		s->sync_wanted = true;
 		s->full_wanted = true;
 		schedule_kick(s);
@@ -504,10 +509,11 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 	int fast = s->sync ? engine_selected_state(s->sync, &s->sel_exists) : 0;
 
 	s->sync = NULL;
-	s->sel_current = r == 0 && fast == 1;
-	if (r == 0 && fast == 2) {
-		/* Synced without SELECT, but the store and the server's count
-		 * differ, or news came after: that folder again, SELECTed. */
+	s->sel_current = r == 0 && (fast == 1 || fast == 3);
+	if (r == 0 && (fast == 2 || fast == 3)) {
+		/* Synced without SELECT, but news came after (3: again the
+		 * same way), or the store and the server's count differ, or
+		 * another folder was selected (2: SELECTed this time). */
 		s->fast_news = true;
 		s->sync_wanted = true;
 	}

@@ -102,6 +102,7 @@ struct imap_client {
 	struct imap_cmd *queue, *queue_tail; /* not yet sent */
 	struct imap_cmd *inflight;	     /* sent, oldest first */
 	unsigned n_inflight;
+	bool quick_acks;	       /* imap_client_set_quick_ack() */
 	struct imap_cmd *waiting_cont; /* stopped at a literal */
 	unsigned tag_counter;
 	int64_t id_counter;
@@ -786,23 +787,23 @@ static void flush_out(struct imap_client *c)
 static void start_tls(struct imap_client *c);
 static void handle_response(struct imap_client *c, const struct imap_response *resp);
 
-/*
- * Acknowledge what comes at once (Linux: TCP_QUICKACK, which the stack
- * leaves again on its own, hence after every read).  A server with
- * Nagle's algorithm on (Cyrus 3.6) holds a write while an earlier one is
- * unacknowledged, and our delayed ACK waits up to 40 ms when we have
- * nothing to send: with commands pipelined (DONE + UID FETCH), the FETCH's
- * answer waited for the ACK of the IDLE's "OK", ~40 ms every time.
- */
+/* imap_client_set_quick_ack(): TCP_QUICKACK again after each read (Linux
+ * leaves quick-ACK mode on its own). */
 static void quick_ack(struct imap_client *c)
 {
 #ifdef TCP_QUICKACK
 	int one = 1;
 
-	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+	if (c->quick_acks)
+		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 #else
 	(void)c;
 #endif
+}
+
+void imap_client_set_quick_ack(struct imap_client *client, bool on)
+{
+	client->quick_acks = on;
 }
 
 static void read_input(struct imap_client *c)

@@ -635,6 +635,36 @@ START_TEST(test_sync_selected_news_during)
 }
 END_TEST
 
+START_TEST(test_sync_selected_news_after)
+{
+	/* VANISHED after the folder's sync (here during LOGOUT): counted;
+	 * the folder stays current but is to be synced again (state 3),
+	 * still without SELECT. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		{ SCRIPT_SEND, "a3 OK fetched\r\na4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 LOGOUT" },
+		{ SCRIPT_SEND, "* VANISHED 1\r\n* BYE bye\r\na5 OK bye\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	sr = run_selected(cs, script, 1, 7, 2);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	/* (After LOGOUT nothing more is committed; a session's run has no
+	 * LOGOUT, and the next run's CHANGEDSINCE reports it again.) */
+	ck_assert_str_eq(qs(cs, "SELECT highestmodseq FROM folder"), "100");
+	ck_assert_int_eq(sr.state, 3);
+	ck_assert_uint_eq(sr.exists, 1);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 START_TEST(test_sync_selected_falls_back)
 {
 	/* The UIDVALIDITY selected is not the stored one: the SELECT path
@@ -678,6 +708,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_sync_selected_no_select);
 	tcase_add_test(tc, test_sync_selected_expunge_only);
 	tcase_add_test(tc, test_sync_selected_news_during);
+	tcase_add_test(tc, test_sync_selected_news_after);
 	tcase_add_test(tc, test_sync_selected_falls_back);
 	suite_add_tcase(s, tc);
 	return s;
