@@ -164,6 +164,12 @@ struct cpmsync_session {
 	 * alone (engine_sync_only()), unless full_wanted. */
 	int64_t notify_ids[MAX_NOTIFY_FOLDERS];
 	size_t n_notify;
+	/* The store's folders and their status, loaded at the first STATUS
+	 * of a NOTIFY wait (NOTIFY SET reports every folder: 1,202 lines
+	 * were 2,404 store queries): a line equal to its entry is dropped
+	 * in memory, any other asks the store as before. */
+	struct store_folder_index fidx;
+	bool fidx_loaded;
 	unsigned check_syncs;
 	unsigned retry_ms;
 	struct cpmsync_loop_source *retry_timer, *debounce_timer, *poll_timer, *refresh_timer;
@@ -682,11 +688,26 @@ static void folder_news(struct cpmsync_session *s, int64_t id, const char *name)
 		s->sync_wanted = true; /* during a request: after it */
 }
 
+/* Whether a STATUS differs from what the store had (folder_behind()'s
+ * comparison, on a status already read). */
+static bool status_differs(const struct store_folder_status *fs, const struct imap_status_data *st)
+{
+	if (!(st->present & IMAP_STATUS_ITEM_UIDVALIDITY) ||
+	    !(st->present & IMAP_STATUS_ITEM_UIDNEXT) || !(st->present & IMAP_STATUS_ITEM_MESSAGES))
+		return true;
+	if (fs->uidvalidity != st->uidvalidity)
+		return true;
+	if ((st->present & IMAP_STATUS_ITEM_HIGHESTMODSEQ) && fs->highestmodseq)
+		return fs->highestmodseq != st->highestmodseq;
+	return fs->uidnext != st->uidnext || fs->on_server != st->messages;
+}
+
 static void on_status(struct cpmsync_session *s, const struct imap_response *resp)
 {
 	struct buf name = BUF_INIT(4096);
 	struct imap_status_data st;
 	struct store_folder_status fs;
+	const struct store_folder_status *known;
 	int r;
 
 	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
@@ -694,19 +715,24 @@ static void on_status(struct cpmsync_session *s, const struct imap_response *res
 	if (imap_client_mailbox_to_local(s->client, st.mailbox.str, st.mailbox.len,
 					 imap_client_delimiter(s->client), &name) < 0)
 		goto out;
+	if (!s->fidx_loaded) {
+		/* Once per wait; unreadable: every line asks the store. */
+		s->fidx_loaded = true;
+		if (store_sync_folder_index_load(s->store, s->account_id, &s->fidx) < 0)
+			log_debug(CAT, "%s: no folder index: %s", s->name, store_error(s->store));
+	}
+	known = store_folder_index_find(&s->fidx, name.data);
+	if (known && !status_differs(known, &st))
+		goto out; /* as the store was at the wait's start: no news */
 	r = store_sync_folder_status(s->store, s->account_id, name.data, &fs);
 	if (r <= 0) {
 		/* Not in the store (new, or not synced by the patterns), or
 		 * unreadable: the full path decides. */
-		if (folder_behind(s, name.data, st.uidvalidity, st.uidnext, st.messages,
-				  st.highestmodseq, st.present & IMAP_STATUS_ITEM_HIGHESTMODSEQ))
+		if (r < 0 || plan_patterns_match((const char *const *)s->folders, name.data))
 			news(s, name.data);
 		goto out;
 	}
-	if (!(st.present & IMAP_STATUS_ITEM_UIDVALIDITY) ||
-	    !(st.present & IMAP_STATUS_ITEM_UIDNEXT) || !(st.present & IMAP_STATUS_ITEM_MESSAGES) ||
-	    folder_behind(s, name.data, st.uidvalidity, st.uidnext, st.messages, st.highestmodseq,
-			  st.present & IMAP_STATUS_ITEM_HIGHESTMODSEQ))
+	if (status_differs(&fs, &st))
 		folder_news(s, fs.id, name.data);
 out:
 	buf_free(&name);
@@ -985,7 +1011,10 @@ static void enter_wait(struct cpmsync_session *s)
 	s->wait_notify = mode == CPMSYNC_PUSH_NOTIFY;
 	if (mode == CPMSYNC_PUSH_NOTIFY) {
 		/* No folder selected: every folder (the active ones too) is
-		 * reported by STATUS, compared the same way. */
+		 * reported by STATUS, compared the same way.  The store may
+		 * have changed since the last wait: its index is read again. */
+		store_folder_index_free(&s->fidx);
+		s->fidx_loaded = false;
 		if (imap_client_has(s->client, IMAP_CAP_UNSELECT))
 			imap_client_simple(s->client, 0, NULL, NULL, "UNSELECT");
 		id = imap_client_simple(s->client, 0, notify_done, s,
@@ -2318,6 +2347,7 @@ struct cpmsync_session *cpmsync_session_free(struct cpmsync_session *s)
 	account_clear(s);
 	strv_free(s->caps);
 	free(s->idle_folder);
+	store_folder_index_free(&s->fidx);
 	free(s);
 	return NULL;
 }

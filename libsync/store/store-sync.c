@@ -1375,6 +1375,104 @@ int store_sync_folder_status(struct store *s, int64_t account_id, const char *se
 	return 1;
 }
 
+static int index_entry_cmp(const void *a, const void *b)
+{
+	const struct store_folder_index_entry *x = a, *y = b;
+
+	return strcmp(x->server_name, y->server_name);
+}
+
+void store_folder_index_free(struct store_folder_index *idx)
+{
+	for (size_t i = 0; i < idx->n; i++)
+		free(idx->v[i].server_name);
+	free(idx->v);
+	idx->v = NULL;
+	idx->n = 0;
+}
+
+int store_sync_folder_index_load(struct store *s, int64_t account_id,
+				 struct store_folder_index *ret)
+{
+	struct store_folder_index idx = { 0 };
+	size_t cap = 0, i, j;
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = idx;
+	PREP(s,
+	     "SELECT f.id, f.server_name, coalesce(f.uidvalidity, 0), coalesce(f.uidnext, 0),"
+	     " coalesce(f.highestmodseq, 0),"
+	     " (SELECT count(*) FROM message m WHERE m.folder_id = f.id AND m.uid IS NOT NULL)"
+	     " FROM folder f WHERE f.account_id = ?1 AND f.server_name IS NOT NULL",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	while ((r = store_step(s, st)) > 0) {
+		struct store_folder_index_entry *e;
+
+		if (idx.n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			void *nv = realloc(idx.v, ncap * sizeof(*idx.v));
+
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			idx.v = nv;
+			cap = ncap;
+		}
+		e = &idx.v[idx.n];
+		e->server_name = strdup((const char *)sqlite3_column_text(st, 1));
+		if (!e->server_name) {
+			r = -ENOMEM;
+			break;
+		}
+		e->st.id = sqlite3_column_int64(st, 0);
+		e->st.uidvalidity = (uint32_t)sqlite3_column_int64(st, 2);
+		e->st.uidnext = (uint32_t)sqlite3_column_int64(st, 3);
+		e->st.highestmodseq = (uint64_t)sqlite3_column_int64(st, 4);
+		e->st.on_server = (uint32_t)sqlite3_column_int64(st, 5);
+		idx.n++;
+	}
+	sqlite3_reset(st);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			store_set_error(s, "out of memory loading the folder index");
+		store_folder_index_free(&idx);
+		return r;
+	}
+	if (idx.n)
+		qsort(idx.v, idx.n, sizeof(*idx.v), index_entry_cmp);
+	/* Drop every name two rows share: ambiguous, the store decides. */
+	for (i = 0, j = 0; i < idx.n;) {
+		size_t k = i + 1;
+
+		while (k < idx.n && streq(idx.v[k].server_name, idx.v[i].server_name))
+			k++;
+		if (k - i == 1)
+			idx.v[j++] = idx.v[i];
+		else
+			for (size_t m = i; m < k; m++)
+				free(idx.v[m].server_name);
+		i = k;
+	}
+	idx.n = j;
+	*ret = idx;
+	return 0;
+}
+
+const struct store_folder_status *store_folder_index_find(const struct store_folder_index *idx,
+							  const char *server_name)
+{
+	struct store_folder_index_entry key = { .server_name = (char *)server_name };
+	const struct store_folder_index_entry *e;
+
+	if (!idx->n)
+		return NULL;
+	e = bsearch(&key, idx->v, idx->n, sizeof(*idx->v), index_entry_cmp);
+	return e ? &e->st : NULL;
+}
+
 int store_sync_folder_server_name(struct store *s, int64_t folder_id, char **ret)
 {
 	sqlite3_stmt *st;

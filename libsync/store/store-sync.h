@@ -255,6 +255,27 @@ struct store_folder_status {
 };
 int store_sync_folder_status(struct store *s, int64_t account_id, const char *server_name,
 			     struct store_folder_status *ret);
+/*
+ * Every folder of an account with a server name, its status as
+ * store_sync_folder_status() gives it, sorted by server name: one query
+ * instead of one per folder, for comparing a flood of STATUS lines (NOTIFY
+ * reports every folder) in memory.  A server name that two rows share is
+ * left out (ambiguous: the caller asks the store).
+ */
+struct store_folder_index_entry {
+	char *server_name;
+	struct store_folder_status st;
+};
+struct store_folder_index {
+	struct store_folder_index_entry *v;
+	size_t n;
+};
+int store_sync_folder_index_load(struct store *s, int64_t account_id,
+				 struct store_folder_index *ret);
+/* The entry for server_name, NULL when the index has none. */
+const struct store_folder_status *store_folder_index_find(const struct store_folder_index *idx,
+							  const char *server_name);
+void store_folder_index_free(struct store_folder_index *idx);
 /* *ret: the server name (malloc'ed; NULL while its CREATE is pending). */
 int store_sync_folder_server_name(struct store *s, int64_t folder_id, char **ret);
 int store_sync_message_locate(struct store *s, int64_t message_id, int64_t *ret_folder_id,

@@ -430,6 +430,64 @@ START_TEST(test_rebase_namespace)
 }
 END_TEST
 
+/* The folder index: every folder with a server name, each entry what
+ * store_sync_folder_status() gives, found by name; a name two rows share is
+ * left out. */
+START_TEST(test_folder_index)
+{
+	static const char *const names[] = { "INBOX", "Work", "Default/conv-A", "Default/conv-B" };
+	struct store_folder_index idx;
+	const struct store_folder_status *e;
+	struct store_folder_status fs;
+	int64_t work, a, b, x, y;
+	sqlite3_stmt *st;
+
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Work", NULL, false, &work), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Default/conv-B", NULL, false, &b), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Default/conv-A", NULL, false, &a), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "X", NULL, false, &x), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Y", NULL, false, &y), 0);
+	ck_assert_int_eq(store_sync_folder_set_state(s, inbox, 77, 3, 9), 0);
+	ck_assert_int_eq(store_sync_folder_set_state(s, work, 5, 1, 0), 0);
+	add_msg(1, "", "<1@x>", 10, 1000);
+	add_msg(2, "", "<2@x>", 10, 1000);
+	/* Y takes X's server name (as during a rename): both ambiguous. */
+	ck_assert_int_eq(
+		store_prepare(s, "UPDATE folder SET server_name = 'X' WHERE name = 'Y'", &st), 0);
+	ck_assert_int_eq(store_step(s, st), 0);
+	sqlite3_reset(st);
+
+	ck_assert_int_eq(store_sync_folder_index_load(s, acc_id, &idx), 0);
+	ck_assert_uint_eq(idx.n, 4);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		e = store_folder_index_find(&idx, names[i]);
+		ck_assert_msg(e != NULL, "%s not in the index", names[i]);
+		ck_assert_int_eq(store_sync_folder_status(s, acc_id, names[i], &fs), 1);
+		ck_assert_int_eq(e->id, fs.id);
+		ck_assert_uint_eq(e->uidvalidity, fs.uidvalidity);
+		ck_assert_uint_eq(e->uidnext, fs.uidnext);
+		ck_assert_uint_eq(e->highestmodseq, fs.highestmodseq);
+		ck_assert_uint_eq(e->on_server, fs.on_server);
+	}
+	e = store_folder_index_find(&idx, "INBOX");
+	ck_assert_int_eq(e->id, inbox);
+	ck_assert_uint_eq(e->uidvalidity, 77);
+	ck_assert_uint_eq(e->uidnext, 3);
+	ck_assert_uint_eq(e->highestmodseq, 9);
+	ck_assert_uint_eq(e->on_server, 2);
+	ck_assert_int_eq(store_folder_index_find(&idx, "Default/conv-A")->id, a);
+	ck_assert_int_eq(store_folder_index_find(&idx, "Default/conv-B")->id, b);
+	ck_assert_uint_eq(store_folder_index_find(&idx, "Work")->on_server, 0);
+	ck_assert_ptr_null(store_folder_index_find(&idx, "X"));
+	ck_assert_ptr_null(store_folder_index_find(&idx, "Y"));
+	ck_assert_ptr_null(store_folder_index_find(&idx, "Default/conv-C"));
+	ck_assert_ptr_null(store_folder_index_find(&idx, ""));
+	store_folder_index_free(&idx);
+	ck_assert_uint_eq(idx.n, 0);
+	ck_assert_ptr_null(store_folder_index_find(&idx, "INBOX"));
+}
+END_TEST
+
 START_TEST(test_journal)
 {
 	struct journal_entry j;
@@ -491,6 +549,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_journal);
 	tcase_add_test(tc, test_rebase_namespace);
 	tcase_add_test(tc, test_message_objectids);
+	tcase_add_test(tc, test_folder_index);
 	suite_add_tcase(su, tc);
 	return su;
 }
