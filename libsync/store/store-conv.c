@@ -430,7 +430,7 @@ static int page(struct store *s, int64_t acc, const char *conv, int64_t before_i
 		if (r < 0)
 			return r;
 	}
-	if (n_folders > 1)
+	if (n_folders > 1 && n_keys > 1) /* qsort(NULL, 0) is undefined (UBSan) */
 		qsort(keys, n_keys, sizeof(*keys), page_key_cmp);
 	if (n_keys > limit)
 		n_keys = limit;
