@@ -29,6 +29,14 @@ struct sasl_scram {
 	char *cache_key; /* sasl_scram_set_cache_key(), or NULL */
 	char *nonce;
 	char *client_first_bare;
+	/* From server-first (sasl_scram_read_server_first()), for the proof. */
+	unsigned char *salt;
+	size_t salt_len;
+	unsigned long iterations;
+	char *without_proof; /* "c=biws,r=..." */
+	char *auth_msg;
+	unsigned char salted[HASH_LEN];
+	bool have_salted; /* salted came from the cache */
 	unsigned char server_signature[HASH_LEN];
 	bool sent_final;
 	bool verified;
@@ -81,10 +89,26 @@ static bool has_control(const char *p)
 	return false;
 }
 
+/* Forgets what an earlier server-first left. */
+static void server_first_clear(struct sasl_scram *s)
+{
+	free(s->salt);
+	s->salt = NULL;
+	s->salt_len = 0;
+	s->iterations = 0;
+	free(s->without_proof);
+	s->without_proof = NULL;
+	free(s->auth_msg);
+	s->auth_msg = NULL;
+	OPENSSL_cleanse(s->salted, sizeof(s->salted));
+	s->have_salted = false;
+}
+
 struct sasl_scram *sasl_scram_free(struct sasl_scram *s)
 {
 	if (!s)
 		return NULL;
+	server_first_clear(s);
 	free_secret(s->password);
 	free(s->user);
 	free(s->nonce);
@@ -310,81 +334,167 @@ unsigned sasl_scram_pbkdf2_runs(void)
 	return n;
 }
 
-/* SaltedPassword := Hi(password, salt, i), from the cache when it holds
- * this key, salt, count and password. */
-static int salted_password(struct sasl_scram *s, const unsigned char *salt, size_t salt_len,
-			   unsigned long iterations, unsigned char salted[HASH_LEN])
+/* The cache's SaltedPassword for s's key, salt, count and password, if it
+ * holds it: into s->salted. */
+static bool cache_lookup(struct sasl_scram *s)
 {
 	size_t plen = strlen(s->password);
 	unsigned char check[HASH_LEN];
-	struct scram_cache_entry *e, *slot;
+	struct scram_cache_entry *e;
+	bool hit = false;
 
-	if (s->cache_key) {
-		pthread_mutex_lock(&scram_cache_lock);
-		e = cache_find(s->cache_key);
-		if (e && e->iterations == iterations && e->salt_len == salt_len &&
-		    memcmp(e->salt, salt, salt_len) == 0 &&
-		    hmac(e->salted, HASH_LEN, s->password, plen, check) == 0 &&
-		    CRYPTO_memcmp(check, e->check, HASH_LEN) == 0) {
-			memcpy(salted, e->salted, HASH_LEN);
-			e->used = ++scram_cache_clock;
-			pthread_mutex_unlock(&scram_cache_lock);
-			OPENSSL_cleanse(check, sizeof(check));
-			return 0;
-		}
-		pthread_mutex_unlock(&scram_cache_lock);
-	}
-	if (PKCS5_PBKDF2_HMAC(s->password, (int)plen, salt, (int)salt_len, (int)iterations,
-			      EVP_sha256(), HASH_LEN, salted) != 1)
-		return -EIO;
+	if (!s->cache_key)
+		return false;
 	pthread_mutex_lock(&scram_cache_lock);
-	scram_pbkdf2_runs++;
-	if (s->cache_key && hmac(salted, HASH_LEN, s->password, plen, check) == 0) {
-		/* The key's own entry (another salt, count or password before),
-		 * else a free slot, else the least recently used. */
-		slot = cache_find(s->cache_key);
-		for (size_t i = 0; !slot && i < SCRAM_CACHE_MAX; i++)
-			if (!scram_cache[i].key)
-				slot = &scram_cache[i];
-		if (!slot) {
-			slot = &scram_cache[0];
-			for (size_t i = 1; i < SCRAM_CACHE_MAX; i++)
-				if (scram_cache[i].used < slot->used)
-					slot = &scram_cache[i];
-		}
-		cache_entry_wipe(slot);
-		slot->key = strdup(s->cache_key);
-		slot->salt = malloc(salt_len);
-		if (!slot->key || !slot->salt) {
-			cache_entry_wipe(slot); /* not cached: no harm */
-		} else {
-			memcpy(slot->salt, salt, salt_len);
-			slot->salt_len = salt_len;
-			slot->iterations = iterations;
-			memcpy(slot->salted, salted, HASH_LEN);
-			memcpy(slot->check, check, HASH_LEN);
-			slot->used = ++scram_cache_clock;
-		}
+	e = cache_find(s->cache_key);
+	if (e && e->iterations == s->iterations && e->salt_len == s->salt_len &&
+	    memcmp(e->salt, s->salt, s->salt_len) == 0 &&
+	    hmac(e->salted, HASH_LEN, s->password, plen, check) == 0 &&
+	    CRYPTO_memcmp(check, e->check, HASH_LEN) == 0) {
+		memcpy(s->salted, e->salted, HASH_LEN);
+		e->used = ++scram_cache_clock;
+		hit = true;
 	}
 	pthread_mutex_unlock(&scram_cache_lock);
 	OPENSSL_cleanse(check, sizeof(check));
+	return hit;
+}
+
+/* Keeps salted (just computed for s's salt and count) under s's key. */
+static void cache_store(const struct sasl_scram *s, const unsigned char salted[HASH_LEN])
+{
+	unsigned char check[HASH_LEN];
+	struct scram_cache_entry *slot;
+
+	if (!s->cache_key || hmac(salted, HASH_LEN, s->password, strlen(s->password), check) < 0)
+		return;
+	pthread_mutex_lock(&scram_cache_lock);
+	/* The key's own entry (another salt, count or password before), else
+	 * a free slot, else the least recently used. */
+	slot = cache_find(s->cache_key);
+	for (size_t i = 0; !slot && i < SCRAM_CACHE_MAX; i++)
+		if (!scram_cache[i].key)
+			slot = &scram_cache[i];
+	if (!slot) {
+		slot = &scram_cache[0];
+		for (size_t i = 1; i < SCRAM_CACHE_MAX; i++)
+			if (scram_cache[i].used < slot->used)
+				slot = &scram_cache[i];
+	}
+	cache_entry_wipe(slot);
+	slot->key = strdup(s->cache_key);
+	slot->salt = malloc(s->salt_len);
+	if (!slot->key || !slot->salt) {
+		cache_entry_wipe(slot); /* not cached: no harm */
+	} else {
+		memcpy(slot->salt, s->salt, s->salt_len);
+		slot->salt_len = s->salt_len;
+		slot->iterations = s->iterations;
+		memcpy(slot->salted, salted, HASH_LEN);
+		memcpy(slot->check, check, HASH_LEN);
+		slot->used = ++scram_cache_clock;
+	}
+	pthread_mutex_unlock(&scram_cache_lock);
+	OPENSSL_cleanse(check, sizeof(check));
+}
+
+/* ------------------------------------------------------------------ */
+/* PBKDF2, on whichever thread the caller likes */
+
+struct sasl_scram_derive {
+	char *password;
+	unsigned char *salt;
+	size_t salt_len;
+	unsigned long iterations;
+	unsigned char salted[HASH_LEN];
+	int r; /* 1: not run yet; then 0 or -errno */
+};
+
+static int scram_pbkdf2_running;	       /* atomic */
+static sasl_scram_pbkdf2_fn_t pbkdf2_for_test; /* atomic */
+
+void sasl_scram_set_pbkdf2_for_test(sasl_scram_pbkdf2_fn_t fn)
+{
+	__atomic_store_n(&pbkdf2_for_test, fn, __ATOMIC_RELEASE);
+}
+
+unsigned sasl_scram_pbkdf2_running(void)
+{
+	return (unsigned)__atomic_load_n(&scram_pbkdf2_running, __ATOMIC_ACQUIRE);
+}
+
+int sasl_scram_derive_new(const struct sasl_scram *s, struct sasl_scram_derive **ret)
+{
+	struct sasl_scram_derive *d;
+
+	if (!s->salt || !s->auth_msg)
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->password = strdup(s->password);
+	d->salt = malloc(s->salt_len);
+	if (!d->password || !d->salt) {
+		sasl_scram_derive_free(d);
+		return -ENOMEM;
+	}
+	memcpy(d->salt, s->salt, s->salt_len);
+	d->salt_len = s->salt_len;
+	d->iterations = s->iterations;
+	d->r = 1;
+	*ret = d;
 	return 0;
 }
 
-int sasl_scram_client_final(struct sasl_scram *s, const char *server_first, size_t len,
-			    char **ret_msg)
+struct sasl_scram_derive *sasl_scram_derive_free(struct sasl_scram_derive *d)
 {
-	unsigned char salted[HASH_LEN], client_key[HASH_LEN], stored_key[HASH_LEN],
-		client_sig[HASH_LEN], proof[HASH_LEN], server_key[HASH_LEN];
+	if (!d)
+		return NULL;
+	free_secret(d->password);
+	free(d->salt);
+	OPENSSL_cleanse(d, sizeof(*d));
+	free(d);
+	return NULL;
+}
+
+void sasl_scram_derive_run(struct sasl_scram_derive *d)
+{
+	sasl_scram_pbkdf2_fn_t fn = __atomic_load_n(&pbkdf2_for_test, __ATOMIC_ACQUIRE);
+	size_t plen = strlen(d->password);
+
+	__atomic_add_fetch(&scram_pbkdf2_running, 1, __ATOMIC_ACQ_REL);
+	if (fn)
+		d->r = fn(d->password, plen, d->salt, d->salt_len, d->iterations, d->salted);
+	else if (PKCS5_PBKDF2_HMAC(d->password, (int)plen, d->salt, (int)d->salt_len,
+				   (int)d->iterations, EVP_sha256(), HASH_LEN, d->salted) == 1)
+		d->r = 0;
+	else
+		d->r = -EIO;
+	if (d->r > 0)
+		d->r = -EIO; /* a test's function must say 0 or -errno */
+	if (d->r == 0) {
+		pthread_mutex_lock(&scram_cache_lock);
+		scram_pbkdf2_runs++;
+		pthread_mutex_unlock(&scram_cache_lock);
+	} else {
+		OPENSSL_cleanse(d->salted, sizeof(d->salted));
+	}
+	__atomic_sub_fetch(&scram_pbkdf2_running, 1, __ATOMIC_ACQ_REL);
+}
+
+/* ------------------------------------------------------------------ */
+/* client-final */
+
+int sasl_scram_read_server_first(struct sasl_scram *s, const char *server_first, size_t len)
+{
 	const char *nonce, *salt64, *iter;
 	size_t nonce_len, salt64_len, iter_len, salt_len = 0;
-	_cleanup_free_ void *salt = NULL;
-	_cleanup_free_ char *without_proof = NULL, *auth_msg = NULL, *proof64 = NULL;
+	void *salt = NULL;
 	unsigned long iterations = 0;
 	size_t pos = 0;
-	int r = -CPMSYNC_E_PROTOCOL;
 
 	s->error[0] = '\0';
+	server_first_clear(s);
 	if (!s->client_first_bare) {
 		set_error(s, "client-first was not sent");
 		return -EINVAL;
@@ -451,33 +561,71 @@ int sasl_scram_client_final(struct sasl_scram *s, const char *server_first, size
 		return -CPMSYNC_E_PROTOCOL;
 	}
 	if (base64_decode(salt64, salt64_len, &salt, &salt_len) < 0 || salt_len == 0) {
+		free(salt);
 		set_error(s, "the salt is not base64");
 		return -CPMSYNC_E_PROTOCOL;
 	}
-	if (asprintf(&without_proof, "c=biws,r=%.*s", (int)nonce_len, nonce) < 0) {
-		without_proof = NULL;
-		return -ENOMEM;
+	s->salt = salt;
+	s->salt_len = salt_len;
+	s->iterations = iterations;
+	if (asprintf(&s->without_proof, "c=biws,r=%.*s", (int)nonce_len, nonce) < 0) {
+		s->without_proof = NULL;
+		goto nomem;
 	}
-	if (asprintf(&auth_msg, "%s,%.*s,%s", s->client_first_bare, (int)len, server_first,
-		     without_proof) < 0) {
-		auth_msg = NULL;
-		return -ENOMEM;
+	if (asprintf(&s->auth_msg, "%s,%.*s,%s", s->client_first_bare, (int)len, server_first,
+		     s->without_proof) < 0) {
+		s->auth_msg = NULL;
+		goto nomem;
 	}
-	r = -EIO;
-	if (salted_password(s, salt, salt_len, iterations, salted) < 0)
-		goto out;
+	s->have_salted = cache_lookup(s);
+	return s->have_salted ? 0 : 1;
+nomem:
+	server_first_clear(s);
+	set_error(s, "cannot compute the SCRAM proof (out of memory)");
+	return -ENOMEM;
+}
+
+int sasl_scram_client_final_finish(struct sasl_scram *s, const struct sasl_scram_derive *d,
+				   char **ret_msg)
+{
+	unsigned char salted[HASH_LEN], client_key[HASH_LEN], stored_key[HASH_LEN],
+		client_sig[HASH_LEN], proof[HASH_LEN], server_key[HASH_LEN];
+	_cleanup_free_ char *proof64 = NULL;
+	int r = -EIO;
+
+	s->error[0] = '\0';
+	if (!s->auth_msg || (!d && !s->have_salted)) {
+		set_error(s, "server-first was not read");
+		return -EINVAL;
+	}
+	if (d) {
+		if (d->r != 0) {
+			set_error(s, d->r > 0 ? "the SCRAM key derivation (PBKDF2) did not run"
+					      : "the SCRAM key derivation (PBKDF2) failed");
+			return d->r < 0 ? d->r : -EINVAL;
+		}
+		if (d->iterations != s->iterations || d->salt_len != s->salt_len ||
+		    memcmp(d->salt, s->salt, s->salt_len) != 0) {
+			set_error(s, "the SCRAM key derivation was for another server-first");
+			return -EINVAL;
+		}
+		memcpy(salted, d->salted, HASH_LEN);
+		cache_store(s, salted);
+	} else {
+		memcpy(salted, s->salted, HASH_LEN);
+	}
 	if (hmac(salted, HASH_LEN, "Client Key", 10, client_key) < 0 ||
 	    !EVP_Digest(client_key, HASH_LEN, stored_key, NULL, EVP_sha256(), NULL) ||
-	    hmac(stored_key, HASH_LEN, auth_msg, strlen(auth_msg), client_sig) < 0 ||
+	    hmac(stored_key, HASH_LEN, s->auth_msg, strlen(s->auth_msg), client_sig) < 0 ||
 	    hmac(salted, HASH_LEN, "Server Key", 10, server_key) < 0 ||
-	    hmac(server_key, HASH_LEN, auth_msg, strlen(auth_msg), s->server_signature) < 0)
+	    hmac(server_key, HASH_LEN, s->auth_msg, strlen(s->auth_msg), s->server_signature) < 0)
 		goto out;
 	for (size_t i = 0; i < HASH_LEN; i++)
 		proof[i] = client_key[i] ^ client_sig[i];
 	r = base64_encode(proof, HASH_LEN, &proof64);
 	if (r < 0)
 		goto out;
-	if (asprintf(ret_msg, "%s,p=%s", without_proof, proof64) < 0) {
+	if (asprintf(ret_msg, "%s,p=%s", s->without_proof, proof64) < 0) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -492,6 +640,28 @@ out:
 	OPENSSL_cleanse(server_key, sizeof(server_key));
 	if (r < 0 && !s->error[0])
 		set_error(s, "cannot compute the SCRAM proof");
+	return r;
+}
+
+int sasl_scram_client_final(struct sasl_scram *s, const char *server_first, size_t len,
+			    char **ret_msg)
+{
+	struct sasl_scram_derive *d = NULL;
+	int r;
+
+	r = sasl_scram_read_server_first(s, server_first, len);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		r = sasl_scram_derive_new(s, &d);
+		if (r < 0) {
+			set_error(s, "cannot compute the SCRAM proof (out of memory)");
+			return r;
+		}
+		sasl_scram_derive_run(d);
+	}
+	r = sasl_scram_client_final_finish(s, d, ret_msg);
+	sasl_scram_derive_free(d);
 	return r;
 }
 

@@ -444,6 +444,141 @@ START_TEST(test_plain_exact_bytes)
 }
 END_TEST
 
+/* A client at the point where server-first comes (RFC 7677 nonce). */
+static struct sasl_scram *scram_at_first(const char *key)
+{
+	struct sasl_scram *s;
+	char *msg;
+
+	ck_assert_int_eq(sasl_scram_new("user", "pencil", &s), 0);
+	if (key)
+		ck_assert_int_eq(sasl_scram_set_cache_key(s, key), 0);
+	ck_assert_int_eq(sasl_scram_set_nonce_for_test(s, RFC_NONCE), 0);
+	ck_assert_int_eq(sasl_scram_client_first(s, &msg), 0);
+	free(msg);
+	return s;
+}
+
+/*
+ * The client-final in steps (the IMAP client runs PBKDF2 on a thread): the
+ * same answer as in one call, the cache filled from the job's result, and a
+ * job that owes nothing to the exchange it came from.
+ */
+START_TEST(test_scram_steps)
+{
+	const char *key = "steps\nhost:143\nuser";
+	struct sasl_scram_derive *d = NULL;
+	struct sasl_scram *s;
+	char *msg = NULL;
+	unsigned runs;
+
+	sasl_scram_cache_clear();
+	runs = sasl_scram_pbkdf2_runs();
+	s = scram_at_first(key);
+	ck_assert_int_eq(sasl_scram_client_final_finish(s, NULL, &msg), -EINVAL);
+	ck_assert_str_eq(sasl_scram_error(s), "server-first was not read");
+	ck_assert_int_eq(
+		sasl_scram_read_server_first(s, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST)), 1);
+	ck_assert_int_eq(sasl_scram_client_final_finish(s, NULL, &msg), -EINVAL);
+	ck_assert_int_eq(sasl_scram_derive_new(s, &d), 0);
+	/* Not run yet. */
+	ck_assert_int_eq(sasl_scram_client_final_finish(s, d, &msg), -EINVAL);
+	ck_assert_str_eq(sasl_scram_error(s), "the SCRAM key derivation (PBKDF2) did not run");
+	ck_assert(!sasl_scram_has_final(s));
+	sasl_scram_derive_run(d);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 1);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_running(), 0);
+	ck_assert_int_eq(sasl_scram_client_final_finish(s, d, &msg), 0);
+	ck_assert_str_eq(msg, RFC_CLIENT_FINAL);
+	free(msg);
+	ck_assert_int_eq(
+		sasl_scram_verify_server_final(s, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL)), 0);
+	sasl_scram_free(s);
+	d = sasl_scram_derive_free(d);
+
+	/* From the cache now: 0, no job. */
+	s = scram_at_first(key);
+	ck_assert_int_eq(
+		sasl_scram_read_server_first(s, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST)), 0);
+	ck_assert_int_eq(sasl_scram_client_final_finish(s, NULL, &msg), 0);
+	ck_assert_str_eq(msg, RFC_CLIENT_FINAL);
+	free(msg);
+	sasl_scram_free(s);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 1);
+
+	/* The exchange freed while its job runs (a closed connection): the
+	 * job has its own copies (ASan). */
+	sasl_scram_cache_clear();
+	s = scram_at_first(NULL);
+	ck_assert_int_eq(
+		sasl_scram_read_server_first(s, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST)), 1);
+	ck_assert_int_eq(sasl_scram_derive_new(s, &d), 0);
+	sasl_scram_free(s);
+	sasl_scram_derive_run(d);
+	sasl_scram_derive_free(d);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 2);
+}
+END_TEST
+
+static int failing_pbkdf2(const char *password, size_t password_len, const unsigned char *salt,
+			  size_t salt_len, unsigned long iterations, unsigned char out[32])
+{
+	(void)password;
+	(void)password_len;
+	(void)salt;
+	(void)salt_len;
+	(void)iterations;
+	(void)out;
+	return -EIO;
+}
+
+/* A job for another server-first, or one that failed: refused, nothing
+ * cached, no answer. */
+START_TEST(test_scram_steps_refused)
+{
+	static const char other_first[] = "r=" RFC_NONCE "xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=8192";
+	struct sasl_scram_derive *d = NULL;
+	struct sasl_scram *s;
+	char *msg = NULL;
+	unsigned runs = sasl_scram_pbkdf2_runs();
+
+	sasl_scram_cache_clear();
+	s = scram_at_first("k");
+	ck_assert_int_eq(sasl_scram_read_server_first(s, other_first, strlen(other_first)), 1);
+	ck_assert_int_eq(sasl_scram_derive_new(s, &d), 0);
+	sasl_scram_derive_run(d);
+	ck_assert_int_eq(
+		sasl_scram_read_server_first(s, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST)), 1);
+	ck_assert_int_eq(sasl_scram_client_final_finish(s, d, &msg), -EINVAL);
+	ck_assert_str_eq(sasl_scram_error(s), "the SCRAM key derivation was for another "
+					      "server-first");
+	ck_assert_ptr_null(msg);
+	d = sasl_scram_derive_free(d);
+
+	sasl_scram_set_pbkdf2_for_test(failing_pbkdf2);
+	ck_assert_int_eq(sasl_scram_derive_new(s, &d), 0);
+	sasl_scram_derive_run(d);
+	ck_assert_int_eq(sasl_scram_client_final_finish(s, d, &msg), -EIO);
+	ck_assert_str_eq(sasl_scram_error(s), "the SCRAM key derivation (PBKDF2) failed");
+	ck_assert_ptr_null(msg);
+	ck_assert(!sasl_scram_has_final(s));
+	d = sasl_scram_derive_free(d);
+	/* In one call too. */
+	ck_assert_int_eq(
+		sasl_scram_client_final(s, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), &msg), -EIO);
+	ck_assert_str_eq(sasl_scram_error(s), "the SCRAM key derivation (PBKDF2) failed");
+	sasl_scram_set_pbkdf2_for_test(NULL);
+	sasl_scram_free(s);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 1);
+	/* Nothing cached from the failures: the next one runs PBKDF2. */
+	s = scram_at_first("k");
+	ck_assert_int_eq(
+		sasl_scram_read_server_first(s, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST)), 1);
+	sasl_scram_free(s);
+	sasl_scram_cache_clear();
+}
+END_TEST
+
 static Suite *sasl_suite(void)
 {
 	Suite *s = suite_create("sasl");
@@ -451,6 +586,8 @@ static Suite *sasl_suite(void)
 
 	tcase_add_test(tc, test_scram_rfc7677_vector);
 	tcase_add_test(tc, test_scram_salted_password_cached);
+	tcase_add_test(tc, test_scram_steps);
+	tcase_add_test(tc, test_scram_steps_refused);
 	tcase_add_test(tc, test_scram_impostor_signature_refused);
 	tcase_add_loop_test(tc, test_scram_bad_server_first, 0,
 			    sizeof(bad_first) / sizeof(bad_first[0]));
