@@ -118,6 +118,11 @@ struct imap_client {
 	char ns_error[128]; /* why the NAMESPACE response was refused, "" if it was not */
 
 	struct sasl_scram *scram;
+	/* A first SCRAM login's PBKDF2 on its thread (scram_job_start()): the
+	 * AUTHENTICATE waits, in flight, until scram_derived_cb(). */
+	struct scram_job *scram_job;
+	struct cpmsync_loop_source *scram_io;
+	int scram_fd; /* our end of its socketpair, or -1 */
 	/* Asked for before the mechanism is chosen; given to the first use. */
 	char *password;
 	bool auth_pending; /* password_cb said -EINPROGRESS: waiting for it */
@@ -623,10 +628,12 @@ int imap_client_end_idle(struct imap_client *client, int64_t id)
 /* Connection */
 
 static void resolve_cancel(struct imap_client *c);
+static void scram_job_cancel(struct imap_client *c);
 
 static void close_connection(struct imap_client *c)
 {
 	resolve_cancel(c);
+	scram_job_cancel(c);
 	if (c->addrs) {
 		freeaddrinfo(c->addrs);
 		c->addrs = c->addr_next = NULL;
@@ -685,6 +692,10 @@ static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 		client_fail(c, -ETIMEDOUT, "TLS handshake timed out after %u s", ms / 1000);
 	else if (c->state == IMAP_CLIENT_GREETING)
 		client_fail(c, -ETIMEDOUT, "no greeting from the server within %u s", ms / 1000);
+	else if (c->scram_job)
+		client_fail(c, -ETIMEDOUT,
+			    "SCRAM: the key derivation (PBKDF2) did not finish within %u s",
+			    ms / 1000);
 	else if (c->inflight && now_ms() >= c->inflight->deadline)
 		client_fail(c, -ETIMEDOUT,
 			    "the server did not finish answering %.32s within its total limit of "
@@ -1066,6 +1077,8 @@ static int scram_cache_key(struct imap_client *c)
 static void login_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
 {
 	(void)userdata;
+	/* Answered while our PBKDF2 still ran (the server gave up): dropped. */
+	scram_job_cancel(c);
 	if (res->r == 0 && c->scram) {
 		/* SCRAM: the server must prove it knows the password too.
 		 * Its final message came in the continuation or in the
@@ -1138,6 +1151,154 @@ static int scram_abort(struct imap_client *c, char **ret_line)
 	return *ret_line ? 0 : -ENOMEM;
 }
 
+/* ------------------------------------------------------------------ */
+/*
+ * SCRAM's PBKDF2 off the loop.  A first login (nothing in the sasl cache
+ * for this account, salt and count) costs up to SASL_SCRAM_MAX_ITERATIONS
+ * rounds: they run on a thread of their own, the way a name lookup does
+ * (resolve_start(): a request both sides reference, a socketpair whose
+ * byte says "done").  Meanwhile the connection waits authenticating, its
+ * AUTHENTICATE in flight and nothing sent, like a password that is not
+ * ready yet (auth_pending); the loop serves every other source.  Closing
+ * the connection or freeing the client drops the request: the thread
+ * finishes on its own copies (sasl_scram_derive_new()) and whoever lets
+ * go last frees them.
+ */
+struct scram_job {
+	int refs; /* atomic */
+	int fd;	  /* the thread's end */
+	struct sasl_scram_derive *derive;
+};
+
+static const char *scram_nonce_for_test;
+
+void imap_client_set_scram_nonce_for_test(const char *nonce)
+{
+	scram_nonce_for_test = nonce;
+}
+
+static void send_cont_line(struct imap_client *c, bool secret, char *line);
+
+static void scram_job_unref(struct scram_job *job)
+{
+	if (__atomic_sub_fetch(&job->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	sasl_scram_derive_free(job->derive);
+	if (job->fd >= 0)
+		close(job->fd);
+	free(job);
+}
+
+static void *scram_thread(void *arg)
+{
+	struct scram_job *job = arg;
+	char done = 1;
+
+	sasl_scram_derive_run(job->derive);
+	/* The loop reads the result after this byte (the socket orders it). */
+	(void)!send(job->fd, &done, 1, MSG_NOSIGNAL);
+	scram_job_unref(job);
+	return NULL;
+}
+
+/* Forgets a PBKDF2 in flight (its thread finishes on its own). */
+static void scram_job_cancel(struct imap_client *c)
+{
+	c->scram_io = cpmsync_loop_source_remove(c->scram_io);
+	if (c->scram_fd >= 0) {
+		close(c->scram_fd);
+		c->scram_fd = -1;
+	}
+	if (c->scram_job) {
+		log_debug(CAT, "%s: SCRAM: the key derivation's result will be dropped", c->name);
+		scram_job_unref(c->scram_job);
+		c->scram_job = NULL;
+	}
+}
+
+/* The thread is done: client-final (or "*" if it failed) goes out. */
+static void scram_derived_cb(struct cpmsync_loop_source *src, int fd, uint32_t events,
+			     void *userdata)
+{
+	struct imap_client *c = userdata;
+	struct scram_job *job = c->scram_job;
+	char byte, *line = NULL, *msg = NULL;
+	int r;
+
+	(void)src;
+	(void)events;
+	if (recv(fd, &byte, 1, MSG_DONTWAIT) != 1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	c->scram_job = NULL;
+	scram_job_cancel(c); /* closes our end; job is ours */
+	c->dispatching++;
+	r = sasl_scram_client_final_finish(c->scram, job->derive, &msg);
+	scram_job_unref(job);
+	if (r < 0) {
+		r = scram_abort(c, &line);
+	} else {
+		log_debug(CAT, "%s: SCRAM: key derivation done", c->name);
+		r = base64_encode(msg, strlen(msg), &line);
+		explicit_bzero(msg, strlen(msg));
+		free(msg);
+	}
+	if (r < 0) {
+		client_fail(c, r, "SCRAM: cannot answer the server: %s", cpmsync_strerror(r));
+	} else {
+		send_cont_line(c, true, line);
+		if (c->fd >= 0)
+			arm_deadline(c); /* the server's turn again */
+	}
+	c->dispatching--;
+	if (c->free_pending && c->dispatching == 0)
+		imap_client_free(c);
+}
+
+static int scram_job_start(struct imap_client *c)
+{
+	struct scram_job *job = calloc(1, sizeof(*job));
+	pthread_attr_t attr;
+	pthread_t thread;
+	int sv[2], r;
+
+	if (!job)
+		return -ENOMEM;
+	job->fd = -1;
+	job->refs = 1;
+	r = sasl_scram_derive_new(c->scram, &job->derive);
+	if (r < 0) {
+		scram_job_unref(job);
+		return r;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = -errno;
+		scram_job_unref(job);
+		return r;
+	}
+	job->fd = sv[1];
+	r = cpmsync_loop_add_fd(c->loop, sv[0], CPMSYNC_LOOP_IN, scram_derived_cb, c, NULL,
+				&c->scram_io);
+	if (r < 0) {
+		close(sv[0]);
+		scram_job_unref(job);
+		return r;
+	}
+	job->refs = 2;
+	c->scram_job = job;
+	c->scram_fd = sv[0];
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = pthread_create(&thread, &attr, scram_thread, job);
+	pthread_attr_destroy(&attr);
+	if (r != 0) {
+		scram_job_cancel(c);
+		scram_job_unref(job); /* the thread's reference */
+		return -r;
+	}
+	log_debug(CAT, "%s: SCRAM: key derivation on its thread", c->name);
+	return 0;
+}
+
 static int scram_continue(struct imap_client *c, const char *text, char **ret_line, void *userdata)
 {
 	_cleanup_free_ void *raw = NULL;
@@ -1151,8 +1312,25 @@ static int scram_continue(struct imap_client *c, const char *text, char **ret_li
 		set_error(c, "the server's SCRAM challenge is not base64");
 		return -CPMSYNC_E_PROTOCOL;
 	}
+	if (c->scram_job) {
+		set_error(c, "SCRAM: the server sent another challenge before we answered the "
+			     "first");
+		return -CPMSYNC_E_PROTOCOL;
+	}
 	if (!sasl_scram_has_final(c->scram)) {
-		r = sasl_scram_client_final(c->scram, raw, len, &msg);
+		r = sasl_scram_read_server_first(c->scram, raw, len);
+		if (r < 0)
+			return scram_abort(c, ret_line);
+		if (r > 0) {
+			/* Not in the cache: PBKDF2 on its thread; the answer
+			 * goes out from scram_derived_cb(), nothing now. */
+			r = scram_job_start(c);
+			if (r < 0)
+				set_error(c, "SCRAM: cannot start the key derivation: %s",
+					  cpmsync_strerror(r));
+			return r;
+		}
+		r = sasl_scram_client_final_finish(c->scram, NULL, &msg);
 		if (r < 0)
 			return scram_abort(c, ret_line);
 		r = base64_encode(msg, strlen(msg), ret_line);
@@ -1270,7 +1448,10 @@ static void authenticate(struct imap_client *c)
 		explicit_bzero(password, strlen(password));
 		if (r < 0)
 			goto fail;
-		r = scram_cache_key(c);
+		if (scram_nonce_for_test)
+			r = sasl_scram_set_nonce_for_test(c->scram, scram_nonce_for_test);
+		if (r >= 0)
+			r = scram_cache_key(c);
 		if (r < 0)
 			goto fail;
 		r = sasl_scram_client_first(c->scram, &first);
@@ -1506,6 +1687,27 @@ static struct imap_cmd *take_inflight(struct imap_client *c, const char *tag)
 	return NULL;
 }
 
+/* Sends a continuation handler's line (taken, wiped). */
+static void send_cont_line(struct imap_client *c, bool secret, char *line)
+{
+	int r;
+
+	if (!secret)
+		log_debug(WIRE, "%s C: %s", c->name, line);
+	else
+		log_debug(WIRE, "%s C: <redacted>", c->name);
+	r = out_append(c, line, strlen(line));
+	if (r >= 0)
+		r = out_append(c, "\r\n", 2);
+	explicit_bzero(line, strlen(line));
+	free(line);
+	if (r < 0) {
+		client_fail(c, r, "cannot send: %s", cpmsync_strerror(r));
+		return;
+	}
+	update_io(c);
+}
+
 static void handle_continuation(struct imap_client *c, const struct imap_response *resp)
 {
 	struct imap_cmd *cmd = c->waiting_cont;
@@ -1536,22 +1738,8 @@ static void handle_continuation(struct imap_client *c, const struct imap_respons
 			client_fail(c, r, "%s", c->error[0] ? c->error : cpmsync_strerror(r));
 			return;
 		}
-		if (line) {
-			if (!(cmd->flags & IMAP_CMD_SECRET))
-				log_debug(WIRE, "%s C: %s", c->name, line);
-			else
-				log_debug(WIRE, "%s C: <redacted>", c->name);
-			r = out_append(c, line, strlen(line));
-			if (r >= 0)
-				r = out_append(c, "\r\n", 2);
-			explicit_bzero(line, strlen(line));
-			free(line);
-			if (r < 0) {
-				client_fail(c, r, "cannot send: %s", cpmsync_strerror(r));
-				return;
-			}
-			update_io(c);
-		}
+		if (line)
+			send_cont_line(c, cmd->flags & IMAP_CMD_SECRET, line);
 		return;
 	}
 	/* A continuation nobody asked for: hand it to the owner. */
@@ -2175,6 +2363,7 @@ int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *acc
 	c->loop = loop;
 	c->fd = -1;
 	c->resolve_fd = -1;
+	c->scram_fd = -1;
 	c->delimiter = '/';
 	imap_ns_map_init(&c->ns);
 	c->ns.show_other = account->show_other_namespaces != 0;

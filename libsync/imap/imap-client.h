@@ -9,7 +9,9 @@
  * pipelining, per-command callbacks, cancellation and deadlines.
  *
  * Everything runs on a cpmsync_loop.  Callbacks are called from the loop,
- * never from inside the call that queued the work.
+ * never from inside the call that queued the work.  What could block it runs
+ * on a thread of its own: the name lookup, and SCRAM's PBKDF2 when the
+ * SaltedPassword is not cached yet (the login waits meanwhile).
  */
 
 #include <stdbool.h>
@@ -147,6 +149,10 @@ struct addrinfo;
 typedef int (*imap_resolve_fn_t)(const char *host, const char *service,
 				 const struct addrinfo *hints, struct addrinfo **res);
 void imap_client_set_resolver_for_test(imap_resolve_fn_t fn);
+/* Tests only: the SCRAM client nonce of every login from now on (NULL: a
+ * random one again), so that a scripted server can expect the proof.
+ * Process-wide; the string must outlive its use. */
+void imap_client_set_scram_nonce_for_test(const char *nonce);
 /*
  * Uses an already connected socket instead (tests: a socketpair with a
  * scripted server).  The fd is taken over.  An AF_UNIX socket counts as

@@ -92,6 +92,14 @@ if grep -q "AUTHENTICATE SCRAM-SHA-256" "$ALL_OUT"; then
 else
 	not_ok "SCRAM-SHA-256 is the mechanism chosen"
 fi
+# Each --check is a first login (nothing cached): its PBKDF2 ran on a
+# thread, and the login went on from the result (issue 13).
+if grep -q "[ >]tls: SCRAM: key derivation on its thread$" "$ALL_OUT" &&
+	grep -q "[ >]tls: SCRAM: key derivation done$" "$ALL_OUT"; then
+	ok "SCRAM's PBKDF2 ran off the event loop"
+else
+	not_ok "SCRAM's PBKDF2 ran off the event loop"
+fi
 
 # Every account at once: exit 1 because some fail, one line per account.
 out=$("$SYNCD" --config "$conf" --check 2>>"$ALL_OUT")

@@ -19,6 +19,7 @@
 #include <cpmsync/cpmsync.h>
 
 #include "imap/imap-client.h"
+#include "imap/sasl.h"
 #include "testlib.h"
 
 #define PASSWORD "s3cret-pw"
@@ -1066,6 +1067,245 @@ START_TEST(test_resolve_failure_and_free)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/*
+ * SCRAM's PBKDF2 off the loop (issue 13).  The client nonce is fixed, so the
+ * scripted server knows client-final: password s3cret-pw, salt
+ * QSXCR+Q6sek8bf92, the largest count accepted (200000); the values below
+ * were computed with Python's hashlib.pbkdf2_hmac and hmac.
+ */
+#define SCRAM_GREETING	   "* OK [CAPABILITY IMAP4rev1 AUTH=SCRAM-SHA-256 SASL-IR] hi\r\n"
+#define SCRAM_AUTHENTICATE "a1 AUTHENTICATE SCRAM-SHA-256 biwsbj1hbGljZSxyPWZpeGVkbm9uY2U="
+#define SCRAM_SERVER_FIRST "+ cj1maXhlZG5vbmNlc3J2LHM9UVNYQ1IrUTZzZWs4YmY5MixpPTIwMDAwMA==\r\n"
+#define SCRAM_CLIENT_FINAL                                                                         \
+	"Yz1iaXdzLHI9Zml4ZWRub25jZXNydixwPXFHdWdyVzZSaTdXMzI5UXZIVkpZUDY2dDZQWFc1NE83WUJkcUpWOXVl" \
+	"OHc9"
+#define SCRAM_SERVER_FINAL "+ dj1QTXptNzF1Q1JlV3dvT01HRjJGQnpXYmVFbXY5SlpUOG9iQ3VhSWt3UjFjPQ==\r\n"
+
+static const struct script_step scram_login[] = {
+	{ SCRIPT_SEND, SCRAM_GREETING },
+	{ SCRIPT_EXPECT, SCRAM_AUTHENTICATE },
+	{ SCRIPT_SEND, SCRAM_SERVER_FIRST },
+	{ SCRIPT_EXPECT, SCRAM_CLIENT_FINAL },
+	{ SCRIPT_SEND, SCRAM_SERVER_FINAL },
+	{ SCRIPT_EXPECT, "" },
+	{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+	{ SCRIPT_EXPECT, "a2 NOOP" },
+	{ SCRIPT_SEND, "a2 OK\r\n" },
+	{ SCRIPT_CLOSE, NULL },
+	{ SCRIPT_END, NULL },
+};
+
+/* A 1 ms timer on the client's loop: did it fire while a PBKDF2 ran? */
+struct loop_ticks {
+	unsigned ticks, during_pbkdf2;
+};
+
+static void tick_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct loop_ticks *t = userdata;
+
+	(void)src;
+	t->ticks++;
+	if (sasl_scram_pbkdf2_running() > 0)
+		t->during_pbkdf2++;
+}
+
+/* A login at 200000 rounds, then a NOOP: returns the loop's ticks. */
+static struct loop_ticks scram_login_run(void)
+{
+	struct cpmsync_loop_source *timer = NULL;
+	struct loop_ticks t = { 0 };
+	struct script_peer peer;
+	struct ctx ctx;
+
+	ctx_start(&ctx, scram_login, &peer, CPMSYNC_SECURITY_NONE, 10000);
+	ck_assert_int_eq(cpmsync_loop_add_timer(ctx.loop, 1, 1, tick_cb, &t, NULL, &timer), 0);
+	ck_assert_msg(test_loop_run_until(ctx.loop, &ctx.ready, 10000), "state %d: %s", ctx.state_r,
+		      ctx.reason);
+	cpmsync_loop_source_remove(timer);
+	want_done(&ctx, 1);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 5000));
+	ck_assert_int_eq(ctx.results[0], 0);
+	ctx_end(&ctx, &peer);
+	return t;
+}
+
+/*
+ * The first login's PBKDF2 runs on a thread: the loop's timer fires while
+ * it runs, and the login then succeeds with the right proof (the script
+ * expects it) and the server's signature verified.  The result went into
+ * the cache: a second login runs no PBKDF2.
+ */
+START_TEST(test_scram_pbkdf2_off_loop)
+{
+	struct loop_ticks t;
+	unsigned runs;
+
+	sasl_scram_cache_clear();
+	imap_client_set_scram_nonce_for_test("fixednonce");
+	runs = sasl_scram_pbkdf2_runs();
+	t = scram_login_run();
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 1);
+	ck_assert_msg(t.during_pbkdf2 > 0, "the loop's timer never fired during PBKDF2 (%u ticks)",
+		      t.ticks);
+	/* Same account, salt and count: from the cache, on the loop. */
+	t = scram_login_run();
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 1);
+	ck_assert_uint_eq(t.during_pbkdf2, 0);
+	imap_client_set_scram_nonce_for_test(NULL);
+	sasl_scram_cache_clear();
+}
+END_TEST
+
+/* A PBKDF2 that waits for the test (scram_release), or fails at once. */
+static int scram_release; /* atomic */
+static bool scram_fail;
+
+static int test_pbkdf2(const char *password, size_t password_len, const unsigned char *salt,
+		       size_t salt_len, unsigned long iterations, unsigned char out[32])
+{
+	(void)password;
+	(void)password_len;
+	(void)salt;
+	(void)salt_len;
+	(void)iterations;
+	if (scram_fail)
+		return -EIO;
+	for (int i = 0; i < 1000 && !__atomic_load_n(&scram_release, __ATOMIC_ACQUIRE); i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+	memset(out, 0x5a, 32);
+	return 0;
+}
+
+static void wait_pbkdf2_running(unsigned n)
+{
+	for (int i = 0; i < 1000 && sasl_scram_pbkdf2_running() != n; i++) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+	ck_assert_uint_eq(sasl_scram_pbkdf2_running(), n);
+}
+
+/*
+ * The login ends while the PBKDF2 runs: the client is freed (the account
+ * was removed), the server closes, or the server answers the AUTHENTICATE
+ * (it gave up waiting).  The result is dropped, the thread finishes on its
+ * own copies, nothing more is sent (ASan: no use after free, no leak).
+ */
+static const struct script_step scram_freed[] = {
+	{ SCRIPT_SEND, SCRAM_GREETING },
+	{ SCRIPT_EXPECT, SCRAM_AUTHENTICATE },
+	{ SCRIPT_SEND, SCRAM_SERVER_FIRST },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step scram_closed[] = {
+	{ SCRIPT_SEND, SCRAM_GREETING },
+	{ SCRIPT_EXPECT, SCRAM_AUTHENTICATE },
+	{ SCRIPT_SEND, SCRAM_SERVER_FIRST },
+	{ SCRIPT_CLOSE, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct script_step scram_answered[] = {
+	{ SCRIPT_SEND, SCRAM_GREETING },
+	{ SCRIPT_EXPECT, SCRAM_AUTHENTICATE },
+	{ SCRIPT_SEND, SCRAM_SERVER_FIRST },
+	{ SCRIPT_SEND, "a1 NO [AUTHENTICATIONFAILED] too slow\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
+static const struct {
+	const struct script_step *script;
+	int r;
+	const char *reason; /* NULL: the client is freed */
+} scram_drops[] = {
+	{ scram_freed, 0, NULL },
+	{ scram_closed, -CPMSYNC_E_DISCONNECTED, "the server closed the connection" },
+	{ scram_answered, -CPMSYNC_E_AUTH, "authentication failed: too slow" },
+};
+
+START_TEST(test_scram_pbkdf2_dropped)
+{
+	struct script_peer peer;
+	struct ctx ctx;
+	bool never = false;
+	unsigned runs;
+
+	sasl_scram_cache_clear();
+	imap_client_set_scram_nonce_for_test("fixednonce");
+	sasl_scram_set_pbkdf2_for_test(test_pbkdf2);
+	scram_release = 0;
+	scram_fail = false;
+	runs = sasl_scram_pbkdf2_runs();
+	ctx_start(&ctx, scram_drops[_i].script, &peer, CPMSYNC_SECURITY_NONE, 10000);
+	for (int i = 0; i < 500 && sasl_scram_pbkdf2_running() == 0 && !ctx.state_called; i++)
+		cpmsync_loop_iterate(ctx.loop, 10);
+	/* The client started it before it read what followed server-first,
+	 * but its thread may not have run yet. */
+	wait_pbkdf2_running(1);
+	if (!scram_drops[_i].reason) {
+		ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_AUTHENTICATING);
+		imap_client_free(ctx.client);
+		ctx.client = NULL;
+	} else {
+		ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 5000));
+		ck_assert_int_eq(ctx.state_r, scram_drops[_i].r);
+		ck_assert_str_eq(ctx.reason, scram_drops[_i].reason);
+		ck_assert_uint_eq(sasl_scram_pbkdf2_running(), 1);
+	}
+	__atomic_store_n(&scram_release, 1, __ATOMIC_RELEASE);
+	wait_pbkdf2_running(0);
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs + 1);
+	/* Its byte goes to a socket nobody watches any more. */
+	ctx.state_called = false;
+	test_loop_run_until(ctx.loop, &never, 200);
+	ck_assert(!ctx.state_called);
+	ctx_end(&ctx, &peer);
+	sasl_scram_set_pbkdf2_for_test(NULL);
+	imap_client_set_scram_nonce_for_test(NULL);
+}
+END_TEST
+
+/* A PBKDF2 that fails: the exchange is cancelled ("*"), and the reason said. */
+START_TEST(test_scram_pbkdf2_fails)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, SCRAM_GREETING },
+		{ SCRIPT_EXPECT, SCRAM_AUTHENTICATE },
+		{ SCRIPT_SEND, SCRAM_SERVER_FIRST },
+		{ SCRIPT_EXPECT, "*" },
+		{ SCRIPT_SEND, "a1 BAD [AUTHENTICATIONFAILED] cancelled\r\n" },
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct script_peer peer;
+	struct ctx ctx;
+	unsigned runs;
+
+	sasl_scram_cache_clear();
+	imap_client_set_scram_nonce_for_test("fixednonce");
+	sasl_scram_set_pbkdf2_for_test(test_pbkdf2);
+	scram_fail = true;
+	runs = sasl_scram_pbkdf2_runs();
+	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 10000);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 5000));
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_AUTH);
+	ck_assert_str_eq(ctx.reason,
+			 "authentication failed: the SCRAM key derivation (PBKDF2) failed");
+	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs);
+	ctx_end(&ctx, &peer);
+	sasl_scram_set_pbkdf2_for_test(NULL);
+	imap_client_set_scram_nonce_for_test(NULL);
+	scram_fail = false;
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("imap-client");
@@ -1093,6 +1333,10 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_server_text_escaped);
 	tcase_add_test(tc, test_resolve_off_loop);
 	tcase_add_test(tc, test_resolve_failure_and_free);
+	tcase_add_test(tc, test_scram_pbkdf2_off_loop);
+	tcase_add_loop_test(tc, test_scram_pbkdf2_dropped, 0,
+			    sizeof(scram_drops) / sizeof(scram_drops[0]));
+	tcase_add_test(tc, test_scram_pbkdf2_fails);
 	suite_add_tcase(s, tc);
 	return s;
 }
