@@ -249,34 +249,6 @@ static int binsize_item(const struct imap_arg *key, const struct imap_arg *v, st
 	return 0;
 }
 
-/* EMAILID (id) / THREADID (id) or NIL (RFC 8474): objectid = 1*255(ALPHA /
- * DIGIT / "_" / "-").  Cyrus 3.6 sends THREADID (NIL) for NIL. */
-static int objectid_item(const struct imap_arg *v, bool nil_ok, struct imap_nstr *ret)
-{
-	const struct imap_arg *a;
-
-	if (nil_ok &&
-	    (v->type == IMAP_ARG_NIL || (v->type == IMAP_ARG_LIST && v->u.list.count == 1 &&
-					 v->u.list.args[0].type == IMAP_ARG_NIL))) {
-		*ret = (struct imap_nstr){ NULL, 0 };
-		return 0;
-	}
-	if (v->type != IMAP_ARG_LIST || v->u.list.count != 1)
-		return EPROTO_;
-	a = &v->u.list.args[0];
-	if (a->type != IMAP_ARG_ATOM || a->u.s.len == 0 || a->u.s.len > 255)
-		return EPROTO_;
-	for (size_t i = 0; i < a->u.s.len; i++) {
-		char c = a->u.s.str[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return EPROTO_;
-	}
-	*ret = (struct imap_nstr){ a->u.s.str, a->u.s.len };
-	return 0;
-}
-
 /* An annotation entry name: an astring starting with '/' (RFC 5257 3.2),
  * of bounded length. */
 static int annotation_name(const struct imap_arg *a, struct imap_nstr *ret)
@@ -421,11 +393,11 @@ static int fetch_item(const struct imap_arg *k, const struct imap_arg *v, struct
 			return EPROTO_;
 		f->present |= IMAP_FETCH_PREVIEW;
 	} else if (imap_resp_atom_is(k, "EMAILID")) {
-		if (objectid_item(v, false, &f->emailid) < 0)
+		if (imap_objectid_parse(v, false, &f->emailid) < 0)
 			return EPROTO_;
 		f->present |= IMAP_FETCH_EMAILID;
 	} else if (imap_resp_atom_is(k, "THREADID")) {
-		if (objectid_item(v, true, &f->threadid) < 0)
+		if (imap_objectid_parse(v, true, &f->threadid) < 0)
 			return EPROTO_;
 		f->present |= IMAP_FETCH_THREADID;
 	} else if (imap_resp_atom_is(k, "ANNOTATION")) {

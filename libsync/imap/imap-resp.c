@@ -96,6 +96,32 @@ int imap_resp_arg_astring(const struct imap_arg *a, struct imap_nstr *ret)
 	return 0;
 }
 
+int imap_objectid_parse(const struct imap_arg *v, bool nil_ok, struct imap_nstr *ret)
+{
+	const struct imap_arg *a;
+
+	if (nil_ok &&
+	    (v->type == IMAP_ARG_NIL || (v->type == IMAP_ARG_LIST && v->u.list.count == 1 &&
+					 v->u.list.args[0].type == IMAP_ARG_NIL))) {
+		*ret = (struct imap_nstr){ NULL, 0 };
+		return 0;
+	}
+	if (v->type != IMAP_ARG_LIST || v->u.list.count != 1)
+		return EPROTO_;
+	a = &v->u.list.args[0];
+	if (a->type != IMAP_ARG_ATOM || a->u.s.len == 0 || a->u.s.len > 255)
+		return EPROTO_;
+	for (size_t i = 0; i < a->u.s.len; i++) {
+		char c = a->u.s.str[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return EPROTO_;
+	}
+	*ret = (struct imap_nstr){ a->u.s.str, a->u.s.len };
+	return 0;
+}
+
 bool imap_resp_atom_is(const struct imap_arg *a, const char *s)
 {
 	size_t n = strlen(s);
@@ -508,27 +534,6 @@ int imap_resp_vanished(const struct imap_response *resp, struct imap_vanished *v
 /* -------------------------------------------------------------------- */
 /* STATUS */
 
-/* RFC 8474 objectid = 1*255(ALPHA / DIGIT / "_" / "-"), in parentheses. */
-static int status_objectid(const struct imap_arg *v, struct imap_nstr *ret)
-{
-	const struct imap_arg *a;
-
-	if (v->type != IMAP_ARG_LIST || v->u.list.count != 1)
-		return EPROTO_;
-	a = &v->u.list.args[0];
-	if (a->type != IMAP_ARG_ATOM || a->u.s.len == 0 || a->u.s.len > 255)
-		return EPROTO_;
-	for (size_t i = 0; i < a->u.s.len; i++) {
-		char c = a->u.s.str[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return EPROTO_;
-	}
-	*ret = (struct imap_nstr){ a->u.s.str, a->u.s.len };
-	return 0;
-}
-
 int imap_resp_status(const struct imap_response *resp, struct imap_status_data *ret)
 {
 	struct imap_status_data st = { 0 };
@@ -575,7 +580,7 @@ int imap_resp_status(const struct imap_response *resp, struct imap_status_data *
 		if (k->type != IMAP_ARG_ATOM)
 			return EPROTO_;
 		if (imap_resp_atom_is(k, "MAILBOXID")) {
-			if (status_objectid(v, &st.mailboxid) < 0)
+			if (imap_objectid_parse(v, false, &st.mailboxid) < 0)
 				return EPROTO_;
 			st.present |= IMAP_STATUS_ITEM_MAILBOXID;
 			continue;

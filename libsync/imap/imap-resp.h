@@ -58,6 +58,14 @@ bool imap_nstr_eq(const struct imap_nstr *s, const char *cstr);
 /* Case-insensitive comparison with a C string (NIL never matches). */
 bool imap_nstr_caseeq(const struct imap_nstr *s, const char *cstr);
 
+/* An RFC 8474 object id in parentheses, as MAILBOXID, EMAILID and THREADID
+ * carry it: "(" objectid ")", objectid = 1*255(ALPHA / DIGIT / "_" / "-"),
+ * an atom.  With nil_ok, NIL and Cyrus 3.6's "(NIL)" (its THREADID for a
+ * message in no thread) are accepted as NIL (ret->str == NULL).  Anything
+ * else -- no parentheses, an empty or 256-character id, a quoted id, a
+ * '.' -- is -CPMSYNC_E_PROTOCOL. */
+int imap_objectid_parse(const struct imap_arg *v, bool nil_ok, struct imap_nstr *ret);
+
 /* -------------------------------------------------------------------- */
 /* Response classification */
 

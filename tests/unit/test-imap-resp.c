@@ -1114,6 +1114,105 @@ END_TEST
 #define OBJECTID_255 OBJECTID_240 "0123456789ABCDE"
 #define OBJECTID_256 OBJECTID_255 "F"
 
+/* imap_objectid_parse(), shared by STATUS MAILBOXID and FETCH
+ * EMAILID/THREADID: each input is the one argument of "* X-OBJ <input>". */
+static const struct {
+	const char *in;
+	bool nil_ok;
+	int r;
+	const char *want; /* NULL: NIL (when r == 0) */
+} objectids[] = {
+	{ "(a)", false, 0, "a" },
+	{ "(" OBJECTID_255 ")", false, 0, OBJECTID_255 },
+	{ "(" OBJECTID_255 ")", true, 0, OBJECTID_255 },
+	{ "(M6d99ac3275bb4e)", true, 0, "M6d99ac3275bb4e" },
+	{ "(F2212ea87-6097-4256-9d51-71338625)", false, 0, "F2212ea87-6097-4256-9d51-71338625" },
+	/* NIL: only where allowed; "(NIL)" is Cyrus 3.6's THREADID for NIL */
+	{ "NIL", true, 0, NULL },
+	{ "(NIL)", true, 0, NULL },
+	{ "(nil)", true, 0, NULL },
+	{ "NIL", false, EPROTO_, NULL },
+	{ "(NIL)", false, EPROTO_, NULL },
+	/* lengths 0 and 256 */
+	{ "()", false, EPROTO_, NULL },
+	{ "()", true, EPROTO_, NULL },
+	{ "(" OBJECTID_256 ")", false, EPROTO_, NULL },
+	{ "(" OBJECTID_256 ")", true, EPROTO_, NULL },
+	/* characters outside ALPHA DIGIT _ - */
+	{ "(M1.2)", false, EPROTO_, NULL },
+	{ "(T:1)", true, EPROTO_, NULL },
+	{ "(a+b)", false, EPROTO_, NULL },
+	{ "(a*)", false, EPROTO_, NULL },
+	{ "(\\Seen)", false, EPROTO_, NULL },
+	{ "(\"a\")", false, EPROTO_, NULL }, /* quoted: an atom only */
+	{ "(\"\")", true, EPROTO_, NULL },
+	{ "({1}\r\na)", false, EPROTO_, NULL },
+	/* not exactly one id in parentheses */
+	{ "a", false, EPROTO_, NULL },
+	{ "a", true, EPROTO_, NULL },
+	{ "(a b)", false, EPROTO_, NULL },
+	{ "(NIL NIL)", true, EPROTO_, NULL },
+	{ "((a))", false, EPROTO_, NULL },
+	{ "\"a\"", false, EPROTO_, NULL },
+};
+
+START_TEST(test_objectid)
+{
+	char line[512];
+	const struct imap_response *resp;
+	struct imap_nstr id = { "untouched", 9 };
+
+	snprintf(line, sizeof(line), "* X-OBJ %s\r\n", objectids[_i].in);
+	resp = feed(line);
+	ck_assert_uint_eq(resp->nargs, 1);
+	ck_assert_msg(imap_objectid_parse(&resp->args[0], objectids[_i].nil_ok, &id) ==
+			      objectids[_i].r,
+		      "%s nil_ok=%d", objectids[_i].in, objectids[_i].nil_ok);
+	if (objectids[_i].r == 0)
+		ck_nstr(&id, objectids[_i].want);
+	else
+		ck_nstr(&id, "untouched");
+}
+END_TEST
+
+/* Lengths the parser cannot produce: an empty atom, and the bounds
+ * checked by length alone (the id is not NUL-terminated at len). */
+START_TEST(test_objectid_lengths)
+{
+	static char buf[300];
+	struct imap_arg atom = { .type = IMAP_ARG_ATOM };
+	struct imap_arg list = { .type = IMAP_ARG_LIST };
+	struct imap_nstr id;
+
+	memset(buf, 'x', sizeof(buf));
+	atom.u.s.str = buf;
+	list.u.list.args = &atom;
+	list.u.list.count = 1;
+	for (size_t len = 0; len <= 257; len++) {
+		atom.u.s.len = len;
+		id = (struct imap_nstr){ NULL, 0 };
+		if (len >= 1 && len <= 255) {
+			ck_assert_int_eq(imap_objectid_parse(&list, false, &id), 0);
+			ck_assert_ptr_eq(id.str, buf);
+			ck_assert_uint_eq(id.len, len);
+		} else {
+			ck_assert_msg(imap_objectid_parse(&list, true, &id) == EPROTO_, "len %zu",
+				      len);
+			ck_assert_ptr_null(id.str);
+		}
+	}
+	/* one bad character anywhere, the last included */
+	atom.u.s.len = 255;
+	for (size_t i = 0; i < 255; i++) {
+		buf[i] = '.';
+		ck_assert_msg(imap_objectid_parse(&list, false, &id) == EPROTO_, "'.' at %zu", i);
+		buf[i] = i % 2 ? '_' : '-';
+	}
+	ck_assert_int_eq(imap_objectid_parse(&list, false, &id), 0);
+	ck_assert_uint_eq(id.len, 255);
+}
+END_TEST
+
 START_TEST(test_status)
 {
 	const struct imap_response *resp;
@@ -1871,6 +1970,8 @@ static Suite *resp_suite(void)
 	tc = tcase_create("mailbox");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_status);
+	tcase_add_loop_test(tc, test_objectid, 0, N(objectids));
+	tcase_add_test(tc, test_objectid_lengths);
 	tcase_add_loop_test(tc, test_list, 0, N(lists));
 	tcase_add_loop_test(tc, test_list_bad, 0, N(list_bad));
 	tcase_add_test(tc, test_search);
