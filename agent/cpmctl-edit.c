@@ -381,11 +381,72 @@ static int print_pairs(DBusMessage *reply, const char *method, bool json, const 
 	return 0;
 }
 
+/* ---- entry lists of metadata get|set and annotation get|set ---- */
+
+/* Whether entry is a valid name for the command's subcommand sub ("get",
+ * "set"); when not, says why on stderr, with the usage. */
+typedef bool entry_ok_fn(const char *sub, const char *entry);
+
+/* get's ENTRY...: n names from entries, each valid. */
+static bool entries_ok(entry_ok_fn *ok, int n, char **entries)
+{
+	for (int i = 0; i < n; i++)
+		if (!ok("get", entries[i]))
+			return false;
+	return true;
+}
+
+/* set's ENTRY VALUE [ENTRY VALUE]...: n arguments from pairs, a value for
+ * every entry, each entry valid and given once.  cmd is the command
+ * ("metadata", "annotation") for the messages. */
+static bool entry_values_ok(const char *cmd, const char *usage, entry_ok_fn *ok, int n,
+			    char **pairs)
+{
+	if (n % 2) {
+		fprintf(stderr, "cpmctl %s set: entry '%s' has no value\n", cmd, pairs[n - 1]);
+		fputs(usage, stderr);
+		return false;
+	}
+	for (int i = 0; i < n; i += 2) {
+		if (!ok("set", pairs[i]))
+			return false;
+		for (int k = 0; k < i; k += 2) {
+			if (str_eq(pairs[k], pairs[i])) {
+				fprintf(stderr, "cpmctl %s set: entry '%s' given twice\n", cmd,
+					pairs[i]);
+				fputs(usage, stderr);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* Appends set's n ENTRY VALUE arguments from pairs as an a{ss}. */
+static void append_entry_values(DBusMessageIter *it, int n, char **pairs)
+{
+	DBusMessageIter dict, entry;
+
+	if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{ss}", &dict))
+		dbus_oom();
+	for (int i = 0; i < n; i += 2) {
+		if (!dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &entry) ||
+		    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &pairs[i]) ||
+		    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &pairs[i + 1]) ||
+		    !dbus_message_iter_close_container(&dict, &entry))
+			dbus_oom();
+	}
+	if (!dbus_message_iter_close_container(it, &dict))
+		dbus_oom();
+}
+
 /* ---- metadata get|set ---- */
 
-/* An entry name: "/private/..." or "/shared/..." (RFC 5464). */
-static bool entry_ok(const char *entry)
+/* An entry name: "/private/..." or "/shared/..." (RFC 5464).  The message
+ * names no subcommand. */
+static bool metadata_entry_ok(const char *sub, const char *entry)
 {
+	(void)sub;
 	if (strncmp(entry, "/private/", 9) == 0 && entry[9])
 		return true;
 	if (strncmp(entry, "/shared/", 8) == 0 && entry[8])
@@ -412,9 +473,8 @@ static int metadata_get(int argc, char **argv)
 	argv += optind;
 	if (!nargs_ok(argc, 3, -1, "metadata get", metadata_usage))
 		return EXIT_USAGE;
-	for (int i = 2; i < argc; i++)
-		if (!entry_ok(argv[i]))
-			return EXIT_USAGE;
+	if (!entries_ok(metadata_entry_ok, argc - 2, argv + 2))
+		return EXIT_USAGE;
 	folder = argv[1];
 	r = target_open(&t, argv[0], NULL);
 	if (r)
@@ -442,7 +502,7 @@ out:
 
 static int metadata_set(int argc, char **argv)
 {
-	DBusMessageIter it, dict, entry;
+	DBusMessageIter it;
 	struct target t;
 	DBusMessage *m;
 	const char *folder;
@@ -455,42 +515,16 @@ static int metadata_set(int argc, char **argv)
 	argv += optind;
 	if (!nargs_ok(argc, 4, -1, "metadata set", metadata_usage))
 		return EXIT_USAGE;
-	if ((argc - 2) % 2) {
-		fprintf(stderr, "cpmctl metadata set: entry '%s' has no value\n", argv[argc - 1]);
-		fputs(metadata_usage, stderr);
+	if (!entry_values_ok("metadata", metadata_usage, metadata_entry_ok, argc - 2, argv + 2))
 		return EXIT_USAGE;
-	}
-	for (int i = 2; i < argc; i += 2) {
-		if (!entry_ok(argv[i]))
-			return EXIT_USAGE;
-		for (int k = 2; k < i; k += 2) {
-			if (str_eq(argv[k], argv[i])) {
-				fprintf(stderr, "cpmctl metadata set: entry '%s' given twice\n",
-					argv[i]);
-				fputs(metadata_usage, stderr);
-				return EXIT_USAGE;
-			}
-		}
-	}
 	folder = argv[1];
 	r = target_open(&t, argv[0], NULL);
 	if (!r) {
 		m = new_call(t.account->path, IFACE_ACCOUNT, "SetMetadata");
 		dbus_message_iter_init_append(m, &it);
-		if (!dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &folder) ||
-		    !dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &dict))
+		if (!dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &folder))
 			dbus_oom();
-		for (int i = 2; i < argc; i += 2) {
-			if (!dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL,
-							      &entry) ||
-			    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &argv[i]) ||
-			    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING,
-							    &argv[i + 1]) ||
-			    !dbus_message_iter_close_container(&dict, &entry))
-				dbus_oom();
-		}
-		if (!dbus_message_iter_close_container(&it, &dict))
-			dbus_oom();
+		append_entry_values(&it, argc - 2, argv + 2);
 		r = send_void(&t, m, "SetMetadata");
 	}
 	target_free(&t);
@@ -563,13 +597,13 @@ static int parse_annotation_options(int argc, char **argv, bool *json, bool *sha
 }
 
 /* An annotation entry name as the daemon takes it (RFC 5257 3.2). */
-static bool annotation_entry_ok(const char *cmd, const char *entry)
+static bool annotation_entry_ok(const char *sub, const char *entry)
 {
 	const char *why = "";
 
 	if (cpmsync_annotation_entry_check(entry, &why) == 0)
 		return true;
-	fprintf(stderr, "cpmctl annotation %s: invalid entry '%s': %s\n", cmd, entry, why);
+	fprintf(stderr, "cpmctl annotation %s: invalid entry '%s': %s\n", sub, entry, why);
 	fputs(annotation_usage, stderr);
 	return false;
 }
@@ -596,9 +630,8 @@ static int annotation_get(int argc, char **argv)
 		fputs(annotation_usage, stderr);
 		return EXIT_USAGE;
 	}
-	for (int i = 3; i < argc; i++)
-		if (!annotation_entry_ok("get", argv[i]))
-			return EXIT_USAGE;
+	if (!entries_ok(annotation_entry_ok, argc - 3, argv + 3))
+		return EXIT_USAGE;
 	id = id64;
 	b = shared;
 	entries = argv + 3;
@@ -623,7 +656,7 @@ out:
 
 static int annotation_set(int argc, char **argv)
 {
-	DBusMessageIter it, dict, entry;
+	DBusMessageIter it;
 	struct target t;
 	DBusMessage *m;
 	bool shared = false;
@@ -643,43 +676,19 @@ static int annotation_set(int argc, char **argv)
 		fputs(annotation_usage, stderr);
 		return EXIT_USAGE;
 	}
-	if ((argc - 3) % 2) {
-		fprintf(stderr, "cpmctl annotation set: entry '%s' has no value\n", argv[argc - 1]);
-		fputs(annotation_usage, stderr);
+	if (!entry_values_ok("annotation", annotation_usage, annotation_entry_ok, argc - 3,
+			     argv + 3))
 		return EXIT_USAGE;
-	}
-	for (int i = 3; i < argc; i += 2) {
-		if (!annotation_entry_ok("set", argv[i]))
-			return EXIT_USAGE;
-		for (int k = 3; k < i; k += 2) {
-			if (str_eq(argv[k], argv[i])) {
-				fprintf(stderr, "cpmctl annotation set: entry '%s' given twice\n",
-					argv[i]);
-				fputs(annotation_usage, stderr);
-				return EXIT_USAGE;
-			}
-		}
-	}
 	id = id64;
 	b = shared;
 	r = target_open(&t, argv[0], argv[1]);
 	if (!r) {
 		m = new_call(t.folder, IFACE_FOLDER, "SetAnnotations");
 		dbus_message_iter_init_append(m, &it);
-		if (!dbus_message_iter_append_basic(&it, DBUS_TYPE_UINT64, &id) ||
-		    !dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{ss}", &dict))
+		if (!dbus_message_iter_append_basic(&it, DBUS_TYPE_UINT64, &id))
 			dbus_oom();
-		for (int i = 3; i < argc; i += 2) {
-			if (!dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL,
-							      &entry) ||
-			    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING, &argv[i]) ||
-			    !dbus_message_iter_append_basic(&entry, DBUS_TYPE_STRING,
-							    &argv[i + 1]) ||
-			    !dbus_message_iter_close_container(&dict, &entry))
-				dbus_oom();
-		}
-		if (!dbus_message_iter_close_container(&it, &dict) ||
-		    !dbus_message_iter_append_basic(&it, DBUS_TYPE_BOOLEAN, &b))
+		append_entry_values(&it, argc - 3, argv + 3);
+		if (!dbus_message_iter_append_basic(&it, DBUS_TYPE_BOOLEAN, &b))
 			dbus_oom();
 		r = send_void(&t, m, "SetAnnotations");
 	}
