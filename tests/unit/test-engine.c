@@ -168,6 +168,15 @@ static void fixture(struct cpmsync_store *cs)
 		 " VALUES (1, 'flags', 1, 1);");
 }
 
+/* The end of every script: LOGOUT (tagged tag) answered, the connection
+ * closed. */
+#define SCRIPT_LOGOUT(tag)                                                                         \
+	{ SCRIPT_EXPECT, tag " LOGOUT" }, { SCRIPT_SEND, "* BYE bye\r\n" tag " OK bye\r\n" },      \
+		{ SCRIPT_CLOSE, NULL },                                                            \
+	{                                                                                          \
+		SCRIPT_END, NULL                                                                   \
+	}
+
 #define LOGIN_AND_SELECT                                                                           \
 	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC] ready\r\n" },          \
 		{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
@@ -204,10 +213,7 @@ START_TEST(test_modified_merged_and_retried)
 		{ SCRIPT_EXPECT,
 		  "a8 UID STORE 1 (UNCHANGEDSINCE 105) FLAGS.SILENT ($Work \\Flagged)" },
 		{ SCRIPT_SEND, "* 1 FETCH (UID 1 MODSEQ (106))\r\na8 OK stored\r\n" },
-		{ SCRIPT_EXPECT, "a9 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na9 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a9"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -240,10 +246,7 @@ START_TEST(test_modified_forever_kept)
 		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (102))\r\na9 OK f\r\n" },
 		{ SCRIPT_EXPECT, "a10 UID STORE 1 (UNCHANGEDSINCE 102)" },
 		{ SCRIPT_SEND, "a10 OK [MODIFIED 1] no\r\n" },
-		{ SCRIPT_EXPECT, "a11 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na11 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a11"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -271,10 +274,7 @@ START_TEST(test_refused_operation_kept)
 		{ SCRIPT_SEND, "a7 NO [NOPERM] not allowed here\r\n" },
 		{ SCRIPT_EXPECT, "a8 SETMETADATA INBOX (/private/comment hello)" },
 		{ SCRIPT_SEND, "a8 NO [NOPERM] no metadata for you\r\n" },
-		{ SCRIPT_EXPECT, "a9 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na9 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a9"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -322,10 +322,7 @@ START_TEST(test_select_refused_others_go_on)
 		  "* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
 		  "RFC822.SIZE 10 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 1) "
 		  "BODY[HEADER] {21}\r\nMessage-ID: <m@x>\r\n\r\n)\r\na5 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a6 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na6 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -369,10 +366,7 @@ START_TEST(test_refused_name_warned_once)
 			       "a2 OK listed\r\n" },
 		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
 		{ SCRIPT_SEND, "a3 NO [NONEXISTENT] gone\r\n" },
-		{ SCRIPT_EXPECT, "a4 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na4 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a4"),
 	};
 	static const struct script_step script2[] = {
 		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
@@ -385,10 +379,7 @@ START_TEST(test_refused_name_warned_once)
 			       "a2 OK listed\r\n" },
 		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
 		{ SCRIPT_SEND, "a3 NO [NONEXISTENT] gone\r\n" },
-		{ SCRIPT_EXPECT, "a4 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na4 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a4"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -428,10 +419,7 @@ START_TEST(test_many_rows_without_io)
 		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
 		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
 		{ SCRIPT_SEND, "a2 OK listed\r\n" },
-		{ SCRIPT_EXPECT, "a3 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na3 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a3"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -468,10 +456,7 @@ START_TEST(test_sync_only_one_folder)
 		  "RFC822.SIZE 10 MODSEQ (101) BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL "
 		  "\"7bit\" 2 1) BODY[HEADER] {21}\r\nMessage-ID: <n@x>\r\n\r\n)\r\n"
 		  "a4 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a5 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na5 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a5"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -507,6 +492,22 @@ static void selected_fixture(struct cpmsync_store *cs)
 	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size, message_id)"
 	     " VALUES (1, 1, '\\Seen', '\\Seen', 90, 10, '<a@x>'),"
 	     " (1, 2, '', '', 100, 10, '<b@x>');");
+}
+
+/* A store with selected_fixture(), and a run_selected() of its INBOX
+ * (folder 1) against script, which must succeed.  *ret_cs stays open for
+ * the checks: the caller closes it. */
+static struct selected_run run_selected_ok(const struct script_step *script, uint32_t uidvalidity,
+					   uint32_t exists, struct cpmsync_store **ret_cs)
+{
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	sr = run_selected(cs, script, 1, uidvalidity, exists);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	*ret_cs = cs;
+	return sr;
 }
 
 #define SELECTED_LOGIN                                                                             \
@@ -545,17 +546,11 @@ START_TEST(test_sync_selected_no_select)
 		  "* 1 FETCH (UID 1 FLAGS (\\Seen \\Flagged) MODSEQ (102))\r\n"
 		  "* 2 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
 		  "a4 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a5 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na5 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a5"),
 	};
-	struct cpmsync_store *cs = open_store();
-	struct selected_run sr;
+	struct cpmsync_store *cs;
+	struct selected_run sr = run_selected_ok(script, 7, 2, &cs);
 
-	selected_fixture(cs);
-	sr = run_selected(cs, script, 1, 7, 2);
-	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
 	ck_assert_uint_eq(sr.res.stats.folders_synced, 1);
 	ck_assert_uint_eq(sr.res.stats.messages_added, 1);
 	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
@@ -582,17 +577,11 @@ START_TEST(test_sync_selected_expunge_only)
 		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
 		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (90))\r\na3 OK fetched\r\n"
 			       "* VANISHED (EARLIER) 2\r\na4 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a5 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na5 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a5"),
 	};
-	struct cpmsync_store *cs = open_store();
-	struct selected_run sr;
+	struct cpmsync_store *cs;
+	struct selected_run sr = run_selected_ok(script, 7, 1, &cs);
 
-	selected_fixture(cs);
-	sr = run_selected(cs, script, 1, 7, 1);
-	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
 	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
 	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1");
 	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "3 100");
@@ -617,17 +606,11 @@ START_TEST(test_sync_selected_news_during)
 					     "* 3 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
 					     "* 4 FETCH (UID 4 FLAGS () MODSEQ (104))\r\n"
 					     "a4 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a5 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na5 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a5"),
 	};
-	struct cpmsync_store *cs = open_store();
-	struct selected_run sr;
+	struct cpmsync_store *cs;
+	struct selected_run sr = run_selected_ok(script, 7, 3, &cs);
 
-	selected_fixture(cs);
-	sr = run_selected(cs, script, 1, 7, 3);
-	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
 	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1,2,3");
 	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "4 104");
 	ck_assert_int_eq(sr.state, 2);
@@ -650,12 +633,9 @@ START_TEST(test_sync_selected_news_after)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct cpmsync_store *cs = open_store();
-	struct selected_run sr;
+	struct cpmsync_store *cs;
+	struct selected_run sr = run_selected_ok(script, 7, 2, &cs);
 
-	selected_fixture(cs);
-	sr = run_selected(cs, script, 1, 7, 2);
-	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
 	/* (After LOGOUT nothing more is committed; a session's run has no
 	 * LOGOUT, and the next run's CHANGEDSINCE reports it again.) */
 	ck_assert_str_eq(qs(cs, "SELECT highestmodseq FROM folder"), "100");
@@ -674,17 +654,11 @@ START_TEST(test_sync_selected_falls_back)
 		{ SCRIPT_EXPECT, "a3 SELECT INBOX (QRESYNC (7 100 1:2))" },
 		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
 			       "* OK [HIGHESTMODSEQ 100] h\r\na3 OK [READ-WRITE] selected\r\n" },
-		{ SCRIPT_EXPECT, "a4 LOGOUT" },
-		{ SCRIPT_SEND, "* BYE bye\r\na4 OK bye\r\n" },
-		{ SCRIPT_CLOSE, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a4"),
 	};
-	struct cpmsync_store *cs = open_store();
-	struct selected_run sr;
+	struct cpmsync_store *cs;
+	struct selected_run sr = run_selected_ok(script, 8, 2, &cs);
 
-	selected_fixture(cs);
-	sr = run_selected(cs, script, 1, 8, 2);
-	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
 	ck_assert_uint_eq(sr.res.stats.folders_synced, 1);
 	ck_assert_int_eq(sr.state, 0);
 	cpmsync_store_close(cs);

@@ -167,38 +167,51 @@ struct conv_list {
 	size_t n;
 };
 
+/* The string fields of a message, every one, in a fixed order; "(null)"
+ * for NULL. */
+#define MSG_NSTR 16
+static void msg_strings(const struct cpmsync_message_info *m, const char *f[MSG_NSTR])
+{
+	const char *const all[MSG_NSTR] = {
+		m->flags,
+		m->from,
+		m->to,
+		m->subject,
+		m->message_id,
+		m->conversation_id,
+		m->contribution_id,
+		m->imdn_message_id,
+		m->type,
+		m->direction,
+		m->context,
+		m->in_reply_to,
+		m->status,
+		m->snippet,
+		m->peer,
+		m->imdn_ref,
+	};
+
+	for (size_t i = 0; i < MSG_NSTR; i++)
+		f[i] = all[i] ? all[i] : "(null)";
+}
+
 /* The last message as cpmsync_store_get_message() gives it, copied. */
 struct lm {
 	bool found;
 	struct cpmsync_message_info m;
-	char *str[17];
+	char *str[MSG_NSTR];
 };
 
 static int on_lm(const struct cpmsync_message_info *m, void *userdata)
 {
 	struct lm *o = userdata;
-	const char *const f[17] = { m->flags,
-				    m->from,
-				    m->to,
-				    m->subject,
-				    m->message_id,
-				    m->conversation_id,
-				    m->contribution_id,
-				    m->imdn_message_id,
-				    m->type,
-				    m->direction,
-				    m->context,
-				    m->in_reply_to,
-				    m->status,
-				    m->snippet,
-				    m->peer,
-				    m->imdn_ref,
-				    "" };
+	const char *f[MSG_NSTR];
 
+	msg_strings(m, f);
 	o->found = true;
 	o->m = *m;
-	for (size_t i = 0; i < 17; i++)
-		o->str[i] = strdup(f[i] ? f[i] : "(null)");
+	for (size_t i = 0; i < MSG_NSTR; i++)
+		o->str[i] = strdup(f[i]);
 	return 0;
 }
 
@@ -219,26 +232,11 @@ static void check_last_message(const struct cpmsync_conversation_info *c)
 	ck_assert_int_eq(cpmsync_store_get_message(cs, c->last_message_id, on_lm, &o), 0);
 	ck_assert(o.found);
 	{
-		const char *const f[17] = { m->flags,
-					    m->from,
-					    m->to,
-					    m->subject,
-					    m->message_id,
-					    m->conversation_id,
-					    m->contribution_id,
-					    m->imdn_message_id,
-					    m->type,
-					    m->direction,
-					    m->context,
-					    m->in_reply_to,
-					    m->status,
-					    m->snippet,
-					    m->peer,
-					    m->imdn_ref,
-					    "" };
+		const char *f[MSG_NSTR];
 
-		for (size_t i = 0; i < 17; i++) {
-			ck_assert_str_eq(f[i] ? f[i] : "(null)", o.str[i]);
+		msg_strings(m, f);
+		for (size_t i = 0; i < MSG_NSTR; i++) {
+			ck_assert_str_eq(f[i], o.str[i]);
 			free(o.str[i]);
 		}
 	}
