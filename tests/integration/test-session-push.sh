@@ -25,9 +25,12 @@ lib_init
 dc_start dc
 WATCH_PID=
 
+# stop_watch: closes the command fifo (fd 7), then ends session-watch.  The
+# close is a bare "exec 7>&-": with a redirection after it, exec would keep
+# that one for the rest of the script (2>/dev/null hid every later error).
 stop_watch() {
 	if [ -n "$WATCH_PID" ]; then
-		exec 7>&- 2>/dev/null
+		exec 7>&-
 		kill "$WATCH_PID" 2>/dev/null
 		wait "$WATCH_PID" 2>/dev/null
 	fi
