@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # password_command runs off the event loop (issue 13): account "slow" gets its password from a
 # command that sleeps 5 s.  While it runs, its connection waits before logging in, account "a"
-# syncs, and the daemon answers D-Bus within 50 ms; then "slow" logs in with the command's
-# password.  On a private dbus-daemon, against a real Dovecot.
+# syncs, and the daemon answers D-Bus at once (median under 50 ms, every call under 1 s: a loop
+# that waited for the command would keep a call waiting seconds, until the command ended); then
+# "slow" logs in with the command's password.  On a private dbus-daemon, against a real Dovecot.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -34,8 +35,18 @@ start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/dae
 check "slow's password_command started" eventually 5 test -e "$WORK/started"
 STARTED=$(date +%s%N)
 "$DBUS" latency 3 >"$WORK/latency" || bail "latency: $(cat "$WORK/latency")"
-check "while it runs, D-Bus answers every call within 50 ms ($(cat "$WORK/latency"))" \
-	bash -c "[ \$(sed -n 's/.* max \([0-9]*\) ms$/\1/p' '$WORK/latency') -lt 50 ]"
+# The bounds are for a machine at load 15 on 2 cores, where single calls took over 50 ms: the
+# median stays low; the slowest call is held to a fifth of the command's sleep.
+LAT=$(cat "$WORK/latency")
+# "N calls, median D.D ms, max M.M ms": the whole milliseconds of each
+LAT_MEDIAN=$(sed -n 's/^[0-9]* calls, median \([0-9]*\)\.[0-9] ms, max [0-9.]* ms$/\1/p' <<<"$LAT")
+LAT_MAX=$(sed -n 's/^[0-9]* calls, median [0-9.]* ms, max \([0-9]*\)\.[0-9] ms$/\1/p' <<<"$LAT")
+if [ -z "$LAT_MEDIAN" ] || [ -z "$LAT_MAX" ]; then
+	bail "latency: unexpected output '$LAT'"
+fi
+check "while it runs, D-Bus answers: median under 50 ms ($LAT)" test "$LAT_MEDIAN" -lt 50
+check "while it runs, D-Bus answers every call within 1 s, a fifth of the command's 5 s ($LAT)" \
+	test "$LAT_MAX" -lt 1000
 check "while it runs, account a syncs (State idle)" wait_state idle 1
 check "while it runs, a's message is in the store" \
 	bash -c "'$CPMCTL' dump --db '$WORK/store.db' a INBOX | grep -qF '<a1@pw.test>'"

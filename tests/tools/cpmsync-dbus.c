@@ -13,8 +13,9 @@
  *                                      (GetConnectionUnixProcessID)
  *   cpmsync-dbus latency SECONDS       Manager1.Version read over and over for
  *                                      SECONDS, 20 ms apart, on one connection;
- *                                      prints "N calls, max M ms" (the slowest
- *                                      answer); exit 1 on an error
+ *                                      prints "N calls, median D ms, max M ms"
+ *                                      (the middle answer, the slowest one);
+ *                                      exit 1 on an error
  *
  * SIG is the whole input signature; one ARG per complete type in it:
  *   s o g          the text
@@ -411,12 +412,20 @@ static int call(DBusMessage *m)
 	return r;
 }
 
+/* Seconds on the monotonic clock: only differences are used. */
 static double now_s(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
 }
 
 static int monitor(int seconds)
@@ -507,7 +516,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "latency") == 0 && argc == 3) {
-		double end = now_s() + atof(argv[2]), max = 0;
+		double end = now_s() + atof(argv[2]), max = 0, *took = NULL;
 		unsigned n = 0;
 
 		while (now_s() < end) {
@@ -526,12 +535,22 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			dbus_message_unref(reply);
-			if (now_s() - t0 > max)
-				max = now_s() - t0;
+			took = realloc(took, (n + 1) * sizeof(*took));
+			if (!took) {
+				printf("error: out of memory\n");
+				return 1;
+			}
+			took[n] = now_s() - t0;
+			if (took[n] > max)
+				max = took[n];
 			n++;
 			usleep(20000);
 		}
-		printf("%u calls, max %.0f ms\n", n, max * 1000);
+		if (n)
+			qsort(took, n, sizeof(*took), cmp_double);
+		printf("%u calls, median %.1f ms, max %.1f ms\n", n, n ? took[n / 2] * 1000 : 0,
+		       max * 1000);
+		free(took);
 		return 0;
 	}
 	if (strcmp(argv[1], "get") == 0 && argc == 5) {
