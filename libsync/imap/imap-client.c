@@ -15,7 +15,6 @@
 #include <string.h>
 #include <time.h>
 #include <strings.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -80,7 +79,7 @@ struct imap_client {
 	struct cpmsync_account account; /* our copy, strings above */
 	unsigned connect_timeout_ms;
 	unsigned command_timeout_ms;
-	/* The last read ended inside a response (the -v wire log, input_pending). */
+	/* The last read ended inside a response (the -v wire log). */
 	bool wire_mid_response;
 
 	enum imap_client_state state;
@@ -2473,18 +2472,6 @@ const char *imap_client_error(const struct imap_client *c)
 uint64_t imap_client_last_activity(const struct imap_client *c)
 {
 	return c->last_read;
-}
-
-bool imap_client_input_pending(const struct imap_client *c)
-{
-	int n = 0;
-
-	if (!c || c->fd < 0)
-		return false;
-	if (c->wire_mid_response || (c->tls && imap_tls_pending(c->tls)))
-		return true;
-	/* Unknown counts as pending: the caller then asks the server. */
-	return ioctl(c->fd, FIONREAD, &n) < 0 || n > 0;
 }
 
 void imap_client_set_callbacks(struct imap_client *c, const struct imap_client_callbacks *callbacks,

@@ -178,9 +178,6 @@ bool imap_client_enabled(const struct imap_client *client, enum imap_cap cap);
 const char *imap_client_error(const struct imap_client *client);
 /* Unix time of the last bytes received from the server (0: none). */
 uint64_t imap_client_last_activity(const struct imap_client *client);
-/* Whether the server sent bytes not yet handed out as responses: unread
- * on the socket, buffered by TLS, or a response begun and not complete. */
-bool imap_client_input_pending(const struct imap_client *client);
 /* Hands the connection to another owner (between commands: the sync engine
  * and the session take turns on one connection). */
 void imap_client_set_callbacks(struct imap_client *client,
