@@ -252,18 +252,13 @@ static int exec_int(struct store *s, const char *sql, int64_t v)
 	return store_step_done(s, st);
 }
 
-/* Collects the integer column 0 of "sql" (?1 bound to v). */
-static int collect_ids(struct store *s, const char *sql, int64_t v, int64_t **ret, size_t *ret_n)
+/* Collects the integer column 0 of st, prepared and bound. */
+static int collect_column_ids(struct store *s, sqlite3_stmt *st, int64_t **ret, size_t *ret_n)
 {
 	_cleanup_free_ int64_t *ids = NULL;
 	size_t n = 0, alloc = 0;
-	sqlite3_stmt *st;
 	int r;
 
-	r = prepare_ops(s, sql, &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, v);
 	while ((r = store_step(s, st)) > 0) {
 		if (n == alloc) {
 			size_t na = alloc ? alloc * 2 : 16;
@@ -283,6 +278,19 @@ static int collect_ids(struct store *s, const char *sql, int64_t v, int64_t **re
 	*ret = TAKE_PTR(ids);
 	*ret_n = n;
 	return 0;
+}
+
+/* Collects the integer column 0 of "sql" (?1 bound to v). */
+static int collect_ids(struct store *s, const char *sql, int64_t v, int64_t **ret, size_t *ret_n)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = prepare_ops(s, sql, &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, v);
+	return collect_column_ids(s, st, ret, ret_n);
 }
 
 /*
@@ -482,7 +490,6 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 		return r;
 	{
 		sqlite3_stmt *st;
-		size_t alloc = 0;
 
 		r = prepare_ops(s,
 				"SELECT message_id FROM journal WHERE args = ?1"
@@ -491,20 +498,7 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 		if (r < 0)
 			return r;
 		sqlite3_bind_text(st, 1, src, -1, SQLITE_STATIC);
-		while ((r = store_step(s, st)) > 0) {
-			if (n_orphans == alloc) {
-				size_t na = alloc ? alloc * 2 : 8;
-				int64_t *p = reallocarray(orphans, na, sizeof(*p));
-
-				if (!p) {
-					sqlite3_reset(st);
-					return -ENOMEM;
-				}
-				orphans = p;
-				alloc = na;
-			}
-			orphans[n_orphans++] = sqlite3_column_int64(st, 0);
-		}
+		r = collect_column_ids(s, st, &orphans, &n_orphans);
 		if (r < 0)
 			return r;
 	}
