@@ -1002,21 +1002,31 @@ int store_journal_attempt(struct store *s, int64_t id, const char *args_sent)
 	return store_step_done(s, st);
 }
 
+/* A journal row's op and args columns: op's name, and args encoded (NULL
+ * when args is NULL).  -EINVAL for an unknown op or args of another op. */
+static int journal_op_columns(enum journal_op op, const struct journal_args *args,
+			      const char **ret_name, char **ret_text)
+{
+	const char *name = journal_op_to_string(op);
+
+	if (!name || (args && args->op != op))
+		return -EINVAL;
+	*ret_name = name;
+	*ret_text = NULL;
+	return args ? journal_args_encode(args, ret_text) : 0;
+}
+
 int store_journal_set_op(struct store *s, int64_t id, enum journal_op op,
 			 const struct journal_args *args)
 {
 	_cleanup_free_ char *text = NULL;
-	const char *name = journal_op_to_string(op);
+	const char *name;
 	sqlite3_stmt *st;
 	int r;
 
-	if (!name || (args && args->op != op))
-		return -EINVAL;
-	if (args) {
-		r = journal_args_encode(args, &text);
-		if (r < 0)
-			return r;
-	}
+	r = journal_op_columns(op, args, &name, &text);
+	if (r < 0)
+		return r;
 	PREP(s,
 	     "UPDATE journal SET op = ?2, args = ?3, args_sent = NULL, attempts = 0,"
 	     " refused = NULL, code = NULL WHERE id = ?1",
@@ -1031,17 +1041,13 @@ int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, i
 		      int64_t message_id, const struct journal_args *args)
 {
 	_cleanup_free_ char *text = NULL;
-	const char *name = journal_op_to_string(op);
+	const char *name;
 	sqlite3_stmt *st;
 	int r;
 
-	if (!name || (args && args->op != op))
-		return -EINVAL;
-	if (args) {
-		r = journal_args_encode(args, &text);
-		if (r < 0)
-			return r;
-	}
+	r = journal_op_columns(op, args, &name, &text);
+	if (r < 0)
+		return r;
 	PREP(s,
 	     "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
 	     " VALUES (?1, ?2, nullif(?3, 0), nullif(?4, 0), ?5)",
