@@ -169,19 +169,13 @@ static DBusMessage *store_object(struct cpm_bus *bus, DBusMessage *msg, void *us
 	struct svc_account *a = userdata;
 	struct store_object_ctx *x;
 	const char **flags = NULL;
-	DBusMessageIter it;
 	int64_t date;
 	char *err;
 	int fd;
 
 	(void)bus;
-	dbus_message_iter_init(msg, &it);
-	dbus_message_iter_get_basic(&it, &fd); /* a new fd: ours to close */
-	dbus_message_iter_next(&it);
-	if ((err = svc_read_flags_date(&it, &flags, &date))) {
-		close(fd);
+	if ((err = svc_read_fd_flags_date(msg, &fd, &flags, &date)))
 		return svc_invalid(msg, err);
-	}
 	x = cpm_calloc(1, sizeof(*x));
 	x->account = cpm_strdup(a->name);
 	x->flags = flags;

@@ -671,6 +671,24 @@ char *svc_read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t 
 	return NULL;
 }
 
+char *svc_read_fd_flags_date(DBusMessage *msg, int *ret_fd, const char ***ret_flags,
+			     int64_t *ret_date)
+{
+	DBusMessageIter it;
+	char *err;
+	int fd;
+
+	dbus_message_iter_init(msg, &it);
+	dbus_message_iter_get_basic(&it, &fd); /* a new fd: ours to close */
+	dbus_message_iter_next(&it);
+	if ((err = svc_read_flags_date(&it, ret_flags, ret_date))) {
+		close(fd);
+		return err;
+	}
+	*ret_fd = fd;
+	return NULL;
+}
+
 static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
@@ -1107,19 +1125,13 @@ static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userda
 	struct svc_folder *f = userdata;
 	struct store_fd_ctx *x;
 	const char **flags = NULL;
-	DBusMessageIter it;
 	int64_t date;
 	char *err;
 	int fd;
 
 	(void)bus;
-	dbus_message_iter_init(msg, &it);
-	dbus_message_iter_get_basic(&it, &fd); /* a new fd: ours to close */
-	dbus_message_iter_next(&it);
-	if ((err = svc_read_flags_date(&it, &flags, &date))) {
-		close(fd);
+	if ((err = svc_read_fd_flags_date(msg, &fd, &flags, &date)))
 		return svc_invalid(msg, err);
-	}
 	x = cpm_calloc(1, sizeof(*x));
 	x->folder_id = f->id;
 	x->date = date;

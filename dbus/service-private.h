@@ -159,6 +159,11 @@ DBusMessage *svc_offline_error(DBusMessage *msg, struct svc_account *a);
 /* Reads the flags (as) and date (x) that follow at it (Store, StoreFd,
  * StoreObject): NULL, or the InvalidArgs text (to free). */
 char *svc_read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t *ret_date);
+/* The arguments of StoreFd and StoreObject: the content fd (h: a new fd,
+ * the caller's to close), then flags and date as svc_read_flags_date().
+ * NULL, or the InvalidArgs text (to free) with the fd closed already. */
+char *svc_read_fd_flags_date(DBusMessage *msg, int *ret_fd, const char ***ret_flags,
+			     int64_t *ret_date);
 
 /*
  * Content given as a file descriptor (fd: taken over, closed): the one
