@@ -236,30 +236,6 @@ static void trim(const char **s, size_t *n)
 		(*n)--;
 }
 
-/* A plain field: unfolded, trimmed, cleaned, cut. */
-static int plain_value(const struct span *sp, char **ret)
-{
-	_cleanup_buf_ struct buf raw = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
-	struct buf out = BUF_INIT(MSG_SUMMARY_MAX_FIELD + 1);
-	const char *s;
-	size_t n;
-	int r;
-
-	r = unfold(sp, &raw);
-	if (r < 0)
-		return r;
-	s = raw.data ? raw.data : "";
-	n = raw.len;
-	trim(&s, &n);
-	r = append_clean(&out, s, n, MSG_SUMMARY_MAX_FIELD);
-	if (r < 0) {
-		buf_free(&out);
-		return r;
-	}
-	*ret = out.data ? buf_steal(&out) : strdup("");
-	return *ret ? 0 : -ENOMEM;
-}
-
 /* RFC 2047 encoded-words. */
 
 /*
@@ -431,7 +407,12 @@ static int decode_2047(const char *s, size_t n, struct buf *out)
 	return r;
 }
 
-static int subject_value(const struct span *sp, char **ret)
+/*
+ * A header's value: unfolded and trimmed; with decode, its RFC 2047
+ * encoded-words decoded and the result trimmed again; cleaned
+ * (append_clean()) and cut to MSG_SUMMARY_MAX_FIELD bytes.
+ */
+static int header_value(const struct span *sp, bool decode, char **ret)
 {
 	_cleanup_buf_ struct buf raw = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
 	_cleanup_buf_ struct buf dec = BUF_INIT(2 * MSG_SUMMARY_MAX_HEADER);
@@ -446,12 +427,14 @@ static int subject_value(const struct span *sp, char **ret)
 	s = raw.data ? raw.data : "";
 	n = raw.len;
 	trim(&s, &n);
-	r = decode_2047(s, n, &dec);
-	if (r < 0)
-		return r;
-	s = dec.data ? dec.data : "";
-	n = dec.len;
-	trim(&s, &n);
+	if (decode) {
+		r = decode_2047(s, n, &dec);
+		if (r < 0)
+			return r;
+		s = dec.data ? dec.data : "";
+		n = dec.len;
+		trim(&s, &n);
+	}
 	r = append_clean(&out, s, n, MSG_SUMMARY_MAX_FIELD);
 	if (r < 0) {
 		buf_free(&out);
@@ -459,6 +442,18 @@ static int subject_value(const struct span *sp, char **ret)
 	}
 	*ret = out.data ? buf_steal(&out) : strdup("");
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* A plain field: unfolded, trimmed, cleaned, cut. */
+static int plain_value(const struct span *sp, char **ret)
+{
+	return header_value(sp, false, ret);
+}
+
+/* Subject: RFC 2047 encoded-words decoded. */
+static int subject_value(const struct span *sp, char **ret)
+{
+	return header_value(sp, true, ret);
 }
 
 /*
