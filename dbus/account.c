@@ -533,20 +533,31 @@ static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *us
 	return cpm_reply(msg);
 }
 
+/* GetAcl and MyRights ask the server about the folder named by the one
+ * argument: NULL and its id, or the error reply (no such folder, offline). */
+static DBusMessage *online_folder_arg(struct svc_account *a, DBusMessage *msg, int64_t *ret_id)
+{
+	DBusMessage *reply;
+	const char *folder;
+
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &folder, DBUS_TYPE_INVALID);
+	if ((reply = svc_resolve_folder(a, msg, "folder", folder, false, ret_id)))
+		return reply;
+	if (!cpmsync_session_get_online(a->session))
+		return svc_offline_error(msg, a);
+	return NULL;
+}
+
 static DBusMessage *get_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_account *a = userdata;
 	DBusMessage *reply;
-	const char *folder;
 	struct svc_call *c;
 	int64_t id;
 
 	(void)bus;
-	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &folder, DBUS_TYPE_INVALID);
-	if ((reply = svc_resolve_folder(a, msg, "folder", folder, false, &id)))
+	if ((reply = online_folder_arg(a, msg, &id)))
 		return reply;
-	if (!cpmsync_session_get_online(a->session))
-		return svc_offline_error(msg, a);
 	c = svc_call_new(a->svc, msg);
 	return svc_request_started(c, cpmsync_session_get_acl(a->session, id, svc_pairs_cb, c));
 }
@@ -596,16 +607,12 @@ static DBusMessage *my_rights(struct cpm_bus *bus, DBusMessage *msg, void *userd
 {
 	struct svc_account *a = userdata;
 	DBusMessage *reply;
-	const char *folder;
 	struct svc_call *c;
 	int64_t id;
 
 	(void)bus;
-	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &folder, DBUS_TYPE_INVALID);
-	if ((reply = svc_resolve_folder(a, msg, "folder", folder, false, &id)))
+	if ((reply = online_folder_arg(a, msg, &id)))
 		return reply;
-	if (!cpmsync_session_get_online(a->session))
-		return svc_offline_error(msg, a);
 	c = svc_call_new(a->svc, msg);
 	return svc_request_started(c, cpmsync_session_my_rights(a->session, id, string_cb, c));
 }
