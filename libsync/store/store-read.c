@@ -343,37 +343,6 @@ int cpmsync_store_get_message(struct cpmsync_store *store, int64_t message_id,
 	return stop_walk(st, r);
 }
 
-/*
- * A read transaction around several statements, so that they see one
- * snapshot.  Only when the connection is not in a transaction already
- * (the daemon may call us inside its own; it then sees its own snapshot
- * anyway).  BEGIN is deferred: it takes no lock, also on a read-only
- * connection, and the snapshot starts with the first read.
- */
-static int read_begin(struct store *s, bool *own)
-{
-	*own = sqlite3_get_autocommit(store_db(s));
-	return *own ? store_exec(s, "BEGIN") : 0;
-}
-
-/* Ends what read_begin() started, keeping the error message of r. */
-static int read_end(struct store *s, bool own, int r)
-{
-	sqlite3 *db = store_db(s);
-	int rc;
-
-	if (!own || sqlite3_get_autocommit(db))
-		return r;
-	/* Nothing was written: COMMIT only ends the snapshot. */
-	rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		if (r == 0)
-			r = store_fail(s, rc);
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	}
-	return r;
-}
-
 int cpmsync_store_read_body(struct cpmsync_store *store, int64_t message_id, int fd)
 {
 	struct store *s = store_call(store);
@@ -383,7 +352,7 @@ int cpmsync_store_read_body(struct cpmsync_store *store, int64_t message_id, int
 
 	if (!s || fd < 0)
 		return -EINVAL;
-	r = read_begin(s, &own);
+	r = store_read_begin(s, &own);
 	if (r < 0)
 		return r;
 	/* A removed message is not visible, even though its body is still
@@ -393,7 +362,7 @@ int cpmsync_store_read_body(struct cpmsync_store *store, int64_t message_id, int
 		sqlite3_reset(st);
 		r = store_body_read_fd(s, message_id, fd);
 	}
-	return read_end(s, own, r);
+	return store_read_end(s, own, r);
 }
 
 /* Appends a field, with TAB, CR, LF and NUL replaced by a space so that no

@@ -289,29 +289,6 @@ static int body_contains(struct store *s, int64_t message_id, const char *needle
 	return r;
 }
 
-/* As store-read.c: a deferred read transaction unless one is open. */
-static int read_begin(struct store *s, bool *own)
-{
-	*own = sqlite3_get_autocommit(store_db(s));
-	return *own ? store_exec(s, "BEGIN") : 0;
-}
-
-static int read_end(struct store *s, bool own, int r)
-{
-	sqlite3 *db = store_db(s);
-	int rc;
-
-	if (!own || sqlite3_get_autocommit(db))
-		return r;
-	rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		if (r == 0)
-			r = store_fail(s, rc);
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	}
-	return r;
-}
-
 static int push_id(int64_t **ids, size_t *n, size_t *alloc, int64_t id)
 {
 	if (*n == *alloc) {
@@ -415,7 +392,7 @@ int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
 			return r;
 		}
 	}
-	r = read_begin(s, &own);
+	r = store_read_begin(s, &own);
 	if (r < 0) {
 		sqlite3_finalize(st);
 		return r;
@@ -423,7 +400,7 @@ int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
 	r = run(s, st, needle, folder_id, &ids, &n);
 	/* Finalized before COMMIT, so that no statement holds the snapshot. */
 	sqlite3_finalize(st);
-	r = read_end(s, own, r);
+	r = store_read_end(s, own, r);
 	if (r < 0)
 		return r;
 	*ret_ids = TAKE_PTR(ids);

@@ -143,6 +143,28 @@ int store_exec(struct store *s, const char *sql)
 	return 0;
 }
 
+int store_read_begin(struct store *s, bool *own)
+{
+	*own = sqlite3_get_autocommit(s->db);
+	return *own ? store_exec(s, "BEGIN") : 0;
+}
+
+int store_read_end(struct store *s, bool own, int r)
+{
+	int rc;
+
+	if (!own || sqlite3_get_autocommit(s->db))
+		return r;
+	/* Nothing was written: COMMIT only ends the snapshot. */
+	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		if (r == 0)
+			r = store_fail(s, rc);
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	return r;
+}
+
 int64_t store_last_insert_id(const struct store *s)
 {
 	return sqlite3_last_insert_rowid(s->db);

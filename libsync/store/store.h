@@ -168,6 +168,18 @@ int store_batch_take_lost(struct store *s, struct store_batch *b);
 /* Runs SQL (one or more statements, no results wanted, nothing bound). */
 int store_exec(struct store *s, const char *sql);
 
+/*
+ * A read transaction around several statements, so that they see one
+ * snapshot.  Only when the connection is not in a transaction already
+ * (the daemon may call us inside its own; it then sees its own snapshot
+ * anyway): *own says whether one was begun.  BEGIN is deferred: it takes
+ * no lock, also on a read-only connection, and the snapshot starts with
+ * the first read.  store_read_end() ends what store_read_begin() began and
+ * returns r, or the COMMIT's failure when r is 0.
+ */
+int store_read_begin(struct store *s, bool *own);
+int store_read_end(struct store *s, bool own, int r);
+
 int64_t store_last_insert_id(const struct store *s);
 
 /* store-changes.c keeps its state here; free()d by store_close(). */
