@@ -9,6 +9,7 @@
 #include <cpmsync/utf8.h>
 
 #include "util/text.h"
+#include "util/transfer.h"
 
 static const char mb64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
@@ -17,19 +18,12 @@ static bool is_printable(unsigned char c)
 	return c >= 0x20 && c <= 0x7e;
 }
 
+/* Modified BASE64 (RFC 3501 5.1.3): base64 with ',' in place of '/'. */
 static int mb64_value(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
 	if (c == ',')
 		return 63;
-	return -1;
+	return c == '/' ? -1 : transfer_base64_value((char)c);
 }
 
 /* Restores out to its length on entry. */

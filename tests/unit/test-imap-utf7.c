@@ -126,6 +126,8 @@ static const struct bad bad_utf7[] = {
 	{ "&AO-", 0 },	      { "&AOkA-", 0 },	 { "&AOl-", 0 }, /* non-zero padding bits */
 	{ "&AOn-", 0 },	      { "&AOkA6R-", 0 }, { "&AO/-", 0 }, /* plain base64 '/' */
 	{ "&AOk=-", 0 },					 /* padding */
+	{ "&U/BTFw-", 0 }, /* RFC 3501's &U,BTFw- with base64 '/' for ',' */
+	{ "&A/8-", 0 },	   /* U+03FF, &A,8-, likewise */
 	{ "&AO k-", 0 },      { "&&-", 0 },	 { "&A.k-", 0 },  { "&AGE-", 0 }, /* encoded 'a' */
 	{ "&ACY-", 0 },								  /* encoded '&' */
 	{ "&ACA-", 0 },								  /* encoded ' ' */
