@@ -485,7 +485,6 @@ static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *us
 	const char *folder;
 	unsigned n = 0;
 	int64_t id;
-	char *err;
 	int r;
 
 	(void)bus;
@@ -495,25 +494,8 @@ static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *us
 	if ((reply = svc_resolve_folder(a, msg, "folder", folder, true, &id)))
 		return reply;
 	/* Check everything before changing anything. */
-	dbus_message_iter_recurse(&it, &d);
-	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
-	     dbus_message_iter_next(&d)) {
-		const char *key, *value;
-
-		if (++n > CPM_MAX_METADATA)
-			return cpm_error_invalid_args(msg, "values: at most %u entries",
-						      CPM_MAX_METADATA);
-		dbus_message_iter_recurse(&d, &e);
-		dbus_message_iter_get_basic(&e, &key);
-		dbus_message_iter_next(&e);
-		dbus_message_iter_get_basic(&e, &value);
-		if ((err = cpm_check_metadata_entry("values", key)))
-			return svc_invalid(msg, err);
-		if (strlen(value) > CPM_MAX_METADATA_VALUE)
-			return cpm_error_invalid_args(msg,
-						      "values: value of '%s' longer than %u bytes",
-						      key, CPM_MAX_METADATA_VALUE);
-	}
+	if ((reply = svc_check_values(msg, &it, CPM_MAX_METADATA, cpm_check_metadata_entry, &n)))
+		return reply;
 	/* All entries in one transaction: set together or not at all. */
 	entries = cpm_calloc(n ? n : 1, sizeof(*entries));
 	n = 0;

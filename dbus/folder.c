@@ -671,6 +671,35 @@ char *svc_read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t 
 	return NULL;
 }
 
+DBusMessage *svc_check_values(DBusMessage *msg, DBusMessageIter *it, unsigned max,
+			      char *(*check)(const char *arg, const char *entry), unsigned *ret_n)
+{
+	DBusMessageIter d, e;
+	unsigned n = 0;
+	char *err;
+
+	dbus_message_iter_recurse(it, &d);
+	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+	     dbus_message_iter_next(&d)) {
+		const char *key, *value;
+
+		if (++n > max)
+			return cpm_error_invalid_args(msg, "values: at most %u entries", max);
+		dbus_message_iter_recurse(&d, &e);
+		dbus_message_iter_get_basic(&e, &key);
+		dbus_message_iter_next(&e);
+		dbus_message_iter_get_basic(&e, &value);
+		if ((err = check("values", key)))
+			return svc_invalid(msg, err);
+		if (strlen(value) > CPM_MAX_METADATA_VALUE)
+			return cpm_error_invalid_args(msg,
+						      "values: value of '%s' longer than %u bytes",
+						      key, CPM_MAX_METADATA_VALUE);
+	}
+	*ret_n = n;
+	return NULL;
+}
+
 char *svc_read_fd_flags_date(DBusMessage *msg, int *ret_fd, const char ***ret_flags,
 			     int64_t *ret_date)
 {
@@ -1525,7 +1554,6 @@ static DBusMessage *set_annotations(struct cpm_bus *bus, DBusMessage *msg, void 
 	dbus_uint64_t id;
 	dbus_bool_t shared;
 	unsigned n = 0;
-	char *err;
 	int r;
 
 	(void)bus;
@@ -1536,25 +1564,8 @@ static DBusMessage *set_annotations(struct cpm_bus *bus, DBusMessage *msg, void 
 	dbus_message_iter_next(&top);
 	dbus_message_iter_get_basic(&top, &shared);
 	/* Check everything before changing anything. */
-	dbus_message_iter_recurse(&it, &d);
-	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
-	     dbus_message_iter_next(&d)) {
-		const char *key, *value;
-
-		if (++n > MAX_ANNOTATIONS)
-			return cpm_error_invalid_args(msg, "values: at most %u entries",
-						      MAX_ANNOTATIONS);
-		dbus_message_iter_recurse(&d, &e);
-		dbus_message_iter_get_basic(&e, &key);
-		dbus_message_iter_next(&e);
-		dbus_message_iter_get_basic(&e, &value);
-		if ((err = check_annotation_entry("values", key)))
-			return svc_invalid(msg, err);
-		if (strlen(value) > CPM_MAX_METADATA_VALUE)
-			return cpm_error_invalid_args(msg,
-						      "values: value of '%s' longer than %u bytes",
-						      key, CPM_MAX_METADATA_VALUE);
-	}
+	if ((reply = svc_check_values(msg, &it, MAX_ANNOTATIONS, check_annotation_entry, &n)))
+		return reply;
 	if (n == 0)
 		return cpm_error_invalid_args(msg, "values: at least one entry is needed");
 	if ((reply = check_message(f, msg, "id", id, NULL)) || (reply = annotate_unsupported(f, msg)))

@@ -164,6 +164,13 @@ char *svc_read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t 
  * NULL, or the InvalidArgs text (to free) with the fd closed already. */
 char *svc_read_fd_flags_date(DBusMessage *msg, int *ret_fd, const char ***ret_flags,
 			     int64_t *ret_date);
+/* The "values" a{ss} at it (SetMetadata, SetAnnotations), checked before
+ * anything changes: at most max entries, each name accepted by check (NULL,
+ * or the InvalidArgs text to free), each value at most
+ * CPM_MAX_METADATA_VALUE bytes.  NULL and *ret_n entries, or the
+ * InvalidArgs reply. */
+DBusMessage *svc_check_values(DBusMessage *msg, DBusMessageIter *it, unsigned max,
+			      char *(*check)(const char *arg, const char *entry), unsigned *ret_n);
 
 /*
  * Content given as a file descriptor (fd: taken over, closed): the one

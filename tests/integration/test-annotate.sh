@@ -288,6 +288,14 @@ check "online again: no failed operation" \
 call "$INBOX" $F SetAnnotations 'ta{ss}b' "$ID1" "comment=x" false >"$WORK/bad1"
 check "an entry without '/': InvalidArgs naming it" \
 	grep -qx "error org.freedesktop.DBus.Error.InvalidArgs: values: entry \"comment\" must start with '/'" "$WORK/bad1"
+MANY=$(seq -f '/e%g=v' 257 | paste -sd,)
+check "SetAnnotations with 257 entries: InvalidArgs" \
+	test "$(call "$INBOX" $F SetAnnotations 'ta{ss}b' "$ID1" "$MANY" false)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: values: at most 256 entries"
+BIG=$(head -c 65537 /dev/zero | tr '\0' x)
+check "SetAnnotations with a value of 65537 bytes: InvalidArgs naming the entry" \
+	test "$(call "$INBOX" $F SetAnnotations 'ta{ss}b' "$ID1" "/ok=1,/big=$BIG" false)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: values: value of '/big' longer than 65536 bytes"
 call "$INBOX" $F GetAnnotations 'tasb' "$ID1" '/a*' false >"$WORK/bad2"
 check "a wildcard entry: InvalidArgs naming it" grep -q "InvalidArgs: entries: entry \"/a\*\"" "$WORK/bad2"
 call "$INBOX" $F GetAnnotations 'tasb' 999999 /comment false >"$WORK/bad3"

@@ -76,6 +76,17 @@ check "online with sets queued: a removed entry alone answers nothing" \
 	get_is "" /shared/vendor/cpmsync/y
 check "online with sets queued: an entry the server lacks is absent" \
 	get_is "/private/comment=local c" /private/comment /shared/vendor/cpmsync/none
+
+# The values' limits (CPM_MAX_METADATA entries, CPMSYNC_METADATA_VALUE_MAX bytes a value):
+# InvalidArgs, nothing queued.
+MANY=$(seq -f '/private/e%g=v' 257 | paste -sd,)
+BIG=$(head -c 65537 /dev/zero | tr '\0' x)
+check "SetMetadata with 257 entries: InvalidArgs" \
+	test "$(call "$A" "$ACC" SetMetadata 'sa{ss}' INBOX "$MANY")" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: values: at most 256 entries"
+check "SetMetadata with a value of 65537 bytes: InvalidArgs naming the entry" \
+	test "$(call "$A" "$ACC" SetMetadata 'sa{ss}' INBOX "/private/ok=1,/private/big=$BIG")" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: values: value of '/private/big' longer than 65536 bytes"
 check "the answers changed nothing: still 2 queued" pending_is 2
 check "the answers changed nothing on the server" test "$(md_server /private/comment)" = "server c"
 
