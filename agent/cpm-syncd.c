@@ -371,19 +371,23 @@ static int run_once(struct config *cfg)
 }
 
 /*
- * Freed memory at the top of the heap kept up to 4 MiB rather than given
- * back at once (glibc's default: above 128 KiB).  SQLite allocates and
- * frees a few hundred KiB for every statement that opens a savepoint or an
- * ephemeral table, e.g. the IMDN trigger (store-schema.c v12) on each
- * report stored: with the default, every such free shrank the heap and the
- * next statement faulted the pages back in (tests/bench/bench-cpm.sh,
- * 20,000 objects: 24,835 minor page faults for the CPM set against 2,227
- * for the same bytes of plain mail; 2,175 with this).
+ * glibc's heap kept, not given back and faulted in again at every call.
+ * SQLite allocates and frees a few hundred KiB for every statement that
+ * opens a savepoint or an ephemeral table, e.g. the IMDN trigger
+ * (store-schema.c v12) on each report stored: with glibc's default trim
+ * threshold (128 KiB) every such free shrank the heap and the next
+ * statement faulted the pages back (tests/bench/bench-cpm.sh data, 20,000
+ * objects: 24,835 minor page faults for the CPM set against 2,227 for the
+ * same bytes of plain mail; 2,175 with this).  Setting the trim threshold
+ * stops glibc's dynamic mmap threshold, so that one is set too: a kept
+ * ListConversations reply (1.2 MB for 1,000 conversations) is copied for
+ * every call, and copies from fresh mmap()s cost ~300 page faults each.
  */
 static void heap_keep(void)
 {
 #ifdef __GLIBC__
-	mallopt(M_TRIM_THRESHOLD, 4 << 20);
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 #endif
 }
 
