@@ -70,6 +70,9 @@ struct replay {
 	int64_t journal_pos;
 	/* COPYUID of an untagged OK (MOVE) */
 	uint32_t copyuid_dst;
+	/* An interrupted move whose copy a sync already re-matched: only
+	 * its source is left to remove (copy_adopt()). */
+	bool source_only;
 	/* verify: what to look for, what was found */
 	uint32_t verify_from;
 	engine_next_fn verify_found, verify_missing;
@@ -636,6 +639,14 @@ static void copy_adopt(struct cpmsync_sync *e)
 						     : rp->msg.flags;
 	int r;
 
+	if (rp->source_only) {
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_sync_message_delete(e->store, rp->src.id);
+		if (!store_failed(e, r))
+			op_done(e);
+		return;
+	}
 	r = engine_tx_begin(e);
 	if (r >= 0)
 		r = store_sync_message_set_uid(e->store, rp->msg.id, rp->verify_uid, carried);
@@ -851,6 +862,46 @@ static void move_verified(struct cpmsync_sync *e)
 	move_remove_source(e);
 }
 
+/* The source of a move its copy is known of (op_copy()): removed from the
+ * server if a sync has not seen it go, then its row. */
+static void move_source_left(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct journal_args args = { 0 };
+	const char *why = "";
+	int64_t src_id = 0;
+	int r;
+
+	r = journal_args_decode(rp->j.op, rp->j.args, &args, &why);
+	if (r < 0 && r != -EBADMSG) {
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	if (r >= 0)
+		src_id = args.copy.src_id;
+	journal_args_free(&args);
+	r = src_id ? load_message(e, src_id, &rp->src) : -CPMSYNC_E_NOT_FOUND;
+	if (r >= 0)
+		r = load_folder(e, rp->src.folder_id, &rp->folder);
+	/* Gone (a sync saw it vanish), or no longer the hidden source of a
+	 * move (never the copy itself). */
+	if (r == -CPMSYNC_E_NOT_FOUND ||
+	    (r >= 0 && (!rp->src.uid || !rp->folder.server_name || !rp->src.removed ||
+			(rp->src.folder_id == rp->msg.folder_id && rp->src.uid == rp->msg.uid)))) {
+		op_done(e);
+		return;
+	}
+	if (store_failed(e, r))
+		return;
+	log_msg(CPMSYNC_LOG_NOTICE, CAT,
+		"%s: the interrupted move of message %lld is on the server as UID %u; removing "
+		"its source, UID %u of %s",
+		e->account_name, (long long)rp->msg.id, rp->msg.uid, rp->src.uid,
+		rp->folder.server_name);
+	rp->source_only = true;
+	move_remove_source(e);
+}
+
 static void op_copy(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
@@ -861,13 +912,24 @@ static void op_copy(struct cpmsync_sync *e)
 
 	/* rp->msg is the destination row, rp->src the source, rp->folder the
 	 * source folder, rp->dst the destination folder. */
+	rp->source_only = false;
 	r = load_message(e, rp->j.message_id, &rp->msg);
-	if (r == -CPMSYNC_E_NOT_FOUND || (r >= 0 && rp->msg.uid)) {
+	if (r == -CPMSYNC_E_NOT_FOUND) {
 		op_done(e);
 		return;
 	}
 	if (store_failed(e, r))
 		return;
+	if (rp->msg.uid) {
+		/* On the server already: a sync re-matched the copy of an
+		 * interrupted run.  A move may have copied without removing
+		 * its source (COPY done, EXPUNGE not): that removal is left. */
+		if (is_move(e) && rp->j.attempts > 0)
+			move_source_left(e);
+		else
+			op_done(e);
+		return;
+	}
 	r = load_folder(e, rp->msg.folder_id, &rp->dst);
 	if (store_failed(e, r))
 		return;

@@ -1066,6 +1066,54 @@ START_TEST(test_move_interrupted_found_source_removed)
 }
 END_TEST
 
+START_TEST(test_move_interrupted_rematched_source_removed)
+{
+	/* An interrupted MOVE that copied but did not expunge (a server that
+	 * died between the two, or a move made of COPY + EXPUNGE interrupted
+	 * between them): the next run's sync re-matched the copy in Archive
+	 * (the destination row has its UID, the row is still there), and the
+	 * source is still in INBOX.  It must still go: otherwise the message
+	 * stays in both folders, a move replayed as a copy. */
+	static const struct step script[] = {
+		SELECT_INBOX, { .call = "store 1 +(\\Deleted) 0" }, { .call = "expunge 1" }, LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET removed = 1 WHERE id = 1");
+	copy_row("move");
+	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
+	exec("UPDATE message SET uid = 3, server_flags = '\\Seen', modseq = 51 WHERE id = 2");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+			 "3 \\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_move_interrupted_rematched_source_gone)
+{
+	/* The same after a MOVE the server made whole: the sync saw the
+	 * source vanish and re-matched the copy; nothing is left to send. */
+	static const struct step script[] = {
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	copy_row("move");
+	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
+	exec("UPDATE message SET uid = 3, server_flags = '\\Seen' WHERE id = 2");
+	exec("DELETE FROM message WHERE id = 1");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_connection_lost_mark_kept)
 {
 	/* The connection fails while the APPEND is in flight: the run fails
@@ -2004,6 +2052,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_expunge_batch);
 	tcase_add_test(tc, test_copy_interrupted_found);
 	tcase_add_test(tc, test_move_interrupted_found_source_removed);
+	tcase_add_test(tc, test_move_interrupted_rematched_source_removed);
+	tcase_add_test(tc, test_move_interrupted_rematched_source_gone);
 	tcase_add_test(tc, test_connection_lost_mark_kept);
 	tcase_add_test(tc, test_select_refused_rows_refused);
 	tcase_add_test(tc, test_select_refused_transient_backs_off);
