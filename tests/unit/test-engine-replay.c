@@ -1114,6 +1114,59 @@ START_TEST(test_move_interrupted_rematched_source_gone)
 }
 END_TEST
 
+START_TEST(test_move_interrupted_source_gone_found)
+{
+	/* A MOVE the server made whole, answer lost, and the source seen to
+	 * vanish by a sync that did not re-match the copy: the row falls back
+	 * to appending our copy, but first finds the MOVE's copy (from the
+	 * recorded UIDNEXT) and adopts it; nothing is appended. */
+	static const struct step script[] = {
+		{ .call = "select Archive condstore" },
+		VERIFY_FINDS("<m1@x>", 3, 1000, "\\Seen"),
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	copy_row("move");
+	ck_assert_int_eq(store_body_put(store_from_public(cs), 2, "hello", 5), 0);
+	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
+	exec("DELETE FROM message WHERE id = 1");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+			 "3 \\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_move_interrupted_source_gone_missing)
+{
+	/* The same when the MOVE never ran and the source went otherwise
+	 * (another client expunged it): not found, so our copy is appended,
+	 * once. */
+	static const struct step script[] = {
+		{ .call = "select Archive condstore" },
+		{ .call = "search 3: <m1@x>" },
+		{ .call = "append Archive (\\Seen) 1000 hello",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 4 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	copy_row("move");
+	ck_assert_int_eq(store_body_put(store_from_public(cs), 2, "hello", 5), 0);
+	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
+	exec("DELETE FROM message WHERE id = 1");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "4");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_connection_lost_mark_kept)
 {
 	/* The connection fails while the APPEND is in flight: the run fails
@@ -2054,6 +2107,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_move_interrupted_found_source_removed);
 	tcase_add_test(tc, test_move_interrupted_rematched_source_removed);
 	tcase_add_test(tc, test_move_interrupted_rematched_source_gone);
+	tcase_add_test(tc, test_move_interrupted_source_gone_found);
+	tcase_add_test(tc, test_move_interrupted_source_gone_missing);
 	tcase_add_test(tc, test_connection_lost_mark_kept);
 	tcase_add_test(tc, test_select_refused_rows_refused);
 	tcase_add_test(tc, test_select_refused_transient_backs_off);
