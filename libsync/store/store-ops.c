@@ -369,8 +369,10 @@ static int check_messages(struct store *s, const int64_t *ids, size_t n_ids, int
  *    copy into it, its append, its flags or expunge rows just go;
  *  - pending copies or moves out of it (rows with args "src=<id>") lose
  *    their source: the destination row is then appended instead if its body
- *    is stored (it was copied from the source), otherwise there is nothing
- *    to send and the destination row goes as well (recursively).
+ *    is stored (it was copied from the source; a row a run already sent
+ *    keeps its attempt mark, so the append first looks for that copy),
+ *    otherwise there is nothing to send and the destination row goes as
+ *    well (recursively).
  */
 /*
  * A row whose APPEND, COPY or MOVE a run sent before it was interrupted
@@ -516,9 +518,13 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 		body = r > 0 && sqlite3_column_int(st, 0);
 		sqlite3_reset(st);
 		if (body) {
+			/* A copy or move a run already sent (attempts > 0) may
+			 * be on the server: its mark (attempts, the
+			 * destination's UIDNEXT) stays, so that the append
+			 * first looks for that copy (and a sync re-matches it)
+			 * instead of making a second one. */
 			r = store_prepare(s,
-					  "UPDATE journal SET op = ?3, args = NULL,"
-					  " args_sent = NULL, attempts = 0"
+					  "UPDATE journal SET op = ?3, args = NULL"
 					  " WHERE message_id = ?1 AND op IN (?4, ?5) AND args = ?2",
 					  &st);
 			if (r < 0)

@@ -17,6 +17,10 @@
 # D. As C, but the next run is cut too, inside its replay's first command
 #    of its own (a store queued meanwhile, whose APPEND comes after the
 #    move's row): the run after must still end with the message once.
+# E. As C, from a folder Src that is then deleted locally before the next
+#    run: the move loses its source and becomes an append of our copy,
+#    which must still know that the MOVE may have been made (it was: the
+#    copy is in Archive) and not append a second one.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -103,6 +107,8 @@ converged() {
 }
 
 da mailbox create -u "$USER1" Archive || bail "creating Archive"
+da mailbox create -u "$USER1" Src || bail "creating Src"
+msg_save "$USER1" Src '<move.e@cut.test>' 3000 '\Seen' || bail "saving <move.e@cut.test>"
 for s in a b c d; do
 	msg_save "$USER1" INBOX "<move.$s@cut.test>" 3000 '\Seen' || bail "saving <move.$s@cut.test>"
 done
@@ -150,5 +156,21 @@ faulty_run "D (next run cut in its APPEND)"
 converged D "$M"
 check "D: the later store once on the server ($(where '<later.d@cut.test>'))" \
 	test "$(where '<later.d@cut.test>')" = "INBOX=1 Archive=0"
+
+# E. moved, answer lost, then the source's folder deleted locally
+M='<move.e@cut.test>'
+id=$(op find a Src "$M") || bail "no local message $M in Src"
+op move Archive "$id" >/dev/null || bail "op move $M"
+start_proxy --fault cut --after-pattern 'COPYUID'
+faulty_run "E (moved, answer lost)"
+check "E: the server made the MOVE (Src=$(count Src "$M") Archive=$(count Archive "$M"))" \
+	test "$(count Src "$M") $(count Archive "$M")" = "0 1"
+check "E: Src deleted locally" op rmdir a Src
+check "E: a clean run succeeds" sync_once "$WORK/direct.conf" "$WORK/E.next.log"
+check "E: the message once on the server, in Archive ($(count Archive "$M"))" \
+	test "$(count Archive "$M")" = 1
+check "E: Src deleted on the server" test -z "$(selectable_folders "$USER1" | grep -x Src)"
+check "E: store equals the server" compare "$DB"
+check "E: nothing pending ($(op pending a | tr '\t\n' ' ;'))" test -z "$(op pending a)"
 
 finish

@@ -779,6 +779,38 @@ START_TEST(test_delete_folder_on_server)
 }
 END_TEST
 
+START_TEST(test_delete_folder_keeps_attempted_mark)
+{
+	int64_t ids[] = { 1 }, moved, copied;
+
+	/* A move out of INBOX a run sent (attempts 1, Archive's UIDNEXT 9
+	 * recorded) and a copy out of it not sent yet, both with the body.
+	 * Deleting the source's folder (here INBOX's stand-in: the source
+	 * goes) makes both appends; the one already sent keeps its mark, so
+	 * that the engine first looks for the MOVE's copy instead of
+	 * appending a second one (issue 12). */
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Src", NULL), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE folder SET server_name = 'Src' WHERE name = 'Src';"
+				       "DELETE FROM journal;"
+				       "UPDATE message SET folder_id = 4 WHERE id = 1"),
+			 0);
+	ck_assert_int_eq(cpmsync_op_move(cs, ids, 1, "Archive", &moved), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET attempts = 1, args_sent = 'uidnext=9'"),
+			 0);
+	ck_assert_int_eq(cpmsync_op_copy(cs, &moved, 1, "INBOX", &copied), 0);
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Src"), 0);
+	ck_assert_str_eq(journal(), "append 2 3 -|copy 1 4 src=3|delete_folder 4 - -");
+	ck_assert_str_eq(qtext("SELECT attempts || ' ' || ifnull(args_sent, '-') FROM journal"
+			       " WHERE message_id = %ld",
+			       (long)moved),
+			 "1 uidnext=9");
+	ck_assert_str_eq(qtext("SELECT attempts || ' ' || ifnull(args_sent, '-') FROM journal"
+			       " WHERE message_id = %ld",
+			       (long)copied),
+			 "0 -");
+}
+END_TEST
+
 START_TEST(test_delete_folder_local)
 {
 	int64_t id, f, ids[] = { 1 };
@@ -1302,6 +1334,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_rename_folder);
 	tcase_add_test(tc, test_rename_folder_local);
 	tcase_add_test(tc, test_delete_folder_on_server);
+	tcase_add_test(tc, test_delete_folder_keeps_attempted_mark);
 	tcase_add_test(tc, test_delete_folder_local);
 	tcase_add_test(tc, test_delete_folder_refused);
 	tcase_add_test(tc, test_set_metadata);
