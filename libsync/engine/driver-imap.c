@@ -16,6 +16,7 @@
 #include <cpmsync/error.h>
 
 #include "engine/driver.h"
+#include "imap/imap-ns.h"
 #include "util/macro.h"
 
 /* A command in flight: where its reply goes. */
@@ -326,6 +327,29 @@ static int drv_store_annotations(struct engine_driver *d, uint32_t uid,
 	return 0;
 }
 
+static int drv_personal_namespace(struct engine_driver *d, struct buf *base, const char **shown)
+{
+	const struct imap_ns_map *ns = imap_client_namespace(client_of(d));
+
+	*shown = imap_ns_map_personal_prefix(ns);
+	return imap_ns_personal_base(ns, drv_enabled(d, IMAP_CAP_UTF8_ACCEPT), base);
+}
+
+static int drv_list(struct engine_driver *d, enum engine_list_kind kind, engine_reply_fn cb,
+		    void *userdata)
+{
+	static const char *const returns[] = {
+		[ENGINE_LIST_NAMES] = "",
+		[ENGINE_LIST_STATUS] =
+			" RETURN (SPECIAL-USE STATUS (UIDVALIDITY UIDNEXT MESSAGES))",
+		[ENGINE_LIST_STATUS_MODSEQ] = " RETURN (SPECIAL-USE STATUS (UIDVALIDITY UIDNEXT "
+					      "MESSAGES HIGHESTMODSEQ))",
+		[ENGINE_LIST_MAILBOXID] = " RETURN (STATUS (UIDVALIDITY MAILBOXID))",
+	};
+
+	return cmd_send(d, cb, userdata, "LIST \"\" \"*\"%a", returns[kind]);
+}
+
 static void drv_logout(struct engine_driver *d)
 {
 	/* The client's state callback (engine.c) reports the close. */
@@ -350,6 +374,8 @@ static const struct engine_driver_ops imap_ops = {
 	.set_metadata = drv_set_metadata,
 	.set_acl = drv_set_acl,
 	.store_annotations = drv_store_annotations,
+	.personal_namespace = drv_personal_namespace,
+	.list = drv_list,
 	.logout = drv_logout,
 };
 

@@ -10,8 +10,10 @@
  * scripted one, so the engine's decisions are tested without a server.
  *
  * Through the table today: replay (engine-replay.c: every journal
- * operation, the verification of interrupted ones), SELECT, UNSELECT and
- * LOGOUT.  The folder sync half of engine.c (LIST, STATUS, the FETCH of new
+ * operation, the verification of interrupted ones), SELECT, UNSELECT,
+ * LOGOUT, and the LISTs of the folder list (LIST-STATUS, the MAILBOXID LIST
+ * of OBJECTID servers; the personal namespace they are relative to).  The
+ * rest of the folder sync half of engine.c (STATUS, the FETCH of new
  * messages and bodies, the expunge SEARCH) still builds its commands on
  * imap-client itself.
  *
@@ -28,6 +30,7 @@
 #include "imap/imap-client.h"
 #include "imap/imap-resp.h"
 #include "imap/imap-seqset.h"
+#include "util/buf.h"
 
 struct cpmsync_sync;
 
@@ -58,6 +61,14 @@ struct engine_select_params {
 };
 
 struct engine_driver;
+
+/* What a LIST "" "*" asks besides the names. */
+enum engine_list_kind {
+	ENGINE_LIST_NAMES,	   /* nothing: LIST "" "*" */
+	ENGINE_LIST_STATUS,	   /* RETURN (SPECIAL-USE STATUS (UIDVALIDITY UIDNEXT MESSAGES)) */
+	ENGINE_LIST_STATUS_MODSEQ, /* the same with HIGHESTMODSEQ */
+	ENGINE_LIST_MAILBOXID,	   /* RETURN (STATUS (UIDVALIDITY MAILBOXID)) */
+};
 
 /* One annotation value to store (ANNOTATE, RFC 5257). */
 struct engine_annotation {
@@ -118,6 +129,15 @@ struct engine_driver_ops {
 	int (*store_annotations)(struct engine_driver *d, uint32_t uid,
 				 const struct engine_annotation *a, size_t n, engine_reply_fn cb,
 				 void *userdata);
+	/* The personal namespace: base gets its prefix as a local name (""
+	 * none), *shown the prefix as the server wrote it (also on failure);
+	 * -errno when the prefix cannot be read. */
+	int (*personal_namespace)(struct engine_driver *d, struct buf *base, const char **shown);
+	/* LIST "" "*" [RETURN (...)]: each folder comes as engine_event_list()
+	 * (not one in another namespace), each LIST-STATUS as
+	 * engine_event_status(). */
+	int (*list)(struct engine_driver *d, enum engine_list_kind kind, engine_reply_fn cb,
+		    void *userdata);
 	/* LOGOUT; ends with engine_event_closed(). */
 	void (*logout)(struct engine_driver *d);
 };
@@ -162,5 +182,27 @@ void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi);
 void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t value);
 /* The MAILBOXID response code of a SELECT (RFC 8474), len bytes of id. */
 void engine_event_mailboxid(struct cpmsync_sync *e, const char *id, size_t len);
+/* One folder of a LIST answer. */
+struct engine_list {
+	const char *name; /* the local name (UTF-8, '/'); NULL: it cannot be made */
+	int name_error;	  /* then why: -EEXIST another folder's, -EILSEQ a control or
+			   * bidirectional formatting character, other: unreadable */
+	const char *raw;  /* the name as the server wrote it, raw_len bytes */
+	size_t raw_len;
+	unsigned attrs; /* IMAP_MBOX_* */
+};
+void engine_event_list(struct cpmsync_sync *e, const struct engine_list *l);
+
+/* One STATUS response (or LIST-STATUS) of a folder the engine can name. */
+struct engine_status {
+	const char *name; /* local */
+	unsigned present; /* IMAP_STATUS_ITEM_* */
+	uint32_t uidvalidity, uidnext, messages;
+	uint64_t highestmodseq;
+	const char *mailboxid; /* mailboxid_len bytes */
+	size_t mailboxid_len;
+};
+void engine_event_status(struct cpmsync_sync *e, const struct engine_status *st);
+
 /* The connection closed: after LOGOUT the run ends well, else it fails. */
 void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason);

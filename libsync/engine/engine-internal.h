@@ -221,6 +221,13 @@ int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *sto
 			    const struct cpmsync_account *account, struct engine_driver *driver,
 			    cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
 
+/* Tests: a whole run (LIST, the folders, replay) through driver; the
+ * folder sync half must be on the table already for what the run meets
+ * (driver.h says what is). */
+int engine_sync_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			  const struct cpmsync_account *account, struct engine_driver *driver,
+			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
+
 void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, uint32_t total);
 
 /* engine-replay.c: replays the journal, then calls engine_logout(). */

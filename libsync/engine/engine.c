@@ -641,10 +641,10 @@ static const char *special_use_name(unsigned attrs)
  * at debug level.
  */
 #define REFUSED_NAME_KEY_MAX 4096
-static void refused_name(struct cpmsync_sync *e, const struct imap_list *l, int r)
+static void refused_name(struct cpmsync_sync *e, const struct engine_list *l)
 {
 	struct buf key = BUF_INIT(REFUSED_NAME_KEY_MAX);
-	size_t skip = strlen(e->account_name) + 1, n = l->mailbox.len;
+	size_t skip = strlen(e->account_name) + 1, n = l->raw_len;
 	char *shown = NULL;
 	bool first = true;
 
@@ -652,27 +652,68 @@ static void refused_name(struct cpmsync_sync *e, const struct imap_list *l, int 
 	 * cut; the buffer NUL-terminates the name for the message. */
 	if (skip < REFUSED_NAME_KEY_MAX && n > REFUSED_NAME_KEY_MAX - skip)
 		n = REFUSED_NAME_KEY_MAX - skip;
-	if (buf_append(&key, e->account_name, skip) == 0 &&
-	    buf_append(&key, l->mailbox.str, n) == 0) {
+	if (buf_append(&key, e->account_name, skip) == 0 && buf_append(&key, l->raw, n) == 0) {
 		first = store_note_once(e->store, key.data, key.len);
 		shown = text_escape_dup(key.data + skip);
 	}
 	log_msg(first ? CPMSYNC_LOG_WARNING : CPMSYNC_LOG_DEBUG, CAT,
 		"%s: skipping folder \"%s\": its name %s%s", e->account_name, shown ? shown : "?",
-		r == -EILSEQ ? "has a control or bidirectional formatting character"
-			     : "cannot be read (not modified UTF-7, or UTF-8 under UTF8=ACCEPT, or "
-			       "an empty level)",
+		l->name_error == -EILSEQ
+			? "has a control or bidirectional formatting character"
+			: "cannot be read (not modified UTF-7, or UTF-8 under UTF8=ACCEPT, or "
+			  "an empty level)",
 		first ? " (warned once while the store is open)" : "");
 	free(shown);
 	buf_free(&key);
 }
 
+void engine_event_list(struct cpmsync_sync *e, const struct engine_list *l)
+{
+	struct remote_folder *rf;
+	const char *su;
+	int r;
+
+	if (e->finished || e->listing_ids)
+		return; /* list_ids(): the folders are known */
+	if (!l->name && l->name_error == -EEXIST) {
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: skipping folder %.*s: its local name would be another's",
+			e->account_name, (int)l->raw_len, l->raw);
+		return;
+	}
+	if (!l->name) {
+		refused_name(e, l);
+		return;
+	}
+	if (!plan_patterns_match((const char *const *)e->patterns, l->name))
+		return;
+	if (l->attrs & IMAP_MBOX_NONEXISTENT)
+		return;
+	rf = remote_find(e, l->name);
+	if (!rf) {
+		r = remote_add(e, l->name);
+		if (r < 0) {
+			engine_fail(e, r,
+				    r == -E2BIG ? "the server lists more than %d folders"
+						: "out of memory",
+				    ENGINE_MAX_FOLDERS);
+			return;
+		}
+		rf = &e->remote[e->n_remote - 1];
+	}
+	rf->p.noselect = l->attrs & IMAP_MBOX_NOSELECT;
+	rf->subscribed = l->attrs & IMAP_MBOX_SUBSCRIBED;
+	su = special_use_name(l->attrs);
+	free(rf->special_use);
+	rf->special_use = su ? strdup(su) : NULL;
+}
+
+/* The imap-client side of engine_event_list(): the name made local. */
 static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 {
 	struct buf name = BUF_INIT(4096);
+	struct engine_list el;
 	struct imap_list l;
-	struct remote_folder *rf;
-	const char *su;
 	int r;
 
 	if (e->listing_ids)
@@ -690,77 +731,68 @@ static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 					 l.delimiter ? l.delimiter : '/', &name);
 	if (r == -ENOENT) /* another namespace, hidden */
 		goto out;
-	if (r == -EEXIST) {
-		log_msg(CPMSYNC_LOG_WARNING, CAT,
-			"%s: skipping folder %.*s: its local name would be another's",
-			e->account_name, (int)l.mailbox.len, l.mailbox.str);
-		goto out;
-	}
-	if (r < 0) {
-		refused_name(e, &l, r);
-		goto out;
-	}
-	if (!plan_patterns_match((const char *const *)e->patterns, name.data))
-		goto out;
-	if (l.attrs & IMAP_MBOX_NONEXISTENT)
-		goto out;
-	rf = remote_find(e, name.data);
-	if (!rf) {
-		r = remote_add(e, name.data);
-		if (r < 0) {
-			engine_fail(e, r,
-				    r == -E2BIG ? "the server lists more than %d folders"
-						: "out of memory",
-				    ENGINE_MAX_FOLDERS);
-			goto out;
-		}
-		rf = &e->remote[e->n_remote - 1];
-	}
-	rf->p.noselect = l.attrs & IMAP_MBOX_NOSELECT;
-	rf->subscribed = l.attrs & IMAP_MBOX_SUBSCRIBED;
-	su = special_use_name(l.attrs);
-	free(rf->special_use);
-	rf->special_use = su ? strdup(su) : NULL;
+	el = (struct engine_list){ .name = r < 0 ? NULL : name.data,
+				   .name_error = r < 0 ? r : 0,
+				   .raw = l.mailbox.str,
+				   .raw_len = l.mailbox.len,
+				   .attrs = l.attrs };
+	engine_event_list(e, &el);
 out:
 	buf_free(&name);
 }
 
+void engine_event_status(struct cpmsync_sync *e, const struct engine_status *st)
+{
+	struct remote_folder *rf;
+
+	if (e->finished)
+		return;
+	rf = remote_find(e, st->name);
+	if (!rf)
+		return;
+	if (e->listing_ids) {
+		/* list_ids(): MAILBOXID, of the folder whose UIDVALIDITY the
+		 * first LIST reported (else renamed in between: not trusted). */
+		if ((st->present & IMAP_STATUS_ITEM_MAILBOXID) &&
+		    (st->present & IMAP_STATUS_ITEM_UIDVALIDITY) && rf->p.has_status &&
+		    st->uidvalidity == rf->p.uidvalidity) {
+			free(rf->mailboxid);
+			rf->mailboxid = strndup(st->mailboxid, st->mailboxid_len);
+			rf->p.mailboxid = rf->mailboxid; /* NULL (no memory): not reported */
+		}
+		return;
+	}
+	if ((st->present & IMAP_STATUS_ITEM_UIDVALIDITY) &&
+	    (st->present & IMAP_STATUS_ITEM_UIDNEXT) && (st->present & IMAP_STATUS_ITEM_MESSAGES)) {
+		rf->p.has_status = true;
+		rf->p.uidvalidity = st->uidvalidity;
+		rf->p.uidnext = st->uidnext;
+		rf->p.messages = st->messages;
+		rf->p.highestmodseq =
+			(st->present & IMAP_STATUS_ITEM_HIGHESTMODSEQ) ? st->highestmodseq : 0;
+	}
+}
+
+/* The imap-client side of engine_event_status(). */
 static void on_status(struct cpmsync_sync *e, const struct imap_response *resp)
 {
 	struct buf name = BUF_INIT(4096);
 	struct imap_status_data st;
-	struct remote_folder *rf;
 
 	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
 		return;
 	if (imap_client_mailbox_to_local(e->client, st.mailbox.str, st.mailbox.len,
-					 e->delimiter ? e->delimiter : '/', &name) < 0)
-		goto out;
-	rf = remote_find(e, name.data);
-	if (!rf)
-		goto out;
-	if (e->listing_ids) {
-		/* list_ids(): MAILBOXID, of the folder whose UIDVALIDITY the
-		 * first LIST reported (else renamed in between: not trusted). */
-		if ((st.present & IMAP_STATUS_ITEM_MAILBOXID) &&
-		    (st.present & IMAP_STATUS_ITEM_UIDVALIDITY) && rf->p.has_status &&
-		    st.uidvalidity == rf->p.uidvalidity) {
-			free(rf->mailboxid);
-			rf->mailboxid = strndup(st.mailboxid.str, st.mailboxid.len);
-			rf->p.mailboxid = rf->mailboxid; /* NULL (no memory): not reported */
-		}
-		goto out;
-	}
-	if ((st.present & IMAP_STATUS_ITEM_UIDVALIDITY) &&
-	    (st.present & IMAP_STATUS_ITEM_UIDNEXT) && (st.present & IMAP_STATUS_ITEM_MESSAGES)) {
-		rf->p.has_status = true;
-		rf->p.uidvalidity = st.uidvalidity;
-		rf->p.uidnext = st.uidnext;
-		rf->p.messages = st.messages;
-		rf->p.highestmodseq =
-			(st.present & IMAP_STATUS_ITEM_HIGHESTMODSEQ) ? st.highestmodseq : 0;
-	}
-out:
+					 e->delimiter ? e->delimiter : '/', &name) >= 0)
+		engine_event_status(e, &(struct engine_status){
+					       .name = name.data,
+					       .present = st.present,
+					       .uidvalidity = st.uidvalidity,
+					       .uidnext = st.uidnext,
+					       .messages = st.messages,
+					       .highestmodseq = st.highestmodseq,
+					       .mailboxid = st.mailboxid.str,
+					       .mailboxid_len = st.mailboxid.len,
+				       });
 	buf_free(&name);
 }
 
@@ -1059,8 +1091,8 @@ static int apply_folder_plan(struct cpmsync_sync *e)
 	_cleanup_free_ struct plan_folder_action *acts = NULL;
 	struct sync_folder *folders = NULL;
 	size_t n_local = 0;
-	bool with_modseq = imap_client_enabled(e->client, IMAP_CAP_CONDSTORE) ||
-			   imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
+	bool with_modseq = e->drv->ops->enabled(e->drv, IMAP_CAP_CONDSTORE) ||
+			   e->drv->ops->enabled(e->drv, IMAP_CAP_QRESYNC);
 	int n, r;
 
 	r = load_plan_locals(e, &folders, &n_local, &locals);
@@ -1221,14 +1253,12 @@ static void status_each(struct cpmsync_sync *e)
 		folders_listed(e);
 }
 
-static void list_ids_done(struct imap_client *client, const struct imap_cmd_result *res,
-			  void *userdata)
+static void list_ids_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	e->listing_ids = e->ids_pending = false;
-	if (engine_cmd_failed(e, res, "LIST (MAILBOXID)"))
+	if (engine_reply_failed(e, res, "LIST (MAILBOXID)"))
 		return;
 	folders_listed(e);
 }
@@ -1245,30 +1275,25 @@ static void list_ids_done(struct imap_client *client, const struct imap_cmd_resu
  */
 static void list_ids(struct cpmsync_sync *e)
 {
-	struct imap_cmd *cmd;
+	struct engine_driver *d = e->drv;
 	int r;
 
-	if (!imap_client_has(e->client, IMAP_CAP_OBJECTID) ||
-	    !imap_client_has(e->client, IMAP_CAP_LIST_STATUS))
+	if (!d->ops->has(d, IMAP_CAP_OBJECTID) || !d->ops->has(d, IMAP_CAP_LIST_STATUS))
 		return;
-	r = imap_cmd_new(e->client, 0, list_ids_done, e, &cmd);
-	if (r >= 0)
-		r = imap_cmd_add(cmd, "LIST \"\" \"*\" RETURN (STATUS (UIDVALIDITY MAILBOXID))");
+	r = d->ops->list(d, ENGINE_LIST_MAILBOXID, list_ids_done, e);
 	if (r < 0) {
-		imap_cmd_free(cmd);
 		engine_fail(e, r, "out of memory");
 		return;
 	}
 	e->ids_pending = true;
-	imap_cmd_submit(cmd);
 }
 
-static void list_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
+static void list_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
+	struct engine_driver *d = e->drv;
 
-	(void)client;
-	if (engine_cmd_failed(e, res, "LIST"))
+	if (engine_reply_failed(e, res, "LIST"))
 		return;
 	if (e->ids_pending) {
 		/* What follows answers list_ids(): its LIST responses name the
@@ -1276,9 +1301,8 @@ static void list_done(struct imap_client *client, const struct imap_cmd_result *
 		e->listing_ids = true;
 		return;
 	}
-	if (!imap_client_has(e->client, IMAP_CAP_LIST_STATUS) &&
-	    (imap_client_enabled(e->client, IMAP_CAP_CONDSTORE) ||
-	     imap_client_enabled(e->client, IMAP_CAP_QRESYNC))) {
+	if (!d->ops->has(d, IMAP_CAP_LIST_STATUS) &&
+	    (d->ops->enabled(d, IMAP_CAP_CONDSTORE) || d->ops->enabled(d, IMAP_CAP_QRESYNC))) {
 		status_each(e);
 		return;
 	}
@@ -1297,14 +1321,14 @@ static int namespace_rebase(struct cpmsync_sync *e)
 {
 	_cleanup_buf_ struct buf base = BUF_INIT(4096);
 	_cleanup_free_ char *stored = NULL;
+	const char *shown = "";
 	unsigned renamed = 0;
 	int r;
 
-	r = imap_ns_personal_base(imap_client_namespace(e->client),
-				  imap_client_enabled(e->client, IMAP_CAP_UTF8_ACCEPT), &base);
+	r = e->drv->ops->personal_namespace(e->drv, &base, &shown);
 	if (r < 0) {
 		engine_fail(e, -CPMSYNC_E_PROTOCOL, "unreadable personal namespace prefix \"%s\"",
-			    imap_ns_map_personal_prefix(imap_client_namespace(e->client)));
+			    shown);
 		return r;
 	}
 	r = store_sync_get_namespace(e->store, e->account_id, &stored);
@@ -1323,40 +1347,30 @@ static int namespace_rebase(struct cpmsync_sync *e)
 	if (renamed)
 		log_msg(CPMSYNC_LOG_INFO, CAT,
 			"%s: %u folder(s) renamed to be relative to the personal namespace \"%s\"",
-			e->account_name, renamed,
-			imap_ns_map_personal_prefix(imap_client_namespace(e->client)));
+			e->account_name, renamed, shown);
 	return 0;
 }
 
 static void start_list(struct cpmsync_sync *e)
 {
-	struct imap_cmd *cmd;
-	bool modseq = imap_client_enabled(e->client, IMAP_CAP_CONDSTORE) ||
-		      imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
+	struct engine_driver *d = e->drv;
+	bool modseq =
+		d->ops->enabled(d, IMAP_CAP_CONDSTORE) || d->ops->enabled(d, IMAP_CAP_QRESYNC);
 	int r;
 
 	if (namespace_rebase(e) < 0)
 		return;
-	r = imap_cmd_new(e->client, 0, list_done, e, &cmd);
-	if (r < 0) {
-		engine_fail(e, r, "out of memory");
-		return;
-	}
 	/* One LIST for everything; the patterns are applied locally so that
 	 * a folder moving out of (or into) them is noticed. */
-	if (imap_client_has(e->client, IMAP_CAP_LIST_STATUS))
-		r = imap_cmd_addf(cmd,
-				  "LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (UIDVALIDITY "
-				  "UIDNEXT MESSAGES%s))",
-				  modseq ? " HIGHESTMODSEQ" : "");
-	else
-		r = imap_cmd_add(cmd, "LIST \"\" \"*\"");
+	r = d->ops->list(d,
+			 !d->ops->has(d, IMAP_CAP_LIST_STATUS) ? ENGINE_LIST_NAMES
+			 : modseq			       ? ENGINE_LIST_STATUS_MODSEQ
+							       : ENGINE_LIST_STATUS,
+			 list_done, e);
 	if (r < 0) {
-		imap_cmd_free(cmd);
 		engine_fail(e, r, "out of memory");
 		return;
 	}
-	imap_cmd_submit(cmd);
 	list_ids(e);
 }
 
@@ -1592,8 +1606,8 @@ static void next_folder(struct cpmsync_sync *e)
 		next_folder(e);
 		return;
 	}
-	qresync = imap_client_enabled(e->client, IMAP_CAP_QRESYNC);
-	condstore = imap_client_enabled(e->client, IMAP_CAP_CONDSTORE);
+	qresync = e->drv->ops->enabled(e->drv, IMAP_CAP_QRESYNC);
+	condstore = e->drv->ops->enabled(e->drv, IMAP_CAP_CONDSTORE);
 	e->f.mode = plan_select_mode(qresync, condstore, e->f.local_uidvalidity, e->f.local_hms,
 				     e->f.local_known);
 	/* A re-read after a UIDVALIDITY change was interrupted: finish it
@@ -2004,7 +2018,7 @@ static bool fast_start(struct cpmsync_sync *e)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return true;
 	}
-	if (!imap_client_enabled(e->client, IMAP_CAP_QRESYNC))
+	if (!e->drv->ops->enabled(e->drv, IMAP_CAP_QRESYNC))
 		why = "QRESYNC is not enabled";
 	else if (!sf.server_name)
 		why = "its CREATE is pending";
@@ -2214,9 +2228,20 @@ static void replay_cb(struct cpmsync_loop_source *src, void *userdata)
 		engine_replay_start(e);
 }
 
-int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
-			    const struct cpmsync_account *account, struct engine_driver *driver,
-			    cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret)
+static void driver_run_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)src;
+	e->start_src = NULL;
+	if (!e->finished)
+		start_run(e);
+}
+
+static int on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+		     const struct cpmsync_account *account, struct engine_driver *driver,
+		     bool replay_only, cpmsync_sync_cb_t cb, void *userdata,
+		     struct cpmsync_sync **ret)
 {
 	struct cpmsync_sync *e;
 	int r;
@@ -2226,7 +2251,8 @@ int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *sto
 	r = engine_new(loop, store, account, cb, userdata, &e);
 	if (r < 0)
 		return r;
-	r = cpmsync_loop_defer(loop, replay_cb, e, NULL, &e->start_src);
+	r = cpmsync_loop_defer(loop, replay_only ? replay_cb : driver_run_cb, e, NULL,
+			       &e->start_src);
 	if (r < 0) {
 		engine_free(e);
 		return r;
@@ -2236,6 +2262,20 @@ int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *sto
 	if (ret)
 		*ret = e;
 	return 0;
+}
+
+int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			    const struct cpmsync_account *account, struct engine_driver *driver,
+			    cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret)
+{
+	return on_driver(loop, store, account, driver, true, cb, userdata, ret);
+}
+
+int engine_sync_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			  const struct cpmsync_account *account, struct engine_driver *driver,
+			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret)
+{
+	return on_driver(loop, store, account, driver, false, cb, userdata, ret);
 }
 
 int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store,

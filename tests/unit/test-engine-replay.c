@@ -28,7 +28,7 @@
 
 #define CAP(c) (UINT64_C(1) << (c))
 
-enum ev_kind { EV_NONE, EV_FETCH, EV_SEARCH, EV_CODE };
+enum ev_kind { EV_NONE, EV_FETCH, EV_SEARCH, EV_CODE, EV_LIST, EV_STATUS };
 
 /* Untagged data sent before a reply. */
 struct ev {
@@ -37,7 +37,11 @@ struct ev {
 	uint32_t lo, hi;	   /* EV_SEARCH */
 	enum imap_code code;	   /* EV_CODE */
 	uint64_t value;
+	struct engine_list list;     /* EV_LIST */
+	struct engine_status status; /* EV_STATUS */
 };
+
+#define N_EV 6
 
 struct step {
 	const char *call; /* what the engine must call, as fake_call() spells it */
@@ -48,7 +52,7 @@ struct step {
 	bool bad;	       /* a BAD, not a NO */
 	uint32_t new_uid;
 	uint32_t modified; /* a UID in MODIFIED (0: none) */
-	struct ev ev[3];
+	struct ev ev[N_EV];
 	/* A local call made while the command is in flight (run by the
 	 * loop just before the reply is delivered, as a D-Bus call would). */
 	void (*during)(void);
@@ -104,15 +108,37 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 		fake_schedule(f);
 	if (p.step->during)
 		p.step->during();
-	for (size_t i = 0; i < 3 && p.step->ev[i].kind != EV_NONE; i++) {
+	for (size_t i = 0; i < N_EV && p.step->ev[i].kind != EV_NONE; i++) {
 		const struct ev *ev = &p.step->ev[i];
+		struct engine_list l = ev->list;
+		struct engine_status st = ev->status;
 
-		if (ev->kind == EV_FETCH)
+		switch (ev->kind) {
+		case EV_FETCH:
 			engine_event_fetch(f->base.engine, &ev->fetch);
-		else if (ev->kind == EV_SEARCH)
+			break;
+		case EV_SEARCH:
 			engine_event_search(f->base.engine, ev->lo, ev->hi);
-		else
+			break;
+		case EV_CODE:
 			engine_event_code(f->base.engine, ev->code, ev->value);
+			break;
+		case EV_LIST:
+			/* As the server wrote it: the local name here. */
+			if (!l.raw) {
+				l.raw = l.name;
+				l.raw_len = strlen(l.name);
+			}
+			engine_event_list(f->base.engine, &l);
+			break;
+		case EV_STATUS:
+			if (st.mailboxid)
+				st.mailboxid_len = strlen(st.mailboxid);
+			engine_event_status(f->base.engine, &st);
+			break;
+		case EV_NONE:
+			break;
+		}
 	}
 	if (p.step->modified)
 		ck_assert_int_eq(rangeset_add(&modified, p.step->modified), 0);
@@ -269,6 +295,27 @@ static int fake_store_annotations(struct engine_driver *d, uint32_t uid,
 	return fake_call(d, cb, userdata, "annotate %u%s", uid, list);
 }
 
+static int fake_personal_namespace(struct engine_driver *d, struct buf *base, const char **shown)
+{
+	(void)d;
+	(void)base; /* no prefix */
+	*shown = "";
+	return 0;
+}
+
+static const char *const list_kinds[] = {
+	[ENGINE_LIST_NAMES] = "",
+	[ENGINE_LIST_STATUS] = " status",
+	[ENGINE_LIST_STATUS_MODSEQ] = " status modseq",
+	[ENGINE_LIST_MAILBOXID] = " mailboxid",
+};
+
+static int fake_list(struct engine_driver *d, enum engine_list_kind kind, engine_reply_fn cb,
+		     void *userdata)
+{
+	return fake_call(d, cb, userdata, "list%s", list_kinds[kind]);
+}
+
 static void fake_logout(struct engine_driver *d)
 {
 	struct fake *f = (struct fake *)d;
@@ -296,6 +343,8 @@ static const struct engine_driver_ops fake_ops = {
 	.set_metadata = fake_set_metadata,
 	.set_acl = fake_set_acl,
 	.store_annotations = fake_store_annotations,
+	.personal_namespace = fake_personal_namespace,
+	.list = fake_list,
 	.logout = fake_logout,
 };
 
@@ -372,8 +421,9 @@ static int64_t local_message(int64_t folder, const char *flags)
 	return id;
 }
 
-/* Replays account t's journal against script with the server's caps. */
-static struct sync_result run(const struct step *script, uint64_t caps)
+/* Account t against script with the server's caps: the journal replayed
+ * alone, or (full) a whole run, LIST first. */
+static struct sync_result run_with(const struct step *script, uint64_t caps, bool full)
 {
 	struct cpmsync_account a = {
 		.name = "t",
@@ -389,13 +439,25 @@ static struct sync_result run(const struct step *script, uint64_t caps)
 
 	ck_assert_int_eq(cpmsync_loop_new(&f.loop), 0);
 	ck_assert_int_eq(
-		engine_replay_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, NULL), 0);
+		full ? engine_sync_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, NULL)
+		     : engine_replay_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, NULL),
+		0);
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(f.loop, 5000), 0);
 	cpmsync_loop_free(f.loop);
 	ck_assert_msg(!script[f.pos].call, "the engine stopped before '%s' (%s)",
 		      script[f.pos].call, res.reason);
 	return res;
+}
+
+static struct sync_result run(const struct step *script, uint64_t caps)
+{
+	return run_with(script, caps, false);
+}
+
+static struct sync_result run_sync(const struct step *script, uint64_t caps)
+{
+	return run_with(script, caps, true);
 }
 
 #define SELECT_INBOX                                                                               \
@@ -2082,6 +2144,148 @@ START_TEST(test_uidvalidity_reset)
 }
 END_TEST
 
+/* --- the folder sync: LIST --- */
+
+#define LIST_EV(n, a)                                                                              \
+	{                                                                                          \
+		EV_LIST, .list = {.name = n, .attrs = a }                                          \
+	}
+#define STATUS_EV(n, uv, next, msgs, hms)                                                          \
+	{                                                                                          \
+		EV_STATUS, .status = {                                                             \
+			.name = n,                                                                 \
+			.present = IMAP_STATUS_ITEM_UIDVALIDITY | IMAP_STATUS_ITEM_UIDNEXT |       \
+				   IMAP_STATUS_ITEM_MESSAGES | IMAP_STATUS_ITEM_HIGHESTMODSEQ,     \
+			.uidvalidity = uv,                                                         \
+			.uidnext = next,                                                           \
+			.messages = msgs,                                                          \
+			.highestmodseq = hms                                                       \
+		}                                                                                  \
+	}
+#define MAILBOXID_EV(n, uv, id)                                                                    \
+	{                                                                                          \
+		EV_STATUS, .status = {                                                             \
+			.name = n,                                                                 \
+			.present = IMAP_STATUS_ITEM_UIDVALIDITY | IMAP_STATUS_ITEM_MAILBOXID,      \
+			.uidvalidity = uv,                                                         \
+			.mailboxid = id                                                            \
+		}                                                                                  \
+	}
+/* LIST-STATUS showing both folders as the store has them. */
+#define LIST_UNCHANGED                                                                             \
+	{                                                                                          \
+		.call = "list status modseq",                                                      \
+		.ev = { LIST_EV("INBOX", 0),                                                       \
+			STATUS_EV("INBOX", 7, 5, 1, 100),                                          \
+			LIST_EV("Archive", 0),                                                     \
+			STATUS_EV("Archive", 9, 3, 0, 50) }                                        \
+	}
+#define LIST_STATUS_CAPS (ALL_CAPS | CAP(IMAP_CAP_LIST_STATUS))
+
+START_TEST(test_list_status_unchanged_no_select)
+{
+	/* LIST-STATUS says nothing changed: no SELECT at all. */
+	static const struct step script[] = { LIST_UNCHANGED, LOGOUT, END };
+	struct sync_result res;
+
+	res = run_sync(script, LIST_STATUS_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_skipped, 2);
+	ck_assert_uint_eq(res.stats.folders_synced, 0);
+	ck_assert_str_eq(
+		qs("SELECT group_concat(name, ' ') FROM (SELECT name FROM folder ORDER BY id)"),
+		"INBOX Archive");
+}
+END_TEST
+
+START_TEST(test_list_folder_gone)
+{
+	/* Archive is no longer listed: gone here too, with its journal row;
+	 * INBOX is unchanged. */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100) } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO journal (account_id, op, folder_id, args)"
+	     " VALUES (1, 'set_metadata', 2, '/private/comment' || char(10) || 'x')");
+	res = run_sync(script, LIST_STATUS_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_skipped, 1);
+	ck_assert_str_eq(qs("SELECT group_concat(name, ' ') FROM folder"), "INBOX");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_list_unreadable_name_skipped)
+{
+	/* A name that cannot be made local, one that would be another
+	 * folder's, one in a pattern-less \NonExistent: skipped, the run goes
+	 * on (and Archive, listed only so, is gone). */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0),
+			  STATUS_EV("INBOX", 7, 5, 1, 100),
+			  { EV_LIST,
+			    .list = { .name_error = -EILSEQ, .raw = "bad\x01name", .raw_len = 8 } },
+			  { EV_LIST,
+			    .list = { .name_error = -EEXIST, .raw = "&AEkATgBC-", .raw_len = 10 } },
+			  LIST_EV("Archive", IMAP_MBOX_NONEXISTENT) } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, LIST_STATUS_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(name, ' ') FROM folder"), "INBOX");
+}
+END_TEST
+
+START_TEST(test_list_mailboxid_recorded)
+{
+	/* OBJECTID: the second LIST (pipelined) gives the MAILBOXIDs, taken
+	 * only for a folder whose UIDVALIDITY is the one the first LIST
+	 * reported (Archive's is not: renamed in between, not trusted). */
+	static const struct step script[] = {
+		LIST_UNCHANGED,
+		{ .call = "list mailboxid",
+		  .ev = { LIST_EV("INBOX", 0), MAILBOXID_EV("INBOX", 7, "M-inbox"),
+			  LIST_EV("Archive", 0), MAILBOXID_EV("Archive", 10, "M-other") } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_OBJECTID));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_skipped, 2);
+	ck_assert_str_eq(
+		qs("SELECT name || ' ' || ifnull(mailboxid, '-') FROM folder WHERE id = 1"),
+		"INBOX M-inbox");
+	ck_assert_str_eq(
+		qs("SELECT name || ' ' || ifnull(mailboxid, '-') FROM folder WHERE id = 2"),
+		"Archive -");
+}
+END_TEST
+
+START_TEST(test_list_refused_fails)
+{
+	static const struct step script[] = {
+		{ .call = "list status modseq", .r = -CPMSYNC_E_SERVER, .text = "LIST failed" },
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, LIST_STATUS_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_str_eq(res.reason, "LIST: LIST failed");
+}
+END_TEST
+
 static Suite *engine_replay_suite(void)
 {
 	Suite *su = suite_create("engine-replay");
@@ -2139,6 +2343,11 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_move_without_move_and_uidplus_deleted_meanwhile);
 	tcase_add_test(tc, test_expunge_without_uidplus_others_deleted);
 	tcase_add_test(tc, test_expunge_without_uidplus_huge_search);
+	tcase_add_test(tc, test_list_status_unchanged_no_select);
+	tcase_add_test(tc, test_list_folder_gone);
+	tcase_add_test(tc, test_list_unreadable_name_skipped);
+	tcase_add_test(tc, test_list_mailboxid_recorded);
+	tcase_add_test(tc, test_list_refused_fails);
 	suite_add_tcase(su, tc);
 	return su;
 }
