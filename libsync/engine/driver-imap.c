@@ -350,6 +350,13 @@ static int drv_list(struct engine_driver *d, enum engine_list_kind kind, engine_
 	return cmd_send(d, cb, userdata, "LIST \"\" \"*\"%a", returns[kind]);
 }
 
+static int drv_status(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
+		      void *userdata)
+{
+	return cmd_send(d, cb, userdata, "STATUS %m (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)",
+			mailbox);
+}
+
 static void drv_logout(struct engine_driver *d)
 {
 	/* The client's state callback (engine.c) reports the close. */
@@ -376,6 +383,7 @@ static const struct engine_driver_ops imap_ops = {
 	.store_annotations = drv_store_annotations,
 	.personal_namespace = drv_personal_namespace,
 	.list = drv_list,
+	.status = drv_status,
 	.logout = drv_logout,
 };
 

@@ -11,11 +11,11 @@
  *
  * Through the table today: replay (engine-replay.c: every journal
  * operation, the verification of interrupted ones), SELECT, UNSELECT,
- * LOGOUT, and the LISTs of the folder list (LIST-STATUS, the MAILBOXID LIST
- * of OBJECTID servers; the personal namespace they are relative to).  The
- * rest of the folder sync half of engine.c (STATUS, the FETCH of new
- * messages and bodies, the expunge SEARCH) still builds its commands on
- * imap-client itself.
+ * LOGOUT, the LISTs of the folder list (LIST-STATUS, the MAILBOXID LIST of
+ * OBJECTID servers; the personal namespace they are relative to) and the
+ * STATUS of each folder without LIST-STATUS.  The rest of the folder sync
+ * half of engine.c (the FETCH of new messages and bodies, the expunge
+ * SEARCH) still builds its commands on imap-client itself.
  *
  * Every operation returns 0 once the command is queued, then calls cb
  * exactly once, later (never from inside the call), or returns -errno
@@ -138,6 +138,10 @@ struct engine_driver_ops {
 	 * engine_event_status(). */
 	int (*list)(struct engine_driver *d, enum engine_list_kind kind, engine_reply_fn cb,
 		    void *userdata);
+	/* STATUS mailbox (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ); the
+	 * data comes as engine_event_status(). */
+	int (*status)(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
+		      void *userdata);
 	/* LOGOUT; ends with engine_event_closed(). */
 	void (*logout)(struct engine_driver *d);
 };

@@ -1207,14 +1207,12 @@ static void folders_listed(struct cpmsync_sync *e)
 	next_folder(e);
 }
 
-static void status_done(struct imap_client *client, const struct imap_cmd_result *res,
-			void *userdata)
+static void status_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	/* A NO (folder gone since LIST) only means no pre-check for it. */
-	if (res->r != -CPMSYNC_E_SERVER && engine_cmd_failed(e, res, "STATUS"))
+	if (res->r != -CPMSYNC_E_SERVER && engine_reply_failed(e, res, "STATUS"))
 		return;
 	if (e->finished || --e->status_pending > 0)
 		return;
@@ -1229,25 +1227,16 @@ static void status_done(struct imap_client *client, const struct imap_cmd_result
 static void status_each(struct cpmsync_sync *e)
 {
 	for (size_t i = 0; i < e->n_remote; i++) {
-		struct imap_cmd *cmd;
 		int r;
 
 		if (e->remote[i].p.noselect)
 			continue;
-		r = imap_cmd_new(e->client, 0, status_done, e, &cmd);
-		if (r >= 0)
-			r = imap_cmd_add(cmd, "STATUS ");
-		if (r >= 0)
-			r = imap_cmd_add_mailbox(cmd, e->remote[i].name);
-		if (r >= 0)
-			r = imap_cmd_add(cmd, " (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)");
+		r = e->drv->ops->status(e->drv, e->remote[i].name, status_done, e);
 		if (r < 0) {
-			imap_cmd_free(cmd);
 			engine_fail(e, r, "out of memory");
 			return;
 		}
 		e->status_pending++;
-		imap_cmd_submit(cmd);
 	}
 	if (e->status_pending == 0)
 		folders_listed(e);

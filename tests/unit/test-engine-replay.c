@@ -316,6 +316,12 @@ static int fake_list(struct engine_driver *d, enum engine_list_kind kind, engine
 	return fake_call(d, cb, userdata, "list%s", list_kinds[kind]);
 }
 
+static int fake_status(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
+		       void *userdata)
+{
+	return fake_call(d, cb, userdata, "status %s", mailbox);
+}
+
 static void fake_logout(struct engine_driver *d)
 {
 	struct fake *f = (struct fake *)d;
@@ -345,6 +351,7 @@ static const struct engine_driver_ops fake_ops = {
 	.store_annotations = fake_store_annotations,
 	.personal_namespace = fake_personal_namespace,
 	.list = fake_list,
+	.status = fake_status,
 	.logout = fake_logout,
 };
 
@@ -2286,6 +2293,67 @@ START_TEST(test_list_refused_fails)
 }
 END_TEST
 
+/* --- STATUS (no LIST-STATUS) --- */
+
+START_TEST(test_status_unchanged_no_select)
+{
+	/* Without LIST-STATUS but with CONDSTORE: one STATUS per folder,
+	 * pipelined (a \Noselect one not asked); unchanged: no SELECT. */
+	static const struct step script[] = {
+		{ .call = "list",
+		  .ev = { LIST_EV("INBOX", 0), LIST_EV("Archive", 0),
+			  LIST_EV("Shared", IMAP_MBOX_NOSELECT) } },
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 5, 1, 100) } },
+		{ .call = "status Archive", .ev = { STATUS_EV("Archive", 9, 3, 0, 50) } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_skipped, 2);
+	ck_assert_uint_eq(res.stats.folders_synced, 0);
+}
+END_TEST
+
+START_TEST(test_status_failure_fails)
+{
+	/* A NO is no pre-check for that folder; the connection failing
+	 * fails the run. */
+	static const struct step script[] = {
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0), LIST_EV("Archive", 0) } },
+		{ .call = "status INBOX", .r = -CPMSYNC_E_SERVER, .text = "no such folder" },
+		{ .call = "status Archive", .r = -CPMSYNC_E_DISCONNECTED, .text = "gone" },
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_DISCONNECTED);
+	ck_assert_str_eq(res.reason, "STATUS: gone");
+}
+END_TEST
+
+START_TEST(test_no_status_without_condstore)
+{
+	/* Neither LIST-STATUS nor CONDSTORE: no STATUS (nothing it could
+	 * prove unchanged); each folder is selected. */
+	static const struct step script[] = {
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0), LIST_EV("Archive", 0) } },
+		{ .call = "select INBOX", .r = -CPMSYNC_E_SERVER, .text = "no" },
+		{ .call = "select Archive", .r = -CPMSYNC_E_SERVER, .text = "no" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_refused, 2);
+}
+END_TEST
+
 static Suite *engine_replay_suite(void)
 {
 	Suite *su = suite_create("engine-replay");
@@ -2348,6 +2416,9 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_list_unreadable_name_skipped);
 	tcase_add_test(tc, test_list_mailboxid_recorded);
 	tcase_add_test(tc, test_list_refused_fails);
+	tcase_add_test(tc, test_status_unchanged_no_select);
+	tcase_add_test(tc, test_status_failure_fails);
+	tcase_add_test(tc, test_no_status_without_condstore);
 	suite_add_tcase(su, tc);
 	return su;
 }
