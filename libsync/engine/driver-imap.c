@@ -59,6 +59,9 @@ static void reply_cb(struct imap_client *client, const struct imap_cmd_result *r
 	imap_resp_code_free(&code);
 }
 
+static int cmd_vsend(struct engine_driver *d, engine_reply_fn cb, void *userdata,
+		     uint64_t max_literal, const char *fmt, va_list ap);
+
 /*
  * Builds and queues one command whose reply goes to cb (none: cb NULL).
  * fmt is the command with these conversions (no other '%'):
@@ -70,9 +73,21 @@ static void reply_cb(struct imap_client *client, const struct imap_cmd_result *r
 static int cmd_send(struct engine_driver *d, engine_reply_fn cb, void *userdata, const char *fmt,
 		    ...)
 {
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = cmd_vsend(d, cb, userdata, 0, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* cmd_send() with a literal limit (imap_cmd_set_max_literal(); 0: none). */
+static int cmd_vsend(struct engine_driver *d, engine_reply_fn cb, void *userdata,
+		     uint64_t max_literal, const char *fmt, va_list ap)
+{
 	struct pending *p = NULL;
 	struct imap_cmd *cmd;
-	va_list ap;
 	int r;
 
 	if (cb) {
@@ -86,7 +101,6 @@ static int cmd_send(struct engine_driver *d, engine_reply_fn cb, void *userdata,
 		free(p);
 		return r;
 	}
-	va_start(ap, fmt);
 	for (const char *f = fmt; r >= 0 && *f;) {
 		const char *a;
 		size_t n = strcspn(f, "%");
@@ -128,7 +142,8 @@ static int cmd_send(struct engine_driver *d, engine_reply_fn cb, void *userdata,
 		}
 		f += 2;
 	}
-	va_end(ap);
+	if (r >= 0 && max_literal)
+		imap_cmd_set_max_literal(cmd, max_literal);
 	if (r < 0) {
 		/* Never submitted: its callback never runs. */
 		imap_cmd_free(cmd);
@@ -237,6 +252,28 @@ static int drv_fetch(struct engine_driver *d, const char *uids, const char *item
 		     engine_reply_fn cb, void *userdata)
 {
 	return cmd_send(d, cb, userdata, "UID FETCH %a (%a)", uids, items);
+}
+
+static int fetch_ext_send(struct engine_driver *d, engine_reply_fn cb, void *userdata,
+			  uint64_t max_literal, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = cmd_vsend(d, cb, userdata, max_literal, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static int drv_fetch_ext(struct engine_driver *d, const char *uids, const char *items,
+			 const struct engine_fetch_params *p, engine_reply_fn cb, void *userdata)
+{
+	if (p->changedsince)
+		return fetch_ext_send(d, cb, userdata, p->max_literal,
+				      "UID FETCH %a (%a) (CHANGEDSINCE %U%a)", uids, items,
+				      p->changedsince, p->vanished ? " VANISHED" : "");
+	return fetch_ext_send(d, cb, userdata, p->max_literal, "UID FETCH %a (%a)", uids, items);
 }
 
 static int drv_create(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
@@ -375,6 +412,7 @@ static const struct engine_driver_ops imap_ops = {
 	.search = drv_search,
 	.search_deleted = drv_search_deleted,
 	.fetch = drv_fetch,
+	.fetch_ext = drv_fetch_ext,
 	.create = drv_create,
 	.rename = drv_rename,
 	.delete = drv_delete,

@@ -13,9 +13,12 @@
  * operation, the verification of interrupted ones), SELECT, UNSELECT,
  * LOGOUT, the LISTs of the folder list (LIST-STATUS, the MAILBOXID LIST of
  * OBJECTID servers; the personal namespace they are relative to) and the
- * STATUS of each folder without LIST-STATUS.  The rest of the folder sync
- * half of engine.c (the FETCH of new messages and bodies, the expunge
- * SEARCH) still builds its commands on imap-client itself.
+ * STATUS of each folder without LIST-STATUS, every UID FETCH of the
+ * folder sync (changed flags with CHANGEDSINCE, and VANISHED for the
+ * selected folder without SELECT; new messages; bodies, with their literal
+ * limit) and the EXISTS, EXPUNGE and VANISHED of the selected folder.
+ * Still on imap-client: the data of the FETCH of new messages and bodies
+ * (engine.c reads those responses itself), the expunge SEARCH.
  *
  * Every operation returns 0 once the command is queued, then calls cb
  * exactly once, later (never from inside the call), or returns -errno
@@ -61,6 +64,13 @@ struct engine_select_params {
 };
 
 struct engine_driver;
+
+/* Modifiers and limits of a UID FETCH (fetch_ext). */
+struct engine_fetch_params {
+	uint64_t changedsince; /* (CHANGEDSINCE n): what changed above n; 0: none */
+	bool vanished;	       /* and VANISHED: expunges as engine_event_vanished() */
+	uint64_t max_literal;  /* a larger body is not read (no body in its FETCH); 0: any */
+};
 
 /* What a LIST "" "*" asks besides the names. */
 enum engine_list_kind {
@@ -112,6 +122,9 @@ struct engine_driver_ops {
 	/* UID FETCH uids (items); the data comes as engine_event_fetch(). */
 	int (*fetch)(struct engine_driver *d, const char *uids, const char *items,
 		     engine_reply_fn cb, void *userdata);
+	/* The same with modifiers or a literal limit. */
+	int (*fetch_ext)(struct engine_driver *d, const char *uids, const char *items,
+			 const struct engine_fetch_params *p, engine_reply_fn cb, void *userdata);
 	int (*create)(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
 		      void *userdata);
 	int (*rename)(struct engine_driver *d, const char *from, const char *to, engine_reply_fn cb,
@@ -184,6 +197,11 @@ void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi);
 /* An untagged OK with UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ (value), NOMODSEQ,
  * or COPYUID (value: the one new UID; 0 when several). */
 void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t value);
+/* VANISHED [(EARLIER)] uids (QRESYNC). */
+void engine_event_vanished(struct cpmsync_sync *e, bool earlier, const struct rangeset *uids);
+/* EXISTS n; one EXPUNGE. */
+void engine_event_exists(struct cpmsync_sync *e, uint32_t n);
+void engine_event_expunge(struct cpmsync_sync *e);
 /* The MAILBOXID response code of a SELECT (RFC 8474), len bytes of id. */
 void engine_event_mailboxid(struct cpmsync_sync *e, const char *id, size_t len);
 /* One folder of a LIST answer. */

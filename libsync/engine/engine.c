@@ -913,34 +913,25 @@ static void fast_news_after(struct cpmsync_sync *e)
 	}
 }
 
-static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp)
+void engine_event_vanished(struct cpmsync_sync *e, bool earlier, const struct rangeset *uids)
 {
-	struct imap_vanished v;
 	uint32_t removed = 0;
 	int r;
 
-	if (!e->selected_id || select_of_other_folder(e))
+	if (e->finished || !e->selected_id || select_of_other_folder(e))
 		return;
-	imap_vanished_init(&v);
-	r = imap_resp_vanished(resp, &v);
-	if (r < 0) {
-		imap_vanished_free(&v);
-		engine_fail(e, r, "malformed VANISHED response");
-		return;
-	}
-	if (e->fast != FAST_OFF && !v.earlier) {
+	if (e->fast != FAST_OFF && !earlier) {
 		/* Like EXPUNGE: these left the count EXISTS gave. */
 		uint64_t n = 0;
 
-		for (size_t i = 0; i < v.uids.n; i++)
-			n += (uint64_t)v.uids.r[i].hi - v.uids.r[i].lo + 1;
+		for (size_t i = 0; i < uids->n; i++)
+			n += (uint64_t)uids->r[i].hi - uids->r[i].lo + 1;
 		e->fast_exists = n < e->fast_exists ? e->fast_exists - (uint32_t)n : 0;
 		fast_news_after(e);
 	}
 	r = engine_tx_begin(e);
 	if (r >= 0)
-		r = store_sync_expunge_uids(e->store, e->selected_id, &v.uids, &removed);
-	imap_vanished_free(&v);
+		r = store_sync_expunge_uids(e->store, e->selected_id, uids, &removed);
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return;
@@ -948,6 +939,41 @@ static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp
 	e->stats.messages_removed += removed;
 	e->batch_rows += removed;
 	engine_tx_tick(e, false);
+}
+
+/* The imap-client side of engine_event_vanished(). */
+static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp)
+{
+	struct imap_vanished v;
+	int r;
+
+	if (!e->selected_id || select_of_other_folder(e))
+		return;
+	imap_vanished_init(&v);
+	r = imap_resp_vanished(resp, &v);
+	if (r < 0)
+		engine_fail(e, r, "malformed VANISHED response");
+	else
+		engine_event_vanished(e, v.earlier, &v.uids);
+	imap_vanished_free(&v);
+}
+
+void engine_event_exists(struct cpmsync_sync *e, uint32_t n)
+{
+	e->f.exists = n;
+	if (e->fast != FAST_OFF) {
+		e->fast_exists = n;
+		fast_news_after(e);
+	}
+}
+
+void engine_event_expunge(struct cpmsync_sync *e)
+{
+	if (e->fast != FAST_OFF) {
+		if (e->fast_exists)
+			e->fast_exists--;
+		fast_news_after(e);
+	}
 }
 
 static void on_search(struct cpmsync_sync *e, const struct imap_response *resp, bool esearch)
@@ -1000,20 +1026,11 @@ static void untagged_cb(struct imap_client *client, const struct imap_response *
 		on_vanished(e, resp);
 		break;
 	case IMAP_RT_EXISTS:
-		if (imap_resp_exists(resp, &n) == 0) {
-			e->f.exists = n;
-			if (e->fast != FAST_OFF) {
-				e->fast_exists = n;
-				fast_news_after(e);
-			}
-		}
+		if (imap_resp_exists(resp, &n) == 0)
+			engine_event_exists(e, n);
 		break;
 	case IMAP_RT_EXPUNGE:
-		if (e->fast != FAST_OFF) {
-			if (e->fast_exists)
-				e->fast_exists--;
-			fast_news_after(e);
-		}
+		engine_event_expunge(e);
 		break;
 	case IMAP_RT_SEARCH:
 		on_search(e, resp, false);
@@ -1612,26 +1629,24 @@ static void next_folder(struct cpmsync_sync *e)
 		    folder_select_refused);
 }
 
-/* A UID FETCH over a range, with items; fetch_kind says what its FETCHes mean. */
+/* A UID FETCH over a range, with items, CHANGEDSINCE changedsince (0:
+ * none); fetch_kind says what its FETCHes mean. */
 static void send_fetch(struct cpmsync_sync *e, const char *set, const char *items,
-		       const char *modifiers, enum fetch_kind kind, imap_cmd_cb_t cb)
+		       uint64_t changedsince, enum fetch_kind kind, engine_reply_fn cb)
 {
-	struct imap_cmd *cmd;
+	const struct engine_fetch_params p = {
+		.changedsince = changedsince,
+		/* only bodies up to sync_bodies were asked for */
+		.max_literal = kind == FK_BODY ? e->body_limit : 0,
+	};
 	int r;
 
-	r = imap_cmd_new(e->client, 0, cb, e, &cmd);
-	if (r >= 0)
-		r = imap_cmd_addf(cmd, "UID FETCH %s (%s)%s%s", set, items, modifiers ? " " : "",
-				  modifiers ? modifiers : "");
-	if (r >= 0 && kind == FK_BODY) /* only bodies up to sync_bodies were asked for */
-		imap_cmd_set_max_literal(cmd, e->body_limit);
+	r = e->drv->ops->fetch_ext(e->drv, set, items, &p, cb, e);
 	if (r < 0) {
-		imap_cmd_free(cmd);
 		engine_fail(e, r, "out of memory");
 		return;
 	}
 	e->fetch_kind = kind;
-	imap_cmd_submit(cmd);
 }
 
 static void expunge_search_done(struct imap_client *client, const struct imap_cmd_result *res,
@@ -1692,14 +1707,12 @@ static void folder_expunges(struct cpmsync_sync *e)
 	imap_cmd_submit(cmd);
 }
 
-static void fetch_new_done(struct imap_client *client, const struct imap_cmd_result *res,
-			   void *userdata)
+static void fetch_new_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	e->fetch_kind = FK_NONE;
-	if (engine_cmd_failed(e, res, "UID FETCH (new messages)"))
+	if (engine_reply_failed(e, res, "UID FETCH (new messages)"))
 		return;
 	folder_expunges(e);
 }
@@ -1710,7 +1723,7 @@ static void new_items(const struct cpmsync_sync *e, bool modseq, char *items, si
 	/* With every body wanted, one pass: the header is read from the
 	 * start of BODY[].  Otherwise the header now, bodies by size later. */
 	snprintf(items, size, "UID FLAGS INTERNALDATE RFC822.SIZE%s%s %s", modseq ? " MODSEQ" : "",
-		 imap_client_has(e->client, IMAP_CAP_OBJECTID) ? " EMAILID THREADID" : "",
+		 e->drv->ops->has(e->drv, IMAP_CAP_OBJECTID) ? " EMAILID THREADID" : "",
 		 e->body_limit == UINT64_MAX ? "BODY.PEEK[]" : "BODYSTRUCTURE BODY.PEEK[HEADER]");
 }
 
@@ -1725,19 +1738,17 @@ static void folder_fetch_new(struct cpmsync_sync *e)
 	}
 	snprintf(set, sizeof(set), "%u:*", e->f.after.new_from_uid);
 	new_items(e, modseq, items, sizeof(items));
-	send_fetch(e, set, items, NULL, FK_NEW, fetch_new_done);
+	send_fetch(e, set, items, 0, FK_NEW, fetch_new_done);
 }
 
-static void flags_pass_done(struct imap_client *client, const struct imap_cmd_result *res,
-			    void *userdata)
+static void flags_pass_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	uint32_t removed = 0;
 	int r;
 
-	(void)client;
 	e->fetch_kind = FK_NONE;
-	if (engine_cmd_failed(e, res, "UID FETCH (flags)"))
+	if (engine_reply_failed(e, res, "UID FETCH (flags)"))
 		return;
 	if (e->f.mode == PLAN_MODE_PLAIN) {
 		r = engine_tx_begin(e);
@@ -1760,7 +1771,7 @@ static void folder_after_select(struct cpmsync_sync *e)
 	bool complete = e->f.mode == PLAN_MODE_QRESYNC && !e->f.nomodseq;
 	enum plan_identity identity;
 	uint32_t known = 0;
-	char set[32], mod[64];
+	char set[32];
 	int r;
 
 	e->f.in_select = false;
@@ -1822,23 +1833,19 @@ static void folder_after_select(struct cpmsync_sync *e)
 	}
 	snprintf(set, sizeof(set), "1:%u", e->f.after.new_from_uid - 1);
 	if (e->f.mode == PLAN_MODE_CONDSTORE) {
-		snprintf(mod, sizeof(mod), "(CHANGEDSINCE %llu)",
-			 (unsigned long long)e->f.local_hms);
-		send_fetch(e, set, "UID FLAGS", mod, FK_FLAGS, flags_pass_done);
+		send_fetch(e, set, "UID FLAGS", e->f.local_hms, FK_FLAGS, flags_pass_done);
 	} else {
 		rangeset_clear(&e->f.present);
-		send_fetch(e, set, "UID FLAGS", NULL, FK_FLAGS, flags_pass_done);
+		send_fetch(e, set, "UID FLAGS", 0, FK_FLAGS, flags_pass_done);
 	}
 }
 
-static void bodies_done(struct imap_client *client, const struct imap_cmd_result *res,
-			void *userdata)
+static void bodies_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	e->fetch_kind = FK_NONE;
-	if (engine_cmd_failed(e, res, "UID FETCH (bodies)"))
+	if (engine_reply_failed(e, res, "UID FETCH (bodies)"))
 		return;
 	if (e->f.set_pos < e->f.set.n) {
 		folder_bodies(e);
@@ -1884,7 +1891,7 @@ static void folder_bodies(struct cpmsync_sync *e)
 		engine_fail(e, r, "out of memory");
 		return;
 	}
-	send_fetch(e, set.data, "UID BODY.PEEK[]", NULL, FK_BODY, bodies_done);
+	send_fetch(e, set.data, "UID BODY.PEEK[]", 0, FK_BODY, bodies_done);
 	buf_free(&set);
 }
 
@@ -1952,15 +1959,13 @@ static void folder_finish(struct cpmsync_sync *e)
 /* ------------------------------------------------------------------ */
 /* The selected folder without SELECT (engine_sync_selected()) */
 
-static void fast_flags_done(struct imap_client *client, const struct imap_cmd_result *res,
-			    void *userdata)
+static void fast_flags_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	e->fetch_kind = FK_NONE;
 	e->fast_flags = false;
-	if (engine_cmd_failed(e, res, "UID FETCH (CHANGEDSINCE)"))
+	if (engine_reply_failed(e, res, "UID FETCH (CHANGEDSINCE)"))
 		return;
 	/* RFC 7162 section 6: the largest MODSEQ of an answer covering
 	 * every change above the stored value (none: the stored value, as
@@ -1970,13 +1975,11 @@ static void fast_flags_done(struct imap_client *client, const struct imap_cmd_re
 	folder_bodies(e);
 }
 
-static void fast_new_done(struct imap_client *client, const struct imap_cmd_result *res,
-			  void *userdata)
+static void fast_new_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
-	if (engine_cmd_failed(e, res, "UID FETCH (new messages)"))
+	if (engine_reply_failed(e, res, "UID FETCH (new messages)"))
 		return;
 	/* The CHANGEDSINCE FETCH, already sent, answers next. */
 	e->fetch_kind = FK_FLAGS;
@@ -1996,7 +1999,6 @@ static bool fast_start(struct cpmsync_sync *e)
 	struct sync_folder sf;
 	uint32_t max_uid = 0, rematch = 0;
 	const char *why = NULL;
-	struct imap_cmd *cmd;
 	char set[32], items[256];
 	int r;
 
@@ -2048,19 +2050,15 @@ static bool fast_start(struct cpmsync_sync *e)
 	 * HIGHESTMODSEQ (the new ones again, their flags only). */
 	snprintf(set, sizeof(set), "%u:*", e->f.local_uidnext);
 	new_items(e, true, items, sizeof(items));
-	send_fetch(e, set, items, NULL, FK_NEW, fast_new_done);
+	send_fetch(e, set, items, 0, FK_NEW, fast_new_done);
 	if (e->finished)
 		return true;
-	r = imap_cmd_new(e->client, 0, fast_flags_done, e, &cmd);
-	if (r >= 0)
-		r = imap_cmd_addf(cmd, "UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE %llu VANISHED)",
-				  (unsigned long long)e->f.local_hms);
-	if (r < 0) {
-		imap_cmd_free(cmd);
+	r = e->drv->ops->fetch_ext(
+		e->drv, "1:*", "UID FLAGS",
+		&(struct engine_fetch_params){ .changedsince = e->f.local_hms, .vanished = true },
+		fast_flags_done, e);
+	if (r < 0)
 		engine_fail(e, r, "out of memory");
-		return true;
-	}
-	imap_cmd_submit(cmd);
 	return true;
 }
 

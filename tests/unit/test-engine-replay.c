@@ -28,7 +28,18 @@
 
 #define CAP(c) (UINT64_C(1) << (c))
 
-enum ev_kind { EV_NONE, EV_FETCH, EV_SEARCH, EV_CODE, EV_LIST, EV_STATUS };
+enum ev_kind {
+	EV_NONE,
+	EV_FETCH,
+	EV_SEARCH,
+	EV_CODE,
+	EV_LIST,
+	EV_STATUS,
+	EV_EXISTS,    /* value */
+	EV_VANISHED,  /* lo:hi, EARLIER when value */
+	EV_MAILBOXID, /* list.name */
+	EV_NEW_RANGE, /* new messages lo..hi, as fetch (its uid not used) */
+};
 
 /* Untagged data sent before a reply. */
 struct ev {
@@ -135,6 +146,29 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 			if (st.mailboxid)
 				st.mailboxid_len = strlen(st.mailboxid);
 			engine_event_status(f->base.engine, &st);
+			break;
+		case EV_EXISTS:
+			engine_event_exists(f->base.engine, (uint32_t)ev->value);
+			break;
+		case EV_VANISHED: {
+			struct rangeset uids = RANGESET_INIT;
+
+			ck_assert_int_eq(rangeset_add_range(&uids, ev->lo, ev->hi), 0);
+			engine_event_vanished(f->base.engine, ev->value, &uids);
+			rangeset_free(&uids);
+			break;
+		}
+		case EV_MAILBOXID:
+			engine_event_mailboxid(f->base.engine, ev->list.name,
+					       strlen(ev->list.name));
+			break;
+		case EV_NEW_RANGE:
+			for (uint32_t uid = ev->lo; uid <= ev->hi; uid++) {
+				struct engine_fetch one = ev->fetch;
+
+				one.uid = uid;
+				engine_event_fetch(f->base.engine, &one);
+			}
 			break;
 		case EV_NONE:
 			break;
@@ -251,6 +285,19 @@ static int fake_fetch(struct engine_driver *d, const char *uids, const char *ite
 	return fake_call(d, cb, userdata, "fetch %s (%s)", uids, items);
 }
 
+static int fake_fetch_ext(struct engine_driver *d, const char *uids, const char *items,
+			  const struct engine_fetch_params *p, engine_reply_fn cb, void *userdata)
+{
+	char mod[64] = "", max[32] = "";
+
+	if (p->changedsince)
+		snprintf(mod, sizeof(mod), " changedsince %llu%s",
+			 (unsigned long long)p->changedsince, p->vanished ? " vanished" : "");
+	if (p->max_literal)
+		snprintf(max, sizeof(max), " max %llu", (unsigned long long)p->max_literal);
+	return fake_call(d, cb, userdata, "fetch %s (%s)%s%s", uids, items, mod, max);
+}
+
 static int fake_create(struct engine_driver *d, const char *mailbox, engine_reply_fn cb,
 		       void *userdata)
 {
@@ -343,6 +390,7 @@ static const struct engine_driver_ops fake_ops = {
 	.search = fake_search,
 	.search_deleted = fake_search_deleted,
 	.fetch = fake_fetch,
+	.fetch_ext = fake_fetch_ext,
 	.create = fake_create,
 	.rename = fake_rename,
 	.delete = fake_delete,
@@ -441,7 +489,7 @@ static struct sync_result run_with(const struct step *script, uint64_t caps, boo
 	struct fake f = { .base.ops = &fake_ops,
 			  .script = script,
 			  .caps = caps,
-			  .enabled = caps & CAP(IMAP_CAP_CONDSTORE) };
+			  .enabled = caps & (CAP(IMAP_CAP_CONDSTORE) | CAP(IMAP_CAP_QRESYNC)) };
 	struct sync_result res = { 0 };
 
 	ck_assert_int_eq(cpmsync_loop_new(&f.loop), 0);
@@ -2354,6 +2402,128 @@ START_TEST(test_no_status_without_condstore)
 }
 END_TEST
 
+/* --- the folder sync: SELECT and the FETCH of flags --- */
+
+#define EXISTS_EV(n)                                                                               \
+	{                                                                                          \
+		EV_EXISTS, .value = n                                                              \
+	}
+#define CODE_EV(c, v)                                                                              \
+	{                                                                                          \
+		EV_CODE, .code = IMAP_CODE_##c, .value = v                                         \
+	}
+#define NEW_ITEMS "UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODYSTRUCTURE BODY.PEEK[HEADER]"
+
+START_TEST(test_condstore_flags_pass)
+{
+	/* STATUS shows INBOX changed: SELECT, the flags changed since the
+	 * stored HIGHESTMODSEQ, the new messages from the stored UIDNEXT;
+	 * EXISTS matches what is known: no SEARCH for expunges.  The state
+	 * the server reported is recorded at the end. */
+	static const struct step script[] = {
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0), LIST_EV("Archive", 0) } },
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 6, 1, 120) } },
+		{ .call = "status Archive", .ev = { STATUS_EV("Archive", 9, 3, 0, 50) } },
+		{ .call = "select INBOX condstore",
+		  .ev = { CODE_EV(UIDVALIDITY, 7), CODE_EV(UIDNEXT, 6), CODE_EV(HIGHESTMODSEQ, 120),
+			  EXISTS_EV(1) } },
+		{ .call = "fetch 1:4 (UID FLAGS) changedsince 100",
+		  .ev = { { EV_FETCH,
+			    .fetch = { .uid = 1,
+				       .present = ENGINE_FETCH_FLAGS | ENGINE_FETCH_MODSEQ,
+				       .flags = "\\Flagged \\Seen",
+				       .modseq = 110 } } } },
+		{ .call = "fetch 5:* (" NEW_ITEMS ")" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_synced, 1);
+	ck_assert_uint_eq(res.stats.folders_skipped, 1);
+	ck_assert_uint_eq(res.stats.messages_changed, 1);
+	ck_assert_str_eq(qs("SELECT server_flags || ' ' || modseq FROM message WHERE id = 1"),
+			 "\\Flagged \\Seen 110");
+	ck_assert_str_eq(qs("SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+			    " FROM folder WHERE id = 1"),
+			 "7 6 120");
+}
+END_TEST
+
+START_TEST(test_plain_flags_pass_finds_expunged)
+{
+	/* Neither CONDSTORE nor QRESYNC: every known UID's flags; one the
+	 * answer does not name was expunged.  Nothing new (UIDNEXT as
+	 * stored): no FETCH of new messages. */
+	static const struct step script[] = {
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0), LIST_EV("Archive", 0) } },
+		{ .call = "select INBOX",
+		  .ev = { CODE_EV(UIDVALIDITY, 7), CODE_EV(UIDNEXT, 5), EXISTS_EV(0) } },
+		{ .call = "fetch 1:4 (UID FLAGS)" },
+		{ .call = "select Archive", .r = -CPMSYNC_E_SERVER, .text = "no" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_removed, 1);
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "0");
+}
+END_TEST
+
+START_TEST(test_qresync_vanished)
+{
+	/* QRESYNC: the SELECT reports the expunge (VANISHED (EARLIER)) and
+	 * nothing new: no FETCH at all. */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 0, 130),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50) } },
+		{ .call = "select INBOX qresync",
+		  .ev = { { EV_VANISHED, .lo = 1, .hi = 1, .value = 1 },
+			  CODE_EV(UIDNEXT, 5),
+			  CODE_EV(HIGHESTMODSEQ, 130),
+			  EXISTS_EV(0) } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_removed, 1);
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT uidnext || ' ' || highestmodseq FROM folder WHERE id = 1"),
+			 "5 130");
+}
+END_TEST
+
+START_TEST(test_flags_pass_refused_fails)
+{
+	static const struct step script[] = {
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 5, 1, 120) } },
+		{ .call = "select INBOX condstore",
+		  .ev = { CODE_EV(UIDNEXT, 5), CODE_EV(HIGHESTMODSEQ, 120), EXISTS_EV(1) } },
+		{ .call = "fetch 1:4 (UID FLAGS) changedsince 100",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "try later" },
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_str_eq(res.reason, "UID FETCH (flags): try later");
+	/* Nothing of the folder's new state was recorded. */
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "100");
+}
+END_TEST
+
 static Suite *engine_replay_suite(void)
 {
 	Suite *su = suite_create("engine-replay");
@@ -2419,6 +2589,10 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_status_unchanged_no_select);
 	tcase_add_test(tc, test_status_failure_fails);
 	tcase_add_test(tc, test_no_status_without_condstore);
+	tcase_add_test(tc, test_condstore_flags_pass);
+	tcase_add_test(tc, test_plain_flags_pass_finds_expunged);
+	tcase_add_test(tc, test_qresync_vanished);
+	tcase_add_test(tc, test_flags_pass_refused_fails);
 	suite_add_tcase(su, tc);
 	return su;
 }
