@@ -248,6 +248,13 @@ static int drv_search(struct engine_driver *d, uint32_t from_uid, const char *me
 	return cmd_send(d, cb, userdata, "UID SEARCH UID %u:*", from_uid);
 }
 
+static int drv_search_upto(struct engine_driver *d, uint32_t last, engine_reply_fn cb,
+			   void *userdata)
+{
+	return cmd_send(d, cb, userdata, "UID SEARCH %aUID 1:%u",
+			drv_has(d, IMAP_CAP_ESEARCH) ? "RETURN (ALL) " : "", last);
+}
+
 static int drv_fetch(struct engine_driver *d, const char *uids, const char *items,
 		     engine_reply_fn cb, void *userdata)
 {
@@ -410,6 +417,7 @@ static const struct engine_driver_ops imap_ops = {
 	.store = drv_store,
 	.expunge = drv_expunge,
 	.search = drv_search,
+	.search_upto = drv_search_upto,
 	.search_deleted = drv_search_deleted,
 	.fetch = drv_fetch,
 	.fetch_ext = drv_fetch_ext,

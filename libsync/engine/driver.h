@@ -16,9 +16,10 @@
  * STATUS of each folder without LIST-STATUS, every UID FETCH of the
  * folder sync (changed flags with CHANGEDSINCE, and VANISHED for the
  * selected folder without SELECT; new messages; bodies, with their literal
- * limit) and the EXISTS, EXPUNGE and VANISHED of the selected folder.
- * Still on imap-client: the data of the FETCH of new messages and bodies
- * (engine.c reads those responses itself), the expunge SEARCH.
+ * limit), the EXISTS, EXPUNGE and VANISHED of the selected folder and the
+ * SEARCH for expunges of a CONDSTORE resync.  Still on imap-client: the
+ * data of the FETCH of new messages and bodies (engine.c reads those
+ * responses itself).
  *
  * Every operation returns 0 once the command is queued, then calls cb
  * exactly once, later (never from inside the call), or returns -errno
@@ -117,6 +118,10 @@ struct engine_driver_ops {
 	 * as engine_event_search(). */
 	int (*search)(struct engine_driver *d, uint32_t from_uid, const char *message_id,
 		      engine_reply_fn cb, void *userdata);
+	/* UID SEARCH [RETURN (ALL)] UID 1:last (ESEARCH when offered): every
+	 * UID up to last; they come as engine_event_search(). */
+	int (*search_upto)(struct engine_driver *d, uint32_t last, engine_reply_fn cb,
+			   void *userdata);
 	/* UID SEARCH DELETED; the UIDs come as engine_event_search(). */
 	int (*search_deleted)(struct engine_driver *d, engine_reply_fn cb, void *userdata);
 	/* UID FETCH uids (items); the data comes as engine_event_fetch(). */

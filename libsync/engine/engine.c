@@ -1649,15 +1649,13 @@ static void send_fetch(struct cpmsync_sync *e, const char *set, const char *item
 	e->fetch_kind = kind;
 }
 
-static void expunge_search_done(struct imap_client *client, const struct imap_cmd_result *res,
-				void *userdata)
+static void expunge_search_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	uint32_t removed = 0;
 	int r;
 
-	(void)client;
-	if (engine_cmd_failed(e, res, "UID SEARCH"))
+	if (engine_reply_failed(e, res, "UID SEARCH"))
 		return;
 	r = engine_tx_begin(e);
 	if (r >= 0)
@@ -1675,7 +1673,6 @@ static void expunge_search_done(struct imap_client *client, const struct imap_cm
 static void folder_expunges(struct cpmsync_sync *e)
 {
 	uint32_t below = e->f.after.new_from_uid, known = 0;
-	struct imap_cmd *cmd;
 	int r;
 
 	if (e->f.mode != PLAN_MODE_CONDSTORE || below <= 1) {
@@ -1692,19 +1689,12 @@ static void folder_expunges(struct cpmsync_sync *e)
 		return;
 	}
 	rangeset_clear(&e->search);
-	r = imap_cmd_new(e->client, 0, expunge_search_done, e, &cmd);
-	if (r >= 0)
-		r = imap_cmd_addf(cmd, "UID SEARCH %sUID 1:%u",
-				  imap_client_has(e->client, IMAP_CAP_ESEARCH) ? "RETURN (ALL) "
-									       : "",
-				  below - 1);
+	r = e->drv->ops->search_upto(e->drv, below - 1, expunge_search_done, e);
 	if (r < 0) {
-		imap_cmd_free(cmd);
 		engine_fail(e, r, "out of memory");
 		return;
 	}
 	e->fetch_kind = FK_NONE;
-	imap_cmd_submit(cmd);
 }
 
 static void fetch_new_done(const struct engine_reply *res, void *userdata)

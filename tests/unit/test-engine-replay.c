@@ -279,6 +279,12 @@ static int fake_search(struct engine_driver *d, uint32_t from_uid, const char *m
 	return fake_call(d, cb, userdata, "search %u: %s", from_uid, message_id ? message_id : "-");
 }
 
+static int fake_search_upto(struct engine_driver *d, uint32_t last, engine_reply_fn cb,
+			    void *userdata)
+{
+	return fake_call(d, cb, userdata, "search 1:%u", last);
+}
+
 static int fake_fetch(struct engine_driver *d, const char *uids, const char *items,
 		      engine_reply_fn cb, void *userdata)
 {
@@ -388,6 +394,7 @@ static const struct engine_driver_ops fake_ops = {
 	.store = fake_store,
 	.expunge = fake_expunge,
 	.search = fake_search,
+	.search_upto = fake_search_upto,
 	.search_deleted = fake_search_deleted,
 	.fetch = fake_fetch,
 	.fetch_ext = fake_fetch_ext,
@@ -2524,6 +2531,73 @@ START_TEST(test_flags_pass_refused_fails)
 }
 END_TEST
 
+/* --- the SEARCH for expunges (CONDSTORE) --- */
+
+/* INBOX changed, selected with CONDSTORE, EXISTS n, nothing new. */
+#define CONDSTORE_INBOX(n)                                                                         \
+	{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },                                         \
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 5, n, 120) } },            \
+		{ .call = "select INBOX condstore",                                                \
+		  .ev = { CODE_EV(UIDNEXT, 5), CODE_EV(HIGHESTMODSEQ, 120), EXISTS_EV(n) } },      \
+	{                                                                                          \
+		.call = "fetch 1:4 (UID FLAGS) changedsince 100"                                   \
+	}
+
+START_TEST(test_condstore_expunge_search)
+{
+	/* EXISTS says one message fewer than the store knows: the SEARCH of
+	 * every UID below the new ones names the ones left. */
+	static const struct step script[] = {
+		CONDSTORE_INBOX(0),
+		{ .call = "search 1:4" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_removed, 1);
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "120");
+}
+END_TEST
+
+START_TEST(test_condstore_expunge_search_keeps_found)
+{
+	/* The count differs (EXISTS 2 for one known, nothing new fetched):
+	 * the SEARCH finds UID 1, which stays. */
+	static const struct step script[] = {
+		CONDSTORE_INBOX(2),
+		{ .call = "search 1:4", .ev = { { EV_SEARCH, .lo = 1, .hi = 1 } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_removed, 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "1");
+}
+END_TEST
+
+START_TEST(test_condstore_expunge_search_refused_fails)
+{
+	static const struct step script[] = {
+		CONDSTORE_INBOX(0),
+		{ .call = "search 1:4", .r = -CPMSYNC_E_SERVER, .text = "no" },
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_str_eq(res.reason, "UID SEARCH: no");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "1");
+}
+END_TEST
+
 static Suite *engine_replay_suite(void)
 {
 	Suite *su = suite_create("engine-replay");
@@ -2593,6 +2667,9 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_plain_flags_pass_finds_expunged);
 	tcase_add_test(tc, test_qresync_vanished);
 	tcase_add_test(tc, test_flags_pass_refused_fails);
+	tcase_add_test(tc, test_condstore_expunge_search);
+	tcase_add_test(tc, test_condstore_expunge_search_keeps_found);
+	tcase_add_test(tc, test_condstore_expunge_search_refused_fails);
 	suite_add_tcase(su, tc);
 	return su;
 }
