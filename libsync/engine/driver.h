@@ -17,9 +17,11 @@
  * folder sync (changed flags with CHANGEDSINCE, and VANISHED for the
  * selected folder without SELECT; new messages; bodies, with their literal
  * limit), the EXISTS, EXPUNGE and VANISHED of the selected folder and the
- * SEARCH for expunges of a CONDSTORE resync.  Still on imap-client: the
- * data of the FETCH of new messages and bodies (engine.c reads those
- * responses itself).
+ * SEARCH for expunges of a CONDSTORE resync; the FETCH data of new
+ * messages and bodies comes as engine_event_fetch() with the body
+ * (struct engine_body) the driver received.  Left on imap-client: the
+ * FETCH of cached annotations (engine-annotation.c), and the session's
+ * push paths (session.c: IDLE, NOTIFY).
  *
  * Every operation returns 0 once the command is queued, then calls cb
  * exactly once, later (never from inside the call), or returns -errno
@@ -184,6 +186,19 @@ enum {
 	ENGINE_FETCH_MODSEQ = 1u << 1,
 	ENGINE_FETCH_SIZE = 1u << 2,
 	ENGINE_FETCH_DATE = 1u << 3,
+	ENGINE_FETCH_BODYSTRUCTURE = 1u << 4,
+	ENGINE_FETCH_OBJECTIDS = 1u << 5, /* EMAILID, maybe THREADID (RFC 8474) */
+};
+
+/* A BODY[] or BODY[HEADER] literal received whole. */
+struct engine_body {
+	bool full;	  /* the FETCH has BODY[] (else the header only) */
+	uint64_t size;	  /* the size the server announced */
+	const void *head; /* its first head_len bytes, at most ENGINE_BODY_MEM_MAX */
+	size_t head_len;
+	int fd;	      /* when larger: all of it in this file (-1: head is all) */
+	uint64_t len; /* bytes received */
+	int error;    /* keeping it failed (-errno): not to be stored */
 };
 
 /* One FETCH response with a UID. */
@@ -194,6 +209,9 @@ struct engine_fetch {
 	uint64_t modseq;
 	uint64_t size;
 	int64_t internaldate;
+	const char *bodystructure;	/* as the server wrote it; NULL: too large */
+	const char *emailid, *threadid; /* threadid NULL: none */
+	const struct engine_body *body; /* NULL: none */
 };
 
 void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);

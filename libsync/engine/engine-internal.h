@@ -6,8 +6,8 @@
  * server -> local; engine-replay.c: the journal, local -> server).
  *
  * The engine is a chain of IMAP commands, each one's callback deciding and
- * submitting the next (replay, SELECT and LOGOUT through the driver table
- * of driver.h, the folder sync still on imap-client directly); decisions
+ * submitting the next, through the driver table of driver.h (all but the
+ * FETCH of cached annotations, engine-annotation.c); decisions
  * come from plan.c, data goes to the store through store-sync.h.  One connection, one folder
  * selected at a time. Untagged responses are interpreted by what the engine is doing
  * (e->fetch_kind), so a FETCH during SELECT (QRESYNC) updates flags, one
@@ -104,8 +104,8 @@ struct cpmsync_sync {
 	struct cpmsync_loop *loop;
 	struct store *store;
 	struct imap_client *client; /* NULL on a test driver */
-	/* What replay, SELECT and LOGOUT go through (driver.h): imap_drv on
-	 * client, or a test's. */
+	/* What the commands go through (driver.h): imap_drv on client, or a
+	 * test's. */
 	struct engine_driver *drv;
 	struct engine_driver_imap imap_drv;
 	cpmsync_sync_cb_t cb;

@@ -277,20 +277,18 @@ static void lit_end(void *userdata)
 		e->sink.complete = true;
 }
 
-/* Stores the sink's content as the body of message id. */
-static int sink_store_body(struct cpmsync_sync *e, int64_t id)
+/* Stores b as the body of message id. */
+static int body_store(struct cpmsync_sync *e, const struct engine_body *b, int64_t id)
 {
-	struct body_sink *k = &e->sink;
-
-	if (k->error)
-		return k->error;
-	e->batch_bytes += k->written;
-	e->stats.body_bytes += k->written;
-	if (k->fd < 0)
-		return store_sync_body_put(e->store, id, k->mem.data, k->mem.len);
-	if (lseek(k->fd, 0, SEEK_SET) < 0)
+	if (b->error)
+		return b->error;
+	e->batch_bytes += b->len;
+	e->stats.body_bytes += b->len;
+	if (b->fd < 0)
+		return store_sync_body_put(e->store, id, b->head, b->head_len);
+	if (lseek(b->fd, 0, SEEK_SET) < 0)
 		return -errno;
-	return store_sync_body_put_fd(e->store, id, k->fd, k->written);
+	return store_sync_body_put_fd(e->store, id, b->fd, b->len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -352,47 +350,36 @@ static void fetch_flags(struct cpmsync_sync *e, const struct engine_fetch *f)
 	engine_tx_tick(e, false);
 }
 
-static void on_fetch_new(struct cpmsync_sync *e, const struct imap_fetch *f)
+/* A new message (the FETCH of uid >= new_from_uid: summary, header or
+ * body). */
+static void fetch_new(struct cpmsync_sync *e, const struct engine_fetch *f)
 {
-	_cleanup_free_ char *flags = NULL;
+	const struct engine_body *b = f->body;
 	struct msg_summary sum = { 0 };
 	struct sync_new_message m;
-	struct buf bs = BUF_INIT(1u << 20);
 	bool has_body = false, is_new = false, have_sum = false;
 	int64_t id;
 	int r;
 
-	if (!(f->present & IMAP_FETCH_UID) || f->uid < e->f.after.new_from_uid)
+	if (f->uid < e->f.after.new_from_uid)
 		goto out; /* "n:*" also returns the last message when n > UIDNEXT-1 */
-	if (f->present & IMAP_FETCH_FLAGS) {
-		r = flags_string(&f->flags, &flags);
-		if (r < 0) {
-			engine_fail(e, r, "bad FLAGS from the server for UID %u", f->uid);
-			goto out;
-		}
-	} else {
-		flags = strdup("");
-	}
-	if (e->sink.complete) {
-		r = msg_summary_parse(e->sink.mem.data ? e->sink.mem.data : "", e->sink.mem.len,
-				      &sum);
+	if (b) {
+		r = msg_summary_parse(b->head ? b->head : "", b->head_len, &sum);
 		if (r < 0) {
 			engine_fail(e, r, "out of memory");
 			goto out;
 		}
 		have_sum = true;
 	}
-	if ((f->present & IMAP_FETCH_BODYSTRUCTURE) && f->bodystructure)
-		(void)imap_arg_write(&bs, f->bodystructure); /* too large: not kept */
 	m = (struct sync_new_message){
 		.uid = f->uid,
-		.flags = flags ? flags : "",
-		.modseq = (f->present & IMAP_FETCH_MODSEQ) ? f->modseq : 0,
-		.internaldate =
-			(f->present & IMAP_FETCH_INTERNALDATE) ? (int64_t)f->internaldate : 0,
-		.size = (f->present & IMAP_FETCH_RFC822_SIZE) ? f->rfc822_size : 0,
+		.flags = (f->present & ENGINE_FETCH_FLAGS) ? f->flags : "",
+		.modseq = (f->present & ENGINE_FETCH_MODSEQ) ? f->modseq : 0,
+		.internaldate = (f->present & ENGINE_FETCH_DATE) ? f->internaldate : 0,
+		.size = (f->present & ENGINE_FETCH_SIZE) ? f->size : 0,
 		.summary = have_sum ? &sum : NULL,
-		.bodystructure = bs.len ? bs.data : NULL,
+		.bodystructure =
+			(f->present & ENGINE_FETCH_BODYSTRUCTURE) ? f->bodystructure : NULL,
 	};
 	if (engine_tx_begin(e) < 0)
 		goto out;
@@ -401,9 +388,8 @@ static void on_fetch_new(struct cpmsync_sync *e, const struct imap_fetch *f)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		goto out;
 	}
-	if (e->sink.complete && e->sink.size == m.size && !has_body && e->body_limit >= m.size &&
-	    imap_fetch_find_section(f, "BODY[]")) {
-		r = sink_store_body(e, id);
+	if (b && b->size == m.size && !has_body && e->body_limit >= m.size && b->full) {
+		r = body_store(e, b, id);
 		if (r < 0) {
 			engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
 				    r == -EIO || r <= -CPMSYNC_E_NOT_FOUND ? store_error(e->store)
@@ -411,15 +397,8 @@ static void on_fetch_new(struct cpmsync_sync *e, const struct imap_fetch *f)
 			goto out;
 		}
 	}
-	if (f->present & IMAP_FETCH_EMAILID) {
-		_cleanup_free_ char *eid = strndup(f->emailid.str, f->emailid.len);
-		_cleanup_free_ char *tid = (f->present & IMAP_FETCH_THREADID) && f->threadid.str
-						   ? strndup(f->threadid.str, f->threadid.len)
-						   : NULL;
-
-		r = !eid || ((f->present & IMAP_FETCH_THREADID) && f->threadid.str && !tid)
-			    ? -ENOMEM
-			    : store_sync_message_set_objectids(e->store, id, eid, tid);
+	if ((f->present & ENGINE_FETCH_OBJECTIDS) && f->emailid) {
+		r = store_sync_message_set_objectids(e->store, id, f->emailid, f->threadid);
 		if (r < 0) {
 			engine_fail(e, r, "store: %s",
 				    r == -ENOMEM ? "out of memory" : store_error(e->store));
@@ -435,7 +414,6 @@ static void on_fetch_new(struct cpmsync_sync *e, const struct imap_fetch *f)
 	engine_tx_tick(e, false);
 out:
 	msg_summary_free(&sum);
-	buf_free(&bs);
 }
 
 /*
@@ -446,13 +424,12 @@ out:
  * conversation and record MessagesChanged/ConversationChanged.  Plain mail
  * reads the same from its header: nothing to set.
  */
-static int body_set_cpm(struct cpmsync_sync *e, int64_t id)
+static int body_set_cpm(struct cpmsync_sync *e, const struct engine_body *b, int64_t id)
 {
-	struct body_sink *k = &e->sink;
 	struct msg_summary sum;
 	int r;
 
-	r = msg_summary_parse(k->mem.data ? k->mem.data : "", k->mem.len, &sum);
+	r = msg_summary_parse(b->head ? b->head : "", b->head_len, &sum);
 	if (r < 0)
 		return r;
 	if (!streq(sum.type, "mail"))
@@ -461,13 +438,13 @@ static int body_set_cpm(struct cpmsync_sync *e, int64_t id)
 	return r;
 }
 
-static void on_fetch_body(struct cpmsync_sync *e, const struct imap_fetch *f)
+/* The body of a known message. */
+static void fetch_body(struct cpmsync_sync *e, const struct engine_fetch *f)
 {
 	int64_t id;
 	int r;
 
-	if (!(f->present & IMAP_FETCH_UID) || !e->sink.complete ||
-	    !imap_fetch_find_section(f, "BODY[]"))
+	if (!f->body || !f->body->full)
 		return;
 	r = store_sync_message_id_by_uid(e->store, e->selected_id, f->uid, &id);
 	if (r == -CPMSYNC_E_NOT_FOUND)
@@ -475,9 +452,9 @@ static void on_fetch_body(struct cpmsync_sync *e, const struct imap_fetch *f)
 	if (r >= 0)
 		r = engine_tx_begin(e);
 	if (r >= 0)
-		r = sink_store_body(e, id);
+		r = body_store(e, f->body, id);
 	if (r >= 0)
-		r = body_set_cpm(e, id);
+		r = body_set_cpm(e, f->body, id);
 	if (r < 0) {
 		engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
 			    r == -ENOMEM ? "out of memory" : store_error(e->store));
@@ -487,11 +464,32 @@ static void on_fetch_body(struct cpmsync_sync *e, const struct imap_fetch *f)
 	engine_tx_tick(e, false);
 }
 
-/* A FETCH the driver seam carries: to engine_event_fetch(). */
+/* Are bad FLAGS in this FETCH a failure of the run?  Not while verifying
+ * (replay reads sizes and dates), nor in a FETCH of bodies, nor for a
+ * message below the new ones in their FETCH ("n:*" returns the last one). */
+static bool flags_matter(const struct cpmsync_sync *e, const struct imap_fetch *f)
+{
+	switch (e->fetch_kind) {
+	case FK_VERIFY:
+	case FK_BODY:
+		return false;
+	case FK_NEW:
+		if (f->present & IMAP_FETCH_RFC822_SIZE)
+			return f->uid >= e->f.after.new_from_uid;
+		return e->selected_id != 0;
+	default:
+		return e->selected_id != 0;
+	}
+}
+
+/* A FETCH response as engine_event_fetch() takes it (the imap-client
+ * side: the streamed literal, e->sink, is its body). */
 static void fetch_event(struct cpmsync_sync *e, const struct imap_fetch *f)
 {
-	_cleanup_free_ char *flags = NULL;
+	_cleanup_free_ char *flags = NULL, *emailid = NULL, *threadid = NULL;
+	_cleanup_buf_ struct buf bs = BUF_INIT(1u << 20);
 	struct engine_fetch ef = { .uid = f->uid };
+	struct engine_body body;
 	int r;
 
 	if (!(f->present & IMAP_FETCH_UID))
@@ -501,7 +499,7 @@ static void fetch_event(struct cpmsync_sync *e, const struct imap_fetch *f)
 		if (r >= 0) {
 			ef.present |= ENGINE_FETCH_FLAGS;
 			ef.flags = flags;
-		} else if (e->fetch_kind != FK_VERIFY && e->selected_id) {
+		} else if (flags_matter(e, f)) {
 			engine_fail(e, r, "bad FLAGS from the server for UID %u", f->uid);
 			return;
 		}
@@ -518,6 +516,36 @@ static void fetch_event(struct cpmsync_sync *e, const struct imap_fetch *f)
 		ef.present |= ENGINE_FETCH_DATE;
 		ef.internaldate = (int64_t)f->internaldate;
 	}
+	if ((f->present & IMAP_FETCH_BODYSTRUCTURE) && f->bodystructure) {
+		ef.present |= ENGINE_FETCH_BODYSTRUCTURE;
+		(void)imap_arg_write(&bs, f->bodystructure); /* too large: not kept */
+		ef.bodystructure = bs.len ? bs.data : NULL;
+	}
+	if ((f->present & IMAP_FETCH_EMAILID) && f->emailid.str) {
+		emailid = strndup(f->emailid.str, f->emailid.len);
+		if ((f->present & IMAP_FETCH_THREADID) && f->threadid.str)
+			threadid = strndup(f->threadid.str, f->threadid.len);
+		if (!emailid ||
+		    ((f->present & IMAP_FETCH_THREADID) && f->threadid.str && !threadid)) {
+			engine_fail(e, -ENOMEM, "store: out of memory");
+			return;
+		}
+		ef.present |= ENGINE_FETCH_OBJECTIDS;
+		ef.emailid = emailid;
+		ef.threadid = threadid;
+	}
+	if (e->sink.complete) {
+		body = (struct engine_body){
+			.full = imap_fetch_find_section(f, "BODY[]") != NULL,
+			.size = e->sink.size,
+			.head = e->sink.mem.data,
+			.head_len = e->sink.mem.len,
+			.fd = e->sink.fd,
+			.len = e->sink.written,
+			.error = e->sink.error,
+		};
+		ef.body = &body;
+	}
 	engine_event_fetch(e, &ef);
 }
 
@@ -531,28 +559,10 @@ static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
 		engine_fail(e, r, "malformed FETCH response from the server");
 		return;
 	}
-	switch (e->fetch_kind) {
-	case FK_NEW:
-		/* Without RFC822.SIZE it is no answer to the new-message
-		 * FETCH but news of flags (unsolicited, or the rest of an
-		 * IDLE before the FETCH ran). */
-		if (f.present & IMAP_FETCH_RFC822_SIZE)
-			on_fetch_new(e, &f);
-		else
-			fetch_event(e, &f);
-		break;
-	case FK_BODY:
-		on_fetch_body(e, &f);
-		break;
-	case FK_VERIFY:
-	case FK_FLAGS:
-	case FK_NONE:
-		fetch_event(e, &f);
-		break;
-	case FK_ANNOTATION:
+	if (e->fetch_kind == FK_ANNOTATION)
 		engine_annotation_on_fetch(e, &f);
-		break;
-	}
+	else
+		fetch_event(e, &f);
 	body_sink_reset(&e->sink);
 }
 
@@ -575,11 +585,17 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		fetch_flags(e, f);
 		break;
 	case FK_NEW:
-		/* Flags alone (see on_fetch()): news of a known message. */
-		if (!(f->present & ENGINE_FETCH_SIZE))
+		/* Without RFC822.SIZE it is no answer to the new-message
+		 * FETCH but news of flags (unsolicited, or the rest of an
+		 * IDLE before the FETCH ran). */
+		if (f->present & ENGINE_FETCH_SIZE)
+			fetch_new(e, f);
+		else
 			fetch_flags(e, f);
 		break;
 	case FK_BODY:
+		fetch_body(e, f);
+		break;
 	case FK_ANNOTATION:
 		break; /* read by on_fetch() itself, not through the driver yet */
 	}

@@ -419,6 +419,20 @@ static const struct engine_driver_ops fake_ops = {
 
 static char tmpdir[64], dbpath[96];
 static struct cpmsync_store *cs;
+/* The account's sync_bodies (0: none); the progress a run reported for
+ * the folder progress_folder ("done/total ..."). */
+static int64_t sync_bodies;
+static const char *progress_folder;
+static char progress[256];
+
+static void progress_cb(void *userdata, const char *folder, uint32_t done, uint32_t total)
+{
+	size_t n = strlen(progress);
+
+	(void)userdata;
+	if (progress_folder && strcmp(folder, progress_folder) == 0)
+		snprintf(progress + n, sizeof(progress) - n, "%s%u/%u", n ? " " : "", done, total);
+}
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -458,6 +472,9 @@ static void setup(void)
 	     " internaldate, message_id) VALUES (1, 1, '\\Seen', '\\Seen', 100, 5, 1000,"
 	     " '<m1@x>');");
 	ck_assert_int_eq(store_body_put(store_from_public(cs), 1, "hello", 5), 0);
+	sync_bodies = 0;
+	progress_folder = NULL;
+	progress[0] = '\0';
 }
 
 static void teardown(void)
@@ -492,7 +509,9 @@ static struct sync_result run_with(const struct step *script, uint64_t caps, boo
 		.host = "localhost",
 		.user = "alice",
 		.security = CPMSYNC_SECURITY_NONE,
+		.sync_bodies = sync_bodies,
 	};
+	struct cpmsync_sync *e = NULL;
 	struct fake f = { .base.ops = &fake_ops,
 			  .script = script,
 			  .caps = caps,
@@ -501,9 +520,10 @@ static struct sync_result run_with(const struct step *script, uint64_t caps, boo
 
 	ck_assert_int_eq(cpmsync_loop_new(&f.loop), 0);
 	ck_assert_int_eq(
-		full ? engine_sync_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, NULL)
-		     : engine_replay_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, NULL),
+		full ? engine_sync_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, &e)
+		     : engine_replay_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, &e),
 		0);
+	engine_set_progress(e, progress_cb, NULL);
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(f.loop, 5000), 0);
 	cpmsync_loop_free(f.loop);
@@ -2598,6 +2618,188 @@ START_TEST(test_condstore_expunge_search_refused_fails)
 }
 END_TEST
 
+/* --- the FETCH of new messages and of bodies --- */
+
+#define NEW_FETCH(sz)                                                                              \
+	.present =                                                                                 \
+		ENGINE_FETCH_FLAGS | ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE | ENGINE_FETCH_MODSEQ,  \
+	.flags = "", .size = sz, .internaldate = 1000, .modseq = 7
+
+START_TEST(test_new_messages_committed_in_batches)
+{
+	/* A new folder of 4500 messages: read in one FETCH, committed every
+	 * ENGINE_BATCH_ROWS (2000) rows, each commit reported as progress;
+	 * the folder's state only with the last. */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50),
+			  LIST_EV("News", 0), STATUS_EV("News", 11, 4501, 4500, 7) } },
+		{ .call = "select News condstore",
+		  .ev = { CODE_EV(UIDVALIDITY, 11), CODE_EV(UIDNEXT, 4501),
+			  CODE_EV(HIGHESTMODSEQ, 7), EXISTS_EV(4500) } },
+		{ .call = "fetch 1:* (" NEW_ITEMS ")",
+		  .ev = { { EV_NEW_RANGE, .lo = 1, .hi = 4500, .fetch = { NEW_FETCH(10) } } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	progress_folder = "News";
+	res = run_sync(script, LIST_STATUS_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_added, 4500);
+	ck_assert_str_eq(progress, "2000/4500 4000/4500 4500/4500");
+	ck_assert_str_eq(qs("SELECT count(*) || ' ' || max(uid) FROM message WHERE folder_id ="
+			    " (SELECT id FROM folder WHERE name = 'News')"),
+			 "4500 4500");
+	ck_assert_str_eq(qs("SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+			    " FROM folder WHERE name = 'News'"),
+			 "11 4501 7");
+}
+END_TEST
+
+/* The header of message 1 (Message-ID <m1@x>), as a BODY[HEADER]. */
+static const char m1_header[] = "Message-ID: <m1@x>\r\n\r\n";
+static const struct engine_body m1_header_body = {
+	.size = sizeof(m1_header) - 1,
+	.head = m1_header,
+	.head_len = sizeof(m1_header) - 1,
+	.fd = -1,
+	.len = sizeof(m1_header) - 1,
+};
+/* Message 1 listed again: the FETCH of a re-read. */
+#define M1_AGAIN                                                                                   \
+	{                                                                                          \
+		EV_FETCH, .fetch = {                                                               \
+			.uid = 1,                                                                  \
+			.present = ENGINE_FETCH_FLAGS | ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE |    \
+				   ENGINE_FETCH_MODSEQ,                                            \
+			.flags = "\\Seen",                                                         \
+			.size = 5,                                                                 \
+			.internaldate = 1000,                                                      \
+			.modseq = 90,                                                              \
+			.body = &m1_header_body                                                    \
+		}                                                                                  \
+	}
+
+START_TEST(test_highestmodseq_down_rereads)
+{
+	/* The SELECT reports a HIGHESTMODSEQ below the stored one: another
+	 * folder (or a restored one), read again from UID 1, no flags pass;
+	 * message 1 is found again by its Message-ID (same row). */
+	static const struct step script[] = {
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 5, 1, 90) } },
+		{ .call = "select INBOX condstore",
+		  .ev = { CODE_EV(UIDVALIDITY, 7), CODE_EV(UIDNEXT, 5), CODE_EV(HIGHESTMODSEQ, 90),
+			  EXISTS_EV(1) } },
+		{ .call = "fetch 1:* (" NEW_ITEMS ")", .ev = { M1_AGAIN } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(
+		qs("SELECT group_concat(id || ':' || uid) FROM message WHERE folder_id = 1"),
+		"1:1");
+	ck_assert_str_eq(qs("SELECT uidnext || ' ' || highestmodseq FROM folder WHERE id = 1"),
+			 "5 90");
+}
+END_TEST
+
+START_TEST(test_mailboxid_changed_rereads)
+{
+	/* QRESYNC: the SELECT names another MAILBOXID: its VANISHED is of
+	 * that other folder (not applied), the folder is read again from
+	 * UID 1 and message 1 is found again there. */
+	static const struct step script[] = {
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 5, 1, 130) } },
+		{ .call = "select INBOX qresync",
+		  .ev = { { EV_MAILBOXID, .list = { .name = "M-new" } },
+			  { EV_VANISHED, .lo = 1, .hi = 1, .value = 1 },
+			  CODE_EV(UIDVALIDITY, 7),
+			  CODE_EV(UIDNEXT, 5),
+			  CODE_EV(HIGHESTMODSEQ, 130),
+			  EXISTS_EV(1) } },
+		{ .call = "fetch 1:* (" NEW_ITEMS ")", .ev = { M1_AGAIN } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE folder SET mailboxid = 'M-old' WHERE id = 1");
+	res = run_sync(script, ALL_CAPS | CAP(IMAP_CAP_QRESYNC));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_removed, 0);
+	ck_assert_str_eq(
+		qs("SELECT group_concat(id || ':' || uid) FROM message WHERE folder_id = 1"),
+		"1:1");
+	ck_assert_str_eq(qs("SELECT mailboxid || ' ' || highestmodseq FROM folder WHERE id = 1"),
+			 "M-new 130");
+}
+END_TEST
+
+static const char m5[] = "Message-ID: <m5@x>\r\nSubject: hi\r\n\r\nbody of five\r\n";
+static const struct engine_body m5_header_body = {
+	.size = 35, /* the header */
+	.head = m5,
+	.head_len = 35,
+	.fd = -1,
+	.len = 35,
+};
+static const struct engine_body m5_body = {
+	.full = true,
+	.size = sizeof(m5) - 1,
+	.head = m5,
+	.head_len = sizeof(m5) - 1,
+	.fd = -1,
+	.len = sizeof(m5) - 1,
+};
+
+START_TEST(test_bodies_fetched_after_headers)
+{
+	/* sync_bodies 1 (KiB): the new message's header first, then the
+	 * bodies up to 1 KiB still missing, with that literal limit. */
+	static const struct step script[] = {
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 6, 2, 120) } },
+		{ .call = "select INBOX condstore",
+		  .ev = { CODE_EV(UIDNEXT, 6), CODE_EV(HIGHESTMODSEQ, 120), EXISTS_EV(2) } },
+		{ .call = "fetch 1:4 (UID FLAGS) changedsince 100" },
+		{ .call = "fetch 5:* (" NEW_ITEMS ")",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 5,
+						 NEW_FETCH(sizeof(m5) - 1),
+						 .body = &m5_header_body } } } },
+		{ .call = "fetch 5 (UID BODY.PEEK[]) max 1024",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 5, .body = &m5_body } } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	void *data = NULL;
+	size_t len = 0;
+
+	sync_bodies = 1;
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_added, 1);
+	ck_assert_uint_eq(res.stats.body_bytes, sizeof(m5) - 1);
+	ck_assert_str_eq(qs("SELECT message_id || ' ' || has_body FROM message WHERE uid = 5"),
+			 "<m5@x> 1");
+	ck_assert_int_eq(store_body_get(store_from_public(cs),
+					atoll(qs("SELECT id FROM message WHERE uid = 5")), &data,
+					&len),
+			 0);
+	ck_assert_uint_eq(len, sizeof(m5) - 1);
+	ck_assert_int_eq(memcmp(data, m5, len), 0);
+	free(data);
+}
+END_TEST
+
 static Suite *engine_replay_suite(void)
 {
 	Suite *su = suite_create("engine-replay");
@@ -2670,6 +2872,10 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_condstore_expunge_search);
 	tcase_add_test(tc, test_condstore_expunge_search_keeps_found);
 	tcase_add_test(tc, test_condstore_expunge_search_refused_fails);
+	tcase_add_test(tc, test_new_messages_committed_in_batches);
+	tcase_add_test(tc, test_highestmodseq_down_rereads);
+	tcase_add_test(tc, test_mailboxid_changed_rereads);
+	tcase_add_test(tc, test_bodies_fetched_after_headers);
 	suite_add_tcase(su, tc);
 	return su;
 }
