@@ -278,15 +278,17 @@ check "Sync() after a change: the daemon stops cleanly" stop_daemon
 kill "$BUS_PID"
 
 # --- A connection that goes silent (half-open, NAT timeout) ----------------
-# The proxy stops forwarding shortly after the NOTIFY SET is answered: the
-# socket stays open, nothing arrives.  The wait's refresh (NOOP, 1 s here)
+# The proxy stops forwarding once the wait's first refresh (NOOP, 1 s here)
+# is answered: the socket stays open, nothing arrives.  The next refresh
 # runs into the command deadline (timeout = 2 s) and the session reconnects.
+# (Not after the first NOTIFY SET answered: after a full sync the session
+# sets NOTIFY, unsets and sets it again; the stall came before the wait.)
 PROXY=$BDIR/tests/tools/imap-proxy
 printf '%s\n' "$PASS1" >"$WORK/pw"
 chmod 0600 "$WORK/pw"
 rm -f "$WORK/port"
 "$PROXY" --listen-port-file "$WORK/port" --to "127.0.0.1:$IMAP_PORT" \
-	--fault stall --after-pattern "NOTIFY completed" --after-bytes 60 2>"$WORK/proxy.log" &
+	--fault stall --after-pattern "NOOP completed" --after-bytes 20 2>"$WORK/proxy.log" &
 BG_PIDS+=("$!")
 for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
 cat >"$WORK/silent.conf" <<EOF
