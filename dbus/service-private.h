@@ -20,7 +20,8 @@
 #define CPM_IFACE_ACCOUNT "org.cpmsync.Account1"
 #define CPM_IFACE_FOLDER  "org.cpmsync.Folder1"
 
-/* Changes are drained this long after the store's notify (coalescing). */
+/* Changes are drained at most once this often (coalescing bursts; a
+ * change after a quiet spell is drained at once: store_notify_cb()). */
 #define CPM_DRAIN_DELAY_MS 5
 /* Changes taken per drain round; more wait for a deferred round. */
 #define CPM_DRAIN_CHUNK 10000
@@ -92,6 +93,7 @@ struct cpm_service {
 
 	struct cpmsync_loop_source *drain_timer, *drain_defer;
 	bool drain_armed;
+	uint64_t last_drain_ms;		     /* cpmsync_now_ms() of the last drain; 0: none yet */
 	struct svc_call *calls;		     /* asynchronous calls in flight */
 	struct cpmsync_previewer *previewer; /* Folder1.Preview, made on first use */
 };

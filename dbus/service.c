@@ -557,6 +557,7 @@ static void drain(struct cpm_service *svc)
 	struct cpmsync_change *ch = cpm_calloc(CPM_DRAIN_CHUNK, sizeof(*ch));
 	int n = cpmsync_store_take_changes(svc->store, ch, CPM_DRAIN_CHUNK);
 
+	svc->last_drain_ms = cpmsync_now_ms();
 	if (n > 0)
 		process_changes(svc, ch, (size_t)n);
 	free(ch);
@@ -584,23 +585,35 @@ static void drain_timer_cb(struct cpmsync_loop_source *src, void *userdata)
 		drain(svc);
 }
 
-/* From the store, right after a commit: must not call into the store. */
+/*
+ * From the store, right after a commit: must not call into the store.
+ * At most one drain every CPM_DRAIN_DELAY_MS, each as soon as that allows:
+ * the first change after a quiet spell is drained at the next iteration,
+ * when the committer has returned to the loop (push: MessagesAdded without
+ * a fixed delay), one that follows a drain sooner waits for the rest of
+ * the interval, so that a burst of commits (a sync's batches) still makes
+ * few rounds of signals.
+ */
 static void store_notify_cb(void *userdata)
 {
 	struct cpm_service *svc = userdata;
+	uint64_t since;
 
-	if (svc->drain_defer)
-		return; /* a chunked drain is under way and will see it */
-	if (svc->drain_timer) {
-		/* Re-arming only when idle keeps the delay from sliding. */
-		if (!svc->drain_armed) {
-			cpmsync_loop_timer_set(svc->drain_timer, CPM_DRAIN_DELAY_MS, 0);
-			svc->drain_armed = true;
-		}
+	if (svc->drain_defer || svc->drain_armed)
+		return; /* a drain is due and will see it */
+	since = cpmsync_now_ms() - svc->last_drain_ms;
+	if (!svc->last_drain_ms || since >= CPM_DRAIN_DELAY_MS) {
+		if (cpmsync_loop_defer(svc->loop, drain_defer_cb, svc, NULL, &svc->drain_defer) < 0)
+			cpm_oom();
 		return;
 	}
-	if (cpmsync_loop_add_timer(svc->loop, CPM_DRAIN_DELAY_MS, 0, drain_timer_cb, svc, NULL,
-				   &svc->drain_timer) < 0)
+	if (svc->drain_timer) {
+		cpmsync_loop_timer_set(svc->drain_timer, CPM_DRAIN_DELAY_MS - since, 0);
+		svc->drain_armed = true;
+		return;
+	}
+	if (cpmsync_loop_add_timer(svc->loop, CPM_DRAIN_DELAY_MS - since, 0, drain_timer_cb, svc,
+				   NULL, &svc->drain_timer) < 0)
 		cpm_oom();
 	svc->drain_armed = true;
 }
