@@ -1198,7 +1198,7 @@ static DBusMessage *set_flags(struct cpm_bus *bus, DBusMessage *msg, void *userd
 			reply = svc_store_error(f->svc, msg, r);
 		} else {
 			reply = cpm_reply(msg);
-			svc_changed_locally(f->account);
+			svc_flags_changed_locally(f->account);
 		}
 	}
 	free(add);

@@ -123,6 +123,8 @@ void svc_folder_classify(struct svc_folder *f, const char *special_use, const ch
 /* After a local change (ops.h) committed and its reply is queued:
  * PendingOperations, then the session replays the journal. */
 void svc_changed_locally(struct svc_account *a);
+/* The same after SetFlags: replayed by the quickest run (no full pass). */
+void svc_flags_changed_locally(struct svc_account *a);
 /* Reads the account's failed operations: emits OperationFailed for each
  * one not seen before (unless announce is false: at start) and returns
  * whether their number changed (FailedOperations). */

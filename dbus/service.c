@@ -944,6 +944,13 @@ void svc_changed_locally(struct svc_account *a)
 	cpmsync_session_sync_now(a->session);
 }
 
+void svc_flags_changed_locally(struct svc_account *a)
+{
+	svc_account_store_cpm_root(a);
+	cpm_service_account_changed(a->svc, a->session);
+	cpmsync_session_replay_soon(a->session);
+}
+
 void cpm_service_sync_progress(struct cpm_service *svc, struct cpmsync_session *session,
 			       const char *folder, uint32_t done, uint32_t total)
 {

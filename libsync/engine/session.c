@@ -2456,6 +2456,25 @@ void cpmsync_session_sync_now(struct cpmsync_session *s)
 	want_sync(s, true);
 }
 
+void cpmsync_session_replay_soon(struct cpmsync_session *s)
+{
+	if (!s)
+		return;
+	/* No LIST of every folder and no debounce: the run of news in the
+	 * IDLE folder (the fast path when it is current, kick()), which
+	 * replays the journal too; during a sync, that run right after it. */
+	if (s->push == CPMSYNC_PUSH_IDLE && !s->full_wanted &&
+	    ((s->wait == WAIT_IDLING && s->idle_cmd && s->sel_current) || s->sync)) {
+		s->fast_news = true;
+		s->check_syncs = 0;
+		s->sync_wanted = true;
+		if (!s->sync)
+			schedule_kick(s);
+		return;
+	}
+	cpmsync_session_sync_now(s);
+}
+
 void cpmsync_session_password_ready(struct cpmsync_session *s)
 {
 	if (s && s->client)

@@ -258,6 +258,26 @@ check "push: back in IDLE after the expunge's sync" within 10 logged 'a: IDLE ag
 no_select "the expunge"
 check "store == server after the expunge" compare "$WORK/store.db"
 check "push: PropertiesChanged for the folder" saw_signal "^$INBOX org.freedesktop.DBus.Properties PropertiesChanged $F"
+# A local flag change while in IDLE: replayed by the run of the fast path
+# (DONE, the UID FETCHes, then UID STORE on the still-selected INBOX), not
+# by a full pass (LIST, then every folder).
+sigmark
+logmark
+call "$INBOX" $F SetFlags atasas "$ID1" '' '$Work' >/dev/null
+check "SetFlags in IDLE: -\$Work, \\Answered left on the server" \
+	within 15 flags_are INBOX '<seed1@dbus.test>' '\Answered'
+# before_store, after_store: the log since the mark up to the first UID
+# STORE, from it on
+before_store() { log_since | sed -n '/ C: [^ ]* UID STORE /q;p'; }
+after_store() { log_since | sed -n '/ C: [^ ]* UID STORE /,$p'; }
+idle_after_store() { after_store | grep -qE ' C: [^ ]+ IDLE$'; }
+check "SetFlags in IDLE: IDLE again after its replay" within 10 idle_after_store
+check "SetFlags in IDLE: replayed by a run of INBOX alone, without SELECT" \
+	grep -q 'a: news in IDLE: syncing INBOX alone, without SELECT$' <<<"$(before_store)"
+check "SetFlags in IDLE: ...UID STORE on the wire" logged ' C: [^ ]+ UID STORE '
+check "SetFlags in IDLE: ...no SELECT and no LIST before it" \
+	bash -c "! grep -qE ' C: [^ ]+ (SELECT|EXAMINE|LIST) ' <<<\"\$1\"" _ "$(before_store)"
+check "store == server after the local flag change" within 15 compare "$WORK/store.db"
 
 SENT=$(call "$A" $AC FindFolder s Sent)
 sigmark

@@ -12,7 +12,8 @@
  * others every poll interval -- and syncs again.  A notification only
  * schedules a sync; state always comes from the sync itself.  Local
  * changes (cpmsync/ops.h) are replayed by the next sync:
- * cpmsync_session_sync_now() after making one.
+ * cpmsync_session_sync_now() after making one (cpmsync_session_replay_soon()
+ * after flags).
  *
  * Dead connections are found (TCP keepalive, a deadline on every command,
  * IDLE refreshed on a bounded interval, each refresh itself under a
@@ -108,6 +109,15 @@ void cpmsync_session_set_online(struct cpmsync_session *s, bool online);
 /* Sync soon (debounced): Sync(), a local change to replay, an outband
  * push.  Also retries now after a failure or a refused login. */
 void cpmsync_session_sync_now(struct cpmsync_session *s);
+/*
+ * Local changes to messages of folders the store knows (flags) to replay:
+ * with push through IDLE, by a run of the IDLE folder alone, which replays
+ * the journal too (at once by the fast path -- DONE, the folder's news, the
+ * journal -- when waiting in IDLE on a folder the store is current with;
+ * right after the sync under way), not by a full pass; else as
+ * cpmsync_session_sync_now().
+ */
+void cpmsync_session_replay_soon(struct cpmsync_session *s);
 /*
  * The password the account's password_cb answered -EINPROGRESS for is
  * ready (or its lookup failed): the waiting connection asks for it again.
