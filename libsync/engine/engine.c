@@ -380,6 +380,7 @@ static void fetch_new(struct cpmsync_sync *e, const struct engine_fetch *f)
 		.summary = have_sum ? &sum : NULL,
 		.bodystructure =
 			(f->present & ENGINE_FETCH_BODYSTRUCTURE) ? f->bodystructure : NULL,
+		.emailid = (f->present & ENGINE_FETCH_OBJECTIDS) ? f->emailid : NULL,
 	};
 	if (engine_tx_begin(e) < 0)
 		goto out;

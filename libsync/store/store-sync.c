@@ -591,8 +591,11 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
  * its UID in a UIDVALIDITY reset (server_flags set), or one whose APPEND,
  * COPY or MOVE may have reached the server before the run that sent it
  * was interrupted (a journal row with attempts > 0): importing the
- * server's copy as a new message would duplicate it.  Matched by
- * Message-ID, size and internal date.
+ * server's copy as a new message would duplicate it.
+ * Where both sides have an EMAILID (RFC 8474), it decides alone: equal is
+ * the same message (even without a Message-ID), different is another one
+ * (even with the same Message-ID, size and date).  Otherwise matched by
+ * Message-ID, size and internal date.  An EMAILID match goes first.
  */
 static int find_rematch(struct store *s, int64_t folder_id, const struct sync_new_message *m,
 			int64_t *ret_id)
@@ -602,21 +605,20 @@ static int find_rematch(struct store *s, int64_t folder_id, const struct sync_ne
 	int r;
 
 	PREP(s,
-	     "SELECT m.id FROM message m WHERE m.folder_id = ?1 AND m.uid IS "
-	     "NULL"
-	     " AND coalesce(m.message_id, '') = ?2 AND m.size = ?3 AND "
-	     "m.internaldate = ?4"
-	     " AND ((m.server_flags IS NOT NULL AND ?2 != '')"
-	     "      OR EXISTS (SELECT 1 FROM journal j WHERE j.message_id = "
-	     "m.id"
-	     "                 AND j.attempts > 0 AND j.op IN ('append', "
-	     "'copy', 'move')))"
-	     " ORDER BY m.id LIMIT 1",
+	     "SELECT m.id FROM message m WHERE m.folder_id = ?1 AND m.uid IS NULL"
+	     " AND ((m.server_flags IS NOT NULL AND (?2 != '' OR m.emailid = ?5))"
+	     "      OR EXISTS (SELECT 1 FROM journal j WHERE j.message_id = m.id"
+	     "                 AND j.attempts > 0 AND j.op IN ('append', 'copy', 'move')))"
+	     " AND (m.emailid = ?5"
+	     "      OR ((?5 IS NULL OR m.emailid IS NULL) AND coalesce(m.message_id, '') = ?2"
+	     "          AND m.size = ?3 AND m.internaldate = ?4))"
+	     " ORDER BY coalesce(m.emailid = ?5, 0) DESC, m.id LIMIT 1",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
-	sqlite3_bind_text(st, 2, mid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, mid ? mid : "", -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->size);
 	sqlite3_bind_int64(st, 4, m->internaldate);
+	store_bind_text_or_null(st, 5, m->emailid);
 	r = store_step(s, st);
 	if (r <= 0)
 		return r;

@@ -115,12 +115,14 @@ struct sync_new_message {
 	uint64_t size;
 	const struct msg_summary *summary;
 	const char *bodystructure; /* may be NULL */
+	const char *emailid;	   /* RFC 8474 EMAILID; NULL: none given */
 };
 
 /*
  * A message the server has and we may not: updates the known row (flags
  * merged), or re-matches a row that lost its UID in a UIDVALIDITY reset
- * (same Message-ID, size and internal date: its id and body are kept), or
+ * (the same EMAILID where both have one, else the same Message-ID, size
+ * and internal date: its id and body are kept), or
  * inserts a new one.  *ret_id is the local id; *ret_has_body whether its
  * body is stored; *ret_new whether a row was inserted.
  */

@@ -19,7 +19,9 @@ namespaces are left out of listings (cpmsync hides them by default).
   [-f tab] mailbox rename -u USER OLD NEW
   -f tab mailbox status -u USER FIELDS MASK...   FIELDS: messages uidvalidity
                                                  uidnext highestmodseq (space-separated)
-  save -u USER -m FOLDER                         the message on stdin (APPEND)
+  save -u USER -m FOLDER [-d DATE]               the message on stdin (APPEND), with the
+                                                 internal date DATE ("05-Dec-2026
+                                                 10:00:00 +0000") if given
   search -u USER mailbox F all | header message-id ID | uid SET
                                                  prints "- UID" lines (doveadm: GUID UID)
   flags add|remove|replace -u USER FLAGS mailbox F uid SET|all
@@ -322,11 +324,12 @@ def c_mailbox(args, fmt):
 
 def c_save(args):
     user, rest = take_user(args)
-    if len(rest) != 2 or rest[0] != "-m":
-        die("save -u USER -m FOLDER")
+    if len(rest) not in (2, 4) or rest[0] != "-m" or (len(rest) == 4 and rest[2] != "-d"):
+        die("save -u USER -m FOLDER [-d DATE]")
+    date = '"%s"' % rest[3] if len(rest) == 4 else None
     data = sys.stdin.buffer.read()
     m = connect(user)
-    ok(m, "APPEND " + rest[1], m.append(quote(to_server(rest[1])), None, None, data))
+    ok(m, "APPEND " + rest[1], m.append(quote(to_server(rest[1])), None, date, data))
     m.logout()
 
 

@@ -20,6 +20,11 @@
 # old UIDs).  Dovecot 2.3 has no OBJECTID: not asked, nothing recorded.
 # EMAILID (RFC 8474) likewise: fetched with new messages and kept on Cyrus
 # (the same messages keep theirs through the rename), never on Dovecot.
+# 3. (Cyrus) EMAILID re-matches: two messages with one Message-ID, size and
+#    internal date in RepE (different bodies, so different EMAILIDs) are
+#    copied to RepF in the reverse order, RepE deleted, RepF renamed to
+#    RepE: each local id must come back with its own message (by Message-ID
+#    alone the first local id would take the first UID, the other one).
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -210,5 +215,53 @@ for i in 1 3 5; do
 	id=$("$OP" --db "$DB" find a RepC "<c.$i@identity.test>")
 	check "<c.$i> (local id $id) kept its stored body" has_body "$id"
 done
+
+# --- 3. (Cyrus) two messages with one Message-ID told apart by EMAILID ----------
+# local_subject FOLDER SUBJECT: "ID FLAGS" of the local message with SUBJECT
+local_subject() {
+	"$PY" -c 'import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+for r in db.execute("SELECT m.id, m.flags FROM message m JOIN folder f ON f.id = m.folder_id"
+                    " JOIN summary s ON s.id = m.id WHERE f.name = ? AND s.subject = ?",
+                    (sys.argv[2], sys.argv[3])):
+    print(r[0], r[1])' "$DB" "$1" "$2"
+}
+if is_cyrus; then
+	check "RepE and RepF created in the same second" create_pair RepE RepF
+	dup_date="05-Dec-2026 10:00:00 +0000"
+	check "server: <dup> saved in RepE as 'dup one'" \
+		da save -u "$USER1" -m RepE -d "$dup_date" < <(msg_text "<dup@identity.test>" 600 "dup one")
+	check "server: <dup> saved in RepE as 'dup two'" \
+		da save -u "$USER1" -m RepE -d "$dup_date" < <(msg_text "<dup@identity.test>" 600 "dup two")
+	check "server: \$One on RepE's UID 1" da flags add -u "$USER1" '$One' mailbox RepE uid 1
+	check "server: \$Two on RepE's UID 2" da flags add -u "$USER1" '$Two' mailbox RepE uid 2
+	if sync_once "$CONF" "$WORK/sync7.log" && compare "$DB"; then
+		ok "RepE synced"
+	else
+		not_ok "RepE synced"
+	fi
+	n=$(emailids RepE | awk '$1 == "<dup@identity.test>" { print $2 }' | sort -u | wc -l)
+	check "RepE's two <dup> messages have two EMAILIDs ($n)" test "$n" -eq 2
+	one_before=$(local_subject RepE "dup one") two_before=$(local_subject RepE "dup two")
+	check "'dup one' is local '$one_before', with \$One" test "${one_before#* }" = '$One'
+	check "'dup two' is local '$two_before', with \$Two" test "${two_before#* }" = '$Two'
+	# Same size and internal date: only the EMAILID tells them apart.
+	check "server: RepE's UID 2 copied to RepF" da copy -u "$USER1" RepF mailbox RepE uid 2
+	check "server: then RepE's UID 1 copied to RepF" da copy -u "$USER1" RepF mailbox RepE uid 1
+	check "server: DELETE RepE" da mailbox delete -u "$USER1" RepE
+	check "server: RENAME RepF RepE" da mailbox rename -u "$USER1" RepF RepE
+	if sync_once "$CONF" "$WORK/sync8.log" && compare "$DB"; then
+		ok "after RepF took RepE's name the dump equals the server"
+	else
+		not_ok "after RepF took RepE's name the dump equals the server"
+	fi
+	check "the engine saw RepE is another folder" grep -q 'RepE is another folder now (' \
+		"$WORK/sync8.log"
+	one_after=$(local_subject RepE "dup one") two_after=$(local_subject RepE "dup two")
+	check "'dup one' kept its local id and \$One ('$one_before' -> '$one_after')" \
+		test "$one_after" = "$one_before"
+	check "'dup two' kept its local id and \$Two ('$two_before' -> '$two_after')" \
+		test "$two_after" = "$two_before"
+fi
 
 finish

@@ -509,6 +509,129 @@ START_TEST(test_journal)
 }
 END_TEST
 
+/* A message as the server gives it: m (no UID) carries sum, whose Message-ID
+ * is mid. */
+static struct msg_summary rm_sum = { .subject = (char *)"",
+				     .from = (char *)"",
+				     .to = (char *)"",
+				     .conversation_id = (char *)"",
+				     .contribution_id = (char *)"",
+				     .imdn_message_id = (char *)"",
+				     .type = "message" };
+
+/* store_sync_new_message() of (uid, Message-ID, size, date, EMAILID);
+ * *ret_new whether it was inserted rather than re-matched. */
+static int64_t seen(uint32_t uid, const char *mid, uint64_t size, int64_t date, const char *emailid,
+		    bool *ret_new)
+{
+	struct sync_new_message m = { .uid = uid,
+				      .flags = "",
+				      .internaldate = date,
+				      .size = size,
+				      .summary = &rm_sum,
+				      .emailid = emailid };
+	bool has_body;
+	int64_t id;
+
+	rm_sum.message_id = (char *)mid;
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, ret_new), 0);
+	return id;
+}
+
+static int64_t add_msg_emailid(uint32_t uid, const char *mid, uint64_t size, int64_t date,
+			       const char *emailid)
+{
+	int64_t id = add_msg(uid, "", mid, size, date);
+
+	if (emailid)
+		ck_assert_int_eq(store_sync_message_set_objectids(s, id, emailid, NULL), 0);
+	return id;
+}
+
+/* Re-matching after a UIDVALIDITY reset where the server gives EMAILIDs
+ * (RFC 8474): the EMAILID decides where both sides have one, the
+ * Message-ID (with size and date) where either has none. */
+START_TEST(test_rematch_emailid)
+{
+	/* Two messages with one Message-ID, size and date, told apart only
+	 * by their EMAILIDs. */
+	int64_t a = add_msg_emailid(1, "<d@x>", 100, 1000, "Ma");
+	int64_t b = add_msg_emailid(2, "<d@x>", 100, 1000, "Mb");
+	int64_t c = add_msg_emailid(3, "", 50, 500, "Mc");	/* no Message-ID */
+	int64_t d = add_msg_emailid(4, "<n@x>", 70, 700, NULL); /* stored before OBJECTID */
+	int64_t e = add_msg_emailid(5, "<e@x>", 80, 800, "Me");
+	int64_t f = add_msg_emailid(6, "", 90, 900, NULL); /* neither */
+	uint32_t removed = 0;
+	bool is_new;
+	int64_t id;
+
+	ck_assert_int_eq(store_sync_body_put(s, b, "body", 4), 0);
+	ck_assert_int_eq(store_sync_uidvalidity_reset(s, inbox), 0);
+	/* Same Message-ID, size and date, another EMAILID: another message. */
+	id = seen(9, "<d@x>", 100, 1000, "Mz", &is_new);
+	ck_assert(is_new);
+	ck_assert_int_ne(id, a);
+	ck_assert_int_ne(id, b);
+	ck_assert_int_eq(store_sync_message_set_objectids(s, id, "Mz", NULL), 0);
+	/* b first (by Message-ID alone it would be a, the lower id). */
+	ck_assert_int_eq(seen(10, "<d@x>", 100, 1000, "Mb", &is_new), b);
+	ck_assert(!is_new);
+	ck_assert_int_eq(q("SELECT uid FROM message WHERE id = 2"), 10);
+	ck_assert_int_eq(q("SELECT has_body FROM message WHERE id = 2"), 1);
+	ck_assert_int_eq(seen(11, "<d@x>", 100, 1000, "Ma", &is_new), a);
+	ck_assert(!is_new);
+	/* No Message-ID: re-matched by EMAILID, which decides alone. */
+	ck_assert_int_eq(seen(12, "", 50, 501, "Mc", &is_new), c);
+	ck_assert(!is_new);
+	/* The stored one has no EMAILID: by Message-ID, size and date. */
+	ck_assert_int_eq(seen(13, "<n@x>", 70, 700, "Mn", &is_new), d);
+	ck_assert(!is_new);
+	/* The server gives none: by Message-ID as before. */
+	ck_assert_int_eq(seen(14, "<e@x>", 80, 800, NULL, &is_new), e);
+	ck_assert(!is_new);
+	/* No EMAILID and no Message-ID on either side: not re-matched. */
+	id = seen(15, "", 90, 900, NULL, &is_new);
+	ck_assert(is_new);
+	ck_assert_int_ne(id, f);
+	ck_assert_int_eq(store_sync_drop_unmatched(s, inbox, &removed), 0);
+	ck_assert_uint_eq(removed, 1);
+	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE id = 6"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE uid IS NULL"), 0);
+}
+END_TEST
+
+/* An interrupted APPEND whose row learnt no EMAILID (it never had a UID):
+ * the server's copy, with an EMAILID, is adopted by Message-ID; a row that
+ * has an EMAILID adopts only a copy with that EMAILID. */
+START_TEST(test_rematch_emailid_pending)
+{
+	int64_t p1, p2;
+	bool is_new;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags, message_id, size,"
+				       " internaldate) VALUES (1, '', '<p@x>', 80, 50)"),
+			 0);
+	p1 = store_last_insert_id(s);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, p1, NULL), 0);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (folder_id, flags, message_id, size,"
+			      " internaldate, emailid) VALUES (1, '', '<q@x>', 80, 50, 'Mq')"),
+		0);
+	p2 = store_last_insert_id(s);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_COPY, inbox, p2, NULL), 0);
+	/* Both sent by a run that was cut. */
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET attempts = 1"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE attempts > 0"), 2);
+	ck_assert_int_eq(seen(9, "<p@x>", 80, 50, "Mp", &is_new), p1);
+	ck_assert(!is_new);
+	/* <q@x> under another EMAILID is not p2's copy. */
+	ck_assert(seen(10, "<q@x>", 80, 50, "Mother", &is_new) != p2);
+	ck_assert(is_new);
+	ck_assert_int_eq(seen(11, "<q@x>", 80, 50, "Mq", &is_new), p2);
+	ck_assert(!is_new);
+}
+END_TEST
+
 /* EMAILID/THREADID (RFC 8474): recorded, replaced, THREADID NULL kept as none. */
 START_TEST(test_message_objectids)
 {
@@ -549,6 +672,8 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_journal);
 	tcase_add_test(tc, test_rebase_namespace);
 	tcase_add_test(tc, test_message_objectids);
+	tcase_add_test(tc, test_rematch_emailid);
+	tcase_add_test(tc, test_rematch_emailid_pending);
 	tcase_add_test(tc, test_folder_index);
 	suite_add_tcase(su, tc);
 	return su;
