@@ -667,8 +667,9 @@ static const char migration_12[] =
  * Version 13: message.emailid and message.threadid: the EMAILID and THREADID
  * (RFC 8474 OBJECTID) the server reported with the message, NULL when it
  * reported none (no OBJECTID, a message from before this version, or no
- * thread).  Kept for what can use them (a message another client moved or
- * copied keeps its EMAILID); nothing reads them yet.
+ * thread).  A message another client moved or copied keeps its EMAILID:
+ * re-matching after a folder identity change goes by it (store-sync.c
+ * find_rematch()); THREADID is not read yet.
  */
 static const char migration_13[] = "ALTER TABLE message ADD COLUMN emailid TEXT;"
 				   "ALTER TABLE message ADD COLUMN threadid TEXT;";
