@@ -146,6 +146,9 @@ struct cpmsync_sync {
 	bool fast_more; /* news after FAST_CURRENT: sync again (no SELECT) */
 	uint32_t fast_uidvalidity, fast_exists;
 	uint64_t fast_max_modseq;
+	/* engine_sync_selected_vanished(): UIDs the server reported gone
+	 * during the IDLE before the run, applied by fast_start(). */
+	struct rangeset fast_vanished;
 	size_t n_queue, queue_pos;
 	int64_t *only; /* engine_sync_only(): these folders, no LIST */
 	size_t n_only;

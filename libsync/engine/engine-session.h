@@ -14,6 +14,7 @@
 struct cpmsync_store;
 struct cpmsync_sync;
 struct imap_client;
+struct rangeset;
 
 /*
  * cpmsync_sync_once() on an authenticated connection (*clientp, taken
@@ -55,6 +56,18 @@ int engine_sync_only(struct cpmsync_sync *e, int64_t folder_id);
  */
 void engine_sync_selected(struct cpmsync_sync *e, int64_t folder_id, uint32_t uidvalidity,
 			  uint32_t exists);
+/*
+ * After engine_sync_selected(): VANISHED (not EARLIER) that the server
+ * sent in the IDLE on that folder before the run (the session reads them,
+ * and counted them in exists).  A server may not report them again in
+ * the run's UID FETCH CHANGEDSINCE VANISHED (Cyrus 3.6 does not: it told
+ * this session already), so the fast run expunges them from the store
+ * itself, in its transaction, before its FETCHes; when the run falls back
+ * to SELECT (UIDVALIDITY differs ...), they are dropped: the store's
+ * HIGHESTMODSEQ is still below them, and the QRESYNC SELECT reports them
+ * as VANISHED (EARLIER).  -ENOMEM: the run takes the SELECT way.
+ */
+int engine_sync_selected_vanished(struct cpmsync_sync *e, const struct rangeset *uids);
 /*
  * In the run's callback: 1 when it was engine_sync_selected()'s, its
  * folder is still selected, and the store holds what the server told

@@ -84,6 +84,7 @@ static void engine_free(struct cpmsync_sync *e)
 	rangeset_free(&e->f.set);
 	rangeset_free(&e->f.ann_uids);
 	rangeset_free(&e->search);
+	rangeset_free(&e->fast_vanished);
 	imap_resp_code_free(&e->code);
 	body_sink_reset(&e->sink);
 	buf_free(&e->sink.mem);
@@ -1997,6 +1998,29 @@ static void fast_new_done(const struct engine_reply *res, void *userdata)
 	engine_tx_tick(e, true);
 }
 
+/* The VANISHED of the IDLE before the run (engine_sync_selected_vanished()):
+ * this folder's (same UIDVALIDITY, checked by fast_start()), already out
+ * of the count.  Committed with the new messages (or at the end), never
+ * before: a run that fails leaves them to the SELECT of the next. */
+static bool fast_apply_vanished(struct cpmsync_sync *e)
+{
+	uint32_t removed = 0;
+	int r;
+
+	log_debug(CAT, "%s: %s: %llu UID(s) vanished during IDLE", e->account_name,
+		  e->f.server_name, (unsigned long long)rangeset_count(&e->fast_vanished));
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_expunge_uids(e->store, e->f.id, &e->fast_vanished, &removed);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return false;
+	}
+	e->stats.messages_removed += removed;
+	e->batch_rows += removed;
+	return true;
+}
+
 /*
  * Starts the run on the selected folder; false: the store cannot take
  * it, the SELECT path goes on.
@@ -2053,6 +2077,8 @@ static bool fast_start(struct cpmsync_sync *e)
 		  (unsigned long long)e->f.local_hms);
 	e->stats.folders_synced++;
 	engine_progress(e, "", 0, 1);
+	if (!rangeset_empty(&e->fast_vanished) && !fast_apply_vanished(e))
+		return true;
 	/* Pipelined: the new messages, then every change above the stored
 	 * HIGHESTMODSEQ (the new ones again, their flags only). */
 	snprintf(set, sizeof(set), "%u:*", e->f.local_uidnext);
@@ -2136,6 +2162,7 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	rangeset_init(&e->f.set);
 	rangeset_init(&e->f.ann_uids);
 	rangeset_init(&e->search);
+	rangeset_init(&e->fast_vanished);
 	imap_resp_code_init(&e->code);
 	engine_driver_imap_init(&e->imap_drv, &e->client);
 	e->drv = &e->imap_drv.base;
@@ -2329,6 +2356,22 @@ void engine_sync_selected(struct cpmsync_sync *e, int64_t folder_id, uint32_t ui
 	/* What IDLE still sends before its answer (VANISHED, FETCH) is
 	 * already this folder's. */
 	e->selected_id = folder_id;
+}
+
+int engine_sync_selected_vanished(struct cpmsync_sync *e, const struct rangeset *uids)
+{
+	int r = 0;
+
+	if (e->fast == FAST_OFF)
+		return 0;
+	for (size_t i = 0; r >= 0 && i < uids->n; i++)
+		r = rangeset_add_range(&e->fast_vanished, uids->r[i].lo, uids->r[i].hi);
+	if (r < 0) {
+		/* The SELECT way: its VANISHED (EARLIER) has them. */
+		rangeset_free(&e->fast_vanished);
+		e->fast = FAST_OFF;
+	}
+	return r;
 }
 
 int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists)

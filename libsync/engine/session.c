@@ -202,6 +202,10 @@ struct cpmsync_session {
 	 * messages, counted on since): its news is synced without SELECT
 	 * (engine_sync_selected()), and IDLE starts again without one. */
 	bool sel_current;
+	/* VANISHED UIDs the server sent in that IDLE (sel_current): handed
+	 * to the fast run (engine_sync_selected_vanished()), which expunges
+	 * them, as the server need not report them again. */
+	struct rangeset idle_vanished;
 
 	char *idle_folder; /* server name IDLE watches (NULL: INBOX) */
 	int64_t active[MAX_ACTIVE];
@@ -414,6 +418,7 @@ static void drop_connection(struct cpmsync_session *s)
 	s->idle_cmd = 0;
 	s->notify_rearm = 0;
 	s->sel_current = false;
+	rangeset_clear(&s->idle_vanished);
 	s->connecting = false;
 	if (s->client)
 		s->client = imap_client_free(s->client);
@@ -612,6 +617,7 @@ static void start_sync(struct cpmsync_session *s)
 	if (r < 0) {
 		set_error(s, "cannot start a sync: %s", cpmsync_strerror(r));
 		s->sync = NULL;
+		rangeset_clear(&s->idle_vanished);
 		return;
 	}
 	engine_set_progress(s->sync, sync_progress, s);
@@ -619,6 +625,9 @@ static void start_sync(struct cpmsync_session *s)
 		log_debug(CAT, "%s: news in IDLE: syncing %s alone, without SELECT", s->name,
 			  s->idle_folder ? s->idle_folder : "INBOX");
 		engine_sync_selected(s->sync, only, s->sel_uidvalidity, s->sel_exists);
+		if (engine_sync_selected_vanished(s->sync, &s->idle_vanished) < 0)
+			log_debug(CAT, "%s: out of memory: syncing %s with SELECT", s->name,
+				  s->idle_folder ? s->idle_folder : "INBOX");
 	} else if (only) {
 		log_debug(CAT, "%s: news in IDLE: syncing %s alone", s->name,
 			  s->idle_folder ? s->idle_folder : "INBOX");
@@ -630,6 +639,8 @@ static void start_sync(struct cpmsync_session *s)
 			if (engine_sync_only(s->sync, s->notify_ids[i]) < 0)
 				break; /* all dropped: a full sync */
 	}
+	/* Handed over, or (not selected) the SELECT reports them. */
+	rangeset_clear(&s->idle_vanished);
 }
 
 /* ------------------------------------------------------------------ */
@@ -779,6 +790,31 @@ static uint32_t expunged_count(const struct imap_response *resp)
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
+/* A VANISHED in IDLE on the selected folder, current in the store: its
+ * UIDs for the fast run (a server need not report them again in its
+ * CHANGEDSINCE FETCH).  Unreadable or out of memory: not current, the
+ * SELECT way (its VANISHED (EARLIER) reports them). */
+static void idle_vanished(struct cpmsync_session *s, const struct imap_response *resp)
+{
+	struct imap_vanished v;
+	int r;
+
+	imap_vanished_init(&v);
+	r = imap_resp_vanished(resp, &v);
+	if (r >= 0 && v.earlier)
+		goto out; /* gone before: not in the count, nor in the store */
+	for (size_t i = 0; r >= 0 && i < v.uids.n; i++)
+		r = rangeset_add_range(&s->idle_vanished, v.uids.r[i].lo, v.uids.r[i].hi);
+	if (r < 0) {
+		log_debug(CAT, "%s: VANISHED in IDLE not kept (%s): SELECT again", s->name,
+			  cpmsync_strerror(r));
+		s->sel_current = false;
+		rangeset_clear(&s->idle_vanished);
+	}
+out:
+	imap_vanished_free(&v);
+}
+
 static void on_untagged(struct imap_client *client, const struct imap_response *resp,
 			void *userdata)
 {
@@ -812,6 +848,8 @@ static void on_untagged(struct imap_client *client, const struct imap_response *
 			break;
 		if (s->idle_cmd)
 			s->sel_exists -= min_u32(s->sel_exists, expunged_count(resp));
+		if (s->idle_cmd && s->sel_current && imap_resp_type(resp) == IMAP_RT_VANISHED)
+			idle_vanished(s, resp);
 		news(s, "EXPUNGE");
 		break;
 	case IMAP_RT_FETCH:
@@ -1025,6 +1063,7 @@ static int64_t select_idle_folder(struct cpmsync_session *s)
 
 	free(s->idle_folder);
 	s->idle_folder = NULL;
+	rangeset_clear(&s->idle_vanished); /* of the folder selected before */
 	for (size_t i = 0; i < s->n_active && !s->idle_folder; i++)
 		if (store_sync_folder_server_name(s->store, s->active[i], &s->idle_folder) < 0)
 			s->idle_folder = NULL;
@@ -2330,6 +2369,7 @@ int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	s->loop = loop;
 	s->pub = store;
 	s->store = store_from_public(store);
+	rangeset_init(&s->idle_vanished);
 	if (options)
 		s->opt = *options;
 	if (!s->opt.poll_interval_ms)
@@ -2388,6 +2428,7 @@ struct cpmsync_session *cpmsync_session_free(struct cpmsync_session *s)
 	account_clear(s);
 	strv_free(s->caps);
 	free(s->idle_folder);
+	rangeset_free(&s->idle_vanished);
 	store_folder_index_free(&s->fidx);
 	free(s);
 	return NULL;

@@ -86,7 +86,8 @@ static struct sync_result run_only(struct cpmsync_store *store, const struct scr
 	return res;
 }
 
-/* engine_sync_selected()'s run, and engine_selected_state() at its end. */
+/* engine_sync_selected()'s run (with engine_sync_selected_vanished(vanished)
+ * unless NULL), and engine_selected_state() at its end. */
 struct selected_run {
 	struct sync_result res;
 	struct cpmsync_sync *e;
@@ -105,7 +106,8 @@ static void selected_cb(int r, const char *reason, const struct cpmsync_sync_sta
 
 static struct selected_run run_selected(struct cpmsync_store *store,
 					const struct script_step *script, int64_t folder,
-					uint32_t uidvalidity, uint32_t exists)
+					uint32_t uidvalidity, uint32_t exists,
+					const struct rangeset *vanished)
 {
 	struct cpmsync_account a = {
 		.name = "t",
@@ -125,6 +127,8 @@ static struct selected_run run_selected(struct cpmsync_store *store,
 	ck_assert_int_eq(script_peer_start(script, &peer), 0);
 	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, selected_cb, &sr, &sr.e), 0);
 	engine_sync_selected(sr.e, folder, uidvalidity, exists);
+	if (vanished)
+		ck_assert_int_eq(engine_sync_selected_vanished(sr.e, vanished), 0);
 	while (!sr.res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
 	cpmsync_loop_free(loop);
@@ -497,17 +501,25 @@ static void selected_fixture(struct cpmsync_store *cs)
 /* A store with selected_fixture(), and a run_selected() of its INBOX
  * (folder 1) against script, which must succeed.  *ret_cs stays open for
  * the checks: the caller closes it. */
-static struct selected_run run_selected_ok(const struct script_step *script, uint32_t uidvalidity,
-					   uint32_t exists, struct cpmsync_store **ret_cs)
+static struct selected_run run_selected_vanished(const struct script_step *script,
+						 uint32_t uidvalidity, uint32_t exists,
+						 const struct rangeset *vanished,
+						 struct cpmsync_store **ret_cs)
 {
 	struct cpmsync_store *cs = open_store();
 	struct selected_run sr;
 
 	selected_fixture(cs);
-	sr = run_selected(cs, script, 1, uidvalidity, exists);
+	sr = run_selected(cs, script, 1, uidvalidity, exists, vanished);
 	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
 	*ret_cs = cs;
 	return sr;
+}
+
+static struct selected_run run_selected_ok(const struct script_step *script, uint32_t uidvalidity,
+					   uint32_t exists, struct cpmsync_store **ret_cs)
+{
+	return run_selected_vanished(script, uidvalidity, exists, NULL, ret_cs);
 }
 
 #define SELECTED_LOGIN                                                                             \
@@ -645,6 +657,89 @@ START_TEST(test_sync_selected_news_after)
 }
 END_TEST
 
+START_TEST(test_sync_selected_vanished_in_idle)
+{
+	/* Another client expunged UID 2 while we were in IDLE: the server
+	 * told it then (VANISHED 2, counted by the session: 1 message), and,
+	 * like Cyrus 3.6, not again in the CHANGEDSINCE VANISHED answer.  The
+	 * run expunges it itself: the store holds the 1 the server counts, no
+	 * SELECT (the script has none), current (state 1). */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (90))\r\na3 OK fetched\r\n"
+			       "a4 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a5"),
+	};
+	struct rangeset v = RANGESET_INIT;
+	struct cpmsync_store *cs;
+	struct selected_run sr;
+
+	ck_assert_int_eq(rangeset_add(&v, 2), 0);
+	sr = run_selected_vanished(script, 7, 1, &v, &cs);
+	rangeset_free(&v);
+	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "3 100");
+	ck_assert_int_eq(sr.state, 1);
+	ck_assert_uint_eq(sr.exists, 1);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_vanished_twice)
+{
+	/* A server that reports the expunge again (Dovecot: VANISHED (EARLIER)
+	 * in the CHANGEDSINCE answer): removed once, counted once. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		{ SCRIPT_SEND, "a3 OK fetched\r\n* VANISHED (EARLIER) 2\r\na4 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a5"),
+	};
+	struct rangeset v = RANGESET_INIT;
+	struct cpmsync_store *cs;
+	struct selected_run sr;
+
+	ck_assert_int_eq(rangeset_add(&v, 2), 0);
+	sr = run_selected_vanished(script, 7, 1, &v, &cs);
+	rangeset_free(&v);
+	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1");
+	ck_assert_int_eq(sr.state, 1);
+	ck_assert_uint_eq(sr.exists, 1);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_vanished_other_uidvalidity)
+{
+	/* The UIDVALIDITY selected (8) is not the stored one (7): the UIDs
+	 * the IDLE reported are not this store folder's; the SELECT path,
+	 * which reports no expunge: UID 2 stays. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX (QRESYNC (7 100 1:2))" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "* OK [HIGHESTMODSEQ 100] h\r\na3 OK [READ-WRITE] selected\r\n" },
+		SCRIPT_LOGOUT("a4"),
+	};
+	struct rangeset v = RANGESET_INIT;
+	struct cpmsync_store *cs;
+	struct selected_run sr;
+
+	ck_assert_int_eq(rangeset_add(&v, 2), 0);
+	sr = run_selected_vanished(script, 8, 1, &v, &cs);
+	rangeset_free(&v);
+	ck_assert_uint_eq(sr.res.stats.messages_removed, 0);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1,2");
+	ck_assert_int_eq(sr.state, 0);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 START_TEST(test_sync_selected_falls_back)
 {
 	/* The UIDVALIDITY selected is not the stored one: the SELECT path
@@ -684,6 +779,9 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_sync_selected_news_during);
 	tcase_add_test(tc, test_sync_selected_news_after);
 	tcase_add_test(tc, test_sync_selected_falls_back);
+	tcase_add_test(tc, test_sync_selected_vanished_in_idle);
+	tcase_add_test(tc, test_sync_selected_vanished_twice);
+	tcase_add_test(tc, test_sync_selected_vanished_other_uidvalidity);
 	suite_add_tcase(s, tc);
 	return s;
 }
