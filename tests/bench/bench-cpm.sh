@@ -27,9 +27,17 @@
 #   imdn    EVENTS times (default 50): a sent chat message, then a delivery
 #           report on it, saved by another client (doveadm save) into
 #           Default/tel:+15559990000; the daemon's MessagesChanged with the
-#           original's Status delivered against the wake-up of a bare IDLE
-#           client on the same folder (target: median <= 20 ms above it;
-#           Dovecot 2.3 delays IDLE and NOTIFY wake-ups by 500 ms, for both)
+#           original's Status delivered against two references timed on
+#           the same events: the wake-up of a bare IDLE client on the same
+#           folder, and the STATUS of a bare NOTIFY client set as the daemon
+#           sets it (NOTIFY SET STATUS (personal (MessageNew MessageExpunge
+#           FlagChange MailboxName SubscriptionChange)), no folder selected);
+#           target: median <= 20 ms above each.  Dovecot 2.3 delays IDLE and
+#           NOTIFY wake-ups by 500 ms, for both; and on 2.3.19 the NOTIFY
+#           STATUS for a folder other than INBOX comes 20-80 ms after the
+#           IDLE wake-up (its mailbox-list-index notify), so "above IDLE"
+#           holds that server lag too and "above NOTIFY" is the daemon's own
+#           share (with NOTIFY: cpm-syncd waits with NOTIFY on Dovecot)
 # and prints a table and the targets with PASS/MISS (informational: the
 # exit status is 0 unless a step failed).
 #
@@ -205,9 +213,10 @@ printf 'CPU per ListConversations + ListConversationMessages pair: cpm-syncd %.1
 	"$(awk -v a="$syncd_cpu0" -v b="$(cpu_ms "$SYNCD_PID")" -v n="$REPEAT" 'BEGIN { print (b - a) / n }')" \
 	"$(awk -v a="$bus_cpu0" -v b="$(cpu_ms "$BUS_PID")" -v n="$REPEAT" 'BEGIN { print (b - a) / n }')" \
 	>>"$WORK/convs.out"
-log "IMDN report -> MessagesChanged vs a bare IDLE client, $EVENTS events"
+log "IMDN report -> MessagesChanged vs a bare IDLE and a bare NOTIFY client, $EVENTS events"
 "$PL" imdn --imap "127.0.0.1:$IMAP_PORT" --user "$USER1" --password-file "$WORK/alice.pw" \
 	--account bench --folder "$LAT_FOLDER" --count "$EVENTS" --timeout "$EVENT_TIMEOUT" "${V[@]}" \
+	--bare-notify \
 	--deliver "'$CTL' doveadm '$DC' save -u '$USER1' -m '$LAT_FOLDER'" \
 	>"$WORK/imdn.out" 2>"$WORK/imdn.err" ||
 	broken "push-latency imdn: $(tail -n 3 "$WORK/imdn.err")"
@@ -255,6 +264,9 @@ ab_med=$(field "$WORK/imdn.out" "above-idle:" median)
 ab_p90=$(field "$WORK/imdn.out" "above-idle:" p90)
 idle_med=$(field "$WORK/imdn.out" "idle:" median)
 sig_med=$(field "$WORK/imdn.out" "signal:" median)
+abn_med=$(field "$WORK/imdn.out" "above-notify:" median)
+abn_p90=$(field "$WORK/imdn.out" "above-notify:" p90)
+notify_med=$(field "$WORK/imdn.out" "notify:" median)
 echo "targets:"
 if [ "$RUNS" -eq 0 ]; then
 	echo "  -    initial sync: not measured (RUNS=0)"
@@ -269,6 +281,8 @@ printf '  %-4s ListConversationMessages(limit 50): median %s ms, p95 %s ms (targ
 	"$(verdict 'a <= 5 && b <= 5' "$lm_med" "$lm_p95")" "$lm_med" "$lm_p95"
 printf '  %-4s IMDN report -> MessagesChanged: median %s ms above the IDLE wake-up, p90 %s ms (target <= 20 ms); wake-up %s ms, signal %s ms\n' \
 	"$(verdict 'a <= 20' "$ab_med" 0)" "$ab_med" "$ab_p90" "$idle_med" "$sig_med"
+printf '  %-4s IMDN report -> MessagesChanged: median %s ms above the NOTIFY wake-up, p90 %s ms (target <= 20 ms); wake-up %s ms (IDLE %s ms), signal %s ms\n' \
+	"$(verdict 'a <= 20' "$abn_med" 0)" "$abn_med" "$abn_p90" "$notify_med" "$idle_med" "$sig_med"
 
 if [ "$BROKEN" -ne 0 ]; then
 	echo "bench-cpm: something broke (see above)" >&2

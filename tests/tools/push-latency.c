@@ -50,7 +50,8 @@ static void usage(FILE *f)
 	      " wait --account NAME [--folder F [--messages N]] [--timeout S] [--sync]\n"
 	      "       " PROG " convs --account NAME [--count 50] [--repeat R]\n"
 	      "       " PROG " imdn --imap HOST:PORT --user U --password-file F --account NAME\n"
-	      "                   --folder F --count N --deliver CMD [--timeout S] [-v]\n"
+	      "                   --folder F --count N --deliver CMD [--timeout S]\n"
+	      "                   [--bare-notify] [-v]\n"
 	      "\n"
 	      "added  N times: APPEND a message with a unique Message-ID to the folder over\n"
 	      "       its own IMAP connection (t0: just before the APPEND is sent), then\n"
@@ -96,7 +97,14 @@ static void usage(FILE *f)
 	      "       connection (t_idle) and the daemon's MessagesChanged for the\n"
 	      "       original's Id with Status delivered (t_sig).  Prints idle (t_idle -\n"
 	      "       t0), signal (t_sig - t0) and above-idle (t_sig - t_idle) as\n"
-	      "       `MODE: n=N median= p90= p99= max=`.\n"
+	      "       `MODE: n=N median= p90= p99= max=`.  With --bare-notify, another\n"
+	      "       connection of its own (a bare NOTIFY client, no folder selected) sends the\n"
+	      "       daemon's NOTIFY SET STATUS (personal (MessageNew MessageExpunge\n"
+	      "       FlagChange MailboxName SubscriptionChange)) and each event also\n"
+	      "       times its first STATUS for the folder with a higher UIDNEXT or\n"
+	      "       MESSAGES (t_notify; the original's too, so that a late one is\n"
+	      "       not taken for the report's); it prints notify (t_notify - t0)\n"
+	      "       and above-notify (t_sig - t_notify) as well.\n"
 	      "\n"
 	      "--timeout S is per event for added/flags/sync (default 5).  Exit status 1 on a\n"
 	      "timeout, a D-Bus error or an IMAP failure (with the reason), 2 on bad usage.\n",
@@ -118,6 +126,7 @@ static struct {
 	unsigned long poll_ms;
 	bool observe_idle;
 	bool bare;
+	bool bare_notify;
 	bool have_messages;
 	bool sync;
 	bool verbose;
@@ -203,6 +212,7 @@ static char ibuf[65536];
 static size_t ipos, ilen;
 static uint64_t iskip; /* literal bytes still to skip */
 static bool literal_plus;
+static bool cap_notify;
 
 static void imap_connect(const char *hostport)
 {
@@ -404,6 +414,8 @@ static void check_caps(const char *line, void *ud)
 		char *c = strcasestr(line, " LITERAL+");
 
 		literal_plus = c && (c[9] == '\0' || c[9] == ' ');
+		c = strcasestr(line, " NOTIFY");
+		cap_notify = c && (c[7] == '\0' || c[7] == ' ');
 	}
 }
 
@@ -684,6 +696,8 @@ struct event {
 	const char *token;
 	bool bare_done; /* the bare IDLE client saw the new EXISTS (at tb) */
 	double tb;
+	bool notify_done; /* imdn --bare-notify: the NOTIFY client's STATUS (at tn) */
+	double tn;
 	/* flags, sync */
 	dbus_uint32_t serial;
 	/* sync */
@@ -742,6 +756,98 @@ static void bare_recv(struct event *ev, double t)
 		bare.len = 0; /* an overlong line: not one we look at */
 }
 
+/*
+ * The bare NOTIFY client of imdn --bare-notify: its own connection, logged
+ * in, no folder selected, NOTIFY set as the daemon sets it.  Only untagged
+ * lines come (STATUS for the folders that change).  The folder's UIDNEXT
+ * and MESSAGES as last seen; a STATUS with either higher is a wake-up.
+ */
+static struct {
+	int fd;
+	char buf[8192];
+	size_t len;
+	char *name; /* the folder, as the server names it (unquoted) */
+	unsigned long uidnext, messages;
+} nfy = { .fd = -1 };
+
+/* "* STATUS <mailbox> (...)" for nfy.name: its UIDNEXT and MESSAGES (0 if
+ * not given); false for any other line. */
+static bool nfy_parse(const char *line, unsigned long *uidnext, unsigned long *messages)
+{
+	char name[1024];
+	const char *p, *q;
+	size_t n = 0;
+
+	if (strncasecmp(line, "* STATUS ", 9) != 0)
+		return false;
+	p = line + 9;
+	if (*p == '"') {
+		for (p++; *p && *p != '"' && n + 1 < sizeof(name); p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			name[n++] = *p;
+		}
+		if (*p != '"')
+			return false;
+		p++;
+	} else {
+		while (*p && *p != ' ' && n + 1 < sizeof(name))
+			name[n++] = *p++;
+	}
+	name[n] = '\0';
+	if (strcmp(name, nfy.name) != 0 || !(p = strchr(p, '(')))
+		return false;
+	*uidnext = (q = strcasestr(p, "UIDNEXT ")) ? strtoul(q + 8, NULL, 10) : 0;
+	*messages = (q = strcasestr(p, "MESSAGES ")) ? strtoul(q + 9, NULL, 10) : 0;
+	return true;
+}
+
+/* Takes a STATUS line of the NOTIFY client: true if it shows news. */
+static bool nfy_line(const char *line)
+{
+	unsigned long uidnext, messages;
+	bool news;
+
+	if (!nfy_parse(line, &uidnext, &messages))
+		return false;
+	news = uidnext > nfy.uidnext || messages > nfy.messages;
+	if (uidnext > nfy.uidnext)
+		nfy.uidnext = uidnext;
+	if (messages > nfy.messages)
+		nfy.messages = messages;
+	return news;
+}
+
+/* Reads what the NOTIFY client's socket has; the first STATUS with news is
+ * the event's wake-up (tn = t). */
+static void nfy_recv(struct event *ev, double t)
+{
+	ssize_t n;
+	char *nl;
+
+	do
+		n = recv(nfy.fd, nfy.buf + nfy.len, sizeof(nfy.buf) - 1 - nfy.len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		fatal("IMAP (NOTIFY client): recv: %s", strerror(errno));
+	if (n == 0)
+		fatal("IMAP (NOTIFY client): the server closed the connection");
+	nfy.len += (size_t)n;
+	while ((nl = memchr(nfy.buf, '\n', nfy.len))) {
+		*nl = '\0';
+		if (nl > nfy.buf && nl[-1] == '\r')
+			nl[-1] = '\0';
+		if (nfy_line(nfy.buf) && !ev->notify_done) {
+			ev->notify_done = true;
+			ev->tn = t;
+		}
+		nfy.len -= (size_t)(nl + 1 - nfy.buf);
+		memmove(nfy.buf, nl + 1, nfy.len);
+	}
+	if (nfy.len == sizeof(nfy.buf) - 1)
+		nfy.len = 0; /* an overlong line: not one we look at */
+}
+
 /* The flags observer without IDLE: one NOOP at a time, every opt.poll_ms. */
 static bool noop_polling, noop_busy;
 static double next_noop;
@@ -754,10 +860,11 @@ static void pump(struct event *ev, double deadline, const char *what)
 	if (!dbus_connection_get_unix_fd(bus, &bus_fd))
 		fatal("no file descriptor for the bus connection");
 	for (;;) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{ .fd = imap_fd, .events = POLLIN },
 			{ .fd = bus_fd, .events = POLLIN },
 			{ .fd = bare.fd, .events = POLLIN },
+			{ .fd = nfy.fd, .events = POLLIN },
 		};
 		DBusMessage *m;
 		double t;
@@ -771,7 +878,8 @@ static void pump(struct event *ev, double deadline, const char *what)
 			fatal("the bus connection was closed");
 		while (imap_take_line(line, sizeof(line)))
 			ev->line(ev, line, now_ms());
-		if (ev->imap_done && ev->dbus_done && (bare.fd < 0 || ev->bare_done))
+		if (ev->imap_done && ev->dbus_done && (bare.fd < 0 || ev->bare_done) &&
+		    (nfy.fd < 0 || ev->notify_done))
 			return;
 		wait = remaining_ms(deadline);
 		if (noop_polling && !noop_busy) {
@@ -784,7 +892,8 @@ static void pump(struct event *ev, double deadline, const char *what)
 				wait = (int)(next_noop - t) + 1;
 			}
 		}
-		r = poll(p, bare.fd >= 0 ? 3 : 2, wait);
+		/* A negative fd (no bare client) is skipped by poll(). */
+		r = poll(p, 4, wait);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -800,6 +909,8 @@ static void pump(struct event *ev, double deadline, const char *what)
 			imap_recv();
 		if (bare.fd >= 0 && p[2].revents)
 			bare_recv(ev, t);
+		if (nfy.fd >= 0 && p[3].revents)
+			nfy_recv(ev, t);
 	}
 }
 
@@ -1595,15 +1706,51 @@ static void imdn_msg(struct event *ev, DBusMessage *m, double t)
 	}
 }
 
+static void nfy_select(const char *line, void *ud)
+{
+	(void)ud;
+	nfy_line(line);
+}
+
+/* The bare NOTIFY client (see nfy): logged in, the folder's UIDNEXT and
+ * MESSAGES read, NOTIFY set as the daemon sets it (session.c notify_set());
+ * then the main connection's state is free for the IDLE client. */
+static void nfy_start(const char *qfolder)
+{
+	nfy.name = strdup(opt.folder);
+	if (!nfy.name)
+		fatal("out of memory");
+	imap_login();
+	if (!cap_notify)
+		fatal("IMAP: the server does not offer NOTIFY (--bare-notify)");
+	imap_sendf("S STATUS %s (UIDNEXT MESSAGES)\r\n", qfolder);
+	imap_wait_ok("S", "STATUS (NOTIFY client)", nfy_select, NULL);
+	if (!nfy.uidnext)
+		fatal("IMAP: no STATUS UIDNEXT for %s (NOTIFY client)", opt.folder);
+	imap_sendf("N NOTIFY SET STATUS (personal (MessageNew MessageExpunge FlagChange "
+		   "MailboxName SubscriptionChange))\r\n");
+	imap_wait_ok("N", "NOTIFY SET (NOTIFY client)", nfy_select, NULL);
+	/* What came right after the tagged OK is read with the rest. */
+	if (iskip || ilen - ipos >= sizeof(nfy.buf))
+		fatal("IMAP: unexpected data after NOTIFY SET (NOTIFY client)");
+	memcpy(nfy.buf, ibuf + ipos, ilen - ipos);
+	nfy.len = ilen - ipos;
+	nfy.fd = imap_fd;
+	imap_fd = -1;
+	ipos = ilen = 0;
+}
+
 static void run_imdn(void)
 {
 	char *fpath = folder_path();
 	double *idle = calloc(opt.count, sizeof(double)), *sig = calloc(opt.count, sizeof(double)),
-	       *above = calloc(opt.count, sizeof(double));
+	       *above = calloc(opt.count, sizeof(double)),
+	       *notify = calloc(opt.count, sizeof(double)),
+	       *above_n = calloc(opt.count, sizeof(double));
 	char rule[1024], qfolder[1024], line[8192], token[128], msg[2048];
 	DBusError err;
 
-	if (!idle || !sig || !above)
+	if (!idle || !sig || !above || !notify || !above_n)
 		fatal("out of memory");
 	for (int k = 0; k < 2; k++) {
 		snprintf(rule, sizeof(rule),
@@ -1615,6 +1762,8 @@ static void run_imdn(void)
 			fatal("AddMatch: %s: %s", err.name, err.message);
 	}
 	quote(qfolder, sizeof(qfolder), opt.folder);
+	if (opt.bare_notify)
+		nfy_start(qfolder);
 	imap_login();
 	imap_sendf("S SELECT %s\r\n", qfolder);
 	imap_wait_ok("S", "SELECT", NULL, NULL);
@@ -1683,7 +1832,15 @@ static void run_imdn(void)
 		idle[i] = ie.t_idle - t0;
 		sig[i] = ie.t_sig - t0;
 		above[i] = ie.t_sig - ie.t_idle;
-		if (opt.verbose)
+		if (opt.bare_notify) {
+			notify[i] = ev.tn - t0;
+			above_n[i] = ie.t_sig - ev.tn;
+		}
+		if (opt.verbose && opt.bare_notify)
+			printf("imdn %lu: idle %.2f ms, notify %.2f ms, signal %.2f ms, "
+			       "above idle %.2f ms, above notify %.2f ms\n",
+			       i + 1, idle[i], notify[i], sig[i], above[i], above_n[i]);
+		else if (opt.verbose)
 			printf("imdn %lu: idle %.2f ms, signal %.2f ms, above idle %.2f ms\n",
 			       i + 1, idle[i], sig[i], above[i]);
 		usleep(PAUSE_US);
@@ -1694,6 +1851,15 @@ static void run_imdn(void)
 	report("idle", idle, opt.count);
 	report("signal", sig, opt.count);
 	report("above-idle", above, opt.count);
+	if (opt.bare_notify) {
+		imap_send_fd(nfy.fd, "Z LOGOUT\r\n");
+		close(nfy.fd);
+		nfy.fd = -1;
+		report("notify", notify, opt.count);
+		report("above-notify", above_n, opt.count);
+	}
+	free(notify);
+	free(above_n);
 	free(idle);
 	free(sig);
 	free(above);
@@ -1779,7 +1945,8 @@ int main(int argc, char **argv)
 		O_OBSERVE,
 		O_POLL_MS,
 		O_BARE,
-		O_DELIVER
+		O_DELIVER,
+		O_BARE_NOTIFY
 	};
 	static const struct option longopts[] = {
 		{ "imap", required_argument, NULL, O_IMAP },
@@ -1796,6 +1963,7 @@ int main(int argc, char **argv)
 		{ "poll-ms", required_argument, NULL, O_POLL_MS },
 		{ "bare", no_argument, NULL, O_BARE },
 		{ "deliver", required_argument, NULL, O_DELIVER },
+		{ "bare-notify", no_argument, NULL, O_BARE_NOTIFY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1860,6 +2028,9 @@ int main(int argc, char **argv)
 		case O_DELIVER:
 			opt.deliver = optarg;
 			break;
+		case O_BARE_NOTIFY:
+			opt.bare_notify = true;
+			break;
 		case 'v':
 			opt.verbose = true;
 			break;
@@ -1887,6 +2058,8 @@ int main(int argc, char **argv)
 		usage_error("%s needs --imap, --user, --password-file and --count", opt.mode);
 	if (opt.bare && strcmp(opt.mode, "added") != 0)
 		usage_error("--bare is for the added mode only");
+	if (opt.bare_notify && strcmp(opt.mode, "imdn") != 0)
+		usage_error("--bare-notify is for the imdn mode only");
 	if (strcmp(opt.mode, "list") == 0 && !opt.count)
 		opt.count = 1000;
 	if (strcmp(opt.mode, "sync") == 0 && !opt.count)
