@@ -29,15 +29,17 @@
 #           Default/tel:+15559990000; the daemon's MessagesChanged with the
 #           original's Status delivered against two references timed on
 #           the same events: the wake-up of a bare IDLE client on the same
-#           folder, and the STATUS of a bare NOTIFY client set as the daemon
-#           sets it (NOTIFY SET STATUS (personal (MessageNew MessageExpunge
-#           FlagChange MailboxName SubscriptionChange)), no folder selected);
-#           target: median <= 20 ms above each.  Dovecot 2.3 delays IDLE and
-#           NOTIFY wake-ups by 500 ms, for both; and on 2.3.19 the NOTIFY
-#           STATUS for a folder other than INBOX comes 20-80 ms after the
-#           IDLE wake-up (its mailbox-list-index notify), so "above IDLE"
-#           holds that server lag too and "above NOTIFY" is the daemon's own
-#           share (with NOTIFY: cpm-syncd waits with NOTIFY on Dovecot)
+#           folder, and the STATUS of a bare NOTIFY client with the daemon's
+#           events (NOTIFY SET (personal (MessageNew MessageExpunge
+#           FlagChange MailboxName SubscriptionChange)), no folder selected,
+#           no STATUS indicator: its STATUS of every folder could rotate
+#           Dovecot's list index log under both watches); target: median
+#           <= 20 ms above each.  Dovecot 2.3 delays IDLE and NOTIFY
+#           wake-ups by 500 ms, for both; and on 2.3.19 the NOTIFY STATUS
+#           for a folder other than INBOX comes tens of ms after the IDLE
+#           wake-up (its mailbox-list-index notify).  cpm-syncd waits with
+#           NOTIFY on Dovecot, so "above IDLE" holds that server lag as well
+#           as the daemon's share, and "above NOTIFY" is the daemon's share
 # and prints a table and the targets with PASS/MISS (informational: the
 # exit status is 0 unless a step failed).
 #

@@ -99,12 +99,16 @@ static void usage(FILE *f)
 	      "       t0), signal (t_sig - t0) and above-idle (t_sig - t_idle) as\n"
 	      "       `MODE: n=N median= p90= p99= max=`.  With --bare-notify, another\n"
 	      "       connection of its own (a bare NOTIFY client, no folder selected) sends the\n"
-	      "       daemon's NOTIFY SET STATUS (personal (MessageNew MessageExpunge\n"
-	      "       FlagChange MailboxName SubscriptionChange)) and each event also\n"
+	      "       daemon's NOTIFY SET (personal (MessageNew MessageExpunge FlagChange\n"
+	      "       MailboxName SubscriptionChange)), without the STATUS indicator\n"
+	      "       (the folder read by one STATUS before), and each event also\n"
 	      "       times its first STATUS for the folder with a higher UIDNEXT or\n"
 	      "       MESSAGES (t_notify; the original's too, so that a late one is\n"
 	      "       not taken for the report's); it prints notify (t_notify - t0)\n"
-	      "       and above-notify (t_sig - t_notify) as well.\n"
+	      "       and above-notify (t_sig - t_notify) as well.  After each wake-up\n"
+	      "       it sends NOTIFY NONE and SET again, as the daemon does after\n"
+	      "       each sync (Dovecot 2.3.19 loses a NOTIFY watch when its list\n"
+	      "       index log rotates).\n"
 	      "\n"
 	      "--timeout S is per event for added/flags/sync (default 5).  Exit status 1 on a\n"
 	      "timeout, a D-Bus error or an IMAP failure (with the reason), 2 on bad usage.\n",
@@ -758,7 +762,7 @@ static void bare_recv(struct event *ev, double t)
 
 /*
  * The bare NOTIFY client of imdn --bare-notify: its own connection, logged
- * in, no folder selected, NOTIFY set as the daemon sets it.  Only untagged
+ * in, no folder selected, NOTIFY set with the daemon's events.  Only untagged
  * lines come (STATUS for the folders that change).  The folder's UIDNEXT
  * and MESSAGES as last seen; a STATUS with either higher is a wake-up.
  */
@@ -768,6 +772,7 @@ static struct {
 	size_t len;
 	char *name; /* the folder, as the server names it (unquoted) */
 	unsigned long uidnext, messages;
+	const char *tag; /* of the command in flight (nfy_cmd()), or NULL */
 } nfy = { .fd = -1 };
 
 /* "* STATUS <mailbox> (...)" for nfy.name: its UIDNEXT and MESSAGES (0 if
@@ -819,7 +824,8 @@ static bool nfy_line(const char *line)
 }
 
 /* Reads what the NOTIFY client's socket has; the first STATUS with news is
- * the event's wake-up (tn = t). */
+ * the event's wake-up (tn = t; ev NULL: between events).  The tagged
+ * response of nfy.tag ends that command (fatal unless OK). */
 static void nfy_recv(struct event *ev, double t)
 {
 	ssize_t n;
@@ -837,7 +843,11 @@ static void nfy_recv(struct event *ev, double t)
 		*nl = '\0';
 		if (nl > nfy.buf && nl[-1] == '\r')
 			nl[-1] = '\0';
-		if (nfy_line(nfy.buf) && !ev->notify_done) {
+		if (nfy.tag && is_tagged(nfy.buf, nfy.tag)) {
+			if (!tagged_ok(nfy.buf, nfy.tag))
+				fatal("IMAP (NOTIFY client): %s", nfy.buf);
+			nfy.tag = NULL;
+		} else if (nfy_line(nfy.buf) && ev && !ev->notify_done) {
 			ev->notify_done = true;
 			ev->tn = t;
 		}
@@ -1712,8 +1722,48 @@ static void nfy_select(const char *line, void *ud)
 	nfy_line(line);
 }
 
+#define NFY_SET                                                                                    \
+	"NOTIFY SET (personal (MessageNew MessageExpunge FlagChange MailboxName "                  \
+	"SubscriptionChange))"
+
+/* Sends "TAG CMD" on the NOTIFY client's connection, reads up to its OK. */
+static void nfy_cmd(const char *tag, const char *cmd)
+{
+	double deadline = now_ms() + opt.timeout * 1e3;
+	char line[1024];
+
+	snprintf(line, sizeof(line), "%s %s\r\n", tag, cmd);
+	imap_send_fd(nfy.fd, line);
+	nfy.tag = tag;
+	while (nfy.tag) {
+		struct pollfd p = { .fd = nfy.fd, .events = POLLIN };
+		int r = poll(&p, 1, remaining_ms(deadline));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			fatal("poll: %s", strerror(errno));
+		if (r == 0)
+			fatal("IMAP (NOTIFY client): timeout waiting for %s", cmd);
+		nfy_recv(NULL, now_ms());
+	}
+}
+
+/*
+ * Between events, like the daemon after each sync: NOTIFY NONE, then SET
+ * again (not a SET over the SET: session.c notify_done()).  Dovecot 2.3.19
+ * keeps its inotify watch on the list index log as it was at NOTIFY SET;
+ * the saves rotate that log now and then, and a client that never sets
+ * NOTIFY again hears nothing more but after mailbox_idle_check_interval.
+ */
+static void nfy_rearm(void)
+{
+	nfy_cmd("NN", "NOTIFY NONE");
+	nfy_cmd("NS", NFY_SET);
+}
+
 /* The bare NOTIFY client (see nfy): logged in, the folder's UIDNEXT and
- * MESSAGES read, NOTIFY set as the daemon sets it (session.c notify_set());
+ * MESSAGES read, NOTIFY set with the daemon's events (session.c notify_set());
  * then the main connection's state is free for the IDLE client. */
 static void nfy_start(const char *qfolder)
 {
@@ -1727,8 +1777,13 @@ static void nfy_start(const char *qfolder)
 	imap_wait_ok("S", "STATUS (NOTIFY client)", nfy_select, NULL);
 	if (!nfy.uidnext)
 		fatal("IMAP: no STATUS UIDNEXT for %s (NOTIFY client)", opt.folder);
-	imap_sendf("N NOTIFY SET STATUS (personal (MessageNew MessageExpunge FlagChange "
-		   "MailboxName SubscriptionChange))\r\n");
+	/* Without the STATUS indicator: its STATUS of every folder rewrites
+	 * Dovecot's list index records and may rotate the list index log,
+	 * whose inotify watch Dovecot 2.3.19 keeps on the old file (see
+	 * session.c): this client's and the daemon's NOTIFY would then be
+	 * silent up to mailbox_idle_check_interval (30 s).  The folder's own
+	 * state was read by the STATUS above. */
+	imap_sendf("N " NFY_SET "\r\n");
 	imap_wait_ok("N", "NOTIFY SET (NOTIFY client)", nfy_select, NULL);
 	/* What came right after the tagged OK is read with the rest. */
 	if (iskip || ilen - ipos >= sizeof(nfy.buf))
@@ -1805,6 +1860,8 @@ static void run_imdn(void)
 		pid = deliver_start(msg, (size_t)len);
 		pump(&ev, now_ms() + opt.timeout * 1e3, "MessagesAdded of the original");
 		deliver_wait(pid);
+		if (opt.bare_notify)
+			nfy_rearm();
 		usleep(PAUSE_US * 5);
 
 		/* Its delivery report, by "another client". */
@@ -1829,6 +1886,8 @@ static void run_imdn(void)
 		pid = deliver_start(msg, (size_t)len);
 		pump(&ev, t0 + opt.timeout * 1e3, "MessagesChanged on the original");
 		deliver_wait(pid);
+		if (opt.bare_notify)
+			nfy_rearm();
 		idle[i] = ie.t_idle - t0;
 		sig[i] = ie.t_sig - t0;
 		above[i] = ie.t_sig - ie.t_idle;
