@@ -1200,12 +1200,11 @@ static int code_args(const struct imap_response *resp, struct imap_resp_code *c)
 			return EPROTO_;
 		return word_set(&w[0], &c->set);
 	case IMAP_CODE_MAILBOXID:
-		/* MAILBOXID (objectid) */
-		if (resp->code_nargs != 1 || resp->code_args[0].type != IMAP_ARG_LIST ||
-		    resp->code_args[0].u.list.count != 1 ||
-		    imap_resp_arg_astring(&resp->code_args[0].u.list.args[0], &c->objectid) < 0)
+		/* MAILBOXID (objectid): the strict RFC 8474 form, as in STATUS
+		 * and FETCH */
+		if (resp->code_nargs != 1)
 			return EPROTO_;
-		return 0;
+		return imap_objectid_parse(&resp->code_args[0], false, &c->objectid);
 	default:
 		return 0;
 	}

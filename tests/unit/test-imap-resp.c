@@ -1785,6 +1785,15 @@ static const char *const codes_bad[] = {
 	"a NO [METADATA MAXSIZE] x\r\n",
 	"a NO [METADATA LONGENTRIES x] x\r\n",
 	"a OK [MAILBOXID F123] x\r\n",
+	/* RFC 8474 objectid, as STATUS and FETCH take it: 1 to 255 of ALPHA
+	 * DIGIT _ -, an atom in parentheses */
+	"a OK [MAILBOXID ()] x\r\n",
+	"a OK [MAILBOXID (a b)] x\r\n",
+	"a OK [MAILBOXID (NIL)] x\r\n",
+	"a OK [MAILBOXID (\"F1\")] x\r\n",
+	"a OK [MAILBOXID (F1.2)] x\r\n",
+	"a OK [MAILBOXID (F/1)] x\r\n",
+	"a OK [MAILBOXID (" OBJECTID_256 ")] x\r\n",
 };
 
 START_TEST(test_codes_bad)
@@ -1801,6 +1810,22 @@ START_TEST(test_codes_bad)
 	ck_assert_uint_eq(c.num64, 0);
 	ck_assert(rangeset_empty(&c.set));
 	ck_assert(rangeset_empty(&c.set2));
+	ck_assert_ptr_null(c.objectid.str);
+	imap_resp_code_free(&c);
+}
+END_TEST
+
+START_TEST(test_code_mailboxid_longest)
+{
+	const struct imap_response *resp;
+	struct imap_resp_code c;
+
+	imap_resp_code_init(&c);
+	/* The longest objectid RFC 8474 allows, as in STATUS. */
+	resp = feed("a OK [MAILBOXID (" OBJECTID_255 ")] Created\r\n");
+	ck_assert_int_eq(imap_resp_code_parse(resp, &c), 0);
+	ck_assert_int_eq(c.code, IMAP_CODE_MAILBOXID);
+	ck_nstr(&c.objectid, OBJECTID_255);
 	imap_resp_code_free(&c);
 }
 END_TEST
@@ -1985,6 +2010,7 @@ static Suite *resp_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_codes, 0, N(codes));
 	tcase_add_loop_test(tc, test_codes_bad, 0, N(codes_bad));
+	tcase_add_test(tc, test_code_mailboxid_longest);
 	tcase_add_test(tc, test_code_permanentflags);
 	tcase_add_test(tc, test_code_names);
 	tcase_add_test(tc, test_copyuid_pairing);
