@@ -542,6 +542,15 @@ static struct sync_result run_sync(const struct step *script, uint64_t caps)
 	return run_with(script, caps, true);
 }
 
+/* A whole run of script that must fail with r, for reason. */
+static void sync_fails(const struct step *script, uint64_t caps, int r, const char *reason)
+{
+	struct sync_result res = run_sync(script, caps);
+
+	ck_assert_int_eq(res.r, r);
+	ck_assert_str_eq(res.reason, reason);
+}
+
 #define SELECT_INBOX                                                                               \
 	{                                                                                          \
 		.call = "select INBOX condstore",                                                  \
@@ -565,6 +574,10 @@ static struct sync_result run_sync(const struct step *script, uint64_t caps)
 					       .internaldate = d,                                  \
 					       .flags = f } } }                                    \
 	}
+/* The verification of an interrupted COPY/MOVE to Archive finding message
+ * 1's copy there as UID 3. */
+#define ARCHIVE_FINDS_M1                                                                           \
+	{ .call = "select Archive condstore" }, VERIFY_FINDS("<m1@x>", 3, 1000, "\\Seen")
 #define END                                                                                        \
 	{                                                                                          \
 		NULL                                                                               \
@@ -898,11 +911,21 @@ END_TEST
 
 /* --- copy, move, expunge --- */
 
-/* Message 2 in Archive, a copy (or move) of message 1. */
-static void copy_row(const char *op)
+/* Message 2 in Archive, a copy (or move: op) of message 1, its journal row
+ * in the state state says (0: not sent yet). */
+enum {
+	SRC_REMOVED = 1 << 0, /* the move removed message 1 here */
+	SENT = 1 << 1,	      /* a run sent it (Archive's UIDNEXT 3) and died */
+	COPY_BODY = 1 << 2,   /* message 2's body is stored (an append sends it) */
+	REMATCHED = 1 << 3,   /* a sync re-matched message 2 as UID 3 */
+	SRC_GONE = 1 << 4,    /* a sync saw message 1 vanish */
+};
+static void copy_row(const char *op, unsigned state)
 {
 	char sql[256];
 
+	if (state & SRC_REMOVED)
+		exec("UPDATE message SET removed = 1 WHERE id = 1");
 	exec("INSERT INTO message (folder_id, flags, size, internaldate, message_id)"
 	     " VALUES (2, '\\Seen', 5, 1000, '<m1@x>')");
 	snprintf(sql, sizeof(sql),
@@ -910,6 +933,23 @@ static void copy_row(const char *op)
 		 " VALUES (1, '%s', 2, 2, 'src=1')",
 		 op);
 	exec(sql);
+	if (state & COPY_BODY)
+		ck_assert_int_eq(store_body_put(store_from_public(cs), 2, "hello", 5), 0);
+	if (state & SENT)
+		exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
+	if (state & REMATCHED)
+		exec("UPDATE message SET uid = 3, server_flags = '\\Seen' WHERE id = 2");
+	if (state & SRC_GONE)
+		exec("DELETE FROM message WHERE id = 1");
+}
+
+/* After a copy or move replayed: (moved) message 1 is gone, and nothing is
+ * left in the journal. */
+static void assert_replayed(bool moved)
+{
+	if (moved)
+		ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
 
 START_TEST(test_copy_copyuid)
@@ -922,7 +962,7 @@ START_TEST(test_copy_copyuid)
 	};
 	struct sync_result res;
 
-	copy_row("copy");
+	copy_row("copy", 0);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
@@ -944,8 +984,7 @@ START_TEST(test_move_untagged_copyuid)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET removed = 1 WHERE id = 1");
-	copy_row("move");
+	copy_row("move", SRC_REMOVED);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "4");
@@ -966,13 +1005,11 @@ START_TEST(test_move_without_move_cap)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET removed = 1 WHERE id = 1");
-	copy_row("move");
+	copy_row("move", SRC_REMOVED);
 	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE));
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
-	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	assert_replayed(true);
 }
 END_TEST
 
@@ -1012,15 +1049,13 @@ START_TEST(test_move_without_move_and_uidplus)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET removed = 1 WHERE id = 1");
-	copy_row("move");
+	copy_row("move", SRC_REMOVED);
 	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE) & ~CAP(IMAP_CAP_UIDPLUS));
 	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
 	ck_assert_uint_eq(res.stats.ops_replayed, 1);
 	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
 			 "3 \\Seen");
-	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	assert_replayed(true);
 }
 END_TEST
 
@@ -1041,8 +1076,7 @@ START_TEST(test_move_without_move_and_uidplus_others_deleted)
 	struct sync_result res;
 	int64_t id;
 
-	exec("UPDATE message SET removed = 1 WHERE id = 1");
-	copy_row("move");
+	copy_row("move", SRC_REMOVED);
 	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
 	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3)");
 	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE) & ~CAP(IMAP_CAP_UIDPLUS));
@@ -1084,8 +1118,7 @@ START_TEST(test_move_without_move_and_uidplus_deleted_meanwhile)
 		END,
 	};
 	static const struct step retry[] = {
-		{ .call = "select Archive condstore" },
-		VERIFY_FINDS("<m1@x>", 3, 1000, "\\Seen"),
+		ARCHIVE_FINDS_M1,
 		SELECT_INBOX,
 		{ .call = "store 1 +(\\Deleted) 0" },
 		{ .call = "search deleted", .ev = { { EV_SEARCH, .lo = 1, .hi = 1 } } },
@@ -1096,8 +1129,7 @@ START_TEST(test_move_without_move_and_uidplus_deleted_meanwhile)
 	struct sync_result res;
 	int64_t id;
 
-	exec("UPDATE message SET removed = 1 WHERE id = 1");
-	copy_row("move");
+	copy_row("move", SRC_REMOVED);
 	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE) & ~CAP(IMAP_CAP_UIDPLUS));
 	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
 	ck_assert_str_eq(qs("SELECT op || ':' || failed || ':' || attempts || ':' || refused"
@@ -1110,8 +1142,7 @@ START_TEST(test_move_without_move_and_uidplus_deleted_meanwhile)
 	res = run(retry, ALL_CAPS & ~CAP(IMAP_CAP_MOVE) & ~CAP(IMAP_CAP_UIDPLUS));
 	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
-	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	assert_replayed(true);
 }
 END_TEST
 
@@ -1167,20 +1198,18 @@ START_TEST(test_copy_interrupted_found)
 	 * from the recorded UIDNEXT (Message-ID, size, date) and adopted;
 	 * nothing is copied twice. */
 	static const struct step script[] = {
-		{ .call = "select Archive condstore" },
-		VERIFY_FINDS("<m1@x>", 3, 1000, "\\Seen"),
+		ARCHIVE_FINDS_M1,
 		LOGOUT,
 		END,
 	};
 	struct sync_result res;
 
-	copy_row("copy");
-	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
+	copy_row("copy", SENT);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
 			 "3 \\Seen");
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	assert_replayed(false);
 }
 END_TEST
 
@@ -1189,24 +1218,16 @@ START_TEST(test_move_interrupted_found_source_removed)
 	/* An interrupted MOVE found in the destination: the source may still
 	 * be there (COPY done, EXPUNGE not), so it is removed by UID. */
 	static const struct step script[] = {
-		{ .call = "select Archive condstore" },
-		VERIFY_FINDS("<m1@x>", 3, 1000, "\\Seen"),
-		SELECT_INBOX,
-		{ .call = "store 1 +(\\Deleted) 0" },
-		{ .call = "expunge 1" },
-		LOGOUT,
-		END,
+		ARCHIVE_FINDS_M1,	 SELECT_INBOX, { .call = "store 1 +(\\Deleted) 0" },
+		{ .call = "expunge 1" }, LOGOUT,       END,
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET removed = 1 WHERE id = 1");
-	copy_row("move");
-	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
+	copy_row("move", SENT | SRC_REMOVED);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
-	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	assert_replayed(true);
 }
 END_TEST
 
@@ -1224,16 +1245,13 @@ START_TEST(test_move_interrupted_rematched_source_removed)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET removed = 1 WHERE id = 1");
-	copy_row("move");
-	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
-	exec("UPDATE message SET uid = 3, server_flags = '\\Seen', modseq = 51 WHERE id = 2");
+	copy_row("move", SENT | SRC_REMOVED | REMATCHED);
+	exec("UPDATE message SET modseq = 51 WHERE id = 2");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
 			 "3 \\Seen");
-	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "0");
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	assert_replayed(true);
 }
 END_TEST
 
@@ -1247,14 +1265,11 @@ START_TEST(test_move_interrupted_rematched_source_gone)
 	};
 	struct sync_result res;
 
-	copy_row("move");
-	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
-	exec("UPDATE message SET uid = 3, server_flags = '\\Seen' WHERE id = 2");
-	exec("DELETE FROM message WHERE id = 1");
+	copy_row("move", SENT | REMATCHED | SRC_GONE);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "3");
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	assert_replayed(false);
 }
 END_TEST
 
@@ -1265,22 +1280,18 @@ START_TEST(test_move_interrupted_source_gone_found)
 	 * to appending our copy, but first finds the MOVE's copy (from the
 	 * recorded UIDNEXT) and adopts it; nothing is appended. */
 	static const struct step script[] = {
-		{ .call = "select Archive condstore" },
-		VERIFY_FINDS("<m1@x>", 3, 1000, "\\Seen"),
+		ARCHIVE_FINDS_M1,
 		LOGOUT,
 		END,
 	};
 	struct sync_result res;
 
-	copy_row("move");
-	ck_assert_int_eq(store_body_put(store_from_public(cs), 2, "hello", 5), 0);
-	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
-	exec("DELETE FROM message WHERE id = 1");
+	copy_row("move", SENT | COPY_BODY | SRC_GONE);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
 			 "3 \\Seen");
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	assert_replayed(false);
 }
 END_TEST
 
@@ -1300,14 +1311,11 @@ START_TEST(test_move_interrupted_source_gone_missing)
 	};
 	struct sync_result res;
 
-	copy_row("move");
-	ck_assert_int_eq(store_body_put(store_from_public(cs), 2, "hello", 5), 0);
-	exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
-	exec("DELETE FROM message WHERE id = 1");
+	copy_row("move", SENT | COPY_BODY | SRC_GONE);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "4");
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	assert_replayed(false);
 }
 END_TEST
 
@@ -2360,11 +2368,8 @@ START_TEST(test_list_refused_fails)
 		{ .call = "list status modseq", .r = -CPMSYNC_E_SERVER, .text = "LIST failed" },
 		END,
 	};
-	struct sync_result res;
 
-	res = run_sync(script, LIST_STATUS_CAPS);
-	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
-	ck_assert_str_eq(res.reason, "LIST: LIST failed");
+	sync_fails(script, LIST_STATUS_CAPS, -CPMSYNC_E_SERVER, "LIST: LIST failed");
 }
 END_TEST
 
@@ -2402,11 +2407,8 @@ START_TEST(test_status_failure_fails)
 		{ .call = "status Archive", .r = -CPMSYNC_E_DISCONNECTED, .text = "gone" },
 		END,
 	};
-	struct sync_result res;
 
-	res = run_sync(script, ALL_CAPS);
-	ck_assert_int_eq(res.r, -CPMSYNC_E_DISCONNECTED);
-	ck_assert_str_eq(res.reason, "STATUS: gone");
+	sync_fails(script, ALL_CAPS, -CPMSYNC_E_DISCONNECTED, "STATUS: gone");
 }
 END_TEST
 
@@ -2440,6 +2442,26 @@ END_TEST
 		EV_CODE, .code = IMAP_CODE_##c, .value = v                                         \
 	}
 #define NEW_ITEMS "UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODYSTRUCTURE BODY.PEEK[HEADER]"
+/* INBOX changed (STATUS: HIGHESTMODSEQ 120, UIDNEXT next, n messages), then
+ * selected with CONDSTORE, the same in its answer. */
+#define CONDSTORE_SELECT(next, n)                                                                  \
+	{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },                                         \
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, next, n, 120) } },         \
+	{                                                                                          \
+		.call = "select INBOX condstore",                                                  \
+		.ev = { CODE_EV(UIDNEXT, next),                                                    \
+			CODE_EV(HIGHESTMODSEQ, 120),                                               \
+			EXISTS_EV(n) }                                                             \
+	}
+/* The flags changed since the stored HIGHESTMODSEQ (100), of the UIDs below
+ * the stored UIDNEXT (5). */
+#define FLAGS_SINCE_100 "fetch 1:4 (UID FLAGS) changedsince 100"
+/* INBOX changed, selected with CONDSTORE, EXISTS n, nothing new. */
+#define CONDSTORE_INBOX(n)                                                                         \
+	CONDSTORE_SELECT(5, n),                                                                    \
+	{                                                                                          \
+		.call = FLAGS_SINCE_100                                                            \
+	}
 
 START_TEST(test_condstore_flags_pass)
 {
@@ -2454,7 +2476,7 @@ START_TEST(test_condstore_flags_pass)
 		{ .call = "select INBOX condstore",
 		  .ev = { CODE_EV(UIDVALIDITY, 7), CODE_EV(UIDNEXT, 6), CODE_EV(HIGHESTMODSEQ, 120),
 			  EXISTS_EV(1) } },
-		{ .call = "fetch 1:4 (UID FLAGS) changedsince 100",
+		{ .call = FLAGS_SINCE_100,
 		  .ev = { { EV_FETCH,
 			    .fetch = { .uid = 1,
 				       .present = ENGINE_FETCH_FLAGS | ENGINE_FETCH_MODSEQ,
@@ -2532,36 +2554,18 @@ END_TEST
 START_TEST(test_flags_pass_refused_fails)
 {
 	static const struct step script[] = {
-		{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },
-		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 5, 1, 120) } },
-		{ .call = "select INBOX condstore",
-		  .ev = { CODE_EV(UIDNEXT, 5), CODE_EV(HIGHESTMODSEQ, 120), EXISTS_EV(1) } },
-		{ .call = "fetch 1:4 (UID FLAGS) changedsince 100",
-		  .r = -CPMSYNC_E_SERVER,
-		  .text = "try later" },
+		CONDSTORE_SELECT(5, 1),
+		{ .call = FLAGS_SINCE_100, .r = -CPMSYNC_E_SERVER, .text = "try later" },
 		END,
 	};
-	struct sync_result res;
 
-	res = run_sync(script, ALL_CAPS);
-	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
-	ck_assert_str_eq(res.reason, "UID FETCH (flags): try later");
+	sync_fails(script, ALL_CAPS, -CPMSYNC_E_SERVER, "UID FETCH (flags): try later");
 	/* Nothing of the folder's new state was recorded. */
 	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "100");
 }
 END_TEST
 
 /* --- the SEARCH for expunges (CONDSTORE) --- */
-
-/* INBOX changed, selected with CONDSTORE, EXISTS n, nothing new. */
-#define CONDSTORE_INBOX(n)                                                                         \
-	{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },                                         \
-		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 5, n, 120) } },            \
-		{ .call = "select INBOX condstore",                                                \
-		  .ev = { CODE_EV(UIDNEXT, 5), CODE_EV(HIGHESTMODSEQ, 120), EXISTS_EV(n) } },      \
-	{                                                                                          \
-		.call = "fetch 1:4 (UID FLAGS) changedsince 100"                                   \
-	}
 
 START_TEST(test_condstore_expunge_search)
 {
@@ -2609,11 +2613,8 @@ START_TEST(test_condstore_expunge_search_refused_fails)
 		{ .call = "search 1:4", .r = -CPMSYNC_E_SERVER, .text = "no" },
 		END,
 	};
-	struct sync_result res;
 
-	res = run_sync(script, ALL_CAPS);
-	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
-	ck_assert_str_eq(res.reason, "UID SEARCH: no");
+	sync_fails(script, ALL_CAPS, -CPMSYNC_E_SERVER, "UID SEARCH: no");
 	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "1");
 }
 END_TEST
@@ -2765,11 +2766,8 @@ START_TEST(test_bodies_fetched_after_headers)
 	/* sync_bodies 1 (KiB): the new message's header first, then the
 	 * bodies up to 1 KiB still missing, with that literal limit. */
 	static const struct step script[] = {
-		{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },
-		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 6, 2, 120) } },
-		{ .call = "select INBOX condstore",
-		  .ev = { CODE_EV(UIDNEXT, 6), CODE_EV(HIGHESTMODSEQ, 120), EXISTS_EV(2) } },
-		{ .call = "fetch 1:4 (UID FLAGS) changedsince 100" },
+		CONDSTORE_SELECT(6, 2),
+		{ .call = FLAGS_SINCE_100 },
 		{ .call = "fetch 5:* (" NEW_ITEMS ")",
 		  .ev = { { EV_FETCH, .fetch = { .uid = 5,
 						 NEW_FETCH(sizeof(m5) - 1),
