@@ -63,28 +63,21 @@ static int64_t q(const char *sql)
 /* The text of the first column of the first row (in a static buffer). */
 static const char *qs(const char *sql)
 {
-	static char v[256];
-	sqlite3_stmt *st;
-
-	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
-	ck_assert_int_eq(store_step(s, st), 1);
-	snprintf(v, sizeof(v), "%s",
-		 sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "(null)");
-	sqlite3_reset(st);
-	return v;
+	return test_store_text(s, sql);
 }
+
+/* A message's summary with Message-ID mid, every other text empty. */
+#define SUMMARY(mid)                                                                               \
+	{                                                                                          \
+		.message_id = (char *)(mid), .subject = (char *)"", .from = (char *)"",            \
+		.to = (char *)"", .conversation_id = (char *)"", .contribution_id = (char *)"",    \
+		.imdn_message_id = (char *)"", .type = "message"                                   \
+	}
 
 static int64_t add_msg(uint32_t uid, const char *flags, const char *mid, uint64_t size,
 		       int64_t date)
 {
-	struct msg_summary sum = { .message_id = (char *)mid,
-				   .subject = (char *)"",
-				   .from = (char *)"",
-				   .to = (char *)"",
-				   .conversation_id = (char *)"",
-				   .contribution_id = (char *)"",
-				   .imdn_message_id = (char *)"",
-				   .type = "message" };
+	struct msg_summary sum = SUMMARY(mid);
 	struct sync_new_message m = { .uid = uid,
 				      .flags = flags,
 				      .modseq = 5,
@@ -185,14 +178,7 @@ START_TEST(test_uidvalidity_rematch)
 	int64_t pending, id;
 	uint32_t known, max, rematch, removed;
 	bool has_body, is_new;
-	struct msg_summary sum = { .message_id = (char *)"<a@x>",
-				   .subject = (char *)"",
-				   .from = (char *)"",
-				   .to = (char *)"",
-				   .conversation_id = (char *)"",
-				   .contribution_id = (char *)"",
-				   .imdn_message_id = (char *)"",
-				   .type = "message" };
+	struct msg_summary sum = SUMMARY("<a@x>");
 	struct sync_new_message m = { .uid = 7,
 				      .flags = "\\Flagged \\Seen",
 				      .internaldate = 1000,
@@ -269,14 +255,7 @@ END_TEST
 
 START_TEST(test_interrupted_append_adopted)
 {
-	struct msg_summary sum = { .message_id = (char *)"<once@x>",
-				   .subject = (char *)"",
-				   .from = (char *)"",
-				   .to = (char *)"",
-				   .conversation_id = (char *)"",
-				   .contribution_id = (char *)"",
-				   .imdn_message_id = (char *)"",
-				   .type = "message" };
+	struct msg_summary sum = SUMMARY("<once@x>");
 	struct sync_new_message m = {
 		.uid = 9, .flags = "\\Seen", .internaldate = 50, .size = 80, .summary = &sum
 	};
@@ -511,13 +490,7 @@ END_TEST
 
 /* A message as the server gives it: m (no UID) carries sum, whose Message-ID
  * is mid. */
-static struct msg_summary rm_sum = { .subject = (char *)"",
-				     .from = (char *)"",
-				     .to = (char *)"",
-				     .conversation_id = (char *)"",
-				     .contribution_id = (char *)"",
-				     .imdn_message_id = (char *)"",
-				     .type = "message" };
+static struct msg_summary rm_sum = SUMMARY(NULL);
 
 /* store_sync_new_message() of (uid, Message-ID, size, date, EMAILID);
  * *ret_new whether it was inserted rather than re-matched. */
