@@ -24,6 +24,8 @@
 #   compare CONF-DB [ACCOUNT]     diffs `cpmctl dump` against server_dump $USER1;
 #                                 prints the diff and returns 1 on mismatch
 #   msg_save USER FOLDER MSGID [SIZE [FLAG...]]   one message saved with doveadm
+#   clear_conf FILE DB PORT [TIMEOUT]   account "a" = $USER1 over clear text to 127.0.0.1:PORT
+#   proxy_start ARGS... / proxy_stop   tests/tools/imap-proxy in front of the server
 #   mut_* / mutate N              random server-side mutations (see below)
 #   ok / not_ok / check NAME CMD...   TAP-like counting; finish prints the
 #                                 "N passed, N failed" line and exits
@@ -79,6 +81,7 @@ DCS=()
 BG_PIDS=()
 lib_cleanup() {
 	local p d
+	proxy_stop
 	for p in "${BG_PIDS[@]}"; do
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
@@ -289,6 +292,52 @@ sync_once() {
 		grep -v ' [CS]: ' "$log" | tail -n 8 | sed 's/^/    /'
 	fi
 	return $rc
+}
+
+# --- tests/tools/imap-proxy between cpm-syncd and the server -----------------
+# (test-sync-faults.sh, test-sync-move-cut.sh, test-session-push.sh)
+
+# clear_conf FILE DB PORT [TIMEOUT]: a config with one account "a" = $USER1
+# over clear text to 127.0.0.1:PORT (the server's IMAP_PORT, or a proxy's),
+# its password in $WORK/pw (written here), the command timeout TIMEOUT s
+# (default 3)
+clear_conf() {
+	printf '%s\n' "$PASS1" >"$WORK/pw"
+	chmod 0600 "$WORK/pw"
+	cat >"$1" <<EOF
+[general]
+database = $2
+[account a]
+host = 127.0.0.1
+port = $3
+security = none
+user = $USER1
+password_file = $WORK/pw
+timeout = ${4:-3}
+EOF
+}
+
+# proxy_start ARGS...: an imap-proxy from a free port to the current server's
+# IMAP_PORT, with ARGS (the fault to inject), its log in $WORK/proxy.log:
+# PROXY_PID, and PROXY_PORT to connect to.  The proxy before is stopped
+# first; bails unless the new one listens within 5 s.  lib_cleanup stops it.
+# proxy_stop: stops the proxy (if one runs) and waits for it.
+PROXY=$BDIR/tests/tools/imap-proxy
+PROXY_PID=
+PROXY_PORT=
+proxy_start() {
+	proxy_stop
+	rm -f "$WORK/port"
+	"$PROXY" --listen-port-file "$WORK/port" --to "127.0.0.1:$IMAP_PORT" "$@" 2>"$WORK/proxy.log" &
+	PROXY_PID=$!
+	for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+	[ -s "$WORK/port" ] || bail "imap-proxy did not start: $(cat "$WORK/proxy.log")"
+	# shellcheck disable=SC2034 # read by the sourcing test
+	PROXY_PORT=$(cat "$WORK/port")
+}
+proxy_stop() {
+	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+	PROXY_PID=
 }
 
 # --- messages ---------------------------------------------------------------

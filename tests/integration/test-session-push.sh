@@ -283,25 +283,8 @@ kill "$BUS_PID"
 # runs into the command deadline (timeout = 2 s) and the session reconnects.
 # (Not after the first NOTIFY SET answered: after a full sync the session
 # sets NOTIFY, unsets and sets it again; the stall came before the wait.)
-PROXY=$BDIR/tests/tools/imap-proxy
-printf '%s\n' "$PASS1" >"$WORK/pw"
-chmod 0600 "$WORK/pw"
-rm -f "$WORK/port"
-"$PROXY" --listen-port-file "$WORK/port" --to "127.0.0.1:$IMAP_PORT" \
-	--fault stall --after-pattern "NOOP completed" --after-bytes 20 2>"$WORK/proxy.log" &
-BG_PIDS+=("$!")
-for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-cat >"$WORK/silent.conf" <<EOF
-[general]
-database = $WORK/a.db
-[account a]
-host = 127.0.0.1
-port = $(cat "$WORK/port")
-security = none
-user = $USER1
-password_file = $WORK/pw
-timeout = 2
-EOF
+proxy_start --fault stall --after-pattern "NOOP completed" --after-bytes 20
+clear_conf "$WORK/silent.conf" "$WORK/a.db" "$PROXY_PORT" 2
 start_watch "$WORK/silent.conf" "$WORK/s.out" --refresh 1000 --retry 200
 check "silent connection: first waiting with push notify" \
 	wait_for "$WORK/s.out" '^state a idle notify$' 15

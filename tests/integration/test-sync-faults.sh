@@ -20,8 +20,6 @@
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
-PROXY=$BDIR/tests/tools/imap-proxy
-PROXY_PID=
 lib_init
 [ -x "$PROXY" ] || bail "missing $PROXY (make all tests)"
 NFAULTS=${FAULTS:-12}
@@ -32,11 +30,6 @@ RANDOM=$SEED
 T_START=$(date +%s)
 FAULTS_DONE=0 HUNG=0 LOST=0 DUPS=0
 dc_start dc
-stop_proxy() {
-	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
-	PROXY_PID=
-}
-trap 'stop_proxy; lib_cleanup' EXIT
 
 # A folder of 120 messages of about 20 KB: FETCH BODY[] literals to cut.
 da mailbox create -u "$USER1" Big
@@ -74,32 +67,13 @@ big_bulk 1 120 || bail "writing the 120 messages of Big"
 check "120 messages in Big on the server" \
 	test "$(da -f tab mailbox status -u "$USER1" messages Big | tail -n 1 | cut -f2)" = 120
 
-printf '%s\n' "$PASS1" >"$WORK/pw"
-chmod 0600 "$WORK/pw"
-# conf NAME PORT: an account "a" over clear text to 127.0.0.1:PORT
-conf() {
-	cat >"$WORK/$1.conf" <<EOF
-[general]
-database = $WORK/store.db
-[account a]
-host = 127.0.0.1
-port = $2
-security = none
-user = $USER1
-password_file = $WORK/pw
-timeout = 3
-EOF
-}
-conf direct "$IMAP_PORT"
+clear_conf "$WORK/direct.conf" "$WORK/store.db" "$IMAP_PORT"
 
-# start_proxy FAULT-ARGS...: a proxy in front of Dovecot, writes its config.
+# start_proxy FAULT-ARGS...: the proxy in front of the server (lib-sync.sh),
+# faulty.conf through it
 start_proxy() {
-	stop_proxy
-	rm -f "$WORK/port"
-	"$PROXY" --listen-port-file "$WORK/port" --to "127.0.0.1:$IMAP_PORT" "$@" 2>"$WORK/proxy.log" &
-	PROXY_PID=$!
-	for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-	conf faulty "$(cat "$WORK/port")"
+	proxy_start "$@"
+	clear_conf "$WORK/faulty.conf" "$WORK/store.db" "$PROXY_PORT"
 }
 # injected: the proxy logged an injected fault (the pattern may never come)
 injected() { grep -q ': fault ' "$WORK/proxy.log"; }
@@ -254,7 +228,7 @@ while [ "$FAULTS_DONE" -lt "$NFAULTS" ] && [ $rounds -lt $((3 * NFAULTS + 10)) ]
 	timeout 30 "$SYNCD" -c "$WORK/faulty.conf" --once 2>"$WORK/err"
 	rc=$?
 	secs=$(($(date +%s) - start))
-	stop_proxy
+	proxy_stop
 	if injected; then
 		FAULTS_DONE=$((FAULTS_DONE + 1))
 		echo "# round $rounds: $FDESC: exit $rc in $secs s: $(grep -v '^cpm-syncd: a: failed:' "$WORK/err" | head -n 1 | cut -c1-120)"

@@ -24,45 +24,18 @@
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
-PROXY=$BDIR/tests/tools/imap-proxy
-PROXY_PID=
 lib_init
 [ -x "$PROXY" ] || bail "missing $PROXY (make all tests)"
 dc_start srv
-stop_proxy() {
-	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
-	PROXY_PID=
-}
-trap 'stop_proxy; lib_cleanup' EXIT
 DB=$WORK/store.db
 op() { "$OP" --db "$DB" "$@"; }
 
-printf '%s\n' "$PASS1" >"$WORK/pw"
-chmod 0600 "$WORK/pw"
-# conf NAME PORT: account "a" over clear text to 127.0.0.1:PORT
-conf() {
-	cat >"$WORK/$1.conf" <<EOF
-[general]
-database = $DB
-[account a]
-host = 127.0.0.1
-port = $2
-security = none
-user = $USER1
-password_file = $WORK/pw
-timeout = 3
-EOF
-}
-conf direct "$IMAP_PORT"
-# start_proxy FAULT-ARGS...: a proxy in front of the server (faulty.conf)
+clear_conf "$WORK/direct.conf" "$DB" "$IMAP_PORT"
+# start_proxy FAULT-ARGS...: the proxy in front of the server (lib-sync.sh),
+# faulty.conf through it
 start_proxy() {
-	stop_proxy
-	rm -f "$WORK/port"
-	"$PROXY" --listen-port-file "$WORK/port" --to "127.0.0.1:$IMAP_PORT" "$@" 2>"$WORK/proxy.log" &
-	PROXY_PID=$!
-	for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-	[ -s "$WORK/port" ] || bail "imap-proxy did not start: $(cat "$WORK/proxy.log")"
-	conf faulty "$(cat "$WORK/port")"
+	proxy_start "$@"
+	clear_conf "$WORK/faulty.conf" "$DB" "$PROXY_PORT"
 }
 # faulty_run NAME: --once through the proxy, whose fault must have fired;
 # the run must fail (exit 1) for the lost connection
@@ -70,7 +43,7 @@ faulty_run() {
 	local rc
 	timeout 60 "$SYNCD" -c "$WORK/faulty.conf" --once -v 2>"$WORK/$1.log"
 	rc=$?
-	stop_proxy
+	proxy_stop
 	check "$1: the fault was injected ($(grep ': fault ' "$WORK/proxy.log" | head -n 1))" \
 		grep -q ': fault ' "$WORK/proxy.log"
 	check "$1: the run failed for it (exit $rc: $(grep -v ' [CS]: ' "$WORK/$1.log" | tail -n 1 | cut -c1-120))" \
