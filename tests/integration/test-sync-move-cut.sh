@@ -108,20 +108,23 @@ check "B: in both folders, as a half-made MOVE leaves it ($(where "$M"))" \
 	test "$(where "$M")" = "INBOX=1 Archive=1"
 converged B "$M"
 
+# moved_answer_lost X MESSAGE-ID: its move queued and sent, the connection cut
+# right after the server's COPYUID; the server made the MOVE
+moved_answer_lost() {
+	queue_move "$2"
+	start_proxy --fault cut --after-pattern 'COPYUID'
+	faulty_run "$1 (moved, answer lost)"
+	check "$1: the server made the MOVE ($(where "$2"))" test "$(where "$2")" = "INBOX=0 Archive=1"
+}
+
 # C. moved, answer lost
 M='<move.c@cut.test>'
-queue_move "$M"
-start_proxy --fault cut --after-pattern 'COPYUID'
-faulty_run "C (moved, answer lost)"
-check "C: the server made the MOVE ($(where "$M"))" test "$(where "$M")" = "INBOX=0 Archive=1"
+moved_answer_lost C "$M"
 converged C "$M"
 
 # D. moved, answer lost; the next run cut in its replay too
 M='<move.d@cut.test>'
-queue_move "$M"
-start_proxy --fault cut --after-pattern 'COPYUID'
-faulty_run "D (moved, answer lost)"
-check "D: the server made the MOVE ($(where "$M"))" test "$(where "$M")" = "INBOX=0 Archive=1"
+moved_answer_lost D "$M"
 msg_text "<later.d@cut.test>" 2000 >"$WORK/later"
 op store a INBOX "$WORK/later" >/dev/null || bail "op store <later.d@cut.test>"
 start_proxy --fault cut --fault-stream client --after-pattern 'APPEND '
