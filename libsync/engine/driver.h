@@ -187,7 +187,17 @@ enum {
 	ENGINE_FETCH_SIZE = 1u << 2,
 	ENGINE_FETCH_DATE = 1u << 3,
 	ENGINE_FETCH_BODYSTRUCTURE = 1u << 4,
-	ENGINE_FETCH_OBJECTIDS = 1u << 5, /* EMAILID, maybe THREADID (RFC 8474) */
+	ENGINE_FETCH_OBJECTIDS = 1u << 5,  /* EMAILID, maybe THREADID (RFC 8474) */
+	ENGINE_FETCH_ANNOTATION = 1u << 6, /* ANNOTATION with values (RFC 5257) */
+};
+
+/* One entry of a FETCH ANNOTATION response. */
+struct engine_fetch_annotation {
+	const char *entry; /* entry_len bytes */
+	size_t entry_len;
+	bool has_priv, has_shared; /* whether each attribute was there */
+	const char *priv, *shared; /* its value, NULL: NIL (the server has none) */
+	size_t priv_len, shared_len;
 };
 
 /* A BODY[] or BODY[HEADER] literal received whole. */
@@ -206,12 +216,15 @@ struct engine_fetch {
 	uint32_t uid;
 	unsigned present;  /* ENGINE_FETCH_* */
 	const char *flags; /* space-separated, valid flags only */
+	int flags_error;   /* FLAGS the driver could not read (-errno; not in present) */
 	uint64_t modseq;
 	uint64_t size;
 	int64_t internaldate;
 	const char *bodystructure;	/* as the server wrote it; NULL: too large */
 	const char *emailid, *threadid; /* threadid NULL: none */
 	const struct engine_body *body; /* NULL: none */
+	const struct engine_fetch_annotation *annotations;
+	size_t n_annotations;
 };
 
 void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
@@ -249,5 +262,18 @@ struct engine_status {
 };
 void engine_event_status(struct cpmsync_sync *e, const struct engine_status *st);
 
+/* The connection is ready (logged in): the run starts. */
+void engine_event_ready(struct cpmsync_sync *e);
 /* The connection closed: after LOGOUT the run ends well, else it fails. */
 void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason);
+
+/* What the engine takes now, so that a driver skips reading what would be
+ * dropped (a LIST while the engine lists MAILBOXIDs, a VANISHED of another
+ * folder, a body literal nobody asked for): ENGINE_TAKES_*. */
+enum {
+	ENGINE_TAKES_EVENTS = 1u << 0,	 /* any: none once the run ended */
+	ENGINE_TAKES_LIST = 1u << 1,	 /* engine_event_list() */
+	ENGINE_TAKES_VANISHED = 1u << 2, /* engine_event_vanished() */
+	ENGINE_TAKES_BODY = 1u << 3,	 /* engine_fetch.body */
+};
+unsigned engine_event_takes(const struct cpmsync_sync *e);

@@ -65,13 +65,12 @@ void engine_annotation_note(struct cpmsync_sync *e, uint32_t uid)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 }
 
-void engine_annotation_on_fetch(struct cpmsync_sync *e, const struct imap_fetch *f)
+void engine_annotation_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 {
 	int64_t id = 0;
 	int r;
 
-	if (!(f->present & IMAP_FETCH_UID) || !(f->present & IMAP_FETCH_ANNOTATION) ||
-	    !f->annotation_values || !e->selected_id)
+	if (!(f->present & ENGINE_FETCH_ANNOTATION) || !e->selected_id)
 		return;
 	r = store_sync_uid_to_id(e->store, e->selected_id, f->uid, &id);
 	if (r <= 0) {
@@ -80,23 +79,21 @@ void engine_annotation_on_fetch(struct cpmsync_sync *e, const struct imap_fetch 
 		return;
 	}
 	r = engine_tx_begin(e);
-	for (size_t i = 0; r >= 0 && i < f->nannotations; i++) {
-		struct imap_annotation_entry en;
+	for (size_t i = 0; r >= 0 && i < f->n_annotations; i++) {
+		const struct engine_fetch_annotation *a = &f->annotations[i];
 		_cleanup_free_ char *name = NULL;
 
-		if (imap_fetch_annotation_get(f, i, &en) < 0)
-			continue;
-		name = strndup(en.name.str, en.name.len);
+		name = strndup(a->entry, a->entry_len);
 		if (!name) {
 			r = -ENOMEM;
 			break;
 		}
-		if (en.has_priv)
-			r = store_annotation_set_server(e->store, id, name, false, en.priv.str,
-							en.priv.len);
-		if (r >= 0 && en.has_shared)
-			r = store_annotation_set_server(e->store, id, name, true, en.shared.str,
-							en.shared.len);
+		if (a->has_priv)
+			r = store_annotation_set_server(e->store, id, name, false, a->priv,
+							a->priv_len);
+		if (r >= 0 && a->has_shared)
+			r = store_annotation_set_server(e->store, id, name, true, a->shared,
+							a->shared_len);
 	}
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));

@@ -207,7 +207,7 @@ void engine_logout(struct cpmsync_sync *e);
  * cached entries of the noted messages (true: it did, next follows). */
 void engine_annotation_note(struct cpmsync_sync *e, uint32_t uid);
 bool engine_annotation_refresh(struct cpmsync_sync *e, engine_next_fn next);
-void engine_annotation_on_fetch(struct cpmsync_sync *e, const struct imap_fetch *f);
+void engine_annotation_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
 
 /* cpmsync_sync_once() over an already connected socket (tests: a scripted
  * server on a socketpair); fd is taken over. */

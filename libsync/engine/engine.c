@@ -227,9 +227,8 @@ static bool lit_begin(void *userdata, uint32_t number, const char *name, const c
 	struct body_sink *k = &e->sink;
 
 	(void)number;
-	if (e->finished || !name || strcasecmp(name, "FETCH") != 0 || !item)
-		return false;
-	if (e->fetch_kind != FK_NEW && e->fetch_kind != FK_BODY)
+	if (!(engine_event_takes(e) & ENGINE_TAKES_BODY) || !name ||
+	    strcasecmp(name, "FETCH") != 0 || !item)
 		return false;
 	if (strcasecmp(item, "BODY[]") != 0 && strcasecmp(item, "BODY[HEADER]") != 0)
 		return false;
@@ -469,14 +468,15 @@ static void fetch_body(struct cpmsync_sync *e, const struct engine_fetch *f)
 /* Are bad FLAGS in this FETCH a failure of the run?  Not while verifying
  * (replay reads sizes and dates), nor in a FETCH of bodies, nor for a
  * message below the new ones in their FETCH ("n:*" returns the last one). */
-static bool flags_matter(const struct cpmsync_sync *e, const struct imap_fetch *f)
+static bool flags_matter(const struct cpmsync_sync *e, const struct engine_fetch *f)
 {
 	switch (e->fetch_kind) {
 	case FK_VERIFY:
 	case FK_BODY:
+	case FK_ANNOTATION:
 		return false;
 	case FK_NEW:
-		if (f->present & IMAP_FETCH_RFC822_SIZE)
+		if (f->present & ENGINE_FETCH_SIZE)
 			return f->uid >= e->f.after.new_from_uid;
 		return e->selected_id != 0;
 	default:
@@ -489,6 +489,7 @@ static bool flags_matter(const struct cpmsync_sync *e, const struct imap_fetch *
 static void fetch_event(struct cpmsync_sync *e, const struct imap_fetch *f)
 {
 	_cleanup_free_ char *flags = NULL, *emailid = NULL, *threadid = NULL;
+	_cleanup_free_ struct engine_fetch_annotation *ann = NULL;
 	_cleanup_buf_ struct buf bs = BUF_INIT(1u << 20);
 	struct engine_fetch ef = { .uid = f->uid };
 	struct engine_body body;
@@ -501,9 +502,8 @@ static void fetch_event(struct cpmsync_sync *e, const struct imap_fetch *f)
 		if (r >= 0) {
 			ef.present |= ENGINE_FETCH_FLAGS;
 			ef.flags = flags;
-		} else if (flags_matter(e, f)) {
-			engine_fail(e, r, "bad FLAGS from the server for UID %u", f->uid);
-			return;
+		} else {
+			ef.flags_error = r; /* whether that matters is the engine's call */
 		}
 	}
 	if (f->present & IMAP_FETCH_MODSEQ) {
@@ -536,6 +536,31 @@ static void fetch_event(struct cpmsync_sync *e, const struct imap_fetch *f)
 		ef.emailid = emailid;
 		ef.threadid = threadid;
 	}
+	if ((f->present & IMAP_FETCH_ANNOTATION) && f->annotation_values) {
+		ann = calloc(f->nannotations ? f->nannotations : 1, sizeof(*ann));
+		if (!ann) {
+			engine_fail(e, -ENOMEM, "out of memory");
+			return;
+		}
+		for (size_t i = 0; i < f->nannotations; i++) {
+			struct imap_annotation_entry en;
+
+			if (imap_fetch_annotation_get(f, i, &en) < 0)
+				continue;
+			ann[ef.n_annotations++] = (struct engine_fetch_annotation){
+				.entry = en.name.str,
+				.entry_len = en.name.len,
+				.has_priv = en.has_priv,
+				.has_shared = en.has_shared,
+				.priv = en.priv.str,
+				.priv_len = en.priv.len,
+				.shared = en.shared.str,
+				.shared_len = en.shared.len,
+			};
+		}
+		ef.present |= ENGINE_FETCH_ANNOTATION;
+		ef.annotations = ann;
+	}
 	if (e->sink.complete) {
 		body = (struct engine_body){
 			.full = imap_fetch_find_section(f, "BODY[]") != NULL,
@@ -561,10 +586,7 @@ static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
 		engine_fail(e, r, "malformed FETCH response from the server");
 		return;
 	}
-	if (e->fetch_kind == FK_ANNOTATION)
-		engine_annotation_on_fetch(e, &f);
-	else
-		fetch_event(e, &f);
+	fetch_event(e, &f);
 	body_sink_reset(&e->sink);
 }
 
@@ -574,6 +596,10 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 {
 	if (e->finished)
 		return;
+	if (f->flags_error && flags_matter(e, f)) {
+		engine_fail(e, f->flags_error, "bad FLAGS from the server for UID %u", f->uid);
+		return;
+	}
 	switch (e->fetch_kind) {
 	case FK_VERIFY:
 		engine_replay_on_fetch(e, f);
@@ -599,7 +625,8 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		fetch_body(e, f);
 		break;
 	case FK_ANNOTATION:
-		break; /* read by on_fetch() itself, not through the driver yet */
+		engine_annotation_on_fetch(e, f);
+		break;
 	}
 }
 
@@ -734,7 +761,7 @@ static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
 	struct imap_list l;
 	int r;
 
-	if (e->listing_ids)
+	if (!(engine_event_takes(e) & ENGINE_TAKES_LIST))
 		return; /* list_ids(): the folders are known */
 	r = imap_resp_list(resp, &l);
 	if (r < 0 || !l.mailbox.str) {
@@ -912,6 +939,21 @@ static bool select_of_other_folder(const struct cpmsync_sync *e)
 	return e->f.in_select && folder_identity(e, false, 0) != PLAN_IDENTITY_SAME;
 }
 
+unsigned engine_event_takes(const struct cpmsync_sync *e)
+{
+	unsigned takes = ENGINE_TAKES_EVENTS;
+
+	if (e->finished)
+		return 0;
+	if (!e->listing_ids)
+		takes |= ENGINE_TAKES_LIST;
+	if (e->selected_id && !select_of_other_folder(e))
+		takes |= ENGINE_TAKES_VANISHED;
+	if (e->fetch_kind == FK_NEW || e->fetch_kind == FK_BODY)
+		takes |= ENGINE_TAKES_BODY;
+	return takes;
+}
+
 void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi)
 {
 	int r = rangeset_add_range(&e->search, lo, hi);
@@ -965,7 +1007,7 @@ static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp
 	struct imap_vanished v;
 	int r;
 
-	if (!e->selected_id || select_of_other_folder(e))
+	if (!(engine_event_takes(e) & ENGINE_TAKES_VANISHED))
 		return;
 	imap_vanished_init(&v);
 	r = imap_resp_vanished(resp, &v);
@@ -1026,7 +1068,7 @@ static void untagged_cb(struct imap_client *client, const struct imap_response *
 	uint32_t n;
 
 	(void)client;
-	if (e->finished || resp->kind != IMAP_RESP_UNTAGGED) {
+	if (!engine_event_takes(e) || resp->kind != IMAP_RESP_UNTAGGED) {
 		body_sink_reset(&e->sink);
 		return;
 	}
@@ -1437,18 +1479,26 @@ void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason)
 		    reason ? reason : cpmsync_strerror(r < 0 ? r : -CPMSYNC_E_DISCONNECTED));
 }
 
+void engine_event_ready(struct cpmsync_sync *e)
+{
+	if (e->finished)
+		return;
+	if (e->logging_out) {
+		engine_event_closed(e, 0, NULL);
+		return;
+	}
+	log_debug(CAT, "%s: connected", e->account_name);
+	start_run(e);
+}
+
 static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	if (e->finished)
-		return;
-	if (!e->logging_out && r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
-		log_debug(CAT, "%s: connected", e->account_name);
-		start_run(e);
-		return;
-	}
-	engine_event_closed(e, r, reason);
+	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY)
+		engine_event_ready(e);
+	else
+		engine_event_closed(e, r, reason);
 }
 
 /* ------------------------------------------------------------------ */
