@@ -3,20 +3,26 @@
  * The engine driver (driver.h) on imap-client: each operation is one
  * command built here; its tagged reply is decoded into an engine_reply
  * (response code, the one new UID of APPENDUID/COPYUID, the MODIFIED
- * set).  Untagged data reaches the engine through engine.c's untagged
- * handler, which turns it into engine_event_*() calls.
+ * set).  What the server says on its own (untagged data, the literals
+ * of bodies streamed as they come, the connection's state) becomes
+ * engine_event_*() calls here too (engine_driver_imap_callbacks).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 
 #include "engine/driver.h"
 #include "imap/imap-ns.h"
+#include "util/flags.h"
 #include "util/macro.h"
 
 /* A command in flight: where its reply goes. */
@@ -433,7 +439,414 @@ static const struct engine_driver_ops imap_ops = {
 	.logout = drv_logout,
 };
 
+/* ------------------------------------------------------------------ */
+/* What the server says on its own: engine_event_*() */
+
+static void body_sink_reset(struct body_sink *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	buf_reset(&k->mem);
+	*k = (struct body_sink){ .mem = k->mem, .fd = -1 };
+}
+
+/* Streaming literals (bodies) */
+
+static bool lit_begin(void *userdata, uint32_t number, const char *name, const char *item,
+		      uint64_t size)
+{
+	struct engine_driver_imap *d = userdata;
+	struct cpmsync_sync *e = d->base.engine;
+	struct body_sink *k = &d->sink;
+
+	(void)number;
+	if (!(engine_event_takes(e) & ENGINE_TAKES_BODY) || !name ||
+	    strcasecmp(name, "FETCH") != 0 || !item)
+		return false;
+	if (strcasecmp(item, "BODY[]") != 0 && strcasecmp(item, "BODY[HEADER]") != 0)
+		return false;
+	body_sink_reset(k);
+	k->active = true;
+	k->size = size;
+	if (size > ENGINE_BODY_MEM_MAX) {
+		const char *dir = getenv("TMPDIR");
+
+		k->fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (k->fd < 0)
+			k->error = -errno;
+	}
+	return true;
+}
+
+static int lit_data(void *userdata, const void *data, size_t len)
+{
+	struct engine_driver_imap *d = userdata;
+	struct body_sink *k = &d->sink;
+	int r;
+
+	if (!k->active || k->error)
+		return 0;
+	if (k->mem.len < ENGINE_BODY_MEM_MAX) {
+		size_t room = ENGINE_BODY_MEM_MAX - k->mem.len;
+
+		r = buf_append(&k->mem, data, len < room ? len : room);
+		if (r < 0)
+			k->error = r;
+	}
+	if (k->fd >= 0) {
+		r = cpmsync_write_all(k->fd, data, len);
+		if (r < 0)
+			k->error = r;
+	}
+	k->written += len;
+	return 0;
+}
+
+static void lit_end(void *userdata)
+{
+	struct engine_driver_imap *d = userdata;
+
+	if (d->sink.active)
+		d->sink.complete = true;
+}
+
+static int flags_string(const struct imap_flags *fl, char **ret)
+{
+	const char *v[256];
+	size_t n = 0;
+
+	if (fl->count > ARRAY_SIZE(v))
+		return -CPMSYNC_E_PROTOCOL;
+	for (size_t i = 0; i < fl->count; i++) {
+		const struct imap_arg *a = &fl->args[i];
+
+		/* Flags we cannot represent (not flag_valid) are skipped,
+		 * never fatal: a server may use odd keywords. */
+		if (a->type != IMAP_ARG_ATOM || !flag_valid(a->u.s.str, a->u.s.len))
+			continue;
+		v[n++] = a->u.s.str;
+	}
+	return flags_from_list(v, n, ret);
+}
+
+/* A FETCH response as engine_event_fetch() takes it (the imap-client
+ * side: the streamed literal, d->sink, is its body). */
+static void fetch_event(struct engine_driver_imap *d, const struct imap_fetch *f)
+{
+	struct cpmsync_sync *e = d->base.engine;
+	_cleanup_free_ char *flags = NULL, *emailid = NULL, *threadid = NULL;
+	_cleanup_free_ struct engine_fetch_annotation *ann = NULL;
+	_cleanup_buf_ struct buf bs = BUF_INIT(1u << 20);
+	struct engine_fetch ef = { .uid = f->uid };
+	struct engine_body body;
+	int r;
+
+	if (!(f->present & IMAP_FETCH_UID))
+		return;
+	if (f->present & IMAP_FETCH_FLAGS) {
+		r = flags_string(&f->flags, &flags);
+		if (r >= 0) {
+			ef.present |= ENGINE_FETCH_FLAGS;
+			ef.flags = flags;
+		} else {
+			ef.flags_error = r; /* whether that matters is the engine's call */
+		}
+	}
+	if (f->present & IMAP_FETCH_MODSEQ) {
+		ef.present |= ENGINE_FETCH_MODSEQ;
+		ef.modseq = f->modseq;
+	}
+	if (f->present & IMAP_FETCH_RFC822_SIZE) {
+		ef.present |= ENGINE_FETCH_SIZE;
+		ef.size = f->rfc822_size;
+	}
+	if (f->present & IMAP_FETCH_INTERNALDATE) {
+		ef.present |= ENGINE_FETCH_DATE;
+		ef.internaldate = (int64_t)f->internaldate;
+	}
+	if ((f->present & IMAP_FETCH_BODYSTRUCTURE) && f->bodystructure) {
+		ef.present |= ENGINE_FETCH_BODYSTRUCTURE;
+		(void)imap_arg_write(&bs, f->bodystructure); /* too large: not kept */
+		ef.bodystructure = bs.len ? bs.data : NULL;
+	}
+	if ((f->present & IMAP_FETCH_EMAILID) && f->emailid.str) {
+		emailid = strndup(f->emailid.str, f->emailid.len);
+		if ((f->present & IMAP_FETCH_THREADID) && f->threadid.str)
+			threadid = strndup(f->threadid.str, f->threadid.len);
+		if (!emailid ||
+		    ((f->present & IMAP_FETCH_THREADID) && f->threadid.str && !threadid)) {
+			engine_event_error(e, -ENOMEM, "store: out of memory");
+			return;
+		}
+		ef.present |= ENGINE_FETCH_OBJECTIDS;
+		ef.emailid = emailid;
+		ef.threadid = threadid;
+	}
+	if ((f->present & IMAP_FETCH_ANNOTATION) && f->annotation_values) {
+		ann = calloc(f->nannotations ? f->nannotations : 1, sizeof(*ann));
+		if (!ann) {
+			engine_event_error(e, -ENOMEM, "out of memory");
+			return;
+		}
+		for (size_t i = 0; i < f->nannotations; i++) {
+			struct imap_annotation_entry en;
+
+			if (imap_fetch_annotation_get(f, i, &en) < 0)
+				continue;
+			ann[ef.n_annotations++] = (struct engine_fetch_annotation){
+				.entry = en.name.str,
+				.entry_len = en.name.len,
+				.has_priv = en.has_priv,
+				.has_shared = en.has_shared,
+				.priv = en.priv.str,
+				.priv_len = en.priv.len,
+				.shared = en.shared.str,
+				.shared_len = en.shared.len,
+			};
+		}
+		ef.present |= ENGINE_FETCH_ANNOTATION;
+		ef.annotations = ann;
+	}
+	if (d->sink.complete) {
+		body = (struct engine_body){
+			.full = imap_fetch_find_section(f, "BODY[]") != NULL,
+			.size = d->sink.size,
+			.head = d->sink.mem.data,
+			.head_len = d->sink.mem.len,
+			.fd = d->sink.fd,
+			.len = d->sink.written,
+			.error = d->sink.error,
+		};
+		ef.body = &body;
+	}
+	engine_event_fetch(e, &ef);
+}
+
+static void on_fetch(struct engine_driver_imap *d, const struct imap_response *resp)
+{
+	struct imap_fetch f;
+	int r;
+
+	r = imap_resp_fetch(resp, &f);
+	if (r < 0) {
+		engine_event_error(d->base.engine, r, "malformed FETCH response from the server");
+		return;
+	}
+	fetch_event(d, &f);
+	body_sink_reset(&d->sink);
+}
+
+/* The imap-client side of engine_event_list(): the name made local. */
+static void on_list(struct engine_driver_imap *d, const struct imap_response *resp)
+{
+	struct cpmsync_sync *e = d->base.engine;
+	struct buf name = BUF_INIT(4096);
+	struct engine_list el;
+	struct imap_list l;
+	int r;
+
+	if (!(engine_event_takes(e) & ENGINE_TAKES_LIST))
+		return; /* list_ids(): the folders are known */
+	r = imap_resp_list(resp, &l);
+	if (r < 0 || !l.mailbox.str) {
+		engine_event_error(e, r < 0 ? r : -CPMSYNC_E_PROTOCOL, "malformed LIST response");
+		goto out;
+	}
+	if (l.delimiter && !d->delimiter) {
+		d->delimiter = l.delimiter;
+		imap_client_set_delimiter(*d->clientp, l.delimiter);
+	}
+	r = imap_client_mailbox_to_local(*d->clientp, l.mailbox.str, l.mailbox.len,
+					 l.delimiter ? l.delimiter : '/', &name);
+	if (r == -ENOENT) /* another namespace, hidden */
+		goto out;
+	el = (struct engine_list){ .name = r < 0 ? NULL : name.data,
+				   .name_error = r < 0 ? r : 0,
+				   .raw = l.mailbox.str,
+				   .raw_len = l.mailbox.len,
+				   .attrs = l.attrs };
+	engine_event_list(e, &el);
+out:
+	buf_free(&name);
+}
+
+/* The imap-client side of engine_event_status(). */
+static void on_status(struct engine_driver_imap *d, const struct imap_response *resp)
+{
+	struct buf name = BUF_INIT(4096);
+	struct imap_status_data st;
+
+	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
+		return;
+	if (imap_client_mailbox_to_local(*d->clientp, st.mailbox.str, st.mailbox.len,
+					 d->delimiter ? d->delimiter : '/', &name) >= 0)
+		engine_event_status(d->base.engine, &(struct engine_status){
+							    .name = name.data,
+							    .present = st.present,
+							    .uidvalidity = st.uidvalidity,
+							    .uidnext = st.uidnext,
+							    .messages = st.messages,
+							    .highestmodseq = st.highestmodseq,
+							    .mailboxid = st.mailboxid.str,
+							    .mailboxid_len = st.mailboxid.len,
+						    });
+	buf_free(&name);
+}
+
+static void on_status_code(struct engine_driver_imap *d, const struct imap_response *resp)
+{
+	struct cpmsync_sync *e = d->base.engine;
+
+	if (!resp->code || imap_resp_code_parse(resp, &d->code) < 0)
+		return;
+	switch (d->code.code) {
+	case IMAP_CODE_UIDVALIDITY:
+	case IMAP_CODE_UIDNEXT:
+		engine_event_code(e, d->code.code, d->code.num);
+		break;
+	case IMAP_CODE_HIGHESTMODSEQ:
+		engine_event_code(e, d->code.code, d->code.num64);
+		break;
+	case IMAP_CODE_NOMODSEQ:
+		engine_event_code(e, d->code.code, 0);
+		break;
+	case IMAP_CODE_MAILBOXID:
+		if (d->code.objectid.str)
+			engine_event_mailboxid(e, d->code.objectid.str, d->code.objectid.len);
+		break;
+	case IMAP_CODE_COPYUID:
+		/* MOVE reports it untagged (RFC 6851 4.3); one message at a
+		 * time, so the destination set is one UID. */
+		if (d->code.set2.n == 1 && d->code.set2.r[0].lo == d->code.set2.r[0].hi)
+			engine_event_code(e, d->code.code, d->code.set2.r[0].lo);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The imap-client side of engine_event_vanished(). */
+static void on_vanished(struct engine_driver_imap *d, const struct imap_response *resp)
+{
+	struct cpmsync_sync *e = d->base.engine;
+	struct imap_vanished v;
+	int r;
+
+	if (!(engine_event_takes(e) & ENGINE_TAKES_VANISHED))
+		return;
+	imap_vanished_init(&v);
+	r = imap_resp_vanished(resp, &v);
+	if (r < 0)
+		engine_event_error(e, r, "malformed VANISHED response");
+	else
+		engine_event_vanished(e, v.earlier, &v.uids);
+	imap_vanished_free(&v);
+}
+
+static void on_search(struct engine_driver_imap *d, const struct imap_response *resp, bool esearch)
+{
+	struct cpmsync_sync *e = d->base.engine;
+	int r;
+
+	if (esearch) {
+		struct imap_esearch es;
+
+		imap_esearch_init(&es);
+		r = imap_resp_esearch(resp, &es);
+		for (size_t i = 0; r >= 0 && i < es.all.n; i++)
+			engine_event_search(e, es.all.r[i].lo, es.all.r[i].hi);
+		imap_esearch_free(&es);
+	} else {
+		struct imap_search s;
+
+		imap_search_init(&s);
+		r = imap_resp_search(resp, &s);
+		for (size_t i = 0; r >= 0 && i < s.nums.n; i++)
+			engine_event_search(e, s.nums.r[i].lo, s.nums.r[i].hi);
+		imap_search_free(&s);
+	}
+	if (r < 0)
+		engine_event_error(e, r, "malformed SEARCH response");
+}
+
+static void untagged_cb(struct imap_client *client, const struct imap_response *resp,
+			void *userdata)
+{
+	struct engine_driver_imap *d = userdata;
+	struct cpmsync_sync *e = d->base.engine;
+	uint32_t n;
+
+	(void)client;
+	if (!engine_event_takes(e) || resp->kind != IMAP_RESP_UNTAGGED) {
+		body_sink_reset(&d->sink);
+		return;
+	}
+	switch (imap_resp_type(resp)) {
+	case IMAP_RT_FETCH:
+		on_fetch(d, resp);
+		return;
+	case IMAP_RT_LIST:
+		on_list(d, resp);
+		break;
+	case IMAP_RT_STATUS:
+		on_status(d, resp);
+		break;
+	case IMAP_RT_VANISHED:
+		on_vanished(d, resp);
+		break;
+	case IMAP_RT_EXISTS:
+		if (imap_resp_exists(resp, &n) == 0)
+			engine_event_exists(e, n);
+		break;
+	case IMAP_RT_EXPUNGE:
+		engine_event_expunge(e);
+		break;
+	case IMAP_RT_SEARCH:
+		on_search(d, resp, false);
+		break;
+	case IMAP_RT_ESEARCH:
+		on_search(d, resp, true);
+		break;
+	case IMAP_RT_OTHER:
+		if (resp->status == IMAP_STATUS_OK)
+			on_status_code(d, resp);
+		break;
+	default:
+		break;
+	}
+	body_sink_reset(&d->sink);
+}
+
+static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
+{
+	struct engine_driver_imap *d = userdata;
+	struct cpmsync_sync *e = d->base.engine;
+
+	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY)
+		engine_event_ready(e);
+	else
+		engine_event_closed(e, r, reason);
+}
+
+const struct imap_client_callbacks engine_driver_imap_callbacks = {
+	.state = state_cb,
+	.untagged = untagged_cb,
+	.literals = { .literal_begin = lit_begin,
+		      .literal_data = lit_data,
+		      .literal_end = lit_end },
+};
+
 void engine_driver_imap_init(struct engine_driver_imap *d, struct imap_client **clientp)
 {
 	*d = (struct engine_driver_imap){ .base = { .ops = &imap_ops }, .clientp = clientp };
+	d->sink.fd = -1;
+	buf_init(&d->sink.mem, ENGINE_BODY_MEM_MAX + 1);
+	imap_resp_code_init(&d->code);
+}
+
+void engine_driver_imap_fini(struct engine_driver_imap *d)
+{
+	body_sink_reset(&d->sink);
+	buf_free(&d->sink.mem);
+	imap_resp_code_free(&d->code);
 }

@@ -6,7 +6,9 @@
  * commands the engine issues are calls on a table of operations with typed
  * replies, and what the server says on its own (untagged data) comes back
  * through the engine_event_*() functions.  driver-imap.c implements the
- * table on imap-client; tests/unit/test-engine-replay.c implements a
+ * table on imap-client and turns its untagged responses, streamed body
+ * literals and connection state into those events (engine.c holds no
+ * imap-client callback); tests/unit/test-engine-replay.c implements a
  * scripted one, so the engine's decisions are tested without a server.
  *
  * Through the table today: replay (engine-replay.c: every journal
@@ -171,13 +173,33 @@ struct engine_driver {
 	struct cpmsync_sync *engine; /* set by the engine: where events go */
 };
 
+/* Body bytes kept in memory before spilling to a temporary file. */
+#define ENGINE_BODY_MEM_MAX (1u << 20)
+
+/* A streamed literal (BODY[] or BODY[HEADER]) being received. */
+struct body_sink {
+	bool active, complete;
+	uint64_t size;	/* announced */
+	struct buf mem; /* the first ENGINE_BODY_MEM_MAX bytes */
+	int fd;		/* the whole literal, once it is larger (-1: none) */
+	uint64_t written;
+	int error;
+};
+
 /* The real driver, on the connection *clientp (the engine's, which may
  * change hands). */
 struct engine_driver_imap {
 	struct engine_driver base;
 	struct imap_client **clientp;
+	char delimiter;		    /* of the first LIST response that had one */
+	struct body_sink sink;	    /* the body of the FETCH response being read */
+	struct imap_resp_code code; /* scratch */
 };
 void engine_driver_imap_init(struct engine_driver_imap *d, struct imap_client **clientp);
+void engine_driver_imap_fini(struct engine_driver_imap *d);
+/* The connection's callbacks, with the driver as their userdata: they
+ * turn what the server says into engine_event_*() of d->base.engine. */
+extern const struct imap_client_callbacks engine_driver_imap_callbacks;
 
 /* --- events: what a driver reports to the engine --- */
 
@@ -262,6 +284,9 @@ struct engine_status {
 };
 void engine_event_status(struct cpmsync_sync *e, const struct engine_status *st);
 
+/* The server said what the driver cannot read (a malformed response): the
+ * run fails with reason. */
+void engine_event_error(struct cpmsync_sync *e, int r, const char *reason);
 /* The connection is ready (logged in): the run starts. */
 void engine_event_ready(struct cpmsync_sync *e);
 /* The connection closed: after LOGOUT the run ends well, else it fails. */

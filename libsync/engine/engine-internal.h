@@ -31,8 +31,6 @@
 #define ENGINE_BATCH_ROWS 2000
 /* Body bytes per transaction. */
 #define ENGINE_BATCH_BYTES (32u << 20)
-/* Body bytes kept in memory before spilling to a temporary file. */
-#define ENGINE_BODY_MEM_MAX (1u << 20)
 /* Most folders one account may list (a broken or hostile server could
  * list without end). */
 #define ENGINE_MAX_FOLDERS 100000
@@ -46,16 +44,6 @@ enum fetch_kind {
 	FK_BODY,       /* bodies of known messages */
 	FK_VERIFY,     /* candidates for an interrupted APPEND/COPY: size + date */
 	FK_ANNOTATION, /* cached annotations of changed messages (engine-annotation.c) */
-};
-
-/* A streamed literal (BODY[] or BODY[HEADER]) being received. */
-struct body_sink {
-	bool active, complete;
-	uint64_t size;	/* announced */
-	struct buf mem; /* the first ENGINE_BODY_MEM_MAX bytes */
-	int fd;		/* the whole literal, once it is larger (-1: none) */
-	uint64_t written;
-	int error;
 };
 
 struct remote_folder {
@@ -152,8 +140,7 @@ struct cpmsync_sync {
 	size_t n_queue, queue_pos;
 	int64_t *only; /* engine_sync_only(): these folders, no LIST */
 	size_t n_only;
-	bool only_run; /* the queue is those folders */
-	char delimiter;
+	bool only_run;		 /* the queue is those folders */
 	unsigned status_pending; /* STATUS commands in flight (no LIST-STATUS) */
 	bool ids_pending;	 /* the LIST of MAILBOXIDs (engine.c list_ids()) was sent */
 	bool listing_ids;	 /* and its responses are coming (the first LIST is done) */
@@ -161,7 +148,6 @@ struct cpmsync_sync {
 	/* Folder sync. */
 	struct folder_ctx f;
 	enum fetch_kind fetch_kind;
-	struct body_sink sink;
 	struct store_batch batch; /* the open write transaction, if any */
 	uint32_t batch_rows;
 	uint64_t batch_bytes;
@@ -169,9 +155,8 @@ struct cpmsync_sync {
 	uint64_t selected_hms;
 	uint32_t selected_uidnext;
 
-	struct rangeset search;	    /* SEARCH/ESEARCH results */
-	struct imap_resp_code code; /* scratch */
-	void *replay;		    /* engine-replay.c's state */
+	struct rangeset search; /* SEARCH/ESEARCH results */
+	void *replay;		/* engine-replay.c's state */
 	/* What engine_select() does when the server refuses the SELECT
 	 * (res: the refusal; logged, and the run goes on): skip, or record
 	 * as refused, what needed the folder. */

@@ -13,22 +13,18 @@
  * before it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cpmsync/error.h>
-#include <cpmsync/io.h>
 
 #include "engine/engine-internal.h"
 #include "imap/imap-utf7.h"
 #include "store/store.h"
-#include "util/flags.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
@@ -58,14 +54,6 @@ void engine_fail(struct cpmsync_sync *e, int r, const char *fmt, ...)
 	engine_finish(e);
 }
 
-static void body_sink_reset(struct body_sink *k)
-{
-	if (k->fd >= 0)
-		close(k->fd);
-	buf_reset(&k->mem);
-	*k = (struct body_sink){ .mem = k->mem, .fd = -1 };
-}
-
 static void engine_free(struct cpmsync_sync *e)
 {
 	engine_replay_free(e);
@@ -85,9 +73,7 @@ static void engine_free(struct cpmsync_sync *e)
 	rangeset_free(&e->f.ann_uids);
 	rangeset_free(&e->search);
 	rangeset_free(&e->fast_vanished);
-	imap_resp_code_free(&e->code);
-	body_sink_reset(&e->sink);
-	buf_free(&e->sink.mem);
+	engine_driver_imap_fini(&e->imap_drv);
 	if (e->patterns)
 		for (size_t i = 0; e->patterns[i]; i++)
 			free(e->patterns[i]);
@@ -218,64 +204,7 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 }
 
 /* ------------------------------------------------------------------ */
-/* Streaming literals (bodies) */
-
-static bool lit_begin(void *userdata, uint32_t number, const char *name, const char *item,
-		      uint64_t size)
-{
-	struct cpmsync_sync *e = userdata;
-	struct body_sink *k = &e->sink;
-
-	(void)number;
-	if (!(engine_event_takes(e) & ENGINE_TAKES_BODY) || !name ||
-	    strcasecmp(name, "FETCH") != 0 || !item)
-		return false;
-	if (strcasecmp(item, "BODY[]") != 0 && strcasecmp(item, "BODY[HEADER]") != 0)
-		return false;
-	body_sink_reset(k);
-	k->active = true;
-	k->size = size;
-	if (size > ENGINE_BODY_MEM_MAX) {
-		const char *dir = getenv("TMPDIR");
-
-		k->fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (k->fd < 0)
-			k->error = -errno;
-	}
-	return true;
-}
-
-static int lit_data(void *userdata, const void *data, size_t len)
-{
-	struct cpmsync_sync *e = userdata;
-	struct body_sink *k = &e->sink;
-	int r;
-
-	if (!k->active || k->error)
-		return 0;
-	if (k->mem.len < ENGINE_BODY_MEM_MAX) {
-		size_t room = ENGINE_BODY_MEM_MAX - k->mem.len;
-
-		r = buf_append(&k->mem, data, len < room ? len : room);
-		if (r < 0)
-			k->error = r;
-	}
-	if (k->fd >= 0) {
-		r = cpmsync_write_all(k->fd, data, len);
-		if (r < 0)
-			k->error = r;
-	}
-	k->written += len;
-	return 0;
-}
-
-static void lit_end(void *userdata)
-{
-	struct cpmsync_sync *e = userdata;
-
-	if (e->sink.active)
-		e->sink.complete = true;
-}
+/* Bodies */
 
 /* Stores b as the body of message id. */
 static int body_store(struct cpmsync_sync *e, const struct engine_body *b, int64_t id)
@@ -292,26 +221,7 @@ static int body_store(struct cpmsync_sync *e, const struct engine_body *b, int64
 }
 
 /* ------------------------------------------------------------------ */
-/* Untagged responses */
-
-static int flags_string(const struct imap_flags *fl, char **ret)
-{
-	const char *v[256];
-	size_t n = 0;
-
-	if (fl->count > ARRAY_SIZE(v))
-		return -CPMSYNC_E_PROTOCOL;
-	for (size_t i = 0; i < fl->count; i++) {
-		const struct imap_arg *a = &fl->args[i];
-
-		/* Flags we cannot represent (not flag_valid) are skipped,
-		 * never fatal: a server may use odd keywords. */
-		if (a->type != IMAP_ARG_ATOM || !flag_valid(a->u.s.str, a->u.s.len))
-			continue;
-		v[n++] = a->u.s.str;
-	}
-	return flags_from_list(v, n, ret);
-}
+/* Events from the driver (driver.h) */
 
 /* A FETCH of flags (a flag pass, a QRESYNC SELECT, replay's re-read, or
  * unsolicited): merged three-way into the store. */
@@ -484,112 +394,6 @@ static bool flags_matter(const struct cpmsync_sync *e, const struct engine_fetch
 	}
 }
 
-/* A FETCH response as engine_event_fetch() takes it (the imap-client
- * side: the streamed literal, e->sink, is its body). */
-static void fetch_event(struct cpmsync_sync *e, const struct imap_fetch *f)
-{
-	_cleanup_free_ char *flags = NULL, *emailid = NULL, *threadid = NULL;
-	_cleanup_free_ struct engine_fetch_annotation *ann = NULL;
-	_cleanup_buf_ struct buf bs = BUF_INIT(1u << 20);
-	struct engine_fetch ef = { .uid = f->uid };
-	struct engine_body body;
-	int r;
-
-	if (!(f->present & IMAP_FETCH_UID))
-		return;
-	if (f->present & IMAP_FETCH_FLAGS) {
-		r = flags_string(&f->flags, &flags);
-		if (r >= 0) {
-			ef.present |= ENGINE_FETCH_FLAGS;
-			ef.flags = flags;
-		} else {
-			ef.flags_error = r; /* whether that matters is the engine's call */
-		}
-	}
-	if (f->present & IMAP_FETCH_MODSEQ) {
-		ef.present |= ENGINE_FETCH_MODSEQ;
-		ef.modseq = f->modseq;
-	}
-	if (f->present & IMAP_FETCH_RFC822_SIZE) {
-		ef.present |= ENGINE_FETCH_SIZE;
-		ef.size = f->rfc822_size;
-	}
-	if (f->present & IMAP_FETCH_INTERNALDATE) {
-		ef.present |= ENGINE_FETCH_DATE;
-		ef.internaldate = (int64_t)f->internaldate;
-	}
-	if ((f->present & IMAP_FETCH_BODYSTRUCTURE) && f->bodystructure) {
-		ef.present |= ENGINE_FETCH_BODYSTRUCTURE;
-		(void)imap_arg_write(&bs, f->bodystructure); /* too large: not kept */
-		ef.bodystructure = bs.len ? bs.data : NULL;
-	}
-	if ((f->present & IMAP_FETCH_EMAILID) && f->emailid.str) {
-		emailid = strndup(f->emailid.str, f->emailid.len);
-		if ((f->present & IMAP_FETCH_THREADID) && f->threadid.str)
-			threadid = strndup(f->threadid.str, f->threadid.len);
-		if (!emailid ||
-		    ((f->present & IMAP_FETCH_THREADID) && f->threadid.str && !threadid)) {
-			engine_fail(e, -ENOMEM, "store: out of memory");
-			return;
-		}
-		ef.present |= ENGINE_FETCH_OBJECTIDS;
-		ef.emailid = emailid;
-		ef.threadid = threadid;
-	}
-	if ((f->present & IMAP_FETCH_ANNOTATION) && f->annotation_values) {
-		ann = calloc(f->nannotations ? f->nannotations : 1, sizeof(*ann));
-		if (!ann) {
-			engine_fail(e, -ENOMEM, "out of memory");
-			return;
-		}
-		for (size_t i = 0; i < f->nannotations; i++) {
-			struct imap_annotation_entry en;
-
-			if (imap_fetch_annotation_get(f, i, &en) < 0)
-				continue;
-			ann[ef.n_annotations++] = (struct engine_fetch_annotation){
-				.entry = en.name.str,
-				.entry_len = en.name.len,
-				.has_priv = en.has_priv,
-				.has_shared = en.has_shared,
-				.priv = en.priv.str,
-				.priv_len = en.priv.len,
-				.shared = en.shared.str,
-				.shared_len = en.shared.len,
-			};
-		}
-		ef.present |= ENGINE_FETCH_ANNOTATION;
-		ef.annotations = ann;
-	}
-	if (e->sink.complete) {
-		body = (struct engine_body){
-			.full = imap_fetch_find_section(f, "BODY[]") != NULL,
-			.size = e->sink.size,
-			.head = e->sink.mem.data,
-			.head_len = e->sink.mem.len,
-			.fd = e->sink.fd,
-			.len = e->sink.written,
-			.error = e->sink.error,
-		};
-		ef.body = &body;
-	}
-	engine_event_fetch(e, &ef);
-}
-
-static void on_fetch(struct cpmsync_sync *e, const struct imap_response *resp)
-{
-	struct imap_fetch f;
-	int r;
-
-	r = imap_resp_fetch(resp, &f);
-	if (r < 0) {
-		engine_fail(e, r, "malformed FETCH response from the server");
-		return;
-	}
-	fetch_event(e, &f);
-	body_sink_reset(&e->sink);
-}
-
 static bool select_of_other_folder(const struct cpmsync_sync *e);
 
 void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
@@ -753,39 +557,6 @@ void engine_event_list(struct cpmsync_sync *e, const struct engine_list *l)
 	rf->special_use = su ? strdup(su) : NULL;
 }
 
-/* The imap-client side of engine_event_list(): the name made local. */
-static void on_list(struct cpmsync_sync *e, const struct imap_response *resp)
-{
-	struct buf name = BUF_INIT(4096);
-	struct engine_list el;
-	struct imap_list l;
-	int r;
-
-	if (!(engine_event_takes(e) & ENGINE_TAKES_LIST))
-		return; /* list_ids(): the folders are known */
-	r = imap_resp_list(resp, &l);
-	if (r < 0 || !l.mailbox.str) {
-		engine_fail(e, r < 0 ? r : -CPMSYNC_E_PROTOCOL, "malformed LIST response");
-		goto out;
-	}
-	if (l.delimiter && !e->delimiter) {
-		e->delimiter = l.delimiter;
-		imap_client_set_delimiter(e->client, l.delimiter);
-	}
-	r = imap_client_mailbox_to_local(e->client, l.mailbox.str, l.mailbox.len,
-					 l.delimiter ? l.delimiter : '/', &name);
-	if (r == -ENOENT) /* another namespace, hidden */
-		goto out;
-	el = (struct engine_list){ .name = r < 0 ? NULL : name.data,
-				   .name_error = r < 0 ? r : 0,
-				   .raw = l.mailbox.str,
-				   .raw_len = l.mailbox.len,
-				   .attrs = l.attrs };
-	engine_event_list(e, &el);
-out:
-	buf_free(&name);
-}
-
 void engine_event_status(struct cpmsync_sync *e, const struct engine_status *st)
 {
 	struct remote_folder *rf;
@@ -815,59 +586,6 @@ void engine_event_status(struct cpmsync_sync *e, const struct engine_status *st)
 		rf->p.messages = st->messages;
 		rf->p.highestmodseq =
 			(st->present & IMAP_STATUS_ITEM_HIGHESTMODSEQ) ? st->highestmodseq : 0;
-	}
-}
-
-/* The imap-client side of engine_event_status(). */
-static void on_status(struct cpmsync_sync *e, const struct imap_response *resp)
-{
-	struct buf name = BUF_INIT(4096);
-	struct imap_status_data st;
-
-	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
-		return;
-	if (imap_client_mailbox_to_local(e->client, st.mailbox.str, st.mailbox.len,
-					 e->delimiter ? e->delimiter : '/', &name) >= 0)
-		engine_event_status(e, &(struct engine_status){
-					       .name = name.data,
-					       .present = st.present,
-					       .uidvalidity = st.uidvalidity,
-					       .uidnext = st.uidnext,
-					       .messages = st.messages,
-					       .highestmodseq = st.highestmodseq,
-					       .mailboxid = st.mailboxid.str,
-					       .mailboxid_len = st.mailboxid.len,
-				       });
-	buf_free(&name);
-}
-
-static void on_status_code(struct cpmsync_sync *e, const struct imap_response *resp)
-{
-	if (!resp->code || imap_resp_code_parse(resp, &e->code) < 0)
-		return;
-	switch (e->code.code) {
-	case IMAP_CODE_UIDVALIDITY:
-	case IMAP_CODE_UIDNEXT:
-		engine_event_code(e, e->code.code, e->code.num);
-		break;
-	case IMAP_CODE_HIGHESTMODSEQ:
-		engine_event_code(e, e->code.code, e->code.num64);
-		break;
-	case IMAP_CODE_NOMODSEQ:
-		engine_event_code(e, e->code.code, 0);
-		break;
-	case IMAP_CODE_MAILBOXID:
-		if (e->code.objectid.str)
-			engine_event_mailboxid(e, e->code.objectid.str, e->code.objectid.len);
-		break;
-	case IMAP_CODE_COPYUID:
-		/* MOVE reports it untagged (RFC 6851 4.3); one message at a
-		 * time, so the destination set is one UID. */
-		if (e->code.set2.n == 1 && e->code.set2.r[0].lo == e->code.set2.r[0].hi)
-			engine_event_code(e, e->code.code, e->code.set2.r[0].lo);
-		break;
-	default:
-		break;
 	}
 }
 
@@ -1001,23 +719,6 @@ void engine_event_vanished(struct cpmsync_sync *e, bool earlier, const struct ra
 	engine_tx_tick(e, false);
 }
 
-/* The imap-client side of engine_event_vanished(). */
-static void on_vanished(struct cpmsync_sync *e, const struct imap_response *resp)
-{
-	struct imap_vanished v;
-	int r;
-
-	if (!(engine_event_takes(e) & ENGINE_TAKES_VANISHED))
-		return;
-	imap_vanished_init(&v);
-	r = imap_resp_vanished(resp, &v);
-	if (r < 0)
-		engine_fail(e, r, "malformed VANISHED response");
-	else
-		engine_event_vanished(e, v.earlier, &v.uids);
-	imap_vanished_free(&v);
-}
-
 void engine_event_exists(struct cpmsync_sync *e, uint32_t n)
 {
 	e->f.exists = n;
@@ -1034,78 +735,6 @@ void engine_event_expunge(struct cpmsync_sync *e)
 			e->fast_exists--;
 		fast_news_after(e);
 	}
-}
-
-static void on_search(struct cpmsync_sync *e, const struct imap_response *resp, bool esearch)
-{
-	int r;
-
-	if (esearch) {
-		struct imap_esearch es;
-
-		imap_esearch_init(&es);
-		r = imap_resp_esearch(resp, &es);
-		for (size_t i = 0; r >= 0 && i < es.all.n; i++)
-			r = rangeset_add_range(&e->search, es.all.r[i].lo, es.all.r[i].hi);
-		imap_esearch_free(&es);
-	} else {
-		struct imap_search s;
-
-		imap_search_init(&s);
-		r = imap_resp_search(resp, &s);
-		for (size_t i = 0; r >= 0 && i < s.nums.n; i++)
-			r = rangeset_add_range(&e->search, s.nums.r[i].lo, s.nums.r[i].hi);
-		imap_search_free(&s);
-	}
-	if (r < 0)
-		engine_fail(e, r, "malformed SEARCH response");
-}
-
-static void untagged_cb(struct imap_client *client, const struct imap_response *resp,
-			void *userdata)
-{
-	struct cpmsync_sync *e = userdata;
-	uint32_t n;
-
-	(void)client;
-	if (!engine_event_takes(e) || resp->kind != IMAP_RESP_UNTAGGED) {
-		body_sink_reset(&e->sink);
-		return;
-	}
-	switch (imap_resp_type(resp)) {
-	case IMAP_RT_FETCH:
-		on_fetch(e, resp);
-		return;
-	case IMAP_RT_LIST:
-		on_list(e, resp);
-		break;
-	case IMAP_RT_STATUS:
-		on_status(e, resp);
-		break;
-	case IMAP_RT_VANISHED:
-		on_vanished(e, resp);
-		break;
-	case IMAP_RT_EXISTS:
-		if (imap_resp_exists(resp, &n) == 0)
-			engine_event_exists(e, n);
-		break;
-	case IMAP_RT_EXPUNGE:
-		engine_event_expunge(e);
-		break;
-	case IMAP_RT_SEARCH:
-		on_search(e, resp, false);
-		break;
-	case IMAP_RT_ESEARCH:
-		on_search(e, resp, true);
-		break;
-	case IMAP_RT_OTHER:
-		if (resp->status == IMAP_STATUS_OK)
-			on_status_code(e, resp);
-		break;
-	default:
-		break;
-	}
-	body_sink_reset(&e->sink);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1479,6 +1108,11 @@ void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason)
 		    reason ? reason : cpmsync_strerror(r < 0 ? r : -CPMSYNC_E_DISCONNECTED));
 }
 
+void engine_event_error(struct cpmsync_sync *e, int r, const char *reason)
+{
+	engine_fail(e, r, "%s", reason);
+}
+
 void engine_event_ready(struct cpmsync_sync *e)
 {
 	if (e->finished)
@@ -1489,16 +1123,6 @@ void engine_event_ready(struct cpmsync_sync *e)
 	}
 	log_debug(CAT, "%s: connected", e->account_name);
 	start_run(e);
-}
-
-static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
-{
-	struct cpmsync_sync *e = userdata;
-
-	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY)
-		engine_event_ready(e);
-	else
-		engine_event_closed(e, r, reason);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2180,14 +1804,6 @@ int cpmsync_sync_once(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	return engine_sync_once_fd(loop, store, account, -1, cb, userdata, ret);
 }
 
-static const struct imap_client_callbacks engine_callbacks = {
-	.state = state_cb,
-	.untagged = untagged_cb,
-	.literals = { .literal_begin = lit_begin,
-		      .literal_data = lit_data,
-		      .literal_end = lit_end },
-};
-
 static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 		      const struct cpmsync_account *account, cpmsync_sync_cb_t cb, void *userdata,
 		      struct cpmsync_sync **ret)
@@ -2206,14 +1822,11 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	e->store = store_from_public(store);
 	e->cb = cb;
 	e->userdata = userdata;
-	e->sink.fd = -1;
-	buf_init(&e->sink.mem, ENGINE_BODY_MEM_MAX + 1);
 	rangeset_init(&e->f.present);
 	rangeset_init(&e->f.set);
 	rangeset_init(&e->f.ann_uids);
 	rangeset_init(&e->search);
 	rangeset_init(&e->fast_vanished);
-	imap_resp_code_init(&e->code);
 	engine_driver_imap_init(&e->imap_drv, &e->client);
 	e->drv = &e->imap_drv.base;
 	e->drv->engine = e;
@@ -2259,7 +1872,7 @@ int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	r = engine_new(loop, store, account, cb, userdata, &e);
 	if (r < 0)
 		return r;
-	r = imap_client_new(loop, account, &engine_callbacks, e, &e->client);
+	r = imap_client_new(loop, account, &engine_driver_imap_callbacks, &e->imap_drv, &e->client);
 	if (r < 0) {
 		engine_free(e);
 		return r;
@@ -2369,7 +1982,7 @@ int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store
 	e->client = *clientp;
 	*clientp = NULL;
 	e->give_back = clientp;
-	imap_client_set_callbacks(e->client, &engine_callbacks, e);
+	imap_client_set_callbacks(e->client, &engine_driver_imap_callbacks, &e->imap_drv);
 	if (ret)
 		*ret = e;
 	return 0;
