@@ -65,6 +65,38 @@ static void reply_cb(struct imap_client *client, const struct imap_cmd_result *r
 	imap_resp_code_free(&code);
 }
 
+/* Every command: cmd_open(), its parts (imap_cmd_add*()), then
+ * cmd_close() with the status of those, which submits it or drops it. */
+static int cmd_open(struct engine_driver *d, engine_reply_fn cb, void *userdata,
+		    struct imap_cmd **cmd, struct pending **p)
+{
+	int r;
+
+	*p = NULL;
+	if (cb) {
+		*p = malloc(sizeof(**p));
+		if (!*p)
+			return -ENOMEM;
+		**p = (struct pending){ cb, userdata };
+	}
+	r = imap_cmd_new(client_of(d), 0, cb ? reply_cb : NULL, *p, cmd);
+	if (r < 0)
+		free(*p);
+	return r;
+}
+
+static int cmd_close(struct imap_cmd *cmd, struct pending *p, int r)
+{
+	if (r < 0) {
+		/* Never submitted: its callback never runs. */
+		imap_cmd_free(cmd);
+		free(p);
+		return r;
+	}
+	imap_cmd_submit(cmd);
+	return 0;
+}
+
 static int cmd_vsend(struct engine_driver *d, engine_reply_fn cb, void *userdata,
 		     uint64_t max_literal, const char *fmt, va_list ap);
 
@@ -92,21 +124,13 @@ static int cmd_send(struct engine_driver *d, engine_reply_fn cb, void *userdata,
 static int cmd_vsend(struct engine_driver *d, engine_reply_fn cb, void *userdata,
 		     uint64_t max_literal, const char *fmt, va_list ap)
 {
-	struct pending *p = NULL;
+	struct pending *p;
 	struct imap_cmd *cmd;
 	int r;
 
-	if (cb) {
-		p = malloc(sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		*p = (struct pending){ cb, userdata };
-	}
-	r = imap_cmd_new(client_of(d), 0, cb ? reply_cb : NULL, p, &cmd);
-	if (r < 0) {
-		free(p);
+	r = cmd_open(d, cb, userdata, &cmd, &p);
+	if (r < 0)
 		return r;
-	}
 	for (const char *f = fmt; r >= 0 && *f;) {
 		const char *a;
 		size_t n = strcspn(f, "%");
@@ -150,14 +174,7 @@ static int cmd_vsend(struct engine_driver *d, engine_reply_fn cb, void *userdata
 	}
 	if (r >= 0 && max_literal)
 		imap_cmd_set_max_literal(cmd, max_literal);
-	if (r < 0) {
-		/* Never submitted: its callback never runs. */
-		imap_cmd_free(cmd);
-		free(p);
-		return r;
-	}
-	imap_cmd_submit(cmd);
-	return 0;
+	return cmd_close(cmd, p, r);
 }
 
 static bool drv_has(struct engine_driver *d, enum imap_cap cap)
@@ -325,23 +342,15 @@ static int drv_store_annotations(struct engine_driver *d, uint32_t uid,
 				 const struct engine_annotation *a, size_t n, engine_reply_fn cb,
 				 void *userdata)
 {
-	struct pending *p = NULL;
+	struct pending *p;
 	struct imap_cmd *cmd;
 	int r;
 
 	if (n == 0)
 		return -EINVAL;
-	if (cb) {
-		p = malloc(sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		*p = (struct pending){ cb, userdata };
-	}
-	r = imap_cmd_new(client_of(d), 0, cb ? reply_cb : NULL, p, &cmd);
-	if (r < 0) {
-		free(p);
+	r = cmd_open(d, cb, userdata, &cmd, &p);
+	if (r < 0)
 		return r;
-	}
 	r = imap_cmd_addf(cmd, "UID STORE %u ANNOTATION (", uid);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		bool first = i == 0 || strcmp(a[i - 1].entry, a[i].entry) != 0;
@@ -368,13 +377,31 @@ static int drv_store_annotations(struct engine_driver *d, uint32_t uid,
 	}
 	if (r >= 0)
 		r = imap_cmd_add(cmd, ")");
-	if (r < 0) {
-		imap_cmd_free(cmd);
-		free(p);
+	return cmd_close(cmd, p, r);
+}
+
+static int drv_fetch_annotations(struct engine_driver *d, const char *uids,
+				 const char *const *entries, engine_reply_fn cb, void *userdata)
+{
+	struct pending *p;
+	struct imap_cmd *cmd;
+	int r;
+
+	if (!entries[0])
+		return -EINVAL;
+	r = cmd_open(d, cb, userdata, &cmd, &p);
+	if (r < 0)
 		return r;
+	r = imap_cmd_addf(cmd, "UID FETCH %s (ANNOTATION ((", uids);
+	for (size_t i = 0; r >= 0 && entries[i]; i++) {
+		if (i)
+			r = imap_cmd_add(cmd, " ");
+		if (r >= 0)
+			r = imap_cmd_add_string(cmd, entries[i], strlen(entries[i]));
 	}
-	imap_cmd_submit(cmd);
-	return 0;
+	if (r >= 0)
+		r = imap_cmd_add(cmd, ") (value.priv value.shared)))");
+	return cmd_close(cmd, p, r);
 }
 
 static int drv_personal_namespace(struct engine_driver *d, struct buf *base, const char **shown)
@@ -433,6 +460,7 @@ static const struct engine_driver_ops imap_ops = {
 	.set_metadata = drv_set_metadata,
 	.set_acl = drv_set_acl,
 	.store_annotations = drv_store_annotations,
+	.fetch_annotations = drv_fetch_annotations,
 	.personal_namespace = drv_personal_namespace,
 	.list = drv_list,
 	.status = drv_status,

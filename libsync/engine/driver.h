@@ -19,11 +19,11 @@
  * folder sync (changed flags with CHANGEDSINCE, and VANISHED for the
  * selected folder without SELECT; new messages; bodies, with their literal
  * limit), the EXISTS, EXPUNGE and VANISHED of the selected folder and the
- * SEARCH for expunges of a CONDSTORE resync; the FETCH data of new
- * messages and bodies comes as engine_event_fetch() with the body
- * (struct engine_body) the driver received.  Left on imap-client: the
- * FETCH of cached annotations (engine-annotation.c), and the session's
- * push paths (session.c: IDLE, NOTIFY).
+ * SEARCH for expunges of a CONDSTORE resync, the FETCH of cached
+ * annotations (engine-annotation.c); the FETCH data of new messages and
+ * bodies comes as engine_event_fetch() with the body (struct engine_body)
+ * the driver received.  Left on imap-client: the session's push paths
+ * (session.c: IDLE, NOTIFY).
  *
  * Every operation returns 0 once the command is queued, then calls cb
  * exactly once, later (never from inside the call), or returns -errno
@@ -151,6 +151,11 @@ struct engine_driver_ops {
 	int (*store_annotations)(struct engine_driver *d, uint32_t uid,
 				 const struct engine_annotation *a, size_t n, engine_reply_fn cb,
 				 void *userdata);
+	/* UID FETCH uids (ANNOTATION ((entries) (value.priv value.shared))):
+	 * entries NULL-terminated, at least one; the values come as
+	 * engine_event_fetch() with annotations.  cb may be NULL. */
+	int (*fetch_annotations)(struct engine_driver *d, const char *uids,
+				 const char *const *entries, engine_reply_fn cb, void *userdata);
 	/* The personal namespace: base gets its prefix as a local name (""
 	 * none), *shown the prefix as the server wrote it (also on failure);
 	 * -errno when the prefix cannot be read. */

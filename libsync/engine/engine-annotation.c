@@ -31,7 +31,7 @@
 
 static bool annotate_offered(struct cpmsync_sync *e)
 {
-	return e->client && imap_client_has(e->client, IMAP_CAP_ANNOTATE_EXPERIMENT_1);
+	return e->drv->ops->has(e->drv, IMAP_CAP_ANNOTATE_EXPERIMENT_1);
 }
 
 void engine_annotation_note(struct cpmsync_sync *e, uint32_t uid)
@@ -102,14 +102,12 @@ void engine_annotation_on_fetch(struct cpmsync_sync *e, const struct engine_fetc
 	e->batch_rows++;
 }
 
-static void refresh_done(struct imap_client *client, const struct imap_cmd_result *res,
-			 void *userdata)
+static void refresh_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	(void)client;
 	e->fetch_kind = FK_NONE;
-	if (engine_cmd_failed(e, res, "UID FETCH (ANNOTATION)"))
+	if (engine_reply_failed(e, res, "UID FETCH (ANNOTATION)"))
 		return;
 	e->f.ann_next(e);
 }
@@ -121,7 +119,7 @@ bool engine_annotation_refresh(struct cpmsync_sync *e, engine_next_fn next)
 	size_t pos = 0;
 	int r;
 
-	if (e->f.ann_done || rangeset_empty(&e->f.ann_uids) || !e->client)
+	if (e->f.ann_done || rangeset_empty(&e->f.ann_uids))
 		return false;
 	e->f.ann_done = true;
 	r = store_annotation_entries(e->store, e->f.id, ANN_MAX_ENTRIES, &entries);
@@ -139,29 +137,15 @@ bool engine_annotation_refresh(struct cpmsync_sync *e, engine_next_fn next)
 	e->fetch_kind = FK_ANNOTATION;
 	/* One command per set that fits; the last one's reply goes on. */
 	while (r >= 0 && pos < e->f.ann_uids.n) {
-		struct imap_cmd *cmd = NULL;
 		bool last;
 
 		buf_reset(&set);
 		r = imap_seqset_format(&e->f.ann_uids, &pos, &set, ENGINE_SET_BYTES);
 		last = pos >= e->f.ann_uids.n;
 		if (r >= 0)
-			r = imap_cmd_new(e->client, 0, last ? refresh_done : NULL, e, &cmd);
-		if (r >= 0)
-			r = imap_cmd_addf(cmd, "UID FETCH %s (ANNOTATION ((", set.data);
-		for (size_t i = 0; r >= 0 && entries[i]; i++) {
-			if (i)
-				r = imap_cmd_add(cmd, " ");
-			if (r >= 0)
-				r = imap_cmd_add_string(cmd, entries[i], strlen(entries[i]));
-		}
-		if (r >= 0)
-			r = imap_cmd_add(cmd, ") (value.priv value.shared)))");
-		if (r < 0) {
-			imap_cmd_free(cmd);
-			break;
-		}
-		imap_cmd_submit(cmd);
+			r = e->drv->ops->fetch_annotations(e->drv, set.data,
+							   (const char *const *)entries,
+							   last ? refresh_done : NULL, e);
 	}
 	buf_free(&set);
 	store_strv_free(entries);

@@ -6,8 +6,7 @@
  * server -> local; engine-replay.c: the journal, local -> server).
  *
  * The engine is a chain of IMAP commands, each one's callback deciding and
- * submitting the next, through the driver table of driver.h (all but the
- * FETCH of cached annotations, engine-annotation.c); decisions
+ * submitting the next, through the driver table of driver.h; decisions
  * come from plan.c, data goes to the store through store-sync.h.  One connection, one folder
  * selected at a time. Untagged responses are interpreted by what the engine is doing
  * (e->fetch_kind), so a FETCH during SELECT (QRESYNC) updates flags, one
@@ -182,7 +181,6 @@ typedef void (*engine_next_fn)(struct cpmsync_sync *e);
 void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server_name,
 		   engine_next_fn next);
 /* A command that failed the whole run: records and finishes. */
-bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what);
 bool engine_reply_failed(struct cpmsync_sync *e, const struct engine_reply *res, const char *what);
 void engine_logout(struct cpmsync_sync *e);
 

@@ -139,12 +139,6 @@ bool engine_reply_failed(struct cpmsync_sync *e, const struct engine_reply *res,
 	return true;
 }
 
-bool engine_cmd_failed(struct cpmsync_sync *e, const struct imap_cmd_result *res, const char *what)
-{
-	return engine_reply_failed(e, &(struct engine_reply){ .r = res->r, .text = res->text },
-				   what);
-}
-
 void engine_set_progress(struct cpmsync_sync *e, engine_progress_fn fn, void *userdata)
 {
 	e->progress = fn;

@@ -348,6 +348,18 @@ static int fake_store_annotations(struct engine_driver *d, uint32_t uid,
 	return fake_call(d, cb, userdata, "annotate %u%s", uid, list);
 }
 
+static int fake_fetch_annotations(struct engine_driver *d, const char *uids,
+				  const char *const *entries, engine_reply_fn cb, void *userdata)
+{
+	char list[400];
+	size_t o = 0;
+
+	list[0] = '\0';
+	for (size_t i = 0; entries[i]; i++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? " " : "", entries[i]);
+	return fake_call(d, cb, userdata, "fetch %s annotations (%s)", uids, list);
+}
+
 static int fake_personal_namespace(struct engine_driver *d, struct buf *base, const char **shown)
 {
 	(void)d;
@@ -404,6 +416,7 @@ static const struct engine_driver_ops fake_ops = {
 	.set_metadata = fake_set_metadata,
 	.set_acl = fake_set_acl,
 	.store_annotations = fake_store_annotations,
+	.fetch_annotations = fake_fetch_annotations,
 	.personal_namespace = fake_personal_namespace,
 	.list = fake_list,
 	.status = fake_status,
@@ -2798,6 +2811,147 @@ START_TEST(test_bodies_fetched_after_headers)
 }
 END_TEST
 
+/* --- the annotations refreshed at sync (engine-annotation.c) --- */
+
+/* INBOX changed (HIGHESTMODSEQ 120), selected with CONDSTORE; the flag
+ * pass reports UID u with the flags it has (an annotation changed: Cyrus
+ * bumps the MODSEQ); nothing new. */
+#define ANNOTATION_BUMP(u)                                                                         \
+	{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },                                         \
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 5, 2, 120) } },            \
+		{ .call = "select INBOX condstore",                                                \
+		  .ev = { CODE_EV(UIDNEXT, 5), CODE_EV(HIGHESTMODSEQ, 120), EXISTS_EV(2) } },      \
+	{                                                                                          \
+		.call = "fetch 1:4 (UID FLAGS) changedsince 100",                                  \
+		.ev = { { EV_FETCH,                                                                \
+			  .fetch = { .uid = u,                                                     \
+				     .present = ENGINE_FETCH_FLAGS | ENGINE_FETCH_MODSEQ,          \
+				     .flags = "\\Seen",                                            \
+				     .modseq = 110 } } }                                           \
+	}
+
+/* UID 2 (message 2) in INBOX too; message 1 has /comment cached (private
+ * "old", shared "old shared") and /altsubject (private "subj"). */
+static void annotations_cached(void)
+{
+	exec("INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
+	     " internaldate) VALUES (1, 2, '\\Seen', '\\Seen', 100, 5, 1000);"
+	     "INSERT INTO annotation (message_id, entry, shared, value) VALUES"
+	     " (1, '/comment', 0, 'old'), (1, '/comment', 1, 'old shared'),"
+	     " (1, '/altsubject', 0, 'subj');");
+}
+
+static const char *annotations_of_1(void)
+{
+	return qs("SELECT group_concat(entry || ' ' || shared || ' ' || coalesce(value, 'NIL'),"
+		  " ', ') FROM (SELECT * FROM annotation WHERE message_id = 1"
+		  " ORDER BY entry, shared)");
+}
+
+START_TEST(test_annotations_refreshed)
+{
+	/* The changed message's cached entries are fetched again (all the
+	 * folder's entries, not the wildcard) before the folder's state is
+	 * recorded; a NIL value is cached as none. */
+	static const struct engine_fetch_annotation values[] = {
+		{ .entry = "/comment",
+		  .entry_len = 8,
+		  .has_priv = true,
+		  .has_shared = true,
+		  .priv = "new",
+		  .priv_len = 3 },
+		{ .entry = "/altsubject",
+		  .entry_len = 11,
+		  .has_priv = true,
+		  .priv = "subj",
+		  .priv_len = 4 },
+	};
+	static const struct step script[] = {
+		ANNOTATION_BUMP(1),
+		{ .call = "fetch 1 annotations (/altsubject /comment)",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 1,
+						 .present = ENGINE_FETCH_ANNOTATION,
+						 .annotations = values,
+						 .n_annotations = 2 } } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	annotations_cached();
+	res = run_sync(script, ANNOTATE_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(annotations_of_1(), "/altsubject 0 subj, /comment 0 new, /comment 1 NIL");
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "120");
+}
+END_TEST
+
+START_TEST(test_annotations_not_cached_not_fetched)
+{
+	/* The changed message (UID 2) has nothing cached: no FETCH, though
+	 * another message of the folder has. */
+	static const struct step script[] = { ANNOTATION_BUMP(2), LOGOUT, END };
+	struct sync_result res;
+
+	annotations_cached();
+	res = run_sync(script, ANNOTATE_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "120");
+}
+END_TEST
+
+START_TEST(test_annotations_without_annotate_not_fetched)
+{
+	/* A server that does not offer ANNOTATE: no FETCH ANNOTATION, the
+	 * cache stays as it was. */
+	static const struct step script[] = { ANNOTATION_BUMP(1), LOGOUT, END };
+	struct sync_result res;
+
+	annotations_cached();
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(annotations_of_1(),
+			 "/altsubject 0 subj, /comment 0 old, /comment 1 old shared");
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "120");
+}
+END_TEST
+
+START_TEST(test_annotation_refresh_failure_fails)
+{
+	/* A refusal (NO) of the refresh, and the connection lost during it,
+	 * fail the run before the folder's state is recorded: the next run
+	 * asks again. */
+	static const struct step refused[] = {
+		ANNOTATION_BUMP(1),
+		{ .call = "fetch 1 annotations (/altsubject /comment)",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "no annotations here" },
+		END,
+	};
+	static const struct step lost[] = {
+		ANNOTATION_BUMP(1),
+		{ .call = "fetch 1 annotations (/altsubject /comment)",
+		  .r = -CPMSYNC_E_DISCONNECTED,
+		  .text = "connection closed" },
+		END,
+	};
+	struct sync_result res;
+
+	annotations_cached();
+	res = run_sync(refused, ANNOTATE_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_str_eq(res.reason, "UID FETCH (ANNOTATION): no annotations here");
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "100");
+
+	res = run_sync(lost, ANNOTATE_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_DISCONNECTED);
+	ck_assert_str_eq(res.reason, "UID FETCH (ANNOTATION): connection closed");
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "100");
+	ck_assert_str_eq(annotations_of_1(),
+			 "/altsubject 0 subj, /comment 0 old, /comment 1 old shared");
+}
+END_TEST
+
 static Suite *engine_replay_suite(void)
 {
 	Suite *su = suite_create("engine-replay");
@@ -2874,6 +3028,10 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_highestmodseq_down_rereads);
 	tcase_add_test(tc, test_mailboxid_changed_rereads);
 	tcase_add_test(tc, test_bodies_fetched_after_headers);
+	tcase_add_test(tc, test_annotations_refreshed);
+	tcase_add_test(tc, test_annotations_not_cached_not_fetched);
+	tcase_add_test(tc, test_annotations_without_annotate_not_fetched);
+	tcase_add_test(tc, test_annotation_refresh_failure_fails);
 	suite_add_tcase(su, tc);
 	return su;
 }
