@@ -522,6 +522,31 @@ static struct selected_run run_selected_ok(const struct script_step *script, uin
 	return run_selected_vanished(script, uidvalidity, exists, NULL, ret_cs);
 }
 
+/* run_selected_vanished() after an IDLE in which the server reported UID 2
+ * gone (the session counting 1 message). */
+static struct selected_run run_selected_uid2_gone(const struct script_step *script,
+						  uint32_t uidvalidity,
+						  struct cpmsync_store **ret_cs)
+{
+	struct rangeset v = RANGESET_INIT;
+	struct selected_run sr;
+
+	ck_assert_int_eq(rangeset_add(&v, 2), 0);
+	sr = run_selected_vanished(script, uidvalidity, 1, &v, ret_cs);
+	rangeset_free(&v);
+	return sr;
+}
+
+/* The run removed UID 2 once (the store holds UID 1) and left the folder
+ * current (state 1) with the 1 message the server counts. */
+static void check_uid2_removed_once(const struct selected_run *sr, struct cpmsync_store *cs)
+{
+	ck_assert_uint_eq(sr->res.stats.messages_removed, 1);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1");
+	ck_assert_int_eq(sr->state, 1);
+	ck_assert_uint_eq(sr->exists, 1);
+}
+
 #define SELECTED_LOGIN                                                                             \
 	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC] ready\r\n" },          \
 		{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
@@ -531,6 +556,22 @@ static struct selected_run run_selected_ok(const struct script_step *script, uin
 		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                                            \
 	{                                                                                          \
 		SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n"                              \
+	}
+
+/* The two UID FETCHes of a run without SELECT (the new messages, then the
+ * changes since HIGHESTMODSEQ 100 with VANISHED). */
+#define SELECTED_FETCHES                                                                           \
+	{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },                                         \
+	{                                                                                          \
+		SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)"          \
+	}
+
+/* The SELECT of the fall-back path, the server's INBOX as stored. */
+#define SELECTED_RESELECT                                                                          \
+	{ SCRIPT_EXPECT, "a3 SELECT INBOX (QRESYNC (7 100 1:2))" },                                \
+	{                                                                                          \
+		SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"      \
+			     "* OK [HIGHESTMODSEQ 100] h\r\na3 OK [READ-WRITE] selected\r\n"       \
 	}
 
 #define SELECTED_NEW3                                                                              \
@@ -585,8 +626,7 @@ START_TEST(test_sync_selected_expunge_only)
 	 * it was, never a guess above it. */
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
-		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		SELECTED_FETCHES,
 		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (90))\r\na3 OK fetched\r\n"
 			       "* VANISHED (EARLIER) 2\r\na4 OK fetched\r\n" },
 		SCRIPT_LOGOUT("a5"),
@@ -594,11 +634,8 @@ START_TEST(test_sync_selected_expunge_only)
 	struct cpmsync_store *cs;
 	struct selected_run sr = run_selected_ok(script, 7, 1, &cs);
 
-	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
-	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1");
+	check_uid2_removed_once(&sr, cs);
 	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "3 100");
-	ck_assert_int_eq(sr.state, 1);
-	ck_assert_uint_eq(sr.exists, 1);
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -611,8 +648,7 @@ START_TEST(test_sync_selected_news_during)
 	 * fetched then. */
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
-		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		SELECTED_FETCHES,
 		{ SCRIPT_SEND, SELECTED_NEW3 "a3 OK fetched\r\n"
 					     "* 4 EXISTS\r\n"
 					     "* 3 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
@@ -637,8 +673,7 @@ START_TEST(test_sync_selected_news_after)
 	 * still without SELECT. */
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
-		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		SELECTED_FETCHES,
 		{ SCRIPT_SEND, "a3 OK fetched\r\na4 OK fetched\r\n" },
 		{ SCRIPT_EXPECT, "a5 LOGOUT" },
 		{ SCRIPT_SEND, "* VANISHED 1\r\n* BYE bye\r\na5 OK bye\r\n" },
@@ -666,24 +701,16 @@ START_TEST(test_sync_selected_vanished_in_idle)
 	 * SELECT (the script has none), current (state 1). */
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
-		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		SELECTED_FETCHES,
 		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (90))\r\na3 OK fetched\r\n"
 			       "a4 OK fetched\r\n" },
 		SCRIPT_LOGOUT("a5"),
 	};
-	struct rangeset v = RANGESET_INIT;
 	struct cpmsync_store *cs;
-	struct selected_run sr;
+	struct selected_run sr = run_selected_uid2_gone(script, 7, &cs);
 
-	ck_assert_int_eq(rangeset_add(&v, 2), 0);
-	sr = run_selected_vanished(script, 7, 1, &v, &cs);
-	rangeset_free(&v);
-	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
-	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1");
+	check_uid2_removed_once(&sr, cs);
 	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "3 100");
-	ck_assert_int_eq(sr.state, 1);
-	ck_assert_uint_eq(sr.exists, 1);
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -694,22 +721,14 @@ START_TEST(test_sync_selected_vanished_twice)
 	 * in the CHANGEDSINCE answer): removed once, counted once. */
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
-		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		SELECTED_FETCHES,
 		{ SCRIPT_SEND, "a3 OK fetched\r\n* VANISHED (EARLIER) 2\r\na4 OK fetched\r\n" },
 		SCRIPT_LOGOUT("a5"),
 	};
-	struct rangeset v = RANGESET_INIT;
 	struct cpmsync_store *cs;
-	struct selected_run sr;
+	struct selected_run sr = run_selected_uid2_gone(script, 7, &cs);
 
-	ck_assert_int_eq(rangeset_add(&v, 2), 0);
-	sr = run_selected_vanished(script, 7, 1, &v, &cs);
-	rangeset_free(&v);
-	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
-	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1");
-	ck_assert_int_eq(sr.state, 1);
-	ck_assert_uint_eq(sr.exists, 1);
+	check_uid2_removed_once(&sr, cs);
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -721,18 +740,12 @@ START_TEST(test_sync_selected_vanished_other_uidvalidity)
 	 * which reports no expunge: UID 2 stays. */
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX (QRESYNC (7 100 1:2))" },
-		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
-			       "* OK [HIGHESTMODSEQ 100] h\r\na3 OK [READ-WRITE] selected\r\n" },
+		SELECTED_RESELECT,
 		SCRIPT_LOGOUT("a4"),
 	};
-	struct rangeset v = RANGESET_INIT;
 	struct cpmsync_store *cs;
-	struct selected_run sr;
+	struct selected_run sr = run_selected_uid2_gone(script, 8, &cs);
 
-	ck_assert_int_eq(rangeset_add(&v, 2), 0);
-	sr = run_selected_vanished(script, 8, 1, &v, &cs);
-	rangeset_free(&v);
 	ck_assert_uint_eq(sr.res.stats.messages_removed, 0);
 	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1,2");
 	ck_assert_int_eq(sr.state, 0);
@@ -746,9 +759,7 @@ START_TEST(test_sync_selected_falls_back)
 	 * (QRESYNC, identity checks), and no claim of a current folder. */
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX (QRESYNC (7 100 1:2))" },
-		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
-			       "* OK [HIGHESTMODSEQ 100] h\r\na3 OK [READ-WRITE] selected\r\n" },
+		SELECTED_RESELECT,
 		SCRIPT_LOGOUT("a4"),
 	};
 	struct cpmsync_store *cs;
