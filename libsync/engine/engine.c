@@ -1785,8 +1785,8 @@ void engine_logout(struct cpmsync_sync *e)
 		engine_finish(e);
 		return;
 	}
-	/* The work is done and committed; state_cb finishes once the
-	 * server answered LOGOUT (or the connection closed). */
+	/* The work is done and committed; engine_event_closed() finishes
+	 * once the server answered LOGOUT (or the connection closed). */
 	e->logging_out = true;
 	e->drv->ops->logout(e->drv);
 }

@@ -2886,33 +2886,34 @@ START_TEST(test_annotations_refreshed)
 }
 END_TEST
 
+/* A run whose flag pass reports UID uid changed, against a server with
+ * caps, that must fetch no annotations: it succeeds, records the folder's
+ * state, and leaves the cache as it was. */
+static void sync_without_refresh(uint32_t uid, uint64_t caps)
+{
+	const struct step script[] = { ANNOTATION_BUMP(uid), LOGOUT, END };
+	struct sync_result res;
+
+	annotations_cached();
+	res = run_sync(script, caps);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "120");
+	ck_assert_str_eq(annotations_of_1(),
+			 "/altsubject 0 subj, /comment 0 old, /comment 1 old shared");
+}
+
 START_TEST(test_annotations_not_cached_not_fetched)
 {
 	/* The changed message (UID 2) has nothing cached: no FETCH, though
 	 * another message of the folder has. */
-	static const struct step script[] = { ANNOTATION_BUMP(2), LOGOUT, END };
-	struct sync_result res;
-
-	annotations_cached();
-	res = run_sync(script, ANNOTATE_CAPS);
-	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "120");
+	sync_without_refresh(2, ANNOTATE_CAPS);
 }
 END_TEST
 
 START_TEST(test_annotations_without_annotate_not_fetched)
 {
-	/* A server that does not offer ANNOTATE: no FETCH ANNOTATION, the
-	 * cache stays as it was. */
-	static const struct step script[] = { ANNOTATION_BUMP(1), LOGOUT, END };
-	struct sync_result res;
-
-	annotations_cached();
-	res = run_sync(script, ALL_CAPS);
-	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(annotations_of_1(),
-			 "/altsubject 0 subj, /comment 0 old, /comment 1 old shared");
-	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "120");
+	/* A server that does not offer ANNOTATE: no FETCH ANNOTATION. */
+	sync_without_refresh(1, ALL_CAPS);
 }
 END_TEST
 
@@ -2921,34 +2922,33 @@ START_TEST(test_annotation_refresh_failure_fails)
 	/* A refusal (NO) of the refresh, and the connection lost during it,
 	 * fail the run before the folder's state is recorded: the next run
 	 * asks again. */
-	static const struct step refused[] = {
-		ANNOTATION_BUMP(1),
-		{ .call = "fetch 1 annotations (/altsubject /comment)",
-		  .r = -CPMSYNC_E_SERVER,
-		  .text = "no annotations here" },
-		END,
+	static const struct {
+		int r;
+		const char *text, *reason;
+	} cases[] = {
+		{ -CPMSYNC_E_SERVER, "no annotations here",
+		  "UID FETCH (ANNOTATION): no annotations here" },
+		{ -CPMSYNC_E_DISCONNECTED, "connection closed",
+		  "UID FETCH (ANNOTATION): connection closed" },
 	};
-	static const struct step lost[] = {
-		ANNOTATION_BUMP(1),
-		{ .call = "fetch 1 annotations (/altsubject /comment)",
-		  .r = -CPMSYNC_E_DISCONNECTED,
-		  .text = "connection closed" },
-		END,
-	};
-	struct sync_result res;
 
 	annotations_cached();
-	res = run_sync(refused, ANNOTATE_CAPS);
-	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
-	ck_assert_str_eq(res.reason, "UID FETCH (ANNOTATION): no annotations here");
-	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "100");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct step script[] = {
+			ANNOTATION_BUMP(1),
+			{ .call = "fetch 1 annotations (/altsubject /comment)",
+			  .r = cases[i].r,
+			  .text = cases[i].text },
+			END,
+		};
+		struct sync_result res = run_sync(script, ANNOTATE_CAPS);
 
-	res = run_sync(lost, ANNOTATE_CAPS);
-	ck_assert_int_eq(res.r, -CPMSYNC_E_DISCONNECTED);
-	ck_assert_str_eq(res.reason, "UID FETCH (ANNOTATION): connection closed");
-	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "100");
-	ck_assert_str_eq(annotations_of_1(),
-			 "/altsubject 0 subj, /comment 0 old, /comment 1 old shared");
+		ck_assert_int_eq(res.r, cases[i].r);
+		ck_assert_str_eq(res.reason, cases[i].reason);
+		ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "100");
+		ck_assert_str_eq(annotations_of_1(),
+				 "/altsubject 0 subj, /comment 0 old, /comment 1 old shared");
+	}
 }
 END_TEST
 
