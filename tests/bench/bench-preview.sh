@@ -24,6 +24,13 @@
 # competes with the spare's start-up.  cpu_ms counts every helper started,
 # spares included.
 #
+# Old against new, in the same sitting (the machine's load changes from
+# one minute to the next): OLD=build/main tests/bench/bench-preview.sh 10
+# runs every case ROUNDS times (default 3) with each build in turn, RUNS
+# previews a turn, and prints a line per build from all its runs (cpu_ms:
+# the mean; rss_kib: the largest).  Each turn starts a fresh previewer, so
+# its first preview has no spare, in both builds alike.
+#
 # Target (issue 12): a 12-megapixel JPEG to 160x120 in <= 150 ms locally.
 # The "target" lines say PASS or MISS against the median, for each of the
 # two JPEGs (informational:
@@ -34,10 +41,24 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=${B:-build}
 case $B in /*) BDIR=$B ;; *) BDIR=$TOP/$B ;; esac
 RUNS=${1:-20}
+ROUNDS=${ROUNDS:-3}
 HELPER=$BDIR/cpm-preview
 GEN=$BDIR/tests/tools/image-gen
 PB=$BDIR/tests/tools/preview-bench
 SIZE=$BDIR/tests/tools/image-size
+BUILDS=("$BDIR")
+if [ -n "${OLD:-}" ]; then
+	case $OLD in /*) ODIR=$OLD ;; *) ODIR=$TOP/$OLD ;; esac
+	BUILDS=("$ODIR" "$BDIR")
+	for f in "$ODIR/cpm-preview" "$ODIR/tests/tools/preview-bench"; do
+		[ -x "$f" ] || {
+			echo "bench-preview: missing $f (OLD=$OLD)" >&2
+			exit 1
+		}
+	done
+else
+	ROUNDS=1
+fi
 for f in "$HELPER" "$GEN" "$PB" "$SIZE"; do
 	[ -x "$f" ] || {
 		echo "bench-preview: missing $f (make all tests)" >&2
@@ -53,21 +74,41 @@ trap 'rm -rf "$WORK"' EXIT
 "$GEN" 200 150 "$WORK/small.jpg" || exit 1
 echo "# $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); libvips $(pkg-config --modversion vips 2>/dev/null)"
 echo "# input: 12mp-q75.jpg $(stat -c %s "$WORK/12mp-q75.jpg") bytes, 12mp.jpg (Q=90) $(stat -c %s "$WORK/12mp.jpg") bytes ($("$SIZE" "$WORK/12mp.jpg")), 12mp.png $(stat -c %s "$WORK/12mp.png") bytes"
-printf '%-28s %8s %8s %8s %8s %9s %7s %s\n' case min_ms med_ms max_ms cpu_ms rss_kib bytes result
+printf '%-34s %8s %8s %8s %8s %9s %7s %s\n' case min_ms med_ms max_ms cpu_ms rss_kib bytes result
 
 MEDIAN=
 MEDIANS=()
 run() { # NAME FILE FORMAT W H [PAUSE_MS]
-	local out=$WORK/out stats
-	stats=$("$PB" "$HELPER" "$2" "$3" "$4" "$5" "$RUNS" "$out" "${6:-0}") || {
-		echo "bench-preview: $1 failed" >&2
-		exit 1
-	}
-	v() { echo "$stats" | awk -v k="$1" '$1 == k {print $2}'; }
-	printf '%-28s %8s %8s %8s %8s %9s %7s %s\n' "$1" "$(v wall_ms_min)" "$(v wall_ms_median)" \
-		"$(v wall_ms_max)" "$(v helper_cpu_ms_per_run)" "$(v helper_peak_rss_kib)" \
-		"$(v preview_bytes)" "$("$SIZE" "$out")"
-	MEDIAN=$(v wall_ms_median)
+	local out=$WORK/out stats b i tag
+	local -A acc=()
+	for ((i = 0; i < ROUNDS; i++)); do
+		for b in "${BUILDS[@]}"; do
+			stats=$("$b/tests/tools/preview-bench" "$b/cpm-preview" "$2" "$3" "$4" "$5" \
+				"$RUNS" "$out" "${6:-0}") || {
+				echo "bench-preview: $1 failed ($b)" >&2
+				exit 1
+			}
+			acc[$b]+="$stats"$'\n'
+		done
+	done
+	for b in "${BUILDS[@]}"; do
+		tag=$1
+		if [ "${#BUILDS[@]}" -gt 1 ]; then
+			if [ "$b" = "$BDIR" ]; then tag="$1 [new]"; else tag="$1 [old]"; fi
+		fi
+		# min, median (the upper one of an even count, as preview-bench), max
+		stats=$(echo "${acc[$b]}" | awk '$1 == "wall_ms_each" { for (i = 2; i <= NF; i++) print $i }' |
+			sort -n | awk '{ t[n++] = $1 } END { printf "%.1f %.1f %.1f", t[0], t[int(n / 2)], t[n - 1] }')
+		stats+=" "$(echo "${acc[$b]}" | awk '
+			$1 == "helper_cpu_ms_per_run" { cpu += $2; k++ }
+			$1 == "helper_peak_rss_kib" && $2 > rss { rss = $2 }
+			$1 == "preview_bytes" { bytes = $2 }
+			END { printf "%.1f %d %d", cpu / k, rss, bytes }')
+		read -r mn md mx cpu rss bytes <<<"$stats"
+		printf '%-34s %8s %8s %8s %8s %9s %7s %s\n' "$tag" "$mn" "$md" "$mx" "$cpu" "$rss" \
+			"$bytes" "$("$SIZE" "$out")"
+		MEDIAN=$md
+	done
 	return 0
 }
 run "12MP JPEG Q75 -> JPEG 160x120" "$WORK/12mp-q75.jpg" image/jpeg 160 120 500
@@ -79,6 +120,7 @@ run "12MP JPEG -> PNG 160x120" "$WORK/12mp.jpg" image/png 160 120
 run "12MP JPEG -> WebP 160x120" "$WORK/12mp.jpg" image/webp 160 120
 run "12MP PNG -> JPEG 160x120" "$WORK/12mp.png" image/jpeg 160 120
 run "200x150 JPEG -> JPEG 160x120" "$WORK/small.jpg" image/jpeg 160 120 500
+echo "# load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in "${MEDIANS[@]}"; do
 	med=${m##* } # "2.8 MB (Q=75) 110.5" -> 110.5
 	if awk -v m="$med" 'BEGIN { exit !(m <= 150) }'; then verdict=PASS; else verdict=MISS; fi

@@ -14,7 +14,8 @@
  * Prints, one "key value" a line: runs, the wall time per preview (min,
  * median, max, ms), the helper's CPU time per run (ms) and its peak RSS
  * (KiB; getrusage(RUSAGE_CHILDREN): the helpers are this program's only
- * children), and the preview's size in bytes.  OUT keeps the last preview.
+ * children), the preview's size in bytes, and every run's wall time in the
+ * order run (wall_ms_each).  OUT keeps the last preview.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
 	struct rusage ru;
 	char *data = NULL;
 	size_t len = 0;
-	double *ms;
+	double *ms, *each;
 	long runs;
 	int fd;
 
@@ -91,6 +92,9 @@ int main(int argc, char **argv)
 	if (cpmsync_loop_new(&loop) < 0 || cpmsync_previewer_new(loop, NULL, argv[1], &p) < 0)
 		return fprintf(stderr, "preview-bench: setup failed\n"), 1;
 	ms = calloc((size_t)runs, sizeof(double));
+	each = calloc((size_t)runs, sizeof(double));
+	if (!ms || !each)
+		return fprintf(stderr, "preview-bench: out of memory\n"), 1;
 	for (long i = 0; i < runs; i++) {
 		struct result res = { 0 };
 		double t0;
@@ -109,7 +113,7 @@ int main(int argc, char **argv)
 
 		while (r >= 0 && !res.done)
 			r = cpmsync_loop_iterate(loop, 1000);
-		ms[i] = now_ms() - t0;
+		ms[i] = each[i] = now_ms() - t0;
 		if (r < 0 || res.r < 0) {
 			fprintf(stderr, "preview-bench: %s\n", r < 0 ? "loop failed" : res.reason);
 			return 1;
@@ -136,6 +140,12 @@ int main(int argc, char **argv)
 		(double)ru.ru_stime.tv_sec * 1e3 + (double)ru.ru_stime.tv_usec / 1e3) /
 		       (double)runs);
 	printf("helper_peak_rss_kib %ld\n", ru.ru_maxrss);
+	/* every run's time in the order run, for merging several sittings */
+	printf("wall_ms_each");
+	for (long i = 0; i < runs; i++)
+		printf(" %.1f", each[i]);
+	printf("\n");
+	free(each);
 	free(ms);
 	free(data);
 	cpmsync_previewer_free(p);
