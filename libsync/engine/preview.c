@@ -16,13 +16,17 @@
  * else, outer resource limits (address space, CPU time, no core, no file
  * growth), and an empty environment.  After the first preview one helper
  * is kept started ahead (a spare, still one process per image): its
- * start-up, most of a small preview's cost, is then paid before the
- * request; a spare unused for a minute is stopped.  The parent waits on the socket (response,
+ * start-up and warm-up, most of a small preview's cost, are then paid
+ * before the request; a spare unused for a minute is stopped.  The spare
+ * is started once the preview it replaces is delivered, unless a preview
+ * waits or a CPU is free: on a machine of one or two CPUs its start-up
+ * would otherwise compete with that preview.  The parent waits on the socket (response,
  * bounded) and on a pidfd (exit), with a wall-clock timer that kills.  No SIGCHLD handler is
  * involved: the pidfd reaps.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +108,7 @@ struct cpmsync_previewer {
 	struct proc spare; /* started ahead, waiting for a request */
 	bool have_spare;
 	struct cpmsync_loop_source *spare_timer;
+	struct cpmsync_loop_source *refill; /* spare_refill_later() pending */
 };
 
 static void job_free(struct job *j)
@@ -211,6 +216,7 @@ static void keep(struct job *j)
 /* The helper */
 
 static void helper_next(struct cpmsync_previewer *p);
+static void spare_refill_later(struct cpmsync_previewer *p);
 
 static const char *signal_text(int sig)
 {
@@ -317,8 +323,10 @@ static void helper_maybe_done(struct job *j)
 	helper_result(j);
 	keep(j);
 	deliver(j);
-	if (p)
+	if (p) {
 		helper_next(p);
+		spare_refill_later(p);
+	}
 }
 
 static void on_sock(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
@@ -483,6 +491,24 @@ static void spare_refill(struct cpmsync_previewer *p)
 					     &p->spare_timer);
 }
 
+static void spare_refill_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_previewer *p = userdata;
+
+	(void)src;
+	p->refill = cpmsync_loop_source_remove(p->refill);
+	spare_refill(p);
+}
+
+/* The next spare from the loop, after the preview just delivered has
+ * gone out to its caller (the fork is not on its path either). */
+static void spare_refill_later(struct cpmsync_previewer *p)
+{
+	if (!p->have_spare && !p->refill &&
+	    cpmsync_loop_defer(p->loop, spare_refill_cb, p, NULL, &p->refill) < 0)
+		spare_refill(p);
+}
+
 /* The request and the image's fd, in one message. */
 static void send_request(int sock, const uint8_t *hdr, int fd)
 {
@@ -507,6 +533,24 @@ static void send_request(int sock, const uint8_t *hdr, int fd)
 	 * is gone already is told by its exit. */
 	while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
+}
+
+/* The CPUs this process may run on. */
+static unsigned online_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	return (unsigned)CPU_COUNT(&set);
+}
+
+static bool jobs_queued(const struct cpmsync_previewer *p)
+{
+	for (const struct job *j = p->jobs; j; j = j->next)
+		if (j->stage == ST_QUEUED)
+			return true;
+	return false;
 }
 
 static int helper_spawn(struct job *j)
@@ -569,7 +613,13 @@ static int helper_spawn(struct job *j)
 	j->input_fd = -1;
 	j->stage = ST_HELPER;
 	p->running++;
-	spare_refill(p);
+	/* The next spare now if a preview waits for it, or if there is a
+	 * CPU to spare for it; else once this one is delivered
+	 * (helper_maybe_done): its start-up (~80 ms of CPU: the dynamic
+	 * linking of libvips and its hundred libraries, then its warm-up)
+	 * would compete with this preview for the CPUs. */
+	if (jobs_queued(p) || online_cpus() > p->running + 1)
+		spare_refill(p);
 	return 0;
 }
 
@@ -1047,6 +1097,7 @@ struct cpmsync_previewer *cpmsync_previewer_free(struct cpmsync_previewer *p)
 			job_free(j);
 	}
 	p->spare_timer = cpmsync_loop_source_remove(p->spare_timer);
+	p->refill = cpmsync_loop_source_remove(p->refill);
 	if (p->have_spare)
 		proc_kill(&p->spare);
 	free(p->helper);

@@ -4,6 +4,7 @@
  * in the store.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -610,6 +611,96 @@ START_TEST(test_helper_failures)
 }
 END_TEST
 
+/* Files in dir (one per helper started, made by the wrapper below). */
+static int count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_msg(d != NULL, "%s", dir);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Runs the loop until dir holds n files (false: it did not in 10 s, or
+ * holds more). */
+static bool wait_files(const char *dir, int n)
+{
+	for (int i = 0; i < 1000 && count_files(dir) < n; i++)
+		cpmsync_loop_iterate(loop, 10);
+	return count_files(dir) == n;
+}
+
+struct spare_result {
+	struct result res;
+	const char *starts;
+	int started; /* helpers started when the preview was delivered */
+};
+
+static void spare_cb(int r, const char *reason, int fd, uint64_t size, void *userdata)
+{
+	struct spare_result *s = userdata;
+
+	s->started = count_files(s->starts);
+	result_cb(r, reason, fd, size, &s->res);
+}
+
+/*
+ * The spare: the next preview takes it (no helper started for it), and the
+ * next spare is started once the preview is delivered, not while it runs
+ * (on one or two CPUs, where its start-up would compete with the preview;
+ * with more CPUs it may start at once, and the count at delivery is not
+ * checked).  A wrapper of the helper leaves a file per start.
+ */
+START_TEST(test_helper_spare)
+{
+	char dir[] = "/tmp/test-preview-spare-XXXXXX", starts[64], script[PATH_MAX];
+	bool few_cpus = sysconf(_SC_NPROCESSORS_ONLN) <= 2;
+	struct cpmsync_previewer *p2;
+	size_t len;
+	char *data = read_data("good.jpg", &len);
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(starts, sizeof(starts), "%s/starts", dir);
+	ck_assert_int_eq(mkdir(starts, 0700), 0);
+	snprintf(script, sizeof(script), "%s/cpm-preview", dir);
+	f = fopen(script, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "#!/bin/sh\n: >'%s/'$$\nexec '%s' \"$@\"\n", starts, helper);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(script, 0700), 0);
+	ck_assert_int_eq(cpmsync_previewer_new(loop, NULL, script, &p2), 0);
+	for (int pass = 0; pass < 3; pass++) {
+		struct spare_result s = { .starts = starts };
+		uint32_t w = 0, h = 0;
+
+		ck_assert_int_eq(
+			cpmsync_preview_image(p2, data, len, "image/jpeg", 160, 120, spare_cb, &s),
+			0);
+		ck_assert(test_loop_run_until(loop, &s.res.done, 30000));
+		ck_assert_msg(s.res.r == 0, "pass %d: %d %s", pass, s.res.r, s.res.reason);
+		image_size(s.res.data, s.res.len, "image/jpeg", &w, &h);
+		ck_assert_uint_eq(w, 160);
+		ck_assert_uint_eq(h, 120);
+		free(s.res.data);
+		/* pass 0: the helper started for it; then each took the spare */
+		if (few_cpus)
+			ck_assert_msg(s.started == pass + 1,
+				      "pass %d: %d helpers started by the delivery, want %d", pass,
+				      s.started, pass + 1);
+		ck_assert_msg(wait_files(starts, pass + 2), "pass %d: %d helpers started, want %d",
+			      pass, count_files(starts), pass + 2);
+	}
+	cpmsync_previewer_free(p2);
+	free(data);
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* cpmsync_preview(): stored messages, the cache, no server */
 
@@ -956,6 +1047,7 @@ static Suite *preview_suite(void)
 	tcase_add_test(tc, test_helper_images);
 	tcase_add_test(tc, test_helper_hostile);
 	tcase_add_test(tc, test_helper_failures);
+	tcase_add_test(tc, test_helper_spare);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("stored");
