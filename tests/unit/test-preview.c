@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cpmsync/error.h>
@@ -701,6 +702,142 @@ START_TEST(test_helper_spare)
 }
 END_TEST
 
+/* The pid of this process's only child (the spare), 0 if none or more. */
+static pid_t only_child(void)
+{
+	char path[64], buf[256];
+	ssize_t n;
+	int fd;
+	pid_t pid = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)gettid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "%s", path);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%d %*d", &pid) != 1 || strchr(buf, ' ') != strrchr(buf, ' '))
+		return 0; /* "PID " is one child: one space, at the end */
+	return pid;
+}
+
+/* The "Seccomp:" mode of each of pid's threads: the main thread's in
+ * *main_mode; returns the number of threads, -1 if pid is gone. */
+static int seccomp_modes(pid_t pid, int *main_mode, int *min_mode)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	*main_mode = *min_mode = -1;
+	while ((e = readdir(d))) {
+		char status[sizeof(path) + 300], line[256];
+		int mode = -1;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(status, sizeof(status), "%s/%s/status", path, e->d_name);
+		f = fopen(status, "re");
+		if (!f) {
+			n = -1;
+			break;
+		}
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "Seccomp: %d", &mode) == 1)
+				break;
+		fclose(f);
+		if (atoi(e->d_name) == (int)pid)
+			*main_mode = mode;
+		if (*min_mode < 0 || mode < *min_mode)
+			*min_mode = mode;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * The spare warms up while it waits (libvips' worker threads exist before
+ * any request), and the seccomp filter covers those threads too: while
+ * the helper decodes a 12-megapixel JPEG, every sample of its threads
+ * taken after its main thread is filtered shows all of them filtered.
+ */
+START_TEST(test_helper_sandbox_threads)
+{
+	char gen[PATH_MAX + 64], img[64], arg[80], *slash;
+	struct spare_result s = { 0 };
+	int status, threads = 0, filtered = 0, unfiltered = 0, mode_main, mode_min;
+	size_t len;
+	char *data;
+	pid_t pid;
+
+	/* <B>/cpm-preview -> <B>/tests/tools/image-gen */
+	snprintf(gen, sizeof(gen), "%s", helper);
+	slash = strrchr(gen, '/');
+	ck_assert_ptr_nonnull(slash);
+	snprintf(slash, sizeof(gen) - (size_t)(slash - gen), "/tests/tools/image-gen");
+	ck_assert_msg(access(gen, X_OK) == 0, "no %s (make tests)", gen);
+	snprintf(img, sizeof(img), "/tmp/test-preview-big-%d.jpg", (int)getpid());
+	snprintf(arg, sizeof(arg), "%s[Q=90]", img);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl(gen, "image-gen", "4000", "3000", arg, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "image-gen: status %d",
+		      status);
+	{
+		int fd = open(img, O_RDONLY | O_CLOEXEC);
+
+		ck_assert_int_ge(fd, 0);
+		data = NULL;
+		ck_assert_int_eq(cpmsync_read_all(fd, 64 << 20, &data, &len), 0);
+		close(fd);
+		unlink(img);
+	}
+
+	/* a first preview, so that a spare is started after it */
+	run_image("good.jpg", "image/jpeg", 160, 120, &s.res);
+	ck_assert_msg(s.res.r == 0, "%d %s", s.res.r, s.res.reason);
+	free(s.res.data);
+	for (int i = 0; i < 1000 && (!(pid = only_child()) || threads < 2); i++) {
+		cpmsync_loop_iterate(loop, 10);
+		threads = pid ? seccomp_modes(pid, &mode_main, &mode_min) : 0;
+	}
+	ck_assert_msg(pid > 0 && threads >= 2,
+		      "the spare has %d threads before its request, want its workers too", threads);
+	ck_assert_int_ge(seccomp_modes(pid, &mode_main, &mode_min), 2);
+	ck_assert_int_eq(mode_main, 0); /* not yet: no request */
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(
+		cpmsync_preview_image(pv, data, len, "image/jpeg", 160, 120, result_cb, &s.res), 0);
+	while (!s.res.done) {
+		cpmsync_loop_iterate(loop, 1);
+		if (seccomp_modes(pid, &mode_main, &mode_min) > 0 && mode_main == 2) {
+			filtered++;
+			unfiltered += mode_min != 2;
+		}
+	}
+	ck_assert_msg(s.res.r == 0, "%d %s", s.res.r, s.res.reason);
+	free(s.res.data);
+	free(data);
+	ck_assert_msg(filtered > 0, "the helper was never seen at work");
+	ck_assert_msg(unfiltered == 0, "%d of %d samples show a thread outside the sandbox",
+		      unfiltered, filtered);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* cpmsync_preview(): stored messages, the cache, no server */
 
@@ -1048,6 +1185,7 @@ static Suite *preview_suite(void)
 	tcase_add_test(tc, test_helper_hostile);
 	tcase_add_test(tc, test_helper_failures);
 	tcase_add_test(tc, test_helper_spare);
+	tcase_add_test(tc, test_helper_sandbox_threads);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("stored");
