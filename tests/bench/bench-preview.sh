@@ -22,7 +22,9 @@
 # and third lines pause 500 ms between previews, as between a user's, so
 # that the spare is ready; "back to back" does not, and the next preview
 # competes with the spare's start-up.  cpu_ms counts every helper started,
-# spares included.
+# spares included.  Last, the step before the helper for an image stored
+# in a message: the 12 MB JPEG's 16 MB of base64 decoded (preview-bench
+# --base64; the medians of the rounds, and CPU per decode).
 #
 # Old against new, in the same sitting (the machine's load changes from
 # one minute to the next): OLD=build/main tests/bench/bench-preview.sh 10
@@ -120,6 +122,27 @@ run "12MP JPEG -> PNG 160x120" "$WORK/12mp.jpg" image/png 160 120
 run "12MP JPEG -> WebP 160x120" "$WORK/12mp.jpg" image/webp 160 120
 run "12MP PNG -> JPEG 160x120" "$WORK/12mp.png" image/jpeg 160 120
 run "200x150 JPEG -> JPEG 160x120" "$WORK/small.jpg" image/jpeg 160 120 500
+# A stored message's image reaches the helper base64-decoded (16 MB of
+# base64 for the 12 MB JPEG): that step alone, per build.
+for ((i = 0; i < ROUNDS; i++)); do
+	for b in "${BUILDS[@]}"; do
+		"$b/tests/tools/preview-bench" --base64 "$WORK/12mp.jpg" "$RUNS" | sed "s|^|$b |" || {
+			echo "bench-preview: --base64 failed ($b)" >&2
+			exit 1
+		}
+	done
+done >"$WORK/b64"
+for b in "${BUILDS[@]}"; do
+	tag="base64 of 12mp.jpg, decode"
+	if [ "${#BUILDS[@]}" -gt 1 ]; then
+		if [ "$b" = "$BDIR" ]; then tag="$tag [new]"; else tag="$tag [old]"; fi
+	fi
+	awk -v b="$b" -v tag="$tag" '$1 == b && $2 == "base64_ms_min" && (m == "" || $3 < m) { m = $3 }
+		$1 == b && $2 == "base64_ms_median" { med = med " " $3 }
+		$1 == b && $2 == "base64_cpu_ms_per_run" { c += $3; k++ }
+		END { printf "%-34s %8s %8s %8s %8.1f   (medians of the rounds:%s)\n", tag, m, "", "", c / k, med }' \
+		"$WORK/b64"
+done
 echo "# load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in "${MEDIANS[@]}"; do
 	med=${m##* } # "2.8 MB (Q=75) 110.5" -> 110.5

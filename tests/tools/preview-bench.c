@@ -6,6 +6,12 @@
  * tests/bench/bench-preview.sh.
  *
  *   preview-bench HELPER FILE FORMAT WIDTH HEIGHT RUNS [OUT [PAUSE_MS]]
+ *   preview-bench --base64 FILE RUNS
+ *
+ * The second form times the step before the helper when the image is a
+ * part of a stored message: FILE as a mail has it (base64, lines of 76 and
+ * CRLF) decoded by transfer_decode() as cpmsync_preview() does, RUNS
+ * times: base64_ms_min/median, base64_cpu_ms_per_run.
  *
  * PAUSE_MS between previews (default 0) lets the spare helper that the
  * library starts ahead finish starting, as between a user's previews;
@@ -28,6 +34,10 @@
 #include <cpmsync/cpmsync.h>
 #include <cpmsync/io.h>
 #include <cpmsync/preview.h>
+
+#include "util/base64.h"
+#include "util/buf.h"
+#include "util/transfer.h"
 
 struct result {
 	bool done;
@@ -66,6 +76,60 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static double cpu_ms(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec * 1e3 + (double)ru.ru_utime.tv_usec / 1e3 +
+	       (double)ru.ru_stime.tv_sec * 1e3 + (double)ru.ru_stime.tv_usec / 1e3;
+}
+
+static int bench_base64(const char *file, long runs)
+{
+	struct buf mail = BUF_INIT(128u << 20);
+	char *data = NULL, *enc = NULL;
+	size_t len = 0, elen;
+	double *ms, cpu = 0;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || cpmsync_read_all(fd, 64u << 20, &data, &len) < 0)
+		return perror(file), 2;
+	close(fd);
+	if (base64_encode(data, len, &enc) < 0)
+		return fprintf(stderr, "preview-bench: base64_encode failed\n"), 1;
+	elen = strlen(enc);
+	for (size_t i = 0; i < elen; i += 76)
+		if (buf_append(&mail, enc + i, elen - i < 76 ? elen - i : 76) < 0 ||
+		    buf_append(&mail, "\r\n", 2) < 0)
+			return fprintf(stderr, "preview-bench: out of memory\n"), 1;
+	ms = calloc((size_t)runs, sizeof(double));
+	if (!ms)
+		return fprintf(stderr, "preview-bench: out of memory\n"), 1;
+	for (long i = 0; i < runs; i++) {
+		struct buf out = BUF_INIT(CPMSYNC_PREVIEW_MAX_INPUT);
+		double t0 = now_ms(), c0 = cpu_ms();
+
+		int r = transfer_decode(TRANSFER_BASE64, mail.data, mail.len, &out);
+
+		ms[i] = now_ms() - t0;
+		cpu += cpu_ms() - c0;
+		if (r < 0 || out.len != len || memcmp(out.data, data, len) != 0)
+			return fprintf(stderr, "preview-bench: base64 decoded wrong\n"), 1;
+		buf_free(&out);
+	}
+	qsort(ms, (size_t)runs, sizeof(double), cmp_double);
+	printf("base64_bytes %zu\n", mail.len);
+	printf("base64_ms_min %.1f\n", ms[0]);
+	printf("base64_ms_median %.1f\n", ms[runs / 2]);
+	printf("base64_cpu_ms_per_run %.1f\n", cpu / (double)runs);
+	free(ms);
+	free(enc);
+	free(data);
+	buf_free(&mail);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct cpmsync_previewer *p = NULL;
@@ -77,6 +141,12 @@ int main(int argc, char **argv)
 	long runs;
 	int fd;
 
+	if (argc == 4 && strcmp(argv[1], "--base64") == 0) {
+		runs = strtol(argv[3], NULL, 10);
+		if (runs < 1 || runs > 10000)
+			return fprintf(stderr, "preview-bench: RUNS 1..10000\n"), 2;
+		return bench_base64(argv[2], runs);
+	}
 	if (argc < 7 || argc > 9) {
 		fprintf(stderr, "usage: preview-bench HELPER FILE FORMAT WIDTH HEIGHT RUNS [OUT "
 				"[PAUSE_MS]]\n");
