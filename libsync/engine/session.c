@@ -710,10 +710,22 @@ static void folder_news(struct cpmsync_session *s, int64_t id, const char *name)
 		else
 			s->full_wanted = true;
 	}
-	if (s->wait != WAIT_NONE || s->state == CPMSYNC_SESSION_IDLE)
+	if (s->wait == WAIT_IDLING && s->wait_notify) {
+		/* An event while NOTIFY is set: no debounce (it cost 5 ms
+		 * and a timer wake-up per event).  The kick runs at the next
+		 * loop iteration, after every line already read: the STATUS
+		 * lines of one burst (a MOVE names two folders) still make
+		 * one sync. */
+		s->check_syncs = 0;
+		s->sync_wanted = true;
+		schedule_kick(s);
+	} else if (s->wait != WAIT_NONE || s->state == CPMSYNC_SESSION_IDLE) {
+		/* The STATUS of NOTIFY SET (notify_done() counts the check
+		 * syncs by the debounce timer), or a poll-mode wait. */
 		want_sync(s, true);
-	else
+	} else {
 		s->sync_wanted = true; /* during a request: after it */
+	}
 }
 
 /* Whether a STATUS differs from what the store had (folder_behind()'s

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The session's push wait against a scripted peer (testlib.h): what it
+ * sends, in which order, when a NOTIFY event names a folder of the store.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpmsync/cpmsync.h>
+#include <cpmsync/session.h>
+#include <cpmsync/store.h>
+
+#include "testlib.h"
+
+static int pw_cb(const struct cpmsync_account *a, char **ret, void *ud)
+{
+	(void)a;
+	(void)ud;
+	*ret = strdup("secret");
+	return *ret ? 0 : -1;
+}
+
+struct watch {
+	bool idle;	/* the session reached state idle */
+	unsigned syncs; /* runs ended */
+	int last_r;
+};
+
+static void changed_cb(struct cpmsync_session *s, void *userdata)
+{
+	struct watch *w = userdata;
+
+	if (cpmsync_session_get_state(s) == CPMSYNC_SESSION_IDLE)
+		w->idle = true;
+}
+
+static void synced_cb(struct cpmsync_session *s, int r, const char *reason,
+		      const struct cpmsync_sync_stats *stats, void *userdata)
+{
+	struct watch *w = userdata;
+
+	(void)s;
+	(void)reason;
+	(void)stats;
+	w->syncs++;
+	w->last_r = r;
+}
+
+static int count_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	(void)m;
+	(*(unsigned *)userdata)++;
+	return 0;
+}
+
+static int system_rm_rf(const char *dir)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+#define CAPS "IMAP4rev1 NOTIFY"
+#define NOTIFY_SET                                                                                 \
+	"NOTIFY SET STATUS (personal (MessageNew MessageExpunge FlagChange MailboxName "           \
+	"SubscriptionChange))"
+#define MSG "Subject: pushed\r\nMessage-ID: <p1@push.test>\r\n\r\nbody\r\n"
+
+/*
+ * A STATUS event for a folder of the store, NOTIFY set and quiet: the
+ * session leaves the wait and syncs that folder alone without a debounce
+ * (debounce_ms is one minute here: the run must be over within seconds).
+ */
+START_TEST(test_notify_event_at_once)
+{
+	char dir[] = "/tmp/test-session-push-XXXXXX", path[64], fetch[256];
+	struct cpmsync_account account = {
+		.name = "a",
+		.host = "127.0.0.1",
+		.security = CPMSYNC_SECURITY_NONE,
+		.user = "alice",
+		.sync_bodies = CPMSYNC_SYNC_BODIES_ALL,
+		.password_cb = pw_cb,
+		.connect_timeout_ms = 5000,
+		.command_timeout_ms = 5000,
+	};
+	const struct cpmsync_session_options opt = { .debounce_ms = 60000 };
+	const struct cpmsync_session_callbacks cbs = { .changed = changed_cb, .synced = synced_cb };
+	struct cpmsync_loop *loop;
+	struct cpmsync_store *store;
+	struct cpmsync_session *session = NULL;
+	struct script_peer peer;
+	struct watch w = { 0 };
+	int64_t folder_id = 0;
+	unsigned n = 0;
+	uint16_t port;
+
+	snprintf(fetch, sizeof(fetch),
+		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:00 +0000\" "
+		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG ")\r\na12 OK fetched\r\n",
+		 strlen(MSG), strlen(MSG));
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " CAPS "] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na2 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT Chat" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a6 OK fetched\r\n" },
+		/* after a full sync: SET, NONE, SET (session.c notify_done()) */
+		{ SCRIPT_EXPECT, "a7 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a7 OK notify\r\n" },
+		{ SCRIPT_EXPECT, "a8 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a8 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a9 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a9 OK notify\r\n" },
+		{ SCRIPT_SLEEP, "300" },
+		/* another client's message in Chat */
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2)\r\n" },
+		{ SCRIPT_EXPECT, "a10 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a10 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a11 SELECT Chat" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a11 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a12 UID FETCH 1:* " },
+		{ SCRIPT_SEND, fetch },
+		{ SCRIPT_EXPECT, "a13 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7)\r\n"
+			       "a13 OK notify\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(cpmsync_store_open(path, 0, &store, NULL), 0);
+	ck_assert_int_eq(script_peer_listen(script, &peer, &port), 0);
+	account.port = port;
+	ck_assert_int_eq(cpmsync_session_new(loop, store, &account, &opt, &cbs, &w, &session), 0);
+	ck_assert(test_loop_run_until(loop, &w.idle, 10000));
+	ck_assert_uint_eq(w.syncs, 1);
+	ck_assert_int_eq(w.last_r, 0);
+	w.idle = false;
+	/* The event's run: over well before the debounce could end. */
+	for (int i = 0; i < 400 && w.syncs < 2; i++)
+		cpmsync_loop_iterate(loop, 25);
+	ck_assert_uint_eq(w.syncs, 2);
+	ck_assert_int_eq(w.last_r, 0);
+	ck_assert(test_loop_run_until(loop, &w.idle, 10000));
+	ck_assert_int_eq(cpmsync_store_find_folder(store, "a", "Chat", &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_foreach_message(store, folder_id, 0, 0, count_cb, &n), 0);
+	ck_assert_uint_eq(n, 1);
+
+	cpmsync_session_free(session);
+	ck_assert_int_eq(script_peer_wait(&peer), 0);
+	for (int i = 0; i < 5; i++)
+		cpmsync_loop_iterate(loop, 10);
+	cpmsync_store_close(store);
+	cpmsync_loop_free(loop);
+	ck_assert_int_eq(system_rm_rf(dir), 0);
+}
+END_TEST
+
+static Suite *session_push_suite(void)
+{
+	Suite *s = suite_create("session-push");
+	TCase *tc = tcase_create("notify");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_notify_event_at_once);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(session_push_suite)
