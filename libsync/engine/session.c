@@ -1133,11 +1133,35 @@ static void enter_wait(struct cpmsync_session *s)
 		connection_lost(s, (int)id, "out of memory");
 }
 
+/*
+ * The NOTIFY NONE that a sync of NOTIFY-named folders follows without
+ * waiting (kick()).  Events the server sent before it took the NONE reach
+ * that sync's run, which has no use for them (an only-run lists nothing;
+ * a STATUS or LIST is dropped there): the NOTIFY SET STATUS after the run
+ * reports every folder again and is compared with the store, as for the
+ * events of the sync itself, which NOTIFY NONE silences anyway.  A
+ * failure: the run sees the lost connection itself (idle_done() alike).
+ */
+static void notify_none_done(struct imap_client *client, const struct imap_cmd_result *res,
+			     void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)client;
+	if (res->r == -CPMSYNC_E_SERVER)
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: NOTIFY NONE: %s", s->name,
+			res->text ? res->text : cpmsync_strerror(res->r));
+}
+
 static void noop_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
 {
 	struct cpmsync_session *s = userdata;
 
 	(void)client;
+	/* Answered before a NOTIFY NONE that a sync follows without waiting
+	 * (kick()): the run sees a lost connection itself. */
+	if (s->sync)
+		return;
 	if (res->r < 0) {
 		wait_failed(s, res, "NOOP");
 		return;
@@ -1240,6 +1264,21 @@ static void kick(struct cpmsync_session *s)
 			timer_stop(&s->refresh_timer);
 			if (imap_client_end_idle(s->client, s->idle_cmd) < 0) {
 				connection_lost(s, -EIO, "cannot send DONE");
+				return;
+			}
+			s->wait = WAIT_NONE;
+			start_sync(s);
+			return;
+		}
+		if (!s->requests && s->sync_wanted && s->wait_notify && s->n_notify &&
+		    !s->full_wanted && s->push == CPMSYNC_PUSH_NOTIFY) {
+			/* NOTIFY named folders of the store: NOTIFY NONE, and
+			 * their sync's SELECT right behind it, without waiting
+			 * for its answer (as DONE above; see notify_none_done()). */
+			timer_stop(&s->refresh_timer);
+			if (imap_client_simple(s->client, 0, notify_none_done, s, "NOTIFY NONE") <
+			    0) {
+				connection_lost(s, -ENOMEM, "out of memory");
 				return;
 			}
 			s->wait = WAIT_NONE;

@@ -71,10 +71,12 @@ static int system_rm_rf(const char *dir)
 
 /*
  * A STATUS event for a folder of the store, NOTIFY set and quiet: the
- * session leaves the wait and syncs that folder alone without a debounce
- * (debounce_ms is one minute here: the run must be over within seconds).
+ * session sends NOTIFY NONE and the folder's SELECT behind it without
+ * waiting for NONE's answer (the peer answers NONE only once it has read
+ * the SELECT), and without a debounce (debounce_ms is one minute here:
+ * the run must be over within seconds).
  */
-START_TEST(test_notify_event_at_once)
+START_TEST(test_notify_event_pipelined)
 {
 	char dir[] = "/tmp/test-session-push-XXXXXX", path[64], fetch[256];
 	struct cpmsync_account account = {
@@ -131,10 +133,11 @@ START_TEST(test_notify_event_at_once)
 		/* another client's message in Chat */
 		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2)\r\n" },
 		{ SCRIPT_EXPECT, "a10 NOTIFY NONE" },
-		{ SCRIPT_SEND, "a10 OK none\r\n" },
+		/* NONE answered only after the SELECT came (pipelined) */
 		{ SCRIPT_EXPECT, "a11 SELECT Chat" },
-		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"
-			       "a11 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_SEND,
+		  "a10 OK none\r\n* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"
+		  "a11 OK [READ-WRITE] selected\r\n" },
 		{ SCRIPT_EXPECT, "a12 UID FETCH 1:* " },
 		{ SCRIPT_SEND, fetch },
 		{ SCRIPT_EXPECT, "a13 " NOTIFY_SET },
@@ -181,7 +184,7 @@ static Suite *session_push_suite(void)
 	TCase *tc = tcase_create("notify");
 
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_notify_event_at_once);
+	tcase_add_test(tc, test_notify_event_pipelined);
 	suite_add_tcase(s, tc);
 	return s;
 }
