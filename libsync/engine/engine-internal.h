@@ -131,6 +131,10 @@ struct cpmsync_sync {
 	} fast;
 	bool fast_flags;
 	bool fast_more; /* news after FAST_CURRENT: sync again (no SELECT) */
+	/* The replay ran an operation other than flags or annotations (an
+	 * APPEND, COPY, EXPUNGE, a folder's ...): the selected folder is not
+	 * known to be as the fast run left it (engine_selected_state()). */
+	bool replay_not_flags;
 	uint32_t fast_uidvalidity, fast_exists;
 	uint64_t fast_max_modseq;
 	/* engine_sync_selected_vanished(): UIDs the server reported gone

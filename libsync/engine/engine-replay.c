@@ -1938,6 +1938,8 @@ static void replay_step(struct cpmsync_sync *e)
 	rp->journal_pos = rp->j.id;
 	log_debug(CAT, "%s: replaying %s (row %lld)", e->account_name, rp->j.op_name,
 		  (long long)rp->j.id);
+	if (rp->j.op != JOURNAL_OP_FLAGS && rp->j.op != JOURNAL_OP_ANNOTATION)
+		e->replay_not_flags = true;
 	if ((unsigned)rp->j.op < ARRAY_SIZE(handlers) && handlers[rp->j.op])
 		handlers[rp->j.op](e);
 	else

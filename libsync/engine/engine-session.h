@@ -75,8 +75,10 @@ int engine_sync_selected_vanished(struct cpmsync_sync *e, const struct rangeset 
  * same, but news came after the folder's sync (EXISTS, VANISHED: counted
  * and applied, the new messages not fetched): to be synced again, without
  * SELECT; 2 when it was one but the store and the count differ, or
- * another folder was selected since (SELECT it and sync it again); 0
- * otherwise.
+ * another folder was selected since, or the journal replayed after it
+ * more than flags and annotations (SELECT it and sync it again); 0
+ * otherwise.  Flags replayed on that folder (SetFlags through
+ * cpmsync_session_replay_soon()) leave it 1 or 3.
  */
 int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists);
 

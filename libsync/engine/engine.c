@@ -2035,8 +2035,11 @@ int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists)
 {
 	if (e->fast == FAST_OFF)
 		return 0;
+	/* Flags (and annotations) replayed on the still-selected folder
+	 * change no count: IDLE again without SELECT.  Any other operation:
+	 * SELECT it again. */
 	if (e->fast == FAST_CURRENT && e->r == 0 && e->selected_id == e->fast_folder &&
-	    !e->stats.ops_replayed) {
+	    !e->replay_not_flags) {
 		*ret_exists = e->fast_exists;
 		return e->fast_more ? 3 : 1;
 	}

@@ -277,6 +277,12 @@ check "SetFlags in IDLE: replayed by a run of INBOX alone, without SELECT" \
 check "SetFlags in IDLE: ...UID STORE on the wire" logged ' C: [^ ]+ UID STORE '
 check "SetFlags in IDLE: ...no SELECT and no LIST before it" \
 	bash -c "! grep -qE ' C: [^ ]+ (SELECT|EXAMINE|LIST) ' <<<\"\$1\"" _ "$(before_store)"
+# From the UID STORE to the next IDLE: flags change no count, so the
+# folder is still current (engine_selected_state()): no SELECT of INBOX again
+# (the build before it sent two: a sync the SELECT way, then before IDLE).
+store_to_idle() { after_store | sed -n '/ C: [^ ]* IDLE$/q;p'; }
+check "SetFlags in IDLE: ...and no SELECT between it and IDLE again" \
+	bash -c "! grep -qE ' C: [^ ]+ (SELECT|EXAMINE|LIST) ' <<<\"\$1\"" _ "$(store_to_idle)"
 check "store == server after the local flag change" within 15 compare "$WORK/store.db"
 
 SENT=$(call "$A" $AC FindFolder s Sent)
