@@ -347,19 +347,29 @@ static bool imap_take_line(char *line, size_t size)
 	return true;
 }
 
-/* Blocking read of one line; fatal after the deadline (what: for the message). */
-static void imap_read_line(char *line, size_t size, double deadline, const char *what)
+/* Waits until fd is readable; fatal after the deadline ("IMAP<who>: timeout
+ * waiting for <what>"). */
+static void wait_readable(int fd, double deadline, const char *who, const char *what)
 {
-	while (!imap_take_line(line, size)) {
-		struct pollfd p = { .fd = imap_fd, .events = POLLIN };
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int r = poll(&p, 1, remaining_ms(deadline));
 
+		if (r > 0)
+			return;
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			fatal("poll: %s", strerror(errno));
-		if (r == 0)
-			fatal("IMAP: timeout waiting for %s", what);
+		fatal("IMAP%s: timeout waiting for %s", who, what);
+	}
+}
+
+/* Blocking read of one line; fatal after the deadline (what: for the message). */
+static void imap_read_line(char *line, size_t size, double deadline, const char *what)
+{
+	while (!imap_take_line(line, size)) {
+		wait_readable(imap_fd, deadline, "", what);
 		imap_recv();
 	}
 }
@@ -714,50 +724,85 @@ struct event {
 };
 
 /*
- * The bare IDLE client of added --bare: its own connection, logged in and
- * in IDLE on the folder before the events start (set up with the functions
- * above, then moved here).  Only untagged lines come while it idles.
+ * A connection read beside the main one (the bare IDLE client, the bare
+ * NOTIFY client): set up on the main connection with the functions above,
+ * then moved here by side_take().
  */
-static struct {
+struct side {
 	int fd;
 	char buf[8192];
 	size_t len;
-	unsigned long exists;
-} bare = { .fd = -1 };
+	const char *who; /* in messages: "bare client", "NOTIFY client" */
+};
 
-/* Reads what the bare client's socket has; the first EXISTS above the
- * count known so far is the event's wake-up (tb = t). */
-static void bare_recv(struct event *ev, double t)
+/* The main connection becomes c (what was read past the last response
+ * included); after is what that response was, for the message when more
+ * came than c can hold. */
+static void side_take(struct side *c, const char *who, const char *after)
+{
+	c->who = who;
+	if (iskip || ilen - ipos >= sizeof(c->buf))
+		fatal("IMAP: unexpected data after %s (%s)", after, who);
+	memcpy(c->buf, ibuf + ipos, ilen - ipos);
+	c->len = ilen - ipos;
+	c->fd = imap_fd;
+	imap_fd = -1;
+	ipos = ilen = 0;
+}
+
+/* Reads what c's socket has and hands each whole line (CR LF stripped) to
+ * fn(ev, line, t); a line longer than the buffer is dropped. */
+static void side_recv(struct side *c, void (*fn)(struct event *ev, const char *line, double t),
+		      struct event *ev, double t)
 {
 	ssize_t n;
 	char *nl;
 
 	do
-		n = recv(bare.fd, bare.buf + bare.len, sizeof(bare.buf) - 1 - bare.len, 0);
+		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		fatal("IMAP (bare client): recv: %s", strerror(errno));
+		fatal("IMAP (%s): recv: %s", c->who, strerror(errno));
 	if (n == 0)
-		fatal("IMAP (bare client): the server closed the connection");
-	bare.len += (size_t)n;
-	while ((nl = memchr(bare.buf, '\n', bare.len))) {
-		unsigned long num;
-		char word[16];
-
+		fatal("IMAP (%s): the server closed the connection", c->who);
+	c->len += (size_t)n;
+	while ((nl = memchr(c->buf, '\n', c->len))) {
 		*nl = '\0';
-		if (sscanf(bare.buf, "* %lu %15s", &num, word) == 2 &&
-		    strcasecmp(word, "EXISTS") == 0 && num > bare.exists) {
-			bare.exists = num;
-			if (!ev->bare_done) {
-				ev->bare_done = true;
-				ev->tb = t;
-			}
-		}
-		bare.len -= (size_t)(nl + 1 - bare.buf);
-		memmove(bare.buf, nl + 1, bare.len);
+		if (nl > c->buf && nl[-1] == '\r')
+			nl[-1] = '\0';
+		fn(ev, c->buf, t);
+		c->len -= (size_t)(nl + 1 - c->buf);
+		memmove(c->buf, nl + 1, c->len);
 	}
-	if (bare.len == sizeof(bare.buf) - 1)
-		bare.len = 0; /* an overlong line: not one we look at */
+	if (c->len == sizeof(c->buf) - 1)
+		c->len = 0; /* an overlong line: not one we look at */
+}
+
+/*
+ * The bare IDLE client of added --bare: its own connection, logged in and
+ * in IDLE on the folder before the events start.  Only untagged lines come
+ * while it idles.
+ */
+static struct {
+	struct side c;
+	unsigned long exists;
+} bare = { .c.fd = -1 };
+
+/* A line of the bare client: the first EXISTS above the count known so far
+ * is the event's wake-up (tb = t). */
+static void bare_line(struct event *ev, const char *line, double t)
+{
+	unsigned long num;
+	char word[16];
+
+	if (sscanf(line, "* %lu %15s", &num, word) == 2 && strcasecmp(word, "EXISTS") == 0 &&
+	    num > bare.exists) {
+		bare.exists = num;
+		if (!ev->bare_done) {
+			ev->bare_done = true;
+			ev->tb = t;
+		}
+	}
 }
 
 /*
@@ -767,13 +812,11 @@ static void bare_recv(struct event *ev, double t)
  * and MESSAGES as last seen; a STATUS with either higher is a wake-up.
  */
 static struct {
-	int fd;
-	char buf[8192];
-	size_t len;
+	struct side c;
 	char *name; /* the folder, as the server names it (unquoted) */
 	unsigned long uidnext, messages;
 	const char *tag; /* of the command in flight (nfy_cmd()), or NULL */
-} nfy = { .fd = -1 };
+} nfy = { .c.fd = -1 };
 
 /* "* STATUS <mailbox> (...)" for nfy.name: its UIDNEXT and MESSAGES (0 if
  * not given); false for any other line. */
@@ -823,39 +866,19 @@ static bool nfy_line(const char *line)
 	return news;
 }
 
-/* Reads what the NOTIFY client's socket has; the first STATUS with news is
- * the event's wake-up (tn = t; ev NULL: between events).  The tagged
- * response of nfy.tag ends that command (fatal unless OK). */
-static void nfy_recv(struct event *ev, double t)
+/* A line of the NOTIFY client: the first STATUS with news is the event's
+ * wake-up (tn = t; ev NULL: between events).  The tagged response of
+ * nfy.tag ends that command (fatal unless OK). */
+static void nfy_recv_line(struct event *ev, const char *line, double t)
 {
-	ssize_t n;
-	char *nl;
-
-	do
-		n = recv(nfy.fd, nfy.buf + nfy.len, sizeof(nfy.buf) - 1 - nfy.len, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		fatal("IMAP (NOTIFY client): recv: %s", strerror(errno));
-	if (n == 0)
-		fatal("IMAP (NOTIFY client): the server closed the connection");
-	nfy.len += (size_t)n;
-	while ((nl = memchr(nfy.buf, '\n', nfy.len))) {
-		*nl = '\0';
-		if (nl > nfy.buf && nl[-1] == '\r')
-			nl[-1] = '\0';
-		if (nfy.tag && is_tagged(nfy.buf, nfy.tag)) {
-			if (!tagged_ok(nfy.buf, nfy.tag))
-				fatal("IMAP (NOTIFY client): %s", nfy.buf);
-			nfy.tag = NULL;
-		} else if (nfy_line(nfy.buf) && ev && !ev->notify_done) {
-			ev->notify_done = true;
-			ev->tn = t;
-		}
-		nfy.len -= (size_t)(nl + 1 - nfy.buf);
-		memmove(nfy.buf, nl + 1, nfy.len);
+	if (nfy.tag && is_tagged(line, nfy.tag)) {
+		if (!tagged_ok(line, nfy.tag))
+			fatal("IMAP (NOTIFY client): %s", line);
+		nfy.tag = NULL;
+	} else if (nfy_line(line) && ev && !ev->notify_done) {
+		ev->notify_done = true;
+		ev->tn = t;
 	}
-	if (nfy.len == sizeof(nfy.buf) - 1)
-		nfy.len = 0; /* an overlong line: not one we look at */
 }
 
 /* The flags observer without IDLE: one NOOP at a time, every opt.poll_ms. */
@@ -873,8 +896,8 @@ static void pump(struct event *ev, double deadline, const char *what)
 		struct pollfd p[4] = {
 			{ .fd = imap_fd, .events = POLLIN },
 			{ .fd = bus_fd, .events = POLLIN },
-			{ .fd = bare.fd, .events = POLLIN },
-			{ .fd = nfy.fd, .events = POLLIN },
+			{ .fd = bare.c.fd, .events = POLLIN },
+			{ .fd = nfy.c.fd, .events = POLLIN },
 		};
 		DBusMessage *m;
 		double t;
@@ -888,8 +911,8 @@ static void pump(struct event *ev, double deadline, const char *what)
 			fatal("the bus connection was closed");
 		while (imap_take_line(line, sizeof(line)))
 			ev->line(ev, line, now_ms());
-		if (ev->imap_done && ev->dbus_done && (bare.fd < 0 || ev->bare_done) &&
-		    (nfy.fd < 0 || ev->notify_done))
+		if (ev->imap_done && ev->dbus_done && (bare.c.fd < 0 || ev->bare_done) &&
+		    (nfy.c.fd < 0 || ev->notify_done))
 			return;
 		wait = remaining_ms(deadline);
 		if (noop_polling && !noop_busy) {
@@ -917,10 +940,10 @@ static void pump(struct event *ev, double deadline, const char *what)
 		}
 		if (p[0].revents)
 			imap_recv();
-		if (bare.fd >= 0 && p[2].revents)
-			bare_recv(ev, t);
-		if (nfy.fd >= 0 && p[3].revents)
-			nfy_recv(ev, t);
+		if (bare.c.fd >= 0 && p[2].revents)
+			side_recv(&bare.c, bare_line, ev, t);
+		if (nfy.c.fd >= 0 && p[3].revents)
+			side_recv(&nfy.c, nfy_recv_line, ev, t);
 	}
 }
 
@@ -1003,13 +1026,7 @@ static void bare_start(const char *qfolder)
 			fatal("IMAP: IDLE refused (bare client): %s", line);
 	}
 	/* What came right after the continuation is read with the rest. */
-	if (iskip || ilen - ipos >= sizeof(bare.buf))
-		fatal("IMAP: unexpected data after IDLE's continuation (bare client)");
-	memcpy(bare.buf, ibuf + ipos, ilen - ipos);
-	bare.len = ilen - ipos;
-	bare.fd = imap_fd;
-	imap_fd = -1;
-	ipos = ilen = 0;
+	side_take(&bare.c, "bare client", "IDLE's continuation");
 }
 
 static void run_added(void)
@@ -1095,9 +1112,9 @@ static void run_added(void)
 	dbus_bus_remove_match(bus, rule, NULL);
 	imap_logout();
 	if (opt.bare) {
-		imap_send_fd(bare.fd, "DONE\r\n");
-		close(bare.fd);
-		bare.fd = -1;
+		imap_send_fd(bare.c.fd, "DONE\r\n");
+		close(bare.c.fd);
+		bare.c.fd = -1;
 		report("bare-idle", blat, opt.count);
 		report("share", share, opt.count);
 	}
@@ -1733,19 +1750,11 @@ static void nfy_cmd(const char *tag, const char *cmd)
 	char line[1024];
 
 	snprintf(line, sizeof(line), "%s %s\r\n", tag, cmd);
-	imap_send_fd(nfy.fd, line);
+	imap_send_fd(nfy.c.fd, line);
 	nfy.tag = tag;
 	while (nfy.tag) {
-		struct pollfd p = { .fd = nfy.fd, .events = POLLIN };
-		int r = poll(&p, 1, remaining_ms(deadline));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			fatal("poll: %s", strerror(errno));
-		if (r == 0)
-			fatal("IMAP (NOTIFY client): timeout waiting for %s", cmd);
-		nfy_recv(NULL, now_ms());
+		wait_readable(nfy.c.fd, deadline, " (NOTIFY client)", cmd);
+		side_recv(&nfy.c, nfy_recv_line, NULL, now_ms());
 	}
 }
 
@@ -1786,13 +1795,7 @@ static void nfy_start(const char *qfolder)
 	imap_sendf("N " NFY_SET "\r\n");
 	imap_wait_ok("N", "NOTIFY SET (NOTIFY client)", nfy_select, NULL);
 	/* What came right after the tagged OK is read with the rest. */
-	if (iskip || ilen - ipos >= sizeof(nfy.buf))
-		fatal("IMAP: unexpected data after NOTIFY SET (NOTIFY client)");
-	memcpy(nfy.buf, ibuf + ipos, ilen - ipos);
-	nfy.len = ilen - ipos;
-	nfy.fd = imap_fd;
-	imap_fd = -1;
-	ipos = ilen = 0;
+	side_take(&nfy.c, "NOTIFY client", "NOTIFY SET");
 }
 
 static void run_imdn(void)
@@ -1911,9 +1914,9 @@ static void run_imdn(void)
 	report("signal", sig, opt.count);
 	report("above-idle", above, opt.count);
 	if (opt.bare_notify) {
-		imap_send_fd(nfy.fd, "Z LOGOUT\r\n");
-		close(nfy.fd);
-		nfy.fd = -1;
+		imap_send_fd(nfy.c.fd, "Z LOGOUT\r\n");
+		close(nfy.c.fd);
+		nfy.c.fd = -1;
 		report("notify", notify, opt.count);
 		report("above-notify", above_n, opt.count);
 	}
