@@ -56,6 +56,9 @@
 
 struct store_bodies {
 	sqlite3 *db; /* opened at the first read on a STORE_READONLY store */
+	/* body_write()'s INSERT, prepared at its first use and kept (preparing
+	 * it for every body was about 3% of an initial sync's CPU). */
+	sqlite3_stmt *insert;
 	char *path;
 	bool readonly;
 	bool in_tx;
@@ -190,6 +193,7 @@ void store_bodies_close(struct store *s)
 		return;
 	if (b->in_tx)
 		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_finalize(b->insert);
 	sqlite3_close_v2(b->db);
 	free(b->written);
 	free(b->path);
@@ -437,16 +441,23 @@ static int body_write(struct store *s, struct store_bodies *b, int64_t message_i
 	r = note_written(b, message_id);
 	if (r < 0)
 		return r;
-	r = bprepare(s, b,
-		     "INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, zeroblob(?2))",
-		     &st);
-	if (r < 0)
-		return r;
+	if (!b->insert) {
+		rc = sqlite3_prepare_v3(
+			b->db,
+			"INSERT OR REPLACE INTO body (message_id, data) VALUES (?1, zeroblob(?2))",
+			-1, SQLITE_PREPARE_PERSISTENT, &b->insert, NULL);
+		if (rc != SQLITE_OK)
+			return bfail(s, b->db, rc);
+	}
+	st = b->insert;
 	sqlite3_bind_int64(st, 1, message_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
-	r = bdone(s, b, st);
-	if (r < 0 || size == 0)
-		return r;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return bfail(s, b->db, rc);
+	if (size == 0)
+		return 0;
 
 	rc = sqlite3_blob_open(b->db, "main", "body", "data", message_id, 1, &blob);
 	if (rc != SQLITE_OK) {

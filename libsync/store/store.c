@@ -19,6 +19,7 @@
 
 #define STORE_STR_(x) #x
 #define STORE_STR(x)  STORE_STR_(x)
+#define STMT_SLOTS    1024 /* a power of 2 */
 
 struct store {
 	sqlite3 *db;
@@ -27,6 +28,9 @@ struct store {
 	struct store_batch *batch; /* the open transaction is this owner's batch */
 	sqlite3_stmt **stmts;	   /* the statement cache of store_prepare() */
 	size_t n_stmts, alloc_stmts;
+	/* Its index: by a hash of the SQL, open addressing, 1 + the index in
+	 * stmts (0: empty) for the first STMT_SLOTS / 2 statements. */
+	uint16_t stmt_slot[STMT_SLOTS];
 	char error[512];
 	/* store-changes.c's state, freed on close. */
 	void *watch;
@@ -170,20 +174,49 @@ int64_t store_last_insert_id(const struct store *s)
 	return sqlite3_last_insert_rowid(s->db);
 }
 
+/* FNV-1a of the SQL text, for store_prepare()'s index. */
+static size_t sql_hash(const char *sql)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h & (STMT_SLOTS - 1);
+}
+
+static sqlite3_stmt *cached(struct store *s, const char *sql, size_t *ret_slot)
+{
+	size_t h = sql_hash(sql);
+
+	/* Linear probing; the table is at most half full. */
+	for (; s->stmt_slot[h]; h = (h + 1) & (STMT_SLOTS - 1)) {
+		sqlite3_stmt *st = s->stmts[s->stmt_slot[h] - 1];
+
+		if (streq(sqlite3_sql(st), sql))
+			return st;
+	}
+	*ret_slot = h;
+	/* Statements past the indexed ones are searched one by one. */
+	for (size_t i = STMT_SLOTS / 2; i < s->n_stmts; i++)
+		if (streq(sqlite3_sql(s->stmts[i]), sql))
+			return s->stmts[i];
+	return NULL;
+}
+
 int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
 {
 	sqlite3_stmt *st;
+	size_t slot = 0;
 	int rc;
 
 	if (!s || !sql || !ret)
 		return -EINVAL;
-	for (size_t i = 0; i < s->n_stmts; i++) {
-		if (streq(sqlite3_sql(s->stmts[i]), sql)) {
-			sqlite3_reset(s->stmts[i]);
-			sqlite3_clear_bindings(s->stmts[i]);
-			*ret = s->stmts[i];
-			return 0;
-		}
+	st = cached(s, sql, &slot);
+	if (st) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		*ret = st;
+		return 0;
 	}
 	if (s->n_stmts == s->alloc_stmts) {
 		size_t n = s->alloc_stmts ? s->alloc_stmts * 2 : 16;
@@ -201,6 +234,8 @@ int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
 		set_error(s, "empty SQL statement");
 		return -EINVAL;
 	}
+	if (s->n_stmts < STMT_SLOTS / 2)
+		s->stmt_slot[slot] = (uint16_t)(s->n_stmts + 1);
 	s->stmts[s->n_stmts++] = st;
 	*ret = st;
 	return 0;

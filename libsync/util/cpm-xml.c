@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <expat.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -499,12 +500,50 @@ static size_t skip_prolog(const char *d, size_t n)
 	return i;
 }
 
+/*
+ * One parser kept for the next parse: creating one per object (its hash
+ * tables and buffers) was most of the cost of a small IMDN report.
+ * XML_ParserReset() makes it as new (handlers cleared, namespace mode
+ * kept).  The mutex is only tried: a thread that finds the parser in use
+ * makes its own for that call, so parsing never waits.
+ */
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static XML_Parser kept;
+
+static XML_Parser parser_get(bool *ret_kept)
+{
+	*ret_kept = false;
+	if (pthread_mutex_trylock(&kept_lock) == 0) {
+		if (!kept)
+			kept = XML_ParserCreateNS(NULL, NS_SEP);
+		else if (!XML_ParserReset(kept, NULL)) {
+			XML_ParserFree(kept);
+			kept = XML_ParserCreateNS(NULL, NS_SEP);
+		}
+		if (kept) {
+			*ret_kept = true;
+			return kept;
+		}
+		pthread_mutex_unlock(&kept_lock);
+	}
+	return XML_ParserCreateNS(NULL, NS_SEP);
+}
+
+static void parser_put(XML_Parser p, bool is_kept)
+{
+	if (is_kept)
+		pthread_mutex_unlock(&kept_lock);
+	else
+		XML_ParserFree(p);
+}
+
 int cpm_xml_parse(enum cpm_xml_kind kind, const char *data, size_t len, struct cpm_xml *ret,
 		  char **ret_error)
 {
 	struct state st = { .kind = kind };
 	enum XML_Status xs = XML_STATUS_OK;
 	char *err = NULL;
+	bool is_kept;
 	int r = 0;
 
 	if (!ret || (!data && len))
@@ -518,7 +557,7 @@ int cpm_xml_parse(enum cpm_xml_kind kind, const char *data, size_t len, struct c
 			*ret_error = NULL;
 		return -E2BIG;
 	}
-	st.p = XML_ParserCreateNS(NULL, NS_SEP);
+	st.p = parser_get(&is_kept);
 	if (!st.p)
 		return -ENOMEM;
 	buf_init(&st.text, CPM_XML_MAX_TEXT * 4 + 1);
@@ -576,7 +615,7 @@ int cpm_xml_parse(enum cpm_xml_kind kind, const char *data, size_t len, struct c
 		if (r < 0)
 			st.error = r;
 	}
-	XML_ParserFree(st.p);
+	parser_put(st.p, is_kept);
 	buf_free(&st.text);
 	buf_free(&st.participants);
 	if (st.error) {

@@ -313,6 +313,57 @@ START_TEST(test_xml_doctype_refused)
 }
 END_TEST
 
+/*
+ * The parser is kept from one parse to the next (XML_ParserReset): nothing
+ * of a document, whole, stopped by a handler or broken off, is left for the
+ * next one -- namespace prefixes, line numbers, open elements, values.
+ */
+START_TEST(test_xml_parser_reused)
+{
+	static const char good[] =
+		"<?xml version=\"1.0\"?>\n<i:imdn xmlns:i=\"urn:ietf:params:xml:ns:imdn\">"
+		"<i:message-id>m-1</i:message-id><i:delivery-notification><i:status>"
+		"<i:delivered/></i:status></i:delivery-notification></i:imdn>";
+	static const char doctype[] = "<!DOCTYPE x [<!ENTITY a \"a\">]>\n<imdn/>";
+	static const char cut[] = "<imdn>\n<message-id>m-2</message-id>\n<status><displ";
+	static const char undeclared[] = "<i:imdn><i:message-id>m-3</i:message-id></i:imdn>";
+	static const char ft[] = "<file-object><sdp>a=file-selector:name:\"a.jpg\" "
+				 "type:image/jpeg size:10</sdp></file-object>";
+	struct cpm_xml x;
+	char *err = NULL;
+
+	for (int round = 0; round < 2; round++) {
+		ck_assert_int_eq(cpm_xml_parse(CPM_XML_IMDN, good, strlen(good), &x, &err), 0);
+		ck_assert_str_eq(x.message_id, "m-1");
+		ck_assert_str_eq(x.status, "delivered");
+		ck_assert_str_eq(x.notification, "delivery");
+		cpm_xml_free(&x);
+
+		ck_assert_int_eq(cpm_xml_parse(CPM_XML_IMDN, doctype, strlen(doctype), &x, &err),
+				 -EBADMSG);
+		ck_assert_str_eq(err, "XML with a DOCTYPE (x) is refused: no CPM format has one");
+		free(err);
+
+		ck_assert_int_eq(cpm_xml_parse(CPM_XML_IMDN, cut, strlen(cut), &x, &err), -EBADMSG);
+		ck_assert_str_eq(err, "IMDN report XML not well-formed at line 3: unclosed token");
+		free(err);
+
+		/* The prefix i of the first document is not bound any more. */
+		ck_assert_int_eq(
+			cpm_xml_parse(CPM_XML_IMDN, undeclared, strlen(undeclared), &x, &err),
+			-EBADMSG);
+		ck_assert_str_eq(err, "IMDN report XML not well-formed at line 1: unbound prefix");
+		free(err);
+
+		ck_assert_int_eq(cpm_xml_parse(CPM_XML_FT_CPM, ft, strlen(ft), &x, &err), 0);
+		ck_assert_str_eq(x.file_name, "a.jpg");
+		ck_assert_str_eq(x.file_type, "image/jpeg");
+		ck_assert_uint_eq(x.file_size, 10);
+		cpm_xml_free(&x);
+	}
+}
+END_TEST
+
 START_TEST(test_xml_depth)
 {
 	char doc[4096];
@@ -494,6 +545,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, test_every_prefix, 0, (int)ARRAY_LEN(corpus));
 	tcase_add_test(tc, test_xml_bomb_10mb);
 	tcase_add_test(tc, test_xml_doctype_refused);
+	tcase_add_test(tc, test_xml_parser_reused);
 	tcase_add_test(tc, test_xml_depth);
 	tcase_add_test(tc, test_xml_participants);
 	tcase_add_test(tc, test_xml_encodings);
