@@ -906,6 +906,14 @@ const struct cpm_interface cpm_account_interface = {
 		  CPM_ARGS({ "messages", "aa{sv}" }), svc_list_conversation_messages },
 		{ "MarkConversationRead", CPM_ARGS({ "conversation_id", "s" }), NULL,
 		  mark_conversation_read },
+		/* Ours, beyond the contract: ListConversationsPage(u offset, u limit)
+		 * -> aa{sv}: ListConversations' conversation dicts (the same order,
+		 * newest activity first, the same keys) from position offset (0: the
+		 * newest), at most limit (0: 1,000; InvalidArgs over 10,000).  A
+		 * conversation whose activity changes between two pages moves (its
+		 * ConversationChanged says so).  Why: dbus/conversation.c. */
+		{ "ListConversationsPage", CPM_ARGS({ "offset", "u" }, { "limit", "u" }),
+		  CPM_ARGS({ "conversations", "aa{sv}" }), svc_list_conversations_page },
 		/* Contract v2 ("Failed operations"). */
 		{ "ListFailedOperations", NULL, CPM_ARGS({ "operations", "aa{sv}" }), list_failed },
 		{ "RetryOperation", CPM_ARGS({ "id", "t" }), NULL, retry_operation },

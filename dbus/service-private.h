@@ -202,6 +202,7 @@ void svc_account_store_cpm_root(struct svc_account *a);
  * else the InvalidArgs text naming arg (to free). */
 char *svc_check_conversation_id(const char *arg, const char *v);
 DBusMessage *svc_list_conversations(struct cpm_bus *bus, DBusMessage *msg, void *userdata);
+DBusMessage *svc_list_conversations_page(struct cpm_bus *bus, DBusMessage *msg, void *userdata);
 DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *msg, void *userdata);
 /* ConversationChanged for each conversation id (store change records;
  * sorted and deduplicated here, so ids is changed). */

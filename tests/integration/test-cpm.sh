@@ -301,6 +301,21 @@ check "  the SMS peer's conversation is named by the address" \
 	has "tel:+15550002" ";Peer=tel:+15550002;IsGroup=false;"
 check "  conv-GRP (filed offline): a group" has conv-GRP ";IsGroup=true;"
 
+# ListConversationsPage (ours): the same list, a page at a time.
+call "$A" "$AC" ListConversationsPage uu 0 4 >"$WORK/cpage1"
+call "$A" "$AC" ListConversationsPage uu 4 4 >"$WORK/cpage2"
+call "$A" "$AC" ListConversationsPage uu 8 4 >"$WORK/cpage3"
+check "ListConversationsPage(0, 4), (4, 4), (8, 4): 4, 4 and 2 dicts" \
+	test "$(grep -c '^- {ConversationId=' "$WORK/cpage1") $(grep -c '^- {ConversationId=' "$WORK/cpage2") $(grep -c '^- {ConversationId=' "$WORK/cpage3")" = "4 4 2"
+check "  together, ListConversations' dicts in its order" \
+	test "$(cat "$WORK/cpage1" "$WORK/cpage2" "$WORK/cpage3")" = "$(cat "$WORK/convs")"
+check "  past the end: none" test "$(call "$A" "$AC" ListConversationsPage uu 10 4 | grep -c .)" = 0
+check "  limit 0: the default page (all 10)" \
+	test "$(call "$A" "$AC" ListConversationsPage uu 0 0)" = "$(cat "$WORK/convs")"
+check "ListConversationsPage limit over 10000: InvalidArgs" \
+	test "$(call "$A" "$AC" ListConversationsPage uu 0 10001)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: limit: at most 10000"
+
 call "$A" "$AC" ListConversationMessages stu conv-ABC 0 2 >"$WORK/page1"
 check "ListConversationMessages, page 1: the two newest, newest first" \
 	test "$(grep -o ';MessageId=[^;]*' "$WORK/page1" | tr '\n' ' ')" = ";MessageId=<abc-3@cpm.test> ;MessageId=<abc-2@cpm.test> "

@@ -48,7 +48,7 @@ static void usage(FILE *f)
 	      "       " PROG " sync --account NAME --count N [--timeout S] [-v]\n"
 	      "       " PROG
 	      " wait --account NAME [--folder F [--messages N]] [--timeout S] [--sync]\n"
-	      "       " PROG " convs --account NAME [--count 50] [--repeat R]\n"
+	      "       " PROG " convs --account NAME [--count 50] [--repeat R] [--paged]\n"
 	      "       " PROG " imdn --imap HOST:PORT --user U --password-file F --account NAME\n"
 	      "                   --folder F --count N --deliver CMD [--timeout S]\n"
 	      "                   [--bare-notify] [-v]\n"
@@ -87,7 +87,12 @@ static void usage(FILE *f)
 	      "       ListConversationMessages(C, 0, COUNT) REPEAT times on the first\n"
 	      "       conversation C with at least COUNT messages (else the largest);\n"
 	      "       prints `NAME: K items: median=X ms p95=Y ms min= max= (R runs),\n"
-	      "       reply bytes=B` for each.\n"
+	      "       reply bytes=B` for each.  With --paged instead (ListConversations\n"
+	      "       called once, untimed): ListConversationsPage(0, COUNT) (the first\n"
+	      "       page, the same line), and the whole list page by page\n"
+	      "       (offset 0, COUNT, 2 x COUNT ... until a short page), REPEAT times:\n"
+	      "       `ListConversationsPage walk (COUNT a page): K items in P calls:\n"
+	      "       median=X ms ...` (fatal unless K is ListConversations' count).\n"
 	      "imdn   SELECTs the folder on its own IMAP connection and waits in IDLE (the\n"
 	      "       bare client).  N times: delivers a sent CPIM chat message with a\n"
 	      "       unique IMDN-Message-ID (CMD, run by /bin/sh, gets the message on its\n"
@@ -131,6 +136,7 @@ static struct {
 	bool observe_idle;
 	bool bare;
 	bool bare_notify;
+	bool paged;
 	bool have_messages;
 	bool sync;
 	bool verbose;
@@ -1560,6 +1566,56 @@ static unsigned long count_items(DBusMessage *reply)
 	return n;
 }
 
+/* convs --paged: ListConversationsPage (ours), the first page, then the
+ * whole list of all conversations page by page. */
+static void run_pages(const char *apath, unsigned long all, double *t)
+{
+	dbus_uint32_t off = 0, limit = (dbus_uint32_t)opt.count;
+	unsigned long n, got = 0, calls = 0;
+	DBusMessage *m, *reply;
+	char what[256];
+	int bytes;
+
+	m = new_call(apath, ACCOUNT_IFACE, "ListConversationsPage");
+	dbus_message_append_args(m, DBUS_TYPE_UINT32, &off, DBUS_TYPE_UINT32, &limit,
+				 DBUS_TYPE_INVALID);
+	reply = time_calls(m, "ListConversationsPage", t, &bytes);
+	n = count_items(reply);
+	dbus_message_unref(reply);
+	snprintf(what, sizeof(what), "ListConversationsPage(0, %lu)", opt.count);
+	timing_line(what, n, t, bytes);
+	if (n != (all < opt.count ? all : opt.count))
+		fatal("ListConversationsPage(0, %lu) gave %lu conversations of %lu", opt.count, n,
+		      all);
+	for (unsigned long r = 0; r < opt.repeat; r++) {
+		double t0 = now_ms();
+
+		got = calls = 0;
+		for (off = 0;; off += limit) {
+			m = new_call(apath, ACCOUNT_IFACE, "ListConversationsPage");
+			dbus_message_append_args(m, DBUS_TYPE_UINT32, &off, DBUS_TYPE_UINT32,
+						 &limit, DBUS_TYPE_INVALID);
+			reply = call_block(m, "ListConversationsPage");
+			n = count_items(reply);
+			dbus_message_unref(reply);
+			got += n;
+			calls++;
+			if (n < limit)
+				break;
+		}
+		t[r] = now_ms() - t0;
+		if (got != all)
+			fatal("ListConversationsPage page by page gave %lu conversations, "
+			      "ListConversations %lu",
+			      got, all);
+	}
+	qsort(t, opt.repeat, sizeof(*t), cmp_double);
+	printf("ListConversationsPage walk (%lu a page): %lu items in %lu calls: "
+	       "median=%.2f ms p95=%.2f ms min=%.2f ms max=%.2f ms (%lu runs)\n",
+	       opt.count, got, calls, median(t, opt.repeat), percentile(t, opt.repeat, 95), t[0],
+	       t[opt.repeat - 1], opt.repeat);
+}
+
 static void run_convs(void)
 {
 	struct objects o;
@@ -1585,6 +1641,16 @@ static void run_convs(void)
 	if (!apath)
 		fatal("out of memory");
 
+	if (opt.paged) {
+		reply = call_block(new_call(apath, ACCOUNT_IFACE, "ListConversations"),
+				   "ListConversations");
+		n = count_items(reply);
+		dbus_message_unref(reply);
+		run_pages(apath, n, t);
+		free(apath);
+		free(t);
+		return;
+	}
 	reply = time_calls(new_call(apath, ACCOUNT_IFACE, "ListConversations"), "ListConversations",
 			   t, &bytes);
 	n = count_items(reply);
@@ -2008,7 +2074,8 @@ int main(int argc, char **argv)
 		O_POLL_MS,
 		O_BARE,
 		O_DELIVER,
-		O_BARE_NOTIFY
+		O_BARE_NOTIFY,
+		O_PAGED
 	};
 	static const struct option longopts[] = {
 		{ "imap", required_argument, NULL, O_IMAP },
@@ -2026,6 +2093,7 @@ int main(int argc, char **argv)
 		{ "bare", no_argument, NULL, O_BARE },
 		{ "deliver", required_argument, NULL, O_DELIVER },
 		{ "bare-notify", no_argument, NULL, O_BARE_NOTIFY },
+		{ "paged", no_argument, NULL, O_PAGED },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -2093,6 +2161,9 @@ int main(int argc, char **argv)
 		case O_BARE_NOTIFY:
 			opt.bare_notify = true;
 			break;
+		case O_PAGED:
+			opt.paged = true;
+			break;
 		case 'v':
 			opt.verbose = true;
 			break;
@@ -2122,6 +2193,8 @@ int main(int argc, char **argv)
 		usage_error("--bare is for the added mode only");
 	if (opt.bare_notify && strcmp(opt.mode, "imdn") != 0)
 		usage_error("--bare-notify is for the imdn mode only");
+	if (opt.paged && strcmp(opt.mode, "convs") != 0)
+		usage_error("--paged is for the convs mode only");
 	if (strcmp(opt.mode, "list") == 0 && !opt.count)
 		opt.count = 1000;
 	if (strcmp(opt.mode, "sync") == 0 && !opt.count)

@@ -420,6 +420,34 @@ END_TEST
 /* A conversation folder named by its peer keeps the Conversation-ID of
  * its first chat once one arrives (contract: "its ConversationId is the
  * objects' Conversation-ID, else the address"). */
+/* cpmsync_store_foreach_conversation_page(): the list by position. */
+START_TEST(test_list_page)
+{
+	struct conv_list all, p = { 0 };
+
+	fill();
+	all = list();
+	ck_assert_uint_eq(all.n, 3);
+	for (uint32_t off = 0; off < 4; off++) {
+		p.n = 0;
+		ck_assert_int_eq(
+			cpmsync_store_foreach_conversation_page(cs, "a", off, 2, on_conv, &p), 0);
+		ck_assert_uint_eq(p.n, off >= 3 ? 0 : off == 2 ? 1 : 2);
+		for (unsigned i = 0; i < p.n; i++)
+			ck_assert_int_eq(p.c[i].id, all.c[off + i].id);
+	}
+	/* limit 0: all from offset on. */
+	p.n = 0;
+	ck_assert_int_eq(cpmsync_store_foreach_conversation_page(cs, "a", 1, 0, on_conv, &p), 0);
+	ck_assert_uint_eq(p.n, 2);
+	ck_assert_int_eq(p.c[0].id, all.c[1].id);
+	ck_assert_int_eq(p.c[1].id, all.c[2].id);
+	ck_assert_int_eq(cpmsync_store_foreach_conversation_page(cs, "nope", 0, 2, on_conv, &p),
+			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_str_eq(cpmsync_store_error(cs), "unknown account 'nope'");
+}
+END_TEST
+
 START_TEST(test_peer_folder_takes_conversation_id)
 {
 	folder("Default");
@@ -999,6 +1027,7 @@ static Suite *suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_list);
+	tcase_add_test(tc, test_list_page);
 	tcase_add_test(tc, test_peer_folder_takes_conversation_id);
 	tcase_add_test(tc, test_imdn_in_order);
 	tcase_add_test(tc, test_imdn_before_message);

@@ -82,6 +82,14 @@ typedef int (*cpmsync_conversation_fn)(const struct cpmsync_conversation_info *c
 int cpmsync_store_foreach_conversation(struct cpmsync_store *store, const char *account,
 				       cpmsync_conversation_fn fn, void *userdata);
 
+/*
+ * A page of that list: from position offset (0: the newest), at most
+ * limit (0: all the rest).  -CPMSYNC_E_NOT_FOUND for an unknown account.
+ */
+int cpmsync_store_foreach_conversation_page(struct cpmsync_store *store, const char *account,
+					    uint32_t offset, uint32_t limit,
+					    cpmsync_conversation_fn fn, void *userdata);
+
 /* One conversation by its ConversationId, or by its local id (change
  * records); -CPMSYNC_E_NOT_FOUND. */
 int cpmsync_store_get_conversation(struct cpmsync_store *store, const char *account,
