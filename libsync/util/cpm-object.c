@@ -283,7 +283,27 @@ static int make_snippet(const char *t, size_t n, char **ret)
 	while (i < n && ((unsigned char)t[i] <= 32 || t[i] == 127))
 		i++;
 	while (i < n && chars < CPM_SNIPPET_CHARS) {
-		size_t k = cpmsync_utf8_decode(t + i, n - i, NULL);
+		size_t k;
+
+		/* A run of printable ASCII, one character a byte, in one append
+		 * (per character, the appends were most of a chat message's
+		 * snippet in callgrind, issue 11). */
+		if ((unsigned char)t[i] > 32 && t[i] != 127) {
+			size_t j = i;
+
+			while (j < n && chars < CPM_SNIPPET_CHARS && (unsigned char)t[j] >= 32 &&
+			       (unsigned char)t[j] < 127) {
+				j++;
+				chars++;
+			}
+			if (j > i) {
+				if (buf_append(&b, t + i, j - i) < 0)
+					goto oom;
+				i = j;
+				continue;
+			}
+		}
+		k = cpmsync_utf8_decode(t + i, n - i, NULL);
 
 		if (k == 0)
 			k = 1; /* cannot happen: t is valid UTF-8 */
