@@ -28,9 +28,15 @@ struct store {
 	struct store_batch *batch; /* the open transaction is this owner's batch */
 	sqlite3_stmt **stmts;	   /* the statement cache of store_prepare() */
 	size_t n_stmts, alloc_stmts;
-	/* Its index: by a hash of the SQL, open addressing, 1 + the index in
-	 * stmts (0: empty) for the first STMT_SLOTS / 2 statements. */
-	uint16_t stmt_slot[STMT_SLOTS];
+	/* Its index by the address of the SQL text (a call site's literal),
+	 * open addressing, at most STMT_SLOTS / 2 used; a hit is checked
+	 * against the statement's text, since a freed string's address may
+	 * come back with other SQL. */
+	struct stmt_slot {
+		const char *sql;
+		size_t i; /* in stmts */
+	} stmt_slot[STMT_SLOTS];
+	size_t n_slots;
 	char error[512];
 	/* store-changes.c's state, freed on close. */
 	void *watch;
@@ -174,44 +180,53 @@ int64_t store_last_insert_id(const struct store *s)
 	return sqlite3_last_insert_rowid(s->db);
 }
 
-/* FNV-1a of the SQL text, for store_prepare()'s index. */
-static size_t sql_hash(const char *sql)
+static size_t sql_slot(const char *sql)
 {
-	uint32_t h = 2166136261u;
+	uint64_t h = (uint64_t)(uintptr_t)sql * 0x9e3779b97f4a7c15u;
 
-	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return h & (STMT_SLOTS - 1);
+	return (size_t)(h >> 40) & (STMT_SLOTS - 1);
 }
 
-static sqlite3_stmt *cached(struct store *s, const char *sql, size_t *ret_slot)
+/*
+ * The cached statement of sql, or NULL.  Found by address first; else by
+ * text over all of them (strcmp, as before the index), and the address is
+ * then noted for the next time.
+ */
+static sqlite3_stmt *cached(struct store *s, const char *sql)
 {
-	size_t h = sql_hash(sql);
+	size_t h = sql_slot(sql), i;
+	struct stmt_slot *stale = NULL;
 
-	/* Linear probing; the table is at most half full. */
-	for (; s->stmt_slot[h]; h = (h + 1) & (STMT_SLOTS - 1)) {
-		sqlite3_stmt *st = s->stmts[s->stmt_slot[h] - 1];
-
-		if (streq(sqlite3_sql(st), sql))
-			return st;
+	for (; s->stmt_slot[h].sql; h = (h + 1) & (STMT_SLOTS - 1)) {
+		if (s->stmt_slot[h].sql != sql)
+			continue;
+		if (streq(sqlite3_sql(s->stmts[s->stmt_slot[h].i]), sql))
+			return s->stmts[s->stmt_slot[h].i];
+		stale = &s->stmt_slot[h];
+		break;
 	}
-	*ret_slot = h;
-	/* Statements past the indexed ones are searched one by one. */
-	for (size_t i = STMT_SLOTS / 2; i < s->n_stmts; i++)
+	for (i = 0; i < s->n_stmts; i++)
 		if (streq(sqlite3_sql(s->stmts[i]), sql))
-			return s->stmts[i];
-	return NULL;
+			break;
+	if (i == s->n_stmts)
+		return NULL;
+	if (stale) {
+		stale->i = i;
+	} else if (s->n_slots < STMT_SLOTS / 2) {
+		s->stmt_slot[h] = (struct stmt_slot){ sql, i };
+		s->n_slots++;
+	}
+	return s->stmts[i];
 }
 
 int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
 {
 	sqlite3_stmt *st;
-	size_t slot = 0;
 	int rc;
 
 	if (!s || !sql || !ret)
 		return -EINVAL;
-	st = cached(s, sql, &slot);
+	st = cached(s, sql);
 	if (st) {
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
@@ -234,8 +249,6 @@ int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
 		set_error(s, "empty SQL statement");
 		return -EINVAL;
 	}
-	if (s->n_stmts < STMT_SLOTS / 2)
-		s->stmt_slot[slot] = (uint16_t)(s->n_stmts + 1);
 	s->stmts[s->n_stmts++] = st;
 	*ret = st;
 	return 0;
