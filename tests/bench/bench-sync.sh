@@ -34,6 +34,15 @@
 # what the same number of new-only rounds (step 4) wrote.  The script reads
 # the store with sqlite3 -readonly, which never checkpoints (a read-write
 # connection would at close, and its writes would escape the measurement).
+# Beside it, every run also measures the sectors the block device holding
+# the work directory wrote (device bytes: run-measure --device-of, a sync()
+# before the run and after it, so the run's writeback counts; write_bytes
+# counts a whole page cache folio per small write into a cached file, the
+# device what reached the disk).  The device figure is machine-wide: Dovecot
+# and the proxies write to the same disk during a run, and any other process
+# on the machine does too, so it is only meaningful on an otherwise quiet
+# machine; the targets stay on write_bytes.  BENCH_TMP on tmpfs, overlayfs
+# or btrfs has no block statistics: the script stops and says so.
 # Then it prints a table and the
 # benchmark targets with PASS/MISS (informational: the exit status is 0
 # unless a command failed or a tool's copy does not match the server).
@@ -214,8 +223,12 @@ EOF
 
 # --- measuring --------------------------------------------------------------
 
-RESULTS=$WORK/results # step tool wall cpu rss_kib c2s s2c written_bytes
+RESULTS=$WORK/results # step tool wall cpu rss_kib c2s s2c written_bytes device_written_bytes
 : >"$RESULTS"
+# measure OUTFILE COMMAND...: run-measure with the device of WORK.
+measure() { "$TOOLS/run-measure" --device-of "$WORK" "$@"; }
+measure "$WORK/probe.measure" -- true 2>"$WORK/probe.err" ||
+	die "cannot measure the disk writes under $WORK: $(cat "$WORK/probe.err")"
 
 # run STEP TOOL PROXY COMMAND...: one measured run through proxy PROXY.
 run() {
@@ -224,7 +237,7 @@ run() {
 	out=$WORK/${step//\//_}.$tool
 	before=$(stats "$proxy")
 	log "$step: $tool"
-	"$TOOLS/run-measure" "$out.measure" -- "$@" >"$out.log" 2>&1 || rc=$?
+	measure "$out.measure" -- "$@" >"$out.log" 2>&1 || rc=$?
 	after=$(wait_stats "$proxy" "$before")
 	if [ "$rc" -ne 0 ]; then
 		broken "$step: $tool exited with status $rc; the end of its output:"
@@ -236,8 +249,8 @@ run() {
 	awk -v step="$step" -v tool="$tool" -v c2s=$((a_c2s - b_c2s)) -v s2c=$((a_s2c - b_s2c)) '
 		{ m[$1] = $2 }
 		END {
-			printf "%s %s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"],
-				m["maxrss_kib"], c2s, s2c, m["written_bytes"]
+			printf "%s %s %s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"],
+				m["maxrss_kib"], c2s, s2c, m["written_bytes"], m["device_written_bytes"]
 		}' "$out.measure" >>"$RESULTS"
 }
 
@@ -293,7 +306,7 @@ verify() {
 checkpoint() {
 	local step=$1 out=$WORK/${1//\//_}.checkpoint res
 	log "$step: checkpoint"
-	if ! "$TOOLS/run-measure" "$out.measure" -- sqlite3 "$WORK/cpm-store.db" \
+	if ! measure "$out.measure" -- sqlite3 "$WORK/cpm-store.db" \
 		"PRAGMA locking_mode = EXCLUSIVE; PRAGMA wal_checkpoint(TRUNCATE)" >"$out.log" 2>&1; then
 		broken "$step: the checkpoint failed: $(cat "$out.log")"
 		return
@@ -302,8 +315,8 @@ checkpoint() {
 	# busy|frames in the WAL|frames checkpointed
 	[ "${res%%|*}" = 0 ] || broken "$step: the checkpoint was not complete: $res"
 	awk -v step="$step" '{ m[$1] = $2 }
-		END { printf "%s checkpoint %s %s %s 0 0 %s\n", step, m["wall"], m["cpu"], m["maxrss_kib"],
-			m["written_bytes"] }' "$out.measure" >>"$RESULTS"
+		END { printf "%s checkpoint %s %s %s 0 0 %s %s\n", step, m["wall"], m["cpu"], m["maxrss_kib"],
+			m["written_bytes"], m["device_written_bytes"] }' "$out.measure" >>"$RESULTS"
 }
 
 # Deterministic random picks: COUNT lines of stdin, a different choice for
@@ -316,7 +329,7 @@ join_commas() { paste -sd, -; }
 log "reference: imap-stream (warm-up, then measured; direct, then through a proxy)"
 "$TOOLS/imap-stream" 127.0.0.1 "$IMAP_PORT" "$USER1" "$WORK/alice.pw" Bench >"$WORK/stream-warmup.out" ||
 	broken "imap-stream warm-up failed"
-"$TOOLS/run-measure" "$WORK/stream.measure" -- \
+measure "$WORK/stream.measure" -- \
 	"$TOOLS/imap-stream" 127.0.0.1 "$IMAP_PORT" "$USER1" "$WORK/alice.pw" Bench >"$WORK/stream.out" ||
 	broken "imap-stream failed"
 before=$(stats cpm)
@@ -330,8 +343,8 @@ STREAM_BYTES=$(kv "$WORK/stream.out" bytes_in)
 STREAM_PROXY_S=$(kv "$WORK/stream-proxy.out" seconds)
 awk -v step=0-reference -v tool=imap-stream -v o="$(kv "$WORK/stream.out" bytes_out)" \
 	-v i="$STREAM_BYTES" '{ m[$1] = $2 } END {
-		printf "%s %s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"], m["maxrss_kib"], o, i,
-			m["written_bytes"] }' \
+		printf "%s %s %s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"], m["maxrss_kib"], o, i,
+			m["written_bytes"], m["device_written_bytes"] }' \
 	"$WORK/stream.measure" >>"$RESULTS"
 [ "$(kv "$WORK/stream.out" messages)" = "$N" ] || broken "imap-stream saw $(kv "$WORK/stream.out" messages) messages, not $N"
 
@@ -415,13 +428,15 @@ echo "reference imap-stream: $STREAM_S s in all, $STREAM_FETCH_S s for the UID F
 	"through a proxy $STREAM_PROXY_S s"
 echo
 awk 'BEGIN {
-		printf "%-16s | %-11s | %8s | %8s | %12s | %14s | %14s | %14s\n", "step", "tool", "wall s",
-			"CPU s", "peak RSS MiB", "client->server", "server->client", "written bytes"
-		printf "%s\n", "-----------------+-------------+----------+----------+--------------+----------------+----------------+---------------"
+		printf "%-16s | %-11s | %8s | %8s | %12s | %14s | %14s | %14s | %14s\n", "step", "tool", "wall s",
+			"CPU s", "peak RSS MiB", "client->server", "server->client", "written bytes", "device bytes"
+		printf "%s\n", "-----------------+-------------+----------+----------+--------------+----------------+----------------+----------------+---------------"
 	}
-	$1 !~ /#/ { printf "%-16s | %-11s | %8.3f | %8.2f | %12.1f | %14s | %14s | %14s\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $8 }' \
+	$1 !~ /#/ { printf "%-16s | %-11s | %8.3f | %8.2f | %12.1f | %14s | %14s | %14s | %14s\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $8, $9 }' \
 	"$RESULTS"
-echo "(rounds after the first of steps 3-5: in $RESULTS with KEEP=1; their sums below)"
+echo "(rounds after the first of steps 3-5: in $RESULTS with KEEP=1; their sums below;"
+echo "device bytes: what the disk holding $WORK wrote from a sync before the run to one after it,"
+echo "machine-wide: only meaningful on an otherwise quiet machine)"
 echo
 echo "floor (imap-stream --qresync, median of 5): step, whole session s, the SELECT alone s, FETCH responses:"
 awk '{ printf "  %-16s %8.4f %8.4f %6s\n", $1, $2, $3, $4 }' "$WORK/floor"
@@ -435,11 +450,12 @@ get() {
 	awk -v s="$1" -v t="$2" -v f="$3" '$1 == s && $2 == t {
 		if (f == 8) printf "%.0f\n", $6 + $7; else if (f == 9) print $8; else print $f }' "$RESULTS"
 }
-# seq_sum BASE TOOL: the bytes written by TOOL over every round of BASE
-# (BASE, BASE#2, ...); with TOOL cpm-syncd, and the checkpoint that ends it.
+# seq_sum BASE TOOL [COLUMN]: the bytes written by TOOL over every round of
+# BASE (BASE, BASE#2, ...); with TOOL cpm-syncd, and the checkpoint that ends
+# it.  COLUMN 8 (default) write_bytes, 9 the device's.
 seq_sum() {
-	awk -v s="$1" -v t="$2" '($1 == s || index($1, s "#") == 1) &&
-		($2 == t || (t == "cpm-syncd" && $2 == "checkpoint")) { w += $8 }
+	awk -v s="$1" -v t="$2" -v c="${3:-8}" '($1 == s || index($1, s "#") == 1) &&
+		($2 == t || (t == "cpm-syncd" && $2 == "checkpoint")) { w += $c }
 		END { printf "%.0f\n", w }' "$RESULTS"
 }
 # floor_of STEP FIELD (2 session, 3 select)
@@ -505,6 +521,18 @@ w_per_ex=$(awk -v a="$s_ex" -v n="$w_new_round" -v r="$ROUNDS" -v k="$K" \
 	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
 w_per_ex_mb=$(awk -v a="$s_ex_mb" -v n="$w_new_round_mb" -v r="$ROUNDS" -v k="$K" \
 	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
+# The same from the device's sectors.
+d_fl=$(seq_sum 3-flags1% cpm-syncd 9)
+d_fl_mb=$(seq_sum 3-flags1% mbsync 9)
+d_new_round=$(per "$(seq_sum 4-new-only cpm-syncd 9)" "$NEW_ROUNDS")
+d_new_round_mb=$(per "$(seq_sum 4-new-only mbsync 9)" "$NEW_ROUNDS")
+d_ex=$(seq_sum 5-expunge1%+new cpm-syncd 9)
+d_per_flag=$(per "$d_fl" $((ROUNDS * K)))
+d_per_flag_mb=$(per "$d_fl_mb" $((ROUNDS * K)))
+d_per_ex=$(awk -v a="$d_ex" -v n="$d_new_round" -v r="$ROUNDS" -v k="$K" \
+	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
+d_per_ex_mb=$(awk -v a="$(seq_sum 5-expunge1%+new mbsync 9)" -v n="$d_new_round_mb" -v r="$ROUNDS" -v k="$K" \
+	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
 
 echo "side by side (wall s; bytes written to disk):"
 printf '  %-22s %10s %10s %12s %14s %14s\n' step cpm-syncd mbsync floor "cpm written" "mbsync written"
@@ -540,10 +568,14 @@ printf '  %-4s no-change run: %s s vs the whole-session floor %s s = %sx (target
 	"$(verdict 'a <= 2 * b' "$nc_cpm" "$f_nc")" "$nc_cpm" "$f_nc" "$(ratio "$nc_cpm" "$f_nc")"
 printf '  %-4s 1%% flags: %s bytes written over %s rounds and their checkpoint = %s per changed message (target <= 2048); mbsync %s\n' \
 	"$(verdict 'a <= 2048' "$w_per_flag" 0)" "$s_fl" "$ROUNDS" "$w_per_flag" "$w_per_flag_mb"
+printf '  info 1%% flags: the disk wrote %s bytes over the same = %s per changed message; mbsync %s (device sectors, machine-wide: only meaningful on a quiet machine)\n' \
+	"$d_fl" "$d_per_flag" "$d_per_flag_mb"
 printf '  %-4s 1%% flags: %s s vs the floor %s s = %sx (target <= 3x)\n' \
 	"$(verdict 'a <= 3 * b' "$fl_cpm" "$f_fl")" "$fl_cpm" "$f_fl" "$(ratio "$fl_cpm" "$f_fl")"
 printf '  %-4s 1%% expunged + %s new: %s bytes written over %s rounds and their checkpoint, %s per expunged message beyond %s per new-only round (target <= 2048); mbsync %s\n' \
 	"$(verdict 'a <= 2048' "$w_per_ex" 0)" "$NEW" "$s_ex" "$ROUNDS" "$w_per_ex" "$w_new_round" "$w_per_ex_mb"
+printf '  info 1%% expunged + %s new: the disk wrote %s bytes over the same, %s per expunged message beyond %s per new-only round; mbsync %s (device sectors, machine-wide: only meaningful on a quiet machine)\n' \
+	"$NEW" "$d_ex" "$d_per_ex" "$d_new_round" "$d_per_ex_mb"
 printf '  %-4s 1%% expunged + %s new: %s s vs the floor %s s + %s s of new bodies (target <= 3x the floor plus the transfer)\n' \
 	"$(verdict 'a <= 3 * b + c' "$ex_cpm" "$f_ex" "$new_xfer")" "$NEW" "$ex_cpm" "$f_ex" "$new_xfer"
 printf '  %-4s no-change resync on the wire: %s bytes (target < 4096)\n' \
