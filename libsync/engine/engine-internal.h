@@ -43,6 +43,7 @@ enum fetch_kind {
 	FK_BODY,       /* bodies of known messages */
 	FK_VERIFY,     /* candidates for an interrupted APPEND/COPY: size + date */
 	FK_ANNOTATION, /* cached annotations of changed messages (engine-annotation.c) */
+	FK_DISCARD,    /* a pipelined FETCH the SELECT's answer made void: dropped */
 };
 
 struct remote_folder {
@@ -151,6 +152,16 @@ struct cpmsync_sync {
 	/* Folder sync. */
 	struct folder_ctx f;
 	enum fetch_kind fetch_kind;
+	/* The UID FETCH of the new messages (pipe_from:*) sent right behind
+	 * a QRESYNC SELECT, when a STATUS of this run showed the folder with
+	 * the stored UIDVALIDITY and more UIDs than stored: PIPE_SENT until
+	 * the SELECT's answer, PIPE_TAKEN once it showed that FETCH is the
+	 * one the run sends (fetch_new_done() on its reply), PIPE_DISCARD
+	 * when it did not (its data dropped; pipe_wait: the folder's sync
+	 * goes on from its reply the way it does without it). */
+	enum { PIPE_NONE, PIPE_SENT, PIPE_TAKEN, PIPE_DISCARD } pipe;
+	bool pipe_wait;
+	uint32_t pipe_from;
 	struct store_batch batch; /* the open write transaction, if any */
 	uint32_t batch_rows;
 	uint64_t batch_bytes;

@@ -378,6 +378,7 @@ static bool flags_matter(const struct cpmsync_sync *e, const struct engine_fetch
 	case FK_VERIFY:
 	case FK_BODY:
 	case FK_ANNOTATION:
+	case FK_DISCARD:
 		return false;
 	case FK_NEW:
 		if (f->present & ENGINE_FETCH_SIZE)
@@ -424,6 +425,8 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		break;
 	case FK_ANNOTATION:
 		engine_annotation_on_fetch(e, f);
+		break;
+	case FK_DISCARD:
 		break;
 	}
 }
@@ -661,7 +664,8 @@ unsigned engine_event_takes(const struct cpmsync_sync *e)
 		takes |= ENGINE_TAKES_LIST;
 	if (e->selected_id && !select_of_other_folder(e))
 		takes |= ENGINE_TAKES_VANISHED;
-	if (e->fetch_kind == FK_NEW || e->fetch_kind == FK_BODY)
+	/* FK_DISCARD: its bodies are read (streamed, not kept) and dropped. */
+	if (e->fetch_kind == FK_NEW || e->fetch_kind == FK_BODY || e->fetch_kind == FK_DISCARD)
 		takes |= ENGINE_TAKES_BODY;
 	return takes;
 }
@@ -1146,6 +1150,10 @@ static void select_done(const struct engine_reply *res, void *userdata)
 
 	free(sc);
 	e->fetch_kind = FK_NONE;
+	/* Refused or failed: no folder is selected, the FETCH sent behind
+	 * the SELECT fails too and is no one's. */
+	if (res->r != 0 && e->pipe == PIPE_SENT)
+		e->pipe = PIPE_DISCARD;
 	if (!e->finished && res->r == -CPMSYNC_E_SERVER && refused) {
 		/* Deleted since LIST, or no right to read it: the rest of the
 		 * account still syncs, and the run does not fail for it (the
@@ -1231,6 +1239,78 @@ void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server
 
 static void folder_after_select(struct cpmsync_sync *e);
 static void next_folder(struct cpmsync_sync *e);
+static void new_items(const struct cpmsync_sync *e, bool modseq, char *items, size_t size);
+static void fetch_new_done(const struct engine_reply *res, void *userdata);
+
+/*
+ * Can the UID FETCH of the new messages go right behind this folder's
+ * QRESYNC SELECT?  What the run sends after the SELECT's answer depends on
+ * that answer: the same UIDVALIDITY (and MAILBOXID, HIGHESTMODSEQ not
+ * lower, EXISTS fitting what is known), or it is read again from UID 1;
+ * HIGHESTMODSEQ (NOMODSEQ: no MODSEQ item, a flags pass first); UIDNEXT
+ * above the stored one, or no such FETCH at all.  Only when a STATUS of
+ * this run (LIST-STATUS or STATUS) showed the stored UIDVALIDITY and more
+ * UIDs than stored is the FETCH known to be wanted (UIDNEXT does not go
+ * down under one UIDVALIDITY); the rest the answer confirms
+ * (folder_after_select()), or the FETCH is discarded.
+ */
+static bool folder_pipe_new(struct cpmsync_sync *e)
+{
+	const struct remote_folder *rf;
+
+	if (e->f.mode != PLAN_MODE_QRESYNC || e->pipe != PIPE_NONE || !e->f.local_uidvalidity ||
+	    !e->f.local_hms || !e->f.local_uidnext)
+		return false;
+	rf = remote_find(e, e->f.server_name);
+	if (!rf || !rf->p.has_status || rf->p.uidvalidity != e->f.local_uidvalidity ||
+	    rf->p.uidnext <= e->f.local_uidnext)
+		return false;
+	/* Another MAILBOXID already: a re-read, from UID 1. */
+	return !rf->mailboxid || !e->f.local_mailboxid[0] ||
+	       streq(rf->mailboxid, e->f.local_mailboxid);
+}
+
+static void pipe_new_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	int state = e->pipe;
+
+	e->pipe = PIPE_NONE;
+	if (e->finished)
+		return;
+	if (state == PIPE_TAKEN) {
+		fetch_new_done(res, userdata);
+		return;
+	}
+	/* Discarded: a refusal is expected (no folder selected after a
+	 * refused SELECT); a lost connection is not. */
+	if (res->r != -CPMSYNC_E_SERVER && engine_reply_failed(e, res, "UID FETCH (new messages)"))
+		return;
+	if (e->pipe_wait) {
+		e->pipe_wait = false;
+		e->fetch_kind = FK_NONE;
+		folder_after_select(e);
+	}
+}
+
+/* The run's UID FETCH of the new messages (folder_fetch_new()), sent now. */
+static void send_pipe_new(struct cpmsync_sync *e)
+{
+	const struct engine_fetch_params p = { 0 };
+	char set[32], items[256];
+	int r;
+
+	snprintf(set, sizeof(set), "%u:*", e->f.local_uidnext);
+	new_items(e, true, items, sizeof(items));
+	r = e->drv->ops->fetch_ext(e->drv, set, items, &p, pipe_new_done, e);
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	e->pipe = PIPE_SENT;
+	e->pipe_wait = false;
+	e->pipe_from = e->f.local_uidnext;
+}
 
 /* A folder the server will not let us select is skipped (select_done()). */
 static void folder_select_refused(struct cpmsync_sync *e, const struct engine_reply *res)
@@ -1313,6 +1393,8 @@ static void next_folder(struct cpmsync_sync *e)
 	e->f.in_select = true;
 	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select,
 		    folder_select_refused);
+	if (!e->finished && folder_pipe_new(e))
+		send_pipe_new(e);
 }
 
 /* A UID FETCH over a range, with items, CHANGEDSINCE changedsince (0:
@@ -1412,6 +1494,11 @@ static void folder_fetch_new(struct cpmsync_sync *e)
 		folder_expunges(e);
 		return;
 	}
+	if (e->pipe == PIPE_TAKEN) {
+		/* Sent behind the SELECT already: its data comes next. */
+		e->fetch_kind = FK_NEW;
+		return;
+	}
 	snprintf(set, sizeof(set), "%u:*", e->f.after.new_from_uid);
 	new_items(e, modseq, items, sizeof(items));
 	send_fetch(e, set, items, 0, FK_NEW, fetch_new_done);
@@ -1450,7 +1537,6 @@ static void folder_after_select(struct cpmsync_sync *e)
 	char set[32];
 	int r;
 
-	e->f.in_select = false;
 	if (complete) {
 		r = store_sync_count_uids_below(e->store, e->f.id, e->f.local_uidnext, &known);
 		if (r < 0) {
@@ -1461,6 +1547,24 @@ static void folder_after_select(struct cpmsync_sync *e)
 	identity = folder_identity(e, complete, known);
 	plan_after_select(e->f.mode, identity, e->f.local_uidnext, e->f.uidnext, e->f.nomodseq,
 			  &e->f.after);
+	if (e->pipe == PIPE_SENT) {
+		if (e->f.after.reread || e->f.after.mode != PLAN_MODE_QRESYNC ||
+		    !e->f.after.fetch_new || e->f.after.new_from_uid != e->pipe_from ||
+		    !e->selected_hms) {
+			/* Not the FETCH this answer calls for: its data is
+			 * dropped (of another folder maybe: in_select stays,
+			 * so no VANISHED is applied either), and the sync
+			 * goes on from its reply. */
+			log_debug(CAT, "%s: %s: the UID FETCH sent behind the SELECT is discarded",
+				  e->account_name, e->f.server_name);
+			e->pipe = PIPE_DISCARD;
+			e->pipe_wait = true;
+			e->fetch_kind = FK_DISCARD;
+			return;
+		}
+		e->pipe = PIPE_TAKEN;
+	}
+	e->f.in_select = false;
 	if (e->f.after.reread) {
 		log_msg(CPMSYNC_LOG_NOTICE, CAT,
 			"%s: %s is another folder now (%s: UIDVALIDITY %u -> %u, UIDNEXT %u -> %u,"

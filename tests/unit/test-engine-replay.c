@@ -431,6 +431,7 @@ static const struct engine_driver_ops fake_ops = {
 /* --- the store and a run --- */
 
 static char tmpdir[64], dbpath[96];
+static struct fake *running; /* the driver of run_with() */
 static struct cpmsync_store *cs;
 /* The account's sync_bodies (0: none); the progress a run reported for
  * the folder progress_folder ("done/total ..."). */
@@ -531,6 +532,7 @@ static struct sync_result run_with(const struct step *script, uint64_t caps, boo
 			  .enabled = caps & (CAP(IMAP_CAP_CONDSTORE) | CAP(IMAP_CAP_QRESYNC)) };
 	struct sync_result res = { 0 };
 
+	running = &f;
 	ck_assert_int_eq(cpmsync_loop_new(&f.loop), 0);
 	ck_assert_int_eq(
 		full ? engine_sync_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, &e)
@@ -540,6 +542,7 @@ static struct sync_result run_with(const struct step *script, uint64_t caps, boo
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(f.loop, 5000), 0);
 	cpmsync_loop_free(f.loop);
+	running = NULL;
 	ck_assert_msg(!script[f.pos].call, "the engine stopped before '%s' (%s)",
 		      script[f.pos].call, res.reason);
 	return res;
@@ -2774,6 +2777,93 @@ static const struct engine_body m5_body = {
 	.len = sizeof(m5) - 1,
 };
 
+/* LIST-STATUS: INBOX with the stored UIDVALIDITY (7), UIDNEXT 6 (one
+ * more than stored), HIGHESTMODSEQ 130; Archive as stored. */
+#define LIST_INBOX_GREW                                                                            \
+	{                                                                                          \
+		.call = "list status modseq",                                                      \
+		.ev = { LIST_EV("INBOX", 0),                                                       \
+			STATUS_EV("INBOX", 7, 6, 2, 130),                                          \
+			LIST_EV("Archive", 0),                                                     \
+			STATUS_EV("Archive", 9, 3, 0, 50) }                                        \
+	}
+#define PIPE_CAPS (LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC))
+
+/* During the SELECT's reply: the FETCH of the new messages is sent already. */
+static void during_new_fetch_sent(void)
+{
+	ck_assert_uint_ge(running->pos, 1);
+	ck_assert_str_eq(running->script[running->pos - 1].call, "fetch 5:* (" NEW_ITEMS ")");
+}
+
+START_TEST(test_qresync_new_fetch_pipelined)
+{
+	/* LIST-STATUS showed new UIDs in INBOX under the stored UIDVALIDITY:
+	 * the UID FETCH of the new messages goes right behind the QRESYNC
+	 * SELECT, before its answer; the answer confirms it (same
+	 * UIDVALIDITY, HIGHESTMODSEQ, UIDNEXT above the stored one) and its
+	 * data is the run's. */
+	static const struct step script[] = {
+		LIST_INBOX_GREW,
+		{ .call = "select INBOX qresync",
+		  .ev = { CODE_EV(UIDVALIDITY, 7), CODE_EV(UIDNEXT, 6), CODE_EV(HIGHESTMODSEQ, 130),
+			  EXISTS_EV(2) },
+		  .during = during_new_fetch_sent },
+		{ .call = "fetch 5:* (" NEW_ITEMS ")",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 5,
+						 NEW_FETCH(sizeof(m5) - 1),
+						 .body = &m5_header_body } } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, PIPE_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_added, 1);
+	ck_assert_str_eq(qs("SELECT group_concat(uid || ':' || message_id) FROM message"
+			    " WHERE folder_id = 1"),
+			 "1:<m1@x>,5:<m5@x>");
+	ck_assert_str_eq(qs("SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+			    " FROM folder WHERE id = 1"),
+			 "7 6 130");
+}
+END_TEST
+
+START_TEST(test_qresync_pipelined_fetch_discarded)
+{
+	/* The same, but the SELECT's answer names another UIDVALIDITY: the
+	 * FETCH sent behind it named UIDs of another folder; its data is
+	 * dropped (no message 5 of it), and once it is answered the folder
+	 * is read again from UID 1, message 1 found again there. */
+	static const struct step script[] = {
+		LIST_INBOX_GREW,
+		{ .call = "select INBOX qresync",
+		  .ev = { CODE_EV(UIDVALIDITY, 8), CODE_EV(UIDNEXT, 6), CODE_EV(HIGHESTMODSEQ, 130),
+			  EXISTS_EV(2) },
+		  .during = during_new_fetch_sent },
+		{ .call = "fetch 5:* (" NEW_ITEMS ")",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 5,
+						 NEW_FETCH(sizeof(m5) - 1),
+						 .body = &m5_header_body } } } },
+		{ .call = "fetch 1:* (" NEW_ITEMS ")", .ev = { M1_AGAIN } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, PIPE_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_added, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || uid || ':' || message_id)"
+			    " FROM message WHERE folder_id = 1"),
+			 "1:1:<m1@x>");
+	ck_assert_str_eq(qs("SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+			    " FROM folder WHERE id = 1"),
+			 "8 6 130");
+}
+END_TEST
+
 START_TEST(test_bodies_fetched_after_headers)
 {
 	/* sync_bodies 1 (KiB): the new message's header first, then the
@@ -3027,6 +3117,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_new_messages_committed_in_batches);
 	tcase_add_test(tc, test_highestmodseq_down_rereads);
 	tcase_add_test(tc, test_mailboxid_changed_rereads);
+	tcase_add_test(tc, test_qresync_new_fetch_pipelined);
+	tcase_add_test(tc, test_qresync_pipelined_fetch_discarded);
 	tcase_add_test(tc, test_bodies_fetched_after_headers);
 	tcase_add_test(tc, test_annotations_refreshed);
 	tcase_add_test(tc, test_annotations_not_cached_not_fetched);
