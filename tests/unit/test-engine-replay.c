@@ -2864,6 +2864,36 @@ START_TEST(test_qresync_pipelined_fetch_discarded)
 }
 END_TEST
 
+START_TEST(test_qresync_pipelined_fetch_select_refused)
+{
+	/* The SELECT is refused (the folder went since LIST): the FETCH
+	 * behind it is refused too, no one's; the run goes on without the
+	 * folder and does not fail. */
+	static const struct step script[] = {
+		LIST_INBOX_GREW,
+		{ .call = "select INBOX qresync",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Mailbox doesn't exist: INBOX",
+		  .during = during_new_fetch_sent },
+		{ .call = "fetch 5:* (" NEW_ITEMS ")",
+		  .r = -CPMSYNC_E_SERVER,
+		  .bad = true,
+		  .text = "No mailbox selected" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	res = run_sync(script, PIPE_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_refused, 1);
+	ck_assert_uint_eq(res.stats.messages_added, 0);
+	ck_assert_str_eq(qs("SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+			    " FROM folder WHERE id = 1"),
+			 "7 5 100");
+}
+END_TEST
+
 START_TEST(test_bodies_fetched_after_headers)
 {
 	/* sync_bodies 1 (KiB): the new message's header first, then the
@@ -3119,6 +3149,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_mailboxid_changed_rereads);
 	tcase_add_test(tc, test_qresync_new_fetch_pipelined);
 	tcase_add_test(tc, test_qresync_pipelined_fetch_discarded);
+	tcase_add_test(tc, test_qresync_pipelined_fetch_select_refused);
 	tcase_add_test(tc, test_bodies_fetched_after_headers);
 	tcase_add_test(tc, test_annotations_refreshed);
 	tcase_add_test(tc, test_annotations_not_cached_not_fetched);
