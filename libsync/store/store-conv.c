@@ -282,8 +282,13 @@ static int read_end(struct store *s, bool own, int r)
 	return r;
 }
 
-int cpmsync_store_foreach_conversation(struct cpmsync_store *store, const char *account,
-				       cpmsync_conversation_fn fn, void *userdata)
+/*
+ * The account's conversations, newest activity first: all of them (paged
+ * false), or at most limit (0: no limit) from position offset.
+ */
+static int foreach_conversation(struct cpmsync_store *store, const char *account, bool paged,
+				uint32_t offset, uint32_t limit, cpmsync_conversation_fn fn,
+				void *userdata)
 {
 	struct store *s = store_call(store);
 	struct walk w = { .s = s, .own_account = -1, .fn = fn, .userdata = userdata };
@@ -299,38 +304,12 @@ int cpmsync_store_foreach_conversation(struct cpmsync_store *store, const char *
 		return r;
 	buf_init(&w.own, CONV_MAX_ADDRESSES * 4096);
 	r = account_id(s, account, &acc);
-	if (r >= 0)
+	if (r >= 0 && !paged)
 		r = store_prepare(s,
 				  "SELECT " CONV_COLUMNS CONV_FROM " WHERE c.account_id = ?1"
 				  " ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC",
 				  &st);
-	if (r >= 0) {
-		sqlite3_bind_int64(st, 1, acc);
-		r = walk_rows(&w, st, &found);
-	}
-	buf_free(&w.own);
-	return read_end(s, own, r);
-}
-
-int cpmsync_store_foreach_conversation_page(struct cpmsync_store *store, const char *account,
-					    uint32_t offset, uint32_t limit,
-					    cpmsync_conversation_fn fn, void *userdata)
-{
-	struct store *s = store_call(store);
-	struct walk w = { .s = s, .own_account = -1, .fn = fn, .userdata = userdata };
-	sqlite3_stmt *st;
-	bool found = false, own;
-	int64_t acc;
-	int r;
-
-	if (!s || !account || !fn)
-		return -EINVAL;
-	r = read_begin(s, &own);
-	if (r < 0)
-		return r;
-	buf_init(&w.own, CONV_MAX_ADDRESSES * 4096);
-	r = account_id(s, account, &acc);
-	if (r >= 0)
+	else if (r >= 0)
 		/* The page's ids first, from the covering index conversation_last:
 		 * with LIMIT/OFFSET on the whole join, each conversation before
 		 * the page had its last message and summary read too (5 ms of
@@ -344,12 +323,27 @@ int cpmsync_store_foreach_conversation_page(struct cpmsync_store *store, const c
 				  &st);
 	if (r >= 0) {
 		sqlite3_bind_int64(st, 1, acc);
-		sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
-		sqlite3_bind_int64(st, 3, offset);
+		if (paged) {
+			sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+			sqlite3_bind_int64(st, 3, offset);
+		}
 		r = walk_rows(&w, st, &found);
 	}
 	buf_free(&w.own);
 	return read_end(s, own, r);
+}
+
+int cpmsync_store_foreach_conversation(struct cpmsync_store *store, const char *account,
+				       cpmsync_conversation_fn fn, void *userdata)
+{
+	return foreach_conversation(store, account, false, 0, 0, fn, userdata);
+}
+
+int cpmsync_store_foreach_conversation_page(struct cpmsync_store *store, const char *account,
+					    uint32_t offset, uint32_t limit,
+					    cpmsync_conversation_fn fn, void *userdata)
+{
+	return foreach_conversation(store, account, true, offset, limit, fn, userdata);
 }
 
 static int get_one(struct store *s, sqlite3_stmt *st, cpmsync_conversation_fn fn, void *userdata,
