@@ -656,13 +656,9 @@ static DBusMessage *list_failed(struct cpm_bus *bus, DBusMessage *msg, void *use
 	int r;
 
 	(void)bus;
-	reply = cpm_reply(msg);
-	dbus_message_iter_init_append(reply, &it);
-	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &array))
-		cpm_oom();
+	reply = cpm_array_reply(msg, &it, &array);
 	r = cpmsync_store_foreach_failed(a->svc->store, a->name, list_failed_cb, &array);
-	if (!dbus_message_iter_close_container(&it, &array))
-		cpm_oom();
+	cpm_array_reply_close(&it, &array);
 	/* An account without a row in the store has none. */
 	if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
 		dbus_message_unref(reply);

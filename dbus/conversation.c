@@ -138,13 +138,9 @@ DBusMessage *svc_list_conversations(struct cpm_bus *bus, DBusMessage *msg, void 
 		return reply_from_kept(a->conv_reply, msg);
 	svc_conversations_forget(a);
 
-	reply = cpm_reply(msg);
-	dbus_message_iter_init_append(reply, &it);
-	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &array))
-		cpm_oom();
+	reply = cpm_array_reply(msg, &it, &array);
 	r = cpmsync_store_foreach_conversation(a->svc->store, a->name, list_conversations_cb, &si);
-	if (!dbus_message_iter_close_container(&it, &array))
-		cpm_oom();
+	cpm_array_reply_close(&it, &array);
 	/* An account without a row in the store has none. */
 	if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
 		dbus_message_unref(reply);
@@ -190,18 +186,12 @@ DBusMessage *svc_list_conversations_page(struct cpm_bus *bus, DBusMessage *msg, 
 	(void)bus;
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT32, &offset, DBUS_TYPE_UINT32, &limit,
 			      DBUS_TYPE_INVALID);
-	if (limit > CPM_MAX_LIST_LIMIT)
-		return cpm_error_invalid_args(msg, "limit: at most %u", CPM_MAX_LIST_LIMIT);
-	if (limit == 0)
-		limit = CPM_DEFAULT_LIST_LIMIT;
-	reply = cpm_reply(msg);
-	dbus_message_iter_init_append(reply, &it);
-	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &array))
-		cpm_oom();
+	if ((reply = cpm_list_limit(msg, &limit)))
+		return reply;
+	reply = cpm_array_reply(msg, &it, &array);
 	r = cpmsync_store_foreach_conversation_page(a->svc->store, a->name, offset, limit,
 						    list_conversations_cb, &si);
-	if (!dbus_message_iter_close_container(&it, &array))
-		cpm_oom();
+	cpm_array_reply_close(&it, &array);
 	/* An account without a row in the store has none. */
 	if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
 		dbus_message_unref(reply);
@@ -230,18 +220,12 @@ DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *ms
 	if (before > INT64_MAX)
 		return cpm_error_invalid_args(msg, "before_id: no message has id %" PRIu64,
 					      (uint64_t)before);
-	if (limit > CPM_MAX_LIST_LIMIT)
-		return cpm_error_invalid_args(msg, "limit: at most %u", CPM_MAX_LIST_LIMIT);
-	if (limit == 0)
-		limit = CPM_DEFAULT_LIST_LIMIT;
-	reply = cpm_reply(msg);
-	dbus_message_iter_init_append(reply, &it);
-	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &array))
-		cpm_oom();
+	if ((reply = cpm_list_limit(msg, &limit)))
+		return reply;
+	reply = cpm_array_reply(msg, &it, &array);
 	r = cpmsync_store_foreach_conversation_message(a->svc->store, a->name, conversation_id,
 						       (int64_t)before, limit, summary_in_cb, &si);
-	if (!dbus_message_iter_close_container(&it, &array))
-		cpm_oom();
+	cpm_array_reply_close(&it, &array);
 	if (r == -CPMSYNC_E_NOT_FOUND) {
 		dbus_message_unref(reply);
 		if (before)

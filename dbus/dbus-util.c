@@ -205,6 +205,31 @@ DBusMessage *cpm_reply(DBusMessage *msg)
 	return reply;
 }
 
+DBusMessage *cpm_list_limit(DBusMessage *msg, dbus_uint32_t *limit)
+{
+	if (*limit > CPM_MAX_LIST_LIMIT)
+		return cpm_error_invalid_args(msg, "limit: at most %u", CPM_MAX_LIST_LIMIT);
+	if (*limit == 0)
+		*limit = CPM_DEFAULT_LIST_LIMIT;
+	return NULL;
+}
+
+DBusMessage *cpm_array_reply(DBusMessage *msg, DBusMessageIter *it, DBusMessageIter *array)
+{
+	DBusMessage *reply = cpm_reply(msg);
+
+	dbus_message_iter_init_append(reply, it);
+	if (!dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "a{sv}", array))
+		cpm_oom();
+	return reply;
+}
+
+void cpm_array_reply_close(DBusMessageIter *it, DBusMessageIter *array)
+{
+	if (!dbus_message_iter_close_container(it, array))
+		cpm_oom();
+}
+
 static DBusMessage *error_v(DBusMessage *msg, const char *name, const char *fmt, va_list ap)
 {
 	DBusMessage *reply;

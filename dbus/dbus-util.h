@@ -77,6 +77,19 @@ const char *cpm_utf8(const char *s, char **tmp);
 /* An empty method return to msg (OOM aborts). */
 DBusMessage *cpm_reply(DBusMessage *msg);
 
+/*
+ * A list method's limit: 0 becomes CPM_DEFAULT_LIST_LIMIT.  NULL when
+ * valid, else an InvalidArgs reply to msg naming the bound.
+ */
+DBusMessage *cpm_list_limit(DBusMessage *msg, dbus_uint32_t *limit);
+/*
+ * A method return to msg whose one argument, an array of a{sv}, is left
+ * open in *array for the caller to fill; cpm_array_reply_close() closes it
+ * (OOM aborts).
+ */
+DBusMessage *cpm_array_reply(DBusMessage *msg, DBusMessageIter *it, DBusMessageIter *array);
+void cpm_array_reply_close(DBusMessageIter *it, DBusMessageIter *array);
+
 /* Error replies.  Each returns a new error reply to msg (OOM aborts). */
 DBusMessage *cpm_error(DBusMessage *msg, const char *name, const char *fmt, ...)
 	CPM_DBUS_ATTR_FORMAT(3, 4);

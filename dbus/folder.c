@@ -196,19 +196,13 @@ static DBusMessage *list_messages(struct cpm_bus *bus, DBusMessage *msg, void *u
 	(void)bus;
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &after, DBUS_TYPE_UINT32, &limit,
 			      DBUS_TYPE_INVALID);
-	if (limit > CPM_MAX_LIST_LIMIT)
-		return cpm_error_invalid_args(msg, "limit: at most %u", CPM_MAX_LIST_LIMIT);
-	if (limit == 0)
-		limit = CPM_DEFAULT_LIST_LIMIT;
-	reply = cpm_reply(msg);
-	dbus_message_iter_init_append(reply, &it);
-	if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &a))
-		cpm_oom();
+	if ((reply = cpm_list_limit(msg, &limit)))
+		return reply;
+	reply = cpm_array_reply(msg, &it, &a);
 	r = after > INT64_MAX ? 0
 			      : cpmsync_store_foreach_message(f->svc->store, f->id, (int64_t)after,
 							      limit, list_cb, &a);
-	if (!dbus_message_iter_close_container(&it, &a))
-		cpm_oom();
+	cpm_array_reply_close(&it, &a);
 	if (r < 0) {
 		dbus_message_unref(reply);
 		return svc_store_error(f->svc, msg, r);
