@@ -38,7 +38,7 @@
 # two JPEGs (informational:
 # the exit status is 0 unless a step failed).  On a loaded machine the
 # wall time includes waiting for a CPU; the helper's CPU time does not.
-set -u
+set -u -o pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=${B:-build}
 case $B in /*) BDIR=$B ;; *) BDIR=$TOP/$B ;; esac
@@ -88,6 +88,13 @@ run() { # NAME FILE FORMAT W H [PAUSE_MS]
 			stats=$("$b/tests/tools/preview-bench" "$b/cpm-preview" "$2" "$3" "$4" "$5" \
 				"$RUNS" "$out" "${6:-0}") || {
 				echo "bench-preview: $1 failed ($b)" >&2
+				exit 1
+			}
+			# A build's preview-bench from before d8a74c0 prints no
+			# per-run times: its rows would read 0.0.
+			grep -q '^wall_ms_each ' <<<"$stats" || {
+				echo "bench-preview: $1: $b/tests/tools/preview-bench prints no wall_ms_each" \
+					"(a build from before d8a74c0: build OLD from d8a74c0 or later)" >&2
 				exit 1
 			}
 			acc[$b]+="$stats"$'\n'
