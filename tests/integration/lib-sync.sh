@@ -398,9 +398,15 @@ mlog() { echo "$*" >>"$MUT_LOG"; }
 load_folders() {
 	mapfile -t FOLDERS < <(selectable_folders "$MUT_USER")
 }
-# UIDS: uids in folder $1
+# UIDS: uids in folder $1; fails (the server's error on stderr) when the
+# search does, so that a broken search is a failed mutation, not an empty
+# folder
 load_uids() {
-	mapfile -t UIDS < <(da search -u "$MUT_USER" mailbox "$1" all 2>/dev/null | awk '{print $2}')
+	local out
+	UIDS=()
+	out=$(da search -u "$MUT_USER" mailbox "$1" all) || return 1
+	[ -n "$out" ] || return 0
+	mapfile -t UIDS < <(awk '{print $2}' <<<"$out")
 }
 pick_folder() { # -> F (any existing folder)
 	load_folders
@@ -410,8 +416,12 @@ pick_folder() { # -> F (any existing folder)
 # picks up to N random uids from folder F -> PICKED (comma list) or empty
 pick_uids() {
 	local n=$1 i u=()
-	load_uids "$F"
 	PICKED=
+	if ! load_uids "$F"; then
+		mlog "search in '$F' failed"
+		echo "    (mutation skipped: searching '$F' failed)"
+		return 1
+	fi
 	[ ${#UIDS[@]} -eq 0 ] && return 1
 	for ((i = 0; i < n; i++)); do
 		rnd ${#UIDS[@]}
