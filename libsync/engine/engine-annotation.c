@@ -14,10 +14,17 @@
  * what the cache holds; an entry never asked for is fetched when a
  * GetAnnotations first asks (cpmsync_session_get_annotations()).
  * Messages that changed and have nothing cached cost nothing.
+ * A server that refuses the refresh (NO or BAD to any of its commands) does
+ * not fail the run: that would record nothing, ask again next time and fail
+ * the account for good.  The cached values of those messages are forgotten
+ * instead (store_annotation_forget(): a pending local value stays), so a
+ * later read asks the server, and the folder's state is recorded.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cpmsync/error.h>
 
 #include "engine/engine-internal.h"
 #include "store/store-sync.h"
@@ -102,13 +109,36 @@ void engine_annotation_on_fetch(struct cpmsync_sync *e, const struct engine_fetc
 	e->batch_rows++;
 }
 
+/* The reply to one refresh command; the last one goes on. */
 static void refresh_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
+	int r;
 
-	e->fetch_kind = FK_NONE;
-	if (engine_reply_failed(e, res, "UID FETCH (ANNOTATION)"))
+	if (res->r == -CPMSYNC_E_SERVER && !e->finished) {
+		if (!e->f.ann_refused)
+			log_msg(CPMSYNC_LOG_WARNING, CAT,
+				"%s: %s: the server refused to send annotations again (%s): "
+				"the cached values of the changed messages are dropped",
+				e->account_name, e->f.server_name,
+				res->text ? res->text : "no text");
+		e->f.ann_refused = true;
+	} else if (engine_reply_failed(e, res, "UID FETCH (ANNOTATION)")) {
 		return;
+	}
+	if (--e->f.ann_pending > 0)
+		return;
+	e->fetch_kind = FK_NONE;
+	if (e->f.ann_refused) {
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_annotation_forget(e->store, e->f.id, &e->f.ann_uids);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+		e->batch_rows++;
+	}
 	e->f.ann_next(e);
 }
 
@@ -134,18 +164,19 @@ bool engine_annotation_refresh(struct cpmsync_sync *e, engine_next_fn next)
 	log_debug(CAT, "%s: %s: refreshing the annotations of %zu changed message range(s)",
 		  e->account_name, e->f.server_name, e->f.ann_uids.n);
 	e->f.ann_next = next;
+	e->f.ann_pending = 0;
+	e->f.ann_refused = false;
 	e->fetch_kind = FK_ANNOTATION;
-	/* One command per set that fits; the last one's reply goes on. */
+	/* One command per set that fits, each answered (a refusal of any of
+	 * them counts); the last reply goes on. */
 	while (r >= 0 && pos < e->f.ann_uids.n) {
-		bool last;
-
 		buf_reset(&set);
 		r = imap_seqset_format(&e->f.ann_uids, &pos, &set, ENGINE_SET_BYTES);
-		last = pos >= e->f.ann_uids.n;
 		if (r >= 0)
-			r = e->drv->ops->fetch_annotations(e->drv, set.data,
-							   (const char *const *)entries,
-							   last ? refresh_done : NULL, e);
+			r = e->drv->ops->fetch_annotations(
+				e->drv, set.data, (const char *const *)entries, refresh_done, e);
+		if (r >= 0)
+			e->f.ann_pending++;
 	}
 	buf_free(&set);
 	store_strv_free(entries);

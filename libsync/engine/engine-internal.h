@@ -85,6 +85,8 @@ struct folder_ctx {
 	struct rangeset ann_uids;
 	int ann_cached; /* 0: not looked yet, 1: the folder has none, 2: some */
 	bool ann_done;
+	unsigned ann_pending; /* refresh commands not answered yet */
+	bool ann_refused;     /* one of them was refused */
 	void (*ann_next)(struct cpmsync_sync *e);
 };
 

@@ -256,6 +256,29 @@ int store_annotation_cached(struct store *s, int64_t message_id, bool *ret)
 			     message_id, ret);
 }
 
+int store_annotation_forget(struct store *s, int64_t folder_id, const struct rangeset *uids)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	for (size_t i = 0; i < uids->n; i++) {
+		r = store_prepare(s,
+				  "DELETE FROM annotation WHERE local IS NULL AND message_id IN"
+				  " (SELECT id FROM message WHERE folder_id = ?1"
+				  " AND uid BETWEEN ?2 AND ?3)",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, folder_id);
+		sqlite3_bind_int64(st, 2, uids->r[i].lo);
+		sqlite3_bind_int64(st, 3, uids->r[i].hi);
+		r = store_step_done(s, st);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int store_annotation_entries(struct store *s, int64_t folder_id, size_t max, char ***ret)
 {
 	struct strv sv = { 0 };

@@ -347,6 +347,13 @@ int store_annotation_entries(struct store *s, int64_t folder_id, size_t max, cha
  */
 int store_journal_arrival_row(struct store *s, int64_t message_id, int64_t *ret_id,
 			      bool *ret_failed);
+/*
+ * Forgets what the server's values of the messages with these UIDs in
+ * folder_id were (the refresh that would have renewed them was refused):
+ * their cached rows go, except those with a pending local value, which
+ * keep it and lose nothing.  The next read asks the server again.
+ */
+int store_annotation_forget(struct store *s, int64_t folder_id, const struct rangeset *uids);
 /* Whether anything of message_id is pending (annotation.local set). */
 int store_annotation_pending_any(struct store *s, int64_t message_id, bool *ret);
 /* Whether message_id has cached annotations (any row). */

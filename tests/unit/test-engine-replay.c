@@ -3037,38 +3037,57 @@ START_TEST(test_annotations_without_annotate_not_fetched)
 }
 END_TEST
 
-START_TEST(test_annotation_refresh_failure_fails)
+START_TEST(test_annotation_refresh_refused_forgets)
 {
-	/* A refusal (NO) of the refresh, and the connection lost during it,
-	 * fail the run before the folder's state is recorded: the next run
-	 * asks again. */
-	static const struct {
-		int r;
-		const char *text, *reason;
-	} cases[] = {
-		{ -CPMSYNC_E_SERVER, "no annotations here",
-		  "UID FETCH (ANNOTATION): no annotations here" },
-		{ -CPMSYNC_E_DISCONNECTED, "connection closed",
-		  "UID FETCH (ANNOTATION): connection closed" },
+	/* A refusal (NO) of the refresh does not fail the run: the folder's
+	 * state is recorded and the changed message's cached values are
+	 * forgotten (read from the server again when asked), except a value
+	 * set locally and not yet sent, which stays pending. */
+	static const struct step script[] = {
+		ANNOTATION_BUMP(1),
+		{ .call = "fetch 1 annotations (/altsubject /comment)",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "no annotations here" },
+		LOGOUT,
+		END,
 	};
+	struct sync_result res;
 
 	annotations_cached();
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const struct step script[] = {
-			ANNOTATION_BUMP(1),
-			{ .call = "fetch 1 annotations (/altsubject /comment)",
-			  .r = cases[i].r,
-			  .text = cases[i].text },
-			END,
-		};
-		struct sync_result res = run_sync(script, ANNOTATE_CAPS);
+	exec("UPDATE annotation SET local = 'mine' WHERE message_id = 1 AND entry = '/comment'"
+	     " AND shared = 0;"
+	     "INSERT INTO annotation (message_id, entry, shared, value) VALUES"
+	     " (2, '/comment', 0, 'of 2');");
+	res = run_sync(script, ANNOTATE_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "120");
+	ck_assert_str_eq(annotations_of_1(), "/comment 0 old");
+	ck_assert_str_eq(qs("SELECT local FROM annotation WHERE message_id = 1"), "mine");
+	/* Message 2 did not change: its cache stays. */
+	ck_assert_str_eq(qs("SELECT value FROM annotation WHERE message_id = 2"), "of 2");
+}
+END_TEST
 
-		ck_assert_int_eq(res.r, cases[i].r);
-		ck_assert_str_eq(res.reason, cases[i].reason);
-		ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "100");
-		ck_assert_str_eq(annotations_of_1(),
-				 "/altsubject 0 subj, /comment 0 old, /comment 1 old shared");
-	}
+START_TEST(test_annotation_refresh_lost_fails)
+{
+	/* The connection lost during the refresh fails the run before the
+	 * folder's state is recorded: the next run asks again. */
+	static const struct step script[] = {
+		ANNOTATION_BUMP(1),
+		{ .call = "fetch 1 annotations (/altsubject /comment)",
+		  .r = -CPMSYNC_E_DISCONNECTED,
+		  .text = "connection closed" },
+		END,
+	};
+	struct sync_result res;
+
+	annotations_cached();
+	res = run_sync(script, ANNOTATE_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_DISCONNECTED);
+	ck_assert_str_eq(res.reason, "UID FETCH (ANNOTATION): connection closed");
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), "100");
+	ck_assert_str_eq(annotations_of_1(),
+			 "/altsubject 0 subj, /comment 0 old, /comment 1 old shared");
 }
 END_TEST
 
@@ -3154,7 +3173,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_annotations_refreshed);
 	tcase_add_test(tc, test_annotations_not_cached_not_fetched);
 	tcase_add_test(tc, test_annotations_without_annotate_not_fetched);
-	tcase_add_test(tc, test_annotation_refresh_failure_fails);
+	tcase_add_test(tc, test_annotation_refresh_refused_forgets);
+	tcase_add_test(tc, test_annotation_refresh_lost_fails);
 	suite_add_tcase(su, tc);
 	return su;
 }
