@@ -64,6 +64,16 @@ struct replay {
 	size_t n_exp;
 	struct rangeset exp_uids;
 	bool exp_uidplus; /* UID EXPUNGE, else EXPUNGE after a check */
+	/* Its commands not answered yet (one STORE and one UID EXPUNGE per
+	 * set), and the first refusal among them, copied (exp_part_done()). */
+	unsigned exp_pending;
+	struct {
+		bool set;
+		const char *what;
+		char *text, *code_name;
+		enum imap_code code;
+		bool bad;
+	} exp_no;
 	/* replay_next()'s trampoline */
 	bool in_next, again;
 	/* the row after which the next one is read */
@@ -122,6 +132,8 @@ void engine_replay_free(struct cpmsync_sync *e)
 		return;
 	replay_clear(rp);
 	rangeset_free(&rp->exp_uids);
+	free(rp->exp_no.text);
+	free(rp->exp_no.code_name);
 	free(rp->verify_flags);
 	free(rp);
 	e->replay = NULL;
@@ -1253,6 +1265,59 @@ static bool exp_refused(struct cpmsync_sync *e, const struct engine_reply *res, 
 	return true;
 }
 
+static void exp_no_clear(struct replay *rp)
+{
+	free(rp->exp_no.text);
+	free(rp->exp_no.code_name);
+	memset(&rp->exp_no, 0, sizeof(rp->exp_no));
+}
+
+/*
+ * Keeps the first refusal of the batch's commands (what says which); false
+ * when the reply is not one (OK), the run has ended, or the connection
+ * failed (the run then fails).
+ */
+static bool exp_no_keep(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
+{
+	struct replay *rp = R(e);
+
+	if (e->finished || res->r == 0)
+		return false;
+	if (res->r != -CPMSYNC_E_SERVER) {
+		engine_reply_failed(e, res, what);
+		return false;
+	}
+	if (rp->exp_no.set)
+		return true;
+	rp->exp_no.set = true;
+	rp->exp_no.what = what;
+	rp->exp_no.code = res->code;
+	rp->exp_no.bad = res->bad;
+	rp->exp_no.text = res->text ? strdup(res->text) : NULL;
+	rp->exp_no.code_name = res->code_name ? strdup(res->code_name) : NULL;
+	if ((res->text && !rp->exp_no.text) || (res->code_name && !rp->exp_no.code_name))
+		engine_fail(e, -ENOMEM, "out of memory");
+	return true;
+}
+
+/* A kept refusal refuses the whole batch: true when there was one. */
+static bool exp_no_refuse(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct engine_reply res;
+
+	if (!rp->exp_no.set)
+		return false;
+	res = (struct engine_reply){ .r = -CPMSYNC_E_SERVER,
+				     .text = rp->exp_no.text,
+				     .code = rp->exp_no.code,
+				     .code_name = rp->exp_no.code_name,
+				     .bad = rp->exp_no.bad };
+	exp_refused(e, &res, rp->exp_no.what);
+	exp_no_clear(rp);
+	return true;
+}
+
 static void expunge_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
@@ -1337,6 +1402,10 @@ static void expunge_search_done(const struct engine_reply *res, void *userdata)
 
 	if (exp_refused(e, res, "UID SEARCH DELETED"))
 		return;
+	/* A refused STORE leaves its messages without \Deleted: EXPUNGE
+	 * would not remove them, so the batch is not done. */
+	if (exp_no_refuse(e))
+		return;
 	r = others_deleted(e, &rp->exp_uids, "not expunged: the server lacks UIDPLUS",
 			   rp->folder.server_name, text, sizeof(text));
 	if (r < 0) {
@@ -1356,6 +1425,46 @@ static void expunge_search_done(const struct engine_reply *res, void *userdata)
 	replay_next(e);
 }
 
+/* A STORE +FLAGS \Deleted of the batch answered (expunge_search_done(),
+ * whose reply comes after these, looks at what they kept). */
+static void exp_store_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	exp_no_keep(e, res, "UID STORE");
+}
+
+/*
+ * One STORE or UID EXPUNGE of the batch answered; with the last one the
+ * batch is done, or refused as a whole when any of them was refused (an
+ * OK to a UID EXPUNGE whose STORE was refused expunged nothing, and a
+ * refusal of another set than the last one must not be lost).  The sets
+ * the server did expunge come back as VANISHED at the next sync.
+ */
+static void exp_part_done(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
+{
+	struct replay *rp = R(e);
+
+	if (e->finished)
+		return;
+	exp_no_keep(e, res, what);
+	if (e->finished || --rp->exp_pending > 0)
+		return;
+	if (exp_no_refuse(e))
+		return;
+	expunge_done(&(struct engine_reply){ 0 }, e);
+}
+
+static void exp_part_store_done(const struct engine_reply *res, void *userdata)
+{
+	exp_part_done(userdata, res, "UID STORE");
+}
+
+static void exp_part_expunge_done(const struct engine_reply *res, void *userdata)
+{
+	exp_part_done(userdata, res, "UID EXPUNGE");
+}
+
 static void expunge_without_uidplus(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
@@ -1363,12 +1472,13 @@ static void expunge_without_uidplus(struct cpmsync_sync *e)
 	size_t pos = 0;
 	int r = 0;
 
+	exp_no_clear(rp);
 	while (r >= 0 && pos < rp->exp_uids.n) {
 		buf_reset(&set);
 		r = imap_seqset_format(&rp->exp_uids, &pos, &set, ENGINE_SET_BYTES);
 		if (r >= 0)
-			r = D(e)->ops->store(D(e), set.data, ENGINE_FLAGS_ADD, "\\Deleted", 0, NULL,
-					     NULL);
+			r = D(e)->ops->store(D(e), set.data, ENGINE_FLAGS_ADD, "\\Deleted", 0,
+					     exp_store_done, e);
 	}
 	buf_free(&set);
 	if (sent(e, r) < 0)
@@ -1393,18 +1503,22 @@ static void expunge_selected(struct cpmsync_sync *e)
 		expunge_without_uidplus(e);
 		return;
 	}
-	/* One set per command pair; a batch is at most EXPUNGE_BATCH UIDs. */
+	/* One set per command pair, each answered; a batch is at most
+	 * EXPUNGE_BATCH UIDs. */
+	exp_no_clear(rp);
+	rp->exp_pending = 0;
 	while (pos < rp->exp_uids.n) {
-		bool last;
-
 		buf_reset(&set);
 		r = imap_seqset_format(&rp->exp_uids, &pos, &set, ENGINE_SET_BYTES);
-		last = pos >= rp->exp_uids.n;
 		if (r >= 0)
-			r = D(e)->ops->store(D(e), set.data, ENGINE_FLAGS_ADD, "\\Deleted", 0, NULL,
-					     NULL);
+			r = D(e)->ops->store(D(e), set.data, ENGINE_FLAGS_ADD, "\\Deleted", 0,
+					     exp_part_store_done, e);
 		if (r >= 0)
-			r = D(e)->ops->expunge(D(e), set.data, last ? expunge_done : NULL, e);
+			rp->exp_pending++;
+		if (r >= 0)
+			r = D(e)->ops->expunge(D(e), set.data, exp_part_expunge_done, e);
+		if (r >= 0)
+			rp->exp_pending++;
 		if (sent(e, r) < 0)
 			break;
 	}

@@ -1208,6 +1208,101 @@ START_TEST(test_expunge_batch)
 }
 END_TEST
 
+/*
+ * 1,000 expunges of odd UIDs 1..1999 (message 1 and 999 more): their set
+ * takes two UID STORE + UID EXPUNGE pairs (ENGINE_SET_BYTES).  Fills
+ * call[0..3] with the four calls as fake_call() spells them (truncated to
+ * its 511 characters).
+ */
+static void expunge_two_sets(char call[4][512])
+{
+	struct rangeset uids = RANGESET_INIT;
+	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	size_t pos = 0;
+
+	exec("UPDATE message SET removed = 1 WHERE id = 1;"
+	     "INSERT INTO message (folder_id, uid, flags, server_flags, removed)"
+	     " WITH RECURSIVE c(u) AS (SELECT 3 UNION ALL SELECT u + 2 FROM c WHERE u < 1999)"
+	     " SELECT 1, u, '', '', 1 FROM c;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " SELECT 1, 'expunge', 1, id FROM message WHERE folder_id = 1 ORDER BY id");
+	for (uint32_t u = 1; u <= 1999; u += 2)
+		ck_assert_int_eq(rangeset_add(&uids, u), 0);
+	for (int i = 0; i < 2; i++) {
+		buf_reset(&set);
+		ck_assert_int_ge(imap_seqset_format(&uids, &pos, &set, ENGINE_SET_BYTES), 0);
+		snprintf(call[2 * i], 512, "store %s +(\\Deleted) 0", set.data);
+		snprintf(call[2 * i + 1], 512, "expunge %s", set.data);
+	}
+	ck_assert_uint_eq(pos, uids.n); /* two sets, no third */
+	buf_free(&set);
+	rangeset_free(&uids);
+}
+
+START_TEST(test_expunge_sets_each_answered)
+{
+	/* A batch sent as two command pairs: a refusal of the first set's
+	 * UID EXPUNGE (then of the second set's UID STORE, whose UID EXPUNGE
+	 * then expunges nothing) is not lost behind the last reply's OK: the
+	 * whole batch stays, refused, and no message row goes. */
+	for (int which = 0; which < 2; which++) {
+		char call[4][512];
+		struct step script[] = {
+			SELECT_INBOX,
+			{ .call = call[0] },
+			{ .call = call[1] },
+			{ .call = call[2] },
+			{ .call = call[3] },
+			LOGOUT,
+			END,
+		};
+		struct step *no = &script[which == 0 ? 2 : 3];
+		struct sync_result res;
+
+		if (which) {
+			teardown();
+			setup();
+		}
+		expunge_two_sets(call);
+		no->r = -CPMSYNC_E_SERVER;
+		no->text = "try later";
+		res = run(script, ALL_CAPS);
+		ck_assert_int_eq(res.r, 0);
+		ck_assert_uint_eq(res.stats.ops_replayed, 0);
+		ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "1000");
+		ck_assert_str_eq(qs("SELECT count(*) || ' ' || min(refused) || ' ' || max(tries)"
+				    " FROM journal WHERE refused IS NOT NULL"),
+				 "1000 try later 1");
+	}
+}
+END_TEST
+
+START_TEST(test_expunge_store_refused_without_uidplus)
+{
+	/* Without UIDPLUS: a refused STORE +FLAGS \Deleted of any set keeps
+	 * the batch (EXPUNGE would not remove those messages); no EXPUNGE is
+	 * sent. */
+	char call[4][512];
+	struct step script[] = {
+		SELECT_INBOX,
+		{ .call = call[0], .r = -CPMSYNC_E_SERVER, .text = "read-only here" },
+		{ .call = call[2] },
+		{ .call = "search deleted" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	expunge_two_sets(call);
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "1000");
+	ck_assert_str_eq(qs("SELECT count(*) || ' ' || min(refused) FROM journal"
+			    " WHERE refused IS NOT NULL"),
+			 "1000 read-only here");
+}
+END_TEST
+
 START_TEST(test_copy_interrupted_found)
 {
 	/* A run sent the COPY and died: the copy is found in the destination
@@ -3112,6 +3207,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_move_without_move_cap);
 	tcase_add_test(tc, test_copy_malformed_args_from_body);
 	tcase_add_test(tc, test_expunge_batch);
+	tcase_add_test(tc, test_expunge_sets_each_answered);
+	tcase_add_test(tc, test_expunge_store_refused_without_uidplus);
 	tcase_add_test(tc, test_copy_interrupted_found);
 	tcase_add_test(tc, test_move_interrupted_found_source_removed);
 	tcase_add_test(tc, test_move_interrupted_rematched_source_removed);
