@@ -266,6 +266,64 @@ static bool cmd_refused(struct cpmsync_sync *e, const struct engine_reply *res, 
 	return true;
 }
 
+static void exp_no_clear(struct replay *rp)
+{
+	free(rp->exp_no.text);
+	free(rp->exp_no.code_name);
+	memset(&rp->exp_no, 0, sizeof(rp->exp_no));
+}
+
+/*
+ * Keeps the first refusal of the batch's commands (what says which); false
+ * when the reply is not one (OK), the run has ended, or the connection
+ * failed (the run then fails).
+ */
+static bool exp_no_keep(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
+{
+	struct replay *rp = R(e);
+
+	if (e->finished || res->r == 0)
+		return false;
+	if (res->r != -CPMSYNC_E_SERVER) {
+		engine_reply_failed(e, res, what);
+		return false;
+	}
+	if (rp->exp_no.set)
+		return true;
+	rp->exp_no.set = true;
+	rp->exp_no.what = what;
+	rp->exp_no.code = res->code;
+	rp->exp_no.bad = res->bad;
+	rp->exp_no.text = res->text ? strdup(res->text) : NULL;
+	rp->exp_no.code_name = res->code_name ? strdup(res->code_name) : NULL;
+	if ((res->text && !rp->exp_no.text) || (res->code_name && !rp->exp_no.code_name))
+		engine_fail(e, -ENOMEM, "out of memory");
+	return true;
+}
+
+/* The kept refusal as a reply (its strings stay kept until
+ * exp_no_clear()): false when there is none. */
+static bool exp_no_take(struct replay *rp, struct engine_reply *res)
+{
+	if (!rp->exp_no.set)
+		return false;
+	*res = (struct engine_reply){ .r = -CPMSYNC_E_SERVER,
+				      .text = rp->exp_no.text,
+				      .code = rp->exp_no.code,
+				      .code_name = rp->exp_no.code_name,
+				      .bad = rp->exp_no.bad };
+	return true;
+}
+
+/* A STORE +FLAGS \Deleted of the batch answered (expunge_search_done(),
+ * whose reply comes after these, looks at what they kept). */
+static void exp_store_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	exp_no_keep(e, res, "UID STORE");
+}
+
 /*
  * The current row (or flag batch) cannot be sent because operation
  * failed_id, which it needs, is a failed operation: it fails too, saying
@@ -673,11 +731,25 @@ static void copy_adopt(struct cpmsync_sync *e)
 	op_done(e);
 }
 
+/* The source's STORE +FLAGS \Deleted was refused: the EXPUNGE after it
+ * removed nothing, so the move is refused (true), not done. */
+static bool move_store_refused(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct engine_reply res;
+
+	if (!exp_no_take(rp, &res))
+		return false;
+	cmd_refused(e, &res, rp->exp_no.what);
+	exp_no_clear(rp);
+	return true;
+}
+
 static void move_cleanup_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	if (cmd_refused(e, res, "UID EXPUNGE (move)"))
+	if (cmd_refused(e, res, "UID EXPUNGE (move)") || move_store_refused(e))
 		return;
 	copy_adopt(e);
 }
@@ -719,7 +791,7 @@ static void move_search_done(const struct engine_reply *res, void *userdata)
 	char text[ENGINE_SET_BYTES + 256];
 	int r;
 
-	if (cmd_refused(e, res, "UID SEARCH DELETED (move)"))
+	if (cmd_refused(e, res, "UID SEARCH DELETED (move)") || move_store_refused(e))
 		return;
 	r = move_others_deleted(e, text, sizeof(text));
 	if (r < 0)
@@ -742,7 +814,9 @@ static void move_remove_source_selected(struct cpmsync_sync *e)
 	char uid[16];
 
 	snprintf(uid, sizeof(uid), "%u", rp->src.uid);
-	if (sent(e, D(e)->ops->store(D(e), uid, ENGINE_FLAGS_ADD, "\\Deleted", 0, NULL, NULL)) < 0)
+	exp_no_clear(rp);
+	if (sent(e, D(e)->ops->store(D(e), uid, ENGINE_FLAGS_ADD, "\\Deleted", 0, exp_store_done,
+				     e)) < 0)
 		return;
 	if (!D(e)->ops->has(D(e), IMAP_CAP_UIDPLUS)) {
 		rangeset_clear(&e->search);
@@ -1265,54 +1339,14 @@ static bool exp_refused(struct cpmsync_sync *e, const struct engine_reply *res, 
 	return true;
 }
 
-static void exp_no_clear(struct replay *rp)
-{
-	free(rp->exp_no.text);
-	free(rp->exp_no.code_name);
-	memset(&rp->exp_no, 0, sizeof(rp->exp_no));
-}
-
-/*
- * Keeps the first refusal of the batch's commands (what says which); false
- * when the reply is not one (OK), the run has ended, or the connection
- * failed (the run then fails).
- */
-static bool exp_no_keep(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
-{
-	struct replay *rp = R(e);
-
-	if (e->finished || res->r == 0)
-		return false;
-	if (res->r != -CPMSYNC_E_SERVER) {
-		engine_reply_failed(e, res, what);
-		return false;
-	}
-	if (rp->exp_no.set)
-		return true;
-	rp->exp_no.set = true;
-	rp->exp_no.what = what;
-	rp->exp_no.code = res->code;
-	rp->exp_no.bad = res->bad;
-	rp->exp_no.text = res->text ? strdup(res->text) : NULL;
-	rp->exp_no.code_name = res->code_name ? strdup(res->code_name) : NULL;
-	if ((res->text && !rp->exp_no.text) || (res->code_name && !rp->exp_no.code_name))
-		engine_fail(e, -ENOMEM, "out of memory");
-	return true;
-}
-
 /* A kept refusal refuses the whole batch: true when there was one. */
 static bool exp_no_refuse(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	struct engine_reply res;
 
-	if (!rp->exp_no.set)
+	if (!exp_no_take(rp, &res))
 		return false;
-	res = (struct engine_reply){ .r = -CPMSYNC_E_SERVER,
-				     .text = rp->exp_no.text,
-				     .code = rp->exp_no.code,
-				     .code_name = rp->exp_no.code_name,
-				     .bad = rp->exp_no.bad };
 	exp_refused(e, &res, rp->exp_no.what);
 	exp_no_clear(rp);
 	return true;
@@ -1423,15 +1457,6 @@ static void expunge_search_done(const struct engine_reply *res, void *userdata)
 				   "EXPUNGE", true) < 0)
 			return;
 	replay_next(e);
-}
-
-/* A STORE +FLAGS \Deleted of the batch answered (expunge_search_done(),
- * whose reply comes after these, looks at what they kept). */
-static void exp_store_done(const struct engine_reply *res, void *userdata)
-{
-	struct cpmsync_sync *e = userdata;
-
-	exp_no_keep(e, res, "UID STORE");
 }
 
 /*

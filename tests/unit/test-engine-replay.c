@@ -1029,6 +1029,32 @@ START_TEST(test_move_without_move_cap)
 }
 END_TEST
 
+START_TEST(test_move_source_store_refused)
+{
+	/* No MOVE: the copy is made, but the source's STORE +FLAGS \Deleted
+	 * is refused, so the UID EXPUNGE after it (OK) removed nothing: the
+	 * move is refused, not done (a retry finds the copy and removes the
+	 * source again), and nothing is adopted. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "copy 1 Archive", .code = IMAP_CODE_COPYUID, .new_uid = 3 },
+		{ .call = "store 1 +(\\Deleted) 0", .r = -CPMSYNC_E_SERVER, .text = "not now" },
+		{ .call = "expunge 1" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	copy_row("move", SRC_REMOVED);
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "(null)");
+	ck_assert_str_eq(qs("SELECT op || ' ' || refused || ' ' || tries FROM journal"),
+			 "move not now 1");
+}
+END_TEST
+
 /* --- move without MOVE and UIDPLUS --- */
 
 /* The FETCH of a verification finding the message as UID u. */
@@ -3205,6 +3231,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_copy_copyuid);
 	tcase_add_test(tc, test_move_untagged_copyuid);
 	tcase_add_test(tc, test_move_without_move_cap);
+	tcase_add_test(tc, test_move_source_store_refused);
 	tcase_add_test(tc, test_copy_malformed_args_from_body);
 	tcase_add_test(tc, test_expunge_batch);
 	tcase_add_test(tc, test_expunge_sets_each_answered);
