@@ -41,7 +41,10 @@
 # device what reached the disk).  The device figure is machine-wide: Dovecot
 # and the proxies write to the same disk during a run, and any other process
 # on the machine does too, so it is only meaningful on an otherwise quiet
-# machine; the targets stay on write_bytes.  BENCH_TMP on tmpfs, overlayfs
+# machine; the targets stay on write_bytes.  A third figure needs neither the
+# page cache nor a quiet machine: the bytes each process handed to write
+# calls on files (run-measure's wchar less what it sent to the server: SQLite's
+# pages, WAL frames and journal writes as issued).  BENCH_TMP on tmpfs, overlayfs
 # or btrfs has no block statistics: the script stops and says so.
 # Then it prints a table and the
 # benchmark targets with PASS/MISS (informational: the exit status is 0
@@ -249,8 +252,9 @@ run() {
 	awk -v step="$step" -v tool="$tool" -v c2s=$((a_c2s - b_c2s)) -v s2c=$((a_s2c - b_s2c)) '
 		{ m[$1] = $2 }
 		END {
-			printf "%s %s %s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"],
-				m["maxrss_kib"], c2s, s2c, m["written_bytes"], m["device_written_bytes"]
+			printf "%s %s %s %s %s %s %s %s %s %.0f\n", step, tool, m["wall"], m["cpu"],
+				m["maxrss_kib"], c2s, s2c, m["written_bytes"], m["device_written_bytes"],
+				m["wchar"] - c2s
 		}' "$out.measure" >>"$RESULTS"
 }
 
@@ -315,8 +319,8 @@ checkpoint() {
 	# busy|frames in the WAL|frames checkpointed
 	[ "${res%%|*}" = 0 ] || broken "$step: the checkpoint was not complete: $res"
 	awk -v step="$step" '{ m[$1] = $2 }
-		END { printf "%s checkpoint %s %s %s 0 0 %s %s\n", step, m["wall"], m["cpu"], m["maxrss_kib"],
-			m["written_bytes"], m["device_written_bytes"] }' "$out.measure" >>"$RESULTS"
+		END { printf "%s checkpoint %s %s %s 0 0 %s %s %s\n", step, m["wall"], m["cpu"], m["maxrss_kib"],
+			m["written_bytes"], m["device_written_bytes"], m["wchar"] }' "$out.measure" >>"$RESULTS"
 }
 
 # Deterministic random picks: COUNT lines of stdin, a different choice for
@@ -343,8 +347,8 @@ STREAM_BYTES=$(kv "$WORK/stream.out" bytes_in)
 STREAM_PROXY_S=$(kv "$WORK/stream-proxy.out" seconds)
 awk -v step=0-reference -v tool=imap-stream -v o="$(kv "$WORK/stream.out" bytes_out)" \
 	-v i="$STREAM_BYTES" '{ m[$1] = $2 } END {
-		printf "%s %s %s %s %s %s %s %s %s\n", step, tool, m["wall"], m["cpu"], m["maxrss_kib"], o, i,
-			m["written_bytes"], m["device_written_bytes"] }' \
+		printf "%s %s %s %s %s %s %s %s %s %.0f\n", step, tool, m["wall"], m["cpu"], m["maxrss_kib"], o, i,
+			m["written_bytes"], m["device_written_bytes"], m["wchar"] - o }' \
 	"$WORK/stream.measure" >>"$RESULTS"
 [ "$(kv "$WORK/stream.out" messages)" = "$N" ] || broken "imap-stream saw $(kv "$WORK/stream.out" messages) messages, not $N"
 
@@ -452,7 +456,7 @@ get() {
 }
 # seq_sum BASE TOOL [COLUMN]: the bytes written by TOOL over every round of
 # BASE (BASE, BASE#2, ...); with TOOL cpm-syncd, and the checkpoint that ends
-# it.  COLUMN 8 (default) write_bytes, 9 the device's.
+# it.  COLUMN 8 (default) write_bytes, 9 the device's, 10 the file bytes.
 seq_sum() {
 	awk -v s="$1" -v t="$2" -v c="${3:-8}" '($1 == s || index($1, s "#") == 1) &&
 		($2 == t || (t == "cpm-syncd" && $2 == "checkpoint")) { w += $c }
@@ -533,6 +537,21 @@ d_per_ex=$(awk -v a="$d_ex" -v n="$d_new_round" -v r="$ROUNDS" -v k="$K" \
 	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
 d_per_ex_mb=$(awk -v a="$(seq_sum 5-expunge1%+new mbsync 9)" -v n="$d_new_round_mb" -v r="$ROUNDS" -v k="$K" \
 	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
+# The same from the bytes each process handed to write calls on files
+# (run-measure's wchar less what it sent to the server): load-independent.
+fb_in=$(seq_sum 1-initial cpm-syncd 10)
+fb_nc=$(seq_sum 2-nochange cpm-syncd 10)
+fb_fl=$(seq_sum 3-flags1% cpm-syncd 10)
+fb_fl_mb=$(seq_sum 3-flags1% mbsync 10)
+fb_new_round=$(per "$(seq_sum 4-new-only cpm-syncd 10)" "$NEW_ROUNDS")
+fb_new_round_mb=$(per "$(seq_sum 4-new-only mbsync 10)" "$NEW_ROUNDS")
+fb_ex=$(seq_sum 5-expunge1%+new cpm-syncd 10)
+fb_per_flag=$(per "$fb_fl" $((ROUNDS * K)))
+fb_per_flag_mb=$(per "$fb_fl_mb" $((ROUNDS * K)))
+fb_per_ex=$(awk -v a="$fb_ex" -v n="$fb_new_round" -v r="$ROUNDS" -v k="$K" \
+	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
+fb_per_ex_mb=$(awk -v a="$(seq_sum 5-expunge1%+new mbsync 10)" -v n="$fb_new_round_mb" -v r="$ROUNDS" -v k="$K" \
+	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
 
 echo "side by side (wall s; bytes written to disk):"
 printf '  %-22s %10s %10s %12s %14s %14s\n' step cpm-syncd mbsync floor "cpm written" "mbsync written"
@@ -570,12 +589,18 @@ printf '  %-4s 1%% flags: %s bytes written over %s rounds and their checkpoint =
 	"$(verdict 'a <= 2048' "$w_per_flag" 0)" "$s_fl" "$ROUNDS" "$w_per_flag" "$w_per_flag_mb"
 printf '  info 1%% flags: the disk wrote %s bytes over the same = %s per changed message; mbsync %s (device sectors, machine-wide: only meaningful on a quiet machine)\n' \
 	"$d_fl" "$d_per_flag" "$d_per_flag_mb"
+printf '  info 1%% flags: the files were handed %s bytes over the same = %s per changed message; mbsync %s (write calls: SQLite pages, WAL frames and journals as written, load-independent)\n' \
+	"$fb_fl" "$fb_per_flag" "$fb_per_flag_mb"
 printf '  %-4s 1%% flags: %s s vs the floor %s s = %sx (target <= 3x)\n' \
 	"$(verdict 'a <= 3 * b' "$fl_cpm" "$f_fl")" "$fl_cpm" "$f_fl" "$(ratio "$fl_cpm" "$f_fl")"
 printf '  %-4s 1%% expunged + %s new: %s bytes written over %s rounds and their checkpoint, %s per expunged message beyond %s per new-only round (target <= 2048); mbsync %s\n' \
 	"$(verdict 'a <= 2048' "$w_per_ex" 0)" "$NEW" "$s_ex" "$ROUNDS" "$w_per_ex" "$w_new_round" "$w_per_ex_mb"
 printf '  info 1%% expunged + %s new: the disk wrote %s bytes over the same, %s per expunged message beyond %s per new-only round; mbsync %s (device sectors, machine-wide: only meaningful on a quiet machine)\n' \
 	"$NEW" "$d_ex" "$d_per_ex" "$d_new_round" "$d_per_ex_mb"
+printf '  info 1%% expunged + %s new: the files were handed %s bytes over the same, %s per expunged message beyond %s per new-only round; mbsync %s (write calls)\n' \
+	"$NEW" "$fb_ex" "$fb_per_ex" "$fb_new_round" "$fb_per_ex_mb"
+printf '  info initial sync: the files were handed %s bytes = %sx the mail; the no-change run %s bytes (write calls, checkpoints included)\n' \
+	"$fb_in" "$(ratio "$fb_in" "$GEN_BYTES")" "$fb_nc"
 printf '  %-4s 1%% expunged + %s new: %s s vs the floor %s s + %s s of new bodies (target <= 3x the floor plus the transfer)\n' \
 	"$(verdict 'a <= 3 * b + c' "$ex_cpm" "$f_ex" "$new_xfer")" "$NEW" "$ex_cpm" "$f_ex" "$new_xfer"
 printf '  %-4s no-change resync on the wire: %s bytes (target < 4096)\n' \

@@ -33,6 +33,15 @@
  *                         left by earlier ones (which changes what
  *                         written_bytes counts: nothing it dirties again is
  *                         already dirty).
+ *   wchar N               bytes the command's own process passed to write
+ *                         calls (wchar of /proc/PID/io, read while it is a
+ *                         zombie): files, sockets and pipes alike, its
+ *                         children not included.  Unlike written_bytes it
+ *                         does not depend on the page cache: an SQLite
+ *                         store's figure is its pages (WAL frames,
+ *                         checkpoints, journals) plus what went to sockets,
+ *                         the same on a loaded machine as on a quiet one.
+ *                         Absent when /proc could not be read.
  *   status N              exit status, or 128 + signal number
  * and exits with the command's status (2 for a bad usage or a PATH whose
  * device has no block statistics, before running anything).
@@ -97,6 +106,29 @@ static int device_stat_path(const char *path, char *stat_path, size_t n)
 	return 0;
 }
 
+/*
+ * The wchar line of /proc/PID/io into WCHAR, for PID exited but not yet
+ * reaped; 0, or -1 (nothing said: the figure is left out).
+ */
+static int proc_wchar(pid_t pid, unsigned long long *wchar)
+{
+	char path[64], line[128];
+	FILE *f_in;
+	int found = -1;
+
+	snprintf(path, sizeof(path), "/proc/%ld/io", (long)pid);
+	f_in = fopen(path, "r");
+	if (!f_in)
+		return -1;
+	while (fgets(line, sizeof(line), f_in))
+		if (sscanf(line, "wchar: %llu", wchar) == 1) {
+			found = 0;
+			break;
+		}
+	fclose(f_in);
+	return found;
+}
+
 /* Sectors written so far (field 7 of STAT_PATH) into SECTORS; 0 or -1. */
 static int device_sectors(const char *stat_path, unsigned long long *sectors)
 {
@@ -122,12 +154,13 @@ static int device_sectors(const char *stat_path, unsigned long long *sectors)
 
 int main(int argc, char **argv)
 {
-	unsigned long long sect0 = 0, sect1 = 0;
+	unsigned long long sect0 = 0, sect1 = 0, wchar = 0;
 	const char *device_of = NULL, *outfile;
 	char stat_path[64];
 	struct rusage ru;
 	double start, wall;
-	int status, rc, ai = 1, dev_ok = 1;
+	int status, rc, ai = 1, dev_ok = 1, wchar_ok;
+	siginfo_t si;
 	pid_t pid;
 	FILE *f;
 
@@ -166,6 +199,14 @@ int main(int argc, char **argv)
 	}
 	/* The terminal's ^C goes to both; let the child decide. */
 	signal(SIGINT, SIG_IGN);
+	/* Exited but left a zombie, so that its /proc/PID/io can be read. */
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0) {
+		if (errno != EINTR) {
+			perror("run-measure: waitid");
+			return 1;
+		}
+	}
+	wchar_ok = proc_wchar(pid, &wchar) == 0;
 	while (wait4(pid, &status, 0, &ru) < 0) {
 		if (errno != EINTR) {
 			perror("run-measure: wait4");
@@ -196,6 +237,8 @@ int main(int argc, char **argv)
 		ru.ru_maxrss, (long long)ru.ru_oublock * 512);
 	if (device_of && dev_ok)
 		fprintf(f, "device_written_bytes %llu\n", (sect1 - sect0) * 512);
+	if (wchar_ok)
+		fprintf(f, "wchar %llu\n", wchar);
 	fprintf(f, "status %d\n", rc);
 	if (fclose(f) != 0) {
 		fprintf(stderr, "run-measure: %s: %s\n", outfile, strerror(errno));
