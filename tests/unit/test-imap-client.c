@@ -25,6 +25,7 @@
 #define PASSWORD "s3cret-pw"
 
 struct ctx {
+	struct test_env env; /* the loop and the scripted peer (ctx_start) */
 	struct cpmsync_loop *loop;
 	struct imap_client *client;
 	bool state_called;
@@ -114,8 +115,8 @@ static struct cpmsync_account account(enum cpmsync_security sec)
 	return a;
 }
 
-static void ctx_start(struct ctx *ctx, const struct script_step *script, struct script_peer *peer,
-		      enum cpmsync_security sec, unsigned timeout_ms)
+static void ctx_start(struct ctx *ctx, const struct script_step *script, enum cpmsync_security sec,
+		      unsigned timeout_ms)
 {
 	struct imap_client_callbacks cb = {
 		.state = state_cb,
@@ -126,17 +127,16 @@ static void ctx_start(struct ctx *ctx, const struct script_step *script, struct 
 	memset(ctx, 0, sizeof(*ctx));
 	if (timeout_ms)
 		a.connect_timeout_ms = a.command_timeout_ms = timeout_ms;
-	ck_assert_int_eq(cpmsync_loop_new(&ctx->loop), 0);
-	ck_assert_int_eq(script_peer_start(script, peer), 0);
+	test_env_start(&ctx->env, script, 0);
+	ctx->loop = ctx->env.loop;
 	ck_assert_int_eq(imap_client_new(ctx->loop, &a, &cb, ctx, &ctx->client), 0);
-	ck_assert_int_eq(imap_client_connect_fd(ctx->client, peer->fd), 0);
+	ck_assert_int_eq(imap_client_connect_fd(ctx->client, ctx->env.peer.fd), 0);
 }
 
-static void ctx_end(struct ctx *ctx, struct script_peer *peer)
+static void ctx_end(struct ctx *ctx)
 {
 	imap_client_free(ctx->client);
-	cpmsync_loop_free(ctx->loop);
-	ck_assert_int_eq(script_peer_wait(peer), 0);
+	test_env_end(&ctx->env);
 }
 
 #define GREETING "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC IDLE] ready\r\n"
@@ -163,11 +163,10 @@ START_TEST(test_login_enable_and_pipelining)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 	struct imap_cmd *cmd;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	ck_assert(imap_client_enabled(ctx.client, IMAP_CAP_QRESYNC));
 	ck_assert(imap_client_has(ctx.client, IMAP_CAP_IDLE));
@@ -197,7 +196,7 @@ START_TEST(test_login_enable_and_pipelining)
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
 	ck_assert_int_eq(ctx.state_r, 0);
 	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_CLOSED);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -221,12 +220,11 @@ START_TEST(test_namespace_after_login)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 	struct imap_cmd *cmd;
 	struct buf name = BUF_INIT(256);
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	ck_assert(imap_client_namespace(ctx.client)->known);
 	ck_assert_str_eq(imap_ns_map_personal_prefix(imap_client_namespace(ctx.client)), "INBOX.");
@@ -248,7 +246,7 @@ START_TEST(test_namespace_after_login)
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
 	ck_assert_int_eq(ctx.results[0], 0);
 	ck_assert_int_eq(ctx.results[1], 0);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -280,15 +278,14 @@ START_TEST(test_namespace_bad_answers)
 			{ SCRIPT_STALL, NULL },
 			{ SCRIPT_END, NULL },
 		};
-		struct script_peer peer;
 		struct ctx ctx;
 
-		ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+		ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 		ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
 		ck_assert(!ctx.ready);
 		ck_assert_int_lt(ctx.state_r, 0);
 		ck_assert_msg(strstr(ctx.reason, reasons[i]), "%zu: %s", i, ctx.reason);
-		ctx_end(&ctx, &peer);
+		ctx_end(&ctx);
 	}
 }
 END_TEST
@@ -302,10 +299,9 @@ START_TEST(test_bye_mid_command)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	want_done(&ctx, 1);
 	ctx.state_called = false;
@@ -316,7 +312,7 @@ START_TEST(test_bye_mid_command)
 	ck_assert(ctx.state_called);
 	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_BYE);
 	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_DISCONNECTED);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -330,10 +326,9 @@ START_TEST(test_disconnect_with_commands_in_flight)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	want_done(&ctx, 3);
 	ctx.state_called = false;
@@ -348,7 +343,7 @@ START_TEST(test_disconnect_with_commands_in_flight)
 	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_DISCONNECTED);
 	/* Nothing can be queued on a dead connection. */
 	ck_assert_int_lt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -358,14 +353,13 @@ START_TEST(test_server_never_greets)
 		{ SCRIPT_STALL, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 300);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 300);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
 	ck_assert_int_eq(ctx.state_r, -ETIMEDOUT);
 	ck_assert_ptr_nonnull(strstr(ctx.reason, "greeting"));
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -376,10 +370,9 @@ START_TEST(test_server_stops_answering)
 		{ SCRIPT_STALL, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 300);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 300);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	want_done(&ctx, 1);
 	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
@@ -387,7 +380,7 @@ START_TEST(test_server_stops_answering)
 	ck_assert_int_eq(ctx.results[0], -ETIMEDOUT);
 	ck_assert_int_eq(ctx.state_r, -ETIMEDOUT);
 	ck_assert_ptr_nonnull(strstr(ctx.reason, "did not answer"));
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -482,10 +475,9 @@ static const struct {
 
 START_TEST(test_connection_refused_cases)
 {
-	struct script_peer peer;
 	struct ctx ctx;
 
-	ctx_start(&ctx, failing[_i].script, &peer, failing[_i].security, 0);
+	ctx_start(&ctx, failing[_i].script, failing[_i].security, 0);
 	ck_assert_msg(test_loop_run_until(ctx.loop, &ctx.state_called, 3000), "%s: no outcome",
 		      failing[_i].what);
 	ck_assert_msg(!ctx.ready, "%s: became ready", failing[_i].what);
@@ -494,7 +486,7 @@ START_TEST(test_connection_refused_cases)
 	ck_assert_msg(strstr(ctx.reason, failing[_i].reason), "%s: reason '%s'", failing[_i].what,
 		      ctx.reason);
 	ck_assert_ptr_null(strstr(ctx.reason, PASSWORD));
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -510,13 +502,12 @@ START_TEST(test_password_pending)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 	bool never = false;
 
 	password_pending = true;
 	password_calls = 0;
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 500);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 500);
 	/* Longer than the command timeout: waiting is not a silent server. */
 	test_loop_run_until(ctx.loop, &never, 800);
 	ck_assert(!ctx.ready);
@@ -531,7 +522,7 @@ START_TEST(test_password_pending)
 	/* Not waiting any more: nothing happens. */
 	imap_client_password_ready(ctx.client);
 	ck_assert_uint_eq(password_calls, 2);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -549,16 +540,15 @@ START_TEST(test_authenticate_plain_without_sasl_ir)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	want_done(&ctx, 1);
 	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
 	ck_assert_int_eq(ctx.results[0], 0);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -577,11 +567,10 @@ START_TEST(test_synchronizing_literal_waits_for_continuation)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 	struct imap_cmd *cmd;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	want_done(&ctx, 2);
 	ck_assert_int_eq(imap_cmd_new(ctx.client, 0, cmd_cb, &ctx, &cmd), 0);
@@ -593,7 +582,7 @@ START_TEST(test_synchronizing_literal_waits_for_continuation)
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
 	ck_assert_int_eq(ctx.results[0], 0);
 	ck_assert_int_eq(ctx.results[1], -CPMSYNC_E_SERVER);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -619,12 +608,11 @@ START_TEST(test_cancel_queued_and_running)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 	int64_t idle, queued;
 	struct imap_cmd *cmd;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	ck_assert_int_eq(
 		imap_cmd_new(ctx.client, IMAP_CMD_EXCLUSIVE | IMAP_CMD_IDLE, cmd_cb, &ctx, &cmd),
@@ -651,7 +639,7 @@ START_TEST(test_cancel_queued_and_running)
 	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
 	ck_assert_int_eq(ctx.results[2], 0);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -671,13 +659,12 @@ START_TEST(test_end_idle_pipelines)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 	int64_t idle, noop;
 	int r;
 	struct imap_cmd *cmd;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	ck_assert_int_eq(
 		imap_cmd_new(ctx.client, IMAP_CMD_EXCLUSIVE | IMAP_CMD_IDLE, cmd_cb, &ctx, &cmd),
@@ -704,7 +691,7 @@ START_TEST(test_end_idle_pipelines)
 	ck_assert_int_eq(ctx.results[1], 0);
 	ck_assert_str_eq(ctx.texts[1], "noop");
 	ck_assert_str_eq(ctx.untagged, "ENABLED;EXISTS;");
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -793,11 +780,10 @@ START_TEST(test_body_literal_caps)
 		{ SCRIPT_STALL, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct imap_cmd *cmd;
 	struct ctx ctx;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	streaming_owner(&ctx);
 	want_done(&ctx, 1);
@@ -810,7 +796,7 @@ START_TEST(test_body_literal_caps)
 	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_PROTOCOL);
 	ck_assert_str_eq(ctx.reason, big_literals[_i].reason);
 	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_DISCONNECTED);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -832,11 +818,10 @@ START_TEST(test_body_literal_within_caps)
 		{ SCRIPT_STALL, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct imap_cmd *cmd;
 	struct ctx ctx;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	streaming_owner(&ctx);
 	want_done(&ctx, 3);
@@ -855,7 +840,7 @@ START_TEST(test_body_literal_within_caps)
 	ck_assert_int_eq(ctx.results[1], 0);
 	ck_assert_int_eq(ctx.results[2], 0);
 	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_READY);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -877,7 +862,6 @@ START_TEST(test_trickling_server_hits_total_deadline)
 	};
 	struct script_step all[sizeof(script) / sizeof(script[0]) + 2 * TRICKLES + 2];
 	size_t n = sizeof(script) / sizeof(script[0]);
-	struct script_peer peer;
 	struct ctx ctx;
 
 	memcpy(all, script, sizeof(script));
@@ -888,7 +872,7 @@ START_TEST(test_trickling_server_hits_total_deadline)
 	all[n++] = (struct script_step){ SCRIPT_SEND, "\")\r\na3 OK done\r\n" };
 	all[n++] = (struct script_step){ SCRIPT_END, NULL };
 
-	ctx_start(&ctx, all, &peer, CPMSYNC_SECURITY_NONE, 300);
+	ctx_start(&ctx, all, CPMSYNC_SECURITY_NONE, 300);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	want_done(&ctx, 1);
 	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
@@ -899,7 +883,7 @@ START_TEST(test_trickling_server_hits_total_deadline)
 				     "limit of 3 s (it answers, but too slowly)");
 	imap_client_free(ctx.client);
 	cpmsync_loop_free(ctx.loop);
-	script_peer_wait(&peer);
+	script_peer_wait(&ctx.env.peer); /* cut off mid-trickle: its status says nothing */
 }
 END_TEST
 
@@ -921,10 +905,9 @@ START_TEST(test_server_text_escaped)
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 0);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
 	want_done(&ctx, 1);
 	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
@@ -937,7 +920,7 @@ START_TEST(test_server_text_escaped)
 	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_BYE);
 	ck_assert_str_eq(ctx.reason, "the server closed the session: going \\x1b[2J\\u009b1m");
 	ck_assert_str_eq(ctx.texts[1], ctx.reason);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 }
 END_TEST
 
@@ -1116,10 +1099,9 @@ static struct loop_ticks scram_login_run(void)
 {
 	struct cpmsync_loop_source *timer = NULL;
 	struct loop_ticks t = { 0 };
-	struct script_peer peer;
 	struct ctx ctx;
 
-	ctx_start(&ctx, scram_login, &peer, CPMSYNC_SECURITY_NONE, 10000);
+	ctx_start(&ctx, scram_login, CPMSYNC_SECURITY_NONE, 10000);
 	ck_assert_int_eq(cpmsync_loop_add_timer(ctx.loop, 1, 1, tick_cb, &t, NULL, &timer), 0);
 	ck_assert_msg(test_loop_run_until(ctx.loop, &ctx.ready, 10000), "state %d: %s", ctx.state_r,
 		      ctx.reason);
@@ -1128,7 +1110,7 @@ static struct loop_ticks scram_login_run(void)
 	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 5000));
 	ck_assert_int_eq(ctx.results[0], 0);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 	return t;
 }
 
@@ -1232,7 +1214,6 @@ static const struct {
 
 START_TEST(test_scram_pbkdf2_dropped)
 {
-	struct script_peer peer;
 	struct ctx ctx;
 	bool never = false;
 	unsigned runs;
@@ -1243,7 +1224,7 @@ START_TEST(test_scram_pbkdf2_dropped)
 	scram_release = 0;
 	scram_fail = false;
 	runs = sasl_scram_pbkdf2_runs();
-	ctx_start(&ctx, scram_drops[_i].script, &peer, CPMSYNC_SECURITY_NONE, 10000);
+	ctx_start(&ctx, scram_drops[_i].script, CPMSYNC_SECURITY_NONE, 10000);
 	for (int i = 0; i < 500 && sasl_scram_pbkdf2_running() == 0 && !ctx.state_called; i++)
 		cpmsync_loop_iterate(ctx.loop, 10);
 	/* The client started it before it read what followed server-first,
@@ -1266,7 +1247,7 @@ START_TEST(test_scram_pbkdf2_dropped)
 	ctx.state_called = false;
 	test_loop_run_until(ctx.loop, &never, 200);
 	ck_assert(!ctx.state_called);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 	sasl_scram_set_pbkdf2_for_test(NULL);
 	imap_client_set_scram_nonce_for_test(NULL);
 }
@@ -1284,7 +1265,6 @@ START_TEST(test_scram_pbkdf2_fails)
 		{ SCRIPT_EXPECT_EOF, NULL },
 		{ SCRIPT_END, NULL },
 	};
-	struct script_peer peer;
 	struct ctx ctx;
 	unsigned runs;
 
@@ -1293,13 +1273,13 @@ START_TEST(test_scram_pbkdf2_fails)
 	sasl_scram_set_pbkdf2_for_test(test_pbkdf2);
 	scram_fail = true;
 	runs = sasl_scram_pbkdf2_runs();
-	ctx_start(&ctx, script, &peer, CPMSYNC_SECURITY_NONE, 10000);
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 10000);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 5000));
 	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_AUTH);
 	ck_assert_str_eq(ctx.reason,
 			 "authentication failed: the SCRAM key derivation (PBKDF2) failed");
 	ck_assert_uint_eq(sasl_scram_pbkdf2_runs(), runs);
-	ctx_end(&ctx, &peer);
+	ctx_end(&ctx);
 	sasl_scram_set_pbkdf2_for_test(NULL);
 	imap_client_set_scram_nonce_for_test(NULL);
 	scram_fail = false;

@@ -55,14 +55,6 @@ static int count_cb(const struct cpmsync_message_info *m, void *userdata)
 	return 0;
 }
 
-static int system_rm_rf(const char *dir)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
-}
-
 #define CAPS "IMAP4rev1 NOTIFY"
 #define NOTIFY_SET                                                                                 \
 	"NOTIFY SET STATUS (personal (MessageNew MessageExpunge FlagChange MailboxName "           \
@@ -78,7 +70,7 @@ static int system_rm_rf(const char *dir)
  */
 START_TEST(test_notify_event_pipelined)
 {
-	char dir[] = "/tmp/test-session-push-XXXXXX", path[64], fetch[256];
+	char fetch[256];
 	struct cpmsync_account account = {
 		.name = "a",
 		.host = "127.0.0.1",
@@ -91,14 +83,11 @@ START_TEST(test_notify_event_pipelined)
 	};
 	const struct cpmsync_session_options opt = { .debounce_ms = 60000 };
 	const struct cpmsync_session_callbacks cbs = { .changed = changed_cb, .synced = synced_cb };
-	struct cpmsync_loop *loop;
-	struct cpmsync_store *store;
 	struct cpmsync_session *session = NULL;
-	struct script_peer peer;
+	struct test_env env;
 	struct watch w = { 0 };
 	int64_t folder_id = 0;
 	unsigned n = 0;
-	uint16_t port;
 
 	snprintf(fetch, sizeof(fetch),
 		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:00 +0000\" "
@@ -147,34 +136,27 @@ START_TEST(test_notify_event_pipelined)
 		{ SCRIPT_END, NULL },
 	};
 
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/store.db", dir);
-	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
-	ck_assert_int_eq(cpmsync_store_open(path, 0, &store, NULL), 0);
-	ck_assert_int_eq(script_peer_listen(script, &peer, &port), 0);
-	account.port = port;
-	ck_assert_int_eq(cpmsync_session_new(loop, store, &account, &opt, &cbs, &w, &session), 0);
-	ck_assert(test_loop_run_until(loop, &w.idle, 10000));
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	ck_assert_int_eq(
+		cpmsync_session_new(env.loop, env.store, &account, &opt, &cbs, &w, &session), 0);
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
 	ck_assert_uint_eq(w.syncs, 1);
 	ck_assert_int_eq(w.last_r, 0);
 	w.idle = false;
 	/* The event's run: over well before the debounce could end. */
 	for (int i = 0; i < 400 && w.syncs < 2; i++)
-		cpmsync_loop_iterate(loop, 25);
+		cpmsync_loop_iterate(env.loop, 25);
 	ck_assert_uint_eq(w.syncs, 2);
 	ck_assert_int_eq(w.last_r, 0);
-	ck_assert(test_loop_run_until(loop, &w.idle, 10000));
-	ck_assert_int_eq(cpmsync_store_find_folder(store, "a", "Chat", &folder_id), 0);
-	ck_assert_int_eq(cpmsync_store_foreach_message(store, folder_id, 0, 0, count_cb, &n), 0);
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
+			 0);
 	ck_assert_uint_eq(n, 1);
 
 	cpmsync_session_free(session);
-	ck_assert_int_eq(script_peer_wait(&peer), 0);
-	for (int i = 0; i < 5; i++)
-		cpmsync_loop_iterate(loop, 10);
-	cpmsync_store_close(store);
-	cpmsync_loop_free(loop);
-	ck_assert_int_eq(system_rm_rf(dir), 0);
+	test_env_end(&env);
 }
 END_TEST
 

@@ -16,14 +16,6 @@
 
 #include "testlib.h"
 
-static int system_rm_rf(const char *dir)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
-}
-
 static void ids_cb(int r, const char *reason, const int64_t *ids, size_t n, void *userdata)
 {
 	(void)r;
@@ -58,7 +50,6 @@ static const struct {
 
 START_TEST(test_search_flags_checked)
 {
-	char dir[] = "/tmp/test-session-search-XXXXXX", path[64];
 	const char *flags[] = { cases[_i].flag, NULL };
 	struct cpmsync_search_criteria c = { 0 };
 	struct cpmsync_account a = {
@@ -69,16 +60,12 @@ START_TEST(test_search_flags_checked)
 		.security = CPMSYNC_SECURITY_NONE,
 		.password_cb = no_password,
 	};
-	struct cpmsync_loop *loop;
-	struct cpmsync_store *store;
 	struct cpmsync_session *s;
+	struct test_env env;
 	int r;
 
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/store.db", dir);
-	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
-	ck_assert_int_eq(cpmsync_store_open(path, 0, &store, NULL), 0);
-	ck_assert_int_eq(cpmsync_session_new(loop, store, &a, NULL, NULL, NULL, &s), 0);
+	test_env_start(&env, NULL, TEST_ENV_STORE);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &a, NULL, NULL, NULL, &s), 0);
 	cpmsync_session_set_online(s, false);
 	if (cases[_i].not )
 		c.not_flags = flags;
@@ -90,12 +77,8 @@ START_TEST(test_search_flags_checked)
 	else
 		ck_assert_int_ge(r, 0);
 	cpmsync_session_free(s);
-	/* the queued search is cancelled from the loop */
-	for (int i = 0; i < 5; i++)
-		cpmsync_loop_iterate(loop, 10);
-	cpmsync_store_close(store);
-	cpmsync_loop_free(loop);
-	ck_assert_int_eq(system_rm_rf(dir), 0);
+	/* the queued search is cancelled from the loop (test_env_end) */
+	test_env_end(&env);
 }
 END_TEST
 

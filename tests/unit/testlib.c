@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cpmsync/loop.h>
+#include <cpmsync/store.h>
 
 #include "store/store.h"
 
@@ -179,6 +180,46 @@ bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done, unsigned t
 		cpmsync_loop_iterate(loop, (int)(end - now));
 	}
 	return *done;
+}
+
+void test_env_start(struct test_env *env, const struct script_step *script, unsigned flags)
+{
+	char path[96];
+
+	memset(env, 0, sizeof(*env));
+	env->flags = flags;
+	env->peer.fd = -1;
+	ck_assert_int_eq(cpmsync_loop_new(&env->loop), 0);
+	if (flags & TEST_ENV_STORE) {
+		snprintf(env->dir, sizeof(env->dir), "/tmp/cpmsync-test-XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(env->dir));
+		snprintf(path, sizeof(path), "%s/store.db", env->dir);
+		ck_assert_int_eq(cpmsync_store_open(path, 0, &env->store, NULL), 0);
+	}
+	if (!script)
+		return;
+	if (flags & TEST_ENV_TCP)
+		ck_assert_int_eq(script_peer_listen(script, &env->peer, &env->port), 0);
+	else
+		ck_assert_int_eq(script_peer_start(script, &env->peer), 0);
+	env->has_peer = true;
+}
+
+void test_env_end(struct test_env *env)
+{
+	char cmd[128];
+
+	if (env->has_peer)
+		ck_assert_int_eq(script_peer_wait(&env->peer), 0);
+	if (env->store) {
+		for (int i = 0; i < 5; i++)
+			cpmsync_loop_iterate(env->loop, 10);
+		cpmsync_store_close(env->store);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", env->dir);
+		ck_assert_int_eq(system(cmd), 0);
+	}
+	cpmsync_loop_free(env->loop);
+	memset(env, 0, sizeof(*env));
 }
 
 int testlib_run_suite(Suite *suite)

@@ -50,6 +50,7 @@ int script_peer_wait(struct script_peer *peer);
 
 /* Runs the loop until *done is true or timeout_ms passed; returns *done. */
 struct cpmsync_loop;
+struct cpmsync_store;
 bool test_loop_run_until(struct cpmsync_loop *loop, const bool *done, unsigned timeout_ms);
 
 /* A sync run's outcome: sync_result_cb() (a cpmsync_sync_cb_t) fills the
@@ -68,6 +69,33 @@ void sync_result_cb(int r, const char *reason, const struct cpmsync_sync_stats *
  * NULL); the test fails if there is no row.  Valid until the next call. */
 struct store;
 const char *test_store_text(struct store *s, const char *sql);
+
+/*
+ * The set-up a test against a scripted peer shares: a loop, the peer
+ * playing script (over a socketpair, or over TCP with TEST_ENV_TCP: then
+ * env->port is where it listens and env->peer.fd is -1) and, with
+ * TEST_ENV_STORE, a store in a fresh temporary directory (env->store).
+ * script may be NULL: no peer.  Every step is asserted.
+ */
+enum {
+	TEST_ENV_TCP = 1 << 0,
+	TEST_ENV_STORE = 1 << 1,
+};
+struct test_env {
+	unsigned flags;
+	struct cpmsync_loop *loop;
+	struct cpmsync_store *store;
+	struct script_peer peer;
+	bool has_peer;
+	uint16_t port;
+	char dir[64];
+};
+void test_env_start(struct test_env *env, const struct script_step *script, unsigned flags);
+/* Once the client or session on the peer is freed: the peer must have run
+ * its whole script (exit 0); with a store, the loop runs a few times for
+ * what the freed session cancelled, then the store is closed and its
+ * directory removed; the loop is freed last. */
+void test_env_end(struct test_env *env);
 
 /* Runs one suite with Check's defaults; the exit status for main(). */
 int testlib_run_suite(Suite *suite);
