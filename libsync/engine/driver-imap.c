@@ -5,7 +5,9 @@
  * (response code, the one new UID of APPENDUID/COPYUID, the MODIFIED
  * set).  What the server says on its own (untagged data, the literals
  * of bodies streamed as they come, the connection's state) becomes
- * engine_event_*() calls here too (engine_driver_imap_callbacks).
+ * engine_event_*() calls here too (the client's callbacks), and the
+ * connection's life (connect, state, error, traffic, close or give back)
+ * is the table's last operations.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +35,7 @@ struct pending {
 
 static struct imap_client *client_of(struct engine_driver *d)
 {
-	return *((struct engine_driver_imap *)d)->clientp;
+	return ((struct engine_driver_imap *)d)->client;
 }
 
 static void reply_cb(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
@@ -440,6 +442,12 @@ static void drv_logout(struct engine_driver *d)
 	imap_client_logout(client_of(d));
 }
 
+static int drv_connect(struct engine_driver *d, int fd);
+static bool drv_ready(struct engine_driver *d);
+static const char *drv_error(struct engine_driver *d);
+static void drv_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out);
+static void drv_release(struct engine_driver *d, bool give_back);
+
 static const struct engine_driver_ops imap_ops = {
 	.has = drv_has,
 	.enabled = drv_enabled,
@@ -465,6 +473,11 @@ static const struct engine_driver_ops imap_ops = {
 	.list = drv_list,
 	.status = drv_status,
 	.logout = drv_logout,
+	.connect = drv_connect,
+	.ready = drv_ready,
+	.error = drv_error,
+	.traffic = drv_traffic,
+	.release = drv_release,
 };
 
 /* ------------------------------------------------------------------ */
@@ -682,9 +695,9 @@ static void on_list(struct engine_driver_imap *d, const struct imap_response *re
 	}
 	if (l.delimiter && !d->delimiter) {
 		d->delimiter = l.delimiter;
-		imap_client_set_delimiter(*d->clientp, l.delimiter);
+		imap_client_set_delimiter(d->client, l.delimiter);
 	}
-	r = imap_client_mailbox_to_local(*d->clientp, l.mailbox.str, l.mailbox.len,
+	r = imap_client_mailbox_to_local(d->client, l.mailbox.str, l.mailbox.len,
 					 l.delimiter ? l.delimiter : '/', &name);
 	if (r == -ENOENT) /* another namespace, hidden */
 		goto out;
@@ -706,7 +719,7 @@ static void on_status(struct engine_driver_imap *d, const struct imap_response *
 
 	if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
 		return;
-	if (imap_client_mailbox_to_local(*d->clientp, st.mailbox.str, st.mailbox.len,
+	if (imap_client_mailbox_to_local(d->client, st.mailbox.str, st.mailbox.len,
 					 d->delimiter ? d->delimiter : '/', &name) >= 0)
 		engine_event_status(d->base.engine, &(struct engine_status){
 							    .name = name.data,
@@ -856,7 +869,7 @@ static void state_cb(struct imap_client *client, int r, const char *reason, void
 		engine_event_closed(e, r, reason);
 }
 
-const struct imap_client_callbacks engine_driver_imap_callbacks = {
+static const struct imap_client_callbacks callbacks = {
 	.state = state_cb,
 	.untagged = untagged_cb,
 	.literals = { .literal_begin = lit_begin,
@@ -864,9 +877,66 @@ const struct imap_client_callbacks engine_driver_imap_callbacks = {
 		      .literal_end = lit_end },
 };
 
-void engine_driver_imap_init(struct engine_driver_imap *d, struct imap_client **clientp)
+/* ------------------------------------------------------------------ */
+/* The connection's life */
+
+static int drv_connect(struct engine_driver *d, int fd)
 {
-	*d = (struct engine_driver_imap){ .base = { .ops = &imap_ops }, .clientp = clientp };
+	return fd >= 0 ? imap_client_connect_fd(client_of(d), fd)
+		       : imap_client_connect(client_of(d));
+}
+
+static bool drv_ready(struct engine_driver *d)
+{
+	return client_of(d) && imap_client_get_state(client_of(d)) == IMAP_CLIENT_READY;
+}
+
+static const char *drv_error(struct engine_driver *d)
+{
+	return imap_client_error(client_of(d));
+}
+
+static void drv_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out)
+{
+	if (client_of(d))
+		imap_client_traffic(client_of(d), ret_in, ret_out);
+}
+
+static void drv_release(struct engine_driver *d, bool give_back)
+{
+	struct engine_driver_imap *di = (struct engine_driver_imap *)d;
+
+	if (!di->client)
+		return;
+	if (give_back && di->owner) {
+		/* Nothing is in flight once the run ended well. */
+		imap_client_set_callbacks(di->client, NULL, NULL);
+		*di->owner = di->client;
+		di->client = NULL;
+	} else {
+		/* Closing completes what is queued; those callbacks see the
+		 * run ended and do nothing. */
+		di->client = imap_client_free(di->client);
+	}
+}
+
+int engine_driver_imap_new(struct engine_driver_imap *d, struct cpmsync_loop *loop,
+			   const struct cpmsync_account *account)
+{
+	return imap_client_new(loop, account, &callbacks, d, &d->client);
+}
+
+void engine_driver_imap_adopt(struct engine_driver_imap *d, struct imap_client **owner)
+{
+	d->client = *owner;
+	*owner = NULL;
+	d->owner = owner;
+	imap_client_set_callbacks(d->client, &callbacks, d);
+}
+
+void engine_driver_imap_init(struct engine_driver_imap *d)
+{
+	*d = (struct engine_driver_imap){ .base = { .ops = &imap_ops } };
 	d->sink.fd = -1;
 	buf_init(&d->sink.mem, ENGINE_BODY_MEM_MAX + 1);
 	imap_resp_code_init(&d->code);
@@ -874,6 +944,7 @@ void engine_driver_imap_init(struct engine_driver_imap *d, struct imap_client **
 
 void engine_driver_imap_fini(struct engine_driver_imap *d)
 {
+	d->client = imap_client_free(d->client);
 	body_sink_reset(&d->sink);
 	buf_free(&d->sink.mem);
 	imap_resp_code_free(&d->code);

@@ -22,7 +22,10 @@
  * SEARCH for expunges of a CONDSTORE resync, the FETCH of cached
  * annotations (engine-annotation.c); the FETCH data of new messages and
  * bodies comes as engine_event_fetch() with the body (struct engine_body)
- * the driver received.  Left on imap-client: the session's push paths
+ * the driver received.  The connection's life is on the table too:
+ * connecting (greeting, login, capabilities), whether it is usable, its
+ * error text and traffic, and its end (closed, or given back to the
+ * session it came from).  Left on imap-client: the session's push paths
  * (session.c: IDLE, NOTIFY).
  *
  * Every operation returns 0 once the command is queued, then calls cb
@@ -171,6 +174,24 @@ struct engine_driver_ops {
 		      void *userdata);
 	/* LOGOUT; ends with engine_event_closed(). */
 	void (*logout)(struct engine_driver *d);
+
+	/* --- the connection's life --- */
+	/* Connects (fd >= 0: over that connected socket, taken over), reads
+	 * the greeting, logs in and learns the capabilities; ends with
+	 * engine_event_ready() or engine_event_closed().  -errno: it could
+	 * not start, error() may say why, and no event follows. */
+	int (*connect)(struct engine_driver *d, int fd);
+	/* Logged in and usable now. */
+	bool (*ready)(struct engine_driver *d);
+	/* Why the connection failed, "" when it has nothing to say. */
+	const char *(*error)(struct engine_driver *d);
+	/* Bytes received and sent on the connection so far (0 without one). */
+	void (*traffic)(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out);
+	/* The run is over: with give_back the connection goes back to whom it
+	 * came from (engine_driver_imap_adopt()), its events stopped;
+	 * otherwise it is closed (what is queued completes, and its replies
+	 * find the run ended).  No call on the connection follows. */
+	void (*release)(struct engine_driver *d, bool give_back);
 };
 
 struct engine_driver {
@@ -191,20 +212,27 @@ struct body_sink {
 	int error;
 };
 
-/* The real driver, on the connection *clientp (the engine's, which may
- * change hands). */
+/* The real driver, on its connection (client). */
 struct engine_driver_imap {
 	struct engine_driver base;
-	struct imap_client **clientp;
+	struct imap_client *client; /* NULL: none (yet, or any more) */
+	/* engine_driver_imap_adopt(): where a connection given back goes. */
+	struct imap_client **owner;
 	char delimiter;		    /* of the first LIST response that had one */
 	struct body_sink sink;	    /* the body of the FETCH response being read */
 	struct imap_resp_code code; /* scratch */
 };
-void engine_driver_imap_init(struct engine_driver_imap *d, struct imap_client **clientp);
+void engine_driver_imap_init(struct engine_driver_imap *d);
+/* Closes the connection if it still has one. */
 void engine_driver_imap_fini(struct engine_driver_imap *d);
-/* The connection's callbacks, with the driver as their userdata: they
- * turn what the server says into engine_event_*() of d->base.engine. */
-extern const struct imap_client_callbacks engine_driver_imap_callbacks;
+/* A new connection for account (not connected yet: ops->connect());
+ * -errno: none. */
+int engine_driver_imap_new(struct engine_driver_imap *d, struct cpmsync_loop *loop,
+			   const struct cpmsync_account *account);
+/* Takes over the authenticated connection *owner (set to NULL), which
+ * ops->release() with give_back sets back; owner must stay valid until
+ * then. */
+void engine_driver_imap_adopt(struct engine_driver_imap *d, struct imap_client **owner);
 
 /* --- events: what a driver reports to the engine --- */
 

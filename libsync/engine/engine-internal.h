@@ -93,9 +93,8 @@ struct folder_ctx {
 struct cpmsync_sync {
 	struct cpmsync_loop *loop;
 	struct store *store;
-	struct imap_client *client; /* NULL on a test driver */
-	/* What the commands go through (driver.h): imap_drv on client, or a
-	 * test's. */
+	/* What the commands and the connection go through (driver.h):
+	 * imap_drv, or a test's. */
 	struct engine_driver *drv;
 	struct engine_driver_imap imap_drv;
 	cpmsync_sync_cb_t cb;
@@ -105,7 +104,7 @@ struct cpmsync_sync {
 	bool logging_out;
 	/* Running on a caller's connection (engine_sync_on_client()): no
 	 * LOGOUT at the end; a connection still usable goes back there. */
-	struct imap_client **give_back;
+	bool give_back;
 	struct cpmsync_loop_source *start_src;
 	/* Progress (the session's SyncProgress): folder "" for the account
 	 * (folders), else messages of that folder. */

@@ -58,7 +58,7 @@ static void engine_free(struct cpmsync_sync *e)
 {
 	engine_replay_free(e);
 	cpmsync_loop_source_remove(e->start_src);
-	imap_client_free(e->client);
+	engine_driver_imap_fini(&e->imap_drv);
 	for (size_t i = 0; i < e->n_remote; i++) {
 		free(e->remote[i].name);
 		free(e->remote[i].special_use);
@@ -73,7 +73,6 @@ static void engine_free(struct cpmsync_sync *e)
 	rangeset_free(&e->f.ann_uids);
 	rangeset_free(&e->search);
 	rangeset_free(&e->fast_vanished);
-	engine_driver_imap_fini(&e->imap_drv);
 	if (e->patterns)
 		for (size_t i = 0; e->patterns[i]; i++)
 			free(e->patterns[i]);
@@ -93,20 +92,11 @@ static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
 	if (r == 0 && (r = store_batch_take_lost(e->store, &e->batch)) < 0)
 		snprintf(e->reason, sizeof(e->reason), "store: %s", store_error(e->store));
 	store_batch_rollback(e->store, &e->batch);
-	if (e->client) {
-		imap_client_traffic(e->client, &e->stats.bytes_in, &e->stats.bytes_out);
-		if (e->give_back && r == 0 &&
-		    imap_client_get_state(e->client) == IMAP_CLIENT_READY) {
-			/* Nothing is in flight once the run ended well. */
-			imap_client_set_callbacks(e->client, NULL, NULL);
-			*e->give_back = e->client;
-			e->client = NULL;
-		} else {
-			/* Closing completes what is queued; those callbacks
-			 * see e->finished and do nothing. */
-			e->client = imap_client_free(e->client);
-		}
-	}
+	/* A connection still usable after a run that ended well goes back to
+	 * its owner; else it is closed (what is queued completes, and those
+	 * callbacks see e->finished). */
+	e->drv->ops->traffic(e->drv, &e->stats.bytes_in, &e->stats.bytes_out);
+	e->drv->ops->release(e->drv, e->give_back && r == 0 && e->drv->ops->ready(e->drv));
 	if (r == 0 && e->op_failures) {
 		r = -CPMSYNC_E_SERVER;
 		snprintf(e->reason, sizeof(e->reason), "%s", e->op_reason);
@@ -123,8 +113,7 @@ void engine_finish(struct cpmsync_sync *e)
 	if (e->finished)
 		return;
 	e->finished = true;
-	if (e->client)
-		imap_client_traffic(e->client, &e->stats.bytes_in, &e->stats.bytes_out);
+	e->drv->ops->traffic(e->drv, &e->stats.bytes_in, &e->stats.bytes_out);
 	if (cpmsync_loop_defer(e->loop, finish_cb, e, NULL, &e->finish_src) < 0)
 		e->r = e->r ? e->r : -ENOMEM; /* finish_cb will not run: nothing we can do */
 }
@@ -1925,7 +1914,7 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	rangeset_init(&e->f.ann_uids);
 	rangeset_init(&e->search);
 	rangeset_init(&e->fast_vanished);
-	engine_driver_imap_init(&e->imap_drv, &e->client);
+	engine_driver_imap_init(&e->imap_drv);
 	e->drv = &e->imap_drv.base;
 	e->drv->engine = e;
 	e->body_limit = plan_body_limit(account->sync_bodies);
@@ -1970,16 +1959,16 @@ int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	r = engine_new(loop, store, account, cb, userdata, &e);
 	if (r < 0)
 		return r;
-	r = imap_client_new(loop, account, &engine_driver_imap_callbacks, &e->imap_drv, &e->client);
+	r = engine_driver_imap_new(&e->imap_drv, loop, account);
 	if (r < 0) {
 		engine_free(e);
 		return r;
 	}
-	r = fd >= 0 ? imap_client_connect_fd(e->client, fd) : imap_client_connect(e->client);
+	r = e->drv->ops->connect(e->drv, fd);
 	if (r < 0)
 		engine_fail(e, r, "%s",
-			    imap_client_error(e->client)[0] ? imap_client_error(e->client)
-							    : cpmsync_strerror(r));
+			    e->drv->ops->error(e->drv)[0] ? e->drv->ops->error(e->drv)
+							  : cpmsync_strerror(r));
 	if (ret)
 		*ret = e;
 	return 0;
@@ -1993,7 +1982,7 @@ static void start_cb(struct cpmsync_loop_source *src, void *userdata)
 	e->start_src = NULL;
 	if (e->finished)
 		return;
-	if (imap_client_get_state(e->client) != IMAP_CLIENT_READY) {
+	if (!e->drv->ops->ready(e->drv)) {
 		engine_fail(e, -CPMSYNC_E_DISCONNECTED, "the connection is not usable");
 		return;
 	}
@@ -2077,10 +2066,8 @@ int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store
 		engine_free(e);
 		return r;
 	}
-	e->client = *clientp;
-	*clientp = NULL;
-	e->give_back = clientp;
-	imap_client_set_callbacks(e->client, &engine_driver_imap_callbacks, &e->imap_drv);
+	engine_driver_imap_adopt(&e->imap_drv, clientp);
+	e->give_back = true;
 	if (ret)
 		*ret = e;
 	return 0;
@@ -2153,7 +2140,7 @@ int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists)
 void engine_detach(struct cpmsync_sync *e)
 {
 	e->cb = NULL;
-	e->give_back = NULL;
+	e->give_back = false;
 }
 
 void cpmsync_sync_cancel(struct cpmsync_sync *sync)

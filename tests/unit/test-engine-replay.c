@@ -84,6 +84,10 @@ struct fake {
 	struct pending queue[64];
 	size_t n_queue;
 	bool scheduled, closing;
+	/* The connection: bytes it reports (ops->traffic()), and how the run
+	 * let it go (ops->release(): 1 closed, 2 given back). */
+	uint64_t bytes_in, bytes_out;
+	int released;
 };
 
 static void fake_deliver(struct cpmsync_loop_source *src, void *userdata);
@@ -396,6 +400,29 @@ static void fake_logout(struct engine_driver *d)
 	fake_schedule(f);
 }
 
+static bool fake_ready(struct engine_driver *d)
+{
+	return !((struct fake *)d)->released;
+}
+
+static void fake_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out)
+{
+	struct fake *f = (struct fake *)d;
+
+	*ret_in = f->bytes_in;
+	*ret_out = f->bytes_out;
+}
+
+static void fake_release(struct engine_driver *d, bool give_back)
+{
+	struct fake *f = (struct fake *)d;
+
+	ck_assert_int_eq(f->released, 0);
+	f->released = give_back ? 2 : 1;
+	/* As a closed connection: nothing more to count. */
+	f->bytes_in = f->bytes_out = 0;
+}
+
 static const struct engine_driver_ops fake_ops = {
 	.has = fake_has,
 	.enabled = fake_enabled,
@@ -421,6 +448,9 @@ static const struct engine_driver_ops fake_ops = {
 	.list = fake_list,
 	.status = fake_status,
 	.logout = fake_logout,
+	.ready = fake_ready,
+	.traffic = fake_traffic,
+	.release = fake_release,
 };
 
 /* What Dovecot offers. */
