@@ -223,12 +223,20 @@ int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *sto
 			    const struct cpmsync_account *account, struct engine_driver *driver,
 			    cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
 
-/* Tests: a whole run (LIST, the folders, replay) through driver; the
- * folder sync half must be on the table already for what the run meets
- * (driver.h says what is). */
+/* Tests: a whole run through driver as cpmsync_sync_once() makes it:
+ * driver->ops->connect(), then (engine_event_ready()) LIST, the folders,
+ * replay, LOGOUT. */
 int engine_sync_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			  const struct cpmsync_account *account, struct engine_driver *driver,
 			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
+/* Tests: the same on a connection made already, as engine_sync_on_client()
+ * runs: no connect, no LOGOUT; it starts from the loop if
+ * driver->ops->ready(), and ends with driver->ops->release(), give_back
+ * when the run ended well on a connection still ready. */
+int engine_sync_on_client_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+				 const struct cpmsync_account *account,
+				 struct engine_driver *driver, cpmsync_sync_cb_t cb, void *userdata,
+				 struct cpmsync_sync **ret);
 
 void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, uint32_t total);
 

@@ -1949,6 +1949,18 @@ fail:
 	return r;
 }
 
+/* Connects on e->drv (fd: as ops->connect() takes it); the run starts at
+ * engine_event_ready(), or fails at engine_event_closed() or here. */
+static void engine_connect(struct cpmsync_sync *e, int fd)
+{
+	int r = e->drv->ops->connect(e->drv, fd);
+
+	if (r < 0)
+		engine_fail(e, r, "%s",
+			    e->drv->ops->error(e->drv)[0] ? e->drv->ops->error(e->drv)
+							  : cpmsync_strerror(r));
+}
+
 int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			const struct cpmsync_account *account, int fd, cpmsync_sync_cb_t cb,
 			void *userdata, struct cpmsync_sync **ret)
@@ -1964,11 +1976,7 @@ int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 		engine_free(e);
 		return r;
 	}
-	r = e->drv->ops->connect(e->drv, fd);
-	if (r < 0)
-		engine_fail(e, r, "%s",
-			    e->drv->ops->error(e->drv)[0] ? e->drv->ops->error(e->drv)
-							  : cpmsync_strerror(r));
+	engine_connect(e, fd);
 	if (ret)
 		*ret = e;
 	return 0;
@@ -1999,20 +2007,50 @@ static void replay_cb(struct cpmsync_loop_source *src, void *userdata)
 		engine_replay_start(e);
 }
 
-static void driver_run_cb(struct cpmsync_loop_source *src, void *userdata)
+/* A run on driver (NULL: the engine's imap_drv) that starts from the
+ * loop with start. */
+static int start_on(struct cpmsync_loop *loop, struct cpmsync_store *store,
+		    const struct cpmsync_account *account, struct engine_driver *driver,
+		    cpmsync_loop_cb_t start, cpmsync_sync_cb_t cb, void *userdata,
+		    struct cpmsync_sync **ret)
 {
-	struct cpmsync_sync *e = userdata;
+	struct cpmsync_sync *e;
+	int r;
 
-	(void)src;
-	e->start_src = NULL;
-	if (!e->finished)
-		start_run(e);
+	r = engine_new(loop, store, account, cb, userdata, &e);
+	if (r < 0)
+		return r;
+	r = cpmsync_loop_defer(loop, start, e, NULL, &e->start_src);
+	if (r < 0) {
+		engine_free(e);
+		return r;
+	}
+	if (driver) {
+		e->drv = driver;
+		driver->engine = e;
+	}
+	*ret = e;
+	return 0;
 }
 
-static int on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
-		     const struct cpmsync_account *account, struct engine_driver *driver,
-		     bool replay_only, cpmsync_sync_cb_t cb, void *userdata,
-		     struct cpmsync_sync **ret)
+int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			    const struct cpmsync_account *account, struct engine_driver *driver,
+			    cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret)
+{
+	struct cpmsync_sync *e;
+	int r;
+
+	if (!driver)
+		return -EINVAL;
+	r = start_on(loop, store, account, driver, replay_cb, cb, userdata, &e);
+	if (r >= 0 && ret)
+		*ret = e;
+	return r;
+}
+
+int engine_sync_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+			  const struct cpmsync_account *account, struct engine_driver *driver,
+			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret)
 {
 	struct cpmsync_sync *e;
 	int r;
@@ -2022,31 +2060,31 @@ static int on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	r = engine_new(loop, store, account, cb, userdata, &e);
 	if (r < 0)
 		return r;
-	r = cpmsync_loop_defer(loop, replay_only ? replay_cb : driver_run_cb, e, NULL,
-			       &e->start_src);
-	if (r < 0) {
-		engine_free(e);
-		return r;
-	}
 	e->drv = driver;
 	driver->engine = e;
+	engine_connect(e, -1);
 	if (ret)
 		*ret = e;
 	return 0;
 }
 
-int engine_replay_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
-			    const struct cpmsync_account *account, struct engine_driver *driver,
-			    cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret)
+int engine_sync_on_client_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
+				 const struct cpmsync_account *account,
+				 struct engine_driver *driver, cpmsync_sync_cb_t cb, void *userdata,
+				 struct cpmsync_sync **ret)
 {
-	return on_driver(loop, store, account, driver, true, cb, userdata, ret);
-}
+	struct cpmsync_sync *e;
+	int r;
 
-int engine_sync_on_driver(struct cpmsync_loop *loop, struct cpmsync_store *store,
-			  const struct cpmsync_account *account, struct engine_driver *driver,
-			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret)
-{
-	return on_driver(loop, store, account, driver, false, cb, userdata, ret);
+	if (!driver)
+		return -EINVAL;
+	r = start_on(loop, store, account, driver, start_cb, cb, userdata, &e);
+	if (r < 0)
+		return r;
+	e->give_back = true;
+	if (ret)
+		*ret = e;
+	return 0;
 }
 
 int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store,
@@ -2058,14 +2096,9 @@ int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store
 
 	if (!clientp || !*clientp)
 		return -EINVAL;
-	r = engine_new(loop, store, account, cb, userdata, &e);
+	r = start_on(loop, store, account, NULL, start_cb, cb, userdata, &e);
 	if (r < 0)
 		return r;
-	r = cpmsync_loop_defer(loop, start_cb, e, NULL, &e->start_src);
-	if (r < 0) {
-		engine_free(e);
-		return r;
-	}
 	engine_driver_imap_adopt(&e->imap_drv, clientp);
 	e->give_back = true;
 	if (ret)

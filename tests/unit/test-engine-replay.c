@@ -2,10 +2,13 @@
 /*
  * Replay (engine-replay.c) against a scripted driver (engine/driver.h):
  * each journal operation, refusals, the verification of an operation an
- * interrupted run may have sent, and a UIDVALIDITY change, without a
- * server.  The script lists the driver calls the engine must make, in
- * order, each with the untagged data and the reply the "server" gives;
- * replies come later from the loop, as a real connection's would.
+ * interrupted run may have sent, and a UIDVALIDITY change; whole runs
+ * (the folder sync); the connection's life (a failed connect or login, a
+ * connection lost during set-up, the capabilities the login told, a
+ * session's connection given back or closed); all without a server.  The
+ * script lists the driver calls the engine must make, in order, each with
+ * the untagged data and the reply the "server" gives; replies come later
+ * from the loop, as a real connection's would.
  */
 #include <sqlite3.h>
 
@@ -67,12 +70,19 @@ struct step {
 	/* A local call made while the command is in flight (run by the
 	 * loop just before the reply is delivered, as a D-Bus call would). */
 	void (*during)(void);
+	/* "connect": logged in (ready) unless lost or r < 0, which close the
+	 * connection with r and text; at_once: ops->connect() itself fails
+	 * with r (ops->error(): text).  caps, enabled: what the login told
+	 * (0: the run's). */
+	bool lost, at_once;
+	uint64_t caps, enabled;
 };
 
 struct pending {
 	engine_reply_fn cb;
 	void *userdata;
 	const struct step *step;
+	bool connect; /* the end of ops->connect(): ready or closed */
 };
 
 struct fake {
@@ -88,6 +98,8 @@ struct fake {
 	 * let it go (ops->release(): 1 closed, 2 given back). */
 	uint64_t bytes_in, bytes_out;
 	int released;
+	bool connected; /* logged in (ops->ready() until released) */
+	const char *error;
 };
 
 static void fake_deliver(struct cpmsync_loop_source *src, void *userdata);
@@ -112,6 +124,7 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 	f->scheduled = false;
 	if (f->closing) {
 		f->closing = false;
+		f->connected = false;
 		engine_event_closed(f->base.engine, 0, NULL);
 		return;
 	}
@@ -121,6 +134,20 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 	memmove(f->queue, f->queue + 1, --f->n_queue * sizeof(f->queue[0]));
 	if (f->n_queue)
 		fake_schedule(f);
+	if (p.connect) {
+		if (p.step->lost || p.step->r < 0) {
+			f->connected = false;
+			engine_event_closed(f->base.engine, p.step->r, p.step->text);
+			return;
+		}
+		if (p.step->caps) {
+			f->caps = p.step->caps;
+			f->enabled = p.step->enabled;
+		}
+		f->connected = true;
+		engine_event_ready(f->base.engine);
+		return;
+	}
 	if (p.step->during)
 		p.step->during();
 	for (size_t i = 0; i < N_EV && p.step->ev[i].kind != EV_NONE; i++) {
@@ -211,7 +238,7 @@ static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata
 	f->pos++;
 	if (cb || st->ev[0].kind != EV_NONE || st->during) {
 		ck_assert_uint_lt(f->n_queue, 64);
-		f->queue[f->n_queue++] = (struct pending){ cb, userdata, st };
+		f->queue[f->n_queue++] = (struct pending){ cb, userdata, st, false };
 		fake_schedule(f);
 	}
 	return 0;
@@ -400,9 +427,38 @@ static void fake_logout(struct engine_driver *d)
 	fake_schedule(f);
 }
 
+/* The script's "connect" step, or (the script starts elsewhere) logged in
+ * at once with the run's capabilities. */
+static int fake_connect(struct engine_driver *d, int fd)
+{
+	static const struct step logged_in = { .call = "connect" };
+	struct fake *f = (struct fake *)d;
+	const struct step *st = &logged_in;
+
+	ck_assert_int_eq(fd, -1);
+	ck_assert(!f->connected);
+	if (f->script[f->pos].call && strcmp(f->script[f->pos].call, "connect") == 0)
+		st = &f->script[f->pos++];
+	if (st->at_once) {
+		f->error = st->text ? st->text : "";
+		return st->r;
+	}
+	ck_assert_uint_lt(f->n_queue, 64);
+	f->queue[f->n_queue++] = (struct pending){ .step = st, .connect = true };
+	fake_schedule(f);
+	return 0;
+}
+
+static const char *fake_error(struct engine_driver *d)
+{
+	return ((struct fake *)d)->error;
+}
+
 static bool fake_ready(struct engine_driver *d)
 {
-	return !((struct fake *)d)->released;
+	struct fake *f = (struct fake *)d;
+
+	return f->connected && !f->released;
 }
 
 static void fake_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out)
@@ -448,7 +504,9 @@ static const struct engine_driver_ops fake_ops = {
 	.list = fake_list,
 	.status = fake_status,
 	.logout = fake_logout,
+	.connect = fake_connect,
 	.ready = fake_ready,
+	.error = fake_error,
 	.traffic = fake_traffic,
 	.release = fake_release,
 };
@@ -461,6 +519,12 @@ static const struct engine_driver_ops fake_ops = {
 /* --- the store and a run --- */
 
 static char tmpdir[64], dbpath[96];
+/* The connection of the next run_with() (RUN_ON_CLIENT: usable or not), the
+ * traffic it reports, and how the run let it go (fake.released). */
+static bool client_usable;
+static uint64_t traffic_in, traffic_out;
+static int released;
+
 static struct fake *running; /* the driver of run_with() */
 static struct cpmsync_store *cs;
 /* The account's sync_bodies (0: none); the progress a run reported for
@@ -517,6 +581,9 @@ static void setup(void)
 	     " '<m1@x>');");
 	ck_assert_int_eq(store_body_put(store_from_public(cs), 1, "hello", 5), 0);
 	sync_bodies = 0;
+	client_usable = true;
+	traffic_in = traffic_out = 0;
+	released = 0;
 	progress_folder = NULL;
 	progress[0] = '\0';
 }
@@ -544,9 +611,14 @@ static int64_t local_message(int64_t folder, const char *flags)
 	return id;
 }
 
-/* Account t against script with the server's caps: the journal replayed
- * alone, or (full) a whole run, LIST first. */
-static struct sync_result run_with(const struct step *script, uint64_t caps, bool full)
+enum run_kind {
+	RUN_REPLAY,    /* engine_replay_on_driver(): the journal alone */
+	RUN_SYNC,      /* engine_sync_on_driver(): connect, LIST, ... */
+	RUN_ON_CLIENT, /* engine_sync_on_client_driver(): on a connection made */
+};
+
+/* Account t against script with the server's caps. */
+static struct sync_result run_with(const struct step *script, uint64_t caps, enum run_kind kind)
 {
 	struct cpmsync_account a = {
 		.name = "t",
@@ -559,20 +631,35 @@ static struct sync_result run_with(const struct step *script, uint64_t caps, boo
 	struct fake f = { .base.ops = &fake_ops,
 			  .script = script,
 			  .caps = caps,
-			  .enabled = caps & (CAP(IMAP_CAP_CONDSTORE) | CAP(IMAP_CAP_QRESYNC)) };
+			  .enabled = caps & (CAP(IMAP_CAP_CONDSTORE) | CAP(IMAP_CAP_QRESYNC)),
+			  .bytes_in = traffic_in,
+			  .bytes_out = traffic_out,
+			  .connected =
+				  kind == RUN_REPLAY || (kind == RUN_ON_CLIENT && client_usable),
+			  .error = "" };
 	struct sync_result res = { 0 };
+	int r;
 
 	running = &f;
 	ck_assert_int_eq(cpmsync_loop_new(&f.loop), 0);
-	ck_assert_int_eq(
-		full ? engine_sync_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, &e)
-		     : engine_replay_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, &e),
-		0);
+	switch (kind) {
+	case RUN_REPLAY:
+		r = engine_replay_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, &e);
+		break;
+	case RUN_SYNC:
+		r = engine_sync_on_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, &e);
+		break;
+	default:
+		r = engine_sync_on_client_driver(f.loop, cs, &a, &f.base, sync_result_cb, &res, &e);
+		break;
+	}
+	ck_assert_int_eq(r, 0);
 	engine_set_progress(e, progress_cb, NULL);
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(f.loop, 5000), 0);
 	cpmsync_loop_free(f.loop);
 	running = NULL;
+	released = f.released;
 	ck_assert_msg(!script[f.pos].call, "the engine stopped before '%s' (%s)",
 		      script[f.pos].call, res.reason);
 	return res;
@@ -580,12 +667,12 @@ static struct sync_result run_with(const struct step *script, uint64_t caps, boo
 
 static struct sync_result run(const struct step *script, uint64_t caps)
 {
-	return run_with(script, caps, false);
+	return run_with(script, caps, RUN_REPLAY);
 }
 
 static struct sync_result run_sync(const struct step *script, uint64_t caps)
 {
-	return run_with(script, caps, true);
+	return run_with(script, caps, RUN_SYNC);
 }
 
 /* A whole run of script that must fail with r, for reason. */
@@ -3242,6 +3329,171 @@ START_TEST(test_annotation_refresh_lost_fails)
 }
 END_TEST
 
+/* --- the connection's life: connect, ready, error, traffic, release --- */
+
+/* A run that failed before its LIST: nothing recorded (no last sync, the
+ * folders' state as it was), the connection closed, not given back. */
+static void nothing_recorded(void)
+{
+	ck_assert_str_eq(qs("SELECT last_sync FROM account WHERE name = 't'"), "0");
+	ck_assert_str_eq(qs("SELECT group_concat(uidvalidity || ' ' || uidnext || ' ' ||"
+			    " highestmodseq, ', ') FROM folder"),
+			 "7 5 100, 9 3 50");
+	ck_assert_str_eq(qs("SELECT group_concat(uid || ' ' || server_flags) FROM message"),
+			 "1 \\Seen");
+	ck_assert_int_eq(released, 1);
+}
+
+static const struct {
+	struct step connect;
+	int r;
+	const char *reason;
+} connect_failures[] = {
+	/* ops->connect() fails at once: its error text, else the errno's */
+	{ { .call = "connect",
+	    .at_once = true,
+	    .r = -ECONNREFUSED,
+	    .text = "cannot connect to localhost:993: Connection refused" },
+	  -ECONNREFUSED,
+	  "cannot connect to localhost:993: Connection refused" },
+	{ { .call = "connect", .at_once = true, .r = -ECONNREFUSED },
+	  -ECONNREFUSED,
+	  "Connection refused" },
+	/* the login refused */
+	{ { .call = "connect",
+	    .r = -CPMSYNC_E_AUTH,
+	    .text = "authentication failed: [AUTHENTICATIONFAILED] Authentication failed." },
+	  -CPMSYNC_E_AUTH,
+	  "authentication failed: [AUTHENTICATIONFAILED] Authentication failed." },
+	/* the connection lost during set-up, with a reason or none */
+	{ { .call = "connect", .lost = true }, -CPMSYNC_E_DISCONNECTED, "connection lost" },
+	{ { .call = "connect", .lost = true, .text = "the server closed the session: bye" },
+	  -CPMSYNC_E_DISCONNECTED,
+	  "the server closed the session: bye" },
+	{ { .call = "connect", .r = -ETIMEDOUT, .text = "the server did not greet within 2 s" },
+	  -ETIMEDOUT,
+	  "the server did not greet within 2 s" },
+};
+
+START_TEST(test_connect_fails)
+{
+	/* No call after the connect (the script ends there), the run fails
+	 * with the reason the connection gave. */
+	const struct step script[] = { connect_failures[_i].connect, END };
+
+	sync_fails(script, ALL_CAPS, connect_failures[_i].r, connect_failures[_i].reason);
+	nothing_recorded();
+}
+END_TEST
+
+/* A run whose capabilities come from its login (its own are UIDPLUS
+ * alone): it ends well, having removed message 1, INBOX at hms. */
+static void login_caps_run(const struct step *script, const char *hms)
+{
+	struct sync_result res = run_sync(script, CAP(IMAP_CAP_UIDPLUS));
+
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.messages_removed, 1);
+	ck_assert_str_eq(qs("SELECT highestmodseq FROM folder WHERE id = 1"), hms);
+	ck_assert_int_eq(released, 1); /* closed after LOGOUT */
+}
+
+/* QRESYNC offered and enabled at login: the QRESYNC SELECT, its VANISHED
+ * (EARLIER) applied, no flag pass. */
+START_TEST(test_login_caps_qresync)
+{
+	static const struct step script[] = {
+		{ .call = "connect",
+		  .caps = ALL_CAPS | CAP(IMAP_CAP_QRESYNC),
+		  .enabled = CAP(IMAP_CAP_CONDSTORE) | CAP(IMAP_CAP_QRESYNC) },
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0) } },
+		{ .call = "status INBOX", .ev = { STATUS_EV("INBOX", 7, 5, 0, 130) } },
+		{ .call = "select INBOX qresync",
+		  .ev = { { EV_VANISHED, .lo = 1, .hi = 1, .value = 1 },
+			  CODE_EV(UIDNEXT, 5),
+			  CODE_EV(HIGHESTMODSEQ, 130),
+			  EXISTS_EV(0) } },
+		LOGOUT,
+		END,
+	};
+
+	login_caps_run(script, "130");
+}
+END_TEST
+
+/* QRESYNC offered but not enabled (its ENABLE refused): the CONDSTORE way,
+ * the flags changed since the stored HIGHESTMODSEQ and the SEARCH for
+ * expunges that QRESYNC would have made needless. */
+START_TEST(test_login_caps_qresync_not_enabled)
+{
+	static const struct step script[] = {
+		{ .call = "connect",
+		  .caps = ALL_CAPS | CAP(IMAP_CAP_QRESYNC),
+		  .enabled = CAP(IMAP_CAP_CONDSTORE) },
+		CONDSTORE_INBOX(0),
+		{ .call = "search 1:4" },
+		LOGOUT,
+		END,
+	};
+
+	login_caps_run(script, "120");
+}
+END_TEST
+
+/* On a connection made already (the session's): no connect, no LOGOUT;
+ * a run that ended well gives it back, with the traffic read before. */
+START_TEST(test_on_client_given_back)
+{
+	static const struct step script[] = {
+		{ .call = "list", .ev = { LIST_EV("INBOX", 0), LIST_EV("Archive", 0) } },
+		{ .call = "select INBOX", .r = -CPMSYNC_E_SERVER, .text = "no" },
+		{ .call = "select Archive", .r = -CPMSYNC_E_SERVER, .text = "no" },
+		END,
+	};
+	struct sync_result res;
+
+	traffic_in = 1234;
+	traffic_out = 56;
+	res = run_with(script, CAP(IMAP_CAP_UIDPLUS), RUN_ON_CLIENT);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_refused, 2);
+	ck_assert_int_eq(released, 2);
+	ck_assert_uint_eq(res.stats.bytes_in, 1234);
+	ck_assert_uint_eq(res.stats.bytes_out, 56);
+	ck_assert_str_ne(qs("SELECT last_sync FROM account WHERE name = 't'"), "0");
+}
+END_TEST
+
+/* A run on it that failed closes it (not given back). */
+START_TEST(test_on_client_failed_closed)
+{
+	static const struct step script[] = {
+		{ .call = "list", .r = -CPMSYNC_E_SERVER, .text = "LIST failed" },
+		END,
+	};
+	struct sync_result res;
+
+	res = run_with(script, CAP(IMAP_CAP_UIDPLUS), RUN_ON_CLIENT);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
+	ck_assert_str_eq(res.reason, "LIST: LIST failed");
+	nothing_recorded();
+}
+END_TEST
+
+/* Not usable by the time the run starts: it fails at once, no command. */
+START_TEST(test_on_client_not_usable)
+{
+	static const struct step script[] = { END };
+	struct sync_result res;
+
+	client_usable = false;
+	res = run_with(script, ALL_CAPS, RUN_ON_CLIENT);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_DISCONNECTED);
+	ck_assert_str_eq(res.reason, "the connection is not usable");
+	nothing_recorded();
+}
+END_TEST
+
 static Suite *engine_replay_suite(void)
 {
 	Suite *su = suite_create("engine-replay");
@@ -3329,6 +3581,17 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_annotations_without_annotate_not_fetched);
 	tcase_add_test(tc, test_annotation_refresh_refused_forgets);
 	tcase_add_test(tc, test_annotation_refresh_lost_fails);
+	suite_add_tcase(su, tc);
+
+	tc = tcase_create("connection");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, test_connect_fails, 0,
+			    sizeof(connect_failures) / sizeof(connect_failures[0]));
+	tcase_add_test(tc, test_login_caps_qresync);
+	tcase_add_test(tc, test_login_caps_qresync_not_enabled);
+	tcase_add_test(tc, test_on_client_given_back);
+	tcase_add_test(tc, test_on_client_failed_closed);
+	tcase_add_test(tc, test_on_client_not_usable);
 	suite_add_tcase(su, tc);
 	return su;
 }
