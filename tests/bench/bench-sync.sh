@@ -525,33 +525,28 @@ w_per_ex=$(awk -v a="$s_ex" -v n="$w_new_round" -v r="$ROUNDS" -v k="$K" \
 	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
 w_per_ex_mb=$(awk -v a="$s_ex_mb" -v n="$w_new_round_mb" -v r="$ROUNDS" -v k="$K" \
 	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
-# The same from the device's sectors.
-d_fl=$(seq_sum 3-flags1% cpm-syncd 9)
-d_fl_mb=$(seq_sum 3-flags1% mbsync 9)
-d_new_round=$(per "$(seq_sum 4-new-only cpm-syncd 9)" "$NEW_ROUNDS")
-d_new_round_mb=$(per "$(seq_sum 4-new-only mbsync 9)" "$NEW_ROUNDS")
-d_ex=$(seq_sum 5-expunge1%+new cpm-syncd 9)
-d_per_flag=$(per "$d_fl" $((ROUNDS * K)))
-d_per_flag_mb=$(per "$d_fl_mb" $((ROUNDS * K)))
-d_per_ex=$(awk -v a="$d_ex" -v n="$d_new_round" -v r="$ROUNDS" -v k="$K" \
-	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
-d_per_ex_mb=$(awk -v a="$(seq_sum 5-expunge1%+new mbsync 9)" -v n="$d_new_round_mb" -v r="$ROUNDS" -v k="$K" \
-	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
-# The same from the bytes each process handed to write calls on files
-# (run-measure's wchar less what it sent to the server): load-independent.
+# per_change COLUMN: the flag and expunge sequences by column COLUMN of the
+# results (9 the device's sectors, 10 the bytes handed to write calls on
+# files: run-measure's wchar less what went to the server), as "flags
+# per-flag per-flag-mbsync expunges per-expunge per-expunge-mbsync
+# new-only-round": an expunge round less what a new-only round wrote.
+per_change() {
+	local c=$1 fl fl_mb nr nr_mb ex ex_mb
+	fl=$(seq_sum 3-flags1% cpm-syncd "$c")
+	fl_mb=$(seq_sum 3-flags1% mbsync "$c")
+	nr=$(per "$(seq_sum 4-new-only cpm-syncd "$c")" "$NEW_ROUNDS")
+	nr_mb=$(per "$(seq_sum 4-new-only mbsync "$c")" "$NEW_ROUNDS")
+	ex=$(seq_sum 5-expunge1%+new cpm-syncd "$c")
+	ex_mb=$(seq_sum 5-expunge1%+new mbsync "$c")
+	echo "$fl $(per "$fl" $((ROUNDS * K))) $(per "$fl_mb" $((ROUNDS * K))) $ex" \
+		"$(awk -v a="$ex" -v n="$nr" -v r="$ROUNDS" -v k="$K" 'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')" \
+		"$(awk -v a="$ex_mb" -v n="$nr_mb" -v r="$ROUNDS" -v k="$K" 'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')" \
+		"$nr"
+}
+read -r d_fl d_per_flag d_per_flag_mb d_ex d_per_ex d_per_ex_mb d_new_round < <(per_change 9)
+read -r fb_fl fb_per_flag fb_per_flag_mb fb_ex fb_per_ex fb_per_ex_mb fb_new_round < <(per_change 10)
 fb_in=$(seq_sum 1-initial cpm-syncd 10)
 fb_nc=$(seq_sum 2-nochange cpm-syncd 10)
-fb_fl=$(seq_sum 3-flags1% cpm-syncd 10)
-fb_fl_mb=$(seq_sum 3-flags1% mbsync 10)
-fb_new_round=$(per "$(seq_sum 4-new-only cpm-syncd 10)" "$NEW_ROUNDS")
-fb_new_round_mb=$(per "$(seq_sum 4-new-only mbsync 10)" "$NEW_ROUNDS")
-fb_ex=$(seq_sum 5-expunge1%+new cpm-syncd 10)
-fb_per_flag=$(per "$fb_fl" $((ROUNDS * K)))
-fb_per_flag_mb=$(per "$fb_fl_mb" $((ROUNDS * K)))
-fb_per_ex=$(awk -v a="$fb_ex" -v n="$fb_new_round" -v r="$ROUNDS" -v k="$K" \
-	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
-fb_per_ex_mb=$(awk -v a="$(seq_sum 5-expunge1%+new mbsync 10)" -v n="$fb_new_round_mb" -v r="$ROUNDS" -v k="$K" \
-	'BEGIN { printf "%.0f", (a - r * n) / (r * k) }')
 
 echo "side by side (wall s; bytes written to disk):"
 printf '  %-22s %10s %10s %12s %14s %14s\n' step cpm-syncd mbsync floor "cpm written" "mbsync written"
