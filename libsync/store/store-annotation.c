@@ -258,21 +258,15 @@ int store_annotation_cached(struct store *s, int64_t message_id, bool *ret)
 
 int store_annotation_forget(struct store *s, int64_t folder_id, const struct rangeset *uids)
 {
-	sqlite3_stmt *st;
 	int r;
 
 	for (size_t i = 0; i < uids->n; i++) {
-		r = store_prepare(s,
-				  "DELETE FROM annotation WHERE local IS NULL AND message_id IN"
-				  " (SELECT id FROM message WHERE folder_id = ?1"
-				  " AND uid BETWEEN ?2 AND ?3)",
-				  &st);
-		if (r < 0)
-			return r;
-		sqlite3_bind_int64(st, 1, folder_id);
-		sqlite3_bind_int64(st, 2, uids->r[i].lo);
-		sqlite3_bind_int64(st, 3, uids->r[i].hi);
-		r = store_step_done(s, st);
+		r = store_exec_uid_range(
+			s,
+			"DELETE FROM annotation WHERE local IS NULL AND message_id IN"
+			" (SELECT id FROM message WHERE folder_id = ?1"
+			" AND uid BETWEEN ?2 AND ?3)",
+			folder_id, uids->r[i].lo, uids->r[i].hi);
 		if (r < 0)
 			return r;
 	}

@@ -758,39 +758,28 @@ int store_sync_message_set_objectids(struct store *s, int64_t id, const char *em
 /* Journal rows that lose their meaning when message id is gone. */
 static int forget_message_ops(struct store *s, int64_t folder_id, uint32_t lo, uint32_t hi)
 {
-	sqlite3_stmt *st;
-
-	PREP(s,
-	     "DELETE FROM journal WHERE op IN ('flags', 'expunge') AND "
-	     "message_id IN"
-	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid BETWEEN ?2 "
-	     "AND ?3)",
-	     &st);
-	sqlite3_bind_int64(st, 1, folder_id);
-	sqlite3_bind_int64(st, 2, lo);
-	sqlite3_bind_int64(st, 3, hi);
-	return store_step_done(s, st);
+	return store_exec_uid_range(
+		s,
+		"DELETE FROM journal WHERE op IN ('flags', 'expunge') AND "
+		"message_id IN"
+		" (SELECT id FROM message WHERE folder_id = ?1 AND uid BETWEEN ?2 "
+		"AND ?3)",
+		folder_id, lo, hi);
 }
 
 int store_sync_expunge_uids(struct store *s, int64_t folder_id, const struct rangeset *uids,
 			    uint32_t *ret_removed)
 {
-	sqlite3_stmt *st;
 	uint32_t removed = 0;
 	int r;
 
 	for (size_t i = 0; i < uids->n; i++) {
 		r = forget_message_ops(s, folder_id, uids->r[i].lo, uids->r[i].hi);
-		if (r < 0)
-			return r;
-		PREP(s,
-		     "DELETE FROM message WHERE folder_id = ?1 AND uid BETWEEN "
-		     "?2 AND ?3",
-		     &st);
-		sqlite3_bind_int64(st, 1, folder_id);
-		sqlite3_bind_int64(st, 2, uids->r[i].lo);
-		sqlite3_bind_int64(st, 3, uids->r[i].hi);
-		r = store_step_done(s, st);
+		if (r >= 0)
+			r = store_exec_uid_range(s,
+						 "DELETE FROM message WHERE folder_id = ?1 AND uid "
+						 "BETWEEN ?2 AND ?3",
+						 folder_id, uids->r[i].lo, uids->r[i].hi);
 		if (r < 0)
 			return r;
 		removed += (uint32_t)sqlite3_changes(store_db(s));

@@ -313,6 +313,20 @@ int store_id_test(struct store *s, const char *sql, int64_t id, bool *ret)
 	return 0;
 }
 
+int store_exec_uid_range(struct store *s, const char *sql, int64_t folder_id, uint32_t lo,
+			 uint32_t hi)
+{
+	sqlite3_stmt *st;
+	int r = store_prepare(s, sql, &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, lo);
+	sqlite3_bind_int64(st, 3, hi);
+	return store_step_done(s, st);
+}
+
 void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
 {
 	if (t)
