@@ -33,6 +33,26 @@
  *
  * Readers in other processes open it read-only; a writer's COMMIT waits
  * for their read to end (the busy timeout), as rollback-journal mode does.
+ *
+ * Small bodies (schema version 15): a body of at most STORE_BODY_INLINE_MAX
+ * bytes is stored in the store's own table body_inline, in the transaction
+ * of its row.  Atomic with the row by construction, with the durability the
+ * row has (WAL, synchronous=NORMAL), and no transaction of the bodies
+ * database at all: a pushed chat message or IMDN report no longer waits
+ * for that database's fsyncs (journal, directory, journal header,
+ * database, journal truncation).  The cost is the WAL's: an inline body is
+ * written to the WAL and again at the checkpoint.
+ *  - has_body keeps its meaning (stored, in one place or the other);
+ *    readers look in body_inline first, then in the bodies database.
+ *  - An inline body goes with its row or its has_body in the same
+ *    transaction (the version 15 triggers); only bodies in the bodies
+ *    database are queued in body_trash.
+ *  - A body stored inline where the bodies database holds an older one of
+ *    the same message queues the old one in body_trash; a body stored in
+ *    the bodies database deletes the message's inline one and any deletion
+ *    of it still queued in body_trash (which would otherwise delete the new
+ *    body after the commit).
+ *  - Bodies stored before version 15 stay in the bodies database.
  */
 #include <sqlite3.h>
 
@@ -62,6 +82,7 @@ struct store_bodies {
 	char *path;
 	bool readonly;
 	bool in_tx;
+	bool inline_ok; /* the store has body_inline (schema version 15) */
 	/* Ids written in the open transaction: after a failed store COMMIT
 	 * the bodies that no committed row claims are deleted again. */
 	int64_t *written;
@@ -167,6 +188,29 @@ static int need_db(struct store *s, struct store_bodies *b)
 		return -CPMSYNC_E_NOT_FOUND;
 	}
 	return b->db ? 0 : open_db(s, b);
+}
+
+/*
+ * Whether the store has body_inline (schema version 15; a store opened at
+ * an older version for a test or being migrated has not).  Tables are never
+ * dropped: once seen, it is not looked for again.
+ */
+static bool inline_ready(struct store *s, struct store_bodies *b)
+{
+	sqlite3_stmt *st;
+
+	if (b && b->inline_ok)
+		return true;
+	if (store_prepare(
+		    s, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'body_inline'",
+		    &st) < 0)
+		return false;
+	if (store_step(s, st) <= 0)
+		return false;
+	sqlite3_reset(st);
+	if (b)
+		b->inline_ok = true;
+	return true;
 }
 
 int store_bodies_open(struct store *s, const char *store_path, bool readonly)
@@ -291,6 +335,12 @@ static int delete_ids(struct store *s, struct store_bodies *b, const int64_t *id
 	return store_bodies_commit(s);
 }
 
+/* Whether the committed row of ?1 claims a body in the bodies database. */
+#define CLAIMED "SELECT has_body FROM message WHERE id = ?1"
+#define CLAIMED_LARGE                                                                              \
+	"SELECT has_body AND NOT EXISTS (SELECT 1 FROM body_inline WHERE message_id = ?1)"         \
+	" FROM message WHERE id = ?1"
+
 void store_bodies_commit_failed(struct store *s)
 {
 	struct store_bodies *b = bodies(s);
@@ -303,7 +353,7 @@ void store_bodies_commit_failed(struct store *s)
 	/* The store rolled back: a body is kept only where a committed row
 	 * already claimed it (a body written again). */
 	orphans = calloc(b->n_written, sizeof(*orphans));
-	if (!orphans || store_prepare(s, "SELECT has_body FROM message WHERE id = ?1", &st) < 0)
+	if (!orphans || store_prepare(s, inline_ready(s, b) ? CLAIMED_LARGE : CLAIMED, &st) < 0)
 		goto out;
 	for (size_t i = 0; i < b->n_written; i++) {
 		sqlite3_bind_int64(st, 1, b->written[i]);
@@ -423,6 +473,93 @@ static int set_has_body(struct store *s, int64_t message_id)
 	return 0;
 }
 
+/* Runs sql, a statement of the store that returns no row, with ?1 = id. */
+static int exec_id(struct store *s, const char *sql, int64_t id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s, sql, &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	return store_step_done(s, st);
+}
+
+/*
+ * Before id's body is stored inline: a body of id in the bodies database
+ * (stored before, or earlier in this transaction) is queued in body_trash,
+ * deleted there once this transaction has committed.
+ */
+static int inline_replaces(struct store *s, int64_t id)
+{
+	return exec_id(s,
+		       "INSERT OR IGNORE INTO body_trash (message_id) SELECT id FROM message"
+		       " WHERE id = ?1 AND has_body"
+		       " AND NOT EXISTS (SELECT 1 FROM body_inline WHERE message_id = ?1)",
+		       id);
+}
+
+/*
+ * Before id's body is stored in the bodies database: its inline body goes,
+ * and so does a deletion of id queued in body_trash (by a row or body
+ * dropped earlier, not yet collected), which would delete the new body
+ * after this commit.
+ */
+static int large_replaces(struct store *s, struct store_bodies *b, int64_t id)
+{
+	int r = exec_id(s, "DELETE FROM body_trash WHERE message_id = ?1", id);
+
+	if (r < 0 || !inline_ready(s, b))
+		return r;
+	return exec_id(s, "DELETE FROM body_inline WHERE message_id = ?1", id);
+}
+
+static int read_error(struct store *s, int64_t message_id, int r)
+{
+	store_set_error(s, "reading the body of message %lld: %s", (long long)message_id,
+			r == -EIO ? "end of input before the announced size" : strerror(-r));
+	return r;
+}
+
+/* A body of at most STORE_BODY_INLINE_MAX bytes, into body_inline. */
+static int body_write_inline(struct store *s, int64_t message_id, const void *head, size_t head_len,
+			     int fd, size_t size)
+{
+	_cleanup_free_ char *buf = NULL;
+	const void *data = size ? head : "";
+	sqlite3_stmt *st;
+	int r;
+
+	r = inline_replaces(s, message_id);
+	if (r < 0)
+		return r;
+	r = set_has_body(s, message_id);
+	if (r < 0)
+		return r;
+	if (head_len < size) {
+		buf = malloc(size);
+		if (!buf)
+			return -ENOMEM;
+		if (head_len)
+			memcpy(buf, head, head_len);
+		r = cpmsync_read_exact(fd, buf + head_len, size - head_len);
+		if (r < 0)
+			return read_error(s, message_id, r);
+		data = buf;
+	}
+	r = store_prepare(
+		s, "INSERT OR REPLACE INTO body_inline (message_id, data) VALUES (?1, ?2)", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	sqlite3_bind_blob(st, 2, data, (int)size, SQLITE_STATIC);
+	r = store_step_done(s, st);
+	sqlite3_clear_bindings(st); /* data is ours */
+	return r;
+}
+
+/* A larger body, into the bodies database. */
 static int body_write(struct store *s, struct store_bodies *b, int64_t message_id, const void *head,
 		      size_t head_len, int fd, uint64_t size)
 {
@@ -433,6 +570,9 @@ static int body_write(struct store *s, struct store_bodies *b, int64_t message_i
 	int rc, r;
 
 	r = set_has_body(s, message_id);
+	if (r < 0)
+		return r;
+	r = large_replaces(s, b, message_id);
 	if (r < 0)
 		return r;
 	r = begin(s, b);
@@ -480,10 +620,7 @@ static int body_write(struct store *s, struct store_bodies *b, int64_t message_i
 			}
 			r = cpmsync_read_exact(fd, chunk, n);
 			if (r < 0) {
-				store_set_error(s, "reading the body of message %lld: %s",
-						(long long)message_id,
-						r == -EIO ? "end of input before the announced size"
-							  : strerror(-r));
+				read_error(s, message_id, r);
 				break;
 			}
 			p = chunk;
@@ -527,7 +664,10 @@ int store_body_write(struct store *s, int64_t message_id, const void *head, size
 		if (r < 0)
 			return r;
 	}
-	r = body_write(s, b, message_id, head, head_len, fd, size);
+	if (size <= STORE_BODY_INLINE_MAX && inline_ready(s, b))
+		r = body_write_inline(s, message_id, head, head_len, fd, (size_t)size);
+	else
+		r = body_write(s, b, message_id, head, head_len, fd, size);
 	if (!own)
 		return r;
 	if (r < 0) {
@@ -549,19 +689,75 @@ int store_body_put(struct store *s, int64_t message_id, const void *data, size_t
 	return store_body_write(s, message_id, len ? data : "", len, -1, len);
 }
 
-int store_body_copy(struct store *s, int64_t src, int64_t dst)
+/*
+ * Where message_id's body is: BODY_NONE (no such message, or no body),
+ * BODY_INLINE or BODY_LARGE (the bodies database).
+ */
+enum { BODY_NONE, BODY_INLINE, BODY_LARGE };
+
+static int body_where(struct store *s, int64_t message_id, int *ret)
 {
-	struct store_bodies *b = bodies(s);
 	sqlite3_stmt *st;
 	bool has;
 	int r;
 
+	if (!inline_ready(s, bodies(s))) {
+		r = store_body_exists(s, message_id, &has);
+		*ret = r == 0 && has ? BODY_LARGE : BODY_NONE;
+		return r;
+	}
+	r = store_prepare(s,
+			  "SELECT m.has_body,"
+			  " EXISTS (SELECT 1 FROM body_inline b WHERE b.message_id = m.id)"
+			  " FROM message m WHERE m.id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	*ret = BODY_NONE;
+	if (r > 0) {
+		if (sqlite3_column_int(st, 0))
+			*ret = sqlite3_column_int(st, 1) ? BODY_INLINE : BODY_LARGE;
+		sqlite3_reset(st);
+	}
+	return 0;
+}
+
+int store_body_copy(struct store *s, int64_t src, int64_t dst)
+{
+	struct store_bodies *b = bodies(s);
+	sqlite3_stmt *st;
+	int where, r;
+
 	if (!store_in_transaction(s))
 		return -EINVAL;
-	r = store_body_exists(s, src, &has);
-	if (r < 0 || !has)
+	r = body_where(s, src, &where);
+	if (r < 0 || where == BODY_NONE)
 		return r;
+	if (where == BODY_INLINE) {
+		r = inline_replaces(s, dst);
+		if (r < 0)
+			return r;
+		r = set_has_body(s, dst);
+		if (r < 0)
+			return r;
+		r = store_prepare(s,
+				  "INSERT OR REPLACE INTO body_inline (message_id, data)"
+				  " SELECT ?2, data FROM body_inline WHERE message_id = ?1",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, src);
+		sqlite3_bind_int64(st, 2, dst);
+		return store_step_done(s, st);
+	}
 	r = set_has_body(s, dst);
+	if (r < 0)
+		return r;
+	r = large_replaces(s, b, dst);
 	if (r < 0)
 		return r;
 	r = begin(s, b);
@@ -586,20 +782,12 @@ int store_body_exists(struct store *s, int64_t message_id, bool *ret)
 	return store_id_test(s, "SELECT has_body FROM message WHERE id = ?1", message_id, ret);
 }
 
-int store_body_open(struct store *s, int64_t message_id, sqlite3_blob **ret)
+/* An open blob of message_id's body in the bodies database. */
+static int open_large(struct store *s, int64_t message_id, sqlite3_blob **ret)
 {
 	struct store_bodies *b = bodies(s);
-	bool has;
 	int rc, r;
 
-	*ret = NULL;
-	r = store_body_exists(s, message_id, &has);
-	if (r < 0)
-		return r;
-	if (!has) {
-		store_set_error(s, "message %lld has no body", (long long)message_id);
-		return -CPMSYNC_E_NOT_FOUND;
-	}
 	r = need_db(s, b);
 	if (r < 0)
 		return r;
@@ -616,16 +804,81 @@ int store_body_open(struct store *s, int64_t message_id, sqlite3_blob **ret)
 	return bfail(s, b->db, rc);
 }
 
+static int no_body(struct store *s, int64_t message_id)
+{
+	store_set_error(s, "message %lld has no body", (long long)message_id);
+	return -CPMSYNC_E_NOT_FOUND;
+}
+
+int store_body_open(struct store *s, int64_t message_id, sqlite3_blob **ret)
+{
+	int where, rc, r;
+
+	*ret = NULL;
+	r = body_where(s, message_id, &where);
+	if (r < 0)
+		return r;
+	if (where == BODY_NONE)
+		return no_body(s, message_id);
+	if (where == BODY_LARGE)
+		return open_large(s, message_id, ret);
+	rc = sqlite3_blob_open(store_db(s), "main", "body_inline", "data", message_id, 0, ret);
+	if (rc == SQLITE_OK)
+		return 0;
+	sqlite3_blob_close(*ret);
+	*ret = NULL;
+	return store_fail(s, rc);
+}
+
+/*
+ * message_id's inline body: 1 with it in column 0 of *ret (sqlite3_reset()
+ * it once read), 0 when it has none inline (none at all, or in the bodies
+ * database).  One lookup: an inline row exists only while has_body is set
+ * (the version 15 triggers delete it with the row or the flag).
+ */
+static int inline_row(struct store *s, int64_t message_id, sqlite3_stmt **ret)
+{
+	int r;
+
+	if (!inline_ready(s, bodies(s)))
+		return 0;
+	r = store_prepare(s, "SELECT data FROM body_inline WHERE message_id = ?1", ret);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(*ret, 1, message_id);
+	return store_step(s, *ret);
+}
+
 int store_body_read_fd(struct store *s, int64_t message_id, int fd)
 {
 	_cleanup_free_ char *chunk = NULL;
 	sqlite3_blob *blob;
+	sqlite3_stmt *st;
 	int64_t size;
+	bool has;
 	int rc, r;
 
 	if (!s || fd < 0)
 		return -EINVAL;
-	r = store_body_open(s, message_id, &blob);
+	r = inline_row(s, message_id, &st);
+	if (r > 0) {
+		const void *p = sqlite3_column_blob(st, 0);
+
+		r = cpmsync_write_all(fd, p, (size_t)sqlite3_column_bytes(st, 0));
+		sqlite3_reset(st);
+		if (r < 0)
+			store_set_error(s, "writing the body of message %lld: %s",
+					(long long)message_id, strerror(-r));
+		return r;
+	}
+	if (r < 0)
+		return r;
+	r = store_body_exists(s, message_id, &has);
+	if (r < 0)
+		return r;
+	if (!has)
+		return no_body(s, message_id);
+	r = open_large(s, message_id, &blob);
 	if (r < 0)
 		return r;
 	/* The open blob pins one snapshot: size cannot change under us. */
@@ -653,11 +906,35 @@ int store_body_read_fd(struct store *s, int64_t message_id, int fd)
 int store_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len)
 {
 	sqlite3_blob *blob;
+	sqlite3_stmt *st;
 	size_t len;
 	void *copy;
+	bool has;
 	int rc, r;
 
-	r = store_body_open(s, message_id, &blob);
+	r = inline_row(s, message_id, &st);
+	if (r > 0) {
+		const void *p = sqlite3_column_blob(st, 0);
+
+		len = (size_t)sqlite3_column_bytes(st, 0);
+		copy = malloc(len ? len : 1);
+		if (copy && len)
+			memcpy(copy, p, len);
+		sqlite3_reset(st);
+		if (!copy)
+			return -ENOMEM;
+		*ret = copy;
+		*ret_len = len;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	r = store_body_exists(s, message_id, &has);
+	if (r < 0)
+		return r;
+	if (!has)
+		return no_body(s, message_id);
+	r = open_large(s, message_id, &blob);
 	if (r < 0)
 		return r;
 	len = (size_t)sqlite3_blob_bytes(blob);

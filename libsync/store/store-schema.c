@@ -688,10 +688,43 @@ static const char migration_14[] =
 	"CREATE INDEX message_conv_page ON message (folder_id, coalesce(date, 0), id)"
 	" WHERE removed = 0 AND (type = 'message' OR type = 'file-transfer' OR type = 'media');";
 
+/*
+ * Version 15: body_inline, the bodies of at most STORE_BODY_INLINE_MAX
+ * bytes, in the store itself, written in the transaction of their row
+ * (store-body.c explains the threshold): atomic with it by construction,
+ * with the durability the row has, and no fsync of the bodies database for
+ * a chat message or a report.  Larger bodies stay in the bodies database.
+ * A table of its own, so that the pages holding message state stay narrow.
+ * has_body keeps its meaning (the body is stored, in one place or the
+ * other; readers look here first).  Bodies stored before this version stay
+ * in the bodies database: nothing is moved.
+ * The body_trash triggers of version 4 now queue only bodies that are in
+ * the bodies database; an inline body goes with its row, in the same
+ * transaction.
+ */
+static const char migration_15[] =
+	"CREATE TABLE body_inline ("
+	" message_id INTEGER PRIMARY KEY,"
+	" data BLOB NOT NULL"
+	");"
+	"DROP TRIGGER message_body_gone;"
+	"DROP TRIGGER message_body_dropped;"
+	"CREATE TRIGGER message_body_gone AFTER DELETE ON message WHEN OLD.has_body BEGIN"
+	" INSERT OR IGNORE INTO body_trash (message_id) SELECT OLD.id"
+	"  WHERE NOT EXISTS (SELECT 1 FROM body_inline WHERE message_id = OLD.id);"
+	" DELETE FROM body_inline WHERE message_id = OLD.id;"
+	" END;"
+	"CREATE TRIGGER message_body_dropped AFTER UPDATE OF has_body ON message"
+	" WHEN OLD.has_body AND NOT NEW.has_body BEGIN"
+	" INSERT OR IGNORE INTO body_trash (message_id) SELECT OLD.id"
+	"  WHERE NOT EXISTS (SELECT 1 FROM body_inline WHERE message_id = OLD.id);"
+	" DELETE FROM body_inline WHERE message_id = OLD.id;"
+	" END;";
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,
 	migration_6,  migration_7,  migration_8,  migration_9,	migration_10,
-	migration_11, migration_12, migration_13, migration_14,
+	migration_11, migration_12, migration_13, migration_14, migration_15,
 };
 
 unsigned store_schema_version(void)

@@ -202,10 +202,20 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
 #define STORE_VERSION_BODIES 4
 
 /*
- * Message bodies (store-body.c): a second database, <store path>-bodies,
- * streamed in 64 KiB chunks; no whole body is ever held in memory (except
- * by store_body_get()).  message.has_body says whether a message has its
- * body; readers go by it.
+ * Bodies of at most this many bytes are kept in the store itself, in the
+ * transaction of their row (table body_inline, schema version 15); larger
+ * ones in the bodies database.  store-body.c gives the measurements.
+ */
+#define STORE_BODY_INLINE_MAX 4096
+/* The schema version that made body_inline. */
+#define STORE_VERSION_BODY_INLINE 15
+
+/*
+ * Message bodies (store-body.c): up to STORE_BODY_INLINE_MAX bytes in the
+ * store's body_inline table, larger ones in a second database,
+ * <store path>-bodies, streamed in 64 KiB chunks; no large body is ever
+ * held in memory whole (except by store_body_get()).  message.has_body
+ * says whether a message has its body (in either place); readers go by it.
  *
  * store_body_write() stores exactly size bytes as the body of message_id,
  * replacing any previous body: the first head_len bytes from head, the
@@ -358,7 +368,8 @@ int store_fail(struct store *s, int sqlite_rc);
 /* The raw connection, for the files under libsync/store/. */
 sqlite3 *store_db(struct store *s);
 
-/* An open blob of message_id's body (sqlite3_blob_close() it);
+/* An open blob of message_id's body (sqlite3_blob_close() it), on the
+ * store's connection (an inline body) or the bodies database's;
  * -CPMSYNC_E_NOT_FOUND when the message has none. */
 int store_body_open(struct store *s, int64_t message_id, sqlite3_blob **ret);
 

@@ -172,6 +172,22 @@ static const char *bqtext(const char *fmt, ...)
 	return out;
 }
 
+/* The stored body of id as text, wherever it is (store_body_get()). */
+static const char *body_text(int64_t id)
+{
+	static char out[4096];
+	size_t len;
+	void *p;
+
+	ck_assert_msg(store_body_get(s, id, &p, &len) == 0, "no body for %ld: %s", (long)id,
+		      store_error(s));
+	ck_assert_uint_lt(len, sizeof(out));
+	memcpy(out, p, len);
+	out[len] = '\0';
+	free(p);
+	return out;
+}
+
 /* The journal as "op folder message args|..." (NULL as "-"). */
 static const char *journal(void)
 {
@@ -250,9 +266,11 @@ START_TEST(test_store_row_and_journal)
 		      " FROM message WHERE id = %ld",
 		      (long)id),
 		"conv-1contrib-1imdn-1message");
-	ck_assert_str_eq(
-		bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)id),
-		msg1);
+	ck_assert_str_eq(body_text(id), msg1);
+	/* A small body: in the store, with its row (store-body.c). */
+	ck_assert_int_eq(qint("SELECT count(*) FROM body_inline WHERE message_id = %ld", (long)id),
+			 1);
+	ck_assert_int_eq(bqint("SELECT count(*) FROM body WHERE message_id = %ld", (long)id), 0);
 	ck_assert_int_eq(id, 3);
 	ck_assert_str_eq(journal(), "append 1 3 -");
 }
@@ -465,6 +483,8 @@ START_TEST(test_expunge)
 	/* Local only: gone with its append and body. */
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)local), 0);
 	ck_assert_int_eq(bqint("SELECT count(*) FROM body WHERE message_id = %ld", (long)local), 0);
+	ck_assert_int_eq(
+		qint("SELECT count(*) FROM body_inline WHERE message_id = %ld", (long)local), 0);
 	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = %ld", (long)keep), 0);
 	ck_assert_str_eq(journal(), "append 1 4 -|flags 1 1 -|expunge 1 1 -");
 	/* Nothing left to expunge: nothing happens. */
@@ -515,8 +535,7 @@ START_TEST(test_copy)
 			       " ifnull(server_flags, '-') || '/' || message_id || '/' || size"
 			       " FROM message WHERE id = 4"),
 			 "\\Seen/-/-/<m1@x>/5");
-	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 4"),
-			 "hello");
+	ck_assert_str_eq(body_text(4), "hello");
 	ck_assert_str_eq(
 		qtext("SELECT subject || type FROM message JOIN summary USING (id) WHERE id = 5"),
 		"grüßemessage");
@@ -556,9 +575,7 @@ START_TEST(test_move)
 	ck_assert_int_eq(cpmsync_op_move(cs, ids, 1, "Archive", &new_id), 0);
 	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = 1"), 1);
 	ck_assert_int_eq(qint("SELECT folder_id FROM message WHERE id = %ld", (long)new_id), 2);
-	ck_assert_str_eq(
-		bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)new_id),
-		"hello");
+	ck_assert_str_eq(body_text(new_id), "hello");
 	ck_assert_str_eq(journal(), "move 2 3 src=1");
 	/* The moved-away source is no longer visible. */
 	expect_err(cpmsync_op_move(cs, ids, 1, "Archive", &new_id), -CPMSYNC_E_NOT_FOUND, "1");
@@ -576,9 +593,7 @@ START_TEST(test_move_local)
 	 * after the folder's creation. */
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)id), 0);
 	ck_assert_str_eq(journal(), "create_folder 4 - -|append 4 4 -");
-	ck_assert_str_eq(
-		bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = %ld", (long)new_id),
-		msg1);
+	ck_assert_str_eq(body_text(new_id), msg1);
 
 	/* A local copy without a body moves as the copy it came from. */
 	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 1"), 0);
@@ -773,8 +788,7 @@ START_TEST(test_delete_folder_on_server)
 	 * appended.  Copy out without a body: dropped with its row. */
 	ck_assert_str_eq(journal(), "expunge 1 1 -|append 1 52 -|delete_folder 2 - -");
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = 53"), 0);
-	ck_assert_str_eq(bqtext("SELECT CAST(data AS TEXT) FROM body WHERE message_id = 52"),
-			 "hello");
+	ck_assert_str_eq(body_text(52), "hello");
 	expect_err(cpmsync_op_delete_folder(cs, "a", "Archive"), -CPMSYNC_E_NOT_FOUND, "Archive");
 }
 END_TEST
@@ -823,6 +837,7 @@ START_TEST(test_delete_folder_local)
 	ck_assert_int_eq(qint("SELECT count(*) FROM folder WHERE id = %ld", (long)f), 0);
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)id), 0);
 	ck_assert_int_eq(bqint("SELECT count(*) FROM body WHERE message_id > 1"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM body_inline WHERE message_id > 1"), 0);
 	ck_assert_str_eq(journal(), "expunge 1 1 -");
 	/* The name is free again at once. */
 	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Tmp", NULL), 0);

@@ -21,8 +21,14 @@
 static char tmpdir[] = "/tmp/test-store-XXXXXX";
 static char dbpath[sizeof(tmpdir) + 32];
 
+/* A body just over STORE_BODY_INLINE_MAX (and one more byte for a second,
+ * different one at big_body + 1): stored in the bodies database. */
+static char big_body[STORE_BODY_INLINE_MAX + 2];
+
 static void setup(void)
 {
+	for (size_t i = 0; i < sizeof(big_body); i++)
+		big_body[i] = (char)('a' + i % 26);
 	strcpy(tmpdir, "/tmp/test-store-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
@@ -639,6 +645,76 @@ START_TEST(test_migrate_adds_conv_page_index)
 }
 END_TEST
 
+/*
+ * Version 15, body_inline: a store made at version 14 with small bodies
+ * (then all in the bodies database) migrates without moving them; they
+ * read, copy and go with their rows as before, while new small bodies are
+ * stored inline and go with their rows in the same transaction.
+ */
+START_TEST(test_migrate_adds_body_inline)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+	void *got;
+	size_t len;
+
+	ck_assert_uint_ge(store_schema_version(), STORE_VERSION_BODY_INLINE);
+	ck_assert_int_eq(
+		store_open_at_version_for_test(dbpath, STORE_VERSION_BODY_INLINE - 1, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES"
+				       " (101, 10, 8), (102, 10, 9), (103, 10, 10)"),
+			 0);
+	ck_assert_int_eq(store_body_put(s, 100, "old", 3), 0);
+	ck_assert_int_eq(store_body_put(s, 101, "old too", 7), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
+	ck_assert_int_eq(
+		query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'body_inline'"), 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
+	ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
+	ck_assert_uint_eq(len, 3);
+	ck_assert(memcmp(got, "old", 3) == 0);
+	free(got);
+	/* A new small body: inline. */
+	ck_assert_int_eq(store_body_put(s, 102, "new", 3), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline WHERE message_id = 102"),
+			 1);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
+	/* A copy of an old body stays where its source is. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_body_copy(s, 101, 103), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 103"), 1);
+	ck_assert_int_eq(store_body_get(s, 103, &got, &len), 0);
+	ck_assert_uint_eq(len, 7);
+	ck_assert(memcmp(got, "old too", 7) == 0);
+	free(got);
+	/* An old body rewritten small moves inline; the old copy goes. */
+	ck_assert_int_eq(store_body_put(s, 101, "rewritten", 9), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 101"), 0);
+	ck_assert_int_eq(store_body_get(s, 101, &got, &len), 0);
+	ck_assert_uint_eq(len, 9);
+	ck_assert(memcmp(got, "rewritten", 9) == 0);
+	free(got);
+	/* Rows going: the old body is queued and collected, the inline one
+	 * goes in the same statement. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id IN (100, 101, 102)"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_trash"), 100);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT group_concat(message_id) FROM body"), 103);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_newer_version_refused)
 {
 	unsigned current = store_schema_version();
@@ -708,8 +784,15 @@ START_TEST(test_foreign_keys_cascade)
 	struct store *s = open_ok(dbpath, 0);
 
 	add_account_folder_message(s);
-	ck_assert_int_eq(store_body_put(s, 100, "\x00\xff", 2), 0);
-	ck_assert_int_eq(query_int(s, "SELECT has_body FROM message WHERE id = 100"), 1);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (101, 10, 8)"), 0);
+	/* 100: a body over STORE_BODY_INLINE_MAX (bodies database); 101: a small one (inline). */
+	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(store_body_put(s, 101, "\x00\xff", 2), 0);
+	ck_assert_int_eq(query_int(s, "SELECT sum(has_body) FROM message WHERE id IN (100, 101)"),
+			 2);
+	ck_assert_int_eq(bquery_int(s, "SELECT group_concat(message_id) FROM body"), 100);
+	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_inline"), 101);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO journal (account_id, op, folder_id, message_id)"
 				       " VALUES (1, 'flag', 10, 100)"),
 			 0);
@@ -731,9 +814,11 @@ START_TEST(test_foreign_keys_cascade)
 	ck_assert_int_eq(store_exec(s, "DELETE FROM account WHERE id = 1"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM folder"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 0);
-	/* The body goes with its row: queued in the same statement, deleted
-	 * from the bodies database after the commit. */
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 1);
+	/* A body goes with its row: inline in the same statement; in the
+	 * bodies database queued in the same statement, deleted there after
+	 * the commit. */
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_trash"), 100);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
 	ck_assert_int_eq(store_bodies_collect(s, false), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
@@ -919,11 +1004,34 @@ START_TEST(test_body_roundtrip)
 	}
 	check_body(s, 100, b, BODY_SIZE);
 
-	/* Empty body. */
+	/* Empty body: inline, and the large one it replaces is gone from the
+	 * bodies database once the store committed. */
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ck_assert_int_eq(store_body_write_fd(s, 100, fd, 0), 0);
 	close(fd);
 	check_body(s, 100, a, 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(
+		query_int(s, "SELECT length(data) FROM body_inline WHERE message_id = 100"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
+
+	/* The threshold, through a pipe: STORE_BODY_INLINE_MAX bytes inline,
+	 * one more in the bodies database (the inline row goes). */
+	body_via_pipe(s, 100, b, STORE_BODY_INLINE_MAX, STORE_BODY_INLINE_MAX, 0);
+	check_body(s, 100, b, STORE_BODY_INLINE_MAX);
+	ck_assert_int_eq(
+		query_int(s, "SELECT length(data) FROM body_inline WHERE message_id = 100"),
+		STORE_BODY_INLINE_MAX);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	/* Too short, inline: the old body stays. */
+	body_via_pipe(s, 100, a, 100, 200, -EIO);
+	ck_assert(!store_in_transaction(s));
+	check_body(s, 100, b, STORE_BODY_INLINE_MAX);
+	body_via_pipe(s, 100, a, STORE_BODY_INLINE_MAX + 1, STORE_BODY_INLINE_MAX + 1, 0);
+	check_body(s, 100, a, STORE_BODY_INLINE_MAX + 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT length(data) FROM body WHERE message_id = 100"),
+			 STORE_BODY_INLINE_MAX + 1);
 
 	/* No such message, no body. */
 	body_via_pipe(s, 999, a, 10, 10, -CPMSYNC_E_NOT_FOUND);
@@ -932,6 +1040,7 @@ START_TEST(test_body_roundtrip)
 	ck_assert_int_eq(store_body_read_fd(s, 100, -1), -EINVAL);
 	close(fd);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
 
 	free(a);
 	free(b);
@@ -1054,18 +1163,30 @@ START_TEST(test_body_commit_order)
 
 	add_account_folder_message(s);
 
-	/* Rolled back with its row: nothing stays in the bodies database. */
+	/* Rolled back with its row: nothing stays, inline or in the bodies database. */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (10, 8)"), 0);
 	ck_assert_int_eq(store_body_put(s, store_last_insert_id(s), "x", 1), 0);
+	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message WHERE has_body"), 0);
+
+	/* A small body takes no part in the bodies database's transaction:
+	 * committed with its row, and rolled back with it. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_body_put(s, 100, "small", 5), 0);
+	ck_assert_int_eq(store_bodies_commit(s), 0);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
 
 	/* A crash between the two COMMITs: the body committed, its row not. */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(
 		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (200, 10, 9)"), 0);
-	ck_assert_int_eq(store_body_put(s, 200, "orphan", 6), 0);
+	ck_assert_int_eq(store_body_put(s, 200, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(store_bodies_commit(s), 0);
 	ck_assert_int_eq(store_rollback(s), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 200"), 1);
@@ -1075,13 +1196,61 @@ START_TEST(test_body_commit_order)
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
 
 	/* A body dropped (has_body to 0) is deleted after the commit. */
-	ck_assert_int_eq(store_body_put(s, 100, "abc", 3), 0);
+	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 100"), 0);
 	ck_assert_int_eq(store_commit(s), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
+	/* Inline: in the same transaction, nothing queued. */
+	ck_assert_int_eq(store_body_put(s, 100, "abc", 3), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 1);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 100"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+
+	/* A body dropped and stored again in one transaction, in the bodies
+	 * database: the deletion queued by the drop must not take the new one. */
+	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 100"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 1);
+	ck_assert_int_eq(store_body_put(s, 100, big_body + 1, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
+	{
+		void *got;
+		size_t len;
+
+		ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
+		ck_assert_uint_eq(len, STORE_BODY_INLINE_MAX + 1);
+		ck_assert(memcmp(got, big_body + 1, len) == 0);
+		free(got);
+	}
+
+	/* A failed store COMMIT after a large body replaced an inline one:
+	 * the committed inline body stays the one read, the large one goes. */
+	ck_assert_int_eq(store_body_put(s, 100, "inline", 6), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(store_bodies_commit(s), 0);
+	ck_assert_int_eq(store_rollback(s), 0);
+	store_bodies_commit_failed(s);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	{
+		void *got;
+		size_t len;
+
+		ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
+		ck_assert_uint_eq(len, 6);
+		ck_assert(memcmp(got, "inline", 6) == 0);
+		free(got);
+	}
 	store_close(s);
 }
 END_TEST
@@ -1199,6 +1368,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_partial_imdn_indexes);
 	tcase_add_test(tc, test_migrate_adds_objectids);
 	tcase_add_test(tc, test_migrate_adds_conv_page_index);
+	tcase_add_test(tc, test_migrate_adds_body_inline);
 	tcase_add_test(tc, test_closed_store_complete_alone);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
