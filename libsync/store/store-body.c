@@ -42,6 +42,24 @@
  * for that database's fsyncs (journal, directory, journal header,
  * database, journal truncation).  The cost is the WAL's: an inline body is
  * written to the WAL and again at the checkpoint.
+ *
+ * Why 4 KiB (tests/bench/bench-body-threshold.py, bench-bodies.sh, on
+ * this project's ext4 machine at load 6-13):
+ *  - A transaction of one body costs 0.03-0.3 ms inline at any size up to
+ *    64 KiB, 2-25 ms in the bodies database (its five fdatasyncs): the gain
+ *    for a pushed message does not depend on its size.
+ *  - Batched (an initial sync), inline writes 2.05-2.7 bytes per body byte
+ *    (WAL + checkpoint, and a partly used 1 KiB overflow page per small
+ *    body), the bodies database 1.0-1.2 (2.1 at 2 KiB: two do not fit a
+ *    page): the extra bytes grow with what goes inline.
+ *  - CPM objects (CPIM chat messages, IMDN reports, session-info,
+ *    group-state, FT-over-HTTP descriptors) are 0.2-1.1 KB in
+ *    tests/data/cpm/; 4 KiB covers them with room for long texts and
+ *    large groups.  Of a mail corpus of 1-20 KiB it takes 15% of the
+ *    messages, 3.7% of the bytes: an initial sync writes 1.20x the mail's
+ *    bytes instead of 1.17x (8 KiB would give about 1.33x, 16 KiB about
+ *    1.8x, over the 1.6x target).  A chat corpus, all inline, writes 5.4x
+ *    its bytes instead of 4.0x (the WAL's second copy).
  *  - has_body keeps its meaning (stored, in one place or the other);
  *    readers look in body_inline first, then in the bodies database.
  *  - An inline body goes with its row or its has_body in the same
