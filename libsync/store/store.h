@@ -222,13 +222,14 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
  * rest read from fd (which may be -1 when head_len == size).  The message
  * must exist (-CPMSYNC_E_NOT_FOUND otherwise); end of file before size
  * bytes is -EIO; -EROFS on a STORE_READONLY store.  Inside the caller's
- * transaction it takes part in it (the body commits, durably, just before
- * the store does; on failure the caller must roll back); otherwise it runs
- * in its own transaction and leaves nothing behind on failure.
+ * transaction it takes part in it (an inline body commits with the store;
+ * a larger one commits, durably, just before the store does; on failure
+ * the caller must roll back); otherwise it runs in its own transaction and
+ * leaves nothing behind on failure.
  * store_body_write_fd() and store_body_put() are the two usual forms.
  *
  * store_body_copy() gives dst a copy of src's body, if src has one (inside
- * the caller's transaction).
+ * the caller's transaction), in the place src's is.
  *
  * store_body_read_fd() writes the body of message_id to fd;
  * -CPMSYNC_E_NOT_FOUND if there is none.  fd should be blocking.
