@@ -193,6 +193,10 @@ struct cpmsync_session {
 	 * 2: the first SET in flight, 1: the NONE. */
 	unsigned notify_rearm;
 	bool full_synced; /* the last sync was a full one */
+	/* Sync() under NOTIFY with nothing pending (sync_check()): the NOOP
+	 * in flight, and another Sync() that came while it was. */
+	int64_t check_cmd;
+	bool check_again;
 	char delimiter;
 	/* SELECT state of the active folder (IDLE mode). */
 	uint32_t sel_uidvalidity, sel_uidnext, sel_exists;
@@ -417,6 +421,8 @@ static void drop_connection(struct cpmsync_session *s)
 	s->wait = WAIT_NONE;
 	s->idle_cmd = 0;
 	s->notify_rearm = 0;
+	s->check_cmd = 0;
+	s->check_again = false;
 	s->sel_current = false;
 	rangeset_clear(&s->idle_vanished);
 	s->connecting = false;
@@ -1256,11 +1262,14 @@ static void kick(struct cpmsync_session *s)
 	case WAIT_LEAVING:
 		return; /* the answer kicks again */
 	case WAIT_IDLING:
-		if (!s->requests && s->sync_wanted && s->sel_current && s->idle_cmd &&
-		    !s->wait_notify && fast_folder(s)) {
+		if (!s->requests && s->sync_wanted && s->idle_cmd && !s->wait_notify) {
 			/* News of the selected folder: DONE, and the sync's
 			 * UID FETCHes right behind it, without waiting for
-			 * the IDLE's answer (idle_done() then sees the sync). */
+			 * the IDLE's answer (idle_done() then sees the sync).
+			 * Any other sync the same way (a Sync(), a poll: DONE
+			 * and its LIST-STATUS in one round trip); what the
+			 * server says in IDLE before the DONE's answer goes to
+			 * the run, whose LIST-STATUS or SELECT comes after it. */
 			timer_stop(&s->refresh_timer);
 			if (imap_client_end_idle(s->client, s->idle_cmd) < 0) {
 				connection_lost(s, -EIO, "cannot send DONE");
@@ -2532,9 +2541,117 @@ void cpmsync_session_set_online(struct cpmsync_session *s, bool online)
 	kick(s);
 }
 
+/* Whether nothing local waits for the server (the journal is empty). */
+static bool journal_empty(struct cpmsync_session *s)
+{
+	uint32_t pending = 0;
+
+	return cpmsync_store_pending_operations(s->pub, s->name, &pending) >= 0 && !pending;
+}
+
+/*
+ * Sync() under NOTIFY with nothing pending (issue 9): the session waits
+ * with NOTIFY set, every STATUS since agreed with the store or was synced,
+ * nothing is running, wanted or journaled.  The store is then as current
+ * as what the server has reported; what it has not reported yet is the
+ * only thing a sync could find.  Dovecot delays NOTIFY events by 500 ms
+ * (NOTIFY_DELAY_MSECS) but sends what it holds before a NOOP's OK
+ * (2.3.19, measured: a STATUS for an APPEND or STORE another client made
+ * just before comes ahead of the OK; RFC 3501 6.1.2: NOOP is the poll for
+ * updates).  So one NOOP is the proof of currency: a change made before
+ * the Sync() call is reported before its OK, compared with the store by
+ * on_status() and, if it differs, synced (folder_news(): the sync of those
+ * folders, which moves SyncGeneration when done).  Otherwise the OK
+ * completes the request as a sync that found nothing (sync_check_done()).
+ * Answering without the NOOP (32fcb63) was stale for exactly the change an
+ * outband Sync() is about (9812ea4).
+ */
+static bool sync_check_possible(struct cpmsync_session *s)
+{
+	return s->online && s->client && !s->sync && !s->connecting && !s->running &&
+	       !s->requests && !s->sync_wanted && !s->full_wanted && !s->fast_news &&
+	       !s->n_notify && !s->debounce_timer && !s->retry_timer && !s->notify_rearm &&
+	       s->wait == WAIT_IDLING && s->wait_notify && s->push == CPMSYNC_PUSH_NOTIFY &&
+	       !s->last_error[0] && journal_empty(s);
+}
+
+static void full_sync_wanted(struct cpmsync_session *s)
+{
+	s->full_wanted = true;
+	want_sync(s, true);
+}
+
+static int sync_check(struct cpmsync_session *s);
+
+static void sync_check_done(struct imap_client *client, const struct imap_cmd_result *res,
+			    void *userdata)
+{
+	static const struct cpmsync_sync_stats none;
+	struct cpmsync_session *s = userdata;
+	uint64_t now;
+
+	(void)client;
+	s->check_cmd = 0;
+	if (res->r == -CPMSYNC_E_CANCELED)
+		return;
+	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
+		/* The connection: the reconnection's sync answers. */
+		if (!s->sync)
+			wait_failed(s, res, "NOOP");
+		return;
+	}
+	if (res->r < 0 || s->check_again) {
+		/* Refused, or another Sync() came after the NOOP went out:
+		 * that one needs a NOOP sent after it. */
+		s->check_again = false;
+		if (res->r < 0 || !sync_check_possible(s) || sync_check(s) < 0)
+			full_sync_wanted(s);
+		return;
+	}
+	if (s->sync_wanted || s->debounce_timer || s->n_notify || s->full_wanted || s->sync)
+		return; /* news before the OK: its sync starts after the call */
+	if (!sync_check_possible(s)) {
+		full_sync_wanted(s);
+		return;
+	}
+	now = (uint64_t)time(NULL);
+	/* What the engine's run records at its end; if the store cannot, a run. */
+	if (store_sync_set_last_sync(s->store, s->account_id, (int64_t)now) < 0) {
+		log_debug(CAT, "%s: cannot record the sync: %s", s->name, store_error(s->store));
+		full_sync_wanted(s);
+		return;
+	}
+	log_debug(CAT, "%s: sync: NOTIFY set, nothing pending, no news before the NOOP's OK",
+		  s->name);
+	s->last_sync = now;
+	timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
+	changed(s);
+	/* As a run that found no folder to sync ends: all 0 of 0 done. */
+	if (s->cb.progress)
+		s->cb.progress(s, "", 0, 0, s->userdata);
+	if (s->cb.synced)
+		s->cb.synced(s, 0, NULL, &none, s->userdata);
+}
+
+static int sync_check(struct cpmsync_session *s)
+{
+	int64_t id = imap_client_simple(s->client, 0, sync_check_done, s, "NOOP");
+
+	if (id < 0)
+		return (int)id;
+	s->check_cmd = id;
+	return 0;
+}
+
 void cpmsync_session_sync_now(struct cpmsync_session *s)
 {
 	if (!s)
+		return;
+	if (s->check_cmd) {
+		s->check_again = true;
+		return;
+	}
+	if (sync_check_possible(s) && sync_check(s) >= 0)
 		return;
 	if (s->auth_stopped) {
 		s->auth_stopped = false;
@@ -2545,6 +2662,16 @@ void cpmsync_session_sync_now(struct cpmsync_session *s)
 		schedule_kick(s);
 	}
 	s->full_wanted = true;
+	if (s->wait == WAIT_IDLING && s->idle_cmd && !s->wait_notify && !s->debounce_timer &&
+	    journal_empty(s)) {
+		/* A Sync() in IDLE with nothing journaled: nothing to gather
+		 * for the run, so no debounce (5 ms of a ~1 ms answer); DONE
+		 * and the run's LIST-STATUS go together (kick()). */
+		s->check_syncs = 0;
+		s->sync_wanted = true;
+		schedule_kick(s);
+		return;
+	}
 	want_sync(s, true);
 }
 

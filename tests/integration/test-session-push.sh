@@ -151,6 +151,59 @@ check "NOTIFY: ...and waiting again" wait_for "$WORK/a.out" '^state a idle notif
 compare "$WORK/a.db" >/dev/null || sleep 0.5
 check "NOTIFY: store == server after a rename and a delete" compare "$WORK/a.db"
 
+# --- A sync request under NOTIFY (issue 9) -----------------------------------
+# Nothing new: one NOOP and nothing else (no NOTIFY NONE, LIST, STATUS,
+# SELECT), the state never leaves idle, and the request completes as a sync.
+sleep 1 # the NOTIFY echoes of the syncs above are over
+mark "$WORK/a.out"
+LOGMARK=$(wc -l <"$WORK/a.out.log")
+echo sync >&7
+check "Sync under NOTIFY, nothing new: completes as a sync" \
+	wait_for "$WORK/a.out" '^synced a 0  \(\+0 ~0 -0, 0 sent, 0 kept\)$' 5
+sent_since "$WORK/a.out.log" "$LOGMARK" >"$WORK/sent-check"
+printf '%s\n' NOOP >"$WORK/sent-want"
+check "Sync under NOTIFY, nothing new: one NOOP on the wire, nothing else" \
+	diff -u "$WORK/sent-want" "$WORK/sent-check"
+check "Sync under NOTIFY, nothing new: the state stayed idle" \
+	bash -c "! tail -n +$((MARK + 1)) '$WORK/a.out' | grep -q '^state a syncing'"
+check "Sync under NOTIFY, nothing new: said so in the log" \
+	grep -qx "<7>a: sync: NOTIFY set, nothing pending, no news before the NOOP's OK" \
+	"$WORK/a.out.log"
+# A change by another client, then the request at once (before Dovecot's
+# own event, 500 ms after the change): the NOOP's answer brings the STATUS
+# first, and the request is the sync of that folder.
+msg_text "<check1@push.test>" 300 >"$WORK/check1.eml"
+cat >"$WORK/other-check.py" <<'EOF2'
+import imaplib, socket, sys, time
+host, port, user, pw, eml, fifo = sys.argv[1:7]
+m = imaplib.IMAP4(host, int(port))
+m.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+m.login(user, pw)
+with open(eml, "rb") as f:
+    body = f.read()
+t0 = time.monotonic()
+typ, data = m.append("Sent", None, None, body)
+if typ != "OK":
+    sys.exit("other: APPEND refused: %r" % (data,))
+with open(fifo, "w") as f:
+    f.write("sync\n")
+print("# APPEND and sync request in %d ms" % ((time.monotonic() - t0) * 1000))
+m.logout()
+EOF2
+mark "$WORK/a.out"
+LOGMARK=$(wc -l <"$WORK/a.out.log")
+"$PY" "$WORK/other-check.py" 127.0.0.1 "$IMAP_PORT" "$USER1" "$PASS1" "$WORK/check1.eml" \
+	"$WORK/cmd" || not_ok "Sync under NOTIFY after a change: the other client's APPEND"
+check "Sync under NOTIFY after a change: the message is added" \
+	wait_for "$WORK/a.out" "^added $SENT [0-9]+$" 5
+check "Sync under NOTIFY after a change: ...and waiting again" \
+	wait_for "$WORK/a.out" '^state a idle notify$' 5
+sent_since "$WORK/a.out.log" "$LOGMARK" >"$WORK/sent-check"
+printf '%s\n' NOOP 'NOTIFY NONE' 'SELECT Sent' 'UID FETCH' 'UNSELECT' 'NOTIFY SET' >"$WORK/sent-want"
+check "Sync under NOTIFY after a change: NOOP, then the sync of Sent alone" \
+	diff -u "$WORK/sent-want" "$WORK/sent-check"
+check "Sync under NOTIFY after a change: store == server" compare "$WORK/a.db"
+
 # --- Offline ---------------------------------------------------------------
 mark "$WORK/a.out"
 echo offline >&7
