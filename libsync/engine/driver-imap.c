@@ -818,6 +818,8 @@ static void untagged_cb(struct imap_client *client, const struct imap_response *
 	uint32_t n;
 
 	(void)client;
+	if (resp->kind == IMAP_RESP_UNTAGGED)
+		engine_event_observe(e, resp);
 	if (!engine_event_takes(e) || resp->kind != IMAP_RESP_UNTAGGED) {
 		body_sink_reset(&d->sink);
 		return;

@@ -335,3 +335,7 @@ enum {
 	ENGINE_TAKES_BODY = 1u << 3,	 /* engine_fetch.body */
 };
 unsigned engine_event_takes(const struct cpmsync_sync *e);
+/* Every untagged response, before the rest: to engine_set_observer()'s
+ * function (engine-session.h), if any. */
+struct imap_response;
+void engine_event_observe(struct cpmsync_sync *e, const struct imap_response *resp);

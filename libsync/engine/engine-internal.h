@@ -110,6 +110,9 @@ struct cpmsync_sync {
 	 * (folders), else messages of that folder. */
 	engine_progress_fn progress;
 	void *progress_userdata;
+	/* engine_set_observer(): every untagged response, first. */
+	engine_observer_fn observer;
+	void *observer_userdata;
 
 	char *account_name;
 	char **patterns; /* NULL-terminated, or NULL */

@@ -33,6 +33,13 @@ typedef void (*engine_progress_fn)(void *userdata, const char *folder, uint32_t 
 				   uint32_t total);
 void engine_set_progress(struct cpmsync_sync *e, engine_progress_fn fn, void *userdata);
 
+/* Every untagged response the run's connection reads, from now on, before
+ * the run looks at it (the session keeps NOTIFY set during a run of the
+ * folders NOTIFY named, and reads the events that come meanwhile). */
+struct imap_response;
+typedef void (*engine_observer_fn)(void *userdata, const struct imap_response *resp);
+void engine_set_observer(struct cpmsync_sync *e, engine_observer_fn fn, void *userdata);
+
 /* Before the run starts: sync only this folder (by id), without the LIST
  * of every folder (the push fast paths: news for the folder the session had
  * selected in IDLE, or NOTIFY STATUS events naming folders).  Called again,

@@ -134,6 +134,18 @@ void engine_set_progress(struct cpmsync_sync *e, engine_progress_fn fn, void *us
 	e->progress_userdata = userdata;
 }
 
+void engine_set_observer(struct cpmsync_sync *e, engine_observer_fn fn, void *userdata)
+{
+	e->observer = fn;
+	e->observer_userdata = userdata;
+}
+
+void engine_event_observe(struct cpmsync_sync *e, const struct imap_response *resp)
+{
+	if (e->observer)
+		e->observer(e->observer_userdata, resp);
+}
+
 void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, uint32_t total)
 {
 	if (e->progress && !e->finished)

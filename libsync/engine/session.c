@@ -197,6 +197,17 @@ struct cpmsync_session {
 	 * in flight, and another Sync() that came while it was. */
 	int64_t check_cmd;
 	bool check_again;
+	/* A run of NOTIFY-named folders with NOTIFY left set (kick()): the
+	 * folders to ask STATUS of after it (its own, and those events named
+	 * during it), instead of NOTIFY NONE and SET STATUS, which reported
+	 * every folder again (1,202 lines an event in bench-cpm). */
+	bool notify_kept;
+	struct imap_client *lent; /* the connection, lent to that run */
+	int64_t recheck_ids[MAX_NOTIFY_FOLDERS];
+	size_t n_recheck;
+	bool recheck_full; /* more than fit: a full sync after */
+	unsigned recheck_left;
+	unsigned recheck_syncs; /* runs in a row that a recheck started */
 	char delimiter;
 	/* SELECT state of the active folder (IDLE mode). */
 	uint32_t sel_uidvalidity, sel_uidnext, sel_exists;
@@ -423,6 +434,9 @@ static void drop_connection(struct cpmsync_session *s)
 	s->notify_rearm = 0;
 	s->check_cmd = 0;
 	s->check_again = false;
+	s->notify_kept = false;
+	s->n_recheck = 0;
+	s->recheck_left = 0;
 	s->sel_current = false;
 	rangeset_clear(&s->idle_vanished);
 	s->connecting = false;
@@ -542,6 +556,7 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 	int fast = s->sync ? engine_selected_state(s->sync, &s->sel_exists) : 0;
 
 	s->sync = NULL;
+	s->lent = NULL;
 	s->sel_current = r == 0 && (fast == 1 || fast == 3);
 	if (r == 0 && (fast == 2 || fast == 3)) {
 		/* Synced without SELECT, but news came after (3: again the
@@ -1016,6 +1031,7 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 
 static void notify_done(struct imap_client *client, const struct imap_cmd_result *res,
 			void *userdata);
+static void notify_waiting(struct cpmsync_session *s);
 
 static int64_t notify_set(struct cpmsync_session *s)
 {
@@ -1054,8 +1070,14 @@ static void notify_done(struct imap_client *client, const struct imap_cmd_result
 			connection_lost(s, -ENOMEM, "out of memory");
 		return;
 	}
-	/* The STATUS replies (one per folder) came before this and were
-	 * compared; news they carried scheduled a sync. */
+	notify_waiting(s);
+}
+
+/* NOTIFY is set and its STATUS replies (every folder, or those asked for
+ * after a run with NOTIFY kept) came and were compared; news they carried
+ * scheduled a sync: waiting. */
+static void notify_waiting(struct cpmsync_session *s)
+{
 	s->wait = WAIT_IDLING;
 	if (s->debounce_timer && s->check_syncs < MAX_CHECK_SYNCS)
 		s->check_syncs++;
@@ -1098,6 +1120,155 @@ static int64_t select_idle_folder(struct cpmsync_session *s)
 	return imap_cmd_submit(cmd);
 }
 
+/*
+ * After a run of NOTIFY-named folders with NOTIFY left set (kick()).  Why
+ * no event is lost without NOTIFY NONE and SET STATUS: NOTIFY stayed set
+ * from the event to now, so the server reported every change of a folder
+ * not selected as a STATUS: read by run_observed() during the run (its
+ * folder is asked here), or by on_status() after it.  The folder the run
+ * had selected got its changes as EXISTS, EXPUNGE or FETCH, which the run
+ * may have read after its FETCH; after the UNSELECT (sent before this) the
+ * server reports it by STATUS again, and the STATUS asked here, after that
+ * UNSELECT, tells its state as of then: all that came before, in one line,
+ * compared with the store by on_status() as the SET's were.  Returns the
+ * last command's id, 0 when there is nothing to ask, or < 0.
+ */
+/* The STATUS replies are in: a folder that differs from the store changed
+ * after its run's look (or was named during the run and not synced): its
+ * sync at once, as for an event while waiting (folder_news()), up to
+ * MAX_CHECK_SYNCS in a row; then the debounce, as after NOTIFY SET. */
+static void recheck_finished(struct cpmsync_session *s)
+{
+	bool again = s->n_notify && !s->full_wanted && s->recheck_syncs < MAX_CHECK_SYNCS;
+
+	if (!s->n_notify && !s->full_wanted)
+		s->recheck_syncs = 0;
+	notify_waiting(s);
+	if (!again)
+		return;
+	s->recheck_syncs++;
+	timer_stop(&s->debounce_timer);
+	s->sync_wanted = true;
+	schedule_kick(s);
+}
+
+static void recheck_done(struct imap_client *client, const struct imap_cmd_result *res,
+			 void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)client;
+	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
+		if (s->recheck_left) {
+			s->recheck_left = 0;
+			wait_failed(s, res, "STATUS");
+		}
+		return;
+	}
+	if (res->r < 0) /* deleted meanwhile ...: the full sync finds out */
+		news(s, "STATUS refused");
+	if (s->recheck_left && --s->recheck_left == 0)
+		recheck_finished(s);
+}
+
+static int64_t recheck(struct cpmsync_session *s)
+{
+	bool hms = imap_client_enabled(s->client, IMAP_CAP_CONDSTORE) ||
+		   imap_client_enabled(s->client, IMAP_CAP_QRESYNC);
+	int64_t id = 0;
+
+	if (s->recheck_full)
+		news(s, "NOTIFY events during the run");
+	s->recheck_full = false;
+	s->recheck_left = 0;
+	for (size_t i = 0; i < s->n_recheck; i++) {
+		_cleanup_free_ char *name = NULL;
+		struct imap_cmd *cmd;
+		int r;
+
+		if (store_sync_folder_server_name(s->store, s->recheck_ids[i], &name) < 0 ||
+		    !name) {
+			news(s, "a synced folder is gone");
+			continue;
+		}
+		r = imap_cmd_new(s->client, 0, recheck_done, s, &cmd);
+		if (r >= 0)
+			r = imap_cmd_add(cmd, "STATUS ");
+		if (r >= 0)
+			r = imap_cmd_add_mailbox(cmd, name);
+		if (r >= 0)
+			r = imap_cmd_add(cmd, hms ? " (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)"
+						  : " (UIDVALIDITY UIDNEXT MESSAGES)");
+		if (r < 0) {
+			imap_cmd_free(cmd);
+			return r;
+		}
+		id = imap_cmd_submit(cmd);
+		if (id < 0)
+			return id;
+		s->recheck_left++;
+	}
+	s->n_recheck = 0;
+	return id;
+}
+
+static void recheck_add(struct cpmsync_session *s, int64_t id)
+{
+	for (size_t i = 0; i < s->n_recheck; i++)
+		if (s->recheck_ids[i] == id)
+			return;
+	if (s->n_recheck < MAX_NOTIFY_FOLDERS)
+		s->recheck_ids[s->n_recheck++] = id;
+	else
+		s->recheck_full = true;
+}
+
+/* An untagged response during a run with NOTIFY kept (engine_set_observer()):
+ * NOTIFY's events.  A STATUS: that folder is asked again after the run; a
+ * LIST (created, renamed, deleted) or an overflow: a full sync after it. */
+static void run_observed(void *userdata, const struct imap_response *resp)
+{
+	struct cpmsync_session *s = userdata;
+	struct buf name = BUF_INIT(4096);
+	struct imap_status_data st;
+	struct store_folder_status fs;
+	struct imap_resp_code code;
+	int r;
+
+	if (!s->notify_kept || !s->lent)
+		return;
+	switch (imap_resp_type(resp)) {
+	case IMAP_RT_STATUS:
+		if (imap_resp_status(resp, &st) < 0 || !st.mailbox.str)
+			break;
+		if (imap_client_mailbox_to_local(s->lent, st.mailbox.str, st.mailbox.len,
+						 imap_client_delimiter(s->lent), &name) < 0) {
+			news(s, "STATUS");
+			break;
+		}
+		log_debug(CAT, "%s: NOTIFY during the run: STATUS %s", s->name, name.data);
+		r = store_sync_folder_status(s->store, s->account_id, name.data, &fs);
+		if (r > 0)
+			recheck_add(s, fs.id);
+		else if (r < 0 || plan_patterns_match((const char *const *)s->folders, name.data))
+			news(s, name.data);
+		break;
+	case IMAP_RT_LIST:
+		news(s, "LIST");
+		break;
+	case IMAP_RT_OTHER:
+		imap_resp_code_init(&code);
+		if (imap_resp_code_parse(resp, &code) >= 0 &&
+		    code.code == IMAP_CODE_NOTIFICATIONOVERFLOW)
+			news(s, "NOTIFICATIONOVERFLOW");
+		imap_resp_code_free(&code);
+		break;
+	default:
+		break;
+	}
+	buf_free(&name);
+}
+
 static void enter_wait(struct cpmsync_session *s)
 {
 	enum cpmsync_push_state mode = push_mode(s);
@@ -1116,8 +1287,18 @@ static void enter_wait(struct cpmsync_session *s)
 		s->fidx_loaded = false;
 		if (imap_client_has(s->client, IMAP_CAP_UNSELECT))
 			imap_client_simple(s->client, 0, NULL, NULL, "UNSELECT");
-		s->notify_rearm = s->full_synced ? 2 : 0;
-		id = notify_set(s);
+		if (s->notify_kept) {
+			/* NOTIFY stayed set through the run: STATUS of the
+			 * folders it synced and of those events named meanwhile
+			 * (recheck()), not every folder again. */
+			s->notify_kept = false;
+			id = recheck(s);
+			if (id == 0)
+				recheck_finished(s);
+		} else {
+			s->notify_rearm = s->full_synced ? 2 : 0;
+			id = notify_set(s);
+		}
 	} else if (mode == CPMSYNC_PUSH_IDLE && s->sel_current) {
 		/* Still selected and current: the server reports what
 		 * changed since as soon as IDLE runs. */
@@ -1137,26 +1318,6 @@ static void enter_wait(struct cpmsync_session *s)
 	}
 	if (id < 0)
 		connection_lost(s, (int)id, "out of memory");
-}
-
-/*
- * The NOTIFY NONE that a sync of NOTIFY-named folders follows without
- * waiting (kick()).  Events the server sent before it took the NONE reach
- * that sync's run, which has no use for them (an only-run lists nothing;
- * a STATUS or LIST is dropped there): the NOTIFY SET STATUS after the run
- * reports every folder again and is compared with the store, as for the
- * events of the sync itself, which NOTIFY NONE silences anyway.  A
- * failure: the run sees the lost connection itself (idle_done() alike).
- */
-static void notify_none_done(struct imap_client *client, const struct imap_cmd_result *res,
-			     void *userdata)
-{
-	struct cpmsync_session *s = userdata;
-
-	(void)client;
-	if (res->r == -CPMSYNC_E_SERVER)
-		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: NOTIFY NONE: %s", s->name,
-			res->text ? res->text : cpmsync_strerror(res->r));
 }
 
 static void noop_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
@@ -1281,17 +1442,23 @@ static void kick(struct cpmsync_session *s)
 		}
 		if (!s->requests && s->sync_wanted && s->wait_notify && s->n_notify &&
 		    !s->full_wanted && s->push == CPMSYNC_PUSH_NOTIFY) {
-			/* NOTIFY named folders of the store: NOTIFY NONE, and
-			 * their sync's SELECT right behind it, without waiting
-			 * for its answer (as DONE above; see notify_none_done()). */
+			/* NOTIFY named folders of the store: their sync at
+			 * once, NOTIFY left set (no NONE, and after the run no
+			 * SET STATUS of every folder: recheck()); its events
+			 * during the run come to run_observed(). */
 			timer_stop(&s->refresh_timer);
-			if (imap_client_simple(s->client, 0, notify_none_done, s, "NOTIFY NONE") <
-			    0) {
-				connection_lost(s, -ENOMEM, "out of memory");
-				return;
-			}
 			s->wait = WAIT_NONE;
+			s->notify_kept = true;
+			s->n_recheck = 0;
+			s->recheck_full = false;
+			for (size_t i = 0; i < s->n_notify; i++)
+				recheck_add(s, s->notify_ids[i]);
+			s->lent = s->client;
 			start_sync(s);
+			if (s->sync)
+				engine_set_observer(s->sync, run_observed, s);
+			else
+				s->lent = NULL;
 			return;
 		}
 		if (s->requests || s->sync_wanted)
@@ -1301,6 +1468,19 @@ static void kick(struct cpmsync_session *s)
 		break;
 	case WAIT_NONE:
 		break;
+	}
+	if (s->notify_kept && (s->requests || s->sync_wanted)) {
+		/* NOTIFY still set after its run, and something else is to
+		 * use the connection (a request, a full sync): NOTIFY NONE
+		 * first, as leave_wait() does; the next wait sets it again
+		 * with STATUS of every folder. */
+		s->notify_kept = false;
+		s->n_recheck = 0;
+		s->wait = WAIT_LEAVING;
+		s->wait_notify = true;
+		if (imap_client_simple(s->client, 0, notify_done, s, "NOTIFY NONE") < 0)
+			connection_lost(s, -ENOMEM, "out of memory");
+		return;
 	}
 	if (s->requests) {
 		run_request(s);

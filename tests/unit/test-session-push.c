@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The session's push wait against a scripted peer (testlib.h): what it
- * sends, in which order, when a NOTIFY event names a folder of the store.
+ * sends, in which order, when a NOTIFY event names a folder of the store:
+ * that folder's sync at once with NOTIFY left set, an event for another
+ * folder that comes during the run asked again by STATUS after it (and
+ * synced), and no NOTIFY NONE / SET STATUS of every folder.
  */
 #include <check.h>
 #include <stdio.h>
@@ -59,7 +62,8 @@ static int count_cb(const struct cpmsync_message_info *m, void *userdata)
 #define NOTIFY_SET                                                                                 \
 	"NOTIFY SET STATUS (personal (MessageNew MessageExpunge FlagChange MailboxName "           \
 	"SubscriptionChange))"
-#define MSG "Subject: pushed\r\nMessage-ID: <p1@push.test>\r\n\r\nbody\r\n"
+#define MSG  "Subject: pushed\r\nMessage-ID: <p1@push.test>\r\n\r\nbody\r\n"
+#define MSG2 "Subject: raced\r\nMessage-ID: <p2@push.test>\r\n\r\nbody\r\n"
 
 /*
  * A STATUS event for a folder of the store, NOTIFY set and quiet: the
@@ -70,7 +74,7 @@ static int count_cb(const struct cpmsync_message_info *m, void *userdata)
  */
 START_TEST(test_notify_event_pipelined)
 {
-	char fetch[256];
+	char fetch[256], fetch2[256];
 	struct cpmsync_account account = {
 		.name = "a",
 		.host = "127.0.0.1",
@@ -91,8 +95,12 @@ START_TEST(test_notify_event_pipelined)
 
 	snprintf(fetch, sizeof(fetch),
 		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:00 +0000\" "
-		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG ")\r\na12 OK fetched\r\n",
+		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG ")\r\na11 OK fetched\r\n",
 		 strlen(MSG), strlen(MSG));
+	snprintf(fetch2, sizeof(fetch2),
+		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:01 +0000\" "
+		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG2 ")\r\na15 OK fetched\r\n",
+		 strlen(MSG2), strlen(MSG2));
 	const struct script_step script[] = {
 		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
 		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
@@ -121,17 +129,31 @@ START_TEST(test_notify_event_pipelined)
 		{ SCRIPT_SLEEP, "300" },
 		/* another client's message in Chat */
 		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2)\r\n" },
-		{ SCRIPT_EXPECT, "a10 NOTIFY NONE" },
-		/* NONE answered only after the SELECT came (pipelined) */
-		{ SCRIPT_EXPECT, "a11 SELECT Chat" },
-		{ SCRIPT_SEND,
-		  "a10 OK none\r\n* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"
-		  "a11 OK [READ-WRITE] selected\r\n" },
-		{ SCRIPT_EXPECT, "a12 UID FETCH 1:* " },
+		/* its sync at once, NOTIFY left set: no NOTIFY NONE */
+		{ SCRIPT_EXPECT, "a10 SELECT Chat" },
+		/* the race: another client's message in INBOX, reported while
+		 * Chat's run has the connection (NOTIFY is still set) */
+		{ SCRIPT_SEND, "* STATUS INBOX (MESSAGES 1 UIDNEXT 2)\r\n"
+			       "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a10 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a11 UID FETCH 1:* " },
 		{ SCRIPT_SEND, fetch },
-		{ SCRIPT_EXPECT, "a13 " NOTIFY_SET },
-		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7)\r\n"
-			       "a13 OK notify\r\n" },
+		/* after the run: no NOTIFY SET STATUS (every folder), but the
+		 * STATUS of Chat and of INBOX, named during the run */
+		{ SCRIPT_EXPECT, "a12 STATUS Chat (UIDVALIDITY UIDNEXT MESSAGES)" },
+		{ SCRIPT_EXPECT, "a13 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES)" },
+		{ SCRIPT_SEND,
+		  "* STATUS Chat (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7)\r\na12 OK status\r\n"
+		  "* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 8)\r\na13 OK status\r\n" },
+		/* INBOX differs from the store: its sync at once (no debounce) */
+		{ SCRIPT_EXPECT, "a14 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a14 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a15 UID FETCH 1:* " },
+		{ SCRIPT_SEND, fetch2 },
+		{ SCRIPT_EXPECT, "a16 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES)" },
+		{ SCRIPT_SEND,
+		  "* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 8)\r\na16 OK status\r\n" },
 		{ SCRIPT_STALL, NULL },
 		{ SCRIPT_END, NULL },
 	};
@@ -154,6 +176,20 @@ START_TEST(test_notify_event_pipelined)
 	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
 			 0);
 	ck_assert_uint_eq(n, 1);
+	/* The event that came during Chat's run: INBOX synced too. */
+	for (int i = 0; i < 400 && w.syncs < 3; i++)
+		cpmsync_loop_iterate(env.loop, 25);
+	ck_assert_uint_eq(w.syncs, 3);
+	ck_assert_int_eq(w.last_r, 0);
+	n = 0;
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "INBOX", &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
+			 0);
+	ck_assert_uint_eq(n, 1);
+	/* and waiting again, without NOTIFY SET (the script's end: STALL) */
+	for (int i = 0; i < 20; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
 
 	cpmsync_session_free(session);
 	test_env_end(&env);
