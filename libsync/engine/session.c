@@ -85,6 +85,19 @@
 #define MAX_ACTIVE	64
 /* Folders NOTIFY named since the last sync, synced alone; more: a full sync. */
 #define MAX_NOTIFY_FOLDERS 64
+/*
+ * How long NOTIFY may stay set through the syncs of the folders it named
+ * (kick()) before the next such sync sets it again the old way (NONE before
+ * the run, SET STATUS of every folder after).  Dovecot 2.3 keeps its watch
+ * on the list index log as it was at NOTIFY SET and does not follow the
+ * log's rotation (past 64 KB, or 8 KB and 5 min old; see 33c3fea): after
+ * one, events of folders other than INBOX come only with Dovecot's own
+ * 30 s check until NOTIFY is set again.  Setting it again after every
+ * event bounded that to one event, at the price of every folder's STATUS
+ * per event; this bounds it to a minute, at one such report a minute at
+ * most while events come.
+ */
+#define NOTIFY_KEEP_MS (60u * 1000)
 /* Largest section a Fetch request spools to a temporary file; a larger
  * literal is read and dropped, and the request fails saying so. */
 #define SESSION_FETCH_MAX (1ull << 30)
@@ -208,6 +221,7 @@ struct cpmsync_session {
 	bool recheck_full; /* more than fit: a full sync after */
 	unsigned recheck_left;
 	unsigned recheck_syncs; /* runs in a row that a recheck started */
+	uint64_t notify_set_ms; /* when the last NOTIFY SET STATUS was sent */
 	char delimiter;
 	/* SELECT state of the active folder (IDLE mode). */
 	uint32_t sel_uidvalidity, sel_uidnext, sel_exists;
@@ -1035,6 +1049,7 @@ static void notify_waiting(struct cpmsync_session *s);
 
 static int64_t notify_set(struct cpmsync_session *s)
 {
+	s->notify_set_ms = cpmsync_now_ms();
 	return imap_client_simple(s->client, 0, notify_done, s,
 				  "NOTIFY SET STATUS (personal (MessageNew MessageExpunge "
 				  "FlagChange MailboxName SubscriptionChange))");
@@ -1320,6 +1335,26 @@ static void enter_wait(struct cpmsync_session *s)
 		connection_lost(s, (int)id, "out of memory");
 }
 
+/*
+ * The NOTIFY NONE that a sync of NOTIFY-named folders follows without
+ * waiting (kick(), when NOTIFY was set NOTIFY_KEEP_MS ago).  Events the
+ * server sent before it took the NONE reach that sync's run, which has no
+ * use for them (an only-run lists nothing; a STATUS or LIST is dropped
+ * there): the NOTIFY SET STATUS after the run reports every folder again
+ * and is compared with the store.  A failure: the run sees the lost
+ * connection itself (idle_done() alike).
+ */
+static void notify_none_done(struct imap_client *client, const struct imap_cmd_result *res,
+			     void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)client;
+	if (res->r == -CPMSYNC_E_SERVER)
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: NOTIFY NONE: %s", s->name,
+			res->text ? res->text : cpmsync_strerror(res->r));
+}
+
 static void noop_done(struct imap_client *client, const struct imap_cmd_result *res, void *userdata)
 {
 	struct cpmsync_session *s = userdata;
@@ -1434,6 +1469,23 @@ static void kick(struct cpmsync_session *s)
 			timer_stop(&s->refresh_timer);
 			if (imap_client_end_idle(s->client, s->idle_cmd) < 0) {
 				connection_lost(s, -EIO, "cannot send DONE");
+				return;
+			}
+			s->wait = WAIT_NONE;
+			start_sync(s);
+			return;
+		}
+		if (!s->requests && s->sync_wanted && s->wait_notify && s->n_notify &&
+		    !s->full_wanted && s->push == CPMSYNC_PUSH_NOTIFY &&
+		    cpmsync_now_ms() - s->notify_set_ms >= NOTIFY_KEEP_MS) {
+			/* Set long ago (NOTIFY_KEEP_MS): NOTIFY NONE, and the
+			 * sync's SELECT right behind it without waiting for its
+			 * answer (as DONE above; see notify_none_done()); the
+			 * wait after it sets NOTIFY again, with STATUS. */
+			timer_stop(&s->refresh_timer);
+			if (imap_client_simple(s->client, 0, notify_none_done, s, "NOTIFY NONE") <
+			    0) {
+				connection_lost(s, -ENOMEM, "out of memory");
 				return;
 			}
 			s->wait = WAIT_NONE;
