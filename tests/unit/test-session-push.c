@@ -27,6 +27,7 @@ static int pw_cb(const struct cpmsync_account *a, char **ret, void *ud)
 
 struct watch {
 	bool idle;	/* the session reached state idle */
+	bool syncing;	/* ... state syncing */
 	unsigned syncs; /* runs ended */
 	int last_r;
 };
@@ -37,6 +38,8 @@ static void changed_cb(struct cpmsync_session *s, void *userdata)
 
 	if (cpmsync_session_get_state(s) == CPMSYNC_SESSION_IDLE)
 		w->idle = true;
+	if (cpmsync_session_get_state(s) == CPMSYNC_SESSION_SYNCING)
+		w->syncing = true;
 }
 
 static void synced_cb(struct cpmsync_session *s, int r, const char *reason,
@@ -196,6 +199,118 @@ START_TEST(test_notify_event_pipelined)
 }
 END_TEST
 
+/*
+ * Sync() under NOTIFY with nothing pending: one NOOP, and the request
+ * completes as a sync when its OK comes with no news (no NOTIFY NONE, no
+ * LIST, no state syncing).  A second Sync() while that NOOP is out gets a
+ * NOOP of its own, sent after it (a change made between the two would not
+ * be in the first one's answer).  A third whose NOOP answer carries a
+ * STATUS that differs from the store: that folder's sync is the answer.
+ */
+START_TEST(test_notify_sync_noop)
+{
+	char fetch[256];
+	struct cpmsync_account account = {
+		.name = "a",
+		.host = "127.0.0.1",
+		.security = CPMSYNC_SECURITY_NONE,
+		.user = "alice",
+		.sync_bodies = CPMSYNC_SYNC_BODIES_ALL,
+		.password_cb = pw_cb,
+		.connect_timeout_ms = 5000,
+		.command_timeout_ms = 5000,
+	};
+	const struct cpmsync_session_options opt = { .debounce_ms = 60000 };
+	const struct cpmsync_session_callbacks cbs = { .changed = changed_cb, .synced = synced_cb };
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	int64_t folder_id = 0;
+	unsigned n = 0;
+
+	snprintf(fetch, sizeof(fetch),
+		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:00 +0000\" "
+		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG ")\r\na14 OK fetched\r\n",
+		 strlen(MSG), strlen(MSG));
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " CAPS "] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na2 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT Chat" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a6 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a7 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a7 OK notify\r\n" },
+		{ SCRIPT_EXPECT, "a8 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a8 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a9 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a9 OK notify\r\n" },
+		/* two Sync() calls: a NOOP each, the second after the first's OK */
+		{ SCRIPT_EXPECT, "a10 NOOP" },
+		{ SCRIPT_SEND, "a10 OK noop\r\n" },
+		{ SCRIPT_EXPECT, "a11 NOOP" },
+		{ SCRIPT_SEND, "a11 OK noop\r\n" },
+		/* a third: the server had news for Chat, sent before the OK */
+		{ SCRIPT_EXPECT, "a12 NOOP" },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2)\r\na12 OK noop\r\n" },
+		{ SCRIPT_EXPECT, "a13 SELECT Chat" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a13 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a14 UID FETCH 1:* " },
+		{ SCRIPT_SEND, fetch },
+		{ SCRIPT_EXPECT, "a15 STATUS Chat (UIDVALIDITY UIDNEXT MESSAGES)" },
+		{ SCRIPT_SEND,
+		  "* STATUS Chat (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7)\r\na15 OK status\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	ck_assert_int_eq(
+		cpmsync_session_new(env.loop, env.store, &account, &opt, &cbs, &w, &session), 0);
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
+	ck_assert_uint_eq(w.syncs, 1);
+	for (int i = 0; i < 10; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	w.syncing = false;
+	cpmsync_session_sync_now(session);
+	cpmsync_session_sync_now(session);
+	for (int i = 0; i < 400 && w.syncs < 2; i++)
+		cpmsync_loop_iterate(env.loop, 25);
+	ck_assert_uint_eq(w.syncs, 2); /* both requests: one completion */
+	ck_assert_int_eq(w.last_r, 0);
+	ck_assert(!w.syncing);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
+	cpmsync_session_sync_now(session);
+	for (int i = 0; i < 400 && w.syncs < 3; i++)
+		cpmsync_loop_iterate(env.loop, 25);
+	ck_assert_uint_eq(w.syncs, 3);
+	ck_assert_int_eq(w.last_r, 0);
+	ck_assert(w.syncing);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
+			 0);
+	ck_assert_uint_eq(n, 1);
+	for (int i = 0; i < 20; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -203,6 +318,7 @@ static Suite *session_push_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_notify_event_pipelined);
+	tcase_add_test(tc, test_notify_sync_noop);
 	suite_add_tcase(s, tc);
 	return s;
 }
