@@ -20,6 +20,72 @@
 #include "util/macro.h"
 #include "util/msg-summary.h"
 
+/*
+ * The IMDN matching of the new visible row id in folder_id (schema
+ * version 16, store-schema.c): a report with a disposition raises the
+ * originals it names, an original with an IMDN-Message-ID takes the
+ * strongest of the reports that came before it.  Nothing to do for any
+ * other row, which is most of the point: the triggers this replaces cost
+ * every row, mail included.
+ */
+static int imdn_link(struct store *s, int64_t id, int64_t folder_id, const char *type,
+		     const char *imdn_ref, const char *imdn_message_id, const char *status)
+{
+	_cleanup_free_ char *strongest = NULL;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!type)
+		return 0;
+	if (streq(type, "imdn")) {
+		if (!imdn_ref || !*imdn_ref || !status || !*status)
+			return 0; /* no name, or no disposition: raises nothing */
+		r = store_prepare(s, store_sql_imdn_report_probe, &st);
+		if (r < 0)
+			return r;
+		store_bind_text_or_null(st, 1, imdn_ref);
+		r = store_step(s, st);
+		if (r <= 0)
+			return r;
+		sqlite3_reset(st);
+		r = store_prepare(s, store_sql_imdn_report, &st);
+		if (r < 0)
+			return r;
+		store_bind_text_or_null(st, 1, status);
+		store_bind_text_or_null(st, 2, imdn_ref);
+		sqlite3_bind_int64(st, 3, folder_id);
+		return store_step_done(s, st);
+	}
+	if (!imdn_message_id || !*imdn_message_id)
+		return 0;
+	r = store_prepare(s, store_sql_imdn_original_probe, &st);
+	if (r < 0)
+		return r;
+	store_bind_text_or_null(st, 1, imdn_message_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r; /* no report before it: most originals */
+	sqlite3_reset(st);
+	r = store_prepare(s, store_sql_imdn_strongest, &st);
+	if (r < 0)
+		return r;
+	store_bind_text_or_null(st, 1, imdn_message_id);
+	sqlite3_bind_int64(st, 2, folder_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	r = store_col_strdup(st, 0, &strongest);
+	sqlite3_reset(st);
+	if (r < 0)
+		return r;
+	r = store_prepare(s, "UPDATE message SET status = ?2 WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text_or_null(st, 2, strongest);
+	return store_step_done(s, st);
+}
+
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id)
 {
 	const struct msg_summary *sum = m->summary;
@@ -67,6 +133,12 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	if (r < 0)
 		return r;
 	id = store_last_insert_id(s);
+	if (sum) {
+		r = imdn_link(s, id, m->folder_id, sum->type, sum->imdn_ref, sum->imdn_message_id,
+			      sum->status);
+		if (r < 0)
+			return r;
+	}
 
 	if (sum || m->bodystructure) {
 		r = store_prepare(s,
@@ -122,6 +194,35 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 		return -CPMSYNC_E_NOT_FOUND;
 	}
 	id = store_last_insert_id(s);
+	{
+		_cleanup_free_ char *type = NULL, *imdn_ref = NULL, *imdn_message_id = NULL,
+				    *status = NULL;
+
+		r = store_prepare(s,
+				  "SELECT type, imdn_ref, imdn_message_id, status FROM message"
+				  " WHERE id = ?1",
+				  &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, id);
+		r = store_step(s, st);
+		if (r > 0) {
+			r = store_col_strdup(st, 0, &type);
+			if (r >= 0)
+				r = store_col_strdup(st, 1, &imdn_ref);
+			if (r >= 0)
+				r = store_col_strdup(st, 2, &imdn_message_id);
+			if (r >= 0)
+				r = store_col_strdup(st, 3, &status);
+		} else if (r == 0) {
+			r = -EIO; /* the row just inserted */
+		}
+		sqlite3_reset(st);
+		if (r >= 0)
+			r = imdn_link(s, id, folder_id, type, imdn_ref, imdn_message_id, status);
+		if (r < 0)
+			return r;
+	}
 	r = store_prepare(s,
 			  "INSERT INTO summary (id, subject, from_addr, to_addrs, bodystructure,"
 			  " snippet, participants)"

@@ -379,6 +379,11 @@ sqlite3 *store_bodies_db_for_test(struct store *s);
 
 /* store-schema.c: the SQL of migration version (1..store_schema_version()). */
 const char *store_migration_sql(unsigned version);
+/* store-schema.c: the IMDN matching of a new object (version 16). */
+extern const char store_sql_imdn_report_probe[];
+extern const char store_sql_imdn_report[];
+extern const char store_sql_imdn_original_probe[];
+extern const char store_sql_imdn_strongest[];
 #endif
 
 /* The internal store behind a public handle (cpmsync/store.h). */

@@ -1020,6 +1020,51 @@ START_TEST(test_incremental_equals_rebuild)
 }
 END_TEST
 
+/*
+ * A message of no Type (a row stored without its header: no summary) in a
+ * conversation folder is stored and counts as nothing.  Up to schema
+ * version 14 the arrival trigger's "counted" and "group-state" terms were
+ * NULL for it, which made messages, unseen and is_group NULL: the INSERT
+ * failed on their NOT NULL constraint.
+ */
+START_TEST(test_untyped_message)
+{
+	int64_t fid, id;
+	sqlite3_stmt *st;
+	char *before;
+
+#define CONV_ROW                                                                                   \
+	"SELECT messages || '|' || unseen || '|' || is_group || '|' || last_id || '|' || peer"     \
+	" FROM conversation WHERE folder = '" F1 "'"
+	folder("Default");
+	put(F1, "chat-1to1-received-base64.eml", NULL);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+	ck_assert_int_eq(store_prepare(s, CONV_ROW, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	before = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	ck_assert_str_eq(before, "1|1|0|1|" BOB);
+
+	ck_assert_msg(
+		store_message_insert(
+			s, &(struct store_message_row){ .folder_id = fid, .uid = 77, .flags = "" },
+			&id) == 0,
+		"%s", store_error(s));
+	ck_assert_int_eq(store_prepare(s, "SELECT type IS NULL FROM message WHERE id = ?1", &st),
+			 0);
+	sqlite3_bind_int64(st, 1, id);
+	ck_assert_int_eq(store_step(s, st), 1);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+	sqlite3_reset(st);
+	ck_assert_int_eq(store_prepare(s, CONV_ROW, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), before);
+	sqlite3_reset(st);
+	free(before);
+#undef CONV_ROW
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("store-conv");
@@ -1040,6 +1085,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_last_message_and_stamp);
 	tcase_add_test(tc, test_rename_delete_root);
 	tcase_add_test(tc, test_incremental_equals_rebuild);
+	tcase_add_test(tc, test_untyped_message);
 	suite_add_tcase(su, tc);
 	return su;
 }

@@ -17,6 +17,7 @@
 
 #include "store/store.h"
 #include "testlib.h"
+#include "util/msg-summary.h"
 
 static char tmpdir[] = "/tmp/test-store-XXXXXX";
 static char dbpath[sizeof(tmpdir) + 32];
@@ -506,8 +507,11 @@ START_TEST(test_migrate_partial_imdn_indexes)
 			 0);
 	store_close(s);
 
-	s = open_ok(dbpath, 0);
-	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	/* At version 12: version 16 replaced its IMDN triggers (the C side
+	 * of store-message.c matches since; test_migrate_imdn_in_c). */
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 12, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), 12);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 3);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
 				      " AND name IN ('message_imdn', 'message_imdn_ref')"
@@ -711,6 +715,122 @@ START_TEST(test_migrate_adds_body_inline)
 	ck_assert_int_eq(store_commit(s), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT group_concat(message_id) FROM body"), 103);
+	store_close(s);
+}
+END_TEST
+
+/*
+ * Version 16: the IMDN matching of a new object moved from the triggers
+ * conv_imdn_report and conv_imdn_original to store_message_insert().  A
+ * store made at version 15, whose triggers raised a Status, migrates
+ * without them and keeps the Status; objects inserted since are matched
+ * as before: a report raises its original in the same account only, an
+ * original takes the strongest report that came before it, and the
+ * conversation counts them as before.
+ */
+static int64_t insert_summary(struct store *s, int64_t folder_id, uint32_t uid, const char *type,
+			      const char *imdn_message_id, const char *imdn_ref, const char *status)
+{
+	struct msg_summary sum = { .type = type,
+				   .imdn_message_id = (char *)imdn_message_id,
+				   .imdn_ref = (char *)imdn_ref,
+				   .status = (char *)status };
+	int64_t id;
+
+	ck_assert_msg(store_message_insert(s,
+					   &(struct store_message_row){ .folder_id = folder_id,
+									.uid = uid,
+									.flags = "",
+									.summary = &sum },
+					   &id) == 0,
+		      "%s", store_error(s));
+	return id;
+}
+
+START_TEST(test_migrate_imdn_in_c)
+{
+	struct store *s = NULL;
+	char *err = NULL, *got;
+	int64_t orig2;
+
+	ck_assert_uint_ge(store_schema_version(), 16);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 15, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(
+		store_exec(
+			s,
+			"INSERT INTO account (id, name) VALUES (1, 'a'), (2, 'b');"
+			"INSERT INTO folder (id, account_id, name) VALUES"
+			" (10, 1, 'Default/conv-1'), (20, 2, 'Default/conv-1');"
+			"INSERT INTO message (id, folder_id, uid, type, imdn_message_id, imdn_ref)"
+			" VALUES (101, 10, 1, 'message', 'im-1', '');"
+			"INSERT INTO message (id, folder_id, uid, type, imdn_message_id, imdn_ref,"
+			" status) VALUES (102, 10, 2, 'imdn', 'rp-1', 'im-1', 'delivered')"),
+		0);
+	/* Version 15's trigger raised it. */
+	ck_assert_int_eq(query_int(s, "SELECT status = 'delivered' FROM message WHERE id = 101"),
+			 1);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
+				      " AND name IN ('conv_imdn_report', 'conv_imdn_original')"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
+				      " AND name = 'conv_message_insert'"),
+			 1);
+	ck_assert_int_eq(query_int(s, "SELECT status = 'delivered' FROM message WHERE id = 101"),
+			 1);
+	/* message_imdn holds the originals only; the probes take the indexes
+	 * (a miss reads no row). */
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message INDEXED BY message_imdn"
+				      " WHERE imdn_message_id <> '' AND type <> 'imdn'"),
+			 1);
+	{
+		static const char *const probes[][2] = {
+			{ store_sql_imdn_report_probe,
+			  "SEARCH message USING INDEX message_imdn (imdn_message_id=?)" },
+			{ store_sql_imdn_original_probe,
+			  "SEARCH message USING COVERING INDEX message_imdn_ref (imdn_ref=?)" },
+		};
+
+		for (size_t i = 0; i < 2; i++) {
+			char sql[512];
+			sqlite3_stmt *st;
+
+			snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", probes[i][0]);
+			ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+			ck_assert_int_eq(store_step(s, st), 1);
+			ck_assert_str_eq((const char *)sqlite3_column_text(st, 3), probes[i][1]);
+			sqlite3_reset(st);
+		}
+	}
+	/* A report in another account does not raise it; one in its own does. */
+	insert_summary(s, 20, 1, "imdn", "rp-2", "im-1", "displayed");
+	ck_assert_int_eq(query_int(s, "SELECT status = 'delivered' FROM message WHERE id = 101"),
+			 1);
+	insert_summary(s, 10, 3, "imdn", "rp-3", "im-1", "displayed");
+	ck_assert_int_eq(query_int(s, "SELECT status = 'displayed' FROM message WHERE id = 101"),
+			 1);
+	/* A weaker report later does not lower it. */
+	insert_summary(s, 10, 4, "imdn", "rp-4", "im-1", "failed");
+	ck_assert_int_eq(query_int(s, "SELECT status = 'displayed' FROM message WHERE id = 101"),
+			 1);
+	/* The reports first: the original takes the strongest of its account. */
+	insert_summary(s, 10, 5, "imdn", "rp-5", "im-2", "delivered");
+	insert_summary(s, 20, 2, "imdn", "rp-6", "im-2", "displayed");
+	orig2 = insert_summary(s, 10, 6, "message", "im-2", "", "");
+	got = query_text(s, "SELECT group_concat(id || '=' || status, ' ') FROM"
+			    " (SELECT id, status FROM message WHERE type = 'message' ORDER BY id)");
+	ck_assert_int_eq(orig2, 108);
+	ck_assert_str_eq(got, "101=displayed 108=delivered");
+	free(got);
+	/* Reports are not messages: the conversation of account 1 counts two. */
+	got = query_text(s, "SELECT group_concat(account_id || ':' || messages || ':' || last_id,"
+			    " ' ') FROM (SELECT * FROM conversation ORDER BY account_id)");
+	ck_assert_str_eq(got, "1:2:108 2:0:0");
+	free(got);
 	store_close(s);
 }
 END_TEST
@@ -1383,6 +1503,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_garbage_refused);
 	tcase_add_test(tc, test_error_mapping);
 	tcase_add_test(tc, test_prepare_cache);
+	tcase_add_test(tc, test_migrate_imdn_in_c);
 	suite_add_tcase(s, tc);
 	return s;
 }
