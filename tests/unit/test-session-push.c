@@ -68,6 +68,44 @@ static int count_cb(const struct cpmsync_message_info *m, void *userdata)
 #define MSG  "Subject: pushed\r\nMessage-ID: <p1@push.test>\r\n\r\nbody\r\n"
 #define MSG2 "Subject: raced\r\nMessage-ID: <p2@push.test>\r\n\r\nbody\r\n"
 
+/* The session's account on the scripted peer (its port set by the test);
+ * debounce_ms is one minute: a run must not wait for it. */
+#define ACCOUNT                                                                                    \
+	{                                                                                          \
+		.name = "a", .host = "127.0.0.1", .security = CPMSYNC_SECURITY_NONE,               \
+		.user = "alice", .sync_bodies = CPMSYNC_SYNC_BODIES_ALL, .password_cb = pw_cb,     \
+		.connect_timeout_ms = 5000, .command_timeout_ms = 5000,                            \
+	}
+static const struct cpmsync_session_options OPTIONS = { .debounce_ms = 60000 };
+static const struct cpmsync_session_callbacks CALLBACKS = { .changed = changed_cb,
+							    .synced = synced_cb };
+
+/* The first run (INBOX and Chat, both empty), then after a full sync
+ * NOTIFY SET, NONE, SET (session.c notify_done()): tags a1 to a9. */
+#define FIRST_SYNC_THEN_NOTIFY                                                                     \
+	{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" }, { SCRIPT_EXPECT, "a1 LOGIN alice" }, \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " CAPS "] in\r\n" },                             \
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },                                           \
+		{ SCRIPT_SEND,                                                                     \
+		  "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na2 OK list\r\n" },             \
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },                                              \
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"    \
+			       "a3 OK [READ-WRITE] selected\r\n" },                                \
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " }, { SCRIPT_SEND, "a4 OK fetched\r\n" },      \
+		{ SCRIPT_EXPECT, "a5 SELECT Chat" },                                               \
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"    \
+			       "a5 OK [READ-WRITE] selected\r\n" },                                \
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " }, { SCRIPT_SEND, "a6 OK fetched\r\n" },      \
+		{ SCRIPT_EXPECT, "a7 " NOTIFY_SET },                                               \
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"            \
+			       "a7 OK notify\r\n" },                                               \
+		{ SCRIPT_EXPECT, "a8 NOTIFY NONE" }, { SCRIPT_SEND, "a8 OK none\r\n" },            \
+		{ SCRIPT_EXPECT, "a9 " NOTIFY_SET },                                               \
+	{                                                                                          \
+		SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"              \
+			     "a9 OK notify\r\n"                                                    \
+	}
+
 /*
  * A STATUS event for a folder of the store, NOTIFY set and quiet: the
  * session sends NOTIFY NONE and the folder's SELECT behind it without
@@ -78,18 +116,7 @@ static int count_cb(const struct cpmsync_message_info *m, void *userdata)
 START_TEST(test_notify_event_pipelined)
 {
 	char fetch[256], fetch2[256];
-	struct cpmsync_account account = {
-		.name = "a",
-		.host = "127.0.0.1",
-		.security = CPMSYNC_SECURITY_NONE,
-		.user = "alice",
-		.sync_bodies = CPMSYNC_SYNC_BODIES_ALL,
-		.password_cb = pw_cb,
-		.connect_timeout_ms = 5000,
-		.command_timeout_ms = 5000,
-	};
-	const struct cpmsync_session_options opt = { .debounce_ms = 60000 };
-	const struct cpmsync_session_callbacks cbs = { .changed = changed_cb, .synced = synced_cb };
+	struct cpmsync_account account = ACCOUNT;
 	struct cpmsync_session *session = NULL;
 	struct test_env env;
 	struct watch w = { 0 };
@@ -105,30 +132,7 @@ START_TEST(test_notify_event_pipelined)
 		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG2 ")\r\na15 OK fetched\r\n",
 		 strlen(MSG2), strlen(MSG2));
 	const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
-		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY " CAPS "] in\r\n" },
-		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
-		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na2 OK list\r\n" },
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
-		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
-			       "a3 OK [READ-WRITE] selected\r\n" },
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " },
-		{ SCRIPT_SEND, "a4 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a5 SELECT Chat" },
-		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
-			       "a5 OK [READ-WRITE] selected\r\n" },
-		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " },
-		{ SCRIPT_SEND, "a6 OK fetched\r\n" },
-		/* after a full sync: SET, NONE, SET (session.c notify_done()) */
-		{ SCRIPT_EXPECT, "a7 " NOTIFY_SET },
-		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
-			       "a7 OK notify\r\n" },
-		{ SCRIPT_EXPECT, "a8 NOTIFY NONE" },
-		{ SCRIPT_SEND, "a8 OK none\r\n" },
-		{ SCRIPT_EXPECT, "a9 " NOTIFY_SET },
-		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
-			       "a9 OK notify\r\n" },
+		FIRST_SYNC_THEN_NOTIFY,
 		{ SCRIPT_SLEEP, "300" },
 		/* another client's message in Chat */
 		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2)\r\n" },
@@ -163,8 +167,9 @@ START_TEST(test_notify_event_pipelined)
 
 	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
 	account.port = env.port;
-	ck_assert_int_eq(
-		cpmsync_session_new(env.loop, env.store, &account, &opt, &cbs, &w, &session), 0);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
+					     &w, &session),
+			 0);
 	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
 	ck_assert_uint_eq(w.syncs, 1);
 	ck_assert_int_eq(w.last_r, 0);
@@ -210,18 +215,7 @@ END_TEST
 START_TEST(test_notify_sync_noop)
 {
 	char fetch[256];
-	struct cpmsync_account account = {
-		.name = "a",
-		.host = "127.0.0.1",
-		.security = CPMSYNC_SECURITY_NONE,
-		.user = "alice",
-		.sync_bodies = CPMSYNC_SYNC_BODIES_ALL,
-		.password_cb = pw_cb,
-		.connect_timeout_ms = 5000,
-		.command_timeout_ms = 5000,
-	};
-	const struct cpmsync_session_options opt = { .debounce_ms = 60000 };
-	const struct cpmsync_session_callbacks cbs = { .changed = changed_cb, .synced = synced_cb };
+	struct cpmsync_account account = ACCOUNT;
 	struct cpmsync_session *session = NULL;
 	struct test_env env;
 	struct watch w = { 0 };
@@ -233,29 +227,7 @@ START_TEST(test_notify_sync_noop)
 		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG ")\r\na14 OK fetched\r\n",
 		 strlen(MSG), strlen(MSG));
 	const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
-		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY " CAPS "] in\r\n" },
-		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
-		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na2 OK list\r\n" },
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
-		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
-			       "a3 OK [READ-WRITE] selected\r\n" },
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " },
-		{ SCRIPT_SEND, "a4 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a5 SELECT Chat" },
-		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
-			       "a5 OK [READ-WRITE] selected\r\n" },
-		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " },
-		{ SCRIPT_SEND, "a6 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a7 " NOTIFY_SET },
-		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
-			       "a7 OK notify\r\n" },
-		{ SCRIPT_EXPECT, "a8 NOTIFY NONE" },
-		{ SCRIPT_SEND, "a8 OK none\r\n" },
-		{ SCRIPT_EXPECT, "a9 " NOTIFY_SET },
-		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
-			       "a9 OK notify\r\n" },
+		FIRST_SYNC_THEN_NOTIFY,
 		/* two Sync() calls: a NOOP each, the second after the first's OK */
 		{ SCRIPT_EXPECT, "a10 NOOP" },
 		{ SCRIPT_SEND, "a10 OK noop\r\n" },
@@ -278,8 +250,9 @@ START_TEST(test_notify_sync_noop)
 
 	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
 	account.port = env.port;
-	ck_assert_int_eq(
-		cpmsync_session_new(env.loop, env.store, &account, &opt, &cbs, &w, &session), 0);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
+					     &w, &session),
+			 0);
 	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
 	ck_assert_uint_eq(w.syncs, 1);
 	for (int i = 0; i < 10; i++)
