@@ -270,7 +270,11 @@ static int body_contains(struct store *s, int64_t message_id, const char *needle
 
 		rc = sqlite3_blob_read(blob, buf + keep, n, off);
 		if (rc != SQLITE_OK) {
-			r = store_fail(s, rc);
+			/* The blob may be the bodies database's: its reason
+			 * by code, not the main connection's last message. */
+			store_set_error(s, "reading the body of message %lld: %s (%d)",
+					(long long)message_id, sqlite3_errstr(rc), rc);
+			r = store_map_sqlite_error(rc);
 			break;
 		}
 		fold(buf + keep, (size_t)n);

@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -545,6 +546,46 @@ START_TEST(test_readonly)
 }
 END_TEST
 
+/*
+ * A large body whose overflow chain is cut (the bodies database damaged
+ * behind the store's back: page 2 is the body table's only leaf, every page
+ * after it an overflow page of the 200 KiB body, each starting with the
+ * number of the next): opening the blob works, reading it past its first
+ * overflow page does not.  The search fails with the body named and the
+ * bodies database's reason, not the main store's last message (which says
+ * nothing of it).
+ */
+START_TEST(test_body_read_error_named)
+{
+	static const unsigned char zero[4];
+	struct cpmsync_search_criteria c = { .text = "endtag" };
+	char bodies[sizeof(dbpath) + 16], want[128];
+	int64_t *ids = NULL;
+	size_t n = 0;
+	char *err = NULL;
+	struct stat st;
+	int fd;
+
+	/* Reopened: the pages of the big body are in no cache. */
+	cs = cpmsync_store_close(cs);
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, &err), 0);
+	snprintf(bodies, sizeof(bodies), "%s-bodies", dbpath);
+	fd = open(bodies, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_gt(st.st_size, 50 * 4096);
+	for (off_t off = 2 * 4096; off < st.st_size; off += 4096)
+		ck_assert_int_eq(pwrite(fd, zero, sizeof(zero), off), (ssize_t)sizeof(zero));
+	ck_assert_int_eq(close(fd), 0);
+
+	ck_assert_int_lt(cpmsync_store_search(cs, work, &c, &ids, &n), 0);
+	ck_assert_ptr_null(ids);
+	snprintf(want, sizeof(want), "reading the body of message %lld: ", (long long)m[2]);
+	ck_assert_msg(strncmp(cpmsync_store_error(cs), want, strlen(want)) == 0,
+		      "error '%s' does not start with '%s'", cpmsync_store_error(cs), want);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("store-search");
@@ -563,6 +604,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_folders_and_errors);
 	tcase_add_test(tc, test_many_flags);
 	tcase_add_test(tc, test_readonly);
+	tcase_add_test(tc, test_body_read_error_named);
 	suite_add_tcase(s, tc);
 	return s;
 }
