@@ -91,34 +91,11 @@ static int op_run(struct cpmsync_store *store, op_fn check, op_fn apply, void *a
 /* The account's id; the row is created if missing. */
 static int account_id(struct store *s, const char *name, int64_t *ret)
 {
-	sqlite3_stmt *st;
-	int r;
-
 	if (!name || !cpmsync_account_name_valid(name)) {
 		store_set_error(s, "invalid account name \"%s\"", name ? name : "(null)");
 		return -EINVAL;
 	}
-	r = store_prepare(s, "INSERT OR IGNORE INTO account (name) VALUES (?1)", &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	r = store_step_done(s, st);
-	if (r < 0)
-		return r;
-	r = store_prepare(s, "SELECT id FROM account WHERE name = ?1", &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	if (r == 0) {
-		store_set_error(s, "account \"%s\" vanished", name);
-		return -EIO;
-	}
-	*ret = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return 0;
+	return store_sync_account(s, name, ret);
 }
 
 static bool is_inbox(const char *name)

@@ -86,24 +86,39 @@ static int count_ii(struct store *s, const char *sql, int64_t a, int64_t b, uint
 	return 0;
 }
 
+/*
+ * Looked up first, inserted only when missing: an INSERT OR IGNORE of an
+ * existing name still takes the next AUTOINCREMENT id and rewrites
+ * sqlite_sequence, so every sync run and every public operation opened a
+ * write (a WAL frame, then a checkpoint) for nothing, and burnt an id.
+ */
 int store_sync_account(struct store *s, const char *name, int64_t *ret_account_id)
 {
 	sqlite3_stmt *st;
 	int r;
 
-	PREP(s, "INSERT OR IGNORE INTO account (name) VALUES (?1)", &st);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	r = store_step_done(s, st);
-	if (r < 0)
-		return r;
-	PREP(s, "SELECT id FROM account WHERE name = ?1", &st);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	r = store_step(s, st);
-	if (r <= 0)
-		return r < 0 ? r : -EIO;
-	*ret_account_id = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return 0;
+	for (int pass = 0;; pass++) {
+		PREP(s, "SELECT id FROM account WHERE name = ?1", &st);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		r = store_step(s, st);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			*ret_account_id = sqlite3_column_int64(st, 0);
+			sqlite3_reset(st);
+			return 0;
+		}
+		if (pass > 0) {
+			store_set_error(s, "account \"%s\" vanished", name);
+			return -EIO;
+		}
+		/* OR IGNORE: another process may have added it meanwhile. */
+		PREP(s, "INSERT OR IGNORE INTO account (name) VALUES (?1)", &st);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		r = store_step_done(s, st);
+		if (r < 0)
+			return r;
+	}
 }
 
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when)

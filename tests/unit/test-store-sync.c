@@ -91,6 +91,33 @@ static int64_t add_msg(uint32_t uid, const char *flags, const char *mid, uint64_
 	return id;
 }
 
+/*
+ * An account that exists is found without a write: a sync run or a public
+ * operation that changes nothing leaves the database as it was (an INSERT
+ * OR IGNORE took an AUTOINCREMENT id and rewrote sqlite_sequence each time:
+ * a WAL frame and a checkpoint in every no-change run).
+ */
+START_TEST(test_account_found_without_write)
+{
+	sqlite3 *db = store_db(s);
+	int64_t id = 0, other = 0;
+	int changes;
+
+	ck_assert_int_eq(q("SELECT seq FROM sqlite_sequence WHERE name = 'account'"), acc_id);
+	changes = sqlite3_total_changes(db);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(store_sync_account(s, "a", &id), 0);
+		ck_assert_int_eq(id, acc_id);
+	}
+	ck_assert_int_eq(sqlite3_total_changes(db), changes);
+	ck_assert_int_eq(q("SELECT seq FROM sqlite_sequence WHERE name = 'account'"), acc_id);
+	/* A new name is still created, with the next id. */
+	ck_assert_int_eq(store_sync_account(s, "b", &other), 0);
+	ck_assert_int_eq(other, acc_id + 1);
+	ck_assert_int_eq(q("SELECT count(*) FROM account"), 2);
+}
+END_TEST
+
 START_TEST(test_new_and_update)
 {
 	bool has_body = true, is_new = false;
@@ -634,6 +661,7 @@ static Suite *store_sync_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_account_found_without_write);
 	tcase_add_test(tc, test_new_and_update);
 	tcase_add_test(tc, test_flags_merge_with_pending);
 	tcase_add_test(tc, test_expunges);
