@@ -23,6 +23,12 @@
 # floor: the shortest session any client needs to learn what changed
 # (imap-stream --qresync: connect, LOGIN, ENABLE QRESYNC, SELECT Bench
 # (QRESYNC (uidvalidity modseq-before-the-step)), LOGOUT; the median of 5).
+# The first session after a change pays Dovecot's bringing its indexes up
+# to date, every later one does not; cpm-syncd runs first in every round.
+# So for steps 3 and 5 a round of its own (floor-round-STEP, the same kind
+# and size of change, not counted in the step's sequences) is measured by
+# the floor client first, and the time targets compare with that figure;
+# the warm median is printed beside it.
 # Bytes written to disk (written_bytes, from the kernel's I/O accounting:
 # WAL, checkpoints and journals included) are measured for every run.
 # cpm-syncd checkpoints its WAL when it passes a size threshold, not at
@@ -274,6 +280,35 @@ floor() {
 	done | sort -n | sed -n 3p | { read -r a b c; echo "$step $a $b $c"; } >>"$WORK/floor"
 }
 
+# floor_cold STEP UIDVALIDITY MODSEQ: the floor as the first session after
+# a change, the way every tool meets it (Dovecot applies another process's
+# change to its indexes when a session next opens the folder: at N=20,000,
+# 1% flags, a first QRESYNC SELECT took 80-200 ms where a second took 5-10
+# ms); one run, into $WORK/floor-cold, then floor() for the warm median.
+# Taken in a round of its own before the measured rounds (floor_round),
+# so that no tool's run is the one that finds the indexes up to date.
+floor_cold() {
+	"$TOOLS/imap-stream" 127.0.0.1 "$IMAP_PORT" "$USER1" "$WORK/alice.pw" Bench \
+		--qresync "$2" "$3" >"$WORK/floor.out" || { broken "$1: imap-stream --qresync (first after the change) failed"; return; }
+	echo "$1 $(kv "$WORK/floor.out" seconds) $(kv "$WORK/floor.out" select_seconds) $(kv "$WORK/floor.out" messages)" >>"$WORK/floor-cold"
+	floor "$@"
+}
+
+# floor_round STEP CHANGE: CHANGE (a function making a round's change on the
+# server, called with round number 0), then floor_cold for STEP, then both
+# tools catch up (step floor-round-STEP: not in STEP's sequences, its own
+# checkpoint after it so its writes do not land in theirs).
+floor_round() {
+	local step=$1 uv ms
+	log "$step: floor round (the floor client first after the change)"
+	"$2" 0
+	read -r uv ms < <(store_modseq)
+	floor_cold "$step" "$uv" "$ms"
+	run_both "floor-round-$step"
+	verify "floor-round-$step"
+	checkpoint "floor-round-$step"
+}
+
 # Runs cpm-syncd then mbsync for STEP.
 run_both() {
 	sleep 1.1
@@ -370,9 +405,10 @@ checkpoint 2-nochange
 # and measured against the floor), BASE#R for the others.
 round_name() { if [ "$2" -eq 1 ]; then echo "$1"; else echo "$1#$2"; fi; }
 
-for ((r = 1; r <= ROUNDS; r++)); do
-	step=$(round_name 3-flags1% "$r")
-	log "$step: changing flags of $K messages"
+# change_flags R: round R's flag changes on the server (1% of the messages).
+change_flags() {
+	local r=$1 unset_seen set_seen
+	log "round $r: changing flags of $K messages"
 	dove search -u "$USER1" mailbox Bench seen | awk '{ print $2 }' >"$WORK/seen"
 	dove search -u "$USER1" mailbox Bench unseen | awk '{ print $2 }' >"$WORK/unseen"
 	unset_seen=$(pick $((K / 2)) "s$r" <"$WORK/seen" | join_commas)
@@ -383,12 +419,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	if [ -n "$set_seen" ]; then
 		dove flags add -u "$USER1" '\Seen \Flagged' mailbox Bench uid "$set_seen"
 	fi
-	read -r UV MS < <(store_modseq)
+}
+
+floor_round 3-flags1% change_flags
+for ((r = 1; r <= ROUNDS; r++)); do
+	step=$(round_name 3-flags1% "$r")
+	change_flags "$r"
 	run_both "$step"
 	verify "$step"
-	if [ "$r" -eq 1 ]; then
-		floor "$step" "$UV" "$MS"
-	fi
 done
 checkpoint 3-flags1%
 
@@ -403,9 +441,10 @@ for ((r = 1; r <= NEW_ROUNDS; r++)); do
 done
 checkpoint 4-new-only
 
-for ((r = 1; r <= ROUNDS; r++)); do
-	step=$(round_name 5-expunge1%+new "$r")
-	log "$step: expunging $K messages, adding $NEW"
+# change_expunge R: round R's expunges (1%) and new messages on the server.
+change_expunge() {
+	local r=$1 gone
+	log "round $r: expunging $K messages, adding $NEW"
 	gone=$(dove search -u "$USER1" mailbox Bench all | awk '{ print $2 }' | pick "$K" "x$r" | join_commas)
 	if [ -n "$gone" ]; then
 		dove expunge -u "$USER1" mailbox Bench uid "$gone"
@@ -415,12 +454,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	if [ "$r" -eq 1 ]; then
 		read -r _ NEW_BYTES <"$WORK/gen.out"
 	fi
-	read -r UV MS < <(store_modseq)
+}
+
+floor_round 5-expunge1%+new change_expunge
+for ((r = 1; r <= ROUNDS; r++)); do
+	step=$(round_name 5-expunge1%+new "$r")
+	change_expunge "$r"
 	run_both "$step"
 	verify "$step"
-	if [ "$r" -eq 1 ]; then
-		floor "$step" "$UV" "$MS"
-	fi
 done
 checkpoint 5-expunge1%+new
 
@@ -436,7 +477,7 @@ awk 'BEGIN {
 			"CPU s", "peak RSS MiB", "client->server", "server->client", "written bytes", "device bytes"
 		printf "%s\n", "-----------------+-------------+----------+----------+--------------+----------------+----------------+----------------+---------------"
 	}
-	$1 !~ /#/ { printf "%-16s | %-11s | %8.3f | %8.2f | %12.1f | %14s | %14s | %14s | %14s\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $8, $9 }' \
+	$1 !~ /#/ && $1 !~ /^floor-round-/ { printf "%-16s | %-11s | %8.3f | %8.2f | %12.1f | %14s | %14s | %14s | %14s\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $8, $9 }' \
 	"$RESULTS"
 echo "(rounds after the first of steps 3-5: in $RESULTS with KEEP=1; their sums below;"
 echo "device bytes: what the disk holding $WORK wrote from a sync before the run to one after it,"
@@ -444,6 +485,8 @@ echo "machine-wide: only meaningful on an otherwise quiet machine)"
 echo
 echo "floor (imap-stream --qresync, median of 5): step, whole session s, the SELECT alone s, FETCH responses:"
 awk '{ printf "  %-16s %8.4f %8.4f %6s\n", $1, $2, $3, $4 }' "$WORK/floor"
+echo "floor, the first session after a change of the same size (one run, before any tool's; the time targets use it):"
+awk '{ printf "  %-16s %8.4f %8.4f %6s\n", $1, $2, $3, $4 }' "$WORK/floor-cold"
 echo
 echo "copies checked against the server (messages, \\Seen):"
 awk '{ printf "  %-16s server %s/%s  cpm-syncd %s/%s  mbsync %s/%s\n", $1, $3, $4, $6, $7, $9, $10 }' "$WORK/verify"
@@ -462,8 +505,9 @@ seq_sum() {
 		($2 == t || (t == "cpm-syncd" && $2 == "checkpoint")) { w += $c }
 		END { printf "%.0f\n", w }' "$RESULTS"
 }
-# floor_of STEP FIELD (2 session, 3 select)
-floor_of() { awk -v s="$1" -v f="$2" '$1 == s { print $f }' "$WORK/floor"; }
+# floor_of STEP FIELD [FILE] (2 session, 3 select; FILE floor (warm, the
+# default) or floor-cold)
+floor_of() { awk -v s="$1" -v f="$2" '$1 == s { print $f }' "$WORK/${3:-floor}"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
 verdict() { # awk condition over a, b (and c)
 	if awk -v a="$2" -v b="$3" -v c="${4:-0}" "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi
@@ -509,8 +553,10 @@ fl_mb=$(get 3-flags1% mbsync 3)
 ex_cpm=$(get 5-expunge1%+new cpm-syncd 3)
 ex_mb=$(get 5-expunge1%+new mbsync 3)
 f_nc=$(floor_of 2-nochange 2)
-f_fl=$(floor_of 3-flags1% 2)
-f_ex=$(floor_of 5-expunge1%+new 2)
+f_fl=$(floor_of 3-flags1% 2 floor-cold)
+f_ex=$(floor_of 5-expunge1%+new 2 floor-cold)
+f_fl_warm=$(floor_of 3-flags1% 2)
+f_ex_warm=$(floor_of 5-expunge1%+new 2)
 # The new bodies' transfer at the reference's streaming rate.
 new_xfer=$(awk -v t="$STREAM_FETCH_S" -v b="$STREAM_BYTES" -v n="$NEW_BYTES" 'BEGIN { printf "%.4f", (b > 0 ? t * n / b : 0) }')
 # Per change, over every round of the sequence and its checkpoint; an
@@ -586,8 +632,9 @@ printf '  info 1%% flags: the disk wrote %s bytes over the same = %s per changed
 	"$d_fl" "$d_per_flag" "$d_per_flag_mb"
 printf '  info 1%% flags: the files were handed %s bytes over the same = %s per changed message; mbsync %s (write calls: SQLite pages, WAL frames and journals as written, load-independent)\n' \
 	"$fb_fl" "$fb_per_flag" "$fb_per_flag_mb"
-printf '  %-4s 1%% flags: %s s vs the floor %s s = %sx (target <= 3x)\n' \
-	"$(verdict 'a <= 3 * b' "$fl_cpm" "$f_fl")" "$fl_cpm" "$f_fl" "$(ratio "$fl_cpm" "$f_fl")"
+printf '  %-4s 1%% flags: %s s vs the floor %s s (first session after the change) = %sx (target <= 3x); %sx the warm floor %s s\n' \
+	"$(verdict 'a <= 3 * b' "$fl_cpm" "$f_fl")" "$fl_cpm" "$f_fl" "$(ratio "$fl_cpm" "$f_fl")" \
+	"$(ratio "$fl_cpm" "$f_fl_warm")" "$f_fl_warm"
 printf '  %-4s 1%% expunged + %s new: %s bytes written over %s rounds and their checkpoint, %s per expunged message beyond %s per new-only round (target <= 2048); mbsync %s\n' \
 	"$(verdict 'a <= 2048' "$w_per_ex" 0)" "$NEW" "$s_ex" "$ROUNDS" "$w_per_ex" "$w_new_round" "$w_per_ex_mb"
 printf '  info 1%% expunged + %s new: the disk wrote %s bytes over the same, %s per expunged message beyond %s per new-only round; mbsync %s (device sectors, machine-wide: only meaningful on a quiet machine)\n' \
@@ -596,8 +643,8 @@ printf '  info 1%% expunged + %s new: the files were handed %s bytes over the sa
 	"$NEW" "$fb_ex" "$fb_per_ex" "$fb_new_round" "$fb_per_ex_mb"
 printf '  info initial sync: the files were handed %s bytes = %sx the mail; the no-change run %s bytes (write calls, checkpoints included)\n' \
 	"$fb_in" "$(ratio "$fb_in" "$GEN_BYTES")" "$fb_nc"
-printf '  %-4s 1%% expunged + %s new: %s s vs the floor %s s + %s s of new bodies (target <= 3x the floor plus the transfer)\n' \
-	"$(verdict 'a <= 3 * b + c' "$ex_cpm" "$f_ex" "$new_xfer")" "$NEW" "$ex_cpm" "$f_ex" "$new_xfer"
+printf '  %-4s 1%% expunged + %s new: %s s vs the floor %s s (first session after the change) + %s s of new bodies (target <= 3x the floor plus the transfer); the warm floor %s s\n' \
+	"$(verdict 'a <= 3 * b + c' "$ex_cpm" "$f_ex" "$new_xfer")" "$NEW" "$ex_cpm" "$f_ex" "$new_xfer" "$f_ex_warm"
 printf '  %-4s no-change resync on the wire: %s bytes (target < 4096)\n' \
 	"$(verdict 'a < 4096' "$nc_bytes" 0)" "$nc_bytes"
 printf '  %-4s no-change resync vs mbsync: %s s vs %s s = %sx faster (target >= 20x)\n' \
