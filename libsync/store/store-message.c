@@ -17,8 +17,72 @@
 #include <cpmsync/error.h>
 
 #include "store/store.h"
+#include "util/cpm-object.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
+
+/* Most originals of one name raised by one report (more: by the next). */
+#define IMDN_RAISE_MAX 64
+
+/*
+ * A new report of disposition status in folder_id naming imdn_ref: the
+ * visible originals of that IMDN-Message-ID in its account whose Status
+ * ranks lower take status, each written by id, and their conversations'
+ * versions are bumped at the commit (schema version 17: what the trigger
+ * conv_message_status did per row).  The rows are read first, then
+ * written: the SELECT is done before its table changes.
+ */
+static int imdn_raise(struct store *s, const char *imdn_ref, const char *status, int64_t folder_id)
+{
+	struct {
+		int64_t id, folder_id;
+	} up[IMDN_RAISE_MAX];
+	int rank = cpm_status_rank(status);
+	size_t n = 0, more;
+	sqlite3_stmt *st;
+	int r;
+
+	if (rank == 0)
+		return 0; /* ranks above nothing */
+	do {
+		more = 0;
+		n = 0;
+		r = store_prepare(s, store_sql_imdn_originals, &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_text(st, 1, imdn_ref, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, folder_id);
+		while ((r = store_step(s, st)) > 0) {
+			const char *cur = (const char *)sqlite3_column_text(st, 1);
+
+			if (rank <= cpm_status_rank(cur))
+				continue;
+			if (n == IMDN_RAISE_MAX) {
+				more = 1;
+				sqlite3_reset(st);
+				break;
+			}
+			up[n].id = sqlite3_column_int64(st, 0);
+			up[n].folder_id = sqlite3_column_int64(st, 2);
+			n++;
+		}
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n; i++) {
+			r = store_prepare(s, "UPDATE message SET status = ?2 WHERE id = ?1", &st);
+			if (r < 0)
+				return r;
+			sqlite3_bind_int64(st, 1, up[i].id);
+			sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+			r = store_step_done(s, st);
+			if (r >= 0)
+				r = store_conv_bump(s, up[i].folder_id);
+			if (r < 0)
+				return r;
+		}
+	} while (more); /* the raised ones no longer rank lower */
+	return 0;
+}
 
 /*
  * The IMDN matching of the new visible row id in folder_id (schema
@@ -40,21 +104,7 @@ static int imdn_link(struct store *s, int64_t id, int64_t folder_id, const char 
 	if (streq(type, "imdn")) {
 		if (!imdn_ref || !*imdn_ref || !status || !*status)
 			return 0; /* no name, or no disposition: raises nothing */
-		r = store_prepare(s, store_sql_imdn_report_probe, &st);
-		if (r < 0)
-			return r;
-		store_bind_text_or_null(st, 1, imdn_ref);
-		r = store_step(s, st);
-		if (r <= 0)
-			return r;
-		sqlite3_reset(st);
-		r = store_prepare(s, store_sql_imdn_report, &st);
-		if (r < 0)
-			return r;
-		store_bind_text_or_null(st, 1, status);
-		store_bind_text_or_null(st, 2, imdn_ref);
-		sqlite3_bind_int64(st, 3, folder_id);
-		return store_step_done(s, st);
+		return imdn_raise(s, imdn_ref, status, folder_id);
 	}
 	if (!imdn_message_id || !*imdn_message_id)
 		return 0;
@@ -83,7 +133,10 @@ static int imdn_link(struct store *s, int64_t id, int64_t folder_id, const char 
 		return r;
 	sqlite3_bind_int64(st, 1, id);
 	store_bind_text_or_null(st, 2, strongest);
-	return store_step_done(s, st);
+	r = store_step_done(s, st);
+	if (r < 0 || !strongest || !*strongest)
+		return r; /* unchanged: it was inserted with "" */
+	return store_conv_bump(s, folder_id);
 }
 
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id)
@@ -244,8 +297,48 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary *sum)
 {
 	sqlite3_stmt *st;
+	int64_t bump = 0;
 	int r;
 
+	/* Its Status changes: its conversation's version moves (schema
+	 * version 17; the trigger conv_message_status did it before). */
+	r = store_prepare(s,
+			  "SELECT folder_id FROM message WHERE id = ?1 AND removed = 0"
+			  " AND status IS NOT (CASE WHEN ?2 = 'imdn' THEN coalesce(?3, '')"
+			  " WHEN type = 'imdn' THEN '' ELSE status END)",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, sum->type, -1, SQLITE_STATIC);
+	store_bind_text_or_null(st, 3, sum->status);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		bump = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	/* Classified again as a report: the originals the trigger
+	 * conv_message_reclassified raises, found before it runs. */
+	if (sum->type && streq(sum->type, "imdn") && sum->imdn_ref && *sum->imdn_ref) {
+		r = store_prepare(s, store_sql_imdn_reclassified_originals, &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, sum->type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, sum->imdn_ref, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, sum->status ? sum->status : "", -1, SQLITE_STATIC);
+		while ((r = store_step(s, st)) > 0) {
+			r = store_conv_bump(s, sqlite3_column_int64(st, 0));
+			if (r < 0) {
+				sqlite3_reset(st);
+				return r;
+			}
+		}
+		if (r < 0)
+			return r;
+	}
 	r = store_prepare(s,
 			  "UPDATE message SET type = ?2, direction = ?3, context = ?4,"
 			  " in_reply_to = ?5, peer = ?6, sender = ?7, imdn_ref = ?8,"
@@ -270,6 +363,11 @@ int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary 
 	if (sqlite3_changes(store_db(s)) == 0) {
 		store_set_error(s, "no message with id %lld", (long long)id);
 		return -CPMSYNC_E_NOT_FOUND;
+	}
+	if (bump) {
+		r = store_conv_bump(s, bump);
+		if (r < 0)
+			return r;
 	}
 	r = store_prepare(s,
 			  "INSERT INTO summary (id, snippet, participants) VALUES (?1, ?2, ?3)"

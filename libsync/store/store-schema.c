@@ -786,22 +786,6 @@ static const char migration_16[] =
 	"  WHERE id = " CPM_CONV_OF("NEW.folder_id") ";"
 	" END;";
 
-/* A new report: is there a row of the name it gives (probe, ?1 its
- * imdn_ref: the index alone answers), then raise the originals
- * (?1 its status, ?2 its imdn_ref, ?3 its folder id): conv_imdn_report of
- * version 12.  An UPDATE or a sorted SELECT costs far more than an index
- * probe (about 20k instructions in callgrind against 3k), and most
- * originals have no report before them: each side probes first. */
-const char store_sql_imdn_report_probe[] =
-	"SELECT 1 FROM message"
-	" WHERE imdn_message_id = ?1 AND imdn_message_id <> '' AND type <> 'imdn' LIMIT 1";
-const char store_sql_imdn_report[] =
-	"UPDATE message SET status = ?1"
-	" WHERE imdn_message_id = ?2 AND imdn_message_id <> ''"
-	" AND type <> 'imdn' AND removed = 0"
-	" AND " CPM_RANK("?1") " > " CPM_RANK("status")
-	" AND " CPM_SAME_ACCOUNT("message", "?3");
-
 /* A new original (?1 its imdn_message_id, ?2 its folder id): is there a
  * report of its name (probe), then the strongest of them, which it takes
  * (conv_imdn_original of version 12). */
@@ -813,12 +797,55 @@ const char store_sql_imdn_strongest[] =
 	" AND r.type = 'imdn' AND r.removed = 0"
 	" AND " CPM_RANK("r.status") " > 0 AND " CPM_SAME_ACCOUNT("r", "?2")
 	" ORDER BY " CPM_RANK("r.status") " DESC LIMIT 1";
+
+/*
+ * Version 17: a Status change no longer bumps its conversation's version
+ * per row by the trigger conv_message_status.  The writers of
+ * message.status, all in store-message.c, do it through store_conv_bump()
+ * (once per conversation folder and transaction, at the commit:
+ * store.c), for the originals conv_message_reclassified raises in its
+ * body too (store_message_set_cpm() finds them before, while "its Status
+ * is lower" still holds).  The trigger's body was an UPDATE of the
+ * conversation row, about 20k instructions in callgrind, for every IMDN
+ * report that raised a Status: most of the remaining IMDN cost of a CPM
+ * initial sync (issue 11).  The version is a change marker
+ * (store-changes.c); every other column of the conversation rows is what
+ * it was.
+ */
+static const char migration_17[] = "DROP TRIGGER conv_message_status;";
+
+/* A message classified again as a report (store_message_set_cpm(), ?1
+ * its id, ?2 its new Type, ?3 its new imdn_ref, ?4 its new Status): the
+ * folders of the originals conv_message_reclassified is about to raise
+ * (its WHEN and its UPDATE's WHERE), whose conversations move. */
+const char store_sql_imdn_reclassified_originals[] =
+	"SELECT m.folder_id FROM message m"
+	" WHERE ?2 = 'imdn' AND coalesce(?3, '') <> ''"
+	" AND EXISTS (SELECT 1 FROM message x WHERE x.id = ?1 AND x.removed = 0"
+	" AND (x.type IS NOT ?2 OR x.imdn_ref IS NOT ?3))"
+	" AND m.imdn_message_id = ?3 AND m.imdn_message_id <> ''"
+	" AND m.type <> 'imdn' AND m.removed = 0"
+	" AND " CPM_RANK("?4") " > " CPM_RANK("m.status")
+	" AND " CPM_SAME_ACCOUNT("m", "(SELECT folder_id FROM message WHERE id = ?1)");
+
+/* A new report (?1 its imdn_ref, ?2 its folder id): the originals it
+ * names in its account, with their Status and folder.  Their rank is
+ * compared in C (cpm_status_rank(), CPM_RANK's order) and each one to
+ * raise is written by id: one index walk instead of an existence probe
+ * and then an UPDATE that walked the index again and evaluated the ranks
+ * and the account test in SQL. */
+const char store_sql_imdn_originals[] =
+	"SELECT id, status, folder_id FROM message"
+	" WHERE imdn_message_id = ?1 AND imdn_message_id <> ''"
+	" AND type <> 'imdn' AND removed = 0"
+	" AND " CPM_SAME_ACCOUNT("message", "?2");
+
 /* clang-format on */
 
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
-	migration_13, migration_14, migration_15, migration_16,
+	migration_13, migration_14, migration_15, migration_16, migration_17,
 };
 
 unsigned store_schema_version(void)

@@ -137,6 +137,13 @@ int store_begin(struct store *s);
 int store_commit(struct store *s);
 int store_rollback(struct store *s);
 bool store_in_transaction(const struct store *s);
+/*
+ * Bumps the version of folder_id's conversation row (if any): at the
+ * commit of the open transaction, once however many times it is asked
+ * (store_commit() runs store_conv_bump_flush()); at once outside one.
+ */
+int store_conv_bump(struct store *s, int64_t folder_id);
+int store_conv_bump_flush(struct store *s);
 
 /*
  * Engine batches: a write transaction its owner keeps open across
@@ -380,10 +387,12 @@ sqlite3 *store_bodies_db_for_test(struct store *s);
 /* store-schema.c: the SQL of migration version (1..store_schema_version()). */
 const char *store_migration_sql(unsigned version);
 /* store-schema.c: the IMDN matching of a new object (version 16). */
-extern const char store_sql_imdn_report_probe[];
-extern const char store_sql_imdn_report[];
 extern const char store_sql_imdn_original_probe[];
 extern const char store_sql_imdn_strongest[];
+/* store-schema.c: the originals a new report names (version 17). */
+extern const char store_sql_imdn_originals[];
+/* store-schema.c: the originals a reclassified report raises (v17). */
+extern const char store_sql_imdn_reclassified_originals[];
 #endif
 
 /* The internal store behind a public handle (cpmsync/store.h). */

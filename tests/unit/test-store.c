@@ -789,7 +789,7 @@ START_TEST(test_migrate_imdn_in_c)
 			 1);
 	{
 		static const char *const probes[][2] = {
-			{ store_sql_imdn_report_probe,
+			{ store_sql_imdn_originals,
 			  "SEARCH message USING INDEX message_imdn (imdn_message_id=?)" },
 			{ store_sql_imdn_original_probe,
 			  "SEARCH message USING COVERING INDEX message_imdn_ref (imdn_ref=?)" },
@@ -831,6 +831,114 @@ START_TEST(test_migrate_imdn_in_c)
 			    " ' ') FROM (SELECT * FROM conversation ORDER BY account_id)");
 	ck_assert_str_eq(got, "1:2:108 2:0:0");
 	free(got);
+	store_close(s);
+}
+END_TEST
+
+/*
+ * Version 17: a Status change bumps its conversation's version through
+ * store_conv_bump() (once per conversation folder and transaction, at the
+ * commit; at once outside a transaction) and conv_message_reclassified,
+ * no longer per row by the trigger conv_message_status.  A store made at
+ * version 16 migrates without that trigger; each way a Status changes
+ * still moves the version of its conversation, and of it only.
+ */
+static int64_t conv_version(struct store *s, const char *folder)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT version FROM conversation WHERE folder = '%s'", folder);
+	return query_int(s, sql);
+}
+
+START_TEST(test_migrate_status_bump_in_c)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+	int64_t v1, v2, rep;
+
+	ck_assert_uint_ge(store_schema_version(), 17);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 16, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a');"
+				       "INSERT INTO folder (id, account_id, name) VALUES"
+				       " (10, 1, 'Default/conv-1'), (20, 1, 'Default/conv-2');"
+				       "INSERT INTO message (id, folder_id, uid, type,"
+				       " imdn_message_id, imdn_ref) VALUES"
+				       " (101, 10, 1, 'message', 'im-1', ''),"
+				       " (201, 20, 1, 'message', 'im-2', ''),"
+				       " (202, 20, 2, 'message', 'im-3', '')"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
+				      " AND name = 'conv_message_status'"),
+			 1);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
+				      " AND name = 'conv_message_status'"),
+			 0);
+	/* Two raises in one transaction: one bump, at the commit. */
+	v1 = conv_version(s, "Default/conv-1");
+	v2 = conv_version(s, "Default/conv-2");
+	ck_assert_int_eq(store_begin(s), 0);
+	insert_summary(s, 20, 3, "imdn", "rp-1", "im-1", "delivered");
+	insert_summary(s, 20, 4, "imdn", "rp-2", "im-1", "displayed");
+	ck_assert_int_eq(query_int(s, "SELECT status = 'displayed' FROM message WHERE id = 101"),
+			 1);
+	ck_assert_int_eq(conv_version(s, "Default/conv-1"), v1);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(conv_version(s, "Default/conv-1"), v1 + 1);
+	/* conv-2 moved for its two new reports (conv_message_insert) only. */
+	ck_assert_int_eq(conv_version(s, "Default/conv-2"), v2 + 2);
+	/* A weaker report raises nothing and bumps nothing. */
+	v1 = conv_version(s, "Default/conv-1");
+	v2 = conv_version(s, "Default/conv-2");
+	insert_summary(s, 20, 5, "imdn", "rp-3", "im-1", "delivered");
+	ck_assert_int_eq(conv_version(s, "Default/conv-1"), v1);
+	ck_assert_int_eq(query_int(s, "SELECT status = 'displayed' FROM message WHERE id = 101"),
+			 1);
+	/* Outside a transaction: at once. */
+	v2 = conv_version(s, "Default/conv-2");
+	insert_summary(s, 10, 2, "imdn", "rp-4", "im-2", "delivered");
+	ck_assert_int_eq(query_int(s, "SELECT status = 'delivered' FROM message WHERE id = 201"),
+			 1);
+	ck_assert_int_eq(conv_version(s, "Default/conv-2"), v2 + 1);
+	/* Rolled back: neither the Status nor the bump. */
+	v1 = conv_version(s, "Default/conv-1");
+	v2 = conv_version(s, "Default/conv-2");
+	ck_assert_int_eq(store_begin(s), 0);
+	insert_summary(s, 10, 3, "imdn", "rp-5", "im-3", "displayed");
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(conv_version(s, "Default/conv-1"), v1);
+	ck_assert_int_eq(conv_version(s, "Default/conv-2"), v2);
+	ck_assert_int_eq(query_int(s, "SELECT status = '' FROM message WHERE id = 202"), 1);
+	/* A message classified again as a report raises its original in
+	 * another conversation (conv_message_reclassified): that one moves. */
+	rep = insert_summary(s, 10, 4, "message", "", "", "");
+	v2 = conv_version(s, "Default/conv-2");
+	{
+		struct msg_summary sum = { .type = "imdn",
+					   .imdn_ref = (char *)"im-3",
+					   .status = (char *)"delivered" };
+
+		ck_assert_int_eq(store_message_set_cpm(s, rep, &sum), 0);
+		ck_assert_int_eq(conv_version(s, "Default/conv-2"), v2 + 1);
+		ck_assert_int_eq(
+			query_int(s, "SELECT status = 'delivered' FROM message WHERE id = 202"), 1);
+		/* The report's own Status changes, its Type stays: its
+		 * conversation moves. */
+		v1 = conv_version(s, "Default/conv-1");
+		sum.status = (char *)"displayed";
+		ck_assert_int_eq(store_message_set_cpm(s, rep, &sum), 0);
+		ck_assert_int_eq(conv_version(s, "Default/conv-1"), v1 + 1);
+		/* The same again: no change, no bump. */
+		ck_assert_int_eq(store_message_set_cpm(s, rep, &sum), 0);
+		ck_assert_int_eq(conv_version(s, "Default/conv-1"), v1 + 1);
+	}
 	store_close(s);
 }
 END_TEST
@@ -1504,6 +1612,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_error_mapping);
 	tcase_add_test(tc, test_prepare_cache);
 	tcase_add_test(tc, test_migrate_imdn_in_c);
+	tcase_add_test(tc, test_migrate_status_bump_in_c);
 	suite_add_tcase(s, tc);
 	return s;
 }
