@@ -281,6 +281,19 @@ static bool utf8_ok(const char *d, size_t n)
 	for (size_t i = 0; i < n;) {
 		size_t k;
 
+		/* ASCII (most chat text) eight bytes at a time: byte by byte,
+		 * this loop was a third of a chat message's snippet in
+		 * callgrind (issue 11). */
+		while (n - i >= 8) {
+			uint64_t w;
+
+			memcpy(&w, u + i, 8);
+			if (w & UINT64_C(0x8080808080808080))
+				break;
+			i += 8;
+		}
+		if (i == n)
+			break;
 		if (u[i] < 0x80) {
 			i++;
 			continue;
@@ -309,13 +322,14 @@ static int make_snippet(const char *t, size_t n, char **ret)
 		 * (per character, the appends were most of a chat message's
 		 * snippet in callgrind, issue 11). */
 		if ((unsigned char)t[i] > 32 && t[i] != 127) {
-			size_t j = i;
+			size_t j = i, end = i + (CPM_SNIPPET_CHARS - chars);
 
-			while (j < n && chars < CPM_SNIPPET_CHARS && (unsigned char)t[j] >= 32 &&
-			       (unsigned char)t[j] < 127) {
+			if (end > n)
+				end = n;
+			/* 32..126: one unsigned comparison a byte. */
+			while (j < end && (unsigned char)(t[j] - 32) < 95)
 				j++;
-				chars++;
-			}
+			chars += j - i;
 			if (j > i) {
 				if (buf_append(&b, t + i, j - i) < 0)
 					goto oom;
@@ -574,9 +588,9 @@ static int cpim(struct msg_summary *s, const char *body, size_t n)
 			return set_error(s, "CPIM body without content");
 		return set_error(s, "CPIM content without the empty line after its MIME headers");
 	}
-	r = header(&mime, "Content-Type", &ct);
-	if (r >= 0)
-		r = header(&mime, "Content-Transfer-Encoding", &cte);
+	/* Both in one pass over the block (callgrind, issue 11). */
+	r = msg_header_get2(mime.head, mime.head_len, "Content-Type", &ct,
+			    "Content-Transfer-Encoding", &cte);
 	if (r < 0)
 		return r;
 	media_type(ct, mt);

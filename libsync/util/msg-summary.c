@@ -665,6 +665,30 @@ int msg_header_get(const void *data, size_t len, const char *name, char **ret)
 	return plain_value(&sp, ret);
 }
 
+int msg_header_get2(const void *data, size_t len, const char *name1, char **ret1, const char *name2,
+		    char **ret2)
+{
+	const char *names[2] = { name1, name2 };
+	struct span sp[2] = { 0 };
+	int r;
+
+	if (!data)
+		len = 0;
+	if (len > MSG_SUMMARY_MAX_HEADER)
+		len = MSG_SUMMARY_MAX_HEADER;
+	if (len)
+		find_fields_of(data, len, names, 2, sp);
+	r = plain_value(&sp[0], ret1);
+	if (r < 0)
+		return r;
+	r = plain_value(&sp[1], ret2);
+	if (r < 0) {
+		free(*ret1);
+		*ret1 = NULL;
+	}
+	return r;
+}
+
 int msg_summary_parse(const void *data, size_t len, struct msg_summary *ret)
 {
 	struct span spans[_F_MAX] = { 0 };

@@ -90,6 +90,10 @@ size_t msg_header_length(const void *data, size_t len);
  * at MSG_SUMMARY_MAX_FIELD; "" when absent.  Returns 0 or -ENOMEM.
  */
 int msg_header_get(const void *data, size_t len, const char *name, char **ret);
+/* The same for two names, in one pass over the block (a CPIM content's
+ * Content-Type and Content-Transfer-Encoding); on failure neither is set. */
+int msg_header_get2(const void *data, size_t len, const char *name1, char **ret1, const char *name2,
+		    char **ret2);
 
 /* RFC 5322 date-time ("Tue, 1 Jul 2003 10:52:37 +0200", obsolete forms and
  * comments tolerated) to Unix time; -EINVAL if unreadable. */
