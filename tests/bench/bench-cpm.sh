@@ -183,8 +183,18 @@ sync_run() { # SET RUN
 		return
 	fi
 	if [ ${#CG[@]} -gt 0 ]; then
-		ir=$(awk '$1 == "summary:" { print $2 }' "$out.callgrind")
+		# The count of the whole run is valgrind's "Collected" line.  A
+		# callgrind_control -d or -z by anyone else on the machine acts on
+		# every callgrind process: the profile is then dumped in parts
+		# (out.callgrind.1, ...) and may have lost what was zeroed, so
+		# such a run is reported as suspect, to be run again.
+		local parts
+		parts=$(cat "$out.callgrind" "$out.callgrind".[0-9]* 2>/dev/null | grep -c '^part:' || true)
+		ir=$(awk '/== Collected :/ { print $NF }' "$out.log" | tail -n 1)
+		[ -n "$ir" ] || ir=$(awk '$1 == "summary:" { print $2 }' "$out.callgrind")
 		[ -n "$ir" ] || { broken "no instruction count in $out.callgrind"; return; }
+		[ "$parts" -le 1 ] ||
+			log "WARNING: the $set profile came in $parts parts (a callgrind_control -d/-z elsewhere?): its count may be short, run again"
 	fi
 	awk -v set="$set" -v run="$run" -v ir="$ir" '{ m[$1] = $2 } END {
 		print set, run, m["wall"], m["cpu"], m["maxrss_kib"], m["written_bytes"], m["user"], m["sys"], ir }' \
