@@ -13,6 +13,10 @@
 #include <sqlite3.h>
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cpmsync/error.h>
 
@@ -20,6 +24,124 @@
 #include "util/cpm-object.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
+
+/*
+ * Which report names (imdn_ref) the store may hold: a Bloom filter, so
+ * that a new original with an IMDN-Message-ID probes message_imdn_ref only
+ * when a report of that name may be there (most originals come before
+ * their reports: the probe, a statement of its own, was about 4k
+ * instructions for every one of them in callgrind, issue 11).  No false
+ * "absent": it is loaded from the index, every report name this
+ * connection writes is added (store_message_insert(), _copy(),
+ * _set_cpm(): the only writers of imdn_ref), and it is loaded again when
+ * another connection committed (PRAGMA data_version, checked once per
+ * write transaction; another connection cannot commit inside ours).
+ * Outside a transaction the probe always runs.  A name of a row rolled
+ * back or gone stays in it: a probe for nothing, as before.
+ */
+#define IMDN_FILTER_BITS (1u << 20) /* 128 KiB: under 1% false hits at 100,000 names */
+
+struct imdn_filter {
+	bool loaded;
+	uint64_t tx; /* store_tx_seq() of the transaction it was checked in */
+	int64_t data_version;
+	uint64_t bits[IMDN_FILTER_BITS / 64];
+};
+
+static uint64_t name_hash(const char *v)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
+
+	for (; *v; v++)
+		h = (h ^ (unsigned char)*v) * UINT64_C(0x100000001b3);
+	return h;
+}
+
+static void filter_set(struct imdn_filter *f, const char *v)
+{
+	uint64_t h = name_hash(v);
+
+	for (int i = 0; i < 3; i++, h = (h >> 21) | (h << 43)) {
+		uint32_t b = (uint32_t)(h & (IMDN_FILTER_BITS - 1));
+
+		f->bits[b / 64] |= UINT64_C(1) << (b % 64);
+	}
+}
+
+static bool filter_test(const struct imdn_filter *f, const char *v)
+{
+	uint64_t h = name_hash(v);
+
+	for (int i = 0; i < 3; i++, h = (h >> 21) | (h << 43)) {
+		uint32_t b = (uint32_t)(h & (IMDN_FILTER_BITS - 1));
+
+		if (!(f->bits[b / 64] & (UINT64_C(1) << (b % 64))))
+			return false;
+	}
+	return true;
+}
+
+/* A report name this connection wrote. */
+static void imdn_filter_add(struct store *s, const char *imdn_ref)
+{
+	struct imdn_filter *f = *store_imdn_filter_slot(s);
+
+	if (f && f->loaded && imdn_ref && *imdn_ref)
+		filter_set(f, imdn_ref);
+}
+
+static int filter_load(struct store *s, struct imdn_filter *f)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	f->loaded = false;
+	memset(f->bits, 0, sizeof(f->bits));
+	r = store_prepare(s, "SELECT imdn_ref FROM message WHERE imdn_ref <> ''", &st);
+	if (r < 0)
+		return r;
+	while ((r = store_step(s, st)) > 0) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+
+		if (v)
+			filter_set(f, v);
+	}
+	if (r < 0)
+		return r;
+	f->loaded = true;
+	return 0;
+}
+
+/* May a report named imdn_message_id be in the store?  (true: probe.) */
+static bool imdn_maybe_reported(struct store *s, const char *imdn_message_id)
+{
+	void **slot = store_imdn_filter_slot(s);
+	struct imdn_filter *f = *slot;
+	sqlite3_stmt *st;
+	int64_t dv;
+
+	if (!store_in_transaction(s))
+		return true;
+	if (!f) {
+		f = calloc(1, sizeof(*f));
+		if (!f)
+			return true;
+		*slot = f;
+	}
+	if (!f->loaded || f->tx != store_tx_seq(s)) {
+		if (store_prepare(s, "PRAGMA data_version", &st) < 0 || store_step(s, st) <= 0) {
+			f->loaded = false;
+			return true;
+		}
+		dv = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if ((!f->loaded || dv != f->data_version) && filter_load(s, f) < 0)
+			return true; /* f->loaded is false: loaded again next time */
+		f->data_version = dv;
+		f->tx = store_tx_seq(s);
+	}
+	return filter_test(f, imdn_message_id);
+}
 
 /* Most originals of one name raised by one report (more: by the next). */
 #define IMDN_RAISE_MAX 64
@@ -99,6 +221,7 @@ static int imdn_link(struct store *s, int64_t id, int64_t folder_id, const char 
 	sqlite3_stmt *st;
 	int r;
 
+	imdn_filter_add(s, imdn_ref);
 	if (!type)
 		return 0;
 	if (streq(type, "imdn")) {
@@ -108,6 +231,8 @@ static int imdn_link(struct store *s, int64_t id, int64_t folder_id, const char 
 	}
 	if (!imdn_message_id || !*imdn_message_id)
 		return 0;
+	if (!imdn_maybe_reported(s, imdn_message_id))
+		return 0; /* no report of that name: most originals */
 	r = store_prepare(s, store_sql_imdn_original_probe, &st);
 	if (r < 0)
 		return r;
@@ -364,6 +489,7 @@ int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary 
 		store_set_error(s, "no message with id %lld", (long long)id);
 		return -CPMSYNC_E_NOT_FOUND;
 	}
+	imdn_filter_add(s, sum->imdn_ref);
 	if (bump) {
 		r = store_conv_bump(s, bump);
 		if (r < 0)

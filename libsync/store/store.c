@@ -53,6 +53,10 @@ struct store {
 	 * bumped at the commit of the open transaction (schema version 17). */
 	int64_t *conv_bump;
 	size_t n_conv_bump, alloc_conv_bump;
+	/* store-message.c's filter of report names, freed on close; and the
+	 * number of write transactions begun (it validates once in each). */
+	void *imdn_filter;
+	uint64_t tx_seq;
 };
 
 int store_map_sqlite_error(int sqlite_rc)
@@ -377,6 +381,7 @@ static int begin(struct store *s)
 	if (r < 0)
 		return r;
 	s->in_tx = true;
+	s->tx_seq++;
 	return 0;
 }
 
@@ -878,6 +883,7 @@ struct store *store_close(struct store *s)
 		free(s->notes[i].key);
 	free(s->notes);
 	free(s->conv_bump);
+	free(s->imdn_filter);
 	free(s);
 	return NULL;
 }
@@ -957,4 +963,14 @@ int store_conv_bump_flush(struct store *s)
 		r = conv_bump_now(s, s->conv_bump[i]);
 	s->n_conv_bump = 0;
 	return r;
+}
+
+void **store_imdn_filter_slot(struct store *s)
+{
+	return &s->imdn_filter;
+}
+
+uint64_t store_tx_seq(const struct store *s)
+{
+	return s->tx_seq;
 }

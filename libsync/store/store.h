@@ -144,6 +144,11 @@ bool store_in_transaction(const struct store *s);
  */
 int store_conv_bump(struct store *s, int64_t folder_id);
 int store_conv_bump_flush(struct store *s);
+/* store-message.c keeps its filter of report names here; free()d by
+ * store_close(). */
+void **store_imdn_filter_slot(struct store *s);
+/* How many write transactions were begun on this connection. */
+uint64_t store_tx_seq(const struct store *s);
 
 /*
  * Engine batches: a write transaction its owner keeps open across

@@ -943,6 +943,76 @@ START_TEST(test_migrate_status_bump_in_c)
 }
 END_TEST
 
+/*
+ * An original inside a write transaction probes for earlier reports only
+ * when store-message.c's filter of report names may hold its name: every
+ * way a report name comes must reach it (an insert on this connection, a
+ * message classified again as a report, a commit of another connection),
+ * or the original would miss its Status.
+ */
+static const char *status_of(struct store *s, int64_t id)
+{
+	static char buf[32];
+	char sql[128], *t;
+
+	snprintf(sql, sizeof(sql), "SELECT status FROM message WHERE id = %lld", (long long)id);
+	t = query_text(s, sql);
+	snprintf(buf, sizeof(buf), "%s", t ? t : "(null)");
+	free(t);
+	return buf;
+}
+
+START_TEST(test_imdn_filter_in_transaction)
+{
+	struct store *s = open_ok(dbpath, 0), *other;
+	int64_t orig, rep;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a');"
+				       "INSERT INTO folder (id, account_id, name) VALUES"
+				       " (10, 1, 'Default/conv-1')"),
+			 0);
+	/* The filter loads (no report yet), then learns a report of this
+	 * connection: the original after it in the same transaction takes it. */
+	ck_assert_int_eq(store_begin(s), 0);
+	orig = insert_summary(s, 10, 1, "message", "im-0", "", "");
+	ck_assert_str_eq(status_of(s, orig), "");
+	insert_summary(s, 10, 2, "imdn", "rp-1", "im-1", "delivered");
+	orig = insert_summary(s, 10, 3, "message", "im-1", "", "");
+	ck_assert_str_eq(status_of(s, orig), "delivered");
+	ck_assert_int_eq(store_commit(s), 0);
+	/* Next transaction, same filter: still known. */
+	ck_assert_int_eq(store_begin(s), 0);
+	orig = insert_summary(s, 10, 4, "message", "im-1", "", "");
+	ck_assert_str_eq(status_of(s, orig), "delivered");
+	ck_assert_int_eq(store_commit(s), 0);
+	/* A report written by another connection. */
+	other = open_ok(dbpath, 0);
+	insert_summary(other, 10, 5, "imdn", "rp-2", "im-2", "displayed");
+	store_close(other);
+	ck_assert_int_eq(store_begin(s), 0);
+	orig = insert_summary(s, 10, 6, "message", "im-2", "", "");
+	ck_assert_str_eq(status_of(s, orig), "displayed");
+	ck_assert_int_eq(store_commit(s), 0);
+	/* A message classified again as a report. */
+	rep = insert_summary(s, 10, 7, "message", "", "", "");
+	{
+		struct msg_summary sum = { .type = "imdn",
+					   .imdn_ref = (char *)"im-3",
+					   .status = (char *)"delivered" };
+
+		ck_assert_int_eq(store_message_set_cpm(s, rep, &sum), 0);
+	}
+	ck_assert_int_eq(store_begin(s), 0);
+	orig = insert_summary(s, 10, 8, "message", "im-3", "", "");
+	ck_assert_str_eq(status_of(s, orig), "delivered");
+	/* A name no report has: nothing. */
+	orig = insert_summary(s, 10, 9, "message", "im-4", "", "");
+	ck_assert_str_eq(status_of(s, orig), "");
+	ck_assert_int_eq(store_commit(s), 0);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_newer_version_refused)
 {
 	unsigned current = store_schema_version();
@@ -1613,6 +1683,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_prepare_cache);
 	tcase_add_test(tc, test_migrate_imdn_in_c);
 	tcase_add_test(tc, test_migrate_status_bump_in_c);
+	tcase_add_test(tc, test_imdn_filter_in_transaction);
 	suite_add_tcase(s, tc);
 	return s;
 }
