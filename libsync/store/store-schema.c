@@ -833,12 +833,13 @@ const char store_sql_imdn_reclassified_originals[] =
  * compared in C (cpm_status_rank(), CPM_RANK's order) and each one to
  * raise is written by id: one index walk instead of an existence probe
  * and then an UPDATE that walked the index again and evaluated the ranks
- * and the account test in SQL. */
+ * and the account test in SQL.  An original in the report's own folder
+ * (most) is in its account without the test. */
 const char store_sql_imdn_originals[] =
 	"SELECT id, status, folder_id FROM message"
 	" WHERE imdn_message_id = ?1 AND imdn_message_id <> ''"
 	" AND type <> 'imdn' AND removed = 0"
-	" AND " CPM_SAME_ACCOUNT("message", "?2");
+	" AND (folder_id = ?2 OR " CPM_SAME_ACCOUNT("message", "?2") ")";
 
 /* clang-format on */
 

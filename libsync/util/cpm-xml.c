@@ -100,6 +100,17 @@ static char *clean_dup(const char *s, size_t n, size_t max)
 	}
 	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
 		n--;
+	/* Printable ASCII only, within max (an IMDN report's ids and
+	 * status): the loop below would copy it whole, one character at a
+	 * time (callgrind, issue 11). */
+	{
+		size_t i = 0;
+
+		while (i < n && (unsigned char)(s[i] - 32) < 95)
+			i++;
+		if (i == n && n <= max)
+			return strndup(s, n);
+	}
 	for (size_t i = 0; i < n;) {
 		size_t k = cpmsync_utf8_decode(s + i, n - i, NULL);
 
