@@ -150,8 +150,7 @@ struct cpmsync_sync {
 	size_t n_only;
 	bool only_run;		 /* the queue is those folders */
 	unsigned status_pending; /* STATUS commands in flight (no LIST-STATUS) */
-	bool ids_pending;	 /* the LIST of MAILBOXIDs (engine.c list_ids()) was sent */
-	bool listing_ids;	 /* and its responses are coming (the first LIST is done) */
+	bool listing_ids;	 /* the LIST of MAILBOXIDs (engine.c list_ids()) is under way */
 
 	/* Folder sync. */
 	struct folder_ctx f;

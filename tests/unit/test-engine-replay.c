@@ -2591,7 +2591,7 @@ END_TEST
 
 START_TEST(test_list_mailboxid_recorded)
 {
-	/* OBJECTID: the second LIST (pipelined) gives the MAILBOXIDs, taken
+	/* OBJECTID: the second LIST (none recorded yet) gives the MAILBOXIDs, taken
 	 * only for a folder whose UIDVALIDITY is the one the first LIST
 	 * reported (Archive's is not: renamed in between, not trusted). */
 	static const struct step script[] = {
@@ -2613,6 +2613,107 @@ START_TEST(test_list_mailboxid_recorded)
 	ck_assert_str_eq(
 		qs("SELECT name || ' ' || ifnull(mailboxid, '-') FROM folder WHERE id = 2"),
 		"Archive -");
+}
+END_TEST
+
+/* Both folders' MAILBOXIDs as the server reports them. */
+#define LIST_IDS                                                                                   \
+	{                                                                                          \
+		.call = "list mailboxid",                                                          \
+		.ev = { LIST_EV("INBOX", 0),                                                       \
+			MAILBOXID_EV("INBOX", 7, "M-inbox"),                                       \
+			LIST_EV("Archive", 0),                                                     \
+			MAILBOXID_EV("Archive", 9, "M-archive") }                                  \
+	}
+
+START_TEST(test_list_mailboxid_not_asked_unchanged)
+{
+	/* OBJECTID, every folder as stored, MAILBOXIDs recorded: the
+	 * LIST-STATUS alone (no second LIST, issue 9: 1.7 ms of Cyrus's). */
+	static const struct step script[] = { LIST_UNCHANGED, LOGOUT, END };
+	struct sync_result res;
+
+	exec("UPDATE folder SET mailboxid = 'M-inbox' WHERE id = 1;"
+	     "UPDATE folder SET mailboxid = 'M-archive' WHERE id = 2");
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_OBJECTID));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_skipped, 2);
+}
+END_TEST
+
+START_TEST(test_list_mailboxid_asked_folder_gone)
+{
+	/* Archive not listed (deleted, or renamed away): the MAILBOXIDs are
+	 * asked for before the plan is applied. */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100) } },
+		{ .call = "list mailboxid",
+		  .ev = { LIST_EV("INBOX", 0), MAILBOXID_EV("INBOX", 7, "M-inbox") } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE folder SET mailboxid = 'M-inbox' WHERE id = 1;"
+	     "UPDATE folder SET mailboxid = 'M-archive' WHERE id = 2");
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_OBJECTID));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(name, ' ') FROM folder"), "INBOX");
+}
+END_TEST
+
+START_TEST(test_list_mailboxid_asked_status_twins)
+{
+	/* Two folders with one UIDVALIDITY, UIDNEXT, count and HIGHESTMODSEQ
+	 * (Cyrus: created in the same second, one message each) could have
+	 * traded names unseen: asked for, and here they did (a rename each
+	 * way: the local ids follow their MAILBOXIDs). */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 7, 5, 1, 100) } },
+		{ .call = "list mailboxid",
+		  .ev = { LIST_EV("INBOX", 0), MAILBOXID_EV("INBOX", 7, "M-inbox"),
+			  LIST_EV("Archive", 0), MAILBOXID_EV("Archive", 7, "M-archive") } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE folder SET mailboxid = 'M-inbox' WHERE id = 1;"
+	     "UPDATE folder SET mailboxid = 'M-archive', uidvalidity = 7, uidnext = 5,"
+	     " highestmodseq = 100 WHERE id = 2;"
+	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
+	     " internaldate, message_id) VALUES (2, 3, '', '', 90, 5, 1000, '<m2@x>')");
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_OBJECTID));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_skipped, 2);
+}
+END_TEST
+
+START_TEST(test_list_mailboxid_not_asked_empty_twins)
+{
+	/* Alike but never held a message (UIDNEXT 1: Cyrus's Drafts, Sent
+	 * and Trash made at login): nothing to mix up, not asked. */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 1, 0, 2),
+			  LIST_EV("Sent", 0), STATUS_EV("Sent", 9, 1, 0, 2) } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE folder SET mailboxid = 'M-inbox' WHERE id = 1;"
+	     "UPDATE folder SET mailboxid = 'M-archive', uidnext = 1, highestmodseq = 2"
+	     " WHERE id = 2;"
+	     "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq, mailboxid) VALUES (1, 'Sent', 'Sent', 9, 1, 2, 'M-sent')");
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_OBJECTID));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.folders_skipped, 3);
 }
 END_TEST
 
@@ -3558,6 +3659,10 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_list_folder_gone);
 	tcase_add_test(tc, test_list_unreadable_name_skipped);
 	tcase_add_test(tc, test_list_mailboxid_recorded);
+	tcase_add_test(tc, test_list_mailboxid_not_asked_unchanged);
+	tcase_add_test(tc, test_list_mailboxid_asked_folder_gone);
+	tcase_add_test(tc, test_list_mailboxid_asked_status_twins);
+	tcase_add_test(tc, test_list_mailboxid_not_asked_empty_twins);
 	tcase_add_test(tc, test_list_refused_fails);
 	tcase_add_test(tc, test_status_unchanged_no_select);
 	tcase_add_test(tc, test_status_failure_fails);
