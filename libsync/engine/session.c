@@ -98,6 +98,12 @@
  * most while events come.
  */
 #define NOTIFY_KEEP_MS (60u * 1000)
+/* For tests only: CPMSYNC_NOTIFY_KEEP_MS in the environment (milliseconds,
+ * 0 to 3600000) replaces NOTIFY_KEEP_MS for the sessions made after it is
+ * set, so that a test reaches the NOTIFY NONE fallback without waiting a
+ * minute (tests/unit/test-session-push.c).  Read with secure_getenv(). */
+#define NOTIFY_KEEP_ENV	    "CPMSYNC_NOTIFY_KEEP_MS"
+#define NOTIFY_KEEP_ENV_MAX (3600u * 1000)
 /* Largest section a Fetch request spools to a temporary file; a larger
  * literal is read and dropped, and the request fails saying so. */
 #define SESSION_FETCH_MAX (1ull << 30)
@@ -220,8 +226,9 @@ struct cpmsync_session {
 	size_t n_recheck;
 	bool recheck_full; /* more than fit: a full sync after */
 	unsigned recheck_left;
-	unsigned recheck_syncs; /* runs in a row that a recheck started */
-	uint64_t notify_set_ms; /* when the last NOTIFY SET STATUS was sent */
+	unsigned recheck_syncs;	 /* runs in a row that a recheck started */
+	uint64_t notify_set_ms;	 /* when the last NOTIFY SET STATUS was sent */
+	uint64_t notify_keep_ms; /* NOTIFY_KEEP_MS, or NOTIFY_KEEP_ENV's */
 	char delimiter;
 	/* SELECT state of the active folder (IDLE mode). */
 	uint32_t sel_uidvalidity, sel_uidnext, sel_exists;
@@ -1477,7 +1484,7 @@ static void kick(struct cpmsync_session *s)
 		}
 		if (!s->requests && s->sync_wanted && s->wait_notify && s->n_notify &&
 		    !s->full_wanted && s->push == CPMSYNC_PUSH_NOTIFY &&
-		    cpmsync_now_ms() - s->notify_set_ms >= NOTIFY_KEEP_MS) {
+		    cpmsync_now_ms() - s->notify_set_ms >= s->notify_keep_ms) {
 			/* Set long ago (NOTIFY_KEEP_MS): NOTIFY NONE, and the
 			 * sync's SELECT right behind it without waiting for its
 			 * answer (as DONE above; see notify_none_done()); the
@@ -2643,6 +2650,24 @@ static int account_copy(struct cpmsync_session *s, const struct cpmsync_account 
 	return 0;
 }
 
+static uint64_t notify_keep_ms(void)
+{
+	const char *v = secure_getenv(NOTIFY_KEEP_ENV);
+	char *end;
+	unsigned long long n;
+
+	if (!v || !*v)
+		return NOTIFY_KEEP_MS;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end || v[0] == '-' || n > NOTIFY_KEEP_ENV_MAX) {
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "ignoring %s=%s (milliseconds, at most %u)",
+			NOTIFY_KEEP_ENV, v, NOTIFY_KEEP_ENV_MAX);
+		return NOTIFY_KEEP_MS;
+	}
+	return n;
+}
+
 int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			const struct cpmsync_account *account,
 			const struct cpmsync_session_options *options,
@@ -2664,6 +2689,7 @@ int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	rangeset_init(&s->idle_vanished);
 	if (options)
 		s->opt = *options;
+	s->notify_keep_ms = notify_keep_ms();
 	if (!s->opt.poll_interval_ms)
 		s->opt.poll_interval_ms = DEFAULT_POLL_MS;
 	if (!s->opt.idle_refresh_ms)

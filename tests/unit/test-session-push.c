@@ -284,6 +284,101 @@ START_TEST(test_notify_sync_noop)
 }
 END_TEST
 
+/*
+ * The fallback after NOTIFY_KEEP_MS (CPMSYNC_NOTIFY_KEEP_MS=0 here: always
+ * past it): an event's sync goes behind a NOTIFY NONE sent without waiting
+ * for its answer, and the wait after the run sets NOTIFY again with
+ * STATUS (compared with the store: nothing more to sync).  Push still
+ * works after it: the next event is synced the same way.
+ */
+START_TEST(test_notify_keep_fallback)
+{
+	char fetch[256], fetch2[256];
+	struct cpmsync_account account = ACCOUNT;
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	int64_t folder_id = 0;
+	unsigned n = 0;
+
+	snprintf(fetch, sizeof(fetch),
+		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:00 +0000\" "
+		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG ")\r\na12 OK fetched\r\n",
+		 strlen(MSG), strlen(MSG));
+	snprintf(fetch2, sizeof(fetch2),
+		 "* 2 FETCH (UID 2 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:01 +0000\" "
+		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG2 ")\r\na17 OK fetched\r\n",
+		 strlen(MSG2), strlen(MSG2));
+	const struct script_step script[] = {
+		FIRST_SYNC_THEN_NOTIFY,
+		{ SCRIPT_SLEEP, "300" },
+		/* another client's message in Chat */
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2)\r\n" },
+		/* past the keep time: NOTIFY NONE, the SELECT right behind it */
+		{ SCRIPT_EXPECT, "a10 NOTIFY NONE" },
+		{ SCRIPT_EXPECT, "a11 SELECT Chat" },
+		{ SCRIPT_SEND, "a10 OK none\r\n* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n"
+			       "* OK [UIDNEXT 2] n\r\na11 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a12 UID FETCH 1:* " },
+		{ SCRIPT_SEND, fetch },
+		/* NOTIFY set again, with every folder's STATUS */
+		{ SCRIPT_EXPECT, "a13 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7)\r\n"
+			       "a13 OK notify\r\n" },
+		{ SCRIPT_SLEEP, "300" },
+		/* push after the fallback: the next message in Chat */
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 2 UIDNEXT 3)\r\n" },
+		{ SCRIPT_EXPECT, "a14 NOTIFY NONE" },
+		{ SCRIPT_EXPECT, "a15 SELECT Chat" },
+		{ SCRIPT_SEND, "a14 OK none\r\n* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n"
+			       "* OK [UIDNEXT 3] n\r\na15 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a16 UID FETCH " },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\na16 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a17 UID FETCH 2:* " },
+		{ SCRIPT_SEND, fetch2 },
+		{ SCRIPT_EXPECT, "a18 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 7)\r\n"
+			       "a18 OK notify\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	ck_assert_int_eq(setenv("CPMSYNC_NOTIFY_KEEP_MS", "0", 1), 0);
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
+					     &w, &session),
+			 0);
+	ck_assert_int_eq(unsetenv("CPMSYNC_NOTIFY_KEEP_MS"), 0);
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
+	ck_assert_uint_eq(w.syncs, 1);
+	for (int i = 0; i < 400 && w.syncs < 2; i++)
+		cpmsync_loop_iterate(env.loop, 25);
+	ck_assert_uint_eq(w.syncs, 2);
+	ck_assert_int_eq(w.last_r, 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
+			 0);
+	ck_assert_uint_eq(n, 1);
+	for (int i = 0; i < 400 && w.syncs < 3; i++)
+		cpmsync_loop_iterate(env.loop, 25);
+	ck_assert_uint_eq(w.syncs, 3);
+	ck_assert_int_eq(w.last_r, 0);
+	n = 0;
+	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
+			 0);
+	ck_assert_uint_eq(n, 2);
+	/* waiting again with NOTIFY set (the script's end: STALL) */
+	for (int i = 0; i < 40; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
+	ck_assert_int_eq(cpmsync_session_get_push_state(session), CPMSYNC_PUSH_NOTIFY);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -292,6 +387,7 @@ static Suite *session_push_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_notify_event_pipelined);
 	tcase_add_test(tc, test_notify_sync_noop);
+	tcase_add_test(tc, test_notify_keep_fallback);
 	suite_add_tcase(s, tc);
 	return s;
 }
