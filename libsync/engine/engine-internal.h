@@ -142,6 +142,13 @@ struct cpmsync_sync {
 	bool replay_not_flags;
 	uint32_t fast_uidvalidity, fast_exists;
 	uint64_t fast_max_modseq;
+	/* engine_sync_keep_selected(): keep_folder is selected on the
+	 * connection and current (exists messages) before a full run;
+	 * keep_listed: the LIST-STATUS showed it unchanged; keep_lost: a
+	 * SELECT was sent, or the server told news of the selected folder. */
+	int64_t keep_folder;
+	uint32_t keep_exists;
+	bool keep_listed, keep_lost;
 	/* engine_sync_selected_vanished(): UIDs the server reported gone
 	 * during the IDLE before the run, applied by fast_start(). */
 	struct rangeset fast_vanished;

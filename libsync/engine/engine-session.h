@@ -76,6 +76,16 @@ void engine_sync_selected(struct cpmsync_sync *e, int64_t folder_id, uint32_t ui
  */
 int engine_sync_selected_vanished(struct cpmsync_sync *e, const struct rangeset *uids);
 /*
+ * Before a full run (neither engine_sync_only() nor engine_sync_selected()):
+ * folder_id is selected on the connection and current (the store holds
+ * what the server told of it, exists messages).  If the run sends no
+ * SELECT, the server tells no news of the selected folder (EXISTS,
+ * EXPUNGE, VANISHED, FETCH) and its LIST-STATUS shows folder_id as the
+ * store has it, engine_selected_state() is 1 with exists: IDLE can start
+ * again without a SELECT.
+ */
+void engine_sync_keep_selected(struct cpmsync_sync *e, int64_t folder_id, uint32_t exists);
+/*
  * In the run's callback: 1 when it was engine_sync_selected()'s, its
  * folder is still selected, and the store holds what the server told
  * (*ret_exists messages): IDLE may start again without a SELECT; 3 the
@@ -83,9 +93,9 @@ int engine_sync_selected_vanished(struct cpmsync_sync *e, const struct rangeset 
  * and applied, the new messages not fetched): to be synced again, without
  * SELECT; 2 when it was one but the store and the count differ, or
  * another folder was selected since, or the journal replayed after it
- * more than flags and annotations (SELECT it and sync it again); 0
- * otherwise.  Flags replayed on that folder (SetFlags through
- * cpmsync_session_replay_soon()) leave it 1 or 3.
+ * more than flags and annotations (SELECT it and sync it again); 1 after
+ * engine_sync_keep_selected() as it says; 0 otherwise.  Flags replayed on that folder (SetFlags
+ * through cpmsync_session_replay_soon()) leave it 1 or 3.
  */
 int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists);
 

@@ -394,6 +394,7 @@ static bool select_of_other_folder(const struct cpmsync_sync *e);
 
 void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 {
+	e->keep_lost = true;
 	if (e->finished)
 		return;
 	if (f->flags_error && flags_matter(e, f)) {
@@ -695,6 +696,7 @@ void engine_event_vanished(struct cpmsync_sync *e, bool earlier, const struct ra
 	uint32_t removed = 0;
 	int r;
 
+	e->keep_lost = true;
 	if (e->finished || !e->selected_id || select_of_other_folder(e))
 		return;
 	if (e->fast != FAST_OFF && !earlier) {
@@ -720,6 +722,7 @@ void engine_event_vanished(struct cpmsync_sync *e, bool earlier, const struct ra
 
 void engine_event_exists(struct cpmsync_sync *e, uint32_t n)
 {
+	e->keep_lost = true;
 	e->f.exists = n;
 	if (e->fast != FAST_OFF) {
 		e->fast_exists = n;
@@ -729,6 +732,7 @@ void engine_event_exists(struct cpmsync_sync *e, uint32_t n)
 
 void engine_event_expunge(struct cpmsync_sync *e)
 {
+	e->keep_lost = true;
 	if (e->fast != FAST_OFF) {
 		if (e->fast_exists)
 			e->fast_exists--;
@@ -924,6 +928,8 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 			break;
 		case PLAN_FOLDER_UNCHANGED:
 			e->stats.folders_skipped++;
+			if (e->keep_folder && l->id == e->keep_folder)
+				e->keep_listed = true;
 			break;
 		case PLAN_FOLDER_REREAD:
 			/* As a SELECT reporting another MAILBOXID would (folder_
@@ -1260,6 +1266,7 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 	size_t pos = 0;
 	int r;
 
+	e->keep_lost = true; /* another folder, or none if refused */
 	sc = calloc(1, sizeof(*sc));
 	if (!sc) {
 		engine_fail(e, -ENOMEM, "out of memory");
@@ -2233,8 +2240,21 @@ int engine_sync_selected_vanished(struct cpmsync_sync *e, const struct rangeset 
 	return r;
 }
 
+void engine_sync_keep_selected(struct cpmsync_sync *e, int64_t folder_id, uint32_t exists)
+{
+	if (e->n_only || e->fast != FAST_OFF || folder_id <= 0)
+		return;
+	e->keep_folder = folder_id;
+	e->keep_exists = exists;
+}
+
 int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists)
 {
+	if (e->fast == FAST_OFF && e->keep_folder && e->keep_listed && !e->keep_lost && e->r == 0 &&
+	    !e->stats.ops_replayed && !e->stats.ops_failed) {
+		*ret_exists = e->keep_exists;
+		return 1;
+	}
 	if (e->fast == FAST_OFF)
 		return 0;
 	/* Flags (and annotations) replayed on the still-selected folder

@@ -643,6 +643,7 @@ static void start_sync(struct cpmsync_session *s)
 	int64_t only = fast_folder(s);
 	size_t n_notify = s->full_wanted ? 0 : s->n_notify;
 	bool selected = only && s->sel_current;
+	bool was_current = s->sel_current;
 	int r;
 
 	s->sel_current = false;
@@ -680,6 +681,16 @@ static void start_sync(struct cpmsync_session *s)
 		for (size_t i = 0; i < n_notify; i++)
 			if (engine_sync_only(s->sync, s->notify_ids[i]) < 0)
 				break; /* all dropped: a full sync */
+	} else if (was_current && s->push == CPMSYNC_PUSH_IDLE) {
+		/* A full run (a Sync(), a poll) from IDLE: if it selects
+		 * nothing and the folder stays as the store has it, IDLE
+		 * starts again without SELECT (issue 9: SELECT and IDLE were
+		 * two more round trips after each Sync() with nothing new). */
+		struct store_folder_status st;
+
+		if (store_sync_folder_status(s->store, s->account_id,
+					     s->idle_folder ? s->idle_folder : "INBOX", &st) > 0)
+			engine_sync_keep_selected(s->sync, st.id, s->sel_exists);
 	}
 	/* Handed over, or (not selected) the SELECT reports them. */
 	rangeset_clear(&s->idle_vanished);

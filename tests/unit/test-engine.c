@@ -771,6 +771,113 @@ START_TEST(test_sync_selected_falls_back)
 }
 END_TEST
 
+/* A full run (LIST-STATUS) of selected_fixture()'s store after
+ * engine_sync_keep_selected() of its INBOX (2 messages), against script. */
+static struct selected_run run_kept(const struct script_step *script, struct cpmsync_store **ret_cs)
+{
+	struct cpmsync_account a = {
+		.name = "t",
+		.host = "localhost",
+		.user = "alice",
+		.security = CPMSYNC_SECURITY_NONE,
+		.sync_bodies = CPMSYNC_SYNC_BODIES_NONE,
+		.password_cb = password_cb,
+		.connect_timeout_ms = 3000,
+		.command_timeout_ms = 3000,
+	};
+	struct cpmsync_store *cs = open_store();
+	struct cpmsync_loop *loop = NULL;
+	struct script_peer peer;
+	struct selected_run sr = { .state = -1 };
+
+	selected_fixture(cs);
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(script_peer_start(script, &peer), 0);
+	ck_assert_int_eq(engine_sync_once_fd(loop, cs, &a, peer.fd, selected_cb, &sr, &sr.e), 0);
+	engine_sync_keep_selected(sr.e, 1, 2);
+	while (!sr.res.done)
+		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
+	cpmsync_loop_free(loop);
+	ck_assert_int_eq(script_peer_wait(&peer), 0);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	*ret_cs = cs;
+	return sr;
+}
+
+#define KEPT_LIST                                                                                  \
+	{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\" RETURN (" },                                          \
+	{                                                                                          \
+		SCRIPT_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"                            \
+			     "* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 7 HIGHESTMODSEQ "   \
+			     "100)\r\n"                                                            \
+	}
+
+START_TEST(test_keep_selected_unchanged)
+{
+	/* A Sync() from IDLE with nothing new: the LIST-STATUS shows INBOX as
+	 * stored, no SELECT, no news: still selected and current (1, its 2
+	 * messages), so IDLE starts again without SELECT. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		KEPT_LIST,
+		{ SCRIPT_SEND, "a3 OK listed\r\n" },
+		SCRIPT_LOGOUT("a4"),
+	};
+	struct cpmsync_store *cs;
+	struct selected_run sr = run_kept(script, &cs);
+
+	ck_assert_uint_eq(sr.res.stats.folders_skipped, 1);
+	ck_assert_int_eq(sr.state, 1);
+	ck_assert_uint_eq(sr.exists, 2);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_keep_selected_news_during)
+{
+	/* The server tells news of the selected INBOX during the LIST (a
+	 * message arrived after its STATUS): not current (0: SELECT again,
+	 * which compares). */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		KEPT_LIST,
+		{ SCRIPT_SEND, "* 3 EXISTS\r\na3 OK listed\r\n" },
+		SCRIPT_LOGOUT("a4"),
+	};
+	struct cpmsync_store *cs;
+	struct selected_run sr = run_kept(script, &cs);
+
+	ck_assert_uint_eq(sr.res.stats.folders_skipped, 1);
+	ck_assert_int_eq(sr.state, 0);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_keep_selected_folder_changed)
+{
+	/* The LIST-STATUS shows INBOX changed: its sync SELECTs it (0). */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\" RETURN (" },
+		{ SCRIPT_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+			       "* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 7 HIGHESTMODSEQ "
+			       "101)\r\na3 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a4 SELECT INBOX (QRESYNC (7 100 1:2))" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "* OK [HIGHESTMODSEQ 101] h\r\n"
+			       "* 1 FETCH (UID 1 FLAGS (\\Seen \\Flagged) MODSEQ (101))\r\n"
+			       "a4 OK [READ-WRITE] selected\r\n" },
+		SCRIPT_LOGOUT("a5"),
+	};
+	struct cpmsync_store *cs;
+	struct selected_run sr = run_kept(script, &cs);
+
+	ck_assert_uint_eq(sr.res.stats.folders_synced, 1);
+	ck_assert_int_eq(sr.state, 0);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -793,6 +900,9 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_sync_selected_vanished_in_idle);
 	tcase_add_test(tc, test_sync_selected_vanished_twice);
 	tcase_add_test(tc, test_sync_selected_vanished_other_uidvalidity);
+	tcase_add_test(tc, test_keep_selected_unchanged);
+	tcase_add_test(tc, test_keep_selected_news_during);
+	tcase_add_test(tc, test_keep_selected_folder_changed);
 	suite_add_tcase(s, tc);
 	return s;
 }
