@@ -747,6 +747,56 @@ static int64_t insert_summary(struct store *s, int64_t folder_id, uint32_t uid, 
 	return id;
 }
 
+/*
+ * Version 18: message_folder_message_id holds only the rows without a UID
+ * (what find_rematch() looks for) and follows a row that gets or loses
+ * its UID.
+ */
+START_TEST(test_migrate_rematch_index)
+{
+	static const char idx[] =
+		"SELECT group_concat(id, ' ') FROM (SELECT id FROM message"
+		" INDEXED BY message_folder_message_id WHERE folder_id = 10 AND uid IS NULL"
+		" ORDER BY message_id)";
+	struct store *s = NULL;
+	char *err = NULL, *got;
+
+	ck_assert_uint_ge(store_schema_version(), 18);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 17, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, message_id)"
+				       " VALUES (101, 10, NULL, '<b@x>'), (102, 10, NULL, '<a@x>'),"
+				       " (103, 10, 9, '<c@x>')"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema"
+				      " WHERE name = 'message_folder_message_id'"
+				      " AND sql LIKE '%WHERE uid IS NULL'"),
+			 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 4);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema"
+				      " WHERE name = 'message_folder_message_id'"
+				      " AND sql LIKE '%WHERE uid IS NULL'"),
+			 1);
+	got = query_text(s, idx);
+	ck_assert_str_eq(got, "102 101");
+	free(got);
+	/* A row gets its UID (an APPEND done): out of the index; loses it
+	 * (a UIDVALIDITY reset): in again. */
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET uid = 11 WHERE id = 102;"
+				       "UPDATE message SET uid = NULL WHERE id = 103"),
+			 0);
+	got = query_text(s, idx);
+	ck_assert_str_eq(got, "101 103");
+	free(got);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_migrate_imdn_in_c)
 {
 	struct store *s = NULL;
@@ -1684,6 +1734,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_imdn_in_c);
 	tcase_add_test(tc, test_migrate_status_bump_in_c);
 	tcase_add_test(tc, test_imdn_filter_in_transaction);
+	tcase_add_test(tc, test_migrate_rematch_index);
 	suite_add_tcase(s, tc);
 	return s;
 }
