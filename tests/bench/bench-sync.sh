@@ -66,6 +66,17 @@
 # with -v (its log of the IMAP exchange costs time), KEEP=1 keeps the work directory
 # (logs, stores), BENCH_TMP (parent of the work directory, default /tmp; it
 # needs about 3.5 x N x 10.5 KiB of free space).
+#
+# BENCH_TRACE=1 (needs strace and python3): where the bytes go.  The
+# cpm-syncd run of the first round of steps 3, 4 and 5 runs under
+# strace -f -y -e trace=pwrite64,write,pwritev, and the end of the output
+# gives, per changed message, the bytes each file was handed (store.db-wal,
+# store.db when cpm-syncd checkpointed, store.db-bodies and its journal)
+# and the bytes per table or index: a WAL frame's page number (its 24-byte
+# header) or a write's offset, mapped to the structure that holds the page
+# after the run (SQLite's dbstat; a page freed by the run is "free").  The
+# traced runs' own figures count strace's log as well: take the figures
+# from a run without it.
 set -euo pipefail
 
 BENCH=bench-sync
@@ -90,6 +101,11 @@ if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || ! [[ $NEW_ROUNDS =~ ^[1-9][0-9]*$ ]]; the
 fi
 CPM_V=()
 [ "${BENCH_VERBOSE:-}" = 1 ] && CPM_V=(-v)
+TRACE=${BENCH_TRACE:-}
+if [ "$TRACE" = 1 ]; then
+	command -v strace >/dev/null || die "BENCH_TRACE=1 needs strace (apt-get install strace)"
+	command -v python3 >/dev/null || die "BENCH_TRACE=1 needs python3"
+fi
 
 for f in "$SYNCD" "$TOOLS/imap-proxy" "$TOOLS/bench-gen" "$TOOLS/run-measure" "$TOOLS/imap-stream"; do
 	[ -x "$f" ] || die "$f missing: run make B=${B#"$TOP"/} all tests"
@@ -309,10 +325,89 @@ floor_round() {
 	checkpoint "floor-round-$step"
 }
 
+# traced STEP: whether cpm-syncd's run of STEP is traced (BENCH_TRACE=1).
+traced() {
+	[ "$TRACE" = 1 ] || return 1
+	case $1 in 3-flags1% | 4-new-only | 5-expunge1%+new) return 0 ;; esac
+	return 1
+}
+
+# trace_maps STEP: after a traced run, which structure holds each page of
+# the store and of the bodies database, and their page sizes.
+trace_maps() {
+	local db
+	for db in cpm-store.db cpm-store.db-bodies; do
+		sqlite3 -readonly "$WORK/$db" "SELECT pageno, name FROM dbstat" >"$WORK/$1.$db.map"
+		sqlite3 -readonly "$WORK/$db" "PRAGMA page_size" >"$WORK/$1.$db.pagesize"
+	done
+}
+
+# trace_report STEP CHANGES: the bytes of STEP's traced run by file and by
+# structure, and per change.
+trace_report() {
+	python3 - "$WORK" "$1" "$2" <<-'EOF'
+		import collections, re, sys
+		work, step, changes = sys.argv[1], sys.argv[2], int(sys.argv[3])
+		def unescape(d):
+		    out, i = bytearray(), 0
+		    while i < len(d):
+		        if d[i] == "\\" and d[i + 1] == "x":
+		            out.append(int(d[i + 2:i + 4], 16)); i += 4
+		        elif d[i] == "\\":
+		            out.append({"n": 10, "t": 9, "r": 13, "v": 11, "f": 12, "0": 0}.get(d[i + 1], ord(d[i + 1]))); i += 2
+		        else:
+		            out.append(ord(d[i])); i += 1
+		    return bytes(out)
+		def pages(db):
+		    m = {}
+		    for line in open(f"{work}/{step}.{db}.map"):
+		        p, name = line.rstrip("\n").split("|", 1)
+		        m[int(p)] = name
+		    return m, int(open(f"{work}/{step}.{db}.pagesize").read())
+		(main, ps), (bodies, bps) = pages("cpm-store.db"), pages("cpm-store.db-bodies")
+		call = re.compile(r'^\d+\s+\w+\(\d+<([^>]*)>, "((?:[^"\\]|\\.)*)"(?:\.\.\.)?, \d+(?:, (\d+))?\) = (\d+)')
+		files, where, frame = collections.Counter(), collections.Counter(), None
+		for line in open(f"{work}/{step}.strace"):
+		    m = call.match(line)
+		    if not m or not m.group(1).split("/")[-1].startswith("cpm-store.db"):
+		        continue
+		    f, n = m.group(1).split("/")[-1], int(m.group(4))
+		    off = int(m.group(3)) if m.group(3) else None
+		    files[f] += n
+		    if f == "cpm-store.db-wal":
+		        if n == 24:
+		            frame = int.from_bytes(unescape(m.group(2))[:4], "big")
+		            where["store " + main.get(frame, "free")] += n
+		        elif n == ps and frame is not None:
+		            where["store " + main.get(frame, "free")] += n
+		            frame = None
+		        else:
+		            where["store WAL header"] += n
+		    elif f == "cpm-store.db" and off is not None:
+		        where["store " + main.get(off // ps + 1, "free")] += n
+		    elif f == "cpm-store.db-bodies" and off is not None:
+		        where["bodies " + bodies.get(off // bps + 1, "free")] += n
+		    else:
+		        where[f] += n
+		print(f"  {step}: {sum(files.values())} bytes handed to the store's files,"
+		      f" {sum(files.values()) / changes:.0f} per change ({changes} changes)")
+		for title, c in (("file", files), ("structure", where)):
+		    for k, v in c.most_common():
+		        if v >= changes:
+		            print(f"    {title:9} {k:36} {v:10} {v / changes:8.0f}/change")
+	EOF
+}
+
 # Runs cpm-syncd then mbsync for STEP.
 run_both() {
 	sleep 1.1
-	run "$1" cpm-syncd cpm "$SYNCD" -c "$WORK/cpm.conf" --once --no-dbus "${CPM_V[@]}"
+	if traced "$1"; then
+		run "$1" cpm-syncd cpm strace -f -y -x -s 4 -e trace=pwrite64,write,pwritev \
+			-o "$WORK/$1.strace" "$SYNCD" -c "$WORK/cpm.conf" --once --no-dbus "${CPM_V[@]}"
+		trace_maps "$1"
+	else
+		run "$1" cpm-syncd cpm "$SYNCD" -c "$WORK/cpm.conf" --once --no-dbus "${CPM_V[@]}"
+	fi
 	sleep 1.1
 	run "$1" mbsync mbsync mbsync -c "$WORK/mbsyncrc" -a
 }
@@ -665,6 +760,16 @@ for step in 1-initial-N/10 1-initial 2-nochange 3-flags1% 4-new-only 5-expunge1%
 	line=$(grep ': done: ' "$WORK/${step//\//_}.cpm-syncd.log" | tail -n 1 || true)
 	echo "  cpm-syncd $step: ${line#*: bench: }"
 done
+
+if [ "$TRACE" = 1 ]; then
+	echo
+	echo "where cpm-syncd's bytes went (BENCH_TRACE=1; the first round of each step, its own run:"
+	echo "the store's WAL pages are written once more by the checkpoint that ends the sequence;"
+	echo "the traced runs' figures above count strace's log too):"
+	trace_report 3-flags1% "$K" || broken "the trace of 3-flags1% could not be read"
+	trace_report 4-new-only "$NEW" || broken "the trace of 4-new-only could not be read"
+	trace_report 5-expunge1%+new "$K" || broken "the trace of 5-expunge1%+new could not be read"
+fi
 
 if [ "$BROKEN" -ne 0 ]; then
 	echo "bench-sync: something broke (see above)" >&2
