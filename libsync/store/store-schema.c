@@ -852,9 +852,7 @@ const char store_sql_imdn_originals[] =
  * was an entry at a random place of the index (Message-IDs are random)
  * that each expunge rewrote: a page, twice (WAL, then checkpoint), about
  * 2 KB of the 21 KB an expunged message cost (bench-sync.sh at 20,000
- * messages, the commit gives the figures).  The open that migrates to
- * this version also rebuilds the store with 512-byte pages (STORE_PAGE_SIZE,
- * store.c repage()).
+ * messages, the commit gives the figures).
  */
 static const char migration_18[] = "DROP INDEX message_folder_message_id;"
 				   "CREATE INDEX message_folder_message_id"

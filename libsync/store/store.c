@@ -638,11 +638,10 @@ static int set_journal_mode(struct store *s, const char *mode)
 }
 
 /*
- * A store made before version 4 has 64 KiB pages, one made before
- * version 18 1 KiB pages: rebuilt once with STORE_PAGE_SIZE.  Changing
- * the page size of a WAL database takes leaving WAL mode, which fails
- * while another connection has it open (a reader): then it is left for
- * the next open.
+ * A store made before version 4 has 64 KiB pages: rebuilt once with
+ * STORE_PAGE_SIZE.  Changing the page size of a WAL database takes leaving
+ * WAL mode, which fails while another connection has it open (a reader):
+ * then it is left for the next open.
  */
 static int repage(struct store *s)
 {
@@ -705,15 +704,7 @@ static int setup(struct store *s, const char *path, unsigned target)
 		 * own database (store-body.c); what is left is message state
 		 * and summaries, and every page a change touches is written
 		 * twice (WAL, then checkpoint), so the page is the unit of
-		 * cost of a flag change or an expunge.  With 1% of the
-		 * messages changed, each change is on a page of its own:
-		 * 512 bytes instead of 1 KiB took the bytes handed to write
-		 * calls per flag change from 2,609 to 1,908 and the store's
-		 * share of an expunge from about 9 to 4.5 KB (bench-sync.sh
-		 * at 20,000; rows are about 130 bytes, and a page splits
-		 * when \Seen \Flagged lengthen two of its rows' columns).
-		 * The page cache and the disk count in 4 KiB blocks: see the
-		 * commit for what write_bytes says.
+		 * cost of a flag change or an expunge.
 		 */
 		r = store_exec(s, "PRAGMA page_size = " STORE_STR(STORE_PAGE_SIZE));
 		if (r < 0)

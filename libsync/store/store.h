@@ -206,10 +206,9 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
 
 /*
  * The main database's page size (new stores; older ones are rebuilt once
- * at open).  Chosen by measurement: see store.c's setup().  512 since
- * schema version 18 (1 KiB before, 64 KiB before version 4).
+ * at open).  Chosen by measurement: see store.c's setup().
  */
-#define STORE_PAGE_SIZE 512
+#define STORE_PAGE_SIZE 1024
 
 /* The schema version that moved bodies into their own database. */
 #define STORE_VERSION_BODIES 4

@@ -797,51 +797,6 @@ START_TEST(test_migrate_rematch_index)
 }
 END_TEST
 
-/*
- * A store with 1 KiB pages (every store before version 18) is rebuilt with
- * STORE_PAGE_SIZE at the open that migrates it, its rows intact.
- */
-START_TEST(test_migrate_repages_1k)
-{
-	struct store *s = NULL;
-	char *err = NULL, *got;
-	sqlite3 *raw;
-
-	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 17, &s, &err), 0);
-	ck_assert_ptr_null(err);
-	add_account_folder_message(s);
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, message_id)"
-				       " VALUES (101, 10, NULL, '<b@x>'), (103, 10, 9, '<c@x>')"),
-			 0);
-	store_close(s);
-	ck_assert_int_eq(sqlite3_open(dbpath, &raw), SQLITE_OK);
-	ck_assert_int_eq(
-		sqlite3_exec(raw,
-			     "PRAGMA journal_mode = DELETE; PRAGMA page_size = 1024; VACUUM;"
-			     " PRAGMA journal_mode = WAL",
-			     NULL, NULL, NULL),
-		SQLITE_OK);
-	sqlite3_close(raw);
-
-	s = open_ok(dbpath, 0);
-	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
-	ck_assert_int_ne(STORE_PAGE_SIZE, 1024);
-	ck_assert_int_eq(query_int(s, "PRAGMA page_size"), STORE_PAGE_SIZE);
-	got = query_text(s,
-			 "SELECT group_concat(id || '=' || coalesce(uid, '-') || message_id, ' ')"
-			 " FROM message");
-	ck_assert_str_eq(got, "100=7<m@x> 101=-<b@x> 103=9<c@x>");
-	free(got);
-	got = query_text(s, "PRAGMA integrity_check");
-	ck_assert_str_eq(got, "ok");
-	free(got);
-	got = query_text(s, "PRAGMA journal_mode");
-	ck_assert_str_eq(got, "wal");
-	free(got);
-	store_close(s);
-}
-END_TEST
-
 START_TEST(test_migrate_imdn_in_c)
 {
 	struct store *s = NULL;
@@ -1780,7 +1735,6 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_status_bump_in_c);
 	tcase_add_test(tc, test_imdn_filter_in_transaction);
 	tcase_add_test(tc, test_migrate_rematch_index);
-	tcase_add_test(tc, test_migrate_repages_1k);
 	suite_add_tcase(s, tc);
 	return s;
 }
