@@ -762,11 +762,8 @@ static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_fol
 	for (size_t i = 0; i < n; i++) {
 		struct sync_folder *f = &folders[i];
 		bool rp = false;
-		uint32_t known = 0;
 
 		r = store_sync_rename_pending(e->store, f->id, &rp);
-		if (r >= 0)
-			r = store_sync_count_uids_below(e->store, f->id, UINT32_MAX, &known);
 		if (r < 0) {
 			free(locals);
 			sync_folders_free(folders, n);
@@ -783,7 +780,7 @@ static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_fol
 			.uidnext = f->uidnext,
 			.highestmodseq = f->highestmodseq,
 			.mailboxid = f->mailboxid,
-			.known_messages = known,
+			.known_messages = f->known,
 			.bodies_behind = f->body_limit < e->body_limit,
 		};
 	}

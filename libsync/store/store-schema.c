@@ -858,10 +858,37 @@ static const char migration_18[] = "DROP INDEX message_folder_message_id;"
 				   "CREATE INDEX message_folder_message_id"
 				   " ON message (folder_id, message_id) WHERE uid IS NULL;";
 
+/*
+ * Version 19: folder.known, the number of the folder's rows with a UID (the
+ * messages the server is known to hold, a local expunge still pending
+ * included), kept by triggers in the transaction of the rows.  The folder
+ * plan compares it with STATUS MESSAGES for every folder at every sync
+ * (plan.c status_unchanged()); it was counted with an index scan of the
+ * folder's rows each time: 8.6 M of the 75 M instructions of a no-change
+ * --once run at 20,000 messages (callgrind), about 0.35 ms a folder of
+ * 20,000 per daemon Sync() with the pages cached, 1.7 ms at 100,000.
+ */
+static const char migration_19[] =
+	"ALTER TABLE folder ADD COLUMN known INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE folder SET known = (SELECT count(*) FROM message m"
+	" WHERE m.folder_id = folder.id AND m.uid IS NOT NULL);"
+	"CREATE TRIGGER folder_known_insert AFTER INSERT ON message WHEN NEW.uid IS NOT NULL BEGIN"
+	" UPDATE folder SET known = known + 1 WHERE id = NEW.folder_id;"
+	" END;"
+	"CREATE TRIGGER folder_known_delete AFTER DELETE ON message WHEN OLD.uid IS NOT NULL BEGIN"
+	" UPDATE folder SET known = known - 1 WHERE id = OLD.folder_id;"
+	" END;"
+	"CREATE TRIGGER folder_known_update AFTER UPDATE OF uid, folder_id ON message"
+	" WHEN (OLD.uid IS NULL) <> (NEW.uid IS NULL) OR OLD.folder_id <> NEW.folder_id BEGIN"
+	" UPDATE folder SET known = known - 1 WHERE id = OLD.folder_id AND OLD.uid IS NOT NULL;"
+	" UPDATE folder SET known = known + 1 WHERE id = NEW.folder_id AND NEW.uid IS NOT NULL;"
+	" END;";
+
 static const char *const migrations[] = {
-	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
-	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
-	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
+	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,
+	migration_6,  migration_7,  migration_8,  migration_9,	migration_10,
+	migration_11, migration_12, migration_13, migration_14, migration_15,
+	migration_16, migration_17, migration_18, migration_19,
 };
 
 unsigned store_schema_version(void)

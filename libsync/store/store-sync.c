@@ -153,7 +153,7 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 	     "f.uidnext,"
 	     " f.highestmodseq, coalesce(f.body_limit, 0),"
 	     " EXISTS (SELECT 1 FROM journal j WHERE j.folder_id = f.id"
-	     "         AND j.op IN ('append', 'copy', 'move')), f.mailboxid"
+	     "         AND j.op IN ('append', 'copy', 'move')), f.mailboxid, f.known"
 	     " FROM folder f WHERE f.account_id = ?1 ORDER BY f.id",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
@@ -180,6 +180,7 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 			.highestmodseq = (uint64_t)sqlite3_column_int64(st, 6),
 			.body_limit = (uint64_t)sqlite3_column_int64(st, 7),
 			.has_content_ops = sqlite3_column_int(st, 8) != 0,
+			.known = (uint32_t)sqlite3_column_int64(st, 10),
 		};
 		n++;
 		r = store_col_strdup(st, 1, &f->name);
@@ -523,12 +524,22 @@ int store_sync_known_uids(struct store *s, int64_t folder_id, struct rangeset *r
 	return r;
 }
 
+/*
+ * folder.known (schema 19, kept by triggers) less the rows at or above uid:
+ * an index range over the newest rows only (none for UINT32_MAX), not a
+ * scan of the whole folder's, which the folder plan paid for every folder
+ * at every sync and the push path for every event.
+ */
 int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid, uint32_t *ret)
 {
-	return count_ii(s,
-			"SELECT count(*) FROM message WHERE folder_id = ?1 AND "
-			"uid < ?2",
-			folder_id, uid, ret);
+	int r = count_ii(s,
+			 "SELECT f.known - (SELECT count(*) FROM message m"
+			 " WHERE m.folder_id = ?1 AND m.uid >= ?2) FROM folder f WHERE f.id = ?1",
+			 folder_id, uid, ret);
+
+	if (r == -EIO)
+		store_set_error(s, "no folder with id %lld", (long long)folder_id);
+	return r;
 }
 
 /*

@@ -58,6 +58,7 @@ struct sync_folder {
 	char *mailboxid;	       /* RFC 8474 MAILBOXID, NULL: never reported */
 	uint64_t body_limit;	       /* bodies kept up to (bytes); UINT64_MAX: all */
 	bool has_content_ops;	       /* journal rows that put messages into it */
+	uint32_t known;		       /* rows with a UID (schema 19: folder.known) */
 };
 
 void sync_folder_free_contents(struct sync_folder *f);

@@ -9,6 +9,7 @@
 #include <check.h>
 #include <errno.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,83 @@ START_TEST(test_account_found_without_write)
 }
 END_TEST
 
+static int exec_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int exec_fmt(const char *fmt, ...)
+{
+	char *sql = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&sql, fmt, ap);
+	va_end(ap);
+	ck_assert_int_ge(r, 0);
+	r = store_exec(s, sql);
+	free(sql);
+	return r;
+}
+
+/* folder.known of every folder against a count of its rows with a UID. */
+static void assert_known_counts(const char *when)
+{
+	ck_assert_msg(q("SELECT count(*) FROM folder f WHERE f.known <> (SELECT count(*)"
+			" FROM message m WHERE m.folder_id = f.id AND m.uid IS NOT NULL)") == 0,
+		      "folder.known differs from the rows %s", when);
+}
+
+/*
+ * folder.known (schema 19) follows every way a row gains, loses or moves
+ * its UID: what the folder plan compares with STATUS MESSAGES.
+ */
+START_TEST(test_folder_known)
+{
+	struct rangeset set = RANGESET_INIT;
+	uint32_t removed = 0, known = 0;
+	int64_t other, pending;
+
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Other", NULL, false, &other), 0);
+	for (uint32_t u = 1; u <= 5; u++)
+		add_msg(u, "", "", 1, 1);
+	assert_known_counts("after five new messages");
+	ck_assert_int_eq(q("SELECT known FROM folder WHERE name = 'INBOX'"), 5);
+	/* A local APPEND: no UID yet, not known; then it gets one. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) SELECT id, ''"
+				       " FROM folder WHERE name = 'INBOX'"),
+			 0);
+	pending = store_last_insert_id(s);
+	assert_known_counts("after a row without a UID");
+	ck_assert_int_eq(q("SELECT known FROM folder WHERE name = 'INBOX'"), 5);
+	ck_assert_int_eq(exec_fmt("UPDATE message SET uid = 6 WHERE id = %lld", (long long)pending),
+			 0);
+	assert_known_counts("after the UID came");
+	/* A row moved to another folder, a UID taken away, a row deleted. */
+	ck_assert_int_eq(exec_fmt("UPDATE message SET folder_id = %lld, uid = NULL"
+				  " WHERE uid = 1",
+				  (long long)other),
+			 0);
+	assert_known_counts("after a move without a UID");
+	ck_assert_int_eq(exec_fmt("UPDATE message SET folder_id = %lld, uid = 9"
+				  " WHERE uid = 2",
+				  (long long)other),
+			 0);
+	assert_known_counts("after a move with a UID");
+	ck_assert_int_eq(q("SELECT known FROM folder WHERE name = 'Other'"), 1);
+	ck_assert_int_eq(rangeset_add_range(&set, 3, 4), 0);
+	ck_assert_int_eq(store_sync_expunge_uids(s, inbox, &set, &removed), 0);
+	ck_assert_uint_eq(removed, 2);
+	assert_known_counts("after an expunge");
+	ck_assert_int_eq(store_sync_count_uids_below(s, inbox, UINT32_MAX, &known), 0);
+	ck_assert_uint_eq(known, 2); /* 5, 6 */
+	ck_assert_int_eq(store_sync_count_uids_below(s, inbox, 6, &known), 0);
+	ck_assert_uint_eq(known, 1);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message"), 0);
+	assert_known_counts("after every row went");
+	ck_assert_int_eq(q("SELECT sum(known) FROM folder"), 0);
+	ck_assert_int_lt(store_sync_count_uids_below(s, 999, UINT32_MAX, &known), 0);
+	rangeset_free(&set);
+}
+END_TEST
+
 START_TEST(test_new_and_update)
 {
 	bool has_body = true, is_new = false;
@@ -190,6 +268,8 @@ START_TEST(test_expunges)
 	ck_assert_int_eq(store_sync_folder_counts(s, inbox, &max, &rematch), 0);
 	ck_assert_int_eq(store_sync_count_uids_below(s, inbox, UINT32_MAX, &known), 0);
 	ck_assert_uint_eq(known, 6);
+	ck_assert_int_eq(store_sync_count_uids_below(s, inbox, 8, &known), 0);
+	ck_assert_uint_eq(known, 4); /* 1, 5, 6, 7 */
 	ck_assert_uint_eq(max, 10);
 	ck_assert_uint_eq(rematch, 0);
 	ck_assert_int_eq(store_sync_known_uids(s, inbox, &set), 0);
@@ -662,6 +742,7 @@ static Suite *store_sync_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_account_found_without_write);
+	tcase_add_test(tc, test_folder_known);
 	tcase_add_test(tc, test_new_and_update);
 	tcase_add_test(tc, test_flags_merge_with_pending);
 	tcase_add_test(tc, test_expunges);

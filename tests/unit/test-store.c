@@ -797,6 +797,36 @@ START_TEST(test_migrate_rematch_index)
 }
 END_TEST
 
+/* Version 19: folder.known counted from the rows a store already holds. */
+START_TEST(test_migrate_folder_known)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+
+	ck_assert_uint_ge(store_schema_version(), 19);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 18, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a');"
+				       "INSERT INTO folder (id, account_id, name) VALUES"
+				       " (10, 1, 'INBOX'), (20, 1, 'Sent'), (30, 1, 'Empty');"
+				       "INSERT INTO message (folder_id, uid, flags) VALUES"
+				       " (10, 1, ''), (10, 2, ''), (10, NULL, ''), (20, 7, '');"),
+			 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "SELECT known FROM folder WHERE id = 10"), 2);
+	ck_assert_int_eq(query_int(s, "SELECT known FROM folder WHERE id = 20"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT known FROM folder WHERE id = 30"), 0);
+	/* And kept from then on. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid, flags)"
+				       " VALUES (30, 1, '')"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT known FROM folder WHERE id = 30"), 1);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_migrate_imdn_in_c)
 {
 	struct store *s = NULL;
@@ -1735,6 +1765,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_status_bump_in_c);
 	tcase_add_test(tc, test_imdn_filter_in_transaction);
 	tcase_add_test(tc, test_migrate_rematch_index);
+	tcase_add_test(tc, test_migrate_folder_known);
 	suite_add_tcase(s, tc);
 	return s;
 }
