@@ -1258,9 +1258,9 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 		.uidvalidity = e->f.local_uidvalidity,
 		.modseq = e->f.local_hms,
 	};
-	struct buf known = BUF_INIT(ENGINE_SET_BYTES + 64);
+	char bounds[2 * 10 + 2];
+	uint32_t lo = 0, hi = 0;
 	struct select_ctx *sc;
-	size_t pos = 0;
 	int r;
 
 	e->keep_lost = true; /* another folder, or none if refused */
@@ -1279,17 +1279,27 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 	e->f.hms = 0;
 	e->f.nomodseq = false;
 	e->f.mailboxid[0] = '\0';
-	/* known-uids only when it fits: it narrows VANISHED, and the
-	 * server's default (1:UIDNEXT-1) is correct too. */
-	if (p.qresync && store_sync_known_uids(e->store, id, &e->f.set) >= 0 && e->f.set.n &&
-	    imap_seqset_format(&e->f.set, &pos, &known, ENGINE_SET_BYTES) >= 0 && pos >= e->f.set.n)
-		p.known_uids = known.data;
+	/*
+	 * known-uids: the lowest to the highest UID the store holds.  It
+	 * narrows VANISHED to what the store can have; the server's default
+	 * (1:UIDNEXT-1) is correct too, and so is a UID inside the range the
+	 * store no longer has (reported VANISHED, nothing to remove).  The
+	 * exact set took a walk of every UID of the folder at every QRESYNC
+	 * SELECT (16.3 M of the 91.5 M instructions of a 1%-flags run at
+	 * 20,000 messages) and was sent only when it fitted in a command.
+	 */
+	if (p.qresync && store_sync_uid_bounds(e->store, id, &lo, &hi) >= 0 && hi > 0) {
+		if (lo == hi)
+			snprintf(bounds, sizeof(bounds), "%u", (unsigned)hi);
+		else
+			snprintf(bounds, sizeof(bounds), "%u:%u", (unsigned)lo, (unsigned)hi);
+		p.known_uids = bounds;
+	}
 	/* FETCH/VANISHED during a QRESYNC SELECT apply to this folder. */
 	e->selected_id = id;
 	e->fetch_kind = FK_FLAGS;
 	e->f.mode = mode;
 	r = d->ops->select(d, server_name, &p, select_done, sc);
-	buf_free(&known);
 	if (r < 0) {
 		free(sc->name);
 		free(sc);

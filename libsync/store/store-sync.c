@@ -503,25 +503,25 @@ int store_sync_folder_set_mailboxid(struct store *s, int64_t folder_id, const ch
 	return store_step_done(s, st);
 }
 
-int store_sync_known_uids(struct store *s, int64_t folder_id, struct rangeset *ret)
+int store_sync_uid_bounds(struct store *s, int64_t folder_id, uint32_t *ret_min, uint32_t *ret_max)
 {
 	sqlite3_stmt *st;
 	int r;
 
-	rangeset_clear(ret);
+	/* Two index probes (min and max of the (folder_id, uid) index), not a
+	 * walk of the folder's UIDs. */
 	PREP(s,
-	     "SELECT uid FROM message WHERE folder_id = ?1 AND uid IS NOT NULL "
-	     "ORDER BY uid",
+	     "SELECT (SELECT min(uid) FROM message WHERE folder_id = ?1 AND uid IS NOT NULL),"
+	     " (SELECT max(uid) FROM message WHERE folder_id = ?1)",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
-	while ((r = store_step(s, st)) > 0) {
-		r = rangeset_add(ret, (uint32_t)sqlite3_column_int64(st, 0));
-		if (r < 0) {
-			sqlite3_reset(st);
-			return r;
-		}
-	}
-	return r;
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	*ret_min = (uint32_t)sqlite3_column_int64(st, 0);
+	*ret_max = (uint32_t)sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	return 0;
 }
 
 /*

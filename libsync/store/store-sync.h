@@ -93,8 +93,9 @@ int store_sync_folder_set_mailboxid(struct store *s, int64_t folder_id, const ch
 int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uidvalidity,
 				uint32_t uidnext, uint64_t highestmodseq);
 
-/* UIDs of the folder's messages known on the server (removed ones too). */
-int store_sync_known_uids(struct store *s, int64_t folder_id, struct rangeset *ret);
+/* The lowest and highest UID of the folder's messages known on the server
+ * (removed ones too); both 0 when it has none. */
+int store_sync_uid_bounds(struct store *s, int64_t folder_id, uint32_t *ret_min, uint32_t *ret_max);
 /* How many of them are below uid. */
 int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid, uint32_t *ret);
 

@@ -247,7 +247,7 @@ END_TEST
 START_TEST(test_expunges)
 {
 	struct rangeset set = RANGESET_INIT;
-	uint32_t removed = 0, known = 0, max = 0, rematch = 0;
+	uint32_t removed = 0, known = 0, max = 0, rematch = 0, lo = 0, hi = 0;
 
 	for (uint32_t u = 1; u <= 10; u++)
 		add_msg(u, "", "", 1, 1);
@@ -272,8 +272,11 @@ START_TEST(test_expunges)
 	ck_assert_uint_eq(known, 4); /* 1, 5, 6, 7 */
 	ck_assert_uint_eq(max, 10);
 	ck_assert_uint_eq(rematch, 0);
-	ck_assert_int_eq(store_sync_known_uids(s, inbox, &set), 0);
-	ck_assert_uint_eq(set.n, 3); /* 1, 5:8, 10 */
+	ck_assert_int_eq(store_sync_uid_bounds(s, inbox, &lo, &hi), 0);
+	ck_assert_uint_eq(lo, 1); /* of 1, 5:8, 10 */
+	ck_assert_uint_eq(hi, 10);
+	ck_assert_int_eq(store_sync_uid_bounds(s, 999, &lo, &hi), 0);
+	ck_assert_uint_eq(hi, 0);
 	rangeset_free(&set);
 }
 END_TEST
