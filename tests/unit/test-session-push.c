@@ -68,6 +68,20 @@ static int count_cb(const struct cpmsync_message_info *m, void *userdata)
 #define MSG  "Subject: pushed\r\nMessage-ID: <p1@push.test>\r\n\r\nbody\r\n"
 #define MSG2 "Subject: raced\r\nMessage-ID: <p2@push.test>\r\n\r\nbody\r\n"
 
+/* A FETCH of one new message (seq and UID uid, INTERNALDATE 18:00:sec on
+ * 05-Dec-2026) and the tagged OK that ends it, as a peer sends them. */
+static void fetch_reply(char *buf, size_t size, unsigned uid, unsigned sec, const char *msg,
+			const char *tag)
+{
+	int n = snprintf(
+		buf, size,
+		"* %u FETCH (UID %u FLAGS () INTERNALDATE \"05-Dec-2026 18:00:%02u +0000\" "
+		"RFC822.SIZE %zu BODY[] {%zu}\r\n%s)\r\n%s OK fetched\r\n",
+		uid, uid, sec, strlen(msg), strlen(msg), msg, tag);
+
+	ck_assert(n > 0 && (size_t)n < size);
+}
+
 /* The session's account on the scripted peer (its port set by the test);
  * debounce_ms is one minute: a run must not wait for it. */
 #define ACCOUNT                                                                                    \
@@ -123,14 +137,8 @@ START_TEST(test_notify_event_pipelined)
 	int64_t folder_id = 0;
 	unsigned n = 0;
 
-	snprintf(fetch, sizeof(fetch),
-		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:00 +0000\" "
-		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG ")\r\na11 OK fetched\r\n",
-		 strlen(MSG), strlen(MSG));
-	snprintf(fetch2, sizeof(fetch2),
-		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:01 +0000\" "
-		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG2 ")\r\na15 OK fetched\r\n",
-		 strlen(MSG2), strlen(MSG2));
+	fetch_reply(fetch, sizeof(fetch), 1, 0, MSG, "a11");
+	fetch_reply(fetch2, sizeof(fetch2), 1, 1, MSG2, "a15");
 	const struct script_step script[] = {
 		FIRST_SYNC_THEN_NOTIFY,
 		{ SCRIPT_SLEEP, "300" },
@@ -222,10 +230,7 @@ START_TEST(test_notify_sync_noop)
 	int64_t folder_id = 0;
 	unsigned n = 0;
 
-	snprintf(fetch, sizeof(fetch),
-		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:00 +0000\" "
-		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG ")\r\na14 OK fetched\r\n",
-		 strlen(MSG), strlen(MSG));
+	fetch_reply(fetch, sizeof(fetch), 1, 0, MSG, "a14");
 	const struct script_step script[] = {
 		FIRST_SYNC_THEN_NOTIFY,
 		/* two Sync() calls: a NOOP each, the second after the first's OK */
@@ -301,14 +306,8 @@ START_TEST(test_notify_keep_fallback)
 	int64_t folder_id = 0;
 	unsigned n = 0;
 
-	snprintf(fetch, sizeof(fetch),
-		 "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:00 +0000\" "
-		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG ")\r\na12 OK fetched\r\n",
-		 strlen(MSG), strlen(MSG));
-	snprintf(fetch2, sizeof(fetch2),
-		 "* 2 FETCH (UID 2 FLAGS () INTERNALDATE \"05-Dec-2026 18:00:01 +0000\" "
-		 "RFC822.SIZE %zu BODY[] {%zu}\r\n" MSG2 ")\r\na17 OK fetched\r\n",
-		 strlen(MSG2), strlen(MSG2));
+	fetch_reply(fetch, sizeof(fetch), 1, 0, MSG, "a12");
+	fetch_reply(fetch2, sizeof(fetch2), 2, 1, MSG2, "a17");
 	const struct script_step script[] = {
 		FIRST_SYNC_THEN_NOTIFY,
 		{ SCRIPT_SLEEP, "300" },
