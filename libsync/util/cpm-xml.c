@@ -24,6 +24,7 @@
 #include "util/buf.h"
 #include "util/cpm-xml.h"
 #include "util/macro.h"
+#include "util/text.h"
 
 #define NS_SEP	   '\x01'
 #define NAME_MAX_K 48
@@ -109,7 +110,7 @@ static char *clean_dup(const char *s, size_t n, size_t max)
 		while (i < n && (unsigned char)(s[i] - 32) < 95)
 			i++;
 		if (i == n && n <= max)
-			return strndup(s, n);
+			return text_dup(s, n);
 	}
 	for (size_t i = 0; i < n;) {
 		size_t k = cpmsync_utf8_decode(s + i, n - i, NULL);

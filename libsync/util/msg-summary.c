@@ -26,6 +26,7 @@
 #include "util/cpm-object.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
+#include "util/text.h"
 #include "util/transfer.h"
 
 /* A raw value: a span of the input, folds and all. */
@@ -497,7 +498,7 @@ static int header_value(const struct span *sp, bool decode, char **ret)
 	 * callgrind, issue 11). */
 	if (n <= MSG_SUMMARY_MAX_FIELD && printable_ascii(s, n) &&
 	    !(decode && has_encoded_word(s, n))) {
-		*ret = strndup(s, n);
+		*ret = text_dup(s, n);
 		return *ret ? 0 : -ENOMEM;
 	}
 	/* Without an encoded-word, decoding gives the text as it is. */

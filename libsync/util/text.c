@@ -93,3 +93,15 @@ char *text_escape_dup(const char *src)
 	dst = malloc(need);
 	return dst ? text_escape(dst, need, src) : NULL;
 }
+
+char *text_dup(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (!d)
+		return NULL;
+	if (n)
+		memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}

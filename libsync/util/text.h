@@ -28,3 +28,10 @@ bool text_has_unsafe(const char *s, size_t len);
 char *text_escape(char *dst, size_t size, const char *src);
 /* text_escape() into a malloc()ed string of the size it needs, or NULL. */
 char *text_escape_dup(const char *src);
+/*
+ * The n bytes at s as a new NUL-terminated string, or NULL without memory.
+ * s need not be NUL-terminated: unlike strndup(), nothing past s[n - 1] is
+ * read (ASan's strict_string_checks, which make check runs with, reports
+ * strndup() on a span that ends at its buffer's end).
+ */
+char *text_dup(const char *s, size_t n);
