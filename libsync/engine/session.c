@@ -748,6 +748,19 @@ static void news(struct cpmsync_session *s, const char *what)
 		s->sync_wanted = true; /* during a request: after it */
 }
 
+/* An untagged OK [NOTIFICATIONOVERFLOW] (RFC 5465 5.8: the server dropped
+ * events and set NOTIFY NONE): news of everything, and NOTIFY SET again
+ * after the sync it brings.  Any other untagged response: nothing. */
+static void overflow_news(struct cpmsync_session *s, const struct imap_response *resp)
+{
+	struct imap_resp_code code;
+
+	imap_resp_code_init(&code);
+	if (imap_resp_code_parse(resp, &code) >= 0 && code.code == IMAP_CODE_NOTIFICATIONOVERFLOW)
+		news(s, "NOTIFICATIONOVERFLOW");
+	imap_resp_code_free(&code);
+}
+
 /* A STATUS (NOTIFY) for folder id of the store that differs from it: that
  * folder, alone unless something else wants a full sync. */
 static void folder_news(struct cpmsync_session *s, int64_t id, const char *name)
@@ -929,13 +942,7 @@ static void on_untagged(struct imap_client *client, const struct imap_response *
 		if (resp->kind != IMAP_RESP_UNTAGGED)
 			break;
 		if (s->wait_notify && s->wait != WAIT_NONE && !s->running) {
-			/* RFC 5465 5.8: the server dropped events and set
-			 * NOTIFY NONE: everything, then NOTIFY SET again. */
-			imap_resp_code_init(&code);
-			if (imap_resp_code_parse(resp, &code) >= 0 &&
-			    code.code == IMAP_CODE_NOTIFICATIONOVERFLOW)
-				news(s, "NOTIFICATIONOVERFLOW");
-			imap_resp_code_free(&code);
+			overflow_news(s, resp);
 			break;
 		}
 		if (!selecting)
@@ -1265,7 +1272,6 @@ static void run_observed(void *userdata, const struct imap_response *resp)
 	struct buf name = BUF_INIT(4096);
 	struct imap_status_data st;
 	struct store_folder_status fs;
-	struct imap_resp_code code;
 	int r;
 
 	if (!s->notify_kept || !s->lent)
@@ -1290,11 +1296,7 @@ static void run_observed(void *userdata, const struct imap_response *resp)
 		news(s, "LIST");
 		break;
 	case IMAP_RT_OTHER:
-		imap_resp_code_init(&code);
-		if (imap_resp_code_parse(resp, &code) >= 0 &&
-		    code.code == IMAP_CODE_NOTIFICATIONOVERFLOW)
-			news(s, "NOTIFICATIONOVERFLOW");
-		imap_resp_code_free(&code);
+		overflow_news(s, resp);
 		break;
 	default:
 		break;

@@ -378,6 +378,83 @@ START_TEST(test_notify_keep_fallback)
 }
 END_TEST
 
+/*
+ * An untagged OK [NOTIFICATIONOVERFLOW] while waiting (RFC 5465 5.8: the
+ * server dropped events and has set NOTIFY NONE itself): a full sync, as
+ * nothing tells which folders changed, and NOTIFY set again after it.
+ */
+START_TEST(test_notify_overflow)
+{
+	char fetch[256];
+	struct cpmsync_account account = ACCOUNT;
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	int64_t folder_id = 0;
+	unsigned n = 0;
+	/* the sync an overflow brings is debounced (the server is busy): the
+	 * default 5 ms here, not OPTIONS' minute */
+	const struct cpmsync_session_options options = { .debounce_ms = 5 };
+
+	fetch_reply(fetch, sizeof(fetch), 1, 0, MSG, "a15");
+	const struct script_step script[] = {
+		FIRST_SYNC_THEN_NOTIFY,
+		{ SCRIPT_SLEEP, "300" },
+		{ SCRIPT_SEND, "* OK [NOTIFICATIONOVERFLOW] dropped\r\n" },
+		{ SCRIPT_EXPECT, "a10 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a10 OK none\r\n" },
+		/* everything: LIST and each folder, as on the first run */
+		{ SCRIPT_EXPECT, "a11 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na11 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a12 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a12 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a13 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a13 OK fetched\r\n" },
+		/* the message the dropped event was about */
+		{ SCRIPT_EXPECT, "a14 SELECT Chat" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a14 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a15 UID FETCH 1:* " },
+		{ SCRIPT_SEND, fetch },
+		/* NOTIFY again, as after every full sync (notify_done()) */
+		{ SCRIPT_EXPECT, "a16 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7)\r\n"
+			       "a16 OK notify\r\n" },
+		{ SCRIPT_EXPECT, "a17 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a17 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a18 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7)\r\n"
+			       "a18 OK notify\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &options, &CALLBACKS,
+					     &w, &session),
+			 0);
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
+	ck_assert_uint_eq(w.syncs, 1);
+	for (int i = 0; i < 400 && w.syncs < 2; i++)
+		cpmsync_loop_iterate(env.loop, 25);
+	ck_assert_uint_eq(w.syncs, 2);
+	ck_assert_int_eq(w.last_r, 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
+			 0);
+	ck_assert_uint_eq(n, 1);
+	for (int i = 0; i < 40; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
+	ck_assert_int_eq(cpmsync_session_get_push_state(session), CPMSYNC_PUSH_NOTIFY);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -387,6 +464,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_notify_event_pipelined);
 	tcase_add_test(tc, test_notify_sync_noop);
 	tcase_add_test(tc, test_notify_keep_fallback);
+	tcase_add_test(tc, test_notify_overflow);
 	suite_add_tcase(s, tc);
 	return s;
 }
