@@ -62,7 +62,7 @@ print(row[0] if row else "no such folder")' "$DB" "$1"
 
 # create_pair A B: both in one session (the same second, as far as can be
 # told); on Cyrus they must share a UIDVALIDITY (the point of the test),
-# so the pair is made again until they do (5 tries).
+# so the pair is made again until they do (5 tries, a second apart).
 create_pair() {
 	local a=$1 b=$2 try va vb
 	for try in 1 2 3 4 5; do
@@ -72,6 +72,11 @@ create_pair() {
 			echo "# $a UIDVALIDITY $va, $b UIDVALIDITY $vb (try $try)"
 			return 0
 		fi
+		# Cyrus deletes in "delayed" mode: DELETE renames the folder to
+		# DELETED.<name>.<hex seconds>, so a second DELETE of the same
+		# name within one second fails "NO Mailbox already exists" (it
+		# did, now and then, when the first two tries both missed).
+		sleep 1
 		da mailbox delete -u "$USER1" "$a" "$b" || return 1
 	done
 	echo "    $a and $b never got the same UIDVALIDITY in 5 tries"
