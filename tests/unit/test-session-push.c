@@ -94,6 +94,57 @@ static const struct cpmsync_session_options OPTIONS = { .debounce_ms = 60000 };
 static const struct cpmsync_session_callbacks CALLBACKS = { .changed = changed_cb,
 							    .synced = synced_cb };
 
+/* The session on env's scripted peer (started with script), after its
+ * first run (synced, idle). */
+static struct cpmsync_session *session_start(struct test_env *env, const struct script_step *script,
+					     const struct cpmsync_session_options *options,
+					     struct watch *w)
+{
+	struct cpmsync_account account = ACCOUNT;
+	struct cpmsync_session *session = NULL;
+
+	test_env_start(env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env->port;
+	ck_assert_int_eq(cpmsync_session_new(env->loop, env->store, &account, options, &CALLBACKS,
+					     w, &session),
+			 0);
+	ck_assert(test_loop_run_until(env->loop, &w->idle, 10000));
+	ck_assert_uint_eq(w->syncs, 1);
+	ck_assert_int_eq(w->last_r, 0);
+	return session;
+}
+
+/* Runs the loop until the session ended its run number n (10 s at most),
+ * which must have succeeded. */
+static void wait_syncs(struct test_env *env, struct watch *w, unsigned n)
+{
+	for (int i = 0; i < 400 && w->syncs < n; i++)
+		cpmsync_loop_iterate(env->loop, 25);
+	ck_assert_uint_eq(w->syncs, n);
+	ck_assert_int_eq(w->last_r, 0);
+}
+
+/* The number of messages the store holds in folder name of account "a". */
+static unsigned messages_in(struct test_env *env, const char *name)
+{
+	int64_t folder_id = 0;
+	unsigned n = 0;
+
+	ck_assert_int_eq(cpmsync_store_find_folder(env->store, "a", name, &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_foreach_message(env->store, folder_id, 0, 0, count_cb, &n),
+			 0);
+	return n;
+}
+
+/* After 400 ms more of the loop: the session waits, with NOTIFY set. */
+static void waiting_with_notify(struct test_env *env, struct cpmsync_session *session)
+{
+	for (int i = 0; i < 40; i++)
+		cpmsync_loop_iterate(env->loop, 10);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
+	ck_assert_int_eq(cpmsync_session_get_push_state(session), CPMSYNC_PUSH_NOTIFY);
+}
+
 /* The first run (INBOX and Chat, both empty), then after a full sync
  * NOTIFY SET, NONE, SET (session.c notify_done()): tags a1 to a9. */
 #define FIRST_SYNC_THEN_NOTIFY                                                                     \
@@ -130,12 +181,9 @@ static const struct cpmsync_session_callbacks CALLBACKS = { .changed = changed_c
 START_TEST(test_notify_event_pipelined)
 {
 	char fetch[256], fetch2[256];
-	struct cpmsync_account account = ACCOUNT;
 	struct cpmsync_session *session = NULL;
 	struct test_env env;
 	struct watch w = { 0 };
-	int64_t folder_id = 0;
-	unsigned n = 0;
 
 	fetch_reply(fetch, sizeof(fetch), 1, 0, MSG, "a11");
 	fetch_reply(fetch2, sizeof(fetch2), 1, 1, MSG2, "a15");
@@ -173,35 +221,15 @@ START_TEST(test_notify_event_pipelined)
 		{ SCRIPT_END, NULL },
 	};
 
-	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
-	account.port = env.port;
-	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
-					     &w, &session),
-			 0);
-	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
-	ck_assert_uint_eq(w.syncs, 1);
-	ck_assert_int_eq(w.last_r, 0);
+	session = session_start(&env, script, &OPTIONS, &w);
 	w.idle = false;
 	/* The event's run: over well before the debounce could end. */
-	for (int i = 0; i < 400 && w.syncs < 2; i++)
-		cpmsync_loop_iterate(env.loop, 25);
-	ck_assert_uint_eq(w.syncs, 2);
-	ck_assert_int_eq(w.last_r, 0);
+	wait_syncs(&env, &w, 2);
 	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
-	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id), 0);
-	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
-			 0);
-	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(messages_in(&env, "Chat"), 1);
 	/* The event that came during Chat's run: INBOX synced too. */
-	for (int i = 0; i < 400 && w.syncs < 3; i++)
-		cpmsync_loop_iterate(env.loop, 25);
-	ck_assert_uint_eq(w.syncs, 3);
-	ck_assert_int_eq(w.last_r, 0);
-	n = 0;
-	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "INBOX", &folder_id), 0);
-	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
-			 0);
-	ck_assert_uint_eq(n, 1);
+	wait_syncs(&env, &w, 3);
+	ck_assert_uint_eq(messages_in(&env, "INBOX"), 1);
 	/* and waiting again, without NOTIFY SET (the script's end: STALL) */
 	for (int i = 0; i < 20; i++)
 		cpmsync_loop_iterate(env.loop, 10);
@@ -223,12 +251,9 @@ END_TEST
 START_TEST(test_notify_sync_noop)
 {
 	char fetch[256];
-	struct cpmsync_account account = ACCOUNT;
 	struct cpmsync_session *session = NULL;
 	struct test_env env;
 	struct watch w = { 0 };
-	int64_t folder_id = 0;
-	unsigned n = 0;
 
 	fetch_reply(fetch, sizeof(fetch), 1, 0, MSG, "a14");
 	const struct script_step script[] = {
@@ -253,34 +278,19 @@ START_TEST(test_notify_sync_noop)
 		{ SCRIPT_END, NULL },
 	};
 
-	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
-	account.port = env.port;
-	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
-					     &w, &session),
-			 0);
-	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
-	ck_assert_uint_eq(w.syncs, 1);
+	session = session_start(&env, script, &OPTIONS, &w);
 	for (int i = 0; i < 10; i++)
 		cpmsync_loop_iterate(env.loop, 10);
 	w.syncing = false;
 	cpmsync_session_sync_now(session);
 	cpmsync_session_sync_now(session);
-	for (int i = 0; i < 400 && w.syncs < 2; i++)
-		cpmsync_loop_iterate(env.loop, 25);
-	ck_assert_uint_eq(w.syncs, 2); /* both requests: one completion */
-	ck_assert_int_eq(w.last_r, 0);
+	wait_syncs(&env, &w, 2); /* both requests: one completion */
 	ck_assert(!w.syncing);
 	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
 	cpmsync_session_sync_now(session);
-	for (int i = 0; i < 400 && w.syncs < 3; i++)
-		cpmsync_loop_iterate(env.loop, 25);
-	ck_assert_uint_eq(w.syncs, 3);
-	ck_assert_int_eq(w.last_r, 0);
+	wait_syncs(&env, &w, 3);
 	ck_assert(w.syncing);
-	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id), 0);
-	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
-			 0);
-	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(messages_in(&env, "Chat"), 1);
 	for (int i = 0; i < 20; i++)
 		cpmsync_loop_iterate(env.loop, 10);
 
@@ -299,12 +309,9 @@ END_TEST
 START_TEST(test_notify_keep_fallback)
 {
 	char fetch[256], fetch2[256];
-	struct cpmsync_account account = ACCOUNT;
 	struct cpmsync_session *session = NULL;
 	struct test_env env;
 	struct watch w = { 0 };
-	int64_t folder_id = 0;
-	unsigned n = 0;
 
 	fetch_reply(fetch, sizeof(fetch), 1, 0, MSG, "a12");
 	fetch_reply(fetch2, sizeof(fetch2), 2, 1, MSG2, "a17");
@@ -342,36 +349,16 @@ START_TEST(test_notify_keep_fallback)
 		{ SCRIPT_END, NULL },
 	};
 
+	/* read when the session is made */
 	ck_assert_int_eq(setenv("CPMSYNC_NOTIFY_KEEP_MS", "0", 1), 0);
-	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
-	account.port = env.port;
-	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
-					     &w, &session),
-			 0);
+	session = session_start(&env, script, &OPTIONS, &w);
 	ck_assert_int_eq(unsetenv("CPMSYNC_NOTIFY_KEEP_MS"), 0);
-	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
-	ck_assert_uint_eq(w.syncs, 1);
-	for (int i = 0; i < 400 && w.syncs < 2; i++)
-		cpmsync_loop_iterate(env.loop, 25);
-	ck_assert_uint_eq(w.syncs, 2);
-	ck_assert_int_eq(w.last_r, 0);
-	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id), 0);
-	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
-			 0);
-	ck_assert_uint_eq(n, 1);
-	for (int i = 0; i < 400 && w.syncs < 3; i++)
-		cpmsync_loop_iterate(env.loop, 25);
-	ck_assert_uint_eq(w.syncs, 3);
-	ck_assert_int_eq(w.last_r, 0);
-	n = 0;
-	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
-			 0);
-	ck_assert_uint_eq(n, 2);
-	/* waiting again with NOTIFY set (the script's end: STALL) */
-	for (int i = 0; i < 40; i++)
-		cpmsync_loop_iterate(env.loop, 10);
-	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
-	ck_assert_int_eq(cpmsync_session_get_push_state(session), CPMSYNC_PUSH_NOTIFY);
+	wait_syncs(&env, &w, 2);
+	ck_assert_uint_eq(messages_in(&env, "Chat"), 1);
+	wait_syncs(&env, &w, 3);
+	ck_assert_uint_eq(messages_in(&env, "Chat"), 2);
+	/* waiting again (the script's end: STALL) */
+	waiting_with_notify(&env, session);
 
 	cpmsync_session_free(session);
 	test_env_end(&env);
@@ -386,12 +373,9 @@ END_TEST
 START_TEST(test_notify_overflow)
 {
 	char fetch[256];
-	struct cpmsync_account account = ACCOUNT;
 	struct cpmsync_session *session = NULL;
 	struct test_env env;
 	struct watch w = { 0 };
-	int64_t folder_id = 0;
-	unsigned n = 0;
 	/* the sync an overflow brings is debounced (the server is busy): the
 	 * default 5 ms here, not OPTIONS' minute */
 	const struct cpmsync_session_options options = { .debounce_ms = 5 };
@@ -430,25 +414,10 @@ START_TEST(test_notify_overflow)
 		{ SCRIPT_END, NULL },
 	};
 
-	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
-	account.port = env.port;
-	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &options, &CALLBACKS,
-					     &w, &session),
-			 0);
-	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
-	ck_assert_uint_eq(w.syncs, 1);
-	for (int i = 0; i < 400 && w.syncs < 2; i++)
-		cpmsync_loop_iterate(env.loop, 25);
-	ck_assert_uint_eq(w.syncs, 2);
-	ck_assert_int_eq(w.last_r, 0);
-	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id), 0);
-	ck_assert_int_eq(cpmsync_store_foreach_message(env.store, folder_id, 0, 0, count_cb, &n),
-			 0);
-	ck_assert_uint_eq(n, 1);
-	for (int i = 0; i < 40; i++)
-		cpmsync_loop_iterate(env.loop, 10);
-	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
-	ck_assert_int_eq(cpmsync_session_get_push_state(session), CPMSYNC_PUSH_NOTIFY);
+	session = session_start(&env, script, &options, &w);
+	wait_syncs(&env, &w, 2);
+	ck_assert_uint_eq(messages_in(&env, "Chat"), 1);
+	waiting_with_notify(&env, session);
 
 	cpmsync_session_free(session);
 	test_env_end(&env);
