@@ -264,6 +264,85 @@ static int imdn_link(struct store *s, int64_t id, int64_t folder_id, const char 
 	return store_conv_bump(s, folder_id);
 }
 
+/*
+ * A new message row id in folder_id: its conversation row (a conversation
+ * folder's), made if it is the first object and updated, as the trigger
+ * conv_message_insert did until schema version 20 (store-schema.c says
+ * why it moved here).  Called right after the row's INSERT.
+ */
+static int conv_added(struct store *s, int64_t id, int64_t folder_id)
+{
+	sqlite3_stmt *st, *up;
+	int64_t conv;
+	int r;
+
+	r = store_prepare(s, store_sql_conv_of_message, &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r; /* not in a conversation folder */
+	conv = sqlite3_column_int64(st, 0);
+	if (!conv) {
+		/* The conversation's first object (none if the folder is
+		 * removed: then nothing, as CPM_CONV_OF finds none). */
+		sqlite3_reset(st);
+		r = store_prepare(s, store_sql_conv_ensure, &up);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(up, 1, folder_id);
+		r = store_step_done(s, up);
+		if (r < 0 || sqlite3_changes(store_db(s)) == 0)
+			return r;
+		conv = store_last_insert_id(s);
+		r = store_prepare(s, store_sql_conv_of_message, &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, id);
+		r = store_step(s, st);
+		if (r <= 0)
+			return r < 0 ? r : -EIO; /* the row just read */
+	}
+	r = store_prepare(s, store_sql_conv_added, &up);
+	if (r < 0) {
+		sqlite3_reset(st);
+		return r;
+	}
+	sqlite3_bind_int64(up, 1, id);
+	sqlite3_bind_int64(up, 2, conv);
+	for (int i = 1; i <= 6; i++)
+		sqlite3_bind_value(up, i + 2, sqlite3_column_value(st, i));
+	sqlite3_reset(st);
+	return store_step_done(s, up);
+}
+
+/*
+ * A summary row just inserted for message id of Type type: a session-info
+ * or group-state object's (Subject, Participants) makes its conversation
+ * computed anew, as the trigger conv_summary_insert did until schema
+ * version 20.
+ */
+static int conv_state_summary(struct store *s, int64_t id, const char *type)
+{
+	const char *const sql[] = { store_sql_conv_state_set, store_sql_conv_state_drop };
+	sqlite3_stmt *st;
+	int r;
+
+	if (!type || (!streq(type, "session-info") && !streq(type, "group-state")))
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(sql); i++) {
+		r = store_prepare(s, sql[i], &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, id);
+		r = store_step_done(s, st);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id)
 {
 	const struct msg_summary *sum = m->summary;
@@ -311,6 +390,9 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	if (r < 0)
 		return r;
 	id = store_last_insert_id(s);
+	r = conv_added(s, id, m->folder_id);
+	if (r < 0)
+		return r;
 	if (sum) {
 		r = imdn_link(s, id, m->folder_id, sum->type, sum->imdn_ref, sum->imdn_message_id,
 			      sum->status);
@@ -338,6 +420,9 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 		r = store_step_done(s, st);
 		if (r < 0)
 			return r;
+		r = conv_state_summary(s, id, sum ? sum->type : NULL);
+		if (r < 0)
+			return r;
 	}
 	*ret_id = id;
 	return 0;
@@ -345,6 +430,7 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 
 int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t *ret_id)
 {
+	_cleanup_free_ char *type = NULL;
 	sqlite3_stmt *st;
 	int64_t id;
 	int r;
@@ -372,9 +458,11 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 		return -CPMSYNC_E_NOT_FOUND;
 	}
 	id = store_last_insert_id(s);
+	r = conv_added(s, id, folder_id);
+	if (r < 0)
+		return r;
 	{
-		_cleanup_free_ char *type = NULL, *imdn_ref = NULL, *imdn_message_id = NULL,
-				    *status = NULL;
+		_cleanup_free_ char *imdn_ref = NULL, *imdn_message_id = NULL, *status = NULL;
 
 		r = store_prepare(s,
 				  "SELECT type, imdn_ref, imdn_message_id, status FROM message"
@@ -415,6 +503,11 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
+	if (sqlite3_changes(store_db(s)) > 0) {
+		r = conv_state_summary(s, id, type);
+		if (r < 0)
+			return r;
+	}
 	*ret_id = id;
 	return 0;
 }
@@ -423,6 +516,7 @@ int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary 
 {
 	sqlite3_stmt *st;
 	int64_t bump = 0;
+	bool had_summary;
 	int r;
 
 	/* Its Status changes: its conversation's version moves (schema
@@ -495,6 +589,18 @@ int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary 
 		if (r < 0)
 			return r;
 	}
+	/* A summary made here (none before) is a new one for its
+	 * conversation (conv_state_summary()); one written again, the
+	 * trigger conv_summary_update's. */
+	r = store_prepare(s, "SELECT 1 FROM summary WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	had_summary = r > 0;
+	sqlite3_reset(st);
 	r = store_prepare(s,
 			  "INSERT INTO summary (id, snippet, participants) VALUES (?1, ?2, ?3)"
 			  " ON CONFLICT (id) DO UPDATE SET snippet = ?2, participants = ?3",
@@ -504,5 +610,8 @@ int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary 
 	sqlite3_bind_int64(st, 1, id);
 	store_bind_text_or_null(st, 2, sum->snippet);
 	store_bind_text_or_null(st, 3, sum->participants);
-	return store_step_done(s, st);
+	r = store_step_done(s, st);
+	if (r < 0 || had_summary)
+		return r;
+	return conv_state_summary(s, id, sum->type);
 }

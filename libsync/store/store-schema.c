@@ -297,7 +297,8 @@ static const char migration_5[] =
 #define CPM_NEWEST " ORDER BY coalesce(m.date, 0) DESC, m.id DESC LIMIT 1"
 /* Every derived column of the conversation rows matching where, from
  * scratch; then the rows left without a visible object go. */
-#define CPM_RECOMPUTE(where)                                                                       \
+#define CPM_RECOMPUTE(where) CPM_RECOMPUTE_SET(where) CPM_RECOMPUTE_DROP(where)
+#define CPM_RECOMPUTE_SET(where)                                                                   \
 	"UPDATE conversation SET"                                                                  \
 	" messages = (SELECT count(*)" CPM_M " AND " CPM_COUNTED("m") "),"                         \
 	" unseen = (SELECT count(*)" CPM_M " AND " CPM_COUNTED("m") " AND " CPM_UNSEEN("m") "),"   \
@@ -319,7 +320,8 @@ static const char migration_5[] =
 	" AND coalesce(m.conversation_id, '') <> '' ORDER BY m.id LIMIT 1), "                      \
 	CPM_LAST("conversation.folder") "),"                                                       \
 	" version = version + 1"                                                                   \
-	" WHERE " where ";"                                                                        \
+	" WHERE " where ";"
+#define CPM_RECOMPUTE_DROP(where)                                                                  \
 	"DELETE FROM conversation WHERE " where " AND NOT EXISTS (SELECT 1" CPM_M ");"
 /* A conversation row for the folder fid's conversation folder, if any. */
 #define CPM_ENSURE(fid)                                                                            \
@@ -884,11 +886,77 @@ static const char migration_19[] =
 	" UPDATE folder SET known = known + 1 WHERE id = NEW.folder_id AND NEW.uid IS NOT NULL;"
 	" END;";
 
+/*
+ * Version 20: the conversation of a new object is kept from C, not by the
+ * triggers conv_message_insert (version 16) and conv_summary_insert
+ * (version 6).  SQLite allocates and zeroes a trigger program's frame
+ * (every register of its whole body) at each firing of a one-row
+ * statement, WHEN clause or not: those two, fired by every message and
+ * summary INSERT, plain mail included, cost about 84,000 instructions a
+ * message for conv_message_insert alone (callgrind, bench-cpm.sh
+ * N=5000: 1,795 M -> 1,375 M for the plain initial sync, 1,968 M ->
+ * 1,544 M for the CPM one, with the trigger dropped).  The same SQL runs
+ * as prepared statements from store-message.c, at the same points (after
+ * the row's INSERT, after the summary's): what each column becomes is
+ * what the triggers made.
+ *
+ * store_sql_conv_added: conv_message_insert's UPDATE, the new row's
+ * columns bound as parameters, read back by store_sql_conv_of_message
+ * with the conversation row's id (the trigger's WHEN and CPM_CONV_OF in
+ * one probe).  CPM_ENSURE (store_sql_conv_ensure, ?1 the folder id) runs
+ * only when there is no conversation row, for a conversation's first
+ * object.  An UPDATE ... FROM (SELECT ... FROM message) cost about 65,000
+ * instructions an object: SQLite runs it through an ephemeral table.
+ * Rows written by raw SQL (tests, sqlite3) no longer move their
+ * conversation; the store's INSERT paths are all in store-message.c.
+ */
+#define CPM_COUNTED_P                                                                              \
+	"(coalesce(?3, '') = 'message' OR coalesce(?3, '') = 'file-transfer'"                      \
+	" OR coalesce(?3, '') = 'media')"
+#define CPM_NEWER_P                                                                                \
+	"(coalesce(?5, 0) > last_date OR (coalesce(?5, 0) = last_date AND ?1 > last_id))"
+/* clang-format off */
+const char store_sql_conv_added[] =
+	"UPDATE conversation SET"
+	" messages = messages + " CPM_COUNTED_P ","
+	" unseen = unseen + (" CPM_COUNTED_P " AND (instr(' ' || ?4 || ' ', ' \\Seen ') = 0)),"
+	" last_id = CASE WHEN " CPM_COUNTED_P " AND " CPM_NEWER_P " THEN ?1 ELSE last_id END,"
+	" last_date = CASE WHEN " CPM_COUNTED_P " AND " CPM_NEWER_P
+	"  THEN coalesce(?5, 0) ELSE last_date END,"
+	" peer = CASE WHEN " CPM_COUNTED_P " AND coalesce(?6, '') <> ''"
+	"  AND (peer = '' OR " CPM_NEWER_P ") THEN ?6 ELSE peer END,"
+	" is_group = is_group OR coalesce(?3, '') = 'group-state' OR ?8,"
+	" conversation_id = CASE WHEN cid_header = 0 AND coalesce(?7, '') <> ''"
+	"  THEN ?7 ELSE conversation_id END,"
+	" cid_header = cid_header OR coalesce(?7, '') <> '',"
+	" version = version + 1"
+	" WHERE id = ?2";
+/* A new object ?1 in a conversation folder: its conversation row's id
+ * (NULL when there is none yet: CPM_CONV_OF), then what the UPDATE binds
+ * as ?3 to ?8: its type, flags, date, peer, conversation_id, and whether
+ * its folder is a session folder.  No row for an object elsewhere. */
+const char store_sql_conv_of_message[] =
+	"SELECT (SELECT c.id FROM conversation c WHERE c.account_id = f.account_id"
+	" AND c.folder = f.conv), m.type, m.flags, m.date, m.peer, m.conversation_id,"
+	" f.name <> f.conv"
+	" FROM message m JOIN folder f ON f.id = m.folder_id"
+	" WHERE m.id = ?1 AND m.removed = 0 AND f.conv IS NOT NULL";
+const char store_sql_conv_ensure[] = CPM_ENSURE("?1");
+/* conv_summary_insert's body (?1 the message id), for a session-info or
+ * group-state object's new summary: its two statements. */
+const char store_sql_conv_state_set[] =
+	CPM_RECOMPUTE_SET("id = " CPM_CONV_OF("(SELECT folder_id FROM message WHERE id = ?1)"));
+const char store_sql_conv_state_drop[] =
+	CPM_RECOMPUTE_DROP("id = " CPM_CONV_OF("(SELECT folder_id FROM message WHERE id = ?1)"));
+/* clang-format on */
+static const char migration_20[] = "DROP TRIGGER conv_message_insert;"
+				   "DROP TRIGGER conv_summary_insert;";
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,
 	migration_6,  migration_7,  migration_8,  migration_9,	migration_10,
 	migration_11, migration_12, migration_13, migration_14, migration_15,
-	migration_16, migration_17, migration_18, migration_19,
+	migration_16, migration_17, migration_18, migration_19, migration_20,
 };
 
 unsigned store_schema_version(void)

@@ -398,6 +398,12 @@ extern const char store_sql_imdn_strongest[];
 extern const char store_sql_imdn_originals[];
 /* store-schema.c: the originals a reclassified report raises (v17). */
 extern const char store_sql_imdn_reclassified_originals[];
+/* store-schema.c: a new object's conversation, kept from C (version 20). */
+extern const char store_sql_conv_added[];
+extern const char store_sql_conv_of_message[];
+extern const char store_sql_conv_ensure[];
+extern const char store_sql_conv_state_set[];
+extern const char store_sql_conv_state_drop[];
 #endif
 
 /* The internal store behind a public handle (cpmsync/store.h). */

@@ -1065,6 +1065,39 @@ START_TEST(test_untyped_message)
 }
 END_TEST
 
+/*
+ * A session-info object stored without a summary (no header read), whose
+ * body then brings one (store_message_set_cpm()): the summary is new, and
+ * the conversation takes its participants (version 20: conv_state_summary(),
+ * where the trigger conv_summary_insert did it).
+ */
+START_TEST(test_state_summary_made_by_body)
+{
+	size_t len;
+	char *data = corpus_file("group-session-1-info.eml", &len);
+	sqlite3_stmt *st;
+	int64_t fid, id;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (account_id, name, delimiter,"
+				       " server_name, uidvalidity) VALUES"
+				       " (1, '" FG "/grp-sess-0001', '/', 'x', 7)"),
+			 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", FG "/grp-sess-0001", &fid), 0);
+	ck_assert_msg(
+		store_message_insert(
+			s, &(struct store_message_row){ .folder_id = fid, .uid = 1, .flags = "" },
+			&id) == 0,
+		"%s", store_error(s));
+	ck_assert_int_eq(store_prepare(s, "SELECT 1 FROM summary WHERE id = ?1", &st), 0);
+	sqlite3_bind_int64(st, 1, id);
+	ck_assert_int_eq(store_step(s, st), 0); /* no summary */
+	ck_assert_str_eq(get(GRP).participants, "");
+	set_cpm(id, data, len);
+	ck_assert_str_eq(get(GRP).participants, BOB "\n" DAVE "\nsip:carol@example.net");
+	free(data);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("store-conv");
@@ -1086,6 +1119,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_rename_delete_root);
 	tcase_add_test(tc, test_incremental_equals_rebuild);
 	tcase_add_test(tc, test_untyped_message);
+	tcase_add_test(tc, test_state_summary_made_by_body);
 	suite_add_tcase(su, tc);
 	return su;
 }
