@@ -491,19 +491,6 @@ static int set_has_body(struct store *s, int64_t message_id)
 	return 0;
 }
 
-/* Runs sql, a statement of the store that returns no row, with ?1 = id. */
-static int exec_id(struct store *s, const char *sql, int64_t id)
-{
-	sqlite3_stmt *st;
-	int r;
-
-	r = store_prepare(s, sql, &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, id);
-	return store_step_done(s, st);
-}
-
 /*
  * Before id's body is stored inline: a body of id in the bodies database
  * (stored before, or earlier in this transaction) is queued in body_trash,
@@ -511,11 +498,11 @@ static int exec_id(struct store *s, const char *sql, int64_t id)
  */
 static int inline_replaces(struct store *s, int64_t id)
 {
-	return exec_id(s,
-		       "INSERT OR IGNORE INTO body_trash (message_id) SELECT id FROM message"
-		       " WHERE id = ?1 AND has_body"
-		       " AND NOT EXISTS (SELECT 1 FROM body_inline WHERE message_id = ?1)",
-		       id);
+	return store_exec_id(s,
+			     "INSERT OR IGNORE INTO body_trash (message_id) SELECT id FROM message"
+			     " WHERE id = ?1 AND has_body"
+			     " AND NOT EXISTS (SELECT 1 FROM body_inline WHERE message_id = ?1)",
+			     id);
 }
 
 /*
@@ -526,11 +513,11 @@ static int inline_replaces(struct store *s, int64_t id)
  */
 static int large_replaces(struct store *s, struct store_bodies *b, int64_t id)
 {
-	int r = exec_id(s, "DELETE FROM body_trash WHERE message_id = ?1", id);
+	int r = store_exec_id(s, "DELETE FROM body_trash WHERE message_id = ?1", id);
 
 	if (r < 0 || !inline_ready(s, b))
 		return r;
-	return exec_id(s, "DELETE FROM body_inline WHERE message_id = ?1", id);
+	return store_exec_id(s, "DELETE FROM body_inline WHERE message_id = ?1", id);
 }
 
 static int read_error(struct store *s, int64_t message_id, int r)

@@ -325,22 +325,12 @@ static int conv_added(struct store *s, int64_t id, int64_t folder_id)
  */
 static int conv_state_summary(struct store *s, int64_t id, const char *type)
 {
-	const char *const sql[] = { store_sql_conv_state_set, store_sql_conv_state_drop };
-	sqlite3_stmt *st;
 	int r;
 
 	if (!type || (!streq(type, "session-info") && !streq(type, "group-state")))
 		return 0;
-	for (size_t i = 0; i < ARRAY_SIZE(sql); i++) {
-		r = store_prepare(s, sql[i], &st);
-		if (r < 0)
-			return r;
-		sqlite3_bind_int64(st, 1, id);
-		r = store_step_done(s, st);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	r = store_exec_id(s, store_sql_conv_state_set, id);
+	return r < 0 ? r : store_exec_id(s, store_sql_conv_state_drop, id);
 }
 
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id)
@@ -592,15 +582,9 @@ int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary 
 	/* A summary made here (none before) is a new one for its
 	 * conversation (conv_state_summary()); one written again, the
 	 * trigger conv_summary_update's. */
-	r = store_prepare(s, "SELECT 1 FROM summary WHERE id = ?1", &st);
+	r = store_id_test(s, "SELECT 1 FROM summary WHERE id = ?1", id, &had_summary);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, id);
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	had_summary = r > 0;
-	sqlite3_reset(st);
 	r = store_prepare(s,
 			  "INSERT INTO summary (id, snippet, participants) VALUES (?1, ?2, ?3)"
 			  " ON CONFLICT (id) DO UPDATE SET snippet = ?2, participants = ?3",

@@ -304,6 +304,17 @@ int store_row_by_id(struct store *s, const char *sql, int64_t id, const char *wh
 	return r;
 }
 
+int store_exec_id(struct store *s, const char *sql, int64_t id)
+{
+	sqlite3_stmt *st;
+	int r = store_prepare(s, sql, &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	return store_step_done(s, st);
+}
+
 int store_id_test(struct store *s, const char *sql, int64_t id, bool *ret)
 {
 	sqlite3_stmt *st;

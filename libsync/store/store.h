@@ -359,6 +359,8 @@ int store_row_by_id(struct store *s, const char *sql, int64_t id, const char *wh
  * (not 0, not NULL): 0 with *ret, or the mapped error.
  */
 int store_id_test(struct store *s, const char *sql, int64_t id, bool *ret);
+/* Runs sql, a statement that returns no row, with ?1 bound to id. */
+int store_exec_id(struct store *s, const char *sql, int64_t id);
 /* Runs sql (no result rows) with ?1 folder_id and ?2..?3 a UID range. */
 int store_exec_uid_range(struct store *s, const char *sql, int64_t folder_id, uint32_t lo,
 			 uint32_t hi);
