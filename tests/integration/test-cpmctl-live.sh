@@ -459,8 +459,16 @@ check "--once on a store in use: exit 1, the same reason (exit $rc)" \
 check "the running daemon still answers" test "$(acct State)" = idle
 run 0 dump
 check "cpmctl dump reads the store in use" grep -qx $'a\tINBOX\t[0-9]*\t\t<sections@live.test>' "$WORK/out"
+check "the lock holds no pid (the refused learn it from a record lock): store.db.lock is empty" \
+	test -f "$WORK/store.db.lock" -a ! -s "$WORK/store.db.lock"
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
+# A daemon of an older cpmsync: flock only, its pid written in the file.
+printf '4242\n' >"$WORK/store.db.lock" || bail "cannot write $WORK/store.db.lock"
+flock -n "$WORK/store.db.lock" timeout 10 "$SYNCD" -c "$CONF" --once >"$WORK/out" 2>"$WORK/err"
+rc=$?
+check "an older daemon's flock still excludes, and its pid from the file is named (exit $rc)" \
+	bash -c "[ $rc -eq 1 ] && [ \"\$(cat '$WORK/err')\" = 'cpm-syncd: ${busy/$DAEMON_PID/4242}' ]"
 start_daemon || bail "cpm-syncd did not restart"
 check "after a hard stop the lock is free: a new daemon starts and syncs" wait_state idle 20
 
