@@ -319,18 +319,15 @@ static int conv_added(struct store *s, int64_t id, int64_t folder_id)
 
 /*
  * A summary row just inserted for message id of Type type: a session-info
- * or group-state object's (Subject, Participants) makes its conversation
- * computed anew, as the trigger conv_summary_insert did until schema
- * version 20.
+ * or group-state object's (Subject, Participants) makes its conversation's
+ * two columns computed anew (store_sql_conv_state), what the trigger
+ * conv_summary_insert's whole recompute changed until schema version 20.
  */
 static int conv_state_summary(struct store *s, int64_t id, const char *type)
 {
-	int r;
-
 	if (!type || (!streq(type, "session-info") && !streq(type, "group-state")))
 		return 0;
-	r = store_exec_id(s, store_sql_conv_state_set, id);
-	return r < 0 ? r : store_exec_id(s, store_sql_conv_state_drop, id);
+	return store_exec_id(s, store_sql_conv_state, id);
 }
 
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id)

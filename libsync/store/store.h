@@ -404,8 +404,7 @@ extern const char store_sql_imdn_reclassified_originals[];
 extern const char store_sql_conv_added[];
 extern const char store_sql_conv_of_message[];
 extern const char store_sql_conv_ensure[];
-extern const char store_sql_conv_state_set[];
-extern const char store_sql_conv_state_drop[];
+extern const char store_sql_conv_state[];
 #endif
 
 /* The internal store behind a public handle (cpmsync/store.h). */
