@@ -350,28 +350,28 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 		return r;
 	sqlite3_bind_int64(st, 1, m->folder_id);
 	sqlite3_bind_int64(st, 2, m->uid);
-	store_bind_text_or_null(st, 3, m->flags ? m->flags : "");
-	store_bind_text_or_null(st, 4, m->server_flags);
+	store_bind_text_static_or_null(st, 3, m->flags ? m->flags : "");
+	store_bind_text_static_or_null(st, 4, m->server_flags);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)m->modseq);
 	sqlite3_bind_int64(st, 6, m->internaldate);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->size);
 	if (sum) {
-		store_bind_text_or_null(st, 8, sum->message_id);
+		store_bind_text_static_or_null(st, 8, sum->message_id);
 		sqlite3_bind_int64(st, 9, sum->date);
-		store_bind_text_or_null(st, 10, sum->conversation_id);
-		store_bind_text_or_null(st, 11, sum->contribution_id);
-		store_bind_text_or_null(st, 12, sum->imdn_message_id);
+		store_bind_text_static_or_null(st, 10, sum->conversation_id);
+		store_bind_text_static_or_null(st, 11, sum->contribution_id);
+		store_bind_text_static_or_null(st, 12, sum->imdn_message_id);
 		sqlite3_bind_text(st, 13, sum->type, -1, SQLITE_STATIC);
-		store_bind_text_or_null(st, 14, sum->direction);
-		store_bind_text_or_null(st, 15, sum->context);
-		store_bind_text_or_null(st, 16, sum->in_reply_to);
-		store_bind_text_or_null(st, 17, sum->peer);
-		store_bind_text_or_null(st, 18, sum->sender);
-		store_bind_text_or_null(st, 19, sum->imdn_ref);
+		store_bind_text_static_or_null(st, 14, sum->direction);
+		store_bind_text_static_or_null(st, 15, sum->context);
+		store_bind_text_static_or_null(st, 16, sum->in_reply_to);
+		store_bind_text_static_or_null(st, 17, sum->peer);
+		store_bind_text_static_or_null(st, 18, sum->sender);
+		store_bind_text_static_or_null(st, 19, sum->imdn_ref);
 		/* An IMDN report's own Status is the disposition it reports;
 		 * a message's is raised by its reports (store-schema.c v6). */
 		if (sum->type && streq(sum->type, "imdn"))
-			store_bind_text_or_null(st, 20, sum->status);
+			store_bind_text_static_or_null(st, 20, sum->status);
 	}
 	r = store_step_done(s, st);
 	if (r < 0)
@@ -397,13 +397,13 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 			return r;
 		sqlite3_bind_int64(st, 1, id);
 		if (sum) {
-			store_bind_text_or_null(st, 2, sum->subject);
-			store_bind_text_or_null(st, 3, sum->from);
-			store_bind_text_or_null(st, 4, sum->to);
-			store_bind_text_or_null(st, 6, sum->snippet);
-			store_bind_text_or_null(st, 7, sum->participants);
+			store_bind_text_static_or_null(st, 2, sum->subject);
+			store_bind_text_static_or_null(st, 3, sum->from);
+			store_bind_text_static_or_null(st, 4, sum->to);
+			store_bind_text_static_or_null(st, 6, sum->snippet);
+			store_bind_text_static_or_null(st, 7, sum->participants);
 		}
-		store_bind_text_or_null(st, 5, m->bodystructure);
+		store_bind_text_static_or_null(st, 5, m->bodystructure);
 		r = store_step_done(s, st);
 		if (r < 0)
 			return r;

@@ -354,6 +354,23 @@ void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
 		sqlite3_bind_null(st, i);
 }
 
+/*
+ * The same without SQLite's copy of the text (SQLITE_STATIC): t must stay
+ * as it is until the statement has been stepped to its end (as
+ * store_step_done() does).  The pointer SQLite keeps after that is never
+ * read: store_prepare() clears the bindings of a cached statement before
+ * handing it out again, and finalizing reads none.  The copy cost about
+ * 500 instructions a bind (a malloc, a memcpy, a free): 18 binds a
+ * message in store_message_insert(), 3% of an initial sync.
+ */
+void store_bind_text_static_or_null(sqlite3_stmt *st, int i, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
 /* Runs a pragma or query that returns one integer. */
 static int query_int(struct store *s, const char *sql, int64_t *ret)
 {

@@ -376,6 +376,8 @@ void store_message_info_at(sqlite3_stmt *st, int base, struct cpmsync_message_in
 
 /* Binds t (copied), or NULL when t is NULL. */
 void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t);
+/* Without the copy: t valid until the statement has run (store.c). */
+void store_bind_text_static_or_null(sqlite3_stmt *st, int i, const char *t);
 
 /* Records sqlite3_errmsg() for store_error() and returns the mapped rc. */
 int store_fail(struct store *s, int sqlite_rc);
