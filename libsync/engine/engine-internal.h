@@ -30,6 +30,9 @@
 #define ENGINE_BATCH_ROWS 2000
 /* Body bytes per transaction. */
 #define ENGINE_BATCH_BYTES (32u << 20)
+/* A folder's end commits the batch once it has been open this long
+ * (engine_tx_tick_folder()). */
+#define ENGINE_BATCH_MS 250
 /* Most folders one account may list (a broken or hostile server could
  * list without end). */
 #define ENGINE_MAX_FOLDERS 100000
@@ -175,7 +178,9 @@ struct cpmsync_sync {
 	struct store_batch batch; /* the open write transaction, if any */
 	uint32_t batch_rows;
 	uint64_t batch_bytes;
-	int64_t selected_id; /* folder selected now (0: none) */
+	uint64_t batch_opened_ms; /* cpmsync_now_ms() when the batch opened */
+	uint64_t batch_ms;	  /* ENGINE_BATCH_MS (tests change it) */
+	int64_t selected_id;	  /* folder selected now (0: none) */
 	uint64_t selected_hms;
 	uint32_t selected_uidnext;
 
@@ -200,6 +205,9 @@ void engine_fail(struct cpmsync_sync *e, int r, const char *fmt, ...)
 void engine_finish(struct cpmsync_sync *e);
 /* Commits a batch when it is big enough; forced commits when force. */
 int engine_tx_tick(struct cpmsync_sync *e, bool force);
+/* Between two folders: commits when last, when full, or when the batch
+ * has been open e->batch_ms (engine.c). */
+int engine_tx_tick_folder(struct cpmsync_sync *e, bool last);
 int engine_tx_begin(struct cpmsync_sync *e);
 /* SELECTs folder (server name) unless it is selected; cb continues. */
 typedef void (*engine_next_fn)(struct cpmsync_sync *e);

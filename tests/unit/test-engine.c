@@ -53,6 +53,9 @@ static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* e->batch_ms of the runs below (-1: the engine's own, ENGINE_BATCH_MS). */
+static int64_t batch_ms = -1;
+
 /* Runs one sync of account "t" against script; returns the result.
  * only: engine_sync_only() that folder (0: a full run). */
 static struct sync_result run_only(struct cpmsync_store *store, const struct script_step *script,
@@ -79,6 +82,8 @@ static struct sync_result run_only(struct cpmsync_store *store, const struct scr
 			 0);
 	if (only)
 		engine_sync_only(e, only);
+	if (batch_ms >= 0)
+		e->batch_ms = (uint64_t)batch_ms;
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
 	cpmsync_loop_free(loop);
@@ -337,6 +342,84 @@ START_TEST(test_select_refused_others_go_on)
 	ck_assert_str_eq(qs(cs, "SELECT message_id || ' ' || flags FROM message"), "<m@x> \\Seen");
 	ck_assert_str_eq(qs(cs, "SELECT uidnext FROM folder WHERE name = 'INBOX'"), "2");
 	cpmsync_store_close(cs);
+}
+END_TEST
+
+static int count_commit(void *userdata)
+{
+	(*(unsigned *)userdata)++;
+	return 0; /* go on with the commit */
+}
+
+/* Three new folders of one message each: the commands of a full run. */
+#define THREE_FOLDERS_FETCH(tag, uid)                                                              \
+	{ SCRIPT_EXPECT, tag " UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE "   \
+			     "BODY.PEEK[HEADER])" },                                               \
+	{                                                                                          \
+		SCRIPT_SEND,                                                                       \
+			"* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "   \
+			"RFC822.SIZE 10 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 " \
+			"1) BODY[HEADER] {21}\r\nMessage-ID: <" uid "@x>\r\n\r\n)\r\n" tag         \
+			" OK fetched\r\n"                                                          \
+	}
+#define THREE_FOLDERS_SELECT(tag, name)                                                            \
+	{ SCRIPT_EXPECT, tag " SELECT " name },                                                    \
+	{                                                                                          \
+		SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 2] n\r\n" tag  \
+			     " OK [READ-WRITE] selected\r\n"                                       \
+	}
+
+/* A full run over three new folders with e->batch_ms ms, the commits
+ * counted; each folder must end with its message and its state. */
+static unsigned three_folders_commits(int64_t ms)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" A\r\n* LIST () \"/\" B\r\n* LIST () \"/\" INBOX\r\n"
+			       "a2 OK listed\r\n" },
+		THREE_FOLDERS_SELECT("a3", "A"),
+		THREE_FOLDERS_FETCH("a4", "a"),
+		THREE_FOLDERS_SELECT("a5", "B"),
+		THREE_FOLDERS_FETCH("a6", "b"),
+		THREE_FOLDERS_SELECT("a7", "INBOX"),
+		THREE_FOLDERS_FETCH("a8", "i"),
+		SCRIPT_LOGOUT("a9"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+	unsigned n = 0;
+
+	sqlite3_commit_hook(store_db(store_from_public(cs)), count_commit, &n);
+	batch_ms = ms;
+	res = run(cs, script);
+	batch_ms = -1;
+	sqlite3_commit_hook(store_db(store_from_public(cs)), NULL, NULL);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(qs(cs,
+			    "SELECT group_concat(f.name || ' ' || f.uidnext || ' ' ||"
+			    " m.message_id, ',') FROM folder f JOIN message m ON m.folder_id = f.id"
+			    " ORDER BY f.name"),
+			 "A 2 <a@x>,B 2 <b@x>,INBOX 2 <i@x>");
+	cpmsync_store_close(cs);
+	unlink(dbpath);
+	return n;
+}
+
+START_TEST(test_folders_share_a_commit)
+{
+	/* Any prefix of the engine's writes is safe, so folders synced
+	 * within ENGINE_BATCH_MS of the batch's start share its commit (each
+	 * commit rewrote the pages it touched: many small folders, as a CPM
+	 * account has, paid for it).  With 0 ms every folder's end commits,
+	 * as before. */
+	unsigned shared = three_folders_commits(INT64_MAX / 2);
+	unsigned each = three_folders_commits(0);
+
+	ck_assert_msg(each >= shared + 2,
+		      "%u commits with a commit at each folder's end, %u shared", each, shared);
 }
 END_TEST
 
@@ -891,6 +974,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_select_refused_others_go_on);
 	tcase_add_test(tc, test_many_rows_without_io);
 	tcase_add_test(tc, test_refused_name_warned_once);
+	tcase_add_test(tc, test_folders_share_a_commit);
 	tcase_add_test(tc, test_sync_only_one_folder);
 	tcase_add_test(tc, test_sync_selected_no_select);
 	tcase_add_test(tc, test_sync_selected_expunge_only);
