@@ -273,6 +273,7 @@ static int imdn_link(struct store *s, int64_t id, int64_t folder_id, const char 
 static int conv_added(struct store *s, int64_t id, int64_t folder_id)
 {
 	sqlite3_stmt *st, *up;
+	bool same_cid;
 	int64_t conv;
 	int r;
 
@@ -304,7 +305,10 @@ static int conv_added(struct store *s, int64_t id, int64_t folder_id)
 		if (r <= 0)
 			return r < 0 ? r : -EIO; /* the row just read */
 	}
-	r = store_prepare(s, store_sql_conv_added, &up);
+	/* A Conversation-ID from this object's header is taken by a row
+	 * that has none from a header yet (cid_header 0). */
+	same_cid = sqlite3_column_int(st, 7) != 0 || sqlite3_column_bytes(st, 5) == 0;
+	r = store_prepare(s, same_cid ? store_sql_conv_added_same_cid : store_sql_conv_added, &up);
 	if (r < 0) {
 		sqlite3_reset(st);
 		return r;

@@ -404,6 +404,7 @@ extern const char store_sql_imdn_originals[];
 extern const char store_sql_imdn_reclassified_originals[];
 /* store-schema.c: a new object's conversation, kept from C (version 20). */
 extern const char store_sql_conv_added[];
+extern const char store_sql_conv_added_same_cid[];
 extern const char store_sql_conv_of_message[];
 extern const char store_sql_conv_ensure[];
 extern const char store_sql_conv_state[];
