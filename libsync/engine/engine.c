@@ -204,19 +204,20 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 /*
  * Between two folders: the batch is committed when the run has no folder
  * left (last), when it is full (engine_tx_tick()), or when it has been
- * open e->batch_ms (ENGINE_BATCH_MS), not at every folder's end.  Any prefix of the
- * engine's writes is safe (above), so a batch may hold the end of one
- * folder, its state, and the start of the next.  What the commit at every
- * folder's end cost: each commit writes every page the transaction touched
- * to the WAL, and an account of many small folders (a CPM account: a
- * folder per conversation and per group session) rewrote the same index
- * and table pages at each of them.  tests/bench/bench-cpm.sh's 20,000
- * objects in 1,206 folders (RUNS=3 of cpm-syncd --once, CPU and
- * write_bytes): the plain twin 1.39 s and 85.3 MB -> about 1.05 s and
- * 55.3 MB, the CPM set 1.95 s and 121.6 MB -> about 1.45 s and 66.8 MB.
- * The time bound keeps what a folder's commit gave a slow sync: its
- * messages are signalled within ENGINE_BATCH_MS of being stored.  A
- * single folder's sync (push) commits at its end as before.
+ * open e->batch_ms (ENGINE_BATCH_MS), not at every folder's end.  Any
+ * prefix of the engine's writes is safe (above), so a batch may hold the
+ * end of one folder, its state, and the start of the next.  What the
+ * commit at every folder's end cost: each commit writes every page the
+ * transaction touched to the WAL, and an account of many small folders (a
+ * CPM account: a folder per conversation and per group session) rewrote
+ * the same index and table pages at each of them.  tests/bench/
+ * bench-cpm.sh's 20,000 objects in 1,206 folders (cpm-syncd --once from
+ * an empty store, three runs each; CPU, write_bytes): the plain twin
+ * 1.39 s and 85.3 MB -> 0.95-1.23 s and 55.4 MB, the CPM set 1.95 s and
+ * 121.6 MB -> 1.52-1.55 s and 67.0-67.4 MB.  The time bound keeps what a
+ * folder's commit gave a slow sync: its messages are signalled within
+ * ENGINE_BATCH_MS of being stored.  A single folder's sync (push) commits
+ * at its end as before.
  */
 int engine_tx_tick_folder(struct cpmsync_sync *e, bool last)
 {
