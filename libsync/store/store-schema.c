@@ -938,8 +938,8 @@ const char store_sql_conv_added[] =
  * below tells: SQLite rewrites the entries of every index whose columns
  * are in the SET list, whatever their values, so naming conversation_id
  * deleted and reinserted the row's conversation_cid entry for every
- * object (12% of conv_added(): plain twin of bench-cpm.sh 5000, 228 M ->
- * 200 M instructions).
+ * object (10% of conv_added(): plain twin of bench-cpm.sh 5000, 228 M ->
+ * 206 M instructions).
  */
 const char store_sql_conv_added_same_cid[] = CONV_ADDED("");
 /* A new object ?1 in a conversation folder: its conversation row's id
@@ -962,8 +962,8 @@ const char store_sql_conv_ensure[] = CPM_ENSURE("?1");
  * message rows, which conv_added() has counted already, and a summary
  * makes no object visible or gone, so neither can change here.  The whole
  * recompute, a dozen subqueries over the conversation's objects, cost
- * about 88,000 instructions a state object (callgrind, bench-cpm.sh 20000
- * with 1,000 conversations: 97 M of the CPM sync's 6,241 M).
+ * about 240,000 instructions a state object (callgrind, bench-cpm.sh 20000
+ * with 1,000 conversations: 400 of them, 97 M of the CPM sync's 6,241 M).
  */
 const char store_sql_conv_state[] =
 	"UPDATE conversation SET"
