@@ -959,7 +959,7 @@ const char store_sql_conv_ensure[] = CPM_ENSURE("?1");
  * the two columns that come from summaries, Subject and Participants,
  * computed anew as CPM_RECOMPUTE_SET does.  conv_summary_insert ran the
  * whole recompute and then CPM_RECOMPUTE_DROP; the other columns come from
- * message rows, which conv_added() has counted already, and a summary
+ * message rows, which conv_note() or conv_added_now() has counted already, and a summary
  * makes no object visible or gone, so neither can change here.  The whole
  * recompute, a dozen subqueries over the conversation's objects, cost
  * about 240,000 instructions a state object (callgrind, bench-cpm.sh 20000

@@ -27,7 +27,11 @@ struct store {
 	bool in_tx;
 	struct store_batch *batch; /* the open transaction is this owner's batch */
 	sqlite3_stmt **stmts;	   /* the statement cache of store_prepare() */
+	/* Per cached statement: it reads or writes the conversation table,
+	 * itself or through a trigger (noted by authorize() at prepare). */
+	bool *stmt_conv;
 	size_t n_stmts, alloc_stmts;
+	bool prep_conv; /* authorize() saw the conversation table */
 	/* Its index by the address of the SQL text (a call site's literal),
 	 * open addressing, at most STMT_SLOTS / 2 used; a hit is checked
 	 * against the statement's text, since a freed string's address may
@@ -57,6 +61,10 @@ struct store {
 	 * number of write transactions begun (it validates once in each). */
 	void *imdn_filter;
 	uint64_t tx_seq;
+	/* store-message.c's conversation rows not yet written (conv_dirty:
+	 * some are pending), freed by store_close(). */
+	void *conv_acc;
+	bool conv_dirty;
 };
 
 int store_map_sqlite_error(int sqlite_rc)
@@ -155,6 +163,13 @@ int store_exec(struct store *s, const char *sql)
 
 	if (!s || !sql)
 		return -EINVAL;
+	if (s->conv_dirty) {
+		/* Any SQL: the held-back conversation rows go first. */
+		int r = store_conv_pending_flush(s);
+
+		if (r < 0)
+			return r;
+	}
 	rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return store_fail(s, rc);
@@ -196,11 +211,11 @@ static size_t sql_slot(const char *sql)
 }
 
 /*
- * The cached statement of sql, or NULL.  Found by address first; else by
- * text over all of them (strcmp, as before the index), and the address is
- * then noted for the next time.
+ * The index in stmts of the cached statement of sql, or -1.  Found by
+ * address first; else by text over all of them (strcmp, as before the
+ * index), and the address is then noted for the next time.
  */
-static sqlite3_stmt *cached(struct store *s, const char *sql)
+static ssize_t cached(struct store *s, const char *sql)
 {
 	size_t h = sql_slot(sql), i;
 	struct stmt_slot *stale = NULL;
@@ -209,7 +224,7 @@ static sqlite3_stmt *cached(struct store *s, const char *sql)
 		if (s->stmt_slot[h].sql != sql)
 			continue;
 		if (streq(sqlite3_sql(s->stmts[s->stmt_slot[h].i]), sql))
-			return s->stmts[s->stmt_slot[h].i];
+			return (ssize_t)s->stmt_slot[h].i;
 		stale = &s->stmt_slot[h];
 		break;
 	}
@@ -217,39 +232,86 @@ static sqlite3_stmt *cached(struct store *s, const char *sql)
 		if (streq(sqlite3_sql(s->stmts[i]), sql))
 			break;
 	if (i == s->n_stmts)
-		return NULL;
+		return -1;
 	if (stale) {
 		stale->i = i;
 	} else if (s->n_slots < STMT_SLOTS / 2) {
 		s->stmt_slot[h] = (struct stmt_slot){ sql, i };
 		s->n_slots++;
 	}
-	return s->stmts[i];
+	return (ssize_t)i;
 }
 
-int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
+/*
+ * The authorizer, installed at open: it allows everything and notes
+ * whether a statement being prepared reads or writes the conversation
+ * table, in its own text or in a trigger it fires (SQLite codes a
+ * statement's triggers, and asks about their bodies, at prepare time).
+ * store_prepare() keeps the answer with the statement: such a statement
+ * first writes the conversation rows store-message.c holds back.
+ */
+static int authorize(void *userdata, int action, const char *a, const char *b, const char *db,
+		     const char *trigger)
+{
+	struct store *s = userdata;
+
+	(void)b;
+	(void)db;
+	(void)trigger;
+	switch (action) {
+	case SQLITE_READ:
+	case SQLITE_INSERT:
+	case SQLITE_UPDATE:
+	case SQLITE_DELETE:
+		if (a && streq(a, "conversation"))
+			s->prep_conv = true;
+		break;
+	default:
+		break;
+	}
+	return SQLITE_OK;
+}
+
+static int grow_statements(struct store *s)
+{
+	size_t n = s->alloc_stmts ? s->alloc_stmts * 2 : 16;
+	sqlite3_stmt **p = reallocarray(s->stmts, n, sizeof(*p));
+	bool *c;
+
+	if (!p)
+		return -ENOMEM;
+	s->stmts = p;
+	c = reallocarray(s->stmt_conv, n, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	s->stmt_conv = c;
+	s->alloc_stmts = n;
+	return 0;
+}
+
+static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret, bool flush)
 {
 	sqlite3_stmt *st;
-	int rc;
+	bool conv;
+	ssize_t i;
+	int rc, r;
 
 	if (!s || !sql || !ret)
 		return -EINVAL;
-	st = cached(s, sql);
-	if (st) {
+	i = cached(s, sql);
+	if (i >= 0) {
+		if (flush && s->conv_dirty && s->stmt_conv[i]) {
+			r = store_conv_pending_flush(s);
+			if (r < 0)
+				return r;
+		}
+		st = s->stmts[i];
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
 		*ret = st;
 		return 0;
 	}
-	if (s->n_stmts == s->alloc_stmts) {
-		size_t n = s->alloc_stmts ? s->alloc_stmts * 2 : 16;
-		sqlite3_stmt **p = reallocarray(s->stmts, n, sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		s->stmts = p;
-		s->alloc_stmts = n;
-	}
+	s->prep_conv = false;
 	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_fail(s, rc);
@@ -257,9 +319,40 @@ int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
 		set_error(s, "empty SQL statement");
 		return -EINVAL;
 	}
+	conv = s->prep_conv;
+	/* The flush prepares statements of its own: before the slot. */
+	r = flush && s->conv_dirty && conv ? store_conv_pending_flush(s) : 0;
+	if (r >= 0 && s->n_stmts == s->alloc_stmts)
+		r = grow_statements(s);
+	if (r < 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	s->stmt_conv[s->n_stmts] = conv;
 	s->stmts[s->n_stmts++] = st;
 	*ret = st;
 	return 0;
+}
+
+int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
+{
+	return prepare(s, sql, ret, true);
+}
+
+int store_prepare_conv_pending(struct store *s, const char *sql, sqlite3_stmt **ret)
+{
+	return prepare(s, sql, ret, false);
+}
+
+/* Empties the statement cache (after the migrations: a statement's note
+ * of the conversation table is the schema's at its prepare). */
+static void drop_statements(struct store *s)
+{
+	for (size_t i = 0; i < s->n_stmts; i++)
+		sqlite3_finalize(s->stmts[i]);
+	s->n_stmts = 0;
+	memset(s->stmt_slot, 0, sizeof(s->stmt_slot));
+	s->n_slots = 0;
 }
 
 int store_step(struct store *s, sqlite3_stmt *st)
@@ -457,6 +550,7 @@ int store_rollback(struct store *s)
 	s->in_tx = false;
 	s->batch = NULL;
 	s->n_conv_bump = 0;
+	store_conv_pending_drop(s);
 	store_bodies_rollback(s);
 	/* SQLite may already have rolled back by itself (FULL, IOERR, NOMEM). */
 	if (sqlite3_get_autocommit(s->db))
@@ -477,8 +571,11 @@ int store_commit(struct store *s)
 		set_error(s, "no transaction to commit");
 		return -EINVAL;
 	}
-	/* The conversations' versions, in the transaction they describe. */
-	r = store_conv_bump_flush(s);
+	/* The conversation rows held back, and the versions, in the
+	 * transaction they describe. */
+	r = store_conv_pending_flush(s);
+	if (r >= 0)
+		r = store_conv_bump_flush(s);
 	if (r < 0) {
 		store_rollback(s);
 		return r;
@@ -868,7 +965,10 @@ static int open_internal(const char *path, unsigned flags, unsigned target, stru
 		r = store_fail(s, rc);
 		set_error(s, "%s: %s", path, sqlite3_errmsg(s->db));
 	} else {
+		sqlite3_set_authorizer(s->db, authorize, s);
 		r = setup(s, path, target);
+		if (r >= 0)
+			drop_statements(s);
 	}
 	if (r < 0) {
 		if (ret_error)
@@ -901,6 +1001,7 @@ struct store *store_close(struct store *s)
 	for (size_t i = 0; i < s->n_stmts; i++)
 		sqlite3_finalize(s->stmts[i]);
 	free(s->stmts);
+	free(s->stmt_conv);
 	/* Anything still unfinalized (an error path) must not keep the db open. */
 	while ((st = sqlite3_next_stmt(s->db, NULL)))
 		sqlite3_finalize(st);
@@ -912,6 +1013,8 @@ struct store *store_close(struct store *s)
 	free(s->notes);
 	free(s->conv_bump);
 	free(s->imdn_filter);
+	store_conv_pending_drop(s);
+	free(s->conv_acc);
 	free(s);
 	return NULL;
 }
@@ -991,6 +1094,16 @@ int store_conv_bump_flush(struct store *s)
 		r = conv_bump_now(s, s->conv_bump[i]);
 	s->n_conv_bump = 0;
 	return r;
+}
+
+void **store_conv_pending_slot(struct store *s)
+{
+	return &s->conv_acc;
+}
+
+void store_set_conv_dirty(struct store *s, bool dirty)
+{
+	s->conv_dirty = dirty;
 }
 
 void **store_imdn_filter_slot(struct store *s)

@@ -144,6 +144,21 @@ bool store_in_transaction(const struct store *s);
  */
 int store_conv_bump(struct store *s, int64_t folder_id);
 int store_conv_bump_flush(struct store *s);
+/*
+ * Conversation rows held back (store-message.c): a new object's
+ * counts, newest object, peer and Conversation-ID are folded in memory
+ * per conversation row, and the row is written once, before the first
+ * statement that reads or writes the conversation table (store_prepare()
+ * knows which: the authorizer notes it at prepare), before any
+ * store_exec() and at store_commit(); store_rollback() drops them.
+ * store_prepare_conv_pending() (below) is store_prepare() without that
+ * flush, for store-message.c's own statements.  The slot is free()d by
+ * store_close(), after store_conv_pending_drop().
+ */
+int store_conv_pending_flush(struct store *s);
+void store_conv_pending_drop(struct store *s);
+void **store_conv_pending_slot(struct store *s);
+void store_set_conv_dirty(struct store *s, bool dirty);
 /* store-message.c keeps its filter of report names here; free()d by
  * store_close(). */
 void **store_imdn_filter_slot(struct store *s);
@@ -323,6 +338,7 @@ int store_bodies_import(struct store *s, const char *store_path);
  * closed.  Do not hold it across another store_prepare() of the same SQL.
  */
 int store_prepare(struct store *s, const char *sql, sqlite3_stmt **ret);
+int store_prepare_conv_pending(struct store *s, const char *sql, sqlite3_stmt **ret);
 
 /*
  * Steps st: 1 for a row, 0 when done (the statement is then reset), or

@@ -1066,6 +1066,150 @@ START_TEST(test_untyped_message)
 END_TEST
 
 /*
+ * Conversation rows held back in a transaction (store-message.c
+ * conv_note()) end exactly as the same objects written one by one, each
+ * in its own autocommit (conv_added_now(), the UPDATE per object): counts,
+ * newest object, peer, group, Conversation-ID and version alike.  The
+ * objects come in an order chosen to make the fold's order matter: dates
+ * out of order and equal, peers empty and set, the Conversation-ID first
+ * seen on a later object, session folders of one conversation, state
+ * objects whose summaries write the row in between (a flush), uncounted
+ * types and untyped rows.  Midway a read of the conversations inside the
+ * transaction sees what the other store has at that point; a rolled-back
+ * transaction leaves the rows as they were.
+ */
+#define HB_ROWS                                                                                    \
+	"SELECT group_concat(folder || '|' || conversation_id || '|' || cid_header || '|'"         \
+	" || is_group || '|' || peer || '|' || subject || '|' || participants || '|' || messages"  \
+	" || '|' || unseen || '|' || last_date || '|' || last_id || '|' || version, ';')"          \
+	" FROM (SELECT * FROM conversation ORDER BY folder)"
+
+static char *hb_rows(struct store *st_)
+{
+	sqlite3_stmt *st;
+	char *v;
+
+	ck_assert_int_eq(store_prepare(st_, HB_ROWS, &st), 0);
+	ck_assert_int_eq(store_step(st_, st), 1);
+	v = strdup(sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_reset(st);
+	ck_assert_ptr_nonnull(v);
+	return v;
+}
+
+static void hb_folders(struct store *st_)
+{
+	ck_assert_int_eq(store_exec(st_, "INSERT INTO folder (id, account_id, name, delimiter,"
+					 " server_name, uidvalidity) VALUES"
+					 " (11, 1, '" F1 "', '/', 'a', 7),"
+					 " (12, 1, '" FG "/s1', '/', 'b', 7),"
+					 " (13, 1, '" FG "/s2', '/', 'c', 7),"
+					 " (14, 1, '" FSMS "', '/', 'd', 7),"
+					 " (15, 1, 'Mail', '/', 'e', 7),"
+					 " (16, 1, '" FG "', '/', 'f', 7)"),
+			 0);
+}
+
+static void hb_insert(struct store *st_, unsigned i)
+{
+	static const int64_t folders[] = { 11, 12, 13, 14, 15, 16, 11, 12 };
+	static const char *const types[] = { "message",	     "file-transfer", "media", "imdn",
+					     "session-info", "group-state",   "mail",  NULL };
+	static const char *const peers[] = { NULL, "", BOB, DAVE, ME };
+	static const char *const cids[] = { NULL, "", "", "", C1, GRP, "cid-x" };
+	static const char *const flags[] = { "", "\\Seen", "\\Flagged \\Seen", "\\Seenx",
+					     "$x \\Seen" };
+	unsigned h = i * 2654435761u;
+	struct msg_summary sum = {
+		.message_id = (char *)"",
+		.subject = (char *)"",
+		.from = (char *)"",
+		.to = (char *)"",
+		.conversation_id = (char *)cids[(h >> 7) % 7 == 4 && i < 40 ? 0 : (h >> 7) % 7],
+		.contribution_id = (char *)"",
+		.imdn_message_id = (char *)"",
+		.date = (int64_t)((h >> 11) % 23) * 60,
+		.type = types[(h >> 3) % 8],
+		.direction = (char *)"",
+		.context = (char *)"",
+		.in_reply_to = (char *)"",
+		.peer = (char *)peers[(h >> 17) % 5],
+		.sender = (char *)"",
+		.snippet = (char *)"",
+		.imdn_ref = (char *)"",
+		.status = (char *)"",
+		.participants = (char *)(i % 3 ? BOB : DAVE),
+	};
+	int64_t id;
+
+	ck_assert_int_eq(store_message_insert(st_,
+					      &(struct store_message_row){
+						      .folder_id = folders[(h >> 13) % 8],
+						      .uid = i + 1,
+						      .flags = flags[(h >> 21) % 5],
+						      .summary = (h >> 3) % 8 == 7 ? NULL : &sum,
+					      },
+					      &id),
+			 0);
+}
+
+START_TEST(test_held_back_equals_one_by_one)
+{
+	struct cpmsync_store *cs2;
+	struct store *s2;
+	char path[sizeof(dbpath) + 8], *err = NULL, *a, *b;
+	const unsigned n = 400;
+
+	snprintf(path, sizeof(path), "%s/b.db", tmpdir);
+	ck_assert_int_eq(cpmsync_store_open(path, 0, &cs2, &err), 0);
+	s2 = store_from_public(cs2);
+	ck_assert_int_eq(store_exec(s2, "INSERT INTO account (id, name) VALUES (1, 'a');"), 0);
+	hb_folders(s);
+	hb_folders(s2);
+
+	ck_assert_int_eq(store_begin(s2), 0);
+	for (unsigned i = 0; i < n; i++) {
+		ck_assert(!store_in_transaction(s));
+		hb_insert(s, i);
+		hb_insert(s2, i);
+		if (i >= n / 2 && i < n / 2 + 8) {
+			/* Readers inside the transaction: a statement cached
+			 * (the second time), one prepared now. */
+			struct conv_list l = { 0 };
+
+			a = hb_rows(s);
+			b = hb_rows(s2);
+			ck_assert_str_eq(a, b);
+			free(a);
+			free(b);
+			ck_assert_int_eq(cpmsync_store_foreach_conversation(cs2, "a", on_conv, &l),
+					 0);
+			ck_assert_uint_eq(l.n, 3);
+		}
+	}
+	ck_assert_int_eq(store_commit(s2), 0);
+	a = hb_rows(s);
+	b = hb_rows(s2);
+	ck_assert_str_eq(a, b);
+	/* Not a vacuous match: the rows counted, moved and took a peer. */
+	ck_assert_ptr_nonnull(strstr(a, "|" BOB "|"));
+	ck_assert_ptr_nonnull(strstr(a, "|" C1 "|1|"));
+	free(b);
+
+	/* Rolled back: nothing of it stays. */
+	ck_assert_int_eq(store_begin(s2), 0);
+	for (unsigned i = 0; i < 30; i++)
+		hb_insert(s2, n + i);
+	store_rollback(s2);
+	b = hb_rows(s2);
+	ck_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	cpmsync_store_close(cs2);
+}
+END_TEST
+
+/*
  * A session-info object stored without a summary (no header read), whose
  * body then brings one (store_message_set_cpm()): the summary is new, and
  * the conversation takes its participants (version 20: conv_state_summary(),
@@ -1120,6 +1264,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_incremental_equals_rebuild);
 	tcase_add_test(tc, test_untyped_message);
 	tcase_add_test(tc, test_state_summary_made_by_body);
+	tcase_add_test(tc, test_held_back_equals_one_by_one);
 	suite_add_tcase(su, tc);
 	return su;
 }
