@@ -438,7 +438,7 @@ static int conv_entry_write(struct store *s, const struct conv_entry *e)
 	return store_step_done(s, st);
 }
 
-int store_conv_pending_flush(struct store *s)
+static int conv_entries_flush(struct store *s)
 {
 	struct conv_acc *a = conv_acc(s, false);
 	size_t i;
@@ -465,6 +465,44 @@ int store_conv_pending_flush(struct store *s)
 	a->n = 0;
 	store_conv_pending_drop(s);
 	return 0;
+}
+
+/* The conversations noted in conv_stale, recomputed from their objects
+ * (store-schema.c version 21), after the held-back rows. */
+static int conv_stale_flush(struct store *s)
+{
+	const char *const sql[] = { store_sql_conv_stale_recompute, store_sql_conv_stale_drop,
+				    store_sql_conv_stale_clear };
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (!store_take_conv_stale(s) || store_is_readonly(s))
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(sql) && r >= 0; i++) {
+		r = store_prepare_conv_pending(s, sql[i], &st);
+		if (r >= 0)
+			r = store_step_done(s, st);
+	}
+	if (r < 0)
+		store_set_conv_stale(s); /* the notes are still there */
+	return r;
+}
+
+int store_conv_pending_flush(struct store *s)
+{
+	bool stale = store_take_conv_stale(s);
+	int r;
+
+	/* The entries first: a recompute after them makes the row whole. */
+	r = conv_entries_flush(s);
+	if (stale)
+		store_set_conv_stale(s);
+	if (r < 0)
+		return r;
+	r = conv_stale_flush(s);
+	if (r >= 0)
+		store_set_conv_dirty(s, false);
+	return r;
 }
 
 /* Is the flag \Seen in flags (space-separated, as instr(' ' || flags ||

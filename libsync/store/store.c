@@ -27,11 +27,12 @@ struct store {
 	bool in_tx;
 	struct store_batch *batch; /* the open transaction is this owner's batch */
 	sqlite3_stmt **stmts;	   /* the statement cache of store_prepare() */
-	/* Per cached statement: it reads or writes the conversation table,
-	 * itself or through a trigger (noted by authorize() at prepare). */
-	bool *stmt_conv;
+	/* Per cached statement, what authorize() noted at its prepare:
+	 * STMT_CONV, it reads or rewrites conversation rows (itself or
+	 * through a trigger); STMT_STALE, it may note rows in conv_stale. */
+	unsigned char *stmt_flags;
 	size_t n_stmts, alloc_stmts;
-	bool prep_conv; /* authorize() saw the conversation table */
+	unsigned char prep_flags; /* authorize()'s note of the statement being prepared */
 	/* Its index by the address of the SQL text (a call site's literal),
 	 * open addressing, at most STMT_SLOTS / 2 used; a hit is checked
 	 * against the statement's text, since a freed string's address may
@@ -65,7 +66,11 @@ struct store {
 	 * some are pending), freed by store_close(). */
 	void *conv_acc;
 	bool conv_dirty;
+	bool conv_stale; /* a statement that may note conv_stale rows ran */
 };
+
+#define STMT_CONV  1u
+#define STMT_STALE 2u
 
 int store_map_sqlite_error(int sqlite_rc)
 {
@@ -170,7 +175,10 @@ int store_exec(struct store *s, const char *sql)
 		if (r < 0)
 			return r;
 	}
+	s->prep_flags = 0;
 	rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	if (s->prep_flags & STMT_STALE)
+		s->conv_stale = s->conv_dirty = true;
 	if (rc != SQLITE_OK)
 		return store_fail(s, rc);
 	return 0;
@@ -243,12 +251,18 @@ static ssize_t cached(struct store *s, const char *sql)
 }
 
 /*
- * The authorizer, installed at open: it allows everything and notes
- * whether a statement being prepared reads or writes the conversation
- * table, in its own text or in a trigger it fires (SQLite codes a
- * statement's triggers, and asks about their bodies, at prepare time).
- * store_prepare() keeps the answer with the statement: such a statement
- * first writes the conversation rows store-message.c holds back.
+ * The authorizer, installed at open: it allows everything and notes what
+ * a statement being prepared does with the conversation rows, in its own
+ * text or in a trigger it fires (SQLite codes a statement's triggers, and
+ * asks about their bodies, at prepare time).  prepare() keeps the note
+ * with the statement.  STMT_CONV: it reads conversation rows or rewrites
+ * them, so the rows store-message.c holds back must be written first.
+ * Not for an INSERT alone (CPM_ENSURE: a new row, which nothing held back
+ * is about), nor for conv_message_flags, which only adds the change of
+ * Unseen to the row (a delta: the same before or after the held-back
+ * ones, and a recompute after it counts the flags as they are).
+ * STMT_STALE: it may note conversations in conv_stale (schema version
+ * 21), to be recomputed at the next flush.
  */
 static int authorize(void *userdata, int action, const char *a, const char *b, const char *db,
 		     const char *trigger)
@@ -257,14 +271,18 @@ static int authorize(void *userdata, int action, const char *a, const char *b, c
 
 	(void)b;
 	(void)db;
-	(void)trigger;
+	if (!a)
+		return SQLITE_OK;
 	switch (action) {
 	case SQLITE_READ:
-	case SQLITE_INSERT:
 	case SQLITE_UPDATE:
 	case SQLITE_DELETE:
-		if (a && streq(a, "conversation"))
-			s->prep_conv = true;
+		if (streq(a, "conversation") && !(trigger && streq(trigger, "conv_message_flags")))
+			s->prep_flags |= STMT_CONV;
+		break;
+	case SQLITE_INSERT:
+		if (streq(a, "conv_stale"))
+			s->prep_flags |= STMT_STALE;
 		break;
 	default:
 		break;
@@ -276,23 +294,38 @@ static int grow_statements(struct store *s)
 {
 	size_t n = s->alloc_stmts ? s->alloc_stmts * 2 : 16;
 	sqlite3_stmt **p = reallocarray(s->stmts, n, sizeof(*p));
-	bool *c;
+	unsigned char *f;
 
 	if (!p)
 		return -ENOMEM;
 	s->stmts = p;
-	c = reallocarray(s->stmt_conv, n, sizeof(*c));
-	if (!c)
+	f = reallocarray(s->stmt_flags, n, sizeof(*f));
+	if (!f)
 		return -ENOMEM;
-	s->stmt_conv = c;
+	s->stmt_flags = f;
 	s->alloc_stmts = n;
+	return 0;
+}
+
+/* Before statement st runs, with its note f: the held-back conversation
+ * rows written if it needs them (flush), noted if it may make more. */
+static int before_statement(struct store *s, unsigned f, bool flush)
+{
+	if (flush && s->conv_dirty && (f & STMT_CONV)) {
+		int r = store_conv_pending_flush(s);
+
+		if (r < 0)
+			return r;
+	}
+	if (f & STMT_STALE)
+		s->conv_stale = s->conv_dirty = true;
 	return 0;
 }
 
 static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret, bool flush)
 {
 	sqlite3_stmt *st;
-	bool conv;
+	unsigned char f;
 	ssize_t i;
 	int rc, r;
 
@@ -300,18 +333,16 @@ static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret, bool fl
 		return -EINVAL;
 	i = cached(s, sql);
 	if (i >= 0) {
-		if (flush && s->conv_dirty && s->stmt_conv[i]) {
-			r = store_conv_pending_flush(s);
-			if (r < 0)
-				return r;
-		}
+		r = before_statement(s, s->stmt_flags[i], flush);
+		if (r < 0)
+			return r;
 		st = s->stmts[i];
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
 		*ret = st;
 		return 0;
 	}
-	s->prep_conv = false;
+	s->prep_flags = 0;
 	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_fail(s, rc);
@@ -319,16 +350,16 @@ static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret, bool fl
 		set_error(s, "empty SQL statement");
 		return -EINVAL;
 	}
-	conv = s->prep_conv;
+	f = s->prep_flags;
 	/* The flush prepares statements of its own: before the slot. */
-	r = flush && s->conv_dirty && conv ? store_conv_pending_flush(s) : 0;
+	r = before_statement(s, f, flush);
 	if (r >= 0 && s->n_stmts == s->alloc_stmts)
 		r = grow_statements(s);
 	if (r < 0) {
 		sqlite3_finalize(st);
 		return r;
 	}
-	s->stmt_conv[s->n_stmts] = conv;
+	s->stmt_flags[s->n_stmts] = f;
 	s->stmts[s->n_stmts++] = st;
 	*ret = st;
 	return 0;
@@ -345,7 +376,7 @@ int store_prepare_conv_pending(struct store *s, const char *sql, sqlite3_stmt **
 }
 
 /* Empties the statement cache (after the migrations: a statement's note
- * of the conversation table is the schema's at its prepare). */
+ * of the conversation rows is the schema's at its prepare). */
 static void drop_statements(struct store *s)
 {
 	for (size_t i = 0; i < s->n_stmts; i++)
@@ -551,6 +582,7 @@ int store_rollback(struct store *s)
 	s->batch = NULL;
 	s->n_conv_bump = 0;
 	store_conv_pending_drop(s);
+	store_take_conv_stale(s); /* its notes go with the transaction */
 	store_bodies_rollback(s);
 	/* SQLite may already have rolled back by itself (FULL, IOERR, NOMEM). */
 	if (sqlite3_get_autocommit(s->db))
@@ -1001,7 +1033,7 @@ struct store *store_close(struct store *s)
 	for (size_t i = 0; i < s->n_stmts; i++)
 		sqlite3_finalize(s->stmts[i]);
 	free(s->stmts);
-	free(s->stmt_conv);
+	free(s->stmt_flags);
 	/* Anything still unfinalized (an error path) must not keep the db open. */
 	while ((st = sqlite3_next_stmt(s->db, NULL)))
 		sqlite3_finalize(st);
@@ -1104,6 +1136,19 @@ void **store_conv_pending_slot(struct store *s)
 void store_set_conv_dirty(struct store *s, bool dirty)
 {
 	s->conv_dirty = dirty;
+}
+
+bool store_take_conv_stale(struct store *s)
+{
+	bool v = s->conv_stale;
+
+	s->conv_stale = false;
+	return v;
+}
+
+void store_set_conv_stale(struct store *s)
+{
+	s->conv_stale = s->conv_dirty = true;
 }
 
 void **store_imdn_filter_slot(struct store *s)

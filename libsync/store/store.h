@@ -148,9 +148,11 @@ int store_conv_bump_flush(struct store *s);
  * Conversation rows held back (store-message.c): a new object's
  * counts, newest object, peer and Conversation-ID are folded in memory
  * per conversation row, and the row is written once, before the first
- * statement that reads or writes the conversation table (store_prepare()
+ * statement that reads or rewrites conversation rows (store_prepare()
  * knows which: the authorizer notes it at prepare), before any
- * store_exec() and at store_commit(); store_rollback() drops them.
+ * store_exec() and at store_commit(); store_rollback() drops them.  The
+ * same flush then recomputes, once each, the conversations that objects
+ * gone or moved noted in conv_stale (schema version 21).
  * store_prepare_conv_pending() (below) is store_prepare() without that
  * flush, for store-message.c's own statements.  The slot is free()d by
  * store_close(), after store_conv_pending_drop().
@@ -159,6 +161,10 @@ int store_conv_pending_flush(struct store *s);
 void store_conv_pending_drop(struct store *s);
 void **store_conv_pending_slot(struct store *s);
 void store_set_conv_dirty(struct store *s, bool dirty);
+/* Whether a statement that may note rows in conv_stale ran since the last
+ * take (and forgets it); set again after a failed recompute. */
+bool store_take_conv_stale(struct store *s);
+void store_set_conv_stale(struct store *s);
 /* store-message.c keeps its filter of report names here; free()d by
  * store_close(). */
 void **store_imdn_filter_slot(struct store *s);
@@ -421,6 +427,9 @@ extern const char store_sql_imdn_reclassified_originals[];
 /* store-schema.c: a new object's conversation, kept from C (version 20). */
 extern const char store_sql_conv_added[];
 extern const char store_sql_conv_added_same_cid[];
+extern const char store_sql_conv_stale_recompute[];
+extern const char store_sql_conv_stale_drop[];
+extern const char store_sql_conv_stale_clear[];
 extern const char store_sql_conv_of_message[];
 extern const char store_sql_conv_ensure[];
 extern const char store_sql_conv_state[];

@@ -1210,6 +1210,87 @@ START_TEST(test_held_back_equals_one_by_one)
 END_TEST
 
 /*
+ * Objects that go (deleted, removed, in any number) recompute their
+ * conversation once per transaction (schema version 21: noted in
+ * conv_stale, recomputed at the flush), not once per row: a reader inside
+ * the transaction already sees the recomputed row, the version moves by
+ * one, and the rows equal a rebuild from scratch.  Up to version 20 each
+ * row's trigger recomputed it (the version moved by three here).  The
+ * statements are prepared ones, as the engine's: store_exec() flushes
+ * before any SQL.
+ */
+static char *conv_rows(void)
+{
+	sqlite3_stmt *st;
+	char *v;
+
+	ck_assert_int_eq(store_prepare(s, ROWS, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	v = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	ck_assert_ptr_nonnull(v);
+	return v;
+}
+
+static int64_t conv_version(const char *cid)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	ck_assert_int_eq(
+		store_prepare(s, "SELECT version FROM conversation WHERE conversation_id = ?1",
+			      &st),
+		0);
+	sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+	ck_assert_int_eq(store_step(s, st), 1);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+START_TEST(test_recompute_once_per_transaction)
+{
+	struct world w = fill();
+	char *before, *after;
+	sqlite3_stmt *st;
+	int64_t v0;
+
+	ck_assert_uint_eq(get(C1).messages, 6);
+	ck_assert_uint_eq(get(C1).unseen, 3);
+	v0 = conv_version(C1);
+	ck_assert_int_eq(store_begin(s), 0);
+	/* As the engine writes them: prepared statements, none of which
+	 * reads conversation rows (store_exec() would flush before each). */
+	ck_assert_int_eq(store_prepare(s, "DELETE FROM message WHERE id = ?1", &st), 0);
+	for (int i = 0; i < 2; i++) {
+		sqlite3_bind_int64(st, 1, i ? w.media : w.qp);
+		ck_assert_int_eq(store_step_done(s, st), 0);
+		sqlite3_reset(st);
+	}
+	ck_assert_int_eq(store_prepare(s, "UPDATE message SET removed = 1 WHERE id = ?1", &st), 0);
+	sqlite3_bind_int64(st, 1, w.b64);
+	ck_assert_int_eq(store_step_done(s, st), 0);
+	/* Inside the transaction: recomputed for the reader. */
+	ck_assert_uint_eq(get(C1).messages, 3);
+	ck_assert_uint_eq(get(C1).unseen, 1); /* ft-http's */
+	ck_assert_int_eq(get(C1).last_message_id, w.ft_cpm);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(conv_version(C1), v0 + 1);
+	ck_assert_uint_eq(get(C1).messages, 3);
+
+	/* The same rows as a rebuild from scratch. */
+	before = conv_rows();
+	ck_assert_int_eq(store_exec(s, "UPDATE account SET cpm_root = 'x';"
+				       " UPDATE account SET cpm_root = 'Default';"),
+			 0);
+	after = conv_rows();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/*
  * A session-info object stored without a summary (no header read), whose
  * body then brings one (store_message_set_cpm()): the summary is new, and
  * the conversation takes its participants (version 20: conv_state_summary(),
@@ -1265,6 +1346,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_untyped_message);
 	tcase_add_test(tc, test_state_summary_made_by_body);
 	tcase_add_test(tc, test_held_back_equals_one_by_one);
+	tcase_add_test(tc, test_recompute_once_per_transaction);
 	suite_add_tcase(su, tc);
 	return su;
 }

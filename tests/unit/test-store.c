@@ -827,6 +827,43 @@ START_TEST(test_migrate_folder_known)
 }
 END_TEST
 
+/*
+ * Version 21: an object gone notes its conversation in conv_stale instead
+ * of recomputing it in its trigger; the next reader of conversation rows
+ * finds it recomputed (the store's flush), and the note is gone.
+ */
+START_TEST(test_migrate_conv_stale)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+
+	ck_assert_uint_ge(store_schema_version(), 21);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 20, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a');"
+				       "INSERT INTO folder (id, account_id, name) VALUES"
+				       " (10, 1, 'Default/tel:+1');"
+				       "INSERT INTO message (folder_id, uid, flags, type) VALUES"
+				       " (10, 1, '', 'message'), (10, 2, '', 'message'),"
+				       " (10, 3, '\\Seen', 'message');"
+				       /* The rows above were written by raw SQL: the
+					* conversation from scratch. */
+				       "UPDATE account SET cpm_root = 'x';"
+				       "UPDATE account SET cpm_root = 'Default';"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT messages FROM conversation"), 3);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE uid = 1"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM conv_stale"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT messages FROM conversation"), 2);
+	ck_assert_int_eq(query_int(s, "SELECT unseen FROM conversation"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM conv_stale"), 0);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_migrate_imdn_in_c)
 {
 	struct store *s = NULL;
@@ -1779,6 +1816,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_imdn_filter_in_transaction);
 	tcase_add_test(tc, test_migrate_rematch_index);
 	tcase_add_test(tc, test_migrate_folder_known);
+	tcase_add_test(tc, test_migrate_conv_stale);
 	suite_add_tcase(s, tc);
 	return s;
 }
