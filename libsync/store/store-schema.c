@@ -622,6 +622,16 @@ static const char migration_11[] =
  * condition as a term).  The triggers are otherwise those of version 6.
  */
 /* clang-format off */
+/* A report classified again raises the originals it names (the body of
+ * conv_message_reclassified after its conversation's recompute; version
+ * 12, and 22 with the recompute noted instead). */
+#define CPM_RECLASSIFIED_RAISE                                                                     \
+	" UPDATE message SET status = NEW.status"                                                  \
+	"  WHERE NEW.type = 'imdn' AND coalesce(NEW.imdn_ref, '') <> ''"                            \
+	"  AND imdn_message_id = NEW.imdn_ref AND imdn_message_id <> ''"                            \
+	"  AND type <> 'imdn' AND removed = 0"                                                     \
+	"  AND " CPM_RANK("NEW.status") " > " CPM_RANK("status")                                   \
+	"  AND " CPM_SAME_ACCOUNT("message", "NEW.folder_id") ";"
 static const char migration_12[] =
 	"DROP INDEX message_imdn;"
 	"DROP INDEX message_imdn_ref;"
@@ -656,12 +666,7 @@ static const char migration_12[] =
 	" WHEN NEW.removed = 0 AND (NEW.type IS NOT OLD.type OR NEW.imdn_ref IS NOT OLD.imdn_ref)"
 	" BEGIN "
 	CPM_RECOMPUTE("id = " CPM_CONV_OF("NEW.folder_id"))
-	" UPDATE message SET status = NEW.status"
-	"  WHERE NEW.type = 'imdn' AND coalesce(NEW.imdn_ref, '') <> ''"
-	"  AND imdn_message_id = NEW.imdn_ref AND imdn_message_id <> ''"
-	"  AND type <> 'imdn' AND removed = 0"
-	"  AND " CPM_RANK("NEW.status") " > " CPM_RANK("status")
-	"  AND " CPM_SAME_ACCOUNT("message", "NEW.folder_id") ";"
+	CPM_RECLASSIFIED_RAISE
 	" END;";
 /* clang-format on */
 
@@ -1012,10 +1017,39 @@ static const char migration_21[] =
 	"CREATE TRIGGER conv_message_delete AFTER DELETE ON message WHEN OLD.removed = 0 BEGIN "
 	CPM_STALE("OLD.folder_id")
 	" END;";
+/*
+ * Version 22: the same for the other two triggers that recomputed a
+ * conversation per row.  conv_message_reclassified fires for every object
+ * whose Type or report name changes when its body comes after its header
+ * (sync_bodies other than all): an IMDN report, first stored as a
+ * message, is one, and a chat has about two reports a message, so
+ * fetching the bodies of a conversation recomputed it about twice per
+ * message.  conv_summary_update (a state object's participants written
+ * again) is rare, and follows for one rule everywhere.  Both now note
+ * the conversation in conv_stale; the report's raise of its originals
+ * stays as it was.
+ */
+/* clang-format off */
+static const char migration_22[] =
+	"DROP TRIGGER conv_message_reclassified;"
+	"DROP TRIGGER conv_summary_update;"
+	"CREATE TRIGGER conv_message_reclassified AFTER UPDATE OF type, imdn_ref ON message"
+	" WHEN NEW.removed = 0 AND (NEW.type IS NOT OLD.type OR NEW.imdn_ref IS NOT OLD.imdn_ref)"
+	" BEGIN "
+	CPM_STALE("NEW.folder_id")
+	CPM_RECLASSIFIED_RAISE
+	" END;"
+	"CREATE TRIGGER conv_summary_update AFTER UPDATE OF participants ON summary"
+	" WHEN NEW.participants IS NOT OLD.participants"
+	" AND EXISTS (SELECT 1 FROM message m WHERE m.id = NEW.id AND " CPM_STATE("m") ") BEGIN "
+	CPM_STALE("(SELECT folder_id FROM message WHERE id = NEW.id)")
+	" END;";
+/* clang-format on */
+
 /* The flush of the noted rows (store-message.c): recomputed, dropped when
  * left without a visible object, then the notes cleared. */
 #define CPM_STALE_ROWS                                                                             \
-	"id IN (SELECT c.id FROM conv_stale s JOIN conversation c"                                  \
+	"id IN (SELECT c.id FROM conv_stale s JOIN conversation c"                                 \
 	" ON c.account_id = s.account_id AND c.folder = s.conv)"
 const char store_sql_conv_stale_recompute[] = CPM_RECOMPUTE_SET(CPM_STALE_ROWS);
 const char store_sql_conv_stale_drop[] = CPM_RECOMPUTE_DROP(CPM_STALE_ROWS);
@@ -1026,7 +1060,7 @@ static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
-	migration_19, migration_20, migration_21,
+	migration_19, migration_20, migration_21, migration_22,
 };
 
 unsigned store_schema_version(void)

@@ -1291,6 +1291,48 @@ START_TEST(test_recompute_once_per_transaction)
 END_TEST
 
 /*
+ * Reports first stored from their header (as messages) and classified
+ * again in one transaction once their bodies come (schema version 22):
+ * the conversation is recomputed once, not once per report.  Its version
+ * moves by two: that recompute, and the bump of the originals' raised
+ * Status at the commit (version 17); by three up to version 21.
+ */
+START_TEST(test_reclassified_once_per_transaction)
+{
+	char *d[3];
+	size_t l[3];
+	int64_t fid, orig, r1, r2, v0;
+	struct msg_summary sum;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (account_id, name, delimiter,"
+				       " server_name, uidvalidity) VALUES"
+				       " (1, '" F1 "', '/', '" F1 "', 7)"),
+			 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+	orig = sync_put_head(fid, 1, "chat-1to1-sent.eml", &d[0], &l[0]);
+	r1 = sync_put_head(fid, 2, "imdn-delivered.eml", &d[1], &l[1]);
+	r2 = sync_put_head(fid, 3, "imdn-displayed.eml", &d[2], &l[2]);
+	set_cpm(orig, d[0], l[0]);
+	ck_assert_uint_eq(get(C1).messages, 3); /* the reports look like messages */
+	v0 = conv_version(C1);
+
+	ck_assert_int_eq(store_begin(s), 0);
+	for (int i = 1; i <= 2; i++) {
+		ck_assert_int_eq(msg_summary_parse(d[i], l[i], &sum), 0);
+		ck_assert_int_eq(store_message_set_cpm(s, i == 1 ? r1 : r2, &sum), 0);
+		msg_summary_free(&sum);
+	}
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_uint_eq(get(C1).messages, 1);
+	ck_assert_int_eq(get(C1).last_message_id, orig);
+	ck_assert_str_eq(msg(orig).status, "displayed");
+	ck_assert_int_eq(conv_version(C1), v0 + 2);
+	for (int i = 0; i < 3; i++)
+		free(d[i]);
+}
+END_TEST
+
+/*
  * A session-info object stored without a summary (no header read), whose
  * body then brings one (store_message_set_cpm()): the summary is new, and
  * the conversation takes its participants (version 20: conv_state_summary(),
@@ -1347,6 +1389,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_state_summary_made_by_body);
 	tcase_add_test(tc, test_held_back_equals_one_by_one);
 	tcase_add_test(tc, test_recompute_once_per_transaction);
+	tcase_add_test(tc, test_reclassified_once_per_transaction);
 	suite_add_tcase(su, tc);
 	return su;
 }
