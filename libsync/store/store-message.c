@@ -520,6 +520,17 @@ static bool nonempty(const char *v)
 	return v && *v;
 }
 
+/* conv_of_folder_sql for folder_id: 1 with its row in *ret, 0 for none. */
+static int conv_probe(struct store *s, int64_t folder_id, sqlite3_stmt **ret)
+{
+	int r = store_prepare_conv_pending(s, conv_of_folder_sql, ret);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(*ret, 1, folder_id);
+	return store_step(s, *ret);
+}
+
 /* The entry of folder_id's conversation row, or NULL (*ret_session: the
  * folder is a session folder of it). */
 static int conv_entry_of(struct store *s, struct conv_acc *a, int64_t folder_id,
@@ -547,11 +558,7 @@ static int conv_entry_of(struct store *s, struct conv_acc *a, int64_t folder_id,
 			a->f = p;
 			a->allocf = n;
 		}
-		r = store_prepare_conv_pending(s, conv_of_folder_sql, &st);
-		if (r < 0)
-			return r;
-		sqlite3_bind_int64(st, 1, folder_id);
-		r = store_step(s, st);
+		r = conv_probe(s, folder_id, &st);
 		if (r < 0)
 			return r;
 		if (r > 0 && sqlite3_column_type(st, 0) == SQLITE_NULL) {
@@ -570,15 +577,9 @@ static int conv_entry_of(struct store *s, struct conv_acc *a, int64_t folder_id,
 			if (sqlite3_changes(store_db(s)) == 0) {
 				r = 0;
 			} else {
-				r = store_prepare_conv_pending(s, conv_of_folder_sql, &st);
-				if (r < 0)
-					return r;
-				sqlite3_bind_int64(st, 1, folder_id);
-				r = store_step(s, st);
-				if (r < 0)
-					return r;
-				if (r == 0)
-					return -EIO; /* the row just made */
+				r = conv_probe(s, folder_id, &st);
+				if (r <= 0)
+					return r < 0 ? r : -EIO; /* the row just made */
 			}
 		}
 		f = &a->f[a->nf++];

@@ -1084,17 +1084,23 @@ END_TEST
 	" || '|' || unseen || '|' || last_date || '|' || last_id || '|' || version, ';')"          \
 	" FROM (SELECT * FROM conversation ORDER BY folder)"
 
-static char *hb_rows(struct store *st_)
+/* The text of the one row sql gives in store st_ ("" for NULL), copied. */
+static char *text_of(struct store *st_, const char *sql)
 {
 	sqlite3_stmt *st;
 	char *v;
 
-	ck_assert_int_eq(store_prepare(st_, HB_ROWS, &st), 0);
+	ck_assert_int_eq(store_prepare(st_, sql, &st), 0);
 	ck_assert_int_eq(store_step(st_, st), 1);
 	v = strdup(sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
 	sqlite3_reset(st);
 	ck_assert_ptr_nonnull(v);
 	return v;
+}
+
+static char *hb_rows(struct store *st_)
+{
+	return text_of(st_, HB_ROWS);
 }
 
 static void hb_folders(struct store *st_)
@@ -1221,15 +1227,7 @@ END_TEST
  */
 static char *conv_rows(void)
 {
-	sqlite3_stmt *st;
-	char *v;
-
-	ck_assert_int_eq(store_prepare(s, ROWS, &st), 0);
-	ck_assert_int_eq(store_step(s, st), 1);
-	v = strdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_reset(st);
-	ck_assert_ptr_nonnull(v);
-	return v;
+	return text_of(s, ROWS);
 }
 
 static int64_t conv_version(const char *cid)
