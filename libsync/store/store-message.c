@@ -265,6 +265,26 @@ static int imdn_link(struct store *s, int64_t id, int64_t folder_id, const char 
 }
 
 /*
+ * The conversation row of folder_id's conversation folder, made if there
+ * is none (CPM_ENSURE: an INSERT alone, which needs no flush of the rows
+ * held back below): 1 if made, 0 if there was one or the folder is not a
+ * conversation folder or is removed.
+ */
+static int conv_ensure(struct store *s, int64_t folder_id)
+{
+	sqlite3_stmt *up;
+	int r = store_prepare_conv_pending(s, store_sql_conv_ensure, &up);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(up, 1, folder_id);
+	r = store_step_done(s, up);
+	if (r < 0)
+		return r;
+	return sqlite3_changes(store_db(s)) > 0;
+}
+
+/*
  * A new message row id in folder_id: its conversation row (a conversation
  * folder's), made if it is the first object and updated, as the trigger
  * conv_message_insert did until schema version 20 (store-schema.c says
@@ -289,12 +309,8 @@ static int conv_added_now(struct store *s, int64_t id, int64_t folder_id)
 		/* The conversation's first object (none if the folder is
 		 * removed: then nothing, as CPM_CONV_OF finds none). */
 		sqlite3_reset(st);
-		r = store_prepare(s, store_sql_conv_ensure, &up);
-		if (r < 0)
-			return r;
-		sqlite3_bind_int64(up, 1, folder_id);
-		r = store_step_done(s, up);
-		if (r < 0 || sqlite3_changes(store_db(s)) == 0)
+		r = conv_ensure(s, folder_id);
+		if (r <= 0)
 			return r;
 		conv = store_last_insert_id(s);
 		r = store_prepare(s, store_sql_conv_of_message, &st);
@@ -564,19 +580,11 @@ static int conv_entry_of(struct store *s, struct conv_acc *a, int64_t folder_id,
 		if (r > 0 && sqlite3_column_type(st, 0) == SQLITE_NULL) {
 			/* The conversation's first object: its row (none if
 			 * the folder is removed, as CPM_CONV_OF finds none). */
-			sqlite3_stmt *up;
-
 			sqlite3_reset(st);
-			r = store_prepare_conv_pending(s, store_sql_conv_ensure, &up);
+			r = conv_ensure(s, folder_id);
 			if (r < 0)
 				return r;
-			sqlite3_bind_int64(up, 1, folder_id);
-			r = store_step_done(s, up);
-			if (r < 0)
-				return r;
-			if (sqlite3_changes(store_db(s)) == 0) {
-				r = 0;
-			} else {
+			if (r > 0) {
 				r = conv_probe(s, folder_id, &st);
 				if (r <= 0)
 					return r < 0 ? r : -EIO; /* the row just made */
