@@ -307,8 +307,9 @@ static int grow_statements(struct store *s)
 	return 0;
 }
 
-/* Before statement st runs, with its note f: the held-back conversation
- * rows written if it needs them (flush), noted if it may make more. */
+/* Before a statement with authorize()'s note f runs: the held-back
+ * conversation rows written if it needs them (and flush allows), the
+ * store marked if it may note more in conv_stale. */
 static int before_statement(struct store *s, unsigned f, bool flush)
 {
 	if (flush && s->conv_dirty && (f & STMT_CONV)) {
