@@ -89,8 +89,15 @@ lib_cleanup() {
 	for d in "${DCS[@]}"; do
 		"$CTL" stop "$d" >/dev/null 2>&1
 	done
-	[ -n "$WORK" ] && [ -z "${KEEP_WORK:-}" ] && rm -rf "$WORK"
-	[ -n "${KEEP_WORK:-}" ] && echo "# kept $WORK" >&2
+	[ -n "$WORK" ] || return 0
+	if [ -n "${KEEP_WORK:-}" ]; then
+		echo "# kept $WORK" >&2
+	elif [ "$failed" -gt 0 ]; then
+		# the logs of the runs are what tells a rare failure's cause
+		echo "# kept $WORK: $failed checks failed (its logs tell why; remove it when done)" >&2
+	else
+		rm -rf "$WORK"
+	fi
 }
 lib_init() {
 	local f

@@ -527,6 +527,7 @@ l_folder() {
 			not_ok "(c) op mkdir $N: $(cat "$WORK/op.err")"
 			return 1
 		fi
+		echo "#   mkdir $N"
 		LF+=("$N")
 		l_store "$N"
 	elif [ $R -eq 1 ] && l_used; then
@@ -537,6 +538,7 @@ l_folder() {
 			not_ok "(c) op rename $old $N: $(cat "$WORK/op.err")"
 			return 1
 		fi
+		echo "#   rename $old -> $N"
 		for x in "${LF[@]}"; do [ "$x" != "$old" ] && keep+=("$x"); done
 		LF=("${keep[@]}" "$N")
 		for k in "${!M[@]}"; do
@@ -546,6 +548,7 @@ l_folder() {
 		done
 	elif l_used; then
 		op rmdir a "$N" || { not_ok "(c) op rmdir $N"; return 1; }
+		echo "#   rmdir $N"
 		for x in "${LF[@]}"; do [ "$x" != "$N" ] && keep+=("$x"); done
 		LF=("${keep[@]}")
 		for k in "${!M[@]}"; do [ "${k%%$'\t'*}" = "$N" ] && unset 'M[$k]'; done
@@ -600,10 +603,13 @@ srv_change() {
 		rnd 3
 		if [ $R -eq 0 ] && [ ${#free[@]} -gt 0 ]; then
 			rnd ${#free[@]}
+			echo "#   the other client: create ${free[$R]}"
 			da mailbox create -u "$USER1" "${free[$R]}" && srv_save "${free[$R]}"
 		elif [ $R -eq 1 ] && [ ${#used[@]} -gt 0 ] && [ ${#free[@]} -gt 0 ]; then
+			echo "#   the other client: rename ${used[0]} -> ${free[0]}"
 			da mailbox rename -u "$USER1" "${used[0]}" "${free[0]}"
 		elif [ ${#used[@]} -gt 0 ]; then
+			echo "#   the other client: delete ${used[0]}"
 			da mailbox delete -u "$USER1" "${used[0]}"
 		fi
 	fi
