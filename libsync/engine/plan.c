@@ -157,6 +157,24 @@ static size_t lookup(const struct fkey *keys, size_t n, const struct fkey *want,
 	return SIZE_MAX;
 }
 
+/*
+ * A local folder whose DELETE or RENAME is pending, while the folder the
+ * server shows under its server name is demonstrably another one (its
+ * UIDVALIDITY or MAILBOXID differs): the command reached the server already
+ * (in a run killed before it recorded the answer), or another client did
+ * the same, and the name now belongs to another folder, such as the one a
+ * later RENAME of ours moved there.  Matching the two by name would sync
+ * the wrong folder and delete the right one, locally and then (replaying
+ * the pending DELETE by that name) on the server.
+ */
+static bool left_its_name(const struct plan_remote_folder *r, const struct plan_local_folder *l)
+{
+	if (!l->removed && !l->rename_pending)
+		return false;
+	return mailboxid_differs(r, l) || (r->has_status && r->uidvalidity && l->uidvalidity &&
+					   r->uidvalidity != l->uidvalidity);
+}
+
 /* lookup() by UIDVALIDITY, skipping local folders whose MAILBOXID says
  * they are not r. */
 static size_t lookup_uv(const struct fkey *keys, size_t n, const struct fkey *want,
@@ -202,11 +220,28 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 	qsort(by_local, nl, sizeof(*by_local), by_name);
 	qsort(by_uidv, nu, sizeof(*by_uidv), by_uv);
 
-	/* 1. By server name. */
+	/* 1. By server name.  A pending DELETE whose folder left the name is
+	 * done: its row goes first, before an ADD could want its local name;
+	 * a pending RENAME's is matched by its local name below. */
 	for (size_t i = 0; i < n_remote; i++) {
 		struct fkey want = name_key(remote[i].name, 0);
+		size_t lo = lower_bound(by_server, ns, &want, name_cmp);
 
-		j = lookup(by_server, ns, &want, name_cmp, lmatched);
+		for (j = SIZE_MAX; lo < ns && name_cmp(&by_server[lo], &want) == 0; lo++) {
+			size_t k = by_server[lo].idx;
+
+			if (lmatched[k])
+				continue;
+			if (!left_its_name(&remote[i], &local[k])) {
+				j = k;
+				break;
+			}
+			if (local[k].removed) {
+				lmatched[k] = true;
+				actions[n++] =
+					(struct plan_folder_action){ PLAN_FOLDER_DELETE, k, 0 };
+			}
+		}
 		if (j == SIZE_MAX)
 			continue;
 		rmatched[i] = lmatched[j] = true;
