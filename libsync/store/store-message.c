@@ -719,6 +719,14 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	int64_t id;
 	int r;
 
+	/* conv_added_now() below adds the row to its conversation: what is
+	 * pending goes first, or a recompute of that conversation run by
+	 * its statements would count the row already (counted twice). */
+	if (!store_in_transaction(s)) {
+		r = store_conv_pending_flush(s);
+		if (r < 0)
+			return r;
+	}
 	r = store_prepare(s,
 			  "INSERT INTO message (folder_id, uid, flags, server_flags, modseq,"
 			  " internaldate, size, message_id, date, conversation_id,"
@@ -805,6 +813,11 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 	int64_t id;
 	int r;
 
+	/* As in store_message_insert(): a copy is added at once, in a
+	 * transaction too. */
+	r = store_conv_pending_flush(s);
+	if (r < 0)
+		return r;
 	r = store_prepare(s,
 			  "INSERT INTO message (folder_id, uid, flags, modseq, internaldate, size,"
 			  " message_id, date, conversation_id, contribution_id, imdn_message_id,"
