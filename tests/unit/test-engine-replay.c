@@ -2879,6 +2879,45 @@ START_TEST(test_plain_flags_pass_finds_expunged)
 }
 END_TEST
 
+START_TEST(test_list_delete_and_rename_into_its_name_done)
+{
+	/* Locally: rename Zwei -> L3, rmdir L3, rename Vier -> Zwei; the DELETE
+	 * "Zwei" and the RENAME Vier Zwei were answered, and the run was
+	 * killed before it recorded them (test-sync-crash, CRASH_SEED=94805).
+	 * The listed Zwei has Vier's UIDVALIDITY: the DELETE is done (its row
+	 * goes), the RENAME confirmed, and no DELETE "Zwei" is sent again,
+	 * which would delete the renamed folder. */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50),
+			  LIST_EV("Zwei", 0), STATUS_EV("Zwei", 839, 2, 1, 4) } },
+		{ .call = "select Zwei qresync",
+		  .ev = { CODE_EV(UIDNEXT, 2), CODE_EV(HIGHESTMODSEQ, 4), EXISTS_EV(1) } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq, removed) VALUES (3, 1, 'L3', 'Zwei', 838, 1, 1, 1);"
+	     "INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq) VALUES (4, 1, 'Zwei', 'Vier', 839, 2, 4);"
+	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
+	     " internaldate, message_id) VALUES (4, 1, '', '', 4, 5, 1000, '<vier@x>');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3);"
+	     "INSERT INTO journal (account_id, op, folder_id, args)"
+	     " VALUES (1, 'rename_folder', 4, 'Zwei');");
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(id || ' ' || name || '=' || server_name, ',')"
+			    " FROM folder"),
+			 "1 INBOX=INBOX,2 Archive=Archive,4 Zwei=Zwei");
+	ck_assert_str_eq(qs("SELECT message_id FROM message WHERE folder_id = 4"), "<vier@x>");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_qresync_vanished)
 {
 	/* QRESYNC: the SELECT reports the expunge (VANISHED (EARLIER)) and
@@ -3657,6 +3696,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_expunge_without_uidplus_huge_search);
 	tcase_add_test(tc, test_list_status_unchanged_no_select);
 	tcase_add_test(tc, test_list_folder_gone);
+	tcase_add_test(tc, test_list_delete_and_rename_into_its_name_done);
 	tcase_add_test(tc, test_list_unreadable_name_skipped);
 	tcase_add_test(tc, test_list_mailboxid_recorded);
 	tcase_add_test(tc, test_list_mailboxid_not_asked_unchanged);
