@@ -284,6 +284,41 @@ static int conv_ensure(struct store *s, int64_t folder_id)
 	return sqlite3_changes(store_db(s)) > 0;
 }
 
+/* Column i of st as text, NULL for SQL NULL. */
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+static bool nonempty(const char *v)
+{
+	return v && *v;
+}
+
+/*
+ * Whether a new object of type and peer, (date, id), leaves its
+ * conversation's Peer to a recompute.  The row's peer is the peer of its
+ * newest counted object that has one (CPM_RECOMPUTE_SET).  Folded in
+ * arrival order, an object takes it when the row has none or the object
+ * is the newest: exact, as is an object with the row's own peer.  One
+ * that is older than the row's newest while that has no peer, with
+ * another peer than the row's, may be the newest with one, or not: the
+ * row does not say, so the conversation is noted in conv_stale and
+ * recomputed at the flush.  (Before, such an object left the row's peer
+ * as it was: a Peer that depended on the order objects came in, and
+ * changed at the next recompute.)
+ */
+static bool peer_needs_recompute(const char *type, const char *peer, int64_t date, int64_t id,
+				 const char *row_peer, int64_t last_date, int64_t last_id)
+{
+	if (!type ||
+	    (!streq(type, "message") && !streq(type, "file-transfer") && !streq(type, "media")))
+		return false;
+	if (!nonempty(peer) || !nonempty(row_peer) || streq(peer, row_peer))
+		return false;
+	return !(date > last_date || (date == last_date && id > last_id));
+}
+
 /*
  * A new message row id in folder_id: its conversation row (a conversation
  * folder's), made if it is the first object and updated, as the trigger
@@ -293,7 +328,7 @@ static int conv_ensure(struct store *s, int64_t folder_id)
 static int conv_added_now(struct store *s, int64_t id, int64_t folder_id)
 {
 	sqlite3_stmt *st, *up;
-	bool same_cid;
+	bool same_cid, stale;
 	int64_t conv;
 	int r;
 
@@ -333,8 +368,17 @@ static int conv_added_now(struct store *s, int64_t id, int64_t folder_id)
 	sqlite3_bind_int64(up, 2, conv);
 	for (int i = 1; i <= 6; i++)
 		sqlite3_bind_value(up, i + 2, sqlite3_column_value(st, i));
+	stale = peer_needs_recompute(col_text(st, 1), col_text(st, 4), sqlite3_column_int64(st, 3),
+				     id, col_text(st, 8), sqlite3_column_int64(st, 9),
+				     sqlite3_column_int64(st, 10));
 	sqlite3_reset(st);
-	return store_step_done(s, up);
+	r = store_step_done(s, up);
+	if (r < 0 || !stale)
+		return r;
+	/* After the UPDATE: a note before it would make that statement
+	 * flush, and the recompute count this object before the UPDATE
+	 * adds it. */
+	return store_exec_id(s, store_sql_conv_stale_folder, folder_id);
 }
 
 /*
@@ -350,10 +394,12 @@ static int conv_added_now(struct store *s, int64_t id, int64_t folder_id)
  * The fold is store_sql_conv_added's, object by object, in the order they
  * come: each SET of it sees the row as it was before that object, so the
  * peer is taken when the row has none or the object is newer than the
- * row's newest so far.  The row's values are exact as long as nothing
- * else writes it in between, which the flush before any statement that
- * reads or writes the conversation table makes sure of (it drops the
- * folders' probes too: a folder renamed or gone changes its row).
+ * row's newest so far, and the row is left to a recompute when that
+ * cannot tell (peer_needs_recompute()).  The row's values are exact as
+ * long as nothing else writes it in between, which the flush before any
+ * statement that reads or writes the conversation table makes sure of (it
+ * drops the folders' probes too: a folder renamed or gone changes its
+ * row).
  */
 struct conv_entry {
 	int64_t conv; /* the conversation row */
@@ -362,6 +408,7 @@ struct conv_entry {
 	char *peer;
 	char *cid; /* a Conversation-ID from a header, taken by the row */
 	bool last_moved, is_group, cid_header;
+	bool stale; /* peer_needs_recompute() */
 };
 
 struct conv_folder {
@@ -385,6 +432,11 @@ static const char conv_of_folder_sql[] =
 	" c.cid_header FROM folder f"
 	" LEFT JOIN conversation c ON c.account_id = f.account_id AND c.folder = f.conv"
 	" WHERE f.id = ?1 AND f.conv IS NOT NULL";
+
+/* A held-back row whose peer needs a recompute (peer_needs_recompute()). */
+static const char conv_stale_row_sql[] =
+	"INSERT OR IGNORE INTO conv_stale (account_id, conv)"
+	" SELECT account_id, folder FROM conversation WHERE id = ?1";
 
 /* The flush, one statement per shape: conversation_last and
  * conversation_cid are rewritten only when their columns are named. */
@@ -451,6 +503,14 @@ static int conv_entry_write(struct store *s, const struct conv_entry *e)
 	sqlite3_bind_int64(st, 8, e->objects);
 	if (e->cid)
 		sqlite3_bind_text(st, 9, e->cid, -1, SQLITE_STATIC);
+	r = store_step_done(s, st);
+	if (r < 0 || !e->stale)
+		return r;
+	/* Recomputed right after, by the same flush (it notes the store). */
+	r = store_prepare_conv_pending(s, conv_stale_row_sql, &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, e->conv);
 	return store_step_done(s, st);
 }
 
@@ -529,11 +589,6 @@ static bool has_seen(const char *flags)
 		if ((p == flags || p[-1] == ' ') && (p[5] == '\0' || p[5] == ' '))
 			return true;
 	return false;
-}
-
-static bool nonempty(const char *v)
-{
-	return v && *v;
 }
 
 /* conv_of_folder_sql for folder_id: 1 with its row in *ret, 0 for none. */
@@ -670,8 +725,10 @@ static int conv_note(struct store *s, int64_t id, const struct store_message_row
 		return r;
 	counted = streq(type, "message") || streq(type, "file-transfer") || streq(type, "media");
 	newer = date > e->last_date || (date == e->last_date && id > e->last_id);
-	if (counted && nonempty(peer) && (!nonempty(e->peer) || newer) &&
-	    !(e->peer && streq(e->peer, peer))) {
+	if (peer_needs_recompute(type, peer, date, id, e->peer, e->last_date, e->last_id))
+		e->stale = true;
+	else if (counted && nonempty(peer) && (!nonempty(e->peer) || newer) &&
+		 !(e->peer && streq(e->peer, peer))) {
 		char *p = strdup(peer);
 
 		if (!p)

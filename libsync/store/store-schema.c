@@ -950,11 +950,12 @@ const char store_sql_conv_added_same_cid[] = CONV_ADDED("");
 /* A new object ?1 in a conversation folder: its conversation row's id
  * (NULL when there is none yet: CPM_CONV_OF), then what the UPDATE binds
  * as ?3 to ?8: its type, flags, date, peer, conversation_id, and whether
- * its folder is a session folder; then the row's cid_header (NULL without
- * a row).  No row for an object elsewhere. */
+ * its folder is a session folder; then the row's cid_header, peer,
+ * last_date and last_id (NULL without a row).  No row for an object
+ * elsewhere. */
 const char store_sql_conv_of_message[] =
 	"SELECT c.id, m.type, m.flags, m.date, m.peer, m.conversation_id,"
-	" f.name <> f.conv, c.cid_header"
+	" f.name <> f.conv, c.cid_header, c.peer, c.last_date, c.last_id"
 	" FROM message m JOIN folder f ON f.id = m.folder_id"
 	" LEFT JOIN conversation c ON c.account_id = f.account_id AND c.folder = f.conv"
 	" WHERE m.id = ?1 AND m.removed = 0 AND f.conv IS NOT NULL";
@@ -1054,6 +1055,8 @@ static const char migration_22[] =
 const char store_sql_conv_stale_recompute[] = CPM_RECOMPUTE_SET(CPM_STALE_ROWS);
 const char store_sql_conv_stale_drop[] = CPM_RECOMPUTE_DROP(CPM_STALE_ROWS);
 const char store_sql_conv_stale_clear[] = "DELETE FROM conv_stale";
+/* The conversation of folder ?1 noted for such a recompute. */
+const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
 /* clang-format on */
 
 static const char *const migrations[] = {

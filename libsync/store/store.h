@@ -431,6 +431,7 @@ extern const char store_sql_conv_stale_recompute[];
 extern const char store_sql_conv_stale_drop[];
 extern const char store_sql_conv_stale_clear[];
 extern const char store_sql_conv_of_message[];
+extern const char store_sql_conv_stale_folder[];
 extern const char store_sql_conv_ensure[];
 extern const char store_sql_conv_state[];
 #endif

@@ -1492,6 +1492,69 @@ START_TEST(test_changes_equal_rebuild)
 }
 END_TEST
 
+/* A counted object of folder 11 (F1) or 14 (FSMS) with this Date and peer. */
+static void put_peer(int64_t folder_id, unsigned uid, int64_t date, const char *peer)
+{
+	struct msg_summary sum = {
+		.message_id = (char *)"",
+		.subject = (char *)"",
+		.from = (char *)"",
+		.to = (char *)"",
+		.conversation_id = (char *)"",
+		.contribution_id = (char *)"",
+		.imdn_message_id = (char *)"",
+		.date = date,
+		.type = "message",
+		.direction = (char *)"",
+		.context = (char *)"",
+		.in_reply_to = (char *)"",
+		.peer = (char *)peer,
+		.sender = (char *)"",
+		.snippet = (char *)"",
+		.imdn_ref = (char *)"",
+		.status = (char *)"",
+		.participants = (char *)"",
+	};
+	int64_t id;
+
+	ck_assert_int_eq(store_message_insert(s,
+					      &(struct store_message_row){ .folder_id = folder_id,
+									   .uid = uid,
+									   .flags = "",
+									   .summary = &sum },
+					      &id),
+			 0);
+}
+
+/*
+ * Peer is the peer of the newest counted object that has one, whatever
+ * order the objects come in: here the newest has none, and an older one
+ * with another peer than the row's comes last.  Folded in arrival order
+ * the row kept DAVE; a rebuild gives ME.  Both paths: one object at a time
+ * (conv_added_now()) and held back in a transaction (conv_note()).
+ */
+START_TEST(test_peer_out_of_order)
+{
+	char *peers;
+
+	hb_folders(s);
+	put_peer(11, 1, 600, DAVE);
+	put_peer(11, 2, 1800, "");
+	put_peer(11, 3, 1200, ME);
+	ck_assert_int_eq(store_begin(s), 0);
+	put_peer(14, 1, 600, DAVE);
+	put_peer(14, 2, 1800, "");
+	put_peer(14, 3, 1200, ME);
+	put_peer(14, 4, 900, DAVE); /* older than ME's: not the peer */
+	ck_assert_int_eq(store_commit(s), 0);
+	peers = text_of(s, "SELECT group_concat(peer, ' ') FROM"
+			   " (SELECT peer FROM conversation ORDER BY folder)");
+	ck_assert_str_eq(peers, ME " " ME);
+	free(peers);
+	check_equals_rebuild("arrivals out of order", 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("store-conv");
@@ -1517,6 +1580,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_held_back_equals_one_by_one);
 	tcase_add_test(tc, test_recompute_once_per_transaction);
 	tcase_add_test(tc, test_reclassified_once_per_transaction);
+	tcase_add_test(tc, test_peer_out_of_order);
 	suite_add_tcase(su, tc);
 	/* 400 steps, each checked against a recompute: ~2 s here, more under
 	 * ASan and a loaded make check. */
