@@ -959,7 +959,15 @@ const char store_sql_conv_of_message[] =
 	" FROM message m JOIN folder f ON f.id = m.folder_id"
 	" LEFT JOIN conversation c ON c.account_id = f.account_id AND c.folder = f.conv"
 	" WHERE m.id = ?1 AND m.removed = 0 AND f.conv IS NOT NULL";
-const char store_sql_conv_ensure[] = CPM_ENSURE("?1");
+/* CPM_ENSURE("?1"), and a conversation with a session history folder is
+ * a group from its first object on, whatever folder that is in (the
+ * arrival's fold adds only its own folder and Type). */
+const char store_sql_conv_ensure[] =
+	"INSERT OR IGNORE INTO conversation (account_id, folder, conversation_id, is_group)"
+	" SELECT f.account_id, f.conv, " CPM_LAST("f.conv") ","
+	" EXISTS (SELECT 1 FROM folder g WHERE g.account_id = f.account_id AND g.conv = f.conv"
+	" AND g.removed = 0 AND g.name <> g.conv) FROM folder f"
+	" WHERE f.id = ?1 AND f.conv IS NOT NULL AND f.removed = 0";
 /*
  * A session-info or group-state object's new summary (?1 the message id):
  * the two columns that come from summaries, Subject and Participants,

@@ -1412,6 +1412,50 @@ static void check_equals_rebuild(const char *what, unsigned step)
 }
 
 /*
+ * test_changes_equal_rebuild()'s folder-level changes: folder renamed to
+ * name (when no other folder has it); deleted locally as DeleteFolder
+ * does (its objects purged, then removed set) and made again (removed
+ * cleared: store_sync_folder_recreate()); or the participants of the
+ * state object at or after id written again.  (A removed folder holds no
+ * objects: DeleteFolder purges them, and no sync adds any.)
+ */
+static void folder_change(unsigned op, int64_t folder, const char *name, int64_t id)
+{
+	static const char *const deleted_and_made[] = {
+		"DELETE FROM message WHERE folder_id = ?1",
+		"UPDATE folder SET removed = 1 WHERE id = ?1",
+		"UPDATE folder SET removed = 0 WHERE id = ?1",
+	};
+	sqlite3_stmt *st;
+
+	if (op == 7) {
+		for (size_t i = 0; i < ARRAY_SIZE(deleted_and_made); i++) {
+			ck_assert_int_eq(store_prepare(s, deleted_and_made[i], &st), 0);
+			sqlite3_bind_int64(st, 1, folder);
+			ck_assert_msg(store_step_done(s, st) == 0, "%s", store_error(s));
+			sqlite3_reset(st);
+		}
+		return;
+	}
+	ck_assert_int_eq(store_prepare(s,
+				       op == 6 ? "UPDATE folder SET name = ?2 WHERE id = ?1 AND NOT"
+						 " EXISTS (SELECT 1 FROM folder WHERE name = ?2)"
+					       : "UPDATE summary SET participants = CASE WHEN"
+						 " participants = ?2 THEN ?3 ELSE ?2 END WHERE id ="
+						 " (SELECT id FROM message WHERE id >= ?1 AND"
+						 " (type = 'session-info' OR type = 'group-state')"
+						 " ORDER BY id LIMIT 1)",
+				       &st),
+			 0);
+	sqlite3_bind_int64(st, 1, op == 8 ? id : folder);
+	sqlite3_bind_text(st, 2, op == 8 ? DAVE : name, -1, SQLITE_STATIC);
+	if (op == 8)
+		sqlite3_bind_text(st, 3, BOB "\n" DAVE, -1, SQLITE_STATIC);
+	ck_assert_msg(store_step_done(s, st) == 0, "%s", store_error(s));
+	sqlite3_reset(st);
+}
+
+/*
  * Objects arriving in any order, going (deleted, removed), moving between
  * conversations, classified again and changing flags, alone or many in a
  * transaction: after each step the rows are what a rebuild from scratch
@@ -1422,7 +1466,15 @@ START_TEST(test_changes_equal_rebuild)
 {
 	static const char *const types[] = { "message", "file-transfer", "media",
 					     "imdn",	"session-info",	 "group-state" };
-	static const char *const ops[] = { "delete", "remove", "move", "type", "flags", "copy" };
+	static const char *const ops[] = { "delete", "remove",	       "move",
+					   "type",   "flags",	       "copy",
+					   "rename", "folder-removed", "participants" };
+	/* Folder names a rename picks from (one not in use): the six of
+	 * hb_folders(), another session of the group, a session of the 1-to-1
+	 * conversation, a new conversation. */
+	static const char *const names[] = { F1,       FG "/s1",     FG "/s2",
+					     FSMS,     "Mail",	     FG,
+					     FG "/s3", F1 "/sess-9", "Default/conv-new" };
 	static const char *const sql[] = {
 		"DELETE FROM message WHERE id = ?1",
 		"UPDATE message SET removed = 1 WHERE id = ?1",
@@ -1431,7 +1483,9 @@ START_TEST(test_changes_equal_rebuild)
 		"UPDATE message SET flags = CASE flags WHEN '' THEN '\\Seen' ELSE '' END WHERE id "
 		"= ?1",
 	};
-	unsigned seed = 12345, next_uid = 1000, copies = 0;
+	/* CONV_SEED=n: another sequence (48 more passed when this was written). */
+	const unsigned seed0 = getenv("CONV_SEED") ? (unsigned)atoi(getenv("CONV_SEED")) : 12345;
+	unsigned seed = seed0, next_uid = 1000, copies = 0;
 
 	hb_folders(s);
 	for (unsigned i = 0; i < 300; i++)
@@ -1441,12 +1495,13 @@ START_TEST(test_changes_equal_rebuild)
 		unsigned h = (seed = seed * 1103515245u + 12345u) >> 8;
 		unsigned batch = (h >> 4) % 4 == 0 ? 1 + (h >> 6) % 12 : 1;
 		bool tx = (h >> 10) % 2;
-		char what[256] = "";
+		char what[256];
 
+		snprintf(what, sizeof(what), "CONV_SEED=%u: ", seed0);
 		if (tx)
 			ck_assert_int_eq(store_begin(s), 0);
 		for (unsigned k = 0; k < batch; k++) {
-			unsigned g = (seed = seed * 1103515245u + 12345u) >> 8, op = (g >> 16) % 6;
+			unsigned g = (seed = seed * 1103515245u + 12345u) >> 8, op = (g >> 16) % 9;
 			int64_t folder = 11 + (g >> 9) % 6, id, copy;
 			sqlite3_stmt *st;
 
@@ -1470,6 +1525,8 @@ START_TEST(test_changes_equal_rebuild)
 				ck_assert_msg(store_message_copy(s, id, folder, &copy) == 0, "%s",
 					      store_error(s));
 				copies++;
+			} else if (op >= 6) {
+				folder_change(op, folder, names[(g >> 3) % ARRAY_SIZE(names)], id);
 			} else {
 				ck_assert_int_eq(store_prepare(s, sql[op], &st), 0);
 				sqlite3_bind_int64(st, 1, id);
@@ -1492,7 +1549,7 @@ START_TEST(test_changes_equal_rebuild)
 }
 END_TEST
 
-/* A counted object of folder 11 (F1) or 14 (FSMS) with this Date and peer. */
+/* A counted object in folder_id (hb_folders()'s) with this Date and peer. */
 static void put_peer(int64_t folder_id, unsigned uid, int64_t date, const char *peer)
 {
 	struct msg_summary sum = {
@@ -1555,6 +1612,35 @@ START_TEST(test_peer_out_of_order)
 }
 END_TEST
 
+/*
+ * A conversation whose session history folders are there, empty, is a
+ * group from the first object of its conversation folder on: the row made
+ * for that object (store_sql_conv_ensure) said is_group 0 until the next
+ * recompute.  Both paths: one object at a time, and held back in a
+ * transaction.
+ */
+START_TEST(test_group_row_made_by_first_object)
+{
+	char *v;
+
+	hb_folders(s); /* FG with its sessions s1 and s2, no objects */
+	put_peer(16, 1, 600, DAVE);
+	v = text_of(s, "SELECT is_group FROM conversation WHERE folder = '" FG "'");
+	ck_assert_str_eq(v, "1");
+	free(v);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE folder_id = 16"), 0);
+	v = text_of(s, "SELECT count(*) FROM conversation WHERE folder = '" FG "'");
+	ck_assert_str_eq(v, "0");
+	free(v);
+	ck_assert_int_eq(store_begin(s), 0);
+	put_peer(16, 2, 600, DAVE);
+	ck_assert_int_eq(store_commit(s), 0);
+	v = text_of(s, "SELECT is_group FROM conversation WHERE folder = '" FG "'");
+	ck_assert_str_eq(v, "1");
+	free(v);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("store-conv");
@@ -1581,6 +1667,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_recompute_once_per_transaction);
 	tcase_add_test(tc, test_reclassified_once_per_transaction);
 	tcase_add_test(tc, test_peer_out_of_order);
+	tcase_add_test(tc, test_group_row_made_by_first_object);
 	suite_add_tcase(su, tc);
 	/* 400 steps, each checked against a recompute: ~2 s here, more under
 	 * ASan and a loaded make check. */
