@@ -45,9 +45,13 @@ struct flag_item {
 	struct cpmsync_sync *e;
 	int64_t journal_id, message_id;
 	uint32_t uid;
-	char *flags; /* what we send */
-	int pending; /* commands in flight */
+	char *flags;	 /* what we send */
+	char *base;	 /* the server flags recorded when sent (the delta's base) */
+	char *sent;	 /* the row's attempt mark: sets its STOREs sent (journal.h) */
+	uint64_t modseq; /* the message's, for UNCHANGEDSINCE */
+	int pending;	 /* commands in flight */
 	bool modified, failed;
+	bool send; /* in this round */
 };
 
 struct replay {
@@ -112,8 +116,11 @@ static void replay_clear(struct replay *rp)
 	sync_message_free_contents(&rp->src);
 	sync_folder_free_contents(&rp->folder);
 	sync_folder_free_contents(&rp->dst);
-	for (size_t i = 0; i < rp->n_items; i++)
+	for (size_t i = 0; i < rp->n_items; i++) {
 		free(rp->items[i].flags);
+		free(rp->items[i].base);
+		free(rp->items[i].sent);
+	}
 	rp->n_items = 0;
 	rp->n_exp = 0;
 	rangeset_clear(&rp->exp_uids);
@@ -1182,26 +1189,74 @@ static void store_done(const struct engine_reply *res, void *userdata)
 		flags_batch_end(e);
 }
 
-/* Sends (again) every item not done. */
+/* Item it's STORE(s), as flags_round() read it; < 0 when the run failed. */
+static int flags_send(struct cpmsync_sync *e, struct flag_item *it, bool condstore)
+{
+	struct replay *rp = R(e);
+	_cleanup_free_ char *add = NULL, *del = NULL;
+	char uid[16];
+	int r;
+
+	snprintf(uid, sizeof(uid), "%u", it->uid);
+	if (condstore) {
+		r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_SET, it->flags,
+				     it->modseq ? it->modseq : e->selected_hms, store_done, it);
+		if (sent(e, r) < 0)
+			return r;
+		it->pending++;
+		rp->pending++;
+		return 0;
+	}
+	/* No CONDSTORE: send the delta, which merges with concurrent changes
+	 * to other flags by itself. */
+	r = flags_diff(it->base ? it->base : "", it->flags, &add, &del);
+	if (r >= 0)
+		r = D(e)->ops->store(D(e), uid,
+				     add[0] || !del[0] ? ENGINE_FLAGS_ADD : ENGINE_FLAGS_REMOVE,
+				     add[0] || !del[0] ? add : del, 0, store_done, it);
+	if (sent(e, r) < 0)
+		return r;
+	it->pending++;
+	rp->pending++;
+	if (add[0] && del[0]) {
+		r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_REMOVE, del, 0, store_done, it);
+		if (sent(e, r) < 0)
+			return r;
+		it->pending++;
+		rp->pending++;
+	}
+	return 0;
+}
+
+/*
+ * Sends (again) every item not done.  Each row is marked with the flags
+ * its STORE sets, and the marks committed, before the first STORE leaves:
+ * a STORE that reaches the server while the run dies before its answer is
+ * recorded is then known as ours (journal.h).
+ */
 static void flags_round(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	bool condstore = e->selected_hms != 0;
+	bool condstore = e->selected_hms != 0, any = false;
+	int r;
 
 	rp->pending = 0;
 	for (size_t i = 0; i < rp->n_items; i++) {
 		struct flag_item *it = &rp->items[i];
 		struct sync_message m = { 0 };
-		char uid[16];
-		int r;
+		_cleanup_free_ char *mark = NULL;
 
+		it->send = false;
 		if (it->failed || (rp->round > 0 && !it->modified))
 			continue;
 		it->modified = false;
 		r = store_sync_message_get(e->store, it->message_id, &m);
 		if (r == -CPMSYNC_E_NOT_FOUND ||
-		    (r >= 0 && (!m.uid || (m.server_flags && streq(m.flags, m.server_flags))))) {
-			/* Gone, not on the server, or nothing left to send. */
+		    (r >= 0 && (!m.uid || (m.server_flags && streq(m.flags, m.server_flags) &&
+					   journal_flags_attempt_only(it->sent, m.flags))))) {
+			/* Gone, not on the server, or nothing left to send: the
+			 * flags are the server's as recorded, and no STORE of
+			 * this row that may have reached it since set others. */
 			sync_message_free_contents(&m);
 			r = engine_tx_begin(e);
 			if (r >= 0)
@@ -1214,48 +1269,28 @@ static void flags_round(struct cpmsync_sync *e)
 		if (store_failed(e, r))
 			return;
 		it->uid = m.uid;
+		it->modseq = m.modseq;
 		free(it->flags);
+		free(it->base);
 		it->flags = TAKE_PTR(m.flags);
-		snprintf(uid, sizeof(uid), "%u", m.uid);
-		if (condstore) {
-			r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_SET, it->flags,
-					     m.modseq ? m.modseq : e->selected_hms, store_done, it);
-			if (sent(e, r) < 0) {
-				sync_message_free_contents(&m);
-				return;
-			}
-			it->pending++;
-			rp->pending++;
-		} else {
-			/* No CONDSTORE: send the delta, which merges with
-			 * concurrent changes to other flags by itself. */
-			_cleanup_free_ char *add = NULL, *del = NULL;
-
-			r = flags_diff(m.server_flags ? m.server_flags : "", it->flags, &add, &del);
-			if (r >= 0)
-				r = D(e)->ops->store(
-					D(e), uid,
-					add[0] || !del[0] ? ENGINE_FLAGS_ADD : ENGINE_FLAGS_REMOVE,
-					add[0] || !del[0] ? add : del, 0, store_done, it);
-			if (sent(e, r) < 0) {
-				sync_message_free_contents(&m);
-				return;
-			}
-			it->pending++;
-			rp->pending++;
-			if (add[0] && del[0]) {
-				r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_REMOVE, del, 0,
-						     store_done, it);
-				if (sent(e, r) < 0) {
-					sync_message_free_contents(&m);
-					return;
-				}
-				it->pending++;
-				rp->pending++;
-			}
-		}
+		it->base = TAKE_PTR(m.server_flags);
 		sync_message_free_contents(&m);
+		r = journal_flags_attempt_add(it->sent, it->flags, &mark);
+		if (r >= 0)
+			r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_journal_attempt(e->store, it->journal_id, mark);
+		if (store_failed(e, r))
+			return;
+		free(it->sent);
+		it->sent = TAKE_PTR(mark);
+		it->send = any = true;
 	}
+	if (any && engine_tx_tick(e, true) < 0)
+		return;
+	for (size_t i = 0; i < rp->n_items; i++)
+		if (rp->items[i].send && flags_send(e, &rp->items[i], condstore) < 0)
+			return;
 	if (rp->pending == 0)
 		flags_batch_end(e);
 }
@@ -1276,7 +1311,8 @@ static void op_flags(struct cpmsync_sync *e)
 	rp->n_items = 0;
 	rp->items[rp->n_items++] = (struct flag_item){ .e = e,
 						       .journal_id = rp->j.id,
-						       .message_id = rp->j.message_id };
+						       .message_id = rp->j.message_id,
+						       .sent = TAKE_PTR(rp->j.args_sent) };
 	while (rp->n_items < FLAGS_BATCH) {
 		r = store_journal_next(e->store, e->account_id, rp->journal_pos, &next);
 		if (store_failed(e, r))
@@ -1290,7 +1326,8 @@ static void op_flags(struct cpmsync_sync *e)
 		rp->journal_pos = next.id;
 		rp->items[rp->n_items++] = (struct flag_item){ .e = e,
 							       .journal_id = next.id,
-							       .message_id = next.message_id };
+							       .message_id = next.message_id,
+							       .sent = TAKE_PTR(next.args_sent) };
 		journal_entry_free_contents(&next);
 	}
 	r = load_folder(e, rp->j.folder_id, &rp->folder);

@@ -239,6 +239,83 @@ int journal_create_attempt_decode(const char *s, const char **ret_name)
 	return 0;
 }
 
+/* The sets of a flags mark, after "flags=": NULL for none. */
+static const char *flags_marks(const char *mark)
+{
+	return mark && strncmp(mark, "flags=", 6) == 0 ? mark + 6 : NULL;
+}
+
+/* Calls fn for each set of a flags mark, newest last, until it says stop. */
+static bool flags_marks_any(const char *mark, const char *set,
+			    bool (*fn)(const char *p, size_t len, const char *set))
+{
+	const char *p = flags_marks(mark);
+
+	while (p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (fn(p, len, set))
+			return true;
+		p = nl ? nl + 1 : NULL;
+	}
+	return false;
+}
+
+static bool set_is(const char *p, size_t len, const char *set)
+{
+	return strlen(set) == len && memcmp(p, set, len) == 0;
+}
+
+static bool set_is_not(const char *p, size_t len, const char *set)
+{
+	return !set_is(p, len, set);
+}
+
+bool journal_flags_attempt_has(const char *mark, const char *set)
+{
+	return flags_marks_any(mark, set ? set : "", set_is);
+}
+
+bool journal_flags_attempt_only(const char *mark, const char *set)
+{
+	return !flags_marks_any(mark, set ? set : "", set_is_not);
+}
+
+static const char *next_set(const char *p)
+{
+	const char *nl = strchr(p, '\n');
+
+	return nl ? nl + 1 : NULL;
+}
+
+int journal_flags_attempt_add(const char *mark, const char *set, char **ret)
+{
+	const char *p = flags_marks(mark), *last = NULL;
+	size_t n = 0;
+	char *s;
+	int k;
+
+	if (!set)
+		set = "";
+	for (const char *q = p; q; q = next_set(q)) {
+		last = q;
+		n++;
+	}
+	if (last && set_is(last, strcspn(last, "\n"), set)) {
+		k = asprintf(&s, "flags=%s", p); /* the newest already */
+	} else {
+		/* The newest JOURNAL_FLAGS_MARKS - 1 kept, then set. */
+		for (; p && n >= JOURNAL_FLAGS_MARKS; n--)
+			p = next_set(p);
+		k = asprintf(&s, "flags=%s%s%s", p ? p : "", p ? "\n" : "", set);
+	}
+	if (k < 0)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
 void journal_bind_op(sqlite3_stmt *st, int index, enum journal_op op)
 {
 	sqlite3_bind_text(st, index, journal_op_to_string(op), -1, SQLITE_STATIC);

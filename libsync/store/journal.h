@@ -113,6 +113,28 @@ int journal_attempt_decode(const char *s, uint32_t *ret_uidnext);
 int journal_create_attempt_encode(const char *name, char **ret);
 int journal_create_attempt_decode(const char *s, const char **ret_name);
 
+/*
+ * What an attempt row of a flags row records before its STORE is sent:
+ * the flag sets its STOREs set since it was last answered, newest last
+ * ("flags=<set>" and "\n<set>" for each earlier one, "" for no flags, at
+ * most JOURNAL_FLAGS_MARKS).  A STORE that reaches the server while its
+ * answer is lost (the run killed) leaves its set there; the next sync
+ * tells it from another client's change by this mark (store-sync.c), and
+ * a later local change back to the recorded server flags is still sent
+ * (engine-replay.c).  A set is a sorted, space-separated list of flags,
+ * without a newline.
+ *
+ * journal_flags_attempt_add(): mark (NULL: none, or one of another format)
+ * with set added (kept when it is the newest already); *ret malloc'ed,
+ * -ENOMEM.  journal_flags_attempt_has(): set is one of mark's.
+ * journal_flags_attempt_only(): every set of mark is set (true for no
+ * mark): no STORE left other flags on the server.
+ */
+#define JOURNAL_FLAGS_MARKS 4
+int journal_flags_attempt_add(const char *mark, const char *set, char **ret);
+bool journal_flags_attempt_has(const char *mark, const char *set);
+bool journal_flags_attempt_only(const char *mark, const char *set);
+
 #ifdef SQLITE_VERSION_NUMBER
 /*
  * Binds every parameter named ":op_<name>" of st to the operation's name

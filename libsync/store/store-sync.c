@@ -543,16 +543,57 @@ int store_sync_count_uids_below(struct store *s, int64_t folder_id, uint32_t uid
 }
 
 /*
+ * Whether remote, new server flags of message id, are a set a STORE of its
+ * pending flags row sent (the row's attempt mark, journal.h): then they
+ * are ours, a STORE that reached the server while its answer was lost,
+ * not another client's change.
+ */
+static int remote_is_ours(struct store *s, int64_t id, const char *remote, bool *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = false;
+	PREP(s,
+	     "SELECT args_sent FROM journal WHERE message_id = ?1 AND op = :op_flags"
+	     " AND attempts > 0 AND failed = 0 ORDER BY id DESC LIMIT 1",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	r = journal_bind_ops(s, st);
+	if (r >= 0)
+		r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	*ret = journal_flags_attempt_has((const char *)sqlite3_column_text(st, 0), remote);
+	sqlite3_reset(st);
+	return 0;
+}
+
+/*
  * New server flags for a row: merged with the pending local change, if any
- * (flags != server_flags), else taken as they are.
+ * (flags != server_flags), else taken as they are.  The base of the merge
+ * is the server flags last recorded, or the flags our own STORE set when
+ * the server has those (remote_is_ours()): a STORE answered after the run
+ * that sent it was killed, with the user's later change, back to the
+ * recorded flags, pending.  Taken as another client's change, the
+ * server's flags overwrote that change (test-sync-crash on Cyrus,
+ * CRASH_SEED=33029: $Work removed locally came back).
  */
 static int apply_server_flags(struct store *s, int64_t id, const char *local, const char *base,
 			      const char *remote, uint64_t modseq, bool *ret_changed)
 {
 	_cleanup_free_ char *merged = NULL;
 	sqlite3_stmt *st;
+	bool ours = false;
 	int r;
 
+	if (base && !streq(remote, base) && !streq(local, remote)) {
+		r = remote_is_ours(s, id, remote, &ours);
+		if (r < 0)
+			return r;
+		if (ours)
+			base = remote;
+	}
 	if (base && !streq(local, base)) {
 		r = flags_merge3(base, local, remote, &merged);
 		if (r < 0)

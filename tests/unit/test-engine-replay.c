@@ -1021,6 +1021,78 @@ START_TEST(test_flags_modified_merged)
 }
 END_TEST
 
+/*
+ * The same when no sync saw the server's flags first (the replay alone):
+ * the local flags equal the recorded server flags, but the mark says a
+ * STORE may have set others, so they are sent, not dropped as "nothing
+ * to send"; the server's [MODIFIED] then shows "$Work \Seen", ours by the
+ * mark again, and the local flags are sent once more.
+ */
+START_TEST(test_flags_store_answer_lost_replay_only)
+{
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1 (\\Seen) 100", .code = IMAP_CODE_MODIFIED, .modified = 1 },
+		{ .call = "fetch 1 (UID FLAGS MODSEQ)",
+		  .ev = { { EV_FETCH,
+			    .fetch = { .uid = 1,
+				       .present = ENGINE_FETCH_FLAGS | ENGINE_FETCH_MODSEQ,
+				       .flags = "$Work \\Seen",
+				       .modseq = 120 } } } },
+		{ .call = "store 1 (\\Seen) 120" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent)"
+	     " VALUES (1, 'flags', 1, 1, 1, 'flags=$Work \\Seen')");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message WHERE id = 1"),
+			 "\\Seen|\\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+/* Every STORE's set is on its row, committed (another connection reads
+ * it), before the STORE leaves. */
+static void check_store_marked(void)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db,
+					    "SELECT attempts || '|' || args_sent FROM journal"
+					    " WHERE op = 'flags'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "1|flags=\\Flagged \\Seen");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+START_TEST(test_flags_store_marked_before_sent)
+{
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1 (\\Flagged \\Seen) 100", .during = check_store_marked },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_flags_without_condstore_delta)
 {
 	/* Without CONDSTORE the change goes as +/- deltas. */
@@ -2945,6 +3017,47 @@ START_TEST(test_qresync_vanished)
 }
 END_TEST
 
+/*
+ * A STORE that reached the server while the run that sent it was killed
+ * (test-sync-crash on Cyrus, CRASH_SEED=33029): message 1 was "\Seen" on
+ * the server, a STORE set "$Work \Seen" and its answer was lost; then the
+ * user took $Work off again, back to the recorded server flags.  The row's
+ * attempt mark names the set sent.  Seen by the sync (QRESYNC SELECT), the
+ * server's "$Work \Seen" is ours, not another client's change: the local
+ * "\Seen" stays and is sent.  Before, the merge took it as a change on the
+ * server and $Work came back.
+ */
+START_TEST(test_flags_store_answer_lost_seen_by_sync)
+{
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 120),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50) } },
+		{ .call = "select INBOX qresync",
+		  .ev = { { EV_FETCH,
+			    .fetch = { .uid = 1,
+				       .present = ENGINE_FETCH_FLAGS | ENGINE_FETCH_MODSEQ,
+				       .flags = "$Work \\Seen",
+				       .modseq = 120 } },
+			  CODE_EV(UIDNEXT, 5),
+			  CODE_EV(HIGHESTMODSEQ, 120),
+			  EXISTS_EV(1) } },
+		{ .call = "store 1 (\\Seen) 120" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent)"
+	     " VALUES (1, 'flags', 1, 1, 1, 'flags=$Work \\Seen')");
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message WHERE id = 1"),
+			 "\\Seen|\\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_flags_pass_refused_fails)
 {
 	static const struct step script[] = {
@@ -3649,6 +3762,9 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_append_interrupted_missing_sent);
 	tcase_add_test(tc, test_flags_condstore);
 	tcase_add_test(tc, test_flags_modified_merged);
+	tcase_add_test(tc, test_flags_store_answer_lost_seen_by_sync);
+	tcase_add_test(tc, test_flags_store_answer_lost_replay_only);
+	tcase_add_test(tc, test_flags_store_marked_before_sent);
 	tcase_add_test(tc, test_flags_without_condstore_delta);
 	tcase_add_test(tc, test_copy_copyuid);
 	tcase_add_test(tc, test_move_untagged_copyuid);

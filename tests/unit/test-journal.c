@@ -226,6 +226,51 @@ START_TEST(test_create_attempt_mark)
 }
 END_TEST
 
+START_TEST(test_flags_attempt_mark)
+{
+	char *m = NULL, *m2 = NULL;
+
+	/* The first set; no flags at all is a set too (STORE FLAGS ()). */
+	ck_assert_int_eq(journal_flags_attempt_add(NULL, "$Work \\Answered", &m), 0);
+	ck_assert_str_eq(m, "flags=$Work \\Answered");
+	ck_assert(journal_flags_attempt_has(m, "$Work \\Answered"));
+	ck_assert(!journal_flags_attempt_has(m, "\\Answered"));
+	ck_assert(!journal_flags_attempt_has(m, ""));
+	ck_assert(journal_flags_attempt_only(m, "$Work \\Answered"));
+	ck_assert(!journal_flags_attempt_only(m, "\\Answered"));
+	/* Another one, newest last; the newest again changes nothing. */
+	ck_assert_int_eq(journal_flags_attempt_add(m, "", &m2), 0);
+	ck_assert_str_eq(m2, "flags=$Work \\Answered\n");
+	ck_assert(journal_flags_attempt_has(m2, ""));
+	ck_assert(journal_flags_attempt_has(m2, "$Work \\Answered"));
+	ck_assert(!journal_flags_attempt_only(m2, ""));
+	free(m);
+	ck_assert_int_eq(journal_flags_attempt_add(m2, "", &m), 0);
+	ck_assert_str_eq(m, m2);
+	free(m2);
+	/* At most JOURNAL_FLAGS_MARKS: the oldest goes. */
+	ck_assert_int_eq(journal_flags_attempt_add(m, "a", &m2), 0);
+	free(m);
+	ck_assert_int_eq(journal_flags_attempt_add(m2, "b", &m), 0);
+	ck_assert_str_eq(m, "flags=$Work \\Answered\n\na\nb");
+	free(m2);
+	ck_assert_int_eq(journal_flags_attempt_add(m, "c", &m2), 0);
+	ck_assert_str_eq(m2, "flags=\na\nb\nc");
+	ck_assert(!journal_flags_attempt_has(m2, "$Work \\Answered"));
+	ck_assert(journal_flags_attempt_has(m2, "a") && journal_flags_attempt_has(m2, "c"));
+	free(m);
+	free(m2);
+	/* No mark, or another operation's: no sets. */
+	ck_assert(journal_flags_attempt_only(NULL, "x"));
+	ck_assert(!journal_flags_attempt_has(NULL, ""));
+	ck_assert(!journal_flags_attempt_has("uidnext=5", "uidnext=5"));
+	ck_assert(journal_flags_attempt_only("name=x", "y"));
+	ck_assert_int_eq(journal_flags_attempt_add("uidnext=5", "x", &m), 0);
+	ck_assert_str_eq(m, "flags=x");
+	free(m);
+}
+END_TEST
+
 static char tmpdir[64];
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -303,6 +348,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_args_malformed);
 	tcase_add_test(tc, test_attempt_mark);
 	tcase_add_test(tc, test_create_attempt_mark);
+	tcase_add_test(tc, test_flags_attempt_mark);
 	tcase_add_test(tc, test_store_rows);
 	suite_add_tcase(su, tc);
 	return su;
