@@ -558,8 +558,7 @@ static int remote_is_ours(struct store *s, int64_t id, const char *remote, bool 
 	     "SELECT args_sent FROM journal WHERE message_id = ?1 AND op = :op_flags"
 	     " AND attempts > 0 AND failed = 0 ORDER BY id DESC LIMIT 1",
 	     &st);
-	sqlite3_bind_int64(st, 1, id);
-	r = journal_bind_ops(s, st);
+	r = bind_ii(s, st, id, 0);
 	if (r >= 0)
 		r = store_step(s, st);
 	if (r <= 0)
