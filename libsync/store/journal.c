@@ -245,20 +245,22 @@ static const char *flags_marks(const char *mark)
 	return mark && strncmp(mark, "flags=", 6) == 0 ? mark + 6 : NULL;
 }
 
-/* Calls fn for each set of a flags mark, newest last, until it says stop. */
+/* The set after the one at p, NULL after the last. */
+static const char *next_set(const char *p)
+{
+	const char *nl = strchr(p, '\n');
+
+	return nl ? nl + 1 : NULL;
+}
+
+/* Whether fn holds for a set of a flags mark (each of strcspn(p, "\n")
+ * bytes at p), newest last. */
 static bool flags_marks_any(const char *mark, const char *set,
 			    bool (*fn)(const char *p, size_t len, const char *set))
 {
-	const char *p = flags_marks(mark);
-
-	while (p) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-
-		if (fn(p, len, set))
+	for (const char *p = flags_marks(mark); p; p = next_set(p))
+		if (fn(p, strcspn(p, "\n"), set))
 			return true;
-		p = nl ? nl + 1 : NULL;
-	}
 	return false;
 }
 
@@ -280,13 +282,6 @@ bool journal_flags_attempt_has(const char *mark, const char *set)
 bool journal_flags_attempt_only(const char *mark, const char *set)
 {
 	return !flags_marks_any(mark, set ? set : "", set_is_not);
-}
-
-static const char *next_set(const char *p)
-{
-	const char *nl = strchr(p, '\n');
-
-	return nl ? nl + 1 : NULL;
 }
 
 int journal_flags_attempt_add(const char *mark, const char *set, char **ret)
