@@ -572,11 +572,12 @@ static int remote_is_ours(struct store *s, int64_t id, const char *remote, bool 
  * New server flags for a row: merged with the pending local change, if any
  * (flags != server_flags), else taken as they are.  The base of the merge
  * is the server flags last recorded, or the flags our own STORE set when
- * the server has those (remote_is_ours()): a STORE answered after the run
- * that sent it was killed, with the user's later change, back to the
- * recorded flags, pending.  Taken as another client's change, the
- * server's flags overwrote that change (test-sync-crash on Cyrus,
- * CRASH_SEED=33029: $Work removed locally came back).
+ * the server has those (remote_is_ours()): a STORE that reached the
+ * server while the run that sent it was killed before the answer, and a
+ * later local change back to the recorded flags, pending.  Taken as
+ * another client's change, the server's flags overwrote that change
+ * (test-sync-crash on Cyrus, CRASH_SEED=33029: $Work removed locally came
+ * back).
  */
 static int apply_server_flags(struct store *s, int64_t id, const char *local, const char *base,
 			      const char *remote, uint64_t modseq, bool *ret_changed)
