@@ -213,7 +213,7 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			by_server[ns++] = name_key(l->server_name, j);
 		if (!l->removed && (!l->server_name || l->rename_pending))
 			by_local[nl++] = name_key(l->name, j);
-		if (!l->removed && l->server_name && !l->rename_pending)
+		if (!l->removed && l->server_name)
 			by_uidv[nu++] = (struct fkey){ .uv = l->uidvalidity, .idx = j };
 	}
 	qsort(by_server, ns, sizeof(*by_server), by_name);
@@ -268,7 +268,13 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_CONFIRM, j, i };
 	}
 	/* 3. Server-side renames: same UIDVALIDITY as a local folder that
-	 * disappeared, unless their MAILBOXIDs say otherwise. */
+	 * disappeared, unless their MAILBOXIDs say otherwise.  A folder whose
+	 * own RENAME is pending keeps its local name: only its server name
+	 * follows (CONFIRM), and the pending RENAME goes from there.  Its
+	 * folder is under neither name when an earlier RENAME of ours reached
+	 * the server with its answer lost and the folder was renamed locally
+	 * again, or when another client renamed it meanwhile; taken as gone,
+	 * it was deleted here and added back under the server's name. */
 	for (size_t i = 0; i < n_remote; i++) {
 		struct fkey want = { .uv = remote[i].uidvalidity };
 
@@ -279,7 +285,9 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		if (j == SIZE_MAX)
 			continue;
 		rmatched[i] = lmatched[j] = true;
-		actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_RENAMED, j, i };
+		actions[n++] = (struct plan_folder_action){
+			local[j].rename_pending ? PLAN_FOLDER_CONFIRM : PLAN_FOLDER_RENAMED, j, i
+		};
 	}
 	/* 4. What is left. */
 	for (size_t i = 0; i < n_remote; i++)

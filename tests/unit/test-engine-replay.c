@@ -2990,6 +2990,43 @@ START_TEST(test_list_delete_and_rename_into_its_name_done)
 }
 END_TEST
 
+START_TEST(test_list_rename_answer_lost_then_renamed_again)
+{
+	/* RENAME A B reached the server with its answer lost (the run was
+	 * killed), and the folder was renamed to C locally since: the server
+	 * lists it as B, under neither of its names.  Its UIDVALIDITY finds it:
+	 * B is recorded as its server name, the folder synced there, and the
+	 * pending RENAME goes from B.  Before, it was deleted here and B added
+	 * as a new folder; the user's C was lost. */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50), LIST_EV("B", 0),
+			  STATUS_EV("B", 42, 2, 1, 4) } },
+		{ .call = "select B qresync",
+		  .ev = { CODE_EV(UIDNEXT, 2), CODE_EV(HIGHESTMODSEQ, 4), EXISTS_EV(1) } },
+		{ .call = "rename B C" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq) VALUES (3, 1, 'C', 'A', 42, 2, 4);"
+	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
+	     " internaldate, message_id) VALUES (3, 1, '', '', 4, 5, 1000, '<a@x>');"
+	     "INSERT INTO journal (account_id, op, folder_id, args)"
+	     " VALUES (1, 'rename_folder', 3, 'C');");
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(id || ' ' || name || '=' || server_name, ',')"
+			    " FROM folder"),
+			 "1 INBOX=INBOX,2 Archive=Archive,3 C=C");
+	ck_assert_str_eq(qs("SELECT message_id FROM message WHERE folder_id = 3"), "<a@x>");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_qresync_vanished)
 {
 	/* QRESYNC: the SELECT reports the expunge (VANISHED (EARLIER)) and
@@ -3813,6 +3850,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_list_status_unchanged_no_select);
 	tcase_add_test(tc, test_list_folder_gone);
 	tcase_add_test(tc, test_list_delete_and_rename_into_its_name_done);
+	tcase_add_test(tc, test_list_rename_answer_lost_then_renamed_again);
 	tcase_add_test(tc, test_list_unreadable_name_skipped);
 	tcase_add_test(tc, test_list_mailboxid_recorded);
 	tcase_add_test(tc, test_list_mailboxid_not_asked_unchanged);
