@@ -938,6 +938,12 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 							      rf->name);
 			id = l->id;
 			break;
+		case PLAN_FOLDER_DELETE_THERE:
+			r = store_sync_folder_set_server_name(e->store, e->account_id, l->id,
+							      rf->name);
+			log_debug(CAT, "%s: folder %s, deleted here, is %s on the server",
+				  e->account_name, l->server_name, rf->name);
+			break;
 		case PLAN_FOLDER_DELETE:
 			r = store_sync_folder_delete(e->store, l->id);
 			log_debug(CAT, "%s: folder %s gone on the server", e->account_name,
@@ -979,7 +985,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 		/* The MAILBOXID LIST-STATUS reported is recorded (the SELECT
 		 * path records it too; servers without OBJECTID report none). */
 		if (r >= 0 && rf->mailboxid && a->kind != PLAN_FOLDER_DELETE &&
-		    a->kind != PLAN_FOLDER_RECREATE &&
+		    a->kind != PLAN_FOLDER_RECREATE && a->kind != PLAN_FOLDER_DELETE_THERE &&
 		    (a->kind == PLAN_FOLDER_ADD || a->kind == PLAN_FOLDER_REREAD || !l->mailboxid ||
 		     !streq(l->mailboxid, rf->mailboxid)))
 			r = store_sync_folder_set_mailboxid(

@@ -213,7 +213,7 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			by_server[ns++] = name_key(l->server_name, j);
 		if (!l->removed && (!l->server_name || l->rename_pending))
 			by_local[nl++] = name_key(l->name, j);
-		if (!l->removed && l->server_name)
+		if (l->server_name)
 			by_uidv[nu++] = (struct fkey){ .uv = l->uidvalidity, .idx = j };
 	}
 	qsort(by_server, ns, sizeof(*by_server), by_name);
@@ -274,7 +274,9 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 	 * folder is under neither name when an earlier RENAME of ours reached
 	 * the server with its answer lost and the folder was renamed locally
 	 * again, or when another client renamed it meanwhile; taken as gone,
-	 * it was deleted here and added back under the server's name. */
+	 * it was deleted here and added back under the server's name.  The
+	 * same for a folder deleted locally: its DELETE goes to the new name
+	 * (DELETE_THERE), or the folder came back. */
 	for (size_t i = 0; i < n_remote; i++) {
 		struct fkey want = { .uv = remote[i].uidvalidity };
 
@@ -285,9 +287,10 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		if (j == SIZE_MAX)
 			continue;
 		rmatched[i] = lmatched[j] = true;
-		actions[n++] = (struct plan_folder_action){
-			local[j].rename_pending ? PLAN_FOLDER_CONFIRM : PLAN_FOLDER_RENAMED, j, i
-		};
+		kind = local[j].removed		 ? PLAN_FOLDER_DELETE_THERE
+		       : local[j].rename_pending ? PLAN_FOLDER_CONFIRM
+						 : PLAN_FOLDER_RENAMED;
+		actions[n++] = (struct plan_folder_action){ kind, j, i };
 	}
 	/* 4. What is left. */
 	for (size_t i = 0; i < n_remote; i++)

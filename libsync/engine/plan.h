@@ -41,17 +41,20 @@ struct plan_local_folder {
 };
 
 enum plan_folder_action_kind {
-	PLAN_FOLDER_ADD,       /* remote[remote] is new: add it locally */
-	PLAN_FOLDER_RENAMED,   /* local[local] was renamed on the server to remote[remote] */
-	PLAN_FOLDER_CONFIRM,   /* local[local]'s pending CREATE/RENAME already reached
-				* the server as remote[remote]: record server_name */
-	PLAN_FOLDER_DELETE,    /* local[local] is gone on the server: delete it locally */
-	PLAN_FOLDER_RECREATE,  /* gone on the server but holds local changes: re-CREATE */
-	PLAN_FOLDER_SYNC,      /* sync local[local] against remote[remote] */
-	PLAN_FOLDER_UNCHANGED, /* as SYNC, but LIST-STATUS shows nothing moved */
-	PLAN_FOLDER_REREAD,    /* as SYNC, but LIST-STATUS reports another MAILBOXID
-				* than the one recorded: another folder holds the name,
-				* forget the UIDs and re-read it (plan_folder_identity()) */
+	PLAN_FOLDER_ADD,	  /* remote[remote] is new: add it locally */
+	PLAN_FOLDER_RENAMED,	  /* local[local] was renamed on the server to remote[remote] */
+	PLAN_FOLDER_CONFIRM,	  /* local[local]'s pending CREATE/RENAME already reached
+				   * the server as remote[remote]: record server_name */
+	PLAN_FOLDER_DELETE,	  /* local[local] is gone on the server: delete it locally */
+	PLAN_FOLDER_RECREATE,	  /* gone on the server but holds local changes: re-CREATE */
+	PLAN_FOLDER_SYNC,	  /* sync local[local] against remote[remote] */
+	PLAN_FOLDER_UNCHANGED,	  /* as SYNC, but LIST-STATUS shows nothing moved */
+	PLAN_FOLDER_DELETE_THERE, /* local[local]'s DELETE is pending and its folder is
+				   * remote[remote] now (renamed): record that name, where
+				   * the DELETE goes; nothing synced */
+	PLAN_FOLDER_REREAD,	  /* as SYNC, but LIST-STATUS reports another MAILBOXID
+				   * than the one recorded: another folder holds the name,
+				   * forget the UIDs and re-read it (plan_folder_identity()) */
 };
 
 struct plan_folder_action {

@@ -3027,6 +3027,35 @@ START_TEST(test_list_rename_answer_lost_then_renamed_again)
 }
 END_TEST
 
+START_TEST(test_list_rename_answer_lost_then_deleted)
+{
+	/* RENAME A B reached the server with its answer lost, and the folder
+	 * was deleted here since: its DELETE goes to B, where its UIDVALIDITY
+	 * finds it, and B is not synced first.  Before, the row was dropped
+	 * as gone and B came back as a new folder. */
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50), LIST_EV("B", 0),
+			  STATUS_EV("B", 42, 2, 1, 4) } },
+		{ .call = "delete B" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq, removed) VALUES (3, 1, 'A2', 'A', 42, 2, 4, 1);"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3);");
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(
+		qs("SELECT group_concat(name, ',') FROM (SELECT name FROM folder ORDER BY id)"),
+		"INBOX,Archive");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_qresync_vanished)
 {
 	/* QRESYNC: the SELECT reports the expunge (VANISHED (EARLIER)) and
@@ -3851,6 +3880,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_list_folder_gone);
 	tcase_add_test(tc, test_list_delete_and_rename_into_its_name_done);
 	tcase_add_test(tc, test_list_rename_answer_lost_then_renamed_again);
+	tcase_add_test(tc, test_list_rename_answer_lost_then_deleted);
 	tcase_add_test(tc, test_list_unreadable_name_skipped);
 	tcase_add_test(tc, test_list_mailboxid_recorded);
 	tcase_add_test(tc, test_list_mailboxid_not_asked_unchanged);

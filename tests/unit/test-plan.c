@@ -312,6 +312,11 @@ static const struct folder_scenario folder_scenarios[] = {
 	  { R("X", .has_status = true, .uidvalidity = 42, .mailboxid = "M-X") },
 	  { L(2, "C", "A", .rename_pending = true, .uidvalidity = 42, .mailboxid = "M-A") },
 	  { "ADD:-:0", "DELETE:0:-" } },
+	{ "RENAME A B sent (answer lost), then deleted locally: the DELETE goes to B",
+	  true,
+	  { R("INBOX"), R("B", .has_status = true, .uidvalidity = 42) },
+	  { L(1, "INBOX", "INBOX"), L(2, "A2", "A", .removed = true, .uidvalidity = 42) },
+	  { "SYNC:0:0", "DELETE_THERE:1:1" } },
 	{ "local DELETE pending, the name made anew by another client: row dropped, then added",
 	  true,
 	  { R("Gone", .has_status = true, .uidvalidity = 6) },
@@ -405,6 +410,8 @@ static const char *kind_name(enum plan_folder_action_kind k)
 		return "SYNC";
 	case PLAN_FOLDER_UNCHANGED:
 		return "UNCHANGED";
+	case PLAN_FOLDER_DELETE_THERE:
+		return "DELETE_THERE";
 	case PLAN_FOLDER_REREAD:
 		return "REREAD";
 	}
