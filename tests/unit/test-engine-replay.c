@@ -2597,6 +2597,21 @@ END_TEST
 			STATUS_EV("Archive", 9, 3, 0, 50) }                                        \
 	}
 #define LIST_STATUS_CAPS (ALL_CAPS | CAP(IMAP_CAP_LIST_STATUS))
+/* LIST_UNCHANGED and one more folder, n, with its STATUS. */
+#define LIST_UNCHANGED_AND(n, uv, next, count, hms)                                                \
+	{                                                                                          \
+		.call = "list status modseq",                                                      \
+		.ev = { LIST_EV("INBOX", 0),                                                       \
+			STATUS_EV("INBOX", 7, 5, 1, 100),                                          \
+			LIST_EV("Archive", 0),                                                     \
+			STATUS_EV("Archive", 9, 3, 0, 50),                                         \
+			LIST_EV(n, 0),                                                             \
+			STATUS_EV(n, uv, next, count, hms) }                                       \
+	}
+/* Every folder as "id name=server_name", by id. */
+#define FOLDER_ROWS                                                                                \
+	"SELECT group_concat(id || ' ' || name || '=' || ifnull(server_name, '-'), ',')"           \
+	" FROM (SELECT * FROM folder ORDER BY id)"
 
 START_TEST(test_list_status_unchanged_no_select)
 {
@@ -2960,10 +2975,7 @@ START_TEST(test_list_delete_and_rename_into_its_name_done)
 	 * goes), the RENAME confirmed, and no DELETE "Zwei" is sent again,
 	 * which would delete the renamed folder. */
 	static const struct step script[] = {
-		{ .call = "list status modseq",
-		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
-			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50),
-			  LIST_EV("Zwei", 0), STATUS_EV("Zwei", 839, 2, 1, 4) } },
+		LIST_UNCHANGED_AND("Zwei", 839, 2, 1, 4),
 		{ .call = "select Zwei qresync",
 		  .ev = { CODE_EV(UIDNEXT, 2), CODE_EV(HIGHESTMODSEQ, 4), EXISTS_EV(1) } },
 		LOGOUT,
@@ -2982,9 +2994,7 @@ START_TEST(test_list_delete_and_rename_into_its_name_done)
 	     " VALUES (1, 'rename_folder', 4, 'Zwei');");
 	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT group_concat(id || ' ' || name || '=' || server_name, ',')"
-			    " FROM folder"),
-			 "1 INBOX=INBOX,2 Archive=Archive,4 Zwei=Zwei");
+	ck_assert_str_eq(qs(FOLDER_ROWS), "1 INBOX=INBOX,2 Archive=Archive,4 Zwei=Zwei");
 	ck_assert_str_eq(qs("SELECT message_id FROM message WHERE folder_id = 4"), "<vier@x>");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
@@ -2999,10 +3009,7 @@ START_TEST(test_list_rename_answer_lost_then_renamed_again)
 	 * pending RENAME goes from B.  Before, it was deleted here and B added
 	 * as a new folder; the user's C was lost. */
 	static const struct step script[] = {
-		{ .call = "list status modseq",
-		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
-			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50), LIST_EV("B", 0),
-			  STATUS_EV("B", 42, 2, 1, 4) } },
+		LIST_UNCHANGED_AND("B", 42, 2, 1, 4),
 		{ .call = "select B qresync",
 		  .ev = { CODE_EV(UIDNEXT, 2), CODE_EV(HIGHESTMODSEQ, 4), EXISTS_EV(1) } },
 		{ .call = "rename B C" },
@@ -3019,9 +3026,7 @@ START_TEST(test_list_rename_answer_lost_then_renamed_again)
 	     " VALUES (1, 'rename_folder', 3, 'C');");
 	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT group_concat(id || ' ' || name || '=' || server_name, ',')"
-			    " FROM folder"),
-			 "1 INBOX=INBOX,2 Archive=Archive,3 C=C");
+	ck_assert_str_eq(qs(FOLDER_ROWS), "1 INBOX=INBOX,2 Archive=Archive,3 C=C");
 	ck_assert_str_eq(qs("SELECT message_id FROM message WHERE folder_id = 3"), "<a@x>");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
@@ -3034,10 +3039,7 @@ START_TEST(test_list_rename_answer_lost_then_deleted)
 	 * finds it, and B is not synced first.  Before, the row was dropped
 	 * as gone and B came back as a new folder. */
 	static const struct step script[] = {
-		{ .call = "list status modseq",
-		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
-			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50), LIST_EV("B", 0),
-			  STATUS_EV("B", 42, 2, 1, 4) } },
+		LIST_UNCHANGED_AND("B", 42, 2, 1, 4),
 		{ .call = "delete B" },
 		LOGOUT,
 		END,
@@ -3049,9 +3051,7 @@ START_TEST(test_list_rename_answer_lost_then_deleted)
 	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3);");
 	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(
-		qs("SELECT group_concat(name, ',') FROM (SELECT name FROM folder ORDER BY id)"),
-		"INBOX,Archive");
+	ck_assert_str_eq(qs(FOLDER_ROWS), "1 INBOX=INBOX,2 Archive=Archive");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
 END_TEST
