@@ -67,6 +67,11 @@ static bool mailboxid_differs(const struct plan_remote_folder *r, const struct p
 	       strcmp(r->mailboxid, l->mailboxid) != 0;
 }
 
+static bool mailboxid_same(const struct plan_remote_folder *r, const struct plan_local_folder *l)
+{
+	return r->mailboxid && l->mailboxid && *r->mailboxid && streq(r->mailboxid, l->mailboxid);
+}
+
 static bool status_unchanged(const struct plan_remote_folder *r, const struct plan_local_folder *l,
 			     bool with_modseq)
 {
@@ -213,7 +218,7 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			by_server[ns++] = name_key(l->server_name, j);
 		if (!l->removed && (!l->server_name || l->rename_pending))
 			by_local[nl++] = name_key(l->name, j);
-		if (l->server_name)
+		if (l->server_name && (!l->removed || l->mailboxid))
 			by_uidv[nu++] = (struct fkey){ .uv = l->uidvalidity, .idx = j };
 	}
 	qsort(by_server, ns, sizeof(*by_server), by_name);
@@ -276,7 +281,10 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 	 * again, or when another client renamed it meanwhile; taken as gone,
 	 * it was deleted here and added back under the server's name.  The
 	 * same for a folder deleted locally: its DELETE goes to the new name
-	 * (DELETE_THERE), or the folder came back. */
+	 * (DELETE_THERE), else the folder comes back; but only when the
+	 * MAILBOXIDs say it is that folder.  A UIDVALIDITY alone is weak
+	 * evidence (some servers give every folder the same one), too weak to
+	 * delete a folder on the server by it. */
 	for (size_t i = 0; i < n_remote; i++) {
 		struct fkey want = { .uv = remote[i].uidvalidity };
 
@@ -284,7 +292,7 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		    !remote[i].uidvalidity)
 			continue;
 		j = lookup_uv(by_uidv, nu, &want, lmatched, local, &remote[i]);
-		if (j == SIZE_MAX)
+		if (j == SIZE_MAX || (local[j].removed && !mailboxid_same(&remote[i], &local[j])))
 			continue;
 		rmatched[i] = lmatched[j] = true;
 		kind = local[j].removed		 ? PLAN_FOLDER_DELETE_THERE

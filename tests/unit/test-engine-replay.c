@@ -3035,11 +3035,15 @@ END_TEST
 START_TEST(test_list_rename_answer_lost_then_deleted)
 {
 	/* RENAME A B reached the server with its answer lost, and the folder
-	 * was deleted here since: its DELETE goes to B, where its UIDVALIDITY
-	 * finds it, and B is not synced first.  Before, the row was dropped
-	 * as gone and B came back as a new folder. */
+	 * was deleted here since: its DELETE goes to B, where its MAILBOXID
+	 * (OBJECTID) finds it, and B is not synced first.  Before, the row was
+	 * dropped as gone and B came back as a new folder. */
 	static const struct step script[] = {
 		LIST_UNCHANGED_AND("B", 42, 2, 1, 4),
+		{ .call = "list mailboxid",
+		  .ev = { LIST_EV("INBOX", 0), MAILBOXID_EV("INBOX", 7, "M-inbox"),
+			  LIST_EV("Archive", 0), MAILBOXID_EV("Archive", 9, "M-archive"),
+			  LIST_EV("B", 0), MAILBOXID_EV("B", 42, "M-A") } },
 		{ .call = "delete B" },
 		LOGOUT,
 		END,
@@ -3047,9 +3051,9 @@ START_TEST(test_list_rename_answer_lost_then_deleted)
 	struct sync_result res;
 
 	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext,"
-	     " highestmodseq, removed) VALUES (3, 1, 'A2', 'A', 42, 2, 4, 1);"
+	     " highestmodseq, removed, mailboxid) VALUES (3, 1, 'A2', 'A', 42, 2, 4, 1, 'M-A');"
 	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3);");
-	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC) | CAP(IMAP_CAP_OBJECTID));
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs(FOLDER_ROWS), "1 INBOX=INBOX,2 Archive=Archive");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
