@@ -360,7 +360,9 @@ static int run_once(struct config *cfg)
 		log_error("cannot create the directory of %s: %s", cfg->database, strerror(-r));
 		return 1;
 	}
-	r = cpmsync_store_open(cfg->database, 0, &store, &err);
+	/* One run of many: the WAL is checkpointed when it is long, as in
+	 * the daemon, not at every exit (libsync/store/store.c). */
+	r = cpmsync_store_open(cfg->database, CPMSYNC_STORE_KEEP_WAL, &store, &err);
 	if (r < 0) {
 		log_error("cannot open the store: %s", err ? err : cpmsync_strerror(r));
 		free(err);

@@ -21,14 +21,16 @@ int cpmsync_store_open(const char *path, unsigned flags, struct cpmsync_store **
 
 	if (ret_error)
 		*ret_error = NULL;
-	if (!ret || (flags & ~CPMSYNC_STORE_READONLY))
+	if (!ret || (flags & ~(CPMSYNC_STORE_READONLY | CPMSYNC_STORE_KEEP_WAL)))
 		return -EINVAL;
 	*ret = NULL;
 	cs = calloc(1, sizeof(*cs));
 	if (!cs)
 		return -ENOMEM;
-	r = store_open(path, (flags & CPMSYNC_STORE_READONLY) ? STORE_READONLY : 0, &cs->s,
-		       ret_error);
+	r = store_open(path,
+		       ((flags & CPMSYNC_STORE_READONLY) ? STORE_READONLY : 0) |
+			       ((flags & CPMSYNC_STORE_KEEP_WAL) ? STORE_KEEP_WAL : 0),
+		       &cs->s, ret_error);
 	if (r < 0) {
 		free(cs);
 		return r;

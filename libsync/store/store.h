@@ -36,9 +36,12 @@ struct store;
 
 enum {
 	STORE_READONLY = 1u << 0, /* no writes, no migrations; never creates the file */
+	STORE_KEEP_WAL = 1u << 1, /* no checkpoint at close (store.c keep_wal_files()) */
 };
 
 #define STORE_BUSY_TIMEOUT_MS 5000
+/* The WAL is checkpointed when a commit leaves it this many pages long. */
+#define STORE_WAL_CHECKPOINT_PAGES 4096
 
 /* The schema version this code creates and understands (the number of migrations). */
 unsigned store_schema_version(void);

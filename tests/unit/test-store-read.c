@@ -294,6 +294,38 @@ START_TEST(test_accounts_sorted_bytewise)
 }
 END_TEST
 
+/* The open flags: CPMSYNC_STORE_KEEP_WAL leaves the WAL at close (the
+ * store is the two files: a reader sees the rows); an unknown flag, or
+ * KEEP_WAL with READONLY, is refused. */
+START_TEST(test_open_flags)
+{
+	struct cpmsync_store *cs = (struct cpmsync_store *)1;
+	char wal[sizeof(dbpath) + 8];
+	struct collect c;
+	struct stat st;
+
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 1u << 7, &cs, NULL), -EINVAL);
+	ck_assert_int_eq(cpmsync_store_open(dbpath, CPMSYNC_STORE_READONLY | CPMSYNC_STORE_KEEP_WAL,
+					    &cs, NULL),
+			 -EINVAL);
+	ck_assert_ptr_null(cs);
+	write_fixture();
+	cs = open_public(CPMSYNC_STORE_KEEP_WAL);
+	ck_assert_int_eq(
+		store_exec(store_from_public(cs), "INSERT INTO account (name) VALUES ('kept')"), 0);
+	cpmsync_store_close(cs);
+	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+	ck_assert_int_eq(stat(wal, &st), 0);
+	ck_assert_int_gt(st.st_size, 0);
+	cs = open_public(CPMSYNC_STORE_READONLY);
+	collect_init(&c);
+	ck_assert_int_eq(cpmsync_store_foreach_account(cs, on_account, &c), 0);
+	ck_assert_str_eq(collect_end(&c), "B|a|empty|kept|nofolders|\xc3\xa4|");
+	collect_free(&c);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 START_TEST(test_folders)
 {
 	struct cpmsync_store *cs;
@@ -914,6 +946,7 @@ static Suite *store_read_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_accounts_sorted_bytewise);
+	tcase_add_test(tc, test_open_flags);
 	tcase_add_test(tc, test_folders);
 	tcase_add_test(tc, test_find_folder);
 	tcase_add_test(tc, test_error_per_call);

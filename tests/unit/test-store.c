@@ -158,27 +158,28 @@ START_TEST(test_files_private)
 }
 END_TEST
 
-/*
- * The -wal file stays beside a closed store, emptied (no -wal/-shm
- * creation at every open), and the closed store.db is complete on its
- * own: a copy of that one file opens with every committed row.
- */
-START_TEST(test_closed_store_complete_alone)
+/* The size of the closed store's -wal file. */
+static off_t wal_size(void)
 {
-	char wal[sizeof(dbpath) + 8], alone[sizeof(tmpdir) + 16];
-	struct store *s = open_ok(dbpath, 0);
+	char wal[sizeof(dbpath) + 8];
 	struct stat st;
-	char buf[4096];
+
+	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+	ck_assert_msg(stat(wal, &st) == 0, "%s: %s", wal, strerror(errno));
+	return st.st_size;
+}
+
+/* How many of add_account_folder_message()'s messages a copy of the
+ * store's database file alone (no -wal beside it) holds. */
+static int64_t messages_in_copy_alone(const char *name)
+{
+	char alone[sizeof(tmpdir) + 32], buf[4096];
+	struct store *s;
+	int64_t count;
 	ssize_t n;
 	int in, out;
 
-	add_account_folder_message(s);
-	ck_assert_ptr_null(store_close(s));
-	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
-	ck_assert_int_eq(stat(wal, &st), 0);
-	ck_assert_int_eq(st.st_size, 0);
-
-	snprintf(alone, sizeof(alone), "%s/alone.db", tmpdir);
+	snprintf(alone, sizeof(alone), "%s/%s", tmpdir, name);
 	in = open(dbpath, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(in, 0);
 	out = open(alone, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -189,9 +190,60 @@ START_TEST(test_closed_store_complete_alone)
 	close(in);
 	ck_assert_int_eq(close(out), 0);
 	s = open_ok(alone, 0);
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message WHERE id = 100 AND uid = 7"),
-			 1);
+	count = query_int(s, "SELECT count(*) FROM message WHERE id = 100 AND uid = 7");
 	ck_assert_ptr_null(store_close(s));
+	return count;
+}
+
+/*
+ * The -wal file stays beside a closed store, emptied (no -wal/-shm
+ * creation at every open), and the closed store.db is complete on its
+ * own: a copy of that one file opens with every committed row.
+ */
+START_TEST(test_closed_store_complete_alone)
+{
+	struct store *s = open_ok(dbpath, 0);
+
+	add_account_folder_message(s);
+	ck_assert_ptr_null(store_close(s));
+	ck_assert_int_eq(wal_size(), 0);
+	ck_assert_int_eq(messages_in_copy_alone("alone.db"), 1);
+}
+END_TEST
+
+/*
+ * STORE_KEEP_WAL (cpm-syncd --once): the close leaves the WAL as it is,
+ * the store is the two files together, and the next read-write close
+ * without the flag moves the WAL into the database file.  Both
+ * connections checkpoint by themselves once a commit leaves the WAL
+ * STORE_WAL_CHECKPOINT_PAGES long.
+ */
+START_TEST(test_keep_wal)
+{
+	struct store *s, *r;
+	char *err = NULL;
+
+	ck_assert_int_eq(store_open(dbpath, STORE_READONLY | STORE_KEEP_WAL, &s, &err), -EINVAL);
+	ck_assert_ptr_null(s);
+	s = open_ok(dbpath, STORE_KEEP_WAL);
+	ck_assert_int_eq(query_int(s, "PRAGMA wal_autocheckpoint"), STORE_WAL_CHECKPOINT_PAGES);
+	add_account_folder_message(s);
+	ck_assert_ptr_null(store_close(s));
+	ck_assert_int_gt(wal_size(), 0);
+	ck_assert_int_eq(messages_in_copy_alone("without-wal.db"), 0);
+
+	/* The two files are the store: a reader sees every row. */
+	r = open_ok(dbpath, STORE_READONLY);
+	ck_assert_int_eq(query_int(r, "SELECT count(*) FROM message WHERE id = 100 AND uid = 7"),
+			 1);
+	ck_assert_ptr_null(store_close(r));
+	ck_assert_int_gt(wal_size(), 0);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA wal_autocheckpoint"), STORE_WAL_CHECKPOINT_PAGES);
+	ck_assert_ptr_null(store_close(s));
+	ck_assert_int_eq(wal_size(), 0);
+	ck_assert_int_eq(messages_in_copy_alone("checkpointed.db"), 1);
 }
 END_TEST
 
@@ -1798,6 +1850,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_adds_conv_page_index);
 	tcase_add_test(tc, test_migrate_adds_body_inline);
 	tcase_add_test(tc, test_closed_store_complete_alone);
+	tcase_add_test(tc, test_keep_wal);
 	tcase_add_test(tc, test_newer_version_refused);
 	tcase_add_test(tc, test_readonly_refuses_old_or_missing);
 	tcase_add_test(tc, test_foreign_keys_cascade);

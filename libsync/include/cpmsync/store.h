@@ -28,12 +28,19 @@ struct cpmsync_store;
 
 enum {
 	CPMSYNC_STORE_READONLY = 1u << 0,
+	/* Read-write only: closing does not move the WAL (PATH-wal) into the
+	 * database file; the next process to write does, once the WAL is
+	 * long enough.  For a process that opens the store for one sync of
+	 * many (cpm-syncd --once): fewer bytes written per change.  Until
+	 * then the store is PATH and PATH-wal together. */
+	CPMSYNC_STORE_KEEP_WAL = 1u << 1,
 };
 
 /*
  * Opens (read-write: creates if missing and upgrades the schema) the store
  * at path; the parent directory must exist.  On failure *ret_error (if not
  * NULL) is a malloc()ed sentence naming the file and the reason.
+ * CPMSYNC_STORE_READONLY and CPMSYNC_STORE_KEEP_WAL together: -EINVAL.
  */
 int cpmsync_store_open(const char *path, unsigned flags, struct cpmsync_store **ret,
 		       char **ret_error);
