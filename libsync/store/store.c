@@ -15,6 +15,7 @@
 #include <cpmsync/io.h>
 
 #include "store/store.h"
+#include "util/log.h"
 #include "util/macro.h"
 
 #define STORE_STR_(x) #x
@@ -1053,6 +1054,27 @@ int store_open_at_version_for_test(const char *path, unsigned version, struct st
 	return open_internal(path, 0, version, ret, ret_error);
 }
 
+/*
+ * STORE_KEEP_WAL: the close does not checkpoint, and with synchronous =
+ * NORMAL nothing has synced the WAL since the last checkpoint either.
+ * Closing used to checkpoint, which syncs the WAL and then store.db, so
+ * what a finished run committed survived a power loss; one fdatasync of
+ * the WAL keeps that (it writes nothing: the frames are written already).
+ */
+static void sync_kept_wal(struct store *s)
+{
+	sqlite3_file *wal = NULL;
+	int rc;
+
+	rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc != SQLITE_OK || !wal || !wal->pMethods)
+		return; /* no WAL file open */
+	rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	if (rc != SQLITE_OK)
+		log_msg(CPMSYNC_LOG_WARNING, CPMSYNC_LOG_CAT_STORE,
+			"cannot sync the WAL at close: %s", sqlite3_errstr(rc));
+}
+
 struct store *store_close(struct store *s)
 {
 	sqlite3_stmt *st;
@@ -1067,6 +1089,8 @@ struct store *store_close(struct store *s)
 	/* Anything still unfinalized (an error path) must not keep the db open. */
 	while ((st = sqlite3_next_stmt(s->db, NULL)))
 		sqlite3_finalize(st);
+	if (s->keep_wal && s->db)
+		sync_kept_wal(s);
 	sqlite3_close(s->db);
 	store_bodies_close(s);
 	free(s->watch);
