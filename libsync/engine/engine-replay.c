@@ -540,6 +540,21 @@ static void verify(struct cpmsync_sync *e, const struct sync_folder *f, engine_n
 	engine_select(e, f->id, f->server_name, verify_selected);
 }
 
+/*
+ * A committed mark on the disk before its command leaves
+ * (store_sync_wal()): with synchronous = NORMAL a power loss could take
+ * the mark back after the command reached the server, and the next run
+ * would send it again as a first try.  One fdatasync per command or
+ * round of STOREs.
+ */
+static int mark_durable(struct cpmsync_sync *e)
+{
+	int r = store_sync_wal(e->store);
+
+	store_failed(e, r);
+	return r;
+}
+
 /* Commits the mark before a non-idempotent command is sent. */
 static int mark_attempt(struct cpmsync_sync *e, const struct sync_folder *dest)
 {
@@ -554,9 +569,11 @@ static int mark_attempt(struct cpmsync_sync *e, const struct sync_folder *dest)
 	if (r < 0)
 		return r;
 	r = store_journal_attempt(e->store, R(e)->j.id, args);
-	if (r < 0)
+	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));
-	return r;
+		return r;
+	}
+	return mark_durable(e);
 }
 
 /*
@@ -1286,7 +1303,7 @@ static void flags_round(struct cpmsync_sync *e)
 		it->sent = TAKE_PTR(mark);
 		it->send = any = true;
 	}
-	if (any && engine_tx_tick(e, true) < 0)
+	if (any && (engine_tx_tick(e, true) < 0 || mark_durable(e) < 0))
 		return;
 	for (size_t i = 0; i < rp->n_items; i++)
 		if (rp->items[i].send && flags_send(e, &rp->items[i], condstore) < 0)
@@ -1741,7 +1758,7 @@ static void create_send(struct cpmsync_sync *e)
 		r = engine_tx_tick(e, true);
 	if (r >= 0)
 		r = store_journal_attempt(e->store, rp->j.id, mark);
-	if (store_failed(e, r))
+	if (store_failed(e, r) || mark_durable(e) < 0)
 		return;
 	sent(e, D(e)->ops->create(D(e), rp->sent_name, create_done, e));
 }

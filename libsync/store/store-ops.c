@@ -33,6 +33,7 @@
 #include "store/store-sync.h"
 #include "store/store.h"
 #include "util/flags.h"
+#include "util/log.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
 
@@ -47,6 +48,15 @@
  * apply in one write transaction: committed after success, rolled back
  * after a failure, which then changed nothing.  args is the operation's
  * own struct; outputs are written by the caller once op_run() succeeded.
+ *
+ * A change the caller is told is done (a D-Bus reply, an outbox file
+ * moved on) is on the disk when op_run() returns: the commit, then
+ * store_sync_wal(), one fdatasync (about 0.2 ms on this project's
+ * machine).  Without it a power loss could take back changes made since
+ * the last checkpoint, up to 4 MiB of WAL; a sync's own writes can be
+ * fetched again and keep synchronous = NORMAL.  A failed sync is logged,
+ * not returned: the change is committed and stays, and an error would
+ * have the caller make it a second time.
  */
 typedef int (*op_fn)(struct store *s, void *args);
 
@@ -67,7 +77,13 @@ static int op_run_(struct store *s, op_fn check, op_fn apply, void *args)
 		store_rollback(s);
 		return r;
 	}
-	return store_commit(s);
+	r = store_commit(s);
+	if (r < 0)
+		return r;
+	if (store_sync_wal(s) < 0)
+		log_msg(CPMSYNC_LOG_WARNING, CPMSYNC_LOG_CAT_STORE,
+			"committed, not on the disk: %s", store_error(s));
+	return 0;
 }
 
 /* The error text of a failed operation is its own: cleared first, and

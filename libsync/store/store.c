@@ -1054,25 +1054,40 @@ int store_open_at_version_for_test(const char *path, unsigned version, struct st
 	return open_internal(path, 0, version, ret, ret_error);
 }
 
-/*
- * STORE_KEEP_WAL: the close does not checkpoint, and with synchronous =
- * NORMAL nothing has synced the WAL since the last checkpoint either.
- * Closing used to checkpoint, which syncs the WAL and then store.db, so
- * what a finished run committed survived a power loss; one fdatasync of
- * the WAL keeps that (it writes nothing: the frames are written already).
- */
-static void sync_kept_wal(struct store *s)
+/* SQLite's own handle of the WAL file (SQLITE_FCNTL_JOURNAL_POINTER): it
+ * writes the frames with it, so its xSync is the fdatasync that puts
+ * them on the disk.  Writes nothing. */
+int store_sync_wal(struct store *s)
 {
 	sqlite3_file *wal = NULL;
 	int rc;
 
+	if (!s || s->readonly)
+		return -EINVAL;
+	if (s->in_tx) {
+		set_error(s, "cannot sync the WAL inside a transaction");
+		return -EBUSY;
+	}
 	rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
 	if (rc != SQLITE_OK || !wal || !wal->pMethods)
-		return; /* no WAL file open */
+		return 0; /* no WAL file open: nothing committed to sync */
 	rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
-	if (rc != SQLITE_OK)
-		log_msg(CPMSYNC_LOG_WARNING, CPMSYNC_LOG_CAT_STORE,
-			"cannot sync the WAL at close: %s", sqlite3_errstr(rc));
+	if (rc != SQLITE_OK) {
+		set_error(s, "cannot sync the WAL to the disk: %s", sqlite3_errstr(rc));
+		return store_map_sqlite_error(rc);
+	}
+	return 0;
+}
+
+/*
+ * STORE_KEEP_WAL: the close does not checkpoint.  Closing used to, which
+ * syncs the WAL and then store.db, so what a finished run committed
+ * survived a power loss; one sync of the WAL keeps that.
+ */
+static void sync_kept_wal(struct store *s)
+{
+	if (store_sync_wal(s) < 0)
+		log_msg(CPMSYNC_LOG_WARNING, CPMSYNC_LOG_CAT_STORE, "at close: %s", s->error);
 }
 
 struct store *store_close(struct store *s)

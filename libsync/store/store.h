@@ -138,6 +138,16 @@ int store_map_sqlite_error(int sqlite_rc);
  */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
+/*
+ * Puts what is committed on the disk: one fdatasync of the WAL.  With
+ * synchronous = NORMAL a commit reaches the WAL file but not the disk,
+ * which only a checkpoint syncs: it survives the process's crash, not a
+ * power loss.  For a commit a power loss must not take back: a local
+ * change the caller was told is done, a replay mark that must be on the
+ * disk before its command leaves.  Outside a transaction; 0 or a
+ * negative errno (store_error() says why).
+ */
+int store_sync_wal(struct store *s);
 int store_rollback(struct store *s);
 bool store_in_transaction(const struct store *s);
 /*

@@ -570,6 +570,7 @@ static void setup(void)
 	strcpy(tmpdir, "/tmp/test-engine-replay-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+	test_wal_syncs_install();
 	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, NULL), 0);
 	exec("INSERT INTO account (name) VALUES ('t');"
 	     "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
@@ -1642,6 +1643,50 @@ START_TEST(test_move_interrupted_source_gone_missing)
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "4");
 	assert_replayed(false);
+}
+END_TEST
+
+/* The WAL syncs counted when the run started, then at each command
+ * check_wal_synced() saw. */
+static unsigned long wal_syncs_seen;
+
+/* The command that is leaving had its mark synced to the disk
+ * (mark_durable()): a WAL sync since the run started or the last such
+ * command left. */
+static void check_wal_synced(void)
+{
+	ck_assert_uint_gt(test_wal_syncs(), wal_syncs_seen);
+	wal_syncs_seen = test_wal_syncs();
+}
+
+START_TEST(test_marks_synced_before_sent)
+{
+	/* An APPEND, a round of STOREs and a CREATE: each mark is on the
+	 * disk before its command leaves, not only committed (a power loss
+	 * must not take it back once the server may have the command). */
+	static const struct step script[] = {
+		{ .call = "create Projects", .during = check_wal_synced },
+		{ .call = "append INBOX () 2000 local",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 7,
+		  .during = check_wal_synced },
+		SELECT_INBOX,
+		{ .call = "store 1 (\\Flagged \\Seen) 100", .during = check_wal_synced },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	     "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2), (1, 'flags', 1, 1)");
+	wal_syncs_seen = test_wal_syncs();
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
 END_TEST
 
@@ -3851,6 +3896,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_move_interrupted_source_gone_found);
 	tcase_add_test(tc, test_move_interrupted_source_gone_missing);
 	tcase_add_test(tc, test_connection_lost_mark_kept);
+	tcase_add_test(tc, test_marks_synced_before_sent);
 	tcase_add_test(tc, test_select_refused_rows_refused);
 	tcase_add_test(tc, test_select_refused_transient_backs_off);
 	tcase_add_test(tc, test_folder_ops);

@@ -55,6 +55,7 @@ static void setup(void)
 	strcpy(tmpdir, "/tmp/test-store-ops-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	snprintf(dbpath, sizeof(dbpath), "%s/store.db", tmpdir);
+	test_wal_syncs_install();
 	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, &err), 0);
 	s = store_from_public(cs);
 	ck_assert_int_eq(
@@ -579,6 +580,27 @@ START_TEST(test_move)
 	ck_assert_str_eq(journal(), "move 2 3 src=1");
 	/* The moved-away source is no longer visible. */
 	expect_err(cpmsync_op_move(cs, ids, 1, "Archive", &new_id), -CPMSYNC_E_NOT_FOUND, "1");
+}
+END_TEST
+
+/* A change the caller is told is done is on the disk, not only committed
+ * (a power loss must not take it back): one WAL sync per operation; a
+ * refused one syncs nothing. */
+START_TEST(test_done_means_on_disk)
+{
+	unsigned long before = test_wal_syncs();
+	int64_t id;
+
+	id = store_ok("INBOX", msg1, NULL);
+	ck_assert_uint_eq(test_wal_syncs(), before + 1);
+	ck_assert_int_eq(
+		cpmsync_op_set_flags(cs, &id, 1, (const char *const[]){ "\\Flagged", NULL }, NULL),
+		0);
+	ck_assert_uint_eq(test_wal_syncs(), before + 2);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Later", NULL), 0);
+	ck_assert_uint_eq(test_wal_syncs(), before + 3);
+	expect_err(cpmsync_op_create_folder(cs, "a", "Later", NULL), -EEXIST, "exists");
+	ck_assert_uint_eq(test_wal_syncs(), before + 3);
 }
 END_TEST
 
@@ -1329,6 +1351,7 @@ static Suite *suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_store_row_and_journal);
+	tcase_add_test(tc, test_done_means_on_disk);
 	tcase_add_test(tc, test_store_now_and_case_insensitive_inbox);
 	tcase_add_test(tc, test_store_errors_change_nothing);
 	tcase_add_test(tc, test_store_fd_pipe_large);

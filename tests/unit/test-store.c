@@ -212,23 +212,29 @@ START_TEST(test_closed_store_complete_alone)
 END_TEST
 
 /*
- * STORE_KEEP_WAL (cpm-syncd --once): the close leaves the WAL as it is,
- * the store is the two files together, and the next read-write close
- * without the flag moves the WAL into the database file.  Both
- * connections checkpoint by themselves once a commit leaves the WAL
- * STORE_WAL_CHECKPOINT_PAGES long.
+ * STORE_KEEP_WAL (cpm-syncd --once): the close leaves the WAL as it is
+ * (synced to the disk), the store is the two files together, and the
+ * next read-write close without the flag moves the WAL into the database
+ * file.  Both connections checkpoint by themselves once a commit leaves
+ * the WAL STORE_WAL_CHECKPOINT_PAGES long.
  */
 START_TEST(test_keep_wal)
 {
 	struct store *s, *r;
 	char *err = NULL;
 
+	unsigned long syncs;
+
 	ck_assert_int_eq(store_open(dbpath, STORE_READONLY | STORE_KEEP_WAL, &s, &err), -EINVAL);
 	ck_assert_ptr_null(s);
+	test_wal_syncs_install();
 	s = open_ok(dbpath, STORE_KEEP_WAL);
 	ck_assert_int_eq(query_int(s, "PRAGMA wal_autocheckpoint"), STORE_WAL_CHECKPOINT_PAGES);
 	add_account_folder_message(s);
+	/* Not checkpointed, but on the disk: the close syncs the WAL. */
+	syncs = test_wal_syncs();
 	ck_assert_ptr_null(store_close(s));
+	ck_assert_uint_eq(test_wal_syncs(), syncs + 1);
 	ck_assert_int_gt(wal_size(), 0);
 	ck_assert_int_eq(messages_in_copy_alone("without-wal.db"), 0);
 

@@ -256,3 +256,153 @@ const char *test_store_text(struct store *s, const char *sql)
 	sqlite3_reset(st);
 	return v;
 }
+
+/*
+ * A VFS over the default one that counts xSync calls on WAL files, made
+ * the default by test_wal_syncs_install(): a connection opened after it
+ * goes through it.  Every other call is passed on unchanged.
+ */
+struct counting_file {
+	sqlite3_file base; /* pMethods: counting_io */
+	bool wal;
+	sqlite3_file *real; /* follows this struct, szOsFile of the real VFS */
+};
+
+static sqlite3_vfs counting_vfs;
+static sqlite3_vfs *real_vfs;
+static unsigned long wal_syncs;
+
+#define REAL(f) (((struct counting_file *)(f))->real)
+
+static int c_close(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xClose(REAL(f));
+}
+static int c_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+	return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int c_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+	return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int c_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+static int c_sync(sqlite3_file *f, int flags)
+{
+	if (((struct counting_file *)f)->wal)
+		wal_syncs++;
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int c_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+static int c_lock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int c_unlock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+static int c_check_reserved(sqlite3_file *f, int *out)
+{
+	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int c_file_control(sqlite3_file *f, int op, void *arg)
+{
+	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int c_sector_size(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int c_device_characteristics(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int c_shm_map(sqlite3_file *f, int pg, int sz, int extend, void volatile **pp)
+{
+	return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, extend, pp);
+}
+static int c_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+	return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+static void c_shm_barrier(sqlite3_file *f)
+{
+	REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int c_shm_unmap(sqlite3_file *f, int del)
+{
+	return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int c_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp)
+{
+	return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp);
+}
+static int c_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+{
+	return REAL(f)->pMethods->xUnfetch(REAL(f), o, p);
+}
+
+static const sqlite3_io_methods counting_io = {
+	.iVersion = 3,
+	.xClose = c_close,
+	.xRead = c_read,
+	.xWrite = c_write,
+	.xTruncate = c_truncate,
+	.xSync = c_sync,
+	.xFileSize = c_file_size,
+	.xLock = c_lock,
+	.xUnlock = c_unlock,
+	.xCheckReservedLock = c_check_reserved,
+	.xFileControl = c_file_control,
+	.xSectorSize = c_sector_size,
+	.xDeviceCharacteristics = c_device_characteristics,
+	.xShmMap = c_shm_map,
+	.xShmLock = c_shm_lock,
+	.xShmBarrier = c_shm_barrier,
+	.xShmUnmap = c_shm_unmap,
+	.xFetch = c_fetch,
+	.xUnfetch = c_unfetch,
+};
+
+static int c_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	struct counting_file *cf = (struct counting_file *)f;
+	int rc;
+
+	(void)vfs;
+	cf->base.pMethods = NULL;
+	cf->wal = flags & SQLITE_OPEN_WAL;
+	cf->real = (sqlite3_file *)(cf + 1);
+	rc = real_vfs->xOpen(real_vfs, name, cf->real, flags, out);
+	/* The real file's methods may be NULL after a failure: then so are
+	 * ours, and SQLite does not close it. */
+	if (cf->real->pMethods)
+		cf->base.pMethods = &counting_io;
+	return rc;
+}
+
+void test_wal_syncs_install(void)
+{
+	if (real_vfs)
+		return;
+	real_vfs = sqlite3_vfs_find(NULL);
+	ck_assert_ptr_nonnull(real_vfs);
+	counting_vfs = *real_vfs;
+	counting_vfs.zName = "counting";
+	counting_vfs.szOsFile = (int)sizeof(struct counting_file) + real_vfs->szOsFile;
+	counting_vfs.xOpen = c_open;
+	counting_vfs.pNext = NULL;
+	ck_assert_int_eq(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+}
+
+unsigned long test_wal_syncs(void)
+{
+	return wal_syncs;
+}

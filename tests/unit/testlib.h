@@ -99,6 +99,12 @@ void test_env_end(struct test_env *env);
 
 /* Runs one suite with Check's defaults; the exit status for main(). */
 int testlib_run_suite(Suite *suite);
+
+/* How many times SQLite synced a WAL file to the disk (xSync) in this
+ * process since test_wal_syncs_install(), which puts a counting VFS over
+ * the default one for the connections opened after it. */
+void test_wal_syncs_install(void);
+unsigned long test_wal_syncs(void);
 #define TEST_MAIN(suite_fn)                                                                        \
 	int main(void)                                                                             \
 	{                                                                                          \
