@@ -96,6 +96,10 @@ struct replay {
 	char *verify_flags;  /* its flags on the server; NULL: not read */
 	/* CREATE: the name sent (the folder may be renamed meanwhile) */
 	char *sent_name;
+	/* CREATE or RENAME to a name a folder deleted here still has on the
+	 * server: that folder (free_name()), and what to do once it is gone */
+	int64_t blocker_id;
+	engine_next_fn after_blocker;
 	/* set_annotation: the values sent */
 	struct store_annotation *ann;
 	size_t n_ann;
@@ -1731,6 +1735,63 @@ static void create_done(const struct engine_reply *res, void *userdata)
 	sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e));
 }
 
+static void blocker_deleted(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	int r;
+
+	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_NONEXISTENT)
+		; /* already gone */
+	else if (cmd_refused(e, res, "DELETE"))
+		return;
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_folder_delete(e->store, rp->blocker_id);
+	if (store_failed(e, r))
+		return;
+	e->stats.ops_replayed++;
+	rp->blocker_id = 0;
+	rp->after_blocker(e);
+}
+
+/*
+ * A CREATE or RENAME to name, before it leaves: a folder deleted here whose
+ * DELETE is still pending may have that name on the server.  The journal
+ * holds the DELETE after the CREATE when the deleted folder had been
+ * renamed here first (renamed away from name, name created or taken by
+ * another folder, the renamed one deleted): its DeleteFolder dropped the
+ * RENAME, so the DELETE goes by its server name, which is name.  Sent in
+ * order, the CREATE would find name taken ([ALREADYEXISTS], taken for a
+ * CREATE an interrupted run made), the new folder's messages would go into
+ * the old folder, and the DELETE would then delete both.  So that DELETE
+ * goes first; then, or when no folder has the name, next.  True when the
+ * DELETE was sent (next runs from its answer).
+ */
+static bool free_name(struct cpmsync_sync *e, const char *name, engine_next_fn next)
+{
+	struct replay *rp = R(e);
+	int64_t id;
+	int r;
+
+	r = store_sync_folder_deleting(e->store, e->account_id, name, rp->folder.id, &id);
+	if (store_failed(e, r))
+		return true;
+	if (!id)
+		return false;
+	log_debug(CAT, "%s: %s is still the name of a folder deleted here: its DELETE first",
+		  e->account_name, name);
+	rp->blocker_id = id;
+	rp->after_blocker = next;
+	if (e->selected_id == id) {
+		if (sent(e, D(e)->ops->unselect(D(e))) < 0)
+			return true;
+		e->selected_id = 0;
+	}
+	sent(e, D(e)->ops->delete (D(e), name, blocker_deleted, e));
+	return true;
+}
+
 /*
  * Sends the CREATE of the row's folder.  Its name is committed with the
  * attempt first: a folder renamed or deleted locally while the CREATE is
@@ -1748,6 +1809,8 @@ static void create_send(struct cpmsync_sync *e)
 	if (rp->j.attempts > 0 && !rp->j.refused &&
 	    journal_create_attempt_decode(rp->j.args_sent, &before) >= 0)
 		name = before;
+	if (free_name(e, name, create_send))
+		return;
 	rp->sent_name = strdup(name);
 	if (!rp->sent_name) {
 		engine_fail(e, -ENOMEM, "out of memory");
@@ -1783,6 +1846,15 @@ static void delete_done(const struct engine_reply *res, void *userdata)
 	replay_next(e);
 }
 
+static void rename_send(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+
+	if (free_name(e, rp->folder.name, rename_send))
+		return;
+	sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e));
+}
+
 static void op_folder(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
@@ -1807,8 +1879,7 @@ static void op_folder(struct cpmsync_sync *e)
 			op_done(e);
 			return;
 		}
-		sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name,
-					  rename_done, e));
+		rename_send(e);
 	} else {
 		if (!rp->folder.server_name) {
 			r = engine_tx_begin(e);

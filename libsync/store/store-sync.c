@@ -442,6 +442,29 @@ int store_sync_folder_delete(struct store *s, int64_t folder_id)
 	return exec_ii(s, "DELETE FROM folder WHERE id = ?1", folder_id, 0);
 }
 
+int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *server_name,
+			       int64_t except_id, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = 0;
+	PREP(s,
+	     "SELECT f.id FROM folder f WHERE f.account_id = ?1 AND f.server_name = ?2"
+	     " AND f.removed <> 0 AND f.id <> ?3 AND EXISTS (SELECT 1 FROM journal j"
+	     " WHERE j.folder_id = f.id AND j.op = ?4) LIMIT 1",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, server_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, except_id);
+	sqlite3_bind_text(st, 4, journal_op_to_string(JOURNAL_OP_DELETE_FOLDER), -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r > 0)
+		*ret = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return r < 0 ? r : 0;
+}
+
 int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id)
 {
 	int r;

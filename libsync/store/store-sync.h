@@ -82,6 +82,11 @@ int store_sync_folder_set_special_use(struct store *s, int64_t folder_id, const 
 				      bool subscribed);
 /* The folder is gone on the server: delete it with its messages and journal rows. */
 int store_sync_folder_delete(struct store *s, int64_t folder_id);
+/* A folder of the account other than except_id, deleted here with its
+ * DELETE still pending, that has server_name on the server: its id in
+ * *ret, 0 when there is none. */
+int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *server_name,
+			       int64_t except_id, int64_t *ret);
 /*
  * The folder is gone on the server but holds local changes not yet there:
  * keep it, forget its server state and the messages that were on the

@@ -1690,6 +1690,73 @@ START_TEST(test_marks_synced_before_sent)
 }
 END_TEST
 
+/*
+ * Renamed here (L3 -> L4), L3 created here again with a message, then L4
+ * deleted here: DeleteFolder dropped the RENAME, so the journal holds the
+ * CREATE of L3 before the DELETE of the old folder, which goes by its
+ * server name, L3 too.  In that order the CREATE was answered
+ * [ALREADYEXISTS] and taken as made, the message went into the old folder,
+ * and the DELETE deleted both (test-sync-crash, CRASH_SEED=93975).  The
+ * DELETE goes first.
+ */
+START_TEST(test_create_after_its_name_is_deleted)
+{
+	static const struct step script[] = {
+		{ .call = "delete L3" },
+		{ .call = "create L3" },
+		{ .call = "append L3 () 2000 local", .code = IMAP_CODE_APPENDUID, .new_uid = 3 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	int64_t id;
+
+	exec("INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext, removed)"
+	     " VALUES (1, 'L4', 'L3', 11, 9, 1);"
+	     "INSERT INTO folder (account_id, name) VALUES (1, 'L3');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 4)");
+	id = local_message(4, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 4, 2);"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3)");
+	ck_assert_int_eq(id, 2);
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
+			    " FROM folder WHERE id > 2"),
+			 "4:L3:L3");
+	ck_assert_str_eq(qs("SELECT folder_id || ':' || uid FROM message WHERE id = 2"), "4:3");
+}
+END_TEST
+
+/* The same for a RENAME to the name (W -> L3 instead of a CREATE). */
+START_TEST(test_rename_after_its_name_is_deleted)
+{
+	static const struct step script[] = {
+		{ .call = "delete L3" },
+		{ .call = "rename Projects L3" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext, removed)"
+	     " VALUES (1, 'L4', 'L3', 11, 9, 1);"
+	     "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
+	     " VALUES (1, 'L3', 'Projects', 12, 1);"
+	     "INSERT INTO journal (account_id, op, folder_id, args)"
+	     " VALUES (1, 'rename_folder', 4, NULL);"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3)");
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
+			    " FROM folder WHERE id > 2"),
+			 "4:L3:L3");
+}
+END_TEST
+
 START_TEST(test_connection_lost_mark_kept)
 {
 	/* The connection fails while the APPEND is in flight: the run fails
@@ -3896,6 +3963,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_move_interrupted_source_gone_found);
 	tcase_add_test(tc, test_move_interrupted_source_gone_missing);
 	tcase_add_test(tc, test_connection_lost_mark_kept);
+	tcase_add_test(tc, test_create_after_its_name_is_deleted);
+	tcase_add_test(tc, test_rename_after_its_name_is_deleted);
 	tcase_add_test(tc, test_marks_synced_before_sent);
 	tcase_add_test(tc, test_select_refused_rows_refused);
 	tcase_add_test(tc, test_select_refused_transient_backs_off);
