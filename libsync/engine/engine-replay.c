@@ -1735,22 +1735,33 @@ static void create_done(const struct engine_reply *res, void *userdata)
 	sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e));
 }
 
-static void blocker_deleted(const struct engine_reply *res, void *userdata)
+/* The answer to the DELETE of folder id: done (or already gone), its row
+ * and journal rows go; false when it was refused (the current row's
+ * refusal) or the run failed. */
+static bool folder_deleted(struct cpmsync_sync *e, const struct engine_reply *res, int64_t id)
 {
-	struct cpmsync_sync *e = userdata;
-	struct replay *rp = R(e);
 	int r;
 
 	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_NONEXISTENT)
 		; /* already gone */
 	else if (cmd_refused(e, res, "DELETE"))
-		return;
+		return false;
 	r = engine_tx_begin(e);
 	if (r >= 0)
-		r = store_sync_folder_delete(e->store, rp->blocker_id);
+		r = store_sync_folder_delete(e->store, id);
 	if (store_failed(e, r))
-		return;
+		return false;
 	e->stats.ops_replayed++;
+	return true;
+}
+
+static void blocker_deleted(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+
+	if (!folder_deleted(e, res, rp->blocker_id))
+		return;
 	rp->blocker_id = 0;
 	rp->after_blocker(e);
 }
@@ -1829,21 +1840,10 @@ static void create_send(struct cpmsync_sync *e)
 static void delete_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
-	struct replay *rp = R(e);
-	int r;
 
-	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_NONEXISTENT)
-		; /* already gone */
-	else if (cmd_refused(e, res, "DELETE"))
-		return;
-	r = engine_tx_begin(e);
-	if (r >= 0)
-		r = store_sync_folder_delete(e->store, rp->folder.id);
-	if (store_failed(e, r))
-		return;
-	e->stats.ops_replayed++;
 	/* store_sync_folder_delete removed this row too. */
-	replay_next(e);
+	if (folder_deleted(e, res, R(e)->folder.id))
+		replay_next(e);
 }
 
 static void rename_send(struct cpmsync_sync *e)
