@@ -53,9 +53,16 @@ static const char watch_sql[] =
 	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
 	"   SELECT 2, NEW.folder_id, NEW.id WHERE NEW.removed = 0 AND OLD.removed = 0"
 	"   AND NEW.folder_id = OLD.folder_id"
-	"   AND (NEW.flags IS NOT OLD.flags OR NEW.uid IS NOT OLD.uid"
+	"   AND (NEW.uid IS NOT OLD.uid"
 	"   OR NEW.has_body IS NOT OLD.has_body OR NEW.status IS NOT OLD.status"
 	"   OR NEW.type IS NOT OLD.type);"
+	" END;"
+	/* Flags (message_state since schema version 23). */
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_message_flags AFTER UPDATE OF flags"
+	" ON main.message_state WHEN NEW.flags IS NOT OLD.flags BEGIN"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 2, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.id"
+	"   AND m.removed = 0;"
 	" END;"
 	/* Conversations (store-conv.c): the row id goes in message_id. */
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_insert AFTER INSERT ON "

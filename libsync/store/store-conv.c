@@ -38,7 +38,7 @@
 	" FROM conversation c JOIN account a ON a.id = c.account_id"                               \
 	" LEFT JOIN message m ON m.id = c.last_id AND m.removed = 0"                               \
 	" AND EXISTS (SELECT 1 FROM folder lf WHERE lf.id = m.folder_id"                           \
-	" AND lf.removed = 0)" STORE_SUMMARY_JOIN
+	" AND lf.removed = 0)" STORE_MESSAGE_JOINS
 #define COUNTED "m.type IN ('message', 'file-transfer', 'media')"
 /* message_conv_page's WHERE, spelled the same (schema version 14). */
 #define PAGE_COUNTED "(m.type = 'message' OR m.type = 'file-transfer' OR m.type = 'media')"
@@ -506,7 +506,7 @@ static int page(struct store *s, int64_t acc, const char *conv, int64_t before_i
 		n_keys = limit;
 
 	r = store_prepare(s,
-			  "SELECT " STORE_MESSAGE_COLUMNS " FROM message m" STORE_SUMMARY_JOIN
+			  "SELECT " STORE_MESSAGE_COLUMNS " FROM message m" STORE_MESSAGE_JOINS
 			  " WHERE m.id = ?1",
 			  &st);
 	if (r < 0)

@@ -2,13 +2,14 @@
 /*
  * Message rows: the one place that writes a new message and its summary.
  *
- * A message is two rows since schema version 4: message (what changes:
- * uid, flags, modseq, the short fields the store looks up) and summary (the
- * long text that never changes: subject, From, To, BODYSTRUCTURE).  SQLite
+ * A message is three rows: message (uid and the short fields the store
+ * looks up), summary (since schema version 4: the long text that never
+ * changes: subject, From, To, BODYSTRUCTURE) and message_state (since
+ * version 23: flags, server_flags, modseq, what a resync rewrites).  SQLite
  * rewrites a whole record, overflow pages included, when any column of it
  * changes, and the page is the unit of cost of a change (written to the
- * WAL, then by the checkpoint); with the summary out, a flag change
- * rewrites one small page.
+ * WAL, then by the checkpoint); with the summary and the message row out,
+ * a flag change rewrites a page of about thirty such rows.
  */
 #include <sqlite3.h>
 
@@ -785,11 +786,11 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 			return r;
 	}
 	r = store_prepare(s,
-			  "INSERT INTO message (folder_id, uid, flags, server_flags, modseq,"
+			  "INSERT INTO message (folder_id, uid,"
 			  " internaldate, size, message_id, date, conversation_id,"
 			  " contribution_id, imdn_message_id, type, direction, context,"
 			  " in_reply_to, peer, sender, imdn_ref, status)"
-			  " VALUES (?1, nullif(?2, 0), ?3, ?4, nullif(?5, 0), ?6, ?7, ?8,"
+			  " VALUES (?1, nullif(?2, 0), ?6, ?7, ?8,"
 			  " nullif(?9, 0), ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
 			  " coalesce(?20, ''))",
 			  &st);
@@ -797,9 +798,6 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 		return r;
 	sqlite3_bind_int64(st, 1, m->folder_id);
 	sqlite3_bind_int64(st, 2, m->uid);
-	store_bind_text_static_or_null(st, 3, m->flags ? m->flags : "");
-	store_bind_text_static_or_null(st, 4, m->server_flags);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)m->modseq);
 	sqlite3_bind_int64(st, 6, m->internaldate);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->size);
 	if (sum) {
@@ -824,6 +822,19 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	if (r < 0)
 		return r;
 	id = store_last_insert_id(s);
+	r = store_prepare(s,
+			  "INSERT INTO message_state (id, flags, server_flags, modseq)"
+			  " VALUES (?1, ?2, ?3, nullif(?4, 0))",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text_static_or_null(st, 2, m->flags ? m->flags : "");
+	store_bind_text_static_or_null(st, 3, m->server_flags);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)m->modseq);
+	r = store_step_done(s, st);
+	if (r < 0)
+		return r;
 	/* In a transaction the row is written once at the flush (above). */
 	r = store_in_transaction(s) ? conv_note(s, id, m) : conv_added_now(s, id, m->folder_id);
 	if (r < 0)
@@ -876,13 +887,13 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 	if (r < 0)
 		return r;
 	r = store_prepare(s,
-			  "INSERT INTO message (folder_id, uid, flags, modseq, internaldate, size,"
+			  "INSERT INTO message (folder_id, uid, internaldate, size,"
 			  " message_id, date, conversation_id, contribution_id, imdn_message_id,"
-			  " type, server_flags, removed, direction, context, in_reply_to, peer,"
+			  " type, removed, direction, context, in_reply_to, peer,"
 			  " sender, imdn_ref, status)"
-			  " SELECT ?2, NULL, flags, NULL, internaldate, size,"
+			  " SELECT ?2, NULL, internaldate, size,"
 			  " message_id, date, conversation_id, contribution_id, imdn_message_id,"
-			  " type, NULL, 0, direction, context, in_reply_to, peer, sender, imdn_ref,"
+			  " type, 0, direction, context, in_reply_to, peer, sender, imdn_ref,"
 			  " status"
 			  " FROM message WHERE id = ?1",
 			  &st);
@@ -898,6 +909,17 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 		return -CPMSYNC_E_NOT_FOUND;
 	}
 	id = store_last_insert_id(s);
+	r = store_prepare(s,
+			  "INSERT INTO message_state (id, flags)"
+			  " SELECT ?2, flags FROM message_state WHERE id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, src);
+	sqlite3_bind_int64(st, 2, id);
+	r = store_step_done(s, st);
+	if (r < 0)
+		return r;
 	r = conv_added_now(s, id, folder_id);
 	if (r < 0)
 		return r;

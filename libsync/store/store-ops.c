@@ -178,9 +178,10 @@ static int find_message(struct store *s, int64_t id, struct message_row *ret, ch
 	int r;
 
 	r = store_prepare(s,
-			  "SELECT m.folder_id, f.account_id, m.uid IS NOT NULL, m.flags,"
+			  "SELECT m.folder_id, f.account_id, m.uid IS NOT NULL, ms.flags,"
 			  " m.has_body"
-			  " FROM message m JOIN folder f ON f.id = m.folder_id"
+			  " FROM message m JOIN message_state ms ON ms.id = m.id"
+			  " JOIN folder f ON f.id = m.folder_id"
 			  " WHERE m.id = ?1 AND m.removed = 0 AND f.removed = 0",
 			  &st);
 	if (r < 0)
@@ -824,7 +825,7 @@ static int set_flags(struct store *s, void *args)
 			return r;
 		if (streq(old, new))
 			continue;
-		r = store_prepare(s, "UPDATE message SET flags = ?2 WHERE id = ?1", &st);
+		r = store_prepare(s, "UPDATE message_state SET flags = ?2 WHERE id = ?1", &st);
 		if (r < 0)
 			return r;
 		sqlite3_bind_int64(st, 1, m.id);
@@ -901,8 +902,9 @@ static int expunge(struct store *s, void *args)
 		return r;
 	/* flags is a sorted, space-separated set in canonical case. */
 	r = collect_ids(s,
-			"SELECT id FROM message WHERE folder_id = ?1 AND removed = 0"
-			" AND instr(' ' || flags || ' ', ' \\Deleted ') > 0 ORDER BY id",
+			"SELECT m.id FROM message m JOIN message_state ms ON ms.id = m.id"
+			" WHERE m.folder_id = ?1 AND m.removed = 0"
+			" AND instr(' ' || ms.flags || ' ', ' \\Deleted ') > 0 ORDER BY m.id",
 			f.id, &ids, &n);
 	if (r < 0)
 		return r;
@@ -2124,7 +2126,7 @@ static int discard_failed(struct store *s, void *args)
 		return purge_message(s, row.message_id, false, 0);
 	case JOURNAL_OP_FLAGS:
 		return exec_int(s,
-				"UPDATE message SET flags = server_flags"
+				"UPDATE message_state SET flags = server_flags"
 				" WHERE id = ?1 AND server_flags IS NOT NULL",
 				row.message_id);
 	case JOURNAL_OP_EXPUNGE:

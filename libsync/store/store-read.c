@@ -133,8 +133,9 @@ int cpmsync_store_foreach_account(struct cpmsync_store *store, cpmsync_account_f
 	"f.id, a.name, f.name, f.uidvalidity, f.uidnext, f.highestmodseq, f.special_use,"          \
 	" f.subscribed, f.server_name IS NOT NULL,"                                                \
 	" (SELECT count(*) FROM message m WHERE m.folder_id = f.id AND m.removed = 0),"            \
-	" (SELECT count(*) FROM message m WHERE m.folder_id = f.id AND m.removed = 0"              \
-	"  AND instr(' ' || m.flags || ' ', ' \\Seen ') = 0)"
+	" (SELECT count(*) FROM message m JOIN message_state ms ON ms.id = m.id"                   \
+	"  WHERE m.folder_id = f.id AND m.removed = 0"                                             \
+	"  AND instr(' ' || ms.flags || ' ', ' \\Seen ') = 0)"
 
 static int folder_from_row(sqlite3_stmt *st, cpmsync_folder_fn fn, void *userdata)
 {
@@ -303,7 +304,7 @@ int cpmsync_store_foreach_message(struct cpmsync_store *store, int64_t folder_id
 	r = store_prepare(s,
 			  "SELECT " STORE_MESSAGE_COLUMNS " FROM folder f"
 			  " LEFT JOIN message m ON m.folder_id = f.id AND m.removed = 0 AND m.id > "
-			  "?2" STORE_SUMMARY_JOIN
+			  "?2" STORE_MESSAGE_JOINS
 			  " WHERE f.id = ?1 AND f.removed = 0 ORDER BY m.id LIMIT ?3",
 			  &st);
 	if (r < 0)
@@ -335,7 +336,7 @@ int cpmsync_store_get_message(struct cpmsync_store *store, int64_t message_id,
 
 	if (!s || !fn)
 		return -EINVAL;
-	r = store_row_by_id(s, STORE_LIVE_MESSAGE_SQL(STORE_MESSAGE_COLUMNS, STORE_SUMMARY_JOIN),
+	r = store_row_by_id(s, STORE_LIVE_MESSAGE_SQL(STORE_MESSAGE_COLUMNS, STORE_MESSAGE_JOINS),
 			    message_id, "message", &st);
 	if (r < 0)
 		return r;
@@ -458,11 +459,12 @@ int cpmsync_store_dump(struct cpmsync_store *store, const char *account, const c
 	 * an empty one in the same snapshot.
 	 */
 	r = store_prepare(s,
-			  "SELECT a.name, f.name, f.id, m.uid, m.flags, m.message_id, m.id"
+			  "SELECT a.name, f.name, f.id, m.uid, ms.flags, m.message_id, m.id"
 			  " FROM account a"
 			  " LEFT JOIN folder f ON f.account_id = a.id AND f.removed = 0"
 			  "  AND (?2 IS NULL OR f.name = ?2)"
 			  " LEFT JOIN message m ON m.folder_id = f.id AND m.removed = 0"
+			  " LEFT JOIN message_state ms ON ms.id = m.id"
 			  " WHERE ?1 IS NULL OR a.name = ?1"
 			  " ORDER BY a.name, f.name, m.uid, m.id",
 			  &st);

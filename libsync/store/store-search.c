@@ -134,7 +134,7 @@ static int add_substring(struct buf *sql, struct params *p, const char *column, 
 	return buf_printf(sql, " AND instr(lower(%s), lower(?%d)) > 0", column, k);
 }
 
-/* One flag: " AND instr(' ' || m.flags || ' ', ?N) > 0" (= 0 for an
+/* One flag: " AND instr(' ' || ms.flags || ' ', ?N) > 0" (= 0 for an
  * excluded one), ?N being " <canonical flag> ". */
 static int add_flag(struct store *s, struct buf *sql, struct params *p, const char *flag, bool set)
 {
@@ -156,7 +156,7 @@ static int add_flag(struct store *s, struct buf *sql, struct params *p, const ch
 	k = params_add(p, token, 0);
 	if (k < 0)
 		return k;
-	return buf_printf(sql, " AND instr(' ' || m.flags || ' ', ?%d) %s 0", k, set ? ">" : "=");
+	return buf_printf(sql, " AND instr(' ' || ms.flags || ' ', ?%d) %s 0", k, set ? ">" : "=");
 }
 
 static int add_flags(struct store *s, struct buf *sql, struct params *p, const char *const *flags,
@@ -202,7 +202,8 @@ static int build_sql(struct store *s, const struct cpmsync_search_criteria *c, b
 	if (r >= 0)
 		r = buf_append_str(sql,
 				   " coalesce(m.has_body, 0) FROM folder f"
-				   " LEFT JOIN (message m LEFT JOIN summary sm ON sm.id = m.id)"
+				   " LEFT JOIN (message m JOIN message_state ms ON ms.id = m.id"
+				   " LEFT JOIN summary sm ON sm.id = m.id)"
 				   " ON m.folder_id = f.id AND m.removed = 0");
 	if (r >= 0)
 		r = add_substring(sql, p, "sm.from_addr", c->from);

@@ -629,7 +629,7 @@ static int apply_server_flags(struct store *s, int64_t id, const char *local, co
 	if (ret_changed)
 		*ret_changed = !streq(merged, local);
 	PREP(s,
-	     "UPDATE message SET flags = ?2, server_flags = ?3,"
+	     "UPDATE message_state SET flags = ?2, server_flags = ?3,"
 	     " modseq = coalesce(nullif(?4, 0), modseq) WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, id);
@@ -651,8 +651,8 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
 	if (ret_changed)
 		*ret_changed = false;
 	PREP(s,
-	     "SELECT id, flags, server_flags FROM message WHERE folder_id = ?1 "
-	     "AND uid = ?2",
+	     "SELECT m.id, ms.flags, ms.server_flags FROM message m"
+	     " JOIN message_state ms ON ms.id = m.id WHERE m.folder_id = ?1 AND m.uid = ?2",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, uid);
@@ -695,8 +695,9 @@ static int find_rematch(struct store *s, int64_t folder_id, const struct sync_ne
 	int r;
 
 	PREP(s,
-	     "SELECT m.id FROM message m WHERE m.folder_id = ?1 AND m.uid IS NULL"
-	     " AND ((m.server_flags IS NOT NULL AND (?2 != '' OR m.emailid = ?5))"
+	     "SELECT m.id FROM message m JOIN message_state ms ON ms.id = m.id"
+	     " WHERE m.folder_id = ?1 AND m.uid IS NULL"
+	     " AND ((ms.server_flags IS NOT NULL AND (?2 != '' OR m.emailid = ?5))"
 	     "      OR EXISTS (SELECT 1 FROM journal j WHERE j.message_id = m.id"
 	     "                 AND j.attempts > 0 AND j.op IN ('append', 'copy', 'move')))"
 	     " AND (m.emailid = ?5"
@@ -729,7 +730,7 @@ static int adopt_pending(struct store *s, int64_t folder_id, int64_t id, const c
 	int r;
 
 	PREP(s,
-	     "UPDATE message SET server_flags = ?2, modseq = "
+	     "UPDATE message_state SET server_flags = ?2, modseq = "
 	     "coalesce(nullif(?3, 0), modseq)"
 	     " WHERE id = ?1",
 	     &st);
@@ -773,7 +774,7 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 			_cleanup_free_ char *local = NULL, *base = NULL;
 
 			PREP(s,
-			     "SELECT flags, server_flags FROM message WHERE id "
+			     "SELECT flags, server_flags FROM message_state WHERE id "
 			     "= ?1",
 			     &st);
 			sqlite3_bind_int64(st, 1, id);
@@ -922,10 +923,15 @@ int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id)
 		    folder_id, 0);
 	if (r < 0)
 		return r;
-	r = exec_ii(s,
-		    "UPDATE message SET uid = NULL, modseq = NULL,"
-		    " server_flags = coalesce(server_flags, flags)"
-		    " WHERE folder_id = ?1 AND uid IS NOT NULL",
+	r = exec_ii(
+		s,
+		"UPDATE message_state SET modseq = NULL,"
+		" server_flags = coalesce(server_flags, flags)"
+		" WHERE id IN (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NOT NULL)",
+		folder_id, 0);
+	if (r < 0)
+		return r;
+	r = exec_ii(s, "UPDATE message SET uid = NULL WHERE folder_id = ?1 AND uid IS NOT NULL",
 		    folder_id, 0);
 	if (r < 0)
 		return r;
@@ -943,14 +949,15 @@ int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_
 	r = exec_ii(s,
 		    "DELETE FROM journal WHERE op IN ('flags', 'expunge') AND "
 		    "message_id IN"
-		    " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NULL"
-		    "  AND server_flags IS NOT NULL)",
+		    " (SELECT m.id FROM message m JOIN message_state ms ON ms.id = m.id"
+		    "  WHERE m.folder_id = ?1 AND m.uid IS NULL AND ms.server_flags IS NOT NULL)",
 		    folder_id, 0);
 	if (r < 0)
 		return r;
 	r = exec_ii(s,
-		    "DELETE FROM message WHERE folder_id = ?1 AND uid IS NULL "
-		    "AND server_flags IS NOT NULL"
+		    "DELETE FROM message WHERE folder_id = ?1 AND uid IS NULL"
+		    " AND (SELECT server_flags FROM message_state ms WHERE ms.id = message.id)"
+		    " IS NOT NULL"
 		    " AND id NOT IN (SELECT message_id FROM journal WHERE "
 		    "message_id IS NOT NULL"
 		    "                AND op IN ('append', 'copy', 'move'))",
@@ -1161,11 +1168,11 @@ int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret
 	int r;
 
 	PREP(s,
-	     "SELECT m.id, m.folder_id, m.uid, m.flags, m.server_flags, "
-	     "m.modseq, m.internaldate,"
+	     "SELECT m.id, m.folder_id, m.uid, ms.flags, ms.server_flags, "
+	     "ms.modseq, m.internaldate,"
 	     " m.size, m.message_id, m.removed,"
 	     " m.has_body"
-	     " FROM message m WHERE m.id = ?1",
+	     " FROM message m JOIN message_state ms ON ms.id = m.id WHERE m.id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, id);
 	r = store_step(s, st);
@@ -1227,18 +1234,20 @@ int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const 
 		if (r < 0)
 			return r;
 	}
-	PREP(s, "UPDATE message SET uid = ?2, server_flags = ?3 WHERE id = ?1", &st);
+	PREP(s, "UPDATE message SET uid = ?2 WHERE id = ?1", &st);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, uid);
-	store_bind_text_or_null(st, 3, server_flags);
-	return store_step_done(s, st);
+	r = store_step_done(s, st);
+	if (r < 0)
+		return r;
+	return store_sync_message_set_server_flags(s, id, server_flags);
 }
 
 int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags)
 {
 	sqlite3_stmt *st;
 
-	PREP(s, "UPDATE message SET server_flags = ?2 WHERE id = ?1", &st);
+	PREP(s, "UPDATE message_state SET server_flags = ?2 WHERE id = ?1", &st);
 	sqlite3_bind_int64(st, 1, id);
 	store_bind_text_or_null(st, 2, server_flags);
 	return store_step_done(s, st);
@@ -1328,8 +1337,8 @@ int store_sync_folder_counts(struct store *s, int64_t folder_id, uint32_t *ret_m
 	*ret_max_uid = (uint32_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	PREP(s,
-	     "SELECT count(*) FROM message WHERE folder_id = ?1 AND uid IS NULL"
-	     " AND server_flags IS NOT NULL",
+	     "SELECT count(*) FROM message m JOIN message_state ms ON ms.id = m.id"
+	     " WHERE m.folder_id = ?1 AND m.uid IS NULL AND ms.server_flags IS NOT NULL",
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	r = store_step(s, st);

@@ -313,14 +313,15 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 
 /*
  * The columns of a message, in the order store_message_from_row() reads them;
- * m is the message, sm its summary (STORE_SUMMARY_JOIN).
+ * m is the message, ms its state and sm its summary (STORE_MESSAGE_JOINS).
  */
 #define STORE_MESSAGE_COLUMNS                                                                      \
-	"m.id, m.folder_id, m.uid, m.flags, m.internaldate, m.size, sm.from_addr,"                 \
+	"m.id, m.folder_id, m.uid, ms.flags, m.internaldate, m.size, sm.from_addr,"                \
 	" sm.to_addrs, sm.subject, m.date, m.message_id, m.conversation_id, m.contribution_id,"    \
 	" m.imdn_message_id, m.type, m.has_body, m.direction, m.context, m.in_reply_to,"           \
 	" m.status, sm.snippet, m.peer, m.imdn_ref"
-#define STORE_SUMMARY_JOIN " LEFT JOIN summary sm ON sm.id = m.id"
+#define STORE_MESSAGE_JOINS                                                                        \
+	" LEFT JOIN message_state ms ON ms.id = m.id LEFT JOIN summary sm ON sm.id = m.id"
 
 int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t *ret_id);
 /*

@@ -424,10 +424,10 @@ verify() {
 	local step=$1 srv srv_seen cpm cpm_seen mb mb_seen q
 	srv=$(server_count "$USER1")
 	srv_seen=$(dove search -u "$USER1" mailbox Bench seen | wc -l)
-	q="FROM message m JOIN folder f ON f.id = m.folder_id
-		WHERE f.name = 'Bench' AND m.removed = 0"
+	q="FROM message m JOIN message_state ms ON ms.id = m.id
+		JOIN folder f ON f.id = m.folder_id WHERE f.name = 'Bench' AND m.removed = 0"
 	cpm=$(sqlite3 -readonly "$WORK/cpm-store.db" "SELECT count(*) $q")
-	cpm_seen=$(sqlite3 -readonly "$WORK/cpm-store.db" "SELECT count(*) $q AND ' ' || m.flags || ' ' LIKE '% \\Seen %'")
+	cpm_seen=$(sqlite3 -readonly "$WORK/cpm-store.db" "SELECT count(*) $q AND ' ' || ms.flags || ' ' LIKE '% \\Seen %'")
 	mb=$(find "$WORK/mbsync/Bench/cur" "$WORK/mbsync/Bench/new" -type f ! -name '*:2,*T*' | wc -l)
 	mb_seen=$(find "$WORK/mbsync/Bench/cur" "$WORK/mbsync/Bench/new" -type f -name '*:2,*S*' ! -name '*:2,*T*' | wc -l)
 	echo "$step server $srv $srv_seen cpm-syncd $cpm $cpm_seen mbsync $mb $mb_seen" >>"$WORK/verify"

@@ -226,7 +226,8 @@ done
 local_subject() {
 	"$PY" -c 'import sqlite3, sys
 db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
-for r in db.execute("SELECT m.id, m.flags FROM message m JOIN folder f ON f.id = m.folder_id"
+for r in db.execute("SELECT m.id, ms.flags FROM message m JOIN message_state ms ON ms.id = m.id"
+                    " JOIN folder f ON f.id = m.folder_id"
                     " JOIN summary s ON s.id = m.id WHERE f.name = ? AND s.subject = ?",
                     (sys.argv[2], sys.argv[3])):
     print(r[0], r[1])' "$DB" "$1" "$2"

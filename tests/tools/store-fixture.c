@@ -43,7 +43,9 @@ static const char fixture_sql[] =
 	" (20, 2, 'INBOX', '/', 1, 2, 'INBOX', 0),"
 	" (30, 3, 'INBOX', '/', 1, 2, 'INBOX', 0),"
 	" (40, 4, 'INBOX', '/', 1, 1, 'INBOX', 0);"
-	"INSERT INTO message (id, folder_id, uid, flags, message_id, removed) VALUES"
+	/* Flags go in message_state (schema version 23). */
+	"CREATE TEMP TABLE fixture (id, folder_id, uid, flags, message_id, removed);"
+	"INSERT INTO fixture (id, folder_id, uid, flags, message_id, removed) VALUES"
 	" (98, 10, NULL, '', '<first-local@x>', 0),"
 	" (100, 10, 9, '\\Seen', '<m9@x>', 0),"
 	" (101, 10, 10, '$Label \\Answered \\Seen', '<m10@x>', 0),"
@@ -58,6 +60,10 @@ static const char fixture_sql[] =
 	" (140, 14, 1, '\\Seen', '<arch@x>', 0),"
 	" (200, 20, 1, '', '<b@x>', 0),"
 	" (300, 30, 1, '', '<ae@x>', 0);"
+	"INSERT INTO message (id, folder_id, uid, message_id, removed)"
+	" SELECT id, folder_id, uid, message_id, removed FROM fixture;"
+	"INSERT INTO message_state (id, flags) SELECT id, flags FROM fixture;"
+	"DROP TABLE fixture;"
 	"INSERT INTO journal (account_id, op, folder_id, message_id) VALUES"
 	" (1, 'append', 10, 98), (1, 'append', 10, 102);";
 
@@ -104,8 +110,9 @@ int main(int argc, char **argv)
 	}
 
 	if (store_begin(s) < 0 ||
-	    store_exec(s, "INSERT INTO message (folder_id, uid, flags, message_id)"
-			  " VALUES (20, 2, '', '<uncommitted@x>')") < 0)
+	    store_exec(s, "INSERT INTO message (folder_id, uid, message_id)"
+			  " VALUES (20, 2, '<uncommitted@x>');"
+			  "INSERT INTO message_state (id) VALUES (last_insert_rowid())") < 0)
 		return fail(s, path, "starting the write transaction");
 	printf("holding\n");
 	fflush(stdout);

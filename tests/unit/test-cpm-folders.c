@@ -378,9 +378,9 @@ START_TEST(test_file_new_session)
 	ck_assert_str_eq(journal_text(), "create_folder:Default create_folder:Default/conv-G "
 					 "create_folder:Default/conv-G/contrib-1 "
 					 "append:Default/conv-G/contrib-1");
-	ck_assert_str_eq(test_store_text(s,
-					 "SELECT flags || '|' || folder_id FROM message WHERE id = "
-					 "(SELECT max(id) FROM message)"),
+	ck_assert_str_eq(test_store_text(s, "SELECT ms.flags || '|' || m.folder_id FROM message m"
+					    " JOIN message_state ms ON ms.id = m.id"
+					    " WHERE m.id = (SELECT max(id) FROM message)"),
 			 "\\Seen|4");
 	/* A message of that session goes into the session folder now. */
 	ck_assert_int_eq(file_text(chat, &chat_folder, &chat_id), 0);

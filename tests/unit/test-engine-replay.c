@@ -577,9 +577,10 @@ static void setup(void)
 	     " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 5, 100);"
 	     "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
 	     " highestmodseq) VALUES (1, 'Archive', 'Archive', 9, 3, 50);"
-	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
-	     " internaldate, message_id) VALUES (1, 1, '\\Seen', '\\Seen', 100, 5, 1000,"
-	     " '<m1@x>');");
+	     "INSERT INTO message (folder_id, uid, size, internaldate, message_id)"
+	     " VALUES (1, 1, 5, 1000, '<m1@x>');"
+	     "INSERT INTO message_state (id, flags, server_flags, modseq)"
+	     " VALUES (1, '\\Seen', '\\Seen', 100);");
 	ck_assert_int_eq(store_body_put(store_from_public(cs), 1, "hello", 5), 0);
 	sync_bodies = 0;
 	client_usable = true;
@@ -603,8 +604,9 @@ static int64_t local_message(int64_t folder, const char *flags)
 	int64_t id;
 
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO message (folder_id, flags, size, internaldate, message_id)"
-		 " VALUES (%lld, '%s', 5, 2000, '<new@x>');",
+		 "INSERT INTO message (folder_id, size, internaldate, message_id)"
+		 " VALUES (%lld, 5, 2000, '<new@x>');"
+		 "INSERT INTO message_state (id, flags) VALUES (last_insert_rowid(), '%s');",
 		 (long long)folder, flags);
 	exec(sql);
 	id = atoll(qs("SELECT max(id) FROM message"));
@@ -737,7 +739,9 @@ START_TEST(test_append_uidplus)
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_uint_eq(res.stats.ops_replayed, 1);
-	snprintf(sql, sizeof(sql), "SELECT uid || ' ' || server_flags FROM message WHERE id = %lld",
+	snprintf(sql, sizeof(sql),
+		 "SELECT uid || ' ' || server_flags FROM message"
+		 " JOIN message_state USING (id) WHERE id = %lld",
 		 (long long)id);
 	ck_assert_str_eq(qs(sql), "5 \\Seen");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
@@ -861,7 +865,7 @@ START_TEST(test_permanent_refusal_blocks_nothing)
 	local_message(1, "");
 	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'append', 1, 2);"
-	     "UPDATE message SET flags = '$toolong \\Flagged' WHERE id = 1;"
+	     "UPDATE message_state SET flags = '$toolong \\Flagged' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
 	     "1);"
 	     "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
@@ -938,7 +942,8 @@ START_TEST(test_append_interrupted_found)
 	     " VALUES (1, 'append', 1, 2, 1, 'uidnext=5')");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message"
+			    " JOIN message_state USING (id) WHERE id = 2"),
 			 "5 \\Flagged");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 	ck_assert_str_eq(qs("SELECT count(*) FROM message"), "2");
@@ -980,12 +985,13 @@ START_TEST(test_flags_condstore)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
 	     "1)");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message_state WHERE id = 1"),
+			 "\\Flagged \\Seen");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
 END_TEST
@@ -1011,12 +1017,12 @@ START_TEST(test_flags_modified_merged)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
 	     "1)");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message WHERE id = 1"),
+	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message_state WHERE id = 1"),
 			 "\\Answered \\Flagged \\Seen|\\Answered \\Flagged \\Seen");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
@@ -1050,7 +1056,7 @@ START_TEST(test_flags_store_answer_lost_replay_only)
 	     " VALUES (1, 'flags', 1, 1, 1, 'flags=$Work \\Seen')");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message WHERE id = 1"),
+	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message_state WHERE id = 1"),
 			 "\\Seen|\\Seen");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
@@ -1085,7 +1091,7 @@ START_TEST(test_flags_store_marked_before_sent)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
 	     "1)");
 	res = run(script, ALL_CAPS);
@@ -1106,12 +1112,12 @@ START_TEST(test_flags_without_condstore_delta)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
+	exec("UPDATE message_state SET flags = '\\Flagged' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
 	     "1)");
 	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_CONDSTORE));
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Flagged");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message_state WHERE id = 1"), "\\Flagged");
 }
 END_TEST
 
@@ -1132,8 +1138,9 @@ static void copy_row(const char *op, unsigned state)
 
 	if (state & SRC_REMOVED)
 		exec("UPDATE message SET removed = 1 WHERE id = 1");
-	exec("INSERT INTO message (folder_id, flags, size, internaldate, message_id)"
-	     " VALUES (2, '\\Seen', 5, 1000, '<m1@x>')");
+	exec("INSERT INTO message (folder_id, size, internaldate, message_id)"
+	     " VALUES (2, 5, 1000, '<m1@x>');"
+	     "INSERT INTO message_state (id, flags) VALUES (last_insert_rowid(), '\\Seen')");
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
 		 " VALUES (1, '%s', 2, 2, 'src=1')",
@@ -1144,7 +1151,8 @@ static void copy_row(const char *op, unsigned state)
 	if (state & SENT)
 		exec("UPDATE journal SET attempts = 1, args_sent = 'uidnext=3'");
 	if (state & REMATCHED)
-		exec("UPDATE message SET uid = 3, server_flags = '\\Seen' WHERE id = 2");
+		exec("UPDATE message SET uid = 3 WHERE id = 2;"
+		     "UPDATE message_state SET server_flags = '\\Seen' WHERE id = 2");
 	if (state & SRC_GONE)
 		exec("DELETE FROM message WHERE id = 1");
 }
@@ -1171,7 +1179,8 @@ START_TEST(test_copy_copyuid)
 	copy_row("copy", 0);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message"
+			    " JOIN message_state USING (id) WHERE id = 2"),
 			 "3 \\Seen");
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 1"), "1");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
@@ -1285,7 +1294,8 @@ START_TEST(test_move_without_move_and_uidplus)
 	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_MOVE) & ~CAP(IMAP_CAP_UIDPLUS));
 	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
 	ck_assert_uint_eq(res.stats.ops_replayed, 1);
-	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message"
+			    " JOIN message_state USING (id) WHERE id = 2"),
 			 "3 \\Seen");
 	assert_replayed(true);
 }
@@ -1411,8 +1421,9 @@ START_TEST(test_expunge_batch)
 	};
 	struct sync_result res;
 
-	exec("INSERT INTO message (folder_id, uid, flags, server_flags, removed)"
-	     " VALUES (1, 2, '', '', 1);"
+	exec("INSERT INTO message (folder_id, uid, removed) VALUES (1, 2, 1);"
+	     "INSERT INTO message_state (id, flags, server_flags)"
+	     " VALUES (last_insert_rowid(), '', '');"
 	     "UPDATE message SET removed = 1 WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'expunge', 1, 1), (1, 'expunge', 1, 2)");
@@ -1437,9 +1448,11 @@ static void expunge_two_sets(char call[4][512])
 	size_t pos = 0;
 
 	exec("UPDATE message SET removed = 1 WHERE id = 1;"
-	     "INSERT INTO message (folder_id, uid, flags, server_flags, removed)"
+	     "INSERT INTO message (folder_id, uid, removed)"
 	     " WITH RECURSIVE c(u) AS (SELECT 3 UNION ALL SELECT u + 2 FROM c WHERE u < 1999)"
-	     " SELECT 1, u, '', '', 1 FROM c;"
+	     " SELECT 1, u, 1 FROM c;"
+	     "INSERT INTO message_state (id, flags, server_flags)"
+	     " SELECT id, '', '' FROM message WHERE id NOT IN (SELECT id FROM message_state);"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " SELECT 1, 'expunge', 1, id FROM message WHERE folder_id = 1 ORDER BY id");
 	for (uint32_t u = 1; u <= 1999; u += 2)
@@ -1534,7 +1547,8 @@ START_TEST(test_copy_interrupted_found)
 	copy_row("copy", SENT);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message"
+			    " JOIN message_state USING (id) WHERE id = 2"),
 			 "3 \\Seen");
 	assert_replayed(false);
 }
@@ -1573,10 +1587,11 @@ START_TEST(test_move_interrupted_rematched_source_removed)
 	struct sync_result res;
 
 	copy_row("move", SENT | SRC_REMOVED | REMATCHED);
-	exec("UPDATE message SET modseq = 51 WHERE id = 2");
+	exec("UPDATE message_state SET modseq = 51 WHERE id = 2");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message"
+			    " JOIN message_state USING (id) WHERE id = 2"),
 			 "3 \\Seen");
 	assert_replayed(true);
 }
@@ -1616,7 +1631,8 @@ START_TEST(test_move_interrupted_source_gone_found)
 	copy_row("move", SENT | COPY_BODY | SRC_GONE);
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message WHERE id = 2"),
+	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message"
+			    " JOIN message_state USING (id) WHERE id = 2"),
 			 "3 \\Seen");
 	assert_replayed(false);
 }
@@ -1678,7 +1694,7 @@ START_TEST(test_marks_synced_before_sent)
 	struct sync_result res;
 
 	local_message(1, "");
-	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
 	     "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
 	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
@@ -1801,8 +1817,10 @@ START_TEST(test_select_refused_rows_refused)
 	};
 	struct sync_result res;
 
-	exec("INSERT INTO message (folder_id, uid, flags, server_flags) VALUES (1, 2, '$A', '');"
-	     "UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
+	exec("INSERT INTO message (folder_id, uid) VALUES (1, 2);"
+	     "INSERT INTO message_state (id, flags, server_flags)"
+	     " VALUES (last_insert_rowid(), '$A', '');"
+	     "UPDATE message_state SET flags = '\\Flagged' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'flags', 1, 1), (1, 'flags', 1, 2);"
 	     "INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
@@ -1814,7 +1832,7 @@ START_TEST(test_select_refused_rows_refused)
 	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || message_id || ':' || code || ':'"
 			    " || refused || ':' || failed, ',') FROM journal"),
 			 "flags:1:NOPERM:Permission denied:1,flags:2:NOPERM:Permission denied:1");
-	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message_state WHERE id = 1"), "\\Seen");
 	ck_assert_str_eq(qs("SELECT server_name FROM folder WHERE id = 3"), "Projects");
 }
 END_TEST
@@ -1829,7 +1847,7 @@ START_TEST(test_select_refused_transient_backs_off)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
+	exec("UPDATE message_state SET flags = '\\Flagged' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'flags', 1, 1)");
 	res = run(script, ALL_CAPS);
@@ -1863,7 +1881,7 @@ START_TEST(test_folder_ops)
 
 	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Projects');"
 	     "INSERT INTO folder (account_id, name, server_name) VALUES (1, 'New', 'Old');"
-	     "UPDATE message SET flags = '\\Flagged' WHERE id = 1;"
+	     "UPDATE message_state SET flags = '\\Flagged' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);"
 	     "INSERT INTO journal (account_id, op, folder_id, args)"
 	     " VALUES (1, 'rename_folder', 4, 'New');"
@@ -1957,8 +1975,9 @@ START_TEST(test_annotation_refusals)
 	};
 	struct sync_result res;
 
-	exec("INSERT INTO message (folder_id, uid, flags, server_flags, size, internaldate)"
-	     " VALUES (1, 2, '', '', 5, 1000)");
+	exec("INSERT INTO message (folder_id, uid, size, internaldate) VALUES (1, 2, 5, 1000);"
+	     "INSERT INTO message_state (id, flags, server_flags)"
+	     " VALUES (last_insert_rowid(), '', '')");
 	set_annotation(1, "/comment", "mine", false);
 	set_annotation(2, "/comment", "s", true);
 	res = run(script, ANNOTATE_CAPS);
@@ -2281,7 +2300,7 @@ START_TEST(test_append_in_flight_flags)
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid || ' ' || flags || '|' || server_flags FROM message"
-			    " WHERE id = 2"),
+			    " JOIN message_state USING (id) WHERE id = 2"),
 			 "5 \\Flagged|\\Flagged");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
@@ -2300,12 +2319,12 @@ START_TEST(test_store_in_flight_flags)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
 	     "1)");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message WHERE id = 1"),
+	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message_state WHERE id = 1"),
 			 "$Loc \\Flagged \\Seen|$Loc \\Flagged \\Seen");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
@@ -2325,8 +2344,9 @@ static void failed_create_with_dependents(void)
 	local_message(3, "");
 	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'append', 3, 2);"
-	     "INSERT INTO message (folder_id, flags, size, internaldate, message_id)"
-	     " VALUES (3, '\\Seen', 5, 1000, '<m1@x>');"
+	     "INSERT INTO message (folder_id, size, internaldate, message_id)"
+	     " VALUES (3, 5, 1000, '<m1@x>');"
+	     "INSERT INTO message_state (id, flags) VALUES (last_insert_rowid(), '\\Seen');"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
 	     " VALUES (1, 'copy', 3, 3, 'src=1');"
 	     "INSERT INTO journal (account_id, op, folder_id, args)"
@@ -2513,9 +2533,11 @@ END_TEST
 /* Message 1 (UID 1) and a second one (UID 2) deleted and expunged here. */
 static void two_expunged(void)
 {
-	exec("INSERT INTO message (folder_id, uid, flags, server_flags, removed)"
-	     " VALUES (1, 2, '\\Deleted', '', 1);"
-	     "UPDATE message SET removed = 1, flags = '\\Deleted \\Seen' WHERE id = 1;"
+	exec("INSERT INTO message (folder_id, uid, removed) VALUES (1, 2, 1);"
+	     "INSERT INTO message_state (id, flags, server_flags)"
+	     " VALUES (last_insert_rowid(), '\\Deleted', '');"
+	     "UPDATE message SET removed = 1 WHERE id = 1;"
+	     "UPDATE message_state SET flags = '\\Deleted \\Seen' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'expunge', 1, 1), (1, 'expunge', 1, 2)");
 }
@@ -2655,11 +2677,12 @@ START_TEST(test_uidvalidity_reset)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'flags', 1, 1);"
-	     "INSERT INTO message (folder_id, flags, size, internaldate, message_id)"
-	     " VALUES (2, '\\Seen', 5, 1000, '<m1@x>');"
+	     "INSERT INTO message (folder_id, size, internaldate, message_id)"
+	     " VALUES (2, 5, 1000, '<m1@x>');"
+	     "INSERT INTO message_state (id, flags) VALUES (last_insert_rowid(), '\\Seen');"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id, args)"
 	     " VALUES (1, 'copy', 2, 2, 'src=1')");
 	ck_assert_int_eq(store_body_put(store_from_public(cs), 2, "hello", 5), 0);
@@ -2883,8 +2906,10 @@ START_TEST(test_list_mailboxid_asked_status_twins)
 	exec("UPDATE folder SET mailboxid = 'M-inbox' WHERE id = 1;"
 	     "UPDATE folder SET mailboxid = 'M-archive', uidvalidity = 7, uidnext = 5,"
 	     " highestmodseq = 100 WHERE id = 2;"
-	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
-	     " internaldate, message_id) VALUES (2, 3, '', '', 90, 5, 1000, '<m2@x>')");
+	     "INSERT INTO message (folder_id, uid, size, internaldate, message_id)"
+	     " VALUES (2, 3, 5, 1000, '<m2@x>');"
+	     "INSERT INTO message_state (id, flags, server_flags, modseq)"
+	     " VALUES (last_insert_rowid(), '', '', 90)");
 	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_OBJECTID));
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_uint_eq(res.stats.folders_skipped, 2);
@@ -3047,7 +3072,7 @@ START_TEST(test_condstore_flags_pass)
 	ck_assert_uint_eq(res.stats.folders_synced, 1);
 	ck_assert_uint_eq(res.stats.folders_skipped, 1);
 	ck_assert_uint_eq(res.stats.messages_changed, 1);
-	ck_assert_str_eq(qs("SELECT server_flags || ' ' || modseq FROM message WHERE id = 1"),
+	ck_assert_str_eq(qs("SELECT server_flags || ' ' || modseq FROM message_state WHERE id = 1"),
 			 "\\Flagged \\Seen 110");
 	ck_assert_str_eq(qs("SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
 			    " FROM folder WHERE id = 1"),
@@ -3099,8 +3124,10 @@ START_TEST(test_list_delete_and_rename_into_its_name_done)
 	     " highestmodseq, removed) VALUES (3, 1, 'L3', 'Zwei', 838, 1, 1, 1);"
 	     "INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext,"
 	     " highestmodseq) VALUES (4, 1, 'Zwei', 'Vier', 839, 2, 4);"
-	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
-	     " internaldate, message_id) VALUES (4, 1, '', '', 4, 5, 1000, '<vier@x>');"
+	     "INSERT INTO message (folder_id, uid, size, internaldate, message_id)"
+	     " VALUES (4, 1, 5, 1000, '<vier@x>');"
+	     "INSERT INTO message_state (id, flags, server_flags, modseq)"
+	     " VALUES (last_insert_rowid(), '', '', 4);"
 	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3);"
 	     "INSERT INTO journal (account_id, op, folder_id, args)"
 	     " VALUES (1, 'rename_folder', 4, 'Zwei');");
@@ -3132,8 +3159,10 @@ START_TEST(test_list_rename_answer_lost_then_renamed_again)
 
 	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext,"
 	     " highestmodseq) VALUES (3, 1, 'C', 'A', 42, 2, 4);"
-	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
-	     " internaldate, message_id) VALUES (3, 1, '', '', 4, 5, 1000, '<a@x>');"
+	     "INSERT INTO message (folder_id, uid, size, internaldate, message_id)"
+	     " VALUES (3, 1, 5, 1000, '<a@x>');"
+	     "INSERT INTO message_state (id, flags, server_flags, modseq)"
+	     " VALUES (last_insert_rowid(), '', '', 4);"
 	     "INSERT INTO journal (account_id, op, folder_id, args)"
 	     " VALUES (1, 'rename_folder', 3, 'C');");
 	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
@@ -3234,7 +3263,7 @@ START_TEST(test_flags_store_answer_lost_seen_by_sync)
 	     " VALUES (1, 'flags', 1, 1, 1, 'flags=$Work \\Seen')");
 	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message WHERE id = 1"),
+	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message_state WHERE id = 1"),
 			 "\\Seen|\\Seen");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
@@ -3627,8 +3656,9 @@ END_TEST
  * "old", shared "old shared") and /altsubject (private "subj"). */
 static void annotations_cached(void)
 {
-	exec("INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size,"
-	     " internaldate) VALUES (1, 2, '\\Seen', '\\Seen', 100, 5, 1000);"
+	exec("INSERT INTO message (folder_id, uid, size, internaldate) VALUES (1, 2, 5, 1000);"
+	     "INSERT INTO message_state (id, flags, server_flags, modseq)"
+	     " VALUES (last_insert_rowid(), '\\Seen', '\\Seen', 100);"
 	     "INSERT INTO annotation (message_id, entry, shared, value) VALUES"
 	     " (1, '/comment', 0, 'old'), (1, '/comment', 1, 'old shared'),"
 	     " (1, '/altsubject', 0, 'subj');");
@@ -3774,7 +3804,8 @@ static void nothing_recorded(void)
 	ck_assert_str_eq(qs("SELECT group_concat(uidvalidity || ' ' || uidnext || ' ' ||"
 			    " highestmodseq, ', ') FROM folder"),
 			 "7 5 100, 9 3 50");
-	ck_assert_str_eq(qs("SELECT group_concat(uid || ' ' || server_flags) FROM message"),
+	ck_assert_str_eq(qs("SELECT group_concat(uid || ' ' || server_flags) FROM message"
+			    " JOIN message_state USING (id)"),
 			 "1 \\Seen");
 	ck_assert_int_eq(released, 1);
 }

@@ -171,8 +171,9 @@ static void fixture(struct cpmsync_store *cs)
 	exec(cs, "INSERT INTO account (name) VALUES ('t');"
 		 "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
 		 " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 2, 100);"
-		 "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size)"
-		 " VALUES (1, 1, '\\Flagged \\Seen', '\\Seen', 100, 10);"
+		 "INSERT INTO message (folder_id, uid, size) VALUES (1, 1, 10);"
+		 "INSERT INTO message_state (id, flags, server_flags, modseq)"
+		 " VALUES (1, '\\Flagged \\Seen', '\\Seen', 100);"
 		 "INSERT INTO journal (account_id, op, folder_id, message_id)"
 		 " VALUES (1, 'flags', 1, 1);");
 }
@@ -230,8 +231,8 @@ START_TEST(test_modified_merged_and_retried)
 	fixture(cs);
 	res = run(cs, script);
 	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
-	ck_assert_str_eq(qs(cs, "SELECT flags FROM message WHERE id = 1"), "$Work \\Flagged");
-	ck_assert_str_eq(qs(cs, "SELECT server_flags FROM message WHERE id = 1"),
+	ck_assert_str_eq(qs(cs, "SELECT flags FROM message_state WHERE id = 1"), "$Work \\Flagged");
+	ck_assert_str_eq(qs(cs, "SELECT server_flags FROM message_state WHERE id = 1"),
 			 "$Work \\Flagged");
 	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM journal"), "0");
 	ck_assert_uint_eq(res.stats.ops_replayed, 1);
@@ -264,7 +265,8 @@ START_TEST(test_modified_forever_kept)
 	res = run(cs, script);
 	ck_assert_int_eq(res.r, -CPMSYNC_E_SERVER);
 	ck_assert_ptr_nonnull(strstr(res.reason, "kept changing"));
-	ck_assert_str_eq(qs(cs, "SELECT flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
+	ck_assert_str_eq(qs(cs, "SELECT flags FROM message_state WHERE id = 1"),
+			 "\\Flagged \\Seen");
 	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM journal"), "1");
 	cpmsync_store_close(cs);
 }
@@ -301,7 +303,7 @@ START_TEST(test_refused_operation_kept)
 				" || failed, ',') FROM journal"),
 			 "create_folder:NOPERM:not allowed here:1,"
 			 "set_metadata:NOPERM:no metadata for you:1");
-	ck_assert_str_eq(qs(cs, "SELECT server_flags FROM message WHERE id = 1"),
+	ck_assert_str_eq(qs(cs, "SELECT server_flags FROM message_state WHERE id = 1"),
 			 "\\Flagged \\Seen");
 	cpmsync_store_close(cs);
 }
@@ -339,7 +341,9 @@ START_TEST(test_select_refused_others_go_on)
 	res = run(cs, script);
 	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
 	ck_assert_uint_eq(res.stats.folders_refused, 1);
-	ck_assert_str_eq(qs(cs, "SELECT message_id || ' ' || flags FROM message"), "<m@x> \\Seen");
+	ck_assert_str_eq(qs(cs, "SELECT message_id || ' ' || flags FROM message"
+				" JOIN message_state USING (id)"),
+			 "<m@x> \\Seen");
 	ck_assert_str_eq(qs(cs, "SELECT uidnext FROM folder WHERE name = 'INBOX'"), "2");
 	cpmsync_store_close(cs);
 }
@@ -558,8 +562,9 @@ START_TEST(test_sync_only_one_folder)
 		 "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
 		 " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 2, 100),"
 		 " (1, 'Other', 'Other', 9, 5, 10);"
-		 "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size)"
-		 " VALUES (1, 1, '\\Seen', '\\Seen', 100, 10);");
+		 "INSERT INTO message (folder_id, uid, size) VALUES (1, 1, 10);"
+		 "INSERT INTO message_state (id, flags, server_flags, modseq)"
+		 " VALUES (1, '\\Seen', '\\Seen', 100);");
 	res = run_only(cs, script, 1);
 	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
 	ck_assert_uint_eq(res.stats.folders_synced, 1);
@@ -578,13 +583,13 @@ END_TEST
  * UID 2 without flags. */
 static void selected_fixture(struct cpmsync_store *cs)
 {
-	exec(cs,
-	     "INSERT INTO account (name) VALUES ('t');"
-	     "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
-	     " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 3, 100);"
-	     "INSERT INTO message (folder_id, uid, flags, server_flags, modseq, size, message_id)"
-	     " VALUES (1, 1, '\\Seen', '\\Seen', 90, 10, '<a@x>'),"
-	     " (1, 2, '', '', 100, 10, '<b@x>');");
+	exec(cs, "INSERT INTO account (name) VALUES ('t');"
+		 "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+		 " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 3, 100);"
+		 "INSERT INTO message (folder_id, uid, size, message_id)"
+		 " VALUES (1, 1, 10, '<a@x>'), (1, 2, 10, '<b@x>');"
+		 "INSERT INTO message_state (id, flags, server_flags, modseq)"
+		 " VALUES (1, '\\Seen', '\\Seen', 90), (2, '', '', 100);");
 }
 
 /* A store with selected_fixture(), and a run_selected() of its INBOX
@@ -696,10 +701,10 @@ START_TEST(test_sync_selected_no_select)
 	ck_assert_uint_eq(sr.res.stats.folders_synced, 1);
 	ck_assert_uint_eq(sr.res.stats.messages_added, 1);
 	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
-	ck_assert_str_eq(
-		qs(cs, "SELECT group_concat(uid || ' ' || server_flags || ' ' || modseq,"
-		       " ',') FROM (SELECT * FROM message WHERE uid IS NOT NULL ORDER BY uid)"),
-		"1 \\Flagged \\Seen 102,3  103");
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid || ' ' || server_flags || ' ' || modseq,"
+				" ',') FROM (SELECT * FROM message JOIN message_state USING (id)"
+				" WHERE uid IS NOT NULL ORDER BY uid)"),
+			 "1 \\Flagged \\Seen 102,3  103");
 	ck_assert_str_eq(qs(cs, "SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
 				" FROM folder"),
 			 "7 4 103");

@@ -152,8 +152,9 @@ static void setup(void)
 			   "INSERT INTO account (id, name) VALUES (1, 'a');"
 			   "INSERT INTO folder (id, account_id, name, delimiter, server_name)"
 			   " VALUES (1, 1, 'INBOX', '/', 'INBOX');"
-			   "INSERT INTO message (id, folder_id, uid, flags, size)"
-			   " VALUES (1, 1, 5, '', 5), (2, 1, 6, '', 5);"),
+			   "INSERT INTO message (id, folder_id, uid, size)"
+			   " VALUES (1, 1, 5, 5), (2, 1, 6, 5);"
+			   "INSERT INTO message_state (id) VALUES (1), (2);"),
 		0);
 }
 

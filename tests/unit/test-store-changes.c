@@ -180,16 +180,17 @@ START_TEST(test_server_side_flags_and_expunge)
 {
 	struct cpmsync_change c[8];
 
-	ck_assert_int_eq(
-		store_exec(s,
-			   "INSERT INTO message (id, folder_id, uid, flags) VALUES (50, 1, 9, '')"),
-		0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (50, 1, 9);"
+				       "INSERT INTO message_state (id) VALUES (50)"),
+			 0);
 	take(c, 8);
-	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Seen' WHERE id = 50"), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message_state SET flags = '\\Seen' WHERE id = 50"),
+			 0);
 	ck_assert_int_eq(take(c, 8), 1);
 	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_CHANGED, 1, 50);
 	/* Unchanged values record nothing. */
-	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Seen' WHERE id = 50"), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message_state SET flags = '\\Seen' WHERE id = 50"),
+			 0);
 	ck_assert_int_eq(take(c, 8), 0);
 	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 50"), 0);
 	ck_assert_int_eq(take(c, 8), 1);

@@ -65,10 +65,11 @@ static void setup(void)
 			"INSERT INTO folder (id, account_id, name, delimiter, server_name) VALUES"
 			" (1, 1, 'INBOX', '/', 'INBOX'), (2, 1, 'Archive', '/', 'Archive'),"
 			" (3, 2, 'INBOX', '/', 'INBOX');"
-			"INSERT INTO message (id, folder_id, uid, flags, server_flags, size, "
-			"message_id, type)"
-			" VALUES (1, 1, 5, '\\Seen', '\\Seen', 5, '<m1@x>', 'message'),"
-			" (2, 3, 1, '', '', 3, '<m2@x>', 'message');"
+			"INSERT INTO message (id, folder_id, uid, size, message_id, type)"
+			" VALUES (1, 1, 5, 5, '<m1@x>', 'message'),"
+			" (2, 3, 1, 3, '<m2@x>', 'message');"
+			"INSERT INTO message_state (id, flags, server_flags)"
+			" VALUES (1, '\\Seen', '\\Seen'), (2, '', '');"
 			""),
 		0);
 	ck_assert_int_eq(store_body_put(s, 1, "hello", 5), 0);
@@ -208,7 +209,8 @@ static char *snapshot(void)
 		"  FROM folder) || ';' ||"
 		" (SELECT ifnull(group_concat(id || '/' || folder_id || '/' || ifnull(uid, '-') || "
 		"'/' ||"
-		"  flags || '/' || removed, ','), '') FROM message) || ';' ||"
+		"  (SELECT flags FROM message_state ms WHERE ms.id = message.id) || '/' || removed,"
+		" ','), '') FROM message) || ';' ||"
 		" (SELECT count(*) FROM message WHERE has_body) || ';' ||"
 		" (SELECT ifnull(group_concat(id || op || ifnull(folder_id, '-') ||"
 		"  ifnull(message_id, '-') || ifnull(args, '-'), ','), '') FROM journal)"));
@@ -246,12 +248,13 @@ START_TEST(test_store_row_and_journal)
 	expect_err(cpmsync_op_store(cs, "a", "INBOX", msg1, strlen(msg1), flags, 0, &id), -EINVAL,
 		   "\\Recent");
 	id = store_ok("INBOX", msg1, good);
-	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = %ld", (long)id),
+	ck_assert_str_eq(qtext("SELECT flags FROM message_state WHERE id = %ld", (long)id),
 			 "$Label \\Seen");
-	ck_assert_int_eq(qint("SELECT uid IS NULL AND server_flags IS NULL AND removed = 0"
-			      " FROM message WHERE id = %ld",
-			      (long)id),
-			 1);
+	ck_assert_int_eq(
+		qint("SELECT uid IS NULL AND server_flags IS NULL AND removed = 0"
+		     " FROM message m JOIN message_state ms ON ms.id = m.id WHERE m.id = %ld",
+		     (long)id),
+		1);
 	ck_assert_int_eq(qint("SELECT size FROM message WHERE id = %ld", (long)id), strlen(msg1));
 	ck_assert_int_eq(qint("SELECT internaldate FROM message WHERE id = %ld", (long)id), 1000);
 	ck_assert_str_eq(qtext("SELECT message_id FROM message WHERE id = %ld", (long)id),
@@ -418,15 +421,16 @@ START_TEST(test_flags_server_message)
 	int64_t ids[] = { 1 };
 
 	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 1, add, rm), 0);
-	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = 1"), "\\Answered \\Flagged");
-	ck_assert_str_eq(qtext("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_str_eq(qtext("SELECT flags FROM message_state WHERE id = 1"),
+			 "\\Answered \\Flagged");
+	ck_assert_str_eq(qtext("SELECT server_flags FROM message_state WHERE id = 1"), "\\Seen");
 	ck_assert_str_eq(journal(), "flags 1 1 -");
 	/* A second change needs no second row; no change adds nothing. */
 	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 1, rm, NULL), 0);
 	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 1, rm, NULL), 0);
 	ck_assert_str_eq(journal(), "flags 1 1 -");
 	ck_assert_int_eq(cpmsync_op_delete(cs, ids, 1), 0);
-	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = 1"),
+	ck_assert_str_eq(qtext("SELECT flags FROM message_state WHERE id = 1"),
 			 "\\Answered \\Deleted \\Flagged \\Seen");
 	ck_assert_str_eq(journal(), "flags 1 1 -");
 }
@@ -441,7 +445,7 @@ START_TEST(test_flags_unchanged_and_local)
 	ck_assert_str_eq(journal(), "");
 	ids[1] = store_ok("INBOX", msg1, NULL);
 	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids + 1, 1, seen, NULL), 0);
-	ck_assert_str_eq(qtext("SELECT flags FROM message WHERE id = 3"), "\\Seen");
+	ck_assert_str_eq(qtext("SELECT flags FROM message_state WHERE id = 3"), "\\Seen");
 	ck_assert_str_eq(journal(), "append 1 3 -");
 }
 END_TEST
@@ -532,10 +536,11 @@ START_TEST(test_copy)
 	ck_assert_int_eq(new_ids[0], 4);
 	ck_assert_int_eq(new_ids[1], 5);
 	ck_assert_str_eq(journal(), "append 1 3 -|copy 2 4 src=1|copy 2 5 src=3");
-	ck_assert_str_eq(qtext("SELECT flags || '/' || ifnull(uid, '-') || '/' ||"
-			       " ifnull(server_flags, '-') || '/' || message_id || '/' || size"
-			       " FROM message WHERE id = 4"),
-			 "\\Seen/-/-/<m1@x>/5");
+	ck_assert_str_eq(
+		qtext("SELECT flags || '/' || ifnull(uid, '-') || '/' ||"
+		      " ifnull(server_flags, '-') || '/' || message_id || '/' || size"
+		      " FROM message m JOIN message_state ms ON ms.id = m.id WHERE m.id = 4"),
+		"\\Seen/-/-/<m1@x>/5");
 	ck_assert_str_eq(body_text(4), "hello");
 	ck_assert_str_eq(
 		qtext("SELECT subject || type FROM message JOIN summary USING (id) WHERE id = 5"),
@@ -787,9 +792,10 @@ START_TEST(test_delete_folder_on_server)
 {
 	int64_t ids[] = { 1 }, a_copy, kept;
 
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, flags, size)"
-				       " VALUES (50, 2, 9, '', 1)"),
-			 0);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid, size) VALUES (50, 2, 9, 1);"
+			      "INSERT INTO message_state (id) VALUES (50)"),
+		0);
 	ck_assert_int_eq(cpmsync_op_set_flags(cs, (int64_t[]){ 50 }, 1,
 					      (const char *[]){ "\\Seen", NULL }, NULL),
 			 0);

@@ -88,7 +88,9 @@ static const char fixture_sql[] =
 	" (20, 2, 'INBOX', '/', 1, 2, 0, NULL, 0, 'INBOX', 0),"
 	" (30, 3, 'INBOX', '/', 1, 2, 0, NULL, 0, 'INBOX', 0),"
 	" (40, 4, 'INBOX', '/', 1, 1, 0, NULL, 0, 'INBOX', 0);"
-	"INSERT INTO message (id, folder_id, uid, flags, message_id, removed) VALUES"
+	/* Flags go in message_state (schema version 23). */
+	"CREATE TEMP TABLE fixture (id, folder_id, uid, flags, message_id, removed);"
+	"INSERT INTO fixture (id, folder_id, uid, flags, message_id, removed) VALUES"
 	" (98, 10, NULL, '', '<first-local@x>', 0),"
 	" (101, 10, 10, '$Label \\Answered \\Seen', '<m10@x>', 0),"
 	" (102, 10, NULL, '\\Draft', '<local2@x>', 0),"
@@ -102,12 +104,18 @@ static const char fixture_sql[] =
 	" (140, 14, 1, '\\Seen', '<arch@x>', 0),"
 	" (200, 20, 1, '', '<b@x>', 0),"
 	" (300, 30, 1, '', '<ae@x>', 0);"
+	"INSERT INTO message (id, folder_id, uid, message_id, removed)"
+	" SELECT id, folder_id, uid, message_id, removed FROM fixture;"
+	"INSERT INTO message_state (id, flags) SELECT id, flags FROM fixture;"
+	"DROP TABLE fixture;"
 	/* Every field of message 100 is set. */
-	"INSERT INTO message (id, folder_id, uid, flags, modseq, internaldate, size, message_id,"
+	"INSERT INTO message (id, folder_id, uid, internaldate, size, message_id,"
 	" date, conversation_id, contribution_id, imdn_message_id,"
-	" type, server_flags) VALUES (100, 10, 9, '\\Seen', 3, 1700000000, 1234, '<m9@x>',"
+	" type) VALUES (100, 10, 9, 1700000000, 1234, '<m9@x>',"
 	" 1700000001, 'conv-1',"
-	" 'contrib-1', 'imdn-1', 'session-history', '\\Seen');"
+	" 'contrib-1', 'imdn-1', 'session-history');"
+	"INSERT INTO message_state (id, flags, modseq, server_flags)"
+	" VALUES (100, '\\Seen', 3, '\\Seen');"
 	"INSERT INTO summary (id, subject, from_addr, to_addrs) VALUES"
 	" (100, 'Hello', 'alice@x', 'bob@x' || char(10) || 'carol@x');"
 	"INSERT INTO journal (account_id, op, folder_id, message_id) VALUES"
@@ -788,8 +796,9 @@ START_TEST(test_readonly_during_write)
 	ck_assert_int_eq(store_set_busy_timeout(store_from_public(cs), 0), 0); /* never wait */
 
 	ck_assert_int_eq(store_begin(w), 0);
-	ck_assert_int_eq(store_exec(w, "INSERT INTO message (id, folder_id, uid, flags, message_id)"
-				       " VALUES (500, 20, 2, '', '<new@x>');"
+	ck_assert_int_eq(store_exec(w, "INSERT INTO message (id, folder_id, uid, message_id)"
+				       " VALUES (500, 20, 2, '<new@x>');"
+				       "INSERT INTO message_state (id) VALUES (500);"
 				       "UPDATE message SET removed = 1 WHERE id = 200;"
 				       "INSERT INTO account (id, name) VALUES (6, 'new');"
 				       "DELETE FROM journal;"),
@@ -870,9 +879,11 @@ START_TEST(test_dump_large)
 				   " VALUES (1, 1, 'INBOX', 'INBOX');"
 				   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
 				   " WHERE i < 100000)"
-				   " INSERT INTO message (folder_id, uid, flags, message_id)"
-				   " SELECT 1, 100001 - i, '\\Seen',"
-				   " '<' || printf('%0280d', i) || '@x>' FROM n;"),
+				   " INSERT INTO message (folder_id, uid, message_id)"
+				   " SELECT 1, 100001 - i,"
+				   " '<' || printf('%0280d', i) || '@x>' FROM n;"
+				   "INSERT INTO message_state (id, flags)"
+				   " SELECT id, '\\Seen' FROM message;"),
 			0);
 		store_close(s);
 		_exit(0);

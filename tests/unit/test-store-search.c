@@ -146,14 +146,16 @@ static void setup(void)
 	ck_assert_int_eq(store_exec(s, sql), 0);
 	/* A row as a sync might leave it: no summary fields, no date. */
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO message (folder_id, uid, flags) VALUES (%lld, 7, '')",
+		 "INSERT INTO message (folder_id, uid) VALUES (%lld, 7);"
+		 "INSERT INTO message_state (id) VALUES (last_insert_rowid())",
 		 (long long)work);
 	ck_assert_int_eq(store_exec(s, sql), 0);
 	m[4] = store_last_insert_id(s);
 	/* A removed message (expunge pending) in Work. */
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO message (folder_id, uid, flags, removed, internaldate)"
-		 " VALUES (%lld, 8, '', 1, 1000);"
+		 "INSERT INTO message (folder_id, uid, removed, internaldate)"
+		 " VALUES (%lld, 8, 1, 1000);"
+		 "INSERT INTO message_state (id) VALUES (last_insert_rowid());"
 		 "INSERT INTO summary (id, subject) VALUES (last_insert_rowid(), 'Quarterly "
 		 "Report')",
 		 (long long)work);

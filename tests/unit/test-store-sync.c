@@ -159,8 +159,10 @@ START_TEST(test_folder_known)
 	assert_known_counts("after five new messages");
 	ck_assert_int_eq(q("SELECT known FROM folder WHERE name = 'INBOX'"), 5);
 	/* A local APPEND: no UID yet, not known; then it gets one. */
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) SELECT id, ''"
-				       " FROM folder WHERE name = 'INBOX'"),
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (folder_id) SELECT id"
+				    " FROM folder WHERE name = 'INBOX';"
+				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
 			 0);
 	pending = store_last_insert_id(s);
 	assert_known_counts("after a row without a UID");
@@ -211,7 +213,7 @@ START_TEST(test_new_and_update)
 	ck_assert(!is_new);
 	ck_assert_int_eq(id, id2);
 	ck_assert_int_eq(q("SELECT count(*) FROM message"), 1);
-	ck_assert_str_eq(qs("SELECT flags FROM message"), "\\Flagged \\Seen");
+	ck_assert_str_eq(qs("SELECT flags FROM message_state"), "\\Flagged \\Seen");
 	ck_assert_int_eq(store_sync_body_put(s, id, "abc", 3), 0);
 	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id2, &has_body, &is_new), 0);
 	ck_assert(has_body);
@@ -224,19 +226,20 @@ START_TEST(test_flags_merge_with_pending)
 	bool found, changed;
 
 	/* Local: +\Flagged -\Seen (pending). */
-	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Answered \\Flagged'"), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message_state SET flags = '\\Answered \\Flagged'"),
+			 0);
 	/* Server meanwhile: +$Work -\Answered. */
 	ck_assert_int_eq(
 		store_sync_server_flags(s, inbox, 1, "$Work \\Seen", 9, &found, &changed, NULL), 0);
 	ck_assert(found);
 	ck_assert(changed);
-	ck_assert_str_eq(qs("SELECT flags FROM message"), "$Work \\Flagged");
-	ck_assert_str_eq(qs("SELECT server_flags FROM message"), "$Work \\Seen");
-	ck_assert_int_eq(q("SELECT modseq FROM message"), 9);
+	ck_assert_str_eq(qs("SELECT flags FROM message_state"), "$Work \\Flagged");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message_state"), "$Work \\Seen");
+	ck_assert_int_eq(q("SELECT modseq FROM message_state"), 9);
 	/* Without a pending change the server's flags are taken as they are. */
-	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = server_flags"), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message_state SET flags = server_flags"), 0);
 	ck_assert_int_eq(store_sync_server_flags(s, inbox, 1, "", 10, &found, &changed, NULL), 0);
-	ck_assert_str_eq(qs("SELECT flags FROM message"), "");
+	ck_assert_str_eq(qs("SELECT flags FROM message_state"), "");
 	/* Unknown UID: not found, nothing changes. */
 	ck_assert_int_eq(store_sync_server_flags(s, inbox, 99, "", 10, &found, &changed, NULL), 0);
 	ck_assert(!found);
@@ -297,7 +300,10 @@ START_TEST(test_uidvalidity_rematch)
 
 	ck_assert_int_eq(store_sync_body_put(s, a, "body", 4), 0);
 	/* A pending append: no UID, no server flags. */
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) VALUES (1, '')"), 0);
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (folder_id) VALUES (1);"
+				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
+			 0);
 	pending = store_last_insert_id(s);
 	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, pending, NULL), 0);
 
@@ -311,7 +317,9 @@ START_TEST(test_uidvalidity_rematch)
 	ck_assert_int_eq(id, a);
 	ck_assert(has_body);
 	ck_assert(!is_new);
-	ck_assert_str_eq(qs("SELECT flags FROM message WHERE uid = 7"), "\\Flagged \\Seen");
+	ck_assert_str_eq(qs("SELECT ms.flags FROM message m JOIN message_state ms"
+			    " ON ms.id = m.id WHERE m.uid = 7"),
+			 "\\Flagged \\Seen");
 	/* A different size is a different message. */
 	sum.message_id = (char *)"<b@x>";
 	m = (struct sync_new_message){
@@ -340,7 +348,10 @@ START_TEST(test_uid_collision_resets)
 
 	ck_assert_int_eq(store_sync_folder_set_state(s, inbox, 77, 2, 9), 0);
 	ck_assert_int_eq(store_sync_folder_set_mailboxid(s, inbox, "M1"), 0);
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) VALUES (1, '')"), 0);
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (folder_id) VALUES (1);"
+				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
+			 0);
 	pending = store_last_insert_id(s);
 	/* No collision: just the UID. */
 	ck_assert_int_eq(store_sync_message_set_uid(s, pending, 2, ""), 0);
@@ -358,7 +369,7 @@ START_TEST(test_uid_collision_resets)
 	/* a waits for re-matching (it keeps its id and server flags). */
 	ck_assert_int_eq(store_sync_folder_counts(s, inbox, &max, &rematch), 0);
 	ck_assert_uint_eq(rematch, 1);
-	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message_state WHERE id = 1"), "\\Seen");
 	ck_assert_int_eq(a, 1);
 }
 END_TEST
@@ -374,10 +385,11 @@ START_TEST(test_interrupted_append_adopted)
 	struct journal_entry j;
 
 	/* The user flagged it after the APPEND (which carried \Seen) was sent. */
-	ck_assert_int_eq(
-		store_exec(s, "INSERT INTO message (folder_id, flags, message_id, size,"
-			      " internaldate) VALUES (1, '\\Flagged \\Seen', '<once@x>', 80, 50)"),
-		0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, message_id, size,"
+				       " internaldate) VALUES (1, '<once@x>', 80, 50);"
+				       "INSERT INTO message_state (id, flags)"
+				       " VALUES (last_insert_rowid(), '\\Flagged \\Seen')"),
+			 0);
 	pending = store_last_insert_id(s);
 	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, pending, NULL), 0);
 	/* Not attempted yet: the server's message is someone else's. */
@@ -393,8 +405,8 @@ START_TEST(test_interrupted_append_adopted)
 	ck_assert_int_eq(id, pending);
 	ck_assert_int_eq(q("SELECT uid FROM message WHERE id = 1"), 9);
 	/* The local flag stays and is queued; the server's are the base. */
-	ck_assert_str_eq(qs("SELECT flags FROM message WHERE id = 1"), "\\Flagged \\Seen");
-	ck_assert_str_eq(qs("SELECT server_flags FROM message WHERE id = 1"), "\\Seen");
+	ck_assert_str_eq(qs("SELECT flags FROM message_state WHERE id = 1"), "\\Flagged \\Seen");
+	ck_assert_str_eq(qs("SELECT server_flags FROM message_state WHERE id = 1"), "\\Seen");
 	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE op = 'flags' AND message_id = 1"),
 			 1);
 }
@@ -406,11 +418,15 @@ START_TEST(test_folder_recreate_and_delete)
 	struct journal_entry j;
 
 	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Work", NULL, false, &f), 0);
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid, flags, server_flags)"
-				       " VALUES (2, 5, '', '')"),
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (2, 5);"
+				       "INSERT INTO message_state (id, server_flags)"
+				       " VALUES (last_insert_rowid(), '')"),
 			 0);
 	on_server = store_last_insert_id(s);
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags) VALUES (2, '')"), 0);
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (folder_id) VALUES (2);"
+				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
+			 0);
 	local_only = store_last_insert_id(s);
 	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, f, on_server, NULL), 0);
 	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, f, local_only, NULL), 0);
@@ -691,15 +707,18 @@ START_TEST(test_rematch_emailid_pending)
 	int64_t p1, p2;
 	bool is_new;
 
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, flags, message_id, size,"
-				       " internaldate) VALUES (1, '', '<p@x>', 80, 50)"),
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (folder_id, message_id, size,"
+				    " internaldate) VALUES (1, '<p@x>', 80, 50);"
+				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
 			 0);
 	p1 = store_last_insert_id(s);
 	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, p1, NULL), 0);
-	ck_assert_int_eq(
-		store_exec(s, "INSERT INTO message (folder_id, flags, message_id, size,"
-			      " internaldate, emailid) VALUES (1, '', '<q@x>', 80, 50, 'Mq')"),
-		0);
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (folder_id, message_id, size,"
+				    " internaldate, emailid) VALUES (1, '<q@x>', 80, 50, 'Mq');"
+				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
+			 0);
 	p2 = store_last_insert_id(s);
 	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_COPY, inbox, p2, NULL), 0);
 	/* Both sent by a run that was cut. */

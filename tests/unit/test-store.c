@@ -129,9 +129,19 @@ static void add_account_folder_message(struct store *s)
 	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, delimiter)"
 				       " VALUES (10, 1, 'INBOX', '/')"),
 			 0);
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, flags, message_id)"
-				       " VALUES (100, 10, 7, '\\Seen', '<m@x>')"),
-			 0);
+	/* Flags are in message_state since version 23. */
+	if (query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'message_state'"))
+		ck_assert_int_eq(store_exec(s,
+					    "INSERT INTO message (id, folder_id, uid, message_id)"
+					    " VALUES (100, 10, 7, '<m@x>');"
+					    "INSERT INTO message_state (id, flags)"
+					    " VALUES (100, '\\Seen')"),
+				 0);
+	else
+		ck_assert_int_eq(store_exec(s,
+					    "INSERT INTO message (id, folder_id, uid, flags,"
+					    " message_id) VALUES (100, 10, 7, '\\Seen', '<m@x>')"),
+				 0);
 }
 
 /* Issue 13: the store and every file SQLite makes beside it are 0600, whatever the umask. */
@@ -877,10 +887,70 @@ START_TEST(test_migrate_folder_known)
 	ck_assert_int_eq(query_int(s, "SELECT known FROM folder WHERE id = 20"), 1);
 	ck_assert_int_eq(query_int(s, "SELECT known FROM folder WHERE id = 30"), 0);
 	/* And kept from then on. */
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid, flags)"
-				       " VALUES (30, 1, '')"),
-			 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (30, 1)"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT known FROM folder WHERE id = 30"), 1);
+	store_close(s);
+}
+END_TEST
+
+/*
+ * Version 23: flags, server_flags and modseq move to message_state.  A
+ * store at version 22 keeps every value, its conversations' unseen
+ * counts, and from then on the flag trigger and the folder triggers count
+ * from the new table; a message deleted takes its state row with it.
+ */
+START_TEST(test_migrate_message_state)
+{
+	struct store *s = NULL;
+	char *v;
+
+	ck_assert_uint_ge(store_schema_version(), 23);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 22, &s, NULL), 0);
+	ck_assert_int_eq(
+		store_exec(s,
+			   "INSERT INTO account (id, name) VALUES (1, 'a');"
+			   "INSERT INTO folder (id, account_id, name, server_name) VALUES"
+			   " (1, 1, 'INBOX', 'INBOX'), (2, 1, 'Default/tel:+1555', 'x');"
+			   "INSERT INTO message (id, folder_id, uid, flags, server_flags, modseq,"
+			   " date, type) VALUES"
+			   " (1, 2, 1, '\\Seen', '\\Seen', 7, 100, 'message'),"
+			   " (2, 2, 2, '', '\\Flagged', 8, 300, 'message'),"
+			   " (3, 2, NULL, '$Work', NULL, NULL, 200, 'message'),"
+			   " (4, 1, 9, '\\Answered', '', 3, 10, 'mail');"
+			   /* The conversation rows as version 22 computes them. */
+			   "UPDATE account SET cpm_root = 'Other';"
+			   "UPDATE account SET cpm_root = 'Default';"),
+		0);
+	ck_assert_int_eq(query_int(s, "SELECT unseen FROM conversation"), 2);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pragma_table_info('message')"
+				      " WHERE name IN ('flags', 'server_flags', 'modseq')"),
+			 0);
+	v = query_text(s, "SELECT group_concat(id || ':' || flags || ':' ||"
+			  " ifnull(server_flags, '-') || ':' || ifnull(modseq, '-'), '|')"
+			  " FROM (SELECT * FROM message_state ORDER BY id)");
+	ck_assert_str_eq(v, "1:\\Seen:\\Seen:7|2::\\Flagged:8|3:$Work:-:-|4:\\Answered::3");
+	free(v);
+	ck_assert_int_eq(query_int(s, "SELECT messages * 100 + unseen FROM conversation"), 302);
+	/* conv_message_flags, on message_state now. */
+	ck_assert_int_eq(store_exec(s, "UPDATE message_state SET flags = '\\Seen' WHERE id = 2"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT unseen FROM conversation"), 1);
+	ck_assert_int_eq(store_exec(s, "UPDATE message_state SET flags = '' WHERE id = 1"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT unseen FROM conversation"), 2);
+	/* A folder trigger's recompute (conv_folder_rename) reads it too. */
+	ck_assert_int_eq(store_exec(s, "UPDATE folder SET name = 'Default/tel:+1666' WHERE id = 2"),
+			 0);
+	v = query_text(s, "SELECT folder || ' ' || messages || ' ' || unseen FROM conversation");
+	ck_assert_str_eq(v, "Default/tel:+1666 3 2");
+	free(v);
+	/* The state row goes with its message. */
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 3"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message_state WHERE id = 3"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message_state"), 3);
 	store_close(s);
 }
 END_TEST
@@ -1631,7 +1701,8 @@ START_TEST(test_migrate_cpm_conversations)
 						   &id) == 0,
 			      "%s", store_error(s));
 	}
-	ck_assert_int_eq(store_exec(s, "UPDATE message SET flags = '\\Seen' WHERE id = 2;"), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message_state SET flags = '\\Seen' WHERE id = 2;"),
+			 0);
 	ck_assert_int_eq(query_int(s, "SELECT messages * 100 + unseen FROM conversation"
 				      " WHERE account_id = 1 AND folder = 'Default/tel:+1555'"),
 			 402);
@@ -1876,6 +1947,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_rematch_index);
 	tcase_add_test(tc, test_migrate_folder_known);
 	tcase_add_test(tc, test_migrate_conv_stale);
+	tcase_add_test(tc, test_migrate_message_state);
 	suite_add_tcase(s, tc);
 	return s;
 }
