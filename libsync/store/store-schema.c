@@ -1080,9 +1080,11 @@ static const char migration_22[] =
  * message_state.id is the message's id; every message has exactly one
  * row (store-message.c inserts both; the foreign key deletes it with its
  * message).  flags, server_flags and modseq mean what they meant in
- * message (versions 1 and 2).  conv_message_flags moves to the new table,
- * and the triggers that counted unseen objects (CPM_FOLDER_TRIGGERS) are
- * created again with the unseen test reading it.
+ * message (versions 1 and 2).  conv_message_flags moves to the new table
+ * (and, like CPM_RECOMPUTE, no longer counts an object of a folder removed
+ * here: a session folder deleted locally), and the triggers that counted
+ * unseen objects (CPM_FOLDER_TRIGGERS) are created again with the unseen
+ * test reading it.
  */
 #undef CPM_UNSEEN
 #define CPM_UNSEEN(m)                                                                              \
@@ -1112,7 +1114,7 @@ static const char migration_23[] =
 	"  - " CPM_UNSEEN_FLAGS("OLD.flags") ", version = version + 1"
 	"  WHERE id = (SELECT c.id FROM message m JOIN folder f ON f.id = m.folder_id"
 	"  JOIN conversation c ON c.account_id = f.account_id AND c.folder = f.conv"
-	"  WHERE m.id = NEW.id AND m.removed = 0 AND " CPM_COUNTED("m") ");"
+	"  WHERE m.id = NEW.id AND m.removed = 0 AND f.removed = 0 AND " CPM_COUNTED("m") ");"
 	" END;"
 	CPM_FOLDER_TRIGGERS;
 /* clang-format on */
