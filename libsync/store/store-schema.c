@@ -274,6 +274,10 @@ static const char migration_5[] =
 #define CPM_STATE(m) "(" m ".type = 'session-info' OR " m ".type = 'group-state')"
 #define CPM_UNSEEN_FLAGS(x) "(instr(' ' || " x " || ' ', ' \\Seen ') = 0)"
 #define CPM_UNSEEN(m) CPM_UNSEEN_FLAGS(m ".flags")
+/* The recompute's tests for a group-state and a session-info object
+ * (version 24 spells them so that message_conv_state serves them). */
+#define CPM_IS_GROUP_STATE(m) m ".type = 'group-state'"
+#define CPM_IS_SESSION_INFO(m) m ".type = 'session-info'"
 #define CPM_RANK(x)                                                                                \
 	"(CASE " x " WHEN 'displayed' THEN 3 WHEN 'delivered' THEN 2 WHEN 'failed' THEN 1"         \
 	" WHEN 'forbidden' THEN 1 WHEN 'error' THEN 1 ELSE 0 END)"
@@ -308,10 +312,10 @@ static const char migration_5[] =
 	" last_id = coalesce((SELECT m.id" CPM_M " AND " CPM_COUNTED("m") CPM_NEWEST "), 0),"      \
 	" is_group = EXISTS (SELECT 1 FROM folder f WHERE f.account_id = conversation.account_id"  \
 	" AND f.conv = conversation.folder AND f.removed = 0 AND f.name <> f.conv)"                \
-	" OR EXISTS (SELECT 1" CPM_M " AND m.type = 'group-state'),"                               \
+	" OR EXISTS (SELECT 1" CPM_M " AND " CPM_IS_GROUP_STATE("m") "),"                          \
 	" peer = coalesce((SELECT m.peer" CPM_M " AND " CPM_COUNTED("m")                           \
 	" AND coalesce(m.peer, '') <> ''" CPM_NEWEST "), ''),"                                     \
-	" subject = coalesce((SELECT sm.subject" CPM_M_SM " AND m.type = 'session-info'"           \
+	" subject = coalesce((SELECT sm.subject" CPM_M_SM " AND " CPM_IS_SESSION_INFO("m")         \
 	" AND coalesce(sm.subject, '') <> ''" CPM_NEWEST "), ''),"                                 \
 	" participants = coalesce((SELECT sm.participants" CPM_M_SM                                \
 	" AND " CPM_STATE("m") " AND coalesce(sm.participants, '') <> ''"                          \
@@ -991,8 +995,8 @@ const char store_sql_conv_ensure[] =
  */
 const char store_sql_conv_state[] =
 	"UPDATE conversation SET"
-	" subject = coalesce((SELECT sm.subject" CPM_M_SM " AND m.type = 'session-info'"
-	" AND coalesce(sm.subject, '') <> ''" CPM_NEWEST "), ''),"
+	" subject = coalesce((SELECT sm.subject" CPM_M_SM " AND " CPM_STATE("m")
+	" AND m.type = 'session-info' AND coalesce(sm.subject, '') <> ''" CPM_NEWEST "), ''),"
 	" participants = coalesce((SELECT sm.participants" CPM_M_SM " AND " CPM_STATE("m")
 	" AND coalesce(sm.participants, '') <> ''" CPM_NEWEST "), ''),"
 	" version = version + 1"
@@ -1119,6 +1123,36 @@ static const char migration_23[] =
 	CPM_FOLDER_TRIGGERS;
 /* clang-format on */
 
+/*
+ * Version 24: message_conv_state, the session-info and group-state
+ * objects of each folder, newest last, so that the recompute of a
+ * conversation (is_group, subject, participants) reads those few objects
+ * instead of every object of its folders: it took about 65 of its 75 ms
+ * for a conversation of 20,000 objects (a CPM store of bench-cpm.sh 20000
+ * with every chat moved into one folder; the three subqueries 22, 23 and
+ * 19 ms, 0.05, 0.14 and 0.10 ms with the index).  A recompute follows a
+ * body fetched on demand that classifies its object anew, an object moved
+ * or expunged, a folder renamed or removed.  Partial, as
+ * message_conv_page: the queries must spell its WHERE (CPM_STATE) to use
+ * it, so the group-state and session-info tests now say CPM_STATE too,
+ * and the folder triggers that embed the recompute are created again.
+ */
+#undef CPM_IS_GROUP_STATE
+#undef CPM_IS_SESSION_INFO
+#define CPM_IS_GROUP_STATE(m)  CPM_STATE(m) " AND " m ".type = 'group-state'"
+#define CPM_IS_SESSION_INFO(m) CPM_STATE(m) " AND " m ".type = 'session-info'"
+/* clang-format off */
+static const char migration_24[] =
+	"CREATE INDEX message_conv_state ON message (folder_id, coalesce(date, 0), id)"
+	" WHERE removed = 0 AND (type = 'session-info' OR type = 'group-state');"
+	"DROP TRIGGER conv_folder_insert;"
+	"DROP TRIGGER conv_folder_rename;"
+	"DROP TRIGGER conv_folder_removed;"
+	"DROP TRIGGER conv_folder_delete;"
+	"DROP TRIGGER conv_account_root;"
+	CPM_FOLDER_TRIGGERS;
+/* clang-format on */
+
 /* The flush of the noted rows (store-message.c): recomputed, dropped when
  * left without a visible object, then the notes cleared. */
 #define CPM_STALE_ROWS                                                                             \
@@ -1135,7 +1169,7 @@ static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
-	migration_19, migration_20, migration_21, migration_22, migration_23,
+	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 };
 
 unsigned store_schema_version(void)

@@ -965,6 +965,48 @@ START_TEST(test_migrate_message_state)
 END_TEST
 
 /*
+ * Version 24: the recompute of a conversation and the state-object
+ * update find session-info and group-state objects through
+ * message_conv_state (their WHERE spells its partial index's), not by
+ * reading every object of the conversation's folders.
+ */
+static unsigned plan_uses(struct store *s, const char *sql, const char *index)
+{
+	char *q = NULL;
+	sqlite3_stmt *st;
+	unsigned n = 0;
+
+	ck_assert_int_ge(asprintf(&q, "EXPLAIN QUERY PLAN %s", sql), 0);
+	ck_assert_int_eq(store_prepare(s, q, &st), 0);
+	while (store_step(s, st) > 0)
+		if (strstr((const char *)sqlite3_column_text(st, 3), index))
+			n++;
+	sqlite3_reset(st);
+	free(q);
+	return n;
+}
+
+START_TEST(test_conv_state_index)
+{
+	struct store *s = open_ok(dbpath, 0);
+
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema"
+				      " WHERE name = 'message_conv_state'"),
+			 1);
+	/* is_group, subject and participants. */
+	ck_assert_uint_eq(plan_uses(s, store_sql_conv_stale_recompute, "message_conv_state"), 3);
+	ck_assert_uint_eq(plan_uses(s, store_sql_conv_state, "message_conv_state"), 2);
+	/* And the folder triggers that embed the recompute (EXPLAIN QUERY
+	 * PLAN does not show trigger programs): spelled the same. */
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
+				      " AND instr(sql, '(m.type = ''session-info'' OR m.type ="
+				      " ''group-state'') AND m.type = ''group-state''') > 0"),
+			 5);
+	store_close(s);
+}
+END_TEST
+
+/*
  * Version 21: an object gone notes its conversation in conv_stale instead
  * of recomputing it in its trigger; the next reader of conversation rows
  * finds it recomputed (the store's flush), and the note is gone.
@@ -1957,6 +1999,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_folder_known);
 	tcase_add_test(tc, test_migrate_conv_stale);
 	tcase_add_test(tc, test_migrate_message_state);
+	tcase_add_test(tc, test_conv_state_index);
 	suite_add_tcase(s, tc);
 	return s;
 }
