@@ -874,6 +874,19 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	return 0;
 }
 
+/* Runs sql, an INSERT ... SELECT of row ?1's columns as row ?2. */
+static int copy_row(struct store *s, const char *sql, int64_t src, int64_t dst)
+{
+	sqlite3_stmt *st;
+	int r = store_prepare(s, sql, &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, src);
+	sqlite3_bind_int64(st, 2, dst);
+	return store_step_done(s, st);
+}
+
 int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t *ret_id)
 {
 	_cleanup_free_ char *type = NULL;
@@ -909,15 +922,10 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 		return -CPMSYNC_E_NOT_FOUND;
 	}
 	id = store_last_insert_id(s);
-	r = store_prepare(s,
-			  "INSERT INTO message_state (id, flags)"
-			  " SELECT ?2, flags FROM message_state WHERE id = ?1",
-			  &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, src);
-	sqlite3_bind_int64(st, 2, id);
-	r = store_step_done(s, st);
+	r = copy_row(s,
+		     "INSERT INTO message_state (id, flags)"
+		     " SELECT ?2, flags FROM message_state WHERE id = ?1",
+		     src, id);
 	if (r < 0)
 		return r;
 	r = conv_added_now(s, id, folder_id);
@@ -951,18 +959,13 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 		if (r < 0)
 			return r;
 	}
-	r = store_prepare(s,
-			  "INSERT INTO summary (id, subject, from_addr, to_addrs, bodystructure,"
-			  " snippet, participants)"
-			  " SELECT ?2, subject, from_addr, to_addrs, bodystructure, snippet,"
-			  " participants"
-			  " FROM summary WHERE id = ?1",
-			  &st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, src);
-	sqlite3_bind_int64(st, 2, id);
-	r = store_step_done(s, st);
+	r = copy_row(s,
+		     "INSERT INTO summary (id, subject, from_addr, to_addrs, bodystructure,"
+		     " snippet, participants)"
+		     " SELECT ?2, subject, from_addr, to_addrs, bodystructure, snippet,"
+		     " participants"
+		     " FROM summary WHERE id = ?1",
+		     src, id);
 	if (r < 0)
 		return r;
 	if (sqlite3_changes(store_db(s)) > 0) {
