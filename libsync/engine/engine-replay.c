@@ -100,6 +100,18 @@ struct replay {
 	 * server: that folder (free_name()), and what to do once it is gone */
 	int64_t blocker_id;
 	engine_next_fn after_blocker;
+	/* A STATUS of the replay's own (after a CREATE, before a DELETE):
+	 * the server name asked about and the UIDVALIDITY it reported; for a
+	 * DELETE (delete_checked()) the UIDVALIDITY the store knows and what
+	 * takes the DELETE's answer */
+	struct {
+		char *name;
+		uint32_t seen;
+	} status;
+	struct {
+		uint32_t known;
+		engine_reply_fn done;
+	} del;
 	/* set_annotation: the values sent */
 	struct store_annotation *ann;
 	size_t n_ann;
@@ -146,6 +158,7 @@ void engine_replay_free(struct cpmsync_sync *e)
 	free(rp->exp_no.text);
 	free(rp->exp_no.code_name);
 	free(rp->verify_flags);
+	free(rp->status.name);
 	free(rp);
 	e->replay = NULL;
 }
@@ -1694,6 +1707,40 @@ static void rename_done(const struct engine_reply *res, void *userdata)
  * discarded as one).  Deleted locally meanwhile: the delete_folder row
  * that delete_folder() queued for it follows (store-ops.c).
  */
+static void created(struct cpmsync_sync *e);
+static void status_send(struct cpmsync_sync *e, const char *name, engine_reply_fn done);
+
+/*
+ * The STATUS after a CREATE: the new folder's UIDVALIDITY, so that a
+ * DELETE of it later can tell it from another folder made under its name
+ * meanwhile (delete_checked(); plan.c's left_its_name()).  Before, a folder
+ * created here had none until a sync had read it, and a DELETE of it went
+ * unchecked.  Not having it (a refused STATUS) costs nothing else.
+ */
+static void created_status_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	uint32_t seen = rp->status.seen;
+	int r;
+
+	free(rp->status.name);
+	rp->status.name = NULL;
+	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
+		engine_reply_failed(e, res, "STATUS");
+		return;
+	}
+	if (res->r == 0 && seen) {
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_sync_folder_set_created_uidvalidity(e->store, rp->folder.id,
+								      seen);
+		if (store_failed(e, r))
+			return;
+	}
+	created(e);
+}
+
 static void create_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
@@ -1717,8 +1764,19 @@ static void create_done(const struct engine_reply *res, void *userdata)
 		op_done(e);
 		return;
 	}
-	if (r >= 0)
-		r = load_folder(e, rp->folder.id, &rp->folder);
+	if (store_failed(e, r))
+		return;
+	status_send(e, rp->sent_name, created_status_done);
+}
+
+/* The CREATE done and its UIDVALIDITY read: the folder deleted or renamed
+ * here while the CREATE was in flight follows. */
+static void created(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	int r;
+
+	r = load_folder(e, rp->folder.id, &rp->folder);
 	if (store_failed(e, r))
 		return;
 	if (rp->folder.removed || streq(rp->folder.name, rp->folder.server_name)) {
@@ -1733,6 +1791,87 @@ static void create_done(const struct engine_reply *res, void *userdata)
 	if (store_failed(e, r))
 		return;
 	sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e));
+}
+
+/*
+ * A DELETE goes by name, and a name is not a folder: while the DELETE
+ * waited here, another client may have deleted the folder and made
+ * another under its name, with its own messages.  RFC 3501 2.3.1.1: a
+ * folder made again under a name gets another UIDVALIDITY.  So where the
+ * store knows the folder's UIDVALIDITY, a STATUS goes first, and the
+ * DELETE only when the server's folder under that name is still that one.
+ * Another is left alone, and ours counts as gone (done gets the answer of
+ * a DELETE of a folder that does not exist): the next LIST brings the
+ * other in as a new folder.  Without a known UIDVALIDITY (a folder never
+ * selected, or reset), or when the STATUS tells nothing, the DELETE goes
+ * as before.
+ */
+void engine_replay_on_status(struct cpmsync_sync *e, const struct engine_status *st)
+{
+	struct replay *rp = R(e);
+
+	if (rp && rp->status.name && (st->present & IMAP_STATUS_ITEM_UIDVALIDITY) &&
+	    streq(st->name, rp->status.name))
+		rp->status.seen = st->uidvalidity;
+}
+
+/* Sends a STATUS of name for the replay; its UIDVALIDITY goes to
+ * rp->status.seen (0: none reported), the answer to done. */
+static void status_send(struct cpmsync_sync *e, const char *name, engine_reply_fn done)
+{
+	struct replay *rp = R(e);
+
+	free(rp->status.name);
+	rp->status.name = strdup(name);
+	rp->status.seen = 0;
+	if (!rp->status.name) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	sent(e, D(e)->ops->status(D(e), name, done, e));
+}
+
+static void delete_status_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	_cleanup_free_ char *name = rp->status.name;
+	uint32_t known = rp->del.known, seen = rp->status.seen;
+
+	rp->status.name = NULL;
+	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_NONEXISTENT) {
+		rp->del.done(res, e); /* gone already */
+		return;
+	}
+	if (res->r == 0 && seen && seen != known) {
+		log_msg(CPMSYNC_LOG_NOTICE, CAT,
+			"%s: %s on the server is another folder than the one deleted here "
+			"(UIDVALIDITY %u, was %u): left alone",
+			e->account_name, name, seen, known);
+		rp->del.done(&(struct engine_reply){ .r = -CPMSYNC_E_SERVER,
+						     .code = IMAP_CODE_NONEXISTENT },
+			     e);
+		return;
+	}
+	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
+		engine_reply_failed(e, res, "STATUS");
+		return;
+	}
+	sent(e, D(e)->ops->delete (D(e), name, rp->del.done, e));
+}
+
+static void delete_checked(struct cpmsync_sync *e, const struct sync_folder *f,
+			   engine_reply_fn done)
+{
+	struct replay *rp = R(e);
+
+	if (!f->uidvalidity) {
+		sent(e, D(e)->ops->delete (D(e), f->server_name, done, e));
+		return;
+	}
+	rp->del.known = f->uidvalidity;
+	rp->del.done = done;
+	status_send(e, f->server_name, delete_status_done);
 }
 
 /* The answer to the DELETE of folder id: done (or already gone), its row
@@ -1782,6 +1921,7 @@ static void blocker_deleted(const struct engine_reply *res, void *userdata)
 static bool free_name(struct cpmsync_sync *e, const char *name, engine_next_fn next)
 {
 	struct replay *rp = R(e);
+	struct sync_folder blocker = { 0 };
 	int64_t id;
 	int r;
 
@@ -1799,7 +1939,10 @@ static bool free_name(struct cpmsync_sync *e, const char *name, engine_next_fn n
 			return true;
 		e->selected_id = 0;
 	}
-	sent(e, D(e)->ops->delete (D(e), name, blocker_deleted, e));
+	r = load_folder(e, id, &blocker);
+	if (!store_failed(e, r))
+		delete_checked(e, &blocker, blocker_deleted);
+	sync_folder_free_contents(&blocker);
 	return true;
 }
 
@@ -1896,7 +2039,7 @@ static void op_folder(struct cpmsync_sync *e)
 				return;
 			e->selected_id = 0;
 		}
-		sent(e, D(e)->ops->delete (D(e), rp->folder.server_name, delete_done, e));
+		delete_checked(e, &rp->folder, delete_done);
 	}
 }
 

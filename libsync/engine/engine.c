@@ -592,6 +592,7 @@ void engine_event_status(struct cpmsync_sync *e, const struct engine_status *st)
 
 	if (e->finished)
 		return;
+	engine_replay_on_status(e, st);
 	rf = remote_find(e, st->name);
 	if (!rf)
 		return;

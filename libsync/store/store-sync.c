@@ -516,6 +516,17 @@ int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uid
 	return store_step_done(s, st);
 }
 
+int store_sync_folder_set_created_uidvalidity(struct store *s, int64_t folder_id,
+					      uint32_t uidvalidity)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "UPDATE folder SET uidvalidity = ?2 WHERE id = ?1 AND uidvalidity IS NULL", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, uidvalidity);
+	return store_step_done(s, st);
+}
+
 int store_sync_folder_set_mailboxid(struct store *s, int64_t folder_id, const char *mailboxid)
 {
 	sqlite3_stmt *st;

@@ -94,6 +94,10 @@ int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *
  */
 int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id);
 /* Records the folder's MAILBOXID (RFC 8474); NULL forgets it. */
+/* The UIDVALIDITY of a folder this client created, read right after its
+ * CREATE (engine-replay.c); set only where none is known. */
+int store_sync_folder_set_created_uidvalidity(struct store *s, int64_t folder_id,
+					      uint32_t uidvalidity);
 int store_sync_folder_set_mailboxid(struct store *s, int64_t folder_id, const char *mailboxid);
 int store_sync_folder_set_state(struct store *s, int64_t folder_id, uint32_t uidvalidity,
 				uint32_t uidnext, uint64_t highestmodseq);

@@ -182,6 +182,19 @@ check "old name is gone on the server" test -z "$(grep -xF "Projects/cpmsync" "$
 check "removed folder is gone on the server" test -z "$(grep -xF "Leer" "$WORK/folders")"
 check "renamed folder kept its messages (one arrived meanwhile)" test "$(da search -u "$USER1" mailbox "Projekte Ä" all | wc -l)" -eq 2
 
+# --- a folder deleted here while another client made it again on the server ------
+# The DELETE goes by name; the folder now under that name is another one
+# (another UIDVALIDITY) with another client's message: it must stay.
+op mkdir a "Wieder" >/dev/null || not_ok "op mkdir Wieder"
+sync_check "mkdir Wieder"
+op rmdir a "Wieder" >/dev/null || not_ok "op rmdir Wieder"
+da mailbox delete -u "$USER1" "Wieder" || not_ok "server: delete Wieder"
+sleep 1 # Dovecot's UIDVALIDITY is the creation time, in seconds
+da mailbox create -u "$USER1" "Wieder" || not_ok "server: create Wieder again"
+msg_save "$USER1" "Wieder" "<again@sync.test>" 500 || not_ok "server: a message in the new Wieder"
+sync_check "a folder made again on the server meanwhile"
+expect "the other client's Wieder and its message stay" "$(server_count "Wieder" '<again@sync.test>')" 1
+
 # --- copy and move of a message not yet on the server --------------------------
 msg_text "<local.5@sync.test>" 900 "copied before upload" >"$WORK/m5"
 msg_text "<local.6@sync.test>" 900 "moved before upload" >"$WORK/m6"

@@ -697,6 +697,18 @@ static void sync_fails(const struct step *script, uint64_t caps, int r, const ch
 	{                                                                                          \
 		.call = "logout"                                                                   \
 	}
+/* The replay's STATUS of folder n (after a CREATE, before a DELETE), the
+ * server's folder having UIDVALIDITY uv. */
+#define STATUS_UIDVALIDITY(n, uv)                                                                  \
+	{                                                                                          \
+		.call = "status " n,                                                               \
+		.ev = { { EV_STATUS, .status = { .name = n,                                        \
+						 .present = IMAP_STATUS_ITEM_UIDVALIDITY |         \
+							    IMAP_STATUS_ITEM_UIDNEXT |             \
+							    IMAP_STATUS_ITEM_MESSAGES,             \
+						 .uidvalidity = uv,                                \
+						 .uidnext = 1 } } }                                \
+	}
 /* The verification of an interrupted APPEND/COPY/MOVE finding the message
  * (size 5, date d, flags f) as UID u, searched from u by Message-ID m. */
 #define VERIFY_FINDS(m, u, d, f)                                                                   \
@@ -1312,6 +1324,7 @@ START_TEST(test_move_without_move_and_uidplus_others_deleted)
 		{ .call = "search deleted",
 		  .ev = { { EV_SEARCH, .lo = 1, .hi = 2 }, { EV_SEARCH, .lo = 7, .hi = 7 } } },
 		{ .call = "create Projects" },
+		{ .call = "status Projects" },
 		LOGOUT,
 		END,
 	};
@@ -1682,6 +1695,7 @@ START_TEST(test_marks_synced_before_sent)
 	 * must not take it back once the server may have the command). */
 	static const struct step script[] = {
 		{ .call = "create Projects", .during = check_wal_synced },
+		{ .call = "status Projects" },
 		{ .call = "append INBOX () 2000 local",
 		  .code = IMAP_CODE_APPENDUID,
 		  .new_uid = 7,
@@ -1718,8 +1732,10 @@ END_TEST
 START_TEST(test_create_after_its_name_is_deleted)
 {
 	static const struct step script[] = {
+		STATUS_UIDVALIDITY("L3", 11),
 		{ .call = "delete L3" },
 		{ .call = "create L3" },
+		{ .call = "status L3" },
 		{ .call = "append L3 () 2000 local", .code = IMAP_CODE_APPENDUID, .new_uid = 3 },
 		LOGOUT,
 		END,
@@ -1750,6 +1766,7 @@ END_TEST
 START_TEST(test_rename_after_its_name_is_deleted)
 {
 	static const struct step script[] = {
+		STATUS_UIDVALIDITY("L3", 11),
 		{ .call = "delete L3" },
 		{ .call = "rename Projects L3" },
 		LOGOUT,
@@ -1770,6 +1787,76 @@ START_TEST(test_rename_after_its_name_is_deleted)
 	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
 			    " FROM folder WHERE id > 2"),
 			 "4:L3:L3");
+}
+END_TEST
+
+/*
+ * Deleted here while offline; meanwhile another client deleted the folder
+ * and made another under its name (another UIDVALIDITY), with its own
+ * messages.  The DELETE by name would have deleted that one: the STATUS
+ * before it tells, the server's folder is left alone, and ours counts as
+ * gone (the next LIST brings the other one in).
+ */
+START_TEST(test_delete_spares_a_folder_made_again)
+{
+	static const struct step script[] = {
+		STATUS_UIDVALIDITY("Work", 12),
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext, removed)"
+	     " VALUES (3, 1, 'Work', 'Work', 11, 9, 1);"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3)");
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM folder WHERE id = 3"), "0");
+}
+END_TEST
+
+/* The same when the STATUS finds no folder of that name: gone already. */
+/* A folder created here learns its UIDVALIDITY from a STATUS right after
+ * its CREATE, so that its DELETE can be checked later. */
+START_TEST(test_created_folder_learns_its_uidvalidity)
+{
+	static const struct step script[] = {
+		{ .call = "create Work" },
+		STATUS_UIDVALIDITY("Work", 21),
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (id, account_id, name) VALUES (3, 1, 'Work');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3)");
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(
+		qs("SELECT server_name || ' ' || uidvalidity || ' ' || ifnull(uidnext, '-')"
+		   " FROM folder WHERE id = 3"),
+		"Work 21 -");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+START_TEST(test_delete_of_a_folder_gone)
+{
+	static const struct step script[] = {
+		{ .call = "status Work", .r = -CPMSYNC_E_SERVER, .code = IMAP_CODE_NONEXISTENT },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext, removed)"
+	     " VALUES (3, 1, 'Work', 'Work', 11, 9, 1);"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3)");
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM folder WHERE id = 3"), "0");
 }
 END_TEST
 
@@ -1812,6 +1899,7 @@ START_TEST(test_select_refused_rows_refused)
 		  .code = IMAP_CODE_NOPERM,
 		  .code_name = "NOPERM" },
 		{ .call = "create Projects" },
+		{ .call = "status Projects" },
 		LOGOUT,
 		END,
 	};
@@ -1869,10 +1957,12 @@ START_TEST(test_folder_ops)
 		  .r = -CPMSYNC_E_SERVER,
 		  .code = IMAP_CODE_ALREADYEXISTS,
 		  .text = "[ALREADYEXISTS] exists" },
+		{ .call = "status Projects" },
 		{ .call = "rename Old New" },
 		SELECT_INBOX,
 		{ .call = "store 1 (\\Flagged) 100" },
 		{ .call = "unselect" },
+		STATUS_UIDVALIDITY("INBOX", 7),
 		{ .call = "delete INBOX", .r = -CPMSYNC_E_SERVER, .code = IMAP_CODE_NONEXISTENT },
 		LOGOUT,
 		END,
@@ -2090,6 +2180,7 @@ START_TEST(test_malformed_and_unknown_rows)
 	 * the others still go. */
 	static const struct step script[] = {
 		{ .call = "create Projects" },
+		{ .call = "status Projects" },
 		LOGOUT,
 		END,
 	};
@@ -2152,6 +2243,7 @@ START_TEST(test_create_in_flight_renamed)
 	 * follows under the new name, in the same row. */
 	static const struct step script[] = {
 		{ .call = "create Projects", .during = during_rename_projects },
+		{ .call = "status Projects" },
 		{ .call = "rename Projects Work" },
 		LOGOUT,
 		END,
@@ -2174,6 +2266,7 @@ START_TEST(test_create_in_flight_renamed_refused)
 	 * whose discard puts the server's name back. */
 	static const struct step script[] = {
 		{ .call = "create Projects", .during = during_rename_projects },
+		{ .call = "status Projects" },
 		{ .call = "rename Projects Work",
 		  .r = -CPMSYNC_E_SERVER,
 		  .text = "Permission denied",
@@ -2207,6 +2300,7 @@ START_TEST(test_create_in_flight_deleted)
 	 * made is deleted on the server too. */
 	static const struct step script[] = {
 		{ .call = "create Projects", .during = during_delete_projects },
+		{ .call = "status Projects" },
 		{ .call = "delete Projects" },
 		LOGOUT,
 		END,
@@ -2261,6 +2355,7 @@ START_TEST(test_create_interrupted_then_renamed)
 		  .r = -CPMSYNC_E_SERVER,
 		  .code = IMAP_CODE_ALREADYEXISTS,
 		  .code_name = "ALREADYEXISTS" },
+		{ .call = "status Projects" },
 		{ .call = "rename Projects Work" },
 		LOGOUT,
 		END,
@@ -2363,6 +2458,7 @@ START_TEST(test_failed_create_blocks_dependents)
 	static const struct step nothing[] = { LOGOUT, END };
 	static const struct step after_retry[] = {
 		{ .call = "create Projects" },
+		{ .call = "status Projects" },
 		{ .call = "append Projects () 2000 local",
 		  .code = IMAP_CODE_APPENDUID,
 		  .new_uid = 1 },
@@ -2576,6 +2672,7 @@ START_TEST(test_expunge_without_uidplus_others_deleted)
 		{ .call = "search deleted",
 		  .ev = { { EV_SEARCH, .lo = 1, .hi = 2 }, { EV_SEARCH, .lo = 4, .hi = 5 } } },
 		{ .call = "create Projects" },
+		{ .call = "status Projects" },
 		LOGOUT,
 		END,
 	};
@@ -3185,6 +3282,7 @@ START_TEST(test_list_rename_answer_lost_then_deleted)
 		  .ev = { LIST_EV("INBOX", 0), MAILBOXID_EV("INBOX", 7, "M-inbox"),
 			  LIST_EV("Archive", 0), MAILBOXID_EV("Archive", 9, "M-archive"),
 			  LIST_EV("B", 0), MAILBOXID_EV("B", 42, "M-A") } },
+		STATUS_UIDVALIDITY("B", 42),
 		{ .call = "delete B" },
 		LOGOUT,
 		END,
@@ -3996,6 +4094,9 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_connection_lost_mark_kept);
 	tcase_add_test(tc, test_create_after_its_name_is_deleted);
 	tcase_add_test(tc, test_rename_after_its_name_is_deleted);
+	tcase_add_test(tc, test_delete_spares_a_folder_made_again);
+	tcase_add_test(tc, test_delete_of_a_folder_gone);
+	tcase_add_test(tc, test_created_folder_learns_its_uidvalidity);
 	tcase_add_test(tc, test_marks_synced_before_sent);
 	tcase_add_test(tc, test_select_refused_rows_refused);
 	tcase_add_test(tc, test_select_refused_transient_backs_off);
