@@ -64,8 +64,13 @@ print(row[0] if row else "no such folder")' "$DB" "$1"
 # told); on Cyrus they must share a UIDVALIDITY (the point of the test),
 # so the pair is made again until they do (5 tries, a second apart).
 create_pair() {
-	local a=$1 b=$2 try va vb
-	for try in 1 2 3 4 5; do
+	local a=$1 b=$2 try va vb ns
+	for try in 1 2 3 4 5 6 7 8 9 10; do
+		# Start at a second's beginning: on a loaded machine two
+		# CREATEs started anywhere in a second crossed into the next
+		# one five times in a row (CI, 2026-12-06).
+		ns=$(date +%N)
+		sleep "0.$(printf '%09d' $((1000000000 - 10#$ns)))"
 		da mailbox create -u "$USER1" "$a" "$b" || return 1
 		va=$(uidvalidity "$a") vb=$(uidvalidity "$b")
 		if ! is_cyrus || [ "$va" = "$vb" ]; then
@@ -79,7 +84,7 @@ create_pair() {
 		sleep 1
 		da mailbox delete -u "$USER1" "$a" "$b" || return 1
 	done
-	echo "    $a and $b never got the same UIDVALIDITY in 5 tries"
+	echo "    $a and $b never got the same UIDVALIDITY in 10 tries"
 	return 1
 }
 
