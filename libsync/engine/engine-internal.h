@@ -264,6 +264,6 @@ void engine_replay_free(struct cpmsync_sync *e);
  * untagged COPYUID). */
 void engine_replay_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
 void engine_replay_on_copyuid(struct cpmsync_sync *e, uint32_t uid);
-/* A STATUS response: the UIDVALIDITY of a folder about to be deleted
- * (engine-replay.c, delete_checked()). */
+/* A STATUS response: the UIDVALIDITY of the folder the replay asked
+ * about (after its CREATE, before its DELETE: engine-replay.c). */
 void engine_replay_on_status(struct cpmsync_sync *e, const struct engine_status *st);

@@ -1699,14 +1699,6 @@ static void rename_done(const struct engine_reply *res, void *userdata)
 	server_name_done(e);
 }
 
-/*
- * The CREATE of rp->sent_name reached the server.  Renamed locally while
- * it was in flight (RenameFolder of a folder not on the server changes
- * only the local row): the server's folder follows at once, this row
- * becoming the rename-folder row (so that a refusal is listed and
- * discarded as one).  Deleted locally meanwhile: the delete_folder row
- * that delete_folder() queued for it follows (store-ops.c).
- */
 static void created(struct cpmsync_sync *e);
 static void status_send(struct cpmsync_sync *e, const char *name, engine_reply_fn done);
 
@@ -1741,6 +1733,14 @@ static void created_status_done(const struct engine_reply *res, void *userdata)
 	created(e);
 }
 
+/*
+ * The CREATE of rp->sent_name reached the server.  Renamed locally while
+ * it was in flight (RenameFolder of a folder not on the server changes
+ * only the local row): the server's folder follows at once, this row
+ * becoming the rename-folder row (so that a refusal is listed and
+ * discarded as one).  Deleted locally meanwhile: the delete_folder row
+ * that delete_folder() queued for it follows (store-ops.c).
+ */
 static void create_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
