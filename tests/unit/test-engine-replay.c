@@ -1790,6 +1790,21 @@ START_TEST(test_rename_after_its_name_is_deleted)
 }
 END_TEST
 
+/* Folder Work (UIDVALIDITY 11) deleted here; its DELETE replayed by
+ * script: the row and its journal row are gone after the run. */
+static void replay_delete_of_work(const struct step *script)
+{
+	struct sync_result res;
+
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext, removed)"
+	     " VALUES (3, 1, 'Work', 'Work', 11, 9, 1);"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3)");
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT count(*) FROM folder WHERE id = 3"), "0");
+}
+
 /*
  * Deleted here while offline; meanwhile another client deleted the folder
  * and made another under its name (another UIDVALIDITY), with its own
@@ -1804,19 +1819,24 @@ START_TEST(test_delete_spares_a_folder_made_again)
 		LOGOUT,
 		END,
 	};
-	struct sync_result res;
 
-	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext, removed)"
-	     " VALUES (3, 1, 'Work', 'Work', 11, 9, 1);"
-	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3)");
-	res = run(script, ALL_CAPS);
-	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
-	ck_assert_str_eq(qs("SELECT count(*) FROM folder WHERE id = 3"), "0");
+	replay_delete_of_work(script);
 }
 END_TEST
 
 /* The same when the STATUS finds no folder of that name: gone already. */
+START_TEST(test_delete_of_a_folder_gone)
+{
+	static const struct step script[] = {
+		{ .call = "status Work", .r = -CPMSYNC_E_SERVER, .code = IMAP_CODE_NONEXISTENT },
+		LOGOUT,
+		END,
+	};
+
+	replay_delete_of_work(script);
+}
+END_TEST
+
 /* A folder created here learns its UIDVALIDITY from a STATUS right after
  * its CREATE, so that its DELETE can be checked later. */
 START_TEST(test_created_folder_learns_its_uidvalidity)
@@ -1838,25 +1858,6 @@ START_TEST(test_created_folder_learns_its_uidvalidity)
 		   " FROM folder WHERE id = 3"),
 		"Work 21 -");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
-}
-END_TEST
-
-START_TEST(test_delete_of_a_folder_gone)
-{
-	static const struct step script[] = {
-		{ .call = "status Work", .r = -CPMSYNC_E_SERVER, .code = IMAP_CODE_NONEXISTENT },
-		LOGOUT,
-		END,
-	};
-	struct sync_result res;
-
-	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext, removed)"
-	     " VALUES (3, 1, 'Work', 'Work', 11, 9, 1);"
-	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3)");
-	res = run(script, ALL_CAPS);
-	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
-	ck_assert_str_eq(qs("SELECT count(*) FROM folder WHERE id = 3"), "0");
 }
 END_TEST
 
