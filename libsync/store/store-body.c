@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Message bodies, kept in a second SQLite database beside the store
- * (<store path>-bodies), so that the pages holding message state are small
- * and written only when that state changes.
+ * Message bodies, out of the pages holding message state, so that those
+ * are small and written only when that state changes:
+ *  - up to STORE_BODY_INLINE_MAX bytes in the store's body_inline table
+ *    (schema version 15, below);
+ *  - larger ones appended to pack files (schema version 25, store-pack.c,
+ *    which gives the measurements against this file's database);
+ *  - larger ones stored before version 25 in a second SQLite database
+ *    beside the store (<store path>-bodies), as described here: they are
+ *    read, copied (into a pack) and deleted there; nothing new goes in.
  *
  * Why a second database, in rollback-journal mode (measured with 20,000
  * bodies of 1-20 KiB, 215 MB, on this project's ext4 machine):
@@ -100,7 +106,8 @@ struct store_bodies {
 	char *path;
 	bool readonly;
 	bool in_tx;
-	bool inline_ok; /* the store has body_inline (schema version 15) */
+	bool inline_ok;		   /* the store has body_inline (schema version 15) */
+	struct store_packs *packs; /* bodies over STORE_BODY_INLINE_MAX (version 25) */
 	/* Ids written in the open transaction: after a failed store COMMIT
 	 * the bodies that no committed row claims are deleted again. */
 	int64_t *written;
@@ -241,7 +248,8 @@ int store_bodies_open(struct store *s, const char *store_path, bool readonly)
 	*store_bodies_slot(s) = b;
 	b->readonly = readonly;
 	b->path = store_bodies_path(store_path);
-	if (!b->path)
+	b->packs = store_packs_new(store_path, readonly);
+	if (!b->path || !b->packs)
 		return -ENOMEM;
 	/* A reader that never reads a body does not need the file. */
 	return readonly ? 0 : open_db(s, b);
@@ -257,6 +265,7 @@ void store_bodies_close(struct store *s)
 		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_finalize(b->insert);
 	sqlite3_close_v2(b->db);
+	store_packs_free(b->packs);
 	free(b->written);
 	free(b->path);
 	free(b);
@@ -292,12 +301,12 @@ static int note_written(struct store_bodies *b, int64_t id)
 	return 0;
 }
 
-int store_bodies_commit(struct store *s)
+/* The bodies database's transaction committed (synchronous = FULL). */
+static int db_commit(struct store *s, struct store_bodies *b)
 {
-	struct store_bodies *b = bodies(s);
 	int rc;
 
-	if (!b || !b->in_tx)
+	if (!b->in_tx)
 		return 0;
 	rc = sqlite3_exec(b->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -312,11 +321,25 @@ int store_bodies_commit(struct store *s)
 	return 0;
 }
 
+int store_bodies_commit(struct store *s)
+{
+	struct store_bodies *b = bodies(s);
+	int r;
+
+	if (!b)
+		return 0;
+	r = store_packs_precommit(s, b->packs);
+	return r < 0 ? r : db_commit(s, b);
+}
+
 void store_bodies_rollback(struct store *s)
 {
 	struct store_bodies *b = bodies(s);
 
-	if (!b || !b->in_tx)
+	if (!b)
+		return;
+	store_packs_forget(b->packs);
+	if (!b->in_tx)
 		return;
 	if (!sqlite3_get_autocommit(b->db))
 		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
@@ -350,7 +373,7 @@ static int delete_ids(struct store *s, struct store_bodies *b, const int64_t *id
 		store_bodies_rollback(s);
 		return r;
 	}
-	return store_bodies_commit(s);
+	return db_commit(s, b);
 }
 
 /* Whether the committed row of ?1 claims a body in the bodies database. */
@@ -387,16 +410,14 @@ out:
 	b->n_written = 0;
 }
 
-int store_bodies_collect(struct store *s, bool at_open)
+/* The bodies database's part of store_bodies_collect(). */
+static int db_collect(struct store *s, struct store_bodies *b, bool at_open)
 {
-	struct store_bodies *b = bodies(s);
 	int64_t ids[TRASH_BATCH], last;
 	sqlite3_stmt *st;
 	size_t n;
 	int r;
 
-	if (!b || b->readonly || store_in_transaction(s))
-		return 0;
 	do {
 		n = 0;
 		r = store_prepare(
@@ -441,6 +462,19 @@ int store_bodies_collect(struct store *s, bool at_open)
 		return r;
 	sqlite3_bind_int64(st, 1, last);
 	return bdone(s, b, st);
+}
+
+int store_bodies_collect(struct store *s, bool at_open)
+{
+	struct store_bodies *b = bodies(s);
+	int r;
+
+	if (!b || b->readonly || store_in_transaction(s))
+		return 0;
+	r = db_collect(s, b, at_open);
+	if (r < 0)
+		return r;
+	return store_packs_collect(s, b->packs, at_open);
 }
 
 int store_bodies_import(struct store *s, const char *store_path)
@@ -520,6 +554,32 @@ static int large_replaces(struct store *s, struct store_bodies *b, int64_t id)
 	return store_exec_id(s, "DELETE FROM body_inline WHERE message_id = ?1", id);
 }
 
+/*
+ * Version 25: before id gets a new body, the one it has goes, wherever it
+ * is, as the triggers take it when has_body goes (store_sql_body_gone): a
+ * body in the bodies database is queued in body_trash, an inline one
+ * deleted, one in a pack queued in pack_trash.  has_body stays set, so
+ * that the message is not reported changed twice.  Nothing to do (one
+ * lookup) for a message without a body, as in an initial sync.
+ */
+static int replace_stored(struct store *s, int64_t id)
+{
+	bool has;
+	int r;
+
+	r = store_body_exists(s, id, &has);
+	if (r < 0 || !has)
+		return r == -CPMSYNC_E_NOT_FOUND ? 0 : r;
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(store_sql_body_gone); i++)
+		r = store_exec_id(s, store_sql_body_gone[i], id);
+	return r;
+}
+
+static bool packs_ready(struct store *s, struct store_bodies *b)
+{
+	return b && store_packs_ready(s, b->packs);
+}
+
 static int read_error(struct store *s, int64_t message_id, int r)
 {
 	store_set_error(s, "reading the body of message %lld: %s", (long long)message_id,
@@ -536,7 +596,8 @@ static int body_write_inline(struct store *s, int64_t message_id, const void *he
 	sqlite3_stmt *st;
 	int r;
 
-	r = inline_replaces(s, message_id);
+	r = packs_ready(s, bodies(s)) ? replace_stored(s, message_id)
+				      : inline_replaces(s, message_id);
 	if (r < 0)
 		return r;
 	r = set_has_body(s, message_id);
@@ -564,7 +625,21 @@ static int body_write_inline(struct store *s, int64_t message_id, const void *he
 	return r;
 }
 
-/* A larger body, into the bodies database. */
+/* A larger body, into a pack (version 25). */
+static int body_write_pack(struct store *s, struct store_bodies *b, int64_t message_id,
+			   const void *head, size_t head_len, int fd, uint64_t size)
+{
+	int r = replace_stored(s, message_id);
+
+	if (r < 0)
+		return r;
+	r = set_has_body(s, message_id);
+	if (r < 0)
+		return r;
+	return store_pack_put(s, b->packs, message_id, head, head_len, fd, size);
+}
+
+/* A larger body, into the bodies database (a store before version 25). */
 static int body_write(struct store *s, struct store_bodies *b, int64_t message_id, const void *head,
 		      size_t head_len, int fd, uint64_t size)
 {
@@ -671,6 +746,8 @@ int store_body_write(struct store *s, int64_t message_id, const void *head, size
 	}
 	if (size <= STORE_BODY_INLINE_MAX && inline_ready(s, b))
 		r = body_write_inline(s, message_id, head, head_len, fd, (size_t)size);
+	else if (packs_ready(s, b))
+		r = body_write_pack(s, b, message_id, head, head_len, fd, size);
 	else
 		r = body_write(s, b, message_id, head, head_len, fd, size);
 	if (!own)
@@ -696,7 +773,7 @@ int store_body_put(struct store *s, int64_t message_id, const void *data, size_t
 
 /*
  * Where message_id's body is: BODY_NONE (no such message, or no body),
- * BODY_INLINE or BODY_LARGE (the bodies database).
+ * BODY_INLINE or BODY_LARGE (a pack, or the bodies database).
  */
 enum { BODY_NONE, BODY_INLINE, BODY_LARGE };
 
@@ -743,7 +820,7 @@ int store_body_copy(struct store *s, int64_t src, int64_t dst)
 	if (r < 0 || where == BODY_NONE)
 		return r;
 	if (where == BODY_INLINE) {
-		r = inline_replaces(s, dst);
+		r = packs_ready(s, b) ? replace_stored(s, dst) : inline_replaces(s, dst);
 		if (r < 0)
 			return r;
 		r = set_has_body(s, dst);
@@ -758,6 +835,16 @@ int store_body_copy(struct store *s, int64_t src, int64_t dst)
 		sqlite3_bind_int64(st, 1, src);
 		sqlite3_bind_int64(st, 2, dst);
 		return store_step_done(s, st);
+	}
+	if (packs_ready(s, b)) {
+		/* Appended again: a pack range has one owner, punched when it goes. */
+		_cleanup_free_ void *data = NULL;
+		size_t len;
+
+		r = store_body_get(s, src, &data, &len);
+		if (r < 0)
+			return r;
+		return body_write_pack(s, b, dst, data, len, -1, len);
 	}
 	r = set_has_body(s, dst);
 	if (r < 0)
@@ -815,26 +902,6 @@ static int no_body(struct store *s, int64_t message_id)
 	return -CPMSYNC_E_NOT_FOUND;
 }
 
-int store_body_open(struct store *s, int64_t message_id, sqlite3_blob **ret)
-{
-	int where, rc, r;
-
-	*ret = NULL;
-	r = body_where(s, message_id, &where);
-	if (r < 0)
-		return r;
-	if (where == BODY_NONE)
-		return no_body(s, message_id);
-	if (where == BODY_LARGE)
-		return open_large(s, message_id, ret);
-	rc = sqlite3_blob_open(store_db(s), "main", "body_inline", "data", message_id, 0, ret);
-	if (rc == SQLITE_OK)
-		return 0;
-	sqlite3_blob_close(*ret);
-	*ret = NULL;
-	return store_fail(s, rc);
-}
-
 /*
  * message_id's inline body: 1 with it in column 0 of *ret (sqlite3_reset()
  * it once read), 0 when it has none inline (none at all, or in the bodies
@@ -854,35 +921,14 @@ static int inline_row(struct store *s, int64_t message_id, sqlite3_stmt **ret)
 	return store_step(s, *ret);
 }
 
-int store_body_read_fd(struct store *s, int64_t message_id, int fd)
+/* A body in the bodies database (stored before version 25), in pieces. */
+static int db_each(struct store *s, int64_t message_id, store_body_fn fn, void *userdata)
 {
 	_cleanup_free_ char *chunk = NULL;
 	sqlite3_blob *blob;
-	sqlite3_stmt *st;
 	int64_t size;
-	bool has;
 	int rc, r;
 
-	if (!s || fd < 0)
-		return -EINVAL;
-	r = inline_row(s, message_id, &st);
-	if (r > 0) {
-		const void *p = sqlite3_column_blob(st, 0);
-
-		r = cpmsync_write_all(fd, p, (size_t)sqlite3_column_bytes(st, 0));
-		sqlite3_reset(st);
-		if (r < 0)
-			store_set_error(s, "writing the body of message %lld: %s",
-					(long long)message_id, strerror(-r));
-		return r;
-	}
-	if (r < 0)
-		return r;
-	r = store_body_exists(s, message_id, &has);
-	if (r < 0)
-		return r;
-	if (!has)
-		return no_body(s, message_id);
 	r = open_large(s, message_id, &blob);
 	if (r < 0)
 		return r;
@@ -898,39 +944,27 @@ int store_body_read_fd(struct store *s, int64_t message_id, int fd)
 			r = bfail(s, bodies(s)->db, rc);
 			break;
 		}
-		r = cpmsync_write_all(fd, chunk, (size_t)n);
-		if (r < 0)
-			store_set_error(s, "writing the body of message %lld: %s",
-					(long long)message_id, strerror(-r));
+		r = fn(userdata, (uint64_t)size, chunk, (size_t)n);
 		off += n;
 	}
 	sqlite3_blob_close(blob);
-	return r;
+	return r < 0 ? r : 0;
 }
 
-int store_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len)
+int store_body_each(struct store *s, int64_t message_id, store_body_fn fn, void *userdata)
 {
-	sqlite3_blob *blob;
+	struct store_bodies *b = bodies(s);
 	sqlite3_stmt *st;
-	size_t len;
-	void *copy;
 	bool has;
-	int rc, r;
+	int r;
 
 	r = inline_row(s, message_id, &st);
 	if (r > 0) {
-		const void *p = sqlite3_column_blob(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
 
-		len = (size_t)sqlite3_column_bytes(st, 0);
-		copy = malloc(len ? len : 1);
-		if (copy && len)
-			memcpy(copy, p, len);
+		r = fn(userdata, n, n ? sqlite3_column_blob(st, 0) : "", n);
 		sqlite3_reset(st);
-		if (!copy)
-			return -ENOMEM;
-		*ret = copy;
-		*ret_len = len;
-		return 0;
+		return r < 0 ? r : 0;
 	}
 	if (r < 0)
 		return r;
@@ -939,23 +973,75 @@ int store_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_
 		return r;
 	if (!has)
 		return no_body(s, message_id);
-	r = open_large(s, message_id, &blob);
+	if (b) {
+		r = store_pack_each(s, b->packs, message_id, fn, userdata);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	return db_each(s, message_id, fn, userdata);
+}
+
+struct to_fd {
+	int fd;
+	int64_t message_id;
+	struct store *s;
+};
+
+static int write_piece(void *userdata, uint64_t size, const void *p, size_t n)
+{
+	struct to_fd *t = userdata;
+	int r = cpmsync_write_all(t->fd, p, n);
+
+	(void)size;
 	if (r < 0)
+		store_set_error(t->s, "writing the body of message %lld: %s",
+				(long long)t->message_id, strerror(-r));
+	return r;
+}
+
+int store_body_read_fd(struct store *s, int64_t message_id, int fd)
+{
+	struct to_fd t = { .fd = fd, .message_id = message_id, .s = s };
+
+	if (!s || fd < 0)
+		return -EINVAL;
+	return store_body_each(s, message_id, write_piece, &t);
+}
+
+struct to_buf {
+	char *data;
+	size_t len;
+};
+
+static int copy_piece(void *userdata, uint64_t size, const void *p, size_t n)
+{
+	struct to_buf *t = userdata;
+
+	if (!t->data) {
+		if (size > SIZE_MAX - 1 || !(t->data = malloc((size_t)size + 1)))
+			return -ENOMEM;
+	}
+	if (n > size - t->len)
+		return -CPMSYNC_E_STORE_CORRUPT; /* more than announced */
+	memcpy(t->data + t->len, p, n);
+	t->len += n;
+	return 0;
+}
+
+int store_body_get(struct store *s, int64_t message_id, void **ret, size_t *ret_len)
+{
+	struct to_buf t = { 0 };
+	int r;
+
+	r = store_body_each(s, message_id, copy_piece, &t);
+	if (r == 0 && !t.data && !(t.data = malloc(1))) /* an empty body */
+		r = -ENOMEM;
+	if (r < 0) {
+		free(t.data);
 		return r;
-	len = (size_t)sqlite3_blob_bytes(blob);
-	copy = malloc(len ? len : 1);
-	if (!copy) {
-		sqlite3_blob_close(blob);
-		return -ENOMEM;
 	}
-	rc = len ? sqlite3_blob_read(blob, copy, (int)len, 0) : SQLITE_OK;
-	sqlite3_blob_close(blob);
-	if (rc != SQLITE_OK) {
-		free(copy);
-		return bfail(s, bodies(s)->db, rc);
-	}
-	*ret = copy;
-	*ret_len = len;
+	*ret = t.data;
+	*ret_len = t.len;
 	return 0;
 }
 

@@ -1153,6 +1153,74 @@ static const char migration_24[] =
 	CPM_FOLDER_TRIGGERS;
 /* clang-format on */
 
+/*
+ * Version 25: bodies over STORE_BODY_INLINE_MAX in pack files
+ * (<store path>-packs/<pack id>), appended, with their place in body_pack,
+ * instead of the bodies database: deleting a body there rewrote its leaf
+ * page and journaled it (18 of the ~26 KB written per expunged message,
+ * issue 9); a body in a pack goes by a hole punched into the file, which
+ * writes no data.  store-pack.c gives the measurements and the order of
+ * the writes.
+ *
+ * pack: one row per pack file; size, the committed end of the file (the
+ *   next body goes there, anything past it is from a transaction that did
+ *   not commit); live, how many body_pack rows point into it.
+ * body_pack: where a message's body is (pack, byte offset, length).
+ * pack_trash: ranges of bodies that went, queued by the triggers below in
+ *   the transaction that dropped them, punched out once it is durable.
+ * The body triggers now also take a body out of a pack; bodies already in
+ * the bodies database stay there and go as before (body_trash).
+ */
+#define BODY_GONE_TRASH(id)                                                                        \
+	"INSERT OR IGNORE INTO body_trash (message_id) SELECT " id                                 \
+	" WHERE NOT EXISTS (SELECT 1 FROM body_inline WHERE message_id = " id ")"                  \
+	" AND NOT EXISTS (SELECT 1 FROM body_pack WHERE message_id = " id ")"
+#define BODY_GONE_INLINE(id) "DELETE FROM body_inline WHERE message_id = " id
+#define BODY_GONE_RANGE(id)                                                                        \
+	"INSERT INTO pack_trash (pack, off, len)"                                                  \
+	" SELECT pack, off, len FROM body_pack WHERE message_id = " id
+#define BODY_GONE_LIVE(id)                                                                         \
+	"UPDATE pack SET live = live - 1"                                                          \
+	" WHERE id = (SELECT pack FROM body_pack WHERE message_id = " id ")"
+#define BODY_GONE_PACK(id) "DELETE FROM body_pack WHERE message_id = " id
+#define BODY_GONE                                                                                  \
+	" " BODY_GONE_TRASH("OLD.id") "; " BODY_GONE_INLINE("OLD.id") "; " BODY_GONE_RANGE(        \
+		"OLD.id") "; " BODY_GONE_LIVE("OLD.id") "; " BODY_GONE_PACK("OLD.id") ";"
+/* clang-format off */
+static const char migration_25[] =
+	"CREATE TABLE pack ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" size INTEGER NOT NULL,"
+	" live INTEGER NOT NULL"
+	");"
+	"CREATE TABLE body_pack ("
+	" message_id INTEGER PRIMARY KEY,"
+	" pack INTEGER NOT NULL,"
+	" off INTEGER NOT NULL,"
+	" len INTEGER NOT NULL"
+	");"
+	"CREATE TABLE pack_trash ("
+	" pack INTEGER NOT NULL,"
+	" off INTEGER NOT NULL,"
+	" len INTEGER NOT NULL"
+	");"
+	"DROP TRIGGER message_body_gone;"
+	"DROP TRIGGER message_body_dropped;"
+	"CREATE TRIGGER message_body_gone AFTER DELETE ON message WHEN OLD.has_body BEGIN"
+	BODY_GONE
+	" END;"
+	"CREATE TRIGGER message_body_dropped AFTER UPDATE OF has_body ON message"
+	" WHEN OLD.has_body AND NOT NEW.has_body BEGIN"
+	BODY_GONE
+	" END;";
+/* clang-format on */
+
+/* The same for store-body.c, a body replaced without has_body going. */
+const char *const store_sql_body_gone[5] = {
+	BODY_GONE_TRASH("?1"), BODY_GONE_INLINE("?1"), BODY_GONE_RANGE("?1"),
+	BODY_GONE_LIVE("?1"),  BODY_GONE_PACK("?1"),
+};
+
 /* The flush of the noted rows (store-message.c): recomputed, dropped when
  * left without a visible object, then the notes cleared. */
 #define CPM_STALE_ROWS                                                                             \
@@ -1166,10 +1234,11 @@ const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
 /* clang-format on */
 
 static const char *const migrations[] = {
-	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
-	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
-	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
-	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
+	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,
+	migration_6,  migration_7,  migration_8,  migration_9,	migration_10,
+	migration_11, migration_12, migration_13, migration_14, migration_15,
+	migration_16, migration_17, migration_18, migration_19, migration_20,
+	migration_21, migration_22, migration_23, migration_24, migration_25,
 };
 
 unsigned store_schema_version(void)

@@ -247,6 +247,41 @@ static void fold(char *p, size_t n)
 			p[i] = (char)(p[i] - 'A' + 'a');
 }
 
+struct scan {
+	const char *needle;
+	size_t nlen;
+	char *buf;   /* SEARCH_CHUNK + nlen - 1 bytes */
+	size_t keep; /* the last nlen - 1 bytes of what came before */
+	bool found;
+};
+
+/* One piece of the body (store_body_each()), SEARCH_CHUNK bytes at a time. */
+static int scan_piece(void *userdata, uint64_t size, const void *p, size_t n)
+{
+	struct scan *sc = userdata;
+
+	if (size < sc->nlen)
+		return 1; /* cannot contain it */
+	while (n > 0) {
+		size_t take = n < SEARCH_CHUNK ? n : SEARCH_CHUNK, have, k;
+
+		memcpy(sc->buf + sc->keep, p, take);
+		fold(sc->buf + sc->keep, take);
+		have = sc->keep + take;
+		if (memmem(sc->buf, have, sc->needle, sc->nlen)) {
+			sc->found = true;
+			return 1;
+		}
+		/* A match may straddle pieces: keep the last nlen - 1 bytes. */
+		k = sc->nlen - 1 < have ? sc->nlen - 1 : have;
+		memmove(sc->buf, sc->buf + have - k, k);
+		sc->keep = k;
+		p = (const char *)p + take;
+		n -= take;
+	}
+	return 0;
+}
+
 /*
  * Whether the stored body of message_id contains needle (lower case,
  * nlen > 0 bytes): 1, 0, or a negative error.  buf holds SEARCH_CHUNK +
@@ -255,43 +290,10 @@ static void fold(char *p, size_t n)
 static int body_contains(struct store *s, int64_t message_id, const char *needle, size_t nlen,
 			 char *buf)
 {
-	sqlite3_blob *blob = NULL;
-	size_t keep = 0;
-	int rc, size, off = 0, r = 0;
+	struct scan sc = { .needle = needle, .nlen = nlen, .buf = buf };
+	int r = store_body_each(s, message_id, scan_piece, &sc);
 
-	r = store_body_open(s, message_id, &blob);
-	if (r < 0)
-		return r;
-	size = sqlite3_blob_bytes(blob);
-	if ((size_t)size < nlen)
-		off = size; /* cannot contain it: nothing to read */
-	while (off < size) {
-		int n = size - off < SEARCH_CHUNK ? size - off : SEARCH_CHUNK;
-		size_t have, k;
-
-		rc = sqlite3_blob_read(blob, buf + keep, n, off);
-		if (rc != SQLITE_OK) {
-			/* The blob may be the bodies database's: its reason
-			 * by code, not the main connection's last message. */
-			store_set_error(s, "reading the body of message %lld: %s (%d)",
-					(long long)message_id, sqlite3_errstr(rc), rc);
-			r = store_map_sqlite_error(rc);
-			break;
-		}
-		fold(buf + keep, (size_t)n);
-		have = keep + (size_t)n;
-		if (memmem(buf, have, needle, nlen)) {
-			r = 1;
-			break;
-		}
-		/* A match may straddle chunks: keep the last nlen - 1 bytes. */
-		k = nlen - 1 < have ? nlen - 1 : have;
-		memmove(buf, buf + have - k, k);
-		keep = k;
-		off += n;
-	}
-	sqlite3_blob_close(blob);
-	return r;
+	return r < 0 ? r : sc.found;
 }
 
 static int push_id(int64_t **ids, size_t *n, size_t *alloc, int64_t id)

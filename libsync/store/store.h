@@ -250,7 +250,8 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
 /*
  * Bodies of at most this many bytes are kept in the store itself, in the
  * transaction of their row (table body_inline, schema version 15); larger
- * ones in the bodies database.  store-body.c gives the measurements.
+ * ones in pack files (schema version 25; the bodies database before).
+ * store-body.c gives the measurements.
  */
 #define STORE_BODY_INLINE_MAX 4096
 /* The schema version that made body_inline. */
@@ -258,10 +259,12 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
 
 /*
  * Message bodies (store-body.c): up to STORE_BODY_INLINE_MAX bytes in the
- * store's body_inline table, larger ones in a second database,
- * <store path>-bodies, streamed in 64 KiB chunks; no large body is ever
- * held in memory whole (except by store_body_get()).  message.has_body
- * says whether a message has its body (in either place); readers go by it.
+ * store's body_inline table, larger ones appended to pack files,
+ * <store path>-packs/<id> (store-pack.c; those stored before schema version
+ * 25 stay in a second database, <store path>-bodies), streamed in 64 KiB
+ * chunks; no large body is ever held in memory whole (except by
+ * store_body_get() and a copy).  message.has_body says whether a message
+ * has its body (in any of the places); readers go by it.
  *
  * store_body_write() stores exactly size bytes as the body of message_id,
  * replacing any previous body: the first head_len bytes from head, the
@@ -275,7 +278,7 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
  * store_body_write_fd() and store_body_put() are the two usual forms.
  *
  * store_body_copy() gives dst a copy of src's body, if src has one (inside
- * the caller's transaction), in the place src's is.
+ * the caller's transaction): inline as src's, or appended to a pack.
  *
  * store_body_read_fd() writes the body of message_id to fd;
  * -CPMSYNC_E_NOT_FOUND if there is none.  fd should be blocking.
@@ -333,6 +336,42 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
  * -CPMSYNC_E_NOT_FOUND for an unknown id.  Inside a transaction.
  */
 int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary *sum);
+
+/*
+ * store_body_each() hands message_id's body to fn in pieces, in order:
+ * fn(userdata, size of the whole body, piece, its length).  fn returns 0 to
+ * go on, > 0 to stop (it has what it wanted), or a negative error, which
+ * store_body_each() returns.  0 once done or stopped; -CPMSYNC_E_NOT_FOUND
+ * without a body.  Inside a read transaction, a body of another process's
+ * store is read as one snapshot.
+ */
+typedef int (*store_body_fn)(void *userdata, uint64_t size, const void *p, size_t n);
+int store_body_each(struct store *s, int64_t message_id, store_body_fn fn, void *userdata);
+
+/*
+ * Pack files (store-pack.c, schema version 25): the bodies over
+ * STORE_BODY_INLINE_MAX, for store-body.c.  store_pack_put() appends a
+ * body in the open transaction and adds its body_pack row (the message must
+ * have none); store_packs_precommit() makes the appended bodies durable
+ * before the store commits; store_packs_forget() after a rollback;
+ * store_packs_collect() punches out what the committed transactions
+ * dropped, outside a transaction.  store_pack_each() is store_body_each()
+ * for a body in a pack: 1 read, 0 none there, or a negative error.
+ */
+struct store_packs;
+struct store_packs *store_packs_new(const char *store_path, bool readonly);
+void store_packs_free(struct store_packs *p);
+bool store_packs_ready(struct store *s, struct store_packs *p);
+int store_pack_put(struct store *s, struct store_packs *p, int64_t message_id, const void *head,
+		   size_t head_len, int fd, uint64_t size);
+int store_packs_precommit(struct store *s, struct store_packs *p);
+void store_packs_forget(struct store_packs *p);
+int store_packs_collect(struct store *s, struct store_packs *p, bool at_open);
+int store_pack_each(struct store *s, struct store_packs *p, int64_t message_id, store_body_fn fn,
+		    void *userdata);
+/* The statements that take away a message's stored body (?1), wherever it
+ * is, as the version 25 triggers do when has_body goes (store-schema.c). */
+extern const char *const store_sql_body_gone[5];
 
 /* The bodies database's file name for a store at store_path (free()). */
 char *store_bodies_path(const char *store_path);
@@ -420,11 +459,6 @@ int store_fail(struct store *s, int sqlite_rc);
 
 /* The raw connection, for the files under libsync/store/. */
 sqlite3 *store_db(struct store *s);
-
-/* An open blob of message_id's body (sqlite3_blob_close() it), on the
- * store's connection (an inline body) or the bodies database's;
- * -CPMSYNC_E_NOT_FOUND when the message has none. */
-int store_body_open(struct store *s, int64_t message_id, sqlite3_blob **ret);
 
 /* Tests: the bodies database's connection (NULL before version 4). */
 sqlite3 *store_bodies_db_for_test(struct store *s);

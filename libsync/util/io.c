@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "util/macro.h"
+#include "util/pio.h"
 
 int cpmsync_write_all(int fd, const void *buf, size_t len)
 {
@@ -84,5 +85,45 @@ int cpmsync_read_all(int fd, size_t max, char **ret, size_t *ret_len)
 	buf[len] = '\0';
 	*ret = TAKE_PTR(buf);
 	*ret_len = len;
+	return 0;
+}
+
+int io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int io_pread_exact(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* the file is shorter */
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
 	return 0;
 }

@@ -72,7 +72,7 @@
 # cpm-syncd run of the first round of steps 3, 4 and 5 runs under
 # strace -f -y -e trace=pwrite64,write,pwritev, and the end of the output
 # gives, per changed message, the bytes each file was handed (store.db-wal,
-# store.db when cpm-syncd checkpointed, store.db-bodies and its journal)
+# store.db when cpm-syncd checkpointed, the pack files, store.db-bodies and its journal)
 # and the bytes per table or index: a WAL frame's page number (its 24-byte
 # header) or a write's offset, mapped to the structure that holds the page
 # after the run (SQLite's dbstat; a page freed by the run is "free").  The
@@ -376,9 +376,14 @@ trace_report() {
 		files, where, frame = collections.Counter(), collections.Counter(), None
 		for line in open(f"{work}/{step}.strace"):
 		    m = call.match(line)
-		    if not m or not m.group(1).split("/")[-1].startswith("cpm-store.db"):
+		    if not m:
 		        continue
+		    # The pack files (<store>-packs/<id>) count as one.
 		    f, n = m.group(1).split("/")[-1], int(m.group(4))
+		    if "/cpm-store.db-packs/" in m.group(1):
+		        f = "cpm-store.db-packs"
+		    elif not f.startswith("cpm-store.db"):
+		        continue
 		    off = int(m.group(3)) if m.group(3) else None
 		    files[f] += n
 		    if f == "cpm-store.db-wal":

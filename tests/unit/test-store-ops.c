@@ -129,51 +129,6 @@ static const char *qtext(const char *fmt, ...)
 	return out;
 }
 
-/* The same two on the bodies database (store-body.c). */
-static sqlite3_stmt *bquery(const char *fmt, va_list ap)
-{
-	char sql[1024];
-	sqlite3_stmt *st;
-
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	ck_assert_int_eq(sqlite3_prepare_v2(store_bodies_db_for_test(s), sql, -1, &st, NULL),
-			 SQLITE_OK);
-	ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "no row: %s", sql);
-	return st;
-}
-
-static int64_t bqint(const char *fmt, ...) ATTR_FORMAT(1, 2);
-static int64_t bqint(const char *fmt, ...)
-{
-	sqlite3_stmt *st;
-	va_list ap;
-	int64_t v;
-
-	va_start(ap, fmt);
-	st = bquery(fmt, ap);
-	va_end(ap);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
-static const char *bqtext(const char *fmt, ...) ATTR_FORMAT(1, 2);
-static const char *bqtext(const char *fmt, ...)
-{
-	static char out[4096];
-	sqlite3_stmt *st;
-	const char *t;
-	va_list ap;
-
-	va_start(ap, fmt);
-	st = bquery(fmt, ap);
-	va_end(ap);
-	t = (const char *)sqlite3_column_text(st, 0);
-	snprintf(out, sizeof(out), "%s", t ? t : "(null)");
-	sqlite3_finalize(st);
-	return out;
-}
-
 /* The stored body of id as text, wherever it is (store_body_get()). */
 static const char *body_text(int64_t id)
 {
@@ -274,7 +229,8 @@ START_TEST(test_store_row_and_journal)
 	/* A small body: in the store, with its row (store-body.c). */
 	ck_assert_int_eq(qint("SELECT count(*) FROM body_inline WHERE message_id = %ld", (long)id),
 			 1);
-	ck_assert_int_eq(bqint("SELECT count(*) FROM body WHERE message_id = %ld", (long)id), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM body_pack WHERE message_id = %ld", (long)id),
+			 0);
 	ck_assert_int_eq(id, 3);
 	ck_assert_str_eq(journal(), "append 1 3 -");
 }
@@ -372,18 +328,22 @@ START_TEST(test_store_fd_pipe_large)
 	ck_assert_int_eq(cpmsync_op_store_fd(cs, "a", "Archive", fd, n, NULL, 0, &id), 0);
 	close(fd);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_int_eq(bqint("SELECT length(data) FROM body WHERE message_id = %ld", (long)id),
-			 n);
+	ck_assert_int_eq(qint("SELECT len FROM body_pack WHERE message_id = %ld", (long)id), n);
 	ck_assert_str_eq(qtext("SELECT message_id || ' ' || subject FROM message JOIN summary "
 			       "USING (id) WHERE id = %ld",
 			       (long)id),
 			 "<big@x> big");
 	/* The last byte went through the streaming part. */
 	last[0] = (char)('a' + (n - 1) % 26);
-	ck_assert_str_eq(bqtext("SELECT CAST(substr(data, %zu, 1) AS TEXT) FROM body"
-				" WHERE message_id = %ld",
-				n, (long)id),
-			 last);
+	{
+		void *got;
+		size_t len;
+
+		ck_assert_int_eq(store_body_get(s, id, &got, &len), 0);
+		ck_assert_uint_eq(len, n);
+		ck_assert_int_eq(((char *)got)[n - 1], last[0]);
+		free(got);
+	}
 	ck_assert_str_eq(journal(), "append 2 3 -");
 }
 END_TEST
@@ -487,7 +447,8 @@ START_TEST(test_expunge)
 	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = 1"), 1);
 	/* Local only: gone with its append and body. */
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)local), 0);
-	ck_assert_int_eq(bqint("SELECT count(*) FROM body WHERE message_id = %ld", (long)local), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM body_pack WHERE message_id = %ld", (long)local),
+			 0);
 	ck_assert_int_eq(
 		qint("SELECT count(*) FROM body_inline WHERE message_id = %ld", (long)local), 0);
 	ck_assert_int_eq(qint("SELECT removed FROM message WHERE id = %ld", (long)keep), 0);
@@ -864,7 +825,8 @@ START_TEST(test_delete_folder_local)
 	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Tmp"), 0);
 	ck_assert_int_eq(qint("SELECT count(*) FROM folder WHERE id = %ld", (long)f), 0);
 	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE id = %ld", (long)id), 0);
-	ck_assert_int_eq(bqint("SELECT count(*) FROM body WHERE message_id > 1"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM body_pack WHERE message_id > 1"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM pack_trash"), 0);
 	ck_assert_int_eq(qint("SELECT count(*) FROM body_inline WHERE message_id > 1"), 0);
 	ck_assert_str_eq(journal(), "expunge 1 1 -");
 	/* The name is free again at once. */

@@ -758,11 +758,13 @@ START_TEST(test_migrate_adds_body_inline)
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline WHERE message_id = 102"),
 			 1);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
-	/* A copy of an old body stays where its source is. */
+	/* A copy of an old body goes where large bodies go now, a pack
+	 * (version 25); the source stays where it is. */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_body_copy(s, 101, 103), 0);
 	ck_assert_int_eq(store_commit(s), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 103"), 1);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 103"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT len FROM body_pack WHERE message_id = 103"), 7);
 	ck_assert_int_eq(store_body_get(s, 103, &got, &len), 0);
 	ck_assert_uint_eq(len, 7);
 	ck_assert(memcmp(got, "old too", 7) == 0);
@@ -782,7 +784,8 @@ START_TEST(test_migrate_adds_body_inline)
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
 	ck_assert_int_eq(store_commit(s), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT group_concat(message_id) FROM body"), 103);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_pack"), 103);
 	store_close(s);
 }
 END_TEST
@@ -1383,12 +1386,12 @@ START_TEST(test_foreign_keys_cascade)
 	add_account_folder_message(s);
 	ck_assert_int_eq(
 		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (101, 10, 8)"), 0);
-	/* 100: a body over STORE_BODY_INLINE_MAX (bodies database); 101: a small one (inline). */
+	/* 100: a body over STORE_BODY_INLINE_MAX (a pack); 101: a small one (inline). */
 	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(store_body_put(s, 101, "\x00\xff", 2), 0);
 	ck_assert_int_eq(query_int(s, "SELECT sum(has_body) FROM message WHERE id IN (100, 101)"),
 			 2);
-	ck_assert_int_eq(bquery_int(s, "SELECT group_concat(message_id) FROM body"), 100);
+	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_pack"), 100);
 	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_inline"), 101);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO journal (account_id, op, folder_id, message_id)"
 				       " VALUES (1, 'flag', 10, 100)"),
@@ -1411,15 +1414,15 @@ START_TEST(test_foreign_keys_cascade)
 	ck_assert_int_eq(store_exec(s, "DELETE FROM account WHERE id = 1"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM folder"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message"), 0);
-	/* A body goes with its row: inline in the same statement; in the
-	 * bodies database queued in the same statement, deleted there after
-	 * the commit. */
+	/* A body goes with its row: inline in the same statement; in a pack
+	 * its range queued in the same statement, punched out after the
+	 * commit. */
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
-	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_trash"), 100);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT len FROM pack_trash"), STORE_BODY_INLINE_MAX + 1);
+	ck_assert_int_eq(query_int(s, "SELECT live FROM pack"), 0);
 	ck_assert_int_eq(store_bodies_collect(s, false), 0);
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM journal"), 0);
 
 	/* Local ids are never reused. */
@@ -1575,7 +1578,7 @@ START_TEST(test_body_roundtrip)
 	add_account_folder_message(s);
 
 	body_via_pipe(s, 100, a, BODY_SIZE, BODY_SIZE, 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT length(data) FROM body WHERE message_id = 100"),
+	ck_assert_int_eq(query_int(s, "SELECT len FROM body_pack WHERE message_id = 100"),
 			 BODY_SIZE);
 	check_body(s, 100, a, BODY_SIZE);
 
@@ -1601,25 +1604,26 @@ START_TEST(test_body_roundtrip)
 	}
 	check_body(s, 100, b, BODY_SIZE);
 
-	/* Empty body: inline, and the large one it replaces is gone from the
-	 * bodies database once the store committed. */
+	/* Empty body: inline, and the large one it replaces is punched out of
+	 * its pack once the store committed. */
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ck_assert_int_eq(store_body_write_fd(s, 100, fd, 0), 0);
 	close(fd);
 	check_body(s, 100, a, 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 0);
 	ck_assert_int_eq(
 		query_int(s, "SELECT length(data) FROM body_inline WHERE message_id = 100"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
 
 	/* The threshold, through a pipe: STORE_BODY_INLINE_MAX bytes inline,
-	 * one more in the bodies database (the inline row goes). */
+	 * one more in a pack (the inline row goes). */
 	body_via_pipe(s, 100, b, STORE_BODY_INLINE_MAX, STORE_BODY_INLINE_MAX, 0);
 	check_body(s, 100, b, STORE_BODY_INLINE_MAX);
 	ck_assert_int_eq(
 		query_int(s, "SELECT length(data) FROM body_inline WHERE message_id = 100"),
 		STORE_BODY_INLINE_MAX);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
 	/* Too short, inline: the old body stays. */
 	body_via_pipe(s, 100, a, 100, 200, -EIO);
 	ck_assert(!store_in_transaction(s));
@@ -1627,7 +1631,7 @@ START_TEST(test_body_roundtrip)
 	body_via_pipe(s, 100, a, STORE_BODY_INLINE_MAX + 1, STORE_BODY_INLINE_MAX + 1, 0);
 	check_body(s, 100, a, STORE_BODY_INLINE_MAX + 1);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT length(data) FROM body WHERE message_id = 100"),
+	ck_assert_int_eq(query_int(s, "SELECT len FROM body_pack WHERE message_id = 100"),
 			 STORE_BODY_INLINE_MAX + 1);
 
 	/* No such message, no body. */
@@ -1636,7 +1640,7 @@ START_TEST(test_body_roundtrip)
 	ck_assert_int_eq(store_body_read_fd(s, 999, fd), -CPMSYNC_E_NOT_FOUND);
 	ck_assert_int_eq(store_body_read_fd(s, 100, -1), -EINVAL);
 	close(fd);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 1);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
 
 	free(a);
@@ -1761,9 +1765,26 @@ START_TEST(test_migrate_cpm_conversations)
 }
 END_TEST
 
+/* The size of pack id's file, -1 when there is none; its blocks in *blocks. */
+static off_t pack_file(int64_t id, blkcnt_t *blocks)
+{
+	char path[sizeof(dbpath) + 32];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s-packs/%lld", dbpath, (long long)id);
+	if (stat(path, &st) < 0) {
+		ck_assert_int_eq(errno, ENOENT);
+		return -1;
+	}
+	if (blocks)
+		*blocks = st.st_blocks;
+	return st.st_size;
+}
+
 /*
- * The two commits: a body is on disk before the row that claims it, and a
- * body no committed row claims is gone after a rollback or at the next open.
+ * The order of the writes (store-pack.c): a body is in its pack, synced,
+ * before the row that claims it commits; bytes or a pack file that no
+ * committed row claims are written over, or gone at the next open.
  */
 START_TEST(test_body_commit_order)
 {
@@ -1771,46 +1792,72 @@ START_TEST(test_body_commit_order)
 
 	add_account_folder_message(s);
 
-	/* Rolled back with its row: nothing stays, inline or in the bodies database. */
+	/* Rolled back with its row: nothing stays, inline or in a pack. */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (10, 8)"), 0);
 	ck_assert_int_eq(store_body_put(s, store_last_insert_id(s), "x", 1), 0);
 	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(pack_file(1, NULL), STORE_BODY_INLINE_MAX + 1);
 	ck_assert_int_eq(store_rollback(s), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message WHERE has_body"), 0);
 
-	/* A small body takes no part in the bodies database's transaction:
-	 * committed with its row, and rolled back with it. */
+	/* A small body takes no part in the packs: committed with its row,
+	 * and rolled back with it. */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_body_put(s, 100, "small", 5), 0);
 	ck_assert_int_eq(store_bodies_commit(s), 0);
 	ck_assert_int_eq(store_rollback(s), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
 
-	/* A crash between the two COMMITs: the body committed, its row not. */
+	/* A crash after the pack's sync, before the store's COMMIT: the pack
+	 * made in that transaction has no row, and its file goes at the open. */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(
 		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (200, 10, 9)"), 0);
 	ck_assert_int_eq(store_body_put(s, 200, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(store_bodies_commit(s), 0);
 	ck_assert_int_eq(store_rollback(s), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 200"), 1);
+	ck_assert_int_eq(pack_file(1, NULL), STORE_BODY_INLINE_MAX + 1);
 	store_close(s);
-
 	s = open_ok(dbpath, 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(pack_file(1, NULL), -1);
 
-	/* A body dropped (has_body to 0) is deleted after the commit. */
+	/* A committed body, then one whose transaction did not commit: its
+	 * bytes past the pack's committed end are cut off at the open, and
+	 * the next body goes where they were. */
 	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT id * 100000 + size FROM pack"),
+			 100000 + STORE_BODY_INLINE_MAX + 1);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (200, 10, 9)"), 0);
+	ck_assert_int_eq(store_body_put(s, 200, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(store_bodies_commit(s), 0);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(pack_file(1, NULL), 2 * (STORE_BODY_INLINE_MAX + 1));
+	store_close(s);
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(pack_file(1, NULL), STORE_BODY_INLINE_MAX + 1);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (201, 10, 10)"), 0);
+	ck_assert_int_eq(store_body_put(s, 201, big_body + 1, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(query_int(s, "SELECT off FROM body_pack WHERE message_id = 201"),
+			 STORE_BODY_INLINE_MAX + 1);
+	ck_assert_int_eq(query_int(s, "SELECT live FROM pack WHERE id = 1"), 2);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 201"), 0);
+
+	/* A body dropped (has_body to 0) is punched out after the commit. */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 100"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 2);
 	ck_assert_int_eq(store_commit(s), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT live FROM pack WHERE id = 1"), 0);
 	/* Inline: in the same transaction, nothing queued. */
 	ck_assert_int_eq(store_body_put(s, 100, "abc", 3), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 1);
@@ -1818,18 +1865,20 @@ START_TEST(test_body_commit_order)
 	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 100"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 0);
 	ck_assert_int_eq(store_commit(s), 0);
 
-	/* A body dropped and stored again in one transaction, in the bodies
-	 * database: the deletion queued by the drop must not take the new one. */
+	/* A body dropped and stored again in one transaction: the drop's
+	 * range goes, the new body stays. */
 	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_exec(s, "UPDATE message SET has_body = 0 WHERE id = 100"), 0);
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 1);
 	ck_assert_int_eq(store_body_put(s, 100, big_body + 1, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(store_commit(s), 0);
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT live FROM pack WHERE id = 1"), 1);
 	{
 		void *got;
 		size_t len;
@@ -1841,15 +1890,15 @@ START_TEST(test_body_commit_order)
 	}
 
 	/* A failed store COMMIT after a large body replaced an inline one:
-	 * the committed inline body stays the one read, the large one goes. */
+	 * the committed inline body stays the one read. */
 	ck_assert_int_eq(store_body_put(s, 100, "inline", 6), 0);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(store_bodies_commit(s), 0);
 	ck_assert_int_eq(store_rollback(s), 0);
 	store_bodies_commit_failed(s);
-	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
 	{
 		void *got;
 		size_t len;
@@ -1859,6 +1908,158 @@ START_TEST(test_body_commit_order)
 		ck_assert(memcmp(got, "inline", 6) == 0);
 		free(got);
 	}
+	store_close(s);
+}
+END_TEST
+
+/* The pack rows, "id:live:size" in id order. */
+static void check_packs(struct store *s, const char *want)
+{
+	char *got = query_text(s, "SELECT group_concat(id || ':' || live || ':' || size, ' ')"
+				  " FROM (SELECT * FROM pack ORDER BY id)");
+
+	ck_assert_str_eq(got, want);
+	free(got);
+}
+
+/*
+ * Packs (store-pack.c): eight bodies of 2 MiB fill the first pack, the ninth
+ * starts the second; a body that goes is punched out of its file, which
+ * keeps its size and its other bodies; a full pack left without bodies is
+ * deleted, row and file.
+ */
+START_TEST(test_pack_punch_and_unlink)
+{
+	const size_t n = 2 * 1024 * 1024;
+	struct store *s = open_ok(dbpath, 0);
+	unsigned char *a = malloc(n);
+	blkcnt_t before, after;
+
+	ck_assert_ptr_nonnull(a);
+	fill(a, n, 3);
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (id, folder_id, uid) VALUES"
+				    " (101, 10, 8), (102, 10, 9), (103, 10, 10), (104, 10, 11),"
+				    " (105, 10, 12), (106, 10, 13), (107, 10, 14), (108, 10, 15)"),
+			 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	for (int64_t id = 100; id <= 108; id++)
+		ck_assert_int_eq(store_body_put(s, id, a, n), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	check_packs(s, "1:8:16777216 2:1:2097152");
+	ck_assert_int_eq(pack_file(1, &before), 16777216);
+	ck_assert_int_eq(pack_file(2, NULL), 2097152);
+
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 103"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(pack_file(1, &after), 16777216);
+	ck_assert_msg(after <= before - (blkcnt_t)(n / 512), "%lld blocks, then %lld",
+		      (long long)before, (long long)after);
+	ck_assert_int_eq(query_int(s, "SELECT live FROM pack WHERE id = 1"), 7);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 0);
+	check_body(s, 102, a, n);
+	check_body(s, 104, a, n);
+
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id BETWEEN 100 AND 107"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(pack_file(1, NULL), -1);
+	check_packs(s, "2:1:2097152");
+	check_body(s, 108, a, n);
+	/* The second pack, not full, is the one appended to, even emptied. */
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 108"), 0);
+	ck_assert_int_eq(store_bodies_collect(s, false), 0);
+	ck_assert_int_eq(pack_file(2, NULL), 2097152);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (109, 10, 16)"), 0);
+	ck_assert_int_eq(store_body_put(s, 109, a, n), 0);
+	ck_assert_int_eq(query_int(s, "SELECT pack * 100000000 + off FROM body_pack"),
+			 200000000 + 2097152);
+	check_body(s, 109, a, n);
+	free(a);
+	store_close(s);
+}
+END_TEST
+
+/*
+ * A reader in another process (STORE_READONLY) whose snapshot still shows a
+ * body that went and was punched out meanwhile: it reads that the body
+ * went, not the zeros of the hole.
+ */
+START_TEST(test_pack_reader_sees_body_go)
+{
+	struct store *w = open_ok(dbpath, 0), *r;
+	void *got;
+	size_t len;
+
+	add_account_folder_message(w);
+	ck_assert_int_eq(store_body_put(w, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	r = open_ok(dbpath, STORE_READONLY);
+	ck_assert_int_eq(store_body_get(r, 100, &got, &len), 0);
+	ck_assert_uint_eq(len, STORE_BODY_INLINE_MAX + 1);
+	ck_assert(memcmp(got, big_body, len) == 0);
+	free(got);
+
+	ck_assert_int_eq(store_exec(r, "BEGIN"), 0);
+	ck_assert_int_eq(query_int(r, "SELECT has_body FROM message WHERE id = 100"), 1);
+	ck_assert_int_eq(store_begin(w), 0);
+	ck_assert_int_eq(store_exec(w, "DELETE FROM message WHERE id = 100"), 0);
+	ck_assert_int_eq(store_commit(w), 0);
+	ck_assert_int_eq(query_int(w, "SELECT count(*) FROM pack_trash"), 0);
+	ck_assert_int_eq(store_body_get(r, 100, &got, &len), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_str_eq(store_error(r), "the body of message 100 went while it was read");
+	ck_assert_int_eq(store_exec(r, "COMMIT"), 0);
+	store_close(r);
+	store_close(w);
+}
+END_TEST
+
+/*
+ * Version 25: a store of version 24 keeps its large bodies in the bodies
+ * database, read and deleted there as before; a body written since goes to
+ * a pack, and the old one it replaces is deleted from the database.
+ */
+START_TEST(test_migrate_adds_packs)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+	void *got;
+	size_t len;
+
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 24, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(
+		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (101, 10, 8)"), 0);
+	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(store_body_put(s, 101, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
+	ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
+	ck_assert_uint_eq(len, STORE_BODY_INLINE_MAX + 1);
+	ck_assert(memcmp(got, big_body, len) == 0);
+	free(got);
+	/* Rewritten: into a pack; the old one is deleted after the commit. */
+	ck_assert_int_eq(store_body_put(s, 101, big_body + 1, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack WHERE message_id = 101"), 1);
+	ck_assert_int_eq(bquery_int(s, "SELECT group_concat(message_id) FROM body"), 100);
+	ck_assert_int_eq(store_body_get(s, 101, &got, &len), 0);
+	ck_assert(memcmp(got, big_body + 1, len) == 0);
+	free(got);
+	/* An old body goes from the database, queued in body_trash. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 100"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_trash"), 100);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
 	store_close(s);
 }
 END_TEST
@@ -1988,6 +2189,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_moves_bodies);
 	tcase_add_test(tc, test_migrate_cpm_conversations);
 	tcase_add_test(tc, test_body_commit_order);
+	tcase_add_test(tc, test_pack_punch_and_unlink);
+	tcase_add_test(tc, test_pack_reader_sees_body_go);
+	tcase_add_test(tc, test_migrate_adds_packs);
 	tcase_add_test(tc, test_reader_during_write);
 	tcase_add_test(tc, test_garbage_refused);
 	tcase_add_test(tc, test_error_mapping);

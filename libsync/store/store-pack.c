@@ -1,0 +1,708 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Pack files: the bodies over STORE_BODY_INLINE_MAX (schema version 25),
+ * appended to <store path>-packs/<pack id>, with their place in the store
+ * (body_pack: pack, offset, length).  A body that goes is punched out of
+ * its pack (fallocate PUNCH_HOLE), which writes no data; a pack is
+ * unlinked once no body lives in it.
+ *
+ * Why (issue 9; 20,000 bodies of 1-20 KiB on this project's ext4 machine):
+ *  - In the bodies database (store-body.c) deleting a body rewrote its
+ *    B-tree leaf and the freelist trunk, each journaled first: 18 of the
+ *    ~26 KB that tests/bench/bench-sync.sh counted per expunged message.
+ *  - Appending the bodies to one file and fdatasyncing it wrote 1.00x
+ *    their bytes (the database: 1.08x).  Punching the block-aligned
+ *    interior of 200 random bodies and one fdatasync cost 37 bytes of
+ *    write_bytes per body, 625 us each.
+ *  - The blocks at a body's two edges (shared with its neighbours) come
+ *    back when the neighbour goes too in the same batch (ranges that touch
+ *    are merged), or with the pack.
+ *
+ * Crash safety, in the order of the writes:
+ *  - A body is written past the pack's committed end (pack.size), in the
+ *    caller's store transaction.  Before the store commits, the pack's row
+ *    gets its new end and the file is fdatasynced (and the directory, for a
+ *    new pack); the body_pack row then commits with the store.  A crash
+ *    before that leaves bytes past pack.size that no row names: the next
+ *    append writes over them, and the open truncates them.  A rollback
+ *    forgets the open pack; the next append reads pack.size again.
+ *  - A body that goes (its row deleted, or has_body cleared) has its range
+ *    queued in pack_trash by the version 25 triggers, in the transaction
+ *    that dropped it.  After that commit, store_packs_collect() syncs the
+ *    WAL (the commit must be durable before its body is: synchronous is
+ *    NORMAL), punches the ranges, then deletes the trash rows; a crash in
+ *    between punches again at the next collect.
+ *  - A pack made in a transaction that did not commit has no row: the open
+ *    deletes its file.  Pack ids are AUTOINCREMENT, so a committed id is
+ *    never given to another pack.
+ *  - Readers in other processes (STORE_READONLY) read in a snapshot that
+ *    may be older than the punch or unlink of what they read: after reading
+ *    they look again on a second connection, at the latest commit, and
+ *    report a body that went meanwhile as gone rather than zeros.  In the
+ *    writing process collect runs between transactions, never beside a
+ *    read.
+ */
+#include <sqlite3.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cpmsync/error.h>
+#include <cpmsync/io.h>
+
+#include "store/store.h"
+#include "util/macro.h"
+#include "util/pio.h"
+
+/* A pack takes no more bodies once it is this large. */
+#define PACK_MAX    (16 * 1024 * 1024)
+#define PACK_CHUNK  (64 * 1024)
+#define PUNCH_BLOCK 4096
+#define TRASH_BATCH 512
+#define STR_(x)	    #x
+#define STR(x)	    STR_(x)
+
+struct store_packs {
+	char *store_path;
+	char *dir; /* <store path>-packs */
+	bool readonly;
+	bool ready; /* the store has body_pack (schema version 25) */
+	/* The pack appended to (cur_fd -1: read its row at the next append). */
+	int64_t cur;
+	int cur_fd;
+	uint64_t cur_end; /* where the next body goes */
+	/* Appended in the open transaction, not yet in the pack's row. */
+	int64_t added;
+	bool dir_dirty; /* a pack file made: fsync the directory */
+	/* The last pack read from (other than cur). */
+	int64_t rd;
+	int rd_fd;
+	/* STORE_READONLY: the latest commit, for the look after a read. */
+	sqlite3 *check;
+};
+
+struct store_packs *store_packs_new(const char *store_path, bool readonly)
+{
+	struct store_packs *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->cur_fd = p->rd_fd = -1;
+	p->readonly = readonly;
+	p->store_path = strdup(store_path);
+	if (!p->store_path || asprintf(&p->dir, "%s-packs", store_path) < 0) {
+		free(p->store_path);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void store_packs_free(struct store_packs *p)
+{
+	if (!p)
+		return;
+	close_fd(&p->cur_fd);
+	close_fd(&p->rd_fd);
+	sqlite3_close_v2(p->check);
+	free(p->store_path);
+	free(p->dir);
+	free(p);
+}
+
+bool store_packs_ready(struct store *s, struct store_packs *p)
+{
+	sqlite3_stmt *st;
+
+	if (!p)
+		return false;
+	if (p->ready)
+		return true;
+	/* Tables are never dropped: once seen, not looked for again. */
+	if (store_prepare(s,
+			  "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'body_pack'",
+			  &st) < 0)
+		return false;
+	if (store_step(s, st) <= 0)
+		return false;
+	sqlite3_reset(st);
+	p->ready = true;
+	return true;
+}
+
+static int pack_path(struct store_packs *p, int64_t id, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/%lld", p->dir, (long long)id);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int sys_fail(struct store *s, const char *what, const char *path, int err)
+{
+	store_set_error(s, "%s %s: %s", what, path, strerror(err));
+	return -err;
+}
+
+/* fsync of a directory (a new entry in it made durable). */
+static int sync_dir(struct store *s, const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0)
+		return sys_fail(s, "opening", dir, errno);
+	if (fsync(fd) < 0)
+		r = sys_fail(s, "syncing", dir, errno);
+	close(fd);
+	return r;
+}
+
+/* The packs' directory, made (and its entry synced) if it is not there. */
+static int need_dir(struct store *s, struct store_packs *p)
+{
+	_cleanup_free_ char *parent = NULL;
+	char *slash;
+
+	if (mkdir(p->dir, 0700) == 0) {
+		parent = strdup(p->dir);
+		if (!parent)
+			return -ENOMEM;
+		slash = strrchr(parent, '/');
+		if (!slash)
+			return sync_dir(s, ".");
+		*(slash == parent ? slash + 1 : slash) = '\0';
+		return sync_dir(s, parent);
+	}
+	if (errno == EEXIST)
+		return 0;
+	return sys_fail(s, "making", p->dir, errno);
+}
+
+/* Writes the appended bodies' count and the end into the open pack's row. */
+static int flush_row(struct store *s, struct store_packs *p)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (p->added == 0)
+		return 0;
+	r = store_prepare(s, "UPDATE pack SET size = ?2, live = live + ?3 WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, p->cur);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)p->cur_end);
+	sqlite3_bind_int64(st, 3, p->added);
+	r = store_step_done(s, st);
+	if (r == 0)
+		p->added = 0;
+	return r;
+}
+
+/* The open pack's row written and its data on disk. */
+static int sync_current(struct store *s, struct store_packs *p)
+{
+	char path[PATH_MAX];
+	bool dirty = p->added > 0;
+	int r = flush_row(s, p);
+
+	if (r < 0 || !dirty || p->cur_fd < 0)
+		return r;
+	if (fdatasync(p->cur_fd) == 0)
+		return 0;
+	r = -errno;
+	pack_path(p, p->cur, path, sizeof(path));
+	return sys_fail(s, "syncing", path, -r);
+}
+
+/* A new pack, in the open transaction: its row, then its file. */
+static int new_pack(struct store *s, struct store_packs *p)
+{
+	char path[PATH_MAX];
+	sqlite3_stmt *st;
+	int r;
+
+	r = need_dir(s, p);
+	if (r < 0)
+		return r;
+	r = store_prepare(s, "INSERT INTO pack (size, live) VALUES (0, 0)", &st);
+	if (r < 0)
+		return r;
+	r = store_step_done(s, st);
+	if (r < 0)
+		return r;
+	p->cur = sqlite3_last_insert_rowid(store_db(s));
+	r = pack_path(p, p->cur, path, sizeof(path));
+	if (r < 0)
+		return r;
+	/* O_TRUNC: a file of a pack whose row never committed may be there. */
+	p->cur_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (p->cur_fd < 0)
+		return sys_fail(s, "making", path, errno);
+	p->cur_end = 0;
+	p->dir_dirty = true;
+	return 0;
+}
+
+/* The pack the next body goes to, with room for it. */
+static int need_current(struct store *s, struct store_packs *p)
+{
+	char path[PATH_MAX];
+	sqlite3_stmt *st;
+	int64_t id, size;
+	int r;
+
+	if (p->cur_fd >= 0) {
+		if (p->cur_end < PACK_MAX)
+			return 0;
+		/* Full: its bodies synced now, the row with the transaction. */
+		r = sync_current(s, p);
+		if (r < 0)
+			return r;
+		close_fd(&p->cur_fd);
+		return new_pack(s, p);
+	}
+	r = store_prepare(s, "SELECT id, size FROM pack ORDER BY id DESC LIMIT 1", &st);
+	if (r < 0)
+		return r;
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return new_pack(s, p);
+	id = sqlite3_column_int64(st, 0);
+	size = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	if (size >= PACK_MAX)
+		return new_pack(s, p);
+	r = pack_path(p, id, path, sizeof(path));
+	if (r < 0)
+		return r;
+	p->cur_fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (p->cur_fd < 0)
+		return sys_fail(s, "opening", path, errno);
+	p->cur = id;
+	p->cur_end = (uint64_t)size;
+	p->added = 0;
+	return 0;
+}
+
+int store_pack_put(struct store *s, struct store_packs *p, int64_t message_id, const void *head,
+		   size_t head_len, int fd, uint64_t size)
+{
+	_cleanup_free_ char *chunk = NULL;
+	sqlite3_stmt *st;
+	uint64_t off, at;
+	int r;
+
+	r = need_current(s, p);
+	if (r < 0)
+		return r;
+	at = p->cur_end;
+	r = io_pwrite_all(p->cur_fd, head, head_len, at);
+	for (off = head_len; r == 0 && off < size;) {
+		size_t n = size - off < PACK_CHUNK ? (size_t)(size - off) : PACK_CHUNK;
+
+		if (!chunk && !(chunk = malloc(PACK_CHUNK)))
+			return -ENOMEM;
+		r = cpmsync_read_exact(fd, chunk, n);
+		if (r < 0) {
+			store_set_error(s, "reading the body of message %lld: %s",
+					(long long)message_id,
+					r == -EIO ? "end of input before the announced size"
+						  : strerror(-r));
+			return r;
+		}
+		r = io_pwrite_all(p->cur_fd, chunk, n, at + off);
+		off += n;
+	}
+	if (r < 0) {
+		char path[PATH_MAX];
+
+		pack_path(p, p->cur, path, sizeof(path));
+		return sys_fail(s, "writing", path, -r);
+	}
+	r = store_prepare(
+		s, "INSERT INTO body_pack (message_id, pack, off, len) VALUES (?1, ?2, ?3, ?4)",
+		&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	sqlite3_bind_int64(st, 2, p->cur);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)at);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
+	r = store_step_done(s, st);
+	if (r < 0)
+		return r;
+	p->cur_end = at + size;
+	p->added++;
+	return 0;
+}
+
+int store_packs_precommit(struct store *s, struct store_packs *p)
+{
+	int r;
+
+	if (!p)
+		return 0;
+	r = sync_current(s, p);
+	if (r < 0 || !p->dir_dirty)
+		return r;
+	r = sync_dir(s, p->dir);
+	if (r == 0)
+		p->dir_dirty = false;
+	return r;
+}
+
+void store_packs_forget(struct store_packs *p)
+{
+	if (!p)
+		return;
+	/* What was appended has no committed row: written over next time. */
+	close_fd(&p->cur_fd);
+	p->added = 0;
+	p->dir_dirty = false;
+}
+
+/* A pack's file for reading (the open pack's own descriptor, or one kept). */
+static int read_fd(struct store_packs *p, int64_t id, int *ret)
+{
+	char path[PATH_MAX];
+	int r;
+
+	if (id == p->cur && p->cur_fd >= 0) {
+		*ret = p->cur_fd;
+		return 0;
+	}
+	if (id == p->rd && p->rd_fd >= 0) {
+		*ret = p->rd_fd;
+		return 0;
+	}
+	close_fd(&p->rd_fd);
+	r = pack_path(p, id, path, sizeof(path));
+	if (r < 0)
+		return r;
+	p->rd_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (p->rd_fd < 0)
+		return -errno;
+	p->rd = id;
+	*ret = p->rd_fd;
+	return 0;
+}
+
+/*
+ * STORE_READONLY: whether message_id's body is still at (pack, off) in the
+ * latest commit (1), or went while it was read (0).
+ */
+static int still_there(struct store *s, struct store_packs *p, int64_t message_id, int64_t pack,
+		       int64_t off)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!p->check) {
+		rc = sqlite3_open_v2(p->store_path, &p->check,
+				     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+		if (rc != SQLITE_OK) {
+			store_set_error(s, "%s: %s", p->store_path,
+					p->check ? sqlite3_errmsg(p->check) : "out of memory");
+			sqlite3_close_v2(p->check);
+			p->check = NULL;
+			return store_map_sqlite_error(rc);
+		}
+		sqlite3_busy_timeout(p->check, STORE_BUSY_TIMEOUT_MS);
+	}
+	rc = sqlite3_prepare_v2(
+		p->check,
+		"SELECT 1 FROM body_pack WHERE message_id = ?1 AND pack = ?2 AND off = ?3", -1, &st,
+		NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, message_id);
+		sqlite3_bind_int64(st, 2, pack);
+		sqlite3_bind_int64(st, 3, off);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	store_set_error(s, "%s: %s", p->store_path, sqlite3_errmsg(p->check));
+	return store_map_sqlite_error(rc);
+}
+
+int store_pack_each(struct store *s, struct store_packs *p, int64_t message_id, store_body_fn fn,
+		    void *userdata)
+{
+	_cleanup_free_ char *chunk = NULL;
+	sqlite3_stmt *st;
+	int64_t pack, at, len, off;
+	int fd = -1, r = 0, io_err;
+
+	if (!store_packs_ready(s, p))
+		return 0;
+	r = store_prepare(s, "SELECT pack, off, len FROM body_pack WHERE message_id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	pack = sqlite3_column_int64(st, 0);
+	at = sqlite3_column_int64(st, 1);
+	len = sqlite3_column_int64(st, 2);
+	sqlite3_reset(st);
+
+	io_err = read_fd(p, pack, &fd);
+	if (io_err == 0 && !(chunk = malloc(PACK_CHUNK)))
+		return -ENOMEM;
+	for (off = 0; io_err == 0 && off < len;) {
+		size_t n = len - off < PACK_CHUNK ? (size_t)(len - off) : PACK_CHUNK;
+
+		io_err = io_pread_exact(fd, chunk, n, (uint64_t)(at + off));
+		if (io_err < 0)
+			break;
+		r = fn(userdata, (uint64_t)len, chunk, n);
+		if (r != 0) /* an error, or fn has what it wanted */
+			break;
+		off += (int64_t)n;
+	}
+	if (p->readonly) {
+		int there = still_there(s, p, message_id, pack, at);
+
+		if (there < 0)
+			return there;
+		if (!there) {
+			store_set_error(s, "the body of message %lld went while it was read",
+					(long long)message_id);
+			return -CPMSYNC_E_NOT_FOUND;
+		}
+	}
+	if (io_err < 0) {
+		char path[PATH_MAX];
+
+		pack_path(p, pack, path, sizeof(path));
+		store_set_error(
+			s, "reading the body of message %lld: %s: %s", (long long)message_id, path,
+			io_err == -EIO ? "the file ends before the body" : strerror(-io_err));
+		return io_err == -EIO ? -CPMSYNC_E_STORE_CORRUPT : io_err;
+	}
+	return r < 0 ? r : 1;
+}
+
+/*
+ * The WAL synced: the commits that queued the ranges about to be punched
+ * are on disk first (synchronous = NORMAL syncs the WAL only at a
+ * checkpoint), so that no power loss can bring back a row whose body is
+ * already punched out.
+ */
+static int sync_wal(struct store *s)
+{
+	sqlite3_file *f = NULL;
+	int rc;
+
+	rc = sqlite3_file_control(store_db(s), "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+	if (rc != SQLITE_OK || !f || !f->pMethods)
+		return 0; /* no WAL open: the commits are in the database */
+	rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+	if (rc == SQLITE_OK)
+		return 0;
+	store_set_error(s, "syncing the store's WAL: %s (%d)", sqlite3_errstr(rc), rc);
+	return store_map_sqlite_error(rc);
+}
+
+struct range {
+	int64_t pack, off, len;
+};
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/*
+ * Punches the whole blocks inside r out of the file open as *fd (pack *fd_pack;
+ * another pack is opened in its place).  Best effort: a file system without
+ * holes gets the space back with the pack.
+ */
+static void punch(struct store_packs *p, const struct range *r, int *fd, int64_t *fd_pack)
+{
+	uint64_t a = ((uint64_t)r->off + PUNCH_BLOCK - 1) & ~(uint64_t)(PUNCH_BLOCK - 1);
+	uint64_t e = ((uint64_t)(r->off + r->len)) & ~(uint64_t)(PUNCH_BLOCK - 1);
+	char path[PATH_MAX];
+
+	if (e <= a)
+		return;
+	if (*fd_pack != r->pack) {
+		close_fd(fd);
+		*fd_pack = r->pack;
+		if (pack_path(p, r->pack, path, sizeof(path)) == 0)
+			*fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (*fd >= 0)
+		fallocate(*fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
+			  (off_t)(e - a));
+}
+
+/* One batch of pack_trash punched and deleted: its count, or -errno. */
+static int trash_batch(struct store *s, struct store_packs *p, bool *synced)
+{
+	struct range v[TRASH_BATCH];
+	int64_t last = 0, fd_pack = 0;
+	int fd = -1;
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int r;
+
+	r = store_prepare(s,
+			  "SELECT rowid, pack, off, len FROM pack_trash ORDER BY rowid"
+			  " LIMIT " STR(TRASH_BATCH),
+			  &st);
+	if (r < 0)
+		return r;
+	while (n < TRASH_BATCH && (r = store_step(s, st)) > 0) {
+		last = sqlite3_column_int64(st, 0);
+		v[n].pack = sqlite3_column_int64(st, 1);
+		v[n].off = sqlite3_column_int64(st, 2);
+		v[n].len = sqlite3_column_int64(st, 3);
+		n++;
+	}
+	if (r > 0)
+		sqlite3_reset(st);
+	if (r < 0 || n == 0)
+		return r;
+	if (!*synced) {
+		r = sync_wal(s);
+		if (r < 0)
+			return r;
+		*synced = true;
+	}
+	/* Ranges that touch are punched as one, their shared blocks too. */
+	qsort(v, n, sizeof(v[0]), range_cmp);
+	for (size_t i = 0, j; i < n; i = j) {
+		struct range m = v[i];
+
+		for (j = i + 1; j < n && v[j].pack == m.pack && v[j].off == m.off + m.len; j++)
+			m.len += v[j].len;
+		punch(p, &m, &fd, &fd_pack);
+	}
+	close_fd(&fd);
+	r = store_prepare(s, "DELETE FROM pack_trash WHERE rowid <= ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, last);
+	r = store_step_done(s, st);
+	return r < 0 ? r : (int)n;
+}
+
+/* Packs no body lives in, other than the one appended to: row, then file. */
+static int drop_empty(struct store *s, struct store_packs *p)
+{
+	int64_t ids[16];
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int r;
+
+	r = store_prepare(s,
+			  "SELECT id FROM pack WHERE live <= 0"
+			  " AND (size >= " STR(PACK_MAX) " OR id < (SELECT max(id) FROM pack))"
+							 " LIMIT 16",
+			  &st);
+	if (r < 0)
+		return r;
+	while (n < ARRAY_SIZE(ids) && (r = store_step(s, st)) > 0)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	if (r > 0)
+		sqlite3_reset(st);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		char path[PATH_MAX];
+
+		r = store_exec_id(s, "DELETE FROM pack WHERE id = ?1", ids[i]);
+		if (r < 0)
+			break;
+		if (ids[i] == p->rd)
+			close_fd(&p->rd_fd);
+		if (ids[i] == p->cur)
+			close_fd(&p->cur_fd);
+		/* A crash before the unlink: the open deletes a file without a row. */
+		if (pack_path(p, ids[i], path, sizeof(path)) == 0)
+			unlink(path);
+	}
+	return r < 0 ? r : (int)n;
+}
+
+/*
+ * At open: files of packs without a row (made by a transaction that did not
+ * commit, or dropped before a crash) deleted; bytes past a pack's committed
+ * end (a transaction that did not commit) cut off.
+ */
+static int sweep(struct store *s, struct store_packs *p)
+{
+	DIR *d = opendir(p->dir);
+	struct dirent *e;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : sys_fail(s, "opening", p->dir, errno);
+	r = store_prepare(s, "SELECT size FROM pack WHERE id = ?1", &st);
+	while (r >= 0 && (e = readdir(d))) {
+		char path[PATH_MAX], *end;
+		long long id = strtoll(e->d_name, &end, 10);
+		struct stat sb;
+
+		if (*end || end == e->d_name || id <= 0 || pack_path(p, id, path, sizeof(path)) < 0)
+			continue;
+		sqlite3_bind_int64(st, 1, id);
+		r = store_step(s, st);
+		if (r == 0) {
+			unlink(path);
+		} else if (r > 0) {
+			int64_t size = sqlite3_column_int64(st, 0);
+
+			sqlite3_reset(st);
+			if (stat(path, &sb) == 0 && sb.st_size > size && truncate(path, size) < 0)
+				r = sys_fail(s, "truncating", path, errno);
+		}
+	}
+	closedir(d);
+	return r < 0 ? r : 0;
+}
+
+int store_packs_collect(struct store *s, struct store_packs *p, bool at_open)
+{
+	bool synced = false;
+	int r;
+
+	if (!p || p->readonly || !store_packs_ready(s, p))
+		return 0;
+	if (at_open) {
+		close_fd(&p->cur_fd);
+		r = sweep(s, p);
+		if (r < 0)
+			return r;
+	}
+	while ((r = trash_batch(s, p, &synced)) == TRASH_BATCH)
+		;
+	if (r < 0)
+		return r;
+	while ((r = drop_empty(s, p)) == 16)
+		;
+	return r < 0 ? r : 0;
+}
