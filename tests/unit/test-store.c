@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1984,6 +1986,59 @@ START_TEST(test_pack_punch_and_unlink)
 END_TEST
 
 /*
+ * A pack that cannot be written: the write fails with the file named, the
+ * transaction leaves nothing behind, and the body the message had stays.
+ * (Root ignores permissions, so the packs' directory is a regular file,
+ * and the file size limit stands for a full disk.)
+ */
+START_TEST(test_pack_write_fails)
+{
+	const size_t n = 2 * 1024 * 1024;
+	unsigned char *a = malloc(n);
+	char packs[sizeof(dbpath) + 16], want[sizeof(dbpath) + 64];
+	struct store *s = open_ok(dbpath, 0);
+	struct rlimit old, lim;
+	int fd;
+
+	ck_assert_ptr_nonnull(a);
+	fill(a, n, 4);
+	add_account_folder_message(s);
+	snprintf(packs, sizeof(packs), "%s-packs", dbpath);
+	fd = open(packs, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(store_body_put(s, 100, a, n), -ENOTDIR);
+	snprintf(want, sizeof(want), "making %s/1: %s", packs, strerror(ENOTDIR));
+	ck_assert_str_eq(store_error(s), want);
+	ck_assert_int_eq(query_int(s, "SELECT has_body FROM message WHERE id = 100"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack"), 0);
+	ck_assert_int_eq(unlink(packs), 0);
+
+	/* A body stored, then a larger one the file system refuses. */
+	ck_assert_int_eq(store_body_put(s, 100, a, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 1024 * 1024;
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	ck_assert_int_eq(store_body_put(s, 100, a + 1, n), -EFBIG);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	snprintf(want, sizeof(want), "writing %s/1: %s", packs, strerror(EFBIG));
+	ck_assert_str_eq(store_error(s), want);
+	ck_assert(!store_in_transaction(s));
+	check_body(s, 100, a, STORE_BODY_INLINE_MAX + 1);
+	ck_assert_int_eq(query_int(s, "SELECT size FROM pack"), STORE_BODY_INLINE_MAX + 1);
+	/* What the failed write left past the committed end is written over. */
+	ck_assert_int_eq(store_body_put(s, 100, a + 2, STORE_BODY_INLINE_MAX + 2), 0);
+	ck_assert_int_eq(query_int(s, "SELECT off FROM body_pack WHERE message_id = 100"),
+			 STORE_BODY_INLINE_MAX + 1);
+	check_body(s, 100, a + 2, STORE_BODY_INLINE_MAX + 2);
+	free(a);
+	store_close(s);
+}
+END_TEST
+
+/*
  * A reader in another process (STORE_READONLY) whose snapshot still shows a
  * body that went and was punched out meanwhile: it reads that the body
  * went, not the zeros of the hole.
@@ -2191,6 +2246,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_body_commit_order);
 	tcase_add_test(tc, test_pack_punch_and_unlink);
 	tcase_add_test(tc, test_pack_reader_sees_body_go);
+	tcase_add_test(tc, test_pack_write_fails);
 	tcase_add_test(tc, test_migrate_adds_packs);
 	tcase_add_test(tc, test_reader_during_write);
 	tcase_add_test(tc, test_garbage_refused);
