@@ -146,7 +146,8 @@ integrity() {
 	[ "$out" = ok ] || { echo "    integrity_check: $(head -c 300 <<<"$out")"; return 1; }
 }
 
-# store_sane [noflags|nodiff]: the store is readable and holds no message
+# store_sane [noflags|nodiff]: the store is readable, every stored body
+# reads back whole, and it holds no message
 # the server does not have (same folder, uid, flags, Message-ID; with
 # noflags, flags are not compared: queued local flag changes may not have
 # reached the server yet; with nodiff, not at all: the server changed since)
@@ -164,6 +165,12 @@ store_sane() {
 			return 0
 		fi
 		echo "    cpmctl dump failed: $(head -c 300 "$WORK/sane.err")"
+		return 1
+	fi
+	# Every body the store says it has reads back whole: its message's size,
+	# with its Message-ID (the pack files and their holes, store-pack.c).
+	if ! op bodies a >"$WORK/sane.bodies" 2>&1; then
+		echo "    stored bodies wrong: $(head -n 5 "$WORK/sane.bodies")"
 		return 1
 	fi
 	if [ "${1:-}" != nodiff ]; then
@@ -685,6 +692,7 @@ for kind in "${KINDS[@]}"; do
 done
 check "(c) a clean run after the kills succeeds" clean_run c-final
 check "(c) store equals the server" compare "$DB"
+check "(c) every stored body reads back whole" op bodies a
 check "(c) nothing pending" test -z "$(op pending a)"
 
 # lost: a model message not on the server as wanted (folder, flags), or a

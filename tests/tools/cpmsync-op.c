@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <cpmsync/store.h>
 
 #include "store/store.h"
+#include "util/macro.h"
 
 static struct cpmsync_store *store;
 
@@ -47,6 +49,10 @@ static void usage(FILE *f)
 	      "                                       Message-ID header (exit 1 if none)\n"
 	      "  ids ACCOUNT FOLDER                   prints the visible ids, one per line\n"
 	      "  folder ACCOUNT FOLDER                prints the folder's id\n"
+	      "  bodies ACCOUNT                       reads back every stored body: one line per\n"
+	      "                                       body not of its message's size, without\n"
+	      "                                       its Message-ID or with a NUL, then the\n"
+	      "                                       counts (exit 1 if any)\n"
 	      "  pending [ACCOUNT]                    prints the journal, one row per line:\n"
 	      "                                       ID TAB ACCOUNT TAB OP TAB FOLDER-ID TAB\n"
 	      "                                       MESSAGE-ID TAB ARGS (newline in ARGS as "
@@ -271,6 +277,119 @@ static int cmd_find(int argc, char **argv)
 	return 0;
 }
 
+struct body_row {
+	int64_t id, uid, size;
+	char *folder, *message_id;
+};
+
+/* Checks one stored body, read back whole into fd; prints what is wrong. */
+static bool body_ok(const struct body_row *b, int fd)
+{
+	_cleanup_free_ char *data = NULL;
+	const char *nul;
+	off_t n;
+	int r;
+
+	if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+		return false;
+	r = cpmsync_store_read_body(store, b->id, fd);
+	if (r < 0) {
+		printf("%s\t%" PRId64 ": cannot read: %s\n", b->folder, b->uid,
+		       cpmsync_store_error(store));
+		return false;
+	}
+	n = lseek(fd, 0, SEEK_END);
+	if (n != b->size) {
+		printf("%s\t%" PRId64 ": %lld bytes, the message has %" PRId64 "\n", b->folder,
+		       b->uid, (long long)n, b->size);
+		return false;
+	}
+	if (n == 0)
+		return true;
+	data = malloc((size_t)n);
+	if (!data || pread(fd, data, (size_t)n, 0) != n) {
+		printf("%s\t%" PRId64 ": cannot read it back\n", b->folder, b->uid);
+		return false;
+	}
+	if (b->message_id && !memmem(data, (size_t)n, b->message_id, strlen(b->message_id))) {
+		printf("%s\t%" PRId64 ": no %s in it\n", b->folder, b->uid, b->message_id);
+		return false;
+	}
+	/* A message has no NUL (RFC 5322 2.1, 3.5): zeros are a hole or a
+	 * block never written. */
+	nul = memchr(data, 0, (size_t)n);
+	if (nul) {
+		printf("%s\t%" PRId64 ": a NUL at byte %td of %lld\n", b->folder, b->uid,
+		       nul - data, (long long)n);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * bodies ACCOUNT: every stored body of the account's visible messages
+ * read back whole (cpmsync_store_read_body()); one line per body that is
+ * not the size of its message, does not hold its Message-ID or holds a NUL
+ * byte (a hole punched, or a block never written), then the count.  Exit 1
+ * if any is wrong.
+ */
+static int cmd_bodies(int argc, char **argv)
+{
+	struct store *s = store_from_public(store);
+	struct body_row *rows = NULL;
+	size_t n = 0, alloc = 0, bad = 0;
+	sqlite3_stmt *st;
+	int fd, r;
+
+	if (argc != 1)
+		return 2;
+	r = store_prepare(s,
+			  "SELECT m.id, coalesce(m.uid, 0), m.size, f.name, m.message_id"
+			  " FROM message m JOIN folder f ON f.id = m.folder_id"
+			  " JOIN account a ON a.id = f.account_id"
+			  " WHERE a.name = ?1 AND m.has_body AND m.removed = 0 AND f.removed = 0"
+			  " ORDER BY m.id",
+			  &st);
+	if (r < 0)
+		return fail(r, "bodies");
+	sqlite3_bind_text(st, 1, argv[0], -1, SQLITE_STATIC);
+	while ((r = store_step(s, st)) > 0) {
+		const char *mid = (const char *)sqlite3_column_text(st, 4);
+
+		if (n == alloc) {
+			alloc = alloc ? 2 * alloc : 256;
+			rows = reallocarray(rows, alloc, sizeof(*rows));
+			if (!rows)
+				return fail(-ENOMEM, "bodies");
+		}
+		rows[n] = (struct body_row){
+			.id = sqlite3_column_int64(st, 0),
+			.uid = sqlite3_column_int64(st, 1),
+			.size = sqlite3_column_int64(st, 2),
+			.folder = strdup((const char *)sqlite3_column_text(st, 3)),
+			.message_id = mid ? strdup(mid) : NULL,
+		};
+		if (!rows[n].folder || (mid && !rows[n].message_id))
+			return fail(-ENOMEM, "bodies");
+		n++;
+	}
+	if (r < 0)
+		return fail(r, "bodies");
+	fd = memfd_create("cpmsync-op-body", MFD_CLOEXEC);
+	if (fd < 0)
+		return fail(-errno, "bodies");
+	for (size_t i = 0; i < n; i++) {
+		if (!body_ok(&rows[i], fd))
+			bad++;
+		free(rows[i].folder);
+		free(rows[i].message_id);
+	}
+	close(fd);
+	free(rows);
+	printf("%zu bodies, %zu wrong\n", n, bad);
+	return bad ? 1 : 0;
+}
+
 static int cmd_ids(int argc, char **argv)
 {
 	struct store *s = store_from_public(store);
@@ -385,7 +504,8 @@ int main(int argc, char **argv)
 	argc -= optind + 1;
 	argv += optind + 1;
 	readonly = strcmp(cmd, "find") == 0 || strcmp(cmd, "ids") == 0 ||
-		   strcmp(cmd, "folder") == 0 || strcmp(cmd, "pending") == 0;
+		   strcmp(cmd, "folder") == 0 || strcmp(cmd, "pending") == 0 ||
+		   strcmp(cmd, "bodies") == 0;
 
 	r = cpmsync_store_open(db, readonly ? CPMSYNC_STORE_READONLY : 0, &store, &error);
 	if (r < 0) {
@@ -435,6 +555,8 @@ int main(int argc, char **argv)
 		ret = cmd_ids(argc, argv);
 	else if (strcmp(cmd, "pending") == 0)
 		ret = cmd_pending(argc, argv);
+	else if (strcmp(cmd, "bodies") == 0)
+		ret = cmd_bodies(argc, argv);
 	else if (strcmp(cmd, "folder") == 0) {
 		ret = argc != 2 ? 2
 		      : (r = cpmsync_store_find_folder(store, argv[0], argv[1], &id)) < 0
