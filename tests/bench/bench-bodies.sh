@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark: where bodies go (store-body.c: up to STORE_BODY_INLINE_MAX bytes
-# in the store's body_inline table, larger ones in the bodies database), by
+# in the store's body_inline table, larger ones in pack files, <store>-packs/,
+# since schema version 25, in the bodies database <store>-bodies before), by
 # what an initial sync writes, against a throwaway Dovecot.  Run on demand
 # (not by make check):
 #
@@ -17,8 +18,9 @@
 # in the WAL (sqlite3, exclusive locking: no -shm of its own), each under
 # run-measure.  It prints per run the bytes written (write_bytes of the
 # sync and of the checkpoint) over the corpus's bytes (the issue 9 target for
-# mail: <= 1.6x), the wall time, how many bodies ended up inline and in the
-# bodies database, and the two files' sizes; then the medians.
+# mail: <= 1.6x), the wall time, how many bodies ended up inline and outside
+# the store (packs, or the bodies database of an older build), and the sizes
+# of the store and of those; then the medians.
 #
 # Environment: B (build dir, default build), OLD (a second build dir),
 # RUNS, KEEP=1 keeps the work directory, BENCH_TMP (parent of the work
@@ -101,14 +103,14 @@ conf chat "$USER2"
 
 # --- the runs -----------------------------------------------------------------
 
-RESULTS=$WORK/results # build set run written ratio wall inline_n bodies_n store_size bodies_size cpu
+RESULTS=$WORK/results # build set run written ratio wall inline_n large_n store_size large_size cpu
 : >"$RESULTS"
 field() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 # count DB SQL: one number, 0 when the table is not there (an older build)
 count() { sqlite3 -readonly "$1" "$2" 2>/dev/null || echo 0; }
 run() { # BUILD SET RUN
 	local build=$1 set=$2 run=$3 db=$WORK/$2.db bytes sw cw
-	rm -f "$db" "$db-wal" "$db-shm" "$db-bodies" "$db-bodies-journal"
+	rm -rf "$db" "$db"-* # -wal, -shm, -bodies, -packs/
 	log "$set $run/$RUNS: ${build#"$TOP"/}"
 	"$TOOLS/run-measure" "$WORK/m.sync" -- "$build/cpm-syncd" -c "$WORK/$set.conf" --once --no-dbus \
 		>"$WORK/sync.log" 2>&1 || die "the sync failed: $(tail -n 5 "$WORK/sync.log")"
@@ -124,8 +126,9 @@ run() { # BUILD SET RUN
 	echo "${build#"$TOP"/} $set $run $((sw + cw)) $(awk -v a=$((sw + cw)) -v b="$bytes" 'BEGIN { printf "%.2f", a / b }')" \
 		"$(field "$WORK/m.sync" wall)" \
 		"$(count "$db" "SELECT count(*) FROM body_inline")" \
-		"$(count "$db-bodies" "SELECT count(*) FROM body")" \
-		"$(stat -c %s "$db")" "$(stat -c %s "$db-bodies")" "$(field "$WORK/m.sync" cpu)" >>"$RESULTS"
+		"$(($(count "$db-bodies" "SELECT count(*) FROM body") + $(count "$db" "SELECT count(*) FROM body_pack")))" \
+		"$(stat -c %s "$db")" "$(du -cb "$db-bodies" "$db-packs" 2>/dev/null | tail -n 1 | cut -f1)" \
+		"$(field "$WORK/m.sync" cpu)" >>"$RESULTS"
 }
 for ((r = 1; r <= RUNS; r++)); do
 	for set in mail chat; do
@@ -141,7 +144,7 @@ echo
 echo "cpm-syncd bodies benchmark: mail $MAIL_N messages, $MAIL_BYTES bytes; chat $CHAT_N CPM objects in $C conversations, $CHAT_BYTES bytes; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "initial sync (cpm-syncd --once, sync_bodies = all, from an empty store) + the checkpoint after it:"
 awk 'BEGIN { printf "  %-24s %-4s %3s | %12s | %8s | %7s | %7s | %7s | %9s | %12s | %12s\n", "build", "set", "run",
-		"written", "x corpus", "wall s", "CPU s", "inline", "bodies db", "store bytes", "bodies bytes" }
+		"written", "x corpus", "wall s", "CPU s", "inline", "large", "store bytes", "large bytes" }
 	{ printf "  %-24s %-4s %3s | %12s | %8s | %7.2f | %7.2f | %7s | %9s | %12s | %12s\n", $1, $2, $3, $4, $5, $6, $11, $7, $8, $9, $10 }' \
 	"$RESULTS"
 echo "medians:"

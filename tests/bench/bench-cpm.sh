@@ -174,7 +174,7 @@ RESULTS=$WORK/results # set run wall cpu rss_kib written_bytes user sys ir
 : >"$RESULTS"
 sync_run() { # SET RUN
 	local set=$1 run=$2 out=$WORK/sync.$1.$2 ir=-
-	rm -f "$WORK/$set.db" "$WORK/$set.db-wal" "$WORK/$set.db-shm"
+	rm -rf "$WORK/$set.db" "$WORK/$set.db"-* # -wal, -shm, -bodies, -packs/
 	log "initial sync $run/$RUNS: $set$([ ${#CG[@]} -eq 0 ] || echo ", under callgrind")"
 	if ! "$TOOLS/run-measure" "$out.measure" -- \
 		"${CG[@]}" ${CG[@]:+--callgrind-out-file="$out.callgrind"} \

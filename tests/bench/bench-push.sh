@@ -326,7 +326,7 @@ sleep 5
 syncd_alive
 RSS_KIB=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$SYNCD_PID/status")
 HWM_KIB=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$SYNCD_PID/status")
-STORE_BYTES=$(cat "$WORK"/store.db* 2>/dev/null | wc -c) # with -wal and -shm
+STORE_BYTES=$(du -cb "$WORK"/store.db* | tail -n 1 | cut -f1) # with -wal, -shm and -packs/
 
 # --- report -------------------------------------------------------------------
 

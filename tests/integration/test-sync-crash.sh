@@ -227,7 +227,7 @@ t0=$(now_ms)
 timeout 120 "$SYNCD" -c "$WORK/ref.conf" --once 2>"$WORK/ref.log" || bail "reference sync failed: $(tail -n 3 "$WORK/ref.log")"
 T=$(($(now_ms) - t0))
 echo "# a full initial sync takes $T ms"
-rm -f "$WORK"/ref.db*
+rm -rf "$WORK"/ref.db*
 
 k0=$KILLS
 for ((i = 1; i <= NA; i++)); do
@@ -242,7 +242,8 @@ for ((i = 1; i <= NA; i++)); do
 	# from an empty store too.
 	j=$(((i - 1) % 4 + 1))
 	if { [ "$j" = 1 ] && [ "$i" -gt 1 ]; } || [ "${finished:-}" = 1 ]; then
-		rm -f "$DB" "$DB"-* || bail "removing the store before run $i"
+		# -r: the pack files' directory (<store>-packs) goes too.
+		rm -rf "$DB" "$DB"-* || bail "removing the store before run $i"
 	fi
 	k1=$KILLS
 	kill_at "a-kill$i" BODY $((5 + T * j * 5 / 16))
