@@ -251,8 +251,9 @@ int store_bodies_open(struct store *s, const char *store_path, bool readonly)
 	b->packs = store_packs_new(store_path, readonly);
 	if (!b->path || !b->packs)
 		return -ENOMEM;
-	/* A reader that never reads a body does not need the file. */
-	return readonly ? 0 : open_db(s, b);
+	/* A reader that never reads a body does not need the file, nor does a
+	 * store made since version 25 (bodies in packs): opened when needed. */
+	return readonly || access(b->path, F_OK) != 0 ? 0 : open_db(s, b);
 }
 
 void store_bodies_close(struct store *s)
@@ -418,6 +419,11 @@ static int db_collect(struct store *s, struct store_bodies *b, bool at_open)
 	size_t n;
 	int r;
 
+	if (!b->db && access(b->path, F_OK) != 0)
+		return 0; /* no bodies database: nothing in it to delete */
+	r = need_db(s, b);
+	if (r < 0)
+		return r;
 	do {
 		n = 0;
 		r = store_prepare(
@@ -485,6 +491,9 @@ int store_bodies_import(struct store *s, const char *store_path)
 
 	/* Migration 4: the bodies still in the store's own body table.  Run
 	 * again after a crash before the migration committed: REPLACE. */
+	r = need_db(s, b);
+	if (r < 0)
+		return r;
 	r = bprepare(s, b, "ATTACH ?1 AS old", &st);
 	if (r < 0)
 		return r;
@@ -730,10 +739,9 @@ int store_body_write(struct store *s, int64_t message_id, const void *head, size
 	if (store_is_readonly(s))
 		return -EROFS;
 	b = bodies(s);
-	r = need_db(s, b);
-	if (r < 0)
-		return r;
-	if (size > (uint64_t)sqlite3_limit(b->db, SQLITE_LIMIT_LENGTH, -1)) {
+	if (!b)
+		return need_db(s, b);
+	if (size > (uint64_t)sqlite3_limit(store_db(s), SQLITE_LIMIT_LENGTH, -1)) {
 		store_set_error(s, "body of %llu bytes is larger than the store allows",
 				(unsigned long long)size);
 		return -E2BIG;
@@ -748,7 +756,7 @@ int store_body_write(struct store *s, int64_t message_id, const void *head, size
 		r = body_write_inline(s, message_id, head, head_len, fd, (size_t)size);
 	else if (packs_ready(s, b))
 		r = body_write_pack(s, b, message_id, head, head_len, fd, size);
-	else
+	else if ((r = need_db(s, b)) == 0)
 		r = body_write(s, b, message_id, head, head_len, fd, size);
 	if (!own)
 		return r;
@@ -846,6 +854,9 @@ int store_body_copy(struct store *s, int64_t src, int64_t dst)
 			return r;
 		return body_write_pack(s, b, dst, data, len, -1, len);
 	}
+	r = need_db(s, b);
+	if (r < 0)
+		return r;
 	r = set_has_body(s, dst);
 	if (r < 0)
 		return r;
@@ -1049,5 +1060,5 @@ sqlite3 *store_bodies_db_for_test(struct store *s)
 {
 	struct store_bodies *b = bodies(s);
 
-	return b ? b->db : NULL;
+	return b && need_db(s, b) == 0 ? b->db : NULL;
 }

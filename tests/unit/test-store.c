@@ -146,10 +146,12 @@ static void add_account_folder_message(struct store *s)
 				 0);
 }
 
-/* Issue 13: the store and every file SQLite makes beside it are 0600, whatever the umask. */
+/* Issue 13: the store, every file SQLite makes beside it and the pack files
+ * are 0600 (the packs' directory 0700), whatever the umask. */
 START_TEST(test_files_private)
 {
-	static const char *const suffixes[] = { "", "-wal", "-shm", "-bodies", "-bodies-journal" };
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-packs/1" };
+	char path[sizeof(dbpath) + 32];
 	struct store *s;
 	mode_t old = umask(0);
 	struct stat st;
@@ -157,7 +159,15 @@ START_TEST(test_files_private)
 	s = open_ok(dbpath, 0);
 	umask(old);
 	add_account_folder_message(s);
-	ck_assert_int_eq(store_body_put(s, 100, "\x00\xff", 2), 0);
+	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	/* The packs' directory: 0700. */
+	snprintf(path, sizeof(path), "%s-packs", dbpath);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_msg((st.st_mode & 07777) == 0700, "%s is %04o", path,
+		      (unsigned)(st.st_mode & 07777));
+	/* A store made since version 25 has no bodies database. */
+	snprintf(path, sizeof(path), "%s-bodies", dbpath);
+	ck_assert_int_eq(stat(path, &st), -1);
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
 		char p[sizeof(dbpath) + 32];
 
@@ -2092,6 +2102,14 @@ START_TEST(test_migrate_adds_packs)
 	ck_assert_int_eq(store_body_put(s, 101, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
 	store_close(s);
+	{
+		char path[sizeof(dbpath) + 16];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s-bodies", dbpath);
+		ck_assert_int_eq(stat(path, &st), 0);
+		ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	}
 
 	s = open_ok(dbpath, 0);
 	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
