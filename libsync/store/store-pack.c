@@ -231,16 +231,12 @@ static int sync_current(struct store *s, struct store_packs *p)
 static int new_pack(struct store *s, struct store_packs *p)
 {
 	char path[PATH_MAX];
-	sqlite3_stmt *st;
 	int r;
 
 	r = need_dir(s, p);
 	if (r < 0)
 		return r;
-	r = store_prepare(s, "INSERT INTO pack (size, live) VALUES (0, 0)", &st);
-	if (r < 0)
-		return r;
-	r = store_step_done(s, st);
+	r = store_exec(s, "INSERT INTO pack (size, live) VALUES (0, 0)");
 	if (r < 0)
 		return r;
 	p->cur = sqlite3_last_insert_rowid(store_db(s));

@@ -103,6 +103,18 @@ static int64_t bquery_int(struct store *s, const char *sql)
 	return v;
 }
 
+/* message_id's body, read whole by store_body_get(), is the n bytes at want. */
+static void check_got(struct store *s, int64_t message_id, const void *want, size_t n)
+{
+	void *got;
+	size_t len;
+
+	ck_assert_int_eq(store_body_get(s, message_id, &got, &len), 0);
+	ck_assert_uint_eq(len, n);
+	ck_assert(memcmp(got, want, n) == 0);
+	free(got);
+}
+
 #define SCHEMA_SQL                                                                                 \
 	"SELECT ifnull(group_concat(type || ' ' || name || ' ' || ifnull(sql, ''), char(10)), '')" \
 	" FROM (SELECT * FROM sqlite_schema ORDER BY type, name)"
@@ -729,6 +741,27 @@ START_TEST(test_migrate_adds_conv_page_index)
 }
 END_TEST
 
+/* A store opened at an older schema version, with add_account_folder_message()'s rows. */
+static struct store *open_old_with_message(unsigned version)
+{
+	struct store *s = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, version, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	return s;
+}
+
+/* s closed and the store opened again, migrated to the current version. */
+static struct store *reopen_migrated(struct store *s)
+{
+	store_close(s);
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	return s;
+}
+
 /*
  * Version 15, body_inline: a store made at version 14 with small bodies
  * (then all in the bodies database) migrates without moving them; they
@@ -737,16 +770,10 @@ END_TEST
  */
 START_TEST(test_migrate_adds_body_inline)
 {
-	struct store *s = NULL;
-	char *err = NULL;
-	void *got;
-	size_t len;
+	struct store *s;
 
 	ck_assert_uint_ge(store_schema_version(), STORE_VERSION_BODY_INLINE);
-	ck_assert_int_eq(
-		store_open_at_version_for_test(dbpath, STORE_VERSION_BODY_INLINE - 1, &s, &err), 0);
-	ck_assert_ptr_null(err);
-	add_account_folder_message(s);
+	s = open_old_with_message(STORE_VERSION_BODY_INLINE - 1);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES"
 				       " (101, 10, 8), (102, 10, 9), (103, 10, 10)"),
 			 0);
@@ -755,16 +782,11 @@ START_TEST(test_migrate_adds_body_inline)
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
 	ck_assert_int_eq(
 		query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'body_inline'"), 0);
-	store_close(s);
 
-	s = open_ok(dbpath, 0);
-	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	s = reopen_migrated(s);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
-	ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
-	ck_assert_uint_eq(len, 3);
-	ck_assert(memcmp(got, "old", 3) == 0);
-	free(got);
+	check_got(s, 100, "old", 3);
 	/* A new small body: inline. */
 	ck_assert_int_eq(store_body_put(s, 102, "new", 3), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline WHERE message_id = 102"),
@@ -777,17 +799,11 @@ START_TEST(test_migrate_adds_body_inline)
 	ck_assert_int_eq(store_commit(s), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 103"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT len FROM body_pack WHERE message_id = 103"), 7);
-	ck_assert_int_eq(store_body_get(s, 103, &got, &len), 0);
-	ck_assert_uint_eq(len, 7);
-	ck_assert(memcmp(got, "old too", 7) == 0);
-	free(got);
+	check_got(s, 103, "old too", 7);
 	/* An old body rewritten small moves inline; the old copy goes. */
 	ck_assert_int_eq(store_body_put(s, 101, "rewritten", 9), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 101"), 0);
-	ck_assert_int_eq(store_body_get(s, 101, &got, &len), 0);
-	ck_assert_uint_eq(len, 9);
-	ck_assert(memcmp(got, "rewritten", 9) == 0);
-	free(got);
+	check_got(s, 101, "rewritten", 9);
 	/* Rows going: the old body is queued and collected, the inline one
 	 * goes in the same statement. */
 	ck_assert_int_eq(store_begin(s), 0);
@@ -1695,10 +1711,7 @@ START_TEST(test_migrate_moves_bodies)
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'body'"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT has_body FROM message WHERE id = 100"), 1);
 	ck_assert_int_eq(query_int(s, "SELECT has_body FROM message WHERE id = 101"), 0);
-	ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
-	ck_assert_uint_eq(len, 5);
-	ck_assert(memcmp(got, "hello", 5) == 0);
-	free(got);
+	check_got(s, 100, "hello", 5);
 	ck_assert_int_eq(store_body_get(s, 101, &got, &len), -CPMSYNC_E_NOT_FOUND);
 	store_close(s);
 }
@@ -1891,15 +1904,7 @@ START_TEST(test_body_commit_order)
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 1);
 	ck_assert_int_eq(query_int(s, "SELECT live FROM pack WHERE id = 1"), 1);
-	{
-		void *got;
-		size_t len;
-
-		ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
-		ck_assert_uint_eq(len, STORE_BODY_INLINE_MAX + 1);
-		ck_assert(memcmp(got, big_body + 1, len) == 0);
-		free(got);
-	}
+	check_got(s, 100, big_body + 1, STORE_BODY_INLINE_MAX + 1);
 
 	/* A failed store COMMIT after a large body replaced an inline one:
 	 * the committed inline body stays the one read. */
@@ -1911,15 +1916,7 @@ START_TEST(test_body_commit_order)
 	ck_assert_int_eq(store_rollback(s), 0);
 	store_bodies_commit_failed(s);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
-	{
-		void *got;
-		size_t len;
-
-		ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
-		ck_assert_uint_eq(len, 6);
-		ck_assert(memcmp(got, "inline", 6) == 0);
-		free(got);
-	}
+	check_got(s, 100, "inline", 6);
 	store_close(s);
 }
 END_TEST
@@ -2088,20 +2085,13 @@ END_TEST
  */
 START_TEST(test_migrate_adds_packs)
 {
-	struct store *s = NULL;
-	char *err = NULL;
-	void *got;
-	size_t len;
+	struct store *s = open_old_with_message(24);
 
-	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 24, &s, &err), 0);
-	ck_assert_ptr_null(err);
-	add_account_folder_message(s);
 	ck_assert_int_eq(
 		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (101, 10, 8)"), 0);
 	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(store_body_put(s, 101, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
-	store_close(s);
 	{
 		char path[sizeof(dbpath) + 16];
 		struct stat st;
@@ -2110,21 +2100,14 @@ START_TEST(test_migrate_adds_packs)
 		ck_assert_int_eq(stat(path, &st), 0);
 		ck_assert_uint_eq(st.st_mode & 07777, 0600);
 	}
-
-	s = open_ok(dbpath, 0);
-	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	s = reopen_migrated(s);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
-	ck_assert_int_eq(store_body_get(s, 100, &got, &len), 0);
-	ck_assert_uint_eq(len, STORE_BODY_INLINE_MAX + 1);
-	ck_assert(memcmp(got, big_body, len) == 0);
-	free(got);
+	check_got(s, 100, big_body, STORE_BODY_INLINE_MAX + 1);
 	/* Rewritten: into a pack; the old one is deleted after the commit. */
 	ck_assert_int_eq(store_body_put(s, 101, big_body + 1, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack WHERE message_id = 101"), 1);
 	ck_assert_int_eq(bquery_int(s, "SELECT group_concat(message_id) FROM body"), 100);
-	ck_assert_int_eq(store_body_get(s, 101, &got, &len), 0);
-	ck_assert(memcmp(got, big_body + 1, len) == 0);
-	free(got);
+	check_got(s, 101, big_body + 1, STORE_BODY_INLINE_MAX + 1);
 	/* An old body goes from the database, queued in body_trash. */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 100"), 0);
