@@ -593,6 +593,41 @@ START_TEST(test_move_local)
 }
 END_TEST
 
+/*
+ * A body is punched out of its pack only once its deletion is on the disk
+ * (store-pack.c: synchronous = NORMAL does not sync the WAL at a commit):
+ * the collect after a commit that dropped a body in a pack syncs the WAL,
+ * then punches; a commit that dropped none syncs nothing.
+ */
+START_TEST(test_pack_punch_after_wal_sync)
+{
+	char big[STORE_BODY_INLINE_MAX + 200];
+	unsigned long before;
+	size_t n = strlen(msg1);
+	int64_t id;
+
+	memcpy(big, msg1, n);
+	memset(big + n, 'x', sizeof(big) - n - 1);
+	big[sizeof(big) - 1] = '\0';
+	id = store_ok("INBOX", big, NULL);
+	ck_assert_int_eq(qint("SELECT len FROM body_pack WHERE message_id = %ld", (long)id),
+			 (int64_t)sizeof(big) - 1);
+
+	before = test_wal_syncs();
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET size = size WHERE id = 1"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_uint_eq(test_wal_syncs(), before);
+
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec_id(s, "DELETE FROM message WHERE id = ?1", id), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM pack_trash"), 1);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_uint_eq(test_wal_syncs(), before + 1);
+	ck_assert_int_eq(qint("SELECT count(*) FROM pack_trash"), 0);
+}
+END_TEST
+
 START_TEST(test_move_twice_and_attempted)
 {
 	int64_t id = 1, mid, last, again;
@@ -1320,6 +1355,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_store_row_and_journal);
 	tcase_add_test(tc, test_done_means_on_disk);
+	tcase_add_test(tc, test_pack_punch_after_wal_sync);
 	tcase_add_test(tc, test_store_now_and_case_insensitive_inbox);
 	tcase_add_test(tc, test_store_errors_change_nothing);
 	tcase_add_test(tc, test_store_fd_pipe_large);
