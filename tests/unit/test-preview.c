@@ -818,7 +818,8 @@ static pid_t only_child(void)
 }
 
 /* The "Seccomp:" mode of each of pid's threads: the main thread's in
- * *main_mode; returns the number of threads, -1 if pid is gone. */
+ * *main_mode, the lowest in *min_mode (a thread that ends while it is read
+ * is left out); returns the number of threads, -1 if pid is gone. */
 static int seccomp_modes(pid_t pid, int *main_mode, int *min_mode)
 {
 	char path[64];
@@ -848,6 +849,10 @@ static int seccomp_modes(pid_t pid, int *main_mode, int *min_mode)
 			if (sscanf(line, "Seccomp: %d", &mode) == 1)
 				break;
 		fclose(f);
+		/* No Seccomp line: the thread ended between the open and the
+		 * read (a worker finishing), not a thread outside the sandbox. */
+		if (mode < 0)
+			continue;
 		if (atoi(e->d_name) == (int)pid)
 			*main_mode = mode;
 		if (*min_mode < 0 || mode < *min_mode)
