@@ -498,27 +498,6 @@ int store_pack_each(struct store *s, struct store_packs *p, int64_t message_id, 
 	return r < 0 ? r : 1;
 }
 
-/*
- * The WAL synced: the commits that queued the ranges about to be punched
- * are on disk first (synchronous = NORMAL syncs the WAL only at a
- * checkpoint), so that no power loss can bring back a row whose body is
- * already punched out.
- */
-static int sync_wal(struct store *s)
-{
-	sqlite3_file *f = NULL;
-	int rc;
-
-	rc = sqlite3_file_control(store_db(s), "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
-	if (rc != SQLITE_OK || !f || !f->pMethods)
-		return 0; /* no WAL open: the commits are in the database */
-	rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
-	if (rc == SQLITE_OK)
-		return 0;
-	store_set_error(s, "syncing the store's WAL: %s (%d)", sqlite3_errstr(rc), rc);
-	return store_map_sqlite_error(rc);
-}
-
 struct range {
 	int64_t pack, off, len;
 };
@@ -583,8 +562,11 @@ static int trash_batch(struct store *s, struct store_packs *p, bool *synced)
 		sqlite3_reset(st);
 	if (r < 0 || n == 0)
 		return r;
+	/* The commits that queued these ranges on the disk first
+	 * (synchronous = NORMAL syncs the WAL only at a checkpoint): no power
+	 * loss may bring back a row whose body is punched out. */
 	if (!*synced) {
-		r = sync_wal(s);
+		r = store_sync_wal(s);
 		if (r < 0)
 			return r;
 		*synced = true;
