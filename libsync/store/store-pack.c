@@ -680,6 +680,11 @@ int store_packs_collect(struct store *s, struct store_packs *p, bool at_open)
 		;
 	if (r < 0)
 		return r;
+	/* A pack's live count falls only by the triggers that queue its
+	 * ranges: after a commit that queued none, no pack became empty (the
+	 * open looks anyway, for one left before a crash). */
+	if (!synced && !at_open)
+		return 0;
 	while ((r = drop_empty(s, p)) == 16)
 		;
 	return r < 0 ? r : 0;
