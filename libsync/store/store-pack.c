@@ -76,6 +76,7 @@ struct store_packs {
 	/* The pack appended to (cur_fd -1: read its row at the next append). */
 	int64_t cur;
 	int cur_fd;
+	uint64_t tx;	  /* store_tx_seq() of the transaction that last checked cur */
 	uint64_t cur_end; /* where the next body goes */
 	/* Appended in the open transaction, not yet in the pack's row. */
 	int64_t added;
@@ -260,7 +261,7 @@ static int need_current(struct store *s, struct store_packs *p)
 	int64_t id, size;
 	int r;
 
-	if (p->cur_fd >= 0) {
+	if (p->cur_fd >= 0 && p->tx == store_tx_seq(s)) {
 		if (p->cur_end < PACK_MAX)
 			return 0;
 		/* Full: its bodies synced now, the row with the transaction. */
@@ -270,19 +271,35 @@ static int need_current(struct store *s, struct store_packs *p)
 		close_fd(&p->cur_fd);
 		return new_pack(s, p);
 	}
+	/* The first body of a transaction goes where the last commit left the
+	 * newest pack: another writer (a program linking the library beside
+	 * the daemon) may have appended, or started a pack, since ours.  Read
+	 * under the write lock, nobody else's append is under way. */
+	p->tx = store_tx_seq(s);
 	r = store_prepare(s, "SELECT id, size FROM pack ORDER BY id DESC LIMIT 1", &st);
 	if (r < 0)
 		return r;
 	r = store_step(s, st);
 	if (r < 0)
 		return r;
-	if (r == 0)
+	if (r == 0) {
+		close_fd(&p->cur_fd);
 		return new_pack(s, p);
+	}
 	id = sqlite3_column_int64(st, 0);
 	size = sqlite3_column_int64(st, 1);
 	sqlite3_reset(st);
-	if (size >= PACK_MAX)
+	if (id != p->cur)
+		close_fd(&p->cur_fd);
+	if (size >= PACK_MAX) {
+		close_fd(&p->cur_fd);
 		return new_pack(s, p);
+	}
+	if (p->cur_fd >= 0) {
+		p->cur_end = (uint64_t)size;
+		p->added = 0;
+		return 0;
+	}
 	r = pack_path(p, id, path, sizeof(path));
 	if (r < 0)
 		return r;

@@ -1993,6 +1993,39 @@ START_TEST(test_pack_punch_and_unlink)
 END_TEST
 
 /*
+ * Two writers on one store (a program linking libcpmsync beside the
+ * daemon): each appends where the last commit, its own or the other's,
+ * left the pack, never where it last wrote.
+ */
+START_TEST(test_pack_two_writers)
+{
+	struct store *a = open_ok(dbpath, 0), *b;
+	char *got;
+
+	add_account_folder_message(a);
+	ck_assert_int_eq(store_exec(a, "INSERT INTO message (id, folder_id, uid) VALUES"
+				       " (101, 10, 8), (102, 10, 9), (103, 10, 10)"),
+			 0);
+	b = open_ok(dbpath, 0);
+	ck_assert_int_eq(store_body_put(a, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(store_body_put(b, 101, big_body + 1, STORE_BODY_INLINE_MAX + 1), 0);
+	ck_assert_int_eq(store_body_put(a, 102, big_body, STORE_BODY_INLINE_MAX), 0);
+	ck_assert_int_eq(store_body_put(a, 103, big_body, STORE_BODY_INLINE_MAX + 2), 0);
+	ck_assert_int_eq(store_body_put(b, 100, big_body + 1, STORE_BODY_INLINE_MAX + 1), 0);
+	check_got(a, 101, big_body + 1, STORE_BODY_INLINE_MAX + 1);
+	check_got(b, 103, big_body, STORE_BODY_INLINE_MAX + 2);
+	check_got(a, 100, big_body + 1, STORE_BODY_INLINE_MAX + 1);
+	got = query_text(a, "SELECT group_concat(message_id || '@' || off, ' ') FROM"
+			    " (SELECT * FROM body_pack ORDER BY off)");
+	ck_assert_str_eq(got, "101@4097 103@8194 100@12292");
+	free(got);
+	check_packs(a, "1:3:16389");
+	store_close(b);
+	store_close(a);
+}
+END_TEST
+
+/*
  * A pack that cannot be written: the write fails with the file named, the
  * transaction leaves nothing behind, and the body the message had stays.
  * (Root ignores permissions, so the packs' directory is a regular file,
@@ -2248,6 +2281,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_pack_punch_and_unlink);
 	tcase_add_test(tc, test_pack_reader_sees_body_go);
 	tcase_add_test(tc, test_pack_write_fails);
+	tcase_add_test(tc, test_pack_two_writers);
 	tcase_add_test(tc, test_migrate_adds_packs);
 	tcase_add_test(tc, test_reader_during_write);
 	tcase_add_test(tc, test_garbage_refused);
