@@ -852,6 +852,9 @@ int store_body_copy(struct store *s, int64_t src, int64_t dst)
 		r = store_body_get(s, src, &data, &len);
 		if (r < 0)
 			return r;
+		/* A small body of a bodies database older than version 15. */
+		if (len <= STORE_BODY_INLINE_MAX)
+			return body_write_inline(s, dst, data, len, -1, len);
 		return body_write_pack(s, b, dst, data, len, -1, len);
 	}
 	r = need_db(s, b);
@@ -1061,4 +1064,11 @@ sqlite3 *store_bodies_db_for_test(struct store *s)
 	struct store_bodies *b = bodies(s);
 
 	return b && need_db(s, b) == 0 ? b->db : NULL;
+}
+
+struct store_packs *store_packs_for_test(struct store *s)
+{
+	struct store_bodies *b = bodies(s);
+
+	return b ? b->packs : NULL;
 }

@@ -14,9 +14,13 @@
  *    their bytes (the database: 1.08x).  Punching the block-aligned
  *    interior of 200 random bodies and one fdatasync cost 37 bytes of
  *    write_bytes per body, 625 us each.
- *  - The blocks at a body's two edges (shared with its neighbours) come
- *    back when the neighbour goes too in the same batch (ranges that touch
- *    are merged), or with the pack.
+ *  - The blocks at a body's two edges are shared with its neighbours.
+ *    Ranges that go in one batch and touch are punched as one; an edge
+ *    block next to a hole is punched with its body (see widen()).  Without
+ *    that, 100 rounds of 1% deletions of bodies of 4-20 KiB left 57% of
+ *    the live bytes as dead blocks on the disk; with it 25% (every dead gap
+ *    punched up to its live neighbours, which needs an index written per
+ *    body: 21%).
  *
  * Crash safety, in the order of the writes:
  *  - A body is written past the pack's committed end (pack.size), in the
@@ -64,6 +68,11 @@
 #define PACK_MAX    (16 * 1024 * 1024)
 #define PACK_CHUNK  (64 * 1024)
 #define PUNCH_BLOCK 4096
+/* Every pack body spans a block boundary (widen() needs it); the version
+ * 26 index lists the smaller ones copied in before that held. */
+#define SMALL_MAX 4096
+_Static_assert(STORE_BODY_INLINE_MAX == SMALL_MAX && SMALL_MAX == PUNCH_BLOCK,
+	       "pack bodies are over a block, and body_pack_small lists the others");
 #define TRASH_BATCH 512
 #define STR_(x)	    #x
 #define STR(x)	    STR_(x)
@@ -320,6 +329,11 @@ int store_pack_put(struct store *s, struct store_packs *p, int64_t message_id, c
 	uint64_t off, at;
 	int r;
 
+	if (size <= SMALL_MAX) {
+		store_set_error(s, "a body of %llu bytes goes inline, not into a pack",
+				(unsigned long long)size);
+		return -EINVAL;
+	}
 	r = need_current(s, p);
 	if (r < 0)
 		return r;
@@ -528,36 +542,100 @@ static int range_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* The pack a batch punches in: its file, committed end, and whether every
+ * body in it spans a block boundary. */
+struct punch_pack {
+	int64_t id;
+	int fd;
+	int64_t size;
+	bool widen;
+};
+
+static int punch_open(struct store *s, struct store_packs *p, struct punch_pack *pp, int64_t id)
+{
+	char path[PATH_MAX];
+	sqlite3_stmt *st;
+	int r;
+
+	if (pp->id == id)
+		return 0;
+	close_fd(&pp->fd);
+	pp->id = id;
+	pp->widen = false;
+	if (pack_path(p, id, path, sizeof(path)) == 0)
+		pp->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (pp->fd < 0)
+		return 0;
+	r = store_prepare(s,
+			  "SELECT size, EXISTS (SELECT 1 FROM body_pack WHERE pack = ?1"
+			  " AND len <= " STR(SMALL_MAX) ") FROM pack WHERE id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	pp->size = sqlite3_column_int64(st, 0);
+	pp->widen = !sqlite3_column_int(st, 1);
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* Whether the block at `at` holds no data (punched: every byte of it dead). */
+static bool block_is_hole(int fd, uint64_t at)
+{
+	off_t d = lseek(fd, (off_t)at, SEEK_DATA);
+
+	if (d < 0)
+		return errno == ENXIO; /* a hole up to the end of the file */
+	return (uint64_t)d >= at + PUNCH_BLOCK;
+}
+
 /*
- * Punches the whole blocks inside r out of the file open as *fd (pack *fd_pack;
- * another pack is opened in its place).  Best effort: a file system without
- * holes gets the space back with the pack.
+ * The dead range r grown over the blocks it shares with its neighbours,
+ * where they are dead too.  The bytes of r's first block before r belong
+ * to the body that ends where r starts; it is over a block long (every
+ * body of a widened pack is), so it also holds the last byte of the block
+ * before, and that block punched out means that body is dead.  The same
+ * at the other end, with the body that starts where r ends: up to the
+ * committed end only (another writer may be appending past it).  Holes
+ * come only from punches of dead bytes; a file system that reports none
+ * (or holes of larger blocks) just widens nothing.
  */
-static void punch(struct store_packs *p, const struct range *r, int *fd, int64_t *fd_pack)
+static void widen(const struct punch_pack *pp, struct range *r)
+{
+	const uint64_t mask = PUNCH_BLOCK - 1;
+	uint64_t a = (uint64_t)r->off, e = (uint64_t)(r->off + r->len);
+	uint64_t a0 = a & ~mask, e1 = (e + mask) & ~mask;
+
+	if (!pp->widen)
+		return;
+	if (a != a0 && a0 >= PUNCH_BLOCK && block_is_hole(pp->fd, a0 - PUNCH_BLOCK))
+		a = a0;
+	if (e != e1 && e < (uint64_t)pp->size && block_is_hole(pp->fd, e1))
+		e = e1;
+	r->off = (int64_t)a;
+	r->len = (int64_t)(e - a);
+}
+
+/* Punches the whole blocks inside r.  Best effort: a file system without
+ * holes gets the space back with the pack. */
+static void punch(int fd, const struct range *r)
 {
 	uint64_t a = ((uint64_t)r->off + PUNCH_BLOCK - 1) & ~(uint64_t)(PUNCH_BLOCK - 1);
 	uint64_t e = ((uint64_t)(r->off + r->len)) & ~(uint64_t)(PUNCH_BLOCK - 1);
-	char path[PATH_MAX];
 
-	if (e <= a)
-		return;
-	if (*fd_pack != r->pack) {
-		close_fd(fd);
-		*fd_pack = r->pack;
-		if (pack_path(p, r->pack, path, sizeof(path)) == 0)
-			*fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	}
-	if (*fd >= 0)
-		fallocate(*fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
-			  (off_t)(e - a));
+	if (e > a)
+		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(e - a));
 }
 
 /* One batch of pack_trash punched and deleted: its count, or -errno. */
 static int trash_batch(struct store *s, struct store_packs *p, bool *synced)
 {
 	struct range v[TRASH_BATCH];
-	int64_t last = 0, fd_pack = 0;
-	int fd = -1;
+	struct punch_pack pp = { .fd = -1 };
+	int64_t last = 0;
 	sqlite3_stmt *st;
 	size_t n = 0;
 	int r;
@@ -588,16 +666,24 @@ static int trash_batch(struct store *s, struct store_packs *p, bool *synced)
 			return r;
 		*synced = true;
 	}
-	/* Ranges that touch are punched as one, their shared blocks too. */
+	/* Ranges that touch are punched as one, their shared blocks too; in
+	 * offset order, so that a range is widened over the holes of those
+	 * before it. */
 	qsort(v, n, sizeof(v[0]), range_cmp);
-	for (size_t i = 0, j; i < n; i = j) {
+	for (size_t i = 0, j; r >= 0 && i < n; i = j) {
 		struct range m = v[i];
 
 		for (j = i + 1; j < n && v[j].pack == m.pack && v[j].off == m.off + m.len; j++)
 			m.len += v[j].len;
-		punch(p, &m, &fd, &fd_pack);
+		r = punch_open(s, p, &pp, m.pack);
+		if (r < 0 || pp.fd < 0)
+			continue;
+		widen(&pp, &m);
+		punch(pp.fd, &m);
 	}
-	close_fd(&fd);
+	close_fd(&pp.fd);
+	if (r < 0)
+		return r;
 	r = store_prepare(s, "DELETE FROM pack_trash WHERE rowid <= ?1", &st);
 	if (r < 0)
 		return r;

@@ -462,6 +462,8 @@ sqlite3 *store_db(struct store *s);
 
 /* Tests: the bodies database's connection (NULL before version 4). */
 sqlite3 *store_bodies_db_for_test(struct store *s);
+/* Tests: the packs (store-pack.c). */
+struct store_packs *store_packs_for_test(struct store *s);
 
 /* store-schema.c: the SQL of migration version (1..store_schema_version()). */
 const char *store_migration_sql(unsigned version);

@@ -792,13 +792,16 @@ START_TEST(test_migrate_adds_body_inline)
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline WHERE message_id = 102"),
 			 1);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 2);
-	/* A copy of an old body goes where large bodies go now, a pack
-	 * (version 25); the source stays where it is. */
+	/* A copy of an old body goes where a body of its size goes now:
+	 * inline (a pack takes larger ones only, version 26); the source
+	 * stays where it is. */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_body_copy(s, 101, 103), 0);
 	ck_assert_int_eq(store_commit(s), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body WHERE message_id = 103"), 0);
-	ck_assert_int_eq(query_int(s, "SELECT len FROM body_pack WHERE message_id = 103"), 7);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline WHERE message_id = 103"),
+			 1);
 	check_got(s, 103, "old too", 7);
 	/* An old body rewritten small moves inline; the old copy goes. */
 	ck_assert_int_eq(store_body_put(s, 101, "rewritten", 9), 0);
@@ -809,11 +812,11 @@ START_TEST(test_migrate_adds_body_inline)
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id IN (100, 101, 102)"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_trash"), 100);
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_inline"), 103);
 	ck_assert_int_eq(store_commit(s), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
 	ck_assert_int_eq(bquery_int(s, "SELECT count(*) FROM body"), 0);
-	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_pack"), 103);
+	check_got(s, 103, "old too", 7);
 	store_close(s);
 }
 END_TEST
@@ -1992,6 +1995,137 @@ START_TEST(test_pack_punch_and_unlink)
 }
 END_TEST
 
+/* Where the first data at or after `from` is in pack id's file (its size
+ * when there is none). */
+static off_t first_data(int64_t id, off_t from)
+{
+	char path[sizeof(dbpath) + 32];
+	int fd;
+	off_t d;
+
+	snprintf(path, sizeof(path), "%s-packs/%lld", dbpath, (long long)id);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	d = lseek(fd, from, SEEK_DATA);
+	if (d < 0) {
+		ck_assert_int_eq(errno, ENXIO);
+		d = lseek(fd, 0, SEEK_END);
+	}
+	close(fd);
+	return d;
+}
+
+/* Messages 101.. with bodies of the sizes in len[], in one pack, in order. */
+static void put_bodies(struct store *s, const unsigned char *data, const size_t *len, size_t n)
+{
+	ck_assert_int_eq(store_begin(s), 0);
+	for (size_t i = 0; i < n; i++) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO message (id, folder_id, uid) VALUES (%zu, 10, %zu)", 101 + i,
+			 8 + i);
+		ck_assert_int_eq(store_exec(s, sql), 0);
+		ck_assert_int_eq(store_body_put(s, (int64_t)(101 + i), data, len[i]), 0);
+	}
+	ck_assert_int_eq(store_commit(s), 0);
+}
+
+/* Message id deleted, its body punched out after the commit. */
+static void delete_message(struct store *s, int64_t id)
+{
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec_id(s, "DELETE FROM message WHERE id = ?1", id), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+}
+
+/*
+ * The blocks a body shares with its neighbours (store-pack.c, widen()):
+ * punched with it when the neighbour went before and left a hole beside
+ * them, never while a live body has a byte in them, never past the pack's
+ * committed end; and not at all in a pack that holds a body of a block or
+ * less (copied in from an old bodies database), whose bounds a hole does
+ * not tell.  Blocks of 4 KiB: 101 [0, 6000) 102 [6000, 16000)
+ * 103 [16000, 22000) 104 [22000, 30000) 105 [30000, 36000).
+ */
+START_TEST(test_pack_edge_blocks)
+{
+	static const size_t len[] = { 6000, 10000, 6000, 8000, 6000 };
+	struct store *s = open_ok(dbpath, 0);
+	unsigned char *a = malloc(10000);
+
+	ck_assert_ptr_nonnull(a);
+	fill(a, 10000, 7);
+	add_account_folder_message(s);
+	put_bodies(s, a, len, ARRAY_SIZE(len));
+	check_packs(s, "1:5:36000");
+	ck_assert_int_eq(first_data(1, 0), 0);
+
+	/* 102 alone: its whole blocks only, [8192, 12288). */
+	delete_message(s, 102);
+	ck_assert_int_eq(first_data(1, 8192), 12288);
+	/* 101: its block [4096, 8192), shared with 102, goes too. */
+	delete_message(s, 101);
+	ck_assert_int_eq(first_data(1, 0), 12288);
+	/* 103: back over [12288, 16384) (102's tail); not its last block,
+	 * which 104 shares. */
+	delete_message(s, 103);
+	ck_assert_int_eq(first_data(1, 0), 20480);
+	/* 105, the last: not past the committed end. */
+	delete_message(s, 105);
+	ck_assert_int_eq(first_data(1, 0), 20480);
+	ck_assert_int_eq(first_data(1, 32768), 32768);
+	check_body(s, 104, a, 8000);
+	check_packs(s, "1:1:36000");
+	delete_message(s, 104);
+	check_packs(s, "1:0:36000");
+
+	/* A body small enough for body_inline goes there, not into a pack. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_pack_put(s, store_packs_for_test(s), 100, a, STORE_BODY_INLINE_MAX,
+					-1, STORE_BODY_INLINE_MAX),
+			 -EINVAL);
+	ck_assert_str_eq(store_error(s), "a body of 4096 bytes goes inline, not into a pack");
+	ck_assert_int_eq(store_rollback(s), 0);
+
+	/* A small one there all the same (a copy before version 26): nothing
+	 * is widened in its pack. */
+	ck_assert_int_eq(store_exec(s, "DELETE FROM pack WHERE id = 1"), 0);
+	put_bodies(s, a, len, ARRAY_SIZE(len));
+	check_packs(s, "2:5:36000");
+	ck_assert_int_eq(store_exec(s, "INSERT INTO body_pack (message_id, pack, off, len)"
+				       " VALUES (100, 2, 36000, 100)"),
+			 0);
+	delete_message(s, 102);
+	delete_message(s, 101);
+	ck_assert_int_eq(first_data(2, 0), 4096);
+	ck_assert_int_eq(first_data(2, 8192), 12288);
+	check_body(s, 103, a, 6000);
+	free(a);
+	store_close(s);
+}
+END_TEST
+
+/*
+ * Version 26: a store of version 25 whose pack holds a body of a block or
+ * less (copied from an old bodies database) lists it in body_pack_small.
+ */
+START_TEST(test_migrate_small_pack_index)
+{
+	struct store *s = open_old_with_message(25);
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO pack (id, size, live) VALUES (1, 20000, 2);"
+				       "INSERT INTO body_pack (message_id, pack, off, len) VALUES"
+				       " (100, 1, 0, 7), (101, 1, 7, 19993)"),
+			 0);
+	s = reopen_migrated(s);
+	ck_assert_int_eq(query_int(s, "SELECT group_concat(message_id) FROM body_pack"
+				      " INDEXED BY body_pack_small WHERE pack = 1 AND len <= 4096"),
+			 100);
+	store_close(s);
+}
+END_TEST
+
 /*
  * Two writers on one store (a program linking libcpmsync beside the
  * daemon): each appends where the last commit, its own or the other's,
@@ -2282,6 +2416,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_pack_reader_sees_body_go);
 	tcase_add_test(tc, test_pack_write_fails);
 	tcase_add_test(tc, test_pack_two_writers);
+	tcase_add_test(tc, test_pack_edge_blocks);
+	tcase_add_test(tc, test_migrate_small_pack_index);
 	tcase_add_test(tc, test_migrate_adds_packs);
 	tcase_add_test(tc, test_reader_during_write);
 	tcase_add_test(tc, test_garbage_refused);
