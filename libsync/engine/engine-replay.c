@@ -1998,6 +1998,47 @@ static void rename_send(struct cpmsync_sync *e)
 	sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e));
 }
 
+/*
+ * Where the RENAME of the row goes: the folder's current name, so that
+ * renames made one after the other take one RENAME.  But when that name
+ * is still another folder's on the server and another rename of this
+ * folder follows in the journal, the name this row gave, the step the user
+ * took.  In a swap by way of a third name (L5 -> L4, LE -> L5, L4 -> LE)
+ * the first RENAME straight to LE found LE held by the folder about to
+ * leave it for L5, which L5's holder blocked in turn: both were refused
+ * for ever (test-sync-crash-cyrus-alt, CRASH_KILLS=40).  A row without its
+ * name (an older version's) goes to the current name.  -1 when the run
+ * failed.
+ */
+static int rename_step(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct journal_args a;
+	bool blocked;
+	char *name;
+	int r;
+
+	if (!rp->folder.server_name || streq(rp->folder.server_name, rp->folder.name))
+		return 0;
+	r = store_sync_folder_rename_blocked(e->store, e->account_id, rp->folder.id, rp->j.id,
+					     rp->folder.name, &blocked);
+	if (store_failed(e, r))
+		return -1;
+	if (!blocked || journal_args_decode(rp->j.op, rp->j.args, &a, NULL) < 0)
+		return 0;
+	name = strdup(a.rename.new_name);
+	journal_args_free(&a);
+	if (!name) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return -1;
+	}
+	log_debug(CAT, "%s: %s is still another folder's on the server: %s goes to %s first",
+		  e->account_name, rp->folder.name, rp->folder.server_name, name);
+	free(rp->folder.name);
+	rp->folder.name = name;
+	return 0;
+}
+
 static void op_folder(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
@@ -2017,6 +2058,8 @@ static void op_folder(struct cpmsync_sync *e)
 		}
 		create_send(e);
 	} else if (rp->j.op == JOURNAL_OP_RENAME_FOLDER) {
+		if (rename_step(e) < 0)
+			return;
 		if (rp->folder.removed || !rp->folder.server_name ||
 		    streq(rp->folder.server_name, rp->folder.name)) {
 			op_done(e);

@@ -62,8 +62,10 @@ struct journal_args {
 			int64_t src_id; /* the source message row */
 		} copy;			/* JOURNAL_OP_COPY, JOURNAL_OP_MOVE */
 		struct {
-			const char *new_name; /* informative: replay renames to the current name */
-		} rename;		      /* JOURNAL_OP_RENAME_FOLDER */
+			/* the name given; replay renames to the current name
+			 * unless another rename of the folder follows */
+			const char *new_name;
+		} rename; /* JOURNAL_OP_RENAME_FOLDER */
 		struct {
 			const char *entry;
 			const char *value; /* "": remove the entry */

@@ -442,6 +442,34 @@ int store_sync_folder_delete(struct store *s, int64_t folder_id)
 	return exec_ii(s, "DELETE FROM folder WHERE id = ?1", folder_id, 0);
 }
 
+int store_sync_folder_rename_blocked(struct store *s, int64_t account_id, int64_t folder_id,
+				     int64_t journal_id, const char *name, bool *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = false;
+	PREP(s,
+	     "SELECT 1 FROM folder WHERE account_id = ?1 AND server_name = ?2"
+	     " AND id <> ?3 AND removed = 0"
+	     " AND EXISTS (SELECT 1 FROM journal WHERE folder_id = ?3 AND id > ?4"
+	     " AND op = :op_rename_folder) LIMIT 1",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, folder_id);
+	sqlite3_bind_int64(st, 4, journal_id);
+	r = journal_bind_ops(s, st);
+	if (r >= 0)
+		r = store_step(s, st);
+	if (r > 0) {
+		*ret = true;
+		sqlite3_reset(st);
+	}
+	sqlite3_clear_bindings(st); /* name is the caller's */
+	return r < 0 ? r : 0;
+}
+
 int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *server_name,
 			       int64_t except_id, int64_t *ret)
 {

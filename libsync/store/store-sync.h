@@ -88,6 +88,14 @@ int store_sync_folder_delete(struct store *s, int64_t folder_id);
 int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *server_name,
 			       int64_t except_id, int64_t *ret);
 /*
+ * *ret: whether name, where the folder's rename at journal row journal_id
+ * would go, is the server name of another folder of the account while
+ * another rename of this folder follows that row (engine-replay.c's
+ * rename_step()).
+ */
+int store_sync_folder_rename_blocked(struct store *s, int64_t account_id, int64_t folder_id,
+				     int64_t journal_id, const char *name, bool *ret);
+/*
  * The folder is gone on the server but holds local changes not yet there:
  * keep it, forget its server state and the messages that were on the
  * server, and queue its CREATE so that the local changes can follow.

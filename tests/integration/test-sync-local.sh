@@ -195,6 +195,25 @@ msg_save "$USER1" "Wieder" "<again@sync.test>" 500 || not_ok "server: a message 
 sync_check "a folder made again on the server meanwhile"
 expect "the other client's Wieder and its message stay" "$(server_count "Wieder" '<again@sync.test>')" 1
 
+# --- two folders swap names here by way of a third ------------------------------
+# Replayed straight to the folders' current names, Links -> Rechts found
+# Rechts still there and Rechts -> Links found Links: both refused, for
+# ever.  The first RENAME goes to the name its step gave (Tausch).
+op mkdir a "Links" >/dev/null || not_ok "op mkdir Links"
+op mkdir a "Rechts" >/dev/null || not_ok "op mkdir Rechts"
+sync_check "mkdir Links Rechts"
+msg_save "$USER1" "Links" "<links@sync.test>" 500 || not_ok "server: a message in Links"
+msg_save "$USER1" "Rechts" "<rechts@sync.test>" 500 || not_ok "server: a message in Rechts"
+sync_check "a message in each"
+op rename a "Links" "Tausch" >/dev/null || not_ok "op rename Links Tausch"
+op rename a "Rechts" "Links" >/dev/null || not_ok "op rename Rechts Links"
+op rename a "Tausch" "Rechts" >/dev/null || not_ok "op rename Tausch Rechts"
+sync_check "two folder names swapped"
+expect "Links's message is in Rechts on the server" "$(server_count Rechts '<links@sync.test>')" 1
+expect "Rechts's message is in Links on the server" "$(server_count Links '<rechts@sync.test>')" 1
+selectable_folders "$USER1" >"$WORK/folders"
+check "no folder Tausch left on the server" test -z "$(grep -xF "Tausch" "$WORK/folders")"
+
 # --- copy and move of a message not yet on the server --------------------------
 msg_text "<local.5@sync.test>" 900 "copied before upload" >"$WORK/m5"
 msg_text "<local.6@sync.test>" 900 "moved before upload" >"$WORK/m6"

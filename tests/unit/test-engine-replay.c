@@ -1790,6 +1790,44 @@ START_TEST(test_rename_after_its_name_is_deleted)
 }
 END_TEST
 
+/*
+ * Two folders swap names here by way of a third (L5 -> L4, LE -> L5,
+ * L4 -> LE): L5's first RENAME goes to the name that step gave, since LE,
+ * its current name, is still the other folder's on the server.  Straight
+ * to the current names, L5 -> LE and LE -> L5 each found the other's
+ * folder there, for ever (test-sync-crash-cyrus-alt, CRASH_KILLS=40).
+ * Renames of a folder whose current name is free take one RENAME
+ * (Old -> Mid -> New), as before.
+ */
+START_TEST(test_rename_swap)
+{
+	static const struct step script[] = {
+		{ .call = "rename L5 L4" },
+		{ .call = "rename LE L5" },
+		{ .call = "rename L4 LE" },
+		{ .call = "rename Old New" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext)"
+	     " VALUES (3, 1, 'L5', 'L5', 11, 1), (4, 1, 'LE', 'LE', 12, 1),"
+	     " (5, 1, 'Old', 'Old', 13, 1)");
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "L5", "L4"), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "LE", "L5"), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "L4", "LE"), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "Old", "Mid"), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "Mid", "New"), 0);
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
+			    " FROM folder WHERE id > 2"),
+			 "3:LE:LE,4:L5:L5,5:New:New");
+}
+END_TEST
+
 /* Folder Work (UIDVALIDITY 11) deleted here; its DELETE replayed by
  * script: the row and its journal row are gone after the run. */
 static void replay_delete_of_work(const struct step *script)
@@ -4095,6 +4133,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_connection_lost_mark_kept);
 	tcase_add_test(tc, test_create_after_its_name_is_deleted);
 	tcase_add_test(tc, test_rename_after_its_name_is_deleted);
+	tcase_add_test(tc, test_rename_swap);
 	tcase_add_test(tc, test_delete_spares_a_folder_made_again);
 	tcase_add_test(tc, test_delete_of_a_folder_gone);
 	tcase_add_test(tc, test_created_folder_learns_its_uidvalidity);
