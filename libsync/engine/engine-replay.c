@@ -1998,28 +1998,53 @@ static void rename_send(struct cpmsync_sync *e)
 	sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e));
 }
 
+/* The row's RENAME goes to name (malloc'ed) instead of the current name. */
+static void rename_to(struct cpmsync_sync *e, char *name)
+{
+	struct replay *rp = R(e);
+
+	log_debug(CAT, "%s: the RENAME of %s (now %s here) goes to %s", e->account_name,
+		  rp->folder.server_name, rp->folder.name, name);
+	free(rp->folder.name);
+	rp->folder.name = name;
+}
+
 /*
  * Where the RENAME of the row goes: the folder's current name, so that
- * renames made one after the other take one RENAME.  But when that name
- * is still another folder's on the server and another rename of this
- * folder follows in the journal, the name this row gave, the step the user
- * took.  In a swap by way of a third name (L5 -> L4, LE -> L5, L4 -> LE)
- * the first RENAME straight to LE found LE held by the folder about to
- * leave it for L5, which L5's holder blocked in turn: both were refused
- * for ever (test-sync-crash-cyrus-alt, CRASH_KILLS=40).  A row without its
- * name (an older version's) goes to the current name.  -1 when the run
- * failed.
+ * renames made one after the other take one RENAME; but as the server
+ * has that name now, and in a swap the name the row gave.
+ *  - A folder above it still to be renamed there (A/x -> A/y, then
+ *    A -> B): A/x goes to A/y, under A's server name, and A's RENAME takes
+ *    it along.  Straight to B/y, the server made B for it and A's RENAME
+ *    then found B taken.
+ *  - The name still another folder's on the server while another rename
+ *    of this folder follows in the journal: the step the user took.  In a
+ *    swap by way of a third name (L5 -> L4, LE -> L5, L4 -> LE) the first
+ *    RENAME straight to LE found LE held by the folder about to leave it
+ *    for L5, which L5's holder blocked in turn: both were refused for ever
+ *    (test-sync-crash-cyrus-alt, CRASH_KILLS=40).  A row without its name
+ *    (an older version's) goes to the current name.
+ * -1 when the run failed.
  */
 static int rename_step(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	struct journal_args a;
+	char *name = NULL;
 	bool blocked;
-	char *name;
 	int r;
 
 	if (!rp->folder.server_name || streq(rp->folder.server_name, rp->folder.name))
 		return 0;
+	r = store_sync_folder_name_on_server(e->store, e->account_id, rp->folder.name, &name);
+	if (r == -ENOMEM) {
+		engine_fail(e, r, "out of memory");
+		return -1;
+	}
+	if (store_failed(e, r))
+		return -1;
+	if (name)
+		rename_to(e, name);
 	r = store_sync_folder_rename_blocked(e->store, e->account_id, rp->folder.id, rp->j.id,
 					     rp->folder.name, &blocked);
 	if (store_failed(e, r))
@@ -2032,10 +2057,7 @@ static int rename_step(struct cpmsync_sync *e)
 		engine_fail(e, -ENOMEM, "out of memory");
 		return -1;
 	}
-	log_debug(CAT, "%s: %s is still another folder's on the server: %s goes to %s first",
-		  e->account_name, rp->folder.name, rp->folder.server_name, name);
-	free(rp->folder.name);
-	rp->folder.name = name;
+	rename_to(e, name);
 	return 0;
 }
 

@@ -470,6 +470,39 @@ int store_sync_folder_rename_blocked(struct store *s, int64_t account_id, int64_
 	return r < 0 ? r : 0;
 }
 
+int store_sync_folder_name_on_server(struct store *s, int64_t account_id, const char *name,
+				     char **ret)
+{
+	_cleanup_free_ char *anc = NULL, *anc_server = NULL;
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = NULL;
+	PREP(s,
+	     "SELECT name, server_name FROM folder WHERE account_id = ?1 AND removed = 0"
+	     " AND server_name IS NOT NULL AND server_name <> name"
+	     " AND substr(?2, 1, length(name) + 1) = name || '/'"
+	     " ORDER BY length(name) DESC LIMIT 1",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r > 0) {
+		r = store_col_strdup(st, 0, &anc);
+		if (r >= 0)
+			r = store_col_strdup(st, 1, &anc_server);
+		sqlite3_reset(st);
+	}
+	sqlite3_clear_bindings(st); /* name is the caller's */
+	if (r < 0 || !anc || !anc_server)
+		return r < 0 ? r : 0;
+	if (asprintf(ret, "%s%s", anc_server, name + strlen(anc)) < 0) {
+		*ret = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *server_name,
 			       int64_t except_id, int64_t *ret)
 {

@@ -88,6 +88,13 @@ int store_sync_folder_delete(struct store *s, int64_t folder_id);
 int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *server_name,
 			       int64_t except_id, int64_t *ret);
 /*
+ * *ret: the local folder name name as the server has it now, when a folder
+ * above it is still to be renamed there (the nearest such one's server name
+ * in place of its local name; malloc'ed), else NULL.
+ */
+int store_sync_folder_name_on_server(struct store *s, int64_t account_id, const char *name,
+				     char **ret);
+/*
  * *ret: whether name, where the folder's rename at journal row journal_id
  * would go, is the server name of another folder of the account while
  * another rename of this folder follows that row (engine-replay.c's

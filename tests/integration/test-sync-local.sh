@@ -214,6 +214,24 @@ expect "Rechts's message is in Links on the server" "$(server_count Links '<rech
 selectable_folders "$USER1" >"$WORK/folders"
 check "no folder Tausch left on the server" test -z "$(grep -xF "Tausch" "$WORK/folders")"
 
+# --- a sub-folder renamed here, then its parent ---------------------------------
+# Replayed to its current name (Unten/Umbenannt), the sub-folder's RENAME
+# made Unten on the server before the parent's RENAME to it.
+op mkdir a "Oben" >/dev/null || not_ok "op mkdir Oben"
+op mkdir a "Oben/Kind" >/dev/null || not_ok "op mkdir Oben/Kind"
+op mkdir a "Oben/Bleibt" >/dev/null || not_ok "op mkdir Oben/Bleibt"
+sync_check "mkdir Oben Oben/Kind Oben/Bleibt"
+msg_save "$USER1" "Oben/Kind" "<kind@sync.test>" 500 || not_ok "server: a message in Oben/Kind"
+sync_check "a message in Oben/Kind"
+op rename a "Oben/Kind" "Oben/Umbenannt" >/dev/null || not_ok "op rename Oben/Kind"
+op rename a "Oben" "Unten" >/dev/null || not_ok "op rename Oben"
+sync_check "a sub-folder renamed, then its parent"
+expect "the message is in Unten/Umbenannt on the server" \
+	"$(server_count "Unten/Umbenannt" '<kind@sync.test>')" 1
+selectable_folders "$USER1" >"$WORK/folders"
+check "Unten/Bleibt on the server" grep -qxF "Unten/Bleibt" "$WORK/folders"
+check "nothing left under Oben on the server" test -z "$(grep "^Oben" "$WORK/folders")"
+
 # --- copy and move of a message not yet on the server --------------------------
 msg_text "<local.5@sync.test>" 900 "copied before upload" >"$WORK/m5"
 msg_text "<local.6@sync.test>" 900 "moved before upload" >"$WORK/m6"

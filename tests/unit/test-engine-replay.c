@@ -1828,6 +1828,74 @@ START_TEST(test_rename_swap)
 }
 END_TEST
 
+/* Folders A, A/x and A/z on the server; here A/x renamed to A/y, then A
+ * to B (B/y, B/z). */
+static void rename_child_then_parent(void)
+{
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext)"
+	     " VALUES (3, 1, 'A', 'A', 11, 1), (4, 1, 'A/x', 'A/x', 12, 1),"
+	     " (5, 1, 'A/z', 'A/z', 13, 1)");
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "A/x", "A/y"), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "A", "B"), 0);
+}
+
+/*
+ * A/x's RENAME goes to A/y, under A's server name, and A's RENAME takes it
+ * along.  To its current name, B/y, the server made B for it and A's
+ * RENAME then found B taken.
+ */
+START_TEST(test_rename_child_then_parent)
+{
+	static const struct step script[] = {
+		{ .call = "rename A/x A/y" },
+		{ .call = "rename A B" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	rename_child_then_parent();
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
+			    " FROM folder WHERE id > 2"),
+			 "3:B:B,4:B/y:B/y,5:B/z:B/z");
+}
+END_TEST
+
+/* A's RENAME refused for good, then discarded: every name is the
+ * server's again, A/y included. */
+START_TEST(test_rename_child_then_parent_refused)
+{
+	static const struct step script[] = {
+		{ .call = "rename A/x A/y" },
+		{ .call = "rename A B",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	rename_child_then_parent();
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
+			    " FROM folder WHERE id > 2"),
+			 "3:B:A,4:B/y:A/y,5:B/z:A/z");
+	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "t", atoll(qs("SELECT id FROM journal"))),
+			 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
+			    " FROM folder WHERE id > 2"),
+			 "3:A:A,4:A/y:A/y,5:A/z:A/z");
+}
+END_TEST
+
 /* Folder Work (UIDVALIDITY 11) deleted here; its DELETE replayed by
  * script: the row and its journal row are gone after the run. */
 static void replay_delete_of_work(const struct step *script)
@@ -4134,6 +4202,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_create_after_its_name_is_deleted);
 	tcase_add_test(tc, test_rename_after_its_name_is_deleted);
 	tcase_add_test(tc, test_rename_swap);
+	tcase_add_test(tc, test_rename_child_then_parent);
+	tcase_add_test(tc, test_rename_child_then_parent_refused);
 	tcase_add_test(tc, test_delete_spares_a_folder_made_again);
 	tcase_add_test(tc, test_delete_of_a_folder_gone);
 	tcase_add_test(tc, test_created_folder_learns_its_uidvalidity);
