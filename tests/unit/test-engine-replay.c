@@ -1720,6 +1720,24 @@ START_TEST(test_marks_synced_before_sent)
 }
 END_TEST
 
+/* The folders but INBOX and Archive: "id:name:server_name,...". */
+static const char *folders(void)
+{
+	return qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
+		  " FROM folder WHERE id > 2");
+}
+
+/* A replay of script that succeeds and leaves nothing pending, with the
+ * folders then as folders() says want. */
+static void replay_ok(const struct step *script, const char *want)
+{
+	struct sync_result res = run(script, ALL_CAPS);
+
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(folders(), want);
+}
+
 /*
  * Renamed here (L3 -> L4), L3 created here again with a message, then L4
  * deleted here: DeleteFolder dropped the RENAME, so the journal holds the
@@ -1740,7 +1758,6 @@ START_TEST(test_create_after_its_name_is_deleted)
 		LOGOUT,
 		END,
 	};
-	struct sync_result res;
 	int64_t id;
 
 	exec("INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext, removed)"
@@ -1752,12 +1769,7 @@ START_TEST(test_create_after_its_name_is_deleted)
 	     " VALUES (1, 'append', 4, 2);"
 	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3)");
 	ck_assert_int_eq(id, 2);
-	res = run(script, ALL_CAPS);
-	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
-	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
-			    " FROM folder WHERE id > 2"),
-			 "4:L3:L3");
+	replay_ok(script, "4:L3:L3");
 	ck_assert_str_eq(qs("SELECT folder_id || ':' || uid FROM message WHERE id = 2"), "4:3");
 }
 END_TEST
@@ -1772,7 +1784,6 @@ START_TEST(test_rename_after_its_name_is_deleted)
 		LOGOUT,
 		END,
 	};
-	struct sync_result res;
 
 	exec("INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext, removed)"
 	     " VALUES (1, 'L4', 'L3', 11, 9, 1);"
@@ -1781,12 +1792,7 @@ START_TEST(test_rename_after_its_name_is_deleted)
 	     "INSERT INTO journal (account_id, op, folder_id, args)"
 	     " VALUES (1, 'rename_folder', 4, NULL);"
 	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'delete_folder', 3)");
-	res = run(script, ALL_CAPS);
-	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
-	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
-			    " FROM folder WHERE id > 2"),
-			 "4:L3:L3");
+	replay_ok(script, "4:L3:L3");
 }
 END_TEST
 
@@ -1809,7 +1815,6 @@ START_TEST(test_rename_swap)
 		LOGOUT,
 		END,
 	};
-	struct sync_result res;
 
 	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext)"
 	     " VALUES (3, 1, 'L5', 'L5', 11, 1), (4, 1, 'LE', 'LE', 12, 1),"
@@ -1819,12 +1824,7 @@ START_TEST(test_rename_swap)
 	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "L4", "LE"), 0);
 	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "Old", "Mid"), 0);
 	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "Mid", "New"), 0);
-	res = run(script, ALL_CAPS);
-	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
-	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
-			    " FROM folder WHERE id > 2"),
-			 "3:LE:LE,4:L5:L5,5:New:New");
+	replay_ok(script, "3:LE:LE,4:L5:L5,5:New:New");
 }
 END_TEST
 
@@ -1852,15 +1852,9 @@ START_TEST(test_rename_child_then_parent)
 		LOGOUT,
 		END,
 	};
-	struct sync_result res;
 
 	rename_child_then_parent();
-	res = run(script, ALL_CAPS);
-	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
-	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
-	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
-			    " FROM folder WHERE id > 2"),
-			 "3:B:B,4:B/y:B/y,5:B/z:B/z");
+	replay_ok(script, "3:B:B,4:B/y:B/y,5:B/z:B/z");
 }
 END_TEST
 
@@ -1884,15 +1878,11 @@ START_TEST(test_rename_child_then_parent_refused)
 	res = run(script, ALL_CAPS);
 	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
 	ck_assert_uint_eq(res.stats.ops_given_up, 1);
-	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
-			    " FROM folder WHERE id > 2"),
-			 "3:B:A,4:B/y:A/y,5:B/z:A/z");
+	ck_assert_str_eq(folders(), "3:B:A,4:B/y:A/y,5:B/z:A/z");
 	ck_assert_int_eq(cpmsync_op_discard_failed(cs, "t", atoll(qs("SELECT id FROM journal"))),
 			 0);
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
-	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || server_name, ',')"
-			    " FROM folder WHERE id > 2"),
-			 "3:A:A,4:A/y:A/y,5:A/z:A/z");
+	ck_assert_str_eq(folders(), "3:A:A,4:A/y:A/y,5:A/z:A/z");
 }
 END_TEST
 
