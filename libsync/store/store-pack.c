@@ -39,12 +39,13 @@
  *  - A pack made in a transaction that did not commit has no row: the open
  *    deletes its file.  Pack ids are AUTOINCREMENT, so a committed id is
  *    never given to another pack.
- *  - Readers in other processes (STORE_READONLY) read in a snapshot that
- *    may be older than the punch or unlink of what they read: after reading
- *    they look again on a second connection, at the latest commit, and
- *    report a body that went meanwhile as gone rather than zeros.  In the
- *    writing process collect runs between transactions, never beside a
- *    read.
+ *  - A reader reads in a snapshot that may be older than the punch or
+ *    unlink of what it reads, by another process (the daemon, or a second
+ *    writer linking the library): after reading it looks again on a second
+ *    connection, at the latest commit, and reports a body that went
+ *    meanwhile as gone rather than zeros.  Not needed inside a write
+ *    transaction of its own (nobody else commits a drop then, and a
+ *    process collects only between its transactions).
  */
 #include <sqlite3.h>
 
@@ -93,8 +94,9 @@ struct store_packs {
 	/* The last pack read from (other than cur). */
 	int64_t rd;
 	int rd_fd;
-	/* STORE_READONLY: the latest commit, for the look after a read. */
+	/* The latest commit, for the look after a read, and its statement. */
 	sqlite3 *check;
+	sqlite3_stmt *check_st;
 };
 
 struct store_packs *store_packs_new(const char *store_path, bool readonly)
@@ -127,6 +129,7 @@ void store_packs_free(struct store_packs *p)
 		return;
 	close_fd(&p->cur_fd);
 	close_fd(&p->rd_fd);
+	sqlite3_finalize(p->check_st);
 	sqlite3_close_v2(p->check);
 	free(p->store_path);
 	free(p->dir);
@@ -430,8 +433,8 @@ static int read_fd(struct store_packs *p, int64_t id, int *ret)
 }
 
 /*
- * STORE_READONLY: whether message_id's body is still at (pack, off) in the
- * latest commit (1), or went while it was read (0).
+ * Whether message_id's body is still at (pack, off) in the latest commit
+ * (1), or went while it was read (0).
  */
 static int still_there(struct store *s, struct store_packs *p, int64_t message_id, int64_t pack,
 		       int64_t off)
@@ -451,17 +454,20 @@ static int still_there(struct store *s, struct store_packs *p, int64_t message_i
 		}
 		sqlite3_busy_timeout(p->check, STORE_BUSY_TIMEOUT_MS);
 	}
-	rc = sqlite3_prepare_v2(
-		p->check,
-		"SELECT 1 FROM body_pack WHERE message_id = ?1 AND pack = ?2 AND off = ?3", -1, &st,
-		NULL);
+	rc = SQLITE_OK;
+	if (!p->check_st)
+		rc = sqlite3_prepare_v2(
+			p->check,
+			"SELECT 1 FROM body_pack WHERE message_id = ?1 AND pack = ?2 AND off = ?3",
+			-1, &p->check_st, NULL);
+	st = p->check_st;
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, message_id);
 		sqlite3_bind_int64(st, 2, pack);
 		sqlite3_bind_int64(st, 3, off);
 		rc = sqlite3_step(st);
+		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	if (rc == SQLITE_DONE)
@@ -506,7 +512,10 @@ int store_pack_each(struct store *s, struct store_packs *p, int64_t message_id, 
 			break;
 		off += (int64_t)n;
 	}
-	if (p->readonly) {
+	/* Outside a write transaction of ours another writer (or, read-only,
+	 * the daemon) may have dropped the body and punched it out since the
+	 * row above was read. */
+	if (p->readonly || !store_in_transaction(s)) {
 		int there = still_there(s, p, message_id, pack, at);
 
 		if (there < 0)

@@ -2213,11 +2213,13 @@ START_TEST(test_pack_write_fails)
 END_TEST
 
 /*
- * A reader in another process (STORE_READONLY) whose snapshot still shows a
- * body that went and was punched out meanwhile: it reads that the body
- * went, not the zeros of the hole.
+ * A reader in another process whose snapshot still shows a body that went
+ * and was punched out meanwhile: it reads that the body went, not the
+ * zeros of the hole.  A read-only one (cpmctl beside the daemon), and a
+ * writer outside a write transaction (a program linking the library
+ * beside the daemon).
  */
-START_TEST(test_pack_reader_sees_body_go)
+static void reader_sees_body_go(unsigned flags)
 {
 	struct store *w = open_ok(dbpath, 0), *r;
 	void *got;
@@ -2225,7 +2227,7 @@ START_TEST(test_pack_reader_sees_body_go)
 
 	add_account_folder_message(w);
 	ck_assert_int_eq(store_body_put(w, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
-	r = open_ok(dbpath, STORE_READONLY);
+	r = open_ok(dbpath, flags);
 	ck_assert_int_eq(store_body_get(r, 100, &got, &len), 0);
 	ck_assert_uint_eq(len, STORE_BODY_INLINE_MAX + 1);
 	ck_assert(memcmp(got, big_body, len) == 0);
@@ -2242,6 +2244,17 @@ START_TEST(test_pack_reader_sees_body_go)
 	ck_assert_int_eq(store_exec(r, "COMMIT"), 0);
 	store_close(r);
 	store_close(w);
+}
+
+START_TEST(test_pack_reader_sees_body_go)
+{
+	reader_sees_body_go(STORE_READONLY);
+}
+END_TEST
+
+START_TEST(test_pack_writer_sees_body_go)
+{
+	reader_sees_body_go(0);
 }
 END_TEST
 
@@ -2414,6 +2427,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_body_commit_order);
 	tcase_add_test(tc, test_pack_punch_and_unlink);
 	tcase_add_test(tc, test_pack_reader_sees_body_go);
+	tcase_add_test(tc, test_pack_writer_sees_body_go);
 	tcase_add_test(tc, test_pack_write_fails);
 	tcase_add_test(tc, test_pack_two_writers);
 	tcase_add_test(tc, test_pack_edge_blocks);
