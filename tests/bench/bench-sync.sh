@@ -340,10 +340,12 @@ traced() {
 }
 
 # trace_maps STEP: after a traced run, which structure holds each page of
-# the store and of the bodies database, and their page sizes.
+# the store and of the bodies database (a store from before the packs, schema
+# 15, has one), and their page sizes.
 trace_maps() {
 	local db
 	for db in cpm-store.db cpm-store.db-bodies; do
+		[ -e "$WORK/$db" ] || continue
 		sqlite3 -readonly "$WORK/$db" "SELECT pageno, name FROM dbstat" >"$WORK/$1.$db.map"
 		sqlite3 -readonly "$WORK/$db" "PRAGMA page_size" >"$WORK/$1.$db.pagesize"
 	done
@@ -367,6 +369,10 @@ trace_report() {
 		    return bytes(out)
 		def pages(db):
 		    m = {}
+		    try:
+		        open(f"{work}/{step}.{db}.pagesize").close()
+		    except FileNotFoundError:
+		        return m, 1
 		    for line in open(f"{work}/{step}.{db}.map"):
 		        p, name = line.rstrip("\n").split("|", 1)
 		        m[int(p)] = name
