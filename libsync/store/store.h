@@ -19,7 +19,8 @@
  * The schema version lives in PRAGMA user_version.  store_open() of a
  * read-write store applies the numbered migrations in order, each in its
  * own BEGIN IMMEDIATE transaction which also sets user_version, so an
- * interrupted upgrade leaves a consistent, older version behind.
+ * interrupted upgrade leaves a consistent, older version behind.  A new
+ * store is made at once from the snapshot of the newest schema.
  *
  * This header names no SQLite type for the rest of the library.  The
  * prepared-statement helpers at the bottom are for the files under libsync/store/ only
@@ -67,6 +68,27 @@ int store_open(const char *path, unsigned flags, struct store **ret, char **ret_
  */
 int store_open_at_version_for_test(const char *path, unsigned version, struct store **ret,
 				   char **ret_error);
+
+/*
+ * The schema of s as the SQL that makes it on an empty database (tables,
+ * then indexes, then triggers, each kind in the order it was made; SQLite's
+ * own objects left out), each statement followed by ";\n".  with_state
+ * adds, as comment lines, what else two new stores must share: the
+ * user_version and every table's row count.  *ret: free() it.  For
+ * tests/tools/schema-snapshot and the test that the snapshot is current.
+ */
+int store_schema_dump(struct store *s, bool with_state, char **ret);
+
+/*
+ * store-schema-snapshot.c (generated: make schema-snapshot): what
+ * store_schema_dump() gave on a new store made by migrations 1 to
+ * store_schema_snapshot_version.  store_open() makes a new store with it
+ * when that is store_schema_version() (one statement each, instead of every
+ * migration with the rebuilds and schema re-parses of each); otherwise,
+ * and for store_open_at_version_for_test(), by the migrations.
+ */
+extern const unsigned store_schema_snapshot_version;
+extern const char store_schema_snapshot_sql[];
 
 /*
  * Creates the file path, mode 0600 whatever the umask (O_EXCL,

@@ -2127,6 +2127,52 @@ START_TEST(test_migrate_small_pack_index)
 END_TEST
 
 /*
+ * A new store made from the snapshot (store_open()) has the schema, the
+ * user_version and the (empty) tables of one made by every migration
+ * (store_open_at_version_for_test()).  Fails after a new migration until
+ * `make schema-snapshot` has written store-schema-snapshot.c again.
+ */
+START_TEST(test_schema_snapshot)
+{
+	char path[sizeof(dbpath) + 32], *from_snapshot = NULL, *migrated = NULL, *err = NULL;
+	struct store *a, *b = NULL;
+
+	ck_assert_msg(store_schema_snapshot_version == store_schema_version(),
+		      "store-schema-snapshot.c is of version %u, the schema is %u:"
+		      " run make schema-snapshot",
+		      store_schema_snapshot_version, store_schema_version());
+	a = open_ok(dbpath, 0);
+	snprintf(path, sizeof(path), "%s/migrated.db", tmpdir);
+	ck_assert_int_eq(store_open_at_version_for_test(path, store_schema_version(), &b, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(store_schema_dump(a, true, &from_snapshot), 0);
+	ck_assert_int_eq(store_schema_dump(b, true, &migrated), 0);
+	if (strcmp(from_snapshot, migrated) != 0) {
+		size_t i = 0, line = 0;
+
+		/* The first line that differs, a part of it each (Check's
+		 * messages are short). */
+		for (; from_snapshot[i] == migrated[i]; i++)
+			if (migrated[i] == '\n')
+				line = i + 1;
+		ck_abort_msg("a new store differs from a migrated one (run make schema-snapshot);"
+			     " from the snapshot: \"%.200s\"; migrated: \"%.200s\"",
+			     from_snapshot + line, migrated + line);
+	}
+	/* Both hold what they should: the tables, and user_version. */
+	ck_assert_ptr_nonnull(strstr(migrated, "CREATE TABLE message_state ("));
+	ck_assert_ptr_nonnull(strstr(migrated, "CREATE TRIGGER "));
+	ck_assert_ptr_nonnull(strstr(migrated, "-- user_version 26\n"));
+	ck_assert_ptr_nonnull(strstr(migrated, "-- message: 0 rows\n"));
+	ck_assert_int_eq(query_int(a, "PRAGMA user_version"), store_schema_version());
+	free(from_snapshot);
+	free(migrated);
+	store_close(a);
+	store_close(b);
+}
+END_TEST
+
+/*
  * Two writers on one store (a program linking libcpmsync beside the
  * daemon): each appends where the last commit, its own or the other's,
  * left the pack, never where it last wrote.
@@ -2432,6 +2478,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_pack_two_writers);
 	tcase_add_test(tc, test_pack_edge_blocks);
 	tcase_add_test(tc, test_migrate_small_pack_index);
+	tcase_add_test(tc, test_schema_snapshot);
 	tcase_add_test(tc, test_migrate_adds_packs);
 	tcase_add_test(tc, test_reader_during_write);
 	tcase_add_test(tc, test_garbage_refused);
