@@ -61,7 +61,11 @@
 # makes the CPM store), CONVS (conversations, default N/100; e.g. N=20000
 # CONVS=1000 keeps the folder count of the default size), REPEAT (D-Bus
 # calls timed, default 50), EVENTS (IMDN events, default 50),
-# EVENT_TIMEOUT (seconds to wait for each IMDN event's signal, default 10),
+# EVENT_TIMEOUT (seconds to wait for each IMDN event's signal, default 40:
+# more than Dovecot 2.3's 30 s mailbox_idle_check_interval, which is what
+# brings the event that follows a rotation of its list index log; see
+# NOTIFY_KEEP_MS in libsync/engine/session.c; such an event is an outlier
+# in the figures, not a broken run),
 # BENCH_VERBOSE=1 (the running daemon with -v, each latency printed),
 # KEEP=1 keeps the work directory (logs, stores), BENCH_TMP (parent of
 # the work directory, default /tmp; it needs about 6 x N KiB).
@@ -84,7 +88,7 @@ C=${CONVS:-$((N / 100))}
 RUNS=${RUNS:-2}
 REPEAT=${REPEAT:-50}
 EVENTS=${EVENTS:-50}
-EVENT_TIMEOUT=${EVENT_TIMEOUT:-10}
+EVENT_TIMEOUT=${EVENT_TIMEOUT:-40}
 LAT_FOLDER=Default/tel:+15559990000
 V=()
 [ "${BENCH_VERBOSE:-}" = 1 ] && V=(-v)
