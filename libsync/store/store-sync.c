@@ -764,8 +764,17 @@ static int find_rematch(struct store *s, int64_t folder_id, const struct sync_ne
 {
 	const char *mid = m->summary ? m->summary->message_id : "";
 	sqlite3_stmt *st;
+	bool any;
 	int r;
 
+	/* Most folders have no row without a UID (and none while a new
+	 * store is filled): one index probe, instead of the query below,
+	 * whose ORDER BY opens a sorter even for no row (32,000
+	 * instructions a new message, against 3,000 for this). */
+	r = exists_ii(s, "SELECT 1 FROM message WHERE folder_id = ?1 AND uid IS NULL", folder_id, 0,
+		      &any);
+	if (r < 0 || !any)
+		return r;
 	PREP(s,
 	     "SELECT m.id FROM message m JOIN message_state ms ON ms.id = m.id"
 	     " WHERE m.folder_id = ?1 AND m.uid IS NULL"
