@@ -231,17 +231,22 @@ int engine_tx_tick_folder(struct cpmsync_sync *e, bool last)
 /* ------------------------------------------------------------------ */
 /* Bodies */
 
-/* Stores b as the body of message id. */
-static int body_store(struct cpmsync_sync *e, const struct engine_body *b, int64_t id)
+/* Stores b as the body of message id; fresh: of a row just inserted for
+ * body_follows (store_sync_body_put_new()). */
+static int body_store(struct cpmsync_sync *e, const struct engine_body *b, int64_t id, bool fresh)
 {
 	if (b->error)
 		return b->error;
 	e->batch_bytes += b->len;
 	e->stats.body_bytes += b->len;
+	if (b->fd >= 0 && lseek(b->fd, 0, SEEK_SET) < 0)
+		return -errno;
+	if (fresh)
+		return b->fd < 0 ? store_sync_body_put_new(e->store, id, b->head, b->head_len, -1,
+							   b->head_len)
+				 : store_sync_body_put_new(e->store, id, NULL, 0, b->fd, b->len);
 	if (b->fd < 0)
 		return store_sync_body_put(e->store, id, b->head, b->head_len);
-	if (lseek(b->fd, 0, SEEK_SET) < 0)
-		return -errno;
 	return store_sync_body_put_fd(e->store, id, b->fd, b->len);
 }
 
@@ -317,6 +322,7 @@ static void fetch_new(struct cpmsync_sync *e, const struct engine_fetch *f)
 			(f->present & ENGINE_FETCH_BODYSTRUCTURE) ? f->bodystructure : NULL,
 		.emailid = (f->present & ENGINE_FETCH_OBJECTIDS) ? f->emailid : NULL,
 	};
+	m.body_follows = b && b->size == m.size && e->body_limit >= m.size && b->full;
 	if (engine_tx_begin(e) < 0)
 		goto out;
 	r = store_sync_new_message(e->store, e->selected_id, &m, &id, &has_body, &is_new);
@@ -324,8 +330,8 @@ static void fetch_new(struct cpmsync_sync *e, const struct engine_fetch *f)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		goto out;
 	}
-	if (b && b->size == m.size && !has_body && e->body_limit >= m.size && b->full) {
-		r = body_store(e, b, id);
+	if (m.body_follows && !has_body) {
+		r = body_store(e, b, id, is_new);
 		if (r < 0) {
 			engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
 				    r == -EIO || r <= -CPMSYNC_E_NOT_FOUND ? store_error(e->store)
@@ -388,7 +394,7 @@ static void fetch_body(struct cpmsync_sync *e, const struct engine_fetch *f)
 	if (r >= 0)
 		r = engine_tx_begin(e);
 	if (r >= 0)
-		r = body_store(e, f->body, id);
+		r = body_store(e, f->body, id, false);
 	if (r >= 0)
 		r = body_set_cpm(e, f->body, id);
 	if (r < 0) {

@@ -598,20 +598,21 @@ static int read_error(struct store *s, int64_t message_id, int r)
 
 /* A body of at most STORE_BODY_INLINE_MAX bytes, into body_inline. */
 static int body_write_inline(struct store *s, int64_t message_id, const void *head, size_t head_len,
-			     int fd, size_t size)
+			     int fd, size_t size, bool fresh)
 {
 	_cleanup_free_ char *buf = NULL;
 	const void *data = size ? head : "";
 	sqlite3_stmt *st;
-	int r;
+	int r = 0;
 
-	r = packs_ready(s, bodies(s)) ? replace_stored(s, message_id)
-				      : inline_replaces(s, message_id);
-	if (r < 0)
-		return r;
-	r = set_has_body(s, message_id);
-	if (r < 0)
-		return r;
+	if (!fresh) {
+		r = packs_ready(s, bodies(s)) ? replace_stored(s, message_id)
+					      : inline_replaces(s, message_id);
+		if (r >= 0)
+			r = set_has_body(s, message_id);
+		if (r < 0)
+			return r;
+	}
 	if (head_len < size) {
 		buf = malloc(size);
 		if (!buf)
@@ -636,29 +637,32 @@ static int body_write_inline(struct store *s, int64_t message_id, const void *he
 
 /* A larger body, into a pack (version 25). */
 static int body_write_pack(struct store *s, struct store_bodies *b, int64_t message_id,
-			   const void *head, size_t head_len, int fd, uint64_t size)
+			   const void *head, size_t head_len, int fd, uint64_t size, bool fresh)
 {
-	int r = replace_stored(s, message_id);
+	int r = 0;
 
-	if (r < 0)
-		return r;
-	r = set_has_body(s, message_id);
-	if (r < 0)
-		return r;
+	if (!fresh) {
+		r = replace_stored(s, message_id);
+		if (r >= 0)
+			r = set_has_body(s, message_id);
+		if (r < 0)
+			return r;
+	}
 	return store_pack_put(s, b->packs, message_id, head, head_len, fd, size);
 }
 
 /* A larger body, into the bodies database (a store before version 25). */
 static int body_write(struct store *s, struct store_bodies *b, int64_t message_id, const void *head,
-		      size_t head_len, int fd, uint64_t size)
+		      size_t head_len, int fd, uint64_t size, bool fresh)
 {
 	_cleanup_free_ char *chunk = NULL;
 	sqlite3_blob *blob = NULL;
 	sqlite3_stmt *st;
 	uint64_t off;
-	int rc, r;
+	int rc, r = 0;
 
-	r = set_has_body(s, message_id);
+	if (!fresh)
+		r = set_has_body(s, message_id);
 	if (r < 0)
 		return r;
 	r = large_replaces(s, b, message_id);
@@ -727,8 +731,9 @@ static int body_write(struct store *s, struct store_bodies *b, int64_t message_i
 	return r;
 }
 
-int store_body_write(struct store *s, int64_t message_id, const void *head, size_t head_len, int fd,
-		     uint64_t size)
+/* fresh: store_body_write_fresh(). */
+static int body_store(struct store *s, int64_t message_id, const void *head, size_t head_len,
+		      int fd, uint64_t size, bool fresh)
 {
 	struct store_bodies *b;
 	bool own;
@@ -753,11 +758,11 @@ int store_body_write(struct store *s, int64_t message_id, const void *head, size
 			return r;
 	}
 	if (size <= STORE_BODY_INLINE_MAX && inline_ready(s, b))
-		r = body_write_inline(s, message_id, head, head_len, fd, (size_t)size);
+		r = body_write_inline(s, message_id, head, head_len, fd, (size_t)size, fresh);
 	else if (packs_ready(s, b))
-		r = body_write_pack(s, b, message_id, head, head_len, fd, size);
+		r = body_write_pack(s, b, message_id, head, head_len, fd, size, fresh);
 	else if ((r = need_db(s, b)) == 0)
-		r = body_write(s, b, message_id, head, head_len, fd, size);
+		r = body_write(s, b, message_id, head, head_len, fd, size, fresh);
 	if (!own)
 		return r;
 	if (r < 0) {
@@ -765,6 +770,20 @@ int store_body_write(struct store *s, int64_t message_id, const void *head, size
 		return r;
 	}
 	return store_commit(s);
+}
+
+int store_body_write(struct store *s, int64_t message_id, const void *head, size_t head_len, int fd,
+		     uint64_t size)
+{
+	return body_store(s, message_id, head, head_len, fd, size, false);
+}
+
+int store_body_write_fresh(struct store *s, int64_t message_id, const void *head, size_t head_len,
+			   int fd, uint64_t size)
+{
+	if (!s || !store_in_transaction(s))
+		return -EINVAL;
+	return body_store(s, message_id, head, head_len, fd, size, true);
 }
 
 int store_body_write_fd(struct store *s, int64_t message_id, int fd, uint64_t size)
@@ -854,8 +873,8 @@ int store_body_copy(struct store *s, int64_t src, int64_t dst)
 			return r;
 		/* A small body of a bodies database older than version 15. */
 		if (len <= STORE_BODY_INLINE_MAX)
-			return body_write_inline(s, dst, data, len, -1, len);
-		return body_write_pack(s, b, dst, data, len, -1, len);
+			return body_write_inline(s, dst, data, len, -1, len, false);
+		return body_write_pack(s, b, dst, data, len, -1, len, false);
 	}
 	r = need_db(s, b);
 	if (r < 0)

@@ -789,14 +789,15 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 			  "INSERT INTO message (folder_id, uid,"
 			  " internaldate, size, message_id, date, conversation_id,"
 			  " contribution_id, imdn_message_id, type, direction, context,"
-			  " in_reply_to, peer, sender, imdn_ref, status)"
+			  " in_reply_to, peer, sender, imdn_ref, status, has_body)"
 			  " VALUES (?1, nullif(?2, 0), ?6, ?7, ?8,"
 			  " nullif(?9, 0), ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
-			  " coalesce(?20, ''))",
+			  " coalesce(?20, ''), ?21)",
 			  &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, m->folder_id);
+	sqlite3_bind_int(st, 21, m->has_body);
 	sqlite3_bind_int64(st, 2, m->uid);
 	sqlite3_bind_int64(st, 6, m->internaldate);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->size);

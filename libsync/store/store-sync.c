@@ -895,7 +895,8 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 						     .internaldate = m->internaldate,
 						     .size = m->size,
 						     .summary = sum,
-						     .bodystructure = m->bodystructure },
+						     .bodystructure = m->bodystructure,
+						     .has_body = m->body_follows },
 			&id);
 		if (r < 0)
 			return r;
@@ -1084,6 +1085,12 @@ int store_sync_body_put(struct store *s, int64_t message_id, const void *data, s
 int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd, uint64_t size)
 {
 	return store_body_write_fd(s, message_id, fd, size);
+}
+
+int store_sync_body_put_new(struct store *s, int64_t message_id, const void *head, size_t head_len,
+			    int fd, uint64_t size)
+{
+	return store_body_write_fresh(s, message_id, head, head_len, fd, size);
 }
 
 int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid, int64_t *ret_id)

@@ -142,6 +142,11 @@ struct sync_new_message {
 	const struct msg_summary *summary;
 	const char *bodystructure; /* may be NULL */
 	const char *emailid;	   /* RFC 8474 EMAILID; NULL: none given */
+	/* The caller has the whole body and, if a row is inserted
+	 * (*ret_new), stores it at once with store_sync_body_put_new() in
+	 * the same transaction (or fails the transaction): the row is
+	 * inserted with has_body set, which saves an UPDATE of it. */
+	bool body_follows;
 };
 
 /*
@@ -150,7 +155,8 @@ struct sync_new_message {
  * (the same EMAILID where both have one, else the same Message-ID, size
  * and internal date: its id and body are kept), or
  * inserts a new one.  *ret_id is the local id; *ret_has_body whether its
- * body is stored; *ret_new whether a row was inserted.
+ * body is stored (false for a row inserted for m->body_follows: its body is
+ * the caller's to store); *ret_new whether a row was inserted.
  */
 int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync_new_message *m,
 			   int64_t *ret_id, bool *ret_has_body, bool *ret_new);
@@ -183,6 +189,11 @@ int store_sync_bodies_wanted(struct store *s, int64_t folder_id, uint32_t min_ui
 			     uint64_t max_size, struct rangeset *ret);
 int store_sync_body_put(struct store *s, int64_t message_id, const void *data, size_t len);
 int store_sync_body_put_fd(struct store *s, int64_t message_id, int fd, uint64_t size);
+/* The body of a row store_sync_new_message() inserted for body_follows
+ * (store_body_write_fresh()): the first head_len bytes from head, the rest
+ * from fd. */
+int store_sync_body_put_new(struct store *s, int64_t message_id, const void *head, size_t head_len,
+			    int fd, uint64_t size);
 int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid, int64_t *ret_id);
 
 /* --- the journal --- */

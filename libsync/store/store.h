@@ -298,6 +298,11 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
  * the caller must roll back); otherwise it runs in its own transaction and
  * leaves nothing behind on failure.
  * store_body_write_fd() and store_body_put() are the two usual forms.
+ * store_body_write_fresh() is store_body_write() for a row inserted in the
+ * caller's open transaction with has_body already set
+ * (store_message_row.has_body): no body to replace, no has_body to set,
+ * one UPDATE of the row fewer; the caller fails the transaction if it
+ * fails.  -EINVAL outside a transaction.
  *
  * store_body_copy() gives dst a copy of src's body, if src has one (inside
  * the caller's transaction): inline as src's, or appended to a pack.
@@ -310,6 +315,8 @@ int store_body_write(struct store *s, int64_t message_id, const void *head, size
 		     uint64_t size);
 int store_body_write_fd(struct store *s, int64_t message_id, int fd, uint64_t size);
 int store_body_put(struct store *s, int64_t message_id, const void *data, size_t len);
+int store_body_write_fresh(struct store *s, int64_t message_id, const void *head, size_t head_len,
+			   int fd, uint64_t size);
 int store_body_copy(struct store *s, int64_t src, int64_t dst);
 int store_body_exists(struct store *s, int64_t message_id, bool *ret);
 int store_body_read_fd(struct store *s, int64_t message_id, int fd);
@@ -333,6 +340,9 @@ struct store_message_row {
 	uint64_t size;
 	const struct msg_summary *summary;
 	const char *bodystructure;
+	/* The caller stores the body in this transaction at once, with
+	 * store_body_write_fresh(), or fails the transaction. */
+	bool has_body;
 };
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id);
 

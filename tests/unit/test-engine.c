@@ -55,6 +55,8 @@ static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 
 /* e->batch_ms of the runs below (-1: the engine's own, ENGINE_BATCH_MS). */
 static int64_t batch_ms = -1;
+/* The account's sync_bodies in the runs below. */
+static int64_t sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
 
 /* Runs one sync of account "t" against script; returns the result.
  * only: engine_sync_only() that folder (0: a full run). */
@@ -66,7 +68,7 @@ static struct sync_result run_only(struct cpmsync_store *store, const struct scr
 		.host = "localhost",
 		.user = "alice",
 		.security = CPMSYNC_SECURITY_NONE,
-		.sync_bodies = CPMSYNC_SYNC_BODIES_NONE,
+		.sync_bodies = sync_bodies,
 		.password_cb = password_cb,
 		.connect_timeout_ms = 3000,
 		.command_timeout_ms = 3000,
@@ -345,6 +347,51 @@ START_TEST(test_select_refused_others_go_on)
 				" JOIN message_state USING (id)"),
 			 "<m@x> \\Seen");
 	ck_assert_str_eq(qs(cs, "SELECT uidnext FROM folder WHERE name = 'INBOX'"), "2");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/*
+ * sync_bodies = all: a new message's body comes in its first FETCH and is
+ * stored with its row (inserted with has_body set, store_sync_body_put_new()):
+ * no second FETCH for it (the script has none), no MessagesChanged-worthy
+ * UPDATE after the insert.
+ */
+START_TEST(test_new_message_body_stored_once)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT,
+		  "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])" },
+		{ SCRIPT_SEND,
+		  "* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
+		  "RFC822.SIZE 26 BODY[] {26}\r\nMessage-ID: <m@x>\r\n\r\nhello)\r\n"
+		  "* 2 FETCH (UID 2 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
+		  "RFC822.SIZE 24 BODY[] {24}\r\nMessage-ID: <n@x>\r\n\r\nbye)\r\n"
+		  "a4 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a5"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
+	res = run(cs, script);
+	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_uint_eq(res.stats.messages_added, 2);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(message_id || ' ' || has_body || ' ' ||"
+				" length(data), ',') FROM (SELECT m.message_id, m.has_body, b.data"
+				" FROM message m JOIN body_inline b ON b.message_id = m.id"
+				" ORDER BY m.uid)"),
+			 "<m@x> 1 26,<n@x> 1 24");
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM body_trash"), "0");
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -983,6 +1030,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_modified_forever_kept);
 	tcase_add_test(tc, test_refused_operation_kept);
 	tcase_add_test(tc, test_select_refused_others_go_on);
+	tcase_add_test(tc, test_new_message_body_stored_once);
 	tcase_add_test(tc, test_many_rows_without_io);
 	tcase_add_test(tc, test_refused_name_warned_once);
 	tcase_add_test(tc, test_folders_share_a_commit);

@@ -2211,6 +2211,63 @@ END_TEST
  * (Root ignores permissions, so the packs' directory is a regular file,
  * and the file size limit stands for a full disk.)
  */
+/*
+ * store_body_write_fresh(): the body of a row inserted with has_body set in
+ * the open transaction (an initial sync's new message).  It goes in without
+ * the replacement's trash rows, a failure undone with the transaction; out
+ * of a transaction it is refused.
+ */
+START_TEST(test_body_write_fresh)
+{
+	const size_t big = STORE_BODY_INLINE_MAX + 5000;
+	unsigned char *a = malloc(big);
+	struct store *s = open_ok(dbpath, 0);
+	int p[2];
+
+	ck_assert_ptr_nonnull(a);
+	fill(a, big, 7);
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_body_write_fresh(s, 100, a, 10, -1, 10), -EINVAL);
+
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, has_body) VALUES"
+				       " (101, 10, 8, 1), (102, 10, 9, 1), (103, 10, 10, 1)"),
+			 0);
+	ck_assert_int_eq(store_body_write_fresh(s, 101, a, 100, -1, 100), 0);
+	ck_assert_int_eq(store_body_write_fresh(s, 102, a, big, -1, big), 0);
+	/* The rest from a file descriptor. */
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(write(p[1], a + 10, 90), 90);
+	close(p[1]);
+	ck_assert_int_eq(store_body_write_fresh(s, 103, a, 10, p[0], 100), 0);
+	close(p[0]);
+	ck_assert_int_eq(store_commit(s), 0);
+	check_got(s, 101, a, 100);
+	check_body(s, 102, a, big);
+	check_got(s, 103, a, 100);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_trash"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack_trash"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack WHERE message_id = 102"), 1);
+
+	/* A short file: the caller rolls back, row and body go together. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, has_body) VALUES"
+				       " (104, 10, 11, 1)"),
+			 0);
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(write(p[1], a, 5), 5);
+	close(p[1]);
+	ck_assert_int_eq(store_body_write_fresh(s, 104, NULL, 0, p[0], 50), -EIO);
+	close(p[0]);
+	store_rollback(s);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message WHERE id = 104"), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline WHERE message_id = 104"),
+			 0);
+	free(a);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_pack_write_fails)
 {
 	const size_t n = 2 * 1024 * 1024;
@@ -2475,6 +2532,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_pack_reader_sees_body_go);
 	tcase_add_test(tc, test_pack_writer_sees_body_go);
 	tcase_add_test(tc, test_pack_write_fails);
+	tcase_add_test(tc, test_body_write_fresh);
 	tcase_add_test(tc, test_pack_two_writers);
 	tcase_add_test(tc, test_pack_edge_blocks);
 	tcase_add_test(tc, test_migrate_small_pack_index);
