@@ -616,12 +616,14 @@ static int store_message(struct store *s, void *args)
 							      .flags = a->set,
 							      .internaldate = a->internaldate,
 							      .size = a->size,
-							      .summary = &a->sum },
+							      .summary = &a->sum,
+							      .has_body = true },
 				 &id);
 	if (r < 0)
 		return r;
-	/* The body: the head from memory, the rest streamed from fd. */
-	r = store_body_write(s, id, a->head, a->head_len, a->fd, a->size);
+	/* The body: the head from memory, the rest streamed from fd; into
+	 * the row just made (op_run_() rolls both back on a failure). */
+	r = store_body_write_fresh(s, id, a->head, a->head_len, a->fd, a->size);
 	if (r < 0)
 		return r;
 	r = journal_add(s, acc, JOURNAL_OP_APPEND, f.id, id, NULL);
