@@ -412,6 +412,75 @@ START_TEST(test_interrupted_append_adopted)
 }
 END_TEST
 
+/*
+ * body_follows: a row store_sync_new_message() inserts has has_body set and
+ * *ret_has_body false (its body is the caller's to store now, with
+ * store_sync_body_put_new()); a row it finds (a known UID, a re-matched
+ * pending APPEND) is left as it was, and a body it lacks goes in the usual
+ * way.
+ */
+START_TEST(test_body_follows)
+{
+	struct msg_summary sum = SUMMARY("<f@x>");
+	struct sync_new_message m = { .uid = 3,
+				      .flags = "",
+				      .internaldate = 1000,
+				      .size = 5,
+				      .summary = &sum,
+				      .body_follows = true };
+	bool has_body, is_new;
+	int64_t id, again, pending;
+	struct journal_entry j;
+	void *data = NULL;
+	size_t len = 0;
+
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert(is_new);
+	ck_assert(!has_body);
+	ck_assert_int_eq(q("SELECT has_body FROM message WHERE uid = 3"), 1);
+	ck_assert_int_eq(store_sync_body_put_new(s, id, "hello", 5, -1, 5), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(store_body_get(s, id, &data, &len), 0);
+	ck_assert_uint_eq(len, 5);
+	ck_assert_int_eq(memcmp(data, "hello", 5), 0);
+	free(data);
+
+	/* Seen again (an interrupted run read it twice): the known row. */
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &again, &has_body, &is_new), 0);
+	ck_assert_int_eq(again, id);
+	ck_assert(!is_new);
+	ck_assert(has_body);
+
+	/* A pending APPEND without its body, whose command was sent: re-matched,
+	 * not inserted, so not marked; the body then goes in as usual. */
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (folder_id, message_id, size,"
+				    " internaldate) VALUES (1, '<p@x>', 7, 2000);"
+				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
+			 0);
+	pending = store_last_insert_id(s);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, pending, NULL), 0);
+	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
+	ck_assert_int_eq(store_journal_attempt(s, j.id, "uidnext=4"), 0);
+	journal_entry_free_contents(&j);
+	sum.message_id = (char *)"<p@x>";
+	m = (struct sync_new_message){ .uid = 4,
+				       .flags = "",
+				       .internaldate = 2000,
+				       .size = 7,
+				       .summary = &sum,
+				       .body_follows = true };
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &again, &has_body, &is_new), 0);
+	ck_assert_int_eq(again, pending);
+	ck_assert(!is_new);
+	ck_assert(!has_body);
+	ck_assert_int_eq(q("SELECT has_body FROM message WHERE uid = 4"), 0);
+	ck_assert_int_eq(store_sync_body_put(s, pending, "pending", 7), 0);
+	ck_assert_int_eq(q("SELECT has_body FROM message WHERE uid = 4"), 1);
+}
+END_TEST
+
 START_TEST(test_folder_recreate_and_delete)
 {
 	int64_t f, on_server, local_only;
@@ -771,6 +840,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_uidvalidity_rematch);
 	tcase_add_test(tc, test_uid_collision_resets);
 	tcase_add_test(tc, test_interrupted_append_adopted);
+	tcase_add_test(tc, test_body_follows);
 	tcase_add_test(tc, test_folder_recreate_and_delete);
 	tcase_add_test(tc, test_renames);
 	tcase_add_test(tc, test_journal);
