@@ -93,6 +93,52 @@ static int64_t add_msg(uint32_t uid, const char *flags, const char *mid, uint64_
 }
 
 /*
+ * A local message of folder 1 waiting for its op (JOURNAL_OP_APPEND or
+ * _COPY; no UID, no body, no server flags) with Message-ID mid, size,
+ * internal date date, EMAILID emailid (NULL: none) and flags: its id.
+ */
+static int64_t add_pending(enum journal_op op, const char *mid, uint64_t size, int64_t date,
+			   const char *emailid, const char *flags)
+{
+	sqlite3_stmt *st;
+	int64_t id;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(store_db(s),
+					    "INSERT INTO message (folder_id, message_id, size,"
+					    " internaldate, emailid) VALUES (1, ?1, ?2, ?3, ?4)",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, mid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	sqlite3_bind_int64(st, 3, date);
+	if (emailid)
+		sqlite3_bind_text(st, 4, emailid, -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	id = store_last_insert_id(s);
+	ck_assert_int_eq(sqlite3_prepare_v2(store_db(s),
+					    "INSERT INTO message_state (id, flags) VALUES (?1, ?2)",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, flags, -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	ck_assert_int_eq(store_journal_add(s, acc_id, op, inbox, id, NULL), 0);
+	return id;
+}
+
+/* The first journal row is marked sent (a run cut after sending it). */
+static void attempt_first(const char *args)
+{
+	struct journal_entry j;
+
+	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
+	ck_assert_int_eq(store_journal_attempt(s, j.id, args), 0);
+	journal_entry_free_contents(&j);
+}
+
+/*
  * An account that exists is found without a write: a sync run or a public
  * operation that changes nothing leaves the database as it was (an INSERT
  * OR IGNORE took an AUTOINCREMENT id and rewrote sqlite_sequence each time:
@@ -382,24 +428,15 @@ START_TEST(test_interrupted_append_adopted)
 	};
 	bool has_body, is_new;
 	int64_t pending, id;
-	struct journal_entry j;
 
 	/* The user flagged it after the APPEND (which carried \Seen) was sent. */
-	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, message_id, size,"
-				       " internaldate) VALUES (1, '<once@x>', 80, 50);"
-				       "INSERT INTO message_state (id, flags)"
-				       " VALUES (last_insert_rowid(), '\\Flagged \\Seen')"),
-			 0);
-	pending = store_last_insert_id(s);
-	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, pending, NULL), 0);
+	pending = add_pending(JOURNAL_OP_APPEND, "<once@x>", 80, 50, NULL, "\\Flagged \\Seen");
 	/* Not attempted yet: the server's message is someone else's. */
 	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
 	ck_assert(is_new);
 	ck_assert_int_eq(store_sync_message_delete(s, id), 0);
 	/* Attempted (the run was cut after sending it): the same message. */
-	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
-	ck_assert_int_eq(store_journal_attempt(s, j.id, "uidnext=9"), 0);
-	journal_entry_free_contents(&j);
+	attempt_first("uidnext=9");
 	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
 	ck_assert(!is_new);
 	ck_assert_int_eq(id, pending);
@@ -430,7 +467,6 @@ START_TEST(test_body_follows)
 				      .body_follows = true };
 	bool has_body, is_new;
 	int64_t id, again, pending;
-	struct journal_entry j;
 	void *data = NULL;
 	size_t len = 0;
 
@@ -454,16 +490,8 @@ START_TEST(test_body_follows)
 
 	/* A pending APPEND without its body, whose command was sent: re-matched,
 	 * not inserted, so not marked; the body then goes in as usual. */
-	ck_assert_int_eq(store_exec(s,
-				    "INSERT INTO message (folder_id, message_id, size,"
-				    " internaldate) VALUES (1, '<p@x>', 7, 2000);"
-				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
-			 0);
-	pending = store_last_insert_id(s);
-	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, pending, NULL), 0);
-	ck_assert_int_eq(store_journal_next(s, acc_id, INT64_MIN, &j), 1);
-	ck_assert_int_eq(store_journal_attempt(s, j.id, "uidnext=4"), 0);
-	journal_entry_free_contents(&j);
+	pending = add_pending(JOURNAL_OP_APPEND, "<p@x>", 7, 2000, NULL, "");
+	attempt_first("uidnext=4");
 	sum.message_id = (char *)"<p@x>";
 	m = (struct sync_new_message){ .uid = 4,
 				       .flags = "",
@@ -776,20 +804,8 @@ START_TEST(test_rematch_emailid_pending)
 	int64_t p1, p2;
 	bool is_new;
 
-	ck_assert_int_eq(store_exec(s,
-				    "INSERT INTO message (folder_id, message_id, size,"
-				    " internaldate) VALUES (1, '<p@x>', 80, 50);"
-				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
-			 0);
-	p1 = store_last_insert_id(s);
-	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, inbox, p1, NULL), 0);
-	ck_assert_int_eq(store_exec(s,
-				    "INSERT INTO message (folder_id, message_id, size,"
-				    " internaldate, emailid) VALUES (1, '<q@x>', 80, 50, 'Mq');"
-				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
-			 0);
-	p2 = store_last_insert_id(s);
-	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_COPY, inbox, p2, NULL), 0);
+	p1 = add_pending(JOURNAL_OP_APPEND, "<p@x>", 80, 50, NULL, "");
+	p2 = add_pending(JOURNAL_OP_COPY, "<q@x>", 80, 50, "Mq", "");
 	/* Both sent by a run that was cut. */
 	ck_assert_int_eq(store_exec(s, "UPDATE journal SET attempts = 1"), 0);
 	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE attempts > 0"), 2);
