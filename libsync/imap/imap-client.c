@@ -133,6 +133,13 @@ struct imap_client {
 	uint64_t bytes_in, bytes_out;
 	uint64_t progress;  /* bytes received towards the next deadline extension */
 	uint64_t last_read; /* Unix time of the last bytes from the server */
+	/* imap_client_probe() until the server sends anything: its length
+	 * and cause, and the monotonic ms by which bytes must come, set once
+	 * an answer is awaited (0 while none is). */
+	bool probe;
+	unsigned probe_ms;
+	uint64_t probe_until;
+	char probe_why[64];
 
 	/* Re-entrancy: callbacks may free the client. */
 	unsigned dispatching;
@@ -666,6 +673,7 @@ static void client_fail(struct imap_client *c, int r, const char *fmt, ...)
 	 * reach the owner's logs, D-Bus or a terminal. */
 	text_escape(c->error, sizeof(c->error), why);
 	log_debug(CAT, "%s: connection closed: %s", c->name, c->error);
+	c->probe = false;
 	close_connection(c);
 	client_set_state(c, was_logout ? IMAP_CLIENT_CLOSED : IMAP_CLIENT_DISCONNECTED);
 	c->dispatching++;
@@ -695,6 +703,11 @@ static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 		client_fail(c, -ETIMEDOUT,
 			    "SCRAM: the key derivation (PBKDF2) did not finish within %u s",
 			    ms / 1000);
+	else if (c->probe && c->probe_until && now_ms() >= c->probe_until)
+		client_fail(c, -ETIMEDOUT,
+			    "no answer from the server within %u ms after %s; the connection "
+			    "is taken for dead",
+			    c->probe_ms, c->probe_why);
 	else if (c->inflight && now_ms() >= c->inflight->deadline)
 		client_fail(c, -ETIMEDOUT,
 			    "the server did not finish answering %.32s within its total limit of "
@@ -734,7 +747,20 @@ static void arm_deadline(struct imap_client *c)
 				ms = 1;
 			else if (end - now < ms)
 				ms = end - now;
+			if (c->probe) {
+				/* Counted from when an answer is awaited. */
+				if (!c->probe_until)
+					c->probe_until = now + c->probe_ms;
+				if (c->probe_until <= now)
+					ms = 1;
+				else if (c->probe_until - now < ms)
+					ms = c->probe_until - now;
+			}
+		} else {
+			c->probe_until = 0;
 		}
+	} else {
+		c->probe_until = 0;
 	}
 	cpmsync_loop_timer_set(c->timer, ms, 0);
 }
@@ -816,6 +842,20 @@ void imap_client_set_quick_ack(struct imap_client *client, bool on)
 	client->quick_acks = on;
 }
 
+int imap_client_probe(struct imap_client *client, unsigned ms, const char *why)
+{
+	if (!client || !ms)
+		return -EINVAL;
+	if (client->state != IMAP_CLIENT_READY)
+		return -EBUSY;
+	client->probe = true;
+	client->probe_until = 0;
+	client->probe_ms = ms;
+	snprintf(client->probe_why, sizeof(client->probe_why), "%s", why ? why : "a probe");
+	arm_deadline(client);
+	return 0;
+}
+
 static void read_input(struct imap_client *c)
 {
 	char data[READ_CHUNK];
@@ -864,6 +904,8 @@ static void read_input(struct imap_client *c)
 		quick_ack(c);
 		c->bytes_in += (uint64_t)n;
 		c->last_read = (uint64_t)time(NULL);
+		c->probe = false; /* alive */
+		c->probe_until = 0;
 		c->progress += (uint64_t)n;
 		while (c->progress >= IMAP_COMMAND_PROGRESS_BYTES) {
 			c->progress -= IMAP_COMMAND_PROGRESS_BYTES;

@@ -279,6 +279,19 @@ int imap_client_end_idle(struct imap_client *client, int64_t id);
  */
 void imap_client_set_quick_ack(struct imap_client *client, bool on);
 
+/*
+ * A sign of life from the server within ms, whatever the command timeout:
+ * after a network change or a resume from suspend, a connection that looks
+ * fine may be dead without a word (a half-open socket waits the command
+ * timeout, 60 s, before anything is found).  Any bytes read end the probe;
+ * if none come within ms of an answer being awaited (a command in flight,
+ * other than an accepted IDLE), the connection fails with -ETIMEDOUT, the
+ * reason naming `why` ("the network changed").  So the caller gives the
+ * server something to answer (a NOOP, the DONE of an IDLE).  Only once
+ * logged in (-EBUSY before: connect and login have deadlines of their own).
+ */
+int imap_client_probe(struct imap_client *client, unsigned ms, const char *why);
+
 /* The server's hierarchy delimiter ('/' until LIST tells otherwise). */
 void imap_client_set_delimiter(struct imap_client *client, char delimiter);
 char imap_client_delimiter(const struct imap_client *client);

@@ -1286,6 +1286,90 @@ START_TEST(test_scram_pbkdf2_fails)
 }
 END_TEST
 
+/* The "+" of an IDLE came (its continuation handler ran). */
+static bool idle_accepted;
+
+static int idle_seen_cont(struct imap_client *client, const char *text, char **ret_line,
+			  void *userdata)
+{
+	idle_accepted = true;
+	return idle_cont(client, text, ret_line, userdata);
+}
+
+/*
+ * imap_client_probe() (a network change): silence bounded by the probe's
+ * length, not by the command timeout (5 s here), and only while an answer
+ * is awaited: an accepted IDLE outlives it.  Bytes from the server end it
+ * (the DONE's answer, 150 ms after the DONE): the NOOP after it may take
+ * 400 ms.  A later probe whose NOOP gets no answer fails the connection
+ * within its 300 ms, the reason naming its cause.
+ */
+START_TEST(test_probe_bounds_silence)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 IDLE" },
+		{ SCRIPT_SEND, "+ idling\r\n" },
+		{ SCRIPT_EXPECT, "DONE" },
+		{ SCRIPT_SLEEP, "150" },
+		{ SCRIPT_SEND, "a3 OK idle done\r\n" },
+		{ SCRIPT_EXPECT, "a4 NOOP" },
+		{ SCRIPT_SLEEP, "400" },
+		{ SCRIPT_SEND, "a4 OK noop\r\n" },
+		{ SCRIPT_EXPECT, "a5 NOOP" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct ctx ctx;
+	struct imap_cmd *cmd;
+	int64_t idle;
+	uint64_t t0;
+
+	idle_accepted = false;
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 5000);
+	/* Not logged in yet: connect and login have their own deadlines. */
+	ck_assert_int_eq(imap_client_probe(ctx.client, 300, "the network changed"), -EBUSY);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	ck_assert_int_eq(imap_client_probe(ctx.client, 0, "x"), -EINVAL);
+	ck_assert_int_eq(
+		imap_cmd_new(ctx.client, IMAP_CMD_EXCLUSIVE | IMAP_CMD_IDLE, cmd_cb, &ctx, &cmd),
+		0);
+	imap_cmd_add(cmd, "IDLE");
+	imap_cmd_set_continuation(cmd, idle_seen_cont);
+	idle = imap_cmd_submit(cmd);
+	ck_assert_int_gt(idle, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &idle_accepted, 3000));
+
+	/* Accepted IDLE: nothing awaited, so the probe does not run yet. */
+	ck_assert_int_eq(imap_client_probe(ctx.client, 300, "the network changed"), 0);
+	for (int i = 0; i < 10; i++)
+		cpmsync_loop_iterate(ctx.loop, 50);
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_READY);
+	/* DONE: awaited now; its answer (150 ms) ends the probe, so the
+	 * NOOP's 400 ms are the command timeout's business. */
+	ck_assert_int_eq(imap_client_end_idle(ctx.client, idle), 0);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	want_done(&ctx, 2);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], 0);
+	ck_assert_int_eq(ctx.results[1], 0);
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_READY);
+
+	/* A second probe, and a NOOP the server never answers. */
+	ck_assert_int_eq(imap_client_probe(ctx.client, 300, "the system resumed"), 0);
+	t0 = mono_ms();
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	want_done(&ctx, 3);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 4000));
+	ck_assert_uint_lt(mono_ms() - t0, 2500);
+	ck_assert_int_eq(ctx.results[2], -ETIMEDOUT);
+	ck_assert_int_eq(ctx.state_r, -ETIMEDOUT);
+	ck_assert_str_eq(ctx.reason, "no answer from the server within 300 ms after the system "
+				     "resumed; the connection is taken for dead");
+	ctx_end(&ctx);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("imap-client");
@@ -1317,6 +1401,7 @@ static Suite *client_suite(void)
 	tcase_add_loop_test(tc, test_scram_pbkdf2_dropped, 0,
 			    sizeof(scram_drops) / sizeof(scram_drops[0]));
 	tcase_add_test(tc, test_scram_pbkdf2_fails);
+	tcase_add_test(tc, test_probe_bounds_silence);
 	suite_add_tcase(s, tc);
 	return s;
 }
