@@ -80,6 +80,9 @@
 #define DEFAULT_RETRY_MIN_MS 1000u
 #define DEFAULT_RETRY_MAX_MS (300u * 1000)
 #define DEFAULT_DEBOUNCE_MS  5u
+/* cpmsync_session_network_changed(): a round trip on a live connection
+ * takes milliseconds; a mobile link waking its radio, a second or two. */
+#define DEFAULT_PROBE_MS 10000u
 /* Syncs in a row started by the wait's own re-check (not by news). */
 #define MAX_CHECK_SYNCS 2
 #define MAX_ACTIVE	64
@@ -2717,6 +2720,8 @@ int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 		s->opt.retry_max_ms = s->opt.retry_min_ms;
 	if (!s->opt.debounce_ms)
 		s->opt.debounce_ms = DEFAULT_DEBOUNCE_MS;
+	if (!s->opt.probe_ms)
+		s->opt.probe_ms = DEFAULT_PROBE_MS;
 	if (callbacks)
 		s->cb = *callbacks;
 	s->userdata = userdata;
@@ -2962,6 +2967,40 @@ void cpmsync_session_replay_soon(struct cpmsync_session *s)
 			schedule_kick(s);
 		return;
 	}
+	cpmsync_session_sync_now(s);
+}
+
+void cpmsync_session_network_changed(struct cpmsync_session *s, const char *why)
+{
+	if (!s || !s->online || s->auth_stopped)
+		return;
+	if (!why)
+		why = "the network changed";
+	s->retry_ms = s->opt.retry_min_ms;
+	if (!s->client) {
+		if (!s->retry_timer)
+			return; /* not connected, not waiting: kick() connects */
+		log_msg(CPMSYNC_LOG_INFO, CAT, "%s: %s: connecting now", s->name, why);
+		timer_stop(&s->retry_timer);
+		schedule_kick(s);
+		return;
+	}
+	if (s->connecting) {
+		/* Begun before the change: its SYN or handshake may be lost on
+		 * a route that is gone, for the connect timeout (30 s). */
+		log_msg(CPMSYNC_LOG_INFO, CAT, "%s: %s: connecting again", s->name, why);
+		drop_connection(s);
+		schedule_kick(s);
+		return;
+	}
+	log_msg(CPMSYNC_LOG_INFO, CAT, "%s: %s: checking the connection (%u ms)", s->name, why,
+		s->opt.probe_ms);
+	if (imap_client_probe(s->client, s->opt.probe_ms, why) < 0)
+		return;
+	/* Something for the server to answer: the NOOP under NOTIFY, DONE
+	 * and LIST-STATUS in IDLE, a sync when polling; a run under way has
+	 * its commands in flight already.  The answer brings what changed
+	 * while the link was down or the host asleep. */
 	cpmsync_session_sync_now(s);
 }
 

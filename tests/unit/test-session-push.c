@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cpmsync/cpmsync.h>
 #include <cpmsync/session.h>
@@ -424,6 +425,111 @@ START_TEST(test_notify_overflow)
 }
 END_TEST
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Runs the loop until the session's state is st (5 s at most). */
+static void wait_state(struct test_env *env, struct cpmsync_session *session,
+		       enum cpmsync_session_state st)
+{
+	for (int i = 0; i < 500 && cpmsync_session_get_state(session) != st; i++)
+		cpmsync_loop_iterate(env->loop, 10);
+	ck_assert_str_eq(cpmsync_session_state_name(cpmsync_session_get_state(session)),
+			 cpmsync_session_state_name(st));
+}
+
+/*
+ * A network change under a connection that died without a word (the peer
+ * keeps it open and never answers again, as a NAT that dropped it): the
+ * session asks for news (Sync()'s NOOP under NOTIFY), takes the connection
+ * for dead when nothing comes within probe_ms (300 ms here, where the
+ * command timeout is 5 s and the wait's refresh 4 minutes), and is back
+ * on a new connection, synced and waiting with NOTIFY, at once.
+ */
+START_TEST(test_network_change_probe)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct cpmsync_session_options options = { .debounce_ms = 60000,
+							 .retry_min_ms = 50,
+							 .probe_ms = 300 };
+	const struct script_step script[] = {
+		FIRST_SYNC_THEN_NOTIFY, { SCRIPT_EXPECT, "a10 NOOP" }, { SCRIPT_ACCEPT, "keep" },
+		FIRST_SYNC_THEN_NOTIFY, { SCRIPT_STALL, NULL },	       { SCRIPT_END, NULL },
+	};
+	uint64_t t0;
+
+	session = session_start(&env, script, &options, &w);
+	waiting_with_notify(&env, session);
+	t0 = mono_ms();
+	cpmsync_session_network_changed(session, "the network changed");
+	wait_state(&env, session, CPMSYNC_SESSION_CONNECTING);
+	ck_assert_str_eq(cpmsync_session_get_last_error(session),
+			 "NOOP: no answer from the server within 300 ms after the network "
+			 "changed; the connection is taken for dead");
+	w.idle = false;
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 3000));
+	ck_assert_uint_lt(mono_ms() - t0, 3000);
+	waiting_with_notify(&env, session);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
+/*
+ * A network change while backing off (the server closed the connection;
+ * the next try in 15 to 25 s): the session connects at once.  Offline, it
+ * stays offline.
+ */
+START_TEST(test_network_change_retry_now)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct cpmsync_session_options options = { .debounce_ms = 60000,
+							 .retry_min_ms = 20000 };
+	const struct script_step script[] = {
+		FIRST_SYNC_THEN_NOTIFY, { SCRIPT_SLEEP, "100" }, { SCRIPT_ACCEPT, "close" },
+		FIRST_SYNC_THEN_NOTIFY, { SCRIPT_STALL, NULL },	 { SCRIPT_END, NULL },
+	};
+	uint64_t t0;
+
+	session = session_start(&env, script, &options, &w);
+	wait_state(&env, session, CPMSYNC_SESSION_CONNECTING);
+	/* backing off: nothing for a second */
+	for (int i = 0; i < 20; i++)
+		cpmsync_loop_iterate(env.loop, 50);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_CONNECTING);
+	ck_assert_uint_eq(w.syncs, 1);
+	t0 = mono_ms();
+	w.idle = false;
+	cpmsync_session_network_changed(session, "the network changed");
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 3000));
+	ck_assert_uint_lt(mono_ms() - t0, 3000);
+	ck_assert_uint_eq(w.syncs, 2);
+	ck_assert_int_eq(w.last_r, 0);
+	waiting_with_notify(&env, session);
+
+	/* Offline: a network change is no reason to connect. */
+	cpmsync_session_set_online(session, false);
+	wait_state(&env, session, CPMSYNC_SESSION_OFFLINE);
+	cpmsync_session_network_changed(session, "the network changed");
+	for (int i = 0; i < 10; i++)
+		cpmsync_loop_iterate(env.loop, 20);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_OFFLINE);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -434,6 +540,8 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_notify_sync_noop);
 	tcase_add_test(tc, test_notify_keep_fallback);
 	tcase_add_test(tc, test_notify_overflow);
+	tcase_add_test(tc, test_network_change_probe);
+	tcase_add_test(tc, test_network_change_retry_now);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -42,7 +42,8 @@ static int read_line(int fd, char *line, size_t size)
 	return 1;
 }
 
-static int run_script(int fd, const struct script_step *s)
+/* lfd: the listening socket of a TCP peer (SCRIPT_ACCEPT), or -1. */
+static int run_script(int fd, int lfd, const struct script_step *s)
 {
 	static char line[65536];
 
@@ -50,6 +51,19 @@ static int run_script(int fd, const struct script_step *s)
 		int r;
 
 		switch (s->op) {
+		case SCRIPT_ACCEPT:
+			if (lfd < 0) {
+				fprintf(stderr, "peer: SCRIPT_ACCEPT needs a TCP peer\n");
+				return 6;
+			}
+			if (strcmp(s->arg, "keep") != 0)
+				close(fd); /* "keep": open until the peer exits */
+			fd = accept(lfd, NULL, NULL);
+			if (fd < 0) {
+				fprintf(stderr, "peer: accept failed: %s\n", strerror(errno));
+				return 7;
+			}
+			break;
 		case SCRIPT_SEND:
 			if (write(fd, s->arg, strlen(s->arg)) < 0) {
 				fprintf(stderr, "peer: write failed: %s\n", strerror(errno));
@@ -112,7 +126,7 @@ int script_peer_start(const struct script_step *script, struct script_peer *ret)
 	if (pid == 0) {
 		signal(SIGPIPE, SIG_IGN);
 		close(sv[0]);
-		_exit(run_script(sv[1], script));
+		_exit(run_script(sv[1], -1, script));
 	}
 	close(sv[1]);
 	ret->pid = pid;
@@ -146,9 +160,16 @@ int script_peer_listen(const struct script_step *script, struct script_peer *ret
 		int fd;
 
 		signal(SIGPIPE, SIG_IGN);
+		bool more = false;
+
+		for (const struct script_step *st = script; st->op != SCRIPT_END; st++)
+			more = more || st->op == SCRIPT_ACCEPT;
 		fd = accept(lfd, NULL, NULL);
-		close(lfd);
-		_exit(fd < 0 ? 2 : run_script(fd, script));
+		if (!more) { /* a reconnection is refused, as by a server gone */
+			close(lfd);
+			lfd = -1;
+		}
+		_exit(fd < 0 ? 2 : run_script(fd, lfd, script));
 	}
 	close(lfd);
 	ret->pid = pid;

@@ -68,6 +68,7 @@ struct cpmsync_session_options {
 	unsigned retry_min_ms;	   /* first back-off: 1 s */
 	unsigned retry_max_ms;	   /* back-off ceiling: 300 s */
 	unsigned debounce_ms;	   /* sync_now()/notifications coalesced: 5 ms */
+	unsigned probe_ms;	   /* network_changed(): a sign of life within 10 s */
 };
 
 struct cpmsync_session_callbacks {
@@ -118,6 +119,20 @@ void cpmsync_session_sync_now(struct cpmsync_session *s);
  * cpmsync_session_sync_now().
  */
 void cpmsync_session_replay_soon(struct cpmsync_session *s);
+/*
+ * The host's network changed (an address or a default route came or went)
+ * or it resumed from suspend; why says which, for the log ("the network
+ * changed").  A connection that looks fine may be dead without a word then
+ * (a half-open socket is found only by the command timeout, 60 s), and a
+ * session backing off may wait minutes for a network that is back now.  So:
+ * backing off, it connects at once, the back-off reset; connecting, it
+ * starts again (the attempt may hang on the old route); connected, it asks
+ * the server for news as Sync() does and takes the connection for dead if
+ * nothing at all comes within options.probe_ms, then reconnects after the
+ * shortest back-off.  Offline sessions, and those stopped by a refused
+ * login, stay as they are.
+ */
+void cpmsync_session_network_changed(struct cpmsync_session *s, const char *why);
 /*
  * The password the account's password_cb answered -EINPROGRESS for is
  * ready (or its lookup failed): the waiting connection asks for it again.
