@@ -27,6 +27,7 @@
 #include "config-write.h"
 #include "daemon.h"
 #include "log.h"
+#include "netwatch.h"
 #include "outbox.h"
 #include "service.h"
 #include "util.h"
@@ -60,6 +61,7 @@ struct daemon {
 	struct cpm_service *svc;
 	struct outbox *outbox;
 	struct config_watch *watch;
+	struct netwatch *netwatch;
 	struct cpmsync_loop_source *signal_src;
 	int signal_fd;
 };
@@ -543,6 +545,33 @@ static void outbox_start(struct daemon *d)
 }
 
 /* ------------------------------------------------------------------ */
+/* Network changes and resumes */
+
+static void network_changed(const char *why, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	log_info("%s: checking the accounts' connections", why);
+	for (size_t i = 0; i < d->n_accounts; i++)
+		cpmsync_session_network_changed(d->accounts[i]->session, why);
+}
+
+static void netwatch_start(struct daemon *d)
+{
+	char *warning = NULL;
+	int r;
+
+	r = netwatch_new(d->loop, network_changed, d, &d->netwatch, &warning);
+	if (r < 0)
+		log_warning("network changes and resumes from suspend are not watched: %s; a "
+			    "dead connection is found by the wait's refresh instead",
+			    strerror(-r));
+	if (warning)
+		log_warning("%s", warning);
+	free(warning);
+}
+
+/* ------------------------------------------------------------------ */
 /* Signals */
 
 static void signal_cb(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
@@ -591,6 +620,7 @@ static int setup_signals(struct daemon *d)
 static void daemon_free(struct daemon *d)
 {
 	d->watch = config_watch_free(d->watch);
+	d->netwatch = netwatch_free(d->netwatch);
 	d->outbox = outbox_free(d->outbox);
 	d->svc = cpm_service_free(d->svc);
 	while (d->n_accounts)
@@ -663,6 +693,7 @@ int daemon_run(const struct daemon_options *opt, struct config *cfg)
 		err = NULL;
 	}
 	watch_password_files(&d);
+	netwatch_start(&d);
 	if (d.svc) {
 		r = cpm_service_start(d.svc, &err);
 		if (r < 0) {

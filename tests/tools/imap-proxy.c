@@ -37,6 +37,7 @@
 static void usage(FILE *f)
 {
 	fputs("Usage: " PROG " --listen-port-file FILE --to HOST:PORT [--stats FILE]\n"
+	      "                  [--listen-port N]\n"
 	      "                  [--fault cut|stall|bye [--after-pattern STR] [--after-bytes N]\n"
 	      "                   [--fault-connection N] [--fault-stream server|client]]\n"
 	      "                  [--chunk-size N] [--verbose]\n"
@@ -49,6 +50,8 @@ static void usage(FILE *f)
 	      "HOST:PORT accepts a connection (it opens and closes one).\n"
 	      "\n"
 	      "  --listen-port-file FILE  where to write the listening port (required)\n"
+	      "  --listen-port N          listen on port N, not on a free one (a proxy\n"
+	      "                           started again where the last one was)\n"
 	      "  --to HOST:PORT           server to forward to (required; [IPv6]:PORT too)\n"
 	      "  --stats FILE             after each connection closes and on exit, rewrite\n"
 	      "                           FILE (FILE.tmp, then rename) with the totals over\n"
@@ -91,6 +94,9 @@ static void usage(FILE *f)
 	      "         If the trigger point already is a line boundary (the start of the\n"
 	      "         stream is one), the BYE goes right there.\n"
 	      "If the pattern never appears, or the stream ends first, nothing happens.\n"
+	      "SIGUSR1 stalls every connection open at that moment, whatever --fault\n"
+	      "says (a path that died without a word, as behind a NAT that forgot it);\n"
+	      "connections accepted after it are forwarded as usual.\n"
 	      "Faults are logged on stderr.\n"
 	      "\n"
 	      "When one side closes (or fails), what is already buffered toward the other\n"
@@ -149,7 +155,8 @@ static struct {
 	unsigned long fault_conn;
 	size_t chunk;
 	bool verbose;
-	bool client_stream; /* --fault-stream client */
+	bool client_stream;   /* --fault-stream client */
+	unsigned listen_port; /* --listen-port; 0: a free one */
 } opt = { .fault_conn = 1, .chunk = BUF_SIZE };
 
 static uint64_t parse_number(const char *name, const char *s, uint64_t max)
@@ -179,7 +186,8 @@ static void parse_options(int argc, char **argv)
 		O_BYTES,
 		O_FCONN,
 		O_FSTREAM,
-		O_CHUNK
+		O_CHUNK,
+		O_LPORT
 	};
 	static const struct option longopts[] = {
 		{ "listen-port-file", required_argument, NULL, O_PORTFILE },
@@ -191,6 +199,7 @@ static void parse_options(int argc, char **argv)
 		{ "fault-connection", required_argument, NULL, O_FCONN },
 		{ "fault-stream", required_argument, NULL, O_FSTREAM },
 		{ "chunk-size", required_argument, NULL, O_CHUNK },
+		{ "listen-port", required_argument, NULL, O_LPORT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -248,6 +257,11 @@ static void parse_options(int argc, char **argv)
 			opt.chunk = parse_number("--chunk-size", optarg, BUF_SIZE);
 			if (opt.chunk == 0)
 				usage_error("--chunk-size: must be at least 1");
+			break;
+		case O_LPORT:
+			opt.listen_port = (unsigned)parse_number("--listen-port", optarg, 65535);
+			if (opt.listen_port == 0)
+				usage_error("--listen-port: must be 1 to 65535");
 			break;
 		case 'v':
 			opt.verbose = true;
@@ -968,11 +982,31 @@ static void service(struct conn *c, const short rev[2])
 
 /* ---- main loop -------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, stall_signal;
 
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	if (sig == SIGUSR1)
+		stall_signal = 1;
+	else
+		stop_signal = sig;
+}
+
+/* SIGUSR1: every connection open now stalls (as the stall fault). */
+static void stall_all(void)
+{
+	stall_signal = 0;
+	for (size_t i = 0; i < nconns; i++) {
+		struct conn *c = conns[i];
+
+		if (c->state != ST_OPEN && c->state != ST_CONNECTING)
+			continue;
+		warnx_("connection %lu: stalled (SIGUSR1)", c->id);
+		buf_clear(&c->c2s);
+		buf_clear(&c->s2c);
+		c->faulty = false;
+		c->state = ST_STALLED;
+	}
 }
 
 static int listen_socket(void)
@@ -983,12 +1017,16 @@ static int listen_socket(void)
 	int fd;
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = 0;
+	sin.sin_port = htons((uint16_t)opt.listen_port);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		fatal("cannot create the listening socket: %s", strerror(errno));
+	/* On every listener, so that its connections (which inherit it) in
+	 * TIME_WAIT do not keep a proxy started again with --listen-port off
+	 * the port. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
 	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0)
-		fatal("cannot bind to 127.0.0.1: %s", strerror(errno));
+		fatal("cannot bind to 127.0.0.1:%u: %s", opt.listen_port, strerror(errno));
 	if (listen(fd, 128) < 0)
 		fatal("cannot listen on 127.0.0.1: %s", strerror(errno));
 	if (getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
@@ -1045,12 +1083,15 @@ int main(int argc, char **argv)
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, &orig);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	sigdelset(&orig, SIGTERM);
 	sigdelset(&orig, SIGINT);
+	sigdelset(&orig, SIGUSR1);
 
 	resolve_target();
 	probe_target();
@@ -1096,6 +1137,8 @@ int main(int argc, char **argv)
 			tsp = &ts;
 		}
 		rc = ppoll(pfds, n, tsp, &orig);
+		if (stall_signal)
+			stall_all();
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
