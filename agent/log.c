@@ -24,10 +24,45 @@ static bool stderr_is_journal(void)
 	return st.st_dev == dev && st.st_ino == ino;
 }
 
+/*
+ * msg with its control characters written out (\n, \r, \t, \xNN): one
+ * message is one line, whatever it quotes (a file name of the outbox
+ * holding a newline and "<3>" would otherwise forge a line of its own,
+ * at the journal's error priority).  Into buf (size bytes, cut short if
+ * need be); msg itself when it has none.
+ */
+static const char *one_line(const char *msg, char *buf, size_t size)
+{
+	size_t n = 0;
+	const char *p;
+
+	for (p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			break;
+	if (!*p)
+		return msg;
+	for (p = msg; *p && n + 5 < size; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c >= 0x20 && c != 0x7f)
+			buf[n++] = (char)c;
+		else if (c == '\n' || c == '\r' || c == '\t') {
+			buf[n++] = '\\';
+			buf[n++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		} else
+			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 static void write_line(int level, const char *msg)
 {
+	char buf[4096 * 4 + 8];
+
 	if (level > max_level)
 		return;
+	msg = one_line(msg, buf, sizeof(buf));
 	if (to_journal)
 		fprintf(stderr, "<%d>%s\n", level, msg);
 	else
