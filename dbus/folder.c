@@ -656,10 +656,12 @@ char *svc_read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t 
 		return err;
 	dbus_message_iter_next(it);
 	dbus_message_iter_get_basic(it, &date);
-	if (date < 0) {
+	if (date < 0 || date > CPMSYNC_OP_MAX_DATE) {
 		free(*ret_flags);
 		*ret_flags = NULL;
-		return cpm_strdup("date: must not be negative (0: now)");
+		return cpm_strdup(date < 0 ? "date: must not be negative (0: now)"
+					   : "date: after 9999-12-31 23:59:59 UTC (an IMAP "
+					     "date has a four-digit year)");
 	}
 	*ret_date = date;
 	return NULL;

@@ -584,6 +584,15 @@ static int store_message_check(struct store *s, void *args)
 	r = flag_set(s, a->flags, false, &a->set);
 	if (r < 0)
 		return r;
+	/* RFC 3501 date-time has a four-digit year: a later date would be
+	 * refused by the server for ever, after it was accepted here. */
+	if (a->internaldate < 0 || a->internaldate > CPMSYNC_OP_MAX_DATE) {
+		store_set_error(s,
+				"internal date %" PRId64 " is not between 1970 and the end of 9999 "
+				"(IMAP dates have four-digit years)",
+				a->internaldate);
+		return -EINVAL;
+	}
 	if (a->internaldate == 0)
 		a->internaldate = time(NULL);
 	return msg_summary_parse(a->head, a->head_len, &a->sum);

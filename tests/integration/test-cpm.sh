@@ -204,6 +204,9 @@ check "StoreObject of an empty file: InvalidArgs" \
 check "StoreObject with a negative date: InvalidArgs" \
 	test "$(call "$A" "$AC" StoreObject hasx "$WORK/o1" '' -5)" = \
 	"error org.freedesktop.DBus.Error.InvalidArgs: date: must not be negative (0: now)"
+check "StoreObject with a date after 9999: InvalidArgs (IMAP cannot write it)" \
+	test "$(call "$A" "$AC" StoreObject hasx "$WORK/o1" '' 253402300800)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: date: after 9999-12-31 23:59:59 UTC (an IMAP date has a four-digit year)"
 check "bad objects: no folder left behind" test "$(local_folders | wc -l)" = "$FOLDERS_BEFORE"
 check "bad objects: no Default/conv-F, conv-S" bash -c "! '$DBUS' call $A $AC FindFolder s Default/conv-F | grep -q '^/'"
 check "bad objects: nothing journaled" test "$(acct PendingOperations)" = "$PENDING1"

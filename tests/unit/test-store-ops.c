@@ -240,6 +240,21 @@ START_TEST(test_store_now_and_case_insensitive_inbox)
 {
 	int64_t id = 0;
 
+	/* An internal date IMAP cannot write (a five-digit year) is refused
+	 * here, not for ever by the server after it was journaled; the last
+	 * second of 9999 is taken. */
+	expect_err(cpmsync_op_store(cs, "a", "INBOX", "X: y\r\n\r\nb", 9, NULL,
+				    CPMSYNC_OP_MAX_DATE + 1, &id),
+		   -EINVAL, "internal date 253402300800 is not between 1970 and the end of 9999");
+	expect_err(cpmsync_op_store(cs, "a", "INBOX", "X: y\r\n\r\nb", 9, NULL, -1, &id), -EINVAL,
+		   "internal date -1 is not");
+	ck_assert_str_eq(journal(), "");
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", "X: y\r\n\r\nb", 9, NULL,
+					  CPMSYNC_OP_MAX_DATE, &id),
+			 0);
+	ck_assert_int_eq(qint("SELECT internaldate FROM message WHERE id = %ld", (long)id),
+			 CPMSYNC_OP_MAX_DATE);
+
 	ck_assert_int_eq(cpmsync_op_store(cs, "a", "inbox", "X: y\r\n\r\nb", 9, NULL, 0, &id), 0);
 	ck_assert_int_ge(qint("SELECT internaldate FROM message WHERE id = %ld", (long)id),
 			 time(NULL) - 5);

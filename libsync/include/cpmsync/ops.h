@@ -32,6 +32,9 @@ extern "C" {
 
 /* Largest message Store accepts (bytes). */
 #define CPMSYNC_OP_MAX_MESSAGE_SIZE (64u << 20)
+/* Latest internal date Store accepts: 9999-12-31 23:59:59 UTC (an IMAP
+ * date-time has a four-digit year). */
+#define CPMSYNC_OP_MAX_DATE 253402300799LL
 
 /*
  * APPEND: stores size bytes read from fd (an RFC 5322 message) in folder
