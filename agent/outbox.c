@@ -40,7 +40,8 @@
  * taken.
  */
 #define DIR_MASK                                                                                   \
-	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_ONLYDIR | IN_EXCL_UNLINK)
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE_SELF |               \
+	 IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 
 #define PENDING ".pending"
 #define CLAIMED ".pending/claimed"
@@ -63,6 +64,10 @@ struct outbox {
 
 	int root; /* the outbox directory */
 	int fd;
+	/* The outbox's parent, for the outbox's own removal: no IN_DELETE_SELF
+	 * comes while we hold it open.  -1 if it cannot be watched. */
+	int parent_wd;
+	char *base; /* the outbox's name in its parent */
 	struct cpmsync_loop_source *io;
 	struct watch_entry *watches;
 	size_t n_watches, alloc_watches;
@@ -437,13 +442,26 @@ static bool same_body(struct outbox *o, int64_t id, int fd, uint64_t size)
 	return true;
 }
 
+/*
+ * Whether .pending/<id> refers to message id: it holds a file.  An empty
+ * one is a claim_done() cut short between its mkdir and its rename: the
+ * message is then the claim's, still to be matched (else it would be
+ * stored a second time).  One that cannot be read counts as referring.
+ */
 static bool pending_id_exists(const struct outbox *o, int64_t id)
 {
-	_cleanup_free_ char *p = NULL;
-	struct stat st;
+	_cleanup_free_ char *p = xasprintf(PENDING "/%" PRId64, id);
+	_cleanup_close_ int dfd = open_beneath(o->root, p, O_RDONLY | O_DIRECTORY);
+	char **names;
+	size_t n = 0;
 
-	p = xasprintf(PENDING "/%" PRId64, id);
-	return stat_beneath(o->root, p, &st) == 0;
+	if (dfd < 0)
+		return dfd != -ENOENT;
+	names = list_dir(dfd, &n);
+	if (!names)
+		return true;
+	free_names(names);
+	return n > 0;
 }
 
 /*
@@ -746,6 +764,28 @@ static void claim_and_store(struct outbox *o, int dfd, const char *rel)
 	process_claim(o, rel, false);
 }
 
+/*
+ * Whether a writer still has the file name in dfd open: a read lease
+ * cannot be had then (fcntl(2) F_SETLEASE, EAGAIN).  A scan (every sync
+ * asks for one) must not take a file still being written in place: it
+ * would be stored cut short, and the rest lost with it.  Its close brings
+ * IN_CLOSE_WRITE, and it is taken then.  Where a lease cannot tell (a file
+ * system without them; we own every file we take, so it is allowed):
+ * false, as before.
+ */
+static bool being_written(int dfd, const char *name)
+{
+	_cleanup_close_ int fd =
+		openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return false;
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0)
+		return errno == EAGAIN;
+	(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+	return false;
+}
+
 /* A file appeared at rel in the drop tree; dfd is its directory. */
 static void handle_drop(struct outbox *o, int dfd, const char *rel)
 {
@@ -781,6 +821,10 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 		why = outbox_check_stat(&st, geteuid());
 		if (why) {
 			move_to_failed(o, dfd, base, base, rel, why);
+			return;
+		}
+		if (being_written(dfd, base)) {
+			log_debug("outbox: %s is still open for writing; taken once closed", rel);
 			return;
 		}
 		claim_and_store(o, dfd, rel);
@@ -822,6 +866,10 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 		return;
 	}
 	deferred_forget(o, rel);
+	if (being_written(dfd, name)) {
+		log_debug("outbox: %s is still open for writing; taken once closed", rel);
+		return;
+	}
 	claim_and_store(o, dfd, rel);
 }
 
@@ -1130,11 +1178,29 @@ static void handle_event(struct outbox *o, const struct inotify_event *ev)
 	struct watch_entry *e;
 	int dfd;
 
+	if (ev->wd == o->parent_wd) {
+		/* The outbox's name in its parent: removed (no IN_DELETE_SELF
+		 * comes while we hold it open), or made anew by someone. */
+		if (ev->len && str_eq(ev->name, o->base) &&
+		    (ev->mask & (IN_DELETE | IN_CREATE | IN_MOVED_TO))) {
+			log_info("outbox: %s was %s; watching it again", o->dir,
+				 ev->mask & IN_DELETE ? "removed" : "replaced");
+			o->rescan_wanted = true;
+		}
+		return;
+	}
 	e = watch_find(o, ev->wd);
 	if (!e)
 		return;
 	if (ev->mask & IN_IGNORED) {
 		watch_drop_at(o, (size_t)(e - o->watches), false);
+		return;
+	}
+	if ((ev->mask & IN_MOVE_SELF) && !*e->rel) {
+		/* The outbox itself: made again and watched at once (on_inotify()
+		 * rescans), not at the next sync's rescan. */
+		log_info("outbox: %s was moved away; making it again", o->dir);
+		o->rescan_wanted = true;
 		return;
 	}
 	if (ev->len == 0 || outbox_name_ignored(ev->name))
@@ -1292,6 +1358,7 @@ int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const cha
 	o->userdata = userdata;
 	o->root = -1;
 	o->fd = -1;
+	o->parent_wd = -1;
 
 	r = open_root(o);
 	if (r < 0) {
@@ -1314,6 +1381,17 @@ int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const cha
 		if (ret_error)
 			*ret_error = xasprintf("cannot watch outbox %s: %s", o->dir, strerror(-r));
 		goto fail;
+	}
+	{
+		_cleanup_free_ char *up = outbox_dir_part(o->dir);
+		const char *parent = *up ? up : o->dir[0] == '/' ? "/" : ".";
+
+		o->base = xstrdup(outbox_base_part(o->dir));
+		o->parent_wd = inotify_add_watch(o->fd, parent,
+						 IN_DELETE | IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+		if (o->parent_wd < 0)
+			log_warning("outbox: cannot watch %s for the outbox's removal: %s", parent,
+				    strerror(errno));
 	}
 	r = watch_add(o, "", o->root);
 	if (r < 0) {
@@ -1348,6 +1426,7 @@ struct outbox *outbox_free(struct outbox *o)
 		free(o->deferred[i]);
 	free(o->deferred);
 	free(o->dir);
+	free(o->base);
 	free(o);
 	return NULL;
 }

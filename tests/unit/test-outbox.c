@@ -657,6 +657,100 @@ START_TEST(test_outbox_recreated)
 }
 END_TEST
 
+/*
+ * A file written in place and still open for writing is not taken by a
+ * scan (every sync asks for one): that would store it cut short and lose
+ * the rest.  Its close takes it, whole.  The same for a CPM object.
+ */
+START_TEST(test_open_writer_waits)
+{
+	static const char half2[] = "second half\r\n";
+	char whole[sizeof(msg1) + sizeof(half2)];
+	const char *paths[] = { P("a/INBOX/slow.eml"), P("a/slow-object") };
+	static const char obj[] = "Message-ID: <slow@x>\r\nFrom: tel:+1\r\n"
+				  "Conversation-ID: conv-S\r\n\r\n";
+	int64_t id;
+
+	snprintf(whole, sizeof(whole), "%s%s", msg1, half2);
+	start();
+	mkdirs(P("a/INBOX"));
+	for (unsigned i = 0; i < 2; i++) {
+		int fd = open(paths[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		ck_assert_int_ge(fd, 0);
+		if (i == 0)
+			ck_assert_int_eq(write(fd, msg1, sizeof(msg1) - 1),
+					 (ssize_t)sizeof(msg1) - 1);
+		else
+			ck_assert_int_eq(write(fd, obj, sizeof(obj) - 1), (ssize_t)sizeof(obj) - 1);
+		outbox_rescan(ob);
+		run_for(200);
+		ck_assert(exists(paths[i]));
+		ck_assert_uint_eq(stored_calls, i);
+		ck_assert_int_eq(write(fd, half2, sizeof(half2) - 1), (ssize_t)sizeof(half2) - 1);
+		close(fd);
+		ck_assert(run_until(file_gone, paths[i], 3000));
+		ck_assert_uint_eq(stored_calls, i + 1);
+	}
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/slow.eml", id)), whole);
+	ck_assert_int_eq(count("a", "Default/conv-S", &id), 1);
+	ck_assert(exists(P(".pending/%" PRId64 "/slow-object", id)));
+}
+END_TEST
+
+/*
+ * A crash between claim_done()'s mkdir of .pending/<id> and its rename of
+ * the claim into it: the empty directory does not make the stored message
+ * someone else's, so the claim is matched to it, not stored again.
+ */
+START_TEST(test_crash_between_mkdir_and_rename)
+{
+	int64_t id, last;
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg1, sizeof(msg1) - 1, NULL, 0, &id),
+			 0);
+	mkdirs(P(".pending/%" PRId64, id));
+	put(P(".pending/claimed/a/INBOX/k2.eml"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &last), 1);
+	ck_assert_int_eq(last, id);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/k2.eml", id)), msg1);
+	ck_assert(!exists(P(".pending/claimed/a")));
+	ck_assert_uint_eq(stored_calls, 0);
+}
+END_TEST
+
+/*
+ * The outbox removed, or moved away, under the daemon: made again and
+ * watched at once (its own inotify event), so a file dropped into the new
+ * one is taken without waiting for a rescan.
+ */
+START_TEST(test_outbox_removed_noticed)
+{
+	char moved[sizeof(obx) + 8];
+
+	start();
+	nftw(obx, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	ck_assert(run_until(file_exists, P(".pending"), 3000));
+	mkdirs(P("a/INBOX"));
+	run_for(100);
+	put(P("a/INBOX/back"), msg1, sizeof(msg1) - 1);
+	ck_assert(run_until(file_gone, P("a/INBOX/back"), 3000));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 1);
+
+	snprintf(moved, sizeof(moved), "%s.old", obx);
+	ck_assert_int_eq(rename(obx, moved), 0);
+	ck_assert(run_until(file_exists, P(".pending"), 3000));
+	mkdirs(P("a/INBOX"));
+	run_for(100);
+	put(P("a/INBOX/again"), msg2, sizeof(msg2) - 1);
+	ck_assert(run_until(file_gone, P("a/INBOX/again"), 3000));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 2);
+	nftw(moved, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
 /* Outside the outbox: tmpdir/rel. */
 static const char *T(const char *rel)
 {
@@ -945,6 +1039,9 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_same_file_twice);
 	tcase_add_test(tc, test_rescan_from_callback);
 	tcase_add_test(tc, test_outbox_recreated);
+	tcase_add_test(tc, test_open_writer_waits);
+	tcase_add_test(tc, test_crash_between_mkdir_and_rename);
+	tcase_add_test(tc, test_outbox_removed_noticed);
 	tcase_add_test(tc, test_bad_arguments);
 	tcase_add_test(tc, test_cpm_object);
 	tcase_add_test(tc, test_hard_link_refused);
