@@ -316,6 +316,10 @@ char *cpm_parse_search_criteria(DBusMessageIter *iter, struct search_state *s)
 			dbus_int64_t t;
 
 			dbus_message_iter_get_basic(&v, &t);
+			if (t > CPMSYNC_OP_MAX_DATE)
+				return cpm_asprintf("criteria: %s after 9999-12-31 23:59:59 UTC "
+						    "(an IMAP date has a four-digit year)",
+						    key);
 			if (key[0] == 'S')
 				s->c.since = t;
 			else

@@ -225,9 +225,13 @@ static int drv_append(struct engine_driver *d, const char *mailbox, const char *
 	char date[40];
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
+	/* A date IMAP cannot write (Store refuses one since, but a journal
+	 * of an older version may hold it): none, the server's "now", rather
+	 * than a refusal for ever. */
+	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999)
+		return cmd_send(d, cb, userdata, "APPEND %m (%a) %l", mailbox, flags, data, len);
 	snprintf(date, sizeof(date), "%02d-%s-%04d %02d:%02d:%02d +0000", tm.tm_mday,
-		 months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	return cmd_send(d, cb, userdata, "APPEND %m (%a) \"%a\" %l", mailbox, flags, date, data,
 			len);
 }

@@ -1981,7 +1981,11 @@ static int search_walk_cb(const struct cpmsync_message_info *m, void *userdata)
 	bool match;
 
 	if (m->uid)
-		match = rangeset_contains(&rq->uids, m->uid);
+		/* The server's SINCE/BEFORE are a day wider (build_search()):
+		 * the exact bounds here, as the store's own search has them. */
+		match = rangeset_contains(&rq->uids, m->uid) &&
+			(!rq->crit.since || m->internaldate >= rq->crit.since) &&
+			(!rq->crit.before || m->internaldate < rq->crit.before);
 	else
 		match = bsearch(&m->id, w->local, w->n_local, sizeof(int64_t), cmp_id) != NULL;
 	if (!match)
@@ -2077,23 +2081,26 @@ static int build_search(struct imap_cmd *cmd, const struct cpmsync_search_criter
 			r = imap_cmd_add_string(cmd, c->conversation_id,
 						strlen(c->conversation_id));
 	}
-	/* SINCE/BEFORE have day granularity (internal date, server's zone);
-	 * the exact bounds are applied locally afterwards. */
+	/* SINCE/BEFORE have day granularity (internal date, server's zone):
+	 * a day wider each way, the exact bounds applied locally afterwards
+	 * (search_walk_cb()).  A bound IMAP cannot write (a year after 9999;
+	 * cpmsync_session_search() refuses one after 9999 itself, the day
+	 * added to BEFORE may pass it) is left to that local test alone. */
 	if (r >= 0 && c->since > 0) {
 		time_t t = (time_t)c->since - 86400;
 		struct tm tm;
 
-		gmtime_r(&t, &tm);
-		r = imap_cmd_addf(cmd, " SINCE %d-%s-%d", tm.tm_mday, months[tm.tm_mon],
-				  tm.tm_year + 1900);
+		if (gmtime_r(&t, &tm) && tm.tm_year + 1900 <= 9999)
+			r = imap_cmd_addf(cmd, " SINCE %d-%s-%d", tm.tm_mday, months[tm.tm_mon],
+					  tm.tm_year + 1900);
 	}
 	if (r >= 0 && c->before > 0) {
 		time_t t = (time_t)c->before + 86400;
 		struct tm tm;
 
-		gmtime_r(&t, &tm);
-		r = imap_cmd_addf(cmd, " BEFORE %d-%s-%d", tm.tm_mday, months[tm.tm_mon],
-				  tm.tm_year + 1900);
+		if (gmtime_r(&t, &tm) && tm.tm_year + 1900 <= 9999)
+			r = imap_cmd_addf(cmd, " BEFORE %d-%s-%d", tm.tm_mday, months[tm.tm_mon],
+					  tm.tm_year + 1900);
 	}
 	for (size_t i = 0; r >= 0 && c->flags && c->flags[i]; i++)
 		r = imap_cmd_addf(cmd, " KEYWORD %s", c->flags[i]);
@@ -2614,7 +2621,8 @@ int cpmsync_session_search(struct cpmsync_session *s, int64_t folder_id,
 	int fail;
 
 	if (!s || !criteria || !cb || !search_flags_valid(criteria->flags) ||
-	    !search_flags_valid(criteria->not_flags))
+	    !search_flags_valid(criteria->not_flags) || criteria->since > CPMSYNC_OP_MAX_DATE ||
+	    criteria->before > CPMSYNC_OP_MAX_DATE)
 		return -EINVAL;
 	rq = request_new(s, REQ_SEARCH, userdata);
 	if (!rq)

@@ -121,6 +121,22 @@ call "$INBOX" $F Search 'a{sv}' "NotFlags=as:\\Seen" >"$WORK/search2"
 check "Search NotFlags \\Seen finds the unseen one" test "$(grep -c '^- ' "$WORK/search2")" -eq 1
 check "Search with an unknown key: InvalidArgs" \
 	bash -c "'$DBUS' call $INBOX $F Search a{sv} 'Colour=s:red' | grep -q InvalidArgs"
+# The server's SINCE/BEFORE are whole days: the exact bounds are ours.
+LAST_DATE=$(grep -o 'InternalDate=[0-9]*' "$WORK/list" | cut -d= -f2 | sort -n | tail -n 1)
+call "$INBOX" $F Search 'a{sv}' "Since=x:$((LAST_DATE + 1))" >"$WORK/search3"
+check "Search Since a second after the newest message: none (online, as offline)" \
+	test "$(grep -c '^- ' "$WORK/search3")" -eq 0
+call "$INBOX" $F Search 'a{sv}' "Before=x:$((LAST_DATE + 1))" >"$WORK/search4"
+check "Search Before a second after the newest message: all 6" \
+	test "$(grep -c '^- ' "$WORK/search4")" -eq 6
+call "$INBOX" $F Search 'a{sv}' "Before=x:253402300799" >"$WORK/search5"
+check "Search Before the end of 9999 (no BEFORE the server could read): all 6" \
+	test "$(grep -c '^- ' "$WORK/search5")" -eq 6
+check "Search Since after 9999: InvalidArgs naming Since (it crashed the daemon)" \
+	test "$(call "$INBOX" $F Search 'a{sv}' "Since=x:9223372036854775807")" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: criteria: Since after 9999-12-31 23:59:59 UTC (an IMAP date has a four-digit year)"
+check "Search Before after 9999: InvalidArgs naming Before" \
+	bash -c "'$DBUS' call $INBOX $F Search a{sv} 'Before=x:4611686018427387904' | grep -q '^error org.freedesktop.DBus.Error.InvalidArgs: criteria: Before after 9999'"
 
 # --- changes -------------------------------------------------------------------------------
 msg_text "<stored@dbus.test>" 500 >"$WORK/stored.eml"

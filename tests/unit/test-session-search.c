@@ -7,10 +7,12 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <cpmsync/cpmsync.h>
+#include <cpmsync/ops.h>
 #include <cpmsync/session.h>
 #include <cpmsync/store.h>
 
@@ -82,12 +84,57 @@ START_TEST(test_search_flags_checked)
 }
 END_TEST
 
+/* Since/Before after 9999 (an IMAP date has a four-digit year; the
+ * day-wide SEARCH key built from one crashed the daemon): refused at once.
+ * The end of 9999 is taken. */
+START_TEST(test_search_dates_checked)
+{
+	static const struct {
+		int64_t since, before;
+		int r;
+	} dates[] = {
+		{ CPMSYNC_OP_MAX_DATE + 1, 0, -EINVAL },
+		{ 0, CPMSYNC_OP_MAX_DATE + 1, -EINVAL },
+		{ INT64_MAX, 0, -EINVAL },
+		{ CPMSYNC_OP_MAX_DATE, CPMSYNC_OP_MAX_DATE, 0 },
+		{ -5, -5, 0 },
+	};
+	struct cpmsync_account a = {
+		.name = "a",
+		.host = "127.0.0.1",
+		.port = 9,
+		.user = "u",
+		.security = CPMSYNC_SECURITY_NONE,
+		.password_cb = no_password,
+	};
+	struct cpmsync_session *s;
+	struct test_env env;
+
+	test_env_start(&env, NULL, TEST_ENV_STORE);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &a, NULL, NULL, NULL, &s), 0);
+	cpmsync_session_set_online(s, false);
+	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+		struct cpmsync_search_criteria c = { .since = dates[i].since,
+						     .before = dates[i].before };
+		int r = cpmsync_session_search(s, 1, &c, ids_cb, NULL);
+
+		if (dates[i].r)
+			ck_assert_int_eq(r, dates[i].r);
+		else
+			ck_assert_int_ge(r, 0);
+	}
+	cpmsync_session_free(s);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_search_suite(void)
 {
 	Suite *s = suite_create("session-search");
 	TCase *tc = tcase_create("flags");
 
 	tcase_add_loop_test(tc, test_search_flags_checked, 0, sizeof(cases) / sizeof(cases[0]));
+	tcase_add_test(tc, test_search_dates_checked);
 	suite_add_tcase(s, tc);
 	return s;
 }
