@@ -479,7 +479,24 @@ static int hook_remove_account(void *userdata, const char *name, char **ret_erro
 	r = config_write_remove_account(d->config_path, name, ret_error);
 	if (r < 0)
 		return r;
-	return reload(d);
+	r = reload(d);
+	if (r >= 0 && !find_account(d, name)) {
+		/* Its session is gone: its data goes too.  Kept, a later
+		 * account of the same name (another user's, say) would take it
+		 * over, and send its queued changes to that mailbox. */
+		uint32_t dropped = 0;
+		int rs = cpmsync_store_remove_account(d->store, name, &dropped);
+
+		if (rs < 0)
+			log_warning("%s: removed, but its data stays in the store: %s", name,
+				    cpmsync_store_error(d->store));
+		else if (dropped)
+			log_warning("%s: removed with %u local change(s) it had not sent", name,
+				    dropped);
+		else
+			log_info("%s: removed, and its data from the store", name);
+	}
+	return r;
 }
 
 /* Type=dbus: a daemon nobody can reach is of no use; systemd restarts it

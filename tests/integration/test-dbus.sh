@@ -292,11 +292,29 @@ check "AddAccount with an unknown key: InvalidArgs naming it" \
 	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount sa{sv} c 'Host=s:x,User=s:y,Password=s:z,Colour=s:red' | grep -q 'InvalidArgs.*Colour'"
 check "AddAccount of an existing name fails" \
 	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount sa{sv} b 'Host=s:x,User=s:y,Password=s:z' | grep -q '^error'"
+# A change b queued offline, then b removed: it must not reach the mailbox of a
+# later account of the same name (here alice's).
+"$DBUS" set /org/cpmsync/b org.cpmsync.Account1 Online b false >/dev/null
+msg_text "<b-private@dbus.test>" 400 >"$WORK/b-private.eml"
+check "b offline: a Store is queued" test "$(call "$BIN" $F Store ayasx "@$WORK/b-private.eml" '' 0)" -gt 0
+check "b offline: one change pending" test "$("$CPMCTL" pending --db "$WORK/store.db" b | grep -c 'store')" -eq 1
 call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o /org/cpmsync/b >/dev/null
 check "RemoveAccount drops the section" bash -c "! grep -q '^\[account b\]' '$CONF'"
 check "RemoveAccount deletes the daemon's files of the account" \
 	bash -c "[ ! -e '$(dirname "$CONF")/b.password' ] && [ ! -e '$(dirname "$CONF")/b.ca.pem' ]"
 check "RemoveAccount unexports the object" eventually 5 bash -c "'$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State | grep -q '^error'"
+check "RemoveAccount removes b's data from the store (its queued change too)" \
+	test -z "$("$CPMCTL" dump --db "$WORK/store.db" b)$("$CPMCTL" pending --db "$WORK/store.db" b)"
+check "RemoveAccount: the daemon says what it dropped" \
+	grep -q 'b: removed with 1 local change(s) it had not sent' "$WORK/daemon.log"
+B3=$(call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' b \
+	"Host=s:localhost,Port=q:$IMAPS_PORT,Security=s:tls,User=s:$USER1,Password=s:$PASS1,CaCertificate=ay:@$CA_FILE")
+check "b added again, now alice's" test "$B3" = /org/cpmsync/b
+check "the new b syncs" eventually 20 bash -c "[ \"\$('$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State)\" = idle ]"
+check "the old b's queued message did not reach alice's mailbox" \
+	eval '! server_has INBOX "<b-private@dbus.test>"'
+call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o /org/cpmsync/b >/dev/null
+check "the new b removed too" eventually 5 bash -c "'$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State | grep -q '^error'"
 
 # --- configuration reload ------------------------------------------------------------------------------
 cp "$CONF" "$WORK/good.conf"

@@ -236,6 +236,33 @@ START_TEST(test_store_row_and_journal)
 }
 END_TEST
 
+/*
+ * cpmsync_store_remove_account(): "a" goes with everything the store held
+ * for it (folders, messages, bodies, journal, how many rows of it); "b"
+ * keeps all of its own; an unknown account is no error.
+ */
+START_TEST(test_remove_account)
+{
+	uint32_t dropped = 99;
+
+	store_ok("INBOX", msg1, NULL);
+	ck_assert_int_eq(qint("SELECT count(*) FROM journal WHERE account_id = 1"), 1);
+	ck_assert_int_eq(cpmsync_store_remove_account(cs, "a", &dropped), 0);
+	ck_assert_uint_eq(dropped, 1);
+	ck_assert_int_eq(qint("SELECT count(*) FROM account WHERE name = 'a'"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM folder WHERE account_id = 1"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE folder_id IN (1, 2)"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM journal"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM body_inline WHERE message_id <> 2"), 0);
+	ck_assert_int_eq(qint("SELECT count(*) FROM message WHERE folder_id = 3"), 1);
+	ck_assert_int_eq(qint("SELECT count(*) FROM folder WHERE account_id = 2"), 1);
+	dropped = 99;
+	ck_assert_int_eq(cpmsync_store_remove_account(cs, "nobody", &dropped), 0);
+	ck_assert_uint_eq(dropped, 0);
+	ck_assert_int_eq(cpmsync_store_remove_account(cs, NULL, NULL), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_store_now_and_case_insensitive_inbox)
 {
 	int64_t id = 0;
@@ -1372,6 +1399,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_done_means_on_disk);
 	tcase_add_test(tc, test_pack_punch_after_wal_sync);
 	tcase_add_test(tc, test_store_now_and_case_insensitive_inbox);
+	tcase_add_test(tc, test_remove_account);
 	tcase_add_test(tc, test_store_errors_change_nothing);
 	tcase_add_test(tc, test_store_fd_pipe_large);
 	tcase_add_test(tc, test_store_fd_short_input);

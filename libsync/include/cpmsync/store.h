@@ -106,6 +106,17 @@ typedef int (*cpmsync_message_fn)(const struct cpmsync_message_info *message, vo
 /* Accounts known to the store, sorted bytewise. */
 int cpmsync_store_foreach_account(struct cpmsync_store *store, cpmsync_account_fn fn,
 				  void *userdata);
+/*
+ * Removes account and everything the store holds for it: folders,
+ * messages and their bodies, conversations, and its journal (local changes
+ * not yet on the server, failed operations too: they were for that
+ * mailbox, and an account added later under the same name, maybe another
+ * user's, must not send them).  *ret_dropped (may be NULL): how many
+ * journal rows went.  0 also when the store never knew the account.
+ * Run with no session of that account.
+ */
+int cpmsync_store_remove_account(struct cpmsync_store *store, const char *account,
+				 uint32_t *ret_dropped);
 /* The visible folders of account, sorted bytewise by name. */
 int cpmsync_store_foreach_folder(struct cpmsync_store *store, const char *account,
 				 cpmsync_folder_fn fn, void *userdata);
