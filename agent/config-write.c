@@ -494,9 +494,10 @@ static int check_settings(const struct cpmsync_account_settings *s, char **ret_e
 	const struct {
 		const char *key, *value;
 	} keys[] = {
-		{ "host", s->host },	   { "security", s->security },
-		{ "user", s->user },	   { "password_file", s->password_file },
-		{ "ca_file", s->ca_file }, { "sync_bodies", s->sync_bodies },
+		{ "host", s->host },	     { "security", s->security },
+		{ "user", s->user },	     { "password_file", s->password_file },
+		{ "ca_file", s->ca_file },   { "sync_bodies", s->sync_bodies },
+		{ "cpm_root", s->cpm_root }, /* "" (the top level) is written as "" */
 	};
 	/* The configuration key each problem is about. */
 	static const char *const problem_key[] = {
@@ -508,6 +509,7 @@ static int check_settings(const struct cpmsync_account_settings *s, char **ret_e
 		[CPMSYNC_SETTINGS_BAD_PASSWORD] = "password",
 		[CPMSYNC_SETTINGS_EMPTY_PATH] = "password_command", /* the others are NULL */
 		[CPMSYNC_SETTINGS_BAD_SYNC_BODIES] = "sync_bodies",
+		[CPMSYNC_SETTINGS_BAD_CPM_ROOT] = "cpm_root",
 	};
 	enum cpmsync_settings_error e;
 	const char *why;
@@ -608,6 +610,8 @@ static void build_section(struct text *t, const char *name,
 	}
 	if (s->sync_bodies && *s->sync_bodies)
 		add_key(t, "sync_bodies", s->sync_bodies, eol);
+	if (s->cpm_root) /* no quoting in the file: "" stands for the top level */
+		add_key(t, "cpm_root", *s->cpm_root ? s->cpm_root : "\"\"", eol);
 }
 
 /* DIR/NAME<suffix>: a file of the daemon's own for account name. */

@@ -23,6 +23,7 @@ static const struct {
 	{ "ClientCertificate", "ay" },
 	{ "Folders", "as" },
 	{ "SyncBodies", "s" },
+	{ "CpmRoot", "s" },
 };
 
 /*
@@ -80,6 +81,8 @@ static const char *const settings_error_text[] = {
 	[CPMSYNC_SETTINGS_EMPTY_PATH] = "settings: file names must not be empty",
 	[CPMSYNC_SETTINGS_BAD_SYNC_BODIES] =
 		"settings: SyncBodies must be \"all\", \"none\" or a size in KiB",
+	[CPMSYNC_SETTINGS_BAD_CPM_ROOT] = "settings: CpmRoot must be a folder name (\"\": the "
+					  "top level)",
 };
 
 char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_settings *ret,
@@ -199,6 +202,8 @@ char *cpm_parse_account_settings(DBusMessageIter *iter, struct cpmsync_account_s
 			s.password = str;
 		else if (!strcmp(key, "SyncBodies"))
 			s.sync_bodies = str;
+		else if (!strcmp(key, "CpmRoot"))
+			s.cpm_root = str;
 	}
 	if (!s.security)
 		s.security = "tls";

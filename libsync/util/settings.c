@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <cpmsync/account.h>
+#include <cpmsync/cpm-folders.h>
 
 static bool is_alnum(char c)
 {
@@ -112,6 +113,8 @@ enum cpmsync_settings_error cpmsync_account_settings_check(const struct cpmsync_
 	} else if (s->sync_bodies && cpmsync_sync_bodies_from_string(s->sync_bodies, &kib) < 0) {
 		e = CPMSYNC_SETTINGS_BAD_SYNC_BODIES;
 		why = "is not all, none or a size in KiB";
+	} else if (s->cpm_root && !cpmsync_cpm_root_valid(s->cpm_root, &why)) {
+		e = CPMSYNC_SETTINGS_BAD_CPM_ROOT;
 	}
 	if (ret_why)
 		*ret_why = why;

@@ -307,10 +307,15 @@ check "RemoveAccount removes b's data from the store (its queued change too)" \
 	test -z "$("$CPMCTL" dump --db "$WORK/store.db" b)$("$CPMCTL" pending --db "$WORK/store.db" b)"
 check "RemoveAccount: the daemon says what it dropped" \
 	grep -q 'b: removed with 1 local change(s) it had not sent' "$WORK/daemon.log"
+check "AddAccount with a CpmRoot that is not a folder name: InvalidArgs naming CpmRoot" \
+	test "$(call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' c 'Host=s:x,User=s:y,Password=s:z,CpmRoot=s:/Chats')" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: settings: CpmRoot must be a folder name ("": the top level)'
 B3=$(call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' b \
-	"Host=s:localhost,Port=q:$IMAPS_PORT,Security=s:tls,User=s:$USER1,Password=s:$PASS1,CaCertificate=ay:@$CA_FILE")
+	"Host=s:localhost,Port=q:$IMAPS_PORT,Security=s:tls,User=s:$USER1,Password=s:$PASS1,CaCertificate=ay:@$CA_FILE,CpmRoot=s:Chats")
 check "b added again, now alice's" test "$B3" = /org/cpmsync/b
+check "AddAccount with CpmRoot (contract 2): cpm_root written" grep -qx 'cpm_root = Chats' "$CONF"
 check "the new b syncs" eventually 20 bash -c "[ \"\$('$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State)\" = idle ]"
+check "the new b's Account1.CpmRoot is Chats" test "$("$DBUS" get /org/cpmsync/b org.cpmsync.Account1 CpmRoot)" = Chats
 check "the old b's queued message did not reach alice's mailbox" \
 	eval '! server_has INBOX "<b-private@dbus.test>"'
 call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o /org/cpmsync/b >/dev/null

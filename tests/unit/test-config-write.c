@@ -172,6 +172,33 @@ START_TEST(test_add_creates_file_and_dir)
 }
 END_TEST
 
+/* CpmRoot (contract 2): written as cpm_root, and read back the same; the
+ * top level ("") as "" (no quoting in the file otherwise). */
+START_TEST(test_add_cpm_root)
+{
+	const char *path = tmp_path("cpm.conf");
+	struct cpmsync_account_settings s = minimal;
+	struct config *c = NULL;
+	char *err = NULL;
+
+	s.cpm_root = "Chats/Phone";
+	ck_assert_int_eq(config_write_add_account(path, "one", &s, NULL, &err), 0);
+	s.cpm_root = "";
+	ck_assert_int_eq(config_write_add_account(path, "two", &s, NULL, &err), 0);
+	ck_assert_ptr_nonnull(strstr(read_file(path), "cpm_root = Chats/Phone\n"));
+	ck_assert_ptr_nonnull(strstr(read_file(path), "cpm_root = \"\"\n"));
+	ck_assert_int_eq(config_load(path, &c, &err), 0);
+	ck_assert_str_eq(config_account_cpm_root(config_find_account(c, "one")), "Chats/Phone");
+	ck_assert_str_eq(config_account_cpm_root(config_find_account(c, "two")), "");
+	config_free(c);
+	s.cpm_root = "Chats #1";
+	ck_assert_int_eq(config_write_add_account(path, "three", &s, NULL, &err), -EINVAL);
+	ck_assert_str_eq(err, "invalid value for 'cpm_root': it contains '#' at its start or "
+			      "after a blank, which would start a comment");
+	free(err);
+}
+END_TEST
+
 START_TEST(test_add_minimal_appends)
 {
 	static const char orig[] = "# my settings\n"
@@ -587,6 +614,7 @@ static Suite *config_write_suite(void)
 	tc = tcase_create("add");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_add_creates_file_and_dir);
+	tcase_add_test(tc, test_add_cpm_root);
 	tcase_add_test(tc, test_add_minimal_appends);
 	tcase_add_test(tc, test_add_crlf);
 	tcase_add_test(tc, test_add_password_in_clear);

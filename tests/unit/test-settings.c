@@ -56,6 +56,15 @@ static const struct {
 	  CPMSYNC_SETTINGS_BAD_SYNC_BODIES },
 	{ { .host = "h", .user = "u", .password = "pw", .sync_bodies = "4194305" },
 	  CPMSYNC_SETTINGS_BAD_SYNC_BODIES },
+	{ { .host = "h", .user = "u", .password = "pw", .cpm_root = "Chats/Phone" },
+	  CPMSYNC_SETTINGS_OK },
+	{ { .host = "h", .user = "u", .password = "pw", .cpm_root = "" }, CPMSYNC_SETTINGS_OK },
+	{ { .host = "h", .user = "u", .password = "pw", .cpm_root = "/Chats" },
+	  CPMSYNC_SETTINGS_BAD_CPM_ROOT },
+	{ { .host = "h", .user = "u", .password = "pw", .cpm_root = "inbox" },
+	  CPMSYNC_SETTINGS_BAD_CPM_ROOT },
+	{ { .host = "h", .user = "u", .password = "pw", .cpm_root = "a\nb" },
+	  CPMSYNC_SETTINGS_BAD_CPM_ROOT },
 };
 
 START_TEST(test_check)

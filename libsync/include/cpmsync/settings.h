@@ -30,6 +30,7 @@ struct cpmsync_account_settings {
 	const char *ca_file;	    /* or NULL */
 	const char *const *folders; /* NULL-terminated, or NULL: "*" */
 	const char *sync_bodies;    /* "all" | "none" | KiB, or NULL */
+	const char *cpm_root;	    /* the CPM root folder ("" top level), or NULL: Default */
 };
 
 enum cpmsync_settings_error {
@@ -44,6 +45,7 @@ enum cpmsync_settings_error {
 	CPMSYNC_SETTINGS_BAD_PASSWORD,	/* empty, a line break, longer than CPMSYNC_PASSWORD_MAX */
 	CPMSYNC_SETTINGS_EMPTY_PATH,	/* password_file, password_command or ca_file "" */
 	CPMSYNC_SETTINGS_BAD_SYNC_BODIES, /* not all, none or 1..CPMSYNC_SYNC_BODIES_MAX_KIB */
+	CPMSYNC_SETTINGS_BAD_CPM_ROOT,	  /* not a folder name (cpmsync_cpm_root_valid) */
 };
 
 /*
