@@ -2852,11 +2852,18 @@ static bool journal_empty(struct cpmsync_session *s)
  */
 static bool sync_check_possible(struct cpmsync_session *s)
 {
+	/* Trusted for NOTIFY_KEEP_MS after its SET (whose STATUS of every
+	 * folder was compared with the store), as events are (kick()): on
+	 * Dovecot 2.3 a rotation of its list index log leaves NOTIFY silent
+	 * for other folders than INBOX, and a folder renamed by doveadm was
+	 * seen reported by nothing at all, so an older SET is no proof of
+	 * currency: a Sync() then runs (LIST-STATUS and NOTIFY SET again). */
 	return s->online && s->client && !s->sync && !s->connecting && !s->running &&
 	       !s->requests && !s->sync_wanted && !s->full_wanted && !s->fast_news &&
 	       !s->n_notify && !s->debounce_timer && !s->retry_timer && !s->notify_rearm &&
 	       s->wait == WAIT_IDLING && s->wait_notify && s->push == CPMSYNC_PUSH_NOTIFY &&
-	       !s->last_error[0] && journal_empty(s);
+	       cpmsync_now_ms() - s->notify_set_ms < s->notify_keep_ms && !s->last_error[0] &&
+	       journal_empty(s);
 }
 
 static void full_sync_wanted(struct cpmsync_session *s)

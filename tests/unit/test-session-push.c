@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <cpmsync/cpmsync.h>
+#include <cpmsync/error.h>
 #include <cpmsync/session.h>
 #include <cpmsync/store.h>
 
@@ -425,6 +426,66 @@ START_TEST(test_notify_overflow)
 }
 END_TEST
 
+/*
+ * Sync() when NOTIFY was set longer ago than NOTIFY_KEEP_MS (0 here: at
+ * once): no NOOP shortcut, whose proof of currency is NOTIFY's; a run,
+ * LIST and every folder, NOTIFY set again after it.  (Dovecot 2.3 left a
+ * folder renamed by doveadm unreported; a rotation of its list index log
+ * silences NOTIFY for folders other than INBOX.)
+ */
+START_TEST(test_notify_sync_after_keep)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct cpmsync_session_options options = { .debounce_ms = 5 };
+	const struct script_step script[] = {
+		FIRST_SYNC_THEN_NOTIFY,
+		{ SCRIPT_EXPECT, "a10 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a10 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a11 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND,
+		  "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat2\r\na11 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a12 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a12 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a13 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a13 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a14 SELECT Chat2" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a14 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a15 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a15 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a16 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat2 (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a16 OK notify\r\n" },
+		{ SCRIPT_EXPECT, "a17 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a17 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a18 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat2 (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a18 OK notify\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	int64_t folder_id = 0;
+
+	ck_assert_int_eq(setenv("CPMSYNC_NOTIFY_KEEP_MS", "0", 1), 0);
+	session = session_start(&env, script, &options, &w);
+	ck_assert_int_eq(unsetenv("CPMSYNC_NOTIFY_KEEP_MS"), 0);
+	waiting_with_notify(&env, session);
+	cpmsync_session_sync_now(session);
+	wait_syncs(&env, &w, 2);
+	/* Chat was renamed Chat2 without a word from NOTIFY: the run saw it. */
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat2", &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id),
+			 -CPMSYNC_E_NOT_FOUND);
+	waiting_with_notify(&env, session);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -540,6 +601,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_notify_sync_noop);
 	tcase_add_test(tc, test_notify_keep_fallback);
 	tcase_add_test(tc, test_notify_overflow);
+	tcase_add_test(tc, test_notify_sync_after_keep);
 	tcase_add_test(tc, test_network_change_probe);
 	tcase_add_test(tc, test_network_change_retry_now);
 	suite_add_tcase(s, tc);
