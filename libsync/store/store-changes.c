@@ -277,8 +277,17 @@ int cpmsync_store_message_refused(struct cpmsync_store *store, int64_t message_i
 	if (!s || !ret_reason)
 		return -EINVAL;
 	*ret_reason = NULL;
+	/* A row that was never sent because the CREATE of its folder failed
+	 * (store_journal_blocked(): code NULL, "depends on failed operation
+	 * N (create-folder NAME)") carries that CREATE's own reason too: the
+	 * server's text is what tells the user what to change. */
 	r = store_prepare(s,
-			  "SELECT (SELECT CASE WHEN coalesce(j.code, '') = '' THEN j.refused"
+			  "SELECT (SELECT CASE WHEN j.code IS NULL THEN j.refused || coalesce("
+			  "   (SELECT ': ' || CASE WHEN coalesce(c.code, '') = '' THEN c.refused"
+			  "    ELSE '[' || c.code || '] ' || c.refused END FROM journal c"
+			  "    WHERE c.folder_id = m.folder_id AND c.op = 'create_folder'"
+			  "    AND c.failed = 1 AND c.code IS NOT NULL ORDER BY c.id LIMIT 1), '')"
+			  "  WHEN j.code = '' THEN j.refused"
 			  "  ELSE '[' || j.code || '] ' || j.refused END FROM journal j"
 			  "  WHERE j.message_id = m.id AND j.op IN ('append', 'copy', 'move')"
 			  "  AND j.failed = 1 ORDER BY j.id LIMIT 1)"

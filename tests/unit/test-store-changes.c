@@ -239,6 +239,26 @@ START_TEST(test_refused_and_discard)
 	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), 1);
 	ck_assert_str_eq(reason, "too big");
 	free(reason);
+	/* Never sent: the CREATE of its folder failed (store_journal_blocked()).
+	 * The CREATE's own reason comes with it: that is what to change. */
+	ck_assert_int_eq(
+		store_exec(
+			s,
+			"UPDATE journal SET code = NULL, refused = 'depends on failed operation 7"
+			" (create-folder INBOX)' WHERE op = 'append';"
+			"INSERT INTO journal (id, account_id, op, folder_id, refused, code, failed)"
+			" SELECT 7, account_id, 'create_folder', id, 'Character not allowed in"
+			" mailbox name: ''.''', 'CANNOT', 1 FROM folder WHERE name = 'INBOX'"
+			" AND account_id = (SELECT id FROM account WHERE name = 'a')"),
+		0);
+	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), 1);
+	ck_assert_str_eq(reason, "depends on failed operation 7 (create-folder INBOX): [CANNOT] "
+				 "Character not allowed in mailbox name: '.'");
+	free(reason);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM journal WHERE id = 7"), 0);
+	ck_assert_int_eq(cpmsync_store_message_refused(cs, id, &reason), 1);
+	ck_assert_str_eq(reason, "depends on failed operation 7 (create-folder INBOX)");
+	free(reason);
 	ck_assert_int_eq(cpmsync_op_discard(cs, id), 0);
 	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);
 	ck_assert_int_eq(n, 0);
