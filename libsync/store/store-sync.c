@@ -748,6 +748,28 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
 	return apply_server_flags(s, id, local, base, flags, modseq, ret_changed);
 }
 
+/* The size of a body once each bare LF is a CRLF (as a server stores an
+ * APPEND of it: RFC 5322 lines end in CRLF). */
+struct crlf_size {
+	uint64_t n;
+	char last;
+};
+
+static int crlf_size_cb(void *userdata, uint64_t size, const void *p, size_t n)
+{
+	struct crlf_size *c = userdata;
+	const char *b = p;
+
+	(void)size;
+	for (size_t i = 0; i < n; i++) {
+		if (b[i] == '\n' && c->last != '\r')
+			c->n++;
+		c->last = b[i];
+	}
+	c->n += n;
+	return 0;
+}
+
 /*
  * Finds a row without a UID that m is the server's copy of: one that lost
  * its UID in a UIDVALIDITY reset (server_flags set), or one whose APPEND,
@@ -757,12 +779,21 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
  * Where both sides have an EMAILID (RFC 8474), it decides alone: equal is
  * the same message (even without a Message-ID), different is another one
  * (even with the same Message-ID, size and date).  Otherwise matched by
- * Message-ID, size and internal date.  An EMAILID match goes first.
+ * Message-ID, internal date and size, the size either as stored or with
+ * each bare LF a CRLF: a message stored with LF line ends (a file written
+ * on Unix) is what the server counts with CRLF, and an APPEND cut short
+ * whose copy the server kept was sent a second time.  An EMAILID match
+ * goes first.
  */
+#define REMATCH_CANDIDATES 8 /* the LIMIT below */
 static int find_rematch(struct store *s, int64_t folder_id, const struct sync_new_message *m,
 			int64_t *ret_id)
 {
 	const char *mid = m->summary ? m->summary->message_id : "";
+	int64_t ids[REMATCH_CANDIDATES];
+	uint64_t sizes[REMATCH_CANDIDATES];
+	bool by_emailid[REMATCH_CANDIDATES];
+	size_t n = 0;
 	sqlite3_stmt *st;
 	bool any;
 	int r;
@@ -776,27 +807,50 @@ static int find_rematch(struct store *s, int64_t folder_id, const struct sync_ne
 	if (r < 0 || !any)
 		return r;
 	PREP(s,
-	     "SELECT m.id FROM message m JOIN message_state ms ON ms.id = m.id"
+	     "SELECT m.id, m.size, coalesce(m.emailid = ?5, 0)"
+	     " FROM message m JOIN message_state ms ON ms.id = m.id"
 	     " WHERE m.folder_id = ?1 AND m.uid IS NULL"
 	     " AND ((ms.server_flags IS NOT NULL AND (?2 != '' OR m.emailid = ?5))"
 	     "      OR EXISTS (SELECT 1 FROM journal j WHERE j.message_id = m.id"
 	     "                 AND j.attempts > 0 AND j.op IN ('append', 'copy', 'move')))"
 	     " AND (m.emailid = ?5"
 	     "      OR ((?5 IS NULL OR m.emailid IS NULL) AND coalesce(m.message_id, '') = ?2"
-	     "          AND m.size = ?3 AND m.internaldate = ?4))"
-	     " ORDER BY coalesce(m.emailid = ?5, 0) DESC, m.id LIMIT 1",
+	     "          AND m.internaldate = ?4))"
+	     " ORDER BY coalesce(m.emailid = ?5, 0) DESC, m.id LIMIT 8", /* REMATCH_CANDIDATES */
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_text(st, 2, mid ? mid : "", -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->size);
 	sqlite3_bind_int64(st, 4, m->internaldate);
 	store_bind_text_or_null(st, 5, m->emailid);
-	r = store_step(s, st);
-	if (r <= 0)
+	while ((r = store_step(s, st)) > 0 && n < REMATCH_CANDIDATES) {
+		ids[n] = sqlite3_column_int64(st, 0);
+		sizes[n] = (uint64_t)sqlite3_column_int64(st, 1);
+		by_emailid[n] = sqlite3_column_int(st, 2) != 0;
+		n++;
+	}
+	if (r > 0)
+		sqlite3_reset(st);
+	if (r < 0)
 		return r;
-	*ret_id = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return 1;
+	for (size_t i = 0; i < n; i++) {
+		struct crlf_size c = { 0 };
+
+		if (by_emailid[i] || sizes[i] == m->size) {
+			*ret_id = ids[i];
+			return 1;
+		}
+		/* Only a size below the server's can have gained CRs. */
+		if (sizes[i] >= m->size)
+			continue;
+		r = store_body_each(s, ids[i], crlf_size_cb, &c);
+		if (r < 0 && r != -CPMSYNC_E_NOT_FOUND)
+			return r;
+		if (r >= 0 && c.n == m->size) {
+			*ret_id = ids[i];
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /*

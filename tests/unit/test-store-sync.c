@@ -747,6 +747,40 @@ static int64_t add_msg_emailid(uint32_t uid, const char *mid, uint64_t size, int
 /* Re-matching after a UIDVALIDITY reset where the server gives EMAILIDs
  * (RFC 8474): the EMAILID decides where both sides have one, the
  * Message-ID (with size and date) where either has none. */
+/*
+ * A local message with LF line ends, its APPEND cut short after it was
+ * sent: the server counts it with CRLF (3 more bytes here), and its copy
+ * is still that message, not a new one (the replay would send it again).
+ * A copy one byte off is another message.
+ */
+START_TEST(test_rematch_lf_body)
+{
+	static const char body[] = "Message-ID: <lf@x>\nSubject: lf\n\nline\n";
+	struct msg_summary sum = SUMMARY("<lf@x>");
+	struct sync_new_message m = { .uid = 7,
+				      .flags = "",
+				      .internaldate = 50,
+				      .size = sizeof(body) - 1 + 4,
+				      .summary = &sum };
+	bool has_body, is_new;
+	int64_t pending, id;
+
+	pending = add_pending(JOURNAL_OP_APPEND, "<lf@x>", sizeof(body) - 1, 50, NULL, "");
+	ck_assert_int_eq(store_body_put(s, pending, body, sizeof(body) - 1), 0);
+	attempt_first("uidnext=7");
+	/* Not the CRLF size (one byte more): another message. */
+	m.size++;
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert(is_new);
+	ck_assert_int_eq(store_sync_message_delete(s, id), 0);
+	m.size--;
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert(!is_new);
+	ck_assert_int_eq(id, pending);
+	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE message_id = '<lf@x>'"), 1);
+}
+END_TEST
+
 START_TEST(test_rematch_emailid)
 {
 	/* Two messages with one Message-ID, size and date, told apart only
@@ -863,6 +897,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_rebase_namespace);
 	tcase_add_test(tc, test_message_objectids);
 	tcase_add_test(tc, test_rematch_emailid);
+	tcase_add_test(tc, test_rematch_lf_body);
 	tcase_add_test(tc, test_rematch_emailid_pending);
 	tcase_add_test(tc, test_folder_index);
 	suite_add_tcase(su, tc);
