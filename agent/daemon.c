@@ -528,7 +528,7 @@ static void outbox_stored(void *userdata, const char *account)
 	struct daemon_account *da = find_account(userdata, account);
 
 	if (da)
-		cpmsync_session_sync_now(da->session);
+		cpmsync_session_changed_locally(da->session);
 }
 
 static const char *outbox_cpm_root(void *userdata, const char *account)

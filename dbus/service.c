@@ -941,7 +941,7 @@ void svc_changed_locally(struct svc_account *a)
 {
 	svc_account_store_cpm_root(a);
 	cpm_service_account_changed(a->svc, a->session);
-	cpmsync_session_sync_now(a->session);
+	cpmsync_session_changed_locally(a->session);
 }
 
 void svc_flags_changed_locally(struct svc_account *a)

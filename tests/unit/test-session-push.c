@@ -546,8 +546,8 @@ END_TEST
 
 /*
  * A network change while backing off (the server closed the connection;
- * the next try in 15 to 25 s): the session connects at once.  Offline, it
- * stays offline.
+ * the next try in 15 to 25 s): the session connects at once, where local
+ * changes meanwhile did not make it try.  Offline, it stays offline.
  */
 START_TEST(test_network_change_retry_now)
 {
@@ -564,9 +564,15 @@ START_TEST(test_network_change_retry_now)
 
 	session = session_start(&env, script, &options, &w);
 	wait_state(&env, session, CPMSYNC_SESSION_CONNECTING);
-	/* backing off: nothing for a second */
-	for (int i = 0; i < 20; i++)
+	/* Backing off: nothing for a second, local changes or not (each cut
+	 * the back-off short, and each refused try doubled it). */
+	for (int i = 0; i < 20; i++) {
+		if (i % 4 == 0) {
+			cpmsync_session_changed_locally(session);
+			cpmsync_session_replay_soon(session);
+		}
 		cpmsync_loop_iterate(env.loop, 50);
+	}
 	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_CONNECTING);
 	ck_assert_uint_eq(w.syncs, 1);
 	t0 = mono_ms();

@@ -12,8 +12,8 @@
  * others every poll interval -- and syncs again.  A notification only
  * schedules a sync; state always comes from the sync itself.  Local
  * changes (cpmsync/ops.h) are replayed by the next sync:
- * cpmsync_session_sync_now() after making one (cpmsync_session_replay_soon()
- * after flags).
+ * cpmsync_session_changed_locally() after making one
+ * (cpmsync_session_replay_soon() after flags).
  *
  * Dead connections are found (TCP keepalive, a deadline on every command,
  * IDLE refreshed on a bounded interval, each refresh itself under a
@@ -107,16 +107,23 @@ int cpmsync_session_set_account(struct cpmsync_session *s, const struct cpmsync_
  */
 int cpmsync_session_set_poll_interval(struct cpmsync_session *s, unsigned ms);
 void cpmsync_session_set_online(struct cpmsync_session *s, bool online);
-/* Sync soon (debounced): Sync(), a local change to replay, an outband
- * push.  Also retries now after a failure or a refused login. */
+/* Sync soon (debounced): Sync(), an outband push.  Also retries now
+ * after a failure or a refused login. */
 void cpmsync_session_sync_now(struct cpmsync_session *s);
+/*
+ * A local change to replay: as cpmsync_session_sync_now(), except that a
+ * session backing off after a failure (or stopped by a refused login)
+ * keeps waiting: its next try replays the journal.  A burst of changes
+ * during an outage is then not a burst of connection attempts.
+ */
+void cpmsync_session_changed_locally(struct cpmsync_session *s);
 /*
  * Local changes to messages of folders the store knows (flags) to replay:
  * with push through IDLE, by a run of the IDLE folder alone, which replays
  * the journal too (at once by the fast path -- DONE, the folder's news, the
  * journal -- when waiting in IDLE on a folder the store is current with;
  * right after the sync under way), not by a full pass; else as
- * cpmsync_session_sync_now().
+ * cpmsync_session_changed_locally().
  */
 void cpmsync_session_replay_soon(struct cpmsync_session *s);
 /*
