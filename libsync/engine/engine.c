@@ -884,6 +884,27 @@ static bool ids_wanted(const struct plan_folder_action *acts, int n,
 	return status_twins(remotes, n_remote);
 }
 
+/* Whether a folder renamed on the server, or a new one, takes a name that
+ * another local folder has now (apply_folder_plan() then makes way first). */
+static bool renames_cross(const struct plan_folder_action *acts, int n,
+			  const struct plan_local_folder *locals, size_t n_local,
+			  const struct remote_folder *remote)
+{
+	for (int i = 0; i < n; i++) {
+		bool add = acts[i].kind == PLAN_FOLDER_ADD;
+		const char *to;
+
+		if (acts[i].kind != PLAN_FOLDER_RENAMED && !add)
+			continue;
+		to = remote[acts[i].remote].name;
+		for (size_t j = 0; j < n_local; j++)
+			if ((add || j != acts[i].local) && locals[j].name &&
+			    streq(locals[j].name, to))
+				return true;
+	}
+	return false;
+}
+
 /* ask_ids: when not NULL, set (and nothing applied) if ids_wanted(). */
 static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 {
@@ -894,6 +915,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	size_t n_local = 0;
 	bool with_modseq = e->drv->ops->enabled(e->drv, IMAP_CAP_CONDSTORE) ||
 			   e->drv->ops->enabled(e->drv, IMAP_CAP_QRESYNC);
+	bool crossing;
 	int n, r;
 
 	r = load_plan_locals(e, &folders, &n_local, &locals);
@@ -922,6 +944,26 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	r = store_begin(e->store);
 	if (r < 0)
 		goto out;
+	crossing = renames_cross(acts, n, locals, n_local, e->remote);
+	for (int i = 0; r >= 0 && crossing && i < n; i++) {
+		/* Server-side renames that cross (two folders swapped: plan.c
+		 * renamed_away()), while a name is unique: the folders the
+		 * server deleted go first, and each renamed one steps aside
+		 * under a name no folder has (a control character) before any
+		 * takes its new name in the loop below, in one transaction. */
+		const struct plan_folder_action *a = &acts[i];
+		const struct plan_local_folder *l = &locals[a->local];
+		char aside[40];
+
+		if (a->kind == PLAN_FOLDER_DELETE) {
+			r = store_sync_folder_delete(e->store, l->id);
+			log_debug(CAT, "%s: folder %s gone on the server", e->account_name,
+				  l->server_name);
+		} else if (a->kind == PLAN_FOLDER_RENAMED) {
+			snprintf(aside, sizeof(aside), "\x01renaming %lld", (long long)l->id);
+			r = store_sync_folder_renamed(e->store, e->account_id, l->id, aside);
+		}
+	}
 	for (int i = 0; r >= 0 && i < n; i++) {
 		const struct plan_folder_action *a = &acts[i];
 		const struct plan_local_folder *l = &locals[a->local];
@@ -952,6 +994,8 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 				  e->account_name, l->server_name, rf->name);
 			break;
 		case PLAN_FOLDER_DELETE:
+			if (crossing)
+				break; /* done above */
 			r = store_sync_folder_delete(e->store, l->id);
 			log_debug(CAT, "%s: folder %s gone on the server", e->account_name,
 				  l->server_name);

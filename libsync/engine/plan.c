@@ -194,6 +194,54 @@ static size_t lookup_uv(const struct fkey *keys, size_t n, const struct fkey *wa
 	return SIZE_MAX;
 }
 
+/*
+ * The remote folder r and the local folder l share a name but are not one
+ * folder: their UIDVALIDITYs differ (and MAILBOXIDs do not say they are
+ * the same), and l's UIDVALIDITY is another remote folder's, whose
+ * MAILBOXID does not say otherwise: l was renamed away on the server, and
+ * another folder took its name (two folders swapped; "rename A A.old,
+ * create A").  Matched by name, l was read again as if its UIDVALIDITY
+ * had been reset and the other taken as new: local changes queued for
+ * l's messages were dropped without a word.  Left to step 3, l is matched
+ * by UIDVALIDITY instead.  A UIDVALIDITY found nowhere else is a reset of
+ * this folder (or the folder replaced: a MAILBOXID then says so, and it
+ * is re-read), as before.  ruv: the remote folders by UIDVALIDITY.
+ */
+static bool renamed_away(const struct plan_remote_folder *remote, size_t i, const struct fkey *ruv,
+			 size_t nr, const struct plan_local_folder *local, size_t k,
+			 const struct fkey *by_server, size_t ns)
+{
+	const struct plan_remote_folder *r = &remote[i];
+	const struct plan_local_folder *l = &local[k];
+	struct fkey want = { .uv = l->uidvalidity };
+
+	if (!r->has_status || !r->uidvalidity || !l->uidvalidity ||
+	    r->uidvalidity == l->uidvalidity || mailboxid_same(r, l))
+		return false;
+	for (size_t lo = lower_bound(ruv, nr, &want, uv_cmp);
+	     lo < nr && uv_cmp(&ruv[lo], &want) == 0; lo++) {
+		const struct plan_remote_folder *r2 = &remote[ruv[lo].idx];
+		struct fkey name = name_key(r2->name, 0);
+		bool known = false;
+
+		if (ruv[lo].idx == i || mailboxid_differs(r2, l))
+			continue;
+		/* A folder known under its own name with that UIDVALIDITY is
+		 * that one, not l (Cyrus gives folders made in the same second
+		 * the same UIDVALIDITY). */
+		for (size_t n = lower_bound(by_server, ns, &name, name_cmp);
+		     !known && n < ns && name_cmp(&by_server[n], &name) == 0; n++) {
+			const struct plan_local_folder *l2 = &local[by_server[n].idx];
+
+			known = by_server[n].idx != k && l2->uidvalidity == r2->uidvalidity &&
+				!mailboxid_differs(r2, l2);
+		}
+		if (!known)
+			return true;
+	}
+	return false;
+}
+
 int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		 const struct plan_local_folder *local, size_t n_local, bool with_modseq,
 		 struct plan_folder_action *actions)
@@ -206,11 +254,16 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 	_cleanup_free_ struct fkey *by_server = calloc(n_local + 1, sizeof(struct fkey));
 	_cleanup_free_ struct fkey *by_local = calloc(n_local + 1, sizeof(struct fkey));
 	_cleanup_free_ struct fkey *by_uidv = calloc(n_local + 1, sizeof(struct fkey));
-	size_t n = 0, ns = 0, nl = 0, nu = 0, j;
+	_cleanup_free_ struct fkey *remote_uidv = calloc(n_remote + 1, sizeof(struct fkey));
+	size_t n = 0, ns = 0, nl = 0, nu = 0, nr = 0, j;
 	enum plan_folder_action_kind kind;
 
-	if (!rmatched || !lmatched || !by_server || !by_local || !by_uidv)
+	if (!rmatched || !lmatched || !by_server || !by_local || !by_uidv || !remote_uidv)
 		return -ENOMEM;
+	for (size_t i = 0; i < n_remote; i++)
+		if (remote[i].has_status && remote[i].uidvalidity && !remote[i].noselect)
+			remote_uidv[nr++] = (struct fkey){ .uv = remote[i].uidvalidity, .idx = i };
+	qsort(remote_uidv, nr, sizeof(*remote_uidv), by_uv);
 	for (j = 0; j < n_local; j++) {
 		const struct plan_local_folder *l = &local[j];
 
@@ -238,6 +291,9 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			if (lmatched[k])
 				continue;
 			if (!left_its_name(&remote[i], &local[k])) {
+				if (renamed_away(remote, i, remote_uidv, nr, local, k, by_server,
+						 ns))
+					continue;
 				j = k;
 				break;
 			}

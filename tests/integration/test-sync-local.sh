@@ -247,6 +247,31 @@ expect "m6 in Entwürfe once" "$(server_count "Entwürfe" '<local.6@sync.test>')
 
 conflicts ""
 
+# --- server-side renames that cross, while local flag changes wait -----------
+# A folder renamed away is known by its UIDVALIDITY, not by its old name,
+# which another folder took (plan.c renamed_away()); matched by name, the
+# flags waiting on both were dropped without a word.
+for f in X2 Y2 W1; do
+	da mailbox create -u "$USER1" "$f" || bail "doveadm mailbox create $f"
+	msg_save "$USER1" "$f" "<in-$f@sync.test>" 300 || bail "doveadm save into $f"
+done
+sync_check "crossing renames: setup"
+for f in X2 Y2 W1; do
+	op flags "$(local_id "$f" "<in-$f@sync.test>")" -- +"kw$f" >/dev/null || not_ok "op flags in $f"
+done
+for step in "rename X2 Tmp2" "rename Y2 X2" "rename Tmp2 Y2" "rename W1 W1old" "create W1"; do
+	# shellcheck disable=SC2086 # the step's words are doveadm's arguments
+	set -- $step
+	da mailbox "$1" -u "$USER1" "${@:2}" || bail "doveadm mailbox $step"
+done
+sync_check "crossing renames"
+expect "X2 and Y2 swapped: X2's message (now in Y2) has its flag" \
+	"$(server_flags Y2 '<in-X2@sync.test>')" 'kwX2'
+expect "X2 and Y2 swapped: Y2's message (now in X2) has its flag" \
+	"$(server_flags X2 '<in-Y2@sync.test>')" 'kwY2'
+expect "W1 renamed W1old, a new W1: the message has its flag" \
+	"$(server_flags W1old '<in-W1@sync.test>')" 'kwW1'
+
 # --- metadata ----------------------------------------------------------------
 op metadata a INBOX /private/comment hello >/dev/null || not_ok "op metadata"
 op metadata a "" /private/comment "server wide" >/dev/null || not_ok "op metadata server"
