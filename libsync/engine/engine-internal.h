@@ -181,6 +181,7 @@ struct cpmsync_sync {
 	uint64_t batch_opened_ms; /* cpmsync_now_ms() when the batch opened */
 	uint64_t batch_ms;	  /* ENGINE_BATCH_MS (tests change it) */
 	int64_t selected_id;	  /* folder selected now (0: none) */
+	bool selected_read_only;  /* its SELECT said [READ-ONLY] */
 	uint64_t selected_hms;
 	uint32_t selected_uidnext;
 

@@ -1331,7 +1331,28 @@ static void flags_round(struct cpmsync_sync *e)
 
 static void flags_selected(struct cpmsync_sync *e)
 {
-	R(e)->round = 0;
+	/* RFC 4314: [READ-ONLY] when the user has none of the rights to
+	 * change flags (w, s, t ...).  Dovecot still answers a STORE there
+	 * with OK and changes nothing: the row was done, the flags never
+	 * reached the server, and nothing said so.  A failed operation each
+	 * (retried when the rights are given, or discarded). */
+	static const struct engine_reply read_only = {
+		.r = -CPMSYNC_E_SERVER,
+		.code = IMAP_CODE_READ_ONLY,
+		.code_name = "READ-ONLY",
+		.text = "the folder is read-only for this account: its flags cannot be changed",
+	};
+	struct replay *rp = R(e);
+
+	if (e->selected_read_only) {
+		for (size_t i = 0; i < rp->n_items; i++)
+			if (row_refused_as(e, rp->items[i].journal_id, &read_only, "UID STORE",
+					   true) < 0)
+				return;
+		replay_next(e);
+		return;
+	}
+	rp->round = 0;
 	flags_round(e);
 }
 

@@ -1328,6 +1328,7 @@ static void select_done(const struct engine_reply *res, void *userdata)
 	if (engine_reply_failed(e, res, "SELECT"))
 		return;
 	e->selected_id = id;
+	e->selected_read_only = res->code == IMAP_CODE_READ_ONLY;
 	e->selected_hms = e->f.nomodseq ? 0 : e->f.hms;
 	e->selected_uidnext = e->f.uidnext;
 	next(e);

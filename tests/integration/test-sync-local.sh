@@ -320,4 +320,21 @@ else
 	ok "plain: no CONDSTORE/QRESYNC syntax sent to a server without them"
 fi
 
+# --- a folder the user may only read: flag changes fail, they do not vanish ---
+# Dovecot selects it [READ-ONLY] and answers a STORE there with OK, changing
+# nothing: the change was dropped, the store and the server apart for good.
+da mailbox create -u "$USER1" RO || bail "doveadm mailbox create RO"
+msg_save "$USER1" RO "<ro@sync.test>" 300 || bail "doveadm save into RO"
+sync_check "read-only folder: setup"
+da acl set -u "$USER1" RO "user=$USER1" lookup read || bail "doveadm acl set RO lookup read"
+op flags "$(local_id RO '<ro@sync.test>')" -- +kwRO >/dev/null || not_ok "op flags in RO"
+n=$((n + 1))
+check "read-only folder: cpm-syncd --once succeeds" sync_once "$CONF" "$WORK/sync$n.log"
+expect "read-only folder: the flag change is a failed operation ([READ-ONLY]), not dropped" \
+	"$(sqlite3 -readonly "$DB" "SELECT op || ' ' || failed || ' ' || code FROM journal")" \
+	"flags 1 READ-ONLY"
+expect "read-only folder: the local flag stays until retried or discarded" \
+	"$("$CPMCTL" dump --db "$DB" a RO | cut -f4)" kwRO
+expect "read-only folder: the server's flags unchanged" "$(server_flags RO '<ro@sync.test>')" ""
+
 finish

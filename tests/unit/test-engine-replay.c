@@ -1008,6 +1008,37 @@ START_TEST(test_flags_condstore)
 }
 END_TEST
 
+/*
+ * A folder selected [READ-ONLY] (RFC 4314: no right to change flags):
+ * Dovecot answers a STORE there with OK and changes nothing, so none is
+ * sent; the row is a failed operation saying why, and the local flags
+ * stay until it is retried or discarded.
+ */
+START_TEST(test_flags_read_only_folder)
+{
+	static const struct step script[] = {
+		{ .call = "select INBOX condstore",
+		  .code = IMAP_CODE_READ_ONLY,
+		  .code_name = "READ-ONLY",
+		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },
+			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT failed || ' ' || code || ' ' || refused FROM journal"),
+			 "1 READ-ONLY the folder is read-only for this account: its flags cannot "
+			 "be changed");
+	ck_assert_str_eq(qs("SELECT flags FROM message_state WHERE id = 1"), "\\Flagged \\Seen");
+}
+END_TEST
+
 START_TEST(test_flags_modified_merged)
 {
 	/* [MODIFIED]: the server's flags are read, merged three-way with
@@ -4169,6 +4200,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_append_interrupted_found);
 	tcase_add_test(tc, test_append_interrupted_missing_sent);
 	tcase_add_test(tc, test_flags_condstore);
+	tcase_add_test(tc, test_flags_read_only_folder);
 	tcase_add_test(tc, test_flags_modified_merged);
 	tcase_add_test(tc, test_flags_store_answer_lost_seen_by_sync);
 	tcase_add_test(tc, test_flags_store_answer_lost_replay_only);
