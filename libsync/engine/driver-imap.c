@@ -217,13 +217,52 @@ static int drv_unselect(struct engine_driver *d)
 static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 				      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
+/*
+ * data with each bare LF made CRLF, in *ret (malloc()ed) when it has any,
+ * else *ret NULL.  An APPEND literal is an RFC 5322 message, whose lines
+ * end in CRLF: Cyrus refuses one with a bare LF ("Message contains bare
+ * newlines"), for good, and Dovecot stores it counted with CRLF.  A message
+ * stored with LF line ends (a file written on Unix) goes as CRLF.
+ */
+static int crlf_copy(const char *data, size_t len, char **ret, size_t *ret_len)
+{
+	size_t lfs = 0, n = 0;
+	char *out;
+
+	*ret = NULL;
+	for (size_t i = 0; i < len; i++)
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			lfs++;
+	if (!lfs)
+		return 0;
+	out = malloc(len + lfs);
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			out[n++] = '\r';
+		out[n++] = data[i];
+	}
+	*ret = out;
+	*ret_len = n;
+	return 0;
+}
+
 static int drv_append(struct engine_driver *d, const char *mailbox, const char *flags,
 		      int64_t internaldate, const void *data, size_t len, engine_reply_fn cb,
 		      void *userdata)
 {
+	_cleanup_free_ char *crlf = NULL;
 	time_t t = (time_t)internaldate;
 	char date[40];
 	struct tm tm;
+	int r;
+
+	r = crlf_copy(data, len, &crlf, &len);
+	if (r < 0)
+		return r;
+	if (crlf)
+		data = crlf;
 
 	/* A date IMAP cannot write (Store refuses one since, but a journal
 	 * of an older version may hold it): none, the server's "now", rather

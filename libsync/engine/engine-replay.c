@@ -552,7 +552,12 @@ static void verify(struct cpmsync_sync *e, const struct sync_folder *f, engine_n
 	rp->verify_flags = NULL;
 	rp->verify_found = found;
 	rp->verify_missing = missing;
-	rp->verify_size = rp->msg.size;
+	/* What the server counts: the APPEND went with CRLF line ends
+	 * (driver-imap.c crlf_copy(); an older version sent LFs as stored,
+	 * which Dovecot counts as CRLF too).  A COPY or MOVE keeps the
+	 * server's own size, which is the same. */
+	if (store_body_crlf_size(e->store, rp->msg.id, &rp->verify_size) < 0)
+		rp->verify_size = rp->msg.size;
 	rp->verify_date = rp->msg.internaldate;
 	engine_select(e, f->id, f->server_name, verify_selected);
 }

@@ -984,6 +984,36 @@ static int db_each(struct store *s, int64_t message_id, store_body_fn fn, void *
 	return r < 0 ? r : 0;
 }
 
+struct crlf_size {
+	uint64_t n;
+	char last;
+};
+
+static int crlf_size_cb(void *userdata, uint64_t size, const void *p, size_t n)
+{
+	struct crlf_size *c = userdata;
+	const char *b = p;
+
+	(void)size;
+	for (size_t i = 0; i < n; i++) {
+		if (b[i] == '\n' && c->last != '\r')
+			c->n++;
+		c->last = b[i];
+	}
+	c->n += n;
+	return 0;
+}
+
+int store_body_crlf_size(struct store *s, int64_t message_id, uint64_t *ret)
+{
+	struct crlf_size c = { 0 };
+	int r = store_body_each(s, message_id, crlf_size_cb, &c);
+
+	if (r >= 0)
+		*ret = c.n;
+	return r;
+}
+
 int store_body_each(struct store *s, int64_t message_id, store_body_fn fn, void *userdata)
 {
 	struct store_bodies *b = bodies(s);

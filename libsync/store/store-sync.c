@@ -748,28 +748,6 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
 	return apply_server_flags(s, id, local, base, flags, modseq, ret_changed);
 }
 
-/* The size of a body once each bare LF is a CRLF (as a server stores an
- * APPEND of it: RFC 5322 lines end in CRLF). */
-struct crlf_size {
-	uint64_t n;
-	char last;
-};
-
-static int crlf_size_cb(void *userdata, uint64_t size, const void *p, size_t n)
-{
-	struct crlf_size *c = userdata;
-	const char *b = p;
-
-	(void)size;
-	for (size_t i = 0; i < n; i++) {
-		if (b[i] == '\n' && c->last != '\r')
-			c->n++;
-		c->last = b[i];
-	}
-	c->n += n;
-	return 0;
-}
-
 /*
  * Finds a row without a UID that m is the server's copy of: one that lost
  * its UID in a UIDVALIDITY reset (server_flags set), or one whose APPEND,
@@ -833,7 +811,7 @@ static int find_rematch(struct store *s, int64_t folder_id, const struct sync_ne
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		struct crlf_size c = { 0 };
+		uint64_t crlf = 0;
 
 		if (by_emailid[i] || sizes[i] == m->size) {
 			*ret_id = ids[i];
@@ -842,10 +820,10 @@ static int find_rematch(struct store *s, int64_t folder_id, const struct sync_ne
 		/* Only a size below the server's can have gained CRs. */
 		if (sizes[i] >= m->size)
 			continue;
-		r = store_body_each(s, ids[i], crlf_size_cb, &c);
+		r = store_body_crlf_size(s, ids[i], &crlf);
 		if (r < 0 && r != -CPMSYNC_E_NOT_FOUND)
 			return r;
-		if (r >= 0 && c.n == m->size) {
+		if (r >= 0 && crlf == m->size) {
 			*ret_id = ids[i];
 			return 1;
 		}

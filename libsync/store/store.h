@@ -379,6 +379,12 @@ int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary 
  */
 typedef int (*store_body_fn)(void *userdata, uint64_t size, const void *p, size_t n);
 int store_body_each(struct store *s, int64_t message_id, store_body_fn fn, void *userdata);
+/*
+ * The size of the body with each bare LF counted as CRLF: what a server
+ * counts (RFC822.SIZE) once it has it, as APPEND sends it (driver-imap.c
+ * crlf_copy()).  0 or -errno (-CPMSYNC_E_NOT_FOUND: no body).
+ */
+int store_body_crlf_size(struct store *s, int64_t message_id, uint64_t *ret);
 
 /*
  * Pack files (store-pack.c, schema version 25): the bodies over

@@ -331,10 +331,11 @@ for ((i = 1; i <= 120; i++)); do
 	[ $R -ge 1 ] && { rnd ${#OPFLAGS[@]}; fl+=("${OPFLAGS[$R]}"); }
 	[ $R -ge 3 ] && { rnd ${#OPFLAGS[@]}; fl+=("${OPFLAGS[$R]}"); }
 	msg_text "$mid" $((200 + RANDOM % 20000)) "stored $i" >"$WORK/msg"
-	# One in four with LF line ends (a file written on Unix), on Dovecot,
-	# which counts it with CRLF: an APPEND of one cut short is still
-	# re-matched (find_rematch()), not sent twice.  Cyrus refuses bare LFs.
-	if ! is_cyrus && [ $((i % 4)) -eq 0 ]; then
+	# One in four with LF line ends (a file written on Unix): sent as CRLF
+	# (Cyrus refuses bare LFs), which is what the server counts, so an
+	# APPEND of one cut short is still re-matched (find_rematch()), not
+	# sent twice.
+	if [ $((i % 4)) -eq 0 ]; then
 		tr -d '\r' <"$WORK/msg" >"$WORK/msg.lf" && mv "$WORK/msg.lf" "$WORK/msg"
 	fi
 	id=$(op store a "$f" "$WORK/msg" "${fl[@]}") || { not_ok "(b) op store $i"; continue; }

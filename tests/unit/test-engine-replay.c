@@ -962,6 +962,40 @@ START_TEST(test_append_interrupted_found)
 }
 END_TEST
 
+/*
+ * The same with a body of LF line ends ("lo\ncal", 6 bytes): the APPEND
+ * went as CRLF and the server counts 7; that is the message, not another
+ * one (the size compared was the stored one: it was appended twice).
+ */
+START_TEST(test_append_interrupted_found_lf)
+{
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "search 5: <new@x>", .ev = { { EV_SEARCH, .lo = 5, .hi = 5 } } },
+		{ .call = "fetch 5 (UID RFC822.SIZE INTERNALDATE FLAGS)",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 5,
+						 .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE |
+							    ENGINE_FETCH_FLAGS,
+						 .size = 7,
+						 .internaldate = 2000,
+						 .flags = "" } } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	int64_t id = local_message(1, "");
+
+	exec("UPDATE message SET size = 6 WHERE id = 2");
+	ck_assert_int_eq(store_body_put(store_from_public(cs), id, "lo\ncal", 6), 0);
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent)"
+	     " VALUES (1, 'append', 1, 2, 1, 'uidnext=5')");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "5");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_append_interrupted_missing_sent)
 {
 	/* Not there (the crash came before the APPEND reached the server): it
@@ -4198,6 +4232,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_permanent_refusal_blocks_nothing);
 	tcase_add_test(tc, test_append_without_uidplus_found_by_search);
 	tcase_add_test(tc, test_append_interrupted_found);
+	tcase_add_test(tc, test_append_interrupted_found_lf);
 	tcase_add_test(tc, test_append_interrupted_missing_sent);
 	tcase_add_test(tc, test_flags_condstore);
 	tcase_add_test(tc, test_flags_read_only_folder);
