@@ -2178,70 +2178,56 @@ int cpmsync_op_discard_failed(struct cpmsync_store *store, const char *account, 
 	return op_run(store, NULL, discard_failed, &(struct failed_args){ account, id });
 }
 
+struct remove_account_args {
+	const char *account;
+	uint32_t dropped;
+};
+
+static int remove_account(struct store *s, void *args)
+{
+	struct remove_account_args *a = args;
+	sqlite3_stmt *st;
+	int64_t acc = 0;
+	int r;
+
+	r = store_prepare(s, "SELECT id FROM account WHERE name = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, a->account, -1, SQLITE_TRANSIENT);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r; /* never known here: nothing to remove */
+	acc = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	r = store_prepare(s, "SELECT count(*) FROM journal WHERE account_id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, acc);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	a->dropped = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	/* Folders, messages (their bodies by the triggers), journal and
+	 * conversations go with the account row (ON DELETE CASCADE). */
+	r = store_exec_id(s, "DELETE FROM account WHERE id = ?1", acc);
+	if (r >= 0)
+		r = store_exec_id(s, "DELETE FROM conv_stale WHERE account_id = ?1", acc);
+	return r;
+}
+
 int cpmsync_store_remove_account(struct cpmsync_store *store, const char *account,
 				 uint32_t *ret_dropped)
 {
-	struct store *s = store_call(store);
-	sqlite3_stmt *st;
-	int64_t acc = 0;
-	uint32_t dropped = 0;
+	struct remove_account_args a = { .account = account };
 	int r;
 
 	if (ret_dropped)
 		*ret_dropped = 0;
-	if (!s || !account)
+	if (!account)
 		return -EINVAL;
-	if (store_is_readonly(s))
-		return -EROFS;
-	store_clear_error(s);
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	r = store_prepare(s, "SELECT id FROM account WHERE name = ?1", &st);
-	if (r >= 0) {
-		sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
-		r = store_step(s, st);
-		if (r == 1) {
-			acc = sqlite3_column_int64(st, 0);
-			sqlite3_reset(st);
-			r = 0;
-		}
-	}
-	if (r >= 0 && acc == 0) {
-		store_rollback(s);
-		return 0; /* never known here: nothing to remove */
-	}
-	if (r >= 0)
-		r = store_prepare(s, "SELECT count(*) FROM journal WHERE account_id = ?1", &st);
-	if (r >= 0) {
-		sqlite3_bind_int64(st, 1, acc);
-		r = store_step(s, st);
-		if (r == 1) {
-			dropped = (uint32_t)sqlite3_column_int64(st, 0);
-			sqlite3_reset(st);
-			r = 0;
-		}
-	}
-	/* Folders, messages (their bodies by the triggers), journal and
-	 * conversations go with the account row (ON DELETE CASCADE). */
-	if (r >= 0)
-		r = store_prepare(s, "DELETE FROM account WHERE id = ?1", &st);
-	if (r >= 0) {
-		sqlite3_bind_int64(st, 1, acc);
-		r = store_step_done(s, st);
-	}
-	if (r >= 0)
-		r = store_prepare(s, "DELETE FROM conv_stale WHERE account_id = ?1", &st);
-	if (r >= 0) {
-		sqlite3_bind_int64(st, 1, acc);
-		r = store_step_done(s, st);
-	}
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	r = store_commit(s);
+	r = op_run(store, NULL, remove_account, &a);
 	if (r >= 0 && ret_dropped)
-		*ret_dropped = dropped;
+		*ret_dropped = a.dropped;
 	return r;
 }
