@@ -687,12 +687,15 @@ static void sync_fails(const struct step *script, uint64_t caps, int r, const ch
 	ck_assert_str_eq(res.reason, reason);
 }
 
-#define SELECT_INBOX                                                                               \
+/* SELECT INBOX answered with response code c (written n), UIDNEXT 5 and
+ * HIGHESTMODSEQ 100. */
+#define SELECT_INBOX_CODE(c, n)                                                                    \
 	{                                                                                          \
-		.call = "select INBOX condstore",                                                  \
+		.call = "select INBOX condstore", .code = (c), .code_name = (n),                   \
 		.ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },                        \
 			{ EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 } }               \
 	}
+#define SELECT_INBOX SELECT_INBOX_CODE(IMAP_CODE_NONE, NULL)
 #define LOGOUT                                                                                     \
 	{                                                                                          \
 		.call = "logout"                                                                   \
@@ -711,17 +714,18 @@ static void sync_fails(const struct step *script, uint64_t caps, int r, const ch
 	}
 /* The verification of an interrupted APPEND/COPY/MOVE finding the message
  * (size 5, date d, flags f) as UID u, searched from u by Message-ID m. */
-#define VERIFY_FINDS(m, u, d, f)                                                                   \
+#define VERIFY_FINDS_SIZED(m, u, d, f, sz)                                                         \
 	{ .call = "search " #u ": " m, .ev = { { EV_SEARCH, .lo = u, .hi = u } } },                \
 	{                                                                                          \
 		.call = "fetch " #u " (UID RFC822.SIZE INTERNALDATE FLAGS)",                       \
 		.ev = { { EV_FETCH, .fetch = { .uid = u,                                           \
 					       .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE |  \
 							  ENGINE_FETCH_FLAGS,                      \
-					       .size = 5,                                          \
+					       .size = sz,                                         \
 					       .internaldate = d,                                  \
 					       .flags = f } } }                                    \
 	}
+#define VERIFY_FINDS(m, u, d, f) VERIFY_FINDS_SIZED(m, u, d, f, 5)
 /* The verification of an interrupted COPY/MOVE to Archive finding message
  * 1's copy there as UID 3. */
 #define ARCHIVE_FINDS_M1                                                                           \
@@ -971,14 +975,7 @@ START_TEST(test_append_interrupted_found_lf)
 {
 	static const struct step script[] = {
 		SELECT_INBOX,
-		{ .call = "search 5: <new@x>", .ev = { { EV_SEARCH, .lo = 5, .hi = 5 } } },
-		{ .call = "fetch 5 (UID RFC822.SIZE INTERNALDATE FLAGS)",
-		  .ev = { { EV_FETCH, .fetch = { .uid = 5,
-						 .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE |
-							    ENGINE_FETCH_FLAGS,
-						 .size = 7,
-						 .internaldate = 2000,
-						 .flags = "" } } } },
+		VERIFY_FINDS_SIZED("<new@x>", 5, 2000, "", 7),
 		LOGOUT,
 		END,
 	};
@@ -1021,6 +1018,14 @@ END_TEST
 
 /* --- flags --- */
 
+/* Message 1 flagged and seen locally, its change queued. */
+static void flags_queued(void)
+{
+	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1)");
+}
+
 START_TEST(test_flags_condstore)
 {
 	static const struct step script[] = {
@@ -1031,9 +1036,7 @@ START_TEST(test_flags_condstore)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
-	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
-	     "1)");
+	flags_queued();
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT server_flags FROM message_state WHERE id = 1"),
@@ -1051,19 +1054,13 @@ END_TEST
 START_TEST(test_flags_read_only_folder)
 {
 	static const struct step script[] = {
-		{ .call = "select INBOX condstore",
-		  .code = IMAP_CODE_READ_ONLY,
-		  .code_name = "READ-ONLY",
-		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },
-			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 } } },
+		SELECT_INBOX_CODE(IMAP_CODE_READ_ONLY, "READ-ONLY"),
 		LOGOUT,
 		END,
 	};
 	struct sync_result res;
 
-	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
-	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
-	     "1)");
+	flags_queued();
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT failed || ' ' || code || ' ' || refused FROM journal"),
@@ -1094,9 +1091,7 @@ START_TEST(test_flags_modified_merged)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
-	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
-	     "1)");
+	flags_queued();
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message_state WHERE id = 1"),
@@ -1168,9 +1163,7 @@ START_TEST(test_flags_store_marked_before_sent)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
-	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
-	     "1)");
+	flags_queued();
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
@@ -2576,9 +2569,7 @@ START_TEST(test_store_in_flight_flags)
 	};
 	struct sync_result res;
 
-	exec("UPDATE message_state SET flags = '\\Flagged \\Seen' WHERE id = 1;"
-	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
-	     "1)");
+	flags_queued();
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message_state WHERE id = 1"),

@@ -35,6 +35,25 @@ static int no_password(const struct cpmsync_account *a, char **ret, void *ud)
 	return -CPMSYNC_E_CONFIG;
 }
 
+/* A session on a store of its own, offline (nothing reaches a server). */
+static struct cpmsync_session *offline_session(struct test_env *env)
+{
+	struct cpmsync_account a = {
+		.name = "a",
+		.host = "127.0.0.1",
+		.port = 9,
+		.user = "u",
+		.security = CPMSYNC_SECURITY_NONE,
+		.password_cb = no_password,
+	};
+	struct cpmsync_session *s;
+
+	test_env_start(env, NULL, TEST_ENV_STORE);
+	ck_assert_int_eq(cpmsync_session_new(env->loop, env->store, &a, NULL, NULL, NULL, &s), 0);
+	cpmsync_session_set_online(s, false);
+	return s;
+}
+
 static const struct {
 	const char *flag;
 	bool not ;
@@ -54,21 +73,11 @@ START_TEST(test_search_flags_checked)
 {
 	const char *flags[] = { cases[_i].flag, NULL };
 	struct cpmsync_search_criteria c = { 0 };
-	struct cpmsync_account a = {
-		.name = "a",
-		.host = "127.0.0.1",
-		.port = 9,
-		.user = "u",
-		.security = CPMSYNC_SECURITY_NONE,
-		.password_cb = no_password,
-	};
 	struct cpmsync_session *s;
 	struct test_env env;
 	int r;
 
-	test_env_start(&env, NULL, TEST_ENV_STORE);
-	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &a, NULL, NULL, NULL, &s), 0);
-	cpmsync_session_set_online(s, false);
+	s = offline_session(&env);
 	if (cases[_i].not )
 		c.not_flags = flags;
 	else
@@ -99,20 +108,10 @@ START_TEST(test_search_dates_checked)
 		{ CPMSYNC_OP_MAX_DATE, CPMSYNC_OP_MAX_DATE, 0 },
 		{ -5, -5, 0 },
 	};
-	struct cpmsync_account a = {
-		.name = "a",
-		.host = "127.0.0.1",
-		.port = 9,
-		.user = "u",
-		.security = CPMSYNC_SECURITY_NONE,
-		.password_cb = no_password,
-	};
 	struct cpmsync_session *s;
 	struct test_env env;
 
-	test_env_start(&env, NULL, TEST_ENV_STORE);
-	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &a, NULL, NULL, NULL, &s), 0);
-	cpmsync_session_set_online(s, false);
+	s = offline_session(&env);
 	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
 		struct cpmsync_search_criteria c = { .since = dates[i].since,
 						     .before = dates[i].before };
