@@ -271,15 +271,13 @@ static int add_account(struct daemon *d, const struct config_account *conf)
 	d->accounts[d->n_accounts++] = da;
 	store_cpm_root(da);
 	if (d->svc) {
-		r = cpm_service_add_account(d->svc, da->session);
+		/* With its settings: InterfacesAdded carried an empty Host and
+		 * User, the values only in a PropertiesChanged right after. */
+		r = cpm_service_add_account(d->svc, da->session, conf->host, conf->user,
+					    config_account_cpm_root(conf));
 		if (r < 0)
 			log_error("%s: cannot export on D-Bus: %s", conf->name,
 				  cpmsync_strerror(r));
-		else {
-			cpm_service_set_account_details(d->svc, conf->name, conf->host, conf->user);
-			cpm_service_set_account_cpm_root(d->svc, conf->name,
-							 config_account_cpm_root(conf));
-		}
 	}
 	log_info("%s: account added (%s@%s)", conf->name, conf->user, conf->host);
 	return 0;

@@ -743,7 +743,8 @@ static int add_folder_cb(const struct cpmsync_folder_info *fi, void *userdata)
 	return 0;
 }
 
-int cpm_service_add_account(struct cpm_service *svc, struct cpmsync_session *session)
+int cpm_service_add_account(struct cpm_service *svc, struct cpmsync_session *session,
+			    const char *host, const char *user, const char *cpm_root)
 {
 	struct svc_account *a;
 	const char *name;
@@ -762,9 +763,9 @@ int cpm_service_add_account(struct cpm_service *svc, struct cpmsync_session *ses
 	elem = cpm_path_escape(name);
 	a->path = cpm_asprintf("%s/%s", CPM_ROOT_PATH, elem);
 	free(elem);
-	a->host = cpm_strdup("");
-	a->user = cpm_strdup("");
-	a->cpm_root = cpm_strdup("Default");
+	a->host = cpm_strdup(host ? host : "");
+	a->user = cpm_strdup(user ? user : "");
+	a->cpm_root = cpm_strdup(cpm_root ? cpm_root : "Default");
 	a->state = cpmsync_session_state_name(cpmsync_session_get_state(session));
 	a->push = cpmsync_push_state_name(cpmsync_session_get_push_state(session));
 	a->last_error = cpm_strdup(cpmsync_session_get_last_error(session));

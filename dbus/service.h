@@ -71,8 +71,10 @@ int cpm_service_start(struct cpm_service *svc, char **ret_error);
 struct cpm_service *cpm_service_free(struct cpm_service *svc);
 
 /* Exports /org/cpmsync/<name> and its folders' objects (the session must
- * outlive the export; remove it first). */
-int cpm_service_add_account(struct cpm_service *svc, struct cpmsync_session *session);
+ * outlive the export; remove it first), with Account1.Host, .User and
+ * .CpmRoot (NULL: "Default") already set: InterfacesAdded carries them. */
+int cpm_service_add_account(struct cpm_service *svc, struct cpmsync_session *session,
+			    const char *host, const char *user, const char *cpm_root);
 void cpm_service_remove_account(struct cpm_service *svc, const char *name);
 /*
  * Account1.Host and .User (the session does not expose its settings):

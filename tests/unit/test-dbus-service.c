@@ -53,6 +53,8 @@ static int64_t inbox_id, msg_id;
 static char inbox_path[128];
 static int added_signals;
 static char failed_signal[512]; /* the last OperationFailed, as flat_dict() */
+/* The Account1 properties of the last InterfacesAdded that had them, as flat_dict(). */
+static char account_added[1024];
 static int failed_signals;
 
 static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
@@ -111,6 +113,7 @@ static void flat_dict(DBusMessageIter *it, char *out, size_t size)
 		dbus_uint64_t t;
 		dbus_uint32_t u;
 		dbus_int64_t x;
+		dbus_bool_t b;
 
 		dbus_message_iter_recurse(&d, &e);
 		dbus_message_iter_get_basic(&e, &key);
@@ -135,10 +138,21 @@ static void flat_dict(DBusMessageIter *it, char *out, size_t size)
 			dbus_message_iter_get_basic(&v, &x);
 			len += (size_t)snprintf(out + len, size - len, "%lld;", (long long)x);
 			break;
+		case DBUS_TYPE_BOOLEAN:
+			dbus_message_iter_get_basic(&v, &b);
+			len += (size_t)snprintf(out + len, size - len, "%s;", b ? "true" : "false");
+			break;
 		case DBUS_TYPE_ARRAY:
+			/* ay of ids (uint64) or as (strings) */
 			for (dbus_message_iter_recurse(&v, &a);
-			     dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_UINT64;
+			     dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_UINT64 ||
+			     dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRING;
 			     dbus_message_iter_next(&a)) {
+				if (dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRING) {
+					dbus_message_iter_get_basic(&a, &sv);
+					len += (size_t)snprintf(out + len, size - len, "%s,", sv);
+					continue;
+				}
 				dbus_message_iter_get_basic(&a, &t);
 				len += (size_t)snprintf(out + len, size - len, "%llu,",
 							(unsigned long long)t);
@@ -160,6 +174,23 @@ static DBusHandlerResult client_filter(DBusConnection *c, DBusMessage *m, void *
 	(void)ud;
 	if (dbus_message_is_signal(m, "org.cpmsync.Folder1", "MessagesAdded"))
 		added_signals++;
+	if (dbus_message_is_signal(m, "org.freedesktop.DBus.ObjectManager", "InterfacesAdded")) {
+		DBusMessageIter ifaces, entry;
+		const char *iface;
+
+		/* (o, a{sa{sv}}): the Account1 entry's dict. */
+		dbus_message_iter_init(m, &it);
+		dbus_message_iter_next(&it);
+		for (dbus_message_iter_recurse(&it, &ifaces);
+		     dbus_message_iter_get_arg_type(&ifaces) == DBUS_TYPE_DICT_ENTRY;
+		     dbus_message_iter_next(&ifaces)) {
+			dbus_message_iter_recurse(&ifaces, &entry);
+			dbus_message_iter_get_basic(&entry, &iface);
+			dbus_message_iter_next(&entry);
+			if (!strcmp(iface, "org.cpmsync.Account1"))
+				flat_dict(&entry, account_added, sizeof(account_added));
+		}
+	}
 	if (dbus_message_is_signal(m, "org.cpmsync.Account1", "OperationFailed")) {
 		failed_signals++;
 		dbus_message_iter_init(m, &it);
@@ -197,8 +228,7 @@ static void setup(void)
 	cpmsync_session_set_online(session, false);
 
 	ck_assert_int_eq(cpm_service_new(loop, store, address, "9.9", NULL, NULL, &svc, &err), 0);
-	ck_assert_int_eq(cpm_service_add_account(svc, session), 0);
-	cpm_service_set_account_details(svc, "acc-1", "127.0.0.1", "u");
+	ck_assert_int_eq(cpm_service_add_account(svc, session, "127.0.0.1", "u", NULL), 0);
 	ck_assert_int_eq(cpm_service_start(svc, &err), 0);
 	snprintf(inbox_path, sizeof(inbox_path), "/org/cpmsync/acc_2d1/folder%lld",
 		 (long long)inbox_id);
@@ -209,6 +239,9 @@ static void setup(void)
 	dbus_connection_set_exit_on_disconnect(client, FALSE);
 	dbus_bus_add_match(client, "type='signal',interface='org.cpmsync.Folder1'", NULL);
 	dbus_bus_add_match(client, "type='signal',interface='org.cpmsync.Account1'", NULL);
+	dbus_bus_add_match(client, "type='signal',interface='org.freedesktop.DBus.ObjectManager'",
+			   NULL);
+	account_added[0] = '\0';
 	dbus_connection_add_filter(client, client_filter, NULL, NULL);
 	ck_assert_int_eq(cpm_dbus_glue_attach(client, loop, &client_glue), 0);
 	added_signals = 0;
@@ -382,6 +415,37 @@ START_TEST(test_objects)
 			     "4; names may not contain control characters (C0, DEL, C1) or "
 			     "bidirectional formatting characters");
 	}
+}
+END_TEST
+
+/*
+ * An account added while the service runs: its InterfacesAdded carries
+ * Host, User and CpmRoot as configured (they were "", "" and "Default",
+ * the values only in a PropertiesChanged right after).
+ */
+START_TEST(test_account_added_with_settings)
+{
+	struct cpmsync_account account = {
+		.name = "acc-2",
+		.host = "imap.example.org",
+		.port = 1,
+		.security = CPMSYNC_SECURITY_NONE,
+		.user = "bob",
+		.password_cb = password_cb,
+	};
+	struct cpmsync_session *s2 = NULL;
+
+	SKIP_WITHOUT_DAEMON();
+	ck_assert_int_eq(cpmsync_session_new(loop, store, &account, NULL, NULL, NULL, &s2), 0);
+	cpmsync_session_set_online(s2, false);
+	ck_assert_int_eq(cpm_service_add_account(svc, s2, "imap.example.org", "bob", "Chats"), 0);
+	for (int i = 0; i < 200 && !strstr(account_added, "User="); i++)
+		cpmsync_loop_iterate(loop, 10);
+	ck_assert_msg(strstr(account_added, "Host=imap.example.org;"), "%s", account_added);
+	ck_assert_msg(strstr(account_added, "User=bob;"), "%s", account_added);
+	ck_assert_msg(strstr(account_added, "CpmRoot=Chats;"), "%s", account_added);
+	cpm_service_remove_account(svc, "acc-2");
+	cpmsync_session_free(s2);
 }
 END_TEST
 
@@ -1181,6 +1245,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_objects);
+	tcase_add_test(tc, test_account_added_with_settings);
 	tcase_add_test(tc, test_list_fetch);
 	tcase_add_test(tc, test_store_signal);
 	tcase_add_test(tc, test_offline_and_name);
