@@ -69,7 +69,7 @@ static DBusMessage *create_folder(struct cpm_bus *bus, DBusMessage *msg, void *u
 		return svc_invalid(msg, err);
 	r = cpmsync_op_create_folder(a->svc->store, a->name, name, &id);
 	if (r < 0)
-		return svc_store_error(a->svc, msg, r);
+		return svc_store_error_arg(a->svc, msg, r, "name");
 	reply = folder_path_reply(a, msg, id, name);
 	svc_changed_locally(a);
 	return reply;
@@ -108,7 +108,7 @@ static DBusMessage *delete_folder(struct cpm_bus *bus, DBusMessage *msg, void *u
 		return svc_invalid(msg, err);
 	r = cpmsync_op_delete_folder(a->svc->store, a->name, name);
 	if (r < 0)
-		return svc_store_error(a->svc, msg, r);
+		return svc_store_error_arg(a->svc, msg, r, "name");
 	svc_changed_locally(a);
 	return cpm_reply(msg);
 }

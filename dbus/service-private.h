@@ -132,6 +132,9 @@ bool svc_account_check_failed(struct svc_account *a, bool announce);
 
 /* Error reply for a failed ops.h / store call: the store's description. */
 DBusMessage *svc_store_error(struct cpm_service *svc, DBusMessage *msg, int r);
+/* The same, an invalid argument (-EINVAL) named: "arg: the store's reason"
+ * (the contract: InvalidArgs names the argument). */
+DBusMessage *svc_store_error_arg(struct cpm_service *svc, DBusMessage *msg, int r, const char *arg);
 
 /*
  * A method call answered later: holds a reference on msg.  If the service

@@ -79,6 +79,13 @@ DBusMessage *svc_store_error(struct cpm_service *svc, DBusMessage *msg, int r)
 	return cpm_error_from_code(msg, r, cpmsync_store_error(svc->store));
 }
 
+DBusMessage *svc_store_error_arg(struct cpm_service *svc, DBusMessage *msg, int r, const char *arg)
+{
+	if (r == -EINVAL)
+		return cpm_error_invalid_args(msg, "%s: %s", arg, cpmsync_store_error(svc->store));
+	return svc_store_error(svc, msg, r);
+}
+
 DBusMessage *svc_resolve_folder(struct svc_account *a, DBusMessage *msg, const char *arg,
 				const char *name, bool allow_empty, int64_t *ret_id)
 {

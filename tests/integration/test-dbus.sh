@@ -172,6 +172,11 @@ call "$INBOX" $F Expunge >/dev/null
 check "Expunge removes it on the server" eventually 10 bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox INBOX header message-id '<stored@dbus.test>' | grep -q .)"
 NEWF=$(call "$A" org.cpmsync.Account1 CreateFolder s "Über Ordner")
 check "CreateFolder returns a folder object" bash -c "[[ '$NEWF' == $A/folder* ]]"
+check "CreateFolder with an empty level: InvalidArgs naming name" \
+	test "$(call "$A" org.cpmsync.Account1 CreateFolder s "a/")" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: name: invalid folder name "a/": empty level'
+check "DeleteFolder INBOX: InvalidArgs naming name" \
+	bash -c "'$DBUS' call $A org.cpmsync.Account1 DeleteFolder s INBOX | grep -q '^error org.freedesktop.DBus.Error.InvalidArgs: name: '"
 check "CreateFolder reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx 'Über Ordner'"
 call "$A" org.cpmsync.Account1 RenameFolder ss "Über Ordner" "Renamed" >/dev/null
 check "RenameFolder reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx Renamed"
