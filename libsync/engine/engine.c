@@ -905,6 +905,23 @@ static bool renames_cross(const struct plan_folder_action *acts, int n,
 	return false;
 }
 
+/* PLAN_FOLDER_FOLD: l is gone on the server, and into, renamed there,
+ * took its name. */
+static int fold_folder(struct cpmsync_sync *e, const struct plan_local_folder *l,
+		       const struct plan_local_folder *into)
+{
+	uint32_t moved = 0;
+	int r;
+
+	r = store_sync_folder_fold(e->store, l->id, into->id, &moved);
+	if (r >= 0)
+		log_msg(CPMSYNC_LOG_NOTICE, CAT,
+			"%s: %s is another folder now (%s renamed to it on the server, the old"
+			" one deleted there): its %u messages are re-matched against it",
+			e->account_name, l->server_name, into->server_name, (unsigned)moved);
+	return r;
+}
+
 /* ask_ids: when not NULL, set (and nothing applied) if ids_wanted(). */
 static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 {
@@ -959,6 +976,8 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 			r = store_sync_folder_delete(e->store, l->id);
 			log_debug(CAT, "%s: folder %s gone on the server", e->account_name,
 				  l->server_name);
+		} else if (a->kind == PLAN_FOLDER_FOLD) {
+			r = fold_folder(e, l, &locals[a->into]);
 		} else if (a->kind == PLAN_FOLDER_RENAMED) {
 			snprintf(aside, sizeof(aside), "\x01renaming %lld", (long long)l->id);
 			r = store_sync_folder_renamed(e->store, e->account_id, l->id, aside);
@@ -999,6 +1018,10 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 			r = store_sync_folder_delete(e->store, l->id);
 			log_debug(CAT, "%s: folder %s gone on the server", e->account_name,
 				  l->server_name);
+			break;
+		case PLAN_FOLDER_FOLD:
+			if (!crossing)
+				r = fold_folder(e, l, &locals[a->into]);
 			break;
 		case PLAN_FOLDER_RECREATE:
 			r = store_sync_folder_recreate(e->store, e->account_id, l->id);

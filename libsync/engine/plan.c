@@ -242,6 +242,53 @@ static bool renamed_away(const struct plan_remote_folder *remote, size_t i, cons
 	return false;
 }
 
+/*
+ * The remote folder r and the local folder k share a name but are not one
+ * folder (their UIDVALIDITYs or MAILBOXIDs differ), and r is another local
+ * folder renamed there: one with r's identity whose own server name the
+ * server no longer shows ("DELETE B, RENAME A B").  Its identity is its
+ * MAILBOXID, or, where k's UIDVALIDITY differs from r's, its UIDVALIDITY
+ * with no MAILBOXID saying otherwise.  Matched by name, k was re-read as
+ * if its UIDVALIDITY had been reset, and the renamed folder taken as gone
+ * and deleted with its rows: the changes queued on its messages were
+ * dropped without a word.  Returns the renamed folder's index (step 3
+ * matches it to r, step 4 folds k into it), or SIZE_MAX.  claimed: local
+ * folders another remote one already took this way.
+ */
+static size_t renamed_onto(const struct plan_remote_folder *r,
+			   const struct plan_local_folder *local, size_t k,
+			   const struct fkey *by_uidv, size_t nu, const struct fkey *rnames,
+			   size_t nrn, const bool *lmatched, const bool *claimed)
+{
+	const struct plan_local_folder *l = &local[k];
+	struct fkey want = { .uv = r->uidvalidity };
+	bool uv_differs;
+
+	if (r->noselect || !r->has_status || !r->uidvalidity || l->removed || l->rename_pending ||
+	    mailboxid_same(r, l))
+		return SIZE_MAX;
+	uv_differs = l->uidvalidity && l->uidvalidity != r->uidvalidity;
+	if (!uv_differs && !mailboxid_differs(r, l))
+		return SIZE_MAX;
+	for (size_t lo = lower_bound(by_uidv, nu, &want, uv_cmp);
+	     lo < nu && uv_cmp(&by_uidv[lo], &want) == 0; lo++) {
+		size_t j = by_uidv[lo].idx;
+		const struct plan_local_folder *c = &local[j];
+		struct fkey name;
+		size_t at;
+
+		if (j == k || lmatched[j] || claimed[j] || c->removed || c->rename_pending ||
+		    mailboxid_differs(r, c) || (!uv_differs && !mailboxid_same(r, c)))
+			continue;
+		name = name_key(c->server_name, 0);
+		at = lower_bound(rnames, nrn, &name, name_cmp);
+		if (at < nrn && name_cmp(&rnames[at], &name) == 0)
+			continue; /* still there under its own name */
+		return j;
+	}
+	return SIZE_MAX;
+}
+
 int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		 const struct plan_local_folder *local, size_t n_local, bool with_modseq,
 		 struct plan_folder_action *actions)
@@ -255,15 +302,28 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 	_cleanup_free_ struct fkey *by_local = calloc(n_local + 1, sizeof(struct fkey));
 	_cleanup_free_ struct fkey *by_uidv = calloc(n_local + 1, sizeof(struct fkey));
 	_cleanup_free_ struct fkey *remote_uidv = calloc(n_remote + 1, sizeof(struct fkey));
+	_cleanup_free_ struct fkey *remote_name = calloc(n_remote + 1, sizeof(struct fkey));
+	/* renamed_onto(): the remote folder whose name local[k] lost
+	 * (fold_at[k]) and the local one renamed there (onto[remote]). */
+	_cleanup_free_ bool *claimed = calloc(n_local + 1, sizeof(bool));
+	_cleanup_free_ size_t *onto = malloc((n_remote + 1) * sizeof(size_t));
+	_cleanup_free_ size_t *fold_at = malloc((n_local + 1) * sizeof(size_t));
 	size_t n = 0, ns = 0, nl = 0, nu = 0, nr = 0, j;
 	enum plan_folder_action_kind kind;
 
-	if (!rmatched || !lmatched || !by_server || !by_local || !by_uidv || !remote_uidv)
+	if (!rmatched || !lmatched || !by_server || !by_local || !by_uidv || !remote_uidv ||
+	    !remote_name || !claimed || !onto || !fold_at)
 		return -ENOMEM;
-	for (size_t i = 0; i < n_remote; i++)
+	for (size_t i = 0; i < n_remote; i++) {
+		onto[i] = SIZE_MAX;
+		remote_name[i] = name_key(remote[i].name, i);
 		if (remote[i].has_status && remote[i].uidvalidity && !remote[i].noselect)
 			remote_uidv[nr++] = (struct fkey){ .uv = remote[i].uidvalidity, .idx = i };
+	}
 	qsort(remote_uidv, nr, sizeof(*remote_uidv), by_uv);
+	qsort(remote_name, n_remote, sizeof(*remote_name), by_name);
+	for (j = 0; j < n_local; j++)
+		fold_at[j] = SIZE_MAX;
 	for (j = 0; j < n_local; j++) {
 		const struct plan_local_folder *l = &local[j];
 
@@ -291,16 +351,27 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			if (lmatched[k])
 				continue;
 			if (!left_its_name(&remote[i], &local[k])) {
+				size_t c;
+
 				if (renamed_away(remote, i, remote_uidv, nr, local, k, by_server,
 						 ns))
 					continue;
+				c = renamed_onto(&remote[i], local, k, by_uidv, nu, remote_name,
+						 n_remote, lmatched, claimed);
+				if (c != SIZE_MAX) {
+					claimed[c] = true;
+					onto[i] = c;
+					fold_at[k] = i;
+					continue;
+				}
 				j = k;
 				break;
 			}
 			if (local[k].removed) {
 				lmatched[k] = true;
-				actions[n++] =
-					(struct plan_folder_action){ PLAN_FOLDER_DELETE, k, 0 };
+				actions[n++] = (struct plan_folder_action){
+					.kind = PLAN_FOLDER_DELETE, .local = k, .remote = 0
+				};
 			}
 		}
 		if (j == SIZE_MAX)
@@ -314,7 +385,7 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			kind = PLAN_FOLDER_UNCHANGED;
 		else
 			kind = PLAN_FOLDER_SYNC;
-		actions[n++] = (struct plan_folder_action){ kind, j, i };
+		actions[n++] = (struct plan_folder_action){ .kind = kind, .local = j, .remote = i };
 	}
 	/* 2. A pending CREATE or RENAME that already reached the server. */
 	for (size_t i = 0; i < n_remote; i++) {
@@ -326,7 +397,9 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		if (j == SIZE_MAX)
 			continue;
 		rmatched[i] = lmatched[j] = true;
-		actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_CONFIRM, j, i };
+		actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_CONFIRM,
+							    .local = j,
+							    .remote = i };
 	}
 	/* 3. Server-side renames: same UIDVALIDITY as a local folder that
 	 * disappeared, unless their MAILBOXIDs say otherwise.  A folder whose
@@ -347,28 +420,46 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		if (rmatched[i] || remote[i].noselect || !remote[i].has_status ||
 		    !remote[i].uidvalidity)
 			continue;
-		j = lookup_uv(by_uidv, nu, &want, lmatched, local, &remote[i]);
+		j = onto[i] != SIZE_MAX && !lmatched[onto[i]]
+			    ? onto[i]
+			    : lookup_uv(by_uidv, nu, &want, lmatched, local, &remote[i]);
 		if (j == SIZE_MAX || (local[j].removed && !mailboxid_same(&remote[i], &local[j])))
 			continue;
 		rmatched[i] = lmatched[j] = true;
+		onto[i] = j;
 		kind = local[j].removed		 ? PLAN_FOLDER_DELETE_THERE
 		       : local[j].rename_pending ? PLAN_FOLDER_CONFIRM
 						 : PLAN_FOLDER_RENAMED;
-		actions[n++] = (struct plan_folder_action){ kind, j, i };
+		actions[n++] = (struct plan_folder_action){ .kind = kind, .local = j, .remote = i };
 	}
 	/* 4. What is left. */
 	for (size_t i = 0; i < n_remote; i++)
 		if (!rmatched[i] && !remote[i].noselect)
-			actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_ADD, 0, i };
+			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_ADD,
+								    .local = 0,
+								    .remote = i };
 	for (j = 0; j < n_local; j++) {
+		size_t at = fold_at[j];
+
 		if (lmatched[j] || !local[j].server_name)
 			continue; /* matched, or its CREATE is pending */
-		if (local[j].removed)
-			actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_DELETE, j, 0 };
+		if (at != SIZE_MAX && rmatched[at] && onto[at] != SIZE_MAX && lmatched[onto[at]] &&
+		    !local[onto[at]].removed)
+			actions[n++] = (struct plan_folder_action){
+				.kind = PLAN_FOLDER_FOLD, .local = j, .remote = at, .into = onto[at]
+			};
+		else if (local[j].removed)
+			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_DELETE,
+								    .local = j,
+								    .remote = 0 };
 		else if (local[j].has_content_ops)
-			actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_RECREATE, j, 0 };
+			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_RECREATE,
+								    .local = j,
+								    .remote = 0 };
 		else
-			actions[n++] = (struct plan_folder_action){ PLAN_FOLDER_DELETE, j, 0 };
+			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_DELETE,
+								    .local = j,
+								    .remote = 0 };
 	}
 	return (int)n;
 }

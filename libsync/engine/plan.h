@@ -55,12 +55,18 @@ enum plan_folder_action_kind {
 	PLAN_FOLDER_REREAD,	  /* as SYNC, but LIST-STATUS reports another MAILBOXID
 				   * than the one recorded: another folder holds the name,
 				   * forget the UIDs and re-read it (plan_folder_identity()) */
+	PLAN_FOLDER_FOLD,	  /* local[local] is gone on the server, and the folder
+				   * now under its name, remote[remote], is local[into]
+				   * renamed there: local[local]'s messages and the
+				   * changes queued on them go into local[into], to be
+				   * matched against its messages like a re-read's */
 };
 
 struct plan_folder_action {
 	enum plan_folder_action_kind kind;
 	size_t local;  /* index into local[] (not for ADD) */
 	size_t remote; /* index into remote[] (not for DELETE/RECREATE) */
+	size_t into;   /* FOLD only: index into local[] */
 };
 
 /*
@@ -78,6 +84,11 @@ struct plan_folder_action {
  * A remote and a local folder whose MAILBOXIDs (RFC 8474) are both known
  * and differ are never the same folder: matched by name, the local one is
  * re-read (REREAD); nor is such a pair a rename by UIDVALIDITY.
+ *
+ * A folder renamed on the server onto the name of one deleted there
+ * ("DELETE B, RENAME A B") follows its identity, not the name: A is
+ * RENAMED, and B, gone, is folded into it (FOLD) rather than deleted, so
+ * that what it held comes back wherever the server's B holds it.
  *
  * with_modseq: the session has CONDSTORE/QRESYNC, so an unchanged
  * (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, MESSAGES) proves nothing changed.

@@ -442,6 +442,34 @@ int store_sync_folder_delete(struct store *s, int64_t folder_id)
 	return exec_ii(s, "DELETE FROM folder WHERE id = ?1", folder_id, 0);
 }
 
+int store_sync_folder_fold(struct store *s, int64_t folder_id, int64_t into_id, uint32_t *ret_moved)
+{
+	int r;
+
+	/* Its messages lose their UIDs as in a UIDVALIDITY reset, so that
+	 * the sync of into_id re-matches them (find_rematch()) or drops
+	 * them; the changes queued on them and into it follow them.  What
+	 * was queued for the folder itself (rename, metadata, ACL) goes with
+	 * it, as with store_sync_folder_delete(). */
+	r = store_sync_uidvalidity_reset(s, folder_id);
+	if (r < 0)
+		return r;
+	r = exec_ii(s,
+		    "UPDATE journal SET folder_id = ?2 WHERE folder_id = ?1"
+		    " AND op IN (:op_append, :op_copy, :op_move, :op_flags, :op_expunge,"
+		    " :op_set_annotation)",
+		    folder_id, into_id);
+	if (r < 0)
+		return r;
+	r = exec_ii(s, "UPDATE message SET folder_id = ?2 WHERE folder_id = ?1", folder_id,
+		    into_id);
+	if (r < 0)
+		return r;
+	if (ret_moved)
+		*ret_moved = (uint32_t)sqlite3_changes(store_db(s));
+	return store_sync_folder_delete(s, folder_id);
+}
+
 int store_sync_folder_rename_blocked(struct store *s, int64_t account_id, int64_t folder_id,
 				     int64_t journal_id, const char *name, bool *ret)
 {

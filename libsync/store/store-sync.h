@@ -82,6 +82,15 @@ int store_sync_folder_set_special_use(struct store *s, int64_t folder_id, const 
 				      bool subscribed);
 /* The folder is gone on the server: delete it with its messages and journal rows. */
 int store_sync_folder_delete(struct store *s, int64_t folder_id);
+/*
+ * The folder is gone on the server and another local folder, into_id,
+ * took its name there (plan.h PLAN_FOLDER_FOLD): its messages move into
+ * into_id without their UIDs, to be re-matched by the next sync of into_id
+ * (or dropped by it), with the changes queued on them; then the folder is
+ * deleted.  *ret_moved: how many messages moved.
+ */
+int store_sync_folder_fold(struct store *s, int64_t folder_id, int64_t into_id,
+			   uint32_t *ret_moved);
 /* A folder of the account other than except_id, deleted here with its
  * DELETE still pending, that has server_name on the server: its id in
  * *ret, 0 when there is none. */

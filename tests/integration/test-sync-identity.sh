@@ -13,6 +13,8 @@
 #    copied into RepD (created in the same second), RepC deleted and RepD
 #    renamed to RepC, while a flag change to one of them waits in the
 #    journal: the same local ids come back, with the change pushed.
+# 4. DELETE B, RENAME A B with a flag change queued on one of A's
+#    messages: A's local ids go on under B, and the change is pushed.
 # MAILBOXID (RFC 8474): Cyrus advertises OBJECTID, so a second LIST-STATUS
 # asks for it (with UIDVALIDITY alone: Cyrus 3.6.1 garbles it beside the
 # other items), the store records it, and in 1. the changed MAILBOXID is
@@ -131,6 +133,7 @@ else
 	check "RepB's 10 messages have no EMAILID ($n)" test "$n" -eq 10
 fi
 
+ids_b=$("$OP" --db "$DB" ids a RepB | sort -n | tr '\n' ' ')
 check "server: DELETE RepA" da mailbox delete -u "$USER1" RepA
 check "server: RENAME RepB RepA" da mailbox rename -u "$USER1" RepB RepA
 echo "# RepA's UIDVALIDITY after the rename: $(uidvalidity RepA)"
@@ -145,6 +148,8 @@ want=$(for i in $(seq 1 10); do echo "<b.$i@identity.test>"; done | sort)
 got=$(local_rows RepA | cut -f5 | sort)
 check "RepA holds exactly RepB's Message-IDs" test "$got" = "$want"
 check "RepB is gone locally" test "$(local_rows RepB | wc -l)" -eq 0
+ids_a=$("$OP" --db "$DB" ids a RepA | sort -n | tr '\n' ' ')
+check "RepA's messages kept RepB's local ids ($ids_b -> $ids_a)" test "$ids_a" = "$ids_b"
 if grep -q "RepA is another folder now (" "$WORK/sync2.log"; then
 	ok "the engine saw RepA is another folder ($(grep -o 'RepA is another folder now ([^:]*' "$WORK/sync2.log" | head -n 1 | sed 's/.*(//'))"
 else
@@ -152,8 +157,10 @@ else
 	grep -i 'repa' "$WORK/sync2.log" | grep -v ' [CS]: ' | head -n 5 | sed 's/^/    /'
 fi
 if is_cyrus; then
-	check "LIST-STATUS told first: RepA is another folder now (MAILBOXID changed in LIST-STATUS: $mbid_a -> $mbid_b)" \
-		grep -qF "RepA is another folder now (MAILBOXID changed in LIST-STATUS: $mbid_a -> $mbid_b): re-reading the folder" \
+	# The same UIDVALIDITY: only RepB's MAILBOXID, in LIST-STATUS, tells
+	# that the folder now under RepA is RepB renamed.
+	check "LIST-STATUS told first: RepA is another folder now (RepB renamed to it)" \
+		grep -qF "RepA is another folder now (RepB renamed to it on the server, the old one deleted there): its 20 messages are re-matched against it" \
 		"$WORK/sync2.log"
 	if grep -qE ' C: a[0-9]+ SELECT "?(INBOX\.)?RepA"? \(QRESYNC' "$WORK/sync2.log"; then
 		not_ok "RepA was not SELECTed with QRESYNC (the old folder's UIDs)"
@@ -225,6 +232,43 @@ for i in 1 3 5; do
 	id=$("$OP" --db "$DB" find a RepC "<c.$i@identity.test>")
 	check "<c.$i> (local id $id) kept its stored body" has_body "$id"
 done
+
+# --- 4. DELETE B; RENAME A B: changes queued on A's messages follow A ----------
+# A's folder is the one under B now: its messages keep their local ids
+# and a flag queued on one of them reaches the server.  (Matched by name,
+# B was re-read and A deleted here with its queued change.)
+check "server: CREATE WkA WkB" da mailbox create -u "$USER1" WkA WkB
+fill_ok=1
+for i in 1 2 3; do msg_save "$USER1" WkA "<w.$i@identity.test>" 500 || fill_ok=; done
+for i in 1 2; do msg_save "$USER1" WkB "<x.$i@identity.test>" 800 || fill_ok=; done
+check "3 messages saved in WkA, 2 in WkB" test -n "$fill_ok"
+if sync_once "$CONF" "$WORK/sync9.log" && compare "$DB"; then
+	ok "WkA and WkB synced"
+else
+	not_ok "WkA and WkB synced"
+fi
+ids_wka=$("$OP" --db "$DB" ids a WkA | sort -n | tr '\n' ' ')
+w2=$("$OP" --db "$DB" find a WkA "<w.2@identity.test>")
+check "a local flag change to WkA's <w.2> (id $w2) is queued" "$OP" --db "$DB" flags "$w2" -- +'$Kept'
+check "server: DELETE WkB" da mailbox delete -u "$USER1" WkB
+check "server: RENAME WkA WkB" da mailbox rename -u "$USER1" WkA WkB
+if sync_once "$CONF" "$WORK/sync10.log"; then
+	ok "sync after WkA took WkB's name"
+else
+	not_ok "sync after WkA took WkB's name"
+fi
+check "the log says WkB is WkA now" grep -qF \
+	"WkB is another folder now (WkA renamed to it on the server, the old one deleted there): its 2 messages are re-matched against it" \
+	"$WORK/sync10.log"
+ids_wkb=$("$OP" --db "$DB" ids a WkB | sort -n | tr '\n' ' ')
+check "WkB holds WkA's local ids ($ids_wka -> $ids_wkb)" test "$ids_wkb" = "$ids_wka"
+check "no WkA locally" test "$(local_rows WkA | wc -l)" -eq 0
+flags=$(da -f tab fetch -u "$USER1" 'uid flags hdr.message-id' mailbox WkB |
+	awk -F'\t' '$3 == "<w.2@identity.test>" { print $2 }')
+check "the queued flag reached <w.2> on the server, in WkB (flags: $flags)" \
+	grep -qF '$Kept' <<<"$flags"
+check "nothing left in the journal" test -z "$("$OP" --db "$DB" pending a)"
+if compare "$DB"; then ok "WkB equals the server"; else not_ok "WkB equals the server"; fi
 
 # --- 3. (Cyrus) two messages with one Message-ID told apart by EMAILID ----------
 # local_subject FOLDER SUBJECT: "ID FLAGS" of the local message with SUBJECT

@@ -245,6 +245,47 @@ static const struct folder_scenario folder_scenarios[] = {
 	    R("X", .has_status = true, .uidvalidity = 30) },
 	  { L(1, "A", "A", .uidvalidity = 10), L(2, "X", "X", .uidvalidity = 10) },
 	  { "SYNC:0:0", "SYNC:1:1" } },
+	{ "B deleted, A renamed B on the server: A follows its UIDVALIDITY, B is folded into it",
+	  true,
+	  { R("B", .has_status = true, .uidvalidity = 10) },
+	  { L(1, "A", "A", .uidvalidity = 10), L(2, "B", "B", .uidvalidity = 20) },
+	  { "RENAMED:0:0", "FOLD:1:0>0" } },
+	{ "the same when B waits for local appends: they go where the server's B is",
+	  true,
+	  { R("B", .has_status = true, .uidvalidity = 10) },
+	  { L(1, "A", "A", .uidvalidity = 10),
+	    L(2, "B", "B", .uidvalidity = 20, .has_content_ops = true) },
+	  { "RENAMED:0:0", "FOLD:1:0>0" } },
+	{ "the same on Cyrus, A and B made in the same second: told by MAILBOXID",
+	  true,
+	  { R("B", .has_status = true, .uidvalidity = 10, .mailboxid = "M-A") },
+	  { L(1, "B", "B", .uidvalidity = 10, .mailboxid = "M-B"),
+	    L(2, "A", "A", .uidvalidity = 10, .mailboxid = "M-A") },
+	  { "RENAMED:1:0", "FOLD:0:0>1" } },
+	{ "one UIDVALIDITY for every folder and no MAILBOXID: no evidence, B synced, A gone",
+	  true,
+	  { R("B", .has_status = true, .uidvalidity = 10) },
+	  { L(1, "A", "A", .uidvalidity = 10), L(2, "B", "B", .uidvalidity = 10) },
+	  { "SYNC:1:0", "DELETE:0:-" } },
+	{ "B re-created, A (B's new UIDVALIDITY) still there under its name: both synced",
+	  true,
+	  { R("A", .has_status = true, .uidvalidity = 10),
+	    R("B", .has_status = true, .uidvalidity = 10) },
+	  { L(1, "A", "A", .uidvalidity = 10), L(2, "B", "B", .uidvalidity = 20) },
+	  { "SYNC:0:0", "SYNC:1:1" } },
+	{ "A's own RENAME pending: not taken for the folder now under B",
+	  true,
+	  { R("B", .has_status = true, .uidvalidity = 10) },
+	  { L(1, "A2", "A", .uidvalidity = 10, .rename_pending = true),
+	    L(2, "B", "B", .uidvalidity = 20) },
+	  { "SYNC:1:0", "DELETE:0:-" } },
+	{ "two names, one folder renamed: only one takes it, the other is synced",
+	  true,
+	  { R("B", .has_status = true, .uidvalidity = 10),
+	    R("C", .has_status = true, .uidvalidity = 10) },
+	  { L(1, "A", "A", .uidvalidity = 10), L(2, "B", "B", .uidvalidity = 20),
+	    L(3, "C", "C", .uidvalidity = 30) },
+	  { "SYNC:2:1", "RENAMED:0:0", "FOLD:1:0>0" } },
 	{ "renamed and UIDVALIDITY differs: a new folder, the old one deleted",
 	  true,
 	  { R("New", .has_status = true, .uidvalidity = 43) },
@@ -370,7 +411,8 @@ static const struct folder_scenario folder_scenarios[] = {
 	  { L(1, "RepA", "RepA", .uidvalidity = 7, .uidnext = 10, .highestmodseq = 55,
 	      .known_messages = 9, .mailboxid = "M-A") },
 	  { "REREAD:0:0" } },
-	{ "DELETE RepA; RENAME RepB RepA (one UIDVALIDITY): RepA re-read, RepB deleted",
+	{ "DELETE RepA; RENAME RepB RepA (one UIDVALIDITY): RepB follows its MAILBOXID, RepA "
+	  "folded into it",
 	  true,
 	  { R("RepA", .has_status = true, .uidvalidity = 631, .uidnext = 11, .messages = 10,
 	      .highestmodseq = 40, .mailboxid = "M-B") },
@@ -378,7 +420,7 @@ static const struct folder_scenario folder_scenarios[] = {
 	      .known_messages = 20, .mailboxid = "M-A"),
 	    L(2, "RepB", "RepB", .uidvalidity = 631, .uidnext = 11, .highestmodseq = 40,
 	      .known_messages = 10, .mailboxid = "M-B") },
-	  { "REREAD:0:0", "DELETE:1:-" } },
+	  { "RENAMED:1:0", "FOLD:0:0>1" } },
 	{ "MAILBOXID equal, numbers equal: UNCHANGED",
 	  true,
 	  { R("RepA", .has_status = true, .uidvalidity = 7, .uidnext = 10, .messages = 9,
@@ -439,6 +481,8 @@ static const char *kind_name(enum plan_folder_action_kind k)
 		return "DELETE_THERE";
 	case PLAN_FOLDER_REREAD:
 		return "REREAD";
+	case PLAN_FOLDER_FOLD:
+		return "FOLD";
 	}
 	return "?";
 }
@@ -477,6 +521,9 @@ START_TEST(test_folder_scenarios)
 					 acts[i].remote);
 			else
 				snprintf(got + strlen(got), sizeof(got) - strlen(got), "-");
+			if (acts[i].kind == PLAN_FOLDER_FOLD)
+				snprintf(got + strlen(got), sizeof(got) - strlen(got), ">%zu",
+					 acts[i].into);
 		}
 		ck_assert_msg((size_t)i < nw && strcmp(got, sc->want[i]) == 0,
 			      "%s: action %d is %s, want %s", sc->what, i, got,

@@ -544,6 +544,54 @@ START_TEST(test_folder_recreate_and_delete)
 }
 END_TEST
 
+/* A folder gone on the server, another one renamed onto its name: its
+ * messages go into that one without their UIDs, with the changes queued
+ * on them; what was queued for the folder itself goes with the folder. */
+START_TEST(test_folder_fold)
+{
+	int64_t gone, kept, a, pending, queued_in_kept;
+	uint32_t moved = 0, max, rematch;
+
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "B", NULL, false, &gone), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "A", NULL, false, &kept), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (2, 5);"
+				       "INSERT INTO message_state (id, flags, server_flags)"
+				       " VALUES (last_insert_rowid(), '\\Seen', '')"),
+			 0);
+	a = store_last_insert_id(s);
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (folder_id) VALUES (2);"
+				    "INSERT INTO message_state (id) VALUES (last_insert_rowid())"),
+			 0);
+	pending = store_last_insert_id(s);
+	/* A's own message, UID 5 too: no clash once B's has lost its UID. */
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (3, 5);"
+				       "INSERT INTO message_state (id, server_flags)"
+				       " VALUES (last_insert_rowid(), '')"),
+			 0);
+	queued_in_kept = store_last_insert_id(s);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, gone, a, NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_APPEND, gone, pending, NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, kept, queued_in_kept, NULL),
+			 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_SET_ACL, gone, 0, NULL), 0);
+
+	ck_assert_int_eq(store_sync_folder_fold(s, gone, kept, &moved), 0);
+	ck_assert_uint_eq(moved, 2);
+	ck_assert_int_eq(q("SELECT count(*) FROM folder WHERE id = 2"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE folder_id = 3"), 3);
+	ck_assert_int_eq(q("SELECT count(*) FROM message WHERE folder_id = 3 AND uid IS NULL"), 2);
+	/* The moved message is a re-match candidate, with its flags. */
+	ck_assert_int_eq(store_sync_folder_counts(s, kept, &max, &rematch), 0);
+	ck_assert_uint_eq(rematch, 1);
+	ck_assert_str_eq(qs("SELECT server_flags FROM message_state WHERE id = 1"), "");
+	ck_assert_str_eq(qs("SELECT flags FROM message_state WHERE id = 1"), "\\Seen");
+	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE folder_id = 3"), 3);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE op = 'set_acl'"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal WHERE folder_id = 2"), 0);
+}
+END_TEST
+
 START_TEST(test_renames)
 {
 	int64_t p, c, other;
@@ -892,6 +940,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_interrupted_append_adopted);
 	tcase_add_test(tc, test_body_follows);
 	tcase_add_test(tc, test_folder_recreate_and_delete);
+	tcase_add_test(tc, test_folder_fold);
 	tcase_add_test(tc, test_renames);
 	tcase_add_test(tc, test_journal);
 	tcase_add_test(tc, test_rebase_namespace);
