@@ -125,7 +125,13 @@ struct cpmsync_sync {
 	/* Folder list. */
 	struct remote_folder *remote;
 	size_t n_remote, alloc_remote;
-	int64_t *queue;	     /* folder ids to sync */
+	int64_t *queue; /* folder ids to sync */
+	/* Account1.SyncProgress counts messages (the contract): how many new
+	 * messages each queued folder is expected to bring, from the
+	 * LIST-STATUS (QUEUE_EST_UNKNOWN: known at its SELECT; NULL: all
+	 * unknown), their sum so far, and those of the folders done. */
+	uint32_t *queue_est;
+	uint64_t prog_total, prog_done;
 	int64_t fast_folder; /* engine_sync_selected(): this folder */
 	/* engine_sync_selected(): fast_folder is selected on the connection
 	 * already (IDLE): no SELECT, f.exists tracked from the session's

@@ -66,6 +66,7 @@ static void engine_free(struct cpmsync_sync *e)
 	}
 	free(e->remote);
 	free(e->queue);
+	free(e->queue_est);
 	free(e->only);
 	free(e->f.server_name);
 	rangeset_free(&e->f.present);
@@ -152,6 +153,34 @@ void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, 
 		e->progress(e->progress_userdata, folder, done, total);
 }
 
+#define QUEUE_EST_UNKNOWN UINT32_MAX
+
+/* The account as a whole, in messages: those of the folders done and the
+ * new ones of the folder being synced, out of the expected total (raised
+ * to what was done where the LIST-STATUS fell short); at the end of the
+ * run (all) the total is what was done. */
+static void account_progress(struct cpmsync_sync *e, bool in_folder, bool all)
+{
+	uint64_t done = e->prog_done + (in_folder ? e->f.new_count : 0);
+	uint64_t total = all || e->prog_total < done ? done : e->prog_total;
+
+	engine_progress(e, "", (uint32_t)MIN(done, UINT32_MAX), (uint32_t)MIN(total, UINT32_MAX));
+}
+
+/* How many new messages the sync of a folder with local state l (NULL:
+ * none) is to bring, as far as its LIST-STATUS r tells. */
+static uint32_t expected_new(const struct plan_remote_folder *r, const struct plan_local_folder *l)
+{
+	if (!r->has_status)
+		return QUEUE_EST_UNKNOWN;
+	if (!l || !l->uidvalidity || !l->uidnext || l->uidvalidity != r->uidvalidity ||
+	    (r->mailboxid && l->mailboxid && !streq(r->mailboxid, l->mailboxid)))
+		return r->messages;
+	if (r->uidnext <= l->uidnext)
+		return 0;
+	return MIN(r->uidnext - l->uidnext, r->messages);
+}
+
 /* ------------------------------------------------------------------ */
 /* Transactions */
 
@@ -193,9 +222,11 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 	r = store_batch_commit(e->store, &e->batch);
 	e->batch_rows = 0;
 	e->batch_bytes = 0;
-	if (r >= 0 && e->fetch_kind == FK_NEW && e->f.server_name)
+	if (r >= 0 && e->fetch_kind == FK_NEW && e->f.server_name) {
 		engine_progress(e, e->f.server_name, e->f.new_count,
 				e->f.exists > e->f.new_count ? e->f.exists : e->f.new_count);
+		account_progress(e, true, false);
+	}
 	if (r < 0)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 	return r;
@@ -941,7 +972,9 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	remotes = calloc(e->n_remote + 1, sizeof(*remotes));
 	acts = calloc(e->n_remote + n_local + 1, sizeof(*acts));
 	e->queue = calloc(e->n_remote + n_local + 1, sizeof(*e->queue));
-	if (!remotes || !acts || !e->queue) {
+	e->queue_est = calloc(e->n_remote + n_local + 1, sizeof(*e->queue_est));
+	e->prog_total = 0;
+	if (!remotes || !acts || !e->queue || !e->queue_est) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -955,6 +988,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	if (ask_ids && ids_wanted(acts, n, locals, remotes, e->n_remote)) {
 		*ask_ids = true;
 		free(TAKE_PTR(e->queue));
+		free(TAKE_PTR(e->queue_est));
 		r = 0;
 		goto out;
 	}
@@ -1065,8 +1099,17 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 			r = store_sync_folder_set_mailboxid(
 				e->store, a->kind == PLAN_FOLDER_UNCHANGED ? l->id : id,
 				rf->mailboxid);
-		if (r >= 0 && id && !rf->p.noselect && a->kind != PLAN_FOLDER_UNCHANGED)
+		if (r >= 0 && id && !rf->p.noselect && a->kind != PLAN_FOLDER_UNCHANGED) {
+			uint32_t est = expected_new(
+				&rf->p, a->kind == PLAN_FOLDER_ADD || a->kind == PLAN_FOLDER_REREAD
+						? NULL
+						: l);
+
+			if (est != QUEUE_EST_UNKNOWN)
+				e->prog_total += est;
+			e->queue_est[e->n_queue] = est;
 			e->queue[e->n_queue++] = id;
+		}
 	}
 	if (r >= 0)
 		r = store_commit(e->store);
@@ -1581,7 +1624,7 @@ static void next_folder(struct cpmsync_sync *e)
 	log_debug(CAT, "%s: syncing %s (%s)", e->account_name, e->f.server_name,
 		  plan_mode_name(e->f.mode));
 	e->stats.folders_synced++;
-	engine_progress(e, "", (uint32_t)e->queue_pos - 1, (uint32_t)e->n_queue);
+	account_progress(e, false, false);
 	e->f.in_select = true;
 	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select,
 		    folder_select_refused);
@@ -1739,6 +1782,19 @@ static void folder_after_select(struct cpmsync_sync *e)
 	identity = folder_identity(e, complete, known);
 	plan_after_select(e->f.mode, identity, e->f.local_uidnext, e->f.uidnext, e->f.nomodseq,
 			  &e->f.after);
+	/* Without a LIST-STATUS, the folder's share of the account's
+	 * progress is known now. */
+	if (e->queue_pos > 0 &&
+	    (!e->queue_est || e->queue_est[e->queue_pos - 1] == QUEUE_EST_UNKNOWN)) {
+		uint32_t est = e->f.after.mode == PLAN_MODE_INITIAL ? e->f.exists
+			       : e->f.uidnext > e->f.after.new_from_uid
+				       ? MIN(e->f.uidnext - e->f.after.new_from_uid, e->f.exists)
+				       : 0;
+
+		if (e->queue_est)
+			e->queue_est[e->queue_pos - 1] = est;
+		e->prog_total += est;
+	}
 	if (e->pipe == PIPE_SENT) {
 		if (e->f.after.reread || e->f.after.mode != PLAN_MODE_QRESYNC ||
 		    !e->f.after.fetch_new || e->f.after.new_from_uid != e->pipe_from ||
@@ -1925,6 +1981,7 @@ static void folder_finish(struct cpmsync_sync *e)
 		return;
 	if (e->f.new_count)
 		engine_progress(e, e->f.server_name, e->f.new_count, e->f.new_count);
+	e->prog_done += e->f.new_count;
 	next_folder(e);
 }
 
@@ -2040,7 +2097,7 @@ static bool fast_start(struct cpmsync_sync *e)
 		  e->account_name, e->f.server_name, e->f.local_uidnext,
 		  (unsigned long long)e->f.local_hms);
 	e->stats.folders_synced++;
-	engine_progress(e, "", 0, 1);
+	account_progress(e, false, false);
 	if (!rangeset_empty(&e->fast_vanished) && !fast_apply_vanished(e))
 		return true;
 	/* Pipelined: the new messages, then every change above the stored
@@ -2070,7 +2127,7 @@ void engine_logout(struct cpmsync_sync *e)
 		return;
 	if (engine_tx_tick(e, true) < 0)
 		return;
-	engine_progress(e, "", (uint32_t)e->n_queue, (uint32_t)e->n_queue);
+	account_progress(e, false, true);
 	r = store_sync_set_last_sync(e->store, e->account_id, (int64_t)time(NULL));
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));

@@ -6,7 +6,14 @@
 #include <unistd.h>
 #include <stdbool.h>
 
-#define ARRAY_SIZE(a)	  (sizeof(a) / sizeof((a)[0]))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* Each argument evaluated once. */
+#define MIN(a, b)                                                                                  \
+	({                                                                                         \
+		__typeof__(a) min_a_ = (a);                                                        \
+		__typeof__(b) min_b_ = (b);                                                        \
+		min_a_ < min_b_ ? min_a_ : min_b_;                                                 \
+	})
 #define ATTR_FORMAT(f, a) __attribute__((format(printf, f, a)))
 #define ATTR_UNUSED	  __attribute__((unused))
 #define _cleanup_(f)	  __attribute__((cleanup(f)))

@@ -3629,6 +3629,33 @@ START_TEST(test_new_messages_committed_in_batches)
 }
 END_TEST
 
+/* Account1.SyncProgress counts messages (contract 2): the new ones the
+ * LIST-STATUS announces (4,500 in News, none elsewhere), done as they are
+ * committed, the total at the end what was done. */
+START_TEST(test_account_progress_in_messages)
+{
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50),
+			  LIST_EV("News", 0), STATUS_EV("News", 11, 4501, 4500, 7) } },
+		{ .call = "select News condstore",
+		  .ev = { CODE_EV(UIDVALIDITY, 11), CODE_EV(UIDNEXT, 4501),
+			  CODE_EV(HIGHESTMODSEQ, 7), EXISTS_EV(4500) } },
+		{ .call = "fetch 1:* (" NEW_ITEMS ")",
+		  .ev = { { EV_NEW_RANGE, .lo = 1, .hi = 4500, .fetch = { NEW_FETCH(10) } } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	progress_folder = "";
+	res = run_sync(script, LIST_STATUS_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(progress, "0/4500 2000/4500 4000/4500 4500/4500");
+}
+END_TEST
+
 /* The header of message 1 (Message-ID <m1@x>), as a BODY[HEADER]. */
 static const char m1_header[] = "Message-ID: <m1@x>\r\n\r\n";
 static const struct engine_body m1_header_body = {
@@ -4308,6 +4335,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_condstore_expunge_search_keeps_found);
 	tcase_add_test(tc, test_condstore_expunge_search_refused_fails);
 	tcase_add_test(tc, test_new_messages_committed_in_batches);
+	tcase_add_test(tc, test_account_progress_in_messages);
 	tcase_add_test(tc, test_highestmodseq_down_rereads);
 	tcase_add_test(tc, test_mailboxid_changed_rereads);
 	tcase_add_test(tc, test_qresync_new_fetch_pipelined);
