@@ -27,8 +27,19 @@ int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store
 			  const struct cpmsync_account *account, struct imap_client **clientp,
 			  cpmsync_sync_cb_t cb, void *userdata, struct cpmsync_sync **ret);
 
-/* Progress of the run (folder "": the account's folders, else messages of
- * that folder), from now on. */
+/*
+ * Before connecting: whether the store's copy of the account is of the
+ * server account (host, user) its settings name (store.h
+ * store_sync_account_identity()); a copy of another one is dropped when no
+ * local change waits for it (and that is logged).  < 0: do not sync;
+ * *ret_error (free it) says why and what to do.
+ */
+struct store;
+int engine_account_identity(struct store *s, int64_t account_id,
+			    const struct cpmsync_account *account, char **ret_error);
+
+/* Progress of the run (folder "": the account as a whole, else that
+ * folder; in messages), from now on. */
 typedef void (*engine_progress_fn)(void *userdata, const char *folder, uint32_t done,
 				   uint32_t total);
 void engine_set_progress(struct cpmsync_sync *e, engine_progress_fn fn, void *userdata);

@@ -2222,10 +2222,36 @@ static void engine_connect(struct cpmsync_sync *e, int fd)
 							  : cpmsync_strerror(r));
 }
 
+int engine_account_identity(struct store *s, int64_t account_id,
+			    const struct cpmsync_account *account, char **ret_error)
+{
+	_cleanup_free_ char *was = NULL;
+	int r;
+
+	*ret_error = NULL;
+	r = store_sync_account_identity(s, account_id, account->host, account->user, &was);
+	if (r == 1)
+		log_msg(CPMSYNC_LOG_NOTICE, CAT,
+			"%s: the account now names %s@%s, not %s: the local copy of %s is"
+			" dropped (no local change waited for it), and synced again",
+			account->name, account->user, account->host, was ? was : "?",
+			was ? was : "the old mailbox");
+	if (r >= 0)
+		return 0;
+	if (asprintf(ret_error, "%s",
+		     r == -ENOMEM ? "out of memory"
+		     : r == -CPMSYNC_E_CONFIG || r == -EIO || r <= -CPMSYNC_E_BASE
+			     ? store_error(s)
+			     : strerror(-r)) < 0)
+		*ret_error = NULL;
+	return r;
+}
+
 int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			const struct cpmsync_account *account, int fd, cpmsync_sync_cb_t cb,
 			void *userdata, struct cpmsync_sync **ret)
 {
+	_cleanup_free_ char *why = NULL;
 	struct cpmsync_sync *e;
 	int r;
 
@@ -2236,6 +2262,15 @@ int engine_sync_once_fd(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	if (r < 0) {
 		engine_free(e);
 		return r;
+	}
+	r = engine_account_identity(e->store, e->account_id, account, &why);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		engine_fail(e, r, "%s", why ? why : cpmsync_strerror(r));
+		if (ret)
+			*ret = e;
+		return 0;
 	}
 	engine_connect(e, fd);
 	if (ret)

@@ -476,8 +476,10 @@ static void connection_lost(struct cpmsync_session *s, int r, const char *reason
 	drop_connection(s);
 	if (!s->online)
 		return;
-	if (r == -CPMSYNC_E_AUTH) {
-		/* Retrying a refused login only locks the account. */
+	if (r == -CPMSYNC_E_AUTH || r == -CPMSYNC_E_CONFIG) {
+		/* Retrying a refused login only locks the account; the
+		 * store's copy of another mailbox (engine_account_identity())
+		 * stays so until the settings change. */
 		s->auth_stopped = true;
 		set_error(s, "%s", reason ? reason : cpmsync_strerror(r));
 		log_msg(CPMSYNC_LOG_ERR, CAT, "%s: %s; not retrying until the settings change",
@@ -540,8 +542,15 @@ static const struct imap_client_callbacks session_callbacks = {
 
 static void connect_now(struct cpmsync_session *s)
 {
+	_cleanup_free_ char *not_ours = NULL;
 	int r;
 
+	/* Not a byte to a server the store's copy is not of. */
+	r = engine_account_identity(s->store, s->account_id, &s->account, &not_ours);
+	if (r < 0) {
+		connection_lost(s, r, not_ours ? not_ours : cpmsync_strerror(r));
+		return;
+	}
 	r = imap_client_new(s->loop, &s->account, &session_callbacks, s, &s->client);
 	if (r >= 0)
 		r = imap_client_connect(s->client);

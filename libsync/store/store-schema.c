@@ -1226,6 +1226,15 @@ static const char migration_25[] =
 static const char migration_26[] =
 	"CREATE INDEX body_pack_small ON body_pack (pack) WHERE len <= 4096;";
 
+/*
+ * Version 27: the server account (host and user) the store's copy of an
+ * account is of, recorded by its first sync (NULL until then), so that an
+ * account edited to name another mailbox does not send the changes queued
+ * for one to the other (store_sync_account_identity()).
+ */
+static const char migration_27[] = "ALTER TABLE account ADD COLUMN server_host TEXT;"
+				   "ALTER TABLE account ADD COLUMN server_user TEXT;";
+
 /* The same for store-body.c, a body replaced without has_body going. */
 const char *const store_sql_body_gone[5] = {
 	BODY_GONE_TRASH("?1"), BODY_GONE_INLINE("?1"), BODY_GONE_RANGE("?1"),
@@ -1249,7 +1258,7 @@ static const char *const migrations[] = {
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
-	migration_25, migration_26,
+	migration_25, migration_26, migration_27,
 };
 
 unsigned store_schema_version(void)

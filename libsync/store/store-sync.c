@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cpmsync/error.h>
@@ -119,6 +120,98 @@ int store_sync_account(struct store *s, const char *name, int64_t *ret_account_i
 		if (r < 0)
 			return r;
 	}
+}
+
+static int account_identity_reset(struct store *s, int64_t account_id, const char *host,
+				  const char *user)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	/* Folders take their messages along (ON DELETE CASCADE; the
+	 * bodies by the triggers), as cpmsync_store_remove_account() does,
+	 * but the account row stays: its id is what callers hold. */
+	r = exec_ii(s, "DELETE FROM folder WHERE account_id = ?1", account_id, 0);
+	if (r >= 0)
+		r = exec_ii(s, "DELETE FROM conversation WHERE account_id = ?1", account_id, 0);
+	if (r >= 0)
+		r = exec_ii(s, "DELETE FROM conv_stale WHERE account_id = ?1", account_id, 0);
+	if (r < 0)
+		return r;
+	PREP(s,
+	     "UPDATE account SET server_host = ?2, server_user = ?3, last_sync = 0,"
+	     " namespace = NULL WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, host, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, user, -1, SQLITE_TRANSIENT);
+	return store_step_done(s, st);
+}
+
+int store_sync_account_identity(struct store *s, int64_t account_id, const char *host,
+				const char *user, char **ret_was)
+{
+	_cleanup_free_ char *was_host = NULL, *was_user = NULL;
+	sqlite3_stmt *st;
+	int64_t queued = 0;
+	bool known;
+	int r;
+
+	if (ret_was)
+		*ret_was = NULL;
+	PREP(s,
+	     "SELECT server_host, server_user,"
+	     " (SELECT count(*) FROM journal WHERE account_id = ?1)"
+	     " FROM account WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -CPMSYNC_E_NOT_FOUND;
+	known = sqlite3_column_type(st, 0) != SQLITE_NULL;
+	r = store_col_strdup(st, 0, &was_host);
+	if (r >= 0)
+		r = store_col_strdup(st, 1, &was_user);
+	queued = sqlite3_column_int64(st, 2);
+	sqlite3_reset(st);
+	if (r < 0)
+		return r;
+	/* Host names and (on every server we know) user names are
+	 * case-insensitive. */
+	if (known && was_host && was_user && strcasecmp(was_host, host) == 0 &&
+	    strcasecmp(was_user, user) == 0)
+		return 0;
+	if (!known) {
+		PREP(s, "UPDATE account SET server_host = ?2, server_user = ?3 WHERE id = ?1", &st);
+		sqlite3_bind_int64(st, 1, account_id);
+		sqlite3_bind_text(st, 2, host, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, user, -1, SQLITE_TRANSIENT);
+		return store_step_done(s, st);
+	}
+	if (queued > 0) {
+		store_set_error(s,
+				"the store holds the mail of %s@%s with %lld local change%s not yet"
+				" sent there, and the account's settings now name %s@%s: set host"
+				" and user back to send them, or remove the account to drop them",
+				was_user ? was_user : "", was_host ? was_host : "",
+				(long long)queued, queued == 1 ? "" : "s", user, host);
+		return -CPMSYNC_E_CONFIG;
+	}
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = account_identity_reset(s, account_id, host, user);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	r = store_commit(s);
+	if (r < 0)
+		return r;
+	if (ret_was &&
+	    asprintf(ret_was, "%s@%s", was_user ? was_user : "", was_host ? was_host : "") < 0)
+		*ret_was = NULL;
+	return 1;
 }
 
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when)

@@ -23,6 +23,19 @@
 
 /* The account row for name, created if missing. */
 int store_sync_account(struct store *s, const char *name, int64_t *ret_account_id);
+/*
+ * The server account (host, user) the store's copy of account_id is of.
+ * Recorded the first time (0); the same, case aside, is fine (0).
+ * Another one: the store holds a copy of another mailbox.  With no local
+ * change queued for it, that copy is dropped (folders, messages, bodies,
+ * conversations; the account row and its id stay), to be synced again
+ * from the new one: 1, and *ret_was (when not NULL; free it) names the
+ * old one as "user@host".  With changes queued, nothing is touched:
+ * -CPMSYNC_E_CONFIG, and store_error() says what to do (sending them to
+ * the new mailbox would hand one mailbox's changes to another).
+ */
+int store_sync_account_identity(struct store *s, int64_t account_id, const char *host,
+				const char *user, char **ret_was);
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when);
 int store_sync_get_last_sync(struct store *s, int64_t account_id, int64_t *ret);
 

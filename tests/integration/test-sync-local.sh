@@ -337,4 +337,57 @@ expect "read-only folder: the local flag stays until retried or discarded" \
 	"$("$CPMCTL" dump --db "$DB" a RO | cut -f4)" kwRO
 expect "read-only folder: the server's flags unchanged" "$(server_flags RO '<ro@sync.test>')" ""
 
+# --- the account edited by hand to name another mailbox --------------------------
+# The store's copy of one mailbox is not another's: with nothing queued it is
+# dropped and synced again from the new one; with changes queued for the old
+# one, the sync refuses (it would send them to the other mailbox) and says
+# what to do, until the settings name the old one again.
+IC=$WORK/ident.conf
+ID=$WORK/ident.db
+write_conf "$IC" "$ID"
+{ printf '%s\n' "$PASS2" >"$WORK/bob.pw" && chmod 0600 "$WORK/bob.pw"; } || bail "bob.pw"
+msg_save "$USER2" INBOX "<bob-ident@sync.test>" 300 || bail "doveadm save into bob's INBOX"
+# as_user USER PWFILE: the account's user and password file in $IC
+as_user() {
+	sed -i -e "s/^user = .*/user = $1/" -e "s|^password_file = .*|password_file = $2|" "$IC"
+}
+# dump_equals USER: the store's dump of a equals USER's mailbox
+dump_equals() {
+	server_dump "$1" >"$WORK/ident.server" && "$CPMCTL" dump --db "$ID" a >"$WORK/ident.local" &&
+		diff -u "$WORK/ident.server" "$WORK/ident.local"
+}
+check "identity: first sync as $USER1" sync_once "$IC" "$WORK/ident1.log"
+check "identity: the store holds $USER1's mail" dump_equals "$USER1"
+as_user "$USER2" "$WORK/bob.pw"
+check "identity: the account edited to $USER2, nothing queued: the sync succeeds" \
+	sync_once "$IC" "$WORK/ident2.log"
+check "identity: the log says $USER1's copy is dropped" grep -qF \
+	"a: the account now names $USER2@localhost, not $USER1@localhost: the local copy of $USER1@localhost is dropped (no local change waited for it), and synced again" \
+	"$WORK/ident2.log"
+check "identity: the store holds $USER2's mail, not $USER1's" dump_equals "$USER2"
+bid=$("$OP" --db "$ID" find a INBOX "<bob-ident@sync.test>") || not_ok "identity: find bob's message"
+check "identity: a flag queued on $USER2's message" "$OP" --db "$ID" flags "$bid" -- +kwBob
+as_user "$USER1" "$WORK/alice.pw"
+if sync_once "$IC" "$WORK/ident3.log" >/dev/null; then
+	not_ok "identity: edited back to $USER1 with a change queued for $USER2: the sync fails"
+else
+	ok "identity: edited back to $USER1 with a change queued for $USER2: the sync fails"
+fi
+check "identity: ... saying what to do" grep -qF \
+	"the store holds the mail of $USER2@localhost with 1 local change not yet sent there, and the account's settings now name $USER1@localhost: set host and user back to send them, or remove the account to drop them" \
+	"$WORK/ident3.log"
+if grep -q ' C: ' "$WORK/ident3.log"; then
+	not_ok "identity: ... before sending the server anything"
+else
+	ok "identity: ... before sending the server anything"
+fi
+expect "identity: the change is still queued" "$("$OP" --db "$ID" pending a | cut -f3)" flags
+check "identity: the store still holds $USER2's mail (flags aside: kwBob waits)" bash -c \
+	"diff <(cut -f1-3,5 '$WORK/ident.server') <('$CPMCTL' dump --db '$ID' a | cut -f1-3,5)"
+as_user "$USER2" "$WORK/bob.pw"
+check "identity: back to $USER2: the sync succeeds" sync_once "$IC" "$WORK/ident4.log"
+expect "identity: the change reached $USER2's message" \
+	"$(server_dump "$USER2" | awk -F'\t' '$5 == "<bob-ident@sync.test>" { print $4 }')" kwBob
+check "identity: and equals the server" dump_equals "$USER2"
+
 finish

@@ -14,6 +14,7 @@
 
 #include <cpmsync/cpmsync.h>
 #include <cpmsync/error.h>
+#include <cpmsync/ops.h>
 #include <cpmsync/session.h>
 #include <cpmsync/store.h>
 
@@ -597,6 +598,46 @@ START_TEST(test_network_change_retry_now)
 }
 END_TEST
 
+/*
+ * The account edited to name another user while a local change waits for
+ * the mailbox the store holds a copy of: the session does not connect
+ * (the change would go to the other mailbox), it says why and what to do,
+ * and stays so until the settings change.
+ */
+START_TEST(test_account_edited_to_another_mailbox)
+{
+	struct cpmsync_session *session = NULL;
+	struct cpmsync_account bob = ACCOUNT;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct cpmsync_session_options options = { .debounce_ms = 60000, .retry_min_ms = 50 };
+	const struct script_step script[] = {
+		FIRST_SYNC_THEN_NOTIFY,
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	session = session_start(&env, script, &options, &w);
+	ck_assert_int_eq(cpmsync_op_create_folder(env.store, "a", "Queued", NULL), 0);
+	bob.port = env.port;
+	bob.user = "bob";
+	ck_assert_int_eq(cpmsync_session_set_account(session, &bob), 0);
+	wait_state(&env, session, CPMSYNC_SESSION_ERROR);
+	ck_assert_str_eq(cpmsync_session_get_last_error(session),
+			 "the store holds the mail of alice@127.0.0.1 with 1 local change not yet"
+			 " sent there, and the account's settings now name bob@127.0.0.1: set host"
+			 " and user back to send them, or remove the account to drop them");
+	/* Not retried: it stays so, without another run. */
+	for (int i = 0; i < 10; i++)
+		cpmsync_loop_iterate(env.loop, 20);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_ERROR);
+	ck_assert_uint_eq(w.syncs, 1);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -610,6 +651,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_notify_sync_after_keep);
 	tcase_add_test(tc, test_network_change_probe);
 	tcase_add_test(tc, test_network_change_retry_now);
+	tcase_add_test(tc, test_account_edited_to_another_mailbox);
 	suite_add_tcase(s, tc);
 	return s;
 }

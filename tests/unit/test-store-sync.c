@@ -592,6 +592,45 @@ START_TEST(test_folder_fold)
 }
 END_TEST
 
+/* The server account the copy is of: recorded, then the same (case
+ * aside); another one drops the copy when nothing waits for the old
+ * mailbox, and is refused, touching nothing, when something does. */
+START_TEST(test_account_identity)
+{
+	char *was = NULL;
+
+	add_msg(1, "", "<a@x>", 100, 1000);
+	ck_assert_int_eq(store_sync_account_identity(s, acc_id, "imap.one", "alice", &was), 0);
+	ck_assert_ptr_null(was);
+	ck_assert_str_eq(qs("SELECT server_user || '@' || server_host FROM account"),
+			 "alice@imap.one");
+	ck_assert_int_eq(store_sync_account_identity(s, acc_id, "IMAP.One", "Alice", &was), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM message"), 1);
+
+	/* A change queued: refused, nothing touched. */
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, inbox, 1, NULL), 0);
+	ck_assert_int_eq(store_sync_account_identity(s, acc_id, "imap.one", "bob", &was),
+			 -CPMSYNC_E_CONFIG);
+	ck_assert_ptr_null(was);
+	ck_assert_str_eq(store_error(s),
+			 "the store holds the mail of alice@imap.one with 1 local change not yet"
+			 " sent there, and the account's settings now name bob@imap.one: set host"
+			 " and user back to send them, or remove the account to drop them");
+	ck_assert_int_eq(q("SELECT count(*) FROM message"), 1);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal"), 1);
+
+	/* Nothing queued: the copy goes, the account row (and its id) stays. */
+	ck_assert_int_eq(store_exec(s, "DELETE FROM journal"), 0);
+	ck_assert_int_eq(store_sync_account_identity(s, acc_id, "imap.two", "alice", &was), 1);
+	ck_assert_str_eq(was, "alice@imap.one");
+	free(was);
+	ck_assert_int_eq(q("SELECT count(*) FROM message"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM folder"), 0);
+	ck_assert_str_eq(qs("SELECT id || ' ' || server_user || '@' || server_host FROM account"),
+			 "1 alice@imap.two");
+}
+END_TEST
+
 START_TEST(test_renames)
 {
 	int64_t p, c, other;
@@ -941,6 +980,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_body_follows);
 	tcase_add_test(tc, test_folder_recreate_and_delete);
 	tcase_add_test(tc, test_folder_fold);
+	tcase_add_test(tc, test_account_identity);
 	tcase_add_test(tc, test_renames);
 	tcase_add_test(tc, test_journal);
 	tcase_add_test(tc, test_rebase_namespace);

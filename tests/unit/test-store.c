@@ -927,6 +927,34 @@ START_TEST(test_migrate_folder_known)
 }
 END_TEST
 
+/* Version 27: an account of a store at version 26 keeps its row, its
+ * data and its queued changes, the server account unknown (NULL) until
+ * its next sync records it. */
+START_TEST(test_migrate_account_identity)
+{
+	struct store *s = NULL;
+
+	ck_assert_uint_ge(store_schema_version(), 27);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 26, &s, NULL), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name) VALUES (1, 'a');"
+				       "INSERT INTO folder (id, account_id, name, server_name)"
+				       " VALUES (1, 1, 'INBOX', 'INBOX');"
+				       "INSERT INTO journal (account_id, op, folder_id)"
+				       " VALUES (1, 'create_folder', 1);"),
+			 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM account WHERE name = 'a'"
+				      " AND server_host IS NULL AND server_user IS NULL"),
+			 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM folder"), 1);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM journal"), 1);
+	store_close(s);
+}
+END_TEST
+
 /*
  * Version 23: flags, server_flags and modseq move to message_state.  A
  * store at version 22 keeps every value, its conversations' unseen
@@ -2162,7 +2190,8 @@ START_TEST(test_schema_snapshot)
 	/* Both hold what they should: the tables, and user_version. */
 	ck_assert_ptr_nonnull(strstr(migrated, "CREATE TABLE message_state ("));
 	ck_assert_ptr_nonnull(strstr(migrated, "CREATE TRIGGER "));
-	ck_assert_ptr_nonnull(strstr(migrated, "-- user_version 26\n"));
+	snprintf(path, sizeof(path), "-- user_version %u\n", store_schema_version());
+	ck_assert_ptr_nonnull(strstr(migrated, path));
 	ck_assert_ptr_nonnull(strstr(migrated, "-- message: 0 rows\n"));
 	ck_assert_int_eq(query_int(a, "PRAGMA user_version"), store_schema_version());
 	free(from_snapshot);
@@ -2549,6 +2578,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_folder_known);
 	tcase_add_test(tc, test_migrate_conv_stale);
 	tcase_add_test(tc, test_migrate_message_state);
+	tcase_add_test(tc, test_migrate_account_identity);
 	tcase_add_test(tc, test_conv_state_index);
 	suite_add_tcase(s, tc);
 	return s;
