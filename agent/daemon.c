@@ -63,6 +63,7 @@ struct daemon {
 	struct config_watch *watch;
 	struct netwatch *netwatch;
 	struct cpmsync_loop_source *signal_src;
+	struct cpmsync_loop_source *store_check_src;
 	int signal_fd;
 };
 
@@ -642,12 +643,36 @@ static void daemon_free(struct daemon *d)
 		remove_account_at(d, d->n_accounts - 1);
 	free(d->accounts);
 	cpmsync_loop_source_remove(d->signal_src);
+	cpmsync_loop_source_remove(d->store_check_src);
 	if (d->signal_fd >= 0)
 		close(d->signal_fd);
 	cpmsync_loop_free(d->loop);
 	cpmsync_store_close(d->store);
 	config_free(d->cfg);
 	free(d->config_path);
+}
+
+/*
+ * The store's file removed or replaced under the daemon (a user "starting
+ * over" with rm): whatever it accepted from then on would be lost with the
+ * file at the next start.  Every write already fails then (store.h
+ * cpmsync_store_check_file()); the daemon stops too, so that the next
+ * start (systemd's Restart=on-failure, or D-Bus activation) makes a new
+ * store and syncs it again.  Checked every STORE_CHECK_MS, and by each
+ * write.
+ */
+#define STORE_CHECK_MS 2000
+
+static void store_check_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	(void)src;
+	if (cpmsync_store_check_file(d->store) != -CPMSYNC_E_STORE_GONE)
+		return;
+	log_error("%s; stopping, so that a new start makes a new store and syncs it again",
+		  cpmsync_store_error(d->store));
+	cpmsync_loop_quit(d->loop, 1);
 }
 
 int daemon_run(const struct daemon_options *opt, struct config *cfg)
@@ -687,6 +712,12 @@ int daemon_run(const struct daemon_options *opt, struct config *cfg)
 	r = setup_signals(&d);
 	if (r < 0) {
 		log_error("cannot set up signal handling: %s", strerror(-r));
+		goto out;
+	}
+	r = cpmsync_loop_add_timer(d.loop, STORE_CHECK_MS, STORE_CHECK_MS, store_check_cb, &d, NULL,
+				   &d.store_check_src);
+	if (r < 0) {
+		log_error("cannot set up a timer: %s", cpmsync_strerror(r));
 		goto out;
 	}
 	if (!opt->no_dbus) {

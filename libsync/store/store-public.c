@@ -53,6 +53,11 @@ const char *cpmsync_store_error(const struct cpmsync_store *store)
 	return store ? store_error(store->s) : "";
 }
 
+int cpmsync_store_check_file(struct cpmsync_store *store)
+{
+	return store ? store_check_file(store->s) : -EINVAL;
+}
+
 struct store *store_from_public(struct cpmsync_store *store)
 {
 	return store ? store->s : NULL;

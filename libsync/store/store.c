@@ -25,6 +25,12 @@
 
 struct store {
 	sqlite3 *db;
+	/* The file opened, as store_check_file() finds it again (file_ino
+	 * 0: not known); file_gone once it found it removed or replaced. */
+	char *file_path;
+	dev_t file_dev;
+	ino_t file_ino;
+	bool file_gone;
 	bool readonly;
 	bool keep_wal; /* STORE_KEEP_WAL */
 	/* store_open_at_version_for_test(): a new store is made by the
@@ -619,6 +625,12 @@ int store_commit(struct store *s)
 		store_rollback(s);
 		return r;
 	}
+	/* Into a file that is gone, the changes would be lost without a word. */
+	r = store_check_file(s);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
 	/* The bodies first: a row that says it has a body commits after it. */
 	r = store_bodies_commit(s);
 	if (r < 0) {
@@ -1129,10 +1141,18 @@ static int open_internal(const char *path, unsigned flags, unsigned target, bool
 		r = store_fail(s, rc);
 		set_error(s, "%s: %s", path, sqlite3_errmsg(s->db));
 	} else {
+		struct stat st;
+
 		sqlite3_set_authorizer(s->db, authorize, s);
 		r = setup(s, path, target);
 		if (r >= 0)
 			drop_statements(s);
+		/* By its absolute name: the process may change directory. */
+		if (r >= 0 && stat(path, &st) == 0) {
+			s->file_path = realpath(path, NULL);
+			s->file_dev = st.st_dev;
+			s->file_ino = s->file_path ? st.st_ino : 0;
+		}
 	}
 	if (r < 0) {
 		if (ret_error)
@@ -1217,8 +1237,28 @@ struct store *store_close(struct store *s)
 	free(s->imdn_filter);
 	store_conv_pending_drop(s);
 	free(s->conv_acc);
+	free(s->file_path);
 	free(s);
 	return NULL;
+}
+
+int store_check_file(struct store *s)
+{
+	struct stat st;
+
+	if (!s)
+		return -EINVAL;
+	if (!s->file_gone && s->file_ino &&
+	    (stat(s->file_path, &st) < 0 ? errno == ENOENT || errno == ENOTDIR
+					 : st.st_dev != s->file_dev || st.st_ino != s->file_ino))
+		s->file_gone = true;
+	if (!s->file_gone)
+		return 0;
+	set_error(s,
+		  "the store file %s was removed or replaced while in use: nothing more is"
+		  " written to it (it would be lost with it)",
+		  s->file_path);
+	return -CPMSYNC_E_STORE_GONE;
 }
 
 bool store_note_once(struct store *s, const void *key, size_t len)

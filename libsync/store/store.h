@@ -160,6 +160,9 @@ int store_map_sqlite_error(int sqlite_rc);
  */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
+/* cpmsync_store_check_file(): 0, or -CPMSYNC_E_STORE_GONE (sticky) with
+ * store_error() saying so.  store_commit() asks first. */
+int store_check_file(struct store *s);
 /*
  * Puts what is committed on the disk: one fdatasync of the WAL.  With
  * synchronous = NORMAL a commit reaches the WAL file but not the disk,

@@ -26,6 +26,7 @@ static const char *const error_text[CPMSYNC_E_MAX - CPMSYNC_E_BASE] = {
 	[CPMSYNC_E_STORE_CORRUPT - CPMSYNC_E_BASE] = "local store is corrupt",
 	[CPMSYNC_E_STORE_FULL - CPMSYNC_E_BASE] = "local store is full",
 	[CPMSYNC_E_CANCELED - CPMSYNC_E_BASE] = "cancelled",
+	[CPMSYNC_E_STORE_GONE - CPMSYNC_E_BASE] = "local store file removed while in use",
 };
 
 const char *cpmsync_strerror(int r)

@@ -927,6 +927,51 @@ START_TEST(test_migrate_folder_known)
 }
 END_TEST
 
+/*
+ * The store's file removed or replaced under the open store: each write
+ * fails (rolled back) with -CPMSYNC_E_STORE_GONE and says so, where it
+ * went to an unlinked file and was lost at the next open.
+ */
+START_TEST(test_store_file_gone)
+{
+	struct store *s = open_ok(dbpath, 0);
+	char other[sizeof(dbpath) + 8], *real = realpath(dbpath, NULL), want[512];
+
+	ck_assert_ptr_nonnull(real);
+	ck_assert_int_eq(store_check_file(s), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (name) VALUES ('a')"), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+
+	/* Replaced by another file under the same name. */
+	snprintf(other, sizeof(other), "%s.other", dbpath);
+	ck_assert_int_eq(close(open(other, O_WRONLY | O_CREAT | O_EXCL, 0600)), 0);
+	ck_assert_int_eq(rename(other, dbpath), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (name) VALUES ('b')"), 0);
+	ck_assert_int_eq(store_commit(s), -CPMSYNC_E_STORE_GONE);
+	snprintf(want, sizeof(want),
+		 "the store file %s was removed or replaced while in use: nothing more is written"
+		 " to it (it would be lost with it)",
+		 real);
+	ck_assert_str_eq(store_error(s), want);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM account"), 1);
+	store_close(s);
+
+	/* Removed: the same, and it stays so. */
+	ck_assert_int_eq(unlink(dbpath), 0);
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(unlink(dbpath), 0);
+	ck_assert_int_eq(store_check_file(s), -CPMSYNC_E_STORE_GONE);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (name) VALUES ('c')"), 0);
+	ck_assert_int_eq(store_commit(s), -CPMSYNC_E_STORE_GONE);
+	ck_assert_int_eq(store_check_file(s), -CPMSYNC_E_STORE_GONE);
+	store_close(s);
+	free(real);
+}
+END_TEST
+
 /* Version 27: an account of a store at version 26 keeps its row, its
  * data and its queued changes, the server account unknown (NULL) until
  * its next sync records it. */
@@ -2579,6 +2624,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_conv_stale);
 	tcase_add_test(tc, test_migrate_message_state);
 	tcase_add_test(tc, test_migrate_account_identity);
+	tcase_add_test(tc, test_store_file_gone);
 	tcase_add_test(tc, test_conv_state_index);
 	suite_add_tcase(s, tc);
 	return s;

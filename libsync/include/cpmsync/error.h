@@ -33,7 +33,8 @@ enum cpmsync_error {
 	CPMSYNC_E_STORE_BUSY,
 	CPMSYNC_E_STORE_CORRUPT,
 	CPMSYNC_E_STORE_FULL,
-	CPMSYNC_E_CANCELED, /* the operation was cancelled by its owner */
+	CPMSYNC_E_CANCELED,   /* the operation was cancelled by its owner */
+	CPMSYNC_E_STORE_GONE, /* the store's file was removed or replaced while open */
 	CPMSYNC_E_MAX
 };
 

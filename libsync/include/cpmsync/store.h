@@ -48,6 +48,15 @@ int cpmsync_store_open(const char *path, unsigned flags, struct cpmsync_store **
 struct cpmsync_store *cpmsync_store_close(struct cpmsync_store *store);
 /* The last failure's description ("" if none); borrowed. */
 const char *cpmsync_store_error(const struct cpmsync_store *store);
+/*
+ * Whether the store's file is still the one opened: -CPMSYNC_E_STORE_GONE
+ * (and cpmsync_store_error() says so) once it was removed, renamed away
+ * or replaced under the open store.  What would be written from then on
+ * goes to a file nobody can open again; every write transaction checks
+ * this before it commits and fails with that error instead.  A daemon
+ * also asks now and then, to stop before a change is even asked for.
+ */
+int cpmsync_store_check_file(struct cpmsync_store *store);
 
 /* A folder as readers see it.  Strings are borrowed during the callback. */
 struct cpmsync_folder_info {
