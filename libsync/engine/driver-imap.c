@@ -798,6 +798,14 @@ static void on_status_code(struct engine_driver_imap *d, const struct imap_respo
 		if (d->code.objectid.str)
 			engine_event_mailboxid(e, d->code.objectid.str, d->code.objectid.len);
 		break;
+	case IMAP_CODE_PERMANENTFLAGS: {
+		_cleanup_free_ char *flags = NULL;
+
+		/* One we cannot read is as none: every flag kept. */
+		if (flags_string(&d->code.flags, &flags) >= 0)
+			engine_event_permanent_flags(e, flags, d->code.flags.new_keywords);
+		break;
+	}
 	case IMAP_CODE_COPYUID:
 		/* MOVE reports it untagged (RFC 6851 4.3); one message at a
 		 * time, so the destination set is one UID. */

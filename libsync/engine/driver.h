@@ -295,6 +295,9 @@ void engine_event_exists(struct cpmsync_sync *e, uint32_t n);
 void engine_event_expunge(struct cpmsync_sync *e);
 /* The MAILBOXID response code of a SELECT (RFC 8474), len bytes of id. */
 void engine_event_mailboxid(struct cpmsync_sync *e, const char *id, size_t len);
+/* The PERMANENTFLAGS response code of a SELECT: flags, a set
+ * (util/flags.h), and whether "\*" was in the list. */
+void engine_event_permanent_flags(struct cpmsync_sync *e, const char *flags, bool new_keywords);
 /* One folder of a LIST answer. */
 struct engine_list {
 	const char *name; /* the local name (UTF-8, '/'); NULL: it cannot be made */

@@ -188,6 +188,12 @@ struct cpmsync_sync {
 	uint64_t batch_ms;	  /* ENGINE_BATCH_MS (tests change it) */
 	int64_t selected_id;	  /* folder selected now (0: none) */
 	bool selected_read_only;  /* its SELECT said [READ-ONLY] */
+	/* Its SELECT's [PERMANENTFLAGS (...)]: the flags it keeps (a set,
+	 * util/flags.h), and whether "\*" (any new keyword) was in it;
+	 * selected_perm NULL: not reported, every flag is kept (RFC 3501
+	 * 7.1).  perm_pending: the one the SELECT in flight reported. */
+	char *selected_perm, *perm_pending;
+	bool selected_perm_kw, perm_pending_kw;
 	uint64_t selected_hms;
 	uint32_t selected_uidnext;
 

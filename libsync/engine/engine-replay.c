@@ -24,6 +24,7 @@
 #include <cpmsync/limits.h>
 
 #include "engine/engine-internal.h"
+#include "util/buf.h"
 #include "util/flags.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -1268,6 +1269,50 @@ static int flags_send(struct cpmsync_sync *e, struct flag_item *it, bool condsto
 }
 
 /*
+ * The flags that turn base into flags and that the selected folder does
+ * not keep (its SELECT's PERMANENTFLAGS), space-separated in *ret (NULL:
+ * it keeps them all).  RFC 3501 7.1: a flag not in PERMANENTFLAGS lives
+ * only in the session; Dovecot answers a STORE of one with OK and changes
+ * nothing (a folder where the user may set \Seen but not others: ACL
+ * "s" without "w").  The row was done, the change never reached the
+ * server, and the next sync took the server's flags back.
+ */
+static int flags_not_kept(const struct cpmsync_sync *e, const char *base, const char *flags,
+			  char **ret)
+{
+	_cleanup_free_ char *add = NULL, *del = NULL;
+	_cleanup_buf_ struct buf out = BUF_INIT(4096);
+	int r;
+
+	*ret = NULL;
+	if (!e->selected_perm)
+		return 0;
+	r = flags_diff(base, flags, &add, &del);
+	if (r < 0)
+		return r;
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = k ? del : add; *p;) {
+			const char *end = strchr(p, ' ');
+			size_t len = end ? (size_t)(end - p) : strlen(p);
+			char flag[FLAG_MAX_LEN + 2];
+
+			snprintf(flag, sizeof(flag), "%.*s", (int)len, p);
+			if (!flags_has(e->selected_perm, flag) &&
+			    (flag[0] == '\\' || !e->selected_perm_kw) &&
+			    !flags_has(out.data ? out.data : "", flag)) {
+				r = buf_printf(&out, "%s%s", out.len ? " " : "", flag);
+				if (r < 0)
+					return r;
+			}
+			p += len + (end != NULL);
+		}
+	}
+	if (out.len)
+		*ret = buf_steal(&out);
+	return 0;
+}
+
+/*
  * Sends (again) every item not done.  Each row is marked with the flags
  * its STORE sets, and the marks committed, before the first STORE leaves:
  * a STORE that reaches the server while the run dies before its answer is
@@ -1283,7 +1328,7 @@ static void flags_round(struct cpmsync_sync *e)
 	for (size_t i = 0; i < rp->n_items; i++) {
 		struct flag_item *it = &rp->items[i];
 		struct sync_message m = { 0 };
-		_cleanup_free_ char *mark = NULL;
+		_cleanup_free_ char *mark = NULL, *lost = NULL;
 
 		it->send = false;
 		if (it->failed || (rp->round > 0 && !it->modified))
@@ -1307,6 +1352,33 @@ static void flags_round(struct cpmsync_sync *e)
 		}
 		if (store_failed(e, r))
 			return;
+		r = flags_not_kept(e, m.server_flags ? m.server_flags : "", m.flags, &lost);
+		if (r >= 0 && lost) {
+			char text[512];
+
+			snprintf(text, sizeof(text),
+				 "the folder does not keep %s for this account (PERMANENTFLAGS "
+				 "(%s%s%s)):"
+				 " the change cannot be made",
+				 lost, e->selected_perm,
+				 *e->selected_perm && e->selected_perm_kw ? " " : "",
+				 e->selected_perm_kw ? "\\*" : "");
+			sync_message_free_contents(&m);
+			if (row_refused_as(e, it->journal_id,
+					   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER,
+								   .code = IMAP_CODE_PERMANENTFLAGS,
+								   .code_name = "PERMANENTFLAGS",
+								   .text = text },
+					   "UID STORE", true) < 0)
+				return;
+			it->failed = true;
+			continue;
+		}
+		if (r < 0) {
+			sync_message_free_contents(&m);
+			engine_fail(e, r, "out of memory");
+			return;
+		}
 		it->uid = m.uid;
 		it->modseq = m.modseq;
 		free(it->flags);

@@ -67,6 +67,8 @@ static void engine_free(struct cpmsync_sync *e)
 	free(e->remote);
 	free(e->queue);
 	free(e->queue_est);
+	free(e->selected_perm);
+	free(e->perm_pending);
 	free(e->only);
 	free(e->f.server_name);
 	rangeset_free(&e->f.present);
@@ -684,6 +686,13 @@ void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t val
 	default:
 		break;
 	}
+}
+
+void engine_event_permanent_flags(struct cpmsync_sync *e, const char *flags, bool new_keywords)
+{
+	free(e->perm_pending);
+	e->perm_pending = strdup(flags); /* NULL (no memory): as not reported */
+	e->perm_pending_kw = new_keywords;
 }
 
 void engine_event_mailboxid(struct cpmsync_sync *e, const char *id, size_t len)
@@ -1395,6 +1404,9 @@ static void select_done(const struct engine_reply *res, void *userdata)
 		return;
 	e->selected_id = id;
 	e->selected_read_only = res->code == IMAP_CODE_READ_ONLY;
+	free(e->selected_perm);
+	e->selected_perm = TAKE_PTR(e->perm_pending);
+	e->selected_perm_kw = e->perm_pending_kw;
 	e->selected_hms = e->f.nomodseq ? 0 : e->f.hms;
 	e->selected_uidnext = e->f.uidnext;
 	next(e);
@@ -1433,6 +1445,7 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 	e->f.hms = 0;
 	e->f.nomodseq = false;
 	e->f.mailboxid[0] = '\0';
+	free(TAKE_PTR(e->perm_pending));
 	/*
 	 * known-uids: the lowest to the highest UID the store holds.  It
 	 * narrows VANISHED to what the store can have; the server's default

@@ -337,6 +337,31 @@ expect "read-only folder: the local flag stays until retried or discarded" \
 	"$("$CPMCTL" dump --db "$DB" a RO | cut -f4)" kwRO
 expect "read-only folder: the server's flags unchanged" "$(server_flags RO '<ro@sync.test>')" ""
 
+# --- a folder where the user may set \Seen and nothing else -----------------------
+# ACL "s" without "w": Dovecot selects it READ-WRITE with [PERMANENTFLAGS
+# (\Seen)], and answers a STORE of another flag with OK, changing nothing.
+da mailbox create -u "$USER1" PF || bail "doveadm mailbox create PF"
+msg_save "$USER1" PF "<pf1@sync.test>" 300 || bail "doveadm save into PF"
+msg_save "$USER1" PF "<pf2@sync.test>" 300 || bail "doveadm save into PF"
+n=$((n + 1))
+# (The read-only folder's failed flag change above stays: no sync_check.)
+check "seen-only folder: synced" sync_once "$CONF" "$WORK/sync$n.log"
+check "seen-only folder: both messages in the store" test -n "$(local_id PF '<pf2@sync.test>')"
+da acl set -u "$USER1" PF "user=$USER1" lookup read write-seen ||
+	bail "doveadm acl set PF lookup read write-seen"
+op flags "$(local_id PF '<pf1@sync.test>')" -- +'\Seen' >/dev/null || not_ok "op flags pf1"
+op flags "$(local_id PF '<pf2@sync.test>')" -- +'\Flagged' >/dev/null || not_ok "op flags pf2"
+n=$((n + 1))
+check "seen-only folder: cpm-syncd --once succeeds" sync_once "$CONF" "$WORK/sync$n.log"
+check "seen-only folder: the SELECT said so" grep -qF '[PERMANENTFLAGS (\Seen)]' "$WORK/sync$n.log"
+expect "seen-only folder: \Seen reached the server" "$(server_flags PF '<pf1@sync.test>')" '\Seen'
+expect "seen-only folder: \Flagged is a failed operation ([PERMANENTFLAGS]), not dropped" \
+	"$(sqlite3 -readonly "$DB" "SELECT op || ' ' || failed || ' ' || code || ' ' || refused FROM journal WHERE failed = 1 AND code = 'PERMANENTFLAGS'")" \
+	'flags 1 PERMANENTFLAGS the folder does not keep \Flagged for this account (PERMANENTFLAGS (\Seen)): the change cannot be made'
+expect "seen-only folder: the local flag stays until retried or discarded" \
+	"$("$CPMCTL" dump --db "$DB" a PF | awk -F'\t' '$5 == "<pf2@sync.test>" { print $4 }')" '\Flagged'
+expect "seen-only folder: the server's flags unchanged" "$(server_flags PF '<pf2@sync.test>')" ""
+
 # --- the account edited by hand to name another mailbox --------------------------
 # The store's copy of one mailbox is not another's: with nothing queued it is
 # dropped and synced again from the new one; with changes queued for the old

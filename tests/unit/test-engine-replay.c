@@ -38,10 +38,11 @@ enum ev_kind {
 	EV_CODE,
 	EV_LIST,
 	EV_STATUS,
-	EV_EXISTS,    /* value */
-	EV_VANISHED,  /* lo:hi, EARLIER when value */
-	EV_MAILBOXID, /* list.name */
-	EV_NEW_RANGE, /* new messages lo..hi, as fetch (its uid not used) */
+	EV_EXISTS,	   /* value */
+	EV_VANISHED,	   /* lo:hi, EARLIER when value */
+	EV_MAILBOXID,	   /* list.name */
+	EV_NEW_RANGE,	   /* new messages lo..hi, as fetch (its uid not used) */
+	EV_PERMANENTFLAGS, /* list.name: the flags; "\\*" in it when value */
 };
 
 /* Untagged data sent before a reply. */
@@ -192,6 +193,9 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 		case EV_MAILBOXID:
 			engine_event_mailboxid(f->base.engine, ev->list.name,
 					       strlen(ev->list.name));
+			break;
+		case EV_PERMANENTFLAGS:
+			engine_event_permanent_flags(f->base.engine, ev->list.name, ev->value);
 			break;
 		case EV_NEW_RANGE:
 			for (uint32_t uid = ev->lo; uid <= ev->hi; uid++) {
@@ -1067,6 +1071,60 @@ START_TEST(test_flags_read_only_folder)
 			 "1 READ-ONLY the folder is read-only for this account: its flags cannot "
 			 "be changed");
 	ck_assert_str_eq(qs("SELECT flags FROM message_state WHERE id = 1"), "\\Flagged \\Seen");
+}
+END_TEST
+
+/*
+ * [PERMANENTFLAGS] without a flag the row changes: that row is a failed
+ * operation naming the flag (Dovecot answers its STORE with OK and keeps
+ * nothing); a row whose flags the folder keeps is sent.  Keywords are
+ * kept only when listed, or with "\*".
+ */
+START_TEST(test_flags_not_permanent)
+{
+	static const struct step script[] = {
+		{ .call = "select INBOX condstore",
+		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },
+			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 },
+			  { EV_PERMANENTFLAGS, .list = { .name = "$Known \\Seen" } } } },
+		{ .call = "store 2 ($Known \\Seen) 100" },
+		LOGOUT,
+		END,
+	};
+	static const struct step with_star[] = {
+		{ .call = "select INBOX condstore",
+		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },
+			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 },
+			  { EV_PERMANENTFLAGS, .list = { .name = "\\Seen" }, .value = 1 } } },
+		{ .call = "store 1 ($New \\Seen) 100" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	/* 1: +$New (not listed, no "\*"); 2: +$Known (listed). */
+	exec("UPDATE message_state SET flags = '$New \\Seen' WHERE id = 1;"
+	     "INSERT INTO message (id, folder_id, uid, size, internaldate, message_id)"
+	     " VALUES (2, 1, 2, 5, 1000, '<m2@x>');"
+	     "INSERT INTO message_state (id, flags, server_flags, modseq)"
+	     " VALUES (2, '$Known \\Seen', '\\Seen', 100);"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1);"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "2)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT message_id || ' ' || failed || ' ' || code || ' ' || refused"
+			    " FROM journal"),
+			 "1 1 PERMANENTFLAGS the folder does not keep $New for this account"
+			 " (PERMANENTFLAGS ($Known \\Seen)): the change cannot be made");
+	ck_assert_str_eq(qs("SELECT flags FROM message_state WHERE id = 1"), "$New \\Seen");
+
+	/* With "\*", any keyword: retried, it is sent. */
+	ck_assert_int_eq(cpmsync_op_retry(cs, "t", atoll(qs("SELECT id FROM journal"))), 0);
+	res = run(with_star, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 }
 END_TEST
 
@@ -4254,6 +4312,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_append_interrupted_missing_sent);
 	tcase_add_test(tc, test_flags_condstore);
 	tcase_add_test(tc, test_flags_read_only_folder);
+	tcase_add_test(tc, test_flags_not_permanent);
 	tcase_add_test(tc, test_flags_modified_merged);
 	tcase_add_test(tc, test_flags_store_answer_lost_seen_by_sync);
 	tcase_add_test(tc, test_flags_store_answer_lost_replay_only);
