@@ -179,6 +179,11 @@ static int cmd_vsend(struct engine_driver *d, engine_reply_fn cb, void *userdata
 	return cmd_close(cmd, p, r);
 }
 
+static char drv_delimiter(struct engine_driver *d)
+{
+	return imap_client_delimiter(client_of(d));
+}
+
 static bool drv_has(struct engine_driver *d, enum imap_cap cap)
 {
 	return imap_client_has(client_of(d), cap);
@@ -513,6 +518,7 @@ static const struct engine_driver_ops imap_ops = {
 	.store_annotations = drv_store_annotations,
 	.fetch_annotations = drv_fetch_annotations,
 	.personal_namespace = drv_personal_namespace,
+	.delimiter = drv_delimiter,
 	.list = drv_list,
 	.status = drv_status,
 	.logout = drv_logout,

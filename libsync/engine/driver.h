@@ -163,6 +163,9 @@ struct engine_driver_ops {
 	 * none), *shown the prefix as the server wrote it (also on failure);
 	 * -errno when the prefix cannot be read. */
 	int (*personal_namespace)(struct engine_driver *d, struct buf *base, const char **shown);
+	/* The hierarchy delimiter names are sent with (0: flat, or not
+	 * known); may be NULL. */
+	char (*delimiter)(struct engine_driver *d);
 	/* LIST "" "*" [RETURN (...)]: each folder comes as engine_event_list()
 	 * (not one in another namespace), each LIST-STATUS as
 	 * engine_event_status(). */

@@ -427,6 +427,46 @@ static struct engine_driver *D(struct cpmsync_sync *e)
 	return e->drv;
 }
 
+/*
+ * The driver could not even write the command for a local folder name:
+ * the server's hierarchy delimiter inside a level (Cyrus's classic
+ * namespace: "Loc.Dot", a CPM peer "sip:bob@example.com"), or a character
+ * no folder name may hold (-EILSEQ).  Taken for a failure of the run
+ * ("out of memory"), that stopped the account for good, every change
+ * behind the row with it.  It is the server's refusal in all but name:
+ * done gets a [CANNOT] NO (permanent: a failed operation, which blocks
+ * only what depends on it).  false: r is no such failure (sent() it).
+ */
+static bool name_unsendable(struct cpmsync_sync *e, int r, const char *name, engine_reply_fn done)
+{
+	char text[600], delim = D(e)->ops->delimiter ? D(e)->ops->delimiter(D(e)) : 0;
+
+	if (r != -EINVAL && r != -EILSEQ)
+		return false;
+	if (r == -EILSEQ)
+		snprintf(text, sizeof(text),
+			 "\"%s\" holds a control or bidirectional formatting character: no folder"
+			 " may be named so",
+			 name);
+	else if (delim && delim != '/')
+		snprintf(text, sizeof(text),
+			 "\"%s\" cannot be a folder name on this server: its hierarchy delimiter"
+			 " '%c' is not allowed inside a level",
+			 name, delim);
+	else
+		snprintf(text, sizeof(text),
+			 "\"%s\" cannot be a folder name on this server (an empty level, or a"
+			 " flat namespace)",
+			 name);
+	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s", e->account_name, text);
+	done(&(struct engine_reply){ .r = -CPMSYNC_E_SERVER,
+				     .code = IMAP_CODE_CANNOT,
+				     .code_name = "CANNOT",
+				     .text = text },
+	     e);
+	return true;
+}
+
 static int load_folder(struct cpmsync_sync *e, int64_t id, struct sync_folder *f)
 {
 	sync_folder_free_contents(f);
@@ -1888,7 +1928,9 @@ static void created(struct cpmsync_sync *e)
 							 .rename.new_name = rp->folder.name });
 	if (store_failed(e, r))
 		return;
-	sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e));
+	r = D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e);
+	if (!name_unsendable(e, r, rp->folder.name, rename_done))
+		sent(e, r);
 }
 
 /*
@@ -2075,7 +2117,9 @@ static void create_send(struct cpmsync_sync *e)
 		r = store_journal_attempt(e->store, rp->j.id, mark);
 	if (store_failed(e, r) || mark_durable(e) < 0)
 		return;
-	sent(e, D(e)->ops->create(D(e), rp->sent_name, create_done, e));
+	r = D(e)->ops->create(D(e), rp->sent_name, create_done, e);
+	if (!name_unsendable(e, r, rp->sent_name, create_done))
+		sent(e, r);
 }
 
 static void delete_done(const struct engine_reply *res, void *userdata)
@@ -2091,9 +2135,13 @@ static void rename_send(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 
+	int r;
+
 	if (free_name(e, rp->folder.name, rename_send))
 		return;
-	sent(e, D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e));
+	r = D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e);
+	if (!name_unsendable(e, r, rp->folder.name, rename_done))
+		sent(e, r);
 }
 
 /* The row's RENAME goes to name (malloc'ed) instead of the current name. */

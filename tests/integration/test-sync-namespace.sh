@@ -175,4 +175,28 @@ if is_cyrus; then
 	got=$("$CPMCTL" dump --db "$WORK/ns-show.db" a | awk -F'\t' '/team\.1@ns\.test/ {print $2}')
 	check "shown as '#Users/$USER2/Team' ($got)" test "$got" = "#Users/$USER2/Team"
 fi
+
+# --- 5. a local name the server cannot hold --------------------------------------
+# Cyrus classic: '.' is its delimiter, so "Loc.Dot" (or a CPM peer such as
+# sip:bob@example.com) cannot be sent at all.  Taken for "out of memory",
+# it stopped the account for good; now its CREATE is a failed operation
+# ([CANNOT]), what depends on it waits with it, and the rest goes on.
+if [ "$SERVER" = cyrus-classic ]; then
+	printf 'From: a@ns.test\r\nMessage-ID: <dot.1@ns.test>\r\nSubject: dot\r\n\r\nx\r\n' \
+		>"$WORK/dot.eml"
+	check "Loc.Dot made locally" "$OP" --db "$DB" mkdir a Loc.Dot
+	check "a message stored into Loc.Dot" "$OP" --db "$DB" store a Loc.Dot "$WORK/dot.eml"
+	id2=$("$OP" --db "$DB" find a Work/Sync "<s.2@ns.test>")
+	check "a flag change queued in Work/Sync" "$OP" --db "$DB" flags "$id2" -- +\$AfterDot
+	check "the sync succeeds" sync_once "$CONF" "$WORK/sync7.log"
+	check "no 'out of memory'" bash -c "! grep -q 'out of memory' '$WORK/sync7.log'"
+	refusal=$(sqlite3 -readonly "$DB" "SELECT op || ' ' || failed || ' ' || code || ' ' || refused
+		FROM journal WHERE op = 'create_folder'")
+	check "its CREATE is a failed operation saying why ($refusal)" test "$refusal" = \
+		"create_folder 1 CANNOT \"Loc.Dot\" cannot be a folder name on this server: its hierarchy delimiter '.' is not allowed inside a level"
+	check "the message waits with it (queued, not sent)" test \
+		"$(sqlite3 -readonly "$DB" "SELECT count(*) FROM journal WHERE op = 'append'")" = 1
+	flags=$(server_dump "$USER1" | awk -F'\t' '$5 == "<s.2@ns.test>" { print $4 }')
+	check "the flag change behind it reached the server ($flags)" grep -qF '$AfterDot' <<<"$flags"
+fi
 finish
