@@ -40,6 +40,13 @@ static int summary_in_cb(const struct cpmsync_message_info *m, void *userdata)
 	return 0;
 }
 
+static int skip_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	(void)m;
+	(void)userdata;
+	return 0;
+}
+
 /* One conversation dict (a{sv}) into array: an open aa{sv}, or a
  * signal's top-level iterator. */
 static void append_conversation(struct cpm_service *svc, DBusMessageIter *array,
@@ -186,7 +193,7 @@ DBusMessage *svc_list_conversations_page(struct cpm_bus *bus, DBusMessage *msg, 
 	(void)bus;
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT32, &offset, DBUS_TYPE_UINT32, &limit,
 			      DBUS_TYPE_INVALID);
-	if ((reply = cpm_list_limit(msg, &limit)))
+	if ((reply = cpm_list_limit_or_default(msg, &limit)))
 		return reply;
 	reply = cpm_array_reply(msg, &it, &array);
 	r = cpmsync_store_foreach_conversation_page(a->svc->store, a->name, offset, limit,
@@ -220,11 +227,15 @@ DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *ms
 	if (before > INT64_MAX)
 		return cpm_error_invalid_args(msg, "before_id: no message has id %" PRIu64,
 					      (uint64_t)before);
-	if ((reply = cpm_list_limit(msg, &limit)))
+	if ((reply = cpm_list_limit(msg, limit)))
 		return reply;
 	reply = cpm_array_reply(msg, &it, &array);
+	/* "At most limit": limit 0 lists none (for the store, 0 would be
+	 * all), yet an unknown conversation or before_id is still NotFound:
+	 * a walk of one message, skipped. */
 	r = cpmsync_store_foreach_conversation_message(a->svc->store, a->name, conversation_id,
-						       (int64_t)before, limit, summary_in_cb, &si);
+						       (int64_t)before, limit ? limit : 1,
+						       limit ? summary_in_cb : skip_cb, &si);
 	cpm_array_reply_close(&it, &array);
 	if (r == -CPMSYNC_E_NOT_FOUND) {
 		dbus_message_unref(reply);

@@ -205,13 +205,18 @@ DBusMessage *cpm_reply(DBusMessage *msg)
 	return reply;
 }
 
-DBusMessage *cpm_list_limit(DBusMessage *msg, dbus_uint32_t *limit)
+DBusMessage *cpm_list_limit(DBusMessage *msg, dbus_uint32_t limit)
 {
-	if (*limit > CPM_MAX_LIST_LIMIT)
+	if (limit > CPM_MAX_LIST_LIMIT)
 		return cpm_error_invalid_args(msg, "limit: at most %u", CPM_MAX_LIST_LIMIT);
+	return NULL;
+}
+
+DBusMessage *cpm_list_limit_or_default(DBusMessage *msg, dbus_uint32_t *limit)
+{
 	if (*limit == 0)
 		*limit = CPM_DEFAULT_LIST_LIMIT;
-	return NULL;
+	return cpm_list_limit(msg, *limit);
 }
 
 DBusMessage *cpm_array_reply(DBusMessage *msg, DBusMessageIter *it, DBusMessageIter *array)

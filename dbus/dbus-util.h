@@ -36,7 +36,7 @@
 #define CPM_MAX_FLAG_LEN       256u		       /* bytes of one flag */
 #define CPM_MAX_NAME_LEN       CPMSYNC_FOLDER_NAME_MAX /* folder names, metadata entries */
 #define CPM_MAX_LIST_LIMIT     10000u		       /* ListMessages limit */
-#define CPM_DEFAULT_LIST_LIMIT 1000u		       /* ListMessages limit 0 */
+#define CPM_DEFAULT_LIST_LIMIT 1000u		       /* ListConversationsPage limit 0 */
 #define CPM_MAX_METADATA       256u		       /* entries per Get/SetMetadata */
 #define CPM_MAX_METADATA_VALUE CPMSYNC_METADATA_VALUE_MAX
 #define CPM_MAX_PREVIEW_DIM    4096u
@@ -78,10 +78,14 @@ const char *cpm_utf8(const char *s, char **tmp);
 DBusMessage *cpm_reply(DBusMessage *msg);
 
 /*
- * A list method's limit: 0 becomes CPM_DEFAULT_LIST_LIMIT.  NULL when
- * valid, else an InvalidArgs reply to msg naming the bound.
+ * A list method's limit: NULL when at most CPM_MAX_LIST_LIMIT, else an
+ * InvalidArgs reply to msg naming the bound.  0 stays 0: the contract's
+ * "at most limit" (ListMessages, ListConversationMessages) is then none.
  */
-DBusMessage *cpm_list_limit(DBusMessage *msg, dbus_uint32_t *limit);
+DBusMessage *cpm_list_limit(DBusMessage *msg, dbus_uint32_t limit);
+/* The same for ListConversationsPage (ours), where 0 means the default
+ * page: *limit 0 becomes CPM_DEFAULT_LIST_LIMIT. */
+DBusMessage *cpm_list_limit_or_default(DBusMessage *msg, dbus_uint32_t *limit);
 /*
  * A method return to msg whose one argument, an array of a{sv}, is left
  * open in *array for the caller to fill; cpm_array_reply_close() closes it

@@ -196,12 +196,14 @@ static DBusMessage *list_messages(struct cpm_bus *bus, DBusMessage *msg, void *u
 	(void)bus;
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &after, DBUS_TYPE_UINT32, &limit,
 			      DBUS_TYPE_INVALID);
-	if ((reply = cpm_list_limit(msg, &limit)))
+	if ((reply = cpm_list_limit(msg, limit)))
 		return reply;
 	reply = cpm_array_reply(msg, &it, &a);
-	r = after > INT64_MAX ? 0
-			      : cpmsync_store_foreach_message(f->svc->store, f->id, (int64_t)after,
-							      limit, list_cb, &a);
+	/* "At most limit": 0 is none (for the store, 0 would be all). */
+	r = after > INT64_MAX || limit == 0
+		    ? 0
+		    : cpmsync_store_foreach_message(f->svc->store, f->id, (int64_t)after, limit,
+						    list_cb, &a);
 	cpm_array_reply_close(&it, &a);
 	if (r < 0) {
 		dbus_message_unref(reply);

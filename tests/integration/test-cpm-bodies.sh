@@ -79,7 +79,7 @@ check "account reaches State idle" wait_state idle 20
 BF=$(call "$A" "$AC" FindFolder s Default/conv-B) || bail "FindFolder Default/conv-B: $BF"
 
 # summary MESSAGE-ID: the folder's summary dict of that message
-summary() { call "$BF" "$F" ListMessages tu 0 0 | grep -F -- ";MessageId=$1;"; }
+summary() { call "$BF" "$F" ListMessages tu 0 1000 | grep -F -- ";MessageId=$1;"; }
 has() { # has MESSAGE-ID TEXT...: its summary contains each TEXT
 	local s t
 	s=$(summary "$1")

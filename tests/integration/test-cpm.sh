@@ -338,6 +338,11 @@ check "ListConversationMessages with a '/' in the id: InvalidArgs" \
 check "ListConversationMessages limit over 10000: InvalidArgs" \
 	test "$(call "$A" "$AC" ListConversationMessages stu conv-ABC 0 10001)" = \
 	"error org.freedesktop.DBus.Error.InvalidArgs: limit: at most 10000"
+check "ListConversationMessages limit 0: at most 0, an empty array" \
+	bash -c "out=\$('$DBUS' call $A $AC ListConversationMessages stu conv-ABC 0 0) && [ -z \"\$out\" ]"
+check "  limit 0 of an unknown conversation: NotFound still" \
+	test "$(call "$A" "$AC" ListConversationMessages stu conv-NOPE 0 0)" = \
+	"error org.cpmsync.Error.NotFound: conversation_id: no conversation 'conv-NOPE' in account 'a'"
 sigmark
 
 # --- MarkConversationRead -----------------------------------------------------------------------

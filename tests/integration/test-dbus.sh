@@ -99,6 +99,8 @@ call "$INBOX" $F ListMessages tu "$ID1" 2 >"$WORK/list2"
 check "ListMessages after_id/limit pages" test "$(grep -c '^- ' "$WORK/list2")" -eq 2
 check "ListMessages limit too large: InvalidArgs naming limit" \
 	bash -c "'$DBUS' call $INBOX $F ListMessages tu 0 100000000 | grep -q 'InvalidArgs.*limit'"
+check "ListMessages limit 0: at most 0, an empty array" \
+	bash -c "out=\$('$DBUS' call $INBOX $F ListMessages tu 0 0) && [ -z \"\$out\" ]"
 call "$INBOX" $F GetMessage t "$ID1" >"$WORK/msg1"
 MID1=$(grep -o '^MessageId=.*' "$WORK/msg1" | cut -d= -f2-)
 check "GetMessage gives the message" test -n "$MID1"

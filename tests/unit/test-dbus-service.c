@@ -465,15 +465,17 @@ START_TEST(test_list_fetch)
 				 DBUS_TYPE_INVALID);
 	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "limit: at most 10000");
 
-	limit = 0;
-	m = new_call(inbox_path, "org.cpmsync.Folder1", "ListMessages");
-	dbus_message_append_args(m, DBUS_TYPE_UINT64, &after, DBUS_TYPE_UINT32, &limit,
-				 DBUS_TYPE_INVALID);
-	r = call_msg(m);
-	ck_assert_str_eq(dbus_message_get_signature(r), "aa{sv}");
-	dbus_message_iter_init(r, &it);
-	ck_assert_int_eq(dbus_message_iter_get_element_count(&it), 1);
-	dbus_message_unref(r);
+	/* At most limit: 0 lists none, 1 the one message. */
+	for (limit = 0; limit <= 1; limit++) {
+		m = new_call(inbox_path, "org.cpmsync.Folder1", "ListMessages");
+		dbus_message_append_args(m, DBUS_TYPE_UINT64, &after, DBUS_TYPE_UINT32, &limit,
+					 DBUS_TYPE_INVALID);
+		r = call_msg(m);
+		ck_assert_str_eq(dbus_message_get_signature(r), "aa{sv}");
+		dbus_message_iter_init(r, &it);
+		ck_assert_int_eq(dbus_message_iter_get_element_count(&it), (int)limit);
+		dbus_message_unref(r);
+	}
 
 	/* Wrong signature */
 	m = new_call(inbox_path, "org.cpmsync.Folder1", "ListMessages");
