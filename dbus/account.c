@@ -88,9 +88,15 @@ static DBusMessage *rename_folder(struct cpm_bus *bus, DBusMessage *msg, void *u
 	if ((err = cpm_check_name("name", name, false)) ||
 	    (err = cpm_check_name("new_name", new_name, false)))
 		return svc_invalid(msg, err);
+	/* The one refusal about name (besides NotFound), told here; the
+	 * store's other refusals of an invalid argument are about new_name
+	 * (not a valid name, too long with the folder's children, below
+	 * the folder itself). */
+	if (!strcasecmp(name, "INBOX"))
+		return cpm_error_invalid_args(msg, "name: INBOX cannot be renamed");
 	r = cpmsync_op_rename_folder(a->svc->store, a->name, name, new_name);
 	if (r < 0)
-		return svc_store_error(a->svc, msg, r);
+		return svc_store_error_arg(a->svc, msg, r, "new_name");
 	svc_changed_locally(a);
 	return cpm_reply(msg);
 }

@@ -180,6 +180,15 @@ check "CreateFolder with an empty level: InvalidArgs naming name" \
 check "DeleteFolder INBOX: InvalidArgs naming name" \
 	bash -c "'$DBUS' call $A org.cpmsync.Account1 DeleteFolder s INBOX | grep -q '^error org.freedesktop.DBus.Error.InvalidArgs: name: '"
 check "CreateFolder reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx 'Über Ordner'"
+check "RenameFolder of INBOX: InvalidArgs naming name" \
+	test "$(call "$A" org.cpmsync.Account1 RenameFolder ss INBOX Other)" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: name: INBOX cannot be renamed'
+check "RenameFolder to a name with an empty level: InvalidArgs naming new_name" \
+	test "$(call "$A" org.cpmsync.Account1 RenameFolder ss "Über Ordner" "a/")" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: new_name: invalid folder name "a/": empty level'
+check "RenameFolder below itself: InvalidArgs naming new_name" \
+	test "$(call "$A" org.cpmsync.Account1 RenameFolder ss "Über Ordner" "Über Ordner/x")" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: new_name: cannot rename "Über Ordner" to itself or below itself'
 call "$A" org.cpmsync.Account1 RenameFolder ss "Über Ordner" "Renamed" >/dev/null
 check "RenameFolder reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx Renamed"
 call "$A" org.cpmsync.Account1 DeleteFolder s Renamed >/dev/null
