@@ -1234,7 +1234,10 @@ static DBusMessage *copy_move(struct svc_folder *f, DBusMessage *msg, bool move)
 						       (size_t)n, destination, new_ids);
 	if (r < 0) {
 		free(new_ids);
-		return svc_store_error(f->svc, msg, r);
+		/* The ids are checked above: what the store refuses as
+		 * invalid is the destination (a Move into the messages' own
+		 * folder). */
+		return svc_store_error_arg(f->svc, msg, r, "destination");
 	}
 	reply = reply_ids(msg, new_ids, (size_t)n);
 	free(new_ids);

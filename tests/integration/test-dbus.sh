@@ -165,6 +165,9 @@ COPY=$(call "$INBOX" $F Copy ats "$ID1" Sent | sed 's/^- //')
 check "Copy returns the new id" test "$COPY" -gt 0 2>/dev/null
 check "Copy reaches the server" eventually 10 server_has Sent "$MID1"
 MID2=$(call "$INBOX" $F GetMessage t "$NEWFD" | grep '^MessageId=' | cut -d= -f2-)
+check "Move into the folder it is in: InvalidArgs naming destination" \
+	test "$(call "$INBOX" $F Move ats "$NEWFD" INBOX)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: destination: message $NEWFD is already in \"INBOX\""
 call "$INBOX" $F Move ats "$NEWFD" Trash >/dev/null
 check "Move reaches the server (in Trash)" eventually 10 server_has Trash "$MID2"
 check "Move reaches the server (gone from INBOX)" eventually 10 bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox INBOX header message-id '$MID2' | grep -q .)"
