@@ -352,6 +352,29 @@ char *cpm_check_flag(const char *arg, const char *flag)
 			return cpm_asprintf("%s: flag '%.64s' has a character not allowed in an "
 					    "IMAP flag or keyword",
 					    arg, dbus_validate_utf8(flag, NULL) ? flag : "?");
+	/* A '\' flag is one of RFC 3501's (\Recent: the server's own, which
+	 * Search may ask for and a removal ignores; cpm_check_no_recent()). */
+	if (*flag == '\\') {
+		static const char *const system[] = { "\\Answered", "\\Deleted", "\\Draft",
+						      "\\Flagged",  "\\Seen",	 "\\Recent" };
+		bool known = false;
+
+		for (size_t i = 0; i < sizeof(system) / sizeof(system[0]) && !known; i++)
+			known = !strcasecmp(flag, system[i]);
+		if (!known)
+			return cpm_asprintf("%s: flag '%.64s' is not a system flag (\\Answered, "
+					    "\\Deleted, \\Draft, \\Flagged, \\Seen)",
+					    arg, flag);
+	}
+	return NULL;
+}
+
+char *cpm_check_no_recent(const char *arg, const char *const *flags)
+{
+	for (; flags && *flags; flags++)
+		if (!strcasecmp(*flags, "\\Recent"))
+			return cpm_asprintf("%s: flag \\Recent cannot be set (the server sets it)",
+					    arg);
 	return NULL;
 }
 

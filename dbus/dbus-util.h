@@ -110,7 +110,10 @@ DBusMessage *cpm_error_from_code(DBusMessage *msg, int r, const char *detail);
  * malloc()ed sentence naming the argument (arg) and the rule.
  */
 char *cpm_check_name(const char *arg, const char *s, bool allow_empty);
+/* A flag or keyword (atom characters); a '\' flag must be a system flag. */
 char *cpm_check_flag(const char *arg, const char *flag);
+/* Flags to set (Store's flags, SetFlags' add): \Recent is the server's. */
+char *cpm_check_no_recent(const char *arg, const char *const *flags);
 char *cpm_check_section(const char *arg, const char *section);
 char *cpm_check_rights(const char *arg, const char *rights);
 char *cpm_check_metadata_entry(const char *arg, const char *entry);

@@ -660,6 +660,11 @@ char *svc_read_flags_date(DBusMessageIter *it, const char ***ret_flags, int64_t 
 
 	if ((err = cpm_read_strv(it, "flags", CPM_MAX_FLAGS, true, ret_flags)))
 		return err;
+	if ((err = cpm_check_no_recent("flags", *ret_flags))) {
+		free(*ret_flags);
+		*ret_flags = NULL;
+		return err;
+	}
 	dbus_message_iter_next(it);
 	dbus_message_iter_get_basic(it, &date);
 	if (date < 0 || date > CPMSYNC_OP_MAX_DATE) {
@@ -1185,8 +1190,11 @@ static DBusMessage *set_flags(struct cpm_bus *bus, DBusMessage *msg, void *userd
 	if ((err = cpm_read_ids(&it, "ids", CPM_MAX_IDS, &ids, &n)))
 		return svc_invalid(msg, err);
 	dbus_message_iter_next(&it);
-	if ((err = cpm_read_strv(&it, "add", CPM_MAX_FLAGS, true, &add)))
+	if ((err = cpm_read_strv(&it, "add", CPM_MAX_FLAGS, true, &add)) ||
+	    (err = cpm_check_no_recent("add", add))) {
+		free(add);
 		return svc_invalid(msg, err);
+	}
 	dbus_message_iter_next(&it);
 	if ((err = cpm_read_strv(&it, "remove", CPM_MAX_FLAGS, true, &remove))) {
 		free(add);

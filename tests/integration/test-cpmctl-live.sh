@@ -229,6 +229,9 @@ run 1 copy a INBOX 999999 Keep
 check "copy of an unknown id: exit 1, the daemon's reason" grep -q '^cpmctl: Copy: NotFound: ' "$WORK/err"
 run 1 delete a Nope 1
 check "delete in an unknown folder: exit 1" err_is "cpmctl: account 'a' has no folder 'Nope'"
+check "flag +\\Bogus: exit 1" run 1 flag a Keep "$M2" +'\Bogus'
+check "  the daemon's reason names the flag and the argument (add)" \
+	err_is "cpmctl: SetFlags: InvalidArgs: add: flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)"
 check "move into its own folder: exit 1" run 1 move a Keep "$M2" Keep
 check "  the daemon's reason names the destination" \
 	err_is "cpmctl: Move: InvalidArgs: destination: message $M2 is already in \"Keep\""

@@ -157,6 +157,18 @@ check "Store of an empty message: InvalidArgs" \
 	bash -c "'$DBUS' call $INBOX $F Store ayasx '' '' 0 | grep -q InvalidArgs"
 check "SetFlags with a bad flag: InvalidArgs" \
 	bash -c "'$DBUS' call $INBOX $F SetFlags atasas $ID1 'bad flag' '' | grep -q InvalidArgs"
+check "SetFlags adding an unknown system flag: InvalidArgs naming add" \
+	test "$(call "$INBOX" $F SetFlags atasas "$ID1" '\Bogus' '')" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: add: flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)"
+check "SetFlags removing one: InvalidArgs naming remove" \
+	test "$(call "$INBOX" $F SetFlags atasas "$ID1" '' '\Bogus')" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: remove: flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)"
+check "SetFlags adding \\Recent: InvalidArgs naming add" \
+	test "$(call "$INBOX" $F SetFlags atasas "$ID1" '\Recent' '')" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: add: flag \\Recent cannot be set (the server sets it)"
+check "Store with \\Recent: InvalidArgs naming flags" \
+	test "$(call "$INBOX" $F Store ayasx "@$WORK/stored.eml" '\Recent' 0)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: flags: flag \\Recent cannot be set (the server sets it)"
 check "SetFlags of an unknown id: NotFound" \
 	bash -c "'$DBUS' call $INBOX $F SetFlags atasas 999999 '\\Flagged' '' | grep -q NotFound"
 call "$INBOX" $F SetFlags atasas "$ID1" '$Work,\Answered' '\Seen' >/dev/null

@@ -685,8 +685,8 @@ END_TEST
 
 START_TEST(test_checks)
 {
-	static const char *good_flags[] = { "\\Seen", "\\Deleted", "$Label1",
-					    "Junk",   "$MDNSent",  "a.b-c_d" };
+	static const char *good_flags[] = { "\\Seen",	"\\Deleted", "$Label1", "Junk",
+					    "$MDNSent", "a.b-c_d",   "\\seen",	"\\Recent" };
 	static const char *bad_flags[] = { "",	 "\\",	     "\\\\Seen", "a b",	    "(x",
 					   "x)", "a*",	     "a%",	 "a\"",	    "a]",
 					   "a{", "\xc3\xa9", "a\x01",	 "\\Seen\\" };
@@ -710,6 +710,16 @@ START_TEST(test_checks)
 	free(err);
 	big[256] = '\0';
 	ck_assert_ptr_null(cpm_check_flag("add", big));
+	/* A '\' flag that RFC 3501 does not define. */
+	err = cpm_check_flag("add", "\\Bogus");
+	ck_assert_str_eq(err, "add: flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, "
+			      "\\Draft, \\Flagged, \\Seen)");
+	free(err);
+	/* \Recent may be asked for, not set. */
+	ck_assert_ptr_null(cpm_check_no_recent("flags", (const char *[]){ "\\Seen", NULL }));
+	err = cpm_check_no_recent("flags", (const char *[]){ "\\Seen", "\\recent", NULL });
+	ck_assert_str_eq(err, "flags: flag \\Recent cannot be set (the server sets it)");
+	free(err);
 
 	/* sections */
 	ck_assert_ptr_null(cpm_check_section("section", ""));
