@@ -449,6 +449,14 @@ char *cpm_check_metadata_entry(const char *arg, const char *entry)
 		if (*p < 0x20 || *p == 0x7f || *p == '*' || *p == '%')
 			return cpm_asprintf("%s: entry name has a character not allowed (RFC 5464)",
 					    arg);
+	/* The store's rule for what it journals (and the server refuses
+	 * more): GetMetadata is held to it too, so that both calls refuse
+	 * the same names the same way, before asking the server. */
+	for (const unsigned char *p = (const unsigned char *)entry; *p; p++)
+		if (*p == ' ' || *p >= 0x80)
+			return cpm_asprintf("%s: entry name \"%s\" contains a space or a character "
+					    "that is not printable ASCII",
+					    arg, entry);
 	if (strstr(entry, "//") || entry[strlen(entry) - 1] == '/')
 		return cpm_asprintf("%s: entry name has an empty component", arg);
 	return NULL;

@@ -9,6 +9,8 @@
 # dict's dotlock cannot be made) while GETMETADATA still reads the file.
 # The engine keeps such a refusal queued for a later try (a refusal that may
 # pass), so the set stays journaled, not on the server, as long as needed.
+# Also: entry names GetMetadata and SetMetadata refuse alike, naming their
+# argument, before the server is asked.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -87,6 +89,21 @@ check "SetMetadata with 257 entries: InvalidArgs" \
 check "SetMetadata with a value of 65537 bytes: InvalidArgs naming the entry" \
 	test "$(call "$A" "$ACC" SetMetadata 'sa{ss}' INBOX "/private/ok=1,/private/big=$BIG")" = \
 	"error org.freedesktop.DBus.Error.InvalidArgs: values: value of '/private/big' longer than 65536 bytes"
+# Entry names: both calls refuse what the store would not journal, the
+# same way, naming their argument; GetMetadata before asking the server
+# (which answered BAD for the first one).
+check "GetMetadata of a non-ASCII entry: InvalidArgs naming entries, not the server's BAD" \
+	test "$(call "$A" "$ACC" GetMetadata sas INBOX "/private/é")" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: entries: entry name "/private/é" contains a space or a character that is not printable ASCII'
+check "SetMetadata of the same entry: the same refusal, naming values" \
+	test "$(call "$A" "$ACC" SetMetadata 'sa{ss}' INBOX "/private/é=v")" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: values: entry name "/private/é" contains a space or a character that is not printable ASCII'
+check "SetMetadata of an entry with a space: InvalidArgs naming values" \
+	test "$(call "$A" "$ACC" SetMetadata 'sa{ss}' "" "/private/a b=v")" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: values: entry name "/private/a b" contains a space or a character that is not printable ASCII'
+check "GetMetadata of it: the same refusal (it answered nothing)" \
+	test "$(call "$A" "$ACC" GetMetadata sas "" "/private/a b")" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: entries: entry name "/private/a b" contains a space or a character that is not printable ASCII'
 check "the answers changed nothing: still 2 queued" pending_is 2
 check "the answers changed nothing on the server" test "$(md_server /private/comment)" = "server c"
 

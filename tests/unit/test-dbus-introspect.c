@@ -803,6 +803,15 @@ START_TEST(test_checks)
 	free(err);
 	ck_assert_ptr_null(cpm_check_metadata_entry("entries", "/private/comment"));
 	ck_assert_ptr_null(cpm_check_metadata_entry("entries", "/shared/vendor/x"));
+	/* The store's rule (printable ASCII, no space), named and quoted. */
+	err = cpm_check_metadata_entry("values", "/private/a b");
+	ck_assert_str_eq(err, "values: entry name \"/private/a b\" contains a space or a "
+			      "character that is not printable ASCII");
+	free(err);
+	err = cpm_check_metadata_entry("entries", "/private/\xc3\xa9");
+	ck_assert_str_eq(err, "entries: entry name \"/private/\xc3\xa9\" contains a space or a "
+			      "character that is not printable ASCII");
+	free(err);
 	static const char *bad_entries[] = { "comment",	 "/private/",	"/private//x",
 					     "/other/x", "/private/a*", "" };
 	for (size_t i = 0; i < sizeof(bad_entries) / sizeof(bad_entries[0]); i++) {
