@@ -95,6 +95,11 @@ static DBusMessage *rename_folder(struct cpm_bus *bus, DBusMessage *msg, void *u
 	if (!strcasecmp(name, "INBOX"))
 		return cpm_error_invalid_args(msg, "name: INBOX cannot be renamed");
 	r = cpmsync_op_rename_folder(a->svc->store, a->name, name, new_name);
+	/* To its own name: the store's -EEXIST (its text says so), yet no
+	 * conflict with another folder but a new_name that names nothing
+	 * new, as one below the folder is. */
+	if (r == -EEXIST && !strcmp(name, new_name))
+		r = -EINVAL;
 	if (r < 0)
 		return svc_store_error_arg(a->svc, msg, r, "new_name");
 	svc_changed_locally(a);

@@ -204,6 +204,11 @@ check "RenameFolder to a name with an empty level: InvalidArgs naming new_name" 
 check "RenameFolder below itself: InvalidArgs naming new_name" \
 	test "$(call "$A" org.cpmsync.Account1 RenameFolder ss "Über Ordner" "Über Ordner/x")" = \
 	'error org.freedesktop.DBus.Error.InvalidArgs: new_name: cannot rename "Über Ordner" to itself or below itself'
+check "RenameFolder to its own name: InvalidArgs naming new_name (was Failed)" \
+	test "$(call "$A" org.cpmsync.Account1 RenameFolder ss "Über Ordner" "Über Ordner")" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: new_name: cannot rename "Über Ordner" to itself or below itself'
+check "RenameFolder of an unknown folder to its own name: NotFound still" \
+	bash -c "'$DBUS' call $A org.cpmsync.Account1 RenameFolder ss Nope Nope | grep -q '^error org.cpmsync.Error.NotFound: '"
 call "$A" org.cpmsync.Account1 RenameFolder ss "Über Ordner" "Renamed" >/dev/null
 check "RenameFolder reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx Renamed"
 call "$A" org.cpmsync.Account1 DeleteFolder s Renamed >/dev/null
