@@ -685,9 +685,12 @@ static DBusMessage *retry_or_discard(DBusMessage *msg, struct svc_account *a,
 	int r;
 
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_INVALID);
+	/* No operation has such an id: NotFound, as for any id that names
+	 * none, in the store's words. */
 	if (id == 0 || id > INT64_MAX)
-		return cpm_error_invalid_args(msg, "id: no failed operation has id %llu",
-					      (unsigned long long)id);
+		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
+				 "account \"%s\" has no failed operation %llu", a->name,
+				 (unsigned long long)id);
 	r = op(a->svc->store, a->name, (int64_t)id);
 	if (r < 0)
 		return svc_store_error(a->svc, msg, r);

@@ -470,6 +470,13 @@ check "cpmctl failed: the keyword line" grep -qE "^a	$KW_OP	flags	INBOX	$ID1	CAN
 "$CPMCTL" retry a 999999 >"$WORK/cpmctl.out" 2>"$WORK/cpmctl.err"
 check "cpmctl retry of an unknown id: exit 1, NotFound" \
 	bash -c "[ $? -eq 1 ] && grep -q 'NotFound' '$WORK/cpmctl.err'"
+for m in RetryOperation DiscardOperation; do
+	for i in 0 999999; do
+		check "$m $i: NotFound, like any id that names no failed operation" \
+			test "$(call "$A" org.cpmsync.Account1 $m t $i)" = \
+			"error org.cpmsync.Error.NotFound: account \"a\" has no failed operation $i"
+	done
+done
 check "cpmctl discard of the keyword change: exit 0" "$CPMCTL" discard a "$KW_OP"
 check "discard: the local flags are the server's again" \
 	eventually 5 bash -c "f=\$('$DBUS' call $INBOX $F GetMessage t $ID1 | grep '^Flags='); [[ -n \$f && \$f != *$LONGKW* ]]"

@@ -978,7 +978,11 @@ START_TEST(test_failed_operations)
 
 	assert_error(call_id("RetryOperation", row + 100), "org.cpmsync.Error.NotFound",
 		     "account \"acc-1\" has no failed operation");
-	assert_error(call_id("DiscardOperation", 0), DBUS_ERROR_INVALID_ARGS, "id: ");
+	/* 0 names no operation either: NotFound too. */
+	assert_error(call_id("DiscardOperation", 0), "org.cpmsync.Error.NotFound",
+		     "account \"acc-1\" has no failed operation 0");
+	assert_error(call_id("RetryOperation", 0), "org.cpmsync.Error.NotFound",
+		     "account \"acc-1\" has no failed operation 0");
 	dbus_message_unref(call_id("RetryOperation", row));
 	list_failed(got, sizeof(got));
 	ck_assert_str_eq(got, "");
