@@ -2276,6 +2276,10 @@ static char *sync_start(DBusConnection *conn, const struct sync_account *a)
 	}
 	if (error_is_no_daemon(&e))
 		why = xstrdup("the cpm-syncd daemon is not running");
+	else if (dbus_error_has_name(&e, "org.cpmsync.Error.Offline"))
+		/* Its Online switch is off (the daemon's "account 'a' is
+		 * offline (Online is false)"), said as cpmctl's commands go. */
+		why = xstrdup("the account is offline (Online is off; see cpmctl online)");
 	else
 		why = xasprintf("%s: %s", error_short_name(e.name),
 				e.message && *e.message ? e.message : "(no message)");
@@ -2386,12 +2390,8 @@ static int cmd_sync(int argc, char **argv)
 		struct sync_account *a = &run.v[i];
 		_cleanup_free_ char *why = NULL;
 
-		if (!a->online) {
-			sync_finish(&run, a,
-				    "the account is offline (Online is off; "
-				    "see cpmctl online)");
-			continue;
-		}
+		/* An account whose Online is off: the daemon's Sync says so
+		 * (Offline), sync_start() tells it. */
 		if (!a->has_generation) {
 			sync_finish(&run, a,
 				    "the daemon does not report SyncGeneration "

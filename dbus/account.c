@@ -36,6 +36,9 @@ static DBusMessage *sync_method(struct cpm_bus *bus, DBusMessage *msg, void *use
 	struct svc_account *a = userdata;
 
 	(void)bus;
+	/* Nothing to sync with: said, not a success that does nothing. */
+	if (!cpmsync_session_get_online(a->session))
+		return svc_offline_error(msg, a);
 	cpmsync_session_sync_now(a->session);
 	return cpm_reply(msg);
 }

@@ -162,6 +162,7 @@ DBusMessage *svc_resolve_folder(struct svc_account *a, DBusMessage *msg, const c
 /* After a request function returned r: NULL (its callback replies) or,
  * when it failed at once, the error reply (and c is finished). */
 DBusMessage *svc_request_started(struct svc_call *c, int r);
+/* Offline: what needs the server while the account's Online is false. */
 DBusMessage *svc_offline_error(DBusMessage *msg, struct svc_account *a);
 /* Reads the flags (as) and date (x) that follow at it (Store, StoreFd,
  * StoreObject): NULL, or the InvalidArgs text (to free). */

@@ -191,7 +191,8 @@ DBusMessage *svc_request_started(struct svc_call *c, int r)
 
 DBusMessage *svc_offline_error(DBusMessage *msg, struct svc_account *a)
 {
-	return cpm_error(msg, CPM_ERROR_OFFLINE, "account '%s' is offline", a->name);
+	return cpm_error(msg, CPM_ERROR_OFFLINE, "account '%s' is offline (Online is false)",
+			 a->name);
 }
 
 DBusMessage *svc_invalid(DBusMessage *msg, char *err)

@@ -249,6 +249,9 @@ check "push: PropertiesChanged for the folder's Messages" saw_signal "$INBOX org
 "$DBUS" set "$A" org.cpmsync.Account1 Online b false >/dev/null
 check "Online=false: State offline" wait_state offline 5
 check "Online=false: PushState off" test "$(acct PushState)" = off
+check "Online=false: Sync fails with Offline, naming the account and why" \
+	test "$(call "$A" org.cpmsync.Account1 Sync)" = \
+	"error org.cpmsync.Error.Offline: account 'a' is offline (Online is false)"
 msg_text "<offline@dbus.test>" 400 >"$WORK/offline.eml"
 OFF=$(call "$INBOX" $F Store ayasx "@$WORK/offline.eml" "" 0)
 check "offline: Store accepted" test "$OFF" -gt 0 2>/dev/null
