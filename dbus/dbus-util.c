@@ -739,7 +739,8 @@ void cpm_append_summary_in(DBusMessageIter *array, const struct cpmsync_message_
 		cpm_oom();
 }
 
-void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info *m)
+void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info *m,
+		       uint32_t fields)
 {
 	DBusMessageIter d;
 	dbus_uint64_t id = (dbus_uint64_t)m->id;
@@ -749,11 +750,27 @@ void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info
 	if (!dbus_message_iter_open_container(array, DBUS_TYPE_ARRAY, "{sv}", &d))
 		cpm_oom();
 	cpm_dict_append(&d, "Id", DBUS_TYPE_UINT64, &id);
-	cpm_dict_append_split(&d, "Flags", m->flags, ' ');
-	cpm_dict_append(&d, "Uid", DBUS_TYPE_UINT32, &uid);
-	cpm_dict_append(&d, "HasBody", DBUS_TYPE_BOOLEAN, &has_body);
+	/* The contract: "Each dict holds Id and the fields that changed". */
+	if (fields & CPMSYNC_CHANGED_FLAGS)
+		cpm_dict_append_split(&d, "Flags", m->flags, ' ');
+	if (fields & CPMSYNC_CHANGED_UID)
+		cpm_dict_append(&d, "Uid", DBUS_TYPE_UINT32, &uid);
+	if (fields & CPMSYNC_CHANGED_HAS_BODY)
+		cpm_dict_append(&d, "HasBody", DBUS_TYPE_BOOLEAN, &has_body);
 	/* An IMDN report raised it (contract v2). */
-	dict_str(&d, "Status", m->status);
+	if (fields & CPMSYNC_CHANGED_STATUS)
+		dict_str(&d, "Status", m->status);
+	/* A body's CPM parse (contract v2), as cpm_append_summary_in() has them. */
+	if (fields & CPMSYNC_CHANGED_TYPE)
+		dict_str(&d, "Type", m->type && *m->type ? m->type : "message");
+	if (fields & CPMSYNC_CHANGED_DIRECTION)
+		dict_str(&d, "Direction", m->direction);
+	if (fields & CPMSYNC_CHANGED_CONTEXT)
+		dict_str(&d, "Context", m->context);
+	if (fields & CPMSYNC_CHANGED_IN_REPLY_TO)
+		dict_str(&d, "InReplyToContributionId", m->in_reply_to);
+	if (fields & CPMSYNC_CHANGED_SNIPPET)
+		dict_str(&d, "Snippet", m->snippet);
 	if (!dbus_message_iter_close_container(array, &d))
 		cpm_oom();
 }

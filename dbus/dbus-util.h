@@ -149,8 +149,10 @@ void cpm_append_summary(DBusMessageIter *array, const struct cpmsync_message_inf
  * several folders' messages (ListConversationMessages, LastMessage). */
 void cpm_append_summary_in(DBusMessageIter *array, const struct cpmsync_message_info *m,
 			   const char *folder_path);
-/* The MessagesChanged dict: Id, Flags, Uid, HasBody, Status. */
-void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info *m);
+/* The MessagesChanged dict: Id and the summary keys of the fields that
+ * changed (enum cpmsync_change_field bits; none for annotations alone). */
+void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info *m,
+		       uint32_t fields);
 
 /* Dict helpers: one {sv} entry into an open a{sv} container. */
 void cpm_dict_append(DBusMessageIter *dict, const char *key, int type, const void *value);

@@ -385,6 +385,7 @@ struct mchange {
 	int64_t folder_id, message_id;
 	uint32_t seq;
 	enum cpmsync_change_kind kind;
+	uint32_t fields; /* MESSAGE_CHANGED: what changed */
 };
 
 static int mchange_cmp(const void *pa, const void *pb)
@@ -408,6 +409,7 @@ static int id_cmp(const void *pa, const void *pb)
 struct msg_append {
 	DBusMessageIter *array;
 	bool full;
+	uint32_t fields; /* !full: of the message asked for */
 	unsigned n;
 };
 
@@ -418,15 +420,15 @@ static int msg_append_cb(const struct cpmsync_message_info *m, void *userdata)
 	if (ma->full)
 		cpm_append_summary(ma->array, m);
 	else
-		cpm_append_change(ma->array, m);
+		cpm_append_change(ma->array, m, ma->fields);
 	ma->n++;
 	return 0;
 }
 
-/* MessagesAdded (full) or MessagesChanged of ids, in signals of at most
- * CPM_MAX_SIGNAL_ENTRIES dicts. */
+/* MessagesAdded (full) or MessagesChanged of ids (with what changed of
+ * each, fields[i]), in signals of at most CPM_MAX_SIGNAL_ENTRIES dicts. */
 static void emit_messages(struct cpm_service *svc, struct svc_folder *f, const int64_t *ids,
-			  size_t n, bool full)
+			  const uint32_t *fields, size_t n, bool full)
 {
 	size_t i = 0;
 
@@ -440,6 +442,7 @@ static void emit_messages(struct cpm_service *svc, struct svc_folder *f, const i
 		if (!dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &a))
 			cpm_oom();
 		for (; i < n && ma.n < CPM_MAX_SIGNAL_ENTRIES; i++) {
+			ma.fields = fields ? fields[i] : 0;
 			/* Gone meanwhile (a later change says so): skipped. */
 			cpmsync_store_get_message(svc->store, ids[i], msg_append_cb, &ma);
 		}
@@ -476,6 +479,7 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 	int64_t *folders = cpm_calloc(n, sizeof(*folders));
 	int64_t *added = cpm_calloc(n, sizeof(int64_t));
 	int64_t *changed = cpm_calloc(n, sizeof(int64_t));
+	uint32_t *changed_fields = cpm_calloc(n, sizeof(uint32_t));
 	int64_t *removed = cpm_calloc(n, sizeof(int64_t));
 	size_t n_mc = 0, n_folders = 0, i, j;
 
@@ -494,7 +498,7 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 		    ch[i].kind == CPMSYNC_CHANGE_MESSAGE_CHANGED ||
 		    ch[i].kind == CPMSYNC_CHANGE_MESSAGE_REMOVED)
 			mc[n_mc++] = (struct mchange){ ch[i].folder_id, ch[i].message_id,
-						       (uint32_t)i, ch[i].kind };
+						       (uint32_t)i, ch[i].kind, ch[i].fields };
 	}
 	qsort(folders, n_folders, sizeof(*folders), id_cmp);
 	for (i = j = 0; i < n_folders; i++)
@@ -515,10 +519,11 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 		while (i < n_mc && mc[i].folder_id == fid) {
 			size_t first = i;
 			enum cpmsync_change_kind k0, k1;
+			uint32_t fields = mc[i].fields;
 
 			while (i + 1 < n_mc && mc[i + 1].folder_id == fid &&
 			       mc[i + 1].message_id == mc[first].message_id)
-				i++;
+				fields |= mc[++i].fields;
 			k0 = mc[first].kind;
 			k1 = mc[i].kind;
 			if (k0 == CPMSYNC_CHANGE_MESSAGE_ADDED) {
@@ -530,14 +535,16 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 				/* Left and came back: announce it afresh. */
 				added[na++] = mc[i].message_id;
 			} else {
+				/* Changed only: what changed, by any of its rows. */
+				changed_fields[nc] = fields;
 				changed[nc++] = mc[i].message_id;
 			}
 			i++;
 		}
 		if (!f)
 			continue;
-		emit_messages(svc, f, added, na, true);
-		emit_messages(svc, f, changed, nc, false);
+		emit_messages(svc, f, added, NULL, na, true);
+		emit_messages(svc, f, changed, changed_fields, nc, false);
 		emit_removed(svc, f, removed, nr);
 	}
 
@@ -555,6 +562,7 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 	free(folders);
 	free(added);
 	free(changed);
+	free(changed_fields);
 	free(removed);
 }
 

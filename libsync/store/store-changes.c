@@ -31,9 +31,24 @@ struct watch {
 	char account[128];
 };
 
+/*
+ * A message changed (kind 2) records which of its fields did, as the bits
+ * of enum cpmsync_change_field in fields (0 for the other kinds): the
+ * columns of message a summary dict shows, its flags (message_state), its
+ * summary's snippet, its annotations.
+ */
+#define CHANGED_MESSAGE_FIELDS                                                                     \
+	"(CASE WHEN NEW.uid IS NOT OLD.uid THEN 2 ELSE 0 END"                                      \
+	" | CASE WHEN NEW.has_body IS NOT OLD.has_body THEN 4 ELSE 0 END"                          \
+	" | CASE WHEN NEW.status IS NOT OLD.status THEN 8 ELSE 0 END"                              \
+	" | CASE WHEN NEW.type IS NOT OLD.type THEN 16 ELSE 0 END"                                 \
+	" | CASE WHEN NEW.direction IS NOT OLD.direction THEN 32 ELSE 0 END"                       \
+	" | CASE WHEN NEW.context IS NOT OLD.context THEN 64 ELSE 0 END"                           \
+	" | CASE WHEN NEW.in_reply_to IS NOT OLD.in_reply_to THEN 128 ELSE 0 END)"
+
 static const char watch_sql[] =
 	"CREATE TEMP TABLE IF NOT EXISTS cpm_change ("
-	" seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
+	" seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, fields INTEGER NOT NULL DEFAULT 0,"
 	" folder_id INTEGER NOT NULL, message_id INTEGER NOT NULL);"
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_message_insert AFTER INSERT ON main.message"
 	" WHEN NEW.removed = 0 BEGIN"
@@ -50,18 +65,26 @@ static const char watch_sql[] =
 	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
 	"   SELECT 1, NEW.folder_id, NEW.id WHERE NEW.removed = 0"
 	"   AND (OLD.removed <> 0 OR NEW.folder_id <> OLD.folder_id);"
-	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
-	"   SELECT 2, NEW.folder_id, NEW.id WHERE NEW.removed = 0 AND OLD.removed = 0"
-	"   AND NEW.folder_id = OLD.folder_id"
-	"   AND (NEW.uid IS NOT OLD.uid"
-	"   OR NEW.has_body IS NOT OLD.has_body OR NEW.status IS NOT OLD.status"
-	"   OR NEW.type IS NOT OLD.type);"
+	"  INSERT INTO cpm_change (kind, fields, folder_id, message_id)"
+	"   SELECT 2, f, NEW.folder_id, NEW.id FROM (SELECT " CHANGED_MESSAGE_FIELDS " AS f)"
+	"   WHERE f <> 0 AND NEW.removed = 0 AND OLD.removed = 0"
+	"   AND NEW.folder_id = OLD.folder_id;"
 	" END;"
 	/* Flags (message_state since schema version 23). */
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_message_flags AFTER UPDATE OF flags"
 	" ON main.message_state WHEN NEW.flags IS NOT OLD.flags BEGIN"
-	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
-	"   SELECT 2, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.id"
+	"  INSERT INTO cpm_change (kind, fields, folder_id, message_id)"
+	"   SELECT 2, 1, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.id"
+	"   AND m.removed = 0;"
+	" END;"
+	/* The snippet written again (a body's CPM parse,
+	 * store_message_set_cpm()).  A message's first summary comes with
+	 * the message (kind 1), so an insert is not watched: that would be
+	 * a second row for most new messages. */
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_summary_snippet AFTER UPDATE OF snippet"
+	" ON main.summary WHEN NEW.snippet IS NOT OLD.snippet BEGIN"
+	"  INSERT INTO cpm_change (kind, fields, folder_id, message_id)"
+	"   SELECT 2, 256, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.id"
 	"   AND m.removed = 0;"
 	" END;"
 	/* Conversations (store-conv.c): the row id goes in message_id. */
@@ -103,16 +126,24 @@ static const char watch_sql[] =
 	 * set, the server's value refreshed by a sync) changes the message. */
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_annotation_insert AFTER INSERT ON main.annotation"
 	" WHEN NEW.local IS NOT NULL BEGIN"
-	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
-	"   SELECT 2, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.message_id"
+	"  INSERT INTO cpm_change (kind, fields, folder_id, message_id)"
+	"   SELECT 2, 512, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.message_id"
 	"   AND m.removed = 0;"
 	" END;"
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_annotation_update AFTER UPDATE ON main.annotation"
 	" WHEN coalesce(NEW.local, NEW.value, '') IS NOT coalesce(OLD.local, OLD.value, '') BEGIN"
-	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
-	"   SELECT 2, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.message_id"
+	"  INSERT INTO cpm_change (kind, fields, folder_id, message_id)"
+	"   SELECT 2, 512, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.message_id"
 	"   AND m.removed = 0;"
 	" END;";
+
+/* The numbers in the triggers above. */
+_Static_assert(CPMSYNC_CHANGED_FLAGS == 1 && CPMSYNC_CHANGED_UID == 2 &&
+		       CPMSYNC_CHANGED_HAS_BODY == 4 && CPMSYNC_CHANGED_STATUS == 8 &&
+		       CPMSYNC_CHANGED_TYPE == 16 && CPMSYNC_CHANGED_DIRECTION == 32 &&
+		       CPMSYNC_CHANGED_CONTEXT == 64 && CPMSYNC_CHANGED_IN_REPLY_TO == 128 &&
+		       CPMSYNC_CHANGED_SNIPPET == 256 && CPMSYNC_CHANGED_ANNOTATIONS == 512,
+	       "cpm_change.fields");
 
 static void update_hook(void *userdata, int op, const char *db, const char *table,
 			sqlite3_int64 rowid)
@@ -188,7 +219,7 @@ int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_chang
 	if (!*store_watch_slot(s) || store_in_transaction(s))
 		return 0;
 	r = store_prepare(s,
-			  "SELECT seq, kind, folder_id, message_id FROM temp.cpm_change"
+			  "SELECT seq, kind, folder_id, message_id, fields FROM temp.cpm_change"
 			  " ORDER BY seq LIMIT ?1",
 			  &st);
 	if (r < 0)
@@ -199,6 +230,7 @@ int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_chang
 		ret[n].kind = (enum cpmsync_change_kind)sqlite3_column_int(st, 1);
 		ret[n].folder_id = sqlite3_column_int64(st, 2);
 		ret[n].message_id = sqlite3_column_int64(st, 3);
+		ret[n].fields = (uint32_t)sqlite3_column_int64(st, 4);
 		n++;
 	}
 	if (r < 0)

@@ -9,7 +9,9 @@
 # is delivered by another client while the daemon runs.  A body over the
 # limit fetched on demand (Folder1.Fetch "") is kept in the store (contract
 # "Online and offline"): it gets the same CPM parse, and the next Fetch
-# works with the server stopped, with the same bytes.
+# works with the server stopped, with the same bytes.  MessagesChanged holds
+# Id and what changed only: HasBody and Snippet for that chat message,
+# HasBody alone for plain mail, Status alone for a report's original.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -74,6 +76,9 @@ done
 "$DBUS" monitor >"$WORK/signals.log" 2>&1 &
 MON_PID=$!
 sleep 0.2
+# Plain mail over the limit, in INBOX: its body fetched on demand changes
+# nothing but HasBody (no CPM parse).
+msg_save "$USER1" INBOX "<mail-big@cpm.test>" 3000 || bail "cannot save <mail-big@cpm.test>"
 start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
 check "account reaches State idle" wait_state idle 20
 BF=$(call "$A" "$AC" FindFolder s Default/conv-B) || bail "FindFolder Default/conv-B: $BF"
@@ -118,7 +123,19 @@ check "Fetch '' of a body over the limit: the server's bytes" cmp "$WORK/big" "$
 check "  kept in the store: HasBody true, the Snippet of its body" \
 	has "<b-big@cpm.test>" ";Snippet=hello imdn-b-big word word" ";HasBody=true"
 check "  MessagesChanged with HasBody=true" \
-	eventually 5 saw_signal "^$BF $F MessagesChanged .*\\{Id=$BIG;[^}]*HasBody=true"
+	eventually 5 saw_signal "^$BF $F MessagesChanged .*\\{Id=$BIG;HasBody=true;"
+check "  ...holding Id and what changed only: HasBody and the Snippet (contract)" \
+	saw_signal "^$BF $F MessagesChanged .*\\{Id=$BIG;HasBody=true;Snippet=hello imdn-b-big word[^;}]*\\}"
+INBOXF=$(call "$A" "$AC" FindFolder s INBOX) || bail "FindFolder INBOX: $INBOXF"
+MAILID=$(call "$INBOXF" "$F" ListMessages tu 0 1000 | grep -F -- ";MessageId=<mail-big@cpm.test>;" |
+	grep -o '^- {Id=[0-9]*' | cut -d= -f2)
+[ -n "$MAILID" ] || bail "no Id for <mail-big@cpm.test>"
+check "plain mail over the limit: no body" \
+	bash -c "'$DBUS' call '$INBOXF' $F GetMessage t $MAILID | grep -qx 'HasBody=false'"
+sigmark
+check "Fetch '' of it: exit 0" bash -c "'$DBUS' call '$INBOXF' $F Fetch ts $MAILID '' >/dev/null"
+check "  MessagesChanged holds Id and HasBody only" \
+	eventually 5 saw_signal "^$INBOXF $F MessagesChanged \\[\\{Id=$MAILID;HasBody=true\\}\\]\$"
 call "$BF" "$F" Fetch ts "$REP3" "" >"$WORK/r3.fetched"
 check "Fetch '' of a report over the limit: the server's bytes" cmp "$WORK/r3" "$WORK/r3.fetched"
 check "  now Type imdn, Status displayed" has "<b-rep-3@cpm.test>" ";Type=imdn;Status=displayed;"
@@ -149,7 +166,7 @@ report "$WORK/r2" "<b-rep-2@cpm.test>" imdn-b-2 delivered
 sigmark
 da save -u "$USER1" -m Default/conv-B <"$WORK/r2" || bail "cannot save r2"
 check "a delivery report by another client: MessagesChanged on its original, Status delivered" \
-	eventually 10 saw_signal "^$BF $F MessagesChanged .*\\{Id=$ID2;[^}]*Status=delivered"
+	eventually 10 saw_signal "^$BF $F MessagesChanged .*\\{Id=$ID2;Status=delivered\\}"
 check "  and ConversationChanged with it in LastMessage, still 4 messages" \
 	eventually 5 saw_signal "^$A $AC ConversationChanged .*ConversationId=conv-B;.*Messages=4;.*LastMessage=\\{.*MessageId=<b-2@cpm.test>;.*Status=delivered;"
 check "  the report itself: Type imdn, Status delivered" \

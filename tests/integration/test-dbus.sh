@@ -148,6 +148,8 @@ check "Store returns an id" test "$NEW" -gt 0 2>/dev/null
 check "Store: the message reaches the server" eventually 10 server_has INBOX "<stored@dbus.test>"
 check "Store: on the server with its flag" eventually 5 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '<stored@dbus.test>') | grep -q Flagged"
 check "Store: the local message got its UID" eventually 5 bash -c "'$DBUS' call $INBOX $F GetMessage t $NEW | grep -q '^Uid=[1-9]'"
+check "  MessagesChanged holds Id and Uid only (contract: the fields that changed)" \
+	eventually 5 saw_signal "^$INBOX $F MessagesChanged \\[\\{Id=$NEW;Uid=[1-9][0-9]*\\}\\]\$"
 check "Store: MessagesAdded was emitted" eventually 5 saw_signal "MessagesAdded"
 msg_text "<storedfd@dbus.test>" 70000 >"$WORK/storedfd.eml"
 NEWFD=$(call "$INBOX" $F StoreFd hasx "$WORK/storedfd.eml" "" 0)
@@ -171,7 +173,10 @@ check "Store with \\Recent: InvalidArgs naming flags" \
 	"error org.freedesktop.DBus.Error.InvalidArgs: flags: flag \\Recent cannot be set (the server sets it)"
 check "SetFlags of an unknown id: NotFound" \
 	bash -c "'$DBUS' call $INBOX $F SetFlags atasas 999999 '\\Flagged' '' | grep -q NotFound"
+sigmark
 call "$INBOX" $F SetFlags atasas "$ID1" '$Work,\Answered' '\Seen' >/dev/null
+check "SetFlags: MessagesChanged holds Id and Flags only" \
+	eventually 5 saw_signal "^$INBOX $F MessagesChanged \\[\\{Id=$ID1;Flags=\\[[^]]*Work[^]]*\\]\\}\\]\$"
 check "SetFlags reaches the server" eventually 10 bash -c "f=\$(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '$MID1'); [[ \$f == *Answered* && \$f == *Work* && \$f != *Seen* ]]"
 COPY=$(call "$INBOX" $F Copy ats "$ID1" Sent | sed 's/^- //')
 check "Copy returns the new id" test "$COPY" -gt 0 2>/dev/null
@@ -240,6 +245,8 @@ check "push: MessagesAdded for a delivery by another client" eventually 5 saw_si
 sigmark
 da flags add -u "$USER1" '\Flagged' mailbox INBOX header message-id "<pushed@dbus.test>"
 check "push: MessagesChanged for a flag change by another client" eventually 5 saw_signal "$INBOX org.cpmsync.Folder1 MessagesChanged"
+check "  holding Id and Flags only (no Uid, HasBody, Status: unchanged)" \
+	saw_signal "^$INBOX org.cpmsync.Folder1 MessagesChanged \\[\\{Id=[0-9]+;Flags=\\[[^]]*Flagged[^]]*\\]\\}\\]\$"
 sigmark
 da expunge -u "$USER1" mailbox INBOX header message-id "<pushed@dbus.test>"
 check "push: MessagesRemoved for an expunge by another client" eventually 5 saw_signal "$INBOX org.cpmsync.Folder1 MessagesRemoved"

@@ -1247,7 +1247,9 @@ START_TEST(test_summary_dict)
 	dbus_message_iter_init_append(m, &it);
 	dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &a);
 	cpm_append_summary(&a, &mi);
-	cpm_append_change(&a, &mi);
+	cpm_append_change(&a, &mi, CPMSYNC_CHANGED_FLAGS | CPMSYNC_CHANGED_HAS_BODY);
+	cpm_append_change(&a, &mi, ~0u);
+	cpm_append_change(&a, &mi, CPMSYNC_CHANGED_ANNOTATIONS);
 	dbus_message_iter_close_container(&it, &a);
 	ck_assert_str_eq(dbus_message_get_signature(m), "aa{sv}");
 
@@ -1288,20 +1290,30 @@ START_TEST(test_summary_dict)
 	}
 	ck_assert_uint_eq(n, sizeof(keys) / sizeof(keys[0]));
 
-	/* The change dict: Id, Flags, Uid, HasBody, Status. */
-	dbus_message_iter_next(&a);
-	dbus_message_iter_recurse(&a, &d);
-	n = 0;
-	for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
-	     dbus_message_iter_next(&d), n++) {
-		static const char *ckeys[] = { "Id", "Flags", "Uid", "HasBody", "Status" };
-		const char *key;
+	/* The change dicts: Id and the keys of what changed, nothing else
+	 * (flags and body; everything; annotations alone). */
+	for (unsigned k = 0; k < 3; k++) {
+		static const char *const ckeys[][11] = {
+			{ "Id", "Flags", "HasBody" },
+			{ "Id", "Flags", "Uid", "HasBody", "Status", "Type", "Direction", "Context",
+			  "InReplyToContributionId", "Snippet" },
+			{ "Id" },
+		};
 
-		dbus_message_iter_recurse(&d, &e);
-		dbus_message_iter_get_basic(&e, &key);
-		ck_assert_str_eq(key, ckeys[n]);
+		dbus_message_iter_next(&a);
+		dbus_message_iter_recurse(&a, &d);
+		n = 0;
+		for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY;
+		     dbus_message_iter_next(&d), n++) {
+			const char *key;
+
+			dbus_message_iter_recurse(&d, &e);
+			dbus_message_iter_get_basic(&e, &key);
+			ck_assert_ptr_nonnull(ckeys[k][n]);
+			ck_assert_str_eq(key, ckeys[k][n]);
+		}
+		ck_assert_ptr_null(ckeys[k][n]);
 	}
-	ck_assert_uint_eq(n, 5);
 	dbus_message_unref(m);
 }
 END_TEST

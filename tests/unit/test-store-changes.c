@@ -98,9 +98,12 @@ START_TEST(test_ops_record_changes)
 	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_ADDED, 1, id);
 	ck_assert_int_eq(take(c, 16), 0);
 
+	ck_assert_int_eq(c[0].fields, 0);
+
 	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id, 1, seen, NULL), 0);
 	ck_assert_int_eq(take(c, 16), 1);
 	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_CHANGED, 1, id);
+	ck_assert_int_eq(c[0].fields, CPMSYNC_CHANGED_FLAGS);
 
 	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Archive", &moved), 0);
 	ck_assert_int_ge(take(c, 16), 2);
@@ -203,6 +206,58 @@ START_TEST(test_server_side_flags_and_expunge)
 }
 END_TEST
 
+/*
+ * A message changed says which of its fields did (MessagesChanged carries
+ * only those): one bit per column a summary dict shows, flags, the
+ * snippet, annotations; several columns in one UPDATE, several bits.
+ */
+START_TEST(test_changed_fields)
+{
+	static const struct {
+		const char *sql;
+		uint32_t fields;
+	} cases[] = {
+		{ "UPDATE message_state SET flags = '\\Flagged' WHERE id = 60",
+		  CPMSYNC_CHANGED_FLAGS },
+		{ "UPDATE message SET uid = 12 WHERE id = 60", CPMSYNC_CHANGED_UID },
+		{ "UPDATE message SET has_body = 1 WHERE id = 60", CPMSYNC_CHANGED_HAS_BODY },
+		{ "UPDATE message SET status = 'delivered' WHERE id = 60", CPMSYNC_CHANGED_STATUS },
+		{ "UPDATE message SET type = 'message', direction = 'sent', context = 'x',"
+		  " in_reply_to = 'c1' WHERE id = 60",
+		  CPMSYNC_CHANGED_TYPE | CPMSYNC_CHANGED_DIRECTION | CPMSYNC_CHANGED_CONTEXT |
+			  CPMSYNC_CHANGED_IN_REPLY_TO },
+		{ "UPDATE message SET uid = 13, has_body = 0 WHERE id = 60",
+		  CPMSYNC_CHANGED_UID | CPMSYNC_CHANGED_HAS_BODY },
+		{ "UPDATE summary SET snippet = 'hello' WHERE id = 60", CPMSYNC_CHANGED_SNIPPET },
+		{ "INSERT INTO annotation (message_id, entry, shared, local)"
+		  " VALUES (60, '/comment', 0, 'x')",
+		  CPMSYNC_CHANGED_ANNOTATIONS },
+		/* What no summary shows, or no change at all: nothing. */
+		{ "UPDATE message SET uid = 13, size = 99 WHERE id = 60", 0 },
+		{ "UPDATE summary SET snippet = 'hello', subject = 's' WHERE id = 60", 0 },
+	};
+	struct cpmsync_change c[8];
+
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO message (id, folder_id, uid) VALUES (60, 1, 11);"
+				    "INSERT INTO message_state (id) VALUES (60);"
+				    "INSERT INTO summary (id, snippet) VALUES (60, 'hi')"),
+			 0);
+	take(c, 8);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(store_exec(s, cases[i].sql), 0);
+		if (!cases[i].fields) {
+			ck_assert_msg(take(c, 8) == 0, "%s: recorded", cases[i].sql);
+			continue;
+		}
+		ck_assert_msg(take(c, 8) == 1, "%s: not one row", cases[i].sql);
+		expect(&c[0], CPMSYNC_CHANGE_MESSAGE_CHANGED, 1, 60);
+		ck_assert_msg(c[0].fields == cases[i].fields, "%s: fields %#x, not %#x",
+			      cases[i].sql, (unsigned)c[0].fields, (unsigned)cases[i].fields);
+	}
+}
+END_TEST
+
 START_TEST(test_refused_and_discard)
 {
 	int64_t id, jid;
@@ -300,6 +355,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_rollback_records_nothing);
 	tcase_add_test(tc, test_nothing_handed_out_inside_a_transaction);
 	tcase_add_test(tc, test_server_side_flags_and_expunge);
+	tcase_add_test(tc, test_changed_fields);
 	tcase_add_test(tc, test_refused_and_discard);
 	tcase_add_test(tc, test_set_acl);
 	suite_add_tcase(su, tc);

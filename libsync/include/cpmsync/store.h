@@ -199,8 +199,8 @@ int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
  */
 enum cpmsync_change_kind {
 	CPMSYNC_CHANGE_MESSAGE_ADDED = 1,   /* became visible in folder_id */
-	CPMSYNC_CHANGE_MESSAGE_CHANGED = 2, /* flags, uid, body or Status (an IMDN report
-					     * arrived for it) */
+	CPMSYNC_CHANGE_MESSAGE_CHANGED = 2, /* flags, uid, body, Status (an IMDN report
+					     * arrived for it) ...: fields says which */
 	CPMSYNC_CHANGE_MESSAGE_REMOVED = 3, /* left folder_id (expunged, moved, removed) */
 	CPMSYNC_CHANGE_FOLDER_ADDED = 4,    /* message_id is 0 for folder changes */
 	CPMSYNC_CHANGE_FOLDER_CHANGED = 5,  /* name, state, counts changed */
@@ -213,8 +213,32 @@ enum cpmsync_change_kind {
 	CPMSYNC_CHANGE_CONVERSATION_REMOVED = 8,
 };
 
+/*
+ * CPMSYNC_CHANGE_MESSAGE_CHANGED: which of the message's fields changed
+ * (bits of cpmsync_change.fields), each named by the key of the D-Bus
+ * summary dict it stands for, so that a MessagesChanged carries only
+ * those.  A message's summary snippet counts when it is written again
+ * (a body's CPM parse); its first one comes with the message.
+ */
+enum cpmsync_change_field {
+	CPMSYNC_CHANGED_FLAGS = 1 << 0,	      /* Flags */
+	CPMSYNC_CHANGED_UID = 1 << 1,	      /* Uid */
+	CPMSYNC_CHANGED_HAS_BODY = 1 << 2,    /* HasBody */
+	CPMSYNC_CHANGED_STATUS = 1 << 3,      /* Status */
+	CPMSYNC_CHANGED_TYPE = 1 << 4,	      /* Type */
+	CPMSYNC_CHANGED_DIRECTION = 1 << 5,   /* Direction */
+	CPMSYNC_CHANGED_CONTEXT = 1 << 6,     /* Context */
+	CPMSYNC_CHANGED_IN_REPLY_TO = 1 << 7, /* InReplyToContributionId */
+	CPMSYNC_CHANGED_SNIPPET = 1 << 8,     /* Snippet */
+	CPMSYNC_CHANGED_ANNOTATIONS = 1 << 9, /* its annotations (no summary key) */
+};
+
 struct cpmsync_change {
 	enum cpmsync_change_kind kind;
+	/* MESSAGE_CHANGED: cpmsync_change_field bits, never 0; else 0.  (In
+	 * what was padding before message_id on LP64: the layout of the
+	 * other members is unchanged there.) */
+	uint32_t fields;
 	int64_t folder_id;
 	int64_t message_id;
 };
