@@ -125,6 +125,21 @@ static const char *canonical_folder(const char *name)
 	return is_inbox(name) ? "INBOX" : name;
 }
 
+/*
+ * name with a first level "INBOX" in any case written "INBOX" (malloc'ed;
+ * NULL: no memory): the server lists "Inbox/Kind" as "INBOX/Kind", and a
+ * folder made here as "Inbox/Kind" kept that spelling in the store, the
+ * dump and every listing while the server's said otherwise.
+ */
+static char *canonical_path(const char *name)
+{
+	char *c = strdup(name);
+
+	if (c && strncasecmp(c, "INBOX", 5) == 0 && (c[5] == '\0' || c[5] == '/'))
+		memcpy(c, "INBOX", 5);
+	return c;
+}
+
 struct folder_row {
 	int64_t id;
 	bool on_server; /* server_name IS NOT NULL */
@@ -1218,11 +1233,14 @@ static int check_name_free(struct store *s, int64_t account, const char *name)
 static int create_folder(struct store *s, void *args)
 {
 	struct create_args *a = args;
-	const char *account = a->account, *name = a->name;
+	_cleanup_free_ char *canon = a->name ? canonical_path(a->name) : NULL;
+	const char *account = a->account, *name = canon;
 	int64_t acc, id;
 	sqlite3_stmt *st;
 	int r;
 
+	if (a->name && !canon)
+		return -ENOMEM;
 	r = check_folder_name(s, name);
 	if (r < 0)
 		return r;
@@ -1298,7 +1316,8 @@ struct rename_args {
 static int rename_folder(struct store *s, void *args)
 {
 	const struct rename_args *a = args;
-	const char *account = a->account, *name = a->name, *new_name = a->new_name;
+	_cleanup_free_ char *canon = a->new_name ? canonical_path(a->new_name) : NULL;
+	const char *account = a->account, *name = a->name, *new_name = canon;
 	struct renamed *list = NULL;
 	size_t n = 0, alloc = 0, name_len;
 	struct folder_row f;
@@ -1314,6 +1333,8 @@ static int rename_folder(struct store *s, void *args)
 		store_set_error(s, "INBOX cannot be renamed");
 		return -EINVAL;
 	}
+	if (a->new_name && !canon)
+		return -ENOMEM;
 	r = check_folder_name(s, new_name);
 	if (r < 0)
 		return r;

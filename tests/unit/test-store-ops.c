@@ -715,6 +715,24 @@ START_TEST(test_create_folder)
 }
 END_TEST
 
+/* A folder under INBOX, made or renamed with INBOX in another case: the
+ * store names it as the server lists it (INBOX/...), not as typed. */
+START_TEST(test_create_folder_under_inbox_canonical)
+{
+	int64_t id = 0, found = 0;
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Inbox/Kind", &id), 0);
+	ck_assert_str_eq(qtext("SELECT name FROM folder WHERE id = %ld", (long)id), "INBOX/Kind");
+	expect_err(cpmsync_op_create_folder(cs, "a", "inbox/Kind", &found), -EEXIST,
+		   "folder \"INBOX/Kind\" already exists");
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "INBOX/Kind", "iNbOx/Other"), 0);
+	ck_assert_str_eq(qtext("SELECT name FROM folder WHERE id = %ld", (long)id), "INBOX/Other");
+	/* Only a whole first level: "Inboxes" is a name of its own. */
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Inboxes/x", &id), 0);
+	ck_assert_str_eq(qtext("SELECT name FROM folder WHERE id = %ld", (long)id), "Inboxes/x");
+}
+END_TEST
+
 /*
  * INBOX before the account's first sync: find and create agree.  The store
  * has no row yet, so find says not found; create adds it as the server has
@@ -1414,6 +1432,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_move_local);
 	tcase_add_test(tc, test_move_twice_and_attempted);
 	tcase_add_test(tc, test_create_folder);
+	tcase_add_test(tc, test_create_folder_under_inbox_canonical);
 	tcase_add_test(tc, test_create_folder_invalid_names);
 	tcase_add_test(tc, test_create_folder_pending_delete);
 	tcase_add_test(tc, test_rename_folder);
