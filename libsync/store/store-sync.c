@@ -153,7 +153,8 @@ int store_sync_account_identity(struct store *s, int64_t account_id, const char 
 {
 	_cleanup_free_ char *was_host = NULL, *was_user = NULL;
 	sqlite3_stmt *st;
-	int64_t queued = 0;
+	int64_t queued = 0, refused = 0;
+	char what[160];
 	bool known;
 	int r;
 
@@ -161,7 +162,8 @@ int store_sync_account_identity(struct store *s, int64_t account_id, const char 
 		*ret_was = NULL;
 	PREP(s,
 	     "SELECT server_host, server_user,"
-	     " (SELECT count(*) FROM journal WHERE account_id = ?1)"
+	     " (SELECT count(*) FROM journal WHERE account_id = ?1 AND failed = 0),"
+	     " (SELECT count(*) FROM journal WHERE account_id = ?1 AND failed <> 0)"
 	     " FROM account WHERE id = ?1",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
@@ -173,6 +175,7 @@ int store_sync_account_identity(struct store *s, int64_t account_id, const char 
 	if (r >= 0)
 		r = store_col_strdup(st, 1, &was_user);
 	queued = sqlite3_column_int64(st, 2);
+	refused = sqlite3_column_int64(st, 3);
 	sqlite3_reset(st);
 	if (r < 0)
 		return r;
@@ -188,13 +191,26 @@ int store_sync_account_identity(struct store *s, int64_t account_id, const char 
 		sqlite3_bind_text(st, 3, user, -1, SQLITE_TRANSIENT);
 		return store_step_done(s, st);
 	}
-	if (queued > 0) {
+	if (queued > 0 || refused > 0) {
+		/* As `cpmctl pending` and `cpmctl failed` count them. */
+		if (queued > 0 && refused > 0)
+			snprintf(what, sizeof(what),
+				 "%lld local change%s not yet sent there and %lld failed "
+				 "operation%s",
+				 (long long)queued, queued == 1 ? "" : "s", (long long)refused,
+				 refused == 1 ? "" : "s");
+		else if (queued > 0)
+			snprintf(what, sizeof(what), "%lld local change%s not yet sent there",
+				 (long long)queued, queued == 1 ? "" : "s");
+		else
+			snprintf(what, sizeof(what), "%lld failed operation%s", (long long)refused,
+				 refused == 1 ? "" : "s");
 		store_set_error(s,
-				"the store holds the mail of %s@%s with %lld local change%s not yet"
-				" sent there, and the account's settings now name %s@%s: set host"
-				" and user back to send them, or remove the account to drop them",
-				was_user ? was_user : "", was_host ? was_host : "",
-				(long long)queued, queued == 1 ? "" : "s", user, host);
+				"the store holds the mail of %s@%s with %s, and the account's"
+				" settings now name %s@%s: set host and user back to send them, or"
+				" remove the account to drop them",
+				was_user ? was_user : "", was_host ? was_host : "", what, user,
+				host);
 		return -CPMSYNC_E_CONFIG;
 	}
 	r = store_begin(s);
