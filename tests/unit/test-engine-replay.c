@@ -3653,28 +3653,31 @@ END_TEST
 		ENGINE_FETCH_FLAGS | ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE | ENGINE_FETCH_MODSEQ,  \
 	.flags = "", .size = sz, .internaldate = 1000, .modseq = 7
 
+/* A new folder News of 4,500 messages beside INBOX and Archive, as
+ * stored: read in one FETCH. */
+static const struct step news_4500[] = {
+	{ .call = "list status modseq",
+	  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100), LIST_EV("Archive", 0),
+		  STATUS_EV("Archive", 9, 3, 0, 50), LIST_EV("News", 0),
+		  STATUS_EV("News", 11, 4501, 4500, 7) } },
+	{ .call = "select News condstore",
+	  .ev = { CODE_EV(UIDVALIDITY, 11), CODE_EV(UIDNEXT, 4501), CODE_EV(HIGHESTMODSEQ, 7),
+		  EXISTS_EV(4500) } },
+	{ .call = "fetch 1:* (" NEW_ITEMS ")",
+	  .ev = { { EV_NEW_RANGE, .lo = 1, .hi = 4500, .fetch = { NEW_FETCH(10) } } } },
+	LOGOUT,
+	END,
+};
+
 START_TEST(test_new_messages_committed_in_batches)
 {
 	/* A new folder of 4500 messages: read in one FETCH, committed every
 	 * ENGINE_BATCH_ROWS (2000) rows, each commit reported as progress;
 	 * the folder's state only with the last. */
-	static const struct step script[] = {
-		{ .call = "list status modseq",
-		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
-			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50),
-			  LIST_EV("News", 0), STATUS_EV("News", 11, 4501, 4500, 7) } },
-		{ .call = "select News condstore",
-		  .ev = { CODE_EV(UIDVALIDITY, 11), CODE_EV(UIDNEXT, 4501),
-			  CODE_EV(HIGHESTMODSEQ, 7), EXISTS_EV(4500) } },
-		{ .call = "fetch 1:* (" NEW_ITEMS ")",
-		  .ev = { { EV_NEW_RANGE, .lo = 1, .hi = 4500, .fetch = { NEW_FETCH(10) } } } },
-		LOGOUT,
-		END,
-	};
 	struct sync_result res;
 
 	progress_folder = "News";
-	res = run_sync(script, LIST_STATUS_CAPS);
+	res = run_sync(news_4500, LIST_STATUS_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_uint_eq(res.stats.messages_added, 4500);
 	ck_assert_str_eq(progress, "2000/4500 4000/4500 4500/4500");
@@ -3692,23 +3695,10 @@ END_TEST
  * committed, the total at the end what was done. */
 START_TEST(test_account_progress_in_messages)
 {
-	static const struct step script[] = {
-		{ .call = "list status modseq",
-		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
-			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50),
-			  LIST_EV("News", 0), STATUS_EV("News", 11, 4501, 4500, 7) } },
-		{ .call = "select News condstore",
-		  .ev = { CODE_EV(UIDVALIDITY, 11), CODE_EV(UIDNEXT, 4501),
-			  CODE_EV(HIGHESTMODSEQ, 7), EXISTS_EV(4500) } },
-		{ .call = "fetch 1:* (" NEW_ITEMS ")",
-		  .ev = { { EV_NEW_RANGE, .lo = 1, .hi = 4500, .fetch = { NEW_FETCH(10) } } } },
-		LOGOUT,
-		END,
-	};
 	struct sync_result res;
 
 	progress_folder = "";
-	res = run_sync(script, LIST_STATUS_CAPS);
+	res = run_sync(news_4500, LIST_STATUS_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(progress, "0/4500 2000/4500 4000/4500 4500/4500");
 }
