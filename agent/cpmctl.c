@@ -2181,10 +2181,14 @@ static void sync_handle(struct sync_run *run, DBusMessage *msg)
 		 * after a refused login): no news of its outcome yet, and it
 		 * is judged by its outcome (State, LastError) only, not by the
 		 * grace: a login may take seconds (Dovecot delays logins after
-		 * failed ones); --timeout bounds the wait.
+		 * failed ones); --timeout bounds the wait.  Back from
+		 * "syncing" it is that outcome: the run failed, with the same
+		 * LastError as the attempt before (so no LastError news), and
+		 * the daemon retries later; taken for a start, that failure
+		 * was waited on until --timeout.
 		 */
 		if (news && !last_error_news && str_eq(a->state, "connecting") &&
-		    !str_eq(was, "connecting")) {
+		    !str_eq(was, "connecting") && !str_eq(was, "syncing")) {
 			news = false;
 			a->attempt = true;
 		}
