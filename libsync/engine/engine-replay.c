@@ -1337,9 +1337,9 @@ static int flags_not_kept(const struct cpmsync_sync *e, const char *base, const 
 			char flag[FLAG_MAX_LEN + 2];
 
 			snprintf(flag, sizeof(flag), "%.*s", (int)len, p);
+			/* add and del are disjoint sets: each flag comes once. */
 			if (!flags_has(e->selected_perm, flag) &&
-			    (flag[0] == '\\' || !e->selected_perm_kw) &&
-			    !flags_has(out.data ? out.data : "", flag)) {
+			    (flag[0] == '\\' || !e->selected_perm_kw)) {
 				r = buf_printf(&out, "%s%s", out.len ? " " : "", flag);
 				if (r < 0)
 					return r;

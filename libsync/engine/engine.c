@@ -2251,11 +2251,11 @@ int engine_account_identity(struct store *s, int64_t account_id,
 			was ? was : "the old mailbox");
 	if (r >= 0)
 		return 0;
+	/* The store says what went wrong, whatever the code. */
 	if (asprintf(ret_error, "%s",
-		     r == -ENOMEM ? "out of memory"
-		     : r == -CPMSYNC_E_CONFIG || r == -EIO || r <= -CPMSYNC_E_BASE
-			     ? store_error(s)
-			     : strerror(-r)) < 0)
+		     r == -ENOMEM      ? "out of memory"
+		     : *store_error(s) ? store_error(s)
+				       : cpmsync_strerror(r)) < 0)
 		*ret_error = NULL;
 	return r;
 }
