@@ -700,6 +700,14 @@ static void sync_fails(const struct step *script, uint64_t caps, int r, const ch
 			{ EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 } }               \
 	}
 #define SELECT_INBOX SELECT_INBOX_CODE(IMAP_CODE_NONE, NULL)
+/* The same, reporting [PERMANENTFLAGS (f)], "\*" in it when star. */
+#define SELECT_INBOX_PERM(f, star)                                                                 \
+	{                                                                                          \
+		.call = "select INBOX condstore",                                                  \
+		.ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },                        \
+			{ EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 },                \
+			{ EV_PERMANENTFLAGS, .list = { .name = (f) }, .value = (star) } }          \
+	}
 #define LOGOUT                                                                                     \
 	{                                                                                          \
 		.call = "logout"                                                                   \
@@ -1083,19 +1091,13 @@ END_TEST
 START_TEST(test_flags_not_permanent)
 {
 	static const struct step script[] = {
-		{ .call = "select INBOX condstore",
-		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },
-			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 },
-			  { EV_PERMANENTFLAGS, .list = { .name = "$Known \\Seen" } } } },
+		SELECT_INBOX_PERM("$Known \\Seen", 0),
 		{ .call = "store 2 ($Known \\Seen) 100" },
 		LOGOUT,
 		END,
 	};
 	static const struct step with_star[] = {
-		{ .call = "select INBOX condstore",
-		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },
-			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 },
-			  { EV_PERMANENTFLAGS, .list = { .name = "\\Seen" }, .value = 1 } } },
+		SELECT_INBOX_PERM("\\Seen", 1),
 		{ .call = "store 1 ($New \\Seen) 100" },
 		LOGOUT,
 		END,
