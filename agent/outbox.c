@@ -718,12 +718,15 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 		return;
 	}
 	if (r < 0) {
-		why = r == -CPMSYNC_E_NOT_FOUND
-			      ? xasprintf("no folder '%s' in account '%s'", folder, account)
-			      : xasprintf("cannot store it in folder '%s' of "
-					  "account '%s': %s (%s)",
-					  folder, account, cpmsync_strerror(r),
-					  cpmsync_store_error(o->store));
+		if (r == -CPMSYNC_E_NOT_FOUND)
+			why = xasprintf("no folder '%s' in account '%s'", folder, account);
+		else if (r == -EINVAL)
+			why = xasprintf("cannot store it in folder '%s' of account '%s': %s",
+					folder, account, cpmsync_store_error(o->store));
+		else
+			why = xasprintf("cannot store it in folder '%s' of account '%s': %s (%s)",
+					folder, account, cpmsync_strerror(r),
+					cpmsync_store_error(o->store));
 		move_to_failed(o, cfd, name, name, rel, why);
 		return;
 	}

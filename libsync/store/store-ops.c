@@ -594,6 +594,7 @@ static void store_args_free(struct store_args *a)
 static int store_message_check(struct store *s, void *args)
 {
 	struct store_args *a = args;
+	char why[320];
 	int r;
 
 	r = flag_set(s, a->flags, false, &a->set);
@@ -610,7 +611,48 @@ static int store_message_check(struct store *s, void *args)
 	}
 	if (a->internaldate == 0)
 		a->internaldate = time(NULL);
+	r = msg_check_head(a->head, a->head_len, a->size, why, sizeof(why));
+	if (r < 0) {
+		store_set_error(s, "content: not a message: %s", why);
+		return r;
+	}
 	return msg_summary_parse(a->head, a->head_len, &a->sum);
+}
+
+/* A stored message's body, beyond the head msg_check_head() saw, has no NUL. */
+struct nul_scan {
+	char why[320];
+	uint64_t off, from;
+};
+
+static int nul_piece(void *userdata, uint64_t size, const void *p, size_t n)
+{
+	struct nul_scan *ns = userdata;
+	uint64_t off = ns->off;
+
+	(void)size;
+	ns->off += n;
+	if (ns->off <= ns->from)
+		return 0;
+	if (off < ns->from) {
+		p = (const char *)p + (ns->from - off);
+		n -= (size_t)(ns->from - off);
+		off = ns->from;
+	}
+	return msg_check_nul(p, n, off, ns->why, sizeof(ns->why));
+}
+
+static int check_tail(struct store *s, struct store_args *a, int64_t id)
+{
+	struct nul_scan ns = { .from = a->head_len };
+	int r;
+
+	if (a->head_len >= a->size)
+		return 0;
+	r = store_body_each(s, id, nul_piece, &ns);
+	if (r == -EINVAL)
+		store_set_error(s, "content: not a message: %s", ns.why);
+	return r;
 }
 
 static int create_folder(struct store *s, void *args);
@@ -648,6 +690,9 @@ static int store_message(struct store *s, void *args)
 	/* The body: the head from memory, the rest streamed from fd; into
 	 * the row just made (op_run_() rolls both back on a failure). */
 	r = store_body_write_fresh(s, id, a->head, a->head_len, a->fd, a->size);
+	if (r < 0)
+		return r;
+	r = check_tail(s, a, id);
 	if (r < 0)
 		return r;
 	r = journal_add(s, acc, JOURNAL_OP_APPEND, f.id, id, NULL);

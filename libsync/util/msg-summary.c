@@ -14,8 +14,10 @@
  * control characters except TAB become a space.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -673,6 +675,70 @@ void msg_summary_free(struct msg_summary *s)
 	free(s->file_type);
 	free(s->error);
 	*s = (struct msg_summary){ .type = "mail" };
+}
+
+int msg_check_nul(const void *data, size_t len, uint64_t offset, char *why, size_t why_size)
+{
+	const char *p = data, *z = len ? memchr(p, '\0', len) : NULL;
+
+	if (!z)
+		return 0;
+	snprintf(why, why_size,
+		 "byte %" PRIu64 " is NUL: an IMAP message cannot hold NUL bytes (RFC 3501)",
+		 offset + (uint64_t)(z - p));
+	return -EINVAL;
+}
+
+/* "Name:" or "Name :" (RFC 5322 ftext, the obsolete WSP before the colon). */
+static bool field_line(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && p[i] > ' ' && p[i] < 0x7f && p[i] != ':')
+		i++;
+	if (i == 0)
+		return false;
+	while (i < n && is_wsp(p[i]))
+		i++;
+	return i < n && p[i] == ':';
+}
+
+int msg_check_head(const void *data, size_t len, uint64_t size, char *why, size_t why_size)
+{
+	const char *p = data;
+	size_t i = 0, line = 1;
+	int r;
+
+	r = msg_check_nul(data, len, 0, why, why_size);
+	if (r < 0)
+		return r;
+	while (i < len) {
+		size_t e = line_end(p, len, i), n = e - i;
+		char shown[48], esc[200];
+
+		if (e == len && len < size)
+			return 0; /* cut at len: not judged */
+		if (n && p[e - 1] == '\r')
+			n--;
+		if (n == 0)
+			return 0; /* the empty line ending the header */
+		if (!(line > 1 && is_wsp(p[i])) && !field_line(p + i, n)) {
+			size_t k = MIN(n, sizeof(shown) - 1);
+
+			memcpy(shown, p + i, k);
+			shown[k] = '\0';
+			text_escape(esc, sizeof(esc), shown);
+			snprintf(why, why_size,
+				 "line %zu (\"%s%s\") is not a header field (Name: value) or the "
+				 "continuation of one; a message starts with its header, ended by "
+				 "an empty line (RFC 5322)",
+				 line, esc, k < n ? "..." : "");
+			return -EINVAL;
+		}
+		i = e + 1;
+		line++;
+	}
+	return 0;
 }
 
 int msg_header_get(const void *data, size_t len, const char *name, char **ret)

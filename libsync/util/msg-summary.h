@@ -95,6 +95,20 @@ int msg_header_get(const void *data, size_t len, const char *name, char **ret);
 int msg_header_get2(const void *data, size_t len, const char *name1, char **ret1, const char *name2,
 		    char **ret2);
 
+/*
+ * Whether a message can be stored and APPENDed, checked before it is:
+ * msg_check_head() on its first len bytes (of size in all), which must
+ * hold no NUL byte (RFC 3501 literals are CHAR8, %x01-ff) and start with
+ * a header block of field lines ("Name: value", RFC 5322 2.2) and their
+ * continuations, ended by an empty line or by the message's end (a line
+ * cut at len is not judged); msg_check_nul() on each later chunk (offset:
+ * where it starts in the message).  Each returns 0, or -EINVAL with the
+ * first thing wrong in why ("line 1 (\"hello\") is not a header field
+ * ...", "byte 812 is NUL ...").
+ */
+int msg_check_head(const void *data, size_t len, uint64_t size, char *why, size_t why_size);
+int msg_check_nul(const void *data, size_t len, uint64_t offset, char *why, size_t why_size);
+
 /* RFC 5322 date-time ("Tue, 1 Jul 2003 10:52:37 +0200", obsolete forms and
  * comments tolerated) to Unix time; -EINVAL if unreadable. */
 int msg_parse_date(const char *s, size_t len, int64_t *ret);

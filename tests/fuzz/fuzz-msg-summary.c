@@ -3,6 +3,7 @@
  * Fuzz target: arbitrary bytes as a message header.  The summary must
  * never fail (but for -ENOMEM), every value must be valid, bounded UTF-8
  * without NUL, and the date parser must accept anything without crashing.
+ * The append check (msg_check_head()) refuses with a sentence or accepts.
  */
 #include <assert.h>
 #include <errno.h>
@@ -45,6 +46,7 @@ static void check_value(const char *v, bool newlines)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct msg_summary m;
+	char why[320];
 	size_t hl;
 	int64_t t;
 	int r;
@@ -74,5 +76,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	r = msg_parse_date((const char *)data, size, &t);
 	assert(r == 0 || r == -EINVAL);
+
+	/* The append check: a verdict with a sentence, whole or cut; a
+	 * prefix of a message is never refused for a line it cuts. */
+	why[0] = '\0';
+	r = msg_check_head(data, size, size, why, sizeof(why));
+	assert(r == 0 || (r == -EINVAL && why[0] && strlen(why) < sizeof(why)));
+	if (r == 0 && size > 1)
+		assert(msg_check_head(data, size / 2, size, why, sizeof(why)) == 0);
+	r = msg_check_nul(data, size, 7, why, sizeof(why));
+	assert((r == 0) == (memchr(data, 0, size) == NULL));
 	return 0;
 }

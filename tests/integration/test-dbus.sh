@@ -157,6 +157,13 @@ check "StoreFd returns an id" test "$NEWFD" -gt 0 2>/dev/null
 check "StoreFd: the message reaches the server" eventually 10 server_has INBOX "<storedfd@dbus.test>"
 check "Store of an empty message: InvalidArgs" \
 	bash -c "'$DBUS' call $INBOX $F Store ayasx '' '' 0 | grep -q InvalidArgs"
+check "Store of text that is not a message: InvalidArgs naming content and line 1" \
+	test "$(call "$INBOX" $F Store ayasx 'shopping list' '' 0)" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: content: not a message: line 1 ("shopping list") is not a header field (Name: value) or the continuation of one; a message starts with its header, ended by an empty line (RFC 5322)'
+printf 'Subject: binary\r\n\r\n\0\1\2' >"$WORK/nul.eml" || bail "cannot write nul.eml"
+check "StoreFd of a message with a NUL byte: InvalidArgs naming the byte" \
+	test "$(call "$INBOX" $F StoreFd hasx "$WORK/nul.eml" '' 0)" = \
+	'error org.freedesktop.DBus.Error.InvalidArgs: content: not a message: byte 19 is NUL: an IMAP message cannot hold NUL bytes (RFC 3501)'
 check "SetFlags with a bad flag: InvalidArgs" \
 	bash -c "'$DBUS' call $INBOX $F SetFlags atasas $ID1 'bad flag' '' | grep -q InvalidArgs"
 check "SetFlags adding an unknown system flag: InvalidArgs naming add" \

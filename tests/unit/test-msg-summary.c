@@ -274,6 +274,58 @@ START_TEST(test_every_prefix)
 }
 END_TEST
 
+/* What a Store accepts as a message (msg_check_head(), msg_check_nul()). */
+START_TEST(test_check_appendable)
+{
+	static const struct {
+		const char *in;
+		const char *why; /* NULL: accepted; else the start of the sentence */
+	} cases[] = {
+		{ "Subject: a\r\n\r\nbody", NULL },
+		{ "Subject: a\n\nbody\n", NULL },
+		{ "Subject: a\r\n folded\r\n\tagain\r\nFrom: b\r\n\r\nno: header\r\n", NULL },
+		{ "Subject : obsolete space\r\n\r\n", NULL },
+		{ "X-Only-Header: x", NULL },
+		{ "\r\nheader-less body", NULL },
+		{ "", NULL },
+		{ "hello world\n", "line 1 (\"hello world\") is not a header field" },
+		{ "Subject: a\r\nbody without an empty line\r\n",
+		  "line 2 (\"body without an empty line\") is not" },
+		{ " Subject: a\r\n\r\n", "line 1 (\" Subject: a\") is not" },
+		{ "From alice@example.com  Mon Dec  7 07:00:00 2026\nSubject: a\n\n",
+		  "line 1 (\"From alice@example.com  Mon Dec  7 07:00:00 202...\")" },
+		{ ": no name\r\n\r\n", "line 1 (\": no name\")" },
+		{ "Na\xc3\xa9me: 8-bit name\r\n\r\n", "line 1 (\"Na\xc3\xa9me: 8-bit name\")" },
+		{ "\x1b[31m: x\r\n\r\n", "line 1 (\"\\x1b[31m: x\")" },
+	};
+	char why[320];
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		size_t n = strlen(cases[i].in);
+		int r = msg_check_head(cases[i].in, n, n, why, sizeof(why));
+
+		if (!cases[i].why) {
+			ck_assert_msg(r == 0, "case %zu refused: %s", i, why);
+			continue;
+		}
+		ck_assert_msg(r == -EINVAL, "case %zu accepted", i);
+		ck_assert_msg(strncmp(why, cases[i].why, strlen(cases[i].why)) == 0, "case %zu: %s",
+			      i, why);
+	}
+	ck_assert_int_eq(msg_check_head("Subject: a\r\n\r\nbo\0dy", 19, 19, why, sizeof(why)),
+			 -EINVAL);
+	ck_assert_str_eq(why, "byte 16 is NUL: an IMAP message cannot hold NUL bytes (RFC 3501)");
+	/* A head cut inside a line is not judged by the part it holds... */
+	ck_assert_int_eq(msg_check_head("Subject: a\r\nLong-Na", 19, 500, why, sizeof(why)), 0);
+	/* ...but the whole message is. */
+	ck_assert_int_eq(msg_check_head("Subject: a\r\nLong-Na", 19, 19, why, sizeof(why)),
+			 -EINVAL);
+	ck_assert_int_eq(msg_check_nul("abc", 3, 1000, why, sizeof(why)), 0);
+	ck_assert_int_eq(msg_check_nul("ab\0", 3, 1000, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "byte 1002 is NUL: an IMAP message cannot hold NUL bytes (RFC 3501)");
+}
+END_TEST
+
 START_TEST(test_header_length)
 {
 	static const struct {
@@ -384,6 +436,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_every_prefix);
 	tcase_add_test(tc, test_header_length);
+	tcase_add_test(tc, test_check_appendable);
 	tcase_add_loop_test(tc, test_dates, 0, (int)ARRAY_LEN(date_cases));
 	tcase_add_test(tc, test_date_in_summary);
 	suite_add_tcase(s, tc);

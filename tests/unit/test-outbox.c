@@ -390,6 +390,8 @@ START_TEST(test_failures)
 
 	put(P("b/INBOX/unknown"), msg1, sizeof(msg1) - 1);
 	put(P("a/INBOX/empty"), "", 0);
+	put(P("a/INBOX/notes.txt"), "shopping list\n", 14);
+	put(P("a/INBOX/photo.jpg"), "\xff\xd8\xff\xe0\x00\x10JFIF", 10);
 	put(P("a/Nope/nofolder"), msg1, sizeof(msg1) - 1);
 	put(P("rootfile"), msg1, sizeof(msg1) - 1);
 	put(P("a/accountfile"), msg1, sizeof(msg1) - 1);
@@ -409,6 +411,17 @@ START_TEST(test_failures)
 	ck_assert_ptr_nonnull(strstr(why_of("unknown"), "b/INBOX/unknown: "));
 	ck_assert_ptr_nonnull(strstr(why_of("unknown"), "unknown account 'b'"));
 	ck_assert_ptr_nonnull(strstr(why_of("empty"), "empty"));
+	/* Not a message: kept as it was, and the .why says what is wrong. */
+	ck_assert_str_eq(slurp(P(".failed/notes.txt")), "shopping list\n");
+	ck_assert_str_eq(why_of("notes.txt"),
+			 "a/INBOX/notes.txt: cannot store it in folder 'INBOX' of account 'a': "
+			 "content: not a message: line 1 (\"shopping list\") is not a header field "
+			 "(Name: value) or the continuation of one; a message starts with its "
+			 "header, ended by an empty line (RFC 5322)\n");
+	ck_assert_str_eq(why_of("photo.jpg"),
+			 "a/INBOX/photo.jpg: cannot store it in folder 'INBOX' of account 'a': "
+			 "content: not a message: byte 4 is NUL: an IMAP message cannot hold NUL "
+			 "bytes (RFC 3501)\n");
 	ck_assert_ptr_nonnull(strstr(why_of("nofolder"), "no folder 'Nope'"));
 	ck_assert_ptr_nonnull(strstr(why_of("nofolder"), "account 'a'"));
 	ck_assert_ptr_nonnull(strstr(why_of("rootfile"), "directly in the outbox"));

@@ -320,8 +320,9 @@ START_TEST(test_store_errors_change_nothing)
 }
 END_TEST
 
-/* Writes n bytes of a message (header + filler) into fd, then closes it. */
-static void write_message(int fd, size_t n)
+/* Writes n bytes of a message (header + filler, a NUL at nul_at if < n)
+ * into fd, then closes it. */
+static void write_message(int fd, size_t n, size_t nul_at)
 {
 	static const char head[] = "Message-ID: <big@x>\nSubject: big\n\n";
 	char buf[4096];
@@ -333,6 +334,8 @@ static void write_message(int fd, size_t n)
 		for (size_t i = 0; i < k; i++)
 			buf[i] = done + i < sizeof(head) - 1 ? head[done + i]
 							     : (char)('a' + (done + i) % 26);
+		if (nul_at >= done && nul_at < done + k)
+			buf[nul_at - done] = '\0';
 		if (write(fd, buf, k) != (ssize_t)k)
 			_exit(1);
 		done += k;
@@ -340,7 +343,7 @@ static void write_message(int fd, size_t n)
 	close(fd);
 }
 
-static pid_t feeder(size_t n, int *ret_fd)
+static pid_t feeder(size_t n, size_t nul_at, int *ret_fd)
 {
 	int p[2];
 	pid_t pid;
@@ -350,7 +353,7 @@ static pid_t feeder(size_t n, int *ret_fd)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		close(p[0]);
-		write_message(p[1], n);
+		write_message(p[1], n, nul_at);
 		_exit(0);
 	}
 	close(p[1]);
@@ -366,7 +369,7 @@ START_TEST(test_store_fd_pipe_large)
 	pid_t pid;
 	int fd, st;
 
-	pid = feeder(n, &fd);
+	pid = feeder(n, SIZE_MAX, &fd);
 	ck_assert_int_eq(cpmsync_op_store_fd(cs, "a", "Archive", fd, n, NULL, 0, &id), 0);
 	close(fd);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
@@ -398,18 +401,62 @@ START_TEST(test_store_fd_short_input)
 	int fd;
 
 	/* Announces more than the pipe gives, both within and beyond the head. */
-	pid = feeder(100, &fd);
+	pid = feeder(100, SIZE_MAX, &fd);
 	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", fd, 200, NULL, 0, &id), -EIO,
 		   "end of input");
 	close(fd);
 	waitpid(pid, NULL, 0);
-	pid = feeder(300 * 1024, &fd);
+	pid = feeder(300 * 1024, SIZE_MAX, &fd);
 	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", fd, 400 * 1024, NULL, 0, &id), -EIO,
 		   "end of input");
 	close(fd);
 	waitpid(pid, NULL, 0);
 	after = snapshot();
 	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/*
+ * What cannot be APPENDed is refused before anything is stored: a file
+ * that is not a message (no header), and a NUL byte, in the head or in
+ * the part streamed from a pipe (into a pack, rolled back).
+ */
+START_TEST(test_store_not_a_message)
+{
+	static const char nul[] = "Subject: a\r\n\r\nbo\0dy";
+	char *before = snapshot(), *after;
+	int64_t id;
+	pid_t pid;
+	int fd;
+
+	expect_err(cpmsync_op_store(cs, "a", "INBOX", "hello world\n", 12, NULL, 0, &id), -EINVAL,
+		   "content: not a message: line 1 (\"hello world\") is not a header field (Name: "
+		   "value)");
+	expect_err(cpmsync_op_store(cs, "a", "INBOX", nul, sizeof(nul) - 1, NULL, 0, &id), -EINVAL,
+		   "content: not a message: byte 16 is NUL: an IMAP message cannot hold NUL bytes");
+	pid = feeder(300 * 1024, 290000, &fd);
+	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", fd, 300 * 1024, NULL, 0, &id), -EINVAL,
+		   "content: not a message: byte 290000 is NUL");
+	close(fd);
+	waitpid(pid, NULL, 0);
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	/* The pack holds no trace: the next large message reads back whole. */
+	pid = feeder(300 * 1024, SIZE_MAX, &fd);
+	ck_assert_int_eq(cpmsync_op_store_fd(cs, "a", "INBOX", fd, 300 * 1024, NULL, 0, &id), 0);
+	close(fd);
+	waitpid(pid, NULL, 0);
+	{
+		void *got;
+		size_t len;
+
+		ck_assert_int_eq(store_body_get(s, id, &got, &len), 0);
+		ck_assert_uint_eq(len, 300 * 1024);
+		ck_assert_ptr_null(memchr(got, '\0', len));
+		free(got);
+	}
 	free(before);
 	free(after);
 }
@@ -1421,6 +1468,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_store_errors_change_nothing);
 	tcase_add_test(tc, test_store_fd_pipe_large);
 	tcase_add_test(tc, test_store_fd_short_input);
+	tcase_add_test(tc, test_store_not_a_message);
 	tcase_add_test(tc, test_flags_server_message);
 	tcase_add_test(tc, test_flags_unchanged_and_local);
 	tcase_add_test(tc, test_flags_errors_change_nothing);

@@ -41,6 +41,9 @@ extern "C" {
  * with flags (NULL-terminated, may be NULL) and internal date (Unix time;
  * 0: now).  The summary (Message-ID, From, To, Subject, Date, the CPM
  * headers, the type) is read from its header.  *ret_id is the new local id.
+ * What an APPEND cannot carry is refused with -EINVAL, nothing stored:
+ * a NUL byte, or content that does not start with a header ("content: not
+ * a message: line 1 (\"hello\") is not a header field ...").
  */
 int cpmsync_op_store_fd(struct cpmsync_store *store, const char *account, const char *folder,
 			int fd, uint64_t size, const char *const *flags, int64_t internaldate,
