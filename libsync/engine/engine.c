@@ -973,6 +973,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	bool with_modseq = e->drv->ops->enabled(e->drv, IMAP_CAP_CONDSTORE) ||
 			   e->drv->ops->enabled(e->drv, IMAP_CAP_QRESYNC);
 	bool crossing;
+	char delim;
 	int n, r;
 
 	r = load_plan_locals(e, &folders, &n_local, &locals);
@@ -1004,6 +1005,9 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	r = store_begin(e->store);
 	if (r < 0)
 		goto out;
+	/* For the local folder operations' check of a name (store-ops.c). */
+	if (e->drv->ops->delimiter && (delim = e->drv->ops->delimiter(e->drv)))
+		r = store_sync_set_delimiter(e->store, e->account_id, delim);
 	crossing = renames_cross(acts, n, locals, n_local, e->remote);
 	for (int i = 0; r >= 0 && crossing && i < n; i++) {
 		/* Server-side renames that cross (two folders swapped: plan.c

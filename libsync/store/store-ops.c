@@ -1245,6 +1245,36 @@ static int check_folder_name(struct store *s, const char *name)
 }
 
 /* -EEXIST / -EBUSY if any folder of the account has name. */
+/*
+ * name can be sent to the account's server: no level holds the server's
+ * hierarchy delimiter, as its last LIST gave it (none known yet: any
+ * name; replay's name_unsendable() is then the check).
+ */
+static int check_name_sendable(struct store *s, int64_t account, const char *name)
+{
+	_cleanup_free_ char *delim = NULL;
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s, "SELECT delimiter FROM account WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, account);
+	r = store_step(s, st);
+	if (r > 0)
+		r = store_col_strdup(st, 0, &delim);
+	sqlite3_reset(st);
+	if (r < 0)
+		return r;
+	if (!delim || strlen(delim) != 1 || delim[0] == '/' || !strchr(name, delim[0]))
+		return 0;
+	store_set_error(s,
+			"\"%s\" cannot be a folder name on this server: its hierarchy delimiter "
+			"'%c' is not allowed inside a level",
+			name, delim[0]);
+	return -EINVAL;
+}
+
 static int check_name_free(struct store *s, int64_t account, const char *name)
 {
 	sqlite3_stmt *st;
@@ -1290,6 +1320,9 @@ static int create_folder(struct store *s, void *args)
 	if (r < 0)
 		return r;
 	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	r = check_name_sendable(s, acc, name);
 	if (r < 0)
 		return r;
 	if (is_inbox(name)) {
@@ -1384,6 +1417,9 @@ static int rename_folder(struct store *s, void *args)
 	if (r < 0)
 		return r;
 	r = account_id(s, account, &acc);
+	if (r < 0)
+		return r;
+	r = check_name_sendable(s, acc, new_name);
 	if (r < 0)
 		return r;
 	r = find_folder(s, acc, account, name, &f);

@@ -1235,6 +1235,14 @@ static const char migration_26[] =
 static const char migration_27[] = "ALTER TABLE account ADD COLUMN server_host TEXT;"
 				   "ALTER TABLE account ADD COLUMN server_user TEXT;";
 
+/*
+ * Version 28: the server's hierarchy delimiter (one character) as the last
+ * LIST gave it, NULL until then: a local folder name the server cannot
+ * hold ("Loc.Dot" where it is '.') is refused when it is made, not at
+ * replay (store_sync_set_delimiter()).
+ */
+static const char migration_28[] = "ALTER TABLE account ADD COLUMN delimiter TEXT;";
+
 /* The same for store-body.c, a body replaced without has_body going. */
 const char *const store_sql_body_gone[5] = {
 	BODY_GONE_TRASH("?1"), BODY_GONE_INLINE("?1"), BODY_GONE_RANGE("?1"),
@@ -1258,7 +1266,7 @@ static const char *const migrations[] = {
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
-	migration_25, migration_26, migration_27,
+	migration_25, migration_26, migration_27, migration_28,
 };
 
 unsigned store_schema_version(void)

@@ -148,6 +148,19 @@ static int account_identity_reset(struct store *s, int64_t account_id, const cha
 	return store_step_done(s, st);
 }
 
+int store_sync_set_delimiter(struct store *s, int64_t account_id, char delimiter)
+{
+	char d[2] = { delimiter, '\0' };
+	sqlite3_stmt *st;
+
+	if (!delimiter)
+		return -EINVAL;
+	PREP(s, "UPDATE account SET delimiter = ?2 WHERE id = ?1 AND delimiter IS NOT ?2", &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, d, 1, SQLITE_TRANSIENT);
+	return store_step_done(s, st);
+}
+
 int store_sync_account_identity(struct store *s, int64_t account_id, const char *host,
 				const char *user, char **ret_was)
 {

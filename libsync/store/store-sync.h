@@ -36,6 +36,12 @@ int store_sync_account(struct store *s, const char *name, int64_t *ret_account_i
  */
 int store_sync_account_identity(struct store *s, int64_t account_id, const char *host,
 				const char *user, char **ret_was);
+/*
+ * The server's hierarchy delimiter for account_id (not 0), as LIST gives
+ * it; written only when it changes.  Local folder operations refuse a
+ * name with it inside a level (store-ops.c).
+ */
+int store_sync_set_delimiter(struct store *s, int64_t account_id, char delimiter);
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when);
 int store_sync_get_last_sync(struct store *s, int64_t account_id, int64_t *ret);
 

@@ -178,13 +178,26 @@ fi
 
 # --- 5. a local name the server cannot hold --------------------------------------
 # Cyrus classic: '.' is its delimiter, so "Loc.Dot" (or a CPM peer such as
-# sip:bob@example.com) cannot be sent at all.  Taken for "out of memory",
-# it stopped the account for good; now its CREATE is a failed operation
-# ([CANNOT]), what depends on it waits with it, and the rest goes on.
+# sip:bob@example.com) cannot be sent at all.  Once a sync has seen the
+# delimiter, the store refuses such a name when it is made.  Before (a
+# store from before version 28, or a folder made before the first sync,
+# as here with the delimiter forgotten) it is accepted, and its CREATE
+# fails at replay: taken for "out of memory", that stopped the account
+# for good; now it is a failed operation ([CANNOT]), what depends on it
+# waits with it, and the rest goes on.
 if [ "$SERVER" = cyrus-classic ]; then
+	check "the sync recorded the server's delimiter" \
+		test "$(sqlite3 -readonly "$DB" "SELECT delimiter FROM account WHERE name = 'a'")" = .
+	check "Loc.Dot is refused when made: exit 1" \
+		bash -c "! '$OP' --db '$DB' mkdir a Loc.Dot 2>'$WORK/mkdir-dot.err'"
+	check "...saying why" test "$(cat "$WORK/mkdir-dot.err")" = \
+		"cpmsync-op: mkdir: \"Loc.Dot\" cannot be a folder name on this server: its hierarchy delimiter '.' is not allowed inside a level"
+	check "...and nothing queued" test \
+		"$(sqlite3 -readonly "$DB" "SELECT count(*) FROM journal WHERE op = 'create_folder'")" = 0
+	sqlite3 "$DB" "UPDATE account SET delimiter = NULL" || bail "cannot forget the delimiter"
 	printf 'From: a@ns.test\r\nMessage-ID: <dot.1@ns.test>\r\nSubject: dot\r\n\r\nx\r\n' \
 		>"$WORK/dot.eml"
-	check "Loc.Dot made locally" "$OP" --db "$DB" mkdir a Loc.Dot
+	check "Loc.Dot made locally while the delimiter is unknown" "$OP" --db "$DB" mkdir a Loc.Dot
 	check "a message stored into Loc.Dot" "$OP" --db "$DB" store a Loc.Dot "$WORK/dot.eml"
 	id2=$("$OP" --db "$DB" find a Work/Sync "<s.2@ns.test>")
 	check "a flag change queued in Work/Sync" "$OP" --db "$DB" flags "$id2" -- +\$AfterDot

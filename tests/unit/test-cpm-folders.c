@@ -24,6 +24,7 @@
 #include <cpmsync/ops.h>
 #include <cpmsync/store.h>
 
+#include "store/store-sync.h"
 #include "store/store.h"
 #include "testlib.h"
 #include "util/cpm-file.h"
@@ -406,6 +407,39 @@ START_TEST(test_file_chat_and_sms)
 }
 END_TEST
 
+/*
+ * An SMS from a SIP peer, once the account's server is known to use '.'
+ * as its delimiter (Cyrus's classic namespace): its folder
+ * "Default/sip:bob@example.com" cannot exist there, so the object is
+ * refused when filed, nothing made, rather than queued for a CREATE that
+ * replay can only fail.
+ */
+START_TEST(test_file_peer_with_delimiter)
+{
+	static const char sip_sms[] = "From: sip:bob@example.com\r\n"
+				      "To: tel:+2222\r\n"
+				      "Message-ID: <sms2@x>\r\n"
+				      "Message-Context: pager-message\r\n"
+				      "\r\n"
+				      "hi\r\n";
+	int64_t folder_id = -1, id = -1, acc;
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Default", NULL), 0);
+	acc = atoll(test_store_text(s, "SELECT id FROM account WHERE name = 'a'"));
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_set_delimiter(s, acc, '.'), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(file_text(sip_sms, &folder_id, &id), -EINVAL);
+	ck_assert_str_eq(cpmsync_store_error(cs),
+			 "\"Default/sip:bob@example.com\" cannot be a folder name on this server: "
+			 "its hierarchy delimiter '.' is not allowed inside a level");
+	ck_assert_int_eq(id, -1);
+	ck_assert_str_eq(journal_text(), "create_folder:Default");
+	/* A tel: peer has no '.': filed as before. */
+	ck_assert_int_eq(file_text(sms, &folder_id, &id), 0);
+}
+END_TEST
+
 START_TEST(test_file_refused_leaves_nothing)
 {
 	static const char mail[] = "From: a@b\r\nTo: c@d\r\nSubject: plain mail\r\n\r\nhi\r\n";
@@ -482,6 +516,7 @@ static Suite *cpm_folders_suite(void)
 	tcase_add_test(tc, test_file_new_session);
 	tcase_add_test(tc, test_file_chat_and_sms);
 	tcase_add_test(tc, test_file_refused_leaves_nothing);
+	tcase_add_test(tc, test_file_peer_with_delimiter);
 	suite_add_tcase(suite, tc);
 	return suite;
 }

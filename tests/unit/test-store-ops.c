@@ -836,6 +836,43 @@ START_TEST(test_create_folder_invalid_names)
 }
 END_TEST
 
+/*
+ * Once a sync has seen the server's hierarchy delimiter ('.' in Cyrus's
+ * classic namespace), a name with it inside a level is refused when it is
+ * made or renamed to, nothing changed; before, it is accepted (replay's
+ * name_unsendable() fails it then).  On a '/' server a '.' is a character
+ * like any other.
+ */
+START_TEST(test_folder_name_with_delimiter)
+{
+	int64_t acc = qint("SELECT id FROM account WHERE name = 'a'");
+	char *before, *after;
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Early.Dot", NULL), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_set_delimiter(s, acc, '.'), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_str_eq(qtext("SELECT delimiter FROM account WHERE id = %ld", (long)acc), ".");
+	before = snapshot();
+	expect_err(cpmsync_op_create_folder(cs, "a", "Loc.Dot", NULL), -EINVAL,
+		   "\"Loc.Dot\" cannot be a folder name on this server: its hierarchy delimiter "
+		   "'.' is not allowed inside a level");
+	expect_err(cpmsync_op_create_folder(cs, "a", "Work/v1.2", NULL), -EINVAL,
+		   "\"Work/v1.2\" cannot be a folder name");
+	expect_err(cpmsync_op_rename_folder(cs, "a", "Archive", "With.Dot"), -EINVAL,
+		   "\"With.Dot\" cannot be a folder name");
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Work/Plain", NULL), 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_set_delimiter(s, acc, '/'), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Loc.Dot", NULL), 0);
+	free(before);
+	free(after);
+}
+END_TEST
+
 START_TEST(test_create_folder_pending_delete)
 {
 	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive"), 0);
@@ -1483,6 +1520,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_create_folder_under_inbox_canonical);
 	tcase_add_test(tc, test_create_folder_invalid_names);
 	tcase_add_test(tc, test_create_folder_pending_delete);
+	tcase_add_test(tc, test_folder_name_with_delimiter);
 	tcase_add_test(tc, test_rename_folder);
 	tcase_add_test(tc, test_rename_folder_local);
 	tcase_add_test(tc, test_delete_folder_on_server);

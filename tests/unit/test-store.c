@@ -1000,6 +1000,28 @@ START_TEST(test_migrate_account_identity)
 }
 END_TEST
 
+/* Version 28: an account of a store at version 27 keeps its row; its
+ * server's delimiter is unknown (NULL) until its next LIST. */
+START_TEST(test_migrate_delimiter)
+{
+	struct store *s = NULL;
+
+	ck_assert_uint_ge(store_schema_version(), 28);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 27, &s, NULL), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (id, name, server_host, server_user)"
+				       " VALUES (1, 'a', 'h', 'u')"),
+			 0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM account WHERE name = 'a'"
+				      " AND server_host = 'h' AND delimiter IS NULL"),
+			 1);
+	store_close(s);
+}
+END_TEST
+
 /*
  * Version 23: flags, server_flags and modseq move to message_state.  A
  * store at version 22 keeps every value, its conversations' unseen
@@ -2624,6 +2646,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_conv_stale);
 	tcase_add_test(tc, test_migrate_message_state);
 	tcase_add_test(tc, test_migrate_account_identity);
+	tcase_add_test(tc, test_migrate_delimiter);
 	tcase_add_test(tc, test_store_file_gone);
 	tcase_add_test(tc, test_conv_state_index);
 	suite_add_tcase(s, tc);
