@@ -168,7 +168,7 @@ static int find_folder(struct store *s, int64_t account, const char *account_nam
 	if (r < 0)
 		return r;
 	if (r == 0) {
-		store_set_error(s, "no folder \"%s\" in account \"%s\"", name,
+		store_set_error(s, "no folder '%s' in account '%s'", name,
 				account_name ? account_name : "?");
 		return -CPMSYNC_E_NOT_FOUND;
 	}

@@ -173,7 +173,7 @@ run 0 sync a
 check "folder delete: gone from the server" bash -c "[[ '$(mailboxes)' != *' Done '* ]]"
 run 1 folder delete a Nope
 check "folder delete of an unknown folder: exit 1, the daemon's reason" \
-	err_is "cpmctl: DeleteFolder: NotFound: no folder \"Nope\" in account \"a\""
+	err_is "cpmctl: DeleteFolder: NotFound: no folder 'Nope' in account 'a'"
 check "folder frob: exit 2" usage_err "cpmctl folder: unknown subcommand 'frob'" folder frob a X
 check "folder: exit 2" usage_err "cpmctl folder: missing subcommand" folder
 check "folder create a: exit 2" usage_err "cpmctl folder: missing argument" folder create a
