@@ -78,9 +78,10 @@ static const char watch_sql[] =
 	"   AND m.removed = 0;"
 	" END;"
 	/* The snippet written again (a body's CPM parse,
-	 * store_message_set_cpm()).  A message's first summary comes with
-	 * the message (kind 1), so an insert is not watched: that would be
-	 * a second row for most new messages. */
+	 * store_message_set_cpm()).  A message's first summary mostly comes
+	 * with the message (kind 1), so an insert is not watched: that would
+	 * be a second row for most new messages; one made later is noted by
+	 * store_message_set_cpm() (store_changes_note()). */
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_summary_snippet AFTER UPDATE OF snippet"
 	" ON main.summary WHEN NEW.snippet IS NOT OLD.snippet BEGIN"
 	"  INSERT INTO cpm_change (kind, fields, folder_id, message_id)"
@@ -204,6 +205,25 @@ int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn not
 	w->notify = notify;
 	w->userdata = userdata;
 	return 0;
+}
+
+int store_changes_note(struct store *s, int64_t message_id, uint32_t fields)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (!*store_watch_slot(s))
+		return 0;
+	r = store_prepare(
+		s,
+		"INSERT INTO temp.cpm_change (kind, fields, folder_id, message_id)"
+		" SELECT 2, ?2, folder_id, id FROM main.message WHERE id = ?1 AND removed = 0",
+		&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	sqlite3_bind_int64(st, 2, fields);
+	return store_step_done(s, st);
 }
 
 int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max)

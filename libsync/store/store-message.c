@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/store.h>
 
 #include "store/store.h"
 #include "util/cpm-object.h"
@@ -1073,5 +1074,11 @@ int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary 
 	r = store_step_done(s, st);
 	if (r < 0 || had_summary)
 		return r;
+	/* No trigger sees a first snippet (store-changes.c). */
+	if (sum->snippet && *sum->snippet) {
+		r = store_changes_note(s, id, CPMSYNC_CHANGED_SNIPPET);
+		if (r < 0)
+			return r;
+	}
 	return conv_state_summary(s, id, sum->type);
 }

@@ -255,6 +255,13 @@ int64_t store_last_insert_id(const struct store *s);
 
 /* store-changes.c keeps its state here; free()d by store_close(). */
 void **store_watch_slot(struct store *s);
+/*
+ * Records that message_id's fields (enum cpmsync_change_field bits)
+ * changed, as the watch's triggers do, for a change no trigger sees (a
+ * message's first summary, made after it: store_message_set_cpm()).
+ * Nothing when no one watches.  Inside a transaction.
+ */
+int store_changes_note(struct store *s, int64_t message_id, uint32_t fields);
 /* Whether a readonly store. */
 bool store_is_readonly(const struct store *s);
 

@@ -22,6 +22,7 @@
 #include "store/store.h"
 #include "store/store-sync.h"
 #include "testlib.h"
+#include "util/msg-summary.h"
 
 static char tmpdir[] = "/tmp/test-store-changes-XXXXXX";
 static char dbpath[sizeof(tmpdir) + 32];
@@ -258,6 +259,35 @@ START_TEST(test_changed_fields)
 }
 END_TEST
 
+/*
+ * A message whose first summary is made after it (stored from its header
+ * alone, with nothing to summarise; its body's CPM parse later): the
+ * snippet it brings is announced, as an UPDATE's is.
+ */
+START_TEST(test_first_summary_snippet)
+{
+	struct msg_summary sum = { .type = "message", .snippet = (char *)"hello there" };
+	struct cpmsync_change c[8];
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid, type)"
+				       " VALUES (61, 1, 12, 'message');"
+				       "INSERT INTO message_state (id) VALUES (61)"),
+			 0);
+	take(c, 8);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_message_set_cpm(s, 61, &sum), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(take(c, 8), 1);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_CHANGED, 1, 61);
+	ck_assert_uint_eq(c[0].fields, CPMSYNC_CHANGED_SNIPPET);
+	/* Written again, the same: nothing new. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_message_set_cpm(s, 61, &sum), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(take(c, 8), 0);
+}
+END_TEST
+
 START_TEST(test_refused_and_discard)
 {
 	int64_t id, jid;
@@ -356,6 +386,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_nothing_handed_out_inside_a_transaction);
 	tcase_add_test(tc, test_server_side_flags_and_expunge);
 	tcase_add_test(tc, test_changed_fields);
+	tcase_add_test(tc, test_first_summary_snippet);
 	tcase_add_test(tc, test_refused_and_discard);
 	tcase_add_test(tc, test_set_acl);
 	suite_add_tcase(su, tc);
