@@ -462,6 +462,11 @@ static int drv_personal_namespace(struct engine_driver *d, struct buf *base, con
 	return imap_ns_personal_base(ns, drv_enabled(d, IMAP_CAP_UTF8_ACCEPT), base);
 }
 
+static bool drv_hidden_root(struct engine_driver *d, const char *name)
+{
+	return imap_ns_hidden_root(imap_client_namespace(client_of(d)), name);
+}
+
 static int drv_list(struct engine_driver *d, enum engine_list_kind kind, engine_reply_fn cb,
 		    void *userdata)
 {
@@ -519,6 +524,7 @@ static const struct engine_driver_ops imap_ops = {
 	.fetch_annotations = drv_fetch_annotations,
 	.personal_namespace = drv_personal_namespace,
 	.delimiter = drv_delimiter,
+	.hidden_root = drv_hidden_root,
 	.list = drv_list,
 	.status = drv_status,
 	.logout = drv_logout,

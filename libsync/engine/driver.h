@@ -166,6 +166,11 @@ struct engine_driver_ops {
 	/* The hierarchy delimiter names are sent with (0: flat, or not
 	 * known); may be NULL. */
 	char (*delimiter)(struct engine_driver *d);
+	/* Whether a local name lies in a namespace the session hides
+	 * (imap_ns_hidden_root(); name NULL: whether it hides any): LIST
+	 * says nothing of it, and sending it would name a personal folder.
+	 * May be NULL (none hidden). */
+	bool (*hidden_root)(struct engine_driver *d, const char *name);
 	/* LIST "" "*" [RETURN (...)]: each folder comes as engine_event_list()
 	 * (not one in another namespace), each LIST-STATUS as
 	 * engine_event_status(). */

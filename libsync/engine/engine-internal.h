@@ -229,6 +229,9 @@ void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server
 /* A command that failed the whole run: records and finishes. */
 bool engine_reply_failed(struct cpmsync_sync *e, const struct engine_reply *res, const char *what);
 void engine_logout(struct cpmsync_sync *e);
+/* Whether a local folder name lies in a namespace the session hides and
+ * LIST did not show it as a personal folder (driver op hidden_root). */
+bool engine_name_hidden(struct cpmsync_sync *e, const char *name);
 
 /* engine-annotation.c: a changed message (FETCH during the folder's
  * SELECT or flag pass) whose annotations are cached is noted; before the

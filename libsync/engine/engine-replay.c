@@ -116,6 +116,10 @@ struct replay {
 	/* set_annotation: the values sent */
 	struct store_annotation *ann;
 	size_t n_ann;
+	/* rows left waiting in a hidden namespace (row_hidden()), and the
+	 * first folder named */
+	unsigned hidden_waits;
+	char *hidden_folder;
 };
 
 static void replay_next(struct cpmsync_sync *e);
@@ -160,6 +164,7 @@ void engine_replay_free(struct cpmsync_sync *e)
 	free(rp->exp_no.code_name);
 	free(rp->verify_flags);
 	free(rp->status.name);
+	free(rp->hidden_folder);
 	free(rp);
 	e->replay = NULL;
 }
@@ -2496,6 +2501,55 @@ static void select_refused(struct cpmsync_sync *e, const struct engine_reply *re
 
 static void replay_step(struct cpmsync_sync *e);
 
+/*
+ * A row of a folder in a namespace the session hides (other_namespaces =
+ * hide, set after the row was queued), or copying from one: sent now, its
+ * name would be a personal folder's (imap_ns_from_local()), a CREATE or
+ * an APPEND into the user's own mailbox of what was meant for another's.
+ * It waits, queued, until the namespace is shown again.  true: it waits
+ * (noted); false: it goes, or the store failed (the run with it).
+ */
+static bool row_hidden(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct engine_driver *d = D(e);
+	int64_t ids[2] = { rp->j.folder_id, 0 };
+	struct journal_args a;
+	int r = 0;
+
+	if (!d->ops->hidden_root || !d->ops->hidden_root(d, NULL))
+		return false;
+	if ((rp->j.op == JOURNAL_OP_COPY || rp->j.op == JOURNAL_OP_MOVE) &&
+	    journal_args_decode(rp->j.op, rp->j.args, &a, NULL) >= 0) {
+		struct sync_message src = { 0 };
+
+		if (store_sync_message_get(e->store, a.copy.src_id, &src) >= 0)
+			ids[1] = src.folder_id;
+		sync_message_free_contents(&src);
+		journal_args_free(&a);
+	}
+	for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(ids); i++) {
+		struct sync_folder f = { 0 };
+		bool hidden;
+
+		if (ids[i] <= 0)
+			continue;
+		r = store_sync_folder_get(e->store, ids[i], &f);
+		hidden = r >= 0 && f.name && engine_name_hidden(e, f.name);
+		if (hidden) {
+			log_debug(CAT, "%s: %s row %lld waits: folder %s is in a hidden namespace",
+				  e->account_name, rp->j.op_name, (long long)rp->j.id, f.name);
+			rp->hidden_waits++;
+			if (!rp->hidden_folder)
+				rp->hidden_folder = TAKE_PTR(f.name);
+		}
+		sync_folder_free_contents(&f);
+		if (hidden)
+			return true;
+	}
+	return false;
+}
+
 /* What replays each operation (a row of another op is never handed over). */
 static void (*const handlers[_JOURNAL_OP_MAX])(struct cpmsync_sync *e) = {
 	[JOURNAL_OP_APPEND] = op_append,
@@ -2550,12 +2604,24 @@ static void replay_step(struct cpmsync_sync *e)
 	if (store_failed(e, r))
 		return;
 	if (r == 0) {
+		if (rp->hidden_waits)
+			log_msg(CPMSYNC_LOG_NOTICE, CAT,
+				"%s: %u local change%s wait%s for folders of a namespace "
+				"other_namespaces = hide leaves out (%s%s): set other_namespaces = "
+				"show to send them",
+				e->account_name, rp->hidden_waits, rp->hidden_waits == 1 ? "" : "s",
+				rp->hidden_waits == 1 ? "s" : "", rp->hidden_folder,
+				rp->hidden_waits == 1 ? "" : ", ...");
 		engine_logout(e);
 		return;
 	}
 	rp->journal_pos = rp->j.id;
 	log_debug(CAT, "%s: replaying %s (row %lld)", e->account_name, rp->j.op_name,
 		  (long long)rp->j.id);
+	if (row_hidden(e)) {
+		replay_next(e);
+		return;
+	}
 	if (rp->j.op != JOURNAL_OP_FLAGS && rp->j.op != JOURNAL_OP_ANNOTATION)
 		e->replay_not_flags = true;
 	if ((unsigned)rp->j.op < ARRAY_SIZE(handlers) && handlers[rp->j.op])

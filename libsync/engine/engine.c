@@ -534,6 +534,13 @@ static struct remote_folder *remote_find(struct cpmsync_sync *e, const char *nam
 	return NULL;
 }
 
+bool engine_name_hidden(struct cpmsync_sync *e, const char *name)
+{
+	struct engine_driver *d = e->drv;
+
+	return d->ops->hidden_root && d->ops->hidden_root(d, name) && !remote_find(e, name);
+}
+
 static const char *special_use_name(unsigned attrs)
 {
 	static const struct {
@@ -820,6 +827,41 @@ void engine_event_expunge(struct cpmsync_sync *e)
 /* ------------------------------------------------------------------ */
 /* LIST and the folder plan */
 
+/*
+ * A local folder LIST cannot show, so that its absence from LIST says
+ * nothing of the server: not matched by the account's folder patterns, or
+ * in a namespace the session hides.  NULL: in view; else why, for a log.
+ */
+static const char *out_of_view_why(struct cpmsync_sync *e, const char *name)
+{
+	struct engine_driver *d = e->drv;
+
+	if (!plan_patterns_match((const char *const *)e->patterns, name))
+		return "not matched by the account's folders setting";
+	if (d->ops->hidden_root && d->ops->hidden_root(d, name))
+		return "other_namespaces = hide";
+	return NULL;
+}
+
+static bool out_of_view(struct cpmsync_sync *e, const char *name)
+{
+	return out_of_view_why(e, name) != NULL;
+}
+
+/* PLAN_FOLDER_DELETE: gone on the server, or out of view with nothing to send. */
+static int delete_local(struct cpmsync_sync *e, const struct plan_local_folder *l)
+{
+	int r = store_sync_folder_delete(e->store, l->id);
+
+	if (l->out_of_view)
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: folder %s is no longer synced (%s): its local copy is dropped",
+			e->account_name, l->name, out_of_view_why(e, l->name));
+	else
+		log_debug(CAT, "%s: folder %s gone on the server", e->account_name, l->server_name);
+	return r;
+}
+
 static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_folders, size_t *ret_n,
 			    struct plan_local_folder **ret_locals)
 {
@@ -847,6 +889,8 @@ static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_fol
 			return r;
 		}
 		locals[i] = (struct plan_local_folder){
+			.out_of_view = out_of_view(e, f->name),
+			.has_ops = f->has_ops,
 			.id = f->id,
 			.name = f->name,
 			.server_name = f->server_name,
@@ -1020,9 +1064,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 		char aside[40];
 
 		if (a->kind == PLAN_FOLDER_DELETE) {
-			r = store_sync_folder_delete(e->store, l->id);
-			log_debug(CAT, "%s: folder %s gone on the server", e->account_name,
-				  l->server_name);
+			r = delete_local(e, l);
 		} else if (a->kind == PLAN_FOLDER_FOLD) {
 			r = fold_folder(e, l, &locals[a->into]);
 		} else if (a->kind == PLAN_FOLDER_RENAMED) {
@@ -1060,11 +1102,15 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 				  e->account_name, l->server_name, rf->name);
 			break;
 		case PLAN_FOLDER_DELETE:
-			if (crossing)
-				break; /* done above */
-			r = store_sync_folder_delete(e->store, l->id);
-			log_debug(CAT, "%s: folder %s gone on the server", e->account_name,
-				  l->server_name);
+			if (!crossing) /* else done above */
+				r = delete_local(e, l);
+			break;
+		case PLAN_FOLDER_KEEP:
+			log_msg(CPMSYNC_LOG_NOTICE, CAT,
+				"%s: folder %s is no longer synced (%s), but local changes wait "
+				"for "
+				"it: kept until they are sent",
+				e->account_name, l->name, out_of_view_why(e, l->name));
 			break;
 		case PLAN_FOLDER_FOLD:
 			if (!crossing)
@@ -1105,8 +1151,9 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 				rf->special_use, rf->subscribed);
 		/* The MAILBOXID LIST-STATUS reported is recorded (the SELECT
 		 * path records it too; servers without OBJECTID report none). */
-		if (r >= 0 && rf->mailboxid && a->kind != PLAN_FOLDER_DELETE &&
-		    a->kind != PLAN_FOLDER_RECREATE && a->kind != PLAN_FOLDER_DELETE_THERE &&
+		if (r >= 0 && a->kind != PLAN_FOLDER_DELETE && a->kind != PLAN_FOLDER_RECREATE &&
+		    a->kind != PLAN_FOLDER_KEEP && a->kind != PLAN_FOLDER_DELETE_THERE &&
+		    rf->mailboxid &&
 		    (a->kind == PLAN_FOLDER_ADD || a->kind == PLAN_FOLDER_REREAD || !l->mailboxid ||
 		     !streq(l->mailboxid, rf->mailboxid)))
 			r = store_sync_folder_set_mailboxid(

@@ -448,7 +448,11 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			actions[n++] = (struct plan_folder_action){
 				.kind = PLAN_FOLDER_FOLD, .local = j, .remote = at, .into = onto[at]
 			};
-		else if (local[j].removed)
+		else if (local[j].out_of_view && local[j].has_ops)
+			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_KEEP,
+								    .local = j,
+								    .remote = 0 };
+		else if (local[j].removed || local[j].out_of_view)
 			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_DELETE,
 								    .local = j,
 								    .remote = 0 };

@@ -38,6 +38,10 @@ struct plan_local_folder {
 	const char *mailboxid;	 /* recorded MAILBOXID; NULL: none */
 	uint32_t known_messages; /* messages with a UID */
 	bool bodies_behind;	 /* sync_bodies grew since its bodies were complete */
+	bool out_of_view;	 /* LIST could not show it: not matched by the
+				  * account's folder patterns, or in a namespace
+				  * hidden now (other_namespaces = hide) */
+	bool has_ops;		 /* journal rows of it or its messages */
 };
 
 enum plan_folder_action_kind {
@@ -55,6 +59,10 @@ enum plan_folder_action_kind {
 	PLAN_FOLDER_REREAD,	  /* as SYNC, but LIST-STATUS reports another MAILBOXID
 				   * than the one recorded: another folder holds the name,
 				   * forget the UIDs and re-read it (plan_folder_identity()) */
+	PLAN_FOLDER_KEEP,	  /* local[local] is out of view (not in LIST) and
+				   * changes wait for it: kept as it is, not synced;
+				   * its changes go as queued (or wait while its
+				   * namespace is hidden) */
 	PLAN_FOLDER_FOLD,	  /* local[local] is gone on the server, and the folder
 				   * now under its name, remote[remote], is local[into]
 				   * renamed there: local[local]'s messages and the
@@ -78,7 +86,10 @@ struct plan_folder_action {
  * CREATE or RENAME already happened (a crash after sending it) is matched
  * by its local name.  Unmatched local folders are deleted, unless local
  * changes wait to go into them (then re-created: nothing local is lost)
- * or their CREATE is still pending.  Removed (DELETE pending) folders are
+ * or their CREATE is still pending.  An unmatched folder out of view
+ * (LIST could not show it: its absence says nothing of the server) is
+ * never re-created: kept while changes of it wait (KEEP), else deleted
+ * locally.  Removed (DELETE pending) folders are
  * never synced.  Remote \Noselect folders are ignored.
  *
  * A remote and a local folder whose MAILBOXIDs (RFC 8474) are both known

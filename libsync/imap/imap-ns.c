@@ -204,14 +204,14 @@ static void root_name(int kind, size_t index, char *buf, size_t size)
 		snprintf(buf, size, "%s%zu", kind_root[kind], index + 1);
 }
 
-/* Is the first level of the local name the root of a shown namespace?
- * *ret_kind / *ret_index say which. */
-static bool is_shown_root(const struct imap_ns_map *m, const char *name, size_t level_len,
-			  int *ret_kind, size_t *ret_index)
+/* Is the first level of the local name the root of a namespace the map
+ * knows (shown or not)?  *ret_kind / *ret_index say which. */
+static bool is_root(const struct imap_ns_map *m, const char *name, size_t level_len, int *ret_kind,
+		    size_t *ret_index)
 {
 	char root[32];
 
-	if (!m->show_other || !m->known || level_len == 0 || name[0] != '#')
+	if (!m->known || level_len == 0 || name[0] != '#')
 		return false;
 	for (int k = 0; k < IMAP_NS_KIND_MAX; k++)
 		for (size_t i = k == IMAP_NS_PERSONAL ? 1 : 0; i < m->n[k]; i++) {
@@ -223,6 +223,26 @@ static bool is_shown_root(const struct imap_ns_map *m, const char *name, size_t 
 			}
 		}
 	return false;
+}
+
+/* The same for a shown namespace. */
+static bool is_shown_root(const struct imap_ns_map *m, const char *name, size_t level_len,
+			  int *ret_kind, size_t *ret_index)
+{
+	return m->show_other && is_root(m, name, level_len, ret_kind, ret_index);
+}
+
+bool imap_ns_hidden_root(const struct imap_ns_map *m, const char *name)
+{
+	int kind;
+	size_t index;
+
+	if (m->show_other || !m->known)
+		return false;
+	if (!name)
+		return m->n[IMAP_NS_PERSONAL] > 1 || m->n[IMAP_NS_OTHER] > 0 ||
+		       m->n[IMAP_NS_SHARED] > 0;
+	return is_root(m, name, strcspn(name, "/"), &kind, &index);
 }
 
 int imap_ns_to_local(const struct imap_ns_map *m, const char *name, size_t len, char delimiter,

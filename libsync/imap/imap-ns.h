@@ -88,6 +88,17 @@ int imap_ns_to_local(const struct imap_ns_map *m, const char *name, size_t len, 
 		     bool utf8_mode, struct buf *out);
 
 /*
+ * Whether the local name's first level is the root ("#Users", "#Shared",
+ * ...) of a namespace the map knows but hides: a folder of another user
+ * or a shared one, kept from when they were shown.  imap_ns_from_local()
+ * would put it under the personal prefix, which is not where it is (a
+ * personal folder so named, listed while they are hidden, is the one
+ * exception, and only LIST tells it).  name NULL: whether the map hides
+ * any namespace.
+ */
+bool imap_ns_hidden_root(const struct imap_ns_map *m, const char *name);
+
+/*
  * Our form of a name to the server's, appended to out: under the
  * personal prefix (INBOX stays INBOX), or under a shown namespace's prefix
  * when the first level is its local root.  delimiter is the one LIST gave

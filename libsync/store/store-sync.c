@@ -275,7 +275,8 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 	     "f.uidnext,"
 	     " f.highestmodseq, coalesce(f.body_limit, 0),"
 	     " EXISTS (SELECT 1 FROM journal j WHERE j.folder_id = f.id"
-	     "         AND j.op IN ('append', 'copy', 'move')), f.mailboxid, f.known"
+	     "         AND j.op IN ('append', 'copy', 'move')), f.mailboxid, f.known,"
+	     " EXISTS (SELECT 1 FROM journal j WHERE j.folder_id = f.id)"
 	     " FROM folder f WHERE f.account_id = ?1 ORDER BY f.id",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
@@ -303,6 +304,7 @@ int store_sync_folders(struct store *s, int64_t account_id, struct sync_folder *
 			.body_limit = (uint64_t)sqlite3_column_int64(st, 7),
 			.has_content_ops = sqlite3_column_int(st, 8) != 0,
 			.known = (uint32_t)sqlite3_column_int64(st, 10),
+			.has_ops = sqlite3_column_int(st, 11) != 0,
 		};
 		n++;
 		r = store_col_strdup(st, 1, &f->name);

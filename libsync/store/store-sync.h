@@ -77,6 +77,7 @@ struct sync_folder {
 	char *mailboxid;	       /* RFC 8474 MAILBOXID, NULL: never reported */
 	uint64_t body_limit;	       /* bodies kept up to (bytes); UINT64_MAX: all */
 	bool has_content_ops;	       /* journal rows that put messages into it */
+	bool has_ops;		       /* journal rows of it or its messages */
 	uint32_t known;		       /* rows with a UID (schema 19: folder.known) */
 };
 

@@ -13,7 +13,15 @@
 #    its next sync: the folders are renamed in the store, nothing is
 #    downloaded again, the change reaches the server;
 # 4. (Cyrus) a folder another user shares is hidden by default and, with
-#    other_namespaces = show, synced as "#Users/bob/Team".
+#    other_namespaces = show, synced as "#Users/bob/Team";
+# 5. a local name the server cannot hold (Cyrus classic: '.');
+# 6. (Cyrus) a change queued for bob's shared folder, then other_namespaces
+#    = hide: it waits (sent, its name would make a folder of alice's own),
+#    and goes to bob's folder once shown again;
+# 7. a folder the folders setting no longer matches, with changes queued
+#    for it: kept, its changes sent as they are (not re-created: Cyrus
+#    refuses a CREATE of what exists without a code, for ever), then
+#    dropped locally.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -212,4 +220,65 @@ if [ "$SERVER" = cyrus-classic ]; then
 	flags=$(server_dump "$USER1" | awk -F'\t' '$5 == "<s.2@ns.test>" { print $4 }')
 	check "the flag change behind it reached the server ($flags)" grep -qF '$AfterDot' <<<"$flags"
 fi
+
+# --- 6. a change queued for another user's folder, then its namespace hidden ------
+if is_cyrus; then
+	SHOWDB=$WORK/ns-show.db
+	check "$USER2 lets $USER1 insert into Team" da raw "$USER2" SETACL "\"$team\"" "$USER1" lrswi
+	printf 'From: a@ns.test\r\nMessage-ID: <forteam.1@ns.test>\r\nSubject: team\r\n\r\nx\r\n' \
+		>"$WORK/forteam.eml"
+	check "stored locally into #Users/$USER2/Team" \
+		"$OP" --db "$SHOWDB" store a "#Users/$USER2/Team" "$WORK/forteam.eml"
+	CONF3=$WORK/ns-hide.conf
+	write_conf "$CONF3" "$SHOWDB" # other_namespaces hidden: the default
+	check "hidden again: the sync succeeds" sync_once "$CONF3" "$WORK/sync8.log"
+	check "...sending no CREATE or APPEND" \
+		bash -c "! grep -E ' C: [^ ]+ (CREATE|APPEND) ' '$WORK/sync8.log'"
+	no_own_users() { ! server_list | grep -F '#Users'; }
+	check "...making no folder of $USER1's own" no_own_users
+	check "the change waits, queued" test "$(sqlite3 -readonly "$SHOWDB" \
+		"SELECT count(*) FROM journal WHERE op = 'append' AND failed = 0")" = 1
+	check "the log says why and what to do" grep -qF \
+		"a: 1 local change waits for folders of a namespace other_namespaces = hide leaves out (#Users/$USER2/Team): set other_namespaces = show to send them" \
+		"$WORK/sync8.log"
+	check "the folder stays in the store while it waits" \
+		"$OP" --db "$SHOWDB" folder a "#Users/$USER2/Team"
+	check "shown again: the sync succeeds" sync_once "$CONF2" "$WORK/sync9.log"
+	n=$(da -f tab fetch -u "$USER2" 'uid flags hdr.message-id' mailbox Team | grep -c 'forteam\.1@ns\.test')
+	check "the message is in $USER2's Team, once ($n)" test "$n" = 1
+	check "nothing is queued any more" test "$(sqlite3 -readonly "$SHOWDB" \
+		"SELECT count(*) FROM journal")" = 0
+fi
+
+# --- 7. a folder the folders setting leaves out, changes queued for it ------------
+check "Narrow made on the server" da mailbox create -u "$USER1" Narrow
+check "with a message" msg_save "$USER1" Narrow "<narrow.1@ns.test>" 300
+check "synced" sync_once "$CONF" "$WORK/sync10.log"
+nid=$("$OP" --db "$DB" find a Narrow "<narrow.1@ns.test>")
+check "a flag change queued in Narrow" "$OP" --db "$DB" flags "$nid" -- +\$Narrowed
+printf 'From: a@ns.test\r\nMessage-ID: <narrow.2@ns.test>\r\nSubject: n\r\n\r\nx\r\n' \
+	>"$WORK/narrow.eml"
+check "a message stored into Narrow" "$OP" --db "$DB" store a Narrow "$WORK/narrow.eml"
+echo "folders = INBOX Work*" >>"$CONF"
+check "folders = INBOX Work*: the sync succeeds" sync_once "$CONF" "$WORK/sync11.log"
+check "...sending no CREATE" bash -c "! grep -E ' C: [^ ]+ CREATE ' '$WORK/sync11.log'"
+check "...nor calling Narrow gone from the server" \
+	bash -c "! grep -F 'Narrow was deleted on the server' '$WORK/sync11.log'"
+check "the log says it is kept for its changes" grep -qF \
+	"a: folder Narrow is no longer synced (not matched by the account's folders setting), but local changes wait for it: kept until they are sent" \
+	"$WORK/sync11.log"
+n=$(da -f tab fetch -u "$USER1" 'uid flags hdr.message-id' mailbox Narrow | grep -c 'narrow\.2@ns\.test')
+check "the stored message reached Narrow, once ($n)" test "$n" = 1
+flags=$(da -f tab fetch -u "$USER1" 'uid flags hdr.message-id' mailbox Narrow |
+	awk -F'\t' '$3 == "<narrow.1@ns.test>" {print $2}')
+check "the flag change reached it ($flags)" grep -qiF '$Narrowed' <<<"$flags"
+check "nothing is queued for Narrow any more" test "$(sqlite3 -readonly "$DB" "SELECT count(*)
+	FROM journal j JOIN folder f ON f.id = j.folder_id WHERE f.name = 'Narrow'")" = 0
+check "the next sync succeeds" sync_once "$CONF" "$WORK/sync12.log"
+check "...and drops Narrow locally, saying so" grep -qF \
+	"a: folder Narrow is no longer synced (not matched by the account's folders setting): its local copy is dropped" \
+	"$WORK/sync12.log"
+check "Narrow is no longer in the store" test "$("$OP" --db "$DB" folder a Narrow 2>&1)" = \
+	"cpmsync-op: folder: account 'a' has no folder 'Narrow'"
+check "...and still on the server" has_server "${PFX}Narrow"
 finish

@@ -187,6 +187,42 @@ START_TEST(test_cyrus_alt)
 }
 END_TEST
 
+/*
+ * A local name kept from when the other namespaces were shown, now that
+ * they are hidden: imap_ns_from_local() would make it a personal folder,
+ * so the engine must tell it (imap_ns_hidden_root()).
+ */
+START_TEST(test_hidden_root)
+{
+	struct imap_ns_map m;
+
+	map_from(&m, CYRUS_ALT, false);
+	ck_assert(imap_ns_hidden_root(&m, NULL));
+	ck_assert(imap_ns_hidden_root(&m, "#Users/bob/ForAlice"));
+	ck_assert(imap_ns_hidden_root(&m, "#Users"));
+	ck_assert(imap_ns_hidden_root(&m, "#Shared/news"));
+	ck_assert(!imap_ns_hidden_root(&m, "#Usersx/a"));
+	ck_assert(!imap_ns_hidden_root(&m, "Work/#Users"));
+	ck_assert(!imap_ns_hidden_root(&m, "INBOX"));
+	ck_assert(!imap_ns_hidden_root(&m, "#Personal2/a")); /* no second personal one */
+	/* What it would otherwise become: bob's folder as alice's own. */
+	ck_server(&m, "#Users/bob/ForAlice", '/', "#Users/bob/ForAlice");
+	imap_ns_map_free(&m);
+
+	/* Shown: nothing is hidden. */
+	map_from(&m, CYRUS_ALT, true);
+	ck_assert(!imap_ns_hidden_root(&m, NULL));
+	ck_assert(!imap_ns_hidden_root(&m, "#Users/bob/ForAlice"));
+	imap_ns_map_free(&m);
+
+	/* No NAMESPACE: one personal namespace, nothing to hide. */
+	imap_ns_map_init(&m);
+	ck_assert(!imap_ns_hidden_root(&m, NULL));
+	ck_assert(!imap_ns_hidden_root(&m, "#Users/bob"));
+	imap_ns_map_free(&m);
+}
+END_TEST
+
 START_TEST(test_dovecot_and_default)
 {
 	struct imap_ns_map m;
@@ -337,6 +373,7 @@ static Suite *ns_suite(void)
 	tcase_add_test(tc, test_cyrus_classic);
 	tcase_add_test(tc, test_cyrus_classic_shown);
 	tcase_add_test(tc, test_cyrus_alt);
+	tcase_add_test(tc, test_hidden_root);
 	tcase_add_test(tc, test_dovecot_and_default);
 	tcase_add_test(tc, test_several);
 	tcase_add_test(tc, test_bytewise);

@@ -220,6 +220,39 @@ static const struct folder_scenario folder_scenarios[] = {
 	  { R("INBOX") },
 	  { L(1, "INBOX", "INBOX"), L(2, "Old", "Old", .has_content_ops = true) },
 	  { "SYNC:0:0", "RECREATE:1:-" } },
+	/* Out of view: LIST could not show it (the folders setting no longer
+	 * matches it, or its namespace is hidden now).  Its absence says
+	 * nothing of the server: never re-created there, kept while changes
+	 * of it wait, else dropped locally. */
+	{ "out of view, an append waiting: kept, not re-created",
+	  true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"), L(2, "Archive", "Archive", .has_content_ops = true,
+				      .has_ops = true, .out_of_view = true) },
+	  { "SYNC:0:0", "KEEP:1:-" } },
+	{ "out of view, a flag change waiting: kept (it goes to the folder as it is)",
+	  true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"),
+	    L(2, "Archive", "Archive", .has_ops = true, .out_of_view = true) },
+	  { "SYNC:0:0", "KEEP:1:-" } },
+	{ "out of view, its local DELETE waiting: kept, so that the DELETE goes",
+	  true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"),
+	    L(2, "Archive", "Archive", .removed = true, .has_ops = true, .out_of_view = true) },
+	  { "SYNC:0:0", "KEEP:1:-" } },
+	{ "out of view, nothing waiting: dropped locally",
+	  true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"), L(2, "Archive", "Archive", .out_of_view = true) },
+	  { "SYNC:0:0", "DELETE:1:-" } },
+	{ "out of view but listed (a personal folder named like a hidden root): synced",
+	  true,
+	  { R("INBOX"), R("#Users/x") },
+	  { L(1, "INBOX", "INBOX"),
+	    L(2, "#Users/x", "#Users/x", .has_ops = true, .out_of_view = true) },
+	  { "SYNC:0:0", "SYNC:1:1" } },
 	{ "renamed on the server: same UIDVALIDITY keeps the folder",
 	  true,
 	  { R("INBOX"), R("Projects/2025", .has_status = true, .uidvalidity = 42, .uidnext = 5,
@@ -483,6 +516,8 @@ static const char *kind_name(enum plan_folder_action_kind k)
 		return "REREAD";
 	case PLAN_FOLDER_FOLD:
 		return "FOLD";
+	case PLAN_FOLDER_KEEP:
+		return "KEEP";
 	}
 	return "?";
 }
@@ -509,7 +544,8 @@ START_TEST(test_folder_scenarios)
 		if (i < n) {
 			has_local = acts[i].kind != PLAN_FOLDER_ADD;
 			has_remote = acts[i].kind != PLAN_FOLDER_DELETE &&
-				     acts[i].kind != PLAN_FOLDER_RECREATE;
+				     acts[i].kind != PLAN_FOLDER_RECREATE &&
+				     acts[i].kind != PLAN_FOLDER_KEEP;
 			snprintf(got, sizeof(got), "%s:%s%s%s", kind_name(acts[i].kind),
 				 has_local ? "" : "-", "", "");
 			if (has_local)
