@@ -221,7 +221,8 @@ int store_sync_account_identity(struct store *s, int64_t account_id, const char 
 		store_set_error(s,
 				"the store holds the mail of %s@%s with %s, and the account's"
 				" settings now name %s@%s: set host and user back to send them, or"
-				" remove the account to drop them",
+				" remove the account with D-Bus Manager1.RemoveAccount to drop them"
+				" (removing its section from the configuration keeps them)",
 				was_user ? was_user : "", was_host ? was_host : "", what, user,
 				host);
 		return -CPMSYNC_E_CONFIG;

@@ -626,7 +626,9 @@ START_TEST(test_account_edited_to_another_mailbox)
 	ck_assert_str_eq(cpmsync_session_get_last_error(session),
 			 "the store holds the mail of alice@127.0.0.1 with 1 local change not yet"
 			 " sent there, and the account's settings now name bob@127.0.0.1: set host"
-			 " and user back to send them, or remove the account to drop them");
+			 " and user back to send them, or remove the account with D-Bus "
+			 "Manager1.RemoveAccount to drop"
+			 " them (removing its section from the configuration keeps them)");
 	/* Not retried: it stays so, without another run. */
 	for (int i = 0; i < 10; i++)
 		cpmsync_loop_iterate(env.loop, 20);
