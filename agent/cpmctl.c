@@ -2017,10 +2017,17 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Not connected, and the last attempt failed: "connecting" with a LastError. */
+/*
+ * Not connected, and the last attempt failed: "connecting" with a
+ * LastError (between attempts), or "error" with one (a stop the daemon
+ * keeps until the settings change: a refused login, a store holding
+ * another mailbox's changes).  Our Sync retries either at once, and the
+ * daemon says nothing when the retry fails the same way before it starts
+ * connecting (the store check), so the grace judges that.
+ */
 static bool sync_cannot_connect(const struct sync_account *a)
 {
-	return str_eq(a->state, "connecting") && *a->last_error;
+	return (str_eq(a->state, "connecting") || str_eq(a->state, "error")) && *a->last_error;
 }
 
 /*

@@ -6,6 +6,7 @@
 # failed attempt moves State from syncing back to connecting with the same
 # LastError as the one before; cpmctl took that for the start of another
 # attempt and waited out the timeout (600 s by default: a tester waited it).
+# The same for an account the daemon stopped until its settings change.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -35,4 +36,41 @@ check "... after the attempt its Sync started failed too (failed attempts: $befo
 check "... within 10 s, not at its 30 s timeout ($ms ms)" test "$ms" -lt 10000
 check "... naming the account and the error: $(head -c 200 "$WORK/sync.out")" \
 	grep -qxF "cpmctl: a: $err" "$WORK/sync.out"
+
+# --- an account the daemon stopped: its store holds another mailbox's change ---
+# (engine_account_identity()).  Sync retries it at once and the store check
+# fails again before any State change: no news, which cpmctl waited out to
+# its --timeout.
+BP=/org/cpmsync/b
+bacct() { "$DBUS" get "$BP" org.cpmsync.Account1 "$1"; }
+{ printf '%s\n' "$PASS2" >"$WORK/bob.pw" && chmod 0600 "$WORK/bob.pw"; } || bail "bob.pw"
+{ printf '%s\n' "$PASS1" >"$WORK/alice.pw" && chmod 0600 "$WORK/alice.pw"; } || bail "alice.pw"
+msg_save "$USER2" INBOX "<bob-stop@sync.test>" 300 || bail "cannot save bob's message"
+printf '[account b]\nhost = localhost\nport = %s\nca_file = %s\nuser = %s\npassword_file = %s\n' \
+	"$IMAPS_PORT" "$CA_FILE" "$USER2" "$WORK/bob.pw" >>"$CONF" || bail "cannot add account b"
+b_idle() { [ "$(bacct State)" = idle ] && [ "$(bacct LastSync)" != 0 ]; }
+check "account b ($USER2) added and synced" eventually 20 b_idle
+bid=$("$CPMCTL" list b INBOX | awk -F'\t' 'NR == 1 { print $1 }')
+check "b's message listed (id $bid)" test -n "$bid"
+check "b offline" "$CPMCTL" online b off
+check "a flag queued on it" "$CPMCTL" flag b INBOX "$bid" '+\Flagged'
+sed -i "s/^user = $USER2\$/user = $USER1/; s|^password_file = $WORK/bob.pw\$|password_file = $WORK/alice.pw|" \
+	"$CONF" || bail "cannot edit account b"
+b_user() { [ "$(bacct User)" = "$USER1" ]; }
+check "b now names $USER1 (reloaded)" eventually 10 b_user
+check "b online" "$CPMCTL" online b on
+b_stopped() { [ "$(bacct State)" = error ] && [ -n "$(bacct LastError)" ]; }
+check "b stopped: State error" eventually 10 b_stopped
+berr=$(bacct LastError)
+echo "# LastError: $berr"
+t0=$(date +%s%N)
+"$CPMCTL" sync --timeout 30 b >"$WORK/sync-b.out" 2>&1
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "cpmctl sync b exits 1 (exit $rc)" test "$rc" = 1
+check "... within 10 s, not at its 30 s timeout ($ms ms)" test "$ms" -lt 10000
+check "... saying why: $(head -c 300 "$WORK/sync-b.out")" grep -qxF "cpmctl: b: $berr" "$WORK/sync-b.out"
+check "... the store check: $USER2's change waits for $USER2" grep -qF \
+	"the store holds the mail of $USER2@localhost with 1 local change not yet sent there" \
+	"$WORK/sync-b.out"
 finish
