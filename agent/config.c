@@ -424,6 +424,14 @@ static int parse_account_key(struct parser *p, struct config_account *a, enum ke
 	}
 }
 
+static bool known_key(const char *s)
+{
+	for (int k = 0; k < KEY_MAX; k++)
+		if (str_eq(s, key_table[k].name))
+			return true;
+	return false;
+}
+
 static int parse_key(struct parser *p, const char *key, char *value)
 {
 	struct config_account *a = NULL;
@@ -691,11 +699,17 @@ static int parse_line(struct parser *p, char *line)
 	if (*s == '[')
 		return parse_section(p, s);
 	eq = strchr(s, '=');
-	if (!eq)
+	/* A line that is no setting may be a password pasted by mistake:
+	 * repeated only when it is a key's name, never to the log and
+	 * Manager1.ConfigError otherwise. */
+	if (!eq && known_key(s))
 		return fail(p,
 			    "missing '=' in '%s' (expected 'key = value' or a "
 			    "[section] header)",
 			    s);
+	if (!eq)
+		return fail(p, "missing '=' (expected 'key = value' or a [section] header; the "
+			       "line is not repeated here, as it may hold a secret)");
 	*eq = '\0';
 	key = trim(s);
 	value = trim(eq + 1);

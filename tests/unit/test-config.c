@@ -614,6 +614,20 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* A stray line that is no setting (a password pasted by mistake) is not
+ * repeated in the error, which goes to the log and Manager1.ConfigError. */
+START_TEST(test_error_hides_stray_line)
+{
+	char *error = parse_fail_len("[general]\nTr0ub4dor&3\n", 22);
+
+	assert_error(error, 2,
+		     "missing '=' (expected 'key = value' or a [section] header; the line is not "
+		     "repeated here, as it may hold a secret)");
+	ck_assert_ptr_null(strstr(error, "Tr0ub4dor"));
+	free(error);
+}
+END_TEST
+
 START_TEST(test_error_null_ret_error)
 {
 	struct config *c = NULL;
@@ -1634,6 +1648,7 @@ static Suite *config_suite(void)
 	tc = tcase_create("errors");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_errors, 0, (int)ARRAY_SIZE(error_cases));
+	tcase_add_test(tc, test_error_hides_stray_line);
 	tcase_add_test(tc, test_error_null_ret_error);
 	tcase_add_test(tc, test_line_limit);
 	tcase_add_test(tc, test_file_limit);
