@@ -9,6 +9,7 @@
  * bus name last, so that a client activated by the name finds everything.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include <cpmsync/conversation.h>
 #include <cpmsync/cpmsync.h>
+#include <cpmsync/ops.h>
 #include <cpmsync/session.h>
 #include <cpmsync/store.h>
 
@@ -65,6 +67,8 @@ struct daemon {
 	struct cpmsync_loop_source *signal_src;
 	struct cpmsync_loop_source *store_check_src;
 	int signal_fd;
+	/* Manager1.RemoveAccount in progress: its data goes next. */
+	const char *dropping;
 };
 
 static int make_dirs(const char *dir)
@@ -306,6 +310,27 @@ static void outbox_start(struct daemon *d);
 
 /* Applies a new configuration (taken over): accounts added, removed or
  * changed; the rest untouched. */
+/*
+ * An account gone from the file keeps its data in the store (a section
+ * renamed or removed by mistake must lose nothing), and with it the
+ * changes it had not sent: said, as they would otherwise wait unseen.
+ */
+static void note_left_behind(struct daemon *d, const char *name)
+{
+	uint32_t queued = 0, failed = 0;
+
+	if (d->dropping && str_eq(d->dropping, name))
+		return;
+	if (cpmsync_store_pending_operations(d->store, name, &queued) < 0 ||
+	    cpmsync_store_failed_count(d->store, name, &failed) < 0 || (!queued && !failed))
+		return;
+	log_warning("%s: removed from the configuration with %" PRIu32
+		    " local change(s) not yet sent and %" PRIu32
+		    " failed operation(s): they stay in the store for an account of that "
+		    "name, to be sent if it comes back; D-Bus Manager1.RemoveAccount drops them",
+		    name, queued, failed);
+}
+
 static void apply_config(struct daemon *d, struct config *cfg)
 {
 	struct config *old = d->cfg;
@@ -316,8 +341,10 @@ static void apply_config(struct daemon *d, struct config *cfg)
 			cfg->path, cfg->database, old->database);
 	/* Gone from the file. */
 	for (size_t i = d->n_accounts; i-- > 0;)
-		if (!config_find_account(cfg, d->accounts[i]->conf->name))
+		if (!config_find_account(cfg, d->accounts[i]->conf->name)) {
+			note_left_behind(d, d->accounts[i]->conf->name);
 			remove_account_at(d, i);
+		}
 	/* Kept or changed: repoint at the new configuration. */
 	for (size_t i = 0; i < d->n_accounts; i++) {
 		struct daemon_account *da = d->accounts[i];
@@ -478,7 +505,9 @@ static int hook_remove_account(void *userdata, const char *name, char **ret_erro
 	r = config_write_remove_account(d->config_path, name, ret_error);
 	if (r < 0)
 		return r;
+	d->dropping = name;
 	r = reload(d);
+	d->dropping = NULL;
 	if (r >= 0 && !find_account(d, name)) {
 		/* Its session is gone: its data goes too.  Kept, a later
 		 * account of the same name (another user's, say) would take it

@@ -396,6 +396,8 @@ EOF
 mv "$CONF.new" "$CONF"
 check "reload: an account added to the file appears (rename-over save)" \
 	eventually 10 bash -c "'$DBUS' get /org/cpmsync/c org.cpmsync.Account1 Name | grep -qx c"
+check "reload: c takes a local change (CreateFolder, queued)" \
+	bash -c "'$DBUS' call /org/cpmsync/c org.cpmsync.Account1 CreateFolder s Orphan | grep -q '^/org/cpmsync/'"
 printf '[account d]\nhost = x\nbogus line\n' >>"$CONF"
 sleep 1.5
 check "reload: a malformed file is refused with file:line:reason" \
@@ -405,6 +407,11 @@ check "reload: the last good configuration stays" \
 cp "$WORK/good.conf" "$CONF"
 check "reload: an account removed from the file goes away" \
 	eventually 10 bash -c "'$DBUS' get /org/cpmsync/c org.cpmsync.Account1 Name | grep -q '^error'"
+check "reload: ...saying that its queued change stays behind" grep -qF \
+	"c: removed from the configuration with 1 local change(s) not yet sent and 0 failed operation(s): they stay in the store for an account of that name, to be sent if it comes back; D-Bus Manager1.RemoveAccount drops them" \
+	"$WORK/daemon.log"
+check "reload: ...which RemoveAccount, dropping them, does not say (b)" \
+	bash -c "! grep -F 'b: removed from the configuration' '$WORK/daemon.log'"
 
 # --- outbox ----------------------------------------------------------------------------------------------
 OB=$WORK/outbox
