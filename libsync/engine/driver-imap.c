@@ -107,7 +107,9 @@ static int cmd_vsend(struct engine_driver *d, engine_reply_fn cb, void *userdata
  * fmt is the command with these conversions (no other '%'):
  *   %a  text as is (const char *)     %u  uint32_t      %U  uint64_t
  *   %m  a mailbox name (UTF-8, '/')   %M  the same, "" for ""
- *   %q  a string, quoted or literal   %Q  the same, NIL for ""
+ *   %q  a string: atom, quoted or literal (an astring)
+ *   %Q  a value: quoted or literal, never an atom, NIL for "" (an nstring:
+ *       METADATA values, RFC 5464; an atom there is a BAD on Cyrus)
  *   %l  a literal (const void *, size_t)
  */
 static int cmd_send(struct engine_driver *d, engine_reply_fn cb, void *userdata, const char *fmt,
@@ -161,8 +163,11 @@ static int cmd_vsend(struct engine_driver *d, engine_reply_fn cb, void *userdata
 		case 'q':
 		case 'Q':
 			a = va_arg(ap, const char *);
-			r = f[1] == 'Q' && !a[0] ? imap_cmd_add(cmd, "NIL")
-						 : imap_cmd_add_string(cmd, a, strlen(a));
+			if (f[1] == 'q')
+				r = imap_cmd_add_string(cmd, a, strlen(a));
+			else
+				r = a[0] ? imap_cmd_add_nstring(cmd, a, strlen(a))
+					 : imap_cmd_add(cmd, "NIL");
 			break;
 		case 'l':
 			a = va_arg(ap, const void *);

@@ -210,7 +210,7 @@ int imap_cmd_addf(struct imap_cmd *cmd, const char *fmt, ...) __attribute__((for
  * fits (LITERAL+ / LITERAL- used when offered). */
 int imap_cmd_add_string(struct imap_cmd *cmd, const char *s, size_t len);
 /* A string where the grammar wants a string, not an atom (an nstring
- * value: ANNOTATE, RFC 5257): quoted, or a literal. */
+ * value: ANNOTATE, RFC 5257; METADATA, RFC 5464): quoted, or a literal. */
 int imap_cmd_add_nstring(struct imap_cmd *cmd, const char *s, size_t len);
 /* A mailbox name in our form (UTF-8, '/' between levels, relative to the
  * personal namespace: imap-ns.h), encoded for this server (under its

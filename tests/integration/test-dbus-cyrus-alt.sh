@@ -4,9 +4,10 @@
 # namespace (tests/cyrus/cyrus-ctl.sh), on a private dbus-daemon: reads
 # (ListMessages, GetMessage, Fetch/FetchFd, Search), every write method
 # (Store/StoreFd, SetFlags, Copy, Move, Delete, Expunge, CreateFolder/
-# RenameFolder/DeleteFolder, SetMetadata/GetMetadata, SetAcl/GetAcl/
-# MyRights/DeleteAcl) checked exactly against the server's state read back
-# over IMAP (tests/cyrus/cyrus-imap.py through lib-sync.sh's da), the
+# RenameFolder/DeleteFolder, SetMetadata/GetMetadata (a one-word value
+# too), SetAcl/GetAcl/MyRights/DeleteAcl) checked exactly against the
+# server's state read back over IMAP (tests/cyrus/cyrus-imap.py through
+# lib-sync.sh's da), the
 # signals of server-side changes, and push on a server without NOTIFY:
 # a delivery into the IDLE folder (INBOX) is seen at once, one into another
 # folder only by the poll, within the account's poll_interval (a reload of
@@ -187,6 +188,12 @@ check "SetMetadata: on the server" within 15 same '* METADATA INBOX ("/private/c
 	srv_raw GETMETADATA INBOX /private/comment
 check "GetMetadata reads it back" same '/private/comment=hello dbus' \
 	call "$A" $AC GetMetadata sas INBOX /private/comment
+# A one-word value: a string on the wire (RFC 5464: an nstring, never an
+# atom; Cyrus answers BAD to SETMETADATA INBOX (/private/comment hello)).
+call "$A" $AC SetMetadata 'sa{ss}' INBOX "/private/comment=hello" >/dev/null
+check "SetMetadata of a one-word value: on the server exactly" \
+	within 15 same '* METADATA INBOX ("/private/comment" "hello")' srv_raw GETMETADATA INBOX /private/comment
+check "SetMetadata of a one-word value: no failed operation" same 0 prop "$A" $AC FailedOperations
 call "$A" $AC SetAcl sss INBOX "$USER2" lr >/dev/null
 acl_of() { srv_raw GETACL INBOX | tr ' ' '\n' | grep -A1 -xF "$1" | tail -n 1; } # USER
 check "SetAcl: $USER2 has exactly lr on the server" within 15 same lr acl_of "$USER2"

@@ -274,6 +274,41 @@ START_TEST(test_modified_forever_kept)
 }
 END_TEST
 
+START_TEST(test_setmetadata_value_is_a_string)
+{
+	/* RFC 5464: a METADATA value is an nstring (or literal8), never an
+	 * atom: a one-word value is quoted (Cyrus answers BAD to hello bare),
+	 * so is the word NIL (bare, it would remove the entry), and ""
+	 * (removal) is NIL. */
+	static const struct script_step script[] = {
+		LOGIN_AND_SELECT,
+		{ SCRIPT_EXPECT, "a6 UID STORE 1 (UNCHANGEDSINCE 100)" },
+		{ SCRIPT_SEND, "a6 OK stored\r\n" },
+		{ SCRIPT_EXPECT, "a7 SETMETADATA INBOX (/private/comment \"hello\")" },
+		{ SCRIPT_SEND, "a7 OK set\r\n" },
+		{ SCRIPT_EXPECT, "a8 SETMETADATA INBOX (/private/word \"NIL\")" },
+		{ SCRIPT_SEND, "a8 OK set\r\n" },
+		{ SCRIPT_EXPECT, "a9 SETMETADATA INBOX (/private/gone NIL)" },
+		{ SCRIPT_SEND, "a9 OK set\r\n" },
+		SCRIPT_LOGOUT("a10"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	fixture(cs);
+	exec(cs, "INSERT INTO journal (account_id, op, folder_id, args) VALUES"
+		 " (1, 'set_metadata', 1, '/private/comment' || char(10) || 'hello'),"
+		 " (1, 'set_metadata', 1, '/private/word' || char(10) || 'NIL'),"
+		 " (1, 'set_metadata', 1, '/private/gone' || char(10) || '');");
+	res = run(cs, script);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 4);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM journal"), "0");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 START_TEST(test_refused_operation_kept)
 {
 	/* A [NOPERM] NO makes a failed operation (code and text kept, as
@@ -285,7 +320,7 @@ START_TEST(test_refused_operation_kept)
 		{ SCRIPT_SEND, "a6 OK stored\r\n" },
 		{ SCRIPT_EXPECT, "a7 CREATE Projects" },
 		{ SCRIPT_SEND, "a7 NO [NOPERM] not allowed here\r\n" },
-		{ SCRIPT_EXPECT, "a8 SETMETADATA INBOX (/private/comment hello)" },
+		{ SCRIPT_EXPECT, "a8 SETMETADATA INBOX (/private/comment \"hello\")" },
 		{ SCRIPT_SEND, "a8 NO [NOPERM] no metadata for you\r\n" },
 		SCRIPT_LOGOUT("a9"),
 	};
@@ -1029,6 +1064,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_modified_merged_and_retried);
 	tcase_add_test(tc, test_modified_forever_kept);
 	tcase_add_test(tc, test_refused_operation_kept);
+	tcase_add_test(tc, test_setmetadata_value_is_a_string);
 	tcase_add_test(tc, test_select_refused_others_go_on);
 	tcase_add_test(tc, test_new_message_body_stored_once);
 	tcase_add_test(tc, test_many_rows_without_io);
