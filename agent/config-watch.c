@@ -38,10 +38,17 @@
  * The library's state is process-wide: one watch per process.
  */
 
+/*
+ * IN_ATTRIB: a chmod (or chown) of the file is a change too: a file refused
+ * for its mode ("chmod go-w it") loads once the user did as told.  It comes
+ * with nothing else, not with a write or a read (IN_MODIFY, IN_ACCESS are
+ * not watched), and is debounced with the rest.
+ */
 #define WATCH_MASK                                                                                 \
-	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF |   \
-	 IN_MOVE_SELF | IN_ONLYDIR)
-#define FILE_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM)
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |        \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define FILE_EVENTS                                                                                \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB)
 
 struct config_watch {
 	struct cpmsync_loop *loop;

@@ -4,7 +4,8 @@
 # reload (one log line naming the problem) and cleared by a good one
 # (PropertiesChanged, "configuration reloaded"); after a refused login, a
 # changed password file is tried at once without a restart, and a
-# password_command's new output on the next Sync().
+# password_command's new output on the next Sync(); a file refused for its
+# mode loads once chmod'ed as the refusal asks.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -103,8 +104,31 @@ check "a password file change while idle: nothing logged in again" \
 printf 'not-the-password\n' >"$WORK/pw-out"
 sed -e "s|^password_file = .*|password_command = cat $WORK/pw-out|" "$WORK/good.conf" >"$WORK/cmd.conf" ||
 	bail "sed failed"
-grep -q '^password_command = ' "$WORK/cmd.conf" || bail "no password_command line"
-replace "$CONF" "$WORK/cmd.conf" || bail "cannot replace the configuration"
+lc=$(grep -n '^password_command = ' "$WORK/cmd.conf" | cut -d: -f1)
+[ -n "$lc" ] || bail "no password_command line"
+# First with a mode that lets others write it: refused, "chmod go-w it"; the
+# chmod as told is seen (inotify IN_ATTRIB), without an edit or SIGHUP.
+# write_mode FILE CONTENT-FILE MODE: as replace, with that mode
+write_mode() { cp "$2" "$1.tmp" && chmod "$3" "$1.tmp" && mv "$1.tmp" "$1"; }
+write_mode "$CONF" "$WORK/cmd.conf" 0666 || bail "cannot write the configuration with mode 0666"
+mode_err="$CONF:$lc: account 'a': password_command in a file writable by group or others (mode 0666): whoever can write it can run commands as you; chmod go-w it"
+# config_error_is WANT: Manager1.ConfigError is exactly WANT (else shown)
+config_error_is() {
+	local got
+	got=$(mgr ConfigError) || return 1
+	[ "$got" = "$1" ] && return 0
+	printf '    want: %s\n    got:  %s\n' "$1" "$got"
+	return 1
+}
+check "password_command in a file of mode 0666: ConfigError asks for chmod go-w" \
+	eventually 10 config_error_is "$mode_err"
+check "the last good configuration stays: the account is idle" test "$(acct State)" = idle
+reloaded=$(log_count "configuration reloaded")
+chmod go-w "$CONF" || bail "chmod go-w failed"
+check "chmod go-w as told: ConfigError cleared, without an edit or SIGHUP" \
+	eventually 10 config_error_is ""
+reloaded_once_more() { [ "$(log_count "configuration reloaded")" -eq $((reloaded + 1)) ]; }
+check "the log says 'configuration reloaded' once more" eventually 5 reloaded_once_more
 check "password_command with a wrong password: State error" wait_state error 20
 check "ConfigError stays empty (the file is fine)" test -z "$(mgr ConfigError)"
 printf '%s\n' "$PASS1" >"$WORK/pw-out"

@@ -300,6 +300,46 @@ START_TEST(test_dir_deleted_and_recreated)
 }
 END_TEST
 
+/* Reads path whole, as config_load() does. */
+static void read_path(const char *path)
+{
+	char buf[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+}
+
+START_TEST(test_chmod_is_a_change)
+{
+	struct config_watch *w = NULL;
+
+	/* A file refused for its mode ("chmod go-w it"): the chmod is a
+	 * change, one call; reading the file (each reload does) is none. */
+	write_path(conf, "[general]\n");
+	ck_assert_int_eq(chmod(conf, 0666), 0);
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	read_path(conf);
+	run_for(300);
+	ck_assert_uint_eq(calls, 0);
+	ck_assert_int_eq(chmod(conf, 0644), 0);
+	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
+	read_path(conf);
+	run_for(300);
+	ck_assert_uint_eq(calls, 1);
+	/* chmod of another file in the directory: nothing. */
+	write_path(in_tmp("other.conf"), "x\n");
+	run_for(300);
+	ck_assert_uint_eq(calls, 1);
+	ck_assert_int_eq(chmod(in_tmp("other.conf"), 0644), 0);
+	run_for(300);
+	ck_assert_uint_eq(calls, 1);
+	config_watch_free(w);
+}
+END_TEST
+
 static struct config_watch *self_freeing;
 
 /* config_watch_set_files(): the files changed, by path; the config not reloaded. */
@@ -364,19 +404,25 @@ START_TEST(test_other_files_watched)
 	run_for(300);
 	ck_assert_uint_eq(n_changed_files, 2);
 
+	/* A chmod of it (a password file refused for its mode): that file. */
+	ck_assert_int_eq(chmod(pw_other, 0600), 0);
+	ck_assert_uint_eq(run_until_files(3, 2000), 3);
+	ck_assert_str_eq(changed_files[2], pw_other);
+	ck_assert_uint_eq(calls, 0);
+
 	/* The configuration still reloads by itself. */
 	write_path(conf, "[general]\n");
 	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
-	ck_assert_uint_eq(n_changed_files, 2);
+	ck_assert_uint_eq(n_changed_files, 3);
 
 	/* A new set replaces the old: the other directory is no longer watched. */
 	ck_assert_int_eq(config_watch_set_files(w, files, 1, on_file_changed), 0);
 	write_path(pw_other, "again\n");
 	run_for(300);
-	ck_assert_uint_eq(n_changed_files, 2);
+	ck_assert_uint_eq(n_changed_files, 3);
 	write_path(pw_same, "again\n");
-	ck_assert_uint_eq(run_until_files(3, 2000), 3);
-	ck_assert_str_eq(changed_files[2], pw_same);
+	ck_assert_uint_eq(run_until_files(4, 2000), 4);
+	ck_assert_str_eq(changed_files[3], pw_same);
 	config_watch_free(w);
 }
 END_TEST
@@ -418,6 +464,7 @@ static Suite *config_watch_suite(void)
 	tcase_add_test(tc, test_dir_deleted_and_recreated);
 	tcase_add_test(tc, test_free_in_callback);
 	tcase_add_test(tc, test_other_files_watched);
+	tcase_add_test(tc, test_chmod_is_a_change);
 	suite_add_tcase(s, tc);
 	return s;
 }
