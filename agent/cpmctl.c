@@ -955,6 +955,11 @@ bool nargs_ok(int n, int min, int max, const char *cmd, const char *cmd_usage)
 /* A message id: decimal, no sign. */
 bool parse_id(const char *s, uint64_t *ret)
 {
+	return parse_id_of(s, "message id", ret);
+}
+
+bool parse_id_of(const char *s, const char *what, uint64_t *ret)
+{
 	unsigned long long v;
 	char *end;
 
@@ -967,7 +972,7 @@ bool parse_id(const char *s, uint64_t *ret)
 	*ret = v;
 	return true;
 bad:
-	fprintf(stderr, "cpmctl: invalid message id '%s'\n", s);
+	fprintf(stderr, "cpmctl: invalid %s '%s'\n", what, s);
 	return false;
 }
 
@@ -2630,7 +2635,7 @@ static int failed_op_call(int argc, char **argv, const char *cmd, const char *me
 		return r;
 	if (!nargs_ok(argc - optind, 2, 2, cmd, cmd_usage))
 		return EXIT_USAGE;
-	if (!parse_id(argv[optind + 1], &id64)) {
+	if (!parse_id_of(argv[optind + 1], "operation id", &id64)) {
 		fputs(cmd_usage, stderr);
 		return EXIT_USAGE;
 	}

@@ -141,6 +141,8 @@ int parse_no_options(int argc, char **argv, const char *cmd_usage);
 bool nargs_ok(int n, int min, int max, const char *cmd, const char *cmd_usage);
 /* A message id: decimal, no sign; "invalid message id" otherwise. */
 bool parse_id(const char *s, uint64_t *ret);
+/* The same for another kind of id: "invalid WHAT" (e.g. "operation id"). */
+bool parse_id_of(const char *s, const char *what, uint64_t *ret);
 
 /* ---- the commands of the other files ---- */
 

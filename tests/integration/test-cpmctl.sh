@@ -266,6 +266,24 @@ fails_with 2 "^Usage: cpmctl dump" "dump with an unknown option: exit 2" dump --
 fails_with 2 "^Usage: cpmctl dump" "dump --db without its argument: exit 2" dump --db
 fails_with 2 "needs a path" "dump --db '': exit 2" dump --db ""
 fails_with 2 "Usage: cpmctl" "unknown global option: exit 2" --bogus dump
+# A bad id is named for what it is: retry and discard take an operation id,
+# fetch a message id.  Exit 2, that line and the command's usage, exactly.
+stderr_is() { # WANT-STDERR WHAT ARGS...
+	local want=$1 what=$2
+	shift 2
+	if run 2 "$@" && [ "$(cat "$WORK/err")" = "$want" ] && [ ! -s "$WORK/out" ]; then
+		ok "$what"
+	else
+		not_ok "$what (exit $rc)"
+		sed 's/^/    stderr: /' "$WORK/err"
+	fi
+}
+stderr_is "cpmctl: invalid operation id 'abc'"$'\n''Usage: cpmctl retry ACCOUNT ID' \
+	"retry a abc: exit 2, an invalid operation id" retry a abc
+stderr_is "cpmctl: invalid operation id '-1'"$'\n''Usage: cpmctl discard ACCOUNT ID' \
+	"discard a -1: exit 2, an invalid operation id" discard a -1
+stderr_is "cpmctl: invalid message id 'x'"$'\n''Usage: cpmctl fetch ACCOUNT FOLDER ID [SECTION]' \
+	"fetch a INBOX x: exit 2, an invalid message id" fetch a INBOX x
 
 # The D-Bus commands with nobody owning org.cpmsync, on a private bus (never
 # the user's): each says the daemon is not running, exit 1.  Without any
