@@ -1586,9 +1586,14 @@ static int delete_folder(struct store *s, void *args)
 	r = find_folder(s, acc, account, name, &f);
 	if (r < 0)
 		return r;
+	/* The error names one sub-folder: a direct child when there is one
+	 * (the levels between may not be folders of their own: a pattern in
+	 * `folders =`, or a server that lists no parent), else the shallowest
+	 * descendant; the first by name (bytewise) among those. */
 	r = store_prepare(s,
 			  "SELECT name FROM folder WHERE account_id = ?1 AND removed = 0"
-			  " AND substr(name, 1, length(?2) + 1) = ?2 || '/' LIMIT 1",
+			  " AND substr(name, 1, length(?2) + 1) = ?2 || '/'"
+			  " ORDER BY length(name) - length(replace(name, '/', '')), name LIMIT 1",
 			  &st);
 	if (r < 0)
 		return r;

@@ -1017,16 +1017,29 @@ START_TEST(test_delete_folder_refused)
 {
 	char *before, *after;
 
+	/* A folder with sub-folders: -ENOTEMPTY naming a direct child, the
+	 * first by name, even made after a deeper one that sorts first
+	 * ("Archive/A" itself is not a folder: only its child is); with no
+	 * direct child left, the shallowest descendant. */
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Archive/A/Leaf", NULL), 0);
 	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Archive/Sub", NULL), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "Archive/B", NULL), 0);
 	before = snapshot();
-	expect_err(cpmsync_op_delete_folder(cs, "a", "Archive"), -ENOTEMPTY, "Archive/Sub");
+	expect_err(cpmsync_op_delete_folder(cs, "a", "Archive"), -ENOTEMPTY, NULL);
+	ck_assert_str_eq(cpmsync_store_error(cs),
+			 "folder \"Archive\" has sub-folders (\"Archive/B\"); delete them first");
 	expect_err(cpmsync_op_delete_folder(cs, "a", "inbox"), -EINVAL, "INBOX");
 	expect_err(cpmsync_op_delete_folder(cs, "a", "Nope"), -CPMSYNC_E_NOT_FOUND, "Nope");
 	after = snapshot();
 	ck_assert_str_eq(before, after);
 	free(before);
 	free(after);
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive/B"), 0);
 	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive/Sub"), 0);
+	expect_err(cpmsync_op_delete_folder(cs, "a", "Archive"), -ENOTEMPTY, NULL);
+	ck_assert_str_eq(cpmsync_store_error(cs), "folder \"Archive\" has sub-folders "
+						  "(\"Archive/A/Leaf\"); delete them first");
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive/A/Leaf"), 0);
 	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive"), 0);
 }
 END_TEST

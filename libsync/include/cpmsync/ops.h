@@ -79,7 +79,13 @@ int cpmsync_op_create_folder(struct cpmsync_store *store, const char *account, c
 			     int64_t *ret_folder_id);
 int cpmsync_op_rename_folder(struct cpmsync_store *store, const char *account, const char *name,
 			     const char *new_name);
-/* Deletes the folder and its messages (not its sub-folders). */
+/*
+ * Deletes the folder and its messages.  A folder that has sub-folders is
+ * refused with -ENOTEMPTY, nothing changed: delete them first (the error
+ * text names one: a direct child, the first by name, when there is one;
+ * else the shallowest).  -EINVAL for INBOX, -CPMSYNC_E_NOT_FOUND for a
+ * folder not in the store.
+ */
 int cpmsync_op_delete_folder(struct cpmsync_store *store, const char *account, const char *name);
 
 /* METADATA: folder "" for a server entry; value NULL or "" removes it. */
