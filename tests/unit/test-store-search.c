@@ -271,6 +271,49 @@ START_TEST(test_from_to_subject)
 }
 END_TEST
 
+START_TEST(test_ascii_case_only)
+{
+	/* What cpmctl(1) says of search offline: the case of ASCII letters
+	 * does not matter, that of other letters does (SQLite's lower()). */
+	static const char lower[] = "Message-ID: <lower@example.org>\r\n"
+				    "Subject: R\xc3\xa9sum\xc3\xa9\r\n"
+				    "\r\n"
+				    "caf\xc3\xa9\r\n";
+	static const char upper[] = "Message-ID: <upper@example.org>\r\n"
+				    "Subject: R\xc3\x89SUM\xc3\x89\r\n"
+				    "\r\n"
+				    "CAF\xc3\x89\r\n";
+	struct cpmsync_search_criteria c = { 0 };
+	int64_t lo = store_msg(other, lower, strlen(lower), NULL, 1000);
+	int64_t up = store_msg(other, upper, strlen(upper), NULL, 1000);
+	char want_lo[32], want_up[32], want_both[64];
+
+	snprintf(want_lo, sizeof(want_lo), "?%lld", (long long)lo);
+	snprintf(want_up, sizeof(want_up), "?%lld", (long long)up);
+	snprintf(want_both, sizeof(want_both), "?%lld ?%lld", (long long)lo, (long long)up);
+	struct {
+		const char *subject, *text, *want;
+	} cases[] = {
+		{ "r\xc3\xa9sum\xc3\xa9", NULL, want_lo }, /* résumé: Résumé */
+		{ "R\xc3\x89SUM\xc3\x89", NULL, want_up }, /* RÉSUMÉ: RÉSUMÉ only */
+		{ "sum", NULL, want_both },		   /* ASCII: SUM too */
+		{ NULL, "caf\xc3\xa9", want_lo },	   /* café: not CAFÉ */
+		{ NULL, "CAF", want_both },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got;
+
+		c = (struct cpmsync_search_criteria){ .subject = cases[i].subject,
+						      .text = cases[i].text };
+		got = search_in(other, &c);
+		ck_assert_msg(strcmp(got, cases[i].want) == 0, "case %zu: got \"%s\", want \"%s\"",
+			      i, got, cases[i].want);
+		free(got);
+	}
+}
+END_TEST
+
 START_TEST(test_conversation_id)
 {
 	struct cpmsync_search_criteria c = { .conversation_id = "conv-aaa" };
@@ -584,6 +627,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_no_criteria);
 	tcase_add_test(tc, test_from_to_subject);
+	tcase_add_test(tc, test_ascii_case_only);
 	tcase_add_test(tc, test_conversation_id);
 	tcase_add_test(tc, test_dates);
 	tcase_add_test(tc, test_flags);
