@@ -199,7 +199,7 @@ static const char migration_4[] =
  * Version 5: failed operations (contract README "Failed operations").
  *
  * journal.refused (version 3) keeps the server's text of the last refusal;
- * journal.code its response code ("" for none, "BAD" for a BAD).
+ * journal.code its response code ("" for none, a BAD without one included).
  * journal.tries: refusals so far; journal.tried: Unix time of the last.
  * journal.retry_after: a refusal that may pass (a transient code) keeps
  *   the row queued but not replayed before this time (back-off).

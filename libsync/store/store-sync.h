@@ -257,7 +257,7 @@ int store_journal_add(struct store *s, int64_t account_id, enum journal_op op, i
 		      int64_t message_id, const struct journal_args *args);
 /*
  * Records a refusal of row id at time now: its response code ("" none,
- * "BAD" for a BAD) and text.  A refusal that may pass (permanent false)
+ * a BAD without one included) and text.  A refusal that may pass (permanent false)
  * keeps the row queued, not replayed before now + store_journal_backoff();
  * a permanent one, or the STORE_JOURNAL_TRIES-th, makes it a failed
  * operation (*ret_failed, may be NULL), which replay skips from then on.

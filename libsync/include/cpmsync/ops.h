@@ -170,7 +170,8 @@ struct cpmsync_failed_op {
 	const char *folder;	    /* "" for the server as a whole */
 	const int64_t *message_ids; /* the local ids it concerns */
 	size_t n_message_ids;
-	const char *code; /* the response code, "" for none, "BAD" for a BAD */
+	const char *code; /* the response code, "" for none (the contract: a BAD
+			   * without one too; its text says what) */
 	const char *text; /* the server's text */
 	uint32_t tries;
 	int64_t time; /* of the last try (Unix time) */
