@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/ops.h>
 #include <cpmsync/io.h>
 
 #include "engine/driver.h"
@@ -257,6 +258,10 @@ static int crlf_copy(const char *data, size_t len, char **ret, size_t *ret_len)
 	*ret_len = n;
 	return 0;
 }
+
+/* What Store accepts can be sent (its size counted with CRLF line ends). */
+_Static_assert(IMAP_MAX_COMMAND_BYTES >= CPMSYNC_OP_MAX_MESSAGE_SIZE + (1u << 20),
+	       "an APPEND of the largest message Store accepts fits one command");
 
 static int drv_append(struct engine_driver *d, const char *mailbox, const char *flags,
 		      int64_t internaldate, const void *data, size_t len, engine_reply_fn cb,

@@ -22,6 +22,7 @@
 
 #include <cpmsync/error.h>
 #include <cpmsync/limits.h>
+#include <cpmsync/ops.h>
 
 #include "engine/engine-internal.h"
 #include "util/buf.h"
@@ -746,8 +747,31 @@ static void append_send(struct cpmsync_sync *e)
 	}
 	if (store_failed(e, r) || mark_attempt(e, &rp->folder) < 0)
 		return;
-	sent(e, D(e)->ops->append(D(e), rp->folder.server_name, rp->msg.flags, rp->msg.internaldate,
-				  body, len, append_done, e));
+	r = D(e)->ops->append(D(e), rp->folder.server_name, rp->msg.flags, rp->msg.internaldate,
+			      body, len, append_done, e);
+	if (r == -E2BIG) {
+		/*
+		 * Too large for one command (IMAP_MAX_COMMAND_BYTES) once its
+		 * line ends are CRLF: a message Store accepted before it
+		 * counted them.  Taken for "out of memory", that failed every
+		 * run for good, with every change behind it.  It is a [TOOBIG]
+		 * refusal in all but name: a failed operation.
+		 */
+		char text[200];
+
+		snprintf(text, sizeof(text),
+			 "message %lld (%zu bytes) is too large to send: an APPEND carries at"
+			 " most %u bytes with CRLF line ends",
+			 (long long)rp->msg.id, len, CPMSYNC_OP_MAX_MESSAGE_SIZE);
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s", e->account_name, text);
+		append_done(&(struct engine_reply){ .r = -CPMSYNC_E_SERVER,
+						    .code = IMAP_CODE_TOOBIG,
+						    .code_name = "TOOBIG",
+						    .text = text },
+			    e);
+		return;
+	}
+	sent(e, r);
 }
 
 static void op_append(struct cpmsync_sync *e)

@@ -33,9 +33,8 @@
 #define WIRE CPMSYNC_LOG_CAT_IMAP_WIRE
 
 /* Limits of what we build and buffer. */
-#define MAX_COMMAND_BYTES (64u << 20) /* one command with its literals */
-#define MAX_OUT_BYTES	  (128u << 20)
-#define READ_CHUNK	  65536
+#define MAX_OUT_BYTES (128u << 20)
+#define READ_CHUNK    65536
 /* Literals up to this size may be non-synchronizing under LITERAL-. */
 #define LITERAL_MINUS_MAX 4096
 
@@ -230,7 +229,7 @@ int imap_cmd_new(struct imap_client *client, unsigned flags, imap_cmd_cb_t cb, v
 	cmd->flags = flags;
 	cmd->cb = cb;
 	cmd->userdata = userdata;
-	buf_init(&cmd->wire, MAX_COMMAND_BYTES);
+	buf_init(&cmd->wire, IMAP_MAX_COMMAND_BYTES);
 	*ret_cmd = cmd;
 	return 0;
 }

@@ -124,6 +124,13 @@ struct imap_client_callbacks {
 #define IMAP_LITERAL_SLACK(n)	((n) / 16 + 4096)
 /* Longest command line we build (RFC 7162 section 4 asks for <= 8192). */
 #define IMAP_MAX_COMMAND_LINE 8000
+/*
+ * Most bytes of one command with its literals: the largest message Store
+ * accepts (CPMSYNC_OP_MAX_MESSAGE_SIZE, counted with CRLF line ends, as
+ * APPEND sends it) and room for the rest of an APPEND (mailbox, flags,
+ * date).  imap_cmd_add_literal() and the like fail with -E2BIG beyond.
+ */
+#define IMAP_MAX_COMMAND_BYTES ((64u << 20) + (1u << 20))
 
 /*
  * account is copied (strings and all; password_userdata is kept as given

@@ -642,6 +642,28 @@ static int nul_piece(void *userdata, uint64_t size, const void *p, size_t n)
 	return msg_check_nul(p, n, off, ns->why, sizeof(ns->why));
 }
 
+/*
+ * The size an APPEND sends, each bare LF as CRLF (driver-imap.c), within
+ * the limit too: past it the message could be stored but never sent.  A
+ * message of at most half the limit cannot pass it.
+ */
+static int check_crlf_size(struct store *s, const struct store_args *a, int64_t id)
+{
+	uint64_t crlf = 0;
+	int r;
+
+	if (a->size <= CPMSYNC_OP_MAX_MESSAGE_SIZE / 2)
+		return 0;
+	r = store_body_crlf_size(s, id, &crlf);
+	if (r < 0 || crlf <= CPMSYNC_OP_MAX_MESSAGE_SIZE)
+		return r;
+	store_set_error(s,
+			"message of %" PRIu64 " bytes is %" PRIu64 " with CRLF line ends, as"
+			" IMAP sends it: larger than the %u allowed",
+			a->size, crlf, CPMSYNC_OP_MAX_MESSAGE_SIZE);
+	return -EFBIG;
+}
+
 static int check_tail(struct store *s, struct store_args *a, int64_t id)
 {
 	struct nul_scan ns = { .from = a->head_len };
@@ -693,6 +715,8 @@ static int store_message(struct store *s, void *args)
 	if (r < 0)
 		return r;
 	r = check_tail(s, a, id);
+	if (r >= 0)
+		r = check_crlf_size(s, a, id);
 	if (r < 0)
 		return r;
 	r = journal_add(s, acc, JOURNAL_OP_APPEND, f.id, id, NULL);

@@ -77,6 +77,9 @@ struct step {
 	 * (0: the run's). */
 	bool lost, at_once;
 	uint64_t caps, enabled;
+	/* Not 0: the driver cannot even write the command (returns this,
+	 * no reply follows), as a command over IMAP_MAX_COMMAND_BYTES. */
+	int send_r;
 };
 
 struct pending {
@@ -240,6 +243,8 @@ static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata
 	ck_assert_msg(st->call, "unexpected call after the script: %s", call);
 	ck_assert_str_eq(call, st->call);
 	f->pos++;
+	if (st->send_r)
+		return st->send_r;
 	if (cb || st->ev[0].kind != EV_NONE || st->during) {
 		ck_assert_uint_lt(f->n_queue, 64);
 		f->queue[f->n_queue++] = (struct pending){ cb, userdata, st, false };
@@ -914,6 +919,39 @@ START_TEST(test_permanent_refusal_blocks_nothing)
 	res = run(nothing, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_uint_eq(res.stats.ops_failed, 0);
+}
+END_TEST
+
+/*
+ * An APPEND too large to write as one command (a message Store took before
+ * it counted CRLF line ends): a failed operation [TOOBIG] naming it, not
+ * "out of memory" failing every run with the rows behind it.
+ */
+START_TEST(test_append_too_large_to_send)
+{
+	static const struct step script[] = {
+		{ .call = "append INBOX () 2000 local", .send_r = -E2BIG },
+		SELECT_INBOX,
+		{ .call = "store 1 (\\Flagged) 100" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2);"
+	     "UPDATE message_state SET flags = '\\Flagged' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1);");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+	ck_assert_str_eq(
+		qs("SELECT op || ':' || code || ':' || refused || ':' || failed FROM journal"),
+		"append:TOOBIG:message 2 (5 bytes) is too large to send: an APPEND carries"
+		" at most 67108864 bytes with CRLF line ends:1");
 }
 END_TEST
 
@@ -4298,6 +4336,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_append_refused_kept);
 	tcase_add_test(tc, test_transient_refusal_fails_after_five_tries);
 	tcase_add_test(tc, test_permanent_refusal_blocks_nothing);
+	tcase_add_test(tc, test_append_too_large_to_send);
 	tcase_add_test(tc, test_append_without_uidplus_found_by_search);
 	tcase_add_test(tc, test_append_interrupted_found);
 	tcase_add_test(tc, test_append_interrupted_found_lf);

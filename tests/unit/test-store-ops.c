@@ -462,6 +462,56 @@ START_TEST(test_store_not_a_message)
 }
 END_TEST
 
+/*
+ * A message within the limit as it is, but past it with its bare LFs sent
+ * as CRLF (as APPEND sends it): refused, since stored it could never be
+ * sent (it failed every run as "out of memory").
+ */
+START_TEST(test_store_crlf_size_over_the_limit)
+{
+	size_t n = CPMSYNC_OP_MAX_MESSAGE_SIZE / 4 * 3; /* 48 MiB, a bare LF every 2 bytes */
+	char *before = snapshot(), *after, want[200];
+	int p[2];
+	int64_t id;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		static char buf[1 << 16];
+		size_t done = 0;
+
+		close(p[0]);
+		for (size_t i = 0; i < sizeof(buf); i += 2)
+			memcpy(buf + i, "x\n", 2);
+		memcpy(buf, "Subject: lf\n\n", 13);
+		while (done < n) {
+			size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+
+			if (write(p[1], buf, k) != (ssize_t)k)
+				_exit(1);
+			if (done == 0)
+				memcpy(buf, "x\nx\nx\nx\nx\nx\nx\n", 14);
+			done += k;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	snprintf(want, sizeof(want),
+		 "message of %zu bytes is %zu with CRLF line ends, as IMAP sends it: larger than"
+		 " the %u allowed",
+		 n, n + n / 2 - 4, CPMSYNC_OP_MAX_MESSAGE_SIZE);
+	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", p[0], n, NULL, 0, &id), -EFBIG, want);
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	after = snapshot();
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
 /* Flags. */
 
 START_TEST(test_flags_server_message)
@@ -1519,6 +1569,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_store_fd_pipe_large);
 	tcase_add_test(tc, test_store_fd_short_input);
 	tcase_add_test(tc, test_store_not_a_message);
+	tcase_add_test(tc, test_store_crlf_size_over_the_limit);
 	tcase_add_test(tc, test_flags_server_message);
 	tcase_add_test(tc, test_flags_unchanged_and_local);
 	tcase_add_test(tc, test_flags_errors_change_nothing);

@@ -30,7 +30,8 @@
 extern "C" {
 #endif
 
-/* Largest message Store accepts (bytes). */
+/* Largest message Store accepts (bytes), counted with CRLF line ends as
+ * APPEND sends it (a bare LF counts two); -EFBIG beyond. */
 #define CPMSYNC_OP_MAX_MESSAGE_SIZE (64u << 20)
 /* Latest internal date Store accepts: 9999-12-31 23:59:59 UTC (an IMAP
  * date-time has a four-digit year). */
