@@ -574,7 +574,9 @@ static bool lit_begin(void *userdata, uint32_t number, const char *name, const c
 	body_sink_reset(k);
 	k->active = true;
 	k->size = size;
-	if (size > ENGINE_BODY_MEM_MAX) {
+	/* A header is read for its summary, from the first
+	 * ENGINE_BODY_MEM_MAX bytes: the rest of a larger one goes. */
+	if (size > ENGINE_BODY_MEM_MAX && strcasecmp(item, "BODY[]") == 0) {
 		const char *dir = getenv("TMPDIR");
 
 		k->fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

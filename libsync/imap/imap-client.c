@@ -1900,16 +1900,20 @@ static int lit_check(void *userdata, uint32_t number, const char *name, const ch
 
 	if (!name || strcasecmp(name, "FETCH") != 0 || !item || !is_body_item(item))
 		return 0;
-	if (is_header_item(item)) {
+	if (imap_parser_literal_context_u64(c->parser, "RFC822.SIZE", &n) &&
+	    n + IMAP_LITERAL_SLACK(n) < limit &&
+	    (!is_header_item(item) || strcasecmp(item, "BODY[HEADER]") == 0)) {
+		/* A message's whole header is no larger than the message: a
+		 * 1.3 MB To: is no reason to drop the connection (for ever:
+		 * the next sync asks for the same).  The sync reads it
+		 * streamed, keeping what the summary needs. */
+		limit = n + IMAP_LITERAL_SLACK(n);
+		snprintf(why, sizeof(why), "the RFC822.SIZE of %" PRIu64 " it announced", n);
+	} else if (is_header_item(item)) {
 		limit = IMAP_MAX_HEADER_LITERAL;
 		snprintf(why, sizeof(why), "the header limit of %" PRIu64 " bytes", limit);
 	} else {
 		snprintf(why, sizeof(why), "the limit of %" PRIu64 " bytes", limit);
-	}
-	if (imap_parser_literal_context_u64(c->parser, "RFC822.SIZE", &n) &&
-	    n + IMAP_LITERAL_SLACK(n) < limit) {
-		limit = n + IMAP_LITERAL_SLACK(n);
-		snprintf(why, sizeof(why), "the RFC822.SIZE of %" PRIu64 " it announced", n);
 	}
 	n = inflight_max_literal(c);
 	if (n && n + IMAP_LITERAL_SLACK(n) < limit) {

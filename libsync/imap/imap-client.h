@@ -115,10 +115,13 @@ struct imap_client_callbacks {
 #define IMAP_MAX_BODY_LITERAL ((uint64_t)256 << 20)
 /*
  * A header literal (BODY[HEADER], BODY[HEADER.FIELDS ...], BODY[n.MIME],
- * BODY[n.HEADER], RFC822.HEADER; BINARY alike) is at most this, whatever
- * RFC822.SIZE the server announces: the header of a message larger than
- * sync_bodies is still fetched, so only this bounds it.  Four times what
- * the summary reads (MSG_SUMMARY_MAX_HEADER).
+ * BODY[n.HEADER], RFC822.HEADER; BINARY alike) is at most this (four times
+ * what the summary reads, MSG_SUMMARY_MAX_HEADER), whatever RFC822.SIZE
+ * the server announces; but for BODY[HEADER], the message's whole header,
+ * the announced RFC822.SIZE (plus slack) bounds it as it does a body, so
+ * that a message with a header over 1 MiB (a To: of 40,000 addresses)
+ * does not stop its account's sync: the sync streams it and keeps what
+ * the summary needs (ENGINE_BODY_MEM_MAX).
  */
 #define IMAP_MAX_HEADER_LITERAL ((uint64_t)1 << 20)
 #define IMAP_LITERAL_SLACK(n)	((n) / 16 + 4096)

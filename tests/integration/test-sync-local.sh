@@ -415,4 +415,31 @@ expect "identity: the change reached $USER2's message" \
 	"$(server_dump "$USER2" | awk -F'\t' '$5 == "<bob-ident@sync.test>" { print $4 }')" kwBob
 check "identity: and equals the server" dump_equals "$USER2"
 
+# --- a header over 1 MiB, bodies limited ------------------------------------
+# A folded To: of 50,000 addresses (1.25 MB, valid RFC 5322), with sync_bodies
+# limited (the header is fetched alone): the client dropped the connection
+# at its 1 MiB header limit, and every sync of the account failed for ever
+# on it, the rest of the folder and every other folder with it.
+HC=$WORK/hdr.conf
+write_conf "$HC" "$WORK/hdr.db"
+printf 'sync_bodies = 1\n' >>"$HC"
+da mailbox create -u "$USER1" BigHeader || bail "cannot create BigHeader"
+"$PY" - "$WORK/bighdr.eml" <<'PYEND' || bail "cannot write bighdr.eml"
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("Message-ID: <bighdr@sync.test>\r\nSubject: many\r\nFrom: a@sync.test\r\nTo: ")
+    f.write(",\r\n ".join("user%05d@example.com" % i for i in range(50000)))
+    f.write("\r\n\r\nbody\r\n")
+PYEND
+da save -u "$USER1" -m BigHeader <"$WORK/bighdr.eml" || bail "cannot save bighdr.eml"
+msg_save "$USER1" BigHeader "<after-bighdr@sync.test>" 300 || bail "cannot save after-bighdr"
+check "big header: its size is over 1 MiB ($(stat -c %s "$WORK/bighdr.eml"))" \
+	test "$(stat -c %s "$WORK/bighdr.eml")" -gt 1048576
+check "big header: the sync with sync_bodies = 1 succeeds" sync_once "$HC" "$WORK/hdr.log"
+check "big header: the message is in the store with its Message-ID" \
+	"$OP" --db "$WORK/hdr.db" find a BigHeader "<bighdr@sync.test>"
+check "big header: ...and the one after it" \
+	"$OP" --db "$WORK/hdr.db" find a BigHeader "<after-bighdr@sync.test>"
+check "big header: the store equals the server" compare "$WORK/hdr.db" a
+
 finish
