@@ -42,13 +42,27 @@
  * IN_ATTRIB: a chmod (or chown) of the file is a change too: a file refused
  * for its mode ("chmod go-w it") loads once the user did as told.  It comes
  * with nothing else, not with a write or a read (IN_MODIFY, IN_ACCESS are
- * not watched), and is debounced with the rest.
+ * not watched), and is debounced with the rest.  But IN_ATTRIB also comes
+ * for what changes nothing that config_load() or a login looks at: new
+ * times (touch, utimensat(), a backup tool putting the atime back after
+ * reading), extended attributes, the link count, a chmod to the same mode.
+ * So an IN_ATTRIB alone is a change only when the file's mode, owner or
+ * group differ from the ones last seen (struct file_attrs), or the file
+ * cannot be stat()ed.
  */
 #define WATCH_MASK                                                                                 \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |        \
 	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 #define FILE_EVENTS                                                                                \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB)
+
+/* What an IN_ATTRIB alone must change to count: see attrs_changed(). */
+struct file_attrs {
+	bool known; /* stat() worked when last seen */
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+};
 
 struct config_watch {
 	struct cpmsync_loop *loop;
@@ -64,6 +78,7 @@ struct config_watch {
 	struct cpmsync_loop_source *debounce; /* one-shot, re-armed */
 	struct cpmsync_loop_source *retry;    /* while the directory is lost */
 	bool config_hit;		      /* the debounce is for the file itself */
+	struct file_attrs attrs;	      /* the file's, last seen */
 
 	/* Other files watched the same way (config_watch_set_files()). */
 	struct watched_file {
@@ -71,6 +86,7 @@ struct config_watch {
 		char *dir, *base;
 		int wd;	      /* its directory's watch, -1 when none */
 		bool changed; /* seen since the last debounce */
+		struct file_attrs attrs;
 	} * files;
 	size_t n_files;
 	void (*file_changed)(const char *path, void *userdata);
@@ -128,6 +144,37 @@ static int find_inotify_fd(int guess, int wd, ino_t ino)
 	}
 	closedir(d);
 	return found;
+}
+
+/* Notes the attributes of dir/base as they are now (none if no stat()). */
+static void attrs_seed(struct file_attrs *a, const char *dir, const char *base)
+{
+	_cleanup_free_ char *path = xasprintf("%s%s%s", dir, str_eq(dir, "/") ? "" : "/", base);
+	struct stat st;
+
+	*a = (struct file_attrs){ 0 };
+	if (stat(path, &st) < 0)
+		return;
+	a->known = true;
+	a->mode = st.st_mode;
+	a->uid = st.st_uid;
+	a->gid = st.st_gid;
+}
+
+/*
+ * Is an event for dir/base a change?  One that is IN_ATTRIB alone is only
+ * if the mode, owner or group differ from the ones last seen, or a stat()
+ * fails now or failed then; any other is.  Notes the attributes now seen.
+ */
+static bool attrs_changed(struct file_attrs *a, const char *dir, const char *base, uint32_t mask)
+{
+	struct file_attrs was = *a;
+
+	attrs_seed(a, dir, base);
+	if ((mask & FILE_EVENTS) != IN_ATTRIB)
+		return true;
+	return !was.known || !a->known || was.mode != a->mode || was.uid != a->uid ||
+	       was.gid != a->gid;
 }
 
 static void arm_debounce(struct config_watch *w)
@@ -302,6 +349,7 @@ static void on_retry(struct cpmsync_loop_source *src, void *userdata)
 	w->retry = cpmsync_loop_source_remove(w->retry);
 	files_watch(w);
 	/* The file may have come back with its directory. */
+	attrs_seed(&w->attrs, w->dir, w->base);
 	w->config_hit = true;
 	arm_debounce(w);
 }
@@ -319,8 +367,11 @@ static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
 	while ((ev = inotifytools_next_events(0, 1))) {
 		if (ev->mask & IN_Q_OVERFLOW) {
 			/* Anything may have changed. */
-			for (size_t i = 0; i < w->n_files; i++)
+			for (size_t i = 0; i < w->n_files; i++) {
 				w->files[i].changed = true;
+				attrs_seed(&w->files[i].attrs, w->files[i].dir, w->files[i].base);
+			}
+			attrs_seed(&w->attrs, w->dir, w->base);
 			w->config_hit = true;
 			hit = true;
 			continue;
@@ -329,7 +380,8 @@ static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
 			struct watched_file *f = &w->files[i];
 
 			if (f->wd >= 0 && ev->wd == f->wd && (ev->mask & FILE_EVENTS) &&
-			    ev->len > 0 && str_eq(ev->name, f->base)) {
+			    ev->len > 0 && str_eq(ev->name, f->base) &&
+			    attrs_changed(&f->attrs, f->dir, f->base, ev->mask)) {
 				f->changed = true;
 				hit = true;
 			}
@@ -341,7 +393,8 @@ static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
 			hit = w->config_hit = true;
 			continue;
 		}
-		if ((ev->mask & FILE_EVENTS) && ev->len > 0 && str_eq(ev->name, w->base))
+		if ((ev->mask & FILE_EVENTS) && ev->len > 0 && str_eq(ev->name, w->base) &&
+		    attrs_changed(&w->attrs, w->dir, w->base, ev->mask))
 			hit = w->config_hit = true;
 	}
 	if (lost) {
@@ -389,6 +442,7 @@ int config_watch_set_files(struct config_watch *w, const char *const *paths, siz
 			continue;
 		f->path = xstrdup(paths[i]);
 		f->wd = -1;
+		attrs_seed(&f->attrs, f->dir, f->base);
 		w->n_files++;
 	}
 	files_watch(w);
@@ -475,6 +529,7 @@ int config_watch_new(struct cpmsync_loop *loop, const char *config_path,
 		free(w);
 		return r;
 	}
+	attrs_seed(&w->attrs, w->dir, w->base);
 	r = start_watching(w, ret_error);
 	if (r < 0) {
 		w->debounce = cpmsync_loop_source_remove(w->debounce);

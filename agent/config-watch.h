@@ -10,8 +10,10 @@
  * config_write_*() save by writing a new file and renaming it over the old
  * one, which a watch on the old inode would not see.  Events that name the
  * file's basename (IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE, IN_DELETE,
- * IN_MOVED_FROM, and IN_ATTRIB: a chmod, so that a file refused for its
- * mode is read again once fixed; reading the file sends none of these)
+ * IN_MOVED_FROM, and IN_ATTRIB when the file's mode, owner or group
+ * changed: a chmod, so that a file refused for its mode is read again once
+ * fixed, but not new times (touch) or extended attributes; reading the
+ * file sends none of these)
  * and a queue overflow arm a CONFIG_WATCH_DEBOUNCE_MS timer on the loop;
  * each further event re-arms it; when it fires, changed() is called once.  So one save gives one
  * call, and a burst of saves too. changed() only says "look again": the file may be gone or

@@ -340,6 +340,25 @@ START_TEST(test_chmod_is_a_change)
 }
 END_TEST
 
+/* Sets path's atime and mtime to secs (an IN_ATTRIB, nothing else changes). */
+static void set_times(const char *path, time_t secs)
+{
+	struct timespec ts[2] = { { .tv_sec = secs }, { .tv_sec = secs } };
+
+	ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* As set_times(), through an open fd (futimens()). */
+static void set_times_fd(const char *path, time_t secs)
+{
+	struct timespec ts[2] = { { .tv_sec = secs }, { .tv_sec = secs } };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(futimens(fd, ts), 0);
+	close(fd);
+}
+
 static struct config_watch *self_freeing;
 
 /* config_watch_set_files(): the files changed, by path; the config not reloaded. */
@@ -404,8 +423,8 @@ START_TEST(test_other_files_watched)
 	run_for(300);
 	ck_assert_uint_eq(n_changed_files, 2);
 
-	/* A chmod of it (a password file refused for its mode): that file. */
-	ck_assert_int_eq(chmod(pw_other, 0600), 0);
+	/* A chmod of it (its mode changes: 0600 to 0640): that file. */
+	ck_assert_int_eq(chmod(pw_other, 0640), 0);
 	ck_assert_uint_eq(run_until_files(3, 2000), 3);
 	ck_assert_str_eq(changed_files[2], pw_other);
 	ck_assert_uint_eq(calls, 0);
@@ -423,6 +442,55 @@ START_TEST(test_other_files_watched)
 	write_path(pw_same, "again\n");
 	ck_assert_uint_eq(run_until_files(4, 2000), 4);
 	ck_assert_str_eq(changed_files[3], pw_same);
+	config_watch_free(w);
+}
+END_TEST
+
+START_TEST(test_times_are_no_change)
+{
+	struct config_watch *w = NULL;
+	char pw[PATH_MAX + 64];
+	const char *files[1] = { pw };
+
+	/* New times (touch, a backup tool putting the atime back) raise
+	 * IN_ATTRIB with the mode, owner and group unchanged: no reload, no
+	 * login retried; a chmod still is one, once. */
+	n_changed_files = 0;
+	snprintf(pw, sizeof(pw), "%s", in_tmp("a.pw"));
+	write_path(conf, "[general]\n");
+	write_path(pw, "secret\n");
+	ck_assert_int_eq(config_watch_new(loop, conf, on_changed, NULL, &w, NULL), 0);
+	ck_assert_int_eq(config_watch_set_files(w, files, 1, on_file_changed), 0);
+
+	set_times(conf, 1000000000);
+	set_times_fd(conf, 1000000001);
+	set_times(pw, 1000000000);
+	set_times_fd(pw, 1000000001);
+	run_for(300);
+	ck_assert_uint_eq(calls, 0);
+	ck_assert_uint_eq(n_changed_files, 0);
+
+	ck_assert_int_eq(chmod(conf, 0640), 0);
+	ck_assert_uint_eq(run_until_calls(1, 2000), 1);
+	ck_assert_int_eq(chmod(pw, 0640), 0);
+	ck_assert_uint_eq(run_until_files(1, 2000), 1);
+	ck_assert_str_eq(changed_files[0], pw);
+	run_for(300);
+	ck_assert_uint_eq(calls, 1);
+	ck_assert_uint_eq(n_changed_files, 1);
+
+	/* After the chmod, new times are still nothing; after an edit too. */
+	set_times(conf, 1000000002);
+	set_times(pw, 1000000002);
+	run_for(300);
+	ck_assert_uint_eq(calls, 1);
+	ck_assert_uint_eq(n_changed_files, 1);
+	write_path(conf, "[general]\n# edited\n");
+	ck_assert_uint_eq(run_until_calls(2, 2000), 2);
+	set_times_fd(conf, 1000000003);
+	run_for(300);
+	ck_assert_uint_eq(calls, 2);
+	ck_assert_uint_eq(n_changed_files, 1);
 	config_watch_free(w);
 }
 END_TEST
@@ -465,6 +533,7 @@ static Suite *config_watch_suite(void)
 	tcase_add_test(tc, test_free_in_callback);
 	tcase_add_test(tc, test_other_files_watched);
 	tcase_add_test(tc, test_chmod_is_a_change);
+	tcase_add_test(tc, test_times_are_no_change);
 	suite_add_tcase(s, tc);
 	return s;
 }
