@@ -15,6 +15,7 @@
 
 #include <cpmsync/cpm-folders.h>
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 #include <cpmsync/ops.h>
 
 #include "log.h"
@@ -75,6 +76,18 @@ struct outbox {
 	/* Files waiting for their folder, already logged at info level. */
 	char **deferred;
 	size_t n_deferred;
+
+	/* Claims left in the claim area by a store failure that may pass
+	 * (store_may_pass()), each with the error last logged for it. */
+	struct held {
+		char *rel;
+		int r;
+	} * held;
+	size_t n_held;
+	/* One-shot: a rescan in outbox_retry_ms, for what waits for one
+	 * (a held claim, a file left "trying again later"). */
+	struct cpmsync_loop_source *retry;
+	bool retry_armed;
 
 	unsigned busy;	    /* inside a scan or event handling */
 	bool rescan_wanted; /* outbox_rescan() was called meanwhile */
@@ -342,9 +355,29 @@ static void move_to_failed(struct outbox *o, int sdfd, const char *sname, const 
 			    cand);
 		text = xasprintf("%s: %s\n", display, reason);
 		fd = openat(ffd, why, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0 || write(fd, text, strlen(text)) < 0)
-			log_warning("outbox: cannot write %s/" FAILED "/%s: %s", o->dir, why,
-				    strerror(errno));
+		if (fd < 0) {
+			log_error("outbox: %s: kept as %s/" FAILED "/%s without its reason: "
+				  "cannot create %s/" FAILED "/%s: %s",
+				  display, o->dir, cand, o->dir, why, strerror(errno));
+			return;
+		}
+		r = cpmsync_write_all(fd, text, strlen(text));
+		if (r == 0 && close(TAKE_FD(fd)) < 0)
+			r = -errno;
+		if (r == 0)
+			return;
+		/* A .why cut short (a full disk) would say less than the log
+		 * did, or nothing: none at all, and an error that says so. */
+		if (unlinkat(ffd, why, 0) < 0 && errno != ENOENT)
+			log_error("outbox: %s: kept as %s/" FAILED "/%s, but its reason cannot be "
+				  "written: %s; and what was written of %s/" FAILED "/%s cannot be "
+				  "removed: %s",
+				  display, o->dir, cand, strerror(-r), o->dir, why,
+				  strerror(errno));
+		else
+			log_error("outbox: %s: kept as %s/" FAILED "/%s without its reason: "
+				  "cannot write %s/" FAILED "/%s: %s",
+				  display, o->dir, cand, o->dir, why, strerror(-r));
 		return;
 	}
 	log_warning("outbox: %s: %s; cannot move it to %s/" FAILED ": %s", display, reason, o->dir,
@@ -376,6 +409,80 @@ static void deferred_forget(struct outbox *o, const char *rel)
 			o->deferred[i] = o->deferred[--o->n_deferred];
 			return;
 		}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Trying again later */
+
+unsigned outbox_retry_ms = OUTBOX_RETRY_MS;
+
+/*
+ * A rescan in outbox_retry_ms, unless one is due already: what is left
+ * "trying again later" is tried again even when no sync comes to rescan
+ * (the account offline, or the store full: no sync either).
+ */
+static void retry_later(struct outbox *o)
+{
+	if (!o->retry || o->retry_armed)
+		return;
+	if (cpmsync_loop_timer_set(o->retry, outbox_retry_ms, 0) == 0)
+		o->retry_armed = true;
+}
+
+/*
+ * A store error that says nothing of the file and may pass: the store's
+ * database or disk full (SQLITE_FULL, a pack file's ENOSPC or EDQUOT),
+ * the store busy, out of memory, an I/O error.  Not a reason for .failed.
+ */
+static bool store_may_pass(int r)
+{
+	return r == -CPMSYNC_E_STORE_FULL || r == -ENOSPC || r == -EDQUOT ||
+	       r == -CPMSYNC_E_STORE_BUSY || r == -ENOMEM || r == -EIO;
+}
+
+static size_t held_find(const struct outbox *o, const char *rel)
+{
+	size_t i;
+
+	for (i = 0; i < o->n_held; i++)
+		if (str_eq(o->held[i].rel, rel))
+			break;
+	return i;
+}
+
+/*
+ * The claim rel could not be stored for now (error r, store_may_pass()):
+ * it stays in the claim area and is tried again.  Logged as a warning
+ * once, and again when the error changes.
+ */
+static void held_add(struct outbox *o, const char *rel, int r)
+{
+	size_t i = held_find(o, rel);
+
+	if (i == o->n_held) {
+		o->held = xreallocarray(o->held, o->n_held + 1, sizeof(*o->held));
+		o->held[o->n_held++] = (struct held){ .rel = xstrdup(rel) };
+	}
+	if (o->held[i].r != r)
+		log_warning("outbox: %s: cannot store it for now: %s (%s); left as %s/" CLAIMED
+			    "/%s, trying again within %u s and after each sync",
+			    rel, cpmsync_strerror(r), cpmsync_store_error(o->store), o->dir, rel,
+			    (outbox_retry_ms + 999) / 1000);
+	else
+		log_debug("outbox: %s: still cannot store it: %s (%s)", rel, cpmsync_strerror(r),
+			  cpmsync_store_error(o->store));
+	o->held[i].r = r;
+	retry_later(o);
+}
+
+static void held_forget(struct outbox *o, const char *rel)
+{
+	size_t i = held_find(o, rel);
+
+	if (i == o->n_held)
+		return;
+	free(o->held[i].rel);
+	o->held[i] = o->held[--o->n_held];
 }
 
 static int find_on_server(const struct cpmsync_folder_info *f, void *userdata)
@@ -535,6 +642,7 @@ static void claim_done(struct outbox *o, int cfd, const char *rel, int64_t id)
 			    " but cannot be moved to %s/%s: %s; the next scan "
 			    "will match it again",
 			    rel, id, o->dir, dir, strerror(-r));
+		retry_later(o);
 		return;
 	}
 	prune_claim_dirs(o, reldir);
@@ -573,6 +681,7 @@ static int open_claim(struct outbox *o, int cfd, const char *cdir, const char *n
 			    name, strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		retry_later(o);
 		return -1;
 	}
 	if (st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
@@ -636,10 +745,16 @@ static void process_object_claim(struct outbox *o, int cfd, const char *cdir, co
 	if (lseek(fd, 0, SEEK_SET) < 0) {
 		log_warning("outbox: cannot rewind %s/%s/%s: %s; trying again later", o->dir, cdir,
 			    name, strerror(errno));
+		retry_later(o);
 		return;
 	}
 	r = cpmsync_op_store_object_fd(o->store, account, root, fd, (uint64_t)st.st_size, NULL, 0,
 				       &folder_id, &id);
+	if (r < 0 && store_may_pass(r)) {
+		held_add(o, rel, r); /* not a verdict on the file */
+		return;
+	}
+	held_forget(o, rel);
 	if (r < 0) {
 		why = r == -EINVAL ? xasprintf("cannot file it as a CPM object in account '%s': %s",
 					       account, cpmsync_store_error(o->store))
@@ -676,9 +791,11 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 	cdir = *reldir ? xasprintf(CLAIMED "/%s", reldir) : xstrdup(CLAIMED);
 	cfd = open_beneath(o->root, cdir, O_RDONLY | O_DIRECTORY);
 	if (cfd < 0) {
-		if (cfd != -ENOENT)
+		if (cfd != -ENOENT) {
 			log_warning("outbox: cannot open %s/%s: %s; trying again later", o->dir,
 				    cdir, strerror(-cfd));
+			retry_later(o);
+		}
 		return;
 	}
 	r = (int)outbox_split_rel(rel, &account, &folder, &name);
@@ -717,6 +834,11 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 			  rel, folder);
 		return;
 	}
+	if (r < 0 && store_may_pass(r)) {
+		held_add(o, rel, r); /* not a verdict on the file */
+		return;
+	}
+	held_forget(o, rel);
 	if (r < 0) {
 		if (r == -CPMSYNC_E_NOT_FOUND)
 			why = xasprintf("no folder '%s' in account '%s'", folder, account);
@@ -761,6 +883,7 @@ static void claim_and_store(struct outbox *o, int dfd, const char *rel)
 			    r == -EEXIST ? "a file of that name is still being stored"
 			    : r == -ENOTDIR || r == -ELOOP ? "not a directory (a symbolic link?)"
 							   : strerror(-r));
+		retry_later(o);
 		return;
 	}
 	(void)fsync(cfd);
@@ -866,6 +989,7 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 		log_warning("outbox: %s: cannot look up folder '%s': %s; "
 			    "trying again later",
 			    rel, folder, cpmsync_strerror(r));
+		retry_later(o);
 		return;
 	}
 	deferred_forget(o, rel);
@@ -1283,6 +1407,16 @@ static void rescan_now(struct outbox *o)
 			else
 				i++;
 		}
+		/* And claims held for the store that are gone (moved by hand). */
+		for (size_t i = 0; i < o->n_held;) {
+			_cleanup_free_ char *claim = xasprintf(CLAIMED "/%s", o->held[i].rel);
+			struct stat st;
+
+			if (stat_beneath(o->root, claim, &st) == -ENOENT)
+				held_forget(o, o->held[i].rel);
+			else
+				i++;
+		}
 		scan_pending(o);
 		scan_dir(o, o->root, "");
 	} while (o->rescan_wanted);
@@ -1322,6 +1456,15 @@ static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
 	}
 	if (o->rescan_wanted && !o->busy)
 		rescan_now(o);
+}
+
+static void on_retry(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct outbox *o = userdata;
+
+	(void)src;
+	o->retry_armed = false;
+	outbox_rescan(o);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1402,6 +1545,15 @@ int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const cha
 			*ret_error = xasprintf("cannot watch outbox %s: %s", o->dir, strerror(-r));
 		goto fail;
 	}
+	r = cpmsync_loop_add_timer(loop, outbox_retry_ms, 0, on_retry, o, NULL, &o->retry);
+	if (r >= 0)
+		r = cpmsync_loop_timer_set(o->retry, 0, 0); /* disarmed until needed */
+	if (r < 0) {
+		if (ret_error)
+			*ret_error =
+				xasprintf("cannot make the outbox's retry timer: %s", strerror(-r));
+		goto fail;
+	}
 	rescan_now(o);
 	*ret = o;
 	return 0;
@@ -1416,6 +1568,7 @@ struct outbox *outbox_free(struct outbox *o)
 	if (!o)
 		return NULL;
 	cpmsync_loop_source_remove(o->io);
+	cpmsync_loop_source_remove(o->retry);
 	if (o->fd >= 0)
 		close(o->fd);
 	if (o->root >= 0)
@@ -1428,6 +1581,9 @@ struct outbox *outbox_free(struct outbox *o)
 	for (size_t i = 0; i < o->n_deferred; i++)
 		free(o->deferred[i]);
 	free(o->deferred);
+	for (size_t i = 0; i < o->n_held; i++)
+		free(o->held[i].rel);
+	free(o->held);
 	free(o->dir);
 	free(o->base);
 	free(o);

@@ -68,6 +68,14 @@
  * sync), the file is left where it is and tried again by outbox_rescan();
  * otherwise it fails ("no folder ...").
  *
+ * A store failure that may pass is no verdict on the file: the store's
+ * database or disk full (-CPMSYNC_E_STORE_FULL, -ENOSPC, -EDQUOT), the
+ * store busy, -ENOMEM, -EIO.  The claim stays in .pending/claimed/ (a
+ * warning names the file and the reason, once per reason) and is tried
+ * again by the next scan: after a sync, or at the latest outbox_retry_ms
+ * later (a timer, so that it is tried while the account is offline too).
+ * So is everything else left "trying again later" below.
+ *
  * Failures (to .failed/ with a .why): a file directly in <outbox>/, a file
  * in <outbox>/<account>/ that is not a CPM object (the reason from
  * cpmsync_op_store_object_fd(): "content: ..."), an account the
@@ -75,12 +83,15 @@
  * (symbolic links included), a file with more than one link (a hard link
  * may name a file that was never meant to be sent; only this name is
  * moved, the file is not deleted), a file not owned by the user, empty,
- * larger than CPMSYNC_OP_MAX_MESSAGE_SIZE, a store error, a message
+ * larger than CPMSYNC_OP_MAX_MESSAGE_SIZE, any other store error, a message
  * refused by the server (the server's text; the message is taken back with
  * cpmsync_op_discard()), and a message that left the local store before it
  * reached the server (deleted, moved or expunged locally: its file is
  * kept, since nothing says it arrived).  Transient errors (renames, an
  * unreadable directory) leave the file for the next scan and are logged.
+ * A .why that cannot be written whole (a full disk) is removed, not left
+ * empty or cut short, and that is logged as an error naming the file,
+ * which stays in .failed/.
  *
  * Every stored and every failed file is logged (agent/log.h).
  *
@@ -108,6 +119,11 @@
 
 /* Directory levels below <outbox> that are watched and scanned. */
 #define OUTBOX_MAX_DEPTH 32
+
+/* At the latest this long after a file was left to try again later, the
+ * outbox is scanned again (outbox_retry_ms; tests shorten it). */
+#define OUTBOX_RETRY_MS 30000
+extern unsigned outbox_retry_ms;
 
 struct outbox;
 

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,6 +104,7 @@ static void setup_no_openat2(void)
 static void teardown(void)
 {
 	outbox_have_openat2 = true;
+	outbox_retry_ms = OUTBOX_RETRY_MS;
 	ob = outbox_free(ob);
 	cs = cpmsync_store_close(cs);
 	loop = cpmsync_loop_free(loop);
@@ -1010,6 +1013,216 @@ START_TEST(test_cpm_object_claim_dir_symlink)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* A full store */
+
+/* The daemon's log (stderr) while a test looks: a pipe, not a file, so
+ * that RLIMIT_FSIZE does not cut it. */
+static int log_pipe[2] = { -1, -1 }, saved_stderr = -1;
+
+static void log_capture(void)
+{
+	ck_assert_int_eq(pipe2(log_pipe, O_CLOEXEC | O_NONBLOCK), 0);
+	fflush(stderr);
+	saved_stderr = dup(2);
+	ck_assert_int_ge(saved_stderr, 0);
+	ck_assert_int_eq(dup2(log_pipe[1], 2), 2);
+}
+
+/* What was logged since log_capture() (or the last log_taken()). */
+static const char *log_taken(void)
+{
+	static char buf[16384];
+	size_t n = 0;
+	ssize_t k;
+
+	fflush(stderr);
+	while (n < sizeof(buf) - 1 && (k = read(log_pipe[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)k;
+	buf[n] = '\0';
+	return buf;
+}
+
+static void log_release(void)
+{
+	fflush(stderr);
+	ck_assert_int_eq(dup2(saved_stderr, 2), 2);
+	close(saved_stderr);
+	close(log_pipe[0]);
+	close(log_pipe[1]);
+}
+
+/* A message of about 3 KB: its body (in the store's database, pages of
+ * 1 KiB) needs new pages. */
+static const char *large_msg(const char *first_line)
+{
+	static char buf[4096];
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "%s\r\nSubject: large\r\n\r\n", first_line);
+
+	while (n + 72 < 3000)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%070u\r\n", (unsigned)n);
+	return buf;
+}
+
+/*
+ * The store's database may not grow (SQLite's max_page_count at its
+ * current size: SQLITE_FULL, as a full disk gives), or may again.  Checks
+ * that it is full indeed: a message stored directly is refused.
+ */
+static void store_full(bool full)
+{
+	const char *m = large_msg("Message-ID: <probe@example.org>");
+	int64_t id;
+
+	if (!full) {
+		ck_assert_int_eq(store_exec(s, "PRAGMA max_page_count = 1073741823"), 0);
+		return;
+	}
+	ck_assert_int_eq(store_exec(s, "PRAGMA max_page_count = 1"), 0);
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", m, strlen(m), NULL, 0, &id),
+			 -CPMSYNC_E_STORE_FULL);
+}
+
+/*
+ * A file dropped while the store is full is not failed for it: it waits in
+ * the claim area, no .failed, no .why, one warning; once the store has
+ * room, the next rescan (a sync asks for one) stores it, once.  The same
+ * for a CPM object.
+ */
+START_TEST(test_store_full_waits)
+{
+	static const char obj_head[] = "Message-ID: <fullobj@x>\r\nFrom: tel:+1\r\n"
+				       "Conversation-ID: conv-F";
+	char msg[4096], obj[4096], want[4 * PATH_MAX];
+	int64_t id;
+
+	snprintf(msg, sizeof(msg), "%s", large_msg("Message-ID: <full@example.org>"));
+	snprintf(obj, sizeof(obj), "%s", large_msg(obj_head));
+	start();
+	store_full(true);
+	log_capture();
+	put(P("a/INBOX/full.eml"), msg, strlen(msg));
+	ck_assert(run_until(file_exists, P(".pending/claimed/a/INBOX/full.eml"), 3000));
+	put(P("a/fullobj"), obj, strlen(obj));
+	ck_assert(run_until(file_exists, P(".pending/claimed/a/fullobj"), 3000));
+	/* Scans while it is still full: no change, nothing more logged. */
+	outbox_rescan(ob);
+	outbox_rescan(ob);
+	snprintf(want, sizeof(want),
+		 "cpm-syncd: outbox: a/INBOX/full.eml: cannot store it for now: local store is "
+		 "full (database or disk is full (13)); left as %s/.pending/claimed/a/INBOX/"
+		 "full.eml, trying again within 30 s and after each sync\n"
+		 "cpm-syncd: outbox: a/fullobj: cannot store it for now: local store is full "
+		 "(database or disk is full (13)); left as %s/.pending/claimed/a/fullobj, "
+		 "trying again within 30 s and after each sync\n",
+		 obx, obx);
+	ck_assert_str_eq(log_taken(), want);
+	log_release();
+	ck_assert_str_eq(slurp(P(".pending/claimed/a/INBOX/full.eml")), msg);
+	ck_assert_str_eq(slurp(P(".pending/claimed/a/fullobj")), obj);
+	ck_assert(!exists(P("a/INBOX/full.eml")));
+	ck_assert(!exists(P(".failed")));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+	ck_assert_int_eq(count("a", "Default/conv-F", NULL), -1);
+	ck_assert_uint_eq(stored_calls, 0);
+
+	store_full(false);
+	outbox_rescan(ob);
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/full.eml", id)), msg);
+	ck_assert_int_eq(count("a", "Default/conv-F", &id), 1);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/fullobj", id)), obj);
+	ck_assert(!exists(P(".pending/claimed/a")));
+	ck_assert_uint_eq(stored_calls, 2);
+	/* Once: later scans store nothing more. */
+	outbox_rescan(ob);
+	run_for(200);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 1);
+	ck_assert_int_eq(count("a", "Default/conv-F", NULL), 1);
+	ck_assert_uint_eq(stored_calls, 2);
+	ck_assert(!exists(P(".failed")));
+}
+END_TEST
+
+/*
+ * With no sync to ask for a rescan (the account offline), the outbox
+ * tries again by itself, every outbox_retry_ms; here for a file found
+ * while the store is full at start-up.
+ */
+START_TEST(test_store_full_retried_without_sync)
+{
+	char msg[4096], want[4 * PATH_MAX];
+	int64_t id;
+
+	outbox_retry_ms = 200;
+	snprintf(msg, sizeof(msg), "%s", large_msg("Message-ID: <retry@example.org>"));
+	put(P("a/INBOX/retry.eml"), msg, strlen(msg));
+	store_full(true);
+	log_capture();
+	start();
+	ck_assert_str_eq(slurp(P(".pending/claimed/a/INBOX/retry.eml")), msg);
+	/* Three retries and more while it is full: still waiting, no noise. */
+	run_for(700);
+	ck_assert(exists(P(".pending/claimed/a/INBOX/retry.eml")));
+	ck_assert(!exists(P(".failed")));
+	ck_assert_uint_eq(stored_calls, 0);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+	store_full(false);
+	/* No outbox_rescan() here: the retry timer. */
+	ck_assert(run_until(file_gone, P(".pending/claimed/a/INBOX/retry.eml"), 3000));
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/retry.eml", id)), msg);
+	ck_assert_uint_eq(stored_calls, 1);
+	run_for(500);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 1);
+	ck_assert_uint_eq(stored_calls, 1);
+	snprintf(want, sizeof(want),
+		 "cpm-syncd: outbox: a/INBOX/retry.eml: cannot store it for now: local store is "
+		 "full (database or disk is full (13)); left as %s/.pending/claimed/a/INBOX/"
+		 "retry.eml, trying again within 1 s and after each sync\n"
+		 "cpm-syncd: outbox: stored a/INBOX/retry.eml (%zu bytes) as message %" PRId64
+		 " in folder 'INBOX' of account 'a'\n",
+		 obx, strlen(msg), id);
+	ck_assert_str_eq(log_taken(), want);
+	log_release();
+}
+END_TEST
+
+/*
+ * A .why that cannot be written whole (the disk full; here RLIMIT_FSIZE
+ * lets 16 bytes of it be written) is removed, not left cut short, and the
+ * log says so; the file stays in .failed.
+ */
+START_TEST(test_why_not_written_whole)
+{
+	struct rlimit old, lim;
+	char want[4 * PATH_MAX];
+	const char *got;
+
+	put(P("rootfile"), msg1, sizeof(msg1) - 1);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 16;
+	signal(SIGXFSZ, SIG_IGN);
+	log_capture();
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	start();
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	snprintf(want, sizeof(want),
+		 "cpm-syncd: outbox: rootfile: is directly in the outbox; files go into "
+		 "ACCOUNT/FOLDER/ below it; moved to %s/.failed/rootfile\n"
+		 "cpm-syncd: outbox: rootfile: kept as %s/.failed/rootfile without its reason: "
+		 "cannot write %s/.failed/rootfile.why: %s\n",
+		 obx, obx, obx, strerror(EFBIG));
+	got = log_taken();
+	log_release();
+	ck_assert_str_eq(slurp(P(".failed/rootfile")), msg1);
+	ck_assert(!exists(P(".failed/rootfile.why")));
+	ck_assert(!exists(P("rootfile")));
+	ck_assert_str_eq(got, want);
+}
+END_TEST
+
 START_TEST(test_bad_arguments)
 {
 	char *err = NULL;
@@ -1064,6 +1277,9 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_cpm_object_hard_link_refused);
 	tcase_add_test(tc, test_cpm_object_account_swap_race);
 	tcase_add_test(tc, test_cpm_object_claim_dir_symlink);
+	tcase_add_test(tc, test_store_full_waits);
+	tcase_add_test(tc, test_store_full_retried_without_sync);
+	tcase_add_test(tc, test_why_not_written_whole);
 	suite_add_tcase(su, tc);
 
 	/* The same defences without openat2(): O_NOFOLLOW walks. */
