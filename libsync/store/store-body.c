@@ -339,7 +339,7 @@ void store_bodies_rollback(struct store *s)
 
 	if (!b)
 		return;
-	store_packs_forget(b->packs);
+	store_packs_forget(s, b->packs);
 	if (!b->in_tx)
 		return;
 	if (!sqlite3_get_autocommit(b->db))

@@ -29,7 +29,11 @@
  *    new pack); the body_pack row then commits with the store.  A crash
  *    before that leaves bytes past pack.size that no row names: the next
  *    append writes over them, and the open truncates them.  A rollback
- *    forgets the open pack; the next append reads pack.size again.
+ *    gives them back at once, under the write lock (give_back()): the pack
+ *    the transaction appended to is cut at the end it had at the
+ *    transaction's start, the packs it made are unlinked.  Cutting past a
+ *    committed end needs no sync: a crash before it reaches the disk only
+ *    leaves the bytes for the open.  The next append reads pack.size again.
  *  - A body that goes (its row deleted, or has_body cleared) has its range
  *    queued in pack_trash by the version 25 triggers, in the transaction
  *    that dropped it.  After that commit, store_packs_collect() syncs the
@@ -90,6 +94,12 @@ struct store_packs {
 	uint64_t cur_end; /* where the next body goes */
 	/* Appended in the open transaction, not yet in the pack's row. */
 	int64_t added;
+	/* What the transaction p->tx appended to, for a rollback: the pack of
+	 * its first body and that pack's committed end (tx_base 0: none), and
+	 * the first pack it made (0: none; it made every id from there to cur). */
+	int64_t tx_base;
+	uint64_t tx_base_end;
+	int64_t tx_first_new;
 	bool dir_dirty; /* a pack file made: fsync the directory */
 	/* The last pack read from (other than cur). */
 	int64_t rd;
@@ -253,6 +263,8 @@ static int new_pack(struct store *s, struct store_packs *p)
 	if (r < 0)
 		return r;
 	p->cur = sqlite3_last_insert_rowid(store_db(s));
+	if (p->tx_first_new == 0)
+		p->tx_first_new = p->cur;
 	r = pack_path(p, p->cur, path, sizeof(path));
 	if (r < 0)
 		return r;
@@ -288,6 +300,7 @@ static int need_current(struct store *s, struct store_packs *p)
 	 * the daemon) may have appended, or started a pack, since ours.  Read
 	 * under the write lock, nobody else's append is under way. */
 	p->tx = store_tx_seq(s);
+	p->tx_base = p->tx_first_new = 0;
 	r = store_prepare(s, "SELECT id, size FROM pack ORDER BY id DESC LIMIT 1", &st);
 	if (r < 0)
 		return r;
@@ -307,6 +320,8 @@ static int need_current(struct store *s, struct store_packs *p)
 		close_fd(&p->cur_fd);
 		return new_pack(s, p);
 	}
+	p->tx_base = id;
+	p->tx_base_end = (uint64_t)size;
 	if (p->cur_fd >= 0) {
 		p->cur_end = (uint64_t)size;
 		p->added = 0;
@@ -396,12 +411,91 @@ int store_packs_precommit(struct store *s, struct store_packs *p)
 	return r;
 }
 
-void store_packs_forget(struct store_packs *p)
+/* Pack id's file cut at end, if it is longer (fd: its descriptor, or -1). */
+static void cut(struct store_packs *p, int64_t id, int fd, uint64_t end)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int own = -1;
+
+	if (fd < 0) {
+		if (pack_path(p, id, path, sizeof(path)) < 0)
+			return;
+		fd = own = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return;
+	}
+	if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size > end)
+		(void)!ftruncate(fd, (off_t)end);
+	close_fd(&own);
+}
+
+/* The committed end of pack id (1), or 0 when it has no row, or -1. */
+static int committed_end(sqlite3 *db, int64_t id, uint64_t *ret)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT size FROM pack WHERE id = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * The bytes the rolled-back transaction appended, given back to the file
+ * system (issue: a sync that failed on a full disk left megabytes past
+ * the committed end until the next open, and every later write failed).
+ * Only under the write lock: with it released, another writer may be
+ * appending past the same committed end.  Still held, the ends are those
+ * read at the transaction's start (the database shows the transaction's
+ * own rows); when SQLite has rolled back by itself (FULL, IOERR), it is
+ * taken again and the ends read from the database.  Best effort: what
+ * stays is written over by the next append, and cut off at the next open.
+ */
+static void give_back(struct store *s, struct store_packs *p)
+{
+	sqlite3 *db = store_db(s);
+	bool held = !sqlite3_get_autocommit(db);
+	uint64_t end;
+	int r;
+
+	if (!held && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return;
+	if (p->tx_base > 0) {
+		end = p->tx_base_end;
+		r = held ? 1 : committed_end(db, p->tx_base, &end);
+		/* Without its row now, another writer dropped it (and its file). */
+		if (r > 0)
+			cut(p, p->tx_base, p->tx_base == p->cur ? p->cur_fd : -1, end);
+	}
+	for (int64_t id = p->tx_first_new; id > 0 && id <= p->cur; id++) {
+		char path[PATH_MAX];
+
+		r = held ? 0 : committed_end(db, id, &end);
+		if (r > 0)
+			cut(p, id, id == p->cur ? p->cur_fd : -1, end);
+		else if (r == 0 && pack_path(p, id, path, sizeof(path)) == 0)
+			unlink(path); /* a pack without a row: the open would delete it */
+	}
+	if (!held)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+void store_packs_forget(struct store *s, struct store_packs *p)
 {
 	if (!p)
 		return;
-	/* What was appended has no committed row: written over next time. */
+	/* What the store's transaction appended has no committed row. */
+	if (store_in_transaction(s) && p->tx == store_tx_seq(s))
+		give_back(s, p);
 	close_fd(&p->cur_fd);
+	p->tx_base = p->tx_first_new = 0;
 	p->added = 0;
 	p->dir_dirty = false;
 }

@@ -591,12 +591,14 @@ int store_rollback(struct store *s)
 		return -EINVAL;
 	if (!s->in_tx)
 		return 0;
+	/* In the transaction still, under its write lock: the pack bytes it
+	 * appended are cut off (store-pack.c). */
+	store_bodies_rollback(s);
 	s->in_tx = false;
 	s->batch = NULL;
 	s->n_conv_bump = 0;
 	store_conv_pending_drop(s);
 	store_take_conv_stale(s); /* its notes go with the transaction */
-	store_bodies_rollback(s);
 	/* SQLite may already have rolled back by itself (FULL, IOERR, NOMEM). */
 	if (sqlite3_get_autocommit(s->db))
 		return 0;

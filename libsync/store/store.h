@@ -401,7 +401,8 @@ int store_body_crlf_size(struct store *s, int64_t message_id, uint64_t *ret);
  * STORE_BODY_INLINE_MAX, for store-body.c.  store_pack_put() appends a
  * body in the open transaction and adds its body_pack row (the message must
  * have none); store_packs_precommit() makes the appended bodies durable
- * before the store commits; store_packs_forget() after a rollback;
+ * before the store commits; store_packs_forget() at a rollback, before the
+ * store's write lock goes (it cuts off what the transaction appended);
  * store_packs_collect() punches out what the committed transactions
  * dropped, outside a transaction.  store_pack_each() is store_body_each()
  * for a body in a pack: 1 read, 0 none there, or a negative error.
@@ -413,7 +414,7 @@ bool store_packs_ready(struct store *s, struct store_packs *p);
 int store_pack_put(struct store *s, struct store_packs *p, int64_t message_id, const void *head,
 		   size_t head_len, int fd, uint64_t size);
 int store_packs_precommit(struct store *s, struct store_packs *p);
-void store_packs_forget(struct store_packs *p);
+void store_packs_forget(struct store *s, struct store_packs *p);
 int store_packs_collect(struct store *s, struct store_packs *p, bool at_open);
 int store_pack_each(struct store *s, struct store_packs *p, int64_t message_id, store_body_fn fn,
 		    void *userdata);

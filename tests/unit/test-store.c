@@ -1904,10 +1904,53 @@ static off_t pack_file(int64_t id, blkcnt_t *blocks)
 	return st.st_size;
 }
 
+/* In a forked child: what failed, and the child gone. */
+static void child_fail(const char *what, const char *why)
+{
+	fprintf(stderr, "child: %s: %s\n", what, why ? why : "(no error text)");
+	_exit(1);
+}
+
+/*
+ * A writer that dies after its pack's sync, before its store COMMIT (a
+ * crash), in a process of its own: message id (uid) and its large body,
+ * appended, synced, never committed.
+ */
+static void crash_after_pack_sync(int64_t id, unsigned uid)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct store *c = NULL;
+		char sql[128], *err = NULL;
+
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO message (id, folder_id, uid) VALUES (%lld, 10, %u)",
+			 (long long)id, uid);
+		if (store_open(dbpath, 0, &c, &err) < 0)
+			child_fail("store_open", err);
+		if (store_begin(c) < 0)
+			child_fail("store_begin", store_error(c));
+		if (store_exec(c, sql) < 0)
+			child_fail(sql, store_error(c));
+		if (store_body_put(c, id, big_body, STORE_BODY_INLINE_MAX + 1) < 0)
+			child_fail("store_body_put", store_error(c));
+		if (store_bodies_commit(c) < 0)
+			child_fail("store_bodies_commit", store_error(c));
+		_exit(0); /* no COMMIT, no rollback: the process is gone */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /*
  * The order of the writes (store-pack.c): a body is in its pack, synced,
  * before the row that claims it commits; bytes or a pack file that no
- * committed row claims are written over, or gone at the next open.
+ * committed row claims are cut off at a rollback, or, after a crash,
+ * written over, or gone at the next open.
  */
 START_TEST(test_body_commit_order)
 {
@@ -1915,13 +1958,15 @@ START_TEST(test_body_commit_order)
 
 	add_account_folder_message(s);
 
-	/* Rolled back with its row: nothing stays, inline or in a pack. */
+	/* Rolled back with its row: nothing stays, inline or in a pack (the
+	 * pack the transaction made goes with it). */
 	ck_assert_int_eq(store_begin(s), 0);
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (10, 8)"), 0);
 	ck_assert_int_eq(store_body_put(s, store_last_insert_id(s), "x", 1), 0);
 	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(pack_file(1, NULL), STORE_BODY_INLINE_MAX + 1);
 	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(pack_file(1, NULL), -1);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_pack"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM pack"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM body_inline"), 0);
@@ -1938,14 +1983,9 @@ START_TEST(test_body_commit_order)
 
 	/* A crash after the pack's sync, before the store's COMMIT: the pack
 	 * made in that transaction has no row, and its file goes at the open. */
-	ck_assert_int_eq(store_begin(s), 0);
-	ck_assert_int_eq(
-		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (200, 10, 9)"), 0);
-	ck_assert_int_eq(store_body_put(s, 200, big_body, STORE_BODY_INLINE_MAX + 1), 0);
-	ck_assert_int_eq(store_bodies_commit(s), 0);
-	ck_assert_int_eq(store_rollback(s), 0);
-	ck_assert_int_eq(pack_file(1, NULL), STORE_BODY_INLINE_MAX + 1);
 	store_close(s);
+	crash_after_pack_sync(200, 9);
+	ck_assert_int_eq(pack_file(1, NULL), STORE_BODY_INLINE_MAX + 1);
 	s = open_ok(dbpath, 0);
 	ck_assert_int_eq(pack_file(1, NULL), -1);
 
@@ -1955,14 +1995,9 @@ START_TEST(test_body_commit_order)
 	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
 	ck_assert_int_eq(query_int(s, "SELECT id * 100000 + size FROM pack"),
 			 100000 + STORE_BODY_INLINE_MAX + 1);
-	ck_assert_int_eq(store_begin(s), 0);
-	ck_assert_int_eq(
-		store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES (200, 10, 9)"), 0);
-	ck_assert_int_eq(store_body_put(s, 200, big_body, STORE_BODY_INLINE_MAX + 1), 0);
-	ck_assert_int_eq(store_bodies_commit(s), 0);
-	ck_assert_int_eq(store_rollback(s), 0);
-	ck_assert_int_eq(pack_file(1, NULL), 2 * (STORE_BODY_INLINE_MAX + 1));
 	store_close(s);
+	crash_after_pack_sync(200, 9);
+	ck_assert_int_eq(pack_file(1, NULL), 2 * (STORE_BODY_INLINE_MAX + 1));
 	s = open_ok(dbpath, 0);
 	ck_assert_int_eq(pack_file(1, NULL), STORE_BODY_INLINE_MAX + 1);
 	ck_assert_int_eq(
@@ -2269,6 +2304,107 @@ START_TEST(test_schema_snapshot)
 END_TEST
 
 /*
+ * A transaction that appended to a pack and rolled back gives the bytes
+ * back at once (issue: a sync that failed on a full disk left 3 MB past
+ * the committed end until the next open, and every later write failed with
+ * "database or disk is full"): the file is cut at its committed end, size
+ * and blocks, whether the failure came before the bodies' sync, after it
+ * (a failed COMMIT), or SQLite rolled back by itself; a pack the
+ * transaction made goes.  Never past the end another writer appends from.
+ */
+/* Blocks a file may keep beyond its data (st_blocks, 512 bytes): an ext4
+ * extent block or two, after megabytes given back. */
+#define GIVEN_BACK_SLACK 128
+
+START_TEST(test_pack_rollback_gives_back)
+{
+	const size_t n = 1024 * 1024;
+	unsigned char *a = malloc(n);
+	struct store *s = open_ok(dbpath, 0), *w;
+	blkcnt_t before, after;
+	off_t end;
+
+	ck_assert_ptr_nonnull(a);
+	fill(a, n, 5);
+	add_account_folder_message(s);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO message (id, folder_id, uid) VALUES"
+				       " (101, 10, 8), (102, 10, 9), (103, 10, 10)"),
+			 0);
+	ck_assert_int_eq(store_body_put(s, 100, big_body, STORE_BODY_INLINE_MAX + 1), 0);
+	end = STORE_BODY_INLINE_MAX + 1;
+	ck_assert_int_eq(pack_file(1, &before), end);
+
+	/* Three bodies of 1 MiB appended, then rolled back. */
+	ck_assert_int_eq(store_begin(s), 0);
+	for (int64_t id = 101; id <= 103; id++)
+		ck_assert_int_eq(store_body_put(s, id, a, n), 0);
+	ck_assert_int_eq(pack_file(1, NULL), end + 3 * (off_t)n);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(pack_file(1, &after), end);
+	ck_assert_int_le(after, before + GIVEN_BACK_SLACK);
+
+	/* The bodies synced and the pack's row written, then the COMMIT failed. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_body_put(s, 101, a, n), 0);
+	ck_assert_int_eq(store_bodies_commit(s), 0);
+	ck_assert_int_eq(query_int(s, "SELECT size FROM pack"), end + (off_t)n);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(pack_file(1, &after), end);
+	ck_assert_int_le(after, before + GIVEN_BACK_SLACK);
+
+	/* SQLite rolled back by itself (FULL, IOERR): the write lock is taken
+	 * again to cut. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_body_put(s, 101, a, n), 0);
+	ck_assert_int_eq(sqlite3_exec(store_db(s), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(pack_file(1, &after), end);
+	ck_assert_int_le(after, before + GIVEN_BACK_SLACK);
+
+	/* The same, with another writer appending from the committed end
+	 * meanwhile: its bytes are not cut, its body commits whole. */
+	w = open_ok(dbpath, 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_body_put(s, 101, a + 1, n - 1), 0);
+	ck_assert_int_eq(sqlite3_exec(store_db(s), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(store_begin(w), 0);
+	ck_assert_int_eq(store_body_put(w, 102, a, n), 0);
+	ck_assert_int_eq(store_set_busy_timeout(s, 0), 0);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(pack_file(1, NULL), end + (off_t)n);
+	ck_assert_int_eq(store_commit(w), 0);
+	store_close(w);
+	ck_assert_int_eq(store_set_busy_timeout(s, STORE_BUSY_TIMEOUT_MS), 0);
+	check_body(s, 102, a, n);
+	end += (off_t)n;
+	ck_assert_int_eq(pack_file(1, &before), end);
+
+	/* A transaction that filled the pack and made the next one: the first
+	 * is cut at its committed end, the second goes. */
+	ck_assert_int_eq(store_begin(s), 0);
+	for (int64_t id = 101; id <= 116; id++) {
+		if (id > 103)
+			ck_assert_int_eq(store_exec_id(s,
+						       "INSERT INTO message (id, folder_id, uid)"
+						       " VALUES (?1, 10, ?1)",
+						       id),
+					 0);
+		ck_assert_int_eq(store_body_put(s, id, a, n), 0);
+	}
+	ck_assert_int_eq(query_int(s, "SELECT max(pack) FROM body_pack"), 2);
+	ck_assert_int_gt(pack_file(2, NULL), 0);
+	ck_assert_int_eq(store_rollback(s), 0);
+	ck_assert_int_eq(pack_file(1, &after), end);
+	ck_assert_int_le(after, before + GIVEN_BACK_SLACK);
+	ck_assert_int_eq(pack_file(2, NULL), -1);
+	check_packs(s, "1:2:1052673");
+	check_got(s, 100, big_body, STORE_BODY_INLINE_MAX + 1);
+	free(a);
+	store_close(s);
+}
+END_TEST
+
+/*
  * Two writers on one store (a program linking libcpmsync beside the
  * daemon): each appends where the last commit, its own or the other's,
  * left the pack, never where it last wrote.
@@ -2401,7 +2537,10 @@ START_TEST(test_pack_write_fails)
 	ck_assert(!store_in_transaction(s));
 	check_body(s, 100, a, STORE_BODY_INLINE_MAX + 1);
 	ck_assert_int_eq(query_int(s, "SELECT size FROM pack"), STORE_BODY_INLINE_MAX + 1);
-	/* What the failed write left past the committed end is written over. */
+	/* What the failed write left past the committed end is cut off by the
+	 * rollback (on a full disk, the space the next write needs); the next
+	 * body goes there. */
+	ck_assert_int_eq(pack_file(1, NULL), STORE_BODY_INLINE_MAX + 1);
 	ck_assert_int_eq(store_body_put(s, 100, a + 2, STORE_BODY_INLINE_MAX + 2), 0);
 	ck_assert_int_eq(query_int(s, "SELECT off FROM body_pack WHERE message_id = 100"),
 			 STORE_BODY_INLINE_MAX + 1);
@@ -2630,6 +2769,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_pack_write_fails);
 	tcase_add_test(tc, test_body_write_fresh);
 	tcase_add_test(tc, test_pack_two_writers);
+	tcase_add_test(tc, test_pack_rollback_gives_back);
 	tcase_add_test(tc, test_pack_edge_blocks);
 	tcase_add_test(tc, test_migrate_small_pack_index);
 	tcase_add_test(tc, test_schema_snapshot);
