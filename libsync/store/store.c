@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ struct store {
 	} stmt_slot[STMT_SLOTS];
 	size_t n_slots;
 	char error[512];
+	int last_rc; /* the SQLite code of the last store_fail() */
 	/* store-changes.c's state, freed on close. */
 	void *watch;
 	/* store-body.c: the bodies database (schema version 4 on). */
@@ -131,6 +133,7 @@ void store_clear_error(struct store *s)
 
 int store_fail(struct store *s, int sqlite_rc)
 {
+	s->last_rc = sqlite_rc;
 	set_error(s, "%s (%d)", sqlite3_errmsg(s->db), sqlite_rc);
 	return store_map_sqlite_error(sqlite_rc);
 }
@@ -1101,6 +1104,104 @@ int store_create_private(const char *path)
 	return 0;
 }
 
+/*
+ * Whether file (the store, or its "-wal" or "-shm" beside it, named by
+ * what) cannot be written: 1 and the sentence set, or 0 when it can (or is
+ * not there).  access(), not open(): closing a descriptor of a file drops
+ * every lock this process holds on it, another connection's too.
+ */
+static int not_writable_file(struct store *s, const char *what, const char *file, int *ret)
+{
+	struct stat st;
+	char owner[48] = "";
+	int err;
+
+	if (faccessat(AT_FDCWD, file, W_OK, AT_EACCESS) == 0)
+		return 0;
+	err = errno;
+	/* Not there, or a failure that says nothing of writing: SQLite's. */
+	if (err != EACCES && err != EROFS && err != EPERM)
+		return 0;
+	*ret = -err;
+	if (err == EROFS) {
+		set_error(s, "%s %s is on a read-only file system: cpm-syncd needs to write it",
+			  what, file);
+		return 1;
+	}
+	if (err == EPERM || stat(file, &st) < 0) {
+		set_error(s, "%s %s cannot be written (%s): cpm-syncd needs to write it", what,
+			  file, strerror(err));
+		return 1;
+	}
+	if (st.st_uid != geteuid())
+		snprintf(owner, sizeof(owner), ", owner uid %u", (unsigned)st.st_uid);
+	set_error(s, "%s %s is read-only (mode %04o%s): cpm-syncd needs to write it", what, file,
+		  (unsigned)(st.st_mode & 07777), owner);
+	return 1;
+}
+
+/*
+ * A read-write open of a store that cannot be written, refused at once
+ * with the file named (issue: SQLite opens a store.db it may not write
+ * read-only, without a word; the daemon started, and every sync, every
+ * change and the outbox failed for ever with "attempt to write a readonly
+ * database (8)"; a directory it could not make the WAL in gave "(1544)"
+ * without a name).  Before the setup (failed false): refused when SQLite
+ * opened the file read-only or the file, its -wal or its -shm may not be
+ * written.  After a setup that failed with SQLITE_READONLY (failed true;
+ * other failures are left as they are): the same files, then the
+ * directory; else SQLite's own words after the file's name.  0 or -errno
+ * (-EACCES, -EROFS, -EPERM).
+ */
+static int check_writable(struct store *s, const char *path, bool failed)
+{
+	static const char *const files[][2] = {
+		{ "", "the store" },
+		{ "-wal", "the store's WAL file" },
+		{ "-shm", "the store's shared-memory file" },
+	};
+	bool readonly = sqlite3_db_readonly(s->db, "main") == 1;
+	char file[PATH_MAX], why[sizeof(s->error)], *dir;
+	const char *base = strrchr(path, '/');
+	struct stat st;
+	int r;
+
+	if (failed && !readonly && (s->last_rc & 0xff) != SQLITE_READONLY)
+		return 0;
+	memcpy(why, s->error, sizeof(why));
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		if (snprintf(file, sizeof(file), "%s%s", path, files[i][0]) >= (int)sizeof(file))
+			break;
+		if (not_writable_file(s, files[i][1], file, &r))
+			return r;
+	}
+	if (!failed && !readonly)
+		return 0;
+	if (failed && s->last_rc == SQLITE_READONLY_DIRECTORY && (dir = strdup(path))) {
+		char *slash = strrchr(dir, '/');
+
+		if (!slash)
+			strcpy(dir, ".");
+		else
+			slash[slash == dir] = '\0';
+		base = base ? base + 1 : path;
+		r = stat(dir, &st);
+		if (r == 0)
+			set_error(s,
+				  "the directory %s of the store %s is read-only (mode %04o): "
+				  "cpm-syncd needs to make %s-wal and %s-shm in it",
+				  dir, path, (unsigned)(st.st_mode & 07777), base, base);
+		free(dir);
+		if (r == 0)
+			return -EACCES;
+	}
+	if (failed)
+		set_error(s, "the store %s cannot be written: %s", path, why);
+	else
+		set_error(s, "the store %s cannot be written: SQLite opened it read-only", path);
+	return -EROFS;
+}
+
 static int open_internal(const char *path, unsigned flags, unsigned target, bool migrations_only,
 			 struct store **ret, char **ret_error)
 {
@@ -1146,7 +1247,15 @@ static int open_internal(const char *path, unsigned flags, unsigned target, bool
 		struct stat st;
 
 		sqlite3_set_authorizer(s->db, authorize, s);
-		r = setup(s, path, target);
+		r = s->readonly ? 0 : check_writable(s, path, false);
+		if (r >= 0)
+			r = setup(s, path, target);
+		/* SQLite found it could not write in the setup (the WAL). */
+		if (r < 0 && !s->readonly) {
+			int w = check_writable(s, path, true);
+
+			r = w < 0 ? w : r;
+		}
 		if (r >= 0)
 			drop_statements(s);
 		/* By its absolute name: the process may change directory. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -924,6 +925,172 @@ START_TEST(test_migrate_folder_known)
 	ck_assert_int_eq(store_exec(s, "INSERT INTO message (folder_id, uid) VALUES (30, 1)"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT known FROM folder WHERE id = 30"), 1);
 	store_close(s);
+}
+END_TEST
+
+/* The unprivileged user the open runs as when the tests run as root. */
+#define NOBODY 65534
+
+/* The store's directory and files (those there) given to NOBODY, as root. */
+static bool give_to_nobody(void)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char path[sizeof(dbpath) + 8];
+
+	if (geteuid() != 0)
+		return true;
+	if (chown(tmpdir, NOBODY, NOBODY) < 0) {
+		printf("skip: chown %s to uid %d: %s\n", tmpdir, NOBODY, strerror(errno));
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", dbpath, suffixes[i]);
+		if (chown(path, NOBODY, NOBODY) < 0 && errno != ENOENT)
+			ck_abort_msg("chown %s: %s", path, strerror(errno));
+	}
+	return true;
+}
+
+/*
+ * store_open(dbpath, flags) in a child that file modes bind: as root (CI,
+ * where CAP_DAC_OVERRIDE ignores them) it becomes NOBODY first.  Its
+ * return in *ret, its error text (or "") in err, the folders it then
+ * reads in *folders (-1: not open); false when it could not drop root.
+ */
+static bool open_unprivileged(unsigned flags, int *ret, char *err, size_t len, int64_t *folders)
+{
+	char buf[1024];
+	size_t got = 0;
+	int p[2], status, n;
+	pid_t pid;
+	ssize_t k;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct store *c = NULL;
+		sqlite3_stmt *st;
+		char *e = NULL;
+		long long count = -1;
+		int r;
+
+		close(p[0]);
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)) {
+			dprintf(p[1], "skip cannot become uid %d: %s", NOBODY, strerror(errno));
+			_exit(0);
+		}
+		r = store_open(dbpath, flags, &c, &e);
+		if (r == 0 && store_prepare(c, "SELECT count(*) FROM folder", &st) == 0 &&
+		    store_step(c, st) == 1)
+			count = sqlite3_column_int64(st, 0);
+		dprintf(p[1], "%d %lld %s", r, count, e ? e : "");
+		store_close(c);
+		_exit(0);
+	}
+	close(p[1]);
+	while (got < sizeof(buf) - 1 && (k = read(p[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)k;
+	buf[got] = '\0';
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (strncmp(buf, "skip ", 5) == 0) {
+		printf("skip: %s\n", buf + 5);
+		return false;
+	}
+	{
+		long long count;
+
+		ck_assert_msg(sscanf(buf, "%d %lld %n", ret, &count, &n) == 2,
+			      "child's answer: \"%s\"", buf);
+		*folders = count;
+	}
+	snprintf(err, len, "%s", buf + n);
+	return true;
+}
+
+/*
+ * A store that cannot be written, opened read-write: refused at once with
+ * the file named (issue: a store.db of mode 0444 let cpm-syncd start, and
+ * every sync, every change and the outbox failed with "attempt to write a
+ * readonly database (8)", for ever; a directory of mode 0555 without the
+ * WAL said "(1544)" without a name).  Read-only, it opens and reads.
+ */
+START_TEST(test_open_unwritable)
+{
+	struct store *s = open_ok(dbpath, 0);
+	char err[1024], want[1024], wal[sizeof(dbpath) + 8], shm[sizeof(dbpath) + 8];
+	int64_t folders;
+	int r;
+
+	add_account_folder_message(s);
+	store_close(s);
+	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+	snprintf(shm, sizeof(shm), "%s-shm", dbpath);
+	if (!give_to_nobody())
+		return;
+
+	/* The file itself, mode 0444. */
+	ck_assert_int_eq(chmod(dbpath, 0444), 0);
+	if (!open_unprivileged(0, &r, err, sizeof(err), &folders))
+		return;
+	snprintf(want, sizeof(want),
+		 "the store %s is read-only (mode 0444): cpm-syncd needs to write it", dbpath);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(r, -EACCES);
+	ck_assert_int_eq(folders, -1);
+	ck_assert(open_unprivileged(STORE_READONLY, &r, err, sizeof(err), &folders));
+	ck_assert_str_eq(err, "");
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(folders, 1);
+	ck_assert_int_eq(chmod(dbpath, 0600), 0);
+
+	/* Its WAL file, kept beside it between runs: read-only, and (root
+	 * only: CI) another user's, which SQLite cannot fchmod as it does an
+	 * empty one of its own when it opens it. */
+	ck_assert_int_eq(chmod(wal, 0444), 0);
+	ck_assert(open_unprivileged(0, &r, err, sizeof(err), &folders));
+	snprintf(want, sizeof(want),
+		 "the store's WAL file %s is read-only (mode 0444): cpm-syncd needs to write it",
+		 wal);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(r, -EACCES);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(wal, 0, 0), 0);
+		ck_assert_int_eq(chmod(wal, 0644), 0);
+		ck_assert(open_unprivileged(0, &r, err, sizeof(err), &folders));
+		snprintf(want, sizeof(want),
+			 "the store's WAL file %s is read-only (mode 0644, owner uid 0): cpm-syncd "
+			 "needs to write it",
+			 wal);
+		ck_assert_str_eq(err, want);
+		ck_assert_int_eq(r, -EACCES);
+		ck_assert_int_eq(chown(wal, NOBODY, NOBODY), 0);
+	} else {
+		printf("skip: a WAL file of another user needs root to make\n");
+	}
+	ck_assert_int_eq(chmod(wal, 0600), 0);
+
+	/* A directory of mode 0555 without the WAL and shared-memory files. */
+	ck_assert_int_eq(unlink(wal), 0);
+	ck_assert_int_eq(unlink(shm), 0);
+	ck_assert_int_eq(chmod(tmpdir, 0555), 0);
+	ck_assert(open_unprivileged(0, &r, err, sizeof(err), &folders));
+	ck_assert_int_eq(chmod(tmpdir, 0700), 0);
+	snprintf(want, sizeof(want),
+		 "the directory %s of the store %s is read-only (mode 0555): cpm-syncd needs to"
+		 " make store.db-wal and store.db-shm in it",
+		 tmpdir, dbpath);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(r, -EACCES);
+
+	/* Writable again: it opens, with its folder. */
+	ck_assert(open_unprivileged(0, &r, err, sizeof(err), &folders));
+	ck_assert_str_eq(err, "");
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(folders, 1);
 }
 END_TEST
 
@@ -2788,6 +2955,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_account_identity);
 	tcase_add_test(tc, test_migrate_delimiter);
 	tcase_add_test(tc, test_store_file_gone);
+	tcase_add_test(tc, test_open_unwritable);
 	tcase_add_test(tc, test_conv_state_index);
 	suite_add_tcase(s, tc);
 	return s;

@@ -40,7 +40,11 @@ enum {
  * Opens (read-write: creates if missing and upgrades the schema) the store
  * at path; the parent directory must exist.  On failure *ret_error (if not
  * NULL) is a malloc()ed sentence naming the file and the reason.
- * CPMSYNC_STORE_READONLY and CPMSYNC_STORE_KEEP_WAL together: -EINVAL.
+ * Read-write, a store that cannot be written (the file, its PATH-wal or
+ * PATH-shm read-only, or on a read-only file system, or a read-only
+ * directory without the two) is refused at once: -EACCES, -EROFS or
+ * -EPERM.  CPMSYNC_STORE_READONLY and CPMSYNC_STORE_KEEP_WAL together:
+ * -EINVAL.
  */
 int cpmsync_store_open(const char *path, unsigned flags, struct cpmsync_store **ret,
 		       char **ret_error);
