@@ -174,6 +174,16 @@ static char *snapshot(void)
 	return r;
 }
 
+/* The store is as snapshot() found it then (before, freed). */
+static void expect_unchanged(char *before)
+{
+	char *after = snapshot();
+
+	ck_assert_str_eq(before, after);
+	free(before);
+	free(after);
+}
+
 static int64_t store_ok(const char *folder, const char *data, const char *const *flags)
 {
 	int64_t id = 0;
@@ -297,7 +307,7 @@ END_TEST
 START_TEST(test_store_errors_change_nothing)
 {
 	const char *bad[] = { "\\Seen", "bad flag", NULL };
-	char *before = snapshot(), *after;
+	char *before = snapshot();
 	int64_t id;
 
 	expect_err(cpmsync_op_store(cs, "a", "INBOX", "", 0, NULL, 0, &id), -EINVAL, "empty");
@@ -313,10 +323,7 @@ START_TEST(test_store_errors_change_nothing)
 	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", 0,
 				       (uint64_t)CPMSYNC_OP_MAX_MESSAGE_SIZE + 1, NULL, 0, &id),
 		   -EFBIG, "larger");
-	after = snapshot();
-	ck_assert_str_eq(before, after);
-	free(before);
-	free(after);
+	expect_unchanged(before);
 }
 END_TEST
 
@@ -395,7 +402,7 @@ END_TEST
 
 START_TEST(test_store_fd_short_input)
 {
-	char *before = snapshot(), *after;
+	char *before = snapshot();
 	int64_t id;
 	pid_t pid;
 	int fd;
@@ -411,10 +418,7 @@ START_TEST(test_store_fd_short_input)
 		   "end of input");
 	close(fd);
 	waitpid(pid, NULL, 0);
-	after = snapshot();
-	ck_assert_str_eq(before, after);
-	free(before);
-	free(after);
+	expect_unchanged(before);
 }
 END_TEST
 
@@ -470,7 +474,7 @@ END_TEST
 START_TEST(test_store_crlf_size_over_the_limit)
 {
 	size_t n = CPMSYNC_OP_MAX_MESSAGE_SIZE / 4 * 3; /* 48 MiB, a bare LF every 2 bytes */
-	char *before = snapshot(), *after, want[200];
+	char *before = snapshot(), want[200];
 	int p[2];
 	int64_t id;
 	pid_t pid;
@@ -505,10 +509,7 @@ START_TEST(test_store_crlf_size_over_the_limit)
 	expect_err(cpmsync_op_store_fd(cs, "a", "INBOX", p[0], n, NULL, 0, &id), -EFBIG, want);
 	close(p[0]);
 	waitpid(pid, NULL, 0);
-	after = snapshot();
-	ck_assert_str_eq(before, after);
-	free(before);
-	free(after);
+	expect_unchanged(before);
 }
 END_TEST
 
@@ -554,7 +555,7 @@ START_TEST(test_flags_errors_change_nothing)
 	const char *add[] = { "\\Flagged", NULL }, *bad[] = { "\\Bogus", NULL };
 	const char *recent[] = { "\\Recent", NULL };
 	int64_t some_unknown[] = { 1, 99 }, two_accounts[] = { 1, 2 };
-	char *before = snapshot(), *after;
+	char *before = snapshot();
 
 	expect_err(cpmsync_op_set_flags(cs, some_unknown, 2, add, NULL), -CPMSYNC_E_NOT_FOUND,
 		   "99");
@@ -564,10 +565,7 @@ START_TEST(test_flags_errors_change_nothing)
 	expect_err(cpmsync_op_set_flags(cs, two_accounts, 1, recent, NULL), -EINVAL, "Recent");
 	expect_err(cpmsync_op_set_flags(cs, two_accounts, 0, add, NULL), -EINVAL, "no message");
 	expect_err(cpmsync_op_delete(cs, some_unknown, 2), -CPMSYNC_E_NOT_FOUND, "99");
-	after = snapshot();
-	ck_assert_str_eq(before, after);
-	free(before);
-	free(after);
+	expect_unchanged(before);
 }
 END_TEST
 
@@ -657,7 +655,7 @@ END_TEST
 START_TEST(test_copy_errors_change_nothing)
 {
 	int64_t ids[] = { 1, 42 }, two[] = { 1, 2 }, out[2];
-	char *before = snapshot(), *after;
+	char *before = snapshot();
 
 	expect_err(cpmsync_op_copy(cs, ids, 2, "Archive", out), -CPMSYNC_E_NOT_FOUND, "42");
 	expect_err(cpmsync_op_copy(cs, two, 2, "Archive", out), -EINVAL, "another account");
@@ -667,10 +665,7 @@ START_TEST(test_copy_errors_change_nothing)
 	/* The folder of another account does not count. */
 	expect_err(cpmsync_op_copy(cs, two + 1, 1, "Archive", out), -CPMSYNC_E_NOT_FOUND,
 		   "Archive");
-	after = snapshot();
-	ck_assert_str_eq(before, after);
-	free(before);
-	free(after);
+	expect_unchanged(before);
 }
 END_TEST
 
@@ -869,7 +864,7 @@ START_TEST(test_create_folder_invalid_names)
 	static const char *const bad[] = {
 		"", "/x", "x/", "a//b", "a\tb", "a\x7f", "bad\xff", "\xc3", "a\nb",
 	};
-	char *before = snapshot(), *after, longname[1100];
+	char *before = snapshot(), longname[1100];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		expect_err(cpmsync_op_create_folder(cs, "a", bad[i], NULL), -EINVAL, NULL);
@@ -879,10 +874,7 @@ START_TEST(test_create_folder_invalid_names)
 	longname[1024] = '\0';
 	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", longname, NULL), 0);
 	ck_assert_int_eq(store_exec(s, "DELETE FROM journal; DELETE FROM folder WHERE id > 3"), 0);
-	after = snapshot();
-	ck_assert_str_eq(before, after);
-	free(before);
-	free(after);
+	expect_unchanged(before);
 }
 END_TEST
 
@@ -1065,7 +1057,7 @@ END_TEST
 
 START_TEST(test_delete_folder_refused)
 {
-	char *before, *after;
+	char *before;
 
 	/* A folder with sub-folders: -ENOTEMPTY naming a direct child, the
 	 * first by name, even made after a deeper one that sorts first
@@ -1080,10 +1072,7 @@ START_TEST(test_delete_folder_refused)
 			 "folder \"Archive\" has sub-folders (\"Archive/B\"); delete them first");
 	expect_err(cpmsync_op_delete_folder(cs, "a", "inbox"), -EINVAL, "INBOX");
 	expect_err(cpmsync_op_delete_folder(cs, "a", "Nope"), -CPMSYNC_E_NOT_FOUND, "Nope");
-	after = snapshot();
-	ck_assert_str_eq(before, after);
-	free(before);
-	free(after);
+	expect_unchanged(before);
 	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive/B"), 0);
 	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Archive/Sub"), 0);
 	expect_err(cpmsync_op_delete_folder(cs, "a", "Archive"), -ENOTEMPTY, NULL);
@@ -1208,10 +1197,7 @@ START_TEST(test_set_metadata_entries)
 	/* None is nothing. */
 	ck_assert_int_eq(cpmsync_op_set_metadata_entries(cs, "a", "", NULL, 0), 0);
 	free(after);
-	after = snapshot();
-	ck_assert_str_eq(before, after);
-	free(before);
-	free(after);
+	expect_unchanged(before);
 }
 END_TEST
 
