@@ -102,6 +102,12 @@ struct replay {
 	 * server: that folder (free_name()), and what to do once it is gone */
 	int64_t blocker_id;
 	engine_next_fn after_blocker;
+	/* A CREATE to a name another folder still has on the server, renamed
+	 * away here by a later row (rename_away_first()): that row goes
+	 * first (early_row, 0: none), then the replay goes back to the
+	 * position before the CREATE (early_resume).  early_for: the CREATE
+	 * row that did so, only once.  Kept across rows (not replay_clear()). */
+	int64_t early_row, early_resume, early_for;
 	/* A STATUS of the replay's own (after a CREATE, before a DELETE):
 	 * the server name asked about and the UIDVALIDITY it reported; for a
 	 * DELETE (delete_checked()) the UIDVALIDITY the store knows and what
@@ -1912,11 +1918,29 @@ static void create_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct replay *rp = R(e);
+	int64_t holder, row;
 	int r;
 
-	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_ALREADYEXISTS)
-		; /* made by an earlier, interrupted run (or someone else) */
-	else if (cmd_refused(e, res, "CREATE"))
+	if (e->finished)
+		return;
+	if (res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_ALREADYEXISTS) {
+		/* Made by an earlier, interrupted run (or someone else), unless
+		 * it is another folder of ours that has not left the name (its
+		 * RENAME refused, or queued where it could not go first). */
+		r = store_sync_folder_leaving(e->store, e->account_id, rp->sent_name, rp->folder.id,
+					      INT64_MAX, &holder, &row);
+		if (store_failed(e, r))
+			return;
+		if (holder) {
+			log_msg(CPMSYNC_LOG_NOTICE, CAT,
+				"%s: %s is still another folder's on the server: the CREATE of"
+				" the folder named so here waits until that one has left it",
+				e->account_name, rp->sent_name);
+			if (row_refused_as(e, rp->j.id, res, "CREATE", false) >= 0)
+				replay_next(e);
+			return;
+		}
+	} else if (cmd_refused(e, res, "CREATE"))
 		return;
 	r = engine_tx_begin(e);
 	if (r >= 0)
@@ -2116,6 +2140,44 @@ static bool free_name(struct cpmsync_sync *e, const char *name, engine_next_fn n
 }
 
 /*
+ * A CREATE of name, before it leaves: another folder may still have the
+ * name on the server, renamed away here by a row queued after this one
+ * (New made, Old renamed away, New renamed to Old: the CREATE goes by
+ * the new folder's current name).  Sent in order, the CREATE was answered
+ * [ALREADYEXISTS], taken for one an interrupted run made, and the RENAME
+ * then took the folder away under the new one's server name: the next
+ * sync found no such folder and deleted the new one here, with what it
+ * held (test-sync-crash, CI45).  So that RENAME row goes first (once per
+ * CREATE row), and the replay then comes back to this row.  True when it
+ * does (the replay goes on from it).
+ */
+static bool rename_away_first(struct cpmsync_sync *e, const char *name)
+{
+	struct replay *rp = R(e);
+	int64_t holder, row;
+	int r;
+
+	if (rp->early_for == rp->j.id)
+		return false;
+	r = store_sync_folder_leaving(e->store, e->account_id, name, rp->folder.id, rp->j.id,
+				      &holder, &row);
+	if (store_failed(e, r))
+		return true;
+	if (!row)
+		return false;
+	log_debug(CAT,
+		  "%s: %s is still the server name of folder %lld, renamed here: its RENAME"
+		  " (row %lld) goes before the CREATE (row %lld)",
+		  e->account_name, name, (long long)holder, (long long)row, (long long)rp->j.id);
+	rp->early_for = rp->j.id;
+	rp->early_row = row;
+	rp->early_resume = rp->j.id - 1;
+	rp->journal_pos = row - 1;
+	replay_next(e);
+	return true;
+}
+
+/*
  * Sends the CREATE of the row's folder.  Its name is committed with the
  * attempt first: a folder renamed or deleted locally while the CREATE is
  * in flight (or after a crash that left it unanswered) is then renamed or
@@ -2132,7 +2194,7 @@ static void create_send(struct cpmsync_sync *e)
 	if (rp->j.attempts > 0 && !rp->j.refused &&
 	    journal_create_attempt_decode(rp->j.args_sent, &before) >= 0)
 		name = before;
-	if (free_name(e, name, create_send))
+	if (free_name(e, name, create_send) || rename_away_first(e, name))
 		return;
 	rp->sent_name = strdup(name);
 	if (!rp->sent_name) {
@@ -2624,9 +2686,21 @@ static void replay_step(struct cpmsync_sync *e)
 		return;
 	e->fetch_kind = FK_NONE;
 	replay_clear(rp);
+	if (rp->early_row && rp->journal_pos == rp->early_row) {
+		/* the row run ahead of its turn is done: back to its CREATE */
+		rp->journal_pos = rp->early_resume;
+		rp->early_row = 0;
+	}
 	r = store_journal_next(e->store, e->account_id, rp->journal_pos, &rp->j);
 	if (store_failed(e, r))
 		return;
+	if (rp->early_row && (r == 0 || rp->j.id != rp->early_row)) {
+		/* it could not go after all: the CREATE goes as it is */
+		rp->journal_pos = rp->early_resume;
+		rp->early_row = 0;
+		rp->again = true;
+		return;
+	}
 	if (r == 0) {
 		if (rp->hidden_waits)
 			log_msg(CPMSYNC_LOG_NOTICE, CAT,

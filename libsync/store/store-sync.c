@@ -679,6 +679,36 @@ int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *
 	return r < 0 ? r : 0;
 }
 
+int store_sync_folder_leaving(struct store *s, int64_t account_id, const char *server_name,
+			      int64_t except_id, int64_t after_id, int64_t *ret_folder,
+			      int64_t *ret_row)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret_folder = *ret_row = 0;
+	PREP(s,
+	     "SELECT f.id, coalesce((SELECT j.id FROM journal j WHERE j.folder_id = f.id"
+	     " AND j.op = ?6 AND j.id > ?4 AND j.failed = 0"
+	     " AND j.retry_after <= ?5 ORDER BY j.id LIMIT 1), 0)"
+	     " FROM folder f WHERE f.account_id = ?1 AND f.server_name = ?2"
+	     " AND f.removed = 0 AND f.id <> ?3 LIMIT 1",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, server_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, except_id);
+	sqlite3_bind_int64(st, 4, after_id);
+	sqlite3_bind_int64(st, 5, (int64_t)time(NULL));
+	sqlite3_bind_text(st, 6, journal_op_to_string(JOURNAL_OP_RENAME_FOLDER), -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r > 0) {
+		*ret_folder = sqlite3_column_int64(st, 0);
+		*ret_row = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	return r < 0 ? r : 0;
+}
+
 int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id)
 {
 	int r;

@@ -117,6 +117,15 @@ int store_sync_folder_fold(struct store *s, int64_t folder_id, int64_t into_id,
 int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *server_name,
 			       int64_t except_id, int64_t *ret);
 /*
+ * A folder of the account other than except_id, not deleted here, that has
+ * server_name on the server: its id in *ret_folder (0: none), and in
+ * *ret_row its first RENAME row after journal row after_id that may go now
+ * (0: none), the rename that takes it away from that name.
+ */
+int store_sync_folder_leaving(struct store *s, int64_t account_id, const char *server_name,
+			      int64_t except_id, int64_t after_id, int64_t *ret_folder,
+			      int64_t *ret_row);
+/*
  * *ret: the local folder name name as the server has it now, when a folder
  * above it is still to be renamed there (the nearest such one's server name
  * in place of its local name; malloc'ed), else NULL.

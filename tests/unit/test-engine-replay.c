@@ -1984,6 +1984,83 @@ START_TEST(test_rename_swap)
 }
 END_TEST
 
+/*
+ * Offline: New made, a message stored into it, Archive renamed to Old,
+ * then New renamed to Archive.  The journal holds New's CREATE (its
+ * current name, Archive) before Archive's RENAME away: sent in that
+ * order, the CREATE was answered [ALREADYEXISTS] (the old folder still
+ * had the name), taken as made, and the RENAME then took the old folder
+ * away: the new folder had a server name no folder had, and the next
+ * sync deleted it here as gone from the server, with its message
+ * (test-sync-crash, CI45).  The RENAME goes first, then the CREATE.
+ */
+START_TEST(test_create_after_its_name_is_renamed_away)
+{
+	static const char body[] = "Message-ID: <n@x>\r\n\r\nhi\r\n";
+	static const struct step script[] = {
+		{ .call = "rename Archive Old" },
+		{ .call = "create Archive" },
+		STATUS_UIDVALIDITY("Archive", 21),
+		{ .call = "append Archive () 3000 Message-ID: <n@x>\r\n\r\nhi\r\n",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 1 },
+		LOGOUT,
+		END,
+	};
+	int64_t folder, id;
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "t", "New", &folder), 0);
+	ck_assert_int_eq(cpmsync_op_store(cs, "t", "New", body, strlen(body), NULL, 3000, &id), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "Archive", "Old"), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "New", "Archive"), 0);
+	replay_ok(script, "3:Archive:Archive");
+	ck_assert_str_eq(qs("SELECT name || ':' || server_name FROM folder WHERE id = 2"),
+			 "Old:Old");
+	ck_assert_str_eq(qs("SELECT m.folder_id || ':' || m.uid || ':' || f.uidvalidity"
+			    " FROM message m JOIN folder f ON f.id = m.folder_id WHERE m.id = 2"),
+			 "3:1:21");
+}
+END_TEST
+
+/*
+ * The same when Archive's RENAME cannot go now (refused, tried again
+ * later): the CREATE finds the name taken by it, and that is not a folder
+ * an interrupted run made.  The CREATE waits (refused, tried again later),
+ * the message with it; nothing is taken for made.
+ */
+START_TEST(test_create_name_still_held)
+{
+	static const char body[] = "Message-ID: <n@x>\r\n\r\nhi\r\n";
+	static const struct step script[] = {
+		{ .call = "create Archive",
+		  .r = -CPMSYNC_E_SERVER,
+		  .code = IMAP_CODE_ALREADYEXISTS,
+		  .code_name = "ALREADYEXISTS",
+		  .text = "Mailbox already exists" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	int64_t folder, id;
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "t", "New", &folder), 0);
+	ck_assert_int_eq(cpmsync_op_store(cs, "t", "New", body, strlen(body), NULL, 3000, &id), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "Archive", "Old"), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "New", "Archive"), 0);
+	exec("UPDATE journal SET refused = 'in use', code = 'INUSE', tries = 1,"
+	     " retry_after = 4000000000 WHERE op = 'rename_folder'");
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_given_up, 0);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || coalesce(code, '') || ':' || tries"
+			    " || ':' || failed, ',') FROM journal"),
+			 "create_folder:ALREADYEXISTS:1:0,append::0:0,rename_folder:INUSE:1:0");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || name || ':' || coalesce(server_name,"
+			    " '-'), ',') FROM folder WHERE id > 1"),
+			 "2:Old:Archive,3:Archive:-");
+}
+END_TEST
+
 /* Folders A, A/x and A/z on the server; here A/x renamed to A/y, then A
  * to B (B/y, B/z). */
 static void rename_child_then_parent(void)
@@ -4367,6 +4444,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_create_after_its_name_is_deleted);
 	tcase_add_test(tc, test_rename_after_its_name_is_deleted);
 	tcase_add_test(tc, test_rename_swap);
+	tcase_add_test(tc, test_create_after_its_name_is_renamed_away);
+	tcase_add_test(tc, test_create_name_still_held);
 	tcase_add_test(tc, test_rename_child_then_parent);
 	tcase_add_test(tc, test_rename_child_then_parent_refused);
 	tcase_add_test(tc, test_delete_spares_a_folder_made_again);
