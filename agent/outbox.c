@@ -432,12 +432,16 @@ static void retry_later(struct outbox *o)
 /*
  * A store error that says nothing of the file and may pass: the store's
  * database or disk full (SQLITE_FULL, a pack file's ENOSPC or EDQUOT),
- * the store busy, out of memory, an I/O error.  Not a reason for .failed.
+ * the store busy, out of memory, an I/O error; the store's file removed
+ * under the daemon (which stops, and its next start makes a new store:
+ * the claim is stored then) or found damaged (stored once it is mended).
+ * Not a reason for .failed, which would leave the file to the user.
  */
 static bool store_may_pass(int r)
 {
 	return r == -CPMSYNC_E_STORE_FULL || r == -ENOSPC || r == -EDQUOT ||
-	       r == -CPMSYNC_E_STORE_BUSY || r == -ENOMEM || r == -EIO;
+	       r == -CPMSYNC_E_STORE_BUSY || r == -ENOMEM || r == -EIO ||
+	       r == -CPMSYNC_E_STORE_GONE || r == -CPMSYNC_E_STORE_CORRUPT;
 }
 
 static size_t held_find(const struct outbox *o, const char *rel)

@@ -1189,6 +1189,38 @@ START_TEST(test_store_full_retried_without_sync)
 END_TEST
 
 /*
+ * The store's file removed under the daemon (which stops within 2 s to
+ * start a new one): a file dropped meanwhile is not failed for it.  Its
+ * store refuses every write (-CPMSYNC_E_STORE_GONE); the file waits in the
+ * claim area, not in .failed, for the next start to store it.  The same
+ * holds for a store found damaged.
+ */
+START_TEST(test_store_gone_waits)
+{
+	static const char msg[] = "Message-ID: <gone@x>\r\n\r\nhi\r\n";
+	char db[PATH_MAX + 16], want[4 * PATH_MAX];
+
+	snprintf(db, sizeof(db), "%s/store.db", tmpdir);
+	start();
+	ck_assert_int_eq(unlink(db), 0);
+	log_capture();
+	put(P("a/INBOX/gone.eml"), msg, strlen(msg));
+	ck_assert(run_until(file_gone, P("a/INBOX/gone.eml"), 3000));
+	outbox_rescan(ob);
+	snprintf(want, sizeof(want),
+		 "cpm-syncd: outbox: a/INBOX/gone.eml: cannot store it for now: %s (%s); left as "
+		 "%s/.pending/claimed/a/INBOX/gone.eml, trying again within 30 s and after each "
+		 "sync\n",
+		 cpmsync_strerror(-CPMSYNC_E_STORE_GONE), cpmsync_store_error(cs), obx);
+	ck_assert_str_eq(log_taken(), want);
+	log_release();
+	ck_assert_str_eq(slurp(P(".pending/claimed/a/INBOX/gone.eml")), msg);
+	ck_assert(!exists(P(".failed")));
+	ck_assert_uint_eq(stored_calls, 0);
+}
+END_TEST
+
+/*
  * A .why that cannot be written whole (the disk full; here RLIMIT_FSIZE
  * lets 16 bytes of it be written) is removed, not left cut short, and the
  * log says so; the file stays in .failed.
@@ -1279,6 +1311,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_cpm_object_claim_dir_symlink);
 	tcase_add_test(tc, test_store_full_waits);
 	tcase_add_test(tc, test_store_full_retried_without_sync);
+	tcase_add_test(tc, test_store_gone_waits);
 	tcase_add_test(tc, test_why_not_written_whole);
 	suite_add_tcase(su, tc);
 
