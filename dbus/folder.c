@@ -467,10 +467,11 @@ static void data_cb(int r, const char *reason, int fd, uint64_t size, void *user
 
 /*
  * The stored body's section as a reply.  Returns NULL with *ret_missing
- * set when the body is not stored after all.
+ * set when the body is not stored after all, or (on_server: the server has
+ * the message) its stored copy cannot be read.
  */
 static DBusMessage *fetch_local(struct svc_folder *f, DBusMessage *msg, int64_t id,
-				const char *section, bool as_fd, bool *ret_missing)
+				const char *section, bool as_fd, bool on_server, bool *ret_missing)
 {
 	struct stat st;
 	size_t off = 0, len;
@@ -483,7 +484,11 @@ static DBusMessage *fetch_local(struct svc_folder *f, DBusMessage *msg, int64_t 
 	if (fd < 0)
 		return cpm_error_from_code(msg, -errno, NULL);
 	r = cpmsync_store_read_body(f->svc->store, id, fd);
-	if (r == -CPMSYNC_E_NOT_FOUND) {
+	/* Not stored after all; or its stored copy cannot be read (its pack
+	 * file removed or cut short: the store logs which) while the server
+	 * has the message: the server's copy, kept again in its place. */
+	if (r == -CPMSYNC_E_NOT_FOUND ||
+	    (on_server && (r == -ENOENT || r == -CPMSYNC_E_STORE_CORRUPT))) {
 		close(fd);
 		*ret_missing = true;
 		return NULL;
@@ -569,7 +574,7 @@ static DBusMessage *fetch_common(struct svc_folder *f, DBusMessage *msg, bool as
 		return cpm_error(msg, CPM_ERROR_FAILED,
 				 "this connection cannot pass file descriptors; use Fetch");
 	if (b.has_body) {
-		reply = fetch_local(f, msg, (int64_t)id, section, as_fd, &missing);
+		reply = fetch_local(f, msg, (int64_t)id, section, as_fd, b.uid != 0, &missing);
 		if (!missing)
 			return reply;
 	}

@@ -66,6 +66,7 @@
 #include <cpmsync/io.h>
 
 #include "store/store.h"
+#include "util/log.h"
 #include "util/macro.h"
 #include "util/pio.h"
 
@@ -331,6 +332,18 @@ static int need_current(struct store *s, struct store_packs *p)
 	if (r < 0)
 		return r;
 	p->cur_fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (p->cur_fd < 0 && errno == ENOENT) {
+		/* The newest pack's file removed (by hand, a damaged disk):
+		 * the bodies in it are lost here (a Fetch gets the server's
+		 * copy).  Failing, every body written from then on failed
+		 * with it, and the account's sync for good. */
+		log_msg(CPMSYNC_LOG_WARNING, CPMSYNC_LOG_CAT_STORE,
+			"the pack file %s is missing: the bodies it held are lost here; new "
+			"bodies go to a new pack",
+			path);
+		p->tx_base = 0;
+		return new_pack(s, p);
+	}
 	if (p->cur_fd < 0)
 		return sys_fail(s, "opening", path, errno);
 	p->cur = id;
@@ -627,6 +640,8 @@ int store_pack_each(struct store *s, struct store_packs *p, int64_t message_id, 
 		store_set_error(
 			s, "reading the body of message %lld: %s: %s", (long long)message_id, path,
 			io_err == -EIO ? "the file ends before the body" : strerror(-io_err));
+		/* Damage, not a passing error: said once here, whoever reads */
+		log_msg(CPMSYNC_LOG_WARNING, CPMSYNC_LOG_CAT_STORE, "%s", store_error(s));
 		return io_err == -EIO ? -CPMSYNC_E_STORE_CORRUPT : io_err;
 	}
 	return r < 0 ? r : 1;
