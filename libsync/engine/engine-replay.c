@@ -751,6 +751,24 @@ static void append_send(struct cpmsync_sync *e)
 		op_failed(e, "message %lld has no stored content to append", (long long)rp->msg.id);
 		return;
 	}
+	if (r == -ENOENT || r == -CPMSYNC_E_STORE_CORRUPT) {
+		/*
+		 * Its pack file lost (removed, cut short): the message only
+		 * here cannot be sent, ever.  Taken for a store failure, that
+		 * failed every run for good, with every change behind it.  A
+		 * failed operation, naming the file (the store logged it).
+		 */
+		char text[600];
+
+		snprintf(text, sizeof(text), "the content of message %lld cannot be read: %s",
+			 (long long)rp->msg.id, store_error(e->store));
+		append_done(&(struct engine_reply){ .r = -CPMSYNC_E_SERVER,
+						    .code = IMAP_CODE_CANNOT,
+						    .code_name = "CANNOT",
+						    .text = text },
+			    e);
+		return;
+	}
 	if (store_failed(e, r) || mark_attempt(e, &rp->folder) < 0)
 		return;
 	r = D(e)->ops->append(D(e), rp->folder.server_name, rp->msg.flags, rp->msg.internaldate,

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cpmsync/error.h>
 #include <cpmsync/ops.h>
@@ -952,6 +953,54 @@ START_TEST(test_append_too_large_to_send)
 		qs("SELECT op || ':' || code || ':' || refused || ':' || failed FROM journal"),
 		"append:TOOBIG:message 2 (5 bytes) is too large to send: an APPEND carries"
 		" at most 67108864 bytes with CRLF line ends:1");
+}
+END_TEST
+
+/*
+ * A message made here whose body's pack file was lost (removed by hand, a
+ * damaged disk): its APPEND cannot be sent, ever.  A store error, that
+ * failed every run for good, and every change queued behind it.  It is a
+ * failed operation, naming the file; the run goes on.
+ */
+START_TEST(test_append_body_lost)
+{
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "store 1 (\\Flagged) 100" },
+		LOGOUT,
+		END,
+	};
+	static char big[6000];
+	char pack[128], want[512];
+	struct sync_result res;
+
+	memset(big, 'x', sizeof(big));
+	local_message(1, "");
+	ck_assert_int_eq(store_begin(store_from_public(cs)), 0);
+	ck_assert_int_eq(store_body_put(store_from_public(cs), 2, big, sizeof(big)), 0);
+	ck_assert_int_eq(store_commit(store_from_public(cs)), 0);
+	snprintf(pack, sizeof(pack), "%s-packs/1", dbpath);
+	/* lost with the store closed: an open one reads its own descriptor */
+	cs = cpmsync_store_close(cs);
+	ck_assert_int_eq(unlink(pack), 0);
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, NULL), 0);
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2);"
+	     "UPDATE message_state SET flags = '\\Flagged' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
+	     "1);");
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+	snprintf(
+		want, sizeof(want),
+		"append:CANNOT:the content of message 2 cannot be read: reading the body of message"
+		" 2: %s: No such file or directory:1",
+		pack);
+	ck_assert_str_eq(
+		qs("SELECT op || ':' || code || ':' || refused || ':' || failed FROM journal"),
+		want);
 }
 END_TEST
 
@@ -4414,6 +4463,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_transient_refusal_fails_after_five_tries);
 	tcase_add_test(tc, test_permanent_refusal_blocks_nothing);
 	tcase_add_test(tc, test_append_too_large_to_send);
+	tcase_add_test(tc, test_append_body_lost);
 	tcase_add_test(tc, test_append_without_uidplus_found_by_search);
 	tcase_add_test(tc, test_append_interrupted_found);
 	tcase_add_test(tc, test_append_interrupted_found_lf);
