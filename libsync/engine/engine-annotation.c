@@ -115,6 +115,8 @@ static void refresh_done(const struct engine_reply *res, void *userdata)
 	struct cpmsync_sync *e = userdata;
 	int r;
 
+	if (engine_pull_answered(e))
+		return;
 	if (res->r == -CPMSYNC_E_SERVER && !e->finished) {
 		if (!e->f.ann_refused)
 			log_msg(CPMSYNC_LOG_WARNING, CAT,
@@ -175,8 +177,10 @@ bool engine_annotation_refresh(struct cpmsync_sync *e, engine_next_fn next)
 		if (r >= 0)
 			r = e->drv->ops->fetch_annotations(
 				e->drv, set.data, (const char *const *)entries, refresh_done, e);
-		if (r >= 0)
+		if (r >= 0) {
 			e->f.ann_pending++;
+			e->pull_cmds++;
+		}
 	}
 	buf_free(&set);
 	store_strv_free(entries);

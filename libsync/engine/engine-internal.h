@@ -206,6 +206,21 @@ struct cpmsync_sync {
 
 	int r; /* first failure */
 	char reason[512];
+	/*
+	 * The pull stopped for want of room in the store (engine.c
+	 * pull_stop()): pull_r and pull_reason say why, and the run fails
+	 * with them once the journal is replayed all the same.  pull_folders:
+	 * the folders' sync has begun (the folder list is applied; a stop
+	 * before fails the run at once).  pull_cmds: the pull's commands not
+	 * answered yet (the replay starts after the last).  pull_waits: the
+	 * replay's SELECTs that could not show the folder to be the one the
+	 * store knows (their rows wait for the folder's sync).
+	 */
+	int pull_r;
+	char pull_reason[512];
+	bool pull_folders;
+	unsigned pull_cmds;
+	unsigned pull_waits;
 	uint32_t op_failures;
 	char op_reason[512];
 	struct cpmsync_sync_stats stats;
@@ -275,6 +290,14 @@ void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, 
 
 /* engine-replay.c: replays the journal, then calls engine_logout(). */
 void engine_replay_start(struct cpmsync_sync *e);
+/* The folder the current row (or batch of rows) needs cannot be used
+ * now (engine.c select_done(), after the pull stopped): they stay queued
+ * as they are, and the replay goes on with the next. */
+void engine_replay_skip(struct cpmsync_sync *e);
+/* engine.c: the answer to one of the pull's commands came (every one
+ * counts in e->pull_cmds); true once the pull stopped: the caller drops
+ * it and returns (the last one starts the replay). */
+bool engine_pull_answered(struct cpmsync_sync *e);
 void engine_replay_free(struct cpmsync_sync *e);
 /* Data for replay from the driver's events (FETCH while verifying, an
  * untagged COPYUID). */

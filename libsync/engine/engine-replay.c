@@ -2747,6 +2747,12 @@ static void replay_step(struct cpmsync_sync *e)
 			  (long long)rp->j.id);
 }
 
+void engine_replay_skip(struct cpmsync_sync *e)
+{
+	/* journal_pos is past them already. */
+	replay_next(e);
+}
+
 void engine_replay_start(struct cpmsync_sync *e)
 {
 	struct replay *rp;

@@ -5,7 +5,8 @@
  * nothing, apply VANISHED, changed flags and new messages in batched
  * transactions, and commit each folder's UIDVALIDITY, UIDNEXT and
  * HIGHESTMODSEQ only in the transaction that holds the last of the changes
- * they cover.  Then engine-replay.c sends the journal.
+ * they cover.  Then engine-replay.c sends the journal (also after a pull
+ * that a full store stopped: pull_stop()).
  *
  * Crash safety rests on that ordering: every batch committed before the
  * folder's state is re-done harmlessly by the next run (upserts by UID,
@@ -40,18 +41,154 @@ static void folder_finish(struct cpmsync_sync *e);
 /* ------------------------------------------------------------------ */
 /* Ending */
 
+static bool pull_stop(struct cpmsync_sync *e, int r, const char *why);
+
 void engine_fail(struct cpmsync_sync *e, int r, const char *fmt, ...)
 {
+	char why[sizeof(e->reason)];
 	va_list ap;
 
 	if (e->r < 0)
 		return; /* keep the first reason */
-	e->r = r < 0 ? r : -EIO;
+	r = r < 0 ? r : -EIO;
 	va_start(ap, fmt);
-	vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
+	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	if (pull_stop(e, r, why))
+		return;
+	e->r = r;
+	memcpy(e->reason, why, sizeof(why));
 	log_msg(CPMSYNC_LOG_DEBUG, CAT, "%s: sync failed: %s", e->account_name, e->reason);
 	engine_finish(e);
+}
+
+/*
+ * A store full (SQLITE_FULL), or a disk or quota full under a body pack
+ * or a spooled body (ENOSPC, EDQUOT; EFBIG, a file size limit): no room
+ * for what the server has.  Not -EIO: that is also a transport's error,
+ * and a failing disk's.
+ */
+static bool no_room(int r)
+{
+	return r == -CPMSYNC_E_STORE_FULL || r == -ENOSPC || r == -EDQUOT || r == -EFBIG;
+}
+
+static void pull_replay_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	(void)src;
+	e->start_src = NULL;
+	if (e->finished)
+		return;
+	log_debug(CAT, "%s: the pull's commands are answered: replaying the journal",
+		  e->account_name);
+	/* Every folder the replay needs is SELECTed again, and checked
+	 * (select_done()). */
+	e->selected_id = 0;
+	e->fetch_kind = FK_NONE;
+	if (e->fast != FAST_OFF)
+		e->fast = FAST_STALE;
+	engine_replay_start(e);
+}
+
+static void pull_replay_later(struct cpmsync_sync *e)
+{
+	if (cpmsync_loop_defer(e->loop, pull_replay_cb, e, NULL, &e->start_src) < 0)
+		engine_fail(e, -ENOMEM, "out of memory");
+}
+
+/*
+ * Why the journal is replayed after the pull, and what of that a pull cut
+ * short by a full store keeps:
+ *  - the folder list is applied first (folders renamed, deleted or made
+ *    on the server): a stop before that fails the run as ever;
+ *  - the pull SELECTs each folder and re-reads one that is another under
+ *    the same name (UIDVALIDITY, MAILBOXID, HIGHESTMODSEQ or UIDNEXT
+ *    gone down): UID STOREs, EXPUNGEs and COPYs name UIDs, right only
+ *    for the folder the store knows.  After a stop, every SELECT of the
+ *    replay is checked against the store (select_done()), and a folder
+ *    that is not shown to be the same, or whose re-read is not finished,
+ *    keeps its rows queued (engine_replay_skip());
+ *  - the rest needs no pull: flags go as UID STORE (UNCHANGEDSINCE the
+ *    message's MODSEQ) or as deltas, merged three-way on [MODIFIED];
+ *    an APPEND's UID is adopted by APPENDUID (a UID another row holds
+ *    resets the folder, store_sync_message_set_uid()); the attempt marks
+ *    are committed before their command, as always.  The replay records
+ *    no folder state: HIGHESTMODSEQ and UIDNEXT stay where the last
+ *    complete sync of each folder left them, so the next run fetches all
+ *    that was not stored.
+ * What the pull's batch held is rolled back (as a failed run's is); its
+ * commands in flight are let finish, their data dropped, before the
+ * replay starts on the same connection.  With nothing to replay the run
+ * fails at once, as before (no answers waited for).
+ */
+static bool pull_stop(struct cpmsync_sync *e, int r, const char *why)
+{
+	struct journal_entry j = { 0 };
+	int n;
+
+	if (!no_room(r) || !e->pull_folders || e->pull_r || e->replay || e->finished ||
+	    e->logging_out)
+		return false;
+	store_batch_rollback(e->store, &e->batch);
+	e->batch_rows = 0;
+	e->batch_bytes = 0;
+	n = store_journal_next(e->store, e->account_id, INT64_MIN, &j);
+	journal_entry_free_contents(&j);
+	if (n <= 0)
+		return false;
+	e->pull_r = r;
+	snprintf(e->pull_reason, sizeof(e->pull_reason),
+		 "syncing %.150s stopped, the local store has no room: %.300s",
+		 e->f.server_name ? e->f.server_name : "the folders", why);
+	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s; sending the local changes all the same",
+		e->account_name, e->pull_reason);
+	/* What is still coming for the pull is dropped. */
+	e->fetch_kind = FK_DISCARD;
+	e->selected_id = 0;
+	if (e->pull_cmds == 0)
+		pull_replay_later(e);
+	return true;
+}
+
+bool engine_pull_answered(struct cpmsync_sync *e)
+{
+	if (e->pull_cmds > 0)
+		e->pull_cmds--;
+	if (!e->pull_r || e->finished)
+		return false;
+	if (e->pull_cmds == 0)
+		pull_replay_later(e);
+	return true;
+}
+
+/* The end of a run whose pull stopped (pull_stop()): r and reason of the
+ * replay that followed (0: it ended well) become the run's. */
+static int pull_stopped_result(struct cpmsync_sync *e, int r)
+{
+	char why[sizeof(e->reason)];
+	int n;
+
+	if (r < 0) {
+		snprintf(why, sizeof(why), "%.300s; sending the local changes failed too: %.160s",
+			 e->pull_reason, e->reason[0] ? e->reason : cpmsync_strerror(r));
+		memcpy(e->reason, why, sizeof(why));
+		return r;
+	}
+	n = snprintf(e->reason, sizeof(e->reason),
+		     "%s; the local changes were sent all the same (%u sent", e->pull_reason,
+		     e->stats.ops_replayed);
+	if (n > 0 && (size_t)n < sizeof(e->reason) && e->stats.ops_failed)
+		n += snprintf(e->reason + n, sizeof(e->reason) - (size_t)n, ", %u refused",
+			      e->stats.ops_failed);
+	if (n > 0 && (size_t)n < sizeof(e->reason) && e->pull_waits)
+		n += snprintf(e->reason + n, sizeof(e->reason) - (size_t)n,
+			      ", those of %u folder%s wait for %s sync", e->pull_waits,
+			      e->pull_waits == 1 ? "" : "s", e->pull_waits == 1 ? "its" : "their");
+	if (n > 0 && (size_t)n < sizeof(e->reason))
+		snprintf(e->reason + n, sizeof(e->reason) - (size_t)n, ")");
+	return e->pull_r;
 }
 
 static void engine_free(struct cpmsync_sync *e)
@@ -95,6 +232,9 @@ static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
 	if (r == 0 && (r = store_batch_take_lost(e->store, &e->batch)) < 0)
 		snprintf(e->reason, sizeof(e->reason), "store: %s", store_error(e->store));
 	store_batch_rollback(e->store, &e->batch);
+	/* A pull that stopped fails the run, whatever its replay did. */
+	if (e->pull_r)
+		r = pull_stopped_result(e, r);
 	/* A connection still usable after a run that ended well goes back to
 	 * its owner; else it is closed (what is queued completes, and those
 	 * callbacks see e->finished). */
@@ -1420,7 +1560,10 @@ struct select_ctx {
 	select_refused_fn refused; /* the server said NO: go on without it */
 	int64_t id;
 	char *name;
+	bool pull; /* one of the pull's (counted in e->pull_cmds) */
 };
+
+static int replay_folder_same(struct cpmsync_sync *e, int64_t id, const char *name);
 
 static void select_done(const struct engine_reply *res, void *userdata)
 {
@@ -1430,8 +1573,12 @@ static void select_done(const struct engine_reply *res, void *userdata)
 	select_refused_fn refused = sc->refused;
 	_cleanup_free_ char *name = sc->name;
 	int64_t id = sc->id;
+	bool pull = sc->pull;
+	int r;
 
 	free(sc);
+	if (pull && engine_pull_answered(e))
+		return;
 	e->fetch_kind = FK_NONE;
 	/* Refused or failed: no folder is selected, the FETCH sent behind
 	 * the SELECT fails too and is no one's. */
@@ -1453,6 +1600,14 @@ static void select_done(const struct engine_reply *res, void *userdata)
 	}
 	if (engine_reply_failed(e, res, "SELECT"))
 		return;
+	/* The replay after a pull that stopped: only a folder known to be
+	 * the one the store has (pull_stop()). */
+	if (e->pull_r && !pull && (r = replay_folder_same(e, id, name)) <= 0) {
+		e->selected_id = 0;
+		if (r == 0)
+			engine_replay_skip(e);
+		return;
+	}
 	e->selected_id = id;
 	e->selected_read_only = res->code == IMAP_CODE_READ_ONLY;
 	free(e->selected_perm);
@@ -1461,6 +1616,60 @@ static void select_done(const struct engine_reply *res, void *userdata)
 	e->selected_hms = e->f.nomodseq ? 0 : e->f.hms;
 	e->selected_uidnext = e->f.uidnext;
 	next(e);
+}
+
+/*
+ * The replay after a pull that stopped (pull_stop()): is folder id, just
+ * SELECTed as name, the one the store knows, so that the UIDs the store
+ * holds are the server's?  1: yes; 0: no or not known (logged, counted;
+ * its rows wait for the folder's sync); < 0: the store failed (the run
+ * with it).
+ */
+static int replay_folder_same(struct cpmsync_sync *e, int64_t id, const char *name)
+{
+	struct sync_folder sf = { 0 };
+	uint32_t max_uid = 0, rematch = 0;
+	const char *why = NULL;
+	int r;
+
+	r = store_sync_folder_get(e->store, id, &sf);
+	if (r >= 0)
+		r = store_sync_folder_counts(e->store, id, &max_uid, &rematch);
+	if (r < 0) {
+		sync_folder_free_contents(&sf);
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return r;
+	}
+	if (rematch) {
+		why = "its re-read is not finished";
+	} else if (!sf.uidvalidity || !e->f.uidvalidity) {
+		if (max_uid)
+			why = "its UIDVALIDITY is not known";
+	} else {
+		const struct plan_identity_in in = {
+			.local_uidvalidity = sf.uidvalidity,
+			.local_uidnext = sf.uidnext,
+			.local_highestmodseq = sf.highestmodseq,
+			.local_mailboxid = sf.mailboxid,
+			.uidvalidity = e->f.uidvalidity,
+			.uidnext = e->f.uidnext,
+			.highestmodseq = e->f.nomodseq ? 0 : e->f.hms,
+			.mailboxid = e->f.mailboxid,
+		};
+		enum plan_identity identity = plan_folder_identity(&in);
+
+		if (identity != PLAN_IDENTITY_SAME)
+			why = plan_identity_name(identity);
+	}
+	sync_folder_free_contents(&sf);
+	if (!why)
+		return 1;
+	e->pull_waits++;
+	log_msg(CPMSYNC_LOG_WARNING, CAT,
+		"%s: the local changes of %s wait for its sync: it may not be the folder the"
+		" store knows (%s)",
+		e->account_name, name ? name : "?", why);
+	return 0;
 }
 
 /* Sends SELECT; with QRESYNC parameters when f->mode says so. */
@@ -1486,7 +1695,7 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 		engine_fail(e, -ENOMEM, "out of memory");
 		return;
 	}
-	*sc = (struct select_ctx){ e, next, refused, id, strdup(server_name) };
+	*sc = (struct select_ctx){ e, next, refused, id, strdup(server_name), !e->replay };
 	/* Another SELECT (replay): the fast run's folder is no longer the
 	 * selected one as the session left it. */
 	if (e->fast == FAST_CURRENT)
@@ -1522,7 +1731,10 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 		free(sc->name);
 		free(sc);
 		engine_fail(e, r, "out of memory");
+		return;
 	}
+	if (!e->replay)
+		e->pull_cmds++;
 }
 
 void engine_select(struct cpmsync_sync *e, int64_t folder_id, const char *server_name,
@@ -1575,12 +1787,12 @@ static void pipe_new_done(const struct engine_reply *res, void *userdata)
 	int state = e->pipe;
 
 	e->pipe = PIPE_NONE;
-	if (e->finished)
-		return;
 	if (state == PIPE_TAKEN) {
-		fetch_new_done(res, userdata);
+		fetch_new_done(res, userdata); /* counts as its answer */
 		return;
 	}
+	if (engine_pull_answered(e) || e->finished)
+		return;
 	/* Discarded: a refusal is expected (no folder selected after a
 	 * refused SELECT); a lost connection is not. */
 	if (res->r != -CPMSYNC_E_SERVER && engine_reply_failed(e, res, "UID FETCH (new messages)"))
@@ -1606,6 +1818,7 @@ static void send_pipe_new(struct cpmsync_sync *e)
 		engine_fail(e, r, "out of memory");
 		return;
 	}
+	e->pull_cmds++;
 	e->pipe = PIPE_SENT;
 	e->pipe_wait = false;
 	e->pipe_from = e->f.local_uidnext;
@@ -1653,6 +1866,7 @@ static void next_folder(struct cpmsync_sync *e)
 
 	if (e->finished)
 		return;
+	e->pull_folders = true;
 	if (engine_tx_tick_folder(e, e->queue_pos >= e->n_queue) < 0)
 		return;
 	if (e->queue_pos >= e->n_queue) {
@@ -1713,6 +1927,7 @@ static void send_fetch(struct cpmsync_sync *e, const char *set, const char *item
 		engine_fail(e, r, "out of memory");
 		return;
 	}
+	e->pull_cmds++;
 	e->fetch_kind = kind;
 }
 
@@ -1722,7 +1937,7 @@ static void expunge_search_done(const struct engine_reply *res, void *userdata)
 	uint32_t removed = 0;
 	int r;
 
-	if (engine_reply_failed(e, res, "UID SEARCH"))
+	if (engine_pull_answered(e) || engine_reply_failed(e, res, "UID SEARCH"))
 		return;
 	r = engine_tx_begin(e);
 	if (r >= 0)
@@ -1761,6 +1976,7 @@ static void folder_expunges(struct cpmsync_sync *e)
 		engine_fail(e, r, "out of memory");
 		return;
 	}
+	e->pull_cmds++;
 	e->fetch_kind = FK_NONE;
 }
 
@@ -1768,6 +1984,8 @@ static void fetch_new_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
+	if (engine_pull_answered(e))
+		return;
 	e->fetch_kind = FK_NONE;
 	if (engine_reply_failed(e, res, "UID FETCH (new messages)"))
 		return;
@@ -1809,6 +2027,8 @@ static void flags_pass_done(const struct engine_reply *res, void *userdata)
 	uint32_t removed = 0;
 	int r;
 
+	if (engine_pull_answered(e))
+		return;
 	e->fetch_kind = FK_NONE;
 	if (engine_reply_failed(e, res, "UID FETCH (flags)"))
 		return;
@@ -1936,6 +2156,8 @@ static void bodies_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
+	if (engine_pull_answered(e))
+		return;
 	e->fetch_kind = FK_NONE;
 	if (engine_reply_failed(e, res, "UID FETCH (bodies)"))
 		return;
@@ -2056,6 +2278,8 @@ static void fast_flags_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
+	if (engine_pull_answered(e))
+		return;
 	e->fetch_kind = FK_NONE;
 	e->fast_flags = false;
 	if (engine_reply_failed(e, res, "UID FETCH (CHANGEDSINCE)"))
@@ -2072,7 +2296,7 @@ static void fast_new_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	if (engine_reply_failed(e, res, "UID FETCH (new messages)"))
+	if (engine_pull_answered(e) || engine_reply_failed(e, res, "UID FETCH (new messages)"))
 		return;
 	/* The CHANGEDSINCE FETCH, already sent, answers next. */
 	e->fetch_kind = FK_FLAGS;
@@ -2118,6 +2342,7 @@ static bool fast_start(struct cpmsync_sync *e)
 	char set[32], items[256];
 	int r;
 
+	e->pull_folders = true;
 	r = store_sync_folder_get(e->store, e->fast_folder, &sf);
 	if (r >= 0)
 		r = store_sync_folder_counts(e->store, sf.id, &max_uid, &rematch);
@@ -2177,6 +2402,8 @@ static bool fast_start(struct cpmsync_sync *e)
 		fast_flags_done, e);
 	if (r < 0)
 		engine_fail(e, r, "out of memory");
+	else
+		e->pull_cmds++;
 	return true;
 }
 
@@ -2192,7 +2419,8 @@ void engine_logout(struct cpmsync_sync *e)
 	if (engine_tx_tick(e, true) < 0)
 		return;
 	account_progress(e, false, true);
-	r = store_sync_set_last_sync(e->store, e->account_id, (int64_t)time(NULL));
+	/* The time of the last complete sync: not of a pull that stopped. */
+	r = e->pull_r ? 0 : store_sync_set_last_sync(e->store, e->account_id, (int64_t)time(NULL));
 	if (r < 0) {
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return;

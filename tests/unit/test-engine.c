@@ -17,6 +17,7 @@
 
 #include <cpmsync/error.h>
 #include <cpmsync/log.h>
+#include <cpmsync/ops.h>
 #include <cpmsync/store.h>
 
 #include "engine/engine-internal.h"
@@ -427,6 +428,296 @@ START_TEST(test_new_message_body_stored_once)
 				" ORDER BY m.uid)"),
 			 "<m@x> 1 26,<n@x> 1 24");
 	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM body_trash"), "0");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/*
+ * A store that cannot take what the server has (SQLite's max_page_count a
+ * few pages above its size: SQLITE_FULL, as a full disk gives, while the
+ * small writes of the replay still fit).
+ */
+
+/* The user's own changes, made through the public API on the synced
+ * INBOX of fixture() less its journal row: \Flagged added to UID 1, and a
+ * new message stored (its id in *ret_stored). */
+static void local_changes(struct cpmsync_store *cs, int64_t *ret_stored)
+{
+	static const char msg[] = "Message-ID: <local@x>\r\nSubject: mine\r\n\r\nlocal\r\n";
+	static const char *const flagged[] = { "\\Flagged", NULL };
+	int64_t id = 1;
+
+	exec(cs, "DELETE FROM journal;"
+		 "UPDATE message_state SET flags = '\\Seen' WHERE id = 1;");
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id, 1, flagged, NULL), 0);
+	ck_assert_int_eq(cpmsync_op_store(cs, "t", "INBOX", msg, sizeof(msg) - 1, NULL, 1767225600,
+					  ret_stored),
+			 0);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(op, ',') FROM journal"), "flags,append");
+}
+
+/* The store may grow by extra pages, or as it likes again (extra < 0). */
+static void store_room(struct cpmsync_store *cs, int extra)
+{
+	char sql[96];
+
+	if (extra < 0) {
+		exec(cs, "PRAGMA max_page_count = 1073741823");
+		return;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %d",
+		 atoi(qs(cs, "PRAGMA page_count")) + extra);
+	exec(cs, sql);
+}
+
+/* The FETCH answer of new messages first..last (sequence number = UID),
+ * each ~3 KB (a body kept inline, in the database), and, with
+ * local_uid, the message of local_changes() as that UID. */
+static const char *new_messages(uint32_t first, uint32_t last, uint32_t local_uid, const char *tag)
+{
+	static char out[256 << 10];
+	size_t n = 0;
+
+	for (uint32_t u = first; u <= last + (local_uid ? 1 : 0); u++) {
+		char body[3200];
+		size_t len;
+
+		if (u > last)
+			len = (size_t)snprintf(body, sizeof(body), "%s",
+					       "Message-ID: <local@x>\r\nSubject: mine\r\n\r\n"
+					       "local\r\n");
+		else {
+			len = (size_t)snprintf(body, sizeof(body),
+					       "Message-ID: <n%u@x>\r\nSubject: s\r\n\r\n", u);
+			while (len + 72 < sizeof(body))
+				len += (size_t)snprintf(body + len, sizeof(body) - len, "%070u\r\n",
+							u);
+		}
+		n += (size_t)snprintf(
+			out + n, sizeof(out) - n,
+			"* %u FETCH (UID %u FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00"
+			" +0000\" RFC822.SIZE %zu MODSEQ (%u) BODY[] {%zu}\r\n%s)\r\n",
+			u > last ? local_uid : u, u > last ? local_uid : u, len, 200 + u, len,
+			body);
+		ck_assert_uint_lt(n, sizeof(out));
+	}
+	snprintf(out + n, sizeof(out) - n, "%s OK fetched\r\n", tag);
+	return out;
+}
+
+/* The SCRIPT_SEND left NULL in script (n steps) sends arg. */
+static void script_fill(struct script_step *script, size_t n, const char *arg)
+{
+	for (size_t i = 0; i < n; i++)
+		if (script[i].op == SCRIPT_SEND && !script[i].arg) {
+			script[i].arg = arg;
+			return;
+		}
+	ck_abort_msg("no step to fill");
+}
+
+#define FULL_LOGIN(status)                                                                         \
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC] ready\r\n" },          \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC CONDSTORE "    \
+			       "UIDPLUS] in\r\n" },                                                \
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                                            \
+		{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },                         \
+		{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\"" },                                           \
+		{ SCRIPT_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\na3 OK listed\r\n" },       \
+		{ SCRIPT_EXPECT, "a4 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" }, \
+	{                                                                                          \
+		SCRIPT_SEND, status                                                                \
+	}
+
+/* The APPEND of local_changes()'s message (tag tag). */
+#define LOCAL_APPEND(tag)                                                                          \
+	{ SCRIPT_EXPECT, tag " APPEND INBOX () \"01-Jan-2026 00:00:00 +0000\" {47+}" },            \
+		{ SCRIPT_EXPECT, "Message-ID: <local@x>" }, { SCRIPT_EXPECT, "Subject: mine" },    \
+		{ SCRIPT_EXPECT, "" }, { SCRIPT_EXPECT, "local" },                                 \
+	{                                                                                          \
+		SCRIPT_EXPECT, ""                                                                  \
+	}
+
+/*
+ * The pull cannot store the 58 new messages of INBOX (SQLITE_FULL in the
+ * middle of their FETCH): the local flag change and the new message still
+ * reach the server, each once (the script has one UID STORE and one
+ * APPEND, then LOGOUT), the run fails naming the store's error and what
+ * was sent, and the folder's state stays where its last complete sync
+ * left it (nothing of the FETCH kept).  With room again, the next run
+ * stores them all, the server's copy of the appended message as the row
+ * already there, and sends nothing again.
+ */
+START_TEST(test_store_full_replays_anyway)
+{
+	const char *fetch1 = NULL;
+	struct script_step script[] = {
+		FULL_LOGIN("* STATUS INBOX (MESSAGES 59 UIDNEXT 60 UIDVALIDITY 7 HIGHESTMODSEQ "
+			   "260)\r\na4 OK status\r\n"),
+		{ SCRIPT_EXPECT, "a5 SELECT INBOX (QRESYNC (7 100 1))" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 2:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
+				 "BODY.PEEK[])" },
+		{ SCRIPT_SEND, "* 59 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 60] n\r\n"
+			       "* OK [HIGHESTMODSEQ 260] h\r\na5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_SEND, NULL }, /* fetch1 */
+		/* The replay: INBOX again, checked (UIDVALIDITY 7 as stored). */
+		{ SCRIPT_EXPECT, "a7 SELECT INBOX (CONDSTORE)" },
+		{ SCRIPT_SEND, "* 59 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 60] n\r\n"
+			       "* OK [HIGHESTMODSEQ 260] h\r\na7 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT,
+		  "a8 UID STORE 1 (UNCHANGEDSINCE 100) FLAGS.SILENT (\\Flagged \\Seen)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 MODSEQ (261))\r\na8 OK stored\r\n" },
+		LOCAL_APPEND("a9"),
+		{ SCRIPT_SEND, "a9 OK [APPENDUID 7 60] appended\r\n" },
+		SCRIPT_LOGOUT("a10"),
+	};
+	struct script_step script2[] = {
+		FULL_LOGIN("* STATUS INBOX (MESSAGES 60 UIDNEXT 61 UIDVALIDITY 7 HIGHESTMODSEQ "
+			   "262)\r\na4 OK status\r\n"),
+		{ SCRIPT_EXPECT, "a5 SELECT INBOX (QRESYNC (7 100 1:60))" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 2:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
+				 "BODY.PEEK[])" },
+		{ SCRIPT_SEND, "* 60 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 61] n\r\n"
+			       "* OK [HIGHESTMODSEQ 262] h\r\n"
+			       "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen) MODSEQ (261))\r\n"
+			       "a5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_SEND, NULL }, /* the same 58 and the appended one */
+		/* UID 1 of fixture() had no body yet. */
+		{ SCRIPT_EXPECT, "a7 UID FETCH 1 (UID BODY.PEEK[])" },
+		{ SCRIPT_SEND,
+		  "* 1 FETCH (UID 1 BODY[] {11}\r\nSubject: \r\n)\r\na7 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a8"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+	int64_t stored = 0;
+	char want[64];
+
+	fixture(cs);
+	local_changes(cs, &stored);
+	fetch1 = strdup(new_messages(2, 59, 0, "a6"));
+	ck_assert_ptr_nonnull(fetch1);
+	script_fill(script, sizeof(script) / sizeof(script[0]), fetch1);
+	store_room(cs, 8);
+	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
+	res = run(cs, script);
+	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	ck_assert_int_eq(res.r, -CPMSYNC_E_STORE_FULL);
+	ck_assert_str_eq(res.reason,
+			 "syncing INBOX stopped, the local store has no room: storing the body of "
+			 "UID 4: database or disk is full (13); the local changes were sent all "
+			 "the same (2 sent)");
+	ck_assert_uint_eq(res.stats.ops_replayed, 2);
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(qs(cs, "SELECT flags || '|' || server_flags FROM message_state"
+				" WHERE id = 1"),
+			 "\\Flagged \\Seen|\\Flagged \\Seen");
+	snprintf(want, sizeof(want), "SELECT uid FROM message WHERE id = %lld", (long long)stored);
+	ck_assert_str_eq(qs(cs, want), "60");
+	/* Nothing of the FETCH kept, the folder's state as it was. */
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM message"), "2");
+	ck_assert_str_eq(qs(cs, "SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+				" FROM folder WHERE name = 'INBOX'"),
+			 "7 2 100");
+	ck_assert_str_eq(qs(cs, "SELECT last_sync FROM account"), "0");
+
+	store_room(cs, -1);
+	script_fill(script2, sizeof(script2) / sizeof(script2[0]), new_messages(2, 59, 60, "a6"));
+	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
+	res = run(cs, script2);
+	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_uint_eq(res.stats.ops_replayed, 0);
+	ck_assert_str_eq(qs(cs, "SELECT count(*) || ' ' || count(DISTINCT uid) || ' ' ||"
+				" min(uid) || ' ' || max(uid) FROM message"),
+			 "60 60 1 60");
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM message WHERE message_id = '<local@x>'"),
+			 "1");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"
+				" WHERE name = 'INBOX'"),
+			 "61 262");
+	free((void *)fetch1);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+static char wait_log[1024];
+
+static void capture_wait(int level, unsigned category, const char *msg, void *userdata)
+{
+	size_t n = strlen(wait_log);
+
+	(void)category;
+	(void)userdata;
+	if (level <= CPMSYNC_LOG_WARNING && strstr(msg, "wait for its sync"))
+		snprintf(wait_log + n, sizeof(wait_log) - n, "%s\n", msg);
+}
+
+/*
+ * The same, but INBOX has another UIDVALIDITY on the server: the pull's
+ * re-read cannot be stored, so the store still holds the UIDs of the old
+ * folder.  The replay's SELECT shows it (UIDVALIDITY 8, stored 7): the
+ * flag change is not sent to UID 1 of a folder where UID 1 is another
+ * message; it waits, queued as it was (no attempt, no refusal), while the
+ * new message, which names no UID, is appended.
+ */
+START_TEST(test_store_full_other_folder_waits)
+{
+	const char *fetch1 = NULL;
+	struct script_step script[] = {
+		FULL_LOGIN("* STATUS INBOX (MESSAGES 58 UIDNEXT 59 UIDVALIDITY 8 HIGHESTMODSEQ "
+			   "50)\r\na4 OK status\r\n"),
+		{ SCRIPT_EXPECT, "a5 SELECT INBOX (QRESYNC (7 100 1))" },
+		{ SCRIPT_SEND, "* 58 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 59] n\r\n"
+			       "* OK [HIGHESTMODSEQ 50] h\r\na5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
+				 "BODY.PEEK[])" },
+		{ SCRIPT_SEND, NULL }, /* fetch1 */
+		{ SCRIPT_EXPECT, "a7 SELECT INBOX (CONDSTORE)" },
+		{ SCRIPT_SEND, "* 58 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 59] n\r\n"
+			       "* OK [HIGHESTMODSEQ 50] h\r\na7 OK [READ-WRITE] selected\r\n" },
+		LOCAL_APPEND("a8"),
+		{ SCRIPT_SEND, "a8 OK [APPENDUID 8 59] appended\r\n" },
+		SCRIPT_LOGOUT("a9"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+	int64_t stored = 0;
+	char want[64];
+
+	fixture(cs);
+	local_changes(cs, &stored);
+	fetch1 = strdup(new_messages(1, 58, 0, "a6"));
+	ck_assert_ptr_nonnull(fetch1);
+	script_fill(script, sizeof(script) / sizeof(script[0]), fetch1);
+	store_room(cs, 8);
+	wait_log[0] = '\0';
+	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_ALL, capture_wait, NULL);
+	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
+	res = run(cs, script);
+	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	free((void *)fetch1);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_STORE_FULL);
+	ck_assert_str_eq(res.reason,
+			 "syncing INBOX stopped, the local store has no room: storing the body of "
+			 "UID 3: database or disk is full (13); the local changes were sent all "
+			 "the same (1 sent, those of 1 folder wait for its sync)");
+	ck_assert_str_eq(wait_log, "t: the local changes of INBOX wait for its sync: it may not"
+				   " be the folder the store knows (UIDVALIDITY changed)\n");
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(op || ':' || attempts || ':' ||"
+				" coalesce(refused, '-') || ':' || failed, ',') FROM journal"),
+			 "flags:0:-:0");
+	ck_assert_str_eq(qs(cs, "SELECT flags || '|' || server_flags FROM message_state"
+				" WHERE id = 1"),
+			 "\\Flagged \\Seen|\\Seen");
+	snprintf(want, sizeof(want), "SELECT uid FROM message WHERE id = %lld", (long long)stored);
+	ck_assert_str_eq(qs(cs, want), "59");
+	ck_assert_str_eq(qs(cs, "SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+				" FROM folder WHERE name = 'INBOX'"),
+			 "7 2 100");
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -1067,6 +1358,8 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_setmetadata_value_is_a_string);
 	tcase_add_test(tc, test_select_refused_others_go_on);
 	tcase_add_test(tc, test_new_message_body_stored_once);
+	tcase_add_test(tc, test_store_full_replays_anyway);
+	tcase_add_test(tc, test_store_full_other_folder_waits);
 	tcase_add_test(tc, test_many_rows_without_io);
 	tcase_add_test(tc, test_refused_name_warned_once);
 	tcase_add_test(tc, test_folders_share_a_commit);
