@@ -212,15 +212,15 @@ struct cpmsync_sync {
 	 * with them once the journal is replayed all the same.  pull_folders:
 	 * the folders' sync has begun (the folder list is applied; a stop
 	 * before fails the run at once).  pull_cmds: the pull's commands not
-	 * answered yet (the replay starts after the last).  pull_waits: the
-	 * replay's SELECTs that could not show the folder to be the one the
-	 * store knows (their rows wait for the folder's sync).
+	 * answered yet (the replay starts after the last).  The replay's
+	 * SELECTs that could not show the folder to be the one the store
+	 * knows count in stats.folders_waiting (their rows wait for the
+	 * folder's sync).
 	 */
 	int pull_r;
 	char pull_reason[512];
 	bool pull_folders;
 	unsigned pull_cmds;
-	unsigned pull_waits;
 	uint32_t op_failures;
 	char op_reason[512];
 	struct cpmsync_sync_stats stats;

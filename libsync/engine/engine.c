@@ -182,10 +182,11 @@ static int pull_stopped_result(struct cpmsync_sync *e, int r)
 	if (n > 0 && (size_t)n < sizeof(e->reason) && e->stats.ops_failed)
 		n += snprintf(e->reason + n, sizeof(e->reason) - (size_t)n, ", %u refused",
 			      e->stats.ops_failed);
-	if (n > 0 && (size_t)n < sizeof(e->reason) && e->pull_waits)
+	if (n > 0 && (size_t)n < sizeof(e->reason) && e->stats.folders_waiting)
 		n += snprintf(e->reason + n, sizeof(e->reason) - (size_t)n,
-			      ", those of %u folder%s wait for %s sync", e->pull_waits,
-			      e->pull_waits == 1 ? "" : "s", e->pull_waits == 1 ? "its" : "their");
+			      ", those of %u folder%s wait for %s sync", e->stats.folders_waiting,
+			      e->stats.folders_waiting == 1 ? "" : "s",
+			      e->stats.folders_waiting == 1 ? "its" : "their");
 	if (n > 0 && (size_t)n < sizeof(e->reason))
 		snprintf(e->reason + n, sizeof(e->reason) - (size_t)n, ")");
 	return e->pull_r;
@@ -1600,9 +1601,9 @@ static void select_done(const struct engine_reply *res, void *userdata)
 	}
 	if (engine_reply_failed(e, res, "SELECT"))
 		return;
-	/* The replay after a pull that stopped: only a folder known to be
-	 * the one the store has (pull_stop()). */
-	if (e->pull_r && !pull && (r = replay_folder_same(e, id, name)) <= 0) {
+	/* The replay: only a folder not shown to be another than the one the
+	 * store has (after a pull that stopped, only one known to be it). */
+	if (!pull && (r = replay_folder_same(e, id, name)) <= 0) {
 		e->selected_id = 0;
 		if (r == 0)
 			engine_replay_skip(e);
@@ -1619,11 +1620,24 @@ static void select_done(const struct engine_reply *res, void *userdata)
 }
 
 /*
- * The replay after a pull that stopped (pull_stop()): is folder id, just
- * SELECTed as name, the one the store knows, so that the UIDs the store
- * holds are the server's?  1: yes; 0: no or not known (logged, counted;
- * its rows wait for the folder's sync); < 0: the store failed (the run
- * with it).
+ * The replay's SELECT of folder id as name: is it the folder the store
+ * knows, so that the UIDs the store holds are the server's?  UID STORE,
+ * UID EXPUNGE and UID COPY name UIDs, right only for that folder.  The
+ * pull checks it for the folders it syncs; a run that syncs some folders
+ * alone (news by IDLE or NOTIFY) replays the journal of every folder,
+ * and another client may have deleted one and made another under its
+ * name since its last sync (RFC 3501 2.3.1.1: another UIDVALIDITY), or
+ * between the pull and the replay.  Sent there, a UID EXPUNGE removed
+ * messages of the other folder.  So the SELECT's answer is compared with
+ * the store (plan_folder_identity(): UIDVALIDITY, MAILBOXID, HIGHESTMODSEQ
+ * or UIDNEXT gone down).  After a pull that stopped (pull_stop()) also a
+ * folder whose re-read is not finished, or whose UIDVALIDITY is not known
+ * while it holds UIDs, counts as not shown to be it.
+ * 1: it is (or nothing says otherwise); 0: not (logged, counted in
+ * stats.folders_waiting: its rows stay queued for its next sync, a full
+ * one: a LIST shows the folder made again, NOTIFY's MailboxName event or
+ * the poll brings it);
+ * < 0: the store failed (the run with it).
  */
 static int replay_folder_same(struct cpmsync_sync *e, int64_t id, const char *name)
 {
@@ -1640,10 +1654,10 @@ static int replay_folder_same(struct cpmsync_sync *e, int64_t id, const char *na
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return r;
 	}
-	if (rematch) {
+	if (e->pull_r && rematch) {
 		why = "its re-read is not finished";
 	} else if (!sf.uidvalidity || !e->f.uidvalidity) {
-		if (max_uid)
+		if (e->pull_r && max_uid)
 			why = "its UIDVALIDITY is not known";
 	} else {
 		const struct plan_identity_in in = {
@@ -1664,7 +1678,7 @@ static int replay_folder_same(struct cpmsync_sync *e, int64_t id, const char *na
 	sync_folder_free_contents(&sf);
 	if (!why)
 		return 1;
-	e->pull_waits++;
+	e->stats.folders_waiting++;
 	log_msg(CPMSYNC_LOG_WARNING, CAT,
 		"%s: the local changes of %s wait for its sync: it may not be the folder the"
 		" store knows (%s)",

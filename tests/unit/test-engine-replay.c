@@ -1654,6 +1654,60 @@ START_TEST(test_expunge_batch)
 END_TEST
 
 /*
+ * The journal replayed in a run that did not sync INBOX (a run of another
+ * folder alone, news by IDLE or NOTIFY), and another client deleted INBOX's
+ * folder and made another under its name meanwhile: its SELECT reports
+ * another UIDVALIDITY.  Before, the UID STORE and UID EXPUNGE went to the
+ * other folder's UID 1, removing a message nobody had deleted.  Now nothing
+ * is sent there: the rows wait, untouched, for the folder's sync, and the
+ * run counts the folder (stats.folders_waiting: the session then asks for
+ * a full sync).  A MAILBOXID that changed does the same.
+ */
+START_TEST(test_replay_folder_replaced)
+{
+	static const struct step uidvalidity[] = {
+		{ .call = "select INBOX condstore",
+		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDVALIDITY, .value = 8 },
+			  { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 3 },
+			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 4 } } },
+		LOGOUT,
+		END,
+	};
+	static const struct step same[] = {
+		{ .call = "select INBOX condstore",
+		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDVALIDITY, .value = 7 },
+			  { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 5 },
+			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 100 } } },
+		{ .call = "store 1 +(\\Deleted) 0" },
+		{ .call = "expunge 1" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("UPDATE message SET removed = 1 WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'expunge', 1, 1)");
+	res = run(uidvalidity, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_uint_eq(res.stats.folders_waiting, 1);
+	ck_assert_uint_eq(res.stats.ops_replayed, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+	ck_assert_str_eq(qs("SELECT op || ':' || tries || ':' || failed || ':' || (refused IS NULL)"
+			    " FROM journal"),
+			 "expunge:0:0:1");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE id = 1"), "1");
+
+	/* The same folder after all (its sync found it so): the rows go. */
+	res = run(same, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_uint_eq(res.stats.folders_waiting, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+/*
  * 1,000 expunges of odd UIDs 1..1999 (message 1 and 999 more): their set
  * takes two UID STORE + UID EXPUNGE pairs (ENGINE_SET_BYTES).  Fills
  * call[0..3] with the four calls as fake_call() spells them (truncated to
@@ -4482,6 +4536,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_move_source_store_refused);
 	tcase_add_test(tc, test_copy_malformed_args_from_body);
 	tcase_add_test(tc, test_expunge_batch);
+	tcase_add_test(tc, test_replay_folder_replaced);
 	tcase_add_test(tc, test_expunge_sets_each_answered);
 	tcase_add_test(tc, test_expunge_store_refused_without_uidplus);
 	tcase_add_test(tc, test_copy_interrupted_found);

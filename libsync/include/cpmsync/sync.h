@@ -33,6 +33,11 @@ struct cpmsync_sync_stats {
 	/* SELECTs the server refused (no right to read the folder, deleted
 	 * meanwhile): those folders were skipped, the run went on. */
 	uint32_t folders_refused;
+	/* Folders whose local changes were left queued: the server's folder
+	 * under that name is not shown to be the one the store knows
+	 * (another UIDVALIDITY or MAILBOXID: deleted and made again by
+	 * another client); they wait for its next full sync. */
+	uint32_t folders_waiting;
 };
 
 /*
