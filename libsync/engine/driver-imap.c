@@ -946,12 +946,24 @@ static void state_cb(struct imap_client *client, int r, const char *reason, void
 		engine_event_closed(e, r, reason);
 }
 
+/* A FETCH response over the line limit: skipped whole when the engine
+ * does without it (a literal it had before the limit goes with it). */
+static bool long_fetch(void *userdata, uint32_t number, uint32_t uid)
+{
+	struct engine_driver_imap *d = userdata;
+
+	(void)number;
+	body_sink_reset(&d->sink);
+	return engine_event_fetch_too_long(d->base.engine, uid);
+}
+
 static const struct imap_client_callbacks callbacks = {
 	.state = state_cb,
 	.untagged = untagged_cb,
 	.literals = { .literal_begin = lit_begin,
 		      .literal_data = lit_data,
-		      .literal_end = lit_end },
+		      .literal_end = lit_end,
+		      .long_fetch = long_fetch },
 };
 
 /* ------------------------------------------------------------------ */

@@ -291,6 +291,11 @@ struct engine_fetch {
 };
 
 void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
+/* The FETCH response of UID uid is over the line limit (a BODYSTRUCTURE
+ * of thousands of MIME parts): true when the engine does without it (the
+ * driver skips it whole and goes on; the engine asks again without
+ * BODYSTRUCTURE), false when the connection is to fail as before. */
+bool engine_event_fetch_too_long(struct cpmsync_sync *e, uint32_t uid);
 /* UIDs lo..hi of a SEARCH (or ESEARCH ALL) answer. */
 void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi);
 /* An untagged OK with UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ (value), NOMODSEQ,

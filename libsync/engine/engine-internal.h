@@ -83,6 +83,13 @@ struct folder_ctx {
 	struct rangeset present; /* PLAIN/search: UIDs the server has */
 	struct rangeset set;	 /* scratch: bodies wanted, ... */
 	size_t set_pos;
+	/* New messages whose FETCH response went over the line limit
+	 * (engine_event_fetch_too_long()): fetched again without
+	 * BODYSTRUCTURE (refetch: that FETCH is under way), then
+	 * refetch_next. */
+	struct rangeset too_long;
+	bool refetch;
+	void (*refetch_next)(struct cpmsync_sync *e);
 	/* Annotations (engine-annotation.c): changed messages with cached
 	 * annotations, refreshed before the folder's state is committed. */
 	struct rangeset ann_uids;

@@ -24,6 +24,7 @@
 #include <cpmsync/error.h>
 
 #include "engine/engine-internal.h"
+#include "imap/imap-parser.h"
 #include "imap/imap-utf7.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -212,6 +213,7 @@ static void engine_free(struct cpmsync_sync *e)
 	rangeset_free(&e->f.present);
 	rangeset_free(&e->f.set);
 	rangeset_free(&e->f.ann_uids);
+	rangeset_free(&e->f.too_long);
 	rangeset_free(&e->search);
 	rangeset_free(&e->fast_vanished);
 	if (e->patterns)
@@ -1852,6 +1854,7 @@ static void folder_ctx_load(struct cpmsync_sync *e, struct sync_folder *sf, uint
 	rangeset_clear(&e->f.present);
 	rangeset_clear(&e->f.set);
 	rangeset_clear(&e->f.ann_uids);
+	rangeset_clear(&e->f.too_long);
 	e->f = (struct folder_ctx){
 		.id = sf->id,
 		.server_name = TAKE_PTR(sf->server_name),
@@ -1865,6 +1868,7 @@ static void folder_ctx_load(struct cpmsync_sync *e, struct sync_folder *sf, uint
 		.present = e->f.present,
 		.set = e->f.set,
 		.ann_uids = e->f.ann_uids,
+		.too_long = e->f.too_long,
 	};
 	if (sf->mailboxid)
 		snprintf(e->f.local_mailboxid, sizeof(e->f.local_mailboxid), "%s", sf->mailboxid);
@@ -1994,6 +1998,77 @@ static void folder_expunges(struct cpmsync_sync *e)
 	e->fetch_kind = FK_NONE;
 }
 
+bool engine_event_fetch_too_long(struct cpmsync_sync *e, uint32_t uid)
+{
+	if (e->finished)
+		return false;
+	if (e->fetch_kind == FK_DISCARD)
+		return true; /* dropped anyway */
+	/* Only the new-message FETCH asks for BODYSTRUCTURE (new_items()),
+	 * with bodies limited by size: what else makes a line that long is
+	 * nothing a FETCH without it avoids. */
+	if (e->fetch_kind != FK_NEW || e->f.refetch || e->body_limit == UINT64_MAX)
+		return false;
+	if (uid < e->f.after.new_from_uid)
+		return true; /* a known one ("n:*" above the last): not used */
+	if (rangeset_add(&e->f.too_long, uid) < 0)
+		return false;
+	log_msg(CPMSYNC_LOG_NOTICE, CAT,
+		"%s: %s: UID %u: the server's FETCH response is over the %zu-byte line limit"
+		" (the BODYSTRUCTURE of a message with very many MIME parts):"
+		" fetched again without BODYSTRUCTURE",
+		e->account_name, e->f.server_name, uid, imap_parser_default_limits.max_line);
+	return true;
+}
+
+static bool refetch_too_long(struct cpmsync_sync *e, void (*next)(struct cpmsync_sync *e));
+
+static void refetch_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	void (*next)(struct cpmsync_sync * e) = e->f.refetch_next;
+
+	e->fetch_kind = FK_NONE;
+	e->f.refetch = false;
+	if (engine_reply_failed(e, res, "UID FETCH (new messages, without BODYSTRUCTURE)"))
+		return;
+	if (refetch_too_long(e, next))
+		return;
+	next(e);
+}
+
+/* The new messages engine_event_fetch_too_long() took, fetched again
+ * with every item of new_items() but BODYSTRUCTURE (the store keeps
+ * them without one), then next(e).  false: none, nothing sent. */
+static bool refetch_too_long(struct cpmsync_sync *e, void (*next)(struct cpmsync_sync *e))
+{
+	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	char items[256];
+	size_t pos = 0;
+	int r;
+
+	if (rangeset_empty(&e->f.too_long))
+		return false;
+	r = imap_seqset_format(&e->f.too_long, &pos, &set, ENGINE_SET_BYTES);
+	if (r < 0) {
+		buf_free(&set);
+		engine_fail(e, r, "out of memory");
+		return true;
+	}
+	/* What did not fit in ENGINE_SET_BYTES waits for the next pass. */
+	if (pos > 0)
+		(void)rangeset_remove_range(&e->f.too_long, e->f.too_long.r[0].lo,
+					    e->f.too_long.r[pos - 1].hi);
+	snprintf(items, sizeof(items), "UID FLAGS INTERNALDATE RFC822.SIZE%s%s BODY.PEEK[HEADER]",
+		 e->selected_hms ? " MODSEQ" : "",
+		 e->drv->ops->has(e->drv, IMAP_CAP_OBJECTID) ? " EMAILID THREADID" : "");
+	e->f.refetch = true;
+	e->f.refetch_next = next;
+	send_fetch(e, set.data, items, 0, FK_NEW, refetch_done);
+	buf_free(&set);
+	return true;
+}
+
 static void fetch_new_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
@@ -2002,6 +2077,8 @@ static void fetch_new_done(const struct engine_reply *res, void *userdata)
 		return;
 	e->fetch_kind = FK_NONE;
 	if (engine_reply_failed(e, res, "UID FETCH (new messages)"))
+		return;
+	if (refetch_too_long(e, folder_expunges))
 		return;
 	folder_expunges(e);
 }
@@ -2303,6 +2380,8 @@ static void fast_flags_done(const struct engine_reply *res, void *userdata)
 	 * after an expunge alone, which carries no MODSEQ). */
 	if (e->fast_max_modseq > e->f.hms)
 		e->f.hms = e->fast_max_modseq;
+	if (refetch_too_long(e, folder_bodies))
+		return;
 	folder_bodies(e);
 }
 
@@ -2479,6 +2558,7 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	rangeset_init(&e->f.present);
 	rangeset_init(&e->f.set);
 	rangeset_init(&e->f.ann_uids);
+	rangeset_init(&e->f.too_long);
 	rangeset_init(&e->search);
 	rangeset_init(&e->fast_vanished);
 	engine_driver_imap_init(&e->imap_drv);

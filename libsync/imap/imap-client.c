@@ -1955,9 +1955,17 @@ static void lit_end(void *userdata)
 		c->cb.literals.literal_end(c->userdata);
 }
 
+static bool long_fetch(void *userdata, uint32_t number, uint32_t uid)
+{
+	struct imap_client *c = userdata;
+
+	return c->cb.literals.long_fetch && c->cb.literals.long_fetch(c->userdata, number, uid);
+}
+
 static const struct imap_parser_callbacks client_literals = {
 	.literal_check = lit_check,
 	.literal_begin = lit_begin,
+	.long_fetch = long_fetch,
 	.literal_data = lit_data,
 	.literal_end = lit_end,
 };

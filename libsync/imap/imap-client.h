@@ -82,7 +82,8 @@ typedef void (*imap_state_cb_t)(struct imap_client *client, int r, const char *r
 struct imap_client_callbacks {
 	imap_state_cb_t state;
 	imap_untagged_cb_t untagged;
-	/* Literals in FETCH responses the caller wants streamed; see
+	/* Literals in FETCH responses the caller wants streamed, and FETCH
+	 * responses over the line limit it does without (long_fetch); see
 	 * struct imap_parser_callbacks. */
 	struct imap_parser_callbacks literals;
 };

@@ -105,6 +105,14 @@ struct imap_parser {
 	struct imap_response resp;
 	size_t tag_off, code_off, raw_off, text_off, name_off;
 	bool code_tokenized;
+
+	/* A FETCH response over max_line being skipped (long_fetch): the
+	 * literal bytes still to skip, and the last bytes of the line (its
+	 * end tells whether a literal follows). */
+	bool skipping;
+	uint64_t skip_lit;
+	char skip_tail[32];
+	size_t skip_tail_len;
 };
 
 static const struct imap_arg empty_args[1];
@@ -243,6 +251,9 @@ static void reset_response(struct imap_parser *p)
 	p->tag_off = p->code_off = p->raw_off = NO_OFF;
 	p->text_off = p->name_off = NO_OFF;
 	p->code_tokenized = false;
+	p->skipping = false;
+	p->skip_lit = 0;
+	p->skip_tail_len = 0;
 	memset(&p->resp, 0, sizeof(p->resp));
 }
 
@@ -316,6 +327,182 @@ const char *imap_parser_error(const struct imap_parser *p)
 	return p->error ? p->errmsg : NULL;
 }
 
+/* The UID of a FETCH response's item list s..e (after "FETCH ("), cut
+ * anywhere: 0 when no "UID n" comes whole before the cut.  Values are
+ * skipped by their syntax (lists, quoted strings, atoms; a section's
+ * brackets may hold spaces). */
+static uint32_t scan_fetch_uid(const char *s, const char *e)
+{
+	while (s < e) {
+		const char *k = s;
+		unsigned depth = 0;
+
+		while (s < e && *s != ' ' && *s != '(' && *s != ')') {
+			if (*s == '[') {
+				s = memchr(s, ']', (size_t)(e - s));
+				if (!s)
+					return 0;
+			}
+			s++;
+		}
+		if (s == e || *s != ' ')
+			return 0;
+		s++;
+		if (s - k == 4 && strncasecmp(k, "UID ", 4) == 0) {
+			uint32_t n = 0;
+			const char *q = s;
+
+			for (; q < e && is_digit(*q); q++) {
+				uint32_t d = (uint32_t)(*q - '0');
+
+				if (n > (UINT32_MAX - d) / 10)
+					return 0;
+				n = n * 10 + d;
+			}
+			return q > s && q < e && (*q == ' ' || *q == ')') ? n : 0;
+		}
+		/* the value */
+		do {
+			if (s == e)
+				return 0;
+			if (*s == '"') {
+				for (s++; s < e && *s != '"'; s++)
+					if (*s == '\\' && ++s == e)
+						return 0;
+				if (s == e)
+					return 0;
+				s++;
+			} else if (*s == '(') {
+				depth++;
+				s++;
+			} else if (*s == ')') {
+				if (depth == 0)
+					return 0;
+				depth--;
+				s++;
+			} else if (*s == ' ') {
+				if (depth == 0)
+					break;
+				s++;
+			} else {
+				s++;
+			}
+		} while (depth > 0 || (s < e && *s != ' ' && *s != ')'));
+		if (s < e && *s == ' ')
+			s++;
+	}
+	return 0;
+}
+
+/* The current response went over max_line in its segment seg[0..n): may
+ * it be skipped (long_fetch)?  Then the parser is skipping it. */
+static bool skip_long(struct imap_parser *p, const char *seg, size_t n)
+{
+	const char *s = seg, *e = seg + n, *w;
+	uint32_t number = 0, uid = 0;
+	uint64_t v;
+	size_t end;
+
+	if (!p->cb.long_fetch)
+		return false;
+	if (p->phase == PH_START) {
+		if (n < 2 || s[0] != '*' || s[1] != ' ')
+			return false;
+		s += 2;
+		for (w = s; s < e && is_digit(*s); s++) {
+			uint32_t d = (uint32_t)(*s - '0');
+
+			if (number > (UINT32_MAX - d) / 10)
+				return false;
+			number = number * 10 + d;
+		}
+		if (s == w || e - s < 8 || strncasecmp(s, " FETCH (", 8) != 0)
+			return false;
+		uid = scan_fetch_uid(s + 8, e);
+	} else {
+		size_t start = p->nframes ? p->frames[0] : 0;
+
+		if (p->resp.kind != IMAP_RESP_UNTAGGED || !p->resp.has_number ||
+		    p->name_off == NO_OFF || strcasecmp(p->text.data + p->name_off, "FETCH") != 0 ||
+		    p->nframes == 0)
+			return false;
+		number = p->resp.number;
+		/* the items of the FETCH list read so far (earlier segments;
+		 * those of its open sublists from frames[1] on) */
+		end = p->nframes > 1 ? p->frames[1] : p->stack.n;
+		for (size_t i = start; i + 1 < end; i++) {
+			const struct imap_arg *k = &p->stack.v[i], *a = &p->stack.v[i + 1];
+			struct imap_arg c;
+
+			if (k->type != IMAP_ARG_ATOM || a->type != IMAP_ARG_ATOM ||
+			    strcasecmp(p->text.data + ptr_off(k->u.s.str), "UID") != 0)
+				continue;
+			c = *a;
+			c.u.s.str = p->text.data + ptr_off(a->u.s.str);
+			if (imap_arg_get_u64(&c, &v) && v && v <= UINT32_MAX)
+				uid = (uint32_t)v;
+			break;
+		}
+	}
+	if (uid == 0 || !p->cb.long_fetch(p->userdata, number, uid))
+		return false;
+	p->skipping = true;
+	p->skip_lit = 0;
+	p->skip_tail_len = 0;
+	return true;
+}
+
+/* Bytes of a line being skipped: the last ones are kept. */
+static void skip_tail_add(struct imap_parser *p, const char *d, size_t n)
+{
+	size_t keep = sizeof(p->skip_tail);
+
+	if (n >= keep) {
+		memcpy(p->skip_tail, d + n - keep, keep);
+		p->skip_tail_len = keep;
+		return;
+	}
+	if (p->skip_tail_len + n > keep) {
+		size_t drop = p->skip_tail_len + n - keep;
+
+		memmove(p->skip_tail, p->skip_tail + drop, p->skip_tail_len - drop);
+		p->skip_tail_len -= drop;
+	}
+	memcpy(p->skip_tail + p->skip_tail_len, d, n);
+	p->skip_tail_len += n;
+}
+
+/* A line of a skipped response ended (skip_tail ends in LF): SEG_LITERAL
+ * when a literal size ends it (skip_lit set), else SEG_COMPLETE. */
+static int skip_line_end(struct imap_parser *p)
+{
+	const char *t = p->skip_tail, *e = t + p->skip_tail_len - 1, *q;
+	uint64_t size = 0;
+
+	if (e > t && e[-1] == '\r')
+		e--;
+	if (e == t || e[-1] != '}')
+		return SEG_COMPLETE;
+	q = e - 1;
+	if (q > t && q[-1] == '+')
+		q--;
+	while (q > t && is_digit(q[-1]))
+		q--;
+	if (q == t || q[-1] != '{' || !is_digit(*q))
+		return SEG_COMPLETE; /* an atom cannot hold '{': not a literal */
+	for (; is_digit(*q); q++) {
+		if (size > (UINT64_MAX - 9) / 10 ||
+		    size * 10 + (uint64_t)(*q - '0') > p->lim.max_literal_streamed)
+			return fail(p,
+				    "literal of a skipped FETCH response exceeds the limit of "
+				    "%" PRIu64 " bytes",
+				    p->lim.max_literal_streamed);
+		size = size * 10 + (uint64_t)(*q - '0');
+	}
+	p->skip_lit = size;
+	return SEG_LITERAL;
+}
+
 /*
  * Checks the bytes seg[old..n) that just joined the current segment
  * seg[0..n).  Errors are reported at the earliest position of the response
@@ -372,6 +559,8 @@ static int check_segment(struct imap_parser *p, const char *seg, size_t old, siz
 		kind = 1;
 	switch (kind) {
 	case 1:
+		if (skip_long(p, seg, n))
+			return 1;
 		return fail(p, "response line longer than %zu bytes", max);
 	case 2:
 		return fail(p, "bare CR in response line");
@@ -998,6 +1187,28 @@ int imap_parser_feed(struct imap_parser *p, const void *data, size_t len, size_t
 		size_t n, cap, old, seglen;
 		bool cut;
 
+		if (p->skipping) {
+			if (p->skip_lit) {
+				n = len - pos;
+				if (n > p->skip_lit)
+					n = (size_t)p->skip_lit;
+				p->skip_lit -= n;
+				pos += n;
+				continue;
+			}
+			lf = memchr(d + pos, '\n', len - pos);
+			n = lf ? (size_t)(lf - (d + pos)) + 1 : len - pos;
+			skip_tail_add(p, d + pos, n);
+			pos += n;
+			if (!lf)
+				break;
+			r = skip_line_end(p);
+			if (r < 0)
+				return feed_error(p, r);
+			if (r == SEG_COMPLETE)
+				reset_response(p); /* gone: on with the next one */
+			continue;
+		}
 		if (p->state == PS_LITERAL) {
 			n = len - pos;
 			if (n > p->lit_left)
@@ -1031,6 +1242,19 @@ int imap_parser_feed(struct imap_parser *p, const void *data, size_t len, size_t
 		if (r < 0)
 			return feed_error(p, r);
 		pos += n;
+		if (r == 1) {
+			/* skipping it from here (skip_long()) */
+			skip_tail_add(p, seg, seglen);
+			buf_reset(&p->line);
+			if (!lf || cut)
+				continue;
+			r = skip_line_end(p);
+			if (r < 0)
+				return feed_error(p, r);
+			if (r == SEG_COMPLETE)
+				reset_response(p);
+			continue;
+		}
 		if (!lf)
 			break;
 

@@ -171,6 +171,17 @@ struct imap_parser_callbacks {
 	 * which gets no literal_data call).  Not called when the parse is
 	 * aborted or reset in the middle of the literal. */
 	void (*literal_end)(void *userdata);
+	/*
+	 * A "* number FETCH" response goes over max_line, its UID (uid) read
+	 * from the part before the limit.  Return true to have the response
+	 * skipped whole (to its end, literals included, none kept nor passed
+	 * to the callbacks above, in constant memory) and parsing go on with
+	 * the next one; false (or NULL, or a response that is no FETCH or
+	 * shows no UID before the limit): the parse fails as for any line
+	 * too long.  A literal of the response before the limit was passed
+	 * already (literal_end included).
+	 */
+	bool (*long_fetch)(void *userdata, uint32_t number, uint32_t uid);
 };
 
 struct imap_parser;

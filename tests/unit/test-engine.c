@@ -388,6 +388,80 @@ START_TEST(test_select_refused_others_go_on)
 END_TEST
 
 /*
+ * A new message whose FETCH response is over the parser's 64 KiB line
+ * limit (the BODYSTRUCTURE of 1,500 MIME parts, as anyone can send): the
+ * response is skipped, the message fetched again without BODYSTRUCTURE
+ * and kept without one; the messages around it and the folder's state
+ * are stored, and the run ends well (before, the connection was dropped
+ * and every later run failed on the same message).
+ */
+START_TEST(test_long_bodystructure_refetched)
+{
+	struct buf big = BUF_INIT(1u << 20);
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	ck_assert_int_eq(buf_append_str(&big, "* 1 FETCH (UID 1 FLAGS () INTERNALDATE "
+					      "\"01-Jan-2026 00:00:00 +0000\" RFC822.SIZE 10 "
+					      "BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL "
+					      "\"7bit\" 2 1) BODY[HEADER] {21}\r\n"
+					      "Message-ID: <a@x>\r\n\r\n)\r\n"
+					      "* 2 FETCH (UID 2 FLAGS (\\Seen) INTERNALDATE "
+					      "\"01-Jan-2026 00:00:00 +0000\" RFC822.SIZE 43000 "
+					      "BODYSTRUCTURE ("),
+			 0);
+	for (int i = 0; i < 1500; i++)
+		ck_assert_int_eq(buf_append_str(&big, "(\"text\" \"plain\" (\"charset\" "
+						      "\"us-ascii\") NIL NIL \"7bit\" 0 0)"),
+				 0);
+	ck_assert_int_eq(buf_append_str(&big, " \"mixed\") BODY[HEADER] {23}\r\n"
+					      "Message-ID: <big@x>\r\n\r\n)\r\n"
+					      "* 3 FETCH (UID 3 FLAGS () INTERNALDATE "
+					      "\"01-Jan-2026 00:00:00 +0000\" RFC822.SIZE 10 "
+					      "BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL "
+					      "\"7bit\" 2 1) BODY[HEADER] {21}\r\n"
+					      "Message-ID: <c@x>\r\n\r\n)\r\na4 OK fetched\r\n"),
+			 0);
+	ck_assert_uint_gt(big.len, 65536 + 1000);
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 3 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 4] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT,
+		  "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE "
+		  "BODY.PEEK[HEADER])" },
+		{ SCRIPT_SEND, big.data },
+		{ SCRIPT_EXPECT,
+		  "a5 UID FETCH 2 (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])" },
+		{ SCRIPT_SEND,
+		  "* 2 FETCH (UID 2 FLAGS (\\Seen) INTERNALDATE "
+		  "\"01-Jan-2026 00:00:00 +0000\" RFC822.SIZE 43000 BODY[HEADER] {23}\r\n"
+		  "Message-ID: <big@x>\r\n\r\n)\r\na5 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a6"),
+	};
+
+	res = run(cs, script);
+	buf_free(&big);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_uint_eq(res.stats.messages_added, 3);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid || ' ' || message_id || ' ' || size || ' '"
+				" || flags || ' ' || coalesce(bodystructure, '-'), ',') FROM"
+				" (SELECT * FROM message m JOIN message_state USING (id)"
+				" LEFT JOIN summary s USING (id) ORDER BY uid)"),
+			 "1 <a@x> 10  (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 1),"
+			 "2 <big@x> 43000 \\Seen -,"
+			 "3 <c@x> 10  (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 1)");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext FROM folder WHERE name = 'INBOX'"), "4");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/*
  * sync_bodies = all: a new message's body comes in its first FETCH and is
  * stored with its row (inserted with has_body set, store_sync_body_put_new()):
  * no second FETCH for it (the script has none), no MessagesChanged-worthy
@@ -1357,6 +1431,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_refused_operation_kept);
 	tcase_add_test(tc, test_setmetadata_value_is_a_string);
 	tcase_add_test(tc, test_select_refused_others_go_on);
+	tcase_add_test(tc, test_long_bodystructure_refetched);
 	tcase_add_test(tc, test_new_message_body_stored_once);
 	tcase_add_test(tc, test_store_full_replays_anyway);
 	tcase_add_test(tc, test_store_full_other_folder_waits);

@@ -34,6 +34,7 @@ struct pcase {
 	enum stream_policy stream;
 	const struct imap_parser_limits *lim;
 	const char *want;
+	bool skip_long; /* long_fetch: "<long N UID>", true but for UID 666 */
 };
 
 static const struct imap_parser_limits small = {
@@ -245,6 +246,22 @@ static const struct imap_parser_callbacks callbacks = {
 	.literal_end = cb_end,
 };
 
+static bool cb_long(void *userdata, uint32_t number, uint32_t uid)
+{
+	struct ctx *c = userdata;
+
+	ck_assert(!c->in_lit);
+	buf_printf(c->out, "<long %" PRIu32 " %" PRIu32 ">", number, uid);
+	return uid != 666;
+}
+
+static const struct imap_parser_callbacks callbacks_long = {
+	.literal_begin = cb_begin,
+	.literal_data = cb_data,
+	.literal_end = cb_end,
+	.long_fetch = cb_long,
+};
+
 /* ---- runner -------------------------------------------------------------- */
 
 /*
@@ -277,7 +294,12 @@ static char *run(const struct pcase *pc, size_t first, size_t step, size_t *ret_
 	size_t pos = 0, pending = 0;
 	bool failed = false;
 
-	ck_assert_int_eq(imap_parser_new(pc->lim, pc->stream ? &callbacks : NULL, &c, &p), 0);
+	ck_assert_int_eq(imap_parser_new(pc->lim,
+					 pc->skip_long ? &callbacks_long
+					 : pc->stream  ? &callbacks
+						       : NULL,
+					 &c, &p),
+			 0);
 	while (pos < len && !failed) {
 		size_t n = pos == 0 && first ? first : step ? step : len;
 		size_t end = n > len - pos ? len : pos + n;
@@ -767,6 +789,55 @@ static const struct pcase stream_cases[] = {
 		  "<begin 2 FETCH BODY[] 2>\"xy\"<end>MORE" },
 };
 
+/* A FETCH response over max_line (40 here) skipped whole when long_fetch
+ * says so, its literals too (none passed on), and the parse going on. */
+static const struct pcase long_fetch_cases[] = {
+	{ "skip-one-line",
+	  "* 1 FETCH (UID 7 FLAGS (\\Seen) BODYSTRUCTURE (\"text\" \"plain\" NIL))" CRLF
+	  "* 2 FETCH (UID 8)" CRLF "A1 OK done" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "<long 1 7>* #2 FETCH (UID 8)\nA1 OK text=\"done\"\n" },
+	{ "skip-literals",
+	  "* 3 FETCH (UID 12 BODYSTRUCTURE (\"a\" \"b\" NIL NIL) BODY[HEADER] {5}" CRLF
+	  "ab\r\nc BODY[TEXT] {0}" CRLF " X ~{3+}" CRLF "}\r\n)" CRLF "* 4 FETCH (UID 13)" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "<long 3 12>* #4 FETCH (UID 13)\n" },
+	{ "skip-after-segment",
+	  "* 5 FETCH (UID 20 BODY[HEADER] {2}" CRLF
+	  "hh BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL))" CRLF "* 6 FETCH (UID 21)" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "<begin 5 FETCH BODY[HEADER] 2>\"hh\"<end><long 5 20>* #6 FETCH (UID 21)\n" },
+	{ "skip-uid-after-list",
+	  "* 9 FETCH (FLAGS (\\Seen \"x\") UID 30 BODYSTRUCTURE (\"text\" \"plain\"))" CRLF
+	  "* 10 FETCH (UID 31)" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "<long 9 30>* #10 FETCH (UID 31)\n" },
+	{ "skip-then-more", "* 1 FETCH (UID 7 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL",
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true, .want = "<long 1 7>MORE" },
+	{ "refused", "* 1 FETCH (UID 666 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL))" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "<long 1 666>ERR response line longer than 40 bytes" },
+	{ "uid-after-cut", "* 1 FETCH (BODYSTRUCTURE (\"text\" \"plain\" NIL NIL) UID 7)" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "ERR response line longer than 40 bytes" },
+	{ "uid-cut-in-number", "* 1 FETCH (FLAGS (\\Seen \\Answered) UID 1234567)" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "ERR response line longer than 40 bytes" },
+	{ "not-fetch", "* 1 XFETCH (UID 7 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL))" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "ERR response line longer than 40 bytes" },
+	{ "tagged", "A1 OK [ALERT] a very long text that goes over the limit" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "ERR response line longer than 40 bytes" },
+	{ "no-callback", "* 1 FETCH (UID 7 FLAGS (\\Seen) BODYSTRUCTURE (\"text\" NIL))" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .want = "ERR response line longer than 40 bytes" },
+	{ "skipped-literal-too-big",
+	  "* 1 FETCH (UID 7 BODYSTRUCTURE (\"text\" \"plain\" NIL) X {21}" CRLF,
+	  .stream = STREAM_BODY, .lim = &small, .skip_long = true,
+	  .want = "<long 1 7>ERR literal of a skipped FETCH response exceeds the limit of 20 "
+		  "bytes" },
+};
+
 static void run_table(const struct pcase *table, int i)
 {
 	check_case(&table[i]);
@@ -793,6 +864,12 @@ END_TEST
 START_TEST(test_streaming)
 {
 	run_table(stream_cases, _i);
+}
+END_TEST
+
+START_TEST(test_long_fetch)
+{
+	run_table(long_fetch_cases, _i);
 }
 END_TEST
 
@@ -1169,6 +1246,8 @@ static Suite *imap_parser_suite(void)
 	tcase_add_loop_test(tc, test_streaming, 0,
 			    (int)(sizeof(stream_cases) / sizeof(stream_cases[0])));
 	tcase_add_test(tc, test_stream_big);
+	tcase_add_loop_test(tc, test_long_fetch, 0,
+			    (int)(sizeof(long_fetch_cases) / sizeof(long_fetch_cases[0])));
 	tcase_add_test(tc, test_stream_abort);
 	suite_add_tcase(s, tc);
 
