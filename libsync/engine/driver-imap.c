@@ -569,14 +569,16 @@ static bool lit_begin(void *userdata, uint32_t number, const char *name, const c
 	if (!(engine_event_takes(e) & ENGINE_TAKES_BODY) || !name ||
 	    strcasecmp(name, "FETCH") != 0 || !item)
 		return false;
-	if (strcasecmp(item, "BODY[]") != 0 && strcasecmp(item, "BODY[HEADER]") != 0)
+	/* BODY[]<0>: the answer to BODY.PEEK[]<0.n> */
+	if (strcasecmp(item, "BODY[]") != 0 && strcasecmp(item, "BODY[]<0>") != 0 &&
+	    strcasecmp(item, "BODY[HEADER]") != 0)
 		return false;
 	body_sink_reset(k);
 	k->active = true;
 	k->size = size;
 	/* A header is read for its summary, from the first
 	 * ENGINE_BODY_MEM_MAX bytes: the rest of a larger one goes. */
-	if (size > ENGINE_BODY_MEM_MAX && strcasecmp(item, "BODY[]") == 0) {
+	if (size > ENGINE_BODY_MEM_MAX && strncasecmp(item, "BODY[]", 6) == 0) {
 		const char *dir = getenv("TMPDIR");
 
 		k->fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

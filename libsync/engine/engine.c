@@ -2086,11 +2086,18 @@ static void fetch_new_done(const struct engine_reply *res, void *userdata)
 /* The items of a new message. */
 static void new_items(const struct cpmsync_sync *e, bool modseq, char *items, size_t size)
 {
+	char body[64];
+
 	/* With every body wanted, one pass: the header is read from the
-	 * start of BODY[].  Otherwise the header now, bodies by size later. */
+	 * start of BODY[].  Otherwise the header now, bodies by size later.
+	 * At most the literal cap of a body: a larger one comes cut short,
+	 * and a body shorter than RFC822.SIZE is not kept (fetch_new()),
+	 * where a whole one would drop the connection, for every run. */
+	snprintf(body, sizeof(body), "BODY.PEEK[]<0.%llu>",
+		 (unsigned long long)imap_max_body_literal());
 	snprintf(items, size, "UID FLAGS INTERNALDATE RFC822.SIZE%s%s %s", modseq ? " MODSEQ" : "",
 		 e->drv->ops->has(e->drv, IMAP_CAP_OBJECTID) ? " EMAILID THREADID" : "",
-		 e->body_limit == UINT64_MAX ? "BODY.PEEK[]" : "BODYSTRUCTURE BODY.PEEK[HEADER]");
+		 e->body_limit == UINT64_MAX ? body : "BODYSTRUCTURE BODY.PEEK[HEADER]");
 }
 
 static void folder_fetch_new(struct cpmsync_sync *e)
@@ -2279,7 +2286,10 @@ static void folder_bodies(struct cpmsync_sync *e)
 			e->f.local_body_limit >= e->body_limit;
 		uint32_t from = incremental ? e->f.after.new_from_uid : 1;
 
-		r = store_sync_bodies_wanted(e->store, e->f.id, from, e->body_limit, &e->f.set);
+		/* Not one over the literal cap: it could not come whole. */
+		r = store_sync_bodies_wanted(e->store, e->f.id, from,
+					     MIN(e->body_limit, imap_max_body_literal()),
+					     &e->f.set);
 		if (r < 0) {
 			engine_fail(e, r, "store: %s", store_error(e->store));
 			return;

@@ -1849,6 +1849,21 @@ static void handle_response(struct imap_client *c, const struct imap_response *r
 /* ------------------------------------------------------------------ */
 /* Literals: the caps of IMAP_MAX_BODY_LITERAL, then the owner's callbacks */
 
+uint64_t imap_max_body_literal(void)
+{
+	const char *v = secure_getenv(IMAP_MAX_BODY_LITERAL_ENV);
+	unsigned long long n;
+	char *end;
+
+	if (!v || !*v)
+		return IMAP_MAX_BODY_LITERAL;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end || v[0] == '-' || n == 0 || n > IMAP_MAX_BODY_LITERAL)
+		return IMAP_MAX_BODY_LITERAL;
+	return n;
+}
+
 static bool is_body_item(const char *item)
 {
 	return strncasecmp(item, "BODY[", 5) == 0 || strncasecmp(item, "BINARY[", 7) == 0 ||
@@ -1895,7 +1910,7 @@ static int lit_check(void *userdata, uint32_t number, const char *name, const ch
 		     uint64_t size)
 {
 	struct imap_client *c = userdata;
-	uint64_t limit = IMAP_MAX_BODY_LITERAL, n;
+	uint64_t limit = imap_max_body_literal(), n;
 	char why[96];
 
 	if (!name || strcasecmp(name, "FETCH") != 0 || !item || !is_body_item(item))

@@ -114,6 +114,13 @@ struct imap_client_callbacks {
  * (-CPMSYNC_E_PROTOCOL, the reason naming the limit).
  */
 #define IMAP_MAX_BODY_LITERAL ((uint64_t)256 << 20)
+/* The cap in force: IMAP_MAX_BODY_LITERAL, or for tests only
+ * CPMSYNC_TEST_MAX_BODY_LITERAL from the environment (bytes, 1 to
+ * IMAP_MAX_BODY_LITERAL; read with secure_getenv() at each call), so
+ * that a test reaches it without a 256 MiB message.  The sync asks for
+ * at most this much of a body (BODY.PEEK[]<0.n>). */
+#define IMAP_MAX_BODY_LITERAL_ENV "CPMSYNC_TEST_MAX_BODY_LITERAL"
+uint64_t imap_max_body_literal(void);
 /*
  * A header literal (BODY[HEADER], BODY[HEADER.FIELDS ...], BODY[n.MIME],
  * BODY[n.HEADER], RFC822.HEADER; BINARY alike) is at most this (four times

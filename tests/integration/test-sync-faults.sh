@@ -31,7 +31,8 @@ T_START=$(date +%s)
 FAULTS_DONE=0 HUNG=0 LOST=0 DUPS=0
 dc_start dc
 
-# A folder of 120 messages of about 20 KB: FETCH BODY[] literals to cut.
+# A folder of 120 messages of about 20 KB: FETCH BODY[]<0> literals to cut
+# (the answer to BODY.PEEK[]<0.n>, the new-message FETCH with every body).
 da mailbox create -u "$USER1" Big
 body=$(head -c 15000 /dev/zero | tr '\0' 'x' | fold -w 76)
 big() { # big FIRST LAST: messages <bigN@faults.test>
@@ -105,7 +106,7 @@ integrity() {
 }
 
 # 1. Cut in the middle of the first body literal of the initial sync.
-start_proxy --fault cut --after-pattern 'BODY[] {' --after-bytes 7000
+start_proxy --fault cut --after-pattern 'BODY[]<0> {' --after-bytes 7000
 faulty_run "cut mid-literal" "connection|closed|reset|disconnect"
 clean_run "cut mid-literal"
 # Big as the store names it (INBOX/Big in Cyrus's classic namespace while
@@ -120,7 +121,7 @@ echo "# Big is '$BIG' in the store"
 # 2. New messages, then a server that stalls half-way through a literal.
 big 121 140
 da flags add -u "$USER1" '\Flagged' mailbox Big uid 1:10
-start_proxy --fault stall --after-pattern 'BODY[] {' --after-bytes 3000
+start_proxy --fault stall --after-pattern 'BODY[]<0> {' --after-bytes 3000
 faulty_run "stalled server" "time|answer|respond"
 clean_run "stalled server"
 
@@ -167,7 +168,7 @@ pick_fault() {
 		;;
 	0)
 		rnd 16000
-		FARGS=(--fault "$t" --after-pattern 'BODY[] {' --after-bytes "$R")
+		FARGS=(--fault "$t" --after-pattern 'BODY[]<0> {' --after-bytes "$R")
 		FDESC="$t inside a body literal, $R bytes in"
 		;;
 	1)

@@ -7,6 +7,12 @@
 # fetched again without BODYSTRUCTURE and kept without one, one log line
 # naming folder and UID), the store must equal the server, and the next
 # run must succeed too.
+# Then a body over the literal cap with sync_bodies = all, the cap lowered
+# to 100,000 bytes for the test (CPMSYNC_TEST_MAX_BODY_LITERAL; 256 MiB
+# otherwise): only that much of it is asked for (BODY.PEEK[]<0.n>), the
+# message is kept without a body (its row, flags and summary are), the
+# smaller one with its body, and the next run neither fails nor fetches it
+# again; nor does the pass over missing bodies after sync_bodies grew.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -69,4 +75,62 @@ else
 fi
 check "the next sync fetches nothing again" test "$(grep -cF -- "line limit" "$WORK/sync2.log")" = 0
 check "store equals the server after the next sync" compare "$DB"
+
+# --- a body over the literal cap ---
+CONF2=$WORK/cap.conf
+DB2=$WORK/cap.db
+write_conf "$CONF2" "$DB2"
+printf 'sync_bodies = all\n' >>"$CONF2"
+da mailbox create -u "$USER1" Bodies || bail "cannot create Bodies"
+# body MSGID SUBJECT SIZE: a message of about SIZE bytes
+body() {
+	printf 'From: a@x\r\nSubject: %s\r\nMessage-ID: <%s>\r\n\r\n' "$2" "$1"
+	awk -v n="$3" 'BEGIN { l = sprintf("%76s", ""); gsub(/ /, "x", l); for (i = 0; i < n; i += 78) printf "%s\r\n", l }'
+}
+body huge@long.test huge 150000 >"$WORK/huge.eml"
+body fits@long.test fits 50000 >"$WORK/fits.eml"
+da save -u "$USER1" -m Bodies <"$WORK/huge.eml" || bail "cannot save huge@long.test"
+da save -u "$USER1" -m Bodies <"$WORK/fits.eml" || bail "cannot save fits@long.test"
+da flags add -u "$USER1" '\Flagged' mailbox Bodies uid 1 || bail "cannot flag huge@long.test"
+cap_sync() { CPMSYNC_TEST_MAX_BODY_LITERAL=100000 sync_once "$CONF2" "$1"; }
+if cap_sync "$WORK/cap1.log"; then
+	ok "a body over the cap: the sync succeeds"
+else
+	not_ok "a body over the cap: the sync succeeds"
+fi
+check "a body over the cap: only 100000 bytes of it asked for" \
+	grep -qF 'UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODY.PEEK[]<0.100000>' "$WORK/cap1.log"
+check "a body over the cap: store equals the server" compare "$DB2"
+got=$(sqlite3 "$DB2" "SELECT group_concat(m.uid || ' ' || m.message_id || ' ' || m.size || ' ' ||
+	m.has_body || ' ' || s.subject, ',') FROM (SELECT * FROM message ORDER BY uid) m
+	JOIN folder f ON f.id = m.folder_id LEFT JOIN summary s ON s.id = m.id WHERE f.name = 'Bodies'")
+wantrows="1 <huge@long.test> $(stat -c %s "$WORK/huge.eml") 0 huge,2 <fits@long.test> $(stat -c %s "$WORK/fits.eml") 1 fits"
+check "a body over the cap: kept without it, the other with its body (got '$got')" \
+	test "$got" = "$wantrows"
+if cap_sync "$WORK/cap2.log"; then
+	ok "a body over the cap: the next sync succeeds"
+else
+	not_ok "a body over the cap: the next sync succeeds"
+fi
+check "a body over the cap: the next sync fetches no body" grep -q ' 0 body bytes' "$WORK/cap2.log"
+check "a body over the cap: store equals the server after the next sync" compare "$DB2"
+# The first store (sync_bodies = 1) gets the headers of Bodies, then
+# sync_bodies = all: the pass over the bodies still missing leaves out
+# the one over the cap (it could not come whole).
+if CPMSYNC_TEST_MAX_BODY_LITERAL=100000 sync_once "$CONF" "$WORK/cap3.log"; then
+	ok "a body over the cap: headers first, the sync succeeds"
+else
+	not_ok "a body over the cap: headers first, the sync succeeds"
+fi
+sed -i 's/^sync_bodies = 1$/sync_bodies = all/' "$CONF"
+check "the first store's sync_bodies is all now" grep -qx 'sync_bodies = all' "$CONF"
+if CPMSYNC_TEST_MAX_BODY_LITERAL=100000 sync_once "$CONF" "$WORK/cap4.log"; then
+	ok "a body over the cap: then sync_bodies = all, the sync succeeds"
+else
+	not_ok "a body over the cap: then sync_bodies = all, the sync succeeds"
+fi
+got=$(sqlite3 "$DB" "SELECT group_concat(m.uid || ' ' || m.has_body, ',') FROM
+	(SELECT * FROM message ORDER BY uid) m JOIN folder f ON f.id = m.folder_id WHERE f.name = 'Bodies'")
+check "a body over the cap: not asked for in the pass over bodies (got '$got')" test "$got" = "1 0,2 1"
+check "a body over the cap: the first store equals the server" compare "$DB"
 finish

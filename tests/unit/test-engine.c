@@ -478,11 +478,11 @@ START_TEST(test_new_message_body_stored_once)
 		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
 		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 3] n\r\n"
 			       "a3 OK [READ-WRITE] selected\r\n" },
-		{ SCRIPT_EXPECT,
-		  "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
+				 "BODY.PEEK[]<0.268435456>)" },
 		{ SCRIPT_SEND,
 		  "* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
-		  "RFC822.SIZE 26 BODY[] {26}\r\nMessage-ID: <m@x>\r\n\r\nhello)\r\n"
+		  "RFC822.SIZE 26 BODY[]<0> {26}\r\nMessage-ID: <m@x>\r\n\r\nhello)\r\n"
 		  "* 2 FETCH (UID 2 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
 		  "RFC822.SIZE 24 BODY[] {24}\r\nMessage-ID: <n@x>\r\n\r\nbye)\r\n"
 		  "a4 OK fetched\r\n" },
@@ -631,7 +631,7 @@ START_TEST(test_store_full_replays_anyway)
 			   "260)\r\na4 OK status\r\n"),
 		{ SCRIPT_EXPECT, "a5 SELECT INBOX (QRESYNC (7 100 1))" },
 		{ SCRIPT_EXPECT, "a6 UID FETCH 2:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
-				 "BODY.PEEK[])" },
+				 "BODY.PEEK[]<0.268435456>)" },
 		{ SCRIPT_SEND, "* 59 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 60] n\r\n"
 			       "* OK [HIGHESTMODSEQ 260] h\r\na5 OK [READ-WRITE] selected\r\n" },
 		{ SCRIPT_SEND, NULL }, /* fetch1 */
@@ -651,7 +651,7 @@ START_TEST(test_store_full_replays_anyway)
 			   "262)\r\na4 OK status\r\n"),
 		{ SCRIPT_EXPECT, "a5 SELECT INBOX (QRESYNC (7 100 1:60))" },
 		{ SCRIPT_EXPECT, "a6 UID FETCH 2:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
-				 "BODY.PEEK[])" },
+				 "BODY.PEEK[]<0.268435456>)" },
 		{ SCRIPT_SEND, "* 60 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 61] n\r\n"
 			       "* OK [HIGHESTMODSEQ 262] h\r\n"
 			       "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen) MODSEQ (261))\r\n"
@@ -746,7 +746,7 @@ START_TEST(test_store_full_other_folder_waits)
 		{ SCRIPT_SEND, "* 58 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 59] n\r\n"
 			       "* OK [HIGHESTMODSEQ 50] h\r\na5 OK [READ-WRITE] selected\r\n" },
 		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
-				 "BODY.PEEK[])" },
+				 "BODY.PEEK[]<0.268435456>)" },
 		{ SCRIPT_SEND, NULL }, /* fetch1 */
 		{ SCRIPT_EXPECT, "a7 SELECT INBOX (CONDSTORE)" },
 		{ SCRIPT_SEND, "* 58 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 59] n\r\n"
@@ -792,6 +792,58 @@ START_TEST(test_store_full_other_folder_waits)
 	ck_assert_str_eq(qs(cs, "SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
 				" FROM folder WHERE name = 'INBOX'"),
 			 "7 2 100");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/*
+ * sync_bodies = all and a message over the 256 MiB literal cap: only its
+ * first 256 MiB are asked for (BODY.PEEK[]<0.268435456>), and what comes
+ * (here cut much shorter, as a server may) is shorter than its
+ * RFC822.SIZE: no body is kept, but its row, flags and summary are, and
+ * the run goes on (before, BODY.PEEK[] brought a literal over the cap,
+ * which dropped the connection in every run).
+ */
+START_TEST(test_new_message_body_over_cap)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
+				 "BODY.PEEK[]<0.268435456>)" },
+		{ SCRIPT_SEND,
+		  "* 1 FETCH (UID 1 FLAGS (\\Flagged) INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
+		  "RFC822.SIZE 300000000 BODY[]<0> {40}\r\nMessage-ID: <big@x>\r\nSubject: "
+		  "huge\r\n\r\nxx)\r\n"
+		  "* 2 FETCH (UID 2 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
+		  "RFC822.SIZE 24 BODY[]<0> {24}\r\nMessage-ID: <n@x>\r\n\r\nbye)\r\n"
+		  "a4 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a5"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
+	res = run(cs, script);
+	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_uint_eq(res.stats.messages_added, 2);
+	ck_assert_str_eq(qs(cs,
+			    "SELECT group_concat(uid || ' ' || message_id || ' ' || size || ' '"
+			    " || has_body || ' ' || flags || ' ' || coalesce(subject, '-'), ',')"
+			    " FROM (SELECT * FROM message m JOIN message_state USING (id)"
+			    " LEFT JOIN summary USING (id) ORDER BY uid)"),
+			 "1 <big@x> 300000000 0 \\Flagged huge,2 <n@x> 24 1  ");
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(m.uid) FROM message m"
+				" JOIN body_inline b ON b.message_id = m.id"),
+			 "2");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext FROM folder WHERE name = 'INBOX'"), "3");
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -1432,6 +1484,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_setmetadata_value_is_a_string);
 	tcase_add_test(tc, test_select_refused_others_go_on);
 	tcase_add_test(tc, test_long_bodystructure_refetched);
+	tcase_add_test(tc, test_new_message_body_over_cap);
 	tcase_add_test(tc, test_new_message_body_stored_once);
 	tcase_add_test(tc, test_store_full_replays_anyway);
 	tcase_add_test(tc, test_store_full_other_folder_waits);
