@@ -123,8 +123,8 @@ struct imap_client_callbacks {
 uint64_t imap_max_body_literal(void);
 /*
  * A header literal (BODY[HEADER], BODY[HEADER.FIELDS ...], BODY[n.MIME],
- * BODY[n.HEADER], RFC822.HEADER; BINARY alike) is at most this (four times
- * what the summary reads, MSG_SUMMARY_MAX_HEADER), whatever RFC822.SIZE
+ * BODY[n.HEADER], RFC822.HEADER; BINARY alike) is at most this (what the
+ * summary searches, MSG_SUMMARY_SCAN_HEADER), whatever RFC822.SIZE
  * the server announces; but for BODY[HEADER], the message's whole header,
  * the announced RFC822.SIZE (plus slack) bounds it as it does a body, so
  * that a message with a header over 1 MiB (a To: of 40,000 addresses)

@@ -3,8 +3,9 @@
  * The message summary from a header block (see msg-summary.h).
  *
  * The input comes from anywhere (a local file, a server, an attacker), so
- * everything here is bounded: at most MSG_SUMMARY_MAX_HEADER bytes are
- * looked at, every kept value is cut at MSG_SUMMARY_MAX_FIELD bytes, and
+ * everything here is bounded: at most MSG_SUMMARY_SCAN_HEADER bytes are
+ * searched for fields, at most MSG_SUMMARY_MAX_HEADER bytes of each value
+ * are looked at, every kept value is cut at MSG_SUMMARY_MAX_FIELD bytes, and
  * each pass over the input is linear.  Nothing fails on malformed input;
  * what cannot be read is left empty.
  *
@@ -169,7 +170,7 @@ static void find_fields_of(const char *p, size_t len, const char *const *names, 
 		}
 		if (which >= 0 && !spans[which].found) {
 			spans[which].p = p + n;
-			spans[which].len = end - n;
+			spans[which].len = MIN(end - n, (size_t)MSG_SUMMARY_MAX_HEADER);
 			spans[which].found = true;
 		}
 		i = end < len ? end + 1 : len;
@@ -747,8 +748,8 @@ int msg_header_get(const void *data, size_t len, const char *name, char **ret)
 
 	if (!data)
 		len = 0;
-	if (len > MSG_SUMMARY_MAX_HEADER)
-		len = MSG_SUMMARY_MAX_HEADER;
+	if (len > MSG_SUMMARY_SCAN_HEADER)
+		len = MSG_SUMMARY_SCAN_HEADER;
 	if (len)
 		find_fields_of(data, len, &name, 1, &sp);
 	return plain_value(&sp, ret);
@@ -763,8 +764,8 @@ int msg_header_get2(const void *data, size_t len, const char *name1, char **ret1
 
 	if (!data)
 		len = 0;
-	if (len > MSG_SUMMARY_MAX_HEADER)
-		len = MSG_SUMMARY_MAX_HEADER;
+	if (len > MSG_SUMMARY_SCAN_HEADER)
+		len = MSG_SUMMARY_SCAN_HEADER;
 	if (len)
 		find_fields_of(data, len, names, 2, sp);
 	r = plain_value(&sp[0], ret1);
@@ -791,8 +792,8 @@ int msg_summary_parse(const void *data, size_t len, struct msg_summary *ret)
 	*ret = (struct msg_summary){ .type = "mail" };
 	if (!data)
 		full = len = 0;
-	if (len > MSG_SUMMARY_MAX_HEADER)
-		len = MSG_SUMMARY_MAX_HEADER;
+	if (len > MSG_SUMMARY_SCAN_HEADER)
+		len = MSG_SUMMARY_SCAN_HEADER;
 	if (len)
 		find_fields(data, len, spans);
 	hlen = msg_header_length(data, len);

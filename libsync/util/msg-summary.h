@@ -8,7 +8,7 @@
  * Used by local Store operations (the whole message is at hand) and by the
  * sync engine (the header block arrives at the start of BODY[] or as
  * BODY[HEADER]).  The input may be the whole message or only its header,
- * possibly truncated at MSG_SUMMARY_MAX_HEADER bytes.  The header ends at
+ * possibly truncated (MSG_SUMMARY_SCAN_HEADER bytes are searched).  The header ends at
  * the first empty line; what follows (at most MSG_SUMMARY_MAX_BODY bytes)
  * is read only for the CPM fields (cpm-object.h): the CPIM content type,
  * the snippet, the IMDN, session-info, group-state and FT bodies.  With
@@ -20,7 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Header bytes looked at, at most. */
+/* Header bytes searched for the fields, at most: the 1 MiB the sync
+ * keeps of a header (ENGINE_BODY_MEM_MAX), so that a field after a huge
+ * one (a Message-ID after a 320 KB To:) is found. */
+#define MSG_SUMMARY_SCAN_HEADER (1024u * 1024)
+/* Bytes of one field's value looked at, at most (the rest of a longer one
+ * is passed over), and what callers without the whole header read. */
 #define MSG_SUMMARY_MAX_HEADER (256u * 1024)
 /* Longest value kept per field (longer ones are cut at a UTF-8 boundary). */
 #define MSG_SUMMARY_MAX_FIELD 4096

@@ -13,6 +13,7 @@
 # message is kept without a body (its row, flags and summary are), the
 # smaller one with its body, and the next run neither fails nor fetches it
 # again; nor does the pass over missing bodies after sync_bodies grew.
+# Last, a Message-ID after a 320 KB To: is stored as the server has it.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -133,4 +134,27 @@ got=$(sqlite3 "$DB" "SELECT group_concat(m.uid || ' ' || m.has_body, ',') FROM
 	(SELECT * FROM message ORDER BY uid) m JOIN folder f ON f.id = m.folder_id WHERE f.name = 'Bodies'")
 check "a body over the cap: not asked for in the pass over bodies (got '$got')" test "$got" = "1 0,2 1"
 check "a body over the cap: the first store equals the server" compare "$DB"
+
+# --- a Message-ID after a 320 KB To: ---
+da mailbox create -u "$USER1" Wide || bail "cannot create Wide"
+{
+	printf 'From: a@x\r\nSubject: wide\r\nTo: u0@example.org'
+	awk 'BEGIN { for (i = 1; i < 16000; i++) printf ",\r\n u%d@example.org", i }'
+	printf '\r\nMessage-ID: <wide@long.test>\r\n\r\nhello\r\n'
+} >"$WORK/wide.eml"
+check "the To: of wide@long.test is over 320 KB" test "$(stat -c %s "$WORK/wide.eml")" -gt 320000
+da save -u "$USER1" -m Wide <"$WORK/wide.eml" || bail "cannot save wide@long.test"
+CONF3=$WORK/wide.conf
+DB3=$WORK/wide.db
+write_conf "$CONF3" "$DB3"
+printf 'sync_bodies = 1\n' >>"$CONF3"
+for c in "$CONF:sync_bodies = all (BODY[])" "$CONF3:sync_bodies = 1 (BODY[HEADER])"; do
+	if sync_once "${c%%:*}" "$WORK/wide.log"; then
+		ok "a 320 KB To:, ${c#*:}: the sync succeeds"
+	else
+		not_ok "a 320 KB To:, ${c#*:}: the sync succeeds"
+	fi
+done
+check "a 320 KB To:, sync_bodies = all: the Message-ID after it is stored" compare "$DB"
+check "a 320 KB To:, sync_bodies = 1: the Message-ID after it is stored" compare "$DB3"
 finish

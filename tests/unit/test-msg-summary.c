@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "testlib.h"
+#include "util/buf.h"
 #include "util/msg-summary.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -226,16 +227,21 @@ START_TEST(test_limits)
 	ck_assert_int_eq(strlen(m.subject) % 2, 0);
 	msg_summary_free(&m);
 
-	/* A field beyond MSG_SUMMARY_MAX_HEADER is not looked at. */
+	free(big);
+
+	/* A field beyond MSG_SUMMARY_SCAN_HEADER is not looked at. */
+	n = MSG_SUMMARY_SCAN_HEADER + 1000;
+	big = malloc(n + 64);
+	ck_assert_ptr_nonnull(big);
 	memset(big, 'x', n);
 	memcpy(big, "X-Pad: ", 7);
-	memcpy(big + MSG_SUMMARY_MAX_HEADER - 10, "\nFrom: late\n", 12);
-	ck_assert_int_eq(msg_summary_parse(big, MSG_SUMMARY_MAX_HEADER + 20, &m), 0);
+	memcpy(big + MSG_SUMMARY_SCAN_HEADER - 10, "\nFrom: late\n", 12);
+	ck_assert_int_eq(msg_summary_parse(big, MSG_SUMMARY_SCAN_HEADER + 20, &m), 0);
 	ck_assert_str_eq(m.from, "lat");
 	msg_summary_free(&m);
-	memset(big + MSG_SUMMARY_MAX_HEADER - 10, 'x', 12);
-	memcpy(big + MSG_SUMMARY_MAX_HEADER, "\nFrom: late\n", 12);
-	ck_assert_int_eq(msg_summary_parse(big, MSG_SUMMARY_MAX_HEADER + 20, &m), 0);
+	memset(big + MSG_SUMMARY_SCAN_HEADER - 10, 'x', 12);
+	memcpy(big + MSG_SUMMARY_SCAN_HEADER, "\nFrom: late\n", 12);
+	ck_assert_int_eq(msg_summary_parse(big, MSG_SUMMARY_SCAN_HEADER + 20, &m), 0);
 	ck_assert_str_eq(m.from, "");
 	msg_summary_free(&m);
 
@@ -248,6 +254,43 @@ START_TEST(test_limits)
 	ck_assert(m.to[strlen(m.to) - 1] == 'g');
 	msg_summary_free(&m);
 	free(big);
+}
+END_TEST
+
+/* The fields after a huge one are found (up to MSG_SUMMARY_SCAN_HEADER):
+ * a Message-ID after a 320 KB To: (before, only the first
+ * MSG_SUMMARY_MAX_HEADER bytes were searched, and the message's
+ * Message-ID was empty locally while the server showed it); a value
+ * longer than MSG_SUMMARY_MAX_HEADER is read from its start. */
+START_TEST(test_fields_after_huge_one)
+{
+	struct buf b = BUF_INIT(4u << 20);
+	struct msg_summary m;
+	size_t i;
+
+	ck_assert_int_eq(buf_append_str(&b, "From: a@x\r\nTo: u0@example.org"), 0);
+	for (i = 1; b.len < 320 * 1000; i++)
+		ck_assert_int_eq(buf_printf(&b, ",\r\n u%zu@example.org", i), 0);
+	ck_assert_int_eq(buf_append_str(&b, "\r\nMessage-ID: <after@x>\r\nSubject: "), 0);
+	/* one line of 600 KB: longer than MSG_SUMMARY_MAX_HEADER */
+	for (i = 0; i < 600 * 1000; i++)
+		ck_assert_int_eq(buf_append_char(&b, i % 100 ? 's' : ' '), 0);
+	ck_assert_int_eq(buf_append_str(&b, "\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\n"
+					    "Conversation-ID: c1\r\n\r\nbody\r\n"),
+			 0);
+	ck_assert_uint_gt(b.len, MSG_SUMMARY_MAX_HEADER + 600 * 1000);
+	ck_assert_uint_lt(b.len, MSG_SUMMARY_SCAN_HEADER);
+	ck_assert_int_eq(msg_summary_parse(b.data, b.len, &m), 0);
+	ck_assert_str_eq(m.message_id, "<after@x>");
+	ck_assert_str_eq(m.from, "a@x");
+	ck_assert_str_eq(m.conversation_id, "c1");
+	ck_assert_int_eq(m.date, 1767225600);
+	ck_assert_uint_le(strlen(m.subject), MSG_SUMMARY_MAX_FIELD);
+	ck_assert_uint_ge(strlen(m.subject), MSG_SUMMARY_MAX_FIELD - 1);
+	ck_assert(strncmp(m.to, "u0@example.org\nu1@example.org\n", 30) == 0);
+	ck_assert_uint_le(strlen(m.to), MSG_SUMMARY_MAX_FIELD);
+	msg_summary_free(&m);
+	buf_free(&b);
 }
 END_TEST
 
@@ -434,6 +477,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, test_types, 0, (int)ARRAY_LEN(type_cases));
 	tcase_add_test(tc, test_sms_message_context);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_fields_after_huge_one);
 	tcase_add_test(tc, test_every_prefix);
 	tcase_add_test(tc, test_header_length);
 	tcase_add_test(tc, test_check_appendable);
