@@ -100,7 +100,7 @@ else
 	not_ok "a body over the cap: the sync succeeds"
 fi
 check "a body over the cap: only 100000 bytes of it asked for" \
-	grep -qF 'UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODY.PEEK[]<0.100000>' "$WORK/cap1.log"
+	grep -qE 'UID FETCH 1:\* \(UID FLAGS .* BODY\.PEEK\[\]<0\.100000>\)$' "$WORK/cap1.log"
 check "a body over the cap: store equals the server" compare "$DB2"
 got=$(sqlite3 "$DB2" "SELECT group_concat(m.uid || ' ' || m.message_id || ' ' || m.size || ' ' ||
 	m.has_body || ' ' || s.subject, ',') FROM (SELECT * FROM message ORDER BY uid) m
