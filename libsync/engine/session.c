@@ -1612,7 +1612,7 @@ static void request_free(struct request *rq)
  */
 static void keep_fetched_body(struct cpmsync_session *s, struct request *rq)
 {
-	static char head[MSG_SUMMARY_MAX_HEADER + MSG_SUMMARY_MAX_BODY];
+	static char head[MSG_SUMMARY_READ];
 	struct msg_summary sum;
 	ssize_t n;
 	int r;

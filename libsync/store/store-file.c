@@ -78,7 +78,7 @@ static int decide(struct store *s, struct cpmsync_store *store, const char *acco
 				CPMSYNC_OP_MAX_MESSAGE_SIZE);
 		return -EFBIG;
 	}
-	head_len = size < MSG_SUMMARY_MAX_HEADER ? (size_t)size : MSG_SUMMARY_MAX_HEADER;
+	head_len = size < MSG_SUMMARY_READ ? (size_t)size : MSG_SUMMARY_READ;
 	head = malloc(head_len);
 	if (!head)
 		return -ENOMEM;

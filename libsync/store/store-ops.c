@@ -757,7 +757,7 @@ static int store_fd_check(struct store *s, void *args)
 	 * fd may be a pipe: read the part the summary needs into memory
 	 * first, then stream the rest inside the transaction.
 	 */
-	a->head_len = a->size < MSG_SUMMARY_MAX_HEADER ? (size_t)a->size : MSG_SUMMARY_MAX_HEADER;
+	a->head_len = a->size < MSG_SUMMARY_READ ? (size_t)a->size : MSG_SUMMARY_READ;
 	a->head = a->head_buf = malloc(a->head_len);
 	if (!a->head_buf)
 		return -ENOMEM;

@@ -25,12 +25,16 @@
  * one (a Message-ID after a 320 KB To:) is found. */
 #define MSG_SUMMARY_SCAN_HEADER (1024u * 1024)
 /* Bytes of one field's value looked at, at most (the rest of a longer one
- * is passed over), and what callers without the whole header read. */
+ * is passed over). */
 #define MSG_SUMMARY_MAX_HEADER (256u * 1024)
 /* Longest value kept per field (longer ones are cut at a UTF-8 boundary). */
 #define MSG_SUMMARY_MAX_FIELD 4096
 /* Body bytes looked at, at most, after the header (CPIM, XML, text). */
 #define MSG_SUMMARY_MAX_BODY (256u * 1024)
+/* What a caller with the whole message at hand (a local Store, a body
+ * fetched on demand) reads of its start for the summary: the header
+ * searched and the body after it. */
+#define MSG_SUMMARY_READ (MSG_SUMMARY_SCAN_HEADER + MSG_SUMMARY_MAX_BODY)
 
 struct msg_summary {
 	/* Values unfolded (CRLF + WSP -> the WSP), leading and trailing

@@ -144,8 +144,8 @@ static void check_object(const uint8_t *data, size_t size, uint8_t flags)
 	size_t nr = strlen(root), nf;
 	int r;
 
-	if (size > MSG_SUMMARY_MAX_HEADER)
-		size = MSG_SUMMARY_MAX_HEADER; /* what store-file.c reads */
+	if (size > MSG_SUMMARY_READ)
+		size = MSG_SUMMARY_READ; /* what store-file.c reads */
 	r = msg_summary_parse(data, size, &m);
 	if (r < 0) {
 		assert(r == -ENOMEM);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/io.h>
 #include <cpmsync/ops.h>
 #include <cpmsync/store.h>
 
@@ -397,6 +398,46 @@ START_TEST(test_store_fd_pipe_large)
 		free(got);
 	}
 	ck_assert_str_eq(journal(), "append 2 3 -");
+}
+END_TEST
+
+/*
+ * A message whose To: is 340 KB (a folded list of 16,000 addresses) before
+ * its Message-ID, stored from a pipe: the summary reads the first 256 KiB
+ * of a message only as far as one field's value goes; the fields after
+ * the huge one are found (before, only the first 256 KiB were read: the
+ * Message-ID and Subject were empty here while the server had them).
+ */
+START_TEST(test_store_fd_fields_after_huge_header)
+{
+	static char msg[400 * 1024];
+	size_t n = 0;
+	int64_t id = 0;
+	pid_t pid;
+	int p[2], st;
+
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, "To: a0@example.org");
+	for (int i = 1; i < 16000; i++)
+		n += (size_t)snprintf(msg + n, sizeof(msg) - n, ",\r\n a%d@example.org", i);
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n,
+			      "\r\nMessage-ID: <after@x>\r\nSubject: late\r\n\r\nbody\r\n");
+	ck_assert_uint_gt(n, 320 * 1024);
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		_exit(cpmsync_write_all(p[1], msg, n) < 0);
+	}
+	close(p[1]);
+	ck_assert_int_eq(cpmsync_op_store_fd(cs, "a", "Archive", p[0], n, NULL, 0, &id), 0);
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_int_eq(st, 0);
+	ck_assert_str_eq(qtext("SELECT message_id || ' ' || subject FROM message JOIN summary "
+			       "USING (id) WHERE id = %ld",
+			       (long)id),
+			 "<after@x> late");
 }
 END_TEST
 
@@ -1553,6 +1594,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_remove_account);
 	tcase_add_test(tc, test_store_errors_change_nothing);
 	tcase_add_test(tc, test_store_fd_pipe_large);
+	tcase_add_test(tc, test_store_fd_fields_after_huge_header);
 	tcase_add_test(tc, test_store_fd_short_input);
 	tcase_add_test(tc, test_store_not_a_message);
 	tcase_add_test(tc, test_store_crlf_size_over_the_limit);
