@@ -116,7 +116,7 @@ struct store_bodies {
 
 static int bfail(struct store *s, sqlite3 *db, int rc)
 {
-	store_set_error(s, "bodies: %s (%d)", sqlite3_errmsg(db), rc);
+	store_set_error(s, "%s: %s (%d)", store_sqlite_file(db), sqlite3_errmsg(db), rc);
 	return store_map_sqlite_error(rc);
 }
 

@@ -131,10 +131,22 @@ void store_clear_error(struct store *s)
 	s->error[0] = '\0';
 }
 
+const char *store_sqlite_file(sqlite3 *db)
+{
+	const char *file = db ? sqlite3_db_filename(db, "main") : NULL;
+
+	return file ? file : "";
+}
+
 int store_fail(struct store *s, int sqlite_rc)
 {
+	const char *file = store_sqlite_file(s->db);
+
 	s->last_rc = sqlite_rc;
-	set_error(s, "%s (%d)", sqlite3_errmsg(s->db), sqlite_rc);
+	if (*file)
+		set_error(s, "%s: %s (%d)", file, sqlite3_errmsg(s->db), sqlite_rc);
+	else
+		set_error(s, "%s (%d)", sqlite3_errmsg(s->db), sqlite_rc);
 	return store_map_sqlite_error(sqlite_rc);
 }
 
@@ -971,13 +983,15 @@ static int keep_wal_files(struct store *s)
 
 	rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	if (rc != SQLITE_OK) {
-		set_error(s, "cannot keep the WAL file: %s", sqlite3_errstr(rc));
+		set_error(s, "%s: cannot keep the WAL file: %s", store_sqlite_file(s->db),
+			  sqlite3_errstr(rc));
 		return store_map_sqlite_error(rc);
 	}
 	if (s->keep_wal) {
 		rc = sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 		if (rc != SQLITE_OK) {
-			set_error(s, "cannot keep the WAL at close: %s", sqlite3_errstr(rc));
+			set_error(s, "%s: cannot keep the WAL at close: %s",
+				  store_sqlite_file(s->db), sqlite3_errstr(rc));
 			return store_map_sqlite_error(rc);
 		}
 	}
@@ -1305,7 +1319,8 @@ int store_sync_wal(struct store *s)
 		return 0; /* no WAL file open: nothing committed to sync */
 	rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
 	if (rc != SQLITE_OK) {
-		set_error(s, "cannot sync the WAL to the disk: %s", sqlite3_errstr(rc));
+		set_error(s, "%s: cannot sync the WAL to the disk: %s", store_sqlite_file(s->db),
+			  sqlite3_errstr(rc));
 		return store_map_sqlite_error(rc);
 	}
 	return 0;

@@ -503,8 +503,12 @@ void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t);
 /* Without the copy: t valid until the statement has run (store.c). */
 void store_bind_text_static_or_null(sqlite3_stmt *st, int i, const char *t);
 
-/* Records sqlite3_errmsg() for store_error() and returns the mapped rc. */
+/* Records "FILE: sqlite3_errmsg() (rc)" for store_error(), FILE the
+ * store's database file, and returns the mapped rc. */
 int store_fail(struct store *s, int sqlite_rc);
+/* db's main database file (absolute), or "" when it has none: for error
+ * texts, since SQLite's messages do not name the file. */
+const char *store_sqlite_file(sqlite3 *db);
 
 /* The raw connection, for the files under libsync/store/. */
 sqlite3 *store_db(struct store *s);

@@ -666,7 +666,7 @@ START_TEST(test_store_full_replays_anyway)
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
 	int64_t stored = 0;
-	char want[64];
+	char want[64], reason[512];
 
 	fixture(cs);
 	local_changes(cs, &stored);
@@ -678,10 +678,12 @@ START_TEST(test_store_full_replays_anyway)
 	res = run(cs, script);
 	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
 	ck_assert_int_eq(res.r, -CPMSYNC_E_STORE_FULL);
-	ck_assert_str_eq(res.reason,
-			 "syncing INBOX stopped, the local store has no room: storing the body of "
-			 "UID 4: database or disk is full (13); the local changes were sent all "
-			 "the same (2 sent)");
+	snprintf(reason, sizeof(reason),
+		 "syncing INBOX stopped, the local store has no room: storing the body of "
+		 "UID 4: %s: database or disk is full (13); the local changes were sent all "
+		 "the same (2 sent)",
+		 dbpath);
+	ck_assert_str_eq(res.reason, reason);
 	ck_assert_uint_eq(res.stats.ops_replayed, 2);
 	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM journal"), "0");
 	ck_assert_str_eq(qs(cs, "SELECT flags || '|' || server_flags FROM message_state"
@@ -758,7 +760,7 @@ START_TEST(test_store_full_other_folder_waits)
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
 	int64_t stored = 0;
-	char want[64];
+	char want[64], reason[512];
 
 	fixture(cs);
 	local_changes(cs, &stored);
@@ -774,10 +776,12 @@ START_TEST(test_store_full_other_folder_waits)
 	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
 	free((void *)fetch1);
 	ck_assert_int_eq(res.r, -CPMSYNC_E_STORE_FULL);
-	ck_assert_str_eq(res.reason,
-			 "syncing INBOX stopped, the local store has no room: storing the body of "
-			 "UID 3: database or disk is full (13); the local changes were sent all "
-			 "the same (1 sent, those of 1 folder wait for its sync)");
+	snprintf(reason, sizeof(reason),
+		 "syncing INBOX stopped, the local store has no room: storing the body of "
+		 "UID 3: %s: database or disk is full (13); the local changes were sent all "
+		 "the same (1 sent, those of 1 folder wait for its sync)",
+		 dbpath);
+	ck_assert_str_eq(res.reason, reason);
 	ck_assert_str_eq(wait_log, "t: the local changes of INBOX wait for its sync: it may not"
 				   " be the folder the store knows (UIDVALIDITY changed)\n");
 	ck_assert_uint_eq(res.stats.ops_replayed, 1);

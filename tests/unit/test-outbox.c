@@ -1093,7 +1093,7 @@ START_TEST(test_store_full_waits)
 {
 	static const char obj_head[] = "Message-ID: <fullobj@x>\r\nFrom: tel:+1\r\n"
 				       "Conversation-ID: conv-F";
-	char msg[4096], obj[4096], want[4 * PATH_MAX];
+	char msg[4096], obj[4096], want[6 * PATH_MAX];
 	int64_t id;
 
 	snprintf(msg, sizeof(msg), "%s", large_msg("Message-ID: <full@example.org>"));
@@ -1110,12 +1110,13 @@ START_TEST(test_store_full_waits)
 	outbox_rescan(ob);
 	snprintf(want, sizeof(want),
 		 "cpm-syncd: outbox: a/INBOX/full.eml: cannot store it for now: local store is "
-		 "full (database or disk is full (13)); left as %s/.pending/claimed/a/INBOX/"
-		 "full.eml, trying again within 30 s and after each sync\n"
+		 "full (%s/store.db: database or disk is full (13)); left as "
+		 "%s/.pending/claimed/a/INBOX/full.eml, trying again within 30 s and after each "
+		 "sync\n"
 		 "cpm-syncd: outbox: a/fullobj: cannot store it for now: local store is full "
-		 "(database or disk is full (13)); left as %s/.pending/claimed/a/fullobj, "
-		 "trying again within 30 s and after each sync\n",
-		 obx, obx);
+		 "(%s/store.db: database or disk is full (13)); left as "
+		 "%s/.pending/claimed/a/fullobj, trying again within 30 s and after each sync\n",
+		 tmpdir, obx, tmpdir, obx);
 	ck_assert_str_eq(log_taken(), want);
 	log_release();
 	ck_assert_str_eq(slurp(P(".pending/claimed/a/INBOX/full.eml")), msg);
@@ -1151,7 +1152,7 @@ END_TEST
  */
 START_TEST(test_store_full_retried_without_sync)
 {
-	char msg[4096], want[4 * PATH_MAX];
+	char msg[4096], want[6 * PATH_MAX];
 	int64_t id;
 
 	outbox_retry_ms = 200;
@@ -1178,11 +1179,12 @@ START_TEST(test_store_full_retried_without_sync)
 	ck_assert_uint_eq(stored_calls, 1);
 	snprintf(want, sizeof(want),
 		 "cpm-syncd: outbox: a/INBOX/retry.eml: cannot store it for now: local store is "
-		 "full (database or disk is full (13)); left as %s/.pending/claimed/a/INBOX/"
-		 "retry.eml, trying again within 1 s and after each sync\n"
+		 "full (%s/store.db: database or disk is full (13)); left as "
+		 "%s/.pending/claimed/a/INBOX/retry.eml, trying again within 1 s and after each "
+		 "sync\n"
 		 "cpm-syncd: outbox: stored a/INBOX/retry.eml (%zu bytes) as message %" PRId64
 		 " in folder 'INBOX' of account 'a'\n",
-		 obx, strlen(msg), id);
+		 tmpdir, obx, strlen(msg), id);
 	ck_assert_str_eq(log_taken(), want);
 	log_release();
 }

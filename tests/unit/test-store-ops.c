@@ -1516,6 +1516,7 @@ END_TEST
 START_TEST(test_lost_batch_is_reported_to_its_owner)
 {
 	struct store_batch b = { 0 };
+	char want[256];
 	int64_t id = 0;
 
 	/* A deferred foreign key fails only at COMMIT. */
@@ -1534,9 +1535,10 @@ START_TEST(test_lost_batch_is_reported_to_its_owner)
 	ck_assert_str_eq(committed_folders(), "Local");
 	/* The owner learns at its next commit (or begin), once. */
 	ck_assert_int_eq(store_batch_commit(s, &b), -CPMSYNC_E_NOT_FOUND);
-	ck_assert_str_eq(
-		store_error(s),
-		"sync batch committed for a local call: FOREIGN KEY constraint failed (787)");
+	snprintf(want, sizeof(want),
+		 "sync batch committed for a local call: %s: FOREIGN KEY constraint failed (787)",
+		 dbpath);
+	ck_assert_str_eq(store_error(s), want);
 	ck_assert_int_eq(store_batch_commit(s, &b), 0);
 
 	ck_assert_int_eq(store_batch_begin(s, &b), 0);

@@ -2471,6 +2471,26 @@ START_TEST(test_schema_snapshot)
 END_TEST
 
 /*
+ * A SQLite failure's text names the store's file (issue: "database or
+ * disk is full (13)" reached the log, LastError and cpmctl without it):
+ * here the database may not grow (max_page_count at its size: the
+ * SQLITE_FULL a full disk gives).
+ */
+START_TEST(test_sqlite_error_names_file)
+{
+	struct store *s = open_ok(dbpath, 0);
+	char want[sizeof(dbpath) + 64];
+
+	ck_assert_int_eq(store_exec(s, "PRAGMA max_page_count = 1"), 0);
+	ck_assert_int_eq(store_exec(s, "INSERT INTO account (name) VALUES (hex(randomblob(4000)))"),
+			 -CPMSYNC_E_STORE_FULL);
+	snprintf(want, sizeof(want), "%s: database or disk is full (13)", dbpath);
+	ck_assert_str_eq(store_error(s), want);
+	store_close(s);
+}
+END_TEST
+
+/*
  * A transaction that appended to a pack and rolled back gives the bytes
  * back at once (issue: a sync that failed on a full disk left 3 MB past
  * the committed end until the next open, and every later write failed with
@@ -2936,6 +2956,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_pack_write_fails);
 	tcase_add_test(tc, test_body_write_fresh);
 	tcase_add_test(tc, test_pack_two_writers);
+	tcase_add_test(tc, test_sqlite_error_names_file);
 	tcase_add_test(tc, test_pack_rollback_gives_back);
 	tcase_add_test(tc, test_pack_edge_blocks);
 	tcase_add_test(tc, test_migrate_small_pack_index);
