@@ -411,6 +411,8 @@ int engine_tx_tick_folder(struct cpmsync_sync *e, bool last)
  * body_follows (store_sync_body_put_new()). */
 static int body_store(struct cpmsync_sync *e, const struct engine_body *b, int64_t id, bool fresh)
 {
+	/* What the store says of a failure here is about this body. */
+	store_clear_error(e->store);
 	if (b->error)
 		return b->error;
 	e->batch_bytes += b->len;
@@ -424,6 +426,17 @@ static int body_store(struct cpmsync_sync *e, const struct engine_body *b, int64
 	if (b->fd < 0)
 		return store_sync_body_put(e->store, id, b->head, b->head_len);
 	return store_sync_body_put_fd(e->store, id, b->fd, b->len);
+}
+
+/* The reason a body could not be stored: the store's own text when it
+ * has one (it names the file: a pack's path), else r's. */
+static const char *body_error(const struct cpmsync_sync *e, int r)
+{
+	const char *msg = store_error(e->store);
+
+	if (r == -ENOMEM)
+		return "out of memory";
+	return *msg ? msg : cpmsync_strerror(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -510,8 +523,7 @@ static void fetch_new(struct cpmsync_sync *e, const struct engine_fetch *f)
 		r = body_store(e, b, id, is_new);
 		if (r < 0) {
 			engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
-				    r == -EIO || r <= -CPMSYNC_E_NOT_FOUND ? store_error(e->store)
-									   : strerror(-r));
+				    body_error(e, r));
 			goto out;
 		}
 	}
@@ -574,8 +586,7 @@ static void fetch_body(struct cpmsync_sync *e, const struct engine_fetch *f)
 	if (r >= 0)
 		r = body_set_cpm(e, f->body, id);
 	if (r < 0) {
-		engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
-			    r == -ENOMEM ? "out of memory" : store_error(e->store));
+		engine_fail(e, r, "storing the body of UID %u: %s", f->uid, body_error(e, r));
 		return;
 	}
 	e->batch_rows++;

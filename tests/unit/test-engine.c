@@ -852,6 +852,61 @@ START_TEST(test_new_message_body_over_cap)
 }
 END_TEST
 
+/*
+ * A body that cannot be stored fails the run with the store's reason,
+ * which names the file (issue: "storing the body of UID 14: Permission
+ * denied", the pack's path dropped).  Here the packs' directory is a
+ * plain file, so the pack cannot be made in it (ENOTDIR, not a matter of
+ * mode bits, which root passes).
+ */
+START_TEST(test_body_store_failure_names_file)
+{
+	static char fetch[STORE_BODY_INLINE_MAX + 512];
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 15] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
+				 "BODY.PEEK[]<0.268435456>)" },
+		{ SCRIPT_SEND, fetch },
+		{ SCRIPT_STALL, NULL }, /* a failed store ends the run at once */
+	};
+	const size_t size = STORE_BODY_INLINE_MAX + 100;
+	struct cpmsync_store *cs = open_store();
+	char packs[sizeof(dbpath) + 16], want[256];
+	struct sync_result res;
+	FILE *f;
+	int n;
+
+	n = snprintf(fetch, sizeof(fetch),
+		     "* 1 FETCH (UID 14 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
+		     "RFC822.SIZE %zu BODY[] {%zu}\r\nMessage-ID: <big@x>\r\n\r\n",
+		     size, size);
+	ck_assert(n > 0 && (size_t)n + size + 32 < sizeof(fetch));
+	memset(fetch + n, 'x', size - strlen("Message-ID: <big@x>\r\n\r\n"));
+	n += (int)(size - strlen("Message-ID: <big@x>\r\n\r\n"));
+	snprintf(fetch + n, sizeof(fetch) - (size_t)n, ")\r\na4 OK fetched\r\n");
+	snprintf(packs, sizeof(packs), "%s-packs", dbpath);
+	f = fopen(packs, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fclose(f), 0);
+
+	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
+	res = run(cs, script);
+	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	ck_assert_int_eq(res.r, -ENOTDIR);
+	snprintf(want, sizeof(want), "storing the body of UID 14: making %s/1: %s", packs,
+		 strerror(ENOTDIR));
+	ck_assert_str_eq(res.reason, want);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 static int count_commit(void *userdata)
 {
 	(*(unsigned *)userdata)++;
@@ -1492,6 +1547,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_new_message_body_stored_once);
 	tcase_add_test(tc, test_store_full_replays_anyway);
 	tcase_add_test(tc, test_store_full_other_folder_waits);
+	tcase_add_test(tc, test_body_store_failure_names_file);
 	tcase_add_test(tc, test_many_rows_without_io);
 	tcase_add_test(tc, test_refused_name_warned_once);
 	tcase_add_test(tc, test_folders_share_a_commit);
