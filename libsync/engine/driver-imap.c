@@ -581,9 +581,12 @@ static bool lit_begin(void *userdata, uint32_t number, const char *name, const c
 	if (size > ENGINE_BODY_MEM_MAX && strncasecmp(item, "BODY[]", 6) == 0) {
 		const char *dir = getenv("TMPDIR");
 
-		k->fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (k->fd < 0)
+		k->tmp_dir = dir && *dir ? dir : "/tmp";
+		k->fd = open(k->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (k->fd < 0) {
 			k->error = -errno;
+			k->error_dir = k->tmp_dir;
+		}
 	}
 	return true;
 }
@@ -605,8 +608,10 @@ static int lit_data(void *userdata, const void *data, size_t len)
 	}
 	if (k->fd >= 0) {
 		r = cpmsync_write_all(k->fd, data, len);
-		if (r < 0)
+		if (r < 0) {
 			k->error = r;
+			k->error_dir = k->tmp_dir;
+		}
 	}
 	k->written += len;
 	return 0;
@@ -726,6 +731,7 @@ static void fetch_event(struct engine_driver_imap *d, const struct imap_fetch *f
 			.fd = d->sink.fd,
 			.len = d->sink.written,
 			.error = d->sink.error,
+			.error_dir = d->sink.error_dir,
 		};
 		ef.body = &body;
 	}

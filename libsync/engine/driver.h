@@ -218,6 +218,8 @@ struct body_sink {
 	int fd;		/* the whole literal, once it is larger (-1: none) */
 	uint64_t written;
 	int error;
+	const char *tmp_dir;   /* the directory of fd (TMPDIR, else /tmp) */
+	const char *error_dir; /* error came from the temporary file in tmp_dir */
 };
 
 /* The real driver, on its connection (client). */
@@ -272,6 +274,9 @@ struct engine_body {
 	int fd;	      /* when larger: all of it in this file (-1: head is all) */
 	uint64_t len; /* bytes received */
 	int error;    /* keeping it failed (-errno): not to be stored */
+	/* Not NULL: error came from a temporary file in this directory
+	 * (TMPDIR), for the error text. */
+	const char *error_dir;
 };
 
 /* One FETCH response with a UID. */

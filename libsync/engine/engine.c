@@ -14,6 +14,7 @@
  * before it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,14 +429,20 @@ static int body_store(struct cpmsync_sync *e, const struct engine_body *b, int64
 	return store_sync_body_put_fd(e->store, id, b->fd, b->len);
 }
 
-/* The reason a body could not be stored: the store's own text when it
- * has one (it names the file: a pack's path), else r's. */
-static const char *body_error(const struct cpmsync_sync *e, int r)
+/* The reason body b could not be stored, in buf: the temporary file's
+ * directory when the failure was keeping it there, else the store's own
+ * text when it has one (it names the file: a pack's path), else r's. */
+static const char *body_error(const struct cpmsync_sync *e, const struct engine_body *b, int r,
+			      char *buf, size_t len)
 {
 	const char *msg = store_error(e->store);
 
 	if (r == -ENOMEM)
 		return "out of memory";
+	if (r == b->error && b->error_dir) {
+		snprintf(buf, len, "a temporary file in %s: %s", b->error_dir, cpmsync_strerror(r));
+		return buf;
+	}
 	return *msg ? msg : cpmsync_strerror(r);
 }
 
@@ -522,8 +529,10 @@ static void fetch_new(struct cpmsync_sync *e, const struct engine_fetch *f)
 	if (m.body_follows && !has_body) {
 		r = body_store(e, b, id, is_new);
 		if (r < 0) {
+			char why[PATH_MAX + 64];
+
 			engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
-				    body_error(e, r));
+				    body_error(e, b, r, why, sizeof(why)));
 			goto out;
 		}
 	}
@@ -586,7 +595,10 @@ static void fetch_body(struct cpmsync_sync *e, const struct engine_fetch *f)
 	if (r >= 0)
 		r = body_set_cpm(e, f->body, id);
 	if (r < 0) {
-		engine_fail(e, r, "storing the body of UID %u: %s", f->uid, body_error(e, r));
+		char why[PATH_MAX + 64];
+
+		engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
+			    body_error(e, f->body, r, why, sizeof(why)));
 		return;
 	}
 	e->batch_rows++;

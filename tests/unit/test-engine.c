@@ -852,16 +852,12 @@ START_TEST(test_new_message_body_over_cap)
 }
 END_TEST
 
-/*
- * A body that cannot be stored fails the run with the store's reason,
- * which names the file (issue: "storing the body of UID 14: Permission
- * denied", the pack's path dropped).  Here the packs' directory is a
- * plain file, so the pack cannot be made in it (ENOTDIR, not a matter of
- * mode bits, which root passes).
- */
-START_TEST(test_body_store_failure_names_file)
+/* A sync_bodies = all run whose one new message, UID 14, has a body of
+ * size bytes, expected to fail at it; returns the result. */
+static struct sync_result run_one_body(struct cpmsync_store *cs, size_t size)
 {
-	static char fetch[STORE_BODY_INLINE_MAX + 512];
+	static const char head[] = "Message-ID: <big@x>\r\n\r\n";
+	char *fetch = malloc(size + 512);
 	const struct script_step script[] = {
 		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
 		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
@@ -876,31 +872,73 @@ START_TEST(test_body_store_failure_names_file)
 		{ SCRIPT_SEND, fetch },
 		{ SCRIPT_STALL, NULL }, /* a failed store ends the run at once */
 	};
-	const size_t size = STORE_BODY_INLINE_MAX + 100;
+	struct sync_result res;
+	int n;
+
+	ck_assert_ptr_nonnull(fetch);
+	n = snprintf(fetch, 512,
+		     "* 1 FETCH (UID 14 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
+		     "RFC822.SIZE %zu BODY[] {%zu}\r\n%s",
+		     size, size, head);
+	ck_assert(n > 0 && n < 512 - 32);
+	memset(fetch + n, 'x', size - strlen(head));
+	n += (int)(size - strlen(head));
+	strcpy(fetch + n, ")\r\na4 OK fetched\r\n");
+	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
+	res = run(cs, script);
+	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	free(fetch);
+	return res;
+}
+
+/*
+ * A body that cannot be stored fails the run with the store's reason,
+ * which names the file (issue: "storing the body of UID 14: Permission
+ * denied", the pack's path dropped).  Here the packs' directory is a
+ * plain file, so the pack cannot be made in it (ENOTDIR, not a matter of
+ * mode bits, which root passes).
+ */
+START_TEST(test_body_store_failure_names_file)
+{
 	struct cpmsync_store *cs = open_store();
 	char packs[sizeof(dbpath) + 16], want[256];
 	struct sync_result res;
 	FILE *f;
-	int n;
 
-	n = snprintf(fetch, sizeof(fetch),
-		     "* 1 FETCH (UID 14 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
-		     "RFC822.SIZE %zu BODY[] {%zu}\r\nMessage-ID: <big@x>\r\n\r\n",
-		     size, size);
-	ck_assert(n > 0 && (size_t)n + size + 32 < sizeof(fetch));
-	memset(fetch + n, 'x', size - strlen("Message-ID: <big@x>\r\n\r\n"));
-	n += (int)(size - strlen("Message-ID: <big@x>\r\n\r\n"));
-	snprintf(fetch + n, sizeof(fetch) - (size_t)n, ")\r\na4 OK fetched\r\n");
 	snprintf(packs, sizeof(packs), "%s-packs", dbpath);
 	f = fopen(packs, "w");
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(fclose(f), 0);
-
-	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
-	res = run(cs, script);
-	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	res = run_one_body(cs, STORE_BODY_INLINE_MAX + 100);
 	ck_assert_int_eq(res.r, -ENOTDIR);
 	snprintf(want, sizeof(want), "storing the body of UID 14: making %s/1: %s", packs,
+		 strerror(ENOTDIR));
+	ck_assert_str_eq(res.reason, want);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/*
+ * The same when the temporary file a body over ENGINE_BODY_MEM_MAX is
+ * received into cannot be made: the reason names its directory (TMPDIR),
+ * here a plain file.
+ */
+START_TEST(test_body_tmpfile_failure_names_dir)
+{
+	struct cpmsync_store *cs = open_store();
+	char tmp[sizeof(tmpdir) + 16], want[256];
+	struct sync_result res;
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s/notadir", tmpdir);
+	f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(setenv("TMPDIR", tmp, 1), 0);
+	res = run_one_body(cs, ENGINE_BODY_MEM_MAX + 100);
+	ck_assert_int_eq(unsetenv("TMPDIR"), 0);
+	ck_assert_int_eq(res.r, -ENOTDIR);
+	snprintf(want, sizeof(want), "storing the body of UID 14: a temporary file in %s: %s", tmp,
 		 strerror(ENOTDIR));
 	ck_assert_str_eq(res.reason, want);
 	cpmsync_store_close(cs);
@@ -1548,6 +1586,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_store_full_replays_anyway);
 	tcase_add_test(tc, test_store_full_other_folder_waits);
 	tcase_add_test(tc, test_body_store_failure_names_file);
+	tcase_add_test(tc, test_body_tmpfile_failure_names_dir);
 	tcase_add_test(tc, test_many_rows_without_io);
 	tcase_add_test(tc, test_refused_name_warned_once);
 	tcase_add_test(tc, test_folders_share_a_commit);
