@@ -537,10 +537,19 @@ static void hook_bus_lost(void *userdata)
 	cpmsync_loop_quit(d->loop, 1);
 }
 
+/* A failed Store, StoreFd or StoreObject: logged like a failed outbox file. */
+static void hook_store_failed(void *userdata, const char *account, const char *what,
+			      const char *reason)
+{
+	(void)userdata;
+	log_warning("%s: %s failed: %s", account, what, reason);
+}
+
 static const struct cpm_service_hooks service_hooks = {
 	.add_account = hook_add_account,
 	.remove_account = hook_remove_account,
 	.bus_lost = hook_bus_lost,
+	.store_failed = hook_store_failed,
 };
 
 /* ------------------------------------------------------------------ */

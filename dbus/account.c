@@ -181,20 +181,30 @@ static DBusMessage *store_object_from_fd(struct cpm_service *svc, DBusMessage *m
 static DBusMessage *store_object(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_account *a = userdata;
+	struct cpm_service *svc = a->svc;
+	/* A copy: the report comes after done(), which may change a. */
+	char *account = cpm_strdup(a->name);
 	struct store_object_ctx *x;
 	const char **flags = NULL;
+	DBusMessage *reply;
 	int64_t date;
 	char *err;
 	int fd;
 
 	(void)bus;
-	if ((err = svc_read_fd_flags_date(msg, &fd, &flags, &date)))
-		return svc_invalid(msg, err);
-	x = cpm_calloc(1, sizeof(*x));
-	x->account = cpm_strdup(a->name);
-	x->flags = flags;
-	x->date = date;
-	return svc_take_content_fd(a->svc, msg, fd, store_object_from_fd, x, store_object_ctx_free);
+	if ((err = svc_read_fd_flags_date(msg, &fd, &flags, &date))) {
+		reply = svc_report_store_failure(svc, account, "StoreObject",
+						 svc_invalid(msg, err));
+	} else {
+		x = cpm_calloc(1, sizeof(*x));
+		x->account = cpm_strdup(a->name);
+		x->flags = flags;
+		x->date = date;
+		reply = svc_take_content_fd(svc, msg, fd, store_object_from_fd, x,
+					    store_object_ctx_free, account, "StoreObject");
+	}
+	free(account);
+	return reply;
 }
 
 char *svc_check_conversation_id(const char *arg, const char *v)

@@ -730,7 +730,7 @@ char *svc_read_fd_flags_date(DBusMessage *msg, int *ret_fd, const char ***ret_fl
 	return NULL;
 }
 
-static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *store_content(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
 	const unsigned char *data = NULL;
@@ -767,6 +767,22 @@ static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *us
 		return svc_store_error(f->svc, msg, r);
 	reply = reply_id(msg, id);
 	svc_changed_locally(f->account);
+	return reply;
+}
+
+/* Store, its failure reported (names copied first: the call may change
+ * the folder's objects). */
+static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	struct svc_folder *f = userdata;
+	struct cpm_service *svc = f->svc;
+	char *account = cpm_strdup(f->account->name);
+	char *what = cpm_asprintf("Store into folder '%s'", f->name);
+	DBusMessage *reply;
+
+	reply = svc_report_store_failure(svc, account, what, store_content(bus, msg, userdata));
+	free(account);
+	free(what);
 	return reply;
 }
 
@@ -1020,10 +1036,11 @@ static void file_read_done(struct cpmsync_loop_source *src, int fd, uint32_t eve
 
 /*
  * Takes fd and ctx (as svc_take_content_fd()).  NULL: the call goes on
- * (replied to later); else the reply.
+ * (replied to later, *ret_call); else the reply.
  */
 static DBusMessage *read_file_off_loop(struct cpm_service *svc, DBusMessage *msg, int fd,
-				       svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx))
+				       svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx),
+				       struct svc_call **ret_call)
 {
 	struct file_read *fr = cpm_calloc(1, sizeof(*fr));
 	DBusMessage *reply;
@@ -1061,11 +1078,15 @@ static DBusMessage *read_file_off_loop(struct cpm_service *svc, DBusMessage *msg
 	fr->c = svc_call_new(svc, msg);
 	fr->c->data = fr;
 	fr->c->free_data = file_read_free;
+	*ret_call = fr->c;
 	return NULL;
 }
 
-DBusMessage *svc_take_content_fd(struct cpm_service *svc, DBusMessage *msg, int fd,
-				 svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx))
+/* svc_take_content_fd() but for the report: NULL and *ret_call, the call
+ * that replies later. */
+static DBusMessage *take_content_fd(struct cpm_service *svc, DBusMessage *msg, int fd,
+				    svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx),
+				    struct svc_call **ret_call)
 {
 	struct pipe_store *ps;
 	DBusMessage *reply;
@@ -1082,7 +1103,7 @@ DBusMessage *svc_take_content_fd(struct cpm_service *svc, DBusMessage *msg, int 
 		else if (lseek(fd, 0, SEEK_SET) < 0)
 			reply = cpm_error_from_code(msg, -errno, NULL);
 		else if (fd_may_block(fd))
-			return read_file_off_loop(svc, msg, fd, done, ctx, free_ctx);
+			return read_file_off_loop(svc, msg, fd, done, ctx, free_ctx, ret_call);
 		else
 			reply = done(svc, msg, fd, (uint64_t)st.st_size, ctx);
 	} else if (!S_ISFIFO(st.st_mode)) {
@@ -1115,11 +1136,26 @@ DBusMessage *svc_take_content_fd(struct cpm_service *svc, DBusMessage *msg, int 
 		    cpmsync_loop_add_timer(svc->loop, PIPE_TIMEOUT_MS, 0, pipe_timeout_cb, ps, NULL,
 					   &ps->timer) < 0)
 			cpm_oom();
+		*ret_call = ps->c;
 		return NULL;
 	}
 	close(fd);
 	if (free_ctx)
 		free_ctx(ctx);
+	return reply;
+}
+
+DBusMessage *svc_take_content_fd(struct cpm_service *svc, DBusMessage *msg, int fd,
+				 svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx),
+				 const char *account, const char *what)
+{
+	struct svc_call *c = NULL;
+	DBusMessage *reply = take_content_fd(svc, msg, fd, done, ctx, free_ctx, &c);
+
+	if (!c)
+		return svc_report_store_failure(svc, account, what, reply);
+	c->failed_account = cpm_strdup(account);
+	c->failed_what = cpm_strdup(what);
 	return reply;
 }
 
@@ -1164,20 +1200,29 @@ static DBusMessage *store_from_fd(struct cpm_service *svc, DBusMessage *msg, int
 static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
+	char *account = cpm_strdup(f->account->name);
+	char *what = cpm_asprintf("StoreFd into folder '%s'", f->name);
 	struct store_fd_ctx *x;
 	const char **flags = NULL;
+	DBusMessage *reply;
 	int64_t date;
 	char *err;
 	int fd;
 
 	(void)bus;
-	if ((err = svc_read_fd_flags_date(msg, &fd, &flags, &date)))
-		return svc_invalid(msg, err);
-	x = cpm_calloc(1, sizeof(*x));
-	x->folder_id = f->id;
-	x->date = date;
-	x->flags = flags;
-	return svc_take_content_fd(f->svc, msg, fd, store_from_fd, x, store_fd_ctx_free);
+	if ((err = svc_read_fd_flags_date(msg, &fd, &flags, &date))) {
+		reply = svc_report_store_failure(f->svc, account, what, svc_invalid(msg, err));
+	} else {
+		x = cpm_calloc(1, sizeof(*x));
+		x->folder_id = f->id;
+		x->date = date;
+		x->flags = flags;
+		reply = svc_take_content_fd(f->svc, msg, fd, store_from_fd, x, store_fd_ctx_free,
+					    account, what);
+	}
+	free(account);
+	free(what);
+	return reply;
 }
 
 static DBusMessage *set_flags(struct cpm_bus *bus, DBusMessage *msg, void *userdata)

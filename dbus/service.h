@@ -53,6 +53,12 @@ struct cpm_service_hooks {
 	int (*remove_account)(void *userdata, const char *name, char **ret_error);
 	/* The bus went away (optional): nothing can reach the daemon now. */
 	void (*bus_lost)(void *userdata);
+	/* A call that stores a caller's content (Folder1.Store, StoreFd,
+	 * Account1.StoreObject) failed (optional), for the log: what names
+	 * it ("StoreFd into folder 'INBOX'"), reason is the error text the
+	 * caller got. */
+	void (*store_failed)(void *userdata, const char *account, const char *what,
+			     const char *reason);
 };
 
 /*

@@ -164,6 +164,8 @@ printf 'Subject: binary\r\n\r\n\0\1\2' >"$WORK/nul.eml" || bail "cannot write nu
 check "StoreFd of a message with a NUL byte: InvalidArgs naming the byte" \
 	test "$(call "$INBOX" $F StoreFd hasx "$WORK/nul.eml" '' 0)" = \
 	'error org.freedesktop.DBus.Error.InvalidArgs: content: not a message: byte 19 is NUL: an IMAP message cannot hold NUL bytes (RFC 3501)'
+check "  the daemon logs the failed StoreFd, naming account, folder and reason" \
+	grep -qxF "cpm-syncd: a: StoreFd into folder 'INBOX' failed: content: not a message: byte 19 is NUL: an IMAP message cannot hold NUL bytes (RFC 3501)" "$WORK/daemon.log"
 check "SetFlags with a bad flag: InvalidArgs" \
 	bash -c "'$DBUS' call $INBOX $F SetFlags atasas $ID1 'bad flag' '' | grep -q InvalidArgs"
 check "SetFlags adding an unknown system flag: InvalidArgs naming add" \

@@ -56,6 +56,22 @@ static char failed_signal[512]; /* the last OperationFailed, as flat_dict() */
 /* The Account1 properties of the last InterfacesAdded that had them, as flat_dict(). */
 static char account_added[1024];
 static int failed_signals;
+/* What hooks.store_failed was given: "ACCOUNT|WHAT|REASON" lines. */
+static char store_failures[4096];
+
+static void record_store_failed(void *userdata, const char *account, const char *what,
+				const char *reason)
+{
+	size_t n = strlen(store_failures);
+
+	(void)userdata;
+	snprintf(store_failures + n, sizeof(store_failures) - n, "%s|%s|%s\n", account, what,
+		 reason);
+}
+
+static const struct cpm_service_hooks test_hooks = {
+	.store_failed = record_store_failed,
+};
 
 static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 {
@@ -227,7 +243,9 @@ static void setup(void)
 	ck_assert_int_eq(cpmsync_session_new(loop, store, &account, NULL, NULL, NULL, &session), 0);
 	cpmsync_session_set_online(session, false);
 
-	ck_assert_int_eq(cpm_service_new(loop, store, address, "9.9", NULL, NULL, &svc, &err), 0);
+	store_failures[0] = '\0';
+	ck_assert_int_eq(
+		cpm_service_new(loop, store, address, "9.9", &test_hooks, NULL, &svc, &err), 0);
 	ck_assert_int_eq(cpm_service_add_account(svc, session, "127.0.0.1", "u", NULL), 0);
 	ck_assert_int_eq(cpm_service_start(svc, &err), 0);
 	snprintf(inbox_path, sizeof(inbox_path), "/org/cpmsync/acc_2d1/folder%lld",
@@ -797,6 +815,76 @@ static const char cpm_object[] = "Message-ID: <obj1@example.org>\r\n"
 				 "hello\r\n";
 
 /*
+ * A failed Store, StoreFd or StoreObject reaches hooks.store_failed (the
+ * daemon logs it), whether it fails at once or once its pipe is read;
+ * a StoreFd that succeeds does not.  (Issue: a failed StoreFd went
+ * unlogged.)
+ */
+START_TEST(test_store_failures_reported)
+{
+	const char *recent[] = { "\\Recent" }, **fp = recent, **none = NULL;
+	const unsigned char *content = (const unsigned char *)message;
+	dbus_int64_t date = 0;
+	DBusPendingCall *p;
+	DBusMessage *m, *r;
+	char path[128];
+	bool done;
+	int w, fd;
+
+	SKIP_WITHOUT_DAEMON();
+	/* A pipe closed at once: empty, found once it is read. */
+	p = store_fd_async(&w, &done);
+	close(w);
+	assert_error(reply_of(p, &done), DBUS_ERROR_INVALID_ARGS, "content: empty");
+	/* A regular file that is no message: refused at once. */
+	snprintf(path, sizeof(path), "%s/list.txt", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "shopping list", 13), 13);
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "StoreFd");
+	dbus_message_append_args(m, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING,
+				 &none, 0, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID);
+	close(fd);
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "content: not a message");
+	/* Bad arguments, before any content is read. */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "StoreFd");
+	dbus_message_append_args(m, DBUS_TYPE_UNIX_FD, &fd, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING, &fp,
+				 1, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID);
+	close(fd);
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "flags: ");
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "Store");
+	dbus_message_append_args(m, DBUS_TYPE_ARRAY, DBUS_TYPE_BYTE, &content,
+				 (int)sizeof(message) - 1, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING, &fp,
+				 1, DBUS_TYPE_INT64, &date, DBUS_TYPE_INVALID);
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "flags: ");
+	p = store_object_async(&w, &done);
+	close(w);
+	assert_error(reply_of(p, &done), DBUS_ERROR_INVALID_ARGS, "content: empty");
+	/* One that succeeds: nothing more. */
+	p = store_fd_async(&w, &done);
+	ck_assert_int_eq(write(w, message, sizeof(message) - 1), (ssize_t)(sizeof(message) - 1));
+	close(w);
+	r = reply_of(p, &done);
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	dbus_message_unref(r);
+
+	ck_assert_str_eq(store_failures,
+			 "acc-1|StoreFd into folder 'Work'|content: empty\n"
+			 "acc-1|StoreFd into folder 'Work'|content: not a message: line 1 "
+			 "(\"shopping list\") is not a header field (Name: value) or the "
+			 "continuation of one; a message starts with its header, ended by an "
+			 "empty line (RFC 5322)\n"
+			 "acc-1|StoreFd into folder 'Work'|flags: flag \\Recent cannot be set (the "
+			 "server sets it)\n"
+			 "acc-1|Store into folder 'Work'|flags: flag \\Recent cannot be set (the "
+			 "server sets it)\n"
+			 "acc-1|StoreObject|content: empty\n");
+}
+END_TEST
+
+/*
  * Account1.StoreObject takes the content the way StoreFd does: its pipes
  * count against the same global caps, and a regular file on a file system
  * that may block is read off the loop.
@@ -1260,6 +1348,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_store_fd_pipe_limits);
 	tcase_add_test(tc, test_store_fd_file_off_loop);
 	tcase_add_test(tc, test_store_object_fd_protections);
+	tcase_add_test(tc, test_store_failures_reported);
 	tcase_add_test(tc, test_conversations_kept);
 	suite_add_tcase(s, tc);
 	return s;
