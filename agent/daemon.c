@@ -222,9 +222,10 @@ static void session_synced(struct cpmsync_session *s, int r, const char *reason,
 			 cpmsync_session_name(s), st->folders_synced, st->folders_skipped,
 			 st->messages_added, st->messages_changed, st->messages_removed,
 			 st->ops_replayed, st->ops_failed);
-	else
+	else if (r == 0 || r == -CPMSYNC_E_CANCELED)
+		/* (A failure is the warning above, once; -v shows its traffic.) */
 		log_debug("%s: sync %s (%llu bytes in, %llu out)", cpmsync_session_name(s),
-			  r == 0 ? "done" : "failed", (unsigned long long)st->bytes_in,
+			  r == 0 ? "done" : "canceled", (unsigned long long)st->bytes_in,
 			  (unsigned long long)st->bytes_out);
 	store_cpm_root(da);
 	if (da->d->svc)

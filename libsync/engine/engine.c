@@ -60,7 +60,7 @@ void engine_fail(struct cpmsync_sync *e, int r, const char *fmt, ...)
 		return;
 	e->r = r;
 	memcpy(e->reason, why, sizeof(why));
-	log_msg(CPMSYNC_LOG_DEBUG, CAT, "%s: sync failed: %s", e->account_name, e->reason);
+	/* Not logged here: the reason goes to the caller, who logs it once. */
 	engine_finish(e);
 }
 

@@ -36,6 +36,19 @@ check "... after the attempt its Sync started failed too (failed attempts: $befo
 check "... within 10 s, not at its 30 s timeout ($ms ms)" test "$ms" -lt 10000
 check "... naming the account and the error: $(head -c 200 "$WORK/sync.out")" \
 	grep -qxF "cpmctl: a: $err" "$WORK/sync.out"
+# Each failed attempt is logged once, "a: sync failed: $err", then its
+# retry, with -v too (the engine logged the same line a second time, and a
+# debug line "a: sync failed (N bytes in, M out)" a third): the lines that
+# start "a: sync failed", all of them that one, counted up to the last retry.
+cp "$WORK/daemon.log" "$WORK/daemon.snap" || bail "cannot copy daemon.log"
+per_try=$(awk -v f="cpm-syncd: a: sync failed: $err" -v t="cpm-syncd: a: $err; retrying in " '
+	index($0, "cpm-syncd: a: sync failed") == 1 { nf++; if ($0 != f) other++ }
+	index($0, t) == 1 { nt++; f_at_t = nf }
+	END { print f_at_t + 0 "/" nt + 0 "/" other + 0 }' "$WORK/daemon.snap")
+n=${per_try%%/*}
+once_each() { [ "$per_try" = "$n/$n/0" ] && [ "$n" -gt 0 ]; }
+check "the daemon logs each failed sync once, then its retry (failed/retried/other: $per_try)" \
+	once_each
 
 # --- an account the daemon stopped: its store holds another mailbox's change ---
 # (engine_account_identity()).  Sync retries it at once and the store check
