@@ -680,7 +680,14 @@ static int queue_flags_changed_meanwhile(struct cpmsync_sync *e, int64_t id, con
 
 static void append_send(struct cpmsync_sync *e);
 
-static void adopt_uid(struct cpmsync_sync *e)
+/* How the UID of an APPEND was learnt, for the log. */
+enum adopt_how {
+	ADOPT_FOUND,	 /* on the server before sending: an interrupted run sent it */
+	ADOPT_APPENDUID, /* the APPENDUID of the APPEND just sent */
+	ADOPT_SEARCHED,	 /* that APPEND found by search (no UIDPLUS) */
+};
+
+static void adopt_uid_how(struct cpmsync_sync *e, enum adopt_how how)
 {
 	struct replay *rp = R(e);
 	int r;
@@ -697,9 +704,22 @@ static void adopt_uid(struct cpmsync_sync *e)
 		r = queue_flags_changed_meanwhile(e, rp->msg.id, carried);
 	if (store_failed(e, r))
 		return;
-	log_debug(CAT, "%s: message %lld is already on the server as UID %u", e->account_name,
-		  (long long)rp->msg.id, rp->verify_uid);
+	log_debug(CAT, "%s: message %lld %s UID %u", e->account_name, (long long)rp->msg.id,
+		  how == ADOPT_APPENDUID  ? "appended as"
+		  : how == ADOPT_SEARCHED ? "appended, found as"
+					  : "is already on the server as",
+		  rp->verify_uid);
 	op_done(e);
+}
+
+static void adopt_uid(struct cpmsync_sync *e)
+{
+	adopt_uid_how(e, ADOPT_FOUND);
+}
+
+static void adopt_appended_uid(struct cpmsync_sync *e)
+{
+	adopt_uid_how(e, ADOPT_SEARCHED);
 }
 
 /* A removed row whose APPEND/COPY never reached the server: nothing to do
@@ -732,11 +752,11 @@ static void append_done(const struct engine_reply *res, void *userdata)
 		rp->verify_uid = res->new_uid;
 		free(rp->verify_flags);
 		rp->verify_flags = NULL;
-		adopt_uid(e);
+		adopt_uid_how(e, ADOPT_APPENDUID);
 		return;
 	}
 	/* No UIDPLUS: find it like an interrupted APPEND. */
-	verify(e, &rp->folder, adopt_uid, append_lost);
+	verify(e, &rp->folder, adopt_appended_uid, append_lost);
 }
 
 static void append_send(struct cpmsync_sync *e)

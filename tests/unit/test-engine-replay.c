@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/log.h>
 #include <cpmsync/ops.h>
 #include <cpmsync/store.h>
 
@@ -1004,6 +1005,56 @@ START_TEST(test_append_body_lost)
 }
 END_TEST
 
+/* The engine's log lines about message 2 during run_logged(), one per line. */
+static char message2_log[1024];
+
+static void capture_message2(int level, unsigned category, const char *msg, void *userdata)
+{
+	size_t n = strlen(message2_log);
+
+	(void)level;
+	(void)category;
+	(void)userdata;
+	if (strstr(msg, "message 2 "))
+		snprintf(message2_log + n, sizeof(message2_log) - n, "%s\n", msg);
+}
+
+/* run(), with the engine's debug log (what -v shows) in message2_log. */
+static struct sync_result run_logged(const struct step *script, uint64_t caps)
+{
+	struct sync_result res;
+
+	message2_log[0] = '\0';
+	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_ENGINE, capture_message2, NULL);
+	res = run(script, caps);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	return res;
+}
+
+/*
+ * A fresh APPEND's UID (APPENDUID) is logged as appended, not as "already
+ * on the server", which is what an interrupted run's APPEND found there
+ * says (test_append_interrupted_found).
+ */
+START_TEST(test_append_uid_logged_as_appended)
+{
+	static const struct step script[] = {
+		{ .call = "append INBOX () 2000 local", .code = IMAP_CODE_APPENDUID, .new_uid = 7 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'append', 1, 2)");
+	res = run_logged(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "7");
+	ck_assert_str_eq(message2_log, "t: message 2 appended as UID 7\n");
+}
+END_TEST
+
 START_TEST(test_append_without_uidplus_found_by_search)
 {
 	/* No APPENDUID: the message is looked for by Message-ID, then size
@@ -1031,10 +1082,12 @@ START_TEST(test_append_without_uidplus_found_by_search)
 	local_message(1, "");
 	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'append', 1, 2)");
-	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
+	res = run_logged(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "6");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	/* Appended by this run, found by search: not "already" there. */
+	ck_assert_str_eq(message2_log, "t: message 2 appended, found as UID 6\n");
 }
 END_TEST
 
@@ -1055,8 +1108,9 @@ START_TEST(test_append_interrupted_found)
 	local_message(1, "\\Flagged");
 	exec("INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent)"
 	     " VALUES (1, 'append', 1, 2, 1, 'uidnext=5')");
-	res = run(script, ALL_CAPS);
+	res = run_logged(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(message2_log, "t: message 2 is already on the server as UID 5\n");
 	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message"
 			    " JOIN message_state USING (id) WHERE id = 2"),
 			 "5 \\Flagged");
@@ -4518,6 +4572,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_permanent_refusal_blocks_nothing);
 	tcase_add_test(tc, test_append_too_large_to_send);
 	tcase_add_test(tc, test_append_body_lost);
+	tcase_add_test(tc, test_append_uid_logged_as_appended);
 	tcase_add_test(tc, test_append_without_uidplus_found_by_search);
 	tcase_add_test(tc, test_append_interrupted_found);
 	tcase_add_test(tc, test_append_interrupted_found_lf);
