@@ -1642,6 +1642,56 @@ out:
 
 /* ---- flag ---- */
 
+/* Which of flags (n) the daemon's reason is about: the one it quotes
+ * ('%.64s', as dbus/ does), or \Recent's, or the only one; NULL: none
+ * known. */
+static const char *flag_in_reason(const char *reason, const char *const *flags, int n)
+{
+	for (int i = 0; i < n; i++) {
+		_cleanup_free_ char *quoted = xasprintf("'%.64s'", flags[i]);
+
+		if (strstr(reason, quoted))
+			return flags[i];
+	}
+	if (strstr(reason, "\\Recent cannot be set"))
+		for (int i = 0; i < n; i++)
+			if (!strcasecmp(flags[i], "\\Recent"))
+				return flags[i];
+	return n == 1 ? flags[0] : NULL;
+}
+
+/*
+ * SetFlags' InvalidArgs names its D-Bus argument ("add: ...", "remove:
+ * ..."), which the user never typed: the reason is given for the +FLAG or
+ * -FLAG argument it is about.  false: not such an error (e untouched).
+ */
+static bool report_flag_error(DBusError *e, const char *const *add, int nadd,
+			      const char *const *del, int ndel)
+{
+	const char *reason, *flag;
+	char sign;
+
+	if (!dbus_error_has_name(e, DBUS_ERROR_INVALID_ARGS) || !e->message)
+		return false;
+	if (!strncmp(e->message, "add: ", 5)) {
+		sign = '+';
+		reason = e->message + 5;
+		flag = flag_in_reason(reason, add, nadd);
+	} else if (!strncmp(e->message, "remove: ", 8)) {
+		sign = '-';
+		reason = e->message + 8;
+		flag = flag_in_reason(reason, del, ndel);
+	} else {
+		return false;
+	}
+	if (flag)
+		fprintf(stderr, "cpmctl flag: '%c%s': %s\n", sign, flag, reason);
+	else
+		fprintf(stderr, "cpmctl flag: a %cFLAG argument: %s\n", sign, reason);
+	dbus_error_free(e);
+	return true;
+}
+
 static int cmd_flag(int argc, char **argv)
 {
 	_cleanup_free_ const char **add = NULL, **del = NULL;
@@ -1697,7 +1747,8 @@ static int cmd_flag(int argc, char **argv)
 		dbus_oom();
 	reply = call(conn, m, CALL_TIMEOUT_MS, &e);
 	if (!reply) {
-		report_error(&e, "SetFlags");
+		if (!report_flag_error(&e, add, nadd, del, ndel))
+			report_error(&e, "SetFlags");
 		r = 1;
 	} else {
 		dbus_message_unref(reply);

@@ -230,8 +230,14 @@ check "copy of an unknown id: exit 1, the daemon's reason" grep -q '^cpmctl: Cop
 run 1 delete a Nope 1
 check "delete in an unknown folder: exit 1" err_is "cpmctl: account 'a' has no folder 'Nope'"
 check "flag +\\Bogus: exit 1" run 1 flag a Keep "$M2" +'\Bogus'
-check "  the daemon's reason names the flag and the argument (add)" \
-	err_is "cpmctl: SetFlags: InvalidArgs: add: flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)"
+check "  the daemon's reason, for the argument as typed (not SetFlags' add)" \
+	err_is "cpmctl flag: '+\\Bogus': flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)"
+check "flag +\\Seen -\\Bogus +\\Flagged: exit 1" run 1 flag a Keep "$M2" +'\Seen' -'\Bogus' +'\Flagged'
+check "  the -FLAG it is about (not SetFlags' remove)" \
+	err_is "cpmctl flag: '-\\Bogus': flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)"
+check "flag +\\Seen +\\recent: exit 1" run 1 flag a Keep "$M2" +'\Seen' +'\recent'
+check "  the +FLAG it is about" \
+	err_is "cpmctl flag: '+\\recent': flag \\Recent cannot be set (the server sets it)"
 check "move into its own folder: exit 1" run 1 move a Keep "$M2" Keep
 check "  the daemon's reason names the destination" \
 	err_is "cpmctl: Move: InvalidArgs: destination: message $M2 is already in \"Keep\""
