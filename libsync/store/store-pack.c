@@ -550,8 +550,7 @@ static int still_there(struct store *s, struct store_packs *p, int64_t message_i
 	int rc;
 
 	if (!p->check) {
-		rc = sqlite3_open_v2(p->store_path, &p->check,
-				     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+		rc = store_open_readonly_db(s, p->store_path, &p->check);
 		if (rc != SQLITE_OK) {
 			store_set_error(s, "%s: %s", p->store_path,
 					p->check ? sqlite3_errmsg(p->check) : "out of memory");

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cpmsync/error.h>
@@ -33,6 +34,11 @@ struct store {
 	ino_t file_ino;
 	bool file_gone;
 	bool readonly;
+	/* A STORE_READONLY store on a read-only medium without its -shm
+	 * (ro_medium_without_shm()): opened as this URI, with EXCLUSIVE locking
+	 * when ro_exclusive; NULL otherwise. */
+	char *ro_uri;
+	bool ro_exclusive;
 	bool keep_wal; /* STORE_KEEP_WAL */
 	/* store_open_at_version_for_test(): a new store is made by the
 	 * migrations, never from the snapshot. */
@@ -1216,8 +1222,105 @@ static int check_writable(struct store *s, const char *path, bool failed)
 	return -EROFS;
 }
 
+/*
+ * Whether a STORE_READONLY open that SQLite could not make ("unable to
+ * open database file") is of a store in WAL mode on a read-only medium
+ * without its -shm file: SQLite reads a WAL database through that file,
+ * and cannot make it there.  Nobody can write the store there either, so
+ * it is read without locks: the -wal (when it holds frames) through a
+ * wal-index in memory (EXCLUSIVE locking mode, the "unix-none" VFS), or,
+ * without one, the file alone as immutable.  A store that is merely in a
+ * directory this process cannot write (someone else's, which its owner's
+ * daemon may be writing) is not read so.
+ */
+static bool ro_medium_without_shm(const char *path)
+{
+	char shm[PATH_MAX];
+	struct statvfs sv;
+	struct stat st;
+
+	if ((size_t)snprintf(shm, sizeof(shm), "%s-shm", path) >= sizeof(shm))
+		return false;
+	if (stat(shm, &st) == 0 || errno != ENOENT)
+		return false;
+	return statvfs(path, &sv) == 0 && (sv.f_flag & ST_RDONLY);
+}
+
+/*
+ * After a STORE_READONLY open that SQLite could not make, and that is not
+ * of a read-only medium: when the cause is a missing -shm that this
+ * process may not make (a directory it cannot write), says so.
+ */
+static void explain_missing_shm(struct store *s, const char *path)
+{
+	char shm[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	if ((size_t)snprintf(shm, sizeof(shm), "%s-shm", path) >= sizeof(shm) ||
+	    stat(shm, &st) == 0 || errno != ENOENT)
+		return;
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		slash[slash == dir] = '\0';
+	if (access(dir, W_OK) == 0)
+		return;
+	set_error(s,
+		  "%s: SQLite reads a store in WAL mode through %s, which is missing and cannot "
+		  "be made in %s: %s",
+		  path, shm, dir, strerror(errno));
+}
+
+/* "file:" and path percent-encoded, then query: a URI for sqlite3_open_v2(). */
+static char *file_uri(const char *path, const char *query)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct buf b = BUF_INIT(3 * PATH_MAX + 64);
+
+	if (buf_append(&b, "file:", 5) < 0)
+		goto fail;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		char esc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+		bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			     (*p >= '0' && *p <= '9') || strchr("/._-~", *p);
+
+		if (buf_append(&b, plain ? (const char *)p : esc, plain ? 1 : 3) < 0)
+			goto fail;
+	}
+	if (buf_append_str(&b, query) < 0)
+		goto fail;
+	return buf_steal(&b);
+fail:
+	buf_free(&b);
+	return NULL;
+}
+
+/* Opens *db read-only the way s was (store_open()): the store's file,
+ * or its ro_uri. */
+static int open_db_like(const struct store *s, const char *path, sqlite3 **db)
+{
+	int rc;
+
+	if (!s->ro_uri)
+		return sqlite3_open_v2(path, db, SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READONLY, NULL);
+	rc = sqlite3_open_v2(s->ro_uri, db,
+			     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+	/* Before anything is read: no -shm is ever asked for. */
+	if (rc == SQLITE_OK && s->ro_exclusive)
+		rc = sqlite3_exec(*db, "PRAGMA locking_mode = EXCLUSIVE", NULL, NULL, NULL);
+	return rc;
+}
+
+int store_open_readonly_db(struct store *s, const char *path, sqlite3 **ret)
+{
+	return open_db_like(s, path, ret);
+}
+
 static int open_internal(const char *path, unsigned flags, unsigned target, bool migrations_only,
-			 struct store **ret, char **ret_error)
+			 bool ro_medium, struct store **ret, char **ret_error)
 {
 	struct store *s;
 	int oflags, rc, r;
@@ -1240,6 +1343,19 @@ static int open_internal(const char *path, unsigned flags, unsigned target, bool
 	s->migrations_only = migrations_only;
 	oflags = SQLITE_OPEN_NOMUTEX;
 	oflags |= s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	if (ro_medium) {
+		char wal[PATH_MAX];
+		struct stat st;
+
+		snprintf(wal, sizeof(wal), "%s-wal", path);
+		s->ro_exclusive = stat(wal, &st) == 0 && st.st_size > 0;
+		s->ro_uri = file_uri(path, s->ro_exclusive ? "?mode=ro&vfs=unix-none"
+							   : "?mode=ro&immutable=1");
+		if (!s->ro_uri) {
+			free(s);
+			return -ENOMEM;
+		}
+	}
 
 	/* A new store is 0600, and so are its WAL and shared-memory files. */
 	if (!s->readonly && (r = store_create_private(path)) < 0) {
@@ -1249,9 +1365,11 @@ static int open_internal(const char *path, unsigned flags, unsigned target, bool
 		free(s);
 		return r;
 	}
-	rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
+	rc = s->readonly ? open_db_like(s, path, &s->db)
+			 : sqlite3_open_v2(path, &s->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		if (!s->db) {
+			free(s->ro_uri);
 			free(s);
 			return -ENOMEM;
 		}
@@ -1279,6 +1397,14 @@ static int open_internal(const char *path, unsigned flags, unsigned target, bool
 			s->file_ino = s->file_path ? st.st_ino : 0;
 		}
 	}
+	if (r < 0 && s->readonly && !ro_medium && (s->last_rc & 0xff) == SQLITE_CANTOPEN) {
+		if (ro_medium_without_shm(path)) {
+			store_close(s);
+			return open_internal(path, flags, target, migrations_only, true, ret,
+					     ret_error);
+		}
+		explain_missing_shm(s, path);
+	}
 	if (r < 0) {
 		if (ret_error)
 			*ret_error = strdup(s->error);
@@ -1291,13 +1417,13 @@ static int open_internal(const char *path, unsigned flags, unsigned target, bool
 
 int store_open(const char *path, unsigned flags, struct store **ret, char **ret_error)
 {
-	return open_internal(path, flags, store_schema_version(), false, ret, ret_error);
+	return open_internal(path, flags, store_schema_version(), false, false, ret, ret_error);
 }
 
 int store_open_at_version_for_test(const char *path, unsigned version, struct store **ret,
 				   char **ret_error)
 {
-	return open_internal(path, 0, version, true, ret, ret_error);
+	return open_internal(path, 0, version, true, false, ret, ret_error);
 }
 
 /* SQLite's own handle of the WAL file (SQLITE_FCNTL_JOURNAL_POINTER): it
@@ -1364,6 +1490,7 @@ struct store *store_close(struct store *s)
 	store_conv_pending_drop(s);
 	free(s->conv_acc);
 	free(s->file_path);
+	free(s->ro_uri);
 	free(s);
 	return NULL;
 }

@@ -512,6 +512,10 @@ const char *store_sqlite_file(sqlite3 *db);
 
 /* The raw connection, for the files under libsync/store/. */
 sqlite3 *store_db(struct store *s);
+/* Another read-only connection (*ret, to close) to the database at path,
+ * s's, opened the way s was: on a read-only medium without its -shm, as
+ * store_open() does there.  Returns the SQLite code. */
+int store_open_readonly_db(struct store *s, const char *path, sqlite3 **ret);
 
 /* Tests: the bodies database's connection (NULL before version 4). */
 sqlite3 *store_bodies_db_for_test(struct store *s);

@@ -4,7 +4,8 @@
 # write errors), reading beside a writer that holds a write transaction,
 # where the database comes from (--db, --config, the XDG default), and the
 # exit statuses of --help, --version, bad usage and the commands that need
-# the daemon's D-Bus API.  No daemon, no server, no sqlite3 tool.
+# the daemon's D-Bus API; as root, a store on a read-only medium without its
+# -shm (a read-only bind mount).  No daemon, no server, no sqlite3 tool.
 set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=${B:-build}
@@ -182,6 +183,87 @@ exec {writer_in}>&- # end of file on its stdin: it rolls back and exits
 wait "$writer_pid" 2>/dev/null
 writer_pid=
 dump_is "$WORK/all.want" "the writer's rolled-back row never shows" dump --db "$db"
+
+# A store on a read-only medium without its -shm file (a backup disk or
+# stick mounted read-only): SQLite reads a WAL store through that file and
+# cannot make it there, so dump failed with "unable to open database file".
+# The medium here is a read-only bind mount in a mount namespace of the
+# test's own (unshare -m: root).
+ro_dump_is() { # WANT DESCRIPTION: dump of $WORK/ro-src/store.db through $WORK/ro, read-only
+	local want=$1 what=$2
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	unshare -m sh -c 'mount --bind -o ro "$1" "$2" && exec "$3" dump --db "$2/store.db"' \
+		sh "$WORK/ro-src" "$WORK/ro" "$CPMCTL" >"$WORK/out" 2>"$WORK/err"
+	rc=$?
+	if [ "$rc" -eq 0 ] && cmp -s "$WORK/out" "$want" && [ ! -s "$WORK/err" ]; then
+		ok "$what"
+	else
+		not_ok "$what (exit $rc)"
+		diff "$want" "$WORK/out" | head -n 20 | sed 's/^/    /'
+		sed 's/^/    stderr: /' "$WORK/err"
+	fi
+}
+if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
+	if mkdir "$WORK/ro-src" "$WORK/ro" && "$FIXTURE" "$WORK/ro-src/store.db" &&
+		rm "$WORK/ro-src/store.db-shm" && [ ! -s "$WORK/ro-src/store.db-wal" ]; then
+		ro_dump_is "$WORK/all.want" "read-only medium, no -shm, an empty -wal: the whole dump"
+	else
+		not_ok "cannot make the store for the read-only medium"
+	fi
+	if rm "$WORK/ro-src/store.db-wal"; then
+		ro_dump_is "$WORK/all.want" "... no -wal either: the same"
+	else
+		not_ok "cannot remove the -wal"
+	fi
+	# A commit the -wal holds (the daemon keeps its WAL): read too.
+	{ head -n 1 "$WORK/all.want" && printf 'B\tINBOX\t2\t\t<in-wal@x>\n' &&
+		tail -n +2 "$WORK/all.want"; } >"$WORK/in-wal.want"
+	if "$FIXTURE" --in-wal "$WORK/ro-src/store.db" && rm "$WORK/ro-src/store.db-shm" &&
+		[ -s "$WORK/ro-src/store.db-wal" ]; then
+		ro_dump_is "$WORK/in-wal.want" "... a -wal holding a commit: the dump has it"
+	else
+		not_ok "cannot leave a commit in the -wal"
+	fi
+	# A body in a pack: read, and checked through a second connection
+	# opened the same way (cpmsync-op bodies reads every body back).
+	{ printf 'Message-ID: <big@x>\r\nSubject: big\r\n\r\n' && printf '%06000d\r\n' 0; } >"$WORK/big.eml"
+	if "$B/tests/tools/cpmsync-op" --db "$WORK/ro-src/store.db" store a INBOX "$WORK/big.eml" >/dev/null &&
+		rm "$WORK/ro-src/store.db-shm" && [ -s "$WORK/ro-src/store.db-packs/1" ]; then
+		# shellcheck disable=SC2016 # expanded by the inner sh
+		unshare -m sh -c 'mount --bind -o ro "$1" "$2" && exec "$3" --db "$2/store.db" bodies a' \
+			sh "$WORK/ro-src" "$WORK/ro" "$B/tests/tools/cpmsync-op" >"$WORK/out" 2>&1
+		rc=$?
+		if [ "$rc" -eq 0 ] && [ "$(cat "$WORK/out")" = "1 bodies, 0 wrong" ]; then
+			ok "... a body in a pack read back whole"
+		else
+			not_ok "... a body in a pack read back whole (exit $rc: $(cat "$WORK/out"))"
+		fi
+	else
+		not_ok "cannot store a body in a pack"
+	fi
+	# Not a read-only medium: a directory this user cannot write (another
+	# user's store, which its owner's daemon may be writing) is not read
+	# that way; the error says what is missing and why.
+	theirs=$WORK/theirs
+	if mkdir "$theirs" && "$FIXTURE" "$theirs/store.db" && rm "$theirs/store.db-shm" &&
+		chmod 0644 "$theirs/store.db" "$theirs/store.db-wal" && chmod 0755 "$theirs" &&
+		chmod 0711 "$WORK"; then
+		setpriv --reuid=65534 --regid=65534 --clear-groups \
+			"$CPMCTL" dump --db "$theirs/store.db" >"$WORK/out" 2>"$WORK/err"
+		rc=$?
+		printf '%s\n' "cpmctl: cannot open database '$theirs/store.db': SQLite reads a store in WAL mode through $theirs/store.db-shm, which is missing and cannot be made in $theirs: Permission denied" >"$WORK/want"
+		if [ "$rc" -eq 1 ] && cmp -s "$WORK/want" "$WORK/err" && [ ! -s "$WORK/out" ]; then
+			ok "a store without its -shm in a directory the user cannot write: exit 1, the cause"
+		else
+			not_ok "a store without its -shm in a directory the user cannot write: exit 1, the cause (exit $rc)"
+			sed 's/^/    stderr: /' "$WORK/err"
+		fi
+	else
+		not_ok "cannot make another user's store"
+	fi
+else
+	echo "skip - a read-only medium needs a mount namespace of the test's own (unshare -m: root)"
+fi
 
 # pending: the fixture's queued APPENDs, read from the store like dump.
 printf '%s\n' $'a\t1\tstore\tINBOX\t98\t\t0\t\t' $'a\t2\tstore\tINBOX\t102\t\t0\t\t' >"$WORK/pending.want"

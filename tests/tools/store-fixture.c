@@ -10,6 +10,10 @@
  *                                 stdin reaches end of file, so that a
  *                                 test can read beside a busy writer;
  *                                 prints "holding" once it holds it
+ *   store-fixture --in-wal PATH   commits one more message (account B,
+ *                                 INBOX, uid 2, <in-wal@x>) and closes
+ *                                 without a checkpoint (STORE_KEEP_WAL):
+ *                                 it is in PATH-wal only
  *
  * The content: see fixture_sql below; the dump it must give is spelled
  * out in test-cpmctl.sh.
@@ -78,29 +82,42 @@ int main(int argc, char **argv)
 {
 	struct store *s = NULL;
 	const char *path;
-	bool hold = false;
+	bool hold = false, in_wal = false;
 	char *err = NULL, buf[256];
 	int r;
 
 	if (argc == 3 && strcmp(argv[1], "--hold") == 0) {
 		hold = true;
 		path = argv[2];
+	} else if (argc == 3 && strcmp(argv[1], "--in-wal") == 0) {
+		in_wal = true;
+		path = argv[2];
 	} else if (argc == 2 && argv[1][0] != '-') {
 		path = argv[1];
 	} else {
-		fprintf(stderr, "Usage: store-fixture [--hold] PATH\n");
+		fprintf(stderr, "Usage: store-fixture [--hold|--in-wal] PATH\n");
 		return 2;
 	}
 	/* A fresh file only: the fixture's ids are fixed. */
-	if (!hold && access(path, F_OK) == 0) {
+	if (!hold && !in_wal && access(path, F_OK) == 0) {
 		fprintf(stderr, "store-fixture: %s exists\n", path);
 		return 1;
 	}
-	r = store_open(path, 0, &s, &err);
+	r = store_open(path, in_wal ? STORE_KEEP_WAL : 0, &s, &err);
 	if (r < 0) {
 		fprintf(stderr, "store-fixture: %s\n", err ? err : cpmsync_strerror(r));
 		free(err);
 		return 1;
+	}
+	if (in_wal) {
+		if (store_begin(s) < 0 ||
+		    store_exec(s, "INSERT INTO message (id, folder_id, uid, message_id)"
+				  " VALUES (201, 20, 2, '<in-wal@x>');"
+				  "INSERT INTO message_state (id) VALUES (201)") < 0 ||
+		    store_commit(s) < 0)
+			return fail(s, path, "writing a message into the WAL");
+		store_close(s);
+		return 0;
 	}
 	if (!hold) {
 		if (store_begin(s) < 0 || store_exec(s, fixture_sql) < 0 || store_commit(s) < 0)

@@ -44,7 +44,9 @@ enum {
  * PATH-shm read-only, or on a read-only file system, or a read-only
  * directory without the two) is refused at once: -EACCES, -EROFS or
  * -EPERM.  CPMSYNC_STORE_READONLY and CPMSYNC_STORE_KEEP_WAL together:
- * -EINVAL.
+ * -EINVAL.  CPMSYNC_STORE_READONLY reads a store on a read-only file
+ * system even without its PATH-shm (which SQLite cannot make there),
+ * PATH-wal included, without locks: nobody can write it there.
  */
 int cpmsync_store_open(const char *path, unsigned flags, struct cpmsync_store **ret,
 		       char **ret_error);
