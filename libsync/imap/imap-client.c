@@ -501,12 +501,27 @@ static void wire_log_out(struct imap_client *c, struct imap_cmd *cmd, const char
 		  data, n < len - 2 ? " ..." : "");
 }
 
+/*
+ * The output buffer, all sent: emptied, and its memory given back when a
+ * large command (an APPEND's literal) made it large.  Kept, it stayed
+ * allocated for the connection's life: 130 MB of RSS after a 40 MB
+ * message.
+ */
+#define OUT_KEEP_BYTES (256u * 1024)
+
+static void out_drained(struct imap_client *c)
+{
+	if (c->out.alloc > OUT_KEEP_BYTES)
+		buf_free(&c->out);
+	else
+		buf_reset(&c->out);
+	c->out_pos = 0;
+}
+
 static int out_append(struct imap_client *c, const void *data, size_t len)
 {
-	if (c->out_pos > 0 && c->out_pos == c->out.len) {
-		buf_reset(&c->out);
-		c->out_pos = 0;
-	}
+	if (c->out_pos > 0 && c->out_pos == c->out.len)
+		out_drained(c);
 	return buf_append(&c->out, data, len);
 }
 
@@ -811,8 +826,7 @@ static void flush_out(struct imap_client *c)
 		/* It may have held a password: leave nothing behind. */
 		if (c->out.data)
 			explicit_bzero(c->out.data, c->out.len);
-		buf_reset(&c->out);
-		c->out_pos = 0;
+		out_drained(c);
 	} else if (c->out_pos > (1u << 20)) {
 		buf_consume(&c->out, c->out_pos);
 		c->out_pos = 0;

@@ -96,6 +96,23 @@ static int run_script(int fd, int lfd, const struct script_step *s)
 				return 5;
 			}
 			return 0;
+		case SCRIPT_SKIP: {
+			long long left = strtoll(s->arg, NULL, 10);
+
+			while (left > 0) {
+				ssize_t k = read(fd, line,
+						 left < (long long)sizeof(line) ? (size_t)left
+										: sizeof(line));
+
+				if (k <= 0) {
+					fprintf(stderr, "peer: %lld bytes short of %s\n", left,
+						s->arg);
+					return 8;
+				}
+				left -= k;
+			}
+			break;
+		}
 		case SCRIPT_SLEEP: {
 			long ms = strtol(s->arg, NULL, 10);
 			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };

@@ -26,6 +26,7 @@ enum script_op {
 	SCRIPT_STALL,	   /* read and discard until the peer closes; never answer */
 	SCRIPT_EXPECT_EOF, /* the client must close without sending anything */
 	SCRIPT_SLEEP,	   /* arg: milliseconds, as a decimal string */
+	SCRIPT_SKIP,	   /* arg: bytes to read and drop, as a decimal string */
 	/* TCP peers only: accept the client's next connection and play the
 	 * rest of the script on it.  arg "close": the current one is closed
 	 * first; "keep": it stays open and is never read or answered again
