@@ -590,6 +590,25 @@ static void script_fill(struct script_step *script, size_t n, const char *arg)
 	ck_abort_msg("no step to fill");
 }
 
+/*
+ * The store-full runs' start: fixture() with local_changes() (the stored
+ * message's id in *ret_stored), script's NULL step the FETCH answer of new
+ * messages first..last (malloc'ed, returned: the caller frees it), and
+ * room for 8 more pages only, so that the store fills during that FETCH.
+ */
+static char *store_full_start(struct cpmsync_store *cs, int64_t *ret_stored, uint32_t first,
+			      uint32_t last, struct script_step *script, size_t n)
+{
+	char *fetch = strdup(new_messages(first, last, 0, "a6"));
+
+	ck_assert_ptr_nonnull(fetch);
+	fixture(cs);
+	local_changes(cs, ret_stored);
+	script_fill(script, n, fetch);
+	store_room(cs, 8);
+	return fetch;
+}
+
 #define FULL_LOGIN(status)                                                                         \
 	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LITERAL+ ENABLE QRESYNC] ready\r\n" },          \
 		{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
@@ -625,7 +644,7 @@ static void script_fill(struct script_step *script, size_t n, const char *arg)
  */
 START_TEST(test_store_full_replays_anyway)
 {
-	const char *fetch1 = NULL;
+	char *fetch1 = NULL;
 	struct script_step script[] = {
 		FULL_LOGIN("* STATUS INBOX (MESSAGES 59 UIDNEXT 60 UIDVALIDITY 7 HIGHESTMODSEQ "
 			   "260)\r\na4 OK status\r\n"),
@@ -668,12 +687,7 @@ START_TEST(test_store_full_replays_anyway)
 	int64_t stored = 0;
 	char want[64], reason[512];
 
-	fixture(cs);
-	local_changes(cs, &stored);
-	fetch1 = strdup(new_messages(2, 59, 0, "a6"));
-	ck_assert_ptr_nonnull(fetch1);
-	script_fill(script, sizeof(script) / sizeof(script[0]), fetch1);
-	store_room(cs, 8);
+	fetch1 = store_full_start(cs, &stored, 2, 59, script, sizeof(script) / sizeof(script[0]));
 	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
 	res = run(cs, script);
 	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
@@ -713,7 +727,7 @@ START_TEST(test_store_full_replays_anyway)
 	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"
 				" WHERE name = 'INBOX'"),
 			 "61 262");
-	free((void *)fetch1);
+	free(fetch1);
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -740,7 +754,7 @@ static void capture_wait(int level, unsigned category, const char *msg, void *us
  */
 START_TEST(test_store_full_other_folder_waits)
 {
-	const char *fetch1 = NULL;
+	char *fetch1 = NULL;
 	struct script_step script[] = {
 		FULL_LOGIN("* STATUS INBOX (MESSAGES 58 UIDNEXT 59 UIDVALIDITY 8 HIGHESTMODSEQ "
 			   "50)\r\na4 OK status\r\n"),
@@ -762,19 +776,14 @@ START_TEST(test_store_full_other_folder_waits)
 	int64_t stored = 0;
 	char want[64], reason[512];
 
-	fixture(cs);
-	local_changes(cs, &stored);
-	fetch1 = strdup(new_messages(1, 58, 0, "a6"));
-	ck_assert_ptr_nonnull(fetch1);
-	script_fill(script, sizeof(script) / sizeof(script[0]), fetch1);
-	store_room(cs, 8);
+	fetch1 = store_full_start(cs, &stored, 1, 58, script, sizeof(script) / sizeof(script[0]));
 	wait_log[0] = '\0';
 	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_ALL, capture_wait, NULL);
 	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
 	res = run(cs, script);
 	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
 	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
-	free((void *)fetch1);
+	free(fetch1);
 	ck_assert_int_eq(res.r, -CPMSYNC_E_STORE_FULL);
 	snprintf(reason, sizeof(reason),
 		 "syncing INBOX stopped, the local store has no room: storing the body of "
