@@ -104,6 +104,14 @@ struct imap_client_callbacks {
 /* Most commands in flight at once. */
 #define IMAP_MAX_IN_FLIGHT 32
 /*
+ * How long the client reads while the server keeps sending before it lets
+ * the loop's other sources (D-Bus calls, other accounts) run; it goes on
+ * from a deferred call.  A variable for the tests.
+ */
+#define IMAP_READ_BUDGET_MS 10
+extern unsigned imap_read_budget_ms;
+
+/*
  * Body literals in FETCH responses (BODY[...], BINARY[...], RFC822...):
  * each must be at most the message's RFC822.SIZE when the same response
  * announced it before the literal, at most the max_literal of the commands

@@ -39,6 +39,11 @@ struct ctx {
 	bool all_done;
 	int want_done;
 	char untagged[512];
+	unsigned n_untagged;
+	/* test_read_yields: a deferred call queued at the first untagged
+	 * response, and how many had come when it ran */
+	bool defer_on_first, deferred;
+	unsigned at_deferred;
 };
 
 /* Set by a test: the password is "not ready yet" (-EINPROGRESS). */
@@ -71,6 +76,15 @@ static void state_cb(struct imap_client *client, int r, const char *reason, void
 	snprintf(ctx->reason, sizeof(ctx->reason), "%s", reason ? reason : "");
 }
 
+static void note_deferred(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct ctx *ctx = userdata;
+
+	(void)src;
+	ctx->deferred = true;
+	ctx->at_deferred = ctx->n_untagged;
+}
+
 static void untagged_cb(struct imap_client *client, const struct imap_response *resp,
 			void *userdata)
 {
@@ -78,6 +92,8 @@ static void untagged_cb(struct imap_client *client, const struct imap_response *
 	size_t n = strlen(ctx->untagged);
 
 	(void)client;
+	if (++ctx->n_untagged == 1 && ctx->defer_on_first)
+		ck_assert_int_eq(cpmsync_loop_defer(ctx->loop, note_deferred, ctx, NULL, NULL), 0);
 	snprintf(ctx->untagged + n, sizeof(ctx->untagged) - n, "%s;",
 		 resp->name ? resp->name : resp->text);
 }
@@ -629,6 +645,55 @@ START_TEST(test_large_append_memory_given_back)
 	ck_assert_msg(after < before + (1u << 20), "%zu bytes more in use after the APPEND",
 		      after - before);
 	free(data);
+	ctx_end(&ctx);
+}
+END_TEST
+
+/*
+ * 12,500 untagged responses (150 KB, three reads) all waiting in
+ * the socket: the client reads them for imap_read_budget_ms (0 here: one
+ * read) and then lets the loop's other sources run before it goes on.  A
+ * deferred call queued at the first response runs before the last one is
+ * read.  Before, read_input() read until the socket was empty: a sync of
+ * a large folder kept the loop for seconds, and D-Bus calls waited up to
+ * 2.7 s.
+ */
+START_TEST(test_read_yields)
+{
+	enum { N = 12500 };
+	static char burst[N * 12 + 64];
+	const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 NOOP" },
+		{ SCRIPT_SEND, burst },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct ctx ctx;
+	size_t n = 0;
+
+	for (int i = 0; i < N; i++)
+		n += (size_t)snprintf(burst + n, sizeof(burst) - n, "* 5 EXISTS\r\n");
+	snprintf(burst + n, sizeof(burst) - n, "a3 OK noop\r\n");
+	imap_read_budget_ms = 0;
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	ctx.n_untagged = 0;
+	ctx.defer_on_first = true;
+	want_done(&ctx, 1);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	/* The NOOP goes out; the whole answer is in the socket before the
+	 * client reads any of it. */
+	cpmsync_loop_iterate(ctx.loop, 0);
+	ck_assert_uint_eq(ctx.n_untagged, 0);
+	usleep(500 * 1000);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 5000));
+	imap_read_budget_ms = IMAP_READ_BUDGET_MS;
+	ck_assert_int_eq(ctx.results[0], 0);
+	ck_assert_uint_eq(ctx.n_untagged, N);
+	ck_assert(ctx.deferred);
+	ck_assert_msg(ctx.at_deferred < N, "the deferred call ran only after all %u responses",
+		      ctx.at_deferred);
 	ctx_end(&ctx);
 }
 END_TEST
@@ -1441,6 +1506,7 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_password_pending);
 	tcase_add_test(tc, test_synchronizing_literal_waits_for_continuation);
 	tcase_add_test(tc, test_large_append_memory_given_back);
+	tcase_add_test(tc, test_read_yields);
 	tcase_add_test(tc, test_cancel_queued_and_running);
 	tcase_add_test(tc, test_end_idle_pipelines);
 	tcase_add_loop_test(tc, test_body_literal_caps, 0,
