@@ -1071,10 +1071,13 @@ static int setup(struct store *s, const char *path, unsigned target)
 	}
 	if (s->readonly) {
 		if (version == 0) {
-			/* Created, but the daemon stopped before its schema
-			 * was committed (migrate() makes it in one go). */
+			/* Created, its schema not committed yet (migrate()
+			 * makes it in one go): the daemon is starting, or
+			 * stopped before.  "stopped" alone misled a user whose
+			 * cpmctl ran while the daemon started. */
 			set_error(s,
-				  "%s: the store is empty (cpm-syncd stopped before creating it)",
+				  "%s: the store is empty (cpm-syncd has not made it yet: it is "
+				  "starting, or stopped before it could)",
 				  path);
 			return -CPMSYNC_E_NOT_FOUND;
 		}

@@ -160,7 +160,7 @@ store_sane() {
 	if ! "$CPMCTL" dump --db "$DB" a >"$WORK/sane.local" 2>"$WORK/sane.err"; then
 		# Killed before the store's schema was committed (it is made in
 		# one transaction): it holds nothing, so nothing wrong.
-		if [ "$(cat "$WORK/sane.err")" = "cpmctl: cannot open database '$DB': the store is empty (cpm-syncd stopped before creating it)" ]; then
+		if [ "$(cat "$WORK/sane.err")" = "cpmctl: cannot open database '$DB': the store is empty (cpm-syncd has not made it yet: it is starting, or stopped before it could)" ]; then
 			echo "    (store not created yet)"
 			return 0
 		fi
