@@ -1621,6 +1621,8 @@ static void select_done(const struct engine_reply *res, void *userdata)
 		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: cannot select %s: %s", e->account_name,
 			name ? name : "?", res->text ? res->text : "");
 		e->stats.folders_refused++;
+		if (res->code == IMAP_CODE_NONEXISTENT)
+			e->stats.folders_gone++;
 		refused(e, res);
 		return;
 	}

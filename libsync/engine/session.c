@@ -193,6 +193,9 @@ struct cpmsync_session {
 	/* Why: only news for the folder selected in IDLE (fast_news), or
 	 * anything else too (full_wanted: LIST, a poll, connecting ...). */
 	bool fast_news, full_wanted;
+	/* The last run was the full sync one more that a folder gone by its
+	 * SELECT asked for (sync_done()): another such one asks for none. */
+	bool gone_resync;
 	/* NOTIFY STATUS events for folders the store has: those folders
 	 * alone (engine_sync_only()), unless full_wanted. */
 	int64_t notify_ids[MAX_NOTIFY_FOLDERS];
@@ -582,6 +585,8 @@ static enum cpmsync_push_state push_mode(struct cpmsync_session *s)
 	return CPMSYNC_PUSH_POLL;
 }
 
+static void full_sync_wanted(struct cpmsync_session *s);
+
 static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats *stats,
 		      void *userdata)
 {
@@ -597,6 +602,20 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 		 * another folder was selected (2: SELECTed this time). */
 		s->fast_news = true;
 		s->sync_wanted = true;
+	}
+	if (r == 0 && stats->folders_gone && !s->gone_resync) {
+		/*
+		 * A folder the LIST showed was gone by its SELECT: the server
+		 * was deleting a tree of folders (Dovecot lists some of them
+		 * while it does).  Kept here until the next full sync (the
+		 * poll, 5 minutes), they showed messages deleted on the
+		 * server.  One full sync more, after the debounce; not again
+		 * for a folder the server keeps listing and refusing.
+		 */
+		s->gone_resync = true;
+		full_sync_wanted(s);
+	} else if (r == 0) {
+		s->gone_resync = false;
 	}
 	if (r == 0) {
 		s->last_sync = (uint64_t)time(NULL);

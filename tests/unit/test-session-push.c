@@ -640,6 +640,68 @@ START_TEST(test_account_edited_to_another_mailbox)
 }
 END_TEST
 
+/*
+ * A folder the LIST shows is gone by its SELECT ([NONEXISTENT]: Dovecot
+ * lists some folders of a tree it is deleting): the run goes on, and one
+ * full sync more follows after the debounce, which finds it gone and
+ * drops it here.  Before, it stayed, with its messages, until the poll
+ * (5 minutes).
+ */
+START_TEST(test_folder_gone_by_select_resynced)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct cpmsync_session_options options = { .debounce_ms = 10 };
+	int64_t id = 0;
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Del\r\n"
+			       "* LIST () \"/\" Del/x\r\na2 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT Del" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 5] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a6 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a7 SELECT Del/x" },
+		{ SCRIPT_SEND, "a7 NO [NONEXISTENT] Mailbox doesn't exist: Del/x\r\n" },
+		/* the full sync one more: Del and Del/x are gone */
+		{ SCRIPT_EXPECT, "a8 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na8 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a9 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a9 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a10 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a10 OK fetched\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	session = session_start(&env, script, &options, &w);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Del/x", &id), 0);
+	wait_syncs(&env, &w, 2);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Del/x", &id),
+			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Del", &id),
+			 -CPMSYNC_E_NOT_FOUND);
+	/* and nothing more */
+	for (int i = 0; i < 20; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	ck_assert_uint_eq(w.syncs, 2);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -654,6 +716,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_network_change_probe);
 	tcase_add_test(tc, test_network_change_retry_now);
 	tcase_add_test(tc, test_account_edited_to_another_mailbox);
+	tcase_add_test(tc, test_folder_gone_by_select_resynced);
 	suite_add_tcase(s, tc);
 	return s;
 }

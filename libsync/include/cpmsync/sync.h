@@ -33,6 +33,10 @@ struct cpmsync_sync_stats {
 	/* SELECTs the server refused (no right to read the folder, deleted
 	 * meanwhile): those folders were skipped, the run went on. */
 	uint32_t folders_refused;
+	/* Of those, the ones answered [NONEXISTENT]: deleted since the LIST
+	 * showed them (a server still deleting a tree of folders lists some
+	 * of them); a full sync soon finds them gone. */
+	uint32_t folders_gone;
 	/* Folders whose local changes were left queued: the server's folder
 	 * under that name is not shown to be the one the store knows
 	 * (another UIDVALIDITY or MAILBOXID: deleted and made again by
