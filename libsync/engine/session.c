@@ -2962,15 +2962,14 @@ static int sync_check(struct cpmsync_session *s)
 	return 0;
 }
 
-void cpmsync_session_sync_now(struct cpmsync_session *s)
+/* check: a Sync() (the NOOP when sync_check_possible()), else a full pass. */
+static void sync_request(struct cpmsync_session *s, bool check)
 {
-	if (!s)
-		return;
-	if (s->check_cmd) {
+	if (check && s->check_cmd) {
 		s->check_again = true;
 		return;
 	}
-	if (sync_check_possible(s) && sync_check(s) >= 0)
+	if (check && sync_check_possible(s) && sync_check(s) >= 0)
 		return;
 	if (s->auth_stopped) {
 		s->auth_stopped = false;
@@ -2992,6 +2991,27 @@ void cpmsync_session_sync_now(struct cpmsync_session *s)
 		return;
 	}
 	want_sync(s, true);
+}
+
+void cpmsync_session_sync_now(struct cpmsync_session *s)
+{
+	if (s)
+		sync_request(s, true);
+}
+
+/*
+ * A full pass whatever push says (cpmctl sync): the NOOP of Sync() under
+ * NOTIFY is proof of currency only for what Dovecot 2.3 reports, and it
+ * reports neither a folder renamed by doveadm nor, after its list index
+ * log rotated, changes to folders other than INBOX; the user's explicit
+ * sync would then leave the store stale until the poll.  With a NOOP
+ * already in flight for a Sync(), its answer sees full_wanted and leaves
+ * the request to this run (sync_check_done()).
+ */
+void cpmsync_session_sync_full(struct cpmsync_session *s)
+{
+	if (s)
+		sync_request(s, false);
 }
 
 /* Backing off after a failure, or stopped by a refused login: a local

@@ -487,6 +487,101 @@ START_TEST(test_notify_sync_after_keep)
 }
 END_TEST
 
+/*
+ * cpmsync_session_sync_full() (cpmctl sync) under NOTIFY with nothing
+ * pending and NOTIFY set just now (the default NOTIFY_KEEP_MS): no NOOP,
+ * whose proof of currency is only what NOTIFY reports, but the run a poll
+ * makes: NOTIFY NONE, LIST and every folder, NOTIFY set again.  Chat was
+ * renamed Chat2 on the server without a word from NOTIFY (as doveadm did
+ * on Dovecot 2.3): the store has Chat2 when the request completes.  Then
+ * a Sync() whose NOOP is still out when a full pass is asked for: its
+ * answer leaves the request to that run (one completion, not two).
+ */
+START_TEST(test_notify_sync_full)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct cpmsync_session_options options = { .debounce_ms = 5 };
+	const struct script_step script[] = {
+		FIRST_SYNC_THEN_NOTIFY,
+		{ SCRIPT_EXPECT, "a10 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a10 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a11 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND,
+		  "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat2\r\na11 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a12 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a12 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a13 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a13 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a14 SELECT Chat2" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a14 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a15 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a15 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a16 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat2 (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a16 OK notify\r\n" },
+		{ SCRIPT_EXPECT, "a17 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a17 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a18 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat2 (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a18 OK notify\r\n" },
+		/* Sync(): its NOOP; and the full pass asked for behind it */
+		{ SCRIPT_EXPECT, "a19 NOOP" },
+		{ SCRIPT_SEND, "a19 OK noop\r\n" },
+		{ SCRIPT_EXPECT, "a20 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a20 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a21 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND,
+		  "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat2\r\na21 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a22 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a22 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a23 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a23 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a24 SELECT Chat2" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a24 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a25 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a25 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a26 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat2 (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a26 OK notify\r\n" },
+		{ SCRIPT_EXPECT, "a27 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a27 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a28 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat2 (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a28 OK notify\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	int64_t folder_id = 0;
+
+	session = session_start(&env, script, &options, &w);
+	waiting_with_notify(&env, session);
+	w.syncing = false;
+	cpmsync_session_sync_full(session);
+	wait_syncs(&env, &w, 2);
+	ck_assert(w.syncing);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat2", &folder_id), 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &folder_id),
+			 -CPMSYNC_E_NOT_FOUND);
+	waiting_with_notify(&env, session);
+	w.syncing = false;
+	cpmsync_session_sync_now(session);
+	cpmsync_session_sync_full(session);
+	wait_syncs(&env, &w, 3);
+	ck_assert(w.syncing);
+	waiting_with_notify(&env, session);
+	ck_assert_uint_eq(w.syncs, 3);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -713,6 +808,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_notify_keep_fallback);
 	tcase_add_test(tc, test_notify_overflow);
 	tcase_add_test(tc, test_notify_sync_after_keep);
+	tcase_add_test(tc, test_notify_sync_full);
 	tcase_add_test(tc, test_network_change_probe);
 	tcase_add_test(tc, test_network_change_retry_now);
 	tcase_add_test(tc, test_account_edited_to_another_mailbox);

@@ -111,6 +111,16 @@ void cpmsync_session_set_online(struct cpmsync_session *s, bool online);
  * after a failure or a refused login. */
 void cpmsync_session_sync_now(struct cpmsync_session *s);
 /*
+ * As cpmsync_session_sync_now(), but always a full pass (LIST and every
+ * folder's status, as a poll): never answered by the NOOP that proves the
+ * store current under NOTIFY, since a server's NOTIFY can miss changes
+ * (Dovecot 2.3: a folder renamed by doveadm, other folders than INBOX
+ * after its list index log rotated).  For a user's explicit sync; an app's
+ * frequent Sync() keeps the cheap one.  Completes as any sync: LastSync,
+ * the synced callback.  Accepts NULL.
+ */
+void cpmsync_session_sync_full(struct cpmsync_session *s);
+/*
  * A local change to replay: as cpmsync_session_sync_now(), except that a
  * session backing off after a failure (or stopped by a refused login)
  * keeps waiting: its next try replays the journal.  A burst of changes
