@@ -69,7 +69,8 @@ static void usage(FILE *f)
 		"        NAME TAB STATE TAB PUSH TAB PENDING TAB LAST-SYNC TAB ONLINE TAB "
 		"LAST-ERROR\n"
 		"  sync [--timeout SECONDS] [ACCOUNT]\n"
-		"        sync now and wait until done (default timeout 600, 0: none);\n"
+		"        sync every folder now and wait until done (default timeout 600,\n"
+		"        0: none);\n"
 		"        a progress line on a terminal, then ACCOUNT: ok per account\n"
 		"  folders [--json] ACCOUNT         NAME TAB MESSAGES TAB UNSEEN, sorted by name\n"
 		"  list [--json] ACCOUNT FOLDER     ID TAB UID TAB FLAGS TAB DATE TAB FROM TAB "
@@ -2328,7 +2329,11 @@ int add_match(DBusConnection *conn, const char *rule)
 	return 0;
 }
 
-/* Account1.Sync; NULL, or the reason it failed (free()). */
+/*
+ * Account1.SyncAll (a full pass: Sync under NOTIFY may be answered by a
+ * NOOP, and Dovecot 2.3's NOTIFY misses some changes), or Sync from a
+ * daemon without it; NULL, or the reason it failed (free()).
+ */
 static char *sync_start(DBusConnection *conn, const struct sync_account *a)
 {
 	DBusMessage *reply;
@@ -2336,7 +2341,11 @@ static char *sync_start(DBusConnection *conn, const struct sync_account *a)
 	char *why;
 
 	dbus_error_init(&e);
-	reply = call(conn, new_call(a->path, IFACE_ACCOUNT, "Sync"), CALL_TIMEOUT_MS, &e);
+	reply = call(conn, new_call(a->path, IFACE_ACCOUNT, "SyncAll"), CALL_TIMEOUT_MS, &e);
+	if (!reply && dbus_error_has_name(&e, DBUS_ERROR_UNKNOWN_METHOD)) {
+		dbus_error_free(&e);
+		reply = call(conn, new_call(a->path, IFACE_ACCOUNT, "Sync"), CALL_TIMEOUT_MS, &e);
+	}
 	if (reply) {
 		dbus_message_unref(reply);
 		return NULL;

@@ -487,6 +487,36 @@ check "after a hard stop the lock is free: a new daemon starts and syncs" wait_s
 # --- sync: done, or at once with the reason -----------------------------------------------
 run 0 sync a
 check "sync a: 'a: ok', exit 0" bash -c "[ \"\$(cat '$WORK/out')\" = 'a: ok' ] && [ ! -s '$WORK/err' ]"
+# sync is a full pass under NOTIFY too (Account1.SyncAll): a folder renamed
+# on the server is listed under its new name as soon as sync returns, told
+# by NOTIFY or not (Dovecot 2.3 missed such a rename in a 2,000-folder
+# mailbox; Account1.Sync answers a quiet NOTIFY wait with a NOOP alone).
+push_is_notify() { test "$(acct PushState)" = notify; }
+# names_are FILE NAME...: FILE's first column is NAME..., one a line
+names_are() {
+	local f=$1
+	shift
+	cut -f 1 "$f" >"$WORK/names.got"
+	printf '%s\n' "$@" >"$WORK/names.want"
+	same "$WORK/names.want" "$WORK/names.got"
+}
+da mailbox create -u "$USER1" Before || bail "cannot create Before"
+check "sync a after a folder made on the server: exit 0" run 0 sync a
+run 0 folders a
+check "  folders lists Before" grep -qx $'Before\t0\t0' "$WORK/out"
+check "  the daemon waits with PushState notify" eventually 10 push_is_notify
+check "  ...and State idle" wait_state idle 10
+sleep 1 # NOTIFY's own echoes of that sync are over
+da mailbox rename -u "$USER1" Before After || bail "cannot rename Before"
+run 0 sync a
+check "sync a right after a rename on the server: 'a: ok', exit 0" \
+	bash -c "[ \"\$(cat '$WORK/out')\" = 'a: ok' ] && [ ! -s '$WORK/err' ]"
+da mailbox list -u "$USER1" >"$WORK/server.list" || bail "cannot list the server's folders"
+mapfile -t server_names < <(LC_ALL=C sort "$WORK/server.list")
+run 0 folders a
+check "  folders at once: After, not Before (the server's ${#server_names[@]} folders)" \
+	names_are "$WORK/out" "${server_names[@]}"
+check "  (the server has After)" grep -qx After < <(printf '%s\n' "${server_names[@]}")
 run 0 online a off
 check "online a off: State offline" wait_state offline 5
 run 1 sync a

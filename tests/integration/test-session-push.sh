@@ -13,8 +13,9 @@
 #     server.
 #   - The server stopped and started under a connected session: it comes
 #     back, converges, and push works again.
-#   - Account1.Sync() over D-Bus right after another client's change,
-#     before NOTIFY's event: the change is there when it returns.
+#   - cpmctl sync (Account1.SyncAll) over D-Bus right after another
+#     client's change, before NOTIFY's event: the change is there when it
+#     returns.  (Sync()'s NOOP path under NOTIFY: session-watch's sync.)
 #   - A refused login stops retrying (state "error").
 # Every scenario ends with the store compared to the server (cpmctl dump).
 set -u
@@ -256,8 +257,10 @@ stop_watch
 # when the server changed, before NOTIFY has said so (Dovecot sends its
 # events ~500 ms after a change).  The daemon on a private bus, NOTIFY
 # active; another client appends a message and sets a flag, then at once
-# `cpmctl sync a` (Sync(), then until SyncGeneration moves and State is
-# idle): right after it returns, both are in the store and over D-Bus.
+# `cpmctl sync a` (SyncAll(), a full pass, then until SyncGeneration moves
+# and State is idle): right after it returns, both are in the store and
+# over D-Bus.  Sync() alone is checked above (session-watch's sync: its
+# NOOP, then the sync of what the NOOP's answer brought).
 # A Sync() answered from memory under NOTIFY fails this (32fcb63, reverted
 # in 9812ea4: make demo showed a stale chat).
 bus_start

@@ -211,6 +211,7 @@ struct member {
 
 static const struct member additions[] = {
 	{ "org.cpmsync.Account1", "property SyncGeneration t read" },
+	{ "org.cpmsync.Account1", "method SyncAll" },
 	{ "org.cpmsync.Account1", "method ListConversationsPage\n"
 				  "arg offset u in\n"
 				  "arg limit u in\n"
