@@ -289,7 +289,9 @@ static int add_account(struct daemon *d, const struct config_account *conf)
 	return 0;
 }
 
-static void remove_account_at(struct daemon *d, size_t i)
+/* Ends account i's session: why says so in the log (its data stays in
+ * the store either way). */
+static void remove_account_at(struct daemon *d, size_t i, const char *why)
 {
 	struct daemon_account *da = d->accounts[i];
 	_cleanup_free_ char *name = strdup(cpmsync_session_name(da->session));
@@ -301,7 +303,7 @@ static void remove_account_at(struct daemon *d, size_t i)
 	free(da->password_error);
 	free(da);
 	d->accounts[i] = d->accounts[--d->n_accounts];
-	log_info("%s: account removed", name ? name : "?");
+	log_info("%s: %s", name ? name : "?", why);
 }
 
 /* ------------------------------------------------------------------ */
@@ -344,7 +346,10 @@ static void apply_config(struct daemon *d, struct config *cfg)
 	for (size_t i = d->n_accounts; i-- > 0;)
 		if (!config_find_account(cfg, d->accounts[i]->conf->name)) {
 			note_left_behind(d, d->accounts[i]->conf->name);
-			remove_account_at(d, i);
+			remove_account_at(
+				d, i,
+				"account removed from the configuration (its data stays in"
+				" the store)");
 		}
 	/* Kept or changed: repoint at the new configuration. */
 	for (size_t i = 0; i < d->n_accounts; i++) {
@@ -678,8 +683,9 @@ static void daemon_free(struct daemon *d)
 	d->netwatch = netwatch_free(d->netwatch);
 	d->outbox = outbox_free(d->outbox);
 	d->svc = cpm_service_free(d->svc);
+	/* At exit: "account removed" read as if its data went. */
 	while (d->n_accounts)
-		remove_account_at(d, d->n_accounts - 1);
+		remove_account_at(d, d->n_accounts - 1, "account stopped");
 	free(d->accounts);
 	cpmsync_loop_source_remove(d->signal_src);
 	cpmsync_loop_source_remove(d->store_check_src);

@@ -412,6 +412,8 @@ check "reload: an account removed from the file goes away" \
 check "reload: ...saying that its queued change stays behind" grep -qF \
 	"c: removed from the configuration with 1 local change(s) not yet sent and 0 failed operation(s): they stay in the store for an account of that name, to be sent if it comes back; D-Bus Manager1.RemoveAccount drops them" \
 	"$WORK/daemon.log"
+check "reload: ...and that it ended with its data kept" grep -qF \
+	"c: account removed from the configuration (its data stays in the store)" "$WORK/daemon.log"
 check "reload: ...which RemoveAccount, dropping them, does not say (b)" \
 	bash -c "! grep -F 'b: removed from the configuration' '$WORK/daemon.log'"
 

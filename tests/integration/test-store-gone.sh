@@ -57,6 +57,8 @@ call "$A" org.cpmsync.Account1 Sync >/dev/null || bail "Sync"
 check "the 20 KB message synced" eventually 10 compare "$DB"
 kill "$DAEMON_PID" && wait "$DAEMON_PID"
 DAEMON_PID=
+check "stopped: the log says the account stopped, not removed" \
+	bash -c "grep -qF 'a: account stopped' '$WORK/daemon.log' && ! grep -qF 'a: account removed' '$WORK/daemon.log'"
 PACKS=("$DB"-packs/*)
 check "its body is in a pack file (${#PACKS[@]})" test -f "${PACKS[0]}"
 check "the pack files removed" rm -f "${PACKS[@]}"
