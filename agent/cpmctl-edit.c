@@ -985,6 +985,78 @@ static DBusMessage *search_call(const char *folder, const struct criteria *c)
 	return m;
 }
 
+/*
+ * Matches over this many are printed from ListMessages pages (1,000 a
+ * call, from the first match's Id to the last's) instead of a GetMessage
+ * each: a tester's 5,000 matches took 5,000 calls, 1.3-3.7 s alone and up
+ * to 29 s beside a busy sync (D-Bus's default timeout is 25 s), where
+ * `list` of the same folder took 0.24 s.  Fewer take a call each, which
+ * beats paging a large folder for a few.
+ */
+#define SEARCH_GET_MAX 64
+
+static int cmp_id(const void *a, const void *b)
+{
+	dbus_uint64_t x = *(const dbus_uint64_t *)a, y = *(const dbus_uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The n matches found (in the reply), as `list` prints them, from its pages. */
+static int print_listed(const struct target *t, const dbus_uint64_t *found, int n, bool json)
+{
+	_cleanup_free_ dbus_uint64_t *ids = xreallocarray(NULL, (size_t)n, sizeof(*ids));
+	dbus_uint64_t after;
+	int next = 0;
+
+	memcpy(ids, found, (size_t)n * sizeof(*ids));
+	qsort(ids, (size_t)n, sizeof(*ids), cmp_id);
+	after = ids[0] - 1;
+	while (next < n && !ferror(stdout)) {
+		dbus_uint64_t after_arg = after;
+		dbus_uint32_t limit = 1000;
+		DBusMessage *m = new_call(t->folder, IFACE_FOLDER, "ListMessages"), *reply;
+		DBusMessageIter top, it;
+		DBusError e;
+
+		if (!dbus_message_append_args(m, DBUS_TYPE_UINT64, &after_arg, DBUS_TYPE_UINT32,
+					      &limit, DBUS_TYPE_INVALID))
+			dbus_oom();
+		dbus_error_init(&e);
+		reply = call(t->conn, m, CALL_TIMEOUT_MS, &e);
+		if (!reply) {
+			report_error(&e, "ListMessages");
+			return 1;
+		}
+		if (!reply_has_signature(reply, "aa{sv}", "ListMessages")) {
+			dbus_message_unref(reply);
+			return 1;
+		}
+		dbus_message_iter_init(reply, &top);
+		dbus_message_iter_recurse(&top, &it);
+		for (; dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_ARRAY && next < n;
+		     dbus_message_iter_next(&it)) {
+			uint64_t id = 0;
+
+			if (!prop_u64(&it, "Id", &id))
+				continue;
+			if (id > after)
+				after = id;
+			/* A match gone since the search is not listed: skipped. */
+			while (next < n && ids[next] < id)
+				next++;
+			if (next < n && ids[next] == id) {
+				print_summary(&it, json, &id);
+				next++;
+			}
+		}
+		dbus_message_unref(reply);
+		if (after == after_arg) /* the folder's end */
+			break;
+	}
+	return 0;
+}
+
 int cmd_search(int argc, char **argv)
 {
 	struct criteria c = { 0 };
@@ -1025,6 +1097,10 @@ int cmd_search(int argc, char **argv)
 		goto out;
 	}
 	/* Each match as `list` prints it. */
+	if (n > SEARCH_GET_MAX) {
+		r = print_listed(&t, ids, n, json);
+		goto out;
+	}
 	for (int i = 0; i < n && !ferror(stdout); i++) {
 		DBusMessage *m = new_call(t.folder, IFACE_FOLDER, "GetMessage"), *msg;
 		dbus_uint64_t id = ids[i];

@@ -317,6 +317,24 @@ check "search with no match: nothing, exit 0" no_out
 run 0 search a INBOX since:2026-11-28 before:2099-01-01 not-flag:'\Deleted'
 check "search since: before: not-flag: the two INBOX messages" \
 	test "$(cut -f 1 "$WORK/out" | sort -n | tr '\n' ' ')" = "$(cut -f 1 "$WORK/list" | sort -n | tr '\n' ' ')"
+# Over 64 matches: printed from ListMessages pages (cpmctl-edit.c
+# print_listed()) instead of a GetMessage each: the same lines.
+da mailbox create -u "$USER1" Many || bail "doveadm mailbox create Many"
+for i in $(seq 1 75); do
+	subj="bulk $i"
+	[ $((i % 15)) -eq 0 ] && subj="other $i"
+	msg_text "<many$i@cpmctl.test>" 300 "$subj" | da save -u "$USER1" -m Many ||
+		bail "doveadm save into Many ($i)"
+done
+run 0 sync a || bail "cpmctl sync a (Many)"
+run 0 list a Many || bail "cpmctl list a Many"
+check "list a Many: the 75 messages" test "$(wc -l <"$WORK/out")" -eq 75
+grep -v $'\tother [0-9]*$' "$WORK/out" >"$WORK/want"
+run 0 search a Many subject:bulk
+check "search of 70 matches (over 64): the 70, as list prints them" same "$WORK/want" "$WORK/out"
+run 0 search --json a Many subject:bulk
+check "search --json of 70 matches: their Ids in order" json_check "$WORK/out" \
+	'[m["Id"] for m in L] == ['"$(cut -f 1 "$WORK/want" | paste -sd,)"']'
 run 0 search a INBOX flag:'\Seen'
 check "search flag:\\Seen: none is seen" no_out
 check "search bogus:x: exit 2" usage_err \
