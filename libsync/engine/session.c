@@ -68,6 +68,7 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/flags.h"
+#include "util/jitter.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
@@ -494,7 +495,7 @@ static void connection_lost(struct cpmsync_session *s, int r, const char *reason
 	/* Exponential back-off with +-25 % jitter, so that many clients cut
 	 * off together do not come back together. */
 	delay = s->retry_ms;
-	delay = delay - delay / 4 + (unsigned)(random() % (delay / 2 + 1));
+	delay = jitter_quarter(delay);
 	if (s->retry_ms < s->opt.retry_max_ms / 2)
 		s->retry_ms *= 2;
 	else
