@@ -665,6 +665,8 @@ START_TEST(test_read_yields)
 	const struct script_step script[] = {
 		LOGIN_OK,
 		{ SCRIPT_EXPECT, "a3 NOOP" },
+		/* nothing until the client has stopped looking (usleep below) */
+		{ SCRIPT_SLEEP, "200" },
 		{ SCRIPT_SEND, burst },
 		{ SCRIPT_STALL, NULL },
 		{ SCRIPT_END, NULL },
@@ -683,10 +685,10 @@ START_TEST(test_read_yields)
 	want_done(&ctx, 1);
 	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
 	/* The NOOP goes out; the whole answer is in the socket before the
-	 * client reads any of it. */
+	 * client reads any of it (the peer waits 200 ms, the client 600). */
 	cpmsync_loop_iterate(ctx.loop, 0);
 	ck_assert_uint_eq(ctx.n_untagged, 0);
-	usleep(500 * 1000);
+	usleep(600 * 1000);
 	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 5000));
 	imap_read_budget_ms = IMAP_READ_BUDGET_MS;
 	ck_assert_int_eq(ctx.results[0], 0);
