@@ -57,6 +57,7 @@ struct imap_cmd {
 	size_t sent;	      /* bytes of wire already queued for output */
 	uint64_t max_literal; /* 0: none of its own */
 	uint64_t deadline;    /* monotonic ms by which it must be answered */
+	uint64_t sent_ms;     /* monotonic ms it was queued for output */
 	bool cancelled;
 	bool submitted;
 	bool continued; /* a "+" for its continuation handler arrived */
@@ -132,8 +133,9 @@ struct imap_client {
 	char literal_error[256]; /* why literal_check refused, "" if it did not */
 
 	uint64_t bytes_in, bytes_out;
-	uint64_t progress;  /* bytes received towards the next deadline extension */
-	uint64_t last_read; /* Unix time of the last bytes from the server */
+	uint64_t progress;     /* bytes received towards the next deadline extension */
+	uint64_t last_read;    /* Unix time of the last bytes from the server */
+	uint64_t last_read_ms; /* the same, monotonic ms (arm_deadline()) */
 	/* imap_client_probe() until the server sends anything: its length
 	 * and cause, and the monotonic ms by which bytes must come, set once
 	 * an answer is awaited (0 while none is). */
@@ -589,8 +591,9 @@ static void pump(struct imap_client *c)
 		*tail = cmd;
 		c->n_inflight++;
 		snprintf(cmd->tag, sizeof(cmd->tag), "a%u", ++c->tag_counter);
+		cmd->sent_ms = now_ms();
 		cmd->deadline =
-			now_ms() + (uint64_t)c->command_timeout_ms * IMAP_COMMAND_TOTAL_FACTOR;
+			cmd->sent_ms + (uint64_t)c->command_timeout_ms * IMAP_COMMAND_TOTAL_FACTOR;
 		r = cmd_send_piece(c, cmd);
 		if (r < 0) {
 			client_fail(c, r, "cannot queue a command: %s", cpmsync_strerror(r));
@@ -755,8 +758,29 @@ static void arm_deadline(struct imap_client *c)
 
 		if (!idling) {
 			uint64_t now = now_ms(), end = c->inflight->deadline;
+			/*
+			 * Silence counts from the server's last bytes or from
+			 * when the oldest command awaiting its answer went,
+			 * whichever came later: not from our own latest
+			 * command.  Restarted at each command sent, a stalled
+			 * connection with a NOOP out was taken for dead 110 s
+			 * after it, not 60, when a D-Bus call sent one more 50 s
+			 * on (and 120-300 s when the poll's NOTIFY NONE went
+			 * just before the refresh NOOP's deadline).  An IDLE
+			 * at the head waits for its DONE's answer, awaited
+			 * only since the DONE: from now, as before.
+			 */
+			uint64_t quiet = c->last_read_ms > c->inflight->sent_ms
+						 ? c->last_read_ms
+						 : c->inflight->sent_ms;
 
 			ms = c->command_timeout_ms;
+			if (c->inflight->flags & IMAP_CMD_IDLE)
+				;
+			else if (quiet + ms <= now)
+				ms = 1;
+			else
+				ms = quiet + ms - now;
 			/* The oldest command's total deadline may come first
 			 * (1 ms: at once, 0 would disarm the timer). */
 			if (end <= now)
@@ -943,6 +967,7 @@ static void read_input(struct imap_client *c)
 		quick_ack(c);
 		c->bytes_in += (uint64_t)n;
 		c->last_read = (uint64_t)time(NULL);
+		c->last_read_ms = now_ms();
 		c->probe = false; /* alive */
 		c->probe_until = 0;
 		c->progress += (uint64_t)n;

@@ -380,6 +380,48 @@ START_TEST(test_server_never_greets)
 }
 END_TEST
 
+static uint64_t mono_ms(void);
+
+/*
+ * A NOOP the server never answers, and 600 ms on (of a 1 s command
+ * timeout) another command: the connection is taken for dead 1 s after
+ * the NOOP, not 1 s after the later command.  Before, each command sent
+ * restarted the silence deadline: a stalled connection with a NOOP out
+ * went on 110 s instead of 60 when a D-Bus call sent one more 50 s on
+ * (the flap tester).  Measured from the second command: about 400 ms;
+ * with the old rule 1,000 (the bound, 800, leaves 400 either way).
+ */
+START_TEST(test_silence_counts_from_the_oldest_command)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct ctx ctx;
+	uint64_t second, end;
+
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 1000);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 2);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	end = mono_ms() + 600;
+	while (mono_ms() < end)
+		cpmsync_loop_iterate(ctx.loop, (int)(end - mono_ms()));
+	ck_assert_int_eq(ctx.n_done, 0);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "CHECK"), 0);
+	second = mono_ms();
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	end = mono_ms();
+	ck_assert_int_eq(ctx.results[0], -ETIMEDOUT);
+	ck_assert_int_eq(ctx.state_r, -ETIMEDOUT);
+	ck_assert_ptr_nonnull(strstr(ctx.reason, "did not answer"));
+	ck_assert_msg(end - second < 800, "dead %llu ms after the second command",
+		      (unsigned long long)(end - second));
+	ctx_end(&ctx);
+}
+END_TEST
+
 START_TEST(test_server_stops_answering)
 {
 	static const struct script_step script[] = {
@@ -1502,6 +1544,7 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_disconnect_with_commands_in_flight);
 	tcase_add_test(tc, test_server_never_greets);
 	tcase_add_test(tc, test_server_stops_answering);
+	tcase_add_test(tc, test_silence_counts_from_the_oldest_command);
 	tcase_add_loop_test(tc, test_connection_refused_cases, 0,
 			    sizeof(failing) / sizeof(failing[0]));
 	tcase_add_test(tc, test_authenticate_plain_without_sasl_ir);
