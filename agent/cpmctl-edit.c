@@ -1002,59 +1002,35 @@ static int cmp_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct listed {
+	const dbus_uint64_t *ids; /* sorted */
+	int n, next;
+	bool json;
+};
+
+static bool print_if_found(DBusMessageIter *m, uint64_t id, void *userdata)
+{
+	struct listed *l = userdata;
+
+	/* A match gone since the search is not listed: skipped. */
+	while (l->next < l->n && l->ids[l->next] < id)
+		l->next++;
+	if (l->next < l->n && l->ids[l->next] == id) {
+		print_summary(m, l->json, &id);
+		l->next++;
+	}
+	return l->next < l->n;
+}
+
 /* The n matches found (in the reply), as `list` prints them, from its pages. */
 static int print_listed(const struct target *t, const dbus_uint64_t *found, int n, bool json)
 {
 	_cleanup_free_ dbus_uint64_t *ids = xreallocarray(NULL, (size_t)n, sizeof(*ids));
-	dbus_uint64_t after;
-	int next = 0;
+	struct listed l = { .ids = ids, .n = n, .json = json };
 
 	memcpy(ids, found, (size_t)n * sizeof(*ids));
 	qsort(ids, (size_t)n, sizeof(*ids), cmp_id);
-	after = ids[0] - 1;
-	while (next < n && !ferror(stdout)) {
-		dbus_uint64_t after_arg = after;
-		dbus_uint32_t limit = 1000;
-		DBusMessage *m = new_call(t->folder, IFACE_FOLDER, "ListMessages"), *reply;
-		DBusMessageIter top, it;
-		DBusError e;
-
-		if (!dbus_message_append_args(m, DBUS_TYPE_UINT64, &after_arg, DBUS_TYPE_UINT32,
-					      &limit, DBUS_TYPE_INVALID))
-			dbus_oom();
-		dbus_error_init(&e);
-		reply = call(t->conn, m, CALL_TIMEOUT_MS, &e);
-		if (!reply) {
-			report_error(&e, "ListMessages");
-			return 1;
-		}
-		if (!reply_has_signature(reply, "aa{sv}", "ListMessages")) {
-			dbus_message_unref(reply);
-			return 1;
-		}
-		dbus_message_iter_init(reply, &top);
-		dbus_message_iter_recurse(&top, &it);
-		for (; dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_ARRAY && next < n;
-		     dbus_message_iter_next(&it)) {
-			uint64_t id = 0;
-
-			if (!prop_u64(&it, "Id", &id))
-				continue;
-			if (id > after)
-				after = id;
-			/* A match gone since the search is not listed: skipped. */
-			while (next < n && ids[next] < id)
-				next++;
-			if (next < n && ids[next] == id) {
-				print_summary(&it, json, &id);
-				next++;
-			}
-		}
-		dbus_message_unref(reply);
-		if (after == after_arg) /* the folder's end */
-			break;
-	}
-	return 0;
+	return list_pages(t->conn, t->folder, ids[0] - 1, print_if_found, &l);
 }
 
 int cmd_search(int argc, char **argv)

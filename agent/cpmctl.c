@@ -1202,11 +1202,63 @@ void print_summary(const DBusMessageIter *m, bool json, uint64_t *ret_id)
 	*ret_id = row.id;
 }
 
+int list_pages(DBusConnection *conn, const char *folder, uint64_t after, list_each_fn each,
+	       void *userdata)
+{
+	for (;;) {
+		DBusMessageIter top, it;
+		DBusMessage *m, *reply;
+		dbus_uint64_t after_arg = after;
+		dbus_uint32_t limit = LIST_PAGE;
+		size_t got = 0;
+		bool more = true;
+		DBusError e;
+
+		dbus_error_init(&e);
+		m = new_call(folder, IFACE_FOLDER, "ListMessages");
+		if (!dbus_message_append_args(m, DBUS_TYPE_UINT64, &after_arg, DBUS_TYPE_UINT32,
+					      &limit, DBUS_TYPE_INVALID))
+			dbus_oom();
+		reply = call(conn, m, CALL_TIMEOUT_MS, &e);
+		if (!reply) {
+			report_error(&e, "ListMessages");
+			return 1;
+		}
+		if (!reply_has_signature(reply, "aa{sv}", "ListMessages")) {
+			dbus_message_unref(reply);
+			return 1;
+		}
+		dbus_message_iter_init(reply, &top);
+		dbus_message_iter_recurse(&top, &it);
+		for (; more && dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_ARRAY;
+		     dbus_message_iter_next(&it)) {
+			uint64_t id = 0;
+
+			prop_u64(&it, "Id", &id);
+			if (id > after)
+				after = id;
+			more = each(&it, id, userdata);
+			got++;
+		}
+		dbus_message_unref(reply);
+		/* An empty page ends the list (a short one might only be
+		 * the daemon's own cap); an Id that does not advance too. */
+		if (!more || got == 0 || after == after_arg || ferror(stdout))
+			return 0;
+	}
+}
+
+static bool print_each(DBusMessageIter *m, uint64_t id, void *userdata)
+{
+	(void)id;
+	print_summary(m, *(bool *)userdata, &id);
+	return true;
+}
+
 static int cmd_list(int argc, char **argv)
 {
 	_cleanup_free_ char *folder = NULL;
 	DBusConnection *conn;
-	uint64_t after = 0;
 	bool json = false;
 	int r = 0;
 
@@ -1223,48 +1275,7 @@ static int cmd_list(int argc, char **argv)
 		dbus_connection_unref(conn);
 		return 1;
 	}
-	r = 0;
-	for (;;) {
-		DBusMessageIter top, it;
-		DBusMessage *m, *reply;
-		dbus_uint64_t after_arg = after;
-		dbus_uint32_t limit = LIST_PAGE;
-		size_t got = 0;
-		DBusError e;
-
-		dbus_error_init(&e);
-		m = new_call(folder, IFACE_FOLDER, "ListMessages");
-		if (!dbus_message_append_args(m, DBUS_TYPE_UINT64, &after_arg, DBUS_TYPE_UINT32,
-					      &limit, DBUS_TYPE_INVALID))
-			dbus_oom();
-		reply = call(conn, m, CALL_TIMEOUT_MS, &e);
-		if (!reply) {
-			report_error(&e, "ListMessages");
-			r = 1;
-			break;
-		}
-		if (!reply_has_signature(reply, "aa{sv}", "ListMessages")) {
-			dbus_message_unref(reply);
-			r = 1;
-			break;
-		}
-		dbus_message_iter_init(reply, &top);
-		dbus_message_iter_recurse(&top, &it);
-		for (; dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_ARRAY;
-		     dbus_message_iter_next(&it)) {
-			uint64_t id;
-
-			print_summary(&it, json, &id);
-			if (id > after)
-				after = id;
-			got++;
-		}
-		dbus_message_unref(reply);
-		/* An empty page ends the list (a short one might only be
-		 * the daemon's own cap); an Id that does not advance too. */
-		if (got == 0 || after == after_arg || ferror(stdout))
-			break;
-	}
+	r = list_pages(conn, folder, 0, print_each, &json);
 	dbus_connection_unref(conn);
 	return finish_stdout(r);
 }

@@ -130,6 +130,14 @@ char *lookup_folder(DBusConnection *conn, const char *account_name, const char *
 
 /* One message summary (a{sv}) as `list` prints it; its Id in *ret_id. */
 void print_summary(const DBusMessageIter *m, bool json, uint64_t *ret_id);
+/*
+ * Folder1.ListMessages of folder, page after page from after: each
+ * summary (and its Id) to each, which returns false to stop.  0, or 1
+ * with the error reported.
+ */
+typedef bool (*list_each_fn)(DBusMessageIter *m, uint64_t id, void *userdata);
+int list_pages(DBusConnection *conn, const char *folder, uint64_t after, list_each_fn each,
+	       void *userdata);
 
 /* ---- arguments ---- */
 
