@@ -43,6 +43,7 @@
 #include <cpmsync/io.h>
 #include <cpmsync/ops.h>
 #include <cpmsync/store.h>
+#include <cpmsync/utf8.h>
 
 #include "config.h"
 #include "cpmctl.h"
@@ -658,10 +659,30 @@ bool prop_bool(const DBusMessageIter *props, const char *name, bool *ret)
 /* ---- output helpers ---- */
 
 /* A value as one field: TAB, CR and LF become spaces. */
+/*
+ * A field of a tab-separated line for a terminal: each character that
+ * would act on the terminal or change how the line reads (controls, tab
+ * and newline included, and the bidirectional formatting characters, by
+ * cpmsync_text_unsafe_cp()'s one rule) printed as a space.  An
+ * U+202E in a subject reversed the columns after it.
+ */
 void put_field(const char *s)
 {
-	for (; *s; s++)
-		putchar(*s == '\t' || *s == '\r' || *s == '\n' ? ' ' : *s);
+	size_t n = strlen(s);
+
+	while (n) {
+		uint32_t cp;
+		size_t i = cpmsync_text_find_unsafe(s, n, &cp), k;
+
+		fwrite(s, 1, i, stdout);
+		if (i == n)
+			break;
+		/* D-Bus strings are UTF-8: cp is a character, k its length. */
+		k = cpmsync_utf8_decode(s + i, n - i, &cp);
+		putchar(' ');
+		s += i + (k ? k : 1);
+		n -= i + (k ? k : 1);
+	}
 }
 
 /* ---- --json: one JSON object per line, keys as the D-Bus properties ---- */

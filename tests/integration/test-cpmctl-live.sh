@@ -335,6 +335,17 @@ check "search of 70 matches (over 64): the 70, as list prints them" same "$WORK/
 run 0 search --json a Many subject:bulk
 check "search --json of 70 matches: their Ids in order" json_check "$WORK/out" \
 	'[m["Id"] for m in L] == ['"$(cut -f 1 "$WORK/want" | paste -sd,)"']'
+# A subject with bidirectional formatting characters (U+202E RIGHT-TO-LEFT
+# OVERRIDE, U+2067 RIGHT-TO-LEFT ISOLATE, U+200F RIGHT-TO-LEFT MARK) is
+# printed with a space for each: raw, the override reversed the columns
+# after it on a terminal.  The text around them stays (Arabic included).
+da mailbox create -u "$USER1" Bidi || bail "doveadm mailbox create Bidi"
+printf 'From: x@cpmctl.test\r\nMessage-ID: <bidi@cpmctl.test>\r\nSubject: a\xe2\x80\xaeevil\xe2\x81\xa7 \xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7\xe2\x80\x8f end\r\n\r\nx\r\n' |
+	da save -u "$USER1" -m Bidi || bail "doveadm save into Bidi"
+run 0 sync a || bail "cpmctl sync a (Bidi)"
+run 0 list a Bidi || bail "cpmctl list a Bidi"
+check "list: bidi formatting characters printed as spaces, the text kept ($(cut -f 6- "$WORK/out"))" \
+	test "$(awk -F '\t' '{ print $NF }' "$WORK/out")" = "$(printf 'a evil  \xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7  end')"
 run 0 search a INBOX flag:'\Seen'
 check "search flag:\\Seen: none is seen" no_out
 check "search bogus:x: exit 2" usage_err \
