@@ -2770,6 +2770,48 @@ static int cmd_discard(int argc, char **argv)
 	return failed_op_call(argc, argv, "discard", "DiscardOperation", discard_usage);
 }
 
+/*
+ * D-Bus strings are UTF-8, and libdbus aborts the process when asked to
+ * send anything else: every argument that goes to the daemon must be UTF-8
+ * (a user on a Latin-1 terminal, a script passing raw file names).  A FILE
+ * is a path and is only opened here: store's third positional argument,
+ * send's second.  dump reads the store itself.
+ */
+static bool args_are_utf8(int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	int file_at = str_eq(cmd, "store") ? 3 : str_eq(cmd, "send") ? 2 : 0;
+	bool options = true;
+	int pos = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (options && str_eq(a, "--")) {
+			options = false;
+			continue;
+		}
+		if (!options || a[0] != '-' || !a[1]) {
+			/* positional (an option is checked as the others) */
+			options = false;
+			if (++pos == file_at)
+				continue;
+		}
+		if (cpmsync_utf8_valid(a, strlen(a)))
+			continue;
+		fprintf(stderr, "cpmctl %s: argument '", cmd);
+		for (const unsigned char *c = (const unsigned char *)a; *c; c++)
+			if (*c >= 0x20 && *c < 0x7f && *c != '\\')
+				putc(*c, stderr);
+			else
+				fprintf(stderr, "\\x%02x", *c);
+		fprintf(stderr,
+			"' is not UTF-8 (names, flags and text go to the daemon as UTF-8)\n");
+		return false;
+	}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_VERSION = 256 };
@@ -2837,6 +2879,8 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	if (str_eq(cmd, "dump"))
 		return cmd_dump(argc - optind, argv + optind, config_path);
+	if (!args_are_utf8(argc - optind, argv + optind))
+		return EXIT_USAGE;
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (str_eq(cmd, commands[i].name))
 			return commands[i].run(argc - optind, argv + optind);

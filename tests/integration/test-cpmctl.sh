@@ -372,6 +372,36 @@ stderr_is "cpmctl: invalid operation id '-1'"$'\n''Usage: cpmctl discard ACCOUNT
 stderr_is "cpmctl: invalid message id 'x'"$'\n''Usage: cpmctl fetch ACCOUNT FOLDER ID [SECTION]' \
 	"fetch a INBOX x: exit 2, an invalid message id" fetch a INBOX x
 
+# An argument that is not UTF-8 (a Latin-1 terminal, a raw file name) is
+# named, exit 2: libdbus aborted cpmctl on it (exit 134).  A FILE is a
+# path, only opened here: store's and send's are taken as they are.
+bad=$(printf 'bad\xffname')
+utf8_why="' is not UTF-8 (names, flags and text go to the daemon as UTF-8)"
+stderr_is "cpmctl folder: argument 'bad\\xffname$utf8_why" \
+	"folder create with a name that is not UTF-8: exit 2, named" folder create a "$bad"
+stderr_is "cpmctl list: argument 'bad\\xffname$utf8_why" \
+	"list with a folder that is not UTF-8: exit 2, named" list a "$bad"
+stderr_is "cpmctl flag: argument '+\\xe9$utf8_why" \
+	"flag with a flag that is not UTF-8: exit 2, named" flag a INBOX 1 "$(printf '+\xe9')"
+stderr_is "cpmctl search: argument 'subject:\\xe9t\\xe9$utf8_why" \
+	"search with text that is not UTF-8: exit 2, named" search a INBOX "$(printf 'subject:\xe9t\xe9')"
+stderr_is "cpmctl metadata: argument 'v\\xff$utf8_why" \
+	"metadata set with a value that is not UTF-8: exit 2, named" \
+	metadata set a INBOX /private/comment "$(printf 'v\xff')"
+stderr_is "cpmctl store: argument 'bad\\xffname$utf8_why" \
+	"store: a flag that is not UTF-8 after the FILE: exit 2, named" store a INBOX "$WORK/f0" "$bad"
+for cmd in store send; do
+	if [ "$cmd" = store ]; then args=(store a INBOX "$WORK/$bad"); else args=(send a "$WORK/$bad"); fi
+	run 1 "${args[@]}"
+	if grep -qF "cannot read '$WORK/$bad': No such file or directory" "$WORK/err" &&
+		! grep -q 'not UTF-8' "$WORK/err"; then
+		ok "$cmd: a FILE whose name is not UTF-8 is a path: opened, not refused as text"
+	else
+		not_ok "$cmd: a FILE whose name is not UTF-8 is a path (exit $rc)"
+		sed 's/^/    stderr: /' "$WORK/err"
+	fi
+done
+
 # The D-Bus commands with nobody owning org.cpmsync, on a private bus (never
 # the user's): each says the daemon is not running, exit 1.  Without any
 # session bus: says so.
