@@ -581,10 +581,18 @@ static const char *outbox_cpm_root(void *userdata, const char *account)
 	return da ? config_account_cpm_root(da->conf) : NULL;
 }
 
+static bool outbox_folder_synced(void *userdata, const char *account, const char *folder)
+{
+	struct daemon_account *da = find_account(userdata, account);
+
+	return !da || cpmsync_session_syncs_folder(da->session, folder);
+}
+
 static const struct outbox_callbacks outbox_callbacks = {
 	.account_known = outbox_account_known,
 	.stored = outbox_stored,
 	.cpm_root = outbox_cpm_root,
+	.folder_synced = outbox_folder_synced,
 };
 
 static void outbox_start(struct daemon *d)

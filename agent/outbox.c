@@ -738,12 +738,21 @@ static void process_object_claim(struct outbox *o, int cfd, const char *cdir, co
 	if (fd < 0)
 		return;
 	root = cpm_root_of(o, account);
-	if (check_copy && cpmsync_cpm_object_folder(o->store, account, root, fd,
-						    (uint64_t)st.st_size, &folder) == 0)
+	if (cpmsync_cpm_object_folder(o->store, account, root, fd, (uint64_t)st.st_size, &folder) <
+	    0)
+		folder = NULL; /* the filing below says why */
+	if (check_copy && folder)
 		id = find_stored_copy(o, account, folder, fd, (uint64_t)st.st_size);
 	if (id > 0) {
 		log_info("outbox: %s was stored as message %" PRId64 " before a restart", rel, id);
 		claim_done(o, cfd, rel, id);
+		return;
+	}
+	if (folder && o->cb.folder_synced && !o->cb.folder_synced(o->userdata, account, folder)) {
+		why = xasprintf("its folder '%s' is not in the folders setting of account '%s': "
+				"it would be created on the server but not kept here",
+				folder, account);
+		move_to_failed(o, cfd, name, name, rel, why);
 		return;
 	}
 	if (lseek(fd, 0, SEEK_SET) < 0) {

@@ -135,6 +135,11 @@ struct outbox_callbacks {
 	/* The account's CPM root (borrowed), for files directly in
 	 * <outbox>/<account>/.  NULL, or NULL returned: "Default". */
 	const char *(*cpm_root)(void *userdata, const char *account);
+	/* Does account sync folder (its folders setting)?  A CPM object
+	 * filed in a folder it does not would be created on the server and
+	 * then dropped from the store: it goes to .failed.  NULL: every
+	 * folder is synced. */
+	bool (*folder_synced)(void *userdata, const char *account, const char *folder);
 	/*
 	 * Tests only (NULL otherwise): called with rel, the file's path below
 	 * the outbox, between an inotify event for a file and its handling,

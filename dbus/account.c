@@ -85,7 +85,8 @@ static DBusMessage *create_folder(struct cpm_bus *bus, DBusMessage *msg, void *u
 
 	(void)bus;
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
-	if ((err = cpm_check_name("name", name, false)))
+	if ((err = cpm_check_name("name", name, false)) ||
+	    (err = svc_check_synced(a, "name", name)))
 		return svc_invalid(msg, err);
 	r = cpmsync_op_create_folder(a->svc->store, a->name, name, &id);
 	if (r < 0)
@@ -106,7 +107,8 @@ static DBusMessage *rename_folder(struct cpm_bus *bus, DBusMessage *msg, void *u
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_STRING, &new_name,
 			      DBUS_TYPE_INVALID);
 	if ((err = cpm_check_name("name", name, false)) ||
-	    (err = cpm_check_name("new_name", new_name, false)))
+	    (err = cpm_check_name("new_name", new_name, false)) ||
+	    (err = svc_check_synced(a, "new_name", new_name)))
 		return svc_invalid(msg, err);
 	/* The one refusal about name (besides NotFound), told here; the
 	 * store's other refusals of an invalid argument are about new_name
@@ -167,6 +169,7 @@ static DBusMessage *store_object_from_fd(struct cpm_service *svc, DBusMessage *m
 {
 	struct store_object_ctx *x = ctx;
 	struct svc_account *a = svc_account_by_name(svc, x->account);
+	char *folder = NULL, *err = NULL;
 	int64_t folder_id, id;
 	struct svc_folder *f;
 	dbus_uint64_t v;
@@ -175,6 +178,15 @@ static DBusMessage *store_object_from_fd(struct cpm_service *svc, DBusMessage *m
 
 	if (!a)
 		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "account '%s' is gone", x->account);
+	/* Where it goes, first: not into a folder this account drops. */
+	if (cpmsync_cpm_object_folder(svc->store, a->name, a->cpm_root, fd, size, &folder) == 0)
+		err = svc_check_synced(a, "content", folder);
+	free(folder);
+	if (err)
+		return svc_invalid(msg, err);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return cpm_error(msg, CPM_ERROR_FAILED, "content: cannot read it again: %s",
+				 strerror(errno));
 	r = cpmsync_op_store_object_fd(svc->store, a->name, a->cpm_root, fd, size, x->flags,
 				       x->date, &folder_id, &id);
 	if (r < 0)
@@ -222,6 +234,15 @@ static DBusMessage *store_object(struct cpm_bus *bus, DBusMessage *msg, void *us
 	}
 	free(account);
 	return reply;
+}
+
+char *svc_check_synced(const struct svc_account *a, const char *arg, const char *name)
+{
+	if (cpmsync_session_syncs_folder(a->session, name))
+		return NULL;
+	return cpm_asprintf("%s: '%s' is not in the account's folders setting: it would be "
+			    "created on the server but not kept here",
+			    arg, name);
 }
 
 char *svc_check_conversation_id(const char *arg, const char *v)

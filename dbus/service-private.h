@@ -214,6 +214,10 @@ void svc_account_store_cpm_root(struct svc_account *a);
 /* NULL when v is a Conversation-ID argument (non-empty, bounded, no '/'),
  * else the InvalidArgs text naming arg (to free). */
 char *svc_check_conversation_id(const char *arg, const char *v);
+/* NULL when account a syncs the folder name (its folders setting); else
+ * why not, for InvalidArgs about arg (to free()): a folder made outside it
+ * would be created on the server and then dropped from the store. */
+char *svc_check_synced(const struct svc_account *a, const char *arg, const char *name);
 DBusMessage *svc_list_conversations(struct cpm_bus *bus, DBusMessage *msg, void *userdata);
 DBusMessage *svc_list_conversations_page(struct cpm_bus *bus, DBusMessage *msg, void *userdata);
 DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *msg, void *userdata);

@@ -3153,6 +3153,11 @@ bool cpmsync_session_has_capability(const struct cpmsync_session *s, const char 
 	return false;
 }
 
+bool cpmsync_session_syncs_folder(const struct cpmsync_session *s, const char *name)
+{
+	return !s || plan_patterns_match((const char *const *)s->folders, name);
+}
+
 int cpmsync_session_set_active(struct cpmsync_session *s, int64_t folder_id, bool active)
 {
 	size_t i;

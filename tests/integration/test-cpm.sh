@@ -476,4 +476,43 @@ sed -i '/^cpm_root = /d' "$CONF"
 check "reload without cpm_root: Default again" eventually 10 acct_is CpmRoot Default
 check "  and the folders as before" folder_is Default/conv-ABC conversation-history conv-ABC "" ""
 
+# --- a folder outside the account's folders setting ------------------------------------------
+# An account that syncs only INBOX and Work*: StoreObject would create
+# Default/conv-Q1 on the server and the next sync drop it from the store
+# ("not matched by the account's folders setting"): the sent message
+# vanished from the app.  Refused instead, as CreateFolder and a
+# RenameFolder to such a name; an outbox object goes to .failed.
+Q=/org/cpmsync/q
+qacct() { "$DBUS" get "$Q" "$AC" "$1"; }
+printf '[account q]\nhost = localhost\nport = %s\nca_file = %s\nuser = %s\npassword_file = %s\nfolders = INBOX Work*\n' \
+	"$IMAPS_PORT" "$CA_FILE" "$USER1" "$WORK/alice.pw" >>"$CONF" || bail "cannot add account q"
+check "reload: account q (folders = INBOX Work*) is idle" \
+	eventually 20 bash -c "[ \"\$('$DBUS' get $Q $AC State 2>/dev/null)\" = idle ]"
+QPENDING=$(qacct PendingOperations)
+cpm_obj "$WORK/q1" "<q-1@cpm.test>" "From: tel:+15550100" "To: tel:+15553333" \
+	"Conversation-ID: conv-Q1" "Message-Direction: sent"
+NOT_KEPT="is not in the account's folders setting: it would be created on the server but not kept here"
+check "StoreObject into a folder q does not sync: InvalidArgs naming it" \
+	test "$(call "$Q" "$AC" StoreObject hasx "$WORK/q1" '' 0)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: content: 'Default/conv-Q1' $NOT_KEPT"
+check "CreateFolder of a name q does not sync: InvalidArgs" \
+	test "$(call "$Q" "$AC" CreateFolder s Default/conv-Q9)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: name: 'Default/conv-Q9' $NOT_KEPT"
+check "  nothing queued, no folder made" test "$(qacct PendingOperations)" = "$QPENDING"
+check "CreateFolder Work (synced): a folder" grep -qE "^$Q/folder[0-9]+\$" <(call "$Q" "$AC" CreateFolder s Work)
+check "RenameFolder Work to a name q does not sync: InvalidArgs" \
+	test "$(call "$Q" "$AC" RenameFolder ss Work Elsewhere)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: new_name: 'Elsewhere' $NOT_KEPT"
+check "RenameFolder Work to Work2 (synced): done" test -z "$(call "$Q" "$AC" RenameFolder ss Work Work2)"
+mkdir -p "$WORK/outbox/q" || bail "mkdir outbox/q"
+cpm_obj "$WORK/outbox/q/.q2" "<q-2@cpm.test>" "From: tel:+15550100" "To: tel:+15553334" \
+	"Conversation-ID: conv-Q2" "Message-Direction: sent"
+mv "$WORK/outbox/q/.q2" "$WORK/outbox/q/q2.eml" || bail "mv q2.eml"
+check "outbox: an object for a folder q does not sync goes to .failed" \
+	eventually 10 test -f "$WORK/outbox/.failed/q2.eml"
+check "  its .why says why" test "$(cat "$WORK/outbox/.failed/q2.eml.why" 2>/dev/null)" = \
+	"q/q2.eml: its folder 'Default/conv-Q2' is not in the folders setting of account 'q': it would be created on the server but not kept here"
+da mailbox list -u "$USER1" >"$WORK/q-server" || bail "doveadm mailbox list"
+check "  no folder of it on the server" bash -c "! grep -q conv-Q '$WORK/q-server'"
+
 finish

@@ -170,6 +170,13 @@ uint64_t cpmsync_session_get_last_server_activity(const struct cpmsync_session *
 const char *const *cpmsync_session_get_capabilities(const struct cpmsync_session *s);
 /* Whether the server offered cap (case-insensitive) at the last login. */
 bool cpmsync_session_has_capability(const struct cpmsync_session *s, const char *cap);
+/*
+ * Whether the account's folders setting (cpmsync_account.folders) takes in
+ * the folder name (UTF-8, '/' between levels).  A folder made here outside
+ * it would be created on the server and then dropped from the store by the
+ * next sync (not in view): refuse such a change instead.
+ */
+bool cpmsync_session_syncs_folder(const struct cpmsync_session *s, const char *name);
 
 /* Active folders (Folder1.Active): kept in IDLE with priority.  Default:
  * INBOX only.  Not persistent. */
