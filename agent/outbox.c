@@ -430,15 +430,21 @@ static void retry_later(struct outbox *o)
 }
 
 /*
- * A store error that says nothing of the file and may pass: the store's
- * database or disk full (SQLITE_FULL, a pack file's ENOSPC or EDQUOT),
+ * A store error that says nothing of the file (of size bytes) and may
+ * pass: the store's database or disk full (SQLITE_FULL; ENOSPC or EDQUOT
+ * under the database or a pack file; EFBIG there, a file size limit),
  * the store busy, out of memory, an I/O error; the store's file removed
  * under the daemon (which stops, and its next start makes a new store:
  * the claim is stored then) or found damaged (stored once it is mended).
  * Not a reason for .failed, which would leave the file to the user.
+ * -EFBIG is also the verdict on a message over CPMSYNC_OP_MAX_MESSAGE_SIZE
+ * (with its line ends as CRLF, which at most doubles it): only a file of
+ * at most half that size cannot be the one refused.
  */
-static bool store_may_pass(int r)
+static bool store_may_pass(int r, uint64_t size)
 {
+	if (r == -EFBIG)
+		return size <= CPMSYNC_OP_MAX_MESSAGE_SIZE / 2;
 	return r == -CPMSYNC_E_STORE_FULL || r == -ENOSPC || r == -EDQUOT ||
 	       r == -CPMSYNC_E_STORE_BUSY || r == -ENOMEM || r == -EIO ||
 	       r == -CPMSYNC_E_STORE_GONE || r == -CPMSYNC_E_STORE_CORRUPT;
@@ -763,7 +769,7 @@ static void process_object_claim(struct outbox *o, int cfd, const char *cdir, co
 	}
 	r = cpmsync_op_store_object_fd(o->store, account, root, fd, (uint64_t)st.st_size, NULL, 0,
 				       &folder_id, &id);
-	if (r < 0 && store_may_pass(r)) {
+	if (r < 0 && store_may_pass(r, (uint64_t)st.st_size)) {
 		held_add(o, rel, r); /* not a verdict on the file */
 		return;
 	}
@@ -847,7 +853,7 @@ static void process_claim(struct outbox *o, const char *rel, bool check_copy)
 			  rel, folder);
 		return;
 	}
-	if (r < 0 && store_may_pass(r)) {
+	if (r < 0 && store_may_pass(r, (uint64_t)st.st_size)) {
 		held_add(o, rel, r); /* not a verdict on the file */
 		return;
 	}

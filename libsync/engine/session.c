@@ -1665,7 +1665,10 @@ static void keep_fetched_body(struct cpmsync_session *s, struct request *rq)
 fail:
 	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: keeping the fetched body of message %lld: %s",
 		s->name, (long long)rq->message_id,
-		r == -EIO || r <= -CPMSYNC_E_NOT_FOUND ? store_error(s->store) : strerror(-r));
+		r == -EIO || r == -ENOSPC || r == -EDQUOT || r == -EFBIG ||
+				r <= -CPMSYNC_E_NOT_FOUND
+			? store_error(s->store)
+			: strerror(-r));
 }
 
 static void request_finish(struct request *rq, int r, const char *reason)

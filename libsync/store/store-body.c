@@ -116,8 +116,11 @@ struct store_bodies {
 
 static int bfail(struct store *s, sqlite3 *db, int rc)
 {
-	store_set_error(s, "%s: %s (%d)", store_sqlite_file(db), sqlite3_errmsg(db), rc);
-	return store_map_sqlite_error(rc);
+	int err = store_no_room_errno(db, rc);
+
+	store_set_error(s, "%s: %s (%d)%s%s", store_sqlite_file(db), sqlite3_errmsg(db), rc,
+			err ? ": " : "", err ? strerror(err) : "");
+	return err ? -err : store_map_sqlite_error(rc);
 }
 
 static int bexec(struct store *s, struct store_bodies *b, const char *sql)

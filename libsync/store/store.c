@@ -144,16 +144,58 @@ const char *store_sqlite_file(sqlite3 *db)
 	return file ? file : "";
 }
 
+static int room_errno(int err)
+{
+	return err == ENOSPC || err == EDQUOT || err == EFBIG ? err : 0;
+}
+
+int store_no_room_errno(sqlite3 *db, int sqlite_rc)
+{
+	sqlite3_file *journal = NULL;
+	int err = 0;
+
+	if (!db || (sqlite_rc & 0xff) != SQLITE_IOERR)
+		return 0;
+	if (room_errno(sqlite3_system_errno(db)))
+		return sqlite3_system_errno(db);
+	/*
+	 * The connection's errno is not always the write's: a COMMIT whose
+	 * WAL frames cannot be written leaves it 0 (measured with SQLite
+	 * 3.40, RLIMIT_FSIZE 0), and the errno of the failing file is only
+	 * that file's (unix VFS lastErrno), the WAL's (or rollback journal's)
+	 * or the database's.
+	 */
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &journal) == SQLITE_OK &&
+	    journal && journal->pMethods && journal->pMethods->xFileControl &&
+	    journal->pMethods->xFileControl(journal, SQLITE_FCNTL_LAST_ERRNO, &err) == SQLITE_OK &&
+	    room_errno(err))
+		return err;
+	err = 0;
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, &err) != SQLITE_OK)
+		return 0;
+	return room_errno(err);
+}
+
+int store_map_db_error(sqlite3 *db, int sqlite_rc)
+{
+	int err = store_no_room_errno(db, sqlite_rc);
+
+	return err ? -err : store_map_sqlite_error(sqlite_rc);
+}
+
 int store_fail(struct store *s, int sqlite_rc)
 {
 	const char *file = store_sqlite_file(s->db);
+	int err = store_no_room_errno(s->db, sqlite_rc);
 
 	s->last_rc = sqlite_rc;
 	if (*file)
-		set_error(s, "%s: %s (%d)", file, sqlite3_errmsg(s->db), sqlite_rc);
+		set_error(s, "%s: %s (%d)%s%s", file, sqlite3_errmsg(s->db), sqlite_rc,
+			  err ? ": " : "", err ? strerror(err) : "");
 	else
-		set_error(s, "%s (%d)", sqlite3_errmsg(s->db), sqlite_rc);
-	return store_map_sqlite_error(sqlite_rc);
+		set_error(s, "%s (%d)%s%s", sqlite3_errmsg(s->db), sqlite_rc, err ? ": " : "",
+			  err ? strerror(err) : "");
+	return err ? -err : store_map_sqlite_error(sqlite_rc);
 }
 
 bool store_is_readonly(const struct store *s)
@@ -991,14 +1033,14 @@ static int keep_wal_files(struct store *s)
 	if (rc != SQLITE_OK) {
 		set_error(s, "%s: cannot keep the WAL file: %s", store_sqlite_file(s->db),
 			  sqlite3_errstr(rc));
-		return store_map_sqlite_error(rc);
+		return store_map_db_error(s->db, rc);
 	}
 	if (s->keep_wal) {
 		rc = sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 		if (rc != SQLITE_OK) {
 			set_error(s, "%s: cannot keep the WAL at close: %s",
 				  store_sqlite_file(s->db), sqlite3_errstr(rc));
-			return store_map_sqlite_error(rc);
+			return store_map_db_error(s->db, rc);
 		}
 	}
 	return store_exec(s, "PRAGMA journal_size_limit = 0;"
@@ -1448,9 +1490,12 @@ int store_sync_wal(struct store *s)
 		return 0; /* no WAL file open: nothing committed to sync */
 	rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
 	if (rc != SQLITE_OK) {
-		set_error(s, "%s: cannot sync the WAL to the disk: %s", store_sqlite_file(s->db),
-			  sqlite3_errstr(rc));
-		return store_map_sqlite_error(rc);
+		int err = store_no_room_errno(s->db, rc);
+
+		set_error(s, "%s: cannot sync the WAL to the disk: %s%s%s",
+			  store_sqlite_file(s->db), sqlite3_errstr(rc), err ? ": " : "",
+			  err ? strerror(err) : "");
+		return err ? -err : store_map_sqlite_error(rc);
 	}
 	return 0;
 }

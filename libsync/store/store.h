@@ -132,7 +132,8 @@ const char *store_error(const struct store *s);
  *   BUSY, LOCKED          -> -CPMSYNC_E_STORE_BUSY   (retry later)
  *   CORRUPT, NOTADB       -> -CPMSYNC_E_STORE_CORRUPT
  *   FULL                  -> -CPMSYNC_E_STORE_FULL
- *   IOERR_*               -> -EIO
+ *   IOERR_*               -> -EIO (store_map_db_error() tells a full disk
+ *                            or quota under an IOERR from a failing disk)
  *   NOMEM                 -> -ENOMEM
  *   CONSTRAINT_FOREIGNKEY -> -CPMSYNC_E_NOT_FOUND    (the parent row is missing)
  *   other CONSTRAINT_*    -> -EEXIST
@@ -503,8 +504,23 @@ void store_bind_text_or_null(sqlite3_stmt *st, int i, const char *t);
 /* Without the copy: t valid until the statement has run (store.c). */
 void store_bind_text_static_or_null(sqlite3_stmt *st, int i, const char *t);
 
+/*
+ * The disk or the quota full under db's files: ENOSPC, EDQUOT or EFBIG
+ * (a file size limit: RLIMIT_FSIZE, the file system's largest file) when
+ * sqlite_rc is an SQLITE_IOERR_* that the system's errno of db's last
+ * failure says is one of them; else 0.  SQLite itself gives SQLITE_FULL
+ * for ENOSPC on a write, SQLITE_IOERR_WRITE (or _FSYNC, _TRUNCATE,
+ * _SHMSIZE ...) for the others, which store_map_sqlite_error() alone makes
+ * -EIO, a failing disk's code.
+ */
+int store_no_room_errno(sqlite3 *db, int sqlite_rc);
+/* store_map_sqlite_error(), but -ENOSPC, -EDQUOT or -EFBIG as
+ * store_no_room_errno() finds them. */
+int store_map_db_error(sqlite3 *db, int sqlite_rc);
 /* Records "FILE: sqlite3_errmsg() (rc)" for store_error(), FILE the
- * store's database file, and returns the mapped rc. */
+ * store's database file, followed by ": strerror()" of the errno
+ * store_no_room_errno() finds, and returns the mapped rc (that errno
+ * negated, or store_map_sqlite_error()). */
 int store_fail(struct store *s, int sqlite_rc);
 /* db's main database file (absolute), or "" when it has none: for error
  * texts, since SQLite's messages do not name the file. */

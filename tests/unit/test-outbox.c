@@ -1191,6 +1191,54 @@ START_TEST(test_store_full_retried_without_sync)
 END_TEST
 
 /*
+ * The store's database may not grow for a file size limit (RLIMIT_FSIZE
+ * at 0, SIGXFSZ ignored: EFBIG, which SQLite reports as an I/O error and
+ * the store as -EFBIG): no verdict on the file either, although -EFBIG is
+ * also the one on a message too large.  It waits in the claim area and is
+ * stored once the limit is lifted.
+ */
+START_TEST(test_store_file_limit_waits)
+{
+	char msg[4096], want[6 * PATH_MAX];
+	struct rlimit old, lim;
+	bool claimed;
+	int64_t id;
+
+	snprintf(msg, sizeof(msg), "%s", large_msg("Message-ID: <limit@example.org>"));
+	start();
+	log_capture();
+	put(P("a/INBOX/limit.eml"), msg, strlen(msg));
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 0;
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	/* No assertion under the limit: Check's own report is a file. */
+	claimed = run_until(file_exists, P(".pending/claimed/a/INBOX/limit.eml"), 3000);
+	outbox_rescan(ob);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	ck_assert(claimed);
+	snprintf(want, sizeof(want),
+		 "cpm-syncd: outbox: a/INBOX/limit.eml: cannot store it for now: %s "
+		 "(%s/store.db: disk I/O error (778): %s); left as "
+		 "%s/.pending/claimed/a/INBOX/limit.eml, trying again within 30 s and after each "
+		 "sync\n",
+		 strerror(EFBIG), tmpdir, strerror(EFBIG), obx);
+	ck_assert_str_eq(log_taken(), want);
+	log_release();
+	ck_assert(!exists(P(".failed")));
+	ck_assert_uint_eq(stored_calls, 0);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+
+	outbox_rescan(ob);
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/limit.eml", id)), msg);
+	ck_assert_uint_eq(stored_calls, 1);
+	ck_assert(!exists(P(".failed")));
+}
+END_TEST
+
+/*
  * The store's file removed under the daemon (which stops within 2 s to
  * start a new one): a file dropped meanwhile is not failed for it.  Its
  * store refuses every write (-CPMSYNC_E_STORE_GONE); the file waits in the
@@ -1313,6 +1361,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_cpm_object_claim_dir_symlink);
 	tcase_add_test(tc, test_store_full_waits);
 	tcase_add_test(tc, test_store_full_retried_without_sync);
+	tcase_add_test(tc, test_store_file_limit_waits);
 	tcase_add_test(tc, test_store_gone_waits);
 	tcase_add_test(tc, test_why_not_written_whole);
 	suite_add_tcase(su, tc);

@@ -2738,6 +2738,54 @@ START_TEST(test_pack_write_fails)
 END_TEST
 
 /*
+ * The store's own database under a file size limit (RLIMIT_FSIZE, SIGXFSZ
+ * ignored: the write fails with EFBIG, as a full quota fails with EDQUOT).
+ * SQLite says SQLITE_IOERR_WRITE, "disk I/O error", for both, which alone
+ * maps to -EIO like a failing disk; the system's errno tells that there
+ * is no room: -EFBIG, and the text says so after the file's name.  The
+ * transaction is rolled back, and with the limit lifted the store is
+ * whole and takes the same rows.
+ */
+START_TEST(test_db_write_file_too_large)
+{
+	static const char fill_sql[] =
+		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+		" INSERT INTO scratch SELECT randomblob(4000) FROM n";
+	char wal[sizeof(dbpath) + 8], want[sizeof(dbpath) + 64];
+	struct store *s = open_ok(dbpath, 0);
+	struct rlimit old, lim;
+	struct stat st;
+	char *check;
+	int r;
+
+	ck_assert_int_eq(store_exec(s, "CREATE TABLE scratch (x BLOB)"), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+	ck_assert_int_eq(stat(wal, &st), 0);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)st.st_size + 256 * 1024;
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	r = store_exec(s, fill_sql);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	ck_assert_int_eq(r, -EFBIG);
+	snprintf(want, sizeof(want), "%s: disk I/O error (778): %s", dbpath, strerror(EFBIG));
+	ck_assert_str_eq(store_error(s), want);
+	store_rollback(s);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM scratch"), 0);
+	check = query_text(s, "PRAGMA integrity_check");
+	ck_assert_str_eq(check, "ok");
+	free(check);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_exec(s, fill_sql), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM scratch"), 2000);
+	store_close(s);
+}
+END_TEST
+
+/*
  * A reader in another process whose snapshot still shows a body that went
  * and was punched out meanwhile: it reads that the body went, not the
  * zeros of the hole.  A read-only one (cpmctl beside the daemon), and a
@@ -2954,6 +3002,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_pack_reader_sees_body_go);
 	tcase_add_test(tc, test_pack_writer_sees_body_go);
 	tcase_add_test(tc, test_pack_write_fails);
+	tcase_add_test(tc, test_db_write_file_too_large);
 	tcase_add_test(tc, test_body_write_fresh);
 	tcase_add_test(tc, test_pack_two_writers);
 	tcase_add_test(tc, test_sqlite_error_names_file);
