@@ -304,11 +304,18 @@ void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, 
 /* The account as a whole, in messages: those of the folders done and the
  * new ones of the folder being synced, out of the expected total (raised
  * to what was done where the LIST-STATUS fell short); at the end of the
- * run (all) the total is what was done. */
+ * run (all) the total is what was done.  After a pull that stopped
+ * (pull_stop()) it never reads as complete, although the run goes on to
+ * the replay and its end: the total stays the expected one, and above
+ * what was done (by one where the estimates fell short, as for a folder
+ * stopped in its flags). */
 static void account_progress(struct cpmsync_sync *e, bool in_folder, bool all)
 {
 	uint64_t done = e->prog_done + (in_folder ? e->f.new_count : 0);
-	uint64_t total = all || e->prog_total < done ? done : e->prog_total;
+	uint64_t total = (all && !e->pull_r) || e->prog_total < done ? done : e->prog_total;
+
+	if (e->pull_r && total <= done)
+		total = done + 1;
 
 	engine_progress(e, "", (uint32_t)MIN(done, UINT32_MAX), (uint32_t)MIN(total, UINT32_MAX));
 }

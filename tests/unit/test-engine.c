@@ -59,6 +59,17 @@ static int64_t batch_ms = -1;
 /* The account's sync_bodies in the runs below. */
 static int64_t sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
 
+/* The last progress of the account as a whole ("" folder) in the runs
+ * below: "done/total", "" when none came. */
+static char last_progress[32];
+
+static void progress_cb(void *userdata, const char *folder, uint32_t done, uint32_t total)
+{
+	(void)userdata;
+	if (!*folder)
+		snprintf(last_progress, sizeof(last_progress), "%u/%u", done, total);
+}
+
 /* Runs one sync of account "t" against script; returns the result.
  * only: engine_sync_only() that folder (0: a full run). */
 static struct sync_result run_only(struct cpmsync_store *store, const struct script_step *script,
@@ -83,6 +94,8 @@ static struct sync_result run_only(struct cpmsync_store *store, const struct scr
 	ck_assert_int_eq(script_peer_start(script, &peer), 0);
 	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, sync_result_cb, &res, &e),
 			 0);
+	last_progress[0] = '\0';
+	engine_set_progress(e, progress_cb, NULL);
 	if (only)
 		engine_sync_only(e, only);
 	if (batch_ms >= 0)
@@ -711,6 +724,8 @@ START_TEST(test_store_full_replays_anyway)
 				" FROM folder WHERE name = 'INBOX'"),
 			 "7 2 100");
 	ck_assert_str_eq(qs(cs, "SELECT last_sync FROM account"), "0");
+	/* The progress does not read as complete: none of the 58 expected. */
+	ck_assert_str_eq(last_progress, "0/58");
 
 	store_room(cs, -1);
 	script_fill(script2, sizeof(script2) / sizeof(script2[0]), new_messages(2, 59, 60, "a6"));
@@ -727,6 +742,8 @@ START_TEST(test_store_full_replays_anyway)
 	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"
 				" WHERE name = 'INBOX'"),
 			 "61 262");
+	/* The next run completes: all it brought, of as many. */
+	ck_assert_str_eq(last_progress, "59/59");
 	free(fetch1);
 	cpmsync_store_close(cs);
 }
@@ -805,6 +822,7 @@ START_TEST(test_store_full_other_folder_waits)
 	ck_assert_str_eq(qs(cs, "SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
 				" FROM folder WHERE name = 'INBOX'"),
 			 "7 2 100");
+	ck_assert_str_eq(last_progress, "0/58");
 	cpmsync_store_close(cs);
 }
 END_TEST
