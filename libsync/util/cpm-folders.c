@@ -3,6 +3,7 @@
  * The CPM folder model (cpmsync/cpm-folders.h): folder classification and
  * the filing decision (util/cpm-file.h).  No I/O, no store.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,27 @@ static char *join(const char *root, const char *a, const char *b)
 	return s;
 }
 
+/*
+ * The peer's URI scheme in lower case ("TEL:+1555" is "tel:+1555": schemes
+ * are case-insensitive, RFC 3986 3.1), so that one peer written both ways
+ * has one folder.  A scheme is ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+ * before the first ':'; anything else is left as it is.
+ */
+static void lower_scheme(char *peer)
+{
+	size_t i = 0;
+
+	if (!isalpha((unsigned char)peer[0]))
+		return;
+	while (isalnum((unsigned char)peer[i]) || peer[i] == '+' || peer[i] == '-' ||
+	       peer[i] == '.')
+		i++;
+	if (peer[i] != ':')
+		return;
+	for (size_t k = 0; k < i; k++)
+		peer[k] = (char)tolower((unsigned char)peer[k]);
+}
+
 int cpm_file_decide(const char *root, const struct cpm_file_object *o, cpm_folder_exists_fn exists,
 		    void *userdata, struct cpm_file_target *ret, char *why_buf, size_t why_len)
 {
@@ -224,7 +246,14 @@ int cpm_file_decide(const char *root, const struct cpm_file_object *o, cpm_folde
 			    what);
 		if ((problem = level_problem(peer)))
 			WHY("content: the peer address (%s) \"%.200s\" %s", what, peer, problem);
+		/* The scheme in lower case, unless the folder exists as written
+		 * (made by another client): then into that one. */
 		folder = join(root, peer, NULL);
+		if (folder && !exists(folder, userdata)) {
+			lower_scheme(peer);
+			free(folder);
+			folder = join(root, peer, NULL);
+		}
 	}
 #undef WHY
 	if (!folder)

@@ -169,6 +169,7 @@ struct decide_case {
 
 static const char *const ex_default[] = { "INBOX", "Default", NULL };
 static const char *const ex_conv[] = { "INBOX", "Default", "Default/c1", NULL };
+static const char *const ex_tel_upper[] = { "INBOX", "Default", "Default/TEL:+1555", NULL };
 static const char *const ex_session[] = { "INBOX", "Default", "Default/c1", "Default/c1/s1", NULL };
 
 static const struct decide_case decide_cases[] = {
@@ -199,6 +200,19 @@ static const struct decide_case decide_cases[] = {
 	  ex_default, 0, "Default/tel:+1555", "Default/tel:+1555" },
 	{ "Default", OBJ(.context = "multimedia-message", .from = "<tel:+1555>"), ex_default, 0,
 	  "Default/tel:+1555", "Default/tel:+1555" },
+	/* A peer's URI scheme is case-insensitive: one folder for TEL: and
+	 * tel:, the lower-case one, unless the folder exists as written. */
+	{ "Default", OBJ(.context = "pager-message", .from = "TEL:+1555"), ex_default, 0,
+	  "Default/tel:+1555", "Default/tel:+1555" },
+	{ "Default", OBJ(.context = "pager-message", .from = "<Sip:Bob@Example.COM>"), ex_default,
+	  0, "Default/sip:Bob@Example.COM", "Default/sip:Bob@Example.COM" },
+	{ "Default", OBJ(.context = "pager-message", .from = "TEL:+1555"), ex_tel_upper, 0,
+	  "Default/TEL:+1555", "" },
+	/* Not a scheme: as written. */
+	{ "Default", OBJ(.context = "pager-message", .from = "+1 (555) X:1"), ex_default, 0,
+	  "Default/+1 (555) X:1", "Default/+1 (555) X:1" },
+	{ "Default", OBJ(.context = "pager-message", .from = "Bob@Example.COM"), ex_default, 0,
+	  "Default/Bob@Example.COM", "Default/Bob@Example.COM" },
 	/* An SMS with a Conversation-ID is filed by it. */
 	{ "Default", OBJ(.context = "pager-message", .conversation_id = "c1", .from = "tel:+1"),
 	  ex_conv, 0, "Default/c1", "" },
