@@ -50,6 +50,7 @@ static bool is_recent(const char *s, size_t len)
 struct flag_ref {
 	const char *s;
 	size_t len;
+	size_t pos; /* the order it was added in */
 };
 
 struct flag_vec {
@@ -68,7 +69,8 @@ static int vec_push(struct flag_vec *fv, const char *s, size_t len)
 		fv->v = nv;
 		fv->alloc = na;
 	}
-	fv->v[fv->n++] = (struct flag_ref){ s, len };
+	fv->v[fv->n] = (struct flag_ref){ s, len, fv->n };
+	fv->n++;
 	return 0;
 }
 
@@ -83,17 +85,43 @@ static int ref_cmp(const void *a, const void *b)
 	return (x->len > y->len) - (x->len < y->len);
 }
 
-/* Sorts, dedups and joins. */
+/* Flags compare case-insensitively (keywords are ASCII atoms; Dovecot and
+ * Cyrus take "-FLAGS (urgent)" to remove Urgent); the first added first. */
+static int ref_casecmp(const void *a, const void *b)
+{
+	const struct flag_ref *x = a, *y = b;
+	size_t m = x->len < y->len ? x->len : y->len;
+	int c = strncasecmp(x->s, y->s, m);
+
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return (x->len > y->len) - (x->len < y->len);
+	return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static bool ref_same(const struct flag_ref *x, const struct flag_ref *y)
+{
+	return x->len == y->len && strncasecmp(x->s, y->s, x->len) == 0;
+}
+
+/* Drops the flags equal but for case to one added before them, sorts
+ * bytewise and joins. */
 static int vec_join(struct flag_vec *fv, char **ret)
 {
 	struct buf b = BUF_INIT(1u << 20);
+	size_t n = 0;
 	int r = 0;
 
 	if (fv->n)
+		qsort(fv->v, fv->n, sizeof(*fv->v), ref_casecmp);
+	for (size_t i = 0; i < fv->n; i++)
+		if (n == 0 || !ref_same(&fv->v[n - 1], &fv->v[i]))
+			fv->v[n++] = fv->v[i];
+	fv->n = n;
+	if (fv->n)
 		qsort(fv->v, fv->n, sizeof(*fv->v), ref_cmp);
 	for (size_t i = 0; r >= 0 && i < fv->n; i++) {
-		if (i > 0 && ref_cmp(&fv->v[i - 1], &fv->v[i]) == 0)
-			continue;
 		if (b.len)
 			r = buf_append_char(&b, ' ');
 		if (r >= 0)
@@ -130,7 +158,7 @@ static bool set_has(const char *set, const char *s, size_t len)
 		const char *e = strchr(p, ' ');
 		size_t l = e ? (size_t)(e - p) : strlen(p);
 
-		if (l == len && memcmp(p, s, len) == 0)
+		if (l == len && strncasecmp(p, s, len) == 0)
 			return true;
 		p += l;
 		while (*p == ' ')

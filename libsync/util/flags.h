@@ -5,7 +5,10 @@
  * Flag sets as the store keeps them: flags and keywords, space-separated,
  * no duplicates, sorted bytewise ("$Label \\Flagged \\Seen"); "" is the
  * empty set.  System flags are in their canonical case, \Recent never
- * appears (it is session state, not a flag we sync).
+ * appears (it is session state, not a flag we sync).  Flags compare
+ * case-insensitively, as servers compare them (Dovecot and Cyrus take
+ * "-FLAGS (urgent)" to remove Urgent): a set holds one spelling of each,
+ * the first one added (the set's own before an addition's).
  *
  * Every function returning char ** allocates the result (free()); they
  * return 0, -ENOMEM, or -EINVAL for a malformed flag.
@@ -28,7 +31,7 @@ bool flag_valid(const char *s, size_t len);
  * deduplicated, \Recent dropped; -EINVAL if one is not flag_valid(). */
 int flags_from_list(const char *const *flags, size_t n, char **ret);
 
-/* true if set contains flag (exact match after canonicalization). */
+/* true if set contains flag (in any case). */
 bool flags_has(const char *set, const char *flag);
 
 /* (set ∪ add) − remove.  add/remove are sets. */

@@ -346,6 +346,21 @@ run 0 sync a || bail "cpmctl sync a (Bidi)"
 run 0 list a Bidi || bail "cpmctl list a Bidi"
 check "list: bidi formatting characters printed as spaces, the text kept ($(cut -f 6- "$WORK/out"))" \
 	test "$(awk -F '\t' '{ print $NF }' "$WORK/out")" = "$(printf 'a evil  \xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7  end')"
+# A keyword removed in another case than it was added: Dovecot and Cyrus
+# compare keywords case-insensitively, and so does the store now (-foo
+# did nothing and sent nothing; +UPPER then +upper kept both).
+BIDI_ID=$(cut -f 1 "$WORK/out")
+run 0 flag a Bidi "$BIDI_ID" +Foo || bail "cpmctl flag +Foo"
+run 0 sync a || bail "cpmctl sync a (+Foo)"
+[[ $(flags_of Bidi '<bidi@cpmctl.test>') == *Foo* ]] || bail "+Foo did not reach the server: $(flags_of Bidi '<bidi@cpmctl.test>')"
+run 0 flag a Bidi "$BIDI_ID" -foo +Urgent +urgent || bail "cpmctl flag -foo"
+run 0 pending a
+check "flag -foo +Urgent +urgent: one change queued" test "$(wc -l <"$WORK/out")" = 1
+run 0 sync a || bail "cpmctl sync a (-foo)"
+check "-foo removed Foo on the server, +Urgent +urgent is one keyword ($(flags_of Bidi '<bidi@cpmctl.test>'))" \
+	test "$(flags_of Bidi '<bidi@cpmctl.test>')" = Urgent
+run 0 list a Bidi
+check "  and here ($(cut -f 3 "$WORK/out"))" test "$(cut -f 3 "$WORK/out")" = Urgent
 run 0 search a INBOX flag:'\Seen'
 check "search flag:\\Seen: none is seen" no_out
 check "search bogus:x: exit 2" usage_err \

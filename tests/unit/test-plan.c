@@ -26,7 +26,9 @@ static const struct {
 	{ { "\\seen", NULL }, "\\Seen" },
 	{ { "\\Seen", "\\SEEN", "$Work", NULL }, "$Work \\Seen" },
 	{ { "\\Recent", "\\Flagged", NULL }, "\\Flagged" },
-	{ { "b", "a", "B", NULL }, "B a b" },
+	/* Flags compare case-insensitively: the first spelling stays. */
+	{ { "b", "a", "B", NULL }, "a b" },
+	{ { "UPPER", "Foo", "upper", "foo", "FOO", NULL }, "Foo UPPER" },
 	{ { "\\Bogus", NULL }, NULL },
 	{ { "has space", NULL }, NULL },
 	{ { "par(en", NULL }, NULL },
@@ -75,8 +77,12 @@ static const struct {
 	  "\\Answered \\Flagged" },
 	/* The example: local +\Flagged -\Seen, server +$Work -\Answered. */
 	{ "\\Answered \\Seen", "\\Answered \\Flagged", "$Work \\Seen", "$Work \\Flagged" },
-	/* Keywords are case-sensitive strings here. */
-	{ "", "$label", "$Label", "$Label $label" },
+	/* Keywords compare case-insensitively, as the servers compare them:
+	 * the same keyword added on both sides is one, the server's spelling. */
+	{ "", "$label", "$Label", "$Label" },
+	/* Removed here in another case than the server's: removed. */
+	{ "Foo \\Seen", "\\Seen", "Foo \\Seen", "\\Seen" },
+	{ "foo", "", "FOO $Work", "$Work" },
 };
 
 START_TEST(test_flags_merge3)
@@ -102,6 +108,24 @@ START_TEST(test_flags_diff_apply)
 	ck_assert_int_eq(flags_apply("$A \\Seen", add, del, &back), 0);
 	ck_assert_str_eq(back, "$B \\Seen");
 	ck_assert(flags_has(back, "\\seen"));
+	ck_assert(flags_has(back, "$b"));
+	free(back);
+	/* -foo removes Foo; +UPPER onto upper adds nothing. */
+	ck_assert_int_eq(flags_apply("Foo \\Seen", "", "foo", &back), 0);
+	ck_assert_str_eq(back, "\\Seen");
+	free(back);
+	ck_assert_int_eq(flags_apply("upper", "UPPER $x", "", &back), 0);
+	ck_assert_str_eq(back, "$x upper");
+	free(back);
+	free(add);
+	free(del);
+	ck_assert_int_eq(flags_diff("Foo", "foo", &add, &del), 0);
+	ck_assert_str_eq(add, "");
+	ck_assert_str_eq(del, "");
+	free(add);
+	free(del);
+	add = del = NULL;
+	ck_assert_int_eq(flags_apply("$A \\Seen", "$B", "$A", &back), 0);
 	ck_assert(!flags_has(back, "$A"));
 	ck_assert_uint_eq(flags_count(back), 2);
 	ck_assert_uint_eq(flags_count(""), 0);
