@@ -1260,8 +1260,11 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 		case PLAN_FOLDER_RENAMED:
 			r = store_sync_folder_renamed(e->store, e->account_id, l->id, rf->name);
 			id = l->id;
-			log_debug(CAT, "%s: folder %s renamed on the server to %s", e->account_name,
-				  l->server_name, rf->name);
+			log_debug(CAT, "%s: folder %s renamed on the server to %s%s",
+				  e->account_name, l->server_name, rf->name,
+				  a->unchanged ? " (nothing else changed: not selected)" : "");
+			if (a->unchanged)
+				e->stats.folders_skipped++;
 			break;
 		case PLAN_FOLDER_CONFIRM:
 			r = store_sync_folder_set_server_name(e->store, e->account_id, l->id,
@@ -1332,7 +1335,10 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 			r = store_sync_folder_set_mailboxid(
 				e->store, a->kind == PLAN_FOLDER_UNCHANGED ? l->id : id,
 				rf->mailboxid);
-		if (r >= 0 && id && !rf->p.noselect && a->kind != PLAN_FOLDER_UNCHANGED) {
+		/* A folder renamed on the server with nothing else changed
+		 * (plan_folders()) is not selected: its row's new name is all. */
+		if (r >= 0 && id && !rf->p.noselect && a->kind != PLAN_FOLDER_UNCHANGED &&
+		    !a->unchanged) {
 			uint32_t est = expected_new(
 				&rf->p, a->kind == PLAN_FOLDER_ADD || a->kind == PLAN_FOLDER_REREAD
 						? NULL

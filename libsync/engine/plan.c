@@ -72,6 +72,12 @@ static bool mailboxid_same(const struct plan_remote_folder *r, const struct plan
 	return r->mailboxid && l->mailboxid && *r->mailboxid && streq(r->mailboxid, l->mailboxid);
 }
 
+/* Neither has a MAILBOXID: a server without OBJECTID (RFC 8474). */
+static bool mailboxid_none(const struct plan_remote_folder *r, const struct plan_local_folder *l)
+{
+	return (!r->mailboxid || !*r->mailboxid) && (!l->mailboxid || !*l->mailboxid);
+}
+
 static bool status_unchanged(const struct plan_remote_folder *r, const struct plan_local_folder *l,
 			     bool with_modseq)
 {
@@ -308,11 +314,13 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 	_cleanup_free_ bool *claimed = calloc(n_local + 1, sizeof(bool));
 	_cleanup_free_ size_t *onto = malloc((n_remote + 1) * sizeof(size_t));
 	_cleanup_free_ size_t *fold_at = malloc((n_local + 1) * sizeof(size_t));
+	/* local[k] is the one another folder is folded into (FOLD). */
+	_cleanup_free_ bool *folded_into = calloc(n_local + 1, sizeof(bool));
 	size_t n = 0, ns = 0, nl = 0, nu = 0, nr = 0, j;
 	enum plan_folder_action_kind kind;
 
 	if (!rmatched || !lmatched || !by_server || !by_local || !by_uidv || !remote_uidv ||
-	    !remote_name || !claimed || !onto || !fold_at)
+	    !remote_name || !claimed || !onto || !fold_at || !folded_into)
 		return -ENOMEM;
 	for (size_t i = 0; i < n_remote; i++) {
 		onto[i] = SIZE_MAX;
@@ -444,11 +452,12 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		if (lmatched[j] || !local[j].server_name)
 			continue; /* matched, or its CREATE is pending */
 		if (at != SIZE_MAX && rmatched[at] && onto[at] != SIZE_MAX && lmatched[onto[at]] &&
-		    !local[onto[at]].removed)
+		    !local[onto[at]].removed) {
+			folded_into[onto[at]] = true;
 			actions[n++] = (struct plan_folder_action){
 				.kind = PLAN_FOLDER_FOLD, .local = j, .remote = at, .into = onto[at]
 			};
-		else if (local[j].out_of_view && local[j].has_ops)
+		} else if (local[j].out_of_view && local[j].has_ops)
 			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_KEEP,
 								    .local = j,
 								    .remote = 0 };
@@ -464,6 +473,18 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_DELETE,
 								    .local = j,
 								    .remote = 0 };
+	}
+	/* 5. Renamed, and nothing else: the row is renamed, no SELECT. */
+	for (size_t a = 0; a < n; a++) {
+		const struct plan_remote_folder *r;
+		const struct plan_local_folder *l;
+
+		if (actions[a].kind != PLAN_FOLDER_RENAMED || folded_into[actions[a].local])
+			continue;
+		r = &remote[actions[a].remote];
+		l = &local[actions[a].local];
+		actions[a].unchanged = (mailboxid_same(r, l) || mailboxid_none(r, l)) &&
+				       status_unchanged(r, l, with_modseq);
 	}
 	return (int)n;
 }

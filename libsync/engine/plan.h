@@ -72,9 +72,12 @@ enum plan_folder_action_kind {
 
 struct plan_folder_action {
 	enum plan_folder_action_kind kind;
-	size_t local;  /* index into local[] (not for ADD) */
-	size_t remote; /* index into remote[] (not for DELETE/RECREATE) */
-	size_t into;   /* FOLD only: index into local[] */
+	size_t local;	/* index into local[] (not for ADD) */
+	size_t remote;	/* index into remote[] (not for DELETE/RECREATE) */
+	size_t into;	/* FOLD only: index into local[] */
+	bool unchanged; /* RENAMED only: the folder's identity is proven and
+			 * LIST-STATUS shows nothing moved in it, as for
+			 * UNCHANGED: its row is renamed, it is not selected */
 };
 
 /*
@@ -103,6 +106,15 @@ struct plan_folder_action {
  *
  * with_modseq: the session has CONDSTORE/QRESYNC, so an unchanged
  * (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, MESSAGES) proves nothing changed.
+ *
+ * A folder renamed on the server whose numbers did not move either is
+ * RENAMED with unchanged set (no SELECT), when the rename itself stands
+ * on all there is: the same MAILBOXID, or no MAILBOXID on either side (a
+ * server without OBJECTID: the UIDVALIDITY the rename was matched by is
+ * all it gives, and a SELECT would tell no more, its identity checks
+ * seeing the same numbers).  Not when only one side has a MAILBOXID (the
+ * SELECT reports it), nor for a folder another one is folded into (its
+ * SELECT re-matches the folded messages).
  *
  * actions must have room for n_local + n_remote entries; returns the
  * number written, or -ENOMEM.

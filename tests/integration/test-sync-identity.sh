@@ -27,6 +27,12 @@
 #    copied to RepF in the reverse order, RepE deleted, RepF renamed to
 #    RepE: each local id must come back with its own message (by Message-ID
 #    alone the first local id would take the first UID, the other one).
+# 5. A subtree renamed on the server, nothing else changed in it (Tree,
+#    Tree/a, Tree/b renamed Grove): its folders are renamed in the store
+#    without a SELECT (the LIST-STATUS proves nothing moved in them; they
+#    were one QRESYNC SELECT each), the same local ids under the new names.
+#    Cyrus raises each renamed folder's HIGHESTMODSEQ (2 -> 3 here), which
+#    may be a flag change: there they are SELECTed, one each.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -318,5 +324,34 @@ if is_cyrus; then
 	check "'dup two' kept its local id and \$Two ('$two_before' -> '$two_after')" \
 		test "$two_after" = "$two_before"
 fi
+
+# --- 5. a subtree renamed on the server, nothing else changed: no SELECT --------
+check "server: CREATE Tree Tree/a Tree/b" da mailbox create -u "$USER1" Tree Tree/a Tree/b
+fill_ok=1
+for f in Tree Tree/a Tree/b; do msg_save "$USER1" "$f" "<t.${f//\//.}@identity.test>" 400 || fill_ok=; done
+check "a message saved in each of Tree, Tree/a, Tree/b" test -n "$fill_ok"
+if sync_once "$CONF" "$WORK/sync11.log" && compare "$DB"; then
+	ok "Tree and its folders synced"
+else
+	not_ok "Tree and its folders synced"
+fi
+ids_tree=$(for f in Tree Tree/a Tree/b; do "$OP" --db "$DB" ids a "$f" || echo failed; done | tr '\n' ' ')
+check "Tree's folders hold 3 local ids ($ids_tree)" test "$(wc -w <<<"$ids_tree")" -eq 3
+check "server: RENAME Tree Grove" da mailbox rename -u "$USER1" Tree Grove
+if sync_once "$CONF" "$WORK/sync12.log" && compare "$DB"; then
+	ok "after RENAME Tree Grove the dump equals the server"
+else
+	not_ok "after RENAME Tree Grove the dump equals the server"
+fi
+n=$(grep -cE ' C: a[0-9]+ SELECT ' "$WORK/sync12.log")
+if is_cyrus; then
+	check "Tree's 3 folders SELECTed once each (Cyrus raised their HIGHESTMODSEQ; $n SELECTs)" \
+		test "$n" -eq 3
+else
+	check "no folder SELECTed after the rename ($n SELECTs)" test "$n" -eq 0
+fi
+ids_grove=$(for f in Grove Grove/a Grove/b; do "$OP" --db "$DB" ids a "$f" || echo failed; done | tr '\n' ' ')
+check "Grove's folders hold Tree's local ids ($ids_tree -> $ids_grove)" test "$ids_grove" = "$ids_tree"
+check "no Tree locally" test "$(local_rows Tree | wc -l)" -eq 0
 
 finish

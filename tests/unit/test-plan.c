@@ -515,6 +515,89 @@ static const struct folder_scenario folder_scenarios[] = {
 	  { L(1, "Old1", "Old1", .uidvalidity = 42, .mailboxid = "M-1"),
 	    L(2, "Old2", "Old2", .uidvalidity = 42, .mailboxid = "M-2") },
 	  { "RENAMED:1:0", "DELETE:0:-" } },
+	/* A rename whose numbers did not move: the row renamed, no SELECT
+	 * (RENAMED ... unchanged), when the identity stands on all there is. */
+	{ "renamed on the server, numbers equal, no MAILBOXID anywhere: renamed, not selected",
+	  true,
+	  { R("INBOX"),
+	    R("Moved", .has_status = true, .uidvalidity = 42, .uidnext = 5, .messages = 4,
+	      .highestmodseq = 9),
+	    R("Moved/Sub", .has_status = true, .uidvalidity = 43, .uidnext = 2, .messages = 1,
+	      .highestmodseq = 3) },
+	  { L(1, "INBOX", "INBOX"),
+	    L(2, "Top", "Top", .uidvalidity = 42, .uidnext = 5, .highestmodseq = 9,
+	      .known_messages = 4),
+	    L(3, "Top/Sub", "Top/Sub", .uidvalidity = 43, .uidnext = 2, .highestmodseq = 3,
+	      .known_messages = 1) },
+	  { "SYNC:0:0", "RENAMED:1:1 unchanged", "RENAMED:2:2 unchanged" } },
+	{ "renamed, numbers equal, the same MAILBOXID: renamed, not selected",
+	  true,
+	  { R("New", .has_status = true, .uidvalidity = 42, .uidnext = 5, .messages = 4,
+	      .highestmodseq = 9, .mailboxid = "M-O") },
+	  { L(2, "Old", "Old", .uidvalidity = 42, .uidnext = 5, .highestmodseq = 9,
+	      .known_messages = 4, .mailboxid = "M-O") },
+	  { "RENAMED:0:0 unchanged" } },
+	{ "renamed, HIGHESTMODSEQ moved: selected",
+	  true,
+	  { R("New", .has_status = true, .uidvalidity = 42, .uidnext = 5, .messages = 4,
+	      .highestmodseq = 10) },
+	  { L(2, "Old", "Old", .uidvalidity = 42, .uidnext = 5, .highestmodseq = 9,
+	      .known_messages = 4) },
+	  { "RENAMED:0:0" } },
+	{ "renamed, a message expunged (MESSAGES): selected",
+	  true,
+	  { R("New", .has_status = true, .uidvalidity = 42, .uidnext = 5, .messages = 3,
+	      .highestmodseq = 9) },
+	  { L(2, "Old", "Old", .uidvalidity = 42, .uidnext = 5, .highestmodseq = 9,
+	      .known_messages = 4) },
+	  { "RENAMED:0:0" } },
+	{ "renamed, numbers equal, without CONDSTORE: selected",
+	  false,
+	  { R("New", .has_status = true, .uidvalidity = 42, .uidnext = 5, .messages = 4,
+	      .highestmodseq = 9) },
+	  { L(2, "Old", "Old", .uidvalidity = 42, .uidnext = 5, .highestmodseq = 9,
+	      .known_messages = 4) },
+	  { "RENAMED:0:0" } },
+	{ "renamed, numbers equal, sync_bodies grew: selected",
+	  true,
+	  { R("New", .has_status = true, .uidvalidity = 42, .uidnext = 5, .messages = 4,
+	      .highestmodseq = 9) },
+	  { L(2, "Old", "Old", .uidvalidity = 42, .uidnext = 5, .highestmodseq = 9,
+	      .known_messages = 4, .bodies_behind = true) },
+	  { "RENAMED:0:0" } },
+	{ "renamed, numbers equal, a MAILBOXID recorded but none reported: selected (it reports "
+	  "one)",
+	  true,
+	  { R("New", .has_status = true, .uidvalidity = 42, .uidnext = 5, .messages = 4,
+	      .highestmodseq = 9) },
+	  { L(2, "Old", "Old", .uidvalidity = 42, .uidnext = 5, .highestmodseq = 9,
+	      .known_messages = 4, .mailboxid = "M-O") },
+	  { "RENAMED:0:0" } },
+	{ "renamed, numbers equal, a MAILBOXID reported but none recorded: selected",
+	  true,
+	  { R("New", .has_status = true, .uidvalidity = 42, .uidnext = 5, .messages = 4,
+	      .highestmodseq = 9, .mailboxid = "M-O") },
+	  { L(2, "Old", "Old", .uidvalidity = 42, .uidnext = 5, .highestmodseq = 9,
+	      .known_messages = 4) },
+	  { "RENAMED:0:0" } },
+	{ "A renamed A.old and a new A made, numbers equal: A.old renamed unselected, A added",
+	  true,
+	  { R("W1old", .has_status = true, .uidvalidity = 10, .uidnext = 3, .messages = 2,
+	      .highestmodseq = 4),
+	    R("W1", .has_status = true, .uidvalidity = 30, .uidnext = 3, .messages = 2,
+	      .highestmodseq = 4) },
+	  { L(1, "W1", "W1", .uidvalidity = 10, .uidnext = 3, .highestmodseq = 4,
+	      .known_messages = 2) },
+	  { "RENAMED:0:0 unchanged", "ADD:-:1" } },
+	{ "DELETE B, RENAME A B, A's numbers equal: A selected all the same (B folded into it)",
+	  true,
+	  { R("B", .has_status = true, .uidvalidity = 10, .uidnext = 3, .messages = 2,
+	      .highestmodseq = 4) },
+	  { L(1, "A", "A", .uidvalidity = 10, .uidnext = 3, .highestmodseq = 4,
+	      .known_messages = 2),
+	    L(2, "B", "B", .uidvalidity = 20, .uidnext = 3, .highestmodseq = 4,
+	      .known_messages = 2) },
+	  { "RENAMED:0:0", "FOLD:1:0>0" } },
 };
 
 static const char *kind_name(enum plan_folder_action_kind k)
@@ -584,6 +667,9 @@ START_TEST(test_folder_scenarios)
 			if (acts[i].kind == PLAN_FOLDER_FOLD)
 				snprintf(got + strlen(got), sizeof(got) - strlen(got), ">%zu",
 					 acts[i].into);
+			if (acts[i].unchanged)
+				snprintf(got + strlen(got), sizeof(got) - strlen(got),
+					 " unchanged");
 		}
 		ck_assert_msg((size_t)i < nw && strcmp(got, sc->want[i]) == 0,
 			      "%s: action %d is %s, want %s", sc->what, i, got,
@@ -641,9 +727,12 @@ START_TEST(test_many_folders)
 	ck_assert_uint_eq(count[PLAN_FOLDER_ADD], N / 4);
 	ck_assert_uint_eq(count[PLAN_FOLDER_DELETE], N / 4);
 	for (int i = 0; i < n; i++)
-		if (acts[i].kind == PLAN_FOLDER_RENAMED)
+		if (acts[i].kind == PLAN_FOLDER_RENAMED) {
 			ck_assert_uint_eq(l[acts[i].local].uidvalidity,
 					  r[acts[i].remote].uidvalidity);
+			/* nothing moved in them: renamed, not selected */
+			ck_assert(acts[i].unchanged);
+		}
 	free(r);
 	free(l);
 	free(acts);
