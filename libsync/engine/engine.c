@@ -1021,11 +1021,214 @@ static bool out_of_view(struct cpmsync_sync *e, const char *name)
 	return out_of_view_why(e, name) != NULL;
 }
 
-/* PLAN_FOLDER_DELETE: gone on the server, or out of view with nothing to send. */
-static int delete_local(struct cpmsync_sync *e, const struct plan_local_folder *l)
-{
-	int r = store_sync_folder_delete(e->store, l->id);
+/*
+ * What the server did to folders, for the default log, which says why a
+ * folder vanished or changed its name here: a folder renamed (from, to)
+ * or deleted (to NULL, with the messages it held here).  A subtree is a
+ * line, not one per folder (a server-side rename of 500 folders), and at
+ * most FOLDER_LOG_LINES lines go for each, then a count; -v names each.
+ */
+struct folder_event {
+	const char *from, *to;
+	uint32_t messages;
+	/* the group's key: from[0..from_len) to to[0..to_len) (renames), or
+	 * from[0..from_len) (deletions) */
+	size_t from_len, to_len;
+};
 
+struct folder_log {
+	struct folder_event *v;
+	size_t n;
+};
+
+#define FOLDER_LOG_LINES 10
+
+static int event_cmp(const void *a, const void *b)
+{
+	const struct folder_event *x = a, *y = b;
+	size_t n = x->from_len < y->from_len ? x->from_len : y->from_len;
+	int c = memcmp(x->from, y->from, n);
+
+	if (c == 0 && x->from_len != y->from_len)
+		c = x->from_len < y->from_len ? -1 : 1;
+	if (c == 0 && x->to && y->to) {
+		n = x->to_len < y->to_len ? x->to_len : y->to_len;
+		c = memcmp(x->to, y->to, n);
+		if (c == 0 && x->to_len != y->to_len)
+			c = x->to_len < y->to_len ? -1 : 1;
+	}
+	return c ? c : strcmp(x->from, y->from);
+}
+
+static bool same_group(const struct folder_event *x, const struct folder_event *y)
+{
+	return x->from_len == y->from_len && memcmp(x->from, y->from, x->from_len) == 0 &&
+	       (!x->to || (x->to_len == y->to_len && memcmp(x->to, y->to, x->to_len) == 0));
+}
+
+/* A rename's group: what is left of both names without the last levels
+ * they share ("Sub/f001" -> "Moved/f001": "Sub" -> "Moved"), so that a
+ * subtree renamed is one group whether its top is a folder here or not. */
+static void rename_key(struct folder_event *ev)
+{
+	ev->from_len = strlen(ev->from);
+	ev->to_len = strlen(ev->to);
+	for (;;) {
+		const char *f = memrchr(ev->from, '/', ev->from_len);
+		const char *t = memrchr(ev->to, '/', ev->to_len);
+		size_t fl, tl;
+
+		if (!f || !t)
+			return;
+		fl = (size_t)(ev->from + ev->from_len - f);
+		tl = (size_t)(ev->to + ev->to_len - t);
+		if (fl != tl || memcmp(f, t, fl) != 0)
+			return;
+		ev->from_len = (size_t)(f - ev->from);
+		ev->to_len = (size_t)(t - ev->to);
+	}
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool name_in(const char *const *names, size_t n, const char *name)
+{
+	return n && bsearch(&name, names, n, sizeof(*names), name_cmp);
+}
+
+/* A deletion's group: its highest parent that is deleted too, or that is
+ * no folder here (a \Noselect parent: Dovecot's "Sub" of "Sub/f001"), so
+ * that a subtree deleted is one group; else the folder itself. */
+static int delete_keys(struct folder_log *del, const struct plan_local_folder *locals,
+		       size_t n_local)
+{
+	_cleanup_free_ const char **gone = calloc(del->n + 1, sizeof(char *));
+	_cleanup_free_ const char **here = calloc(n_local + 1, sizeof(char *));
+	char buf[1024];
+
+	if (!gone || !here)
+		return -ENOMEM;
+	for (size_t i = 0; i < del->n; i++)
+		gone[i] = del->v[i].from;
+	for (size_t i = 0; i < n_local; i++)
+		here[i] = locals[i].name;
+	qsort(gone, del->n, sizeof(*gone), name_cmp);
+	qsort(here, n_local, sizeof(*here), name_cmp);
+	for (size_t i = 0; i < del->n; i++) {
+		struct folder_event *ev = &del->v[i];
+		const char *slash;
+
+		ev->from_len = strlen(ev->from);
+		for (slash = strchr(ev->from, '/'); slash; slash = strchr(slash + 1, '/')) {
+			size_t len = (size_t)(slash - ev->from);
+
+			if (len >= sizeof(buf))
+				break;
+			memcpy(buf, ev->from, len);
+			buf[len] = '\0';
+			if (name_in(gone, del->n, buf) || !name_in(here, n_local, buf)) {
+				ev->from_len = len;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+/* One line of log_folder_events(): the group v[0..count), its folders'
+ * messages here (deletions). */
+static void log_folder_group(struct cpmsync_sync *e, const struct folder_event *v, size_t count,
+			     uint64_t messages)
+{
+	bool top_is_folder = strlen(v->from) == v->from_len;
+	const char *s = messages == 1 ? "" : "s";
+	unsigned long long m = messages;
+	char under[64] = "";
+
+	/* " with the folder under it", " with the 499 folders under it" */
+	if (count == 2)
+		snprintf(under, sizeof(under), " with the folder under it");
+	else if (count > 2)
+		snprintf(under, sizeof(under), " with the %zu folders under it", count - 1);
+	if (v->to && (count == 1 || top_is_folder))
+		log_msg(CPMSYNC_LOG_INFO, CAT, "%s: folder '%s' renamed on the server to '%s'%s%s",
+			e->account_name, v->from, v->to, *under ? "," : "", under);
+	else if (v->to)
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: %zu folders under '%.*s' renamed on the server, to under '%.*s'",
+			e->account_name, count, (int)v->from_len, v->from, (int)v->to_len, v->to);
+	else if (count == 1)
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: folder '%s' deleted on the server: its %llu message%s removed here",
+			e->account_name, v->from, m, s);
+	else if (top_is_folder)
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: folder '%s' deleted on the server%s: their %llu message%s removed "
+			"here",
+			e->account_name, v->from, under, m, s);
+	else
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: %zu folders under '%.*s' deleted on the server: their %llu message%s"
+			" removed here",
+			e->account_name, count, (int)v->from_len, v->from, m, s);
+}
+
+/* The events of fl, a line per group: subtrees first, then single
+ * folders, FOLDER_LOG_LINES lines at most, then a count of the rest. */
+static void log_folder_events(struct cpmsync_sync *e, struct folder_log *fl)
+{
+	size_t lines = 0, more = 0;
+	uint64_t more_messages = 0;
+
+	qsort(fl->v, fl->n, sizeof(*fl->v), event_cmp);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0, j; i < fl->n; i = j) {
+			uint64_t messages = 0;
+
+			for (j = i; j < fl->n && same_group(&fl->v[i], &fl->v[j]); j++)
+				messages += fl->v[j].messages;
+			if ((j - i > 1) != (pass == 0))
+				continue;
+			if (lines == FOLDER_LOG_LINES) {
+				more += j - i;
+				more_messages += messages;
+				continue;
+			}
+			lines++;
+			log_folder_group(e, &fl->v[i], j - i, messages);
+		}
+	}
+	if (more && fl->v[0].to)
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: and %zu more folders renamed on the server (the debug log names each)",
+			e->account_name, more);
+	else if (more)
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: and %zu more folders deleted on the server: their %llu message%s"
+			" removed here (the debug log names each)",
+			e->account_name, more, (unsigned long long)more_messages,
+			more_messages == 1 ? "" : "s");
+}
+
+/* PLAN_FOLDER_DELETE: gone on the server, or out of view with nothing to
+ * send.  deleted: where a folder deleted on the server is recorded for
+ * log_folder_events() (not one whose DELETE was ours, nor one out of view). */
+static int delete_local(struct cpmsync_sync *e, const struct plan_local_folder *l,
+			struct folder_log *deleted)
+{
+	uint32_t messages = 0;
+	int r = 0;
+
+	if (!l->removed && !l->out_of_view)
+		r = store_sync_folder_messages(e->store, l->id, &messages);
+	if (r >= 0)
+		r = store_sync_folder_delete(e->store, l->id);
+	if (r >= 0 && !l->removed && !l->out_of_view)
+		deleted->v[deleted->n++] =
+			(struct folder_event){ .from = l->name, .messages = messages };
 	if (l->out_of_view)
 		log_msg(CPMSYNC_LOG_INFO, CAT,
 			"%s: folder %s is no longer synced (%s): its local copy is dropped",
@@ -1185,6 +1388,8 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	_cleanup_free_ struct plan_remote_folder *remotes = NULL;
 	_cleanup_free_ struct plan_local_folder *locals = NULL;
 	_cleanup_free_ struct plan_folder_action *acts = NULL;
+	_cleanup_free_ struct folder_event *ev_renamed = NULL, *ev_deleted = NULL;
+	struct folder_log renamed = { 0 }, deleted = { 0 };
 	struct sync_folder *folders = NULL;
 	size_t n_local = 0;
 	bool with_modseq = e->drv->ops->enabled(e->drv, IMAP_CAP_CONDSTORE) ||
@@ -1219,6 +1424,13 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 		r = 0;
 		goto out;
 	}
+	/* At most one event per action. */
+	renamed.v = ev_renamed = calloc((size_t)n + 1, sizeof(*ev_renamed));
+	deleted.v = ev_deleted = calloc((size_t)n + 1, sizeof(*ev_deleted));
+	if (!ev_renamed || !ev_deleted) {
+		r = -ENOMEM;
+		goto out;
+	}
 	r = store_begin(e->store);
 	if (r < 0)
 		goto out;
@@ -1237,7 +1449,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 		char aside[40];
 
 		if (a->kind == PLAN_FOLDER_DELETE) {
-			r = delete_local(e, l);
+			r = delete_local(e, l, &deleted);
 		} else if (a->kind == PLAN_FOLDER_FOLD) {
 			r = fold_folder(e, l, &locals[a->into]);
 		} else if (a->kind == PLAN_FOLDER_RENAMED) {
@@ -1263,6 +1475,9 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 			log_debug(CAT, "%s: folder %s renamed on the server to %s%s",
 				  e->account_name, l->server_name, rf->name,
 				  a->unchanged ? " (nothing else changed: not selected)" : "");
+			if (r >= 0)
+				renamed.v[renamed.n++] =
+					(struct folder_event){ .from = l->name, .to = rf->name };
 			if (a->unchanged)
 				e->stats.folders_skipped++;
 			break;
@@ -1279,7 +1494,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 			break;
 		case PLAN_FOLDER_DELETE:
 			if (!crossing) /* else done above */
-				r = delete_local(e, l);
+				r = delete_local(e, l, &deleted);
 			break;
 		case PLAN_FOLDER_KEEP:
 			log_msg(CPMSYNC_LOG_NOTICE, CAT,
@@ -1354,6 +1569,13 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 		r = store_commit(e->store);
 	else
 		store_rollback(e->store);
+	if (r >= 0 && renamed.n) {
+		for (size_t i = 0; i < renamed.n; i++)
+			rename_key(&renamed.v[i]);
+		log_folder_events(e, &renamed);
+	}
+	if (r >= 0 && deleted.n && delete_keys(&deleted, locals, n_local) >= 0)
+		log_folder_events(e, &deleted);
 out:
 	sync_folders_free(folders, n_local);
 	return r;

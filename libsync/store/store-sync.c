@@ -567,6 +567,12 @@ int store_sync_folder_delete(struct store *s, int64_t folder_id)
 	return exec_ii(s, "DELETE FROM folder WHERE id = ?1", folder_id, 0);
 }
 
+int store_sync_folder_messages(struct store *s, int64_t folder_id, uint32_t *ret)
+{
+	return count_ii(s, "SELECT count(*) FROM message WHERE folder_id = ?1 AND removed = 0",
+			folder_id, 0, ret);
+}
+
 int store_sync_folder_fold(struct store *s, int64_t folder_id, int64_t into_id, uint32_t *ret_moved)
 {
 	int r;

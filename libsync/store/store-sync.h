@@ -102,6 +102,9 @@ int store_sync_folder_set_special_use(struct store *s, int64_t folder_id, const 
 				      bool subscribed);
 /* The folder is gone on the server: delete it with its messages and journal rows. */
 int store_sync_folder_delete(struct store *s, int64_t folder_id);
+/* *ret: how many messages the folder holds here (not those removed here,
+ * their EXPUNGE pending), for the log of store_sync_folder_delete(). */
+int store_sync_folder_messages(struct store *s, int64_t folder_id, uint32_t *ret);
 /*
  * The folder is gone on the server and another local folder, into_id,
  * took its name there (plan.h PLAN_FOLDER_FOLD): its messages move into

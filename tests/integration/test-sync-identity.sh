@@ -33,6 +33,10 @@
 #    were one QRESYNC SELECT each), the same local ids under the new names.
 #    Cyrus raises each renamed folder's HIGHESTMODSEQ (2 -> 3 here), which
 #    may be a flag change: there they are SELECTed, one each.
+# 6. What the default log (no -v) says of it: a subtree renamed on the
+#    server is one line (Grove renamed Copse), a subtree deleted there one
+#    line with its messages (Copse, Copse/a, Copse/b), a folder deleted
+#    one line (Lone).
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -353,5 +357,36 @@ fi
 ids_grove=$(for f in Grove Grove/a Grove/b; do "$OP" --db "$DB" ids a "$f" || echo failed; done | tr '\n' ' ')
 check "Grove's folders hold Tree's local ids ($ids_tree -> $ids_grove)" test "$ids_grove" = "$ids_tree"
 check "no Tree locally" test "$(local_rows Tree | wc -l)" -eq 0
+
+# --- 6. the default log names what the server renamed and deleted -------------
+# log_says LOG EXPECTED: LOG's lines about folders renamed or deleted on
+# the server are exactly EXPECTED (one per line, in order)
+log_says() {
+	local got line
+	got=$(grep -E 'renamed on the server|deleted on the server' "$1")
+	[ "$got" = "$2" ] && return 0
+	echo "    the log says:"
+	while IFS= read -r line; do echo "      $line"; done <<<"$got"
+	return 1
+}
+check "server: CREATE Lone" da mailbox create -u "$USER1" Lone
+check "a message saved in Lone" msg_save "$USER1" Lone "<lone@identity.test>" 400
+check "server: RENAME Grove Copse" da mailbox rename -u "$USER1" Grove Copse
+if timeout "$SYNC_TIMEOUT" "$SYNCD" -c "$CONF" --once 2>"$WORK/sync13.log" && compare "$DB"; then
+	ok "after RENAME Grove Copse the dump equals the server (no -v)"
+else
+	not_ok "after RENAME Grove Copse the dump equals the server (no -v)"
+fi
+check "the default log says Grove was renamed Copse, with its folders, in one line" \
+	log_says "$WORK/sync13.log" "cpm-syncd: a: folder 'Grove' renamed on the server to 'Copse', with the 2 folders under it"
+check "server: DELETE Copse/a Copse/b Copse Lone" da mailbox delete -u "$USER1" Copse/a Copse/b Copse Lone
+if timeout "$SYNC_TIMEOUT" "$SYNCD" -c "$CONF" --once 2>"$WORK/sync14.log" && compare "$DB"; then
+	ok "after DELETE Copse/a Copse/b Copse Lone the dump equals the server (no -v)"
+else
+	not_ok "after DELETE Copse/a Copse/b Copse Lone the dump equals the server (no -v)"
+fi
+check "the default log says Copse (one line, with its folders) and Lone were deleted" \
+	log_says "$WORK/sync14.log" "cpm-syncd: a: folder 'Copse' deleted on the server with the 2 folders under it: their 3 messages removed here
+cpm-syncd: a: folder 'Lone' deleted on the server: its 1 message removed here"
 
 finish
