@@ -53,6 +53,11 @@ struct engine_reply {
 	bool bad;	       /* the refusal was a BAD (not a NO) */
 	uint32_t new_uid;      /* APPENDUID / COPYUID of exactly one message: its new UID, else 0 */
 	const struct rangeset *modified; /* MODIFIED: UIDs not stored; NULL otherwise */
+	/* Made here, not the server's answer: the operation was given up
+	 * without being sent (too large, its content lost, a name the server
+	 * cannot take ...); its failed operation's text says "not sent: "
+	 * (CPMSYNC_FAILED_OP_NOT_SENT). */
+	bool local;
 };
 
 typedef void (*engine_reply_fn)(const struct engine_reply *reply, void *userdata);

@@ -245,19 +245,28 @@ static bool refusal_permanent(const struct engine_reply *res)
 /*
  * Records the server's refusal of journal row id (in the open
  * transaction): queued for a later try, or a failed operation, which
- * blocks nothing: the run goes on and does not fail for it.
+ * blocks nothing: the run goes on and does not fail for it.  A refusal
+ * made here (res->local) is kept and logged as "not sent: ", not as the
+ * server's.
  */
 static int row_refused_as(struct cpmsync_sync *e, int64_t id, const struct engine_reply *res,
 			  const char *what, bool permanent)
 {
 	const char *text = res->text ? res->text : "";
+	_cleanup_free_ char *kept = NULL;
 	bool failed = false;
 	int r;
 
+	if (res->local && asprintf(&kept, "%s%s", CPMSYNC_FAILED_OP_NOT_SENT, text) < 0) {
+		kept = NULL;
+		engine_fail(e, -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
 	r = engine_tx_begin(e);
 	if (r >= 0)
-		r = store_journal_refused(e->store, id, res->code_name ? res->code_name : "", text,
-					  permanent, (int64_t)time(NULL), &failed);
+		r = store_journal_refused(e->store, id, res->code_name ? res->code_name : "",
+					  kept ? kept : text, permanent, (int64_t)time(NULL),
+					  &failed);
 	if (r == -CPMSYNC_E_NOT_FOUND) {
 		/* A local change took the operation back while its command
 		 * was in flight (a folder deleted during its CREATE): the
@@ -274,8 +283,8 @@ static int row_refused_as(struct cpmsync_sync *e, int64_t id, const struct engin
 	e->stats.ops_failed++;
 	if (failed)
 		e->stats.ops_given_up++;
-	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s refused by the server: %s%s%s%s (%s)",
-		e->account_name, what, res->code_name ? "[" : "",
+	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s %s: %s%s%s%s (%s)", e->account_name, what,
+		res->local ? "not sent" : "refused by the server", res->code_name ? "[" : "",
 		res->code_name ? res->code_name : "", res->code_name ? "] " : "", text,
 		failed ? "a failed operation now" : "tried again later");
 	return 0;
@@ -474,7 +483,8 @@ static bool name_unsendable(struct cpmsync_sync *e, int r, const char *name, eng
 	done(&(struct engine_reply){ .r = -CPMSYNC_E_SERVER,
 				     .code = IMAP_CODE_CANNOT,
 				     .code_name = "CANNOT",
-				     .text = text },
+				     .text = text,
+				     .local = true },
 	     e);
 	return true;
 }
@@ -785,7 +795,8 @@ static void append_send(struct cpmsync_sync *e)
 		append_done(&(struct engine_reply){ .r = -CPMSYNC_E_SERVER,
 						    .code = IMAP_CODE_CANNOT,
 						    .code_name = "CANNOT",
-						    .text = text },
+						    .text = text,
+						    .local = true },
 			    e);
 		return;
 	}
@@ -811,7 +822,8 @@ static void append_send(struct cpmsync_sync *e)
 		append_done(&(struct engine_reply){ .r = -CPMSYNC_E_SERVER,
 						    .code = IMAP_CODE_TOOBIG,
 						    .code_name = "TOOBIG",
-						    .text = text },
+						    .text = text,
+						    .local = true },
 			    e);
 		return;
 	}
@@ -918,7 +930,7 @@ static int others_deleted(struct cpmsync_sync *e, const struct rangeset *ours, c
 			  const char *folder, char *text, size_t size);
 
 /* Why a move without MOVE and UIDPLUS waits (others_deleted()). */
-#define MOVE_NO_UIDPLUS "not moved: the server lacks MOVE and UIDPLUS"
+#define MOVE_NO_UIDPLUS "the server lacks MOVE and UIDPLUS"
 
 /* Whether the folder selected holds \Deleted messages other than the
  * source (after a UID SEARCH DELETED): -1 when it failed the run, 0 when
@@ -960,9 +972,10 @@ static void move_search_done(const struct engine_reply *res, void *userdata)
 		sent(e, D(e)->ops->expunge(D(e), NULL, move_cleanup_done, e));
 		return;
 	}
-	if (row_refused_as(e, R(e)->j.id,
-			   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER, .text = text }, "MOVE",
-			   true) >= 0)
+	if (row_refused_as(
+		    e, R(e)->j.id,
+		    &(struct engine_reply){ .r = -CPMSYNC_E_SERVER, .text = text, .local = true },
+		    "MOVE", true) >= 0)
 		replay_next(e);
 }
 
@@ -1070,7 +1083,8 @@ static void move_precheck_done(const struct engine_reply *res, void *userdata)
 		return;
 	if (r > 0) {
 		if (row_refused_as(e, R(e)->j.id,
-				   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER, .text = text },
+				   &(struct engine_reply){
+					   .r = -CPMSYNC_E_SERVER, .text = text, .local = true },
 				   "MOVE", true) >= 0)
 			replay_next(e);
 		return;
@@ -1481,7 +1495,8 @@ static void flags_round(struct cpmsync_sync *e)
 					   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER,
 								   .code = IMAP_CODE_PERMANENTFLAGS,
 								   .code_name = "PERMANENTFLAGS",
-								   .text = text },
+								   .text = text,
+								   .local = true },
 					   "UID STORE", true) < 0)
 				return;
 			it->failed = true;
@@ -1531,6 +1546,7 @@ static void flags_selected(struct cpmsync_sync *e)
 		.code = IMAP_CODE_READ_ONLY,
 		.code_name = "READ-ONLY",
 		.text = "the folder is read-only for this account: its flags cannot be changed",
+		.local = true,
 	};
 	struct replay *rp = R(e);
 
@@ -1722,8 +1738,8 @@ static void expunge_search_done(const struct engine_reply *res, void *userdata)
 	 * would not remove them, so the batch is not done. */
 	if (exp_no_refuse(e))
 		return;
-	r = others_deleted(e, &rp->exp_uids, "not expunged: the server lacks UIDPLUS",
-			   rp->folder.server_name, text, sizeof(text));
+	r = others_deleted(e, &rp->exp_uids, "the server lacks UIDPLUS", rp->folder.server_name,
+			   text, sizeof(text));
 	if (r < 0) {
 		engine_fail(e, r, "out of memory");
 		return;
@@ -1735,7 +1751,8 @@ static void expunge_search_done(const struct engine_reply *res, void *userdata)
 	/* A failed operation at once: waiting would not make it safe. */
 	for (size_t i = 0; i < rp->n_exp; i++)
 		if (row_refused_as(e, rp->exp_journal[i],
-				   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER, .text = text },
+				   &(struct engine_reply){
+					   .r = -CPMSYNC_E_SERVER, .text = text, .local = true },
 				   "EXPUNGE", true) < 0)
 			return;
 	replay_next(e);
@@ -2580,7 +2597,8 @@ static void op_annotation(struct cpmsync_sync *e)
 			 "cannot set annotations of message %lld: the server lacks ANNOTATE",
 			 (long long)rp->msg.id);
 		if (row_refused_as(e, rp->j.id,
-				   &(struct engine_reply){ .r = -CPMSYNC_E_SERVER, .text = text },
+				   &(struct engine_reply){
+					   .r = -CPMSYNC_E_SERVER, .text = text, .local = true },
 				   "UID STORE ANNOTATION", true) >= 0)
 			replay_next(e);
 		return;

@@ -357,7 +357,7 @@ check "seen-only folder: the SELECT said so" grep -qF '[PERMANENTFLAGS (\Seen)]'
 expect "seen-only folder: \Seen reached the server" "$(server_flags PF '<pf1@sync.test>')" '\Seen'
 expect "seen-only folder: \Flagged is a failed operation ([PERMANENTFLAGS]), not dropped" \
 	"$(sqlite3 -readonly "$DB" "SELECT op || ' ' || failed || ' ' || code || ' ' || refused FROM journal WHERE failed = 1 AND code = 'PERMANENTFLAGS'")" \
-	'flags 1 PERMANENTFLAGS the folder does not keep \Flagged for this account (PERMANENTFLAGS (\Seen)): the change cannot be made'
+	'flags 1 PERMANENTFLAGS not sent: the folder does not keep \Flagged for this account (PERMANENTFLAGS (\Seen)): the change cannot be made'
 expect "seen-only folder: the local flag stays until retried or discarded" \
 	"$("$CPMCTL" dump --db "$DB" a PF | awk -F'\t' '$5 == "<pf2@sync.test>" { print $4 }')" '\Flagged'
 expect "seen-only folder: the server's flags unchanged" "$(server_flags PF '<pf2@sync.test>')" ""

@@ -214,7 +214,9 @@ if [ "$SERVER" = cyrus-classic ]; then
 	refusal=$(sqlite3 -readonly "$DB" "SELECT op || ' ' || failed || ' ' || code || ' ' || refused
 		FROM journal WHERE op = 'create_folder'")
 	check "its CREATE is a failed operation saying why ($refusal)" test "$refusal" = \
-		"create_folder 1 CANNOT \"Loc.Dot\" cannot be a folder name on this server: its hierarchy delimiter '.' is not allowed inside a level"
+		"create_folder 1 CANNOT not sent: \"Loc.Dot\" cannot be a folder name on this server: its hierarchy delimiter '.' is not allowed inside a level"
+	check "...logged as not sent, not as the server's refusal" grep -qF \
+		"a: CREATE not sent: [CANNOT] \"Loc.Dot\" cannot be a folder name on this server: its hierarchy delimiter '.' is not allowed inside a level (a failed operation now)" "$WORK/sync7.log"
 	check "the message waits with it (queued, not sent)" test \
 		"$(sqlite3 -readonly "$DB" "SELECT count(*) FROM journal WHERE op = 'append'")" = 1
 	flags=$(server_dump "$USER1" | awk -F'\t' '$5 == "<s.2@ns.test>" { print $4 }')

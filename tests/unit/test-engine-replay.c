@@ -870,6 +870,35 @@ START_TEST(test_transient_refusal_fails_after_five_tries)
 }
 END_TEST
 
+/* The engine's log lines holding log_match during run_logged(), one per line. */
+static char engine_log[2048];
+static const char *log_match;
+
+static void capture_log(int level, unsigned category, const char *msg, void *userdata)
+{
+	size_t n = strlen(engine_log);
+
+	(void)level;
+	(void)category;
+	(void)userdata;
+	if (strstr(msg, log_match))
+		snprintf(engine_log + n, sizeof(engine_log) - n, "%s\n", msg);
+}
+
+/* run(), with the engine's debug log (what -v shows) lines that hold
+ * match in engine_log. */
+static struct sync_result run_logged(const struct step *script, uint64_t caps, const char *match)
+{
+	struct sync_result res;
+
+	engine_log[0] = '\0';
+	log_match = match;
+	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_ENGINE, capture_log, NULL);
+	res = run(script, caps);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	return res;
+}
+
 START_TEST(test_permanent_refusal_blocks_nothing)
 {
 	/* [NOPERM], [TOOBIG], a BAD: failed at once; later rows still go,
@@ -907,10 +936,18 @@ START_TEST(test_permanent_refusal_blocks_nothing)
 	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);"
 	     "INSERT INTO journal (account_id, op, folder_id, args)"
 	     " VALUES (1, 'set_acl', 2, 'bob' || char(10) || 'lrs')");
-	res = run(script, ALL_CAPS);
+	res = run_logged(script, ALL_CAPS, "t: ");
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_uint_eq(res.stats.ops_replayed, 1);
 	ck_assert_uint_eq(res.stats.ops_failed, 3);
+	/* The server's refusals, logged as such (not "not sent"). */
+	ck_assert_ptr_nonnull(strstr(engine_log,
+				     "t: APPEND refused by the server: [NOPERM] no insert "
+				     "right (a failed operation now)\n"));
+	ck_assert_ptr_nonnull(strstr(engine_log,
+				     "t: CREATE refused by the server: [TOOBIG] too big (a "
+				     "failed operation now)\n"));
+	ck_assert_ptr_null(strstr(engine_log, "not sent"));
 	ck_assert_uint_eq(res.stats.ops_given_up, 3);
 	ck_assert_str_eq(
 		qs("SELECT group_concat(op || ':' || code || ':' || refused || ':' || tries"
@@ -946,13 +983,21 @@ START_TEST(test_append_too_large_to_send)
 	     "UPDATE message_state SET flags = '\\Flagged' WHERE id = 1;"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES (1, 'flags', 1, "
 	     "1);");
-	res = run(script, ALL_CAPS);
+	res = run_logged(script, ALL_CAPS, "APPEND");
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_uint_eq(res.stats.ops_replayed, 1);
 	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+	/* Never sent: not the server's refusal, in the log either. */
+	ck_assert_str_eq(engine_log,
+			 "t: message 2 (5 bytes) is too large to send: an APPEND carries at most"
+			 " 67108864 bytes with CRLF line ends\n"
+			 "t: APPEND not sent: [TOOBIG] message 2 (5 bytes) is too large to send: an"
+			 " APPEND carries at most 67108864 bytes with CRLF line ends (a failed"
+			 " operation now)\n");
 	ck_assert_str_eq(
 		qs("SELECT op || ':' || code || ':' || refused || ':' || failed FROM journal"),
-		"append:TOOBIG:message 2 (5 bytes) is too large to send: an APPEND carries"
+		"append:TOOBIG:not sent: message 2 (5 bytes) is too large to send: an APPEND "
+		"carries"
 		" at most 67108864 bytes with CRLF line ends:1");
 }
 END_TEST
@@ -994,42 +1039,16 @@ START_TEST(test_append_body_lost)
 	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
 	ck_assert_uint_eq(res.stats.ops_replayed, 1);
 	ck_assert_uint_eq(res.stats.ops_given_up, 1);
-	snprintf(
-		want, sizeof(want),
-		"append:CANNOT:the content of message 2 cannot be read: reading the body of message"
-		" 2: %s: No such file or directory:1",
-		pack);
+	snprintf(want, sizeof(want),
+		 "append:CANNOT:not sent: the content of message 2 cannot be read: reading the "
+		 "body of message"
+		 " 2: %s: No such file or directory:1",
+		 pack);
 	ck_assert_str_eq(
 		qs("SELECT op || ':' || code || ':' || refused || ':' || failed FROM journal"),
 		want);
 }
 END_TEST
-
-/* The engine's log lines about message 2 during run_logged(), one per line. */
-static char message2_log[1024];
-
-static void capture_message2(int level, unsigned category, const char *msg, void *userdata)
-{
-	size_t n = strlen(message2_log);
-
-	(void)level;
-	(void)category;
-	(void)userdata;
-	if (strstr(msg, "message 2 "))
-		snprintf(message2_log + n, sizeof(message2_log) - n, "%s\n", msg);
-}
-
-/* run(), with the engine's debug log (what -v shows) in message2_log. */
-static struct sync_result run_logged(const struct step *script, uint64_t caps)
-{
-	struct sync_result res;
-
-	message2_log[0] = '\0';
-	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_ENGINE, capture_message2, NULL);
-	res = run(script, caps);
-	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
-	return res;
-}
 
 /*
  * A fresh APPEND's UID (APPENDUID) is logged as appended, not as "already
@@ -1048,10 +1067,10 @@ START_TEST(test_append_uid_logged_as_appended)
 	local_message(1, "");
 	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'append', 1, 2)");
-	res = run_logged(script, ALL_CAPS);
+	res = run_logged(script, ALL_CAPS, "message 2 ");
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "7");
-	ck_assert_str_eq(message2_log, "t: message 2 appended as UID 7\n");
+	ck_assert_str_eq(engine_log, "t: message 2 appended as UID 7\n");
 }
 END_TEST
 
@@ -1082,12 +1101,12 @@ START_TEST(test_append_without_uidplus_found_by_search)
 	local_message(1, "");
 	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " VALUES (1, 'append', 1, 2)");
-	res = run_logged(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
+	res = run_logged(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS), "message 2 ");
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT uid FROM message WHERE id = 2"), "6");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 	/* Appended by this run, found by search: not "already" there. */
-	ck_assert_str_eq(message2_log, "t: message 2 appended, found as UID 6\n");
+	ck_assert_str_eq(engine_log, "t: message 2 appended, found as UID 6\n");
 }
 END_TEST
 
@@ -1108,9 +1127,9 @@ START_TEST(test_append_interrupted_found)
 	local_message(1, "\\Flagged");
 	exec("INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent)"
 	     " VALUES (1, 'append', 1, 2, 1, 'uidnext=5')");
-	res = run_logged(script, ALL_CAPS);
+	res = run_logged(script, ALL_CAPS, "message 2 ");
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(message2_log, "t: message 2 is already on the server as UID 5\n");
+	ck_assert_str_eq(engine_log, "t: message 2 is already on the server as UID 5\n");
 	ck_assert_str_eq(qs("SELECT uid || ' ' || server_flags FROM message"
 			    " JOIN message_state USING (id) WHERE id = 2"),
 			 "5 \\Flagged");
@@ -1216,9 +1235,10 @@ START_TEST(test_flags_read_only_folder)
 	flags_queued();
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT failed || ' ' || code || ' ' || refused FROM journal"),
-			 "1 READ-ONLY the folder is read-only for this account: its flags cannot "
-			 "be changed");
+	ck_assert_str_eq(
+		qs("SELECT failed || ' ' || code || ' ' || refused FROM journal"),
+		"1 READ-ONLY not sent: the folder is read-only for this account: its flags cannot "
+		"be changed");
 	ck_assert_str_eq(qs("SELECT flags FROM message_state WHERE id = 1"), "\\Flagged \\Seen");
 }
 END_TEST
@@ -1257,10 +1277,11 @@ START_TEST(test_flags_not_permanent)
 	     "2)");
 	res = run(script, ALL_CAPS);
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT message_id || ' ' || failed || ' ' || code || ' ' || refused"
-			    " FROM journal"),
-			 "1 1 PERMANENTFLAGS the folder does not keep $New for this account"
-			 " (PERMANENTFLAGS ($Known \\Seen)): the change cannot be made");
+	ck_assert_str_eq(
+		qs("SELECT message_id || ' ' || failed || ' ' || code || ' ' || refused"
+		   " FROM journal"),
+		"1 1 PERMANENTFLAGS not sent: the folder does not keep $New for this account"
+		" (PERMANENTFLAGS ($Known \\Seen)): the change cannot be made");
 	ck_assert_str_eq(qs("SELECT flags FROM message_state WHERE id = 1"), "$New \\Seen");
 
 	/* With "\*", any keyword: retried, it is sent. */
@@ -1598,7 +1619,7 @@ START_TEST(test_move_without_move_and_uidplus_others_deleted)
 	ck_assert_uint_eq(res.stats.ops_given_up, 1);
 	ck_assert_str_eq(qs("SELECT op || ':' || message_id || ':' || code || ':' || failed || ':'"
 			    " || attempts || ':' || refused FROM journal"),
-			 "move:2::1:0:not moved: the server lacks MOVE and UIDPLUS, and EXPUNGE"
+			 "move:2::1:0:not sent: the server lacks MOVE and UIDPLUS, and EXPUNGE"
 			 " would also remove the other \\Deleted messages of INBOX (UID 2,7)");
 	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || removed || ':' || ifnull(uid, '-'),"
 			    " ',') FROM message WHERE folder_id IN (1, 2)"),
@@ -1648,7 +1669,7 @@ START_TEST(test_move_without_move_and_uidplus_deleted_meanwhile)
 	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
 	ck_assert_str_eq(qs("SELECT op || ':' || failed || ':' || attempts || ':' || refused"
 			    " FROM journal"),
-			 "move:1:1:not moved: the server lacks MOVE and UIDPLUS, and EXPUNGE"
+			 "move:1:1:not sent: the server lacks MOVE and UIDPLUS, and EXPUNGE"
 			 " would also remove the other \\Deleted messages of INBOX (UID 4)");
 	ck_assert_str_eq(qs("SELECT ifnull(uid, '-') FROM message WHERE id = 2"), "-");
 	id = atoll(qs("SELECT id FROM journal WHERE op = 'move'"));
@@ -2577,10 +2598,11 @@ START_TEST(test_annotation_without_annotate)
 	set_annotation(1, "/comment", "mine", false);
 	res = run(script, ALL_CAPS);
 	ck_assert_msg(res.r == 0, "%s", res.reason);
-	ck_assert_str_eq(qs("SELECT op || ':' || failed || ':' || code || ':' || refused"
-			    " FROM journal"),
-			 "set_annotation:1::cannot set annotations of message 1: the server "
-			 "lacks ANNOTATE");
+	ck_assert_str_eq(
+		qs("SELECT op || ':' || failed || ':' || code || ':' || refused"
+		   " FROM journal"),
+		"set_annotation:1::not sent: cannot set annotations of message 1: the server "
+		"lacks ANNOTATE");
 	ck_assert_str_eq(annotation_rows(1), "/comment/0/-/mine");
 }
 END_TEST
@@ -3174,7 +3196,7 @@ START_TEST(test_expunge_without_uidplus_others_deleted)
 			    " || failed, ',') FROM journal"),
 			 "expunge:1::1,expunge:2::1");
 	ck_assert_str_eq(qs("SELECT group_concat(DISTINCT refused) FROM journal"),
-			 "not expunged: the server lacks UIDPLUS, and EXPUNGE would"
+			 "not sent: the server lacks UIDPLUS, and EXPUNGE would"
 			 " also remove the other \\Deleted messages of INBOX (UID 4:5)");
 	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || removed, ',') FROM message"
 			    " WHERE folder_id = 1"),
@@ -3237,7 +3259,7 @@ START_TEST(test_expunge_without_uidplus_huge_search)
 	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
 	ck_assert_int_eq(res.r, 0);
 	ck_assert_str_eq(qs("SELECT group_concat(DISTINCT refused) FROM journal"),
-			 "not expunged: the server lacks UIDPLUS, and EXPUNGE would"
+			 "not sent: the server lacks UIDPLUS, and EXPUNGE would"
 			 " also remove the other \\Deleted messages of INBOX (UID 3:12,...)");
 }
 END_TEST

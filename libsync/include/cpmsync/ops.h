@@ -165,6 +165,8 @@ int cpmsync_op_discard(struct cpmsync_store *store, int64_t message_id);
  * APPEND, a copy of it is appended from the stored content, and expunging
  * it takes the failed APPEND away with it.
  */
+/* How the text of a failed operation the server never refused begins. */
+#define CPMSYNC_FAILED_OP_NOT_SENT "not sent: "
 struct cpmsync_failed_op {
 	int64_t id;		    /* the journal row */
 	const char *operation;	    /* "store", "flags", "copy", "move", "expunge", ... */
@@ -173,7 +175,11 @@ struct cpmsync_failed_op {
 	size_t n_message_ids;
 	const char *code; /* the response code, "" for none (the contract: a BAD
 			   * without one too; its text says what) */
-	const char *text; /* the server's text */
+	const char *text; /* the server's text; or, for an operation given up
+			   * here without being sent (too large to send, its
+			   * stored content lost, a folder name the server
+			   * cannot take ...: code says which kind, as the
+			   * server would), CPMSYNC_FAILED_OP_NOT_SENT and why */
 	uint32_t tries;
 	int64_t time; /* of the last try (Unix time) */
 	/* cpmsync_store_foreach_pending(): a refused operation that waits
