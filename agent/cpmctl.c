@@ -1965,33 +1965,46 @@ static char *sync_refused(struct sync_run *run, struct sync_account *a)
 	DBusMessage *reply = failed_ops_reply(run->conn, a->path);
 	DBusMessageIter it, op;
 	char *first = NULL, *why = NULL;
-	unsigned n = 0;
+	unsigned n = 0, n_not_sent = 0;
+	bool first_not_sent = false;
 
 	if (!reply)
 		return NULL;
 	dbus_message_iter_init(reply, &it);
 	for (dbus_message_iter_recurse(&it, &op);
 	     dbus_message_iter_get_arg_type(&op) == DBUS_TYPE_ARRAY; dbus_message_iter_next(&op)) {
-		const char *folder, *code;
+		const char *folder, *code, *text = prop_str(&op, "Text", "");
+		/* Given up here, never sent: not the server's refusal. */
+		bool not_sent = !strncmp(text, CPMSYNC_FAILED_OP_NOT_SENT,
+					 strlen(CPMSYNC_FAILED_OP_NOT_SENT));
 
+		n_not_sent += not_sent;
 		if (n++)
 			continue;
+		first_not_sent = not_sent;
+		if (not_sent)
+			text += strlen(CPMSYNC_FAILED_OP_NOT_SENT);
 		folder = prop_str(&op, "Folder", "");
 		code = prop_str(&op, "Code", "");
 		first = xasprintf("%s%s%s%s: %s%s%s%s", prop_str(&op, "Operation", "?"),
 				  *folder ? " in '" : "", folder, *folder ? "'" : "",
-				  *code ? "[" : "", code, *code ? "] " : "",
-				  prop_str(&op, "Text", ""));
+				  *code ? "[" : "", code, *code ? "] " : "", text);
 	}
 	dbus_message_unref(reply);
 	if (n == 1)
-		why = xasprintf("a change was refused by the server: %s (cpmctl failed %s; "
-				"retry or discard it)",
-				first, a->name);
-	else if (n > 1)
+		why = xasprintf("a change was %s: %s (cpmctl failed %s; retry or discard it)",
+				first_not_sent ? "not sent" : "refused by the server", first,
+				a->name);
+	else if (n > 1 && n_not_sent == 0)
 		why = xasprintf("%u changes were refused by the server, the first: %s (cpmctl "
 				"failed %s; retry or discard them)",
 				n, first, a->name);
+	else if (n > 1)
+		why = xasprintf("%u changes failed (%u not sent, %u refused by the server), the "
+				"first %s: %s (cpmctl failed %s; retry or discard them)",
+				n, n_not_sent, n - n_not_sent,
+				first_not_sent ? "not sent" : "refused by the server", first,
+				a->name);
 	free(first);
 	return why;
 }

@@ -431,6 +431,8 @@ check "watch a b: exit 2" usage_err "cpmctl watch: too many arguments" watch a b
 
 # --- sync with a change the server refuses: at once, the reason, exit 1 ---------------------
 da mailbox create -u "$USER1" Locked || bail "doveadm mailbox create Locked failed"
+# A message there for the read-only flag change below (saved while the ACL allows it).
+msg_save "$USER1" Locked "<readonly@live.test>" 300 || bail "doveadm save into Locked failed"
 da acl set -u "$USER1" Locked "user=$USER1" lookup read || bail "doveadm acl set failed"
 # A new IMAP session reads the new ACL (the daemon's own may have cached the
 # folder's rights when NOTIFY told it of the folder, before the ACL was set).
@@ -461,6 +463,25 @@ run 0 discard a "$FID"
 run 0 sync a
 check "after discard: sync a is ok again" is_out "a: ok"
 check "the refused message never reached the server" test -z "$(uid_of Locked '<locked@live.test>')"
+
+# --- sync with a change given up here, never sent: said so, not as the server's ----------
+# Locked is read-only for the user: Dovecot selects it [READ-ONLY] and would
+# answer a STORE with OK, changing nothing; the daemon does not send it.
+run 0 sync a || bail "sync a before the flag change failed"
+run 0 list a Locked || bail "list a Locked failed"
+[ "$(wc -l <"$WORK/out")" -eq 1 ] || bail "list a Locked: not one message: $(cat "$WORK/out")"
+RO=$(cut -f 1 "$WORK/out")
+run 0 flag a Locked "$RO" +'\Flagged' || bail "flag a Locked $RO failed"
+run 1 sync a
+check "sync with a change not sent: exit 1, 'not sent', not 'refused by the server'" \
+	err_is "cpmctl: a: a change was not sent: flags in 'Locked': [READ-ONLY] the folder is read-only for this account: its flags cannot be changed (cpmctl failed a; retry or discard it)"
+run 0 failed a
+check "failed a: the change, its text beginning 'not sent: '" \
+	bash -c "[ \"\$(cut -f 1,3-7,9 '$WORK/out')\" = \"\$(printf 'a\tflags\tLocked\t%s\tREAD-ONLY\t1\tnot sent: the folder is read-only for this account: its flags cannot be changed' '$RO')\" ]"
+FID=$(cut -f 2 "$WORK/out")
+run 0 discard a "$FID" || bail "discard a $FID failed"
+run 0 sync a
+check "after discard: sync a is ok again" is_out "a: ok"
 
 # --- sync with a change refused for now (over quota): what, why, next try; exit 1 --------
 # doveadm (no quota plugin) fills the 1 MiB quota behind the daemon's back.
