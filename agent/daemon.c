@@ -543,19 +543,24 @@ static void hook_bus_lost(void *userdata)
 	cpmsync_loop_quit(d->loop, 1);
 }
 
-/* A failed Store, StoreFd or StoreObject: logged like a failed outbox file. */
-static void hook_store_failed(void *userdata, const char *account, const char *what,
-			      const char *reason)
+/* A failed D-Bus call that changes something (Store, SetFlags,
+ * CreateFolder, AddAccount ...): logged like a failed outbox file, the
+ * caller alone gets the error otherwise. */
+static void hook_call_failed(void *userdata, const char *account, const char *what,
+			     const char *reason)
 {
 	(void)userdata;
-	log_warning("%s: %s failed: %s", account, what, reason);
+	if (account)
+		log_warning("%s: %s failed: %s", account, what, reason);
+	else
+		log_warning("%s failed: %s", what, reason);
 }
 
 static const struct cpm_service_hooks service_hooks = {
 	.add_account = hook_add_account,
 	.remove_account = hook_remove_account,
 	.bus_lost = hook_bus_lost,
-	.store_failed = hook_store_failed,
+	.call_failed = hook_call_failed,
 };
 
 /* ------------------------------------------------------------------ */

@@ -74,7 +74,7 @@ static DBusMessage *find_folder(struct cpm_bus *bus, DBusMessage *msg, void *use
 	return folder_path_reply(a, msg, id, name);
 }
 
-static DBusMessage *create_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *create_folder_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_account *a = userdata;
 	DBusMessage *reply;
@@ -96,7 +96,7 @@ static DBusMessage *create_folder(struct cpm_bus *bus, DBusMessage *msg, void *u
 	return reply;
 }
 
-static DBusMessage *rename_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *rename_folder_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_account *a = userdata;
 	const char *name, *new_name;
@@ -128,7 +128,7 @@ static DBusMessage *rename_folder(struct cpm_bus *bus, DBusMessage *msg, void *u
 	return cpm_reply(msg);
 }
 
-static DBusMessage *delete_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *delete_folder_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_account *a = userdata;
 	const char *name;
@@ -222,8 +222,7 @@ static DBusMessage *store_object(struct cpm_bus *bus, DBusMessage *msg, void *us
 
 	(void)bus;
 	if ((err = svc_read_fd_flags_date(msg, &fd, &flags, &date))) {
-		reply = svc_report_store_failure(svc, account, "StoreObject",
-						 svc_invalid(msg, err));
+		reply = svc_report_failure(svc, account, "StoreObject", svc_invalid(msg, err));
 	} else {
 		x = cpm_calloc(1, sizeof(*x));
 		x->account = cpm_strdup(a->name);
@@ -294,7 +293,8 @@ static int conversation_folder_cb(const struct cpmsync_conversation_info *c, voi
 	return 0;
 }
 
-static DBusMessage *mark_conversation_read(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *mark_conversation_read_call(struct cpm_bus *bus, DBusMessage *msg,
+						void *userdata)
 {
 	static const char *const seen[] = { "\\Seen", NULL };
 	struct svc_account *a = userdata;
@@ -538,7 +538,7 @@ static DBusMessage *get_metadata(struct cpm_bus *bus, DBusMessage *msg, void *us
 		c, cpmsync_session_get_metadata(a->session, id, entries, metadata_cb, c));
 }
 
-static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *set_metadata_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_account *a = userdata;
 	struct cpmsync_metadata_entry *entries;
@@ -627,7 +627,7 @@ static DBusMessage *set_acl_common(struct svc_account *a, DBusMessage *msg, cons
 	return cpm_reply(msg);
 }
 
-static DBusMessage *set_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *set_acl_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	const char *folder, *identifier, *rights;
 
@@ -637,7 +637,7 @@ static DBusMessage *set_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdat
 	return set_acl_common(userdata, msg, folder, identifier, rights);
 }
 
-static DBusMessage *delete_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *delete_acl_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	const char *folder, *identifier;
 
@@ -749,13 +749,13 @@ static DBusMessage *retry_or_discard(DBusMessage *msg, struct svc_account *a,
 	return cpm_reply(msg);
 }
 
-static DBusMessage *retry_operation(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *retry_operation_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	(void)bus;
 	return retry_or_discard(msg, userdata, cpmsync_op_retry);
 }
 
-static DBusMessage *discard_operation(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *discard_operation_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	(void)bus;
 	return retry_or_discard(msg, userdata, cpmsync_op_discard_failed);
@@ -934,6 +934,59 @@ static DBusMessage *set_online(DBusMessage *msg, DBusMessageIter *value, void *u
 }
 
 #undef A
+
+/* fn, a call that changes something of account a, its failure reported. */
+static DBusMessage *account_call(struct cpm_bus *bus, DBusMessage *msg, struct svc_account *a,
+				 const char *call, cpm_method_fn fn)
+{
+	return svc_call_reported(a->svc, a->name, call, fn, bus, msg, a);
+}
+
+static DBusMessage *create_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return account_call(bus, msg, userdata, "CreateFolder", create_folder_call);
+}
+
+static DBusMessage *rename_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return account_call(bus, msg, userdata, "RenameFolder", rename_folder_call);
+}
+
+static DBusMessage *delete_folder(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return account_call(bus, msg, userdata, "DeleteFolder", delete_folder_call);
+}
+
+static DBusMessage *set_metadata(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return account_call(bus, msg, userdata, "SetMetadata", set_metadata_call);
+}
+
+static DBusMessage *set_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return account_call(bus, msg, userdata, "SetAcl", set_acl_call);
+}
+
+static DBusMessage *delete_acl(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return account_call(bus, msg, userdata, "DeleteAcl", delete_acl_call);
+}
+
+static DBusMessage *mark_conversation_read(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return account_call(bus, msg, userdata, "MarkConversationRead",
+			    mark_conversation_read_call);
+}
+
+static DBusMessage *retry_operation(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return account_call(bus, msg, userdata, "RetryOperation", retry_operation_call);
+}
+
+static DBusMessage *discard_operation(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return account_call(bus, msg, userdata, "DiscardOperation", discard_operation_call);
+}
 
 /* A table that reads as the interface: kept as written. */
 /* clang-format off */

@@ -770,20 +770,21 @@ static DBusMessage *store_content(struct cpm_bus *bus, DBusMessage *msg, void *u
 	return reply;
 }
 
-/* Store, its failure reported (names copied first: the call may change
- * the folder's objects). */
-static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+/* fn, a call that changes something in folder f, its failure reported
+ * as "CALL folder 'NAME'" (call: "Store into", "SetFlags in" ...). */
+static DBusMessage *folder_call(struct cpm_bus *bus, DBusMessage *msg, struct svc_folder *f,
+				const char *call, cpm_method_fn fn)
 {
-	struct svc_folder *f = userdata;
-	struct cpm_service *svc = f->svc;
-	char *account = cpm_strdup(f->account->name);
-	char *what = cpm_asprintf("Store into folder '%s'", f->name);
-	DBusMessage *reply;
+	char *what = cpm_asprintf("%s folder '%s'", call, f->name);
+	DBusMessage *reply = svc_call_reported(f->svc, f->account->name, what, fn, bus, msg, f);
 
-	reply = svc_report_store_failure(svc, account, what, store_content(bus, msg, userdata));
-	free(account);
 	free(what);
 	return reply;
+}
+
+static DBusMessage *store_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return folder_call(bus, msg, userdata, "Store into", store_content);
 }
 
 /*
@@ -1153,7 +1154,7 @@ DBusMessage *svc_take_content_fd(struct cpm_service *svc, DBusMessage *msg, int 
 	DBusMessage *reply = take_content_fd(svc, msg, fd, done, ctx, free_ctx, &c);
 
 	if (!c)
-		return svc_report_store_failure(svc, account, what, reply);
+		return svc_report_failure(svc, account, what, reply);
 	c->failed_account = cpm_strdup(account);
 	c->failed_what = cpm_strdup(what);
 	return reply;
@@ -1211,7 +1212,7 @@ static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userda
 
 	(void)bus;
 	if ((err = svc_read_fd_flags_date(msg, &fd, &flags, &date))) {
-		reply = svc_report_store_failure(f->svc, account, what, svc_invalid(msg, err));
+		reply = svc_report_failure(f->svc, account, what, svc_invalid(msg, err));
 	} else {
 		x = cpm_calloc(1, sizeof(*x));
 		x->folder_id = f->id;
@@ -1225,7 +1226,7 @@ static DBusMessage *store_fd(struct cpm_bus *bus, DBusMessage *msg, void *userda
 	return reply;
 }
 
-static DBusMessage *set_flags(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *set_flags_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
 	const char **add = NULL, **remove = NULL;
@@ -1303,19 +1304,19 @@ static DBusMessage *copy_move(struct svc_folder *f, DBusMessage *msg, bool move)
 	return reply;
 }
 
-static DBusMessage *copy(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *copy_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	(void)bus;
 	return copy_move(userdata, msg, false);
 }
 
-static DBusMessage *move(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *move_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	(void)bus;
 	return copy_move(userdata, msg, true);
 }
 
-static DBusMessage *delete_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *delete_method_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
 	const uint64_t *ids;
@@ -1339,7 +1340,7 @@ static DBusMessage *delete_method(struct cpm_bus *bus, DBusMessage *msg, void *u
 	return cpm_reply(msg);
 }
 
-static DBusMessage *expunge(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *expunge_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
 	DBusMessage *reply = NULL;
@@ -1608,7 +1609,7 @@ static DBusMessage *get_annotations(struct cpm_bus *bus, DBusMessage *msg, void 
 								      svc_pairs_cb, c));
 }
 
-static DBusMessage *set_annotations(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *set_annotations_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct svc_folder *f = userdata;
 	struct cpmsync_annotation *values;
@@ -1650,6 +1651,36 @@ static DBusMessage *set_annotations(struct cpm_bus *bus, DBusMessage *msg, void 
 		return svc_store_error(f->svc, msg, r);
 	svc_changed_locally(f->account);
 	return cpm_reply(msg);
+}
+
+static DBusMessage *set_flags(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return folder_call(bus, msg, userdata, "SetFlags in", set_flags_call);
+}
+
+static DBusMessage *copy(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return folder_call(bus, msg, userdata, "Copy from", copy_call);
+}
+
+static DBusMessage *move(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return folder_call(bus, msg, userdata, "Move from", move_call);
+}
+
+static DBusMessage *delete_method(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return folder_call(bus, msg, userdata, "Delete in", delete_method_call);
+}
+
+static DBusMessage *expunge(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return folder_call(bus, msg, userdata, "Expunge of", expunge_call);
+}
+
+static DBusMessage *set_annotations(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	return folder_call(bus, msg, userdata, "SetAnnotations in", set_annotations_call);
 }
 
 const struct cpm_interface cpm_folder_interface = {

@@ -237,7 +237,7 @@ static DBusMessage *hook_error(DBusMessage *msg, int r, char *reason)
 	return reply;
 }
 
-static DBusMessage *add_account(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *add_account_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct cpm_service *svc = userdata;
 	struct cpmsync_account_settings s;
@@ -309,7 +309,7 @@ static char *account_name_of_path(struct cpm_service *svc, const char *path)
 	return cpm_path_unescape(path + n + 1);
 }
 
-static DBusMessage *remove_account(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+static DBusMessage *remove_account_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct cpm_service *svc = userdata;
 	const char *path;
@@ -368,6 +368,42 @@ void cpm_service_set_config_error(struct cpm_service *svc, const char *error)
 	free(svc->config_error);
 	svc->config_error = *error ? cpm_strdup(error) : NULL;
 	cpm_bus_properties_changed(svc->bus, CPM_ROOT_PATH, changed);
+}
+
+/* AddAccount, its failure reported under the name it was given (when
+ * that is an account name at all). */
+static DBusMessage *add_account(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	const char *name = NULL;
+	char *bad = NULL;
+	DBusMessage *reply;
+
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+	bad = cpm_check_account_name("name", name);
+	reply = svc_call_reported(userdata, bad ? NULL : name, "AddAccount", add_account_call, bus,
+				  msg, userdata);
+	free(bad);
+	return reply;
+}
+
+/* RemoveAccount, its failure reported under the account's name (when the
+ * path names one). */
+static DBusMessage *remove_account(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
+{
+	const char *path = NULL;
+	char *name = NULL, *bad = NULL;
+	DBusMessage *reply;
+
+	dbus_message_get_args(msg, NULL, DBUS_TYPE_OBJECT_PATH, &path, DBUS_TYPE_INVALID);
+	if (path)
+		name = account_name_of_path(userdata, path);
+	if (name)
+		bad = cpm_check_account_name("account", name);
+	reply = svc_call_reported(userdata, name && !bad ? name : NULL, "RemoveAccount",
+				  remove_account_call, bus, msg, userdata);
+	free(bad);
+	free(name);
+	return reply;
 }
 
 /* A table that reads as the interface: kept as written. */

@@ -146,17 +146,23 @@ struct svc_call {
 	DBusMessage *msg;
 	void *data; /* the handler's own state, freed with free_data */
 	void (*free_data)(void *data);
-	/* Not NULL: an error reply is reported (svc_report_store_failure()). */
+	/* Not NULL: an error reply is reported (svc_report_failure()). */
 	char *failed_account, *failed_what;
 };
 
 struct svc_call *svc_call_new(struct cpm_service *svc, DBusMessage *msg);
 /* Sends reply (if still connected), then frees c. */
 void svc_call_finish(struct svc_call *c, DBusMessage *reply);
-/* When reply is an error: hands it to hooks.store_failed (account, what:
+/* When reply is an error: hands it to hooks.call_failed (account, what:
  * as there).  Returns reply. */
-DBusMessage *svc_report_store_failure(struct cpm_service *svc, const char *account,
-				      const char *what, DBusMessage *reply);
+DBusMessage *svc_report_failure(struct cpm_service *svc, const char *account, const char *what,
+				DBusMessage *reply);
+/* fn(bus, msg, userdata), a call that changes something, its failure
+ * reported (account, may be NULL, and what are copied first: the call
+ * may free what they belong to). */
+DBusMessage *svc_call_reported(struct cpm_service *svc, const char *account, const char *what,
+			       cpm_method_fn fn, struct cpm_bus *bus, DBusMessage *msg,
+			       void *userdata);
 /* A request's callback (userdata: the svc_call) that answers with the
  * NULL-terminated name/value pairs as a{ss}, or with the error r, reason. */
 void svc_pairs_cb(int r, const char *reason, const char *const *pairs, void *userdata);
@@ -200,7 +206,7 @@ DBusMessage *svc_check_values(DBusMessage *msg, DBusMessageIter *it, unsigned ma
  */
 typedef DBusMessage *(*svc_content_fn)(struct cpm_service *svc, DBusMessage *msg, int fd,
 				       uint64_t size, void *ctx);
-/* Its failure, now or later, goes to svc_report_store_failure() with
+/* Its failure, now or later, goes to svc_report_failure() with
  * account and what. */
 DBusMessage *svc_take_content_fd(struct cpm_service *svc, DBusMessage *msg, int fd,
 				 svc_content_fn done, void *ctx, void (*free_ctx)(void *ctx),

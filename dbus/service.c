@@ -129,24 +129,36 @@ struct svc_call *svc_call_new(struct cpm_service *svc, DBusMessage *msg)
 	return c;
 }
 
-DBusMessage *svc_report_store_failure(struct cpm_service *svc, const char *account,
-				      const char *what, DBusMessage *reply)
+DBusMessage *svc_report_failure(struct cpm_service *svc, const char *account, const char *what,
+				DBusMessage *reply)
 {
 	const char *text = NULL;
 
 	if (!reply || dbus_message_get_type(reply) != DBUS_MESSAGE_TYPE_ERROR ||
-	    !svc->hooks.store_failed)
+	    !svc->hooks.call_failed)
 		return reply;
 	if (!dbus_message_get_args(reply, NULL, DBUS_TYPE_STRING, &text, DBUS_TYPE_INVALID))
 		text = dbus_message_get_error_name(reply);
-	svc->hooks.store_failed(svc->userdata, account, what, text);
+	svc->hooks.call_failed(svc->userdata, account, what, text);
+	return reply;
+}
+
+DBusMessage *svc_call_reported(struct cpm_service *svc, const char *account, const char *what,
+			       cpm_method_fn fn, struct cpm_bus *bus, DBusMessage *msg,
+			       void *userdata)
+{
+	char *a = account ? cpm_strdup(account) : NULL, *w = cpm_strdup(what);
+	DBusMessage *reply = svc_report_failure(svc, a, w, fn(bus, msg, userdata));
+
+	free(a);
+	free(w);
 	return reply;
 }
 
 void svc_call_finish(struct svc_call *c, DBusMessage *reply)
 {
 	if (c->svc && c->failed_what)
-		svc_report_store_failure(c->svc, c->failed_account, c->failed_what, reply);
+		svc_report_failure(c->svc, c->failed_account, c->failed_what, reply);
 	free(c->failed_account);
 	free(c->failed_what);
 	if (c->svc) {

@@ -53,12 +53,18 @@ struct cpm_service_hooks {
 	int (*remove_account)(void *userdata, const char *name, char **ret_error);
 	/* The bus went away (optional): nothing can reach the daemon now. */
 	void (*bus_lost)(void *userdata);
-	/* A call that stores a caller's content (Folder1.Store, StoreFd,
-	 * Account1.StoreObject) failed (optional), for the log: what names
-	 * it ("StoreFd into folder 'INBOX'"), reason is the error text the
-	 * caller got. */
-	void (*store_failed)(void *userdata, const char *account, const char *what,
-			     const char *reason);
+	/* A call that changes something (Folder1.Store, StoreFd, SetFlags,
+	 * Copy, Move, Delete, Expunge, SetAnnotations; Account1.StoreObject,
+	 * CreateFolder, RenameFolder, DeleteFolder, SetMetadata, SetAcl,
+	 * DeleteAcl, MarkConversationRead, RetryOperation,
+	 * DiscardOperation; Manager1.AddAccount, RemoveAccount) failed
+	 * (optional), for the log: account is the one it was about (NULL
+	 * when not known: an AddAccount of an invalid name), what names the
+	 * call ("StoreFd into folder 'INBOX'", "CreateFolder"), reason is
+	 * the error text the caller got (which names the argument that was
+	 * wrong, if one was). */
+	void (*call_failed)(void *userdata, const char *account, const char *what,
+			    const char *reason);
 };
 
 /*

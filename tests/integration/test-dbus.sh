@@ -166,11 +166,20 @@ check "StoreFd of a message with a NUL byte: InvalidArgs naming the byte" \
 	'error org.freedesktop.DBus.Error.InvalidArgs: content: not a message: byte 19 is NUL: an IMAP message cannot hold NUL bytes (RFC 3501)'
 check "  the daemon logs the failed StoreFd, naming account, folder and reason" \
 	grep -qxF "cpm-syncd: a: StoreFd into folder 'INBOX' failed: content: not a message: byte 19 is NUL: an IMAP message cannot hold NUL bytes (RFC 3501)" "$WORK/daemon.log"
+# logged "CALL failed: REASON": the daemon's log holds "cpm-syncd: a: CALL failed: REASON"
+logged() { grep -qxF -- "cpm-syncd: $1" "$WORK/daemon.log" || { echo "    not in the daemon's log: $1"; return 1; }; }
+# logged_reply ACCOUNT-AND-CALL REPLY: REPLY is an error, logged with its text
+logged_reply() {
+	[[ $2 == "error "*": "* ]] || { echo "    not an error reply: $2"; return 1; }
+	logged "$1 failed: ${2#error *: }"
+}
 check "SetFlags with a bad flag: InvalidArgs" \
 	bash -c "'$DBUS' call $INBOX $F SetFlags atasas $ID1 'bad flag' '' | grep -q InvalidArgs"
 check "SetFlags adding an unknown system flag: InvalidArgs naming add" \
 	test "$(call "$INBOX" $F SetFlags atasas "$ID1" '\Bogus' '')" = \
 	"error org.freedesktop.DBus.Error.InvalidArgs: add: flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)"
+check "  the daemon logs the failed SetFlags: account, folder, the argument and why" \
+	logged "a: SetFlags in folder 'INBOX' failed: add: flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)"
 check "SetFlags removing one: InvalidArgs naming remove" \
 	test "$(call "$INBOX" $F SetFlags atasas "$ID1" '' '\Bogus')" = \
 	"error org.freedesktop.DBus.Error.InvalidArgs: remove: flag '\\Bogus' is not a system flag (\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)"
@@ -184,9 +193,15 @@ check "SetFlags of an unknown id: NotFound" \
 	bash -c "'$DBUS' call $INBOX $F SetFlags atasas 999999 '\\Flagged' '' | grep -q NotFound"
 sigmark
 call "$INBOX" $F SetFlags atasas "$ID1" '$Work,\Answered' '\Seen' >/dev/null
+check "  each failed SetFlags logged once (5), the one that worked not" \
+	test "$(grep -c "^cpm-syncd: a: SetFlags in folder 'INBOX' failed: " "$WORK/daemon.log")" -eq 5
 check "SetFlags: MessagesChanged holds Id and Flags only" \
 	eventually 5 saw_signal "^$INBOX $F MessagesChanged \\[\\{Id=$ID1;Flags=\\[[^]]*Work[^]]*\\]\\}\\]\$"
 check "SetFlags reaches the server" eventually 10 bash -c "f=\$(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '$MID1'); [[ \$f == *Answered* && \$f == *Work* && \$f != *Seen* ]]"
+check "Copy into an unknown folder: NotFound" \
+	test "$(call "$INBOX" $F Copy ats "$ID1" Nope)" = \
+	"error org.cpmsync.Error.NotFound: no folder 'Nope' in account 'a'"
+check "  the daemon logs the failed Copy" logged "a: Copy from folder 'INBOX' failed: no folder 'Nope' in account 'a'"
 COPY=$(call "$INBOX" $F Copy ats "$ID1" Sent | sed 's/^- //')
 check "Copy returns the new id" test "$COPY" -gt 0 2>/dev/null
 check "Copy reaches the server" eventually 10 server_has Sent "$MID1"
@@ -194,9 +209,13 @@ MID2=$(call "$INBOX" $F GetMessage t "$NEWFD" | grep '^MessageId=' | cut -d= -f2
 check "Move into the folder it is in: InvalidArgs naming destination" \
 	test "$(call "$INBOX" $F Move ats "$NEWFD" INBOX)" = \
 	"error org.freedesktop.DBus.Error.InvalidArgs: destination: message $NEWFD is already in \"INBOX\""
+check "  the daemon logs the failed Move" \
+	logged "a: Move from folder 'INBOX' failed: destination: message $NEWFD is already in \"INBOX\""
 call "$INBOX" $F Move ats "$NEWFD" Trash >/dev/null
 check "Move reaches the server (in Trash)" eventually 10 server_has Trash "$MID2"
 check "Move reaches the server (gone from INBOX)" eventually 10 bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox INBOX header message-id '$MID2' | grep -q .)"
+check "Delete of an unknown id: NotFound, logged with its text" \
+	logged_reply "a: Delete in folder 'INBOX'" "$(call "$INBOX" $F Delete at 999999)"
 call "$INBOX" $F Delete at "$NEW" >/dev/null
 check "Delete sets \\Deleted on the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" -f flow fetch -u $USER1 flags mailbox INBOX header message-id '<stored@dbus.test>') | grep -q Deleted"
 call "$INBOX" $F Expunge >/dev/null
@@ -206,12 +225,15 @@ check "CreateFolder returns a folder object" bash -c "[[ '$NEWF' == $A/folder* ]
 check "CreateFolder with an empty level: InvalidArgs naming name" \
 	test "$(call "$A" org.cpmsync.Account1 CreateFolder s "a/")" = \
 	'error org.freedesktop.DBus.Error.InvalidArgs: name: invalid folder name "a/": empty level'
+check "  the daemon logs the failed CreateFolder" \
+	logged 'a: CreateFolder failed: name: invalid folder name "a/": empty level'
 check "DeleteFolder INBOX: InvalidArgs naming name" \
 	bash -c "'$DBUS' call $A org.cpmsync.Account1 DeleteFolder s INBOX | grep -q '^error org.freedesktop.DBus.Error.InvalidArgs: name: '"
 check "CreateFolder reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx 'Über Ordner'"
 check "RenameFolder of INBOX: InvalidArgs naming name" \
 	test "$(call "$A" org.cpmsync.Account1 RenameFolder ss INBOX Other)" = \
 	'error org.freedesktop.DBus.Error.InvalidArgs: name: INBOX cannot be renamed'
+check "  the daemon logs the failed RenameFolder" logged 'a: RenameFolder failed: name: INBOX cannot be renamed'
 check "RenameFolder to a name with an empty level: InvalidArgs naming new_name" \
 	test "$(call "$A" org.cpmsync.Account1 RenameFolder ss "Über Ordner" "a/")" = \
 	'error org.freedesktop.DBus.Error.InvalidArgs: new_name: invalid folder name "a/": empty level'
@@ -229,6 +251,10 @@ call "$A" org.cpmsync.Account1 DeleteFolder s Renamed >/dev/null
 check "DeleteFolder reaches the server" eventually 10 bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx Renamed"
 check "DeleteFolder of an unknown folder: NotFound" \
 	bash -c "'$DBUS' call $A org.cpmsync.Account1 DeleteFolder s Nope | grep -q NotFound"
+check "  the daemon logs the failed DeleteFolder with its text" \
+	logged_reply "a: DeleteFolder" "$(call "$A" org.cpmsync.Account1 DeleteFolder s Nope)"
+check "SetMetadata of an unknown folder: NotFound, logged with its text" \
+	logged_reply "a: SetMetadata" "$(call "$A" org.cpmsync.Account1 SetMetadata 'sa{ss}' Nope "/private/comment=x")"
 call "$A" org.cpmsync.Account1 SetMetadata 'sa{ss}' INBOX "/private/comment=hello dbus" >/dev/null
 check "SetMetadata reaches the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox metadata get -u $USER1 INBOX /private/comment) | grep -q 'hello dbus'"
 check "GetMetadata reads it back from the server" \
@@ -311,6 +337,8 @@ check "AddAccount with PasswordFile=a's password file: refused with InvalidArgs 
 	test "$("$DBUS" call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' steal \
 		"Host=s:127.0.0.1,Security=s:none,User=s:attacker,PasswordFile=s:$WORK/alice.pw")" = \
 	"error org.freedesktop.DBus.Error.InvalidArgs: settings: PasswordFile is not accepted: paths and commands belong in the configuration file only (give Password)"
+check "  the daemon logs the failed AddAccount, naming the account and the argument" \
+	logged "steal: AddAccount failed: settings: PasswordFile is not accepted: paths and commands belong in the configuration file only (give Password)"
 check "AddAccount with PasswordCommand: refused naming it" \
 	bash -c "'$DBUS' call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' steal 'Host=s:127.0.0.1,Security=s:none,User=s:x,PasswordCommand=s:cat $WORK/alice.pw' | grep -qx 'error org.freedesktop.DBus.Error.InvalidArgs: settings: PasswordCommand is not accepted: .*'"
 check "AddAccount with CaFile: refused naming it" \

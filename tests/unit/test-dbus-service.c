@@ -56,21 +56,21 @@ static char failed_signal[512]; /* the last OperationFailed, as flat_dict() */
 /* The Account1 properties of the last InterfacesAdded that had them, as flat_dict(). */
 static char account_added[1024];
 static int failed_signals;
-/* What hooks.store_failed was given: "ACCOUNT|WHAT|REASON" lines. */
+/* What hooks.call_failed was given: "ACCOUNT|WHAT|REASON" lines. */
 static char store_failures[4096];
 
-static void record_store_failed(void *userdata, const char *account, const char *what,
-				const char *reason)
+static void record_call_failed(void *userdata, const char *account, const char *what,
+			       const char *reason)
 {
 	size_t n = strlen(store_failures);
 
 	(void)userdata;
-	snprintf(store_failures + n, sizeof(store_failures) - n, "%s|%s|%s\n", account, what,
-		 reason);
+	snprintf(store_failures + n, sizeof(store_failures) - n, "%s|%s|%s\n",
+		 account ? account : "-", what, reason);
 }
 
 static const struct cpm_service_hooks test_hooks = {
-	.store_failed = record_store_failed,
+	.call_failed = record_call_failed,
 };
 
 static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
@@ -815,7 +815,7 @@ static const char cpm_object[] = "Message-ID: <obj1@example.org>\r\n"
 				 "hello\r\n";
 
 /*
- * A failed Store, StoreFd or StoreObject reaches hooks.store_failed (the
+ * A failed Store, StoreFd or StoreObject reaches hooks.call_failed (the
  * daemon logs it), whether it fails at once or once its pipe is read;
  * a StoreFd that succeeds does not.  (Issue: a failed StoreFd went
  * unlogged.)
@@ -881,6 +881,50 @@ START_TEST(test_store_failures_reported)
 			 "acc-1|Store into folder 'Work'|flags: flag \\Recent cannot be set (the "
 			 "server sets it)\n"
 			 "acc-1|StoreObject|content: empty\n");
+}
+END_TEST
+
+/*
+ * Any other call that changes something reaches hooks.call_failed too when
+ * it fails (SetFlags, CreateFolder, AddAccount ...: they went unlogged),
+ * naming the account (none for an AddAccount of no valid name) and the
+ * call; one that works does not.
+ */
+START_TEST(test_write_failures_reported)
+{
+	const char *bogus[] = { "\\Bogus" }, **add = bogus, **none = NULL;
+	const dbus_uint64_t ids[] = { 1 }, *idp = ids;
+	const char *bad = "a/", *good = "Fine", *no_name = "";
+	DBusMessageIter it, d;
+	DBusMessage *m, *r;
+
+	SKIP_WITHOUT_DAEMON();
+	store_failures[0] = '\0';
+	m = new_call(inbox_path, "org.cpmsync.Folder1", "SetFlags");
+	dbus_message_append_args(m, DBUS_TYPE_ARRAY, DBUS_TYPE_UINT64, &idp, 1, DBUS_TYPE_ARRAY,
+				 DBUS_TYPE_STRING, &add, 1, DBUS_TYPE_ARRAY, DBUS_TYPE_STRING,
+				 &none, 0, DBUS_TYPE_INVALID);
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "add: ");
+	m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "CreateFolder");
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &bad, DBUS_TYPE_INVALID);
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "name: ");
+	m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "CreateFolder");
+	dbus_message_append_args(m, DBUS_TYPE_STRING, &good, DBUS_TYPE_INVALID);
+	r = call_msg(m);
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	dbus_message_unref(r);
+	m = new_call("/org/cpmsync", "org.cpmsync.Manager1", "AddAccount");
+	dbus_message_iter_init_append(m, &it);
+	ck_assert(dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &no_name));
+	ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &d));
+	ck_assert(dbus_message_iter_close_container(&it, &d));
+	assert_error(call_msg(m), DBUS_ERROR_INVALID_ARGS, "name: ");
+
+	ck_assert_str_eq(store_failures,
+			 "acc-1|SetFlags in folder 'Work'|add: flag '\\Bogus' is not a system flag "
+			 "(\\Answered, \\Deleted, \\Draft, \\Flagged, \\Seen)\n"
+			 "acc-1|CreateFolder|name: invalid folder name \"a/\": empty level\n"
+			 "-|AddAccount|name: must not be empty\n");
 }
 END_TEST
 
@@ -1349,6 +1393,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_store_fd_file_off_loop);
 	tcase_add_test(tc, test_store_object_fd_protections);
 	tcase_add_test(tc, test_store_failures_reported);
+	tcase_add_test(tc, test_write_failures_reported);
 	tcase_add_test(tc, test_conversations_kept);
 	suite_add_tcase(s, tc);
 	return s;
