@@ -128,7 +128,15 @@ static void password_job_done(int r, char *password, char *error, void *userdata
 	cpmsync_session_password_ready(da->session);
 }
 
-static int password_cb(const struct cpmsync_account *account, char **ret_password, void *userdata)
+/* Why the account has no password, for the library's error (LastError):
+ * a copy of password_error, or NULL. */
+static char *password_reason(const struct daemon_account *da)
+{
+	return da->password_error ? strdup(da->password_error) : NULL;
+}
+
+static int password_cb(const struct cpmsync_account *account, char **ret_password,
+		       char **ret_reason, void *userdata)
 {
 	struct daemon_account *da = userdata;
 	char *err = NULL;
@@ -139,6 +147,7 @@ static int password_cb(const struct cpmsync_account *account, char **ret_passwor
 		r = config_account_password(da->conf, ret_password, &err);
 		if (r < 0) {
 			password_failed(da, r, err);
+			*ret_reason = password_reason(da);
 			return r;
 		}
 		free(da->password_error);
@@ -153,6 +162,8 @@ static int password_cb(const struct cpmsync_account *account, char **ret_passwor
 		if (r == 0) {
 			free(da->password_error);
 			da->password_error = NULL;
+		} else {
+			*ret_reason = password_reason(da);
 		}
 		return r;
 	}
@@ -163,6 +174,7 @@ static int password_cb(const struct cpmsync_account *account, char **ret_passwor
 			       &da->pw_job, &err);
 	if (r < 0) {
 		password_failed(da, r, err);
+		*ret_reason = password_reason(da);
 		return r;
 	}
 	log_debug("%s: running password_command", da->conf->name);
@@ -172,7 +184,9 @@ static int password_cb(const struct cpmsync_account *account, char **ret_passwor
 static void settings_of(struct daemon_account *da, struct cpmsync_account *ret)
 {
 	config_account_to_settings(da->conf, ret);
-	ret->password_cb = password_cb;
+	/* The reason goes to LastError too, not only to the log. */
+	ret->password_cb = NULL;
+	ret->password_reason_cb = password_cb;
 	ret->password_userdata = da;
 }
 

@@ -126,8 +126,9 @@ struct imap_client {
 	int scram_fd; /* our end of its socketpair, or -1 */
 	/* Asked for before the mechanism is chosen; given to the first use. */
 	char *password;
-	bool auth_pending; /* password_cb said -EINPROGRESS: waiting for it */
-	bool external;	   /* the login in flight is SASL EXTERNAL */
+	char *password_reason; /* why the host had none (ask_password()), or NULL */
+	bool auth_pending;     /* password_cb said -EINPROGRESS: waiting for it */
+	bool external;	       /* the login in flight is SASL EXTERNAL */
 	char *bye_text;
 	char error[512];
 	char literal_error[256]; /* why literal_check refused, "" if it did not */
@@ -1230,6 +1231,38 @@ static void login_done(struct imap_client *c, const struct imap_cmd_result *res,
 		client_fail(c, -ENOMEM, "cannot send CAPABILITY");
 }
 
+/* Whether the host gives passwords (password_reason_cb or password_cb). */
+static bool has_password_cb(const struct imap_client *c)
+{
+	return c->account.password_reason_cb || c->account.password_cb;
+}
+
+/* The host's password callback: its answer, and on failure the reason it
+ * gave (password_reason_cb) in c->password_reason. */
+static int ask_password(struct imap_client *c, char **ret)
+{
+	char *reason = NULL;
+	int r;
+
+	free(c->password_reason);
+	c->password_reason = NULL;
+	if (c->account.password_reason_cb)
+		r = c->account.password_reason_cb(&c->account, ret, &reason,
+						  c->account.password_userdata);
+	else
+		r = c->account.password_cb(&c->account, ret, c->account.password_userdata);
+	if (r < 0 && r != -EINPROGRESS && reason && *reason)
+		c->password_reason = TAKE_PTR(reason);
+	free(reason);
+	return r;
+}
+
+/* Why there is no password (r from ask_password()), for the error text. */
+static const char *password_error(const struct imap_client *c, int r)
+{
+	return c->password_reason ? c->password_reason : cpmsync_strerror(r);
+}
+
 static int get_password(struct imap_client *c, char **ret)
 {
 	int r;
@@ -1238,9 +1271,9 @@ static int get_password(struct imap_client *c, char **ret)
 		*ret = TAKE_PTR(c->password);
 		return 0;
 	}
-	if (!c->account.password_cb)
+	if (!has_password_cb(c))
 		return -CPMSYNC_E_CONFIG;
-	r = c->account.password_cb(&c->account, ret, c->account.password_userdata);
+	r = ask_password(c, ret);
 	if (r < 0)
 		return r;
 	if (!*ret)
@@ -1502,8 +1535,8 @@ static void authenticate(struct imap_client *c)
 	 * run on the loop).  Then the connection waits, nothing in flight,
 	 * until imap_client_password_ready().
 	 */
-	if (c->account.password_cb && !c->password && !c->external) {
-		r = c->account.password_cb(&c->account, &c->password, c->account.password_userdata);
+	if (has_password_cb(c) && !c->password && !c->external) {
+		r = ask_password(c, &c->password);
 		if (r == -EINPROGRESS) {
 			log_debug(CAT, "%s: waiting for the password", c->name);
 			c->password = NULL;
@@ -1519,12 +1552,12 @@ static void authenticate(struct imap_client *c)
 			client_fail(c, -CPMSYNC_E_AUTH,
 				    "the server does not offer AUTH=EXTERNAL (to log in with "
 				    "client_cert), and there is no password: %s",
-				    cpmsync_strerror(r));
+				    password_error(c, r));
 			return;
 		}
 		if (r < 0) {
 			client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s",
-				    cpmsync_strerror(r));
+				    password_error(c, r));
 			return;
 		}
 	}
@@ -1637,9 +1670,10 @@ fail_password:
 		client_fail(c, -CPMSYNC_E_AUTH,
 			    "the server does not offer AUTH=EXTERNAL (to log in with client_cert), "
 			    "and there is no password: %s",
-			    cpmsync_strerror(r));
+			    password_error(c, r));
 	else
-		client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s", cpmsync_strerror(r));
+		client_fail(c, -CPMSYNC_E_AUTH, "cannot get the password: %s",
+			    password_error(c, r));
 	return;
 fail:
 	imap_cmd_free(cmd);
@@ -2589,6 +2623,7 @@ struct imap_client *imap_client_free(struct imap_client *c)
 		explicit_bzero(c->password, strlen(c->password));
 		free(c->password);
 	}
+	free(c->password_reason);
 	free(c->bye_text);
 	free(c->name);
 	free(c->host);

@@ -3,7 +3,8 @@
 # command that sleeps 5 s.  While it runs, its connection waits before logging in, account "a"
 # syncs, and the daemon answers D-Bus at once (median under 50 ms, every call under 1 s: a loop
 # that waited for the command would keep a call waiting seconds, until the command ended); then
-# "slow" logs in with the command's password.  On a private dbus-daemon, against a real Dovecot.
+# "slow" logs in with the command's password.  Account "loose", whose password file others may
+# read, is refused, and its LastError says so.  On a private dbus-daemon, against a real Dovecot.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -25,6 +26,16 @@ port = $IMAPS_PORT
 ca_file = $CA_FILE
 user = $USER2
 password_command = touch '$WORK/started'; sleep 5; cat '$WORK/bob.pw'; touch '$WORK/done'
+CONF
+printf '%s\n' "$PASS2" >"$WORK/loose.pw"
+chmod 0644 "$WORK/loose.pw" || bail "chmod 0644 loose.pw failed"
+cat >>"$CONF" <<CONF
+[account loose]
+host = localhost
+port = $IMAPS_PORT
+ca_file = $CA_FILE
+user = $USER2
+password_file = $WORK/loose.pw
 CONF
 chmod 0600 "$CONF"
 msg_save "$USER1" INBOX "<a1@pw.test>" 500 || bail "cannot save a message for $USER1"
@@ -58,5 +69,18 @@ check "then slow logs in with the command's password and syncs (State idle)" \
 	eventually 20 bash -c "[ \"\$('$DBUS' get $SLOW org.cpmsync.Account1 State)\" = idle ]"
 check "slow's message is in the store" \
 	bash -c "'$CPMCTL' dump --db '$WORK/store.db' slow INBOX | grep -qF '<b1@pw.test>'"
+# A password file others may read is refused: LastError says which file and why, as the log does
+# (it said "Permission denied" alone).
+LOOSE_WHY="password file '$WORK/loose.pw' is readable by group or others (mode 0644); chmod 600 it"
+check "loose's password file is refused: State error" \
+	eventually 10 bash -c "[ \"\$('$DBUS' get /org/cpmsync/loose org.cpmsync.Account1 State)\" = error ]"
+check "loose's LastError names the file and its mode" \
+	test "$("$DBUS" get /org/cpmsync/loose org.cpmsync.Account1 LastError)" = \
+	"cannot get the password: $LOOSE_WHY"
+check "the log says the same" grep -qxF "cpm-syncd: loose: $LOOSE_WHY" "$WORK/daemon.log"
+"$CPMCTL" status >"$WORK/status.out" 2>"$WORK/status.err" || bail "cpmctl status: $(cat "$WORK/status.err")"
+check "cpmctl status shows it as loose's last error" \
+	test "$(awk -F '\t' '$1 == "loose" { print $2 "|" $7 }' "$WORK/status.out")" = \
+	"error|cannot get the password: $LOOSE_WHY"
 check "the password never reached the log" bash -c "! grep -qF -- '$PASS2' '$WORK/daemon.log'"
 finish

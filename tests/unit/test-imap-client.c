@@ -64,6 +64,21 @@ static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* Set by a test: account() gives password_reason_cb too, which fails
+ * with -EACCES and this reason. */
+static const char *password_refusal;
+
+static int password_reason_cb(const struct cpmsync_account *a, char **ret, char **ret_reason,
+			      void *ud)
+{
+	if (!password_refusal)
+		return password_cb(a, ret, ud);
+	password_calls++;
+	ck_assert_ptr_null(*ret_reason);
+	*ret_reason = strdup(password_refusal);
+	return -EACCES;
+}
+
 static void state_cb(struct imap_client *client, int r, const char *reason, void *userdata)
 {
 	struct ctx *ctx = userdata;
@@ -129,6 +144,8 @@ static struct cpmsync_account account(enum cpmsync_security sec)
 		.connect_timeout_ms = 2000,
 		.command_timeout_ms = 2000,
 	};
+	if (password_refusal)
+		a.password_reason_cb = password_reason_cb;
 	return a;
 }
 
@@ -581,6 +598,36 @@ START_TEST(test_password_pending)
 	/* Not waiting any more: nothing happens. */
 	imap_client_password_ready(ctx.client);
 	ck_assert_uint_eq(password_calls, 2);
+	ctx_end(&ctx);
+}
+END_TEST
+
+/*
+ * The host says why it has no password (password_reason_cb, asked instead
+ * of password_cb): that is the error, not the errno's text ("Permission
+ * denied" said nothing of the password file's mode).
+ */
+START_TEST(test_password_refused_with_reason)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct ctx ctx;
+
+	password_refusal = "password file '/p/pw' is readable by group or others (mode 0644); "
+			   "chmod 600 it";
+	password_calls = 0;
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.state_called, 3000));
+	password_refusal = NULL;
+	ck_assert(!ctx.ready);
+	ck_assert_int_eq(ctx.state_r, -CPMSYNC_E_AUTH);
+	ck_assert_uint_eq(password_calls, 1);
+	ck_assert_str_eq(ctx.reason,
+			 "cannot get the password: password file '/p/pw' is readable by "
+			 "group or others (mode 0644); chmod 600 it");
 	ctx_end(&ctx);
 }
 END_TEST
@@ -1550,6 +1597,7 @@ static Suite *client_suite(void)
 			    sizeof(failing) / sizeof(failing[0]));
 	tcase_add_test(tc, test_authenticate_plain_without_sasl_ir);
 	tcase_add_test(tc, test_password_pending);
+	tcase_add_test(tc, test_password_refused_with_reason);
 	tcase_add_test(tc, test_synchronizing_literal_waits_for_continuation);
 	tcase_add_test(tc, test_large_append_memory_given_back);
 	tcase_add_test(tc, test_read_yields);

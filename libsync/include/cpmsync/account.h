@@ -38,6 +38,16 @@ struct cpmsync_account;
  */
 typedef int (*cpmsync_password_cb_t)(const struct cpmsync_account *account, char **ret_password,
 				     void *userdata);
+/*
+ * As cpmsync_password_cb_t, and a failure may say why: a malloc()ed
+ * sentence in *ret_reason (it starts NULL; the library frees it), such as
+ * "password file '/home/u/pw' is readable by group or others (mode 0644)
+ * ...".  The library's error (the session's LastError, the check's
+ * reason) is then "cannot get the password: " and that sentence, not the
+ * errno's text.  Never put the password in it.
+ */
+typedef int (*cpmsync_password_reason_cb_t)(const struct cpmsync_account *account,
+					    char **ret_password, char **ret_reason, void *userdata);
 
 /* sync_bodies special values (otherwise a limit in KiB). */
 #define CPMSYNC_SYNC_BODIES_ALL	 (-1)
@@ -71,6 +81,9 @@ struct cpmsync_account {
 	 * "#Users/...").  Personal folders are named relative to the
 	 * personal namespace's prefix either way. */
 	int show_other_namespaces;
+	/* Not NULL: asked instead of password_cb (with password_userdata
+	 * too), for a host that can say why it has no password. */
+	cpmsync_password_reason_cb_t password_reason_cb;
 };
 
 /* The port that will be used: account->port, or the security's default. */

@@ -151,8 +151,9 @@ void cpmsync_session_replay_soon(struct cpmsync_session *s);
  */
 void cpmsync_session_network_changed(struct cpmsync_session *s, const char *why);
 /*
- * The password the account's password_cb answered -EINPROGRESS for is
- * ready (or its lookup failed): the waiting connection asks for it again.
+ * The password the account's password_cb (or password_reason_cb) answered
+ * -EINPROGRESS for is ready (or its lookup failed): the waiting connection
+ * asks for it again.
  */
 void cpmsync_session_password_ready(struct cpmsync_session *s);
 
