@@ -1049,6 +1049,24 @@ static int get_names(const struct cpmsync_folder_info *f, void *userdata)
 	return 0;
 }
 
+/*
+ * Whether reason ("[CODE] text" or "text", cpmsync_store_message_refused())
+ * is of an APPEND given up here, never sent (its text begins with
+ * CPMSYNC_FAILED_OP_NOT_SENT): then that prefix is taken out of it.
+ */
+static bool reason_not_sent(char *reason)
+{
+	size_t len = strlen(CPMSYNC_FAILED_OP_NOT_SENT);
+	char *t = reason, *end;
+
+	if (*t == '[' && (end = strstr(t, "] ")))
+		t = end + 2;
+	if (strncmp(t, CPMSYNC_FAILED_OP_NOT_SENT, len))
+		return false;
+	memmove(t, t + len, strlen(t + len) + 1);
+	return true;
+}
+
 /* .pending/<id>/: done, refused, gone, or still on its way. */
 static void check_pending_id(struct outbox *o, const char *id_str)
 {
@@ -1103,21 +1121,23 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 		}
 		rmdir_beneath(o->root, dir);
 	} else if (cpmsync_store_message_refused(o->store, id, &reason) == 1) {
+		/* Given up here or refused by the server: said as it was. */
+		const char *refused =
+			reason_not_sent(reason) ? "it was not sent" : "the server refused it";
+
 		cpmsync_store_get_folder(o->store, state.folder_id, get_names, &names);
 		r = cpmsync_op_discard(o->store, id);
 		if (r < 0 && r != -CPMSYNC_E_NOT_FOUND) {
-			log_warning("outbox: the server refused message "
-				    "%" PRId64 " (%s) but it cannot be taken "
-				    "back: %s",
-				    id, reason, cpmsync_strerror(r));
+			log_warning("outbox: message %" PRId64 " failed (%s: %s) but it cannot "
+				    "be taken back: %s",
+				    id, refused, reason, cpmsync_strerror(r));
 		} else {
 			for (size_t i = 0; i < n; i++) {
 				_cleanup_free_ char *display =
 					xasprintf("%s/%s/%s", names.account ? names.account : "?",
 						  names.name ? names.name : "?", files[i]);
-				_cleanup_free_ char *why = xasprintf("the server refused it "
-								     "(message %" PRId64 "): %s",
-								     id, reason);
+				_cleanup_free_ char *why = xasprintf("%s (message %" PRId64 "): %s",
+								     refused, id, reason);
 
 				move_to_failed(o, dfd, files[i], files[i], display, why);
 			}

@@ -85,7 +85,9 @@
  * moved, the file is not deleted), a file not owned by the user, empty,
  * larger than CPMSYNC_OP_MAX_MESSAGE_SIZE, any other store error, a message
  * refused by the server (the server's text; the message is taken back with
- * cpmsync_op_discard()), and a message that left the local store before it
+ * cpmsync_op_discard()) or given up without being sent ("it was not sent":
+ * too large to send, its stored content lost; taken back the same way),
+ * and a message that left the local store before it
  * reached the server (deleted, moved or expunged locally: its file is
  * kept, since nothing says it arrived).  Transient errors (renames, an
  * unreadable directory) leave the file for the next scan and are logged.

@@ -539,10 +539,37 @@ START_TEST(test_refused_goes_to_failed)
 	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "a/Chats/2024/r.msg: "));
 	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "refused"));
 	ck_assert_ptr_nonnull(strstr(why_of("r.msg"), "[TOOBIG] message too large"));
+	ck_assert_ptr_null(strstr(why_of("r.msg"), "not sent"));
 	/* Taken back from the store. */
 	ck_assert_int_eq(count("a", "Chats/2024", NULL), 0);
 	ck_assert_int_eq(cpmsync_store_pending_operations(cs, "a", &n), 0);
 	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+/* An APPEND given up here, never sent (too large to send, its content
+ * lost): its .why says so, not that the server refused it. */
+START_TEST(test_not_sent_goes_to_failed)
+{
+	char want[256];
+	int64_t id;
+
+	put(P("a/INBOX/big.msg"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET failed = 1, tries = 1, code = 'TOOBIG',"
+				       " refused = 'not sent: message 2 is too large to send'"
+				       " WHERE op = 'append'"),
+			 0);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".pending/%" PRId64, id)));
+	ck_assert_str_eq(slurp(P(".failed/big.msg")), msg1);
+	snprintf(want, sizeof(want),
+		 "a/INBOX/big.msg: it was not sent (message %" PRId64 "): [TOOBIG] message 2 is "
+		 "too large to send",
+		 id);
+	ck_assert_msg(strstr(why_of("big.msg"), want), "%s", why_of("big.msg"));
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
 }
 END_TEST
 
@@ -1340,6 +1367,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_account_never_synced);
 	tcase_add_test(tc, test_on_server_removes_file);
 	tcase_add_test(tc, test_refused_goes_to_failed);
+	tcase_add_test(tc, test_not_sent_goes_to_failed);
 	tcase_add_test(tc, test_removed_locally_goes_to_failed);
 	tcase_add_test(tc, test_crash_after_commit);
 	tcase_add_test(tc, test_crash_copy_already_referenced);
