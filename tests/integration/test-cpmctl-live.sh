@@ -354,8 +354,9 @@ run 0 flag a Bidi "$BIDI_ID" +Foo || bail "cpmctl flag +Foo"
 run 0 sync a || bail "cpmctl sync a (+Foo)"
 [[ $(flags_of Bidi '<bidi@cpmctl.test>') == *Foo* ]] || bail "+Foo did not reach the server: $(flags_of Bidi '<bidi@cpmctl.test>')"
 run 0 flag a Bidi "$BIDI_ID" -foo +Urgent +urgent || bail "cpmctl flag -foo"
-run 0 pending a
-check "flag -foo +Urgent +urgent: one change queued" test "$(wc -l <"$WORK/out")" = 1
+run 0 list a Bidi
+check "flag -foo +Urgent +urgent: here at once, Foo gone and one Urgent ($(cut -f 3 "$WORK/out"))" \
+	test "$(cut -f 3 "$WORK/out")" = Urgent
 run 0 sync a || bail "cpmctl sync a (-foo)"
 check "-foo removed Foo on the server, +Urgent +urgent is one keyword ($(flags_of Bidi '<bidi@cpmctl.test>'))" \
 	test "$(flags_of Bidi '<bidi@cpmctl.test>')" = Urgent
