@@ -383,8 +383,10 @@ static void rows_blocked(struct cpmsync_sync *e, int64_t failed_id, const char *
 	char text[CPMSYNC_FOLDER_NAME_MAX + 128];
 	int r;
 
-	snprintf(text, sizeof(text), "depends on failed operation %lld (%s)", (long long)failed_id,
-		 what);
+	/* Never sent: not the server's refusal (cpmctl sync, the outbox). */
+	snprintf(text, sizeof(text),
+		 CPMSYNC_FAILED_OP_NOT_SENT "depends on failed operation %lld (%s)",
+		 (long long)failed_id, what);
 	r = engine_tx_begin(e);
 	for (size_t i = 0; r >= 0 && i < rp->n_items; i++)
 		if (!rp->items[i].failed)

@@ -2638,7 +2638,7 @@ START_TEST(test_annotation_after_append)
 	res = run(script2, ANNOTATE_CAPS);
 	ck_assert_msg(res.r == 0, "%s", res.reason);
 	snprintf(want, sizeof(want),
-		 "append:1:too big,set_annotation:1:depends on failed operation %s"
+		 "append:1:too big,set_annotation:1:not sent: depends on failed operation %s"
 		 " (upload of message 3)",
 		 qs("SELECT id FROM journal WHERE op = 'append'"));
 	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || failed || ':' || refused, ',')"
@@ -2955,7 +2955,7 @@ static void failed_create_with_dependents(void)
 	     " VALUES (1, 'set_metadata', 3, '/private/comment' || char(10) || 'hi')");
 }
 
-#define BLOCKED "depends on failed operation 1 (create-folder Projects)"
+#define BLOCKED "not sent: depends on failed operation 1 (create-folder Projects)"
 
 START_TEST(test_failed_create_blocks_dependents)
 {
