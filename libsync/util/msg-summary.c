@@ -26,6 +26,7 @@
 #include <cpmsync/utf8.h>
 
 #include "util/buf.h"
+#include "util/charset.h"
 #include "util/cpm-object.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
@@ -343,6 +344,27 @@ static int q_decode_into(struct buf *b, const char *s, size_t n)
 	return r;
 }
 
+/*
+ * Is the B text of an encoded-word base64 (RFC 2047 4.1)?  Only the
+ * alphabet, '=' only as the padding at its end; the padding itself may be
+ * missing (mailers forget it), but not a lone 6 bits at the end.
+ */
+static bool b64_valid(const char *s, size_t n)
+{
+	size_t data = 0, pad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '=') {
+			pad++;
+			continue;
+		}
+		if (pad || transfer_base64_value(s[i]) < 0)
+			return false;
+		data++;
+	}
+	return pad <= 2 && data % 4 != 1 && (pad == 0 || (data + pad) % 4 == 0);
+}
+
 enum charset { CS_OTHER, CS_UTF8, CS_LATIN1 };
 
 static enum charset charset_of(const char *s, size_t n)
@@ -398,46 +420,111 @@ static size_t encoded_word(const char *s, size_t n, const char **cs, size_t *cs_
 }
 
 /*
- * Decodes the encoded-words of a subject.  Words in other charsets stay as
- * they are.  Whitespace between two decoded words is dropped (RFC 2047
+ * The decoded bytes of adjacent encoded-words in one charset, converted
+ * to UTF-8 together: a character may be split over two words (RFC 2047
+ * 5 forbids it, mailers do it), and a stateful charset (ISO-2022-JP)
+ * carries its shift state from one word to the next.
+ */
+struct ew_run {
+	struct buf bytes;
+	enum charset cs;
+	struct charset_conv conv; /* open for cs CS_OTHER */
+};
+
+/* Appends the run's text to out as UTF-8 (UTF-8 as it is: it is checked
+ * once the whole value is joined) and empties it.  -E2BIG once out is
+ * full. */
+static int run_flush(struct ew_run *run, struct buf *out)
+{
+	int r = 0;
+
+	if (run->bytes.len == 0)
+		return 0;
+	if (run->cs == CS_OTHER)
+		r = charset_conv_run(&run->conv, run->bytes.data, run->bytes.len, out, out->max);
+	else if (run->cs == CS_LATIN1)
+		for (size_t j = 0; j < run->bytes.len && r >= 0; j++)
+			r = append_latin1(out, (unsigned char)run->bytes.data[j]);
+	else
+		r = buf_append(out, run->bytes.data, run->bytes.len);
+	buf_reset(&run->bytes);
+	return r == 1 ? -E2BIG : r;
+}
+
+/*
+ * Can the word (charset cs, encoding enc, text) be decoded?  Its charset
+ * known (for another charset, run->conv is opened for it, the run flushed
+ * first if it held another one) and its text well-formed.
+ */
+static int word_decodable(struct ew_run *run, struct buf *out, const char *cs, size_t cs_len,
+			  char enc, const char *text, size_t text_len, enum charset *ret)
+{
+	enum charset c = charset_of(cs, cs_len);
+	int r;
+
+	if ((enc == 'B' || enc == 'b') && !b64_valid(text, text_len))
+		return 0;
+	if (c == CS_OTHER && !charset_conv_is(&run->conv, cs, cs_len)) {
+		r = run_flush(run, out);
+		if (r < 0)
+			return r;
+		charset_conv_close(&run->conv);
+		r = charset_conv_open(&run->conv, cs, cs_len);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return 0; /* unknown to iconv: kept as it is */
+	}
+	if (c != run->cs) {
+		r = run_flush(run, out);
+		if (r < 0)
+			return r;
+		run->cs = c;
+	}
+	*ret = c;
+	return 1;
+}
+
+/*
+ * Decodes the encoded-words of s[0..n) (a Subject, a phrase or comment of
+ * an address) into out.  Words that cannot be decoded stay as they are
+ * (RFC 2047 6.3): an unknown charset, an unknown encoding, B text that is
+ * not base64.  Whitespace between two decoded words is dropped (RFC 2047
  * 6.2), so that a text split over several words joins up again, even in
- * the middle of a UTF-8 sequence.
+ * the middle of a character.  Once out is full the rest is left out.
  */
 static int decode_2047(const char *s, size_t n, struct buf *out)
 {
+	struct ew_run run = { .bytes = BUF_INIT(MSG_SUMMARY_MAX_HEADER), .cs = CS_UTF8 };
 	size_t i = 0, pending_ws = 0;
 	bool after_word = false;
 	int r = 0;
 
+	run.conv.cd = (iconv_t)-1;
 	while (i < n && r >= 0) {
 		const char *cs, *text;
 		size_t cs_len, text_len, k = 0;
-		enum charset c = CS_OTHER;
+		enum charset c = CS_UTF8;
 		char enc;
+		int ok = 0;
 
 		if (s[i] == '=' && i + 1 < n && s[i + 1] == '?') {
 			k = encoded_word(s + i, n - i, &cs, &cs_len, &enc, &text, &text_len);
 			if (k)
-				c = charset_of(cs, cs_len);
+				ok = word_decodable(&run, out, cs, cs_len, enc, text, text_len, &c);
+			if (ok < 0) {
+				r = ok;
+				break;
+			}
 		}
-		if (k && c != CS_OTHER) {
-			_cleanup_buf_ struct buf dec = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
-
+		if (ok) {
 			/* Whitespace between two decoded words disappears. */
 			if (!after_word && pending_ws)
 				r = buf_append(out, s + i - pending_ws, pending_ws);
 			if (r >= 0)
 				r = (enc == 'B' || enc == 'b')
-					    ? b64_decode_into(&dec, text, text_len)
-					    : q_decode_into(&dec, text, text_len);
-			for (size_t j = 0; r >= 0 && j < dec.len; j++) {
-				unsigned char ch = (unsigned char)dec.data[j];
-
-				/* ISO-8859-1 to UTF-8 here; UTF-8 is checked
-				 * once the whole subject is joined. */
-				r = c == CS_LATIN1 ? append_latin1(out, ch)
-						   : buf_append_char(out, (char)ch);
-			}
+					    ? b64_decode_into(&run.bytes, text, text_len)
+					    : q_decode_into(&run.bytes, text, text_len);
 			i += k;
 			pending_ws = 0;
 			after_word = true;
@@ -448,14 +535,15 @@ static int decode_2047(const char *s, size_t n, struct buf *out)
 			i++;
 			continue;
 		}
-		if (pending_ws)
+		r = run_flush(&run, out);
+		if (r >= 0 && pending_ws)
 			r = buf_append(out, s + i - pending_ws, pending_ws);
 		pending_ws = 0;
 		after_word = false;
 		if (r < 0)
 			break;
 		if (k) {
-			/* An encoded-word in another charset: kept verbatim. */
+			/* A word that cannot be decoded: kept verbatim. */
 			r = buf_append(out, s + i, k);
 			i += k;
 		} else {
@@ -463,9 +551,13 @@ static int decode_2047(const char *s, size_t n, struct buf *out)
 			i++;
 		}
 	}
+	if (r >= 0)
+		r = run_flush(&run, out);
 	if (r >= 0 && pending_ws)
 		r = buf_append(out, s + n - pending_ws, pending_ws);
-	return r;
+	buf_free(&run.bytes);
+	charset_conv_close(&run.conv);
+	return r == -E2BIG ? 0 : r;
 }
 
 /*

@@ -41,8 +41,9 @@ struct msg_summary {
 	 * whitespace removed, otherwise "as they stand"; "" when absent.
 	 * All allocated. */
 	char *message_id;
-	char *subject; /* RFC 2047 encoded-words decoded to UTF-8 when the
-			* charset is UTF-8, US-ASCII or ISO-8859-1 */
+	char *subject; /* RFC 2047 encoded-words decoded to UTF-8 (any
+			* charset iconv knows); one that cannot be decoded
+			* stays as it is */
 	char *from;    /* the From header value */
 	char *to;      /* the addresses of To (and Cc), one per '\n'-separated line */
 	char *conversation_id;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cpmsync/utf8.h>
+
 #include "testlib.h"
 #include "util/buf.h"
 #include "util/msg-summary.h"
@@ -105,8 +107,35 @@ static const struct field_case field_cases[] = {
 	{ "Subject: =?UTF-8?B?w6?= =?UTF-8?Q?=A9?=\n", "", "\xc3\xa9", "", "" },
 	{ "Subject: =?UTF-8?Q?a?=\n =?UTF-8?Q?b?=\n", "", "ab", "", "" },
 	{ "Subject: =?UTF-8*de?Q?a?=\n", "", "a", "", "" },
-	/* other charsets and broken words stay as they are */
-	{ "Subject: =?KOI8-R?B?8NLJ?= x\n", "", "=?KOI8-R?B?8NLJ?= x", "", "" },
+	/* other charsets through iconv */
+	{ "Subject: =?KOI8-R?B?8NLJ?= x\n", "", "\xd0\x9f\xd1\x80\xd0\xb8 x", "", "" },
+	{ "Subject: =?windows-1252?Q?=80_=93hi=94?=\n", "",
+	  "\xe2\x82\xac \xe2\x80\x9chi\xe2\x80\x9d", "", "" },
+	{ "Subject: =?gb2312?B?1tDOxA==?=\n", "", "\xe4\xb8\xad\xe6\x96\x87", "", "" },
+	{ "Subject: =?big5?B?pKSk5Q==?=\n", "", "\xe4\xb8\xad\xe6\x96\x87", "", "" },
+	/* ISO-2022-JP's shift state and a Shift_JIS character go on into
+	 * the next word of the charset */
+	{ "Subject: =?ISO-2022-JP?B?GyRCRnw=?= =?ISO-2022-JP?B?S1w4bBsoQg==?=\n", "",
+	  "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "", "" },
+	{ "Subject: =?shift_jis?B?kw==?=\n =?shift_jis?B?+pZ7?=\n", "", "\xe6\x97\xa5\xe6\x9c\xac",
+	  "", "" },
+	/* input the charset does not have, or cut short: U+FFFD */
+	{ "Subject: =?shift_jis?Q?a=80b?=\n", "",
+	  "a\xef\xbf\xbd"
+	  "b",
+	  "", "" },
+	{ "Subject: =?euc-jp?Q?x=A4?=\n", "", "x\xef\xbf\xbd", "", "" },
+	/* a charset iconv does not know, or a name that is none, stays */
+	{ "Subject: =?x-no-such?Q?a?= b\n", "", "=?x-no-such?Q?a?= b", "", "" },
+	{ "Subject: =?UTF-8//IGNORE?Q?a?=\n", "", "=?UTF-8//IGNORE?Q?a?=", "", "" },
+	/* words that cannot be decoded are shown as they are (RFC 2047 6.3) */
+	{ "Subject: =?utf-8?B?!!notbase64?= tail\n", "", "=?utf-8?B?!!notbase64?= tail", "", "" },
+	{ "Subject: =?utf-8?B?w6k=x?= =?utf-8?B?w6k?=\n", "", "=?utf-8?B?w6k=x?= \xc3\xa9", "",
+	  "" },
+	{ "Subject: =?utf-8?B?w?=\n", "", "=?utf-8?B?w?=", "", "" },
+	{ "Subject: =?utf-8?B?w6k===?=\n", "", "=?utf-8?B?w6k===?=", "", "" },
+	{ "Subject: =?utf-8?B?w6k=?=\n", "", "\xc3\xa9", "", "" },
+	/* unknown encodings and broken words stay as they are */
 	{ "Subject: =?UTF-8?X?abc?=\n", "", "=?UTF-8?X?abc?=", "", "" },
 	{ "Subject: =?UTF-8?Q?no end\n", "", "=?UTF-8?Q?no end", "", "" },
 	{ "Subject: =?UTF-8?Q?a=ZZ?=\n", "", "a=ZZ", "", "" },
@@ -317,6 +346,36 @@ START_TEST(test_every_prefix)
 }
 END_TEST
 
+/* The same for encoded-words of every kind, a byte at a time: each cut
+ * leaves a word unfinished somewhere (its charset name, its text, a
+ * character split between words, a shift state); the value stays valid
+ * UTF-8, and the whole one decodes. */
+START_TEST(test_every_prefix_encoded)
+{
+	static const char in[] =
+		"Subject: =?ISO-2022-JP?B?GyRCRnw=?= =?ISO-2022-JP?B?S1w4bBsoQg==?=\r\n"
+		" =?windows-1252?Q?=93a=94?= =?utf-8?B?!!?= =?euc-jp?Q?=A4?=\r\n"
+		"\r\n";
+	size_t n = sizeof(in) - 1;
+
+	for (size_t len = 0; len <= n; len++) {
+		char *copy = malloc(len ? len : 1);
+		struct msg_summary m;
+
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, in, len);
+		ck_assert_int_eq(msg_summary_parse(copy, len, &m), 0);
+		ck_assert(cpmsync_utf8_valid(m.subject, strlen(m.subject)));
+		if (len == n)
+			ck_assert_str_eq(m.subject,
+					 "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe2\x80\x9c"
+					 "a\xe2\x80\x9d =?utf-8?B?!!?= \xef\xbf\xbd");
+		msg_summary_free(&m);
+		free(copy);
+	}
+}
+END_TEST
+
 /* What a Store accepts as a message (msg_check_head(), msg_check_nul()). */
 START_TEST(test_check_appendable)
 {
@@ -479,6 +538,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_fields_after_huge_one);
 	tcase_add_test(tc, test_every_prefix);
+	tcase_add_test(tc, test_every_prefix_encoded);
 	tcase_add_test(tc, test_header_length);
 	tcase_add_test(tc, test_check_appendable);
 	tcase_add_loop_test(tc, test_dates, 0, (int)ARRAY_LEN(date_cases));
