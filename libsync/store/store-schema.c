@@ -1243,6 +1243,22 @@ static const char migration_27[] = "ALTER TABLE account ADD COLUMN server_host T
  */
 static const char migration_28[] = "ALTER TABLE account ADD COLUMN delimiter TEXT;";
 
+/*
+ * Version 29: the summaries' From and To show the display names of
+ * RFC 2047 encoded-words decoded ("=?utf-8?B?0JjQstCw0L0=?= <ivan@x>" is
+ * "Иван <ivan@x>"), and the Subject those in every charset iconv knows
+ * (older parsers decoded UTF-8, US-ASCII and ISO-8859-1 only): the rows
+ * an older parser wrote are decoded again from the values they hold
+ * (cpmsync_redecode(), store-func.c), those with an encoded-word only.
+ * Nothing else reads these columns' old form: the schema is unchanged.
+ */
+static const char migration_29[] = "UPDATE summary SET"
+				   " from_addr = cpmsync_redecode('from', from_addr),"
+				   " to_addrs = cpmsync_redecode('to', to_addrs),"
+				   " subject = cpmsync_redecode('subject', subject)"
+				   " WHERE instr(from_addr, '=?') > 0 OR instr(to_addrs, '=?') > 0"
+				   " OR instr(subject, '=?') > 0;";
+
 /* The same for store-body.c, a body replaced without has_body going. */
 const char *const store_sql_body_gone[5] = {
 	BODY_GONE_TRASH("?1"), BODY_GONE_INLINE("?1"), BODY_GONE_RANGE("?1"),
@@ -1266,7 +1282,7 @@ static const char *const migrations[] = {
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
-	migration_25, migration_26, migration_27, migration_28,
+	migration_25, migration_26, migration_27, migration_28, migration_29,
 };
 
 unsigned store_schema_version(void)

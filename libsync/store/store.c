@@ -1052,12 +1052,16 @@ static int setup(struct store *s, const char *path, unsigned target)
 	unsigned known = store_schema_version();
 	sqlite3_stmt *st;
 	int64_t version;
-	int r;
+	int r, rc;
 
 	sqlite3_extended_result_codes(s->db, 1);
 	r = store_set_busy_timeout(s, STORE_BUSY_TIMEOUT_MS);
 	if (r < 0)
 		return r;
+	/* Before the migrations: 29 calls cpmsync_redecode(). */
+	rc = store_register_functions(s->db);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc);
 
 	if (!s->readonly) {
 		const char *mode;

@@ -454,15 +454,19 @@ static int run_flush(struct ew_run *run, struct buf *out)
 /*
  * Can the word (charset cs, encoding enc, text) be decoded?  Its charset
  * known (for another charset, run->conv is opened for it, the run flushed
- * first if it held another one) and its text well-formed.
+ * first if it held another one) and its text well-formed.  only_other:
+ * words in UTF-8, US-ASCII and ISO-8859-1 are not (msg_summary_redecode()).
  */
 static int word_decodable(struct ew_run *run, struct buf *out, const char *cs, size_t cs_len,
-			  char enc, const char *text, size_t text_len, enum charset *ret)
+			  char enc, const char *text, size_t text_len, bool only_other,
+			  enum charset *ret)
 {
 	enum charset c = charset_of(cs, cs_len);
 	int r;
 
 	if ((enc == 'B' || enc == 'b') && !b64_valid(text, text_len))
+		return 0;
+	if (only_other && c != CS_OTHER)
 		return 0;
 	if (c == CS_OTHER && !charset_conv_is(&run->conv, cs, cs_len)) {
 		r = run_flush(run, out);
@@ -493,7 +497,7 @@ static int word_decodable(struct ew_run *run, struct buf *out, const char *cs, s
  * 6.2), so that a text split over several words joins up again, even in
  * the middle of a character.  Once out is full the rest is left out.
  */
-static int decode_2047(const char *s, size_t n, struct buf *out)
+static int decode_2047_words(const char *s, size_t n, bool only_other, struct buf *out)
 {
 	struct ew_run run = { .bytes = BUF_INIT(MSG_SUMMARY_MAX_HEADER), .cs = CS_UTF8 };
 	size_t i = 0, pending_ws = 0;
@@ -511,7 +515,8 @@ static int decode_2047(const char *s, size_t n, struct buf *out)
 		if (s[i] == '=' && i + 1 < n && s[i + 1] == '?') {
 			k = encoded_word(s + i, n - i, &cs, &cs_len, &enc, &text, &text_len);
 			if (k)
-				ok = word_decodable(&run, out, cs, cs_len, enc, text, text_len, &c);
+				ok = word_decodable(&run, out, cs, cs_len, enc, text, text_len,
+						    only_other, &c);
 			if (ok < 0) {
 				r = ok;
 				break;
@@ -560,12 +565,122 @@ static int decode_2047(const char *s, size_t n, struct buf *out)
 	return r == -E2BIG ? 0 : r;
 }
 
+static int decode_2047(const char *s, size_t n, struct buf *out)
+{
+	return decode_2047_words(s, n, false, out);
+}
+
+/* The end of the quoted string, comment or angle-addr that starts at
+ * s[i] ('"', '(' or '<'): the index just past its closing character, or n. */
+static size_t skip_group(const char *s, size_t n, size_t i)
+{
+	char open = s[i];
+	int depth = 0;
+
+	for (; i < n; i++) {
+		char c = s[i];
+
+		if (c == '\\' && open != '<') {
+			i++;
+			continue;
+		}
+		if (open == '"') {
+			if (c == '"' && depth++ > 0)
+				return i + 1;
+		} else if (open == '(') {
+			if (c == '(')
+				depth++;
+			else if (c == ')' && --depth == 0)
+				return i + 1;
+		} else if (c == '>') {
+			return i + 1;
+		}
+	}
+	return n;
+}
+
+/* The end of the address starting at s[i]: the index of the next
+ * top-level ',' or n; *ret_angle: whether it holds an angle-addr. */
+static size_t address_end(const char *s, size_t n, size_t i, bool *ret_angle)
+{
+	*ret_angle = false;
+	while (i < n && s[i] != ',') {
+		if (s[i] == '"' || s[i] == '(' || s[i] == '<') {
+			*ret_angle = *ret_angle || s[i] == '<';
+			i = skip_group(s, n, i);
+		} else {
+			i++;
+		}
+	}
+	return i;
+}
+
 /*
- * A header's value: unfolded and trimmed; with decode, its RFC 2047
- * encoded-words decoded and the result trimmed again; cleaned
+ * Appends an address list (a From value, one address of To) with the
+ * encoded-words of its display names and comments decoded: RFC 2047 5(3)
+ * allows them in a phrase (the words before an angle-addr), 5(2) in a
+ * comment; never in a quoted string or in the address itself, which stay
+ * as they are (so does the whole of an address without angle brackets,
+ * "user@host" or "tel:+1...", its comments apart).
+ */
+static int decode_addresses(const char *s, size_t n, bool only_other, struct buf *out)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n && r >= 0;) {
+		bool angle, phrase;
+		size_t e = address_end(s, n, i, &angle), seg = i;
+
+		phrase = angle;
+		while (i < e && r >= 0) {
+			size_t g;
+
+			if (s[i] != '"' && s[i] != '(' && s[i] != '<') {
+				i++;
+				continue;
+			}
+			/* The text before: a phrase, or plain. */
+			if (i > seg)
+				r = phrase ? decode_2047_words(s + seg, i - seg, only_other, out)
+					   : buf_append(out, s + seg, i - seg);
+			g = skip_group(s, e, i);
+			if (r >= 0 && s[i] == '(' && g - i >= 2 && s[g - 1] == ')') {
+				r = buf_append_char(out, '(');
+				if (r >= 0)
+					r = decode_2047_words(s + i + 1, g - i - 2, only_other,
+							      out);
+				if (r >= 0)
+					r = buf_append_char(out, ')');
+			} else if (r >= 0) {
+				r = buf_append(out, s + i, g - i);
+			}
+			if (s[i] == '<')
+				phrase = false; /* what follows the address is not */
+			i = seg = g;
+		}
+		if (r >= 0 && i > seg)
+			r = phrase ? decode_2047_words(s + seg, i - seg, only_other, out)
+				   : buf_append(out, s + seg, i - seg);
+		if (r >= 0 && e < n)
+			r = buf_append_char(out, ',');
+		i = e + 1;
+	}
+	return r == -E2BIG ? 0 : r;
+}
+
+/* What a header's RFC 2047 encoded-words are decoded in. */
+enum decode {
+	DECODE_NONE,
+	DECODE_TEXT,	  /* everywhere (Subject: unstructured text) */
+	DECODE_ADDRESSES, /* display names and comments (decode_addresses()) */
+};
+
+/*
+ * A header's value: unfolded and trimmed; its RFC 2047 encoded-words
+ * decoded as decode says and the result trimmed again; cleaned
  * (append_clean()) and cut to MSG_SUMMARY_MAX_FIELD bytes.
  */
-static int header_value(const struct span *sp, bool decode, char **ret)
+static int header_value(const struct span *sp, enum decode decode, char **ret)
 {
 	_cleanup_buf_ struct buf raw = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
 	_cleanup_buf_ struct buf dec = BUF_INIT(2 * MSG_SUMMARY_MAX_HEADER);
@@ -592,13 +707,14 @@ static int header_value(const struct span *sp, bool decode, char **ret)
 	 * buffer's growth and appends were most of a value's cost in
 	 * callgrind, issue 11). */
 	if (n <= MSG_SUMMARY_MAX_FIELD && printable_ascii(s, n) &&
-	    !(decode && has_encoded_word(s, n))) {
+	    !(decode != DECODE_NONE && has_encoded_word(s, n))) {
 		*ret = text_dup(s, n);
 		return *ret ? 0 : -ENOMEM;
 	}
 	/* Without an encoded-word, decoding gives the text as it is. */
-	if (decode && has_encoded_word(s, n)) {
-		r = decode_2047(s, n, &dec);
+	if (decode != DECODE_NONE && has_encoded_word(s, n)) {
+		r = decode == DECODE_TEXT ? decode_2047(s, n, &dec)
+					  : decode_addresses(s, n, false, &dec);
 		if (r < 0)
 			return r;
 		s = dec.data ? dec.data : "";
@@ -617,13 +733,19 @@ static int header_value(const struct span *sp, bool decode, char **ret)
 /* A plain field: unfolded, trimmed, cleaned, cut. */
 static int plain_value(const struct span *sp, char **ret)
 {
-	return header_value(sp, false, ret);
+	return header_value(sp, DECODE_NONE, ret);
 }
 
 /* Subject: RFC 2047 encoded-words decoded. */
 static int subject_value(const struct span *sp, char **ret)
 {
-	return header_value(sp, true, ret);
+	return header_value(sp, DECODE_TEXT, ret);
+}
+
+/* From: those of the display names and comments decoded. */
+static int from_value(const struct span *sp, char **ret)
+{
+	return header_value(sp, DECODE_ADDRESSES, ret);
 }
 
 /*
@@ -697,6 +819,7 @@ static int split_addresses(const struct span *sp, struct buf *out)
 static int to_value(const struct span *to, const struct span *cc, char **ret)
 {
 	_cleanup_buf_ struct buf list = BUF_INIT(4 * MSG_SUMMARY_MAX_HEADER);
+	_cleanup_buf_ struct buf dec = BUF_INIT(2 * MSG_SUMMARY_MAX_HEADER);
 	struct buf out = BUF_INIT(MSG_SUMMARY_MAX_FIELD + 1);
 	int r = 0;
 
@@ -718,8 +841,15 @@ static int to_value(const struct span *to, const struct span *cc, char **ret)
 				break;
 			r = buf_append_char(&out, '\n');
 		}
-		if (r >= 0)
+		if (r >= 0 && has_encoded_word(list.data + i, e - i)) {
+			buf_reset(&dec);
+			r = decode_addresses(list.data + i, e - i, false, &dec);
+			if (r >= 0)
+				r = append_clean(&out, dec.data ? dec.data : "", dec.len,
+						 MSG_SUMMARY_MAX_FIELD);
+		} else if (r >= 0) {
 			r = append_clean(&out, list.data + i, e - i, MSG_SUMMARY_MAX_FIELD);
+		}
 		/* Only whole addresses, but for a first one too long. */
 		if (r > 0 && before) {
 			out.len = before;
@@ -732,6 +862,52 @@ static int to_value(const struct span *to, const struct span *cc, char **ret)
 			out.len = before;
 			if (out.data)
 				out.data[before] = '\0';
+		}
+		i = e + 1;
+	}
+	if (r < 0) {
+		buf_free(&out);
+		return r;
+	}
+	*ret = out.data ? buf_steal(&out) : strdup("");
+	return *ret ? 0 : -ENOMEM;
+}
+
+int msg_summary_redecode(const char *field, const char *value, char **ret)
+{
+	_cleanup_buf_ struct buf dec = BUF_INIT(2 * MSG_SUMMARY_MAX_HEADER);
+	struct buf out = BUF_INIT(MSG_SUMMARY_MAX_FIELD + 1);
+	size_t n = strlen(value);
+	bool lines = strcmp(field, "to") == 0, subject = strcmp(field, "subject") == 0;
+	int r = 0;
+
+	if (n > MSG_SUMMARY_MAX_HEADER || !has_encoded_word(value, n)) {
+		*ret = strdup(value);
+		return *ret ? 0 : -ENOMEM;
+	}
+	/* One line at a time (To), or the whole value as one. */
+	for (size_t i = 0; i <= n && r >= 0;) {
+		const char *nl = lines ? memchr(value + i, '\n', n - i) : NULL;
+		size_t e = nl ? (size_t)(nl - value) : n;
+
+		size_t before = out.len;
+
+		buf_reset(&dec);
+		r = subject ? decode_2047_words(value + i, e - i, true, &dec)
+			    : decode_addresses(value + i, e - i, false, &dec);
+		if (r >= 0 && i > 0)
+			r = buf_append_char(&out, '\n');
+		if (r >= 0)
+			r = append_clean(&out, dec.data ? dec.data : "", dec.len,
+					 MSG_SUMMARY_MAX_FIELD);
+		/* Only whole addresses, as to_value() keeps them. */
+		if (r > 0) {
+			if (before) {
+				out.len = before;
+				out.data[before] = '\0';
+			}
+			r = 0;
+			break;
 		}
 		i = e + 1;
 	}
@@ -894,7 +1070,7 @@ int msg_summary_parse(const void *data, size_t len, struct msg_summary *ret)
 	if (r >= 0)
 		r = subject_value(&spans[F_SUBJECT], &s.subject);
 	if (r >= 0)
-		r = plain_value(&spans[F_FROM], &s.from);
+		r = from_value(&spans[F_FROM], &s.from);
 	if (r >= 0)
 		r = to_value(&spans[F_TO], &spans[F_CC], &s.to);
 	if (r >= 0)

@@ -44,8 +44,11 @@ struct msg_summary {
 	char *subject; /* RFC 2047 encoded-words decoded to UTF-8 (any
 			* charset iconv knows); one that cannot be decoded
 			* stays as it is */
-	char *from;    /* the From header value */
-	char *to;      /* the addresses of To (and Cc), one per '\n'-separated line */
+	char *from;    /* the From header value, the encoded-words of its
+			* display names and comments decoded (not those in
+			* quoted strings or addresses) */
+	char *to;      /* the addresses of To (and Cc), one per '\n'-separated
+			* line, decoded as From */
 	char *conversation_id;
 	char *contribution_id;
 	char *imdn_message_id;
@@ -79,6 +82,15 @@ struct msg_summary {
 		      * CPM (a sentence); the fields above hold what could be
 		      * read anyway */
 };
+
+/*
+ * A summary value stored by an older parser, as this one gives it (the
+ * store's migration 29): field "from" (decoded from its raw value), "to"
+ * (each '\n'-separated line likewise) or "subject" (its encoded-words in
+ * charsets other than UTF-8, US-ASCII and ISO-8859-1, which the older
+ * parser kept as they were).  Returns 0 or -ENOMEM; *ret malloc()ed.
+ */
+int msg_summary_redecode(const char *field, const char *value, char **ret);
 
 /*
  * Fills *ret from the header at data (len bytes).  Returns 0 or -ENOMEM

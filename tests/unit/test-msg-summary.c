@@ -135,6 +135,25 @@ static const struct field_case field_cases[] = {
 	{ "Subject: =?utf-8?B?w?=\n", "", "=?utf-8?B?w?=", "", "" },
 	{ "Subject: =?utf-8?B?w6k===?=\n", "", "=?utf-8?B?w6k===?=", "", "" },
 	{ "Subject: =?utf-8?B?w6k=?=\n", "", "\xc3\xa9", "", "" },
+	/* From and To: display names and comments, not quoted strings or
+	 * addresses (RFC 2047 5) */
+	{ "From: =?utf-8?B?0JjQstCw0L0g0J/QtdGC0YDQvtCy?= <ivan@x>\n", "", "",
+	  "\xd0\x98\xd0\xb2\xd0\xb0\xd0\xbd \xd0\x9f\xd0\xb5\xd1\x82\xd1\x80\xd0\xbe\xd0\xb2 "
+	  "<ivan@x>",
+	  "" },
+	{ "From: \"=?utf-8?Q?a?=\" <a@x>\n", "", "", "\"=?utf-8?Q?a?=\" <a@x>", "" },
+	{ "From: =?utf-8?Q?a?=@x\n", "", "", "=?utf-8?Q?a?=@x", "" },
+	{ "From: <=?utf-8?Q?a?=@x> =?utf-8?Q?b?=\n", "", "",
+	  "<=?utf-8?Q?a?=@x> =?utf-8?Q?b?=", "" },
+	{ "From: ivan@x (=?utf-8?Q?Iv=C3=A1n?= (=?utf-8?Q?x?=))\n", "", "",
+	  "ivan@x (Iv\xc3\xa1n (x))", "" },
+	{ "From: =?utf-8?Q?A?= \"q\" =?utf-8?Q?B?= <a@x>, =?koi8-r?B?8NLJ?= <b@x>\n", "", "",
+	  "A \"q\" B <a@x>, \xd0\x9f\xd1\x80\xd0\xb8 <b@x>", "" },
+	{ "From: =?utf-8?Q?Doe=2C_J?= <j@x>\n", "", "", "Doe, J <j@x>", "" },
+	{ "To: =?koi8-r?B?8NLJ?= <p@x>, \"=?utf-8?Q?q?=\" <q@x>\nCc: =?utf-8?Q?c?= <c@x>\n", "", "",
+	  "", "\xd0\x9f\xd1\x80\xd0\xb8 <p@x>\n\"=?utf-8?Q?q?=\" <q@x>\nc <c@x>" },
+	{ "To: tel:+1=?utf-8?Q?a?=, <sip:=?utf-8?Q?a?=@x>\n", "", "", "",
+	  "tel:+1=?utf-8?Q?a?=\n<sip:=?utf-8?Q?a?=@x>" },
 	/* unknown encodings and broken words stay as they are */
 	{ "Subject: =?UTF-8?X?abc?=\n", "", "=?UTF-8?X?abc?=", "", "" },
 	{ "Subject: =?UTF-8?Q?no end\n", "", "=?UTF-8?Q?no end", "", "" },
@@ -348,13 +367,15 @@ END_TEST
 
 /* The same for encoded-words of every kind, a byte at a time: each cut
  * leaves a word unfinished somewhere (its charset name, its text, a
- * character split between words, a shift state); the value stays valid
+ * character split between words, a shift state); the values stay valid
  * UTF-8, and the whole one decodes. */
 START_TEST(test_every_prefix_encoded)
 {
 	static const char in[] =
-		"Subject: =?ISO-2022-JP?B?GyRCRnw=?= =?ISO-2022-JP?B?S1w4bBsoQg==?=\r\n"
-		" =?windows-1252?Q?=93a=94?= =?utf-8?B?!!?= =?euc-jp?Q?=A4?=\r\n"
+		"From: =?utf-8?B?0JjQstCw0L0=?= \"q=?utf-8?Q?x?=\" (=?koi8-r?B?8NLJ?=) <i@x>\r\n"
+		"To: =?ISO-2022-JP?B?GyRCRnw=?= =?ISO-2022-JP?B?S1w4bBsoQg==?= <j@x>,\r\n"
+		" =?shift_jis?B?kw==?= =?shift_jis?B?+pZ7?= <k@x>\r\n"
+		"Subject: =?windows-1252?Q?=93a=94?= =?utf-8?B?!!?= =?euc-jp?Q?=A4?=\r\n"
 		"\r\n";
 	size_t n = sizeof(in) - 1;
 
@@ -365,11 +386,19 @@ START_TEST(test_every_prefix_encoded)
 		ck_assert_ptr_nonnull(copy);
 		memcpy(copy, in, len);
 		ck_assert_int_eq(msg_summary_parse(copy, len, &m), 0);
+		ck_assert(cpmsync_utf8_valid(m.from, strlen(m.from)));
+		ck_assert(cpmsync_utf8_valid(m.to, strlen(m.to)));
 		ck_assert(cpmsync_utf8_valid(m.subject, strlen(m.subject)));
-		if (len == n)
-			ck_assert_str_eq(m.subject,
-					 "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe2\x80\x9c"
-					 "a\xe2\x80\x9d =?utf-8?B?!!?= \xef\xbf\xbd");
+		if (len == n) {
+			ck_assert_str_eq(m.from,
+					 "\xd0\x98\xd0\xb2\xd0\xb0\xd0\xbd \"q=?utf-8?Q?x?=\" "
+					 "(\xd0\x9f\xd1\x80\xd0\xb8) <i@x>");
+			ck_assert_str_eq(m.to, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e <j@x>\n"
+					       "\xe6\x97\xa5\xe6\x9c\xac <k@x>");
+			ck_assert_str_eq(m.subject, "\xe2\x80\x9c"
+						    "a\xe2\x80\x9d =?utf-8?B?!!?= "
+						    "\xef\xbf\xbd");
+		}
 		msg_summary_free(&m);
 		free(copy);
 	}

@@ -1190,6 +1190,48 @@ START_TEST(test_migrate_delimiter)
 END_TEST
 
 /*
+ * Version 29: summaries an older parser wrote show their From and To
+ * display names decoded, and Subject words in charsets it did not know;
+ * a Subject's UTF-8 words it kept as they were (decoded text that looks
+ * like one, or a word that is not base64) stay, and so do other rows.
+ */
+START_TEST(test_migrate_redecode)
+{
+	struct store *s = NULL;
+	char *v;
+
+	ck_assert_uint_ge(store_schema_version(), 29);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 28, &s, NULL), 0);
+	ck_assert_int_eq(
+		store_exec(s,
+			   "INSERT INTO account (id, name) VALUES (1, 'a');"
+			   "INSERT INTO folder (id, account_id, name, server_name) VALUES"
+			   " (1, 1, 'INBOX', 'INBOX');"
+			   "INSERT INTO message (id, folder_id, uid) VALUES (1, 1, 1), (2, 1, 2);"
+			   "INSERT INTO summary (id, subject, from_addr, to_addrs) VALUES"
+			   " (1, '=?koi8-r?B?8NLJ?= =?utf-8?Q?x?=',"
+			   " '=?utf-8?B?0JjQstCw0L0=?= <ivan@x>',"
+			   " 'b@x' || char(10) || '=?utf-8?Q?C?= <c@x>'),"
+			   " (2, 'plain =?', 'p@x', '');"),
+		0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	v = query_text(s, "SELECT subject || '|' || from_addr || '|' || to_addrs"
+			  " FROM summary WHERE id = 1");
+	ck_assert_str_eq(v, "\xd0\x9f\xd1\x80\xd0\xb8 =?utf-8?Q?x?=|"
+			    "\xd0\x98\xd0\xb2\xd0\xb0\xd0\xbd <ivan@x>|b@x\nC <c@x>");
+	free(v);
+	v = query_text(s, "SELECT subject || '|' || from_addr || '|' || to_addrs"
+			  " FROM summary WHERE id = 2");
+	ck_assert_str_eq(v, "plain =?|p@x|");
+	free(v);
+	store_close(s);
+}
+END_TEST
+
+/*
  * Version 23: flags, server_flags and modseq move to message_state.  A
  * store at version 22 keeps every value, its conversations' unseen
  * counts, and from then on the flag trigger and the folder triggers count
@@ -2979,6 +3021,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_files_private);
 	tcase_add_test(tc, test_reopen_is_idempotent);
 	tcase_add_test(tc, test_migrate_from_every_older_version);
+	tcase_add_test(tc, test_migrate_redecode);
 	tcase_add_test(tc, test_migrate_adds_preview_cache);
 	tcase_add_test(tc, test_migrate_journal_ids_never_reused);
 	tcase_add_test(tc, test_migrate_adds_namespace);
