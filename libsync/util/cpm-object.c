@@ -19,6 +19,7 @@
 #include <cpmsync/utf8.h>
 
 #include "util/buf.h"
+#include "util/charset.h"
 #include "util/cpm-object.h"
 #include "util/cpm-xml.h"
 #include "util/macro.h"
@@ -370,6 +371,7 @@ static int text_snippet(struct msg_summary *s, const char *what, const char *ct,
 {
 	_cleanup_buf_ struct buf raw = BUF_INIT(CPM_TEXT_MAX * 2 + 16);
 	_cleanup_buf_ struct buf utf8 = BUF_INIT(CPM_TEXT_MAX * 4 + 16);
+	_cleanup_(charset_conv_closep) struct charset_conv conv = { .cd = (iconv_t)-1 };
 	char cs[PARAM_MAX];
 	const char *src, *text;
 	size_t slen, tlen;
@@ -382,8 +384,14 @@ static int text_snippet(struct msg_summary *s, const char *what, const char *ct,
 		n = CPM_TEXT_MAX;
 	ct_param(ct, "charset", cs);
 	c = charset_of(cs);
-	if (c == CS_UNKNOWN)
-		return set_error(s, "%s: unknown charset \"%.40s\"", what, cs);
+	/* Other charsets (KOI8-R, Shift_JIS, ISO-2022-JP ...) through iconv. */
+	if (c == CS_UNKNOWN) {
+		r = charset_conv_open(&conv, cs, strlen(cs));
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return set_error(s, "%s: unknown charset \"%.40s\"", what, cs);
+	}
 	if (transfer_encoding_of(cte, &te) < 0)
 		return set_error(s, "%s: unknown Content-Transfer-Encoding \"%.40s\"", what, cte);
 	/* Identity-encoded valid UTF-8 (most chat text) is read in place:
@@ -402,6 +410,12 @@ static int text_snippet(struct msg_summary *s, const char *what, const char *ct,
 	if (c == CS_UTF8 && utf8_ok(src, slen)) {
 		text = src;
 		tlen = slen;
+	} else if (c == CS_UNKNOWN) {
+		r = charset_conv_run(&conv, src, slen, &utf8, utf8.max);
+		if (r < 0)
+			return -ENOMEM;
+		text = utf8.data ? utf8.data : "";
+		tlen = utf8.len;
 	} else {
 		r = to_utf8(c, src, slen, &utf8, &bad);
 		if (r < 0)

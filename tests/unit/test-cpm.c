@@ -142,8 +142,17 @@ static const struct expect corpus[] = {
 	/* Malformed. */
 	{ "bad-imdn-truncated.eml", "imdn", "received", "", "", BOB, "", "", "", "", "", "", 0,
 	  "IMDN report XML not well-formed at line 5", "not well-formed", C1, "", "RpTtrunc" },
+	/* Charsets through iconv. */
+	{ "chat-koi8-r.eml", "message", "received", "", "", BOB,
+	  "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82", "", "", "", "", "", 0, "", "", C1, "",
+	  "" },
+	/* (U+3000 at both ends: not trimmed yet) */
+	{ "chat-shift-jis.eml", "message", "received", "", "", BOB,
+	  "\xe3\x80\x80\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf\xe3\x80\x81"
+	  "\xe4\xb8\x96\xe7\x95\x8c\xe3\x80\x80",
+	  "", "", "", "", "", 0, "", "", C1, "", "" },
 	{ "bad-charset.eml", "message", "received", "", "", BOB, "", "", "", "", "", "", 0,
-	  "unknown charset \"koi8-r\"", "koi8-r", C1, "", "" },
+	  "unknown charset \"x-no-such-charset\"", "x-no-such-charset", C1, "", "" },
 	{ "bad-utf8.eml", "message", "received", "", "", BOB, "Caf\xc3\xa9 cr\xc3\xa8me", "", "",
 	  "", "", "", 0, "declared utf-8 is not valid UTF-8", "not valid UTF-8", C1, "", "" },
 	{ "bad-no-cpm-headers.eml", "message", "", "", "", BOB, "Where is my Conversation-ID?", "",
