@@ -307,15 +307,41 @@ static bool utf8_ok(const char *d, size_t n)
 	return true;
 }
 
+/* Unicode White_Space above ASCII (U+0085 NEL, NBSP, U+1680, U+2000-U+200A,
+ * U+2028, U+2029, U+202F, U+205F, U+3000), and the byte order mark U+FEFF
+ * (a text's first character, or a ZERO WIDTH NO-BREAK SPACE). */
+static bool blank_cp(uint32_t cp)
+{
+	return cp == 0x85 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+	       cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000 ||
+	       cp == 0xfeff;
+}
+
+/* The length of the blank character (blank_cp(), or ASCII whitespace and
+ * controls) at t[0..n), 0 if there is none. */
+static size_t blank_at(const char *t, size_t n)
+{
+	uint32_t cp;
+	size_t k;
+
+	if ((unsigned char)t[0] <= 32 || t[0] == 127)
+		return 1;
+	if ((unsigned char)t[0] < 0x80)
+		return 0;
+	k = cpmsync_utf8_decode(t, n, &cp);
+	return k && blank_cp(cp) ? k : 0;
+}
+
 /* The snippet from UTF-8 text: trimmed, controls as spaces, CPM_SNIPPET_CHARS. */
 static int make_snippet(const char *t, size_t n, char **ret)
 {
 	struct buf b = BUF_INIT(CPM_SNIPPET_CHARS * 4 + 1);
 	size_t chars = 0, i = 0, keep;
 
-	/* Leading whitespace (and controls, which become spaces) goes. */
-	while (i < n && ((unsigned char)t[i] <= 32 || t[i] == 127))
-		i++;
+	/* Leading whitespace (and controls, which become spaces) goes, and
+	 * so does a byte order mark. */
+	for (size_t k; i < n && (k = blank_at(t + i, n - i)) > 0;)
+		i += k;
 	while (i < n && chars < CPM_SNIPPET_CHARS) {
 		size_t k;
 
@@ -352,9 +378,18 @@ static int make_snippet(const char *t, size_t n, char **ret)
 		chars++;
 		i += k;
 	}
+	/* Trailing whitespace goes: the last character, while blank. */
 	keep = b.len;
-	while (keep && (b.data[keep - 1] == ' ' || b.data[keep - 1] == '\t'))
-		keep--;
+	while (keep) {
+		size_t start = keep - 1;
+
+		while (start > 0 && keep - start < 4 &&
+		       ((unsigned char)b.data[start] & 0xc0) == 0x80)
+			start--;
+		if (blank_at(b.data + start, keep - start) != keep - start)
+			break;
+		keep = start;
+	}
 	if (b.data)
 		b.data[keep] = '\0';
 	b.len = keep;

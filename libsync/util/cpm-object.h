@@ -28,8 +28,9 @@
  * quoted-printable) and charset (UTF-8, US-ASCII, ISO-8859-1,
  * windows-1252, UTF-16 with or without BOM here; any other iconv knows,
  * KOI8-R, Shift_JIS, ISO-2022-JP ..., through util/charset.h, a sequence
- * it does not have as U+FFFD) decoded to UTF-8, whitespace trimmed at
- * both ends, control characters (line breaks included) as spaces.  At most
+ * it does not have as U+FFFD) decoded to UTF-8, whitespace (Unicode
+ * White_Space: NBSP, U+3000 ...) and a byte order mark trimmed at both
+ * ends, control characters (line breaks included) as spaces.  At most
  * CPM_TEXT_MAX bytes of encoded text are decoded.
  * An unknown charset or transfer encoding leaves the snippet empty and
  * says so in error; text declared UTF-8 that is not is read as

@@ -142,14 +142,13 @@ static const struct expect corpus[] = {
 	/* Malformed. */
 	{ "bad-imdn-truncated.eml", "imdn", "received", "", "", BOB, "", "", "", "", "", "", 0,
 	  "IMDN report XML not well-formed at line 5", "not well-formed", C1, "", "RpTtrunc" },
-	/* Charsets through iconv. */
+	/* Charsets through iconv; ideographic spaces trimmed too. */
 	{ "chat-koi8-r.eml", "message", "received", "", "", BOB,
 	  "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82", "", "", "", "", "", 0, "", "", C1, "",
 	  "" },
-	/* (U+3000 at both ends: not trimmed yet) */
 	{ "chat-shift-jis.eml", "message", "received", "", "", BOB,
-	  "\xe3\x80\x80\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf\xe3\x80\x81"
-	  "\xe4\xb8\x96\xe7\x95\x8c\xe3\x80\x80",
+	  "\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf\xe3\x80\x81\xe4\xb8\x96"
+	  "\xe7\x95\x8c",
 	  "", "", "", "", "", 0, "", "", C1, "", "" },
 	{ "bad-charset.eml", "message", "received", "", "", BOB, "", "", "", "", "", "", 0,
 	  "unknown charset \"x-no-such-charset\"", "x-no-such-charset", C1, "", "" },
@@ -508,6 +507,53 @@ START_TEST(test_snippet_bounds)
 }
 END_TEST
 
+/* Snippet: a byte order mark and Unicode whitespace go at both ends (the
+ * contract's "whitespace trimmed"), not inside; a byte sequence the
+ * charset does not have is U+FFFD. */
+START_TEST(test_snippet_unicode_trim)
+{
+	static const struct {
+		const char *ct, *body, *snippet;
+	} cases[] = {
+		/* BOM, NBSP, U+3000, U+2003, NEL ... text ... U+2003 U+3000 NBSP */
+		{ "utf-8",
+		  "\xef\xbb\xbf\xc2\xa0\xe3\x80\x80\xe2\x80\x83\xc2\x85 hi\xc2\xa0there "
+		  "\xe2\x80\x83\xe3\x80\x80\xc2\xa0",
+		  "hi\xc2\xa0there" },
+		{ "utf-8", "\xef\xbb\xbf", "" },
+		{ "utf-8", "\xe2\x80\xa8x\xe2\x80\xa9", "x" },
+		/* not whitespace: kept (U+200B ZERO WIDTH SPACE, U+00AD) */
+		{ "utf-8", "\xe2\x80\x8bx\xc2\xad", "\xe2\x80\x8bx\xc2\xad" },
+		/* the BOM of UTF-16 text, and a BOM after it */
+		{ "utf-16", "\xfe\xff\xfe\xff\x00x", "x" },
+		/* Shift_JIS: 0x80 is none of its bytes; a lead byte cut at the end */
+		{ "shift_jis",
+		  "a\x80"
+		  "b\x93",
+		  "a\xef\xbf\xbd"
+		  "b\xef\xbf\xbd" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char obj[512];
+		size_t n, blen = strlen(cases[i].body);
+		struct msg_summary m;
+
+		if (strcmp(cases[i].ct, "utf-16") == 0)
+			blen = 6;
+		n = (size_t)snprintf(obj, sizeof(obj),
+				     "Content-Type: text/plain; charset=%s\r\n"
+				     "Message-Context: pager-message\r\n\r\n",
+				     cases[i].ct);
+		memcpy(obj + n, cases[i].body, blen);
+		ck_assert_int_eq(msg_summary_parse(obj, n + blen, &m), 0);
+		ck_assert_msg(strcmp(m.snippet, cases[i].snippet) == 0, "case %zu: \"%s\"", i,
+			      m.snippet);
+		msg_summary_free(&m);
+	}
+}
+END_TEST
+
 /* An error quoting a value cuts it at 40 bytes: never inside a UTF-8
  * sequence (found by fuzz-cpm: the quoted value was 39 bytes and an
  * ISO-8859-1 byte taken as a 2-byte character). */
@@ -560,6 +606,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_xml_encodings);
 	tcase_add_test(tc, test_xml_bad_size);
 	tcase_add_test(tc, test_snippet_bounds);
+	tcase_add_test(tc, test_snippet_unicode_trim);
 	tcase_add_test(tc, test_error_text_utf8);
 	tcase_add_test(tc, test_status_rank);
 	suite_add_tcase(s, tc);
