@@ -11,10 +11,12 @@
  * pasted into the SQL.
  *
  * Matching:
- *  - Strings match as substrings, ASCII case-insensitively: lower() on
- *    both sides (SQLite's lower() folds ASCII only unless SQLite was built
- *    with ICU) and instr(), which has no wildcards, so '%', '_' and '\'
- *    in a criterion are plain characters.  An empty string is no
+ *  - Strings match as substrings, in any case: both sides are folded to
+ *    Unicode simple case folding (util/casefold.h: "CAFÉ" finds "café",
+ *    "ΣΟΦΊΑ" "σοφία", "ИВАН" "Иван"), the criterion once here, each value
+ *    by cpmsync_contains() (store-func.c), which has no wildcards, so '%',
+ *    '_' and '\' in a criterion are plain characters.  (SQLite's lower()
+ *    folds ASCII only unless SQLite was built with ICU.)  An empty string is no
  *    criterion (it would match everything anyway).  conversation_id too
  *    is a substring match, like the IMAP SEARCH HEADER that answers it
  *    online.
@@ -33,7 +35,8 @@
  *    is read instead through sqlite3_blob in 64 KiB chunks (like
  *    store_body_read_fd()), folded to lower case and searched with
  *    memmem(), keeping the last strlen(text) - 1 bytes across chunks:
- *    memory stays at one chunk plus the criterion.  The body of a message
+ *    memory stays at one chunk plus the criterion.  A character cut at a
+ *    chunk's end is folded with the next chunk.  The body of a message
  *    that the other criteria exclude, or whose summary already matches,
  *    is not read.  Cost: a text search reads every remaining stored body
  *    of the folder, O(total body bytes) of I/O and CPU; no index helps
@@ -62,6 +65,7 @@
 
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/casefold.h"
 #include "util/flags.h"
 #include "util/macro.h"
 
@@ -114,24 +118,38 @@ static int params_add(struct params *p, char *text, int64_t value)
 	return (int)p->n;
 }
 
-static int params_add_text(struct params *p, const char *text)
+/* s case-folded (util/casefold.h), NUL-terminated, malloc()ed; or NULL. */
+static char *fold_dup(const char *s)
 {
-	char *t = strdup(text);
+	size_t n = strlen(s), len;
+	char *f = malloc(CASEFOLD_SIZE(n) + 1);
+
+	if (!f)
+		return NULL;
+	casefold_utf8(s, n, true, f, &len);
+	f[len] = '\0';
+	return f;
+}
+
+/* A criterion's value, case-folded. */
+static int params_add_folded(struct params *p, const char *text)
+{
+	char *t = fold_dup(text);
 
 	return t ? params_add(p, t, 0) : -ENOMEM;
 }
 
-/* " AND instr(lower(m.column), lower(?N)) > 0", for a non-empty value. */
+/* " AND cpmsync_contains(m.column, ?N)", for a non-empty value. */
 static int add_substring(struct buf *sql, struct params *p, const char *column, const char *value)
 {
 	int k;
 
 	if (!value || !*value)
 		return 0;
-	k = params_add_text(p, value);
+	k = params_add_folded(p, value);
 	if (k < 0)
 		return k;
-	return buf_printf(sql, " AND instr(lower(%s), lower(?%d)) > 0", column, k);
+	return buf_printf(sql, " AND cpmsync_contains(%s, ?%d)", column, k);
 }
 
 /* One flag: " AND instr(' ' || ms.flags || ' ', ?N) > 0" (= 0 for an
@@ -186,15 +204,15 @@ static int build_sql(struct store *s, const struct cpmsync_search_criteria *c, b
 	int r, k;
 
 	if (text) {
-		k = params_add_text(p, c->text);
+		k = params_add_folded(p, c->text);
 		if (k < 0)
 			return k;
 		r = buf_printf(sql,
 			       "SELECT f.id, m.id,"
-			       " ifnull(instr(lower(sm.subject), lower(?%d)) > 0"
-			       " OR instr(lower(sm.from_addr), lower(?%d)) > 0"
-			       " OR instr(lower(sm.to_addrs), lower(?%d)) > 0"
-			       " OR instr(lower(m.message_id), lower(?%d)) > 0, 0),",
+			       " ifnull(cpmsync_contains(sm.subject, ?%d)"
+			       " OR cpmsync_contains(sm.from_addr, ?%d)"
+			       " OR cpmsync_contains(sm.to_addrs, ?%d)"
+			       " OR cpmsync_contains(m.message_id, ?%d), 0),",
 			       k, k, k, k);
 	} else {
 		r = buf_append_str(sql, "SELECT f.id, m.id, 1,");
@@ -239,19 +257,20 @@ static int build_sql(struct store *s, const struct cpmsync_search_criteria *c, b
 	return r < 0 ? r : 0;
 }
 
-/* ASCII lower case, in place. */
-static void fold(char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] >= 'A' && p[i] <= 'Z')
-			p[i] = (char)(p[i] - 'A' + 'a');
-}
+/* What scan_piece() needs for a needle of nlen bytes: the folded text
+ * (the last nlen - 1 bytes before, a chunk folded) and the chunk with the
+ * bytes of a character cut at the previous one's end. */
+#define SCAN_CARRY     4
+#define SCAN_FOLDED    CASEFOLD_SIZE(SEARCH_CHUNK + SCAN_CARRY)
+#define SCAN_BUF(nlen) ((nlen) + SCAN_FOLDED + SEARCH_CHUNK + SCAN_CARRY)
 
 struct scan {
 	const char *needle;
 	size_t nlen;
-	char *buf;   /* SEARCH_CHUNK + nlen - 1 bytes */
-	size_t keep; /* the last nlen - 1 bytes of what came before */
+	char *buf;     /* SCAN_BUF(nlen) bytes: the folded text, then in */
+	size_t keep;   /* the last nlen - 1 bytes of what came before */
+	size_t carry;  /* bytes of a cut character at the start of in */
+	uint64_t seen; /* bytes of the body so far */
 	bool found;
 };
 
@@ -259,15 +278,22 @@ struct scan {
 static int scan_piece(void *userdata, uint64_t size, const void *p, size_t n)
 {
 	struct scan *sc = userdata;
+	char *in = sc->buf + sc->nlen + SCAN_FOLDED;
 
-	if (size < sc->nlen)
+	if (CASEFOLD_SIZE(size) < sc->nlen)
 		return 1; /* cannot contain it */
 	while (n > 0) {
-		size_t take = n < SEARCH_CHUNK ? n : SEARCH_CHUNK, have, k;
+		size_t take = n < SEARCH_CHUNK ? n : SEARCH_CHUNK, have, k, len, used;
 
-		memcpy(sc->buf + sc->keep, p, take);
-		fold(sc->buf + sc->keep, take);
-		have = sc->keep + take;
+		/* Folded after the kept bytes; a character cut at the end
+		 * waits for the next chunk (but the body's last). */
+		memcpy(in + sc->carry, p, take);
+		sc->seen += take;
+		used = casefold_utf8(in, sc->carry + take, sc->seen >= size, sc->buf + sc->keep,
+				     &len);
+		sc->carry = sc->carry + take - used;
+		memmove(in, in + used, sc->carry);
+		have = sc->keep + len;
 		if (memmem(sc->buf, have, sc->needle, sc->nlen)) {
 			sc->found = true;
 			return 1;
@@ -283,9 +309,9 @@ static int scan_piece(void *userdata, uint64_t size, const void *p, size_t n)
 }
 
 /*
- * Whether the stored body of message_id contains needle (lower case,
- * nlen > 0 bytes): 1, 0, or a negative error.  buf holds SEARCH_CHUNK +
- * nlen - 1 bytes.
+ * Whether the stored body of message_id contains needle (case-folded,
+ * nlen > 0 bytes): 1, 0, or a negative error.  buf holds SCAN_BUF(nlen)
+ * bytes.
  */
 static int body_contains(struct store *s, int64_t message_id, const char *needle, size_t nlen,
 			 char *buf)
@@ -333,7 +359,7 @@ static int run(struct store *s, sqlite3_stmt *st, const char *needle, int64_t fo
 			if (!sqlite3_column_int(st, 3))
 				continue;
 			if (!buf) {
-				buf = malloc(SEARCH_CHUNK + nlen);
+				buf = malloc(SCAN_BUF(nlen));
 				if (!buf)
 					return -ENOMEM;
 			}
@@ -378,10 +404,9 @@ int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
 	if (r < 0)
 		return r;
 	if (text) {
-		needle = strdup(c->text);
+		needle = fold_dup(c->text);
 		if (!needle)
 			return -ENOMEM;
-		fold(needle, strlen(needle));
 	}
 	p.v[p.n - 1].value = folder_id;
 

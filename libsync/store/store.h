@@ -438,8 +438,8 @@ int store_bodies_collect(struct store *s, bool at_open);
 int store_bodies_import(struct store *s, const char *store_path);
 
 #ifdef SQLITE_VERSION_NUMBER
-/* The SQL functions of store-func.c (cpmsync_redecode()) on a new
- * connection: an SQLite result code. */
+/* The SQL functions of store-func.c (cpmsync_contains(), cpmsync_redecode())
+ * on a new connection: an SQLite result code. */
 int store_register_functions(sqlite3 *db);
 /*
  * For libsync/store/ only.

@@ -271,10 +271,30 @@ START_TEST(test_from_to_subject)
 }
 END_TEST
 
-START_TEST(test_ascii_case_only)
+/* A message whose stored body has "Ж" (d0 96) across the first 64 KiB
+ * read chunk: its first byte the chunk's last. */
+static char *split_letter_message(size_t *ret_len)
 {
-	/* What cpmctl(1) says of search offline: the case of ASCII letters
-	 * does not matter, that of other letters does (SQLite's lower()). */
+	static const char head[] = "Message-ID: <split@example.org>\r\n"
+				   "Subject: split\r\n"
+				   "\r\n";
+	size_t len = 70 * 1024, at = 64 * 1024 - 1;
+	char *p = malloc(len);
+
+	ck_assert_ptr_nonnull(p);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (i % 64 == 63) ? '\n' : 'x';
+	memcpy(p, head, sizeof(head) - 1);
+	p[at] = '\xd0';
+	p[at + 1] = '\x96';
+	*ret_len = len;
+	return p;
+}
+
+START_TEST(test_any_case)
+{
+	/* What cpmctl(1) says of search: strings match in any case, offline
+	 * too, for every letter with a case (Unicode simple case folding). */
 	static const char lower[] = "Message-ID: <lower@example.org>\r\n"
 				    "Subject: R\xc3\xa9sum\xc3\xa9\r\n"
 				    "\r\n"
@@ -283,28 +303,62 @@ START_TEST(test_ascii_case_only)
 				    "Subject: R\xc3\x89SUM\xc3\x89\r\n"
 				    "\r\n"
 				    "CAF\xc3\x89\r\n";
+	/* Иван Петров, Jörg, ΣΟΦΊΑ, Łódź */
+	static const char names[] = "Message-ID: <names@example.org>\r\n"
+				    "From: =?utf-8?B?0JjQstCw0L0g0J/QtdGC0YDQvtCy?= <ivan@x>\r\n"
+				    "To: =?iso-8859-1?Q?J=F6rg?= <j@x>, "
+				    "\xce\xa3\xce\x9f\xce\xa6\xce\x8a\xce\x91 <s@x>\r\n"
+				    "Subject: \xc5\x81\xc3\xb3"
+				    "d\xc5\xba\r\n"
+				    "\r\n"
+				    "-\r\n";
 	struct cpmsync_search_criteria c = { 0 };
 	int64_t lo = store_msg(other, lower, strlen(lower), NULL, 1000);
 	int64_t up = store_msg(other, upper, strlen(upper), NULL, 1000);
-	char want_lo[32], want_up[32], want_both[64];
+	int64_t nm = store_msg(other, names, strlen(names), NULL, 1000);
+	size_t split_len;
+	char *split = split_letter_message(&split_len);
+	int64_t sp = store_msg(other, split, split_len, NULL, 1000);
+	char want_both[64], want_nm[32], want_sp[32];
 
-	snprintf(want_lo, sizeof(want_lo), "?%lld", (long long)lo);
-	snprintf(want_up, sizeof(want_up), "?%lld", (long long)up);
+	free(split);
 	snprintf(want_both, sizeof(want_both), "?%lld ?%lld", (long long)lo, (long long)up);
+	snprintf(want_nm, sizeof(want_nm), "?%lld", (long long)nm);
+	snprintf(want_sp, sizeof(want_sp), "?%lld", (long long)sp);
 	struct {
-		const char *subject, *text, *want;
+		const char *from, *to, *subject, *text, *want;
 	} cases[] = {
-		{ "r\xc3\xa9sum\xc3\xa9", NULL, want_lo }, /* résumé: Résumé */
-		{ "R\xc3\x89SUM\xc3\x89", NULL, want_up }, /* RÉSUMÉ: RÉSUMÉ only */
-		{ "sum", NULL, want_both },		   /* ASCII: SUM too */
-		{ NULL, "caf\xc3\xa9", want_lo },	   /* café: not CAFÉ */
-		{ NULL, "CAF", want_both },
+		{ NULL, NULL, "r\xc3\xa9sum\xc3\xa9", NULL, want_both }, /* résumé */
+		{ NULL, NULL, "R\xc3\x89SUM\xc3\x89", NULL, want_both }, /* RÉSUMÉ */
+		{ NULL, NULL, "sum", NULL, want_both },
+		{ NULL, NULL, NULL, "caf\xc3\xa9", want_both }, /* café: the bodies */
+		{ NULL, NULL, NULL, "CAF\xc3\x89", want_both }, /* CAFÉ */
+		/* ИВАН, иван: the decoded From */
+		{ "\xd0\x98\xd0\x92\xd0\x90\xd0\x9d", NULL, NULL, NULL, want_nm },
+		{ "\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd", NULL, NULL, NULL, want_nm },
+		/* JÖRG, σοφία (final sigma aside) */
+		{ NULL, "J\xc3\x96RG", NULL, NULL, want_nm },
+		{ NULL, "\xcf\x83\xce\xbf\xcf\x86\xce\xaf\xce\xb1", NULL, NULL, want_nm },
+		/* ŁÓDŹ, and as text (the summary) */
+		{ NULL, NULL,
+		  "\xc5\x81\xc3\x93"
+		  "D\xc5\xb9",
+		  NULL, want_nm },
+		{ NULL, NULL, NULL,
+		  "\xc5\x82\xc3\xb3"
+		  "d\xc5\xba",
+		  want_nm },
+		/* ж, a letter cut by the body's read chunks */
+		{ NULL, NULL, NULL, "\xd0\xb6", want_sp },
+		{ NULL, NULL, NULL, "x\xd0\x96x", want_sp },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *got;
 
-		c = (struct cpmsync_search_criteria){ .subject = cases[i].subject,
+		c = (struct cpmsync_search_criteria){ .from = cases[i].from,
+						      .to = cases[i].to,
+						      .subject = cases[i].subject,
 						      .text = cases[i].text };
 		got = search_in(other, &c);
 		ck_assert_msg(strcmp(got, cases[i].want) == 0, "case %zu: got \"%s\", want \"%s\"",
@@ -627,7 +681,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_no_criteria);
 	tcase_add_test(tc, test_from_to_subject);
-	tcase_add_test(tc, test_ascii_case_only);
+	tcase_add_test(tc, test_any_case);
 	tcase_add_test(tc, test_conversation_id);
 	tcase_add_test(tc, test_dates);
 	tcase_add_test(tc, test_flags);

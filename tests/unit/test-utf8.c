@@ -6,6 +6,7 @@
 #include <cpmsync/utf8.h>
 
 #include "testlib.h"
+#include "util/casefold.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -188,6 +189,52 @@ START_TEST(test_encode_all)
 }
 END_TEST
 
+/* Simple case folding (util/casefold.h): one code point each, by range
+ * and by alternating pair; what has no folding stays. */
+START_TEST(test_casefold_cp)
+{
+	static const uint32_t pairs[][2] = {
+		{ 'A', 'a' },	      { 'z', 'z' },	 { '@', '@' },	     { 0xc9, 0xe9 },
+		{ 0xd7, 0xd7 },	      { 0xdf, 0xdf },	 { 0x100, 0x101 },   { 0x101, 0x101 },
+		{ 0x141, 0x142 },     { 0x17f, 's' },	 { 0x178, 0xff },    { 0x23a, 0x2c65 },
+		{ 0x391, 0x3b1 },     { 0x3a3, 0x3c3 },	 { 0x3c2, 0x3c3 },   { 0x38a, 0x3af },
+		{ 0x410, 0x430 },     { 0x401, 0x451 },	 { 0x460, 0x461 },   { 0x1e9e, 0xdf },
+		{ 0x212a, 'k' },      { 0x2126, 0x3c9 }, { 0xff21, 0xff41 }, { 0x10400, 0x10428 },
+		{ 0x1e900, 0x1e922 }, { 0x130, 0x130 },	 { 0x4e00, 0x4e00 }, { 0x10ffff, 0x10ffff },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(pairs); i++)
+		ck_assert_msg(casefold_cp(pairs[i][0]) == pairs[i][1], "U+%04X: U+%04X",
+			      pairs[i][0], casefold_cp(pairs[i][0]));
+}
+END_TEST
+
+/* casefold_utf8(): bytes that are not UTF-8 as they are; a character cut
+ * at the end waits unless final; 2 bytes may become 3. */
+START_TEST(test_casefold_utf8)
+{
+	char out[64];
+	size_t len, used;
+
+	used = casefold_utf8("Caf\xc3\x89 \xff\xd0\x96", 9, true, out, &len);
+	ck_assert_uint_eq(used, 9);
+	ck_assert_uint_eq(len, 9);
+	ck_assert(memcmp(out, "caf\xc3\xa9 \xff\xd0\xb6", 9) == 0);
+	used = casefold_utf8("x\xd0", 2, false, out, &len);
+	ck_assert_uint_eq(used, 1);
+	ck_assert_uint_eq(len, 1);
+	used = casefold_utf8("x\xe2\x84", 3, false, out, &len);
+	ck_assert_uint_eq(used, 1);
+	used = casefold_utf8("x\xd0", 2, true, out, &len);
+	ck_assert_uint_eq(used, 2);
+	ck_assert(memcmp(out, "x\xd0", 2) == 0);
+	used = casefold_utf8("\xc8\xba\xc8\xba", 4, true, out, &len);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_uint_le(len, CASEFOLD_SIZE(4));
+	ck_assert(memcmp(out, "\xe2\xb1\xa5\xe2\xb1\xa5", 6) == 0);
+}
+END_TEST
+
 static Suite *utf8_suite(void)
 {
 	Suite *s = suite_create("utf8");
@@ -200,6 +247,8 @@ static Suite *utf8_suite(void)
 	tcase_add_test(tc, test_valid_prefixes);
 	tcase_add_test(tc, test_exhaustive);
 	tcase_add_test(tc, test_encode_all);
+	tcase_add_test(tc, test_casefold_cp);
+	tcase_add_test(tc, test_casefold_utf8);
 	suite_add_tcase(s, tc);
 	return s;
 }

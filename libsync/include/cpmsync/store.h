@@ -171,8 +171,9 @@ int cpmsync_store_pending_operations(struct cpmsync_store *store, const char *ac
 
 /*
  * Local search (Folder1.Search offline).  Every criterion is optional
- * (NULL / 0) and they are ANDed.  Strings match case-insensitively (ASCII)
- * as substrings: from, to and subject against the summary, text against
+ * (NULL / 0) and they are ANDed.  Strings match case-insensitively
+ * (Unicode simple case folding) as substrings: from, to and subject
+ * against the summary (encoded-words decoded), text against
  * the stored header and body (messages without a stored body: the
  * summary fields only).  since/before compare the internal date (Unix
  * time: since <= date < before).  flags must all be set, not_flags all
