@@ -2,7 +2,8 @@
 # cpmctl against a running cpm-syncd on a private dbus-daemon and a real
 # Dovecot: fetch of a section (exact bytes), sync's exit status and reason
 # when the server is down, one daemon per store (a second daemon and
-# --once refused while `dump` still reads).
+# --once refused while `dump` still reads); RFC 2047 From, To and Subject
+# and a KOI8-R text as list, GetMessage and search show them.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -362,6 +363,31 @@ check "-foo removed Foo on the server, +Urgent +urgent is one keyword ($(flags_o
 	test "$(flags_of Bidi '<bidi@cpmctl.test>')" = Urgent
 run 0 list a Bidi
 check "  and here ($(cut -f 3 "$WORK/out"))" test "$(cut -f 3 "$WORK/out")" = Urgent
+# RFC 2047 encoded-words as a tester found them: a From display name in
+# UTF-8 (was shown raw), a Subject in KOI8-R (raw), a CPIM text in KOI8-R
+# (no Snippet), through ListMessages (cpmctl list), GetMessage and the
+# server's search (cpmctl search, a GetMessage per match).
+da mailbox create -u "$USER1" Intl || bail "doveadm mailbox create Intl"
+printf '%s\r\n' 'From: =?utf-8?B?0JjQstCw0L0g0J/QtdGC0YDQvtCy?= <ivan@intl.test>' \
+	'To: "=?utf-8?Q?kept?=" <k@intl.test>, =?iso-8859-1?Q?J=F6rg?= <j@intl.test>' \
+	'Subject: =?KOI8-R?B?8NLJ18XU?=' 'Date: Sat, 28 Nov 2026 10:00:00 +0000' \
+	'Message-ID: <intl@live.test>' 'Message-Context: pager-message' \
+	'Content-Type: text/plain; charset=koi8-r' '' >"$WORK/intl"
+printf '\xf0\xd2\xc9\xd7\xc5\xd4\r\n' >>"$WORK/intl"
+da save -u "$USER1" -m Intl <"$WORK/intl" || bail "doveadm save into Intl"
+run 0 sync a || bail "cpmctl sync a (Intl)"
+run 0 list --json a Intl
+check "list --json: From and Subject decoded, a quoted encoded-word kept" json_check "$WORK/out" \
+	'[(m["From"], m["Subject"]) for m in L] == [("Иван Петров <ivan@intl.test>", "Привет")]'
+INTL=$(call "$A" org.cpmsync.Account1 FindFolder s Intl)
+INTL_ID=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["Id"])' "$WORK/out")
+call "$INTL" org.cpmsync.Folder1 GetMessage t "$INTL_ID" >"$WORK/intl.msg"
+check "GetMessage: From, To (both addresses), Snippet decoded" \
+	bash -c "grep -qxF 'From=Иван Петров <ivan@intl.test>' '$WORK/intl.msg' &&
+		grep -qxF 'To=[\"=?utf-8?Q?kept?=\" <k@intl.test>|Jörg <j@intl.test>]' '$WORK/intl.msg' &&
+		grep -qxF 'Snippet=Привет' '$WORK/intl.msg'"
+run 0 search --json a Intl from:ИВАН
+check "search from:ИВАН: the message" json_check "$WORK/out" '[m["Id"] for m in L] == ['"$INTL_ID"']'
 run 0 search a INBOX flag:'\Seen'
 check "search flag:\\Seen: none is seen" no_out
 check "search bogus:x: exit 2" usage_err \
