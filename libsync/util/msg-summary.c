@@ -749,17 +749,45 @@ static int from_value(const struct span *sp, char **ret)
 }
 
 /*
+ * Does s[0..n) read as a group's display name (RFC 5322 3.4 "group"): a
+ * phrase (words and quoted strings: no '@', '<', '>', ':', ',', ';')?
+ */
+static bool group_name(const char *s, size_t n)
+{
+	bool quoted = false, word = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (quoted) {
+			if (s[i] == '\\')
+				i++;
+			else if (s[i] == '"')
+				quoted = false;
+			continue;
+		}
+		if (s[i] == '"')
+			quoted = word = true;
+		else if (strchr("@<>:,;()[]\\", s[i]))
+			return false;
+		else if (!is_wsp(s[i]))
+			word = true;
+	}
+	return word && !quoted;
+}
+
+/*
  * Splits an address list at top-level commas: commas inside quoted strings,
- * comments or angle brackets do not count.  Group syntax ("name: a, b;")
- * is not interpreted, because CPM addresses are URIs such as "tel:+1..."
- * whose colon would look like a group's.
+ * comments or angle brackets do not count.  A group ("Team: a@x, b@x;",
+ * RFC 5322 3.4) gives its members, without its name; it is told from a
+ * URI ("tel:+1...;ext=2", whose scheme also looks like a name and a colon)
+ * by the whitespace or ';' that follows a group name's colon and never a
+ * URI's scheme.
  */
 static int split_addresses(const struct span *sp, struct buf *out)
 {
 	_cleanup_buf_ struct buf raw = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
 	size_t start = 0;
 	int depth = 0, r;
-	bool quoted = false, angle = false;
+	bool quoted = false, angle = false, group = false;
 	const char *s;
 
 	r = unfold(sp, &raw);
@@ -795,7 +823,17 @@ static int split_addresses(const struct span *sp, struct buf *out)
 				angle = true;
 			else if (c == '>')
 				angle = false;
-			if (c != ',' || angle)
+			if (c == ':' && !angle && !group &&
+			    (i + 1 == raw.len || is_wsp(s[i + 1]) || s[i + 1] == ';') &&
+			    group_name(s + start, i - start)) {
+				/* A group's name: its members follow. */
+				group = true;
+				start = i + 1;
+				continue;
+			}
+			if (c == ';' && group && !angle)
+				group = false; /* the group's end: ends an item */
+			else if (c != ',' || angle)
 				continue;
 		}
 		/* An item ends here. */

@@ -97,6 +97,16 @@ static const struct field_case field_cases[] = {
 	{ "Cc: only@cc\n", "", "", "", "only@cc" },
 	{ "To: a\n , b\n", "", "", "", "a\nb" },
 	{ "To: a\nTo: b\n", "", "", "", "a" },
+	/* groups give their members (RFC 5322 3.4); a URI's scheme is no
+	 * group name */
+	{ "To: Team: a@x, b@x;, c@y\n", "", "", "", "a@x\nb@x\nc@y" },
+	{ "To: undisclosed-recipients:;\n", "", "", "", "" },
+	{ "To: \"The: Team\": <a@x>, =?utf-8?Q?B?= <b@x>; c@y\n", "", "", "",
+	  "<a@x>\nB <b@x>\nc@y" },
+	{ "To: tel:+15551234567;ext=2, sip:a@x;p=1\n", "", "", "",
+	  "tel:+15551234567;ext=2\nsip:a@x;p=1" },
+	{ "To: Team:a@x;\n", "", "", "", "Team:a@x;" },
+	{ "Cc: x@y, Team: <a@x;b>;\n", "", "", "", "x@y\n<a@x;b>" },
 	/* RFC 2047 */
 	{ "Subject: =?iso-8859-1?q?caf=E9?=\n", "", "caf\xc3\xa9", "", "" },
 	{ "Subject: =?US-ASCII?Q?a_b?=\n", "", "a b", "", "" },
