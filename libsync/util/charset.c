@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <cpmsync/utf8.h>
+
 #include "util/buf.h"
 
 /* The name as charset_conv_open() reads it: the RFC 2231 "*language"
@@ -76,9 +78,48 @@ static size_t unit_of(const char *name)
 	return 1;
 }
 
+static const char fffd[] = "\xef\xbf\xbd";
+
+/*
+ * Appends iconv's output (whole characters) as valid UTF-8: glibc's
+ * decoders do not all check what they give (its UTF-8 passes code points
+ * past U+10FFFF), so a sequence that is not UTF-8 becomes U+FFFD, a byte
+ * at a time.  Returns 0, 1 when max would be passed, or -ENOMEM.
+ */
+static int append_valid(struct buf *out, const char *p, size_t n, size_t max)
+{
+	size_t i = 0;
+	int r;
+
+	while (i < n) {
+		size_t j = i;
+
+		while (j < n) {
+			size_t k = cpmsync_utf8_decode(p + j, n - j, NULL);
+
+			if (k == 0)
+				break;
+			j += k;
+		}
+		if (out->len + (j - i) > max)
+			return 1;
+		r = buf_append(out, p + i, j - i);
+		if (r < 0)
+			return r;
+		if (j == n)
+			break;
+		if (out->len + 3 > max)
+			return 1;
+		r = buf_append(out, fffd, 3);
+		if (r < 0)
+			return r;
+		i = j + 1;
+	}
+	return 0;
+}
+
 int charset_conv_run(struct charset_conv *c, const char *in, size_t n, struct buf *out, size_t max)
 {
-	static const char fffd[] = "\xef\xbf\xbd";
 	char *ip = (char *)in;
 	size_t left = n, unit = unit_of(c->name);
 	int r;
@@ -100,8 +141,8 @@ int charset_conv_run(struct charset_conv *c, const char *in, size_t n, struct bu
 			rc = iconv(c->cd, &ip, &left, &o, &o_left);
 		err = rc == (size_t)-1 ? errno : 0;
 		if (o != chunk) {
-			r = buf_append(out, chunk, (size_t)(o - chunk));
-			if (r < 0)
+			r = append_valid(out, chunk, (size_t)(o - chunk), max);
+			if (r != 0)
 				return r;
 		}
 		if (err == E2BIG) {

@@ -554,6 +554,24 @@ START_TEST(test_snippet_unicode_trim)
 }
 END_TEST
 
+/* What iconv gives is checked: glibc's UTF-8 decoder (reached through
+ * "UTF-8*", a charset with an RFC 2231 language suffix) passes a code
+ * point past U+10FFFF, which is no UTF-8 (found by fuzz-cpm). */
+START_TEST(test_snippet_iconv_checked)
+{
+	static const char obj[] = "Content-Type: text/plain; charset=\"UTF-8*\"\r\n"
+				  "Message-Context: pager-message\r\n\r\n"
+				  "a\xf4\x90\x80\x80"
+				  "b";
+	struct msg_summary m;
+
+	ck_assert_int_eq(msg_summary_parse(obj, sizeof(obj) - 1, &m), 0);
+	ck_assert_str_eq(m.snippet, "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+				    "b");
+	msg_summary_free(&m);
+}
+END_TEST
+
 /* An error quoting a value cuts it at 40 bytes: never inside a UTF-8
  * sequence (found by fuzz-cpm: the quoted value was 39 bytes and an
  * ISO-8859-1 byte taken as a 2-byte character). */
@@ -607,6 +625,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_xml_bad_size);
 	tcase_add_test(tc, test_snippet_bounds);
 	tcase_add_test(tc, test_snippet_unicode_trim);
+	tcase_add_test(tc, test_snippet_iconv_checked);
 	tcase_add_test(tc, test_error_text_utf8);
 	tcase_add_test(tc, test_status_rank);
 	suite_add_tcase(s, tc);
