@@ -997,10 +997,22 @@ static void on_untagged(struct imap_client *client, const struct imap_response *
 
 static void refresh_cb(struct cpmsync_loop_source *src, void *userdata);
 
-static void wait_failed(struct cpmsync_session *s, const struct imap_cmd_result *res,
-			const char *what)
+static void wait_failed(struct cpmsync_session *s, struct imap_client *client,
+			const struct imap_cmd_result *res, const char *what)
 {
 	char reason[512];
+
+	/*
+	 * Not the session's connection (any more): the first of its commands
+	 * to fail took it for lost, and those behind it fail with it (a
+	 * refresh NOOP and the NOTIFY NONE after it, both past the same
+	 * deadline): the same loss, already logged and backed off from
+	 * ("retrying in 757 ms", then "retrying in 2302 ms" at the same
+	 * millisecond).  While lent to a run (NULL here), the run's end
+	 * reports it.
+	 */
+	if (client != s->client)
+		return;
 
 	snprintf(reason, sizeof(reason), "%s: %s", what,
 		 res->text ? res->text : cpmsync_strerror(res->r));
@@ -1021,14 +1033,13 @@ static void idle_done(struct imap_client *client, const struct imap_cmd_result *
 {
 	struct cpmsync_session *s = userdata;
 
-	(void)client;
 	s->idle_cmd = 0;
 	/* Ended by the fast path, its sync already under way (pipelined
 	 * after DONE): the sync sees a lost connection itself. */
 	if (s->sync)
 		return;
 	if (res->r < 0) {
-		wait_failed(s, res, "IDLE");
+		wait_failed(s, client, res, "IDLE");
 		return;
 	}
 	s->wait = WAIT_NONE;
@@ -1080,7 +1091,7 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 	bool behind;
 
 	if (res->r < 0) {
-		wait_failed(s, res, "SELECT");
+		wait_failed(s, client, res, "SELECT");
 		return;
 	}
 	/* The window between the sync's last look and IDLE: compare. */
@@ -1117,9 +1128,8 @@ static void notify_done(struct imap_client *client, const struct imap_cmd_result
 {
 	struct cpmsync_session *s = userdata;
 
-	(void)client;
 	if (res->r < 0) {
-		wait_failed(s, res, "NOTIFY");
+		wait_failed(s, client, res, "NOTIFY");
 		return;
 	}
 	if (s->wait == WAIT_LEAVING) { /* NOTIFY NONE answered */
@@ -1229,11 +1239,10 @@ static void recheck_done(struct imap_client *client, const struct imap_cmd_resul
 {
 	struct cpmsync_session *s = userdata;
 
-	(void)client;
 	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
 		if (s->recheck_left) {
 			s->recheck_left = 0;
-			wait_failed(s, res, "STATUS");
+			wait_failed(s, client, res, "STATUS");
 		}
 		return;
 	}
@@ -1411,13 +1420,12 @@ static void noop_done(struct imap_client *client, const struct imap_cmd_result *
 {
 	struct cpmsync_session *s = userdata;
 
-	(void)client;
 	/* Answered before a NOTIFY NONE that a sync follows without waiting
 	 * (kick()): the run sees a lost connection itself. */
 	if (s->sync)
 		return;
 	if (res->r < 0) {
-		wait_failed(s, res, "NOOP");
+		wait_failed(s, client, res, "NOOP");
 		return;
 	}
 	if (s->wait == WAIT_IDLING)
@@ -2913,14 +2921,13 @@ static void sync_check_done(struct imap_client *client, const struct imap_cmd_re
 	struct cpmsync_session *s = userdata;
 	uint64_t now;
 
-	(void)client;
 	s->check_cmd = 0;
 	if (res->r == -CPMSYNC_E_CANCELED)
 		return;
 	if (res->r < 0 && res->r != -CPMSYNC_E_SERVER) {
 		/* The connection: the reconnection's sync answers. */
 		if (!s->sync)
-			wait_failed(s, res, "NOOP");
+			wait_failed(s, client, res, "NOOP");
 		return;
 	}
 	if (res->r < 0 || s->check_again) {

@@ -640,6 +640,96 @@ START_TEST(test_network_change_probe)
 }
 END_TEST
 
+/* The session's "...; retrying in N ms" warnings (connection_lost()). */
+struct retries {
+	unsigned n;
+	char line[8][256];
+};
+
+static void retries_cb(int level, unsigned category, const char *msg, void *userdata)
+{
+	struct retries *rt = userdata;
+
+	(void)category;
+	if (level != CPMSYNC_LOG_WARNING || !strstr(msg, "; retrying in "))
+		return;
+	if (rt->n < 8)
+		snprintf(rt->line[rt->n], sizeof(rt->line[0]), "%s", msg);
+	rt->n++;
+}
+
+/* The N of line i's "retrying in N ms". */
+static unsigned retry_delay(const struct retries *rt, unsigned i)
+{
+	const char *p;
+
+	ck_assert_uint_lt(i, rt->n);
+	p = strstr(rt->line[i], "; retrying in ");
+	ck_assert_ptr_nonnull(p);
+	return (unsigned)strtoul(p + strlen("; retrying in "), NULL, 10);
+}
+
+/*
+ * One lost connection is one retry: a refresh NOOP out and unanswered,
+ * then a NOTIFY NONE behind it (a full sync asked for), both past the same
+ * deadline and failed together.  Each failure took the connection for
+ * lost: "retrying in 757 ms", then "retrying in 2302 ms" in the same
+ * millisecond, the back-off doubled twice for one loss.
+ */
+START_TEST(test_one_loss_one_retry)
+{
+	struct cpmsync_session *session = NULL;
+	struct cpmsync_account account = ACCOUNT;
+	struct retries rt = { 0 };
+	struct test_env env;
+	struct watch w = { 0 };
+	/* no reconnection while the test looks (the first in 3.75 s at least) */
+	const struct cpmsync_session_options options = { .debounce_ms = 5,
+							 .idle_refresh_ms = 200,
+							 .retry_min_ms = 5000 };
+	const struct script_step script[] = {
+		FIRST_SYNC_THEN_NOTIFY,
+		{ SCRIPT_EXPECT, "a10 NOOP" },
+		{ SCRIPT_EXPECT, "a11 NOTIFY NONE" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	account.command_timeout_ms = 1000;
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, retries_cb, &rt);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &options, &CALLBACKS,
+					     &w, &session),
+			 0);
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 10000));
+	ck_assert_uint_eq(w.syncs, 1);
+	/* the refresh's NOOP goes at 200 ms; then a full sync: NOTIFY NONE */
+	for (int i = 0; i < 50; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	cpmsync_session_sync_full(session);
+	wait_state(&env, session, CPMSYNC_SESSION_CONNECTING);
+	/* what the failures of the commands behind the NOOP would log, if any */
+	for (int i = 0; i < 50; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	ck_assert_uint_eq(rt.n, 1);
+	ck_assert_msg(strncmp(rt.line[0],
+			      "a: NOOP: the server did not answer within 1 s; retrying in ",
+			      strlen("a: NOOP: the server did not answer within 1 s; retrying "
+				     "in ")) == 0,
+		      "%s", rt.line[0]);
+	/* the shortest back-off, +-25 % */
+	ck_assert_uint_ge(retry_delay(&rt, 0), 3750);
+	ck_assert_uint_le(retry_delay(&rt, 0), 6250);
+	ck_assert_str_eq(cpmsync_session_get_last_error(session),
+			 "NOOP: the server did not answer within 1 s");
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 /*
  * A network change while backing off (the server closed the connection;
  * the next try in 15 to 25 s): the session connects at once, where local
@@ -811,6 +901,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_notify_sync_full);
 	tcase_add_test(tc, test_network_change_probe);
 	tcase_add_test(tc, test_network_change_retry_now);
+	tcase_add_test(tc, test_one_loss_one_retry);
 	tcase_add_test(tc, test_account_edited_to_another_mailbox);
 	tcase_add_test(tc, test_folder_gone_by_select_resynced);
 	suite_add_tcase(s, tc);
