@@ -188,6 +188,8 @@ struct cpmsync_sync {
 	enum { PIPE_NONE, PIPE_SENT, PIPE_TAKEN, PIPE_DISCARD } pipe;
 	bool pipe_wait;
 	uint32_t pipe_from;
+	/* The work the run's own commits made durable (engine_work_committed()). */
+	uint64_t work_committed;
 	struct store_batch batch; /* the open write transaction, if any */
 	uint32_t batch_rows;
 	uint64_t batch_bytes;

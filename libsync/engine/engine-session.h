@@ -110,5 +110,14 @@ void engine_sync_keep_selected(struct cpmsync_sync *e, int64_t folder_id, uint32
  */
 int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists);
 
+/*
+ * In the run's callback (or before it): the messages added, changed and
+ * removed and the operations replayed that the run's own commits made
+ * durable, whether the run then failed or not; 0 when it moved the store on
+ * by nothing (what a batch held when the run failed is rolled back and not
+ * counted; nor is a batch a local call committed, until the run's next).
+ */
+uint64_t engine_work_committed(const struct cpmsync_sync *e);
+
 /* Its owner goes away: no callback, no connection given back. */
 void engine_detach(struct cpmsync_sync *e);

@@ -360,6 +360,14 @@ int engine_tx_begin(struct cpmsync_sync *e)
 	return r;
 }
 
+/* The rows of work the run wrote so far (the stats count them as written,
+ * committed or not yet). */
+static uint64_t engine_work_done(const struct cpmsync_sync *e)
+{
+	return (uint64_t)e->stats.messages_added + e->stats.messages_changed +
+	       e->stats.messages_removed + e->stats.ops_replayed;
+}
+
 int engine_tx_tick(struct cpmsync_sync *e, bool force)
 {
 	int r;
@@ -375,6 +383,8 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 	r = store_batch_commit(e->store, &e->batch);
 	e->batch_rows = 0;
 	e->batch_bytes = 0;
+	if (r >= 0)
+		e->work_committed = engine_work_done(e);
 	if (r >= 0 && e->fetch_kind == FK_NEW && e->f.server_name) {
 		engine_progress(e, e->f.server_name, e->f.new_count,
 				e->f.exists > e->f.new_count ? e->f.exists : e->f.new_count);
@@ -3133,6 +3143,11 @@ int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists)
 		return e->fast_more ? 3 : 1;
 	}
 	return 2;
+}
+
+uint64_t engine_work_committed(const struct cpmsync_sync *e)
+{
+	return e->work_committed;
 }
 
 void engine_detach(struct cpmsync_sync *e)

@@ -669,6 +669,14 @@ static unsigned retry_delay(const struct retries *rt, unsigned i)
 	return (unsigned)strtoul(p + strlen("; retrying in "), NULL, 10);
 }
 
+/* Runs the loop until the n-th retry was logged (5 s at most). */
+static void wait_retries(struct test_env *env, const struct retries *rt, unsigned n)
+{
+	for (int i = 0; i < 500 && rt->n < n; i++)
+		cpmsync_loop_iterate(env->loop, 10);
+	ck_assert_uint_eq(rt->n, n);
+}
+
 /*
  * One lost connection is one retry: a refresh NOOP out and unanswered,
  * then a NOTIFY NONE behind it (a full sync asked for), both past the same
@@ -724,6 +732,85 @@ START_TEST(test_one_loss_one_retry)
 	ck_assert_uint_le(retry_delay(&rt, 0), 6250);
 	ck_assert_str_eq(cpmsync_session_get_last_error(session),
 			 "NOOP: the server did not answer within 1 s");
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
+/*
+ * The back-off is reset by a connection that moved the store on, not only
+ * by a sync that ended: a link that drops more often than the first sync
+ * takes waited longer each time (0.8 s to 28 s) while every connection
+ * stored more.  A server that accepts and drops, before or after the
+ * login, is still backed off from, before and after such a reset.
+ */
+START_TEST(test_backoff_reset_by_progress)
+{
+	char fetch[256];
+	struct cpmsync_session *session = NULL;
+	struct retries rt = { 0 };
+	struct test_env env;
+	struct watch w = { 0 };
+	struct cpmsync_account account = ACCOUNT;
+	const struct cpmsync_session_options options = { .debounce_ms = 5, .retry_min_ms = 200 };
+
+	fetch_reply(fetch, sizeof(fetch), 1, 0, MSG, "a4");
+	const struct script_step script[] = {
+		/* 1: the greeting, then closed */
+		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
+		{ SCRIPT_ACCEPT, "close" },
+		/* 2: the login taken, then closed */
+		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " CAPS "] in\r\n" },
+		{ SCRIPT_ACCEPT, "close" },
+		/* 3: INBOX's message stored (its batch committed after Chat,
+		 * over ENGINE_BATCH_MS later), then closed at Z's SELECT */
+		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " CAPS "] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\n"
+			       "* LIST () \"/\" Z\r\na2 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " },
+		{ SCRIPT_SEND, fetch },
+		{ SCRIPT_EXPECT, "a5 SELECT Chat" },
+		{ SCRIPT_SLEEP, "400" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a6 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a7 SELECT Z" },
+		{ SCRIPT_ACCEPT, "close" },
+		/* 4: the greeting, then closed (the script ends: no more) */
+		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, retries_cb, &rt);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &options, &CALLBACKS,
+					     &w, &session),
+			 0);
+	wait_retries(&env, &rt, 4);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	ck_assert_uint_eq(messages_in(&env, "INBOX"), 1);
+	/* 200 ms, 400 ms (+-25 %): no progress, backing off */
+	ck_assert_uint_ge(retry_delay(&rt, 0), 150);
+	ck_assert_uint_le(retry_delay(&rt, 0), 250);
+	ck_assert_uint_ge(retry_delay(&rt, 1), 300);
+	ck_assert_uint_le(retry_delay(&rt, 1), 500);
+	/* the third stored a message: 200 ms again, not 800 */
+	ck_assert_msg(retry_delay(&rt, 2) >= 150 && retry_delay(&rt, 2) <= 250, "%s", rt.line[2]);
+	/* and backing off from there */
+	ck_assert_uint_ge(retry_delay(&rt, 3), 300);
+	ck_assert_uint_le(retry_delay(&rt, 3), 500);
 
 	cpmsync_session_free(session);
 	test_env_end(&env);
@@ -902,6 +989,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_network_change_probe);
 	tcase_add_test(tc, test_network_change_retry_now);
 	tcase_add_test(tc, test_one_loss_one_retry);
+	tcase_add_test(tc, test_backoff_reset_by_progress);
 	tcase_add_test(tc, test_account_edited_to_another_mailbox);
 	tcase_add_test(tc, test_folder_gone_by_select_resynced);
 	suite_add_tcase(s, tc);
