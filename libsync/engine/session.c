@@ -62,6 +62,7 @@
 
 #include "engine/engine-session.h"
 #include "engine/plan.h"
+#include "engine/session-internal.h"
 #include "imap/imap-client.h"
 #include "imap/imap-convert.h"
 #include "imap/imap-utf7.h"
@@ -211,6 +212,9 @@ struct cpmsync_session {
 	unsigned check_syncs;
 	unsigned retry_ms;
 	struct cpmsync_loop_source *retry_timer, *debounce_timer, *poll_timer, *refresh_timer;
+	/* The freeze check (freeze_cb()): armed while connected, due then. */
+	struct cpmsync_loop_source *freeze_timer;
+	uint64_t freeze_due;
 	struct cpmsync_loop_source *kick_src;
 
 	enum wait_step wait;
@@ -454,10 +458,54 @@ static void retry_cb(struct cpmsync_loop_source *src, void *userdata)
 /* ------------------------------------------------------------------ */
 /* Connection */
 
+unsigned session_freeze_tick_ms = SESSION_FREEZE_TICK_MS;
+unsigned session_freeze_late_ms = SESSION_FREEZE_LATE_MS;
+
+static void freeze_cb(struct cpmsync_loop_source *src, void *userdata);
+
+static void freeze_arm(struct cpmsync_session *s)
+{
+	s->freeze_due = cpmsync_now_ms() + session_freeze_tick_ms;
+	timer_set(s, &s->freeze_timer, session_freeze_tick_ms, freeze_cb);
+}
+
+/*
+ * A process stopped (SIGSTOP) or frozen (a cgroup freezer: a handset's app
+ * freezer, systemctl freeze) runs nothing, but its clocks and the network
+ * go on: a connection a NAT dropped meanwhile, or whose route went, looks
+ * as fine as before, and was found only by the wait's refresh (207 s after
+ * the thaw in a test, up to idle_refresh_ms + the command timeout).  A
+ * suspend is told by the host (netwatch's resume), a freeze by nothing: so
+ * this timer, whose firing far later than due says the loop did not run
+ * meanwhile; the connection is then checked as after a network change (a
+ * NOOP or DONE answered within probe_ms, else reconnect).  A freeze of
+ * less than session_freeze_late_ms goes unseen, and so may one of less than
+ * that plus session_freeze_tick_ms (no tick due early enough in it); the
+ * cost is a wake-up each session_freeze_tick_ms while connected (no
+ * traffic, and no wake-up of a suspended host: CLOCK_MONOTONIC).
+ */
+static void freeze_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+	uint64_t now = cpmsync_now_ms();
+	uint64_t late = now > s->freeze_due ? now - s->freeze_due : 0;
+	char why[64];
+
+	(void)src;
+	freeze_arm(s);
+	/* Lent to a run (no client here): its commands' deadlines watch it. */
+	if (late < session_freeze_late_ms || !s->client || s->connecting)
+		return;
+	/* At least that long: it began after the last tick ran. */
+	snprintf(why, sizeof(why), "the process was frozen for %" PRIu64 " s or more", late / 1000);
+	cpmsync_session_network_changed(s, why);
+}
+
 static void drop_connection(struct cpmsync_session *s)
 {
 	timer_stop(&s->refresh_timer);
 	timer_stop(&s->poll_timer);
+	timer_stop(&s->freeze_timer);
 	s->wait = WAIT_NONE;
 	s->idle_cmd = 0;
 	s->notify_rearm = 0;
@@ -518,6 +566,7 @@ static void on_state(struct imap_client *client, int r, const char *reason, void
 		s->connecting = false;
 		log_debug(CAT, "%s: connected", s->name);
 		record_caps(s);
+		freeze_arm(s);
 		/* Push through IDLE (no NOTIFY): every news is a sync of
 		 * pipelined commands, whose answers a Nagle server (Cyrus)
 		 * holds for our ACK (imap-client.h). */

@@ -18,6 +18,7 @@
 #include <cpmsync/session.h>
 #include <cpmsync/store.h>
 
+#include "engine/session-internal.h"
 #include "testlib.h"
 
 static int pw_cb(const struct cpmsync_account *a, char **ret, void *ud)
@@ -818,6 +819,52 @@ START_TEST(test_backoff_reset_by_progress)
 END_TEST
 
 /*
+ * The process frozen (SIGSTOP, a cgroup freezer) while the server's path
+ * died without a word (the peer keeps the connection and never answers
+ * again, as a NAT that forgot it): the loop does not run for 2.5 s here,
+ * and on the thaw the session sees its freeze check fire far past due and
+ * checks the connection as after a network change: dead within probe_ms
+ * (300 ms; the wait's refresh is 4 minutes away), and back, synced and
+ * waiting with NOTIFY, at once.
+ */
+START_TEST(test_freeze_probe)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct cpmsync_session_options options = { .debounce_ms = 60000,
+							 .retry_min_ms = 50,
+							 .probe_ms = 300 };
+	const struct script_step script[] = {
+		FIRST_SYNC_THEN_NOTIFY, { SCRIPT_EXPECT, "a10 NOOP" }, { SCRIPT_ACCEPT, "keep" },
+		FIRST_SYNC_THEN_NOTIFY, { SCRIPT_STALL, NULL },	       { SCRIPT_END, NULL },
+	};
+	const struct timespec frozen = { .tv_sec = 2, .tv_nsec = 500 * 1000000 };
+	uint64_t t0;
+
+	session_freeze_tick_ms = 100;
+	session_freeze_late_ms = 1000;
+	session = session_start(&env, script, &options, &w);
+	waiting_with_notify(&env, session);
+	ck_assert_int_eq(nanosleep(&frozen, NULL), 0);
+	t0 = mono_ms();
+	wait_state(&env, session, CPMSYNC_SESSION_CONNECTING);
+	ck_assert_str_eq(cpmsync_session_get_last_error(session),
+			 "NOOP: no answer from the server within 300 ms after the process was "
+			 "frozen for 2 s or more; the connection is taken for dead");
+	w.idle = false;
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 3000));
+	ck_assert_uint_lt(mono_ms() - t0, 3000);
+	waiting_with_notify(&env, session);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+	session_freeze_tick_ms = SESSION_FREEZE_TICK_MS;
+	session_freeze_late_ms = SESSION_FREEZE_LATE_MS;
+}
+END_TEST
+
+/*
  * A network change while backing off (the server closed the connection;
  * the next try in 15 to 25 s): the session connects at once, where local
  * changes meanwhile did not make it try.  Offline, it stays offline.
@@ -990,6 +1037,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_network_change_retry_now);
 	tcase_add_test(tc, test_one_loss_one_retry);
 	tcase_add_test(tc, test_backoff_reset_by_progress);
+	tcase_add_test(tc, test_freeze_probe);
 	tcase_add_test(tc, test_account_edited_to_another_mailbox);
 	tcase_add_test(tc, test_folder_gone_by_select_resynced);
 	suite_add_tcase(s, tc);

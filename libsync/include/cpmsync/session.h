@@ -147,7 +147,9 @@ void cpmsync_session_replay_soon(struct cpmsync_session *s);
  * the server for news as Sync() does and takes the connection for dead if
  * nothing at all comes within options.probe_ms, then reconnects after the
  * shortest back-off.  Offline sessions, and those stopped by a refused
- * login, stay as they are.
+ * login, stay as they are.  A connected session does the same by itself
+ * when its loop did not run for 10 s or more (the process stopped or
+ * frozen: a timer every 30 s fired that much later than due).
  */
 void cpmsync_session_network_changed(struct cpmsync_session *s, const char *why);
 /*
