@@ -685,6 +685,19 @@ int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *
 	return r < 0 ? r : 0;
 }
 
+/*
+ * A journal row is due when its retry_after (wall clock, set at a refusal
+ * that may pass: now + store_journal_backoff()) has come, or lies further
+ * ahead than any back-off reaches: the clock went back since (a phone that
+ * booted with its clock a year ahead, then NTP), and the row would wait
+ * for that wrong time, a year, with no way to retry it (it is not a failed
+ * operation).  The SQL of both, with the current time as parameter NOW.
+ */
+#define STR_(x) #x
+#define STR(x)	STR_(x)
+#define RETRY_DUE(col, now)                                                                        \
+	"(" col " <= " now " OR " col " > " now " + " STR(STORE_JOURNAL_BACKOFF_MAX) ")"
+
 int store_sync_folder_leaving(struct store *s, int64_t account_id, const char *server_name,
 			      int64_t except_id, int64_t after_id, int64_t *ret_folder,
 			      int64_t *ret_row)
@@ -696,9 +709,10 @@ int store_sync_folder_leaving(struct store *s, int64_t account_id, const char *s
 	PREP(s,
 	     "SELECT f.id, coalesce((SELECT j.id FROM journal j WHERE j.folder_id = f.id"
 	     " AND j.op = ?6 AND j.id > ?4 AND j.failed = 0"
-	     " AND j.retry_after <= ?5 ORDER BY j.id LIMIT 1), 0)"
-	     " FROM folder f WHERE f.account_id = ?1 AND f.server_name = ?2"
-	     " AND f.removed = 0 AND f.id <> ?3 LIMIT 1",
+	     " AND " RETRY_DUE("j.retry_after",
+			       "?5") " ORDER BY j.id LIMIT 1), 0)"
+				     " FROM folder f WHERE f.account_id = ?1 AND f.server_name = ?2"
+				     " AND f.removed = 0 AND f.id <> ?3 LIMIT 1",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
 	sqlite3_bind_text(st, 2, server_name, -1, SQLITE_STATIC);
@@ -1349,8 +1363,8 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 	PREP(s,
 	     "SELECT id, op, folder_id, message_id, args, args_sent, attempts,"
 	     " refused IS NOT NULL FROM journal"
-	     " WHERE account_id = ?1 AND id > ?2 AND failed = 0 AND retry_after <= ?3"
-	     " ORDER BY id LIMIT 1",
+	     " WHERE account_id = ?1 AND id > ?2 AND failed = 0 AND " RETRY_DUE(
+		     "retry_after", "?3") " ORDER BY id LIMIT 1",
 	     &st);
 	sqlite3_bind_int64(st, 1, account_id);
 	sqlite3_bind_int64(st, 2, after_id);

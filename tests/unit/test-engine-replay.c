@@ -2226,7 +2226,8 @@ START_TEST(test_create_name_still_held)
 	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "Archive", "Old"), 0);
 	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "New", "Archive"), 0);
 	exec("UPDATE journal SET refused = 'in use', code = 'INUSE', tries = 1,"
-	     " retry_after = 4000000000 WHERE op = 'rename_folder'");
+	     " retry_after = CAST(strftime('%s', 'now') AS INTEGER) + 600"
+	     " WHERE op = 'rename_folder'");
 	res = run(script, ALL_CAPS);
 	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
 	ck_assert_uint_eq(res.stats.ops_given_up, 0);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cpmsync/error.h>
 #include <cpmsync/ops.h>
@@ -181,6 +182,38 @@ START_TEST(test_retry)
 	journal_entry_free_contents(&j);
 	/* Not failed any more: nothing to retry. */
 	ck_assert_int_eq(cpmsync_op_retry(cs, "a", row), -CPMSYNC_E_NOT_FOUND);
+}
+END_TEST
+
+/*
+ * A row refused "for now" waits for its retry_after (wall clock), unless
+ * that lies further ahead than any back-off reaches: the clock went back
+ * since it was set (a year ahead at a refusal, then NTP), and it would
+ * have waited a year, not retriable (it is not a failed operation).
+ */
+START_TEST(test_retry_after_clock_went_back)
+{
+	struct journal_entry j;
+	int64_t id, row, now = (int64_t)time(NULL);
+	char sql[128];
+	bool failed;
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, strlen(msg), NULL, 0, &id), 0);
+	row = strtoll(qs("SELECT max(id) FROM journal"), NULL, 10);
+	ck_assert_int_eq(store_journal_refused(s, row, "OVERQUOTA", "full", false, now, &failed),
+			 0);
+	ck_assert(!failed);
+	ck_assert_int_eq(store_journal_next(s, 1, INT64_MIN, &j), 0);
+	snprintf(sql, sizeof(sql), "UPDATE journal SET retry_after = %lld",
+		 (long long)(now + STORE_JOURNAL_BACKOFF_MAX - 5));
+	exec(sql);
+	ck_assert_int_eq(store_journal_next(s, 1, INT64_MIN, &j), 0);
+	snprintf(sql, sizeof(sql), "UPDATE journal SET retry_after = %lld",
+		 (long long)(now + 365 * 86400));
+	exec(sql);
+	ck_assert_int_eq(store_journal_next(s, 1, INT64_MIN, &j), 1);
+	ck_assert_int_eq(j.id, row);
+	journal_entry_free_contents(&j);
 }
 END_TEST
 
@@ -356,6 +389,7 @@ static Suite *failed_ops_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_refusal_recorded);
 	tcase_add_test(tc, test_retry);
+	tcase_add_test(tc, test_retry_after_clock_went_back);
 	tcase_add_test(tc, test_discard_store_and_flags);
 	tcase_add_test(tc, test_discard_move_and_expunge);
 	tcase_add_test(tc, test_discard_folder_ops);
