@@ -33,6 +33,11 @@
 /* A folder's end commits the batch once it has been open this long
  * (engine_tx_tick_folder()). */
 #define ENGINE_BATCH_MS 250
+/* Any batch commits once it has been open this long, inside one folder's
+ * fetch too (engine_tx_tick()): a link that drops more often than
+ * ENGINE_BATCH_ROWS or ENGINE_BATCH_BYTES take to arrive still keeps what
+ * each connection fetched. */
+#define ENGINE_BATCH_MAX_MS 2000
 /* Most folders one account may list (a broken or hostile server could
  * list without end). */
 #define ENGINE_MAX_FOLDERS 100000
@@ -195,6 +200,7 @@ struct cpmsync_sync {
 	uint64_t batch_bytes;
 	uint64_t batch_opened_ms; /* cpmsync_now_ms() when the batch opened */
 	uint64_t batch_ms;	  /* ENGINE_BATCH_MS (tests change it) */
+	uint64_t batch_max_ms;	  /* ENGINE_BATCH_MAX_MS (tests change it) */
 	int64_t selected_id;	  /* folder selected now (0: none) */
 	bool selected_read_only;  /* its SELECT said [READ-ONLY] */
 	/* Its SELECT's [PERMANENTFLAGS (...)]: the flags it keeps (a set,

@@ -378,7 +378,8 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 			engine_fail(e, r, "store: %s", store_error(e->store));
 		return r;
 	}
-	if (!force && e->batch_rows < ENGINE_BATCH_ROWS && e->batch_bytes < ENGINE_BATCH_BYTES)
+	if (!force && e->batch_rows < ENGINE_BATCH_ROWS && e->batch_bytes < ENGINE_BATCH_BYTES &&
+	    cpmsync_now_ms() - e->batch_opened_ms < e->batch_max_ms)
 		return 0;
 	r = store_batch_commit(e->store, &e->batch);
 	e->batch_rows = 0;
@@ -2835,6 +2836,7 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	e->cb = cb;
 	e->userdata = userdata;
 	e->batch_ms = ENGINE_BATCH_MS;
+	e->batch_max_ms = ENGINE_BATCH_MAX_MS;
 	rangeset_init(&e->f.present);
 	rangeset_init(&e->f.set);
 	rangeset_init(&e->f.ann_uids);

@@ -56,6 +56,8 @@ static int password_cb(const struct cpmsync_account *a, char **ret, void *ud)
 
 /* e->batch_ms of the runs below (-1: the engine's own, ENGINE_BATCH_MS). */
 static int64_t batch_ms = -1;
+/* e->batch_max_ms likewise (-1: ENGINE_BATCH_MAX_MS). */
+static int64_t batch_max_ms = -1;
 /* The account's sync_bodies in the runs below. */
 static int64_t sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
 
@@ -100,6 +102,8 @@ static struct sync_result run_only(struct cpmsync_store *store, const struct scr
 		engine_sync_only(e, only);
 	if (batch_ms >= 0)
 		e->batch_ms = (uint64_t)batch_ms;
+	if (batch_max_ms >= 0)
+		e->batch_max_ms = (uint64_t)batch_max_ms;
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
 	cpmsync_loop_free(loop);
@@ -996,6 +1000,19 @@ static int count_commit(void *userdata)
 			     " OK [READ-WRITE] selected\r\n"                                       \
 	}
 
+/* Removes the closed store's files: the next open_store() starts from no
+ * store at all. */
+static void remove_store(void)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm", "-bodies", "-bodies-journal" };
+	char path[sizeof(dbpath) + 16];
+
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", dbpath, suffix[i]);
+		unlink(path);
+	}
+}
+
 /* A full run over three new folders with e->batch_ms ms, the commits
  * counted; each folder must end with its message and its state. */
 static unsigned three_folders_commits(int64_t ms)
@@ -1015,9 +1032,7 @@ static unsigned three_folders_commits(int64_t ms)
 		THREE_FOLDERS_FETCH("a8", "i"),
 		SCRIPT_LOGOUT("a9"),
 	};
-	static const char *const suffix[] = { "", "-wal", "-shm", "-bodies", "-bodies-journal" };
 	struct cpmsync_store *cs = open_store();
-	char path[sizeof(dbpath) + 16];
 	struct sync_result res;
 	unsigned n = 0;
 
@@ -1033,11 +1048,7 @@ static unsigned three_folders_commits(int64_t ms)
 			    " ORDER BY f.name"),
 			 "A 2 <a@x>,B 2 <b@x>,INBOX 2 <i@x>");
 	cpmsync_store_close(cs);
-	/* The next call starts from no store at all. */
-	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-		snprintf(path, sizeof(path), "%s%s", dbpath, suffix[i]);
-		unlink(path);
-	}
+	remove_store();
 	return n;
 }
 
@@ -1053,6 +1064,57 @@ START_TEST(test_folders_share_a_commit)
 
 	ck_assert_msg(each >= shared + 2,
 		      "%u commits with a commit at each folder's end, %u shared", each, shared);
+}
+END_TEST
+
+/* A connection cut in the middle of a folder's new messages, long before
+ * ENGINE_BATCH_ROWS or ENGINE_BATCH_BYTES: what came is kept once the
+ * batch has been open ms (e->batch_max_ms); the messages stored. */
+static const char *cut_mid_fetch(int64_t ms)
+{
+#define CUT_MSG(n)                                                                                 \
+	"* " #n " FETCH (UID " #n " FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "         \
+	"RFC822.SIZE 10 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 1) "              \
+	"BODY[HEADER] {21}\r\nMessage-ID: <" #n "@x>\r\n\r\n)\r\n"
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 3 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 4] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
+				 "BODYSTRUCTURE BODY.PEEK[HEADER])" },
+		{ SCRIPT_SEND, CUT_MSG(1) CUT_MSG(2) },
+		{ SCRIPT_SLEEP, "50" },
+		{ SCRIPT_CLOSE, NULL },
+	};
+#undef CUT_MSG
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+	static char kept[64];
+
+	batch_max_ms = ms;
+	res = run(cs, script);
+	batch_max_ms = -1;
+	ck_assert_int_lt(res.r, 0);
+	snprintf(kept, sizeof(kept), "%s",
+		 qs(cs, "SELECT coalesce(group_concat(uid, ','), '') FROM"
+			" (SELECT uid FROM message ORDER BY uid)"));
+	cpmsync_store_close(cs);
+	remove_store();
+	return kept;
+}
+
+START_TEST(test_cut_mid_folder_keeps_what_came)
+{
+	/* The engine's own 2 s: the two messages came within it, nothing is
+	 * kept (the next connection fetches them again); with 0 ms every
+	 * message row commits, as a fetch longer than 2 s does. */
+	ck_assert_str_eq(cut_mid_fetch(-1), "");
+	ck_assert_str_eq(cut_mid_fetch(0), "1,2");
 }
 END_TEST
 
@@ -1617,6 +1679,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_many_rows_without_io);
 	tcase_add_test(tc, test_refused_name_warned_once);
 	tcase_add_test(tc, test_folders_share_a_commit);
+	tcase_add_test(tc, test_cut_mid_folder_keeps_what_came);
 	tcase_add_test(tc, test_sync_only_one_folder);
 	tcase_add_test(tc, test_sync_selected_no_select);
 	tcase_add_test(tc, test_sync_selected_expunge_only);
