@@ -61,6 +61,22 @@ static int64_t batch_max_ms = -1;
 /* The account's sync_bodies in the runs below. */
 static int64_t sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
 
+/* The steps of a run up to INBOX selected (the only folder listed, with
+ * exists messages, UIDVALIDITY 3 and UIDNEXT uidnext; both string
+ * literals), the next tag a4. */
+#define INBOX_SELECTED(exists, uidnext)                                                            \
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },                           \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },                            \
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },                                           \
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },                      \
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },                                              \
+	{                                                                                          \
+		SCRIPT_SEND,                                                                       \
+			"* " exists " EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT " uidnext  \
+			"] n\r\na3 OK [READ-WRITE] selected\r\n"                                   \
+	}
+
 /* The last progress of the account as a whole ("" folder) in the runs
  * below: "done/total", "" when none came. */
 static char last_progress[32];
@@ -441,14 +457,7 @@ START_TEST(test_long_bodystructure_refetched)
 			 0);
 	ck_assert_uint_gt(big.len, 65536 + 1000);
 	const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
-		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
-		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
-		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
-		{ SCRIPT_SEND, "* 3 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 4] n\r\n"
-			       "a3 OK [READ-WRITE] selected\r\n" },
+		INBOX_SELECTED("3", "4"),
 		{ SCRIPT_EXPECT,
 		  "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE "
 		  "BODY.PEEK[HEADER])" },
@@ -487,14 +496,7 @@ END_TEST
 START_TEST(test_new_message_body_stored_once)
 {
 	static const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
-		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
-		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
-		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
-		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 3] n\r\n"
-			       "a3 OK [READ-WRITE] selected\r\n" },
+		INBOX_SELECTED("2", "3"),
 		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
 				 "BODY.PEEK[]<0.268435456>)" },
 		{ SCRIPT_SEND,
@@ -842,14 +844,7 @@ END_TEST
 START_TEST(test_new_message_body_over_cap)
 {
 	static const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
-		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
-		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
-		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
-		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 3] n\r\n"
-			       "a3 OK [READ-WRITE] selected\r\n" },
+		INBOX_SELECTED("2", "3"),
 		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
 				 "BODY.PEEK[]<0.268435456>)" },
 		{ SCRIPT_SEND,
@@ -890,14 +885,7 @@ static struct sync_result run_one_body(struct cpmsync_store *cs, size_t size)
 	static const char head[] = "Message-ID: <big@x>\r\n\r\n";
 	char *fetch = malloc(size + 512);
 	const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
-		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
-		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
-		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
-		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 15] n\r\n"
-			       "a3 OK [READ-WRITE] selected\r\n" },
+		INBOX_SELECTED("1", "15"),
 		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
 				 "BODY.PEEK[]<0.268435456>)" },
 		{ SCRIPT_SEND, fetch },
@@ -1077,14 +1065,7 @@ static const char *cut_mid_fetch(int64_t ms)
 	"RFC822.SIZE 10 BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 2 1) "              \
 	"BODY[HEADER] {21}\r\nMessage-ID: <" #n "@x>\r\n\r\n)\r\n"
 	static const struct script_step script[] = {
-		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
-		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
-		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
-		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
-		{ SCRIPT_SEND, "* 3 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 4] n\r\n"
-			       "a3 OK [READ-WRITE] selected\r\n" },
+		INBOX_SELECTED("3", "4"),
 		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE "
 				 "BODYSTRUCTURE BODY.PEEK[HEADER])" },
 		{ SCRIPT_SEND, CUT_MSG(1) CUT_MSG(2) },
