@@ -2,11 +2,14 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include <cpmsync/log.h>
+#include <cpmsync/utf8.h>
 
 static int max_level = LOG_LEVEL_INFO;
 static bool to_journal;
@@ -25,32 +28,59 @@ static bool stderr_is_journal(void)
 }
 
 /*
- * msg with its control characters written out (\n, \r, \t, \xNN): one
- * message is one line, whatever it quotes (a file name of the outbox
- * holding a newline and "<3>" would otherwise forge a line of its own,
- * at the journal's error priority).  Into buf (size bytes, cut short if
- * need be); msg itself when it has none.
+ * msg with what a log reader would act on written out: control characters
+ * (\n, \r, \t, \xNN), bytes that are not UTF-8 (\xNN: journald stores
+ * such a line as a blob, shown "[blob data]") and the C1 and bidirectional
+ * formatting characters (\uNNNN), by cpmsync_text_unsafe_cp()'s one rule,
+ * the library's log's.  One message is one line, whatever it quotes (a file
+ * name of the outbox holding a newline and "<3>" would otherwise forge a
+ * line of its own, at the journal's error priority).  Into buf (size
+ * bytes, cut short if need be, never inside a character or an escape);
+ * msg itself when it has none.
  */
 static const char *one_line(const char *msg, char *buf, size_t size)
 {
-	size_t n = 0;
-	const char *p;
+	size_t len = strlen(msg), n = 0;
+	const char *p = msg, *end = msg + len;
 
-	for (p = msg; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			break;
-	if (!*p)
+	if (cpmsync_text_find_unsafe(msg, len, NULL) == len)
 		return msg;
-	for (p = msg; *p && n + 5 < size; p++) {
-		unsigned char c = (unsigned char)*p;
+	while (p < end) {
+		size_t safe = cpmsync_text_find_unsafe(p, (size_t)(end - p), NULL),
+		       room = size - 1 - n;
+		uint32_t cp = 0;
+		char esc[16];
+		size_t k;
 
-		if (c >= 0x20 && c != 0x7f)
-			buf[n++] = (char)c;
-		else if (c == '\n' || c == '\r' || c == '\t') {
-			buf[n++] = '\\';
-			buf[n++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-		} else
-			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
+		if (safe > room) { /* cut at the last whole character that fits */
+			while (room > 0 && ((unsigned char)p[room] & 0xc0) == 0x80)
+				room--;
+			memcpy(buf + n, p, room);
+			n += room;
+			break;
+		}
+		memcpy(buf + n, p, safe);
+		n += safe;
+		p += safe;
+		if (p == end)
+			break;
+		k = cpmsync_utf8_decode(p, (size_t)(end - p), &cp);
+		if (k == 0) /* not UTF-8: the byte */
+			snprintf(esc, sizeof(esc), "\\x%02x", (unsigned char)*p);
+		else if (cp == '\n' || cp == '\r' || cp == '\t')
+			snprintf(esc, sizeof(esc), "\\%c",
+				 cp == '\n'   ? 'n'
+				 : cp == '\r' ? 'r'
+					      : 't');
+		else if (cp < 0x80)
+			snprintf(esc, sizeof(esc), "\\x%02x", (unsigned)cp);
+		else
+			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)cp);
+		if (strlen(esc) > size - 1 - n)
+			break;
+		memcpy(buf + n, esc, strlen(esc));
+		n += strlen(esc);
+		p += k ? k : 1;
 	}
 	buf[n] = '\0';
 	return buf;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cpmsync/utf8.h>
+
 #include "log.h"
 #include "testlib.h"
 
@@ -52,6 +54,22 @@ START_TEST(test_one_line)
 				"d\x7f"
 				"e\x1b[31m"),
 			 "cpm-syncd: a\\rb\\tc\\x01d\\x7fe\\x1b[31m\n");
+	/* Not UTF-8 (journald would keep the line as a blob), C1 and
+	 * bidirectional formatting characters, as the library's log does;
+	 * the rest of the UTF-8 as it is. */
+	ck_assert_str_eq(logged("outbox: na\xefve\xff.eml"
+				"\xe2\x80\xae"
+				"evil\xc2\x85"
+				"x \xe6\x97\xa5"),
+			 "cpm-syncd: outbox: na\\xefve\\xff.eml\\u202eevil\\u0085x \xe6\x97\xa5\n");
+	/* Cut short inside a run of 2-byte characters: never inside one. */
+	for (size_t i = 0; i + 2 < sizeof(many); i += 2)
+		memcpy(many + i, "\xc3\xa9", 2);
+	many[sizeof(many) - 2] = '\n';
+	many[sizeof(many) - 1] = '\0';
+	out = logged(many);
+	ck_assert(cpmsync_utf8_valid(out, strlen(out)));
+	ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
 	/* A long message, all of it to escape: cut short, still one line. */
 	memset(many, '\n', sizeof(many) - 1);
 	out = logged(many);
