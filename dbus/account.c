@@ -316,9 +316,13 @@ static DBusMessage *mark_conversation_read_call(struct cpm_bus *bus, DBusMessage
 		free(conv_folder);
 		conv_folder = NULL;
 	}
-	/* The conversation's folders: its conversation history folder (or
-	 * the peer's folder) and its session history folders, by their
-	 * ConversationId or by the store's conversation. */
+	/* Only a conversation ListConversations lists (ListConversationMessages
+	 * says NotFound for the others too). */
+	known = conv_folder != NULL;
+	/* The conversation's folders: every folder of that ConversationId
+	 * (Folder1.ConversationId is the store's conversation's: its
+	 * conversation folders, its session history folders), and those
+	 * below its Folder. */
 	for (size_t i = 0; i < a->svc->n_folders && r >= 0; i++) {
 		struct svc_folder *f = a->svc->folders[i];
 		size_t len = conv_folder ? strlen(conv_folder) : 0;
@@ -327,10 +331,9 @@ static DBusMessage *mark_conversation_read_call(struct cpm_bus *bus, DBusMessage
 				(strncmp(f->name, conv_folder, len) == 0 && f->name[len] == '/' &&
 				 strcmp(f->kind, "session-history") == 0));
 
-		if (f->account != a || strcmp(f->kind, "user") == 0 ||
+		if (!known || f->account != a || strcmp(f->kind, "user") == 0 ||
 		    (!in_conv && strcmp(f->conversation_id, conversation_id) != 0))
 			continue;
-		known = true;
 		r = cpmsync_store_foreach_message(a->svc->store, f->id, 0, 0, collect_unseen_cb,
 						  &u);
 	}

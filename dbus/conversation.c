@@ -231,19 +231,16 @@ DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *ms
 		return reply;
 	reply = cpm_array_reply(msg, &it, &array);
 	/* "At most limit": limit 0 lists none (for the store, 0 would be
-	 * all), yet an unknown conversation or before_id is still NotFound:
-	 * a walk of one message, skipped. */
+	 * all), yet an unknown conversation is still NotFound and a
+	 * before_id not known InvalidArgs: a walk of one message, skipped. */
 	r = cpmsync_store_foreach_conversation_message(a->svc->store, a->name, conversation_id,
 						       (int64_t)before, limit ? limit : 1,
 						       limit ? summary_in_cb : skip_cb, &si);
 	cpm_array_reply_close(&it, &array);
+	/* A before_id gone and no longer known, or of another conversation:
+	 * InvalidArgs naming it (the store's text), not NotFound. */
 	if (r == -CPMSYNC_E_NOT_FOUND) {
 		dbus_message_unref(reply);
-		if (before)
-			return cpm_error(msg, CPM_ERROR_NOT_FOUND,
-					 "no conversation '%s' with a message %" PRIu64
-					 " in account '%s'",
-					 conversation_id, (uint64_t)before, a->name);
 		return cpm_error(msg, CPM_ERROR_NOT_FOUND,
 				 "conversation_id: no conversation '%s' in account '%s'",
 				 conversation_id, a->name);
@@ -253,6 +250,95 @@ DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *ms
 		return svc_store_error(a->svc, msg, r);
 	}
 	return reply;
+}
+
+static int sent_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct svc_conv_sent *)elem)->cid);
+}
+
+/* FNV-1a, 64 bits. */
+static uint64_t hash_bytes(const char *p, int n)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (int i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+	return h;
+}
+
+/*
+ * Records that the signal sig says this of conversation c, unless the
+ * last one said the same: false then (the contract: ConversationChanged
+ * means "a conversation was added or its summary changed"; a report that
+ * raises nothing, a delivery report after the display report, one whose
+ * original is absent change a row of the store, not the summary).
+ */
+static bool sent_differs(struct svc_account *a, const struct cpmsync_conversation_info *c,
+			 DBusMessage *sig)
+{
+	DBusMessage *copy = dbus_message_copy(sig);
+	struct svc_conv_sent *e;
+	char *data = NULL;
+	uint64_t h;
+	size_t i;
+	int len = 0;
+
+	/* The copy's header has no serial yet, as sig's: the bytes are the
+	 * dict's and the same fields of every ConversationChanged. */
+	if (!copy || !dbus_message_marshal(copy, &data, &len))
+		cpm_oom();
+	dbus_message_unref(copy);
+	h = hash_bytes(data, len);
+	dbus_free(data);
+	/* bsearch() takes no NULL array, even of none (UBSan). */
+	e = a->n_conv_sent ? bsearch(c->conversation_id, a->conv_sent, a->n_conv_sent, sizeof(*e),
+				     sent_cmp)
+			   : NULL;
+	if (e) {
+		e->rep = c->id;
+		if (e->hash == h)
+			return false;
+		e->hash = h;
+		return true;
+	}
+	for (i = 0; i < a->n_conv_sent && strcmp(a->conv_sent[i].cid, c->conversation_id) < 0; i++)
+		;
+	a->conv_sent = cpm_realloc(a->conv_sent, (a->n_conv_sent + 1) * sizeof(*a->conv_sent));
+	memmove(&a->conv_sent[i + 1], &a->conv_sent[i],
+		(a->n_conv_sent - i) * sizeof(*a->conv_sent));
+	a->conv_sent[i] = (struct svc_conv_sent){ cpm_strdup(c->conversation_id), c->id, h };
+	a->n_conv_sent++;
+	return true;
+}
+
+void svc_conversations_sent_free(struct svc_account *a)
+{
+	for (size_t i = 0; i < a->n_conv_sent; i++)
+		free(a->conv_sent[i].cid);
+	free(a->conv_sent);
+	a->conv_sent = NULL;
+	a->n_conv_sent = 0;
+}
+
+void svc_conversations_removed(struct cpm_service *svc, const int64_t *ids, size_t n)
+{
+	for (size_t k = 0; k < svc->n_accounts; k++) {
+		struct svc_account *a = svc->accounts[k];
+		size_t j = 0;
+
+		for (size_t i = 0; i < a->n_conv_sent; i++) {
+			bool gone = false;
+
+			for (size_t x = 0; x < n && !gone; x++)
+				gone = a->conv_sent[i].rep == ids[x];
+			if (gone)
+				free(a->conv_sent[i].cid);
+			else
+				a->conv_sent[j++] = a->conv_sent[i];
+		}
+		a->n_conv_sent = j;
+	}
 }
 
 struct emit_ctx {
@@ -271,7 +357,10 @@ static int emit_cb(const struct cpmsync_conversation_info *c, void *userdata)
 	sig = cpm_bus_new_signal(a->path, CPM_IFACE_ACCOUNT, "ConversationChanged");
 	dbus_message_iter_init_append(sig, &it);
 	append_conversation(x->svc, &it, c);
-	cpm_bus_send(x->svc->bus, sig);
+	if (sent_differs(a, c, sig))
+		cpm_bus_send(x->svc->bus, sig);
+	else
+		dbus_message_unref(sig);
 	return 0;
 }
 
@@ -290,7 +379,11 @@ void svc_emit_conversations_changed(struct cpm_service *svc, int64_t *ids, size_
 	for (size_t i = 0; i < n; i++) {
 		if (i && ids[i] == ids[i - 1])
 			continue;
-		/* Gone meanwhile: nothing to say (the contract has no removal signal). */
-		cpmsync_store_get_conversation_by_id(svc->store, ids[i], emit_cb, &x);
+		/* Gone meanwhile, or no longer listed: nothing to say (the
+		 * contract has no removal signal), and what was said is
+		 * forgotten, so that it is said again when it comes back. */
+		if (cpmsync_store_get_conversation_by_id(svc->store, ids[i], emit_cb, &x) ==
+		    -CPMSYNC_E_NOT_FOUND)
+			svc_conversations_removed(svc, &ids[i], 1);
 	}
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cpmsync/cpm-folders.h>
+#include <cpmsync/conversation.h>
 #include <cpmsync/error.h>
 #include <cpmsync/io.h>
 #include <cpmsync/message.h>
@@ -1362,37 +1363,6 @@ static DBusMessage *expunge_call(struct cpm_bus *bus, DBusMessage *msg, void *us
 /* ------------------------------------------------------------------------ */
 /* The CPM folder model */
 
-/* Messages looked at for a peer folder's Conversation-ID. */
-#define PEER_CONVERSATION_SCAN 32
-
-/* A 1-to-1 peer's address as a folder name ("tel:+1555...", "sip:...",
- * "+1555..."), as opposed to a Conversation-ID. */
-static bool is_address(const char *s, size_t n)
-{
-	size_t i = 0;
-
-	if (n && (s[0] == '+' || (s[0] >= '0' && s[0] <= '9')))
-		return true;
-	if (!n || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
-		return false;
-	/* A URI scheme (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )) and ':'. */
-	for (i = 1; i < n && s[i] != ':'; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || strchr("+-.", s[i])))
-			return false;
-	return i < n && i + 1 < n;
-}
-
-static int first_conversation_cb(const struct cpmsync_message_info *m, void *userdata)
-{
-	char **ret = userdata;
-
-	if (!m->conversation_id || !*m->conversation_id)
-		return 0;
-	*ret = cpm_strdup(m->conversation_id);
-	return 1;
-}
-
 static void set_str(char **dst, const char *src, size_t len, const char *prop, const char **changed,
 		    unsigned *n)
 {
@@ -1426,11 +1396,11 @@ void svc_folder_classify(struct svc_folder *f, const char *special_use, const ch
 	f->kind = kind;
 	conv = c.conversation_id;
 	conv_len = c.conversation_id_len;
-	/* A peer's folder: its objects' Conversation-ID, else the address. */
-	if (c.kind == CPMSYNC_FOLDER_CONVERSATION_HISTORY && is_address(conv, conv_len) &&
-	    cpmsync_store_foreach_message(f->svc->store, f->id, 0, PEER_CONVERSATION_SCAN,
-					  first_conversation_cb, &found) == 1 &&
-	    found) {
+	/* A conversation or session history folder, or a peer's: its
+	 * conversation's ConversationId (the objects' Conversation-ID, else
+	 * the conversation folder's name), as ListConversations says it. */
+	if (c.kind != CPMSYNC_FOLDER_USER &&
+	    cpmsync_store_folder_conversation_id(f->svc->store, f->id, &found) == 0 && found) {
 		conv = found;
 		conv_len = strlen(found);
 	}

@@ -72,6 +72,16 @@ struct svc_account {
 	 * was built at (conversation.c). */
 	DBusMessage *conv_reply;
 	uint64_t conv_stamp[2];
+	/* ConversationChanged (conversation.c): what the last one said of
+	 * each conversation (a hash of its dict), sorted by ConversationId,
+	 * and the store row it was read by (rep), so that the signal goes
+	 * out only when the summary differs. */
+	struct svc_conv_sent {
+		char *cid;
+		int64_t rep;
+		uint64_t hash;
+	} * conv_sent;
+	size_t n_conv_sent;
 };
 
 struct svc_call;
@@ -231,6 +241,11 @@ DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *ms
  * sorted and deduplicated here, so ids is changed). */
 void svc_conversations_forget(struct svc_account *a);
 void svc_emit_conversations_changed(struct cpm_service *svc, int64_t *ids, size_t n);
+/* Conversation rows gone (store change records): what was said of the
+ * conversations read by them is forgotten. */
+void svc_conversations_removed(struct cpm_service *svc, const int64_t *ids, size_t n);
+/* Frees what svc_emit_conversations_changed() keeps for a. */
+void svc_conversations_sent_free(struct svc_account *a);
 
 /* InvalidArgs with err as its text; frees err. */
 DBusMessage *svc_invalid(DBusMessage *msg, char *err);

@@ -521,8 +521,10 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 			convs[n_convs++] = ch[i].message_id;
 			continue;
 		}
-		if (ch[i].kind == CPMSYNC_CHANGE_CONVERSATION_REMOVED)
+		if (ch[i].kind == CPMSYNC_CHANGE_CONVERSATION_REMOVED) {
+			svc_conversations_removed(svc, &ch[i].message_id, 1);
 			continue;
+		}
 		folders[n_folders++] = ch[i].folder_id;
 		if (ch[i].kind == CPMSYNC_CHANGE_MESSAGE_ADDED ||
 		    ch[i].kind == CPMSYNC_CHANGE_MESSAGE_CHANGED ||
@@ -721,6 +723,7 @@ int cpm_service_start(struct cpm_service *svc, char **ret_error)
 static void account_free(struct svc_account *a)
 {
 	svc_conversations_forget(a);
+	svc_conversations_sent_free(a);
 	free(a->name);
 	free(a->path);
 	free(a->host);

@@ -23,19 +23,66 @@
 /* Most addresses kept in one list (own addresses, fallback participants). */
 #define CONV_MAX_ADDRESSES 256
 
+/*
+ * One conversation per Conversation-ID (contract: "Conversation-IDs
+ * compare byte for byte"): the store keeps a row per conversation folder
+ * (store-schema.c), and two folders may hold objects of the same
+ * Conversation-ID (a 1-to-1 chat in the peer's folder and in
+ * <root>/<Conversation-ID>; a conversation folder renamed on the server
+ * and made again by the next object).  CONV_ROWS gives one row per
+ * Conversation-ID: the most active row's columns and nr, how many rows;
+ * emit() reads them all for Messages, Unseen, IsGroup, Folder, Peer,
+ * Participants and Subject when nr > 1.
+ *
+ * A row is listed only when it holds an object a person reads, a
+ * session-info or group-state object, or one not classified yet (stored
+ * from its header, before its body: CONV_LISTED).  IMDN reports are
+ * state, not messages, so a folder holding only reports (one that came
+ * before its original) is no conversation; nor is one of mail only.
+ */
+#define CONV_STATE_EXISTS(c)                                                                       \
+	"EXISTS (SELECT 1 FROM folder sf JOIN message sm ON sm.folder_id = sf.id"                  \
+	" WHERE sf.account_id = " c ".account_id AND sf.conv = " c ".folder AND sf.removed = 0"    \
+	" AND sm.removed = 0 AND (sm.type = 'session-info' OR sm.type = 'group-state'"             \
+	" OR sm.type IS NULL))"
+#define CONV_LISTED(c) "(" c ".messages > 0 OR " CONV_STATE_EXISTS(c) ")"
+/* Is row c the most active listed row of its Conversation-ID?  (An
+ * index seek on conversation_cid that mostly finds c alone.) */
+#define CONV_TOP(c)                                                                                \
+	"NOT EXISTS (SELECT 1 FROM conversation x INDEXED BY conversation_cid"                     \
+	" WHERE x.account_id = " c ".account_id"                                                   \
+	" AND x.conversation_id = " c ".conversation_id AND x.id <> " c ".id"                      \
+	" AND (x.last_date, x.last_id, x.id) > (" c ".last_date, " c ".last_id, " c ".id)"         \
+	" AND " CONV_LISTED("x") ")"
+/* ?1 the account; where: more of the WHERE (or ""); ?2 LIMIT, ?3 OFFSET.
+ * The page's rows first, from the covering index conversation_last and
+ * those seeks (a window over every row of the account, PARTITION BY
+ * conversation_id, took 3-4 ms for 1,000 conversations, for a page of 50
+ * too: bench-cpm.sh); nr, how many rows, for those only. */
+/* clang-format off */
+#define CONV_ROWS(where)                                                                           \
+	"WITH t AS (SELECT c.id FROM conversation c WHERE c.account_id = ?1" where                 \
+	" AND " CONV_LISTED("c") " AND " CONV_TOP("c")                                             \
+	" ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC LIMIT ?2 OFFSET ?3)"                \
+	" SELECT " CONV_COLUMNS " FROM t JOIN conversation c ON c.id = t.id" CONV_FROM             \
+	" ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC"
+/* clang-format on */
 #define CONV_COLUMNS                                                                               \
 	"c.id, a.name, c.conversation_id,"                                                         \
 	" coalesce((SELECT f.id FROM folder f WHERE f.account_id = c.account_id"                   \
 	" AND f.name = c.folder AND f.removed = 0), 0),"                                           \
 	" c.folder, c.peer, c.is_group, c.participants, c.subject, c.messages, c.unseen,"          \
-	" c.last_date, c.last_id, c.account_id, " STORE_MESSAGE_COLUMNS
+	" c.last_date, c.last_id, c.account_id, (SELECT count(*) FROM conversation x"              \
+	" INDEXED BY conversation_cid"                                                             \
+	" WHERE x.account_id = c.account_id AND x.conversation_id = c.conversation_id"             \
+	" AND " CONV_LISTED("x") "), " STORE_MESSAGE_COLUMNS
 /* Column of the last message's first column (m.id, NULL when none). */
-#define CONV_LAST_COLUMN 14
+#define CONV_LAST_COLUMN 15
 /* The last message and its summary in the same row: one query for the
  * whole list, not one per conversation (with 1,000 conversations that was
  * 1,000 more statements per ListConversations). */
 #define CONV_FROM                                                                                  \
-	" FROM conversation c JOIN account a ON a.id = c.account_id"                               \
+	" JOIN account a ON a.id = c.account_id"                                                   \
 	" LEFT JOIN message m ON m.id = c.last_id AND m.removed = 0"                               \
 	" AND EXISTS (SELECT 1 FROM folder lf WHERE lf.id = m.folder_id"                           \
 	" AND lf.removed = 0)" STORE_MESSAGE_JOINS
@@ -132,6 +179,87 @@ struct walk {
 	void *userdata;
 };
 
+static int replace(char **dst, const char *v)
+{
+	char *t = strdup(v);
+
+	if (!t)
+		return -ENOMEM;
+	free(*dst);
+	*dst = t;
+	return 0;
+}
+
+/* Is folder named after cid (its last level is cid)? */
+static bool named_after(const char *folder, const char *cid)
+{
+	const char *slash = strrchr(folder, '/');
+
+	return strcmp(slash ? slash + 1 : folder, cid) == 0;
+}
+
+/*
+ * The columns of a conversation of several rows (folders) that are not
+ * the most active row's: Messages, Unseen and IsGroup over all its rows;
+ * Folder the conversation history folder named
+ * after it if it is one of them, else the most active; Peer and Subject
+ * the most active row's that has one; Participants those of every row
+ * ('\n'-separated, the duplicates go in emit()).  The rows in the order
+ * of CONV_ROWS, the most active first.
+ */
+static int merge_rows(struct store *s, int64_t account_id, const char *cid,
+		      struct cpmsync_conversation_info *c, bool *group, char **folder, char **peer,
+		      char **subject, struct buf *raw)
+{
+	uint64_t messages = 0, unseen = 0;
+	sqlite3_stmt *st;
+	bool named = named_after(*folder, cid);
+	int r;
+
+	r = store_prepare(s,
+			  "SELECT c.folder, coalesce((SELECT f.id FROM folder f"
+			  " WHERE f.account_id = c.account_id AND f.name = c.folder"
+			  " AND f.removed = 0), 0), c.peer, c.subject, c.participants,"
+			  " c.messages, c.unseen, c.is_group FROM conversation c WHERE "
+			  "c.account_id = ?1 AND c.conversation_id = ?2"
+			  " AND " CONV_LISTED("c") " ORDER BY c.last_date DESC, c.last_id DESC,"
+						   " c.id DESC",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, cid, -1, SQLITE_TRANSIENT);
+	while ((r = store_step(s, st)) > 0) {
+		const char *f = text(st, 0), *p = text(st, 2), *sub = text(st, 3),
+			   *parts = text(st, 4);
+
+		if (!named && named_after(f, cid)) {
+			named = true;
+			c->folder_id = sqlite3_column_int64(st, 1);
+			if (replace(folder, f) < 0)
+				goto oom;
+		}
+		if ((!**peer && *p && replace(peer, p) < 0) ||
+		    (!**subject && *sub && replace(subject, sub) < 0))
+			goto oom;
+		messages += column_u32(st, 5);
+		unseen += column_u32(st, 6);
+		*group = *group || sqlite3_column_int(st, 7) != 0;
+		if (*parts && ((raw->len && buf_append_char(raw, '\n') < 0) ||
+			       buf_append_str(raw, parts) < 0))
+			goto oom;
+	}
+	if (r < 0)
+		return r;
+	c->messages = messages > UINT32_MAX ? UINT32_MAX : (uint32_t)messages;
+	c->unseen = unseen > UINT32_MAX ? UINT32_MAX : (uint32_t)unseen;
+	c->is_group = *group;
+	return 0;
+oom:
+	sqlite3_reset(st);
+	return -ENOMEM;
+}
+
 /* Calls w->fn with the conversation of the current row (CONV_COLUMNS). */
 static int emit(struct walk *w, sqlite3_stmt *st)
 {
@@ -141,6 +269,7 @@ static int emit(struct walk *w, sqlite3_stmt *st)
 			    *subject = NULL;
 	int64_t account_id = sqlite3_column_int64(st, 13);
 	bool group = sqlite3_column_int(st, 6) != 0;
+	int64_t rows = sqlite3_column_int64(st, 14);
 	struct cpmsync_conversation_info c;
 	struct cpmsync_message_info last;
 	int r;
@@ -164,11 +293,19 @@ static int emit(struct walk *w, sqlite3_stmt *st)
 	account = strdup(text(st, 1));
 	cid = strdup(text(st, 2));
 	folder = strdup(text(st, 4));
-	peer = strdup(group ? "" : text(st, 5));
+	peer = strdup(text(st, 5));
 	subject = strdup(text(st, 8));
 	if (!account || !cid || !folder || !peer || !subject ||
 	    buf_append_str(&raw, text(st, 7)) < 0)
 		return -ENOMEM;
+	if (rows > 1) {
+		buf_reset(&raw);
+		r = merge_rows(w->s, account_id, cid, &c, &group, &folder, &peer, &subject, &raw);
+		if (r < 0)
+			return r;
+	}
+	if (group)
+		peer[0] = '\0';
 
 	if (w->own_account != account_id) {
 		buf_reset(&w->own);
@@ -184,10 +321,12 @@ static int emit(struct walk *w, sqlite3_stmt *st)
 			r = collect(w->s,
 				    "SELECT DISTINCT m.sender FROM message m"
 				    " JOIN folder f ON f.id = m.folder_id"
-				    " WHERE f.account_id = ?1 AND f.conv = ?2 AND f.removed = 0"
+				    " WHERE f.account_id = ?1 AND f.conv IN (SELECT c.folder"
+				    " FROM conversation c WHERE c.account_id = ?1"
+				    " AND c.conversation_id = ?2) AND f.removed = 0"
 				    " AND m.removed = 0 AND m.direction IS NOT 'sent'"
 				    " AND m.type <> 'imdn' ORDER BY m.sender",
-				    account_id, folder, &raw);
+				    account_id, cid, &raw);
 		}
 		if (r < 0)
 			return r;
@@ -304,29 +443,16 @@ static int foreach_conversation(struct cpmsync_store *store, const char *account
 		return r;
 	buf_init(&w.own, CONV_MAX_ADDRESSES * 4096);
 	r = account_id(s, account, &acc);
-	if (r >= 0 && !paged)
-		r = store_prepare(s,
-				  "SELECT " CONV_COLUMNS CONV_FROM " WHERE c.account_id = ?1"
-				  " ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC",
-				  &st);
-	else if (r >= 0)
-		/* The page's ids first, from the covering index conversation_last:
-		 * with LIMIT/OFFSET on the whole join, each conversation before
-		 * the page had its last message and summary read too (5 ms of
-		 * a page at offset 900 of 1,000, most of it page-cache reads). */
-		r = store_prepare(s,
-				  "SELECT " CONV_COLUMNS CONV_FROM " WHERE c.id IN"
-				  " (SELECT id FROM conversation WHERE account_id = ?1"
-				  " ORDER BY last_date DESC, last_id DESC, id DESC"
-				  " LIMIT ?2 OFFSET ?3)"
-				  " ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC",
-				  &st);
+	/* The page's rows first (t in CONV_ROWS, from the conversation
+	 * table alone): with LIMIT/OFFSET on the whole join, each
+	 * conversation before the page had its last message and summary read
+	 * too (5 ms of a page at offset 900 of 1,000). */
+	if (r >= 0)
+		r = store_prepare(s, CONV_ROWS(""), &st);
 	if (r >= 0) {
 		sqlite3_bind_int64(st, 1, acc);
-		if (paged) {
-			sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
-			sqlite3_bind_int64(st, 3, offset);
-		}
+		sqlite3_bind_int64(st, 2, paged && limit ? (int64_t)limit : -1);
+		sqlite3_bind_int64(st, 3, paged ? offset : 0);
 		r = walk_rows(&w, st, &found);
 	}
 	buf_free(&w.own);
@@ -380,17 +506,14 @@ int cpmsync_store_get_conversation(struct cpmsync_store *store, const char *acco
 	r = account_id(s, account, &acc);
 	if (r < 0)
 		return r;
-	/* Two folders may carry the same Conversation-ID (a 1-to-1 peer
-	 * folder and a conversation folder): the most active one is it. */
-	r = store_prepare(s,
-			  "SELECT " CONV_COLUMNS CONV_FROM
-			  " WHERE c.account_id = ?1 AND c.conversation_id = ?2"
-			  " ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC LIMIT 1",
-			  &st);
+	/* Every row (folder) of that Conversation-ID, as one. */
+	r = store_prepare(s, CONV_ROWS(" AND c.conversation_id = ?4"), &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, acc);
-	sqlite3_bind_text(st, 2, conversation_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, -1);
+	sqlite3_bind_int64(st, 3, 0);
+	sqlite3_bind_text(st, 4, conversation_id, -1, SQLITE_TRANSIENT);
 	snprintf(what, sizeof(what), "'%.100s' in account '%.40s'", conversation_id, account);
 	return get_one(s, st, fn, userdata, what);
 }
@@ -405,10 +528,29 @@ int cpmsync_store_get_conversation_by_id(struct cpmsync_store *store, int64_t id
 
 	if (!s || !fn)
 		return -EINVAL;
-	r = store_prepare(s, "SELECT " CONV_COLUMNS CONV_FROM " WHERE c.id = ?1", &st);
+	/* The conversation of the row's Conversation-ID (its other rows too). */
+	r = store_prepare(s,
+			  CONV_ROWS(" AND c.conversation_id = (SELECT x.conversation_id"
+				    " FROM conversation x WHERE x.id = ?4)"),
+			  &st);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, -1);
+	sqlite3_bind_int64(st, 3, 0);
+	sqlite3_bind_int64(st, 4, id);
+	{
+		sqlite3_stmt *q;
+
+		r = store_prepare(s, "SELECT account_id FROM conversation WHERE id = ?1", &q);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(q, 1, id);
+		r = store_step(s, q);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, r > 0 ? sqlite3_column_int64(q, 0) : 0);
+		sqlite3_reset(q);
+	}
 	snprintf(what, sizeof(what), "with id %lld", (long long)id);
 	return get_one(s, st, fn, userdata, what);
 }
@@ -428,15 +570,16 @@ static int page_key_cmp(const void *a, const void *b)
 }
 
 /*
- * One page of the conversation folder conv's messages below the cursor
+ * One page of the conversation cid's messages below the cursor
  * (before_date, before_id), newest first: each folder of the conversation
- * gives its newest limit keys below the cursor from message_conv_page
+ * (of every conversation folder of that Conversation-ID, and their
+ * session folders) gives its newest limit keys below the cursor from message_conv_page
  * (schema version 14: about limit index entries each, whatever the
  * conversation's size), they are merged, and the first limit are read.
  * The former single query read every object of the conversation's
  * folders and sorted them at every page.
  */
-static int page(struct store *s, int64_t acc, const char *conv, int64_t before_id,
+static int page(struct store *s, int64_t acc, const char *cid, int64_t before_id,
 		int64_t before_date, uint32_t limit, cpmsync_message_fn fn, void *userdata)
 {
 	_cleanup_free_ int64_t *folders = NULL;
@@ -447,13 +590,14 @@ static int page(struct store *s, int64_t acc, const char *conv, int64_t before_i
 
 	r = store_prepare(
 		s,
-		"SELECT id FROM folder WHERE account_id = ?1 AND conv = ?2 AND removed = 0"
-		" ORDER BY id",
+		"SELECT f.id FROM conversation c JOIN folder f ON f.account_id = c.account_id"
+		" AND f.conv = c.folder WHERE c.account_id = ?1 AND c.conversation_id = ?2"
+		" AND f.removed = 0 ORDER BY f.id",
 		&st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, acc);
-	sqlite3_bind_text(st, 2, conv, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, cid, -1, SQLITE_TRANSIENT);
 	while ((r = store_step(s, st)) > 0) {
 		int64_t *t = reallocarray(folders, n_folders + 1, sizeof(*folders));
 
@@ -526,22 +670,92 @@ static int page(struct store *s, int64_t acc, const char *conv, int64_t before_i
 	return 0;
 }
 
+/*
+ * Where the message before_id stands in (Date, Id) order, for a page
+ * below it.  A message of the conversation; or one the store still has
+ * as removed (expunged or moved away here, not yet on the server: its row
+ * stays until then), wherever it was, so that the page after a message
+ * deleted meanwhile (on another device) goes on from where it was; or
+ * one expunged since this connection watches (cpmsync_store_watch(): the
+ * daemon), the newest 4,096 of those.  A message the store does not know
+ * (any more): -EINVAL naming before_id.
+ */
+static int cursor_date(struct store *s, int64_t acc, const char *cid, int64_t before_id,
+		       int64_t *ret_date)
+{
+	sqlite3_stmt *st;
+	bool removed, ours;
+	int64_t date;
+	int r;
+
+	r = store_prepare(s,
+			  "SELECT coalesce(m.date, 0), m.removed OR f.removed, " COUNTED
+			  " AND EXISTS (SELECT 1 FROM conversation c WHERE c.account_id = ?2"
+			  " AND c.conversation_id = ?3 AND c.folder = f.conv)"
+			  " FROM message m JOIN folder f ON f.id = m.folder_id"
+			  " WHERE m.id = ?1 AND f.account_id = ?2",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, before_id);
+	sqlite3_bind_int64(st, 2, acc);
+	sqlite3_bind_text(st, 3, cid, -1, SQLITE_TRANSIENT);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	/* Expunged: where it stood, if this connection saw it go
+	 * (store-changes.c, with a watch). */
+	if (r == 0 && *store_watch_slot(s)) {
+		r = store_prepare(
+			s, "SELECT date FROM temp.cpm_gone WHERE id = ?1 AND account_id = ?2", &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, before_id);
+		sqlite3_bind_int64(st, 2, acc);
+		r = store_step(s, st);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			*ret_date = sqlite3_column_int64(st, 0);
+			sqlite3_reset(st);
+			return 0;
+		}
+	}
+	if (r == 0) {
+		store_set_error(s,
+				"before_id: message %lld is no longer in the store (expunged);"
+				" list from the newest again (before_id 0)",
+				(long long)before_id);
+		return -EINVAL;
+	}
+	date = sqlite3_column_int64(st, 0);
+	removed = sqlite3_column_int(st, 1) != 0;
+	ours = sqlite3_column_int(st, 2) != 0;
+	sqlite3_reset(st);
+	if (!removed && !ours) {
+		store_set_error(s, "before_id: message %lld is not one of conversation '%s'",
+				(long long)before_id, cid);
+		return -EINVAL;
+	}
+	*ret_date = date;
+	return 0;
+}
+
 static int conversation_messages(struct store *s, const char *account, const char *conversation_id,
 				 int64_t before_id, uint32_t limit, cpmsync_message_fn fn,
 				 void *userdata)
 {
-	_cleanup_free_ char *folder = NULL;
-	int64_t acc, before_date = 0;
+	int64_t acc, before_date = INT64_MAX;
 	sqlite3_stmt *st;
 	int r;
 
 	r = account_id(s, account, &acc);
 	if (r < 0)
 		return r;
+	/* A conversation ListConversations lists. */
 	r = store_prepare(s,
-			  "SELECT folder FROM conversation WHERE account_id = ?1"
-			  " AND conversation_id = ?2"
-			  " ORDER BY last_date DESC, last_id DESC, id DESC LIMIT 1",
+			  "SELECT 1 FROM conversation c WHERE c.account_id = ?1"
+			  " AND c.conversation_id = ?2 AND " CONV_LISTED("c") " LIMIT 1",
 			  &st);
 	if (r < 0)
 		return r;
@@ -555,39 +769,15 @@ static int conversation_messages(struct store *s, const char *account, const cha
 				account);
 		return -CPMSYNC_E_NOT_FOUND;
 	}
-	r = store_col_strdup(st, 0, &folder);
 	sqlite3_reset(st);
-	if (r < 0)
-		return r;
 
 	if (before_id) {
-		r = store_prepare(s,
-				  "SELECT coalesce(m.date, 0) FROM message m"
-				  " JOIN folder f ON f.id = m.folder_id"
-				  " WHERE m.id = ?1 AND f.account_id = ?2 AND f.conv = ?3"
-				  " AND m.removed = 0 AND f.removed = 0 AND " COUNTED,
-				  &st);
+		r = cursor_date(s, acc, conversation_id, before_id, &before_date);
 		if (r < 0)
 			return r;
-		sqlite3_bind_int64(st, 1, before_id);
-		sqlite3_bind_int64(st, 2, acc);
-		sqlite3_bind_text(st, 3, folder, -1, SQLITE_TRANSIENT);
-		r = store_step(s, st);
-		if (r < 0)
-			return r;
-		if (r == 0) {
-			store_set_error(s, "message %lld is not in conversation '%s'",
-					(long long)before_id, conversation_id);
-			return -CPMSYNC_E_NOT_FOUND;
-		}
-		before_date = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
 	}
-
 	/* No cursor: one above every (Date, Id). */
-	if (!before_id)
-		before_date = INT64_MAX;
-	return page(s, acc, folder, before_id ? before_id : INT64_MAX, before_date,
+	return page(s, acc, conversation_id, before_id ? before_id : INT64_MAX, before_date,
 		    limit ? limit : UINT32_MAX, fn, userdata);
 }
 
@@ -607,6 +797,33 @@ int cpmsync_store_foreach_conversation_message(struct cpmsync_store *store, cons
 		return r;
 	r = conversation_messages(s, account, conversation_id, before_id, limit, fn, userdata);
 	return read_end(s, own, r);
+}
+
+int cpmsync_store_folder_conversation_id(struct cpmsync_store *store, int64_t folder_id, char **ret)
+{
+	struct store *s = store_call(store);
+	_cleanup_free_ char *v = NULL;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!s || !ret)
+		return -EINVAL;
+	r = store_prepare(s,
+			  "SELECT c.conversation_id FROM folder f JOIN conversation c"
+			  " ON c.account_id = f.account_id AND c.folder = f.conv WHERE f.id = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r > 0) {
+		r = store_col_strdup(st, 0, &v);
+		sqlite3_reset(st);
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(v);
+	return 0;
 }
 
 int cpmsync_store_set_cpm_root(struct cpmsync_store *store, const char *account, const char *root)

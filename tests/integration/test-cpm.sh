@@ -459,8 +459,11 @@ check "a delivery report in INBOX by another client: MessagesChanged on the orig
 printf 'cpm_root = Default/conv-ABC\n' >>"$CONF"
 check "reload: CpmRoot follows cpm_root" eventually 10 acct_is CpmRoot Default/conv-ABC
 check "  Default/conv-ABC is now the root: user" folder_is Default/conv-ABC user "" "" ""
-check "  contrib-1 is now a conversation folder" \
-	folder_is Default/conv-ABC/contrib-1 conversation-history contrib-1 "" ""
+# Its ConversationId is its objects' Conversation-ID, as ListConversations'
+# (contract: "the objects' Conversation-ID, else the address"; the name
+# only names a folder without one).
+check "  contrib-1 is now a conversation folder (of conv-ABC, its objects')" \
+	folder_is Default/conv-ABC/contrib-1 conversation-history conv-ABC "" ""
 check "  no reconnection for it" test "$(acct State)" = idle
 conv_folders_are() { # EXPECTED: the Folder of each conversation, sorted, ' '-joined
 	[ "$(call "$A" "$AC" ListConversations | grep -o '{ConversationId=[^;]*;Folder=[^;]*' |
@@ -470,11 +473,84 @@ check "  the store's conversations follow: only contrib-1's, now a conversation 
 	eventually 5 conv_folders_are "$S1F_ "
 sed -i 's|^cpm_root = .*|cpm_root = ""|' "$CONF"
 check "reload: cpm_root \"\" is the top level" eventually 10 acct_is CpmRoot ""
-check "  Default is a conversation folder now" folder_is Default conversation-history Default "" ""
+DEFP=$(call "$A" "$AC" FindFolder s Default)
+check "  Default is a conversation folder now, of the conversation ListConversations says" \
+	bash -c "c=\$('$DBUS' call $A $AC ListConversations | grep -F ';Folder=$DEFP;' | grep -o '^- {ConversationId=[^;]*' | cut -d= -f2) && [ -n \"\$c\" ] && [ \"\$('$DBUS' get $DEFP $F ConversationId)|\$('$DBUS' get $DEFP $F Kind)\" = \"\$c|conversation-history\" ]"
 check "  INBOX stays user" folder_is INBOX user "" "" ""
 sed -i '/^cpm_root = /d' "$CONF"
 check "reload without cpm_root: Default again" eventually 10 acct_is CpmRoot Default
 check "  and the folders as before" folder_is Default/conv-ABC conversation-history conv-ABC "" ""
+
+# --- one conversation per Conversation-ID ------------------------------------------------------
+# A 1-to-1 chat in its peer's folder and in the conversation folder named
+# after it: one conversation, its messages from both.
+da mailbox create -u "$USER1" "Default/tel:+15550302" || bail "cannot create the peer folder"
+da mailbox create -u "$USER1" Default/conv-K || bail "cannot create Default/conv-K"
+DATE='Sat, 5 Dec 2026 07:00:00 +0000' cpm_obj "$WORK/cq1" "<cq-1@cpm.test>" "From: tel:+15550302" \
+	"To: tel:+15550100" "Conversation-ID: conv-K" "Message-Direction: received"
+DATE='Sat, 5 Dec 2026 07:01:00 +0000' cpm_obj "$WORK/cq2" "<cq-2@cpm.test>" "From: tel:+15550302" \
+	"To: tel:+15550100" "Conversation-ID: conv-K" "Message-Direction: received"
+DATE='Sat, 5 Dec 2026 07:02:00 +0000' cpm_obj "$WORK/cq3" "<cq-3@cpm.test>" "From: tel:+15550302" \
+	"To: tel:+15550100" "Conversation-ID: conv-K" "Message-Direction: received"
+da save -u "$USER1" -m "Default/tel:+15550302" <"$WORK/cq1" || bail "cannot save cq-1"
+da save -u "$USER1" -m Default/conv-K <"$WORK/cq2" || bail "cannot save cq-2"
+da save -u "$USER1" -m Default/conv-K <"$WORK/cq3" || bail "cannot save cq-3"
+call "$A" "$AC" Sync >/dev/null
+check "conv-K in a peer folder and in Default/conv-K: one conversation" \
+	eventually 15 bash -c "[ \"\$('$DBUS' call $A $AC ListConversations | grep -c -- '- {ConversationId=conv-K;')\" = 1 ]"
+QF=$(call "$A" "$AC" FindFolder s Default/conv-K)
+check "  its Folder the one named after it, Messages 3 over both" \
+	bash -c "convs_k() { '$DBUS' call $A $AC ListConversations | grep -F -- '- {ConversationId=conv-K;'; }; convs_k | grep -qF 'ConversationId=conv-K;Folder=$QF;Peer=tel:+15550302;' && convs_k | grep -qF ';Messages=3;Unseen=3;'"
+call "$A" "$AC" ListConversationMessages stu conv-K 0 50 >"$WORK/qpage"
+check "  ListConversationMessages: the messages of both folders, newest first" \
+	test "$(grep -o ';MessageId=[^;]*' "$WORK/qpage" | tr '\n' ' ')" = ";MessageId=<cq-3@cpm.test> ;MessageId=<cq-2@cpm.test> ;MessageId=<cq-1@cpm.test> "
+check "  the peer folder's ConversationId is conv-K" \
+	test "$(fprop "$(call "$A" "$AC" FindFolder s "Default/tel:+15550302")" ConversationId)" = conv-K
+
+# Scrolling back: the last message of a page expunged on the server.
+QCUR=$(sed -n 2p "$WORK/qpage" | grep -o '^- {Id=[0-9]*' | cut -d= -f2)
+da expunge -u "$USER1" mailbox Default/conv-K header message-id "<cq-2@cpm.test>" || bail "cannot expunge cq-2"
+call "$A" "$AC" Sync >/dev/null
+check "the page's last message expunged on the server: gone here" \
+	eventually 15 bash -c "! '$DBUS' call $A $AC ListConversationMessages stu conv-K 0 50 | grep -qF '<cq-2@cpm.test>'"
+check "  the next page below it still comes: cq-1" \
+	bash -c "'$DBUS' call $A $AC ListConversationMessages stu conv-K $QCUR 50 | grep -qF ';MessageId=<cq-1@cpm.test>;'"
+check "  a before_id never known: InvalidArgs naming before_id" \
+	test "$(call "$A" "$AC" ListConversationMessages stu conv-K 987654 50)" = \
+	"error org.freedesktop.DBus.Error.InvalidArgs: before_id: message 987654 is no longer in the store (expunged); list from the newest again (before_id 0)"
+
+# Default/conv-Z holds an object of conv-Zeta: every call says conv-Zeta.
+check "Default/conv-Z: Folder1.ConversationId is its object's, conv-Zeta" \
+	folder_is Default/conv-Z conversation-history conv-Zeta "" ""
+check "  ListConversationMessages conv-Zeta: its message" \
+	bash -c "'$DBUS' call $A $AC ListConversationMessages stu conv-Zeta 0 50 | grep -qF '<z-1@cpm.test>'"
+check "  conv-Z names no conversation: MarkConversationRead NotFound" \
+	test "$(call "$A" "$AC" MarkConversationRead s conv-Z)" = \
+	"error org.cpmsync.Error.NotFound: conversation_id: no conversation 'conv-Z' in account 'a'"
+
+# A report before its original, in a folder of its own: no conversation.
+sed -e 's/conv-ABC/conv-R2/; s/rep-1@/rep-r2@/; s/imdn-abc-3/imdn-r2-0/' "$WORK/rep1" >"$WORK/repr2"
+da mailbox create -u "$USER1" Default/conv-R2 || bail "cannot create Default/conv-R2"
+R2MARK=$(wc -l <"$WORK/signals.log")
+da save -u "$USER1" -m Default/conv-R2 <"$WORK/repr2" || bail "cannot save the early report"
+call "$A" "$AC" Sync >/dev/null
+check "a report alone in Default/conv-R2: synced" \
+	eventually 15 bash -c "'$DBUS' call $A $AC FindFolder s Default/conv-R2 | grep -q '^/'"
+check "  no conversation conv-R2 listed" \
+	bash -c "! '$DBUS' call $A $AC ListConversations | grep -qF 'ConversationId=conv-R2;'"
+check "  and no ConversationChanged for it" \
+	bash -c "! tail -n +$((R2MARK + 1)) '$WORK/signals.log' | grep -q 'ConversationChanged {ConversationId=conv-R2;'"
+
+# A second display report for abc-3 (already displayed): the summary
+# does not change, so no ConversationChanged.
+sed -e 's/rep-1@/rep-dup@/' "$WORK/rep1" >"$WORK/repdup"
+sigmark
+da save -u "$USER1" -m Default/conv-ABC/contrib-1 <"$WORK/repdup" || bail "cannot save the duplicate report"
+check "a duplicate display report: stored (MessagesAdded)" \
+	eventually 15 saw_signal "^$S1F $F MessagesAdded "
+sleep 0.5
+check "  no ConversationChanged for conv-ABC" \
+	bash -c "! tail -n +$((SIGMARK + 1)) '$WORK/signals.log' | grep -q 'ConversationChanged {ConversationId=conv-ABC;'"
 
 # --- a folder outside the account's folders setting ------------------------------------------
 # An account that syncs only INBOX and Work*: StoreObject would create

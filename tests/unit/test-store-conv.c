@@ -450,10 +450,20 @@ END_TEST
 
 START_TEST(test_peer_folder_takes_conversation_id)
 {
+	int64_t fid;
+	char *cid = NULL;
+
 	folder("Default");
 	put(F1, "bad-imdn-unknown.eml", NULL); /* an imdn with a Conversation-ID */
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+	ck_assert_int_eq(cpmsync_store_folder_conversation_id(cs, fid, &cid), 0);
+	ck_assert_str_eq(cid, C1);
+	free(cid);
+	/* Reports only: state, not a conversation. */
+	ck_assert_uint_eq(list().n, 0);
+	put(F1, "chat-1to1-sent.eml", NULL);
 	ck_assert_str_eq(list().c[0].cid, C1);
-	ck_assert_uint_eq(list().c[0].messages, 0);
+	ck_assert_uint_eq(list().c[0].messages, 1);
 }
 END_TEST
 
@@ -717,6 +727,191 @@ static struct page page(const char *cid, int64_t before, uint32_t limit)
 	return p;
 }
 
+static char *text_of(struct store *st_, const char *sql)
+{
+	sqlite3_stmt *st;
+	char *v;
+
+	ck_assert_int_eq(store_prepare(st_, sql, &st), 0);
+	ck_assert_int_eq(store_step(st_, st), 1);
+	v = strdup(sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_reset(st);
+	ck_assert_ptr_nonnull(v);
+	return v;
+}
+
+/*
+ * A conversation folder whose objects carry another Conversation-ID: the
+ * objects say, for the folder (Folder1.ConversationId), the list, the
+ * messages and the conversation alike; the folder's name names none.
+ */
+START_TEST(test_folder_named_otherwise)
+{
+	struct page p = { 0 };
+	int64_t fid, sent;
+	char *cid = NULL;
+
+	folder("Default");
+	sent = put("Default/conv-W", "chat-1to1-sent.eml", NULL); /* Conversation-ID C1 */
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", "Default/conv-W", &fid), 0);
+	ck_assert_int_eq(cpmsync_store_folder_conversation_id(cs, fid, &cid), 0);
+	ck_assert_str_eq(cid, C1);
+	free(cid);
+	ck_assert_str_eq(list().c[0].cid, C1);
+	ck_assert_str_eq(get(C1).folder, "Default/conv-W");
+	ck_assert_int_eq(cpmsync_store_foreach_conversation_message(cs, "a", C1, 0, 0, on_page, &p),
+			 0);
+	ck_assert_uint_eq(p.n, 1);
+	ck_assert_int_eq(p.ids[0], sent);
+	ck_assert_int_eq(
+		cpmsync_store_foreach_conversation_message(cs, "a", "conv-W", 0, 0, on_page, &p),
+		-CPMSYNC_E_NOT_FOUND);
+	/* No conversation folder: none. */
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", "Default", &fid), 0);
+	cid = (char *)"x";
+	ck_assert_int_eq(cpmsync_store_folder_conversation_id(cs, fid, &cid), 0);
+	ck_assert_ptr_null(cid);
+}
+END_TEST
+
+/*
+ * IMDN reports are state, not messages: a folder holding only reports
+ * (they came before their original) is no conversation, in the list, by
+ * id or for its messages; a group of only its session-info is one.
+ */
+START_TEST(test_reports_only_not_listed)
+{
+	struct page p = { 0 };
+	struct conv_list one = { 0 };
+
+	folder("Default");
+	put("Default/conv-R2", "imdn-displayed.eml", NULL);
+	put("Default/conv-R2", "imdn-delivered.eml", NULL);
+	ck_assert_uint_eq(list().n, 0);
+	ck_assert_int_eq(cpmsync_store_get_conversation(cs, "a", C1, on_conv, &one),
+			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_store_get_conversation(cs, "a", "conv-R2", on_conv, &one),
+			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_store_foreach_conversation_message(cs, "a", C1, 0, 0, on_page, &p),
+			 -CPMSYNC_E_NOT_FOUND);
+	/* Mail filed there is no conversation either. */
+	put("Default/conv-M", "mail.eml", NULL);
+	ck_assert_uint_eq(list().n, 0);
+	/* A new group with its session-info only is. */
+	put(FG "/grp-sess-0001", "group-session-1-info.eml", NULL);
+	ck_assert_uint_eq(list().n, 1);
+	ck_assert_str_eq(list().c[0].cid, GRP);
+	ck_assert_uint_eq(list().c[0].messages, 0);
+	ck_assert(list().c[0].is_group);
+}
+END_TEST
+
+/*
+ * One conversation per Conversation-ID: a 1-to-1 chat in the peer's
+ * folder and in the conversation history folder named after it, and a
+ * conversation folder renamed (on the server) with the next object filed
+ * to one made again.  One entry, its counts and last message over both,
+ * Folder the one named after it; the messages paged across both.
+ */
+START_TEST(test_one_per_conversation_id)
+{
+	struct conv_list l;
+	struct page p;
+	int64_t sent, b64, qp, media, fid;
+
+	folder("Default");
+	sent = put(F1, "chat-1to1-sent.eml", "\\Seen");			 /* 09:15 */
+	b64 = put("Default/" C1, "chat-1to1-received-base64.eml", NULL); /* 09:20 */
+	qp = put(F1, "chat-1to1-received-qp.eml", NULL);		 /* 09:16:30 */
+	l = list();
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.c[0].cid, C1);
+	ck_assert_str_eq(l.c[0].folder, "Default/" C1);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", "Default/" C1, &fid), 0);
+	ck_assert_int_eq(l.c[0].folder_id, fid);
+	ck_assert_uint_eq(l.c[0].messages, 3);
+	ck_assert_uint_eq(l.c[0].unseen, 2);
+	ck_assert_int_eq(l.c[0].last_message_id, b64);
+	ck_assert_str_eq(l.c[0].peer, BOB);
+	ck_assert_str_eq(l.c[0].participants, BOB);
+	ck_assert_int_eq(get(C1).messages, 3);
+	{
+		struct conv_list one = { 0 };
+
+		/* By the id of either row: the one conversation. */
+		char *row = text_of(s, "SELECT id FROM conversation WHERE folder = '" F1 "'");
+
+		ck_assert_int_ne(atoll(row), l.c[0].id);
+		ck_assert_int_eq(
+			cpmsync_store_get_conversation_by_id(cs, atoll(row), on_conv, &one), 0);
+		free(row);
+		ck_assert_uint_eq(one.c[0].messages, 3);
+	}
+	p = page(C1, 0, 0);
+	ck_assert_uint_eq(p.n, 3);
+	ck_assert_int_eq(p.ids[0], b64);
+	ck_assert_int_eq(p.ids[1], qp);
+	ck_assert_int_eq(p.ids[2], sent);
+	p = page(C1, b64, 1);
+	ck_assert_uint_eq(p.n, 1);
+	ck_assert_int_eq(p.ids[0], qp);
+
+	/* Renamed away; the next object makes the old name again. */
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "Default/" C1, "Default/" C1 "-old"), 0);
+	media = put("Default/" C1, "media.eml", NULL); /* 13:00 */
+	l = list();
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.c[0].folder, "Default/" C1);
+	ck_assert_uint_eq(l.c[0].messages, 4);
+	ck_assert_int_eq(l.c[0].last_message_id, media);
+	ck_assert_uint_eq(page(C1, 0, 0).n, 4);
+}
+END_TEST
+
+/*
+ * ListConversationMessages below a message that went meanwhile: from
+ * where it stood while the store knows it (removed here, not yet on the
+ * server; expunged while watched), else InvalidArgs naming before_id.
+ */
+START_TEST(test_cursor_gone)
+{
+	struct world w = fill();
+	struct page p;
+
+	/* media, ft_cpm, ft_http, b64 | qp, sent */
+	/* As on the server (a message only here goes at once). */
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET uid = id"), 0);
+	ck_assert_int_eq(cpmsync_op_delete(cs, &w.b64, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", F1), 0);
+	ck_assert_uint_eq(page(C1, 0, 0).n, 5);
+	{
+		char *removed = text_of(s, "SELECT count(*) FROM message WHERE removed = 1");
+
+		ck_assert_str_eq(removed, "1"); /* kept, removed, until the server has it */
+		free(removed);
+	}
+	p = page(C1, w.b64, 4);
+	ck_assert_uint_eq(p.n, 2);
+	ck_assert_int_eq(p.ids[0], w.qp);
+	ck_assert_int_eq(p.ids[1], w.sent);
+
+	/* Expunged on the server, the row gone: known while watched. */
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	ck_assert_int_eq(store_sync_message_delete(s, w.qp), 0);
+	p = page(C1, w.qp, 4);
+	ck_assert_uint_eq(p.n, 1);
+	ck_assert_int_eq(p.ids[0], w.sent);
+
+	/* Not known: InvalidArgs, not "no conversation". */
+	ck_assert_int_eq(
+		cpmsync_store_foreach_conversation_message(cs, "a", C1, 99999, 2, on_page, &p),
+		-EINVAL);
+	ck_assert_str_eq(cpmsync_store_error(cs),
+			 "before_id: message 99999 is no longer in the store (expunged);"
+			 " list from the newest again (before_id 0)");
+}
+END_TEST
+
 START_TEST(test_paging)
 {
 	struct world w = fill();
@@ -755,7 +950,7 @@ START_TEST(test_paging)
 	/* before_id not in the conversation; an unknown conversation. */
 	ck_assert_int_eq(
 		cpmsync_store_foreach_conversation_message(cs, "a", C1, w.g1msg, 2, on_page, &p),
-		-CPMSYNC_E_NOT_FOUND);
+		-EINVAL);
 	ck_assert_int_eq(
 		cpmsync_store_foreach_conversation_message(cs, "a", "x", 0, 2, on_page, &p),
 		-CPMSYNC_E_NOT_FOUND);
@@ -1086,18 +1281,6 @@ END_TEST
 	" FROM (SELECT * FROM conversation ORDER BY folder)"
 
 /* The text of the one row sql gives in store st_ ("" for NULL), copied. */
-static char *text_of(struct store *st_, const char *sql)
-{
-	sqlite3_stmt *st;
-	char *v;
-
-	ck_assert_int_eq(store_prepare(st_, sql, &st), 0);
-	ck_assert_int_eq(store_step(st_, st), 1);
-	v = strdup(sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
-	sqlite3_reset(st);
-	ck_assert_ptr_nonnull(v);
-	return v;
-}
 
 static char *hb_rows(struct store *st_)
 {
@@ -1191,7 +1374,8 @@ START_TEST(test_held_back_equals_one_by_one)
 			free(b);
 			ck_assert_int_eq(cpmsync_store_foreach_conversation(cs2, "a", on_conv, &l),
 					 0);
-			ck_assert_uint_eq(l.n, 3);
+			/* One per Conversation-ID. */
+			ck_assert_uint_eq(l.n, 2);
 		}
 	}
 	ck_assert_int_eq(store_commit(s2), 0);
@@ -1651,6 +1835,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_list_page);
 	tcase_add_test(tc, test_peer_folder_takes_conversation_id);
+	tcase_add_test(tc, test_folder_named_otherwise);
+	tcase_add_test(tc, test_reports_only_not_listed);
+	tcase_add_test(tc, test_one_per_conversation_id);
+	tcase_add_test(tc, test_cursor_gone);
 	tcase_add_test(tc, test_imdn_in_order);
 	tcase_add_test(tc, test_imdn_before_message);
 	tcase_add_test(tc, test_imdn_through_sync);

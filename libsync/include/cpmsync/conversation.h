@@ -7,16 +7,29 @@
  * conversations"): what Account1.ListConversations,
  * ListConversationMessages and ConversationChanged show.
  *
- * A conversation is a conversation folder under the account's CPM root
- * (<root>/<Conversation-ID>, or a 1-to-1 peer's <root>/<address>)
- * together with its session history folders (<root>/<X>/<Contribution-ID>),
- * as long as they hold a visible object.  The store keeps one row per
- * conversation up to date in the same transaction as every change of its
- * objects and folders (store-schema.c, version 6), so reading is one
- * indexed query.
+ * A conversation is every conversation folder under the account's CPM
+ * root (<root>/<Conversation-ID>, or a 1-to-1 peer's <root>/<address>) of
+ * one ConversationId, together with their session history folders
+ * (<root>/<X>/<Contribution-ID>), as long as they hold a message,
+ * file-transfer, media, session-info or group-state object (or one not
+ * classified yet): a folder of IMDN reports only (a report that came
+ * before its original) or of mail only is none.  The store keeps one row
+ * per conversation folder up to date in the same transaction as every
+ * change of its objects and folders (store-schema.c, version 6); the
+ * rows of one ConversationId are read as one.
  *
- *  - ConversationId: the Conversation-ID of its first object that has one,
- *    else the folder's name (the peer's address).  Compared byte for byte.
+ *  - ConversationId: of a conversation folder, the Conversation-ID of the
+ *    first object of it and its session folders that has one, else the
+ *    folder's last level (the peer's address): the objects say, for a
+ *    conversation history folder too (one renamed on the server, or whose
+ *    name is not its objects' Conversation-ID), and Folder1.ConversationId
+ *    says the same (cpmsync_store_folder_conversation_id()).  Compared
+ *    byte for byte.
+ *  - Folder: the conversation history folder named after the
+ *    ConversationId when it is one of its folders, else the most active
+ *    (newest LastActivity).  Messages, Unseen, LastActivity, LastMessage,
+ *    IsGroup and Participants cover all its folders; Peer and Subject are
+ *    the most active folder's that has one.
  *  - IsGroup: it has a session history folder or a group-state object.
  *    Peer: "" for a group, else the other party of its newest message
  *    (To of a sent object, From of a received one).
@@ -99,12 +112,27 @@ int cpmsync_store_get_conversation_by_id(struct cpmsync_store *store, int64_t id
 					 cpmsync_conversation_fn fn, void *userdata);
 
 /*
+ * The ConversationId of the conversation folder_id belongs to (its
+ * conversation history folder, a session history folder below it, or a
+ * peer's folder): the Conversation-ID of the first object of its
+ * conversation folder and session folders that has one, else the
+ * conversation folder's last level (the peer's address), the same as
+ * the conversation's in the listing; *ret (free()) NULL when folder_id is
+ * no conversation folder or none of them holds an object yet.
+ */
+int cpmsync_store_folder_conversation_id(struct cpmsync_store *store, int64_t folder_id,
+					 char **ret);
+
+/*
  * The messages (message, file-transfer, media objects) of a conversation
  * across its folders, newest first in (Date, Id) order, starting after
  * before_id (the last message of the previous page; 0: from the newest),
  * at most limit (0: all).  Each message's folder_id names its folder.
- * -CPMSYNC_E_NOT_FOUND for an unknown conversation, or a before_id that
- * is not one of its messages.
+ * -CPMSYNC_E_NOT_FOUND for an unknown conversation.  A before_id that is
+ * gone goes on from its (Date, Id) when the store still knows them (the
+ * message removed here and not yet on the server, or expunged while
+ * watched: see store-conv.c); -EINVAL (the error names before_id) for
+ * one that is not known, or is a live object of another conversation.
  */
 int cpmsync_store_foreach_conversation_message(struct cpmsync_store *store, const char *account,
 					       const char *conversation_id, int64_t before_id,
