@@ -1179,6 +1179,12 @@ static bool leap(int64_t y)
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
+static bool all_alpha(const char *s, size_t n);
+
+/* Longest alphabetic zone taken as "-0000": RFC 5322 4.3 says they are
+ * "usually between 3 and 5" letters; a longer word is not a zone. */
+#define DATE_MAX_ZONE_NAME 5
+
 /* Zone names of RFC 5322 4.3 (minutes east of UTC). */
 static bool named_zone(const char *s, size_t n, int *ret)
 {
@@ -1196,9 +1202,13 @@ static bool named_zone(const char *s, size_t n, int *ret)
 			*ret = zones[i].minutes;
 			return true;
 		}
-	/* Other military zones are "-0000" (unknown) per RFC 5322 4.3. */
-	if (n == 1 && ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')) && *s != 'j' &&
-	    *s != 'J') {
+	/* Other military zones, and the other alphabetic zones mailers
+	 * write ("MSK", "CET", "CEST", "AEST"), are "-0000" (unknown, taken
+	 * as UTC) per RFC 5322 4.3: better a date a few hours off than none.
+	 * "J" (local time) is no zone at all. */
+	if (n == 1 && (*s == 'j' || *s == 'J'))
+		return false;
+	if (n <= DATE_MAX_ZONE_NAME && all_alpha(s, n)) {
 		*ret = 0;
 		return true;
 	}

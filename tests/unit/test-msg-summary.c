@@ -532,7 +532,15 @@ static const struct date_case date_cases[] = {
 	{ "Tue, 1 Jul 2003 10:60:00 +0200", -EINVAL, 0 },
 	{ "Tue, 1 Jul 2003 10:52:37 +02", -EINVAL, 0 },
 	{ "Tue, 1 Jul 2003 10:52:37 +0260", -EINVAL, 0 },
-	{ "Tue, 1 Jul 2003 10:52:37 XYZ", -EINVAL, 0 },
+	/* Other alphabetic zones are "-0000" (RFC 5322 4.3): UTC. */
+	{ "Sat, 5 Dec 2026 09:00:00 MSK", 0, 1796461200 },
+	{ "Sat, 5 Dec 2026 09:00:00 CET", 0, 1796461200 },
+	{ "Sat, 5 Dec 2026 09:00:00 cest", 0, 1796461200 },
+	{ "Sat, 5 Dec 2026 09:00:00 AEDT (Sydney)", 0, 1796461200 },
+	{ "Tue, 1 Jul 2003 08:52:37 XYZ", 0, 1057049557 },
+	{ "Tue, 1 Jul 2003 08:52:37 J", -EINVAL, 0 },	   /* local time: no zone */
+	{ "Tue, 1 Jul 2003 08:52:37 Europe", -EINVAL, 0 }, /* a word, not a zone */
+	{ "Tue, 1 Jul 2003 08:52:37 MS2", -EINVAL, 0 },
 	{ "Tue, 1 Jul 2003", -EINVAL, 0 },
 	{ "Tue, 1 Jul 2003 1052", -EINVAL, 0 },
 	{ "Tue, 1 Jul 20031 10:52:37 +0200", -EINVAL, 0 },
@@ -549,6 +557,34 @@ START_TEST(test_dates)
 	ck_assert_msg(r == c->r, "case %d \"%s\": r=%d", _i, c->in, r);
 	if (r == 0)
 		ck_assert_msg(t == c->t, "case %d \"%s\": %lld", _i, c->in, (long long)t);
+}
+END_TEST
+
+/* A date with a named zone, a byte at a time, each prefix in an
+ * exact-size allocation: from "09:0" on, every prefix but "09:00:" is
+ * the same UTC time ("M", "MS" and "MSK" are all taken as -0000), and
+ * none is read past its end. */
+START_TEST(test_date_zone_every_prefix)
+{
+	static const char in[] = "Sat, 5 Dec 2026 09:00:00 MSK";
+	size_t from = strlen("Sat, 5 Dec 2026 09:0");
+
+	for (size_t len = 0; len <= sizeof(in) - 1; len++) {
+		char *copy = malloc(len ? len : 1);
+		int64_t t = 12345;
+		int r;
+
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, in, len);
+		r = msg_parse_date(copy, len, &t);
+		if (len >= from && in[len - 1] != ':') {
+			ck_assert_msg(r == 0, "prefix %zu: r=%d", len, r);
+			ck_assert_msg(t == 1796461200, "prefix %zu: %lld", len, (long long)t);
+		} else {
+			ck_assert_msg(r == -EINVAL, "prefix %zu: r=%d", len, r);
+		}
+		free(copy);
+	}
 }
 END_TEST
 
@@ -581,6 +617,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_header_length);
 	tcase_add_test(tc, test_check_appendable);
 	tcase_add_loop_test(tc, test_dates, 0, (int)ARRAY_LEN(date_cases));
+	tcase_add_test(tc, test_date_zone_every_prefix);
 	tcase_add_test(tc, test_date_in_summary);
 	suite_add_tcase(s, tc);
 	return s;
