@@ -807,11 +807,14 @@ out:
 
 /* ---- search ---- */
 
-/* "YYYY-MM-DD" (UTC midnight) or "@SECONDS"; false when neither. */
-static bool parse_date(const char *s, int64_t *ret)
+/* "YYYY-MM-DD" (UTC midnight) or "@SECONDS"; false when neither, and
+ * *ret_why "no such day" for a day its month does not have (2026-02-31:
+ * strptime() takes it, timegm() would make it March 3). */
+static bool parse_date(const char *s, int64_t *ret, const char **ret_why)
 {
-	struct tm tm = { 0 };
+	struct tm tm = { 0 }, asked, back;
 	char *end;
+	time_t t;
 
 	if (s[0] == '@') {
 		long long v;
@@ -828,7 +831,15 @@ static bool parse_date(const char *s, int64_t *ret)
 	end = strptime(s, "%Y-%m-%d", &tm);
 	if (!end || *end || strlen(s) != 10)
 		return false;
-	*ret = (int64_t)timegm(&tm);
+	/* timegm() normalizes its argument: the day asked is in asked. */
+	asked = tm;
+	t = timegm(&tm);
+	if (!gmtime_r(&t, &back) || back.tm_mday != asked.tm_mday || back.tm_mon != asked.tm_mon ||
+	    back.tm_year != asked.tm_year) {
+		*ret_why = "no such day";
+		return false;
+	}
+	*ret = (int64_t)t;
 	return true;
 }
 
@@ -882,17 +893,16 @@ static bool parse_criterion(const char *arg, struct criteria *c)
 	if (KEY("since") || KEY("before")) {
 		bool since = KEY("since");
 		bool *has = since ? &c->has_since : &c->has_before;
+		const char *why = "YYYY-MM-DD or @SECONDS";
 
 		if (*has) {
 			fprintf(stderr, "cpmctl search: '%s:' given twice\n",
 				since ? "since" : "before");
 			return false;
 		}
-		if (!parse_date(v, since ? &c->since : &c->before)) {
-			fprintf(stderr,
-				"cpmctl search: invalid date '%s' in '%s' (YYYY-MM-DD or "
-				"@SECONDS)\n",
-				v, arg);
+		if (!parse_date(v, since ? &c->since : &c->before, &why)) {
+			fprintf(stderr, "cpmctl search: invalid date '%s' in '%s' (%s)\n", v, arg,
+				why);
 			return false;
 		}
 		*has = true;

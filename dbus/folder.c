@@ -323,10 +323,14 @@ char *cpm_parse_search_criteria(DBusMessageIter *iter, struct search_state *s)
 				return cpm_asprintf("criteria: %s after 9999-12-31 23:59:59 UTC "
 						    "(an IMAP date has a four-digit year)",
 						    key);
-			if (key[0] == 'S')
+			/* Given is a criterion, 0 (1970-01-01) too. */
+			if (key[0] == 'S') {
 				s->c.since = t;
-			else
+				s->c.has_since = true;
+			} else {
 				s->c.before = t;
+				s->c.has_before = true;
+			}
 			continue;
 		}
 		if (!strcmp(key, "Flags") || !strcmp(key, "NotFlags")) {

@@ -2093,8 +2093,10 @@ static int search_walk_cb(const struct cpmsync_message_info *m, void *userdata)
 		/* The server's SINCE/BEFORE are a day wider (build_search()):
 		 * the exact bounds here, as the store's own search has them. */
 		match = rangeset_contains(&rq->uids, m->uid) &&
-			(!rq->crit.since || m->internaldate >= rq->crit.since) &&
-			(!rq->crit.before || m->internaldate < rq->crit.before);
+			(!(rq->crit.since || rq->crit.has_since) ||
+			 m->internaldate >= rq->crit.since) &&
+			(!(rq->crit.before || rq->crit.has_before) ||
+			 m->internaldate < rq->crit.before);
 	else
 		match = bsearch(&m->id, w->local, w->n_local, sizeof(int64_t), cmp_id) != NULL;
 	if (!match)
@@ -2194,7 +2196,8 @@ static int build_search(struct imap_cmd *cmd, const struct cpmsync_search_criter
 	 * a day wider each way, the exact bounds applied locally afterwards
 	 * (search_walk_cb()).  A bound IMAP cannot write (a year after 9999;
 	 * cpmsync_session_search() refuses one after 9999 itself, the day
-	 * added to BEFORE may pass it) is left to that local test alone. */
+	 * added to BEFORE may pass it), and one at or before 1970-01-01
+	 * (before 0 matches nothing), is left to that local test alone. */
 	if (r >= 0 && c->since > 0) {
 		time_t t = (time_t)c->since - 86400;
 		struct tm tm;
@@ -2708,6 +2711,8 @@ static int crit_copy(struct request *rq, const struct cpmsync_search_criteria *c
 	}
 	rq->crit.since = c->since;
 	rq->crit.before = c->before;
+	rq->crit.has_since = c->has_since;
+	rq->crit.has_before = c->has_before;
 	return 0;
 }
 

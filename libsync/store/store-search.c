@@ -231,12 +231,12 @@ static int build_sql(struct store *s, const struct cpmsync_search_criteria *c, b
 		r = add_substring(sql, p, "sm.subject", c->subject);
 	if (r >= 0)
 		r = add_substring(sql, p, "m.conversation_id", c->conversation_id);
-	if (r >= 0 && c->since) {
+	if (r >= 0 && (c->since || c->has_since)) {
 		k = r = params_add(p, NULL, c->since);
 		if (r >= 0)
 			r = buf_printf(sql, " AND m.internaldate >= ?%d", k);
 	}
-	if (r >= 0 && c->before) {
+	if (r >= 0 && (c->before || c->has_before)) {
 		k = r = params_add(p, NULL, c->before);
 		if (r >= 0)
 			r = buf_printf(sql, " AND m.internaldate < ?%d", k);

@@ -396,6 +396,25 @@ check "search bogus:x: exit 2" usage_err \
 check "search since:yesterday: exit 2" usage_err \
 	"cpmctl search: invalid date 'yesterday' in 'since:yesterday' (YYYY-MM-DD or @SECONDS)" \
 	search a INBOX since:yesterday
+check "search since:2026-02-31: exit 2, not March 3" usage_err \
+	"cpmctl search: invalid date '2026-02-31' in 'since:2026-02-31' (no such day)" \
+	search a INBOX since:2026-02-31
+check "search before:2026-02-29 (not a leap year): exit 2" usage_err \
+	"cpmctl search: invalid date '2026-02-29' in 'before:2026-02-29' (no such day)" \
+	search a INBOX before:2026-02-29
+# Before 0 (1970-01-01) is a time, not "no criterion": nothing matches;
+# since:1970-01-01 matches every message.
+run 0 search a INBOX before:1970-01-01
+check "search before:1970-01-01: nothing" no_out
+run 0 search a INBOX before:@0
+check "search before:@0: nothing" no_out
+run 0 list a INBOX
+cut -f 1 "$WORK/out" | sort -n >"$WORK/inbox.ids"
+run 0 search a INBOX since:1970-01-01
+check "search since:1970-01-01: every INBOX message" \
+	bash -c "[ -s '$WORK/inbox.ids' ] && cut -f 1 '$WORK/out' | sort -n | cmp -s - '$WORK/inbox.ids'"
+run 0 search a INBOX since:2028-02-29
+check "search since:2028-02-29 (a leap day): accepted, nothing" no_out
 check "search subject twice: exit 2" usage_err "cpmctl search: 'subject:' given twice" \
 	search a INBOX subject:a subject:b
 check "search a word: exit 2" usage_err \

@@ -396,6 +396,14 @@ START_TEST(test_dates)
 	/* Negative times are times too. */
 	c = (struct cpmsync_search_criteria){ .since = -5 };
 	expect(&c, "0 1 2 3");
+	/* 0 given is 1970-01-01, a time: nothing stored is before it.
+	 * Left out (has_before false), 0 is no criterion. */
+	c = (struct cpmsync_search_criteria){ .before = 0, .has_before = true };
+	expect(&c, "");
+	c = (struct cpmsync_search_criteria){ .since = 0, .has_since = true, .before = 2000 };
+	expect(&c, "0");
+	c = (struct cpmsync_search_criteria){ .before = 0 };
+	expect(&c, "0 1 2 3 4");
 }
 END_TEST
 

@@ -171,7 +171,9 @@ int cpmsync_store_pending_operations(struct cpmsync_store *store, const char *ac
 
 /*
  * Local search (Folder1.Search offline).  Every criterion is optional
- * (NULL / 0) and they are ANDed.  Strings match case-insensitively
+ * (NULL / 0) and they are ANDed: since and before apply when not 0, or
+ * when has_since / has_before is set (0 is then 1970-01-01 00:00 UTC,
+ * "before 1970" matching nothing stored after it).  Strings match case-insensitively
  * (Unicode simple case folding) as substrings: from, to and subject
  * against the summary (encoded-words decoded), text against
  * the stored header and body (messages without a stored body: the
@@ -189,6 +191,8 @@ struct cpmsync_search_criteria {
 	const char *const *flags;
 	const char *const *not_flags;
 	const char *conversation_id;
+	bool has_since;
+	bool has_before;
 };
 
 /* The visible messages of folder_id matching c, in id order; *ret_ids is
