@@ -704,6 +704,28 @@ static int conv_entry_of(struct store *s, struct conv_acc *a, int64_t folder_id,
 }
 
 /*
+ * The Date a new row keeps (the summary's Date, what conversations sort
+ * by): its Date header's; without one that can be read, its internal
+ * date, RFC 5256's rule for the SORT sent date ("If the sent date cannot
+ * be determined (a Date: header is missing or cannot be parsed), the
+ * INTERNALDATE for that message is used"), so that the object sorts
+ * where it arrived, not as the oldest of its conversation.  False
+ * (NULL, shown as 0) when neither is known.  The CPIM DateTime of a CPM
+ * object is not looked at: it is in the body, which a sync with
+ * sync_bodies limited does not have when the row is made, so the Date
+ * would depend on the setting; and CPM objects are stored with a Date.
+ */
+static bool row_date(const struct store_message_row *m, int64_t *ret)
+{
+	if (m->summary && !m->summary->no_date) {
+		*ret = m->summary->date;
+		return true;
+	}
+	*ret = m->internaldate;
+	return m->internaldate != 0;
+}
+
+/*
  * A new message row id in folder_id, as store_message_insert() wrote it,
  * folded into its conversation row's entry (conv_added()'s UPDATE, held
  * back).
@@ -713,7 +735,7 @@ static int conv_note(struct store *s, int64_t id, const struct store_message_row
 	const struct msg_summary *sum = m->summary;
 	const char *type = sum && sum->type ? sum->type : "";
 	const char *peer = sum ? sum->peer : NULL;
-	int64_t date = sum ? sum->date : 0;
+	int64_t date;
 	struct conv_acc *a = conv_acc(s, true);
 	struct conv_entry *e;
 	bool counted, newer, session;
@@ -721,6 +743,7 @@ static int conv_note(struct store *s, int64_t id, const struct store_message_row
 
 	if (!a)
 		return -ENOMEM;
+	row_date(m, &date); /* 0 when unknown, as coalesce(date, 0) */
 	store_set_conv_dirty(s, true);
 	r = conv_entry_of(s, a, m->folder_id, &e, &session);
 	if (r < 0 || !e)
@@ -775,7 +798,7 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 {
 	const struct msg_summary *sum = m->summary;
 	sqlite3_stmt *st;
-	int64_t id;
+	int64_t id, date;
 	int r;
 
 	/* conv_added_now() below adds the row to its conversation: what is
@@ -792,7 +815,7 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 			  " contribution_id, imdn_message_id, type, direction, context,"
 			  " in_reply_to, peer, sender, imdn_ref, status, has_body)"
 			  " VALUES (?1, nullif(?2, 0), ?6, ?7, ?8,"
-			  " nullif(?9, 0), ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
+			  " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
 			  " coalesce(?20, ''), ?21)",
 			  &st);
 	if (r < 0)
@@ -802,9 +825,10 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	sqlite3_bind_int64(st, 2, m->uid);
 	sqlite3_bind_int64(st, 6, m->internaldate);
 	sqlite3_bind_int64(st, 7, (sqlite3_int64)m->size);
+	if (row_date(m, &date))
+		sqlite3_bind_int64(st, 9, date);
 	if (sum) {
 		store_bind_text_static_or_null(st, 8, sum->message_id);
-		sqlite3_bind_int64(st, 9, sum->date);
 		store_bind_text_static_or_null(st, 10, sum->conversation_id);
 		store_bind_text_static_or_null(st, 11, sum->contribution_id);
 		store_bind_text_static_or_null(st, 12, sum->imdn_message_id);

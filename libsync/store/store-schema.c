@@ -1277,12 +1277,35 @@ const char store_sql_conv_stale_clear[] = "DELETE FROM conv_stale";
 const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
 /* clang-format on */
 
+/*
+ * Version 30: a message without a Date header that can be read has its
+ * internal date as Date (RFC 5256's sent date; store-message.c
+ * row_date()), where it had NULL, shown as 0: the oldest of its
+ * conversation, never its LastMessage.  Older versions stored a Date of
+ * exactly 1970-01-01 00:00:00 UTC as NULL too, and it takes the internal
+ * date as well (almost always a sender's clock not set, a date no better
+ * than none); from this version on it is 0, NULL being "unknown".  The
+ * conversations of the rows changed are computed anew (the conv_stale
+ * flush of version 21, run here).  The schema is unchanged.
+ */
+#define MIGRATION_30_UNDATED(m) "coalesce(" m "date, 0) = 0 AND coalesce(" m "internaldate, 0) <> 0"
+/* clang-format off */
+static const char migration_30[] =
+	"INSERT OR IGNORE INTO conv_stale (account_id, conv)"
+	" SELECT DISTINCT f.account_id, f.conv FROM message m JOIN folder f ON f.id = m.folder_id"
+	" WHERE f.conv IS NOT NULL AND " MIGRATION_30_UNDATED("m.") ";"
+	"UPDATE message SET date = internaldate WHERE " MIGRATION_30_UNDATED("") ";"
+	CPM_RECOMPUTE_SET(CPM_STALE_ROWS)
+	CPM_RECOMPUTE_DROP(CPM_STALE_ROWS)
+	"DELETE FROM conv_stale;";
+/* clang-format on */
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
-	migration_25, migration_26, migration_27, migration_28, migration_29,
+	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
 };
 
 unsigned store_schema_version(void)

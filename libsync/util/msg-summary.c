@@ -1135,8 +1135,10 @@ int msg_summary_parse(const void *data, size_t len, struct msg_summary *ret)
 		msg_summary_free(&s);
 		return -ENOMEM;
 	}
-	if (msg_parse_date(date, strlen(date), &s.date) < 0)
+	if (msg_parse_date(date, strlen(date), &s.date) < 0) {
 		s.date = 0;
+		s.no_date = true;
+	}
 	{
 		const char *body = hlen ? (const char *)data + hlen : NULL;
 		size_t blen = hlen ? full - hlen : 0;

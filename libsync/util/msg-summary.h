@@ -17,6 +17,7 @@
  * cannot be read is left empty (and named in error).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,8 @@ struct msg_summary {
 	char *contribution_id;
 	char *imdn_message_id;
 	int64_t date; /* Date header as Unix time, 0 if absent/unreadable */
+	bool no_date; /* set when so: the store takes the internal date
+		       * (false and date 0: 1970-01-01 00:00:00 UTC) */
 
 	/*
 	 * The CPM object (contract "CPM objects and conversations"; read by

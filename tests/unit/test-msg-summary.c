@@ -593,9 +593,19 @@ START_TEST(test_date_in_summary)
 	struct msg_summary m = parse("Date: bogus\r\n\r\n");
 
 	ck_assert_int_eq(m.date, 0);
+	ck_assert(m.no_date);
+	msg_summary_free(&m);
+	m = parse("Subject: no date\r\n\r\n");
+	ck_assert(m.no_date);
 	msg_summary_free(&m);
 	m = parse("Date: Thu, 1 Jan 1970 00:01:00\r\n +0000\r\n\r\n");
 	ck_assert_int_eq(m.date, 60);
+	ck_assert(!m.no_date);
+	msg_summary_free(&m);
+	/* The epoch itself is a date, not "unknown". */
+	m = parse("Date: Thu, 1 Jan 1970 00:00:00 +0000\r\n\r\n");
+	ck_assert_int_eq(m.date, 0);
+	ck_assert(!m.no_date);
 	msg_summary_free(&m);
 }
 END_TEST

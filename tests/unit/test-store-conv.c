@@ -1826,6 +1826,93 @@ START_TEST(test_group_row_made_by_first_object)
 }
 END_TEST
 
+/*
+ * A message without a Date that can be read (none, or one the parser
+ * gives up) takes its internal date as Date (RFC 5256's sent date), by
+ * Store and by the sync: it sorts where it arrived, moves LastActivity
+ * and is the LastMessage.  A real Date of 1970-01-01 00:00:00 UTC stays
+ * 0 (the oldest), stored as 0, not as NULL ("unknown").
+ */
+#define T0 1772442000 /* Mon, 2 Mar 2026 09:00:00 +0000 */
+static int64_t store_chat(const char *date_line, int64_t internaldate)
+{
+	char obj[512];
+	int64_t id;
+	int n = snprintf(obj, sizeof(obj),
+			 "%sFrom: " BOB "\r\nTo: " ME "\r\nConversation-ID: " C1
+			 "\r\nContent-Type: Message/CPIM\r\n\r\n",
+			 date_line);
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", F1, obj, (size_t)n, NULL, internaldate, &id), 0);
+	return id;
+}
+
+START_TEST(test_undated_takes_internaldate)
+{
+	int64_t dated[3], undated, bogus, epoch, synced, fid;
+	struct page p;
+	struct conv c;
+	bool is_zero;
+
+	folder("Default");
+	folder(F1);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+	for (int i = 0; i < 3; i++) {
+		char d[64];
+
+		snprintf(d, sizeof(d), "Date: Mon, 2 Mar 2026 09:%02d:00 +0000\r\n", 10 * (i + 1));
+		dated[i] = store_chat(d, T0 + 3600);
+	}
+	epoch = store_chat("Date: Thu, 1 Jan 1970 00:00:00 +0000\r\n", T0 + 50 * 60);
+	undated = store_chat("", T0 + 40 * 60);
+	c = get(C1);
+	ck_assert_int_eq(c.last_message_id, undated);
+	ck_assert_int_eq(c.last_activity, T0 + 40 * 60);
+	bogus = store_chat("Date: someday\r\n", T0 + 45 * 60);
+	c = get(C1);
+	ck_assert_int_eq(c.last_message_id, bogus);
+	ck_assert_int_eq(c.last_activity, T0 + 45 * 60);
+	/* By the sync, in a transaction (the held-back conversation rows). */
+	{
+		static const char obj[] = "From: " BOB "\r\nTo: " ME "\r\nConversation-ID: " C1
+					  "\r\nContent-Type: Message/CPIM\r\n\r\n";
+		struct msg_summary sum;
+		struct sync_new_message m = { .uid = 9,
+					      .flags = "",
+					      .size = sizeof(obj) - 1,
+					      .internaldate = T0 + 47 * 60,
+					      .summary = &sum };
+		bool has_body, is_new;
+
+		ck_assert_int_eq(msg_summary_parse(obj, sizeof(obj) - 1, &sum), 0);
+		ck_assert_int_eq(store_begin(s), 0);
+		ck_assert_int_eq(store_sync_new_message(s, fid, &m, &synced, &has_body, &is_new),
+				 0);
+		ck_assert_int_eq(store_commit(s), 0);
+		msg_summary_free(&sum);
+	}
+	p = page(C1, 0, 0);
+	ck_assert_uint_eq(p.n, 7);
+	{
+		int64_t want[] = { synced, bogus, undated, dated[2], dated[1], dated[0], epoch };
+
+		for (size_t i = 0; i < 7; i++)
+			ck_assert_msg(p.ids[i] == want[i], "%zu: %lld", i, (long long)p.ids[i]);
+	}
+	c = get(C1);
+	ck_assert_int_eq(c.last_message_id, synced);
+	ck_assert_int_eq(c.last_activity, T0 + 47 * 60);
+	/* The Date read back: the internal date, or the real epoch (0, not
+	 * NULL). */
+	ck_assert_int_eq(msg(undated).date, T0 + 40 * 60);
+	ck_assert_int_eq(msg(epoch).date, 0);
+	ck_assert_int_eq(store_id_test(s, "SELECT 1 FROM message WHERE id = ?1 AND date IS 0",
+				       epoch, &is_zero),
+			 0);
+	ck_assert(is_zero);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("store-conv");
@@ -1857,6 +1944,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_reclassified_once_per_transaction);
 	tcase_add_test(tc, test_peer_out_of_order);
 	tcase_add_test(tc, test_group_row_made_by_first_object);
+	tcase_add_test(tc, test_undated_takes_internaldate);
 	suite_add_tcase(su, tc);
 	/* 400 steps, each checked against a recompute: ~2 s here, more under
 	 * ASan and a loaded make check. */

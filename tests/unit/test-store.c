@@ -1232,6 +1232,57 @@ START_TEST(test_migrate_redecode)
 END_TEST
 
 /*
+ * Version 30: a message of a store at version 29 without a Date (NULL,
+ * shown as 0) takes its internal date, and its conversation's LastMessage
+ * and LastActivity follow; a dated one, and one without an internal date
+ * either, keep theirs.
+ */
+START_TEST(test_migrate_undated)
+{
+	struct store *s = NULL;
+	char *v;
+
+	ck_assert_uint_ge(store_schema_version(), 30);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 29, &s, NULL), 0);
+	ck_assert_int_eq(
+		store_exec(
+			s,
+			"INSERT INTO account (id, name) VALUES (1, 'a');"
+			"INSERT INTO folder (id, account_id, name, server_name) VALUES"
+			" (1, 1, 'INBOX', 'INBOX'), (2, 1, 'Default/tel:+1555', 'x');"
+			"INSERT INTO message (id, folder_id, uid, internaldate, date, type) VALUES"
+			" (1, 2, 1, 1000, 500, 'message'),"
+			" (2, 2, 2, 900, NULL, 'message'),"
+			" (3, 2, 3, 2000, 600, 'message'),"
+			" (4, 1, 9, 3000, NULL, 'mail'),"
+			" (5, 1, 10, NULL, NULL, 'mail');"
+			"INSERT INTO message_state (id, flags) VALUES"
+			" (1, ''), (2, ''), (3, ''), (4, ''), (5, '');"
+			/* The conversation rows as version 29 computes them. */
+			"UPDATE account SET cpm_root = 'Other';"
+			"UPDATE account SET cpm_root = 'Default';"),
+		0);
+	v = query_text(s, "SELECT last_id || ' ' || last_date FROM conversation");
+	ck_assert_str_eq(v, "3 600");
+	free(v);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	v = query_text(s, "SELECT group_concat(id || ':' || ifnull(date, '-'), ' ')"
+			  " FROM (SELECT * FROM message ORDER BY id)");
+	ck_assert_str_eq(v, "1:500 2:900 3:600 4:3000 5:-");
+	free(v);
+	v = query_text(s,
+		       "SELECT last_id || ' ' || last_date || ' ' || messages FROM conversation");
+	ck_assert_str_eq(v, "2 900 3");
+	free(v);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM conv_stale"), 0);
+	store_close(s);
+}
+END_TEST
+
+/*
  * Version 23: flags, server_flags and modseq move to message_state.  A
  * store at version 22 keeps every value, its conversations' unseen
  * counts, and from then on the flag trigger and the folder triggers count
@@ -3022,6 +3073,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_reopen_is_idempotent);
 	tcase_add_test(tc, test_migrate_from_every_older_version);
 	tcase_add_test(tc, test_migrate_redecode);
+	tcase_add_test(tc, test_migrate_undated);
 	tcase_add_test(tc, test_migrate_adds_preview_cache);
 	tcase_add_test(tc, test_migrate_journal_ids_never_reused);
 	tcase_add_test(tc, test_migrate_adds_namespace);
