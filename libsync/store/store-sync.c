@@ -1069,6 +1069,41 @@ static int has_body(struct store *s, int64_t id, bool *ret)
 	return store_body_exists(s, id, ret);
 }
 
+/*
+ * The server's INTERNALDATE for row id, known by its UID, where it is not
+ * the one kept: the date an APPEND asked for and the server did not keep
+ * (Dovecot stores the time of the APPEND for a date at or after 2^31,
+ * Cyrus caps it at 4294197631).  Kept as asked, the local search and the
+ * server's disagreed, and a UIDVALIDITY change re-matched nothing by
+ * (Message-ID, internal date, size): the messages came back as new ones,
+ * under new Ids.  A Date taken from the internal date (none in the
+ * header; store-message.c row_date()) follows it, and the row's
+ * conversation is computed anew.  m->internaldate 0: not fetched.
+ */
+static int adopt_internaldate(struct store *s, int64_t folder_id, int64_t id,
+			      const struct sync_new_message *m)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (!m->internaldate)
+		return 0;
+	/* ?3: 1 the header has no Date, 0 it has one, 2 no header fetched
+	 * (the Date followed the internal date if it equals it). */
+	PREP(s,
+	     "UPDATE message SET internaldate = ?2,"
+	     " date = CASE WHEN ?3 = 1 OR (?3 = 2 AND date IS internaldate) THEN ?2 ELSE date END"
+	     " WHERE id = ?1 AND internaldate IS NOT ?2",
+	     &st);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, m->internaldate);
+	sqlite3_bind_int(st, 3, !m->summary ? 2 : m->summary->no_date ? 1 : 0);
+	r = store_step_done(s, st);
+	if (r < 0 || sqlite3_changes(store_db(s)) == 0)
+		return r;
+	return store_exec_id(s, store_sql_conv_stale_folder, folder_id);
+}
+
 int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync_new_message *m,
 			   int64_t *ret_id, bool *ret_has_body, bool *ret_new)
 {
@@ -1082,6 +1117,11 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 	r = store_sync_server_flags(s, folder_id, m->uid, m->flags, m->modseq, &found, NULL, &id);
 	if (r < 0)
 		return r;
+	if (found) {
+		r = adopt_internaldate(s, folder_id, id, m);
+		if (r < 0)
+			return r;
+	}
 	if (!found) {
 		r = find_rematch(s, folder_id, m, &id);
 		if (r < 0)

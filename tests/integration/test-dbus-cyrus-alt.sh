@@ -160,6 +160,28 @@ msg_text "<storedfd@dbus.test>" 70000 >"$WORK/storedfd.eml"
 NEWFD=$(call "$INBOX" $F StoreFd hasx "$WORK/storedfd.eml" "" 0)
 check "StoreFd returns an id" test "$NEWFD" -gt 0
 check "StoreFd: on the server once, no flags" within 15 flags_are INBOX '<storedfd@dbus.test>' ''
+# An APPEND's date Cyrus does not keep (9999-12-31: it stores another):
+# the local InternalDate becomes the server's (the INTERNALDATE of the
+# sync's FETCH of that UID, in the log), with the sync after the APPEND.
+msg_text "<bigdate@dbus.test>" 300 >"$WORK/bigdate.eml"
+BIG=$(call "$INBOX" $F Store ayasx "@$WORK/bigdate.eml" '' 253402300799)
+check "Store with date 9999-12-31: on the server once" within 15 count_is INBOX '<bigdate@dbus.test>' 1
+big_adopted() {
+	local uid srv here
+	uid=$("$DBUS" call "$INBOX" "$F" GetMessage t "$BIG" | sed -n 's/^Uid=//p')
+	srv=$(grep -o " S: \* [0-9]* FETCH (.*UID $uid INTERNALDATE \"[^\"]*\"" "$WORK/daemon.log" |
+		tail -n 1 | sed 's/.*INTERNALDATE "//; s/"$//')
+	if [ -z "$uid" ] || [ -z "$srv" ]; then
+		echo "    no FETCH of UID '$uid' in the log"
+		return 1
+	fi
+	here=$("$DBUS" call "$INBOX" "$F" GetMessage t "$BIG" | sed -n 's/^InternalDate=//p')
+	if [ "$here" != "$(date -u -d "$srv" +%s)" ] || [ "$here" = 253402300799 ]; then
+		echo "    here $here, the server's \"$srv\""
+		return 1
+	fi
+}
+check "  its InternalDate becomes the server's" within 10 big_adopted
 call "$INBOX" $F SetFlags atasas "$ID1" '$Work,\Answered' '\Seen' >/dev/null
 check "SetFlags +\$Work +\\Answered -\\Seen: exactly that on the server" \
 	within 15 flags_are INBOX '<seed1@dbus.test>' '$Work \Answered'

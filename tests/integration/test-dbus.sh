@@ -412,6 +412,58 @@ check "the old b's queued message did not reach alice's mailbox" \
 call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o /org/cpmsync/b >/dev/null
 check "the new b removed too" eventually 5 bash -c "'$DBUS' get /org/cpmsync/b org.cpmsync.Account1 State | grep -q '^error'"
 
+# --- dates ---------------------------------------------------------------------------------------------
+# A message without a Date header that can be read has its internal date
+# as Date (RFC 5256), by Store and by the sync; a named zone other than the
+# US ones is read (as UTC); an APPEND's date the server does not keep (Dovecot
+# keeps the time of the APPEND for one at or after 2^31) is replaced by the
+# server's, here and on the server alike.
+da mailbox create -u "$USER1" Dates || bail "doveadm mailbox create Dates"
+dates_found() { DATES=$(call "$A" org.cpmsync.Account1 FindFolder s Dates) && [[ $DATES == $A/folder* ]]; }
+eventually 15 dates_found || bail "the folder Dates never came"
+DATES=$(call "$A" org.cpmsync.Account1 FindFolder s Dates)
+printf 'From: a@dates.test\r\nSubject: no date\r\nMessage-ID: <nodate@dates.test>\r\n\r\nx\r\n' \
+	>"$WORK/nodate.eml"
+ND=$(call "$DATES" $F Store ayasx "@$WORK/nodate.eml" '' 1800000000)
+call "$DATES" $F GetMessage t "$ND" >"$WORK/nodate.msg"
+check "Store without Date: Date is the internal date asked" \
+	bash -c "grep -qx 'Date=1800000000' '$WORK/nodate.msg' && grep -qx 'InternalDate=1800000000' '$WORK/nodate.msg'"
+printf 'From: b@dates.test\r\nSubject: server no date\r\nMessage-ID: <srvnodate@dates.test>\r\n\r\nx\r\n' |
+	da save -u "$USER1" -m Dates || bail "doveadm save (no Date)"
+printf 'From: c@dates.test\r\nSubject: msk\r\nDate: Sat, 5 Dec 2026 09:00:00 MSK\r\nMessage-ID: <msk@dates.test>\r\n\r\nx\r\n' |
+	da save -u "$USER1" -m Dates || bail "doveadm save (MSK)"
+dates_list() {
+	call "$DATES" "$F" ListMessages tu 0 100 >"$WORK/dates.list" &&
+		[ "$(grep -c '^- ' "$WORK/dates.list")" -ge 3 ] 2>/dev/null
+}
+# field MESSAGE-ID KEY: KEY's value in that message's ListMessages summary
+field() { grep -F "MessageId=$1;" "$WORK/dates.list" | grep -o "[{;]$2=[^;}]*" | cut -d= -f2; }
+eventually 15 dates_list || true
+undated_synced() {
+	local d i
+	d=$(field "<srvnodate@dates.test>" Date)
+	i=$(field "<srvnodate@dates.test>" InternalDate)
+	if [ -z "$d" ] || [ "$d" = 0 ] || [ "$d" != "$i" ]; then
+		echo "    Date '$d' InternalDate '$i'"
+		return 1
+	fi
+}
+check "synced without Date: Date is the server's INTERNALDATE (not 0)" undated_synced
+check "synced with a Date in MSK: read, as UTC" \
+	test "$(field "<msk@dates.test>" Date)" = 1796461200
+msg_text "<bigdate@dates.test>" 300 >"$WORK/bigdate.eml"
+T0=$(date +%s)
+BIG=$(call "$DATES" $F Store ayasx "@$WORK/bigdate.eml" '' 2147483648)
+check "Store with date 2^31: on the server" eventually 10 server_has Dates "<bigdate@dates.test>"
+adopted() { # the local InternalDate is the server's: the APPEND's time, not 2^31
+	local i
+	i=$("$DBUS" call "$DATES" "$F" GetMessage t "$BIG" | sed -n 's/^InternalDate=//p')
+	[ -n "$i" ] && [ "$i" -ge "$T0" ] && [ "$i" -le "$(($(date +%s) + 1))" ]
+}
+check "  its InternalDate is the server's (the time of the APPEND), not 2^31" eventually 10 adopted
+check "  Search Before 2^31 finds it, as the server's date says" \
+	bash -c "'$DBUS' call '$DATES' $F Search a{sv} 'Before=x:2147483648' | grep -qx -- '- $BIG'"
+
 # --- configuration reload ------------------------------------------------------------------------------
 cp "$CONF" "$WORK/good.conf"
 cat >>"$CONF.new" <"$CONF"

@@ -383,6 +383,60 @@ START_TEST(test_uidvalidity_rematch)
 }
 END_TEST
 
+/*
+ * An APPEND's date the server did not keep (Dovecot keeps the time of the
+ * APPEND for one at or after 2^31): the sync's FETCH of the UID gives the
+ * server's INTERNALDATE, which the row takes, and its Date with it when
+ * the Date came from the internal date (no Date header).  A UIDVALIDITY
+ * change then re-matches the row (Message-ID, internal date, size): same
+ * id, not a new message.
+ */
+START_TEST(test_internaldate_adopted)
+{
+	int64_t big = add_pending(JOURNAL_OP_APPEND, "<big@x>", 100, 2147483648, NULL, "");
+	int64_t dated = add_pending(JOURNAL_OP_APPEND, "<dated@x>", 100, 2147483649, NULL, "");
+	struct msg_summary undated_sum = SUMMARY("<big@x>"), dated_sum = SUMMARY("<dated@x>");
+	struct sync_new_message m = { .uid = 5,
+				      .flags = "",
+				      .internaldate = 1796652745,
+				      .size = 100,
+				      .summary = &undated_sum };
+	bool has_body, is_new;
+	char sql[128];
+	int64_t id;
+
+	undated_sum.no_date = true;
+	dated_sum.date = 1000;
+	ck_assert_int_eq(exec_fmt("UPDATE message SET date = internaldate WHERE id = %lld;"
+				  "UPDATE message SET date = 1000 WHERE id = %lld",
+				  (long long)big, (long long)dated),
+			 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, big, 5, ""), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, dated, 6, ""), 0);
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert_int_eq(id, big);
+	ck_assert(!is_new);
+	m.uid = 6;
+	m.summary = &dated_sum;
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert_int_eq(id, dated);
+	snprintf(sql, sizeof(sql),
+		 "SELECT internaldate || ' ' || date FROM message WHERE id = %lld", (long long)big);
+	ck_assert_str_eq(qs(sql), "1796652745 1796652745");
+	snprintf(sql, sizeof(sql),
+		 "SELECT internaldate || ' ' || date FROM message WHERE id = %lld",
+		 (long long)dated);
+	ck_assert_str_eq(qs(sql), "1796652745 1000");
+	/* The UIDVALIDITY changes: the server's copy is found again. */
+	ck_assert_int_eq(store_sync_uidvalidity_reset(s, inbox), 0);
+	m.uid = 1;
+	m.summary = &undated_sum;
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert_int_eq(id, big);
+	ck_assert(!is_new);
+}
+END_TEST
+
 /* APPENDUID/COPYUID name a UID another message of the folder holds: the
  * folder is not the one we knew; its UIDs and state are forgotten (the next
  * sync re-reads and re-matches) and the new message takes the UID. */
@@ -997,6 +1051,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_flags_merge_with_pending);
 	tcase_add_test(tc, test_expunges);
 	tcase_add_test(tc, test_uidvalidity_rematch);
+	tcase_add_test(tc, test_internaldate_adopted);
 	tcase_add_test(tc, test_uid_collision_resets);
 	tcase_add_test(tc, test_interrupted_append_adopted);
 	tcase_add_test(tc, test_body_follows);
