@@ -95,8 +95,6 @@
 
 #define BODY_CHUNK  (64 * 1024)
 #define TRASH_BATCH 512
-#define STR_(x)	    #x
-#define STR(x)	    STR_(x)
 
 struct store_bodies {
 	sqlite3 *db; /* opened at the first read on a STORE_READONLY store */

@@ -80,8 +80,6 @@
 _Static_assert(STORE_BODY_INLINE_MAX == SMALL_MAX && SMALL_MAX == PUNCH_BLOCK,
 	       "pack bodies are over a block, and body_pack_small lists the others");
 #define TRASH_BATCH 512
-#define STR_(x)	    #x
-#define STR(x)	    STR_(x)
 
 struct store_packs {
 	char *store_path;

@@ -691,10 +691,9 @@ int store_sync_folder_deleting(struct store *s, int64_t account_id, const char *
  * ahead than any back-off reaches: the clock went back since (a phone that
  * booted with its clock a year ahead, then NTP), and the row would wait
  * for that wrong time, a year, with no way to retry it (it is not a failed
- * operation).  The SQL of both, with the current time as parameter NOW.
+ * operation).  The SQL condition, for column col and the parameter now
+ * holding the current time.
  */
-#define STR_(x) #x
-#define STR(x)	STR_(x)
 #define RETRY_DUE(col, now)                                                                        \
 	"(" col " <= " now " OR " col " > " now " + " STR(STORE_JOURNAL_BACKOFF_MAX) ")"
 

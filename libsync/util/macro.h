@@ -7,6 +7,9 @@
 #include <stdbool.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* The expansion of x as a string literal (a limit into SQL or a message). */
+#define STR_(x) #x
+#define STR(x)	STR_(x)
 /* Each argument evaluated once. */
 #define MIN(a, b)                                                                                  \
 	({                                                                                         \
