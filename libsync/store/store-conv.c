@@ -588,12 +588,17 @@ static int page(struct store *s, int64_t acc, const char *cid, int64_t before_id
 	sqlite3_stmt *st;
 	int r;
 
-	r = store_prepare(
-		s,
-		"SELECT f.id FROM conversation c JOIN folder f ON f.account_id = c.account_id"
-		" AND f.conv = c.folder WHERE c.account_id = ?1 AND c.conversation_id = ?2"
-		" AND f.removed = 0 ORDER BY f.id",
-		&st);
+	/* CROSS JOIN: the conversation's rows first (conversation_cid), then
+	 * their folders (folder_conv).  With a plain JOIN the planner walked
+	 * every folder of the account and looked each one's conversation up:
+	 * 4.1 ms for the 1,202 folders of bench-cpm.sh 20000 CONVS=1000,
+	 * 0.1 ms this way (sqlite3 .timer, EXPLAIN QUERY PLAN). */
+	r = store_prepare(s,
+			  "SELECT f.id FROM conversation c CROSS JOIN folder f"
+			  " ON f.account_id = c.account_id AND f.conv = c.folder"
+			  " WHERE c.account_id = ?1 AND c.conversation_id = ?2"
+			  " AND f.removed = 0 ORDER BY f.id",
+			  &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, acc);
