@@ -120,20 +120,6 @@ static const char watch_sql[] =
 	"   SELECT 5, f.id, 0 FROM main.folder f WHERE f.account_id = NEW.account_id"
 	"   AND f.conv = NEW.folder AND f.removed = 0;"
 	" END;"
-	/* The (Date, Id) of the messages a person reads that left the store
-	 * (expunged on the server, by this or another device), the newest
-	 * 4096: ListConversationMessages goes on below one an app still
-	 * holds as its cursor (store-conv.c). */
-	"CREATE TEMP TABLE IF NOT EXISTS cpm_gone ("
-	" seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE, account_id INTEGER NOT NULL,"
-	" date INTEGER NOT NULL);"
-	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_gone_message AFTER DELETE ON main.message"
-	" WHEN OLD.type = 'message' OR OLD.type = 'file-transfer' OR OLD.type = 'media' BEGIN"
-	"  INSERT OR REPLACE INTO cpm_gone (id, account_id, date)"
-	"   SELECT OLD.id, f.account_id, coalesce(OLD.date, 0) FROM main.folder f"
-	"   WHERE f.id = OLD.folder_id;"
-	"  DELETE FROM cpm_gone WHERE seq <= (SELECT max(seq) FROM cpm_gone) - 4096;"
-	" END;"
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_folder_insert AFTER INSERT ON main.folder"
 	" WHEN NEW.removed = 0 BEGIN"
 	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (4, NEW.id, 0);"

@@ -681,9 +681,10 @@ static int page(struct store *s, int64_t acc, const char *cid, int64_t before_id
  * as removed (expunged or moved away here, not yet on the server: its row
  * stays until then), wherever it was, so that the page after a message
  * deleted meanwhile (on another device) goes on from where it was; or
- * one expunged since this connection watches (cpmsync_store_watch(): the
- * daemon), the newest 4,096 of those.  A message the store does not know
- * (any more): -EINVAL naming before_id.
+ * one of the newest 4,096 of a conversation folder whose rows left the
+ * store (conv_gone, schema version 31: across restarts, whoever removed
+ * it).  A message the store does not know (any more): -EINVAL naming
+ * before_id.
  */
 static int cursor_date(struct store *s, int64_t acc, const char *cid, int64_t before_id,
 		       int64_t *ret_date)
@@ -708,11 +709,11 @@ static int cursor_date(struct store *s, int64_t acc, const char *cid, int64_t be
 	r = store_step(s, st);
 	if (r < 0)
 		return r;
-	/* Expunged: where it stood, if this connection saw it go
-	 * (store-changes.c, with a watch). */
-	if (r == 0 && *store_watch_slot(s)) {
-		r = store_prepare(
-			s, "SELECT date FROM temp.cpm_gone WHERE id = ?1 AND account_id = ?2", &st);
+	/* Expunged: where it stood, if it is one of the newest gone
+	 * (conv_gone, schema version 31). */
+	if (r == 0) {
+		r = store_prepare(s, "SELECT date FROM conv_gone WHERE id = ?1 AND account_id = ?2",
+				  &st);
 		if (r < 0)
 			return r;
 		sqlite3_bind_int64(st, 1, before_id);

@@ -1300,12 +1300,45 @@ static const char migration_30[] =
 	"DELETE FROM conv_stale;";
 /* clang-format on */
 
+/*
+ * Version 31: conv_gone, where the newest CONV_GONE_MAX messages a person
+ * reads (message, file-transfer, media) of conversation folders stood in
+ * ListConversationMessages order when their rows left the store (expunged
+ * on the server, by this or another device; their folder deleted): their
+ * Date and account.  An app that holds one as its cursor (before_id) gets
+ * the page below where it stood (store-conv.c cursor_date()), across a
+ * restart of the daemon too and for what a sync without the daemon
+ * (cpm-syncd --once) removed; the daemon's temporary table of
+ * schema 30 (store-changes.c) knew only what it saw go since it started.
+ * Bounded: each deletion drops the entries more than CONV_GONE_MAX behind
+ * the newest (a range of the primary key).  No foreign key: the rows of
+ * an account removed go by cascade, and this trigger runs in it.
+ */
+#define CONV_GONE_MAX "4096"
+/* clang-format off */
+static const char migration_31[] =
+	"CREATE TABLE conv_gone ("
+	" seq INTEGER PRIMARY KEY,"
+	" id INTEGER NOT NULL UNIQUE,"
+	" account_id INTEGER NOT NULL,"
+	" date INTEGER NOT NULL"
+	");"
+	"CREATE TRIGGER conv_gone_message AFTER DELETE ON message"
+	" WHEN " CPM_COUNTED("OLD") " BEGIN"
+	" INSERT OR REPLACE INTO conv_gone (id, account_id, date)"
+	"  SELECT OLD.id, f.account_id, coalesce(OLD.date, 0) FROM folder f"
+	"  WHERE f.id = OLD.folder_id AND f.conv IS NOT NULL;"
+	" DELETE FROM conv_gone WHERE seq <= (SELECT max(seq) FROM conv_gone) - " CONV_GONE_MAX ";"
+	" END;";
+/* clang-format on */
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
+	migration_31,
 };
 
 unsigned store_schema_version(void)

@@ -871,7 +871,8 @@ END_TEST
 /*
  * ListConversationMessages below a message that went meanwhile: from
  * where it stood while the store knows it (removed here, not yet on the
- * server; expunged while watched), else InvalidArgs naming before_id.
+ * server; expunged, across a reopening: conv_gone), else InvalidArgs
+ * naming before_id.
  */
 START_TEST(test_cursor_gone)
 {
@@ -895,12 +896,27 @@ START_TEST(test_cursor_gone)
 	ck_assert_int_eq(p.ids[0], w.qp);
 	ck_assert_int_eq(p.ids[1], w.sent);
 
-	/* Expunged on the server, the row gone: known while watched. */
-	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	/* Expunged on the server, the row gone, by a sync without a watch
+	 * (cpm-syncd --once, or the daemon before a restart): known after
+	 * the store is opened again. */
 	ck_assert_int_eq(store_sync_message_delete(s, w.qp), 0);
+	cs = cpmsync_store_close(cs);
+	{
+		char *err = NULL;
+
+		ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &cs, &err), 0);
+		s = store_from_public(cs);
+	}
 	p = page(C1, w.qp, 4);
 	ck_assert_uint_eq(p.n, 1);
 	ck_assert_int_eq(p.ids[0], w.sent);
+	/* And below the gone one a watching store saw go. */
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	ck_assert_int_eq(store_sync_message_delete(s, w.sent), 0);
+	p = page(C1, w.sent, 4);
+	ck_assert_uint_eq(p.n, 0);
+	p = page(C1, w.qp, 4);
+	ck_assert_uint_eq(p.n, 0);
 
 	/* Not known: InvalidArgs, not "no conversation". */
 	ck_assert_int_eq(
@@ -909,6 +925,29 @@ START_TEST(test_cursor_gone)
 	ck_assert_str_eq(cpmsync_store_error(cs),
 			 "before_id: message 99999 is no longer in the store (expunged);"
 			 " list from the newest again (before_id 0)");
+
+	/* Bounded: 4,096 more gone (made up here) and one more removed, the
+	 * first is forgotten. */
+	ck_assert_int_eq(store_exec(s, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL"
+				       " SELECT i + 1 FROM n WHERE i < 4096)"
+				       " INSERT INTO conv_gone (id, account_id, date)"
+				       " SELECT 100000 + i, 1, 0 FROM n"),
+			 0);
+	ck_assert_uint_eq(page(C1, w.qp, 4).n, 0);
+	ck_assert_int_eq(store_sync_message_delete(s, w.ft_http), 0);
+	ck_assert_uint_eq(page(C1, w.ft_http, 4).n, 0);
+	ck_assert_int_eq(
+		cpmsync_store_foreach_conversation_message(cs, "a", C1, w.qp, 2, on_page, &p),
+		-EINVAL);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want),
+			 "before_id: message %lld is no longer in the store (expunged);"
+			 " list from the newest again (before_id 0)",
+			 (long long)w.qp);
+		ck_assert_str_eq(cpmsync_store_error(cs), want);
+	}
 }
 END_TEST
 

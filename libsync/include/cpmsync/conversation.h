@@ -130,8 +130,8 @@ int cpmsync_store_folder_conversation_id(struct cpmsync_store *store, int64_t fo
  * at most limit (0: all).  Each message's folder_id names its folder.
  * -CPMSYNC_E_NOT_FOUND for an unknown conversation.  A before_id that is
  * gone goes on from its (Date, Id) when the store still knows them (the
- * message removed here and not yet on the server, or expunged while
- * watched: see store-conv.c); -EINVAL (the error names before_id) for
+ * message removed here and not yet on the server, or one of the newest
+ * 4,096 expunged: see store-conv.c); -EINVAL (the error names before_id) for
  * one that is not known, or is a live object of another conversation.
  */
 int cpmsync_store_foreach_conversation_message(struct cpmsync_store *store, const char *account,
