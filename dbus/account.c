@@ -1044,6 +1044,9 @@ const struct cpm_interface cpm_account_interface = {
 	},
 	.signals = (const struct cpm_signal[]){
 		{ "ConversationChanged", CPM_ARGS({ "conversation", "a{sv}" }) },
+		/* Ours, beyond the contract: a conversation left the list
+		 * (dbus/conversation.c svc_emit_conversations_gone()). */
+		{ "ConversationRemoved", CPM_ARGS({ "conversation_id", "s" }) },
 		{ "OperationFailed", CPM_ARGS({ "operation", "a{sv}" }) },
 		{ "SyncProgress", CPM_ARGS({ "folder", "s" }, { "done", "u" }, { "total", "u" }) },
 		{ NULL },

@@ -379,11 +379,54 @@ void svc_emit_conversations_changed(struct cpm_service *svc, int64_t *ids, size_
 	for (size_t i = 0; i < n; i++) {
 		if (i && ids[i] == ids[i - 1])
 			continue;
-		/* Gone meanwhile, or no longer listed: nothing to say (the
-		 * contract has no removal signal), and what was said is
-		 * forgotten, so that it is said again when it comes back. */
+		/* Gone meanwhile, or no longer listed: what was said is
+		 * forgotten, so that it is said again when it comes back
+		 * (ConversationRemoved is svc_emit_conversations_gone()'s). */
 		if (cpmsync_store_get_conversation_by_id(svc->store, ids[i], emit_cb, &x) ==
 		    -CPMSYNC_E_NOT_FOUND)
 			svc_conversations_removed(svc, &ids[i], 1);
 	}
+}
+
+static int gone_cb(const char *account, const char *conversation_id, void *userdata)
+{
+	struct cpm_service *svc = userdata;
+	struct svc_account *a = svc_account_by_name(svc, account);
+	struct svc_conv_sent *e;
+	DBusMessage *sig;
+
+	if (!a)
+		return 0;
+	e = a->n_conv_sent
+		    ? bsearch(conversation_id, a->conv_sent, a->n_conv_sent, sizeof(*e), sent_cmp)
+		    : NULL;
+	if (e) {
+		size_t i = (size_t)(e - a->conv_sent);
+
+		free(e->cid);
+		memmove(&a->conv_sent[i], &a->conv_sent[i + 1],
+			(a->n_conv_sent - i - 1) * sizeof(*a->conv_sent));
+		a->n_conv_sent--;
+	}
+	sig = cpm_bus_new_signal(a->path, CPM_IFACE_ACCOUNT, "ConversationRemoved");
+	if (!dbus_message_append_args(sig, DBUS_TYPE_STRING, &conversation_id, DBUS_TYPE_INVALID))
+		cpm_oom();
+	cpm_bus_send(svc->bus, sig);
+	return 0;
+}
+
+/*
+ * ConversationRemoved(s conversation_id), our addition to the contract
+ * (whose ConversationChanged says "added or its summary changed", and
+ * which has no signal for a conversation that goes): a conversation that
+ * left the list (its last folder deleted, its last message expunged or
+ * moved away; a row's Conversation-ID changed away from it), after the
+ * ConversationChanged of the same changes, so that an app drops it
+ * rather than keep it until it lists all again.  Once per going; not for
+ * one listed again in the same changes.
+ */
+void svc_emit_conversations_gone(struct cpm_service *svc)
+{
+	/* A failure of the store keeps its notes for the next changes. */
+	(void)cpmsync_store_take_conversations_gone(svc->store, gone_cb, svc);
 }

@@ -244,6 +244,9 @@ void svc_emit_conversations_changed(struct cpm_service *svc, int64_t *ids, size_
 /* Conversation rows gone (store change records): what was said of the
  * conversations read by them is forgotten. */
 void svc_conversations_removed(struct cpm_service *svc, const int64_t *ids, size_t n);
+/* ConversationRemoved for each conversation that left the list (ours,
+ * beyond the contract), after the ConversationChanged of the changes. */
+void svc_emit_conversations_gone(struct cpm_service *svc);
 /* Frees what svc_emit_conversations_changed() keeps for a. */
 void svc_conversations_sent_free(struct svc_account *a);
 

@@ -589,6 +589,7 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 	}
 	/* After the messages' signals: a report's MessagesChanged comes first. */
 	svc_emit_conversations_changed(svc, convs, n_convs);
+	svc_emit_conversations_gone(svc);
 	free(convs);
 	free(mc);
 	free(folders);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cpmsync/conversation.h>
 #include <cpmsync/error.h>
 #include <cpmsync/store.h>
 
@@ -45,6 +46,18 @@ struct watch {
 	" | CASE WHEN NEW.direction IS NOT OLD.direction THEN 32 ELSE 0 END"                       \
 	" | CASE WHEN NEW.context IS NOT OLD.context THEN 64 ELSE 0 END"                           \
 	" | CASE WHEN NEW.in_reply_to IS NOT OLD.in_reply_to THEN 128 ELSE 0 END)"
+
+/*
+ * Conversations that may have gone from the list (cpm_conv_gone, read by
+ * cpmsync_store_take_conversations_gone()): the Conversation-ID of a row
+ * deleted, of a row whose Conversation-ID changed, of a row left without
+ * a message, when the row was one a list could show (with a message, or
+ * a group's: a session folder, its session-info).  A row made and
+ * renamed by its first object (its name, then the object's
+ * Conversation-ID, in one statement) had none, nor has a folder of IMDN
+ * reports only.
+ */
+#define CONV_WAS_LISTED "(OLD.messages > 0 OR OLD.is_group)"
 
 static const char watch_sql[] =
 	"CREATE TEMP TABLE IF NOT EXISTS cpm_change ("
@@ -89,6 +102,14 @@ static const char watch_sql[] =
 	"   AND m.removed = 0;"
 	" END;"
 	/* Conversations (store-conv.c): the row id goes in message_id. */
+	"CREATE TEMP TABLE IF NOT EXISTS cpm_conv_gone ("
+	" account_id INTEGER NOT NULL, cid TEXT NOT NULL, PRIMARY KEY (account_id, cid));"
+	/* Its last message gone, objects other than messages left. */
+	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_emptied AFTER UPDATE OF messages"
+	" ON main.conversation WHEN OLD.messages > 0 AND NEW.messages = 0 BEGIN"
+	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
+	"   VALUES (OLD.account_id, OLD.conversation_id);"
+	" END;"
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_insert AFTER INSERT ON "
 	"main.conversation"
 	" BEGIN"
@@ -103,6 +124,8 @@ static const char watch_sql[] =
 	"main.conversation"
 	" BEGIN"
 	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (8, 0, OLD.id);"
+	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
+	"   SELECT OLD.account_id, OLD.conversation_id WHERE " CONV_WAS_LISTED ";"
 	/* A conversation is every row of its Conversation-ID (store-conv.c):
 	 * one of the rows left, or left by the row's new Conversation-ID,
 	 * says the conversation changed. */
@@ -112,6 +135,8 @@ static const char watch_sql[] =
 	" END;"
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_cid AFTER UPDATE OF conversation_id"
 	" ON main.conversation WHEN NEW.conversation_id IS NOT OLD.conversation_id BEGIN"
+	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
+	"   SELECT OLD.account_id, OLD.conversation_id WHERE " CONV_WAS_LISTED ";"
 	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
 	"   SELECT 7, 0, c.id FROM main.conversation c WHERE c.account_id = OLD.account_id"
 	"   AND c.conversation_id = OLD.conversation_id LIMIT 1;"
@@ -240,6 +265,43 @@ int store_changes_note(struct store *s, int64_t message_id, uint32_t fields)
 	sqlite3_bind_int64(st, 1, message_id);
 	sqlite3_bind_int64(st, 2, fields);
 	return store_step_done(s, st);
+}
+
+int cpmsync_store_take_conversations_gone(struct cpmsync_store *store,
+					  cpmsync_conversation_gone_fn fn, void *userdata)
+{
+	struct store *s = store_call(store);
+	sqlite3_stmt *st;
+	int r, n = 0;
+
+	if (!s || !fn)
+		return -EINVAL;
+	if (!*store_watch_slot(s) || store_in_transaction(s))
+		return 0;
+	/* Those not listed now (no row of that Conversation-ID is, the rule
+	 * of store-conv.c CONV_LISTED), then every note goes. */
+	r = store_prepare(
+		s,
+		"SELECT a.name, g.cid FROM temp.cpm_conv_gone g JOIN main.account a"
+		" ON a.id = g.account_id WHERE NOT EXISTS (SELECT 1 FROM main.conversation c"
+		" WHERE c.account_id = g.account_id AND c.conversation_id = g.cid"
+		" AND " STORE_CONV_LISTED("c") ") ORDER BY a.name, g.cid",
+		&st);
+	if (r < 0)
+		return r;
+	while ((r = store_step(s, st)) > 0) {
+		r = fn((const char *)sqlite3_column_text(st, 0),
+		       (const char *)sqlite3_column_text(st, 1), userdata);
+		if (r != 0) {
+			sqlite3_reset(st);
+			break;
+		}
+		n++;
+	}
+	if (r < 0)
+		return r;
+	r = store_exec(s, "DELETE FROM temp.cpm_conv_gone");
+	return r < 0 ? r : n;
 }
 
 int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max)

@@ -40,12 +40,7 @@
  * state, not messages, so a folder holding only reports (one that came
  * before its original) is no conversation; nor is one of mail only.
  */
-#define CONV_STATE_EXISTS(c)                                                                       \
-	"EXISTS (SELECT 1 FROM folder sf JOIN message sm ON sm.folder_id = sf.id"                  \
-	" WHERE sf.account_id = " c ".account_id AND sf.conv = " c ".folder AND sf.removed = 0"    \
-	" AND sm.removed = 0 AND (sm.type = 'session-info' OR sm.type = 'group-state'"             \
-	" OR sm.type IS NULL))"
-#define CONV_LISTED(c) "(" c ".messages > 0 OR " CONV_STATE_EXISTS(c) ")"
+#define CONV_LISTED(c) STORE_CONV_LISTED(c)
 /* Is row c the most active listed row of its Conversation-ID?  (An
  * index seek on conversation_cid that mostly finds c alone.) */
 #define CONV_TOP(c)                                                                                \

@@ -358,6 +358,18 @@ struct store_message_row {
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id);
 
 /*
+ * Is conversation row c one ListConversations lists (store-conv.c)?  With
+ * a message, file-transfer or media object; or with a session-info or
+ * group-state object, or one not classified yet, in its folders.
+ */
+#define STORE_CONV_STATE_EXISTS(c)                                                                 \
+	"EXISTS (SELECT 1 FROM folder sf JOIN message sm ON sm.folder_id = sf.id"                  \
+	" WHERE sf.account_id = " c ".account_id AND sf.conv = " c ".folder AND sf.removed = 0"    \
+	" AND sm.removed = 0 AND (sm.type = 'session-info' OR sm.type = 'group-state'"             \
+	" OR sm.type IS NULL))"
+#define STORE_CONV_LISTED(c) "(" c ".messages > 0 OR " STORE_CONV_STATE_EXISTS(c) ")"
+
+/*
  * The columns of a message, in the order store_message_from_row() reads them;
  * m is the message, ms its state and sm its summary (STORE_MESSAGE_JOINS).
  */

@@ -528,6 +528,22 @@ check "  conv-Z names no conversation: MarkConversationRead NotFound" \
 	test "$(call "$A" "$AC" MarkConversationRead s conv-Z)" = \
 	"error org.cpmsync.Error.NotFound: conversation_id: no conversation 'conv-Z' in account 'a'"
 
+# A conversation that goes: ConversationRemoved (ours, beyond the
+# contract), once, and for it only.
+sigmark
+da expunge -u "$USER1" mailbox Default/conv-K all || bail "cannot expunge Default/conv-K"
+da expunge -u "$USER1" mailbox "Default/tel:+15550302" all || bail "cannot expunge the peer folder"
+call "$A" "$AC" Sync >/dev/null
+check "conv-K's messages expunged on the server (both folders): ConversationRemoved conv-K" \
+	eventually 15 saw_signal "^$A $AC ConversationRemoved conv-K\$"
+check "  no longer listed" bash -c "! '$DBUS' call $A $AC ListConversations | grep -qF 'ConversationId=conv-K;'"
+da mailbox delete -u "$USER1" Default/conv-Z || bail "cannot delete Default/conv-Z"
+call "$A" "$AC" Sync >/dev/null
+check "Default/conv-Z deleted on the server: ConversationRemoved conv-Zeta" \
+	eventually 15 saw_signal "^$A $AC ConversationRemoved conv-Zeta\$"
+check "  these two only, once each" \
+	test "$(signals_since | grep ' ConversationRemoved ' | sed 's/.* ConversationRemoved //' | tr '\n' ' ')" = "conv-K conv-Zeta "
+
 # A report before its original, in a folder of its own: no conversation.
 sed -e 's/conv-ABC/conv-R2/; s/rep-1@/rep-r2@/; s/imdn-abc-3/imdn-r2-0/' "$WORK/rep1" >"$WORK/repr2"
 da mailbox create -u "$USER1" Default/conv-R2 || bail "cannot create Default/conv-R2"

@@ -216,6 +216,8 @@ static const struct member additions[] = {
 				  "arg offset u in\n"
 				  "arg limit u in\n"
 				  "arg conversations aa{sv} out" },
+	{ "org.cpmsync.Account1", "signal ConversationRemoved\n"
+				  "arg conversation_id s " },
 };
 #define N_ADDITIONS (sizeof(additions) / sizeof(additions[0]))
 

@@ -951,6 +951,75 @@ START_TEST(test_cursor_gone)
 }
 END_TEST
 
+/* The conversations cpmsync_store_take_conversations_gone() gives,
+ * "account cid" lines. */
+static int on_gone(const char *account, const char *cid, void *userdata)
+{
+	char *out = userdata;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 512 - n, "%s %s\n", account, cid);
+	return 0;
+}
+
+static char *gone(void)
+{
+	static char out[512];
+
+	out[0] = '\0';
+	ck_assert_int_ge(cpmsync_store_take_conversations_gone(cs, on_gone, out), 0);
+	return out;
+}
+
+/*
+ * A conversation that leaves the list is given once (Account1's
+ * ConversationRemoved): its last message expunged, its folder deleted;
+ * not one that stays listed, nor a change that removes nothing.
+ */
+START_TEST(test_conversation_gone)
+{
+	struct world w = fill();
+	const char *seen[] = { "\\Seen", NULL };
+	int64_t ids[2] = { w.sms, w.mms };
+	char sms_cid[128];
+
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	{
+		struct conv_list l = list();
+
+		sms_cid[0] = '\0';
+		for (size_t i = 0; i < l.n; i++)
+			if (strcmp(l.c[i].folder, FSMS) == 0)
+				snprintf(sms_cid, sizeof(sms_cid), "%s", l.c[i].cid);
+		ck_assert_str_ne(sms_cid, "");
+	}
+	ck_assert_str_eq(gone(), "");
+
+	/* A flag, a message expunged with others left: none. */
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &w.b64, 1, seen, NULL), 0);
+	ck_assert_int_eq(cpmsync_op_delete(cs, &w.media, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", F1), 0);
+	ck_assert_str_eq(gone(), "");
+
+	/* The SMS conversation's messages expunged. */
+	ck_assert_int_eq(cpmsync_op_delete(cs, ids, 2), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", FSMS), 0);
+	{
+		char want[160];
+
+		snprintf(want, sizeof(want), "a %s\n", sms_cid);
+		ck_assert_str_eq(gone(), want);
+	}
+	ck_assert_str_eq(gone(), "");
+
+	/* The 1-to-1 chat's folder deleted. */
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", F1), 0);
+	ck_assert_str_eq(gone(), "a " C1 "\n");
+	ck_assert_uint_eq(list().n, 1);
+	ck_assert_str_eq(list().c[0].cid, GRP);
+}
+END_TEST
+
 START_TEST(test_paging)
 {
 	struct world w = fill();
@@ -1965,6 +2034,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_reports_only_not_listed);
 	tcase_add_test(tc, test_one_per_conversation_id);
 	tcase_add_test(tc, test_cursor_gone);
+	tcase_add_test(tc, test_conversation_gone);
 	tcase_add_test(tc, test_imdn_in_order);
 	tcase_add_test(tc, test_imdn_before_message);
 	tcase_add_test(tc, test_imdn_through_sync);

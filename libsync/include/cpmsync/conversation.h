@@ -112,6 +112,21 @@ int cpmsync_store_get_conversation_by_id(struct cpmsync_store *store, int64_t id
 					 cpmsync_conversation_fn fn, void *userdata);
 
 /*
+ * With cpmsync_store_watch(): the conversations that left the list since
+ * the last call (their last folder deleted, their last message expunged
+ * or moved away, their rows now of another Conversation-ID), each once,
+ * as (account, ConversationId), sorted; those listed again are not
+ * given.  What the changes recorded is forgotten, given or not.  Call it
+ * outside a transaction, like cpmsync_store_take_changes() (0 inside
+ * one).  Returns how many were given, or what fn returned when negative
+ * (nonzero stops the walk), or a negative errno.
+ */
+typedef int (*cpmsync_conversation_gone_fn)(const char *account, const char *conversation_id,
+					    void *userdata);
+int cpmsync_store_take_conversations_gone(struct cpmsync_store *store,
+					  cpmsync_conversation_gone_fn fn, void *userdata);
+
+/*
  * The ConversationId of the conversation folder_id belongs to (its
  * conversation history folder, a session history folder below it, or a
  * peer's folder): the Conversation-ID of the first object of its
