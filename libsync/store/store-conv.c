@@ -84,6 +84,11 @@
 #define COUNTED "m.type IN ('message', 'file-transfer', 'media')"
 /* message_conv_page's WHERE, spelled the same (schema version 14). */
 #define PAGE_COUNTED "(m.type = 'message' OR m.type = 'file-transfer' OR m.type = 'media')"
+/* Flagged \Deleted, not yet expunged: not one of the conversation's
+ * messages (schema version 32); one seek on message_state per entry. */
+#define PAGE_DELETED                                                                               \
+	"EXISTS (SELECT 1 FROM message_state ms WHERE ms.id = m.id"                                \
+	" AND instr(' ' || ms.flags || ' ', ' \\Deleted ') > 0)"
 
 static const char *text(sqlite3_stmt *st, int i)
 {
@@ -615,7 +620,7 @@ static int page(struct store *s, int64_t acc, const char *cid, int64_t before_id
 		r = store_prepare(s,
 				  "SELECT m.id, coalesce(m.date, 0) FROM message m"
 				  " INDEXED BY message_conv_page WHERE m.folder_id = ?1"
-				  " AND m.removed = 0 AND " PAGE_COUNTED
+				  " AND m.removed = 0 AND " PAGE_COUNTED " AND NOT " PAGE_DELETED
 				  " AND coalesce(m.date, 0) <= ?2"
 				  " AND (coalesce(m.date, 0) < ?2 OR m.id < ?3)"
 				  " ORDER BY coalesce(m.date, 0) DESC, m.id DESC LIMIT ?4",

@@ -310,6 +310,20 @@ static bool nonempty(const char *v)
  * as it was: a Peer that depended on the order objects came in, and
  * changed at the next recompute.)
  */
+/*
+ * Is \Deleted in flags (space-separated)?  An object a person reads that
+ * arrives flagged \Deleted (deleted, not yet expunged) is no message of
+ * its conversation (schema version 32): its row is left to the recompute,
+ * which leaves it out, rather than folded in by conv_note().
+ */
+static bool has_deleted(const char *flags)
+{
+	for (const char *p = flags; p && (p = strstr(p, "\\Deleted")); p += 8)
+		if ((p == flags || p[-1] == ' ') && (p[8] == '\0' || p[8] == ' '))
+			return true;
+	return false;
+}
+
 static bool peer_needs_recompute(const char *type, const char *peer, int64_t date, int64_t id,
 				 const char *row_peer, int64_t last_date, int64_t last_id)
 {
@@ -750,7 +764,8 @@ static int conv_note(struct store *s, int64_t id, const struct store_message_row
 		return r;
 	counted = streq(type, "message") || streq(type, "file-transfer") || streq(type, "media");
 	newer = date > e->last_date || (date == e->last_date && id > e->last_id);
-	if (peer_needs_recompute(type, peer, date, id, e->peer, e->last_date, e->last_id))
+	if (peer_needs_recompute(type, peer, date, id, e->peer, e->last_date, e->last_id) ||
+	    (counted && has_deleted(m->flags)))
 		e->stale = true;
 	else if (counted && nonempty(peer) && (!nonempty(e->peer) || newer) &&
 		 !(e->peer && streq(e->peer, peer))) {

@@ -1270,11 +1270,6 @@ const char *const store_sql_body_gone[5] = {
 #define CPM_STALE_ROWS                                                                             \
 	"id IN (SELECT c.id FROM conv_stale s JOIN conversation c"                                 \
 	" ON c.account_id = s.account_id AND c.folder = s.conv)"
-const char store_sql_conv_stale_recompute[] = CPM_RECOMPUTE_SET(CPM_STALE_ROWS);
-const char store_sql_conv_stale_drop[] = CPM_RECOMPUTE_DROP(CPM_STALE_ROWS);
-const char store_sql_conv_stale_clear[] = "DELETE FROM conv_stale";
-/* The conversation of folder ?1 noted for such a recompute. */
-const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
 /* clang-format on */
 
 /*
@@ -1332,13 +1327,77 @@ static const char migration_31[] =
 	" END;";
 /* clang-format on */
 
+/*
+ * Version 32: an object a person reads flagged \Deleted (deleted, not yet
+ * expunged: Account1.Delete, or another client's STORE +FLAGS \Deleted)
+ * is no longer one of its conversation's Messages, Unseen, LastActivity
+ * or LastMessage (nor of ListConversationMessages, store-conv.c): a
+ * messaging app's Delete takes it out of the chat at once, as the
+ * removed rows of an Expunge are (store-read.c shows no removed row).
+ * Folder listings still show it with its flag, as IMAP does.  The
+ * recompute leaves such objects out (CPM_COUNTED), conv_message_deleted
+ * notes the conversation for it when the flag comes or goes, an arrival
+ * with the flag is noted likewise (store-message.c has_deleted()), and
+ * conv_message_flags no longer adds Unseen deltas of such objects.  The
+ * folder triggers that embed the recompute are created again, and the
+ * conversations holding such objects computed anew.
+ */
+#define CPM_DELETED_FLAGS(x) "(instr(' ' || " x " || ' ', ' \\Deleted ') > 0)"
+#define CPM_DELETED(m)                                                                             \
+	"EXISTS (SELECT 1 FROM message_state dm WHERE dm.id = " m ".id"                            \
+	" AND " CPM_DELETED_FLAGS("dm.flags") ")"
+#undef CPM_COUNTED
+#define CPM_COUNTED(m)                                                                             \
+	"((" m ".type = 'message' OR " m ".type = 'file-transfer' OR " m ".type = 'media')"        \
+	" AND NOT " CPM_DELETED(m) ")"
+#define CPM_TYPE_COUNTED(m)                                                                        \
+	"(" m ".type = 'message' OR " m ".type = 'file-transfer' OR " m ".type = 'media')"
+/* clang-format off */
+static const char migration_32[] =
+	"DROP TRIGGER conv_message_flags;"
+	"CREATE TRIGGER conv_message_flags AFTER UPDATE OF flags ON message_state"
+	" WHEN " CPM_UNSEEN_FLAGS("OLD.flags") " <> " CPM_UNSEEN_FLAGS("NEW.flags")
+	" AND NOT " CPM_DELETED_FLAGS("OLD.flags") " AND NOT " CPM_DELETED_FLAGS("NEW.flags") " BEGIN"
+	" UPDATE conversation SET unseen = unseen + " CPM_UNSEEN_FLAGS("NEW.flags")
+	"  - " CPM_UNSEEN_FLAGS("OLD.flags") ", version = version + 1"
+	"  WHERE id = (SELECT c.id FROM message m JOIN folder f ON f.id = m.folder_id"
+	"  JOIN conversation c ON c.account_id = f.account_id AND c.folder = f.conv"
+	"  WHERE m.id = NEW.id AND m.removed = 0 AND f.removed = 0 AND " CPM_TYPE_COUNTED("m") ");"
+	" END;"
+	"CREATE TRIGGER conv_message_deleted AFTER UPDATE OF flags ON message_state"
+	" WHEN " CPM_DELETED_FLAGS("OLD.flags") " <> " CPM_DELETED_FLAGS("NEW.flags") " BEGIN "
+	CPM_STALE("(SELECT m.folder_id FROM message m WHERE m.id = NEW.id AND m.removed = 0"
+		  " AND " CPM_TYPE_COUNTED("m") ")")
+	" END;"
+	"DROP TRIGGER conv_folder_insert;"
+	"DROP TRIGGER conv_folder_rename;"
+	"DROP TRIGGER conv_folder_removed;"
+	"DROP TRIGGER conv_folder_delete;"
+	"DROP TRIGGER conv_account_root;"
+	CPM_FOLDER_TRIGGERS
+	"INSERT OR IGNORE INTO conv_stale (account_id, conv)"
+	" SELECT DISTINCT f.account_id, f.conv FROM message m JOIN message_state ms ON ms.id = m.id"
+	" JOIN folder f ON f.id = m.folder_id WHERE f.conv IS NOT NULL AND m.removed = 0"
+	" AND " CPM_TYPE_COUNTED("m") " AND " CPM_DELETED_FLAGS("ms.flags") ";"
+	CPM_RECOMPUTE_SET(CPM_STALE_ROWS)
+	CPM_RECOMPUTE_DROP(CPM_STALE_ROWS)
+	"DELETE FROM conv_stale;";
+/* clang-format on */
+
+/* The flush of the noted rows with this version's recompute. */
+const char store_sql_conv_stale_recompute[] = CPM_RECOMPUTE_SET(CPM_STALE_ROWS);
+const char store_sql_conv_stale_drop[] = CPM_RECOMPUTE_DROP(CPM_STALE_ROWS);
+const char store_sql_conv_stale_clear[] = "DELETE FROM conv_stale";
+/* The conversation of folder ?1 noted for such a recompute. */
+const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
-	migration_31,
+	migration_31, migration_32,
 };
 
 unsigned store_schema_version(void)

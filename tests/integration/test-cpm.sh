@@ -544,6 +544,23 @@ check "Default/conv-Z deleted on the server: ConversationRemoved conv-Zeta" \
 check "  these two only, once each" \
 	test "$(signals_since | grep ' ConversationRemoved ' | sed 's/.* ConversationRemoved //' | tr '\n' ' ')" = "conv-K conv-Zeta "
 
+# \Deleted, not yet expunged (by another client): not a message of its
+# conversation; the flag gone, it is back.  Folder listings keep it.
+P2PF=$(call "$A" "$AC" FindFolder s "Default/tel:+15550001")
+da flags add -u "$USER1" '\Deleted' mailbox "Default/tel:+15550001" all || bail "cannot flag p2p-1 \\Deleted"
+call "$A" "$AC" Sync >/dev/null
+check "p2p-1 flagged \\Deleted on the server: conv-P2P no longer listed" \
+	eventually 15 bash -c "! '$DBUS' call $A $AC ListConversations | grep -qF 'ConversationId=conv-P2P;'"
+check "  ListConversationMessages conv-P2P: NotFound" \
+	test "$(call "$A" "$AC" ListConversationMessages stu conv-P2P 0 50)" = \
+	"error org.cpmsync.Error.NotFound: conversation_id: no conversation 'conv-P2P' in account 'a'"
+check "  the folder still lists it, with the flag" \
+	bash -c "'$DBUS' call $P2PF $F ListMessages tu 0 100 | grep -F '<p2p-1@cpm.test>' | grep -qF '\\Deleted'"
+da flags remove -u "$USER1" '\Deleted' mailbox "Default/tel:+15550001" all || bail "cannot unflag p2p-1"
+call "$A" "$AC" Sync >/dev/null
+check "  the flag removed: conv-P2P listed again, Messages 1" \
+	eventually 15 bash -c "'$DBUS' call $A $AC ListConversations | grep -qF 'ConversationId=conv-P2P;' && '$DBUS' call $A $AC ListConversations | grep -F -- '- {ConversationId=conv-P2P;' | grep -qF ';Messages=1;'"
+
 # A report before its original, in a folder of its own: no conversation.
 sed -e 's/conv-ABC/conv-R2/; s/rep-1@/rep-r2@/; s/imdn-abc-3/imdn-r2-0/' "$WORK/rep1" >"$WORK/repr2"
 da mailbox create -u "$USER1" Default/conv-R2 || bail "cannot create Default/conv-R2"

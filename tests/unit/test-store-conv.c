@@ -558,12 +558,12 @@ END_TEST
 
 /* The same through the sync engine's path (store_sync_new_message with
  * the summary parsed from what the server sent). */
-static int64_t sync_put(int64_t folder_id, uint32_t uid, const char *file)
+static int64_t sync_put_flags(int64_t folder_id, uint32_t uid, const char *file, const char *flags)
 {
 	struct msg_summary sum;
 	size_t len;
 	char *data = corpus_file(file, &len);
-	struct sync_new_message m = { .uid = uid, .flags = "", .size = len, .summary = &sum };
+	struct sync_new_message m = { .uid = uid, .flags = flags, .size = len, .summary = &sum };
 	bool has_body, is_new;
 	int64_t id;
 
@@ -575,6 +575,11 @@ static int64_t sync_put(int64_t folder_id, uint32_t uid, const char *file)
 	msg_summary_free(&sum);
 	free(data);
 	return id;
+}
+
+static int64_t sync_put(int64_t folder_id, uint32_t uid, const char *file)
+{
+	return sync_put_flags(folder_id, uid, file, "");
 }
 
 START_TEST(test_imdn_through_sync)
@@ -1202,6 +1207,92 @@ START_TEST(test_flags_expunge_move)
 	ck_assert_int_eq(cpmsync_op_delete(cs, ids, 2), 0);
 	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", FSMS), 0);
 	ck_assert_uint_eq(list().n, 2);
+}
+END_TEST
+
+/*
+ * Flagged \Deleted, not yet expunged: no longer one of the conversation's
+ * Messages, Unseen, LastMessage or pages; back when the flag goes; an
+ * arrival with the flag does not count either.
+ */
+START_TEST(test_deleted_not_counted)
+{
+	struct world w = fill();
+	const char *seen[] = { "\\Seen", NULL }, *del[] = { "\\Deleted", NULL };
+	struct conv c;
+	struct page p;
+	int64_t ids[2];
+
+	c = get(C1);
+	ck_assert_uint_eq(c.messages, 6);
+	ck_assert_uint_eq(c.unseen, 3);
+	ck_assert_int_eq(c.last_message_id, w.media);
+
+	ck_assert_int_eq(cpmsync_op_delete(cs, &w.media, 1), 0);
+	c = get(C1);
+	ck_assert_uint_eq(c.messages, 5);
+	ck_assert_uint_eq(c.unseen, 2);
+	ck_assert_int_eq(c.last_message_id, w.ft_cpm);
+	p = page(C1, 0, 0);
+	ck_assert_uint_eq(p.n, 5);
+	ck_assert_int_eq(p.ids[0], w.ft_cpm);
+	/* A page below it (an app's cursor) goes on. */
+	ck_assert_uint_eq(page(C1, w.media, 2).n, 2);
+
+	/* \Seen of a \Deleted one changes no count; the flag gone, it is
+	 * back as it is then. */
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &w.b64, 1, del, NULL), 0);
+	ck_assert_uint_eq(get(C1).unseen, 1);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &w.b64, 1, seen, NULL), 0);
+	ck_assert_uint_eq(get(C1).unseen, 1);
+	ck_assert_uint_eq(get(C1).messages, 4);
+	ids[0] = w.b64;
+	ids[1] = w.media;
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 2, NULL, del), 0);
+	c = get(C1);
+	ck_assert_uint_eq(c.messages, 6);
+	ck_assert_uint_eq(c.unseen, 2);
+	ck_assert_int_eq(c.last_message_id, w.media);
+	ck_assert_uint_eq(page(C1, 0, 0).n, 6);
+
+	/* Stored with \Deleted: not counted. */
+	ids[0] = put(F1, "chat-1to1-received-qp.eml", "\\Deleted");
+	c = get(C1);
+	ck_assert_uint_eq(c.messages, 6);
+	ck_assert_uint_eq(c.unseen, 2);
+	ck_assert_int_eq(c.last_message_id, w.media);
+	ck_assert_uint_eq(page(C1, 0, 0).n, 6);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, ids, 1, NULL, del), 0);
+	c = get(C1);
+	ck_assert_uint_eq(c.messages, 7);
+	ck_assert_uint_eq(c.unseen, 3);
+
+	/* Synced with \Deleted (held back in the sync's transaction). */
+	{
+		int64_t fid;
+
+		ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+		sync_put_flags(fid, 900, "chat-1to1-received-base64.eml", "\\Deleted");
+	}
+	c = get(C1);
+	ck_assert_uint_eq(c.messages, 7);
+	ck_assert_uint_eq(c.unseen, 3);
+	ck_assert_uint_eq(page(C1, 0, 0).n, 7);
+
+	/* Copied with \Deleted into another conversation's folder (a copy
+	 * goes through the path outside the held-back rows). */
+	{
+		int64_t copy;
+
+		ck_assert_uint_eq(get(GRP).messages, 2);
+		ck_assert_int_eq(cpmsync_op_set_flags(cs, &w.media, 1, del, NULL), 0);
+		ck_assert_int_eq(cpmsync_op_copy(cs, &w.media, 1, FG "/grp-sess-0001", &copy), 0);
+		ck_assert_uint_eq(get(GRP).messages, 2);
+		ck_assert_uint_eq(page(GRP, 0, 0).n, 2);
+		ck_assert_int_eq(cpmsync_op_set_flags(cs, &copy, 1, NULL, del), 0);
+		ck_assert_uint_eq(get(GRP).messages, 3);
+		ck_assert_uint_eq(page(GRP, 0, 0).n, 3);
+	}
 }
 END_TEST
 
@@ -2043,6 +2134,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_paging_equal_dates);
 	tcase_add_test(tc, test_paging_across_sessions);
 	tcase_add_test(tc, test_flags_expunge_move);
+	tcase_add_test(tc, test_deleted_not_counted);
 	tcase_add_test(tc, test_last_message_and_stamp);
 	tcase_add_test(tc, test_rename_delete_root);
 	tcase_add_test(tc, test_incremental_equals_rebuild);

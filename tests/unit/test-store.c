@@ -2082,6 +2082,43 @@ END_TEST
  * folder, counts and Unseen, and renames the old type.  The triggers then
  * keep the rows as new objects arrive.
  */
+/*
+ * Version 32: a conversation counted an object flagged \Deleted (not
+ * expunged); the migration computes it anew without it.
+ */
+START_TEST(test_migrate_deleted_not_counted)
+{
+	struct store *s = NULL;
+	char *v;
+
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 31, &s, NULL), 0);
+	ck_assert_int_eq(
+		store_exec(s,
+			   "INSERT INTO account (id, name) VALUES (1, 'a');"
+			   "INSERT INTO folder (id, account_id, name, server_name) VALUES"
+			   " (1, 1, 'Default', 'Default'), (2, 1, 'Default/tel:+1555', 'x');"
+			   "INSERT INTO message (id, folder_id, uid, date, conversation_id, type)"
+			   " VALUES (1, 2, 1, 100, 'c-1', 'message'),"
+			   " (2, 2, 2, 300, 'c-1', 'message');"
+			   "INSERT INTO message_state (id, flags) VALUES (1, ''), (2, '\\Deleted');"
+			   /* As version 31 kept it: both counted. */
+			   "INSERT OR REPLACE INTO conversation (account_id, folder,"
+			   " conversation_id, cid_header, messages, unseen, last_date, last_id)"
+			   " VALUES (1, 'Default/tel:+1555', 'c-1', 1, 2, 2, 300, 2);"),
+		0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	v = query_text(s, "SELECT group_concat(conversation_id || ' ' || messages || ' ' ||"
+			  " unseen || ' ' || last_date || ' ' || last_id, ';') FROM conversation");
+	ck_assert_str_eq(v, "c-1 1 1 100 1");
+	free(v);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM conv_stale"), 0);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_migrate_cpm_conversations)
 {
 	struct store *s = NULL;
@@ -3092,6 +3129,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_body_roundtrip);
 	tcase_add_test(tc, test_migrate_moves_bodies);
 	tcase_add_test(tc, test_migrate_cpm_conversations);
+	tcase_add_test(tc, test_migrate_deleted_not_counted);
 	tcase_add_test(tc, test_body_commit_order);
 	tcase_add_test(tc, test_pack_punch_and_unlink);
 	tcase_add_test(tc, test_pack_reader_sees_body_go);
