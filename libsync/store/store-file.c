@@ -134,9 +134,10 @@ int cpmsync_cpm_object_folder(struct cpmsync_store *store, const char *account, 
 	return 0;
 }
 
-int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account, const char *root,
-			       int fd, uint64_t size, const char *const *flags,
-			       int64_t internaldate, int64_t *ret_folder_id, int64_t *ret_id)
+int cpmsync_op_file_object_fd(struct cpmsync_store *store, const char *account, const char *root,
+			      int fd, uint64_t size, const char *const *flags, int64_t internaldate,
+			      cpmsync_cpm_folder_check_fn check, void *userdata,
+			      int64_t *ret_folder_id, int64_t *ret_id)
 {
 	struct store *s = store_call(store);
 	struct cpm_file_target t = { 0 };
@@ -149,9 +150,27 @@ int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account,
 	r = decide(s, store, account, root, fd, size, &t, &head, &head_len);
 	if (r < 0)
 		return r;
+	/* The caller's word on the folder, from this one reading of the
+	 * header; its refusal is its own (its text too). */
+	r = check ? check(t.folder, userdata) : 0;
+	if (r < 0) {
+		store_set_error(s, "the folder '%s' was refused", t.folder);
+		cpm_file_target_free(&t);
+		return r;
+	}
 	r = store_op_store_creating(store, account, (const char *const *)t.create, t.n_create,
 				    t.folder, head, head_len, fd, size, flags, internaldate,
 				    ret_folder_id, ret_id);
 	cpm_file_target_free(&t);
 	return r;
+}
+
+int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account, const char *root,
+			       int fd, uint64_t size, const char *const *flags,
+			       int64_t internaldate, int64_t *ret_folder_id, int64_t *ret_id)
+{
+	int r = cpmsync_op_file_object_fd(store, account, root, fd, size, flags, internaldate, NULL,
+					  NULL, ret_folder_id, ret_id);
+
+	return r < 0 ? r : 0;
 }

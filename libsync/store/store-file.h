@@ -16,6 +16,8 @@ struct cpmsync_store;
  * head and the remaining size - head_len read from fd (not read when
  * head_len == size), after the folders create[0..n_create) are created
  * (each journaled, in order).  *ret_folder_id and *ret_id may be NULL.
+ * A CPM object: 1 when the folder holds the same object already (the
+ * rule at cpmsync_op_file_object_fd()), its ids given, nothing changed.
  */
 int store_op_store_creating(struct cpmsync_store *store, const char *account,
 			    const char *const *create, size_t n_create, const char *folder,

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,7 @@
 #include "util/log.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
+#include "util/pio.h"
 
 #define FOLDER_NAME_MAX	   CPMSYNC_FOLDER_NAME_MAX
 #define METADATA_ENTRY_MAX CPMSYNC_METADATA_ENTRY_MAX
@@ -579,8 +582,12 @@ struct store_args {
 	/* store_op_store_creating(): folders created first, in order. */
 	const char *const *create;
 	size_t n_create;
+	/* store_op_store_creating(): a copy of the same object already in
+	 * the folder is answered instead (same_object()). */
+	bool same_object;
 	int64_t id;	   /* out */
 	int64_t folder_id; /* out */
+	bool existing;	   /* out: id is that copy, nothing was stored */
 };
 
 static void store_args_free(struct store_args *a)
@@ -677,6 +684,127 @@ static int check_tail(struct store *s, struct store_args *a, int64_t id)
 	return r;
 }
 
+/* Does the body of message id have the bytes of fd (from offset 0)? */
+struct body_cmp {
+	int fd;
+	uint64_t off;
+	bool differ;
+	char *buf;
+};
+
+#define BODY_CMP_CHUNK (64 * 1024)
+
+static int cmp_piece(void *userdata, uint64_t size, const void *p, size_t n)
+{
+	struct body_cmp *c = userdata;
+	const char *b = p;
+	int r;
+
+	(void)size;
+	while (n > 0) {
+		size_t k = n < BODY_CMP_CHUNK ? n : BODY_CMP_CHUNK;
+
+		r = io_pread_exact(c->fd, c->buf, k, c->off);
+		if (r == -EIO || (r == 0 && memcmp(c->buf, b, k) != 0)) {
+			c->differ = true; /* a is shorter, or other bytes */
+			return 1;
+		}
+		if (r < 0)
+			return r;
+		c->off += k;
+		b += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int same_bytes(struct store *s, int64_t a, int64_t b, bool *ret)
+{
+	struct body_cmp c = { .fd = -1 };
+	struct stat st;
+	int r;
+
+	c.fd = memfd_create("cpmsync-same-object", MFD_CLOEXEC);
+	if (c.fd < 0)
+		return -errno;
+	r = store_body_read_fd(s, a, c.fd);
+	if (r >= 0 && fstat(c.fd, &st) < 0)
+		r = -errno;
+	if (r >= 0 && !(c.buf = malloc(BODY_CMP_CHUNK)))
+		r = -ENOMEM;
+	if (r >= 0)
+		r = store_body_each(s, b, cmp_piece, &c);
+	/* Equal: every byte of b matched, and a has no more. */
+	if (r >= 0)
+		*ret = !c.differ && c.off == (uint64_t)st.st_size;
+	free(c.buf);
+	close(c.fd);
+	return r < 0 ? r : 0;
+}
+
+const char store_sql_same_object[] =
+	"SELECT m.id FROM message m JOIN message_state ms ON ms.id = m.id"
+	" WHERE m.folder_id = ?1 AND " STORE_OBJECT_KEY(
+		"m.") " = ?2"
+		      " AND m.removed = 0 AND m.id <> ?3 AND m.size = ?4 AND m.has_body = 1"
+		      " AND instr(' ' || ms.flags || ' ', ' \\Deleted ') = 0"
+		      " AND (m.uid IS NOT NULL OR EXISTS (SELECT 1 FROM journal j"
+		      " WHERE j.message_id = m.id AND j.op IN (?5, ?6, ?7) AND j.failed = 0))"
+		      " ORDER BY m.id LIMIT 8";
+
+/*
+ * Filing the same CPM object again (an app's retry after a D-Bus timeout
+ * whose first call did succeed, an outbox file filed again after a crash
+ * between its store and its unlink) gives the copy the folder holds: the
+ * message just stored as id, in folder_id, is the same object as an
+ * earlier one with the same key (its IMDN-Message-ID, else its
+ * Message-ID; neither: never the same), of the same bytes, visible (not
+ * removed), without \Deleted, and on the server or on its way there (an
+ * APPEND, COPY or MOVE pending, not one given up).  *ret gets that
+ * earlier message's id, or 0.  Candidates come from index message_object
+ * (schema version 33), then their bodies are compared byte for byte.
+ */
+static int same_object(struct store *s, const struct store_args *a, int64_t folder_id, int64_t id,
+		       int64_t *ret)
+{
+	const char *key = *a->sum.imdn_message_id ? a->sum.imdn_message_id : a->sum.message_id;
+	int64_t cand[8];
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = 0;
+	if (!key || !*key)
+		return 0;
+	r = store_prepare(s, store_sql_same_object, &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, id);
+	sqlite3_bind_int64(st, 4, (int64_t)a->size);
+	journal_bind_op(st, 5, JOURNAL_OP_APPEND);
+	journal_bind_op(st, 6, JOURNAL_OP_COPY);
+	journal_bind_op(st, 7, JOURNAL_OP_MOVE);
+	while ((r = store_step(s, st)) > 0 && n < ARRAY_SIZE(cand))
+		cand[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		bool same = false;
+
+		r = same_bytes(s, cand[i], id, &same);
+		if (r < 0)
+			return r;
+		if (same) {
+			*ret = cand[i];
+			return 0;
+		}
+	}
+	return 0;
+}
+
 static int create_folder(struct store *s, void *args);
 
 static int store_message(struct store *s, void *args)
@@ -719,6 +847,21 @@ static int store_message(struct store *s, void *args)
 		r = check_crlf_size(s, a, id);
 	if (r < 0)
 		return r;
+	if (a->same_object) {
+		int64_t earlier;
+
+		r = same_object(s, a, f.id, id, &earlier);
+		if (r < 0)
+			return r;
+		if (earlier) {
+			/* Rolled back by the caller: nothing stored, nothing
+			 * journaled (no CREATE either: the folder exists). */
+			a->id = earlier;
+			a->folder_id = f.id;
+			a->existing = true;
+			return -EEXIST;
+		}
+	}
 	r = journal_add(s, acc, JOURNAL_OP_APPEND, f.id, id, NULL);
 	if (r < 0)
 		return r;
@@ -856,10 +999,15 @@ int store_op_store_creating(struct cpmsync_store *store, const char *account,
 				.head_len = head_len,
 				.sum = { .type = "message" },
 				.create = create,
-				.n_create = n_create };
+				.n_create = n_create,
+				.same_object = true };
 	int r;
 
 	r = op_run(store, store_head_check, store_message, &a);
+	if (r == -EEXIST && a.existing) {
+		store_clear_error(store_from_public(store));
+		r = 1;
+	}
 	if (r >= 0 && ret_id)
 		*ret_id = a.id;
 	if (r >= 0 && ret_folder_id)

@@ -1391,13 +1391,28 @@ const char store_sql_conv_stale_clear[] = "DELETE FROM conv_stale";
 /* The conversation of folder ?1 noted for such a recompute. */
 const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
 
+/*
+ * Version 33: filing a CPM object is idempotent (store-ops.c
+ * same_object()): before an object is stored, the folder's objects with
+ * the same key (its IMDN-Message-ID, else its Message-ID) are looked up,
+ * in this index rather than by reading the folder, and a visible one with
+ * the same bytes is answered instead of a second copy.  The key is an
+ * expression, STORE_OBJECT_KEY() in store.h, which the lookup repeats
+ * word for word (else SQLite does not use the index).  The key comes
+ * first: an index led by folder_id would be taken for other queries of a
+ * folder's visible messages, the conversation recompute's among them, in
+ * place of their own (test-store's test_conv_state_index).
+ */
+static const char migration_33[] = "CREATE INDEX message_object ON message"
+				   " (" STORE_OBJECT_KEY("") ", folder_id) WHERE removed = 0;";
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
-	migration_31, migration_32,
+	migration_31, migration_32, migration_33,
 };
 
 unsigned store_schema_version(void)

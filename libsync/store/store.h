@@ -291,6 +291,17 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
 #define STORE_VERSION_BODY_INLINE 15
 
 /*
+ * The key under which a filed CPM object is looked up for a copy already
+ * stored (schema version 33, index message_object): its IMDN-Message-ID,
+ * else its Message-ID; m is the table's alias with its dot, or "".
+ */
+#define STORE_OBJECT_KEY(m)                                                                        \
+	"(CASE WHEN " m "imdn_message_id <> ''"                                                    \
+	" THEN " m "imdn_message_id ELSE " m "message_id END)"
+/* store-ops.c: the earlier copies of a filed object, by that key (v31). */
+extern const char store_sql_same_object[];
+
+/*
  * Message bodies (store-body.c): up to STORE_BODY_INLINE_MAX bytes in the
  * store's body_inline table, larger ones appended to pack files,
  * <store path>-packs/<id> (store-pack.c; those stored before schema version

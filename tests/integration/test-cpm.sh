@@ -133,6 +133,13 @@ check "  its id is a number" grep -qE '^[0-9]+$' <(sed -n 2p "$WORK/r1")
 check "  filed in Default/conv-NEW1" test "$(fprop "$(head -n 1 "$WORK/r1")" Name)" = Default/conv-NEW1
 check "  which is a conversation-history folder" \
 	folder_is Default/conv-NEW1 conversation-history conv-NEW1 "" ""
+# The same object again (an app's retry after a D-Bus timeout whose first
+# call did succeed): answered with the first copy, nothing queued.
+PENDING_R1=$(acct PendingOperations)
+call "$A" "$AC" StoreObject hasx "$WORK/o1" '\Seen' 0 >"$WORK/r1again"
+check "offline StoreObject of the same object again: the same folder and id" \
+	test "$(cat "$WORK/r1again")" = "$(cat "$WORK/r1")"
+check "  nothing more queued" test "$(acct PendingOperations)" = "$PENDING_R1"
 # A new group session: its session-info, then a message of the session.
 cpm_obj "$WORK/o2" "<grp-info@cpm.test>" "From: tel:+15550100" "Subject: Team" \
 	"Conversation-ID: conv-GRP" "Contribution-ID: contrib-G1" \
@@ -168,6 +175,17 @@ printf 'From: a@b\r\nTo: c@d\r\nSubject: plain mail\r\nMessage-ID: <obx-bad@cpm.
 for i in 1 2 3 4; do mv "$WORK/outbox/a/.x$i" "$WORK/outbox/a/obj$i.eml"; done
 check "outbox: the three objects leave the drop folder" \
 	eventually 10 bash -c "! ls '$WORK/outbox/a/obj1.eml' '$WORK/outbox/a/obj2.eml' '$WORK/outbox/a/obj3.eml' 2>/dev/null | grep -q ."
+# obj1 dropped a second time, the same bytes (filed again after a crash
+# between its store and its unlink, say): no second copy.
+cpm_obj "$WORK/outbox/a/.x1" "<obx-new@cpm.test>" "From: tel:+15550100" "To: tel:+15550600" \
+	"Conversation-ID: conv-OBX" "Message-Direction: sent"
+cmp -s "$WORK/outbox/a/.x1" "$WORK/outbox/.pending"/*/obj1.eml || bail "obj1.eml is not where it should be"
+mv "$WORK/outbox/a/.x1" "$WORK/outbox/a/obj1again.eml" || bail "mv obj1again.eml"
+check "outbox: the same object dropped again leaves the drop folder" \
+	eventually 10 test ! -e "$WORK/outbox/a/obj1again.eml"
+OBJ1_ID=$(cd "$WORK/outbox/.pending" && echo */obj1.eml) || bail "no .pending of obj1.eml"
+check "  it waits for the first one's message, .pending/${OBJ1_ID%/obj1.eml}" \
+	test -f "$WORK/outbox/.pending/${OBJ1_ID%/obj1.eml}/obj1again.eml"
 check "outbox: a new conversation folder" eventually 5 folder_is Default/conv-OBX conversation-history conv-OBX "" ""
 check "outbox: a new session folder for a group-state object" \
 	folder_is Default/conv-OBXG/contrib-X1 session-history conv-OBXG contrib-X1 ""
@@ -237,7 +255,7 @@ check "the plain mail never reached the server" test "$(server_count "<obx-bad@c
 check "StoreObject's flags reached the server" \
 	bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" fetch -u $USER1 flags mailbox Default/conv-NEW1 all) | grep -q 'Seen'"
 check "outbox: the filed files are gone once on the server" \
-	eventually 10 bash -c "! find '$WORK/outbox' -name 'obj[123].eml' | grep -q ."
+	eventually 10 bash -c "! find '$WORK/outbox' -name 'obj[123].eml' -o -name obj1again.eml | grep -q ."
 check "store == server" eventually 10 compare "$WORK/store.db"
 # Another sync changes nothing: still once.
 call "$A" "$AC" Sync >/dev/null
@@ -623,5 +641,27 @@ check "  its .why says why" test "$(cat "$WORK/outbox/.failed/q2.eml.why" 2>/dev
 	"q/q2.eml: its folder 'Default/conv-Q2' is not in the folders setting of account 'q': it would be created on the server but not kept here"
 da mailbox list -u "$USER1" >"$WORK/q-server" || bail "doveadm mailbox list"
 check "  no folder of it on the server" bash -c "! grep -q conv-Q '$WORK/q-server'"
+
+# --- the same object filed again, online -----------------------------------------------------
+cpm_obj "$WORK/d1" "<dup-1@cpm.test>" "From: tel:+15550100" "To: tel:+15550700" \
+	"Conversation-ID: conv-DUP" "Message-Direction: sent" "IMDN-Message-ID: imdn-dup-1"
+call "$A" "$AC" StoreObject hasx "$WORK/d1" '' 0 >"$WORK/rd1"
+check "online StoreObject: on the server once" eventually 10 server_in Default/conv-DUP "<dup-1@cpm.test>"
+check "  nothing pending" eventually 10 acct_is PendingOperations 0
+call "$A" "$AC" StoreObject hasx "$WORK/d1" '' 0 >"$WORK/rd2"
+check "online StoreObject of the same object again: the same folder and id" \
+	test "$(cat "$WORK/rd2")" = "$(cat "$WORK/rd1")"
+check "  nothing queued" test "$(acct PendingOperations)" = 0
+call "$A" "$AC" Sync >/dev/null
+check "  still once on the server after a sync" server_in Default/conv-DUP "<dup-1@cpm.test>"
+# The same Message-ID and IMDN-Message-ID, other bytes: another object.
+DATE='Sat, 5 Dec 2026 06:09:00 +0000' cpm_obj "$WORK/d2" "<dup-1@cpm.test>" "From: tel:+15550100" \
+	"To: tel:+15550700" "Conversation-ID: conv-DUP" "Message-Direction: sent" \
+	"IMDN-Message-ID: imdn-dup-1"
+call "$A" "$AC" StoreObject hasx "$WORK/d2" '' 0 >"$WORK/rd3"
+check "the same ids with other bytes: stored, another id in the same folder" \
+	bash -c "[ \"\$(head -n 1 '$WORK/rd3')\" = \"\$(head -n 1 '$WORK/rd1')\" ] && [ \"\$(sed -n 2p '$WORK/rd3')\" != \"\$(sed -n 2p '$WORK/rd1')\" ]"
+server_count_is() { [ "$(server_count "$1")" = "$2" ]; }
+check "  both on the server" eventually 10 server_count_is "<dup-1@cpm.test>" 2
 
 finish

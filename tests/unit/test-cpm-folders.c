@@ -512,6 +512,204 @@ START_TEST(test_file_refused_leaves_nothing)
 }
 END_TEST
 
+/* Files text with cpmsync_op_file_object_fd(): 0 stored, 1 a copy found. */
+static int file_again(const char *text, size_t len, int64_t *folder_id, int64_t *id)
+{
+	int fd = memfd_create("obj", 0), r;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+	r = cpmsync_op_file_object_fd(cs, "a", "Default", fd, len, NULL, 0, NULL, NULL, folder_id,
+				      id);
+	close(fd);
+	return r;
+}
+
+static const char *count_messages(void)
+{
+	return test_store_text(s, "SELECT count(*) FROM message");
+}
+
+/*
+ * The same object filed twice (an app's retry after a D-Bus timeout, an
+ * outbox file filed again after a crash) is stored once: the second call
+ * answers the first copy, journals nothing.  Another object with the same
+ * Message-ID but other bytes is stored, and so is one without any id.
+ */
+START_TEST(test_file_same_object_once)
+{
+	static const char no_id[] = "From: tel:+1111\r\nConversation-ID: conv-G\r\n\r\nno id\r\n";
+	int64_t folder_id = 0, id = 0, f2 = 0, id2 = 0;
+	const char *journal;
+	char *other;
+
+	ck_assert_int_eq(file_text(chat, &folder_id, &id), 0);
+	journal = strdup(journal_text());
+	ck_assert_int_eq(file_text(chat, &f2, &id2), 0);
+	ck_assert_int_eq(f2, folder_id);
+	ck_assert_int_eq(id2, id);
+	ck_assert_str_eq(journal_text(), journal);
+	ck_assert_str_eq(count_messages(), "1");
+	/* The call that says so. */
+	f2 = id2 = 0;
+	ck_assert_int_eq(file_again(chat, strlen(chat), &f2, &id2), 1);
+	ck_assert_int_eq(id2, id);
+	ck_assert_int_eq(f2, folder_id);
+	ck_assert_str_eq(journal_text(), journal);
+	/* The same Message-ID, one byte else: another object. */
+	other = strdup(chat);
+	other[strlen(other) - 3] = 'O';
+	ck_assert_int_eq(file_again(other, strlen(other), &f2, &id2), 0);
+	ck_assert_int_ne(id2, id);
+	ck_assert_str_eq(count_messages(), "2");
+	/* Neither IMDN-Message-ID nor Message-ID: never the same. */
+	ck_assert_int_eq(file_text(no_id, &f2, &id2), 0);
+	ck_assert_int_eq(file_text(no_id, &f2, &id2), 0);
+	ck_assert_str_eq(count_messages(), "4");
+	free(other);
+	free((char *)journal);
+}
+END_TEST
+
+/* Which earlier copies count: synced or on its way, not \Deleted, not an
+ * APPEND given up; the key is the IMDN-Message-ID when there is one. */
+START_TEST(test_file_same_object_which_copy)
+{
+	static const char imdn[] =
+		"From: tel:+1111\r\nTo: tel:+2222\r\n"
+		"Message-ID: <m@x>\r\nIMDN-Message-ID: imdn-1\r\n"
+		"Conversation-ID: conv-I\r\nMessage-Direction: sent\r\n\r\nhi\r\n";
+	int64_t folder_id = 0, id = 0, id2 = 0, id3 = 0, f2;
+	char sql[160];
+
+	ck_assert_int_eq(file_again(imdn, strlen(imdn), &folder_id, &id), 0);
+	ck_assert_int_eq(file_again(imdn, strlen(imdn), &f2, &id2), 1);
+	ck_assert_int_eq(id2, id);
+	/* On the server now (its APPEND done): still that copy. */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE message SET uid = 7 WHERE id = %lld;"
+		 " DELETE FROM journal WHERE message_id = %lld",
+		 (long long)id, (long long)id);
+	ck_assert_int_eq(store_exec(s, sql), 0);
+	ck_assert_int_eq(file_again(imdn, strlen(imdn), &f2, &id2), 1);
+	ck_assert_int_eq(id2, id);
+	/* Deleted: filed anew. */
+	ck_assert_int_eq(cpmsync_op_delete(cs, &id, 1), 0);
+	ck_assert_int_eq(file_again(imdn, strlen(imdn), &f2, &id2), 0);
+	ck_assert_int_ne(id2, id);
+	/* Its APPEND given up: filed anew. */
+	snprintf(sql, sizeof(sql), "UPDATE journal SET failed = 1 WHERE message_id = %lld",
+		 (long long)id2);
+	ck_assert_int_eq(store_exec(s, sql), 0);
+	ck_assert_int_eq(file_again(imdn, strlen(imdn), &f2, &id3), 0);
+	ck_assert_int_ne(id3, id2);
+	ck_assert_str_eq(count_messages(), "3");
+}
+END_TEST
+
+/* A body in a pack (larger than the inline limit), compared to its end. */
+START_TEST(test_file_same_object_large)
+{
+	static const char head[] = "From: tel:+1111\r\nMessage-ID: <big@x>\r\n"
+				   "Conversation-ID: conv-B\r\n\r\n";
+	size_t len = 300 * 1024;
+	int64_t f = 0, id = 0, f2 = 0, id2 = 0;
+	char *big = malloc(len);
+
+	ck_assert_ptr_nonnull(big);
+	memcpy(big, head, strlen(head));
+	for (size_t i = strlen(head); i < len; i++)
+		big[i] = (i % 64 == 63) ? '\n' : (char)('a' + i % 26);
+	ck_assert_int_eq(file_again(big, len, &f, &id), 0);
+	ck_assert_int_eq(file_again(big, len, &f2, &id2), 1);
+	ck_assert_int_eq(id2, id);
+	big[len - 2] = 'Z';
+	ck_assert_int_eq(file_again(big, len, &f2, &id2), 0);
+	ck_assert_int_ne(id2, id);
+	ck_assert_str_eq(count_messages(), "2");
+	free(big);
+}
+END_TEST
+
+struct check_calls {
+	unsigned n;
+	char folder[64];
+	int answer;
+};
+
+static int check_folder(const char *folder, void *userdata)
+{
+	struct check_calls *c = userdata;
+
+	c->n++;
+	snprintf(c->folder, sizeof(c->folder), "%s", folder);
+	return c->answer;
+}
+
+/*
+ * The caller's check of the folder (the daemon's folders setting) is
+ * asked on the one reading of the header: a refusal is returned as it is,
+ * nothing stored; an object from a pipe, which cannot be read twice, is
+ * filed after the check.
+ */
+START_TEST(test_file_object_check)
+{
+	struct check_calls c = { .answer = -EPERM };
+	int64_t folder_id = -1, id = -1, f;
+	int p[2];
+
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(write(p[1], chat, strlen(chat)), (ssize_t)strlen(chat));
+	ck_assert_int_eq(cpmsync_op_file_object_fd(cs, "a", "Default", p[0], strlen(chat), NULL, 0,
+						   check_folder, &c, &folder_id, &id),
+			 -EPERM);
+	close(p[0]);
+	close(p[1]);
+	ck_assert_uint_eq(c.n, 1);
+	ck_assert_str_eq(c.folder, "Default/conv-G");
+	ck_assert_str_eq(cpmsync_store_error(cs), "the folder 'Default/conv-G' was refused");
+	ck_assert_int_eq(id, -1);
+	ck_assert_str_eq(journal_text(), "");
+	ck_assert_str_eq(count_messages(), "0");
+
+	c = (struct check_calls){ .answer = 0 };
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(write(p[1], chat, strlen(chat)), (ssize_t)strlen(chat));
+	close(p[1]);
+	ck_assert_int_eq(cpmsync_op_file_object_fd(cs, "a", "Default", p[0], strlen(chat), NULL, 0,
+						   check_folder, &c, &folder_id, &id),
+			 0);
+	close(p[0]);
+	ck_assert_uint_eq(c.n, 1);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", "Default/conv-G", &f), 0);
+	ck_assert_int_eq(folder_id, f);
+	ck_assert_str_eq(count_messages(), "1");
+}
+END_TEST
+
+/* The lookup reads the index of migration 33, not the folder. */
+START_TEST(test_file_same_object_indexed)
+{
+	char *q = NULL;
+	sqlite3_stmt *st;
+	unsigned n = 0;
+
+	ck_assert_int_ge(asprintf(&q, "EXPLAIN QUERY PLAN %s", store_sql_same_object), 0);
+	ck_assert_int_eq(store_prepare(s, q, &st), 0);
+	while (store_step(s, st) > 0) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+
+		if (strstr(d, "USING INDEX message_object (<expr>=? AND folder_id=?)"))
+			n++;
+		ck_assert_msg(!strstr(d, "SCAN m"), "%s", d);
+	}
+	sqlite3_reset(st);
+	free(q);
+	ck_assert_uint_eq(n, 1);
+}
+END_TEST
+
 static Suite *cpm_folders_suite(void)
 {
 	Suite *suite = suite_create("cpm-folders");
@@ -531,6 +729,11 @@ static Suite *cpm_folders_suite(void)
 	tcase_add_test(tc, test_file_chat_and_sms);
 	tcase_add_test(tc, test_file_refused_leaves_nothing);
 	tcase_add_test(tc, test_file_peer_with_delimiter);
+	tcase_add_test(tc, test_file_same_object_once);
+	tcase_add_test(tc, test_file_same_object_which_copy);
+	tcase_add_test(tc, test_file_same_object_large);
+	tcase_add_test(tc, test_file_same_object_indexed);
+	tcase_add_test(tc, test_file_object_check);
 	suite_add_tcase(suite, tc);
 	return suite;
 }

@@ -672,6 +672,34 @@ START_TEST(test_same_file_twice)
 }
 END_TEST
 
+/* The same CPM object dropped twice (the second time after a crash had
+ * it filed but not moved on, say) is filed once: both files wait for
+ * that one message. */
+START_TEST(test_same_object_twice)
+{
+	static const char obj[] = "Message-ID: <twice@x>\r\nFrom: tel:+1\r\n"
+				  "Conversation-ID: conv-T\r\n\r\nhi\r\n";
+	static const char other[] = "Message-ID: <twice@x>\r\nFrom: tel:+1\r\n"
+				    "Conversation-ID: conv-T\r\n\r\nho\r\n";
+	int64_t id, id2;
+
+	start();
+	put(P("a/obj"), obj, sizeof(obj) - 1);
+	ck_assert(run_until(file_gone, P("a/obj"), 3000));
+	ck_assert_int_eq(count("a", "Default/conv-T", &id), 1);
+	put(P("a/again"), obj, sizeof(obj) - 1);
+	ck_assert(run_until(file_gone, P("a/again"), 3000));
+	ck_assert_int_eq(count("a", "Default/conv-T", &id2), 1);
+	ck_assert_int_eq(id2, id);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/obj", id)), obj);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/again", id)), obj);
+	/* Other bytes under the same Message-ID: another object. */
+	put(P("a/other"), other, sizeof(other) - 1);
+	ck_assert(run_until(file_gone, P("a/other"), 3000));
+	ck_assert_int_eq(count("a", "Default/conv-T", NULL), 2);
+}
+END_TEST
+
 START_TEST(test_rescan_from_callback)
 {
 	rescan_in_callback = true;
@@ -1372,6 +1400,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_crash_after_commit);
 	tcase_add_test(tc, test_crash_copy_already_referenced);
 	tcase_add_test(tc, test_same_file_twice);
+	tcase_add_test(tc, test_same_object_twice);
 	tcase_add_test(tc, test_rescan_from_callback);
 	tcase_add_test(tc, test_outbox_recreated);
 	tcase_add_test(tc, test_open_writer_waits);

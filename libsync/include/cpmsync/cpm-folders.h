@@ -88,10 +88,40 @@ bool cpmsync_cpm_root_valid(const char *s, const char **ret_why);
  * refused with -EINVAL and cpmsync_store_error() saying why ("content:
  * ..."); nothing is changed then.  *ret_folder_id and *ret_id (each may be
  * NULL) get the folder's and the stored message's local ids.
+ *
+ * Filing is idempotent: when that folder already holds the same object,
+ * its ids are given and nothing is stored or journaled (a retry after a
+ * lost reply, a file filed again after a crash, reaches the server once).
+ * The same object: the same key, its IMDN-Message-ID or, without one,
+ * its Message-ID (an object with neither is never the same as another),
+ * and the same bytes, byte for byte; the copy not removed, without
+ * \Deleted, and on the server or on its way there (not an APPEND given
+ * up).  flags and internaldate are then not applied: the copy keeps its
+ * own.
  */
 int cpmsync_op_store_object_fd(struct cpmsync_store *store, const char *account, const char *root,
 			       int fd, uint64_t size, const char *const *flags,
 			       int64_t internaldate, int64_t *ret_folder_id, int64_t *ret_id);
+
+/*
+ * The caller's check of the folder an object would be filed in, before
+ * anything is stored (the account's folders setting, say): 0 to go on,
+ * or a negative errno, which the filing returns as it is, nothing
+ * stored (cpmsync_store_error() then only names the folder: the caller
+ * says why).
+ */
+typedef int (*cpmsync_cpm_folder_check_fn)(const char *folder, void *userdata);
+
+/*
+ * cpmsync_op_store_object_fd() with check (may be NULL) called on the
+ * folder first, the object's header read once for both; and 1, not 0,
+ * when the folder held the same object already (*ret_folder_id and
+ * *ret_id are that copy's; nothing changed).
+ */
+int cpmsync_op_file_object_fd(struct cpmsync_store *store, const char *account, const char *root,
+			      int fd, uint64_t size, const char *const *flags, int64_t internaldate,
+			      cpmsync_cpm_folder_check_fn check, void *userdata,
+			      int64_t *ret_folder_id, int64_t *ret_id);
 
 /*
  * Where cpmsync_op_store_object_fd() would file the object (size bytes
