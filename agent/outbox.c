@@ -718,20 +718,52 @@ static const char *cpm_root_of(struct outbox *o, const char *account)
 	return root ? root : "Default";
 }
 
+/* What filing a claim asks of the folder it would go into. */
+struct object_check {
+	struct outbox *o;
+	const char *account;
+	int fd;
+	uint64_t size;
+	bool check_copy;
+	int64_t copy_id; /* out: the claim's copy, stored before a restart */
+	char *why;	 /* out: the folder is refused */
+};
+
+static int object_folder_check(const char *folder, void *userdata)
+{
+	struct object_check *x = userdata;
+	struct outbox *o = x->o;
+
+	if (x->check_copy) {
+		x->copy_id = find_stored_copy(o, x->account, folder, x->fd, x->size);
+		if (x->copy_id > 0)
+			return -EEXIST;
+	}
+	if (o->cb.folder_synced && !o->cb.folder_synced(o->userdata, x->account, folder)) {
+		x->why = xasprintf("its folder '%s' is not in the folders setting of account '%s': "
+				   "it would be created on the server but not kept here",
+				   folder, x->account);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * The claim of a CPM object, rel "<account>/<name>", in cfd (which is cdir,
- * .pending/claimed/<account>): filed with cpmsync_op_store_object_fd() (its
- * folders created as needed) with the same steps 2 and 3 as a file of a
- * folder; check_copy looks for a stored copy in the folder it would be
- * filed in.
+ * .pending/claimed/<account>): filed with cpmsync_op_file_object_fd() (its
+ * folders created as needed, its header read once) with the same steps 2
+ * and 3 as a file of a folder; check_copy looks for a stored copy in the
+ * folder it would be filed in.  The same object filed before (the rule of
+ * cpmsync_op_store_object_fd()) is that copy, not stored again.
  */
 static void process_object_claim(struct outbox *o, int cfd, const char *cdir, const char *rel,
 				 bool check_copy)
 {
-	_cleanup_free_ char *account = outbox_dir_part(rel), *why = NULL, *folder = NULL;
+	_cleanup_free_ char *account = outbox_dir_part(rel), *why = NULL;
 	const char *name = outbox_base_part(rel), *root;
 	_cleanup_close_ int fd = -1;
 	int64_t id = 0, folder_id = 0;
+	struct object_check x;
 	struct stat st;
 	int r;
 
@@ -744,31 +776,20 @@ static void process_object_claim(struct outbox *o, int cfd, const char *cdir, co
 	if (fd < 0)
 		return;
 	root = cpm_root_of(o, account);
-	if (cpmsync_cpm_object_folder(o->store, account, root, fd, (uint64_t)st.st_size, &folder) <
-	    0)
-		folder = NULL; /* the filing below says why */
-	if (check_copy && folder)
-		id = find_stored_copy(o, account, folder, fd, (uint64_t)st.st_size);
-	if (id > 0) {
-		log_info("outbox: %s was stored as message %" PRId64 " before a restart", rel, id);
-		claim_done(o, cfd, rel, id);
+	x = (struct object_check){ o, account, fd, (uint64_t)st.st_size, check_copy, 0, NULL };
+	r = cpmsync_op_file_object_fd(o->store, account, root, fd, (uint64_t)st.st_size, NULL, 0,
+				      object_folder_check, &x, &folder_id, &id);
+	if (x.copy_id > 0) {
+		log_info("outbox: %s was stored as message %" PRId64 " before a restart", rel,
+			 x.copy_id);
+		claim_done(o, cfd, rel, x.copy_id);
 		return;
 	}
-	if (folder && o->cb.folder_synced && !o->cb.folder_synced(o->userdata, account, folder)) {
-		why = xasprintf("its folder '%s' is not in the folders setting of account '%s': "
-				"it would be created on the server but not kept here",
-				folder, account);
-		move_to_failed(o, cfd, name, name, rel, why);
+	if (x.why) {
+		move_to_failed(o, cfd, name, name, rel, x.why);
+		free(x.why);
 		return;
 	}
-	if (lseek(fd, 0, SEEK_SET) < 0) {
-		log_warning("outbox: cannot rewind %s/%s/%s: %s; trying again later", o->dir, cdir,
-			    name, strerror(errno));
-		retry_later(o);
-		return;
-	}
-	r = cpmsync_op_store_object_fd(o->store, account, root, fd, (uint64_t)st.st_size, NULL, 0,
-				       &folder_id, &id);
 	if (r < 0 && store_may_pass(r, (uint64_t)st.st_size)) {
 		held_add(o, rel, r); /* not a verdict on the file */
 		return;
@@ -780,6 +801,13 @@ static void process_object_claim(struct outbox *o, int cfd, const char *cdir, co
 				   : xasprintf("cannot file it in account '%s': %s (%s)", account,
 					       cpmsync_strerror(r), cpmsync_store_error(o->store));
 		move_to_failed(o, cfd, name, name, rel, why);
+		return;
+	}
+	if (r > 0) {
+		log_info("outbox: %s is message %" PRId64 " of account '%s' already (the same "
+			 "object, filed before): not stored again",
+			 rel, id, account);
+		claim_done(o, cfd, rel, id);
 		return;
 	}
 	log_info("outbox: filed %s (%" PRIu64 " bytes) as message %" PRId64 " in folder %" PRId64

@@ -14,10 +14,12 @@
  * place is taken at its first close after writing.
  *
  * A file directly in <outbox>/<account>/ is a CPM object, filed with
- * cpmsync_op_store_object_fd() under the account's CPM root (cpm_root
- * callback), its conversation folders created as needed.  It goes through
- * the same claim steps and the same checks below (a claim left by a crash
- * is compared with the messages of the folder it would be filed in).
+ * cpmsync_op_file_object_fd() under the account's CPM root (cpm_root
+ * callback), its conversation folders created as needed, the folder
+ * checked (folder_synced) on the one reading of its header.  It goes
+ * through the same claim steps and the same checks below (a claim left by
+ * a crash is compared with the messages of the folder it would be filed
+ * in).  The same object filed before is that message, not stored again.
  *
  * Layout under <outbox> (all created 0700):
  *
@@ -78,7 +80,7 @@
  *
  * Failures (to .failed/ with a .why): a file directly in <outbox>/, a file
  * in <outbox>/<account>/ that is not a CPM object (the reason from
- * cpmsync_op_store_object_fd(): "content: ..."), an account the
+ * cpmsync_op_file_object_fd(): "content: ..."), an account the
  * configuration does not know (account_known() false), not a regular file
  * (symbolic links included), a file with more than one link (a hard link
  * may name a file that was never meant to be sent; only this name is

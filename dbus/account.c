@@ -164,12 +164,26 @@ static void store_object_ctx_free(void *p)
 	free(x);
 }
 
+/* Filing's check of the folder: not one this account drops. */
+struct synced_check {
+	const struct svc_account *a;
+	char *err;
+};
+
+static int check_synced(const char *folder, void *userdata)
+{
+	struct synced_check *c = userdata;
+
+	c->err = svc_check_synced(c->a, "content", folder);
+	return c->err ? -EINVAL : 0;
+}
+
 static DBusMessage *store_object_from_fd(struct cpm_service *svc, DBusMessage *msg, int fd,
 					 uint64_t size, void *ctx)
 {
 	struct store_object_ctx *x = ctx;
 	struct svc_account *a = svc_account_by_name(svc, x->account);
-	char *folder = NULL, *err = NULL;
+	struct synced_check c = { a, NULL };
 	int64_t folder_id, id;
 	struct svc_folder *f;
 	dbus_uint64_t v;
@@ -178,17 +192,12 @@ static DBusMessage *store_object_from_fd(struct cpm_service *svc, DBusMessage *m
 
 	if (!a)
 		return cpm_error(msg, CPM_ERROR_NOT_FOUND, "account '%s' is gone", x->account);
-	/* Where it goes, first: not into a folder this account drops. */
-	if (cpmsync_cpm_object_folder(svc->store, a->name, a->cpm_root, fd, size, &folder) == 0)
-		err = svc_check_synced(a, "content", folder);
-	free(folder);
-	if (err)
-		return svc_invalid(msg, err);
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return cpm_error(msg, CPM_ERROR_FAILED, "content: cannot read it again: %s",
-				 strerror(errno));
-	r = cpmsync_op_store_object_fd(svc->store, a->name, a->cpm_root, fd, size, x->flags,
-				       x->date, &folder_id, &id);
+	/* The header read once: where it goes, checked, then filed there
+	 * (or the copy already there answered: a retry, r == 1). */
+	r = cpmsync_op_file_object_fd(svc->store, a->name, a->cpm_root, fd, size, x->flags, x->date,
+				      check_synced, &c, &folder_id, &id);
+	if (c.err)
+		return svc_invalid(msg, c.err);
 	if (r < 0)
 		return svc_store_error(svc, msg, r);
 	f = svc_folder_ensure(svc, folder_id);
@@ -203,7 +212,8 @@ static DBusMessage *store_object_from_fd(struct cpm_service *svc, DBusMessage *m
 					      DBUS_TYPE_UINT64, &v, DBUS_TYPE_INVALID))
 			cpm_oom();
 	}
-	svc_changed_locally(a);
+	if (r == 0)
+		svc_changed_locally(a);
 	return reply;
 }
 

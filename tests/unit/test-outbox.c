@@ -693,6 +693,7 @@ START_TEST(test_same_object_twice)
 	ck_assert_int_eq(id2, id);
 	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/obj", id)), obj);
 	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/again", id)), obj);
+	ck_assert_uint_eq(stored_calls, 1);
 	/* Other bytes under the same Message-ID: another object. */
 	put(P("a/other"), other, sizeof(other) - 1);
 	ck_assert(run_until(file_gone, P("a/other"), 3000));
