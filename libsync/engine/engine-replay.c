@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <cpmsync/error.h>
@@ -1933,6 +1934,44 @@ static void created(struct cpmsync_sync *e);
 static void status_send(struct cpmsync_sync *e, const char *name, engine_reply_fn done);
 
 /*
+ * Cyrus IMAP refuses a mailbox name holding one of these characters with
+ * "NO Invalid mailbox name" and no response code (3.6.1, checked for
+ * every printable ASCII character; '^' in the alt namespace only, where it
+ * stands for '.', and '/' in the classic namespace, where no level holds
+ * one here): a refusal that cannot pass, not one to try five times (the
+ * peer folder of a sip:...;gr=... address).  A NO without a code and
+ * with another text may pass, as any other.
+ */
+static const char cyrus_refused_chars[] = "!\"%;<>\\^`{|}";
+
+/*
+ * A CREATE of name refused so: a failed operation at once, its text
+ * naming the character; true once handled (the replay goes on).
+ */
+static bool name_refused_for_good(struct cpmsync_sync *e, const struct engine_reply *res,
+				  const char *name, const char *what)
+{
+	static const char cyrus_text[] = "Invalid mailbox name";
+	struct engine_reply why = *res;
+	_cleanup_free_ char *text = NULL;
+	const char *c;
+
+	if (res->r != -CPMSYNC_E_SERVER || res->bad || res->code != IMAP_CODE_NONE || !res->text ||
+	    strncasecmp(res->text, cyrus_text, strlen(cyrus_text)) != 0 ||
+	    !(c = strpbrk(name, cyrus_refused_chars)))
+		return false;
+	if (asprintf(&text, "%s: the server does not take '%c' in a folder name", res->text, *c) <
+	    0) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return true;
+	}
+	why.text = text;
+	if (row_refused_as(e, R(e)->j.id, &why, what, true) >= 0)
+		replay_next(e);
+	return true;
+}
+
+/*
  * The STATUS after a CREATE: the new folder's UIDVALIDITY, so that a
  * DELETE of it later can tell it from another folder made under its name
  * meanwhile (delete_checked(); plan.c's left_its_name()).  Before, a folder
@@ -1997,7 +2036,8 @@ static void create_done(const struct engine_reply *res, void *userdata)
 				replay_next(e);
 			return;
 		}
-	} else if (cmd_refused(e, res, "CREATE"))
+	} else if ((!e->finished && name_refused_for_good(e, res, rp->sent_name, "CREATE")) ||
+		   cmd_refused(e, res, "CREATE"))
 		return;
 	r = engine_tx_begin(e);
 	if (r >= 0)

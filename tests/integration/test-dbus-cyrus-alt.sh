@@ -337,6 +337,31 @@ check "the account never reconnected (one login in the log)" \
 	same 1 grep -c 'a: connected$' "$WORK/daemon.log"
 check "store == server at the end" within 10 compare "$WORK/store.db"
 
+# --- a folder name Cyrus refuses -------------------------------------------------------------
+# An SMS from a SIP peer with a GRUU: its peer folder, Default/sip:...;gr=...,
+# holds ';', which Cyrus refuses in a mailbox name ("NO Invalid mailbox
+# name", no response code; so are ! " % < > \ ^ ` { | }).  Not a refusal
+# that may pass: the CREATE fails at once, naming the character, and the
+# APPEND behind it with it.  (Last here: the store keeps the folder the
+# server does not have.)
+SIPF='Default/sip:bob@example.com;gr=urn:uuid:f81d4fae'
+printf '%s\r\n' "Date: Sat, 5 Dec 2026 06:00:00 +0000" "Message-ID: <gruu-1@dbus.test>" \
+	"From: <sip:bob@example.com;gr=urn:uuid:f81d4fae>" "To: tel:+15550100" \
+	"Message-Context: pager-message" "Message-Direction: received" \
+	"Content-Type: text/plain" "" "hi from a GRUU" >"$WORK/gruu.eml" || bail "cannot write gruu.eml"
+sigmark
+T0=$(date +%s.%N)
+call "$A" $AC StoreObject hasx "$WORK/gruu.eml" '' 0 >"$WORK/gruu.r"
+check "StoreObject of an SMS from a sip:...;gr= peer: filed locally in its peer folder" \
+	same "$SIPF" prop "$(head -n 1 "$WORK/gruu.r")" $F Name
+check "  its CREATE fails at once, for good, naming ';'" \
+	within 20 saw_signal "^$A $AC OperationFailed \\{Id=[0-9]+;Operation=create-folder;Folder=$SIPF;MessageIds=\\[\\];Code=;Text=Invalid mailbox name: the server does not take ';' in a folder name;Tries=1;Time=[0-9]+\\}\$"
+echo "# the CREATE failed $(since "$T0") s after StoreObject"
+check "  and the APPEND behind it, not sent" \
+	within 10 saw_signal "^$A $AC OperationFailed \\{Id=[0-9]+;Operation=store;Folder=$SIPF;MessageIds=\\[$(sed -n 2p "$WORK/gruu.r")\\];Code=;Text=not sent: "
+SRV_FOLDERS=$(srv_folders) || bail "cannot list the server's folders"
+check "  nothing of it on the server" bash -c "! grep -qF 'gr=urn' <<<'$SRV_FOLDERS'"
+
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID"
 check "SIGTERM: exit status 0" test $? -eq 0

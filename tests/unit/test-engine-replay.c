@@ -2206,6 +2206,49 @@ END_TEST
  * an interrupted run made.  The CREATE waits (refused, tried again later),
  * the message with it; nothing is taken for made.
  */
+/*
+ * Cyrus refuses a name with ';' (a peer folder of a sip:...;gr=... GRUU)
+ * with "NO Invalid mailbox name" and no code: a failed operation at once,
+ * naming the character, not five tries.  The same text for a name without
+ * such a character, and another text without a code for one with it, may
+ * pass: tried again later.
+ */
+START_TEST(test_create_name_cyrus_refuses)
+{
+	static const struct step script[] = {
+		{ .call = "create Default/sip:b@x;gr=u1",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Invalid mailbox name" },
+		{ .call = "create Plain", .r = -CPMSYNC_E_SERVER, .text = "Invalid mailbox name" },
+		{ .call = "create Semi;colon", .r = -CPMSYNC_E_SERVER, .text = "System I/O error" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (account_id, name) VALUES (1, 'Default/sip:b@x;gr=u1');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 3);"
+	     "INSERT INTO folder (account_id, name) VALUES (1, 'Plain');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 4);"
+	     "INSERT INTO folder (account_id, name) VALUES (1, 'Semi;colon');"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'create_folder', 5)");
+	res = run_logged(script, ALL_CAPS, "t: ");
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 3);
+	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+	ck_assert_ptr_nonnull(strstr(engine_log, "t: CREATE refused by the server: Invalid mailbox "
+						 "name: the server does not take ';' in a folder "
+						 "name (a failed operation now)\n"));
+	ck_assert_str_eq(qs("SELECT group_concat(f.name || ':' || j.refused || ':' || j.tries"
+			    " || ':' || j.failed, ',') FROM journal j JOIN folder f"
+			    " ON f.id = j.folder_id ORDER BY j.id"),
+			 "Default/sip:b@x;gr=u1:Invalid mailbox name: the server does not take "
+			 "';' in a folder name:1:1,"
+			 "Plain:Invalid mailbox name:1:0,"
+			 "Semi;colon:System I/O error:1:0");
+}
+END_TEST
+
 START_TEST(test_create_name_still_held)
 {
 	static const char body[] = "Message-ID: <n@x>\r\n\r\nhi\r\n";
@@ -4629,6 +4672,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_rename_swap);
 	tcase_add_test(tc, test_create_after_its_name_is_renamed_away);
 	tcase_add_test(tc, test_create_name_still_held);
+	tcase_add_test(tc, test_create_name_cyrus_refuses);
 	tcase_add_test(tc, test_rename_child_then_parent);
 	tcase_add_test(tc, test_rename_child_then_parent_refused);
 	tcase_add_test(tc, test_delete_spares_a_folder_made_again);
