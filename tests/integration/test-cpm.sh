@@ -179,13 +179,15 @@ check "outbox: the three objects leave the drop folder" \
 # between its store and its unlink, say): no second copy.
 cpm_obj "$WORK/outbox/a/.x1" "<obx-new@cpm.test>" "From: tel:+15550100" "To: tel:+15550600" \
 	"Conversation-ID: conv-OBX" "Message-Direction: sent"
-cmp -s "$WORK/outbox/a/.x1" "$WORK/outbox/.pending"/*/obj1.eml || bail "obj1.eml is not where it should be"
+check "outbox: obj1.eml waits in .pending/ID/" eventually 10 compgen -G "$WORK/outbox/.pending/*/obj1.eml"
+OBJ1=$(compgen -G "$WORK/outbox/.pending/*/obj1.eml") || bail "no .pending/ID/obj1.eml"
+cmp "$WORK/outbox/a/.x1" "$OBJ1" || bail "the second drop is not obj1.eml's bytes"
 mv "$WORK/outbox/a/.x1" "$WORK/outbox/a/obj1again.eml" || bail "mv obj1again.eml"
 check "outbox: the same object dropped again leaves the drop folder" \
 	eventually 10 test ! -e "$WORK/outbox/a/obj1again.eml"
-OBJ1_ID=$(cd "$WORK/outbox/.pending" && echo */obj1.eml) || bail "no .pending of obj1.eml"
-check "  it waits for the first one's message, .pending/${OBJ1_ID%/obj1.eml}" \
-	test -f "$WORK/outbox/.pending/${OBJ1_ID%/obj1.eml}/obj1again.eml"
+# (Claimed first, into .pending/claimed/a/, then filed: not at once in .pending/ID/.)
+check "  it waits for the first one's message, in ${OBJ1#"$WORK/outbox/"}'s directory" \
+	eventually 10 test -f "${OBJ1%/obj1.eml}/obj1again.eml"
 check "outbox: a new conversation folder" eventually 5 folder_is Default/conv-OBX conversation-history conv-OBX "" ""
 check "outbox: a new session folder for a group-state object" \
 	folder_is Default/conv-OBXG/contrib-X1 session-history conv-OBXG contrib-X1 ""
