@@ -728,6 +728,13 @@ static int same_bytes(struct store *s, int64_t a, int64_t b, bool *ret)
 	if (c.fd < 0)
 		return -errno;
 	r = store_body_read_fd(s, a, c.fd);
+	if (r == -CPMSYNC_E_NOT_FOUND || r == -CPMSYNC_E_STORE_CORRUPT) {
+		/* An earlier copy whose body is lost or damaged is no copy:
+		 * the object is filed, not refused for another row's fault. */
+		*ret = false;
+		close(c.fd);
+		return 0;
+	}
 	if (r >= 0 && fstat(c.fd, &st) < 0)
 		r = -errno;
 	if (r >= 0 && !(c.buf = malloc(BODY_CMP_CHUNK)))
@@ -742,15 +749,16 @@ static int same_bytes(struct store *s, int64_t a, int64_t b, bool *ret)
 	return r < 0 ? r : 0;
 }
 
+/* clang-format off */
 const char store_sql_same_object[] =
 	"SELECT m.id FROM message m JOIN message_state ms ON ms.id = m.id"
-	" WHERE m.folder_id = ?1 AND " STORE_OBJECT_KEY(
-		"m.") " = ?2"
-		      " AND m.removed = 0 AND m.id <> ?3 AND m.size = ?4 AND m.has_body = 1"
-		      " AND instr(' ' || ms.flags || ' ', ' \\Deleted ') = 0"
-		      " AND (m.uid IS NOT NULL OR EXISTS (SELECT 1 FROM journal j"
-		      " WHERE j.message_id = m.id AND j.op IN (?5, ?6, ?7) AND j.failed = 0))"
-		      " ORDER BY m.id LIMIT 8";
+	" WHERE m.folder_id = ?1 AND " STORE_OBJECT_KEY("m.") " = ?2"
+	" AND m.removed = 0 AND m.id <> ?3 AND m.size = ?4 AND m.has_body = 1"
+	" AND instr(' ' || ms.flags || ' ', ' \\Deleted ') = 0"
+	" AND (m.uid IS NOT NULL OR EXISTS (SELECT 1 FROM journal j"
+	" WHERE j.message_id = m.id AND j.op IN (?5, ?6, ?7) AND j.failed = 0))"
+	" ORDER BY m.id LIMIT 8";
+/* clang-format on */
 
 /*
  * Filing the same CPM object again (an app's retry after a D-Bus timeout

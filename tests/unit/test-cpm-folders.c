@@ -608,6 +608,23 @@ START_TEST(test_file_same_object_which_copy)
 }
 END_TEST
 
+/* A copy whose body cannot be read (a damaged store) is no copy: the
+ * object is filed, not refused for it. */
+START_TEST(test_file_same_object_body_lost)
+{
+	int64_t folder_id = 0, id = 0, f2 = 0, id2 = 0;
+	char sql[96];
+
+	ck_assert_int_eq(file_again(chat, strlen(chat), &folder_id, &id), 0);
+	snprintf(sql, sizeof(sql), "DELETE FROM body_inline WHERE message_id = %lld",
+		 (long long)id);
+	ck_assert_int_eq(store_exec(s, sql), 0);
+	ck_assert_int_eq(file_again(chat, strlen(chat), &f2, &id2), 0);
+	ck_assert_int_ne(id2, id);
+	ck_assert_str_eq(count_messages(), "2");
+}
+END_TEST
+
 /* A body in a pack (larger than the inline limit), compared to its end. */
 START_TEST(test_file_same_object_large)
 {
@@ -732,6 +749,7 @@ static Suite *cpm_folders_suite(void)
 	tcase_add_test(tc, test_file_same_object_once);
 	tcase_add_test(tc, test_file_same_object_which_copy);
 	tcase_add_test(tc, test_file_same_object_large);
+	tcase_add_test(tc, test_file_same_object_body_lost);
 	tcase_add_test(tc, test_file_same_object_indexed);
 	tcase_add_test(tc, test_file_object_check);
 	suite_add_tcase(suite, tc);
