@@ -135,7 +135,8 @@ check "  which is a conversation-history folder" \
 	folder_is Default/conv-NEW1 conversation-history conv-NEW1 "" ""
 # The same object again (an app's retry after a D-Bus timeout whose first
 # call did succeed): answered with the first copy, nothing queued.
-PENDING_R1=$(acct PendingOperations)
+PENDING_R1=$(acct PendingOperations) || bail "cannot read PendingOperations"
+[[ $PENDING_R1 =~ ^[0-9]+$ ]] || bail "PendingOperations: '$PENDING_R1'"
 call "$A" "$AC" StoreObject hasx "$WORK/o1" '\Seen' 0 >"$WORK/r1again"
 check "offline StoreObject of the same object again: the same folder and id" \
 	test "$(cat "$WORK/r1again")" = "$(cat "$WORK/r1")"
