@@ -36,11 +36,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <vips/vips.h>
 
@@ -422,9 +424,24 @@ int main(int argc, char **argv)
 		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL, "cannot set resource limits: %s",
 				     strerror(errno));
 	r = sandbox();
-	if (r < 0)
+	if (r < 0) {
+		/* libseccomp's errno says little (ENOMEM where seccomp() was
+		 * refused, when it asks whether TSYNC is there): ask the kernel
+		 * whether seccomp() may be called at all, with a request that
+		 * changes nothing. */
+		uint32_t action = SECCOMP_RET_KILL_PROCESS;
+
+		if (syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) < 0)
+			return respond_error(
+				CPMSYNC_PREVIEW_E_INTERNAL,
+				"the kernel refused to install the seccomp filter: "
+				"seccomp() fails with \"%s\"; a system call filter around "
+				"cpm-syncd (systemd's SystemCallFilter=) may forbid seccomp()",
+				strerror(errno));
 		return respond_error(CPMSYNC_PREVIEW_E_INTERNAL,
-				     "cannot install the seccomp filter: %s", strerror(-r));
+				     "cannot install the seccomp filter (libseccomp: %s)",
+				     strerror(-r));
+	}
 
 	return convert(&req, data, (size_t)req.input_size);
 }

@@ -28,6 +28,9 @@ PACKAGES=(
 	isync
 	# the man pages' lint (make check-man: groff -ww)
 	groff-base
+	# systemd-analyze: verify the user unit (test-systemd.sh) and expand its
+	# SystemCallFilter= (test-unit-syscall-filter.sh); a container may lack it
+	systemd
 	# the installed interface description's check (xmllint)
 	libxml2-utils
 	# the shell scripts' lint (make check-shell) and the C format check
