@@ -76,6 +76,15 @@ $(B)/%.o: %.c
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
+# make uninstall: every file in INSTALLED, the list each Makefile.inc keeps
+# next to its install rule (with the same variables), then the directories
+# of cpmsync's own (INSTALLED_DIRS) that are left empty.
+# tests/integration/test-install.sh checks that nothing else is left.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	$(Q)for d in $(addprefix $(DESTDIR),$(INSTALLED_DIRS)); do \
+		if [ -d "$$d" ]; then rmdir --ignore-fail-on-non-empty "$$d" || exit 1; fi; done
+
 deps:
 	$(Q)tests/deps.sh
 
