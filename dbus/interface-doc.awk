@@ -1,6 +1,7 @@
-# dbus/interface-doc.awk: the contract's interface description
-# (dbus/org.cpmsync.xml) as installed, with each comment that stands before
-# an <interface>, <method>, <signal> or <property> turned into an
+# dbus/interface-doc.awk: the interface description (dbus/org.cpmsync.xml,
+# the contract's plus the daemon's additions) as installed, with each
+# comment that stands before an <interface>, <method>, <signal> or
+# <property> turned into an
 # org.gtk.GDBus.DocString annotation of that element, so that gdbus-codegen
 # and other binding generators carry the documentation.  The comment before
 # <node> (the file's preamble) stays a comment.  Line-based: one element

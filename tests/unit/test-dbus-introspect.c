@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * dbus/: the interface tables against the contract (tests/data/
+ * dbus/: the interface tables against the installed description
+ * (dbus/org.cpmsync.xml) and that against the contract (tests/data/
  * org.cpmsync.xml, a copy of shared/contract/org.cpmsync.xml) -- every
  * method, argument, signal and property with its type, direction and
- * access, in order -- so code and contract cannot drift; plus the pure
+ * access -- so code, description and contract cannot drift; plus the pure
  * helpers: argument checks, path escaping, settings and criteria parsing,
  * summary dicts, error mapping, and dispatch (signature checks,
  * Properties, Introspect, ObjectManager) on an unconnected bus.
@@ -59,19 +60,14 @@ static char *read_file(const char *path)
 	return buf;
 }
 
-/* The contract copy: $CPMSYNC_TEST_DATA, else tests/data found upwards
- * from the current directory or from the test binary. */
-static char *contract_xml(void)
+/* The file REL ("tests/data/org.cpmsync.xml") of the source tree, found
+ * upwards from the current directory or from the test binary. */
+static char *tree_file(const char *rel)
 {
-	const char *env = getenv("CPMSYNC_TEST_DATA");
 	char dir[PATH_MAX], path[PATH_MAX + 64];
 	char *xml;
 	ssize_t n;
 
-	if (env) {
-		snprintf(path, sizeof(path), "%s/org.cpmsync.xml", env);
-		return read_file(path);
-	}
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 0) {
 			if (!getcwd(dir, sizeof(dir)))
@@ -85,7 +81,7 @@ static char *contract_xml(void)
 		for (;;) {
 			char *slash;
 
-			snprintf(path, sizeof(path), "%s/tests/data/org.cpmsync.xml", dir);
+			snprintf(path, sizeof(path), "%s/%s", dir, rel);
 			if ((xml = read_file(path)))
 				return xml;
 			slash = strrchr(dir, '/');
@@ -95,6 +91,19 @@ static char *contract_xml(void)
 		}
 	}
 	return NULL;
+}
+
+/* The contract copy: $CPMSYNC_TEST_DATA, else tests/data in the tree. */
+static char *contract_xml(void)
+{
+	const char *env = getenv("CPMSYNC_TEST_DATA");
+	char path[PATH_MAX];
+
+	if (env) {
+		snprintf(path, sizeof(path), "%s/org.cpmsync.xml", env);
+		return read_file(path);
+	}
+	return tree_file("tests/data/org.cpmsync.xml");
 }
 
 static char *attr(const char *tag, const char *name)
@@ -199,37 +208,98 @@ static char *generated_xml(void)
 }
 
 /*
- * What the daemon offers beyond the contract (which allows additions,
- * never renames or removals): each is one flattened member (its line and
- * those of its args) under its interface, documented where its table
- * entry is.  Anything else the tables have that the contract lacks still
- * fails the test.
+ * A member of a flattened description: its interface and its block (its
+ * line and those of its args), both without the final newline.
  */
 struct member {
-	const char *iface, *line;
+	char *iface, *line;
 };
 
-static const struct member additions[] = {
-	{ "org.cpmsync.Account1", "property SyncGeneration t read" },
-	{ "org.cpmsync.Account1", "method SyncAll" },
-	{ "org.cpmsync.Account1", "method ListConversationsPage\n"
-				  "arg offset u in\n"
-				  "arg limit u in\n"
-				  "arg conversations aa{sv} out" },
-	{ "org.cpmsync.Account1", "signal ConversationRemoved\n"
-				  "arg conversation_id s " },
-};
-#define N_ADDITIONS (sizeof(additions) / sizeof(additions[0]))
+static void members_free(struct member *list, size_t n);
+
+/* The members of flat, in order (*n of them). */
+static struct member *members_of(const char *flat, size_t *n)
+{
+	struct member *list = NULL;
+	const char *iface = NULL, *p = flat;
+	size_t iface_len = 0;
+
+	*n = 0;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		const char *end = nl ? nl : p + strlen(p);
+
+		if (!strncmp(p, "interface ", 10)) {
+			iface = p + 10;
+			iface_len = (size_t)(end - iface);
+		} else if (!strncmp(p, "arg ", 4)) {
+			/* the member's block grows by this line */
+			char *line = list[*n - 1].line;
+
+			ck_assert_uint_gt(*n, 0);
+			ck_assert_int_ge(
+				asprintf(&list[*n - 1].line, "%s\n%.*s", line, (int)(end - p), p),
+				0);
+			free(line);
+		} else {
+			ck_assert_ptr_nonnull(iface);
+			list = realloc(list, (*n + 1) * sizeof(*list));
+			ck_assert_ptr_nonnull(list);
+			list[*n].iface = strndup(iface, iface_len);
+			list[*n].line = strndup(p, (size_t)(end - p));
+			(*n)++;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	return list;
+}
+
+static int member_cmp(const void *x, const void *y)
+{
+	const struct member *a = x, *b = y;
+	int c = strcmp(a->iface, b->iface);
+
+	return c ? c : strcmp(a->line, b->line);
+}
+
+/* The same members in both, whatever their order (which carries no
+ * meaning in introspection data); the first difference named. */
+static void assert_same_members(const char *flat_a, const char *what_a, const char *flat_b,
+				const char *what_b)
+{
+	size_t na, nb, i;
+	struct member *a = members_of(flat_a, &na), *b = members_of(flat_b, &nb);
+
+	qsort(a, na, sizeof(*a), member_cmp);
+	qsort(b, nb, sizeof(*b), member_cmp);
+	for (i = 0; i < na && i < nb; i++)
+		if (member_cmp(&a[i], &b[i]))
+			break;
+	ck_assert_msg(i == na && i == nb, "%s has %s: \"%s\", %s has %s: \"%s\"", what_a,
+		      i < na ? a[i].iface : "no more", i < na ? a[i].line : "", what_b,
+		      i < nb ? b[i].iface : "no more", i < nb ? b[i].line : "");
+	members_free(a, na);
+	members_free(b, nb);
+}
+
+static void members_free(struct member *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(list[i].iface);
+		free(list[i].line);
+	}
+	free(list);
+}
 
 /* flat without the members of list (whole blocks); fails unless each is
  * there exactly once. */
 static char *drop_members(const char *flat, const struct member *list, size_t n_list)
 {
-	unsigned seen[8] = { 0 };
+	unsigned *seen = calloc(n_list + 1, sizeof(*seen));
 	struct cpm_str out = { 0 };
 	const char *iface = "", *p = flat;
 
-	ck_assert_uint_le(n_list, sizeof(seen) / sizeof(seen[0]));
+	ck_assert_ptr_nonnull(seen);
 
 	while (*p) {
 		const char *nl = strchr(p, '\n');
@@ -240,7 +310,9 @@ static char *drop_members(const char *flat, const struct member *list, size_t n_
 		for (size_t i = 0; i < n_list; i++) {
 			size_t n = strlen(list[i].line);
 
-			if (!strncmp(p, list[i].line, n) && (p[n] == '\n' || !p[n]) &&
+			/* the whole block: no arg line more after it */
+			if (!strncmp(p, list[i].line, n) &&
+			    (!p[n] || (p[n] == '\n' && strncmp(p + n + 1, "arg ", 4))) &&
 			    !strncmp(iface, list[i].iface, strlen(list[i].iface)) &&
 			    iface[strlen(list[i].iface)] == '\n') {
 				seen[i]++;
@@ -257,77 +329,52 @@ static char *drop_members(const char *flat, const struct member *list, size_t n_
 	for (size_t i = 0; i < n_list; i++)
 		ck_assert_msg(seen[i] == 1, "%s: \"%s\" %u times", list[i].iface, list[i].line,
 			      seen[i]);
+	free(seen);
 	return cpm_str_steal(&out);
 }
 
 /*
- * flat with each interface's members in the order methods, signals,
- * properties (each kind in its own order): introspection order carries no
- * meaning, and the contract groups a feature's methods and signals
- * together while the daemon's tables list each kind apart.
+ * The daemon's tables are dbus/org.cpmsync.xml (the description `make
+ * install` installs), member for member; that file has every member of
+ * the contract (tests/data/org.cpmsync.xml) unchanged, under the same
+ * interface (the contract allows additions, never renames or removals),
+ * and each member it adds has a comment saying so.  A member added to a
+ * table needs only its entry, so marked, in dbus/org.cpmsync.xml.
  */
-static char *by_kind(const char *flat)
+START_TEST(test_tables_match_description)
 {
-	static const char *const kinds[] = { "method ", "signal ", "property " };
-	struct cpm_str out = { 0 };
-	const char *p = flat;
-
-	while (*p) {
-		const char *end = strstr(p + 1, "\ninterface ");
-
-		end = end ? end + 1 : p + strlen(p);
-		/* the interface line itself */
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *body = nl ? nl + 1 : end;
-
-		cpm_str_addn(&out, p, (size_t)(body - p));
-		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-			const char *m = body;
-
-			while (m < end) {
-				const char *e = m;
-
-				/* a member: its line and the arg lines after it */
-				do {
-					const char *l = memchr(e, '\n', (size_t)(end - e));
-
-					e = l ? l + 1 : end;
-				} while (e < end && !strncmp(e, "arg ", 4));
-				if (!strncmp(m, kinds[k], strlen(kinds[k])))
-					cpm_str_addn(&out, m, (size_t)(e - m));
-				m = e;
-			}
-		}
-		p = end;
-	}
-	return cpm_str_steal(&out);
-}
-
-START_TEST(test_tables_match_contract)
-{
-	char *contract = contract_xml(), *gen = generated_xml();
-	char *a, *b, *c, *d, *e, *f;
+	static const char mark[] = "<!-- Added by cpmsync, beyond the contract:";
+	char *contract = contract_xml(), *ours = tree_file("dbus/org.cpmsync.xml");
+	char *gen = generated_xml();
+	char *a, *o, *b, *rest;
+	struct member *list, *added;
+	size_t n, n_added, n_marks = 0;
 
 	ck_assert_msg(contract != NULL, "tests/data/org.cpmsync.xml not found");
+	ck_assert_msg(ours != NULL, "dbus/org.cpmsync.xml not found");
 	a = flatten(contract);
+	o = flatten(ours);
 	b = flatten(gen);
 	ck_assert_ptr_nonnull(strstr(a, "interface org.cpmsync.Folder1\n"));
-	/* The contract has none of the additions: they are ours.  It has
-	 * nothing the tables lack (contract version 2 is served whole). */
-	for (size_t i = 0; i < N_ADDITIONS; i++)
-		ck_assert_ptr_null(strstr(a, additions[i].line));
-	c = drop_members(b, additions, N_ADDITIONS);
-	d = drop_members(a, NULL, 0);
-	e = by_kind(c);
-	f = by_kind(d);
-	ck_assert_str_eq(e, f);
-	free(e);
-	free(f);
-	free(d);
+	assert_same_members(b, "the tables", o, "dbus/org.cpmsync.xml");
+
+	list = members_of(a, &n);
+	ck_assert_uint_gt(n, 40);
+	rest = drop_members(o, list, n);
+	added = members_of(rest, &n_added);
+	for (const char *p = ours; (p = strstr(p, mark)); p += sizeof(mark) - 1)
+		n_marks++;
+	ck_assert_msg(n_added == n_marks, "%zu members beyond the contract, %zu marked:\n%s",
+		      n_added, n_marks, rest);
+
+	members_free(added, n_added);
+	members_free(list, n);
+	free(rest);
 	free(a);
+	free(o);
 	free(b);
-	free(c);
 	free(contract);
+	free(ours);
 	free(gen);
 }
 END_TEST
@@ -1326,7 +1373,7 @@ static Suite *dbus_introspect_suite(void)
 	Suite *s = suite_create("dbus-introspect");
 	TCase *tc = tcase_create("contract");
 
-	tcase_add_test(tc, test_tables_match_contract);
+	tcase_add_test(tc, test_tables_match_description);
 	tcase_add_test(tc, test_introspect_objects);
 	tcase_add_test(tc, test_dispatch);
 	tcase_add_test(tc, test_managed_objects);
