@@ -34,9 +34,10 @@
  * (engine_tx_tick_folder()). */
 #define ENGINE_BATCH_MS 250
 /* Any batch commits once it has been open this long, inside one folder's
- * fetch too (engine_tx_tick()): a link that drops more often than
- * ENGINE_BATCH_ROWS or ENGINE_BATCH_BYTES take to arrive still keeps what
- * each connection fetched. */
+ * fetch too (engine_tx_tick()): a slow fetch's messages are kept (and
+ * signalled) within this time, whatever ends the run (a lost connection
+ * commits the open batch too: engine.c commit_on_loss(); a crash, a
+ * protocol error does not). */
 #define ENGINE_BATCH_MAX_MS 2000
 /* Most folders one account may list (a broken or hostile server could
  * list without end). */

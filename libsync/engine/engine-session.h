@@ -114,8 +114,10 @@ int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists);
  * In the run's callback (or before it): the messages added, changed and
  * removed and the operations replayed that the run's own commits made
  * durable, whether the run then failed or not; 0 when it moved the store on
- * by nothing (what a batch held when the run failed is rolled back and not
- * counted; nor is a batch a local call committed, until the run's next).
+ * by nothing (a run that lost its connection commits its open batch, and
+ * counts it; what a batch held when the run failed otherwise is rolled
+ * back and not counted; nor is a batch a local call committed, until the
+ * run's next).
  */
 uint64_t engine_work_committed(const struct cpmsync_sync *e);
 

@@ -39,6 +39,7 @@ static void next_folder(struct cpmsync_sync *e);
 static void folder_fetch_new(struct cpmsync_sync *e);
 static void folder_bodies(struct cpmsync_sync *e);
 static void folder_finish(struct cpmsync_sync *e);
+static uint64_t engine_work_done(const struct cpmsync_sync *e);
 
 /* ------------------------------------------------------------------ */
 /* Ending */
@@ -120,7 +121,7 @@ static void pull_replay_later(struct cpmsync_sync *e)
  *    no folder state: HIGHESTMODSEQ and UIDNEXT stay where the last
  *    complete sync of each folder left them, so the next run fetches all
  *    that was not stored.
- * What the pull's batch held is rolled back (as a failed run's is); its
+ * What the pull's batch held is rolled back (a store error's is); its
  * commands in flight are let finish, their data dropped, before the
  * replay starts on the same connection.  With nothing to replay the run
  * fails at once, as before (no answers waited for).
@@ -225,6 +226,56 @@ static void engine_free(struct cpmsync_sync *e)
 	free(e);
 }
 
+/*
+ * Whether r is the connection's loss for a network reason: the server or
+ * the path closed or reset it (EOF, RST: CPMSYNC_E_DISCONNECTED; a BYE),
+ * the TLS record layer failed (a cut TLS stream is OpenSSL's "unexpected
+ * EOF": what came before it was authenticated, what failed never reached
+ * the parser), or it went silent past a deadline.  Not a protocol error
+ * (bytes the parser refused, a limit passed), nor the store's.
+ */
+static bool lost_to_network(int r)
+{
+	return r == -CPMSYNC_E_DISCONNECTED || r == -CPMSYNC_E_BYE || r == -CPMSYNC_E_TLS ||
+	       r == -ETIMEDOUT;
+}
+
+/*
+ * A run that lost its connection keeps its open batch: rolled back, a link
+ * cut faster than ENGINE_BATCH_MAX_MS fills a batch (a few MB on loopback)
+ * lost it at every try, and the sync never went on.  Committing is safe
+ * because any prefix of the engine's writes is (engine_tx_begin()): the
+ * connection is lost between two loop turns, after the last response read
+ * was applied whole (a partial one, or a body literal cut short, is never
+ * applied); a folder's UIDNEXT and HIGHESTMODSEQ are written only in
+ * folder_finish(), after everything they cover, so they do not go past
+ * what was fetched, and the next run fetches the rest (from the largest
+ * UID stored, re-doing by UID what it finds again); UIDVALIDITY is written
+ * with UIDNEXT and HIGHESTMODSEQ 0 when the SELECT shows it; the replay
+ * deletes a row in the turn that records its result and commits the
+ * attempt mark of a non-idempotent command before it is sent, so an
+ * answer not read leaves the row marked for the next run's verification.
+ * A store error or a protocol error still rolls the batch back.
+ */
+static int commit_on_loss(struct cpmsync_sync *e)
+{
+	int r;
+
+	if (!store_batch_is_open(e->store, &e->batch))
+		return 0;
+	r = store_batch_commit(e->store, &e->batch);
+	if (r < 0) {
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: keeping what the run fetched before the connection was lost: %s",
+			e->account_name, store_error(e->store));
+		return r;
+	}
+	e->work_committed = engine_work_done(e);
+	log_debug(CAT, "%s: the connection was lost: what the run fetched is kept",
+		  e->account_name);
+	return 0;
+}
+
 static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
@@ -235,6 +286,8 @@ static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
 	e->finish_src = NULL;
 	if (r == 0 && (r = store_batch_take_lost(e->store, &e->batch)) < 0)
 		snprintf(e->reason, sizeof(e->reason), "store: %s", store_error(e->store));
+	if (lost_to_network(r))
+		(void)commit_on_loss(e);
 	store_batch_rollback(e->store, &e->batch);
 	/* A pull that stopped fails the run, whatever its replay did. */
 	if (e->pull_r)
