@@ -211,6 +211,10 @@ struct cpmsync_session {
 	bool fidx_loaded;
 	unsigned check_syncs;
 	unsigned retry_ms;
+	/* The connection (connection_lost()): when it became ready, whether
+	 * a sync ended well on it, whether the server accepted the wait. */
+	uint64_t conn_ready_ms;
+	bool conn_synced, conn_waited;
 	struct cpmsync_loop_source *retry_timer, *debounce_timer, *poll_timer, *refresh_timer;
 	/* The freeze check (freeze_cb()): armed while connected, due then. */
 	struct cpmsync_loop_source *freeze_timer;
@@ -460,6 +464,7 @@ static void retry_cb(struct cpmsync_loop_source *src, void *userdata)
 
 unsigned session_freeze_tick_ms = SESSION_FREEZE_TICK_MS;
 unsigned session_freeze_late_ms = SESSION_FREEZE_LATE_MS;
+unsigned session_stable_ms = SESSION_STABLE_MS;
 
 static void freeze_cb(struct cpmsync_loop_source *src, void *userdata);
 
@@ -517,6 +522,8 @@ static void drop_connection(struct cpmsync_session *s)
 	s->sel_current = false;
 	rangeset_clear(&s->idle_vanished);
 	s->connecting = false;
+	s->conn_synced = false;
+	s->conn_waited = false;
 	if (s->client)
 		s->client = imap_client_free(s->client);
 }
@@ -524,8 +531,24 @@ static void drop_connection(struct cpmsync_session *s)
 /* The connection failed or closed: back off and try again. */
 static void connection_lost(struct cpmsync_session *s, int r, const char *reason)
 {
+	uint64_t lived = s->conn_ready_ms ? cpmsync_now_ms() - s->conn_ready_ms : 0;
 	unsigned delay;
 
+	/*
+	 * A sync that ended well resets the back-off only once the
+	 * connection proved to stay: the server accepted the wait (IDLE,
+	 * NOTIFY), or it lived session_stable_ms.  Reset at the sync's end,
+	 * a server that lets the sync end and closes the connection at once
+	 * was retried every retry_min_ms, forever.  A run that stored changes
+	 * resets it at its end all the same (sync_done()).
+	 */
+	if (s->conn_synced && (s->conn_waited || lived >= session_stable_ms) &&
+	    s->retry_ms != s->opt.retry_min_ms) {
+		log_debug(CAT, "%s: the connection synced and %s: back-off reset", s->name,
+			  s->conn_waited ? "waited for news" : "lived long enough");
+		s->retry_ms = s->opt.retry_min_ms;
+	}
+	s->conn_ready_ms = 0;
 	drop_connection(s);
 	if (!s->online)
 		return;
@@ -564,6 +587,9 @@ static void on_state(struct imap_client *client, int r, const char *reason, void
 
 	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
 		s->connecting = false;
+		s->conn_ready_ms = cpmsync_now_ms();
+		s->conn_synced = false;
+		s->conn_waited = false;
 		log_debug(CAT, "%s: connected", s->name);
 		record_caps(s);
 		freeze_arm(s);
@@ -671,7 +697,11 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 	}
 	if (r == 0) {
 		s->last_sync = (uint64_t)time(NULL);
-		s->retry_ms = s->opt.retry_min_ms;
+		/* The back-off is reset when the connection is lost
+		 * (connection_lost()), or now for a run that stored changes. */
+		s->conn_synced = true;
+		if (committed)
+			s->retry_ms = s->opt.retry_min_ms;
 		if (s->last_error[0])
 			set_error(s, "%s", "");
 		changed(s);
@@ -1124,6 +1154,7 @@ static int idle_cont(struct imap_client *client, const char *text, char **ret_li
 	*ret_line = NULL;
 	if (s && s->wait == WAIT_PREPARING) {
 		s->wait = WAIT_IDLING;
+		s->conn_waited = true;
 		set_state(s, CPMSYNC_SESSION_IDLE, CPMSYNC_PUSH_IDLE);
 		timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
 		/* News that came while entering: leave at once. */
@@ -1230,6 +1261,7 @@ static void notify_done(struct imap_client *client, const struct imap_cmd_result
 static void notify_waiting(struct cpmsync_session *s)
 {
 	s->wait = WAIT_IDLING;
+	s->conn_waited = true;
 	if (s->debounce_timer && s->check_syncs < MAX_CHECK_SYNCS)
 		s->check_syncs++;
 	else if (s->debounce_timer) /* still different after syncs: wait anyway */
