@@ -137,6 +137,9 @@ struct imap_client {
 	uint64_t progress;     /* bytes received towards the next deadline extension */
 	uint64_t last_read;    /* Unix time of the last bytes from the server */
 	uint64_t last_read_ms; /* the same, monotonic ms (arm_deadline()) */
+	/* Monotonic ms the deadline timer is due (0: disarmed), and of the
+	 * last thaw (check_thaw()). */
+	uint64_t timer_due, thaw_ms;
 	/* imap_client_probe() until the server sends anything: its length
 	 * and cause, and the monotonic ms by which bytes must come, set once
 	 * an answer is awaited (0 while none is). */
@@ -192,6 +195,7 @@ static void client_fail(struct imap_client *c, int r, const char *fmt, ...) ATTR
 static void update_io(struct imap_client *c);
 static void pump(struct imap_client *c);
 static void arm_deadline(struct imap_client *c);
+static void timer_arm(struct imap_client *c, uint64_t ms);
 
 static uint64_t now_ms(void)
 {
@@ -673,7 +677,7 @@ static void close_connection(struct imap_client *c)
 	}
 	out_drained(c);
 	if (c->timer)
-		cpmsync_loop_timer_set(c->timer, 0, 0);
+		timer_arm(c, 0);
 	c->scram = sasl_scram_free(c->scram);
 }
 
@@ -703,6 +707,51 @@ static void client_fail(struct imap_client *c, int r, const char *fmt, ...)
 	c->dispatching--;
 }
 
+unsigned imap_freeze_late_ms = IMAP_FREEZE_LATE_MS;
+
+/* The deadline timer, due ms from now (0: disarmed). */
+static void timer_arm(struct imap_client *c, uint64_t ms)
+{
+	c->timer_due = ms ? now_ms() + ms : 0;
+	cpmsync_loop_timer_set(c->timer, ms, 0);
+}
+
+/*
+ * The deadline timer was due imap_freeze_late_ms or more before now, and
+ * did not fire (deadline_cb() is here, or a read re-arms it first): the
+ * loop did not run meanwhile (the process was stopped or frozen: SIGSTOP, a
+ * cgroup freezer; or the loop was held), and nothing read the socket
+ * either, while CLOCK_MONOTONIC went on.  Every deadline passed at the
+ * thaw, and a live connection was dropped: one whose answer was waiting
+ * in the socket (a long FETCH past its total deadline after its first
+ * read), or that the server was about to answer.  The deadlines start
+ * again instead: the silence counts from now (thaw_ms); each command's
+ * total deadline and a probe's limit are put off by the time the loop was
+ * seen not to run, to one command timeout (probe_ms) from now at least.
+ * What waits is read next; a dead server is found one timeout later (the
+ * timer then fires on time).  true: so it was (the caller re-arms).
+ */
+static bool check_thaw(struct imap_client *c, uint64_t now)
+{
+	uint64_t due = c->timer_due, late, min_end = now + c->command_timeout_ms;
+
+	if (!due || now < due + imap_freeze_late_ms)
+		return false;
+	late = now - due;
+	c->timer_due = 0;
+	log_debug(CAT,
+		  "%s: the deadline timer is %" PRIu64 " ms late (the process was stopped or "
+		  "frozen): the deadlines start again",
+		  c->name, late);
+	c->thaw_ms = now;
+	for (struct imap_cmd *cmd = c->inflight; cmd; cmd = cmd->next)
+		cmd->deadline = cmd->deadline + late > min_end ? cmd->deadline + late : min_end;
+	if (c->probe_until)
+		c->probe_until = c->probe_until + late > now + c->probe_ms ? c->probe_until + late
+									   : now + c->probe_ms;
+	return true;
+}
+
 static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 {
 	struct imap_client *c = userdata;
@@ -710,7 +759,14 @@ static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 								: c->command_timeout_ms;
 
 	(void)src;
-	cpmsync_loop_timer_set(c->timer, 0, 0);
+	if (check_thaw(c, now_ms())) {
+		if (c->state == IMAP_CLIENT_CONNECTING || c->state == IMAP_CLIENT_TLS_HANDSHAKE)
+			timer_arm(c, c->connect_timeout_ms);
+		else
+			arm_deadline(c);
+		return;
+	}
+	timer_arm(c, 0);
 	c->dispatching++;
 	if (c->state == IMAP_CLIENT_CONNECTING)
 		client_fail(c, -ETIMEDOUT, "cannot connect to %s port %u: timed out after %u s",
@@ -749,6 +805,7 @@ static void arm_deadline(struct imap_client *c)
 		return;
 	if (c->state == IMAP_CLIENT_CONNECTING || c->state == IMAP_CLIENT_TLS_HANDSHAKE)
 		return; /* armed once by connect */
+	check_thaw(c, now_ms());
 	if (c->state == IMAP_CLIENT_GREETING)
 		ms = c->connect_timeout_ms;
 	else if (c->n_inflight > 0) {
@@ -774,6 +831,10 @@ static void arm_deadline(struct imap_client *c)
 			uint64_t quiet = c->last_read_ms > c->inflight->sent_ms
 						 ? c->last_read_ms
 						 : c->inflight->sent_ms;
+
+			/* After a thaw (check_thaw()): from then. */
+			if (c->thaw_ms > quiet)
+				quiet = c->thaw_ms;
 
 			ms = c->command_timeout_ms;
 			if (c->inflight->flags & IMAP_CMD_IDLE)
@@ -803,7 +864,7 @@ static void arm_deadline(struct imap_client *c)
 	} else {
 		c->probe_until = 0;
 	}
-	cpmsync_loop_timer_set(c->timer, ms, 0);
+	timer_arm(c, ms);
 }
 
 static void update_io(struct imap_client *c)
@@ -2138,7 +2199,7 @@ static void start_tls(struct imap_client *c)
 		return;
 	}
 	client_set_state(c, IMAP_CLIENT_TLS_HANDSHAKE);
-	cpmsync_loop_timer_set(c->timer, c->connect_timeout_ms, 0);
+	timer_arm(c, c->connect_timeout_ms);
 	c->tls_want = CPMSYNC_LOOP_OUT;
 	update_io(c);
 }
@@ -2165,7 +2226,7 @@ static void continue_handshake(struct imap_client *c)
 	}
 	/* After STARTTLS: ask again, the list changes under TLS. */
 	client_set_state(c, IMAP_CLIENT_PREAUTH_CAPABILITY);
-	cpmsync_loop_timer_set(c->timer, 0, 0);
+	timer_arm(c, 0);
 	if (capability_cmd(c, preauth_capability_done) < 0)
 		client_fail(c, -ENOMEM, "cannot send CAPABILITY");
 }
@@ -2188,7 +2249,7 @@ static void connected(struct imap_client *c)
 		start_tls(c);
 		return;
 	}
-	cpmsync_loop_timer_set(c->timer, 0, 0);
+	timer_arm(c, 0);
 	start_greeting(c);
 }
 
@@ -2477,7 +2538,7 @@ int imap_client_connect(struct imap_client *c)
 		return r;
 	}
 	client_set_state(c, IMAP_CLIENT_CONNECTING);
-	cpmsync_loop_timer_set(c->timer, c->connect_timeout_ms, 0);
+	timer_arm(c, c->connect_timeout_ms);
 	return 0;
 }
 
@@ -2502,7 +2563,7 @@ int imap_client_connect_fd(struct imap_client *c, int fd)
 		client_set_state(c, IMAP_CLIENT_DISCONNECTED);
 		return r;
 	}
-	cpmsync_loop_timer_set(c->timer, c->connect_timeout_ms, 0);
+	timer_arm(c, c->connect_timeout_ms);
 	return 0;
 }
 

@@ -110,6 +110,14 @@ struct imap_client_callbacks {
  */
 #define IMAP_READ_BUDGET_MS 10
 extern unsigned imap_read_budget_ms;
+/*
+ * A deadline timer that fires this much or more after it was due says the
+ * loop did not run (the process was stopped or frozen): the deadlines then
+ * start again, once, instead of failing a connection whose answer may be
+ * waiting in the socket (imap-client.c check_thaw()).  A variable for the tests.
+ */
+#define IMAP_FREEZE_LATE_MS 1000
+extern unsigned imap_freeze_late_ms;
 
 /*
  * Body literals in FETCH responses (BODY[...], BINARY[...], RFC822...):

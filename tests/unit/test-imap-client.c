@@ -1579,6 +1579,94 @@ START_TEST(test_probe_bounds_silence)
 }
 END_TEST
 
+/* The loop not run for ms (the process stopped or frozen: CLOCK_MONOTONIC
+ * goes on, the peer too). */
+static void freeze_for(unsigned ms)
+{
+	const struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	ck_assert_int_eq(nanosleep(&ts, NULL), 0);
+}
+
+/*
+ * A process frozen (SIGSTOP, a cgroup freezer) while a command is out, for
+ * longer than its total deadline (10 command timeouts: 5 s here), the
+ * server answering meanwhile: at the thaw the client read what waited in
+ * the socket, found the total deadline past, and dropped the live
+ * connection ("did not finish answering a3 within its total limit").  The
+ * deadlines start again at the thaw: the response is read, and the answer
+ * the server sends 200 ms after the thaw ends the command well.
+ */
+START_TEST(test_frozen_connection_lives)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 NOOP" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n" },
+		{ SCRIPT_SLEEP, "1000" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n" },
+		{ SCRIPT_SLEEP, "4600" },
+		{ SCRIPT_SEND, "a3 OK noop\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct ctx ctx;
+
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 500);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	ctx.n_untagged = 0;
+	ctx.untagged[0] = '\0';
+	want_done(&ctx, 1);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	for (int i = 0; i < 300 && ctx.n_untagged < 1; i++)
+		cpmsync_loop_iterate(ctx.loop, 10);
+	ck_assert_int_eq(ctx.n_untagged, 1);
+	/* thawed 5.4 s after the first response (sent with the NOOP): past
+	 * its total deadline, 4.4 s after the second response came, 200 ms
+	 * before the answer */
+	freeze_for(5400);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_msg(ctx.results[0] == 0, "%d %s", ctx.results[0], ctx.texts[0]);
+	ck_assert_str_eq(ctx.untagged, "EXISTS;EXISTS;");
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_READY);
+	ctx_end(&ctx);
+}
+END_TEST
+
+/*
+ * The same freeze with a server that is dead (never answers again): the
+ * command still times out, one command timeout (500 ms) after the thaw,
+ * not at once and not later.
+ */
+START_TEST(test_frozen_dead_server_times_out)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 NOOP" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct ctx ctx;
+	uint64_t thaw, spent;
+
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 500);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 1);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	cpmsync_loop_iterate(ctx.loop, 0); /* the NOOP goes out */
+	freeze_for(2000);
+	thaw = mono_ms();
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	spent = mono_ms() - thaw;
+	ck_assert_int_eq(ctx.results[0], -ETIMEDOUT);
+	ck_assert_int_eq(ctx.state_r, -ETIMEDOUT);
+	ck_assert_str_eq(ctx.reason, "the server did not answer within 0 s");
+	ck_assert_msg(spent >= 450 && spent < 1500, "timed out %llu ms after the thaw",
+		      (unsigned long long)spent);
+	ctx_end(&ctx);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("imap-client");
@@ -1607,6 +1695,8 @@ static Suite *client_suite(void)
 			    sizeof(big_literals) / sizeof(big_literals[0]));
 	tcase_add_test(tc, test_body_literal_within_caps);
 	tcase_add_test(tc, test_trickling_server_hits_total_deadline);
+	tcase_add_test(tc, test_frozen_connection_lives);
+	tcase_add_test(tc, test_frozen_dead_server_times_out);
 	tcase_add_test(tc, test_server_text_escaped);
 	tcase_add_test(tc, test_resolve_off_loop);
 	tcase_add_test(tc, test_resolve_failure_and_free);
