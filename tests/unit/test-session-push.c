@@ -843,7 +843,7 @@ END_TEST
  * at once is backed off from: the sync's end reset the back-off, and such
  * a server was retried every retry_min_ms, forever.  A connection on
  * which a sync ended is one that stays once it lived session_stable_ms
- * (400 ms here), or once the server accepted the wait (NOTIFY): its loss
+ * (500 ms here), or once the server accepted the wait (NOTIFY): its loss
  * then starts from retry_min_ms again.
  */
 START_TEST(test_backoff_sync_then_close)
@@ -862,10 +862,10 @@ START_TEST(test_backoff_sync_then_close)
 		{ SCRIPT_ACCEPT, "close" },
 		SYNC_ENDED,
 		{ SCRIPT_ACCEPT, "close" },
-		/* 4: a sync ended, NOTIFY SET not answered, closed 600 ms on */
+		/* 4: a sync ended, NOTIFY SET not answered, closed 800 ms on */
 		SYNC_ENDED,
 		{ SCRIPT_EXPECT, "a7 " NOTIFY_SET },
-		{ SCRIPT_SLEEP, "600" },
+		{ SCRIPT_SLEEP, "800" },
 		{ SCRIPT_ACCEPT, "close" },
 		/* 5: a sync ended and NOTIFY set (waiting), then closed */
 		FIRST_SYNC_THEN_NOTIFY,
@@ -877,7 +877,7 @@ START_TEST(test_backoff_sync_then_close)
 		{ SCRIPT_END, NULL },
 	};
 
-	session_stable_ms = 400;
+	session_stable_ms = 500;
 	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
 	account.port = env.port;
 	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, retries_cb, &rt);
@@ -897,7 +897,7 @@ START_TEST(test_backoff_sync_then_close)
 	ck_assert_uint_le(retry_delay(&rt, 0), 250);
 	ck_assert_msg(retry_delay(&rt, 1) >= 300 && retry_delay(&rt, 1) <= 500, "%s", rt.line[1]);
 	ck_assert_msg(retry_delay(&rt, 2) >= 600 && retry_delay(&rt, 2) <= 1000, "%s", rt.line[2]);
-	/* lived 600 ms after its sync: 200 ms again */
+	/* lived 800 ms after its sync: 200 ms again */
 	ck_assert_msg(retry_delay(&rt, 3) >= 150 && retry_delay(&rt, 3) <= 250, "%s", rt.line[3]);
 	/* waiting with NOTIFY: 200 ms again (the back-off was 400) */
 	ck_assert_msg(retry_delay(&rt, 4) >= 150 && retry_delay(&rt, 4) <= 250, "%s", rt.line[4]);
