@@ -8,6 +8,8 @@
 # fetched, leave the folder's UIDNEXT unrecorded until the folder is
 # complete, and the next run go on from there: the store grows at every
 # run, a run ends well within 8, and the store then equals the server.
+# The same over TLS, where the cut is OpenSSL's "unexpected eof while
+# reading" (CPMSYNC_E_TLS), not a plain close.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -29,37 +31,50 @@ chown -R "$MAIL_UID:$MAIL_GID" "$md" || bail "cannot chown $md"
 check "200 messages in Big on the server" \
 	test "$(da -f tab mailbox status -u "$USER1" messages Big | tail -n 1 | cut -f2)" = 200
 
-proxy_start --fault cut --after-bytes 1000000 --fault-connection 0
-DB=$WORK/cuts.db
-clear_conf "$WORK/cuts.conf" "$DB" "$PROXY_PORT"
-
-# stored: the messages of Big in the store (0 before the first run made it)
+# stored DB: the messages of Big in the store DB (0 before a run made it)
 stored() {
-	if [ -e "$DB" ]; then
-		sqlite3 "$DB" "SELECT count(*) FROM message m JOIN folder f ON f.id = m.folder_id
+	if [ -e "$1" ]; then
+		sqlite3 "$1" "SELECT count(*) FROM message m JOIN folder f ON f.id = m.folder_id
 			WHERE f.name = 'Big'"
 	else
 		echo 0
 	fi
 }
-before=0 done_in=0
-for run in $(seq 1 8); do
-	if timeout 60 "$SYNCD" -c "$WORK/cuts.conf" --once -v 2>"$WORK/run$run.log"; then
-		done_in=$run
-		break
-	fi
-	check "run $run: ended by the cut" grep -q 'the server closed the connection' "$WORK/run$run.log"
-	now=$(stored) || bail "cannot read $DB"
-	echo "# run $run: $now messages of Big stored"
-	check "run $run: the store grew ($before -> $now messages)" test "$now" -gt "$before"
-	uidnext=$(sqlite3 "$DB" "SELECT coalesce(uidnext, 0) FROM folder WHERE name = 'Big'") ||
-		bail "cannot read $DB"
-	check "run $run: Big's UIDNEXT not recorded before it is complete (got '$uidnext')" \
-		test "$uidnext" = 0
-	before=$now
-done
-echo "# a run ended well: run $done_in"
-check "a run ends well within 8, after two or more cut" test "$done_in" -ge 3
-check "all 200 messages of Big stored" test "$(stored)" = 200
-check "the store equals the server" compare "$DB"
+# cut_runs NAME CONF DB CUT: cpm-syncd --once with CONF until a run ends
+# well (8 at most), each one that does not ended by CUT (the log's text)
+# and the store grown, Big's UIDNEXT unrecorded; then the store complete
+cut_runs() {
+	local name=$1 conf=$2 db=$3 cut=$4 before=0 done_in=0 run now uidnext
+	for run in $(seq 1 8); do
+		if timeout 60 "$SYNCD" -c "$conf" --once -v 2>"$WORK/$name$run.log"; then
+			done_in=$run
+			break
+		fi
+		check "$name, run $run: ended by the cut" grep -qF "$cut" "$WORK/$name$run.log"
+		now=$(stored "$db") || bail "cannot read $db"
+		echo "# $name, run $run: $now messages of Big stored"
+		check "$name, run $run: the store grew ($before -> $now messages)" test "$now" -gt "$before"
+		uidnext=$(sqlite3 "$db" "SELECT coalesce(uidnext, 0) FROM folder WHERE name = 'Big'") ||
+			bail "cannot read $db"
+		check "$name, run $run: Big's UIDNEXT not recorded before it is complete (got '$uidnext')" \
+			test "$uidnext" = 0
+		before=$now
+	done
+	echo "# $name: a run ended well: run $done_in"
+	check "$name: a run ends well within 8, after two or more cut" test "$done_in" -ge 3
+	check "$name: all 200 messages of Big stored" test "$(stored "$db")" = 200
+	check "$name: the store equals the server" compare "$db"
+}
+
+proxy_start --fault cut --after-bytes 1000000 --fault-connection 0
+clear_conf "$WORK/cuts.conf" "$WORK/cuts.db" "$PROXY_PORT"
+cut_runs "clear text" "$WORK/cuts.conf" "$WORK/cuts.db" 'the server closed the connection'
+
+# Over TLS a cut is OpenSSL's "unexpected eof" (CPMSYNC_E_TLS), the same
+# loss: the proxy in front of the server's TLS port
+proxy_start --fault cut --after-bytes 1000000 --fault-connection 0 --to "127.0.0.1:$IMAPS_PORT"
+write_conf "$WORK/tls.conf" "$WORK/tls.db"
+sed -i "s/^port = $IMAPS_PORT\$/port = $PROXY_PORT/" "$WORK/tls.conf" || bail "cannot edit tls.conf"
+grep -qx "port = $PROXY_PORT" "$WORK/tls.conf" || bail "tls.conf does not name the proxy's port"
+cut_runs TLS "$WORK/tls.conf" "$WORK/tls.db" 'unexpected eof while reading'
 finish
