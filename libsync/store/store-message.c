@@ -422,9 +422,10 @@ struct conv_entry {
 	int64_t messages, unseen, objects;
 	int64_t last_date, last_id;
 	char *peer;
-	char *cid; /* a Conversation-ID from a header, taken by the row */
+	char *cid;	/* a Conversation-ID from a header, taken by the row */
+	int64_t states; /* state objects' summaries: conv_state_summary() */
 	bool last_moved, is_group, cid_header;
-	bool stale; /* peer_needs_recompute() */
+	int64_t stale; /* objects peer_needs_recompute() is true of */
 };
 
 struct conv_folder {
@@ -504,6 +505,18 @@ static int conv_entry_write(struct store *s, const struct conv_entry *e)
 	sqlite3_stmt *st;
 	int r;
 
+	/* First: a failure after it leaves the entry exact (the columns
+	 * it sets are read from the rows, whatever the others hold). */
+	if (e->states) {
+		r = store_prepare_conv_pending(s, store_sql_conv_state_row, &st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, e->conv);
+		sqlite3_bind_int64(st, 2, e->states);
+		r = store_step_done(s, st);
+		if (r < 0)
+			return r;
+	}
 	r = store_prepare_conv_pending(s, conv_flush_sql[e->last_moved][e->cid != NULL], &st);
 	if (r < 0)
 		return r;
@@ -516,7 +529,9 @@ static int conv_entry_write(struct store *s, const struct conv_entry *e)
 	}
 	sqlite3_bind_text(st, 6, e->peer ? e->peer : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 7, e->is_group);
-	sqlite3_bind_int64(st, 8, e->objects);
+	/* One more per stale object after the first: the recompute is one
+	 * per row and flush, where one by one each object's came. */
+	sqlite3_bind_int64(st, 8, e->objects + (e->stale ? e->stale - 1 : 0));
 	if (e->cid)
 		sqlite3_bind_text(st, 9, e->cid, -1, SQLITE_STATIC);
 	r = store_step_done(s, st);
@@ -780,7 +795,7 @@ static int conv_note(struct store *s, int64_t id, const struct store_message_row
 	newer = date > e->last_date || (date == e->last_date && id > e->last_id);
 	if (peer_needs_recompute(type, peer, date, id, e->peer, e->last_date, e->last_id) ||
 	    (counted && has_deleted(m->flags)))
-		e->stale = true;
+		e->stale++;
 	else if (counted && nonempty(peer) && (!nonempty(e->peer) || newer) &&
 		 !(e->peer && streq(e->peer, peer))) {
 		char *p = strdup(peer);
@@ -811,16 +826,39 @@ static int conv_note(struct store *s, int64_t id, const struct store_message_row
 }
 
 /*
- * A summary row just inserted for message id of Type type: a session-info
- * or group-state object's (Subject, Participants) makes its conversation's
- * two columns computed anew (store_sql_conv_state), what the trigger
- * conv_summary_insert's whole recompute changed until schema version 20.
+ * A summary row just inserted for message id of Type type in folder_id: a
+ * session-info or group-state object's (Subject, Participants) makes its
+ * conversation's two columns computed anew (store_sql_conv_state), what
+ * the trigger conv_summary_insert's whole recompute changed until schema
+ * version 20.  With held true (the row was folded by conv_note()), once
+ * per row at the flush (store_sql_conv_state_row), with the version moved
+ * by one per object as here: the statement reads and rewrites the
+ * conversation table, so run here it flushed what was held back first,
+ * and the next objects probed their rows again.  In an initial sync of
+ * CPM objects that cost about 250,000 instructions a state object
+ * (callgrind, bench-cpm.sh 20000: 200 of them, 51 M).
  */
-static int conv_state_summary(struct store *s, int64_t id, const char *type)
+static int conv_state_summary(struct store *s, int64_t id, int64_t folder_id, const char *type,
+			      bool held)
 {
+	struct conv_acc *a;
+	struct conv_entry *e;
+	bool session;
+	int r;
+
 	if (!type || (!streq(type, "session-info") && !streq(type, "group-state")))
 		return 0;
-	return store_exec_id(s, store_sql_conv_state, id);
+	if (!held)
+		return store_exec_id(s, store_sql_conv_state, id);
+	a = conv_acc(s, true);
+	if (!a)
+		return -ENOMEM;
+	r = conv_entry_of(s, a, folder_id, &e, &session);
+	if (r < 0 || !e)
+		return r; /* no row: CPM_CONV_OF finds none either */
+	e->states++;
+	store_set_conv_dirty(s, true);
+	return 0;
 }
 
 int store_message_insert(struct store *s, const struct store_message_row *m, int64_t *ret_id)
@@ -828,6 +866,7 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	const struct msg_summary *sum = m->summary;
 	sqlite3_stmt *st;
 	int64_t id, date;
+	bool held;
 	int r;
 
 	/* conv_added_now() below adds the row to its conversation: what is
@@ -891,7 +930,8 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	if (r < 0)
 		return r;
 	/* In a transaction the row is written once at the flush (above). */
-	r = store_in_transaction(s) ? conv_note(s, id, m) : conv_added_now(s, id, m->folder_id);
+	held = store_in_transaction(s);
+	r = held ? conv_note(s, id, m) : conv_added_now(s, id, m->folder_id);
 	if (r < 0)
 		return r;
 	if (sum) {
@@ -921,7 +961,7 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 		r = store_step_done(s, st);
 		if (r < 0)
 			return r;
-		r = conv_state_summary(s, id, sum ? sum->type : NULL);
+		r = conv_state_summary(s, id, m->folder_id, sum ? sum->type : NULL, held);
 		if (r < 0)
 			return r;
 	}
@@ -1024,7 +1064,7 @@ int store_message_copy(struct store *s, int64_t src, int64_t folder_id, int64_t 
 	if (r < 0)
 		return r;
 	if (sqlite3_changes(store_db(s)) > 0) {
-		r = conv_state_summary(s, id, type);
+		r = conv_state_summary(s, id, folder_id, type, false);
 		if (r < 0)
 			return r;
 	}
@@ -1133,5 +1173,5 @@ int store_message_set_cpm(struct store *s, int64_t id, const struct msg_summary 
 		if (r < 0)
 			return r;
 	}
-	return conv_state_summary(s, id, sum->type);
+	return conv_state_summary(s, id, 0, sum->type, false);
 }

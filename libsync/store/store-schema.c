@@ -993,14 +993,17 @@ const char store_sql_conv_ensure[] =
  * about 240,000 instructions a state object (callgrind, bench-cpm.sh 20000
  * with 1,000 conversations: 400 of them, 97 M of the CPM sync's 6,241 M).
  */
-const char store_sql_conv_state[] =
-	"UPDATE conversation SET"
-	" subject = coalesce((SELECT sm.subject" CPM_M_SM " AND " CPM_STATE("m")
-	" AND m.type = 'session-info' AND coalesce(sm.subject, '') <> ''" CPM_NEWEST "), ''),"
-	" participants = coalesce((SELECT sm.participants" CPM_M_SM " AND " CPM_STATE("m")
+#define CONV_STATE_SET                                                                             \
+	"UPDATE conversation SET"                                                                  \
+	" subject = coalesce((SELECT sm.subject" CPM_M_SM " AND " CPM_STATE("m")                   \
+	" AND m.type = 'session-info' AND coalesce(sm.subject, '') <> ''" CPM_NEWEST "), ''),"     \
+	" participants = coalesce((SELECT sm.participants" CPM_M_SM " AND " CPM_STATE("m")         \
 	" AND coalesce(sm.participants, '') <> ''" CPM_NEWEST "), ''),"
-	" version = version + 1"
+const char store_sql_conv_state[] = CONV_STATE_SET " version = version + 1"
 	" WHERE id = " CPM_CONV_OF("(SELECT folder_id FROM message WHERE id = ?1)");
+/* The same for conversation row ?1, after ?2 state objects (the held-back
+ * path of store-message.c: once per row and flush). */
+const char store_sql_conv_state_row[] = CONV_STATE_SET " version = version + ?2 WHERE id = ?1";
 /* clang-format on */
 static const char migration_20[] = "DROP TRIGGER conv_message_insert;"
 				   "DROP TRIGGER conv_summary_insert;";

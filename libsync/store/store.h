@@ -583,6 +583,7 @@ extern const char store_sql_conv_of_message[];
 extern const char store_sql_conv_stale_folder[];
 extern const char store_sql_conv_ensure[];
 extern const char store_sql_conv_state[];
+extern const char store_sql_conv_state_row[];
 #endif
 
 /* The internal store behind a public handle (cpmsync/store.h). */
