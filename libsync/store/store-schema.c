@@ -965,11 +965,11 @@ const char store_sql_conv_added_same_cid[] = CONV_ADDED("");
  * (NULL when there is none yet: CPM_CONV_OF), then what the UPDATE binds
  * as ?3 to ?8: its type, flags, date, peer, conversation_id, and whether
  * its folder is a session folder; then the row's cid_header, peer,
- * last_date and last_id (NULL without a row).  No row for an object
- * elsewhere. */
+ * last_date and last_id (NULL without a row), and whether its newest
+ * object has a peer.  No row for an object elsewhere. */
 const char store_sql_conv_of_message[] =
 	"SELECT c.id, m.type, ms.flags, m.date, m.peer, m.conversation_id,"
-	" f.name <> f.conv, c.cid_header, c.peer, c.last_date, c.last_id"
+	" f.name <> f.conv, c.cid_header, c.peer, c.last_date, c.last_id, " CONV_LAST_HAS_PEER
 	" FROM message m JOIN message_state ms ON ms.id = m.id JOIN folder f ON f.id = m.folder_id"
 	" LEFT JOIN conversation c ON c.account_id = f.account_id AND c.folder = f.conv"
 	" WHERE m.id = ?1 AND m.removed = 0 AND f.conv IS NOT NULL";

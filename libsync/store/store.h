@@ -579,6 +579,10 @@ extern const char store_sql_conv_added_same_cid[];
 extern const char store_sql_conv_stale_recompute[];
 extern const char store_sql_conv_stale_drop[];
 extern const char store_sql_conv_stale_clear[];
+/* Whether conversation row c's newest counted object (c.last_id) has a
+ * peer (store-message.c, peer_needs_recompute()). */
+#define CONV_LAST_HAS_PEER                                                                         \
+	"coalesce((SELECT l.peer <> '' FROM message l WHERE l.id = c.last_id), 0)"
 extern const char store_sql_conv_of_message[];
 extern const char store_sql_conv_stale_folder[];
 extern const char store_sql_conv_ensure[];
