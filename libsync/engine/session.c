@@ -2886,9 +2886,16 @@ int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	r = account_copy(s, account);
 	if (r >= 0)
 		r = store_sync_account(s->store, account->name, &s->account_id);
+	if (r >= 0)
+		r = store_sync_get_online(s->store, s->account_id, &s->online);
 	if (r < 0) {
 		cpmsync_session_free(s);
 		return r;
+	}
+	if (!s->online) {
+		s->state = CPMSYNC_SESSION_OFFLINE;
+		log_msg(CPMSYNC_LOG_INFO, CAT, "%s: offline, as the user left it (Online is off)",
+			s->name);
 	}
 	schedule_kick(s);
 	*ret = s;
@@ -2958,10 +2965,19 @@ int cpmsync_session_set_poll_interval(struct cpmsync_session *s, unsigned ms)
 
 void cpmsync_session_set_online(struct cpmsync_session *s, bool online)
 {
+	int r;
+
 	if (!s || s->online == online)
 		return;
 	s->online = online;
 	log_msg(CPMSYNC_LOG_INFO, CAT, "%s: going %s", s->name, online ? "online" : "offline");
+	/* Kept for the next start: "no network at all" outlives a restart. */
+	r = store_sync_set_online(s->store, s->account_id, online);
+	if (r < 0)
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: Online %s is not kept for the next start: %s", s->name,
+			online ? "on" : "off",
+			*store_error(s->store) ? store_error(s->store) : cpmsync_strerror(r));
 	if (online) {
 		s->auth_stopped = false;
 		s->retry_ms = s->opt.retry_min_ms;

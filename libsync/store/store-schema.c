@@ -1409,13 +1409,21 @@ const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
 static const char migration_33[] = "CREATE INDEX message_object ON message"
 				   " (" STORE_OBJECT_KEY("") ", folder_id) WHERE removed = 0;";
 
+/*
+ * Version 34: online, the user's Online choice (Account1.Online, `cpmctl
+ * online`), 1 by default; 0 keeps the account offline across restarts of
+ * the daemon (cpmsync_session_set_online()).
+ */
+static const char migration_34[] =
+	"ALTER TABLE account ADD COLUMN online INTEGER NOT NULL DEFAULT 1;";
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
-	migration_31, migration_32, migration_33,
+	migration_31, migration_32, migration_33, migration_34,
 };
 
 unsigned store_schema_version(void)

@@ -244,6 +244,27 @@ int store_sync_account_identity(struct store *s, int64_t account_id, const char 
 	return 1;
 }
 
+int store_sync_get_online(struct store *s, int64_t account_id, bool *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	PREP(s, "SELECT online FROM account WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -CPMSYNC_E_NOT_FOUND;
+	*ret = sqlite3_column_int(st, 0) != 0;
+	sqlite3_reset(st);
+	return 0;
+}
+
+int store_sync_set_online(struct store *s, int64_t account_id, bool online)
+{
+	return exec_ii(s, "UPDATE account SET online = ?2 WHERE id = ?1 AND online IS NOT ?2",
+		       account_id, online);
+}
+
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when)
 {
 	return exec_ii(s, "UPDATE account SET last_sync = ?2 WHERE id = ?1", account_id, when);

@@ -42,6 +42,12 @@ int store_sync_account_identity(struct store *s, int64_t account_id, const char 
  * name with it inside a level (store-ops.c).
  */
 int store_sync_set_delimiter(struct store *s, int64_t account_id, char delimiter);
+/*
+ * The user's Online choice for account_id (Account1.Online), kept across
+ * restarts of the daemon: true until set otherwise (store version 34).
+ */
+int store_sync_get_online(struct store *s, int64_t account_id, bool *ret);
+int store_sync_set_online(struct store *s, int64_t account_id, bool online);
 int store_sync_set_last_sync(struct store *s, int64_t account_id, int64_t when);
 int store_sync_get_last_sync(struct store *s, int64_t account_id, int64_t *ret);
 

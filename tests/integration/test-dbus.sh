@@ -312,7 +312,13 @@ check "offline: nothing reached the server" bash -c "! (. '$DC/env'; doveadm -c 
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 start_daemon || bail "cpm-syncd did not restart"
-check "after a restart: the offline Store reached the server" eventually 15 server_has INBOX "<offline@dbus.test>"
+# Online false is the user's and outlives the restart (kept in the store):
+# still offline, nothing sent, until set true.
+check "after a restart: still Online false" test "$(acct Online)" = false
+check "after a restart: State offline" test "$(acct State)" = offline
+check "after a restart: nothing reached the server" bash -c "! (. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" search -u $USER1 mailbox INBOX header message-id '<offline@dbus.test>' | grep -q .)"
+"$DBUS" set "$A" org.cpmsync.Account1 Online b true >/dev/null
+check "after a restart and Online=true: the offline Store reached the server" eventually 15 server_has INBOX "<offline@dbus.test>"
 check "after a restart: the offline Move reached the server" eventually 10 server_has Drafts "$MVMID"
 check "after a restart: the offline CreateFolder reached the server" eventually 10 bash -c "(. '$DC/env'; doveadm -c \"\$DOVECOT_CONF\" mailbox list -u $USER1) | grep -qx Offline"
 check "after a restart: PendingOperations 0" eventually 10 test "$(acct PendingOperations)" = 0

@@ -87,7 +87,9 @@ struct cpmsync_session_callbacks {
 
 /*
  * account is copied (as imap_client does; password_userdata is kept as
- * given and must outlive the session).  The session starts online; it
+ * given and must outlive the session).  The session starts online, or
+ * offline if the last cpmsync_session_set_online() for this account's
+ * name, in this store, set it so (the choice is kept in the store); it
  * connects from the loop.  options and callbacks may be NULL.
  */
 int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
@@ -106,6 +108,8 @@ int cpmsync_session_set_account(struct cpmsync_session *s, const struct cpmsync_
  * reconnecting: a poll already armed is re-armed from now.
  */
 int cpmsync_session_set_poll_interval(struct cpmsync_session *s, unsigned ms);
+/* Online (true) or "no network at all" (false): kept in the store, for
+ * the sessions of this account started later (a restart of the daemon). */
 void cpmsync_session_set_online(struct cpmsync_session *s, bool online);
 /* Sync soon (debounced): Sync(), an outband push.  Also retries now
  * after a failure or a refused login. */

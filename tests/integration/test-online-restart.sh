@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Online = false ("no network at all; changes keep being journaled") outlives
+# a restart of the daemon.  The tester's report: after `cpmctl online a off`
+# a restart (SIGTERM, a crash and systemd's Restart=on-failure, D-Bus
+# activation) connected at once and sent the queued changes.  Now the
+# choice is kept in the store: after a SIGTERM and after a SIGKILL the
+# restarted daemon says Online false (Account1.Online, `cpmctl online a`,
+# State offline), logs in to no server (Dovecot's log has no new login)
+# and the change stays queued; `cpmctl online a on` then sends it, and on
+# stays on across the next restart.
+set -u
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+dc_start dc
+dbus_setup
+
+expect() { # WHAT GOT WANT
+	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
+}
+# logins: how many times Dovecot's log says $USER1 logged in over IMAP
+logins() {
+	grep -c "imap-login: Info: Login: user=<$USER1>," "$DOVECOT_LOG"
+}
+# logged_in_since N: more logins than N
+logged_in_since() { test "$(logins)" -gt "$1"; }
+# stop_daemon SIGNAL: the daemon ended with it, and waited for
+stop_daemon() {
+	kill "-$1" "$DAEMON_PID" || return 1
+	wait "$DAEMON_PID"
+	DAEMON_PID=
+}
+on_server() { # MESSAGE-ID: how many of INBOX's messages have it
+	da search -u "$USER1" mailbox INBOX header message-id "$1" | wc -l
+}
+
+CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
+mkdir -p "$(dirname "$CONF")" || bail "mkdir $(dirname "$CONF")"
+write_conf "$CONF" "$WORK/store.db"
+msg_save "$USER1" INBOX "<first@online.test>" 300 || bail "doveadm save"
+
+start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
+check "first start: State idle" wait_state idle 20
+check "Dovecot's log shows the login" eventually 5 logged_in_since 0
+"$CPMCTL" online a off || bail "cpmctl online a off"
+check "online a off: State offline" wait_state offline 5
+msg_text "<queued@online.test>" 300 >"$WORK/queued.eml" || bail "write queued.eml"
+"$CPMCTL" store a INBOX "$WORK/queued.eml" >"$WORK/store.out" || bail "cpmctl store offline"
+expect "the stored message is queued" "$("$CPMCTL" pending a | cut -f3)" store
+
+for sig in TERM KILL; do
+	stop_daemon "$sig"
+	before=$(logins)
+	: >"$WORK/daemon.log"
+	start_daemon || bail "cpm-syncd did not take org.cpmsync after SIG$sig"
+	expect "after SIG$sig: cpmctl online a says off" "$("$CPMCTL" online a)" off
+	expect "after SIG$sig: Account1.Online is false" "$(acct Online)" false
+	expect "after SIG$sig: State offline" "$(acct State)" offline
+	# an online session connects at once: it would have by now
+	sleep 3
+	expect "after SIG$sig: no login on the server within 3 s" "$(logins)" "$before"
+	check "after SIG$sig: the log says why" grep -qF \
+		"a: offline, as the user left it (Online is off)" "$WORK/daemon.log"
+	if grep -q ' C: ' "$WORK/daemon.log"; then
+		not_ok "after SIG$sig: no IMAP command sent"
+	else
+		ok "after SIG$sig: no IMAP command sent"
+	fi
+	expect "after SIG$sig: the message is still queued" "$("$CPMCTL" pending a | cut -f3)" store
+	expect "after SIG$sig: not on the server" "$(on_server "<queued@online.test>")" 0
+done
+
+"$CPMCTL" online a on || bail "cpmctl online a on"
+check "online a on: State idle" wait_state idle 20
+"$CPMCTL" sync a >/dev/null || bail "cpmctl sync a"
+expect "online a on: the message reached the server" "$(on_server "<queued@online.test>")" 1
+expect "online a on: nothing queued" "$("$CPMCTL" pending a)" ""
+stop_daemon TERM
+before=$(logins)
+start_daemon || bail "cpm-syncd did not take org.cpmsync after the last SIGTERM"
+expect "on stays on across a restart: cpmctl online a says on" "$("$CPMCTL" online a)" on
+check "on stays on across a restart: State idle" wait_state idle 20
+check "on stays on across a restart: it logged in again" eventually 5 logged_in_since "$before"
+
+finish
