@@ -477,6 +477,11 @@ static bool drv_hidden_root(struct engine_driver *d, const char *name)
 	return imap_ns_hidden_root(imap_client_namespace(client_of(d)), name);
 }
 
+static bool drv_foreign_root(struct engine_driver *d, const char *name)
+{
+	return imap_ns_foreign_root(imap_client_namespace(client_of(d)), name);
+}
+
 static int drv_list(struct engine_driver *d, enum engine_list_kind kind, engine_reply_fn cb,
 		    void *userdata)
 {
@@ -535,6 +540,7 @@ static const struct engine_driver_ops imap_ops = {
 	.personal_namespace = drv_personal_namespace,
 	.delimiter = drv_delimiter,
 	.hidden_root = drv_hidden_root,
+	.foreign_root = drv_foreign_root,
 	.list = drv_list,
 	.status = drv_status,
 	.logout = drv_logout,

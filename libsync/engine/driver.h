@@ -176,6 +176,10 @@ struct engine_driver_ops {
 	 * says nothing of it, and sending it would name a personal folder.
 	 * May be NULL (none hidden). */
 	bool (*hidden_root)(struct engine_driver *d, const char *name);
+	/* Whether a local name lies in another user's namespace or a shared
+	 * one, shown or hidden (imap_ns_foreign_root()): not the account's
+	 * own, never made by it.  May be NULL (none). */
+	bool (*foreign_root)(struct engine_driver *d, const char *name);
 	/* LIST "" "*" [RETURN (...)]: each folder comes as engine_event_list()
 	 * (not one in another namespace), each LIST-STATUS as
 	 * engine_event_status(). */

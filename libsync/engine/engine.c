@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/ops.h>
 
 #include "engine/engine-internal.h"
 #include "imap/imap-parser.h"
@@ -1302,6 +1303,37 @@ static int delete_local(struct cpmsync_sync *e, const struct plan_local_folder *
 	return r;
 }
 
+/*
+ * Another user's folder or a shared one (#Users/..., #Shared/...), no
+ * longer listed while changes wait for it: access to it was lost (the
+ * owner took the right away) or the owner deleted it, and LIST does not
+ * tell which.  It is not this account's to make again (a CREATE there is
+ * refused, NOPERM), so its changes become failed operations saying why,
+ * once (a retry that finds it still missing fails the same way).
+ */
+static int folder_lost(struct cpmsync_sync *e, const struct plan_local_folder *l)
+{
+	_cleanup_free_ char *text = NULL;
+	uint32_t n = 0;
+	int r;
+
+	if (asprintf(&text,
+		     CPMSYNC_FAILED_OP_NOT_SENT "the folder %s is no longer listed by the server:"
+						" access to it was lost, or its owner deleted it",
+		     l->name) < 0)
+		return -ENOMEM;
+	r = store_sync_folder_lost(e->store, l->id, text, (int64_t)time(NULL), &n);
+	if (r >= 0 && n > 0)
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: folder %s is no longer listed by the server (access to it lost, or"
+			" deleted by its owner) while %u local change%s waited for it:"
+			" not created again, as it is not this account's; %s failed (cpmctl"
+			" failed)",
+			e->account_name, l->name, (unsigned)n, n == 1 ? "" : "s",
+			n == 1 ? "it" : "they");
+	return r;
+}
+
 static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_folders, size_t *ret_n,
 			    struct plan_local_folder **ret_locals)
 {
@@ -1330,6 +1362,8 @@ static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_fol
 		}
 		locals[i] = (struct plan_local_folder){
 			.out_of_view = out_of_view(e, f->name),
+			.foreign = e->drv->ops->foreign_root &&
+				   e->drv->ops->foreign_root(e->drv, f->name),
 			.has_ops = f->has_ops,
 			.id = f->id,
 			.name = f->name,
@@ -1571,6 +1605,9 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 			if (!crossing)
 				r = fold_folder(e, l, &locals[a->into]);
 			break;
+		case PLAN_FOLDER_LOST:
+			r = folder_lost(e, l);
+			break;
 		case PLAN_FOLDER_RECREATE:
 			r = store_sync_folder_recreate(e->store, e->account_id, l->id);
 			log_msg(CPMSYNC_LOG_NOTICE, CAT,
@@ -1608,7 +1645,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 		 * path records it too; servers without OBJECTID report none). */
 		if (r >= 0 && a->kind != PLAN_FOLDER_DELETE && a->kind != PLAN_FOLDER_RECREATE &&
 		    a->kind != PLAN_FOLDER_KEEP && a->kind != PLAN_FOLDER_DELETE_THERE &&
-		    rf->mailboxid &&
+		    a->kind != PLAN_FOLDER_LOST && rf->mailboxid &&
 		    (a->kind == PLAN_FOLDER_ADD || a->kind == PLAN_FOLDER_REREAD || !l->mailboxid ||
 		     !streq(l->mailboxid, rf->mailboxid)))
 			r = store_sync_folder_set_mailboxid(

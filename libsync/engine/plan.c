@@ -465,6 +465,10 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_DELETE,
 								    .local = j,
 								    .remote = 0 };
+		else if (local[j].foreign && local[j].has_ops)
+			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_LOST,
+								    .local = j,
+								    .remote = 0 };
 		else if (local[j].has_content_ops)
 			actions[n++] = (struct plan_folder_action){ .kind = PLAN_FOLDER_RECREATE,
 								    .local = j,

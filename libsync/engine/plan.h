@@ -42,6 +42,9 @@ struct plan_local_folder {
 				  * account's folder patterns, or in a namespace
 				  * hidden now (other_namespaces = hide) */
 	bool has_ops;		 /* journal rows of it or its messages */
+	bool foreign;		 /* in another user's namespace or a shared one
+				  * (#Users/..., #Shared/...): not the account's
+				  * to create */
 };
 
 enum plan_folder_action_kind {
@@ -68,6 +71,12 @@ enum plan_folder_action_kind {
 				   * renamed there: local[local]'s messages and the
 				   * changes queued on them go into local[into], to be
 				   * matched against its messages like a re-read's */
+	PLAN_FOLDER_LOST,	  /* local[local] is foreign (another user's or shared),
+				   * no longer listed, and changes wait for it: access
+				   * to it was lost or its owner deleted it.  Not
+				   * re-created (a CREATE there is not ours to make):
+				   * its changes become failed operations saying so,
+				   * and it is kept, not synced, while they wait */
 };
 
 struct plan_folder_action {
@@ -89,7 +98,9 @@ struct plan_folder_action {
  * CREATE or RENAME already happened (a crash after sending it) is matched
  * by its local name.  Unmatched local folders are deleted, unless local
  * changes wait to go into them (then re-created: nothing local is lost)
- * or their CREATE is still pending.  An unmatched folder out of view
+ * or their CREATE is still pending; a foreign one (another user's or a
+ * shared folder) is never re-created: LOST while changes wait for it.
+ * An unmatched folder out of view
  * (LIST could not show it: its absence says nothing of the server) is
  * never re-created: kept while changes of it wait (KEEP), else deleted
  * locally.  Removed (DELETE pending) folders are

@@ -245,6 +245,14 @@ bool imap_ns_hidden_root(const struct imap_ns_map *m, const char *name)
 	return is_root(m, name, strcspn(name, "/"), &kind, &index);
 }
 
+bool imap_ns_foreign_root(const struct imap_ns_map *m, const char *name)
+{
+	int kind;
+	size_t index;
+
+	return name && is_root(m, name, strcspn(name, "/"), &kind, &index);
+}
+
 int imap_ns_to_local(const struct imap_ns_map *m, const char *name, size_t len, char delimiter,
 		     bool utf8_mode, struct buf *out)
 {

@@ -99,6 +99,14 @@ int imap_ns_to_local(const struct imap_ns_map *m, const char *name, size_t len, 
 bool imap_ns_hidden_root(const struct imap_ns_map *m, const char *name);
 
 /*
+ * Whether the local name's first level is the root ("#Users", "#Shared",
+ * ...) of a namespace other than the first personal one, shown or hidden:
+ * a folder of another user or a shared one, which this account does not
+ * own (it cannot make it again once it is gone).
+ */
+bool imap_ns_foreign_root(const struct imap_ns_map *m, const char *name);
+
+/*
  * Our form of a name to the server's, appended to out: under the
  * personal prefix (INBOX stays INBOX), or under a shown namespace's prefix
  * when the first level is its local root.  delimiter is the one LIST gave

@@ -749,6 +749,28 @@ int store_sync_folder_leaving(struct store *s, int64_t account_id, const char *s
 	return r < 0 ? r : 0;
 }
 
+int store_sync_folder_lost(struct store *s, int64_t folder_id, const char *text, int64_t now,
+			   uint32_t *ret_failed)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (ret_failed)
+		*ret_failed = 0;
+	PREP(s,
+	     "UPDATE journal SET failed = 1, refused = ?2, code = NULL, tried = ?3,"
+	     " retry_after = 0 WHERE failed = 0 AND (folder_id = ?1"
+	     " OR message_id IN (SELECT id FROM message WHERE folder_id = ?1))",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_text(st, 2, text ? text : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, now);
+	r = store_step_done(s, st);
+	if (r >= 0 && ret_failed)
+		*ret_failed = (uint32_t)sqlite3_changes(store_db(s));
+	return r;
+}
+
 int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id)
 {
 	int r;

@@ -155,6 +155,16 @@ int store_sync_folder_rename_blocked(struct store *s, int64_t account_id, int64_
  * server, and queue its CREATE so that the local changes can follow.
  */
 int store_sync_folder_recreate(struct store *s, int64_t account_id, int64_t folder_id);
+/*
+ * The folder, another user's or a shared one, is no longer listed (access
+ * to it lost, or its owner deleted it) and cannot be made again here:
+ * the changes queued for it and its messages become failed operations
+ * with text, at now (Unix time); *ret_failed (may be NULL) says how many
+ * rows were not failed already.  The folder and its messages stay while
+ * they wait (a retry once access is back finds the folder again).
+ */
+int store_sync_folder_lost(struct store *s, int64_t folder_id, const char *text, int64_t now,
+			   uint32_t *ret_failed);
 /* Records the folder's MAILBOXID (RFC 8474); NULL forgets it. */
 /* The UIDVALIDITY of a folder this client created, read right after its
  * CREATE (engine-replay.c); set only where none is known. */

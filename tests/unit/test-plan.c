@@ -244,6 +244,33 @@ static const struct folder_scenario folder_scenarios[] = {
 	  { R("INBOX") },
 	  { L(1, "INBOX", "INBOX"), L(2, "Old", "Old", .has_content_ops = true) },
 	  { "SYNC:0:0", "RECREATE:1:-" } },
+	/* Another user's or a shared folder, no longer listed: access lost or
+	 * deleted by its owner.  Never re-created (not the account's to
+	 * make): LOST while changes wait, else dropped locally. */
+	{ "another user's folder gone, an append waiting: lost, not re-created",
+	  true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"), L(2, "#Users/bob/Shared2", "#Users/bob/Shared2",
+				      .has_content_ops = true, .has_ops = true, .foreign = true) },
+	  { "SYNC:0:0", "LOST:1:-" } },
+	{ "a shared folder gone, a flag change waiting: lost (not silently dropped)",
+	  true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"),
+	    L(2, "#Shared/Team", "#Shared/Team", .has_ops = true, .foreign = true) },
+	  { "SYNC:0:0", "LOST:1:-" } },
+	{ "another user's folder gone, nothing waiting: dropped locally",
+	  true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"),
+	    L(2, "#Users/bob/Shared2", "#Users/bob/Shared2", .foreign = true) },
+	  { "SYNC:0:0", "DELETE:1:-" } },
+	{ "another user's folder gone, its local DELETE waiting: dropped locally",
+	  true,
+	  { R("INBOX") },
+	  { L(1, "INBOX", "INBOX"), L(2, "#Users/bob/Old", "#Users/bob/Old", .removed = true,
+				      .has_ops = true, .foreign = true) },
+	  { "SYNC:0:0", "DELETE:1:-" } },
 	/* Out of view: LIST could not show it (the folders setting no longer
 	 * matches it, or its namespace is hidden now).  Its absence says
 	 * nothing of the server: never re-created there, kept while changes
@@ -625,6 +652,8 @@ static const char *kind_name(enum plan_folder_action_kind k)
 		return "FOLD";
 	case PLAN_FOLDER_KEEP:
 		return "KEEP";
+	case PLAN_FOLDER_LOST:
+		return "LOST";
 	}
 	return "?";
 }
@@ -652,7 +681,8 @@ START_TEST(test_folder_scenarios)
 			has_local = acts[i].kind != PLAN_FOLDER_ADD;
 			has_remote = acts[i].kind != PLAN_FOLDER_DELETE &&
 				     acts[i].kind != PLAN_FOLDER_RECREATE &&
-				     acts[i].kind != PLAN_FOLDER_KEEP;
+				     acts[i].kind != PLAN_FOLDER_KEEP &&
+				     acts[i].kind != PLAN_FOLDER_LOST;
 			snprintf(got, sizeof(got), "%s:%s%s%s", kind_name(acts[i].kind),
 				 has_local ? "" : "-", "", "");
 			if (has_local)
