@@ -303,8 +303,8 @@ static int add_account(struct daemon *d, const struct config_account *conf)
 	return 0;
 }
 
-/* Ends account i's session: why says so in the log (its data stays in
- * the store either way). */
+/* Ends account i's session: why says so in the log (NULL: the caller
+ * says it); its data stays in the store either way. */
 static void remove_account_at(struct daemon *d, size_t i, const char *why)
 {
 	struct daemon_account *da = d->accounts[i];
@@ -317,7 +317,8 @@ static void remove_account_at(struct daemon *d, size_t i, const char *why)
 	free(da->password_error);
 	free(da);
 	d->accounts[i] = d->accounts[--d->n_accounts];
-	log_info("%s: %s", name ? name : "?", why);
+	if (why)
+		log_info("%s: %s", name ? name : "?", why);
 }
 
 /* ------------------------------------------------------------------ */
@@ -359,11 +360,16 @@ static void apply_config(struct daemon *d, struct config *cfg)
 	/* Gone from the file. */
 	for (size_t i = d->n_accounts; i-- > 0;)
 		if (!config_find_account(cfg, d->accounts[i]->conf->name)) {
+			/* RemoveAccount's (d->dropping) goes on to drop its
+			 * data, and hook_remove_account() says so, once. */
+			bool dropping =
+				d->dropping && str_eq(d->dropping, d->accounts[i]->conf->name);
+
 			note_left_behind(d, d->accounts[i]->conf->name);
-			remove_account_at(
-				d, i,
-				"account removed from the configuration (its data stays in"
-				" the store)");
+			remove_account_at(d, i,
+					  dropping ? NULL
+						   : "account removed from the configuration (its"
+						     " data stays in the store)");
 		}
 	/* Kept or changed: repoint at the new configuration. */
 	for (size_t i = 0; i < d->n_accounts; i++) {
@@ -512,6 +518,29 @@ static int hook_add_account(void *userdata, const char *name,
 	return 0;
 }
 
+/* RemoveAccount's one line when the journal held something: what was
+ * dropped with the account's data, each kind said only when there is
+ * one. */
+static void log_removed_with(const char *name, uint32_t unsent, uint32_t failed, uint32_t in_flight)
+{
+	char what[256] = "";
+	size_t n = 0;
+
+	if (unsent)
+		n += (size_t)snprintf(what + n, sizeof(what) - n,
+				      "%" PRIu32 " local change(s) it had not sent", unsent);
+	if (failed)
+		n += (size_t)snprintf(what + n, sizeof(what) - n,
+				      "%s%" PRIu32 " failed operation(s)",
+				      n ? (in_flight ? ", " : " and ") : "", failed);
+	if (in_flight)
+		snprintf(what + n, sizeof(what) - n,
+			 "%s%" PRIu32 " it had sent without its answer yet (on the server, maybe)",
+			 n ? " and " : "", in_flight);
+	log_warning("%s: removed from the configuration, and its data from the store, with %s",
+		    name, what);
+}
+
 static int hook_remove_account(void *userdata, const char *name, char **ret_error)
 {
 	struct daemon *d = userdata;
@@ -532,17 +561,29 @@ static int hook_remove_account(void *userdata, const char *name, char **ret_erro
 		/* Its session is gone: its data goes too.  Kept, a later
 		 * account of the same name (another user's, say) would take it
 		 * over, and send its queued changes to that mailbox. */
-		uint32_t dropped = 0;
-		int rs = cpmsync_store_remove_account(d->store, name, &dropped);
+		uint32_t dropped = 0, queued = 0, failed = 0, in_flight = 0;
+		bool counted;
+		int rs;
 
+		/* What the journal held, told apart: a change sent whose answer
+		 * had not come (an APPEND stalled after its APPENDUID) may be on
+		 * the server, and is no change "not sent".  Counted before the
+		 * removal, with the session gone: nothing moves them meanwhile. */
+		counted = cpmsync_store_pending_operations(d->store, name, &queued) >= 0 &&
+			  cpmsync_store_failed_count(d->store, name, &failed) >= 0 &&
+			  cpmsync_store_in_flight_count(d->store, name, &in_flight) >= 0;
+		rs = cpmsync_store_remove_account(d->store, name, &dropped);
 		if (rs < 0)
-			log_warning("%s: removed, but its data stays in the store: %s", name,
-				    cpmsync_store_error(d->store));
-		else if (dropped)
-			log_warning("%s: removed with %u local change(s) it had not sent", name,
-				    dropped);
+			log_warning("%s: removed from the configuration, but its data stays in the"
+				    " store: %s",
+				    name, cpmsync_store_error(d->store));
+		else if (dropped && counted)
+			log_removed_with(name, queued - in_flight, failed, in_flight);
+		else if (dropped) /* not told apart: a store error above */
+			log_removed_with(name, dropped, 0, 0);
 		else
-			log_info("%s: removed, and its data from the store", name);
+			log_info("%s: removed from the configuration, and its data from the store",
+				 name);
 	}
 	return r;
 }

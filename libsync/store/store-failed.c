@@ -110,6 +110,37 @@ static int count_one(const struct cpmsync_failed_op *op, void *userdata)
 	return 0;
 }
 
+int cpmsync_store_in_flight_count(struct cpmsync_store *store, const char *account, uint32_t *ret)
+{
+	struct store *s = store_call(store);
+	sqlite3_stmt *st;
+	int r;
+
+	if (!s || !account || !ret)
+		return -EINVAL;
+	/* attempts: marked before the command leaves; refused: its NO (or
+	 * BAD) was read, so it did not reach the server. */
+	r = store_prepare(s,
+			  "SELECT (SELECT count(*) FROM journal j WHERE j.account_id = a.id"
+			  " AND j.failed = 0 AND j.attempts > 0 AND j.refused IS NULL)"
+			  " FROM account a WHERE a.name = ?1",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	r = store_step(s, st);
+	if (r <= 0) {
+		if (r == 0) {
+			store_set_error(s, "account \"%s\" not found", account);
+			r = -CPMSYNC_E_NOT_FOUND;
+		}
+		return r;
+	}
+	*ret = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
 int cpmsync_store_failed_count(struct cpmsync_store *store, const char *account, uint32_t *ret)
 {
 	uint32_t n = 0;

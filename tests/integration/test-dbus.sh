@@ -403,7 +403,7 @@ gone_b() {
 check "RemoveAccount removes b's data from the store" gone_b dump
 check "RemoveAccount removes b's queued change" gone_b pending
 check "RemoveAccount: the daemon says what it dropped" \
-	grep -q 'b: removed with 1 local change(s) it had not sent' "$WORK/daemon.log"
+	grep -qx 'cpm-syncd: b: removed from the configuration, and its data from the store, with 1 local change(s) it had not sent' "$WORK/daemon.log"
 check "AddAccount with a CpmRoot that is not a folder name: InvalidArgs naming CpmRoot" \
 	test "$(call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' c 'Host=s:x,User=s:y,Password=s:z,CpmRoot=s:/Chats')" = \
 	'error org.freedesktop.DBus.Error.InvalidArgs: settings: CpmRoot must be a folder name ("": the top level)'
@@ -501,7 +501,7 @@ check "reload: ...saying that its queued change stays behind" grep -qF \
 check "reload: ...and that it ended with its data kept" grep -qF \
 	"c: account removed from the configuration (its data stays in the store)" "$WORK/daemon.log"
 check "reload: ...which RemoveAccount, dropping them, does not say (b)" \
-	bash -c "! grep -F 'b: removed from the configuration' '$WORK/daemon.log'"
+	bash -c "! grep -E 'b: removed from the configuration with|b: account removed from the configuration' '$WORK/daemon.log'"
 
 # --- outbox ----------------------------------------------------------------------------------------------
 OB=$WORK/outbox

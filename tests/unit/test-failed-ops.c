@@ -368,6 +368,42 @@ START_TEST(test_pending)
 }
 END_TEST
 
+/* In flight: queued rows marked as sent (attempts) with no answer read;
+ * a refusal read, a failed row, and a row never sent are not. */
+START_TEST(test_in_flight_count)
+{
+	const char *flags[] = { "\\Flagged", NULL };
+	int64_t id, one = 1;
+	uint32_t n = 99;
+	bool failed = true;
+
+	ck_assert_int_eq(cpmsync_store_in_flight_count(cs, "a", &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, strlen(msg), NULL, 0, &id), 0);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &one, 1, flags, NULL), 0);
+	ck_assert_int_eq(cpmsync_store_in_flight_count(cs, "a", &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_journal_attempt(s, 1, NULL), 0);
+	ck_assert_int_eq(store_journal_attempt(s, 2, NULL), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(cpmsync_store_in_flight_count(cs, "a", &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_journal_refused(s, 1, "INUSE", "busy", false, 1000, &failed), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(cpmsync_store_in_flight_count(cs, "a", &n), 0);
+	ck_assert_uint_eq(n, 1);
+	fail_last("", "Invalid keyword");
+	ck_assert_int_eq(cpmsync_store_in_flight_count(cs, "a", &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(cpmsync_store_in_flight_count(cs, "b", &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(cpmsync_store_in_flight_count(cs, "nobody", &n), -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_store_in_flight_count(cs, "a", NULL), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_contract_names)
 {
 	ck_assert_str_eq(journal_op_contract_name(JOURNAL_OP_APPEND, NULL), "store");
@@ -395,6 +431,7 @@ static Suite *failed_ops_suite(void)
 	tcase_add_test(tc, test_discard_folder_ops);
 	tcase_add_test(tc, test_discard_rename_restores_subfolders);
 	tcase_add_test(tc, test_pending);
+	tcase_add_test(tc, test_in_flight_count);
 	tcase_add_test(tc, test_contract_names);
 	suite_add_tcase(su, tc);
 	return su;

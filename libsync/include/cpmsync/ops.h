@@ -195,6 +195,16 @@ int cpmsync_store_foreach_failed(struct cpmsync_store *store, const char *accoun
 				 cpmsync_failed_op_fn cb, void *userdata);
 int cpmsync_store_failed_count(struct cpmsync_store *store, const char *account, uint32_t *ret);
 /*
+ * How many of the account's queued operations (those
+ * cpmsync_store_foreach_pending() walks) were sent, or were about to be,
+ * without their answer read: an APPEND whose APPENDUID had not come in
+ * full when the connection went, say.  They may be on the server (the
+ * replay looks for them there before sending them again); the others
+ * queued were never sent, or were refused.  -CPMSYNC_E_NOT_FOUND for an
+ * account not in the store.
+ */
+int cpmsync_store_in_flight_count(struct cpmsync_store *store, const char *account, uint32_t *ret);
+/*
  * The account's queued operations (journaled, not yet applied on the
  * server, not failed: what Account1.PendingOperations counts) in journal
  * order, in the same form: code, text, tries and time tell the last
