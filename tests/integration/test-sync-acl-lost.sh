@@ -80,4 +80,22 @@ else
 	ok "the second sync sends nothing for it"
 fi
 
+# The daemon with the folder lost: it settles (idle), and does not sync
+# again and again over a folder it keeps that LIST does not show.
+dbus_setup
+CONF=$C
+start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
+check "the daemon: State idle" wait_state idle 20
+n1=$(grep -c ': sync done (' "$WORK/daemon.log")
+check "the daemon: its first sync is logged ($n1)" test "$n1" -ge 1
+sleep 5
+n2=$(grep -c ': sync done (' "$WORK/daemon.log")
+expect "the daemon: no sync after the first within 5 s" "$n2" "$n1"
+expect "the daemon: still idle" "$(acct State)" idle
+if grep -E ' C: [^ ]+ CREATE ' "$WORK/daemon.log"; then
+	not_ok "the daemon sends no CREATE"
+else
+	ok "the daemon sends no CREATE"
+fi
+
 finish
