@@ -2112,6 +2112,75 @@ START_TEST(test_undated_takes_internaldate)
 }
 END_TEST
 
+/* A chat message sent from addr (one of the account's own addresses
+ * from then on), in the 1-to-1 chat's folder. */
+static int64_t put_sent_from(const char *addr)
+{
+	char obj[512];
+	int64_t id;
+	int n = snprintf(obj, sizeof(obj),
+			 "Date: Mon, 2 Mar 2026 09:15:00 +0000\r\nFrom: %s\r\nTo: " BOB
+			 "\r\nConversation-ID: " C1 "\r\nMessage-Direction: sent"
+			 "\r\nContent-Type: Message/CPIM\r\n\r\n",
+			 addr);
+
+	folder(F1);
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", F1, obj, (size_t)n, NULL, 1000, &id), 0);
+	return id;
+}
+
+/* The group's participants: a group-state object listing six, four own
+ * addresses sent from (in no order), some a prefix of another. */
+#define OWN_PARTICIPANTS "tel:+1555765432\n" BOB "\n" DAVE /* tel:+1555765432 is a prefix of ME */
+static void put_own_group(void)
+{
+	static const char obj[] =
+		"Date: Fri, 6 Mar 2026 14:00:00 +0000\r\nFrom: sip:conf@example.net\r\n"
+		"To: " ME "\r\nContent-Type: application/group-state-object+xml\r\n"
+		"Conversation-ID: " GRP "\r\nContribution-ID: grp-own-1\r\n\r\n"
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n"
+		"<groupstate timestamp=\"2026-03-06T14:00:00Z\" "
+		"lastfocussessionid=\"sip:conf@example.net\""
+		" group-type=\"Closed\" contributionid=\"grp-own-1\">\r\n"
+		"<participant comm-addr=\"tel:+1555765432\"/>\r\n"
+		"<participant comm-addr=\"" ME "\"/>\r\n"
+		"<participant comm-addr=\"sip:amy@example.net\"/>\r\n"
+		"<participant comm-addr=\"" BOB "\"/>\r\n"
+		"<participant comm-addr=\"sip:zed@example.net\"/>\r\n"
+		"<participant comm-addr=\"" DAVE "\"/>\r\n"
+		"</groupstate>\r\n";
+	int64_t id;
+
+	folder(FG);
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", FG, obj, sizeof(obj) - 1, NULL, 1000, &id), 0);
+	put_sent_from("sip:zed@example.net");
+	put_sent_from(ME);
+	put_sent_from("tel:+1555"); /* a prefix of BOB and DAVE */
+	put_sent_from("sip:amy@example.net");
+}
+
+/* Every own address is left out of Participants, and only those: the
+ * lookup in the sorted set matches whole addresses. */
+static const char *listed_participants(const struct conv_list *l, const char *cid)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->c[i].cid, cid) == 0)
+			return l->c[i].participants;
+	ck_abort_msg("%s not listed", cid);
+	return NULL;
+}
+
+START_TEST(test_own_addresses_left_out)
+{
+	struct conv_list l;
+
+	put_own_group();
+	ck_assert_str_eq(get(GRP).participants, OWN_PARTICIPANTS);
+	l = list();
+	ck_assert_str_eq(listed_participants(&l, GRP), OWN_PARTICIPANTS);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("store-conv");
@@ -2146,6 +2215,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_peer_out_of_order);
 	tcase_add_test(tc, test_group_row_made_by_first_object);
 	tcase_add_test(tc, test_undated_takes_internaldate);
+	tcase_add_test(tc, test_own_addresses_left_out);
 	suite_add_tcase(su, tc);
 	/* 400 steps, each checked against a recompute: ~2 s here, more under
 	 * ASan and a loaded make check. */
