@@ -345,15 +345,12 @@ int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_chang
 	return (int)n;
 }
 
-int cpmsync_store_content_stamp(struct cpmsync_store *store, uint64_t ret_stamp[2])
+int store_content_stamp(struct store *s, uint64_t ret_stamp[2])
 {
-	struct store *s = store_call(store);
 	sqlite3_stmt *st;
 	int64_t version;
 	int r;
 
-	if (!s || !ret_stamp)
-		return -EINVAL;
 	/* data_version: commits of other connections (not of this one);
 	 * total_changes: every row this connection wrote, triggers included. */
 	r = store_prepare(s, "PRAGMA data_version", &st);
@@ -367,6 +364,15 @@ int cpmsync_store_content_stamp(struct cpmsync_store *store, uint64_t ret_stamp[
 	ret_stamp[0] = (uint64_t)version;
 	ret_stamp[1] = (uint64_t)sqlite3_total_changes64(store_db(s));
 	return sqlite3_get_autocommit(store_db(s)) ? 0 : 1;
+}
+
+int cpmsync_store_content_stamp(struct cpmsync_store *store, uint64_t ret_stamp[2])
+{
+	struct store *s = store_call(store);
+
+	if (!s || !ret_stamp)
+		return -EINVAL;
+	return store_content_stamp(s, ret_stamp);
 }
 
 const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t folder_id)

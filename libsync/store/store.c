@@ -85,6 +85,7 @@ struct store {
 	/* store-message.c's conversation rows not yet written (conv_dirty:
 	 * some are pending), freed by store_close(). */
 	void *conv_acc;
+	void *conv_own; /* store-conv.c's own addresses, freed on close */
 	bool conv_dirty;
 	bool conv_stale; /* a statement that may note conv_stale rows ran */
 };
@@ -206,6 +207,11 @@ bool store_is_readonly(const struct store *s)
 void **store_watch_slot(struct store *s)
 {
 	return &s->watch;
+}
+
+void **store_conv_own_slot(struct store *s)
+{
+	return &s->conv_own;
 }
 
 struct store_bodies **store_bodies_slot(struct store *s)
@@ -1541,6 +1547,7 @@ struct store *store_close(struct store *s)
 	free(s->imdn_filter);
 	store_conv_pending_drop(s);
 	free(s->conv_acc);
+	free(s->conv_own);
 	free(s->file_path);
 	free(s->ro_uri);
 	free(s);

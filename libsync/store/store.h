@@ -257,6 +257,16 @@ int64_t store_last_insert_id(const struct store *s);
 /* store-changes.c keeps its state here; free()d by store_close(). */
 void **store_watch_slot(struct store *s);
 /*
+ * cpmsync_store_content_stamp() of the store: the same stamp while
+ * nothing was written (by this connection or committed by another).
+ * Returns 1 inside a transaction (a stamp that a rollback may repeat with
+ * other content), else 0; or a negative error.
+ */
+int store_content_stamp(struct store *s, uint64_t ret_stamp[2]);
+/* store-conv.c keeps the own addresses of its last listing here (one
+ * allocation); free()d by store_close(). */
+void **store_conv_own_slot(struct store *s);
+/*
  * Records that message_id's fields (enum cpmsync_change_field bits)
  * changed, as the watch's triggers do, for a change no trigger sees (a
  * message's first summary, made after it: store_message_set_cpm()).

@@ -2114,15 +2114,20 @@ END_TEST
 
 /* A chat message sent from addr (one of the account's own addresses
  * from then on), in the 1-to-1 chat's folder. */
+static int sent_from(char obj[512], const char *addr)
+{
+	return snprintf(obj, 512,
+			"Date: Mon, 2 Mar 2026 09:15:00 +0000\r\nFrom: %s\r\nTo: " BOB
+			"\r\nConversation-ID: " C1 "\r\nMessage-Direction: sent"
+			"\r\nContent-Type: Message/CPIM\r\n\r\n",
+			addr);
+}
+
 static int64_t put_sent_from(const char *addr)
 {
 	char obj[512];
 	int64_t id;
-	int n = snprintf(obj, sizeof(obj),
-			 "Date: Mon, 2 Mar 2026 09:15:00 +0000\r\nFrom: %s\r\nTo: " BOB
-			 "\r\nConversation-ID: " C1 "\r\nMessage-Direction: sent"
-			 "\r\nContent-Type: Message/CPIM\r\n\r\n",
-			 addr);
+	int n = sent_from(obj, addr);
 
 	folder(F1);
 	ck_assert_int_eq(cpmsync_op_store(cs, "a", F1, obj, (size_t)n, NULL, 1000, &id), 0);
@@ -2181,6 +2186,55 @@ START_TEST(test_own_addresses_left_out)
 }
 END_TEST
 
+/* The own addresses are kept between calls while the store is unchanged:
+ * an address sent from becomes own at once, and is no longer once that
+ * object is gone. */
+START_TEST(test_own_addresses_follow_changes)
+{
+	struct conv_list l;
+	int64_t id;
+
+	put_own_group();
+	l = list();
+	ck_assert_str_eq(listed_participants(&l, GRP), OWN_PARTICIPANTS);
+	ck_assert_str_eq(get(GRP).participants, OWN_PARTICIPANTS);
+
+	id = put_sent_from(BOB);
+	ck_assert_str_eq(get(GRP).participants, "tel:+1555765432\n" DAVE);
+	l = list();
+	ck_assert_str_eq(listed_participants(&l, GRP), "tel:+1555765432\n" DAVE);
+
+	ck_assert_int_eq(cpmsync_op_delete(cs, &id, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", F1), 0);
+	l = list();
+	ck_assert_str_eq(listed_participants(&l, GRP), OWN_PARTICIPANTS);
+	ck_assert_str_eq(get(GRP).participants, OWN_PARTICIPANTS);
+
+	/* Seen inside a transaction that is rolled back: not kept. */
+	{
+		char obj[512];
+		int n = sent_from(obj, BOB);
+		struct msg_summary sum;
+		struct sync_new_message m = {
+			.uid = 900, .flags = "", .size = (uint64_t)n, .summary = &sum
+		};
+		bool has_body, is_new;
+		int64_t fid;
+
+		ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+		ck_assert_int_eq(msg_summary_parse(obj, (size_t)n, &sum), 0);
+		ck_assert_int_eq(store_begin(s), 0);
+		ck_assert_int_eq(store_sync_new_message(s, fid, &m, &id, &has_body, &is_new), 0);
+		ck_assert_str_eq(get(GRP).participants, "tel:+1555765432\n" DAVE);
+		store_rollback(s);
+		msg_summary_free(&sum);
+	}
+	ck_assert_str_eq(get(GRP).participants, OWN_PARTICIPANTS);
+	l = list();
+	ck_assert_str_eq(listed_participants(&l, GRP), OWN_PARTICIPANTS);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("store-conv");
@@ -2216,6 +2270,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_group_row_made_by_first_object);
 	tcase_add_test(tc, test_undated_takes_internaldate);
 	tcase_add_test(tc, test_own_addresses_left_out);
+	tcase_add_test(tc, test_own_addresses_follow_changes);
 	suite_add_tcase(su, tc);
 	/* 400 steps, each checked against a recompute: ~2 s here, more under
 	 * ASan and a loaded make check. */
