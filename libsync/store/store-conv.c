@@ -29,10 +29,10 @@
  * (store-schema.c), and two folders may hold objects of the same
  * Conversation-ID (a 1-to-1 chat in the peer's folder and in
  * <root>/<Conversation-ID>; a conversation folder renamed on the server
- * and made again by the next object).  CONV_ROWS gives one row per
- * Conversation-ID: the most active row's columns and nr, how many rows;
- * emit() reads them all for Messages, Unseen, IsGroup, Folder, Peer,
- * Participants and Subject when nr > 1.
+ * and made again by the next object).  CONV_ROWS and CONV_ALL give one
+ * row per Conversation-ID: the most active row's columns and whether it
+ * has other rows; emit() reads them all for Messages, Unseen, IsGroup,
+ * Folder, Peer, Participants and Subject when it has.
  *
  * A row is listed only when it holds an object a person reads, a
  * session-info or group-state object, or one not classified yet (stored
@@ -53,7 +53,9 @@
  * The page's rows first, from the covering index conversation_last and
  * those seeks (a window over every row of the account, PARTITION BY
  * conversation_id, took 3-4 ms for 1,000 conversations, for a page of 50
- * too: bench-cpm.sh); nr, how many rows, for those only. */
+ * too: bench-cpm.sh); whether there are other rows, for those only (an
+ * index seek that skips c itself by its rowid: count(*) read c's row
+ * again, about 0.4 ms of the 1,000). */
 /* clang-format off */
 #define CONV_ROWS(where)                                                                           \
 	"WITH t AS (SELECT c.id FROM conversation c WHERE c.account_id = ?1" where                 \
@@ -62,15 +64,27 @@
 	" SELECT " CONV_COLUMNS " FROM t JOIN conversation c ON c.id = t.id" CONV_FROM             \
 	" ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC"
 /* clang-format on */
+/* The whole list (?1 the account): one pass over
+ * conversation_last in the list's order, the last message read in the
+ * same row.  CONV_ROWS' page first, then its rows sorted again, took
+ * about 1.5 ms more of the 1,000 (a temporary B-tree of every column of
+ * every row: EXPLAIN QUERY PLAN, bench-cpm.sh 20000 CONVS=1000); for a
+ * page, reading every row before it was worse (foreach_conversation()). */
+/* clang-format off */
+#define CONV_ALL                                                                                   \
+	"SELECT " CONV_COLUMNS " FROM conversation c INDEXED BY conversation_last" CONV_FROM       \
+	" WHERE c.account_id = ?1 AND " CONV_LISTED("c") " AND " CONV_TOP("c")                     \
+	" ORDER BY c.last_date DESC, c.last_id DESC, c.id DESC"
+/* clang-format on */
 #define CONV_COLUMNS                                                                               \
 	"c.id, a.name, c.conversation_id,"                                                         \
 	" coalesce((SELECT f.id FROM folder f WHERE f.account_id = c.account_id"                   \
 	" AND f.name = c.folder AND f.removed = 0), 0),"                                           \
 	" c.folder, c.peer, c.is_group, c.participants, c.subject, c.messages, c.unseen,"          \
-	" c.last_date, c.last_id, c.account_id, (SELECT count(*) FROM conversation x"              \
+	" c.last_date, c.last_id, c.account_id, EXISTS (SELECT 1 FROM conversation x"              \
 	" INDEXED BY conversation_cid"                                                             \
 	" WHERE x.account_id = c.account_id AND x.conversation_id = c.conversation_id"             \
-	" AND " CONV_LISTED("x") "), " STORE_MESSAGE_COLUMNS
+	" AND x.id <> c.id AND " CONV_LISTED("x") "), " STORE_MESSAGE_COLUMNS
 /* Column of the last message's first column (m.id, NULL when none). */
 #define CONV_LAST_COLUMN 15
 /* The last message and its summary in the same row: one query for the
@@ -387,7 +401,7 @@ static int emit(struct walk *w, sqlite3_stmt *st)
 			    *subject = NULL;
 	int64_t account_id = sqlite3_column_int64(st, 13);
 	bool group = sqlite3_column_int(st, 6) != 0;
-	int64_t rows = sqlite3_column_int64(st, 14);
+	bool others = sqlite3_column_int(st, 14) != 0;
 	struct cpmsync_conversation_info c;
 	struct cpmsync_message_info last;
 	int r;
@@ -416,7 +430,7 @@ static int emit(struct walk *w, sqlite3_stmt *st)
 	if (!account || !cid || !folder || !peer || !subject ||
 	    buf_append_str(&raw, text(st, 7)) < 0)
 		return -ENOMEM;
-	if (rows > 1) {
+	if (others) {
 		buf_reset(&raw);
 		r = merge_rows(w->s, account_id, cid, &c, &group, &folder, &peer, &subject, &raw);
 		if (r < 0)
@@ -558,16 +572,19 @@ static int foreach_conversation(struct cpmsync_store *store, const char *account
 	if (r < 0)
 		return r;
 	r = account_id(s, account, &acc);
-	/* The page's rows first (t in CONV_ROWS, from the conversation
+	/* A page's rows first (t in CONV_ROWS, from the conversation
 	 * table alone): with LIMIT/OFFSET on the whole join, each
 	 * conversation before the page had its last message and summary read
-	 * too (5 ms of a page at offset 900 of 1,000). */
+	 * too (5 ms of a page at offset 900 of 1,000).  The whole list in one
+	 * pass (CONV_ALL). */
 	if (r >= 0)
-		r = store_prepare(s, CONV_ROWS(""), &st);
+		r = store_prepare(s, paged ? CONV_ROWS("") : CONV_ALL, &st);
 	if (r >= 0) {
 		sqlite3_bind_int64(st, 1, acc);
-		sqlite3_bind_int64(st, 2, paged && limit ? (int64_t)limit : -1);
-		sqlite3_bind_int64(st, 3, paged ? offset : 0);
+		if (paged) {
+			sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+			sqlite3_bind_int64(st, 3, offset);
+		}
 		r = walk_rows(&w, st, &found);
 	}
 	return read_end(s, own, r);
