@@ -286,6 +286,8 @@ void store_set_error(struct store *s, const char *fmt, ...) ATTR_FORMAT(2, 3);
  * at open).  Chosen by measurement: see store.c's setup().
  */
 #define STORE_PAGE_SIZE 1024
+/* The page cache of a connection at most, in KiB (store.c's setup()). */
+#define STORE_CACHE_KIB 4096
 
 /* The schema version that moved bodies into their own database. */
 #define STORE_VERSION_BODIES 4
