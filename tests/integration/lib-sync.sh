@@ -27,7 +27,8 @@
 #   clear_conf FILE DB PORT [TIMEOUT]   account "a" = $USER1 over clear text to 127.0.0.1:PORT
 #   proxy_start ARGS... / proxy_stop   tests/tools/imap-proxy in front of the server
 #   mut_* / mutate N              random server-side mutations (see below)
-#   ok / not_ok / check NAME CMD...   TAP-like counting; finish prints the
+#   ok / not_ok / check NAME CMD... / expect WHAT GOT WANT
+#                                 TAP-like counting; finish prints the
 #                                 "N passed, N failed" line and exits
 #
 # Random choices use $RANDOM in the calling shell only (never in a
@@ -64,6 +65,10 @@ check() { # check NAME COMMAND...
 	local name=$1
 	shift
 	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+# expect WHAT GOT WANT: ok when GOT is WANT, else both in the line
+expect() {
+	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
 }
 finish() {
 	echo "$SERVER: $passed passed, $failed failed"

@@ -15,9 +15,6 @@ lib_init
 dc_start dc
 dbus_setup
 
-expect() { # WHAT GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
-}
 # logins: how many times Dovecot's log says $USER1 logged in over IMAP
 logins() {
 	grep -c "imap-login: Info: Login: user=<$USER1>," "$DOVECOT_LOG"

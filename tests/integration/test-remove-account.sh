@@ -14,9 +14,6 @@ lib_init
 dc_start dc
 dbus_setup
 
-expect() { # WHAT GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
-}
 on_server() { # MESSAGE-ID: how many of INBOX's messages have it
 	da search -u "$USER1" mailbox INBOX header message-id "$1" | wc -l
 }

@@ -29,9 +29,6 @@ server_flags() { # FOLDER MSGID
 	server_dump "$USER1" | awk -F'\t' -v f="$1" -v m="$2" '$2 == f && $5 == m { print $4 }'
 }
 dump_to() { "$CPMCTL" dump --db "$DB" a >"$1"; }
-expect() { # WHAT GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
-}
 
 sync_once "$CONF" "$WORK/sync1.log" || bail "the first sync failed"
 check "first sync: the store equals the server" compare "$DB"

@@ -16,9 +16,6 @@ set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
 
-expect() { # WHAT GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
-}
 
 dc_start srv
 da mailbox create -u "$USER2" Shared2 || bail "doveadm mailbox create Shared2 for $USER2"

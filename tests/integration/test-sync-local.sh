@@ -49,9 +49,6 @@ server_count() {
 	server_dump "$USER1" | awk -F'\t' -v f="$1" -v m="$2" '$2 == f && $5 == m' | wc -l
 }
 # expect WHAT GOT WANT
-expect() {
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
-}
 # local_id FOLDER MSGID
 local_id() { op find a "$1" "$2"; }
 
