@@ -58,23 +58,8 @@ is_cyrus() { [ "$SERVER" != dovecot ]; }
 # namespace (the NAME the tests create is INBOX.NAME in Cyrus's classic
 # namespace, and cpmsync, cpmctl dump and cyrus-imap.py all call it NAME).
 
-passed=0 failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-check() { # check NAME COMMAND...
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
-# expect WHAT GOT WANT: ok when GOT is WANT, else both in the line
-expect() {
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
-}
-finish() {
-	echo "$SERVER: $passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
-	exit
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib-tap.sh"
+TAP_PREFIX="$SERVER: "
 # bail REASON: a fatal setup problem
 bail() {
 	not_ok "$1"

@@ -28,20 +28,7 @@ cleanup() {
 trap cleanup EXIT
 trap '' PIPE # a write to a closed connection fails instead of killing us
 
-passed=0 failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-# check DESCRIPTION COMMAND...
-check() {
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else not_ok "$d"; fi
-}
-finish() {
-	echo "$passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
-	exit
-}
+. "$(dirname "$0")/lib-tap.sh"
 
 if [ ! -x "$PROXY" ]; then
 	echo "# $PROXY not built (make tests); compiling it here"

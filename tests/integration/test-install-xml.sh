@@ -14,19 +14,7 @@ case $B in /*) ;; *) B=$TOP/$B ;; esac
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-passed=0 failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-check() { # check NAME COMMAND...
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
-finish() {
-	echo "$passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
-	exit
-}
+. "$(dirname "$0")/lib-tap.sh"
 command -v xmllint >/dev/null || {
 	not_ok "xmllint is installed (tests/deps.sh: libxml2-utils)"
 	finish

@@ -16,19 +16,7 @@ case $B in /*) ;; *) B=$TOP/$B ;; esac
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-passed=0 failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-check() { # check NAME COMMAND...
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
-finish() {
-	echo "$passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
-	exit
-}
+. "$(dirname "$0")/lib-tap.sh"
 mk() { make -C "$TOP" --no-print-directory "$@" >"$WORK/make.log" 2>&1; }
 mk_or_bail() { # ARGS...: make, or report and finish
 	mk "$@" && return 0
