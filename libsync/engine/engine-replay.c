@@ -1919,20 +1919,6 @@ static void server_name_done(struct cpmsync_sync *e)
 		op_done(e);
 }
 
-static void rename_done(const struct engine_reply *res, void *userdata)
-{
-	struct cpmsync_sync *e = userdata;
-
-	if (cmd_refused(e, res, "RENAME"))
-		return;
-	if (e->selected_id == R(e)->folder.id)
-		e->selected_id = 0; /* be safe: select it again by its new name */
-	server_name_done(e);
-}
-
-static void created(struct cpmsync_sync *e);
-static void status_send(struct cpmsync_sync *e, const char *name, engine_reply_fn done);
-
 /*
  * Cyrus IMAP refuses a mailbox name holding one of these characters with
  * "NO Invalid mailbox name" and no response code (3.6.1, checked for
@@ -1945,8 +1931,9 @@ static void status_send(struct cpmsync_sync *e, const char *name, engine_reply_f
 static const char cyrus_refused_chars[] = "!\"%;<>\\^`{|}";
 
 /*
- * A CREATE of name refused so: a failed operation at once, its text
- * naming the character; true once handled (the replay goes on).
+ * A CREATE of name, or a RENAME to it, refused so: a failed operation at
+ * once, its text naming the character; true once handled (the replay goes
+ * on).
  */
 static bool name_refused_for_good(struct cpmsync_sync *e, const struct engine_reply *res,
 				  const char *name, const char *what)
@@ -1970,6 +1957,21 @@ static bool name_refused_for_good(struct cpmsync_sync *e, const struct engine_re
 		replay_next(e);
 	return true;
 }
+
+static void rename_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	if ((!e->finished && name_refused_for_good(e, res, R(e)->folder.name, "RENAME")) ||
+	    cmd_refused(e, res, "RENAME"))
+		return;
+	if (e->selected_id == R(e)->folder.id)
+		e->selected_id = 0; /* be safe: select it again by its new name */
+	server_name_done(e);
+}
+
+static void created(struct cpmsync_sync *e);
+static void status_send(struct cpmsync_sync *e, const char *name, engine_reply_fn done);
 
 /*
  * The STATUS after a CREATE: the new folder's UIDVALIDITY, so that a

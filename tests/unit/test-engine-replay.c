@@ -2249,6 +2249,47 @@ START_TEST(test_create_name_cyrus_refuses)
 }
 END_TEST
 
+/*
+ * The same for a RENAME to such a name (RenameFolder to a peer folder's
+ * name): failed at once, not five tries; to a name without the character,
+ * tried again later.
+ */
+START_TEST(test_rename_name_cyrus_refuses)
+{
+	static const struct step script[] = {
+		{ .call = "rename Old Default/sip:b@x;gr=u1",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Invalid mailbox name" },
+		{ .call = "rename Older Plain",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Invalid mailbox name" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
+	     " VALUES (1, 'Default/sip:b@x;gr=u1', 'Old', 11, 1);"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'rename_folder', 3);"
+	     "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
+	     " VALUES (1, 'Plain', 'Older', 12, 1);"
+	     "INSERT INTO journal (account_id, op, folder_id) VALUES (1, 'rename_folder', 4)");
+	res = run_logged(script, ALL_CAPS, "t: ");
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_failed, 2);
+	ck_assert_uint_eq(res.stats.ops_given_up, 1);
+	ck_assert_ptr_nonnull(strstr(engine_log, "t: RENAME refused by the server: Invalid mailbox "
+						 "name: the server does not take ';' in a folder "
+						 "name (a failed operation now)\n"));
+	ck_assert_str_eq(qs("SELECT group_concat(f.name || ':' || j.refused || ':' || j.tries"
+			    " || ':' || j.failed, ',') FROM journal j JOIN folder f"
+			    " ON f.id = j.folder_id ORDER BY j.id"),
+			 "Default/sip:b@x;gr=u1:Invalid mailbox name: the server does not take "
+			 "';' in a folder name:1:1,"
+			 "Plain:Invalid mailbox name:1:0");
+}
+END_TEST
+
 START_TEST(test_create_name_still_held)
 {
 	static const char body[] = "Message-ID: <n@x>\r\n\r\nhi\r\n";
@@ -4673,6 +4714,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_create_after_its_name_is_renamed_away);
 	tcase_add_test(tc, test_create_name_still_held);
 	tcase_add_test(tc, test_create_name_cyrus_refuses);
+	tcase_add_test(tc, test_rename_name_cyrus_refuses);
 	tcase_add_test(tc, test_rename_child_then_parent);
 	tcase_add_test(tc, test_rename_child_then_parent_refused);
 	tcase_add_test(tc, test_delete_spares_a_folder_made_again);
