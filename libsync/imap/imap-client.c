@@ -752,11 +752,25 @@ static bool check_thaw(struct imap_client *c, uint64_t now)
 	return true;
 }
 
+/*
+ * A timeout as the messages give it: "N s" for whole seconds, else "N ms"
+ * (the tests' sub-second timeouts read "500 ms", not "0 s").
+ */
+static const char *timeout_text(char buf[static 24], unsigned ms)
+{
+	if (ms >= 1000 && ms % 1000 == 0)
+		snprintf(buf, 24, "%u s", ms / 1000);
+	else
+		snprintf(buf, 24, "%u ms", ms);
+	return buf;
+}
+
 static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 {
 	struct imap_client *c = userdata;
 	unsigned ms = c->state < IMAP_CLIENT_PREAUTH_CAPABILITY ? c->connect_timeout_ms
 								: c->command_timeout_ms;
+	char t[24];
 
 	(void)src;
 	if (check_thaw(c, now_ms())) {
@@ -769,16 +783,17 @@ static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 	timer_arm(c, 0);
 	c->dispatching++;
 	if (c->state == IMAP_CLIENT_CONNECTING)
-		client_fail(c, -ETIMEDOUT, "cannot connect to %s port %u: timed out after %u s",
-			    c->host, c->port, ms / 1000);
+		client_fail(c, -ETIMEDOUT, "cannot connect to %s port %u: timed out after %s",
+			    c->host, c->port, timeout_text(t, ms));
 	else if (c->state == IMAP_CLIENT_TLS_HANDSHAKE)
-		client_fail(c, -ETIMEDOUT, "TLS handshake timed out after %u s", ms / 1000);
+		client_fail(c, -ETIMEDOUT, "TLS handshake timed out after %s", timeout_text(t, ms));
 	else if (c->state == IMAP_CLIENT_GREETING)
-		client_fail(c, -ETIMEDOUT, "no greeting from the server within %u s", ms / 1000);
+		client_fail(c, -ETIMEDOUT, "no greeting from the server within %s",
+			    timeout_text(t, ms));
 	else if (c->scram_job)
 		client_fail(c, -ETIMEDOUT,
-			    "SCRAM: the key derivation (PBKDF2) did not finish within %u s",
-			    ms / 1000);
+			    "SCRAM: the key derivation (PBKDF2) did not finish within %s",
+			    timeout_text(t, ms));
 	else if (c->probe && c->probe_until && now_ms() >= c->probe_until)
 		client_fail(c, -ETIMEDOUT,
 			    "no answer from the server within %u ms after %s; the connection "
@@ -787,10 +802,11 @@ static void deadline_cb(struct cpmsync_loop_source *src, void *userdata)
 	else if (c->inflight && now_ms() >= c->inflight->deadline)
 		client_fail(c, -ETIMEDOUT,
 			    "the server did not finish answering %.32s within its total limit of "
-			    "%u s (it answers, but too slowly)",
-			    c->inflight->tag, ms * IMAP_COMMAND_TOTAL_FACTOR / 1000);
+			    "%s (it answers, but too slowly)",
+			    c->inflight->tag, timeout_text(t, ms * IMAP_COMMAND_TOTAL_FACTOR));
 	else
-		client_fail(c, -ETIMEDOUT, "the server did not answer within %u s", ms / 1000);
+		client_fail(c, -ETIMEDOUT, "the server did not answer within %s",
+			    timeout_text(t, ms));
 	c->dispatching--;
 	if (c->free_pending && c->dispatching == 0)
 		imap_client_free(c);
