@@ -462,8 +462,10 @@ static int parse_key(struct parser *p, const char *key, char *value)
 	if (!*value)
 		return fail(p, "empty value for '%s'", key);
 
-	if (k == KEY_DATABASE)
+	if (k == KEY_DATABASE) {
+		p->c->database_line = p->line;
 		return parse_path(p, key, value, &p->c->database);
+	}
 	if (k == KEY_OUTBOX)
 		return parse_path(p, key, value, &p->c->outbox);
 	a = &p->c->accounts[p->c->n_accounts - 1];

@@ -91,9 +91,10 @@ struct config_account {
 };
 
 struct config {
-	char *path;	/* the name given to config_load()/_parse_buffer() */
-	char *database; /* absolute path, default applied */
-	char *outbox;	/* absolute path, default applied */
+	char *path;		/* the name given to config_load()/_parse_buffer() */
+	char *database;		/* absolute path, default applied */
+	unsigned database_line; /* line of "database =", 0: the default */
+	char *outbox;		/* absolute path, default applied */
 	size_t n_accounts;
 	struct config_account *accounts; /* in file order */
 	size_t n_warnings;

@@ -58,6 +58,9 @@ struct daemon {
 	struct cpmsync_store *store;
 	struct config *cfg;
 	char *config_path;
+	/* The store's path: the configuration's at the start (a database
+	 * changed in the file needs a restart). */
+	char *database;
 	struct daemon_account **accounts;
 	size_t n_accounts;
 	struct cpm_service *svc;
@@ -353,10 +356,10 @@ static void apply_config(struct daemon *d, struct config *cfg)
 {
 	struct config *old = d->cfg;
 
-	if (old && !str_eq(old->database, cfg->database))
+	if (old && !str_eq(old->database, cfg->database) && !str_eq(d->database, cfg->database))
 		log_warning(
 			"%s: database changed to %s; restart cpm-syncd to use it (still using %s)",
-			cfg->path, cfg->database, old->database);
+			cfg->path, cfg->database, d->database);
 	/* Gone from the file. */
 	for (size_t i = d->n_accounts; i-- > 0;)
 		if (!config_find_account(cfg, d->accounts[i]->conf->name)) {
@@ -457,6 +460,23 @@ static void watch_password_files(struct daemon *d)
 	config_watch_set_files(d->watch, paths, n, password_file_changed);
 }
 
+/*
+ * Manager1.ConfigError for a file that names another database than the
+ * store in use (NULL when it names that one): the daemon keeps its store
+ * until a restart, and says so until then.
+ */
+static char *database_changed(const struct daemon *d)
+{
+	const struct config *c = d->cfg;
+	_cleanup_free_ char *where = NULL;
+
+	if (str_eq(d->database, c->database))
+		return NULL;
+	where = c->database_line ? xasprintf("%s:%u", c->path, c->database_line) : xstrdup(c->path);
+	return xasprintf("%s: database changed from %s to %s: restart cpm-syncd to use it", where,
+			 d->database, c->database);
+}
+
 static int reload(struct daemon *d)
 {
 	struct config *cfg = NULL;
@@ -477,8 +497,11 @@ static int reload(struct daemon *d)
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		log_warning("%s", cfg->warnings[i]);
 	apply_config(d, cfg);
-	if (d->svc)
-		cpm_service_set_config_error(d->svc, NULL);
+	if (d->svc) {
+		_cleanup_free_ char *why = database_changed(d);
+
+		cpm_service_set_config_error(d->svc, why);
+	}
 	log_info("configuration reloaded");
 	watch_password_files(d);
 	return 0;
@@ -763,6 +786,7 @@ static void daemon_free(struct daemon *d)
 	cpmsync_store_close(d->store);
 	config_free(d->cfg);
 	free(d->config_path);
+	free(d->database);
 }
 
 /*
@@ -799,7 +823,8 @@ int daemon_run(const struct daemon_options *opt, struct config *cfg)
 	if (!d.config_path)
 		d.config_path = strdup(cfg->path);
 	dbdir = strdup(cfg->database);
-	if (!d.config_path || !dbdir) {
+	d.database = strdup(cfg->database);
+	if (!d.config_path || !dbdir || !d.database) {
 		config_free(cfg);
 		return 1;
 	}
@@ -871,5 +896,6 @@ out:
 out_cfg:
 	config_free(cfg);
 	free(d.config_path);
+	free(d.database);
 	return 1;
 }

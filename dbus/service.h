@@ -99,8 +99,9 @@ void cpm_service_set_account_details(struct cpm_service *svc, const char *name, 
 
 /*
  * Manager1.ConfigError: why the last configuration reload was refused
- * ("FILE:LINE: reason"), or NULL / "" when the file in force is the file
- * on disk.  PropertiesChanged is emitted when the value changes.
+ * ("FILE:LINE: reason"), or that the file names another database than the
+ * store in use (which needs a restart), or NULL / "" when the file in
+ * force is the file on disk.  PropertiesChanged is emitted when the value changes.
  */
 void cpm_service_set_config_error(struct cpm_service *svc, const char *error);
 

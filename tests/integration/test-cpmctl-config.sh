@@ -2,7 +2,8 @@
 # The daemon's state around its configuration, seen with cpmctl on a private
 # dbus-daemon and a real Dovecot: Manager1.ConfigError set by a refused
 # reload (one log line naming the problem) and cleared by a good one
-# (PropertiesChanged, "configuration reloaded"); after a refused login, a
+# (PropertiesChanged, "configuration reloaded"); a changed database said
+# there until the file names the store in use again; after a refused login, a
 # changed password file is tried at once without a restart, and a
 # password_command's new output on the next Sync(); a file refused for its
 # mode loads once chmod'ed as the refusal asks.
@@ -27,6 +28,14 @@ replace() {
 # has_line FILE LINE: the file has that line, or it is shown
 has_line() { grep -qxF -- "$2" "$1" || { sed 's/^/    | /' "$1" | tail -n 20; return 1; }; }
 log_count() { grep -cF -- "$1" "$WORK/daemon.log"; }
+# config_error_is WANT: Manager1.ConfigError is exactly WANT (else shown)
+config_error_is() {
+	local got
+	got=$(mgr ConfigError) || return 1
+	[ "$got" = "$1" ] && return 0
+	printf '    want: %s\n    got:  %s\n' "$1" "$got"
+	return 1
+}
 
 start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
 check "account reaches State idle" wait_state idle 20
@@ -73,6 +82,20 @@ check "watch: PropertiesChanged of ConfigError, now empty" \
 check "exactly two ConfigError changes were signalled" \
 	test "$(grep -c $'^\t\tPropertiesChanged\tConfigError=' "$WORK/watch.out")" -eq 2
 
+# --- a changed database: said until the file names the store in use again -------------------
+sed "s|^database = .*|database = $WORK/other.db|" "$WORK/good.conf" >"$WORK/db.conf" || bail "sed failed"
+ld=$(grep -n '^database = ' "$WORK/db.conf" | cut -d: -f1)
+[ -n "$ld" ] || bail "the configuration has no database line"
+db_err="$CONF:$ld: database changed from $WORK/store.db to $WORK/other.db: restart cpm-syncd to use it"
+db_log="$CONF: database changed to $WORK/other.db; restart cpm-syncd to use it (still using $WORK/store.db)"
+replace "$CONF" "$WORK/db.conf" || bail "cannot replace the configuration"
+check "database changed: ConfigError says a restart is needed" eventually 10 config_error_is "$db_err"
+check "the log says so once" eventually 5 bash -c "[ \"\$(grep -cxF -- 'cpm-syncd: $db_log' '$WORK/daemon.log')\" -eq 1 ]"
+check "the old store stays in use: it syncs" run_sync
+check "no new store was made" test ! -e "$WORK/other.db"
+replace "$CONF" "$WORK/good.conf" || bail "cannot restore the configuration"
+check "the file names the store in use again: ConfigError cleared" eventually 10 config_error_is ""
+
 # --- a refused login, then a new password file ------------------------------------------------
 printf 'not-the-password\n' >"$PW" || bail "cannot write the password file"
 "$CPMCTL" online a off >/dev/null || bail "online a off failed"
@@ -112,14 +135,6 @@ lc=$(grep -n '^password_command = ' "$WORK/cmd.conf" | cut -d: -f1)
 write_mode() { cp "$2" "$1.tmp" && chmod "$3" "$1.tmp" && mv "$1.tmp" "$1"; }
 write_mode "$CONF" "$WORK/cmd.conf" 0666 || bail "cannot write the configuration with mode 0666"
 mode_err="$CONF:$lc: account 'a': password_command in a file writable by group or others (mode 0666): whoever can write it can run commands as you; chmod go-w it"
-# config_error_is WANT: Manager1.ConfigError is exactly WANT (else shown)
-config_error_is() {
-	local got
-	got=$(mgr ConfigError) || return 1
-	[ "$got" = "$1" ] && return 0
-	printf '    want: %s\n    got:  %s\n' "$1" "$got"
-	return 1
-}
 check "password_command in a file of mode 0666: ConfigError asks for chmod go-w" \
 	eventually 10 config_error_is "$mode_err"
 check "the last good configuration stays: the account is idle" test "$(acct State)" = idle
