@@ -322,6 +322,30 @@ EOF
 PROXY=$BDIR/tests/tools/imap-proxy
 PROXY_PID=
 PROXY_PORT=
+# bulk_save FOLDER FIRST LAST TAG BODY: messages FIRST..LAST of FOLDER
+# ("Subject: big N", Message-ID <bigN@TAG.test>, BODY) at once, written
+# into its Maildir (Dovecot) or APPENDed in one session (Cyrus), not one
+# doveadm call each.  FOLDER must exist.
+bulk_save() {
+	local folder=$1 first=$2 last=$3 tag=$4 body=$5 i md
+	if is_cyrus; then
+		md=$WORK/bulk-maildir
+		rm -rf "$md"
+		mkdir -p "$md/cur" || return 1
+	else
+		md=$(da mailbox path -u "$USER1" "$folder") || return 1
+	fi
+	[ -d "$md/cur" ] || { echo "    no Maildir for $folder at $md"; return 1; }
+	for i in $(seq "$first" "$last"); do
+		printf 'From: a@x\r\nSubject: big %s\r\nMessage-ID: <big%s@%s.test>\r\n\r\n%s\r\n' \
+			"$i" "$i" "$tag" "$body" >"$md/cur/$(printf '%06d' "$i").M${i}P$$.$tag:2," || return 1
+	done
+	if is_cyrus; then
+		da import-maildir -u "$USER1" "$folder" "$md/cur"
+	else
+		chown -R "$MAIL_UID:$MAIL_GID" "$md"
+	fi
+}
 proxy_start() {
 	proxy_stop
 	rm -f "$WORK/port"

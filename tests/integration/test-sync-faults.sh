@@ -42,29 +42,7 @@ big() { # big FIRST LAST: messages <bigN@faults.test>
 			"$i" "$i" "$body" | da save -u "$USER1" -m Big
 	done
 }
-# big_bulk FIRST LAST: the same messages at once, written into Big's Maildir
-# (Dovecot) or APPENDed in one session (Cyrus), not one doveadm call each
-big_bulk() {
-	local i md
-	if is_cyrus; then
-		md=$WORK/big-maildir
-		rm -rf "$md"
-		mkdir -p "$md/cur"
-	else
-		md=$(da mailbox path -u "$USER1" Big) || return 1
-	fi
-	[ -d "$md/cur" ] || { echo "    no Maildir for Big at $md"; return 1; }
-	for i in $(seq "$1" "$2"); do
-		printf 'From: a@x\r\nSubject: big %s\r\nMessage-ID: <big%s@faults.test>\r\n\r\n%s\r\n' \
-			"$i" "$i" "$body" >"$md/cur/$(printf '%06d' "$i").M${i}P$$.faults:2,"
-	done
-	if is_cyrus; then
-		da import-maildir -u "$USER1" Big "$md/cur"
-	else
-		chown -R "$MAIL_UID:$MAIL_GID" "$md"
-	fi
-}
-big_bulk 1 120 || bail "writing the 120 messages of Big"
+bulk_save Big 1 120 faults "$body" || bail "writing the 120 messages of Big"
 check "120 messages in Big on the server" \
 	test "$(da -f tab mailbox status -u "$USER1" messages Big | tail -n 1 | cut -f2)" = 120
 

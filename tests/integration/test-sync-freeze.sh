@@ -21,14 +21,8 @@ dc_start dc
 
 # 200 messages of about 20 KB in Big (4 MB), written into its Maildir
 da mailbox create -u "$USER1" Big || bail "cannot create Big"
-md=$(da mailbox path -u "$USER1" Big) || bail "no Maildir path for Big"
-[ -d "$md/cur" ] || bail "no Maildir for Big at $md"
 body=$(head -c 20000 /dev/zero | tr '\0' 'x' | fold -w 76)
-for i in $(seq 1 200); do
-	printf 'From: a@x\r\nSubject: big %s\r\nMessage-ID: <big%s@freeze.test>\r\n\r\n%s\r\n' \
-		"$i" "$i" "$body" >"$md/cur/$(printf '%06d' "$i").M${i}P$$.freeze:2,"
-done
-chown -R "$MAIL_UID:$MAIL_GID" "$md" || bail "cannot chown $md"
+bulk_save Big 1 200 freeze "$body" || bail "writing the 200 messages of Big"
 check "200 messages in Big on the server" \
 	test "$(da -f tab mailbox status -u "$USER1" messages Big | tail -n 1 | cut -f2)" = 200
 
