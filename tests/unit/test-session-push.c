@@ -1112,6 +1112,58 @@ START_TEST(test_folder_gone_by_select_resynced)
 }
 END_TEST
 
+/*
+ * The bound of the one full sync more: a folder the server keeps listing
+ * and keeps refusing to SELECT ([NONEXISTENT] each time) gets that one
+ * run, not one after every run (a loop of full syncs, a LIST and every
+ * folder's SELECT each, until the poll).
+ */
+START_TEST(test_folder_gone_by_select_resync_bounded)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct cpmsync_session_options options = { .debounce_ms = 10 };
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Ghost\r\na2 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT Ghost" },
+		{ SCRIPT_SEND, "a5 NO [NONEXISTENT] Mailbox doesn't exist: Ghost\r\n" },
+		/* the one full sync more: still listed, still refused */
+		{ SCRIPT_EXPECT, "a6 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Ghost\r\na6 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a7 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "a7 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a8 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a8 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a9 SELECT Ghost" },
+		{ SCRIPT_SEND, "a9 NO [NONEXISTENT] Mailbox doesn't exist: Ghost\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	session = session_start(&env, script, &options, &w);
+	wait_syncs(&env, &w, 2);
+	/* and no third: the script would see its LIST */
+	for (int i = 0; i < 20; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	ck_assert_uint_eq(w.syncs, 2);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -1132,6 +1184,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_freeze_probe);
 	tcase_add_test(tc, test_account_edited_to_another_mailbox);
 	tcase_add_test(tc, test_folder_gone_by_select_resynced);
+	tcase_add_test(tc, test_folder_gone_by_select_resync_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
