@@ -1417,13 +1417,28 @@ static const char migration_33[] = "CREATE INDEX message_object ON message"
 static const char migration_34[] =
 	"ALTER TABLE account ADD COLUMN online INTEGER NOT NULL DEFAULT 1;";
 
+/*
+ * Version 35: a display name in a quoted string has its RFC 2047
+ * encoded-words decoded too ("\"=?UTF-8?B?w6lsw6h2ZQ==?=\" <e@x>" is
+ * "\"élève\" <e@x>", msg-summary.c decode_quoted_name()): the From and To
+ * values an older parser left so are decoded again, as in version 29.  A
+ * value decodes to itself when it has no such name.  The schema is
+ * unchanged.
+ */
+static const char migration_35[] =
+	"UPDATE summary SET"
+	" from_addr = cpmsync_redecode('from', from_addr),"
+	" to_addrs = cpmsync_redecode('to', to_addrs)"
+	" WHERE (instr(from_addr, '=?') > 0 AND instr(from_addr, '\"') > 0)"
+	" OR (instr(to_addrs, '=?') > 0 AND instr(to_addrs, '\"') > 0);";
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
-	migration_31, migration_32, migration_33, migration_34,
+	migration_31, migration_32, migration_33, migration_34, migration_35,
 };
 
 unsigned store_schema_version(void)

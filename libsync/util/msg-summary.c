@@ -616,12 +616,46 @@ static size_t address_end(const char *s, size_t n, size_t i, bool *ret_angle)
 }
 
 /*
+ * Appends the quoted string q (n bytes, its quotes included) of a display
+ * name with its encoded-words decoded, quoted again.  RFC 2047 5(3) does
+ * not allow them there, but mailers put them there ("=?UTF-8?B?...?="
+ * <a@x>), and the readers people use (Thunderbird, Evolution, mutt,
+ * Python's email) decode them: shown as they are, the name is unreadable.
+ */
+static int decode_quoted_name(const char *q, size_t n, bool only_other, struct buf *out)
+{
+	_cleanup_buf_ struct buf raw = BUF_INIT(MSG_SUMMARY_MAX_HEADER);
+	_cleanup_buf_ struct buf dec = BUF_INIT(2 * MSG_SUMMARY_MAX_HEADER);
+	int r = 0;
+
+	for (size_t i = 1; i + 1 < n && r >= 0; i++) {
+		if (q[i] == '\\' && i + 2 < n)
+			i++;
+		r = buf_append_char(&raw, q[i]);
+	}
+	if (r >= 0)
+		r = decode_2047_words(raw.data ? raw.data : "", raw.len, only_other, &dec);
+	if (r >= 0)
+		r = buf_append_char(out, '"');
+	for (size_t i = 0; i < dec.len && r >= 0; i++) {
+		if (dec.data[i] == '"' || dec.data[i] == '\\')
+			r = buf_append_char(out, '\\');
+		if (r >= 0)
+			r = buf_append_char(out, dec.data[i]);
+	}
+	if (r >= 0)
+		r = buf_append_char(out, '"');
+	return r;
+}
+
+/*
  * Appends an address list (a From value, one address of To) with the
  * encoded-words of its display names and comments decoded: RFC 2047 5(3)
  * allows them in a phrase (the words before an angle-addr), 5(2) in a
- * comment; never in a quoted string or in the address itself, which stay
- * as they are (so does the whole of an address without angle brackets,
- * "user@host" or "tel:+1...", its comments apart).
+ * comment; a quoted string in the phrase gets them decoded too
+ * (decode_quoted_name()); never the address itself, which stays as it is
+ * (so does the whole of an address without angle brackets, "user@host" or
+ * "tel:+1...", its comments apart).
  */
 static int decode_addresses(const char *s, size_t n, bool only_other, struct buf *out)
 {
@@ -651,6 +685,9 @@ static int decode_addresses(const char *s, size_t n, bool only_other, struct buf
 							      out);
 				if (r >= 0)
 					r = buf_append_char(out, ')');
+			} else if (r >= 0 && phrase && s[i] == '"' && g - i >= 2 &&
+				   s[g - 1] == '"' && has_encoded_word(s + i + 1, g - i - 2)) {
+				r = decode_quoted_name(s + i, g - i, only_other, out);
 			} else if (r >= 0) {
 				r = buf_append(out, s + i, g - i);
 			}

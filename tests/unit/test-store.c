@@ -1232,6 +1232,45 @@ START_TEST(test_migrate_redecode)
 END_TEST
 
 /*
+ * Version 35: a quoted display name with encoded-words, which an older
+ * parser kept as it was, is decoded; the rest of the value, and a value
+ * with an encoded-word only in its address, stay.
+ */
+START_TEST(test_migrate_redecode_quoted)
+{
+	struct store *s = NULL;
+	char *v;
+
+	ck_assert_uint_ge(store_schema_version(), 35);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 34, &s, NULL), 0);
+	ck_assert_int_eq(
+		store_exec(s,
+			   "INSERT INTO account (id, name) VALUES (1, 'a');"
+			   "INSERT INTO folder (id, account_id, name, server_name) VALUES"
+			   " (1, 1, 'INBOX', 'INBOX');"
+			   "INSERT INTO message (id, folder_id, uid) VALUES (1, 1, 1), (2, 1, 2);"
+			   "INSERT INTO summary (id, subject, from_addr, to_addrs) VALUES"
+			   " (1, '=?utf-8?Q?s?=', '\"=?UTF-8?B?w6lsw6h2ZQ==?=\" <e@x>',"
+			   " 'b@x' || char(10) || '\"=?utf-8?Q?C?=\" <c@x>'),"
+			   " (2, 's', '\"q\"@x', '<=?utf-8?Q?a?=@x> \"n\"');"),
+		0);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	v = query_text(s, "SELECT subject || '|' || from_addr || '|' || to_addrs"
+			  " FROM summary WHERE id = 1");
+	ck_assert_str_eq(v, "=?utf-8?Q?s?=|\"\xc3\xa9l\xc3\xa8ve\" <e@x>|b@x\n\"C\" <c@x>");
+	free(v);
+	v = query_text(s, "SELECT subject || '|' || from_addr || '|' || to_addrs"
+			  " FROM summary WHERE id = 2");
+	ck_assert_str_eq(v, "s|\"q\"@x|<=?utf-8?Q?a?=@x> \"n\"");
+	free(v);
+	store_close(s);
+}
+END_TEST
+
+/*
  * Version 30: a message of a store at version 29 without a Date (NULL,
  * shown as 0) takes its internal date, and its conversation's LastMessage
  * and LastActivity follow; a dated one, and one without an internal date
@@ -3110,6 +3149,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_reopen_is_idempotent);
 	tcase_add_test(tc, test_migrate_from_every_older_version);
 	tcase_add_test(tc, test_migrate_redecode);
+	tcase_add_test(tc, test_migrate_redecode_quoted);
 	tcase_add_test(tc, test_migrate_undated);
 	tcase_add_test(tc, test_migrate_adds_preview_cache);
 	tcase_add_test(tc, test_migrate_journal_ids_never_reused);
