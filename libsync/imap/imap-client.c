@@ -57,7 +57,7 @@ struct imap_cmd {
 	size_t sent;	      /* bytes of wire already queued for output */
 	uint64_t max_literal; /* 0: none of its own */
 	uint64_t deadline;    /* monotonic ms by which it must be answered */
-	uint64_t sent_ms;     /* monotonic ms it was queued for output */
+	uint64_t sent_ms;     /* monotonic ms it was queued for output (an IDLE: its DONE) */
 	bool cancelled;
 	bool submitted;
 	bool continued; /* a "+" for its continuation handler arrived */
@@ -643,10 +643,14 @@ int imap_client_end_idle(struct imap_client *client, int64_t id)
 		return -CPMSYNC_E_NOT_FOUND;
 	/* RFC 2177: after DONE the server sends what it still has, the
 	 * tagged answer, and reads the next command; so what is queued may
-	 * follow DONE at once, and the answer is awaited like any other
-	 * (its total deadline counted from now, not from the IDLE). */
+	 * follow DONE at once, and the answer is awaited like any other: its
+	 * silence (arm_deadline()) and its total deadline counted from now,
+	 * not from the IDLE.  Counted from the IDLE, the DONE of an IDLE
+	 * older than the command timeout timed out at once. */
 	cmd->flags &= ~(unsigned)(IMAP_CMD_IDLE | IMAP_CMD_EXCLUSIVE);
-	cmd->deadline = now_ms() + (uint64_t)client->command_timeout_ms * IMAP_COMMAND_TOTAL_FACTOR;
+	cmd->sent_ms = now_ms();
+	cmd->deadline =
+		cmd->sent_ms + (uint64_t)client->command_timeout_ms * IMAP_COMMAND_TOTAL_FACTOR;
 	r = imap_client_send_line(client, "DONE");
 	if (r < 0)
 		return r;

@@ -1668,6 +1668,57 @@ START_TEST(test_frozen_dead_server_times_out)
 }
 END_TEST
 
+/*
+ * An IDLE that lasted longer than the command timeout: its DONE's answer
+ * is awaited from the DONE, not from when the IDLE went.  Silence was
+ * counted from the IDLE's sending (99bdf47), so the DONE of an IDLE over
+ * 60 s old was taken for unanswered at once: "the server did not answer
+ * within 60 s" at every Sync() and every IDLE refresh of a server without
+ * NOTIFY, a reconnect and a full LIST each time (a tester, on Cyrus).
+ */
+START_TEST(test_end_idle_after_long_idle)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 IDLE" },
+		{ SCRIPT_SEND, "+ idling\r\n" },
+		{ SCRIPT_EXPECT, "DONE" },
+		{ SCRIPT_SLEEP, "100" },
+		{ SCRIPT_SEND, "a3 OK idle done\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct ctx ctx;
+	struct imap_cmd *cmd;
+	int64_t idle;
+	uint64_t t0;
+
+	idle_accepted = false;
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 300);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	ck_assert_int_eq(
+		imap_cmd_new(ctx.client, IMAP_CMD_EXCLUSIVE | IMAP_CMD_IDLE, cmd_cb, &ctx, &cmd),
+		0);
+	imap_cmd_add(cmd, "IDLE");
+	imap_cmd_set_continuation(cmd, idle_seen_cont);
+	idle = imap_cmd_submit(cmd);
+	ck_assert_int_gt(idle, 0);
+	ck_assert(test_loop_run_until(ctx.loop, &idle_accepted, 3000));
+	/* Idle for twice the command timeout, the server silent. */
+	t0 = mono_ms();
+	while (mono_ms() - t0 < 600)
+		cpmsync_loop_iterate(ctx.loop, 50);
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_READY);
+	ck_assert_int_eq(imap_client_end_idle(ctx.client, idle), 0);
+	want_done(&ctx, 1);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.all_done, 3000));
+	ck_assert_int_eq(ctx.results[0], 0);
+	ck_assert_str_eq(ctx.texts[0], "idle done");
+	ck_assert_int_eq(imap_client_get_state(ctx.client), IMAP_CLIENT_READY);
+	ctx_end(&ctx);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("imap-client");
@@ -1692,6 +1743,7 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_read_yields);
 	tcase_add_test(tc, test_cancel_queued_and_running);
 	tcase_add_test(tc, test_end_idle_pipelines);
+	tcase_add_test(tc, test_end_idle_after_long_idle);
 	tcase_add_loop_test(tc, test_body_literal_caps, 0,
 			    sizeof(big_literals) / sizeof(big_literals[0]));
 	tcase_add_test(tc, test_body_literal_within_caps);
