@@ -315,7 +315,8 @@ EOF
 }
 
 # proxy_start ARGS...: an imap-proxy from a free port to the current server's
-# IMAP_PORT, with ARGS (the fault to inject), its log in $WORK/proxy.log:
+# IMAP_PORT (PROXY_TO_PORT if set), with ARGS (the fault to inject, or
+# --delay-ms), its log in $WORK/proxy.log:
 # PROXY_PID, and PROXY_PORT to connect to.  The proxy before is stopped
 # first; bails unless the new one listens within 5 s.  lib_cleanup stops it.
 # proxy_stop: stops the proxy (if one runs) and waits for it.
@@ -349,7 +350,8 @@ bulk_save() {
 proxy_start() {
 	proxy_stop
 	rm -f "$WORK/port"
-	"$PROXY" --listen-port-file "$WORK/port" --to "127.0.0.1:$IMAP_PORT" "$@" 2>"$WORK/proxy.log" &
+	"$PROXY" --listen-port-file "$WORK/port" --to "127.0.0.1:${PROXY_TO_PORT:-$IMAP_PORT}" "$@" \
+		2>"$WORK/proxy.log" &
 	PROXY_PID=$!
 	for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
 	[ -s "$WORK/port" ] || bail "imap-proxy did not start: $(cat "$WORK/proxy.log")"

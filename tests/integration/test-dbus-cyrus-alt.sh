@@ -337,6 +337,32 @@ check "the account never reconnected (one login in the log)" \
 	same 1 grep -c 'a: connected$' "$WORK/daemon.log"
 check "store == server at the end" within 10 compare "$WORK/store.db"
 
+# --- an IDLE longer than the command timeout ---------------------------------------------------
+# Cyrus sends nothing during an IDLE (no "* OK Still here" as Dovecot's
+# every 2 minutes): the DONE that ends an IDLE older than the command timeout
+# is answered at once, and its answer is awaited from the DONE.  It was
+# counted from the IDLE: "the server did not answer within 60 s" at every
+# Sync() and IDLE refresh, then a reconnect and a full LIST (a tester).  On
+# loopback the answer often beat the 1 ms left; a server 30 ms away (a
+# proxy holding its bytes back) never does.
+PROXY_TO_PORT=$IMAPS_PORT proxy_start --delay-ms 30
+sed -i -e 's/^poll_interval = 2$/poll_interval = 60/' -e "s/^port = $IMAPS_PORT\$/port = $PROXY_PORT/" \
+	"$CONF" || bail "cannot edit $CONF"
+grep -qx "port = $PROXY_PORT" "$CONF" || bail "$CONF: no port = $PROXY_PORT"
+echo "timeout = 2" >>"$CONF" || bail "cannot edit $CONF"
+logmark
+check "reload: through a proxy 30 ms away, timeout 2 s, poll_interval 60 s: reconnects once" \
+	within 10 logged 'a: connected$'
+check "...and is idle again" wait_state idle 30
+check "...in IDLE" within 10 logged ' C: [^ ]+ IDLE$'
+logmark
+sleep 5
+check "Sync() after 5 s in IDLE, the command timeout 2 s: accepted" same '' call "$A" $AC Sync
+check "...DONE answered, synced, and IDLE again" within 10 logged ' C: [^ ]+ IDLE$'
+check "...without a timeout or a reconnect" \
+	bash -c "! grep -E 'did not answer|a: connected\$' <<<\"\$1\"" _ "$(log_since)"
+check "...State idle" same idle acct State
+
 # --- a folder name Cyrus refuses -------------------------------------------------------------
 # An SMS from a SIP peer with a GRUU: its peer folder, Default/sip:...;gr=...,
 # holds ';', which Cyrus refuses in a mailbox name ("NO Invalid mailbox

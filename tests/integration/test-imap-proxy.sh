@@ -3,7 +3,7 @@
 # and benchmarks put between a client and Dovecot), driven against a real
 # Dovecot with scripted IMAP sessions over bash's /dev/tcp: bytes pass through
 # unchanged both ways, concurrent connections, the --stats totals, cut / stall
-# / bye at a pattern (also across reads: --chunk-size 3), only the Nth
+# / bye at a pattern (also across reads: --chunk-size 3), --delay-ms, only the Nth
 # connection faulted, usage and startup errors, exit on SIGTERM.
 # Needs bash, coreutils, Dovecot; the proxy is built by `make tests` (compiled
 # here with cc if missing; IMAP_PROXY=PATH runs another build, e.g. a sanitized one).
@@ -208,6 +208,8 @@ check "--after-pattern without --fault: usage error (2)" expect_exit 2 'need --f
 	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --after-pattern FETCH
 check "--after-bytes not a number: usage error (2)" expect_exit 2 "'12x' is not a number" \
 	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --fault cut --after-bytes 12x
+check "--delay-ms over a minute: usage error (2)" expect_exit 2 "--delay-ms: 60001 is too large" \
+	--listen-port-file "$PF" --to 127.0.0.1:1 --delay-ms 60001
 check "unknown option: usage error (2)" expect_exit 2 "unknown option '--bogus'" \
 	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --bogus
 check "--to without a port: usage error (2)" expect_exit 2 "is not HOST:PORT" \
@@ -279,6 +281,20 @@ if [ "$n" = 3 ] && [ "$c2s" -gt "$S1" ] && [ "$s2c" -gt "$R1" ]; then
 	ok "stats on exit: 3 connections, totals grew"
 else
 	not_ok "stats on exit: connections $n c2s $c2s s2c $s2c"
+fi
+
+# ---- --delay-ms: a server 300 ms away (3-byte reads: more than its 64 marks) ----
+if start_proxy delay --delay-ms 300 --chunk-size 3; then
+	t0=$(date +%s%N)
+	session "$PROXY_PORT" "$WORK/delay-1" "${FETCH_ALL[@]}"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	check "--delay-ms 300: the same session, byte for byte" same "$WORK/direct-all" "$WORK/delay-1"
+	# greeting, LOGIN, EXAMINE, FETCH, LOGOUT: five answers, none sooner
+	check "--delay-ms 300: five answers waited for took $ms ms, at least 1500" test "$ms" -ge 1500
+	stop_proxy "$PROXY_PID"
+else
+	not_ok "proxy --delay-ms 300 started"
+	sed 's/^/    /' "$WORK/delay.log"
 fi
 
 # ---- cut, on the 2nd connection only, pattern matched 3 bytes at a time --------

@@ -2,8 +2,9 @@
  * imap-proxy: a single-threaded, poll()-based TCP proxy for tests and
  * benchmarks.  It forwards connections to an IMAP server, counts the bytes
  * each way, and can inject one fault (cut, stall, BYE) at a chosen point of
- * the server->client stream (cut and stall also in the client->server one).
- * Plain libc only; see usage() for the CLI.
+ * the server->client stream (cut and stall also in the client->server one),
+ * or hold the server->client stream back by a fixed latency.  Plain libc
+ * only; see usage() for the CLI.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* accept4, ppoll */
@@ -33,6 +34,7 @@
 #define PROBE_TIMEOUT_MS 5000 /* startup check of the target */
 #define ACCEPT_PAUSE_MS	 200  /* after EMFILE and the like */
 #define BYE_LINE	 "* BYE proxy: injected fault\r\n"
+#define DELAY_MARKS	 64 /* reads remembered for --delay-ms, per connection */
 
 static void usage(FILE *f)
 {
@@ -40,7 +42,7 @@ static void usage(FILE *f)
 	      "                  [--listen-port N]\n"
 	      "                  [--fault cut|stall|bye [--after-pattern STR] [--after-bytes N]\n"
 	      "                   [--fault-connection N] [--fault-stream server|client]]\n"
-	      "                  [--chunk-size N] [--verbose]\n"
+	      "                  [--chunk-size N] [--delay-ms N] [--verbose]\n"
 	      "\n"
 	      "A single-threaded TCP proxy for tests and benchmarks.  It listens on\n"
 	      "127.0.0.1 on a free port, writes that port number and a newline to FILE\n"
@@ -76,6 +78,9 @@ static void usage(FILE *f)
 	      "  --chunk-size N           read at most N bytes at a time (default and\n"
 	      "                           maximum 65536); small values exercise matching\n"
 	      "                           across reads and slow the transfer down\n"
+	      "  --delay-ms N             forward each server->client byte N ms after it\n"
+	      "                           was read, not at once: a server N ms away (the\n"
+	      "                           client->server stream is not held)\n"
 	      "  -v, --verbose            log each connection on stderr\n"
 	      "  -h, --help               show this text\n"
 	      "\n"
@@ -154,6 +159,7 @@ static struct {
 	uint64_t after_bytes;
 	unsigned long fault_conn;
 	size_t chunk;
+	uint64_t delay_ms; /* --delay-ms; 0: none */
 	bool verbose;
 	bool client_stream;   /* --fault-stream client */
 	unsigned listen_port; /* --listen-port; 0: a free one */
@@ -187,7 +193,8 @@ static void parse_options(int argc, char **argv)
 		O_FCONN,
 		O_FSTREAM,
 		O_CHUNK,
-		O_LPORT
+		O_LPORT,
+		O_DELAY
 	};
 	static const struct option longopts[] = {
 		{ "listen-port-file", required_argument, NULL, O_PORTFILE },
@@ -199,6 +206,7 @@ static void parse_options(int argc, char **argv)
 		{ "fault-connection", required_argument, NULL, O_FCONN },
 		{ "fault-stream", required_argument, NULL, O_FSTREAM },
 		{ "chunk-size", required_argument, NULL, O_CHUNK },
+		{ "delay-ms", required_argument, NULL, O_DELAY },
 		{ "listen-port", required_argument, NULL, O_LPORT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -252,6 +260,9 @@ static void parse_options(int argc, char **argv)
 				usage_error("--fault-stream: '%s' is not one of server, client",
 					    optarg);
 			have_fstream = true;
+			break;
+		case O_DELAY:
+			opt.delay_ms = parse_number("--delay-ms", optarg, 60000);
 			break;
 		case O_CHUNK:
 			opt.chunk = parse_number("--chunk-size", optarg, BUF_SIZE);
@@ -500,6 +511,13 @@ struct conn {
 	int connect_err;
 	struct buf c2s, s2c;
 	uint64_t s2c_read, s2c_written, c2s_read, c2s_written;
+	/* --delay-ms: the server->client stream's reads not yet due, oldest
+	 * first: up to s2c_read offset end, read at time at (ring). */
+	struct {
+		uint64_t end;
+		int64_t at;
+	} mark[DELAY_MARKS];
+	unsigned mark_head, mark_n;
 	bool count_s2c; /* false once the BYE is queued */
 
 	/* fault */
@@ -756,8 +774,55 @@ static void check_fire(struct conn *c)
 		fire(c);
 }
 
+/* --delay-ms: the server->client bytes read until now are due at now +
+ * delay.  A full ring takes them into its newest mark (due a little later
+ * than they would be: never sooner). */
+static void delay_mark(struct conn *c)
+{
+	int64_t now = now_ms();
+	unsigned i;
+
+	if (c->mark_n == DELAY_MARKS) {
+		i = (c->mark_head + c->mark_n - 1) % DELAY_MARKS;
+	} else {
+		i = (c->mark_head + c->mark_n++) % DELAY_MARKS;
+	}
+	c->mark[i].end = c->s2c_read;
+	c->mark[i].at = now;
+}
+
+/* The server->client offset up to which bytes are due now (all of them
+ * without --delay-ms); *ret_next: when the next ones are (-1: none). */
+static uint64_t delay_due(const struct conn *c, int64_t now, int64_t *ret_next)
+{
+	uint64_t due = c->s2c_written;
+
+	*ret_next = -1;
+	if (!opt.delay_ms)
+		return c->s2c_read;
+	for (unsigned k = 0; k < c->mark_n; k++) {
+		unsigned i = (c->mark_head + k) % DELAY_MARKS;
+
+		if (c->mark[i].at + (int64_t)opt.delay_ms > now) {
+			*ret_next = c->mark[i].at + (int64_t)opt.delay_ms;
+			break;
+		}
+		due = c->mark[i].end;
+	}
+	return due;
+}
+
+/* Marks wholly written are dropped. */
+static void delay_written(struct conn *c)
+{
+	while (c->mark_n && c->mark[c->mark_head].end <= c->s2c_written) {
+		c->mark_head = (c->mark_head + 1) % DELAY_MARKS;
+		c->mark_n--;
+	}
+}
+
 /* Bytes that may go to side TO now (the faulted stream held back at the
- * fire point). */
+ * fire point; with --delay-ms, what is not due yet). */
 static size_t sendable(const struct conn *c, enum side to)
 {
 	bool faulted = opt.client_stream ? to == SERVER : to == CLIENT;
@@ -766,6 +831,13 @@ static size_t sendable(const struct conn *c, enum side to)
 
 	if (faulted && c->faulty && c->fire_known && c->fire_at - written < n)
 		n = (size_t)(c->fire_at - written);
+	if (to == CLIENT && opt.delay_ms && c->count_s2c) {
+		int64_t next;
+		uint64_t due = delay_due(c, now_ms(), &next);
+
+		if (due - written < n)
+			n = (size_t)(due - written);
+	}
 	return n;
 }
 
@@ -799,6 +871,8 @@ static int read_side(struct conn *c, enum side s)
 	else
 		c->c2s_read += (uint64_t)n;
 	b->end += (size_t)n;
+	if (s == SERVER && opt.delay_ms)
+		delay_mark(c);
 	return 1;
 }
 
@@ -832,6 +906,7 @@ static int write_side(struct conn *c, enum side to)
 			c->s2c_written += (uint64_t)n;
 			if (c->count_s2c)
 				totals.s2c += (uint64_t)n;
+			delay_written(c);
 		}
 		check_fire(c);
 		if (c->state != ST_OPEN && c->state != ST_FLUSH)
@@ -1128,6 +1203,13 @@ int main(int argc, char **argv)
 			}
 			if (c->state == ST_LINGER && (wake < 0 || c->deadline < wake))
 				wake = c->deadline;
+			if (opt.delay_ms && (c->state == ST_OPEN || c->state == ST_FLUSH)) {
+				int64_t next;
+
+				delay_due(c, now, &next);
+				if (next >= 0 && (wake < 0 || next < wake))
+					wake = next;
+			}
 		}
 		if (wake >= 0) {
 			int64_t left = wake > now ? wake - now : 0;
