@@ -274,6 +274,15 @@ char *config_default_path(void)
 	return path_join(dir, "cpmsync/cpmsync.conf");
 }
 
+char *config_default_data_dir(void)
+{
+	_cleanup_free_ char *dir = xdg_dir("XDG_DATA_HOME", ".local/share");
+
+	if (!dir)
+		return NULL;
+	return path_join(dir, "cpmsync");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Values */
 

@@ -108,6 +108,11 @@ struct config {
  * or relative.
  */
 char *config_default_path(void);
+/*
+ * $XDG_DATA_HOME/cpmsync (or $HOME/.local/share/cpmsync), where the
+ * default database lives; NULL as for config_default_path().
+ */
+char *config_default_data_dir(void);
 
 /*
  * Reads and parses the file at path (symbolic links are followed).  On

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sys/signalfd.h>
@@ -31,6 +32,7 @@
 #include "log.h"
 #include "netwatch.h"
 #include "outbox.h"
+#include "removed.h"
 #include "service.h"
 #include "util.h"
 
@@ -543,10 +545,12 @@ static int hook_add_account(void *userdata, const char *name,
 
 /* RemoveAccount's one line when the journal held something: what was
  * dropped with the account's data, each kind said only when there is
- * one. */
-static void log_removed_with(const char *name, uint32_t unsent, uint32_t failed, uint32_t in_flight)
+ * one, and where it was saved. */
+static void log_removed_with(const char *name, uint32_t unsent, uint32_t failed, uint32_t in_flight,
+			     const struct cpm_account_saved *saved)
 {
 	char what[256] = "";
+	_cleanup_free_ char *where = NULL;
 	size_t n = 0;
 
 	if (unsent)
@@ -560,23 +564,72 @@ static void log_removed_with(const char *name, uint32_t unsent, uint32_t failed,
 		snprintf(what + n, sizeof(what) - n,
 			 "%s%" PRIu32 " it had sent without its answer yet (on the server, maybe)",
 			 n ? " and " : "", in_flight);
-	log_warning("%s: removed from the configuration, and its data from the store, with %s",
-		    name, what);
+	if (saved->directory)
+		where = xasprintf(", saved in %s (%" PRIu32
+				  " new message(s) as .eml files, the %" PRIu32
+				  " change(s) listed in unsent.txt)",
+				  saved->directory, saved->messages, saved->changes);
+	log_warning("%s: removed from the configuration, and its data from the store, with %s%s",
+		    name, what, where ? where : "");
 }
 
-static int hook_remove_account(void *userdata, const char *name, char **ret_error)
+/*
+ * Where RemoveAccount saves unsent changes: $XDG_DATA_HOME/cpmsync/removed,
+ * else beside the database.
+ */
+static char *removed_dir(const struct daemon *d)
+{
+	_cleanup_free_ char *data = config_default_data_dir();
+	_cleanup_free_ char *db = NULL;
+	char *slash;
+
+	if (data)
+		return xasprintf("%s/removed", data);
+	db = xstrdup(d->database);
+	slash = strrchr(db, '/');
+	if (slash)
+		*slash = '\0';
+	return xasprintf("%s/removed", slash && *db ? db : ".");
+}
+
+static int hook_remove_account(void *userdata, const char *name,
+			       struct cpm_account_saved *ret_saved, char **ret_error)
 {
 	struct daemon *d = userdata;
+	struct daemon_account *da = find_account(d, name);
+	struct removed_saved saved = { 0 };
 	int r;
 
-	if (!find_account(d, name)) {
+	if (!da) {
 		if (ret_error)
 			*ret_error = strdup("no such account");
 		return -CPMSYNC_E_NOT_FOUND;
 	}
+	/*
+	 * Its unsent changes first, written and synced: they go with its
+	 * data, and would be lost.  Nothing moves them meanwhile (no loop
+	 * iteration before the rows go); if they cannot be saved, nothing is
+	 * removed.
+	 */
+	{
+		_cleanup_free_ char *dir = removed_dir(d);
+		_cleanup_free_ char *who = xasprintf("%s@%s", da->conf->user, da->conf->host);
+		char *why = NULL;
+
+		r = removed_save(d->store, name, who, dir, time(NULL), &saved, &why);
+		if (r < 0) {
+			if (ret_error)
+				*ret_error = xasprintf("%s; nothing was removed", why);
+			free(why);
+			return r;
+		}
+	}
 	r = config_write_remove_account(d->config_path, name, ret_error);
-	if (r < 0)
+	if (r < 0) {
+		removed_discard(&saved);
+		removed_saved_clear(&saved);
 		return r;
+	}
 	d->dropping = name;
 	r = reload(d);
 	d->dropping = NULL;
@@ -585,6 +638,11 @@ static int hook_remove_account(void *userdata, const char *name, char **ret_erro
 		 * account of the same name (another user's, say) would take it
 		 * over, and send its queued changes to that mailbox. */
 		uint32_t dropped = 0, queued = 0, failed = 0, in_flight = 0;
+		struct cpm_account_saved said = {
+			.directory = saved.directory,
+			.messages = saved.messages,
+			.changes = saved.changes,
+		};
 		bool counted;
 		int rs;
 
@@ -596,18 +654,29 @@ static int hook_remove_account(void *userdata, const char *name, char **ret_erro
 			  cpmsync_store_failed_count(d->store, name, &failed) >= 0 &&
 			  cpmsync_store_in_flight_count(d->store, name, &in_flight) >= 0;
 		rs = cpmsync_store_remove_account(d->store, name, &dropped);
-		if (rs < 0)
+		if (rs < 0) {
 			log_warning("%s: removed from the configuration, but its data stays in the"
 				    " store: %s",
 				    name, cpmsync_store_error(d->store));
-		else if (dropped && counted)
-			log_removed_with(name, queued - in_flight, failed, in_flight);
-		else if (dropped) /* not told apart: a store error above */
-			log_removed_with(name, dropped, 0, 0);
-		else
+			/* Nothing dropped: the store keeps what was saved. */
+			removed_discard(&saved);
+			said.directory = NULL;
+		} else if (dropped && counted) {
+			log_removed_with(name, queued - in_flight, failed, in_flight, &said);
+		} else if (dropped) { /* not told apart: a store error above */
+			log_removed_with(name, dropped, 0, 0, &said);
+		} else {
 			log_info("%s: removed from the configuration, and its data from the store",
 				 name);
+		}
+		if (said.directory && ret_saved) {
+			*ret_saved = said;
+			saved.directory = NULL; /* the caller's now */
+		}
+	} else {
+		removed_discard(&saved);
 	}
+	removed_saved_clear(&saved);
 	return r;
 }
 

@@ -309,14 +309,20 @@ static char *account_name_of_path(struct cpm_service *svc, const char *path)
 	return cpm_path_unescape(path + n + 1);
 }
 
+/*
+ * UnsentChangesSaved(o account, s directory, u messages, u changes), our
+ * addition to the contract: RemoveAccount saved the account's unsent
+ * changes there before it dropped them (agent/removed.h), emitted before
+ * its reply.
+ */
 static DBusMessage *remove_account_call(struct cpm_bus *bus, DBusMessage *msg, void *userdata)
 {
 	struct cpm_service *svc = userdata;
+	struct cpm_account_saved saved = { 0 };
 	const char *path;
 	char *name, *err = NULL;
 	int r;
 
-	(void)bus;
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_OBJECT_PATH, &path, DBUS_TYPE_INVALID);
 	name = account_name_of_path(svc, path);
 	if (!name || cpm_check_account_name("account", name)) {
@@ -327,15 +333,28 @@ static DBusMessage *remove_account_call(struct cpm_bus *bus, DBusMessage *msg, v
 		free(name);
 		return cpm_error(msg, CPM_ERROR_FAILED, "removing accounts is not possible here");
 	}
-	r = svc->hooks.remove_account(svc->userdata, name, &err);
+	r = svc->hooks.remove_account(svc->userdata, name, &saved, &err);
 	if (r < 0) {
 		free(name);
+		free(saved.directory);
 		return hook_error(msg, r, err);
 	}
 	free(err);
 	/* The daemon normally did this from the hook; make sure. */
 	cpm_service_remove_account(svc, name);
 	free(name);
+	/* Before the reply: a caller that listens has it when the call returns. */
+	if (saved.directory) {
+		DBusMessage *sig =
+			cpm_bus_new_signal(CPM_ROOT_PATH, CPM_IFACE_MANAGER, "UnsentChangesSaved");
+
+		if (!dbus_message_append_args(sig, DBUS_TYPE_OBJECT_PATH, &path, DBUS_TYPE_STRING,
+					      &saved.directory, DBUS_TYPE_UINT32, &saved.messages,
+					      DBUS_TYPE_UINT32, &saved.changes, DBUS_TYPE_INVALID))
+			cpm_oom();
+		cpm_bus_send(bus, sig);
+		free(saved.directory);
+	}
 	return cpm_reply(msg);
 }
 
@@ -416,7 +435,13 @@ const struct cpm_interface cpm_manager_interface = {
 		{ "RemoveAccount", CPM_ARGS({ "account", "o" }), NULL, remove_account },
 		{ NULL },
 	},
-	.signals = (const struct cpm_signal[]){ { NULL } },
+	.signals = (const struct cpm_signal[]){
+		/* Ours, beyond the contract: what RemoveAccount saved
+		 * (remove_account_call()). */
+		{ "UnsentChangesSaved", CPM_ARGS({ "account", "o" }, { "directory", "s" },
+						  { "messages", "u" }, { "changes", "u" }) },
+		{ NULL },
+	},
 	.properties = (const struct cpm_property[]){
 		{ "Version", "s", get_version, NULL },
 		/* Contract v2. */

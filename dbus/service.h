@@ -46,11 +46,23 @@ struct cpm_account_pems {
 	size_t client_len;
 };
 
+/*
+ * What remove_account saved of the account's unsent changes before it
+ * dropped them (directory NULL: there were none), for Manager1's
+ * UnsentChangesSaved; the service frees directory.
+ */
+struct cpm_account_saved {
+	char *directory;
+	uint32_t messages; /* new messages, one .eml file each */
+	uint32_t changes;  /* every unsent change, the messages included */
+};
+
 struct cpm_service_hooks {
 	int (*add_account)(void *userdata, const char *name,
 			   const struct cpmsync_account_settings *settings,
 			   const struct cpm_account_pems *pems, char **ret_error);
-	int (*remove_account)(void *userdata, const char *name, char **ret_error);
+	int (*remove_account)(void *userdata, const char *name, struct cpm_account_saved *ret_saved,
+			      char **ret_error);
 	/* The bus went away (optional): nothing can reach the daemon now. */
 	void (*bus_lost)(void *userdata);
 	/* A call that changes something (Folder1.Store, StoreFd, SetFlags,

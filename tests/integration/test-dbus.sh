@@ -402,8 +402,10 @@ gone_b() {
 }
 check "RemoveAccount removes b's data from the store" gone_b dump
 check "RemoveAccount removes b's queued change" gone_b pending
-check "RemoveAccount: the daemon says what it dropped" \
-	grep -qx 'cpm-syncd: b: removed from the configuration, and its data from the store, with 1 local change(s) it had not sent' "$WORK/daemon.log"
+check "RemoveAccount: the daemon says what it dropped, and where it saved it" \
+	grep -qxE "cpm-syncd: b: removed from the configuration, and its data from the store, with 1 local change\\(s\\) it had not sent, saved in $XDG_DATA_HOME/cpmsync/removed/b-[0-9]{8}T[0-9]{6}Z \\(1 new message\\(s\\) as \\.eml files, the 1 change\\(s\\) listed in unsent\\.txt\\)" "$WORK/daemon.log"
+check "RemoveAccount saved b's queued message as it was stored" \
+	cmp "$WORK/b-private.eml" "$XDG_DATA_HOME"/cpmsync/removed/b-*/001.eml
 check "AddAccount with a CpmRoot that is not a folder name: InvalidArgs naming CpmRoot" \
 	test "$(call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' c 'Host=s:x,User=s:y,Password=s:z,CpmRoot=s:/Chats')" = \
 	'error org.freedesktop.DBus.Error.InvalidArgs: settings: CpmRoot must be a folder name ("": the top level)'

@@ -8,6 +8,12 @@
 # "[APPENDUID") the 3 counted it as not sent.  Now one line says what
 # went: "2 local change(s) it had not sent and 1 it had sent without its
 # answer yet (on the server, maybe)", and the message is on the server.
+#
+# And nothing unsent is lost: before the rows go, each new message is
+# written as an .eml file and every change listed in unsent.txt, under
+# $XDG_DATA_HOME/cpmsync/removed/a-<UTC time>/, said in that line and in
+# Manager1.UnsentChangesSaved.  Where that cannot be written (a file where
+# the directory goes), RemoveAccount fails and removes nothing.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -23,6 +29,8 @@ msg_save "$USER1" INBOX "<two@remove.test>" 300 || bail "doveadm save two"
 # The server's answer to the APPEND stops after "[APPENDUID": the message
 # is stored there, the daemon never reads which UID it got (any connection:
 # going offline drops the first).
+"$DBUS" monitor >"$WORK/signals.log" 2>&1 &
+MON_PID=$!
 proxy_start --fault stall --fault-connection 0 --after-pattern '[APPENDUID'
 CONF=$XDG_CONFIG_HOME/cpmsync/cpmsync.conf
 mkdir -p "$(dirname "$CONF")" || bail "mkdir $(dirname "$CONF")"
@@ -48,14 +56,50 @@ stalled_append() {
 		[ "$(sqlite3 -readonly "$DB" "SELECT attempts FROM journal WHERE op = 'append'")" = 1 ]
 }
 check "the APPEND reached the server, its answer stalled" eventually 20 stalled_append
-expect "still 3 in the journal" "$(sqlite3 -readonly "$DB" "SELECT count(*) FROM journal")" 3
+# Queued behind the stalled APPEND, never sent: a new message (with a
+# flag) and a folder.
+msg_text "<fresh@remove.test>" 200 >"$WORK/fresh.eml" || bail "write fresh.eml"
+"$CPMCTL" store a INBOX "$WORK/fresh.eml" '\Flagged' >/dev/null || bail "cpmctl store fresh"
+"$CPMCTL" folder create a Later || bail "cpmctl folder create"
+expect "5 in the journal" "$(sqlite3 -readonly "$DB" "SELECT count(*) FROM journal")" 5
+
+# Where the saved changes go is taken by a file: RemoveAccount fails,
+# says why, and removes nothing.
+SAVED=$XDG_DATA_HOME/cpmsync/removed
+mkdir -p "$XDG_DATA_HOME/cpmsync" || bail "mkdir $XDG_DATA_HOME/cpmsync"
+echo "not a directory" >"$SAVED" || bail "write $SAVED"
+out=$(call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o "$A")
+expect "RemoveAccount fails when the changes cannot be saved" \
+	"$(printf '%s\n' "$out" | sed -E 's/a-[0-9]{8}T[0-9]{6}Z/a-TIME/')" \
+	"error org.cpmsync.Error.Failed: cannot save its 5 unsent change(s) in $SAVED/a-TIME: Not a directory; nothing was removed"
+check "the section stays" grep -q '^\[account a\]' "$CONF"
+expect "the journal stays" "$(sqlite3 -readonly "$DB" "SELECT count(*) FROM journal")" 5
+expect "the account stays on the bus" "$(acct Name)" a
+expect "nothing was written" "$(cat "$SAVED")" "not a directory"
+rm "$SAVED" || bail "rm $SAVED"
 
 mark=$(wc -l <"$WORK/daemon.log")
+sigmark
 call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o "$A" >/dev/null || bail "RemoveAccount"
 check "RemoveAccount drops the section" bash -c "! grep -q '^\[account a\]' '$CONF'"
+dirs=$(find "$SAVED" -mindepth 1 -maxdepth 1) || bail "find $SAVED"
+expect "one directory of saved changes" "$(printf '%s\n' "$dirs" | sed -E 's/a-[0-9]{8}T[0-9]{6}Z$/a-TIME/')" "$SAVED/a-TIME"
+expect "its files" "$(cd "$dirs" && ls)" "001.eml
+002.eml
+unsent.txt"
+check "the stalled message, as it was stored" cmp "$WORK/stalled.eml" "$dirs/001.eml"
+check "the message never sent, as it was stored" cmp "$WORK/fresh.eml" "$dirs/002.eml"
+expect "unsent.txt lists every change" "$(tail -n +6 "$dirs/unsent.txt" | sed -E 's/date [0-9-]+ [0-9:]+ UTC/date TIME/')" \
+	"1. store into \"INBOX\": saved as 001.eml, flags (none), date TIME, Message-ID <stalled@remove.test>, Subject \"test <stalled@remove.test>\"
+   sent, its answer not read: it may be on the server already
+2. flags of UID 1 in \"INBOX\", Message-ID <one@remove.test>, Subject \"test <one@remove.test>\": here \"kwQueued\", on the server (none)
+3. flags of UID 2 in \"INBOX\", Message-ID <two@remove.test>, Subject \"test <two@remove.test>\": here \"kwQueued\", on the server (none)
+4. store into \"INBOX\": saved as 002.eml, flags \"\\Flagged\", date TIME, Message-ID <fresh@remove.test>, Subject \"test <fresh@remove.test>\"
+5. create-folder \"Later\""
+check "the signal says where" saw_signal "^/org/cpmsync org.cpmsync.Manager1 UnsentChangesSaved $A \"?$dirs\"? 2 5\$"
 tail -n +$((mark + 1)) "$WORK/daemon.log" | grep -v ' [CS]: ' >"$WORK/removal.log"
-check "the log says what went, in one line" grep -qxF \
-	"cpm-syncd: a: removed from the configuration, and its data from the store, with 2 local change(s) it had not sent and 1 it had sent without its answer yet (on the server, maybe)" \
+check "the log says what went and where, in one line" grep -qxF \
+	"cpm-syncd: a: removed from the configuration, and its data from the store, with 4 local change(s) it had not sent and 1 it had sent without its answer yet (on the server, maybe), saved in $dirs (2 new message(s) as .eml files, the 5 change(s) listed in unsent.txt)" \
 	"$WORK/removal.log"
 expect "and nothing else about the removal" "$(grep -c 'a: removed\|a: account removed' "$WORK/removal.log")" 1
 if grep -qF "its data stays in the store" "$WORK/removal.log"; then

@@ -420,6 +420,11 @@ START_TEST(test_introspect_objects)
 			       "arg account o out\n"
 			       "method RemoveAccount\n"
 			       "arg account o in\n"
+			       "signal UnsentChangesSaved\n"
+			       "arg account o \n"
+			       "arg directory s \n"
+			       "arg messages u \n"
+			       "arg changes u \n"
 			       "property Version s read\n"
 			       "property ConfigError s read\n");
 	free(flat);

@@ -417,6 +417,69 @@ START_TEST(test_contract_names)
 }
 END_TEST
 
+/* What RemoveAccount saves: every journal row, queued and failed, with the
+ * message, the source of a copy, a rename's new name, a metadata entry;
+ * the in-flight mark; a body readable only for a stored, visible one. */
+static char unsent[2048];
+
+static int unsent_cb(const struct cpmsync_unsent_change *c, void *userdata)
+{
+	size_t len = strlen(unsent);
+
+	(void)userdata;
+	snprintf(unsent + len, sizeof(unsent) - len,
+		 "%s [%s] uid %u %s \"%s\" {%s|%s} src [%s] %u arg [%s]%s%s%s%s%s\n", c->operation,
+		 c->folder, c->uid, c->message_id_header, c->subject, c->flags, c->server_flags,
+		 c->source_folder, c->source_uid, c->argument, c->has_body ? " body" : "",
+		 c->in_flight ? " in-flight" : "", c->failed ? " failed " : "",
+		 c->failed ? c->code : "", c->failed ? c->text : "");
+	return 0;
+}
+
+START_TEST(test_unsent)
+{
+	const char *flags[] = { "\\Flagged", NULL };
+	int64_t id, one = 1, copy;
+
+	unsent[0] = '\0';
+	ck_assert_int_eq(cpmsync_store_foreach_unsent(cs, "b", unsent_cb, NULL), 0);
+	ck_assert_str_eq(unsent, "");
+	ck_assert_int_eq(cpmsync_store_foreach_unsent(cs, "nobody", unsent_cb, NULL),
+			 -CPMSYNC_E_NOT_FOUND);
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, strlen(msg), flags, 0, &id), 0);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &one, 1, flags, NULL), 0);
+	fail_last("CANNOT", "no keywords here");
+	ck_assert_int_eq(cpmsync_op_copy(cs, &one, 1, "Archive", &copy), 0);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "a", "Archive", "Old"), 0);
+	ck_assert_int_eq(cpmsync_op_set_metadata(cs, "a", "INBOX", "/private/comment", "hi"), 0);
+	exec("UPDATE journal SET attempts = 1 WHERE op = 'append'");
+	ck_assert_int_eq(cpmsync_store_foreach_unsent(cs, "a", unsent_cb, NULL), 0);
+	ck_assert_str_eq(
+		unsent,
+		"store [INBOX] uid 0 <new@x> \"s\" {\\Flagged|} src [] 0 arg [] body in-flight\n"
+		"flags [INBOX] uid 5 <m1@x> \"\" {\\Flagged \\Seen|\\Seen} src [] 0 arg [] failed "
+		"CANNOTno keywords here\n"
+		"copy [Old] uid 0 <m1@x> \"\" {\\Flagged \\Seen|} src [INBOX] 5 arg []\n"
+		"rename-folder [Old] uid 0  \"\" {|} src [] 0 arg [Old]\n"
+		"set-metadata [INBOX] uid 0  \"\" {|} src [] 0 arg [/private/comment hi]\n");
+	/* The message deleted here after its APPEND was sent: no body to save. */
+	ck_assert_int_eq(cpmsync_op_delete(cs, &id, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "INBOX"), 0);
+	unsent[0] = '\0';
+	ck_assert_int_eq(cpmsync_store_foreach_unsent(cs, "a", unsent_cb, NULL), 0);
+	ck_assert_str_eq(
+		unsent,
+		"store [INBOX] uid 0 <new@x> \"s\" {\\Deleted \\Flagged|} src [] 0 arg [] "
+		"in-flight\n"
+		"flags [INBOX] uid 5 <m1@x> \"\" {\\Flagged \\Seen|\\Seen} src [] 0 arg [] failed "
+		"CANNOTno keywords here\n"
+		"copy [Old] uid 0 <m1@x> \"\" {\\Flagged \\Seen|} src [INBOX] 5 arg []\n"
+		"rename-folder [Old] uid 0  \"\" {|} src [] 0 arg [Old]\n"
+		"set-metadata [INBOX] uid 0  \"\" {|} src [] 0 arg [/private/comment hi]\n"
+		"expunge [INBOX] uid 0 <new@x> \"s\" {\\Deleted \\Flagged|} src [] 0 arg []\n");
+}
+END_TEST
+
 static Suite *failed_ops_suite(void)
 {
 	Suite *su = suite_create("failed-ops");
@@ -432,6 +495,7 @@ static Suite *failed_ops_suite(void)
 	tcase_add_test(tc, test_discard_rename_restores_subfolders);
 	tcase_add_test(tc, test_pending);
 	tcase_add_test(tc, test_in_flight_count);
+	tcase_add_test(tc, test_unsent);
 	tcase_add_test(tc, test_contract_names);
 	suite_add_tcase(su, tc);
 	return su;

@@ -213,6 +213,40 @@ int cpmsync_store_in_flight_count(struct cpmsync_store *store, const char *accou
  */
 int cpmsync_store_foreach_pending(struct cpmsync_store *store, const char *account,
 				  cpmsync_failed_op_fn cb, void *userdata);
+/*
+ * Every local change of account the server does not have, queued or
+ * failed, in journal order, with what a person needs to make it again by
+ * hand: what Manager1.RemoveAccount saves before it drops them.  Strings
+ * are borrowed during cb ("" when absent); a negative return of cb stops
+ * the walk and is returned.  -CPMSYNC_E_NOT_FOUND for an account not in
+ * the store.  Read access is enough.
+ */
+struct cpmsync_unsent_change {
+	int64_t id;		       /* the journal row */
+	const char *operation;	       /* as cpmsync_failed_op's: "store", "flags", ... */
+	const char *folder;	       /* its folder (copy, move: the destination); "" */
+	int64_t message_id;	       /* the local message it concerns, 0 for none */
+	uint32_t uid;		       /* that message's UID, 0 while not on the server */
+	const char *message_id_header; /* its Message-ID */
+	const char *subject;	       /* its Subject (decoded) */
+	const char *flags;	       /* its flags here, sorted, space-separated */
+	const char *server_flags;      /* its flags on the server when last seen */
+	int64_t internaldate;	       /* Unix time, 0 for none */
+	/* cpmsync_store_read_body() gives its content (stored, visible). */
+	bool has_body;
+	const char *source_folder; /* copy, move: the source message's folder */
+	uint32_t source_uid;	   /* and its UID there (0: not on the server) */
+	/* rename-folder: the new name; set-metadata: ENTRY " " VALUE (VALUE ""
+	 * removes); set-acl: IDENTIFIER " " RIGHTS; delete-acl: IDENTIFIER */
+	const char *argument;
+	bool failed;	/* a failed operation: code and text say why */
+	bool in_flight; /* sent, its answer not read: it may be on the server */
+	const char *code;
+	const char *text;
+};
+typedef int (*cpmsync_unsent_change_fn)(const struct cpmsync_unsent_change *change, void *userdata);
+int cpmsync_store_foreach_unsent(struct cpmsync_store *store, const char *account,
+				 cpmsync_unsent_change_fn cb, void *userdata);
 /* The failed operation id of account is queued again, as if new (tries 0),
  * and so are the account's operations that failed only because one they
  * need had failed (they fail again, at the next replay, if it still has).
