@@ -31,6 +31,7 @@
 struct options {
 	const char *config_path;
 	bool once;
+	const char *once_account;
 	bool check;
 	const char *check_account;
 	bool no_dbus;
@@ -39,14 +40,16 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: cpm-syncd [--config FILE] [--once | --check [ACCOUNT]] [--no-dbus] "
-		   "[-v|--verbose]\n"
+	fprintf(f, "Usage: cpm-syncd [--config FILE] [--once [ACCOUNT] | --check [ACCOUNT]] "
+		   "[--no-dbus] [-v|--verbose]\n"
 		   "\n"
 		   "Keeps the accounts of cpmsync.conf in sync with their IMAP message stores.\n"
 		   "\n"
 		   "  -c, --config FILE   configuration file (default "
 		   "$XDG_CONFIG_HOME/cpmsync/cpmsync.conf)\n"
-		   "      --once          sync every account once, both ways, then exit\n"
+		   "      --once [ACCT]   sync every account once, both ways, then exit; an\n"
+		   "                      account set offline (Online off) is left out, unless\n"
+		   "                      named as ACCT (then only ACCT is synced)\n"
 		   "      --check [ACCT]  connect, secure and log in to each account (or ACCT),\n"
 		   "                      print the server's capabilities, change nothing\n"
 		   "      --no-dbus       do not connect to D-Bus\n"
@@ -78,6 +81,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_ONCE:
 			o->once = true;
+			/* As --check: an optional separate ACCOUNT word. */
+			if (optind < argc && argv[optind][0] != '-')
+				o->once_account = argv[optind++];
 			break;
 		case OPT_CHECK:
 			o->check = true;
@@ -343,8 +349,15 @@ static void once_done(int r, const char *reason, const struct cpmsync_sync_stats
 		 (unsigned long long)st->bytes_out);
 }
 
-/* --once: every account, one after the other; 0 if all succeeded. */
-static int run_once(struct config *cfg)
+/*
+ * --once: every account, one after the other; 0 if all succeeded.  An
+ * account the user set offline (Account1.Online false, `cpmctl online
+ * ACCOUNT off`, kept in the store) is left out, as the daemon leaves it
+ * unconnected: "no network at all" holds for a cron job too.  Named
+ * (only), it is synced all the same: that is the user asking for it; the
+ * switch stays off.
+ */
+static int run_once(struct config *cfg, const char *only)
 {
 	struct cpmsync_store *store = NULL;
 	struct cpmsync_loop *loop = NULL;
@@ -353,6 +366,10 @@ static int run_once(struct config *cfg)
 
 	if (cfg->n_accounts == 0) {
 		log_error("no accounts in %s", cfg->path);
+		return 1;
+	}
+	if (only && !config_find_account(cfg, only)) {
+		log_error("%s: no such account in %s", only, cfg->path);
 		return 1;
 	}
 	r = make_parent_dirs(cfg->database);
@@ -378,7 +395,25 @@ static int run_once(struct config *cfg)
 		struct config_account *a = &cfg->accounts[i];
 		struct once_state os = { .account = a };
 		struct cpmsync_account settings;
+		bool online = true;
 
+		if (only && strcmp(a->name, only) != 0)
+			continue;
+		r = cpmsync_store_get_online(store, a->name, &online);
+		if (r < 0) {
+			log_error("%s: %s", a->name, cpmsync_store_error(store));
+			failed++;
+			continue;
+		}
+		if (!online && !only) {
+			log_warning("%s: not synced: set offline (Online is off); `cpmctl online %s"
+				    " on` turns it on, `cpm-syncd --once %s` syncs it once",
+				    a->name, a->name, a->name);
+			continue;
+		}
+		if (!online)
+			log_warning("%s: Online is off; synced once as named (it stays off)",
+				    a->name);
 		config_account_to_settings(a, &settings);
 		r = cpmsync_sync_once(loop, store, &settings, once_done, &os, NULL);
 		if (r < 0) {
@@ -444,7 +479,7 @@ int main(int argc, char **argv)
 	} else if (lock_store(cfg->database) < 0) { /* held (fd open) until we exit */
 		r = 1;
 	} else if (o.once) {
-		r = run_once(cfg);
+		r = run_once(cfg, o.once_account);
 	} else {
 		struct daemon_options d = {
 			.config_path = cfg->path,

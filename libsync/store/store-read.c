@@ -503,6 +503,27 @@ int cpmsync_store_dump(struct cpmsync_store *store, const char *account, const c
 	return 0;
 }
 
+int cpmsync_store_get_online(struct cpmsync_store *store, const char *account, bool *ret)
+{
+	struct store *s = store_call(store);
+	sqlite3_stmt *st;
+	int r;
+
+	if (!s || !account || !ret)
+		return -EINVAL;
+	r = store_prepare(s, "SELECT online FROM account WHERE name = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	*ret = r == 0 || sqlite3_column_int(st, 0) != 0;
+	if (r > 0)
+		sqlite3_reset(st);
+	return 0;
+}
+
 int cpmsync_store_pending_operations(struct cpmsync_store *store, const char *account,
 				     uint32_t *ret_count)
 {

@@ -9,6 +9,11 @@
 # State offline), logs in to no server (Dovecot's log has no new login)
 # and the change stays queued; `cpmctl online a on` then sends it, and on
 # stays on across the next restart.
+#
+# cpm-syncd --once honours it too: an account left offline is not synced
+# (no login, its changes stay queued), a line on stderr says so and how
+# to sync it, and the run exits 0; `cpm-syncd --once a`, the account
+# named, syncs it all the same and leaves the switch off.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -78,5 +83,31 @@ start_daemon || bail "cpm-syncd did not take org.cpmsync after the last SIGTERM"
 expect "on stays on across a restart: cpmctl online a says on" "$("$CPMCTL" online a)" on
 check "on stays on across a restart: State idle" wait_state idle 20
 check "on stays on across a restart: it logged in again" eventually 5 logged_in_since "$before"
+
+# --- cpm-syncd --once -----------------------------------------------------------
+"$CPMCTL" online a off || bail "cpmctl online a off (again)"
+check "off again: State offline" wait_state offline 5
+msg_text "<once@online.test>" 300 >"$WORK/once.eml" || bail "write once.eml"
+"$CPMCTL" store a INBOX "$WORK/once.eml" >/dev/null || bail "cpmctl store for --once"
+stop_daemon TERM
+before=$(logins)
+"$SYNCD" -c "$CONF" --once 2>"$WORK/once.err"
+expect "--once with a off: exit 0" "$?" 0
+expect "--once with a off: says it was left out, and how to sync it" "$(grep -v ' [CS]: ' "$WORK/once.err")" \
+	"cpm-syncd: a: not synced: set offline (Online is off); \`cpmctl online a on\` turns it on, \`cpm-syncd --once a\` syncs it once"
+expect "--once with a off: no login on the server" "$(logins)" "$before"
+expect "--once with a off: the message is still queued" "$("$CPMCTL" pending a | cut -f3)" store
+expect "--once with a off: not on the server" "$(on_server "<once@online.test>")" 0
+"$SYNCD" -c "$CONF" --once a 2>"$WORK/once-a.err"
+expect "--once a: exit 0" "$?" 0
+check "--once a: says it synced an account set offline" grep -qxF \
+	"cpm-syncd: a: Online is off; synced once as named (it stays off)" "$WORK/once-a.err"
+expect "--once a: the message reached the server" "$(on_server "<once@online.test>")" 1
+expect "--once a: nothing queued" "$("$CPMCTL" pending a)" ""
+expect "--once a: the switch stays off in the store" \
+	"$(sqlite3 -readonly "$WORK/store.db" "SELECT online FROM account WHERE name = 'a'")" 0
+"$SYNCD" -c "$CONF" --once nobody 2>"$WORK/once-nobody.err"
+expect "--once nobody: exit 1" "$?" 1
+expect "--once nobody: says so" "$(cat "$WORK/once-nobody.err")" "cpm-syncd: nobody: no such account in $CONF"
 
 finish

@@ -164,6 +164,14 @@ typedef int (*cpmsync_line_fn)(const char *line, size_t len, void *userdata);
 int cpmsync_store_dump(struct cpmsync_store *store, const char *account, const char *folder,
 		       cpmsync_line_fn fn, void *userdata);
 
+/*
+ * The user's Online choice for account (Account1.Online, cpmctl online,
+ * cpmsync_session_set_online(), kept in the store): false when it was
+ * last set off.  true for an account the store does not know (the
+ * default).  Read access is enough (cpm-syncd --once, cpmctl).
+ */
+int cpmsync_store_get_online(struct cpmsync_store *store, const char *account, bool *ret);
+
 /* Local operations not yet applied on the server (all accounts if
  * account is NULL); failed operations (cpmsync/ops.h) are not counted. */
 int cpmsync_store_pending_operations(struct cpmsync_store *store, const char *account,
