@@ -1225,7 +1225,7 @@ int cmd_pending(int argc, char **argv)
 		fprintf(stderr, "cpmctl pending: --db needs a path\n");
 		return EXIT_USAGE;
 	}
-	db = db_opt ? xstrdup(db_opt) : database_path(opt_config_path);
+	db = db_opt ? xstrdup(db_opt) : database_for_reading(opt_config_path, true);
 	if (!db)
 		return 1;
 	store = open_store_readonly(db);

@@ -126,9 +126,11 @@ static void usage(FILE *f)
 		"\n"
 		"  -c, --config FILE   configuration file (default "
 		"$XDG_CONFIG_HOME/cpmsync/cpmsync.conf);\n"
-		"                      dump reads its [general] database unless --db is given\n"
-		"                      (without a configuration file: "
-		"$XDG_DATA_HOME/cpmsync/store.db)\n"
+		"                      dump and pending read its [general] database unless\n"
+		"                      --db is given, or a running cpm-syncd of this file\n"
+		"                      uses another (then its store, said on stderr);\n"
+		"                      without a configuration file: "
+		"$XDG_DATA_HOME/cpmsync/store.db\n"
 		"  -h, --help          this text\n"
 		"      --version       print the version\n"
 		"\n"
@@ -356,7 +358,7 @@ static int cmd_dump(int argc, char **argv, const char *config_path)
 		return EXIT_USAGE;
 	}
 
-	db = db_opt ? xstrdup(db_opt) : database_path(config_path);
+	db = db_opt ? xstrdup(db_opt) : database_for_reading(config_path, true);
 	if (!db)
 		return 1;
 	store = open_store_readonly(db);
@@ -540,6 +542,87 @@ DBusConnection *connect_daemon_quiet(bool activate, bool quiet)
 DBusConnection *connect_daemon(bool activate)
 {
 	return connect_daemon_quiet(activate, false);
+}
+
+/*
+ * The running daemon's Manager1.ConfigFile and .Database (free() both),
+ * or -1 when no daemon runs, it does not answer, or it has neither
+ * (an older cpm-syncd): nothing printed.
+ */
+static int daemon_files(char **ret_config, char **ret_database)
+{
+	DBusConnection *conn = connect_daemon_quiet(false, true);
+	const char *iface = IFACE_MANAGER, *conf, *db;
+	DBusMessageIter it;
+	DBusMessage *m, *reply;
+	DBusError e;
+	int r = -1;
+
+	if (!conn)
+		return -1;
+	dbus_error_init(&e);
+	m = new_call(ROOT_PATH, IFACE_PROPERTIES, "GetAll");
+	if (!dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID))
+		dbus_oom();
+	reply = call(conn, m, 10 * 1000, &e);
+	dbus_error_free(&e);
+	if (reply && dbus_message_has_signature(reply, "a{sv}") &&
+	    dbus_message_iter_init(reply, &it)) {
+		conf = prop_str(&it, "ConfigFile", "");
+		db = prop_str(&it, "Database", "");
+		if (*conf && *db) {
+			*ret_config = xstrdup(conf);
+			*ret_database = xstrdup(db);
+			r = 0;
+		}
+	}
+	if (reply)
+		dbus_message_unref(reply);
+	dbus_connection_unref(conn);
+	return r;
+}
+
+/* Whether paths a and b name the same file (as strings when one does
+ * not exist). */
+static bool same_path(const char *a, const char *b)
+{
+	_cleanup_free_ char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+
+	return ra && rb ? str_eq(ra, rb) : str_eq(a, b);
+}
+
+char *database_for_reading(const char *config_path, bool say)
+{
+	_cleanup_free_ char *def = NULL, *daemon_conf = NULL, *daemon_db = NULL;
+	const char *conf = config_path;
+	struct config *cfg = NULL;
+	char *err = NULL;
+
+	if (!conf) {
+		def = config_default_path();
+		conf = def;
+	}
+	/* Only a daemon of this very file: another file (--config) may
+	 * name another store on purpose. */
+	if (!conf || access(conf, F_OK) < 0 || daemon_files(&daemon_conf, &daemon_db) < 0 ||
+	    !same_path(conf, daemon_conf))
+		return database_path(config_path);
+	if (config_load(conf, &cfg, &err) < 0) {
+		if (say)
+			fprintf(stderr,
+				"cpmctl: reading '%s', the store the running cpm-syncd uses (%s)\n",
+				daemon_db, err ? err : "the configuration cannot be loaded");
+		free(err);
+	} else {
+		if (say && !same_path(cfg->database, daemon_db))
+			fprintf(stderr,
+				"cpmctl: reading '%s', the store the running cpm-syncd uses; %s "
+				"names"
+				" '%s', which it uses after a restart\n",
+				daemon_db, conf, cfg->database);
+		config_free(cfg);
+	}
+	return TAKE_PTR(daemon_db);
 }
 
 /* ---- properties in a{sv} dicts ---- */
@@ -2053,7 +2136,7 @@ static char *sync_waiting(struct sync_run *run, struct sync_account *a)
 	int r;
 
 	if (!run->store_tried) {
-		_cleanup_free_ char *db = database_path(opt_config_path);
+		_cleanup_free_ char *db = database_for_reading(opt_config_path, false);
 
 		run->store_tried = true;
 		run->store = db ? open_store_readonly(db) : NULL;

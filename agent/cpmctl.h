@@ -62,6 +62,15 @@ int cmp_str(const void *a, const void *b);
 
 /* The configured database path (free()), or NULL after printing why. */
 char *database_path(const char *config_path);
+/*
+ * The store to read (free()), or NULL after printing why: the one the
+ * running cpm-syncd uses (Manager1.Database) when it runs for the same
+ * configuration file (Manager1.ConfigFile), else database_path()'s.
+ * With say, when the file names another store (used after a restart of
+ * the daemon) or cannot be loaded, one line on stderr says which one is
+ * read.  Never starts the daemon.
+ */
+char *database_for_reading(const char *config_path, bool say);
 /* The store at db, read-only; NULL after printing why. */
 struct cpmsync_store *open_store_readonly(const char *db);
 /* Whether the store at db holds account: 0; 1 after "unknown account 'x';

@@ -928,6 +928,8 @@ int daemon_run(const struct daemon_options *opt, struct config *cfg)
 		goto out;
 	}
 	if (!opt->no_dbus) {
+		_cleanup_free_ char *db_abs = realpath(d.database, NULL);
+
 		r = cpm_service_new(d.loop, d.store, opt->bus_address, cpmsync_version(),
 				    &service_hooks, &d, &d.svc, &err);
 		if (r < 0) {
@@ -935,6 +937,7 @@ int daemon_run(const struct daemon_options *opt, struct config *cfg)
 			free(err);
 			goto out;
 		}
+		cpm_service_set_files(d.svc, d.config_path, db_abs ? db_abs : d.database);
 	}
 	apply_config(&d, cfg);
 	cfg = NULL;

@@ -372,6 +372,30 @@ static void get_config_error(DBusMessageIter *iter, void *userdata)
 	cpm_append_string(iter, svc->config_error ? svc->config_error : "");
 }
 
+static void get_config_file(DBusMessageIter *iter, void *userdata)
+{
+	struct cpm_service *svc = userdata;
+
+	cpm_append_string(iter, svc->config_file ? svc->config_file : "");
+}
+
+static void get_database(DBusMessageIter *iter, void *userdata)
+{
+	struct cpm_service *svc = userdata;
+
+	cpm_append_string(iter, svc->database ? svc->database : "");
+}
+
+void cpm_service_set_files(struct cpm_service *svc, const char *config_file, const char *database)
+{
+	if (!svc)
+		return;
+	free(svc->config_file);
+	free(svc->database);
+	svc->config_file = config_file ? cpm_strdup(config_file) : NULL;
+	svc->database = database ? cpm_strdup(database) : NULL;
+}
+
 void cpm_service_set_config_error(struct cpm_service *svc, const char *error)
 {
 	static const char *const changed[] = { "ConfigError", NULL };
@@ -446,6 +470,10 @@ const struct cpm_interface cpm_manager_interface = {
 		{ "Version", "s", get_version, NULL },
 		/* Contract v2. */
 		{ "ConfigError", "s", get_config_error, NULL },
+		/* Ours, beyond the contract: the files in use
+		 * (cpm_service_set_files()). */
+		{ "ConfigFile", "s", get_config_file, NULL },
+		{ "Database", "s", get_database, NULL },
 		{ NULL },
 	},
 };

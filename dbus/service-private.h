@@ -92,6 +92,8 @@ struct cpm_service {
 	struct cpm_bus *bus;
 	char *version;
 	char *config_error; /* Manager1.ConfigError; NULL: "" */
+	char *config_file;  /* Manager1.ConfigFile (ours); NULL: "" */
+	char *database;	    /* Manager1.Database (ours); NULL: "" */
 	struct cpm_service_hooks hooks;
 	void *userdata;
 	bool watching;

@@ -760,6 +760,8 @@ struct cpm_service *cpm_service_free(struct cpm_service *svc)
 	free(svc->accounts);
 	free(svc->version);
 	free(svc->config_error);
+	free(svc->config_file);
+	free(svc->database);
 	free(svc);
 	return NULL;
 }

@@ -118,6 +118,15 @@ void cpm_service_set_account_details(struct cpm_service *svc, const char *name, 
 void cpm_service_set_config_error(struct cpm_service *svc, const char *error);
 
 /*
+ * Manager1.ConfigFile and .Database, ours beyond the contract: the
+ * configuration file the daemon reads and the store it uses (absolute
+ * paths), so that a reader of the store (cpmctl dump, pending) opens
+ * that one while the file names another until a restart.  Set once,
+ * before cpm_service_start(); copied.  NULL: "".
+ */
+void cpm_service_set_files(struct cpm_service *svc, const char *config_file, const char *database);
+
+/*
  * Account1.CpmRoot (cpm_root in the configuration; "Default" until set):
  * the root of the CPM folder model, which classifies the account's folders
  * (Folder1.Kind ...) and where StoreObject files objects.  PropertiesChanged

@@ -3,7 +3,8 @@
 # dbus-daemon and a real Dovecot: Manager1.ConfigError set by a refused
 # reload (one log line naming the problem) and cleared by a good one
 # (PropertiesChanged, "configuration reloaded"); a changed database said
-# there until the file names the store in use again; after a refused login, a
+# there until the file names the store in use again, and cpmctl dump and
+# pending read the store in use meanwhile, saying so; after a refused login, a
 # changed password file is tried at once without a restart, and a
 # password_command's new output on the next Sync(); a file refused for its
 # mode loads once chmod'ed as the refusal asks.
@@ -37,6 +38,7 @@ config_error_is() {
 	return 1
 }
 
+msg_save "$USER1" INBOX "<seed@config.test>" 300 || bail "doveadm save"
 start_daemon || bail "cpm-syncd did not take org.cpmsync: $(tail -n 5 "$WORK/daemon.log")"
 check "account reaches State idle" wait_state idle 20
 check "ConfigError is empty at start" test "$(mgr ConfigError)" = ""
@@ -93,8 +95,26 @@ check "database changed: ConfigError says a restart is needed" eventually 10 con
 check "the log says so once" eventually 5 bash -c "[ \"\$(grep -cxF -- 'cpm-syncd: $db_log' '$WORK/daemon.log')\" -eq 1 ]"
 check "the old store stays in use: it syncs" run_sync
 check "no new store was made" test ! -e "$WORK/other.db"
+# cpmctl reads the store the daemon uses (Manager1.Database), not the file's.
+expect "Manager1.Database is the store in use" "$(mgr Database)" "$WORK/store.db"
+expect "Manager1.ConfigFile is the file it reads" "$(mgr ConfigFile)" "$CONF"
+"$CPMCTL" dump --db "$WORK/store.db" >"$WORK/dump.want" || bail "cpmctl dump --db"
+[ -s "$WORK/dump.want" ] || bail "the store holds no message to dump"
+db_note="cpmctl: reading '$WORK/store.db', the store the running cpm-syncd uses; $CONF names '$WORK/other.db', which it uses after a restart"
+"$CPMCTL" dump >"$WORK/dump.got" 2>"$WORK/dump.err"
+expect "dump: exit 0" "$?" 0
+check "dump reads the store in use" cmp "$WORK/dump.want" "$WORK/dump.got"
+expect "dump says which store it read" "$(cat "$WORK/dump.err")" "$db_note"
+"$CPMCTL" pending a >"$WORK/pending.got" 2>"$WORK/pending.err"
+expect "pending: exit 0, nothing queued" "$?:$(cat "$WORK/pending.got")" "0:"
+expect "pending says which store it read" "$(cat "$WORK/pending.err")" "$db_note"
+check "still no new store" test ! -e "$WORK/other.db"
 replace "$CONF" "$WORK/good.conf" || bail "cannot restore the configuration"
 check "the file names the store in use again: ConfigError cleared" eventually 10 config_error_is ""
+"$CPMCTL" dump >"$WORK/dump.got" 2>"$WORK/dump.err"
+expect "the same file again: dump exit 0" "$?" 0
+check "the same file again: dump reads that store" cmp "$WORK/dump.want" "$WORK/dump.got"
+expect "the same file again: nothing said" "$(cat "$WORK/dump.err")" ""
 
 # --- a refused login, then a new password file ------------------------------------------------
 printf 'not-the-password\n' >"$PW" || bail "cannot write the password file"

@@ -426,7 +426,9 @@ START_TEST(test_introspect_objects)
 			       "arg messages u \n"
 			       "arg changes u \n"
 			       "property Version s read\n"
-			       "property ConfigError s read\n");
+			       "property ConfigError s read\n"
+			       "property ConfigFile s read\n"
+			       "property Database s read\n");
 	free(flat);
 	dbus_message_unref(m);
 	dbus_message_unref(r);
