@@ -257,10 +257,10 @@ static int write_file(struct cpmsync_store *store, int dirfd, const char *name, 
 	} else {
 		r = cpmsync_store_read_body(store, id, fd);
 		if (r < 0) {
-			*ret_error =
-				xasprintf("%s: cannot read message %" PRId64 ": %s", name, id,
-					  *cpmsync_store_error(store) ? cpmsync_store_error(store)
-								      : cpmsync_strerror(r));
+			/* A write's -errno, or the store's code (a body lost). */
+			*ret_error = xasprintf("%s: message %" PRId64 ": %s", name, id,
+					       cpmsync_strerror(r));
+			(void)unlinkat(dirfd, name, 0);
 			return r;
 		}
 	}
@@ -271,8 +271,10 @@ static int write_file(struct cpmsync_store *store, int dirfd, const char *name, 
 		r = -errno;
 	if (r == 0 && close(TAKE_FD(fd)) < 0)
 		r = -errno;
-	if (r < 0)
+	if (r < 0) {
 		*ret_error = xasprintf("%s: %s", name, strerror(-r));
+		(void)unlinkat(dirfd, name, 0); /* made here: not in the caller's list yet */
+	}
 	return r;
 }
 
@@ -413,10 +415,20 @@ int removed_save(struct cpmsync_store *store, const char *account, const char *w
 	if (r < 0)
 		goto fail;
 	add_file(&saved, "unsent.txt");
-	/* The names, then the directory's own in dir. */
-	if (fsync(dirfd) < 0 || sync_dir(dir) < 0) {
-		r = -errno;
-		why = xasprintf("%s", strerror(-r));
+	/* The names, then the directory's own in dir, and dir's in its
+	 * parent (dir may be new). */
+	r = fsync(dirfd) < 0 ? -errno : sync_dir(dir);
+	if (r == 0) {
+		_cleanup_free_ char *parent = xstrdup(dir);
+		char *slash = strrchr(parent, '/');
+
+		if (slash && slash != parent) {
+			*slash = '\0';
+			r = sync_dir(parent);
+		}
+	}
+	if (r < 0) {
+		why = xasprintf("syncing the directories: %s", strerror(-r));
 		goto fail;
 	}
 	saved.messages = messages;
