@@ -12,8 +12,9 @@
  * with ','); OperationFailed: ID OPERATION FOLDER [CODE] TEXT;
  * ConversationChanged: the Conversation-ID; InterfacesAdded and
  * InterfacesRemoved: the interfaces (Account1, Folder1); the manager's
- * PropertiesChanged (ConfigError) with empty account and folder, when
- * every account is watched; DaemonStarted and
+ * PropertiesChanged (ConfigError) and UnsentChangesSaved (the removed
+ * account's path, the directory, messages, changes) with empty account
+ * and folder, when every account is watched; DaemonStarted and
  * DaemonStopped (empty account and folder): the daemon's bus name came or
  * went.  --json: one object per line, {"Account", "Folder", "Signal"} and
  * the signal's arguments by their contract names, dicts as objects.
@@ -464,8 +465,11 @@ static int on_object_signal(struct watch *w, DBusMessage *msg, struct watched *o
 		}
 		return line_end(w);
 	}
+	/* Manager1's own signals (UnsentChangesSaved), on the root object:
+	 * its arguments in order, as for one this cpmctl does not know. */
 	if (!dbus_message_has_interface(msg, IFACE_ACCOUNT) &&
-	    !dbus_message_has_interface(msg, IFACE_FOLDER))
+	    !dbus_message_has_interface(msg, IFACE_FOLDER) &&
+	    !dbus_message_has_interface(msg, IFACE_MANAGER))
 		return 0;
 
 	line_start(w, o->account, folder, member);

@@ -78,6 +78,10 @@ expect "the account stays on the bus" "$(acct Name)" a
 expect "nothing was written" "$(cat "$SAVED")" "not a directory"
 rm "$SAVED" || bail "rm $SAVED"
 
+"$CPMCTL" watch >"$WORK/watch.out" 2>"$WORK/watch.err" &
+WATCH_PID=$!
+BG_PIDS+=("$WATCH_PID")
+check "cpmctl watch listens" eventually 10 grep -qx "cpmctl: watching every account; interrupt to stop" "$WORK/watch.err"
 mark=$(wc -l <"$WORK/daemon.log")
 sigmark
 call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o "$A" >/dev/null || bail "RemoveAccount"
@@ -97,6 +101,9 @@ expect "unsent.txt lists every change" "$(tail -n +6 "$dirs/unsent.txt" | sed -E
 4. store into \"INBOX\": saved as 002.eml, flags \"\\Flagged\", date TIME, Message-ID <fresh@remove.test>, Subject \"test <fresh@remove.test>\"
 5. create-folder \"Later\""
 check "the signal says where" saw_signal "^/org/cpmsync org.cpmsync.Manager1 UnsentChangesSaved $A \"?$dirs\"? 2 5\$"
+check "cpmctl watch shows it" eventually 5 grep -qxF $'\t\tUnsentChangesSaved\t'"$A $dirs 2 5" "$WORK/watch.out"
+kill "$WATCH_PID" || bail "kill cpmctl watch"
+wait "$WATCH_PID" 2>/dev/null
 tail -n +$((mark + 1)) "$WORK/daemon.log" | grep -v ' [CS]: ' >"$WORK/removal.log"
 check "the log says what went and where, in one line" grep -qxF \
 	"cpm-syncd: a: removed from the configuration, and its data from the store, with 4 local change(s) it had not sent and 1 it had sent without its answer yet (on the server, maybe), saved in $dirs (2 new message(s) as .eml files, the 5 change(s) listed in unsent.txt)" \
