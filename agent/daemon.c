@@ -547,7 +547,7 @@ static int hook_add_account(void *userdata, const char *name,
  * dropped with the account's data, each kind said only when there is
  * one, and where it was saved. */
 static void log_removed_with(const char *name, uint32_t unsent, uint32_t failed, uint32_t in_flight,
-			     const struct cpm_account_saved *saved)
+			     const struct removed_saved *saved)
 {
 	char what[256] = "";
 	_cleanup_free_ char *where = NULL;
@@ -565,10 +565,12 @@ static void log_removed_with(const char *name, uint32_t unsent, uint32_t failed,
 			 "%s%" PRIu32 " it had sent without its answer yet (on the server, maybe)",
 			 n ? " and " : "", in_flight);
 	if (saved->directory)
-		where = xasprintf(", saved in %s (%" PRIu32
-				  " new message(s) as .eml files, the %" PRIu32
-				  " change(s) listed in unsent.txt)",
-				  saved->directory, saved->messages, saved->changes);
+		where = xasprintf(
+			", saved in %s (%" PRIu32 " new message(s) as .eml files, the %" PRIu32
+			" change(s) listed in unsent.txt%s)",
+			saved->directory, saved->messages, saved->changes,
+			saved->unreadable ? "; the content of some could not be read, see there"
+					  : "");
 	log_warning("%s: removed from the configuration, and its data from the store, with %s%s",
 		    name, what, where ? where : "");
 }
@@ -662,9 +664,9 @@ static int hook_remove_account(void *userdata, const char *name,
 			removed_discard(&saved);
 			said.directory = NULL;
 		} else if (dropped && counted) {
-			log_removed_with(name, queued - in_flight, failed, in_flight, &said);
+			log_removed_with(name, queued - in_flight, failed, in_flight, &saved);
 		} else if (dropped) { /* not told apart: a store error above */
-			log_removed_with(name, dropped, 0, 0, &said);
+			log_removed_with(name, dropped, 0, 0, &saved);
 		} else {
 			log_info("%s: removed from the configuration, and its data from the store",
 				 name);

@@ -121,9 +121,10 @@ static void put_message(FILE *f, const struct cpmsync_unsent_change *c)
 }
 
 /* One numbered line (and its notes) of unsent.txt; file: the .eml of a
- * store, NULL when its content is not stored here. */
+ * store, NULL when its content is not stored here (unreadable: why it
+ * cannot be read). */
 static void put_change(FILE *f, unsigned no, const struct cpmsync_unsent_change *c,
-		       const char *file)
+		       const char *file, const char *unreadable)
 {
 	const char *op = c->operation;
 
@@ -134,7 +135,9 @@ static void put_change(FILE *f, unsigned no, const struct cpmsync_unsent_change 
 		if (file)
 			fprintf(f, ": saved as %s", file);
 		else
-			fputs(": its content is not stored here, not saved", f);
+			fprintf(f, ": its content %s%s%s, not saved",
+				unreadable ? "cannot be read here (" : "is not stored here",
+				unreadable ? unreadable : "", unreadable ? ")" : "");
 		fputs(", flags ", f);
 		put_quoted(f, c->flags);
 		if (c->internaldate) {
@@ -347,7 +350,7 @@ int removed_save(struct cpmsync_store *store, const char *account, const char *w
 	_cleanup_(changes_free) struct changes all = { 0 };
 	struct removed_saved saved = { 0 };
 	_cleanup_free_ char *list = NULL, *why = NULL;
-	_cleanup_close_ int dirfd = -1;
+	_cleanup_close_ int dirfd = -1, nullfd = -1;
 	size_t list_len = 0;
 	unsigned messages = 0;
 	FILE *f;
@@ -369,8 +372,9 @@ int removed_save(struct cpmsync_store *store, const char *account, const char *w
 		free(saved.directory);
 		return r;
 	}
+	nullfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	dirfd = open(saved.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0) {
+	if (dirfd < 0 || nullfd < 0) {
 		r = -errno;
 		why = xasprintf("%s", strerror(-r));
 		goto fail;
@@ -393,8 +397,20 @@ int removed_save(struct cpmsync_store *store, const char *account, const char *w
 	for (size_t i = 0; i < all.n; i++) {
 		const struct cpmsync_unsent_change *c = &all.v[i].c;
 		_cleanup_free_ char *name = NULL;
+		const char *unreadable = NULL;
 
+		/* Read once first, to nowhere: a body the store cannot give
+		 * (a pack file lost) is said, and does not keep the account
+		 * from going; a failed write here fails the removal. */
 		if (str_eq(c->operation, "store") && c->has_body) {
+			int rr = cpmsync_store_read_body(store, c->message_id, nullfd);
+
+			if (rr < 0) {
+				unreadable = cpmsync_strerror(rr);
+				saved.unreadable++;
+			}
+		}
+		if (str_eq(c->operation, "store") && c->has_body && !unreadable) {
 			name = xasprintf("%03u.eml", ++messages);
 			r = write_file(store, dirfd, name, NULL, 0, c->message_id, c->internaldate,
 				       &why);
@@ -404,7 +420,7 @@ int removed_save(struct cpmsync_store *store, const char *account, const char *w
 			}
 			add_file(&saved, name);
 		}
-		put_change(f, (unsigned)i + 1, c, name);
+		put_change(f, (unsigned)i + 1, c, name, unreadable);
 	}
 	if (fclose(f) != 0) {
 		r = -ENOMEM;

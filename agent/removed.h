@@ -27,7 +27,10 @@ struct removed_saved {
 	char *directory;   /* malloc()ed; NULL: nothing was unsent, nothing written */
 	uint32_t messages; /* .eml files */
 	uint32_t changes;  /* lines of unsent.txt (the messages included) */
-	char **files;	   /* what was written in directory, for removed_discard() */
+	/* new messages whose content the store could not give (a pack file
+	 * lost): listed, not saved */
+	uint32_t unreadable;
+	char **files; /* what was written in directory, for removed_discard() */
 	size_t n_files;
 };
 

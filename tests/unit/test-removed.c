@@ -17,6 +17,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <cpmsync/cpmsync.h>
+#include <cpmsync/error.h>
 #include <cpmsync/ops.h>
 #include <cpmsync/store.h>
 
@@ -151,6 +153,36 @@ START_TEST(test_nothing_unsent)
 }
 END_TEST
 
+/* A body the store cannot give (its row lost): listed with why, not
+ * saved, and the rest saved: it does not keep the account from going. */
+START_TEST(test_body_unreadable)
+{
+	struct removed_saved saved;
+	char *err = NULL, path[256], want[512];
+	const char *txt;
+
+	queue_changes();
+	ck_assert_int_eq(store_exec(store_from_public(cs), "DELETE FROM body_inline"), 0);
+	ck_assert_int_eq(removed_save(cs, "a", "alice@x", savedir, 1700000100, &saved, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_uint_eq(saved.messages, 0);
+	ck_assert_uint_eq(saved.unreadable, 1);
+	ck_assert_uint_eq(saved.changes, 3);
+	snprintf(path, sizeof(path), "%s/001.eml", saved.directory);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/unsent.txt", saved.directory);
+	txt = strstr(slurp(path), "\n1. ");
+	ck_assert_ptr_nonnull(txt);
+	snprintf(want, sizeof(want),
+		 "\n1. store into \"INBOX\": its content cannot be read here (%s), not saved,"
+		 " flags \"\\Flagged\", date 2023-11-14 22:13:20 UTC, Message-ID <new@x>,"
+		 " Subject \"hello\"\n",
+		 cpmsync_strerror(-CPMSYNC_E_NOT_FOUND));
+	ck_assert_int_eq(strncmp(txt, want, strlen(want)), 0);
+	removed_saved_clear(&saved);
+}
+END_TEST
+
 /* The .eml cannot be written whole (a file size limit): the error names
  * the file and why, and the directory is taken back. */
 START_TEST(test_write_fails)
@@ -194,6 +226,7 @@ static Suite *removed_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_saved);
 	tcase_add_test(tc, test_nothing_unsent);
+	tcase_add_test(tc, test_body_unreadable);
 	tcase_add_test(tc, test_write_fails);
 	suite_add_tcase(s, tc);
 	return s;
