@@ -222,7 +222,8 @@ int store_sync_account_identity(struct store *s, int64_t account_id, const char 
 				"the store holds the mail of %s@%s with %s, and the account's"
 				" settings now name %s@%s: set host and user back to send them, or"
 				" remove the account with D-Bus Manager1.RemoveAccount to drop them"
-				" (removing its section from the configuration keeps them)",
+				" (saved as files first; removing its section from the "
+				"configuration keeps them)",
 				was_user ? was_user : "", was_host ? was_host : "", what, user,
 				host);
 		return -CPMSYNC_E_CONFIG;

@@ -396,7 +396,7 @@ else
 	ok "identity: edited back to $USER1 with a change queued for $USER2: the sync fails"
 fi
 check "identity: ... saying what to do" grep -qF \
-	"the store holds the mail of $USER2@localhost with 1 local change not yet sent there, and the account's settings now name $USER1@localhost: set host and user back to send them, or remove the account with D-Bus Manager1.RemoveAccount to drop them (removing its section from the configuration keeps them)" \
+	"the store holds the mail of $USER2@localhost with 1 local change not yet sent there, and the account's settings now name $USER1@localhost: set host and user back to send them, or remove the account with D-Bus Manager1.RemoveAccount to drop them (saved as files first; removing its section from the configuration keeps them)" \
 	"$WORK/ident3.log"
 if grep -q ' C: ' "$WORK/ident3.log"; then
 	not_ok "identity: ... before sending the server anything"

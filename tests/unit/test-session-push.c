@@ -1038,7 +1038,8 @@ START_TEST(test_account_edited_to_another_mailbox)
 			 " sent there, and the account's settings now name bob@127.0.0.1: set host"
 			 " and user back to send them, or remove the account with D-Bus "
 			 "Manager1.RemoveAccount to drop"
-			 " them (removing its section from the configuration keeps them)");
+			 " them (saved as files first; removing its section from the configuration "
+			 "keeps them)");
 	/* Not retried: it stays so, without another run. */
 	for (int i = 0; i < 10; i++)
 		cpmsync_loop_iterate(env.loop, 20);

@@ -671,7 +671,8 @@ START_TEST(test_account_identity)
 			 " sent there, and the account's settings now name bob@imap.one: set host"
 			 " and user back to send them, or remove the account with D-Bus "
 			 "Manager1.RemoveAccount to drop"
-			 " them (removing its section from the configuration keeps them)");
+			 " them (saved as files first; removing its section from the configuration "
+			 "keeps them)");
 	ck_assert_int_eq(q("SELECT count(*) FROM message"), 1);
 	ck_assert_int_eq(q("SELECT count(*) FROM journal"), 1);
 	/* Failed operations are the user's changes too, counted as such. */
@@ -683,7 +684,8 @@ START_TEST(test_account_identity)
 		"the store holds the mail of alice@imap.one with 1 failed operation, and"
 		" the account's settings now name bob@imap.one: set host and user back to"
 		" send them, or remove the account with D-Bus Manager1.RemoveAccount to drop"
-		" them (removing its section from the configuration keeps them)");
+		" them (saved as files first; removing its section from the configuration keeps "
+		"them)");
 	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, inbox, 1, NULL), 0);
 	ck_assert_int_eq(store_sync_account_identity(s, acc_id, "imap.one", "bob", &was),
 			 -CPMSYNC_E_CONFIG);
@@ -692,7 +694,8 @@ START_TEST(test_account_identity)
 		"the store holds the mail of alice@imap.one with 1 local change not yet sent"
 		" there and 1 failed operation, and the account's settings now name"
 		" bob@imap.one: set host and user back to send them, or remove the account"
-		" with D-Bus Manager1.RemoveAccount to drop them (removing its section from"
+		" with D-Bus Manager1.RemoveAccount to drop them (saved as files first; removing "
+		"its section from"
 		" the configuration keeps them)");
 
 	/* Nothing queued: the copy goes, the account row (and its id) stays. */
