@@ -513,6 +513,7 @@ static void drv_logout(struct engine_driver *d)
 static int drv_connect(struct engine_driver *d, int fd);
 static bool drv_ready(struct engine_driver *d);
 static const char *drv_error(struct engine_driver *d);
+static bool *drv_checked(struct engine_driver *d);
 static void drv_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out);
 static void drv_release(struct engine_driver *d, bool give_back);
 
@@ -547,6 +548,7 @@ static const struct engine_driver_ops imap_ops = {
 	.connect = drv_connect,
 	.ready = drv_ready,
 	.error = drv_error,
+	.checked = drv_checked,
 	.traffic = drv_traffic,
 	.release = drv_release,
 };
@@ -997,6 +999,11 @@ static bool drv_ready(struct engine_driver *d)
 static const char *drv_error(struct engine_driver *d)
 {
 	return imap_client_error(client_of(d));
+}
+
+static bool *drv_checked(struct engine_driver *d)
+{
+	return client_of(d) ? imap_client_user_mark(client_of(d)) : NULL;
 }
 
 static void drv_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out)

@@ -202,6 +202,10 @@ struct engine_driver_ops {
 	bool (*ready)(struct engine_driver *d);
 	/* Why the connection failed, "" when it has nothing to say. */
 	const char *(*error)(struct engine_driver *d);
+	/* The connection's mark that the server was checked against the
+	 * store (engine-ident.c), false on a new connection; NULL (or a
+	 * NULL op): no connection to mark, it is checked at every run. */
+	bool *(*checked)(struct engine_driver *d);
 	/* Bytes received and sent on the connection so far (0 without one). */
 	void (*traffic)(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out);
 	/* The run is over: with give_back the connection goes back to whom it

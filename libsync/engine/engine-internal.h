@@ -53,7 +53,11 @@ enum fetch_kind {
 	FK_VERIFY,     /* candidates for an interrupted APPEND/COPY: size + date */
 	FK_ANNOTATION, /* cached annotations of changed messages (engine-annotation.c) */
 	FK_DISCARD,    /* a pipelined FETCH the SELECT's answer made void: dropped */
+	FK_IDENT,      /* sizes and dates of messages changes wait for (engine-ident.c) */
 };
+
+/* Most messages of one folder engine-ident.c fetches to check it. */
+#define ENGINE_IDENT_UIDS 64
 
 struct remote_folder {
 	char *name;
@@ -215,6 +219,7 @@ struct cpmsync_sync {
 
 	struct rangeset search; /* SEARCH/ESEARCH results */
 	void *replay;		/* engine-replay.c's state */
+	void *ident;		/* engine-ident.c's state */
 	/* What engine_select() does when the server refuses the SELECT
 	 * (res: the refusal; logged, and the run goes on): skip, or record
 	 * as refused, what needed the folder. */
@@ -303,6 +308,14 @@ int engine_sync_on_client_driver(struct cpmsync_loop *loop, struct cpmsync_store
 				 struct cpmsync_sync **ret);
 
 void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, uint32_t total);
+
+/* engine-ident.c: once per connection (driver op checked), before the
+ * run: that the folders where changes wait for messages named by UID
+ * hold the messages the store knows under those UIDs; the run fails with
+ * -CPMSYNC_E_CONFIG when one does not, else next follows. */
+void engine_ident_check(struct cpmsync_sync *e, engine_next_fn next);
+void engine_ident_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
+void engine_ident_free(struct cpmsync_sync *e);
 
 /* engine-replay.c: replays the journal, then calls engine_logout(). */
 void engine_replay_start(struct cpmsync_sync *e);

@@ -199,6 +199,7 @@ static int pull_stopped_result(struct cpmsync_sync *e, int r)
 static void engine_free(struct cpmsync_sync *e)
 {
 	engine_replay_free(e);
+	engine_ident_free(e);
 	cpmsync_loop_source_remove(e->start_src);
 	engine_driver_imap_fini(&e->imap_drv);
 	for (size_t i = 0; i < e->n_remote; i++) {
@@ -684,6 +685,7 @@ static bool flags_matter(const struct cpmsync_sync *e, const struct engine_fetch
 {
 	switch (e->fetch_kind) {
 	case FK_VERIFY:
+	case FK_IDENT:
 	case FK_BODY:
 	case FK_ANNOTATION:
 	case FK_DISCARD:
@@ -711,6 +713,9 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 	switch (e->fetch_kind) {
 	case FK_VERIFY:
 		engine_replay_on_fetch(e, f);
+		break;
+	case FK_IDENT:
+		engine_ident_on_fetch(e, f);
 		break;
 	case FK_FLAGS:
 	case FK_NONE:
@@ -1855,7 +1860,7 @@ static void start_list(struct cpmsync_sync *e)
 static bool fast_start(struct cpmsync_sync *e);
 
 /* LIST and every folder, or engine_sync_only()'s folders alone. */
-static void start_run(struct cpmsync_sync *e)
+static void start_checked(struct cpmsync_sync *e)
 {
 	if (!e->n_only) {
 		start_list(e);
@@ -1877,6 +1882,13 @@ static void start_run(struct cpmsync_sync *e)
 		log_debug(CAT, "%s: syncing %zu folders, without LIST", e->account_name,
 			  e->n_queue);
 	next_folder(e);
+}
+
+/* The server first (engine-ident.c): nothing of it goes into a store
+ * whose copy is of another, and no change goes there. */
+static void start_run(struct cpmsync_sync *e)
+{
+	engine_ident_check(e, start_checked);
 }
 
 void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason)

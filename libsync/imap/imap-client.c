@@ -133,6 +133,9 @@ struct imap_client {
 	char error[512];
 	char literal_error[256]; /* why literal_check refused, "" if it did not */
 
+	/* imap_client_user_mark(): false on each new connection. */
+	bool user_mark;
+
 	uint64_t bytes_in, bytes_out;
 	uint64_t progress;     /* bytes received towards the next deadline extension */
 	uint64_t last_read;    /* Unix time of the last bytes from the server */
@@ -2534,6 +2537,7 @@ static int client_begin(struct imap_client *c)
 	}
 	c->ns_error[0] = '\0';
 	c->tls_want = 0;
+	c->user_mark = false;
 	imap_parser_reset(c->parser);
 	c->wire_mid_response = false;
 	if (!c->timer) {
@@ -2750,6 +2754,11 @@ void imap_client_set_callbacks(struct imap_client *c, const struct imap_client_c
 {
 	c->cb = callbacks ? *callbacks : (struct imap_client_callbacks){ 0 };
 	c->userdata = userdata;
+}
+
+bool *imap_client_user_mark(struct imap_client *c)
+{
+	return &c->user_mark;
 }
 
 void imap_client_traffic(const struct imap_client *c, uint64_t *ret_in, uint64_t *ret_out)

@@ -216,6 +216,10 @@ uint64_t imap_client_last_activity(const struct imap_client *client);
  * and the session take turns on one connection). */
 void imap_client_set_callbacks(struct imap_client *client,
 			       const struct imap_client_callbacks *callbacks, void *userdata);
+/* A flag of whoever uses the connection, false again on each new one
+ * (the sync engine: this server was checked against the store,
+ * engine-ident.c). */
+bool *imap_client_user_mark(struct imap_client *client);
 /* Bytes read and written on the wire so far (after TLS decryption). */
 void imap_client_traffic(const struct imap_client *client, uint64_t *ret_in, uint64_t *ret_out);
 

@@ -1429,6 +1429,77 @@ int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t ui
 	return 0;
 }
 
+void sync_uid_targets_free(struct sync_uid_target *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(t[i].emailid);
+		free(t[i].message_id);
+	}
+	free(t);
+}
+
+int store_sync_uid_targets(struct store *s, int64_t account_id, struct sync_uid_target **ret,
+			   size_t *ret_n)
+{
+	struct sync_uid_target *t = NULL;
+	size_t n = 0, alloc = 0;
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = NULL;
+	*ret_n = 0;
+	/* A copy or move row names its source in args ("src=<id>",
+	 * journal.c), its message_id is the new row. */
+	PREP(s,
+	     "SELECT DISTINCT m.folder_id, m.uid, coalesce(m.size, -1),"
+	     " coalesce(m.internaldate, -1), m.emailid, m.message_id, m.id"
+	     " FROM journal j JOIN message m ON m.id = CASE WHEN j.op IN ('copy', 'move')"
+	     "  THEN CAST(substr(j.args, 5) AS INTEGER) ELSE j.message_id END"
+	     " WHERE j.account_id = ?1 AND j.failed = 0"
+	     "  AND j.op IN ('flags', 'expunge', 'set_annotation', 'copy', 'move')"
+	     "  AND m.uid IS NOT NULL"
+	     " ORDER BY m.folder_id, m.uid",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	while ((r = store_step(s, st)) > 0) {
+		struct sync_uid_target *x;
+
+		if (n == alloc) {
+			size_t na = alloc ? alloc * 2 : 16;
+
+			x = reallocarray(t, na, sizeof(*t));
+			if (!x) {
+				r = -ENOMEM;
+				break;
+			}
+			t = x;
+			alloc = na;
+		}
+		x = &t[n];
+		*x = (struct sync_uid_target){
+			.folder_id = sqlite3_column_int64(st, 0),
+			.uid = (uint32_t)sqlite3_column_int64(st, 1),
+			.size = sqlite3_column_int64(st, 2),
+			.internaldate = sqlite3_column_int64(st, 3),
+			.id = sqlite3_column_int64(st, 6),
+		};
+		n++;
+		r = store_col_strdup(st, 4, &x->emailid);
+		if (r >= 0)
+			r = store_col_strdup(st, 5, &x->message_id);
+		if (r < 0)
+			break;
+	}
+	if (r < 0) {
+		sqlite3_reset(st);
+		sync_uid_targets_free(t, n);
+		return r;
+	}
+	*ret = t;
+	*ret_n = n;
+	return 0;
+}
+
 void journal_entry_free_contents(struct journal_entry *e)
 {
 	free(e->args);

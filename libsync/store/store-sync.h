@@ -253,6 +253,27 @@ int store_sync_body_put_new(struct store *s, int64_t message_id, const void *hea
 			    int fd, uint64_t size);
 int store_sync_message_id_by_uid(struct store *s, int64_t folder_id, uint32_t uid, int64_t *ret_id);
 
+/* A message a queued change names by its UID (store_sync_uid_targets()). */
+struct sync_uid_target {
+	int64_t id; /* the message's row */
+	int64_t folder_id;
+	uint32_t uid;
+	int64_t size;	      /* RFC822.SIZE; -1 (or 0): not known */
+	int64_t internaldate; /* -1 (or 0): not known */
+	char *emailid;	      /* RFC 8474 EMAILID, NULL: none */
+	char *message_id;     /* its Message-ID header, NULL: none */
+};
+void sync_uid_targets_free(struct sync_uid_target *t, size_t n);
+/*
+ * The messages with a UID that the account's queued changes address by
+ * it on the server (UID STORE, UID EXPUNGE, UID COPY/MOVE, UID STORE
+ * ANNOTATION): of flags, expunge and set_annotation rows, and the sources
+ * of copy and move rows; not of failed operations.  Each once, by folder
+ * then UID.
+ */
+int store_sync_uid_targets(struct store *s, int64_t account_id, struct sync_uid_target **ret,
+			   size_t *ret_n);
+
 /* --- the journal --- */
 
 struct journal_entry {

@@ -472,6 +472,16 @@ static bool fake_ready(struct engine_driver *d)
 	return f->connected && !f->released;
 }
 
+/* The connection's mark (engine-ident.c): a run on a connection made
+ * (RUN_ON_CLIENT) finds it as the run before left it. */
+static bool conn_checked;
+
+static bool *fake_checked(struct engine_driver *d)
+{
+	(void)d;
+	return &conn_checked;
+}
+
 static void fake_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out)
 {
 	struct fake *f = (struct fake *)d;
@@ -518,6 +528,7 @@ static const struct engine_driver_ops fake_ops = {
 	.connect = fake_connect,
 	.ready = fake_ready,
 	.error = fake_error,
+	.checked = fake_checked,
 	.traffic = fake_traffic,
 	.release = fake_release,
 };
@@ -597,6 +608,7 @@ static void setup(void)
 	client_usable = true;
 	traffic_in = traffic_out = 0;
 	released = 0;
+	conn_checked = false;
 	progress_folder = NULL;
 	progress[0] = '\0';
 }
@@ -655,6 +667,8 @@ static struct sync_result run_with(const struct step *script, uint64_t caps, enu
 	int r;
 
 	running = &f;
+	if (kind != RUN_ON_CLIENT)
+		conn_checked = false; /* a new connection */
 	ck_assert_int_eq(cpmsync_loop_new(&f.loop), 0);
 	switch (kind) {
 	case RUN_REPLAY:
@@ -3928,9 +3942,225 @@ END_TEST
  * "\Seen" stays and is sent.  Before, the merge took it as a change on the
  * server and $Work came back.
  */
+/* --- the server checked before the run (engine-ident.c) --- */
+
+/* The check of INBOX where changes wait for UID 1 (setup(): 5 bytes, date
+ * 1000): its SELECT (UIDVALIDITY 7, UIDNEXT 5, HIGHESTMODSEQ hms), then
+ * UID 1's size and date as the server gives them. */
+#define IDENT_INBOX(hms, size_, date)                                                              \
+	{ .call = "select INBOX condstore",                                                        \
+	  .ev = { CODE_EV(UIDVALIDITY, 7), CODE_EV(UIDNEXT, 5), CODE_EV(HIGHESTMODSEQ, hms),       \
+		  EXISTS_EV(1) } },                                                                \
+	{                                                                                          \
+		.call = "fetch 1 (UID RFC822.SIZE INTERNALDATE)",                                  \
+		.ev = { { EV_FETCH, .fetch = { .uid = 1,                                           \
+					       .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE,   \
+					       .size = size_,                                      \
+					       .internaldate = date } } }                          \
+	}
+
+/* The journal's rows as "op:attempts:failed", in order. */
+static const char *journal_rows(void)
+{
+	return qs("SELECT coalesce(group_concat(op || ':' || attempts || ':' || failed, ','), '')"
+		  " FROM journal");
+}
+
+/*
+ * Two servers for one user on one host (another port): INBOX on the
+ * other one has the same UIDVALIDITY (Dovecot: made in the same second),
+ * more messages and a higher HIGHESTMODSEQ, so the folder's numbers say
+ * nothing.  UID 1 there has another size: the run stops before its LIST,
+ * with the account's error, and nothing is sent: no flag change, delete
+ * or move reaches another mailbox's messages, and the changes wait as
+ * they were.  (Before engine-ident.c: the flags went to that server's
+ * UID 1.)
+ */
+START_TEST(test_ident_other_server_refused)
+{
+	static const struct step script[] = {
+		IDENT_INBOX(150, 530, 1000),
+		END,
+	};
+	struct sync_result res;
+	int64_t moved;
+
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'flags', 1, 1);"
+	     "INSERT INTO message (folder_id, size, internaldate) VALUES (2, 5, 1000);"
+	     "INSERT INTO message_state (id, flags) VALUES (last_insert_rowid(), '');");
+	moved = atoll(qs("SELECT max(id) FROM message"));
+	ck_assert_int_eq(store_journal_add(
+				 store_from_public(cs), 1, JOURNAL_OP_MOVE, 2, moved,
+				 &(struct journal_args){ .op = JOURNAL_OP_MOVE, .copy.src_id = 1 }),
+			 0);
+	res = run_sync(script, ALL_CAPS | CAP(IMAP_CAP_QRESYNC));
+	ck_assert_int_eq(res.r, -CPMSYNC_E_CONFIG);
+	ck_assert_str_eq(res.reason,
+			 "INBOX on this server is not the folder the store holds: its UID 1 is"
+			 " another message than the store's <m1@x> (RFC822.SIZE 530, not 5; the"
+			 " same UIDVALIDITY 7), and local changes to 1 of its messages are not"
+			 " yet sent: set the account back to the server that has them to send"
+			 " them, or remove the account with D-Bus Manager1.RemoveAccount to drop"
+			 " them");
+	ck_assert_str_eq(journal_rows(), "flags:0:0,move:0:0");
+	ck_assert_str_eq(qs("SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+			    " FROM folder WHERE id = 1"),
+			 "7 5 100");
+}
+END_TEST
+
+/* The same size, another internal date: another message too. */
+START_TEST(test_ident_other_date_refused)
+{
+	static const struct step script[] = {
+		IDENT_INBOX(100, 5, 1001),
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'expunge', 1, 1)");
+	res = run_sync(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_CONFIG);
+	ck_assert_ptr_nonnull(strstr(res.reason,
+				     "its UID 1 is another message than the store's"
+				     " <m1@x> (INTERNALDATE 1970-01-01 00:16:41 UTC,"
+				     " not 1970-01-01 00:16:40 UTC; the same UIDVALIDITY 7)"));
+	ck_assert_str_eq(journal_rows(), "expunge:0:0");
+}
+END_TEST
+
+/*
+ * The same message under UID 1: the run goes on, the change is sent, and
+ * a second run on the same connection does not check again (once per
+ * connection); a new connection does.
+ */
+START_TEST(test_ident_once_per_connection)
+{
+	static const struct step first[] = {
+		IDENT_INBOX(100, 5, 1000),
+		LIST_UNCHANGED,
+		{ .call = "select INBOX condstore" },
+		{ .call = "store 1 +($Work) 0" },
+		END,
+	};
+	static const struct step again[] = {
+		LIST_UNCHANGED,
+		{ .call = "select INBOX condstore" },
+		{ .call = "store 1 -($Work) 0" },
+		END,
+	};
+	struct sync_result res;
+
+	client_usable = true;
+	exec("UPDATE message_state SET flags = '$Work \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'flags', 1, 1)");
+	res = run_with(first, LIST_STATUS_CAPS, RUN_ON_CLIENT);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(journal_rows(), "");
+	ck_assert(conn_checked);
+	exec("UPDATE message_state SET flags = '\\Seen', server_flags = '$Work \\Seen'"
+	     " WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'flags', 1, 1)");
+	res = run_with(again, LIST_STATUS_CAPS, RUN_ON_CLIENT);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(journal_rows(), "");
+}
+END_TEST
+
+/*
+ * Nothing to check: a UID gone from the server (another client expunged
+ * it: the change to it is void) tells nothing; another UIDVALIDITY is the
+ * pull's to see (it re-reads the folder); a failed operation is not sent;
+ * an APPEND names no UID.  The run goes on in each case.
+ */
+START_TEST(test_ident_nothing_against)
+{
+	static const struct step gone[] = {
+		{ .call = "select INBOX condstore",
+		  .ev = { CODE_EV(UIDVALIDITY, 7), CODE_EV(UIDNEXT, 5), EXISTS_EV(0) } },
+		{ .call = "fetch 1 (UID RFC822.SIZE INTERNALDATE)" },
+		{ .call = "list status modseq", .r = -CPMSYNC_E_SERVER, .text = "stop here" },
+		END,
+	};
+	static const struct step other_uv[] = {
+		{ .call = "select INBOX condstore",
+		  .ev = { CODE_EV(UIDVALIDITY, 8), CODE_EV(UIDNEXT, 5), EXISTS_EV(1) } },
+		{ .call = "list status modseq", .r = -CPMSYNC_E_SERVER, .text = "stop here" },
+		END,
+	};
+	static const struct step unchecked[] = {
+		{ .call = "list status modseq", .r = -CPMSYNC_E_SERVER, .text = "stop here" },
+		END,
+	};
+
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'flags', 1, 1)");
+	sync_fails(gone, LIST_STATUS_CAPS, -CPMSYNC_E_SERVER, "LIST: stop here");
+	sync_fails(other_uv, LIST_STATUS_CAPS, -CPMSYNC_E_SERVER, "LIST: stop here");
+	exec("UPDATE journal SET failed = 1");
+	local_message(1, "");
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " SELECT 1, 'append', 1, max(id) FROM message");
+	sync_fails(unchecked, LIST_STATUS_CAPS, -CPMSYNC_E_SERVER, "LIST: stop here");
+}
+END_TEST
+
+/*
+ * A message stored here with bare LFs and appended (UID 2): APPEND sent
+ * each LF as CRLF, so the server counts 2 bytes more than the store's
+ * size.  The same message: the run goes on.  One byte more still is
+ * another message.
+ */
+START_TEST(test_ident_crlf_size)
+{
+	static const struct step same[] = {
+		{ .call = "select INBOX condstore",
+		  .ev = { CODE_EV(UIDVALIDITY, 7), CODE_EV(UIDNEXT, 5), EXISTS_EV(2) } },
+		{ .call = "fetch 2 (UID RFC822.SIZE INTERNALDATE)",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 2,
+						 .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE,
+						 .size = 6,
+						 .internaldate = 2000 } } } },
+		{ .call = "list status modseq", .r = -CPMSYNC_E_SERVER, .text = "stop here" },
+		END,
+	};
+	static const struct step other[] = {
+		{ .call = "select INBOX condstore",
+		  .ev = { CODE_EV(UIDVALIDITY, 7), CODE_EV(UIDNEXT, 5), EXISTS_EV(2) } },
+		{ .call = "fetch 2 (UID RFC822.SIZE INTERNALDATE)",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 2,
+						 .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE,
+						 .size = 7,
+						 .internaldate = 2000 } } } },
+		END,
+	};
+	struct sync_result res;
+	int64_t id;
+
+	exec("INSERT INTO message (folder_id, uid, size, internaldate, message_id)"
+	     " VALUES (1, 2, 4, 2000, '<lf@x>');"
+	     "INSERT INTO message_state (id, flags, server_flags)"
+	     " VALUES (last_insert_rowid(), '$Later', '');");
+	id = atoll(qs("SELECT max(id) FROM message"));
+	ck_assert_int_eq(store_body_put(store_from_public(cs), id, "a\nb\n", 4), 0);
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " SELECT 1, 'flags', 1, max(id) FROM message");
+	sync_fails(same, LIST_STATUS_CAPS, -CPMSYNC_E_SERVER, "LIST: stop here");
+	res = run_sync(other, LIST_STATUS_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_CONFIG);
+	ck_assert_ptr_nonnull(strstr(res.reason, "its UID 2 is another message than the store's"
+						 " <lf@x> (RFC822.SIZE 7, not 4;"));
+}
+END_TEST
+
 START_TEST(test_flags_store_answer_lost_seen_by_sync)
 {
 	static const struct step script[] = {
+		IDENT_INBOX(120, 5, 1000),
 		{ .call = "list status modseq",
 		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 120),
 			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50) } },
@@ -4688,6 +4918,11 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_flags_read_only_folder);
 	tcase_add_test(tc, test_flags_not_permanent);
 	tcase_add_test(tc, test_flags_modified_merged);
+	tcase_add_test(tc, test_ident_other_server_refused);
+	tcase_add_test(tc, test_ident_other_date_refused);
+	tcase_add_test(tc, test_ident_once_per_connection);
+	tcase_add_test(tc, test_ident_nothing_against);
+	tcase_add_test(tc, test_ident_crlf_size);
 	tcase_add_test(tc, test_flags_store_answer_lost_seen_by_sync);
 	tcase_add_test(tc, test_flags_store_answer_lost_replay_only);
 	tcase_add_test(tc, test_flags_store_marked_before_sent);

@@ -65,7 +65,7 @@ struct cpmsync_sync_stats;
 struct sync_result {
 	bool done;
 	int r;
-	char reason[256];
+	char reason[512]; /* as the engine's */
 	struct cpmsync_sync_stats stats;
 };
 void sync_result_cb(int r, const char *reason, const struct cpmsync_sync_stats *stats,

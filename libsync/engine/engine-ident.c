@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Is the server the one the store's copy is of?  Checked at the start of
+ * a run, once per connection (driver op checked), before anything of the
+ * server is written into the store or any change is sent to it, for the
+ * folders only where local changes wait that name messages by UID (UID
+ * STORE, UID EXPUNGE, UID COPY/MOVE, UID STORE ANNOTATION).
+ *
+ * The address is not the identity: port, tunnel or proxy may change and
+ * the server stay (143 to 993, a fault proxy in the tests), and one host
+ * may run two servers for one user (two Dovecots on two ports).  The
+ * account's identity (store_sync_account_identity()) is user@host; a
+ * folder's is what plan_folder_identity() compares: UIDVALIDITY,
+ * MAILBOXID, HIGHESTMODSEQ and UIDNEXT not gone down.  On another server
+ * all of these can agree: Dovecot sets UIDVALIDITY from the creation time
+ * (two INBOXes made in the same second share it), dsync and backups copy
+ * it, and Dovecot 2.3 has no MAILBOXID.  UIDs are then taken for those of
+ * the other server's messages: a flag change, a delete, a move reached
+ * other messages.
+ *
+ * So for each such folder whose SELECT shows the recorded numbers (and no
+ * MAILBOXID equal to the recorded one, which proves it), the messages the
+ * changes name are fetched by UID (RFC822.SIZE INTERNALDATE, and EMAILID
+ * with OBJECTID): a UID of the same folder names the same message for as
+ * long as the UIDVALIDITY holds (RFC 3501 2.3.1.1), so one of them with
+ * another size, internal date or EMAILID than the store's is another
+ * mailbox's (the size of a message appended from here is the one APPEND
+ * sent: each bare LF as CRLF).  (Size and date are what replay already recognises its own
+ * interrupted APPEND by.)  A UID not there any more tells nothing: expunged
+ * by another client, the change to it is void anyway.  Folders whose
+ * numbers differ are not looked at: the folder sync re-reads them
+ * (plan_after_select()), re-matching the messages by their content, so
+ * their changes follow their messages or go with them.
+ *
+ * A mismatch fails the run with -CPMSYNC_E_CONFIG and a reason naming the
+ * folder, the UID and what differs, as a change of host or user with
+ * changes queued does (the session then waits for the settings to change):
+ * nothing is sent and nothing fetched, so setting the account back to the
+ * server that has the mailbox sends the changes as they were, and removing
+ * the account drops them.  Not failed operations: the store's copy of the
+ * whole account is of the other mailbox, so the folder sync would write
+ * this server's messages and flags over it under the same UIDs, and a
+ * change discarded would leave that mixture.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cpmsync/error.h>
+
+#include "engine/engine-internal.h"
+#include "imap/imap-seqset.h"
+#include "store/store-sync.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "util/rangeset.h"
+
+#define CAT CPMSYNC_LOG_CAT_ENGINE
+
+struct ident {
+	engine_next_fn next;
+	struct sync_uid_target *t;
+	size_t n;
+	size_t pos, end;       /* the folder being checked: t[pos, end) */
+	struct sync_folder sf; /* its row */
+	bool selected;	       /* a SELECT of ours was sent */
+	uint32_t bad_uid;      /* the first message that differs, 0: none */
+	char what[192];	       /* how it differs */
+};
+
+#define I(e) ((struct ident *)(e)->ident)
+
+void engine_ident_free(struct cpmsync_sync *e)
+{
+	struct ident *id = I(e);
+
+	if (!id)
+		return;
+	sync_uid_targets_free(id->t, id->n);
+	sync_folder_free_contents(&id->sf);
+	free(id);
+	e->ident = NULL;
+}
+
+static void ident_done(struct cpmsync_sync *e)
+{
+	engine_next_fn next = I(e)->next;
+	bool *mark = e->drv->ops->checked ? e->drv->ops->checked(e->drv) : NULL;
+
+	if (I(e)->selected) {
+		/* The run selects what it needs again: our folder is no
+		 * one's, and engine_sync_selected()'s folder is no longer
+		 * the selected one. */
+		e->selected_id = 0;
+		e->fast = FAST_OFF;
+		e->keep_lost = true;
+	}
+	engine_ident_free(e);
+	if (mark)
+		*mark = true;
+	next(e);
+}
+
+static void ident_folder(struct cpmsync_sync *e);
+
+static void ident_next_folder(struct cpmsync_sync *e)
+{
+	struct ident *id = I(e);
+
+	sync_folder_free_contents(&id->sf);
+	id->sf = (struct sync_folder){ 0 };
+	id->pos = id->end;
+	ident_folder(e);
+}
+
+static void ident_date(int64_t t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(buf, size, "%" PRId64, t);
+}
+
+/*
+ * Whether size is the size of x as a server counts it: the recorded one,
+ * or for a message stored here (appended by us) with bare LFs, its body
+ * with each LF as CRLF, as APPEND sent it (the store keeps the local
+ * size).  -errno: the store failed.
+ */
+static int size_matches(struct cpmsync_sync *e, const struct sync_uid_target *x, uint64_t size)
+{
+	uint64_t crlf = 0;
+	int r;
+
+	if (x->size <= 0 || (uint64_t)x->size == size)
+		return 1;
+	if (size < (uint64_t)x->size)
+		return 0;
+	r = store_body_crlf_size(e->store, x->id, &crlf);
+	if (r == -CPMSYNC_E_NOT_FOUND)
+		return 0;
+	if (r < 0)
+		return r;
+	return crlf == size;
+}
+
+void engine_ident_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
+{
+	struct ident *id = I(e);
+	const struct sync_uid_target *x = NULL;
+	size_t lo, hi;
+	int r;
+
+	if (!id || id->bad_uid || e->finished)
+		return;
+	lo = id->pos;
+	hi = id->end;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (id->t[mid].uid == f->uid) {
+			x = &id->t[mid];
+			break;
+		}
+		if (id->t[mid].uid < f->uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!x)
+		return; /* not asked for (unsolicited) */
+	r = (f->present & ENGINE_FETCH_SIZE) ? size_matches(e, x, f->size) : 1;
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	if (r == 0) {
+		snprintf(id->what, sizeof(id->what), "RFC822.SIZE %" PRIu64 ", not %" PRId64,
+			 f->size, x->size);
+	} else if ((f->present & ENGINE_FETCH_DATE) && x->internaldate > 0 &&
+		   f->internaldate != x->internaldate) {
+		char there[40], here[40];
+
+		ident_date(f->internaldate, there, sizeof(there));
+		ident_date(x->internaldate, here, sizeof(here));
+		snprintf(id->what, sizeof(id->what), "INTERNALDATE %s, not %s", there, here);
+	} else if ((f->present & ENGINE_FETCH_OBJECTIDS) && f->emailid && x->emailid &&
+		   strcmp(f->emailid, x->emailid) != 0) {
+		snprintf(id->what, sizeof(id->what), "EMAILID %.60s, not %.60s", f->emailid,
+			 x->emailid);
+	} else {
+		return;
+	}
+	id->bad_uid = x->uid;
+}
+
+static void ident_fetched(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct ident *id = I(e);
+	const struct sync_uid_target *x = NULL;
+
+	e->fetch_kind = FK_NONE;
+	if (e->finished)
+		return;
+	if (res->r == -CPMSYNC_E_SERVER) {
+		/* Tells nothing either way; the folder's own checks remain. */
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: cannot check the messages of %s: %s",
+			e->account_name, id->sf.server_name, res->text ? res->text : "");
+		ident_next_folder(e);
+		return;
+	}
+	if (engine_reply_failed(e, res, "FETCH"))
+		return;
+	if (!id->bad_uid) {
+		log_debug(CAT, "%s: %s holds the messages the store knows under %zu UID(s)",
+			  e->account_name, id->sf.server_name, id->end - id->pos);
+		ident_next_folder(e);
+		return;
+	}
+	for (size_t i = id->pos; i < id->end; i++)
+		if (id->t[i].uid == id->bad_uid)
+			x = &id->t[i];
+	engine_fail(e, -CPMSYNC_E_CONFIG,
+		    "%s on this server is not the folder the store holds: its UID %u is another"
+		    " message than the store's%s%.200s (%s; the same UIDVALIDITY %u), and local"
+		    " changes to %zu of its messages are not yet sent: set the account back to"
+		    " the server that has them to send them, or remove the account with D-Bus"
+		    " Manager1.RemoveAccount to drop them",
+		    id->sf.server_name, id->bad_uid, x && x->message_id ? " " : "",
+		    x && x->message_id ? x->message_id : "", id->what, id->sf.uidvalidity,
+		    id->end - id->pos);
+}
+
+static void ident_selected(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct ident *id = I(e);
+	_cleanup_(buf_freep) struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	struct rangeset uids = RANGESET_INIT;
+	enum plan_identity identity;
+	size_t setpos = 0;
+	int r = 0;
+
+	free(TAKE_PTR(e->perm_pending));
+	e->fetch_kind = FK_NONE;
+	if (e->finished)
+		return;
+	if (res->r == -CPMSYNC_E_SERVER) {
+		/* Gone, or not ours to read: the folder sync and the replay
+		 * deal with it as they do. */
+		log_debug(CAT, "%s: %s not checked: %s", e->account_name, id->sf.server_name,
+			  res->text ? res->text : "");
+		ident_next_folder(e);
+		return;
+	}
+	if (engine_reply_failed(e, res, "SELECT"))
+		return;
+	{
+		const struct plan_identity_in in = {
+			.local_uidvalidity = id->sf.uidvalidity,
+			.local_uidnext = id->sf.uidnext,
+			.local_highestmodseq = id->sf.highestmodseq,
+			.local_mailboxid = id->sf.mailboxid,
+			.uidvalidity = e->f.uidvalidity,
+			.uidnext = e->f.uidnext,
+			.highestmodseq = e->f.nomodseq ? 0 : e->f.hms,
+			.mailboxid = e->f.mailboxid,
+		};
+
+		identity = plan_folder_identity(&in);
+	}
+	if (identity != PLAN_IDENTITY_SAME || !e->f.uidvalidity) {
+		log_debug(CAT, "%s: %s not checked by its messages: %s", e->account_name,
+			  id->sf.server_name,
+			  identity != PLAN_IDENTITY_SAME ? plan_identity_name(identity)
+							 : "no UIDVALIDITY");
+		ident_next_folder(e);
+		return;
+	}
+	if (id->sf.mailboxid && *id->sf.mailboxid && e->f.mailboxid[0] &&
+	    strcmp(id->sf.mailboxid, e->f.mailboxid) == 0) {
+		log_debug(CAT, "%s: %s has the recorded MAILBOXID", e->account_name,
+			  id->sf.server_name);
+		ident_next_folder(e);
+		return;
+	}
+	for (size_t i = id->pos; i < id->end && i < id->pos + ENGINE_IDENT_UIDS && r >= 0; i++)
+		r = rangeset_add(&uids, id->t[i].uid);
+	if (r >= 0)
+		r = imap_seqset_format(&uids, &setpos, &set, ENGINE_SET_BYTES);
+	rangeset_free(&uids);
+	if (r >= 0) {
+		e->fetch_kind = FK_IDENT;
+		r = e->drv->ops->fetch(e->drv, set.data,
+				       e->drv->ops->has(e->drv, IMAP_CAP_OBJECTID)
+					       ? "UID RFC822.SIZE INTERNALDATE EMAILID"
+					       : "UID RFC822.SIZE INTERNALDATE",
+				       ident_fetched, e);
+	}
+	if (r < 0) {
+		e->fetch_kind = FK_NONE;
+		engine_fail(e, r, "out of memory");
+	}
+}
+
+static void ident_folder(struct cpmsync_sync *e)
+{
+	struct ident *id = I(e);
+	struct engine_driver *d = e->drv;
+	int r;
+
+	for (; id->pos < id->n; id->pos = id->end) {
+		struct engine_select_params p = {
+			.condstore = d->ops->enabled(d, IMAP_CAP_QRESYNC) ||
+				     d->ops->enabled(d, IMAP_CAP_CONDSTORE),
+		};
+
+		id->end = id->pos;
+		while (id->end < id->n && id->t[id->end].folder_id == id->t[id->pos].folder_id)
+			id->end++;
+		sync_folder_free_contents(&id->sf);
+		id->sf = (struct sync_folder){ 0 };
+		r = store_sync_folder_get(e->store, id->t[id->pos].folder_id, &id->sf);
+		if (r == -CPMSYNC_E_NOT_FOUND)
+			continue;
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+		/* Not on the server yet, going, or never synced: no UID of
+		 * it is the server's. */
+		if (!id->sf.server_name || id->sf.removed || !id->sf.uidvalidity)
+			continue;
+		/* What the untagged responses of this SELECT will tell;
+		 * selected_id 0: its FETCH, VANISHED and flags are no
+		 * folder's of the store. */
+		e->f.uidvalidity = e->f.uidnext = e->f.exists = 0;
+		e->f.hms = 0;
+		e->f.nomodseq = false;
+		e->f.mailboxid[0] = '\0';
+		e->selected_id = 0;
+		e->keep_lost = true;
+		id->selected = true;
+		e->fetch_kind = FK_IDENT;
+		r = d->ops->select(d, id->sf.server_name, &p, ident_selected, e);
+		if (r < 0) {
+			e->fetch_kind = FK_NONE;
+			engine_fail(e, r, "out of memory");
+		}
+		return;
+	}
+	ident_done(e);
+}
+
+void engine_ident_check(struct cpmsync_sync *e, engine_next_fn next)
+{
+	bool *mark = e->drv->ops->checked ? e->drv->ops->checked(e->drv) : NULL;
+	struct ident *id;
+	int r;
+
+	if (mark && *mark) {
+		next(e);
+		return;
+	}
+	id = calloc(1, sizeof(*id));
+	if (!id) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	id->next = next;
+	e->ident = id;
+	r = store_sync_uid_targets(e->store, e->account_id, &id->t, &id->n);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	ident_folder(e);
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The address is not the server: only the port changes, same host and user
+# (two Dovecots on 127.0.0.1 for one user, the same folder names, other
+# messages), with local changes queued (a flag change, a delete, a move,
+# an APPEND).
+#
+# (2. runs first: 1. changes server one.)
+# 1. INBOX and Work on the second server have the first's UIDVALIDITY
+#    (Dovecot sets it from the creation time: made in the same second, or
+#    copied by dsync; forced here with doveadm mailbox update).  Before
+#    engine-ident.c the folder check (UIDVALIDITY, MAILBOXID, HIGHESTMODSEQ
+#    and UIDNEXT not down, EXISTS) saw nothing: the flag went to the other
+#    server's UID 1, its UID 2 was expunged, its UID 3 moved to Work, and
+#    its messages were mixed into the store.  Now the run is refused with
+#    the account's error, naming the folder and what differs; nothing is
+#    sent, nothing fetched.  With the port set back, everything goes to
+#    the first server, and the store equals it.
+# 2. The same with another UIDVALIDITY on the second server (the case the
+#    folder check did catch already): no change addressed by UID reaches
+#    its messages; the folders are re-read, so the store equals it, and the
+#    APPEND is made there (it names no message: the user's new message
+#    belongs in the account's INBOX, whichever server holds it).
+# 3. The same server through a proxy on another port, changes queued: the
+#    run checks INBOX by its messages, finds them the store's, sends the
+#    changes and downloads nothing again.
+# 4. A message stored here with bare LF line ends, appended, then changed:
+#    the server counts its size with CRLF, and it is still the same message.
+set -u
+# shellcheck source=lib-sync.sh
+. "$(dirname "$0")/lib-sync.sh"
+lib_init
+[ -x "$PROXY" ] || bail "missing $PROXY (make all tests)"
+is_cyrus && {
+	echo "# two servers of one kind on one host: Dovecot only"
+	finish
+}
+
+dc_start one
+P1=$IMAP_PORT C1=$DOVECOT_CONF PW1=$PASS1
+dc_start two
+P2=$IMAP_PORT C2=$DOVECOT_CONF PW2=$PASS1
+d1() { doveadm -c "$C1" "$@"; }
+d2() { doveadm -c "$C2" "$@"; }
+
+# dump_of CONF: server_dump of $USER1 on that server (folder Sent etc. too)
+dump_of() { DOVECOT_CONF=$1 server_dump "$USER1"; }
+# use PORT PASSWORD: account a now names 127.0.0.1:PORT
+use() {
+	sed -i "s/^port = .*/port = $1/" "$CONF" || return 1
+	printf '%s\n' "$2" >"$WORK/pw"
+}
+uidvalidity() { # CONF FOLDER
+	doveadm -c "$1" -f tab mailbox status -u "$USER1" uidvalidity "$2" | tail -n 1 | cut -f2
+}
+
+for c in "$C1" "$C2"; do
+	doveadm -c "$c" mailbox create -u "$USER1" Work || bail "cannot create Work"
+done
+for i in 1 2 3 4; do
+	DOVECOT_CONF=$C1 msg_save "$USER1" INBOX "<a$i@one.test>" 400 || bail "cannot save <a$i>"
+done
+for i in 1 2 3 4 5 6; do
+	DOVECOT_CONF=$C2 msg_save "$USER1" INBOX "<b$i@two.test>" 500 || bail "cannot save <b$i>"
+done
+
+# queue DB: the changes, offline (cpmsync-op on the store file)
+queue() {
+	local db=$1 a1 a2 a3
+	a1=$("$OP" --db "$db" find a INBOX "<a1@one.test>") &&
+		a2=$("$OP" --db "$db" find a INBOX "<a2@one.test>") &&
+		a3=$("$OP" --db "$db" find a INBOX "<a3@one.test>") &&
+		"$OP" --db "$db" flags "$a1" -- +'$Wrong' &&
+		"$OP" --db "$db" delete "$a2" &&
+		"$OP" --db "$db" expunge a INBOX &&
+		"$OP" --db "$db" move Work "$a3" >/dev/null &&
+		msg_text "<new@local.test>" 300 | "$OP" --db "$db" store a INBOX - >/dev/null
+}
+# ops DB: the queued rows' operations
+ops() { "$OP" --db "$1" pending a | cut -f3 | tr '\n' ' '; }
+
+# --- 2. another UIDVALIDITY: the folders are re-read --------------------------------
+for f in INBOX Work; do
+	uv=$(($(uidvalidity "$C1" "$f") + 1000))
+	check "server two: $f gets another UIDVALIDITY ($uv)" \
+		d2 mailbox update --uid-validity "$uv" -u "$USER1" "$f"
+done
+CONF=$WORK/other.conf
+DB=$WORK/other.db
+PASS1=$PW1 clear_conf "$CONF" "$DB" "$P1"
+check "first sync, with server one" sync_once "$CONF" "$WORK/other1.log"
+check "the changes are queued" queue "$DB"
+before1=$(dump_of "$C1")
+before2=$(dump_of "$C2")
+use "$P2" "$PW2" || bail "cannot change the port"
+check "the run with server two's port succeeds" sync_once "$CONF" "$WORK/other2.log"
+check "the folder check saw INBOX's UIDVALIDITY change" grep -q 'INBOX.*UIDVALIDITY changed' "$WORK/other2.log"
+if grep -qE ' C: a[0-9]+ UID (STORE|EXPUNGE|MOVE|COPY)' "$WORK/other2.log"; then
+	not_ok "no UID STORE, EXPUNGE, MOVE or COPY went to server two"
+else
+	ok "no UID STORE, EXPUNGE, MOVE or COPY went to server two"
+fi
+expect "server two's own messages are as they were" "$(dump_of "$C2" | grep -F '@two.test>')" \
+	"$(grep -F '@two.test>' <<<"$before2")"
+appended() { d2 search -u "$USER1" mailbox INBOX header message-id new@local.test | grep -q .; }
+check "the APPEND went to server two's INBOX" appended
+if DOVECOT_CONF=$C2 compare "$DB"; then ok "dump equals server two"; else not_ok "dump equals server two"; fi
+expect "nothing waits" "$(ops "$DB")" ""
+expect "server one is untouched" "$(dump_of "$C1")" "$before1"
+
+# --- 1. the same UIDVALIDITY ------------------------------------------------------
+for f in INBOX Work; do
+	uv=$(uidvalidity "$C1" "$f")
+	check "server two: $f gets server one's UIDVALIDITY $uv" \
+		d2 mailbox update --uid-validity "$uv" -u "$USER1" "$f"
+done
+expect "INBOX has one UIDVALIDITY on both servers" "$(uidvalidity "$C2" INBOX)" "$(uidvalidity "$C1" INBOX)"
+CONF=$WORK/same.conf
+DB=$WORK/same.db
+PASS1=$PW1 clear_conf "$CONF" "$DB" "$P1"
+check "first sync, with server one" sync_once "$CONF" "$WORK/same1.log"
+check "the changes are queued" queue "$DB"
+expect "the journal" "$(ops "$DB")" "flags flags expunge move append "
+before2=$(dump_of "$C2")
+local_before=$("$CPMCTL" dump --db "$DB" a)
+use "$P2" "$PW2" || bail "cannot change the port"
+sync_once "$CONF" "$WORK/same2.log" >/dev/null
+expect "the run with server two's port fails" "$?" 1
+uv=$(uidvalidity "$C1" INBOX)
+want="cpm-syncd: a: INBOX on this server is not the folder the store holds: its UID 1 is another message than the store's <a1@one.test> (RFC822.SIZE 530, not 428; the same UIDVALIDITY $uv), and local changes to 3 of its messages are not yet sent: set the account back to the server that has them to send them, or remove the account with D-Bus Manager1.RemoveAccount to drop them"
+if grep -qxF "$want" "$WORK/same2.log"; then
+	ok "it says which folder and what differs"
+else
+	not_ok "it says which folder and what differs"
+	grep -F 'is not the folder' "$WORK/same2.log" | sed 's/^/    /'
+fi
+expect "nothing was sent to server two" "$(dump_of "$C2")" "$before2"
+expect "the changes still wait" "$(ops "$DB")" "flags flags expunge move append "
+expect "the store is as it was" "$("$CPMCTL" dump --db "$DB" a)" "$local_before"
+if grep -qE ' C: a[0-9]+ (UID (STORE|EXPUNGE|MOVE|COPY)|APPEND|LIST)' "$WORK/same2.log"; then
+	not_ok "no STORE, EXPUNGE, MOVE, APPEND or LIST went to server two"
+else
+	ok "no STORE, EXPUNGE, MOVE, APPEND or LIST went to server two"
+fi
+
+use "$P1" "$PW1" || bail "cannot change the port back"
+check "the port set back: the run sends the changes" sync_once "$CONF" "$WORK/same3.log"
+expect "nothing waits" "$(ops "$DB")" ""
+if DOVECOT_CONF=$C1 compare "$DB"; then ok "dump equals server one"; else not_ok "dump equals server one"; fi
+got=$(d1 -f tab fetch -u "$USER1" 'hdr.message-id flags' mailbox INBOX | tail -n +2 | tr '\t\n' ' ')
+expect "server one's INBOX" "$got" "<a1@one.test> \$Wrong <a4@one.test>  <new@local.test>  "
+got=$(d1 -f tab fetch -u "$USER1" 'hdr.message-id' mailbox Work | tail -n +2 | tr '\n' ' ')
+expect "server one's Work" "$got" "<a3@one.test> "
+expect "server two is untouched" "$(dump_of "$C2")" "$before2"
+
+# --- 3. the same server through a proxy on another port ------------------------------
+CONF=$WORK/proxy.conf
+DB=$WORK/proxy.db
+PASS1=$PW1 clear_conf "$CONF" "$DB" "$P1"
+check "first sync of a third store, with server one" sync_once "$CONF" "$WORK/proxy1.log"
+a4=$("$OP" --db "$DB" find a INBOX "<a4@one.test>") || bail "no <a4> in the store"
+check "a flag change queued" "$OP" --db "$DB" flags "$a4" -- +'$Proxied'
+IMAP_PORT=$P1 # the proxy goes to server one
+# shellcheck disable=SC2119 # no fault to inject: a plain proxy
+proxy_start
+use "$PROXY_PORT" "$PW1" || bail "cannot change the port"
+check "the run through the proxy succeeds" sync_once "$CONF" "$WORK/proxy2.log"
+check "INBOX was checked by its messages" grep -qF "a: INBOX holds the messages the store knows under 1 UID(s)" "$WORK/proxy2.log"
+check "nothing downloaded again" grep -qE 'a: done: .* 0 messages added,' "$WORK/proxy2.log"
+expect "nothing waits" "$(ops "$DB")" ""
+if DOVECOT_CONF=$C1 compare "$DB"; then ok "dump equals server one"; else not_ok "dump equals server one"; fi
+proxy_stop
+
+# --- 4. a message stored here with bare LF line ends -------------------------------
+# APPEND sends each LF as CRLF, so the server's RFC822.SIZE is not the size
+# the store recorded: still the same message, the change to it goes.
+use "$P1" "$PW1" || bail "cannot change the port"
+check "a message with bare LFs stored" bash -c \
+	"printf 'From: x@y\nSubject: lf\nMessage-ID: <lf@local.test>\n\nbare\nline ends\n' |
+	'$OP' --db '$DB' store a INBOX - >/dev/null"
+check "the run appends it" sync_once "$CONF" "$WORK/lf1.log"
+lf=$("$OP" --db "$DB" find a INBOX "<lf@local.test>") || bail "no <lf> in the store"
+check "a flag change to it queued" "$OP" --db "$DB" flags "$lf" -- +'$Later'
+check "the run sends it" sync_once "$CONF" "$WORK/lf2.log"
+got=$(d1 -f tab fetch -u "$USER1" 'flags' mailbox INBOX header message-id lf@local.test | tail -n +2)
+expect "server one has the flag" "$got" '$Later'
+finish
