@@ -26,6 +26,8 @@
 #    changes and downloads nothing again.
 # 4. A message stored here with bare LF line ends, appended, then changed:
 #    the server counts its size with CRLF, and it is still the same message.
+# 5. The daemon with 1.'s store and server two's port: the account's error,
+#    no retry; the port set back in the file, the change goes to server one.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -184,4 +186,26 @@ check "a flag change to it queued" "$OP" --db "$DB" flags "$lf" -- +'$Later'
 check "the run sends it" sync_once "$CONF" "$WORK/lf2.log"
 got=$(d1 -f tab fetch -u "$USER1" 'flags' mailbox INBOX header message-id lf@local.test | tail -n +2)
 expect "server one has the flag" "$got" '$Later'
+
+# --- 5. the daemon: the account's error, until the settings change -----------------
+CONF=$WORK/same.conf
+DB=$WORK/same.db
+a4=$("$OP" --db "$DB" find a INBOX "<a4@one.test>") || bail "no <a4> in the store"
+check "a flag change queued" "$OP" --db "$DB" flags "$a4" -- +'$Daemon'
+use "$P2" "$PW2" || bail "cannot change the port"
+LOG=$WORK/daemon.log
+"$SYNCD" -c "$CONF" --no-dbus -v 2>"$LOG" &
+DPID=$!
+BG_PIDS+=("$DPID")
+refused() { grep -q 'a: INBOX on this server is not the folder the store holds: .*; not retrying until the settings change' "$LOG"; }
+check "the daemon refuses server two and waits for the settings" eventually 20 refused
+use "$P1" "$PW1" || bail "cannot change the port back"
+flagged() {
+	d1 -f tab fetch -u "$USER1" 'flags' mailbox INBOX header message-id a4@one.test | tail -n +2 |
+		grep -qF '$Daemon'
+}
+check "the port set back: the daemon sends the change to server one" eventually 20 flagged
+kill "$DPID" && wait "$DPID"
+expect "the daemon stops on SIGTERM" "$?" 0
+expect "nothing waits" "$(ops "$DB")" ""
 finish
