@@ -20,17 +20,18 @@
  *
  * So for each such folder whose SELECT shows the recorded numbers (and no
  * MAILBOXID equal to the recorded one, which proves it), the messages the
- * changes name are fetched by UID (RFC822.SIZE INTERNALDATE, and EMAILID
- * with OBJECTID): a UID of the same folder names the same message for as
- * long as the UIDVALIDITY holds (RFC 3501 2.3.1.1), so one of them with
- * another size, internal date or EMAILID than the store's is another
- * mailbox's (the size of a message appended from here is the one APPEND
- * sent: each bare LF as CRLF).  (Size and date are what replay already recognises its own
- * interrupted APPEND by.)  A UID not there any more tells nothing: expunged
- * by another client, the change to it is void anyway.  Folders whose
- * numbers differ are not looked at: the folder sync re-reads them
- * (plan_after_select()), re-matching the messages by their content, so
- * their changes follow their messages or go with them.
+ * changes name (the lowest ENGINE_IDENT_UIDS of them) are fetched by UID
+ * (RFC822.SIZE INTERNALDATE, and EMAILID with OBJECTID): a UID of the same
+ * folder names the same message for as long as the UIDVALIDITY holds (RFC
+ * 3501 2.3.1.1), so one of them with another size, internal date or
+ * EMAILID than the store's is another mailbox's.  The size of a message
+ * appended from here is the one APPEND sent, each bare LF as CRLF; size
+ * and date are what replay already recognises its own interrupted APPEND
+ * by.  A UID not there any more tells nothing: expunged by another
+ * client, the change to it is void anyway.  Folders whose numbers differ
+ * are not looked at: the folder sync re-reads them (plan_after_select()),
+ * re-matching the messages by their content, so their changes follow
+ * their messages or go with them.
  *
  * A mismatch fails the run with -CPMSYNC_E_CONFIG and a reason naming the
  * folder, the UID and what differs, as a change of host or user with
