@@ -2321,14 +2321,53 @@ static void delete_done(const struct engine_reply *res, void *userdata)
 		replay_next(e);
 }
 
+/*
+ * Whether the selected folder is the one the row renames on the server, or
+ * under it.  Cyrus answers such a RENAME with "* VANISHED" of every UID
+ * the session saw (the selected mailbox went away under that name), which
+ * says nothing of the messages: RFC 9051 6.3.6 keeps them, under the new
+ * name.  Taken as expunges, they were deleted here for good.  -1 when the
+ * run failed.
+ */
+static int renames_selected(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct sync_folder sel = { 0 };
+	const char *from = rp->folder.server_name;
+	size_t n = strlen(from);
+	int r;
+
+	if (!e->selected_id)
+		return 0;
+	if (e->selected_id == rp->folder.id)
+		return 1;
+	r = load_folder(e, e->selected_id, &sel);
+	if (r < 0) {
+		sync_folder_free_contents(&sel);
+		return r == -CPMSYNC_E_NOT_FOUND ? 0 : (store_failed(e, r), -1);
+	}
+	r = sel.server_name && strncmp(sel.server_name, from, n) == 0 && sel.server_name[n] == '/';
+	sync_folder_free_contents(&sel);
+	return r;
+}
+
 static void rename_send(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-
 	int r;
 
 	if (free_name(e, rp->folder.name, rename_send))
 		return;
+	r = renames_selected(e);
+	if (r < 0)
+		return;
+	if (r > 0) {
+		/* UNSELECT first (not CLOSE, which would expunge): what the
+		 * server says during the RENAME is then of no folder of ours. */
+		if (sent(e, D(e)->ops->unselect(D(e))) < 0)
+			return;
+		e->selected_id = 0;
+	}
 	r = D(e)->ops->rename(D(e), rp->folder.server_name, rp->folder.name, rename_done, e);
 	if (!name_unsendable(e, r, rp->folder.name, rename_done))
 		sent(e, r);

@@ -33,6 +33,12 @@
 #    were one QRESYNC SELECT each), the same local ids under the new names.
 #    Cyrus raises each renamed folder's HIGHESTMODSEQ (2 -> 3 here), which
 #    may be a flag change: there they are SELECTed, one each.
+# 7. RenameFolder of the folder the replay's STORE left selected (Sel to
+#    Sel2), and of the folder above the selected one (Up to Up2, Up/kid
+#    selected): Cyrus answers the RENAME with "* VANISHED" of every UID of
+#    the selected folder, which were taken as expunges (the messages gone
+#    here for good).  An UNSELECT goes first: 3 messages in Sel2 and in
+#    Up2/kid, here and on the server, a second run the same.
 # 6. What the default log (no -v) says of it: a subtree renamed on the
 #    server is one line (Grove renamed Copse), a subtree deleted there one
 #    line with its messages (Copse, Copse/a, Copse/b), a folder deleted
@@ -357,6 +363,52 @@ fi
 ids_grove=$(for f in Grove Grove/a Grove/b; do "$OP" --db "$DB" ids a "$f" || echo failed; done | tr '\n' ' ')
 check "Grove's folders hold Tree's local ids ($ids_tree -> $ids_grove)" test "$ids_grove" = "$ids_tree"
 check "no Tree locally" test "$(local_rows Tree | wc -l)" -eq 0
+
+# --- 7. a RENAME of the selected folder, or of one above it --------------------
+# messages FOLDER: the server's message count of FOLDER
+messages() {
+	da -f tab mailbox status -u "$USER1" messages "$1" | tail -n 1 | cut -f2
+}
+# renamed_selected FOLDER OLD NEW: FOLDER (Sel, or Up/kid under Up) holds 3
+# messages, synced; a flag queued on one of them, OLD renamed NEW here:
+# the replay's STORE selects FOLDER, then the RENAME.
+renamed_selected() {
+	local folder=$1 old=$2 new=$3 id fill_ok=1 i run moved=${1/#$2/$3} n flags
+	for i in 1 2 3; do
+		msg_save "$USER1" "$folder" "<sel.${folder//\//.}.$i@identity.test>" 400 || fill_ok=
+	done
+	check "3 messages saved in $folder" test -n "$fill_ok"
+	if sync_once "$CONF" "$WORK/sel-$old-1.log" && compare "$DB"; then
+		ok "$folder synced"
+	else
+		not_ok "$folder synced"
+	fi
+	id=$("$OP" --db "$DB" find a "$folder" "<sel.${folder//\//.}.2@identity.test>")
+	check "a flag queued on $folder's <sel.2> (id $id)" "$OP" --db "$DB" flags "$id" -- +'$Sel'
+	check "RenameFolder $old $new here" "$OP" --db "$DB" rename a "$old" "$new"
+	for run in 2 3; do
+		if sync_once "$CONF" "$WORK/sel-$old-$run.log" && compare "$DB"; then
+			ok "run $run after the rename: the dump equals the server"
+		else
+			not_ok "run $run after the rename: the dump equals the server"
+		fi
+		n=$(local_rows "$moved" | wc -l)
+		check "run $run: $moved holds 3 messages here ($n)" test "$n" -eq 3
+	done
+	n=$(messages "$moved")
+	check "$moved holds 3 messages on the server ($n)" test "$n" = 3
+	check "the UNSELECT went right before the RENAME" awk -v old="$old" '
+		/ C: a[0-9]+ RENAME / { if (index($0, old) && prev ~ / C: a[0-9]+ UNSELECT$/) found = 1 }
+		/ C: a[0-9]+ / { prev = $0 }
+		END { exit !found }' "$WORK/sel-$old-2.log"
+	flags=$(da -f tab fetch -u "$USER1" 'uid flags hdr.message-id' mailbox "$moved" |
+		awk -F'\t' -v m="<sel.${folder//\//.}.2@identity.test>" '$3 == m { print $2 }')
+	check "the queued flag reached the server (flags: $flags)" grep -qF '$Sel' <<<"$flags"
+	check "nothing left in the journal" test -z "$("$OP" --db "$DB" pending a)"
+}
+check "server: CREATE Sel Up Up/kid" da mailbox create -u "$USER1" Sel Up Up/kid
+renamed_selected Sel Sel Sel2
+renamed_selected Up/kid Up Up2
 
 # --- 6. the default log names what the server renamed and deleted -------------
 # log_says LOG EXPECTED: LOG's lines about folders renamed or deleted on

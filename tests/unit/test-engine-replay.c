@@ -2396,6 +2396,94 @@ START_TEST(test_rename_child_then_parent_refused)
 }
 END_TEST
 
+/*
+ * The folder flag of message 3 (UID 1 in folder, UIDVALIDITY 11) was
+ * changed in, then old renamed to new, both here: the replay selects
+ * folder for the STORE, and the RENAME follows.
+ */
+static void flags_then_rename(const char *folder, const char *old, const char *new)
+{
+	char sql[800];
+
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq) VALUES (3, 1, 'X', 'X', 10, 1, 1), (4, 1, 'X/kid', 'X/kid', 11, 3,"
+	     " 60), (5, 1, 'Y', 'Y', 11, 3, 60)");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO message (id, folder_id, uid, size, internaldate, message_id)"
+		 " VALUES (3, (SELECT id FROM folder WHERE name = '%s'), 1, 5, 1000, '<k1@x>'),"
+		 " (4, (SELECT id FROM folder WHERE name = '%s'), 2, 5, 1000, '<k2@x>');"
+		 "INSERT INTO message_state (id, flags, server_flags, modseq)"
+		 " VALUES (3, '\\Flagged', '', 60), (4, '', '', 60);"
+		 "INSERT INTO journal (account_id, op, folder_id, message_id)"
+		 " VALUES (1, 'flags', (SELECT folder_id FROM message WHERE id = 3), 3)",
+		 folder, folder);
+	exec(sql);
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", old, new), 0);
+}
+
+/*
+ * Cyrus answers a RENAME of the selected folder with "* VANISHED" of every
+ * UID the session saw: the mailbox went away under that name, its
+ * messages did not.  Taken as expunges, they were gone here for good.  An
+ * UNSELECT goes first, and the VANISHED is no folder's.
+ */
+START_TEST(test_rename_of_the_selected_folder)
+{
+	static const struct step script[] = {
+		{ .call = "select Y condstore",
+		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 3 },
+			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 60 } } },
+		{ .call = "store 1 (\\Flagged) 60" },
+		{ .call = "unselect" },
+		{ .call = "rename Y Y2", .ev = { { EV_VANISHED, .lo = 1, .hi = 2 } } },
+		LOGOUT,
+		END,
+	};
+
+	flags_then_rename("Y", "Y", "Y2");
+	replay_ok(script, "3:X:X,4:X/kid:X/kid,5:Y2:Y2");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || folder_id || ':' || uid || ':'"
+			    " || removed, ',') FROM message WHERE id > 2"),
+			 "3:5:1:0,4:5:2:0");
+}
+END_TEST
+
+/* The same when the selected folder is under the one renamed (its server
+ * name goes with it); a selected folder elsewhere stays selected. */
+START_TEST(test_rename_above_the_selected_folder)
+{
+	static const struct step script[] = {
+		{ .call = "select X/kid condstore",
+		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 3 },
+			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 60 } } },
+		{ .call = "store 1 (\\Flagged) 60" },
+		{ .call = "unselect" },
+		{ .call = "rename X X2", .ev = { { EV_VANISHED, .lo = 1, .hi = 2 } } },
+		LOGOUT,
+		END,
+	};
+	static const struct step elsewhere[] = {
+		{ .call = "select X/kid condstore",
+		  .ev = { { EV_CODE, .code = IMAP_CODE_UIDNEXT, .value = 3 },
+			  { EV_CODE, .code = IMAP_CODE_HIGHESTMODSEQ, .value = 60 } } },
+		{ .call = "store 1 (\\Flagged) 60" },
+		{ .call = "rename Y Y2" },
+		LOGOUT,
+		END,
+	};
+
+	flags_then_rename("X/kid", "X", "X2");
+	replay_ok(script, "3:X2:X2,4:X2/kid:X2/kid,5:Y:Y");
+	ck_assert_str_eq(qs("SELECT group_concat(id || ':' || folder_id || ':' || uid || ':'"
+			    " || removed, ',') FROM message WHERE id > 2"),
+			 "3:4:1:0,4:4:2:0");
+	teardown();
+	setup();
+	flags_then_rename("X/kid", "Y", "Y2");
+	replay_ok(elsewhere, "3:X:X,4:X/kid:X/kid,5:Y2:Y2");
+}
+END_TEST
+
 /* Folder Work (UIDVALIDITY 11) deleted here; its DELETE replayed by
  * script: the row and its journal row are gone after the run. */
 static void replay_delete_of_work(const struct step *script)
@@ -3854,6 +3942,8 @@ START_TEST(test_list_rename_answer_lost_then_renamed_again)
 		LIST_UNCHANGED_AND("B", 42, 2, 1, 4),
 		{ .call = "select B qresync",
 		  .ev = { CODE_EV(UIDNEXT, 2), CODE_EV(HIGHESTMODSEQ, 4), EXISTS_EV(1) } },
+		/* B is the selected folder: UNSELECT before its RENAME. */
+		{ .call = "unselect" },
 		{ .call = "rename B C" },
 		LOGOUT,
 		END,
@@ -4959,6 +5049,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_select_refused_rows_refused);
 	tcase_add_test(tc, test_select_refused_transient_backs_off);
 	tcase_add_test(tc, test_folder_ops);
+	tcase_add_test(tc, test_rename_of_the_selected_folder);
+	tcase_add_test(tc, test_rename_above_the_selected_folder);
 	tcase_add_test(tc, test_metadata_and_acl);
 	tcase_add_test(tc, test_annotation_store);
 	tcase_add_test(tc, test_annotation_refusals);
