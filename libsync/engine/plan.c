@@ -72,6 +72,25 @@ static bool mailboxid_same(const struct plan_remote_folder *r, const struct plan
 	return r->mailboxid && l->mailboxid && *r->mailboxid && streq(r->mailboxid, l->mailboxid);
 }
 
+/*
+ * Whether the server moved l to "to" along with p, a folder above it, to
+ * p_to: l's server name is p's plus "/rel", "to" is p_to plus "/rel", and
+ * l's local name p's local name plus "/rel".
+ */
+static bool moved_along(const struct plan_local_folder *l, const char *to,
+			const struct plan_local_folder *p, const char *p_to)
+{
+	size_t po = strlen(p->server_name), pn = strlen(p_to), pl = strlen(p->name);
+	const char *rel;
+
+	if (!l->server_name || strncmp(l->server_name, p->server_name, po) != 0 ||
+	    l->server_name[po] != '/')
+		return false;
+	rel = l->server_name + po;
+	return strncmp(to, p_to, pn) == 0 && streq(to + pn, rel) &&
+	       strncmp(l->name, p->name, pl) == 0 && streq(l->name + pl, rel);
+}
+
 /* Neither has a MAILBOXID: a server without OBJECTID (RFC 8474). */
 static bool mailboxid_none(const struct plan_remote_folder *r, const struct plan_local_folder *l)
 {
@@ -316,11 +335,13 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 	_cleanup_free_ size_t *fold_at = malloc((n_local + 1) * sizeof(size_t));
 	/* local[k] is the one another folder is folded into (FOLD). */
 	_cleanup_free_ bool *folded_into = calloc(n_local + 1, sizeof(bool));
-	size_t n = 0, ns = 0, nl = 0, nu = 0, nr = 0, j;
+	/* the CONFIRMs of a pending RENAME (3b.) */
+	_cleanup_free_ size_t *confirmed = malloc((n_local + 1) * sizeof(size_t));
+	size_t n = 0, ns = 0, nl = 0, nu = 0, nr = 0, nc = 0, j;
 	enum plan_folder_action_kind kind;
 
 	if (!rmatched || !lmatched || !by_server || !by_local || !by_uidv || !remote_uidv ||
-	    !remote_name || !claimed || !onto || !fold_at || !folded_into)
+	    !remote_name || !claimed || !onto || !fold_at || !folded_into || !confirmed)
 		return -ENOMEM;
 	for (size_t i = 0; i < n_remote; i++) {
 		onto[i] = SIZE_MAX;
@@ -439,6 +460,31 @@ int plan_folders(const struct plan_remote_folder *remote, size_t n_remote,
 		       : local[j].rename_pending ? PLAN_FOLDER_CONFIRM
 						 : PLAN_FOLDER_RENAMED;
 		actions[n++] = (struct plan_folder_action){ .kind = kind, .local = j, .remote = i };
+	}
+	/* 3b. A folder under one whose own RENAME is pending, moved by the
+	 * server along with it (another client renamed S to S1 while ours,
+	 * S to S2, waited): its local name stays too, only its server name
+	 * follows (CONFIRM), and the pending RENAME S1 S2 takes it on to
+	 * S2/kid there.  Renamed to the server's S1/kid here, it stayed so
+	 * for good once that RENAME had moved it to S2/kid on the server. */
+	for (size_t a = 0; a < n; a++) {
+		const struct plan_local_folder *p = &local[actions[a].local];
+
+		if (actions[a].kind == PLAN_FOLDER_CONFIRM && p->rename_pending && p->server_name)
+			confirmed[nc++] = a;
+	}
+	for (size_t a = 0; nc && a < n; a++) {
+		if (actions[a].kind != PLAN_FOLDER_RENAMED)
+			continue;
+		for (size_t c = 0; c < nc; c++) {
+			const struct plan_folder_action *b = &actions[confirmed[c]];
+
+			if (moved_along(&local[actions[a].local], remote[actions[a].remote].name,
+					&local[b->local], remote[b->remote].name)) {
+				actions[a].kind = PLAN_FOLDER_CONFIRM;
+				break;
+			}
+		}
 	}
 	/* 4. What is left. */
 	for (size_t i = 0; i < n_remote; i++)

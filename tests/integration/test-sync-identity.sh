@@ -39,6 +39,10 @@
 #    the selected folder, which were taken as expunges (the messages gone
 #    here for good).  An UNSELECT goes first: 3 messages in Sel2 and in
 #    Up2/kid, here and on the server, a second run the same.
+# 8. RenameFolder S S2 while another client renamed S to S1, S/kid
+#    holding a message: S/kid keeps its local name under S2 and the RENAME
+#    S1 S2 takes it there on the server (before, S/kid became S1/kid here,
+#    for good, while the server had S2/kid).
 # 6. What the default log (no -v) says of it: a subtree renamed on the
 #    server is one line (Grove renamed Copse), a subtree deleted there one
 #    line with its messages (Copse, Copse/a, Copse/b), a folder deleted
@@ -409,6 +413,31 @@ renamed_selected() {
 check "server: CREATE Sel Up Up/kid" da mailbox create -u "$USER1" Sel Up Up/kid
 renamed_selected Sel Sel Sel2
 renamed_selected Up/kid Up Up2
+
+# --- 8. a RENAME here of a folder another client renamed too -------------------
+check "server: CREATE S S/kid" da mailbox create -u "$USER1" S S/kid
+check "a message saved in S/kid" msg_save "$USER1" S/kid "<skid@identity.test>" 400
+if sync_once "$CONF" "$WORK/race1.log" && compare "$DB"; then
+	ok "S and S/kid synced"
+else
+	not_ok "S and S/kid synced"
+fi
+id=$("$OP" --db "$DB" find a S/kid "<skid@identity.test>")
+check "server: RENAME S S1 (another client)" da mailbox rename -u "$USER1" S S1
+check "RenameFolder S S2 here" "$OP" --db "$DB" rename a S S2
+for run in 2 3; do
+	if sync_once "$CONF" "$WORK/race$run.log" && compare "$DB"; then
+		ok "run $run: the dump equals the server"
+	else
+		not_ok "run $run: the dump equals the server"
+	fi
+done
+check "S2/kid holds the message here, its local id kept ($id)" \
+	test "$("$OP" --db "$DB" find a S2/kid "<skid@identity.test>")" = "$id"
+check "no S1/kid here" test "$(local_rows S1/kid | wc -l)" -eq 0
+n=$(messages S2/kid)
+check "S2/kid holds the message on the server ($n)" test "$n" = 1
+check "nothing left in the journal" test -z "$("$OP" --db "$DB" pending a)"
 
 # --- 6. the default log names what the server renamed and deleted -------------
 # log_says LOG EXPECTED: LOG's lines about folders renamed or deleted on

@@ -58,7 +58,7 @@ struct ev {
 	struct engine_status status; /* EV_STATUS */
 };
 
-#define N_EV 6
+#define N_EV 8
 
 struct step {
 	const char *call; /* what the engine must call, as fake_call() spells it */
@@ -3966,6 +3966,51 @@ START_TEST(test_list_rename_answer_lost_then_renamed_again)
 }
 END_TEST
 
+/*
+ * S renamed to S2 here while another client renamed it to S1, S/kid going
+ * along on both sides.  Matched by UIDVALIDITY, S1 is S (its RENAME goes
+ * from there) and S1/kid is S2/kid: its local name stays, under S's, and
+ * S's RENAME takes it to S2/kid on the server too.  Renamed to S1/kid
+ * here, it stayed there for good while the server had it as S2/kid.
+ */
+START_TEST(test_list_rename_of_a_parent_renamed_here)
+{
+	static const struct step script[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 5, 1, 100),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50),
+			  LIST_EV("S1", 0), STATUS_EV("S1", 42, 1, 0, 4), LIST_EV("S1/kid", 0),
+			  STATUS_EV("S1/kid", 43, 2, 1, 5) } },
+		{ .call = "select S1 qresync",
+		  .ev = { CODE_EV(UIDNEXT, 1), CODE_EV(HIGHESTMODSEQ, 4) } },
+		{ .call = "select S1/kid qresync",
+		  .ev = { CODE_EV(UIDNEXT, 2), CODE_EV(HIGHESTMODSEQ, 5), EXISTS_EV(1) } },
+		/* S1/kid is selected, under S1: UNSELECT first. */
+		{ .call = "unselect" },
+		{ .call = "rename S1 S2" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO folder (id, account_id, name, server_name, uidvalidity, uidnext,"
+	     " highestmodseq) VALUES (3, 1, 'S', 'S', 42, 1, 4),"
+	     " (4, 1, 'S/kid', 'S/kid', 43, 2, 4);"
+	     "INSERT INTO message (folder_id, uid, size, internaldate, message_id)"
+	     " VALUES (4, 1, 5, 1000, '<kid@x>');"
+	     "INSERT INTO message_state (id, flags, server_flags, modseq)"
+	     " VALUES (last_insert_rowid(), '', '', 4);");
+	ck_assert_int_eq(cpmsync_op_rename_folder(cs, "t", "S", "S2"), 0);
+	ck_assert_str_eq(qs(FOLDER_ROWS), "1 INBOX=INBOX,2 Archive=Archive,3 S2=S,4 S2/kid=S/kid");
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs(FOLDER_ROWS),
+			 "1 INBOX=INBOX,2 Archive=Archive,3 S2=S2,4 S2/kid=S2/kid");
+	ck_assert_str_eq(qs("SELECT message_id FROM message WHERE folder_id = 4"), "<kid@x>");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_list_rename_answer_lost_then_deleted)
 {
 	/* RENAME A B reached the server with its answer lost, and the folder
@@ -5081,6 +5126,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_list_folder_gone);
 	tcase_add_test(tc, test_list_delete_and_rename_into_its_name_done);
 	tcase_add_test(tc, test_list_rename_answer_lost_then_renamed_again);
+	tcase_add_test(tc, test_list_rename_of_a_parent_renamed_here);
 	tcase_add_test(tc, test_list_rename_answer_lost_then_deleted);
 	tcase_add_test(tc, test_list_unreadable_name_skipped);
 	tcase_add_test(tc, test_list_mailboxid_recorded);
