@@ -420,7 +420,8 @@ static int gone_cb(const char *account, const char *conversation_id, void *userd
  * (whose ConversationChanged says "added or its summary changed", and
  * which has no signal for a conversation that goes): a conversation that
  * left the list (its last folder deleted, its last message expunged or
- * moved away; a row's Conversation-ID changed away from it), after the
+ * moved away; a row's Conversation-ID changed away from it; a group's
+ * session-info or group-state gone, reports left), after the
  * ConversationChanged of the same changes, so that an app drops it
  * rather than keep it until it lists all again.  Once per going; not for
  * one listed again in the same changes.

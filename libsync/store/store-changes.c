@@ -48,17 +48,18 @@ struct watch {
 	" | CASE WHEN NEW.in_reply_to IS NOT OLD.in_reply_to THEN 128 ELSE 0 END)"
 
 /*
- * Conversations that may have gone from the list (cpm_conv_gone, read by
- * cpmsync_store_take_conversations_gone()): the Conversation-ID of a row
- * deleted, of a row whose Conversation-ID changed, of a row left without
- * a message, when the row was one a list could show (with a message, or
- * a group's: a session folder, its session-info).  A row made and
- * renamed by its first object (its name, then the object's
- * Conversation-ID, in one statement) had none, nor has a folder of IMDN
- * reports only.
+ * Conversations that may have left the list (read by
+ * cpmsync_store_take_conversations_gone()): cpm_conv_gone notes the
+ * Conversation-ID of every conversation row made, changed (its version),
+ * deleted, or renamed (both of its Conversation-IDs); cpm_conv_listed
+ * holds the Conversation-IDs that were listed when the notes were last
+ * taken (or the watch began).  A conversation leaves the list when a note
+ * names one of those and no row of it is listed now (STORE_CONV_LISTED):
+ * so not a folder of IMDN reports only, which never was (a session
+ * folder's row is a group's, is_group, yet has nothing to list), and a
+ * group listed only for its session-info or group-state object does,
+ * when only reports are left (its messages stay 0, its row stays).
  */
-#define CONV_WAS_LISTED "(OLD.messages > 0 OR OLD.is_group)"
-
 static const char watch_sql[] =
 	"CREATE TEMP TABLE IF NOT EXISTS cpm_change ("
 	" seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, fields INTEGER NOT NULL DEFAULT 0,"
@@ -103,29 +104,30 @@ static const char watch_sql[] =
 	" END;"
 	/* Conversations (store-conv.c): the row id goes in message_id. */
 	"CREATE TEMP TABLE IF NOT EXISTS cpm_conv_gone ("
+	" account_id INTEGER NOT NULL, cid TEXT NOT NULL, listed INTEGER,"
+	" PRIMARY KEY (account_id, cid));"
+	"CREATE TEMP TABLE IF NOT EXISTS cpm_conv_listed ("
 	" account_id INTEGER NOT NULL, cid TEXT NOT NULL, PRIMARY KEY (account_id, cid));"
-	/* Its last message gone, objects other than messages left. */
-	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_emptied AFTER UPDATE OF messages"
-	" ON main.conversation WHEN OLD.messages > 0 AND NEW.messages = 0 BEGIN"
-	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
-	"   VALUES (OLD.account_id, OLD.conversation_id);"
-	" END;"
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_insert AFTER INSERT ON "
 	"main.conversation"
 	" BEGIN"
 	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (7, 0, NEW.id);"
+	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
+	"   VALUES (NEW.account_id, NEW.conversation_id);"
 	" END;"
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_update AFTER UPDATE ON "
 	"main.conversation"
 	" WHEN NEW.version IS NOT OLD.version BEGIN"
 	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (7, 0, NEW.id);"
+	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
+	"   VALUES (NEW.account_id, NEW.conversation_id);"
 	" END;"
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_delete AFTER DELETE ON "
 	"main.conversation"
 	" BEGIN"
 	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (8, 0, OLD.id);"
 	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
-	"   SELECT OLD.account_id, OLD.conversation_id WHERE " CONV_WAS_LISTED ";"
+	"   VALUES (OLD.account_id, OLD.conversation_id);"
 	/* A conversation is every row of its Conversation-ID (store-conv.c):
 	 * one of the rows left, or left by the row's new Conversation-ID,
 	 * says the conversation changed. */
@@ -136,7 +138,9 @@ static const char watch_sql[] =
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_cid AFTER UPDATE OF conversation_id"
 	" ON main.conversation WHEN NEW.conversation_id IS NOT OLD.conversation_id BEGIN"
 	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
-	"   SELECT OLD.account_id, OLD.conversation_id WHERE " CONV_WAS_LISTED ";"
+	"   VALUES (OLD.account_id, OLD.conversation_id);"
+	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
+	"   VALUES (NEW.account_id, NEW.conversation_id);"
 	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
 	"   SELECT 7, 0, c.id FROM main.conversation c WHERE c.account_id = OLD.account_id"
 	"   AND c.conversation_id = OLD.conversation_id LIMIT 1;"
@@ -233,6 +237,13 @@ int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn not
 		r = store_exec(s, "PRAGMA temp_store = MEMORY");
 		if (r >= 0)
 			r = store_exec(s, watch_sql);
+		/* What a list shows now may leave it later. */
+		if (r >= 0)
+			r = store_exec(
+				s,
+				"INSERT OR IGNORE INTO temp.cpm_conv_listed (account_id, cid)"
+				" SELECT c.account_id, c.conversation_id FROM main.conversation c"
+				" WHERE " STORE_CONV_LISTED("c"));
 		if (r < 0)
 			return r;
 		w = calloc(1, sizeof(*w));
@@ -267,6 +278,27 @@ int store_changes_note(struct store *s, int64_t message_id, uint32_t fields)
 	return store_step_done(s, st);
 }
 
+/*
+ * The notes taken: each noted Conversation-ID listed now or not
+ * (STORE_CONV_LISTED, the rule of store-conv.c), those listed at the last
+ * take and not now given, then cpm_conv_listed made what is listed now.
+ */
+static const char conv_gone_mark_sql[] =
+	"UPDATE temp.cpm_conv_gone AS g SET listed = EXISTS (SELECT 1 FROM main.conversation c"
+	" WHERE c.account_id = g.account_id AND c.conversation_id = g.cid"
+	" AND " STORE_CONV_LISTED("c") ")";
+static const char conv_gone_sql[] =
+	"SELECT a.name, g.cid FROM temp.cpm_conv_gone g JOIN main.account a"
+	" ON a.id = g.account_id WHERE g.listed = 0 AND EXISTS (SELECT 1"
+	" FROM temp.cpm_conv_listed l WHERE l.account_id = g.account_id AND l.cid = g.cid)"
+	" ORDER BY a.name, g.cid";
+static const char conv_gone_done_sql[] =
+	"DELETE FROM temp.cpm_conv_listed WHERE (account_id, cid) IN"
+	" (SELECT account_id, cid FROM temp.cpm_conv_gone WHERE listed = 0);"
+	"INSERT OR IGNORE INTO temp.cpm_conv_listed (account_id, cid)"
+	" SELECT account_id, cid FROM temp.cpm_conv_gone WHERE listed = 1;"
+	"DELETE FROM temp.cpm_conv_gone;";
+
 int cpmsync_store_take_conversations_gone(struct cpmsync_store *store,
 					  cpmsync_conversation_gone_fn fn, void *userdata)
 {
@@ -278,15 +310,10 @@ int cpmsync_store_take_conversations_gone(struct cpmsync_store *store,
 		return -EINVAL;
 	if (!*store_watch_slot(s) || store_in_transaction(s))
 		return 0;
-	/* Those not listed now (no row of that Conversation-ID is, the rule
-	 * of store-conv.c CONV_LISTED), then every note goes. */
-	r = store_prepare(
-		s,
-		"SELECT a.name, g.cid FROM temp.cpm_conv_gone g JOIN main.account a"
-		" ON a.id = g.account_id WHERE NOT EXISTS (SELECT 1 FROM main.conversation c"
-		" WHERE c.account_id = g.account_id AND c.conversation_id = g.cid"
-		" AND " STORE_CONV_LISTED("c") ") ORDER BY a.name, g.cid",
-		&st);
+	r = store_exec(s, conv_gone_mark_sql);
+	if (r < 0)
+		return r;
+	r = store_prepare(s, conv_gone_sql, &st);
 	if (r < 0)
 		return r;
 	while ((r = store_step(s, st)) > 0) {
@@ -300,7 +327,7 @@ int cpmsync_store_take_conversations_gone(struct cpmsync_store *store,
 	}
 	if (r < 0)
 		return r;
-	r = store_exec(s, "DELETE FROM temp.cpm_conv_gone");
+	r = store_exec(s, conv_gone_done_sql);
 	return r < 0 ? r : n;
 }
 

@@ -606,6 +606,43 @@ sleep 0.5
 check "  no ConversationChanged for conv-ABC" \
 	bash -c "! tail -n +$((SIGMARK + 1)) '$WORK/signals.log' | grep -q 'ConversationChanged {ConversationId=conv-ABC;'"
 
+# --- leaving the list: only what was listed, every way ------------------------------------------
+# A group listed only for its session-info, a report beside it; a session
+# folder holding one report only (no conversation, never listed).  The
+# session-info expunged on the server: ConversationRemoved conv-G3, once;
+# the lone report expunged: nothing.
+for mb in Default/conv-G3 Default/conv-G3/contrib-g3 Default/conv-R3 Default/conv-R3/contrib-r3; do
+	da mailbox create -u "$USER1" "$mb" || bail "cannot create $mb on the server"
+done
+cpm_obj "$WORK/g3info" "<g3-info@cpm.test>" "From: tel:+15550100" "Subject: Hike" \
+	"Conversation-ID: conv-G3" "Contribution-ID: contrib-g3" \
+	"Content-Type: Application/X-CPM-Session"
+sed -e 's/conv-ABC/conv-G3/; s/contrib-1/contrib-g3/; s/rep-1@/rep-g3@/; s/imdn-abc-3/imdn-g3-0/' \
+	"$WORK/rep1" >"$WORK/repg3"
+sed -e 's/conv-ABC/conv-R3/; s/contrib-1/contrib-r3/; s/rep-1@/rep-r3@/; s/imdn-abc-3/imdn-r3-0/' \
+	"$WORK/rep1" >"$WORK/repr3"
+da save -u "$USER1" -m Default/conv-G3/contrib-g3 <"$WORK/g3info" || bail "cannot save g3-info"
+da save -u "$USER1" -m Default/conv-G3/contrib-g3 <"$WORK/repg3" || bail "cannot save rep-g3"
+da save -u "$USER1" -m Default/conv-R3/contrib-r3 <"$WORK/repr3" || bail "cannot save rep-r3"
+call "$A" "$AC" Sync >/dev/null
+check "conv-G3 (a session-info and a report): listed, Messages 0" \
+	eventually 15 bash -c "'$DBUS' call $A $AC ListConversations | grep -F -- '- {ConversationId=conv-G3;' | grep -qF ';Messages=0;'"
+R3F=$(call "$A" "$AC" FindFolder s Default/conv-R3/contrib-r3)
+check "conv-R3 (a session folder of one report): synced, not listed" \
+	bash -c "[ \"\$('$DBUS' get $R3F $F Messages)\" = 1 ] && ! '$DBUS' call $A $AC ListConversations | grep -qF 'ConversationId=conv-R3;'"
+sigmark
+da expunge -u "$USER1" mailbox Default/conv-R3/contrib-r3 all || bail "cannot expunge rep-r3"
+da expunge -u "$USER1" mailbox Default/conv-G3/contrib-g3 header message-id "<g3-info@cpm.test>" ||
+	bail "cannot expunge g3-info"
+call "$A" "$AC" Sync >/dev/null
+check "conv-G3's session-info expunged on the server, a report left: ConversationRemoved conv-G3" \
+	eventually 15 saw_signal "^$A $AC ConversationRemoved conv-G3\$"
+check "  no longer listed" bash -c "! '$DBUS' call $A $AC ListConversations | grep -qF 'ConversationId=conv-G3;'"
+check "  conv-R3's report expunged here too" eventually 15 bash -c "[ \"\$('$DBUS' get $R3F $F Messages)\" = 0 ]"
+sleep 0.5
+check "  ConversationRemoved for conv-G3 only, once" \
+	test "$(signals_since | grep ' ConversationRemoved ' | sed 's/.* ConversationRemoved //' | tr '\n' ' ')" = "conv-G3 "
+
 # --- a folder outside the account's folders setting ------------------------------------------
 # An account that syncs only INBOX and Work*: StoreObject would create
 # Default/conv-Q1 on the server and the next sync drop it from the store

@@ -1025,6 +1025,113 @@ START_TEST(test_conversation_gone)
 }
 END_TEST
 
+/*
+ * Only a conversation that was listed leaves the list: a session folder
+ * of IMDN reports only (a group row, is_group, yet no conversation by the
+ * contract's counting) gives nothing when its report is expunged or its
+ * folder deleted, whether it was there before the watch or came after.
+ */
+START_TEST(test_conversation_gone_never_listed)
+{
+	int64_t r1, r2;
+
+	folder("Default");
+	r1 = put("Default/conv-R/sess-r1", "imdn-delivered.eml", NULL);
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	r2 = put("Default/conv-S/sess-s1", "imdn-displayed.eml", NULL);
+	ck_assert_uint_eq(list().n, 0);
+	ck_assert_str_eq(gone(), "");
+
+	ck_assert_int_eq(cpmsync_op_delete(cs, &r1, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "Default/conv-R/sess-r1"), 0);
+	ck_assert_str_eq(gone(), "");
+	ck_assert_int_eq(cpmsync_op_delete(cs, &r2, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "Default/conv-S/sess-s1"), 0);
+	ck_assert_str_eq(gone(), "");
+	put("Default/conv-S/sess-s2", "imdn-failed.eml", NULL);
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", "Default/conv-S/sess-s2"), 0);
+	ck_assert_str_eq(gone(), "");
+	ck_assert_uint_eq(list().n, 0);
+}
+END_TEST
+
+/* A corpus file whose Conversation-ID header says cid, in fold. */
+static int64_t put_cid(const char *fold, const char *file, const char *cid)
+{
+	size_t len;
+	char *data = corpus_file(file, &len);
+	char *h = strstr(data, "\nConversation-ID: "), *eol, *out;
+	int64_t id;
+
+	ck_assert_ptr_nonnull(h);
+	h += strlen("\nConversation-ID: ");
+	eol = strchr(h, '\n');
+	ck_assert_ptr_nonnull(eol);
+	out = malloc(len + strlen(cid) + 1);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, data, (size_t)(h - data));
+	memcpy(out + (h - data), cid, strlen(cid));
+	memcpy(out + (h - data) + strlen(cid), eol, len - (size_t)(eol - data));
+	len = (size_t)(h - data) + strlen(cid) + len - (size_t)(eol - data);
+	folder(fold);
+	ck_assert_msg(cpmsync_op_store(cs, "a", fold, out, len, NULL, 1000, &id) == 0, "%s: %s",
+		      file, cpmsync_store_error(cs));
+	free(out);
+	free(data);
+	return id;
+}
+
+/*
+ * A group listed only for its session-info or group-state object leaves
+ * the list when only reports are left, once: that object expunged, its
+ * session folder deleted with the reports in the conversation folder
+ * left; one listed before the watch started too.
+ */
+START_TEST(test_conversation_gone_reports_left)
+{
+	int64_t info, state, msg1;
+
+	folder("Default");
+	info = put(FG "/grp-sess-0001", "group-session-1-info.eml", NULL);
+	put_cid(FG "/grp-sess-0001", "imdn-delivered.eml", GRP);
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	ck_assert_uint_eq(list().n, 1);
+	ck_assert_str_eq(list().c[0].cid, GRP);
+	ck_assert_str_eq(gone(), "");
+
+	/* The session-info expunged, a report left. */
+	ck_assert_int_eq(cpmsync_op_delete(cs, &info, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", FG "/grp-sess-0001"), 0);
+	ck_assert_uint_eq(list().n, 0);
+	ck_assert_str_eq(gone(), "a " GRP "\n");
+	ck_assert_str_eq(gone(), "");
+
+	/* Listed again by a group-state object, then its session folder
+	 * deleted: the report of the first session stays. */
+	state = put(FG "/grp-sess-0002", "group-state.eml", NULL);
+	ck_assert_uint_eq(list().n, 1);
+	ck_assert_str_eq(gone(), "");
+	ck_assert_int_eq(cpmsync_op_delete_folder(cs, "a", FG "/grp-sess-0002"), 0);
+	ck_assert_uint_eq(list().n, 0);
+	ck_assert_str_eq(gone(), "a " GRP "\n");
+	(void)state;
+
+	/* With a message and its session-info: the message expunged keeps
+	 * it listed, the session-info then takes it off. */
+	info = put(FG "/grp-sess-0001", "group-session-1-info.eml", NULL);
+	msg1 = put(FG "/grp-sess-0001", "group-session-1-msg.eml", NULL);
+	ck_assert_str_eq(gone(), "");
+	ck_assert_int_eq(cpmsync_op_delete(cs, &msg1, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", FG "/grp-sess-0001"), 0);
+	ck_assert_uint_eq(list().n, 1);
+	ck_assert_str_eq(gone(), "");
+	ck_assert_int_eq(cpmsync_op_delete(cs, &info, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", FG "/grp-sess-0001"), 0);
+	ck_assert_uint_eq(list().n, 0);
+	ck_assert_str_eq(gone(), "a " GRP "\n");
+}
+END_TEST
+
 START_TEST(test_paging)
 {
 	struct world w = fill();
@@ -2249,6 +2356,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_one_per_conversation_id);
 	tcase_add_test(tc, test_cursor_gone);
 	tcase_add_test(tc, test_conversation_gone);
+	tcase_add_test(tc, test_conversation_gone_never_listed);
+	tcase_add_test(tc, test_conversation_gone_reports_left);
 	tcase_add_test(tc, test_imdn_in_order);
 	tcase_add_test(tc, test_imdn_before_message);
 	tcase_add_test(tc, test_imdn_through_sync);

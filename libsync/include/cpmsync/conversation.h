@@ -114,12 +114,14 @@ int cpmsync_store_get_conversation_by_id(struct cpmsync_store *store, int64_t id
 /*
  * With cpmsync_store_watch(): the conversations that left the list since
  * the last call (their last folder deleted, their last message expunged
- * or moved away, their rows now of another Conversation-ID), each once,
- * as (account, ConversationId), sorted; those listed again are not
- * given.  What the changes recorded is forgotten, given or not.  Call it
- * outside a transaction, like cpmsync_store_take_changes() (0 inside
- * one).  Returns how many were given, or what fn returned when negative
- * (nonzero stops the walk), or a negative errno.
+ * or moved away, their rows now of another Conversation-ID, a group's
+ * session-info or group-state objects gone with reports left), each once,
+ * as (account, ConversationId), sorted; only those that were listed when
+ * the watch began or at the end of an earlier call (so never a folder of
+ * IMDN reports only); those listed again are not given.  What the changes recorded is forgotten,
+ * given or not.  Call it outside a transaction, like cpmsync_store_take_changes() (0 inside one).
+ * Returns how many were given, or what fn returned when negative (nonzero stops the walk), or a
+ * negative errno.
  */
 typedef int (*cpmsync_conversation_gone_fn)(const char *account, const char *conversation_id,
 					    void *userdata);
