@@ -34,9 +34,11 @@
 #include "store/store-file.h"
 #include "store/store-sync.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/flags.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/msg-canon.h"
 #include "util/msg-summary.h"
 #include "util/pio.h"
 
@@ -751,14 +753,47 @@ static int same_bytes(struct store *s, int64_t a, int64_t b, bool *ret)
 
 /* clang-format off */
 const char store_sql_same_object[] =
-	"SELECT m.id FROM message m JOIN message_state ms ON ms.id = m.id"
+	"SELECT m.id, m.size FROM message m JOIN message_state ms ON ms.id = m.id"
 	" WHERE m.folder_id = ?1 AND " STORE_OBJECT_KEY("m.") " = ?2"
-	" AND m.removed = 0 AND m.id <> ?3 AND m.size = ?4 AND m.has_body = 1"
+	" AND m.removed = 0 AND m.id <> ?3 AND m.has_body = 1"
 	" AND instr(' ' || ms.flags || ' ', ' \\Deleted ') = 0"
 	" AND (m.uid IS NOT NULL OR EXISTS (SELECT 1 FROM journal j"
-	" WHERE j.message_id = m.id AND j.op IN (?5, ?6, ?7) AND j.failed = 0))"
+	" WHERE j.message_id = m.id AND j.op IN (?4, ?5, ?6) AND j.failed = 0))"
 	" ORDER BY m.id LIMIT 8";
 /* clang-format on */
+
+/*
+ * Objects up to this size are compared by their canonical form
+ * (util/msg-canon.h) when their bytes differ: a chat, report or state
+ * object is a few KiB; a file transfer that carries its file may be
+ * larger, and two forms of it are held in memory at once.
+ */
+#define SAME_CANON_MAX (4u << 20)
+
+/* The canonical form of message id's body into out (*ok false when it
+ * has none that can be read or made: then it is no copy). */
+static int canon_of(struct store *s, int64_t id, struct buf *out, bool *ok)
+{
+	void *data = NULL;
+	size_t len = 0;
+	int r;
+
+	*ok = false;
+	r = store_body_get(s, id, &data, &len);
+	if (r == -CPMSYNC_E_NOT_FOUND || r == -CPMSYNC_E_STORE_CORRUPT)
+		return 0;
+	if (r < 0)
+		return r;
+	buf_init(out, 2 * (size_t)len + 65536);
+	r = msg_canon(data, len, out);
+	free(data);
+	if (r == -E2BIG || r == -EINVAL)
+		return 0;
+	if (r < 0)
+		return r;
+	*ok = true;
+	return 0;
+}
 
 /*
  * Filing the same CPM object again (an app's retry after a D-Bus timeout
@@ -766,17 +801,27 @@ const char store_sql_same_object[] =
  * between its store and its unlink) gives the copy the folder holds: the
  * message just stored as id, in folder_id, is the same object as an
  * earlier one with the same key (its IMDN-Message-ID, else its
- * Message-ID; neither: never the same), of the same bytes, visible (not
- * removed), without \Deleted, and on the server or on its way there (an
- * APPEND, COPY or MOVE pending, not one given up).  *ret gets that
+ * Message-ID; neither: never the same), visible (not removed), without
+ * \Deleted, and on the server or on its way there (an APPEND, COPY or
+ * MOVE pending, not one given up), when their content is the same: the
+ * same bytes, or (both up to SAME_CANON_MAX) the same canonical form
+ * (util/msg-canon.h), for an app that writes its retry anew: other line
+ * ends, header folding, transfer encoding, multipart boundary.  The key
+ * alone does not make a copy: an IMDN-Message-ID is unique only as its
+ * sender makes it (RFC 5438 section 6.3; a Message-ID likewise), and an
+ * object with another text, Date, sender, recipient or file under a
+ * reused one is another object, which must not be lost.  *ret gets that
  * earlier message's id, or 0.  Candidates come from index message_object
- * (schema version 33), then their bodies are compared byte for byte.
+ * (schema version 33).
  */
 static int same_object(struct store *s, const struct store_args *a, int64_t folder_id, int64_t id,
 		       int64_t *ret)
 {
 	const char *key = *a->sum.imdn_message_id ? a->sum.imdn_message_id : a->sum.message_id;
+	struct buf mine = BUF_INIT(0), theirs = BUF_INIT(0);
+	bool mine_ok = false, mine_done = false;
 	int64_t cand[8];
+	uint64_t size[8];
 	size_t n = 0;
 	sqlite3_stmt *st;
 	int r;
@@ -790,27 +835,48 @@ static int same_object(struct store *s, const struct store_args *a, int64_t fold
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, id);
-	sqlite3_bind_int64(st, 4, (int64_t)a->size);
-	journal_bind_op(st, 5, JOURNAL_OP_APPEND);
-	journal_bind_op(st, 6, JOURNAL_OP_COPY);
-	journal_bind_op(st, 7, JOURNAL_OP_MOVE);
-	while ((r = store_step(s, st)) > 0 && n < ARRAY_SIZE(cand))
-		cand[n++] = sqlite3_column_int64(st, 0);
+	journal_bind_op(st, 4, JOURNAL_OP_APPEND);
+	journal_bind_op(st, 5, JOURNAL_OP_COPY);
+	journal_bind_op(st, 6, JOURNAL_OP_MOVE);
+	while ((r = store_step(s, st)) > 0 && n < ARRAY_SIZE(cand)) {
+		cand[n] = sqlite3_column_int64(st, 0);
+		size[n++] = (uint64_t)sqlite3_column_int64(st, 1);
+	}
 	sqlite3_reset(st);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		bool same = false;
+	for (size_t i = 0; i < n && !*ret; i++) {
+		bool same = false, ok;
 
-		r = same_bytes(s, cand[i], id, &same);
-		if (r < 0)
-			return r;
-		if (same) {
-			*ret = cand[i];
-			return 0;
+		if (size[i] == a->size) {
+			r = same_bytes(s, cand[i], id, &same);
+			if (r < 0)
+				break;
+			if (same) {
+				*ret = cand[i];
+				break;
+			}
 		}
+		if (size[i] > SAME_CANON_MAX || a->size > SAME_CANON_MAX)
+			continue;
+		if (!mine_done) {
+			mine_done = true;
+			r = canon_of(s, id, &mine, &mine_ok);
+			if (r < 0)
+				break;
+		}
+		if (!mine_ok)
+			break;
+		buf_free(&theirs);
+		r = canon_of(s, cand[i], &theirs, &ok);
+		if (r < 0)
+			break;
+		if (ok && theirs.len == mine.len && memcmp(theirs.data, mine.data, mine.len) == 0)
+			*ret = cand[i];
 	}
-	return 0;
+	buf_free(&mine);
+	buf_free(&theirs);
+	return r < 0 ? r : 0;
 }
 
 static int create_folder(struct store *s, void *args);

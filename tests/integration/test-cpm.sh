@@ -141,6 +141,23 @@ call "$A" "$AC" StoreObject hasx "$WORK/o1" '\Seen' 0 >"$WORK/r1again"
 check "offline StoreObject of the same object again: the same folder and id" \
 	test "$(cat "$WORK/r1again")" = "$(cat "$WORK/r1")"
 check "  nothing more queued" test "$(acct PendingOperations)" = "$PENDING_R1"
+# The retry written anew by the app: LF line ends; the text in base64.
+# The same object (its Message-ID, the same content decoded): the
+# first copy again (and on the server once, below).
+sed 's/\r$//' "$WORK/o1" >"$WORK/o1lf" || bail "cannot write o1lf"
+{
+	sed -n '1,/^Content-Type: text\/plain/p' "$WORK/o1" &&
+		printf 'Content-Transfer-Encoding: base64\r\n\r\n' &&
+		printf 'hello <new1@cpm.test>\r\n' | base64 | sed 's/$/\r/'
+} >"$WORK/o1b64" || bail "cannot write o1b64"
+grep -q '^aGVsbG8gPG5ldzFAY3BtLnRlc3Q+DQo=' "$WORK/o1b64" || bail "o1b64: no base64 text"
+call "$A" "$AC" StoreObject hasx "$WORK/o1lf" '\Seen' 0 >"$WORK/r1lf"
+check "offline StoreObject of the same object with LF line ends: the same folder and id" \
+	test "$(cat "$WORK/r1lf")" = "$(cat "$WORK/r1")"
+call "$A" "$AC" StoreObject hasx "$WORK/o1b64" '\Seen' 0 >"$WORK/r1b64"
+check "  with its text in base64: the same folder and id" \
+	test "$(cat "$WORK/r1b64")" = "$(cat "$WORK/r1")"
+check "  nothing more queued" test "$(acct PendingOperations)" = "$PENDING_R1"
 # A new group session: its session-info, then a message of the session.
 cpm_obj "$WORK/o2" "<grp-info@cpm.test>" "From: tel:+15550100" "Subject: Team" \
 	"Conversation-ID: conv-GRP" "Contribution-ID: contrib-G1" \

@@ -28,6 +28,7 @@
 #include "store/store.h"
 #include "testlib.h"
 #include "util/cpm-file.h"
+#include "util/macro.h"
 
 /* ------------------------------------------------------------------------ */
 /* Classification */
@@ -572,6 +573,85 @@ START_TEST(test_file_same_object_once)
 }
 END_TEST
 
+/*
+ * A retry the app wrote anew is the same object: LF line ends, headers
+ * folded otherwise, the text in base64 or quoted-printable, with the same
+ * IMDN-Message-ID; one with that id and another text, Date or recipient
+ * is another object and filed (IMDN-Message-IDs are unique only as their
+ * sender makes them).
+ */
+START_TEST(test_file_same_object_reencoded)
+{
+#define RE_HEAD(date, to)                                                                          \
+	"Date: " date "\r\nFrom: tel:+1111\r\nTo: " to "\r\nMessage-ID: <re@x>\r\n"                \
+	"IMDN-Message-ID: imdn-re-1\r\nConversation-ID: conv-R\r\nMessage-Direction: sent\r\n"     \
+	"Content-Type: Message/CPIM\r\n\r\nFrom: <tel:+1111>\r\nTo: <" to ">\r\n"                  \
+	"NS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: imdn-re-1\r\n\r\n"
+#define RE_DATE "Mon, 7 Dec 2026 10:00:00 +0000"
+	static const char first[] =
+		RE_HEAD(RE_DATE, "tel:+2222") "Content-Type: text/plain; "
+					      "charset=utf-8\r\n\r\nCaf\xc3\xa9 at noon?\r\nok\r\n";
+	static const char lf[] =
+		"Date: " RE_DATE "\nFrom: tel:+1111\nTo: tel:+2222\nMessage-ID: <re@x>\n"
+		"IMDN-Message-ID: imdn-re-1\nConversation-ID: conv-R\nMessage-Direction: sent\n"
+		"Content-Type: Message/CPIM\n\nFrom: <tel:+1111>\nTo: <tel:+2222>\n"
+		"NS: imdn <urn:ietf:params:imdn>\nimdn.Message-ID: imdn-re-1\n\n"
+		"Content-Type: text/plain; charset=utf-8\n\nCaf\xc3\xa9 at noon?\nok\n";
+	static const char folded[] =
+		"Date: Mon, 7 Dec 2026\r\n 10:00:00 +0000\r\nFrom:   tel:+1111\r\nTo: tel:+2222\r\n"
+		"Message-ID: <re@x>\r\nIMDN-Message-ID: imdn-re-1\r\nConversation-ID: conv-R\r\n"
+		"Message-Direction: sent\r\nContent-Type: Message/CPIM\r\n\r\nFrom: <tel:+1111>\r\n"
+		"To: <tel:+2222>\r\nNS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: "
+		"imdn-re-1\r\n\r\n"
+		"Content-Type: text/plain;\r\n\tcharset=\"utf-8\"\r\n\r\nCaf\xc3\xa9 at "
+		"noon?\r\nok\r\n";
+	static const char b64[] = RE_HEAD(
+		RE_DATE, "tel:+2222") "Content-Type: text/plain; "
+				      "charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+				      "Q2Fmw6kgYXQgbm9vbj8NCm9rDQo=\r\n";
+	static const char qp[] = RE_HEAD(
+		RE_DATE,
+		"tel:+2222") "Content-Type: text/plain; "
+			     "charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+			     "\r\nCaf=C3=A9 at noon?\r\nok\r\n";
+	static const char *const again[] = { lf, folded, b64, qp };
+	static const char other_text[] =
+		RE_HEAD(RE_DATE, "tel:+2222") "Content-Type: text/plain; "
+					      "charset=utf-8\r\n\r\nCaf\xc3\xa9 at one?\r\nok\r\n";
+	static const char other_date[] =
+		RE_HEAD("Mon, 7 Dec 2026 10:00:01 +0000",
+			"tel:+2222") "Content-Type: text/plain; charset=utf-8\r\n\r\nCaf\xc3\xa9 "
+				     "at noon?\r\nok\r\n";
+	static const char other_to[] =
+		RE_HEAD(RE_DATE, "tel:+3333") "Content-Type: text/plain; "
+					      "charset=utf-8\r\n\r\nCaf\xc3\xa9 at noon?\r\nok\r\n";
+	static const char *const others[] = { other_text, other_date, other_to };
+#undef RE_HEAD
+#undef RE_DATE
+	int64_t folder_id = 0, id = 0, f2, id2;
+	const char *journal;
+
+	ck_assert_int_eq(file_again(first, strlen(first), &folder_id, &id), 0);
+	journal = strdup(journal_text());
+	for (size_t i = 0; i < ARRAY_SIZE(again); i++) {
+		f2 = id2 = 0;
+		ck_assert_msg(file_again(again[i], strlen(again[i]), &f2, &id2) == 1,
+			      "re-encoding %zu filed anew", i);
+		ck_assert_int_eq(id2, id);
+		ck_assert_int_eq(f2, folder_id);
+	}
+	ck_assert_str_eq(journal_text(), journal);
+	ck_assert_str_eq(count_messages(), "1");
+	for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
+		ck_assert_msg(file_again(others[i], strlen(others[i]), &f2, &id2) == 0,
+			      "other object %zu taken for a copy", i);
+		ck_assert_int_ne(id2, id);
+	}
+	ck_assert_str_eq(count_messages(), "4");
+	free((char *)journal);
+}
+END_TEST
+
 /* Which earlier copies count: synced or on its way, not \Deleted, not an
  * APPEND given up; the key is the IMDN-Message-ID when there is one. */
 START_TEST(test_file_same_object_which_copy)
@@ -748,6 +828,7 @@ static Suite *cpm_folders_suite(void)
 	tcase_add_test(tc, test_file_peer_with_delimiter);
 	tcase_add_test(tc, test_file_same_object_once);
 	tcase_add_test(tc, test_file_same_object_which_copy);
+	tcase_add_test(tc, test_file_same_object_reencoded);
 	tcase_add_test(tc, test_file_same_object_large);
 	tcase_add_test(tc, test_file_same_object_body_lost);
 	tcase_add_test(tc, test_file_same_object_indexed);

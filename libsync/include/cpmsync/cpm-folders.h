@@ -94,7 +94,11 @@ bool cpmsync_cpm_root_valid(const char *s, const char **ret_why);
  * lost reply, a file filed again after a crash, reaches the server once).
  * The same object: the same key, its IMDN-Message-ID or, without one,
  * its Message-ID (an object with neither is never the same as another),
- * and the same bytes, byte for byte; the copy not removed, without
+ * and the same content: the same bytes, or (up to 4 MiB) the same once
+ * line ends, header folding and white space, field order and name case,
+ * transfer encodings and multipart boundaries are set aside (another
+ * text, field value or file under the same key is another object); the
+ * copy not removed, without
  * \Deleted, and on the server or on its way there (not an APPEND given
  * up).  flags and internaldate are then not applied: the copy keeps its
  * own.
