@@ -139,6 +139,7 @@ DBusMessage *svc_list_conversations(struct cpm_bus *bus, DBusMessage *msg, void 
 	int r, open;
 
 	(void)bus;
+	svc_drain_due(a->svc);
 	open = cpmsync_store_content_stamp(a->svc->store, stamp);
 	if (open == 0 && a->conv_reply && stamp[0] == a->conv_stamp[0] &&
 	    stamp[1] == a->conv_stamp[1])
@@ -195,6 +196,7 @@ DBusMessage *svc_list_conversations_page(struct cpm_bus *bus, DBusMessage *msg, 
 			      DBUS_TYPE_INVALID);
 	if ((reply = cpm_list_limit_or_default(msg, &limit)))
 		return reply;
+	svc_drain_due(a->svc);
 	reply = cpm_array_reply(msg, &it, &array);
 	r = cpmsync_store_foreach_conversation_page(a->svc->store, a->name, offset, limit,
 						    list_conversations_cb, &si);

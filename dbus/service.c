@@ -615,6 +615,22 @@ static void drain(struct cpm_service *svc)
 		cpm_oom();
 }
 
+/*
+ * Before ListConversations and ListConversationsPage: a commit's changes
+ * wait up to CPM_DRAIN_DELAY_MS (or the next iteration) for their
+ * signals, and a list read meanwhile shows what they made.  Drained
+ * first, the conversations the list shows are those the store knows as
+ * listed (cpmsync_store_take_conversations_gone()), so that one the next
+ * commit takes away gets its ConversationRemoved; and the list comes
+ * after the signals of what it shows.  The drain still due later finds
+ * nothing.
+ */
+void svc_drain_due(struct cpm_service *svc)
+{
+	if (svc->drain_defer || svc->drain_armed)
+		drain(svc);
+}
+
 static void drain_defer_cb(struct cpmsync_loop_source *src, void *userdata)
 {
 	struct cpm_service *svc = userdata;

@@ -52,6 +52,8 @@ static struct cpm_dbus_glue *client_glue;
 static int64_t inbox_id, msg_id;
 static char inbox_path[128];
 static int added_signals;
+/* The ConversationRemoved signals seen, "CONVERSATION-ID\n" each. */
+static char removed_signals[512];
 static char failed_signal[512]; /* the last OperationFailed, as flat_dict() */
 /* The Account1 properties of the last InterfacesAdded that had them, as flat_dict(). */
 static char account_added[1024];
@@ -190,6 +192,14 @@ static DBusHandlerResult client_filter(DBusConnection *c, DBusMessage *m, void *
 	(void)ud;
 	if (dbus_message_is_signal(m, "org.cpmsync.Folder1", "MessagesAdded"))
 		added_signals++;
+	if (dbus_message_is_signal(m, "org.cpmsync.Account1", "ConversationRemoved")) {
+		const char *cid = "?";
+		size_t n = strlen(removed_signals);
+
+		ck_assert(
+			dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &cid, DBUS_TYPE_INVALID));
+		snprintf(removed_signals + n, sizeof(removed_signals) - n, "%s\n", cid);
+	}
 	if (dbus_message_is_signal(m, "org.freedesktop.DBus.ObjectManager", "InterfacesAdded")) {
 		DBusMessageIter ifaces, entry;
 		const char *iface;
@@ -263,6 +273,7 @@ static void setup(void)
 	dbus_connection_add_filter(client, client_filter, NULL, NULL);
 	ck_assert_int_eq(cpm_dbus_glue_attach(client, loop, &client_glue), 0);
 	added_signals = 0;
+	removed_signals[0] = '\0';
 	failed_signals = 0;
 	failed_signal[0] = '\0';
 }
@@ -1375,6 +1386,50 @@ START_TEST(test_conversations_kept)
 }
 END_TEST
 
+/*
+ * A list read before the signals of the commit it shows (the drain waits
+ * for the next iteration, or CPM_DRAIN_DELAY_MS): the conversation it
+ * showed, taken away by the next commit, gets its ConversationRemoved.
+ * The list is the handler called at once, between the two commits, with
+ * no loop iteration to drain them.
+ */
+START_TEST(test_conversation_removed_after_list)
+{
+	struct svc_account *a;
+	DBusMessage *m, *r;
+	DBusMessageIter it, arr, v;
+	const char *cid = "";
+	bool never = false;
+	int64_t fid, id;
+
+	SKIP_WITHOUT_DAEMON();
+	a = svc_account_by_name(svc, "acc-1");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default", &fid), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default/conv-obj", &fid), 0);
+	test_loop_run_until(loop, &never, 200);
+	ck_assert_str_eq(removed_signals, "");
+
+	id = store_chat("only", 1700000000);
+	m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations");
+	dbus_message_set_serial(m, 1); /* as if received: its reply names it */
+	r = svc_list_conversations(NULL, m, a);
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	ck_assert(dbus_message_iter_init(r, &it));
+	dbus_message_iter_recurse(&it, &arr);
+	ck_assert(dict_find(&arr, "ConversationId", &v));
+	dbus_message_iter_get_basic(&v, &cid);
+	ck_assert_str_eq(cid, "conv-obj");
+	dbus_message_unref(r);
+	dbus_message_unref(m);
+
+	ck_assert_int_eq(cpmsync_op_delete(store, &id, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(store, "acc-1", "Default/conv-obj"), 0);
+	test_loop_run_until(loop, &never, 300);
+	ck_assert_str_eq(removed_signals, "conv-obj\n");
+}
+END_TEST
+
 static Suite *dbus_service_suite(void)
 {
 	Suite *s = suite_create("dbus-service");
@@ -1395,6 +1450,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_store_failures_reported);
 	tcase_add_test(tc, test_write_failures_reported);
 	tcase_add_test(tc, test_conversations_kept);
+	tcase_add_test(tc, test_conversation_removed_after_list);
 	suite_add_tcase(s, tc);
 	return s;
 }
