@@ -50,7 +50,8 @@ struct watch {
 /*
  * Conversations that may have left the list (read by
  * cpmsync_store_take_conversations_gone()): cpm_conv_gone notes the
- * Conversation-ID of every conversation row made, changed (its version),
+ * Conversation-ID of every conversation row made, changed (its version;
+ * not when it has a message before and after: listed all along),
  * deleted, or renamed (both of its Conversation-IDs); cpm_conv_listed
  * holds the Conversation-IDs that were listed when the notes were last
  * taken (or the watch began).  A conversation leaves the list when a note
@@ -119,8 +120,11 @@ static const char watch_sql[] =
 	"main.conversation"
 	" WHEN NEW.version IS NOT OLD.version BEGIN"
 	"  INSERT INTO cpm_change (kind, folder_id, message_id) VALUES (7, 0, NEW.id);"
+	/* With a message before and after, it was listed and still is: no
+	 * note (most changes: a message to a chat that has some). */
 	"  INSERT OR IGNORE INTO cpm_conv_gone (account_id, cid)"
-	"   VALUES (NEW.account_id, NEW.conversation_id);"
+	"   SELECT NEW.account_id, NEW.conversation_id"
+	"   WHERE OLD.messages = 0 OR NEW.messages = 0;"
 	" END;"
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_conversation_delete AFTER DELETE ON "
 	"main.conversation"
