@@ -20,10 +20,9 @@ extern unsigned session_freeze_late_ms;
 
 /*
  * The back-off restarts from retry_min_ms when a connection on which a
- * sync ended well is lost after the server accepted the push wait (IDLE
- * or NOTIFY), or after it lived session_stable_ms; not when it is lost
- * sooner (a server that lets the sync end and closes at once).  Read when
- * the connection is lost.
+ * sync ended well is lost session_stable_ms or more after that sync's end;
+ * not when it is lost sooner (a server that lets the sync end, or accepts
+ * IDLE or NOTIFY, and closes at once).  Read when the connection is lost.
  */
 #define SESSION_STABLE_MS (30u * 1000)
 extern unsigned session_stable_ms;

@@ -211,10 +211,9 @@ struct cpmsync_session {
 	bool fidx_loaded;
 	unsigned check_syncs;
 	unsigned retry_ms;
-	/* The connection (connection_lost()): when it became ready, whether
-	 * a sync ended well on it, whether the server accepted the wait. */
-	uint64_t conn_ready_ms;
-	bool conn_synced, conn_waited;
+	/* The connection (connection_lost()): when the first sync that
+	 * ended well on it ended (0: none yet). */
+	uint64_t conn_synced_ms;
 	struct cpmsync_loop_source *retry_timer, *debounce_timer, *poll_timer, *refresh_timer;
 	/* The freeze check (freeze_cb()): armed while connected, due then. */
 	struct cpmsync_loop_source *freeze_timer;
@@ -522,8 +521,7 @@ static void drop_connection(struct cpmsync_session *s)
 	s->sel_current = false;
 	rangeset_clear(&s->idle_vanished);
 	s->connecting = false;
-	s->conn_synced = false;
-	s->conn_waited = false;
+	s->conn_synced_ms = 0;
 	if (s->client)
 		s->client = imap_client_free(s->client);
 }
@@ -531,24 +529,31 @@ static void drop_connection(struct cpmsync_session *s)
 /* The connection failed or closed: back off and try again. */
 static void connection_lost(struct cpmsync_session *s, int r, const char *reason)
 {
-	uint64_t lived = s->conn_ready_ms ? cpmsync_now_ms() - s->conn_ready_ms : 0;
+	uint64_t stayed = s->conn_synced_ms ? cpmsync_now_ms() - s->conn_synced_ms : 0;
 	unsigned delay;
 
 	/*
 	 * A sync that ended well resets the back-off only once the
-	 * connection proved to stay: the server accepted the wait (IDLE,
-	 * NOTIFY), or it lived session_stable_ms.  Reset at the sync's end,
-	 * a server that lets the sync end and closes the connection at once
-	 * was retried every retry_min_ms, forever.  A run that stored changes
-	 * resets it at its end all the same (sync_done()).
+	 * connection proved to stay: it was lost session_stable_ms or more
+	 * after that sync's end.  Reset at the sync's end, a server that lets
+	 * the sync end and closes the connection at once was retried every
+	 * retry_min_ms, forever; reset as soon as the server accepted the
+	 * wait (IDLE's continuation, NOTIFY SET answered), so was one that
+	 * accepts IDLE or NOTIFY and closes at once (a login and a full sync
+	 * every second or so).  Time alone tells that the server keeps the
+	 * connection: such a server now costs one try per grown back-off (up
+	 * to retry_max_ms), and one that keeps it session_stable_ms one try
+	 * per that much at most.  A run that stored changes resets it at its
+	 * end all the same (sync_done()), and so does a network change.
 	 */
-	if (s->conn_synced && (s->conn_waited || lived >= session_stable_ms) &&
+	if (s->conn_synced_ms && stayed >= session_stable_ms &&
 	    s->retry_ms != s->opt.retry_min_ms) {
-		log_debug(CAT, "%s: the connection synced and %s: back-off reset", s->name,
-			  s->conn_waited ? "waited for news" : "lived long enough");
+		log_debug(CAT,
+			  "%s: the connection stayed %" PRIu64 " ms after its sync: "
+			  "back-off reset",
+			  s->name, stayed);
 		s->retry_ms = s->opt.retry_min_ms;
 	}
-	s->conn_ready_ms = 0;
 	drop_connection(s);
 	if (!s->online)
 		return;
@@ -587,9 +592,7 @@ static void on_state(struct imap_client *client, int r, const char *reason, void
 
 	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
 		s->connecting = false;
-		s->conn_ready_ms = cpmsync_now_ms();
-		s->conn_synced = false;
-		s->conn_waited = false;
+		s->conn_synced_ms = 0;
 		log_debug(CAT, "%s: connected", s->name);
 		record_caps(s);
 		freeze_arm(s);
@@ -699,7 +702,8 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 		s->last_sync = (uint64_t)time(NULL);
 		/* The back-off is reset when the connection is lost
 		 * (connection_lost()), or now for a run that stored changes. */
-		s->conn_synced = true;
+		if (!s->conn_synced_ms)
+			s->conn_synced_ms = cpmsync_now_ms();
 		if (committed)
 			s->retry_ms = s->opt.retry_min_ms;
 		if (s->last_error[0])
@@ -1154,7 +1158,6 @@ static int idle_cont(struct imap_client *client, const char *text, char **ret_li
 	*ret_line = NULL;
 	if (s && s->wait == WAIT_PREPARING) {
 		s->wait = WAIT_IDLING;
-		s->conn_waited = true;
 		set_state(s, CPMSYNC_SESSION_IDLE, CPMSYNC_PUSH_IDLE);
 		timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
 		/* News that came while entering: leave at once. */
@@ -1261,7 +1264,6 @@ static void notify_done(struct imap_client *client, const struct imap_cmd_result
 static void notify_waiting(struct cpmsync_session *s)
 {
 	s->wait = WAIT_IDLING;
-	s->conn_waited = true;
 	if (s->debounce_timer && s->check_syncs < MAX_CHECK_SYNCS)
 		s->check_syncs++;
 	else if (s->debounce_timer) /* still different after syncs: wait anyway */

@@ -842,9 +842,9 @@ END_TEST
  * A server that lets every sync end well and then closes the connection
  * at once is backed off from: the sync's end reset the back-off, and such
  * a server was retried every retry_min_ms, forever.  A connection on
- * which a sync ended is one that stays once it lived session_stable_ms
- * (500 ms here), or once the server accepted the wait (NOTIFY): its loss
- * then starts from retry_min_ms again.
+ * which a sync ended is one that stays once it stayed session_stable_ms
+ * (500 ms here) after that sync: its loss then starts from retry_min_ms
+ * again.  The server's accepting the wait (NOTIFY) is not enough.
  */
 START_TEST(test_backoff_sync_then_close)
 {
@@ -867,7 +867,7 @@ START_TEST(test_backoff_sync_then_close)
 		{ SCRIPT_EXPECT, "a7 " NOTIFY_SET },
 		{ SCRIPT_SLEEP, "800" },
 		{ SCRIPT_ACCEPT, "close" },
-		/* 5: a sync ended and NOTIFY set (waiting), then closed */
+		/* 5: a sync ended and NOTIFY set (waiting), closed 50 ms on */
 		FIRST_SYNC_THEN_NOTIFY,
 		{ SCRIPT_SLEEP, "50" },
 		{ SCRIPT_ACCEPT, "close" },
@@ -899,7 +899,100 @@ START_TEST(test_backoff_sync_then_close)
 	ck_assert_msg(retry_delay(&rt, 2) >= 600 && retry_delay(&rt, 2) <= 1000, "%s", rt.line[2]);
 	/* lived 800 ms after its sync: 200 ms again */
 	ck_assert_msg(retry_delay(&rt, 3) >= 150 && retry_delay(&rt, 3) <= 250, "%s", rt.line[3]);
-	/* waiting with NOTIFY: 200 ms again (the back-off was 400) */
+	/* waiting with NOTIFY, but for 50 ms only: 400 ms */
+	ck_assert_msg(retry_delay(&rt, 4) >= 300 && retry_delay(&rt, 4) <= 500, "%s", rt.line[4]);
+	/* and backing off from there */
+	ck_assert_msg(retry_delay(&rt, 5) >= 600 && retry_delay(&rt, 5) <= 1000, "%s", rt.line[5]);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
+#define IDLE_CAPS "IMAP4rev1 IDLE"
+/* A sync of INBOX and Chat (both empty) on a server with IDLE and no
+ * NOTIFY, then the wait: INBOX selected, IDLE accepted. */
+#define SYNC_THEN_IDLE                                                                             \
+	{ SCRIPT_SEND, "* OK [CAPABILITY " IDLE_CAPS "] hi\r\n" },                                 \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },                                               \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " IDLE_CAPS "] in\r\n" },                        \
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },                                           \
+		{ SCRIPT_SEND,                                                                     \
+		  "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na2 OK list\r\n" },             \
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },                                              \
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"    \
+			       "a3 OK [READ-WRITE] selected\r\n" },                                \
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " }, { SCRIPT_SEND, "a4 OK fetched\r\n" },      \
+		{ SCRIPT_EXPECT, "a5 SELECT Chat" },                                               \
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"    \
+			       "a5 OK [READ-WRITE] selected\r\n" },                                \
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " }, { SCRIPT_SEND, "a6 OK fetched\r\n" },      \
+		{ SCRIPT_EXPECT, "a7 SELECT INBOX" },                                              \
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"    \
+			       "a7 OK [READ-WRITE] selected\r\n" },                                \
+		{ SCRIPT_EXPECT, "a8 IDLE" },                                                      \
+	{                                                                                          \
+		SCRIPT_SEND, "+ idling\r\n"                                                        \
+	}
+
+/*
+ * A server that accepts the push wait (NOTIFY SET answered, IDLE's
+ * continuation) and closes the connection at once is backed off from as
+ * well: accepting the wait reset the back-off, and such a server got a
+ * login and a full sync every retry_min_ms, forever.  The tries space out
+ * (200, 400, 800, 1600 ms here); a connection whose wait then held
+ * session_stable_ms (500 ms here) starts from retry_min_ms again.
+ */
+START_TEST(test_backoff_wait_then_close)
+{
+	struct cpmsync_session *session = NULL;
+	struct retries rt = { 0 };
+	struct test_env env;
+	struct watch w = { 0 };
+	struct cpmsync_account account = ACCOUNT;
+	const struct cpmsync_session_options options = { .debounce_ms = 5, .retry_min_ms = 200 };
+	const struct script_step script[] = {
+		/* 1, 2: synced, NOTIFY set (waiting), closed at once */
+		FIRST_SYNC_THEN_NOTIFY,
+		{ SCRIPT_ACCEPT, "close" },
+		FIRST_SYNC_THEN_NOTIFY,
+		{ SCRIPT_ACCEPT, "close" },
+		/* 3, 4: synced, IDLE accepted, closed at once */
+		SYNC_THEN_IDLE,
+		{ SCRIPT_ACCEPT, "close" },
+		SYNC_THEN_IDLE,
+		{ SCRIPT_ACCEPT, "close" },
+		/* 5: synced, IDLE accepted, closed 800 ms on */
+		SYNC_THEN_IDLE,
+		{ SCRIPT_SLEEP, "800" },
+		{ SCRIPT_ACCEPT, "close" },
+		/* 6: the greeting, then closed (the script ends: no more) */
+		{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	session_stable_ms = 500;
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, retries_cb, &rt);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &options, &CALLBACKS,
+					     &w, &session),
+			 0);
+	for (int i = 0; i < 1000 && rt.n < 6; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	session_stable_ms = SESSION_STABLE_MS;
+	ck_assert_uint_eq(rt.n, 6);
+	ck_assert_uint_eq(w.syncs, 5);
+	ck_assert_int_eq(w.last_r, 0);
+	/* 200, 400, 800, 1600 ms (+-25 %): each connection waited, and
+	 * each was closed as soon as the wait began */
+	ck_assert_msg(retry_delay(&rt, 0) >= 150 && retry_delay(&rt, 0) <= 250, "%s", rt.line[0]);
+	ck_assert_msg(retry_delay(&rt, 1) >= 300 && retry_delay(&rt, 1) <= 500, "%s", rt.line[1]);
+	ck_assert_msg(retry_delay(&rt, 2) >= 600 && retry_delay(&rt, 2) <= 1000, "%s", rt.line[2]);
+	ck_assert_msg(retry_delay(&rt, 3) >= 1200 && retry_delay(&rt, 3) <= 2000, "%s", rt.line[3]);
+	/* the IDLE held 800 ms: 200 ms again */
 	ck_assert_msg(retry_delay(&rt, 4) >= 150 && retry_delay(&rt, 4) <= 250, "%s", rt.line[4]);
 	/* and backing off from there */
 	ck_assert_msg(retry_delay(&rt, 5) >= 300 && retry_delay(&rt, 5) <= 500, "%s", rt.line[5]);
@@ -1182,6 +1275,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_one_loss_one_retry);
 	tcase_add_test(tc, test_backoff_reset_by_progress);
 	tcase_add_test(tc, test_backoff_sync_then_close);
+	tcase_add_test(tc, test_backoff_wait_then_close);
 	tcase_add_test(tc, test_freeze_probe);
 	tcase_add_test(tc, test_account_edited_to_another_mailbox);
 	tcase_add_test(tc, test_folder_gone_by_select_resynced);
