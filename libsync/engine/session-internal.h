@@ -8,8 +8,9 @@
 
 /*
  * The freeze check: while connected, a timer every session_freeze_tick_ms;
- * one that fires session_freeze_late_ms or more after it was due means the
- * loop did not run meanwhile (the process was stopped or frozen), and the
+ * one that fires session_freeze_late_ms or more after it was due, that
+ * much of it a stop and not our own store work (util/loop-stall.h), means
+ * the loop did not run meanwhile (the process was stopped or frozen), and the
  * connection is checked as after a network change.  Read when the timer is
  * armed.
  */

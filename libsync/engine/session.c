@@ -72,6 +72,7 @@
 #include "util/flags.h"
 #include "util/jitter.h"
 #include "util/log.h"
+#include "util/loop-stall.h"
 #include "util/macro.h"
 #include "util/msg-summary.h"
 
@@ -217,7 +218,7 @@ struct cpmsync_session {
 	struct cpmsync_loop_source *retry_timer, *debounce_timer, *poll_timer, *refresh_timer;
 	/* The freeze check (freeze_cb()): armed while connected, due then. */
 	struct cpmsync_loop_source *freeze_timer;
-	uint64_t freeze_due;
+	uint64_t freeze_due, freeze_own_ms; /* and loop_own_work_ms() then */
 	struct cpmsync_loop_source *kick_src;
 
 	enum wait_step wait;
@@ -470,6 +471,7 @@ static void freeze_cb(struct cpmsync_loop_source *src, void *userdata);
 static void freeze_arm(struct cpmsync_session *s)
 {
 	s->freeze_due = cpmsync_now_ms() + session_freeze_tick_ms;
+	s->freeze_own_ms = loop_own_work_ms();
 	timer_set(s, &s->freeze_timer, session_freeze_tick_ms, freeze_cb);
 }
 
@@ -491,8 +493,10 @@ static void freeze_arm(struct cpmsync_session *s)
 static void freeze_cb(struct cpmsync_loop_source *src, void *userdata)
 {
 	struct cpmsync_session *s = userdata;
-	uint64_t now = cpmsync_now_ms();
-	uint64_t late = now > s->freeze_due ? now - s->freeze_due : 0;
+	/* Late by a stop, not by our own work (a store write of seconds:
+	 * util/loop-stall.h). */
+	uint64_t late =
+		loop_stalled_since(s->loop, s->freeze_due, loop_own_work_ms() - s->freeze_own_ms);
 	char why[64];
 
 	(void)src;

@@ -27,6 +27,7 @@
 #include "util/base64.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/loop-stall.h"
 #include "util/text.h"
 
 #define CAT  CPMSYNC_LOG_CAT_IMAP
@@ -143,6 +144,8 @@ struct imap_client {
 	/* Monotonic ms the deadline timer is due (0: disarmed), and of the
 	 * last thaw (check_thaw()). */
 	uint64_t timer_due, thaw_ms;
+	/* loop_own_work_ms() when the deadline timer was armed. */
+	uint64_t timer_own_ms;
 	/* imap_client_probe() until the server sends anything: its length
 	 * and cause, and the monotonic ms by which bytes must come, set once
 	 * an answer is awaited (0 while none is). */
@@ -720,23 +723,29 @@ unsigned imap_freeze_late_ms = IMAP_FREEZE_LATE_MS;
 static void timer_arm(struct imap_client *c, uint64_t ms)
 {
 	c->timer_due = ms ? now_ms() + ms : 0;
+	c->timer_own_ms = loop_own_work_ms();
 	cpmsync_loop_timer_set(c->timer, ms, 0);
 }
 
 /*
  * The deadline timer was due imap_freeze_late_ms or more before now, and
- * did not fire (deadline_cb() is here, or a read re-arms it first): the
+ * did not fire (deadline_cb() is here, or a read re-arms it first), and
+ * that long of it was a stop, not our own work (util/loop-stall.h): the
  * loop did not run meanwhile (the process was stopped or frozen: SIGSTOP, a
- * cgroup freezer; or the loop was held), and nothing read the socket
- * either, while CLOCK_MONOTONIC went on.  Every deadline passed at the
- * thaw, and a live connection was dropped: one whose answer was waiting
- * in the socket (a long FETCH past its total deadline after its first
- * read), or that the server was about to answer.  The deadlines start
- * again instead: the silence counts from now (thaw_ms); each command's
- * total deadline and a probe's limit are put off by the time the loop was
- * seen not to run, to one command timeout (probe_ms) from now at least.
+ * cgroup freezer; or the loop's host did not call it), and nothing read
+ * the socket either, while CLOCK_MONOTONIC went on.  Every deadline passed
+ * at the thaw, and a live connection was dropped: one whose answer was
+ * waiting in the socket (a long FETCH past its total deadline after its
+ * first read), or that the server was about to answer.  The deadlines
+ * start again instead: the silence counts from now (thaw_ms); each
+ * command's total deadline and a probe's limit are put off by the time the
+ * stop, to one command timeout (probe_ms) from now at least.
  * What waits is read next; a dead server is found one timeout later (the
- * timer then fires on time).  true: so it was (the caller re-arms).
+ * timer then fires on time).  A timer late because our own work held the
+ * loop (a store write of seconds) is no freeze: the server's silence
+ * meanwhile was real, and its deadlines stand (taken for a freeze, a
+ * dead server's deadline started again at each slow write).  true: a
+ * freeze (the caller re-arms).
  */
 static bool check_thaw(struct imap_client *c, uint64_t now)
 {
@@ -744,7 +753,9 @@ static bool check_thaw(struct imap_client *c, uint64_t now)
 
 	if (!due || now < due + imap_freeze_late_ms)
 		return false;
-	late = now - due;
+	late = loop_stalled_since(c->loop, due, loop_own_work_ms() - c->timer_own_ms);
+	if (late < imap_freeze_late_ms)
+		return false;
 	c->timer_due = 0;
 	log_debug(CAT,
 		  "%s: the deadline timer is %" PRIu64 " ms late (the process was stopped or "

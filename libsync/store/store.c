@@ -19,6 +19,7 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/loop-stall.h"
 #include "util/macro.h"
 
 #define STORE_STR_(x) #x
@@ -611,7 +612,11 @@ static int begin(struct store *s)
 		set_error(s, "the store is open read-only");
 		return -EROFS;
 	}
+	/* A wait for another writer's lock (busy_timeout): our own work, not
+	 * a stop of the process, to the freeze checks (util/loop-stall.h). */
+	loop_own_work_begin();
 	r = store_exec(s, "BEGIN IMMEDIATE");
+	loop_own_work_end();
 	if (r < 0)
 		return r;
 	s->in_tx = true;
@@ -677,12 +682,26 @@ int store_rollback(struct store *s)
 	return 0;
 }
 
+static int commit(struct store *s);
+
+/* The commit, with its fsyncs and WAL checkpoint: our own work, however
+ * long, to the freeze checks (util/loop-stall.h). */
 int store_commit(struct store *s)
 {
-	int rc, r;
+	int r;
 
 	if (!s)
 		return -EINVAL;
+	loop_own_work_begin();
+	r = commit(s);
+	loop_own_work_end();
+	return r;
+}
+
+static int commit(struct store *s)
+{
+	int rc, r;
+
 	if (!s->in_tx) {
 		set_error(s, "no transaction to commit");
 		return -EINVAL;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/loop-stall.h"
 #include "util/macro.h"
 
 enum source_type { SOURCE_FD, SOURCE_TIMER, SOURCE_DEFER };
@@ -46,6 +47,11 @@ struct cpmsync_loop {
 	struct cpmsync_loop_source *graveyard;
 	bool quit;
 	int quit_code;
+	/* loop_stalled_since(): when the round being dispatched began (its
+	 * wait returned), when the one before it ended, and when the last
+	 * one ended (CLOCK_MONOTONIC ms). */
+	bool in_round;
+	uint64_t round_start, prev_end, last_end;
 };
 
 /* Marker for the eventfd in epoll data. */
@@ -348,6 +354,52 @@ static int run_deferred(struct cpmsync_loop *loop)
 	return n;
 }
 
+uint64_t loop_stall_ms(uint64_t due, uint64_t now, uint64_t prev_end, uint64_t round_start,
+		       uint64_t own_ms)
+{
+	uint64_t from = prev_end > due ? prev_end : due;
+	uint64_t waited = round_start > from ? round_start - from : 0;
+	uint64_t late = now > due ? now - due : 0;
+	uint64_t unexplained = late > own_ms ? late - own_ms : 0;
+
+	return waited > unexplained ? waited : unexplained;
+}
+
+uint64_t loop_stalled_since(const struct cpmsync_loop *loop, uint64_t due, uint64_t own_ms)
+{
+	uint64_t now = cpmsync_now_ms();
+
+	if (!loop->in_round)
+		return loop_stall_ms(due, now, loop->last_end, now, own_ms);
+	return loop_stall_ms(due, now, loop->prev_end, loop->round_start, own_ms);
+}
+
+static _Thread_local uint64_t own_work_total, own_work_start;
+static _Thread_local unsigned own_work_depth;
+
+void loop_own_work_begin(void)
+{
+	if (own_work_depth++ == 0)
+		own_work_start = cpmsync_now_ms();
+}
+
+void loop_own_work_end(void)
+{
+	if (own_work_depth && --own_work_depth == 0)
+		own_work_total += cpmsync_now_ms() - own_work_start;
+}
+
+uint64_t loop_own_work_ms(void)
+{
+	return own_work_total + (own_work_depth ? cpmsync_now_ms() - own_work_start : 0);
+}
+
+static void round_end(struct cpmsync_loop *loop)
+{
+	loop->in_round = false;
+	loop->last_end = cpmsync_now_ms();
+}
+
 int cpmsync_loop_iterate(struct cpmsync_loop *loop, int timeout_ms)
 {
 	struct epoll_event events[32];
@@ -360,6 +412,9 @@ int cpmsync_loop_iterate(struct cpmsync_loop *loop, int timeout_ms)
 	n = epoll_wait(loop->epfd, events, (int)ARRAY_SIZE(events), timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
+	loop->in_round = true;
+	loop->prev_end = loop->last_end;
+	loop->round_start = cpmsync_now_ms();
 
 	/* A source removed by an earlier callback of this round is skipped:
 	 * it stays allocated (in the graveyard) until the round ends. */
@@ -369,8 +424,10 @@ int cpmsync_loop_iterate(struct cpmsync_loop *loop, int timeout_ms)
 		if ((void *)src == &defer_marker) {
 			int r = run_deferred(loop);
 
-			if (r < 0)
+			if (r < 0) {
+				round_end(loop);
 				return r;
+			}
 			dispatched += r;
 			continue;
 		}
@@ -388,6 +445,7 @@ int cpmsync_loop_iterate(struct cpmsync_loop *loop, int timeout_ms)
 		dispatched++;
 	}
 	graveyard_flush(loop);
+	round_end(loop);
 	return dispatched;
 }
 

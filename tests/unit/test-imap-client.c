@@ -22,6 +22,7 @@
 #include "imap/imap-client.h"
 #include "imap/sasl.h"
 #include "testlib.h"
+#include "util/loop-stall.h"
 
 #define PASSWORD "s3cret-pw"
 
@@ -1668,6 +1669,68 @@ START_TEST(test_frozen_dead_server_times_out)
 }
 END_TEST
 
+/* A callback of ours that holds the loop 1.5 s in marked work (a store
+ * commit on a slow disk: store_commit() marks it), and whether it ran. */
+static void slow_work_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	(void)src;
+	loop_own_work_begin();
+	freeze_for(1500);
+	loop_own_work_end();
+	*(bool *)userdata = true;
+}
+
+/* Counts the client's "the deadlines start again" lines. */
+static void thaw_log_cb(int level, unsigned category, const char *msg, void *userdata)
+{
+	(void)level;
+	(void)category;
+	if (strstr(msg, "(the process was stopped or frozen): the deadlines start again"))
+		(*(unsigned *)userdata)++;
+}
+
+/*
+ * Our own callback held the loop past a command's deadline (a store write
+ * of 1.5 s, from 300 ms after the NOOP went; the deadline at 500 ms), the
+ * server dead: that is no freeze.  Taken for one, the deadlines started
+ * again at its end, and a dead server was given one more command timeout
+ * after every slow write.  The timer, due 1.3 s before, fails the command
+ * at its first dispatch after the write, with no "start again" line.
+ */
+START_TEST(test_own_slow_work_not_a_freeze)
+{
+	static const struct script_step script[] = {
+		LOGIN_OK,
+		{ SCRIPT_EXPECT, "a3 NOOP" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct ctx ctx;
+	bool slow_done = false;
+	unsigned thaws = 0;
+
+	ctx_start(&ctx, script, CPMSYNC_SECURITY_NONE, 500);
+	ck_assert(test_loop_run_until(ctx.loop, &ctx.ready, 3000));
+	want_done(&ctx, 1);
+	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_IMAP, thaw_log_cb, &thaws);
+	ck_assert_int_gt(imap_client_simple(ctx.client, 0, cmd_cb, &ctx, "NOOP"), 0);
+	cpmsync_loop_iterate(ctx.loop, 0); /* the NOOP goes out */
+	ck_assert_int_eq(
+		cpmsync_loop_add_timer(ctx.loop, 300, 0, slow_work_cb, &slow_done, NULL, NULL), 0);
+	ck_assert(test_loop_run_until(ctx.loop, &slow_done, 3000));
+	ck_assert(!ctx.all_done);
+	/* the rounds after the write, none of them waiting */
+	for (int i = 0; i < 2 && !ctx.all_done; i++)
+		cpmsync_loop_iterate(ctx.loop, 0);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	ck_assert_uint_eq(thaws, 0);
+	ck_assert(ctx.all_done);
+	ck_assert_int_eq(ctx.results[0], -ETIMEDOUT);
+	ck_assert_str_eq(ctx.reason, "the server did not answer within 500 ms");
+	ctx_end(&ctx);
+}
+END_TEST
+
 /*
  * An IDLE that lasted longer than the command timeout: its DONE's answer
  * is awaited from the DONE, not from when the IDLE went.  Silence was
@@ -1750,6 +1813,7 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_trickling_server_hits_total_deadline);
 	tcase_add_test(tc, test_frozen_connection_lives);
 	tcase_add_test(tc, test_frozen_dead_server_times_out);
+	tcase_add_test(tc, test_own_slow_work_not_a_freeze);
 	tcase_add_test(tc, test_server_text_escaped);
 	tcase_add_test(tc, test_resolve_off_loop);
 	tcase_add_test(tc, test_resolve_failure_and_free);

@@ -3,11 +3,13 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cpmsync/loop.h>
 
 #include "testlib.h"
+#include "util/loop-stall.h"
 
 struct counter {
 	int calls;
@@ -191,6 +193,125 @@ START_TEST(test_bad_arguments)
 }
 END_TEST
 
+/* loop_stall_ms(due, now, prev_end, round_start, own), in ms. */
+static const struct {
+	uint64_t due, now, prev_end, round_start, own, want;
+} stalls[] = {
+	/* this round began before due, nothing late */
+	{ 1000, 900, 500, 900, 0, 0 },
+	/* waiting at due, back from the wait at once */
+	{ 1000, 1002, 500, 1002, 0, 2 },
+	/* waiting at due, stopped: back from the wait 5 s late */
+	{ 1000, 6000, 500, 6000, 0, 5000 },
+	/* a store commit (own work) held the loop 2.5 s past due, the wait
+	 * returned at once: our own work, not a stop */
+	{ 1000, 3501, 3500, 3501, 2500, 1 },
+	/* the same, then stopped in the wait for 6 s */
+	{ 1000, 9500, 3500, 9500, 2500, 6000 },
+	/* stopped 5 s inside a callback (no own work): a stop all the same */
+	{ 1000, 6000, 500, 900, 0, 5000 },
+	/* own work of 4 s since the timer was armed, most of it before due,
+	 * then stopped 3 s in the wait: the wait tells the stop */
+	{ 1000, 4000, 500, 4000, 4000, 3000 },
+	/* no round before this one (prev_end 0): from due */
+	{ 1000, 2500, 0, 2500, 0, 1500 },
+};
+
+START_TEST(test_stall_ms)
+{
+	ck_assert_uint_eq(loop_stall_ms(stalls[_i].due, stalls[_i].now, stalls[_i].prev_end,
+					stalls[_i].round_start, stalls[_i].own),
+			  stalls[_i].want);
+}
+END_TEST
+
+struct stall_probe {
+	uint64_t due;	  /* when the timer was due */
+	uint64_t own;	  /* loop_own_work_ms() when it was armed */
+	uint64_t stalled; /* loop_stalled_since() in its callback */
+	bool fired, slow_done;
+	struct cpmsync_loop *loop;
+};
+
+static void stall_probe_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct stall_probe *p = userdata;
+
+	(void)src;
+	p->stalled = loop_stalled_since(p->loop, p->due, loop_own_work_ms() - p->own);
+	p->fired = true;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	const struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	ck_assert_int_eq(nanosleep(&ts, NULL), 0);
+}
+
+/* A callback of ours that holds the loop 1.5 s in marked work (a slow
+ * store commit). */
+static void slow_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	(void)src;
+	loop_own_work_begin();
+	sleep_ms(1500);
+	loop_own_work_end();
+	((struct stall_probe *)userdata)->slow_done = true;
+}
+
+/* A callback during which the process is stopped 1.5 s (as SIGSTOP
+ * while it reads): no marked work. */
+static void stopped_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	(void)src;
+	sleep_ms(1500);
+	((struct stall_probe *)userdata)->slow_done = true;
+}
+
+/* A probe timer due in 50 ms, and cb in 10 ms when cb is not NULL. */
+static void stall_probe_arm(struct stall_probe *p, cpmsync_loop_cb_t cb)
+{
+	p->fired = p->slow_done = false;
+	p->due = cpmsync_now_ms() + 50;
+	p->own = loop_own_work_ms();
+	ck_assert_int_eq(cpmsync_loop_add_timer(p->loop, 50, 0, stall_probe_cb, p, NULL, NULL), 0);
+	if (cb)
+		ck_assert_int_eq(cpmsync_loop_add_timer(p->loop, 10, 0, cb, p, NULL, NULL), 0);
+}
+
+/*
+ * A timer due at 50 ms fires 1.45 s late each time: held by our own
+ * marked work (1.5 s from 10 ms), next to nothing of it is a stop;
+ * stopped inside a callback, or between rounds (the loop not run, as
+ * under SIGSTOP in its wait), all of it is.
+ */
+START_TEST(test_stall_own_work_or_stop)
+{
+	struct stall_probe p = { 0 };
+
+	ck_assert_int_eq(cpmsync_loop_new(&p.loop), 0);
+	stall_probe_arm(&p, slow_cb);
+	ck_assert(test_loop_run_until(p.loop, &p.fired, 3000));
+	ck_assert(p.slow_done);
+	ck_assert_uint_ge(cpmsync_now_ms() - p.due, 1400);
+	ck_assert_msg(p.stalled < 500, "held %llu ms by our own work",
+		      (unsigned long long)p.stalled);
+
+	stall_probe_arm(&p, stopped_cb);
+	ck_assert(test_loop_run_until(p.loop, &p.fired, 3000));
+	ck_assert(p.slow_done);
+	ck_assert_msg(p.stalled >= 1400, "held %llu ms by a stop in a callback",
+		      (unsigned long long)p.stalled);
+
+	stall_probe_arm(&p, NULL);
+	sleep_ms(1500);
+	ck_assert(test_loop_run_until(p.loop, &p.fired, 3000));
+	ck_assert_msg(p.stalled >= 1400, "held %llu ms by a stop", (unsigned long long)p.stalled);
+	cpmsync_loop_free(p.loop);
+}
+END_TEST
+
 static void quit_cb(struct cpmsync_loop_source *src, void *userdata)
 {
 	(void)src;
@@ -213,6 +334,8 @@ static Suite *loop_suite(void)
 	Suite *s = suite_create("loop");
 	TCase *tc = tcase_create("loop");
 
+	/* test_stall_own_work_or_stop holds or stops the loop 4.5 s */
+	tcase_set_timeout(tc, 15);
 	tcase_add_test(tc, test_defer_runs_once_from_loop);
 	tcase_add_test(tc, test_defer_keeps_order);
 	tcase_add_test(tc, test_timer_interval_and_self_removal);
@@ -220,6 +343,8 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, test_fd_events_and_embedding);
 	tcase_add_test(tc, test_bad_arguments);
 	tcase_add_test(tc, test_run_and_quit);
+	tcase_add_loop_test(tc, test_stall_ms, 0, sizeof(stalls) / sizeof(stalls[0]));
+	tcase_add_test(tc, test_stall_own_work_or_stop);
 	suite_add_tcase(s, tc);
 	return s;
 }
