@@ -27,10 +27,12 @@
  *     mailbox_idle_check_interval (30 s) finds the change.  The STATUS of
  *     every folder after a full sync rewrites the records the sync made
  *     stale (~64 KB for 1,202 folders) and may rotate that log: so after a
- *     full sync NOTIFY is set, unset and set again (notify_done()).  A
- *     rotation later (the log refilled, another writer) is not seen from
- *     here: the next event then waits for those 30 s, and the sync it
- *     brings sets NOTIFY again.
+ *     full sync NOTIFY is set, unset and set again (notify_done()); not
+ *     after one that selected no folder and sent no change (a poll with
+ *     nothing new: LIST-STATUS alone), whose STATUS writes nothing (0 B of
+ *     that log over 3 polls at 1,800 folders).  A rotation later (the log
+ *     refilled, another writer) is not seen from here: the next event then
+ *     waits for those 30 s, and the sync it brings sets NOTIFY again.
  *   IDLE only:  SELECT the active folder, compare its UIDVALIDITY/UIDNEXT/
  *     HIGHESTMODSEQ/EXISTS with the store (the same window), then IDLE;
  *     any EXISTS/EXPUNGE/FETCH/VANISHED ends IDLE at once (no debounce)
@@ -227,7 +229,9 @@ struct cpmsync_session {
 	/* After a full sync: NOTIFY SET, NONE and SET again (notify_done());
 	 * 2: the first SET in flight, 1: the NONE. */
 	unsigned notify_rearm;
-	bool full_synced; /* the last sync was a full one */
+	/* The last sync was a full one, and it selected a folder or sent a
+	 * change (sync_done()). */
+	bool full_synced;
 	/* Sync() under NOTIFY with nothing pending (sync_check()): the NOOP
 	 * in flight, and another Sync() that came while it was. */
 	int64_t check_cmd;
@@ -701,6 +705,19 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 		full_sync_wanted(s);
 	} else if (r == 0) {
 		s->gone_resync = false;
+	}
+	if (r == 0 && s->full_synced && !stats->folders_synced && !stats->ops_replayed) {
+		/*
+		 * NOTIFY SET, NONE and SET again after a full sync (see the
+		 * top) is for the list index records that sync made stale:
+		 * the first SET's STATUS rewrites them and may rotate Dovecot's
+		 * list index log under its watch.  A full sync that selected
+		 * no folder and sent no change (a poll with nothing new: its
+		 * LIST-STATUS alone) made none stale: that STATUS writes
+		 * nothing, and the second SET only reported every folder again
+		 * (1,800 lines each poll at 1,800 folders).  One SET.
+		 */
+		s->full_synced = false;
 	}
 	if (r == 0) {
 		s->last_sync = (uint64_t)time(NULL);

@@ -583,6 +583,91 @@ START_TEST(test_notify_sync_full)
 }
 END_TEST
 
+#define LS_CAPS "IMAP4rev1 NOTIFY LIST-STATUS ENABLE CONDSTORE"
+/* A LIST-STATUS answer (tag a) of INBOX and Chat, both empty. */
+#define LIST_STATUS_EMPTY(a)                                                                       \
+	"* LIST () \"/\" INBOX\r\n"                                                                \
+	"* STATUS INBOX (UIDVALIDITY 8 UIDNEXT 1 MESSAGES 0 HIGHESTMODSEQ 5)\r\n"                  \
+	"* LIST () \"/\" Chat\r\n"                                                                 \
+	"* STATUS Chat (UIDVALIDITY 7 UIDNEXT 1 MESSAGES 0 HIGHESTMODSEQ 4)\r\n" a " OK list\r\n"
+
+/*
+ * A poll with nothing new under NOTIFY on a server with LIST-STATUS: its
+ * full sync is the LIST-STATUS alone (no SELECT), then NOTIFY SET STATUS
+ * once.  It was SET, NONE and SET again after every full sync (for the
+ * list index records a sync makes stale, see session.c's top): every
+ * folder's STATUS twice per poll, for nothing (1,800 folders: ~150 MB a
+ * day).  The first sync, which selected both folders, still sets it
+ * twice.  Then the next command is the NOOP of a Sync() with nothing
+ * pending, not a NOTIFY NONE.
+ */
+START_TEST(test_notify_poll_sets_once)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct cpmsync_session_options options = { .debounce_ms = 5 };
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY " LS_CAPS "] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " LS_CAPS "] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 ENABLE CONDSTORE" },
+		{ SCRIPT_SEND, "* ENABLED CONDSTORE\r\na2 OK enabled\r\n" },
+		{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\" RETURN (" },
+		{ SCRIPT_SEND, LIST_STATUS_EMPTY("a3") },
+		{ SCRIPT_EXPECT, "a4 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "* OK [HIGHESTMODSEQ 5] m\r\na4 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a5 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a5 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a6 SELECT Chat" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "* OK [HIGHESTMODSEQ 4] m\r\na6 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a7 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a7 OK fetched\r\n" },
+		/* the first sync selected folders: SET, NONE, SET */
+		{ SCRIPT_EXPECT, "a8 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a8 OK notify\r\n" },
+		{ SCRIPT_EXPECT, "a9 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a9 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a10 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a10 OK notify\r\n" },
+		/* the poll: NOTIFY NONE, the LIST-STATUS, nothing new */
+		{ SCRIPT_EXPECT, "a11 NOTIFY NONE" },
+		{ SCRIPT_SEND, "a11 OK none\r\n" },
+		{ SCRIPT_EXPECT, "a12 LIST \"\" \"*\" RETURN (" },
+		{ SCRIPT_SEND, LIST_STATUS_EMPTY("a12") },
+		/* one SET */
+		{ SCRIPT_EXPECT, "a13 " NOTIFY_SET },
+		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"
+			       "a13 OK notify\r\n" },
+		/* Sync(): its NOOP is the next command */
+		{ SCRIPT_EXPECT, "a14 NOOP" },
+		{ SCRIPT_SEND, "a14 OK noop\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	session = session_start(&env, script, &options, &w);
+	waiting_with_notify(&env, session);
+	/* the poll's run (cpmsync_session_sync_full() is the same pass) */
+	cpmsync_session_sync_full(session);
+	wait_syncs(&env, &w, 2);
+	waiting_with_notify(&env, session);
+	/* what the session sends unasked after the SET is read before this */
+	for (int i = 0; i < 20; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	cpmsync_session_sync_now(session);
+	wait_syncs(&env, &w, 3);
+	waiting_with_notify(&env, session);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -1270,6 +1355,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_notify_overflow);
 	tcase_add_test(tc, test_notify_sync_after_keep);
 	tcase_add_test(tc, test_notify_sync_full);
+	tcase_add_test(tc, test_notify_poll_sets_once);
 	tcase_add_test(tc, test_network_change_probe);
 	tcase_add_test(tc, test_network_change_retry_now);
 	tcase_add_test(tc, test_one_loss_one_retry);
