@@ -24,12 +24,18 @@
 #   convs   Account1.ListConversations (target median and p95 <= 20 ms) and
 #           ListConversationMessages(C, 0, 50) on a conversation of at least
 #           50 messages (target <= 5 ms), REPEAT times each (default 50),
-#           and the CPU time cpm-syncd and dbus-daemon spent per pair of
+#           and the CPU time cpm-syncd and the bus spent per pair of
 #           calls (what the daemon costs, what passing the replies on costs);
 #           then Account1.ListConversationsPage (our addition: the 1.2 MB of
 #           the whole list cost dbus-daemon alone about 18 ms of CPU to pass
 #           on) with limit 50: the first page (target <= 20 ms, as the list),
 #           and the whole list page by page, and their CPU per call
+#   floor   ListConversations alone, on cpm-syncd and on tests/tools/
+#           dbus-floor (a trivial libdbus service answering with cpm-syncd's
+#           own reply, saved by convs) in turn, on the same bus,
+#           FLOOR_ROUNDS times each (default 2), REPEAT calls each, with the
+#           CPU time per call of the service and of the bus: the part of the
+#           figure that is the bus and libdbus, which cpm-syncd cannot cut;
 #   imdn    EVENTS times (default 50): a sent chat message, then a delivery
 #           report on it, saved by another client (doveadm save) into
 #           Default/tel:+15559990000; the daemon's MessagesChanged with the
@@ -67,6 +73,10 @@
 # NOTIFY_KEEP_MS in libsync/engine/session.c; such an event is an outlier
 # in the figures, not a broken run),
 # BENCH_VERBOSE=1 (the running daemon with -v, each latency printed),
+# BUS=broker runs the private bus with dbus-broker instead of dbus-daemon
+# (installed by this script when missing, as root; see bench_broker in
+# lib-bench.sh), to show how much of the figures is the bus implementation,
+# FLOOR_ROUNDS (see floor),
 # KEEP=1 keeps the work directory (logs, stores), BENCH_TMP (parent of
 # the work directory, default /tmp; it needs about 6 x N KiB).
 set -euo pipefail
@@ -96,7 +106,8 @@ V=()
 for f in "$SYNCD" "$PL" "$TOOLS/bench-gen" "$TOOLS/run-measure"; do
 	[ -x "$f" ] || die "$f missing: run make B=${B#"$TOP"/} all tests"
 done
-command -v dbus-daemon >/dev/null || die "dbus-daemon missing (apt-get install dbus-daemon)"
+[ "${BUS:-daemon}" = broker ] || command -v dbus-daemon >/dev/null ||
+	die "dbus-daemon missing (apt-get install dbus-daemon)"
 CG=()
 if [ "${CALLGRIND:-}" = 1 ]; then
 	command -v valgrind >/dev/null || die "CALLGRIND=1: valgrind missing (apt-get install valgrind)"
@@ -243,18 +254,63 @@ cpu_ms() {
 }
 log "ListConversations and ListConversationMessages, $REPEAT times each"
 syncd_cpu0=$(cpu_ms "$SYNCD_PID")
-bus_cpu0=$(cpu_ms "$BUS_PID")
-"$PL" convs --account bench --count 50 --repeat "$REPEAT" >"$WORK/convs.out" 2>"$WORK/convs.err" ||
+bus_cpu0=$(cpu_ms "$BUS_CPU_PID")
+"$PL" convs --account bench --count 50 --repeat "$REPEAT" --save-reply "$WORK/convs.reply" \
+	>"$WORK/convs.out" 2>"$WORK/convs.err" ||
 	broken "push-latency convs: $(tail -n 3 "$WORK/convs.err")"
 # Where the time of the calls went: the daemon's own share, and the bus's
-# (dbus-daemon reads, checks and passes on every reply).
-printf 'CPU per ListConversations + ListConversationMessages pair: cpm-syncd %.1f ms, dbus-daemon %.1f ms\n' \
+# (the bus reads, checks and passes on every reply).
+printf 'CPU per ListConversations + ListConversationMessages pair: cpm-syncd %.1f ms, %s %.1f ms\n' \
 	"$(awk -v a="$syncd_cpu0" -v b="$(cpu_ms "$SYNCD_PID")" -v n="$REPEAT" 'BEGIN { print (b - a) / n }')" \
-	"$(awk -v a="$bus_cpu0" -v b="$(cpu_ms "$BUS_PID")" -v n="$REPEAT" 'BEGIN { print (b - a) / n }')" \
+	"$BUS_NAME" \
+	"$(awk -v a="$bus_cpu0" -v b="$(cpu_ms "$BUS_CPU_PID")" -v n="$REPEAT" 'BEGIN { print (b - a) / n }')" \
 	>>"$WORK/convs.out"
+[ -s "$WORK/convs.reply" ] || broken "push-latency convs saved no ListConversations reply"
+# The floor: tests/tools/dbus-floor owns another name on the same bus and
+# answers ListConversations with cpm-syncd's own reply, saved above, as
+# cpm-syncd answers from its kept one (a copy, the serial and destination
+# set, sent).  ListConversations alone is timed on each in turn, the same
+# way, FLOOR_ROUNDS times (alternated: the machine's load drifts), with
+# the CPU time of the service and of the bus per call: what is left for
+# cpm-syncd to cut is the difference.
+FLOOR_NAME=org.cpmsync.BenchFloor
+: >"$WORK/floor.out"
+if [ -s "$WORK/convs.reply" ]; then
+	"$TOOLS/dbus-floor" --name "$FLOOR_NAME" --reply "$WORK/convs.reply" \
+		>"$WORK/floor.ready" 2>"$WORK/floor.err" &
+	FLOOR_PID=$!
+	PROXY_PIDS+=("$FLOOR_PID") # stopped at exit with the others
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$WORK/floor.ready" ] && break
+		sleep 0.05
+	done
+	grep -q '^ready ' "$WORK/floor.ready" ||
+		die "dbus-floor did not start: $(cat "$WORK/floor.err")"
+	for ((round = 1; round <= ${FLOOR_ROUNDS:-2}; round++)); do
+		for side in ours floor; do
+			if [ "$side" = ours ]; then
+				name=org.cpmsync svc=cpm-syncd pid=$SYNCD_PID
+			else
+				name=$FLOOR_NAME svc=dbus-floor pid=$FLOOR_PID
+			fi
+			log "ListConversations alone, $side (round $round), $REPEAT times"
+			svc_cpu0=$(cpu_ms "$pid")
+			bus_cpu0=$(cpu_ms "$BUS_CPU_PID")
+			"$PL" convs --account bench --floor "$name" --repeat "$REPEAT" \
+				>"$WORK/floor.$side.out" 2>"$WORK/floor.$side.err" ||
+				broken "push-latency convs --floor $name: $(tail -n 3 "$WORK/floor.$side.err")"
+			printf '%s (round %s); CPU per call: %s %.2f ms, %s %.2f ms\n' \
+				"$(cat "$WORK/floor.$side.out")" "$round" "$svc" \
+				"$(awk -v a="$svc_cpu0" -v b="$(cpu_ms "$pid")" -v n="$REPEAT" 'BEGIN { print (b - a) / n }')" \
+				"$BUS_NAME" \
+				"$(awk -v a="$bus_cpu0" -v b="$(cpu_ms "$BUS_CPU_PID")" -v n="$REPEAT" 'BEGIN { print (b - a) / n }')" \
+				>>"$WORK/floor.out"
+		done
+	done
+fi
 log "ListConversationsPage(offset, 50): the first page and the whole list, $REPEAT times each"
 syncd_cpu0=$(cpu_ms "$SYNCD_PID")
-bus_cpu0=$(cpu_ms "$BUS_PID")
+bus_cpu0=$(cpu_ms "$BUS_CPU_PID")
 "$PL" convs --paged --account bench --count 50 --repeat "$REPEAT" >"$WORK/pages.out" 2>"$WORK/pages.err" ||
 	broken "push-latency convs --paged: $(tail -n 3 "$WORK/pages.err")"
 # Calls made: REPEAT first pages, REPEAT walks of P calls each (the walk's
@@ -262,10 +318,11 @@ bus_cpu0=$(cpu_ms "$BUS_PID")
 walk_calls=$(sed -n 's/^ListConversationsPage walk .* items in \([0-9]*\) calls:.*/\1/p' "$WORK/pages.out")
 [ -n "$walk_calls" ] || walk_calls=0
 page_calls=$((REPEAT + REPEAT * walk_calls))
-printf 'CPU per ListConversationsPage call (%s calls, and one ListConversations): cpm-syncd %.2f ms, dbus-daemon %.2f ms\n' \
+printf 'CPU per ListConversationsPage call (%s calls, and one ListConversations): cpm-syncd %.2f ms, %s %.2f ms\n' \
 	"$page_calls" \
 	"$(awk -v a="$syncd_cpu0" -v b="$(cpu_ms "$SYNCD_PID")" -v n="$page_calls" 'BEGIN { print (b - a) / n }')" \
-	"$(awk -v a="$bus_cpu0" -v b="$(cpu_ms "$BUS_PID")" -v n="$page_calls" 'BEGIN { print (b - a) / n }')" \
+	"$BUS_NAME" \
+	"$(awk -v a="$bus_cpu0" -v b="$(cpu_ms "$BUS_CPU_PID")" -v n="$page_calls" 'BEGIN { print (b - a) / n }')" \
 	>>"$WORK/pages.out"
 if [ "$EVENTS" -eq 0 ]; then # EVENTS=0: not measured (push-latency takes 1 or more)
 	: >"$WORK/imdn.out"
@@ -290,13 +347,18 @@ field() { # FILE LINE-PREFIX KEY: "key=VALUE" of the line starting with PREFIX
 	awk -v p="$2" -v k="$3" 'index($0, p) == 1 {
 		for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { v = substr($i, length(k) + 2); print v + 0; exit } }' "$1"
 }
+rounds_med() { # LINE-PREFIX: the median of the floor rounds' medians
+	awk -v p="$1" 'index($0, p) == 1 { for (i = 1; i <= NF; i++) if (index($i, "median=") == 1) print substr($i, 8) + 0 }' \
+		"$WORK/floor.out" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "-" }'
+}
 verdict() { # awk condition over a, b (no figure: MISS)
 	if [ -n "$2" ] && [ -n "$3" ] && awk -v a="$2" -v b="$3" "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi
 }
 GROUPS_N=$(grep -c '/sess-0$' "$WORK/folders" || true)
 
 echo
-echo "cpm-syncd CPM benchmark: N=$N objects in $C conversations ($GROUPS_N groups of 2 sessions), $FOLDERS folders, $CPM_BYTES bytes ($CPM_WIRE with CRLF), $(nproc) CPUs, $(dovecot --version 2>/dev/null | cut -d' ' -f1)"
+echo "cpm-syncd CPM benchmark: N=$N objects in $C conversations ($GROUPS_N groups of 2 sessions), $FOLDERS folders, $CPM_BYTES bytes ($CPM_WIRE with CRLF), $(nproc) CPUs, $(dovecot --version 2>/dev/null | cut -d' ' -f1), bus $BUS_NAME; load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "CPM store: types $TYPES; $CONV_ROWS conversations; message Status $STATUSES"
 echo "plain store: types $PLAIN_TYPES"
 echo
@@ -307,6 +369,9 @@ echo
 echo "D-Bus reads ($REPEAT calls each):"
 sed 's/^/  /' "$WORK/convs.out"
 sed 's/^/  /' "$WORK/pages.out"
+echo
+echo "ListConversations alone, cpm-syncd (ours) and tests/tools/dbus-floor answering with the same reply (floor), on the same $BUS_NAME, in turn:"
+sed 's/^/  /' "$WORK/floor.out"
 echo
 echo "IMDN report by another client -> MessagesChanged on its original ($EVENTS events; ms from just before doveadm save):"
 sed 's/^/  /' "$WORK/imdn.out"
@@ -346,8 +411,9 @@ else
 			"$(awk -v a="$ic" -v b="$ip" 'BEGIN { print (b > 0 ? (a / b - 1) * 100 : 0) }')"
 	fi
 fi
-printf '  %-4s ListConversations: median %s ms, p95 %s ms (target <= 20 ms)\n' \
-	"$(verdict 'a <= 20 && b <= 20' "$lc_med" "$lc_p95")" "$lc_med" "$lc_p95"
+printf '  %-4s ListConversations: median %s ms, p95 %s ms (target <= 20 ms); floor (dbus-floor, the same reply, %s): median %s ms, ours alone %s ms (medians of the rounds)\n' \
+	"$(verdict 'a <= 20 && b <= 20' "$lc_med" "$lc_p95")" "$lc_med" "$lc_p95" "$BUS_NAME" \
+	"$(rounds_med 'floor ListConversations:')" "$(rounds_med 'ours ListConversations:')"
 printf '  %-4s ListConversationsPage(0, 50), the first screen: median %s ms, p95 %s ms (target <= 20 ms); the whole list in pages of 50: median %s ms\n' \
 	"$(verdict 'a <= 20 && b <= 20' "$lp_med" "$lp_p95")" "$lp_med" "$lp_p95" "$lw_med"
 printf '  %-4s ListConversationMessages(limit 50): median %s ms, p95 %s ms (target <= 5 ms)\n' \

@@ -49,6 +49,7 @@ static void usage(FILE *f)
 	      "       " PROG
 	      " wait --account NAME [--folder F [--messages N]] [--timeout S] [--sync]\n"
 	      "       " PROG " convs --account NAME [--count 50] [--repeat R] [--paged]\n"
+	      "                    [--save-reply FILE | --floor NAME]\n"
 	      "       " PROG " imdn --imap HOST:PORT --user U --password-file F --account NAME\n"
 	      "                   --folder F --count N --deliver CMD [--timeout S]\n"
 	      "                   [--bare-notify] [-v]\n"
@@ -93,6 +94,12 @@ static void usage(FILE *f)
 	      "       (offset 0, COUNT, 2 x COUNT ... until a short page), REPEAT times:\n"
 	      "       `ListConversationsPage walk (COUNT a page): K items in P calls:\n"
 	      "       median=X ms ...` (fatal unless K is ListConversations' count).\n"
+	      "       --save-reply FILE writes the last ListConversations reply, whole\n"
+	      "       as dbus_message_marshal() gives it, to FILE.  --floor NAME times\n"
+	      "       only ListConversations, called on NAME (tests/tools/dbus-floor\n"
+	      "       answering with such a saved reply) and prints its line as\n"
+	      "       `floor ListConversations: ...`; with NAME org.cpmsync, on\n"
+	      "       cpm-syncd's account, as `ours ListConversations: ...`.\n"
 	      "imdn   SELECTs the folder on its own IMAP connection and waits in IDLE (the\n"
 	      "       bare client).  N times: delivers a sent CPIM chat message with a\n"
 	      "       unique IMDN-Message-ID (CMD, run by /bin/sh, gets the message on its\n"
@@ -128,6 +135,8 @@ static struct {
 	const char *account;
 	const char *folder;
 	const char *deliver;
+	const char *save_reply;
+	const char *floor;
 	unsigned long count;
 	unsigned long repeat;
 	unsigned long messages;
@@ -1616,6 +1625,55 @@ static void run_pages(const char *apath, unsigned long all, double *t)
 	       t[opt.repeat - 1], opt.repeat);
 }
 
+/* convs --save-reply: the whole reply m, marshalled, into path. */
+static void save_reply(DBusMessage *m, const char *path)
+{
+	FILE *f = fopen(path, "wb");
+	char *buf;
+	int len;
+
+	if (!f)
+		fatal("%s: %s", path, strerror(errno));
+	if (!dbus_message_marshal(m, &buf, &len))
+		fatal("out of memory");
+	if (fwrite(buf, 1, (size_t)len, f) != (size_t)len || fclose(f) != 0)
+		fatal("%s: cannot write", path);
+	dbus_free(buf);
+}
+
+/* convs --floor NAME: only ListConversations, on NAME at "/" (dbus-floor
+ * answers on any path), or on cpm-syncd's account when NAME is DEST: the
+ * same calls timed the same way on both, for the figures side by side. */
+static void run_floor(double *t)
+{
+	bool ours = strcmp(opt.floor, DEST) == 0;
+	const char *what = ours ? "ours ListConversations" : "floor ListConversations";
+	char *apath = NULL;
+	DBusMessage *m, *reply;
+	struct objects o;
+	int bytes;
+
+	if (!dbus_bus_name_has_owner(bus, opt.floor, NULL))
+		fatal("%s has no owner on the bus", opt.floor);
+	if (ours) {
+		find_objects(&o, NULL);
+		if (!o.account_path)
+			fatal("no account '%s' on the bus", opt.account);
+		apath = strdup(o.account_path);
+		objects_free(&o);
+		if (!apath)
+			fatal("out of memory");
+	}
+	m = dbus_message_new_method_call(opt.floor, apath ? apath : "/", ACCOUNT_IFACE,
+					 "ListConversations");
+	if (!m)
+		fatal("out of memory");
+	reply = time_calls(m, what, t, &bytes);
+	timing_line(what, count_items(reply), t, bytes);
+	dbus_message_unref(reply);
+	free(apath);
+}
+
 static void run_convs(void)
 {
 	struct objects o;
@@ -1631,6 +1689,11 @@ static void run_convs(void)
 
 	if (!t)
 		fatal("out of memory");
+	if (opt.floor) {
+		run_floor(t);
+		free(t);
+		return;
+	}
 	if (!dbus_bus_name_has_owner(bus, DEST, NULL))
 		fatal("%s has no owner on the bus: is cpm-syncd running?", DEST);
 	find_objects(&o, NULL);
@@ -1655,6 +1718,8 @@ static void run_convs(void)
 			   t, &bytes);
 	n = count_items(reply);
 	timing_line("ListConversations", n, t, bytes);
+	if (opt.save_reply)
+		save_reply(reply, opt.save_reply);
 	if (dbus_message_iter_init(reply, &top) &&
 	    dbus_message_iter_get_arg_type(&top) == DBUS_TYPE_ARRAY) {
 		dbus_message_iter_recurse(&top, &arr);
@@ -2075,7 +2140,9 @@ int main(int argc, char **argv)
 		O_BARE,
 		O_DELIVER,
 		O_BARE_NOTIFY,
-		O_PAGED
+		O_PAGED,
+		O_SAVE_REPLY,
+		O_FLOOR
 	};
 	static const struct option longopts[] = {
 		{ "imap", required_argument, NULL, O_IMAP },
@@ -2094,6 +2161,8 @@ int main(int argc, char **argv)
 		{ "deliver", required_argument, NULL, O_DELIVER },
 		{ "bare-notify", no_argument, NULL, O_BARE_NOTIFY },
 		{ "paged", no_argument, NULL, O_PAGED },
+		{ "save-reply", required_argument, NULL, O_SAVE_REPLY },
+		{ "floor", required_argument, NULL, O_FLOOR },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -2164,6 +2233,12 @@ int main(int argc, char **argv)
 		case O_PAGED:
 			opt.paged = true;
 			break;
+		case O_SAVE_REPLY:
+			opt.save_reply = optarg;
+			break;
+		case O_FLOOR:
+			opt.floor = optarg;
+			break;
 		case 'v':
 			opt.verbose = true;
 			break;
@@ -2195,6 +2270,10 @@ int main(int argc, char **argv)
 		usage_error("--bare-notify is for the imdn mode only");
 	if (opt.paged && strcmp(opt.mode, "convs") != 0)
 		usage_error("--paged is for the convs mode only");
+	if ((opt.save_reply || opt.floor) && (strcmp(opt.mode, "convs") != 0 || opt.paged))
+		usage_error("--save-reply and --floor are for the convs mode without --paged");
+	if (opt.save_reply && opt.floor)
+		usage_error("--save-reply is cpm-syncd's reply, --floor does not call it");
 	if (strcmp(opt.mode, "list") == 0 && !opt.count)
 		opt.count = 1000;
 	if (strcmp(opt.mode, "sync") == 0 && !opt.count)
