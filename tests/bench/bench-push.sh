@@ -50,7 +50,10 @@
 # 100000), BENCH_TLS=1 (the account uses implicit TLS with the test CA
 # instead of security = none), BENCH_SYNC_BODIES (the account's sync_bodies,
 # default all), BENCH_SYNC_TIMEOUT (seconds to wait for the big sync, default
-# 3600), BENCH_VERBOSE=1 (cpm-syncd -v and each latency printed), KEEP=1
+# 3600), BENCH_VERBOSE=1 (cpm-syncd -v and each latency printed),
+# BENCH_SEGMENTS=1 (with perf: the Sync() step split into the daemon's
+# time before its IMAP command, the server's, and the daemon's after it, by
+# the syscall tracepoints of its socket calls), BUS=broker (lib-bench.sh), KEEP=1
 # keeps the work directory (logs, store), BENCH_TMP (parent of the work
 # directory, default /tmp).
 set -euo pipefail
@@ -190,11 +193,86 @@ measure flags-idle flags "$IDLE_N" --observe idle
 # Dovecot sends NOTIFY events 500 ms after a change: let the last ones land.
 sleep 2
 log "sync: Account1.Sync with nothing new, $N times"
+# BENCH_SEGMENTS=1: the daemon's socket calls during these syncs, timed
+# by the kernel's syscall tracepoints (perf record; nothing traced but
+# four calls, so the daemon runs at its speed), split per Sync() below.
+SEG_PID=
+: >"$WORK/segments.out"
+if [ "${BENCH_SEGMENTS:-}" = 1 ]; then
+	if command -v perf >/dev/null; then
+		perf record -q -e syscalls:sys_exit_recvmsg -e syscalls:sys_enter_sendmsg \
+			-e syscalls:sys_enter_sendto -e syscalls:sys_exit_recvfrom -p "$SYNCD_PID" \
+			-o "$WORK/sync.perf" >"$WORK/perf.err" 2>&1 &
+		SEG_PID=$!
+		sleep 0.5 # attached
+	else
+		echo "BENCH_SEGMENTS=1: no perf (apt-get install linux-perf)" >"$WORK/segments.out"
+	fi
+fi
 if ! "$PL" sync --account bench --count "$N" "${PL_V[@]}" >"$WORK/sync.out" 2>"$WORK/sync.err"; then
 	broken "sync: $(tail -n 3 "$WORK/sync.err")"
 	syncd_alive
 fi
 SYNC_PUSH=$(sed -n 's/^push: //p' "$WORK/sync.out")
+if [ -n "$SEG_PID" ]; then
+	kill -INT "$SEG_PID" 2>/dev/null || true
+	wait "$SEG_PID" || true
+	# Per Sync(): its call read from the bus (the last recvmsg before
+	# the IMAP command that follows it), that command sent (its first
+	# sendto), the server's answer read (the last recvfrom before the
+	# daemon's next signal burst ends), and the last signal sent before
+	# the next IMAP command (IDLE again): SyncGeneration.  The bus's hops
+	# to and from push-latency are the rest of its figure.
+	if perf script -i "$WORK/sync.perf" -F time,event,trace >"$WORK/sync.trace" 2>>"$WORK/perf.err"; then
+		python3 - "$WORK/sync.trace" >"$WORK/segments.out" 2>>"$WORK/perf.err" <<'EOF2' ||
+import re, statistics, sys
+ev = []
+for line in open(sys.argv[1]):
+    m = re.match(r"\s*([\d.]+):\s+syscalls:(\w+): (.*)", line)
+    if not m:
+        continue
+    call, rest = m.group(2), m.group(3).strip()
+    if call.startswith("sys_exit_"):
+        ok = int(rest, 16) < (1 << 63)  # not -errno
+        if not ok or int(rest, 16) == 0:
+            continue
+    ev.append((float(m.group(1)), call))
+runs, i = [], 0
+while i < len(ev):
+    # the IMAP command a Sync() sends: a sendto after a bus read
+    if ev[i][1] != "sys_enter_sendto":
+        i += 1
+        continue
+    j = i - 1
+    while j >= 0 and ev[j][1] != "sys_exit_recvmsg":
+        j -= 1
+    k = i + 1  # up to the next IMAP command, or the next call (20 ms on)
+    while k < len(ev) and ev[k][1] != "sys_enter_sendto" and not (
+            ev[k][1] == "sys_exit_recvmsg" and ev[k][0] - ev[i][0] > 0.02):
+        k += 1
+    span = ev[i + 1:k]
+    reads = [t for t, c in span if c == "sys_exit_recvfrom"]
+    sends = [t for t, c in span if c == "sys_enter_sendmsg"]
+    first = j >= 0 and all(c != "sys_enter_sendto" for _, c in ev[j:i])
+    if first and reads and sends and sends[-1] > reads[-1] and ev[i][0] - ev[j][0] < 0.05:
+        last_read = max(t for t in reads if t < sends[-1])
+        runs.append((ev[j][0], ev[i][0], last_read, sends[-1]))
+    i = k
+if not runs:
+    sys.exit("no Sync() found in the trace")
+def seg(a, b, what):
+    d = sorted((r[b] - r[a]) * 1000 for r in runs)
+    print("%s: n=%d median=%.3f ms min=%.3f ms max=%.3f ms" % (what, len(d), statistics.median(d), d[0], d[-1]))
+seg(0, 1, "call read -> IMAP command sent (daemon)")
+seg(1, 2, "IMAP command sent -> answer read (server)")
+seg(2, 3, "answer read -> SyncGeneration sent (daemon)")
+seg(0, 3, "call read -> SyncGeneration sent")
+EOF2
+			echo "BENCH_SEGMENTS=1: $(tail -n 1 "$WORK/perf.err")" >"$WORK/segments.out"
+	else
+		echo "BENCH_SEGMENTS=1: perf failed: $(tail -n 1 "$WORK/perf.err")" >"$WORK/segments.out"
+	fi
+fi
 
 # The floor of a Sync() without NOTIFY: one LIST-STATUS round trip (what
 # the run sends when nothing changed, pipelined with the DONE of its IDLE),
@@ -384,6 +462,10 @@ grep '^idle-list-status: ' "$WORK/floor.out" >"$WORK/row" || true
 IDLE_FLOOR=$(field "$WORK/row" median)
 echo "(floor: a bare client's LIST-STATUS round trip, median $FLOOR ms; from IDLE, DONE and" \
 	"LIST-STATUS sent together, median $IDLE_FLOOR ms; $N runs each)"
+if [ -s "$WORK/segments.out" ]; then
+	echo "Sync() inside the daemon (BENCH_SEGMENTS=1, its socket calls traced):"
+	sed 's/^/  /' "$WORK/segments.out"
+fi
 echo
 echo "(the bare client and the daemon wait on the same server for the same APPENDs: the share is" \
 	"the daemon's own time, from the server's EXISTS to the D-Bus signal, per event)"
