@@ -49,7 +49,7 @@ static void usage(FILE *f)
 	      "       " PROG
 	      " wait --account NAME [--folder F [--messages N]] [--timeout S] [--sync]\n"
 	      "       " PROG " convs --account NAME [--count 50] [--repeat R] [--paged]\n"
-	      "                    [--save-reply FILE | --floor NAME]\n"
+	      "                    [--save-reply FILE | --floor NAME [--path P]]\n"
 	      "       " PROG " imdn --imap HOST:PORT --user U --password-file F --account NAME\n"
 	      "                   --folder F --count N --deliver CMD [--timeout S]\n"
 	      "                   [--bare-notify] [-v]\n"
@@ -99,7 +99,9 @@ static void usage(FILE *f)
 	      "       only ListConversations, called on NAME (tests/tools/dbus-floor\n"
 	      "       answering with such a saved reply) and prints its line as\n"
 	      "       `floor ListConversations: ...`; with NAME org.cpmsync, on\n"
-	      "       cpm-syncd's account, as `ours ListConversations: ...`.\n"
+	      "       cpm-syncd's account, as `ours ListConversations: ...`.  --path P\n"
+	      "       calls it on object P, without looking the account up first (its\n"
+	      "       GetManagedObjects is not then in the service's CPU time).\n"
 	      "imdn   SELECTs the folder on its own IMAP connection and waits in IDLE (the\n"
 	      "       bare client).  N times: delivers a sent CPIM chat message with a\n"
 	      "       unique IMDN-Message-ID (CMD, run by /bin/sh, gets the message on its\n"
@@ -137,6 +139,7 @@ static struct {
 	const char *deliver;
 	const char *save_reply;
 	const char *floor;
+	const char *path;
 	unsigned long count;
 	unsigned long repeat;
 	unsigned long messages;
@@ -1655,7 +1658,11 @@ static void run_floor(double *t)
 
 	if (!dbus_bus_name_has_owner(bus, opt.floor, NULL))
 		fatal("%s has no owner on the bus", opt.floor);
-	if (ours) {
+	if (opt.path) {
+		apath = strdup(opt.path);
+		if (!apath)
+			fatal("out of memory");
+	} else if (ours) {
 		find_objects(&o, NULL);
 		if (!o.account_path)
 			fatal("no account '%s' on the bus", opt.account);
@@ -2142,7 +2149,8 @@ int main(int argc, char **argv)
 		O_BARE_NOTIFY,
 		O_PAGED,
 		O_SAVE_REPLY,
-		O_FLOOR
+		O_FLOOR,
+		O_PATH
 	};
 	static const struct option longopts[] = {
 		{ "imap", required_argument, NULL, O_IMAP },
@@ -2163,6 +2171,7 @@ int main(int argc, char **argv)
 		{ "paged", no_argument, NULL, O_PAGED },
 		{ "save-reply", required_argument, NULL, O_SAVE_REPLY },
 		{ "floor", required_argument, NULL, O_FLOOR },
+		{ "path", required_argument, NULL, O_PATH },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -2239,6 +2248,9 @@ int main(int argc, char **argv)
 		case O_FLOOR:
 			opt.floor = optarg;
 			break;
+		case O_PATH:
+			opt.path = optarg;
+			break;
 		case 'v':
 			opt.verbose = true;
 			break;
@@ -2272,6 +2284,8 @@ int main(int argc, char **argv)
 		usage_error("--paged is for the convs mode only");
 	if ((opt.save_reply || opt.floor) && (strcmp(opt.mode, "convs") != 0 || opt.paged))
 		usage_error("--save-reply and --floor are for the convs mode without --paged");
+	if (opt.path && !opt.floor)
+		usage_error("--path is for --floor only");
 	if (opt.save_reply && opt.floor)
 		usage_error("--save-reply is cpm-syncd's reply, --floor does not call it");
 	if (strcmp(opt.mode, "list") == 0 && !opt.count)
