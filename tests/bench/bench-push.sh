@@ -53,7 +53,8 @@
 # 3600), BENCH_VERBOSE=1 (cpm-syncd -v and each latency printed),
 # BENCH_SEGMENTS=1 (with perf: the Sync() step split into the daemon's
 # time before its IMAP command, the server's, and the daemon's after it, by
-# the syscall tracepoints of its socket calls), BUS=broker (lib-bench.sh), KEEP=1
+# the syscall tracepoints of its socket calls), BUS=broker (the private bus
+# run by dbus-broker: bench_broker in lib-bench.sh), KEEP=1
 # keeps the work directory (logs, store), BENCH_TMP (parent of the work
 # directory, default /tmp).
 set -euo pipefail
@@ -96,7 +97,8 @@ fi
 for f in "$SYNCD" "$PL"; do
 	[ -x "$f" ] || die "$f missing: run make B=${B#"$TOP"/} all tests"
 done
-command -v dbus-daemon >/dev/null || die "dbus-daemon missing (apt-get install dbus-daemon)"
+[ "${BUS:-daemon}" = broker ] || command -v dbus-daemon >/dev/null ||
+	die "dbus-daemon missing (apt-get install dbus-daemon)"
 [ "$N" -ge 200 ] || echo "bench-push: note: N=$N; the targets are stated over at least 200 events" >&2
 
 bench_work cpmsync-bench-push
@@ -436,7 +438,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 echo
 echo "cpm-syncd push benchmark: N=$N events each, security $SECURITY, sync_bodies $SYNC_BODIES," \
-	"$(nproc) CPUs, $SERVER_NAME"
+	"$(nproc) CPUs, $SERVER_NAME, bus $BUS_NAME; load at the end: $(cut -d" " -f1-3 /proc/loadavg)"
 echo
 printf '%-46s | %5s | %9s | %9s | %9s | %9s | %9s\n' measure n "median ms" "p90 ms" "p95 ms" \
 	"p99 ms" "max ms"
