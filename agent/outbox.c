@@ -1095,6 +1095,52 @@ static bool reason_not_sent(char *reason)
 	return true;
 }
 
+/*
+ * Message *id of .pending/<*id> (*dir) is gone from the store: a message
+ * moved locally before it reached the server is stored anew, and one
+ * copied before it reached the server, then removed, lives on as its copy
+ * (cpmsync_store_message_moved()).  Then the files wait for that message:
+ * .pending/<*id> is renamed after it, and *id and *dir say so.  1: moved,
+ * 0: removed for good, or a store error (logged; looked at again later).
+ */
+static int follow_moved(struct outbox *o, int64_t *id, char **dir)
+{
+	_cleanup_free_ char *to_dir = NULL;
+	_cleanup_close_ int pfd = -1;
+	struct folder_names names = { 0 };
+	struct message_state state = { 0 };
+	int64_t to;
+	int r;
+
+	r = cpmsync_store_message_moved(o->store, *id, &to);
+	if (r < 0)
+		log_debug("outbox: cannot look up where message %" PRId64 " went: %s", *id,
+			  cpmsync_strerror(r));
+	if (r <= 0)
+		return r;
+	if (cpmsync_store_get_message(o->store, to, get_state, &state) == 0)
+		cpmsync_store_get_folder(o->store, state.folder_id, get_names, &names);
+	log_info("outbox: message %" PRId64 " (%s/%s) was moved before it reached the "
+		 "server: it is message %" PRId64 " in folder '%s' of account '%s' now",
+		 *id, o->dir, *dir, to, names.name ? names.name : "?",
+		 names.account ? names.account : "?");
+	free(names.account);
+	free(names.name);
+	to_dir = xasprintf(PENDING "/%" PRId64, to);
+	pfd = open_beneath(o->root, PENDING, O_RDONLY | O_DIRECTORY);
+	r = pfd < 0 ? pfd
+		    : rename_noreplace(pfd, outbox_base_part(*dir), pfd, outbox_base_part(to_dir));
+	if (r < 0) /* followed all the same, each time it is looked at */
+		log_warning("outbox: cannot rename %s/%s to %s: %s", o->dir, *dir, to_dir,
+			    strerror(-r));
+	else {
+		free(*dir);
+		*dir = TAKE_PTR(to_dir);
+	}
+	*id = to;
+	return 1;
+}
+
 /* .pending/<id>/: done, refused, gone, or still on its way. */
 static void check_pending_id(struct outbox *o, const char *id_str)
 {
@@ -1122,6 +1168,16 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 	}
 
 	r = cpmsync_store_get_message(o->store, id, get_state, &state);
+	if (r == -CPMSYNC_E_NOT_FOUND) {
+		int moved = follow_moved(o, &id, &dir);
+
+		if (moved < 0) {
+			free_names(files);
+			return;
+		}
+		if (moved > 0)
+			r = cpmsync_store_get_message(o->store, id, get_state, &state);
+	}
 	if (r == -CPMSYNC_E_NOT_FOUND) {
 		for (size_t i = 0; i < n; i++) {
 			_cleanup_free_ char *why =

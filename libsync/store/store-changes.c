@@ -476,3 +476,24 @@ int cpmsync_store_message_refused(struct cpmsync_store *store, int64_t message_i
 	sqlite3_reset(st);
 	return *ret_reason ? 1 : -ENOMEM;
 }
+
+int cpmsync_store_message_moved(struct cpmsync_store *store, int64_t message_id, int64_t *ret_id)
+{
+	struct store *s = store_call(store);
+	sqlite3_stmt *st;
+	int r;
+
+	if (!s || !ret_id)
+		return -EINVAL;
+	*ret_id = 0;
+	r = store_prepare(s, "SELECT to_id FROM message_moved WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	*ret_id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 1;
+}

@@ -266,6 +266,34 @@ static int exec_int(struct store *s, const char *sql, int64_t v)
 	return store_step_done(s, st);
 }
 
+/*
+ * Message from, purged before it was on the server, lives on as message to
+ * (store version 36, message_moved): its local move, or the copy that
+ * takes over its APPEND.  The first successor recorded stays; links that
+ * led to from lead to to, so that one lookup follows every step.
+ */
+static int note_moved(struct store *s, int64_t from, int64_t to)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s, "INSERT OR IGNORE INTO message_moved (id, to_id) VALUES (?1, ?2)",
+			  &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	r = store_step_done(s, st);
+	if (r < 0 || sqlite3_changes(store_db(s)) == 0)
+		return r;
+	r = store_prepare(s, "UPDATE message_moved SET to_id = ?2 WHERE to_id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	return store_step_done(s, st);
+}
+
 /* Collects the integer column 0 of st, prepared and bound. */
 static int collect_column_ids(struct store *s, sqlite3_stmt *st, int64_t **ret, size_t *ret_n)
 {
@@ -495,13 +523,37 @@ static int purge_message(struct store *s, int64_t id, bool keep_attempted, unsig
 	r = exec_int(s, "DELETE FROM journal WHERE message_id = ?1", id);
 	if (r < 0)
 		return r;
-	r = exec_int(s, "DELETE FROM message WHERE id = ?1", id);
-	if (r < 0)
-		return r;
 
-	/* Copies and moves out of it: rows whose args name it. */
+	/* Copies and moves out of it: rows whose args name it.  The first
+	 * one with its body stored is appended instead (below): the message
+	 * lives on as that one, noted before its row goes (and, with it, the
+	 * links that led to it). */
 	r = journal_args_encode(&(struct journal_args){ .op = JOURNAL_OP_COPY, .copy.src_id = id },
 				&src);
+	if (r < 0)
+		return r;
+	{
+		sqlite3_stmt *st;
+
+		r = prepare_ops(s,
+				"SELECT j.message_id FROM journal j JOIN message m"
+				" ON m.id = j.message_id WHERE j.args = ?1 AND m.has_body = 1"
+				" AND j.op IN (:op_copy, :op_move) ORDER BY j.id LIMIT 1",
+				&st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_text(st, 1, src, -1, SQLITE_STATIC);
+		r = store_step(s, st);
+		if (r > 0) {
+			int64_t heir = sqlite3_column_int64(st, 0);
+
+			sqlite3_reset(st);
+			r = note_moved(s, id, heir);
+		}
+		if (r < 0)
+			return r;
+	}
+	r = exec_int(s, "DELETE FROM message WHERE id = ?1", id);
 	if (r < 0)
 		return r;
 	{
@@ -1332,6 +1384,9 @@ static int move_local(struct store *s, const struct message_row *m, int64_t acco
 				m->id);
 		return -EIO;
 	}
+	r = note_moved(s, m->id, new_id);
+	if (r < 0)
+		return r;
 	{
 		bool kept;
 

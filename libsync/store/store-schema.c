@@ -1432,13 +1432,32 @@ static const char migration_35[] =
 	" WHERE (instr(from_addr, '=?') > 0 AND instr(from_addr, '\"') > 0)"
 	" OR (instr(to_addrs, '=?') > 0 AND instr(to_addrs, '\"') > 0);";
 
+/*
+ * Version 36: message_moved, where a message gone from the
+ * store lives on.  A message moved locally before it was on the server is
+ * stored anew (store-ops.c move_local(): a new row, the old one purged),
+ * and a message copied before it was on the server, then purged, lives on
+ * as its copy's APPEND (purge_message()).  Each such step records (old
+ * row, new row); rows naming the old row as their target are pointed at
+ * the new one, so one lookup follows any number of moves
+ * (cpmsync_store_message_moved(); the outbox follows its file's message
+ * so).  A link goes with the row it leads to (ON DELETE CASCADE, through
+ * the index): a message really removed leaves none.  Message ids are never
+ * reused (AUTOINCREMENT), so no link names a later message.
+ */
+static const char migration_36[] =
+	"CREATE TABLE message_moved ("
+	" id INTEGER PRIMARY KEY,"
+	" to_id INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE);"
+	"CREATE INDEX message_moved_to ON message_moved (to_id);";
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
 	migration_13, migration_14, migration_15, migration_16, migration_17, migration_18,
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
-	migration_31, migration_32, migration_33, migration_34, migration_35,
+	migration_31, migration_32, migration_33, migration_34, migration_35, migration_36,
 };
 
 unsigned store_schema_version(void)

@@ -519,6 +519,33 @@ check "outbox: exactly once" test "$(da search -u "$USER1" mailbox INBOX header 
 msg_text "<outbox2@dbus.test>" 300 >"$OB/nosuch/INBOX/.t" && mv "$OB/nosuch/INBOX/.t" "$OB/nosuch/INBOX/lost.eml"
 check "outbox: an unknown account goes to .failed" eventually 5 bash -c "ls '$OB/.failed' | grep -q lost"
 check "outbox: with a .why naming the account" eventually 5 bash -c "cat '$OB'/.failed/*.why | grep -q nosuch"
+# A file whose message is moved locally before it reached the server is
+# stored anew in the destination (another id): the file waits for that one
+# and is done when it is on the server, not failed (a middleware sending it
+# again would make a duplicate).
+"$CPMCTL" online a off >"$WORK/online.out" 2>&1 || bail "cpmctl online a off: $(cat "$WORK/online.out")"
+check "outbox, offline: State offline" wait_state offline 5
+msg_text "<outbox-moved@dbus.test>" 300 >"$OB/a/INBOX/.t" || bail "cannot write $OB/a/INBOX/.t"
+mv "$OB/a/INBOX/.t" "$OB/a/INBOX/moved.eml" || bail "cannot rename $OB/a/INBOX/.t"
+pending_id() { # the id of the .pending/ID/ holding the file $1
+	local f
+	for f in "$OB"/.pending/[0-9]*/"$1"; do
+		[ -e "$f" ] && basename "$(dirname "$f")"
+	done
+}
+check "outbox, offline: the file is stored, waiting in .pending" eventually 5 bash -c "compgen -G '$OB/.pending/[0-9]*/moved.eml' >/dev/null"
+MOVED_ID=$(pending_id moved.eml)
+check "outbox, offline: in one .pending/ID" test "$(echo "$MOVED_ID" | wc -w)" -eq 1
+"$CPMCTL" move a INBOX "$MOVED_ID" Offline >"$WORK/move.out" 2>&1
+check "outbox, offline: cpmctl move of message $MOVED_ID to Offline: exit 0" test $? -eq 0
+"$CPMCTL" online a on >"$WORK/online.out" 2>&1 || bail "cpmctl online a on: $(cat "$WORK/online.out")"
+check "outbox, moved offline: it reaches the server in Offline" eventually 15 server_has Offline "<outbox-moved@dbus.test>"
+check "outbox, moved offline: the file is done, not failed" eventually 10 bash -c "[ -z \"\$(ls -A '$OB/.pending' | grep -v '^claimed\$')\" ]"
+check "outbox, moved offline: no .failed/moved.eml" test ! -e "$OB/.failed/moved.eml" -a ! -e "$OB/.failed/moved.eml.why"
+check "outbox, moved offline: once on the server, and not in INBOX" \
+	test "$(da search -u "$USER1" mailbox '*' header message-id '<outbox-moved@dbus.test>' | wc -l)" -eq 1
+check "outbox, moved offline: the log says where it went" \
+	grep -qE "^cpm-syncd: outbox: message $MOVED_ID \($OB/.pending/$MOVED_ID\) was moved before it reached the server: it is message [0-9]+ in folder 'Offline' of account 'a' now\$" "$WORK/daemon.log"
 # --- failed operations: refusals by the real server ----------------------------------------------
 # An APPEND into a folder whose ACL lacks the insert right ([NOPERM]) and a
 # keyword longer than Dovecot's mail_max_keyword_length, 50 ([CANNOT]):

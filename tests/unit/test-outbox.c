@@ -588,6 +588,87 @@ START_TEST(test_removed_locally_goes_to_failed)
 }
 END_TEST
 
+/*
+ * Moved locally before it reached the server: the message is stored anew
+ * (another id), and the file waits for that one, through any number of
+ * moves, and is done when it is on the server.
+ */
+START_TEST(test_moved_locally_followed)
+{
+	int64_t id, id2, id3;
+
+	put(P("a/INBOX/mv.eml"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Chats", &id2), 0);
+	ck_assert_int_ne(id2, id);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".failed")));
+	ck_assert(!exists(P(".pending/%" PRId64, id)));
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/mv.eml", id2)), msg1);
+	/* Again, before a rescan: one lookup follows both steps. */
+	ck_assert_int_eq(cpmsync_op_move(cs, &id2, 1, "Chats/2024", &id3), 0);
+	ck_assert_int_eq(cpmsync_op_move(cs, &id3, 1, "INBOX", &id), 0);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".failed")));
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/mv.eml", id)), msg1);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 1);
+	/* The engine appended it. */
+	ck_assert_int_eq(store_sync_message_set_uid(s, id, 8, ""), 0);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".pending/%" PRId64, id)));
+	ck_assert(!exists(P(".failed")));
+}
+END_TEST
+
+/* Copied before it reached the server, then expunged: its copy is
+ * appended instead, and the file waits for that one. */
+START_TEST(test_copied_then_expunged_followed)
+{
+	int64_t id, copy;
+
+	put(P("a/INBOX/cp.eml"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_int_eq(cpmsync_op_copy(cs, &id, 1, "Chats", &copy), 0);
+	ck_assert_int_eq(cpmsync_op_delete(cs, &id, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "INBOX"), 0);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 0);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".failed")));
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/cp.eml", copy)), msg1);
+	ck_assert_int_eq(store_sync_message_set_uid(s, copy, 3, ""), 0);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".pending/%" PRId64, copy)));
+	ck_assert(!exists(P(".failed")));
+}
+END_TEST
+
+/* Moved, then deleted for good before it reached the server: a failure
+ * with the reason, naming the message it had become. */
+START_TEST(test_moved_then_expunged_fails)
+{
+	char want[160];
+	int64_t id, id2;
+
+	put(P("a/INBOX/del.eml"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Chats", &id2), 0);
+	ck_assert_int_eq(cpmsync_op_delete(cs, &id2, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "Chats"), 0);
+	outbox_rescan(ob);
+	ck_assert(!exists(P(".pending/%" PRId64, id)));
+	ck_assert(!exists(P(".pending/%" PRId64, id2)));
+	ck_assert_str_eq(slurp(P(".failed/del.eml")), msg1);
+	snprintf(want, sizeof(want),
+		 "del.eml: message %" PRId64 " was removed from the local store (deleted, moved "
+		 "or expunged) before it reached the server",
+		 id);
+	ck_assert_msg(strstr(why_of("del.eml"), want), "%s", why_of("del.eml"));
+}
+END_TEST
+
 START_TEST(test_crash_after_commit)
 {
 	int64_t id, id2;
@@ -1398,6 +1479,9 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_refused_goes_to_failed);
 	tcase_add_test(tc, test_not_sent_goes_to_failed);
 	tcase_add_test(tc, test_removed_locally_goes_to_failed);
+	tcase_add_test(tc, test_moved_locally_followed);
+	tcase_add_test(tc, test_copied_then_expunged_followed);
+	tcase_add_test(tc, test_moved_then_expunged_fails);
 	tcase_add_test(tc, test_crash_after_commit);
 	tcase_add_test(tc, test_crash_copy_already_referenced);
 	tcase_add_test(tc, test_same_file_twice);

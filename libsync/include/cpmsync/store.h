@@ -296,6 +296,17 @@ const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t fo
 int cpmsync_store_message_refused(struct cpmsync_store *store, int64_t message_id,
 				  char **ret_reason);
 
+/*
+ * Where a message gone from the store lives on: one moved locally before
+ * it was on the server is stored anew under another id, and one copied
+ * before it was on the server and then removed lives on as that copy,
+ * which is appended in its place.  1 and the id it now has (visible or
+ * not, on the server or on its way) in *ret_id, after any number of such
+ * steps; 0 when it has none (never moved, or removed for good: deleted
+ * or expunged, itself or its successor).  Read access is enough.
+ */
+int cpmsync_store_message_moved(struct cpmsync_store *store, int64_t message_id, int64_t *ret_id);
+
 #ifdef __cplusplus
 }
 #endif
