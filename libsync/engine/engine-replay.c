@@ -121,9 +121,13 @@ struct replay {
 		uint32_t known;
 		engine_reply_fn done;
 	} del;
-	/* set_annotation: the values sent */
+	/* set_annotation: the values sent; after a refusal of them all
+	 * together, sent again one by one: ann_next the next one, ann_refused the entries refused
+	 * alone (the first refusal is kept in exp_no) */
 	struct store_annotation *ann;
 	size_t n_ann;
+	size_t ann_next;
+	char *ann_refused;
 	/* rows left waiting in a hidden namespace (row_hidden()), and the
 	 * first folder named */
 	unsigned hidden_waits;
@@ -158,6 +162,9 @@ static void replay_clear(struct replay *rp)
 	store_annotations_free(rp->ann, rp->n_ann);
 	rp->ann = NULL;
 	rp->n_ann = 0;
+	rp->ann_next = 0;
+	free(rp->ann_refused);
+	rp->ann_refused = NULL;
 }
 
 void engine_replay_free(struct cpmsync_sync *e)
@@ -2581,21 +2588,21 @@ static void op_acl(struct cpmsync_sync *e)
 /* ------------------------------------------------------------------ */
 /* Annotations (ANNOTATE) */
 
-static void annotation_done(const struct engine_reply *res, void *userdata)
+/*
+ * The row's values are on the server: done.  Changed again while the
+ * STORE was in flight: that change found this row pending and added none,
+ * so it gets one now (added before this one goes, so that its id is
+ * larger: it replays in this run).
+ */
+static void annotation_row_done(struct cpmsync_sync *e)
 {
-	struct cpmsync_sync *e = userdata;
 	struct replay *rp = R(e);
 	bool more = false;
 	int r;
 
-	if (cmd_refused(e, res, "UID STORE ANNOTATION"))
-		return;
 	r = engine_tx_begin(e);
 	if (r >= 0)
-		r = store_annotations_sent(e->store, rp->msg.id, rp->ann, rp->n_ann, &more);
-	/* Changed again while the STORE was in flight: that change found
-	 * this row pending and added none, so it gets one now (added before
-	 * this one goes, so that its id is larger: it replays in this run). */
+		r = store_annotation_pending_any(e->store, rp->msg.id, &more);
 	if (r >= 0 && more)
 		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_ANNOTATION,
 				      rp->msg.folder_id, rp->msg.id, NULL);
@@ -2606,6 +2613,113 @@ static void annotation_done(const struct engine_reply *res, void *userdata)
 	e->stats.ops_replayed++;
 	e->batch_rows++;
 	replay_next(e);
+}
+
+static void annotation_single_send(struct cpmsync_sync *e);
+
+/*
+ * The reply to one entry sent alone: taken (its value recorded), or
+ * refused (kept, and named).  After the last one, the row is done if none
+ * was refused; else it is refused with the first refusal, its text naming
+ * the entries refused, which stay pending (a retry sends only those).
+ */
+static void annotation_single_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	const struct store_annotation *a = &rp->ann[rp->ann_next];
+	_cleanup_free_ char *text = NULL;
+	struct engine_reply no;
+	bool more;
+	int r;
+
+	if (e->finished)
+		return;
+	if (res->r == 0) {
+		r = engine_tx_begin(e);
+		if (r >= 0)
+			r = store_annotations_sent(e->store, rp->msg.id, a, 1, &more);
+		if (store_failed(e, r))
+			return;
+		e->batch_rows++;
+	} else if (exp_no_keep(e, res, "UID STORE ANNOTATION")) {
+		char *names;
+
+		if (asprintf(&names, "%s%s%s (value.%s)", rp->ann_refused ? rp->ann_refused : "",
+			     rp->ann_refused ? ", " : "", a->entry,
+			     a->shared ? "shared" : "priv") < 0) {
+			engine_fail(e, -ENOMEM, "out of memory");
+			return;
+		}
+		free(rp->ann_refused);
+		rp->ann_refused = names;
+	} else {
+		return; /* the connection failed: the run with it */
+	}
+	if (++rp->ann_next < rp->n_ann) {
+		annotation_single_send(e);
+		return;
+	}
+	if (!exp_no_take(rp, &no)) {
+		annotation_row_done(e);
+		return;
+	}
+	if (asprintf(&text, "%s: %s", rp->ann_refused, no.text ? no.text : "no text") < 0) {
+		text = NULL;
+		exp_no_clear(rp);
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	no.text = text;
+	r = row_refused(e, rp->j.id, &no, "UID STORE ANNOTATION");
+	exp_no_clear(rp);
+	if (r >= 0)
+		replay_next(e);
+}
+
+static void annotation_single_send(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	const struct store_annotation *a = &rp->ann[rp->ann_next];
+	struct engine_annotation one = { a->entry, a->shared, a->value };
+
+	sent(e,
+	     D(e)->ops->store_annotations(D(e), rp->msg.uid, &one, 1, annotation_single_done, e));
+}
+
+/*
+ * The reply to the STORE of all the row's values.  A refusal of several
+ * says not which of them the server would not take (Cyrus refuses the
+ * whole STORE for one entry it owns, "/vendor/cmu/cyrus-imapd/..."): they
+ * are sent again one by one, so that one refused entry holds back no
+ * other.
+ */
+static void annotation_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+	struct replay *rp = R(e);
+	bool more = false;
+	int r;
+
+	if (res->r == -CPMSYNC_E_SERVER && !e->finished && rp->n_ann > 1) {
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: UID STORE ANNOTATION of %zu entries of message %lld refused (%s): "
+			"sending them one by one",
+			e->account_name, rp->n_ann, (long long)rp->msg.id,
+			res->text ? res->text : "no text");
+		exp_no_clear(rp);
+		rp->ann_next = 0;
+		annotation_single_send(e);
+		return;
+	}
+	if (cmd_refused(e, res, "UID STORE ANNOTATION"))
+		return;
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_annotations_sent(e->store, rp->msg.id, rp->ann, rp->n_ann, &more);
+	if (store_failed(e, r))
+		return;
+	annotation_row_done(e);
 }
 
 static void annotation_selected(struct cpmsync_sync *e)

@@ -284,6 +284,25 @@ check "online again: PendingOperations 0" eventually 10 prop_is "$A" PendingOper
 check "online again: no failed operation" \
 	test -z "$(call "$A" org.cpmsync.Account1 ListFailedOperations)"
 
+# One entry Cyrus refuses (its own /vendor/cmu/cyrus-imapd/ entries are the
+# server's) and one it takes, set offline on one message: the whole STORE is
+# refused, and the good one must land all the same, not wait with the bad.
+"$DBUS" set "$A" org.cpmsync.Account1 Online b false >/dev/null
+check "offline again: State offline" wait_state offline 5
+check "offline: SetAnnotations of a Cyrus-owned entry accepted" \
+	call "$INBOX" $F SetAnnotations 'ta{ss}b' "$ID2" "/vendor/cmu/cyrus-imapd/bar=x" false
+check "offline: SetAnnotations /comment of the same message accepted" \
+	call "$INBOX" $F SetAnnotations 'ta{ss}b' "$ID2" "/comment=good 2" false
+"$DBUS" set "$A" org.cpmsync.Account1 Online b true >/dev/null
+check "online: the good entry reaches the server although the other is refused" \
+	eventually 15 other_is "good 2" "<ann2@annotate.test>" /comment value.priv
+check "online: the refusal is logged naming the refused entry only" \
+	eventually 10 grep -qxF "cpm-syncd: a: UID STORE ANNOTATION refused by the server: /vendor/cmu/cyrus-imapd/bar (value.priv): Permission denied (tried again later)" "$WORK/daemon.log"
+check "online: the refused entry stays pending (read-your-writes)" \
+	annotations_are "$INBOX" "$ID2" /vendor/cmu/cyrus-imapd/bar false "/vendor/cmu/cyrus-imapd/bar=x "
+check "online: GetAnnotations /comment is the server's" \
+	annotations_are "$INBOX" "$ID2" /comment false "/comment=good 2 "
+
 # --- errors -----------------------------------------------------------------------------------
 call "$INBOX" $F SetAnnotations 'ta{ss}b' "$ID1" "comment=x" false >"$WORK/bad1"
 check "an entry without '/': InvalidArgs naming it" \

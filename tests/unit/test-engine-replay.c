@@ -2775,6 +2775,63 @@ START_TEST(test_annotation_refusals)
 }
 END_TEST
 
+START_TEST(test_annotation_one_entry_refused)
+{
+	/* Cyrus refuses a whole STORE for one entry it owns: the entries are
+	 * sent again one by one, the good one lands, and only the refused
+	 * one stays pending, its row refused with a text that names it. */
+	static const struct step script[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /comment priv [good 4] /vendor/cmu/cyrus-imapd/bar priv [x]",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied" },
+		{ .call = "annotate 1 /comment priv [good 4]" },
+		{ .call = "annotate 1 /vendor/cmu/cyrus-imapd/bar priv [x]",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied" },
+		LOGOUT,
+		END,
+	};
+	/* Refused together, taken one by one: the row is done. */
+	static const struct step script2[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 2 /a shared [1] /b shared [2]",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "try again" },
+		{ .call = "annotate 2 /a shared [1]" },
+		{ .call = "annotate 2 /b shared [2]" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	set_annotation(1, "/vendor/cmu/cyrus-imapd/bar", "x", false);
+	set_annotation(1, "/comment", "good 4", false);
+	res = run(script, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_failed, 1);
+	ck_assert_str_eq(annotation_rows(1),
+			 "/comment/0/good 4/-|/vendor/cmu/cyrus-imapd/bar/0/-/x");
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || message_id || ':' || code || ':'"
+			    " || failed || ':' || refused, ',') FROM journal"),
+			 "set_annotation:1::0:/vendor/cmu/cyrus-imapd/bar (value.priv): "
+			 "Permission denied");
+
+	exec("DELETE FROM journal;"
+	     "INSERT INTO message (folder_id, uid, size, internaldate) VALUES (1, 2, 5, 1000);"
+	     "INSERT INTO message_state (id, flags, server_flags)"
+	     " VALUES (last_insert_rowid(), '', '')");
+	set_annotation(2, "/a", "1", true);
+	set_annotation(2, "/b", "2", true);
+	res = run(script2, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	ck_assert_str_eq(annotation_rows(2), "/a/1/1/-|/b/1/2/-");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
 START_TEST(test_annotation_without_annotate)
 {
 	/* Set offline, the server turns out to lack ANNOTATE: a failed
@@ -5099,6 +5156,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_metadata_and_acl);
 	tcase_add_test(tc, test_annotation_store);
 	tcase_add_test(tc, test_annotation_refusals);
+	tcase_add_test(tc, test_annotation_one_entry_refused);
 	tcase_add_test(tc, test_annotation_without_annotate);
 	tcase_add_test(tc, test_annotation_after_append);
 	tcase_add_test(tc, test_malformed_and_unknown_rows);
