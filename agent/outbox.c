@@ -718,6 +718,19 @@ static const char *cpm_root_of(struct outbox *o, const char *account)
 	return root ? root : "Default";
 }
 
+struct folder_names {
+	char *account, *name;
+};
+
+static int get_names(const struct cpmsync_folder_info *f, void *userdata)
+{
+	struct folder_names *n = userdata;
+
+	n->account = xstrdup(f->account);
+	n->name = xstrdup(f->name);
+	return 0;
+}
+
 /* What filing a claim asks of the folder it would go into. */
 struct object_check {
 	struct outbox *o;
@@ -763,6 +776,7 @@ static void process_object_claim(struct outbox *o, int cfd, const char *cdir, co
 	const char *name = outbox_base_part(rel), *root;
 	_cleanup_close_ int fd = -1;
 	int64_t id = 0, folder_id = 0;
+	struct folder_names names = { 0 };
 	struct object_check x;
 	struct stat st;
 	int r;
@@ -810,9 +824,15 @@ static void process_object_claim(struct outbox *o, int cfd, const char *cdir, co
 		claim_done(o, cfd, rel, id);
 		return;
 	}
-	log_info("outbox: filed %s (%" PRIu64 " bytes) as message %" PRId64 " in folder %" PRId64
+	if (cpmsync_store_get_folder(o->store, folder_id, get_names, &names) < 0 || !names.name) {
+		free(names.name); /* cannot be read: its id, as before */
+		names.name = xasprintf("%" PRId64, folder_id);
+	}
+	log_info("outbox: filed %s (%" PRIu64 " bytes) as message %" PRId64 " in folder '%s'"
 		 " of account '%s'",
-		 rel, (uint64_t)st.st_size, id, folder_id, account);
+		 rel, (uint64_t)st.st_size, id, names.name, account);
+	free(names.account);
+	free(names.name);
 	claim_done(o, cfd, rel, id);
 	if (o->cb.stored)
 		o->cb.stored(o->userdata, account);
@@ -1061,19 +1081,6 @@ static int get_state(const struct cpmsync_message_info *m, void *userdata)
 
 	s->uid = m->uid;
 	s->folder_id = m->folder_id;
-	return 0;
-}
-
-struct folder_names {
-	char *account, *name;
-};
-
-static int get_names(const struct cpmsync_folder_info *f, void *userdata)
-{
-	struct folder_names *n = userdata;
-
-	n->account = xstrdup(f->account);
-	n->name = xstrdup(f->name);
 	return 0;
 }
 

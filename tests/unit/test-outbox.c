@@ -1412,6 +1412,29 @@ END_TEST
  * lets 16 bytes of it be written) is removed, not left cut short, and the
  * log says so; the file stays in .failed.
  */
+/* The log names the folder an object was filed in, as for other files. */
+START_TEST(test_cpm_object_log_names_folder)
+{
+	static const char obj[] = "Message-ID: <o1@x>\r\nFrom: tel:+1\r\n"
+				  "Conversation-ID: conv-L\r\n\r\nhi\r\n";
+	char want[256];
+	const char *got;
+	int64_t id;
+
+	put(P("a/obj"), obj, sizeof(obj) - 1);
+	log_capture();
+	start();
+	got = log_taken();
+	log_release();
+	ck_assert_int_eq(count("a", "Default/conv-L", &id), 1);
+	snprintf(want, sizeof(want),
+		 "cpm-syncd: outbox: filed a/obj (%zu bytes) as message %" PRId64
+		 " in folder 'Default/conv-L' of account 'a'\n",
+		 sizeof(obj) - 1, id);
+	ck_assert_str_eq(got, want);
+}
+END_TEST
+
 START_TEST(test_why_not_written_whole)
 {
 	struct rlimit old, lim;
@@ -1506,6 +1529,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_store_file_limit_waits);
 	tcase_add_test(tc, test_store_gone_waits);
 	tcase_add_test(tc, test_why_not_written_whole);
+	tcase_add_test(tc, test_cpm_object_log_names_folder);
 	suite_add_tcase(su, tc);
 
 	/* The same defences without openat2(): O_NOFOLLOW walks. */
