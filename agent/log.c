@@ -86,6 +86,18 @@ static const char *one_line(const char *msg, char *buf, size_t size)
 	return buf;
 }
 
+char *log_escape(const char *s)
+{
+	size_t size = 4 * strlen(s) + 1; /* at most four bytes written per byte read */
+	char *buf = malloc(size);
+
+	if (!buf)
+		abort();
+	if (one_line(s, buf, size) == s)
+		memcpy(buf, s, strlen(s) + 1);
+	return buf;
+}
+
 static void write_line(int level, const char *msg)
 {
 	char buf[4096 * 4 + 8];

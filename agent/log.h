@@ -20,6 +20,13 @@
 void agent_log_init(bool verbose);
 void agent_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * s as a log line writes it (malloc'ed): control characters, bytes that
+ * are not UTF-8, C1 and bidirectional formatting characters escaped, for
+ * text kept elsewhere (an outbox .why) that a reader must see the same.
+ */
+char *log_escape(const char *s);
+
 #define log_error(...)	 agent_log(LOG_LEVEL_ERR, __VA_ARGS__)
 #define log_warning(...) agent_log(LOG_LEVEL_WARNING, __VA_ARGS__)
 #define log_notice(...)	 agent_log(LOG_LEVEL_NOTICE, __VA_ARGS__)

@@ -334,7 +334,8 @@ static void move_to_failed(struct outbox *o, int sdfd, const char *sname, const 
 	ffd = mkdir_beneath(o->root, FAILED);
 	r = ffd < 0 ? ffd : 0;
 	for (unsigned i = 0; r == 0 && i < 10000; i++) {
-		_cleanup_free_ char *cand = NULL, *why = NULL, *text = NULL;
+		_cleanup_free_ char *cand = NULL, *why = NULL, *text = NULL, *line = NULL,
+				    *esc = NULL;
 		_cleanup_close_ int fd = -1;
 		struct stat st;
 
@@ -353,7 +354,9 @@ static void move_to_failed(struct outbox *o, int sdfd, const char *sname, const 
 			break;
 		log_warning("outbox: %s: %s; moved to %s/" FAILED "/%s", display, reason, o->dir,
 			    cand);
-		text = xasprintf("%s: %s\n", display, reason);
+		line = xasprintf("%s: %s", display, reason);
+		esc = log_escape(line); /* as the log says it */
+		text = xasprintf("%s\n", esc);
 		fd = openat(ffd, why, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			log_error("outbox: %s: kept as %s/" FAILED "/%s without its reason: "

@@ -1412,6 +1412,27 @@ END_TEST
  * lets 16 bytes of it be written) is removed, not left cut short, and the
  * log says so; the file stays in .failed.
  */
+/* A .why says a name as the log does: control characters and bytes that
+ * are not UTF-8 escaped, not written raw into the file. */
+START_TEST(test_why_escaped_as_logged)
+{
+	static const char want[] = "a/ctl\\x01\\xff/m: no folder 'ctl\\x01\\xff' in account 'a'\n";
+	static const char logged[] = "cpm-syncd: outbox: a/ctl\\x01\\xff/m: no folder "
+				     "'ctl\\x01\\xff' in account 'a'; moved to ";
+	const char *got;
+
+	start();
+	log_capture();
+	put(P("a/ctl\x01\xff/m"), msg1, sizeof(msg1) - 1);
+	ck_assert(run_until(file_exists, P(".failed/m.why"), 3000));
+	got = log_taken();
+	log_release();
+	ck_assert_str_eq(slurp(P(".failed/m.why")), want);
+	ck_assert_msg(strncmp(got, logged, strlen(logged)) == 0, "%s", got);
+	ck_assert_str_eq(slurp(P(".failed/m")), msg1);
+}
+END_TEST
+
 /* The log names the folder an object was filed in, as for other files. */
 START_TEST(test_cpm_object_log_names_folder)
 {
@@ -1530,6 +1551,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_store_gone_waits);
 	tcase_add_test(tc, test_why_not_written_whole);
 	tcase_add_test(tc, test_cpm_object_log_names_folder);
+	tcase_add_test(tc, test_why_escaped_as_logged);
 	suite_add_tcase(su, tc);
 
 	/* The same defences without openat2(): O_NOFOLLOW walks. */
