@@ -102,14 +102,9 @@ static void put_time(FILE *f, int64_t t)
 		fprintf(f, "@%" PRId64, t);
 }
 
-/* "UID 12 in "INBOX"" or "a new message in "INBOX"", and who it is. */
-static void put_message(FILE *f, const struct cpmsync_unsent_change *c)
+/* Who the message is: ", Message-ID <...>, Subject "..."", each when set. */
+static void put_who(FILE *f, const struct cpmsync_unsent_change *c)
 {
-	if (c->uid)
-		fprintf(f, "UID %" PRIu32 " in ", c->uid);
-	else
-		fputs("a new message in ", f);
-	put_quoted(f, c->folder);
 	if (*c->message_id_header) {
 		fputs(", Message-ID ", f);
 		put_text(f, c->message_id_header);
@@ -118,6 +113,17 @@ static void put_message(FILE *f, const struct cpmsync_unsent_change *c)
 		fputs(", Subject ", f);
 		put_quoted(f, c->subject);
 	}
+}
+
+/* "UID 12 in "INBOX"" or "a new message in "INBOX"", and who it is. */
+static void put_message(FILE *f, const struct cpmsync_unsent_change *c)
+{
+	if (c->uid)
+		fprintf(f, "UID %" PRIu32 " in ", c->uid);
+	else
+		fputs("a new message in ", f);
+	put_quoted(f, c->folder);
+	put_who(f, c);
 }
 
 /* One numbered line (and its notes) of unsent.txt; file: the .eml of a
@@ -144,14 +150,7 @@ static void put_change(FILE *f, unsigned no, const struct cpmsync_unsent_change 
 			fputs(", date ", f);
 			put_time(f, c->internaldate);
 		}
-		if (*c->message_id_header) {
-			fputs(", Message-ID ", f);
-			put_text(f, c->message_id_header);
-		}
-		if (*c->subject) {
-			fputs(", Subject ", f);
-			put_quoted(f, c->subject);
-		}
+		put_who(f, c);
 	} else if (str_eq(op, "flags")) {
 		fputs("flags of ", f);
 		put_message(f, c);
@@ -174,14 +173,7 @@ static void put_change(FILE *f, unsigned no, const struct cpmsync_unsent_change 
 		}
 		fputs(" to ", f);
 		put_quoted(f, c->folder);
-		if (*c->message_id_header) {
-			fputs(", Message-ID ", f);
-			put_text(f, c->message_id_header);
-		}
-		if (*c->subject) {
-			fputs(", Subject ", f);
-			put_quoted(f, c->subject);
-		}
+		put_who(f, c);
 	} else if (c->message_id) { /* expunge, set-annotation */
 		fprintf(f, "%s of ", op);
 		put_message(f, c);
