@@ -2748,6 +2748,42 @@ static void folder_finish(struct cpmsync_sync *e)
 /* ------------------------------------------------------------------ */
 /* The selected folder without SELECT (engine_sync_selected()) */
 
+/*
+ * The VANISHED of the IDLE before the run (engine_sync_selected_vanished()):
+ * this folder's (same UIDVALIDITY, checked by fast_start()), already out
+ * of the count.  Applied once the UID FETCH of the new messages is
+ * answered OK, not before it is sent: Cyrus 3.6 reports every message of
+ * the selected mailbox VANISHED when another client renames it (or a
+ * folder above it), and then answers every command on it "NO Mailbox does
+ * not exist".  RFC 9051 6.3.6: a RENAME keeps the messages; that VANISHED
+ * says nothing of them.  Applied at once, the expunges sat in the open
+ * batch for the FETCH's round trip, and a local call then committed them
+ * (store_begin() commits the engine's batch): the run failed on the NO,
+ * the next LIST re-matched the folder under its new name, and its
+ * messages, below the stored UIDNEXT, never came back here.  The OK
+ * proves the selected mailbox is still there: what IDLE reported were
+ * expunges.  Committed with the new messages (fast_new_done()), never
+ * before: a run that fails leaves them to the SELECT of the next.
+ */
+static bool fast_apply_vanished(struct cpmsync_sync *e)
+{
+	uint32_t removed = 0;
+	int r;
+
+	log_debug(CAT, "%s: %s: %llu UID(s) vanished during IDLE", e->account_name,
+		  e->f.server_name, (unsigned long long)rangeset_count(&e->fast_vanished));
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_expunge_uids(e->store, e->f.id, &e->fast_vanished, &removed);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return false;
+	}
+	e->stats.messages_removed += removed;
+	e->batch_rows += removed;
+	return true;
+}
+
 static void fast_flags_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
@@ -2774,6 +2810,10 @@ static void fast_new_done(const struct engine_reply *res, void *userdata)
 
 	if (engine_pull_answered(e) || engine_reply_failed(e, res, "UID FETCH (new messages)"))
 		return;
+	/* The folder answered under its name: IDLE's VANISHED were
+	 * expunges (fast_apply_vanished()). */
+	if (!rangeset_empty(&e->fast_vanished) && !fast_apply_vanished(e))
+		return;
 	/* The CHANGEDSINCE FETCH, already sent, answers next. */
 	e->fetch_kind = FK_FLAGS;
 	e->fast_flags = true;
@@ -2781,29 +2821,6 @@ static void fast_new_done(const struct engine_reply *res, void *userdata)
 	/* The new messages are committed (and signalled) now; the folder
 	 * state follows at the end. */
 	engine_tx_tick(e, true);
-}
-
-/* The VANISHED of the IDLE before the run (engine_sync_selected_vanished()):
- * this folder's (same UIDVALIDITY, checked by fast_start()), already out
- * of the count.  Committed with the new messages (or at the end), never
- * before: a run that fails leaves them to the SELECT of the next. */
-static bool fast_apply_vanished(struct cpmsync_sync *e)
-{
-	uint32_t removed = 0;
-	int r;
-
-	log_debug(CAT, "%s: %s: %llu UID(s) vanished during IDLE", e->account_name,
-		  e->f.server_name, (unsigned long long)rangeset_count(&e->fast_vanished));
-	r = engine_tx_begin(e);
-	if (r >= 0)
-		r = store_sync_expunge_uids(e->store, e->f.id, &e->fast_vanished, &removed);
-	if (r < 0) {
-		engine_fail(e, r, "store: %s", store_error(e->store));
-		return false;
-	}
-	e->stats.messages_removed += removed;
-	e->batch_rows += removed;
-	return true;
 }
 
 /*
@@ -2863,8 +2880,6 @@ static bool fast_start(struct cpmsync_sync *e)
 		  (unsigned long long)e->f.local_hms);
 	e->stats.folders_synced++;
 	account_progress(e, false, false);
-	if (!rangeset_empty(&e->fast_vanished) && !fast_apply_vanished(e))
-		return true;
 	/* Pipelined: the new messages, then every change above the stored
 	 * HIGHESTMODSEQ (the new ones again, their flags only). */
 	snprintf(set, sizeof(set), "%u:*", e->f.local_uidnext);

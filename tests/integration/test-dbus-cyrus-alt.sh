@@ -337,6 +337,37 @@ check "the account never reconnected (one login in the log)" \
 	same 1 grep -c 'a: connected$' "$WORK/daemon.log"
 check "store == server at the end" within 10 compare "$WORK/store.db"
 
+# --- the IDLE folder renamed by another client -----------------------------------------------
+# Cyrus reports every message of the selected mailbox VANISHED when another
+# client renames it, then answers "NO Mailbox does not exist" to the fast
+# path's UID FETCH: those were no expunges (RFC 9051 6.3.6).  The folder
+# must come back under its new name with its messages and local ids (the
+# expunges were applied before that FETCH's answer, where a local call
+# could commit them: tests/unit/test-engine.c
+# test_sync_selected_vanished_folder_renamed).
+check "server: CREATE Ren, 3 messages in it" da mailbox create -u "$USER1" Ren
+for i in 1 2 3; do
+	msg_save "$USER1" Ren "<ren$i@dbus.test>" 300 || bail "saving <ren$i@dbus.test> failed"
+done
+logmark
+check "Sync() brings Ren" same '' call "$A" $AC Sync
+REN=$(call "$A" $AC FindFolder s Ren)
+check "Ren holds 3 messages here" within 10 same 3 prop "$REN" $F Messages
+ren_ids() { call "$REN" $F ListMessages tu 0 100 | grep -o '{Id=[0-9]*' | cut -d= -f2 | tr '\n' ' '; }
+REN_IDS=$(ren_ids)
+logmark
+"$DBUS" set "$REN" $F Active b true >/dev/null
+idle_on_ren() { log_since | sed -n '/ C: [^ ]* SELECT Ren$/,$p' | grep -qE ' C: [^ ]+ IDLE$'; }
+check "Active Ren: IDLE on Ren" within 10 idle_on_ren
+sigmark
+logmark
+check "server: RENAME Ren Ren2 (another client)" da mailbox rename -u "$USER1" Ren Ren2
+check "...the daemon, in IDLE on it, got VANISHED 1:3" within 10 logged ' S: \* VANISHED 1:3$'
+check "...and renames it here, with its 3 messages" within 20 same Ren2 prop "$REN" $F Name
+check "...the same local ids ($REN_IDS)" same "$REN_IDS" ren_ids
+check "...no MessagesRemoved signal" bash -c "! grep -q ' MessagesRemoved ' <<<\"\$1\"" _ "$(signals_since)"
+check "store == server after the rename" within 10 compare "$WORK/store.db"
+
 # --- an IDLE longer than the command timeout ---------------------------------------------------
 # Cyrus sends nothing during an IDLE (no "* OK Still here" as Dovecot's
 # every 2 minutes): the DONE that ends an IDLE older than the command timeout

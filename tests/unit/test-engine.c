@@ -177,6 +177,50 @@ static struct selected_run run_selected(struct cpmsync_store *store,
 	return sr;
 }
 
+/*
+ * run_selected() of INBOX (folder 1, UIDVALIDITY 7, exists messages)
+ * after an IDLE that reported vanished, with a local call (store_begin() and store_commit(),
+ * as an app's SetFlags makes) once the run's two UID FETCHes are sent,
+ * before the server answers them: that commits the run's open batch.
+ */
+static struct selected_run run_selected_local_call(struct cpmsync_store *store,
+						   const struct script_step *script,
+						   uint32_t exists, const struct rangeset *vanished)
+{
+	struct cpmsync_account a = {
+		.name = "t",
+		.host = "localhost",
+		.user = "alice",
+		.security = CPMSYNC_SECURITY_NONE,
+		.sync_bodies = CPMSYNC_SYNC_BODIES_NONE,
+		.password_cb = password_cb,
+		.connect_timeout_ms = 3000,
+		.command_timeout_ms = 3000,
+	};
+	struct cpmsync_loop *loop = NULL;
+	struct script_peer peer;
+	struct selected_run sr = { .state = -1 };
+	bool called = false;
+
+	ck_assert_int_eq(cpmsync_loop_new(&loop), 0);
+	ck_assert_int_eq(script_peer_start(script, &peer), 0);
+	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, selected_cb, &sr, &sr.e), 0);
+	engine_sync_selected(sr.e, 1, 7, exists);
+	ck_assert_int_eq(engine_sync_selected_vanished(sr.e, vanished), 0);
+	while (!sr.res.done) {
+		ck_assert_int_ge(cpmsync_loop_iterate(loop, 50), 0);
+		if (!called && !sr.res.done && sr.e->pull_cmds == 2) {
+			called = true;
+			ck_assert_int_eq(store_begin(store_from_public(store)), 0);
+			ck_assert_int_eq(store_commit(store_from_public(store)), 0);
+		}
+	}
+	ck_assert(called);
+	cpmsync_loop_free(loop);
+	ck_assert_int_eq(script_peer_wait(&peer), 0);
+	return sr;
+}
+
 static struct sync_result run(struct cpmsync_store *store, const struct script_step *script)
 {
 	return run_only(store, script, 0);
@@ -1522,6 +1566,62 @@ START_TEST(test_sync_selected_vanished_in_idle)
 }
 END_TEST
 
+START_TEST(test_sync_selected_vanished_folder_renamed)
+{
+	/* Cyrus 3.6, another client renamed the selected INBOX's folder (or
+	 * one above it): IDLE reported all its messages VANISHED, and every
+	 * command on it is answered NO.  A local call while the UID FETCHes
+	 * are out commits what the run wrote so far: the two messages must
+	 * not be among it (the server still has them, under the new name).
+	 * The run fails; nothing removed. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		SELECTED_FETCHES,
+		{ SCRIPT_SLEEP, "200" },
+		{ SCRIPT_SEND, "a3 NO Mailbox does not exist (0.000 sec)\r\n"
+			       "a4 NO Mailbox does not exist (0.000 sec)\r\n" },
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct rangeset v = RANGESET_INIT;
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	ck_assert_int_eq(rangeset_add_range(&v, 1, 2), 0);
+	sr = run_selected_local_call(cs, script, 0, &v);
+	rangeset_free(&v);
+	ck_assert_int_lt(sr.res.r, 0);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1,2");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "3 100");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_vanished_local_call)
+{
+	/* The same local call when the folder is still there (another client
+	 * expunged UID 2 during IDLE): the FETCH's OK, then UID 2 goes. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,		 SELECTED_FETCHES,
+		{ SCRIPT_SLEEP, "200" }, { SCRIPT_SEND, "a3 OK fetched\r\na4 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a5"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct rangeset v = RANGESET_INIT;
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	ck_assert_int_eq(rangeset_add(&v, 2), 0);
+	sr = run_selected_local_call(cs, script, 1, &v);
+	rangeset_free(&v);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 START_TEST(test_sync_selected_vanished_twice)
 {
 	/* A server that reports the expunge again (Dovecot: VANISHED (EARLIER)
@@ -1715,6 +1815,8 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_sync_selected_news_after);
 	tcase_add_test(tc, test_sync_selected_falls_back);
 	tcase_add_test(tc, test_sync_selected_vanished_in_idle);
+	tcase_add_test(tc, test_sync_selected_vanished_folder_renamed);
+	tcase_add_test(tc, test_sync_selected_vanished_local_call);
 	tcase_add_test(tc, test_sync_selected_vanished_twice);
 	tcase_add_test(tc, test_sync_selected_vanished_other_uidvalidity);
 	tcase_add_test(tc, test_keep_selected_unchanged);
