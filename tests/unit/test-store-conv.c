@@ -86,6 +86,7 @@ static char *read_all(const char *path, size_t *ret_len)
 	ck_assert_ptr_nonnull(d);
 	ck_assert_int_eq(fread(d, 1, (size_t)n, f), n);
 	fclose(f);
+	d[n] = '\0'; /* put_cid() reads it as a string */
 	*ret_len = (size_t)n;
 	return d;
 }
