@@ -2451,9 +2451,13 @@ static int request_submit(struct cpmsync_session *s, struct request *rq, int fai
 		why = s->last_error[0] ? s->last_error : "not connected";
 	}
 	if (fail) {
-		/* Reported from the loop, as promised. */
+		/* Reported from the loop, as promised.  why may be rq->string
+		 * itself (acl_request() keeps its reason there): copy, then
+		 * free. */
+		char *reason = strdup(why ? why : cpmsync_strerror(fail));
+
 		free(rq->string);
-		rq->string = strdup(why ? why : cpmsync_strerror(fail));
+		rq->string = reason;
 		rq->uid = (uint32_t)fail;
 		rq->n_ids = 1; /* marks "fail" for fail_later_cb */
 		free(rq->ids);

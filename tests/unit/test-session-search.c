@@ -4,9 +4,12 @@
  * SEARCH command (KEYWORD x): a value that is not a flag would rewrite the
  * command ("a) OR ALL (", a CRLF and a second command).  Refused at once,
  * before anything is queued; valid flags are queued as before.
+ * Also: a request refused before it is queued (GetAcl of a folder not on
+ * the server yet) reports its own reason.
  */
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +130,57 @@ START_TEST(test_search_dates_checked)
 }
 END_TEST
 
+struct reason_seen {
+	bool done;
+	int r;
+	char reason[128];
+};
+
+static void reason_seen(struct reason_seen *seen, int r, const char *reason)
+{
+	seen->done = true;
+	seen->r = r;
+	snprintf(seen->reason, sizeof(seen->reason), "%s", reason ? reason : "(null)");
+}
+
+static void acl_cb(int r, const char *reason, const char *const *pairs, void *userdata)
+{
+	(void)pairs;
+	reason_seen(userdata, r, reason);
+}
+
+static void rights_cb(int r, const char *reason, const char *value, void *userdata)
+{
+	(void)value;
+	reason_seen(userdata, r, reason);
+}
+
+/* GetAcl and MyRights of a folder whose CREATE has not reached the
+ * server fail with the reason acl_request() found.  request_submit()
+ * freed that reason before copying it (the daemon sent freed bytes as
+ * the D-Bus error text; ASan: heap-use-after-free). */
+START_TEST(test_acl_reason_of_local_folder)
+{
+	struct reason_seen acl = { 0 }, rights = { 0 };
+	struct cpmsync_session *s;
+	struct test_env env;
+	int64_t id;
+
+	s = offline_session(&env);
+	ck_assert_int_eq(cpmsync_op_create_folder(env.store, "a", "NewX", &id), 0);
+	ck_assert_int_eq(cpmsync_session_get_acl(s, id, acl_cb, &acl), 0);
+	ck_assert_int_eq(cpmsync_session_my_rights(s, id, rights_cb, &rights), 0);
+	ck_assert(test_loop_run_until(env.loop, &acl.done, 2000));
+	ck_assert(test_loop_run_until(env.loop, &rights.done, 2000));
+	ck_assert_int_eq(acl.r, -CPMSYNC_E_OFFLINE);
+	ck_assert_str_eq(acl.reason, "the folder is not on the server yet");
+	ck_assert_int_eq(rights.r, -CPMSYNC_E_OFFLINE);
+	ck_assert_str_eq(rights.reason, "the folder is not on the server yet");
+	cpmsync_session_free(s);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_search_suite(void)
 {
 	Suite *s = suite_create("session-search");
@@ -134,6 +188,7 @@ static Suite *session_search_suite(void)
 
 	tcase_add_loop_test(tc, test_search_flags_checked, 0, sizeof(cases) / sizeof(cases[0]));
 	tcase_add_test(tc, test_search_dates_checked);
+	tcase_add_test(tc, test_acl_reason_of_local_folder);
 	suite_add_tcase(s, tc);
 	return s;
 }
