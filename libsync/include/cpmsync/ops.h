@@ -10,7 +10,10 @@
  * nothing changed.
  *
  * The store must be open read-write (-EROFS otherwise).  Accounts are named
- * as in the configuration; an account not in the store yet is created.
+ * as in the configuration; an account not in the store yet is created,
+ * with no folders: until its first sync lists them, or
+ * cpmsync_op_create_folder() makes one, a change to a folder (INBOX
+ * too) gives -CPMSYNC_E_NOT_FOUND.
  * Folder names are UTF-8 with '/' between levels.  Unknown folders or
  * messages give -CPMSYNC_E_NOT_FOUND; bad arguments -EINVAL (with
  * cpmsync_store_error() naming the argument).
