@@ -491,6 +491,8 @@ bool reply_has_signature(DBusMessage *reply, const char *sig, const char *method
  * an error.  Returns the connection (unref it), or NULL after printing why
  * (quiet: without, for a caller that reads the store instead).
  */
+static void say_other_config(void);
+
 DBusConnection *connect_daemon_quiet(bool activate, bool quiet)
 {
 	DBusConnection *conn;
@@ -510,8 +512,10 @@ DBusConnection *connect_daemon_quiet(bool activate, bool quiet)
 	 * we would rather say so. */
 	dbus_connection_set_exit_on_disconnect(conn, FALSE);
 
-	if (dbus_bus_name_has_owner(conn, BUS_NAME, &e))
+	if (dbus_bus_name_has_owner(conn, BUS_NAME, &e)) {
+		say_other_config();
 		return conn;
+	}
 	if (dbus_error_is_set(&e)) {
 		if (!quiet)
 			report_error(&e, "NameHasOwner");
@@ -525,8 +529,10 @@ DBusConnection *connect_daemon_quiet(bool activate, bool quiet)
 		dbus_connection_unref(conn);
 		return NULL;
 	}
-	if (dbus_bus_start_service_by_name(conn, BUS_NAME, 0, &started, &e))
+	if (dbus_bus_start_service_by_name(conn, BUS_NAME, 0, &started, &e)) {
+		say_other_config();
 		return conn;
+	}
 	if (quiet)
 		dbus_error_free(&e);
 	else if (dbus_error_has_name(&e, DBUS_ERROR_SERVICE_UNKNOWN)) {
@@ -589,6 +595,27 @@ static bool same_path(const char *a, const char *b)
 	_cleanup_free_ char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
 
 	return ra && rb ? str_eq(ra, rb) : str_eq(a, b);
+}
+
+/*
+ * A D-Bus command goes to the running daemon, whatever --config says
+ * (cpmctl(1)): with --config naming another file, the answer would be
+ * another configuration's, unsaid.  Said on stderr, once per command.
+ */
+static void say_other_config(void)
+{
+	_cleanup_free_ char *daemon_conf = NULL, *daemon_db = NULL;
+	static bool asked; /* also stops daemon_files()' own connect */
+
+	if (asked || !opt_config_path)
+		return;
+	asked = true;
+	if (daemon_files(&daemon_conf, &daemon_db) < 0 || same_path(opt_config_path, daemon_conf))
+		return;
+	fprintf(stderr,
+		"cpmctl: the running cpm-syncd reads '%s', not '%s': this command goes to it "
+		"(--config is for dump and pending)\n",
+		daemon_conf, opt_config_path);
 }
 
 char *database_for_reading(const char *config_path, bool say)

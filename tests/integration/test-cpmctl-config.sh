@@ -115,6 +115,17 @@ check "the file names the store in use again: ConfigError cleared" eventually 10
 expect "the same file again: dump exit 0" "$?" 0
 check "the same file again: dump reads that store" cmp "$WORK/dump.want" "$WORK/dump.got"
 expect "the same file again: nothing said" "$(cat "$WORK/dump.err")" ""
+# A D-Bus command goes to the running daemon whatever --config says: with
+# another file, cpmctl says so (once), and goes on.
+cp "$CONF" "$WORK/copy.conf" || bail "cannot copy the configuration"
+"$CPMCTL" -c "$WORK/copy.conf" folders a >"$WORK/folders.got" 2>"$WORK/folders.err"
+expect "folders with another --config: exit 0" "$?" 0
+check "...lists the daemon's folders (INBOX)" grep -q 'INBOX' "$WORK/folders.got"
+expect "...and says whose they are" "$(cat "$WORK/folders.err")" \
+	"cpmctl: the running cpm-syncd reads '$CONF', not '$WORK/copy.conf': this command goes to it (--config is for dump and pending)"
+"$CPMCTL" -c "$CONF" folders a >"$WORK/folders.got" 2>"$WORK/folders.err"
+expect "folders with the daemon's own --config: exit 0, nothing said" \
+	"$?:$(cat "$WORK/folders.err")" "0:"
 
 # --- a refused login, then a new password file ------------------------------------------------
 printf 'not-the-password\n' >"$PW" || bail "cannot write the password file"

@@ -80,7 +80,10 @@ struct cpmsync_session_callbacks {
 	 * in messages (folders for ""). */
 	void (*progress)(struct cpmsync_session *s, const char *folder, uint32_t done,
 			 uint32_t total, void *userdata);
-	/* A sync ended (r == 0: everything applied). */
+	/* A sync ended (r == 0: everything applied).  Called while the
+	 * state still reads "syncing": the state that follows (idle, or
+	 * syncing again for what came meanwhile) is set after, and told by
+	 * changed. */
 	void (*synced)(struct cpmsync_session *s, int r, const char *reason,
 		       const struct cpmsync_sync_stats *stats, void *userdata);
 };
