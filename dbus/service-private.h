@@ -251,8 +251,9 @@ void svc_conversations_removed(struct cpm_service *svc, const int64_t *ids, size
 void svc_emit_conversations_gone(struct cpm_service *svc);
 /* Frees what svc_emit_conversations_changed() keeps for a. */
 void svc_conversations_sent_free(struct svc_account *a);
-/* The changes committed and not yet drained, signalled now (a list about
- * to be read comes after the signals of what it shows). */
+/* The sync engine's open batch committed, then the changes committed and
+ * not yet drained signalled now (a list about to be read comes after the
+ * signals of what it shows). */
 void svc_drain_due(struct cpm_service *svc);
 
 /* InvalidArgs with err as its text; frees err. */

@@ -624,9 +624,19 @@ static void drain(struct cpm_service *svc)
  * commit takes away gets its ConversationRemoved; and the list comes
  * after the signals of what it shows.  The drain still due later finds
  * nothing.
+ *
+ * The sync engine's open batch is committed first (as a local write
+ * does): its changes are recorded only at its commit, so a list read
+ * inside it showed what no signal had said yet, and a ConversationChanged
+ * went missing when the batch was then rolled back (a store or protocol
+ * error), or when a later commit, drained together with the batch's,
+ * brought a conversation back to what its last signal said (it is sent
+ * only when it differs: sent_differs()).  A failed commit is the
+ * engine's to report, as for a local write; the list reads what is left.
  */
 void svc_drain_due(struct cpm_service *svc)
 {
+	(void)cpmsync_store_yield_batch(svc->store);
 	if (svc->drain_defer || svc->drain_armed)
 		drain(svc);
 }

@@ -406,6 +406,15 @@ int cpmsync_store_content_stamp(struct cpmsync_store *store, uint64_t ret_stamp[
 	return store_content_stamp(s, ret_stamp);
 }
 
+int cpmsync_store_yield_batch(struct cpmsync_store *store)
+{
+	struct store *s = store_call(store);
+
+	if (!s)
+		return -EINVAL;
+	return store_yield_batch(s);
+}
+
 const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t folder_id)
 {
 	struct store *s = store_call(store);

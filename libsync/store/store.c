@@ -644,6 +644,19 @@ static void yield_batch(struct store *s)
 	}
 }
 
+int store_yield_batch(struct store *s)
+{
+	struct store_batch *b;
+
+	if (!s)
+		return -EINVAL;
+	if (!s->in_tx || !s->batch)
+		return 0;
+	b = s->batch;
+	yield_batch(s);
+	return b->lost;
+}
+
 int store_begin(struct store *s)
 {
 	if (!s)

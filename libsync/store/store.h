@@ -231,6 +231,14 @@ struct store_batch {
 	char error[512]; /* and its text */
 };
 int store_batch_begin(struct store *s, struct store_batch *b);
+/*
+ * Commits the open batch, if any, as store_begin() does for a local call,
+ * for a reader that must read nothing a rollback may take back
+ * (cpmsync_store_yield_batch()).  0 when none is open or it committed;
+ * the commit's error when it failed (the batch is lost, its owner is told
+ * as for a local call).
+ */
+int store_yield_batch(struct store *s);
 int store_batch_commit(struct store *s, struct store_batch *b);
 void store_batch_rollback(struct store *s, struct store_batch *b);
 bool store_batch_is_open(const struct store *s, const struct store_batch *b);

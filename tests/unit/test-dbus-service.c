@@ -30,6 +30,7 @@
 #include "folder.h"
 #include "service-private.h"
 #include "service.h"
+#include "store/store-sync.h"
 #include "store/store.h"
 #include "testlib.h"
 
@@ -54,6 +55,9 @@ static char inbox_path[128];
 static int added_signals;
 /* The ConversationRemoved signals seen, "CONVERSATION-ID\n" each. */
 static char removed_signals[512];
+/* The last ConversationChanged seen (NULL: none since setup or the last
+ * forget_conv_changed()). */
+static DBusMessage *conv_changed_last;
 static char failed_signal[512]; /* the last OperationFailed, as flat_dict() */
 /* The Account1 properties of the last InterfacesAdded that had them, as flat_dict(). */
 static char account_added[1024];
@@ -192,6 +196,11 @@ static DBusHandlerResult client_filter(DBusConnection *c, DBusMessage *m, void *
 	(void)ud;
 	if (dbus_message_is_signal(m, "org.cpmsync.Folder1", "MessagesAdded"))
 		added_signals++;
+	if (dbus_message_is_signal(m, "org.cpmsync.Account1", "ConversationChanged")) {
+		if (conv_changed_last)
+			dbus_message_unref(conv_changed_last);
+		conv_changed_last = dbus_message_ref(m);
+	}
 	if (dbus_message_is_signal(m, "org.cpmsync.Account1", "ConversationRemoved")) {
 		const char *cid = "?";
 		size_t n = strlen(removed_signals);
@@ -274,6 +283,7 @@ static void setup(void)
 	ck_assert_int_eq(cpm_dbus_glue_attach(client, loop, &client_glue), 0);
 	added_signals = 0;
 	removed_signals[0] = '\0';
+	conv_changed_last = NULL;
 	failed_signals = 0;
 	failed_signal[0] = '\0';
 }
@@ -294,6 +304,9 @@ static void teardown(void)
 		dbus_connection_unref(client);
 		client = NULL;
 	}
+	if (conv_changed_last)
+		dbus_message_unref(conv_changed_last);
+	conv_changed_last = NULL;
 	svc = cpm_service_free(svc);
 	session = cpmsync_session_free(session);
 	/* the session's cancellations run from the loop */
@@ -1430,6 +1443,105 @@ START_TEST(test_conversation_removed_after_list)
 }
 END_TEST
 
+/* Unseen of the first conversation dict of it (an aa{sv} reply, or a
+ * ConversationChanged's a{sv}). */
+static dbus_uint32_t unseen_of(DBusMessage *m)
+{
+	DBusMessageIter it, d, v;
+	dbus_uint32_t unseen = 0;
+
+	ck_assert(dbus_message_iter_init(m, &it));
+	d = it;
+	if (dbus_message_iter_get_element_type(&it) == DBUS_TYPE_ARRAY)
+		dbus_message_iter_recurse(&it, &d);
+	ck_assert(dict_find(&d, "Unseen", &v));
+	dbus_message_iter_get_basic(&v, &unseen);
+	return unseen;
+}
+
+/*
+ * A list read while the sync engine's batch is open, with a change of
+ * the conversation in it (the server's \Seen): what the app holds after
+ * the list and the signals that follow it is what the store holds, when
+ * the batch is then rolled back (a store or protocol error), and when it
+ * is committed and a local change brings the conversation back to what
+ * its last ConversationChanged said before the next drain.  The list is
+ * the handler called at once, as in test_conversation_removed_after_list.
+ */
+START_TEST(test_conversation_list_in_batch)
+{
+	const char *unseen_flags[] = { "\\Seen", NULL };
+	struct store *s = store_from_public(store);
+	struct svc_account *a;
+	bool never = false, found, changed;
+	int64_t fid, id;
+
+	SKIP_WITHOUT_DAEMON();
+	a = svc_account_by_name(svc, "acc-1");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default", &fid), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default/conv-obj", &fid), 0);
+	id = store_chat("only", 1700000000);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, id, 1, ""), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+
+	for (int ending = 0; ending < 2; ending++) {
+		struct store_batch b = { 0 };
+		DBusMessage *m, *r;
+		dbus_uint32_t app, now;
+
+		/* Unseen 1 said, then the server's \Seen in an open batch. */
+		test_loop_run_until(loop, &never, 300);
+		ck_assert_ptr_nonnull(conv_changed_last);
+		ck_assert_uint_eq(unseen_of(conv_changed_last), 1);
+		dbus_message_unref(conv_changed_last);
+		conv_changed_last = NULL;
+		ck_assert_int_eq(store_batch_begin(s, &b), 0);
+		ck_assert_int_eq(
+			store_sync_server_flags(s, fid, 1, "\\Seen", 0, &found, &changed, NULL), 0);
+		ck_assert(found && changed);
+
+		m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations");
+		dbus_message_set_serial(m, 1); /* as if received: its reply names it */
+		r = svc_list_conversations(NULL, m, a);
+		ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+		app = unseen_of(r);
+		dbus_message_unref(r);
+		dbus_message_unref(m);
+
+		if (ending == 0) {
+			store_batch_rollback(s, &b);
+		} else {
+			ck_assert_int_eq(store_batch_commit(s, &b), 0);
+			ck_assert_int_eq(cpmsync_op_set_flags(store, &id, 1, NULL, unseen_flags),
+					 0);
+		}
+		store_batch_rollback(s, &b);
+		test_loop_run_until(loop, &never, 300);
+		if (conv_changed_last)
+			app = unseen_of(conv_changed_last);
+
+		m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations");
+		dbus_message_set_serial(m, 2);
+		r = svc_list_conversations(NULL, m, a);
+		now = unseen_of(r);
+		dbus_message_unref(r);
+		dbus_message_unref(m);
+		ck_assert_msg(app == now, "ending %d: the app holds Unseen %u, the store %u",
+			      ending, app, now);
+		/* Unseen 1 again for the next ending (the server's flags too). */
+		if (now == 0) {
+			ck_assert_int_eq(cpmsync_op_set_flags(store, &id, 1, NULL, unseen_flags),
+					 0);
+			ck_assert_int_eq(store_begin(s), 0);
+			ck_assert_int_eq(store_sync_message_set_server_flags(s, id, ""), 0);
+			ck_assert_int_eq(store_commit(s), 0);
+		}
+	}
+}
+END_TEST
+
 static Suite *dbus_service_suite(void)
 {
 	Suite *s = suite_create("dbus-service");
@@ -1451,6 +1563,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_write_failures_reported);
 	tcase_add_test(tc, test_conversations_kept);
 	tcase_add_test(tc, test_conversation_removed_after_list);
+	tcase_add_test(tc, test_conversation_list_in_batch);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -281,6 +281,19 @@ int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_chang
  * negative errno.
  */
 int cpmsync_store_content_stamp(struct cpmsync_store *store, uint64_t ret_stamp[2]);
+/*
+ * Commits the sync engine's open batch, if any (the engine keeps a write
+ * transaction open across loop turns and commits it in batches; a local
+ * write, cpmsync/ops.h, commits it first too), so that what this handle reads
+ * next is committed: it cannot be rolled back, and its changes are
+ * recorded for cpmsync_store_take_changes().  For a reader that tells an
+ * app what the store holds before the signals of those changes would
+ * (Account1.ListConversations).  0 when none was open or it committed; a
+ * negative errno when its commit failed (the batch is lost, the engine's
+ * run fails as when a local write commits it), and nothing is open then
+ * either.
+ */
+int cpmsync_store_yield_batch(struct cpmsync_store *store);
 /* The account a folder belongs to (borrowed until the next store call
  * through the same handle), or NULL. */
 const char *cpmsync_store_folder_account(struct cpmsync_store *store, int64_t folder_id);
