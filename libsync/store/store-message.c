@@ -824,7 +824,8 @@ static int conv_note(struct store *s, int64_t id, const struct store_message_row
 		free(e->peer);
 		e->peer = p;
 	}
-	if (!e->cid_header && sum && nonempty(sum->conversation_id)) {
+	/* A report's names none (schema version 37). */
+	if (!e->cid_header && sum && nonempty(sum->conversation_id) && !streq(type, "imdn")) {
 		e->cid = strdup(sum->conversation_id);
 		if (!e->cid)
 			return -ENOMEM;

@@ -238,7 +238,8 @@ static const char migration_5[] =
  *   go, and as folders come, get renamed or go:
  *     messages, unseen, last_date, last_id: over the objects a person reads
  *       (message, file-transfer, media); last_* of the newest in (Date, Id)
- *     conversation_id: the first object's Conversation-ID (cid_header 1),
+ *     conversation_id: the first object's Conversation-ID (cid_header 1;
+ *       an IMDN report's names none since version 37),
  *       else the folder's last name component
  *     is_group: a session history folder or a group-state object exists
  *     peer: the newest counted object's peer
@@ -300,6 +301,10 @@ static const char migration_5[] =
 	" WHERE f.account_id = conversation.account_id AND f.conv = conversation.folder"           \
 	" AND m.removed = 0 AND f.removed = 0"
 #define CPM_NEWEST " ORDER BY coalesce(m.date, 0) DESC, m.id DESC LIMIT 1"
+/* More of the WHERE of the objects whose Conversation-ID names their
+ * conversation: every object's until version 37, which leaves IMDN
+ * reports out. */
+#define CPM_NAMES_CONV(m) ""
 /* Every derived column of the conversation rows matching where, from
  * scratch; then the rows left without a visible object go. */
 #define CPM_RECOMPUTE(where) CPM_RECOMPUTE_SET(where) CPM_RECOMPUTE_DROP(where)
@@ -320,9 +325,10 @@ static const char migration_5[] =
 	" participants = coalesce((SELECT sm.participants" CPM_M_SM                                \
 	" AND " CPM_STATE("m") " AND coalesce(sm.participants, '') <> ''"                          \
 	CPM_NEWEST "), ''),"                                                                       \
-	" cid_header = EXISTS (SELECT 1" CPM_M " AND coalesce(m.conversation_id, '') <> ''),"      \
+	" cid_header = EXISTS (SELECT 1" CPM_M " AND coalesce(m.conversation_id, '') <> ''"        \
+	CPM_NAMES_CONV("m") "),"                                                                   \
 	" conversation_id = coalesce((SELECT m.conversation_id" CPM_M                              \
-	" AND coalesce(m.conversation_id, '') <> '' ORDER BY m.id LIMIT 1), "                      \
+	" AND coalesce(m.conversation_id, '') <> ''" CPM_NAMES_CONV("m") " ORDER BY m.id LIMIT 1), " \
 	CPM_LAST("conversation.folder") "),"                                                       \
 	" version = version + 1"                                                                   \
 	" WHERE " where ";"
@@ -963,12 +969,14 @@ const char store_sql_conv_added[] =
 const char store_sql_conv_added_same_cid[] = CONV_ADDED("");
 /* A new object ?1 in a conversation folder: its conversation row's id
  * (NULL when there is none yet: CPM_CONV_OF), then what the UPDATE binds
- * as ?3 to ?8: its type, flags, date, peer, conversation_id, and whether
- * its folder is a session folder; then the row's cid_header, peer,
- * last_date and last_id (NULL without a row), and whether its newest
- * object has a peer.  No row for an object elsewhere. */
+ * as ?3 to ?8: its type, flags, date, peer, conversation_id (none for an
+ * IMDN report: version 37), and whether its folder is a session folder;
+ * then the row's cid_header, peer, last_date and last_id (NULL without a
+ * row), and whether its newest object has a peer.  No row for an object
+ * elsewhere. */
 const char store_sql_conv_of_message[] =
-	"SELECT c.id, m.type, ms.flags, m.date, m.peer, m.conversation_id,"
+	"SELECT c.id, m.type, ms.flags, m.date, m.peer,"
+	" CASE WHEN m.type IS NOT 'imdn' THEN m.conversation_id END,"
 	" f.name <> f.conv, c.cid_header, c.peer, c.last_date, c.last_id, " CONV_LAST_HAS_PEER
 	" FROM message m JOIN message_state ms ON ms.id = m.id JOIN folder f ON f.id = m.folder_id"
 	" LEFT JOIN conversation c ON c.account_id = f.account_id AND c.folder = f.conv"
@@ -1387,13 +1395,6 @@ static const char migration_32[] =
 	"DELETE FROM conv_stale;";
 /* clang-format on */
 
-/* The flush of the noted rows with this version's recompute. */
-const char store_sql_conv_stale_recompute[] = CPM_RECOMPUTE_SET(CPM_STALE_ROWS);
-const char store_sql_conv_stale_drop[] = CPM_RECOMPUTE_DROP(CPM_STALE_ROWS);
-const char store_sql_conv_stale_clear[] = "DELETE FROM conv_stale";
-/* The conversation of folder ?1 noted for such a recompute. */
-const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
-
 /*
  * Version 33: filing a CPM object is idempotent (store-ops.c
  * same_object()): before an object is stored, the folder's objects with
@@ -1451,6 +1452,50 @@ static const char migration_36[] =
 	" to_id INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE);"
 	"CREATE INDEX message_moved_to ON message_moved (to_id);";
 
+/*
+ * Version 37: an IMDN report's Conversation-ID no longer names its
+ * conversation.  A conversation folder's ConversationId is its objects'
+ * Conversation-ID, the first that has one (README "CPM conversations"),
+ * and a stray report (its original elsewhere, or of another
+ * Conversation-ID) took that part when it came first, or when the
+ * objects before it went: a group's session-info expunged renamed the
+ * group after the report, its messages and all (test-store-conv's
+ * test_report_names_no_conversation).  A report is state, not a message
+ * (contract README "CPM objects and conversations"): it sets the Status
+ * of the message its body names, in whatever conversation that is, and
+ * tells nothing of the folder it lies in.  The recompute (CPM_NAMES_CONV
+ * below) and the arrival's fold (store-message.c conv_note(),
+ * store_sql_conv_of_message) leave reports out, a folder of reports only
+ * is named after itself, as one of mail only is; the folder triggers that
+ * embed the recompute are created again, and the conversations whose
+ * folders hold a report with a Conversation-ID computed anew.
+ */
+#undef CPM_NAMES_CONV
+#define CPM_NAMES_CONV(m) " AND " m ".type IS NOT 'imdn'"
+/* clang-format off */
+static const char migration_37[] =
+	"DROP TRIGGER conv_folder_insert;"
+	"DROP TRIGGER conv_folder_rename;"
+	"DROP TRIGGER conv_folder_removed;"
+	"DROP TRIGGER conv_folder_delete;"
+	"DROP TRIGGER conv_account_root;"
+	CPM_FOLDER_TRIGGERS
+	"INSERT OR IGNORE INTO conv_stale (account_id, conv)"
+	" SELECT DISTINCT f.account_id, f.conv FROM message m JOIN folder f ON f.id = m.folder_id"
+	" WHERE f.conv IS NOT NULL AND m.removed = 0 AND m.type = 'imdn'"
+	" AND coalesce(m.conversation_id, '') <> '';"
+	CPM_RECOMPUTE_SET(CPM_STALE_ROWS)
+	CPM_RECOMPUTE_DROP(CPM_STALE_ROWS)
+	"DELETE FROM conv_stale;";
+/* clang-format on */
+
+/* The flush of the noted rows with this version's recompute. */
+const char store_sql_conv_stale_recompute[] = CPM_RECOMPUTE_SET(CPM_STALE_ROWS);
+const char store_sql_conv_stale_drop[] = CPM_RECOMPUTE_DROP(CPM_STALE_ROWS);
+const char store_sql_conv_stale_clear[] = "DELETE FROM conv_stale";
+/* The conversation of folder ?1 noted for such a recompute. */
+const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
@@ -1458,6 +1503,7 @@ static const char *const migrations[] = {
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
 	migration_31, migration_32, migration_33, migration_34, migration_35, migration_36,
+	migration_37,
 };
 
 unsigned store_schema_version(void)

@@ -456,15 +456,19 @@ START_TEST(test_peer_folder_takes_conversation_id)
 
 	folder("Default");
 	put(F1, "bad-imdn-unknown.eml", NULL); /* an imdn with a Conversation-ID */
+	/* Reports only: state, not a conversation, and a report's
+	 * Conversation-ID names none (schema version 37): the address. */
 	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
 	ck_assert_int_eq(cpmsync_store_folder_conversation_id(cs, fid, &cid), 0);
-	ck_assert_str_eq(cid, C1);
+	ck_assert_str_eq(cid, BOB);
 	free(cid);
-	/* Reports only: state, not a conversation. */
 	ck_assert_uint_eq(list().n, 0);
 	put(F1, "chat-1to1-sent.eml", NULL);
 	ck_assert_str_eq(list().c[0].cid, C1);
 	ck_assert_uint_eq(list().c[0].messages, 1);
+	ck_assert_int_eq(cpmsync_store_folder_conversation_id(cs, fid, &cid), 0);
+	ck_assert_str_eq(cid, C1);
+	free(cid);
 }
 END_TEST
 
@@ -1130,6 +1134,93 @@ START_TEST(test_conversation_gone_reports_left)
 	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", FG "/grp-sess-0001"), 0);
 	ck_assert_uint_eq(list().n, 0);
 	ck_assert_str_eq(gone(), "a " GRP "\n");
+}
+END_TEST
+
+/* Folder1.ConversationId of fold. */
+static char *folder_cid(const char *fold)
+{
+	int64_t fid;
+	char *cid = NULL;
+
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", fold, &fid), 0);
+	ck_assert_int_eq(cpmsync_store_folder_conversation_id(cs, fid, &cid), 0);
+	ck_assert_ptr_nonnull(cid);
+	return cid;
+}
+
+/*
+ * An IMDN report is state, not a message (contract README): its
+ * Conversation-ID names no conversation.  A group whose session folder
+ * holds its session-info, a stray report of the 1-to-1 chat C1 (its
+ * original is elsewhere), then a message: the session-info expunged, the
+ * group keeps its ConversationId (it took the report's, the first object
+ * left with one).  A folder whose first object is such a report is named
+ * by the message after it; one of that report only by its own name.
+ */
+START_TEST(test_report_names_no_conversation)
+{
+	struct conv_list l;
+	struct conv one;
+	int64_t info;
+	char *cid;
+
+	folder("Default");
+	info = put(FG "/grp-sess-0001", "group-session-1-info.eml", NULL);
+	put(FG "/grp-sess-0001", "imdn-delivered.eml", NULL); /* Conversation-ID C1 */
+	put(FG "/grp-sess-0001", "group-session-1-msg.eml", NULL);
+	ck_assert_int_eq(cpmsync_op_delete(cs, &info, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", FG "/grp-sess-0001"), 0);
+	l = list();
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.c[0].cid, GRP);
+	ck_assert_uint_eq(l.c[0].messages, 1);
+	ck_assert(l.c[0].is_group);
+	cid = folder_cid(FG "/grp-sess-0001");
+	ck_assert_str_eq(cid, GRP);
+	free(cid);
+	ck_assert_int_eq(cpmsync_store_get_conversation(cs, "a", C1, on_conv, &l),
+			 -CPMSYNC_E_NOT_FOUND);
+
+	/* The report first, in a new folder. */
+	put("Default/conv-S", "imdn-delivered.eml", NULL);
+	cid = folder_cid("Default/conv-S");
+	ck_assert_str_eq(cid, "conv-S");
+	free(cid);
+	put_cid("Default/conv-S", "group-session-1-msg.eml", "conv-S2");
+	cid = folder_cid("Default/conv-S");
+	ck_assert_str_eq(cid, "conv-S2");
+	free(cid);
+	one = get("conv-S2");
+	ck_assert_str_eq(one.folder, "Default/conv-S");
+	ck_assert_uint_eq(one.messages, 1);
+	ck_assert_uint_eq(list().n, 2);
+}
+END_TEST
+
+/*
+ * Version 37 computes anew the conversations an older version named
+ * after a report (the row's columns set so by hand, as version 38 left
+ * them), and only those.
+ */
+START_TEST(test_report_names_no_conversation_migration)
+{
+	int64_t info;
+	char *v;
+
+	folder("Default");
+	info = put(FG "/grp-sess-0001", "group-session-1-info.eml", NULL);
+	put(FG "/grp-sess-0001", "imdn-delivered.eml", NULL); /* Conversation-ID C1 */
+	put(FG "/grp-sess-0001", "group-session-1-msg.eml", NULL);
+	put("Default/conv-W", "chat-1to1-sent.eml", NULL); /* C1, no report */
+	ck_assert_int_eq(cpmsync_op_delete(cs, &info, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", FG "/grp-sess-0001"), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE conversation SET conversation_id = 'x-" C1 "'"), 0);
+	ck_assert_int_eq(store_exec(s, store_migration_sql(37)), 0);
+	v = text_of(s, "SELECT group_concat(folder || '=' || conversation_id, ' ')"
+		       " FROM (SELECT * FROM conversation ORDER BY folder)");
+	ck_assert_str_eq(v, FG "=" GRP " Default/conv-W=x-" C1);
+	free(v);
 }
 END_TEST
 
@@ -2359,6 +2450,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_conversation_gone);
 	tcase_add_test(tc, test_conversation_gone_never_listed);
 	tcase_add_test(tc, test_conversation_gone_reports_left);
+	tcase_add_test(tc, test_report_names_no_conversation);
+	tcase_add_test(tc, test_report_names_no_conversation_migration);
 	tcase_add_test(tc, test_imdn_in_order);
 	tcase_add_test(tc, test_imdn_before_message);
 	tcase_add_test(tc, test_imdn_through_sync);

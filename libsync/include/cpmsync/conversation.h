@@ -19,7 +19,8 @@
  * rows of one ConversationId are read as one.
  *
  *  - ConversationId: of a conversation folder, the Conversation-ID of the
- *    first object of it and its session folders that has one, else the
+ *    first object of it and its session folders that has one (an IMDN
+ *    report's names none: a report is state, not a message), else the
  *    folder's last level (the peer's address): the objects say, for a
  *    conversation history folder too (one renamed on the server, or whose
  *    name is not its objects' Conversation-ID), and Folder1.ConversationId
