@@ -1465,7 +1465,8 @@ static dbus_uint32_t unseen_of(DBusMessage *m)
  * the list and the signals that follow it is what the store holds, when
  * the batch is then rolled back (a store or protocol error), and when it
  * is committed and a local change brings the conversation back to what
- * its last ConversationChanged said before the next drain.  The list is
+ * its last ConversationChanged said before the next drain; and (ending
+ * 2) the batch rolled back after a ListConversationsPage.  The list is
  * the handler called at once, as in test_conversation_removed_after_list.
  */
 START_TEST(test_conversation_list_in_batch)
@@ -1486,7 +1487,7 @@ START_TEST(test_conversation_list_in_batch)
 	ck_assert_int_eq(store_sync_message_set_uid(s, id, 1, ""), 0);
 	ck_assert_int_eq(store_commit(s), 0);
 
-	for (int ending = 0; ending < 2; ending++) {
+	for (int ending = 0; ending < 3; ending++) {
 		struct store_batch b = { 0 };
 		DBusMessage *m, *r;
 		dbus_uint32_t app, now;
@@ -1502,15 +1503,28 @@ START_TEST(test_conversation_list_in_batch)
 			store_sync_server_flags(s, fid, 1, "\\Seen", 0, &found, &changed, NULL), 0);
 		ck_assert(found && changed);
 
-		m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations");
-		dbus_message_set_serial(m, 1); /* as if received: its reply names it */
-		r = svc_list_conversations(NULL, m, a);
+		if (ending < 2) {
+			m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1",
+				     "ListConversations");
+			dbus_message_set_serial(m, 1); /* as if received: its reply names it */
+			r = svc_list_conversations(NULL, m, a);
+		} else {
+			dbus_uint32_t offset = 0, limit = 0;
+
+			m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1",
+				     "ListConversationsPage");
+			ck_assert(dbus_message_append_args(m, DBUS_TYPE_UINT32, &offset,
+							   DBUS_TYPE_UINT32, &limit,
+							   DBUS_TYPE_INVALID));
+			dbus_message_set_serial(m, 1);
+			r = svc_list_conversations_page(NULL, m, a);
+		}
 		ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
 		app = unseen_of(r);
 		dbus_message_unref(r);
 		dbus_message_unref(m);
 
-		if (ending == 0) {
+		if (ending != 1) {
 			store_batch_rollback(s, &b);
 		} else {
 			ck_assert_int_eq(store_batch_commit(s, &b), 0);
@@ -1530,14 +1544,13 @@ START_TEST(test_conversation_list_in_batch)
 		dbus_message_unref(m);
 		ck_assert_msg(app == now, "ending %d: the app holds Unseen %u, the store %u",
 			      ending, app, now);
-		/* Unseen 1 again for the next ending (the server's flags too). */
-		if (now == 0) {
+		/* Unseen 1 again for the next ending, the server's flags none. */
+		if (now == 0)
 			ck_assert_int_eq(cpmsync_op_set_flags(store, &id, 1, NULL, unseen_flags),
 					 0);
-			ck_assert_int_eq(store_begin(s), 0);
-			ck_assert_int_eq(store_sync_message_set_server_flags(s, id, ""), 0);
-			ck_assert_int_eq(store_commit(s), 0);
-		}
+		ck_assert_int_eq(store_begin(s), 0);
+		ck_assert_int_eq(store_sync_message_set_server_flags(s, id, ""), 0);
+		ck_assert_int_eq(store_commit(s), 0);
 	}
 }
 END_TEST
