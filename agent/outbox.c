@@ -1151,6 +1151,24 @@ static int follow_moved(struct outbox *o, int64_t *id, char **dir)
 	return 1;
 }
 
+/*
+ * Message id is gone from the store: had it reached the server before
+ * (cpmsync_store_message_sent())?  Then it was stored and sent, and what
+ * came after (moved by MoveMessages or by another client, deleted,
+ * expunged) is no longer the outbox's business.  1: sent, 0: not, -1: a
+ * store error (logged; looked at again later).
+ */
+static int gone_after_sent(struct outbox *o, int64_t id)
+{
+	int r = cpmsync_store_message_sent(o->store, id);
+
+	if (r < 0)
+		log_debug("outbox: cannot look up whether message %" PRId64
+			  " reached the server: %s",
+			  id, cpmsync_strerror(r));
+	return r < 0 ? -1 : r > 0;
+}
+
 /* .pending/<id>/: done, refused, gone, or still on its way. */
 static void check_pending_id(struct outbox *o, const char *id_str)
 {
@@ -1179,14 +1197,31 @@ static void check_pending_id(struct outbox *o, const char *id_str)
 
 	r = cpmsync_store_get_message(o->store, id, get_state, &state);
 	if (r == -CPMSYNC_E_NOT_FOUND) {
-		int moved = follow_moved(o, &id, &dir);
+		int moved = follow_moved(o, &id, &dir), sent = 0;
 
-		if (moved < 0) {
+		if (moved > 0)
+			r = cpmsync_store_get_message(o->store, id, get_state, &state);
+		if (moved >= 0 && r == -CPMSYNC_E_NOT_FOUND)
+			sent = gone_after_sent(o, id);
+		if (moved < 0 || sent < 0) {
 			free_names(files);
 			return;
 		}
-		if (moved > 0)
-			r = cpmsync_store_get_message(o->store, id, get_state, &state);
+		if (sent > 0) {
+			for (size_t i = 0; i < n; i++) {
+				if (unlinkat(dfd, files[i], 0) < 0 && errno != ENOENT)
+					log_warning("outbox: cannot delete %s/%s/%s: %s", o->dir,
+						    dir, files[i], strerror(errno));
+				else
+					log_info("outbox: %s (message %" PRId64
+						 ") reached the server and was moved or "
+						 "removed since; deleted the outbox copy",
+						 files[i], id);
+			}
+			rmdir_beneath(o->root, dir);
+			free_names(files);
+			return;
+		}
 	}
 	if (r == -CPMSYNC_E_NOT_FOUND) {
 		for (size_t i = 0; i < n; i++) {

@@ -506,3 +506,21 @@ int cpmsync_store_message_moved(struct cpmsync_store *store, int64_t message_id,
 	sqlite3_reset(st);
 	return 1;
 }
+
+int cpmsync_store_message_sent(struct cpmsync_store *store, int64_t message_id)
+{
+	struct store *s = store_call(store);
+	sqlite3_stmt *st;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = store_prepare(s, "SELECT 1 FROM message_sent WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	r = store_step(s, st);
+	if (r > 0)
+		sqlite3_reset(st);
+	return r;
+}

@@ -1496,6 +1496,29 @@ const char store_sql_conv_stale_clear[] = "DELETE FROM conv_stale";
 /* The conversation of folder ?1 noted for such a recompute. */
 const char store_sql_conv_stale_folder[] = CPM_STALE("?1");
 
+/*
+ * Version 38: message_sent, the messages of ours that reached the server.
+ * A row whose UID the server gave (APPEND, COPY or MOVE answered, or an
+ * interrupted APPEND found again: its uid goes from NULL to a value) is
+ * recorded, with every id that was moved into it before it was sent
+ * (message_moved), so that what became of it afterwards (moved, by
+ * MoveMessages or another client, deleted, expunged: its row goes, and
+ * with it the links to it) still says that it was stored and sent
+ * (cpmsync_store_message_sent(); the outbox's file is done then, not
+ * failed as removed).  Kept without a reference to message on purpose,
+ * the newest 16384 only (ids are never reused): a rescan of
+ * the outbox follows every sync, long before that many more were sent.
+ */
+static const char migration_38[] =
+	"CREATE TABLE message_sent (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE);"
+	"CREATE TRIGGER message_sent_uid AFTER UPDATE OF uid ON message"
+	" WHEN OLD.uid IS NULL AND NEW.uid IS NOT NULL BEGIN"
+	" INSERT OR IGNORE INTO message_sent (id) VALUES (NEW.id);"
+	" INSERT OR IGNORE INTO message_sent (id)"
+	"  SELECT id FROM message_moved WHERE to_id = NEW.id;"
+	" DELETE FROM message_sent WHERE seq <= (SELECT max(seq) FROM message_sent) - 16384;"
+	" END;";
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
@@ -1503,7 +1526,7 @@ static const char *const migrations[] = {
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
 	migration_31, migration_32, migration_33, migration_34, migration_35, migration_36,
-	migration_37,
+	migration_37, migration_38,
 };
 
 unsigned store_schema_version(void)

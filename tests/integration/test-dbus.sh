@@ -546,6 +546,48 @@ check "outbox, moved offline: once on the server, and not in INBOX" \
 	test "$(da search -u "$USER1" mailbox '*' header message-id '<outbox-moved@dbus.test>' | wc -l)" -eq 1
 check "outbox, moved offline: the log says where it went" \
 	grep -qE "^cpm-syncd: outbox: message $MOVED_ID \($OB/.pending/$MOVED_ID\) was moved before it reached the server: it is message [0-9]+ in folder 'Offline' of account 'a' now\$" "$WORK/daemon.log"
+# A file whose message reached the server and was moved right after, before
+# the outbox deleted the file, is done too, not failed as "removed".  To hold
+# the file there past the APPEND, while offline (no rescan comes then) it is
+# put aside and a directory of its name takes its place: the outbox cannot
+# delete that (EISDIR, even as root) and leaves it.
+"$CPMCTL" online a off >"$WORK/online.out" 2>&1 || bail "cpmctl online a off: $(cat "$WORK/online.out")"
+check "outbox, sent then moved: State offline" wait_state offline 5
+msg_text "<outbox-sent-moved@dbus.test>" 300 >"$OB/a/INBOX/.t" || bail "cannot write $OB/a/INBOX/.t"
+mv "$OB/a/INBOX/.t" "$OB/a/INBOX/sent.eml" || bail "cannot rename $OB/a/INBOX/.t"
+check "outbox, sent then moved: stored, waiting in .pending" eventually 5 bash -c "compgen -G '$OB/.pending/[0-9]*/sent.eml' >/dev/null"
+SENT_ID=$(pending_id sent.eml)
+check "outbox, sent then moved: in one .pending/ID" test "$(echo "$SENT_ID" | wc -w)" -eq 1
+mv "$OB/.pending/$SENT_ID/sent.eml" "$WORK/sent.eml" || bail "cannot move $OB/.pending/$SENT_ID/sent.eml aside"
+mkdir "$OB/.pending/$SENT_ID/sent.eml" || bail "cannot make the directory $OB/.pending/$SENT_ID/sent.eml"
+: >"$OB/.pending/$SENT_ID/sent.eml/keep" || bail "cannot write $OB/.pending/$SENT_ID/sent.eml/keep"
+"$CPMCTL" online a on >"$WORK/online.out" 2>&1 || bail "cpmctl online a on: $(cat "$WORK/online.out")"
+check "outbox, sent then moved: it reaches the server in INBOX" eventually 15 server_has INBOX "<outbox-sent-moved@dbus.test>"
+check "outbox, sent then moved: the outbox tried to delete it (it is on the server)" \
+	eventually 10 grep -qF "cpm-syncd: outbox: cannot delete $OB/.pending/$SENT_ID/sent.eml: Is a directory" "$WORK/daemon.log"
+"$CPMCTL" move a INBOX "$SENT_ID" Offline >"$WORK/move.out" 2>&1
+check "outbox, sent then moved: cpmctl move of message $SENT_ID to Offline: exit 0" test $? -eq 0
+# From here on every rescan finds the message gone from INBOX: it either
+# fails the file or tries to delete it again (one more warning).
+undeletable() { grep -cF "cpm-syncd: outbox: cannot delete $OB/.pending/$SENT_ID/sent.eml: Is a directory" "$WORK/daemon.log"; }
+UNDELETABLE=$(undeletable)
+check "outbox, sent then moved: the move reaches the server" eventually 15 server_has Offline "<outbox-sent-moved@dbus.test>"
+check "outbox, sent then moved: a rescan looked at it after the move" \
+	eventually 15 bash -c "[ -e '$OB/.failed/sent.eml.why' ] || [ \"\$(grep -cF 'cpm-syncd: outbox: cannot delete $OB/.pending/$SENT_ID/sent.eml: Is a directory' '$WORK/daemon.log')\" -gt $UNDELETABLE ]"
+check "outbox, sent then moved: not failed as removed" test ! -e "$OB/.failed/sent.eml" -a ! -e "$OB/.failed/sent.eml.why"
+check "outbox, sent then moved: still in .pending (the directory cannot be deleted)" test -d "$OB/.pending/$SENT_ID/sent.eml"
+# The file back (offline again: no rescan in between), then a sync: deleted.
+"$CPMCTL" online a off >"$WORK/online.out" 2>&1 || bail "cpmctl online a off: $(cat "$WORK/online.out")"
+check "outbox, sent then moved: State offline again" wait_state offline 5
+rm -r "$OB/.pending/$SENT_ID/sent.eml" || bail "cannot remove the directory $OB/.pending/$SENT_ID/sent.eml"
+mv "$WORK/sent.eml" "$OB/.pending/$SENT_ID/sent.eml" || bail "cannot put $OB/.pending/$SENT_ID/sent.eml back"
+"$CPMCTL" online a on >"$WORK/online.out" 2>&1 || bail "cpmctl online a on: $(cat "$WORK/online.out")"
+check "outbox, sent then moved: the file is done" eventually 15 test ! -e "$OB/.pending/$SENT_ID"
+check "outbox, sent then moved: no .failed/sent.eml" test ! -e "$OB/.failed/sent.eml" -a ! -e "$OB/.failed/sent.eml.why"
+check "outbox, sent then moved: the log says it reached the server and was moved since" \
+	grep -qxF "cpm-syncd: outbox: sent.eml (message $SENT_ID) reached the server and was moved or removed since; deleted the outbox copy" "$WORK/daemon.log"
+check "outbox, sent then moved: once on the server, in Offline" \
+	test "$(da search -u "$USER1" mailbox '*' header message-id '<outbox-sent-moved@dbus.test>' | wc -l)" -eq 1
 # --- failed operations: refusals by the real server ----------------------------------------------
 # An APPEND into a folder whose ACL lacks the insert right ([NOPERM]) and a
 # keyword longer than Dovecot's mail_max_keyword_length, 50 ([CANNOT]):

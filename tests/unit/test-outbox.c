@@ -669,6 +669,58 @@ START_TEST(test_moved_then_expunged_fails)
 }
 END_TEST
 
+/*
+ * On the server, then moved or removed before a rescan looked (a MoveMessages
+ * of it, or another client moving it: its row is expunged here and the
+ * message comes back in the other folder as a new one): the file is done,
+ * not failed as removed.  Also when it had been moved locally before it
+ * was sent (its link goes with the row it led to).
+ */
+START_TEST(test_moved_after_sent_done)
+{
+	int64_t id, id2, id3;
+
+	put(P("a/INBOX/s1.eml"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	put(P("a/Chats/s2.eml"), msg2, sizeof(msg2) - 1);
+	outbox_rescan(ob);
+	ck_assert_int_eq(count("a", "Chats", &id2), 1);
+	ck_assert(exists(P(".pending/%" PRId64 "/s2.eml", id2)));
+	/* Both appended; the first moved locally, the second by another
+	 * client (its row expunged by the sync), before a rescan. */
+	ck_assert_int_eq(store_sync_message_set_uid(s, id, 7, ""), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, id2, 8, ""), 0);
+	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Chats/2024", &id3), 0);
+	ck_assert_int_eq(store_sync_message_delete(s, id2), 0);
+	outbox_rescan(ob);
+	ck_assert_msg(!exists(P(".failed/s1.eml.why")), "%s", why_of("s1.eml"));
+	ck_assert_msg(!exists(P(".failed/s2.eml.why")), "%s", why_of("s2.eml"));
+	ck_assert(!exists(P(".failed")));
+	ck_assert(!exists(P(".pending/%" PRId64, id)));
+	ck_assert(!exists(P(".pending/%" PRId64, id2)));
+	ck_assert(!exists(P(".pending/%" PRId64, id3)));
+	ck_assert_int_eq(count("a", "Chats/2024", NULL), 1);
+
+	/* Moved before it was sent, then sent, then removed (another
+	 * client's expunge): the link to it is gone with its row. */
+	put(P("a/INBOX/s3.eml"), msg1, sizeof(msg1) - 1);
+	outbox_rescan(ob);
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert(exists(P(".pending/%" PRId64 "/s3.eml", id)));
+	ck_assert_int_eq(cpmsync_op_move(cs, &id, 1, "Chats", &id2), 0);
+	outbox_rescan(ob);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/s3.eml", id2)), msg1);
+	ck_assert_int_eq(cpmsync_op_move(cs, &id2, 1, "INBOX", &id3), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, id3, 9, ""), 0);
+	ck_assert_int_eq(store_sync_message_delete(s, id3), 0);
+	outbox_rescan(ob);
+	ck_assert_msg(!exists(P(".failed")), "%s", why_of("s3.eml"));
+	ck_assert(!exists(P(".pending/%" PRId64, id2)));
+	ck_assert(!exists(P(".pending/%" PRId64, id3)));
+}
+END_TEST
+
 START_TEST(test_crash_after_commit)
 {
 	int64_t id, id2;
@@ -1526,6 +1578,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_moved_locally_followed);
 	tcase_add_test(tc, test_copied_then_expunged_followed);
 	tcase_add_test(tc, test_moved_then_expunged_fails);
+	tcase_add_test(tc, test_moved_after_sent_done);
 	tcase_add_test(tc, test_crash_after_commit);
 	tcase_add_test(tc, test_crash_copy_already_referenced);
 	tcase_add_test(tc, test_same_file_twice);

@@ -320,6 +320,18 @@ int cpmsync_store_message_refused(struct cpmsync_store *store, int64_t message_i
  */
 int cpmsync_store_message_moved(struct cpmsync_store *store, int64_t message_id, int64_t *ret_id);
 
+/*
+ * Whether message message_id, stored here, reached the server: 1 when the
+ * server gave it a UID (its APPEND, COPY or MOVE answered, or found again
+ * after an interruption), also when it was moved, deleted or expunged
+ * since and is gone from the store, and for an id moved into such a
+ * message before it was sent (cpmsync_store_message_moved()); 0 when not
+ * (still on its way, refused, never sent, a message that came from the
+ * server, or one of the oldest beyond the newest 16384 sent).  Read access
+ * is enough.
+ */
+int cpmsync_store_message_sent(struct cpmsync_store *store, int64_t message_id);
+
 #ifdef __cplusplus
 }
 #endif
