@@ -128,6 +128,7 @@ struct replay {
 	size_t n_ann;
 	size_t ann_next;
 	char *ann_refused;
+	bool *ann_was_refused; /* of each entry sent alone */
 	/* rows left waiting in a hidden namespace (row_hidden()), and the
 	 * first folder named */
 	unsigned hidden_waits;
@@ -165,6 +166,8 @@ static void replay_clear(struct replay *rp)
 	rp->ann_next = 0;
 	free(rp->ann_refused);
 	rp->ann_refused = NULL;
+	free(rp->ann_was_refused);
+	rp->ann_was_refused = NULL;
 }
 
 void engine_replay_free(struct cpmsync_sync *e)
@@ -2602,7 +2605,7 @@ static void annotation_row_done(struct cpmsync_sync *e)
 
 	r = engine_tx_begin(e);
 	if (r >= 0)
-		r = store_annotation_pending_any(e->store, rp->msg.id, &more);
+		r = store_annotation_pending_free(e->store, rp->msg.id, rp->j.id, &more);
 	if (r >= 0 && more)
 		r = store_journal_add(e->store, e->account_id, JOURNAL_OP_ANNOTATION,
 				      rp->msg.folder_id, rp->msg.id, NULL);
@@ -2616,6 +2619,34 @@ static void annotation_row_done(struct cpmsync_sync *e)
 }
 
 static void annotation_single_send(struct cpmsync_sync *e);
+
+/*
+ * The row is being refused: it holds the entries refused (those of rp->ann
+ * marked in was, all of them for NULL), which only it sends again
+ * (RetryOperation, or its back-off): a later change of the message gets a
+ * row of its own and sends only what changed.  In the open transaction;
+ * false: the run failed.
+ */
+static bool annotation_hold(struct cpmsync_sync *e, const bool *was)
+{
+	struct replay *rp = R(e);
+	struct store_annotation *held = calloc(rp->n_ann ? rp->n_ann : 1, sizeof(*held));
+	size_t n = 0;
+	int r;
+
+	if (!held) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < rp->n_ann; i++)
+		if (!was || was[i])
+			held[n++] = rp->ann[i]; /* borrowed */
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_annotation_hold(e->store, rp->j.id, held, n);
+	free(held);
+	return !store_failed(e, r);
+}
 
 /*
  * The reply to one entry sent alone: taken (its value recorded), or
@@ -2653,6 +2684,7 @@ static void annotation_single_done(const struct engine_reply *res, void *userdat
 		}
 		free(rp->ann_refused);
 		rp->ann_refused = names;
+		rp->ann_was_refused[rp->ann_next] = true;
 	} else {
 		return; /* the connection failed: the run with it */
 	}
@@ -2671,6 +2703,10 @@ static void annotation_single_done(const struct engine_reply *res, void *userdat
 		return;
 	}
 	no.text = text;
+	if (!annotation_hold(e, rp->ann_was_refused)) {
+		exp_no_clear(rp);
+		return;
+	}
 	r = row_refused(e, rp->j.id, &no, "UID STORE ANNOTATION");
 	exp_no_clear(rp);
 	if (r >= 0)
@@ -2709,9 +2745,18 @@ static void annotation_done(const struct engine_reply *res, void *userdata)
 			res->text ? res->text : "no text");
 		exp_no_clear(rp);
 		rp->ann_next = 0;
+		free(rp->ann_was_refused);
+		rp->ann_was_refused = calloc(rp->n_ann, sizeof(*rp->ann_was_refused));
+		if (!rp->ann_was_refused) {
+			engine_fail(e, -ENOMEM, "out of memory");
+			return;
+		}
 		annotation_single_send(e);
 		return;
 	}
+	/* One entry refused: the row holds it. */
+	if (res->r == -CPMSYNC_E_SERVER && !e->finished && !annotation_hold(e, NULL))
+		return;
 	if (cmd_refused(e, res, "UID STORE ANNOTATION"))
 		return;
 	r = engine_tx_begin(e);
@@ -2780,7 +2825,7 @@ static void op_annotation(struct cpmsync_sync *e)
 		rows_blocked(e, arrival, what);
 		return;
 	}
-	r = store_annotations_pending(e->store, rp->msg.id, &rp->ann, &rp->n_ann);
+	r = store_annotations_pending_row(e->store, rp->msg.id, rp->j.id, &rp->ann, &rp->n_ann);
 	if (store_failed(e, r))
 		return;
 	if (rp->n_ann == 0) {
@@ -2793,6 +2838,8 @@ static void op_annotation(struct cpmsync_sync *e)
 		snprintf(text, sizeof(text),
 			 "cannot set annotations of message %lld: the server lacks ANNOTATE",
 			 (long long)rp->msg.id);
+		if (!annotation_hold(e, NULL))
+			return;
 		if (row_refused_as(e, rp->j.id,
 				   &(struct engine_reply){
 					   .r = -CPMSYNC_E_SERVER, .text = text, .local = true },

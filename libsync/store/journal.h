@@ -34,7 +34,7 @@ enum journal_op {
 	JOURNAL_OP_DELETE_FOLDER, /* folder_id */
 	JOURNAL_OP_SET_METADATA,  /* folder_id (0: server entry); args */
 	JOURNAL_OP_SET_ACL,	  /* folder_id; args */
-	JOURNAL_OP_ANNOTATION,	  /* set_annotation: folder_id, message_id */
+	JOURNAL_OP_ANNOTATION,	  /* set_annotation: folder_id, message_id; args once refused */
 	_JOURNAL_OP_MAX,
 };
 

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,21 +173,49 @@ int store_annotation_mark_absent(struct store *s, int64_t message_id, const char
 	return store_step_done(s, st);
 }
 
+/*
+ * A set_annotation row the server refused holds the entries refused, in its
+ * args: "\n<shared> <entry>\n" for each (0 or 1, entries have no newline;
+ * store_annotation_hold()).  They are its own: another row of the message
+ * does not send them (a later change sends what changed), and they go again
+ * when it is tried again (RetryOperation, or its back-off), alone.  HELD(j)
+ * is true when row j holds annotation row a.
+ */
+#define HELD(j) "instr(" j ".args, char(10) || a.shared || ' ' || a.entry || char(10)) > 0"
+
 int store_annotations_pending(struct store *s, int64_t message_id, struct store_annotation **ret,
 			      size_t *ret_n)
+{
+	return store_annotations_pending_row(s, message_id, 0, ret, ret_n);
+}
+
+int store_annotations_pending_row(struct store *s, int64_t message_id, int64_t journal_id,
+				  struct store_annotation **ret, size_t *ret_n)
 {
 	struct store_annotation *a = NULL;
 	size_t n = 0, alloc = 0;
 	sqlite3_stmt *st;
 	int r;
 
-	r = store_prepare(s,
-			  "SELECT entry, shared, local FROM annotation"
-			  " WHERE message_id = ?1 AND local IS NOT NULL ORDER BY entry, shared",
-			  &st);
+	r = store_prepare(
+		s,
+		"SELECT a.entry, a.shared, a.local FROM annotation a"
+		" LEFT JOIN journal r ON r.id = ?2"
+		" WHERE a.message_id = ?1 AND a.local IS NOT NULL AND"
+		" CASE WHEN r.args IS NOT NULL THEN " HELD(
+			"r") " ELSE NOT EXISTS"
+			     " (SELECT 1 FROM journal j WHERE j.message_id = ?1 AND j.id != ?2"
+			     " AND j.args IS NOT NULL AND " HELD(
+				     "j") " AND j.op = :op_set_annotation)"
+					  " END ORDER BY a.entry, a.shared",
+		&st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, message_id);
+	sqlite3_bind_int64(st, 2, journal_id);
+	r = journal_bind_ops(s, st);
+	if (r < 0)
+		return r;
 	while ((r = store_step(s, st)) > 0) {
 		if (n == alloc) {
 			size_t na = alloc ? alloc * 2 : 4;
@@ -248,6 +277,64 @@ int store_annotation_pending_any(struct store *s, int64_t message_id, bool *ret)
 	return store_id_test(
 		s, "SELECT 1 FROM annotation WHERE message_id = ?1 AND local IS NOT NULL LIMIT 1",
 		message_id, ret);
+}
+
+int store_annotation_pending_free(struct store *s, int64_t message_id, int64_t journal_id,
+				  bool *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(
+		s,
+		"SELECT 1 FROM annotation a WHERE a.message_id = ?1 AND a.local IS NOT NULL"
+		" AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.message_id = ?1"
+		" AND j.id != ?2 AND j.args IS NOT NULL AND " HELD(
+			"j") " AND"
+			     " j.op = :op_set_annotation) LIMIT 1",
+		&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, message_id);
+	sqlite3_bind_int64(st, 2, journal_id);
+	r = journal_bind_ops(s, st);
+	if (r >= 0)
+		r = store_step(s, st);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		sqlite3_reset(st);
+	*ret = r > 0;
+	return 0;
+}
+
+int store_annotation_hold(struct store *s, int64_t journal_id, const struct store_annotation *a,
+			  size_t n)
+{
+	_cleanup_free_ char *held = NULL;
+	size_t len = 1;
+	sqlite3_stmt *st;
+	char *p;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(a[i].entry) + 3;
+	held = malloc(len + 1);
+	if (!held)
+		return -ENOMEM;
+	p = held;
+	*p++ = '\n';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%c %s\n", a[i].shared ? '1' : '0', a[i].entry);
+	r = store_prepare(s, "UPDATE journal SET args = ?2 WHERE id = ?1", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, journal_id);
+	if (n)
+		sqlite3_bind_text(st, 2, held, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	return store_step_done(s, st);
 }
 
 int store_annotation_cached(struct store *s, int64_t message_id, bool *ret)

@@ -2238,12 +2238,37 @@ static int set_annotations(struct store *s, void *args)
 		r = store_step_done(s, st);
 		if (r < 0)
 			return r;
+		/* A refused row that held the entry holds it no more: the new
+		 * value goes with the new row (and the row goes with the last
+		 * entry it held). */
+		r = prepare_ops(
+			s,
+			"UPDATE journal SET args = replace(args, char(10) || ?3 || ' ' || ?2"
+			" || char(10), char(10)) WHERE message_id = ?1 AND args IS NOT NULL"
+			" AND op = :op_set_annotation",
+			&st);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(st, 1, m.id);
+		sqlite3_bind_text(st, 2, a->values[i].entry, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, a->shared ? 1 : 0);
+		r = store_step_done(s, st);
+		if (r < 0)
+			return r;
 	}
+	r = exec_int(s,
+		     "DELETE FROM journal WHERE message_id = ?1 AND args = char(10)"
+		     " AND op = :op_set_annotation",
+		     m.id);
+	if (r < 0)
+		return r;
+	/* One row to send the change: not one that holds entries refused
+	 * (store_annotation_hold()), which are its own. */
 	r = store_prepare(s,
 			  "INSERT INTO journal (account_id, op, folder_id, message_id)"
 			  " SELECT ?1, ?4, ?2, ?3 WHERE NOT EXISTS"
 			  " (SELECT 1 FROM journal WHERE message_id = ?3 AND op = ?4"
-			  " AND failed = 0)",
+			  " AND failed = 0 AND args IS NULL)",
 			  &st);
 	if (r < 0)
 		return r;
@@ -2567,6 +2592,22 @@ static int discard_failed(struct store *s, void *args)
 	case JOURNAL_OP_DELETE_FOLDER:
 		return exec_int(s, "UPDATE folder SET removed = 0 WHERE id = ?1", row.folder_id);
 	case JOURNAL_OP_ANNOTATION:
+		/* The entries it held refused: the server's values win for
+		 * those (another row sends the others). */
+		if (row.args) {
+			sqlite3_stmt *st;
+
+			r = store_prepare(s,
+					  "UPDATE annotation SET local = NULL WHERE message_id = ?1"
+					  " AND instr(?2, char(10) || shared || ' ' || entry ||"
+					  " char(10)) > 0",
+					  &st);
+			if (r < 0)
+				return r;
+			sqlite3_bind_int64(st, 1, row.message_id);
+			sqlite3_bind_text(st, 2, row.args, -1, SQLITE_STATIC);
+			return store_step_done(s, st);
+		}
 		/* The server's values win, unless a later change is queued. */
 		return exec_int(s,
 				"UPDATE annotation SET local = NULL WHERE message_id = ?1"

@@ -123,7 +123,10 @@ static const char migration_1[] =
  *   set_acl        folder_id; args "<identifier>\n<rights>" (empty
  *                  rights: DELETEACL)  -- version 3
  *   set_annotation folder_id, message_id: push the message's pending
- *                  annotation values (annotation.local)  -- version 11
+ *                  annotation values (annotation.local)  -- version 11;
+ *                  once refused, args "\n<shared> <entry>\n..." the
+ *                  entries it holds, its own to send again (no schema
+ *                  change; store-annotation.c)
  * attempts counts replays that may have reached the server; args_sent
  * records what the engine needs to verify such an attempt after a crash
  * (the destination's UIDNEXT before an APPEND/COPY/MOVE was sent).

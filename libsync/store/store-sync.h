@@ -441,9 +441,24 @@ int store_annotation_set_server(struct store *s, int64_t message_id, const char 
 /* An entry the server has no value for: cached as absent, unless cached. */
 int store_annotation_mark_absent(struct store *s, int64_t message_id, const char *entry,
 				 bool shared);
-/* The message's pending local values (what its set_annotation row sends). */
+/* The message's pending local values held by no refused row (what a new
+ * set_annotation row sends): store_annotations_pending_row() for no row. */
 int store_annotations_pending(struct store *s, int64_t message_id, struct store_annotation **ret,
 			      size_t *ret_n);
+/*
+ * What set_annotation row journal_id sends: the pending values of the
+ * entries it holds when it was refused (store_annotation_hold()), else the
+ * message's pending values that no other row holds.
+ */
+int store_annotations_pending_row(struct store *s, int64_t message_id, int64_t journal_id,
+				  struct store_annotation **ret, size_t *ret_n);
+/*
+ * Set_annotation row journal_id was refused: it holds a[0..n) (the entries
+ * refused, which only it sends again: RetryOperation, or its back-off);
+ * n = 0: none (it sends whatever is pending and held by no other row).
+ */
+int store_annotation_hold(struct store *s, int64_t journal_id, const struct store_annotation *a,
+			  size_t n);
 /*
  * The server took a[0..n) (as store_annotations_pending() gave them): each
  * becomes the server's value, and stops being pending unless it was
@@ -471,5 +486,9 @@ int store_journal_arrival_row(struct store *s, int64_t message_id, int64_t *ret_
 int store_annotation_forget(struct store *s, int64_t folder_id, const struct rangeset *uids);
 /* Whether anything of message_id is pending (annotation.local set). */
 int store_annotation_pending_any(struct store *s, int64_t message_id, bool *ret);
+/* Whether a value of message_id is pending that no set_annotation row but
+ * journal_id holds (a new row would send it). */
+int store_annotation_pending_free(struct store *s, int64_t message_id, int64_t journal_id,
+				  bool *ret);
 /* Whether message_id has cached annotations (any row). */
 int store_annotation_cached(struct store *s, int64_t message_id, bool *ret);

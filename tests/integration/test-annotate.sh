@@ -302,6 +302,19 @@ check "online: the refused entry stays pending (read-your-writes)" \
 	annotations_are "$INBOX" "$ID2" /vendor/cmu/cyrus-imapd/bar false "/vendor/cmu/cyrus-imapd/bar=x "
 check "online: GetAnnotations /comment is the server's" \
 	annotations_are "$INBOX" "$ID2" /comment false "/comment=good 2 "
+# The refused entry is its row's, tried again on its own back-off (60 s
+# first) or by RetryOperation: a later change of /comment goes at once and
+# alone, and does not send the refused entry with it.
+REFUSED="cpm-syncd: a: UID STORE ANNOTATION refused by the server: /vendor/cmu/cyrus-imapd/bar (value.priv): Permission denied (tried again later)"
+check "online: a later SetAnnotations /comment of the same message accepted" \
+	call "$INBOX" $F SetAnnotations 'ta{ss}b' "$ID2" "/comment=good 2b" false
+check "online: the later change reaches the server at once, not held back with the refused entry" \
+	eventually 15 other_is "good 2b" "<ann2@annotate.test>" /comment value.priv
+check "online: the refused entry was not sent again with it (refused once)" \
+	test "$(grep -cxF "$REFUSED" "$WORK/daemon.log")" -eq 1
+check "online: the refused entry still pending (read-your-writes)" \
+	annotations_are "$INBOX" "$ID2" /vendor/cmu/cyrus-imapd/bar false "/vendor/cmu/cyrus-imapd/bar=x "
+check "online: PendingOperations 1 (the refused entry's row)" eventually 10 prop_is "$A" PendingOperations 1
 
 # --- errors -----------------------------------------------------------------------------------
 call "$INBOX" $F SetAnnotations 'ta{ss}b' "$ID1" "comment=x" false >"$WORK/bad1"

@@ -2832,6 +2832,146 @@ START_TEST(test_annotation_one_entry_refused)
 }
 END_TEST
 
+START_TEST(test_annotation_refused_entry_held)
+{
+	/* The entry Cyrus refused is its row's: a later change to another
+	 * annotation of the message gets a row of its own and sends only
+	 * what changed; the refused entry goes again on RetryOperation
+	 * (alone), and a later change to it takes it from the failed row. */
+	static const struct step refused[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /comment priv [good 4] /vendor/cmu/cyrus-imapd/bar priv [x]",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied" },
+		{ .call = "annotate 1 /comment priv [good 4]" },
+		{ .call = "annotate 1 /vendor/cmu/cyrus-imapd/bar priv [x]",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM" },
+		LOGOUT,
+		END,
+	};
+	static const struct step later[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /comment priv [better]" },
+		LOGOUT,
+		END,
+	};
+	static const struct step retried[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /vendor/cmu/cyrus-imapd/bar priv [x]" },
+		LOGOUT,
+		END,
+	};
+	static const struct step refused_alone[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /vendor/cmu/cyrus-imapd/bar priv [y]",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "Permission denied",
+		  .code = IMAP_CODE_NOPERM,
+		  .code_name = "NOPERM" },
+		LOGOUT,
+		END,
+	};
+	static const struct step refused_busy[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /vendor/cmu/cyrus-imapd/bar priv [w]",
+		  .r = -CPMSYNC_E_SERVER,
+		  .text = "busy" },
+		LOGOUT,
+		END,
+	};
+	static const struct step later_fine[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /comment priv [fine]" },
+		LOGOUT,
+		END,
+	};
+	static const struct step changed[] = {
+		SELECT_INBOX,
+		{ .call = "annotate 1 /vendor/cmu/cyrus-imapd/bar priv [z]" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	set_annotation(1, "/vendor/cmu/cyrus-imapd/bar", "x", false);
+	set_annotation(1, "/comment", "good 4", false);
+	res = run(refused, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || code || ':' || failed, ',')"
+			    " FROM journal"),
+			 "set_annotation:NOPERM:1");
+
+	/* A later change to /comment: a row of its own, only /comment sent. */
+	set_annotation(1, "/comment", "better", false);
+	ck_assert_str_eq(qs("SELECT count(*) || ' ' || sum(failed) FROM journal"), "2 1");
+	res = run(later, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+	ck_assert_str_eq(annotation_rows(1),
+			 "/comment/0/better/-|/vendor/cmu/cyrus-imapd/bar/0/-/x");
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || code || ':' || failed, ',')"
+			    " FROM journal"),
+			 "set_annotation:NOPERM:1");
+
+	/* RetryOperation: the refused entry alone, taken this time. */
+	ck_assert_int_eq(cpmsync_op_retry(cs, "t", atoll(qs("SELECT id FROM journal"))), 0);
+	res = run(retried, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(annotation_rows(1),
+			 "/comment/0/better/-|/vendor/cmu/cyrus-imapd/bar/0/x/-");
+
+	/* Refused again (alone); then set anew: the failed row is moot (what
+	 * it held changed), the new value goes with the new row. */
+	set_annotation(1, "/vendor/cmu/cyrus-imapd/bar", "y", false);
+	res = run(refused_alone, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || code || ':' || failed, ',')"
+			    " FROM journal"),
+			 "set_annotation:NOPERM:1");
+	set_annotation(1, "/vendor/cmu/cyrus-imapd/bar", "z", false);
+	ck_assert_str_eq(qs("SELECT count(*) || ' ' || sum(failed) FROM journal"), "1 0");
+	res = run(changed, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	ck_assert_str_eq(annotation_rows(1),
+			 "/comment/0/better/-|/vendor/cmu/cyrus-imapd/bar/0/z/-");
+
+	/* Refused without a code: tried again later, not failed; a change
+	 * meanwhile is not held back with it, nor does it send it. */
+	set_annotation(1, "/vendor/cmu/cyrus-imapd/bar", "w", false);
+	res = run(refused_busy, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || code || ':' || failed, ',')"
+			    " FROM journal"),
+			 "set_annotation::0");
+	set_annotation(1, "/comment", "fine", false);
+	ck_assert_str_eq(qs("SELECT count(*) || ' ' || sum(failed) FROM journal"), "2 0");
+	res = run(later_fine, ANNOTATE_CAPS);
+	ck_assert_msg(res.r == 0, "%s", res.reason);
+	ck_assert_str_eq(qs("SELECT group_concat(op || ':' || failed || ':' || refused, ',')"
+			    " FROM journal"),
+			 "set_annotation:0:busy");
+	ck_assert_str_eq(annotation_rows(1), "/comment/0/fine/-|/vendor/cmu/cyrus-imapd/bar/0/z/w");
+
+	/* Given up on, then discarded while another change is queued: the
+	 * server's value wins for the entry it held, the other stays. */
+	set_annotation(1, "/comment", "later", false);
+	exec("UPDATE journal SET failed = 1 WHERE args IS NOT NULL");
+	ck_assert_int_eq(
+		cpmsync_op_discard_failed(
+			cs, "t", atoll(qs("SELECT id FROM journal WHERE args IS NOT NULL"))),
+		0);
+	ck_assert_str_eq(annotation_rows(1),
+			 "/comment/0/fine/later|/vendor/cmu/cyrus-imapd/bar/0/z/-");
+	ck_assert_str_eq(qs("SELECT count(*) || ' ' || sum(failed) FROM journal"), "1 0");
+}
+END_TEST
+
 START_TEST(test_annotation_without_annotate)
 {
 	/* Set offline, the server turns out to lack ANNOTATE: a failed
@@ -5157,6 +5297,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_annotation_store);
 	tcase_add_test(tc, test_annotation_refusals);
 	tcase_add_test(tc, test_annotation_one_entry_refused);
+	tcase_add_test(tc, test_annotation_refused_entry_held);
 	tcase_add_test(tc, test_annotation_without_annotate);
 	tcase_add_test(tc, test_annotation_after_append);
 	tcase_add_test(tc, test_malformed_and_unknown_rows);
