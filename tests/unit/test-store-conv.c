@@ -1200,7 +1200,7 @@ END_TEST
 
 /*
  * Version 37 computes anew the conversations an older version named
- * after a report (the row's columns set so by hand, as version 38 left
+ * after a report (the row's columns set so by hand, as version 36 left
  * them), and only those.
  */
 START_TEST(test_report_names_no_conversation_migration)
