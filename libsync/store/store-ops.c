@@ -365,12 +365,36 @@ static int flag_set(struct store *s, const char *const *flags, bool allow_recent
 	return r;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* ids given, each once: Copy of 307,307,307 made three copies (and
+ * three APPENDs), a Move of it failed half-way. */
 static int check_ids(struct store *s, const int64_t *ids, size_t n_ids)
 {
+	_cleanup_free_ int64_t *sorted = NULL;
+
 	if (n_ids == 0 || !ids) {
 		store_set_error(s, "no message ids given");
 		return -EINVAL;
 	}
+	if (n_ids == 1)
+		return 0;
+	sorted = malloc(n_ids * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	memcpy(sorted, ids, n_ids * sizeof(*sorted));
+	qsort(sorted, n_ids, sizeof(*sorted), cmp_id);
+	for (size_t i = 1; i < n_ids; i++)
+		if (sorted[i] == sorted[i - 1]) {
+			store_set_error(s, "message %" PRId64 " is given more than once",
+					sorted[i]);
+			return -EINVAL;
+		}
 	return 0;
 }
 
@@ -1162,7 +1186,16 @@ static int set_flags_check(struct store *s, void *args)
 	r = flag_set(s, a->add, false, &a->add_set);
 	if (r < 0)
 		return r;
-	return flag_set(s, a->remove, true, &a->remove_set);
+	r = flag_set(s, a->remove, true, &a->remove_set);
+	if (r < 0)
+		return r;
+	/* Both added and removed: which one was meant? */
+	for (size_t i = 0; a->add && a->add[i]; i++)
+		if (flags_has(a->remove_set, a->add[i])) {
+			store_set_error(s, "flag \"%s\" is both added and removed", a->add[i]);
+			return -EINVAL;
+		}
+	return 0;
 }
 
 static int set_flags(struct store *s, void *args)

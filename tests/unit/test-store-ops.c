@@ -595,7 +595,9 @@ START_TEST(test_flags_errors_change_nothing)
 {
 	const char *add[] = { "\\Flagged", NULL }, *bad[] = { "\\Bogus", NULL };
 	const char *recent[] = { "\\Recent", NULL };
-	int64_t some_unknown[] = { 1, 99 }, two_accounts[] = { 1, 2 };
+	const char *seen_flagged[] = { "\\Seen", "\\Flagged", NULL };
+	const char *lower[] = { "\\flagged", NULL };
+	int64_t some_unknown[] = { 1, 99 }, two_accounts[] = { 1, 2 }, twice[] = { 1, 1 };
 	char *before = snapshot();
 
 	expect_err(cpmsync_op_set_flags(cs, some_unknown, 2, add, NULL), -CPMSYNC_E_NOT_FOUND,
@@ -605,6 +607,13 @@ START_TEST(test_flags_errors_change_nothing)
 	expect_err(cpmsync_op_set_flags(cs, two_accounts, 1, bad, NULL), -EINVAL, "\\Bogus");
 	expect_err(cpmsync_op_set_flags(cs, two_accounts, 1, recent, NULL), -EINVAL, "Recent");
 	expect_err(cpmsync_op_set_flags(cs, two_accounts, 0, add, NULL), -EINVAL, "no message");
+	expect_err(cpmsync_op_set_flags(cs, twice, 2, add, NULL), -EINVAL,
+		   "message 1 is given more than once");
+	expect_err(cpmsync_op_set_flags(cs, two_accounts, 1, add, seen_flagged), -EINVAL,
+		   "flag \"\\Flagged\" is both added and removed");
+	expect_err(cpmsync_op_set_flags(cs, two_accounts, 1, lower, seen_flagged), -EINVAL,
+		   "flag \"\\flagged\" is both added and removed");
+	expect_err(cpmsync_op_delete(cs, twice, 2), -EINVAL, "message 1 is given more than once");
 	expect_err(cpmsync_op_delete(cs, some_unknown, 2), -CPMSYNC_E_NOT_FOUND, "99");
 	expect_unchanged(before);
 }
@@ -695,7 +704,7 @@ END_TEST
 
 START_TEST(test_copy_errors_change_nothing)
 {
-	int64_t ids[] = { 1, 42 }, two[] = { 1, 2 }, out[2];
+	int64_t ids[] = { 1, 42 }, two[] = { 1, 2 }, out[2], thrice[] = { 1, 1, 1 }, out3[3];
 	char *before = snapshot();
 
 	expect_err(cpmsync_op_copy(cs, ids, 2, "Archive", out), -CPMSYNC_E_NOT_FOUND, "42");
@@ -703,6 +712,10 @@ START_TEST(test_copy_errors_change_nothing)
 	expect_err(cpmsync_op_copy(cs, ids, 1, "Nope", out), -CPMSYNC_E_NOT_FOUND, "Nope");
 	expect_err(cpmsync_op_move(cs, ids, 2, "Archive", out), -CPMSYNC_E_NOT_FOUND, "42");
 	expect_err(cpmsync_op_move(cs, ids, 1, "INBOX", out), -EINVAL, "already");
+	expect_err(cpmsync_op_copy(cs, thrice, 3, "Archive", out3), -EINVAL,
+		   "message 1 is given more than once");
+	expect_err(cpmsync_op_move(cs, thrice, 3, "Archive", out3), -EINVAL,
+		   "message 1 is given more than once");
 	/* The folder of another account does not count. */
 	expect_err(cpmsync_op_copy(cs, two + 1, 1, "Archive", out), -CPMSYNC_E_NOT_FOUND,
 		   "Archive");

@@ -20,7 +20,8 @@
  *
  * Flags are IMAP flags and keywords ("\\Seen", "$Label"): system flags are
  * matched case-insensitively and stored in their canonical case; \Recent
- * cannot be set.
+ * cannot be set, and a flag cannot be both added and removed in one call.
+ * A list of message ids names each message once.
  */
 
 #include <stdbool.h>
