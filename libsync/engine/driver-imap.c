@@ -514,6 +514,7 @@ static int drv_connect(struct engine_driver *d, int fd);
 static bool drv_ready(struct engine_driver *d);
 static const char *drv_error(struct engine_driver *d);
 static bool *drv_checked(struct engine_driver *d);
+static struct rangeset *drv_checked_folders(struct engine_driver *d);
 static void drv_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out);
 static void drv_release(struct engine_driver *d, bool give_back);
 
@@ -549,6 +550,7 @@ static const struct engine_driver_ops imap_ops = {
 	.ready = drv_ready,
 	.error = drv_error,
 	.checked = drv_checked,
+	.checked_folders = drv_checked_folders,
 	.traffic = drv_traffic,
 	.release = drv_release,
 };
@@ -1004,6 +1006,11 @@ static const char *drv_error(struct engine_driver *d)
 static bool *drv_checked(struct engine_driver *d)
 {
 	return client_of(d) ? imap_client_user_mark(client_of(d)) : NULL;
+}
+
+static struct rangeset *drv_checked_folders(struct engine_driver *d)
+{
+	return client_of(d) ? imap_client_user_set(client_of(d)) : NULL;
 }
 
 static void drv_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out)

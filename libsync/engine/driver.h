@@ -206,6 +206,10 @@ struct engine_driver_ops {
 	 * store (engine-ident.c), false on a new connection; NULL (or a
 	 * NULL op): no connection to mark, it is checked at every run. */
 	bool *(*checked)(struct engine_driver *d);
+	/* The connection's set of the folders (store ids) whose messages
+	 * were checked against the store (engine-ident.c), empty on a new
+	 * connection; NULL (or a NULL op): each is checked at every run. */
+	struct rangeset *(*checked_folders)(struct engine_driver *d);
 	/* Bytes received and sent on the connection so far (0 without one). */
 	void (*traffic)(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out);
 	/* The run is over: with give_back the connection goes back to whom it

@@ -37,11 +37,29 @@
  * folder, the UID and what differs, as a change of host or user with
  * changes queued does (the session then waits for the settings to change):
  * nothing is sent and nothing fetched, so setting the account back to the
- * server that has the mailbox sends the changes as they were, and removing
- * the account drops them.  Not failed operations: the store's copy of the
- * whole account is of the other mailbox, so the folder sync would write
- * this server's messages and flags over it under the same UIDs, and a
- * change discarded would leave that mixture.
+ * server that has the mailbox sends the changes as they were.  Removing
+ * the account (D-Bus RemoveAccount) does not lose them either: agent/
+ * removed.c saves what was not sent under $XDG_DATA_HOME/cpmsync/removed/
+ * first.  Not failed operations: the store's copy of the whole account is
+ * of the other mailbox, so the folder sync would write this server's
+ * messages and flags over it under the same UIDs, and a change discarded
+ * would leave that mixture.
+ *
+ * With nothing queued the same server change mixes the mailboxes too: the
+ * pull's QRESYNC SELECT (the recorded HIGHESTMODSEQ, the known UIDs) is
+ * answered with the other server's flag changes by UID, and its new UIDs
+ * are fetched as new messages.  So the pull checks each folder it is
+ * about to change (engine_ident_pull_start()): the newest UID the store
+ * holds of it, fetched as above, once per folder and connection (driver
+ * op checked_folders; a folder read whole on the connection, or checked
+ * at the start, counts).  The FETCH goes right behind the SELECT when a
+ * STATUS of this run (LIST-STATUS, STATUS) showed news, no extra round
+ * trip; without one, behind the SELECT's answer when it shows news, so a
+ * folder with nothing new costs nothing.  Until its answer the batch is
+ * not committed (engine_tx_tick()): what the SELECT brought is rolled
+ * back with the run when the UID is another message, and the run fails
+ * as above.  The UID gone, or the SELECT showing another folder (re-read
+ * by content), tells nothing; the recorded MAILBOXID proves the folder.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -108,6 +126,25 @@ static void ident_done(struct cpmsync_sync *e)
 
 static void ident_folder(struct cpmsync_sync *e);
 
+void engine_ident_mark_folder(struct cpmsync_sync *e, int64_t folder_id)
+{
+	struct rangeset *set =
+		e->drv->ops->checked_folders ? e->drv->ops->checked_folders(e->drv) : NULL;
+
+	/* Out of memory, or an id past the set's range: checked again. */
+	if (set && folder_id > 0 && folder_id <= UINT32_MAX)
+		(void)rangeset_add(set, (uint32_t)folder_id);
+}
+
+static bool ident_folder_marked(struct cpmsync_sync *e, int64_t folder_id)
+{
+	struct rangeset *set =
+		e->drv->ops->checked_folders ? e->drv->ops->checked_folders(e->drv) : NULL;
+
+	return set && folder_id > 0 && folder_id <= UINT32_MAX &&
+	       rangeset_contains(set, (uint32_t)folder_id);
+}
+
 static void ident_next_folder(struct cpmsync_sync *e)
 {
 	struct ident *id = I(e);
@@ -150,6 +187,39 @@ static int size_matches(struct cpmsync_sync *e, const struct sync_uid_target *x,
 	return crlf == size;
 }
 
+/*
+ * Whether f, the server's FETCH of x's UID, is another message than x:
+ * 1 (what says how, "RFC822.SIZE 530, not 428"), 0: not shown to be;
+ * -errno: the store failed.
+ */
+static int ident_differs(struct cpmsync_sync *e, const struct sync_uid_target *x,
+			 const struct engine_fetch *f, char *what, size_t size)
+{
+	int r;
+
+	r = (f->present & ENGINE_FETCH_SIZE) ? size_matches(e, x, f->size) : 1;
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		snprintf(what, size, "RFC822.SIZE %" PRIu64 ", not %" PRId64, f->size, x->size);
+	} else if ((f->present & ENGINE_FETCH_DATE) && x->internaldate > 0 &&
+		   f->internaldate != x->internaldate) {
+		char there[40], here[40];
+
+		ident_date(f->internaldate, there, sizeof(there));
+		ident_date(x->internaldate, here, sizeof(here));
+		snprintf(what, size, "INTERNALDATE %s, not %s", there, here);
+	} else if ((f->present & ENGINE_FETCH_OBJECTIDS) && f->emailid && x->emailid &&
+		   strcmp(f->emailid, x->emailid) != 0) {
+		snprintf(what, size, "EMAILID %.60s, not %.60s", f->emailid, x->emailid);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+static void pull_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
+
 void engine_ident_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 {
 	struct ident *id = I(e);
@@ -157,7 +227,11 @@ void engine_ident_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 	size_t lo, hi;
 	int r;
 
-	if (!id || id->bad_uid || e->finished)
+	if (!id) {
+		pull_on_fetch(e, f);
+		return;
+	}
+	if (id->bad_uid || e->finished)
 		return;
 	lo = id->pos;
 	hi = id->end;
@@ -175,29 +249,11 @@ void engine_ident_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 	}
 	if (!x)
 		return; /* not asked for (unsolicited) */
-	r = (f->present & ENGINE_FETCH_SIZE) ? size_matches(e, x, f->size) : 1;
-	if (r < 0) {
+	r = ident_differs(e, x, f, id->what, sizeof(id->what));
+	if (r < 0)
 		engine_fail(e, r, "store: %s", store_error(e->store));
-		return;
-	}
-	if (r == 0) {
-		snprintf(id->what, sizeof(id->what), "RFC822.SIZE %" PRIu64 ", not %" PRId64,
-			 f->size, x->size);
-	} else if ((f->present & ENGINE_FETCH_DATE) && x->internaldate > 0 &&
-		   f->internaldate != x->internaldate) {
-		char there[40], here[40];
-
-		ident_date(f->internaldate, there, sizeof(there));
-		ident_date(x->internaldate, here, sizeof(here));
-		snprintf(id->what, sizeof(id->what), "INTERNALDATE %s, not %s", there, here);
-	} else if ((f->present & ENGINE_FETCH_OBJECTIDS) && f->emailid && x->emailid &&
-		   strcmp(f->emailid, x->emailid) != 0) {
-		snprintf(id->what, sizeof(id->what), "EMAILID %.60s, not %.60s", f->emailid,
-			 x->emailid);
-	} else {
-		return;
-	}
-	id->bad_uid = x->uid;
+	else if (r > 0)
+		id->bad_uid = x->uid;
 }
 
 static void ident_fetched(const struct engine_reply *res, void *userdata)
@@ -221,6 +277,7 @@ static void ident_fetched(const struct engine_reply *res, void *userdata)
 	if (!id->bad_uid) {
 		log_debug(CAT, "%s: %s holds the messages the store knows under %zu UID(s)",
 			  e->account_name, id->sf.server_name, id->end - id->pos);
+		engine_ident_mark_folder(e, id->sf.id);
 		ident_next_folder(e);
 		return;
 	}
@@ -288,6 +345,7 @@ static void ident_selected(const struct engine_reply *res, void *userdata)
 	    strcmp(id->sf.mailboxid, e->f.mailboxid) == 0) {
 		log_debug(CAT, "%s: %s has the recorded MAILBOXID", e->account_name,
 			  id->sf.server_name);
+		engine_ident_mark_folder(e, id->sf.id);
 		ident_next_folder(e);
 		return;
 	}
@@ -382,4 +440,187 @@ void engine_ident_check(struct cpmsync_sync *e, engine_next_fn next)
 		return;
 	}
 	ident_folder(e);
+}
+
+/* ------------------------------------------------------------------ */
+/* The pull's check */
+
+static void pull_release(struct cpmsync_sync *e)
+{
+	free(e->pull_ident.x.emailid);
+	free(e->pull_ident.x.message_id);
+	e->pull_ident.x = (struct sync_uid_target){ 0 };
+	e->pull_ident.sent = e->pull_ident.waiting = e->pull_ident.compare = false;
+	e->pull_ident.seen = false;
+	e->pull_ident.next = NULL;
+	e->pull_ident.what[0] = '\0';
+	e->pull_ident.gen++; /* a reply still coming is no one's */
+}
+
+void engine_ident_pull_reset(struct cpmsync_sync *e)
+{
+	pull_release(e);
+}
+
+static void pull_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
+{
+	const struct sync_uid_target *x = &e->pull_ident.x;
+	int r;
+
+	if (e->finished || !x->uid || f->uid != x->uid || e->pull_ident.what[0])
+		return;
+	e->pull_ident.seen = true;
+	r = ident_differs(e, x, f, e->pull_ident.what, sizeof(e->pull_ident.what));
+	if (r < 0)
+		engine_fail(e, r, "store: %s", store_error(e->store));
+}
+
+struct pull_check {
+	struct cpmsync_sync *e;
+	unsigned gen;
+};
+
+static void pull_go_on(struct cpmsync_sync *e)
+{
+	engine_next_fn next = e->pull_ident.next;
+
+	pull_release(e);
+	e->fetch_kind = FK_NONE;
+	if (next)
+		next(e);
+}
+
+static void pull_checked(const struct engine_reply *res, void *userdata)
+{
+	struct pull_check *pc = userdata;
+	struct cpmsync_sync *e = pc->e;
+	unsigned gen = pc->gen;
+	const struct sync_uid_target *x = &e->pull_ident.x;
+
+	free(pc);
+	if (engine_pull_answered(e) || e->finished || gen != e->pull_ident.gen)
+		return;
+	e->pull_ident.sent = false;
+	if (!e->pull_ident.waiting)
+		return; /* the SELECT's answer decides (engine_ident_pull_selected()) */
+	if (res->r == -CPMSYNC_E_SERVER) {
+		/* Tells nothing either way; the folder's own checks remain. */
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: cannot check the messages of %s: %s",
+			e->account_name, e->f.server_name, res->text ? res->text : "");
+		pull_go_on(e);
+		return;
+	}
+	if (engine_reply_failed(e, res, "UID FETCH (the check of the folder)"))
+		return;
+	if (e->pull_ident.compare && e->pull_ident.what[0]) {
+		engine_fail(e, -CPMSYNC_E_CONFIG,
+			    "%s on this server is not the folder the store holds: its UID %u is"
+			    " another message than the store's%s%.200s (%s; the same UIDVALIDITY"
+			    " %u): set the account back to the server that has it, or remove the"
+			    " account with D-Bus Manager1.RemoveAccount and add it again to sync"
+			    " this server's messages",
+			    e->f.server_name, x->uid, x->message_id ? " " : "",
+			    x->message_id ? x->message_id : "", e->pull_ident.what,
+			    e->f.uidvalidity);
+		return;
+	}
+	if (e->pull_ident.compare && e->pull_ident.seen) {
+		log_debug(CAT, "%s: %s holds the message the store knows under UID %u",
+			  e->account_name, e->f.server_name, x->uid);
+		engine_ident_mark_folder(e, e->f.id);
+	} else if (e->pull_ident.compare) {
+		/* Expunged by another client: tells nothing, checked again at
+		 * the folder's next news. */
+		log_debug(CAT, "%s: %s has no UID %u any more", e->account_name, e->f.server_name,
+			  x->uid);
+	}
+	pull_go_on(e);
+}
+
+static void pull_send(struct cpmsync_sync *e)
+{
+	struct engine_driver *d = e->drv;
+	struct pull_check *pc;
+	char set[16];
+	int r;
+
+	pc = calloc(1, sizeof(*pc));
+	if (!pc) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	*pc = (struct pull_check){ e, ++e->pull_ident.gen };
+	snprintf(set, sizeof(set), "%u", (unsigned)e->pull_ident.x.uid);
+	r = d->ops->fetch(d, set,
+			  d->ops->has(d, IMAP_CAP_OBJECTID) ? "UID RFC822.SIZE INTERNALDATE EMAILID"
+							    : "UID RFC822.SIZE INTERNALDATE",
+			  pull_checked, pc);
+	if (r < 0) {
+		free(pc);
+		engine_fail(e, r, "out of memory");
+		return;
+	}
+	e->pull_cmds++;
+	e->pull_ident.sent = true;
+}
+
+void engine_ident_pull_start(struct cpmsync_sync *e, bool news)
+{
+	int r;
+
+	pull_release(e);
+	/* Read from UID 1 (re-matched by content), or checked already on
+	 * this connection. */
+	if (e->f.mode == PLAN_MODE_INITIAL || !e->f.local_uidvalidity ||
+	    ident_folder_marked(e, e->f.id))
+		return;
+	r = store_sync_newest_uid_target(e->store, e->f.id, &e->pull_ident.x);
+	if (r == -CPMSYNC_E_NOT_FOUND)
+		return;
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	if (e->pull_ident.x.size <= 0 && e->pull_ident.x.internaldate <= 0 &&
+	    !e->pull_ident.x.emailid) {
+		pull_release(e); /* nothing to compare */
+		return;
+	}
+	/* From here to the check's answer the batch is not committed
+	 * (engine_tx_tick()): a QRESYNC SELECT's FETCH and VANISHED are
+	 * applied as they come, and are rolled back with the run. */
+	if (news)
+		pull_send(e);
+}
+
+void engine_ident_pull_selected(struct cpmsync_sync *e, enum plan_identity identity,
+				engine_next_fn next)
+{
+	const struct sync_uid_target *x = &e->pull_ident.x;
+	bool proven, nothing_new;
+
+	if (!x->uid) {
+		next(e);
+		return;
+	}
+	proven = e->f.local_mailboxid[0] && e->f.mailboxid[0] &&
+		 strcmp(e->f.local_mailboxid, e->f.mailboxid) == 0;
+	nothing_new = !e->f.nomodseq && e->f.local_hms && e->f.hms == e->f.local_hms &&
+		      e->f.uidnext == e->f.local_uidnext;
+	/* Another folder is re-read by content; one with the recorded
+	 * MAILBOXID is the store's. */
+	e->pull_ident.compare = identity == PLAN_IDENTITY_SAME && e->f.uidvalidity && !proven;
+	if (proven)
+		engine_ident_mark_folder(e, e->f.id);
+	if (!e->pull_ident.sent && (!e->pull_ident.compare || nothing_new)) {
+		/* Nothing of the folder is applied as the store's: no check. */
+		pull_release(e);
+		next(e);
+		return;
+	}
+	e->pull_ident.next = next;
+	e->pull_ident.waiting = true;
+	e->fetch_kind = FK_IDENT;
+	if (!e->pull_ident.sent)
+		pull_send(e);
 }

@@ -220,6 +220,20 @@ struct cpmsync_sync {
 	struct rangeset search; /* SEARCH/ESEARCH results */
 	void *replay;		/* engine-replay.c's state */
 	void *ident;		/* engine-ident.c's state */
+	/* engine-ident.c's check of the folder being pulled: x the message
+	 * compared (x.uid 0: none, and the batch may commit), gen that of
+	 * the FETCH in flight (a reply of an older one is no one's), sent:
+	 * that FETCH is sent, waiting: the SELECT is answered and the
+	 * folder's sync goes on with next once it is, compare: the SELECT
+	 * showed the folder the store knows, unproven by a MAILBOXID. */
+	struct {
+		struct sync_uid_target x;
+		unsigned gen;
+		bool sent, waiting, compare;
+		bool seen; /* the server's FETCH of x.uid came */
+		void (*next)(struct cpmsync_sync *e);
+		char what[192]; /* how x differs, "" when it does not */
+	} pull_ident;
 	/* What engine_select() does when the server refuses the SELECT
 	 * (res: the refusal; logged, and the run goes on): skip, or record
 	 * as refused, what needed the folder. */
@@ -316,6 +330,19 @@ void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, 
 void engine_ident_check(struct cpmsync_sync *e, engine_next_fn next);
 void engine_ident_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
 void engine_ident_free(struct cpmsync_sync *e);
+/* The pull's check of the folder e->f (engine-ident.c): _start() right
+ * after its SELECT is sent, news: a STATUS of this run showed it with the
+ * stored UIDVALIDITY and news (the FETCH goes now, pipelined); _selected()
+ * when the SELECT is answered (identity: what it showed), next then
+ * follows, maybe after the FETCH's answer; _reset() when the SELECT was
+ * refused. */
+void engine_ident_pull_start(struct cpmsync_sync *e, bool news);
+void engine_ident_pull_selected(struct cpmsync_sync *e, enum plan_identity identity,
+				engine_next_fn next);
+void engine_ident_pull_reset(struct cpmsync_sync *e);
+/* Folder folder_id's messages in the store are this server's, for as long
+ * as the connection lasts (a folder read whole on it, or checked). */
+void engine_ident_mark_folder(struct cpmsync_sync *e, int64_t folder_id);
 
 /* engine-replay.c: replays the journal, then calls engine_logout(). */
 void engine_replay_start(struct cpmsync_sync *e);

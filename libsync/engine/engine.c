@@ -149,6 +149,7 @@ static bool pull_stop(struct cpmsync_sync *e, int r, const char *why)
 	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: %s; sending the local changes all the same",
 		e->account_name, e->pull_reason);
 	/* What is still coming for the pull is dropped. */
+	engine_ident_pull_reset(e);
 	e->fetch_kind = FK_DISCARD;
 	e->selected_id = 0;
 	if (e->pull_cmds == 0)
@@ -200,6 +201,7 @@ static void engine_free(struct cpmsync_sync *e)
 {
 	engine_replay_free(e);
 	engine_ident_free(e);
+	engine_ident_pull_reset(e);
 	cpmsync_loop_source_remove(e->start_src);
 	engine_driver_imap_fini(&e->imap_drv);
 	for (size_t i = 0; i < e->n_remote; i++) {
@@ -435,6 +437,10 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 	}
 	if (!force && e->batch_rows < ENGINE_BATCH_ROWS && e->batch_bytes < ENGINE_BATCH_BYTES &&
 	    cpmsync_now_ms() - e->batch_opened_ms < e->batch_max_ms)
+		return 0;
+	/* What a QRESYNC SELECT brought waits for the folder's check
+	 * (engine_ident_pull_start()): rolled back if it fails. */
+	if (!force && e->pull_ident.x.uid)
 		return 0;
 	r = store_batch_commit(e->store, &e->batch);
 	e->batch_rows = 0;
@@ -2217,7 +2223,26 @@ static void send_pipe_new(struct cpmsync_sync *e)
 static void folder_select_refused(struct cpmsync_sync *e, const struct engine_reply *res)
 {
 	(void)res;
+	engine_ident_pull_reset(e);
 	next_folder(e);
+}
+
+/* The folder's SELECT is answered: checked (engine-ident.c), then
+ * folder_after_select(). */
+static void folder_selected(struct cpmsync_sync *e)
+{
+	engine_ident_pull_selected(e, folder_identity(e, false, 0), folder_after_select);
+}
+
+/* Did a STATUS of this run show the folder e->f with the stored
+ * UIDVALIDITY and news (more UIDs, another HIGHESTMODSEQ)? */
+static bool folder_news_shown(struct cpmsync_sync *e)
+{
+	const struct remote_folder *rf = remote_find(e, e->f.server_name);
+
+	return rf && rf->p.has_status && rf->p.uidvalidity == e->f.local_uidvalidity &&
+	       (rf->p.uidnext != e->f.local_uidnext ||
+		(rf->p.highestmodseq && rf->p.highestmodseq != e->f.local_hms));
 }
 
 /* e->f for the store's folder sf (its contents taken and freed). */
@@ -2295,9 +2320,15 @@ static void next_folder(struct cpmsync_sync *e)
 	e->stats.folders_synced++;
 	account_progress(e, false, false);
 	e->f.in_select = true;
-	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_after_select,
+	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_selected,
 		    folder_select_refused);
-	if (!e->finished && folder_pipe_new(e))
+	/* The check's FETCH, when it goes behind the SELECT, goes alone: a
+	 * server may answer pipelined FETCHes interleaved (Dovecot 2.3 sent
+	 * the new messages' before the check's OK), and until the check's
+	 * answer nothing of the folder can be taken as the store's. */
+	if (!e->finished)
+		engine_ident_pull_start(e, folder_news_shown(e));
+	if (!e->finished && !e->pull_ident.sent && folder_pipe_new(e))
 		send_pipe_new(e);
 }
 
@@ -2739,6 +2770,9 @@ static void folder_finish(struct cpmsync_sync *e)
 	}
 	if (engine_tx_tick_folder(e, e->queue_pos >= e->n_queue) < 0)
 		return;
+	/* Read whole from this server: the UIDs the store holds are its. */
+	if (e->f.after.mode == PLAN_MODE_INITIAL && e->fast == FAST_OFF)
+		engine_ident_mark_folder(e, e->f.id);
 	if (e->f.new_count)
 		engine_progress(e, e->f.server_name, e->f.new_count, e->f.new_count);
 	e->prog_done += e->f.new_count;

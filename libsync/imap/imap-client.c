@@ -28,6 +28,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/loop-stall.h"
+#include "util/rangeset.h"
 #include "util/text.h"
 
 #define CAT  CPMSYNC_LOG_CAT_IMAP
@@ -134,8 +135,10 @@ struct imap_client {
 	char error[512];
 	char literal_error[256]; /* why literal_check refused, "" if it did not */
 
-	/* imap_client_user_mark(): false on each new connection. */
+	/* imap_client_user_mark(): false on each new connection; and
+	 * imap_client_user_set(): empty on each. */
 	bool user_mark;
+	struct rangeset user_set;
 
 	uint64_t bytes_in, bytes_out;
 	uint64_t progress;     /* bytes received towards the next deadline extension */
@@ -2549,6 +2552,7 @@ static int client_begin(struct imap_client *c)
 	c->ns_error[0] = '\0';
 	c->tls_want = 0;
 	c->user_mark = false;
+	rangeset_clear(&c->user_set);
 	imap_parser_reset(c->parser);
 	c->wire_mid_response = false;
 	if (!c->timer) {
@@ -2650,6 +2654,7 @@ int imap_client_new(struct cpmsync_loop *loop, const struct cpmsync_account *acc
 	c->scram_fd = -1;
 	c->delimiter = '/';
 	imap_ns_map_init(&c->ns);
+	rangeset_init(&c->user_set);
 	c->ns.show_other = account->show_other_namespaces != 0;
 	if (callbacks)
 		c->cb = *callbacks;
@@ -2714,6 +2719,7 @@ struct imap_client *imap_client_free(struct imap_client *c)
 	imap_caps_free(&c->caps);
 	imap_caps_free(&c->enabled_caps);
 	imap_ns_map_free(&c->ns);
+	rangeset_free(&c->user_set);
 	buf_free(&c->out);
 	if (c->password) {
 		explicit_bzero(c->password, strlen(c->password));
@@ -2770,6 +2776,11 @@ void imap_client_set_callbacks(struct imap_client *c, const struct imap_client_c
 bool *imap_client_user_mark(struct imap_client *c)
 {
 	return &c->user_mark;
+}
+
+struct rangeset *imap_client_user_set(struct imap_client *c)
+{
+	return &c->user_set;
 }
 
 void imap_client_traffic(const struct imap_client *c, uint64_t *ret_in, uint64_t *ret_out)

@@ -220,6 +220,9 @@ void imap_client_set_callbacks(struct imap_client *client,
  * (the sync engine: this server was checked against the store,
  * engine-ident.c). */
 bool *imap_client_user_mark(struct imap_client *client);
+/* A set of numbers of whoever uses the connection, empty again on each new
+ * one (the sync engine: the folders checked against the store). */
+struct rangeset *imap_client_user_set(struct imap_client *client);
 /* Bytes read and written on the wire so far (after TLS decryption). */
 void imap_client_traffic(const struct imap_client *client, uint64_t *ret_in, uint64_t *ret_out);
 

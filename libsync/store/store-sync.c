@@ -1438,6 +1438,39 @@ void sync_uid_targets_free(struct sync_uid_target *t, size_t n)
 	free(t);
 }
 
+int store_sync_newest_uid_target(struct store *s, int64_t folder_id, struct sync_uid_target *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret = (struct sync_uid_target){ 0 };
+	/* One probe of the (folder_id, uid) index from its end. */
+	PREP(s,
+	     "SELECT m.id, m.uid, coalesce(m.size, -1), coalesce(m.internaldate, -1),"
+	     " m.emailid, m.message_id"
+	     " FROM message m WHERE m.folder_id = ?1 AND m.uid IS NOT NULL"
+	     " ORDER BY m.uid DESC LIMIT 1",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -CPMSYNC_E_NOT_FOUND;
+	ret->id = sqlite3_column_int64(st, 0);
+	ret->folder_id = folder_id;
+	ret->uid = (uint32_t)sqlite3_column_int64(st, 1);
+	ret->size = sqlite3_column_int64(st, 2);
+	ret->internaldate = sqlite3_column_int64(st, 3);
+	r = store_col_strdup(st, 4, &ret->emailid);
+	if (r >= 0)
+		r = store_col_strdup(st, 5, &ret->message_id);
+	sqlite3_reset(st);
+	if (r < 0) {
+		free(TAKE_PTR(ret->emailid));
+		free(TAKE_PTR(ret->message_id));
+	}
+	return r < 0 ? r : 0;
+}
+
 int store_sync_uid_targets(struct store *s, int64_t account_id, struct sync_uid_target **ret,
 			   size_t *ret_n)
 {

@@ -273,6 +273,12 @@ void sync_uid_targets_free(struct sync_uid_target *t, size_t n);
  */
 int store_sync_uid_targets(struct store *s, int64_t account_id, struct sync_uid_target **ret,
 			   size_t *ret_n);
+/*
+ * The newest message of folder_id that has a UID (the largest UID), as a
+ * sync_uid_target (its contents freed with sync_uid_targets_free() of one
+ * or by hand); -CPMSYNC_E_NOT_FOUND: none.
+ */
+int store_sync_newest_uid_target(struct store *s, int64_t folder_id, struct sync_uid_target *ret);
 
 /* --- the journal --- */
 

@@ -28,6 +28,13 @@
 #    the server counts its size with CRLF, and it is still the same message.
 # 5. The daemon with 1.'s store and server two's port: the account's error,
 #    no retry; the port set back in the file, the change goes to server one.
+# 6. As 1., with nothing queued: no change to send, but the pull's QRESYNC
+#    SELECT (the recorded HIGHESTMODSEQ, the known UIDs) is answered by
+#    server two.  Before, nothing checked it: the flags of its UIDs went
+#    onto the store's messages and its new UIDs were fetched, server two's
+#    messages mixed into the store of server one's.  Now the pull checks
+#    the newest UID the store holds of INBOX, pipelined with the SELECT,
+#    and the run fails as in 1. with the store as it was.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -208,4 +215,56 @@ check "the port set back: the daemon sends the change to server one" eventually 
 kill "$DPID" && wait "$DPID"
 expect "the daemon stops on SIGTERM" "$?" 0
 expect "nothing waits" "$(ops "$DB")" ""
+
+# --- 6. the same UIDVALIDITY, nothing queued: the pull ---------------------------
+CONF=$WORK/pull.conf
+DB=$WORK/pull.db
+PASS1=$PW1 clear_conf "$CONF" "$DB" "$P1"
+check "first sync of a fourth store, with server one" sync_once "$CONF" "$WORK/pull1.log"
+expect "nothing queued" "$(ops "$DB")" ""
+# server two's INBOX past the HIGHESTMODSEQ the store recorded (lower is
+# another folder, re-read by the folder check): a flag set on its UID 1
+hms() { doveadm -c "$1" -f tab mailbox status -u "$USER1" highestmodseq INBOX | tail -n 1 | cut -f2; }
+hms1=$(hms "$C1") || bail "no HIGHESTMODSEQ of server one's INBOX"
+[ -n "$hms1" ] || bail "no HIGHESTMODSEQ of server one's INBOX"
+for _ in $(seq 1 100); do
+	d2 flags remove -u "$USER1" '$Two' mailbox INBOX uid 1 || bail "cannot unflag server two's UID 1"
+	d2 flags add -u "$USER1" '$Two' mailbox INBOX uid 1 || bail "cannot flag server two's UID 1"
+	hms2=$(hms "$C2") || bail "no HIGHESTMODSEQ of server two's INBOX"
+	[ -n "$hms2" ] || bail "no HIGHESTMODSEQ of server two's INBOX"
+	[ "$hms2" -gt "$hms1" ] && break
+done
+check "server two's INBOX is past HIGHESTMODSEQ $hms1" test "$hms2" -gt "$hms1"
+DOVECOT_CONF=$C2 msg_save "$USER1" INBOX "<b7@two.test>" 500 || bail "cannot save <b7>"
+local_before=$("$CPMCTL" dump --db "$DB" a)
+before2=$(dump_of "$C2")
+use "$P2" "$PW2" || bail "cannot change the port"
+sync_once "$CONF" "$WORK/pull2.log" >/dev/null
+expect "the run with server two's port fails" "$?" 1
+uv=$(uidvalidity "$C1" INBOX)
+# what the check compares: the newest UID the store holds of INBOX
+newest=$(d1 -f tab fetch -u "$USER1" uid mailbox INBOX all | tail -n +2 | sort -n | tail -n 1)
+[ -n "$newest" ] || bail "no UID in server one's INBOX"
+field() { "$1" -f tab fetch -u "$USER1" "$2" mailbox INBOX uid "$newest" | tail -n +2; }
+mid1=$(field d1 hdr.message-id) || bail "cannot read UID $newest of server one's INBOX"
+size1=$(field d1 size.virtual) || bail "cannot read UID $newest of server one's INBOX"
+size2=$(field d2 size.virtual) || bail "cannot read UID $newest of server two's INBOX"
+want="cpm-syncd: a: INBOX on this server is not the folder the store holds: its UID $newest is another message than the store's $mid1 (RFC822.SIZE $size2, not $size1; the same UIDVALIDITY $uv): set the account back to the server that has it, or remove the account with D-Bus Manager1.RemoveAccount and add it again to sync this server's messages"
+if grep -qxF "$want" "$WORK/pull2.log"; then
+	ok "it says which folder and what differs"
+else
+	not_ok "it says which folder and what differs"
+	grep -F 'cpm-syncd: a:' "$WORK/pull2.log" | sed 's/^/    /'
+fi
+expect "the store is as it was" "$("$CPMCTL" dump --db "$DB" a)" "$local_before"
+expect "server two is as it was" "$(dump_of "$C2")" "$before2"
+if grep -qE ' C: a[0-9]+ (UID (STORE|EXPUNGE|MOVE|COPY)|APPEND)' "$WORK/pull2.log"; then
+	not_ok "no STORE, EXPUNGE, MOVE or APPEND went to server two"
+else
+	ok "no STORE, EXPUNGE, MOVE or APPEND went to server two"
+fi
+use "$P1" "$PW1" || bail "cannot change the port back"
+check "the port set back: the run succeeds" sync_once "$CONF" "$WORK/pull3.log"
+check "nothing downloaded again" grep -qE 'a: done: .* 0 messages added,' "$WORK/pull3.log"
+if DOVECOT_CONF=$C1 compare "$DB"; then ok "dump equals server one"; else not_ok "dump equals server one"; fi
 finish

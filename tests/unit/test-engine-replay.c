@@ -482,6 +482,26 @@ static bool *fake_checked(struct engine_driver *d)
 	return &conn_checked;
 }
 
+/* The connection's folders checked by the pull (engine-ident.c): every
+ * folder on a new connection, as if checked already (the scripts of the
+ * tests of other things hold no check), none with pull_checks (the
+ * test_ident_pull_* tests). */
+static struct rangeset conn_folders;
+static bool pull_checks;
+
+static struct rangeset *fake_checked_folders(struct engine_driver *d)
+{
+	(void)d;
+	return &conn_folders;
+}
+
+static void conn_folders_new(void)
+{
+	rangeset_clear(&conn_folders);
+	if (!pull_checks)
+		ck_assert_int_eq(rangeset_add_range(&conn_folders, 1, UINT32_MAX), 0);
+}
+
 static void fake_traffic(struct engine_driver *d, uint64_t *ret_in, uint64_t *ret_out)
 {
 	struct fake *f = (struct fake *)d;
@@ -529,6 +549,7 @@ static const struct engine_driver_ops fake_ops = {
 	.ready = fake_ready,
 	.error = fake_error,
 	.checked = fake_checked,
+	.checked_folders = fake_checked_folders,
 	.traffic = fake_traffic,
 	.release = fake_release,
 };
@@ -609,6 +630,9 @@ static void setup(void)
 	traffic_in = traffic_out = 0;
 	released = 0;
 	conn_checked = false;
+	pull_checks = false;
+	rangeset_init(&conn_folders);
+	conn_folders_new();
 	progress_folder = NULL;
 	progress[0] = '\0';
 }
@@ -616,6 +640,7 @@ static void setup(void)
 static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
+	rangeset_free(&conn_folders);
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -667,8 +692,10 @@ static struct sync_result run_with(const struct step *script, uint64_t caps, enu
 	int r;
 
 	running = &f;
-	if (kind != RUN_ON_CLIENT)
+	if (kind != RUN_ON_CLIENT) {
 		conn_checked = false; /* a new connection */
+		conn_folders_new();
+	}
 	ck_assert_int_eq(cpmsync_loop_new(&f.loop), 0);
 	switch (kind) {
 	case RUN_REPLAY:
@@ -4442,6 +4469,122 @@ START_TEST(test_ident_nothing_against)
 END_TEST
 
 /*
+ * Nothing queued: the pull alone.  INBOX on another server with the same
+ * UIDVALIDITY and news (LIST-STATUS: UIDNEXT 6, HIGHESTMODSEQ 130): its
+ * QRESYNC SELECT brings a flag change of its UID 1.  The newest UID the
+ * store holds (1) is fetched right behind the SELECT (the new messages'
+ * FETCH only after its answer): another size.  The run fails with the
+ * account's error, nothing new is fetched, and what the SELECT brought is
+ * rolled back.  (Before: UID 1 got that server's \Flagged, its UID 5 was
+ * fetched as new.)
+ */
+#define PULL_NEWS_LIST                                                                             \
+	{                                                                                          \
+		.call = "list status modseq",                                                      \
+		.ev = { LIST_EV("INBOX", 0),                                                       \
+			STATUS_EV("INBOX", 7, 6, 2, 130),                                          \
+			LIST_EV("Archive", 0),                                                     \
+			STATUS_EV("Archive", 9, 3, 0, 50) }                                        \
+	}
+#define PULL_NEWS_SELECT                                                                           \
+	{                                                                                          \
+		.call = "select INBOX qresync",                                                    \
+		.ev = { { EV_FETCH,                                                                \
+			  .fetch = { .uid = 1,                                                     \
+				     .present = ENGINE_FETCH_FLAGS | ENGINE_FETCH_MODSEQ,          \
+				     .flags = "\\Flagged",                                         \
+				     .modseq = 130 } },                                            \
+			CODE_EV(UIDVALIDITY, 7),                                                   \
+			CODE_EV(UIDNEXT, 6),                                                       \
+			CODE_EV(HIGHESTMODSEQ, 130),                                               \
+			EXISTS_EV(2) }                                                             \
+	}
+#define PULL_CHECK_UID1(size_)                                                                     \
+	{                                                                                          \
+		.call = "fetch 1 (UID RFC822.SIZE INTERNALDATE)",                                  \
+		.ev = { { EV_FETCH, .fetch = { .uid = 1,                                           \
+					       .present = ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE,   \
+					       .size = size_,                                      \
+					       .internaldate = 1000 } } }                          \
+	}
+
+START_TEST(test_ident_pull_other_server_refused)
+{
+	static const struct step script[] = {
+		PULL_NEWS_LIST, PULL_NEWS_SELECT, PULL_CHECK_UID1(530),
+		END, /* no FETCH of new messages */
+	};
+	struct sync_result res;
+
+	pull_checks = true;
+	res = run_sync(script, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC));
+	ck_assert_int_eq(res.r, -CPMSYNC_E_CONFIG);
+	ck_assert_str_eq(res.reason,
+			 "INBOX on this server is not the folder the store holds: its UID 1 is"
+			 " another message than the store's <m1@x> (RFC822.SIZE 530, not 5; the"
+			 " same UIDVALIDITY 7): set the account back to the server that has it,"
+			 " or remove the account with D-Bus Manager1.RemoveAccount and add it"
+			 " again to sync this server's messages");
+	ck_assert_str_eq(qs("SELECT group_concat(m.uid || ' ' || ms.flags || ' ' ||"
+			    " ms.server_flags || ' ' || ms.modseq, ',')"
+			    " FROM message m JOIN message_state ms ON ms.id = m.id"),
+			 "1 \\Seen \\Seen 100");
+	ck_assert_str_eq(qs("SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
+			    " FROM folder WHERE id = 1"),
+			 "7 5 100");
+}
+END_TEST
+
+/*
+ * The same server: the check finds UID 1 the store's, the SELECT's flag
+ * change is applied and the sync goes on.  A second run on the same
+ * connection, with news again, sends no check (once per folder and
+ * connection); Archive, unchanged, is neither selected nor checked.
+ */
+START_TEST(test_ident_pull_once_per_connection)
+{
+	static const struct step first[] = {
+		PULL_NEWS_LIST,
+		PULL_NEWS_SELECT,
+		PULL_CHECK_UID1(5),
+		{ .call = "fetch 5:* (" NEW_ITEMS ")" },
+		END,
+	};
+	static const struct step again[] = {
+		{ .call = "list status modseq",
+		  .ev = { LIST_EV("INBOX", 0), STATUS_EV("INBOX", 7, 6, 1, 140),
+			  LIST_EV("Archive", 0), STATUS_EV("Archive", 9, 3, 0, 50) } },
+		{ .call = "select INBOX qresync",
+		  .ev = { { EV_FETCH,
+			    .fetch = { .uid = 1,
+				       .present = ENGINE_FETCH_FLAGS | ENGINE_FETCH_MODSEQ,
+				       .flags = "",
+				       .modseq = 140 } },
+			  CODE_EV(UIDVALIDITY, 7),
+			  CODE_EV(UIDNEXT, 6),
+			  CODE_EV(HIGHESTMODSEQ, 140),
+			  EXISTS_EV(1) } },
+		END,
+	};
+	struct sync_result res;
+
+	pull_checks = true;
+	conn_folders_new(); /* the connection run_with() finds */
+	client_usable = true;
+	res = run_with(first, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC), RUN_ON_CLIENT);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(qs("SELECT flags || ' ' || modseq FROM message_state WHERE id = 1"),
+			 "\\Flagged 130");
+	ck_assert(rangeset_contains(&conn_folders, 1));
+	ck_assert(!rangeset_contains(&conn_folders, 2));
+	res = run_with(again, LIST_STATUS_CAPS | CAP(IMAP_CAP_QRESYNC), RUN_ON_CLIENT);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(qs("SELECT flags || ' ' || modseq FROM message_state WHERE id = 1"),
+			 " 140");
+}
+END_TEST
+
+/*
  * A message stored here with bare LFs and appended (UID 2): APPEND sent
  * each LF as CRLF, so the server counts 2 bytes more than the store's
  * size.  The same message: the run goes on.  One byte more still is
@@ -5255,6 +5398,8 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_ident_once_per_connection);
 	tcase_add_test(tc, test_ident_nothing_against);
 	tcase_add_test(tc, test_ident_crlf_size);
+	tcase_add_test(tc, test_ident_pull_other_server_refused);
+	tcase_add_test(tc, test_ident_pull_once_per_connection);
 	tcase_add_test(tc, test_flags_store_answer_lost_seen_by_sync);
 	tcase_add_test(tc, test_flags_store_answer_lost_replay_only);
 	tcase_add_test(tc, test_flags_store_marked_before_sent);

@@ -754,18 +754,24 @@ START_TEST(test_store_full_replays_anyway)
 		FULL_LOGIN("* STATUS INBOX (MESSAGES 60 UIDNEXT 61 UIDVALIDITY 7 HIGHESTMODSEQ "
 			   "262)\r\na4 OK status\r\n"),
 		{ SCRIPT_EXPECT, "a5 SELECT INBOX (QRESYNC (7 100 1:60))" },
-		{ SCRIPT_EXPECT, "a6 UID FETCH 2:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
-				 "BODY.PEEK[]<0.268435456>)" },
+		/* A new connection: the newest UID held (the appended one)
+		 * checked before the SELECT's news are kept (engine-ident.c). */
+		{ SCRIPT_EXPECT, "a6 UID FETCH 60 (UID RFC822.SIZE INTERNALDATE)" },
 		{ SCRIPT_SEND, "* 60 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 61] n\r\n"
 			       "* OK [HIGHESTMODSEQ 262] h\r\n"
 			       "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen) MODSEQ (261))\r\n"
 			       "a5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_SEND, "* 60 FETCH (UID 60 RFC822.SIZE 47 INTERNALDATE "
+			       "\"01-Jan-2026 00:00:00 +0000\")\r\na6 OK fetched\r\n" },
+		/* The new messages only then (not pipelined with the check). */
+		{ SCRIPT_EXPECT, "a7 UID FETCH 2:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
+				 "BODY.PEEK[]<0.268435456>)" },
 		{ SCRIPT_SEND, NULL }, /* the same 58 and the appended one */
 		/* UID 1 of fixture() had no body yet. */
-		{ SCRIPT_EXPECT, "a7 UID FETCH 1 (UID BODY.PEEK[])" },
+		{ SCRIPT_EXPECT, "a8 UID FETCH 1 (UID BODY.PEEK[])" },
 		{ SCRIPT_SEND,
-		  "* 1 FETCH (UID 1 BODY[] {11}\r\nSubject: \r\n)\r\na7 OK fetched\r\n" },
-		SCRIPT_LOGOUT("a8"),
+		  "* 1 FETCH (UID 1 BODY[] {11}\r\nSubject: \r\n)\r\na8 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a9"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -801,7 +807,7 @@ START_TEST(test_store_full_replays_anyway)
 	ck_assert_str_eq(last_progress, "0/58");
 
 	store_room(cs, -1);
-	script_fill(script2, sizeof(script2) / sizeof(script2[0]), new_messages(2, 59, 60, "a6"));
+	script_fill(script2, sizeof(script2) / sizeof(script2[0]), new_messages(2, 59, 60, "a7"));
 	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
 	res = run(cs, script2);
 	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
@@ -1304,13 +1310,17 @@ START_TEST(test_sync_only_one_folder)
 		{ SCRIPT_EXPECT, "a3 SELECT INBOX (QRESYNC (7 100 1))" },
 		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
 			       "* OK [HIGHESTMODSEQ 101] h\r\na3 OK [READ-WRITE] selected\r\n" },
-		{ SCRIPT_EXPECT, "a4 UID FETCH 2:* (UID FLAGS " },
+		/* No STATUS told of news: the check of the newest UID held
+		 * (engine-ident.c) once the SELECT has. */
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1 (UID RFC822.SIZE INTERNALDATE)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 RFC822.SIZE 10)\r\na4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 UID FETCH 2:* (UID FLAGS " },
 		{ SCRIPT_SEND,
 		  "* 2 FETCH (UID 2 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" "
 		  "RFC822.SIZE 10 MODSEQ (101) BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL "
 		  "\"7bit\" 2 1) BODY[HEADER] {21}\r\nMessage-ID: <n@x>\r\n\r\n)\r\n"
-		  "a4 OK fetched\r\n" },
-		SCRIPT_LOGOUT("a5"),
+		  "a5 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -1770,11 +1780,14 @@ START_TEST(test_keep_selected_folder_changed)
 			       "* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 7 HIGHESTMODSEQ "
 			       "101)\r\na3 OK listed\r\n" },
 		{ SCRIPT_EXPECT, "a4 SELECT INBOX (QRESYNC (7 100 1:2))" },
+		/* The check of the newest UID held, behind the SELECT. */
+		{ SCRIPT_EXPECT, "a5 UID FETCH 2 (UID RFC822.SIZE INTERNALDATE)" },
 		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
 			       "* OK [HIGHESTMODSEQ 101] h\r\n"
 			       "* 1 FETCH (UID 1 FLAGS (\\Seen \\Flagged) MODSEQ (101))\r\n"
-			       "a4 OK [READ-WRITE] selected\r\n" },
-		SCRIPT_LOGOUT("a5"),
+			       "a4 OK [READ-WRITE] selected\r\n"
+			       "* 2 FETCH (UID 2 RFC822.SIZE 10)\r\na5 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs;
 	struct selected_run sr = run_kept(script, &cs);
