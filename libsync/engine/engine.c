@@ -1345,6 +1345,24 @@ static int folder_lost(struct cpmsync_sync *e, const struct plan_local_folder *l
 	return r;
 }
 
+/* store_sync_uidvalidity_reset() of folder id, name on the server; the
+ * local deletes it turns into failed operations are logged. */
+static int uidvalidity_reset(struct cpmsync_sync *e, int64_t id, const char *name)
+{
+	uint32_t n = 0;
+	int r;
+
+	r = store_sync_uidvalidity_reset_failed(e->store, id, &n);
+	if (r >= 0 && n > 0)
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: %s is another folder now while %u local delete%s waited for it:"
+			" not sent to messages matched again by their content only; %s failed"
+			" (cpmctl failed)",
+			e->account_name, name ? name : "?", (unsigned)n, n == 1 ? "" : "s",
+			n == 1 ? "it" : "they");
+	return r;
+}
+
 static int load_plan_locals(struct cpmsync_sync *e, struct sync_folder **ret_folders, size_t *ret_n,
 			    struct plan_local_folder **ret_locals)
 {
@@ -1642,7 +1660,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 				"%s: %s is another folder now (MAILBOXID changed in LIST-STATUS:"
 				" %s -> %s): re-reading the folder",
 				e->account_name, l->server_name, l->mailboxid, rf->mailboxid);
-			r = store_sync_uidvalidity_reset(e->store, l->id);
+			r = uidvalidity_reset(e, l->id, l->server_name);
 			id = l->id;
 			break;
 		}
@@ -2611,7 +2629,7 @@ static void folder_after_select(struct cpmsync_sync *e)
 			e->f.mailboxid[0] ? e->f.mailboxid : "-");
 		r = engine_tx_begin(e);
 		if (r >= 0)
-			r = store_sync_uidvalidity_reset(e->store, e->f.id);
+			r = uidvalidity_reset(e, e->f.id, e->f.server_name);
 		if (r < 0) {
 			engine_fail(e, r, "store: %s", store_error(e->store));
 			return;

@@ -1312,17 +1312,45 @@ int store_sync_expunge_missing(struct store *s, int64_t folder_id, const struct 
 
 int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id)
 {
+	return store_sync_uidvalidity_reset_failed(s, folder_id, NULL);
+}
+
+int store_sync_uidvalidity_reset_failed(struct store *s, int64_t folder_id, uint32_t *ret_failed)
+{
+	sqlite3_stmt *st;
 	int r;
 
-	/* A removed row (local expunge/move pending) cannot be re-matched
-	 * reliably; its operation is dropped with it. */
-	r = exec_ii(s,
-		    "DELETE FROM journal WHERE op = 'expunge' AND message_id IN"
-		    " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS "
-		    "NOT NULL AND removed = 1)",
-		    folder_id, 0);
+	if (ret_failed)
+		*ret_failed = 0;
+	/*
+	 * A removed row (local delete pending) is matched again by content
+	 * only (Message-ID, date, size; EMAILID), which may be another copy:
+	 * its UID EXPUNGE is not sent on that.  It was dropped here, and the
+	 * delete was lost without a word: the message stayed on the server,
+	 * hidden here.  It becomes a failed operation naming the folder and
+	 * the message (ListFailedOperations): RetryOperation sends it to the
+	 * message matched again, DiscardOperation shows the message again.
+	 * Matched by nothing, it goes with its message
+	 * (store_sync_drop_unmatched()): the server has it no more.
+	 */
+	PREP(s,
+	     "UPDATE journal SET failed = 1, code = NULL, tried = ?2, retry_after = 0,"
+	     " refused = (SELECT 'the UIDVALIDITY of ' || coalesce(f.server_name, f.name) ||"
+	     "   ' changed before the delete of ' || coalesce(m.message_id, 'message ' || m.id) ||"
+	     "   ' (UID ' || m.uid || ') was sent: not sent to a message matched again by its"
+	     " content only'"
+	     "   FROM message m JOIN folder f ON f.id = m.folder_id WHERE m.id = "
+	     "journal.message_id)"
+	     " WHERE op = 'expunge' AND failed = 0 AND message_id IN"
+	     " (SELECT id FROM message WHERE folder_id = ?1 AND uid IS NOT NULL AND removed = 1)",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+	r = store_step_done(s, st);
 	if (r < 0)
 		return r;
+	if (ret_failed)
+		*ret_failed = (uint32_t)sqlite3_changes(store_db(s));
 	r = exec_ii(
 		s,
 		"UPDATE message_state SET modseq = NULL,"

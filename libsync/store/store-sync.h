@@ -236,6 +236,9 @@ int store_sync_expunge_missing(struct store *s, int64_t folder_id, const struct 
  * which marks them for re-matching), and the folder its UIDVALIDITY,
  * UIDNEXT, HIGHESTMODSEQ and MAILBOXID. */
 int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id);
+/* The same; *ret_failed (may be NULL): the local deletes it made failed
+ * operations (their messages are matched again by content only). */
+int store_sync_uidvalidity_reset_failed(struct store *s, int64_t folder_id, uint32_t *ret_failed);
 /* After the re-read: rows that were on the server and matched nothing are
  * deleted (pending appends stay). */
 int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_removed);

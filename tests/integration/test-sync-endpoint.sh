@@ -35,6 +35,11 @@
 #    messages mixed into the store of server one's.  Now the pull checks
 #    the newest UID the store holds of INBOX, pipelined with the SELECT,
 #    and the run fails as in 1. with the store as it was.
+# 7. Server one's INBOX gets another UIDVALIDITY while a delete waits: the
+#    re-read matches the message again by content only, and its UID
+#    EXPUNGE is not sent on that.  It was dropped without a word (the
+#    message stayed on the server, hidden here); now it is a failed
+#    operation naming the folder and the message, and the log says so.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -267,4 +272,26 @@ use "$P1" "$PW1" || bail "cannot change the port back"
 check "the port set back: the run succeeds" sync_once "$CONF" "$WORK/pull3.log"
 check "nothing downloaded again" grep -qE 'a: done: .* 0 messages added,' "$WORK/pull3.log"
 if DOVECOT_CONF=$C1 compare "$DB"; then ok "dump equals server one"; else not_ok "dump equals server one"; fi
+# --- 7. another UIDVALIDITY on the same server, a delete queued ----------------------
+a4=$("$OP" --db "$DB" find a INBOX "<a4@one.test>") || bail "no <a4> in the store"
+check "a delete of <a4> queued" "$OP" --db "$DB" delete "$a4"
+check "and the expunge" "$OP" --db "$DB" expunge a INBOX
+expect "the journal" "$(ops "$DB")" "flags expunge "
+uv=$(($(uidvalidity "$C1" INBOX) + 5000))
+check "server one: INBOX gets another UIDVALIDITY ($uv)" \
+	d1 mailbox update --uid-validity "$uv" -u "$USER1" INBOX
+check "the run succeeds" sync_once "$CONF" "$WORK/uv.log"
+check "it says the delete failed" grep -qxF "cpm-syncd: a: INBOX is another folder now while 1 local delete waited for it: not sent to messages matched again by their content only; it failed (cpmctl failed)" "$WORK/uv.log"
+if grep -qE ' C: a[0-9]+ (UID )?EXPUNGE' "$WORK/uv.log"; then
+	not_ok "no EXPUNGE went to server one"
+else
+	ok "no EXPUNGE went to server one"
+fi
+expect "the expunge waits, failed" "$(ops "$DB")" "expunge "
+got=$(sqlite3 "$DB" "SELECT failed || ' ' || refused FROM journal WHERE op = 'expunge'") ||
+	bail "cannot read the journal"
+expect "its reason names the folder and the message" "$got" \
+	"1 the UIDVALIDITY of INBOX changed before the delete of <a4@one.test> (UID 4) was sent: not sent to a message matched again by its content only"
+got=$(d1 -f tab fetch -u "$USER1" 'hdr.message-id' mailbox INBOX header message-id a4@one.test | tail -n +2)
+expect "<a4> is still on server one" "$got" "<a4@one.test>"
 finish

@@ -330,6 +330,64 @@ START_TEST(test_expunges)
 }
 END_TEST
 
+/*
+ * A local delete waits (message removed here, its expunge row queued)
+ * when the folder's UIDVALIDITY changes.  Re-matched by content only, the
+ * message is not expunged on that, and the delete was dropped without a
+ * word: the message stayed on the server, hidden here.  Now the row is a
+ * failed operation naming the folder and the message; its message, found
+ * again, keeps it.  One matched by nothing goes with its row: the server
+ * has it no more.
+ */
+START_TEST(test_uidvalidity_delete_fails_visibly)
+{
+	int64_t a = add_msg(1, "", "<a@x>", 100, 1000);
+	int64_t b = add_msg(2, "", "<b@x>", 200, 2000);
+	struct msg_summary sum = SUMMARY("<a@x>");
+	struct sync_new_message m = {
+		.uid = 7, .flags = "", .internaldate = 1000, .size = 100, .summary = &sum
+	};
+	uint32_t failed = 0, removed = 0;
+	bool has_body, is_new;
+	char sql[256];
+	int64_t id;
+
+	snprintf(sql, sizeof(sql), "UPDATE message SET removed = 1 WHERE id IN (%lld, %lld)",
+		 (long long)a, (long long)b);
+	ck_assert_int_eq(store_exec(s, sql), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_EXPUNGE, inbox, a, NULL), 0);
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_EXPUNGE, inbox, b, NULL), 0);
+	ck_assert_int_eq(store_sync_uidvalidity_reset_failed(s, inbox, &failed), 0);
+	ck_assert_uint_eq(failed, 2);
+	snprintf(sql, sizeof(sql),
+		 "SELECT failed || ' ' || refused FROM journal WHERE message_id = %lld",
+		 (long long)a);
+	ck_assert_str_eq(qs(sql), "1 the UIDVALIDITY of INBOX changed before the delete of <a@x>"
+				  " (UID 1) was sent: not sent to a message matched again by its"
+				  " content only");
+	snprintf(sql, sizeof(sql),
+		 "SELECT failed || ' ' || refused FROM journal WHERE message_id = %lld",
+		 (long long)b);
+	ck_assert_str_eq(qs(sql), "1 the UIDVALIDITY of INBOX changed before the delete of <b@x>"
+				  " (UID 2) was sent: not sent to a message matched again by its"
+				  " content only");
+	/* a is on the server under a new UID, b is not. */
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert_int_eq(id, a);
+	ck_assert_int_eq(store_sync_drop_unmatched(s, inbox, &removed), 0);
+	ck_assert_uint_eq(removed, 1);
+	ck_assert_int_eq(q("SELECT count(*) FROM journal"), 1);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM journal WHERE message_id = %lld"
+		 " AND failed = 1",
+		 (long long)a);
+	ck_assert_int_eq(q(sql), 1);
+	snprintf(sql, sizeof(sql), "SELECT uid || ' ' || removed FROM message WHERE id = %lld",
+		 (long long)a);
+	ck_assert_str_eq(qs(sql), "7 1");
+}
+END_TEST
+
 START_TEST(test_uidvalidity_rematch)
 {
 	int64_t a = add_msg(1, "\\Seen", "<a@x>", 100, 1000);
@@ -1054,6 +1112,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_flags_merge_with_pending);
 	tcase_add_test(tc, test_expunges);
 	tcase_add_test(tc, test_uidvalidity_rematch);
+	tcase_add_test(tc, test_uidvalidity_delete_fails_visibly);
 	tcase_add_test(tc, test_internaldate_adopted);
 	tcase_add_test(tc, test_uid_collision_resets);
 	tcase_add_test(tc, test_interrupted_append_adopted);
