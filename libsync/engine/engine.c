@@ -2774,7 +2774,20 @@ static void folder_finish(struct cpmsync_sync *e)
 	if (r >= 0 && e->fast == FAST_FETCHING)
 		r = fast_check(e);
 	if (r >= 0 && e->f.after.mode == PLAN_MODE_INITIAL) {
-		r = store_sync_drop_unmatched(e->store, e->f.id, &removed);
+		_cleanup_free_ char *dropped = NULL;
+		uint32_t n = 0;
+
+		/* Changes to messages the re-read did not find: the server
+		 * has them no more, and they go with them, said. */
+		r = store_sync_unmatched_changes(e->store, e->f.id, &n, &dropped);
+		if (r >= 0 && n > 0)
+			log_msg(CPMSYNC_LOG_WARNING, CAT,
+				"%s: %s: %u local change%s to messages the server no longer has"
+				" went with them: %.400s",
+				e->account_name, e->f.server_name, (unsigned)n, n == 1 ? "" : "s",
+				dropped ? dropped : "");
+		if (r >= 0)
+			r = store_sync_drop_unmatched(e->store, e->f.id, &removed);
 		e->stats.messages_removed += removed;
 	}
 	/* The state covering everything above, in the same transaction. */

@@ -1370,6 +1370,34 @@ int store_sync_uidvalidity_reset_failed(struct store *s, int64_t folder_id, uint
 		       folder_id, 0);
 }
 
+int store_sync_unmatched_changes(struct store *s, int64_t folder_id, uint32_t *ret_n,
+				 char **ret_text)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*ret_n = 0;
+	*ret_text = NULL;
+	/* What store_sync_drop_unmatched() would drop with its messages (a
+	 * set_annotation row is left to name a message gone: the same). */
+	PREP(s,
+	     "SELECT count(*), group_concat(op || ' of ' || what, ', ') FROM"
+	     " (SELECT j.op AS op, coalesce(m.message_id, 'message ' || m.id) AS what"
+	     "  FROM journal j JOIN message m ON m.id = j.message_id"
+	     "  JOIN message_state ms ON ms.id = m.id"
+	     "  WHERE m.folder_id = ?1 AND m.uid IS NULL AND ms.server_flags IS NOT NULL"
+	     "  AND j.op IN ('flags', 'expunge', 'set_annotation') ORDER BY j.id)",
+	     &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	*ret_n = (uint32_t)sqlite3_column_int64(st, 0);
+	r = *ret_n ? store_col_strdup(st, 1, ret_text) : 0;
+	sqlite3_reset(st);
+	return r < 0 ? r : 0;
+}
+
 int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_removed)
 {
 	int r;

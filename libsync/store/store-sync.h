@@ -239,6 +239,11 @@ int store_sync_uidvalidity_reset(struct store *s, int64_t folder_id);
 /* The same; *ret_failed (may be NULL): the local deletes it made failed
  * operations (their messages are matched again by content only). */
 int store_sync_uidvalidity_reset_failed(struct store *s, int64_t folder_id, uint32_t *ret_failed);
+/* The queued changes (flags, expunge, set_annotation) to the rows that
+ * store_sync_drop_unmatched() would delete now: *ret_n, and *ret_text
+ * ("flags of <id@x>, expunge of message 12", in order; NULL when none). */
+int store_sync_unmatched_changes(struct store *s, int64_t folder_id, uint32_t *ret_n,
+				 char **ret_text);
 /* After the re-read: rows that were on the server and matched nothing are
  * deleted (pending appends stay). */
 int store_sync_drop_unmatched(struct store *s, int64_t folder_id, uint32_t *ret_removed);

@@ -20,7 +20,8 @@
 #    folder check did catch already): no change addressed by UID reaches
 #    its messages; the folders are re-read, so the store equals it, and the
 #    APPEND is made there (it names no message: the user's new message
-#    belongs in the account's INBOX, whichever server holds it).
+#    belongs in the account's INBOX, whichever server holds it).  The
+#    changes to messages server two does not have go with them, logged.
 # 3. The same server through a proxy on another port, changes queued: the
 #    run checks INBOX by its messages, finds them the store's, sends the
 #    changes and downloads nothing again.
@@ -109,6 +110,9 @@ before2=$(dump_of "$C2")
 use "$P2" "$PW2" || bail "cannot change the port"
 check "the run with server two's port succeeds" sync_once "$CONF" "$WORK/other2.log"
 check "the folder check saw INBOX's UIDVALIDITY change" grep -q 'INBOX.*UIDVALIDITY changed' "$WORK/other2.log"
+check "the log names the changes that went with server one's messages" grep -qxF \
+	"cpm-syncd: a: INBOX: 3 local changes to messages the server no longer has went with them: flags of <a1@one.test>, flags of <a2@one.test>, expunge of <a2@one.test>" \
+	"$WORK/other2.log"
 if grep -qE ' C: a[0-9]+ UID (STORE|EXPUNGE|MOVE|COPY)' "$WORK/other2.log"; then
 	not_ok "no UID STORE, EXPUNGE, MOVE or COPY went to server two"
 else

@@ -349,7 +349,7 @@ START_TEST(test_uidvalidity_delete_fails_visibly)
 	};
 	uint32_t failed = 0, removed = 0;
 	bool has_body, is_new;
-	char sql[256];
+	char sql[256], *text = NULL;
 	int64_t id;
 
 	snprintf(sql, sizeof(sql), "UPDATE message SET removed = 1 WHERE id IN (%lld, %lld)",
@@ -374,6 +374,11 @@ START_TEST(test_uidvalidity_delete_fails_visibly)
 	/* a is on the server under a new UID, b is not. */
 	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
 	ck_assert_int_eq(id, a);
+	/* What goes with b, for the log. */
+	ck_assert_int_eq(store_sync_unmatched_changes(s, inbox, &failed, &text), 0);
+	ck_assert_uint_eq(failed, 1);
+	ck_assert_str_eq(text, "expunge of <b@x>");
+	free(text);
 	ck_assert_int_eq(store_sync_drop_unmatched(s, inbox, &removed), 0);
 	ck_assert_uint_eq(removed, 1);
 	ck_assert_int_eq(q("SELECT count(*) FROM journal"), 1);
