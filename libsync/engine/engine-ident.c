@@ -289,7 +289,7 @@ static void ident_fetched(const struct engine_reply *res, void *userdata)
 		    " message than the store's%s%.200s (%s; the same UIDVALIDITY %u), and local"
 		    " changes to %zu of its messages are not yet sent: set the account back to"
 		    " the server that has them to send them, or remove the account with D-Bus"
-		    " Manager1.RemoveAccount to drop them",
+		    " Manager1.RemoveAccount to drop them (saved as files first)",
 		    id->sf.server_name, id->bad_uid, x && x->message_id ? " " : "",
 		    x && x->message_id ? x->message_id : "", id->what, id->sf.uidvalidity,
 		    id->end - id->pos);

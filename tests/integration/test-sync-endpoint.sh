@@ -145,7 +145,7 @@ use "$P2" "$PW2" || bail "cannot change the port"
 sync_once "$CONF" "$WORK/same2.log" >/dev/null
 expect "the run with server two's port fails" "$?" 1
 uv=$(uidvalidity "$C1" INBOX)
-want="cpm-syncd: a: INBOX on this server is not the folder the store holds: its UID 1 is another message than the store's <a1@one.test> (RFC822.SIZE 530, not 428; the same UIDVALIDITY $uv), and local changes to 3 of its messages are not yet sent: set the account back to the server that has them to send them, or remove the account with D-Bus Manager1.RemoveAccount to drop them"
+want="cpm-syncd: a: INBOX on this server is not the folder the store holds: its UID 1 is another message than the store's <a1@one.test> (RFC822.SIZE 530, not 428; the same UIDVALIDITY $uv), and local changes to 3 of its messages are not yet sent: set the account back to the server that has them to send them, or remove the account with D-Bus Manager1.RemoveAccount to drop them (saved as files first)"
 if grep -qxF "$want" "$WORK/same2.log"; then
 	ok "it says which folder and what differs"
 else

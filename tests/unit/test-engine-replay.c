@@ -4361,7 +4361,7 @@ START_TEST(test_ident_other_server_refused)
 			 " same UIDVALIDITY 7), and local changes to 1 of its messages are not"
 			 " yet sent: set the account back to the server that has them to send"
 			 " them, or remove the account with D-Bus Manager1.RemoveAccount to drop"
-			 " them");
+			 " them (saved as files first)");
 	ck_assert_str_eq(journal_rows(), "flags:0:0,move:0:0");
 	ck_assert_str_eq(qs("SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
 			    " FROM folder WHERE id = 1"),
