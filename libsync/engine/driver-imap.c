@@ -28,10 +28,13 @@
 #include "util/flags.h"
 #include "util/macro.h"
 
-/* A command in flight: where its reply goes. */
+/* A command in flight: where its reply goes; on_selected: a command on
+ * the selected folder (engine_event_selected_answered() first). */
 struct pending {
 	engine_reply_fn cb;
 	void *userdata;
+	struct engine_driver *d;
+	bool on_selected;
 };
 
 static struct imap_client *client_of(struct engine_driver *d)
@@ -63,26 +66,29 @@ static void reply_cb(struct imap_client *client, const struct imap_cmd_result *r
 		if (code.code == IMAP_CODE_MODIFIED)
 			reply.modified = &code.set;
 	}
+	if (p.on_selected && p.d->engine)
+		engine_event_selected_answered(p.d->engine, res->r, res->text);
 	if (p.cb)
 		p.cb(&reply, p.userdata);
 	imap_resp_code_free(&code);
 }
 
 /* Every command: cmd_open(), its parts (imap_cmd_add*()), then
- * cmd_close() with the status of those, which submits it or drops it. */
-static int cmd_open(struct engine_driver *d, engine_reply_fn cb, void *userdata,
+ * cmd_close() with the status of those, which submits it or drops it.
+ * on_selected: a command on the selected folder (struct pending). */
+static int cmd_open(struct engine_driver *d, engine_reply_fn cb, void *userdata, bool on_selected,
 		    struct imap_cmd **cmd, struct pending **p)
 {
 	int r;
 
 	*p = NULL;
-	if (cb) {
+	if (cb || on_selected) {
 		*p = malloc(sizeof(**p));
 		if (!*p)
 			return -ENOMEM;
-		**p = (struct pending){ cb, userdata };
+		**p = (struct pending){ cb, userdata, d, on_selected };
 	}
-	r = imap_cmd_new(client_of(d), 0, cb ? reply_cb : NULL, *p, cmd);
+	r = imap_cmd_new(client_of(d), 0, *p ? reply_cb : NULL, *p, cmd);
 	if (r < 0)
 		free(*p);
 	return r;
@@ -133,7 +139,9 @@ static int cmd_vsend(struct engine_driver *d, engine_reply_fn cb, void *userdata
 	struct imap_cmd *cmd;
 	int r;
 
-	r = cmd_open(d, cb, userdata, &cmd, &p);
+	/* UID FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE; and EXPUNGE. */
+	r = cmd_open(d, cb, userdata, strncmp(fmt, "UID ", 4) == 0 || streq(fmt, "EXPUNGE"), &cmd,
+		     &p);
 	if (r < 0)
 		return r;
 	for (const char *f = fmt; r >= 0 && *f;) {
@@ -408,7 +416,7 @@ static int drv_store_annotations(struct engine_driver *d, uint32_t uid,
 
 	if (n == 0)
 		return -EINVAL;
-	r = cmd_open(d, cb, userdata, &cmd, &p);
+	r = cmd_open(d, cb, userdata, true, &cmd, &p);
 	if (r < 0)
 		return r;
 	r = imap_cmd_addf(cmd, "UID STORE %u ANNOTATION (", uid);
@@ -449,7 +457,7 @@ static int drv_fetch_annotations(struct engine_driver *d, const char *uids,
 
 	if (!entries[0])
 		return -EINVAL;
-	r = cmd_open(d, cb, userdata, &cmd, &p);
+	r = cmd_open(d, cb, userdata, true, &cmd, &p);
 	if (r < 0)
 		return r;
 	r = imap_cmd_addf(cmd, "UID FETCH %s (ANNOTATION ((", uids);

@@ -325,6 +325,11 @@ void engine_event_search(struct cpmsync_sync *e, uint32_t lo, uint32_t hi);
 void engine_event_code(struct cpmsync_sync *e, enum imap_code code, uint64_t value);
 /* VANISHED [(EARLIER)] uids (QRESYNC). */
 void engine_event_vanished(struct cpmsync_sync *e, bool earlier, const struct rangeset *uids);
+/* A command on the selected folder (UID FETCH, STORE, SEARCH, COPY, MOVE,
+ * EXPUNGE) was answered (r as engine_reply.r, text the server's), before
+ * its reply goes to its callback: VANISHED held (engine.c) are applied on
+ * an OK, dropped on a refusal. */
+void engine_event_selected_answered(struct cpmsync_sync *e, int r, const char *text);
 /* EXISTS n; one EXPUNGE. */
 void engine_event_exists(struct cpmsync_sync *e, uint32_t n);
 void engine_event_expunge(struct cpmsync_sync *e);

@@ -175,9 +175,29 @@ struct cpmsync_sync {
 	int64_t keep_folder;
 	uint32_t keep_exists;
 	bool keep_listed, keep_lost;
-	/* engine_sync_selected_vanished(): UIDs the server reported gone
-	 * during the IDLE before the run, applied by fast_start(). */
-	struct rangeset fast_vanished;
+	/*
+	 * VANISHED (not EARLIER) of the selected folder held_id, not applied
+	 * yet: the IDLE's before the run (engine_sync_selected_vanished()),
+	 * and any the server sent since with the answers of whatever command
+	 * (engine_event_vanished()).  Cyrus 3.6 reports every message of the
+	 * selected mailbox VANISHED when another client renames it (or a
+	 * folder above it), with the next response of any command, then
+	 * refuses every command on it: no expunges (RFC 9051 6.3.6).  So
+	 * they go to the store only once a command on that folder is answered
+	 * OK after them (engine_event_selected_answered(); at the
+	 * end of the run a UID FETCH asks, held_probe()); a refusal drops
+	 * them, and the folder list decides (selected_gone).  Never in the
+	 * open batch before that: a local call commits it (store_begin()).
+	 * Dropped, they are not lost: the store's HIGHESTMODSEQ is below
+	 * them, and the folder's next QRESYNC SELECT reports them (EARLIER).
+	 */
+	struct rangeset held_vanished;
+	int64_t held_id;
+	/* A command on the selected folder was refused (the fast run's UID
+	 * FETCH, held_probe()): renamed or deleted by another client; the
+	 * run goes on without it, and the session asks for a full sync
+	 * (engine_selected_gone()). */
+	bool selected_gone;
 	size_t n_queue, queue_pos;
 	int64_t *only; /* engine_sync_only(): these folders, no LIST */
 	size_t n_only;

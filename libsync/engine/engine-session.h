@@ -7,6 +7,7 @@
  * stay in engine-internal.h.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cpmsync/sync.h>
@@ -80,7 +81,9 @@ void engine_sync_selected(struct cpmsync_sync *e, int64_t folder_id, uint32_t ui
  * and counted them in exists).  A server may not report them again in
  * the run's UID FETCH CHANGEDSINCE VANISHED (Cyrus 3.6 does not: it told
  * this session already), so the fast run expunges them from the store
- * itself, in its transaction, before its FETCHes; when the run falls back
+ * itself, once its UID FETCH on the folder is answered OK (Cyrus reports
+ * a rename by another client so, then refuses the FETCH: they are then
+ * dropped, and the folder list decides); when the run falls back
  * to SELECT (UIDVALIDITY differs ...), they are dropped: the store's
  * HIGHESTMODSEQ is still below them, and the QRESYNC SELECT reports them
  * as VANISHED (EARLIER).  -ENOMEM: the run takes the SELECT way.
@@ -109,6 +112,15 @@ void engine_sync_keep_selected(struct cpmsync_sync *e, int64_t folder_id, uint32
  * through cpmsync_session_replay_soon()) leave it 1 or 3.
  */
 int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists);
+
+/*
+ * In the run's callback: whether a command on the folder selected by the
+ * session (or the run) was refused, as Cyrus refuses every one on a
+ * mailbox another client renamed or deleted: the run went on without it
+ * (engine_selected_state() 0), and only a full sync (LIST) tells where it
+ * went.
+ */
+bool engine_selected_gone(const struct cpmsync_sync *e);
 
 /*
  * In the run's callback (or before it): the messages added, changed and

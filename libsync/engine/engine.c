@@ -221,7 +221,7 @@ static void engine_free(struct cpmsync_sync *e)
 	rangeset_free(&e->f.ann_uids);
 	rangeset_free(&e->f.too_long);
 	rangeset_free(&e->search);
-	rangeset_free(&e->fast_vanished);
+	rangeset_free(&e->held_vanished);
 	if (e->patterns)
 		for (size_t i = 0; e->patterns[i]; i++)
 			free(e->patterns[i]);
@@ -1024,6 +1024,97 @@ static void fast_news_after(struct cpmsync_sync *e)
 	}
 }
 
+/* The held VANISHED (engine-internal.h) go, unapplied: logged why. */
+static void held_drop(struct cpmsync_sync *e, const char *why)
+{
+	if (rangeset_empty(&e->held_vanished))
+		return;
+	log_debug(CAT, "%s: %llu UID(s) VANISHED not applied: %s", e->account_name,
+		  (unsigned long long)rangeset_count(&e->held_vanished), why);
+	rangeset_clear(&e->held_vanished);
+}
+
+/* VANISHED (not EARLIER) of the selected folder: held (engine-internal.h). */
+static void held_add(struct cpmsync_sync *e, int64_t folder_id, const struct rangeset *uids)
+{
+	int r = 0;
+
+	if (e->held_id != folder_id) {
+		held_drop(e, "another folder is selected");
+		e->held_id = folder_id;
+	}
+	for (size_t i = 0; r >= 0 && i < uids->n; i++)
+		r = rangeset_add_range(&e->held_vanished, uids->r[i].lo, uids->r[i].hi);
+	if (r < 0)
+		engine_fail(e, r, "out of memory");
+}
+
+/* A command on held_id answered OK after its held VANISHED: expunges. */
+static int held_apply(struct cpmsync_sync *e)
+{
+	uint32_t removed = 0;
+	int r;
+
+	log_debug(CAT, "%s: %llu UID(s) VANISHED: the folder answered, they are expunged",
+		  e->account_name, (unsigned long long)rangeset_count(&e->held_vanished));
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_expunge_uids(e->store, e->held_id, &e->held_vanished, &removed);
+	rangeset_clear(&e->held_vanished);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return r;
+	}
+	e->stats.messages_removed += removed;
+	e->batch_rows += removed;
+	return 0;
+}
+
+/* A command on the selected folder was refused: renamed or deleted by
+ * another client (Cyrus: "NO Mailbox does not exist"), the session
+ * lists the folders next (engine_selected_gone()). */
+static void selected_refused(struct cpmsync_sync *e, const char *what, const char *text)
+{
+	if (e->selected_gone)
+		return;
+	log_msg(CPMSYNC_LOG_INFO, CAT,
+		"%s: %s refused %s (%s): renamed or deleted? the folder list tells",
+		e->account_name,
+		e->f.server_name && e->f.id == e->selected_id ? e->f.server_name : "the folder",
+		what, text ? text : "");
+	e->selected_gone = true;
+	e->stats.folders_gone++;
+}
+
+/*
+ * An OK answered after the VANISHED proves the folder still there under
+ * its name: Cyrus checks the mailbox (and reports its rename) as a command
+ * on it takes its lock, and refuses the command then; the VANISHED of a
+ * rename after that comes with the next command's answer.  An expunge of
+ * our own (UID EXPUNGE, UID MOVE) is confirmed by its own OK.
+ */
+void engine_event_selected_answered(struct cpmsync_sync *e, int r, const char *text)
+{
+	if (e->finished || rangeset_empty(&e->held_vanished))
+		return;
+	if (e->held_id != e->selected_id || e->pull_r) {
+		held_drop(e, "their folder is no longer selected");
+		return;
+	}
+	if (r == 0) {
+		if (held_apply(e) >= 0)
+			engine_tx_tick(e, false);
+		return;
+	}
+	if (r == -CPMSYNC_E_SERVER) {
+		held_drop(e, "a command on their folder was refused");
+		selected_refused(e, "a command", text);
+		return;
+	}
+	/* The connection failed: so does the run. */
+	held_drop(e, "the connection failed");
+}
+
 void engine_event_vanished(struct cpmsync_sync *e, bool earlier, const struct rangeset *uids)
 {
 	uint32_t removed = 0;
@@ -1040,6 +1131,12 @@ void engine_event_vanished(struct cpmsync_sync *e, bool earlier, const struct ra
 			n += (uint64_t)uids->r[i].hi - uids->r[i].lo + 1;
 		e->fast_exists = n < e->fast_exists ? e->fast_exists - (uint32_t)n : 0;
 		fast_news_after(e);
+	}
+	if (!earlier && !e->f.in_select) {
+		/* With any command's answer, or none: held until a command
+		 * on the folder is answered (engine-internal.h). */
+		held_add(e, e->selected_id, uids);
+		return;
 	}
 	r = engine_tx_begin(e);
 	if (r >= 0)
@@ -1899,6 +1996,7 @@ static void start_checked(struct cpmsync_sync *e)
 		if (e->n_queue == 1 && e->queue[0] == e->fast_folder && fast_start(e))
 			return;
 		e->fast = FAST_OFF;
+		held_drop(e, "the folder is selected again");
 	}
 	if (e->n_queue == 1)
 		log_debug(CAT, "%s: syncing one folder, without LIST", e->account_name);
@@ -2113,6 +2211,7 @@ static void send_select(struct cpmsync_sync *e, int64_t id, const char *server_n
 	 * selected one as the session left it. */
 	if (e->fast == FAST_CURRENT)
 		e->fast = FAST_STALE;
+	held_drop(e, "another folder is selected");
 	/* What the untagged responses of this SELECT will tell. */
 	e->f.uidvalidity = e->f.uidnext = e->f.exists = 0;
 	e->f.hms = 0;
@@ -2814,39 +2913,22 @@ static void folder_finish(struct cpmsync_sync *e)
 /* The selected folder without SELECT (engine_sync_selected()) */
 
 /*
- * The VANISHED of the IDLE before the run (engine_sync_selected_vanished()):
- * this folder's (same UIDVALIDITY, checked by fast_start()), already out
- * of the count.  Applied once the UID FETCH of the new messages is
- * answered OK, not before it is sent: Cyrus 3.6 reports every message of
- * the selected mailbox VANISHED when another client renames it (or a
- * folder above it), and then answers every command on it "NO Mailbox does
- * not exist".  RFC 9051 6.3.6: a RENAME keeps the messages; that VANISHED
- * says nothing of them.  Applied at once, the expunges sat in the open
- * batch for the FETCH's round trip, and a local call then committed them
- * (store_begin() commits the engine's batch): the run failed on the NO,
- * the next LIST re-matched the folder under its new name, and its
- * messages, below the stored UIDNEXT, never came back here.  The OK
- * proves the selected mailbox is still there: what IDLE reported were
- * expunges.  Committed with the new messages (fast_new_done()), never
- * before: a run that fails leaves them to the SELECT of the next.
+ * One of the fast run's UID FETCHes was refused: Cyrus refuses every
+ * command on a selected mailbox another client renamed (or deleted), after
+ * reporting all its messages VANISHED.  Failing the run dropped the
+ * connection and logged in again to learn that from LIST.  Instead the
+ * folder is left as the store has it, the run goes on (the journal), and
+ * the session asks for a full sync on this connection
+ * (engine_selected_gone()).  The other FETCH, pipelined, is answered
+ * first (fast_flags_done()).
  */
-static bool fast_apply_vanished(struct cpmsync_sync *e)
+static void fast_refused(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
 {
-	uint32_t removed = 0;
-	int r;
-
-	log_debug(CAT, "%s: %s: %llu UID(s) vanished during IDLE", e->account_name,
-		  e->f.server_name, (unsigned long long)rangeset_count(&e->fast_vanished));
-	r = engine_tx_begin(e);
-	if (r >= 0)
-		r = store_sync_expunge_uids(e->store, e->f.id, &e->fast_vanished, &removed);
-	if (r < 0) {
-		engine_fail(e, r, "store: %s", store_error(e->store));
-		return false;
-	}
-	e->stats.messages_removed += removed;
-	e->batch_rows += removed;
-	return true;
+	selected_refused(e, what, res->text);
+	held_drop(e, "the folder refused the run");
+	e->fast = FAST_OFF;
+	e->selected_id = 0;
+	e->fetch_kind = FK_NONE;
 }
 
 static void fast_flags_done(const struct engine_reply *res, void *userdata)
@@ -2857,6 +2939,13 @@ static void fast_flags_done(const struct engine_reply *res, void *userdata)
 		return;
 	e->fetch_kind = FK_NONE;
 	e->fast_flags = false;
+	if (!e->finished && (e->selected_gone || res->r == -CPMSYNC_E_SERVER)) {
+		fast_refused(e, res, "UID FETCH (CHANGEDSINCE)");
+		/* Nothing of the folder's state is recorded. */
+		if (engine_tx_tick(e, true) >= 0)
+			next_folder(e);
+		return;
+	}
 	if (engine_reply_failed(e, res, "UID FETCH (CHANGEDSINCE)"))
 		return;
 	/* RFC 7162 section 6: the largest MODSEQ of an answer covering
@@ -2873,12 +2962,16 @@ static void fast_new_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	if (engine_pull_answered(e) || engine_reply_failed(e, res, "UID FETCH (new messages)"))
+	if (engine_pull_answered(e))
 		return;
-	/* The folder answered under its name: IDLE's VANISHED were
-	 * expunges (fast_apply_vanished()). */
-	if (!rangeset_empty(&e->fast_vanished) && !fast_apply_vanished(e))
+	if (res->r == -CPMSYNC_E_SERVER && !e->finished) {
+		fast_refused(e, res, "UID FETCH (new messages)");
 		return;
+	}
+	if (engine_reply_failed(e, res, "UID FETCH (new messages)"))
+		return;
+	/* The VANISHED held (the IDLE's) were applied as the folder
+	 * answered (engine_event_selected_answered()). */
 	/* The CHANGEDSINCE FETCH, already sent, answers next. */
 	e->fetch_kind = FK_FLAGS;
 	e->fast_flags = true;
@@ -2966,11 +3059,52 @@ static bool fast_start(struct cpmsync_sync *e)
 /* ------------------------------------------------------------------ */
 /* Logout and the public API */
 
+static void held_probe_done(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	/* engine_event_selected_answered() applied or dropped them. */
+	held_drop(e, "the run ends");
+	if (res->r != -CPMSYNC_E_SERVER && engine_reply_failed(e, res, "UID FETCH (UID)"))
+		return;
+	engine_logout(e);
+}
+
+/*
+ * VANISHED held at the end of the run (engine-internal.h), the folder still
+ * selected: one UID FETCH on it tells whether it is still there under its
+ * name (OK: they were expunges, applied now) or not (refused: the session
+ * lists the folders).  A genuine expunge that came with the answer of the
+ * run's last command (an APPEND to another folder) goes within the run,
+ * one round trip later.  True: sent, engine_logout() follows its answer.
+ */
+static bool held_probe(struct cpmsync_sync *e)
+{
+	char uid[16];
+	int r;
+
+	if (rangeset_empty(&e->held_vanished))
+		return false;
+	if (e->held_id != e->selected_id || e->pull_r) {
+		held_drop(e, "their folder is no longer selected");
+		return false;
+	}
+	snprintf(uid, sizeof(uid), "%u", (unsigned)e->held_vanished.r[0].lo);
+	r = e->drv->ops->fetch(e->drv, uid, "UID", held_probe_done, e);
+	if (r < 0) {
+		engine_fail(e, r, "out of memory");
+		return true;
+	}
+	return true;
+}
+
 void engine_logout(struct cpmsync_sync *e)
 {
 	int r;
 
 	if (e->finished)
+		return;
+	if (held_probe(e))
 		return;
 	if (engine_tx_tick(e, true) < 0)
 		return;
@@ -3024,7 +3158,7 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	rangeset_init(&e->f.ann_uids);
 	rangeset_init(&e->f.too_long);
 	rangeset_init(&e->search);
-	rangeset_init(&e->fast_vanished);
+	rangeset_init(&e->held_vanished);
 	engine_driver_imap_init(&e->imap_drv);
 	e->drv = &e->imap_drv.base;
 	e->drv->engine = e;
@@ -3291,11 +3425,12 @@ int engine_sync_selected_vanished(struct cpmsync_sync *e, const struct rangeset 
 
 	if (e->fast == FAST_OFF)
 		return 0;
+	e->held_id = e->fast_folder;
 	for (size_t i = 0; r >= 0 && i < uids->n; i++)
-		r = rangeset_add_range(&e->fast_vanished, uids->r[i].lo, uids->r[i].hi);
+		r = rangeset_add_range(&e->held_vanished, uids->r[i].lo, uids->r[i].hi);
 	if (r < 0) {
 		/* The SELECT way: its VANISHED (EARLIER) has them. */
-		rangeset_free(&e->fast_vanished);
+		rangeset_free(&e->held_vanished);
 		e->fast = FAST_OFF;
 	}
 	return r;
@@ -3311,6 +3446,8 @@ void engine_sync_keep_selected(struct cpmsync_sync *e, int64_t folder_id, uint32
 
 int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists)
 {
+	if (e->selected_gone)
+		return 0;
 	if (e->fast == FAST_OFF && e->keep_folder && e->keep_listed && !e->keep_lost && e->r == 0 &&
 	    !e->stats.ops_replayed && !e->stats.ops_failed) {
 		*ret_exists = e->keep_exists;
@@ -3327,6 +3464,11 @@ int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists)
 		return e->fast_more ? 3 : 1;
 	}
 	return 2;
+}
+
+bool engine_selected_gone(const struct cpmsync_sync *e)
+{
+	return e->selected_gone;
 }
 
 uint64_t engine_work_committed(const struct cpmsync_sync *e)

@@ -681,6 +681,7 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 	struct cpmsync_session *s = userdata;
 	int fast = s->sync ? engine_selected_state(s->sync, &s->sel_exists) : 0;
 	uint64_t committed = s->sync ? engine_work_committed(s->sync) : 0;
+	bool selected_gone = s->sync && engine_selected_gone(s->sync);
 
 	s->sync = NULL;
 	s->lent = NULL;
@@ -692,7 +693,18 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 		s->fast_news = true;
 		s->sync_wanted = true;
 	}
-	if (r == 0 && stats->folders_gone && !s->gone_resync) {
+	if (r == 0 && selected_gone) {
+		/*
+		 * The selected folder refused a command (Cyrus, once another
+		 * client renamed or deleted it): the full sync at once, on
+		 * this connection, before the wait SELECTs it by a name that
+		 * may be gone (a refused SELECT falls back to polling).  The
+		 * run went on without it; failing it cost a reconnect.
+		 */
+		s->gone_resync = true;
+		s->full_wanted = true;
+		s->sync_wanted = true;
+	} else if (r == 0 && stats->folders_gone && !s->gone_resync) {
 		/*
 		 * A folder the LIST showed was gone by its SELECT: the server
 		 * was deleting a tree of folders (Dovecot lists some of them

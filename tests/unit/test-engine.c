@@ -177,15 +177,32 @@ static struct selected_run run_selected(struct cpmsync_store *store,
 	return sr;
 }
 
+/* When run_selected_when() makes its local call. */
+typedef bool (*local_call_when_fn)(const struct cpmsync_sync *e);
+
+/* The run's two UID FETCHes are sent, not answered. */
+static bool when_fetches_out(const struct cpmsync_sync *e)
+{
+	return e->pull_cmds == 2;
+}
+
+/* The replay's first operation is answered. */
+static bool when_replayed(const struct cpmsync_sync *e)
+{
+	return e->stats.ops_replayed > 0;
+}
+
 /*
  * run_selected() of INBOX (folder 1, UIDVALIDITY 7, exists messages)
- * after an IDLE that reported vanished, with a local call (store_begin() and store_commit(),
- * as an app's SetFlags makes) once the run's two UID FETCHes are sent,
- * before the server answers them: that commits the run's open batch.
+ * after an IDLE that reported vanished (NULL: none), with a local call
+ * (store_begin() and store_commit(), as an app's SetFlags makes) once
+ * when() holds, while the server has not answered what follows: that
+ * commits the run's open batch.
  */
-static struct selected_run run_selected_local_call(struct cpmsync_store *store,
-						   const struct script_step *script,
-						   uint32_t exists, const struct rangeset *vanished)
+static struct selected_run run_selected_when(struct cpmsync_store *store,
+					     const struct script_step *script, uint32_t exists,
+					     const struct rangeset *vanished,
+					     local_call_when_fn when)
 {
 	struct cpmsync_account a = {
 		.name = "t",
@@ -206,10 +223,11 @@ static struct selected_run run_selected_local_call(struct cpmsync_store *store,
 	ck_assert_int_eq(script_peer_start(script, &peer), 0);
 	ck_assert_int_eq(engine_sync_once_fd(loop, store, &a, peer.fd, selected_cb, &sr, &sr.e), 0);
 	engine_sync_selected(sr.e, 1, 7, exists);
-	ck_assert_int_eq(engine_sync_selected_vanished(sr.e, vanished), 0);
+	if (vanished)
+		ck_assert_int_eq(engine_sync_selected_vanished(sr.e, vanished), 0);
 	while (!sr.res.done) {
 		ck_assert_int_ge(cpmsync_loop_iterate(loop, 50), 0);
-		if (!called && !sr.res.done && sr.e->pull_cmds == 2) {
+		if (!called && !sr.res.done && when(sr.e)) {
 			called = true;
 			ck_assert_int_eq(store_begin(store_from_public(store)), 0);
 			ck_assert_int_eq(store_commit(store_from_public(store)), 0);
@@ -219,6 +237,14 @@ static struct selected_run run_selected_local_call(struct cpmsync_store *store,
 	cpmsync_loop_free(loop);
 	ck_assert_int_eq(script_peer_wait(&peer), 0);
 	return sr;
+}
+
+/* run_selected_when() with the call while both UID FETCHes are out. */
+static struct selected_run run_selected_local_call(struct cpmsync_store *store,
+						   const struct script_step *script,
+						   uint32_t exists, const struct rangeset *vanished)
+{
+	return run_selected_when(store, script, exists, vanished, when_fetches_out);
 }
 
 static struct sync_result run(struct cpmsync_store *store, const struct script_step *script)
@@ -1583,15 +1609,16 @@ START_TEST(test_sync_selected_vanished_folder_renamed)
 	 * command on it is answered NO.  A local call while the UID FETCHes
 	 * are out commits what the run wrote so far: the two messages must
 	 * not be among it (the server still has them, under the new name).
-	 * The run fails; nothing removed. */
+	 * Nothing removed; the run does not fail on the NO (that cost a
+	 * reconnect): it goes on, on this connection, and tells the session
+	 * the folder is gone (a full sync, whose LIST finds it). */
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
 		SELECTED_FETCHES,
 		{ SCRIPT_SLEEP, "200" },
 		{ SCRIPT_SEND, "a3 NO Mailbox does not exist (0.000 sec)\r\n"
 			       "a4 NO Mailbox does not exist (0.000 sec)\r\n" },
-		{ SCRIPT_EXPECT_EOF, NULL },
-		{ SCRIPT_END, NULL },
+		SCRIPT_LOGOUT("a5"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct rangeset v = RANGESET_INIT;
@@ -1601,9 +1628,91 @@ START_TEST(test_sync_selected_vanished_folder_renamed)
 	ck_assert_int_eq(rangeset_add_range(&v, 1, 2), 0);
 	sr = run_selected_local_call(cs, script, 0, &v);
 	rangeset_free(&v);
-	ck_assert_int_lt(sr.res.r, 0);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
 	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message"), "1,2");
 	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "3 100");
+	ck_assert_uint_eq(sr.res.stats.messages_removed, 0);
+	ck_assert_uint_eq(sr.res.stats.folders_gone, 1);
+	ck_assert_int_eq(sr.state, 0);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/* selected_fixture() with folder 2, Other (UIDVALIDITY 9, empty), and a
+ * message stored into it here (its APPEND waits in the journal). */
+static void other_append_fixture(struct cpmsync_store *cs)
+{
+	static const char msg[] = "Message-ID: <local@x>\r\nSubject: mine\r\n\r\nlocal\r\n";
+
+	selected_fixture(cs);
+	exec(cs, "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+		 " highestmodseq) VALUES (1, 'Other', 'Other', 9, 1, 1)");
+	ck_assert_int_eq(
+		cpmsync_op_store(cs, "t", "Other", msg, sizeof(msg) - 1, NULL, 1767225600, NULL),
+		0);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(op, ',') FROM journal"), "append");
+}
+
+/* The run without SELECT of INBOX, current (no news), then the replay's
+ * APPEND into Other, answered with "* VANISHED vanished" of INBOX, then
+ * the UID FETCH of the first of them that asks INBOX whether it is still
+ * there, answered by probe. */
+#define VANISHED_WITH_APPEND(vanished, first, probe)                                               \
+	SELECTED_LOGIN, SELECTED_FETCHES, { SCRIPT_SEND, "a3 OK fetched\r\na4 OK fetched\r\n" },   \
+		{ SCRIPT_EXPECT, "a5 APPEND Other () \"01-Jan-2026 00:00:00 +0000\" {47}" },       \
+		{ SCRIPT_SEND, "+ go\r\n" }, { SCRIPT_EXPECT, "Message-ID: <local@x>" },           \
+		{ SCRIPT_EXPECT, "Subject: mine" }, { SCRIPT_EXPECT, "" },                         \
+		{ SCRIPT_EXPECT, "local" }, { SCRIPT_EXPECT, "" },                                 \
+		{ SCRIPT_SEND, "* VANISHED " vanished "\r\na5 OK [APPENDUID 9 1] appended\r\n" },  \
+		{ SCRIPT_EXPECT, "a6 UID FETCH " first " (UID)" }, { SCRIPT_SLEEP, "200" },        \
+		{ SCRIPT_SEND, probe }, SCRIPT_LOGOUT("a7")
+
+START_TEST(test_sync_selected_vanished_with_append)
+{
+	/* Cyrus 3.6, another client renamed INBOX's folder while the run
+	 * replayed an APPEND into another folder: its answer carried the
+	 * VANISHED of every message of the selected INBOX (not in IDLE: no
+	 * run of news follows to prove anything).  A local call commits the
+	 * run's batch before the server tells whether INBOX is still there:
+	 * the two messages must not be in it.  Asked, INBOX refuses: nothing
+	 * removed, the folder is gone for the session (a full sync). */
+	static const struct script_step script[] = {
+		VANISHED_WITH_APPEND("1:2", "1", "a6 NO Mailbox does not exist (0.000 sec)\r\n"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	other_append_fixture(cs);
+	sr = run_selected_when(cs, script, 2, NULL, when_replayed);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message WHERE folder_id = 1"),
+			 "1,2");
+	ck_assert_uint_eq(sr.res.stats.messages_removed, 0);
+	ck_assert_uint_eq(sr.res.stats.ops_replayed, 1);
+	ck_assert_uint_eq(sr.res.stats.folders_gone, 1);
+	ck_assert_int_eq(sr.state, 0);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_expunge_with_append)
+{
+	/* The same answer of the APPEND when another client expunged UID 2
+	 * of INBOX: asked, INBOX answers OK, and UID 2 goes within the run. */
+	static const struct script_step script[] = {
+		VANISHED_WITH_APPEND("2", "2", "a6 OK fetched\r\n"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	other_append_fixture(cs);
+	sr = run_selected_when(cs, script, 2, NULL, when_replayed);
+	ck_assert_msg(sr.res.r == 0, "%d %s", sr.res.r, sr.res.reason);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message WHERE folder_id = 1"),
+			 "1");
+	ck_assert_uint_eq(sr.res.stats.messages_removed, 1);
+	ck_assert_uint_eq(sr.res.stats.folders_gone, 0);
+	ck_assert_int_eq(sr.state, 2); /* an APPEND replayed: SELECT it again */
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -1830,6 +1939,8 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_sync_selected_vanished_in_idle);
 	tcase_add_test(tc, test_sync_selected_vanished_folder_renamed);
 	tcase_add_test(tc, test_sync_selected_vanished_local_call);
+	tcase_add_test(tc, test_sync_selected_vanished_with_append);
+	tcase_add_test(tc, test_sync_selected_expunge_with_append);
 	tcase_add_test(tc, test_sync_selected_vanished_twice);
 	tcase_add_test(tc, test_sync_selected_vanished_other_uidvalidity);
 	tcase_add_test(tc, test_keep_selected_unchanged);
