@@ -281,8 +281,10 @@ check "store == server after the flag change" compare "$WORK/store.db"
 sigmark
 logmark
 da expunge -u "$USER1" mailbox INBOX uid "$PUID" || bail "expunging uid $PUID failed"
+T0=$(date +%s.%N)
 check "push: MessagesRemoved for an expunge by another client" \
 	within 10 saw_signal "^$INBOX $F MessagesRemoved "
+echo "# expunge by another client seen after <= $(since "$T0") s"
 check "push: back in IDLE after the expunge's sync" within 10 logged 'a: IDLE again on INBOX'
 no_select "the expunge"
 check "store == server after the expunge" compare "$WORK/store.db"
@@ -369,6 +371,81 @@ check "...the daemon, in IDLE on it, got VANISHED 1:3" within 10 logged ' S: \* 
 check "...and renames it here, with its 3 messages" within 20 same Ren2 prop "$REN" $F Name
 check "...the same local ids ($REN_IDS)" same "$REN_IDS" ren_ids
 check "...no MessagesRemoved signal" bash -c "! grep -q ' MessagesRemoved ' <<<\"\$1\"" _ "$(signals_since)"
+check "store == server after the rename" within 10 compare "$WORK/store.db"
+# The fast run's UID FETCH refused: a full sync on this connection, no
+# reconnect (one login since the start).
+check "...without a reconnect (one login in the log)" same 1 grep -c 'a: connected$' "$WORK/daemon.log"
+
+# --- the selected folder renamed while the daemon is out of IDLE -----------------------------
+# Cyrus sends that VANISHED with the next response on the connection,
+# whatever the command.  Here the daemon's imapd is stopped while the
+# daemon idles on Sel; another client renames Sel; a SetFlags on a message
+# of INBOX makes the daemon send DONE and its fast run's UID FETCHes on
+# Sel; then the imapd goes on.  The VANISHED comes after DONE, to the run,
+# not in IDLE: held (the OK of a command on Sel would apply it), dropped
+# when the FETCHes are refused, and the run goes on (the UID STORE in
+# INBOX); a full sync on the same connection finds Sel2
+# (tests/unit/test-engine.c test_sync_selected_vanished_with_append: the
+# same with an APPEND's answer).  Before, the VANISHED went into the run's
+# open batch, the NO failed the run: a reconnect.
+check "server: CREATE Sel, 3 messages in it" da mailbox create -u "$USER1" Sel
+for i in 1 2 3; do
+	msg_save "$USER1" Sel "<sel$i@dbus.test>" 300 || bail "saving <sel$i@dbus.test> failed"
+done
+logmark
+check "Sync() returns at once" same '' call "$A" $AC Sync
+find_sel() { SEL=$(call "$A" "$AC" FindFolder s Sel) && [ "${SEL#/}" != "$SEL" ]; }
+check "...and brings Sel" within 15 find_sel
+check "Sel holds 3 messages here" within 10 same 3 prop "$SEL" $F Messages
+sel_ids() { call "$SEL" $F ListMessages tu 0 100 | grep -o '{Id=[0-9]*' | cut -d= -f2 | tr '\n' ' '; }
+SEL_IDS=$(sel_ids)
+logmark
+"$DBUS" set "$REN" $F Active b false >/dev/null || bail "cannot clear Active of Ren2"
+idle_on_sel() { log_since | sed -n '/ C: [^ ]* SELECT Sel$/,$p' | grep -qE ' C: [^ ]+ IDLE$'; }
+# An Active change that lands during a run is lost when the run ends with
+# the IDLE folder current (sync_done() sets sel_current again): with the
+# poll every 2 s here that happens; set it again until IDLE is on Sel.
+activate_sel() { "$DBUS" set "$SEL" "$F" Active b true >/dev/null && within 4 idle_on_sel; }
+check "Active Sel: IDLE on Sel" within 20 activate_sel
+# imapd_of_daemon: the pid of the imapd at the other end of cpm-syncd's
+# one TCP connection
+imapd_of_daemon() {
+	local all conn lport
+	all=$(ss -Htnp state established) || return 1
+	conn=$(grep "pid=$DAEMON_PID," <<<"$all") || return 1
+	[ "$(wc -l <<<"$conn")" = 1 ] || return 1
+	lport=$(awk '{ n = split($3, a, ":"); print a[n] }' <<<"$conn")
+	awk -v lp="$lport" '{ n = split($4, a, ":"); if (a[n] == lp) print }' <<<"$all" |
+		grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+IMAPD=$(imapd_of_daemon)
+check "the daemon's connection: one imapd at its other end ($IMAPD)" \
+	bash -c '[[ $1 =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$1/comm")" = imapd ]' _ "$IMAPD"
+[[ $IMAPD =~ ^[0-9]+$ ]] || bail "no imapd found for cpm-syncd (pid $DAEMON_PID)"
+LOGINS=$(grep -c 'a: connected$' "$WORK/daemon.log")
+sigmark
+logmark
+kill -STOP "$IMAPD" || bail "cannot stop imapd $IMAPD"
+da mailbox rename -u "$USER1" Sel Sel2
+RENAMED=$?
+call "$INBOX" $F SetFlags atasas "$ID1" '$Sel' '' >/dev/null
+FLAGGED=$?
+within 10 logged ' C: DONE$'
+SENT_DONE=$?
+kill -CONT "$IMAPD" || bail "cannot continue imapd $IMAPD"
+check "server: RENAME Sel Sel2 (another client, the daemon's imapd stopped)" [ "$RENAMED" = 0 ]
+check "SetFlags +\$Sel on <seed1@dbus.test> of INBOX" [ "$FLAGGED" = 0 ]
+check "...the daemon left IDLE (DONE sent) before the imapd went on" [ "$SENT_DONE" = 0 ]
+vanished_after_done() { log_since | sed -n '/ C: DONE$/,$p' | grep -qE ' S: \* VANISHED 1:3( \.\.\.)?$'; }
+check "...its fast run got VANISHED 1:3 after the DONE" within 10 vanished_after_done
+check "...held, not applied: the UID FETCH on Sel was refused" \
+	within 10 logged 'a: 3 UID\(s\) VANISHED not applied: a command on their folder was refused$'
+check "...the folder is renamed here, with its 3 messages" within 20 same Sel2 prop "$SEL" $F Name
+check "...the same local ids ($SEL_IDS)" same "$SEL_IDS" sel_ids
+has_flag() { srv_flags "$1" "$2" | grep -qF "$3"; } # FOLDER MESSAGE-ID FLAG
+check "...the flag change reaches INBOX" within 20 has_flag INBOX '<seed1@dbus.test>' '$Sel'
+check "...no MessagesRemoved signal" bash -c "! grep -q ' MessagesRemoved ' <<<\"\$1\"" _ "$(signals_since)"
+check "...without a reconnect" same "$LOGINS" grep -c 'a: connected$' "$WORK/daemon.log"
 check "store == server after the rename" within 10 compare "$WORK/store.db"
 
 # --- an IDLE longer than the command timeout ---------------------------------------------------

@@ -284,7 +284,9 @@ check "  holding Id and Flags only (no Uid, HasBody, Status: unchanged)" \
 	saw_signal "^$INBOX org.cpmsync.Folder1 MessagesChanged \\[\\{Id=[0-9]+;Flags=\\[[^]]*Flagged[^]]*\\]\\}\\]\$"
 sigmark
 da expunge -u "$USER1" mailbox INBOX header message-id "<pushed@dbus.test>"
+T0=$(date +%s.%N)
 check "push: MessagesRemoved for an expunge by another client" eventually 5 saw_signal "$INBOX org.cpmsync.Folder1 MessagesRemoved"
+echo "# expunge by another client seen after <= $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s"
 check "push: PropertiesChanged for the folder's Messages" saw_signal "$INBOX org.freedesktop.DBus.Properties PropertiesChanged org.cpmsync.Folder1"
 
 # --- offline -------------------------------------------------------------------------------------
