@@ -1343,6 +1343,79 @@ START_TEST(test_folder_gone_by_select_resync_bounded)
 }
 END_TEST
 
+/*
+ * The fast run (news in IDLE for the selected INBOX, no SELECT) whose UID
+ * FETCHes are refused, as Cyrus refuses every command on a mailbox another
+ * client renamed: the run goes on (no failure, no reconnect), and the
+ * session lists the folders next on the same connection, before the wait
+ * SELECTs INBOX again by a name that may be gone (a refused SELECT falls
+ * back to polling).  Before, the run failed and the session logged in
+ * again.
+ */
+#define QR_CAPS "IMAP4rev1 IDLE ENABLE QRESYNC CONDSTORE"
+START_TEST(test_fast_run_refused_lists_at_once)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY " QR_CAPS "] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " QR_CAPS "] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },
+		{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },
+		{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na3 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a4 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" },
+		{ SCRIPT_SEND,
+		  "* STATUS INBOX (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 8 HIGHESTMODSEQ 5)\r\n"
+		  "a4 OK status\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT INBOX (CONDSTORE)" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "* OK [HIGHESTMODSEQ 5] h\r\na5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " },
+		{ SCRIPT_SEND, "a6 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a7 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "* OK [HIGHESTMODSEQ 5] h\r\na7 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a8 IDLE" },
+		{ SCRIPT_SEND, "+ idling\r\n" },
+		{ SCRIPT_SLEEP, "200" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n" },
+		{ SCRIPT_EXPECT, "DONE" },
+		{ SCRIPT_EXPECT, "a9 UID FETCH 1:* (" },
+		{ SCRIPT_EXPECT, "a10 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 5 VANISHED)" },
+		{ SCRIPT_SEND, "a8 OK idled\r\na9 NO Mailbox does not exist\r\n"
+			       "a10 NO Mailbox does not exist\r\n" },
+		/* the full sync at once, on this connection */
+		{ SCRIPT_EXPECT, "a11 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na11 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a12 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" },
+		{ SCRIPT_SEND,
+		  "* STATUS INBOX (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 8 HIGHESTMODSEQ 5)\r\n"
+		  "a12 OK status\r\n" },
+		{ SCRIPT_EXPECT, "a13 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "* OK [HIGHESTMODSEQ 5] h\r\na13 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a14 IDLE" },
+		{ SCRIPT_SEND, "+ idling\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	session = session_start(&env, script, &OPTIONS, &w);
+	wait_syncs(&env, &w, 2); /* the fast run: ended well */
+	wait_syncs(&env, &w, 3); /* the full one, on the same connection */
+	for (int i = 0; i < 30; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
+	ck_assert_int_eq(cpmsync_session_get_push_state(session), CPMSYNC_PUSH_IDLE);
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -1366,6 +1439,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_account_edited_to_another_mailbox);
 	tcase_add_test(tc, test_folder_gone_by_select_resynced);
 	tcase_add_test(tc, test_folder_gone_by_select_resync_bounded);
+	tcase_add_test(tc, test_fast_run_refused_lists_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
