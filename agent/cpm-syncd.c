@@ -51,7 +51,8 @@ static void usage(FILE *f)
 		   "                      account set offline (Online off) is left out, unless\n"
 		   "                      named as ACCT (then only ACCT is synced)\n"
 		   "      --check [ACCT]  connect, secure and log in to each account (or ACCT),\n"
-		   "                      print the server's capabilities, change nothing\n"
+		   "                      print the server's capabilities, change nothing; an\n"
+		   "                      account set offline is skipped, unless named as ACCT\n"
 		   "      --no-dbus       do not connect to D-Bus\n"
 		   "  -v, --verbose       debug logging (passwords are never logged)\n"
 		   "  -h, --help          this text\n"
@@ -173,28 +174,79 @@ static void check_done(int r, const char *capabilities, const char *reason, void
 	fflush(stdout);
 }
 
+/*
+ * The store, read-only, to learn which accounts the user set offline; NULL
+ * when there is none yet (nothing was set offline), or after a warning
+ * when it cannot be read (then every account is checked: --check is what
+ * one runs when things do not work).  --check takes no lock: a running
+ * daemon keeps writing meanwhile.
+ */
+static struct cpmsync_store *check_open_store(const char *database)
+{
+	struct cpmsync_store *store = NULL;
+	char *err = NULL;
+	int r;
+
+	if (access(database, F_OK) < 0 && errno == ENOENT)
+		return NULL;
+	r = cpmsync_store_open(database, CPMSYNC_STORE_READONLY, &store, &err);
+	if (r < 0) {
+		log_warning("cannot read from the store which accounts are set offline, so each"
+			    " is checked: %s",
+			    err ? err : cpmsync_strerror(r));
+		free(err);
+		return NULL;
+	}
+	return store;
+}
+
+/*
+ * --check: every account, one after the other; 0 if all were ok.  As with
+ * --once (run_once()), an account the user set offline is left out,
+ * named on standard output as skipped, and is no failure; named (only),
+ * it is checked all the same.
+ */
 static int run_check(struct config *cfg, const char *only)
 {
+	struct cpmsync_store *store = NULL;
 	struct cpmsync_loop *loop = NULL;
-	int failed = 0, checked = 0, r;
+	int failed = 0, checked = 0, skipped = 0, r;
 
+	if (only && !config_find_account(cfg, only)) {
+		printf("%s: no such account in %s\n", only, cfg->path);
+		return 1;
+	}
 	r = cpmsync_loop_new(&loop);
 	if (r < 0) {
 		log_error("cannot create the event loop: %s", cpmsync_strerror(r));
 		return 1;
 	}
-	if (only && !config_find_account(cfg, only)) {
-		printf("%s: no such account in %s\n", only, cfg->path);
-		cpmsync_loop_free(loop);
-		return 1;
-	}
+	if (cfg->n_accounts)
+		store = check_open_store(cfg->database);
 	for (size_t i = 0; i < cfg->n_accounts; i++) {
 		struct config_account *a = &cfg->accounts[i];
 		struct check_state st = { .account = a };
 		struct cpmsync_account settings;
+		bool online = true;
 
 		if (only && strcmp(a->name, only) != 0)
 			continue;
+		if (store && cpmsync_store_get_online(store, a->name, &online) < 0) {
+			log_warning(
+				"%s: cannot read whether it is set offline, so it is checked: %s",
+				a->name, cpmsync_store_error(store));
+			online = true;
+		}
+		if (!online && !only) {
+			printf("%s: skipped: set offline (Online is off); `cpm-syncd --check %s` "
+			       "checks it all the same\n",
+			       a->name, a->name);
+			fflush(stdout);
+			skipped++;
+			continue;
+		}
+		if (!online)
+			log_warning("%s: Online is off; checked as named (it stays off)", a->name);
 		checked++;
 		config_account_to_settings(a, &settings);
 		r = cpmsync_account_check(loop, &settings, check_done, &st, NULL);
@@ -208,6 +260,7 @@ static int run_check(struct config *cfg, const char *only)
 			if (r < 0) {
 				log_error("event loop failed: %s", cpmsync_strerror(r));
 				cpmsync_loop_free(loop);
+				cpmsync_store_close(store);
 				return 1;
 			}
 		}
@@ -215,7 +268,8 @@ static int run_check(struct config *cfg, const char *only)
 			failed++;
 	}
 	cpmsync_loop_free(loop);
-	if (checked == 0) {
+	cpmsync_store_close(store);
+	if (checked == 0 && skipped == 0) {
 		printf("no accounts in %s\n", cfg->path);
 		return 1;
 	}

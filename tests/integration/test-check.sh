@@ -111,6 +111,14 @@ else
 	not_ok "--check without an account (exit $rc): $out"
 fi
 
+# --check reads which accounts are set offline from the store, when there
+# is one (test-online-restart.sh); it makes none.
+if [ -e "$WORK/store.db" ]; then
+	not_ok "--check made no store: $(ls -l "$WORK/store.db")"
+else
+	ok "--check made no store"
+fi
+
 if grep -qF -- "$PASS1" "$ALL_OUT"; then
 	not_ok "the password never appears in any output"
 else

@@ -13,7 +13,9 @@
 # cpm-syncd --once honours it too: an account left offline is not synced
 # (no login, its changes stay queued), a line on stderr says so and how
 # to sync it, and the run exits 0; `cpm-syncd --once a`, the account
-# named, syncs it all the same and leaves the switch off.
+# named, syncs it all the same and leaves the switch off.  So does
+# cpm-syncd --check: the account's line says it was skipped (no login),
+# the others are checked, exit 0; `--check a` checks it all the same.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -109,5 +111,32 @@ expect "--once a: the switch stays off in the store" \
 "$SYNCD" -c "$CONF" --once nobody 2>"$WORK/once-nobody.err"
 expect "--once nobody: exit 1" "$?" 1
 expect "--once nobody: says so" "$(cat "$WORK/once-nobody.err")" "cpm-syncd: nobody: no such account in $CONF"
+
+# --- cpm-syncd --check ----------------------------------------------------------
+# a is still off; b, the same mailbox, is not in the store (on).
+CHECK_CONF=$WORK/check.conf
+{ cat "$CONF" && printf '[account b]\nhost = localhost\nport = %s\nca_file = %s\nuser = %s\npassword_file = %s\n' \
+	"$IMAPS_PORT" "$CA_FILE" "$USER1" "$WORK/alice.pw"; } >"$CHECK_CONF" || bail "write $CHECK_CONF"
+before=$(logins)
+"$SYNCD" -c "$CHECK_CONF" --check >"$WORK/check.out" 2>"$WORK/check.err"
+expect "--check with a off: exit 0" "$?" 0
+expect "--check with a off: a's line says it was skipped, and how to check it" "$(sed -n 1p "$WORK/check.out")" \
+	"a: skipped: set offline (Online is off); \`cpm-syncd --check a\` checks it all the same"
+check "--check with a off: b is checked" grep -qE '^b: ok .*IMAP4rev1' "$WORK/check.out"
+expect "--check with a off: two lines" "$(wc -l <"$WORK/check.out")" 2
+expect "--check with a off: nothing on stderr" "$(cat "$WORK/check.err")" ""
+check "--check with a off: b logged in" eventually 5 logged_in_since "$before"
+sleep 1
+expect "--check with a off: one login, b's" "$(logins)" $((before + 1))
+before=$(logins)
+"$SYNCD" -c "$CHECK_CONF" --check a >"$WORK/check-a.out" 2>"$WORK/check-a.err"
+expect "--check a: exit 0" "$?" 0
+check "--check a: a is checked" grep -qE '^a: ok .*IMAP4rev1' "$WORK/check-a.out"
+expect "--check a: one line" "$(wc -l <"$WORK/check-a.out")" 1
+expect "--check a: says it checked an account set offline" "$(cat "$WORK/check-a.err")" \
+	"cpm-syncd: a: Online is off; checked as named (it stays off)"
+check "--check a: a logged in" eventually 5 logged_in_since "$before"
+expect "--check a: the switch stays off in the store" \
+	"$(sqlite3 -readonly "$WORK/store.db" "SELECT online FROM account WHERE name = 'a'")" 0
 
 finish
