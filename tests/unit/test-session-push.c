@@ -151,9 +151,12 @@ static void waiting_with_notify(struct test_env *env, struct cpmsync_session *se
 
 /* The first run (INBOX and Chat, both empty), then after a full sync
  * NOTIFY SET, NONE, SET (session.c notify_done()): tags a1 to a9. */
-#define FIRST_SYNC_THEN_NOTIFY                                                                     \
-	{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" }, { SCRIPT_EXPECT, "a1 LOGIN alice" }, \
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY " CAPS "] in\r\n" },                             \
+/* The first run on a server with the capabilities caps: the login, INBOX
+ * and Chat listed, both selected (empty) and fetched; tags a1 to a6, the
+ * answer of the last UID FETCH included. */
+#define SYNC_INBOX_CHAT(caps)                                                                      \
+	{ SCRIPT_SEND, "* OK [CAPABILITY " caps "] hi\r\n" }, { SCRIPT_EXPECT, "a1 LOGIN alice" }, \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " caps "] in\r\n" },                             \
 		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },                                           \
 		{ SCRIPT_SEND,                                                                     \
 		  "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na2 OK list\r\n" },             \
@@ -164,8 +167,15 @@ static void waiting_with_notify(struct test_env *env, struct cpmsync_session *se
 		{ SCRIPT_EXPECT, "a5 SELECT Chat" },                                               \
 		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"    \
 			       "a5 OK [READ-WRITE] selected\r\n" },                                \
-		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " }, { SCRIPT_SEND, "a6 OK fetched\r\n" },      \
-		{ SCRIPT_EXPECT, "a7 " NOTIFY_SET },                                               \
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " },                                            \
+	{                                                                                          \
+		SCRIPT_SEND, "a6 OK fetched\r\n"                                                   \
+	}
+
+/* The first run (INBOX and Chat, both empty), then after a full sync
+ * NOTIFY SET, NONE, SET (session.c notify_done()): tags a1 to a9. */
+#define FIRST_SYNC_THEN_NOTIFY                                                                     \
+	SYNC_INBOX_CHAT(CAPS), { SCRIPT_EXPECT, "a7 " NOTIFY_SET },                                \
 		{ SCRIPT_SEND, "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7)\r\n"            \
 			       "a7 OK notify\r\n" },                                               \
 		{ SCRIPT_EXPECT, "a8 NOTIFY NONE" }, { SCRIPT_SEND, "a8 OK none\r\n" },            \
@@ -903,25 +913,42 @@ START_TEST(test_backoff_reset_by_progress)
 }
 END_TEST
 
+/*
+ * The back-off tests' run: script (six connections over TCP, each closed
+ * by the server, five of them after a sync that ended well) against a
+ * session that retries from 200 ms on and counts a connection as one that
+ * stays after 500 ms (session_stable_ms), until its sixth retry (at most
+ * 10 s).  rt has the retries' warnings.
+ */
+static void run_six_retries(const struct script_step *script, struct retries *rt)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	struct cpmsync_account account = ACCOUNT;
+	const struct cpmsync_session_options options = { .debounce_ms = 5, .retry_min_ms = 200 };
+
+	session_stable_ms = 500;
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, retries_cb, rt);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &options, &CALLBACKS,
+					     &w, &session),
+			 0);
+	for (int i = 0; i < 1000 && rt->n < 6; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	session_stable_ms = SESSION_STABLE_MS;
+	ck_assert_uint_eq(rt->n, 6);
+	ck_assert_uint_eq(w.syncs, 5);
+	ck_assert_int_eq(w.last_r, 0);
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+
 /* A sync of INBOX and Chat (both empty), ended well: up to the answer of
  * the last UID FETCH, as in FIRST_SYNC_THEN_NOTIFY. */
-#define SYNC_ENDED                                                                                 \
-	{ SCRIPT_SEND, "* OK [CAPABILITY " CAPS "] hi\r\n" }, { SCRIPT_EXPECT, "a1 LOGIN alice" }, \
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY " CAPS "] in\r\n" },                             \
-		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },                                           \
-		{ SCRIPT_SEND,                                                                     \
-		  "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na2 OK list\r\n" },             \
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },                                              \
-		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"    \
-			       "a3 OK [READ-WRITE] selected\r\n" },                                \
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " }, { SCRIPT_SEND, "a4 OK fetched\r\n" },      \
-		{ SCRIPT_EXPECT, "a5 SELECT Chat" },                                               \
-		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"    \
-			       "a5 OK [READ-WRITE] selected\r\n" },                                \
-		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " },                                            \
-	{                                                                                          \
-		SCRIPT_SEND, "a6 OK fetched\r\n"                                                   \
-	}
+#define SYNC_ENDED SYNC_INBOX_CHAT(CAPS)
 
 /*
  * A server that lets every sync end well and then closes the connection
@@ -933,12 +960,7 @@ END_TEST
  */
 START_TEST(test_backoff_sync_then_close)
 {
-	struct cpmsync_session *session = NULL;
 	struct retries rt = { 0 };
-	struct test_env env;
-	struct watch w = { 0 };
-	struct cpmsync_account account = ACCOUNT;
-	const struct cpmsync_session_options options = { .debounce_ms = 5, .retry_min_ms = 200 };
 	const struct script_step script[] = {
 		/* 1, 2, 3: a sync ended, closed at once */
 		SYNC_ENDED,
@@ -962,20 +984,7 @@ START_TEST(test_backoff_sync_then_close)
 		{ SCRIPT_END, NULL },
 	};
 
-	session_stable_ms = 500;
-	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
-	account.port = env.port;
-	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, retries_cb, &rt);
-	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &options, &CALLBACKS,
-					     &w, &session),
-			 0);
-	for (int i = 0; i < 1000 && rt.n < 6; i++)
-		cpmsync_loop_iterate(env.loop, 10);
-	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
-	session_stable_ms = SESSION_STABLE_MS;
-	ck_assert_uint_eq(rt.n, 6);
-	ck_assert_uint_eq(w.syncs, 5);
-	ck_assert_int_eq(w.last_r, 0);
+	run_six_retries(script, &rt);
 	/* 200, 400, 800 ms (+-25 %): each sync ended, each connection closed
 	 * at once */
 	ck_assert_uint_ge(retry_delay(&rt, 0), 150);
@@ -988,9 +997,6 @@ START_TEST(test_backoff_sync_then_close)
 	ck_assert_msg(retry_delay(&rt, 4) >= 300 && retry_delay(&rt, 4) <= 500, "%s", rt.line[4]);
 	/* and backing off from there */
 	ck_assert_msg(retry_delay(&rt, 5) >= 600 && retry_delay(&rt, 5) <= 1000, "%s", rt.line[5]);
-
-	cpmsync_session_free(session);
-	test_env_end(&env);
 }
 END_TEST
 
@@ -998,21 +1004,7 @@ END_TEST
 /* A sync of INBOX and Chat (both empty) on a server with IDLE and no
  * NOTIFY, then the wait: INBOX selected, IDLE accepted. */
 #define SYNC_THEN_IDLE                                                                             \
-	{ SCRIPT_SEND, "* OK [CAPABILITY " IDLE_CAPS "] hi\r\n" },                                 \
-		{ SCRIPT_EXPECT, "a1 LOGIN alice" },                                               \
-		{ SCRIPT_SEND, "a1 OK [CAPABILITY " IDLE_CAPS "] in\r\n" },                        \
-		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },                                           \
-		{ SCRIPT_SEND,                                                                     \
-		  "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na2 OK list\r\n" },             \
-		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },                                              \
-		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"    \
-			       "a3 OK [READ-WRITE] selected\r\n" },                                \
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* " }, { SCRIPT_SEND, "a4 OK fetched\r\n" },      \
-		{ SCRIPT_EXPECT, "a5 SELECT Chat" },                                               \
-		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"    \
-			       "a5 OK [READ-WRITE] selected\r\n" },                                \
-		{ SCRIPT_EXPECT, "a6 UID FETCH 1:* " }, { SCRIPT_SEND, "a6 OK fetched\r\n" },      \
-		{ SCRIPT_EXPECT, "a7 SELECT INBOX" },                                              \
+	SYNC_INBOX_CHAT(IDLE_CAPS), { SCRIPT_EXPECT, "a7 SELECT INBOX" },                          \
 		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"    \
 			       "a7 OK [READ-WRITE] selected\r\n" },                                \
 		{ SCRIPT_EXPECT, "a8 IDLE" },                                                      \
@@ -1030,12 +1022,7 @@ END_TEST
  */
 START_TEST(test_backoff_wait_then_close)
 {
-	struct cpmsync_session *session = NULL;
 	struct retries rt = { 0 };
-	struct test_env env;
-	struct watch w = { 0 };
-	struct cpmsync_account account = ACCOUNT;
-	const struct cpmsync_session_options options = { .debounce_ms = 5, .retry_min_ms = 200 };
 	const struct script_step script[] = {
 		/* 1, 2: synced, NOTIFY set (waiting), closed at once */
 		FIRST_SYNC_THEN_NOTIFY,
@@ -1057,20 +1044,7 @@ START_TEST(test_backoff_wait_then_close)
 		{ SCRIPT_END, NULL },
 	};
 
-	session_stable_ms = 500;
-	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
-	account.port = env.port;
-	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, retries_cb, &rt);
-	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &options, &CALLBACKS,
-					     &w, &session),
-			 0);
-	for (int i = 0; i < 1000 && rt.n < 6; i++)
-		cpmsync_loop_iterate(env.loop, 10);
-	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
-	session_stable_ms = SESSION_STABLE_MS;
-	ck_assert_uint_eq(rt.n, 6);
-	ck_assert_uint_eq(w.syncs, 5);
-	ck_assert_int_eq(w.last_r, 0);
+	run_six_retries(script, &rt);
 	/* 200, 400, 800, 1600 ms (+-25 %): each connection waited, and
 	 * each was closed as soon as the wait began */
 	ck_assert_msg(retry_delay(&rt, 0) >= 150 && retry_delay(&rt, 0) <= 250, "%s", rt.line[0]);
@@ -1081,9 +1055,6 @@ START_TEST(test_backoff_wait_then_close)
 	ck_assert_msg(retry_delay(&rt, 4) >= 150 && retry_delay(&rt, 4) <= 250, "%s", rt.line[4]);
 	/* and backing off from there */
 	ck_assert_msg(retry_delay(&rt, 5) >= 300 && retry_delay(&rt, 5) <= 500, "%s", rt.line[5]);
-
-	cpmsync_session_free(session);
-	test_env_end(&env);
 }
 END_TEST
 
