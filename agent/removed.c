@@ -6,6 +6,7 @@
  * directory.  Any failure takes back what was written.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -225,7 +226,7 @@ static int make_dirs(const char *dir)
 /* Writes len bytes of data, or fd's content from the store (data NULL:
  * message id), into the new file name of dirfd, then syncs it. */
 static int write_file(struct cpmsync_store *store, int dirfd, const char *name, const char *data,
-		      size_t len, int64_t id, int64_t mtime, char **ret_error)
+		      size_t len, int64_t id, int64_t mtime, bool sync, char **ret_error)
 {
 	_cleanup_close_ int fd = -1;
 	int r = 0;
@@ -262,7 +263,7 @@ static int write_file(struct cpmsync_store *store, int dirfd, const char *name, 
 	if (r == 0 && mtime > 0)
 		(void)futimens(fd, (struct timespec[]){ { .tv_sec = (time_t)mtime },
 							{ .tv_sec = (time_t)mtime } });
-	if (r == 0 && fsync(fd) < 0)
+	if (r == 0 && sync && fsync(fd) < 0)
 		r = -errno;
 	if (r == 0 && close(TAKE_FD(fd)) < 0)
 		r = -errno;
@@ -336,8 +337,49 @@ static int sync_dir(const char *dir)
 	return 0;
 }
 
-int removed_save(struct cpmsync_store *store, const char *account, const char *who, const char *dir,
-		 time_t now, struct removed_saved *ret, char **ret_error)
+/* The directories' entries: saved's own, then dir's in its parent (dir
+ * may be new). */
+static int sync_dirs(const struct removed_saved *saved, const char *dir)
+{
+	_cleanup_free_ char *parent = xstrdup(dir);
+	char *slash = strrchr(parent, '/');
+	int r;
+
+	r = sync_dir(saved->directory);
+	if (r == 0)
+		r = sync_dir(dir);
+	if (r == 0 && slash && slash != parent) {
+		*slash = '\0';
+		r = sync_dir(parent);
+	}
+	return r;
+}
+
+int removed_sync(const struct removed_saved *saved, const char *dir, char **ret_error)
+{
+	int r;
+
+	if (!saved->directory)
+		return 0;
+	for (size_t i = 0; i < saved->n_files; i++) {
+		_cleanup_free_ char *p = xasprintf("%s/%s", saved->directory, saved->files[i]);
+		_cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+		if (fd < 0 || fsync(fd) < 0) {
+			r = -errno;
+			*ret_error = xasprintf("cannot sync %s to disk: %s", p, strerror(-r));
+			return r;
+		}
+	}
+	r = sync_dirs(saved, dir);
+	if (r < 0)
+		*ret_error = xasprintf("cannot sync the directories of %s to disk: %s",
+				       saved->directory, strerror(-r));
+	return r;
+}
+
+static int save(struct cpmsync_store *store, const char *account, const char *who, const char *dir,
+		time_t now, bool sync, struct removed_saved *ret, char **ret_error)
 {
 	_cleanup_(changes_free) struct changes all = { 0 };
 	struct removed_saved saved = { 0 };
@@ -405,7 +447,7 @@ int removed_save(struct cpmsync_store *store, const char *account, const char *w
 		if (str_eq(c->operation, "store") && c->has_body && !unreadable) {
 			name = xasprintf("%03u.eml", ++messages);
 			r = write_file(store, dirfd, name, NULL, 0, c->message_id, c->internaldate,
-				       &why);
+				       sync, &why);
 			if (r < 0) {
 				fclose(f);
 				goto fail;
@@ -419,22 +461,13 @@ int removed_save(struct cpmsync_store *store, const char *account, const char *w
 		why = xasprintf("%s", strerror(ENOMEM));
 		goto fail;
 	}
-	r = write_file(store, dirfd, "unsent.txt", list, list_len, 0, 0, &why);
+	r = write_file(store, dirfd, "unsent.txt", list, list_len, 0, 0, sync, &why);
 	if (r < 0)
 		goto fail;
 	add_file(&saved, "unsent.txt");
 	/* The names, then the directory's own in dir, and dir's in its
 	 * parent (dir may be new). */
-	r = fsync(dirfd) < 0 ? -errno : sync_dir(dir);
-	if (r == 0) {
-		_cleanup_free_ char *parent = xstrdup(dir);
-		char *slash = strrchr(parent, '/');
-
-		if (slash && slash != parent) {
-			*slash = '\0';
-			r = sync_dir(parent);
-		}
-	}
+	r = !sync ? 0 : fsync(dirfd) < 0 ? -errno : sync_dirs(&saved, dir);
 	if (r < 0) {
 		why = xasprintf("syncing the directories: %s", strerror(-r));
 		goto fail;
@@ -449,4 +482,16 @@ fail:
 	removed_discard(&saved);
 	removed_saved_clear(&saved);
 	return r;
+}
+
+int removed_save(struct cpmsync_store *store, const char *account, const char *who, const char *dir,
+		 time_t now, struct removed_saved *ret, char **ret_error)
+{
+	return save(store, account, who, dir, now, true, ret, ret_error);
+}
+
+int removed_save_unsynced(struct cpmsync_store *store, const char *account, const char *who,
+			  const char *dir, time_t now, struct removed_saved *ret, char **ret_error)
+{
+	return save(store, account, who, dir, now, false, ret, ret_error);
 }

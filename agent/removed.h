@@ -44,6 +44,19 @@ struct removed_saved {
  */
 int removed_save(struct cpmsync_store *store, const char *account, const char *who, const char *dir,
 		 time_t now, struct removed_saved *ret, char **ret_error);
+/*
+ * removed_save() in two steps, for a caller that does not wait for the
+ * disk meanwhile (Manager1.RemoveAccount: the fsync()s, one per file,
+ * took 4.4 s for 1,000 new messages on ext4): the same files written,
+ * none synced; then removed_sync(), which needs no store and may run on
+ * another thread, syncs each file, the directory, dir and dir's parent.
+ * It returns 0, or a negative errno with *ret_error a malloc()ed
+ * sentence; the files stay either way.  The account's data must not go
+ * before it returned 0.
+ */
+int removed_save_unsynced(struct cpmsync_store *store, const char *account, const char *who,
+			  const char *dir, time_t now, struct removed_saved *ret, char **ret_error);
+int removed_sync(const struct removed_saved *saved, const char *dir, char **ret_error);
 /* Removes what removed_save() wrote (the removal failed after it). */
 void removed_discard(struct removed_saved *saved);
 /* Frees saved's members (the files stay). */

@@ -402,10 +402,11 @@ gone_b() {
 	[[ $out == "cpmctl: unknown account 'b'; the store '$WORK/store.db' holds: "* ]] &&
 		! grep -qE 'holds: (.*, )?b(,|$)' <<<"$out"
 }
-check "RemoveAccount removes b's data from the store" gone_b dump
+# (once its saved files are synced to disk, after the reply)
+check "RemoveAccount removes b's data from the store" eventually 10 gone_b dump
 check "RemoveAccount removes b's queued change" gone_b pending
 check "RemoveAccount: the daemon says what it dropped, and where it saved it" \
-	grep -qxE "cpm-syncd: b: removed from the configuration, and its data from the store, with 1 local change\\(s\\) it had not sent, saved in $XDG_DATA_HOME/cpmsync/removed/b-[0-9]{8}T[0-9]{6}Z \\(1 new message\\(s\\) as \\.eml files, the 1 change\\(s\\) listed in unsent\\.txt\\)" "$WORK/daemon.log"
+	eventually 5 grep -qxE "cpm-syncd: b: removed from the configuration, and its data from the store, with 1 local change\\(s\\) it had not sent, saved in $XDG_DATA_HOME/cpmsync/removed/b-[0-9]{8}T[0-9]{6}Z \\(1 new message\\(s\\) as \\.eml files, the 1 change\\(s\\) listed in unsent\\.txt\\)" "$WORK/daemon.log"
 check "RemoveAccount saved b's queued message as it was stored" \
 	cmp "$WORK/b-private.eml" "$XDG_DATA_HOME"/cpmsync/removed/b-*/001.eml
 check "AddAccount with a CpmRoot that is not a folder name: InvalidArgs naming CpmRoot" \

@@ -140,6 +140,47 @@ START_TEST(test_saved)
 }
 END_TEST
 
+/* In two steps (RemoveAccount syncs on a thread): the same files, then
+ * synced; a file gone by then fails the sync, naming it, and the rest
+ * stays (the caller keeps the account's data). */
+START_TEST(test_saved_then_synced)
+{
+	struct removed_saved saved;
+	char *err = NULL, path[256];
+
+	queue_changes();
+	ck_assert_int_eq(removed_save_unsynced(cs, "a", "alice@example.org", savedir, 1700000100,
+					       &saved, &err),
+			 0);
+	ck_assert_ptr_null(err);
+	snprintf(path, sizeof(path), "%s/a-20231114T221500Z", savedir);
+	ck_assert_str_eq(saved.directory, path);
+	ck_assert_uint_eq(saved.messages, 1);
+	ck_assert_uint_eq(saved.changes, 3);
+	ck_assert_uint_eq(saved.n_files, 2);
+	snprintf(path, sizeof(path), "%s/001.eml", saved.directory);
+	ck_assert_str_eq(slurp(path), msg);
+	snprintf(path, sizeof(path), "%s/unsent.txt", saved.directory);
+	ck_assert_ptr_nonnull(strstr(slurp(path), "3. create-folder \"Later\"\n"));
+	ck_assert_int_eq(removed_sync(&saved, savedir, &err), 0);
+	ck_assert_ptr_null(err);
+
+	snprintf(path, sizeof(path), "%s/001.eml", saved.directory);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(removed_sync(&saved, savedir, &err), -ENOENT);
+	snprintf(path, sizeof(path), "cannot sync %s/001.eml to disk: No such file or directory",
+		 saved.directory);
+	ck_assert_str_eq(err, path);
+	free(err);
+	snprintf(path, sizeof(path), "%s/unsent.txt", saved.directory);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	removed_saved_clear(&saved);
+
+	/* Nothing saved: nothing to sync. */
+	ck_assert_int_eq(removed_sync(&saved, savedir, &err), 0);
+}
+END_TEST
+
 START_TEST(test_nothing_unsent)
 {
 	struct removed_saved saved;
@@ -225,6 +266,7 @@ static Suite *removed_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_saved);
+	tcase_add_test(tc, test_saved_then_synced);
 	tcase_add_test(tc, test_nothing_unsent);
 	tcase_add_test(tc, test_body_unreadable);
 	tcase_add_test(tc, test_write_fails);
