@@ -151,12 +151,16 @@ BG_PIDS+=("$LAT_PID")
 sleep 1
 call /org/cpmsync org.cpmsync.Manager1 RemoveAccount o "$B_PATH" >"$WORK/remove-b.out" ||
 	bail "RemoveAccount b: $(cat "$WORK/remove-b.out")"
+readd=$(call /org/cpmsync org.cpmsync.Manager1 AddAccount 'sa{sv}' b "Host=s:127.0.0.1,User=s:$USER1,Password=s:x")
 version=$("$DBUS" get /org/cpmsync org.cpmsync.Manager1 Version) || bail "Version: $version"
 left=$(b_journal)
 if [ "$(stat -f -c %T "$XDG_DATA_HOME")" = tmpfs ]; then
 	ok "another call answered while the files are synced # skip: on tmpfs fsync() costs nothing"
+	ok "AddAccount of b meanwhile: refused # skip: on tmpfs fsync() costs nothing"
 else
 	expect "another call answered while the files are synced: b's data still in the store" "$left" 400
+	expect "AddAccount of b meanwhile: refused, try again" "$readd" \
+		"error org.cpmsync.Error.Failed: account 'b' is being removed (its unsent changes are being written to disk); try again when that is done"
 fi
 check "b's data goes once they are synced" eventually 60 b_journal_is 0
 dirs=$(find "$SAVED" -mindepth 1 -maxdepth 1) || bail "find $SAVED"
