@@ -3,7 +3,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +21,6 @@ static struct cpmsync_loop *loop;
 static unsigned calls;
 static uint64_t last_call_ms;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
 	strcpy(tmpdir, "/tmp/test-config-watch-XXXXXX");
@@ -44,7 +35,7 @@ static void teardown(void)
 	loop = cpmsync_loop_free(loop);
 	if (chdir("/") < 0)
 		perror("chdir");
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 static void on_changed(void *userdata)

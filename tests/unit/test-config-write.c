@@ -3,7 +3,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +17,6 @@
 #include "config.h"
 
 static char tmpdir[PATH_MAX];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void setup(void)
 {
@@ -44,7 +35,7 @@ static void teardown(void)
 {
 	if (chdir("/") < 0)
 		perror("chdir");
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 static const char *tmp_path(const char *name)

@@ -3,7 +3,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +26,6 @@
 static char tmpdir[PATH_MAX];
 static char *const SENTINEL = (char *)"untouched";
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
 	char home[PATH_MAX + 8];
@@ -54,7 +45,7 @@ static void teardown(void)
 	/* Some tests chdir() into tmpdir. */
 	if (chdir("/") < 0)
 		perror("chdir");
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 /* tmpdir/name, in a static ring so that a few can be alive at once. */

@@ -10,7 +10,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,14 +292,6 @@ static char dbpath[sizeof(tmpdir) + 32];
 static struct cpmsync_store *cs;
 static struct store *s;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
 	char *err = NULL;
@@ -320,7 +311,7 @@ static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
 	s = NULL;
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 /* An fd reading text. */

@@ -9,7 +9,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,14 +287,6 @@ static void setup(void)
 	failed_signal[0] = '\0';
 }
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 static void teardown(void)
 {
 	if (client) {
@@ -319,7 +310,7 @@ static void teardown(void)
 		kill(daemon_pid, SIGTERM);
 		waitpid(daemon_pid, NULL, 0);
 	}
-	nftw(tmpdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 #define SKIP_WITHOUT_DAEMON()                                                                      \

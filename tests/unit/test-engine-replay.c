@@ -14,7 +14,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,14 +584,6 @@ static void progress_cb(void *userdata, const char *folder, uint32_t done, uint3
 		snprintf(progress + n, sizeof(progress) - n, "%s%u/%u", n ? " " : "", done, total);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void exec(const char *sql)
 {
 	ck_assert_int_eq(store_exec(store_from_public(cs), sql), 0);
@@ -641,7 +632,7 @@ static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
 	rangeset_free(&conn_folders);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 /* A local message in folder of the given flags, size 5, date 2000, body

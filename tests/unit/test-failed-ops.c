@@ -8,7 +8,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +27,6 @@ static struct cpmsync_store *cs;
 static struct store *s;
 
 static const char msg[] = "Message-ID: <new@x>\r\nSubject: s\r\n\r\nbody\r\n";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void exec(const char *sql)
 {
@@ -67,7 +58,7 @@ static void setup(void)
 static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 /* Makes the newest journal row a failed operation; its id. */

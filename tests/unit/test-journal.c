@@ -8,7 +8,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,14 +272,6 @@ END_TEST
 
 static char tmpdir[64];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 START_TEST(test_store_rows)
 {
 	struct journal_args args = { .op = JOURNAL_OP_SET_ACL, .acl = { "bob", "" } };
@@ -334,7 +325,7 @@ START_TEST(test_store_rows)
 	ck_assert_int_eq(journal_bind_ops(s, st), -EINVAL);
 
 	s = store_close(s);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 END_TEST
 

@@ -8,7 +8,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -52,14 +51,6 @@ static const char msg2[] = "Message-ID: <two@example.org>\r\n"
 			   "Subject: two\r\n"
 			   "\r\n"
 			   "world\r\n";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int64_t add_folder(const char *account, const char *name)
 {
@@ -108,7 +99,7 @@ static void teardown(void)
 	ob = outbox_free(ob);
 	cs = cpmsync_store_close(cs);
 	loop = cpmsync_loop_free(loop);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 static bool known(void *userdata, const char *account)
@@ -851,7 +842,7 @@ START_TEST(test_outbox_recreated)
 {
 	start();
 	/* Removed under the daemon's feet: a rescan brings it back. */
-	nftw(obx, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(obx);
 	ck_assert(!exists(obx));
 	run_for(100);
 	outbox_rescan(ob);
@@ -940,7 +931,7 @@ START_TEST(test_outbox_removed_noticed)
 	for (int i = 1; i <= 2; i++) {
 		/* first removed, then moved away */
 		if (i == 1)
-			nftw(obx, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+			test_rm_rf(obx);
 		else
 			ck_assert_int_eq(rename(obx, moved), 0);
 		ck_assert(run_until(file_exists, P(".pending"), 3000));
@@ -951,7 +942,7 @@ START_TEST(test_outbox_removed_noticed)
 		ck_assert(run_until(file_gone, P("a/INBOX/drop%d", i), 3000));
 		ck_assert_int_eq(count("a", "INBOX", NULL), i);
 	}
-	nftw(moved, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(moved);
 }
 END_TEST
 

@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,18 +157,10 @@ static void setup(void)
 		0);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 static void expect_cached(int64_t id, const char *section, const char *format, uint32_t w,
@@ -792,7 +783,7 @@ START_TEST(test_helper_spare)
 	}
 	cpmsync_previewer_free(p2);
 	free(data);
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(dir);
 }
 END_TEST
 

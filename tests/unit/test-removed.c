@@ -6,7 +6,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <glob.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,14 +31,6 @@ static struct cpmsync_store *cs;
 /* Longer than the file size limit of test_write_fails. */
 static const char msg[] = "Message-ID: <new@x>\r\nSubject: hello\r\n\r\na body of some length\r\n";
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Account "a": INBOX with UID 5; account "b" without anything. */
 static void setup(void)
 {
@@ -63,7 +54,7 @@ static void setup(void)
 static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 /* A message stored (date 2023-11-14 22:13:20 UTC), a flag, a folder. */

@@ -9,7 +9,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,18 +56,10 @@ static void setup(void)
 	ck_assert_int_eq(cpmsync_store_watch(cs, notify, NULL), 0);
 }
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
-	nftw(tmpdir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 /* Takes everything; returns how many. */

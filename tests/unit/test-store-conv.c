@@ -11,7 +11,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,14 +43,6 @@ static char dbpath[sizeof(tmpdir) + 32];
 static struct cpmsync_store *cs;
 static struct store *s;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
 	char *err = NULL;
@@ -68,7 +59,7 @@ static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
 	s = NULL;
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 static char *read_all(const char *path, size_t *ret_len)

@@ -9,7 +9,6 @@
 #include <check.h>
 #include <errno.h>
 #include <stdarg.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,19 +75,11 @@ static void setup(void)
 	ck_assert_int_eq(store_body_put(s, 1, "hello", 5), 0);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
 	s = NULL;
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 static int64_t qint(const char *fmt, ...) ATTR_FORMAT(1, 2);

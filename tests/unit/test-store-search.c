@@ -8,7 +8,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,18 +161,10 @@ static void setup(void)
 	ck_assert_int_eq(store_exec(s, sql), 0);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void teardown(void)
 {
 	cs = cpmsync_store_close(cs);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 /* The search's ids as "i j k" (indexes into m[], "?" for others). */

@@ -8,7 +8,6 @@
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +21,6 @@
 static char tmpdir[64];
 static struct store *s;
 static int64_t acc_id, inbox;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void setup(void)
 {
@@ -46,7 +37,7 @@ static void setup(void)
 static void teardown(void)
 {
 	s = store_close(s);
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rm_rf(tmpdir);
 }
 
 static int64_t q(const char *sql)

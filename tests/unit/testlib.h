@@ -54,6 +54,10 @@ int script_peer_listen(const struct script_step *script, struct script_peer *ret
 /* Waits for the child; returns its exit status (0 when the script ran). */
 int script_peer_wait(struct script_peer *peer);
 
+/* rm -rf dir (a test's own temporary directory), links not followed;
+ * what cannot be removed is left. */
+void test_rm_rf(const char *dir);
+
 /* Runs the loop until *done is true or timeout_ms passed; returns *done. */
 struct cpmsync_loop;
 struct cpmsync_store;
