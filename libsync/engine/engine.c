@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1606,6 +1607,31 @@ static int fold_folder(struct cpmsync_sync *e, const struct plan_local_folder *l
 	return r;
 }
 
+/*
+ * INBOX is synced first, the other folders after it in their order (by name).
+ * In name order a large folder before it ("Archive", "Big") took the
+ * run's time, and a store that filled in it (pull_stop()) left INBOX,
+ * where new mail lands, never synced.  Geary does the same: its
+ * AccountSynchronizer queues the folders by special use, Inbox first,
+ * Spam and Trash last (GNOME/geary imap-engine-account-synchronizer.vala,
+ * bg_queue_comparator()).  i: INBOX's place in the queue (SIZE_MAX:
+ * not in it).
+ */
+static void queue_inbox_first(struct cpmsync_sync *e, size_t i)
+{
+	int64_t id;
+	uint32_t est;
+
+	if (i == SIZE_MAX || i == 0 || i >= e->n_queue)
+		return;
+	id = e->queue[i];
+	est = e->queue_est[i];
+	memmove(e->queue + 1, e->queue, i * sizeof(*e->queue));
+	memmove(e->queue_est + 1, e->queue_est, i * sizeof(*e->queue_est));
+	e->queue[0] = id;
+	e->queue_est[0] = est;
+}
+
 /* ask_ids: when not NULL, set (and nothing applied) if ids_wanted(). */
 static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 {
@@ -1618,6 +1644,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	size_t n_local = 0;
 	bool with_modseq = e->drv->ops->enabled(e->drv, IMAP_CAP_CONDSTORE) ||
 			   e->drv->ops->enabled(e->drv, IMAP_CAP_QRESYNC);
+	size_t inbox = SIZE_MAX;
 	bool crossing;
 	char delim;
 	int n, r;
@@ -1788,10 +1815,13 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 
 			if (est != QUEUE_EST_UNKNOWN)
 				e->prog_total += est;
+			if (strcasecmp(rf->name, "INBOX") == 0)
+				inbox = e->n_queue;
 			e->queue_est[e->n_queue] = est;
 			e->queue[e->n_queue++] = id;
 		}
 	}
+	queue_inbox_first(e, inbox);
 	if (r >= 0)
 		r = store_commit(e->store);
 	else
