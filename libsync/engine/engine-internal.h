@@ -220,6 +220,13 @@ struct cpmsync_sync {
 	uint32_t pipe_from;
 	/* The work the run's own commits made durable (engine_work_committed()). */
 	uint64_t work_committed;
+	/* stats.messages_added, _changed and _removed when the open batch
+	 * began: what they are again if it is rolled back (engine.c
+	 * batch_uncount()). */
+	uint32_t batch_added, batch_changed, batch_removed;
+	/* The writes of one message are under way, after store_mark(): a
+	 * store full in them keeps what came before (engine.c keep_whole()). */
+	bool in_message;
 	struct store_batch batch; /* the open write transaction, if any */
 	uint32_t batch_rows;
 	uint64_t batch_bytes;

@@ -47,6 +47,7 @@ static uint64_t engine_work_done(const struct cpmsync_sync *e);
 /* Ending */
 
 static bool pull_stop(struct cpmsync_sync *e, int r, const char *why);
+static void keep_whole(struct cpmsync_sync *e, int r);
 
 void engine_fail(struct cpmsync_sync *e, int r, const char *fmt, ...)
 {
@@ -59,6 +60,7 @@ void engine_fail(struct cpmsync_sync *e, int r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	keep_whole(e, r);
 	if (pull_stop(e, r, why))
 		return;
 	e->r = r;
@@ -76,6 +78,70 @@ void engine_fail(struct cpmsync_sync *e, int r, const char *fmt, ...)
 static bool no_room(int r)
 {
 	return r == -CPMSYNC_E_STORE_FULL || r == -ENOSPC || r == -EDQUOT || r == -EFBIG;
+}
+
+/* The stats of the open batch's rows taken back: it is being rolled back,
+ * or was (a failed commit).  The summary counts what the store kept. */
+static void batch_uncount(struct cpmsync_sync *e)
+{
+	e->stats.messages_added = e->batch_added;
+	e->stats.messages_changed = e->batch_changed;
+	e->stats.messages_removed = e->batch_removed;
+}
+
+/* The open batch rolled back, and its rows out of the stats. */
+static void batch_drop(struct cpmsync_sync *e)
+{
+	if (store_batch_is_open(e->store, &e->batch))
+		batch_uncount(e);
+	store_batch_rollback(e->store, &e->batch);
+	e->batch_rows = 0;
+	e->batch_bytes = 0;
+}
+
+/*
+ * No room for a message (r, no_room()) while its writes were under way
+ * (e->in_message, after store_mark()): what the batch held before it is
+ * committed, and only the message's own writes are undone.  Before, the
+ * whole batch was rolled back: a batch holds up to ENGINE_BATCH_BYTES or
+ * ENGINE_BATCH_MAX_MS of messages, so on a fast link a store with less
+ * room than that free (a 20 MB file system, 62 MB to fetch) rolled back
+ * every run, 20 MB fetched each time for nothing, and never stored a
+ * message more.  Committing the prefix is safe as commit_on_loss() says:
+ * the folder's UIDNEXT and HIGHESTMODSEQ are written only at its end, so
+ * the next run fetches the rest, from the largest UID stored in a folder
+ * whose first sync this was, re-doing by UID what it finds again
+ * otherwise.  Not when SQLite rolled the transaction back by itself (it
+ * may on SQLITE_FULL), nor when the commit fails in turn (the disk too
+ * full for the WAL): the batch is rolled back as before.
+ */
+static void keep_whole(struct cpmsync_sync *e, int r)
+{
+	uint32_t kept;
+
+	if (!e->in_message)
+		return;
+	e->in_message = false;
+	if (!no_room(r) || !store_batch_is_open(e->store, &e->batch))
+		return;
+	r = store_rollback_to_mark(e->store);
+	if (r >= 0) {
+		kept = e->stats.messages_added - e->batch_added;
+		r = store_batch_commit(e->store, &e->batch);
+	}
+	if (r < 0) {
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: keeping what was stored before the store filled: %s", e->account_name,
+			store_error(e->store));
+		batch_drop(e);
+		return;
+	}
+	e->batch_rows = 0;
+	e->batch_bytes = 0;
+	e->work_committed = engine_work_done(e);
+	log_msg(CPMSYNC_LOG_NOTICE, CAT,
+		"%s: no room in the store: the %u new message%s stored whole before are kept",
+		e->account_name, kept, kept == 1 ? "" : "s");
 }
 
 static void pull_replay_cb(struct cpmsync_loop_source *src, void *userdata)
@@ -136,9 +202,7 @@ static bool pull_stop(struct cpmsync_sync *e, int r, const char *why)
 	if (!no_room(r) || !e->pull_folders || e->pull_r || e->replay || e->finished ||
 	    e->logging_out)
 		return false;
-	store_batch_rollback(e->store, &e->batch);
-	e->batch_rows = 0;
-	e->batch_bytes = 0;
+	batch_drop(e);
 	n = store_journal_next(e->store, e->account_id, INT64_MIN, &j);
 	journal_entry_free_contents(&j);
 	if (n <= 0)
@@ -289,11 +353,13 @@ static void finish_cb(struct cpmsync_loop_source *src, void *userdata)
 
 	(void)src;
 	e->finish_src = NULL;
-	if (r == 0 && (r = store_batch_take_lost(e->store, &e->batch)) < 0)
+	if (r == 0 && (r = store_batch_take_lost(e->store, &e->batch)) < 0) {
 		snprintf(e->reason, sizeof(e->reason), "store: %s", store_error(e->store));
-	if (lost_to_network(r))
-		(void)commit_on_loss(e);
-	store_batch_rollback(e->store, &e->batch);
+		batch_uncount(e);
+	}
+	if (lost_to_network(r) && commit_on_loss(e) < 0)
+		batch_uncount(e);
+	batch_drop(e);
 	/* A pull that stopped fails the run, whatever its replay did. */
 	if (e->pull_r)
 		r = pull_stopped_result(e, r);
@@ -410,11 +476,21 @@ int engine_tx_begin(struct cpmsync_sync *e)
 	bool was_open = store_batch_is_open(e->store, &e->batch);
 	int r;
 
-	r = store_batch_begin(e->store, &e->batch);
-	if (r < 0)
+	/* A batch another writer's commit lost (store.h): its rows are gone. */
+	if (!was_open && (r = store_batch_take_lost(e->store, &e->batch)) < 0) {
+		batch_uncount(e);
 		engine_fail(e, r, "store: %s", store_error(e->store));
-	else if (!was_open)
+		return r;
+	}
+	r = store_batch_begin(e->store, &e->batch);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+	} else if (!was_open) {
 		e->batch_opened_ms = cpmsync_now_ms();
+		e->batch_added = e->stats.messages_added;
+		e->batch_changed = e->stats.messages_changed;
+		e->batch_removed = e->stats.messages_removed;
+	}
 	return r;
 }
 
@@ -432,8 +508,10 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 
 	if (!store_batch_is_open(e->store, &e->batch)) {
 		r = store_batch_take_lost(e->store, &e->batch);
-		if (r < 0)
+		if (r < 0) {
+			batch_uncount(e);
 			engine_fail(e, r, "store: %s", store_error(e->store));
+		}
 		return r;
 	}
 	if (!force && e->batch_rows < ENGINE_BATCH_ROWS && e->batch_bytes < ENGINE_BATCH_BYTES &&
@@ -448,6 +526,8 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 	e->batch_bytes = 0;
 	if (r >= 0)
 		e->work_committed = engine_work_done(e);
+	else
+		batch_uncount(e);
 	if (r >= 0 && e->fetch_kind == FK_NEW && e->f.server_name) {
 		engine_progress(e, e->f.server_name, e->f.new_count,
 				e->f.exists > e->f.new_count ? e->f.exists : e->f.new_count);
@@ -487,6 +567,20 @@ int engine_tx_tick_folder(struct cpmsync_sync *e, bool last)
 
 /* ------------------------------------------------------------------ */
 /* Bodies */
+
+/* The writes of one message begin (keep_whole()): false when the mark
+ * could not be set (the run failed). */
+static bool message_begin(struct cpmsync_sync *e)
+{
+	int r = store_mark(e->store);
+
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return false;
+	}
+	e->in_message = true;
+	return true;
+}
 
 /* Stores b as the body of message id; fresh: of a row just inserted for
  * body_follows (store_sync_body_put_new()). */
@@ -599,7 +693,7 @@ static void fetch_new(struct cpmsync_sync *e, const struct engine_fetch *f)
 		.emailid = (f->present & ENGINE_FETCH_OBJECTIDS) ? f->emailid : NULL,
 	};
 	m.body_follows = b && b->size == m.size && e->body_limit >= m.size && b->full;
-	if (engine_tx_begin(e) < 0)
+	if (engine_tx_begin(e) < 0 || !message_begin(e))
 		goto out;
 	r = store_sync_new_message(e->store, e->selected_id, &m, &id, &has_body, &is_new);
 	if (r < 0) {
@@ -624,6 +718,7 @@ static void fetch_new(struct cpmsync_sync *e, const struct engine_fetch *f)
 			goto out;
 		}
 	}
+	e->in_message = false;
 	if (is_new)
 		e->stats.messages_added++;
 	e->f.new_count++;
@@ -632,6 +727,7 @@ static void fetch_new(struct cpmsync_sync *e, const struct engine_fetch *f)
 	e->batch_rows++;
 	engine_tx_tick(e, false);
 out:
+	e->in_message = false;
 	msg_summary_free(&sum);
 }
 
@@ -670,6 +766,8 @@ static void fetch_body(struct cpmsync_sync *e, const struct engine_fetch *f)
 		return; /* expunged locally meanwhile */
 	if (r >= 0)
 		r = engine_tx_begin(e);
+	if (r >= 0 && !message_begin(e))
+		return;
 	if (r >= 0)
 		r = body_store(e, f->body, id, false);
 	if (r >= 0)
@@ -679,8 +777,10 @@ static void fetch_body(struct cpmsync_sync *e, const struct engine_fetch *f)
 
 		engine_fail(e, r, "storing the body of UID %u: %s", f->uid,
 			    body_error(e, f->body, r, why, sizeof(why)));
+		e->in_message = false;
 		return;
 	}
+	e->in_message = false;
 	e->batch_rows++;
 	engine_tx_tick(e, false);
 }

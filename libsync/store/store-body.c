@@ -110,6 +110,9 @@ struct store_bodies {
 	 * the bodies that no committed row claims are deleted again. */
 	int64_t *written;
 	size_t n_written, alloc_written;
+	/* At store_bodies_mark(): in_tx and n_written. */
+	bool mark_in_tx;
+	size_t mark_written;
 };
 
 static int bfail(struct store *s, sqlite3 *db, int rc)
@@ -347,6 +350,32 @@ void store_bodies_rollback(struct store *s)
 		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
 	b->in_tx = false;
 	b->n_written = 0;
+}
+
+void store_bodies_mark(struct store *s)
+{
+	struct store_bodies *b = bodies(s);
+
+	if (!b)
+		return;
+	b->mark_in_tx = b->in_tx;
+	b->mark_written = b->n_written;
+	store_packs_mark(s, b->packs);
+}
+
+int store_bodies_rollback_to_mark(struct store *s)
+{
+	struct store_bodies *b = bodies(s);
+
+	if (!b)
+		return 0;
+	/* A body written to the bodies database (a store before version
+	 * 25) since the mark: that database has no savepoint of ours. */
+	if (b->in_tx && (!b->mark_in_tx || b->n_written != b->mark_written)) {
+		store_set_error(s, "a body went into %s since the mark", b->path);
+		return -ENOTSUP;
+	}
+	return store_packs_rollback_to_mark(s, b->packs);
 }
 
 /* Deletes the bodies of ids (n of them) from the bodies database. */

@@ -517,6 +517,30 @@ void store_conv_pending_drop(struct store *s)
 	store_set_conv_dirty(s, false);
 }
 
+/*
+ * After store_rollback_to_mark(): the held-back entries fold objects from
+ * before and after the mark, and cannot be taken apart.  Dropped, and their
+ * conversations noted in conv_stale, recomputed from their objects at the
+ * next flush (an entry's row made after the mark is gone: nothing noted).
+ */
+int store_conv_pending_restale(struct store *s)
+{
+	struct conv_acc *a = conv_acc(s, false);
+	sqlite3_stmt *st;
+	int r = 0;
+
+	for (size_t i = 0; a && r >= 0 && i < a->n; i++) {
+		r = store_prepare_conv_pending(s, conv_stale_row_sql, &st);
+		if (r < 0)
+			break;
+		sqlite3_bind_int64(st, 1, a->e[i].conv);
+		r = store_step_done(s, st);
+	}
+	store_conv_pending_drop(s);
+	store_set_conv_stale(s);
+	return r;
+}
+
 static int conv_entry_write(struct store *s, const struct conv_entry *e)
 {
 	sqlite3_stmt *st;

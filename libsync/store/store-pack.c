@@ -100,6 +100,12 @@ struct store_packs {
 	uint64_t tx_base_end;
 	int64_t tx_first_new;
 	bool dir_dirty; /* a pack file made: fsync the directory */
+	/* store_packs_mark(): where the appends stood at the store's mark
+	 * (mark_tx: the transaction it is in; 0, none). */
+	uint64_t mark_tx;
+	bool mark_touched; /* the transaction had appended (p->tx was it) */
+	int64_t mark_cur, mark_added, mark_first_new;
+	uint64_t mark_end;
 	/* The last pack read from (other than cur). */
 	int64_t rd;
 	int rd_fd;
@@ -509,6 +515,66 @@ void store_packs_forget(struct store *s, struct store_packs *p)
 	p->tx_base = p->tx_first_new = 0;
 	p->added = 0;
 	p->dir_dirty = false;
+}
+
+void store_packs_mark(struct store *s, struct store_packs *p)
+{
+	if (!p)
+		return;
+	p->mark_tx = store_tx_seq(s);
+	p->mark_touched = p->tx == p->mark_tx;
+	p->mark_cur = p->cur;
+	p->mark_end = p->cur_end;
+	p->mark_added = p->added;
+	p->mark_first_new = p->tx_first_new;
+}
+
+/*
+ * What the transaction appended after the mark given back, as give_back()
+ * does for all of it: the packs made since unlinked (their rows are rolled
+ * back with the mark), the pack appended to at the mark cut at the end it
+ * had then, its file open again for the next append.  Nothing appended
+ * since (p->tx is another transaction's, or the same pack at the same
+ * end): nothing to do.
+ */
+int store_packs_rollback_to_mark(struct store *s, struct store_packs *p)
+{
+	char path[PATH_MAX];
+	uint64_t tx = store_tx_seq(s);
+	int64_t first;
+	int r;
+
+	if (!p || p->tx != tx)
+		return 0;
+	if (p->mark_tx != tx || !p->mark_touched) {
+		/* Marked before the transaction's first append: all it
+		 * appended is after the mark. */
+		give_back(s, p);
+		close_fd(&p->cur_fd);
+		p->tx = 0;
+		p->tx_base = p->tx_first_new = 0;
+		p->added = 0;
+		return 0;
+	}
+	first = p->mark_cur + 1;
+	for (int64_t id = first; id <= p->cur; id++)
+		if (pack_path(p, id, path, sizeof(path)) == 0)
+			unlink(path);
+	if (p->cur != p->mark_cur || p->cur_fd < 0) {
+		close_fd(&p->cur_fd);
+		r = pack_path(p, p->mark_cur, path, sizeof(path));
+		if (r < 0)
+			return r;
+		p->cur_fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (p->cur_fd < 0)
+			return sys_fail(s, "opening", path, errno);
+		p->cur = p->mark_cur;
+	}
+	cut(p, p->cur, p->cur_fd, p->mark_end);
+	p->cur_end = p->mark_end;
+	p->added = p->mark_added;
+	p->tx_first_new = p->mark_first_new;
+	return 0;
 }
 
 /* A pack's file for reading (the open pack's own descriptor, or one kept). */

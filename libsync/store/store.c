@@ -89,6 +89,11 @@ struct store {
 	void *conv_own; /* store-conv.c's own addresses, freed on close */
 	bool conv_dirty;
 	bool conv_stale; /* a statement that may note conv_stale rows ran */
+	/* store_mark(): the transaction (tx_seq) its savepoint is in (0:
+	 * none), conv_bump's length then, and its two statements. */
+	uint64_t mark_tx;
+	size_t mark_conv_bump;
+	sqlite3_stmt *mark_st[2];
 };
 
 #define STMT_CONV  1u
@@ -693,6 +698,71 @@ int store_rollback(struct store *s)
 	if (rc != SQLITE_OK)
 		return store_fail(s, rc);
 	return 0;
+}
+
+static const char *const mark_sql[2] = { "SAVEPOINT cpmsync_mark", "RELEASE cpmsync_mark" };
+
+/* Runs mark_sql[i], prepared once (not through store_prepare(): that
+ * would write the conversation rows held back, at every message). */
+static int mark_step(struct store *s, int i)
+{
+	int rc;
+
+	if (!s->mark_st[i]) {
+		rc = sqlite3_prepare_v3(s->db, mark_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					&s->mark_st[i], NULL);
+		if (rc != SQLITE_OK)
+			return store_fail(s, rc);
+	}
+	rc = sqlite3_step(s->mark_st[i]);
+	sqlite3_reset(s->mark_st[i]);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, rc);
+}
+
+int store_mark(struct store *s)
+{
+	int r;
+
+	if (!s || !s->in_tx)
+		return -EINVAL;
+	/* One savepoint at a time, not one more nested per message. */
+	if (s->mark_tx == s->tx_seq && (r = mark_step(s, 1)) < 0)
+		return r;
+	s->mark_tx = 0;
+	r = mark_step(s, 0);
+	if (r < 0)
+		return r;
+	s->mark_tx = s->tx_seq;
+	s->mark_conv_bump = s->n_conv_bump;
+	store_bodies_mark(s);
+	return 0;
+}
+
+int store_rollback_to_mark(struct store *s)
+{
+	int rc, r;
+
+	if (!s)
+		return -EINVAL;
+	if (!s->in_tx || s->mark_tx != s->tx_seq) {
+		set_error(s, "no mark in the open transaction");
+		return -ENOENT;
+	}
+	/* SQLite may have rolled back by itself (FULL, IOERR, NOMEM): the
+	 * savepoint went with the transaction. */
+	if (sqlite3_get_autocommit(s->db)) {
+		set_error(s, "the transaction was rolled back by SQLite");
+		return -ECANCELED;
+	}
+	r = store_bodies_rollback_to_mark(s);
+	if (r < 0)
+		return r;
+	rc = sqlite3_exec(s->db, "ROLLBACK TO cpmsync_mark", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc);
+	if (s->n_conv_bump > s->mark_conv_bump)
+		s->n_conv_bump = s->mark_conv_bump;
+	return store_conv_pending_restale(s);
 }
 
 static int commit(struct store *s);
@@ -1581,6 +1651,8 @@ struct store *store_close(struct store *s)
 	store_rollback(s);
 	for (size_t i = 0; i < s->n_stmts; i++)
 		sqlite3_finalize(s->stmts[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(s->mark_st); i++)
+		sqlite3_finalize(s->mark_st[i]);
 	free(s->stmts);
 	free(s->stmt_flags);
 	/* Anything still unfinalized (an error path) must not keep the db open. */

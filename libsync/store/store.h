@@ -177,6 +177,22 @@ int store_sync_wal(struct store *s);
 int store_rollback(struct store *s);
 bool store_in_transaction(const struct store *s);
 /*
+ * A mark in the open transaction (an SQL savepoint, and where the body
+ * packs stand), taken before the writes of one message, so that a failure
+ * in them (the disk full under its body) undoes those alone and what came
+ * before can still commit.  store_mark() replaces the transaction's mark;
+ * store_rollback_to_mark() undoes everything written after it and keeps
+ * the transaction open: 0, or a negative errno when it cannot (no mark in
+ * this transaction; SQLite rolled the whole transaction back by itself,
+ * as it may on SQLITE_FULL or an I/O error; a body written to a bodies
+ * database since), the transaction then to be rolled back.  The
+ * conversation rows held back in memory cannot be taken apart by object:
+ * their conversations are recomputed from their objects at the commit
+ * instead (conv_stale, schema version 21).
+ */
+int store_mark(struct store *s);
+int store_rollback_to_mark(struct store *s);
+/*
  * Bumps the version of folder_id's conversation row (if any): at the
  * commit of the open transaction, once however many times it is asked
  * (store_commit() runs store_conv_bump_flush()); at once outside one.
@@ -198,6 +214,9 @@ int store_conv_bump_flush(struct store *s);
  */
 int store_conv_pending_flush(struct store *s);
 void store_conv_pending_drop(struct store *s);
+/* The entries held back dropped, their conversations noted in conv_stale
+ * (store_rollback_to_mark()). */
+int store_conv_pending_restale(struct store *s);
 void **store_conv_pending_slot(struct store *s);
 void store_set_conv_dirty(struct store *s, bool dirty);
 /* Whether a statement that may note rows in conv_stale ran since the last
@@ -459,6 +478,10 @@ int store_pack_put(struct store *s, struct store_packs *p, int64_t message_id, c
 		   size_t head_len, int fd, uint64_t size);
 int store_packs_precommit(struct store *s, struct store_packs *p);
 void store_packs_forget(struct store *s, struct store_packs *p);
+/* store_mark()'s part in the packs: where the appends stand, and what was
+ * appended since given back (0, or a negative errno). */
+void store_packs_mark(struct store *s, struct store_packs *p);
+int store_packs_rollback_to_mark(struct store *s, struct store_packs *p);
 int store_packs_collect(struct store *s, struct store_packs *p, bool at_open);
 int store_pack_each(struct store *s, struct store_packs *p, int64_t message_id, store_body_fn fn,
 		    void *userdata);
@@ -476,6 +499,8 @@ int store_bodies_open(struct store *s, const char *store_path, bool readonly);
 void store_bodies_close(struct store *s);
 int store_bodies_commit(struct store *s);
 void store_bodies_rollback(struct store *s);
+void store_bodies_mark(struct store *s);
+int store_bodies_rollback_to_mark(struct store *s);
 void store_bodies_commit_failed(struct store *s);
 int store_bodies_collect(struct store *s, bool at_open);
 int store_bodies_import(struct store *s, const char *store_path);

@@ -10,9 +10,12 @@
 
 #include <check.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <cpmsync/error.h>
 #include <cpmsync/log.h>
@@ -814,8 +817,11 @@ START_TEST(test_store_full_replays_anyway)
 			 "\\Flagged \\Seen|\\Flagged \\Seen");
 	snprintf(want, sizeof(want), "SELECT uid FROM message WHERE id = %lld", (long long)stored);
 	ck_assert_str_eq(qs(cs, want), "60");
-	/* Nothing of the FETCH kept, the folder's state as it was. */
+	/* Nothing of the FETCH kept (SQLite rolled the whole transaction
+	 * back: engine.c keep_whole() cannot keep UIDs 2 and 3), nor counted,
+	 * the folder's state as it was. */
 	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM message"), "2");
+	ck_assert_uint_eq(res.stats.messages_added, 0);
 	ck_assert_str_eq(qs(cs, "SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
 				" FROM folder WHERE name = 'INBOX'"),
 			 "7 2 100");
@@ -926,6 +932,177 @@ START_TEST(test_store_full_other_folder_waits)
 				" FROM folder WHERE name = 'INBOX'"),
 			 "7 2 100");
 	ck_assert_str_eq(last_progress, "0/58");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/* The FETCH answer (tag tag; NULL: not its end) of messages first..last
+ * of 100,000 bytes each, over STORE_BODY_INLINE_MAX: their bodies go to a
+ * pack file. */
+static char *big_messages(uint32_t first, uint32_t last, const char *tag)
+{
+	enum { SIZE = 100000 };
+	struct buf out = BUF_INIT(1u << 20);
+	char head[160], *filler = malloc(SIZE);
+
+	ck_assert_ptr_nonnull(filler);
+	for (uint32_t u = first; u <= last; u++) {
+		int n = snprintf(head, sizeof(head), "Message-ID: <b%u@x>\r\nSubject: s\r\n\r\n",
+				 u);
+
+		ck_assert(n > 0 && (size_t)n < sizeof(head));
+		memset(filler, 'a' + (char)(u % 26), SIZE - (size_t)n);
+		ck_assert_int_eq(buf_printf(&out,
+					    "* %u FETCH (UID %u FLAGS () INTERNALDATE \"01-Jan-2026"
+					    " 00:00:00 +0000\" RFC822.SIZE %d BODY[] {%d}\r\n%s",
+					    u, u, SIZE, SIZE, head),
+				 0);
+		ck_assert_int_eq(buf_append(&out, filler, SIZE - (size_t)n), 0);
+		ck_assert_int_eq(buf_append_str(&out, ")\r\n"), 0);
+	}
+	if (tag)
+		ck_assert_int_eq(buf_printf(&out, "%s OK fetched\r\n", tag), 0);
+	free(filler);
+	return buf_steal(&out);
+}
+
+/* run() with the process's file size limit at limit bytes (SIGXFSZ
+ * ignored: a write past it fails with EFBIG, as one past a full disk does
+ * with ENOSPC). */
+static struct sync_result run_limited(struct cpmsync_store *cs, const struct script_step *script,
+				      rlim_t limit)
+{
+	struct rlimit old, lim;
+	struct sync_result res;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = (struct rlimit){ .rlim_cur = limit, .rlim_max = old.rlim_max };
+	ck_assert_ptr_ne(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	sync_bodies = CPMSYNC_SYNC_BODIES_ALL;
+	res = run(cs, script);
+	sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	return res;
+}
+
+#define BIG_LOGIN                                                                                  \
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },                           \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },                            \
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },                                           \
+	{                                                                                          \
+		SCRIPT_SEND, "* LIST () \"/\" Big\r\n* LIST () \"/\" INBOX\r\na2 OK listed\r\n"    \
+	}
+#define BIG_FETCH(tag, set)                                                                        \
+	{                                                                                          \
+		SCRIPT_EXPECT, tag " UID FETCH " set " (UID FLAGS INTERNALDATE RFC822.SIZE "       \
+				   "BODY.PEEK[]<0.268435456>)"                                     \
+	}
+
+/*
+ * A store with room for 3 of the 6 bodies of folder Big (100 KB each, into
+ * a pack file; the process's file size limit stops the pack at 350,000
+ * bytes, as a full disk would): the run fails at UID 4, naming the pack,
+ * but keeps INBOX (synced first, though "Big" comes before it by name)
+ * and the 3 messages stored whole, and counts only those.  The next run,
+ * with no more room, fetches exactly what is missing (4:*), fails again
+ * and still keeps the 3 (before, every run rolled back everything it
+ * fetched: 0 kept, for ever).  With room, the one after stores the rest
+ * and completes the folder.
+ */
+START_TEST(test_store_full_keeps_whole_messages)
+{
+	/* The failing runs end at UID 4: the rest is not sent to a closed
+	 * connection. */
+	char *fetch1 = big_messages(1, 4, NULL), *fetch2 = big_messages(4, 4, NULL),
+	     *fetch3 = big_messages(4, 6, "a9");
+	const struct script_step script[] = {
+		BIG_LOGIN,
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		BIG_FETCH("a4", "1:*"),
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00"
+			       " +0000\" RFC822.SIZE 21 BODY[] {21}\r\nMessage-ID: <i@x>\r\n\r\n)"
+			       "\r\na4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT Big" },
+		{ SCRIPT_SEND, "* 6 EXISTS\r\n* OK [UIDVALIDITY 5] v\r\n* OK [UIDNEXT 7] n\r\n"
+			       "a5 OK [READ-WRITE] selected\r\n" },
+		BIG_FETCH("a6", "1:*"),
+		{ SCRIPT_SEND, fetch1 },
+		{ SCRIPT_STALL, NULL }, /* nothing to replay: the run ends at once */
+	};
+	/* Runs 2 and 3 are new connections: each folder the store holds
+	 * messages of is checked by its newest UID before its news are taken
+	 * (engine-ident.c). */
+#define CHECK(tag, uid, size)                                                                      \
+	{ SCRIPT_EXPECT, tag " UID FETCH " #uid " (UID RFC822.SIZE INTERNALDATE)" },               \
+	{                                                                                          \
+		SCRIPT_SEND, "* " #uid " FETCH (UID " #uid " RFC822.SIZE " #size                   \
+			     " INTERNALDATE \"01-Jan-2026 00:00:00 +0000\")\r\n" tag " OK f\r\n"   \
+	}
+#define AGAIN(fetch, ...)                                                                          \
+	BIG_LOGIN, { SCRIPT_EXPECT, "a3 SELECT INBOX" },                                           \
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 2] n\r\n"    \
+			       "a3 OK [READ-WRITE] selected\r\n" },                                \
+		CHECK("a4", 1, 21), { SCRIPT_EXPECT, "a5 UID FETCH 1:1 (UID FLAGS)" },             \
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\na5 OK fetched\r\n" },                \
+		{ SCRIPT_EXPECT, "a6 SELECT Big" },                                                \
+		{ SCRIPT_SEND, "* 6 EXISTS\r\n* OK [UIDVALIDITY 5] v\r\n* OK [UIDNEXT 7] n\r\n"    \
+			       "a6 OK [READ-WRITE] selected\r\n" },                                \
+		CHECK("a7", 3, 100000), { SCRIPT_EXPECT, "a8 UID FETCH 1:3 (UID FLAGS)" },         \
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FLAGS ())\r\n"      \
+			       "* 3 FETCH (UID 3 FLAGS ())\r\na8 OK fetched\r\n" },                \
+		BIG_FETCH("a9", "4:*"), { SCRIPT_SEND, fetch }, __VA_ARGS__
+	const struct script_step script2[] = { AGAIN(fetch2, { SCRIPT_STALL, NULL }) };
+	const struct script_step script3[] = { AGAIN(fetch3, SCRIPT_LOGOUT("a10")) };
+#undef AGAIN
+#undef CHECK
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+	char reason[512], pack[sizeof(dbpath) + 16];
+	struct stat sb;
+
+	exec(cs, "INSERT INTO account (name) VALUES ('t')");
+	snprintf(reason, sizeof(reason),
+		 "storing the body of UID 4: writing %s-packs/1: File too large", dbpath);
+	res = run_limited(cs, script, 350000);
+	ck_assert_int_eq(res.r, -EFBIG);
+	ck_assert_str_eq(res.reason, reason);
+	ck_assert_uint_eq(res.stats.messages_added, 4);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(x, ',') FROM (SELECT f.name || ' ' || m.uid"
+				" || ' ' || m.has_body AS x FROM message m JOIN folder f"
+				" ON f.id = m.folder_id ORDER BY f.name, m.uid)"),
+			 "Big 1 1,Big 2 1,Big 3 1,INBOX 1 1");
+	/* What UID 4 wrote of its body is given back. */
+	snprintf(pack, sizeof(pack), "%s-packs/1", dbpath);
+	ck_assert_int_eq(stat(pack, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 300000);
+	/* Big's state not past what was stored: UIDNEXT not recorded. */
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(name || ' ' || coalesce(uidvalidity, '-') ||"
+				" ' ' || coalesce(uidnext, '-'), ',')"
+				" FROM (SELECT * FROM folder ORDER BY name)"),
+			 "Big 5 -,INBOX 3 2");
+
+	res = run_limited(cs, script2, 350000);
+	ck_assert_int_eq(res.r, -EFBIG);
+	ck_assert_str_eq(res.reason, reason);
+	ck_assert_uint_eq(res.stats.messages_added, 0);
+	ck_assert_str_eq(qs(cs, "SELECT count(*) || ' ' || max(uid) FROM message m JOIN folder f"
+				" ON f.id = m.folder_id WHERE f.name = 'Big' AND m.has_body"),
+			 "3 3");
+
+	res = run_limited(cs, script3, RLIM_INFINITY);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_uint_eq(res.stats.messages_added, 3);
+	ck_assert_str_eq(qs(cs, "SELECT count(*) || ' ' || max(uid) FROM message m JOIN folder f"
+				" ON f.id = m.folder_id WHERE f.name = 'Big' AND m.has_body"),
+			 "6 6");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext FROM folder WHERE name = 'Big'"), "7");
+	free(fetch1);
+	free(fetch2);
+	free(fetch3);
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -1916,6 +2093,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_new_message_body_stored_once);
 	tcase_add_test(tc, test_store_full_replays_anyway);
 	tcase_add_test(tc, test_store_full_other_folder_waits);
+	tcase_add_test(tc, test_store_full_keeps_whole_messages);
 	tcase_add_test(tc, test_body_store_failure_names_file);
 	tcase_add_test(tc, test_body_tmpfile_failure_names_dir);
 	tcase_add_test(tc, test_many_rows_without_io);
