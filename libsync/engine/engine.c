@@ -1708,28 +1708,44 @@ static int fold_folder(struct cpmsync_sync *e, const struct plan_local_folder *l
 }
 
 /*
- * INBOX is synced first, the other folders after it in their order (by name).
- * In name order a large folder before it ("Archive", "Big") took the
- * run's time, and a store that filled in it (pull_stop()) left INBOX,
- * where new mail lands, never synced.  Geary does the same: its
- * AccountSynchronizer queues the folders by special use, Inbox first,
- * Spam and Trash last (GNOME/geary imap-engine-account-synchronizer.vala,
- * bg_queue_comparator()).  i: INBOX's place in the queue (SIZE_MAX:
- * not in it).
+ * The order of the folders: INBOX first, then the others in their order
+ * (by name), and last those whose first sync was begun and not finished
+ * (UIDVALIDITY recorded, UIDNEXT not yet: folder_after_select()).
+ *  - In name order a large folder before INBOX ("Archive", "Big") took
+ *    the run first, and a store that filled in it (pull_stop()) left
+ *    INBOX, where new mail lands, never synced.  Geary does the same: its
+ *    AccountSynchronizer queues the folders by special use, Inbox first,
+ *    Spam and Trash last (GNOME/geary imap-engine-account-synchronizer.vala,
+ *    bg_queue_comparator()).
+ *  - A first sync left unfinished is most often a large folder that the
+ *    store had no room for (or whose link was cut): first in the next run
+ *    too, it took whatever room had come free, and the small folders
+ *    after it were never synced.  Last, it takes what they leave.
+ * rank[i]: queue entry i's rank (0, 1, 2), the order kept within a rank.
  */
-static void queue_inbox_first(struct cpmsync_sync *e, size_t i)
-{
-	int64_t id;
-	uint32_t est;
+enum { RANK_INBOX, RANK_OTHER, RANK_UNFINISHED, RANK_N };
 
-	if (i == SIZE_MAX || i == 0 || i >= e->n_queue)
-		return;
-	id = e->queue[i];
-	est = e->queue_est[i];
-	memmove(e->queue + 1, e->queue, i * sizeof(*e->queue));
-	memmove(e->queue_est + 1, e->queue_est, i * sizeof(*e->queue_est));
-	e->queue[0] = id;
-	e->queue_est[0] = est;
+static int queue_order(struct cpmsync_sync *e, const unsigned char *rank)
+{
+	_cleanup_free_ int64_t *q = NULL;
+	_cleanup_free_ uint32_t *est = NULL;
+	size_t n = 0;
+
+	if (e->n_queue < 2)
+		return 0;
+	q = calloc(e->n_queue, sizeof(*q));
+	est = calloc(e->n_queue, sizeof(*est));
+	if (!q || !est)
+		return -ENOMEM;
+	for (unsigned r = 0; r < RANK_N; r++)
+		for (size_t i = 0; i < e->n_queue; i++)
+			if (rank[i] == r) {
+				q[n] = e->queue[i];
+				est[n++] = e->queue_est[i];
+			}
+	memcpy(e->queue, q, n * sizeof(*q));
+	memcpy(e->queue_est, est, n * sizeof(*est));
+	return 0;
 }
 
 /* ask_ids: when not NULL, set (and nothing applied) if ids_wanted(). */
@@ -1744,7 +1760,7 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	size_t n_local = 0;
 	bool with_modseq = e->drv->ops->enabled(e->drv, IMAP_CAP_CONDSTORE) ||
 			   e->drv->ops->enabled(e->drv, IMAP_CAP_QRESYNC);
-	size_t inbox = SIZE_MAX;
+	_cleanup_free_ unsigned char *rank = NULL;
 	bool crossing;
 	char delim;
 	int n, r;
@@ -1756,8 +1772,9 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 	acts = calloc(e->n_remote + n_local + 1, sizeof(*acts));
 	e->queue = calloc(e->n_remote + n_local + 1, sizeof(*e->queue));
 	e->queue_est = calloc(e->n_remote + n_local + 1, sizeof(*e->queue_est));
+	rank = calloc(e->n_remote + n_local + 1, sizeof(*rank));
 	e->prog_total = 0;
-	if (!remotes || !acts || !e->queue || !e->queue_est) {
+	if (!remotes || !acts || !e->queue || !e->queue_est || !rank) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -1915,13 +1932,17 @@ static int apply_folder_plan(struct cpmsync_sync *e, bool *ask_ids)
 
 			if (est != QUEUE_EST_UNKNOWN)
 				e->prog_total += est;
-			if (strcasecmp(rf->name, "INBOX") == 0)
-				inbox = e->n_queue;
+			rank[e->n_queue] =
+				strcasecmp(rf->name, "INBOX") == 0 ? RANK_INBOX
+				: a->kind == PLAN_FOLDER_SYNC && l->uidvalidity && !l->uidnext
+					? RANK_UNFINISHED
+					: RANK_OTHER;
 			e->queue_est[e->n_queue] = est;
 			e->queue[e->n_queue++] = id;
 		}
 	}
-	queue_inbox_first(e, inbox);
+	if (r >= 0)
+		r = queue_order(e, rank);
 	if (r >= 0)
 		r = store_commit(e->store);
 	else

@@ -992,7 +992,9 @@ static struct sync_result run_limited(struct cpmsync_store *cs, const struct scr
 		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },                            \
 		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },                                           \
 	{                                                                                          \
-		SCRIPT_SEND, "* LIST () \"/\" Big\r\n* LIST () \"/\" INBOX\r\na2 OK listed\r\n"    \
+		SCRIPT_SEND,                                                                       \
+			"* LIST () \"/\" Big\r\n* LIST () \"/\" C\r\n* LIST () \"/\" INBOX\r\n"    \
+			"a2 OK listed\r\n"                                                         \
 	}
 #define BIG_FETCH(tag, set)                                                                        \
 	{                                                                                          \
@@ -1005,18 +1007,19 @@ static struct sync_result run_limited(struct cpmsync_store *cs, const struct scr
  * a pack file; the process's file size limit stops the pack at 350,000
  * bytes, as a full disk would): the run fails at UID 4, naming the pack,
  * but keeps INBOX (synced first, though "Big" comes before it by name)
- * and the 3 messages stored whole, and counts only those.  The next run,
- * with no more room, fetches exactly what is missing (4:*), fails again
- * and still keeps the 3 (before, every run rolled back everything it
- * fetched: 0 kept, for ever).  With room, the one after stores the rest
- * and completes the folder.
+ * and the 3 messages stored whole, and counts only those; folder C, after
+ * Big, is not reached.  The next run, with no more room, syncs C before
+ * Big (a first sync left unfinished goes last), then fetches exactly
+ * what is missing of Big (4:*), fails again and still keeps the 3
+ * (before, every run rolled back everything it fetched: 0 kept, for
+ * ever).  With room, the one after stores the rest and completes Big.
  */
 START_TEST(test_store_full_keeps_whole_messages)
 {
 	/* The failing runs end at UID 4: the rest is not sent to a closed
 	 * connection. */
 	char *fetch1 = big_messages(1, 4, NULL), *fetch2 = big_messages(4, 4, NULL),
-	     *fetch3 = big_messages(4, 6, "a9");
+	     *fetch3 = big_messages(4, 6, "a12");
 	const struct script_step script[] = {
 		BIG_LOGIN,
 		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
@@ -1042,22 +1045,49 @@ START_TEST(test_store_full_keeps_whole_messages)
 		SCRIPT_SEND, "* " #uid " FETCH (UID " #uid " RFC822.SIZE " #size                   \
 			     " INTERNALDATE \"01-Jan-2026 00:00:00 +0000\")\r\n" tag " OK f\r\n"   \
 	}
-#define AGAIN(fetch, ...)                                                                          \
+#define AGAIN                                                                                      \
 	BIG_LOGIN, { SCRIPT_EXPECT, "a3 SELECT INBOX" },                                           \
 		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 2] n\r\n"    \
 			       "a3 OK [READ-WRITE] selected\r\n" },                                \
 		CHECK("a4", 1, 21), { SCRIPT_EXPECT, "a5 UID FETCH 1:1 (UID FLAGS)" },             \
 		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\na5 OK fetched\r\n" },                \
-		{ SCRIPT_EXPECT, "a6 SELECT Big" },                                                \
-		{ SCRIPT_SEND, "* 6 EXISTS\r\n* OK [UIDVALIDITY 5] v\r\n* OK [UIDNEXT 7] n\r\n"    \
-			       "a6 OK [READ-WRITE] selected\r\n" },                                \
-		CHECK("a7", 3, 100000), { SCRIPT_EXPECT, "a8 UID FETCH 1:3 (UID FLAGS)" },         \
+		{ SCRIPT_EXPECT, "a6 SELECT C" },                                                  \
+	{                                                                                          \
+		SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 9] v\r\n* OK [UIDNEXT 2] n\r\n"      \
+			     "a6 OK [READ-WRITE] selected\r\n"                                     \
+	}
+#define BIG_AGAIN(sel, check, flags, fetch_tag, fetch)                                             \
+	{ SCRIPT_EXPECT, sel " SELECT Big" },                                                      \
+		{ SCRIPT_SEND,                                                                     \
+		  "* 6 EXISTS\r\n* OK [UIDVALIDITY 5] v\r\n* OK [UIDNEXT 7] n\r\n" sel             \
+		  " OK [READ-WRITE] selected\r\n" },                                               \
+		CHECK(check, 3, 100000), { SCRIPT_EXPECT, flags " UID FETCH 1:3 (UID FLAGS)" },    \
 		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FLAGS ())\r\n"      \
-			       "* 3 FETCH (UID 3 FLAGS ())\r\na8 OK fetched\r\n" },                \
-		BIG_FETCH("a9", "4:*"), { SCRIPT_SEND, fetch }, __VA_ARGS__
-	const struct script_step script2[] = { AGAIN(fetch2, { SCRIPT_STALL, NULL }) };
-	const struct script_step script3[] = { AGAIN(fetch3, SCRIPT_LOGOUT("a10")) };
+			       "* 3 FETCH (UID 3 FLAGS ())\r\n" flags " OK fetched\r\n" },         \
+		BIG_FETCH(fetch_tag, "4:*"),                                                       \
+	{                                                                                          \
+		SCRIPT_SEND, fetch                                                                 \
+	}
+	/* C: its first sync (one small message), then (checked) its flags. */
+	const struct script_step script2[] = {
+		AGAIN,
+		BIG_FETCH("a7", "1:*"),
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00"
+			       " +0000\" RFC822.SIZE 21 BODY[] {21}\r\nMessage-ID: <c@x>\r\n\r\n)"
+			       "\r\na7 OK fetched\r\n" },
+		BIG_AGAIN("a8", "a9", "a10", "a11", fetch2),
+		{ SCRIPT_STALL, NULL },
+	};
+	const struct script_step script3[] = {
+		AGAIN,
+		CHECK("a7", 1, 21),
+		{ SCRIPT_EXPECT, "a8 UID FETCH 1:1 (UID FLAGS)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\na8 OK fetched\r\n" },
+		BIG_AGAIN("a9", "a10", "a11", "a12", fetch3),
+		SCRIPT_LOGOUT("a13"),
+	};
 #undef AGAIN
+#undef BIG_AGAIN
 #undef CHECK
 	struct cpmsync_store *cs = open_store();
 	struct sync_result res;
@@ -1083,12 +1113,16 @@ START_TEST(test_store_full_keeps_whole_messages)
 	ck_assert_str_eq(qs(cs, "SELECT group_concat(name || ' ' || coalesce(uidvalidity, '-') ||"
 				" ' ' || coalesce(uidnext, '-'), ',')"
 				" FROM (SELECT * FROM folder ORDER BY name)"),
-			 "Big 5 -,INBOX 3 2");
+			 "Big 5 -,C - -,INBOX 3 2");
 
 	res = run_limited(cs, script2, 350000);
 	ck_assert_int_eq(res.r, -EFBIG);
 	ck_assert_str_eq(res.reason, reason);
-	ck_assert_uint_eq(res.stats.messages_added, 0);
+	ck_assert_uint_eq(res.stats.messages_added, 1);
+	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || (SELECT group_concat(message_id)"
+				" FROM message WHERE folder_id = folder.id) FROM folder"
+				" WHERE name = 'C'"),
+			 "2 <c@x>");
 	ck_assert_str_eq(qs(cs, "SELECT count(*) || ' ' || max(uid) FROM message m JOIN folder f"
 				" ON f.id = m.folder_id WHERE f.name = 'Big' AND m.has_body"),
 			 "3 3");
