@@ -267,6 +267,10 @@ struct cpmsync_session {
 	int64_t active[MAX_ACTIVE];
 	size_t n_active;
 	bool active_default; /* INBOX, until set_active changes it */
+	/* Active changed since idle_folder was chosen (select_idle_folder()):
+	 * what a run, a SELECT or an IDLE under way then tells is of the
+	 * folder chosen before; the wait after them chooses again. */
+	bool idle_moved;
 
 	struct request *requests, *requests_tail;
 	struct request *running;
@@ -685,7 +689,8 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 
 	s->sync = NULL;
 	s->lent = NULL;
-	s->sel_current = r == 0 && (fast == 1 || fast == 3);
+	/* Not when Active changed during the run: IDLE is to move. */
+	s->sel_current = r == 0 && (fast == 1 || fast == 3) && !s->idle_moved;
 	if (r == 0 && (fast == 2 || fast == 3)) {
 		/* Synced without SELECT, but news came after (3: again the
 		 * same way), or the store and the server's count differ, or
@@ -1193,8 +1198,9 @@ static int idle_cont(struct imap_client *client, const char *text, char **ret_li
 		s->wait = WAIT_IDLING;
 		set_state(s, CPMSYNC_SESSION_IDLE, CPMSYNC_PUSH_IDLE);
 		timer_set(s, &s->refresh_timer, s->opt.idle_refresh_ms, refresh_cb);
-		/* News that came while entering: leave at once. */
-		if (s->debounce_timer || s->sync_wanted || s->requests)
+		/* News that came while entering, or Active changed: leave
+		 * at once. */
+		if (s->debounce_timer || s->sync_wanted || s->requests || s->idle_moved)
 			schedule_kick(s);
 	}
 	return 0;
@@ -1228,6 +1234,13 @@ static void select_done(struct imap_client *client, const struct imap_cmd_result
 
 	if (res->r < 0) {
 		wait_failed(s, client, res, "SELECT");
+		return;
+	}
+	if (s->idle_moved) {
+		/* Active changed while it was out: SELECT the folder it
+		 * names now (enter_wait()), not IDLE on this one. */
+		s->wait = WAIT_NONE;
+		schedule_kick(s);
 		return;
 	}
 	/* The window between the sync's last look and IDLE: compare. */
@@ -1321,6 +1334,7 @@ static int64_t select_idle_folder(struct cpmsync_session *s)
 
 	free(s->idle_folder);
 	s->idle_folder = NULL;
+	s->idle_moved = false;
 	rangeset_clear(&s->idle_vanished); /* of the folder selected before */
 	for (size_t i = 0; i < s->n_active && !s->idle_folder; i++)
 		if (store_sync_folder_server_name(s->store, s->active[i], &s->idle_folder) < 0)
@@ -1709,7 +1723,8 @@ static void kick(struct cpmsync_session *s)
 				s->lent = NULL;
 			return;
 		}
-		if (s->requests || s->sync_wanted)
+		/* idle_moved: an IDLE entered while Active changed. */
+		if (s->requests || s->sync_wanted || (s->idle_moved && s->idle_cmd))
 			leave_wait(s);
 		if (s->wait != WAIT_NONE)
 			return;
@@ -3347,6 +3362,9 @@ int cpmsync_session_set_active(struct cpmsync_session *s, int64_t folder_id, boo
 	}
 	s->active_default = false;
 	s->sel_current = false; /* SELECT the folder IDLE is to watch now */
+	/* ... also after a run, a SELECT or an IDLE under way (sync_done(),
+	 * select_done(), idle_cont()): the last choice wins. */
+	s->idle_moved = true;
 	/* IDLE follows the Active folders: re-enter the wait. */
 	if (s->wait == WAIT_IDLING && s->idle_cmd)
 		leave_wait(s);

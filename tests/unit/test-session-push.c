@@ -98,11 +98,12 @@ static const struct cpmsync_session_options OPTIONS = { .debounce_ms = 60000 };
 static const struct cpmsync_session_callbacks CALLBACKS = { .changed = changed_cb,
 							    .synced = synced_cb };
 
-/* The session on env's scripted peer (started with script), after its
- * first run (synced, idle). */
-static struct cpmsync_session *session_start(struct test_env *env, const struct script_step *script,
-					     const struct cpmsync_session_options *options,
-					     struct watch *w)
+/* The session on env's scripted peer (started with script), as soon as
+ * its first run ended well (the wait after it is being entered). */
+static struct cpmsync_session *session_first_run(struct test_env *env,
+						 const struct script_step *script,
+						 const struct cpmsync_session_options *options,
+						 struct watch *w)
 {
 	struct cpmsync_account account = ACCOUNT;
 	struct cpmsync_session *session = NULL;
@@ -112,9 +113,22 @@ static struct cpmsync_session *session_start(struct test_env *env, const struct 
 	ck_assert_int_eq(cpmsync_session_new(env->loop, env->store, &account, options, &CALLBACKS,
 					     w, &session),
 			 0);
-	ck_assert(test_loop_run_until(env->loop, &w->idle, 10000));
+	for (int i = 0; i < 1000 && !w->syncs; i++)
+		cpmsync_loop_iterate(env->loop, 10);
 	ck_assert_uint_eq(w->syncs, 1);
 	ck_assert_int_eq(w->last_r, 0);
+	return session;
+}
+
+/* The same, after its first run (synced, idle). */
+static struct cpmsync_session *session_start(struct test_env *env, const struct script_step *script,
+					     const struct cpmsync_session_options *options,
+					     struct watch *w)
+{
+	struct cpmsync_session *session = session_first_run(env, script, options, w);
+
+	ck_assert(test_loop_run_until(env->loop, &w->idle, 10000));
+	ck_assert_uint_eq(w->syncs, 1);
 	return session;
 }
 
@@ -1387,6 +1401,190 @@ START_TEST(test_fast_run_refused_lists_at_once)
 }
 END_TEST
 
+/* The first run on a QRESYNC server with IDLE (no NOTIFY): INBOX and
+ * Chat listed, both empty, selected and fetched; tags a1 to a9. */
+#define SYNC_QR_INBOX_CHAT                                                                         \
+	{ SCRIPT_SEND, "* OK [CAPABILITY " QR_CAPS "] hi\r\n" },                                   \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },                                               \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " QR_CAPS "] in\r\n" },                          \
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                                            \
+		{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },                         \
+		{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\"" },                                           \
+		{ SCRIPT_SEND,                                                                     \
+		  "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Chat\r\na3 OK list\r\n" },             \
+		{ SCRIPT_EXPECT, "a4 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" }, \
+		{ SCRIPT_EXPECT, "a5 STATUS Chat (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" },  \
+		{ SCRIPT_SEND,                                                                     \
+		  "* STATUS INBOX (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 8 HIGHESTMODSEQ 5)\r\n"        \
+		  "a4 OK status\r\n"                                                               \
+		  "* STATUS Chat (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 7 HIGHESTMODSEQ 3)\r\n"         \
+		  "a5 OK status\r\n" },                                                            \
+		{ SCRIPT_EXPECT, "a6 SELECT INBOX (CONDSTORE)" },                                  \
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"    \
+			       "* OK [HIGHESTMODSEQ 5] h\r\na6 OK [READ-WRITE] selected\r\n" },    \
+		{ SCRIPT_EXPECT, "a7 UID FETCH 1:* " }, { SCRIPT_SEND, "a7 OK fetched\r\n" },      \
+		{ SCRIPT_EXPECT, "a8 SELECT Chat (CONDSTORE)" },                                   \
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"    \
+			       "* OK [HIGHESTMODSEQ 3] h\r\na8 OK [READ-WRITE] selected\r\n" },    \
+		{ SCRIPT_EXPECT, "a9 UID FETCH 1:* " },                                            \
+	{                                                                                          \
+		SCRIPT_SEND, "a9 OK fetched\r\n"                                                   \
+	}
+
+/* SELECT and IDLE on Chat, the wait after Active set on it: tags n and
+ * n + 1 (strings). */
+#define IDLE_ON_CHAT(n, n1)                                                                        \
+	{ SCRIPT_EXPECT, "a" n " SELECT Chat" },                                                   \
+		{ SCRIPT_SEND,                                                                     \
+		  "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"                 \
+		  "* OK [HIGHESTMODSEQ 3] h\r\na" n " OK [READ-WRITE] selected\r\n" },             \
+		{ SCRIPT_EXPECT, "a" n1 " IDLE" },                                                 \
+	{                                                                                          \
+		SCRIPT_SEND, "+ idling\r\n"                                                        \
+	}
+
+/*
+ * Active set on another folder while a run is under way, here the fast
+ * run of news in IDLE on INBOX (no SELECT): the run ends with INBOX
+ * selected and current, and the wait SELECTs Chat and IDLEs there, the
+ * last Active choice, without another call.  Before, the run's end took
+ * INBOX for the IDLE folder again (sync_done() set sel_current) and the
+ * wait IDLEd on it without SELECT: the change was lost until the next.
+ */
+START_TEST(test_active_during_run_wins)
+{
+	char fetch[512];
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	int64_t inbox = 0, chat = 0;
+
+	fetch_reply(fetch, sizeof(fetch), 1, 0, MSG, "a12");
+	const struct script_step script[] = {
+		SYNC_QR_INBOX_CHAT,
+		{ SCRIPT_EXPECT, "a10 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "* OK [HIGHESTMODSEQ 5] h\r\na10 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a11 IDLE" },
+		{ SCRIPT_SEND, "+ idling\r\n" },
+		{ SCRIPT_SLEEP, "200" },
+		/* news in INBOX: the fast run, without SELECT */
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n" },
+		{ SCRIPT_EXPECT, "DONE" },
+		{ SCRIPT_EXPECT, "a12 UID FETCH 1:* (" },
+		{ SCRIPT_EXPECT, "a13 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 5 VANISHED)" },
+		/* the test sets Active on Chat meanwhile */
+		{ SCRIPT_SLEEP, "300" },
+		{ SCRIPT_SEND, "a11 OK idled\r\n" },
+		{ SCRIPT_SEND, fetch },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS () MODSEQ (6))\r\na13 OK fetched\r\n" },
+		/* IDLE on Chat, the folder now Active */
+		IDLE_ON_CHAT("14", "15"),
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	session = session_start(&env, script, &OPTIONS, &w);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "INBOX", &inbox), 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &chat), 0);
+	ck_assert(cpmsync_session_get_active(session, inbox)); /* the default */
+	ck_assert(!cpmsync_session_get_active(session, chat));
+	w.syncing = false;
+	ck_assert(test_loop_run_until(env.loop, &w.syncing, 5000));
+	ck_assert_uint_eq(w.syncs, 1); /* the fast run under way */
+	ck_assert_int_eq(cpmsync_session_set_active(session, chat, true), 0);
+	wait_syncs(&env, &w, 2);
+	ck_assert_uint_eq(messages_in(&env, "INBOX"), 1);
+	ck_assert(cpmsync_session_get_active(session, chat));
+	ck_assert(!cpmsync_session_get_active(session, inbox));
+	w.idle = false;
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 5000));
+	for (int i = 0; i < 30; i++)
+		cpmsync_loop_iterate(env.loop, 10);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
+	ck_assert_int_eq(cpmsync_session_get_push_state(session), CPMSYNC_PUSH_IDLE);
+	ck_assert_uint_eq(w.syncs, 2);
+
+	cpmsync_session_free(session);
+	test_env_end(&env); /* the script ran: SELECT Chat and IDLE there */
+}
+END_TEST
+
+/* Runs the loop ms milliseconds. */
+static void run_ms(struct test_env *env, unsigned ms)
+{
+	uint64_t t0 = mono_ms();
+
+	while (mono_ms() - t0 < ms)
+		cpmsync_loop_iterate(env->loop, 10);
+}
+
+/*
+ * Active set on Chat while the wait after the first run is entered on
+ * INBOX, the default: its SELECT out (select_done()), or its IDLE sent and
+ * not yet accepted (idle_cont()).  The wait SELECTs Chat and IDLEs there
+ * without another call; before, it IDLEd on INBOX until the next change.
+ */
+static void active_while_entering(const struct script_step *script)
+{
+	struct cpmsync_session *session = NULL;
+	struct test_env env;
+	struct watch w = { 0 };
+	int64_t chat = 0;
+
+	session = session_first_run(&env, script, &OPTIONS, &w);
+	run_ms(&env, 150); /* the peer holds its answer 400 ms */
+	ck_assert(!w.idle);
+	ck_assert_int_eq(cpmsync_store_find_folder(env.store, "a", "Chat", &chat), 0);
+	ck_assert_int_eq(cpmsync_session_set_active(session, chat, true), 0);
+	ck_assert(test_loop_run_until(env.loop, &w.idle, 5000));
+	run_ms(&env, 300);
+	ck_assert_int_eq(cpmsync_session_get_state(session), CPMSYNC_SESSION_IDLE);
+	ck_assert_int_eq(cpmsync_session_get_push_state(session), CPMSYNC_PUSH_IDLE);
+	ck_assert_uint_eq(w.syncs, 1);
+
+	cpmsync_session_free(session);
+	test_env_end(&env); /* the script ran: SELECT Chat and IDLE there */
+}
+
+START_TEST(test_active_during_select)
+{
+	const struct script_step script[] = {
+		SYNC_QR_INBOX_CHAT,
+		{ SCRIPT_EXPECT, "a10 SELECT INBOX" },
+		{ SCRIPT_SLEEP, "400" }, /* Active set on Chat meanwhile */
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "* OK [HIGHESTMODSEQ 5] h\r\na10 OK [READ-WRITE] selected\r\n" },
+		IDLE_ON_CHAT("11", "12"),
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	active_while_entering(script);
+}
+END_TEST
+
+START_TEST(test_active_during_idle_start)
+{
+	const struct script_step script[] = {
+		SYNC_QR_INBOX_CHAT,
+		{ SCRIPT_EXPECT, "a10 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 0 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 1] n\r\n"
+			       "* OK [HIGHESTMODSEQ 5] h\r\na10 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a11 IDLE" },
+		{ SCRIPT_SLEEP, "400" }, /* Active set on Chat meanwhile */
+		{ SCRIPT_SEND, "+ idling\r\n" },
+		{ SCRIPT_EXPECT, "DONE" },
+		{ SCRIPT_SEND, "a11 OK idled\r\n" },
+		IDLE_ON_CHAT("12", "13"),
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	active_while_entering(script);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -1411,6 +1609,9 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_folder_gone_by_select_resynced);
 	tcase_add_test(tc, test_folder_gone_by_select_resync_bounded);
 	tcase_add_test(tc, test_fast_run_refused_lists_at_once);
+	tcase_add_test(tc, test_active_during_run_wins);
+	tcase_add_test(tc, test_active_during_select);
+	tcase_add_test(tc, test_active_during_idle_start);
 	suite_add_tcase(s, tc);
 	return s;
 }
