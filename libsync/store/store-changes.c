@@ -85,12 +85,22 @@ static const char watch_sql[] =
 	"   WHERE f <> 0 AND NEW.removed = 0 AND OLD.removed = 0"
 	"   AND NEW.folder_id = OLD.folder_id;"
 	" END;"
-	/* Flags (message_state since schema version 23). */
+	/* Flags (message_state since schema version 23).  The last message
+	 * of a conversation row is its LastMessage, whose Flags show: a
+	 * change of them that leaves Unseen alone (\Flagged) moves no
+	 * version (conv_message_flags), yet changes the conversation.  Three
+	 * lookups by key; a row store-message.c holds back is not read here
+	 * (store.c's authorize()): a message it made the last is new, and
+	 * its conversation changed anyway. */
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_message_flags AFTER UPDATE OF flags"
 	" ON main.message_state WHEN NEW.flags IS NOT OLD.flags BEGIN"
 	"  INSERT INTO cpm_change (kind, fields, folder_id, message_id)"
 	"   SELECT 2, 1, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.id"
 	"   AND m.removed = 0;"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 7, 0, c.id FROM main.message m JOIN main.folder f ON f.id = m.folder_id"
+	"   JOIN main.conversation c ON c.account_id = f.account_id AND c.folder = f.conv"
+	"   WHERE m.id = NEW.id AND m.removed = 0 AND f.removed = 0 AND c.last_id = NEW.id;"
 	" END;"
 	/* The snippet written again (a body's CPM parse,
 	 * store_message_set_cpm()).  A message's first summary mostly comes

@@ -347,7 +347,10 @@ static ssize_t cached(struct store *s, const char *sql)
  * Not for an INSERT alone (CPM_ENSURE: a new row, which nothing held back
  * is about), nor for conv_message_flags, which only adds the change of
  * Unseen to the row (a delta: the same before or after the held-back
- * ones, and a recompute after it counts the flags as they are).
+ * ones, and a recompute after it counts the flags as they are), nor for
+ * the watch's cpm_message_flags (store-changes.c), which reads last_id
+ * to note the row changed (a row whose last message a held-back one
+ * replaces changes anyway, at the flush).
  * STMT_STALE: it may note conversations in conv_stale (schema version
  * 21), to be recomputed at the next flush.
  */
@@ -364,7 +367,9 @@ static int authorize(void *userdata, int action, const char *a, const char *b, c
 	case SQLITE_READ:
 	case SQLITE_UPDATE:
 	case SQLITE_DELETE:
-		if (streq(a, "conversation") && !(trigger && streq(trigger, "conv_message_flags")))
+		if (streq(a, "conversation") &&
+		    !(trigger && (streq(trigger, "conv_message_flags") ||
+				  streq(trigger, "cpm_message_flags"))))
 			s->prep_flags |= STMT_CONV;
 		break;
 	case SQLITE_INSERT:

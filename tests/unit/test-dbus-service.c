@@ -1284,27 +1284,22 @@ static bool dict_find(DBusMessageIter *it, const char *key, DBusMessageIter *v)
 	return false;
 }
 
-/* ListConversations, the one conversation of acc-1 as "Messages=..;
- * Unseen=..;Last=<Id>;Flags=<flags,>;Snippet=..". */
-static void list_conversations(char *out, size_t size)
+/* The conversation dict a (an a{sv}) as "Messages=..;Unseen=..;
+ * Last=<Id>;Snippet=..;Flags=<flags,>". */
+static void conversation_flat(DBusMessageIter *a, char *out, size_t size)
 {
-	DBusMessage *r = call_msg(
-		new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations"));
-	DBusMessageIter it, a, v, lm, f;
+	DBusMessageIter v, lm, f;
 	dbus_uint32_t msgs, unseen;
 	dbus_uint64_t id;
 	const char *snippet, *flag;
 	size_t len;
 
-	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
-	ck_assert(dbus_message_iter_init(r, &it));
-	dbus_message_iter_recurse(&it, &a);
-	ck_assert_int_eq(dbus_message_iter_get_arg_type(&a), DBUS_TYPE_ARRAY);
-	ck_assert(dict_find(&a, "Messages", &v));
+	ck_assert_int_eq(dbus_message_iter_get_arg_type(a), DBUS_TYPE_ARRAY);
+	ck_assert(dict_find(a, "Messages", &v));
 	dbus_message_iter_get_basic(&v, &msgs);
-	ck_assert(dict_find(&a, "Unseen", &v));
+	ck_assert(dict_find(a, "Unseen", &v));
 	dbus_message_iter_get_basic(&v, &unseen);
-	ck_assert(dict_find(&a, "LastMessage", &lm));
+	ck_assert(dict_find(a, "LastMessage", &lm));
 	ck_assert(dict_find(&lm, "Id", &v));
 	dbus_message_iter_get_basic(&v, &id);
 	ck_assert(dict_find(&lm, "Snippet", &v));
@@ -1318,6 +1313,19 @@ static void list_conversations(char *out, size_t size)
 		len += (size_t)snprintf(out + len, size - len, "%s,", flag);
 	}
 	ck_assert_uint_lt(len, size);
+}
+
+/* ListConversations, the one conversation of acc-1 as conversation_flat(). */
+static void list_conversations(char *out, size_t size)
+{
+	DBusMessage *r = call_msg(
+		new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations"));
+	DBusMessageIter it, a;
+
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	ck_assert(dbus_message_iter_init(r, &it));
+	dbus_message_iter_recurse(&it, &a);
+	conversation_flat(&a, out, size);
 	/* One conversation only. */
 	dbus_message_iter_next(&a);
 	ck_assert_int_eq(dbus_message_iter_get_arg_type(&a), DBUS_TYPE_INVALID);
@@ -1451,6 +1459,65 @@ static dbus_uint32_t unseen_of(DBusMessage *m)
 }
 
 /*
+ * A flag that leaves Unseen alone (\Flagged), changed on the last message
+ * of a conversation, shows in its LastMessage: a ConversationChanged says
+ * so, and the app that keeps the list from the signals holds what a new
+ * ListConversations says, for a local SetFlags and for the server's
+ * flags.  The same change on a message that is not the last one changes
+ * no summary: no signal.
+ */
+START_TEST(test_conversation_last_message_flags)
+{
+	const char *flagged[] = { "\\Flagged", NULL };
+	struct store *s = store_from_public(store);
+	bool never = false, found, changed;
+	char app[512], now[512];
+	int64_t fid, id1, id2;
+	DBusMessageIter it;
+
+	SKIP_WITHOUT_DAEMON();
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default", &fid), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default/conv-obj", &fid), 0);
+	id1 = store_chat("first", 1700000000);
+	id2 = store_chat("second", 1700000100);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, id2, 2, ""), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	test_loop_run_until(loop, &never, 300);
+	ck_assert_ptr_nonnull(conv_changed_last);
+
+	for (int step = 0; step < 3; step++) {
+		if (step == 2) { /* a local SetFlags on the last message */
+			ck_assert_int_eq(cpmsync_op_set_flags(store, &id2, 1, flagged, NULL), 0);
+		} else { /* the server's flags: \\Flagged, then none */
+			ck_assert_int_eq(store_begin(s), 0);
+			ck_assert_int_eq(store_sync_server_flags(s, fid, 2,
+								 step == 0 ? "\\Flagged" : "", 0,
+								 &found, &changed, NULL),
+					 0);
+			ck_assert(found && changed);
+			ck_assert_int_eq(store_commit(s), 0);
+		}
+		test_loop_run_until(loop, &never, 300);
+		ck_assert_ptr_nonnull(conv_changed_last);
+		ck_assert(dbus_message_iter_init(conv_changed_last, &it));
+		conversation_flat(&it, app, sizeof(app));
+		list_conversations(now, sizeof(now));
+		ck_assert_msg(strcmp(app, now) == 0, "step %d: the app holds %s, the store %s",
+			      step, app, now);
+		ck_assert_int_eq(strstr(now, "Flagged") != NULL, step != 1);
+	}
+
+	/* Not the last message: its summary is not the conversation's. */
+	dbus_message_unref(conv_changed_last);
+	conv_changed_last = NULL;
+	ck_assert_int_eq(cpmsync_op_set_flags(store, &id1, 1, flagged, NULL), 0);
+	test_loop_run_until(loop, &never, 300);
+	ck_assert_ptr_null(conv_changed_last);
+}
+END_TEST
+
+/*
  * A list read while the sync engine's batch is open, with a change of
  * the conversation in it (the server's \Seen): what the app holds after
  * the list and the signals that follow it is what the store holds, when
@@ -1568,6 +1635,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_conversations_kept);
 	tcase_add_test(tc, test_conversation_removed_after_list);
 	tcase_add_test(tc, test_conversation_list_in_batch);
+	tcase_add_test(tc, test_conversation_last_message_flags);
 	suite_add_tcase(s, tc);
 	return s;
 }

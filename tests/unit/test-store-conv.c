@@ -614,6 +614,41 @@ START_TEST(test_imdn_through_sync)
 }
 END_TEST
 
+/*
+ * A flag that leaves Unseen alone (\\Flagged): on a message that is not its
+ * conversation's last, a change of the message only; on the last one,
+ * whose Flags the conversation's LastMessage shows, of the conversation
+ * too.
+ */
+START_TEST(test_last_message_flags_changes)
+{
+	const char *flagged[] = { "\\Flagged", NULL };
+	int64_t a, b, last, other, cid;
+	int n;
+
+	folder("Default");
+	a = put(F1, "chat-1to1-sent.eml", "\\Seen");
+	b = put(F1, "chat-1to1-received-base64.eml", NULL);
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	cid = get(C1).id;
+	last = get(C1).last_message_id;
+	ck_assert(last == a || last == b);
+	other = last == a ? b : a;
+	take();
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &other, 1, flagged, NULL), 0);
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, other, n));
+	ck_assert(!changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n));
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &last, 1, flagged, NULL), 0);
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, last, n));
+	ck_assert(changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n));
+	ck_assert_ptr_nonnull(strstr(get(C1).last_flags, "\\Flagged"));
+}
+END_TEST
+
 /* sync_bodies limited: objects first stored from their header (a CPIM
  * report looks like a message then), classified again once the body is
  * fetched (store_message_set_cpm()). */
@@ -2502,6 +2537,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_imdn_in_order);
 	tcase_add_test(tc, test_imdn_before_message);
 	tcase_add_test(tc, test_imdn_through_sync);
+	tcase_add_test(tc, test_last_message_flags_changes);
 	tcase_add_test(tc, test_rollback_to_mark);
 	tcase_add_test(tc, test_header_first_then_body);
 	tcase_add_test(tc, test_paging);
