@@ -551,6 +551,30 @@ DBusConnection *connect_daemon(bool activate)
 }
 
 /*
+ * Manager1's properties (GetAll): the reply, with *it at its a{sv}, or
+ * NULL when the daemon does not answer so (nothing printed).
+ */
+static DBusMessage *manager_properties(DBusConnection *conn, DBusMessageIter *it)
+{
+	const char *iface = IFACE_MANAGER;
+	DBusMessage *m, *reply;
+	DBusError e;
+
+	dbus_error_init(&e);
+	m = new_call(ROOT_PATH, IFACE_PROPERTIES, "GetAll");
+	if (!dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID))
+		dbus_oom();
+	reply = call(conn, m, 10 * 1000, &e);
+	dbus_error_free(&e);
+	if (reply &&
+	    (!dbus_message_has_signature(reply, "a{sv}") || !dbus_message_iter_init(reply, it))) {
+		dbus_message_unref(reply);
+		reply = NULL;
+	}
+	return reply;
+}
+
+/*
  * The running daemon's Manager1.ConfigFile and .Database (free() both),
  * or -1 when no daemon runs, it does not answer, or it has neither
  * (an older cpm-syncd): nothing printed.
@@ -558,22 +582,15 @@ DBusConnection *connect_daemon(bool activate)
 static int daemon_files(char **ret_config, char **ret_database)
 {
 	DBusConnection *conn = connect_daemon_quiet(false, true);
-	const char *iface = IFACE_MANAGER, *conf, *db;
+	const char *conf, *db;
 	DBusMessageIter it;
-	DBusMessage *m, *reply;
-	DBusError e;
+	DBusMessage *reply;
 	int r = -1;
 
 	if (!conn)
 		return -1;
-	dbus_error_init(&e);
-	m = new_call(ROOT_PATH, IFACE_PROPERTIES, "GetAll");
-	if (!dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID))
-		dbus_oom();
-	reply = call(conn, m, 10 * 1000, &e);
-	dbus_error_free(&e);
-	if (reply && dbus_message_has_signature(reply, "a{sv}") &&
-	    dbus_message_iter_init(reply, &it)) {
+	reply = manager_properties(conn, &it);
+	if (reply) {
 		conf = prop_str(&it, "ConfigFile", "");
 		db = prop_str(&it, "Database", "");
 		if (*conf && *db) {
@@ -1110,6 +1127,35 @@ bad:
 
 /* ---- status ---- */
 
+/*
+ * After status's lines, on stderr: why the daemon refused its last
+ * configuration reload (Manager1.ConfigError) and the warnings of the file
+ * in force (ConfigWarnings: an unknown key is a typo more often than not).
+ * Nothing when the daemon has neither, or does not answer.
+ */
+static void print_config_notes(DBusConnection *conn)
+{
+	DBusMessageIter it, v, a;
+	const char *err, *w;
+	DBusMessage *reply = manager_properties(conn, &it);
+
+	if (!reply)
+		return;
+	err = prop_str(&it, "ConfigError", "");
+	if (*err)
+		fprintf(stderr, "cpmctl: configuration: %s\n", err);
+	if (prop_find(&it, "ConfigWarnings", DBUS_TYPE_ARRAY, &v) &&
+	    dbus_message_iter_get_element_type(&v) == DBUS_TYPE_STRING) {
+		dbus_message_iter_recurse(&v, &a);
+		for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRING;
+		     dbus_message_iter_next(&a)) {
+			dbus_message_iter_get_basic(&a, &w);
+			fprintf(stderr, "cpmctl: configuration warning: %s\n", w);
+		}
+	}
+	dbus_message_unref(reply);
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	struct objects objs = { 0 };
@@ -1163,6 +1209,7 @@ static int cmd_status(int argc, char **argv)
 		put_field(prop_str(p, "LastError", ""));
 		putchar('\n');
 	}
+	print_config_notes(conn);
 out:
 	objects_free(&objs);
 	dbus_connection_unref(conn);

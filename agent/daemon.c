@@ -432,6 +432,8 @@ static void apply_config(struct daemon *d, struct config *cfg)
 							 config_account_cpm_root(now));
 	}
 	d->cfg = cfg;
+	/* Logged by the loader; kept for Manager1.ConfigWarnings too. */
+	cpm_service_set_config_warnings(d->svc, cfg->warnings, cfg->n_warnings);
 	/* New in the file; one whose removal is not done yet comes after it
 	 * (its data, in the store still, is not for it). */
 	for (size_t i = 0; i < cfg->n_accounts; i++) {

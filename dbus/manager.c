@@ -372,6 +372,19 @@ static void get_config_error(DBusMessageIter *iter, void *userdata)
 	cpm_append_string(iter, svc->config_error ? svc->config_error : "");
 }
 
+static void get_config_warnings(DBusMessageIter *iter, void *userdata)
+{
+	struct cpm_service *svc = userdata;
+	DBusMessageIter a;
+
+	if (!dbus_message_iter_open_container(iter, DBUS_TYPE_ARRAY, "s", &a))
+		cpm_oom();
+	for (size_t i = 0; i < svc->n_config_warnings; i++)
+		cpm_append_string(&a, svc->config_warnings[i]);
+	if (!dbus_message_iter_close_container(iter, &a))
+		cpm_oom();
+}
+
 static void get_config_file(DBusMessageIter *iter, void *userdata)
 {
 	struct cpm_service *svc = userdata;
@@ -410,6 +423,32 @@ void cpm_service_set_config_error(struct cpm_service *svc, const char *error)
 		return;
 	free(svc->config_error);
 	svc->config_error = *error ? cpm_strdup(error) : NULL;
+	cpm_bus_properties_changed(svc->bus, CPM_ROOT_PATH, changed);
+}
+
+static bool same_strings(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]))
+			return false;
+	return true;
+}
+
+void cpm_service_set_config_warnings(struct cpm_service *svc, char *const *warnings, size_t n)
+{
+	static const char *const changed[] = { "ConfigWarnings", NULL };
+
+	if (!svc || same_strings(svc->config_warnings, svc->n_config_warnings, warnings, n))
+		return;
+	for (size_t i = 0; i < svc->n_config_warnings; i++)
+		free(svc->config_warnings[i]);
+	free(svc->config_warnings);
+	svc->config_warnings = n ? cpm_calloc(n, sizeof(*svc->config_warnings)) : NULL;
+	for (size_t i = 0; i < n; i++)
+		svc->config_warnings[i] = cpm_strdup(warnings[i]);
+	svc->n_config_warnings = n;
 	cpm_bus_properties_changed(svc->bus, CPM_ROOT_PATH, changed);
 }
 
@@ -474,6 +513,9 @@ const struct cpm_interface cpm_manager_interface = {
 		 * (cpm_service_set_files()). */
 		{ "ConfigFile", "s", get_config_file, NULL },
 		{ "Database", "s", get_database, NULL },
+		/* Ours: the warnings of the file in force
+		 * (cpm_service_set_config_warnings()). */
+		{ "ConfigWarnings", "as", get_config_warnings, NULL },
 		{ NULL },
 	},
 };

@@ -91,9 +91,11 @@ struct cpm_service {
 	struct cpmsync_store *store;
 	struct cpm_bus *bus;
 	char *version;
-	char *config_error; /* Manager1.ConfigError; NULL: "" */
-	char *config_file;  /* Manager1.ConfigFile (ours); NULL: "" */
-	char *database;	    /* Manager1.Database (ours); NULL: "" */
+	char *config_error;	/* Manager1.ConfigError; NULL: "" */
+	char **config_warnings; /* Manager1.ConfigWarnings */
+	size_t n_config_warnings;
+	char *config_file; /* Manager1.ConfigFile (ours); NULL: "" */
+	char *database;	   /* Manager1.Database (ours); NULL: "" */
 	struct cpm_service_hooks hooks;
 	void *userdata;
 	bool watching;

@@ -786,6 +786,9 @@ struct cpm_service *cpm_service_free(struct cpm_service *svc)
 	free(svc->accounts);
 	free(svc->version);
 	free(svc->config_error);
+	for (size_t i = 0; i < svc->n_config_warnings; i++)
+		free(svc->config_warnings[i]);
+	free(svc->config_warnings);
 	free(svc->config_file);
 	free(svc->database);
 	free(svc);

@@ -118,6 +118,15 @@ void cpm_service_set_account_details(struct cpm_service *svc, const char *name, 
 void cpm_service_set_config_error(struct cpm_service *svc, const char *error);
 
 /*
+ * Manager1.ConfigWarnings, ours beyond the contract: the warnings of the
+ * file in force ("FILE:LINE: unknown key 'x' in [general], ignoring it"),
+ * empty when it has none.  Set when a file is taken (at start and at each
+ * accepted reload; a refused file keeps the last good one's).  Copied;
+ * PropertiesChanged is emitted when the list changes.
+ */
+void cpm_service_set_config_warnings(struct cpm_service *svc, char *const *warnings, size_t n);
+
+/*
  * Manager1.ConfigFile and .Database, ours beyond the contract: the
  * configuration file the daemon reads and the store it uses (absolute
  * paths), so that a reader of the store (cpmctl dump, pending) opens

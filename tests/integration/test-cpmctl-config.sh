@@ -70,6 +70,22 @@ check "the log has one line with it, saying the last good configuration stays" o
 check "watch: PropertiesChanged of ConfigError" \
 	eventually 5 has_line "$WORK/watch.out" $'\t\tPropertiesChanged\tConfigError='"$err"
 check "the last good configuration stays: the account is idle" test "$(acct State)" = idle
+# status_says RC OUT-PATTERN ERR: cpmctl status exits RC, its stdout matches
+# the extended regex OUT-PATTERN, and its stderr is exactly ERR (else shown)
+status_says() {
+	local rc=0
+	"$CPMCTL" status >"$WORK/status.out" 2>"$WORK/status.err" || rc=$?
+	if [ "$rc" -eq "$1" ] && grep -qE -- "$2" "$WORK/status.out" &&
+		[ "$(cat "$WORK/status.err")" = "$3" ]; then
+		return 0
+	fi
+	echo "    rc $rc (want $1)"
+	sed 's/^/    out | /' "$WORK/status.out"
+	sed 's/^/    err | /' "$WORK/status.err"
+	return 1
+}
+check "cpmctl status: the account's line, and on stderr why the file was refused" \
+	status_says 0 $'^a\tidle\t' "cpmctl: configuration: $err"
 run_sync() { "$CPMCTL" sync a >"$WORK/out" 2>"$WORK/err"; }
 check "and syncs" run_sync
 reloaded=$(log_count "configuration reloaded")
@@ -193,6 +209,29 @@ sync_ok() {
 }
 check "cpmctl sync a (Sync()): the command runs again, 'a: ok', exit 0 ($rc, $t ms)" sync_ok
 check "State idle" wait_state idle 5
+
+# --- an unknown key: a warning, in ConfigWarnings and on cpmctl status's stderr ---------------
+check "no ConfigWarnings for a file without warnings" test -z "$(mgr ConfigWarnings)"
+check "cpmctl status: nothing on stderr" status_says 0 $'^a\tidle\t' ""
+cp "$CONF" "$WORK/cur.conf" || bail "cannot copy the configuration"
+{ cat "$WORK/cur.conf" && echo "intervall = 5"; } >"$WORK/warn.conf" || bail "cannot write warn.conf"
+lw=$(grep -n '^intervall = 5$' "$WORK/warn.conf" | cut -d: -f1)
+[ -n "$lw" ] || bail "no intervall line"
+grep -q '^\[account a\]$' "$WORK/warn.conf" || bail "the configuration has no [account a]"
+want_w="$CONF:$lw: unknown key 'intervall' in [account a], ignoring it"
+reloaded=$(log_count "configuration reloaded")
+replace "$CONF" "$WORK/warn.conf" || bail "cannot replace the configuration"
+check "the file is taken: 'configuration reloaded' once more" eventually 10 reloaded_once_more
+check "ConfigWarnings is exactly the warning, FILE:LINE: text" test "$(mgr ConfigWarnings)" = "- $want_w"
+check "ConfigError stays empty (a warning is not a refusal)" test -z "$(mgr ConfigError)"
+check "the log has the warning" bash -c "grep -qF -- \"$want_w\" '$WORK/daemon.log'"
+check "cpmctl status: the account's line, and the warning on stderr" \
+	status_says 0 $'^a\tidle\t' "cpmctl: configuration warning: $want_w"
+reloaded=$(log_count "configuration reloaded")
+replace "$CONF" "$WORK/cur.conf" || bail "cannot restore the configuration"
+check "the key removed: reloaded" eventually 10 reloaded_once_more
+check "ConfigWarnings is empty again" test -z "$(mgr ConfigWarnings)"
+check "cpmctl status: nothing on stderr again" status_says 0 $'^a\tidle\t' ""
 
 kill "$WATCH_PID"
 wait "$WATCH_PID" 2>/dev/null

@@ -428,7 +428,8 @@ START_TEST(test_introspect_objects)
 			       "property Version s read\n"
 			       "property ConfigError s read\n"
 			       "property ConfigFile s read\n"
-			       "property Database s read\n");
+			       "property Database s read\n"
+			       "property ConfigWarnings as read\n");
 	free(flat);
 	dbus_message_unref(m);
 	dbus_message_unref(r);
