@@ -73,6 +73,10 @@ struct daemon {
 	struct netwatch *netwatch;
 	struct cpmsync_loop_source *signal_src;
 	struct cpmsync_loop_source *store_check_src;
+	/* The store's PRAGMA data_version when store_check_cb() last read it
+	 * (other_writers_check()); has_data_version: read once. */
+	uint64_t data_version;
+	bool has_data_version;
 	int signal_fd;
 	/* Manager1.RemoveAccount in progress: its data goes next. */
 	const char *dropping;
@@ -1035,17 +1039,59 @@ static void daemon_free(struct daemon *d)
  * cpmsync_store_check_file()); the daemon stops too, so that the next
  * start (systemd's Restart=on-failure, or D-Bus activation) makes a new
  * store and syncs it again.  Checked every STORE_CHECK_MS, and by each
- * write.
+ * write.  The same timer looks for other processes' writes
+ * (other_writers_check()).
  */
 #define STORE_CHECK_MS 2000
+
+/*
+ * Another process wrote the store: an app that links libcpmsync and calls
+ * its operations (cpmsync/ops.h) journals its changes beside ours, and
+ * nothing else tells the daemon.  Without this they went out at the next
+ * sync only: the next poll, minutes away, or never while push waits on a
+ * server with no news.  PRAGMA data_version moves with other connections'
+ * commits only (not the daemon's own), so an account with pending
+ * operations after such a commit replays now, within STORE_CHECK_MS; one
+ * backing off after a failure keeps waiting (changed_locally()).
+ */
+static void other_writers_check(struct daemon *d)
+{
+	uint64_t stamp[2];
+
+	if (cpmsync_store_content_stamp(d->store, stamp) < 0)
+		return;
+	if (d->has_data_version && stamp[0] == d->data_version)
+		return;
+	if (!d->has_data_version) {
+		d->has_data_version = true;
+		d->data_version = stamp[0];
+		return;
+	}
+	d->data_version = stamp[0];
+	for (size_t i = 0; i < d->n_accounts; i++) {
+		struct daemon_account *da = d->accounts[i];
+		uint32_t n = 0;
+
+		if (cpmsync_store_pending_operations(d->store, da->conf->name, &n) < 0 || !n)
+			continue;
+		log_debug("%s: the store was written by another process; %" PRIu32
+			  " pending operation%s to send",
+			  da->conf->name, n, n == 1 ? "" : "s");
+		if (d->svc)
+			cpm_service_account_changed(d->svc, da->session);
+		cpmsync_session_changed_locally(da->session);
+	}
+}
 
 static void store_check_cb(struct cpmsync_loop_source *src, void *userdata)
 {
 	struct daemon *d = userdata;
 
 	(void)src;
-	if (cpmsync_store_check_file(d->store) != -CPMSYNC_E_STORE_GONE)
+	if (cpmsync_store_check_file(d->store) != -CPMSYNC_E_STORE_GONE) {
+		other_writers_check(d);
 		return;
+	}
 	log_error("%s; stopping, so that a new start makes a new store and syncs it again",
 		  cpmsync_store_error(d->store));
 	cpmsync_loop_quit(d->loop, 1);

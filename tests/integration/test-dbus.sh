@@ -802,6 +802,26 @@ if is_act_daemon; then
 	kill -TERM "$ACT_PID"
 fi
 
+# --- a change written by another process (an app linking libcpmsync) --------------------------------------
+# cpmsync-op opens the store read-write beside the daemon and journals a flag
+# as an app's cpmsync_op_set_flags() does: no Sync(), no D-Bus call.  The
+# daemon sees the other process's commit (store.h) and sends it.
+msg_save "$USER1" INBOX "<app@dbus.test>" 300 || bail "doveadm save <app@dbus.test>"
+app_find() { "$OP" --db "$WORK/store.db" find a INBOX "<app@dbus.test>"; }
+check "<app@dbus.test> arrives by push" eventually 10 app_find
+check "the account is idle" wait_state idle 10
+app_id=$(app_find) || bail "<app@dbus.test> not in the store"
+"$OP" --db "$WORK/store.db" flags "$app_id" -- +kwApp || bail "cpmsync-op flags $app_id"
+srv_app_flags() {
+	(
+		. "$DC/env"
+		doveadm -c "$DOVECOT_CONF" -f flow fetch -u "$USER1" flags mailbox INBOX header message-id "<app@dbus.test>"
+	)
+}
+app_flag_on_server() { [[ $(srv_app_flags) == *kwApp* ]]; }
+check "another process's flag reaches the server without a Sync() (within 10 s)" eventually 10 app_flag_on_server
+check "PendingOperations is 0 again" eventually 5 bash -c "[ \"\$('$DBUS' get '$A' org.cpmsync.Account1 PendingOperations)\" = 0 ]"
+
 # --- the daemon stops cleanly ---------------------------------------------------------------------------
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID"

@@ -6,10 +6,14 @@
  * The local message store (one SQLite file, WAL mode), as the daemon, D-Bus
  * front end, cpmctl and other local readers see it.
  *
- * The daemon holds the one read-write handle; any number of other
- * processes may open the same file with CPMSYNC_STORE_READONLY and read
- * while it writes.  Functions return 0 or a negative errno / -CPMSYNC_E_*
- * code; cpmsync_store_error() describes the last failure.
+ * The daemon holds a read-write handle.  An app may open another beside
+ * it and call the local operations (cpmsync/ops.h): SQLite serialises the
+ * writers, the changes are journaled as the daemon's own are, and a
+ * running cpm-syncd sends them within a few seconds (it looks for other
+ * processes' commits every 2 s).  Any number of other processes may open
+ * the same file with CPMSYNC_STORE_READONLY and read while it writes.
+ * Functions return 0 or a negative errno / -CPMSYNC_E_* code;
+ * cpmsync_store_error() describes the last failure.
  *
  * Readers see the local view: a folder or message removed locally (with
  * the server side still pending) is not listed; a message stored locally
@@ -271,10 +275,10 @@ int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn not
  */
 int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max);
 /*
- * A stamp of what this handle reads: ret_stamp[0..1] change with every
+ * A stamp of what this handle reads: ret_stamp[0] changes with every
+ * commit of another connection (and only then), ret_stamp[1] with every
  * row written through this handle (committed, rolled back or still
- * pending) and with every commit of another connection, and stay the
- * same otherwise, so a reader may keep what it built from the store for
+ * pending); both stay the same otherwise, so a reader may keep what it built from the store for
  * as long as the stamp is the same (Account1.ListConversations keeps its
  * reply so).  Returns 1 while this handle has a transaction open (what is
  * read then may still be rolled back: keep nothing), else 0; or a
