@@ -982,6 +982,20 @@ static bool being_written(int dfd, const char *name)
 	return false;
 }
 
+/*
+ * A regular file that a writer still has open is left until its close,
+ * before any check of what it holds: open and not yet written, it is 0
+ * bytes, and "empty file" would send it to .failed while the writer goes
+ * on filling it there.  Said once per scan at debug level.
+ */
+static bool still_open(int dfd, const char *name, const struct stat *st, const char *rel)
+{
+	if (!S_ISREG(st->st_mode) || !being_written(dfd, name))
+		return false;
+	log_debug("outbox: %s is still open for writing; taken once closed", rel);
+	return true;
+}
+
 /* A file appeared at rel in the drop tree; dfd is its directory. */
 static void handle_drop(struct outbox *o, int dfd, const char *rel)
 {
@@ -1014,13 +1028,11 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 			move_to_failed(o, dfd, base, base, rel, why);
 			return;
 		}
+		if (still_open(dfd, base, &st, rel))
+			return;
 		why = outbox_check_stat(&st, geteuid());
 		if (why) {
 			move_to_failed(o, dfd, base, base, rel, why);
-			return;
-		}
-		if (being_written(dfd, base)) {
-			log_debug("outbox: %s is still open for writing; taken once closed", rel);
 			return;
 		}
 		claim_and_store(o, dfd, rel);
@@ -1033,6 +1045,8 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 		move_to_failed(o, dfd, name, name, rel, why);
 		return;
 	}
+	if (still_open(dfd, name, &st, rel))
+		return;
 	why = outbox_check_stat(&st, geteuid());
 	if (why) {
 		move_to_failed(o, dfd, name, name, rel, why);
@@ -1063,10 +1077,6 @@ static void handle_drop(struct outbox *o, int dfd, const char *rel)
 		return;
 	}
 	deferred_forget(o, rel);
-	if (being_written(dfd, name)) {
-		log_debug("outbox: %s is still open for writing; taken once closed", rel);
-		return;
-	}
 	claim_and_store(o, dfd, rel);
 }
 

@@ -896,6 +896,48 @@ START_TEST(test_open_writer_waits)
 END_TEST
 
 /*
+ * The same with nothing written yet (open, then a pause before the first
+ * write): not "empty file" into .failed while the writer has it open --
+ * its later bytes would go to .failed with a .why that says it was empty
+ * (a tester's find: a push's sync rescans at any moment).  Taken whole
+ * once closed; for a CPM object too.
+ */
+START_TEST(test_open_empty_writer_waits)
+{
+	const char *paths[] = { P("a/INBOX/late.eml"), P("a/late-object") };
+	const char *failed[] = { P(".failed/late.eml"), P(".failed/late-object") };
+	static const char obj[] = "Message-ID: <late@x>\r\nFrom: tel:+1\r\n"
+				  "Conversation-ID: conv-L\r\n\r\n";
+	int64_t id;
+
+	start();
+	mkdirs(P("a/INBOX"));
+	for (unsigned i = 0; i < 2; i++) {
+		int fd = open(paths[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		ck_assert_int_ge(fd, 0);
+		outbox_rescan(ob);
+		run_for(200);
+		ck_assert_msg(!exists(failed[i]), "%s went to .failed while open", paths[i]);
+		ck_assert(exists(paths[i]));
+		ck_assert_uint_eq(stored_calls, i);
+		if (i == 0)
+			ck_assert_int_eq(write(fd, msg1, sizeof(msg1) - 1),
+					 (ssize_t)sizeof(msg1) - 1);
+		else
+			ck_assert_int_eq(write(fd, obj, sizeof(obj) - 1), (ssize_t)sizeof(obj) - 1);
+		close(fd);
+		ck_assert(run_until(file_gone, paths[i], 3000));
+		ck_assert_uint_eq(stored_calls, i + 1);
+		ck_assert(!exists(failed[i]));
+	}
+	ck_assert_int_eq(count("a", "INBOX", &id), 1);
+	ck_assert_str_eq(slurp(P(".pending/%" PRId64 "/late.eml", id)), msg1);
+	ck_assert_int_eq(count("a", "Default/conv-L", &id), 1);
+}
+END_TEST
+
+/*
  * A crash between claim_done()'s mkdir of .pending/<id> and its rename of
  * the claim into it: the empty directory does not make the stored message
  * someone else's, so the claim is matched to it, not stored again.
@@ -1577,6 +1619,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_rescan_from_callback);
 	tcase_add_test(tc, test_outbox_recreated);
 	tcase_add_test(tc, test_open_writer_waits);
+	tcase_add_test(tc, test_open_empty_writer_waits);
 	tcase_add_test(tc, test_crash_between_mkdir_and_rename);
 	tcase_add_test(tc, test_outbox_removed_noticed);
 	tcase_add_test(tc, test_bad_arguments);
