@@ -91,7 +91,23 @@ struct outbox {
 
 	unsigned busy;	    /* inside a scan or event handling */
 	bool rescan_wanted; /* outbox_rescan() was called meanwhile */
+
+	/* Files found by an event or a scan, not handled yet, oldest first
+	 * (todo[todo_head..n_todo)): taken OUTBOX_TAKE_PER_TURN at a time,
+	 * one batch per loop iteration (take_next()), so that a drop of
+	 * thousands of files does not keep D-Bus and the syncs waiting. */
+	char **todo;
+	size_t n_todo, todo_head;
+	struct cpmsync_loop_source *todo_src;
+	bool starting; /* in outbox_new(): everything is taken before it returns */
 };
+
+/*
+ * Files taken (claimed, stored: a rename, an fsync and a store
+ * transaction, 1-25 ms each) per loop iteration: a reply waits for at most
+ * this many, not for the whole drop.
+ */
+#define OUTBOX_TAKE_PER_TURN 8
 
 /* ------------------------------------------------------------------------ */
 /* Paths and small file helpers */
@@ -1436,7 +1452,82 @@ static void watch_remove_tree(struct outbox *o, const char *rel)
 	}
 }
 
-/* Watches the directory dfd, which is rel, and takes what is in it, recursively. */
+static void take_next(struct cpmsync_loop_source *src, void *userdata);
+
+/* rel (a file below the outbox) is to be taken: queued (todo); the
+ * scan or event handling that found it takes the first batch. */
+static void todo_add(struct outbox *o, const char *rel)
+{
+	if (o->n_todo % 64 == 0)
+		o->todo = xreallocarray(o->todo, o->n_todo + 64, sizeof(*o->todo));
+	o->todo[o->n_todo++] = xstrdup(rel);
+}
+
+/*
+ * Takes up to max queued files (each from its directory opened anew
+ * beneath the outbox: what it was at the event may have moved since),
+ * then asks for the next batch from the next loop iteration, or, the
+ * queue empty, runs a rescan asked for meanwhile.
+ */
+static void take_some(struct outbox *o, size_t max)
+{
+	o->busy++;
+	for (size_t done = 0; done < max && o->todo_head < o->n_todo; done++) {
+		_cleanup_free_ char *rel = o->todo[o->todo_head];
+		_cleanup_free_ char *reldir = outbox_dir_part(rel);
+		_cleanup_close_ int dfd = -1;
+
+		o->todo[o->todo_head++] = NULL;
+		dfd = open_beneath(o->root, reldir, O_RDONLY | O_DIRECTORY);
+		if (dfd < 0)
+			continue; /* gone with its directory */
+		if (o->cb.before_take)
+			o->cb.before_take(o->userdata, rel);
+		handle_drop(o, dfd, rel);
+	}
+	if (o->todo_head == o->n_todo) {
+		free(o->todo);
+		o->todo = NULL;
+		o->n_todo = o->todo_head = 0;
+	}
+	o->busy--;
+}
+
+/*
+ * One batch now (a drop of a few files is taken at once, as before the
+ * queue), the rest from the next loop iterations.  Not while starting
+ * (outbox_new() takes everything) nor inside a scan (its end does).
+ */
+static void take_batch(struct outbox *o)
+{
+	/* A batch is due from the next iteration already: one per iteration
+	 * (the claims' own inotify events come every iteration too). */
+	if (o->starting || o->busy || o->todo_src)
+		return;
+	if (o->n_todo)
+		take_some(o, OUTBOX_TAKE_PER_TURN);
+	/* The rest, or a rescan asked for by a callback meanwhile: from the
+	 * next iteration (a loop, not a recursion). */
+	if ((o->n_todo || o->rescan_wanted) && !o->todo_src &&
+	    cpmsync_loop_defer(o->loop, take_next, o, NULL, &o->todo_src) < 0)
+		o->todo_src = NULL; /* the next event or rescan goes on */
+}
+
+static void rescan_now(struct outbox *o);
+
+static void take_next(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct outbox *o = userdata;
+
+	(void)src;
+	o->todo_src = NULL; /* a deferred call runs once */
+	if (o->n_todo)
+		take_batch(o);
+	else if (o->rescan_wanted && !o->busy)
+		rescan_now(o);
+}
+
+/* Watches the directory dfd, which is rel, and queues what is in it, recursively. */
 static void scan_dir(struct outbox *o, int dfd, const char *rel)
 {
 	unsigned depth = outbox_depth_of(rel);
@@ -1471,7 +1562,7 @@ static void scan_dir(struct outbox *o, int dfd, const char *rel)
 			if (sub >= 0)
 				scan_dir(o, sub, child);
 		} else {
-			handle_drop(o, dfd, child);
+			todo_add(o, child);
 		}
 	}
 	free_names(names);
@@ -1481,7 +1572,6 @@ static void handle_event(struct outbox *o, const struct inotify_event *ev)
 {
 	_cleanup_free_ char *child = NULL;
 	struct watch_entry *e;
-	int dfd;
 
 	if (ev->wd == o->parent_wd) {
 		/* The outbox's name in its parent: removed (no IN_DELETE_SELF
@@ -1527,14 +1617,7 @@ static void handle_event(struct outbox *o, const struct inotify_event *ev)
 	}
 	if (!(ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)))
 		return;
-	/* handle_drop() may change o->watches (not today, but cheaply safe). */
-	dfd = fcntl(e->dfd, F_DUPFD_CLOEXEC, 3);
-	if (dfd < 0)
-		return;
-	if (o->cb.before_take)
-		o->cb.before_take(o->userdata, child);
-	handle_drop(o, dfd, child);
-	close(dfd);
+	todo_add(o, child);
 }
 
 /*
@@ -1568,6 +1651,11 @@ static void rescan_now(struct outbox *o)
 {
 	int r;
 
+	if (o->n_todo) {
+		/* What a scan would find is queued, or comes after it. */
+		o->rescan_wanted = true;
+		return;
+	}
 	o->busy++;
 	do {
 		o->rescan_wanted = false;
@@ -1599,6 +1687,7 @@ static void rescan_now(struct outbox *o)
 		scan_dir(o, o->root, "");
 	} while (o->rescan_wanted);
 	o->busy--;
+	take_batch(o);
 }
 
 static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events, void *userdata)
@@ -1632,6 +1721,7 @@ static void on_inotify(struct cpmsync_loop_source *src, int fd, uint32_t events,
 		log_warning("outbox: inotify queue overflow; scanning %s", o->dir);
 		o->rescan_wanted = true;
 	}
+	take_batch(o);
 	if (o->rescan_wanted && !o->busy)
 		rescan_now(o);
 }
@@ -1732,7 +1822,12 @@ int outbox_new(struct cpmsync_loop *loop, struct cpmsync_store *store, const cha
 				xasprintf("cannot make the outbox's retry timer: %s", strerror(-r));
 		goto fail;
 	}
-	rescan_now(o);
+	o->starting = true;
+	do {
+		rescan_now(o);
+		take_some(o, SIZE_MAX);
+	} while (o->rescan_wanted); /* asked for by a callback meanwhile */
+	o->starting = false;
 	*ret = o;
 	return 0;
 
@@ -1747,6 +1842,10 @@ struct outbox *outbox_free(struct outbox *o)
 		return NULL;
 	cpmsync_loop_source_remove(o->io);
 	cpmsync_loop_source_remove(o->retry);
+	cpmsync_loop_source_remove(o->todo_src);
+	for (size_t i = o->todo_head; i < o->n_todo; i++)
+		free(o->todo[i]);
+	free(o->todo);
 	if (o->fd >= 0)
 		close(o->fd);
 	if (o->root >= 0)

@@ -108,11 +108,17 @@ static bool known(void *userdata, const char *account)
 	return strcmp(account, "a") == 0 || strcmp(account, "fresh") == 0;
 }
 
+/* Files stored since the last tick of test_big_drop_in_batches()'s
+ * timer, and the most seen between two ticks. */
+static unsigned per_tick, max_per_tick;
+
 static void on_stored(void *userdata, const char *account)
 {
 	(void)userdata;
 	ck_assert(known(NULL, account));
 	stored_calls++;
+	if (++per_tick > max_per_tick)
+		max_per_tick = per_tick;
 	if (rescan_in_callback)
 		outbox_rescan(ob);
 }
@@ -937,6 +943,78 @@ START_TEST(test_open_empty_writer_waits)
 }
 END_TEST
 
+/* Once per loop iteration (a deferred call queues itself again), while
+ * ticking: other sources get their turn between the outbox's batches. */
+static bool ticking;
+
+static void tick(struct cpmsync_loop_source *src, void *userdata)
+{
+	(void)src;
+	(void)userdata;
+	per_tick = 0;
+	if (ticking)
+		ck_assert_int_eq(cpmsync_loop_defer(loop, tick, NULL, NULL, NULL), 0);
+}
+
+static bool stored_at_least(const void *arg)
+{
+	return stored_calls >= *(const unsigned *)arg;
+}
+
+/*
+ * A drop of many files at once (a tester's 1,500 made a D-Bus call wait
+ * 46 s: every file is a rename, an fsync and a store transaction, and all
+ * were taken in one callback) is taken a batch per loop iteration: other
+ * sources (here tick(); in the daemon D-Bus and the syncs) run
+ * between batches.  Found by inotify events, then by a scan (a directory
+ * of files renamed in).  Every file is stored once.
+ */
+START_TEST(test_big_drop_in_batches)
+{
+	char tmp[2 * PATH_MAX + 64];
+	unsigned want = 40;
+
+	start();
+	mkdirs(P("a/INBOX"));
+	ticking = true;
+	ck_assert_int_eq(cpmsync_loop_defer(loop, tick, NULL, NULL, NULL), 0);
+	for (unsigned i = 0; i < 40; i++) {
+		char m[160];
+		int n = snprintf(m, sizeof(m), "Message-ID: <big%u@x>\r\nSubject: %u\r\n\r\nb\r\n",
+				 i, i);
+
+		put(P("a/INBOX/big%u.eml", i), m, (size_t)n);
+	}
+	per_tick = max_per_tick = 0;
+	ck_assert(run_until(stored_at_least, &want, 10000));
+	ck_assert_uint_eq(stored_calls, 40);
+	ck_assert_msg(max_per_tick <= 8, "%u files taken between two ticks", max_per_tick);
+
+	/* A directory of 40 more renamed in: found by its scan. */
+	snprintf(tmp, sizeof(tmp), "%s/aside/Drafts", tmpdir);
+	mkdirs(tmp);
+	for (unsigned i = 0; i < 40; i++) {
+		char m[160], path[2 * PATH_MAX + 96];
+		int n = snprintf(m, sizeof(m), "Message-ID: <dir%u@x>\r\nSubject: %u\r\n\r\nb\r\n",
+				 i, i);
+
+		snprintf(path, sizeof(path), "%s/d%u.eml", tmp, i);
+		put(path, m, (size_t)n);
+	}
+	add_folder("a", "Drafts");
+	ck_assert_int_eq(rename(tmp, P("a/Drafts")), 0);
+	want = 80;
+	per_tick = max_per_tick = 0;
+	ck_assert(run_until(stored_at_least, &want, 10000));
+	ck_assert_uint_eq(stored_calls, 80);
+	ck_assert_msg(max_per_tick <= 8, "%u files taken between two ticks", max_per_tick);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 40);
+	ck_assert_int_eq(count("a", "Drafts", NULL), 40);
+	ticking = false;
+	run_for(10);
+}
+END_TEST
+
 /*
  * A crash between claim_done()'s mkdir of .pending/<id> and its rename of
  * the claim into it: the empty directory does not make the stored message
@@ -1620,6 +1698,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_outbox_recreated);
 	tcase_add_test(tc, test_open_writer_waits);
 	tcase_add_test(tc, test_open_empty_writer_waits);
+	tcase_add_test(tc, test_big_drop_in_batches);
 	tcase_add_test(tc, test_crash_between_mkdir_and_rename);
 	tcase_add_test(tc, test_outbox_removed_noticed);
 	tcase_add_test(tc, test_bad_arguments);
