@@ -26,7 +26,10 @@
 #include "engine/driver.h"
 #include "imap/imap-ns.h"
 #include "util/flags.h"
+#include "util/log.h"
 #include "util/macro.h"
+
+#define CAT CPMSYNC_LOG_CAT_ENGINE
 
 /* A command in flight: where its reply goes; on_selected: a command on
  * the selected folder (engine_event_selected_answered() first). */
@@ -208,10 +211,33 @@ static bool drv_enabled(struct engine_driver *d, enum imap_cap cap)
 	return imap_client_enabled(client_of(d), cap);
 }
 
+/* A SELECT in flight: where its reply goes (struct engine_driver_imap's
+ * before_closed ends with it). */
+struct select_wait {
+	engine_reply_fn cb;
+	void *userdata;
+	struct engine_driver_imap *d;
+};
+
+static void select_reply(const struct engine_reply *reply, void *userdata)
+{
+	struct select_wait w = *(struct select_wait *)userdata;
+
+	free(userdata);
+	w.d->before_closed = false;
+	/* Refused: no mailbox is selected (RFC 3501 6.3.1). */
+	w.d->mailbox_open = reply->r == 0;
+	if (w.cb)
+		w.cb(reply, w.userdata);
+}
+
 static int drv_select(struct engine_driver *d, const char *mailbox,
 		      const struct engine_select_params *sp, engine_reply_fn cb, void *userdata)
 {
+	struct engine_driver_imap *di = (struct engine_driver_imap *)d;
 	_cleanup_free_ char *params = NULL;
+	struct select_wait *w;
+	int r;
 
 	if (sp->qresync) {
 		if (asprintf(&params, " (QRESYNC (%u %llu%s%s))", sp->uidvalidity,
@@ -221,16 +247,33 @@ static int drv_select(struct engine_driver *d, const char *mailbox,
 			return -ENOMEM;
 		}
 	}
-	return cmd_send(d, cb, userdata, "SELECT %m%a", mailbox,
-			params		? params
-			: sp->condstore ? " (CONDSTORE)"
-					: "");
+	w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct select_wait){ cb, userdata, di };
+	r = cmd_send(d, select_reply, w, "SELECT %m%a", mailbox,
+		     params	     ? params
+		     : sp->condstore ? " (CONDSTORE)"
+				     : "");
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	/* RFC 7162 3.2.11: until [CLOSED], the folder open before. */
+	di->before_closed = di->mailbox_open && drv_enabled(d, IMAP_CAP_QRESYNC);
+	di->mailbox_open = true;
+	return 0;
 }
 
 static int drv_unselect(struct engine_driver *d)
 {
-	return cmd_send(d, NULL, NULL, "%a",
-			drv_has(d, IMAP_CAP_UNSELECT) ? "UNSELECT" : "EXAMINE INBOX");
+	bool unselect = drv_has(d, IMAP_CAP_UNSELECT);
+	int r;
+
+	r = cmd_send(d, NULL, NULL, "%a", unselect ? "UNSELECT" : "EXAMINE INBOX");
+	if (r >= 0 && unselect)
+		((struct engine_driver_imap *)d)->mailbox_open = false;
+	return r;
 }
 
 static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -834,7 +877,14 @@ static void on_status_code(struct engine_driver_imap *d, const struct imap_respo
 	if (!resp->code || imap_resp_code_parse(resp, &d->code) < 0)
 		return;
 	switch (d->code.code) {
+	case IMAP_CODE_CLOSED:
+		d->before_closed = false;
+		break;
 	case IMAP_CODE_UIDVALIDITY:
+		/* The selected folder's, whether or not [CLOSED] came. */
+		d->before_closed = false;
+		engine_event_code(e, d->code.code, d->code.num);
+		break;
 	case IMAP_CODE_UIDNEXT:
 		engine_event_code(e, d->code.code, d->code.num);
 		break;
@@ -911,6 +961,23 @@ static void on_search(struct engine_driver_imap *d, const struct imap_response *
 		engine_event_error(e, r, "malformed SEARCH response");
 }
 
+/*
+ * A FETCH or VANISHED before the [CLOSED] of a SELECT: news of the folder
+ * it closes (RFC 7162 3.2.11), never of the one selected.  Dropped, not
+ * applied to the folder closed: a VANISHED there may be Cyrus's report of
+ * a rename (every message, engine-internal.h held_vanished), which only a
+ * command answered on that folder would tell from expunges, and none
+ * comes now.  Nothing is lost: those changes are above the HIGHESTMODSEQ
+ * the store holds for that folder, so its next CHANGEDSINCE or QRESYNC
+ * SELECT reports them again, and its raised HIGHESTMODSEQ (LIST-STATUS,
+ * STATUS, the session's check before it waits) has it synced.
+ */
+static void closed_folder_news(const char *what)
+{
+	log_debug(CAT, "%s before the [CLOSED] of a SELECT: of the folder closed, not applied",
+		  what);
+}
+
 static void untagged_cb(struct imap_client *client, const struct imap_response *resp,
 			void *userdata)
 {
@@ -927,6 +994,10 @@ static void untagged_cb(struct imap_client *client, const struct imap_response *
 	}
 	switch (imap_resp_type(resp)) {
 	case IMAP_RT_FETCH:
+		if (d->before_closed) {
+			closed_folder_news("FETCH");
+			break;
+		}
 		on_fetch(d, resp);
 		return;
 	case IMAP_RT_LIST:
@@ -936,6 +1007,10 @@ static void untagged_cb(struct imap_client *client, const struct imap_response *
 		on_status(d, resp);
 		break;
 	case IMAP_RT_VANISHED:
+		if (d->before_closed) {
+			closed_folder_news("VANISHED");
+			break;
+		}
 		on_vanished(d, resp);
 		break;
 	case IMAP_RT_EXISTS:
@@ -1056,6 +1131,8 @@ void engine_driver_imap_adopt(struct engine_driver_imap *d, struct imap_client *
 	d->client = *owner;
 	*owner = NULL;
 	d->owner = owner;
+	/* The session's SELECT (IDLE) may have left one. */
+	d->mailbox_open = true;
 	imap_client_set_callbacks(d->client, &callbacks, d);
 }
 

@@ -248,6 +248,20 @@ struct engine_driver_imap {
 	char delimiter;		    /* of the first LIST response that had one */
 	struct body_sink sink;	    /* the body of the FETCH response being read */
 	struct imap_resp_code code; /* scratch */
+	/*
+	 * RFC 7162 3.2.11: a SELECT while a mailbox is selected closes it,
+	 * and a QRESYNC server marks where with an untagged OK [CLOSED]:
+	 * what comes before it is of the mailbox closed, what comes after
+	 * of the one selected.  mailbox_open: one may be selected now (a
+	 * SELECT or EXAMINE sent and not refused, no UNSELECT since; true on
+	 * an adopted connection, where the session may have one).
+	 * before_closed: a SELECT was sent with QRESYNC enabled and one
+	 * open, and neither its [CLOSED] nor its [UIDVALIDITY] (a server
+	 * that sends no [CLOSED]) nor its answer came yet: its FETCH and
+	 * VANISHED are the closed folder's, not given to the engine (see
+	 * untagged_cb()).
+	 */
+	bool mailbox_open, before_closed;
 };
 void engine_driver_imap_init(struct engine_driver_imap *d);
 /* Closes the connection if it still has one. */

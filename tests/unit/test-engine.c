@@ -2110,6 +2110,77 @@ START_TEST(test_keep_selected_folder_changed)
 }
 END_TEST
 
+/* INBOX (UIDVALIDITY 7) and Work (UIDVALIDITY 8) synced (UIDNEXT 3,
+ * HIGHESTMODSEQ 100), UIDs 1 and 2 each without flags. */
+static void two_folders_fixture(struct cpmsync_store *cs)
+{
+	exec(cs, "INSERT INTO account (name) VALUES ('t');"
+		 "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+		 " highestmodseq) VALUES (1, 'INBOX', 'INBOX', 7, 3, 100),"
+		 " (1, 'Work', 'Work', 8, 3, 100);"
+		 "INSERT INTO message (folder_id, uid, size, message_id) VALUES"
+		 " (1, 1, 10, '<a@x>'), (1, 2, 10, '<b@x>'),"
+		 " (2, 1, 10, '<c@x>'), (2, 2, 10, '<d@x>');"
+		 "INSERT INTO message_state (id, flags, server_flags, modseq) VALUES"
+		 " (1, '', '', 100), (2, '', '', 100), (3, '', '', 100), (4, '', '', 100);");
+}
+
+START_TEST(test_select_news_before_closed)
+{
+	/* RFC 7162 3.2.11: another client expunged INBOX's UID 1 and flagged
+	 * its UID 2 while we selected Work; the server tells it (VANISHED,
+	 * FETCH) before the [CLOSED] of INBOX.  They are INBOX's, not Work's
+	 * (whose UIDs 1 and 2 are other messages): Work keeps both, as they
+	 * were, and takes its own FETCH after the [CLOSED]. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\" RETURN (" },
+		{ SCRIPT_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+			       "* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 7 HIGHESTMODSEQ "
+			       "101)\r\n"
+			       "* LIST (\\HasNoChildren) \"/\" Work\r\n"
+			       "* STATUS Work (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 8 HIGHESTMODSEQ "
+			       "101)\r\na3 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a4 SELECT INBOX (QRESYNC (7 100 1:2))" },
+		{ SCRIPT_EXPECT, "a5 UID FETCH 2 (UID RFC822.SIZE INTERNALDATE)" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "* OK [HIGHESTMODSEQ 101] h\r\n"
+			       "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (101))\r\n"
+			       "a4 OK [READ-WRITE] selected\r\n"
+			       "* 2 FETCH (UID 2 RFC822.SIZE 10)\r\na5 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a6 SELECT Work (QRESYNC (8 100 1:2))" },
+		{ SCRIPT_EXPECT, "a7 UID FETCH 2 (UID RFC822.SIZE INTERNALDATE)" },
+		{ SCRIPT_SEND, "* VANISHED 1\r\n"
+			       "* 1 FETCH (UID 2 FLAGS (\\Deleted) MODSEQ (102))\r\n"
+			       "* OK [CLOSED] previous mailbox closed\r\n"
+			       "* 2 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "* OK [HIGHESTMODSEQ 101] h\r\n"
+			       "* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ (101))\r\n"
+			       "a6 OK [READ-WRITE] selected\r\n"
+			       "* 2 FETCH (UID 2 RFC822.SIZE 10)\r\na7 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a8"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	two_folders_fixture(cs);
+	res = run(cs, script);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_uint_eq(res.stats.folders_synced, 2);
+	ck_assert_uint_eq(res.stats.messages_removed, 0);
+	ck_assert_str_eq(qs(cs,
+			    "SELECT group_concat(folder_id || ' ' || uid || ' ' || server_flags,"
+			    " ',') FROM (SELECT * FROM message JOIN message_state USING (id)"
+			    " ORDER BY folder_id, uid)"),
+			 "1 1 \\Seen,1 2 ,2 1 \\Flagged,2 2 ");
+	/* Not past what INBOX's news is above: its next sync brings it. */
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(name || ' ' || highestmodseq, ',')"
+				" FROM (SELECT * FROM folder ORDER BY id)"),
+			 "INBOX 101,Work 101");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -2118,6 +2189,7 @@ static Suite *engine_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_modified_merged_and_retried);
+	tcase_add_test(tc, test_select_news_before_closed);
 	tcase_add_test(tc, test_modified_forever_kept);
 	tcase_add_test(tc, test_refused_operation_kept);
 	tcase_add_test(tc, test_setmetadata_value_is_a_string);
