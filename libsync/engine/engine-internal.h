@@ -198,6 +198,13 @@ struct cpmsync_sync {
 	 * run goes on without it, and the session asks for a full sync
 	 * (engine_selected_gone()). */
 	bool selected_gone;
+	/* The replay's SELECT of a folder was refused in a run without
+	 * LIST (only_run): another client may have renamed it, which only
+	 * a LIST tells.  Its rows stay queued as they are (no try counted,
+	 * no back-off), and the session runs a full sync at once, whose
+	 * replay sends them under the name its LIST found
+	 * (engine_replay_needs_list()). */
+	bool replay_needs_list;
 	size_t n_queue, queue_pos;
 	int64_t *only; /* engine_sync_only(): these folders, no LIST */
 	size_t n_only;

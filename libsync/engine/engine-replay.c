@@ -2872,6 +2872,28 @@ static void select_refused(struct cpmsync_sync *e, const struct engine_reply *re
 	struct replay *rp = R(e);
 	int r = 0;
 
+	/*
+	 * A run without LIST (news by IDLE or NOTIFY, a SetFlags) replays
+	 * with the names the store had: a folder another client renamed is
+	 * refused here (Dovecot: a NO without a code; Cyrus: [NONEXISTENT],
+	 * which would make them failed operations at once), and only a LIST
+	 * finds its new name.  The rows wait, untouched, for the full sync
+	 * the session runs right after this one: its LIST renames the
+	 * folder in the store, and its replay sends them there.  No access
+	 * ([NOPERM]) or a BAD is no rename: refused as below.
+	 */
+	if (e->only_run && !res->bad && res->code != IMAP_CODE_NOPERM) {
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: the local changes of %s wait for a full sync: renamed or deleted on"
+			" the server? its folder list tells",
+			e->account_name, rp->folder.server_name ? rp->folder.server_name : "?");
+		if (!e->replay_needs_list)
+			e->stats.folders_waiting++;
+		e->replay_needs_list = true;
+		replay_next(e);
+		return;
+	}
+
 	for (size_t i = 0; r >= 0 && i < rp->n_items; i++)
 		if (!rp->items[i].failed)
 			r = row_refused(e, rp->items[i].journal_id, res, "SELECT");

@@ -123,6 +123,14 @@ int engine_selected_state(const struct cpmsync_sync *e, uint32_t *ret_exists);
 bool engine_selected_gone(const struct cpmsync_sync *e);
 
 /*
+ * In the run's callback: whether the replay of a run without LIST found a
+ * folder refused (renamed or deleted by another client?): its changes
+ * stay queued, untried, for a full sync (LIST), which the session runs at
+ * once.
+ */
+bool engine_replay_needs_list(const struct cpmsync_sync *e);
+
+/*
  * In the run's callback (or before it): the messages added, changed and
  * removed and the operations replayed that the run's own commits made
  * durable, whether the run then failed or not; 0 when it moved the store on

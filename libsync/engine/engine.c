@@ -3622,6 +3622,11 @@ bool engine_selected_gone(const struct cpmsync_sync *e)
 	return e->selected_gone;
 }
 
+bool engine_replay_needs_list(const struct cpmsync_sync *e)
+{
+	return e->replay_needs_list;
+}
+
 uint64_t engine_work_committed(const struct cpmsync_sync *e)
 {
 	return e->work_committed;

@@ -686,6 +686,7 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 	int fast = s->sync ? engine_selected_state(s->sync, &s->sel_exists) : 0;
 	uint64_t committed = s->sync ? engine_work_committed(s->sync) : 0;
 	bool selected_gone = s->sync && engine_selected_gone(s->sync);
+	bool needs_list = s->sync && engine_replay_needs_list(s->sync);
 
 	s->sync = NULL;
 	s->lent = NULL;
@@ -698,13 +699,16 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 		s->fast_news = true;
 		s->sync_wanted = true;
 	}
-	if (r == 0 && selected_gone) {
+	if (r == 0 && (selected_gone || needs_list)) {
 		/*
 		 * The selected folder refused a command (Cyrus, once another
 		 * client renamed or deleted it): the full sync at once, on
 		 * this connection, before the wait SELECTs it by a name that
 		 * may be gone (a refused SELECT falls back to polling).  The
-		 * run went on without it; failing it cost a reconnect.
+		 * run went on without it; failing it cost a reconnect.  So
+		 * does a replay whose SELECT was refused in a run without
+		 * LIST: its changes wait for the LIST to find the folder's
+		 * new name, in that sync, not for a retry minutes later.
 		 */
 		s->gone_resync = true;
 		s->full_wanted = true;

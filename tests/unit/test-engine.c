@@ -2181,6 +2181,43 @@ START_TEST(test_select_news_before_closed)
 }
 END_TEST
 
+START_TEST(test_replay_without_list_waits_for_list)
+{
+	/* A run without LIST (news by IDLE for INBOX) replays a flag change
+	 * of Work, which another client renamed: its SELECT is refused
+	 * ([NONEXISTENT], as Cyrus says it).  Only a LIST can tell where it
+	 * went: the row stays queued as it was (no try counted, no back-off,
+	 * no failed operation) for the full sync the session runs next. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		/* engine-ident.c's check of Work, refused the same way */
+		{ SCRIPT_EXPECT, "a3 SELECT Work (CONDSTORE)" },
+		{ SCRIPT_SEND, "a3 NO [NONEXISTENT] Mailbox does not exist\r\n" },
+		{ SCRIPT_EXPECT, "a4 SELECT INBOX (QRESYNC (7 100 1:2))" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "* OK [HIGHESTMODSEQ 100] h\r\na4 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT Work (CONDSTORE)" },
+		{ SCRIPT_SEND, "a5 NO [NONEXISTENT] Mailbox does not exist\r\n" },
+		SCRIPT_LOGOUT("a6"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	two_folders_fixture(cs);
+	exec(cs, "UPDATE message_state SET flags = '\\Flagged' WHERE id = 3;"
+		 "INSERT INTO journal (account_id, op, folder_id, message_id)"
+		 " VALUES (1, 'flags', 2, 3);");
+	res = run_only(cs, script, 1);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(qs(cs, "SELECT tries || ' ' || retry_after || ' ' || failed || ' ' ||"
+				" coalesce(refused, '-') FROM journal"),
+			 "0 0 0 -");
+	ck_assert_uint_eq(res.stats.ops_failed, 0);
+	ck_assert_uint_eq(res.stats.folders_waiting, 1);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -2190,6 +2227,7 @@ static Suite *engine_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_modified_merged_and_retried);
 	tcase_add_test(tc, test_select_news_before_closed);
+	tcase_add_test(tc, test_replay_without_list_waits_for_list);
 	tcase_add_test(tc, test_modified_forever_kept);
 	tcase_add_test(tc, test_refused_operation_kept);
 	tcase_add_test(tc, test_setmetadata_value_is_a_string);
