@@ -60,6 +60,9 @@
  * back with the run when the UID is another message, and the run fails
  * as above.  The UID gone, or the SELECT showing another folder (re-read
  * by content), tells nothing; the recorded MAILBOXID proves the folder.
+ * The run without SELECT of the folder push watches (IDLE's news,
+ * engine.c fast_start()) checks it the same way, first, once per
+ * connection (engine_ident_fast_start()).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -451,7 +454,7 @@ static void pull_release(struct cpmsync_sync *e)
 	free(e->pull_ident.x.message_id);
 	e->pull_ident.x = (struct sync_uid_target){ 0 };
 	e->pull_ident.sent = e->pull_ident.waiting = e->pull_ident.compare = false;
-	e->pull_ident.seen = false;
+	e->pull_ident.seen = e->pull_ident.fast = false;
 	e->pull_ident.next = NULL;
 	e->pull_ident.what[0] = '\0';
 	e->pull_ident.gen++; /* a reply still coming is no one's */
@@ -469,6 +472,11 @@ static void pull_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 
 	if (e->finished || !x->uid || f->uid != x->uid || e->pull_ident.what[0])
 		return;
+	/* Flags alone (a CHANGEDSINCE FETCH on the fast path) show no
+	 * more than that the UID is there. */
+	if (!(f->present & (ENGINE_FETCH_SIZE | ENGINE_FETCH_DATE)) &&
+	    !((f->present & ENGINE_FETCH_OBJECTIDS) && f->emailid))
+		return;
 	e->pull_ident.seen = true;
 	r = ident_differs(e, x, f, e->pull_ident.what, sizeof(e->pull_ident.what));
 	if (r < 0)
@@ -483,9 +491,12 @@ struct pull_check {
 static void pull_go_on(struct cpmsync_sync *e)
 {
 	engine_next_fn next = e->pull_ident.next;
+	bool fast = e->pull_ident.fast;
 
 	pull_release(e);
-	e->fetch_kind = FK_NONE;
+	/* The fast path's FETCHes go on under their own kind. */
+	if (!fast)
+		e->fetch_kind = FK_NONE;
 	if (next)
 		next(e);
 }
@@ -623,4 +634,51 @@ void engine_ident_pull_selected(struct cpmsync_sync *e, enum plan_identity ident
 	e->fetch_kind = FK_IDENT;
 	if (!e->pull_ident.sent)
 		pull_send(e);
+}
+
+/* ------------------------------------------------------------------ */
+/* The same on the fast path */
+
+/*
+ * Push brought news on the folder the session has selected, and the run
+ * takes it without SELECT (engine.c fast_start()): a UID FETCH of the new
+ * messages and one CHANGEDSINCE, applied as they come.  After a reconnect
+ * the server may be another one that shows the recorded HIGHESTMODSEQ and
+ * UIDNEXT: the pull then selected the folder without a check (nothing new,
+ * nothing applied), and the first news on it would be the other server's
+ * messages and flags under the store's UIDs.  So the fast path checks the
+ * folder as the pull does, once per connection: the newest UID the store
+ * holds, fetched first, pipelined ahead of the run's FETCHes (no round
+ * trip more; a folder checked already on this connection, by the pull, at
+ * the start or by an earlier push, costs nothing).  Its FETCH lines are
+ * taken from whichever command they come with (Dovecot interleaves
+ * pipelined FETCHes): a UID's size and date are the same in each, and
+ * flags alone tell nothing.  Until the answer nothing is committed
+ * (engine_tx_tick()), and the folder's state waits for it
+ * (engine_ident_fast_wait()); another message fails the run as the pull's
+ * check does, with the store as it was.
+ */
+void engine_ident_fast_start(struct cpmsync_sync *e)
+{
+	engine_ident_pull_start(e, false);
+	if (e->finished || !e->pull_ident.x.uid)
+		return;
+	e->pull_ident.fast = true;
+	e->pull_ident.compare = true; /* the UIDVALIDITY is the recorded one */
+	e->pull_ident.waiting = true;
+	pull_send(e);
+}
+
+void engine_ident_fast_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
+{
+	if (e->pull_ident.fast)
+		pull_on_fetch(e, f);
+}
+
+bool engine_ident_fast_wait(struct cpmsync_sync *e, engine_next_fn next)
+{
+	if (!e->pull_ident.fast || !e->pull_ident.x.uid)
+		return false;
+	e->pull_ident.next = next;
+	return true;
 }

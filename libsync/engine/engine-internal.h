@@ -259,11 +259,13 @@ struct cpmsync_sync {
 	 * the FETCH in flight (a reply of an older one is no one's), sent:
 	 * that FETCH is sent, waiting: the SELECT is answered and the
 	 * folder's sync goes on with next once it is, compare: the SELECT
-	 * showed the folder the store knows, unproven by a MAILBOXID. */
+	 * showed the folder the store knows, unproven by a MAILBOXID; fast:
+	 * the check of engine_ident_fast_start(), no SELECT, fetch_kind not
+	 * its own. */
 	struct {
 		struct sync_uid_target x;
 		unsigned gen;
-		bool sent, waiting, compare;
+		bool sent, waiting, compare, fast;
 		bool seen; /* the server's FETCH of x.uid came */
 		void (*next)(struct cpmsync_sync *e);
 		char what[192]; /* how x differs, "" when it does not */
@@ -374,6 +376,16 @@ void engine_ident_pull_start(struct cpmsync_sync *e, bool news);
 void engine_ident_pull_selected(struct cpmsync_sync *e, enum plan_identity identity,
 				engine_next_fn next);
 void engine_ident_pull_reset(struct cpmsync_sync *e);
+/* The same check on the fast path (engine_sync_selected(): push brought
+ * news on the selected folder, no SELECT): _start() before its FETCHes,
+ * the check's FETCH first, pipelined with them; the folder already
+ * checked on this connection: nothing sent.  _on_fetch(): every FETCH of
+ * the run, whichever command it answers (a UID's size and date are the
+ * same in each).  _wait(): true when the answer is still to come, next
+ * then follows it (the folder's state is not written before). */
+void engine_ident_fast_start(struct cpmsync_sync *e);
+void engine_ident_fast_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
+bool engine_ident_fast_wait(struct cpmsync_sync *e, engine_next_fn next);
 /* Folder folder_id's messages in the store are this server's, for as long
  * as the connection lasts (a folder read whole on it, or checked). */
 void engine_ident_mark_folder(struct cpmsync_sync *e, int64_t folder_id);

@@ -518,8 +518,10 @@ int engine_tx_tick(struct cpmsync_sync *e, bool force)
 	    cpmsync_now_ms() - e->batch_opened_ms < e->batch_max_ms)
 		return 0;
 	/* What a QRESYNC SELECT brought waits for the folder's check
-	 * (engine_ident_pull_start()): rolled back if it fails. */
-	if (!force && e->pull_ident.x.uid)
+	 * (engine_ident_pull_start()): rolled back if it fails.  On the
+	 * fast path even a forced commit waits (the run's FETCHes may be
+	 * answered before the check's). */
+	if (e->pull_ident.x.uid && (!force || e->pull_ident.fast))
 		return 0;
 	r = store_batch_commit(e->store, &e->batch);
 	e->batch_rows = 0;
@@ -817,6 +819,7 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		engine_fail(e, f->flags_error, "bad FLAGS from the server for UID %u", f->uid);
 		return;
 	}
+	engine_ident_fast_on_fetch(e, f);
 	switch (e->fetch_kind) {
 	case FK_VERIFY:
 		engine_replay_on_fetch(e, f);
@@ -3015,6 +3018,9 @@ static void folder_finish(struct cpmsync_sync *e)
 	uint64_t hms = e->f.nomodseq ? 0 : e->f.hms;
 	int r;
 
+	/* Nothing of the folder is the store's before its check's answer. */
+	if (engine_ident_fast_wait(e, folder_finish))
+		return;
 	e->fetch_kind = FK_NONE;
 	if (engine_annotation_refresh(e, folder_finish))
 		return;
@@ -3075,6 +3081,12 @@ static void folder_finish(struct cpmsync_sync *e)
  */
 static void fast_refused(struct cpmsync_sync *e, const struct engine_reply *res, const char *what)
 {
+	/* The folder's check unanswered: what the run took of it is
+	 * dropped, and the check with it (its answer tells nothing now). */
+	if (e->pull_ident.fast && e->pull_ident.x.uid) {
+		batch_drop(e);
+		engine_ident_pull_reset(e);
+	}
 	selected_refused(e, what, res->text);
 	held_drop(e, "the folder refused the run");
 	e->fast = FAST_OFF;
@@ -3127,8 +3139,9 @@ static void fast_new_done(const struct engine_reply *res, void *userdata)
 	e->fetch_kind = FK_FLAGS;
 	e->fast_flags = true;
 	e->fast_max_modseq = 0;
-	/* The new messages are committed (and signalled) now; the folder
-	 * state follows at the end. */
+	/* The new messages are committed (and signalled) now, or once the
+	 * folder's check is answered (engine_ident_fast_start()); the
+	 * folder state follows at the end. */
 	engine_tx_tick(e, true);
 }
 
@@ -3189,6 +3202,10 @@ static bool fast_start(struct cpmsync_sync *e)
 		  (unsigned long long)e->f.local_hms);
 	e->stats.folders_synced++;
 	account_progress(e, false, false);
+	/* Not checked on this connection yet: the check goes first. */
+	engine_ident_fast_start(e);
+	if (e->finished)
+		return true;
 	/* Pipelined: the new messages, then every change above the stored
 	 * HIGHESTMODSEQ (the new ones again, their flags only). */
 	snprintf(set, sizeof(set), "%u:*", e->f.local_uidnext);

@@ -41,6 +41,19 @@
 #    EXPUNGE is not sent on that.  It was dropped without a word (the
 #    message stayed on the server, hidden here); now it is a failed
 #    operation naming the folder and the message, and the log says so.
+# 8. Push, after a reconnect to another server (a long-lived session, the
+#    proxy's target switched under it, as a server reinstalled under the
+#    same address; two more Dovecots, without NOTIFY: IDLE keeps INBOX
+#    selected): INBOX on server four shows the UIDVALIDITY, UIDNEXT,
+#    MESSAGES and HIGHESTMODSEQ the store recorded of server three's, so
+#    the pull of the new connection selects nothing and checks nothing.
+#    Before, the next delivery there came by IDLE, and the run without
+#    SELECT of the selected INBOX (engine.c fast_start()) added it to the
+#    store of server three's.  Now that run checks the newest UID the
+#    store holds first, once per connection, pipelined with its FETCHes:
+#    the account's error, the store as it was.  On server three the same push costs no
+#    check when INBOX was read whole on the connection, and one UID FETCH
+#    (pipelined) at the first news after a reconnect, none at the next.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -298,4 +311,153 @@ expect "its reason names the folder and the message" "$got" \
 	"1 the UIDVALIDITY of INBOX changed before the delete of <a4@one.test> (UID 4) was sent: not sent to a message matched again by its content only"
 got=$(d1 -f tab fetch -u "$USER1" 'hdr.message-id' mailbox INBOX header message-id a4@one.test | tail -n +2)
 expect "<a4> is still on server one" "$got" "<a4@one.test>"
+
+# --- 8. push on the selected folder after a reconnect to another server -------------
+# IDLE (NOTIFY hidden): the session keeps INBOX selected, and its news is
+# taken without SELECT.  Two more servers, alice's INBOX on each.
+WATCH=$BDIR/tests/tools/session-watch
+[ -x "$WATCH" ] || bail "missing $WATCH (make all tests)"
+DOVECOT_HIDE_CAPABILITY=NOTIFY dc_start three
+P3=$IMAP_PORT C3=$DOVECOT_CONF PW3=$PASS1
+DOVECOT_HIDE_CAPABILITY=NOTIFY dc_start four
+P4=$IMAP_PORT C4=$DOVECOT_CONF
+d3() { doveadm -c "$C3" "$@"; }
+d4() { doveadm -c "$C4" "$@"; }
+# server four takes alice's password of server three (Dovecot re-reads its users file)
+h=$(grep "^$USER1:" "$WORK/three/users" | cut -d: -f2)
+[ -n "$h" ] || bail "no hash of $USER1 on server three"
+sed -i "s|^$USER1:[^:]*:|$USER1:$h:|" "$WORK/four/users" || bail "cannot set the password on server four"
+for i in 1 2 3; do
+	DOVECOT_CONF=$C3 msg_save "$USER1" INBOX "<c$i@three.test>" 400 || bail "cannot save <c$i>"
+done
+for i in 1 2 3 4 5 6; do
+	DOVECOT_CONF=$C4 msg_save "$USER1" INBOX "<d$i@four.test>" 500 || bail "cannot save <d$i>"
+done
+istatus() { # CONF ITEM: of alice's INBOX
+	doveadm -c "$1" -f tab mailbox status -u "$USER1" "$2" INBOX | tail -n 1 | cut -f2
+}
+CONF=$WORK/push.conf
+DB=$WORK/push.db
+PASS1=$PW3 clear_conf "$CONF" "$DB" 0
+PROXY_TO_PORT=$P3 proxy_start
+PP=$PROXY_PORT
+sed -i "s/^port = .*/port = $PP/" "$CONF" || bail "cannot set the port"
+WATCH_PID=
+stop_watch() {
+	if [ -n "$WATCH_PID" ]; then
+		exec 7>&-
+		kill "$WATCH_PID" 2>/dev/null
+		wait "$WATCH_PID" 2>/dev/null
+	fi
+	WATCH_PID=
+}
+trap 'stop_watch; lib_cleanup' EXIT
+OUT=$WORK/push.out
+mkfifo "$WORK/push.cmd" || bail "cannot make the command fifo"
+SESSION_WATCH_DEBUG=1 SESSION_WATCH_WIRE=1 "$WATCH" "$CONF" --retry 300 <"$WORK/push.cmd" \
+	>"$OUT" 2>"$OUT.log" &
+WATCH_PID=$!
+exec 7>"$WORK/push.cmd"
+MARK=0
+LOGMARK=0
+mark() {
+	MARK=$(wc -l <"$OUT")
+	LOGMARK=$(wc -l <"$OUT.log")
+}
+wait_for() { # REGEX SECONDS: a line of session-watch after the mark
+	local i
+	for i in $(seq $(($2 * 20))); do
+		tail -n +$((MARK + 1)) "$OUT" | grep -qE "$1" && return 0
+		sleep 0.05
+	done
+	echo "    no line matching '$1' within ${2}s; got:"
+	tail -n +$((MARK + 1)) "$OUT" | tail -n 8 | sed 's/^/    /'
+	return 1
+}
+# the check's FETCHes sent since the mark (one UID, for its size and date)
+checks_since() {
+	tail -n +$((LOGMARK + 1)) "$OUT.log" |
+		grep -cE '^<7>a C: [A-Za-z0-9]+ UID FETCH [0-9]+ \(UID RFC822.SIZE INTERNALDATE\)$'
+}
+# the commands sent since the mark, the wire bytes each way (trace lines)
+sent_since() { tail -n +$((LOGMARK + 1)) "$OUT.log" | grep -c '^<7>a C: '; }
+bytes_since() { # C or S
+	tail -n +$((LOGMARK + 1)) "$OUT.log" | sed -n "s/^<7>a $1: //p" | wc -c
+}
+selects_since() { tail -n +$((LOGMARK + 1)) "$OUT.log" | grep -c '^<7>a C: [A-Za-z0-9]* SELECT INBOX'; }
+alice_dump() { DOVECOT_CONF=$1 server_dump "$USER1"; }
+# wake NAME MSGID CONF: a delivery to INBOX, taken by the run without SELECT
+wake() {
+	mark
+	DOVECOT_CONF=$3 msg_save "$USER1" INBOX "$2" 400 || bail "cannot save $2"
+	check "push: $1: the delivery is added" wait_for '^added [0-9]+ [0-9]+$' 10
+	check "push: $1: ...and idle again" wait_for '^state a idle idle$' 10
+	expect "push: $1: ...without SELECT" "$(selects_since)" 0
+	echo "# push, $1: $(sent_since) commands, $(bytes_since C) B out, $(bytes_since S) B in (trace)"
+}
+check "push: the session syncs server three and waits in IDLE" wait_for '^state a idle idle$' 20
+wake "news on the connection that read INBOX whole" "<c4@three.test>" "$C3"
+expect "push: ...no check (read whole on the connection)" "$(checks_since)" 0
+
+# the same server again through a new connection: INBOX is checked once
+# on it, by the pull (Dovecot's HIGHESTMODSEQ moved past the one the run
+# without SELECT recorded: a QRESYNC SELECT) or else by the first news
+mark
+proxy_stop
+PROXY_TO_PORT=$P3 proxy_start --listen-port "$PP"
+check "push: reconnected to server three" wait_for '^state a (connecting|syncing)' 20
+check "push: ...and idle again" wait_for '^state a idle idle$' 20
+conn_mark=$LOGMARK
+wake "the first news on a new connection" "<c5@three.test>" "$C3"
+wake "the next news on it" "<c6@three.test>" "$C3"
+expect "push: ...no check at the next news" "$(checks_since)" 0
+LOGMARK=$conn_mark
+expect "push: one check of INBOX on the new connection" "$(checks_since)" 1
+expect "push: the store equals server three" "$("$CPMCTL" dump --db "$DB" a)" "$(alice_dump "$C3")"
+
+# server four made to show what server three's INBOX shows: UIDVALIDITY,
+# UIDNEXT 7, MESSAGES 6, HIGHESTMODSEQ; the session offline meanwhile,
+# then back to server three to record it
+mark
+proxy_stop
+check "server four: INBOX gets server three's UIDVALIDITY" \
+	d4 mailbox update --uid-validity "$(istatus "$C3" uidvalidity)" -u "$USER1" INBOX
+for _ in 1 2 3 4 5; do
+	h3=$(istatus "$C3" highestmodseq)
+	h4=$(istatus "$C4" highestmodseq)
+	[ "$h3" = "$h4" ] && break
+	t=$((h3 > h4 ? h3 : h4))
+	d3 mailbox update --min-highest-modseq "$t" -u "$USER1" INBOX
+	d4 mailbox update --min-highest-modseq "$t" -u "$USER1" INBOX
+done
+for f in uidvalidity uidnext messages highestmodseq; do
+	expect "server four's INBOX shows server three's $f" "$(istatus "$C4" "$f")" "$(istatus "$C3" "$f")"
+done
+PROXY_TO_PORT=$P3 proxy_start --listen-port "$PP"
+check "push: reconnected to server three" wait_for '^state a (connecting|syncing)' 20
+check "push: ...and idle again" wait_for '^state a idle idle$' 20
+expect "push: the store recorded server three's HIGHESTMODSEQ" \
+	"$(sqlite3 "$DB" "SELECT highestmodseq FROM folder WHERE name = 'INBOX'")" "$(istatus "$C3" highestmodseq)"
+local_before=$("$CPMCTL" dump --db "$DB" a)
+mark
+proxy_stop
+PROXY_TO_PORT=$P4 proxy_start --listen-port "$PP"
+check "push: reconnected, to server four" wait_for '^state a (connecting|syncing)' 20
+check "push: ...the pull sees nothing new in INBOX, and waits" wait_for '^state a idle idle$' 20
+expect "push: the pull did not SELECT INBOX for news (only the run without SELECT sees them)" \
+	"$(tail -n +$((LOGMARK + 1)) "$OUT.log" | grep -c '^<7>a C: [A-Za-z0-9]* SELECT INBOX (QRESYNC')" 0
+expect "push: the store is as it was" "$("$CPMCTL" dump --db "$DB" a)" "$local_before"
+mark
+DOVECOT_CONF=$C4 msg_save "$USER1" INBOX "<new@four.test>" 500 || bail "cannot save <new@four.test>"
+check "push: server four's news fails the account" wait_for '^state a error ' 15
+want="a: INBOX on this server is not the folder the store holds: its UID 6 is another message than the store's <c6@three.test> (RFC822.SIZE"
+if grep -qF "$want" "$OUT.log" && grep -qF "; not retrying until the settings change" "$OUT.log"; then
+	ok "push: it says which folder and what differs"
+else
+	not_ok "push: it says which folder and what differs"
+	grep -F 'is not the folder' "$OUT.log" | sed 's/^/    /'
+fi
+sleep 0.5
+expect "push: the store is as it was (no <new@four.test>)" "$("$CPMCTL" dump --db "$DB" a)" "$local_before"
+stop_watch
 finish

@@ -177,7 +177,7 @@ typedef bool (*local_call_when_fn)(const struct cpmsync_sync *e);
 /* The run's two UID FETCHes are sent, not answered. */
 static bool when_fetches_out(const struct cpmsync_sync *e)
 {
-	return e->pull_cmds == 2;
+	return e->pull_cmds == 3;
 }
 
 /* The replay's first operation is answered. */
@@ -1648,12 +1648,15 @@ static void check_uid2_removed_once(const struct selected_run *sr, struct cpmsyn
 		SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n"                              \
 	}
 
-/* The two UID FETCHes of a run without SELECT (the new messages, then the
- * changes since HIGHESTMODSEQ 100 with VANISHED). */
+/* The UID FETCHes of a run without SELECT: the check of the folder on a
+ * new connection (engine-ident.c: the newest UID the store holds, 2),
+ * then the new messages, then the changes since HIGHESTMODSEQ 100 with
+ * VANISHED. */
 #define SELECTED_FETCHES                                                                           \
-	{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS " },                                         \
+	{ SCRIPT_EXPECT, "a3 UID FETCH 2 (UID RFC822.SIZE INTERNALDATE)" },                        \
+		{ SCRIPT_EXPECT, "a4 UID FETCH 3:* (UID FLAGS " },                                 \
 	{                                                                                          \
-		SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)"          \
+		SCRIPT_EXPECT, "a5 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)"          \
 	}
 
 /* The SELECT of the fall-back path, the server's INBOX as stored. */
@@ -1663,6 +1666,11 @@ static void check_uid2_removed_once(const struct selected_run *sr, struct cpmsyn
 		SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"      \
 			     "* OK [HIGHESTMODSEQ 100] h\r\na3 OK [READ-WRITE] selected\r\n"       \
 	}
+
+/* The check's answers: UID 2 as the store has it (RFC822.SIZE 10), or
+ * gone (another client expunged it during IDLE). */
+#define SELECTED_CHECKED    "* 2 FETCH (UID 2 RFC822.SIZE 10)\r\na3 OK fetched\r\n"
+#define SELECTED_CHECK_GONE "a3 OK fetched\r\n"
 
 #define SELECTED_NEW3                                                                              \
 	"* 2 FETCH (UID 3 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00 +0000\" RFC822.SIZE 10 "    \
@@ -1679,17 +1687,18 @@ START_TEST(test_sync_selected_no_select)
 	 * applied as flags. */
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
-		{ SCRIPT_EXPECT, "a3 UID FETCH 3:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
+		{ SCRIPT_EXPECT, "a3 UID FETCH 2 (UID RFC822.SIZE INTERNALDATE)" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 3:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
 				 "BODYSTRUCTURE BODY.PEEK[HEADER])" },
-		{ SCRIPT_EXPECT, "a4 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
-		{ SCRIPT_SEND,
+		{ SCRIPT_EXPECT, "a5 UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 100 VANISHED)" },
+		{ SCRIPT_SEND, SELECTED_CHECKED
 		  "* 1 FETCH (UID 1 FLAGS (\\Seen \\Answered) MODSEQ (101))\r\n" SELECTED_NEW3
-		  "a3 OK fetched\r\n"
+		  "a4 OK fetched\r\n"
 		  "* VANISHED (EARLIER) 2\r\n"
 		  "* 1 FETCH (UID 1 FLAGS (\\Seen \\Flagged) MODSEQ (102))\r\n"
 		  "* 2 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
-		  "a4 OK fetched\r\n" },
-		SCRIPT_LOGOUT("a5"),
+		  "a5 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs;
 	struct selected_run sr = run_selected_ok(script, 7, 2, &cs);
@@ -1717,9 +1726,10 @@ START_TEST(test_sync_selected_expunge_only)
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
 		SELECTED_FETCHES,
-		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (90))\r\na3 OK fetched\r\n"
-			       "* VANISHED (EARLIER) 2\r\na4 OK fetched\r\n" },
-		SCRIPT_LOGOUT("a5"),
+		{ SCRIPT_SEND, SELECTED_CHECKED
+		  "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (90))\r\na4 OK fetched\r\n"
+		  "* VANISHED (EARLIER) 2\r\na5 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs;
 	struct selected_run sr = run_selected_ok(script, 7, 1, &cs);
@@ -1739,12 +1749,13 @@ START_TEST(test_sync_selected_news_during)
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
 		SELECTED_FETCHES,
-		{ SCRIPT_SEND, SELECTED_NEW3 "a3 OK fetched\r\n"
-					     "* 4 EXISTS\r\n"
-					     "* 3 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
-					     "* 4 FETCH (UID 4 FLAGS () MODSEQ (104))\r\n"
-					     "a4 OK fetched\r\n" },
-		SCRIPT_LOGOUT("a5"),
+		{ SCRIPT_SEND,
+		  SELECTED_CHECKED SELECTED_NEW3 "a4 OK fetched\r\n"
+						 "* 4 EXISTS\r\n"
+						 "* 3 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
+						 "* 4 FETCH (UID 4 FLAGS () MODSEQ (104))\r\n"
+						 "a5 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs;
 	struct selected_run sr = run_selected_ok(script, 7, 3, &cs);
@@ -1764,9 +1775,9 @@ START_TEST(test_sync_selected_news_after)
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
 		SELECTED_FETCHES,
-		{ SCRIPT_SEND, "a3 OK fetched\r\na4 OK fetched\r\n" },
-		{ SCRIPT_EXPECT, "a5 LOGOUT" },
-		{ SCRIPT_SEND, "* VANISHED 1\r\n* BYE bye\r\na5 OK bye\r\n" },
+		{ SCRIPT_SEND, SELECTED_CHECKED "a4 OK fetched\r\na5 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a6 LOGOUT" },
+		{ SCRIPT_SEND, "* VANISHED 1\r\n* BYE bye\r\na6 OK bye\r\n" },
 		{ SCRIPT_CLOSE, NULL },
 		{ SCRIPT_END, NULL },
 	};
@@ -1792,9 +1803,10 @@ START_TEST(test_sync_selected_vanished_in_idle)
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
 		SELECTED_FETCHES,
-		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (90))\r\na3 OK fetched\r\n"
-			       "a4 OK fetched\r\n" },
-		SCRIPT_LOGOUT("a5"),
+		{ SCRIPT_SEND, SELECTED_CHECK_GONE
+		  "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (90))\r\na4 OK fetched\r\n"
+		  "a5 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs;
 	struct selected_run sr = run_selected_uid2_gone(script, 7, &cs);
@@ -1820,8 +1832,9 @@ START_TEST(test_sync_selected_vanished_folder_renamed)
 		SELECTED_FETCHES,
 		{ SCRIPT_SLEEP, "200" },
 		{ SCRIPT_SEND, "a3 NO Mailbox does not exist (0.000 sec)\r\n"
-			       "a4 NO Mailbox does not exist (0.000 sec)\r\n" },
-		SCRIPT_LOGOUT("a5"),
+			       "a4 NO Mailbox does not exist (0.000 sec)\r\n"
+			       "a5 NO Mailbox does not exist (0.000 sec)\r\n" },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct rangeset v = RANGESET_INIT;
@@ -1861,14 +1874,15 @@ static void other_append_fixture(struct cpmsync_store *cs)
  * the UID FETCH of the first of them that asks INBOX whether it is still
  * there, answered by probe. */
 #define VANISHED_WITH_APPEND(vanished, first, probe)                                               \
-	SELECTED_LOGIN, SELECTED_FETCHES, { SCRIPT_SEND, "a3 OK fetched\r\na4 OK fetched\r\n" },   \
-		{ SCRIPT_EXPECT, "a5 APPEND Other () \"01-Jan-2026 00:00:00 +0000\" {47}" },       \
+	SELECTED_LOGIN, SELECTED_FETCHES,                                                          \
+		{ SCRIPT_SEND, SELECTED_CHECKED "a4 OK fetched\r\na5 OK fetched\r\n" },            \
+		{ SCRIPT_EXPECT, "a6 APPEND Other () \"01-Jan-2026 00:00:00 +0000\" {47}" },       \
 		{ SCRIPT_SEND, "+ go\r\n" }, { SCRIPT_EXPECT, "Message-ID: <local@x>" },           \
 		{ SCRIPT_EXPECT, "Subject: mine" }, { SCRIPT_EXPECT, "" },                         \
 		{ SCRIPT_EXPECT, "local" }, { SCRIPT_EXPECT, "" },                                 \
-		{ SCRIPT_SEND, "* VANISHED " vanished "\r\na5 OK [APPENDUID 9 1] appended\r\n" },  \
-		{ SCRIPT_EXPECT, "a6 UID FETCH " first " (UID)" }, { SCRIPT_SLEEP, "200" },        \
-		{ SCRIPT_SEND, probe }, SCRIPT_LOGOUT("a7")
+		{ SCRIPT_SEND, "* VANISHED " vanished "\r\na6 OK [APPENDUID 9 1] appended\r\n" },  \
+		{ SCRIPT_EXPECT, "a7 UID FETCH " first " (UID)" }, { SCRIPT_SLEEP, "200" },        \
+		{ SCRIPT_SEND, probe }, SCRIPT_LOGOUT("a8")
 
 START_TEST(test_sync_selected_vanished_with_append)
 {
@@ -1880,7 +1894,7 @@ START_TEST(test_sync_selected_vanished_with_append)
 	 * the two messages must not be in it.  Asked, INBOX refuses: nothing
 	 * removed, the folder is gone for the session (a full sync). */
 	static const struct script_step script[] = {
-		VANISHED_WITH_APPEND("1:2", "1", "a6 NO Mailbox does not exist (0.000 sec)\r\n"),
+		VANISHED_WITH_APPEND("1:2", "1", "a7 NO Mailbox does not exist (0.000 sec)\r\n"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct selected_run sr;
@@ -1903,7 +1917,7 @@ START_TEST(test_sync_selected_expunge_with_append)
 	/* The same answer of the APPEND when another client expunged UID 2
 	 * of INBOX: asked, INBOX answers OK, and UID 2 goes within the run. */
 	static const struct script_step script[] = {
-		VANISHED_WITH_APPEND("2", "2", "a6 OK fetched\r\n"),
+		VANISHED_WITH_APPEND("2", "2", "a7 OK fetched\r\n"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct selected_run sr;
@@ -1925,9 +1939,11 @@ START_TEST(test_sync_selected_vanished_local_call)
 	/* The same local call when the folder is still there (another client
 	 * expunged UID 2 during IDLE): the FETCH's OK, then UID 2 goes. */
 	static const struct script_step script[] = {
-		SELECTED_LOGIN,		 SELECTED_FETCHES,
-		{ SCRIPT_SLEEP, "200" }, { SCRIPT_SEND, "a3 OK fetched\r\na4 OK fetched\r\n" },
-		SCRIPT_LOGOUT("a5"),
+		SELECTED_LOGIN,
+		SELECTED_FETCHES,
+		{ SCRIPT_SLEEP, "200" },
+		{ SCRIPT_SEND, SELECTED_CHECK_GONE "a4 OK fetched\r\na5 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs = open_store();
 	struct rangeset v = RANGESET_INIT;
@@ -1951,13 +1967,112 @@ START_TEST(test_sync_selected_vanished_twice)
 	static const struct script_step script[] = {
 		SELECTED_LOGIN,
 		SELECTED_FETCHES,
-		{ SCRIPT_SEND, "a3 OK fetched\r\n* VANISHED (EARLIER) 2\r\na4 OK fetched\r\n" },
-		SCRIPT_LOGOUT("a5"),
+		{ SCRIPT_SEND, SELECTED_CHECK_GONE
+		  "a4 OK fetched\r\n* VANISHED (EARLIER) 2\r\na5 OK fetched\r\n" },
+		SCRIPT_LOGOUT("a6"),
 	};
 	struct cpmsync_store *cs;
 	struct selected_run sr = run_selected_uid2_gone(script, 7, &cs);
 
 	check_uid2_removed_once(&sr, cs);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_other_server)
+{
+	/* After a reconnect the address reaches another server that shows
+	 * the recorded UIDVALIDITY, HIGHESTMODSEQ and UIDNEXT (the pull saw
+	 * nothing new and checked nothing), and push brings its news on the
+	 * selected INBOX.  The fast path checks the newest UID the store
+	 * holds (2) first, pipelined with its FETCHes: another size there
+	 * fails the run with the account's error, and none of the news is
+	 * kept, though the new message and a flag change came before the
+	 * check's answer (Dovecot 2.3 interleaves pipelined FETCHes). */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		SELECTED_FETCHES,
+		{ SCRIPT_SEND,
+		  SELECTED_NEW3 "* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ (101))\r\n"
+				"* 2 FETCH (UID 2 RFC822.SIZE 530)\r\n"
+				"a3 OK fetched\r\na4 OK fetched\r\na5 OK fetched\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	sr = run_selected(cs, script, 1, 7, 3, NULL);
+	ck_assert_int_eq(sr.res.r, -CPMSYNC_E_CONFIG);
+	ck_assert_str_eq(sr.res.reason,
+			 "INBOX on this server is not the folder the store holds: its UID 2 is"
+			 " another message than the store's <b@x> (RFC822.SIZE 530, not 10; the"
+			 " same UIDVALIDITY 7): set the account back to the server that has it,"
+			 " or remove the account with D-Bus Manager1.RemoveAccount and add it"
+			 " again to sync this server's messages");
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid || ' ' || server_flags || ' ' || modseq,"
+				" ',') FROM (SELECT * FROM message JOIN message_state USING (id)"
+				" ORDER BY uid)"),
+			 "1 \\Seen 90,2  100");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "3 100");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_check_answered_last)
+{
+	/* The same server: the check's answer is the last of the three (a
+	 * server may finish pipelined commands out of order).  Nothing is
+	 * committed and the folder's state is not written before it; then
+	 * the run ends as without the check. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		SELECTED_FETCHES,
+		{ SCRIPT_SEND, SELECTED_NEW3 "a4 OK fetched\r\n"
+					     "* 2 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
+					     "a5 OK fetched\r\n" },
+		{ SCRIPT_SLEEP, "100" },
+		{ SCRIPT_SEND, SELECTED_CHECKED },
+		SCRIPT_LOGOUT("a6"),
+	};
+	struct cpmsync_store *cs;
+	struct selected_run sr = run_selected_ok(script, 7, 3, &cs);
+
+	ck_assert_uint_eq(sr.res.stats.messages_added, 1);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message ORDER BY uid"),
+			 "1,2,3");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "4 103");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_sync_selected_other_server_answered_last)
+{
+	/* test_sync_selected_other_server() with the check answered last:
+	 * the new message's FETCH (whose answer commits the new messages on
+	 * the fast path) and the CHANGEDSINCE are answered first, yet
+	 * nothing is committed before the check's answer, and then nothing
+	 * at all. */
+	static const struct script_step script[] = {
+		SELECTED_LOGIN,
+		SELECTED_FETCHES,
+		{ SCRIPT_SEND, SELECTED_NEW3 "a4 OK fetched\r\n"
+					     "* 2 FETCH (UID 3 FLAGS () MODSEQ (103))\r\n"
+					     "a5 OK fetched\r\n" },
+		{ SCRIPT_SLEEP, "100" },
+		{ SCRIPT_SEND, "* 2 FETCH (UID 2 RFC822.SIZE 530)\r\na3 OK fetched\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct selected_run sr;
+
+	selected_fixture(cs);
+	sr = run_selected(cs, script, 1, 7, 3, NULL);
+	ck_assert_int_eq(sr.res.r, -CPMSYNC_E_CONFIG);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(uid, ',') FROM message ORDER BY uid"), "1,2");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext || ' ' || highestmodseq FROM folder"), "3 100");
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -2256,6 +2371,9 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_sync_selected_vanished_with_append);
 	tcase_add_test(tc, test_sync_selected_expunge_with_append);
 	tcase_add_test(tc, test_sync_selected_vanished_twice);
+	tcase_add_test(tc, test_sync_selected_other_server);
+	tcase_add_test(tc, test_sync_selected_check_answered_last);
+	tcase_add_test(tc, test_sync_selected_other_server_answered_last);
 	tcase_add_test(tc, test_sync_selected_vanished_other_uidvalidity);
 	tcase_add_test(tc, test_keep_selected_unchanged);
 	tcase_add_test(tc, test_keep_selected_news_during);
