@@ -1278,6 +1278,33 @@ static int scram_cache_key(struct imap_client *c)
 	return sasl_scram_set_cache_key(c->scram, key);
 }
 
+/*
+ * Whether a NO to LOGIN or AUTHENTICATE says "not now" rather than "not
+ * these credentials" (RFC 5530): UNAVAILABLE (a subsystem the login needs
+ * is down), LIMIT (a limit such as connections per user and address, held
+ * by other clients), INUSE (someone else holds what the login needs) and
+ * SERVERBUG pass by themselves, so the login is retried with the normal
+ * back-off.  AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED (a new
+ * password is needed), PRIVACYREQUIRED and CONTACTADMIN (the user must act),
+ * any other code and a NO without one still stop the account until the
+ * settings change: retrying a wrong password only gets the account locked.
+ */
+static bool login_refused_for_now(const struct imap_cmd_result *res)
+{
+	if (res->r != -CPMSYNC_E_SERVER || res->status != IMAP_STATUS_NO || !res->resp ||
+	    !res->resp->code)
+		return false;
+	switch (imap_code_from_name(res->resp->code)) {
+	case IMAP_CODE_UNAVAILABLE:
+	case IMAP_CODE_LIMIT:
+	case IMAP_CODE_INUSE:
+	case IMAP_CODE_SERVERBUG:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void login_done(struct imap_client *c, const struct imap_cmd_result *res, void *userdata)
 {
 	(void)userdata;
@@ -1303,6 +1330,13 @@ static void login_done(struct imap_client *c, const struct imap_cmd_result *res,
 		return;
 	}
 	c->scram = sasl_scram_free(c->scram);
+	if (login_refused_for_now(res)) {
+		/* -CPMSYNC_E_SERVER: the session retries with its back-off.
+		 * The code (an atom: nothing to escape) says which limit. */
+		client_fail(c, -CPMSYNC_E_SERVER, "the server refused the login for now: [%s] %s",
+			    res->resp->code, res->text);
+		return;
+	}
 	if (res->r < 0 && c->external && res->r == -CPMSYNC_E_SERVER) {
 		client_fail(c, -CPMSYNC_E_AUTH,
 			    "authentication failed: the server did not accept the client "

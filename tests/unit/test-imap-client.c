@@ -506,6 +506,32 @@ static const struct script_step login_refused[] = {
 	{ SCRIPT_EXPECT_EOF, NULL },
 	{ SCRIPT_END, NULL },
 };
+/* A login answered with line, then the client must hang up. */
+#define LOGIN_ANSWERED(name, line)                                                                 \
+	static const struct script_step name[] = {                                                 \
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },                             \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },                                               \
+		{ SCRIPT_SEND, line },                                                             \
+		{ SCRIPT_EXPECT_EOF, NULL },                                                       \
+		{ SCRIPT_END, NULL },                                                              \
+	}
+LOGIN_ANSWERED(login_limit, "a1 NO [LIMIT] Maximum number of connections from user+IP exceeded "
+			    "(mail_max_userip_connections=1)\r\n");
+LOGIN_ANSWERED(login_unavailable, "a1 NO [UNAVAILABLE] Temporary authentication failure.\r\n");
+LOGIN_ANSWERED(login_inuse, "a1 NO [INUSE] Mailbox is locked\r\n");
+LOGIN_ANSWERED(login_serverbug, "a1 no [serverbug] Internal error occurred\r\n");
+LOGIN_ANSWERED(login_expired, "a1 NO [EXPIRED] Password expired\r\n");
+LOGIN_ANSWERED(login_authz, "a1 NO [AUTHORIZATIONFAILED] Not allowed\r\n");
+LOGIN_ANSWERED(login_contactadmin, "a1 NO [CONTACTADMIN] Call the help desk\r\n");
+LOGIN_ANSWERED(login_no_code, "a1 NO Login failed\r\n");
+LOGIN_ANSWERED(login_bad_limit, "a1 BAD [LIMIT] Line too long\r\n");
+static const struct script_step plain_unavailable[] = {
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hi\r\n" },
+	{ SCRIPT_EXPECT, "a1 AUTHENTICATE PLAIN" },
+	{ SCRIPT_SEND, "a1 NO [UNAVAILABLE] Authentication service down\r\n" },
+	{ SCRIPT_EXPECT_EOF, NULL },
+	{ SCRIPT_END, NULL },
+};
 static const struct script_step no_mechanism[] = {
 	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=GSSAPI] hi\r\n" },
 	{ SCRIPT_EXPECT_EOF, NULL },
@@ -543,6 +569,29 @@ static const struct {
 	  -CPMSYNC_E_STARTTLS, "after accepting STARTTLS" },
 	{ "login refused", login_refused, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_AUTH,
 	  "Authentication failed." },
+	/* RFC 5530: "not now" is retried (-CPMSYNC_E_SERVER), not a wrong password. */
+	{ "login [LIMIT]", login_limit, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_SERVER,
+	  "the server refused the login for now: [LIMIT] Maximum number of connections from "
+	  "user+IP exceeded (mail_max_userip_connections=1)" },
+	{ "login [UNAVAILABLE]", login_unavailable, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_SERVER,
+	  "the server refused the login for now: [UNAVAILABLE] Temporary" },
+	{ "login [INUSE]", login_inuse, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_SERVER,
+	  "the server refused the login for now: [INUSE]" },
+	{ "login [serverbug]", login_serverbug, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_SERVER,
+	  "the server refused the login for now: [serverbug]" },
+	{ "AUTHENTICATE PLAIN [UNAVAILABLE]", plain_unavailable, CPMSYNC_SECURITY_NONE,
+	  -CPMSYNC_E_SERVER, "the server refused the login for now: [UNAVAILABLE]" },
+	/* The credentials or the user must change: stop. */
+	{ "login [EXPIRED]", login_expired, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_AUTH,
+	  "authentication failed: Password expired" },
+	{ "login [AUTHORIZATIONFAILED]", login_authz, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_AUTH,
+	  "authentication failed: Not allowed" },
+	{ "login [CONTACTADMIN]", login_contactadmin, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_AUTH,
+	  "authentication failed: Call the help desk" },
+	{ "login NO without a code", login_no_code, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_AUTH,
+	  "authentication failed: Login failed" },
+	{ "login BAD [LIMIT]", login_bad_limit, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_AUTH,
+	  "authentication failed: Line too long" },
 	{ "no usable mechanism", no_mechanism, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_AUTH,
 	  "no authentication mechanism" },
 	{ "BYE as greeting", greeting_bye, CPMSYNC_SECURITY_NONE, -CPMSYNC_E_BYE,
