@@ -84,14 +84,26 @@ static const char watch_sql[] =
 	"   SELECT 2, f, NEW.folder_id, NEW.id FROM (SELECT " CHANGED_MESSAGE_FIELDS " AS f)"
 	"   WHERE f <> 0 AND NEW.removed = 0 AND OLD.removed = 0"
 	"   AND NEW.folder_id = OLD.folder_id;"
+	/* Each of those fields shows in LastMessage: see cpm_message_flags. */
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 7, 0, c.id FROM (SELECT " CHANGED_MESSAGE_FIELDS " AS f)"
+	"   JOIN main.folder fo ON fo.id = NEW.folder_id"
+	"   JOIN main.conversation c ON c.account_id = fo.account_id AND c.folder = fo.conv"
+	"   WHERE f <> 0 AND NEW.removed = 0 AND OLD.removed = 0"
+	"   AND NEW.folder_id = OLD.folder_id AND fo.removed = 0 AND c.last_id = NEW.id;"
 	" END;"
 	/* Flags (message_state since schema version 23).  The last message
 	 * of a conversation row is its LastMessage, whose Flags show: a
 	 * change of them that leaves Unseen alone (\Flagged) moves no
-	 * version (conv_message_flags), yet changes the conversation.  Three
-	 * lookups by key; a row store-message.c holds back is not read here
-	 * (store.c's authorize()): a message it made the last is new, and
-	 * its conversation changed anyway. */
+	 * version (conv_message_flags), yet changes the conversation.  So
+	 * do its other fields a summary shows (Uid, HasBody, Snippet ...:
+	 * cpm_message_update, cpm_summary_snippet), which move no version
+	 * either (a first summary made later, store_changes_note(), is of a
+	 * message not classified before: no row's last, and its
+	 * classification recomputes the row).  Three lookups by key; a row
+	 * store-message.c holds back is not read here (store.c's
+	 * authorize()): a message it made the last is new, and its
+	 * conversation changed anyway. */
 	"CREATE TEMP TRIGGER IF NOT EXISTS cpm_message_flags AFTER UPDATE OF flags"
 	" ON main.message_state WHEN NEW.flags IS NOT OLD.flags BEGIN"
 	"  INSERT INTO cpm_change (kind, fields, folder_id, message_id)"
@@ -112,6 +124,10 @@ static const char watch_sql[] =
 	"  INSERT INTO cpm_change (kind, fields, folder_id, message_id)"
 	"   SELECT 2, 256, m.folder_id, m.id FROM main.message m WHERE m.id = NEW.id"
 	"   AND m.removed = 0;"
+	"  INSERT INTO cpm_change (kind, folder_id, message_id)"
+	"   SELECT 7, 0, c.id FROM main.message m JOIN main.folder f ON f.id = m.folder_id"
+	"   JOIN main.conversation c ON c.account_id = f.account_id AND c.folder = f.conv"
+	"   WHERE m.id = NEW.id AND m.removed = 0 AND f.removed = 0 AND c.last_id = NEW.id;"
 	" END;"
 	/* Conversations (store-conv.c): the row id goes in message_id. */
 	"CREATE TEMP TABLE IF NOT EXISTS cpm_conv_gone ("

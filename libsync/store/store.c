@@ -348,9 +348,10 @@ static ssize_t cached(struct store *s, const char *sql)
  * is about), nor for conv_message_flags, which only adds the change of
  * Unseen to the row (a delta: the same before or after the held-back
  * ones, and a recompute after it counts the flags as they are), nor for
- * the watch's cpm_message_flags (store-changes.c), which reads last_id
- * to note the row changed (a row whose last message a held-back one
- * replaces changes anyway, at the flush).
+ * the watch's cpm_message_flags, cpm_message_update and
+ * cpm_summary_snippet (store-changes.c), which read last_id to note the
+ * row changed (a row whose last message a held-back one replaces changes
+ * anyway, at the flush).
  * STMT_STALE: it may note conversations in conv_stale (schema version
  * 21), to be recomputed at the next flush.
  */
@@ -369,7 +370,9 @@ static int authorize(void *userdata, int action, const char *a, const char *b, c
 	case SQLITE_DELETE:
 		if (streq(a, "conversation") &&
 		    !(trigger && (streq(trigger, "conv_message_flags") ||
-				  streq(trigger, "cpm_message_flags"))))
+				  streq(trigger, "cpm_message_flags") ||
+				  streq(trigger, "cpm_message_update") ||
+				  streq(trigger, "cpm_summary_snippet"))))
 			s->prep_flags |= STMT_CONV;
 		break;
 	case SQLITE_INSERT:

@@ -172,4 +172,28 @@ check "  and ConversationChanged with it in LastMessage, still 4 messages" \
 check "  the report itself: Type imdn, Status delivered" \
 	has "<b-rep-2@cpm.test>" ";Type=imdn;Status=delivered;"
 
+# --- the last message's body fetched on demand -------------------------------------------------
+# Its HasBody and Snippet show in conv-B's LastMessage: one ConversationChanged
+# says so, and nothing else of conv-B changes after it.
+# conv_said: the dict of the last ConversationChanged of conv-B since the sigmark
+conv_said() { signals_since | grep -F "$AC ConversationChanged {ConversationId=conv-B;" | tail -n 1 | sed 's/^[^{]*//'; }
+said_listed() { [ "$(conv_said)" = "$(conv_b | sed 's/^- //')" ]; }
+chat "$WORK/m4" "<b-4@cpm.test>" imdn-b-4 received 06:02:00 " $(printf 'more %.0s' $(seq 600))"
+[ "$(stat -c %s "$WORK/m4")" -gt 1024 ] || bail "m4 is not over sync_bodies"
+sigmark
+da save -u "$USER1" -m Default/conv-B <"$WORK/m4" || bail "cannot save m4"
+check "a newer message over the limit: ConversationChanged with it in LastMessage, no body" \
+	eventually 10 saw_signal "^$A $AC ConversationChanged .*ConversationId=conv-B;.*Messages=5;.*LastMessage=\\{.*MessageId=<b-4@cpm.test>;.*;Snippet=;HasBody=false;"
+ID4=$(id_of "<b-4@cpm.test>")
+[ -n "$ID4" ] || bail "no Id for <b-4@cpm.test>"
+check "  and it says what ListConversations says" eventually 5 said_listed
+sigmark
+call "$BF" "$F" Fetch ts "$ID4" "" >/dev/null
+check "its body fetched on demand: ConversationChanged with HasBody true and its Snippet" \
+	eventually 5 saw_signal "^$A $AC ConversationChanged .*ConversationId=conv-B;.*LastMessage=\\{Id=$ID4;.*;Snippet=hello imdn-b-4 more [^;]*;HasBody=true;"
+check "  the last one says what ListConversations says" eventually 5 said_listed
+sleep 0.5
+check "  one ConversationChanged of conv-B for it" \
+	test "$(signals_since | grep -cF "$AC ConversationChanged {ConversationId=conv-B;")" = 1
+
 finish

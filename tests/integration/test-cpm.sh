@@ -253,6 +253,8 @@ check "offline: the work is pending (CREATEs and APPENDs)" \
 	test "$(acct PendingOperations)" = $((PENDING0 + 15))
 
 # --- the server is back: everything lands exactly once ------------------------------------------
+NEW1_UID0=$(call "$A" "$AC" ListConversations | grep -F -- "- {ConversationId=conv-NEW1;")
+sigmark
 dovecot -c "$DOVECOT_CONF" || bail "cannot restart dovecot"
 # Sync: the outband-notification hook, so the test need not wait out the back-off.
 call "$A" "$AC" Sync >/dev/null
@@ -277,6 +279,18 @@ check "StoreObject's flags reached the server" \
 check "outbox: the filed files are gone once on the server" \
 	eventually 10 bash -c "! find '$WORK/outbox' -name 'obj[123].eml' -o -name obj1again.eml | grep -q ."
 check "store == server" eventually 10 compare "$WORK/store.db"
+# The APPEND answered gives conv-NEW1's last message its Uid: what
+# ListConversations shows of it changed, and a ConversationChanged says so.
+# conv_said CID: the dict of the last ConversationChanged of CID since the sigmark
+conv_said() { signals_since | grep -F "$AC ConversationChanged {ConversationId=$1;" | tail -n 1 | sed 's/^[^{]*//'; }
+# conv_listed CID: ListConversations' dict of CID
+conv_listed() { call "$A" "$AC" ListConversations | grep -F -- "- {ConversationId=$1;" | sed 's/^- //'; }
+check "offline, conv-NEW1's LastMessage had Uid 0" grep -qF ";LastMessage={Id=$(sed -n 2p "$WORK/r1");Uid=0;" <<<"$NEW1_UID0"
+check "  now a Uid from the server" bash -c '[[ $1 == *";LastMessage={Id="*";Uid="[1-9]* ]]' _ "$(conv_listed conv-NEW1)"
+# conv_said_listed CID: the last ConversationChanged of CID says what ListConversations says
+conv_said_listed() { [ "$(conv_said "$1")" = "$(conv_listed "$1")" ]; }
+check "  the last ConversationChanged of conv-NEW1 says what ListConversations says" \
+	eventually 5 conv_said_listed conv-NEW1
 # Another sync changes nothing: still once.
 call "$A" "$AC" Sync >/dev/null
 sleep 1

@@ -143,6 +143,7 @@ static void flat_dict(DBusMessageIter *it, char *out, size_t size)
 		len += (size_t)snprintf(out + len, size - len, "%s=", key);
 		switch (dbus_message_iter_get_arg_type(&v)) {
 		case DBUS_TYPE_STRING:
+		case DBUS_TYPE_OBJECT_PATH:
 			dbus_message_iter_get_basic(&v, &sv);
 			len += (size_t)snprintf(out + len, size - len, "%s;", sv);
 			break;
@@ -1517,6 +1518,80 @@ START_TEST(test_conversation_last_message_flags)
 }
 END_TEST
 
+/* The conversation dict a as conversation_flat(), then its whole
+ * LastMessage as flat_dict() has it. */
+static void conversation_full(DBusMessageIter *a, char *out, size_t size)
+{
+	DBusMessageIter lm;
+	size_t len;
+
+	conversation_flat(a, out, size);
+	len = strlen(out);
+	ck_assert_uint_lt(len + 1, size);
+	out[len++] = '|';
+	ck_assert(dict_find(a, "LastMessage", &lm));
+	flat_dict(&lm, out + len, size - len);
+}
+
+/* ListConversations, the one conversation of acc-1 as conversation_full(). */
+static void list_conversations_full(char *out, size_t size)
+{
+	DBusMessage *r = call_msg(
+		new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations"));
+	DBusMessageIter it, a;
+
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	ck_assert(dbus_message_iter_init(r, &it));
+	dbus_message_iter_recurse(&it, &a);
+	conversation_full(&a, out, size);
+	dbus_message_unref(r);
+}
+
+/*
+ * The Uid of a conversation's last message, given when its APPEND is
+ * answered, shows in its LastMessage: a ConversationChanged says so, and
+ * the app that keeps the list from the signals holds what a new
+ * ListConversations says.  The Uid of another message: no signal.
+ */
+START_TEST(test_conversation_last_message_uid)
+{
+	struct store *s = store_from_public(store);
+	bool never = false;
+	char app[2048], now[2048];
+	int64_t fid, id1, id2;
+	DBusMessageIter it;
+
+	SKIP_WITHOUT_DAEMON();
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default", &fid), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default/conv-obj", &fid), 0);
+	id1 = store_chat("first", 1700000000);
+	id2 = store_chat("second", 1700000100);
+	test_loop_run_until(loop, &never, 300);
+	ck_assert_ptr_nonnull(conv_changed_last);
+	dbus_message_unref(conv_changed_last);
+	conv_changed_last = NULL;
+
+	/* Not the last message: its summary is not the conversation's. */
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, id1, 1, ""), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	test_loop_run_until(loop, &never, 300);
+	ck_assert_ptr_null(conv_changed_last);
+
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, id2, 2, ""), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	test_loop_run_until(loop, &never, 300);
+	list_conversations_full(now, sizeof(now));
+	ck_assert_ptr_nonnull(strstr(now, "|Id="));
+	ck_assert_msg(conv_changed_last, "no ConversationChanged; the store: %s", now);
+	ck_assert(dbus_message_iter_init(conv_changed_last, &it));
+	conversation_full(&it, app, sizeof(app));
+	ck_assert_msg(strcmp(app, now) == 0, "the app holds %s, the store %s", app, now);
+	ck_assert_ptr_nonnull(strstr(now, ";Uid=2;"));
+}
+END_TEST
+
 /*
  * A list read while the sync engine's batch is open, with a change of
  * the conversation in it (the server's \Seen): what the app holds after
@@ -1636,6 +1711,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_conversation_removed_after_list);
 	tcase_add_test(tc, test_conversation_list_in_batch);
 	tcase_add_test(tc, test_conversation_last_message_flags);
+	tcase_add_test(tc, test_conversation_last_message_uid);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -736,6 +736,98 @@ START_TEST(test_header_first_then_body)
 }
 END_TEST
 
+/* How many of the n changes taken are of kind about id. */
+static int count_changed(enum cpmsync_change_kind kind, int64_t id, int n)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		k += changes[i].kind == kind && changes[i].message_id == id;
+	return k;
+}
+
+/* The body of id, as the sync engine stores one fetched after the header. */
+static void sync_body(int64_t id, const char *data, size_t len)
+{
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_body_put(s, id, data, len), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+}
+
+/*
+ * The other fields LastMessage shows, none of which moves the row's
+ * version: HasBody (a body fetched after the header, in the sync or on
+ * demand), Snippet (its CPM parse), Uid (a local object's APPEND
+ * answered).  Changed on the last message of a conversation, one change
+ * of the conversation is noted; on another message, the message's only.
+ */
+START_TEST(test_last_message_fields_changes)
+{
+	char *d1, *d2;
+	size_t l1, l2;
+	int64_t fid, a, b, newer, older, cid;
+	int n;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (account_id, name, delimiter,"
+				       " server_name, uidvalidity) VALUES"
+				       " (1, '" F1 "', '/', '" F1 "', 7)"),
+			 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+	a = sync_put_head(fid, 1, "chat-1to1-sent.eml", &d1, &l1);
+	b = sync_put_head(fid, 2, "chat-1to1-received-qp.eml", &d2, &l2);
+	cid = get(C1).id;
+	ck_assert_int_eq(get(C1).last_message_id, b);
+	ck_assert_str_eq(msg(b).snippet, "");
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	take();
+
+	/* HasBody. */
+	sync_body(a, d1, l1);
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, a, n));
+	ck_assert(!changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n));
+	sync_body(b, d2, l2);
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, b, n));
+	ck_assert_int_eq(count_changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n), 1);
+
+	/* Snippet. */
+	set_cpm(a, d1, l1);
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, a, n));
+	ck_assert(!changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n));
+	set_cpm(b, d2, l2);
+	n = take();
+	ck_assert_str_ne(msg(b).snippet, "");
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, b, n));
+	ck_assert_int_eq(count_changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n), 1);
+	/* The same again: nothing a list shows changed. */
+	set_cpm(b, d2, l2);
+	n = take();
+	ck_assert(!changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n));
+
+	/* Uid: objects stored locally, then APPENDed. */
+	newer = put(F1, "chat-koi8-r.eml", NULL);
+	older = put(F1, "chat-1to1-received-base64.eml", NULL);
+	ck_assert_int_eq(get(C1).last_message_id, newer);
+	take();
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, older, 3, ""), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, older, n));
+	ck_assert(!changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n));
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, newer, 4, ""), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_MESSAGE_CHANGED, newer, n));
+	ck_assert_int_eq(count_changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, cid, n), 1);
+	free(d1);
+	free(d2);
+}
+END_TEST
+
 /* Pages of ListConversationMessages. */
 struct page {
 	int64_t ids[64];
@@ -1953,6 +2045,75 @@ START_TEST(test_recompute_once_per_transaction)
 }
 END_TEST
 
+/* Messages of the row of cid as the table holds it now: read past
+ * store_prepare(), which would write the rows held back first. */
+static int64_t raw_messages(const char *cid)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(store_db(s),
+					    "SELECT messages FROM conversation"
+					    " WHERE conversation_id = ?1",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/*
+ * Objects stored from their header and their bodies in the same
+ * transaction (a sync batch with sync_bodies limited), watched: the
+ * watch's triggers read the conversation row to note a change of its
+ * last message (store-changes.c), yet the rows held back
+ * (store-message.c) are written at the commit, not before each body
+ * (store.c authorize()).
+ */
+START_TEST(test_watched_bodies_keep_rows_held_back)
+{
+	const char *files[] = { "chat-1to1-received-qp.eml", "chat-1to1-received-base64.eml" };
+	int64_t fid, id = 0;
+	char *d0;
+	size_t l0;
+	int n;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (account_id, name, delimiter,"
+				       " server_name, uidvalidity) VALUES"
+				       " (1, '" F1 "', '/', '" F1 "', 7)"),
+			 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+	sync_put_head(fid, 1, "chat-1to1-sent.eml", &d0, &l0);
+	free(d0);
+	ck_assert_int_eq(cpmsync_store_watch(cs, noop, NULL), 0);
+	take();
+	ck_assert_int_eq(store_begin(s), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		struct msg_summary sum;
+		size_t len;
+		char *data = corpus_file(files[i], &len);
+		struct sync_new_message m = {
+			.uid = (uint32_t)i + 2, .flags = "", .size = len, .summary = &sum
+		};
+		bool has_body, is_new;
+
+		ck_assert_int_eq(msg_summary_parse(data, msg_header_length(data, len), &sum), 0);
+		ck_assert_int_eq(store_sync_new_message(s, fid, &m, &id, &has_body, &is_new), 0);
+		ck_assert_int_eq(store_sync_body_put(s, id, data, len), 0);
+		ck_assert_msg(raw_messages(C1) == 1, "body %zu: the held-back row written", i);
+		msg_summary_free(&sum);
+		free(data);
+	}
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(raw_messages(C1), 3);
+	ck_assert_int_eq(get(C1).last_message_id, id);
+	n = take();
+	ck_assert(changed(CPMSYNC_CHANGE_CONVERSATION_CHANGED, get(C1).id, n));
+}
+END_TEST
+
 /*
  * Reports first stored from their header (as messages) and classified
  * again in one transaction once their bodies come (schema version 22):
@@ -2540,6 +2701,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_last_message_flags_changes);
 	tcase_add_test(tc, test_rollback_to_mark);
 	tcase_add_test(tc, test_header_first_then_body);
+	tcase_add_test(tc, test_last_message_fields_changes);
 	tcase_add_test(tc, test_paging);
 	tcase_add_test(tc, test_paging_equal_dates);
 	tcase_add_test(tc, test_paging_across_sessions);
@@ -2552,6 +2714,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_state_summary_made_by_body);
 	tcase_add_test(tc, test_held_back_equals_one_by_one);
 	tcase_add_test(tc, test_recompute_once_per_transaction);
+	tcase_add_test(tc, test_watched_bodies_keep_rows_held_back);
 	tcase_add_test(tc, test_reclassified_once_per_transaction);
 	tcase_add_test(tc, test_peer_out_of_order);
 	tcase_add_test(tc, test_group_row_made_by_first_object);
