@@ -23,7 +23,8 @@
 /* Changes are drained at most once this often (coalescing bursts; a
  * change after a quiet spell is drained at once: store_notify_cb()). */
 #define CPM_DRAIN_DELAY_MS 5
-/* Changes taken per drain round; more wait for a deferred round. */
+/* Changes taken per drain round; more wait for a deferred round (the
+ * next iteration), or are taken at once before a list (svc_drain_due()). */
 #define CPM_DRAIN_CHUNK 10000
 
 struct svc_account;

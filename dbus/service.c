@@ -601,7 +601,8 @@ static void process_changes(struct cpm_service *svc, const struct cpmsync_change
 
 static void drain_defer_cb(struct cpmsync_loop_source *src, void *userdata);
 
-static void drain(struct cpm_service *svc)
+/* One round: at most CPM_DRAIN_CHUNK changes signalled; how many. */
+static int drain_round(struct cpm_service *svc)
 {
 	struct cpmsync_change *ch = cpm_calloc(CPM_DRAIN_CHUNK, sizeof(*ch));
 	int n = cpmsync_store_take_changes(svc->store, ch, CPM_DRAIN_CHUNK);
@@ -610,7 +611,14 @@ static void drain(struct cpm_service *svc)
 	if (n > 0)
 		process_changes(svc, ch, (size_t)n);
 	free(ch);
-	if (n == CPM_DRAIN_CHUNK && !svc->drain_defer &&
+	return n;
+}
+
+/* A round from the loop; a full one may have left more: the next round
+ * at the next iteration, not at the next commit. */
+static void drain(struct cpm_service *svc)
+{
+	if (drain_round(svc) == CPM_DRAIN_CHUNK && !svc->drain_defer &&
 	    cpmsync_loop_defer(svc->loop, drain_defer_cb, svc, NULL, &svc->drain_defer) < 0)
 		cpm_oom();
 }
@@ -622,8 +630,12 @@ static void drain(struct cpm_service *svc)
  * first, the conversations the list shows are those the store knows as
  * listed (cpmsync_store_take_conversations_gone()), so that one the next
  * commit takes away gets its ConversationRemoved; and the list comes
- * after the signals of what it shows.  The drain still due later finds
- * nothing.
+ * after the signals of what it shows.  Every round, not one: with more
+ * changes pending than a round takes (a sync's batch of many messages),
+ * the rest was signalled only after the list, which showed what they
+ * made (and a later commit, drained with them, could bring a
+ * conversation back to what its last signal said: none sent, the app
+ * kept the list's value).  The drain still due later finds nothing.
  *
  * The sync engine's open batch is committed first (as a local write
  * does): its changes are recorded only at its commit, so a list read
@@ -638,7 +650,8 @@ void svc_drain_due(struct cpm_service *svc)
 {
 	(void)cpmsync_store_yield_batch(svc->store);
 	if (svc->drain_defer || svc->drain_armed)
-		drain(svc);
+		while (drain_round(svc) == CPM_DRAIN_CHUNK)
+			;
 }
 
 static void drain_defer_cb(struct cpmsync_loop_source *src, void *userdata)

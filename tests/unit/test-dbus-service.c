@@ -1688,6 +1688,76 @@ START_TEST(test_conversation_list_in_batch)
 }
 END_TEST
 
+/*
+ * More changes pending than one drain round takes (CPM_DRAIN_CHUNK
+ * folder changes, then the server's \Seen on a chat, in one commit): a
+ * list drains them all before it reads, so that its reply comes after
+ * the ConversationChanged of what it shows.  A local change that brings
+ * the conversation back to Unseen 1 before the next drain is then a
+ * change from what was said: its signal is sent, and the app holds what
+ * the store holds.  The list is the handler called at once, as in
+ * test_conversation_removed_after_list.
+ */
+START_TEST(test_conversation_list_drains_all)
+{
+	const char *seen[] = { "\\Seen", NULL };
+	struct store *s = store_from_public(store);
+	struct svc_account *a;
+	bool never = false, found, changed;
+	dbus_uint32_t app, now;
+	DBusMessage *m, *r;
+	char sql[128];
+	int64_t fid, id;
+
+	SKIP_WITHOUT_DAEMON();
+	a = svc_account_by_name(svc, "acc-1");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default", &fid), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default/conv-obj", &fid), 0);
+	id = store_chat("only", 1700000000);
+	ck_assert_int_eq(store_begin(s), 0);
+	ck_assert_int_eq(store_sync_message_set_uid(s, id, 1, ""), 0);
+	ck_assert_int_eq(store_commit(s), 0);
+	test_loop_run_until(loop, &never, 300);
+	ck_assert_ptr_nonnull(conv_changed_last);
+	ck_assert_uint_eq(unseen_of(conv_changed_last), 1);
+	dbus_message_unref(conv_changed_last);
+	conv_changed_last = NULL;
+
+	snprintf(sql, sizeof(sql),
+		 "UPDATE folder SET highestmodseq = coalesce(highestmodseq, 0) + 1 WHERE id = %lld",
+		 (long long)inbox_id);
+	ck_assert_int_eq(store_begin(s), 0);
+	for (int i = 0; i < CPM_DRAIN_CHUNK; i++)
+		ck_assert_int_eq(store_exec(s, sql), 0);
+	ck_assert_int_eq(store_sync_server_flags(s, fid, 1, "\\Seen", 0, &found, &changed, NULL),
+			 0);
+	ck_assert(found && changed);
+	ck_assert_int_eq(store_commit(s), 0);
+
+	m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations");
+	dbus_message_set_serial(m, 1); /* as if received: its reply names it */
+	r = svc_list_conversations(NULL, m, a);
+	ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+	app = unseen_of(r);
+	ck_assert_uint_eq(app, 0);
+	dbus_message_unref(r);
+	dbus_message_unref(m);
+
+	ck_assert_int_eq(cpmsync_op_set_flags(store, &id, 1, NULL, seen), 0);
+	test_loop_run_until(loop, &never, 300);
+	if (conv_changed_last)
+		app = unseen_of(conv_changed_last);
+	m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", "ListConversations");
+	dbus_message_set_serial(m, 2);
+	r = svc_list_conversations(NULL, m, a);
+	now = unseen_of(r);
+	dbus_message_unref(r);
+	dbus_message_unref(m);
+	ck_assert_msg(app == now, "the app holds Unseen %u, the store %u", app, now);
+}
+END_TEST
+
 static Suite *dbus_service_suite(void)
 {
 	Suite *s = suite_create("dbus-service");
@@ -1712,6 +1782,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_conversation_list_in_batch);
 	tcase_add_test(tc, test_conversation_last_message_flags);
 	tcase_add_test(tc, test_conversation_last_message_uid);
+	tcase_add_test(tc, test_conversation_list_drains_all);
 	suite_add_tcase(s, tc);
 	return s;
 }
