@@ -231,6 +231,9 @@ DBusMessage *svc_list_conversation_messages(struct cpm_bus *bus, DBusMessage *ms
 					      (uint64_t)before);
 	if ((reply = cpm_list_limit(msg, limit)))
 		return reply;
+	/* As ListConversations: the engine's open batch committed, and the
+	 * signals of what the page shows sent before it (svc_drain_due()). */
+	svc_drain_due(a->svc);
 	reply = cpm_array_reply(msg, &it, &array);
 	/* "At most limit": limit 0 lists none (for the store, 0 would be
 	 * all), yet an unknown conversation is still NotFound and a

@@ -199,6 +199,9 @@ static DBusMessage *list_messages(struct cpm_bus *bus, DBusMessage *msg, void *u
 			      DBUS_TYPE_INVALID);
 	if ((reply = cpm_list_limit(msg, limit)))
 		return reply;
+	/* As ListConversations: the engine's open batch committed, and the
+	 * signals of what the page shows sent before it (svc_drain_due()). */
+	svc_drain_due(f->svc);
 	reply = cpm_array_reply(msg, &it, &a);
 	/* "At most limit": 0 is none (for the store, 0 would be all). */
 	r = after > INT64_MAX || limit == 0

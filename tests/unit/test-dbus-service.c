@@ -32,6 +32,7 @@
 #include "store/store-sync.h"
 #include "store/store.h"
 #include "testlib.h"
+#include "util/msg-summary.h"
 
 static const char message[] = "Message-ID: <m1@example.org>\r\n"
 			      "From: Alice <a@example.org>\r\n"
@@ -1758,6 +1759,104 @@ START_TEST(test_conversation_list_drains_all)
 }
 END_TEST
 
+static int found_cb(const struct cpmsync_message_info *m, void *userdata)
+{
+	(void)m;
+	*(bool *)userdata = true;
+	return 0;
+}
+
+/*
+ * Account1.ListConversationMessages and Folder1.ListMessages called while
+ * the sync engine's batch is open, with a new message of the conversation
+ * in it: the list commits the batch first (as ListConversations does), so
+ * that its MessagesAdded comes before the reply, and the message the list
+ * showed is still in the store when the batch is then rolled back (a
+ * store or protocol error).
+ */
+START_TEST(test_message_lists_in_batch)
+{
+	struct store *s = store_from_public(store);
+	static const char *const lists[] = { "ListConversationMessages", "ListMessages" };
+	bool never = false;
+	char path[128];
+	int64_t fid;
+
+	SKIP_WITHOUT_DAEMON();
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default", &fid), 0);
+	ck_assert_int_eq(cpmsync_op_create_folder(store, "acc-1", "Default/conv-obj", &fid), 0);
+	store_chat("first", 1700000000);
+	snprintf(path, sizeof(path), "/org/cpmsync/acc_2d1/folder%lld", (long long)fid);
+	test_loop_run_until(loop, &never, 300);
+
+	for (int which = 0; which < 2; which++) {
+		struct store_batch b = { 0 };
+		const char *cid = "conv-obj";
+		dbus_uint64_t after = 0;
+		dbus_uint32_t limit = 100;
+		struct msg_summary sum;
+		struct sync_new_message nm = { .uid = 10 + (uint32_t)which, .flags = "" };
+		char obj[256], want[32];
+		bool has_body, is_new, found = false;
+		int added, n;
+		int64_t id;
+		DBusMessage *m, *r;
+		DBusMessageIter it, arr, v;
+		dbus_uint64_t got;
+
+		n = snprintf(obj, sizeof(obj),
+			     "Message-ID: <batch-%d@example.org>\r\nFrom: tel:+15550001\r\n"
+			     "Date: Tue, 14 Nov 2023 22:20:00 +0000\r\n"
+			     "Conversation-ID: conv-obj\r\nContent-Type: text/plain\r\n\r\nnew\r\n",
+			     which);
+		ck_assert_int_eq(msg_summary_parse(obj, (size_t)n, &sum), 0);
+		nm.size = (uint64_t)n;
+		nm.summary = &sum;
+		ck_assert_int_eq(store_batch_begin(s, &b), 0);
+		ck_assert_int_eq(store_sync_new_message(s, fid, &nm, &id, &has_body, &is_new), 0);
+		msg_summary_free(&sum);
+		ck_assert(is_new);
+
+		added = added_signals;
+		if (which == 0) {
+			m = new_call("/org/cpmsync/acc_2d1", "org.cpmsync.Account1", lists[which]);
+			ck_assert(dbus_message_append_args(
+				m, DBUS_TYPE_STRING, &cid, DBUS_TYPE_UINT64, &after,
+				DBUS_TYPE_UINT32, &limit, DBUS_TYPE_INVALID));
+		} else {
+			m = new_call(path, "org.cpmsync.Folder1", lists[which]);
+			ck_assert(dbus_message_append_args(m, DBUS_TYPE_UINT64, &after,
+							   DBUS_TYPE_UINT32, &limit,
+							   DBUS_TYPE_INVALID));
+		}
+		r = call_msg(m);
+		ck_assert_int_eq(dbus_message_get_type(r), DBUS_MESSAGE_TYPE_METHOD_RETURN);
+		/* The new message is listed (newest first, or by id: last). */
+		ck_assert(dbus_message_iter_init(r, &it));
+		snprintf(want, sizeof(want), "%lld", (long long)id);
+		for (dbus_message_iter_recurse(&it, &arr);
+		     dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_ARRAY;
+		     dbus_message_iter_next(&arr)) {
+			ck_assert(dict_find(&arr, "Id", &v));
+			dbus_message_iter_get_basic(&v, &got);
+			found = found || got == (dbus_uint64_t)id;
+		}
+		dbus_message_unref(r);
+		ck_assert_msg(found, "%s: message %s not listed", lists[which], want);
+		ck_assert_msg(added_signals > added, "%s: no MessagesAdded before the reply",
+			      lists[which]);
+
+		store_batch_rollback(s, &b);
+		test_loop_run_until(loop, &never, 300);
+		found = false;
+		n = cpmsync_store_get_message(store, id, found_cb, &found);
+		ck_assert_msg(n == 0 && found,
+			      "%s listed message %s, which the store no longer holds", lists[which],
+			      want);
+	}
+}
+END_TEST
+
 static Suite *dbus_service_suite(void)
 {
 	Suite *s = suite_create("dbus-service");
@@ -1783,6 +1882,7 @@ static Suite *dbus_service_suite(void)
 	tcase_add_test(tc, test_conversation_last_message_flags);
 	tcase_add_test(tc, test_conversation_last_message_uid);
 	tcase_add_test(tc, test_conversation_list_drains_all);
+	tcase_add_test(tc, test_message_lists_in_batch);
 	suite_add_tcase(s, tc);
 	return s;
 }
