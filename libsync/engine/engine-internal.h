@@ -39,6 +39,22 @@
  * commits the open batch too: engine.c commit_on_loss(); a crash, a
  * protocol error does not). */
 #define ENGINE_BATCH_MAX_MS 2000
+/* A store full undoes at most this much of the open batch (engine.c
+ * message_begin()): the mark it rolls back to is taken before the writes
+ * of every ENGINE_MARK_MESSAGES-th message, or of the first one after
+ * ENGINE_MARK_BYTES of bodies, whichever comes first.  16: the initial
+ * sync of 20,000 messages of 1 KB (tests/bench/bench-initial.sh, callgrind
+ * instructions of cpm-syncd) took 2,704 M with a mark before every
+ * message, 2,573 M every 16, 2,574 M every 64: past 16 the marks cost
+ * nothing measurable, and fewer messages are undone. */
+#define ENGINE_MARK_MESSAGES 16
+#define ENGINE_MARK_BYTES    (1u << 20)
+/* ...unless the store may have less room left than this (a file size
+ * limit, SQLite's max_page_count, a file system nearly full: store.h
+ * store_room_low()), when it is taken before every message: a store
+ * with room for less than the interval would otherwise undo all it
+ * stored at every run, and never progress. */
+#define ENGINE_MARK_ROOM (2 * (uint64_t)ENGINE_BATCH_BYTES)
 /* Most folders one account may list (a broken or hostile server could
  * list without end). */
 #define ENGINE_MAX_FOLDERS 100000
@@ -230,10 +246,21 @@ struct cpmsync_sync {
 	/* stats.messages_added, _changed and _removed when the open batch
 	 * began: what they are again if it is rolled back (engine.c
 	 * batch_uncount()). */
-	uint32_t batch_added, batch_changed, batch_removed;
-	/* The writes of one message are under way, after store_mark(): a
-	 * store full in them keeps what came before (engine.c keep_whole()). */
+	uint32_t batch_added, batch_changed, batch_removed, batch_folders;
+	/* The writes of one message are under way, after a store_mark() in
+	 * the open batch: a store full in them keeps what came before the
+	 * mark (engine.c keep_whole()). */
 	bool in_message;
+	/* The messages and body bytes written since the mark, the most of
+	 * each before the next one is taken (ENGINE_MARK_MESSAGES,
+	 * ENGINE_MARK_BYTES; tests change them), and the stats as they were
+	 * at the mark: what they are again after a rollback to it. */
+	uint32_t mark_msgs, mark_every;
+	uint64_t mark_bytes, mark_max_bytes;
+	uint32_t mark_added, mark_changed, mark_removed, mark_folders;
+	/* A mark before every message in this batch (ENGINE_MARK_ROOM);
+	 * mark_room_check false: never (tests turn it off). */
+	bool mark_each, mark_room_check;
 	struct store_batch batch; /* the open write transaction, if any */
 	uint32_t batch_rows;
 	uint64_t batch_bytes;

@@ -87,6 +87,7 @@ static void batch_uncount(struct cpmsync_sync *e)
 	e->stats.messages_added = e->batch_added;
 	e->stats.messages_changed = e->batch_changed;
 	e->stats.messages_removed = e->batch_removed;
+	e->stats.folders_synced = e->batch_folders;
 }
 
 /* The open batch rolled back, and its rows out of the stats. */
@@ -117,7 +118,7 @@ static void batch_drop(struct cpmsync_sync *e)
  */
 static void keep_whole(struct cpmsync_sync *e, int r)
 {
-	uint32_t kept;
+	uint32_t kept, undone;
 
 	if (!e->in_message)
 		return;
@@ -126,7 +127,13 @@ static void keep_whole(struct cpmsync_sync *e, int r)
 		return;
 	r = store_rollback_to_mark(e->store);
 	if (r >= 0) {
-		kept = e->stats.messages_added - e->batch_added;
+		/* The mark may be several messages back (message_begin()):
+		 * what was counted since is undone with them. */
+		undone = e->stats.messages_added - e->mark_added;
+		e->stats.messages_added = e->mark_added;
+		e->stats.messages_changed = e->mark_changed;
+		e->stats.messages_removed = e->mark_removed;
+		e->stats.folders_synced = e->mark_folders;
 		r = store_batch_commit(e->store, &e->batch);
 	}
 	if (r < 0) {
@@ -139,9 +146,21 @@ static void keep_whole(struct cpmsync_sync *e, int r)
 	e->batch_rows = 0;
 	e->batch_bytes = 0;
 	e->work_committed = engine_work_done(e);
-	log_msg(CPMSYNC_LOG_NOTICE, CAT,
-		"%s: no room in the store: the %u new message%s stored whole before are kept",
-		e->account_name, kept, kept == 1 ? "" : "s");
+	/* The run's, earlier batches' included: all committed now. */
+	kept = e->stats.messages_added;
+	log_debug(CAT,
+		  "%s: no room in the store: %u new message%s undone with the one that did"
+		  " not fit",
+		  e->account_name, undone, undone == 1 ? "" : "s");
+	if (kept == 0)
+		log_msg(CPMSYNC_LOG_NOTICE, CAT,
+			"%s: no room in the store: no new message of this run could be kept",
+			e->account_name);
+	else
+		log_msg(CPMSYNC_LOG_NOTICE, CAT,
+			"%s: no room in the store: the %u new message%s stored whole before %s "
+			"kept",
+			e->account_name, kept, kept == 1 ? "" : "s", kept == 1 ? "is" : "are");
 }
 
 static void pull_replay_cb(struct cpmsync_loop_source *src, void *userdata)
@@ -490,6 +509,8 @@ int engine_tx_begin(struct cpmsync_sync *e)
 		e->batch_added = e->stats.messages_added;
 		e->batch_changed = e->stats.messages_changed;
 		e->batch_removed = e->stats.messages_removed;
+		e->batch_folders = e->stats.folders_synced;
+		e->mark_each = e->mark_room_check && store_room_low(e->store, ENGINE_MARK_ROOM);
 	}
 	return r;
 }
@@ -570,16 +591,39 @@ int engine_tx_tick_folder(struct cpmsync_sync *e, bool last)
 /* ------------------------------------------------------------------ */
 /* Bodies */
 
-/* The writes of one message begin (keep_whole()): false when the mark
- * could not be set (the run failed). */
+/*
+ * The writes of one message begin (keep_whole()): false when the mark
+ * could not be set (the run failed).  The mark (an SQL savepoint: its
+ * SAVEPOINT and RELEASE, and where the packs stand) is not taken before
+ * every message but before every e->mark_every-th one, or the first one
+ * after e->mark_max_bytes of bodies, or the batch's first: a store full
+ * then undoes up to that many messages (or about that many bytes) along
+ * with the one that did not fit, and keeps the rest of the batch; before
+ * every message when the store is nearly full (ENGINE_MARK_ROOM).  Any
+ * prefix of the engine's writes is safe to commit (engine_tx_begin()),
+ * the mark's too: flags, expunges and a folder's state written after it
+ * are undone with the messages, and counted no more (keep_whole()).
+ * What a mark per message cost: see ENGINE_MARK_MESSAGES.
+ */
 static bool message_begin(struct cpmsync_sync *e)
 {
-	int r = store_mark(e->store);
+	int r;
 
-	if (r < 0) {
-		engine_fail(e, r, "store: %s", store_error(e->store));
-		return false;
+	if (e->mark_each || !store_has_mark(e->store) || e->mark_msgs >= e->mark_every ||
+	    e->mark_bytes >= e->mark_max_bytes) {
+		r = store_mark(e->store);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return false;
+		}
+		e->mark_msgs = 0;
+		e->mark_bytes = 0;
+		e->mark_added = e->stats.messages_added;
+		e->mark_changed = e->stats.messages_changed;
+		e->mark_removed = e->stats.messages_removed;
+		e->mark_folders = e->stats.folders_synced;
 	}
+	e->mark_msgs++;
 	e->in_message = true;
 	return true;
 }
@@ -593,6 +637,7 @@ static int body_store(struct cpmsync_sync *e, const struct engine_body *b, int64
 	if (b->error)
 		return b->error;
 	e->batch_bytes += b->len;
+	e->mark_bytes += b->len;
 	e->stats.body_bytes += b->len;
 	if (b->fd >= 0 && lseek(b->fd, 0, SEEK_SET) < 0)
 		return -errno;
@@ -2588,7 +2633,6 @@ static void next_folder(struct cpmsync_sync *e)
 		e->f.mode = PLAN_MODE_INITIAL;
 	log_debug(CAT, "%s: syncing %s (%s)", e->account_name, e->f.server_name,
 		  plan_mode_name(e->f.mode));
-	e->stats.folders_synced++;
 	account_progress(e, false, false);
 	e->f.in_select = true;
 	send_select(e, e->f.id, e->f.server_name, e->f.mode, folder_selected,
@@ -3055,6 +3099,10 @@ static void folder_finish(struct cpmsync_sync *e)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 		return;
 	}
+	/* Counted once its state is written (undone with it: batch_uncount(),
+	 * keep_whole()), not when it is begun: a run that stops in a folder
+	 * did not sync it. */
+	e->stats.folders_synced++;
 	if (engine_tx_tick_folder(e, e->queue_pos >= e->n_queue) < 0)
 		return;
 	/* Read whole from this server: the UIDs the store holds are its. */
@@ -3200,7 +3248,6 @@ static bool fast_start(struct cpmsync_sync *e)
 	log_debug(CAT, "%s: syncing %s (selected: no SELECT, from UID %u, CHANGEDSINCE %llu)",
 		  e->account_name, e->f.server_name, e->f.local_uidnext,
 		  (unsigned long long)e->f.local_hms);
-	e->stats.folders_synced++;
 	account_progress(e, false, false);
 	/* Not checked on this connection yet: the check goes first. */
 	engine_ident_fast_start(e);
@@ -3321,6 +3368,9 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	e->userdata = userdata;
 	e->batch_ms = ENGINE_BATCH_MS;
 	e->batch_max_ms = ENGINE_BATCH_MAX_MS;
+	e->mark_every = ENGINE_MARK_MESSAGES;
+	e->mark_max_bytes = ENGINE_MARK_BYTES;
+	e->mark_room_check = true;
 	rangeset_init(&e->f.present);
 	rangeset_init(&e->f.set);
 	rangeset_init(&e->f.ann_uids);

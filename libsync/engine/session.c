@@ -727,7 +727,10 @@ static void sync_done(int r, const char *reason, const struct cpmsync_sync_stats
 	} else if (r == 0) {
 		s->gone_resync = false;
 	}
-	if (r == 0 && s->full_synced && !stats->folders_synced && !stats->ops_replayed) {
+	/* Folders selected: those synced to their end, and those whose
+	 * SELECT was refused (a run that ended well finished the others). */
+	if (r == 0 && s->full_synced && !stats->folders_synced && !stats->folders_refused &&
+	    !stats->ops_replayed) {
 		/*
 		 * NOTIFY SET, NONE and SET again after a full sync (see the
 		 * top) is for the list index records that sync made stale:

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -744,6 +745,57 @@ int store_mark(struct store *s)
 	s->mark_conv_bump = s->n_conv_bump;
 	store_bodies_mark(s);
 	return 0;
+}
+
+/* PRAGMA sql's integer, or -1: prepared here, not through store_prepare()
+ * (that would write the conversation rows held back). */
+static int64_t pragma_int(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+bool store_room_low(struct store *s, uint64_t need)
+{
+	struct rlimit lim;
+	struct statvfs vfs;
+	int64_t max, count, size;
+	char dir[PATH_MAX], *slash;
+
+	if (!s)
+		return false;
+	/* A file size limit: the packs, the database and its WAL each stop
+	 * at it (EFBIG). */
+	if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+		return true;
+	/* SQLite's own limit (PRAGMA max_page_count: SQLITE_FULL). */
+	max = pragma_int(s, "PRAGMA max_page_count");
+	count = pragma_int(s, "PRAGMA page_count");
+	size = pragma_int(s, "PRAGMA page_size");
+	if (max > 0 && count >= 0 && size > 0 && (uint64_t)(max - MIN(max, count)) < need / size)
+		return true;
+	/* The file system of the database and its packs beside it. */
+	if (!s->file_path || strlen(s->file_path) >= sizeof(dir))
+		return false;
+	strcpy(dir, s->file_path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return false;
+	slash[slash == dir ? 1 : 0] = '\0';
+	if (statvfs(dir, &vfs) < 0)
+		return false;
+	return (uint64_t)vfs.f_bavail < need / (vfs.f_frsize ? vfs.f_frsize : 1);
+}
+
+bool store_has_mark(const struct store *s)
+{
+	return s && s->in_tx && s->mark_tx == s->tx_seq;
 }
 
 int store_rollback_to_mark(struct store *s)

@@ -192,6 +192,17 @@ bool store_in_transaction(const struct store *s);
  */
 int store_mark(struct store *s);
 int store_rollback_to_mark(struct store *s);
+/* Whether the open transaction has a mark (a commit or rollback ends it). */
+bool store_has_mark(const struct store *s);
+/*
+ * Whether the store may have less than need bytes of room left: a file
+ * size limit (RLIMIT_FSIZE) is set, SQLite's max_page_count leaves fewer
+ * pages, or the file system of the database (and of its packs, beside it)
+ * has less free for this user.  Not a quota (EDQUOT): nothing tells it
+ * cheaply.  A few system calls and pragmas: once per batch, not per
+ * message (engine.c message_begin()).
+ */
+bool store_room_low(struct store *s, uint64_t need);
 /*
  * Bumps the version of folder_id's conversation row (if any): at the
  * commit of the open transaction, once however many times it is asked

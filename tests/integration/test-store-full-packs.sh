@@ -49,6 +49,10 @@ stored() {
 summary() {
 	sed -n 's/^cpm-syncd: a: failed: .*, \([0-9]*\) messages added, .*/\1/p' "$1"
 }
+# folders LOG: the run's "N folders synced, M unchanged"
+folders() {
+	sed -n 's/^cpm-syncd: a: failed: \([0-9]* folders synced, [0-9]* unchanged\), .*/\1/p' "$1"
+}
 
 limited_run "$WORK/run1.log"
 expect "run 1 under the limit fails (exit status)" "$?" 1
@@ -59,6 +63,12 @@ check "...naming the pack and the first message not kept" grep -qxF \
 	"cpm-syncd: a: storing the body of UID $((kept + 1)): writing $(realpath "$DB")-packs/1: File too large" \
 	"$WORK/run1.log"
 expect "...and counting what it kept" "$(summary "$WORK/run1.log")" $((kept + 3))
+# Only INBOX was synced to its end (Big was begun): before, the summary
+# counted the folders begun ("2 folders synced").
+expect "...and the folders it finished" "$(folders "$WORK/run1.log")" "1 folders synced, 0 unchanged"
+check "...saying what it kept" grep -qxF \
+	"cpm-syncd: a: no room in the store: the $((kept + 3)) new messages stored whole before are kept" \
+	"$WORK/run1.log"
 
 limited_run "$WORK/run2.log"
 expect "run 2 under the limit fails (exit status)" "$?" 1
@@ -68,6 +78,10 @@ check "...failing at the same message" grep -qxF \
 	"cpm-syncd: a: storing the body of UID $((kept + 1)): writing $(realpath "$DB")-packs/1: File too large" \
 	"$WORK/run2.log"
 expect "...counting nothing added" "$(summary "$WORK/run2.log")" 0
+# Before: "the 0 new messages stored whole before are kept".
+check "...saying it kept none" grep -qxF \
+	"cpm-syncd: a: no room in the store: no new message of this run could be kept" \
+	"$WORK/run2.log"
 expect "the store is whole (integrity_check)" "$(sqlite3 "$DB" 'PRAGMA integrity_check')" ok
 
 check "with room again: cpm-syncd --once succeeds" sync_once "$CONF" "$WORK/run3.log"

@@ -54,6 +54,10 @@ static int64_t batch_ms = -1;
 static int64_t batch_max_ms = -1;
 /* The account's sync_bodies in the runs below. */
 static int64_t sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+/* e->mark_every, e->mark_max_bytes (-1: ENGINE_MARK_MESSAGES,
+ * ENGINE_MARK_BYTES) and e->mark_room_check of the runs below. */
+static int64_t mark_every = -1, mark_max_bytes = -1;
+static bool mark_room_check = true;
 
 /* The steps of a run up to INBOX selected (the only folder listed, with
  * exists messages, UIDVALIDITY 3 and UIDNEXT uidnext; both string
@@ -114,6 +118,11 @@ static struct sync_result run_only(struct cpmsync_store *store, const struct scr
 		e->batch_ms = (uint64_t)batch_ms;
 	if (batch_max_ms >= 0)
 		e->batch_max_ms = (uint64_t)batch_max_ms;
+	if (mark_every >= 0)
+		e->mark_every = (uint32_t)mark_every;
+	if (mark_max_bytes >= 0)
+		e->mark_max_bytes = (uint64_t)mark_max_bytes;
+	e->mark_room_check = mark_room_check;
 	while (!res.done)
 		ck_assert_int_ge(cpmsync_loop_iterate(loop, 5000), 0);
 	cpmsync_loop_free(loop);
@@ -734,6 +743,19 @@ static char *store_full_start(struct cpmsync_store *cs, int64_t *ret_stored, con
 		SCRIPT_EXPECT, ""                                                                  \
 	}
 
+/* The notices of a store full (engine.c keep_whole()), in notice_log. */
+static char notice_log[1024];
+
+static void capture_notice(int level, unsigned category, const char *msg, void *userdata)
+{
+	size_t n = strlen(notice_log);
+
+	(void)category;
+	(void)userdata;
+	if (level <= CPMSYNC_LOG_NOTICE && strstr(msg, "no room in the store"))
+		snprintf(notice_log + n, sizeof(notice_log) - n, "%s\n", msg);
+}
+
 /*
  * The pull cannot store the 58 new messages of INBOX (SQLITE_FULL in the
  * middle of their FETCH): the local flag change and the new message still
@@ -822,6 +844,7 @@ START_TEST(test_store_full_replays_anyway)
 	 * the folder's state as it was. */
 	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM message"), "2");
 	ck_assert_uint_eq(res.stats.messages_added, 0);
+	ck_assert_uint_eq(res.stats.folders_synced, 0);
 	ck_assert_str_eq(qs(cs, "SELECT uidvalidity || ' ' || uidnext || ' ' || highestmodseq"
 				" FROM folder WHERE name = 'INBOX'"),
 			 "7 2 100");
@@ -1101,6 +1124,8 @@ START_TEST(test_store_full_keeps_whole_messages)
 	ck_assert_int_eq(res.r, -EFBIG);
 	ck_assert_str_eq(res.reason, reason);
 	ck_assert_uint_eq(res.stats.messages_added, 4);
+	/* INBOX synced; Big begun, not finished. */
+	ck_assert_uint_eq(res.stats.folders_synced, 1);
 	ck_assert_str_eq(qs(cs, "SELECT group_concat(x, ',') FROM (SELECT f.name || ' ' || m.uid"
 				" || ' ' || m.has_body AS x FROM message m JOIN folder f"
 				" ON f.id = m.folder_id ORDER BY f.name, m.uid)"),
@@ -1137,6 +1162,178 @@ START_TEST(test_store_full_keeps_whole_messages)
 	free(fetch1);
 	free(fetch2);
 	free(fetch3);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/*
+ * The mark is taken every few messages (engine.c message_begin()), not
+ * before each, when the store is not seen to be nearly full (the check
+ * off here): a store full undoes the messages since the mark with the one
+ * that did not fit, and keeps and counts the rest.  Room for 3 of Big's
+ * bodies, as above; a mark every 3 messages (every, or once 150,000 bytes
+ * of bodies were written since one: bytes), the first before INBOX's
+ * message: INBOX 1, Big 1, Big 2, then a mark, Big 3, and Big 4 fails.
+ * Big 3 is undone with it: INBOX 1, Big 1 and 2 are kept, the pack cut
+ * back to 200,000 bytes, and INBOX alone counts as synced (Big was begun,
+ * not finished).  The next run, with room, syncs C, then fetches exactly
+ * what is missing of Big (3:*) and completes it.
+ */
+static void store_full_undoes_to_mark(int64_t every, int64_t bytes)
+{
+	char *fetch1 = big_messages(1, 4, NULL), *fetch2 = big_messages(3, 6, "a11");
+	const struct script_step script[] = {
+		BIG_LOGIN,
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		BIG_FETCH("a4", "1:*"),
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00"
+			       " +0000\" RFC822.SIZE 21 BODY[] {21}\r\nMessage-ID: <i@x>\r\n\r\n)"
+			       "\r\na4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT Big" },
+		{ SCRIPT_SEND, "* 6 EXISTS\r\n* OK [UIDVALIDITY 5] v\r\n* OK [UIDNEXT 7] n\r\n"
+			       "a5 OK [READ-WRITE] selected\r\n" },
+		BIG_FETCH("a6", "1:*"),
+		{ SCRIPT_SEND, fetch1 },
+		{ SCRIPT_STALL, NULL },
+	};
+	const struct script_step script2[] = {
+		BIG_LOGIN,
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 UID FETCH 1 (UID RFC822.SIZE INTERNALDATE)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 RFC822.SIZE 21 INTERNALDATE \"01-Jan-2026"
+			       " 00:00:00 +0000\")\r\na4 OK f\r\n" },
+		{ SCRIPT_EXPECT, "a5 UID FETCH 1:1 (UID FLAGS)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\na5 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a6 SELECT C" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 9] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a6 OK [READ-WRITE] selected\r\n" },
+		BIG_FETCH("a7", "1:*"),
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00"
+			       " +0000\" RFC822.SIZE 21 BODY[] {21}\r\nMessage-ID: <c@x>\r\n\r\n)"
+			       "\r\na7 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a8 SELECT Big" },
+		{ SCRIPT_SEND, "* 6 EXISTS\r\n* OK [UIDVALIDITY 5] v\r\n* OK [UIDNEXT 7] n\r\n"
+			       "a8 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a9 UID FETCH 2 (UID RFC822.SIZE INTERNALDATE)" },
+		{ SCRIPT_SEND, "* 2 FETCH (UID 2 RFC822.SIZE 100000 INTERNALDATE \"01-Jan-2026"
+			       " 00:00:00 +0000\")\r\na9 OK f\r\n" },
+		{ SCRIPT_EXPECT, "a10 UID FETCH 1:2 (UID FLAGS)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FLAGS ())\r\n"
+			       "a10 OK fetched\r\n" },
+		BIG_FETCH("a11", "3:*"),
+		{ SCRIPT_SEND, fetch2 },
+		SCRIPT_LOGOUT("a12"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+	char reason[512], pack[sizeof(dbpath) + 16];
+	struct stat sb;
+
+	exec(cs, "INSERT INTO account (name) VALUES ('t')");
+	snprintf(reason, sizeof(reason),
+		 "storing the body of UID 4: writing %s-packs/1: File too large", dbpath);
+	mark_every = every;
+	mark_max_bytes = bytes;
+	mark_room_check = false;
+	notice_log[0] = '\0';
+	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_ALL, capture_notice, NULL);
+	res = run_limited(cs, script, 350000);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	ck_assert_int_eq(res.r, -EFBIG);
+	ck_assert_str_eq(res.reason, reason);
+	ck_assert_str_eq(
+		notice_log,
+		"t: no room in the store: the 3 new messages stored whole before are kept\n");
+	ck_assert_uint_eq(res.stats.messages_added, 3);
+	ck_assert_uint_eq(res.stats.folders_synced, 1);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(x, ',') FROM (SELECT f.name || ' ' || m.uid"
+				" || ' ' || m.has_body AS x FROM message m JOIN folder f"
+				" ON f.id = m.folder_id ORDER BY f.name, m.uid)"),
+			 "Big 1 1,Big 2 1,INBOX 1 1");
+	snprintf(pack, sizeof(pack), "%s-packs/1", dbpath);
+	ck_assert_int_eq(stat(pack, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 200000);
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(name || ' ' || coalesce(uidvalidity, '-') ||"
+				" ' ' || coalesce(uidnext, '-'), ',')"
+				" FROM (SELECT * FROM folder ORDER BY name)"),
+			 "Big 5 -,C - -,INBOX 3 2");
+
+	res = run_limited(cs, script2, RLIM_INFINITY);
+	mark_every = mark_max_bytes = -1;
+	mark_room_check = true;
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_uint_eq(res.stats.messages_added, 5); /* C's 1, Big's 3 to 6 */
+	ck_assert_uint_eq(res.stats.folders_synced, 3);
+	ck_assert_str_eq(qs(cs, "SELECT count(*) || ' ' || min(uid) || ' ' || max(uid) FROM"
+				" message m JOIN folder f ON f.id = m.folder_id"
+				" WHERE f.name = 'Big' AND m.has_body"),
+			 "6 1 6");
+	ck_assert_str_eq(qs(cs, "SELECT uidnext FROM folder WHERE name = 'Big'"), "7");
+	free(fetch1);
+	free(fetch2);
+	cpmsync_store_close(cs);
+}
+
+START_TEST(test_store_full_undoes_to_mark_every)
+{
+	store_full_undoes_to_mark(3, -1);
+}
+END_TEST
+
+START_TEST(test_store_full_undoes_to_mark_bytes)
+{
+	store_full_undoes_to_mark(1000, 150000);
+}
+END_TEST
+
+/*
+ * No new message is kept (the mark before the batch's first, INBOX's:
+ * every 1,000 messages, the check of the room off): the notice says so,
+ * not "the 0 new messages stored whole before are kept", and no folder
+ * counts as synced (INBOX's state, written after the mark, is undone).
+ */
+START_TEST(test_store_full_keeps_none)
+{
+	char *fetch1 = big_messages(1, 4, NULL);
+	const struct script_step script[] = {
+		BIG_LOGIN,
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v\r\n* OK [UIDNEXT 2] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		BIG_FETCH("a4", "1:*"),
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2026 00:00:00"
+			       " +0000\" RFC822.SIZE 21 BODY[] {21}\r\nMessage-ID: <i@x>\r\n\r\n)"
+			       "\r\na4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT Big" },
+		{ SCRIPT_SEND, "* 6 EXISTS\r\n* OK [UIDVALIDITY 5] v\r\n* OK [UIDNEXT 7] n\r\n"
+			       "a5 OK [READ-WRITE] selected\r\n" },
+		BIG_FETCH("a6", "1:*"),
+		{ SCRIPT_SEND, fetch1 },
+		{ SCRIPT_STALL, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	exec(cs, "INSERT INTO account (name) VALUES ('t')");
+	mark_every = 1000;
+	mark_room_check = false;
+	notice_log[0] = '\0';
+	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_ALL, capture_notice, NULL);
+	res = run_limited(cs, script, 350000);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	mark_every = -1;
+	mark_room_check = true;
+	ck_assert_int_eq(res.r, -EFBIG);
+	ck_assert_str_eq(notice_log,
+			 "t: no room in the store: no new message of this run could be kept\n");
+	ck_assert_uint_eq(res.stats.messages_added, 0);
+	ck_assert_uint_eq(res.stats.folders_synced, 0);
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM message"), "0");
+	free(fetch1);
 	cpmsync_store_close(cs);
 }
 END_TEST
@@ -2353,6 +2550,9 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_store_full_replays_anyway);
 	tcase_add_test(tc, test_store_full_other_folder_waits);
 	tcase_add_test(tc, test_store_full_keeps_whole_messages);
+	tcase_add_test(tc, test_store_full_undoes_to_mark_every);
+	tcase_add_test(tc, test_store_full_undoes_to_mark_bytes);
+	tcase_add_test(tc, test_store_full_keeps_none);
 	tcase_add_test(tc, test_body_store_failure_names_file);
 	tcase_add_test(tc, test_body_tmpfile_failure_names_dir);
 	tcase_add_test(tc, test_many_rows_without_io);

@@ -24,7 +24,7 @@ extern "C" {
 
 struct cpmsync_sync_stats {
 	uint64_t bytes_in, bytes_out; /* on the wire, after TLS */
-	uint32_t folders_synced;      /* SELECTed and compared */
+	uint32_t folders_synced;      /* SELECTed, compared, and their state stored */
 	uint32_t folders_skipped;     /* unchanged by LIST-STATUS */
 	uint32_t messages_added, messages_changed, messages_removed;
 	uint64_t body_bytes; /* bodies downloaded */
