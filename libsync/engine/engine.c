@@ -283,6 +283,7 @@ static int pull_stopped_result(struct cpmsync_sync *e, int r)
 
 static void engine_free(struct cpmsync_sync *e)
 {
+	store_set_full_safe(e->store, false);
 	engine_replay_free(e);
 	engine_ident_free(e);
 	engine_ident_pull_reset(e);
@@ -511,6 +512,7 @@ int engine_tx_begin(struct cpmsync_sync *e)
 		e->batch_removed = e->stats.messages_removed;
 		e->batch_folders = e->stats.folders_synced;
 		e->mark_each = e->mark_room_check && store_room_low(e->store, ENGINE_MARK_ROOM);
+		store_set_full_safe(e->store, e->mark_each);
 	}
 	return r;
 }

@@ -654,8 +654,13 @@ static int body_write_inline(struct store *s, int64_t message_id, const void *he
 			return read_error(s, message_id, r);
 		data = buf;
 	}
+	/* store_set_full_safe(): INSERT ... SELECT. */
 	r = store_prepare(
-		s, "INSERT OR REPLACE INTO body_inline (message_id, data) VALUES (?1, ?2)", &st);
+		s,
+		store_full_safe(s)
+			? "INSERT OR REPLACE INTO body_inline (message_id, data) SELECT ?1, ?2"
+			: "INSERT OR REPLACE INTO body_inline (message_id, data) VALUES (?1, ?2)",
+		&st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, message_id);

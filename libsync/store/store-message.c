@@ -961,9 +961,12 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 	if (r < 0)
 		return r;
 	id = store_last_insert_id(s);
+	/* store_set_full_safe(): INSERT ... SELECT. */
 	r = store_prepare(s,
-			  "INSERT INTO message_state (id, flags, server_flags, modseq)"
-			  " VALUES (?1, ?2, ?3, nullif(?4, 0))",
+			  store_full_safe(s) ? "INSERT INTO message_state (id, flags, server_flags,"
+					       " modseq) SELECT ?1, ?2, ?3, nullif(?4, 0)"
+					     : "INSERT INTO message_state (id, flags, server_flags,"
+					       " modseq) VALUES (?1, ?2, ?3, nullif(?4, 0))",
 			  &st);
 	if (r < 0)
 		return r;
@@ -988,9 +991,13 @@ int store_message_insert(struct store *s, const struct store_message_row *m, int
 
 	if (sum || m->bodystructure) {
 		r = store_prepare(s,
-				  "INSERT INTO summary (id, subject, from_addr, to_addrs,"
-				  " bodystructure, snippet, participants)"
-				  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+				  store_full_safe(s)
+					  ? "INSERT INTO summary (id, subject, from_addr, to_addrs,"
+					    " bodystructure, snippet, participants)"
+					    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7"
+					  : "INSERT INTO summary (id, subject, from_addr, to_addrs,"
+					    " bodystructure, snippet, participants)"
+					    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 				  &st);
 		if (r < 0)
 			return r;

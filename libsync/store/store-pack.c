@@ -396,8 +396,13 @@ int store_pack_put(struct store *s, struct store_packs *p, int64_t message_id, c
 		pack_path(p, p->cur, path, sizeof(path));
 		return sys_fail(s, "writing", path, -r);
 	}
+	/* store_set_full_safe(): INSERT ... SELECT. */
 	r = store_prepare(
-		s, "INSERT INTO body_pack (message_id, pack, off, len) VALUES (?1, ?2, ?3, ?4)",
+		s,
+		store_full_safe(s)
+			? "INSERT INTO body_pack (message_id, pack, off, len) SELECT ?1, ?2, ?3, ?4"
+			: "INSERT INTO body_pack (message_id, pack, off, len) VALUES (?1, ?2, ?3, "
+			  "?4)",
 		&st);
 	if (r < 0)
 		return r;

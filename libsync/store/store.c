@@ -95,6 +95,7 @@ struct store {
 	uint64_t mark_tx;
 	size_t mark_conv_bump;
 	sqlite3_stmt *mark_st[2];
+	bool full_safe; /* store_set_full_safe() */
 };
 
 #define STMT_CONV  1u
@@ -791,6 +792,17 @@ bool store_room_low(struct store *s, uint64_t need)
 	if (statvfs(dir, &vfs) < 0)
 		return false;
 	return (uint64_t)vfs.f_bavail < need / (vfs.f_frsize ? vfs.f_frsize : 1);
+}
+
+void store_set_full_safe(struct store *s, bool on)
+{
+	if (s)
+		s->full_safe = on;
+}
+
+bool store_full_safe(const struct store *s)
+{
+	return s && s->full_safe;
 }
 
 bool store_has_mark(const struct store *s)

@@ -204,6 +204,23 @@ bool store_has_mark(const struct store *s);
  */
 bool store_room_low(struct store *s, uint64_t need);
 /*
+ * SQLite's SQLITE_FULL (a full database: max_page_count, or no room for
+ * a page it must write) in a statement without a statement journal rolls
+ * the whole transaction back, the marks with it: store_rollback_to_mark()
+ * can keep nothing.  A single-row INSERT ... VALUES on a table without
+ * triggers has none; the same INSERT ... SELECT of its values does (a
+ * statement that may write several rows, on a table with a constraint
+ * that aborts), and SQLITE_FULL then undoes that statement alone.  It
+ * costs a statement journal at every row: with store_set_full_safe(s,
+ * true) (the engine, when store_room_low()) the writes of a new message
+ * and its body (message_state, summary, body_inline, body_pack) take that
+ * form; otherwise the cheaper one.  A full disk under a page SQLite spills
+ * to its WAL in a transaction still rolls the whole of it back (the pager
+ * cannot go on): only a smaller batch helps there.
+ */
+void store_set_full_safe(struct store *s, bool on);
+bool store_full_safe(const struct store *s);
+/*
  * Bumps the version of folder_id's conversation row (if any): at the
  * commit of the open transaction, once however many times it is asked
  * (store_commit() runs store_conv_bump_flush()); at once outside one.

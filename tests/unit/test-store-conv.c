@@ -929,6 +929,87 @@ START_TEST(test_rollback_to_mark)
 }
 END_TEST
 
+/*
+ * SQLite's own SQLITE_FULL (the database may not grow: max_page_count, as
+ * a quota or a full file system gives) in the writes of a message with a
+ * small body (body_inline, in the database), with store_set_full_safe()
+ * (the engine's, when the store is nearly full): whichever statement of
+ * them needs the page that is not there, SQLite undoes that statement
+ * alone and keeps the transaction, so store_rollback_to_mark() undoes the
+ * messages after the mark and the ones before it commit.  Before, the
+ * INSERT into body_inline or summary (one row, no statement journal) made
+ * SQLite roll the whole transaction back: nothing of it could be kept.  Every
+ * room from 1 to 48 pages more, so that each statement of the writes is
+ * the one that fails for some of them.
+ */
+START_TEST(test_full_database_keeps_mark)
+{
+	static const char *const files[] = { "chat-1to1-sent.eml",
+					     "chat-1to1-received-base64.eml" };
+	char sql[96];
+	int64_t fid;
+	uint32_t uid = 0;
+	int fulls = 0;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (account_id, name, delimiter,"
+				       " server_name, uidvalidity) VALUES"
+				       " (1, '" F1 "', '/', '" F1 "', 7)"),
+			 0);
+	ck_assert_int_eq(cpmsync_store_find_folder(cs, "a", F1, &fid), 0);
+	store_set_full_safe(s, true);
+	for (int extra = 1; extra <= 48; extra++) {
+		uint32_t kept = 0;
+		char *n;
+		int r = 0;
+
+		ck_assert_int_eq(store_exec(s, "PRAGMA max_page_count = 1073741823"), 0);
+		n = text_of(s, "PRAGMA page_count");
+		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %d", atoi(n) + extra);
+		free(n);
+		ck_assert_int_eq(store_exec(s, sql), 0);
+		ck_assert_int_eq(store_begin(s), 0);
+		for (int i = 0; r == 0 && i < 400; i++) {
+			const char *file = files[i % 2];
+			size_t len;
+			char *data = corpus_file(file, &len);
+			struct msg_summary sum;
+			struct sync_new_message m = {
+				.uid = ++uid, .flags = "", .size = len, .summary = &sum
+			};
+			bool has_body, is_new;
+			int64_t id;
+
+			ck_assert_int_eq(msg_summary_parse(data, len, &sum), 0);
+			/* A mark before every other message. */
+			if (i % 2 == 0) {
+				ck_assert_int_eq(store_mark(s), 0);
+				kept = (uint32_t)i;
+			}
+			r = store_sync_new_message(s, fid, &m, &id, &has_body, &is_new);
+			if (r == 0)
+				r = store_sync_body_put_new(s, id, data, len, -1, len);
+			msg_summary_free(&sum);
+			free(data);
+		}
+		ck_assert_int_eq(r, -CPMSYNC_E_STORE_FULL);
+		fulls++;
+		ck_assert_msg(store_rollback_to_mark(s) == 0, "%d pages more: %s", extra,
+			      store_error(s));
+		ck_assert_int_eq(store_exec(s, "PRAGMA max_page_count = 1073741823"), 0);
+		ck_assert_int_eq(store_commit(s), 0);
+		/* Exactly the messages before the mark, each with its body. */
+		n = text_of(s, "SELECT count(*) || ' ' || count(b.message_id) FROM message m"
+			       " LEFT JOIN body_inline b ON b.message_id = m.id");
+		snprintf(sql, sizeof(sql), "%u %u", kept, kept);
+		ck_assert_str_eq(n, sql);
+		free(n);
+		/* The next round from a clean slate. */
+		ck_assert_int_eq(store_exec(s, "DELETE FROM message"), 0);
+	}
+	ck_assert_int_eq(fulls, 48);
+}
+END_TEST
+
 START_TEST(test_folder_named_otherwise)
 {
 	struct page p = { 0 };
@@ -2728,6 +2809,12 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_changes_equal_rebuild);
+	suite_add_tcase(su, tc);
+	/* 48 rounds of up to a hundred messages and a commit: ~3 s here. */
+	tc = tcase_create("store full");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_full_database_keeps_mark);
 	suite_add_tcase(su, tc);
 	return su;
 }
