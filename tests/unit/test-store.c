@@ -1500,21 +1500,22 @@ START_TEST(test_migrate_imdn_in_c)
 			 0);
 	ck_assert_int_eq(query_int(s, "SELECT status = 'delivered' FROM message WHERE id = 101"),
 			 1);
-	/* message_imdn holds the originals only; the probes take the indexes
-	 * (a miss reads no row). */
-	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM message INDEXED BY message_imdn"
-				      " WHERE imdn_message_id <> '' AND type <> 'imdn'"),
-			 1);
+	/* Version 39 dropped message_imdn: the originals are found by their
+	 * object key in message_object; the probes take the indexes (a miss
+	 * reads no row). */
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+				      " AND name = 'message_imdn'"),
+			 0);
 	{
 		static const char *const probes[][2] = {
 			{ store_sql_imdn_originals,
-			  "SEARCH message USING INDEX message_imdn (imdn_message_id=?)" },
+			  "SEARCH message USING INDEX message_object (<expr>=?)" },
 			{ store_sql_imdn_original_probe,
 			  "SEARCH message USING COVERING INDEX message_imdn_ref (imdn_ref=?)" },
 		};
 
 		for (size_t i = 0; i < 2; i++) {
-			char sql[512];
+			char sql[1024];
 			sqlite3_stmt *st;
 
 			snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", probes[i][0]);
@@ -1548,6 +1549,91 @@ START_TEST(test_migrate_imdn_in_c)
 	got = query_text(s, "SELECT group_concat(account_id || ':' || messages || ':' || last_id,"
 			    " ' ') FROM (SELECT * FROM conversation ORDER BY account_id)");
 	ck_assert_str_eq(got, "1:2:108 2:0:0");
+	free(got);
+	store_close(s);
+}
+END_TEST
+
+/*
+ * Version 39: message_imdn is gone; the originals a report names are
+ * found through message_object (their object key is their
+ * IMDN-Message-ID), by the C lookups and by conv_message_reclassified,
+ * which raises an original when a row becomes a report.  A store made at
+ * version 39 with an original and a report migrates, and a row
+ * reclassified as a report afterwards still raises its original, in its
+ * own account only, and not a row whose Message-ID is that name.
+ */
+START_TEST(test_migrate_imdn_by_object_key)
+{
+	struct store *s = NULL;
+	char *err = NULL, *got;
+
+	ck_assert_uint_ge(store_schema_version(), 39);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 38, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(store_exec(s,
+				    "INSERT INTO account (id, name) VALUES (1, 'a'), (2, 'b');"
+				    "INSERT INTO folder (id, account_id, name) VALUES"
+				    " (10, 1, 'Default/conv-1'), (20, 2, 'Default/conv-1');"
+				    "INSERT INTO message (id, folder_id, uid, type, message_id,"
+				    " imdn_message_id, imdn_ref, status) VALUES"
+				    " (101, 10, 1, 'message', '<a@x>', 'im-1', '', 'delivered'),"
+				    " (102, 10, 2, 'imdn', '<b@x>', 'rp-1', 'im-1', 'delivered'),"
+				    " (103, 20, 1, 'message', '<c@x>', 'im-1', '', ''),"
+				    " (104, 10, 3, 'mail', 'im-1', '', '', ''),"
+				    " (105, 10, 4, 'message', '<d@x>', 'rp-2', '', '')"),
+			 0);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+				      " AND name = 'message_imdn'"),
+			 1);
+	store_close(s);
+
+	s = open_ok(dbpath, 0);
+	ck_assert_int_eq(query_int(s, "PRAGMA user_version"), store_schema_version());
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+				      " AND name = 'message_imdn'"),
+			 0);
+	/* The lookups of originals: message_object, not a scan. */
+	{
+		static const char *const lookups[][2] = {
+			{ store_sql_imdn_originals,
+			  "SEARCH message USING INDEX message_object (<expr>=?)" },
+			{ store_sql_imdn_reclassified_originals,
+			  "SEARCH m USING INDEX message_object (<expr>=?)" },
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(lookups); i++) {
+			char sql[2048];
+			sqlite3_stmt *st;
+			bool seen = false;
+
+			snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", lookups[i][0]);
+			ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+			while (store_step(s, st) > 0) {
+				const char *d = (const char *)sqlite3_column_text(st, 3);
+
+				ck_assert_msg(strncmp(d, "SCAN", 4) != 0, "%s", d);
+				seen = seen || strcmp(d, lookups[i][1]) == 0;
+			}
+			ck_assert_msg(seen, "no \"%s\" in the plan", lookups[i][1]);
+		}
+	}
+	/* The trigger's raise says the key too (else it reads every row). */
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
+				      " AND name = 'conv_message_reclassified'"
+				      " AND instr(sql, '(CASE WHEN imdn_message_id <> '''' THEN"
+				      " imdn_message_id ELSE message_id END) = NEW.imdn_ref') > 0"),
+			 1);
+	/* Row 105 becomes a "displayed" report on im-1: 101 (its account,
+	 * lower) is raised; 103 (another account) and 104 (a mail whose
+	 * Message-ID is im-1) are not. */
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET type = 'imdn', imdn_ref = 'im-1',"
+				       " status = 'displayed' WHERE id = 105"),
+			 0);
+	got = query_text(
+		s, "SELECT group_concat(id || '=' || status, ' ') FROM"
+		   " (SELECT id, status FROM message WHERE id IN (101, 103, 104) ORDER BY id)");
+	ck_assert_str_eq(got, "101=displayed 103= 104=");
 	free(got);
 	store_close(s);
 }
@@ -3192,6 +3278,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_error_mapping);
 	tcase_add_test(tc, test_prepare_cache);
 	tcase_add_test(tc, test_migrate_imdn_in_c);
+	tcase_add_test(tc, test_migrate_imdn_by_object_key);
 	tcase_add_test(tc, test_migrate_status_bump_in_c);
 	tcase_add_test(tc, test_imdn_filter_in_transaction);
 	tcase_add_test(tc, test_migrate_rematch_index);
