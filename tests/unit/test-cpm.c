@@ -372,6 +372,82 @@ START_TEST(test_xml_parser_reused)
 }
 END_TEST
 
+/*
+ * An XML declaration of the usual forms is not handed to expat
+ * (cpm-xml.c plain_declaration()): the results are those of expat reading
+ * it.  The same report with each form, with another one and with none;
+ * the line of an error; and what only expat may judge, left to it: a
+ * second declaration, a processing instruction, a comment first, bytes
+ * that read as UTF-16, and a declaration that is not one of the forms.
+ * (These pass without the skip too: they guard that it changes nothing.)
+ */
+START_TEST(test_xml_declaration_skipped)
+{
+	static const char *const decls[] = {
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+		"<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+		"<?xml version=\"1.0\"?>\r\n  ",
+		"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n",
+		"",
+	};
+	static const char body[] = "<imdn xmlns=\"urn:ietf:params:xml:ns:imdn\">"
+				   "<message-id>m-\xc3\xa9</message-id><display-notification>"
+				   "<status><displayed/></status></display-notification></imdn>";
+	static const struct {
+		const char *doc;
+		size_t len;
+		const char *err;
+	} bad[] = {
+#define D "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+		{ D "<?xml version=\"1.0\"?><imdn/>", 0,
+		  "IMDN report XML not well-formed at line 1: XML or text declaration not at start"
+		  " of entity" },
+		{ D "\n<imdn>\n<message-id>m-2</message-id>\n<status><displ", 0,
+		  "IMDN report XML not well-formed at line 4: unclosed token" },
+		{ D "<\0i\0m\0d\0n\0/\0>\0", sizeof(D "<\0i\0m\0d\0n\0/\0>\0") - 1,
+		  "IMDN report XML not well-formed at line 1: not well-formed (invalid token)" },
+		{ D "<imdn/><imdn/>", 0,
+		  "IMDN report XML not well-formed at line 1: junk after"
+		  " document element" },
+		{ D "\n<i:imdn><i:message-id>m</i:message-id></i:imdn>", 0,
+		  "IMDN report XML not well-formed at line 2: unbound prefix" },
+#undef D
+	};
+	struct cpm_xml x;
+	char *err = NULL;
+
+	for (size_t i = 0; i < sizeof(decls) / sizeof(decls[0]); i++) {
+		char doc[512];
+		bool latin1 = strstr(decls[i], "8859") != NULL;
+
+		snprintf(doc, sizeof(doc), "%s%s", decls[i], body);
+		ck_assert_int_eq(cpm_xml_parse(CPM_XML_IMDN, doc, strlen(doc), &x, &err), 0);
+		ck_assert_str_eq(x.message_id, latin1 ? "m-\xc3\x83\xc2\xa9" : "m-\xc3\xa9");
+		ck_assert_str_eq(x.status, "displayed");
+		ck_assert_str_eq(x.notification, "display");
+		cpm_xml_free(&x);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t len = bad[i].len ? bad[i].len : strlen(bad[i].doc);
+
+		ck_assert_int_eq(cpm_xml_parse(CPM_XML_IMDN, bad[i].doc, len, &x, &err), -EBADMSG);
+		ck_assert_str_eq(err, bad[i].err);
+		free(err);
+	}
+	/* A processing instruction or a comment after it: as expat reads them. */
+	{
+		static const char pi[] = "<?xml version=\"1.0\"?><?x y?><!-- c --><imdn>"
+					 "<message-id>m</message-id><status><delivered/>"
+					 "</status></imdn>";
+
+		ck_assert_int_eq(cpm_xml_parse(CPM_XML_IMDN, pi, strlen(pi), &x, &err), 0);
+		ck_assert_str_eq(x.message_id, "m");
+		ck_assert_str_eq(x.status, "delivered");
+		cpm_xml_free(&x);
+	}
+}
+END_TEST
+
 START_TEST(test_xml_depth)
 {
 	char doc[4096];
@@ -619,6 +695,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_xml_bomb_10mb);
 	tcase_add_test(tc, test_xml_doctype_refused);
 	tcase_add_test(tc, test_xml_parser_reused);
+	tcase_add_test(tc, test_xml_declaration_skipped);
 	tcase_add_test(tc, test_xml_depth);
 	tcase_add_test(tc, test_xml_participants);
 	tcase_add_test(tc, test_xml_encodings);
