@@ -227,6 +227,11 @@ struct cpmsync_sync {
 	bool only_run;		 /* the queue is those folders */
 	unsigned status_pending; /* STATUS commands in flight (no LIST-STATUS) */
 	bool listing_ids;	 /* the LIST of MAILBOXIDs (engine.c list_ids()) is under way */
+	/* engine.c list_confirm(): the folders holding messages that the
+	 * first LIST lacked (0: none, or no second LIST yet), and whether
+	 * the second LIST was sent (then no third). */
+	size_t list_doubted;
+	bool list_confirmed;
 
 	/* Folder sync. */
 	struct folder_ctx f;

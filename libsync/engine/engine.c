@@ -2102,12 +2102,122 @@ static void list_ids(struct cpmsync_sync *e)
 	e->listing_ids = true; /* its LIST responses name the folders seen already */
 }
 
+static void start_list(struct cpmsync_sync *e);
+
+/* Frees what the LIST of this run found (the list is made again). */
+static void remote_clear(struct cpmsync_sync *e)
+{
+	for (size_t i = 0; i < e->n_remote; i++) {
+		free(e->remote[i].name);
+		free(e->remote[i].special_use);
+		free(e->remote[i].mailboxid);
+	}
+	e->n_remote = 0;
+}
+
+/*
+ * The folders holding messages here (known_messages, not being deleted by
+ * us, in view) that the plan of the LIST just in would delete: their
+ * count, and the first one's name in first (size n).  A rename the
+ * LIST-STATUS already shows (plan.c) is no deletion.
+ */
+static int doubted_folders(struct cpmsync_sync *e, size_t *ret, char *first, size_t n)
+{
+	_cleanup_free_ struct plan_remote_folder *remotes = NULL;
+	_cleanup_free_ struct plan_local_folder *locals = NULL;
+	_cleanup_free_ struct plan_folder_action *acts = NULL;
+	struct sync_folder *folders = NULL;
+	bool with_modseq = e->drv->ops->enabled(e->drv, IMAP_CAP_CONDSTORE) ||
+			   e->drv->ops->enabled(e->drv, IMAP_CAP_QRESYNC);
+	size_t n_local = 0, count = 0;
+	int k, r;
+
+	r = load_plan_locals(e, &folders, &n_local, &locals);
+	if (r < 0)
+		return r;
+	remotes = calloc(e->n_remote + 1, sizeof(*remotes));
+	acts = calloc(e->n_remote + n_local + 1, sizeof(*acts));
+	if (!remotes || !acts) {
+		sync_folders_free(folders, n_local);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < e->n_remote; i++)
+		remotes[i] = e->remote[i].p;
+	k = plan_folders(remotes, e->n_remote, locals, n_local, with_modseq, acts);
+	for (int i = 0; i < k; i++) {
+		const struct plan_local_folder *l = &locals[acts[i].local];
+
+		if (acts[i].kind != PLAN_FOLDER_DELETE || l->removed || l->out_of_view ||
+		    !l->known_messages)
+			continue;
+		if (count++ == 0)
+			snprintf(first, n, "%s", l->name);
+	}
+	sync_folders_free(folders, n_local);
+	*ret = count;
+	return k < 0 ? k : 0;
+}
+
+/*
+ * A LIST that lacks folders holding messages here is asked once more
+ * before any is removed: Dovecot, its mailbox list index corrupted ("name_id
+ * not in index header"), answered one LIST with INBOX and the special
+ * folders alone, and that answer taken as the truth dropped 40 folders
+ * and their messages here, which the next LIST brought back under new
+ * local ids (MessagesRemoved, then MessagesAdded; bodies fetched again).
+ * The second LIST, of the same kind, replaces the first: a folder it
+ * lacks too is gone (another client's DELETE is still seen in this run),
+ * one it lists is kept.  It costs one round trip, only when the first
+ * LIST would remove a folder with messages (a server-side rename the
+ * LIST-STATUS does not show as one included, MAILBOXIDs asked after it
+ * as before); a LIST with no such folder gone costs nothing more.
+ * Returns true when the second LIST was sent (list_done() comes again).
+ */
+static bool list_confirm(struct cpmsync_sync *e)
+{
+	char first[256] = "";
+	size_t doubted = 0;
+	int r;
+
+	if (e->list_confirmed) {
+		if (e->list_doubted) {
+			r = doubted_folders(e, &doubted, first, sizeof(first));
+			if (r >= 0 && doubted < e->list_doubted)
+				log_msg(CPMSYNC_LOG_NOTICE, CAT,
+					"%s: %zu folder%s holding messages, missing from one LIST "
+					"answer, listed again: kept",
+					e->account_name, e->list_doubted - doubted,
+					e->list_doubted - doubted == 1 ? "" : "s");
+		}
+		return false;
+	}
+	r = doubted_folders(e, &doubted, first, sizeof(first));
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return true;
+	}
+	if (!doubted)
+		return false;
+	log_msg(CPMSYNC_LOG_INFO, CAT,
+		"%s: LIST lacks %zu folder%s holding messages here ('%s'%s): listing again "
+		"before removing %s",
+		e->account_name, doubted, doubted == 1 ? "" : "s", first,
+		doubted == 1 ? "" : ", ...", doubted == 1 ? "it" : "them");
+	e->list_doubted = doubted;
+	e->list_confirmed = true;
+	remote_clear(e);
+	start_list(e);
+	return true;
+}
+
 static void list_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct engine_driver *d = e->drv;
 
 	if (engine_reply_failed(e, res, "LIST"))
+		return;
+	if (list_confirm(e))
 		return;
 	if (!d->ops->has(d, IMAP_CAP_LIST_STATUS) &&
 	    (d->ops->enabled(d, IMAP_CAP_CONDSTORE) || d->ops->enabled(d, IMAP_CAP_QRESYNC))) {

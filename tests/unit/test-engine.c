@@ -1567,6 +1567,114 @@ static unsigned three_folders_commits(int64_t ms)
 	return n;
 }
 
+/* The first run of the flaky-LIST tests: INBOX, A and B, one message
+ * each (ids i, a, b), from scratch. */
+static void three_folders_synced(struct cpmsync_store *cs)
+{
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" A\r\n* LIST () \"/\" B\r\n* LIST () \"/\" INBOX\r\n"
+			       "a2 OK listed\r\n" },
+		THREE_FOLDERS_SELECT("a3", "INBOX"),
+		THREE_FOLDERS_FETCH("a4", "i"),
+		THREE_FOLDERS_SELECT("a5", "A"),
+		THREE_FOLDERS_FETCH("a6", "a"),
+		THREE_FOLDERS_SELECT("a7", "B"),
+		THREE_FOLDERS_FETCH("a8", "b"),
+		SCRIPT_LOGOUT("a9"),
+	};
+	struct sync_result res = run(cs, script);
+
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+}
+
+/* The messages of three_folders_synced()'s store: "folder id message-id,...". */
+#define FOLDER_MESSAGES                                                                            \
+	"SELECT group_concat(x, ',') FROM (SELECT f.name || ' ' || m.id || ' ' ||"                 \
+	" m.message_id AS x FROM folder f JOIN message m ON m.folder_id = f.id"                    \
+	" ORDER BY f.name)"
+
+/* A second run's SELECT of a folder of three_folders_synced() with
+ * nothing new: its SELECT (tag), the check of the newest UID held on a
+ * new connection (next, engine-ident.c), its flags (last). */
+#define THREE_FOLDERS_AGAIN(tag, next, last, name)                                                 \
+	THREE_FOLDERS_SELECT(tag, name),                                                           \
+		{ SCRIPT_EXPECT, next " UID FETCH 1 (UID RFC822.SIZE INTERNALDATE)" },             \
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 RFC822.SIZE 10 INTERNALDATE \"01-Jan-2026 "       \
+			       "00:00:00 +0000\")\r\n" next " OK fetched\r\n" },                   \
+		{ SCRIPT_EXPECT, last " UID FETCH 1:1 (UID FLAGS)" },                              \
+	{                                                                                          \
+		SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\n" last " OK fetched\r\n"               \
+	}
+
+START_TEST(test_list_missing_folders_asked_again)
+{
+	/* Dovecot, its mailbox list index corrupted, answered one LIST with
+	 * INBOX alone: A and B, which hold messages here, are not removed
+	 * on that word.  The LIST is sent again; it lists them, so they
+	 * stay with their messages under the same ids (no MessagesRemoved,
+	 * nothing fetched again). */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" A\r\n* LIST () \"/\" B\r\n* LIST () \"/\" INBOX\r\n"
+			       "a3 OK listed\r\n" },
+		THREE_FOLDERS_AGAIN("a4", "a5", "a6", "INBOX"),
+		THREE_FOLDERS_AGAIN("a7", "a8", "a9", "A"),
+		THREE_FOLDERS_AGAIN("a10", "a11", "a12", "B"),
+		SCRIPT_LOGOUT("a13"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+	char before[256];
+
+	three_folders_synced(cs);
+	snprintf(before, sizeof(before), "%s", qs(cs, FOLDER_MESSAGES));
+	ck_assert_str_eq(before, "A 2 <a@x>,B 3 <b@x>,INBOX 1 <i@x>");
+	res = run(cs, script);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(qs(cs, FOLDER_MESSAGES), before);
+	ck_assert_uint_eq(res.stats.messages_removed, 0);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_list_missing_folder_gone_twice)
+{
+	/* B, deleted by another client, is missing from the second LIST
+	 * too: removed in this run, as before; A, missing from the first
+	 * answer only, is kept. */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na2 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a3 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" A\r\n* LIST () \"/\" INBOX\r\na3 OK listed\r\n" },
+		THREE_FOLDERS_AGAIN("a4", "a5", "a6", "INBOX"),
+		THREE_FOLDERS_AGAIN("a7", "a8", "a9", "A"),
+		SCRIPT_LOGOUT("a10"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	three_folders_synced(cs);
+	res = run(cs, script);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(qs(cs, FOLDER_MESSAGES), "A 2 <a@x>,INBOX 1 <i@x>");
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM folder WHERE name = 'B'"), "0");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 START_TEST(test_folders_share_a_commit)
 {
 	/* Any prefix of the engine's writes is safe, so folders synced
@@ -2579,6 +2687,8 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_many_rows_without_io);
 	tcase_add_test(tc, test_refused_name_warned_once);
 	tcase_add_test(tc, test_folders_share_a_commit);
+	tcase_add_test(tc, test_list_missing_folders_asked_again);
+	tcase_add_test(tc, test_list_missing_folder_gone_twice);
 	tcase_add_test(tc, test_cut_mid_folder_keeps_what_came);
 	tcase_add_test(tc, test_sync_only_one_folder);
 	tcase_add_test(tc, test_sync_selected_no_select);
