@@ -210,6 +210,10 @@ check "--after-bytes not a number: usage error (2)" expect_exit 2 "'12x' is not 
 	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --fault cut --after-bytes 12x
 check "--delay-ms over a minute: usage error (2)" expect_exit 2 "--delay-ms: 60001 is too large" \
 	--listen-port-file "$PF" --to 127.0.0.1:1 --delay-ms 60001
+check "--drop-count without --drop-line: usage error (2)" expect_exit 2 '--drop-count needs --drop-line' \
+	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --drop-count 3
+check "--drop-line with --fault: usage error (2)" expect_exit 2 '--drop-line: not with --fault nor --delay-ms' \
+	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --drop-line LIST --fault cut
 check "unknown option: usage error (2)" expect_exit 2 "unknown option '--bogus'" \
 	--listen-port-file "$PF" --to "127.0.0.1:$IMAP_PORT" --bogus
 check "--to without a port: usage error (2)" expect_exit 2 "is not HOST:PORT" \

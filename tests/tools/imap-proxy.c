@@ -34,7 +34,8 @@
 #define PROBE_TIMEOUT_MS 5000 /* startup check of the target */
 #define ACCEPT_PAUSE_MS	 200  /* after EMFILE and the like */
 #define BYE_LINE	 "* BYE proxy: injected fault\r\n"
-#define DELAY_MARKS	 64 /* reads remembered for --delay-ms, per connection */
+#define DELAY_MARKS	 64   /* reads remembered for --delay-ms, per connection */
+#define DROP_LINE_MAX	 8192 /* --drop-line: longer lines are forwarded */
 
 static void usage(FILE *f)
 {
@@ -43,6 +44,7 @@ static void usage(FILE *f)
 	      "                  [--fault cut|stall|bye [--after-pattern STR] [--after-bytes N]\n"
 	      "                   [--fault-connection N] [--fault-stream server|client]]\n"
 	      "                  [--chunk-size N] [--delay-ms N] [--verbose]\n"
+	      "                  [--drop-line STR [--drop-count N]]\n"
 	      "\n"
 	      "A single-threaded TCP proxy for tests and benchmarks.  It listens on\n"
 	      "127.0.0.1 on a free port, writes that port number and a newline to FILE\n"
@@ -81,6 +83,14 @@ static void usage(FILE *f)
 	      "  --delay-ms N             forward each server->client byte N ms after it\n"
 	      "                           was read, not at once: a server N ms away (the\n"
 	      "                           client->server stream is not held)\n"
+	      "  --drop-line STR          drop the server->client response lines that\n"
+	      "                           contain STR (bytes verbatim), outside literals:\n"
+	      "                           a flaky server's answer (a LIST lacking folders);\n"
+	      "                           a line with a literal, or longer than 8192\n"
+	      "                           bytes, is never dropped; not with --fault nor\n"
+	      "                           --delay-ms.  Each drop is logged on stderr\n"
+	      "  --drop-count N           drop N such lines in all, over all connections\n"
+	      "                           (default 1); later ones are forwarded\n"
 	      "  -v, --verbose            log each connection on stderr\n"
 	      "  -h, --help               show this text\n"
 	      "\n"
@@ -161,9 +171,11 @@ static struct {
 	size_t chunk;
 	uint64_t delay_ms; /* --delay-ms; 0: none */
 	bool verbose;
-	bool client_stream;   /* --fault-stream client */
-	unsigned listen_port; /* --listen-port; 0: a free one */
-} opt = { .fault_conn = 1, .chunk = BUF_SIZE };
+	const char *drop_line; /* --drop-line; NULL: none */
+	uint64_t drop_left;    /* --drop-count, then what is left of it */
+	bool client_stream;    /* --fault-stream client */
+	unsigned listen_port;  /* --listen-port; 0: a free one */
+} opt = { .fault_conn = 1, .chunk = BUF_SIZE, .drop_left = 1 };
 
 static uint64_t parse_number(const char *name, const char *s, uint64_t max)
 {
@@ -194,7 +206,9 @@ static void parse_options(int argc, char **argv)
 		O_FSTREAM,
 		O_CHUNK,
 		O_LPORT,
-		O_DELAY
+		O_DELAY,
+		O_DROP,
+		O_DROPN
 	};
 	static const struct option longopts[] = {
 		{ "listen-port-file", required_argument, NULL, O_PORTFILE },
@@ -208,11 +222,13 @@ static void parse_options(int argc, char **argv)
 		{ "chunk-size", required_argument, NULL, O_CHUNK },
 		{ "delay-ms", required_argument, NULL, O_DELAY },
 		{ "listen-port", required_argument, NULL, O_LPORT },
+		{ "drop-line", required_argument, NULL, O_DROP },
+		{ "drop-count", required_argument, NULL, O_DROPN },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool have_bytes = false, have_fconn = false, have_fstream = false;
+	bool have_bytes = false, have_fconn = false, have_fstream = false, have_dropn = false;
 	int c;
 
 	opterr = 0;
@@ -220,6 +236,15 @@ static void parse_options(int argc, char **argv)
 		switch (c) {
 		case O_PORTFILE:
 			opt.port_file = optarg;
+			break;
+		case O_DROP:
+			if (!*optarg)
+				usage_error("--drop-line: empty string");
+			opt.drop_line = optarg;
+			break;
+		case O_DROPN:
+			opt.drop_left = parse_number("--drop-count", optarg, UINT64_MAX);
+			have_dropn = true;
 			break;
 		case O_TO:
 			opt.to = optarg;
@@ -297,6 +322,10 @@ static void parse_options(int argc, char **argv)
 	if (opt.fault == FAULT_NONE && (opt.pattern || have_bytes || have_fconn || have_fstream))
 		usage_error("--after-pattern, --after-bytes, --fault-connection and --fault-stream "
 			    "need --fault");
+	if (have_dropn && !opt.drop_line)
+		usage_error("--drop-count needs --drop-line");
+	if (opt.drop_line && (opt.fault != FAULT_NONE || opt.delay_ms))
+		usage_error("--drop-line: not with --fault nor --delay-ms");
 	if (opt.fault == FAULT_BYE && opt.client_stream)
 		usage_error("--fault bye goes into the server->client stream: not with "
 			    "--fault-stream client");
@@ -532,6 +561,14 @@ struct conn {
 	bool cr;
 	uint64_t lit_len, lit_left;
 	uint64_t last_boundary;
+
+	/* --drop-line: the server->client line read so far (a line with a
+	 * literal, or too long, is forwarded as it comes: kept), the bytes of
+	 * the literal under way */
+	unsigned char line[DROP_LINE_MAX];
+	size_t line_len;
+	bool line_kept;
+	uint64_t drop_lit_left;
 };
 
 static struct conn **conns;
@@ -841,17 +878,120 @@ static size_t sendable(const struct conn *c, enum side to)
 	return n;
 }
 
+/* The literal size a line ending in "{N}\r\n" or "{N+}\r\n" announces, or
+ * -1 (not such a line). */
+static int64_t line_literal(const unsigned char *l, size_t n)
+{
+	uint64_t v = 0, scale = 1;
+	size_t i;
+
+	if (n < 5 || l[n - 1] != '\n' || l[n - 2] != '\r' || l[n - 3] != '}')
+		return -1;
+	i = n - 4;
+	if (l[i] == '+')
+		i--;
+	if (l[i] < '0' || l[i] > '9')
+		return -1;
+	for (; i > 0 && l[i] >= '0' && l[i] <= '9' && scale < 1000000000000ULL; i--) {
+		v += (uint64_t)(l[i] - '0') * scale;
+		scale *= 10;
+	}
+	return l[i] == '{' ? (int64_t)v : -1;
+}
+
+/* --drop-line: the n server->client bytes p go to out (what is forwarded,
+ * at most n + DROP_LINE_MAX bytes), but the whole lines that contain the
+ * string while drops are left; returns the length put in out. */
+static size_t drop_filter(struct conn *c, const unsigned char *p, size_t n, unsigned char *out)
+{
+	size_t o = 0, slen = strlen(opt.drop_line);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = p[i];
+		int64_t lit;
+
+		if (c->drop_lit_left > 0) {
+			c->drop_lit_left--;
+			out[o++] = ch;
+			continue;
+		}
+		if (c->line_kept) {
+			out[o++] = ch;
+			if (ch == '\n')
+				c->line_kept = false;
+			continue;
+		}
+		c->line[c->line_len++] = ch;
+		if (ch != '\n' && c->line_len < DROP_LINE_MAX)
+			continue;
+		lit = line_literal(c->line, c->line_len);
+		if (ch == '\n' && lit < 0 && opt.drop_left > 0 &&
+		    memmem(c->line, c->line_len, opt.drop_line, slen)) {
+			opt.drop_left--;
+			warnx_("connection %lu: dropped the line %.*s", c->id,
+			       (int)(c->line_len - (c->line_len > 1 ? 2 : 1)), (char *)c->line);
+			c->line_len = 0;
+			continue;
+		}
+		memcpy(out + o, c->line, c->line_len);
+		o += c->line_len;
+		c->line_len = 0;
+		if (lit >= 0) {
+			c->drop_lit_left = (uint64_t)lit;
+			c->line_kept = true; /* the line goes on after the literal */
+		} else if (ch != '\n') {
+			c->line_kept = true; /* too long */
+		}
+	}
+	return o;
+}
+
+/* What may be read from side S now: the room in its buffer, less a
+ * line drop_filter() holds back. */
+static size_t read_room(struct conn *c, enum side s)
+{
+	size_t room = buf_room(s == CLIENT ? &c->c2s : &c->s2c);
+
+	if (s == SERVER && opt.drop_line)
+		room = room > DROP_LINE_MAX ? room - DROP_LINE_MAX : 0;
+	return room;
+}
+
+/* read_side() of the server with --drop-line: at most room bytes read,
+ * drop_filter() puts what is kept into b. */
+static int read_dropping(struct conn *c, struct buf *b, size_t room)
+{
+	static unsigned char in[BUF_SIZE];
+	ssize_t n;
+
+	do
+		n = read(c->fd[SERVER], in, room);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0) {
+		if (n < 0 && opt.verbose)
+			warnx_("connection %lu: read from server: %s", c->id, strerror(errno));
+		return -1;
+	}
+	c->s2c_read += (uint64_t)n;
+	b->end += drop_filter(c, in, (size_t)n, b->data + b->end);
+	return 1;
+}
+
 /* Read from side S into its buffer.  1 data, 0 would block, -1 EOF/error. */
 static int read_side(struct conn *c, enum side s)
 {
 	struct buf *b = s == CLIENT ? &c->c2s : &c->s2c;
-	size_t room = buf_room(b);
+	size_t room = read_room(c, s);
 	ssize_t n;
 
 	if (room == 0)
 		return 0;
 	if (room > opt.chunk)
 		room = opt.chunk;
+	if (s == SERVER && opt.drop_line)
+		return read_dropping(c, b, room);
 	do
 		n = read(c->fd[s], b->data + b->end, room);
 	while (n < 0 && errno == EINTR);
@@ -968,7 +1108,7 @@ static short wanted_events(struct conn *c, enum side s)
 	case ST_CONNECTING:
 		return s == SERVER ? POLLOUT : -1;
 	case ST_OPEN:
-		if (buf_room(s == CLIENT ? &c->c2s : &c->s2c) > 0)
+		if (read_room(c, s) > 0)
 			ev |= POLLIN;
 		if (sendable(c, s) > 0)
 			ev |= POLLOUT;
