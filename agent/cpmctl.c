@@ -3024,6 +3024,10 @@ int main(int argc, char **argv)
 	/* EPIPE instead of a signal: a D-Bus socket's is an error code, and
 	 * stdout's ends us by SIGPIPE after all (stdout_reader_gone()). */
 	signal(SIGPIPE, SIG_IGN);
+	/* getopt's own messages start with argv[0]: "cpmctl: option
+	 * '--config' requires an argument", as every other message, not the
+	 * path it was run by; in a command "cpmctl CMD: ..." (below). */
+	argv[0] = (char *)"cpmctl";
 
 	while ((ch = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -3047,10 +3051,13 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cmd = argv[optind];
-	if (str_eq(cmd, "dump"))
+	if (str_eq(cmd, "dump")) {
+		argv[optind] = (char *)"cpmctl dump"; /* for getopt, as above */
 		return cmd_dump(argc - optind, argv + optind, config_path);
+	}
 	if (!args_are_utf8(argc - optind, argv + optind))
 		return EXIT_USAGE;
+	argv[optind] = xasprintf("cpmctl %s", cmd); /* for getopt, as above */
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (str_eq(cmd, commands[i].name))
 			return commands[i].run(argc - optind, argv + optind);

@@ -353,6 +353,20 @@ fails_with 2 "^Usage: cpmctl dump" "dump with an unknown option: exit 2" dump --
 fails_with 2 "^Usage: cpmctl dump" "dump --db without its argument: exit 2" dump --db
 fails_with 2 "needs a path" "dump --db '': exit 2" dump --db ""
 fails_with 2 "Usage: cpmctl" "unknown global option: exit 2" --bogus dump
+# getopt's own refusals say "cpmctl" (and the command), not the path run
+first_err_is() { # WANT-FIRST-LINE WHAT ARGS...
+	local want=$1 what=$2
+	shift 2
+	if run 2 "$@" && [ "$(head -n 1 "$WORK/err")" = "$want" ] && grep -q '^Usage: cpmctl' "$WORK/err"; then
+		ok "$what"
+	else
+		not_ok "$what (exit $rc)"
+		sed 's/^/    stderr: /' "$WORK/err"
+	fi
+}
+first_err_is "cpmctl: option '--config' requires an argument" "--config without its file: exit 2, said by cpmctl" --config
+first_err_is "cpmctl status: unrecognized option '--bogus'" "status --bogus: exit 2, said by cpmctl status" status --bogus
+first_err_is "cpmctl dump: unrecognized option '--bogus'" "dump --bogus: exit 2, said by cpmctl dump" dump --bogus
 # A bad id is named for what it is: retry and discard take an operation id,
 # fetch a message id.  Exit 2, that line and the command's usage, exactly.
 stderr_is() { # WANT-STDERR WHAT ARGS...
