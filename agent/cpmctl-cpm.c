@@ -69,8 +69,15 @@ static DBusMessage *call_account(DBusConnection *conn, DBusMessage *m, const cha
 		return reply;
 	if (dbus_error_has_name(&e, DBUS_ERROR_UNKNOWN_OBJECT) ||
 	    dbus_error_has_name(&e, DBUS_ERROR_UNKNOWN_METHOD)) {
-		fprintf(stderr, "cpmctl: unknown account '%s'\n", account);
+		struct objects objs = { 0 };
+
 		dbus_error_free(&e);
+		/* With the accounts there are, as sync, folders and list say. */
+		if (get_objects(conn, &objs) == 0)
+			report_unknown_account(&objs, account);
+		else
+			fprintf(stderr, "cpmctl: unknown account '%s'\n", account);
+		objects_free(&objs);
 		return NULL;
 	}
 	report_error(&e, context);

@@ -435,8 +435,8 @@ check "cpmctl chat --json: summaries with Folder, oldest first" \
 	bash -c "[ \$(grep -c '\"Folder\":\"/org/cpmsync/a/folder' '$WORK/ctl-chat.json') = 3 ] && head -n 1 '$WORK/ctl-chat.json' | grep -q '\"MessageId\":\"<abc-1@cpm.test>\"'"
 check "cpmctl chat of an unknown conversation: exit 1 with the daemon's reason" \
 	bash -c "! '$CPMCTL' chat a conv-NOPE 2>'$WORK/ctl.err' && [ \"\$(cat '$WORK/ctl.err')\" = \"cpmctl: ListConversationMessages: NotFound: conversation_id: no conversation 'conv-NOPE' in account 'a'\" ]"
-check "cpmctl conversations of an unknown account: exit 1" \
-	bash -c "! '$CPMCTL' conversations nope 2>'$WORK/ctl.err' && [ \"\$(cat '$WORK/ctl.err')\" = \"cpmctl: unknown account 'nope'\" ]"
+check "cpmctl conversations of an unknown account: exit 1, naming the accounts there are" \
+	bash -c "! '$CPMCTL' conversations nope 2>'$WORK/ctl.err' && [ \"\$(cat '$WORK/ctl.err')\" = \"cpmctl: unknown account 'nope'; the account is: a\" ]"
 check "cpmctl chat without a conversation: usage, exit 2" \
 	bash -c "'$CPMCTL' chat a >/dev/null 2>&1; [ \$? = 2 ]"
 complete_words() { # the bash completions of the last word, one a line
