@@ -1652,7 +1652,16 @@ static void rescan_now(struct outbox *o)
 	int r;
 
 	if (o->n_todo) {
-		/* What a scan would find is queued, or comes after it. */
+		/* What a scan of the folders would find is queued, or comes
+		 * after it: that scan waits for the queue.  .pending is not
+		 * in the queue: what a sync settled (appended, refused) is
+		 * settled now, not after the last queued file (thousands of
+		 * files take seconds). */
+		if (o->root >= 0) {
+			o->busy++;
+			scan_pending(o);
+			o->busy--;
+		}
 		o->rescan_wanted = true;
 		return;
 	}

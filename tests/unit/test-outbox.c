@@ -1015,6 +1015,62 @@ START_TEST(test_big_drop_in_batches)
 }
 END_TEST
 
+/* test_rescan_during_big_drop(): the .pending entry the rescan should
+ * settle, and whether it was gone right after the rescan returned. */
+static int64_t sent_id;
+static bool rescanned, settled_at_once;
+
+static void tick_rescan(struct cpmsync_loop_source *src, void *userdata)
+{
+	char path[PATH_MAX + 64];
+
+	(void)src;
+	(void)userdata;
+	if (!rescanned && stored_calls >= 8 && stored_calls < 40) {
+		/* As a sync's end does, with files still queued. */
+		rescanned = true;
+		outbox_rescan(ob);
+		snprintf(path, sizeof(path), "%s/.pending/%" PRId64, obx, sent_id);
+		settled_at_once = access(path, F_OK) != 0;
+	}
+	if (stored_calls < 40)
+		ck_assert_int_eq(cpmsync_loop_defer(loop, tick_rescan, NULL, NULL, NULL), 0);
+}
+
+/*
+ * A rescan asked for while a big drop is still queued settles .pending at
+ * once (a message the engine appended: its file removed), and only the
+ * scan of the outbox's folders waits for the queue: what it would find is
+ * queued already.  Before, the whole rescan waited for the queue to drain.
+ */
+START_TEST(test_rescan_during_big_drop)
+{
+	unsigned want = 40;
+
+	put(P("a/INBOX/sent"), msg1, sizeof(msg1) - 1);
+	start();
+	ck_assert_int_eq(count("a", "INBOX", &sent_id), 1);
+	ck_assert_int_eq(store_sync_message_set_uid(s, sent_id, 7, ""), 0);
+	stored_calls = 0;
+	for (unsigned i = 0; i < 40; i++) {
+		char m[160];
+		int n = snprintf(m, sizeof(m), "Message-ID: <q%u@x>\r\nSubject: %u\r\n\r\nb\r\n", i,
+				 i);
+
+		put(P("a/INBOX/q%u.eml", i), m, (size_t)n);
+	}
+	rescanned = settled_at_once = false;
+	ck_assert_int_eq(cpmsync_loop_defer(loop, tick_rescan, NULL, NULL, NULL), 0);
+	ck_assert(run_until(stored_at_least, &want, 10000));
+	ck_assert(rescanned);
+	ck_assert_msg(settled_at_once, ".pending/%" PRId64 " still there after the rescan",
+		      sent_id);
+	ck_assert_uint_eq(stored_calls, 40);
+	ck_assert_int_eq(count("a", "INBOX", NULL), 41);
+	run_for(10);
+}
+END_TEST
+
 /*
  * A crash between claim_done()'s mkdir of .pending/<id> and its rename of
  * the claim into it: the empty directory does not make the stored message
@@ -1699,6 +1755,7 @@ static Suite *outbox_suite(void)
 	tcase_add_test(tc, test_open_writer_waits);
 	tcase_add_test(tc, test_open_empty_writer_waits);
 	tcase_add_test(tc, test_big_drop_in_batches);
+	tcase_add_test(tc, test_rescan_during_big_drop);
 	tcase_add_test(tc, test_crash_between_mkdir_and_rename);
 	tcase_add_test(tc, test_outbox_removed_noticed);
 	tcase_add_test(tc, test_bad_arguments);
