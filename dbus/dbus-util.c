@@ -413,6 +413,29 @@ bad:
 			    arg);
 }
 
+char *cpm_check_part(const char *arg, const char *section)
+{
+	const char *p = section;
+
+	if (strlen(section) > CPMSYNC_SECTION_MAX_LEN)
+		return cpm_asprintf("%s: longer than %u bytes", arg, CPMSYNC_SECTION_MAX_LEN);
+	while (*p) {
+		if (*p < '1' || *p > '9')
+			goto bad;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p == '.' && p[1])
+			p++;
+		else if (*p)
+			goto bad;
+	}
+	return NULL;
+bad:
+	return cpm_asprintf("%s: '%s' is not a body part: \"\" (the message's own body) or a "
+			    "part number (\"1\", \"1.2\")",
+			    arg, section);
+}
+
 char *cpm_check_rights(const char *arg, const char *rights)
 {
 	const char *p = rights;

@@ -115,6 +115,8 @@ char *cpm_check_flag(const char *arg, const char *flag);
 /* Flags to set (Store's flags, SetFlags' add): \Recent is the server's. */
 char *cpm_check_no_recent(const char *arg, const char *const *flags);
 char *cpm_check_section(const char *arg, const char *section);
+/* A body part, as Preview takes it: "" (the message's body) or "1", "1.2". */
+char *cpm_check_part(const char *arg, const char *section);
 char *cpm_check_rights(const char *arg, const char *rights);
 char *cpm_check_metadata_entry(const char *arg, const char *entry);
 /* An ACL identifier: cpm_check_name() and at most CPMSYNC_ACL_IDENTIFIER_MAX bytes. */

@@ -643,7 +643,7 @@ static DBusMessage *preview(struct cpm_bus *bus, DBusMessage *msg, void *userdat
 	dbus_message_get_args(msg, NULL, DBUS_TYPE_UINT64, &id, DBUS_TYPE_STRING, &section,
 			      DBUS_TYPE_STRING, &format, DBUS_TYPE_UINT32, &width, DBUS_TYPE_UINT32,
 			      &height, DBUS_TYPE_INVALID);
-	if ((err = cpm_check_section("section", section)))
+	if ((err = cpm_check_part("section", section)))
 		return svc_invalid(msg, err);
 	if (!cpmsync_preview_format_from_type(format) && strcmp(format, "text/plain") != 0)
 		return cpm_error_invalid_args(

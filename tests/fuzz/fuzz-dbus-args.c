@@ -72,6 +72,13 @@ static void one_validator(unsigned which, const char *s)
 		again = cpm_check_section("section", s);
 		if (!err)
 			assert(!has_c0(s) && !strpbrk(s, "]\r\n"));
+		else {
+			/* A body part (Preview's) is a section too. */
+			char *part = cpm_check_part("section", s);
+
+			assert(part);
+			free(part);
+		}
 		break;
 	case 3:
 		err = cpm_check_rights("rights", s);

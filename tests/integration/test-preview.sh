@@ -171,6 +171,9 @@ check "width 0: InvalidArgs" \
 check "a part the message does not have: NotFound" \
 	expect_error '<jpeg@preview.test>' 7 image/jpeg 160 120 \
 	"error org.cpmsync.Error.NotFound: section: the message has no part '7'"
+check "section HEADER: InvalidArgs saying what a body part is" \
+	expect_error '<jpeg@preview.test>' HEADER image/jpeg 160 120 \
+	"error org.freedesktop.DBus.Error.InvalidArgs: section: 'HEADER' is not a body part: \"\" (the message's own body) or a part number (\"1\", \"1.2\")"
 
 # --- the hostile corpus -----------------------------------------------------------
 F_=org.cpmsync.Error.Failed

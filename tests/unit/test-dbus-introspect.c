@@ -803,6 +803,28 @@ START_TEST(test_checks)
 	ck_assert_ptr_nonnull(err);
 	free(err);
 
+	/* body parts (Preview): a part number or "", not HEADER/TEXT/MIME */
+	ck_assert_ptr_null(cpm_check_part("section", ""));
+	ck_assert_ptr_null(cpm_check_part("section", "1"));
+	ck_assert_ptr_null(cpm_check_part("section", "10.2.33"));
+	static const char *bad_parts[] = { "HEADER", "TEXT", "2.MIME", "3.HEADER", "0", "01",
+					   "1.",     ".1",   "1..2",   "1.0",	   "x", "1 " };
+	for (size_t i = 0; i < sizeof(bad_parts) / sizeof(bad_parts[0]); i++) {
+		char want[200];
+
+		snprintf(want, sizeof(want),
+			 "section: '%s' is not a body part: \"\" (the message's own body) or a "
+			 "part number (\"1\", \"1.2\")",
+			 bad_parts[i]);
+		err = cpm_check_part("section", bad_parts[i]);
+		ck_assert_msg(err != NULL, "part '%s' accepted", bad_parts[i]);
+		ck_assert_str_eq(err, want);
+		free(err);
+	}
+	err = cpm_check_part("section", big);
+	ck_assert_str_eq(err, "section: longer than 128 bytes");
+	free(err);
+
 	/* names */
 	ck_assert_ptr_null(cpm_check_name("name", "INBOX/Sub", false));
 	err = cpm_check_name("name", "", false);
