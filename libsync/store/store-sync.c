@@ -245,6 +245,46 @@ int store_sync_account_identity(struct store *s, int64_t account_id, const char 
 	return 1;
 }
 
+int store_sync_account_moved(struct store *s, int64_t account_id, const char *host,
+			     const char *user)
+{
+	_cleanup_free_ char *was_host = NULL, *was_user = NULL;
+	sqlite3_stmt *st;
+	bool idle;
+	int r;
+
+	PREP(s,
+	     "SELECT server_host, server_user,"
+	     " NOT EXISTS (SELECT 1 FROM journal WHERE account_id = ?1)"
+	     " FROM account WHERE id = ?1",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r < 0 ? r : -CPMSYNC_E_NOT_FOUND;
+	r = store_col_strdup(st, 0, &was_host);
+	if (r >= 0)
+		r = store_col_strdup(st, 1, &was_user);
+	idle = sqlite3_column_int(st, 2) != 0;
+	sqlite3_reset(st);
+	if (r < 0)
+		return r;
+	/* Failed operations count as queued: they are the user's changes
+	 * to the old copy, and store_sync_account_identity() keeps them. */
+	return was_host && was_user && idle && strcasecmp(was_user, user) == 0 &&
+	       strcasecmp(was_host, host) != 0;
+}
+
+int store_sync_account_set_host(struct store *s, int64_t account_id, const char *host)
+{
+	sqlite3_stmt *st;
+
+	PREP(s, "UPDATE account SET server_host = ?2 WHERE id = ?1", &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	sqlite3_bind_text(st, 2, host, -1, SQLITE_TRANSIENT);
+	return store_step_done(s, st);
+}
+
 int store_sync_get_online(struct store *s, int64_t account_id, bool *ret)
 {
 	sqlite3_stmt *st;
@@ -1527,29 +1567,17 @@ int store_sync_newest_uid_target(struct store *s, int64_t folder_id, struct sync
 	return r < 0 ? r : 0;
 }
 
-int store_sync_uid_targets(struct store *s, int64_t account_id, struct sync_uid_target **ret,
-			   size_t *ret_n)
+/* The rows of st (folder_id, uid, size, internaldate, emailid,
+ * message_id, id) as sync_uid_targets. */
+static int uid_targets_read(struct store *s, sqlite3_stmt *st, struct sync_uid_target **ret,
+			    size_t *ret_n)
 {
 	struct sync_uid_target *t = NULL;
 	size_t n = 0, alloc = 0;
-	sqlite3_stmt *st;
 	int r;
 
 	*ret = NULL;
 	*ret_n = 0;
-	/* A copy or move row names its source in args ("src=<id>",
-	 * journal.c), its message_id is the new row. */
-	PREP(s,
-	     "SELECT DISTINCT m.folder_id, m.uid, coalesce(m.size, -1),"
-	     " coalesce(m.internaldate, -1), m.emailid, m.message_id, m.id"
-	     " FROM journal j JOIN message m ON m.id = CASE WHEN j.op IN ('copy', 'move')"
-	     "  THEN CAST(substr(j.args, 5) AS INTEGER) ELSE j.message_id END"
-	     " WHERE j.account_id = ?1 AND j.failed = 0"
-	     "  AND j.op IN ('flags', 'expunge', 'set_annotation', 'copy', 'move')"
-	     "  AND m.uid IS NOT NULL"
-	     " ORDER BY m.folder_id, m.uid",
-	     &st);
-	sqlite3_bind_int64(st, 1, account_id);
 	while ((r = store_step(s, st)) > 0) {
 		struct sync_uid_target *x;
 
@@ -1587,6 +1615,51 @@ int store_sync_uid_targets(struct store *s, int64_t account_id, struct sync_uid_
 	*ret = t;
 	*ret_n = n;
 	return 0;
+}
+
+int store_sync_uid_targets(struct store *s, int64_t account_id, struct sync_uid_target **ret,
+			   size_t *ret_n)
+{
+	sqlite3_stmt *st;
+
+	*ret = NULL;
+	*ret_n = 0;
+	/* A copy or move row names its source in args ("src=<id>",
+	 * journal.c), its message_id is the new row. */
+	PREP(s,
+	     "SELECT DISTINCT m.folder_id, m.uid, coalesce(m.size, -1),"
+	     " coalesce(m.internaldate, -1), m.emailid, m.message_id, m.id"
+	     " FROM journal j JOIN message m ON m.id = CASE WHEN j.op IN ('copy', 'move')"
+	     "  THEN CAST(substr(j.args, 5) AS INTEGER) ELSE j.message_id END"
+	     " WHERE j.account_id = ?1 AND j.failed = 0"
+	     "  AND j.op IN ('flags', 'expunge', 'set_annotation', 'copy', 'move')"
+	     "  AND m.uid IS NOT NULL"
+	     " ORDER BY m.folder_id, m.uid",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	return uid_targets_read(s, st, ret, ret_n);
+}
+
+int store_sync_host_targets(struct store *s, int64_t account_id, struct sync_uid_target **ret,
+			    size_t *ret_n)
+{
+	sqlite3_stmt *st;
+
+	*ret = NULL;
+	*ret_n = 0;
+	/* Two probes of the (folder_id, uid) index per folder. */
+	PREP(s,
+	     "SELECT m.folder_id, m.uid, coalesce(m.size, -1), coalesce(m.internaldate, -1),"
+	     " m.emailid, m.message_id, m.id"
+	     " FROM folder f JOIN message m ON m.folder_id = f.id"
+	     " WHERE f.account_id = ?1 AND f.server_name IS NOT NULL AND f.removed = 0"
+	     "  AND coalesce(f.uidvalidity, 0) <> 0 AND m.uid IS NOT NULL"
+	     "  AND (m.uid = (SELECT min(uid) FROM message WHERE folder_id = f.id)"
+	     "   OR m.uid = (SELECT max(uid) FROM message WHERE folder_id = f.id))"
+	     " ORDER BY m.folder_id, m.uid",
+	     &st);
+	sqlite3_bind_int64(st, 1, account_id);
+	return uid_targets_read(s, st, ret, ret_n);
 }
 
 void journal_entry_free_contents(struct journal_entry *e)

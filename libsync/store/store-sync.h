@@ -37,6 +37,20 @@ int store_sync_account(struct store *s, const char *name, int64_t *ret_account_i
 int store_sync_account_identity(struct store *s, int64_t account_id, const char *host,
 				const char *user, char **ret_was);
 /*
+ * Whether only the host of account_id's server account changed (the user
+ * the same, case aside), and nothing is in its journal (no change queued,
+ * no failed operation): 1; then the copy may be of the same server under
+ * another name (a new DNS name, an address for the name), and the engine
+ * proves it before anything is written (engine-ident.c
+ * engine_ident_host()); 0: the same identity, none recorded, another user,
+ * or something queued (store_sync_account_identity() decides).
+ */
+int store_sync_account_moved(struct store *s, int64_t account_id, const char *host,
+			     const char *user);
+/* The server account's host, once the copy is proven to be of the server
+ * at that host (the user and the copy stay). */
+int store_sync_account_set_host(struct store *s, int64_t account_id, const char *host);
+/*
  * The server's hierarchy delimiter for account_id (not 0), as LIST gives
  * it; written only when it changes.  Local folder operations refuse a
  * name with it inside a level (store-ops.c).
@@ -281,6 +295,15 @@ void sync_uid_targets_free(struct sync_uid_target *t, size_t n);
  */
 int store_sync_uid_targets(struct store *s, int64_t account_id, struct sync_uid_target **ret,
 			   size_t *ret_n);
+/*
+ * The oldest and the newest message with a UID (the smallest and largest;
+ * one when it is both) of each folder of account_id the server has and
+ * that was synced (a UIDVALIDITY recorded, not removed locally), by folder
+ * then UID: what proves the folders to be the server's (engine-ident.c
+ * engine_ident_host()).
+ */
+int store_sync_host_targets(struct store *s, int64_t account_id, struct sync_uid_target **ret,
+			    size_t *ret_n);
 /*
  * The newest message of folder_id that has a UID (the largest UID), as a
  * sync_uid_target (its contents freed with sync_uid_targets_free() of one

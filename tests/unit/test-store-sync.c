@@ -764,6 +764,59 @@ START_TEST(test_account_identity)
 }
 END_TEST
 
+/* Only the host changed, nothing queued: left to the engine's proof
+ * (store_sync_account_moved()); its targets are the oldest and newest
+ * message with a UID of each synced folder the server has. */
+START_TEST(test_account_moved)
+{
+	struct sync_uid_target *t = NULL;
+	int64_t work, local;
+	size_t n = 0;
+
+	/* Nothing recorded yet: not moved. */
+	ck_assert_int_eq(store_sync_account_moved(s, acc_id, "imap.two", "alice"), 0);
+	ck_assert_int_eq(store_sync_account_identity(s, acc_id, "imap.one", "alice", NULL), 0);
+	ck_assert_int_eq(store_sync_account_moved(s, acc_id, "IMAP.ONE", "alice"), 0);
+	ck_assert_int_eq(store_sync_account_moved(s, acc_id, "imap.two", "bob"), 0);
+	ck_assert_int_eq(store_sync_account_moved(s, acc_id, "imap.two", "Alice"), 1);
+	/* Anything in the journal, failed or not: not risked. */
+	ck_assert_int_eq(store_journal_add(s, acc_id, JOURNAL_OP_FLAGS, inbox, 0, NULL), 0);
+	ck_assert_int_eq(store_sync_account_moved(s, acc_id, "imap.two", "alice"), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE journal SET failed = 1"), 0);
+	ck_assert_int_eq(store_sync_account_moved(s, acc_id, "imap.two", "alice"), 0);
+	ck_assert_int_eq(store_exec(s, "DELETE FROM journal"), 0);
+
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Work", NULL, false, &work), 0);
+	ck_assert_int_eq(store_sync_folder_add(s, acc_id, "Local", NULL, false, &local), 0);
+	ck_assert_int_eq(store_exec(s, "UPDATE folder SET uidvalidity = 9 WHERE name <> 'Local'"),
+			 0);
+	add_msg(3, "", "<3@x>", 30, 3000);
+	add_msg(5, "", "<5@x>", 50, 5000);
+	add_msg(8, "", "<8@x>", 80, 8000);
+	/* Work holds one message, Local (never synced) one. */
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET folder_id = 2 WHERE uid = 5"), 0);
+	add_msg(4, "", "<4@x>", 40, 4000);
+	ck_assert_int_eq(store_exec(s, "UPDATE message SET folder_id = 3 WHERE uid = 4"), 0);
+	ck_assert_int_eq(store_sync_host_targets(s, acc_id, &t, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(t[0].folder_id, inbox);
+	ck_assert_uint_eq(t[0].uid, 3);
+	ck_assert_int_eq(t[0].size, 30);
+	ck_assert_int_eq(t[0].internaldate, 3000);
+	ck_assert_str_eq(t[0].message_id, "<3@x>");
+	ck_assert_uint_eq(t[1].uid, 8);
+	ck_assert_int_eq(t[2].folder_id, work);
+	ck_assert_uint_eq(t[2].uid, 5);
+	sync_uid_targets_free(t, n);
+
+	ck_assert_int_eq(store_sync_account_set_host(s, acc_id, "imap.two"), 0);
+	ck_assert_str_eq(qs("SELECT server_user || '@' || server_host FROM account"),
+			 "alice@imap.two");
+	ck_assert_int_eq(store_sync_account_moved(s, acc_id, "imap.two", "alice"), 0);
+	ck_assert_int_eq(q("SELECT count(*) FROM message"), 4);
+}
+END_TEST
+
 START_TEST(test_renames)
 {
 	int64_t p, c, other;
@@ -1116,6 +1169,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_folder_recreate_and_delete);
 	tcase_add_test(tc, test_folder_fold);
 	tcase_add_test(tc, test_account_identity);
+	tcase_add_test(tc, test_account_moved);
 	tcase_add_test(tc, test_renames);
 	tcase_add_test(tc, test_journal);
 	tcase_add_test(tc, test_rebase_namespace);
