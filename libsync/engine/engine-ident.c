@@ -9,7 +9,8 @@
  * The address is not the identity: port, tunnel or proxy may change and
  * the server stay (143 to 993, a fault proxy in the tests), and one host
  * may run two servers for one user (two Dovecots on two ports).  The
- * account's identity (store_sync_account_identity()) is user@host; a
+ * account's identity (store_sync_account_identity()) is user@host (a
+ * new host alone is proven at the start, engine_ident_host()); a
  * folder's is what plan_folder_identity() compares: UIDVALIDITY,
  * MAILBOXID, HIGHESTMODSEQ and UIDNEXT not gone down.  On another server
  * all of these can agree: Dovecot sets UIDVALIDITY from the creation time
@@ -66,6 +67,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,10 @@ struct ident {
 	bool selected;	       /* a SELECT of ours was sent */
 	uint32_t bad_uid;      /* the first message that differs, 0: none */
 	char what[192];	       /* how it differs */
+	/* engine_ident_host(): proving the server at a new host name */
+	bool host;
+	size_t seen;   /* of the folder's messages, how many were compared */
+	size_t proven; /* folders shown to be the store's */
 };
 
 #define I(e) ((struct ident *)(e)->ident)
@@ -257,7 +263,14 @@ void engine_ident_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		engine_fail(e, r, "store: %s", store_error(e->store));
 	else if (r > 0)
 		id->bad_uid = x->uid;
+	else if (((f->present & ENGINE_FETCH_SIZE) && x->size > 0) ||
+		 ((f->present & ENGINE_FETCH_DATE) && x->internaldate > 0) ||
+		 ((f->present & ENGINE_FETCH_OBJECTIDS) && f->emailid && x->emailid))
+		id->seen++; /* something was compared, and is the same */
 }
+
+static void host_decide(struct cpmsync_sync *e, bool same, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void ident_fetched(const struct engine_reply *res, void *userdata)
 {
@@ -268,6 +281,11 @@ static void ident_fetched(const struct engine_reply *res, void *userdata)
 	e->fetch_kind = FK_NONE;
 	if (e->finished)
 		return;
+	if (id->host && res->r == -CPMSYNC_E_SERVER) {
+		host_decide(e, false, "the messages of %s cannot be fetched there (%s)",
+			    id->sf.server_name, res->text ? res->text : "");
+		return;
+	}
 	if (res->r == -CPMSYNC_E_SERVER) {
 		/* Tells nothing either way; the folder's own checks remain. */
 		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: cannot check the messages of %s: %s",
@@ -277,6 +295,37 @@ static void ident_fetched(const struct engine_reply *res, void *userdata)
 	}
 	if (engine_reply_failed(e, res, "FETCH"))
 		return;
+	if (id->host) {
+		for (size_t i = id->pos; i < id->end; i++)
+			if (id->t[i].uid == id->bad_uid)
+				x = &id->t[i];
+		if (x) {
+			host_decide(e, false,
+				    "its %s has UID %u, the store's%s%.200s, as another message"
+				    " (%s; the same UIDVALIDITY %u)",
+				    id->sf.server_name, x->uid, x->message_id ? " " : "",
+				    x->message_id ? x->message_id : "", id->what,
+				    id->sf.uidvalidity);
+		} else if (!id->seen) {
+			char uids[32];
+
+			/* Expunged since (by another client perhaps), or
+			 * nothing recorded to compare: not proven, and
+			 * nothing less than proof keeps the copy. */
+			if (id->end - id->pos > 1)
+				snprintf(uids, sizeof(uids), "UIDs %u and %u", id->t[id->pos].uid,
+					 id->t[id->end - 1].uid);
+			else
+				snprintf(uids, sizeof(uids), "UID %u", id->t[id->pos].uid);
+			host_decide(e, false, "its %s shows none of the store's %s to compare",
+				    id->sf.server_name, uids);
+		} else {
+			id->proven++;
+			id->seen = 0;
+			ident_next_folder(e);
+		}
+		return;
+	}
 	if (!id->bad_uid) {
 		log_debug(CAT, "%s: %s holds the messages the store knows under %zu UID(s)",
 			  e->account_name, id->sf.server_name, id->end - id->pos);
@@ -312,6 +361,11 @@ static void ident_selected(const struct engine_reply *res, void *userdata)
 	e->fetch_kind = FK_NONE;
 	if (e->finished)
 		return;
+	if (id->host && res->r == -CPMSYNC_E_SERVER) {
+		host_decide(e, false, "its %s cannot be selected (%s)", id->sf.server_name,
+			    res->text ? res->text : "");
+		return;
+	}
 	if (res->r == -CPMSYNC_E_SERVER) {
 		/* Gone, or not ours to read: the folder sync and the replay
 		 * deal with it as they do. */
@@ -336,6 +390,12 @@ static void ident_selected(const struct engine_reply *res, void *userdata)
 
 		identity = plan_folder_identity(&in);
 	}
+	if (id->host && (identity != PLAN_IDENTITY_SAME || !e->f.uidvalidity)) {
+		host_decide(e, false, "its %s is another folder (%s)", id->sf.server_name,
+			    identity != PLAN_IDENTITY_SAME ? plan_identity_name(identity)
+							   : "no UIDVALIDITY");
+		return;
+	}
 	if (identity != PLAN_IDENTITY_SAME || !e->f.uidvalidity) {
 		log_debug(CAT, "%s: %s not checked by its messages: %s", e->account_name,
 			  id->sf.server_name,
@@ -344,7 +404,10 @@ static void ident_selected(const struct engine_reply *res, void *userdata)
 		ident_next_folder(e);
 		return;
 	}
-	if (id->sf.mailboxid && *id->sf.mailboxid && e->f.mailboxid[0] &&
+	/* Not at a new host name: a copy of the server's files (a backup
+	 * restored elsewhere, the same snapshot twice) has its MAILBOXIDs
+	 * too, and only the messages tell the two apart. */
+	if (!id->host && id->sf.mailboxid && *id->sf.mailboxid && e->f.mailboxid[0] &&
 	    strcmp(id->sf.mailboxid, e->f.mailboxid) == 0) {
 		log_debug(CAT, "%s: %s has the recorded MAILBOXID", e->account_name,
 			  id->sf.server_name);
@@ -417,7 +480,123 @@ static void ident_folder(struct cpmsync_sync *e)
 		}
 		return;
 	}
+	if (id->host) {
+		if (id->proven)
+			host_decide(e, true, "%zu folder%s proven", id->proven,
+				    id->proven == 1 ? "" : "s");
+		else
+			host_decide(e, false, "no synced folder holds a message to prove it by");
+		return;
+	}
 	ident_done(e);
+}
+
+/*
+ * The account's host changed, the user and everything else the same, and
+ * nothing waits in the journal (store_sync_account_moved()): a new DNS
+ * name of the server, its address instead of its name, or another server
+ * altogether.  Dropping the copy, as store_sync_account_identity() does
+ * for another server account, downloaded the whole mailbox again after a
+ * harmless change of the settings; keeping it for another server mixed
+ * two mailboxes.  So before anything of the server is written, each
+ * folder the store synced and holds messages of is selected: it must show
+ * the recorded UIDVALIDITY and pass plan_folder_identity() (MAILBOXID,
+ * when both have one; HIGHESTMODSEQ and UIDNEXT not gone down), and its
+ * oldest and newest message the store knows, fetched by UID, must have
+ * the recorded size and INTERNALDATE (and EMAILID, when known), at least
+ * one of them there: UIDVALIDITY and MAILBOXID alone are shared by a copy
+ * of the server's files (a backup restored on another host), which holds
+ * other messages under those UIDs once either side changed.  One folder
+ * that fails, or none to prove it by, and the copy is dropped as before;
+ * every one proven (and one at least), and it is kept, the new host
+ * recorded, nothing fetched again.  Queued changes are not risked on it:
+ * with any, store_sync_account_identity() refuses the run as it always
+ * did, and the user sets the host back or removes the account.
+ */
+void engine_ident_host(struct cpmsync_sync *e, engine_next_fn next)
+{
+	struct ident *id;
+	int r;
+
+	r = store_sync_account_moved(e->store, e->account_id, e->host, e->user);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	if (r == 0) {
+		next(e);
+		return;
+	}
+	id = calloc(1, sizeof(*id));
+	if (!id) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	id->next = next;
+	id->host = true;
+	e->ident = id;
+	r = store_sync_host_targets(e->store, e->account_id, &id->t, &id->n);
+	if (r < 0) {
+		engine_fail(e, r, "store: %s", store_error(e->store));
+		return;
+	}
+	ident_folder(e);
+}
+
+static void host_decide(struct cpmsync_sync *e, bool same, const char *fmt, ...)
+{
+	struct ident *id = I(e);
+	engine_next_fn next = id->next;
+	_cleanup_free_ char *was = NULL;
+	char why[512];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (id->selected) {
+		/* As ident_done(): the run selects what it needs again. */
+		e->selected_id = 0;
+		e->fast = FAST_OFF;
+		e->keep_lost = true;
+	}
+	if (same) {
+		r = store_sync_account_set_host(e->store, e->account_id, e->host);
+		if (r < 0) {
+			engine_fail(e, r, "store: %s", store_error(e->store));
+			return;
+		}
+		log_msg(CPMSYNC_LOG_NOTICE, CAT,
+			"%s: same server at the new address %s: store kept (%s)", e->account_name,
+			e->host, why);
+		/* Each was checked by its messages on this connection. */
+		for (size_t i = 0; i < id->n; i++)
+			engine_ident_mark_folder(e, id->t[i].folder_id);
+		engine_ident_free(e);
+		next(e);
+		return;
+	}
+	log_msg(CPMSYNC_LOG_NOTICE, CAT, "%s: a different server at the new address %s: %s",
+		e->account_name, e->host, why);
+	engine_ident_free(e);
+	/* A change queued meanwhile is refused as always (the run fails). */
+	r = store_sync_account_identity(e->store, e->account_id, e->host, e->user, &was);
+	if (r < 0) {
+		engine_fail(e, r, "%s",
+			    r == -ENOMEM	     ? "out of memory"
+			    : *store_error(e->store) ? store_error(e->store)
+						     : cpmsync_strerror(r));
+		return;
+	}
+	if (r == 1)
+		engine_identity_dropped(e->account_name, e->user, e->host, was);
+	/* The folders named for this run are gone with the copy: all of
+	 * them, from LIST. */
+	free(TAKE_PTR(e->only));
+	e->n_only = 0;
+	e->fast = FAST_OFF;
+	next(e);
 }
 
 void engine_ident_check(struct cpmsync_sync *e, engine_next_fn next)

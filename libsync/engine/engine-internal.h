@@ -151,7 +151,8 @@ struct cpmsync_sync {
 	void *observer_userdata;
 
 	char *account_name;
-	char **patterns; /* NULL-terminated, or NULL */
+	char *host, *user; /* the server account the settings name */
+	char **patterns;   /* NULL-terminated, or NULL */
 	uint64_t body_limit;
 	int64_t account_id;
 
@@ -396,6 +397,15 @@ void engine_progress(struct cpmsync_sync *e, const char *folder, uint32_t done, 
  * hold the messages the store knows under those UIDs; the run fails with
  * -CPMSYNC_E_CONFIG when one does not, else next follows. */
 void engine_ident_check(struct cpmsync_sync *e, engine_next_fn next);
+/* engine-ident.c: first of all, when only the account's host changed
+ * with nothing queued (store_sync_account_moved()): whether the server
+ * is the one the store's copy is of; the copy is kept (the new host
+ * recorded) or dropped as store_sync_account_identity() does, and next
+ * follows; the run fails when the store does, or when a change was queued
+ * meanwhile and the server is another. */
+void engine_ident_host(struct cpmsync_sync *e, engine_next_fn next);
+/* Logs that name's copy of was ("user@host") was dropped for user@host. */
+void engine_identity_dropped(const char *name, const char *user, const char *host, const char *was);
 void engine_ident_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
 void engine_ident_free(struct cpmsync_sync *e);
 /* The pull's check of the folder e->f (engine-ident.c): _start() right

@@ -32,7 +32,9 @@ int engine_sync_on_client(struct cpmsync_loop *loop, struct cpmsync_store *store
  * Before connecting: whether the store's copy of the account is of the
  * server account (host, user) its settings name (store.h
  * store_sync_account_identity()); a copy of another one is dropped when no
- * local change waits for it (and that is logged).  < 0: do not sync;
+ * local change waits for it (and that is logged).  The host alone changed
+ * with nothing queued: the copy stays until the run's start proves the
+ * server there the same or not (engine-ident.c engine_ident_host()).  < 0: do not sync;
  * *ret_error (free it) says why and what to do.
  */
 struct store;

@@ -312,6 +312,8 @@ static void engine_free(struct cpmsync_sync *e)
 			free(e->patterns[i]);
 	free(e->patterns);
 	free(e->account_name);
+	free(e->host);
+	free(e->user);
 	free(e);
 }
 
@@ -2317,11 +2319,17 @@ static void start_checked(struct cpmsync_sync *e)
 	next_folder(e);
 }
 
-/* The server first (engine-ident.c): nothing of it goes into a store
- * whose copy is of another, and no change goes there. */
-static void start_run(struct cpmsync_sync *e)
+static void start_ident(struct cpmsync_sync *e)
 {
 	engine_ident_check(e, start_checked);
+}
+
+/* The server first (engine-ident.c): nothing of it goes into a store
+ * whose copy is of another, and no change goes there; a new host name of
+ * the same server keeps the copy. */
+static void start_run(struct cpmsync_sync *e)
+{
+	engine_ident_host(e, start_ident);
 }
 
 void engine_event_closed(struct cpmsync_sync *e, int r, const char *reason)
@@ -3494,7 +3502,9 @@ static int engine_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	e->drv->engine = e;
 	e->body_limit = plan_body_limit(account->sync_bodies);
 	e->account_name = strdup(account->name);
-	if (!e->account_name) {
+	e->host = strdup(account->host ? account->host : "");
+	e->user = strdup(account->user ? account->user : "");
+	if (!e->account_name || !e->host || !e->user) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -3536,6 +3546,14 @@ static void engine_connect(struct cpmsync_sync *e, int fd)
 							  : cpmsync_strerror(r));
 }
 
+void engine_identity_dropped(const char *name, const char *user, const char *host, const char *was)
+{
+	log_msg(CPMSYNC_LOG_NOTICE, CAT,
+		"%s: the account now names %s@%s, not %s: the local copy of %s is"
+		" dropped (no local change waited for it), and synced again",
+		name, user, host, was ? was : "?", was ? was : "the old mailbox");
+}
+
 int engine_account_identity(struct store *s, int64_t account_id,
 			    const struct cpmsync_account *account, char **ret_error)
 {
@@ -3543,13 +3561,19 @@ int engine_account_identity(struct store *s, int64_t account_id,
 	int r;
 
 	*ret_error = NULL;
+	/* Only the host: the run proves the server the same, or drops the
+	 * copy then (engine-ident.c engine_ident_host()). */
+	r = store_sync_account_moved(s, account_id, account->host, account->user);
+	if (r > 0) {
+		log_msg(CPMSYNC_LOG_INFO, CAT,
+			"%s: the account now names the host %s: the local copy is kept until the"
+			" server there is shown to be the one it is of",
+			account->name, account->host);
+		return 0;
+	}
 	r = store_sync_account_identity(s, account_id, account->host, account->user, &was);
 	if (r == 1)
-		log_msg(CPMSYNC_LOG_NOTICE, CAT,
-			"%s: the account now names %s@%s, not %s: the local copy of %s is"
-			" dropped (no local change waited for it), and synced again",
-			account->name, account->user, account->host, was ? was : "?",
-			was ? was : "the old mailbox");
+		engine_identity_dropped(account->name, account->user, account->host, was);
 	if (r >= 0)
 		return 0;
 	/* The store says what went wrong, whatever the code. */

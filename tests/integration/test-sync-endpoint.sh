@@ -54,6 +54,16 @@
 #    the account's error, the store as it was.  On server three the same push costs no
 #    check when INBOX was read whole on the connection, and one UID FETCH
 #    (pipelined) at the first news after a reconnect, none at the next.
+# 9. The host changes, the user the same, nothing queued (the identity is
+#    user@host: a new DNS name, the address for the name).  The copy was
+#    dropped and everything downloaded again.  Now the run first proves
+#    the server the same (engine-ident.c engine_ident_host(): each synced
+#    folder's numbers, and its oldest and newest message by UID) and keeps
+#    the copy: server one as localhost downloads nothing again, the ids
+#    stay.  Server two as localhost, with server one's UIDVALIDITYs (and
+#    HIGHESTMODSEQ past the recorded one), holds other messages under those
+#    UIDs: the copy is dropped and synced again from it, as before.  With a
+#    change queued the run is refused before connecting, as before.
 set -u
 # shellcheck source=lib-sync.sh
 . "$(dirname "$0")/lib-sync.sh"
@@ -289,6 +299,68 @@ use "$P1" "$PW1" || bail "cannot change the port back"
 check "the port set back: the run succeeds" sync_once "$CONF" "$WORK/pull3.log"
 check "nothing downloaded again" grep -qE 'a: done: .* 0 messages added,' "$WORK/pull3.log"
 if DOVECOT_CONF=$C1 compare "$DB"; then ok "dump equals server one"; else not_ok "dump equals server one"; fi
+# --- 9. another host name, nothing queued: the same server proven -----------------
+# host NAME: account a now names NAME
+host() { sed -i "s/^host = .*/host = $1/" "$CONF"; }
+# ids DB: the store's messages as id:folder:uid
+ids() { sqlite3 "$1" "SELECT group_concat(id || ':' || folder_id || ':' || uid, ' ') FROM (SELECT * FROM message ORDER BY id)"; }
+CONF6=$CONF DB6=$DB # 7. goes on with 6.'s store
+CONF=$WORK/host.conf
+DB=$WORK/host.db
+PASS1=$PW1 clear_conf "$CONF" "$DB" "$P1"
+check "host: first sync of a fifth store, with server one at 127.0.0.1" sync_once "$CONF" "$WORK/host1.log"
+expect "host: nothing queued" "$(ops "$DB")" ""
+ids_before=$(ids "$DB")
+check "host: the store holds messages" test -n "$ids_before"
+host localhost || bail "cannot change the host"
+check "host: the run with server one at localhost succeeds" sync_once "$CONF" "$WORK/host2.log"
+check "host: it says the store is kept" grep -qxF \
+	"cpm-syncd: a: same server at the new address localhost: store kept (2 folders proven)" "$WORK/host2.log"
+expect "host: no message fetched again" \
+	"$(grep -cE ' C: a[0-9]+ (UID )?FETCH .*(BODY|RFC822[] ])' "$WORK/host2.log")" 0
+check "host: nothing added" grep -qE 'a: done: .* 0 messages added,' "$WORK/host2.log"
+expect "host: the message ids are the same" "$(ids "$DB")" "$ids_before"
+expect "host: the new host is recorded" "$(sqlite3 "$DB" "SELECT server_host FROM account")" localhost
+if DOVECOT_CONF=$C1 compare "$DB"; then ok "host: dump equals server one"; else not_ok "host: dump equals server one"; fi
+
+# Server two at localhost: the same UIDVALIDITYs, other messages.
+host 127.0.0.1 || bail "cannot change the host"
+check "host: back at 127.0.0.1, proven again" sync_once "$CONF" "$WORK/host3.log"
+check "host: ...kept again" grep -qF "a: same server at the new address 127.0.0.1: store kept" "$WORK/host3.log"
+expect "host: INBOX has one UIDVALIDITY on both servers" "$(uidvalidity "$C2" INBOX)" "$(uidvalidity "$C1" INBOX)"
+before2=$(dump_of "$C2")
+host localhost || bail "cannot change the host"
+use "$P2" "$PW2" || bail "cannot change the port"
+check "host: the run with server two at localhost succeeds" sync_once "$CONF" "$WORK/host4.log"
+uv=$(uidvalidity "$C1" INBOX)
+check "host: it says another server, and why" grep -qxF \
+	"cpm-syncd: a: a different server at the new address localhost: its INBOX has UID 1, the store's <a1@one.test>, as another message (RFC822.SIZE 530, not 428; the same UIDVALIDITY $uv)" \
+	"$WORK/host4.log"
+check "host: ...and that the copy is dropped" grep -qxF \
+	"cpm-syncd: a: the account now names $USER1@localhost, not $USER1@127.0.0.1: the local copy of $USER1@127.0.0.1 is dropped (no local change waited for it), and synced again" \
+	"$WORK/host4.log"
+if DOVECOT_CONF=$C2 compare "$DB"; then ok "host: dump equals server two"; else not_ok "host: dump equals server two"; fi
+expect "host: server two is untouched" "$(dump_of "$C2")" "$before2"
+
+# A change queued: refused before connecting, as before.
+CONF=$WORK/hostq.conf
+DB=$WORK/hostq.db
+PASS1=$PW1 clear_conf "$CONF" "$DB" "$P1"
+check "host: a sixth store synced with server one" sync_once "$CONF" "$WORK/host5.log"
+a4=$("$OP" --db "$DB" find a INBOX "<a4@one.test>") || bail "no <a4> in the store"
+check "host: a flag change queued" "$OP" --db "$DB" flags "$a4" -- +'$Host'
+local_before=$("$CPMCTL" dump --db "$DB" a)
+host localhost || bail "cannot change the host"
+sync_once "$CONF" "$WORK/host6.log" >/dev/null
+expect "host: the run with a change queued fails" "$?" 1
+check "host: ...saying what to do" grep -qF \
+	"a: the store holds the mail of $USER1@127.0.0.1 with 1 local change not yet sent there, and the account's settings now name $USER1@localhost: set host and user back to send them, or remove the account with D-Bus Manager1.RemoveAccount to drop them (saved as files first; removing its section from the configuration keeps them)" \
+	"$WORK/host6.log"
+expect "host: ...sending nothing" "$(grep -c ' C: ' "$WORK/host6.log")" 0
+expect "host: the change still waits" "$(ops "$DB")" "flags "
+expect "host: the store is as it was" "$("$CPMCTL" dump --db "$DB" a)" "$local_before"
+CONF=$CONF6 DB=$DB6
+
 # --- 7. another UIDVALIDITY on the same server, a delete queued ----------------------
 a4=$("$OP" --db "$DB" find a INBOX "<a4@one.test>") || bail "no <a4> in the store"
 check "a delete of <a4> queued" "$OP" --db "$DB" delete "$a4"

@@ -2305,6 +2305,228 @@ START_TEST(test_sync_selected_vanished_twice)
 }
 END_TEST
 
+/*
+ * engine-ident.c engine_ident_host(): the store's copy is of alice at
+ * 127.0.0.1, and the settings now name alice at localhost (run_only()'s
+ * account), nothing queued.  INBOX (UIDVALIDITY 7, UIDNEXT 3, HIGHESTMODSEQ
+ * 100, MAILBOXID F-in) holds UID 1 (10 bytes, 14-Nov-2023 22:13:20) and
+ * UID 2 (20 bytes, no date recorded).
+ */
+static void host_fixture(struct cpmsync_store *cs)
+{
+	exec(cs, "INSERT INTO account (name, server_host, server_user)"
+		 " VALUES ('t', '127.0.0.1', 'alice');"
+		 "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext,"
+		 " highestmodseq, mailboxid) VALUES (1, 'INBOX', 'INBOX', 7, 3, 100, 'F-in');"
+		 "INSERT INTO message (folder_id, uid, size, internaldate, message_id)"
+		 " VALUES (1, 1, 10, 1700000000, '<a@x>'), (1, 2, 20, NULL, '<b@x>');"
+		 "INSERT INTO message_state (id, flags, server_flags, modseq)"
+		 " VALUES (1, '\\Seen', '\\Seen', 90), (2, '', '', 100);");
+}
+
+/* The log's notices that say what the host check decided. */
+static char host_log[1024];
+
+static void capture_host(int level, unsigned category, const char *msg, void *userdata)
+{
+	size_t n = strlen(host_log);
+
+	(void)category;
+	(void)userdata;
+	if (level <= CPMSYNC_LOG_NOTICE && (strstr(msg, "new address") || strstr(msg, "dropped")))
+		snprintf(host_log + n, sizeof(host_log) - n, "%s\n", msg);
+}
+
+/* Login, then the host check's SELECT of INBOX (answered with sel, tag
+ * a3) and the FETCH of its oldest and newest UID (tag a4). */
+#define HOST_CHECK(sel)                                                                            \
+	{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC] ready\r\n" },                   \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },                                              \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC CONDSTORE] in\r\n" },   \
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },                                            \
+		{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },                         \
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX (CONDSTORE)" }, { SCRIPT_SEND, sel },            \
+	{                                                                                          \
+		SCRIPT_EXPECT, "a4 UID FETCH 1:2 (UID RFC822.SIZE INTERNALDATE)"                   \
+	}
+
+#define HOST_SELECTED                                                                              \
+	"* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"                           \
+	"* OK [HIGHESTMODSEQ 100] h\r\n* OK [MAILBOXID (F-in)] m\r\na3 OK [READ-WRITE] "           \
+	"selected\r\n"
+
+static struct sync_result run_host(struct cpmsync_store *cs, const struct script_step *script)
+{
+	struct sync_result res;
+
+	host_log[0] = '\0';
+	cpmsync_log_set_handler(CPMSYNC_LOG_DEBUG, CPMSYNC_LOG_CAT_ALL, capture_host, NULL);
+	res = run(cs, script);
+	cpmsync_log_set_handler(CPMSYNC_LOG_WARNING, 0, NULL, NULL);
+	return res;
+}
+
+START_TEST(test_host_same_server_kept)
+{
+	/* The same server under another name: INBOX shows its numbers and
+	 * both messages as recorded; the copy stays (no message fetched
+	 * again, the ids the same), the new host is recorded, and the pull
+	 * finds nothing new. */
+	static const struct script_step script[] = {
+		HOST_CHECK(HOST_SELECTED),
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 RFC822.SIZE 10"
+			       " INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")\r\n"
+			       "* 2 FETCH (UID 2 RFC822.SIZE 20)\r\na4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\na5 OK listed\r\n" },
+		{ SCRIPT_EXPECT, "a6 STATUS INBOX (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" },
+		{ SCRIPT_SEND, "* STATUS INBOX (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 7"
+			       " HIGHESTMODSEQ 100)\r\na6 OK status\r\n" },
+		SCRIPT_LOGOUT("a7"),
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	host_fixture(cs);
+	res = run_host(cs, script);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(host_log, "t: same server at the new address localhost: store kept (1"
+				   " folder proven)\n");
+	ck_assert_str_eq(qs(cs, "SELECT server_user || '@' || server_host FROM account"),
+			 "alice@localhost");
+	ck_assert_str_eq(qs(cs, "SELECT group_concat(id || ':' || uid, ',') FROM message"),
+			 "1:1,2:2");
+	ck_assert_uint_eq(res.stats.messages_added, 0);
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+/* The copy dropped: the notices, the account now of localhost, no folder
+ * or message of the old copy left (the run went on to LIST, where the
+ * script closed the connection). */
+static void check_host_dropped(struct cpmsync_store *cs, const struct sync_result *res,
+			       const char *why)
+{
+	char want[1024];
+
+	ck_assert_int_eq(res->r, -CPMSYNC_E_DISCONNECTED);
+	snprintf(want, sizeof(want),
+		 "t: a different server at the new address localhost: %s\n"
+		 "t: the account now names alice@localhost, not alice@127.0.0.1: the local copy"
+		 " of alice@127.0.0.1 is dropped (no local change waited for it), and synced"
+		 " again\n",
+		 why);
+	ck_assert_str_eq(host_log, want);
+	ck_assert_str_eq(qs(cs, "SELECT server_user || '@' || server_host FROM account"),
+			 "alice@localhost");
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM folder"), "0");
+	ck_assert_str_eq(qs(cs, "SELECT count(*) FROM message"), "0");
+}
+
+START_TEST(test_host_other_messages_dropped)
+{
+	/* Another server made from a copy of the first: the same
+	 * UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and even MAILBOXID, but UID 2
+	 * is another message there. */
+	static const struct script_step script[] = {
+		HOST_CHECK(HOST_SELECTED),
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 RFC822.SIZE 10"
+			       " INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")\r\n"
+			       "* 2 FETCH (UID 2 RFC822.SIZE 530)\r\na4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 LIST \"\" \"*\"" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	host_fixture(cs);
+	res = run_host(cs, script);
+	check_host_dropped(cs, &res,
+			   "its INBOX has UID 2, the store's <b@x>, as another message"
+			   " (RFC822.SIZE 530, not 20; the same UIDVALIDITY 7)");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_host_uids_gone_dropped)
+{
+	/* Neither message there (expunged, or another server): nothing
+	 * proves the copy, so it goes. */
+	static const struct script_step script[] = {
+		HOST_CHECK(HOST_SELECTED),
+		{ SCRIPT_SEND, "a4 OK fetched\r\n" },
+		{ SCRIPT_EXPECT, "a5 LIST \"\" \"*\"" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	host_fixture(cs);
+	res = run_host(cs, script);
+	check_host_dropped(cs, &res, "its INBOX shows none of the store's UIDs 1 and 2 to compare");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_host_other_uidvalidity_dropped)
+{
+	/* Another UIDVALIDITY: no FETCH, the copy goes. */
+	static const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC] ready\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice " },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC CONDSTORE] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 ENABLE QRESYNC" },
+		{ SCRIPT_SEND, "* ENABLED QRESYNC\r\na2 OK enabled\r\n" },
+		{ SCRIPT_EXPECT, "a3 SELECT INBOX (CONDSTORE)" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 8] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "a3 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a4 LIST \"\" \"*\"" },
+		{ SCRIPT_CLOSE, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	host_fixture(cs);
+	res = run_host(cs, script);
+	check_host_dropped(cs, &res, "its INBOX is another folder (UIDVALIDITY changed)");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
+START_TEST(test_host_queued_refused)
+{
+	/* A change queued for the old copy: not risked on a check, the run
+	 * is refused before connecting, as for another user, and nothing
+	 * is touched. */
+	static const struct script_step script[] = {
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	struct cpmsync_store *cs = open_store();
+	struct sync_result res;
+
+	host_fixture(cs);
+	exec(cs, "INSERT INTO journal (account_id, op, folder_id, message_id)"
+		 " VALUES (1, 'flags', 1, 1);");
+	res = run_host(cs, script);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_CONFIG);
+	ck_assert_str_eq(res.reason,
+			 "the store holds the mail of alice@127.0.0.1 with 1 local change not yet"
+			 " sent there, and the account's settings now name alice@localhost: set"
+			 " host and user back to send them, or remove the account with D-Bus"
+			 " Manager1.RemoveAccount to drop them (saved as files first; removing its"
+			 " section from the configuration keeps them)");
+	ck_assert_str_eq(host_log, "");
+	ck_assert_str_eq(qs(cs, "SELECT count(*) || ' ' || server_host FROM message, account"
+				" GROUP BY server_host"),
+			 "2 127.0.0.1");
+	cpmsync_store_close(cs);
+}
+END_TEST
+
 START_TEST(test_sync_selected_other_server)
 {
 	/* After a reconnect the address reaches another server that shows
@@ -2702,6 +2924,11 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_sync_selected_vanished_with_append);
 	tcase_add_test(tc, test_sync_selected_expunge_with_append);
 	tcase_add_test(tc, test_sync_selected_vanished_twice);
+	tcase_add_test(tc, test_host_same_server_kept);
+	tcase_add_test(tc, test_host_other_messages_dropped);
+	tcase_add_test(tc, test_host_uids_gone_dropped);
+	tcase_add_test(tc, test_host_other_uidvalidity_dropped);
+	tcase_add_test(tc, test_host_queued_refused);
 	tcase_add_test(tc, test_sync_selected_other_server);
 	tcase_add_test(tc, test_sync_selected_check_answered_last);
 	tcase_add_test(tc, test_sync_selected_other_server_answered_last);
