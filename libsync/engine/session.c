@@ -1752,6 +1752,18 @@ static void kick(struct cpmsync_session *s)
 			connection_lost(s, -ENOMEM, "out of memory");
 		return;
 	}
+	if (s->requests && store_sync_account_moved(s->store, s->account_id, s->account.host,
+						    s->account.user) > 0) {
+		/* The account's host changed and the store's copy is kept
+		 * only until a run shows the server there to be the one it
+		 * is of (engine-ident.c engine_ident_host()), else dropped:
+		 * a request by UID before that may read another server's
+		 * message as the store's.  The run first (it records the
+		 * host, or fails and drops the connection, and the requests
+		 * with it). */
+		start_sync(s);
+		return;
+	}
 	if (s->requests) {
 		run_request(s);
 		return;

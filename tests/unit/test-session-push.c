@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cpmsync/cpmsync.h>
 #include <cpmsync/error.h>
@@ -19,6 +20,7 @@
 #include <cpmsync/store.h>
 
 #include "engine/session-internal.h"
+#include "store/store.h"
 #include "testlib.h"
 
 static int pw_cb(const struct cpmsync_account *a, char **ret, void *ud)
@@ -794,6 +796,101 @@ static void wait_retries(struct test_env *env, const struct retries *rt, unsigne
  * lost: "retrying in 757 ms", then "retrying in 2302 ms" in the same
  * millisecond, the back-off doubled twice for one loss.
  */
+struct fetched {
+	bool done;
+	int r;
+	uint64_t size;
+};
+
+static void fetched_cb(int r, const char *reason, int fd, uint64_t size, void *userdata)
+{
+	struct fetched *f = userdata;
+
+	(void)reason;
+	if (fd >= 0)
+		close(fd);
+	f->r = r;
+	f->size = size;
+	f->done = true;
+}
+
+/*
+ * The account's host changed (the store's copy is of alice at 10.9.8.7,
+ * the session names 127.0.0.1), nothing queued, and a body is asked for
+ * before the session connected: the copy is kept only once the first run
+ * proves the server the same (engine-ident.c engine_ident_host()), so the
+ * request's UID FETCH waits for that run; sent first, it read UID 1 of a
+ * server that may be another as the store's message.
+ */
+START_TEST(test_host_moved_request_waits)
+{
+	struct cpmsync_session *session = NULL;
+	struct cpmsync_account account = ACCOUNT;
+	struct fetched f = { 0 };
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		/* the host check */
+		{ SCRIPT_EXPECT, "a2 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "a2 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a3 UID FETCH 1:2 (UID RFC822.SIZE INTERNALDATE)" },
+		{ SCRIPT_SEND,
+		  "* 1 FETCH (UID 1 RFC822.SIZE 10)\r\n* 2 FETCH (UID 2 RFC822.SIZE 20)\r\n"
+		  "a3 OK fetched\r\n" },
+		/* the run */
+		{ SCRIPT_EXPECT, "a4 LIST \"\" \"*\"" },
+		{ SCRIPT_SEND, "* LIST () \"/\" INBOX\r\na4 OK list\r\n" },
+		{ SCRIPT_EXPECT, "a5 SELECT INBOX" },
+		{ SCRIPT_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n"
+			       "a5 OK [READ-WRITE] selected\r\n" },
+		{ SCRIPT_EXPECT, "a6 UID FETCH 1:2 (UID FLAGS)" },
+		{ SCRIPT_SEND, "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FLAGS ())\r\n"
+			       "a6 OK fetched\r\n" },
+		/* the request */
+		{ SCRIPT_EXPECT, "a7 EXAMINE INBOX" },
+		{ SCRIPT_EXPECT, "a8 UID FETCH 1 (BODY.PEEK[TEXT])" },
+		{ SCRIPT_SEND, "a7 OK [READ-ONLY] examined\r\n"
+			       "* 1 FETCH (UID 1 BODY[TEXT] {4}\r\nbody)\r\na8 OK fetched\r\n" },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	account.sync_bodies = CPMSYNC_SYNC_BODIES_NONE; /* the request's body alone */
+	ck_assert_int_eq(
+		store_exec(
+			store_from_public(env.store),
+			"INSERT INTO account (name, server_host, server_user)"
+			" VALUES ('a', '10.9.8.7', 'alice');"
+			"INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
+			" VALUES (1, 'INBOX', 'INBOX', 7, 3);"
+			"INSERT INTO message (folder_id, uid, size) VALUES (1, 1, 10), (1, 2, 20);"
+			"INSERT INTO message_state (id, flags, server_flags) VALUES"
+			" (1, '', ''), (2, '', '');"),
+		0);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
+					     &w, &session),
+			 0);
+	ck_assert_int_eq(cpmsync_session_fetch(session, 1, "TEXT", fetched_cb, &f), 0);
+	ck_assert(test_loop_run_until(env.loop, &f.done, 10000));
+	ck_assert_int_eq(f.r, 0);
+	ck_assert_uint_eq(f.size, 4);
+	ck_assert_uint_eq(w.syncs, 1);
+	ck_assert_str_eq(
+		test_store_text(store_from_public(env.store),
+				"SELECT server_host || ' ' || count(m.id) FROM account, message m"
+				" GROUP BY server_host"),
+		"127.0.0.1 2");
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 START_TEST(test_one_loss_one_retry)
 {
 	struct cpmsync_session *session = NULL;
@@ -1612,6 +1709,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_active_during_run_wins);
 	tcase_add_test(tc, test_active_during_select);
 	tcase_add_test(tc, test_active_during_idle_start);
+	tcase_add_test(tc, test_host_moved_request_waits);
 	suite_add_tcase(s, tc);
 	return s;
 }
