@@ -269,7 +269,14 @@ void engine_ident_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		id->seen++; /* something was compared, and is the same */
 }
 
-static void host_decide(struct cpmsync_sync *e, bool same, const char *fmt, ...)
+/* What the check of a new host name found (engine_ident_host()). */
+enum host_verdict {
+	HOST_SAME,     /* every folder proven */
+	HOST_OTHER,    /* a message under a UID of the same UIDVALIDITY differs */
+	HOST_UNPROVEN, /* not shown either way: the copy goes all the same */
+};
+
+static void host_decide(struct cpmsync_sync *e, enum host_verdict v, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void ident_fetched(const struct engine_reply *res, void *userdata)
@@ -282,7 +289,7 @@ static void ident_fetched(const struct engine_reply *res, void *userdata)
 	if (e->finished)
 		return;
 	if (id->host && res->r == -CPMSYNC_E_SERVER) {
-		host_decide(e, false, "the messages of %s cannot be fetched there (%s)",
+		host_decide(e, HOST_UNPROVEN, "the messages of %s cannot be fetched there (%s)",
 			    id->sf.server_name, res->text ? res->text : "");
 		return;
 	}
@@ -300,7 +307,7 @@ static void ident_fetched(const struct engine_reply *res, void *userdata)
 			if (id->t[i].uid == id->bad_uid)
 				x = &id->t[i];
 		if (x) {
-			host_decide(e, false,
+			host_decide(e, HOST_OTHER,
 				    "its %s has UID %u, the store's%s%.200s, as another message"
 				    " (%s; the same UIDVALIDITY %u)",
 				    id->sf.server_name, x->uid, x->message_id ? " " : "",
@@ -317,7 +324,8 @@ static void ident_fetched(const struct engine_reply *res, void *userdata)
 					 id->t[id->end - 1].uid);
 			else
 				snprintf(uids, sizeof(uids), "UID %u", id->t[id->pos].uid);
-			host_decide(e, false, "its %s shows none of the store's %s to compare",
+			host_decide(e, HOST_UNPROVEN,
+				    "its %s shows none of the store's %s to compare",
 				    id->sf.server_name, uids);
 		} else {
 			id->proven++;
@@ -362,7 +370,7 @@ static void ident_selected(const struct engine_reply *res, void *userdata)
 	if (e->finished)
 		return;
 	if (id->host && res->r == -CPMSYNC_E_SERVER) {
-		host_decide(e, false, "its %s cannot be selected (%s)", id->sf.server_name,
+		host_decide(e, HOST_UNPROVEN, "its %s cannot be selected (%s)", id->sf.server_name,
 			    res->text ? res->text : "");
 		return;
 	}
@@ -391,7 +399,7 @@ static void ident_selected(const struct engine_reply *res, void *userdata)
 		identity = plan_folder_identity(&in);
 	}
 	if (id->host && (identity != PLAN_IDENTITY_SAME || !e->f.uidvalidity)) {
-		host_decide(e, false, "its %s is another folder (%s)", id->sf.server_name,
+		host_decide(e, HOST_UNPROVEN, "its %s is another folder (%s)", id->sf.server_name,
 			    identity != PLAN_IDENTITY_SAME ? plan_identity_name(identity)
 							   : "no UIDVALIDITY");
 		return;
@@ -482,10 +490,11 @@ static void ident_folder(struct cpmsync_sync *e)
 	}
 	if (id->host) {
 		if (id->proven)
-			host_decide(e, true, "%zu folder%s proven", id->proven,
+			host_decide(e, HOST_SAME, "%zu folder%s proven", id->proven,
 				    id->proven == 1 ? "" : "s");
 		else
-			host_decide(e, false, "no synced folder holds a message to prove it by");
+			host_decide(e, HOST_UNPROVEN,
+				    "no synced folder holds a message to prove it by");
 		return;
 	}
 	ident_done(e);
@@ -543,7 +552,7 @@ void engine_ident_host(struct cpmsync_sync *e, engine_next_fn next)
 	ident_folder(e);
 }
 
-static void host_decide(struct cpmsync_sync *e, bool same, const char *fmt, ...)
+static void host_decide(struct cpmsync_sync *e, enum host_verdict v, const char *fmt, ...)
 {
 	struct ident *id = I(e);
 	engine_next_fn next = id->next;
@@ -561,7 +570,7 @@ static void host_decide(struct cpmsync_sync *e, bool same, const char *fmt, ...)
 		e->fast = FAST_OFF;
 		e->keep_lost = true;
 	}
-	if (same) {
+	if (v == HOST_SAME) {
 		r = store_sync_account_set_host(e->store, e->account_id, e->host);
 		if (r < 0) {
 			engine_fail(e, r, "store: %s", store_error(e->store));
@@ -577,8 +586,12 @@ static void host_decide(struct cpmsync_sync *e, bool same, const char *fmt, ...)
 		next(e);
 		return;
 	}
-	log_msg(CPMSYNC_LOG_NOTICE, CAT, "%s: a different server at the new address %s: %s",
-		e->account_name, e->host, why);
+	/* UIDVALIDITY changed, a folder gone or refused, UIDs expunged:
+	 * the same server may show that after changes by another client,
+	 * so only another message under a UID says "different". */
+	log_msg(CPMSYNC_LOG_NOTICE, CAT, "%s: %s at the new address %s: %s", e->account_name,
+		v == HOST_OTHER ? "a different server" : "not shown to be the same server", e->host,
+		why);
 	engine_ident_free(e);
 	/* A change queued meanwhile is refused as always (the run fails). */
 	r = store_sync_account_identity(e->store, e->account_id, e->host, e->user, &was);
