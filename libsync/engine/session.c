@@ -44,8 +44,18 @@
  * under NOTIFY), each under the command deadline, so a silent or
  * half-open connection is found within idle_refresh + command timeout.
  *
- * Requests that need the server (GETMETADATA ...) are queued and run
- * between syncs, interrupting a wait.
+ * Requests that need the server (GETMETADATA, GETACL, MYRIGHTS, a FETCH
+ * of a body or of annotations not stored, CONVERT, SEARCH) are read-only:
+ * what changes the server is journaled and replayed, never a request.
+ * They run on this connection when it waits (leaving IDLE or NOTIFY for
+ * them).  While it is busy with a sync or a replay, or still connecting,
+ * they run on a second connection of the account, for requests alone
+ * (rconn_*()): opened on demand with the same settings and connect code,
+ * one at most, closed after REQ_CONN_IDLE_MS without a request.  A
+ * replay of 20,000 changes takes half an hour; a Search must not wait for
+ * it.  That connection selects (EXAMINEs) its own folders; the engine's
+ * selected folder is this one's.  When it cannot be opened (the server's
+ * connection limit, a login refused) requests wait here as before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +123,21 @@
  * minute (tests/unit/test-session-push.c).  Read with secure_getenv(). */
 #define NOTIFY_KEEP_ENV	    "CPMSYNC_NOTIFY_KEEP_MS"
 #define NOTIFY_KEEP_ENV_MAX (3600u * 1000)
+/*
+ * The request connection (rconn_*()): closed after this long without a
+ * request.  Long enough that a burst of requests (an application opening
+ * a conversation: a Search, then a Fetch per message, each a user's click
+ * apart) shares one login; short enough not to hold one of the user's
+ * connection slots (Dovecot's mail_max_userip_connections is 10 per user
+ * and address, shared with the user's other clients) for long after the
+ * sync that made it needed.  A request later than that pays one login
+ * again (a round trip or three), which is cheap next to a slot held.
+ */
+#define REQ_CONN_IDLE_MS (45u * 1000)
+/* After it could not be opened: requests wait for the main connection
+ * for this long before another try (a server at its connection limit
+ * would only refuse every request's login again). */
+#define REQ_CONN_RETRY_MS (60u * 1000)
 /* Largest section a Fetch request spools to a temporary file; a larger
  * literal is read and dropped, and the request fails saying so. */
 #define SESSION_FETCH_MAX (1ull << 30)
@@ -274,6 +299,14 @@ struct cpmsync_session {
 
 	struct request *requests, *requests_tail;
 	struct request *running;
+	/* The request connection (rconn_*()), and the request running on it. */
+	struct imap_client *rclient;
+	bool rconnecting;
+	struct request *rrunning;
+	struct cpmsync_loop_source *ridle_timer;
+	/* When it last could not be opened (0: not since it last was), and why. */
+	uint64_t rrefused_ms;
+	char rrefused[256];
 };
 
 static void kick(struct cpmsync_session *s);
@@ -1024,7 +1057,8 @@ out:
 	buf_free(&name);
 }
 
-static void request_untagged(struct cpmsync_session *s, const struct imap_response *resp);
+static void request_untagged(struct cpmsync_session *s, struct request *rq,
+			     const struct imap_response *resp);
 
 static uint32_t min_u32(uint32_t a, uint32_t b)
 {
@@ -1083,7 +1117,7 @@ static void on_untagged(struct imap_client *client, const struct imap_response *
 
 	(void)client;
 	if (s->running)
-		request_untagged(s, resp);
+		request_untagged(s, s->running, resp);
 	switch (imap_resp_type(resp)) {
 	case IMAP_RT_STATUS:
 		if (!s->running)
@@ -1642,6 +1676,8 @@ static void fail_requests(struct cpmsync_session *s, int r, const char *reason)
 }
 
 static void run_request(struct cpmsync_session *s);
+static void rconn_kick(struct cpmsync_session *s);
+static void rconn_close(struct cpmsync_session *s, int r, const char *reason);
 
 static void kick(struct cpmsync_session *s)
 {
@@ -1649,13 +1685,21 @@ static void kick(struct cpmsync_session *s)
 		if (s->sync)
 			cpmsync_sync_cancel(s->sync);
 		drop_connection(s);
+		rconn_close(s, -CPMSYNC_E_OFFLINE, "the account is offline");
+		s->rrefused_ms = 0;
 		timer_stop(&s->retry_timer);
 		fail_requests(s, -CPMSYNC_E_OFFLINE, "the account is offline");
 		set_state(s, CPMSYNC_SESSION_OFFLINE, CPMSYNC_PUSH_OFF);
 		return;
 	}
-	if (s->sync || s->connecting || s->running)
+	if (s->sync || s->connecting || s->running) {
+		/* Busy for long, maybe (20,000 changes to replay take half an
+		 * hour): requests go to the request connection.  Not behind
+		 * another request: those are short. */
+		if (s->sync || s->connecting)
+			rconn_kick(s);
 		return;
+	}
 	if (!s->client) {
 		if (s->auth_stopped) {
 			set_state(s, CPMSYNC_SESSION_ERROR, CPMSYNC_PUSH_OFF);
@@ -1668,6 +1712,8 @@ static void kick(struct cpmsync_session *s)
 			return;
 		}
 		connect_now(s);
+		if (s->connecting)
+			rconn_kick(s);
 		return;
 	}
 	switch (s->wait) {
@@ -2023,10 +2069,9 @@ static int annotation_result(struct cpmsync_session *s, struct request *rq, cons
 	return 0;
 }
 
-static void request_untagged(struct cpmsync_session *s, const struct imap_response *resp)
+static void request_untagged(struct cpmsync_session *s, struct request *rq,
+			     const struct imap_response *resp)
 {
-	struct request *rq = s->running;
-
 	switch (imap_resp_type(resp)) {
 	case IMAP_RT_METADATA:
 		if (rq->kind == REQ_METADATA) {
@@ -2105,13 +2150,8 @@ static void request_untagged(struct cpmsync_session *s, const struct imap_respon
 }
 
 /* Streamed FETCH content of a request: into a temporary file. */
-static bool req_lit_begin(void *userdata, uint32_t number, const char *name, const char *item,
-			  uint64_t size)
+static bool lit_begin(struct request *rq, const char *name, const char *item, uint64_t size)
 {
-	struct cpmsync_session *s = userdata;
-	struct request *rq = s->running;
-
-	(void)number;
 	if (!rq || rq->fd >= 0)
 		return false;
 	if (rq->kind == REQ_CONVERT
@@ -2133,10 +2173,8 @@ static bool req_lit_begin(void *userdata, uint32_t number, const char *name, con
 	return true;
 }
 
-static int req_lit_data(void *userdata, const void *data, size_t len)
+static int lit_data(struct request *rq, const void *data, size_t len)
 {
-	struct cpmsync_session *s = userdata;
-	struct request *rq = s->running;
 	const char *p = data;
 
 	if (rq && rq->too_big)
@@ -2153,6 +2191,22 @@ static int req_lit_data(void *userdata, const void *data, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static bool req_lit_begin(void *userdata, uint32_t number, const char *name, const char *item,
+			  uint64_t size)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)number;
+	return lit_begin(s->running, name, item, size);
+}
+
+static int req_lit_data(void *userdata, const void *data, size_t len)
+{
+	struct cpmsync_session *s = userdata;
+
+	return lit_data(s->running, data, len);
 }
 
 static void req_lit_end(void *userdata)
@@ -2234,19 +2288,12 @@ static int search_result(struct cpmsync_session *s, struct request *rq)
 	return cpmsync_store_foreach_message(s->pub, rq->folder_id, 0, 0, search_walk_cb, &w);
 }
 
-static void request_done(struct imap_client *client, const struct imap_cmd_result *res,
-			 void *userdata)
+/* The command of rq is answered (on either connection): completes rq. */
+static int request_complete(struct cpmsync_session *s, struct request *rq,
+			    const struct imap_cmd_result *res)
 {
-	struct cpmsync_session *s = userdata;
-	struct request *rq = s->running;
 	int r = res->r;
 
-	(void)client;
-	if (!rq)
-		return;
-	s->running = NULL;
-	if (s->client)
-		imap_client_set_callbacks(s->client, &session_callbacks, s);
 	if (r == 0 && rq->kind == REQ_SEARCH) {
 		r = search_result(s, rq);
 		request_finish(rq, r, r < 0 ? cpmsync_strerror(r) : NULL);
@@ -2258,6 +2305,23 @@ static void request_done(struct imap_client *client, const struct imap_cmd_resul
 	} else {
 		request_finish(rq, r, res->text ? res->text : cpmsync_strerror(r));
 	}
+	return r;
+}
+
+static void request_done(struct imap_client *client, const struct imap_cmd_result *res,
+			 void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+	struct request *rq = s->running;
+	int r;
+
+	(void)client;
+	if (!rq)
+		return;
+	s->running = NULL;
+	if (s->client)
+		imap_client_set_callbacks(s->client, &session_callbacks, s);
+	r = request_complete(s, rq, res);
 	if (r != -CPMSYNC_E_SERVER && r < 0 && r != -CPMSYNC_E_NOT_FOUND && r != -ENOMEM &&
 	    s->client && imap_client_get_state(s->client) != IMAP_CLIENT_READY)
 		return; /* on_state handles the lost connection */
@@ -2346,12 +2410,12 @@ static int add_flag_keys(struct imap_cmd *cmd, const char *const *flags, bool no
 	return r;
 }
 
-static int submit_examine(struct cpmsync_session *s, const char *mailbox)
+static int submit_examine(struct imap_client *client, const char *mailbox)
 {
 	struct imap_cmd *cmd;
 	int r;
 
-	r = imap_cmd_new(s->client, 0, NULL, NULL, &cmd);
+	r = imap_cmd_new(client, 0, NULL, NULL, &cmd);
 	if (r < 0)
 		return r;
 	r = imap_cmd_add(cmd, "EXAMINE ");
@@ -2365,22 +2429,29 @@ static int submit_examine(struct cpmsync_session *s, const char *mailbox)
 	return 0;
 }
 
-static void run_request(struct cpmsync_session *s)
+/* The first queued request, taken off the queue. */
+static struct request *request_take(struct cpmsync_session *s)
 {
 	struct request *rq = s->requests;
-	struct imap_cmd *cmd = NULL;
-	int r;
 
 	s->requests = rq->next;
 	if (!s->requests)
 		s->requests_tail = NULL;
 	rq->next = NULL;
-	s->running = rq;
-	s->sel_current = false; /* it may select another folder */
-	set_state(s, CPMSYNC_SESSION_SYNCING, push_mode(s));
-	r = imap_cmd_new(s->client, 0, request_done, s, &cmd);
+	return rq;
+}
+
+/* rq's commands on client (EXAMINE first when it needs a folder), the last
+ * one answered to done: in *ret, not submitted yet. */
+static int request_command(struct imap_client *client, struct request *rq, imap_cmd_cb_t done,
+			   void *userdata, struct imap_cmd **ret)
+{
+	struct imap_cmd *cmd = NULL;
+	int r;
+
+	r = imap_cmd_new(client, 0, done, userdata, &cmd);
 	if (r < 0)
-		goto fail;
+		return r;
 	switch (rq->kind) {
 	case REQ_METADATA:
 		r = imap_cmd_add(cmd, "GETMETADATA ");
@@ -2410,14 +2481,14 @@ static void run_request(struct cpmsync_session *s)
 		 * engine expects to find; it re-selects anyway). */
 		/* The EXAMINE's own result is not needed: when it fails
 		 * the FETCH fails too. */
-		r = submit_examine(s, rq->mailbox);
+		r = submit_examine(client, rq->mailbox);
 		if (r >= 0)
 			r = imap_cmd_addf(cmd, "UID FETCH %u (BODY.PEEK[%s])", rq->uid,
 					  rq->section);
 		break;
 	case REQ_ANNOTATION:
 		/* Both attributes: the cache keeps both. */
-		r = submit_examine(s, rq->mailbox);
+		r = submit_examine(client, rq->mailbox);
 		if (r >= 0)
 			r = imap_cmd_addf(cmd, "UID FETCH %u (ANNOTATION ((", rq->uid);
 		for (size_t i = 0; r >= 0 && rq->fetch_entries[i]; i++) {
@@ -2431,13 +2502,13 @@ static void run_request(struct cpmsync_session *s)
 			r = imap_cmd_add(cmd, ") (value.priv value.shared)))");
 		break;
 	case REQ_CONVERT:
-		r = submit_examine(s, rq->mailbox);
+		r = submit_examine(client, rq->mailbox);
 		if (r >= 0)
 			r = imap_cmd_add_convert(cmd, rq->uid, rq->format, rq->width, rq->height,
 						 rq->section);
 		break;
 	case REQ_SEARCH:
-		r = submit_examine(s, rq->mailbox);
+		r = submit_examine(client, rq->mailbox);
 		if (r >= 0) {
 			struct cpmsync_search_criteria c = rq->crit;
 
@@ -2450,6 +2521,24 @@ static void run_request(struct cpmsync_session *s)
 			r = add_flag_keys(cmd, rq->crit.not_flags, true);
 		break;
 	}
+	if (r < 0) {
+		imap_cmd_free(cmd);
+		return r;
+	}
+	*ret = cmd;
+	return 0;
+}
+
+static void run_request(struct cpmsync_session *s)
+{
+	struct request *rq = request_take(s);
+	struct imap_cmd *cmd = NULL;
+	int r;
+
+	s->running = rq;
+	s->sel_current = false; /* it may select another folder */
+	set_state(s, CPMSYNC_SESSION_SYNCING, push_mode(s));
+	r = request_command(s->client, rq, request_done, s, &cmd);
 	if (r < 0)
 		goto fail;
 	imap_client_set_callbacks(s->client, &request_callbacks, s);
@@ -2460,6 +2549,196 @@ fail:
 	s->running = NULL;
 	request_finish(rq, r, cpmsync_strerror(r));
 	schedule_kick(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* The request connection */
+
+static void rconn_untagged(struct imap_client *client, const struct imap_response *resp,
+			   void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)client;
+	/* News of the folder it EXAMINEd is the main connection's to find
+	 * (its wait, or the next sync): only the request's answers here. */
+	if (s->rrunning)
+		request_untagged(s, s->rrunning, resp);
+}
+
+static bool rconn_lit_begin(void *userdata, uint32_t number, const char *name, const char *item,
+			    uint64_t size)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)number;
+	return lit_begin(s->rrunning, name, item, size);
+}
+
+static int rconn_lit_data(void *userdata, const void *data, size_t len)
+{
+	struct cpmsync_session *s = userdata;
+
+	return lit_data(s->rrunning, data, len);
+}
+
+static void rconn_lit_end(void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	if (s->rrunning)
+		s->rrunning->streaming = false;
+}
+
+static void rconn_state(struct imap_client *client, int r, const char *reason, void *userdata);
+
+static const struct imap_client_callbacks rconn_callbacks = {
+	.state = rconn_state,
+	.untagged = rconn_untagged,
+	.literals = { .literal_begin = rconn_lit_begin,
+		      .literal_data = rconn_lit_data,
+		      .literal_end = rconn_lit_end },
+};
+
+/* Closes the request connection, if open, failing the request running on
+ * it (if any) with r and reason. */
+static void rconn_close(struct cpmsync_session *s, int r, const char *reason)
+{
+	struct request *rq = s->rrunning;
+
+	timer_stop(&s->ridle_timer);
+	s->rrunning = NULL;
+	s->rconnecting = false;
+	/* Its commands complete as cancelled: rconn_done() sees no request. */
+	if (s->rclient)
+		s->rclient = imap_client_free(s->rclient);
+	if (rq)
+		request_finish(rq, r, reason);
+}
+
+static void rconn_idle_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+
+	(void)src;
+	s->ridle_timer = cpmsync_loop_source_remove(s->ridle_timer);
+	if (!s->rclient || s->rrunning || s->rconnecting)
+		return;
+	log_debug(CAT, "%s: closing the request connection (%u s without a request)", s->name,
+		  REQ_CONN_IDLE_MS / 1000);
+	rconn_close(s, 0, NULL);
+}
+
+/* It could not be opened, or was lost while logging in: requests wait
+ * for the main connection and no other try is made for REQ_CONN_RETRY_MS. */
+static void rconn_refused(struct cpmsync_session *s, const char *why)
+{
+	snprintf(s->rrefused, sizeof(s->rrefused), "%s", why); /* why may be the client's */
+	s->rrefused_ms = cpmsync_now_ms();
+	rconn_close(s, 0, NULL);
+	log_msg(CPMSYNC_LOG_WARNING, CAT,
+		"%s: no second connection for requests: %s; they wait for the sync", s->name,
+		s->rrefused);
+}
+
+static void rconn_state(struct imap_client *client, int r, const char *reason, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+	char why[256];
+
+	if (r == 0 && imap_client_get_state(client) == IMAP_CLIENT_READY) {
+		s->rconnecting = false;
+		s->rrefused_ms = 0;
+		log_debug(CAT, "%s: request connection ready", s->name);
+		timer_set(s, &s->ridle_timer, REQ_CONN_IDLE_MS, rconn_idle_cb);
+		schedule_kick(s);
+		return;
+	}
+	if (r >= 0)
+		r = -CPMSYNC_E_DISCONNECTED;
+	snprintf(why, sizeof(why), "%s", reason ? reason : cpmsync_strerror(r));
+	if (s->rconnecting) {
+		rconn_refused(s, why);
+	} else {
+		log_debug(CAT, "%s: the request connection closed: %s", s->name, why);
+		rconn_close(s, r, why);
+	}
+	schedule_kick(s);
+}
+
+static void rconn_open(struct cpmsync_session *s)
+{
+	_cleanup_free_ char *not_ours = NULL;
+	int r;
+
+	/* As connect_now(): not a byte to a server the store is not of. */
+	r = engine_account_identity(s->store, s->account_id, &s->account, &not_ours);
+	if (r < 0) {
+		rconn_refused(s, not_ours ? not_ours : cpmsync_strerror(r));
+		return;
+	}
+	r = imap_client_new(s->loop, &s->account, &rconn_callbacks, s, &s->rclient);
+	if (r >= 0)
+		r = imap_client_connect(s->rclient);
+	if (r < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s",
+			 s->rclient && imap_client_error(s->rclient)[0]
+				 ? imap_client_error(s->rclient)
+				 : cpmsync_strerror(r));
+		rconn_refused(s, why);
+		return;
+	}
+	s->rconnecting = true;
+	log_debug(CAT, "%s: the connection is busy: opening a second one for requests", s->name);
+}
+
+static void rconn_done(struct imap_client *client, const struct imap_cmd_result *res,
+		       void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+	struct request *rq = s->rrunning;
+
+	(void)client;
+	if (!rq)
+		return;
+	s->rrunning = NULL;
+	/* A Fetch keeps its body (keep_fetched_body()) with store_begin(),
+	 * which commits an engine batch open meanwhile first (store.h): safe
+	 * in the middle of a sync. */
+	request_complete(s, rq, res);
+	if (s->rclient)
+		timer_set(s, &s->ridle_timer, REQ_CONN_IDLE_MS, rconn_idle_cb);
+	schedule_kick(s); /* a lost connection: rconn_state() */
+}
+
+/* The main connection is busy (a sync, a replay, connecting): the first
+ * queued request on the request connection, opened if need be. */
+static void rconn_kick(struct cpmsync_session *s)
+{
+	struct imap_cmd *cmd = NULL;
+	struct request *rq;
+	int r;
+
+	if (!s->requests || s->rrunning || s->rconnecting)
+		return;
+	if (!s->rclient) {
+		if (s->rrefused_ms && cpmsync_now_ms() - s->rrefused_ms < REQ_CONN_RETRY_MS)
+			return; /* they wait here */
+		rconn_open(s);
+		return;
+	}
+	rq = request_take(s);
+	r = request_command(s->rclient, rq, rconn_done, s, &cmd);
+	if (r < 0) {
+		request_finish(rq, r, cpmsync_strerror(r));
+		schedule_kick(s);
+		return;
+	}
+	timer_stop(&s->ridle_timer);
+	s->rrunning = rq;
+	imap_cmd_submit(cmd);
 }
 
 static struct request *request_new(struct cpmsync_session *s, enum req_kind kind, void *userdata)
@@ -2990,6 +3269,7 @@ struct cpmsync_session *cpmsync_session_free(struct cpmsync_session *s)
 		request_finish(s->running, -CPMSYNC_E_CANCELED, "cancelled");
 		s->running = NULL;
 	}
+	rconn_close(s, -CPMSYNC_E_CANCELED, "cancelled");
 	fail_requests(s, -CPMSYNC_E_CANCELED, "cancelled");
 	drop_connection(s);
 	timer_stop(&s->retry_timer);
@@ -3020,6 +3300,8 @@ int cpmsync_session_set_account(struct cpmsync_session *s, const struct cpmsync_
 	if (s->sync)
 		cpmsync_sync_cancel(s->sync);
 	drop_connection(s);
+	rconn_close(s, -CPMSYNC_E_DISCONNECTED, "the account's settings changed");
+	s->rrefused_ms = 0;
 	set_state(s, CPMSYNC_SESSION_CONNECTING, CPMSYNC_PUSH_OFF);
 	schedule_kick(s);
 	return 0;
@@ -3262,6 +3544,13 @@ void cpmsync_session_network_changed(struct cpmsync_session *s, const char *why)
 	if (!why)
 		why = "the network changed";
 	s->retry_ms = s->opt.retry_min_ms;
+	/* The request connection: an idle one is opened again when needed
+	 * (and a refused one may be taken now); a busy one is checked. */
+	s->rrefused_ms = 0;
+	if (s->rclient && !s->rrunning)
+		rconn_close(s, 0, NULL);
+	else if (s->rrunning)
+		imap_client_probe(s->rclient, s->opt.probe_ms, why);
 	if (!s->client) {
 		if (!s->retry_timer)
 			return; /* not connected, not waiting: kick() connects */
@@ -3293,6 +3582,8 @@ void cpmsync_session_password_ready(struct cpmsync_session *s)
 {
 	if (s && s->client)
 		imap_client_password_ready(s->client);
+	if (s && s->rclient)
+		imap_client_password_ready(s->rclient);
 }
 
 const char *cpmsync_session_name(const struct cpmsync_session *s)

@@ -1682,6 +1682,101 @@ START_TEST(test_active_during_idle_start)
 }
 END_TEST
 
+/* A request's answer (cpmsync_pairs_cb_t): r, reason, the first pair. */
+struct pairs_answer {
+	bool done;
+	int r;
+	char reason[512];
+	char pair[2][64];
+};
+
+static void pairs_answer_cb(int r, const char *reason, const char *const *pairs, void *userdata)
+{
+	struct pairs_answer *a = userdata;
+
+	a->done = true;
+	a->r = r;
+	snprintf(a->reason, sizeof(a->reason), "%s", reason ? reason : "");
+	if (pairs && pairs[0] && pairs[1]) {
+		snprintf(a->pair[0], sizeof(a->pair[0]), "%s", pairs[0]);
+		snprintf(a->pair[1], sizeof(a->pair[1]), "%s", pairs[1]);
+	}
+}
+
+#define METADATA_CAPS "IMAP4rev1 METADATA"
+/* The session's connection logged in and its first sync's LIST sent, then
+ * never answered (a replay of thousands of changes, made endless): the
+ * session stays syncing until the command timeout (5 s). */
+#define BUSY_IN_SYNC                                                                               \
+	{ SCRIPT_SEND, "* OK [CAPABILITY " METADATA_CAPS "] hi\r\n" },                             \
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },                                               \
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " METADATA_CAPS "] in\r\n" },                    \
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },                                           \
+	{                                                                                          \
+		SCRIPT_ACCEPT, "keep"                                                              \
+	}
+
+/* A session whose connection is busy in its first sync (BUSY_IN_SYNC). */
+static struct cpmsync_session *session_busy(struct test_env *env, const struct script_step *script,
+					    struct watch *w)
+{
+	struct cpmsync_account account = ACCOUNT;
+	struct cpmsync_session *session = NULL;
+
+	test_env_start(env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env->port;
+	ck_assert_int_eq(cpmsync_session_new(env->loop, env->store, &account, &OPTIONS, &CALLBACKS,
+					     w, &session),
+			 0);
+	ck_assert(test_loop_run_until(env->loop, &w->syncing, 3000));
+	return session;
+}
+
+/*
+ * A request while the connection is busy in a sync (its LIST unanswered
+ * here; a long replay in life) is not queued behind it: it runs on a
+ * second connection of the account, opened for it, and is answered at
+ * once.  Queued, it waited for the sync (here until the LIST timed out
+ * after 5 s, and then failed with that timeout).
+ */
+START_TEST(test_request_during_sync)
+{
+	const char *entries[] = { "/shared/comment", NULL };
+	struct cpmsync_session *session;
+	struct pairs_answer a = { 0 };
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct script_step script[] = {
+		BUSY_IN_SYNC,
+		/* the request connection */
+		{ SCRIPT_SEND, "* OK [CAPABILITY " METADATA_CAPS "] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY " METADATA_CAPS "] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 GETMETADATA \"\" (/shared/comment)" },
+		{ SCRIPT_SEND, "* METADATA \"\" (/shared/comment \"busy-free\")\r\na2 OK got\r\n" },
+		/* closed when the session is freed */
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	uint64_t t0;
+
+	session = session_busy(&env, script, &w);
+	t0 = mono_ms();
+	ck_assert_int_eq(cpmsync_session_get_metadata(session, 0, entries, pairs_answer_cb, &a), 0);
+	ck_assert(test_loop_run_until(env.loop, &a.done, 4000));
+	ck_assert_str_eq(a.reason, "");
+	ck_assert_int_eq(a.r, 0);
+	ck_assert_str_eq(a.pair[0], "/shared/comment");
+	ck_assert_str_eq(a.pair[1], "busy-free");
+	ck_assert_uint_lt(mono_ms() - t0, 2000);
+	ck_assert_str_eq(cpmsync_session_state_name(cpmsync_session_get_state(session)), "syncing");
+
+	/* Freed with the request connection open (idle, its timer armed). */
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -1710,6 +1805,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_active_during_select);
 	tcase_add_test(tc, test_active_during_idle_start);
 	tcase_add_test(tc, test_host_moved_request_waits);
+	tcase_add_test(tc, test_request_during_sync);
 	suite_add_tcase(s, tc);
 	return s;
 }
