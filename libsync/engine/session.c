@@ -55,7 +55,10 @@
  * replay of 20,000 changes takes half an hour; a Search must not wait for
  * it.  That connection selects (EXAMINEs) its own folders; the engine's
  * selected folder is this one's.  When it cannot be opened (the server's
- * connection limit, a login refused) requests wait here as before.
+ * connection limit, a login refused) requests wait here as before, but
+ * none waits longer than REQUEST_WAIT_MS: it then fails saying the
+ * account is busy, rather than leaving its D-Bus caller without an
+ * answer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -138,6 +141,14 @@
  * for this long before another try (a server at its connection limit
  * would only refuse every request's login again). */
 #define REQ_CONN_RETRY_MS (60u * 1000)
+/* The longest a request waits in the queue before it fails saying why:
+ * under the D-Bus default timeout (25 s), so that the caller gets that
+ * answer and not NoReply. */
+#define REQUEST_WAIT_MS (20u * 1000)
+/* For tests only: CPMSYNC_REQUEST_WAIT_MS in the environment (milliseconds,
+ * 1 to REQUEST_WAIT_MS) replaces it for the sessions made after it is set
+ * (tests/integration/test-request-conn.sh).  Read with secure_getenv(). */
+#define REQUEST_WAIT_ENV "CPMSYNC_REQUEST_WAIT_MS"
 /* Largest section a Fetch request spools to a temporary file; a larger
  * literal is read and dropped, and the request fails saying so. */
 #define SESSION_FETCH_MAX (1ull << 30)
@@ -193,6 +204,7 @@ struct request {
 	int64_t *ids;
 	size_t n_ids, alloc_ids;
 	struct rangeset uids;
+	uint64_t queued_ms; /* when it was queued (REQUEST_WAIT_MS) */
 };
 
 struct cpmsync_session {
@@ -299,6 +311,10 @@ struct cpmsync_session {
 
 	struct request *requests, *requests_tail;
 	struct request *running;
+	/* Fails queued requests that waited REQUEST_WAIT_MS (request_wait_ms). */
+	struct cpmsync_loop_source *wait_timer;
+	uint64_t request_wait_ms;
+
 	/* The request connection (rconn_*()), and the request running on it. */
 	struct imap_client *rclient;
 	bool rconnecting;
@@ -1673,6 +1689,7 @@ static void fail_requests(struct cpmsync_session *s, int r, const char *reason)
 		request_finish(rq, r, reason);
 	}
 	s->requests_tail = NULL;
+	timer_stop(&s->wait_timer);
 }
 
 static void run_request(struct cpmsync_session *s);
@@ -2435,8 +2452,10 @@ static struct request *request_take(struct cpmsync_session *s)
 	struct request *rq = s->requests;
 
 	s->requests = rq->next;
-	if (!s->requests)
+	if (!s->requests) {
 		s->requests_tail = NULL;
+		timer_stop(&s->wait_timer);
+	}
 	rq->next = NULL;
 	return rq;
 }
@@ -2554,6 +2573,48 @@ fail:
 /* ------------------------------------------------------------------ */
 /* The request connection */
 
+/*
+ * Why a queued request fails after REQUEST_WAIT_MS: what holds the main
+ * connection, and why the request connection did not take the request.
+ */
+static void busy_reason(struct cpmsync_session *s, char *buf, size_t size)
+{
+	const char *what = s->sync	   ? "the account is busy syncing"
+			   : s->connecting ? "the account is still connecting"
+			   : s->running	   ? "the account is busy with another request"
+					   : "the account's connection is busy";
+
+	if (s->rrefused_ms)
+		snprintf(buf, size,
+			 "%s and a second connection for requests could not be opened (%s); "
+			 "try again",
+			 what, s->rrefused);
+	else
+		snprintf(buf, size, "%s; try again", what);
+}
+
+static void wait_cb(struct cpmsync_loop_source *src, void *userdata)
+{
+	struct cpmsync_session *s = userdata;
+	uint64_t now = cpmsync_now_ms();
+	char reason[512];
+
+	(void)src;
+	s->wait_timer = cpmsync_loop_source_remove(s->wait_timer);
+	/* The queue is in arrival order: its head waited longest. */
+	while (s->requests && now - s->requests->queued_ms >= s->request_wait_ms) {
+		struct request *rq = request_take(s);
+
+		busy_reason(s, reason, sizeof(reason));
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: a request waited %" PRIu64 " ms: %s",
+			s->name, now - rq->queued_ms, reason);
+		request_finish(rq, -EBUSY, reason);
+	}
+	if (s->requests)
+		timer_set(s, &s->wait_timer, s->requests->queued_ms + s->request_wait_ms - now,
+			  wait_cb);
+}
+
 static void rconn_untagged(struct imap_client *client, const struct imap_response *resp,
 			   void *userdata)
 {
@@ -2630,15 +2691,17 @@ static void rconn_idle_cb(struct cpmsync_loop_source *src, void *userdata)
 }
 
 /* It could not be opened, or was lost while logging in: requests wait
- * for the main connection and no other try is made for REQ_CONN_RETRY_MS. */
+ * for the main connection (REQUEST_WAIT_MS at most) and no other try is
+ * made for REQ_CONN_RETRY_MS. */
 static void rconn_refused(struct cpmsync_session *s, const char *why)
 {
 	snprintf(s->rrefused, sizeof(s->rrefused), "%s", why); /* why may be the client's */
 	s->rrefused_ms = cpmsync_now_ms();
 	rconn_close(s, 0, NULL);
 	log_msg(CPMSYNC_LOG_WARNING, CAT,
-		"%s: no second connection for requests: %s; they wait for the sync", s->name,
-		s->rrefused);
+		"%s: no second connection for requests: %s; they wait for the sync (%" PRIu64
+		" ms at most)",
+		s->name, s->rrefused, s->request_wait_ms);
 }
 
 static void rconn_state(struct imap_client *client, int r, const char *reason, void *userdata)
@@ -2725,7 +2788,7 @@ static void rconn_kick(struct cpmsync_session *s)
 		return;
 	if (!s->rclient) {
 		if (s->rrefused_ms && cpmsync_now_ms() - s->rrefused_ms < REQ_CONN_RETRY_MS)
-			return; /* they wait here */
+			return; /* they wait here (wait_cb()) */
 		rconn_open(s);
 		return;
 	}
@@ -2794,11 +2857,14 @@ static int request_submit(struct cpmsync_session *s, struct request *rq, int fai
 		rq->n_ids = 1;
 		return 0;
 	}
+	rq->queued_ms = cpmsync_now_ms();
 	if (s->requests_tail)
 		s->requests_tail->next = rq;
 	else
 		s->requests = rq;
 	s->requests_tail = rq;
+	if (!s->wait_timer)
+		timer_set(s, &s->wait_timer, s->request_wait_ms, wait_cb);
 	schedule_kick(s);
 	return 0;
 }
@@ -3190,6 +3256,24 @@ static uint64_t notify_keep_ms(void)
 	return n;
 }
 
+static uint64_t request_wait_ms(void)
+{
+	const char *v = secure_getenv(REQUEST_WAIT_ENV);
+	char *end;
+	unsigned long long n;
+
+	if (!v || !*v)
+		return REQUEST_WAIT_MS;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end || v[0] == '-' || !n || n > REQUEST_WAIT_MS) {
+		log_msg(CPMSYNC_LOG_WARNING, CAT, "ignoring %s=%s (milliseconds, 1 to %u)",
+			REQUEST_WAIT_ENV, v, REQUEST_WAIT_MS);
+		return REQUEST_WAIT_MS;
+	}
+	return n;
+}
+
 int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 			const struct cpmsync_account *account,
 			const struct cpmsync_session_options *options,
@@ -3212,6 +3296,7 @@ int cpmsync_session_new(struct cpmsync_loop *loop, struct cpmsync_store *store,
 	if (options)
 		s->opt = *options;
 	s->notify_keep_ms = notify_keep_ms();
+	s->request_wait_ms = request_wait_ms();
 	if (!s->opt.poll_interval_ms)
 		s->opt.poll_interval_ms = DEFAULT_POLL_MS;
 	if (!s->opt.idle_refresh_ms)

@@ -9,10 +9,20 @@
 #     message 6 KB) answers within seconds with the server's bytes, and the
 #     body is kept (HasBody true) though a sync is under way.
 # Online false closes both connections; back online the replay goes on.
+# The fallback: Dovecot's mail_max_userip_connections = 2, one slot held
+# by another client, the other by the stalled connection: the second
+# connection's login is refused, and a Search fails within the bound
+# (CPMSYNC_REQUEST_WAIT_MS, 3 s here; 20 s by default, under D-Bus's 25 s)
+# saying why, not NoReply after 25 s.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
+cat >"$WORK/limit.conf" <<'EOF'
+mail_max_userip_connections = 2
+EOF
+export DOVECOT_EXTRA_CONF=$WORK/limit.conf
 dc_start dc
+unset DOVECOT_EXTRA_CONF
 dbus_setup
 F=org.cpmsync.Folder1
 CONF=$WORK/cpmsync.conf
@@ -88,5 +98,51 @@ check "Online true accepted" test ! -s "$WORK/set.out"
 check "online again: the replay reaches the server" eventually 20 server_has "<replayed@rq.test>"
 check "online again: idle" wait_state idle 20
 check "store == server" compare "$WORK/store.db"
+
+# --- no second connection: the request fails within the bound, saying why -----
+kill "$DAEMON_PID"
+wait "$DAEMON_PID"
+DAEMON_PID=
+# another client logged in as $USER1, holding one of the two slots
+rm -f "$WORK/hold.in"
+"$PY" - "$IMAP_PORT" "$USER1" "$PASS1" "$WORK/hold.in" <<'EOF' &
+import socket, sys, time
+port, user, pw, flag = sys.argv[1:5]
+s = socket.create_connection(("127.0.0.1", int(port)))
+f = s.makefile("rb")
+f.readline()
+s.sendall(b'h1 LOGIN "%s" "%s"\r\n' % (user.encode(), pw.encode()))
+while True:
+    line = f.readline()
+    if not line:
+        sys.exit("hold: connection closed")
+    if line.startswith(b"h1 "):
+        break
+if not line.startswith(b"h1 OK"):
+    sys.exit("hold: %r" % line)
+open(flag, "w").close()
+while True:
+    time.sleep(60)
+EOF
+BG_PIDS+=($!)
+check "another client holds one of the two connections" eventually 10 test -e "$WORK/hold.in"
+proxy_start --verbose --fault stall --fault-stream client --after-pattern APPEND
+clear_conf "$CONF" "$WORK/store.db" "$PROXY_PORT" 60
+echo "sync_bodies = 1" >>"$CONF"
+export CPMSYNC_REQUEST_WAIT_MS=3000
+check "daemon started again" start_daemon
+unset CPMSYNC_REQUEST_WAIT_MS
+check "daemon: idle" wait_state idle 20
+msg_text "<replayed2@rq.test>" 400 >"$WORK/replayed2.eml"
+check "Store accepted (another replay's APPEND)" \
+	test "$(call "$INBOX" $F Store ayasx "@$WORK/replayed2.eml" '' 0)" -gt 0
+check "the replay's APPEND is stalled again" eventually 10 stalled
+timed "$WORK/search.refused" "$DBUS" call "$INBOX" $F Search 'a{sv}' "Subject=s:test <big@rq.test>"
+check "Search with no second connection answers within 3-10 s (took $MS ms)" \
+	test "$MS" -ge 3000 -a "$MS" -lt 10000
+expect "Search with no second connection: the error says why" "$(cat "$WORK/search.refused")" \
+	"error org.cpmsync.Error.Failed: the account is busy syncing and a second connection for requests could not be opened (the server refused the login for now: [LIMIT] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=2)); try again"
+check "the log says the second connection was refused" \
+	grep -q '^.*a: no second connection for requests: the server refused the login for now: \[LIMIT\] .*; they wait for the sync (3000 ms at most)$' "$WORK/daemon.log"
 
 finish

@@ -7,6 +7,7 @@
  * synced), and no NOTIFY NONE / SET STATUS of every folder.
  */
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1777,6 +1778,53 @@ START_TEST(test_request_during_sync)
 }
 END_TEST
 
+/*
+ * The second connection refused (the server's connection limit): the
+ * request waits for the sync, and fails after CPMSYNC_REQUEST_WAIT_MS
+ * (300 ms here; 20 s by default, under D-Bus's 25 s) saying why, long
+ * before the sync's end.  Without that bound it waited for the sync.
+ */
+START_TEST(test_request_refused_connection_bounded)
+{
+	const char *entries[] = { "/shared/comment", NULL };
+	struct cpmsync_session *session;
+	struct pairs_answer a = { 0 };
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct script_step script[] = {
+		BUSY_IN_SYNC,
+		/* the request connection, refused */
+		{ SCRIPT_SEND, "* OK [CAPABILITY " METADATA_CAPS "] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 NO [LIMIT] too many connections\r\n" },
+		/* the session's connection kept open past the bound */
+		{ SCRIPT_SLEEP, "1500" },
+		{ SCRIPT_EXPECT_EOF, NULL },
+		{ SCRIPT_END, NULL },
+	};
+	uint64_t t0, took;
+
+	ck_assert_int_eq(setenv("CPMSYNC_REQUEST_WAIT_MS", "300", 1), 0);
+	session = session_busy(&env, script, &w);
+	ck_assert_int_eq(unsetenv("CPMSYNC_REQUEST_WAIT_MS"), 0);
+	t0 = mono_ms();
+	ck_assert_int_eq(cpmsync_session_get_metadata(session, 0, entries, pairs_answer_cb, &a), 0);
+	ck_assert(test_loop_run_until(env.loop, &a.done, 4000));
+	took = mono_ms() - t0;
+	ck_assert_int_eq(a.r, -EBUSY);
+	ck_assert_str_eq(a.reason,
+			 "the account is busy syncing and a second connection for requests could "
+			 "not be opened (the server refused the login for now: [LIMIT] too many "
+			 "connections); try again");
+	ck_assert_uint_ge(took, 300);
+	ck_assert_uint_lt(took, 2000);
+	ck_assert_str_eq(cpmsync_session_state_name(cpmsync_session_get_state(session)), "syncing");
+
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 static Suite *session_push_suite(void)
 {
 	Suite *s = suite_create("session-push");
@@ -1806,6 +1854,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_active_during_idle_start);
 	tcase_add_test(tc, test_host_moved_request_waits);
 	tcase_add_test(tc, test_request_during_sync);
+	tcase_add_test(tc, test_request_refused_connection_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
