@@ -2786,6 +2786,11 @@ static void rconn_kick(struct cpmsync_session *s)
 
 	if (!s->requests || s->rrunning || s->rconnecting)
 		return;
+	/* A new host name not proven yet to be the store's server
+	 * (store_sync_account_moved(), see kick()): the requests wait for
+	 * the run that proves it, not on a connection of their own. */
+	if (store_sync_account_moved(s->store, s->account_id, s->account.host, s->account.user) > 0)
+		return;
 	if (!s->rclient) {
 		if (s->rrefused_ms && cpmsync_now_ms() - s->rrefused_ms < REQ_CONN_RETRY_MS)
 			return; /* they wait here (wait_cb()) */

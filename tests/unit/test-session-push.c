@@ -892,6 +892,63 @@ START_TEST(test_host_moved_request_waits)
 }
 END_TEST
 
+/*
+ * The same, with the request made while the host check runs (its SELECT
+ * unanswered here): the request does not go to a request connection of
+ * its own either (engine: requests run on a second connection while a
+ * sync holds the first), which could read another server's UID as the
+ * store's; it waits for the run, and fails after the bound saying why.
+ */
+START_TEST(test_host_moved_no_request_connection)
+{
+	struct cpmsync_session *session = NULL;
+	struct cpmsync_account account = ACCOUNT;
+	struct fetched f = { 0 };
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 SELECT INBOX" },
+		{ SCRIPT_NO_ACCEPT, "1000" },
+		{ SCRIPT_END, NULL },
+	};
+
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	account.sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	ck_assert_int_eq(
+		store_exec(
+			store_from_public(env.store),
+			"INSERT INTO account (name, server_host, server_user)"
+			" VALUES ('a', '10.9.8.7', 'alice');"
+			"INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
+			" VALUES (1, 'INBOX', 'INBOX', 7, 3);"
+			"INSERT INTO message (folder_id, uid, size) VALUES (1, 1, 10), (1, 2, 20);"
+			"INSERT INTO message_state (id, flags, server_flags) VALUES"
+			" (1, '', ''), (2, '', '');"),
+		0);
+	ck_assert_int_eq(setenv("CPMSYNC_REQUEST_WAIT_MS", "300", 1), 0);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
+					     &w, &session),
+			 0);
+	ck_assert_int_eq(unsetenv("CPMSYNC_REQUEST_WAIT_MS"), 0);
+	ck_assert(test_loop_run_until(env.loop, &w.syncing, 3000));
+	ck_assert_int_eq(cpmsync_session_fetch(session, 1, "TEXT", fetched_cb, &f), 0);
+	ck_assert(test_loop_run_until(env.loop, &f.done, 3000));
+	ck_assert_int_eq(f.r, -EBUSY);
+	/* Past the peer's watch for a second connection. */
+	{
+		bool never = false;
+
+		ck_assert(!test_loop_run_until(env.loop, &never, 1200));
+	}
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+END_TEST
+
 START_TEST(test_one_loss_one_retry)
 {
 	struct cpmsync_session *session = NULL;
@@ -1853,6 +1910,7 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_active_during_select);
 	tcase_add_test(tc, test_active_during_idle_start);
 	tcase_add_test(tc, test_host_moved_request_waits);
+	tcase_add_test(tc, test_host_moved_no_request_connection);
 	tcase_add_test(tc, test_request_during_sync);
 	tcase_add_test(tc, test_request_refused_connection_bounded);
 	suite_add_tcase(s, tc);

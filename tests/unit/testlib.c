@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,22 @@ static int run_script(int fd, int lfd, const struct script_step *s)
 				return 7;
 			}
 			break;
+		case SCRIPT_NO_ACCEPT: {
+			struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+
+			if (lfd < 0) {
+				fprintf(stderr, "peer: SCRIPT_NO_ACCEPT needs a TCP peer\n");
+				return 6;
+			}
+			r = poll(&pfd, 1, (int)strtol(s->arg, NULL, 10));
+			if (r != 0) {
+				fprintf(stderr, "peer: %s\n",
+					r > 0 ? "a connection came, none was expected"
+					      : "poll failed");
+				return 9;
+			}
+			break;
+		}
 		case SCRIPT_SEND:
 			if (write(fd, s->arg, strlen(s->arg)) < 0) {
 				fprintf(stderr, "peer: write failed: %s\n", strerror(errno));
@@ -181,7 +198,7 @@ int script_peer_listen(const struct script_step *script, struct script_peer *ret
 		bool more = false;
 
 		for (const struct script_step *st = script; st->op != SCRIPT_END; st++)
-			more = more || st->op == SCRIPT_ACCEPT;
+			more = more || st->op == SCRIPT_ACCEPT || st->op == SCRIPT_NO_ACCEPT;
 		fd = accept(lfd, NULL, NULL);
 		if (!more) { /* a reconnection is refused, as by a server gone */
 			close(lfd);

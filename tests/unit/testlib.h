@@ -32,6 +32,9 @@ enum script_op {
 	 * first; "keep": it stays open and is never read or answered again
 	 * (a dead path: what the client sends vanishes without a word). */
 	SCRIPT_ACCEPT,
+	/* TCP peers only: no new connection may come within arg
+	 * milliseconds (a decimal string); one that does fails the peer. */
+	SCRIPT_NO_ACCEPT,
 };
 
 struct script_step {
