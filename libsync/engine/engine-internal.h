@@ -60,6 +60,20 @@
 #define ENGINE_MAX_FOLDERS 100000
 /* Most UIDs of one UID FETCH/STORE set before it is split. */
 #define ENGINE_SET_BYTES 4000
+/*
+ * Longest command line the replay builds from a list of any length (the
+ * flags of a UID STORE; the UIDs of a UID STORE, FETCH or EXPUNGE), tag
+ * and CRLF included: RFC 2683 section 3.2.1.5's 1000 octets.  RFC 7162
+ * section 4 asks servers to take 8192, but Dovecot's imap_max_line_length
+ * may be set lower: at 1k a SetFlags of 80 keywords went as one UID STORE,
+ * was answered BAD "IMAP command line too large", and became a failed
+ * operation.  A longer list goes as several commands.
+ */
+#define ENGINE_LINE_MAX 1000
+/* The UID set of such a command: the line less the longest rest of one
+ * ("a4294967295 UID FETCH " ... " (UID RFC822.SIZE INTERNALDATE FLAGS)"
+ * and CRLF, 61 bytes). */
+#define ENGINE_REPLAY_SET_BYTES (ENGINE_LINE_MAX - 100)
 
 enum fetch_kind {
 	FK_NONE,

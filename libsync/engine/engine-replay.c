@@ -35,6 +35,13 @@
 
 /* Flag rows sent together. */
 #define FLAGS_BATCH 256
+/*
+ * The longest flag list of one UID STORE: ENGINE_LINE_MAX less the rest
+ * of its line ("a4294967295 UID STORE 4294967295 (UNCHANGEDSINCE
+ * 18446744073709551615) +FLAGS.SILENT (" and ")" CRLF: 89 bytes).  A
+ * flag is at most FLAG_MAX_LEN bytes, so one always fits.
+ */
+#define STORE_FLAGS_MAX (ENGINE_LINE_MAX - 100)
 /* Rounds of MODIFIED -> fetch -> merge -> STORE before giving up for this run. */
 #define FLAGS_ROUNDS 3
 /* Expunge rows sent together. */
@@ -66,6 +73,7 @@ struct replay {
 	struct flag_item items[FLAGS_BATCH];
 	size_t n_items;
 	int pending, round;
+	unsigned refetch_pending; /* UID FETCH (flags) not answered yet */
 	/* expunge */
 	int64_t exp_journal[EXPUNGE_BATCH], exp_message[EXPUNGE_BATCH];
 	size_t n_exp;
@@ -559,7 +567,7 @@ static void verify_search_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct rangeset cand = RANGESET_INIT;
-	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	struct buf set = BUF_INIT(ENGINE_REPLAY_SET_BYTES + 64);
 	size_t n = 0, pos = 0;
 	int r = 0;
 
@@ -591,7 +599,8 @@ static void verify_search_done(const struct engine_reply *res, void *userdata)
 		R(e)->verify_missing(e);
 		return;
 	}
-	r = imap_seqset_format(&cand, &pos, &set, ENGINE_SET_BYTES);
+	/* VERIFY_MAX UIDs always fit in one line (ENGINE_LINE_MAX). */
+	r = imap_seqset_format(&cand, &pos, &set, ENGINE_REPLAY_SET_BYTES);
 	rangeset_free(&cand);
 	R(e)->verify_uid = 0;
 	if (r >= 0) {
@@ -1282,9 +1291,14 @@ static void flags_refetch_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 
-	e->fetch_kind = FK_NONE;
-	if (engine_reply_failed(e, res, "UID FETCH (flags)"))
+	if (engine_reply_failed(e, res, "UID FETCH (flags)")) {
+		e->fetch_kind = FK_NONE;
 		return;
+	}
+	/* The FETCHes of every set answered (in order): all merged. */
+	if (--R(e)->refetch_pending > 0)
+		return;
+	e->fetch_kind = FK_NONE;
 	flags_round(e);
 }
 
@@ -1292,7 +1306,7 @@ static void flags_batch_end(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
 	struct rangeset mod = RANGESET_INIT;
-	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	struct buf set = BUF_INIT(ENGINE_REPLAY_SET_BYTES + 64);
 	size_t pos = 0;
 	bool any = false;
 	int r = 0;
@@ -1316,14 +1330,20 @@ static void flags_batch_end(struct cpmsync_sync *e)
 		return;
 	}
 	/* Someone else changed them: read theirs (merged by the FETCH
-	 * handler), then send the merge. */
-	if (r >= 0)
-		r = imap_seqset_format(&mod, &pos, &set, ENGINE_SET_BYTES);
-	rangeset_free(&mod);
-	if (r >= 0) {
-		e->fetch_kind = FK_FLAGS;
-		r = D(e)->ops->fetch(D(e), set.data, "UID FLAGS MODSEQ", flags_refetch_done, e);
+	 * handler), then send the merge.  A set too long for one line
+	 * (ENGINE_LINE_MAX) goes as several FETCHes. */
+	rp->refetch_pending = 0;
+	e->fetch_kind = FK_FLAGS;
+	while (r >= 0 && pos < mod.n) {
+		buf_reset(&set);
+		r = imap_seqset_format(&mod, &pos, &set, ENGINE_REPLAY_SET_BYTES);
+		if (r >= 0)
+			r = D(e)->ops->fetch(D(e), set.data, "UID FLAGS MODSEQ", flags_refetch_done,
+					     e);
+		if (r >= 0)
+			rp->refetch_pending++;
 	}
+	rangeset_free(&mod);
 	buf_free(&set);
 	sent(e, r);
 }
@@ -1369,43 +1389,95 @@ static void store_done(const struct engine_reply *res, void *userdata)
 		flags_batch_end(e);
 }
 
-/* Item it's STORE(s), as flags_round() read it; < 0 when the run failed. */
+/* One STORE of item it (its flags or a part of them, flags_send()). */
+static int flags_store(struct cpmsync_sync *e, struct flag_item *it, const char *uid,
+		       enum engine_flags_mode mode, const char *flags, uint64_t unchangedsince)
+{
+	int r = D(e)->ops->store(D(e), uid, mode, flags, unchangedsince, store_done, it);
+
+	if (sent(e, r) < 0)
+		return r;
+	it->pending++;
+	R(e)->pending++;
+	return 0;
+}
+
+/* flags (a set) added or removed as mode says, in as many STOREs as
+ * keep each list within STORE_FLAGS_MAX bytes; none for "". */
+static int flags_store_split(struct cpmsync_sync *e, struct flag_item *it, const char *uid,
+			     enum engine_flags_mode mode, const char *flags)
+{
+	char part[STORE_FLAGS_MAX + 1];
+	size_t n = 0;
+	int r;
+
+	for (const char *p = flags; *p;) {
+		size_t len = strcspn(p, " ");
+
+		if (len > STORE_FLAGS_MAX) /* no flag is (flag_valid()) */
+			return sent(e, -EINVAL);
+		if (n && n + 1 + len > STORE_FLAGS_MAX) {
+			part[n] = '\0';
+			r = flags_store(e, it, uid, mode, part, 0);
+			if (r < 0)
+				return r;
+			n = 0;
+		}
+		if (n)
+			part[n++] = ' ';
+		memcpy(part + n, p, len);
+		n += len;
+		p += len + (p[len] == ' ');
+	}
+	if (!n)
+		return 0;
+	part[n] = '\0';
+	return flags_store(e, it, uid, mode, part, 0);
+}
+
+/*
+ * Item it's STORE(s), as flags_round() read it; < 0 when the run failed.
+ * With CONDSTORE, the whole set (UNCHANGEDSINCE) when it fits in one line
+ * (ENGINE_LINE_MAX).  Without, or for a longer set, the delta as +FLAGS
+ * and -FLAGS, split to fit: it merges with concurrent changes to other
+ * flags by itself, as the three-way merge of a [MODIFIED] would.  A
+ * split FLAGS set would not: its first part takes the rest away until
+ * the last lands, and a run killed in between left them off the server
+ * (the next sync took that for another client's removal).  Parts of a
+ * delta each move flags only towards the set, so any of them landing
+ * alone merges back to it (store-sync.c) and the row, still queued,
+ * sends the rest.  The delta starts from what the server may hold after
+ * the row's earlier STOREs (its mark, journal_flags_attempt_bounds()):
+ * a flag of the set that one took away is added again, one it set that
+ * the set lacks is removed, even when the local flags equal the
+ * recorded server flags.
+ */
 static int flags_send(struct cpmsync_sync *e, struct flag_item *it, bool condstore)
 {
-	struct replay *rp = R(e);
-	_cleanup_free_ char *add = NULL, *del = NULL;
+	_cleanup_free_ char *all = NULL, *any = NULL, *add = NULL, *del = NULL;
+	_cleanup_free_ char *gone = NULL, *unknown = NULL; /* not needed */
 	char uid[16];
 	int r;
 
 	snprintf(uid, sizeof(uid), "%u", it->uid);
-	if (condstore) {
-		r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_SET, it->flags,
-				     it->modseq ? it->modseq : e->selected_hms, store_done, it);
-		if (sent(e, r) < 0)
-			return r;
-		it->pending++;
-		rp->pending++;
-		return 0;
-	}
-	/* No CONDSTORE: send the delta, which merges with concurrent changes
-	 * to other flags by itself. */
-	r = flags_diff(it->base ? it->base : "", it->flags, &add, &del);
+	if (condstore && strlen(it->flags) <= STORE_FLAGS_MAX)
+		return flags_store(e, it, uid, ENGINE_FLAGS_SET, it->flags,
+				   it->modseq ? it->modseq : e->selected_hms);
+	r = journal_flags_attempt_bounds(it->sent, it->base ? it->base : "", &all, &any);
 	if (r >= 0)
-		r = D(e)->ops->store(D(e), uid,
-				     add[0] || !del[0] ? ENGINE_FLAGS_ADD : ENGINE_FLAGS_REMOVE,
-				     add[0] || !del[0] ? add : del, 0, store_done, it);
+		r = flags_diff(all, it->flags, &add, &gone);
+	if (r >= 0)
+		r = flags_diff(it->flags, any, &del, &unknown);
 	if (sent(e, r) < 0)
 		return r;
-	it->pending++;
-	rp->pending++;
-	if (add[0] && del[0]) {
-		r = D(e)->ops->store(D(e), uid, ENGINE_FLAGS_REMOVE, del, 0, store_done, it);
-		if (sent(e, r) < 0)
-			return r;
-		it->pending++;
-		rp->pending++;
-	}
-	return 0;
+	/* Nothing to change: one empty STORE all the same, so that the row
+	 * is answered (and done) as any other. */
+	if (!add[0] && !del[0])
+		return flags_store(e, it, uid, ENGINE_FLAGS_ADD, "", 0);
+	r = flags_store_split(e, it, uid, ENGINE_FLAGS_ADD, add);
+	if (r >= 0)
+		r = flags_store_split(e, it, uid, ENGINE_FLAGS_REMOVE, del);
+	return r;
 }
 
 /*
@@ -1805,14 +1877,14 @@ static void exp_part_expunge_done(const struct engine_reply *res, void *userdata
 static void expunge_without_uidplus(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	struct buf set = BUF_INIT(ENGINE_REPLAY_SET_BYTES + 64);
 	size_t pos = 0;
 	int r = 0;
 
 	exp_no_clear(rp);
 	while (r >= 0 && pos < rp->exp_uids.n) {
 		buf_reset(&set);
-		r = imap_seqset_format(&rp->exp_uids, &pos, &set, ENGINE_SET_BYTES);
+		r = imap_seqset_format(&rp->exp_uids, &pos, &set, ENGINE_REPLAY_SET_BYTES);
 		if (r >= 0)
 			r = D(e)->ops->store(D(e), set.data, ENGINE_FLAGS_ADD, "\\Deleted", 0,
 					     exp_store_done, e);
@@ -1827,7 +1899,7 @@ static void expunge_without_uidplus(struct cpmsync_sync *e)
 static void expunge_selected(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
-	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	struct buf set = BUF_INIT(ENGINE_REPLAY_SET_BYTES + 64);
 	size_t pos = 0;
 	int r;
 
@@ -1840,13 +1912,13 @@ static void expunge_selected(struct cpmsync_sync *e)
 		expunge_without_uidplus(e);
 		return;
 	}
-	/* One set per command pair, each answered; a batch is at most
-	 * EXPUNGE_BATCH UIDs. */
+	/* One set per command pair, each answered, each line within
+	 * ENGINE_LINE_MAX; a batch is at most EXPUNGE_BATCH UIDs. */
 	exp_no_clear(rp);
 	rp->exp_pending = 0;
 	while (pos < rp->exp_uids.n) {
 		buf_reset(&set);
-		r = imap_seqset_format(&rp->exp_uids, &pos, &set, ENGINE_SET_BYTES);
+		r = imap_seqset_format(&rp->exp_uids, &pos, &set, ENGINE_REPLAY_SET_BYTES);
 		if (r >= 0)
 			r = D(e)->ops->store(D(e), set.data, ENGINE_FLAGS_ADD, "\\Deleted", 0,
 					     exp_part_store_done, e);

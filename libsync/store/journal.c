@@ -13,6 +13,7 @@
 
 #include "store/journal.h"
 #include "store/store.h"
+#include "util/flags.h"
 #include "util/macro.h"
 
 enum args_format {
@@ -308,6 +309,40 @@ int journal_flags_attempt_add(const char *mark, const char *set, char **ret)
 	if (k < 0)
 		return -ENOMEM;
 	*ret = s;
+	return 0;
+}
+
+int journal_flags_attempt_bounds(const char *mark, const char *base, char **ret_all, char **ret_any)
+{
+	_cleanup_free_ char *all = strdup(base ? base : ""), *any = strdup(base ? base : "");
+	int r = 0;
+
+	if (!all || !any)
+		return -ENOMEM;
+	for (const char *p = flags_marks(mark); r >= 0 && p; p = next_set(p)) {
+		_cleanup_free_ char *set = strndup(p, strcspn(p, "\n"));
+		_cleanup_free_ char *gone = NULL, *unused = NULL, *t = NULL;
+
+		if (!set)
+			return -ENOMEM;
+		/* all ∩ set is all − (all − set). */
+		r = flags_diff(set, all, &gone, &unused);
+		if (r >= 0)
+			r = flags_apply(all, "", gone, &t);
+		if (r >= 0) {
+			free(all);
+			all = TAKE_PTR(t);
+			r = flags_apply(any, set, "", &t);
+		}
+		if (r >= 0) {
+			free(any);
+			any = TAKE_PTR(t);
+		}
+	}
+	if (r < 0)
+		return r;
+	*ret_all = TAKE_PTR(all);
+	*ret_any = TAKE_PTR(any);
 	return 0;
 }
 

@@ -136,6 +136,16 @@ int journal_create_attempt_decode(const char *s, const char **ret_name);
 int journal_flags_attempt_add(const char *mark, const char *set, char **ret);
 bool journal_flags_attempt_has(const char *mark, const char *set);
 bool journal_flags_attempt_only(const char *mark, const char *set);
+/*
+ * What the server may hold after the STOREs of mark, from base (the
+ * server flags recorded): *ret_all the flags base and every set of mark
+ * have (there for sure), *ret_any those any of them has (maybe there).
+ * A STORE split into +FLAGS and -FLAGS parts may have reached the server
+ * in part: a delta from all to a set, and from any less it, gets there
+ * from any of them (engine-replay.c).  Both malloc'ed; -ENOMEM, -EINVAL.
+ */
+int journal_flags_attempt_bounds(const char *mark, const char *base, char **ret_all,
+				 char **ret_any);
 
 #ifdef SQLITE_VERSION_NUMBER
 /*

@@ -439,4 +439,28 @@ check "big header: ...and the one after it" \
 	"$OP" --db "$WORK/hdr.db" find a BigHeader "<after-bighdr@sync.test>"
 check "big header: the store equals the server" compare "$WORK/hdr.db" a
 
+# --- a server that takes command lines of 1k only -------------------------------
+# Dovecot with imap_max_line_length = 1k: 80 keywords set here (1,439 bytes
+# of flags) went as one UID STORE, answered BAD "IMAP command line too
+# large", and became a failed operation.  Now they go in parts that fit.
+printf 'imap_max_line_length = 1k\n' >"$WORK/line.conf" || bail "cannot write line.conf"
+DOVECOT_EXTRA_CONF=$WORK/line.conf dc_start short
+LC=$WORK/line-client.conf
+LDB=$WORK/line.db
+write_conf "$LC" "$LDB"
+msg_save "$USER1" INBOX "<long-flags@sync.test>" 300 || bail "cannot save long-flags"
+check "1k lines: the first sync succeeds" sync_once "$LC" "$WORK/line1.log"
+lid=$("$OP" --db "$LDB" find a INBOX "<long-flags@sync.test>") || bail "long-flags not synced"
+kws=()
+for i in $(seq -w 1 80); do kws+=("+keyword-number-$i"); done
+"$OP" --db "$LDB" flags "$lid" -- "${kws[@]}" || bail "cannot set 80 keywords"
+check "1k lines: the sync with 80 keywords to send succeeds" sync_once "$LC" "$WORK/line2.log"
+expect "1k lines: nothing pending" "$("$OP" --db "$LDB" pending a)" ""
+expect "1k lines: the 80 keywords are on the server" \
+	"$(da fetch -u "$USER1" flags mailbox INBOX header Message-ID "<long-flags@sync.test>" |
+		grep -o 'keyword-number-[0-9]*' | sort | tr '\n' ' ')" \
+	"$(printf '%s\n' "${kws[@]#+}" | sort | tr '\n' ' ')"
+expect "1k lines: in two UID STOREs" "$(grep -c ' C: a[0-9]* UID STORE ' "$WORK/line2.log")" 2
+check "1k lines: the store equals the server" compare "$LDB" a
+
 finish

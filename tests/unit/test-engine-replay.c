@@ -83,6 +83,9 @@ struct step {
 	int send_r;
 };
 
+/* Commands in flight at once (a flag batch pipelines one per row). */
+#define FAKE_QUEUE 512
+
 struct pending {
 	engine_reply_fn cb;
 	void *userdata;
@@ -96,7 +99,7 @@ struct fake {
 	const struct step *script;
 	size_t pos;
 	uint64_t caps, enabled; /* bit (enum imap_cap) */
-	struct pending queue[64];
+	struct pending queue[FAKE_QUEUE];
 	size_t n_queue;
 	bool scheduled, closing;
 	/* The connection: bytes it reports (ops->traffic()), and how the run
@@ -227,6 +230,10 @@ static void fake_deliver(struct cpmsync_loop_source *src, void *userdata)
 	rangeset_free(&modified);
 }
 
+/* Longest call fake_call() compares (a longer one is cut): more than a
+ * command line of the replay (ENGINE_LINE_MAX). */
+#define FAKE_CALL_MAX 2048
+
 /* Checks call against the script and queues its reply. */
 static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata, const char *fmt,
 		     ...) __attribute__((format(printf, 4, 5)));
@@ -235,7 +242,7 @@ static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata
 {
 	struct fake *f = (struct fake *)d;
 	const struct step *st = &f->script[f->pos];
-	char call[512];
+	char call[FAKE_CALL_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -247,7 +254,7 @@ static int fake_call(struct engine_driver *d, engine_reply_fn cb, void *userdata
 	if (st->send_r)
 		return st->send_r;
 	if (cb || st->ev[0].kind != EV_NONE || st->during) {
-		ck_assert_uint_lt(f->n_queue, 64);
+		ck_assert_uint_lt(f->n_queue, FAKE_QUEUE);
 		f->queue[f->n_queue++] = (struct pending){ cb, userdata, st, false };
 		fake_schedule(f);
 	}
@@ -453,7 +460,7 @@ static int fake_connect(struct engine_driver *d, int fd)
 		f->error = st->text ? st->text : "";
 		return st->r;
 	}
-	ck_assert_uint_lt(f->n_queue, 64);
+	ck_assert_uint_lt(f->n_queue, FAKE_QUEUE);
 	f->queue[f->n_queue++] = (struct pending){ .step = st, .connect = true };
 	fake_schedule(f);
 	return 0;
@@ -1445,6 +1452,222 @@ START_TEST(test_flags_without_condstore_delta)
 }
 END_TEST
 
+/*
+ * 80 keywords of 17 bytes ("keyword-number-01" ...): 1,439 bytes of flags,
+ * more than one command line takes (ENGINE_LINE_MAX; Dovecot with
+ * imap_max_line_length = 1k answered the STORE with BAD "IMAP command line
+ * too large").  kw_list(buf, from, to): keywords from..to, space-separated.
+ */
+#define N_KW 80
+static char *kw_list(char *buf, size_t size, int from, int to)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = from; i <= to; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%skeyword-number-%02d", o ? " " : "", i);
+	ck_assert_uint_lt(o, size);
+	return buf;
+}
+
+/* Message 1 ("\Seen" here and on the server) gets the 80 keywords here. */
+static void kw_flags_queued(char *set, size_t size)
+{
+	char sql[2048], kws[1600];
+
+	snprintf(set, size, "\\Seen %s", kw_list(kws, sizeof(kws), 1, N_KW));
+	snprintf(sql, sizeof(sql),
+		 "UPDATE message_state SET flags = '%s' WHERE id = 1;"
+		 "INSERT INTO journal (account_id, op, folder_id, message_id)"
+		 " VALUES (1, 'flags', 1, 1)",
+		 set);
+	exec(sql);
+}
+
+/* Message 1's column (flags, server_flags) is want (qs() cuts at 255). */
+static void assert_flags_are(const char *column, const char *want)
+{
+	struct store *s = store_from_public(cs);
+	char sql[128];
+	sqlite3_stmt *st;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM message_state WHERE id = 1", column);
+	ck_assert_int_eq(store_prepare(s, sql, &st), 0);
+	ck_assert_int_eq(store_step(s, st), 1);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), want);
+	sqlite3_reset(st);
+}
+
+/* "a4294967295 UID STORE 1 +FLAGS.SILENT (<flags>)" CRLF fits a line. */
+static void assert_store_fits(const char *flags)
+{
+	ck_assert_uint_le(12 + strlen("UID STORE 1 +FLAGS.SILENT ()") + strlen(flags) + 2,
+			  ENGINE_LINE_MAX);
+}
+
+/*
+ * A set too long for one line goes as a delta, +FLAGS in parts that each
+ * fit (50 keywords, then 30), not as one FLAGS (...) the server refuses.
+ */
+START_TEST(test_flags_long_set_split)
+{
+	char set[1600], part1[1024], part2[1024], call1[1100], call2[1100];
+	struct step script[] = {
+		SELECT_INBOX, { .call = call1 }, { .call = call2 }, LOGOUT, END,
+	};
+	struct sync_result res;
+
+	kw_flags_queued(set, sizeof(set));
+	kw_list(part1, sizeof(part1), 1, 50);
+	kw_list(part2, sizeof(part2), 51, N_KW);
+	assert_store_fits(part1);
+	assert_store_fits(part2);
+	snprintf(call1, sizeof(call1), "store 1 +(%s) 0", part1);
+	snprintf(call2, sizeof(call2), "store 1 +(%s) 0", part2);
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_replayed, 1);
+	assert_flags_are("flags", set);
+	assert_flags_are("server_flags", set);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+/*
+ * The run dies with the first part on the server and the second's answer
+ * lost.  A sync then sees the first part there: not another client's
+ * change (the local set stays), and the row, still queued, sends only
+ * what is missing; the keywords go once each, and none is lost.
+ */
+START_TEST(test_flags_long_set_partly_applied)
+{
+	char set[1600], part1[1024], part2[1024], call1[1100], call2[1100], seen[1100];
+	struct step script[] = {
+		SELECT_INBOX,
+		{ .call = call1 },
+		{ .call = call2, .r = -CPMSYNC_E_DISCONNECTED, .text = "connection lost" },
+		END,
+	};
+	struct step again[] = {
+		SELECT_INBOX,
+		{ .call = call2 },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+	bool found = false, changed = false;
+
+	kw_flags_queued(set, sizeof(set));
+	kw_list(part1, sizeof(part1), 1, 50);
+	kw_list(part2, sizeof(part2), 51, N_KW);
+	snprintf(call1, sizeof(call1), "store 1 +(%s) 0", part1);
+	snprintf(call2, sizeof(call2), "store 1 +(%s) 0", part2);
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_DISCONNECTED);
+	ck_assert_str_eq(qs("SELECT op || ' ' || attempts || ' ' || (args_sent = 'flags=' ||"
+			    " (SELECT flags FROM message_state WHERE id = 1)) FROM journal"),
+			 "flags 1 1");
+
+	/* The next sync's FETCH: the first part is there. */
+	snprintf(seen, sizeof(seen), "\\Seen %s", part1);
+	ck_assert_int_eq(store_sync_server_flags(store_from_public(cs), 1, 1, seen, 101, &found,
+						 &changed, NULL),
+			 0);
+	ck_assert(found);
+	assert_flags_are("flags", set);
+	assert_flags_are("server_flags", seen);
+
+	res = run(again, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	assert_flags_are("flags", set);
+	assert_flags_are("server_flags", set);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+/*
+ * A delta (no CONDSTORE) after an earlier STORE of the row that may have
+ * reached the server ("$Work \Seen", by its mark) while the local flags
+ * went back to the recorded server flags: "$Work" is taken away, not an
+ * empty "+FLAGS ()" that leaves it there.
+ */
+START_TEST(test_flags_delta_after_earlier_store)
+{
+	static const struct step script[] = {
+		{ .call = "select INBOX" },
+		{ .call = "store 1 -($Work) 0" },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent)"
+	     " VALUES (1, 'flags', 1, 1, 1, 'flags=$Work \\Seen')");
+	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_CONDSTORE));
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_str_eq(qs("SELECT flags || '|' || server_flags FROM message_state WHERE id = 1"),
+			 "\\Seen|\\Seen");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+}
+END_TEST
+
+/*
+ * 200 flag rows (UIDs 1001, 1003 ... 1399) all answered [MODIFIED]: the
+ * FETCH of their flags is 999 bytes of UIDs, so it goes as two, each line
+ * within ENGINE_LINE_MAX, and the merge is sent once both are answered.
+ */
+#define N_MOD 200
+START_TEST(test_flags_modified_refetch_split)
+{
+	static char calls[2 * N_MOD + 6][64], fetch[2][FAKE_CALL_MAX];
+	static struct step script[2 * N_MOD + 6];
+	struct rangeset uids = RANGESET_INIT;
+	struct buf set = BUF_INIT(ENGINE_REPLAY_SET_BYTES + 64);
+	struct sync_result res;
+	size_t k = 0, pos = 0;
+
+	exec("INSERT INTO message (id, folder_id, uid, size, internaldate)"
+	     " WITH RECURSIVE c(u) AS (SELECT 1001 UNION ALL SELECT u + 2 FROM c WHERE u < 1399)"
+	     " SELECT u, 1, u, 5, 1000 FROM c;"
+	     "INSERT INTO message_state (id, flags, server_flags, modseq)"
+	     " SELECT id, '\\Flagged', '', 100 FROM message WHERE id > 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " SELECT 1, 'flags', 1, id FROM message WHERE id > 1 ORDER BY id");
+	memset(script, 0, sizeof(script));
+	script[k++] = (struct step)SELECT_INBOX;
+	for (uint32_t u = 1001; u <= 1399; u += 2) {
+		snprintf(calls[k], sizeof(calls[k]), "store %u (\\Flagged) 100", u);
+		script[k] = (struct step){ .call = calls[k],
+					   .code = IMAP_CODE_MODIFIED,
+					   .modified = u };
+		k++;
+		ck_assert_int_eq(rangeset_add(&uids, u), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		buf_reset(&set);
+		ck_assert_int_ge(imap_seqset_format(&uids, &pos, &set, ENGINE_REPLAY_SET_BYTES), 0);
+		/* "a4294967295 UID FETCH <set> (UID FLAGS MODSEQ)" CRLF */
+		ck_assert_uint_le(12 + 10 + set.len + 19 + 2, ENGINE_LINE_MAX);
+		snprintf(fetch[i], sizeof(fetch[i]), "fetch %s (UID FLAGS MODSEQ)", set.data);
+		script[k++] = (struct step){ .call = fetch[i] };
+	}
+	ck_assert_uint_eq(pos, uids.n); /* two sets, no third */
+	for (uint32_t u = 1001; u <= 1399; u += 2) {
+		snprintf(calls[k], sizeof(calls[k]), "store %u (\\Flagged) 100", u);
+		script[k] = (struct step){ .call = calls[k] };
+		k++;
+	}
+	script[k++] = (struct step)LOGOUT;
+	script[k] = (struct step)END;
+	res = run(script, ALL_CAPS);
+	ck_assert_msg(res.r == 0, "run failed: %s", res.reason);
+	ck_assert_uint_eq(res.stats.ops_replayed, N_MOD);
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+	buf_free(&set);
+	rangeset_free(&uids);
+}
+END_TEST
+
 /* --- copy, move, expunge --- */
 
 /* Message 2 in Archive, a copy (or move: op) of message 1, its journal row
@@ -1815,32 +2038,35 @@ START_TEST(test_replay_folder_replaced)
 END_TEST
 
 /*
- * 1,000 expunges of odd UIDs 1..1999 (message 1 and 999 more): their set
- * takes two UID STORE + UID EXPUNGE pairs (ENGINE_SET_BYTES).  Fills
- * call[0..3] with the four calls as fake_call() spells them (truncated to
- * its 511 characters).
+ * 300 expunges of odd UIDs 1..599 (message 1 and 299 more): their set
+ * (1,144 bytes) takes two UID STORE + UID EXPUNGE pairs, each line within
+ * ENGINE_LINE_MAX.  Fills call[0..3] with the four calls as fake_call()
+ * spells them.
  */
-static void expunge_two_sets(char call[4][512])
+#define EXPUNGE_TWO_SETS_N "300"
+static void expunge_two_sets(char call[4][FAKE_CALL_MAX])
 {
 	struct rangeset uids = RANGESET_INIT;
-	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	struct buf set = BUF_INIT(ENGINE_REPLAY_SET_BYTES + 64);
 	size_t pos = 0;
 
 	exec("UPDATE message SET removed = 1 WHERE id = 1;"
 	     "INSERT INTO message (folder_id, uid, removed)"
-	     " WITH RECURSIVE c(u) AS (SELECT 3 UNION ALL SELECT u + 2 FROM c WHERE u < 1999)"
+	     " WITH RECURSIVE c(u) AS (SELECT 3 UNION ALL SELECT u + 2 FROM c WHERE u < 599)"
 	     " SELECT 1, u, 1 FROM c;"
 	     "INSERT INTO message_state (id, flags, server_flags)"
 	     " SELECT id, '', '' FROM message WHERE id NOT IN (SELECT id FROM message_state);"
 	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
 	     " SELECT 1, 'expunge', 1, id FROM message WHERE folder_id = 1 ORDER BY id");
-	for (uint32_t u = 1; u <= 1999; u += 2)
+	for (uint32_t u = 1; u <= 599; u += 2)
 		ck_assert_int_eq(rangeset_add(&uids, u), 0);
 	for (int i = 0; i < 2; i++) {
 		buf_reset(&set);
-		ck_assert_int_ge(imap_seqset_format(&uids, &pos, &set, ENGINE_SET_BYTES), 0);
-		snprintf(call[2 * i], 512, "store %s +(\\Deleted) 0", set.data);
-		snprintf(call[2 * i + 1], 512, "expunge %s", set.data);
+		ck_assert_int_ge(imap_seqset_format(&uids, &pos, &set, ENGINE_REPLAY_SET_BYTES), 0);
+		/* "a4294967295 UID STORE <set> +FLAGS.SILENT (\\Deleted)" CRLF */
+		ck_assert_uint_le(12 + 10 + set.len + 25 + 2, ENGINE_LINE_MAX);
+		snprintf(call[2 * i], FAKE_CALL_MAX, "store %s +(\\Deleted) 0", set.data);
+		snprintf(call[2 * i + 1], FAKE_CALL_MAX, "expunge %s", set.data);
 	}
 	ck_assert_uint_eq(pos, uids.n); /* two sets, no third */
 	buf_free(&set);
@@ -1854,7 +2080,7 @@ START_TEST(test_expunge_sets_each_answered)
 	 * then expunges nothing) is not lost behind the last reply's OK: the
 	 * whole batch stays, refused, and no message row goes. */
 	for (int which = 0; which < 2; which++) {
-		char call[4][512];
+		char call[4][FAKE_CALL_MAX];
 		struct step script[] = {
 			SELECT_INBOX,
 			{ .call = call[0] },
@@ -1877,10 +2103,11 @@ START_TEST(test_expunge_sets_each_answered)
 		res = run(script, ALL_CAPS);
 		ck_assert_int_eq(res.r, 0);
 		ck_assert_uint_eq(res.stats.ops_replayed, 0);
-		ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "1000");
+		ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"),
+				 EXPUNGE_TWO_SETS_N);
 		ck_assert_str_eq(qs("SELECT count(*) || ' ' || min(refused) || ' ' || max(tries)"
 				    " FROM journal WHERE refused IS NOT NULL"),
-				 "1000 try later 1");
+				 EXPUNGE_TWO_SETS_N " try later 1");
 	}
 }
 END_TEST
@@ -1890,7 +2117,7 @@ START_TEST(test_expunge_store_refused_without_uidplus)
 	/* Without UIDPLUS: a refused STORE +FLAGS \Deleted of any set keeps
 	 * the batch (EXPUNGE would not remove those messages); no EXPUNGE is
 	 * sent. */
-	char call[4][512];
+	char call[4][FAKE_CALL_MAX];
 	struct step script[] = {
 		SELECT_INBOX,
 		{ .call = call[0], .r = -CPMSYNC_E_SERVER, .text = "read-only here" },
@@ -1904,10 +2131,11 @@ START_TEST(test_expunge_store_refused_without_uidplus)
 	expunge_two_sets(call);
 	res = run(script, ALL_CAPS & ~CAP(IMAP_CAP_UIDPLUS));
 	ck_assert_int_eq(res.r, 0);
-	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"), "1000");
+	ck_assert_str_eq(qs("SELECT count(*) FROM message WHERE folder_id = 1"),
+			 EXPUNGE_TWO_SETS_N);
 	ck_assert_str_eq(qs("SELECT count(*) || ' ' || min(refused) FROM journal"
 			    " WHERE refused IS NOT NULL"),
-			 "1000 read-only here");
+			 EXPUNGE_TWO_SETS_N " read-only here");
 }
 END_TEST
 
@@ -5395,6 +5623,10 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_flags_store_answer_lost_replay_only);
 	tcase_add_test(tc, test_flags_store_marked_before_sent);
 	tcase_add_test(tc, test_flags_without_condstore_delta);
+	tcase_add_test(tc, test_flags_long_set_split);
+	tcase_add_test(tc, test_flags_long_set_partly_applied);
+	tcase_add_test(tc, test_flags_delta_after_earlier_store);
+	tcase_add_test(tc, test_flags_modified_refetch_split);
 	tcase_add_test(tc, test_copy_copyuid);
 	tcase_add_test(tc, test_move_untagged_copyuid);
 	tcase_add_test(tc, test_move_without_move_cap);
