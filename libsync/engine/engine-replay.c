@@ -1035,6 +1035,8 @@ static void copy_lost(struct cpmsync_sync *e)
 		  (long long)R(e)->msg.id, R(e)->dst.server_name);
 }
 
+static void wait_for_list(struct cpmsync_sync *e, const char *folder);
+
 static void copy_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
@@ -1042,6 +1044,19 @@ static void copy_done(const struct engine_reply *res, void *userdata)
 	bool moved = is_move(e) && D(e)->ops->has(D(e), IMAP_CAP_MOVE);
 	uint32_t dst = 0;
 
+	/*
+	 * [TRYCREATE] (RFC 3501 6.4.7): no destination of that name.  In a
+	 * run without LIST another client may have renamed it, as a refused
+	 * SELECT says of a source (select_refused()): the row waits for the
+	 * full sync that follows at once, not for the journal's back-off
+	 * (60 s) and a poll.  Its mark stays: that sync's replay looks for
+	 * the copy first (verify()), finds none, and sends it there.
+	 */
+	if (!e->finished && res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_TRYCREATE &&
+	    e->only_run) {
+		wait_for_list(e, rp->dst.server_name);
+		return;
+	}
 	if (cmd_refused(e, res, moved ? "UID MOVE" : "UID COPY"))
 		return;
 	if (res->code == IMAP_CODE_COPYUID && res->new_uid)
@@ -2939,6 +2954,25 @@ static void op_annotation(struct cpmsync_sync *e)
  * response code like any other ([NOPERM]: failed operations at once; a
  * NO that may pass: tried again later).  The run goes on.
  */
+/*
+ * In a run without LIST (only_run): the current row (or batch) names a
+ * folder the server does not know by that name, which another client
+ * may have renamed.  It waits, untouched (no try counted, no back-off),
+ * for the full sync the session runs right after this run
+ * (engine_replay_needs_list()), whose LIST finds the new name.
+ */
+static void wait_for_list(struct cpmsync_sync *e, const char *folder)
+{
+	log_msg(CPMSYNC_LOG_INFO, CAT,
+		"%s: the local changes of %s wait for a full sync: renamed or deleted on"
+		" the server? its folder list tells",
+		e->account_name, folder ? folder : "?");
+	if (!e->replay_needs_list)
+		e->stats.folders_waiting++;
+	e->replay_needs_list = true;
+	replay_next(e);
+}
+
 static void select_refused(struct cpmsync_sync *e, const struct engine_reply *res)
 {
 	struct replay *rp = R(e);
@@ -2955,14 +2989,7 @@ static void select_refused(struct cpmsync_sync *e, const struct engine_reply *re
 	 * ([NOPERM]) or a BAD is no rename: refused as below.
 	 */
 	if (e->only_run && !res->bad && res->code != IMAP_CODE_NOPERM) {
-		log_msg(CPMSYNC_LOG_INFO, CAT,
-			"%s: the local changes of %s wait for a full sync: renamed or deleted on"
-			" the server? its folder list tells",
-			e->account_name, rp->folder.server_name ? rp->folder.server_name : "?");
-		if (!e->replay_needs_list)
-			e->stats.folders_waiting++;
-		e->replay_needs_list = true;
-		replay_next(e);
+		wait_for_list(e, rp->folder.server_name);
 		return;
 	}
 

@@ -14,6 +14,11 @@
 #    the run it starts (the IDLE folder alone, no LIST) has its SELECT of
 #    Proj2 refused; the change is not counted as refused (no back-off),
 #    and the full sync that follows at once sends it to Proj3.
+# 3. Online: Proj3 renamed to Proj4 on the server, then a copy from INBOX
+#    to Proj3 queued here (by the library, so that no sync starts), then a
+#    SetFlags: the run it starts (no LIST) replays the copy, whose UID COPY
+#    is answered [TRYCREATE]; the copy waits for the full sync that follows
+#    at once (no back-off), which makes it in Proj4, once.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -88,4 +93,28 @@ expect "online: no failed operation" "$("$CPMCTL" failed a)" ""
 expect "online: the folder is Proj3 here" "$("$CPMCTL" folders a | cut -f1 | grep '^Proj')" Proj3
 no_refusal online
 expect "online: the flag went once" "$(grep -c 'UID STORE .*Seen' "$WORK/daemon.log")" 1
+# --- 3. a copy into a folder renamed while online ------------------------------
+check "copy: State idle" wait_state idle 20
+msg_save "$USER1" INBOX "<c1@renamed.test>" 300 || bail "doveadm save into INBOX"
+check "copy: the INBOX message synced" eventually 10 sh -c "\"$CPMCTL\" list a INBOX | grep -q ."
+cid=$("$CPMCTL" list a INBOX | sed -n 1p | cut -f1)
+[ -n "$cid" ] || bail "no message in INBOX"
+check "copy: State idle again" wait_state idle 20
+check "server: RENAME Proj3 Proj4" da mailbox rename -u "$USER1" Proj3 Proj4
+# copies FOLDER: how many messages of FOLDER are <c1@renamed.test> on the server
+copies() { da search -u "$USER1" mailbox "$1" header Message-ID "<c1@renamed.test>" | wc -l; }
+has_copy() { test "$(copies "$1")" = 1; }
+: >"$WORK/daemon.log"
+"$OP" --db "$WORK/store.db" copy Proj3 "$cid" >/dev/null || bail "cpmsync-op copy (online)"
+t0=$SECONDS
+"$CPMCTL" flag a INBOX "$cid" +\\Flagged || bail "cpmctl flag (copy)"
+check "copy: the copy reached Proj4 (within 20 s; the back-off is 60 s)" within 20 has_copy Proj4
+echo "# reached Proj4 after $((SECONDS - t0)) s"
+check "copy: the run without LIST had the UID COPY answered [TRYCREATE]" \
+	grep -qF "the local changes of Proj3 wait for a full sync" "$WORK/daemon.log"
+check "copy: nothing pending" eventually 10 nothing_pending
+expect "copy: no failed operation" "$("$CPMCTL" failed a)" ""
+expect "copy: the folder is Proj4 here" "$("$CPMCTL" folders a | cut -f1 | grep '^Proj')" Proj4
+no_refusal copy
+expect "copy: one copy in Proj4" "$(copies Proj4)" 1
 finish
