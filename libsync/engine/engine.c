@@ -281,6 +281,18 @@ static int pull_stopped_result(struct cpmsync_sync *e, int r)
 	return e->pull_r;
 }
 
+/* Frees what the LIST of this run found (when the list is made again,
+ * and with the run). */
+static void remote_clear(struct cpmsync_sync *e)
+{
+	for (size_t i = 0; i < e->n_remote; i++) {
+		free(e->remote[i].name);
+		free(e->remote[i].special_use);
+		free(e->remote[i].mailboxid);
+	}
+	e->n_remote = 0;
+}
+
 static void engine_free(struct cpmsync_sync *e)
 {
 	store_set_full_safe(e->store, false);
@@ -289,11 +301,7 @@ static void engine_free(struct cpmsync_sync *e)
 	engine_ident_pull_reset(e);
 	cpmsync_loop_source_remove(e->start_src);
 	engine_driver_imap_fini(&e->imap_drv);
-	for (size_t i = 0; i < e->n_remote; i++) {
-		free(e->remote[i].name);
-		free(e->remote[i].special_use);
-		free(e->remote[i].mailboxid);
-	}
+	remote_clear(e);
 	free(e->remote);
 	free(e->queue);
 	free(e->queue_est);
@@ -2105,17 +2113,6 @@ static void list_ids(struct cpmsync_sync *e)
 }
 
 static void start_list(struct cpmsync_sync *e);
-
-/* Frees what the LIST of this run found (the list is made again). */
-static void remote_clear(struct cpmsync_sync *e)
-{
-	for (size_t i = 0; i < e->n_remote; i++) {
-		free(e->remote[i].name);
-		free(e->remote[i].special_use);
-		free(e->remote[i].mailboxid);
-	}
-	e->n_remote = 0;
-}
 
 /*
  * The folders holding messages here (known_messages, not being deleted by
