@@ -382,6 +382,9 @@ struct once_state {
 	bool ok;
 };
 
+/* The plural ending of a count's noun: "1 folder", "2 folders". */
+#define PLURAL_S(n) ((n) == 1 ? "" : "s")
+
 static void once_done(int r, const char *reason, const struct cpmsync_sync_stats *st,
 		      void *userdata)
 {
@@ -393,12 +396,13 @@ static void once_done(int r, const char *reason, const struct cpmsync_sync_stats
 		log_error("%s: %s", os->account->name, os->account->password_error);
 	else if (r < 0)
 		log_error("%s: %s", os->account->name, reason);
-	log_info("%s: %s: %u folders synced, %u unchanged, %u messages added, %u changed, "
-		 "%u removed, %llu body bytes, %u local changes sent, %u kept; "
+	log_info("%s: %s: %u folder%s synced, %u unchanged, %u message%s added, %u changed, "
+		 "%u removed, %llu body bytes, %u local change%s sent, %u kept; "
 		 "%llu bytes in, %llu bytes out",
 		 os->account->name, r == 0 ? "done" : "failed", st->folders_synced,
-		 st->folders_skipped, st->messages_added, st->messages_changed,
-		 st->messages_removed, (unsigned long long)st->body_bytes, st->ops_replayed,
+		 PLURAL_S(st->folders_synced), st->folders_skipped, st->messages_added,
+		 PLURAL_S(st->messages_added), st->messages_changed, st->messages_removed,
+		 (unsigned long long)st->body_bytes, st->ops_replayed, PLURAL_S(st->ops_replayed),
 		 st->ops_failed, (unsigned long long)st->bytes_in,
 		 (unsigned long long)st->bytes_out);
 }

@@ -250,6 +250,9 @@ static void store_cpm_root(struct daemon_account *da)
 						   config_account_cpm_root(da->conf)) >= 0;
 }
 
+/* The plural ending of a count's noun: "1 folder", "2 folders". */
+#define PLURAL_S(n) ((n) == 1 ? "" : "s")
+
 static void session_synced(struct cpmsync_session *s, int r, const char *reason,
 			   const struct cpmsync_sync_stats *st, void *userdata)
 {
@@ -259,11 +262,12 @@ static void session_synced(struct cpmsync_session *s, int r, const char *reason,
 		log_warning("%s: sync failed: %s", cpmsync_session_name(s), reason);
 	if (r == 0 && (st->messages_added || st->messages_changed || st->messages_removed ||
 		       st->ops_replayed || st->ops_failed))
-		log_info("%s: synced: %u folders synced, %u unchanged, %u messages added, "
-			 "%u changed, %u removed, %u local changes sent, %u kept",
-			 cpmsync_session_name(s), st->folders_synced, st->folders_skipped,
-			 st->messages_added, st->messages_changed, st->messages_removed,
-			 st->ops_replayed, st->ops_failed);
+		log_info("%s: synced: %u folder%s synced, %u unchanged, %u message%s added, "
+			 "%u changed, %u removed, %u local change%s sent, %u kept",
+			 cpmsync_session_name(s), st->folders_synced, PLURAL_S(st->folders_synced),
+			 st->folders_skipped, st->messages_added, PLURAL_S(st->messages_added),
+			 st->messages_changed, st->messages_removed, st->ops_replayed,
+			 PLURAL_S(st->ops_replayed), st->ops_failed);
 	else if (r == 0 || r == -CPMSYNC_E_CANCELED)
 		/* (A failure is the warning above, once; -v shows its traffic.) */
 		log_debug("%s: sync %s (%llu bytes in, %llu out)", cpmsync_session_name(s),
