@@ -2377,6 +2377,36 @@ struct select_ctx {
 
 static int replay_folder_same(struct cpmsync_sync *e, int64_t id, const char *name);
 
+/*
+ * A folder the server refuses to SELECT (no right to read it: Dovecot's
+ * [NOPERM] for a folder its ACL lets the user look up only) is skipped,
+ * and every full sync tries it again: the warning, at each of them, said
+ * the same every few minutes.  Warned once per account, folder and
+ * response code while the store is open (the daemon's run), then at
+ * debug level.  The text is no part of the key: Dovecot's carries the
+ * command's timing.
+ */
+static void select_refused_log(struct cpmsync_sync *e, const char *name,
+			       const struct engine_reply *res)
+{
+	const char *code = res->code_name ? res->code_name : res->bad ? "BAD" : "NO";
+	struct buf key = BUF_INIT(REFUSED_NAME_KEY_MAX);
+	bool first = true;
+
+	/* "select\0account\0name\0code" (no part holds a NUL). */
+	if (buf_append(&key, "select", 7) == 0 &&
+	    buf_append(&key, e->account_name, strlen(e->account_name) + 1) == 0 &&
+	    buf_append(&key, name ? name : "", strlen(name ? name : "") + 1) == 0 &&
+	    buf_append(&key, code, strlen(code)) == 0)
+		first = store_note_once(e->store, key.data, key.len);
+	buf_free(&key);
+	log_msg(first ? CPMSYNC_LOG_WARNING : CPMSYNC_LOG_DEBUG, CAT,
+		"%s: skipping folder %s: the server refuses to select it: %s%s%s%s%s",
+		e->account_name, name ? name : "?", res->code_name ? "[" : "",
+		res->code_name ? res->code_name : "", res->code_name ? "] " : "",
+		res->text ? res->text : "", first ? " (warned once while the store is open)" : "");
+}
+
 static void select_done(const struct engine_reply *res, void *userdata)
 {
 	struct select_ctx *sc = userdata;
@@ -2404,8 +2434,7 @@ static void select_done(const struct engine_reply *res, void *userdata)
 		e->selected_id = 0;
 		if (engine_tx_tick(e, true) < 0)
 			return;
-		log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: cannot select %s: %s", e->account_name,
-			name ? name : "?", res->text ? res->text : "");
+		select_refused_log(e, name, res);
 		e->stats.folders_refused++;
 		if (res->code == IMAP_CODE_NONEXISTENT)
 			e->stats.folders_gone++;

@@ -19,6 +19,9 @@
 #    SetFlags: the run it starts (no LIST) replays the copy, whose UID COPY
 #    is answered [TRYCREATE]; the copy waits for the full sync that follows
 #    at once (no back-off), which makes it in Proj4, once.
+# 4. A folder the server refuses to SELECT (Locked, which the ACL lets the
+#    user look up only): each full sync skips it; the daemon says so once,
+#    and why, not at every sync.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -117,4 +120,16 @@ expect "copy: no failed operation" "$("$CPMCTL" failed a)" ""
 expect "copy: the folder is Proj4 here" "$("$CPMCTL" folders a | cut -f1 | grep '^Proj')" Proj4
 no_refusal copy
 expect "copy: one copy in Proj4" "$(copies Proj4)" 1
+# --- 4. a folder the server refuses to SELECT: said once, and why ------------------
+check "server: create Locked" da mailbox create -u "$USER1" Locked
+check "server: Locked may only be looked up (ACL owner lookup)" \
+	da acl set -u "$USER1" Locked owner lookup
+: >"$WORK/daemon.log"
+expect "locked: a full sync" "$("$CPMCTL" sync --timeout 30 a 2>&1)" "a: ok"
+expect "locked: another full sync" "$("$CPMCTL" sync --timeout 30 a 2>&1)" "a: ok"
+locked='cpm-syncd: a: skipping folder Locked: the server refuses to select it: \[NOPERM\] Permission denied \([0-9.]+ \+ [0-9. +]+ secs\)\.'
+expect "locked: warned once, saying why" \
+	"$(grep -cxE "$locked \(warned once while the store is open\)" "$WORK/daemon.log")" 1
+expect "locked: the second sync's is a debug line (-v)" \
+	"$(grep -cxE "$locked" "$WORK/daemon.log")" 1
 finish
