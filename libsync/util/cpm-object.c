@@ -332,6 +332,22 @@ static size_t blank_at(const char *t, size_t n)
 	return k && blank_cp(cp) ? k : 0;
 }
 
+/*
+ * Are the eight bytes at p all printable ASCII (32..126)?  With no byte
+ * at 128 or above, adding 0x60 to each sets its top bit exactly when it
+ * is 32 or more, and adding 1 exactly when it is 127, neither carrying
+ * into the next byte.
+ */
+static bool printable8(const char *p)
+{
+	const uint64_t hi = UINT64_C(0x8080808080808080);
+	uint64_t w;
+
+	memcpy(&w, p, 8);
+	return !(w & hi) && ((w + UINT64_C(0x6060606060606060)) & hi) == hi &&
+	       !((w + UINT64_C(0x0101010101010101)) & hi);
+}
+
 /* The snippet from UTF-8 text: trimmed, controls as spaces, CPM_SNIPPET_CHARS. */
 static int make_snippet(const char *t, size_t n, char **ret)
 {
@@ -353,6 +369,12 @@ static int make_snippet(const char *t, size_t n, char **ret)
 
 			if (end > n)
 				end = n;
+			/* Eight bytes at a time while all are 32..126 (a
+			 * chat message's text): byte by byte, this loop was
+			 * 1,000 of the snippet's 2,600 instructions
+			 * (callgrind, bench-cpm.sh 20000). */
+			while (end - j >= 8 && printable8(t + j))
+				j += 8;
 			/* 32..126: one unsigned comparison a byte. */
 			while (j < end && (unsigned char)(t[j] - 32) < 95)
 				j++;

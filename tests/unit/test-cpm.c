@@ -583,6 +583,55 @@ START_TEST(test_snippet_bounds)
 }
 END_TEST
 
+/*
+ * Snippet of ASCII text, read eight bytes at a time while all are
+ * printable: a control character (31), DEL (127) or a UTF-8 byte at any
+ * place of such a group is seen there (a control or DEL as a space), the
+ * printable bounds (32, 126) are kept, and the text is cut at exactly
+ * CPM_SNIPPET_CHARS characters.
+ */
+START_TEST(test_snippet_ascii_runs)
+{
+	static const struct {
+		char c;
+		const char *as;
+	} odd[] = { { '\x1f', " " }, { '\x7f', " " }, { ' ', " " }, { '~', "~" } };
+	char obj[1024], want[64];
+	struct msg_summary m;
+	size_t n, h;
+
+	h = (size_t)sprintf(obj, "Content-Type: text/plain; charset=utf-8\r\n"
+				 "Message-Context: pager-message\r\n\r\n");
+	for (size_t k = 0; k < sizeof(odd) / sizeof(odd[0]); k++) {
+		for (size_t at = 1; at < 17; at++) { /* 0: a blank first goes */
+			n = h + (size_t)sprintf(obj + h, "abcdefghijklmnopqrstuvwx");
+			obj[h + at] = odd[k].c;
+			memcpy(want, "abcdefghijklmnopqrstuvwx", 25);
+			want[at] = odd[k].as[0];
+			ck_assert_int_eq(msg_summary_parse(obj, n, &m), 0);
+			ck_assert_msg(strcmp(m.snippet, want) == 0, "byte %d at %zu: \"%s\"",
+				      odd[k].c, at, m.snippet);
+			msg_summary_free(&m);
+		}
+	}
+	/* A UTF-8 character inside a group of eight. */
+	n = h + (size_t)sprintf(obj + h, "abc\xc3\xa9"
+					 "defghijklm");
+	ck_assert_int_eq(msg_summary_parse(obj, n, &m), 0);
+	ck_assert_str_eq(m.snippet, "abc\xc3\xa9"
+				    "defghijklm");
+	msg_summary_free(&m);
+	/* 203 printable characters: the first 200 are kept. */
+	n = h;
+	for (int i = 0; i < 203; i++)
+		obj[n++] = (char)('a' + i % 26);
+	ck_assert_int_eq(msg_summary_parse(obj, n, &m), 0);
+	ck_assert_uint_eq(strlen(m.snippet), CPM_SNIPPET_CHARS);
+	ck_assert_int_eq(memcmp(m.snippet, obj + h, CPM_SNIPPET_CHARS), 0);
+	msg_summary_free(&m);
+}
+END_TEST
+
 /* Snippet: a byte order mark and Unicode whitespace go at both ends (the
  * contract's "whitespace trimmed"), not inside; a byte sequence the
  * charset does not have is U+FFFD. */
@@ -701,6 +750,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_xml_encodings);
 	tcase_add_test(tc, test_xml_bad_size);
 	tcase_add_test(tc, test_snippet_bounds);
+	tcase_add_test(tc, test_snippet_ascii_runs);
 	tcase_add_test(tc, test_snippet_unicode_trim);
 	tcase_add_test(tc, test_snippet_iconv_checked);
 	tcase_add_test(tc, test_error_text_utf8);
