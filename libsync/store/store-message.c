@@ -442,6 +442,7 @@ struct conv_entry {
 	int64_t states; /* state objects' summaries: conv_state_summary() */
 	bool last_moved, is_group, cid_header;
 	int64_t stale;	    /* objects peer_needs_recompute() is true of */
+	int64_t bumps;	    /* store_conv_bump()s folded in: the version's */
 	bool last_has_peer; /* the newest counted object (last_id) has a peer */
 };
 
@@ -541,6 +542,26 @@ int store_conv_pending_restale(struct store *s)
 	return r;
 }
 
+bool store_conv_pending_fold_bump(struct store *s, int64_t folder_id)
+{
+	struct conv_acc *a = conv_acc(s, false);
+	int64_t conv = 0;
+
+	/* Only the folders probed since the last flush: their rows are the
+	 * ones conv_bump_sql would find (conv_of_folder_sql's join). */
+	for (size_t i = a ? a->nf : 0; i-- > 0;)
+		if (a->f[i].folder_id == folder_id) {
+			conv = a->f[i].conv;
+			break;
+		}
+	for (size_t i = 0; conv && i < a->n; i++)
+		if (a->e[i].conv == conv) {
+			a->e[i].bumps++;
+			return true;
+		}
+	return false;
+}
+
 static int conv_entry_write(struct store *s, const struct conv_entry *e)
 {
 	sqlite3_stmt *st;
@@ -572,7 +593,7 @@ static int conv_entry_write(struct store *s, const struct conv_entry *e)
 	sqlite3_bind_int(st, 7, e->is_group);
 	/* One more per stale object after the first: the recompute is one
 	 * per row and flush, where one by one each object's came. */
-	sqlite3_bind_int64(st, 8, e->objects + (e->stale ? e->stale - 1 : 0));
+	sqlite3_bind_int64(st, 8, e->objects + (e->stale ? e->stale - 1 : 0) + e->bumps);
 	if (e->cid)
 		sqlite3_bind_text(st, 9, e->cid, -1, SQLITE_STATIC);
 	r = store_step_done(s, st);

@@ -1820,7 +1820,7 @@ int store_conv_bump(struct store *s, int64_t folder_id)
 	if (!s->in_tx)
 		return conv_bump_now(s, folder_id);
 	for (size_t i = 0; i < s->n_conv_bump; i++)
-		if (s->conv_bump[i] == folder_id)
+		if (s->conv_bump[i] == folder_id || s->conv_bump[i] == -folder_id)
 			return 0;
 	if (s->n_conv_bump == s->alloc_conv_bump) {
 		size_t n = s->alloc_conv_bump ? s->alloc_conv_bump * 2 : 16;
@@ -1831,6 +1831,14 @@ int store_conv_bump(struct store *s, int64_t folder_id)
 		s->conv_bump = p;
 		s->alloc_conv_bump = n;
 	}
+	/* Most raises are of originals whose conversation row is held
+	 * back with the report that raised them (the same folder): the
+	 * bump then goes into the row's held-back write, which moves its
+	 * version anyway, and is kept here negated (folder ids are 1 or
+	 * more), as asked once already.  Its own UPDATE was about 15,700
+	 * instructions (callgrind, bench-cpm.sh 20000: 1,048 of them). */
+	if (store_conv_pending_fold_bump(s, folder_id))
+		folder_id = -folder_id;
 	s->conv_bump[s->n_conv_bump++] = folder_id;
 	return 0;
 }
@@ -1840,7 +1848,8 @@ int store_conv_bump_flush(struct store *s)
 	int r = 0;
 
 	for (size_t i = 0; i < s->n_conv_bump && r >= 0; i++)
-		r = conv_bump_now(s, s->conv_bump[i]);
+		if (s->conv_bump[i] > 0)
+			r = conv_bump_now(s, s->conv_bump[i]);
 	s->n_conv_bump = 0;
 	return r;
 }

@@ -245,6 +245,9 @@ void store_conv_pending_drop(struct store *s);
 /* The entries held back dropped, their conversations noted in conv_stale
  * (store_rollback_to_mark()). */
 int store_conv_pending_restale(struct store *s);
+/* If folder_id's conversation row is held back, its version bump is added
+ * to the row's write (store_conv_bump()): true; false if it is not held. */
+bool store_conv_pending_fold_bump(struct store *s, int64_t folder_id);
 void **store_conv_pending_slot(struct store *s);
 void store_set_conv_dirty(struct store *s, bool dirty);
 /* Whether a statement that may note rows in conv_stale ran since the last

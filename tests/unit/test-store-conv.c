@@ -2196,6 +2196,92 @@ START_TEST(test_watched_bodies_keep_rows_held_back)
 END_TEST
 
 /*
+ * An IMDN report raising an original whose conversation row is held back
+ * in the transaction (the same folder, as most are): the raise's version
+ * bump goes into the row's held-back write (store_conv_bump() folds it)
+ * and the version ends as with the bump's own UPDATE at the commit: one
+ * per object, and one per transaction for the raises of a folder.  A
+ * raise of an original in another conversation, whose row is not held
+ * back, still gets its own.
+ */
+static int64_t raise_insert(int64_t folder_id, int64_t uid, const char *type, const char *cid,
+			    const char *imdn_message_id, const char *imdn_ref, const char *status)
+{
+	struct msg_summary sum = {
+		.message_id = (char *)"",
+		.subject = (char *)"",
+		.from = (char *)"",
+		.to = (char *)"",
+		.conversation_id = (char *)cid,
+		.contribution_id = (char *)"",
+		.imdn_message_id = (char *)imdn_message_id,
+		.date = uid * 60,
+		.type = type,
+		.direction = (char *)"sent",
+		.context = (char *)"",
+		.in_reply_to = (char *)"",
+		.peer = (char *)BOB,
+		.sender = (char *)ME,
+		.snippet = (char *)"",
+		.imdn_ref = (char *)imdn_ref,
+		.status = (char *)status,
+		.participants = (char *)"",
+	};
+	int64_t id;
+
+	ck_assert_int_eq(store_message_insert(s,
+					      &(struct store_message_row){
+						      .folder_id = folder_id,
+						      .uid = uid,
+						      .flags = "",
+						      .summary = &sum,
+					      },
+					      &id),
+			 0);
+	return id;
+}
+
+START_TEST(test_raise_bump_held_back)
+{
+	int64_t orig, other;
+
+	ck_assert_int_eq(store_exec(s, "INSERT INTO folder (id, account_id, name, delimiter,"
+				       " server_name, uidvalidity) VALUES"
+				       " (11, 1, '" F1 "', '/', 'a', 7),"
+				       " (14, 1, '" FSMS "', '/', 'd', 7)"),
+			 0);
+	ck_assert_int_eq(store_begin(s), 0);
+	orig = raise_insert(11, 1, "message", C1, "im-1", "", "");
+	raise_insert(11, 2, "imdn", C1, "rp-1", "im-1", "delivered");
+	raise_insert(11, 3, "imdn", C1, "rp-2", "im-1", "displayed");
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_str_eq(msg(orig).status, "displayed");
+	/* Three objects, and the raises' one bump. */
+	ck_assert_int_eq(conv_version(C1), 4);
+
+	/* A weaker report raises nothing: its object alone. */
+	ck_assert_int_eq(store_begin(s), 0);
+	raise_insert(11, 4, "imdn", C1, "rp-3", "im-1", "failed");
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(conv_version(C1), 5);
+
+	/* The original in another conversation, not held back in this
+	 * transaction: its row is bumped by its own UPDATE, once. */
+	ck_assert_int_eq(store_begin(s), 0);
+	other = raise_insert(14, 1, "message", "cid-sms", "im-2", "", "");
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_int_eq(conv_version("cid-sms"), 1);
+	ck_assert_int_eq(store_begin(s), 0);
+	raise_insert(11, 5, "imdn", C1, "rp-4", "im-2", "delivered");
+	raise_insert(11, 6, "imdn", C1, "rp-5", "im-2", "displayed");
+	ck_assert_int_eq(store_commit(s), 0);
+	ck_assert_str_eq(msg(other).status, "displayed");
+	ck_assert_int_eq(conv_version("cid-sms"), 2);
+	ck_assert_int_eq(conv_version(C1), 7);
+}
+END_TEST
+
+/*
  * Reports first stored from their header (as messages) and classified
  * again in one transaction once their bodies come (schema version 22):
  * the conversation is recomputed once, not once per report.  Its version
@@ -2815,6 +2901,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_full_database_keeps_mark);
+	tcase_add_test(tc, test_raise_bump_held_back);
 	suite_add_tcase(su, tc);
 	return su;
 }
