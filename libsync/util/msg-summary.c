@@ -278,6 +278,13 @@ static bool folded(const struct span *sp)
 	return sp->len && (memchr(sp->p, '\n', sp->len) || memchr(sp->p, '\r', sp->len));
 }
 
+/* Is the span's only CR or LF a CR at its end (one line ended by CRLF)? */
+static bool one_line_crlf(const struct span *sp)
+{
+	return sp->len && sp->p[sp->len - 1] == '\r' && !memchr(sp->p, '\n', sp->len - 1) &&
+	       !memchr(sp->p, '\r', sp->len - 1);
+}
+
 /* Does s (n bytes) hold the start of an RFC 2047 encoded-word? */
 static bool has_encoded_word(const char *s, size_t n)
 {
@@ -726,8 +733,16 @@ static int header_value(const struct span *sp, enum decode decode, char **ret)
 	size_t n;
 	int r;
 
-	/* Most values are one line: read in place, no copy to unfold. */
-	if (folded(sp)) {
+	/* Most values are one line: read in place, no copy to unfold.  So
+	 * is one whose only line break is the CR of its CRLF (what IMAP
+	 * serves): unfolding would only drop that last byte, into a buffer
+	 * of its own, for every such field (unfold(): 50 M of the plain
+	 * twin's and 66 M of the CPM set's initial sync in callgrind,
+	 * bench-cpm.sh 20000). */
+	if (one_line_crlf(sp)) {
+		s = sp->p;
+		n = sp->len - 1;
+	} else if (folded(sp)) {
 		r = unfold(sp, &raw);
 		if (r < 0)
 			return r;

@@ -74,6 +74,13 @@ static const struct field_case field_cases[] = {
 	/* folding, bare LF, tab folds */
 	{ "Subject: a\r\n b\r\n\tc\r\n", "", "a b\tc", "", "" },
 	{ "Subject: a\n b\n", "", "a b", "", "" },
+	/* CRs: a CRLF line's value is read without its CR, every other CR
+	 * in a value is dropped as a fold's line break is */
+	{ "Subject: a b \r\nFrom: x\r\n", "", "a b", "x", "" },
+	{ "Subject: a\rb\r\nFrom: x\rx\n", "", "ab", "xx", "" },
+	{ "Subject: a\r\r\n", "", "a", "", "" },
+	{ "Subject: \r\nFrom:\r\n", "", "", "", "" },
+	{ "Subject: a\r \r\n", "", "a", "", "" },
 	/* lines without a colon and their continuations are skipped */
 	{ "garbage line\n continued\nFrom: x\n", "", "", "x", "" },
 	/* a continuation at the very start belongs to nothing */
