@@ -106,6 +106,11 @@ size_t msg_header_length(const void *data, size_t len)
 	return 0;
 }
 
+static char ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
 /* The end of the line starting at i (the index of its '\n', or len). */
 static size_t line_end(const char *p, size_t len, size_t i)
 {
@@ -153,10 +158,19 @@ static void find_fields_of(const char *p, size_t len, const char *const *names, 
 			while (n < e && is_wsp(p[n]))
 				n++;
 			if (n < e && p[n] == ':' && name_end > i) {
-				for (int f = 0; f < count; f++)
+				/* The last name that matches (as the whole list
+				 * was walked before), its first letter compared
+				 * before the call: the same lengths are common
+				 * (Conversation-ID, Contribution-ID,
+				 * IMDN-Message-ID), the calls were half of this
+				 * function in callgrind (bench-cpm.sh 20000). */
+				for (int f = count; f-- > 0;)
 					if (lens[f] == name_end - i &&
-					    strncasecmp(names[f], p + i, lens[f]) == 0)
+					    ascii_lower(names[f][0]) == ascii_lower(p[i]) &&
+					    strncasecmp(names[f], p + i, lens[f]) == 0) {
 						which = f;
+						break;
+					}
 				n++;
 			}
 		}

@@ -514,6 +514,39 @@ START_TEST(test_header_length)
 }
 END_TEST
 
+/*
+ * msg_header_get() and msg_header_get2(): a name in any case, the first
+ * field of a name; the same name asked twice fills the second only (the
+ * last of the names that match a field takes it), as it always did.
+ */
+START_TEST(test_header_get)
+{
+	static const char h[] = "Content-type: text/plain\r\n"
+				"CONTENT-TRANSFER-ENCODING: 7bit\r\n"
+				"Content-Type: text/html\r\n";
+	char *a = NULL, *b = NULL;
+
+	ck_assert_int_eq(
+		msg_header_get2(h, strlen(h), "content-type", &a, "Content-Transfer-Encoding", &b),
+		0);
+	ck_assert_str_eq(a, "text/plain");
+	ck_assert_str_eq(b, "7bit");
+	free(a);
+	free(b);
+	ck_assert_int_eq(msg_header_get2(h, strlen(h), "Content-Type", &a, "content-type", &b), 0);
+	ck_assert_str_eq(a, "");
+	ck_assert_str_eq(b, "text/plain");
+	free(a);
+	free(b);
+	ck_assert_int_eq(msg_header_get(h, strlen(h), "ContenT-Transfer-Encoding", &a), 0);
+	ck_assert_str_eq(a, "7bit");
+	free(a);
+	ck_assert_int_eq(msg_header_get(h, strlen(h), "Zontent-Type", &a), 0);
+	ck_assert_str_eq(a, "");
+	free(a);
+}
+END_TEST
+
 struct date_case {
 	const char *in;
 	int r;
@@ -647,6 +680,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_every_prefix);
 	tcase_add_test(tc, test_every_prefix_encoded);
 	tcase_add_test(tc, test_header_length);
+	tcase_add_test(tc, test_header_get);
 	tcase_add_test(tc, test_check_appendable);
 	tcase_add_loop_test(tc, test_dates, 0, (int)ARRAY_LEN(date_cases));
 	tcase_add_test(tc, test_date_zone_every_prefix);
