@@ -436,8 +436,11 @@ static int run_once(struct config *cfg, const char *only)
 		return 1;
 	}
 	/* One run of many: the WAL is checkpointed when it is long, as in
-	 * the daemon, not at every exit (libsync/store/store.c). */
-	r = cpmsync_store_open(cfg->database, CPMSYNC_STORE_KEEP_WAL, &store, &err);
+	 * the daemon, not at every exit (libsync/store/store.c).  It holds
+	 * the daemon's lock: no daemon runs to signal its changes, which
+	 * record nothing for one (CPMSYNC_STORE_DAEMON). */
+	r = cpmsync_store_open(cfg->database, CPMSYNC_STORE_KEEP_WAL | CPMSYNC_STORE_DAEMON, &store,
+			       &err);
 	if (r < 0) {
 		log_error("cannot open the store: %s", err ? err : cpmsync_strerror(r));
 		free(err);

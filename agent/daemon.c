@@ -1062,6 +1062,12 @@ static void other_writers_check(struct daemon *d)
 {
 	uint64_t stamp[2];
 
+	/* Their changes to messages, folders and conversations, signalled:
+	 * the drain takes them when data_version moved (store-changes.c);
+	 * every time, so that a take that failed (a lock held past the busy
+	 * timeout) is tried again. */
+	if (d->svc)
+		cpm_service_others_wrote(d->svc);
 	if (cpmsync_store_content_stamp(d->store, stamp) < 0)
 		return;
 	if (d->has_data_version && stamp[0] == d->data_version)
@@ -1125,7 +1131,7 @@ int daemon_run(const struct daemon_options *opt, struct config *cfg)
 		log_error("cannot create %s: %s", dbdir, strerror(-r));
 		goto out_cfg;
 	}
-	r = cpmsync_store_open(cfg->database, 0, &d.store, &err);
+	r = cpmsync_store_open(cfg->database, CPMSYNC_STORE_DAEMON, &d.store, &err);
 	if (r < 0) {
 		log_error("cannot open the store: %s", err ? err : cpmsync_strerror(r));
 		free(err);

@@ -706,6 +706,12 @@ static void store_notify_cb(void *userdata)
 	svc->drain_armed = true;
 }
 
+void cpm_service_others_wrote(struct cpm_service *svc)
+{
+	if (svc && svc->watching)
+		store_notify_cb(svc);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Public API */
 

@@ -143,6 +143,15 @@ void cpm_service_set_files(struct cpm_service *svc, const char *config_file, con
  */
 void cpm_service_set_account_cpm_root(struct cpm_service *svc, const char *name, const char *root);
 
+/*
+ * The daemon's periodic look at the store (agent/daemon.c
+ * other_writers_check()): a drain is scheduled as after a commit of its
+ * own, and it takes what other processes committed since
+ * (CPMSYNC_STORE_DAEMON), if anything: their changes get the signals
+ * the daemon's own would.
+ */
+void cpm_service_others_wrote(struct cpm_service *svc);
+
 /* Forwarded from the session's callbacks by the daemon. */
 void cpm_service_account_changed(struct cpm_service *svc, struct cpmsync_session *session);
 void cpm_service_sync_progress(struct cpm_service *svc, struct cpmsync_session *session,

@@ -3,6 +3,7 @@
  * The public handle (cpmsync/store.h) around the internal struct store.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <cpmsync/store.h>
@@ -21,7 +22,10 @@ int cpmsync_store_open(const char *path, unsigned flags, struct cpmsync_store **
 
 	if (ret_error)
 		*ret_error = NULL;
-	if (!ret || (flags & ~(CPMSYNC_STORE_READONLY | CPMSYNC_STORE_KEEP_WAL)))
+	if (!ret ||
+	    (flags & ~(CPMSYNC_STORE_READONLY | CPMSYNC_STORE_KEEP_WAL | CPMSYNC_STORE_DAEMON)) ||
+	    (flags & (CPMSYNC_STORE_READONLY | CPMSYNC_STORE_DAEMON)) ==
+		    (CPMSYNC_STORE_READONLY | CPMSYNC_STORE_DAEMON))
 		return -EINVAL;
 	*ret = NULL;
 	cs = calloc(1, sizeof(*cs));
@@ -34,6 +38,21 @@ int cpmsync_store_open(const char *path, unsigned flags, struct cpmsync_store **
 	if (r < 0) {
 		free(cs);
 		return r;
+	}
+	/* An app's writes, for the daemon's signals (store-changes.c). */
+	if (flags & CPMSYNC_STORE_DAEMON) {
+		*store_foreign_slot(cs->s) = STORE_FOREIGN_READ;
+	} else if (!(flags & CPMSYNC_STORE_READONLY)) {
+		r = store_changes_record_foreign(cs->s);
+		if (r < 0) {
+			if (ret_error &&
+			    asprintf(ret_error, "%s: cannot record changes for the daemon: %s",
+				     path, store_error(cs->s)) < 0)
+				*ret_error = NULL;
+			store_close(cs->s);
+			free(cs);
+			return r;
+		}
 	}
 	*ret = cs;
 	return 0;

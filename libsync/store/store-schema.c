@@ -1561,6 +1561,25 @@ static const char migration_39[] =
 	" END;";
 /* clang-format on */
 
+/*
+ * Version 40: the changes another process commits, for the daemon's
+ * signals (store-changes.c).  An app that links libcpmsync and writes
+ * the store (cpmsync/ops.h) records, through TEMP triggers of its own
+ * connection, one foreign_change row per change of a visible message,
+ * folder or conversation (the kinds and fields of cpmsync_change), and in
+ * foreign_conv_note the Conversation-IDs that may have left the list (as
+ * temp.cpm_conv_gone does for a watching connection), in the transaction
+ * of the change; cpm-syncd reads and deletes them when PRAGMA
+ * data_version says another connection committed, and signals them as
+ * its own.  Its own writes record nothing here.
+ */
+static const char migration_40[] =
+	"CREATE TABLE foreign_change (seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
+	" fields INTEGER NOT NULL DEFAULT 0, folder_id INTEGER NOT NULL,"
+	" message_id INTEGER NOT NULL);"
+	"CREATE TABLE foreign_conv_note (account_id INTEGER NOT NULL, cid TEXT NOT NULL,"
+	" PRIMARY KEY (account_id, cid)) WITHOUT ROWID;";
+
 static const char *const migrations[] = {
 	migration_1,  migration_2,  migration_3,  migration_4,	migration_5,  migration_6,
 	migration_7,  migration_8,  migration_9,  migration_10, migration_11, migration_12,
@@ -1568,7 +1587,7 @@ static const char *const migrations[] = {
 	migration_19, migration_20, migration_21, migration_22, migration_23, migration_24,
 	migration_25, migration_26, migration_27, migration_28, migration_29, migration_30,
 	migration_31, migration_32, migration_33, migration_34, migration_35, migration_36,
-	migration_37, migration_38, migration_39,
+	migration_37, migration_38, migration_39, migration_40,
 };
 
 unsigned store_schema_version(void)

@@ -67,6 +67,9 @@ struct store {
 	int last_rc; /* the SQLite code of the last store_fail() */
 	/* store-changes.c's state, freed on close. */
 	void *watch;
+	/* store-changes.c: what this connection does with foreign_change
+	 * (schema version 40), enum store_foreign. */
+	unsigned foreign;
 	/* store-body.c: the bodies database (schema version 4 on). */
 	struct store_bodies *bodies;
 	bool bodies_ready; /* migrated to version 4: body_trash exists */
@@ -217,6 +220,11 @@ void **store_watch_slot(struct store *s)
 	return &s->watch;
 }
 
+unsigned *store_foreign_slot(struct store *s)
+{
+	return &s->foreign;
+}
+
 void **store_conv_own_slot(struct store *s)
 {
 	return &s->conv_own;
@@ -353,7 +361,8 @@ static ssize_t cached(struct store *s, const char *sql)
  * the watch's cpm_message_flags, cpm_message_update and
  * cpm_summary_snippet (store-changes.c), which read last_id to note the
  * row changed (a row whose last message a held-back one replaces changes
- * anyway, at the flush).
+ * anyway, at the flush), nor for their foreign_ twins, which note the
+ * same for the daemon.
  * STMT_STALE: it may note conversations in conv_stale (schema version
  * 21), to be recomputed at the next flush.
  */
@@ -374,7 +383,10 @@ static int authorize(void *userdata, int action, const char *a, const char *b, c
 		    !(trigger && (streq(trigger, "conv_message_flags") ||
 				  streq(trigger, "cpm_message_flags") ||
 				  streq(trigger, "cpm_message_update") ||
-				  streq(trigger, "cpm_summary_snippet"))))
+				  streq(trigger, "cpm_summary_snippet") ||
+				  streq(trigger, "foreign_message_flags") ||
+				  streq(trigger, "foreign_message_update") ||
+				  streq(trigger, "foreign_summary_snippet"))))
 			s->prep_flags |= STMT_CONV;
 		break;
 	case SQLITE_INSERT:

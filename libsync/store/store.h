@@ -315,6 +315,25 @@ int64_t store_last_insert_id(const struct store *s);
 /* store-changes.c keeps its state here; free()d by store_close(). */
 void **store_watch_slot(struct store *s);
 /*
+ * Others' changes (foreign_change, schema version 40): an app's
+ * read-write connection records its changes there for the daemon
+ * (STORE_FOREIGN_RECORD, store_changes_record_foreign()); the daemon's
+ * reads them once it watches (STORE_FOREIGN_READ); 0: neither (a
+ * read-only connection, one of the unit tests).
+ */
+enum store_foreign {
+	STORE_FOREIGN_RECORD = 1,
+	STORE_FOREIGN_READ = 2,
+};
+unsigned *store_foreign_slot(struct store *s);
+/*
+ * Makes this connection record its committed changes in foreign_change
+ * and foreign_conv_note (TEMP triggers, the watch's twins), so that the
+ * daemon, reading them, signals them as its own.  Not inside a
+ * transaction.
+ */
+int store_changes_record_foreign(struct store *s);
+/*
  * cpmsync_store_content_stamp() of the store: the same stamp while
  * nothing was written (by this connection or committed by another).
  * Returns 1 inside a transaction (a stamp that a rollback may repeat with
@@ -327,8 +346,9 @@ void **store_conv_own_slot(struct store *s);
 /*
  * Records that message_id's fields (enum cpmsync_change_field bits)
  * changed, as the watch's triggers do, for a change no trigger sees (a
- * message's first summary, made after it: store_message_set_cpm()).
- * Nothing when no one watches.  Inside a transaction.
+ * message's first summary, made after it: store_message_set_cpm()),
+ * and in foreign_change when this connection records there.  Nothing
+ * when neither.  Inside a transaction.
  */
 int store_changes_note(struct store *s, int64_t message_id, uint32_t fields);
 /* Whether a readonly store. */

@@ -816,7 +816,12 @@ app_find() { "$OP" --db "$WORK/store.db" find a INBOX "<app@dbus.test>"; }
 check "<app@dbus.test> arrives by push" eventually 10 app_find
 check "the account is idle" wait_state idle 10
 app_id=$(app_find) || bail "<app@dbus.test> not in the store"
+# Its changes get the daemon's signals, as the daemon's own would (the
+# daemon takes what other processes recorded when it looks, every 2 s).
+sigmark
 "$OP" --db "$WORK/store.db" flags "$app_id" -- +kwApp || bail "cpmsync-op flags $app_id"
+check "another process's flag: MessagesChanged with Id and Flags within 3 s" eventually 3 \
+	saw_signal "^$INBOX org.cpmsync.Folder1 MessagesChanged \\[\\{Id=$app_id;Flags=\\[kwApp\\]\\}\\]\$"
 srv_app_flags() {
 	(
 		. "$DC/env"
@@ -826,6 +831,20 @@ srv_app_flags() {
 app_flag_on_server() { [[ $(srv_app_flags) == *kwApp* ]]; }
 check "another process's flag reaches the server without a Sync() (within 10 s)" eventually 10 app_flag_on_server
 check "PendingOperations is 0 again" eventually 5 bash -c "[ \"\$('$DBUS' get '$A' org.cpmsync.Account1 PendingOperations)\" = 0 ]"
+# A message stored and then removed by the app: MessagesAdded with its
+# summary, MessagesRemoved with its id.
+msg_text "<app-stored@dbus.test>" 300 >"$WORK/app-stored.eml" || bail "cannot write app-stored.eml"
+sigmark
+stored_id=$("$OP" --db "$WORK/store.db" store a INBOX "$WORK/app-stored.eml") ||
+	bail "cpmsync-op store <app-stored@dbus.test>"
+check "another process's store: MessagesAdded with its summary within 3 s" eventually 3 \
+	saw_signal "^$INBOX org.cpmsync.Folder1 MessagesAdded \\[\\{Id=$stored_id;.*MessageId=<app-stored@dbus.test>;"
+sigmark
+"$OP" --db "$WORK/store.db" delete "$stored_id" || bail "cpmsync-op delete $stored_id"
+"$OP" --db "$WORK/store.db" expunge a INBOX || bail "cpmsync-op expunge a INBOX"
+check "another process's expunge: MessagesRemoved with its id within 3 s" eventually 3 \
+	saw_signal "^$INBOX org.cpmsync.Folder1 MessagesRemoved \\[$stored_id\\]\$"
+check "store == server after the other process's changes" eventually 10 compare "$WORK/store.db"
 
 # --- the daemon stops cleanly ---------------------------------------------------------------------------
 kill -TERM "$DAEMON_PID"

@@ -365,6 +365,136 @@ START_TEST(test_set_acl)
 }
 END_TEST
 
+/*
+ * Another connection's changes, as the daemon's handle (CPMSYNC_STORE_DAEMON)
+ * takes them: cs is an app's (opened without it), which records what it
+ * commits in foreign_change for the daemon, beside its own watch.
+ */
+static int daemon_notified;
+
+static void daemon_notify(void *userdata)
+{
+	(void)userdata;
+	daemon_notified++;
+}
+
+static struct cpmsync_store *daemon_open(void)
+{
+	struct cpmsync_store *d = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(cpmsync_store_open(dbpath, CPMSYNC_STORE_DAEMON, &d, &err), 0);
+	ck_assert_ptr_null(err);
+	daemon_notified = 0;
+	ck_assert_int_eq(cpmsync_store_watch(d, daemon_notify, NULL), 0);
+	return d;
+}
+
+static const char *foreign_rows(struct cpmsync_store *h)
+{
+	return test_store_text(store_from_public(h),
+			       "SELECT (SELECT count(*) FROM foreign_change) || ' '"
+			       " || (SELECT count(*) FROM foreign_conv_note)");
+}
+
+START_TEST(test_others_changes_reach_the_daemon)
+{
+	struct cpmsync_change c[16];
+	const char *seen[] = { "\\Seen", NULL };
+	struct cpmsync_store *d;
+	int64_t id, id2, fid;
+
+	/* The setup's two folders, recorded before the daemon watched:
+	 * nobody listened, dropped when its watch begins. */
+	ck_assert_str_eq(foreign_rows(cs), "2 0");
+	d = daemon_open();
+	ck_assert_str_eq(foreign_rows(d), "0 0");
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 0);
+
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, sizeof(msg) - 1, NULL, 0, &id), 0);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 1);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_ADDED, 1, id);
+	ck_assert_int_eq(c[0].fields, 0);
+	ck_assert_str_eq(foreign_rows(d), "0 0");
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 0);
+
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id, 1, seen, NULL), 0);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 1);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_CHANGED, 1, id);
+	ck_assert_int_eq(c[0].fields, CPMSYNC_CHANGED_FLAGS);
+
+	ck_assert_int_eq(cpmsync_op_delete(cs, &id, 1), 0);
+	ck_assert_int_eq(cpmsync_op_expunge(cs, "a", "INBOX"), 0);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 2);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_CHANGED, 1, id);
+	ck_assert_int_eq(c[0].fields, CPMSYNC_CHANGED_FLAGS);
+	expect(&c[1], CPMSYNC_CHANGE_MESSAGE_REMOVED, 1, id);
+
+	ck_assert_int_eq(cpmsync_op_create_folder(cs, "a", "New", &fid), 0);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 1);
+	expect(&c[0], CPMSYNC_CHANGE_FOLDER_ADDED, fid, 0);
+
+	/* The daemon's own: its watch as before, nothing for another. */
+	ck_assert_int_eq(cpmsync_op_store(d, "a", "INBOX", msg, sizeof(msg) - 1, NULL, 0, &id2), 0);
+	ck_assert_str_eq(foreign_rows(d), "0 0");
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 1);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_ADDED, 1, id2);
+	/* Only the daemon's own commits call notify: it looks for others'. */
+	ck_assert_int_eq(daemon_notified, 1);
+	/* The app's own watch saw its changes all along. */
+	ck_assert_int_gt(take(c, 16), 0);
+	cpmsync_store_close(d);
+}
+END_TEST
+
+/* More than a take holds: the rest at the next, with no commit between;
+ * and the app's, before the daemon's own of the same round. */
+START_TEST(test_others_changes_in_rounds)
+{
+	struct cpmsync_change c[16];
+	const char *flagged[] = { "\\Flagged", NULL };
+	struct cpmsync_store *d = daemon_open();
+	int64_t id[3], own;
+
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(
+			cpmsync_op_store(cs, "a", "Archive", msg, sizeof(msg) - 1, NULL, 0, &id[i]),
+			0);
+	ck_assert_int_eq(cpmsync_op_store(d, "a", "INBOX", msg, sizeof(msg) - 1, NULL, 0, &own), 0);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 2), 2);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_ADDED, 2, id[0]);
+	expect(&c[1], CPMSYNC_CHANGE_MESSAGE_ADDED, 2, id[1]);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 2), 2);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_ADDED, 2, id[2]);
+	expect(&c[1], CPMSYNC_CHANGE_MESSAGE_ADDED, 1, own);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 2), 0);
+	ck_assert_str_eq(foreign_rows(d), "0 0");
+
+	/* Nothing is taken inside the daemon's transaction (it may roll
+	 * back; the rows wait). */
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id[0], 1, flagged, NULL), 0);
+	ck_assert_int_eq(store_begin(store_from_public(d)), 0);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 0);
+	ck_assert_int_eq(store_commit(store_from_public(d)), 0);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 1);
+	expect(&c[0], CPMSYNC_CHANGE_MESSAGE_CHANGED, 2, id[0]);
+	ck_assert_int_eq(c[0].fields, CPMSYNC_CHANGED_FLAGS);
+	cpmsync_store_close(d);
+}
+END_TEST
+
+/* A read-only handle records nothing (and cannot be the daemon's). */
+START_TEST(test_daemon_flag_read_write_only)
+{
+	struct cpmsync_store *h = NULL;
+
+	ck_assert_int_eq(
+		cpmsync_store_open(dbpath, CPMSYNC_STORE_READONLY | CPMSYNC_STORE_DAEMON, &h, NULL),
+		-EINVAL);
+	ck_assert_ptr_null(h);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("store-changes");
@@ -380,6 +510,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_first_summary_snippet);
 	tcase_add_test(tc, test_refused_and_discard);
 	tcase_add_test(tc, test_set_acl);
+	tcase_add_test(tc, test_others_changes_reach_the_daemon);
+	tcase_add_test(tc, test_others_changes_in_rounds);
+	tcase_add_test(tc, test_daemon_flag_read_write_only);
 	suite_add_tcase(su, tc);
 	return su;
 }

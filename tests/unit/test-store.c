@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <cpmsync/error.h>
+#include <cpmsync/ops.h>
+#include <cpmsync/store.h>
 
 #include "store/store.h"
 #include "testlib.h"
@@ -413,6 +415,52 @@ START_TEST(test_migrate_adds_preview_cache)
 	ck_assert_int_eq(store_exec(s, "DELETE FROM message WHERE id = 100"), 0);
 	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM preview"), 0);
 	store_close(s);
+}
+END_TEST
+
+/*
+ * Version 40: foreign_change and foreign_conv_note.  A store of version
+ * 39 keeps its message; an app's handle opened on it then records its
+ * change there for the daemon, which takes it and empties the table.
+ */
+START_TEST(test_migrate_adds_foreign_change)
+{
+	struct cpmsync_store *app = NULL, *daemon = NULL;
+	struct cpmsync_change c[4];
+	const char *flagged[] = { "\\Flagged", NULL };
+	struct store *s = NULL;
+	char *err = NULL;
+	int64_t id = 100;
+
+	ck_assert_uint_ge(store_schema_version(), 40);
+	ck_assert_int_eq(store_open_at_version_for_test(dbpath, 39, &s, &err), 0);
+	ck_assert_ptr_null(err);
+	add_account_folder_message(s);
+	ck_assert_int_eq(query_int(s, "SELECT count(*) FROM sqlite_schema"
+				      " WHERE name IN ('foreign_change', 'foreign_conv_note')"),
+			 0);
+	store_close(s);
+
+	ck_assert_int_eq(cpmsync_store_open(dbpath, CPMSYNC_STORE_DAEMON, &daemon, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(cpmsync_store_watch(daemon, NULL, NULL), 0);
+	ck_assert_int_eq(query_int(store_from_public(daemon), "PRAGMA user_version"),
+			 store_schema_version());
+	ck_assert_int_eq(cpmsync_store_open(dbpath, 0, &app, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(cpmsync_op_set_flags(app, &id, 1, flagged, NULL), 0);
+	ck_assert_int_eq(query_int(store_from_public(app),
+				   "SELECT count(*) FROM foreign_change"
+				   " WHERE kind = 2 AND fields = 1"
+				   " AND folder_id = 10 AND message_id = 100"),
+			 1);
+	ck_assert_int_eq(cpmsync_store_take_changes(daemon, c, 4), 1);
+	ck_assert_int_eq(c[0].kind, CPMSYNC_CHANGE_MESSAGE_CHANGED);
+	ck_assert_int_eq(c[0].message_id, 100);
+	ck_assert_int_eq(query_int(store_from_public(app), "SELECT count(*) FROM foreign_change"),
+			 0);
+	cpmsync_store_close(app);
+	cpmsync_store_close(daemon);
 }
 END_TEST
 
@@ -3241,6 +3289,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_migrate_redecode_quoted);
 	tcase_add_test(tc, test_migrate_undated);
 	tcase_add_test(tc, test_migrate_adds_preview_cache);
+	tcase_add_test(tc, test_migrate_adds_foreign_change);
 	tcase_add_test(tc, test_migrate_journal_ids_never_reused);
 	tcase_add_test(tc, test_migrate_adds_namespace);
 	tcase_add_test(tc, test_migrate_adds_annotation_cache);

@@ -38,6 +38,14 @@ enum {
 	 * many (cpm-syncd --once): fewer bytes written per change.  Until
 	 * then the store is PATH and PATH-wal together. */
 	CPMSYNC_STORE_KEEP_WAL = 1u << 1,
+	/* Read-write only: the handle of the store's cpm-syncd (the process
+	 * that holds DATABASE.lock).  Every other read-write handle records
+	 * the changes it commits in the store for this one; watched
+	 * (cpmsync_store_watch()), this handle gives them out with its own
+	 * (cpmsync_store_take_changes()), as if made through it, and drops
+	 * those recorded before its watch began.  Its own writes record
+	 * nothing there. */
+	CPMSYNC_STORE_DAEMON = 1u << 2,
 };
 
 /*
@@ -47,8 +55,8 @@ enum {
  * Read-write, a store that cannot be written (the file, its PATH-wal or
  * PATH-shm read-only, or on a read-only file system, or a read-only
  * directory without the two) is refused at once: -EACCES, -EROFS or
- * -EPERM.  CPMSYNC_STORE_READONLY and CPMSYNC_STORE_KEEP_WAL together:
- * -EINVAL.  CPMSYNC_STORE_READONLY reads a store on a read-only file
+ * -EPERM.  CPMSYNC_STORE_READONLY with CPMSYNC_STORE_KEEP_WAL or
+ * CPMSYNC_STORE_DAEMON: -EINVAL.  CPMSYNC_STORE_READONLY reads a store on a read-only file
  * system even without its PATH-shm (which SQLite cannot make there),
  * PATH-wal included, without locks: nobody can write it there.
  */
@@ -216,7 +224,11 @@ int cpmsync_store_search(struct cpmsync_store *store, int64_t folder_id,
  * Change tracking, for signals (D-Bus MessagesAdded ...).  Once watched,
  * every committed change of a visible message or folder, by this handle
  * (sync engine or ops alike), is recorded in memory; a rolled-back
- * transaction records nothing.  notify is called right after a commit
+ * transaction records nothing.  A CPMSYNC_STORE_DAEMON handle's changes
+ * include those other handles committed since the watch began (taken
+ * when it sees another connection's commit, cpmsync_store_content_stamp(),
+ * first in the array); notify is not called for those: the daemon looks
+ * for them.  notify is called right after a commit
  * that recorded something; it must not call into the store (schedule the
  * work on the loop instead).  Read-write stores only.
  */
