@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cpmsync/conversation.h>
 #include <cpmsync/error.h>
 #include <cpmsync/ops.h>
 #include <cpmsync/store.h>
@@ -483,6 +484,47 @@ START_TEST(test_others_changes_in_rounds)
 }
 END_TEST
 
+static int gone_cb(const char *account, const char *cid, void *userdata)
+{
+	char *out = userdata;
+
+	snprintf(out + strlen(out), 64, "%s %s;", account, cid);
+	return 0;
+}
+
+/* A conversation the app changes: ConversationChanged, and, once it has
+ * no message left, ConversationRemoved through the notes it recorded. */
+START_TEST(test_others_conversations)
+{
+	struct cpmsync_change c[16];
+	struct cpmsync_store *d = daemon_open();
+	char gone[256] = "";
+	int64_t conv;
+
+	ck_assert_int_eq(
+		store_exec(s,
+			   "INSERT INTO conversation (account_id, folder,"
+			   " conversation_id, messages, version) VALUES (1, 'c1', 'cid-1', 1, 1)"),
+		0);
+	conv = store_last_insert_id(s);
+	ck_assert_str_eq(foreign_rows(cs), "1 1");
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 1);
+	expect(&c[0], CPMSYNC_CHANGE_CONVERSATION_CHANGED, 0, conv);
+	ck_assert_int_eq(cpmsync_store_take_conversations_gone(d, gone_cb, gone), 0);
+	ck_assert_str_eq(gone, "");
+
+	ck_assert_int_eq(store_exec(s, "UPDATE conversation SET messages = 0, version = 2"
+				       " WHERE conversation_id = 'cid-1'"),
+			 0);
+	ck_assert_int_eq(cpmsync_store_take_changes(d, c, 16), 1);
+	expect(&c[0], CPMSYNC_CHANGE_CONVERSATION_CHANGED, 0, conv);
+	ck_assert_str_eq(foreign_rows(d), "0 0");
+	ck_assert_int_eq(cpmsync_store_take_conversations_gone(d, gone_cb, gone), 1);
+	ck_assert_str_eq(gone, "a cid-1;");
+	cpmsync_store_close(d);
+}
+END_TEST
+
 /* A read-only handle records nothing (and cannot be the daemon's). */
 START_TEST(test_daemon_flag_read_write_only)
 {
@@ -512,6 +554,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_set_acl);
 	tcase_add_test(tc, test_others_changes_reach_the_daemon);
 	tcase_add_test(tc, test_others_changes_in_rounds);
+	tcase_add_test(tc, test_others_conversations);
 	tcase_add_test(tc, test_daemon_flag_read_write_only);
 	suite_add_tcase(su, tc);
 	return su;
