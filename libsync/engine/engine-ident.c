@@ -197,6 +197,27 @@ static int size_matches(struct cpmsync_sync *e, const struct sync_uid_target *x,
 }
 
 /*
+ * Whether the server's INTERNALDATE there, not the store's here, tells
+ * nothing: the date an APPEND of ours asked for, which the server did not
+ * keep.  Dovecot stores the time of the APPEND for a date more than two
+ * hours ahead of its clock (imap/cmd-append.c, INTERNALDATE_MAX_FUTURE_
+ * SECS), Cyrus caps one past 2106; a store made before the replay read
+ * the date back (engine-replay.c) holds the date asked, and the sync
+ * adopts the server's only from the FETCH of new UIDs, which this check
+ * goes before: the account stayed in error for good.  So a date here
+ * still in the future, the server's an earlier one, is no proof of
+ * another message: no arrival time a server gave is later than now, so
+ * a message read from a server has none, and one of another server with
+ * the same size (and EMAILID) as the store's and an earlier date is left
+ * to the other UIDs and checks.  Once that date is past, the message's
+ * own sync has adopted the server's (store_sync_new_message()).
+ */
+static bool date_not_kept(int64_t here, int64_t there)
+{
+	return there < here && here > (int64_t)time(NULL);
+}
+
+/*
  * Whether f, the server's FETCH of x's UID, is another message than x:
  * 1 (what says how, "RFC822.SIZE 530, not 428"), 0: not shown to be;
  * -errno: the store failed.
@@ -212,7 +233,8 @@ static int ident_differs(struct cpmsync_sync *e, const struct sync_uid_target *x
 	if (r == 0) {
 		snprintf(what, size, "RFC822.SIZE %" PRIu64 ", not %" PRId64, f->size, x->size);
 	} else if ((f->present & ENGINE_FETCH_DATE) && x->internaldate > 0 &&
-		   f->internaldate != x->internaldate) {
+		   f->internaldate != x->internaldate &&
+		   !date_not_kept(x->internaldate, f->internaldate)) {
 		char there[40], here[40];
 
 		ident_date(f->internaldate, there, sizeof(there));

@@ -476,6 +476,42 @@ adopted() { # the local InternalDate is the server's: the APPEND's time, not 2^3
 check "  its InternalDate is the server's (the time of the APPEND), not 2^31" eventually 10 adopted
 check "  Search Before 2^31 finds it, as the server's date says" \
 	bash -c "'$DBUS' call '$DATES' $F Search a{sv} 'Before=x:2147483648' | grep -qx -- '- $BIG'"
+# A date a year ahead (Dovecot keeps the time of the APPEND for one more
+# than 2 hours ahead), queued offline and sent by the next connection: its
+# pull compares the newest UID of Dates (this message) with the server's
+# before anything of the folder is applied.  The store's date asked is no
+# proof of another mailbox: the account stays idle, and takes the server's.
+"$DBUS" set "$A" org.cpmsync.Account1 Online b false >/dev/null || bail "set Online false"
+wait_state offline 5 || bail "Online=false: State $(acct State)"
+msg_text "<fut400d@dates.test>" 300 >"$WORK/fut.eml"
+FUT=$(call "$DATES" $F Store ayasx "@$WORK/fut.eml" '' $(($(date +%s) + 400 * 86400)))
+[[ $FUT =~ ^[0-9]+$ ]] || bail "Store a year ahead: $FUT"
+sigmark
+"$DBUS" set "$A" org.cpmsync.Account1 Online b true >/dev/null || bail "set Online true"
+check "Store a year ahead, offline, then online: on the server" \
+	eventually 10 server_has Dates "<fut400d@dates.test>"
+fut_server_date() {
+	local d
+	d=$(da fetch -u "$USER1" date.received mailbox Dates header message-id "<fut400d@dates.test>" |
+		sed -n 's/^date.received: //p') && [ -n "$d" ] && date -d "$d" +%s
+}
+FUT_SRV=$(fut_server_date) || bail "doveadm fetch date.received of <fut400d@dates.test>"
+sync_all_idle() { # SyncAll, then its run over (SyncGeneration moved): State idle
+	local before
+	if before=$(acct SyncGeneration) && call "$A" org.cpmsync.Account1 SyncAll >/dev/null &&
+		eventually 10 bash -c "[ \"\$('$DBUS' get $A org.cpmsync.Account1 SyncGeneration)\" != '$before' ]" &&
+		wait_state idle 5; then
+		return 0
+	fi
+	echo "    State $(acct State): $(acct LastError)"
+	return 1
+}
+check "  SyncAll: State stays idle" sync_all_idle
+check "  SyncAll again: State stays idle" sync_all_idle
+check "  LastError empty" test -z "$(acct LastError)"
+check "  its InternalDate is the server's date.received" \
+	test "$(call "$DATES" $F GetMessage t "$FUT" | sed -n 's/^InternalDate=//p')" = "$FUT_SRV"
+check "  no failed operation" test "$(acct FailedOperations)" = 0
 
 # --- configuration reload ------------------------------------------------------------------------------
 cp "$CONF" "$WORK/good.conf"
