@@ -769,6 +769,7 @@ void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info
 	dbus_uint64_t id = (dbus_uint64_t)m->id;
 	dbus_uint32_t uid = m->uid;
 	dbus_bool_t has_body = m->has_body;
+	dbus_int64_t idate = m->internaldate, date = m->date;
 
 	if (!dbus_message_iter_open_container(array, DBUS_TYPE_ARRAY, "{sv}", &d))
 		cpm_oom();
@@ -794,6 +795,11 @@ void cpm_append_change(DBusMessageIter *array, const struct cpmsync_message_info
 		dict_str(&d, "InReplyToContributionId", m->in_reply_to);
 	if (fields & CPMSYNC_CHANGED_SNIPPET)
 		dict_str(&d, "Snippet", m->snippet);
+	/* The server's date in place of the one an APPEND asked for. */
+	if (fields & CPMSYNC_CHANGED_INTERNAL_DATE)
+		cpm_dict_append(&d, "InternalDate", DBUS_TYPE_INT64, &idate);
+	if (fields & CPMSYNC_CHANGED_DATE)
+		cpm_dict_append(&d, "Date", DBUS_TYPE_INT64, &date);
 	if (!dbus_message_iter_close_container(array, &d))
 		cpm_oom();
 }

@@ -66,7 +66,9 @@ struct watch {
 	" | CASE WHEN NEW.type IS NOT OLD.type THEN 16 ELSE 0 END"                                 \
 	" | CASE WHEN NEW.direction IS NOT OLD.direction THEN 32 ELSE 0 END"                       \
 	" | CASE WHEN NEW.context IS NOT OLD.context THEN 64 ELSE 0 END"                           \
-	" | CASE WHEN NEW.in_reply_to IS NOT OLD.in_reply_to THEN 128 ELSE 0 END)"
+	" | CASE WHEN NEW.in_reply_to IS NOT OLD.in_reply_to THEN 128 ELSE 0 END"                  \
+	" | CASE WHEN NEW.internaldate IS NOT OLD.internaldate THEN 1024 ELSE 0 END"               \
+	" | CASE WHEN NEW.date IS NOT OLD.date THEN 2048 ELSE 0 END)"
 
 /*
  * Conversations that may have left the list (read by
@@ -254,7 +256,8 @@ _Static_assert(CPMSYNC_CHANGED_FLAGS == 1 && CPMSYNC_CHANGED_UID == 2 &&
 		       CPMSYNC_CHANGED_HAS_BODY == 4 && CPMSYNC_CHANGED_STATUS == 8 &&
 		       CPMSYNC_CHANGED_TYPE == 16 && CPMSYNC_CHANGED_DIRECTION == 32 &&
 		       CPMSYNC_CHANGED_CONTEXT == 64 && CPMSYNC_CHANGED_IN_REPLY_TO == 128 &&
-		       CPMSYNC_CHANGED_SNIPPET == 256 && CPMSYNC_CHANGED_ANNOTATIONS == 512,
+		       CPMSYNC_CHANGED_SNIPPET == 256 && CPMSYNC_CHANGED_ANNOTATIONS == 512 &&
+		       CPMSYNC_CHANGED_INTERNAL_DATE == 1024 && CPMSYNC_CHANGED_DATE == 2048,
 	       "cpm_change.fields");
 
 static void update_hook(void *userdata, int op, const char *db, const char *table,

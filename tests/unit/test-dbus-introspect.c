@@ -1373,10 +1373,10 @@ START_TEST(test_summary_dict)
 	/* The change dicts: Id and the keys of what changed, nothing else
 	 * (flags and body; everything; annotations alone). */
 	for (unsigned k = 0; k < 3; k++) {
-		static const char *const ckeys[][11] = {
+		static const char *const ckeys[][13] = {
 			{ "Id", "Flags", "HasBody" },
 			{ "Id", "Flags", "Uid", "HasBody", "Status", "Type", "Direction", "Context",
-			  "InReplyToContributionId", "Snippet" },
+			  "InReplyToContributionId", "Snippet", "InternalDate", "Date" },
 			{ "Id" },
 		};
 

@@ -225,6 +225,9 @@ START_TEST(test_changed_fields)
 		{ "INSERT INTO annotation (message_id, entry, shared, local)"
 		  " VALUES (60, '/comment', 0, 'x')",
 		  CPMSYNC_CHANGED_ANNOTATIONS },
+		/* The server's date in place of the one an APPEND asked for. */
+		{ "UPDATE message SET internaldate = 1796700000, date = 1796700000 WHERE id = 60",
+		  CPMSYNC_CHANGED_INTERNAL_DATE | CPMSYNC_CHANGED_DATE },
 		/* What no summary shows, or no change at all: nothing. */
 		{ "UPDATE message SET uid = 13, size = 99 WHERE id = 60", 0 },
 		{ "UPDATE summary SET snippet = 'hello', subject = 's' WHERE id = 60", 0 },

@@ -266,6 +266,9 @@ enum cpmsync_change_field {
 	CPMSYNC_CHANGED_IN_REPLY_TO = 1 << 7, /* InReplyToContributionId */
 	CPMSYNC_CHANGED_SNIPPET = 1 << 8,     /* Snippet */
 	CPMSYNC_CHANGED_ANNOTATIONS = 1 << 9, /* its annotations (no summary key) */
+	/* The server's date in place of the one an APPEND asked for */
+	CPMSYNC_CHANGED_INTERNAL_DATE = 1 << 10, /* InternalDate */
+	CPMSYNC_CHANGED_DATE = 1 << 11,		 /* Date (when it follows InternalDate) */
 };
 
 struct cpmsync_change {
