@@ -84,6 +84,7 @@ enum fetch_kind {
 	FK_ANNOTATION, /* cached annotations of changed messages (engine-annotation.c) */
 	FK_DISCARD,    /* a pipelined FETCH the SELECT's answer made void: dropped */
 	FK_IDENT,      /* sizes and dates of messages changes wait for (engine-ident.c) */
+	FK_DATES,      /* dates of messages just appended (engine-replay.c dates_next()) */
 };
 
 /* Most messages of one folder engine-ident.c fetches to check it. */
@@ -460,6 +461,7 @@ void engine_replay_free(struct cpmsync_sync *e);
 /* Data for replay from the driver's events (FETCH while verifying, an
  * untagged COPYUID). */
 void engine_replay_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f);
+void engine_replay_on_date(struct cpmsync_sync *e, const struct engine_fetch *f);
 void engine_replay_on_copyuid(struct cpmsync_sync *e, uint32_t uid);
 /* A STATUS response: the UIDVALIDITY of the folder the replay asked
  * about (after its CREATE, before its DELETE: engine-replay.c). */

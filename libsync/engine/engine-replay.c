@@ -64,6 +64,13 @@ struct flag_item {
 	bool send; /* in this round */
 };
 
+/* A folder's APPENDs of the run whose dates are read back (dates_note()). */
+struct appended {
+	int64_t folder_id;
+	char *name;
+	struct rangeset uids;
+};
+
 struct replay {
 	struct journal_entry j;
 	struct journal_args args; /* decoded by the ops that have some */
@@ -141,6 +148,15 @@ struct replay {
 	 * first folder named */
 	unsigned hidden_waits;
 	char *hidden_folder;
+	/* APPENDs whose date the server may not have kept, by folder: their
+	 * UIDs, read back at the journal's end (dates_next()).  Kept across
+	 * rows. */
+	struct appended *dates;
+	size_t n_dates;
+	struct rangeset dates_uids; /* the folder's being read */
+	int64_t dates_folder;	    /* the folder whose FETCH is in flight */
+	/* verify: the date of the match */
+	int64_t verify_found_date;
 };
 
 static void replay_next(struct cpmsync_sync *e);
@@ -191,6 +207,12 @@ void engine_replay_free(struct cpmsync_sync *e)
 	free(rp->verify_flags);
 	free(rp->status.name);
 	free(rp->hidden_folder);
+	for (size_t i = 0; i < rp->n_dates; i++) {
+		free(rp->dates[i].name);
+		rangeset_free(&rp->dates[i].uids);
+	}
+	free(rp->dates);
+	rangeset_free(&rp->dates_uids);
 	free(rp);
 	e->replay = NULL;
 }
@@ -527,17 +549,40 @@ static int load_message(struct cpmsync_sync *e, int64_t id, struct sync_message 
 /* ------------------------------------------------------------------ */
 /* Verifying an interrupted APPEND / COPY / MOVE */
 
+/*
+ * Whether there, a candidate's INTERNALDATE, can be the date the server
+ * gave our APPEND instead of the one it asked for (rp->verify_date): a
+ * server does not keep a date ahead of its clock (Dovecot stores the time
+ * of the APPEND for one more than 2 hours ahead, Cyrus caps one past
+ * 2106).  Taken for another message, the copy the interrupted run left
+ * was appended a second time.  Such a date is earlier than the one asked,
+ * and not earlier than the attempt: the row was queued (j.created) before
+ * any of its APPENDs left, less VERIFY_DATE_SLACK for a server clock
+ * behind ours.  The candidates are already the UIDs from the UIDNEXT
+ * recorded before the APPEND with our Message-ID, and the size must still
+ * be ours: only a copy of the same message that another client appended
+ * in the same minutes could be taken for it, which is no duplicate either.
+ * A COPY or MOVE keeps the source's date: compared exactly.
+ */
+#define VERIFY_DATE_SLACK (24 * 3600)
+static bool verify_date_replaced(const struct replay *rp, int64_t there)
+{
+	return rp->j.op == JOURNAL_OP_APPEND && there < rp->verify_date &&
+	       there >= rp->j.created - VERIFY_DATE_SLACK;
+}
+
 /* A FETCH while verifying: the first candidate with the message's size
- * and internal date is taken. */
+ * and internal date (or one the server gave in its place) is taken. */
 void engine_replay_on_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 {
 	struct replay *rp = R(e);
 
 	if (!rp || rp->verify_uid || !(f->present & ENGINE_FETCH_SIZE) ||
 	    !(f->present & ENGINE_FETCH_DATE) || f->size != rp->verify_size ||
-	    f->internaldate != rp->verify_date)
+	    (f->internaldate != rp->verify_date && !verify_date_replaced(rp, f->internaldate)))
 		return;
 	rp->verify_uid = f->uid;
+	rp->verify_found_date = f->internaldate;
 	free(rp->verify_flags);
 	rp->verify_flags = NULL;
 	if ((f->present & ENGINE_FETCH_FLAGS) && f->flags)
@@ -633,6 +678,7 @@ static void verify(struct cpmsync_sync *e, const struct sync_folder *f, engine_n
 	if (journal_attempt_decode(rp->j.args_sent, &from) < 0)
 		from = 1;
 	rp->verify_from = from;
+	rp->verify_found_date = 0;
 	free(rp->verify_flags);
 	rp->verify_flags = NULL;
 	rp->verify_found = found;
@@ -719,9 +765,50 @@ enum adopt_how {
 	ADOPT_SEARCHED,	 /* that APPEND found by search (no UIDPLUS) */
 };
 
+/*
+ * An APPEND's date the server may not have kept: one ahead of our clock
+ * (Dovecot keeps the time of the APPEND for a date more than 2 hours
+ * ahead of its own, Cyrus caps one past 2106).  Kept as asked, the store
+ * and the server disagreed (searches by date), the next run's identity
+ * check took the message for another one (engine-ident.c) and failed the
+ * account, and an interrupted APPEND's copy was not recognised.  So the
+ * UID is noted and its INTERNALDATE read back at the journal's end, one
+ * UID FETCH per folder for all of its APPENDs of the run
+ * (dates_next()).  A date not ahead is kept by the servers (RFC 3501
+ * 6.3.11: the internal date SHOULD be the one given) and costs nothing:
+ * a message sent now, the usual case, has the date of its Store.  A
+ * client clock up to 2 hours ahead of Dovecot's is inside its margin.
+ */
+static int dates_note(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct appended *a = NULL, *grown;
+
+	if (rp->msg.internaldate <= (int64_t)time(NULL))
+		return 0;
+	for (size_t i = 0; i < rp->n_dates && !a; i++)
+		if (rp->dates[i].folder_id == rp->folder.id)
+			a = &rp->dates[i];
+	if (!a) {
+		grown = reallocarray(rp->dates, rp->n_dates + 1, sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		rp->dates = grown;
+		a = &rp->dates[rp->n_dates];
+		*a = (struct appended){ .folder_id = rp->folder.id,
+					.name = strdup(rp->folder.server_name) };
+		rangeset_init(&a->uids);
+		if (!a->name)
+			return -ENOMEM;
+		rp->n_dates++;
+	}
+	return rangeset_add(&a->uids, rp->verify_uid);
+}
+
 static void adopt_uid_how(struct cpmsync_sync *e, enum adopt_how how)
 {
 	struct replay *rp = R(e);
+	bool changed = false;
 	int r;
 
 	/* The server's copy has the flags the APPEND carried (read back when
@@ -734,8 +821,19 @@ static void adopt_uid_how(struct cpmsync_sync *e, enum adopt_how how)
 	/* The flags now, not those read before the APPEND was sent. */
 	if (r >= 0)
 		r = queue_flags_changed_meanwhile(e, rp->msg.id, carried);
+	/* Found by search: its date is read already (verify_date_replaced()). */
+	if (r >= 0 && how != ADOPT_APPENDUID && rp->verify_found_date)
+		r = store_sync_message_internaldate(e->store, rp->msg.folder_id, rp->verify_uid,
+						    rp->verify_found_date, &changed);
 	if (store_failed(e, r))
 		return;
+	if (how == ADOPT_APPENDUID && dates_note(e) < 0) {
+		engine_fail(e, -ENOMEM, "out of memory");
+		return;
+	}
+	if (changed)
+		log_debug(CAT, "%s: message %lld has the server's INTERNALDATE %lld",
+			  e->account_name, (long long)rp->msg.id, (long long)rp->verify_found_date);
 	log_debug(CAT, "%s: message %lld %s UID %u", e->account_name, (long long)rp->msg.id,
 		  how == ADOPT_APPENDUID  ? "appended as"
 		  : how == ADOPT_SEARCHED ? "appended, found as"
@@ -782,6 +880,7 @@ static void append_done(const struct engine_reply *res, void *userdata)
 		return;
 	if (res->code == IMAP_CODE_APPENDUID && res->new_uid) {
 		rp->verify_uid = res->new_uid;
+		rp->verify_found_date = 0;
 		free(rp->verify_flags);
 		rp->verify_flags = NULL;
 		adopt_uid_how(e, ADOPT_APPENDUID);
@@ -3093,6 +3192,97 @@ static void replay_next(struct cpmsync_sync *e)
 	rp->in_next = false;
 }
 
+/* ------------------------------------------------------------------ */
+/* The dates of the run's APPENDs (dates_note()) */
+
+void engine_replay_on_date(struct cpmsync_sync *e, const struct engine_fetch *f)
+{
+	struct replay *rp = R(e);
+	bool changed = false;
+	int r;
+
+	if (!rp || !(f->present & ENGINE_FETCH_DATE) || !f->internaldate || !f->uid ||
+	    e->selected_id != rp->dates_folder)
+		return;
+	r = engine_tx_begin(e);
+	if (r >= 0)
+		r = store_sync_message_internaldate(e->store, rp->dates_folder, f->uid,
+						    f->internaldate, &changed);
+	if (store_failed(e, r))
+		return;
+	if (changed) {
+		e->batch_rows++;
+		log_debug(CAT, "%s: UID %u of %lld: the server's INTERNALDATE %lld",
+			  e->account_name, f->uid, (long long)rp->dates_folder,
+			  (long long)f->internaldate);
+	}
+}
+
+static void dates_fetched(const struct engine_reply *res, void *userdata)
+{
+	struct cpmsync_sync *e = userdata;
+
+	e->fetch_kind = FK_NONE;
+	R(e)->dates_folder = 0;
+	if (e->finished)
+		return;
+	if (res->r == -CPMSYNC_E_SERVER) {
+		/* The dates stay as asked; the folder's sync of these UIDs
+		 * adopts the server's (store_sync_new_message()). */
+		log_msg(CPMSYNC_LOG_WARNING, CAT,
+			"%s: cannot read the dates of appended messages: %s", e->account_name,
+			res->text ? res->text : "");
+	} else if (engine_reply_failed(e, res, "UID FETCH (dates)")) {
+		return;
+	}
+	replay_next(e);
+}
+
+static void dates_selected(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	struct buf set = BUF_INIT(ENGINE_SET_BYTES + 64);
+	size_t pos = 0;
+	int r;
+
+	r = imap_seqset_format(&rp->dates_uids, &pos, &set, ENGINE_SET_BYTES);
+	rangeset_free(&rp->dates_uids);
+	if (r >= 0) {
+		rp->dates_folder = e->selected_id;
+		e->fetch_kind = FK_DATES;
+		r = D(e)->ops->fetch(D(e), set.data, "UID INTERNALDATE", dates_fetched, e);
+	}
+	buf_free(&set);
+	sent(e, r);
+}
+
+static void dates_refused(struct cpmsync_sync *e, const struct engine_reply *res)
+{
+	rangeset_free(&R(e)->dates_uids);
+	log_msg(CPMSYNC_LOG_WARNING, CAT, "%s: cannot read the dates of appended messages: %s",
+		e->account_name, res->text ? res->text : "");
+	replay_next(e);
+}
+
+/* The next folder's UIDs of dates_note(), if any: true, its FETCH goes. */
+static bool dates_next(struct cpmsync_sync *e)
+{
+	struct replay *rp = R(e);
+	void (*refused)(struct cpmsync_sync *, const struct engine_reply *) = e->select_refused;
+	struct appended a;
+
+	if (!rp->n_dates)
+		return false;
+	a = rp->dates[--rp->n_dates];
+	rangeset_free(&rp->dates_uids);
+	rp->dates_uids = a.uids;
+	e->select_refused = dates_refused;
+	engine_select(e, a.folder_id, a.name, dates_selected);
+	e->select_refused = refused;
+	free(a.name);
+	return true;
+}
+
 static void replay_step(struct cpmsync_sync *e)
 {
 	struct replay *rp = R(e);
@@ -3123,6 +3313,8 @@ static void replay_step(struct cpmsync_sync *e)
 		return;
 	}
 	if (r == 0) {
+		if (dates_next(e))
+			return;
 		if (rp->hidden_waits)
 			log_msg(CPMSYNC_LOG_NOTICE, CAT,
 				"%s: %u local change%s wait%s for folders of a namespace "
@@ -3166,6 +3358,7 @@ void engine_replay_start(struct cpmsync_sync *e)
 		return;
 	}
 	rangeset_init(&rp->exp_uids);
+	rangeset_init(&rp->dates_uids);
 	e->replay = rp;
 	e->select_refused = select_refused;
 	rp->journal_pos = INT64_MIN;

@@ -852,6 +852,7 @@ static bool flags_matter(const struct cpmsync_sync *e, const struct engine_fetch
 	switch (e->fetch_kind) {
 	case FK_VERIFY:
 	case FK_IDENT:
+	case FK_DATES:
 	case FK_BODY:
 	case FK_ANNOTATION:
 	case FK_DISCARD:
@@ -883,6 +884,9 @@ void engine_event_fetch(struct cpmsync_sync *e, const struct engine_fetch *f)
 		break;
 	case FK_IDENT:
 		engine_ident_on_fetch(e, f);
+		break;
+	case FK_DATES:
+		engine_replay_on_date(e, f);
 		break;
 	case FK_FLAGS:
 	case FK_NONE:

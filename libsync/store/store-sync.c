@@ -1047,7 +1047,12 @@ int store_sync_server_flags(struct store *s, int64_t folder_id, uint32_t uid, co
  * each bare LF a CRLF: a message stored with LF line ends (a file written
  * on Unix) is what the server counts with CRLF, and an APPEND cut short
  * whose copy the server kept was sent a second time.  An EMAILID match
- * goes first.
+ * goes first.  The internal date of an interrupted APPEND may be one the
+ * server gave in place of the one asked (it keeps none ahead of its clock:
+ * Dovecot the time of the APPEND, Cyrus a cap): an earlier one, not before
+ * the row was queued less a day (engine-replay.c verify_date_replaced(),
+ * which looks for such a copy the pull did not take); the row then takes
+ * the server's date.
  */
 #define REMATCH_CANDIDATES 8 /* the LIMIT below */
 static int find_rematch(struct store *s, int64_t folder_id, const struct sync_new_message *m,
@@ -1079,7 +1084,10 @@ static int find_rematch(struct store *s, int64_t folder_id, const struct sync_ne
 	     "                 AND j.attempts > 0 AND j.op IN ('append', 'copy', 'move')))"
 	     " AND (m.emailid = ?5"
 	     "      OR ((?5 IS NULL OR m.emailid IS NULL) AND coalesce(m.message_id, '') = ?2"
-	     "          AND m.internaldate = ?4))"
+	     "          AND (m.internaldate = ?4"
+	     "               OR (?4 < m.internaldate AND EXISTS (SELECT 1 FROM journal j"
+	     "                   WHERE j.message_id = m.id AND j.attempts > 0"
+	     "                   AND j.op = 'append' AND ?4 >= j.created - 86400)))))"
 	     " ORDER BY coalesce(m.emailid = ?5, 0) DESC, m.id LIMIT 8", /* REMATCH_CANDIDATES */
 	     &st);
 	sqlite3_bind_int64(st, 1, folder_id);
@@ -1164,7 +1172,7 @@ static int has_body(struct store *s, int64_t id, bool *ret)
  * conversation is computed anew.  m->internaldate 0: not fetched.
  */
 static int adopt_internaldate(struct store *s, int64_t folder_id, int64_t id,
-			      const struct sync_new_message *m)
+			      const struct sync_new_message *m, bool *ret_changed)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -1184,6 +1192,8 @@ static int adopt_internaldate(struct store *s, int64_t folder_id, int64_t id,
 	r = store_step_done(s, st);
 	if (r < 0 || sqlite3_changes(store_db(s)) == 0)
 		return r;
+	if (ret_changed)
+		*ret_changed = true;
 	return store_exec_id(s, store_sql_conv_stale_folder, folder_id);
 }
 
@@ -1201,7 +1211,7 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 	if (r < 0)
 		return r;
 	if (found) {
-		r = adopt_internaldate(s, folder_id, id, m);
+		r = adopt_internaldate(s, folder_id, id, m, NULL);
 		if (r < 0)
 			return r;
 	}
@@ -1237,6 +1247,8 @@ int store_sync_new_message(struct store *s, int64_t folder_id, const struct sync
 						       NULL);
 			else
 				r = adopt_pending(s, folder_id, id, local, m);
+			if (r >= 0)
+				r = adopt_internaldate(s, folder_id, id, m, NULL);
 			if (r < 0)
 				return r;
 			found = true;
@@ -1678,7 +1690,7 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 
 	PREP(s,
 	     "SELECT id, op, folder_id, message_id, args, args_sent, attempts,"
-	     " refused IS NOT NULL FROM journal"
+	     " refused IS NOT NULL, created FROM journal"
 	     " WHERE account_id = ?1 AND id > ?2 AND failed = 0 AND " RETRY_DUE(
 		     "retry_after", "?3") " ORDER BY id LIMIT 1",
 	     &st);
@@ -1694,6 +1706,7 @@ int store_journal_next(struct store *s, int64_t account_id, int64_t after_id,
 		.message_id = sqlite3_column_int64(st, 3),
 		.attempts = sqlite3_column_int64(st, 6),
 		.refused = sqlite3_column_int(st, 7) != 0,
+		.created = sqlite3_column_int64(st, 8),
 	};
 	op = (const char *)sqlite3_column_text(st, 1);
 	snprintf(ret->op_name, sizeof(ret->op_name), "%s", op ? op : "");
@@ -1840,6 +1853,29 @@ int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret
 		return r;
 	}
 	return 0;
+}
+
+int store_sync_message_internaldate(struct store *s, int64_t folder_id, uint32_t uid,
+				    int64_t internaldate, bool *ret_changed)
+{
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
+
+	*ret_changed = false;
+	PREP(s, "SELECT id FROM message WHERE folder_id = ?1 AND uid = ?2", &st);
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, uid);
+	r = store_step(s, st);
+	if (r <= 0)
+		return r;
+	id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	r = adopt_internaldate(
+		s, folder_id, id,
+		&(struct sync_new_message){ .uid = uid, .internaldate = internaldate },
+		ret_changed);
+	return r < 0 ? r : 0;
 }
 
 int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const char *server_flags)

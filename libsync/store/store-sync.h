@@ -322,7 +322,8 @@ struct journal_entry {
 	char *args;	    /* may be NULL */
 	char *args_sent;    /* may be NULL */
 	int64_t attempts;
-	bool refused; /* the last try was refused (no attempt in flight since) */
+	int64_t created; /* Unix time the row was queued: no attempt is older */
+	bool refused;	 /* the last try was refused (no attempt in flight since) */
 };
 void journal_entry_free_contents(struct journal_entry *e);
 /* The account's first row with id > after_id: 1 and *ret, or 0 when none. */
@@ -391,6 +392,14 @@ int store_sync_message_get(struct store *s, int64_t id, struct sync_message *ret
  * were recorded: store_sync_uidvalidity_reset() first (the next sync
  * re-reads it), then this one takes uid. */
 int store_sync_message_set_uid(struct store *s, int64_t id, uint32_t uid, const char *server_flags);
+/*
+ * The server's INTERNALDATE for the message folder_id holds as uid, read
+ * back after its APPEND: kept when it is not the stored one (the Date
+ * with it when it came from the internal date), *ret_changed then true.
+ * No such message: 0, nothing changed.
+ */
+int store_sync_message_internaldate(struct store *s, int64_t folder_id, uint32_t uid,
+				    int64_t internaldate, bool *ret_changed);
 int store_sync_message_set_server_flags(struct store *s, int64_t id, const char *server_flags);
 /* The message row goes, with the journal rows about it. */
 int store_sync_message_delete(struct store *s, int64_t id);

@@ -512,6 +512,13 @@ check "  LastError empty" test -z "$(acct LastError)"
 check "  its InternalDate is the server's date.received" \
 	test "$(call "$DATES" $F GetMessage t "$FUT" | sed -n 's/^InternalDate=//p')" = "$FUT_SRV"
 check "  no failed operation" test "$(acct FailedOperations)" = 0
+fut_changed() {
+	saw_signal "^$DATES $F MessagesChanged \\[.*\\{Id=$FUT;[^}]*InternalDate=${FUT_SRV}[;}]" || {
+		signals_since | grep "MessagesChanged" | sed 's/^/    /'
+		return 1
+	}
+}
+check "  MessagesChanged carries the server's InternalDate" eventually 5 fut_changed
 
 # --- configuration reload ------------------------------------------------------------------------------
 cp "$CONF" "$WORK/good.conf"

@@ -822,6 +822,51 @@ START_TEST(test_append_uidplus)
 }
 END_TEST
 
+/*
+ * APPENDs of dates ahead of our clock, which a server may not keep
+ * (Dovecot stores the time of the APPEND instead): their UIDs' dates are
+ * read back, one UID FETCH for the folder at the journal's end, and the
+ * server's is kept where it differs.  One with a past date costs nothing.
+ */
+START_TEST(test_append_future_date_read_back)
+{
+	static const struct step script[] = {
+		{ .call = "append INBOX () 4102444800 local",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 5 },
+		{ .call = "append INBOX () 2000 local", .code = IMAP_CODE_APPENDUID, .new_uid = 6 },
+		{ .call = "append INBOX () 4102444800 local",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 7 },
+		SELECT_INBOX,
+		{ .call = "fetch 5,7 (UID INTERNALDATE)",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 5,
+						 .present = ENGINE_FETCH_DATE,
+						 .internaldate = 1796700000 } },
+			  { EV_FETCH, .fetch = { .uid = 7,
+						 .present = ENGINE_FETCH_DATE,
+						 .internaldate = 4102444800 } } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	local_message(1, "");
+	local_message(1, "");
+	exec("UPDATE message SET internaldate = 4102444800, date = 4102444800 WHERE id IN (2, 4);"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id) VALUES"
+	     " (1, 'append', 1, 2), (1, 'append', 1, 3), (1, 'append', 1, 4)");
+	res = run(script, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_uint_eq(res.stats.ops_replayed, 3);
+	ck_assert_str_eq(qs("SELECT group_concat(uid || ' ' || internaldate || ' ' ||"
+			    " coalesce(date, '-'), ', ')"
+			    " FROM (SELECT * FROM message WHERE id > 1 ORDER BY id)"),
+			 "5 1796700000 1796700000, 6 2000 -, 7 4102444800 4102444800");
+}
+END_TEST
+
 START_TEST(test_append_refused_kept)
 {
 	/* A NO that may pass ([OVERQUOTA]) keeps the row, with the server's
@@ -1174,6 +1219,58 @@ START_TEST(test_append_interrupted_found)
 			 "5 \\Flagged");
 	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
 	ck_assert_str_eq(qs("SELECT count(*) FROM message"), "2");
+}
+END_TEST
+
+/*
+ * The interrupted APPEND asked for a date the server did not keep (a year
+ * ahead: Dovecot stores the time of the APPEND instead): the copy there,
+ * with our Message-ID and size and a date earlier than the one asked but
+ * not before the row was queued, is ours; not appended a second time.
+ * One dated before the row was queued (less a day) is another message.
+ */
+START_TEST(test_append_interrupted_found_date_replaced)
+{
+	static const struct step script[] = {
+		SELECT_INBOX,
+		VERIFY_FINDS("<new@x>", 5, 1700000100, ""),
+		LOGOUT,
+		END,
+	};
+	static const struct step older[] = {
+		SELECT_INBOX,
+		VERIFY_FINDS("<new@x>", 5, 1699900000, ""),
+		{ .call = "append INBOX () 4102444800 local",
+		  .code = IMAP_CODE_APPENDUID,
+		  .new_uid = 6 },
+		{ .call = "fetch 6 (UID INTERNALDATE)",
+		  .ev = { { EV_FETCH, .fetch = { .uid = 6,
+						 .present = ENGINE_FETCH_DATE,
+						 .internaldate = 1800000000 } } } },
+		LOGOUT,
+		END,
+	};
+	struct sync_result res;
+
+	local_message(1, "");
+	exec("UPDATE message SET internaldate = 4102444800 WHERE id = 2;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent,"
+	     " created) VALUES (1, 'append', 1, 2, 1, 'uidnext=5', 1700000000)");
+	res = run_logged(script, ALL_CAPS, "message 2 ");
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(engine_log, "t: message 2 has the server's INTERNALDATE 1700000100\n"
+				     "t: message 2 is already on the server as UID 5\n");
+	ck_assert_str_eq(qs("SELECT uid || ' ' || internaldate FROM message WHERE id = 2"),
+			 "5 1700000100");
+	ck_assert_str_eq(qs("SELECT count(*) FROM journal"), "0");
+
+	exec("UPDATE message SET uid = NULL, internaldate = 4102444800 WHERE id = 2;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id, attempts, args_sent,"
+	     " created) VALUES (1, 'append', 1, 2, 1, 'uidnext=5', 1700000000)");
+	res = run(older, ALL_CAPS);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_str_eq(qs("SELECT uid || ' ' || internaldate FROM message WHERE id = 2"),
+			 "6 1800000000");
 }
 END_TEST
 
@@ -5605,7 +5702,9 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_append_body_lost);
 	tcase_add_test(tc, test_append_uid_logged_as_appended);
 	tcase_add_test(tc, test_append_without_uidplus_found_by_search);
+	tcase_add_test(tc, test_append_future_date_read_back);
 	tcase_add_test(tc, test_append_interrupted_found);
+	tcase_add_test(tc, test_append_interrupted_found_date_replaced);
 	tcase_add_test(tc, test_append_interrupted_found_lf);
 	tcase_add_test(tc, test_append_interrupted_missing_sent);
 	tcase_add_test(tc, test_flags_condstore);

@@ -558,6 +558,37 @@ START_TEST(test_interrupted_append_adopted)
 END_TEST
 
 /*
+ * An interrupted APPEND asked for a date a year ahead, which the server did
+ * not keep (Dovecot gives the time of the APPEND): the pull, before the
+ * replay, finds the server's copy by Message-ID and size with that earlier
+ * date, and the row takes it (not imported a second time).  A copy dated
+ * before the row was queued (less a day) is another message.
+ */
+START_TEST(test_interrupted_append_date_replaced)
+{
+	struct msg_summary sum = SUMMARY("<fut@x>");
+	struct sync_new_message m = {
+		.uid = 9, .flags = "", .internaldate = 1699900000, .size = 80, .summary = &sum
+	};
+	bool has_body, is_new;
+	int64_t pending, id;
+
+	pending = add_pending(JOURNAL_OP_APPEND, "<fut@x>", 80, 4102444800, NULL, "");
+	attempt_first("uidnext=9");
+	ck_assert_int_eq(exec_fmt("UPDATE journal SET created = 1700000000"), 0);
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert(is_new);
+	ck_assert_int_eq(store_sync_message_delete(s, id), 0);
+	m.internaldate = 1700000100;
+	ck_assert_int_eq(store_sync_new_message(s, inbox, &m, &id, &has_body, &is_new), 0);
+	ck_assert(!is_new);
+	ck_assert_int_eq(id, pending);
+	ck_assert_str_eq(qs("SELECT uid || ' ' || internaldate FROM message WHERE id = 1"),
+			 "9 1700000100");
+}
+END_TEST
+
+/*
  * body_follows: a row store_sync_new_message() inserts has has_body set and
  * *ret_has_body false (its body is the caller's to store now, with
  * store_sync_body_put_new()); a row it finds (a known UID, a re-matched
@@ -1165,6 +1196,7 @@ static Suite *store_sync_suite(void)
 	tcase_add_test(tc, test_internaldate_adopted);
 	tcase_add_test(tc, test_uid_collision_resets);
 	tcase_add_test(tc, test_interrupted_append_adopted);
+	tcase_add_test(tc, test_interrupted_append_date_replaced);
 	tcase_add_test(tc, test_body_follows);
 	tcase_add_test(tc, test_folder_recreate_and_delete);
 	tcase_add_test(tc, test_folder_fold);
