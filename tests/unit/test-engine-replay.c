@@ -4707,6 +4707,50 @@ START_TEST(test_ident_other_date_refused)
 END_TEST
 
 /*
+ * A date the store holds still in the future, the server's an earlier one:
+ * the date an APPEND of ours asked for, which the server did not keep
+ * (Dovecot stores the time of the APPEND for one more than 2 hours ahead;
+ * a store made before the replay read it back).  No proof of another
+ * message: the run goes on.  A past date of the store is compared as ever
+ * (test_ident_other_date_refused), and so is a future one when the
+ * server's is later still.
+ */
+START_TEST(test_ident_future_date_not_kept)
+{
+	static const struct step first[] = {
+		IDENT_INBOX(100, 5, 1796700000),
+		LIST_UNCHANGED,
+		{ .call = "select INBOX condstore" },
+		{ .call = "store 1 +($Work) 0" },
+		END,
+	};
+	static const struct step later[] = {
+		IDENT_INBOX(100, 5, 4102444801),
+		END,
+	};
+	struct sync_result res;
+
+	client_usable = true;
+	exec("UPDATE message SET internaldate = 4102444800 WHERE id = 1;"
+	     "UPDATE message_state SET flags = '$Work \\Seen' WHERE id = 1;"
+	     "INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'flags', 1, 1)");
+	res = run_with(first, LIST_STATUS_CAPS, RUN_ON_CLIENT);
+	ck_assert_msg(res.r == 0, "%d %s", res.r, res.reason);
+	ck_assert_str_eq(journal_rows(), "");
+
+	exec("INSERT INTO journal (account_id, op, folder_id, message_id)"
+	     " VALUES (1, 'expunge', 1, 1)");
+	res = run_sync(later, ALL_CAPS);
+	ck_assert_int_eq(res.r, -CPMSYNC_E_CONFIG);
+	ck_assert_ptr_nonnull(strstr(res.reason,
+				     "its UID 1 is another message than the store's"
+				     " <m1@x> (INTERNALDATE 2100-01-01 00:00:01 UTC,"
+				     " not 2100-01-01 00:00:00 UTC; the same UIDVALIDITY 7)"));
+}
+END_TEST
+
+/*
  * The same message under UID 1: the run goes on, the change is sent, and
  * a second run on the same connection does not check again (once per
  * connection); a new connection does.
@@ -5713,6 +5757,7 @@ static Suite *engine_replay_suite(void)
 	tcase_add_test(tc, test_flags_modified_merged);
 	tcase_add_test(tc, test_ident_other_server_refused);
 	tcase_add_test(tc, test_ident_other_date_refused);
+	tcase_add_test(tc, test_ident_future_date_not_kept);
 	tcase_add_test(tc, test_ident_once_per_connection);
 	tcase_add_test(tc, test_ident_nothing_against);
 	tcase_add_test(tc, test_ident_crlf_size);
