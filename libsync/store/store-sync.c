@@ -1163,9 +1163,12 @@ static int has_body(struct store *s, int64_t id, bool *ret)
 /*
  * The server's INTERNALDATE for row id, known by its UID, where it is not
  * the one kept: the date an APPEND asked for and the server did not keep
- * (Dovecot stores the time of the APPEND for a date at or after 2^31,
- * Cyrus caps it at 4294197631).  Kept as asked, the local search and the
- * server's disagreed, and a UIDVALIDITY change re-matched nothing by
+ * (Dovecot stores the time of the APPEND for a date more than 2 hours
+ * ahead of its clock, imap/cmd-append.c INTERNALDATE_MAX_FUTURE_SECS, so
+ * also for one at or after 2^31; Cyrus caps it at 4294197631).  Also
+ * read back right after the APPEND (engine-replay.c dates_note()).  Kept
+ * as asked, the local search and the server's disagreed, and a
+ * UIDVALIDITY change re-matched nothing by
  * (Message-ID, internal date, size): the messages came back as new ones,
  * under new Ids.  A Date taken from the internal date (none in the
  * header; store-message.c row_date()) follows it, and the row's
