@@ -200,7 +200,8 @@ struct request {
 	int fd;
 	uint64_t size;
 	bool streaming;
-	bool too_big; /* the server announced more than SESSION_FETCH_MAX */
+	bool too_big;  /* the server announced more than SESSION_FETCH_MAX */
+	bool answered; /* REQ_FETCH, REQ_CONVERT: a FETCH of uid came */
 	int64_t *ids;
 	size_t n_ids, alloc_ids;
 	struct rangeset uids;
@@ -1952,7 +1953,16 @@ static void request_finish(struct request *rq, int r, const char *reason)
 		}
 		if (r >= 0 && (rq->fd < 0 || rq->streaming)) {
 			r = -CPMSYNC_E_NOT_FOUND;
-			reason = "the server sent no content for that section";
+			if (rq->answered || rq->fd >= 0) {
+				reason = "the server sent no content for that section";
+			} else {
+				/* A UID FETCH of a UID gone answers OK and
+				 * nothing (RFC 9051 6.4.9): another client
+				 * expunged it.  A sync removes it here. */
+				reason = "the message is no longer on the server (another client "
+					 "removed it); the next sync removes it here";
+				rq->s->sync_wanted = true;
+			}
 		}
 		if (r >= 0 && lseek(rq->fd, 0, SEEK_SET) < 0) {
 			r = -errno;
@@ -2109,8 +2119,17 @@ static void request_untagged(struct cpmsync_session *s, struct request *rq,
 		}
 		break;
 	case IMAP_RT_FETCH:
-		if (rq->kind == REQ_ANNOTATION)
+		if (rq->kind == REQ_ANNOTATION) {
 			annotation_fetched(s, rq, resp);
+		} else if (rq->kind == REQ_FETCH || rq->kind == REQ_CONVERT) {
+			struct imap_fetch *f = calloc(1, sizeof(*f)); /* large: as above */
+
+			/* Of this UID: news of others may come meanwhile. */
+			if (f && imap_resp_fetch(resp, f) >= 0 && (f->present & IMAP_FETCH_UID) &&
+			    f->uid == rq->uid)
+				rq->answered = true;
+			free(f);
+		}
 		break;
 	case IMAP_RT_ACL:
 		if (rq->kind == REQ_ACL) {

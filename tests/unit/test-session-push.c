@@ -949,6 +949,94 @@ START_TEST(test_host_moved_no_request_connection)
 }
 END_TEST
 
+struct fetch_answer {
+	bool done;
+	int r;
+	char reason[256];
+};
+
+static void fetch_answer_cb(int r, const char *reason, int fd, uint64_t size, void *userdata)
+{
+	struct fetch_answer *a = userdata;
+
+	(void)size;
+	if (fd >= 0)
+		close(fd);
+	a->r = r;
+	snprintf(a->reason, sizeof(a->reason), "%s", reason ? reason : "");
+	a->done = true;
+}
+
+/* fetch_answered(ANSWER, REASON): a Fetch of UID 1 made before the session
+ * connected, which the server answers with ANSWER (untagged lines, then
+ * its OK): the request fails NotFound with REASON. */
+static void fetch_answered(const char *answer, const char *reason)
+{
+	struct cpmsync_session *session = NULL;
+	struct cpmsync_account account = ACCOUNT;
+	struct fetch_answer a = { 0 };
+	struct test_env env;
+	struct watch w = { 0 };
+	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 EXAMINE INBOX" },
+		{ SCRIPT_EXPECT, "a3 UID FETCH 1 (BODY.PEEK[TEXT])" },
+		{ SCRIPT_SEND, "a2 OK [READ-ONLY] examined\r\n" },
+		{ SCRIPT_SEND, answer },
+		{ SCRIPT_STALL, NULL },
+		{ SCRIPT_END, NULL },
+	};
+
+	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
+	account.port = env.port;
+	account.sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
+	ck_assert_int_eq(
+		store_exec(
+			store_from_public(env.store),
+			"INSERT INTO account (name, server_host, server_user)"
+			" VALUES ('a', '127.0.0.1', 'alice');"
+			"INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
+			" VALUES (1, 'INBOX', 'INBOX', 7, 3);"
+			"INSERT INTO message (folder_id, uid, size) VALUES (1, 1, 10), (1, 2, 20);"
+			"INSERT INTO message_state (id, flags, server_flags) VALUES"
+			" (1, '', ''), (2, '', '');"),
+		0);
+	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
+					     &w, &session),
+			 0);
+	ck_assert_int_eq(cpmsync_session_fetch(session, 1, "TEXT", fetch_answer_cb, &a), 0);
+	ck_assert(test_loop_run_until(env.loop, &a.done, 10000));
+	ck_assert_int_eq(a.r, -CPMSYNC_E_NOT_FOUND);
+	ck_assert_str_eq(a.reason, reason);
+	cpmsync_session_free(session);
+	test_env_end(&env);
+}
+
+/*
+ * A body asked for of a message another client expunged meanwhile: the
+ * UID FETCH answers OK and nothing of that UID (news of another may
+ * come).  The request says the message is gone (it said "the server sent
+ * no content for that section", as for a FETCH without the section),
+ * and a sync is wanted to remove it here.
+ */
+START_TEST(test_fetch_of_expunged_message)
+{
+	fetch_answered("* 2 FETCH (UID 2 FLAGS (\\Seen))\r\na3 OK fetched\r\n",
+		       "the message is no longer on the server (another client removed it); the "
+		       "next sync removes it here");
+}
+END_TEST
+
+/* A FETCH of the UID without the section asked for: as before. */
+START_TEST(test_fetch_without_section)
+{
+	fetch_answered("* 1 FETCH (UID 1 FLAGS (\\Seen))\r\na3 OK fetched\r\n",
+		       "the server sent no content for that section");
+}
+END_TEST
+
 START_TEST(test_one_loss_one_retry)
 {
 	struct cpmsync_session *session = NULL;
@@ -1911,6 +1999,8 @@ static Suite *session_push_suite(void)
 	tcase_add_test(tc, test_active_during_idle_start);
 	tcase_add_test(tc, test_host_moved_request_waits);
 	tcase_add_test(tc, test_host_moved_no_request_connection);
+	tcase_add_test(tc, test_fetch_of_expunged_message);
+	tcase_add_test(tc, test_fetch_without_section);
 	tcase_add_test(tc, test_request_during_sync);
 	tcase_add_test(tc, test_request_refused_connection_bounded);
 	suite_add_tcase(s, tc);
