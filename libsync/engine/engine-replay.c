@@ -871,11 +871,22 @@ static void append_lost(struct cpmsync_sync *e)
 		  (long long)R(e)->msg.id, R(e)->folder.server_name);
 }
 
+static void wait_for_list(struct cpmsync_sync *e, const char *folder);
+
 static void append_done(const struct engine_reply *res, void *userdata)
 {
 	struct cpmsync_sync *e = userdata;
 	struct replay *rp = R(e);
 
+	/* [TRYCREATE]: as for a UID COPY's destination (copy_done()), the
+	 * folder may have been renamed by another client: in a run without
+	 * LIST the row waits for the full sync that follows at once.  Its
+	 * mark stays: that replay looks for the message first (verify()). */
+	if (!e->finished && res->r == -CPMSYNC_E_SERVER && res->code == IMAP_CODE_TRYCREATE &&
+	    e->only_run) {
+		wait_for_list(e, rp->folder.server_name);
+		return;
+	}
 	if (cmd_refused(e, res, "APPEND"))
 		return;
 	if (res->code == IMAP_CODE_APPENDUID && res->new_uid) {
@@ -1133,8 +1144,6 @@ static void copy_lost(struct cpmsync_sync *e)
 	op_failed(e, "message %lld was copied to %s but cannot be found there",
 		  (long long)R(e)->msg.id, R(e)->dst.server_name);
 }
-
-static void wait_for_list(struct cpmsync_sync *e, const char *folder);
 
 static void copy_done(const struct engine_reply *res, void *userdata)
 {

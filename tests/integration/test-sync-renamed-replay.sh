@@ -22,6 +22,10 @@
 # 4. A folder the server refuses to SELECT (Locked, which the ACL lets the
 #    user look up only): each full sync skips it; the daemon says so once,
 #    and why, not at every sync.
+# 5. Online: Proj4 renamed to Proj5 on the server, then a message stored
+#    into Proj4 here (by the library), then a SetFlags: the run without
+#    LIST sends its APPEND, answered [TRYCREATE]; the message waits for the
+#    full sync that follows at once, which appends it to Proj5, once.
 set -u
 . "$(dirname "$0")/lib-sync.sh"
 lib_init
@@ -132,4 +136,24 @@ expect "locked: warned once, saying why" \
 	"$(grep -cxE "$locked \(warned once while the store is open\)" "$WORK/daemon.log")" 1
 expect "locked: the second sync's is a debug line (-v)" \
 	"$(grep -cxE "$locked" "$WORK/daemon.log")" 1
+# --- 5. a message stored into a folder renamed while online -------------------------
+check "append: State idle" wait_state idle 20
+check "server: RENAME Proj4 Proj5" da mailbox rename -u "$USER1" Proj4 Proj5
+printf 'Message-ID: <a1@renamed.test>\r\nSubject: stored\r\n\r\nbody\r\n' >"$WORK/a1.eml"
+# stored FOLDER: how many messages of FOLDER are <a1@renamed.test> on the server
+stored() { da search -u "$USER1" mailbox "$1" header Message-ID "<a1@renamed.test>" | wc -l; }
+has_stored() { test "$(stored "$1")" = 1; }
+: >"$WORK/daemon.log"
+"$OP" --db "$WORK/store.db" store a Proj4 "$WORK/a1.eml" >/dev/null || bail "cpmsync-op store"
+t0=$SECONDS
+"$CPMCTL" flag a INBOX "$cid" -\\Flagged || bail "cpmctl flag (append)"
+check "append: the message reached Proj5 (within 20 s; the back-off is 60 s)" within 20 has_stored Proj5
+echo "# reached Proj5 after $((SECONDS - t0)) s"
+check "append: the run without LIST had the APPEND answered [TRYCREATE]" \
+	grep -qF "the local changes of Proj4 wait for a full sync" "$WORK/daemon.log"
+check "append: nothing pending" eventually 10 nothing_pending
+expect "append: no failed operation" "$("$CPMCTL" failed a)" ""
+expect "append: the folder is Proj5 here" "$("$CPMCTL" folders a | cut -f1 | grep '^Proj')" Proj5
+no_refusal append
+expect "append: one message in Proj5" "$(stored Proj5)" 1
 finish
