@@ -815,6 +815,24 @@ static void fetched_cb(int r, const char *reason, int fd, uint64_t size, void *u
 	f->done = true;
 }
 
+/* The store of account a (alice at host): INBOX, UIDVALIDITY 7, UIDs 1
+ * and 2 (ids 1 and 2), as synced before. */
+static void seed_inbox(struct test_env *env, const char *host)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO account (name, server_host, server_user)"
+		 " VALUES ('a', '%s', 'alice');"
+		 "INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
+		 " VALUES (1, 'INBOX', 'INBOX', 7, 3);"
+		 "INSERT INTO message (folder_id, uid, size) VALUES (1, 1, 10), (1, 2, 20);"
+		 "INSERT INTO message_state (id, flags, server_flags) VALUES"
+		 " (1, '', ''), (2, '', '');",
+		 host);
+	ck_assert_int_eq(store_exec(store_from_public(env->store), sql), 0);
+}
+
 /*
  * The account's host changed (the store's copy is of alice at 10.9.8.7,
  * the session names 127.0.0.1), nothing queued, and a body is asked for
@@ -863,17 +881,7 @@ START_TEST(test_host_moved_request_waits)
 	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
 	account.port = env.port;
 	account.sync_bodies = CPMSYNC_SYNC_BODIES_NONE; /* the request's body alone */
-	ck_assert_int_eq(
-		store_exec(
-			store_from_public(env.store),
-			"INSERT INTO account (name, server_host, server_user)"
-			" VALUES ('a', '10.9.8.7', 'alice');"
-			"INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
-			" VALUES (1, 'INBOX', 'INBOX', 7, 3);"
-			"INSERT INTO message (folder_id, uid, size) VALUES (1, 1, 10), (1, 2, 20);"
-			"INSERT INTO message_state (id, flags, server_flags) VALUES"
-			" (1, '', ''), (2, '', '');"),
-		0);
+	seed_inbox(&env, "10.9.8.7");
 	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
 					     &w, &session),
 			 0);
@@ -918,17 +926,7 @@ START_TEST(test_host_moved_no_request_connection)
 	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
 	account.port = env.port;
 	account.sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
-	ck_assert_int_eq(
-		store_exec(
-			store_from_public(env.store),
-			"INSERT INTO account (name, server_host, server_user)"
-			" VALUES ('a', '10.9.8.7', 'alice');"
-			"INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
-			" VALUES (1, 'INBOX', 'INBOX', 7, 3);"
-			"INSERT INTO message (folder_id, uid, size) VALUES (1, 1, 10), (1, 2, 20);"
-			"INSERT INTO message_state (id, flags, server_flags) VALUES"
-			" (1, '', ''), (2, '', '');"),
-		0);
+	seed_inbox(&env, "10.9.8.7");
 	ck_assert_int_eq(setenv("CPMSYNC_REQUEST_WAIT_MS", "300", 1), 0);
 	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
 					     &w, &session),
@@ -992,17 +990,7 @@ static void fetch_answered(const char *answer, const char *reason)
 	test_env_start(&env, script, TEST_ENV_TCP | TEST_ENV_STORE);
 	account.port = env.port;
 	account.sync_bodies = CPMSYNC_SYNC_BODIES_NONE;
-	ck_assert_int_eq(
-		store_exec(
-			store_from_public(env.store),
-			"INSERT INTO account (name, server_host, server_user)"
-			" VALUES ('a', '127.0.0.1', 'alice');"
-			"INSERT INTO folder (account_id, name, server_name, uidvalidity, uidnext)"
-			" VALUES (1, 'INBOX', 'INBOX', 7, 3);"
-			"INSERT INTO message (folder_id, uid, size) VALUES (1, 1, 10), (1, 2, 20);"
-			"INSERT INTO message_state (id, flags, server_flags) VALUES"
-			" (1, '', ''), (2, '', '');"),
-		0);
+	seed_inbox(&env, "127.0.0.1");
 	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
 					     &w, &session),
 			 0);
