@@ -1068,6 +1068,9 @@ static void other_writers_check(struct daemon *d)
 	 * timeout) is tried again. */
 	if (d->svc)
 		cpm_service_others_wrote(d->svc);
+	else if (cpmsync_store_forget_changes(d->store) < 0)
+		log_debug("could not drop the changes other processes recorded: %s",
+			  cpmsync_store_error(d->store));
 	if (cpmsync_store_content_stamp(d->store, stamp) < 0)
 		return;
 	if (d->has_data_version && stamp[0] == d->data_version)

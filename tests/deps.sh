@@ -16,8 +16,9 @@ PACKAGES=(
 	clang libclang-rt-14-dev
 	# tests and demo: a real IMAP server (conflicts with cyrus-imapd: apt
 	# would remove that), a private bus (dbus-daemon, dbus-run-session),
-	# certificates, pgrep, ss
-	dovecot-imapd dbus dbus-daemon openssl procps iproute2
+	# certificates, pgrep, ss, and the sqlite3 tool (a few scripts read the
+	# store behind the daemon's back: test-online-restart, test-sync-endpoint)
+	dovecot-imapd dbus dbus-daemon openssl procps iproute2 sqlite3
 	# the second test server, Cyrus IMAP 3.6 (tests/cyrus/cyrus-ctl.sh): its
 	# own packages conflict with dovecot-imapd and are only unpacked there
 	# (apt-get download + dpkg -x); these are the libraries it needs that

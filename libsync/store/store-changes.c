@@ -576,6 +576,42 @@ fail:
 	return r;
 }
 
+int cpmsync_store_forget_changes(struct cpmsync_store *store)
+{
+	struct store *s = store_call(store);
+	sqlite3_stmt *st;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	/* Another app's handle records them; a watching daemon takes them. */
+	if (*store_foreign_slot(s) != STORE_FOREIGN_READ || *store_watch_slot(s) ||
+	    store_in_transaction(s))
+		return 0;
+	r = store_prepare(s,
+			  "SELECT EXISTS (SELECT 1 FROM main.foreign_change)"
+			  " OR EXISTS (SELECT 1 FROM main.foreign_conv_note)",
+			  &st);
+	if (r < 0)
+		return r;
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	r = r > 0 && sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (!r)
+		return 0;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = store_exec(s, "DELETE FROM main.foreign_change; DELETE FROM main.foreign_conv_note;");
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
 int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max)
 {
 	struct store *s = store_call(store);

@@ -244,6 +244,11 @@ flagged() {
 		grep -qF '$Daemon'
 }
 check "the port set back: the daemon sends the change to server one" eventually 20 flagged
+# The flag change above was recorded for the daemon's signals (cpmsync-op
+# writes as an app does); without D-Bus nothing takes it, and the daemon's
+# 2 s store check drops it (cpmsync_store_forget_changes()).
+foreign_gone() { test "$(sqlite3 -readonly "$DB" 'SELECT count(*) FROM foreign_change')" = 0; }
+check "without D-Bus, what an app recorded for signals is dropped" eventually 5 foreign_gone
 kill "$DPID" && wait "$DPID"
 expect "the daemon stops on SIGTERM" "$?" 0
 expect "nothing waits" "$(ops "$DB")" ""

@@ -401,6 +401,41 @@ static const char *foreign_rows(struct cpmsync_store *h)
 			       " || (SELECT count(*) FROM foreign_conv_note)");
 }
 
+/*
+ * A daemon without D-Bus (cpm-syncd --no-dbus) never watches, so nothing
+ * takes what apps record for it: cpmsync_store_forget_changes() drops it
+ * (the daemon's 2 s store check calls it).  On an app's handle, or a
+ * watching daemon's, it does nothing.
+ */
+START_TEST(test_unwatched_daemon_forgets_changes)
+{
+	const char *seen[] = { "\\Seen", NULL };
+	struct cpmsync_store *d = NULL, *w;
+	char *err = NULL;
+	int64_t id;
+
+	ck_assert_int_eq(cpmsync_store_open(dbpath, CPMSYNC_STORE_DAEMON, &d, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(cpmsync_op_store(cs, "a", "INBOX", msg, sizeof(msg) - 1, NULL, 0, &id), 0);
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id, 1, seen, NULL), 0);
+	ck_assert_str_eq(foreign_rows(d), "4 0"); /* the setup's two folders too */
+	ck_assert_int_eq(cpmsync_store_forget_changes(cs), 0);
+	ck_assert_str_eq(foreign_rows(d), "4 0");
+	ck_assert_int_eq(cpmsync_store_forget_changes(d), 0);
+	ck_assert_str_eq(foreign_rows(d), "0 0");
+	ck_assert_int_eq(cpmsync_store_forget_changes(d), 0); /* none: no write */
+	cpmsync_store_close(d);
+
+	/* A watching daemon's are for its takes. */
+	w = daemon_open();
+	ck_assert_int_eq(cpmsync_op_set_flags(cs, &id, 1, NULL, seen), 0);
+	ck_assert_str_eq(foreign_rows(w), "1 0");
+	ck_assert_int_eq(cpmsync_store_forget_changes(w), 0);
+	ck_assert_str_eq(foreign_rows(w), "1 0");
+	cpmsync_store_close(w);
+}
+END_TEST
+
 START_TEST(test_others_changes_reach_the_daemon)
 {
 	struct cpmsync_change c[16];
@@ -556,6 +591,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_refused_and_discard);
 	tcase_add_test(tc, test_set_acl);
 	tcase_add_test(tc, test_others_changes_reach_the_daemon);
+	tcase_add_test(tc, test_unwatched_daemon_forgets_changes);
 	tcase_add_test(tc, test_others_changes_in_rounds);
 	tcase_add_test(tc, test_others_conversations);
 	tcase_add_test(tc, test_daemon_flag_read_write_only);

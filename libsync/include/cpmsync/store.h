@@ -290,6 +290,14 @@ int cpmsync_store_watch(struct cpmsync_store *store, cpmsync_store_notify_fn not
  */
 int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max);
 /*
+ * The daemon's handle (CPMSYNC_STORE_DAEMON) when it does not watch
+ * (cpm-syncd --no-dbus: nobody to signal to): drops what other handles
+ * recorded for it, which would otherwise only grow.  Does nothing on
+ * another handle, a watching one (its takes empty them), or inside a
+ * transaction.  0 or a negative errno.
+ */
+int cpmsync_store_forget_changes(struct cpmsync_store *store);
+/*
  * A stamp of what this handle reads: ret_stamp[0] changes with every
  * commit of another connection (and only then), ret_stamp[1] with every
  * row written through this handle (committed, rolled back or still
