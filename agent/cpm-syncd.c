@@ -446,6 +446,11 @@ static int run_once(struct config *cfg, const char *only)
 		free(err);
 		return 1;
 	}
+	/* What apps recorded for a daemon's signals: nobody takes it here
+	 * (cpmsync_store_forget_changes()); a run from cron would let it grow. */
+	if (cpmsync_store_forget_changes(store) < 0)
+		log_debug("could not drop the changes other processes recorded: %s",
+			  cpmsync_store_error(store));
 	r = cpmsync_loop_new(&loop);
 	if (r < 0) {
 		log_error("cannot create the event loop: %s", cpmsync_strerror(r));

@@ -225,6 +225,10 @@ check "a flag change to it queued" "$OP" --db "$DB" flags "$lf" -- +'$Later'
 check "the run sends it" sync_once "$CONF" "$WORK/lf2.log"
 got=$(d1 -f tab fetch -u "$USER1" 'flags' mailbox INBOX header message-id lf@local.test | tail -n +2)
 expect "server one has the flag" "$got" '$Later'
+# The flag change was recorded for a daemon's signals (cpmsync-op writes
+# as an app does); a --once run has nobody to signal to and drops it.
+expect "a --once run drops what an app recorded for signals" \
+	"$(sqlite3 -readonly "$DB" 'SELECT count(*) FROM foreign_change')" 0
 
 # --- 5. the daemon: the account's error, until the settings change -----------------
 CONF=$WORK/same.conf
