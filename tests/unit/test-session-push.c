@@ -965,9 +965,12 @@ static void fetch_answer_cb(int r, const char *reason, int fd, uint64_t size, vo
 	a->done = true;
 }
 
-/* fetch_answered(ANSWER, REASON): a Fetch of UID 1 made before the session
- * connected, which the server answers with ANSWER (untagged lines, then
- * its OK): the request fails NotFound with REASON. */
+/* fetch_answered(ANSWER, REASON): a Fetch of UID 1 made while the
+ * session's first sync waits for its LIST, so that it runs on a request
+ * connection (made before the session connected, it could race the
+ * session's own connection to the scripted peer, which takes one), whose
+ * UID FETCH the server answers with ANSWER (untagged lines, then its OK):
+ * the request fails NotFound with REASON. */
 static void fetch_answered(const char *answer, const char *reason)
 {
 	struct cpmsync_session *session = NULL;
@@ -976,6 +979,12 @@ static void fetch_answered(const char *answer, const char *reason)
 	struct test_env env;
 	struct watch w = { 0 };
 	const struct script_step script[] = {
+		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
+		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
+		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
+		{ SCRIPT_EXPECT, "a2 LIST \"\" \"*\"" },
+		{ SCRIPT_ACCEPT, "keep" },
+		/* the request connection */
 		{ SCRIPT_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n" },
 		{ SCRIPT_EXPECT, "a1 LOGIN alice" },
 		{ SCRIPT_SEND, "a1 OK [CAPABILITY IMAP4rev1] in\r\n" },
@@ -994,8 +1003,9 @@ static void fetch_answered(const char *answer, const char *reason)
 	ck_assert_int_eq(cpmsync_session_new(env.loop, env.store, &account, &OPTIONS, &CALLBACKS,
 					     &w, &session),
 			 0);
+	ck_assert(test_loop_run_until(env.loop, &w.syncing, 3000));
 	ck_assert_int_eq(cpmsync_session_fetch(session, 1, "TEXT", fetch_answer_cb, &a), 0);
-	ck_assert(test_loop_run_until(env.loop, &a.done, 10000));
+	ck_assert(test_loop_run_until(env.loop, &a.done, 3000));
 	ck_assert_int_eq(a.r, -CPMSYNC_E_NOT_FOUND);
 	ck_assert_str_eq(a.reason, reason);
 	cpmsync_session_free(session);
