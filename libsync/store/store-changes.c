@@ -305,6 +305,41 @@ static int data_version(struct store *s, int64_t *ret)
 	return 0;
 }
 
+/* Whether other connections left rows for the daemon: 1, 0 or -errno. */
+static int foreign_any(struct store *s)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_prepare(s,
+			  "SELECT EXISTS (SELECT 1 FROM main.foreign_change)"
+			  " OR EXISTS (SELECT 1 FROM main.foreign_conv_note)",
+			  &st);
+	if (r < 0)
+		return r;
+	r = store_step(s, st);
+	if (r < 0)
+		return r;
+	r = r > 0 && sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return r;
+}
+
+/* Drops every row other connections left, in a transaction of its own. */
+static int foreign_delete(struct store *s)
+{
+	int r = store_begin(s);
+
+	if (r < 0)
+		return r;
+	r = store_exec(s, "DELETE FROM main.foreign_change; DELETE FROM main.foreign_conv_note;");
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s);
+}
+
 /*
  * The daemon's watch begins: what apps recorded before it is dropped.
  * Nobody listened then (D-Bus apps learn the store's state by reading
@@ -315,15 +350,7 @@ static int foreign_trim(struct store *s, struct watch *w)
 {
 	int r;
 
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	r = store_exec(s, "DELETE FROM main.foreign_change; DELETE FROM main.foreign_conv_note;");
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	r = store_commit(s);
+	r = foreign_delete(s);
 	if (r < 0)
 		return r;
 	/* Our own commit does not move it. */
@@ -520,17 +547,9 @@ static int take_foreign(struct store *s, struct watch *w, struct cpmsync_change 
 	if (version == w->foreign_version && !w->foreign_more)
 		return 0;
 	w->foreign_more = true; /* until the rows are read */
-	r = store_prepare(s,
-			  "SELECT EXISTS (SELECT 1 FROM main.foreign_change)"
-			  " OR EXISTS (SELECT 1 FROM main.foreign_conv_note)",
-			  &st);
+	r = foreign_any(s);
 	if (r < 0)
 		return r;
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	r = r > 0 && sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
 	if (!r) {
 		/* A commit that changed nothing a signal shows (the journal
 		 * only, a preview): no write transaction for it. */
@@ -579,7 +598,6 @@ fail:
 int cpmsync_store_forget_changes(struct cpmsync_store *store)
 {
 	struct store *s = store_call(store);
-	sqlite3_stmt *st;
 	int r;
 
 	if (!s)
@@ -588,28 +606,10 @@ int cpmsync_store_forget_changes(struct cpmsync_store *store)
 	if (*store_foreign_slot(s) != STORE_FOREIGN_READ || *store_watch_slot(s) ||
 	    store_in_transaction(s))
 		return 0;
-	r = store_prepare(s,
-			  "SELECT EXISTS (SELECT 1 FROM main.foreign_change)"
-			  " OR EXISTS (SELECT 1 FROM main.foreign_conv_note)",
-			  &st);
+	r = foreign_any(s);
 	if (r < 0)
 		return r;
-	r = store_step(s, st);
-	if (r < 0)
-		return r;
-	r = r > 0 && sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
-	if (!r)
-		return 0;
-	r = store_begin(s);
-	if (r < 0)
-		return r;
-	r = store_exec(s, "DELETE FROM main.foreign_change; DELETE FROM main.foreign_conv_note;");
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s);
+	return r ? foreign_delete(s) : 0;
 }
 
 int cpmsync_store_take_changes(struct cpmsync_store *store, struct cpmsync_change *ret, size_t max)
